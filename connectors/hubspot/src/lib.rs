@@ -1,0 +1,1 @@
+//! ferry connector for hubspot: to be written.

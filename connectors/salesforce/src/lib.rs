@@ -1,0 +1,1 @@
+//! ferry connector for salesforce: to be written.

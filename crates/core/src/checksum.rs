@@ -1,0 +1,275 @@
+//! SHA-256 checksums over a canonical encoding of records, and an order-independent aggregate.
+//!
+//! The encoding never goes through `serde_json::to_vec` of a map: key order there depends on
+//! crate features elsewhere in the build. Instead fields are visited in sorted order and every
+//! part is length-prefixed and type-tagged, so two different records cannot encode the same.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+use sha2::{Digest as _, Sha256};
+
+use crate::model::{Record, Value};
+
+/// Version tag hashed first, so a change of encoding can never compare equal to an old digest.
+const ENCODING_TAG: &[u8] = b"ferry.record.v1\0";
+
+/// A record's SHA-256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub [u8; 32]);
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Which fields a checksum covers: those the sink stores and can return on read-back.
+///
+/// A source may carry fields a sink cannot store (system timestamps, say); hashing only the
+/// stored ones makes the digest before the write comparable with the one after read-back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Projection {
+    fields: Vec<String>,
+}
+
+impl Projection {
+    /// A projection over the given canonical field names.
+    pub fn new<I, S>(fields: I) -> Projection
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut fields: Vec<String> = fields.into_iter().map(Into::into).collect();
+        fields.sort();
+        fields.dedup();
+        Projection { fields }
+    }
+
+    /// Whether the projection covers `field`.
+    pub fn contains(&self, field: &str) -> bool {
+        self.fields.binary_search_by(|f| f.as_str().cmp(field)).is_ok()
+    }
+
+    /// The covered field names, sorted.
+    pub fn fields(&self) -> &[String] {
+        &self.fields
+    }
+}
+
+/// Hashes `record`'s fields that `projection` covers, with its object type and source id.
+pub fn record_digest(record: &Record, projection: &Projection) -> Digest {
+    let mut h = Sha256::new();
+    h.update(ENCODING_TAG);
+    put_str(&mut h, record.object.as_str());
+    put_str(&mut h, &record.source_id);
+    // BTreeMap iterates in key order, which is the canonical order.
+    for (name, value) in &record.fields {
+        if !projection.contains(name) {
+            continue;
+        }
+        if matches!(value, Value::Text(s) | Value::Reference(s) if s.is_empty()) {
+            continue; // an empty string and an absent value mean the same to every vendor
+        }
+        put_str(&mut h, name);
+        put_value(&mut h, value);
+    }
+    Digest(h.finalize().into())
+}
+
+fn put_str(h: &mut Sha256, s: &str) {
+    h.update((s.len() as u64).to_be_bytes());
+    h.update(s.as_bytes());
+}
+
+fn put_value(h: &mut Sha256, value: &Value) {
+    match value {
+        Value::Text(s) => {
+            h.update([b'T']);
+            put_str(h, s);
+        }
+        Value::Reference(s) => {
+            h.update([b'R']);
+            put_str(h, s);
+        }
+        Value::Bool(b) => h.update([b'B', u8::from(*b)]),
+        Value::Integer(n) => {
+            h.update([b'I']);
+            h.update(n.to_be_bytes());
+        }
+        Value::Decimal(n) => {
+            h.update([b'D']);
+            // Shortest round-trip form: equal numbers hash equal however the vendor spelled them.
+            put_str(h, &crate::model::format_decimal(*n));
+        }
+        Value::Timestamp(ms) => {
+            h.update([b'S']);
+            h.update(ms.to_be_bytes());
+        }
+    }
+}
+
+/// An order-independent digest of a set of records: the sum of their digests modulo 2^256,
+/// with a count.
+///
+/// A sum, unlike XOR, does not cancel when the same record appears twice, and it can be built
+/// from batches in any order and merged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AggregateDigest {
+    limbs: [u64; 4],
+    count: u64,
+}
+
+impl AggregateDigest {
+    /// Adds one record digest.
+    pub fn add(&mut self, digest: &Digest) {
+        let mut carry = 0u128;
+        for i in (0..4).rev() {
+            let limb = u64::from_be_bytes(digest.0[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+            let sum = self.limbs[i] as u128 + limb as u128 + carry;
+            self.limbs[i] = sum as u64;
+            carry = sum >> 64;
+        }
+        self.count += 1;
+    }
+
+    /// Merges another aggregate into this one.
+    pub fn merge(&mut self, other: &AggregateDigest) {
+        let mut carry = 0u128;
+        for i in (0..4).rev() {
+            let sum = self.limbs[i] as u128 + other.limbs[i] as u128 + carry;
+            self.limbs[i] = sum as u64;
+            carry = sum >> 64;
+        }
+        self.count += other.count;
+    }
+
+    /// How many record digests were added.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The sum as 64 hex digits.
+    pub fn hex(&self) -> String {
+        self.limbs.iter().map(|l| format!("{l:016x}")).collect()
+    }
+}
+
+impl Serialize for AggregateDigest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("sha256-sum:{}:{}", self.count, self.hex()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ObjectType, field};
+
+    fn contact(id: &str, email: &str) -> Record {
+        let mut r = Record::new(ObjectType::Contacts, id);
+        r.set(field::EMAIL, Value::Text(email.into()));
+        r.set(field::LAST_NAME, Value::Text("Gilmore".into()));
+        r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
+        r.set(field::CREATED_AT, Value::Timestamp(1_654_094_108_469));
+        r
+    }
+
+    fn all() -> Projection {
+        Projection::new(ObjectType::Contacts.fields().iter().map(|f| f.name))
+    }
+
+    #[test]
+    fn insertion_order_does_not_change_the_digest() {
+        let a = contact("1", "a@example.com");
+        let mut b = Record::new(ObjectType::Contacts, "1");
+        b.set(field::CREATED_AT, Value::Timestamp(1_654_094_108_469));
+        b.set(field::EMAIL_OPT_OUT, Value::Bool(true));
+        b.set(field::LAST_NAME, Value::Text("Gilmore".into()));
+        b.set(field::EMAIL, Value::Text("a@example.com".into()));
+        assert_eq!(record_digest(&a, &all()), record_digest(&b, &all()));
+    }
+
+    #[test]
+    fn any_change_changes_the_digest() {
+        let base = record_digest(&contact("1", "a@example.com"), &all());
+        assert_ne!(base, record_digest(&contact("2", "a@example.com"), &all()));
+        assert_ne!(base, record_digest(&contact("1", "b@example.com"), &all()));
+        let mut flipped = contact("1", "a@example.com");
+        flipped.set(field::EMAIL_OPT_OUT, Value::Bool(false));
+        assert_ne!(base, record_digest(&flipped, &all()), "an opt-out change must be caught");
+        let mut company = contact("1", "a@example.com");
+        company.object = ObjectType::Companies;
+        assert_ne!(base, record_digest(&company, &all()));
+    }
+
+    #[test]
+    fn type_tags_and_length_prefixes_keep_values_apart() {
+        let mut text = Record::new(ObjectType::Contacts, "1");
+        text.set(field::COMPANY, Value::Text("42".into()));
+        let mut reference = Record::new(ObjectType::Contacts, "1");
+        reference.set(field::COMPANY, Value::Reference("42".into()));
+        assert_ne!(record_digest(&text, &all()), record_digest(&reference, &all()));
+
+        let mut split_a = Record::new(ObjectType::Contacts, "1");
+        split_a.set(field::FIRST_NAME, Value::Text("ab".into()));
+        split_a.set(field::LAST_NAME, Value::Text("c".into()));
+        let mut split_b = Record::new(ObjectType::Contacts, "1");
+        split_b.set(field::FIRST_NAME, Value::Text("a".into()));
+        split_b.set(field::LAST_NAME, Value::Text("bc".into()));
+        assert_ne!(record_digest(&split_a, &all()), record_digest(&split_b, &all()));
+    }
+
+    #[test]
+    fn projection_ignores_fields_the_sink_does_not_store() {
+        let stored = Projection::new([field::EMAIL, field::LAST_NAME, field::EMAIL_OPT_OUT]);
+        let mut without_timestamp = contact("1", "a@example.com");
+        without_timestamp.fields.remove(field::CREATED_AT);
+        let with = record_digest(&contact("1", "a@example.com"), &stored);
+        assert_eq!(with, record_digest(&without_timestamp, &stored));
+    }
+
+    #[test]
+    fn empty_text_equals_absent() {
+        let mut empty = contact("1", "a@example.com");
+        empty.set(field::CITY, Value::Text(String::new()));
+        assert_eq!(record_digest(&empty, &all()), record_digest(&contact("1", "a@example.com"), &all()));
+    }
+
+    #[test]
+    fn aggregate_is_order_independent_and_counts_duplicates() {
+        let digests: Vec<Digest> =
+            (0..50).map(|i| record_digest(&contact(&i.to_string(), "x@example.com"), &all())).collect();
+        let mut forward = AggregateDigest::default();
+        digests.iter().for_each(|d| forward.add(d));
+        let mut backward = AggregateDigest::default();
+        digests.iter().rev().for_each(|d| backward.add(d));
+        assert_eq!(forward, backward);
+
+        let (left, right) = digests.split_at(20);
+        let mut a = AggregateDigest::default();
+        left.iter().for_each(|d| a.add(d));
+        let mut b = AggregateDigest::default();
+        right.iter().for_each(|d| b.add(d));
+        a.merge(&b);
+        assert_eq!(a, forward);
+
+        let mut twice = AggregateDigest::default();
+        twice.add(&digests[0]);
+        twice.add(&digests[0]);
+        assert_ne!(twice, AggregateDigest::default());
+        assert_eq!(twice.count(), 2);
+    }
+}

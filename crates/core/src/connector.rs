@@ -1,0 +1,103 @@
+//! The traits a connector implements: [`Source`] to read a vendor, [`Sink`] to write one.
+//!
+//! Contracts (checked by the end-to-end tests and, later, the conformance suite):
+//! - A source pages through every live record of an object type exactly once, in a stable
+//!   order, resuming from an opaque cursor it handed out earlier.
+//! - A sink writes a batch as upserts keyed by the source id, so running twice creates nothing
+//!   new, and reports one outcome per input record, in input order. A record the vendor refuses
+//!   is an outcome, not an error: only a failure of the whole request is an `Err`.
+//! - A sink reads records back by source id, mapped to canonical form with the same mapping,
+//!   so the checksums before and after the write are comparable.
+//! - Nothing a connector returns or logs carries a secret; rejection reasons carry vendor error
+//!   codes and field names, never field values (vendors quote values in their messages).
+
+use async_trait::async_trait;
+
+use crate::error::ConnectorResult;
+use crate::model::{ObjectType, Record};
+
+/// One page of records read from a source, and the cursor of the next page if there is one.
+#[derive(Debug, Default)]
+pub struct Page {
+    /// The records on this page, in canonical form.
+    pub records: Vec<Record>,
+    /// The opaque cursor of the next page; `None` on the last page.
+    pub next: Option<String>,
+    /// Records on this page that could not be mapped (a value of the wrong type, say): the
+    /// source id and the reason, which names the field but never the value.
+    pub unreadable: Vec<RecordRejection>,
+}
+
+/// A vendor to read records from.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// The vendor's name as used in config files and messages, e.g. `"hubspot"`.
+    fn vendor(&self) -> &'static str;
+
+    /// Checks connectivity and credentials with one cheap request.
+    async fn check(&self) -> ConnectorResult<()>;
+
+    /// Reads the page of `object` at `cursor` (`None` for the first page).
+    async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page>;
+}
+
+/// Where a written record now lives in the sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// The record's id in the sink.
+    pub sink_id: String,
+    /// Whether the upsert created it (`false`: it updated an existing record).
+    pub created: bool,
+}
+
+/// Why one record was refused. Carries no field value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordRejection {
+    /// The record's source id.
+    pub source_id: String,
+    /// A short machine-readable code, the vendor's where it gave one (`REQUIRED_FIELD_MISSING`).
+    pub code: String,
+    /// A sentence naming the fields involved, never their values.
+    pub reason: String,
+}
+
+/// The outcome of writing one record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordOutcome {
+    /// The record's source id.
+    pub source_id: String,
+    /// Where it was written, or why it was refused.
+    pub result: Result<Written, RecordRejection>,
+}
+
+/// A vendor to write records to.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// The vendor's name as used in config files and messages, e.g. `"salesforce"`.
+    fn vendor(&self) -> &'static str;
+
+    /// The most records one `upsert` call may carry (the vendor's batch limit).
+    fn batch_size(&self, object: ObjectType) -> usize;
+
+    /// The most source ids one `read_back` call may carry.
+    fn read_back_size(&self, object: ObjectType) -> usize;
+
+    /// The canonical fields this sink stores and returns on read-back; checksums cover these.
+    fn stored_fields(&self, object: ObjectType) -> Vec<String>;
+
+    /// Checks connectivity and credentials with one cheap request.
+    async fn check(&self) -> ConnectorResult<()>;
+
+    /// Makes sure `object` can be written (the external-id field exists, say). Fails with a
+    /// [`crate::ConnectorError::Setup`] that says exactly what to do when it cannot.
+    async fn prepare(&self, object: ObjectType) -> ConnectorResult<()>;
+
+    /// Upserts `records` (at most `batch_size`), keyed by source id, returning one outcome per
+    /// record in the same order. References to parents (a contact's company) hold the parent's
+    /// source id; the sink resolves them to its own ids.
+    async fn upsert(&self, object: ObjectType, records: &[Record]) -> ConnectorResult<Vec<RecordOutcome>>;
+
+    /// Reads back the records with the given source ids (at most `read_back_size`), in canonical
+    /// form. Ids not found are simply absent from the result.
+    async fn read_back(&self, object: ObjectType, source_ids: &[String]) -> ConnectorResult<Vec<Record>>;
+}

@@ -1,0 +1,13 @@
+//! ferry's engine: the canonical record model, the connector traits, the pipeline that moves
+//! records between them, the shared HTTP layer, checksums and the run report.
+
+pub mod checksum;
+pub mod connector;
+pub mod error;
+pub mod http;
+pub mod model;
+
+pub use checksum::{AggregateDigest, Digest, Projection, record_digest};
+pub use connector::{Page, RecordOutcome, RecordRejection, Sink, Source, Written};
+pub use error::{ConnectorError, ConnectorResult};
+pub use model::{FieldSpec, FieldType, ObjectType, Record, Value, field};

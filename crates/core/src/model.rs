@@ -1,0 +1,453 @@
+//! The canonical record model every connector maps to and from.
+//!
+//! N vendors need N mappings, not N²: each connector translates its vendor's shape into these
+//! field names and value types, and back. Field names are plain strings so that custom fields
+//! named by a mapping can travel alongside the standard ones.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The kinds of CRM object ferry moves, in the order they must be written (parents first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectType {
+    /// Organisations: HubSpot companies, Salesforce accounts.
+    Companies,
+    /// People: HubSpot contacts, Salesforce contacts.
+    Contacts,
+}
+
+impl ObjectType {
+    /// Every object type, parents before children, which is the order a migration writes them.
+    pub const ALL: [ObjectType; 2] = [ObjectType::Companies, ObjectType::Contacts];
+
+    /// The name used in configuration files, reports and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectType::Companies => "companies",
+            ObjectType::Contacts => "contacts",
+        }
+    }
+
+    /// Parses a configuration name such as `"contacts"`.
+    pub fn parse(name: &str) -> Option<ObjectType> {
+        ObjectType::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
+    /// The canonical fields of this object type.
+    pub fn fields(self) -> &'static [FieldSpec] {
+        match self {
+            ObjectType::Companies => COMPANY_FIELDS,
+            ObjectType::Contacts => CONTACT_FIELDS,
+        }
+    }
+
+    /// The canonical field spec called `name`, if this object type has one.
+    pub fn field(self, name: &str) -> Option<&'static FieldSpec> {
+        self.fields().iter().find(|f| f.name == name)
+    }
+}
+
+impl fmt::Display for ObjectType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The type of a canonical field, which decides how values are normalised and hashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    /// Free text, kept exactly as the vendor returned it.
+    Text,
+    /// An email address; checked for shape and duplicates before it is written.
+    Email,
+    /// A phone number, kept as text (vendors do not agree on a format).
+    Phone,
+    /// A yes/no flag such as an opt-out.
+    Bool,
+    /// A whole number.
+    Integer,
+    /// A decimal amount such as annual revenue.
+    Decimal,
+    /// A point in time, kept as milliseconds since the Unix epoch, UTC.
+    Timestamp,
+    /// The source id of another record of the given type (an association).
+    Reference(ObjectType),
+}
+
+/// One canonical field: its name and type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldSpec {
+    /// The canonical name, e.g. `"email"`.
+    pub name: &'static str,
+    /// How the value is normalised and hashed.
+    pub ty: FieldType,
+}
+
+/// Canonical field names, so connectors and the engine never spell them twice.
+pub mod field {
+    pub const EMAIL: &str = "email";
+    pub const FIRST_NAME: &str = "first_name";
+    pub const LAST_NAME: &str = "last_name";
+    pub const PHONE: &str = "phone";
+    pub const MOBILE_PHONE: &str = "mobile_phone";
+    pub const JOB_TITLE: &str = "job_title";
+    pub const STREET: &str = "street";
+    pub const CITY: &str = "city";
+    pub const STATE: &str = "state";
+    pub const POSTAL_CODE: &str = "postal_code";
+    pub const COUNTRY: &str = "country";
+    pub const EMAIL_OPT_OUT: &str = "email_opt_out";
+    pub const CREATED_AT: &str = "created_at";
+    pub const UPDATED_AT: &str = "updated_at";
+    /// On a contact: the source id of its primary company.
+    pub const COMPANY: &str = "company";
+    pub const NAME: &str = "name";
+    pub const DOMAIN: &str = "domain";
+    pub const INDUSTRY: &str = "industry";
+    pub const EMPLOYEE_COUNT: &str = "employee_count";
+    pub const ANNUAL_REVENUE: &str = "annual_revenue";
+}
+
+const fn spec(name: &'static str, ty: FieldType) -> FieldSpec {
+    FieldSpec { name, ty }
+}
+
+/// The canonical contact fields.
+pub static CONTACT_FIELDS: &[FieldSpec] = &[
+    spec(field::EMAIL, FieldType::Email),
+    spec(field::FIRST_NAME, FieldType::Text),
+    spec(field::LAST_NAME, FieldType::Text),
+    spec(field::PHONE, FieldType::Phone),
+    spec(field::MOBILE_PHONE, FieldType::Phone),
+    spec(field::JOB_TITLE, FieldType::Text),
+    spec(field::STREET, FieldType::Text),
+    spec(field::CITY, FieldType::Text),
+    spec(field::STATE, FieldType::Text),
+    spec(field::POSTAL_CODE, FieldType::Text),
+    spec(field::COUNTRY, FieldType::Text),
+    spec(field::EMAIL_OPT_OUT, FieldType::Bool),
+    spec(field::CREATED_AT, FieldType::Timestamp),
+    spec(field::UPDATED_AT, FieldType::Timestamp),
+    spec(field::COMPANY, FieldType::Reference(ObjectType::Companies)),
+];
+
+/// The canonical company fields.
+pub static COMPANY_FIELDS: &[FieldSpec] = &[
+    spec(field::NAME, FieldType::Text),
+    spec(field::DOMAIN, FieldType::Text),
+    spec(field::PHONE, FieldType::Phone),
+    spec(field::INDUSTRY, FieldType::Text),
+    spec(field::EMPLOYEE_COUNT, FieldType::Integer),
+    spec(field::ANNUAL_REVENUE, FieldType::Decimal),
+    spec(field::STREET, FieldType::Text),
+    spec(field::CITY, FieldType::Text),
+    spec(field::STATE, FieldType::Text),
+    spec(field::POSTAL_CODE, FieldType::Text),
+    spec(field::COUNTRY, FieldType::Text),
+    spec(field::CREATED_AT, FieldType::Timestamp),
+    spec(field::UPDATED_AT, FieldType::Timestamp),
+];
+
+/// A normalised field value. Two vendors' representations of the same fact map to equal values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// Text, emails and phone numbers, exactly as stored.
+    Text(String),
+    /// A flag.
+    Bool(bool),
+    /// A whole number.
+    Integer(i64),
+    /// A decimal amount.
+    Decimal(f64),
+    /// Milliseconds since the Unix epoch, UTC.
+    Timestamp(i64),
+    /// The source id of another record.
+    Reference(String),
+}
+
+impl Value {
+    /// The text of a `Text` or `Reference` value.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Value::Text(s) | Value::Reference(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The flag of a `Bool` value.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// Parses a vendor's string into a value of type `ty`, or `None` when it is empty.
+    ///
+    /// Vendors send most values as strings (HubSpot sends all of them so); this is the one place
+    /// where their spellings ("true", "1000.00", "2024-01-02T03:04:05.000+0000") are normalised.
+    pub fn parse(ty: FieldType, raw: &str) -> Result<Option<Value>, ValueError> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let bad = |expected: &'static str| ValueError { expected };
+        let value = match ty {
+            FieldType::Text | FieldType::Email | FieldType::Phone => Value::Text(raw.to_owned()),
+            FieldType::Reference(_) => Value::Reference(raw.to_owned()),
+            FieldType::Bool => match raw.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Value::Bool(true),
+                "false" | "0" | "no" => Value::Bool(false),
+                _ => return Err(bad("a boolean")),
+            },
+            FieldType::Integer => {
+                let n: f64 = raw.trim().parse().map_err(|_| bad("a whole number"))?;
+                if n.fract() != 0.0 || !n.is_finite() || n.abs() > i64::MAX as f64 {
+                    return Err(bad("a whole number"));
+                }
+                Value::Integer(n as i64)
+            }
+            FieldType::Decimal => {
+                let n: f64 = raw.trim().parse().map_err(|_| bad("a number"))?;
+                if !n.is_finite() {
+                    return Err(bad("a number"));
+                }
+                Value::Decimal(n)
+            }
+            FieldType::Timestamp => {
+                Value::Timestamp(parse_timestamp(raw).ok_or_else(|| bad("an ISO-8601 timestamp"))?)
+            }
+        };
+        Ok(Some(value))
+    }
+
+    /// The value in a vendor's string form: RFC 3339 for timestamps, shortest form for numbers.
+    pub fn to_vendor_string(&self) -> String {
+        match self {
+            Value::Text(s) | Value::Reference(s) => s.clone(),
+            Value::Bool(b) => b.to_string(),
+            Value::Integer(n) => n.to_string(),
+            Value::Decimal(n) => format_decimal(*n),
+            Value::Timestamp(ms) => format_timestamp(*ms),
+        }
+    }
+}
+
+/// A vendor value that does not fit the canonical field's type. Holds no part of the value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("value is not {expected}")]
+pub struct ValueError {
+    /// What the field expected, e.g. "a whole number".
+    pub expected: &'static str,
+}
+
+/// Formats a decimal in its shortest exact form, without exponent (`1000`, `12.5`).
+pub fn format_decimal(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// Parses an ISO-8601 / RFC 3339 timestamp (`Z`, `+0000` or `+00:00` offsets, optional
+/// fraction), or epoch milliseconds, into epoch milliseconds UTC.
+pub fn parse_timestamp(raw: &str) -> Option<i64> {
+    let s = raw.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().ok();
+    }
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let padded: String = frac[..digits].chars().chain("000".chars()).take(3).collect();
+        millis = padded.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_minutes = match rest {
+        "" | "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits: String = rest[1..].chars().filter(|c| *c != ':').collect();
+            if digits.len() != 4 {
+                return None;
+            }
+            let h: i64 = digits[..2].parse().ok()?;
+            let m: i64 = digits[2..].parse().ok()?;
+            sign * (h * 60 + m)
+        }
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    Some(seconds * 1000 + millis)
+}
+
+/// Formats epoch milliseconds as RFC 3339 UTC with milliseconds (`2024-01-02T03:04:05.000Z`).
+pub fn format_timestamp(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+// Howard Hinnant's days-from-civil algorithm: exact for the proleptic Gregorian calendar.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + if m <= 2 { 1 } else { 0 }, m, d)
+}
+
+/// A canonical field name: static for standard fields, owned for custom ones.
+pub type FieldName = Cow<'static, str>;
+
+/// One CRM record in canonical form, identified by its id in the source system.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// What kind of record this is.
+    pub object: ObjectType,
+    /// The record's id in the source system; every sink stores it in an external-id field.
+    pub source_id: String,
+    /// Canonical field values; a field with no value is absent.
+    pub fields: BTreeMap<FieldName, Value>,
+}
+
+impl Record {
+    /// An empty record of `object` with the given source id.
+    pub fn new(object: ObjectType, source_id: impl Into<String>) -> Record {
+        Record { object, source_id: source_id.into(), fields: BTreeMap::new() }
+    }
+
+    /// The value of `field`, if present.
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.fields.get(field)
+    }
+
+    /// The text of `field`, if present and textual.
+    pub fn text(&self, field: &str) -> Option<&str> {
+        self.get(field).and_then(Value::as_text)
+    }
+
+    /// Sets `field` to `value`.
+    pub fn set(&mut self, field: &'static str, value: Value) {
+        self.fields.insert(Cow::Borrowed(field), value);
+    }
+
+    /// Parses `raw` as the canonical type of `field` and sets it; empty strings leave it absent.
+    ///
+    /// The error names the field and the record, never the value.
+    pub fn set_parsed(&mut self, field: &'static str, raw: &str) -> Result<(), FieldError> {
+        let ty = self.object.field(field).map(|f| f.ty).unwrap_or(FieldType::Text);
+        match Value::parse(ty, raw) {
+            Ok(Some(v)) => {
+                self.set(field, v);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(FieldError { field, source_id: self.source_id.clone(), expected: e.expected }),
+        }
+    }
+}
+
+/// A vendor value that could not be mapped to its canonical field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}` of record {source_id}: value is not {expected}")]
+pub struct FieldError {
+    /// The canonical field.
+    pub field: &'static str,
+    /// The record's source id.
+    pub source_id: String,
+    /// What the field expected.
+    pub expected: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_in_vendor_spellings_agree() {
+        let hubspot = parse_timestamp("2022-06-01T14:31:48.469Z").unwrap();
+        let salesforce = parse_timestamp("2022-06-01T14:31:48.469+0000").unwrap();
+        let offset = parse_timestamp("2022-06-01T16:31:48.469+02:00").unwrap();
+        assert_eq!(hubspot, salesforce);
+        assert_eq!(hubspot, offset);
+        assert_eq!(format_timestamp(hubspot), "2022-06-01T14:31:48.469Z");
+        assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_timestamp("1654094108469"), Some(1_654_094_108_469));
+        assert_eq!(parse_timestamp("yesterday"), None);
+        assert_eq!(parse_timestamp("2022-13-01T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn timestamp_round_trip_over_many_days() {
+        for day in (-800_000i64..800_000).step_by(997) {
+            let ms = day * 86_400_000 + 12_345;
+            assert_eq!(parse_timestamp(&format_timestamp(ms)), Some(ms), "day {day}");
+        }
+    }
+
+    #[test]
+    fn numbers_normalise_across_spellings() {
+        let a = Value::parse(FieldType::Decimal, "1000000.00").unwrap();
+        let b = Value::parse(FieldType::Decimal, "1000000").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.unwrap().to_vendor_string(), "1000000");
+        assert_eq!(Value::parse(FieldType::Integer, "250.0").unwrap(), Some(Value::Integer(250)));
+        assert!(Value::parse(FieldType::Integer, "2.5").is_err());
+        assert!(Value::parse(FieldType::Decimal, "NaN").is_err());
+        assert_eq!(Value::parse(FieldType::Bool, "TRUE").unwrap(), Some(Value::Bool(true)));
+        assert_eq!(Value::parse(FieldType::Text, "").unwrap(), None);
+    }
+
+    #[test]
+    fn field_error_names_field_and_record_not_value() {
+        let mut r = Record::new(ObjectType::Companies, "c-1");
+        let err = r.set_parsed(field::EMPLOYEE_COUNT, "lots-of-people").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("employee_count") && text.contains("c-1"));
+        assert!(!text.contains("lots-of-people"));
+    }
+}

@@ -1,0 +1,255 @@
+//! A seeded generator of realistic, messy CRM data, vendor-neutral: each emulator turns it into
+//! its own record shape.
+//!
+//! The mess is deliberate, because real CRMs are messy: non-ASCII names, missing fields
+//! (including contacts with no last name, which Salesforce requires), duplicate and malformed
+//! emails, long strings, contacts with no company. The same seed always gives the same data.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// A generated company.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedCompany {
+    /// Position in [`SeedData::companies`]; contacts refer to companies by it.
+    pub key: usize,
+    pub name: Option<String>,
+    pub domain: Option<String>,
+    pub phone: Option<String>,
+    pub industry: Option<String>,
+    pub employee_count: Option<u32>,
+    pub annual_revenue: Option<f64>,
+    pub street: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Milliseconds since the Unix epoch.
+    pub updated_at_ms: i64,
+}
+
+/// A generated contact.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedContact {
+    /// Position in [`SeedData::contacts`].
+    pub key: usize,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub mobile_phone: Option<String>,
+    pub job_title: Option<String>,
+    pub street: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+    /// Unsubscribed from all marketing email.
+    pub email_opt_out: bool,
+    /// The contact's primary company, as a key into [`SeedData::companies`].
+    pub company: Option<usize>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Milliseconds since the Unix epoch.
+    pub updated_at_ms: i64,
+}
+
+/// A generated data set.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SeedData {
+    pub companies: Vec<SeedCompany>,
+    pub contacts: Vec<SeedContact>,
+}
+
+/// How much of the data is deliberately messy. Rates are per contact.
+#[derive(Clone, Debug)]
+pub struct Mess {
+    /// Contacts with no last name (Salesforce refuses them).
+    pub missing_last_name: f64,
+    /// Contacts whose email is malformed.
+    pub malformed_email: f64,
+    /// Contacts reusing another contact's email.
+    pub duplicate_email: f64,
+    /// Contacts with no company.
+    pub no_company: f64,
+    /// Contacts with a job title longer than Salesforce's 128 characters.
+    pub overlong_title: f64,
+}
+
+impl Default for Mess {
+    fn default() -> Self {
+        Mess {
+            missing_last_name: 0.004,
+            malformed_email: 0.003,
+            duplicate_email: 0.003,
+            no_company: 0.1,
+            overlong_title: 0.001,
+        }
+    }
+}
+
+impl Mess {
+    /// No deliberate mess: every record is valid for every vendor.
+    pub fn none() -> Mess {
+        Mess { missing_last_name: 0.0, malformed_email: 0.0, duplicate_email: 0.0, no_company: 0.1, overlong_title: 0.0 }
+    }
+}
+
+const FIRST: &[&str] = &[
+    "Lorelai", "Rory", "Émilie", "José", "Zoë", "Søren", "Łukasz", "Ngozi", "Mei", "Aarav", "Björn", "Chloé",
+    "Dmitri", "Fatima", "Giulia", "Hiroshi", "Ines", "Jürgen", "Kwame", "Léa", "Matteo", "Nuño", "Olga", "Priya",
+    "Quentin", "Renée", "Sebastián", "Tomás", "Uma", "Vera", "Wiktoria", "Xiadani", "Yusuf", "Zeynep", "François",
+    "Åsa", "Çağla", "Đorđe", "Ōta", "Ива", "Александр", "محمد", "李", "さくら",
+];
+const LAST: &[&str] = &[
+    "Gilmore", "Müller", "García", "Ødegaard", "Nowak", "O'Brien", "van der Berg", "Ng", "Okafor", "Dubois",
+    "Rossi", "Tanaka", "Fernández", "Kowalczyk", "Smith-Jones", "Nguyễn", "Öztürk", "Schröder", "Lefèvre",
+    "Jensen", "Papadopoulos", "Иванова", "김", "王", "d'Arcy", "MacDonald", "Ribeiro", "Słowacki",
+];
+const WORDS: &[&str] = &[
+    "Dragonfly", "Nordic", "Acme", "Lumen", "Harbor", "Cobalt", "Verde", "Atlas", "Quartz", "Meridian", "Fjord",
+    "Kestrel", "Orbit", "Pioneer", "Saffron", "Tundra", "Umbra", "Vantage", "Willow", "Zenith", "Café", "Größe",
+];
+const SUFFIX: &[&str] = &["Inc", "Ltd", "GmbH", "S.A.", "AB", "BV", "Oy", "KK", "SARL", "LLC"];
+const INDUSTRIES: &[&str] =
+    &["Technology", "Retail", "Manufacturing", "Healthcare", "Finance", "Education", "Hospitality", "Energy"];
+const TITLES: &[&str] =
+    &["CEO", "Head of Sales", "Account Manager", "Développeur", "Marketing Lead", "CFO", "Office Manager", "Engineer"];
+const CITIES: &[(&str, &str, &str)] = &[
+    ("Stars Hollow", "CT", "United States"),
+    ("München", "BY", "Germany"),
+    ("São Paulo", "SP", "Brazil"),
+    ("Kraków", "MA", "Poland"),
+    ("Zürich", "ZH", "Switzerland"),
+    ("Montréal", "QC", "Canada"),
+    ("Tōkyō", "13", "Japan"),
+    ("Lagos", "LA", "Nigeria"),
+    ("Malmö", "M", "Sweden"),
+    ("Sevilla", "AN", "Spain"),
+];
+const MALFORMED: &[&str] = &["no-at-sign.example.com", "two@@example.com", "trailing@", "@leading.example", "sp ace@example.com"];
+
+fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
+    items[rng.random_range(0..items.len())]
+}
+
+fn maybe<T>(rng: &mut StdRng, present: f64, make: impl FnOnce(&mut StdRng) -> T) -> Option<T> {
+    if rng.random_bool(present) { Some(make(rng)) } else { None }
+}
+
+fn ascii_slug(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+// 2019-01-01 to 2025-12-31, so timestamps look like real CRM history.
+const EPOCH_START_MS: i64 = 1_546_300_800_000;
+const EPOCH_SPAN_MS: i64 = 220_838_400_000;
+
+/// Generates `contacts` contacts and `contacts / 5` companies (at least one), deterministically
+/// from `seed`, with the given share of deliberately messy records.
+pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let company_count = (contacts / 5).max(1);
+    let companies: Vec<SeedCompany> = (0..company_count)
+        .map(|key| {
+            let base = format!("{} {}", pick(&mut rng, WORDS), pick(&mut rng, WORDS));
+            let name = format!("{base} {}", pick(&mut rng, SUFFIX));
+            let (city, state, country) = CITIES[rng.random_range(0..CITIES.len())];
+            let created = EPOCH_START_MS + rng.random_range(0..EPOCH_SPAN_MS);
+            SeedCompany {
+                key,
+                domain: maybe(&mut rng, 0.9, |_| format!("{}{key}.example.com", ascii_slug(&base))),
+                name: Some(name),
+                phone: maybe(&mut rng, 0.8, |rng| format!("+1 555 {:03} {:04}", key % 1000, rng.random_range(0..10_000))),
+                industry: maybe(&mut rng, 0.85, |rng| pick(rng, INDUSTRIES).to_owned()),
+                employee_count: maybe(&mut rng, 0.7, |rng| rng.random_range(1..50_000)),
+                annual_revenue: maybe(&mut rng, 0.6, |rng| f64::from(rng.random_range(10_000u32..900_000_000)) + 0.5),
+                street: maybe(&mut rng, 0.7, |rng| format!("{} {} Street", rng.random_range(1..999), pick(rng, WORDS))),
+                city: maybe(&mut rng, 0.8, |_| city.to_owned()),
+                state: maybe(&mut rng, 0.6, |_| state.to_owned()),
+                postal_code: maybe(&mut rng, 0.7, |rng| format!("{:05}", rng.random_range(0..100_000))),
+                country: maybe(&mut rng, 0.8, |_| country.to_owned()),
+                created_at_ms: created,
+                updated_at_ms: created + rng.random_range(0..86_400_000 * 300),
+            }
+        })
+        .collect();
+
+    let mut seeded: Vec<SeedContact> = Vec::with_capacity(contacts);
+    for key in 0..contacts {
+        let first = pick(&mut rng, FIRST).to_owned();
+        let last = pick(&mut rng, LAST).to_owned();
+        let (city, state, country) = CITIES[rng.random_range(0..CITIES.len())];
+        let created = EPOCH_START_MS + rng.random_range(0..EPOCH_SPAN_MS);
+        let roll: f64 = rng.random();
+        let email = if roll < mess.malformed_email {
+            Some(format!("{key}{}", pick(&mut rng, MALFORMED)))
+        } else if roll < mess.malformed_email + mess.duplicate_email && key > 0 {
+            seeded[rng.random_range(0..key)].email.clone()
+        } else {
+            maybe(&mut rng, 0.97, |rng| format!("{}.{}{key}@{}.example.org", ascii_slug(&first), ascii_slug(&last), pick(rng, WORDS).to_lowercase()))
+        };
+        let job_title = if rng.random_bool(mess.overlong_title) {
+            Some("Senior Vice President of ".repeat(8))
+        } else {
+            maybe(&mut rng, 0.6, |rng| pick(rng, TITLES).to_owned())
+        };
+        seeded.push(SeedContact {
+            key,
+            email,
+            first_name: maybe(&mut rng, 0.95, |_| first),
+            last_name: (!rng.random_bool(mess.missing_last_name)).then_some(last),
+            phone: maybe(&mut rng, 0.6, |rng| format!("+44 20 {:04} {:04}", rng.random_range(0..10_000), key % 10_000)),
+            mobile_phone: maybe(&mut rng, 0.4, |rng| format!("+49 151 {:08}", rng.random_range(0..100_000_000))),
+            job_title,
+            street: maybe(&mut rng, 0.5, |rng| format!("{} {} Road", rng.random_range(1..999), pick(rng, WORDS))),
+            city: maybe(&mut rng, 0.7, |_| city.to_owned()),
+            state: maybe(&mut rng, 0.5, |_| state.to_owned()),
+            postal_code: maybe(&mut rng, 0.6, |rng| format!("{:05}", rng.random_range(0..100_000))),
+            country: maybe(&mut rng, 0.7, |_| country.to_owned()),
+            email_opt_out: rng.random_bool(0.15),
+            company: (!rng.random_bool(mess.no_company)).then(|| rng.random_range(0..company_count)),
+            created_at_ms: created,
+            updated_at_ms: created + rng.random_range(0..86_400_000 * 300),
+        });
+    }
+    SeedData { companies, contacts: seeded }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_data() {
+        assert_eq!(generate(500, 7, &Mess::default()), generate(500, 7, &Mess::default()));
+        assert_ne!(generate(500, 7, &Mess::default()), generate(500, 8, &Mess::default()));
+    }
+
+    #[test]
+    fn data_is_messy_in_the_promised_ways() {
+        let data = generate(20_000, 1, &Mess::default());
+        assert_eq!(data.companies.len(), 4_000);
+        let c = &data.contacts;
+        assert!(c.iter().any(|x| x.last_name.is_none()), "missing last names");
+        assert!(c.iter().any(|x| x.company.is_none()), "contacts without company");
+        assert!(c.iter().any(|x| x.email.as_deref().is_some_and(|e| MALFORMED.iter().any(|m| e.ends_with(m)))));
+        assert!(c.iter().any(|x| x.job_title.as_deref().is_some_and(|t| t.chars().count() > 128)));
+        assert!(c.iter().any(|x| x.first_name.as_deref().is_some_and(|n| !n.is_ascii())), "non-ASCII names");
+        let mut emails: Vec<&str> = c.iter().filter_map(|x| x.email.as_deref()).collect();
+        let total = emails.len();
+        emails.sort_unstable();
+        emails.dedup();
+        assert!(emails.len() < total, "duplicate emails");
+        assert!(c.iter().any(|x| x.email_opt_out) && c.iter().any(|x| !x.email_opt_out));
+    }
+
+    #[test]
+    fn clean_data_has_no_invalid_records() {
+        let data = generate(5_000, 3, &Mess::none());
+        assert!(data.contacts.iter().all(|x| x.last_name.is_some()));
+        assert!(data.contacts.iter().all(|x| x.job_title.as_deref().is_none_or(|t| t.chars().count() <= 128)));
+    }
+}
