@@ -6,8 +6,10 @@ pub mod connector;
 pub mod error;
 pub mod http;
 pub mod model;
+pub mod secret;
 
 pub use checksum::{AggregateDigest, Digest, Projection, record_digest};
 pub use connector::{Page, RecordOutcome, RecordRejection, Sink, Source, Written};
 pub use error::{ConnectorError, ConnectorResult};
 pub use model::{FieldSpec, FieldType, ObjectType, Record, Value, field};
+pub use secret::{SecretError, SecretRef};
