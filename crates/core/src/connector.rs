@@ -11,9 +11,12 @@
 //! - Nothing a connector returns or logs carries a secret; rejection reasons carry vendor error
 //!   codes and field names, never field values (vendors quote values in their messages).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::error::ConnectorResult;
+use crate::http::HttpStats;
 use crate::model::{ObjectType, Record};
 
 /// One page of records read from a source, and the cursor of the next page if there is one.
@@ -39,6 +42,17 @@ pub trait Source: Send + Sync {
 
     /// Reads the page of `object` at `cursor` (`None` for the first page).
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page>;
+
+    /// How many records of `object` there are, if the vendor can say cheaply (for progress
+    /// bars' ETA). `None` when it cannot.
+    async fn count(&self, _object: ObjectType) -> ConnectorResult<Option<u64>> {
+        Ok(None)
+    }
+
+    /// The request counters of this connector's HTTP client, for the report.
+    fn http_stats(&self) -> Option<Arc<HttpStats>> {
+        None
+    }
 }
 
 /// Where a written record now lives in the sink.
@@ -100,4 +114,9 @@ pub trait Sink: Send + Sync {
     /// Reads back the records with the given source ids (at most `read_back_size`), in canonical
     /// form. Ids not found are simply absent from the result.
     async fn read_back(&self, object: ObjectType, source_ids: &[String]) -> ConnectorResult<Vec<Record>>;
+
+    /// The request counters of this connector's HTTP client, for the report.
+    fn http_stats(&self) -> Option<Arc<HttpStats>> {
+        None
+    }
 }

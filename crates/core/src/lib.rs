@@ -6,6 +6,9 @@ pub mod connector;
 pub mod error;
 pub mod http;
 pub mod model;
+pub mod pipeline;
+pub mod quality;
+pub mod report;
 pub mod secret;
 
 pub use checksum::{AggregateDigest, Digest, Projection, record_digest};
@@ -13,3 +16,5 @@ pub use connector::{Page, RecordOutcome, RecordRejection, Sink, Source, Written}
 pub use error::{ConnectorError, ConnectorResult};
 pub use model::{FieldSpec, FieldType, ObjectType, Record, Value, field};
 pub use secret::{SecretError, SecretRef};
+pub use pipeline::{Mode, RunOptions, run};
+pub use report::{Failure, Outcome, Progress, Report, Stage};

@@ -9,10 +9,17 @@ use std::fmt;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
-/// A reference to a secret, as written in a config file: `"${HUBSPOT_TOKEN}"`.
-#[derive(Clone, PartialEq, Eq)]
+/// A reference to a secret, as written in a config file: `"${HUBSPOT_TOKEN}"`; or, for
+/// programs embedding ferry (the demo), a value already in memory.
+#[derive(Clone)]
 pub struct SecretRef {
-    var: String,
+    source: SecretSource,
+}
+
+#[derive(Clone)]
+enum SecretSource {
+    Env(String),
+    InMemory(SecretString),
 }
 
 /// Why a secret could not be had. Names the variable, never a value.
@@ -42,32 +49,47 @@ impl SecretRef {
         if !valid {
             return Err(SecretError::Literal);
         }
-        Ok(SecretRef { var: name.to_owned() })
+        Ok(SecretRef::env(name))
     }
 
     /// A reference to the environment variable `var`.
     pub fn env(var: &str) -> SecretRef {
-        SecretRef { var: var.to_owned() }
+        SecretRef { source: SecretSource::Env(var.to_owned()) }
     }
 
-    /// The environment variable's name.
-    pub fn var(&self) -> &str {
-        &self.var
+    /// A secret already held in memory (never from a config file).
+    pub fn in_memory(secret: SecretString) -> SecretRef {
+        SecretRef { source: SecretSource::InMemory(secret) }
     }
 
-    /// Reads the secret from the environment.
+    /// The environment variable's name, for a reference to one.
+    pub fn var(&self) -> Option<&str> {
+        match &self.source {
+            SecretSource::Env(var) => Some(var),
+            SecretSource::InMemory(_) => None,
+        }
+    }
+
+    /// Reads the secret (from the environment, for a reference).
     pub fn resolve(&self) -> Result<SecretString, SecretError> {
-        match std::env::var(&self.var) {
-            Ok(v) if v.is_empty() => Err(SecretError::Empty(self.var.clone())),
+        let var = match &self.source {
+            SecretSource::Env(var) => var,
+            SecretSource::InMemory(secret) => return Ok(secret.clone()),
+        };
+        match std::env::var(var) {
+            Ok(v) if v.is_empty() => Err(SecretError::Empty(var.clone())),
             Ok(v) => Ok(SecretString::from(v)),
-            Err(_) => Err(SecretError::Unset(self.var.clone())),
+            Err(_) => Err(SecretError::Unset(var.clone())),
         }
     }
 }
 
 impl fmt::Debug for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "${{{}}}", self.var)
+        match &self.source {
+            SecretSource::Env(var) => write!(f, "${{{var}}}"),
+            SecretSource::InMemory(_) => f.write_str("[in-memory secret]"),
+        }
     }
 }
 
@@ -85,11 +107,10 @@ mod tests {
 
     #[test]
     fn only_env_references_are_accepted() {
-        assert_eq!(SecretRef::parse("${HUBSPOT_TOKEN}").unwrap().var(), "HUBSPOT_TOKEN");
-        assert_eq!(SecretRef::parse("pat-na1-1234"), Err(SecretError::Literal));
-        assert_eq!(SecretRef::parse("${}"), Err(SecretError::Literal));
-        assert_eq!(SecretRef::parse("${A B}"), Err(SecretError::Literal));
-        assert_eq!(SecretRef::parse("$HUBSPOT_TOKEN"), Err(SecretError::Literal));
+        assert_eq!(SecretRef::parse("${HUBSPOT_TOKEN}").unwrap().var(), Some("HUBSPOT_TOKEN"));
+        for literal in ["pat-na1-1234", "${}", "${A B}", "$HUBSPOT_TOKEN", "${1ABC}"] {
+            assert_eq!(SecretRef::parse(literal).unwrap_err(), SecretError::Literal, "{literal}");
+        }
     }
 
     #[test]
@@ -102,6 +123,13 @@ mod tests {
         let err = serde_json::from_str::<C>(r#"{"token":"pat-na1-super-secret"}"#).unwrap_err().to_string();
         assert!(!err.contains("super-secret"), "{err}");
         assert!(err.contains("environment variable"), "{err}");
+    }
+
+    #[test]
+    fn in_memory_secrets_are_not_debug_printed() {
+        let r = SecretRef::in_memory(SecretString::from("hunter2"));
+        assert!(!format!("{r:?}").contains("hunter2"));
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&r.resolve().unwrap()), "hunter2");
     }
 
     #[test]

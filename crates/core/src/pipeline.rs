@@ -1,0 +1,597 @@
+//! The pipeline: read → check → write → read back → compare, as tokio tasks joined by bounded
+//! channels.
+//!
+//! Memory is bounded by the channels and the number of batches in flight, never by the size of
+//! the data set: a slow sink makes the reader wait (backpressure) instead of piling records up.
+//! Object types run one after another, parents first, so that a contact's company is already in
+//! the sink when the contact is written.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::checksum::{Projection, record_digest};
+use crate::connector::{Sink, Source};
+use crate::error::{ConnectorError, ConnectorResult};
+use crate::model::{ObjectType, Record, Value};
+use crate::quality::{InvalidEmail, QualityChecker};
+use crate::report::{Failure, HttpReport, ObjectProgress, ObjectReport, Outcome, Progress, Report, Stage};
+
+/// What a run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Read the source, write the sink, read back and compare.
+    Migrate,
+    /// Read the source and the sink and compare, writing nothing.
+    Verify,
+}
+
+/// How a run is carried out.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The object types to move, run in this order.
+    pub objects: Vec<ObjectType>,
+    /// Sink batches (writes and read-backs each) in flight at once.
+    pub batches_in_flight: usize,
+    /// What to do with malformed email addresses.
+    pub invalid_email: InvalidEmail,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { objects: ObjectType::ALL.to_vec(), batches_in_flight: 4, invalid_email: InvalidEmail::Reject }
+    }
+}
+
+/// Everything the stages of one object share.
+struct Shared {
+    object: ObjectType,
+    projection: Projection,
+    tally: Mutex<Tally>,
+}
+
+/// What the stages found, gathered as they go so a failed run still reports what it did.
+#[derive(Default)]
+struct Tally {
+    report: ObjectReport,
+    failures: Vec<Failure>,
+    warnings: Vec<Failure>,
+}
+
+impl Shared {
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        // A panic in another stage is reported as such; the tally itself stays usable.
+        self.tally.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn failure(&self, source_id: &str, stage: Stage, code: &str, reason: String) -> Failure {
+        Failure { object: self.object, source_id: source_id.to_owned(), stage, code: code.to_owned(), reason }
+    }
+}
+
+/// Runs `mode` for every object in `options`, updating `progress` as it goes. Never panics on
+/// connector errors: a fatal one ends the run and is recorded in the report with what was done.
+pub async fn run(
+    mode: Mode,
+    source: Arc<dyn Source>,
+    sink: Arc<dyn Sink>,
+    options: &RunOptions,
+    progress: Arc<Progress>,
+) -> Report {
+    let started = Instant::now();
+    let mut report = Report {
+        command: match mode {
+            Mode::Migrate => "migrate",
+            Mode::Verify => "verify",
+        },
+        source: source.vendor(),
+        sink: sink.vendor(),
+        outcome: Outcome::Failed,
+        error: None,
+        objects: Vec::new(),
+        failures: Vec::new(),
+        warnings: Vec::new(),
+        source_http: HttpReport::default(),
+        sink_http: HttpReport::default(),
+        elapsed_ms: 0,
+    };
+    let fallback = ObjectProgress::default();
+    for &object in &options.objects {
+        let counters = progress.of(object).unwrap_or(&fallback);
+        let shared = Arc::new(Shared {
+            object,
+            projection: Projection::new(sink.stored_fields(object)),
+            tally: Mutex::new(Tally {
+                report: ObjectReport { object: Some(object), ..ObjectReport::default() },
+                ..Tally::default()
+            }),
+        });
+        let result = run_object(mode, &source, &sink, options, &shared, counters).await;
+        counters.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut tally = std::mem::take(&mut *shared.tally());
+        let r = &mut tally.report;
+        r.digests_match = r.sent_digest == r.read_back_digest && r.verified == r.sent_digest.count();
+        if let Err(e) = result {
+            let settled = match mode {
+                Mode::Migrate => r.written + r.failed,
+                Mode::Verify => r.verified + r.mismatched + r.failed,
+            };
+            r.unprocessed = r.read.saturating_sub(settled);
+            tracing::error!(object = %object, error = %e, "run stopped");
+            report.error = Some(e.to_string());
+        }
+        report.objects.push(tally.report);
+        report.failures.append(&mut tally.failures);
+        report.warnings.append(&mut tally.warnings);
+        if report.error.is_some() {
+            break; // children of a failed parent object would only fail on their references
+        }
+    }
+    report.source_http = http_report(source.http_stats());
+    report.sink_http = http_report(sink.http_stats());
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    report.settle_outcome();
+    report
+}
+
+fn http_report(stats: Option<Arc<crate::http::HttpStats>>) -> HttpReport {
+    let (requests, retries, throttled) = stats.map(|s| s.snapshot()).unwrap_or_default();
+    HttpReport { requests, retries, throttled }
+}
+
+async fn run_object(
+    mode: Mode,
+    source: &Arc<dyn Source>,
+    sink: &Arc<dyn Sink>,
+    options: &RunOptions,
+    shared: &Arc<Shared>,
+    counters: &ObjectProgress,
+) -> ConnectorResult<()> {
+    let object = shared.object;
+    if mode == Mode::Migrate {
+        sink.prepare(object).await?;
+    }
+    if let Ok(Some(n)) = source.count(object).await {
+        counters.expected.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+    let in_flight = options.batches_in_flight.max(1);
+    let batch_size = sink.batch_size(object).max(1);
+    let (batch_tx, batch_rx) = mpsc::channel::<Vec<Record>>(in_flight);
+    let (verify_tx, verify_rx) = mpsc::channel::<Vec<Record>>(in_flight);
+
+    let reader = read_stage(source, options.invalid_email, batch_size, batch_tx, shared, counters);
+    let verifier = verify_stage(sink, in_flight, verify_rx, shared, counters);
+    let (read, written, verified) = match mode {
+        Mode::Migrate => {
+            let writer = write_stage(sink, in_flight, batch_rx, verify_tx, shared, counters);
+            tokio::join!(reader, writer, verifier)
+        }
+        Mode::Verify => {
+            let forward = forward_stage(batch_rx, verify_tx);
+            tokio::join!(reader, forward, verifier)
+        }
+    };
+    // The first error in pipeline order is the cause; later ones are its consequences.
+    read.and(written).and(verified)
+}
+
+/// Reads every page of the object, checks each record and sends full batches downstream.
+async fn read_stage(
+    source: &Arc<dyn Source>,
+    invalid_email: InvalidEmail,
+    batch_size: usize,
+    tx: mpsc::Sender<Vec<Record>>,
+    shared: &Shared,
+    counters: &ObjectProgress,
+) -> ConnectorResult<()> {
+    let mut quality = QualityChecker::new(invalid_email);
+    let mut cursor: Option<String> = None;
+    let mut batch = Vec::with_capacity(batch_size);
+    loop {
+        let page = source.read_page(shared.object, cursor.as_deref()).await?;
+        let n = (page.records.len() + page.unreadable.len()) as u64;
+        ObjectProgress::add(&counters.read, n);
+        {
+            let mut tally = shared.tally();
+            tally.report.read += n;
+            tally.report.failed += page.unreadable.len() as u64;
+            for u in &page.unreadable {
+                let failure = shared.failure(&u.source_id, Stage::Read, &u.code, u.reason.clone());
+                tally.failures.push(failure);
+            }
+        }
+        ObjectProgress::add(&counters.failed, page.unreadable.len() as u64);
+        for record in page.records {
+            let findings = quality.check(&record);
+            let blocked = findings.iter().any(|f| f.blocks_write);
+            if !findings.is_empty() {
+                let mut tally = shared.tally();
+                for f in findings {
+                    let entry = shared.failure(&record.source_id, Stage::Validate, f.code, f.reason);
+                    if blocked { tally.failures.push(entry) } else { tally.warnings.push(entry) }
+                }
+                if blocked {
+                    tally.report.failed += 1;
+                    ObjectProgress::add(&counters.failed, 1);
+                }
+            }
+            if blocked {
+                continue;
+            }
+            batch.push(record);
+            if batch.len() >= batch_size {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                if tx.send(full).await.is_err() {
+                    return Ok(()); // the writer stopped; its error tells why
+                }
+            }
+        }
+        match page.next {
+            Some(next) if cursor.as_deref() == Some(next.as_str()) => {
+                return Err(ConnectorError::Malformed {
+                    vendor: source.vendor(),
+                    endpoint: format!("{} page", shared.object),
+                    detail: "the next-page cursor equals the current one; paging would never end".into(),
+                });
+            }
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch).await;
+    }
+    Ok(())
+}
+
+/// Verify mode: records go straight from the reader to the verifier.
+async fn forward_stage(mut rx: mpsc::Receiver<Vec<Record>>, tx: mpsc::Sender<Vec<Record>>) -> ConnectorResult<()> {
+    while let Some(batch) = rx.recv().await {
+        if tx.send(batch).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Upserts batches, several in flight, and passes what the sink accepted on to verification.
+async fn write_stage(
+    sink: &Arc<dyn Sink>,
+    in_flight: usize,
+    mut rx: mpsc::Receiver<Vec<Record>>,
+    tx: mpsc::Sender<Vec<Record>>,
+    shared: &Shared,
+    counters: &ObjectProgress,
+) -> ConnectorResult<()> {
+    let object = shared.object;
+    let mut tasks: JoinSet<(Vec<Record>, ConnectorResult<Vec<crate::RecordOutcome>>)> = JoinSet::new();
+    let mut input_open = true;
+    while input_open || !tasks.is_empty() {
+        tokio::select! {
+            batch = rx.recv(), if input_open && tasks.len() < in_flight => match batch {
+                Some(batch) => {
+                    let sink = Arc::clone(sink);
+                    tasks.spawn(async move {
+                        let outcomes = sink.upsert(object, &batch).await;
+                        (batch, outcomes)
+                    });
+                }
+                None => input_open = false,
+            },
+            Some(joined) = tasks.join_next() => {
+                let (batch, outcomes) = joined.map_err(|e| internal(sink.vendor(), "write", e))?;
+                let accepted = settle_writes(sink.vendor(), batch, outcomes?, shared, counters)?;
+                if !accepted.is_empty() && tx.send(accepted).await.is_err() {
+                    return Ok(()); // the verifier stopped; its error tells why
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Books one batch's outcomes and returns the records the sink accepted.
+fn settle_writes(
+    vendor: &'static str,
+    batch: Vec<Record>,
+    outcomes: Vec<crate::RecordOutcome>,
+    shared: &Shared,
+    counters: &ObjectProgress,
+) -> ConnectorResult<Vec<Record>> {
+    let in_order = outcomes.len() == batch.len()
+        && outcomes.iter().zip(&batch).all(|(o, r)| o.source_id == r.source_id);
+    if !in_order {
+        return Err(ConnectorError::Malformed {
+            vendor,
+            endpoint: format!("{} upsert", shared.object),
+            detail: format!("{} outcomes for {} records, or not in input order", outcomes.len(), batch.len()),
+        });
+    }
+    let mut accepted = Vec::with_capacity(batch.len());
+    let mut tally = shared.tally();
+    for (record, outcome) in batch.into_iter().zip(outcomes) {
+        match outcome.result {
+            Ok(written) => {
+                tally.report.written += 1;
+                if written.created { tally.report.created += 1 } else { tally.report.updated += 1 }
+                accepted.push(record);
+            }
+            Err(rejection) => {
+                tally.report.failed += 1;
+                let failure = shared.failure(&record.source_id, Stage::Write, &rejection.code, rejection.reason);
+                tally.failures.push(failure);
+            }
+        }
+    }
+    let failed = tally.report.failed;
+    drop(tally);
+    ObjectProgress::add(&counters.written, accepted.len() as u64);
+    counters.failed.store(failed, std::sync::atomic::Ordering::Relaxed);
+    Ok(accepted)
+}
+
+/// Reads written records back from the sink in chunks and compares checksums.
+async fn verify_stage(
+    sink: &Arc<dyn Sink>,
+    in_flight: usize,
+    mut rx: mpsc::Receiver<Vec<Record>>,
+    shared: &Arc<Shared>,
+    counters: &ObjectProgress,
+) -> ConnectorResult<()> {
+    let object = shared.object;
+    let chunk_size = sink.read_back_size(object).max(1);
+    let mut pending: Vec<Record> = Vec::new();
+    let mut tasks: JoinSet<(Vec<Record>, ConnectorResult<Vec<Record>>)> = JoinSet::new();
+    let mut input_open = true;
+    while input_open || !tasks.is_empty() || !pending.is_empty() {
+        // Send a chunk when it is full, or whatever is left once the input has ended.
+        if tasks.len() < in_flight && (pending.len() >= chunk_size || (!input_open && !pending.is_empty())) {
+            let rest = pending.split_off(pending.len().min(chunk_size));
+            let chunk = std::mem::replace(&mut pending, rest);
+            let sink = Arc::clone(sink);
+            tasks.spawn(async move {
+                let ids: Vec<String> = chunk.iter().map(|r| r.source_id.clone()).collect();
+                let back = sink.read_back(object, &ids).await;
+                (chunk, back)
+            });
+            continue;
+        }
+        tokio::select! {
+            batch = rx.recv(), if input_open && pending.len() < chunk_size => match batch {
+                Some(batch) => pending.extend(batch),
+                None => input_open = false,
+            },
+            Some(joined) = tasks.join_next() => {
+                let (sent, back) = joined.map_err(|e| internal(sink.vendor(), "read-back", e))?;
+                compare(sent, back?, shared, counters);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Compares what was sent with what came back, record by record.
+fn compare(sent: Vec<Record>, back: Vec<Record>, shared: &Shared, counters: &ObjectProgress) {
+    let back: HashMap<&str, &Record> = back.iter().map(|r| (r.source_id.as_str(), r)).collect();
+    let mut verified = 0u64;
+    let mut tally = shared.tally();
+    for record in &sent {
+        let expected = record_digest(record, &shared.projection);
+        tally.report.sent_digest.add(&expected);
+        let Some(stored) = back.get(record.source_id.as_str()) else {
+            tally.report.mismatched += 1;
+            let reason = "not found in the sink when read back by its source id".to_owned();
+            let failure = shared.failure(&record.source_id, Stage::Verify, "MISSING", reason);
+            tally.failures.push(failure);
+            continue;
+        };
+        let actual = record_digest(stored, &shared.projection);
+        tally.report.read_back_digest.add(&actual);
+        if actual == expected {
+            verified += 1;
+        } else {
+            tally.report.mismatched += 1;
+            let fields = differing_fields(record, stored, &shared.projection).join(", ");
+            let reason = format!("read back with a different checksum; fields that differ: {fields}");
+            let failure = shared.failure(&record.source_id, Stage::Verify, "CHECKSUM_MISMATCH", reason);
+            tally.failures.push(failure);
+        }
+    }
+    tally.report.verified += verified;
+    drop(tally);
+    ObjectProgress::add(&counters.verified, verified);
+}
+
+/// The names of projected fields whose values differ (empty text counts as absent).
+fn differing_fields(a: &Record, b: &Record, projection: &Projection) -> Vec<String> {
+    let norm = |v: Option<&Value>| v.filter(|v| !matches!(v, Value::Text(s) | Value::Reference(s) if s.is_empty())).cloned();
+    projection
+        .fields()
+        .iter()
+        .filter(|f| norm(a.get(f)) != norm(b.get(f)))
+        .cloned()
+        .collect()
+}
+
+fn internal(vendor: &'static str, stage: &str, e: tokio::task::JoinError) -> ConnectorError {
+    ConnectorError::Malformed { vendor, endpoint: format!("{stage} task"), detail: format!("task failed: {e}") }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pipeline against in-memory connectors: these test the engine's bookkeeping, not any
+    //! vendor (the end-to-end tests drive real connectors against the emulators).
+    use super::*;
+    use crate::connector::{Page, RecordOutcome, RecordRejection, Written};
+    use crate::model::field;
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct MemorySource {
+        records: Vec<Record>,
+        page: usize,
+    }
+
+    #[async_trait]
+    impl Source for MemorySource {
+        fn vendor(&self) -> &'static str {
+            "memsource"
+        }
+        async fn check(&self) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
+            let start: usize = cursor.map(|c| c.parse().unwrap_or(0)).unwrap_or(0);
+            let all: Vec<&Record> = self.records.iter().filter(|r| r.object == object).collect();
+            let end = (start + self.page).min(all.len());
+            Ok(Page {
+                records: all[start..end].iter().map(|r| (*r).clone()).collect(),
+                next: (end < all.len()).then(|| end.to_string()),
+                unreadable: Vec::new(),
+            })
+        }
+    }
+
+    /// Stores records as given, except: refuses last names "REFUSE", and corrupts the city of
+    /// records whose first name is "CORRUPT" (to prove verification catches it).
+    #[derive(Default)]
+    struct MemorySink {
+        stored: Mutex<HashMap<String, Record>>,
+        upserts_in_flight: AtomicUsize,
+        max_in_flight: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Sink for MemorySink {
+        fn vendor(&self) -> &'static str {
+            "memsink"
+        }
+        fn batch_size(&self, _: ObjectType) -> usize {
+            7
+        }
+        fn read_back_size(&self, _: ObjectType) -> usize {
+            11
+        }
+        fn stored_fields(&self, object: ObjectType) -> Vec<String> {
+            object.fields().iter().filter(|f| f.name != field::CREATED_AT).map(|f| f.name.to_owned()).collect()
+        }
+        async fn check(&self) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn upsert(&self, _: ObjectType, records: &[Record]) -> ConnectorResult<Vec<RecordOutcome>> {
+            let now = self.upserts_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            let mut stored = self.stored.lock().unwrap();
+            let outcomes = records
+                .iter()
+                .map(|r| {
+                    let result = if r.text(field::LAST_NAME) == Some("REFUSE") {
+                        Err(RecordRejection { source_id: r.source_id.clone(), code: "REQUIRED".into(), reason: "no".into() })
+                    } else {
+                        let mut copy = r.clone();
+                        copy.fields.remove(field::CREATED_AT);
+                        if r.text(field::FIRST_NAME) == Some("CORRUPT") {
+                            copy.set(field::CITY, Value::Text("elsewhere".into()));
+                        }
+                        let created = stored.insert(r.source_id.clone(), copy).is_none();
+                        Ok(Written { sink_id: format!("s{}", r.source_id), created })
+                    };
+                    RecordOutcome { source_id: r.source_id.clone(), result }
+                })
+                .collect();
+            self.upserts_in_flight.fetch_sub(1, Ordering::SeqCst);
+            Ok(outcomes)
+        }
+        async fn read_back(&self, _: ObjectType, ids: &[String]) -> ConnectorResult<Vec<Record>> {
+            assert!(ids.len() <= 11);
+            let stored = self.stored.lock().unwrap();
+            Ok(ids.iter().filter_map(|id| stored.get(id).cloned()).collect())
+        }
+    }
+
+    fn contact(i: usize, last: &str) -> Record {
+        let mut r = Record::new(ObjectType::Contacts, i.to_string());
+        r.set(field::EMAIL, Value::Text(format!("p{i}@example.com")));
+        r.set(field::LAST_NAME, Value::Text(last.into()));
+        r.set(field::CITY, Value::Text("Kraków".into()));
+        r.set(field::CREATED_AT, Value::Timestamp(i as i64));
+        r
+    }
+
+    async fn migrate(records: Vec<Record>, sink: Arc<MemorySink>) -> Report {
+        let source = Arc::new(MemorySource { records, page: 5 });
+        let options = RunOptions { objects: vec![ObjectType::Contacts], ..RunOptions::default() };
+        let progress = Arc::new(Progress::new(&options.objects));
+        run(Mode::Migrate, source, sink, &options, progress).await
+    }
+
+    #[tokio::test]
+    async fn clean_run_verifies_every_record_and_digests_match() {
+        let sink = Arc::new(MemorySink::default());
+        let report = migrate((0..100).map(|i| contact(i, "Ng")).collect(), Arc::clone(&sink)).await;
+        let o = &report.objects[0];
+        assert_eq!((o.read, o.written, o.created, o.verified, o.failed, o.mismatched), (100, 100, 100, 100, 0, 0));
+        assert!(o.digests_match);
+        assert_eq!(report.outcome, Outcome::Verified);
+        assert!(sink.max_in_flight.load(Ordering::SeqCst) > 1, "batches should overlap");
+        assert!(sink.max_in_flight.load(Ordering::SeqCst) <= 4, "at most batches_in_flight upserts");
+
+        let rerun = migrate((0..100).map(|i| contact(i, "Ng")).collect(), Arc::clone(&sink)).await;
+        assert_eq!((rerun.objects[0].created, rerun.objects[0].updated), (0, 100));
+        assert_eq!(sink.stored.lock().unwrap().len(), 100);
+    }
+
+    #[tokio::test]
+    async fn rejections_and_bad_emails_are_listed_and_the_run_goes_on() {
+        let mut records: Vec<Record> = (0..30).map(|i| contact(i, "Ng")).collect();
+        records[3] = contact(3, "REFUSE");
+        records[9].set(field::EMAIL, Value::Text("not-an-email".into()));
+        records[12].set(field::EMAIL, Value::Text("P0@example.com".into()));
+        let report = migrate(records, Arc::new(MemorySink::default())).await;
+        let o = &report.objects[0];
+        assert_eq!((o.read, o.written, o.failed, o.verified), (30, 28, 2, 28));
+        assert_eq!(report.outcome, Outcome::RecordsFailed);
+        assert_eq!(report.outcome.exit_code(), 3);
+        let failed: Vec<(&str, Stage)> = report.failures.iter().map(|f| (f.source_id.as_str(), f.stage)).collect();
+        assert!(failed.contains(&("3", Stage::Write)) && failed.contains(&("9", Stage::Validate)));
+        assert_eq!(report.warnings.len(), 1);
+        assert_eq!((report.warnings[0].source_id.as_str(), report.warnings[0].code.as_str()), ("12", "DUPLICATE_EMAIL"));
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(!json.contains("not-an-email") && !json.contains("Kraków"), "no values in the report");
+    }
+
+    #[tokio::test]
+    async fn a_corrupted_write_is_caught_with_the_field_named() {
+        let mut records: Vec<Record> = (0..20).map(|i| contact(i, "Ng")).collect();
+        records[5].set(field::FIRST_NAME, Value::Text("CORRUPT".into()));
+        let report = migrate(records, Arc::new(MemorySink::default())).await;
+        let o = &report.objects[0];
+        assert_eq!((o.written, o.verified, o.mismatched), (20, 19, 1));
+        assert!(!o.digests_match);
+        assert_eq!(report.outcome, Outcome::Mismatch);
+        let f = report.failures.iter().find(|f| f.stage == Stage::Verify).unwrap();
+        assert_eq!(f.source_id, "5");
+        assert!(f.reason.contains("city") && !f.reason.contains("elsewhere"), "{}", f.reason);
+    }
+
+    #[tokio::test]
+    async fn verify_mode_finds_records_missing_from_the_sink() {
+        let records: Vec<Record> = (0..25).map(|i| contact(i, "Ng")).collect();
+        let sink = Arc::new(MemorySink::default());
+        migrate(records[..20].to_vec(), Arc::clone(&sink)).await;
+        let source = Arc::new(MemorySource { records, page: 5 });
+        let options = RunOptions { objects: vec![ObjectType::Contacts], ..RunOptions::default() };
+        let report = run(Mode::Verify, source, sink, &options, Arc::new(Progress::new(&options.objects))).await;
+        let o = &report.objects[0];
+        assert_eq!((o.read, o.written, o.verified, o.mismatched), (25, 0, 20, 5));
+        assert_eq!(report.outcome, Outcome::Mismatch);
+        assert!(report.failures.iter().all(|f| f.code == "MISSING"));
+    }
+}

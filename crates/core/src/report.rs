@@ -1,0 +1,190 @@
+//! The run report: counts, digests, and every failure by source id and reason.
+//!
+//! Safe to print, mail and attach to a CI log: it holds ids, counts, codes, field names and
+//! hashes, never a field value or a secret.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use crate::checksum::AggregateDigest;
+use crate::model::ObjectType;
+
+/// The stage of the pipeline where a record failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// The source returned a value that could not be mapped.
+    Read,
+    /// ferry's data-quality checks.
+    Validate,
+    /// The sink refused the record.
+    Write,
+    /// The record read back from the sink differs from what was written, or is missing.
+    Verify,
+}
+
+/// One record that did not make it, or a warning about one that did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// The record's object type.
+    pub object: ObjectType,
+    /// The record's id in the source.
+    pub source_id: String,
+    /// Where it failed.
+    pub stage: Stage,
+    /// A short code (the vendor's where it gave one).
+    pub code: String,
+    /// A sentence naming fields, never values.
+    pub reason: String,
+}
+
+/// Per-object counts and digests.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ObjectReport {
+    /// The object type.
+    pub object: Option<ObjectType>,
+    /// Records read from the source.
+    pub read: u64,
+    /// Records the sink accepted.
+    pub written: u64,
+    /// Of those, records the sink created.
+    pub created: u64,
+    /// Of those, records the sink updated (already there from an earlier run).
+    pub updated: u64,
+    /// Records not written: refused by the sink, unreadable, or failing a quality check.
+    pub failed: u64,
+    /// Records read back from the sink with a checksum equal to the one written.
+    pub verified: u64,
+    /// Records whose read-back differs from what was written, or is missing.
+    pub mismatched: u64,
+    /// Records read but neither written nor failed because the run stopped.
+    pub unprocessed: u64,
+    /// Aggregate digest of the records the sink accepted, as they were sent.
+    pub sent_digest: AggregateDigest,
+    /// Aggregate digest of the same records as read back from the sink.
+    pub read_back_digest: AggregateDigest,
+    /// Whether the two digests are equal and cover every written record.
+    pub digests_match: bool,
+}
+
+/// Request counts of one vendor's HTTP client.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct HttpReport {
+    /// Requests sent, retries included.
+    pub requests: u64,
+    /// Requests retried after a transient failure.
+    pub retries: u64,
+    /// 429 responses received.
+    pub throttled: u64,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every record read was written and verified.
+    Verified,
+    /// Every written record verified, but some records failed (listed).
+    RecordsFailed,
+    /// Some written records did not verify.
+    Mismatch,
+    /// The run stopped on an error before finishing.
+    Failed,
+}
+
+impl Outcome {
+    /// The process exit code for this outcome (documented in the README).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Verified => 0,
+            Outcome::Failed => 1,
+            Outcome::RecordsFailed | Outcome::Mismatch => 3,
+        }
+    }
+}
+
+/// The whole report of a `migrate` or `verify` run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// `"migrate"` or `"verify"`.
+    pub command: &'static str,
+    /// The source vendor.
+    pub source: &'static str,
+    /// The sink vendor.
+    pub sink: &'static str,
+    /// How the run ended.
+    pub outcome: Outcome,
+    /// The error that stopped the run, if one did.
+    pub error: Option<String>,
+    /// Per-object counts and digests, in the order they ran.
+    pub objects: Vec<ObjectReport>,
+    /// Every record that failed, by source id and reason.
+    pub failures: Vec<Failure>,
+    /// Records written with a warning (duplicate emails, say).
+    pub warnings: Vec<Failure>,
+    /// The source's HTTP counters.
+    pub source_http: HttpReport,
+    /// The sink's HTTP counters.
+    pub sink_http: HttpReport,
+    /// Wall-clock duration of the run.
+    pub elapsed_ms: u64,
+}
+
+impl Report {
+    /// Works out the outcome from the counts.
+    pub fn settle_outcome(&mut self) {
+        self.outcome = if self.error.is_some() {
+            Outcome::Failed
+        } else if self.objects.iter().any(|o| o.mismatched > 0) {
+            Outcome::Mismatch
+        } else if self.objects.iter().any(|o| o.failed > 0 || o.unprocessed > 0) {
+            Outcome::RecordsFailed
+        } else {
+            Outcome::Verified
+        };
+    }
+}
+
+/// Live counters of one object's progress, shared with whoever draws progress bars.
+#[derive(Debug, Default)]
+pub struct ObjectProgress {
+    /// Records read so far.
+    pub read: AtomicU64,
+    /// Records written so far.
+    pub written: AtomicU64,
+    /// Records failed so far.
+    pub failed: AtomicU64,
+    /// Records verified so far.
+    pub verified: AtomicU64,
+    /// The source's count of records, when it could say (0: unknown).
+    pub expected: AtomicU64,
+    /// Set when this object is finished.
+    pub done: std::sync::atomic::AtomicBool,
+}
+
+impl ObjectProgress {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Live counters of a whole run, one entry per object in run order.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// The objects, in the order they run.
+    pub objects: Vec<(ObjectType, ObjectProgress)>,
+}
+
+impl Progress {
+    /// Counters for `objects`.
+    pub fn new(objects: &[ObjectType]) -> Progress {
+        Progress { objects: objects.iter().map(|o| (*o, ObjectProgress::default())).collect() }
+    }
+
+    /// The counters of `object`.
+    pub fn of(&self, object: ObjectType) -> Option<&ObjectProgress> {
+        self.objects.iter().find(|(o, _)| *o == object).map(|(_, p)| p)
+    }
+}
