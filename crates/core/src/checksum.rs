@@ -60,7 +60,9 @@ impl Projection {
 
     /// Whether the projection covers `field`.
     pub fn contains(&self, field: &str) -> bool {
-        self.fields.binary_search_by(|f| f.as_str().cmp(field)).is_ok()
+        self.fields
+            .binary_search_by(|f| f.as_str().cmp(field))
+            .is_ok()
     }
 
     /// The covered field names, sorted.
@@ -209,7 +211,11 @@ mod tests {
         assert_ne!(base, record_digest(&contact("1", "b@example.com"), &all()));
         let mut flipped = contact("1", "a@example.com");
         flipped.set(field::EMAIL_OPT_OUT, Value::Bool(false));
-        assert_ne!(base, record_digest(&flipped, &all()), "an opt-out change must be caught");
+        assert_ne!(
+            base,
+            record_digest(&flipped, &all()),
+            "an opt-out change must be caught"
+        );
         let mut company = contact("1", "a@example.com");
         company.object = ObjectType::Companies;
         assert_ne!(base, record_digest(&company, &all()));
@@ -221,7 +227,10 @@ mod tests {
         text.set(field::COMPANY, Value::Text("42".into()));
         let mut reference = Record::new(ObjectType::Contacts, "1");
         reference.set(field::COMPANY, Value::Reference("42".into()));
-        assert_ne!(record_digest(&text, &all()), record_digest(&reference, &all()));
+        assert_ne!(
+            record_digest(&text, &all()),
+            record_digest(&reference, &all())
+        );
 
         let mut split_a = Record::new(ObjectType::Contacts, "1");
         split_a.set(field::FIRST_NAME, Value::Text("ab".into()));
@@ -229,7 +238,10 @@ mod tests {
         let mut split_b = Record::new(ObjectType::Contacts, "1");
         split_b.set(field::FIRST_NAME, Value::Text("a".into()));
         split_b.set(field::LAST_NAME, Value::Text("bc".into()));
-        assert_ne!(record_digest(&split_a, &all()), record_digest(&split_b, &all()));
+        assert_ne!(
+            record_digest(&split_a, &all()),
+            record_digest(&split_b, &all())
+        );
     }
 
     #[test]
@@ -245,13 +257,17 @@ mod tests {
     fn empty_text_equals_absent() {
         let mut empty = contact("1", "a@example.com");
         empty.set(field::CITY, Value::Text(String::new()));
-        assert_eq!(record_digest(&empty, &all()), record_digest(&contact("1", "a@example.com"), &all()));
+        assert_eq!(
+            record_digest(&empty, &all()),
+            record_digest(&contact("1", "a@example.com"), &all())
+        );
     }
 
     #[test]
     fn aggregate_is_order_independent_and_counts_duplicates() {
-        let digests: Vec<Digest> =
-            (0..50).map(|i| record_digest(&contact(&i.to_string(), "x@example.com"), &all())).collect();
+        let digests: Vec<Digest> = (0..50)
+            .map(|i| record_digest(&contact(&i.to_string(), "x@example.com"), &all()))
+            .collect();
         let mut forward = AggregateDigest::default();
         digests.iter().for_each(|d| forward.add(d));
         let mut backward = AggregateDigest::default();

@@ -109,11 +109,19 @@ pub trait Sink: Send + Sync {
     /// Upserts `records` (at most `batch_size`), keyed by source id, returning one outcome per
     /// record in the same order. References to parents (a contact's company) hold the parent's
     /// source id; the sink resolves them to its own ids.
-    async fn upsert(&self, object: ObjectType, records: &[Record]) -> ConnectorResult<Vec<RecordOutcome>>;
+    async fn upsert(
+        &self,
+        object: ObjectType,
+        records: &[Record],
+    ) -> ConnectorResult<Vec<RecordOutcome>>;
 
     /// Reads back the records with the given source ids (at most `read_back_size`), in canonical
     /// form. Ids not found are simply absent from the result.
-    async fn read_back(&self, object: ObjectType, source_ids: &[String]) -> ConnectorResult<Vec<Record>>;
+    async fn read_back(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+    ) -> ConnectorResult<Vec<Record>>;
 
     /// The request counters of this connector's HTTP client, for the report.
     fn http_stats(&self) -> Option<Arc<HttpStats>> {

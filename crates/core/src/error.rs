@@ -10,18 +10,34 @@ use std::time::Duration;
 pub enum ConnectorError {
     /// The connection failed or timed out.
     #[error("{vendor}: {endpoint}: network error: {detail}")]
-    Network { vendor: &'static str, endpoint: String, detail: String },
+    Network {
+        vendor: &'static str,
+        endpoint: String,
+        detail: String,
+    },
 
     /// The vendor refused the credentials (401) or their permissions (403).
     #[error("{vendor}: {endpoint}: the vendor rejected the credentials (HTTP {status}): {detail}")]
-    Auth { vendor: &'static str, endpoint: String, status: u16, detail: String },
+    Auth {
+        vendor: &'static str,
+        endpoint: String,
+        status: u16,
+        detail: String,
+    },
 
     /// The vendor answered with an error status that a retry cannot fix.
     #[error("{vendor}: {endpoint}: HTTP {status}: {detail}")]
-    Status { vendor: &'static str, endpoint: String, status: u16, detail: String },
+    Status {
+        vendor: &'static str,
+        endpoint: String,
+        status: u16,
+        detail: String,
+    },
 
     /// Retries were exhausted on a transient failure.
-    #[error("{vendor}: {endpoint}: still failing after {attempts} attempts over {elapsed:?}: {last}")]
+    #[error(
+        "{vendor}: {endpoint}: still failing after {attempts} attempts over {elapsed:?}: {last}"
+    )]
     RetriesExhausted {
         vendor: &'static str,
         endpoint: String,
@@ -32,26 +48,45 @@ pub enum ConnectorError {
 
     /// The vendor's response could not be understood.
     #[error("{vendor}: {endpoint}: malformed response: {detail}")]
-    Malformed { vendor: &'static str, endpoint: String, detail: String },
+    Malformed {
+        vendor: &'static str,
+        endpoint: String,
+        detail: String,
+    },
 
     /// The vendor account is not set up the way ferry needs, with what to do about it.
     #[error("{vendor}: {detail}")]
-    Setup { vendor: &'static str, detail: String },
+    Setup {
+        vendor: &'static str,
+        detail: String,
+    },
 
     /// The connector's configuration is wrong; `key` names the offending setting.
     #[error("{vendor}: configuration key `{key}`: {detail}")]
-    Config { vendor: &'static str, key: String, detail: String },
+    Config {
+        vendor: &'static str,
+        key: String,
+        detail: String,
+    },
 
     /// The connector does not support what was asked.
     #[error("{vendor}: {detail}")]
-    Unsupported { vendor: &'static str, detail: String },
+    Unsupported {
+        vendor: &'static str,
+        detail: String,
+    },
 }
 
 impl ConnectorError {
     /// Whether the operator's configuration or credentials are at fault (exit code 2 or a
     /// clear "fix your setup" message), as opposed to the vendor or the network.
     pub fn is_operator_fault(&self) -> bool {
-        matches!(self, ConnectorError::Auth { .. } | ConnectorError::Setup { .. } | ConnectorError::Config { .. })
+        matches!(
+            self,
+            ConnectorError::Auth { .. }
+                | ConnectorError::Setup { .. }
+                | ConnectorError::Config { .. }
+        )
     }
 }
 

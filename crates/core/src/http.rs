@@ -79,19 +79,30 @@ impl HttpResponse {
     }
 
     /// Parses the body as JSON, naming vendor and endpoint when it cannot.
-    pub fn json<T: DeserializeOwned>(&self, vendor: &'static str, endpoint: &str) -> ConnectorResult<T> {
+    pub fn json<T: DeserializeOwned>(
+        &self,
+        vendor: &'static str,
+        endpoint: &str,
+    ) -> ConnectorResult<T> {
         serde_json::from_slice(&self.body).map_err(|e| ConnectorError::Malformed {
             vendor,
             endpoint: endpoint.to_owned(),
             // serde's message names the position and the expected type, not the data.
-            detail: format!("HTTP {} body is not the expected JSON: {}", self.status.as_u16(), e),
+            detail: format!(
+                "HTTP {} body is not the expected JSON: {}",
+                self.status.as_u16(),
+                e
+            ),
         })
     }
 
     /// The `Retry-After` header as a duration (seconds or an HTTP date in seconds).
     pub fn retry_after(&self) -> Option<Duration> {
         let raw = self.headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-        raw.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+        raw.parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64)
     }
 
     /// A header's value as text.
@@ -140,8 +151,14 @@ pub trait VendorPolicy: Send + Sync + 'static {
 /// The standard classification: 408, 429 and 5xx are transient.
 pub fn default_classify(response: &HttpResponse) -> Verdict {
     let status = response.status;
-    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
-        Verdict::Retry { after: response.retry_after(), reason: format!("HTTP {}", status.as_u16()) }
+    if status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
+    {
+        Verdict::Retry {
+            after: response.retry_after(),
+            reason: format!("HTTP {}", status.as_u16()),
+        }
     } else {
         Verdict::Done
     }
@@ -176,11 +193,17 @@ struct Limiter {
 
 impl Limiter {
     fn new(limit: Option<RateLimit>) -> Limiter {
-        Limiter { current: Mutex::new(limit.map(|l| (l, Arc::new(build_limiter(l))))) }
+        Limiter {
+            current: Mutex::new(limit.map(|l| (l, Arc::new(build_limiter(l))))),
+        }
     }
 
     fn get(&self) -> Option<Arc<DefaultDirectRateLimiter>> {
-        self.current.lock().ok()?.as_ref().map(|(_, l)| Arc::clone(l))
+        self.current
+            .lock()
+            .ok()?
+            .as_ref()
+            .map(|(_, l)| Arc::clone(l))
     }
 
     fn limit(&self) -> Option<RateLimit> {
@@ -217,7 +240,10 @@ pub struct HttpClient {
 }
 
 enum AttemptError {
-    Transient { after: Option<Duration>, reason: String },
+    Transient {
+        after: Option<Duration>,
+        reason: String,
+    },
     #[allow(dead_code)] // reserved for policies that fail an attempt outright
     Final(ConnectorError),
 }
@@ -241,7 +267,13 @@ impl HttpClient {
                 vendor: policy.vendor(),
                 detail: format!("cannot build the HTTP client: {e}"),
             })?;
-        Ok(HttpClient { client, policy, limiter: Limiter::new(rate_limit), settings, stats: Arc::default() })
+        Ok(HttpClient {
+            client,
+            policy,
+            limiter: Limiter::new(rate_limit),
+            settings,
+            stats: Arc::default(),
+        })
     }
 
     /// The counters of this client.
@@ -320,12 +352,19 @@ impl HttpClient {
             limiter.until_ready().await;
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let transient = |e: reqwest::Error| AttemptError::Transient { after: None, reason: describe_reqwest_error(&e) };
+        let transient = |e: reqwest::Error| AttemptError::Transient {
+            after: None,
+            reason: describe_reqwest_error(&e),
+        };
         let response = build(&self.client).send().await.map_err(transient)?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(transient)?;
-        let response = HttpResponse { status, headers, body };
+        let response = HttpResponse {
+            status,
+            headers,
+            body,
+        };
         if status == StatusCode::TOO_MANY_REQUESTS {
             self.stats.throttled.fetch_add(1, Ordering::Relaxed);
         }
@@ -335,7 +374,12 @@ impl HttpClient {
         match self.policy.classify(&response) {
             Verdict::Done => Ok(response),
             Verdict::Retry { after, reason } => {
-                tracing::debug!(vendor = self.policy.vendor(), endpoint, status = status.as_u16(), "transient failure");
+                tracing::debug!(
+                    vendor = self.policy.vendor(),
+                    endpoint,
+                    status = status.as_u16(),
+                    "transient failure"
+                );
                 Err(AttemptError::Transient { after, reason })
             }
         }
@@ -348,9 +392,19 @@ impl HttpClient {
         let detail = self.policy.error_detail(response);
         let status = response.status.as_u16();
         if status == 401 || status == 403 {
-            ConnectorError::Auth { vendor, endpoint: endpoint.to_owned(), status, detail }
+            ConnectorError::Auth {
+                vendor,
+                endpoint: endpoint.to_owned(),
+                status,
+                detail,
+            }
         } else {
-            ConnectorError::Status { vendor, endpoint: endpoint.to_owned(), status, detail }
+            ConnectorError::Status {
+                vendor,
+                endpoint: endpoint.to_owned(),
+                status,
+                detail,
+            }
         }
     }
 }
@@ -374,7 +428,11 @@ fn describe_reqwest_error(e: &reqwest::Error) -> String {
         cause = s.to_string();
         source = s.source();
     }
-    if cause.is_empty() { kind.to_owned() } else { format!("{kind} ({cause})") }
+    if cause.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind} ({cause})")
+    }
 }
 
 /// Names a request for messages: method and URL path, never the query string.
@@ -385,7 +443,11 @@ pub fn endpoint_name(method: &Method, url: &Url) -> String {
 /// Parses a configured base URL, refusing plain `http://` anywhere but loopback: customer
 /// data and tokens must never cross a network unencrypted.
 pub fn checked_base_url(vendor: &'static str, key: &str, raw: &str) -> ConnectorResult<Url> {
-    let config_error = |detail: String| ConnectorError::Config { vendor, key: key.to_owned(), detail };
+    let config_error = |detail: String| ConnectorError::Config {
+        vendor,
+        key: key.to_owned(),
+        detail,
+    };
     let url = Url::parse(raw).map_err(|e| config_error(format!("`{raw}` is not a URL: {e}")))?;
     match url.scheme() {
         "https" => {}
@@ -403,7 +465,11 @@ pub fn checked_base_url(vendor: &'static str, key: &str, raw: &str) -> Connector
                 )));
             }
         }
-        other => return Err(config_error(format!("`{raw}` has scheme `{other}`; expected https"))),
+        other => {
+            return Err(config_error(format!(
+                "`{raw}` has scheme `{other}`; expected https"
+            )));
+        }
     }
     if url.cannot_be_a_base() || url.host().is_none() {
         return Err(config_error(format!("`{raw}` has no host")));
@@ -424,7 +490,9 @@ mod tests {
     }
 
     /// A loopback server that answers each request with the next (status, headers) in `script`.
-    async fn scripted(script: Vec<(u16, Vec<(&'static str, &'static str)>)>) -> (String, Arc<AtomicUsize>) {
+    async fn scripted(
+        script: Vec<(u16, Vec<(&'static str, &'static str)>)>,
+    ) -> (String, Arc<AtomicUsize>) {
         use axum::response::IntoResponse;
         let hits = Arc::new(AtomicUsize::new(0));
         let script = Arc::new(script);
@@ -436,12 +504,15 @@ mod tests {
                 let mut resp = format!("{{\"attempt\":{i}}}").into_response();
                 *resp.status_mut() = axum::http::StatusCode::from_u16(status).unwrap_or_default();
                 for (k, v) in headers {
-                    resp.headers_mut().insert(k, axum::http::HeaderValue::from_static(v));
+                    resp.headers_mut()
+                        .insert(k, axum::http::HeaderValue::from_static(v));
                 }
                 resp
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
         (format!("http://{addr}/x"), hits)
@@ -473,7 +544,11 @@ mod tests {
         let client = HttpClient::new(Arc::new(Plain), None, fast()).unwrap();
         let started = Instant::now();
         client.send("GET /x", |c| c.get(&url)).await.unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(950), "waited {:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(950),
+            "waited {:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
@@ -484,7 +559,10 @@ mod tests {
         assert_eq!(resp.status.as_u16(), 400);
         assert_eq!(hits.load(Ordering::SeqCst), 1);
         let err = client.error_for("GET /x", &resp).to_string();
-        assert!(err.contains("testvendor") && err.contains("GET /x") && err.contains("400"), "{err}");
+        assert!(
+            err.contains("testvendor") && err.contains("GET /x") && err.contains("400"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -494,7 +572,10 @@ mod tests {
         let err = client.send("GET /x", |c| c.get(&url)).await.unwrap_err();
         assert_eq!(hits.load(Ordering::SeqCst), 4, "one try and three retries");
         let text = err.to_string();
-        assert!(text.contains("testvendor") && text.contains("GET /x") && text.contains("4 attempts"), "{text}");
+        assert!(
+            text.contains("testvendor") && text.contains("GET /x") && text.contains("4 attempts"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
@@ -503,8 +584,15 @@ mod tests {
         let url = format!("http://{}/x", listener.local_addr().unwrap());
         drop(listener);
         let client = HttpClient::new(Arc::new(Plain), None, fast()).unwrap();
-        let err = client.send("GET /x", |c| c.get(&url)).await.unwrap_err().to_string();
-        assert!(err.contains("could not connect") && err.contains("GET /x"), "{err}");
+        let err = client
+            .send("GET /x", |c| c.get(&url))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("could not connect") && err.contains("GET /x"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -519,7 +607,11 @@ mod tests {
             client.send("GET /x", |c| c.get(&url)).await.unwrap();
         }
         assert_eq!(hits.load(Ordering::SeqCst), 7);
-        assert!(started.elapsed() >= Duration::from_millis(550), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(550),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
@@ -528,8 +620,13 @@ mod tests {
         assert!(checked_base_url("v", "base_url", "http://127.0.0.1:18081").is_ok());
         assert!(checked_base_url("v", "base_url", "http://localhost:1").is_ok());
         assert!(checked_base_url("v", "base_url", "http://[::1]:1").is_ok());
-        let err = checked_base_url("v", "sink.base_url", "http://crm.example.com").unwrap_err().to_string();
-        assert!(err.contains("sink.base_url") && err.contains("https"), "{err}");
+        let err = checked_base_url("v", "sink.base_url", "http://crm.example.com")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sink.base_url") && err.contains("https"),
+            "{err}"
+        );
         assert!(checked_base_url("v", "base_url", "ftp://x").is_err());
         assert!(checked_base_url("v", "base_url", "not a url").is_err());
     }

@@ -15,6 +15,6 @@ pub use checksum::{AggregateDigest, Digest, Projection, record_digest};
 pub use connector::{Page, RecordOutcome, RecordRejection, Sink, Source, Written};
 pub use error::{ConnectorError, ConnectorResult};
 pub use model::{FieldSpec, FieldType, ObjectType, Record, Value, field};
-pub use secret::{SecretError, SecretRef};
 pub use pipeline::{Mode, RunOptions, run};
 pub use report::{Failure, Outcome, Progress, Report, Stage};
+pub use secret::{SecretError, SecretRef};

@@ -267,7 +267,12 @@ pub fn parse_timestamp(raw: &str) -> Option<i64> {
     let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut rest = &s[19..];
@@ -277,7 +282,11 @@ pub fn parse_timestamp(raw: &str) -> Option<i64> {
         if digits == 0 {
             return None;
         }
-        let padded: String = frac[..digits].chars().chain("000".chars()).take(3).collect();
+        let padded: String = frac[..digits]
+            .chars()
+            .chain("000".chars())
+            .take(3)
+            .collect();
         millis = padded.parse().ok()?;
         rest = &frac[digits..];
     }
@@ -357,7 +366,11 @@ pub struct Record {
 impl Record {
     /// An empty record of `object` with the given source id.
     pub fn new(object: ObjectType, source_id: impl Into<String>) -> Record {
-        Record { object, source_id: source_id.into(), fields: BTreeMap::new() }
+        Record {
+            object,
+            source_id: source_id.into(),
+            fields: BTreeMap::new(),
+        }
     }
 
     /// The value of `field`, if present.
@@ -379,14 +392,22 @@ impl Record {
     ///
     /// The error names the field and the record, never the value.
     pub fn set_parsed(&mut self, field: &'static str, raw: &str) -> Result<(), FieldError> {
-        let ty = self.object.field(field).map(|f| f.ty).unwrap_or(FieldType::Text);
+        let ty = self
+            .object
+            .field(field)
+            .map(|f| f.ty)
+            .unwrap_or(FieldType::Text);
         match Value::parse(ty, raw) {
             Ok(Some(v)) => {
                 self.set(field, v);
                 Ok(())
             }
             Ok(None) => Ok(()),
-            Err(e) => Err(FieldError { field, source_id: self.source_id.clone(), expected: e.expected }),
+            Err(e) => Err(FieldError {
+                field,
+                source_id: self.source_id.clone(),
+                expected: e.expected,
+            }),
         }
     }
 }
@@ -425,7 +446,11 @@ mod tests {
     fn timestamp_round_trip_over_many_days() {
         for day in (-800_000i64..800_000).step_by(997) {
             let ms = day * 86_400_000 + 12_345;
-            assert_eq!(parse_timestamp(&format_timestamp(ms)), Some(ms), "day {day}");
+            assert_eq!(
+                parse_timestamp(&format_timestamp(ms)),
+                Some(ms),
+                "day {day}"
+            );
         }
     }
 
@@ -435,17 +460,25 @@ mod tests {
         let b = Value::parse(FieldType::Decimal, "1000000").unwrap();
         assert_eq!(a, b);
         assert_eq!(a.unwrap().to_vendor_string(), "1000000");
-        assert_eq!(Value::parse(FieldType::Integer, "250.0").unwrap(), Some(Value::Integer(250)));
+        assert_eq!(
+            Value::parse(FieldType::Integer, "250.0").unwrap(),
+            Some(Value::Integer(250))
+        );
         assert!(Value::parse(FieldType::Integer, "2.5").is_err());
         assert!(Value::parse(FieldType::Decimal, "NaN").is_err());
-        assert_eq!(Value::parse(FieldType::Bool, "TRUE").unwrap(), Some(Value::Bool(true)));
+        assert_eq!(
+            Value::parse(FieldType::Bool, "TRUE").unwrap(),
+            Some(Value::Bool(true))
+        );
         assert_eq!(Value::parse(FieldType::Text, "").unwrap(), None);
     }
 
     #[test]
     fn field_error_names_field_and_record_not_value() {
         let mut r = Record::new(ObjectType::Companies, "c-1");
-        let err = r.set_parsed(field::EMPLOYEE_COUNT, "lots-of-people").unwrap_err();
+        let err = r
+            .set_parsed(field::EMPLOYEE_COUNT, "lots-of-people")
+            .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("employee_count") && text.contains("c-1"));
         assert!(!text.contains("lots-of-people"));

@@ -18,7 +18,9 @@ use crate::connector::{Sink, Source};
 use crate::error::{ConnectorError, ConnectorResult};
 use crate::model::{ObjectType, Record, Value};
 use crate::quality::{InvalidEmail, QualityChecker};
-use crate::report::{Failure, HttpReport, ObjectProgress, ObjectReport, Outcome, Progress, Report, Stage};
+use crate::report::{
+    Failure, HttpReport, ObjectProgress, ObjectReport, Outcome, Progress, Report, Stage,
+};
 
 /// What a run does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +44,11 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { objects: ObjectType::ALL.to_vec(), batches_in_flight: 4, invalid_email: InvalidEmail::Reject }
+        RunOptions {
+            objects: ObjectType::ALL.to_vec(),
+            batches_in_flight: 4,
+            invalid_email: InvalidEmail::Reject,
+        }
     }
 }
 
@@ -68,7 +74,13 @@ impl Shared {
     }
 
     fn failure(&self, source_id: &str, stage: Stage, code: &str, reason: String) -> Failure {
-        Failure { object: self.object, source_id: source_id.to_owned(), stage, code: code.to_owned(), reason }
+        Failure {
+            object: self.object,
+            source_id: source_id.to_owned(),
+            stage,
+            code: code.to_owned(),
+            reason,
+        }
     }
 }
 
@@ -105,15 +117,21 @@ pub async fn run(
             object,
             projection: Projection::new(sink.stored_fields(object)),
             tally: Mutex::new(Tally {
-                report: ObjectReport { object: Some(object), ..ObjectReport::default() },
+                report: ObjectReport {
+                    object: Some(object),
+                    ..ObjectReport::default()
+                },
                 ..Tally::default()
             }),
         });
         let result = run_object(mode, &source, &sink, options, &shared, counters).await;
-        counters.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        counters
+            .done
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let mut tally = std::mem::take(&mut *shared.tally());
         let r = &mut tally.report;
-        r.digests_match = r.sent_digest == r.read_back_digest && r.verified == r.sent_digest.count();
+        r.digests_match =
+            r.sent_digest == r.read_back_digest && r.verified == r.sent_digest.count();
         if let Err(e) = result {
             let settled = match mode {
                 Mode::Migrate => r.written + r.failed,
@@ -139,7 +157,11 @@ pub async fn run(
 
 fn http_report(stats: Option<Arc<crate::http::HttpStats>>) -> HttpReport {
     let (requests, retries, throttled) = stats.map(|s| s.snapshot()).unwrap_or_default();
-    HttpReport { requests, retries, throttled }
+    HttpReport {
+        requests,
+        retries,
+        throttled,
+    }
 }
 
 async fn run_object(
@@ -155,14 +177,23 @@ async fn run_object(
         sink.prepare(object).await?;
     }
     if let Ok(Some(n)) = source.count(object).await {
-        counters.expected.store(n, std::sync::atomic::Ordering::Relaxed);
+        counters
+            .expected
+            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
     let in_flight = options.batches_in_flight.max(1);
     let batch_size = sink.batch_size(object).max(1);
     let (batch_tx, batch_rx) = mpsc::channel::<Vec<Record>>(in_flight);
     let (verify_tx, verify_rx) = mpsc::channel::<Vec<Record>>(in_flight);
 
-    let reader = read_stage(source, options.invalid_email, batch_size, batch_tx, shared, counters);
+    let reader = read_stage(
+        source,
+        options.invalid_email,
+        batch_size,
+        batch_tx,
+        shared,
+        counters,
+    );
     let verifier = verify_stage(sink, in_flight, verify_rx, shared, counters);
     let (read, written, verified) = match mode {
         Mode::Migrate => {
@@ -210,8 +241,13 @@ async fn read_stage(
             if !findings.is_empty() {
                 let mut tally = shared.tally();
                 for f in findings {
-                    let entry = shared.failure(&record.source_id, Stage::Validate, f.code, f.reason);
-                    if blocked { tally.failures.push(entry) } else { tally.warnings.push(entry) }
+                    let entry =
+                        shared.failure(&record.source_id, Stage::Validate, f.code, f.reason);
+                    if blocked {
+                        tally.failures.push(entry)
+                    } else {
+                        tally.warnings.push(entry)
+                    }
                 }
                 if blocked {
                     tally.report.failed += 1;
@@ -234,7 +270,8 @@ async fn read_stage(
                 return Err(ConnectorError::Malformed {
                     vendor: source.vendor(),
                     endpoint: format!("{} page", shared.object),
-                    detail: "the next-page cursor equals the current one; paging would never end".into(),
+                    detail: "the next-page cursor equals the current one; paging would never end"
+                        .into(),
                 });
             }
             Some(next) => cursor = Some(next),
@@ -248,7 +285,10 @@ async fn read_stage(
 }
 
 /// Verify mode: records go straight from the reader to the verifier.
-async fn forward_stage(mut rx: mpsc::Receiver<Vec<Record>>, tx: mpsc::Sender<Vec<Record>>) -> ConnectorResult<()> {
+async fn forward_stage(
+    mut rx: mpsc::Receiver<Vec<Record>>,
+    tx: mpsc::Sender<Vec<Record>>,
+) -> ConnectorResult<()> {
     while let Some(batch) = rx.recv().await {
         if tx.send(batch).await.is_err() {
             break;
@@ -267,7 +307,8 @@ async fn write_stage(
     counters: &ObjectProgress,
 ) -> ConnectorResult<()> {
     let object = shared.object;
-    let mut tasks: JoinSet<(Vec<Record>, ConnectorResult<Vec<crate::RecordOutcome>>)> = JoinSet::new();
+    let mut tasks: JoinSet<(Vec<Record>, ConnectorResult<Vec<crate::RecordOutcome>>)> =
+        JoinSet::new();
     let mut input_open = true;
     while input_open || !tasks.is_empty() {
         tokio::select! {
@@ -302,12 +343,19 @@ fn settle_writes(
     counters: &ObjectProgress,
 ) -> ConnectorResult<Vec<Record>> {
     let in_order = outcomes.len() == batch.len()
-        && outcomes.iter().zip(&batch).all(|(o, r)| o.source_id == r.source_id);
+        && outcomes
+            .iter()
+            .zip(&batch)
+            .all(|(o, r)| o.source_id == r.source_id);
     if !in_order {
         return Err(ConnectorError::Malformed {
             vendor,
             endpoint: format!("{} upsert", shared.object),
-            detail: format!("{} outcomes for {} records, or not in input order", outcomes.len(), batch.len()),
+            detail: format!(
+                "{} outcomes for {} records, or not in input order",
+                outcomes.len(),
+                batch.len()
+            ),
         });
     }
     let mut accepted = Vec::with_capacity(batch.len());
@@ -316,12 +364,21 @@ fn settle_writes(
         match outcome.result {
             Ok(written) => {
                 tally.report.written += 1;
-                if written.created { tally.report.created += 1 } else { tally.report.updated += 1 }
+                if written.created {
+                    tally.report.created += 1
+                } else {
+                    tally.report.updated += 1
+                }
                 accepted.push(record);
             }
             Err(rejection) => {
                 tally.report.failed += 1;
-                let failure = shared.failure(&record.source_id, Stage::Write, &rejection.code, rejection.reason);
+                let failure = shared.failure(
+                    &record.source_id,
+                    Stage::Write,
+                    &rejection.code,
+                    rejection.reason,
+                );
                 tally.failures.push(failure);
             }
         }
@@ -329,7 +386,9 @@ fn settle_writes(
     let failed = tally.report.failed;
     drop(tally);
     ObjectProgress::add(&counters.written, accepted.len() as u64);
-    counters.failed.store(failed, std::sync::atomic::Ordering::Relaxed);
+    counters
+        .failed
+        .store(failed, std::sync::atomic::Ordering::Relaxed);
     Ok(accepted)
 }
 
@@ -348,7 +407,9 @@ async fn verify_stage(
     let mut input_open = true;
     while input_open || !tasks.is_empty() || !pending.is_empty() {
         // Send a chunk when it is full, or whatever is left once the input has ended.
-        if tasks.len() < in_flight && (pending.len() >= chunk_size || (!input_open && !pending.is_empty())) {
+        if tasks.len() < in_flight
+            && (pending.len() >= chunk_size || (!input_open && !pending.is_empty()))
+        {
             let rest = pending.split_off(pending.len().min(chunk_size));
             let chunk = std::mem::replace(&mut pending, rest);
             let sink = Arc::clone(sink);
@@ -395,8 +456,14 @@ fn compare(sent: Vec<Record>, back: Vec<Record>, shared: &Shared, counters: &Obj
         } else {
             tally.report.mismatched += 1;
             let fields = differing_fields(record, stored, &shared.projection).join(", ");
-            let reason = format!("read back with a different checksum; fields that differ: {fields}");
-            let failure = shared.failure(&record.source_id, Stage::Verify, "CHECKSUM_MISMATCH", reason);
+            let reason =
+                format!("read back with a different checksum; fields that differ: {fields}");
+            let failure = shared.failure(
+                &record.source_id,
+                Stage::Verify,
+                "CHECKSUM_MISMATCH",
+                reason,
+            );
             tally.failures.push(failure);
         }
     }
@@ -407,7 +474,10 @@ fn compare(sent: Vec<Record>, back: Vec<Record>, shared: &Shared, counters: &Obj
 
 /// The names of projected fields whose values differ (empty text counts as absent).
 fn differing_fields(a: &Record, b: &Record, projection: &Projection) -> Vec<String> {
-    let norm = |v: Option<&Value>| v.filter(|v| !matches!(v, Value::Text(s) | Value::Reference(s) if s.is_empty())).cloned();
+    let norm = |v: Option<&Value>| {
+        v.filter(|v| !matches!(v, Value::Text(s) | Value::Reference(s) if s.is_empty()))
+            .cloned()
+    };
     projection
         .fields()
         .iter()
@@ -417,7 +487,11 @@ fn differing_fields(a: &Record, b: &Record, projection: &Projection) -> Vec<Stri
 }
 
 fn internal(vendor: &'static str, stage: &str, e: tokio::task::JoinError) -> ConnectorError {
-    ConnectorError::Malformed { vendor, endpoint: format!("{stage} task"), detail: format!("task failed: {e}") }
+    ConnectorError::Malformed {
+        vendor,
+        endpoint: format!("{stage} task"),
+        detail: format!("task failed: {e}"),
+    }
 }
 
 #[cfg(test)]
@@ -443,7 +517,11 @@ mod tests {
         async fn check(&self) -> ConnectorResult<()> {
             Ok(())
         }
-        async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
+        async fn read_page(
+            &self,
+            object: ObjectType,
+            cursor: Option<&str>,
+        ) -> ConnectorResult<Page> {
             let start: usize = cursor.map(|c| c.parse().unwrap_or(0)).unwrap_or(0);
             let all: Vec<&Record> = self.records.iter().filter(|r| r.object == object).collect();
             let end = (start + self.page).min(all.len());
@@ -476,7 +554,12 @@ mod tests {
             11
         }
         fn stored_fields(&self, object: ObjectType) -> Vec<String> {
-            object.fields().iter().filter(|f| f.name != field::CREATED_AT).map(|f| f.name.to_owned()).collect()
+            object
+                .fields()
+                .iter()
+                .filter(|f| f.name != field::CREATED_AT)
+                .map(|f| f.name.to_owned())
+                .collect()
         }
         async fn check(&self) -> ConnectorResult<()> {
             Ok(())
@@ -484,7 +567,11 @@ mod tests {
         async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
             Ok(())
         }
-        async fn upsert(&self, _: ObjectType, records: &[Record]) -> ConnectorResult<Vec<RecordOutcome>> {
+        async fn upsert(
+            &self,
+            _: ObjectType,
+            records: &[Record],
+        ) -> ConnectorResult<Vec<RecordOutcome>> {
             let now = self.upserts_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
@@ -493,7 +580,11 @@ mod tests {
                 .iter()
                 .map(|r| {
                     let result = if r.text(field::LAST_NAME) == Some("REFUSE") {
-                        Err(RecordRejection { source_id: r.source_id.clone(), code: "REQUIRED".into(), reason: "no".into() })
+                        Err(RecordRejection {
+                            source_id: r.source_id.clone(),
+                            code: "REQUIRED".into(),
+                            reason: "no".into(),
+                        })
                     } else {
                         let mut copy = r.clone();
                         copy.fields.remove(field::CREATED_AT);
@@ -501,9 +592,15 @@ mod tests {
                             copy.set(field::CITY, Value::Text("elsewhere".into()));
                         }
                         let created = stored.insert(r.source_id.clone(), copy).is_none();
-                        Ok(Written { sink_id: format!("s{}", r.source_id), created })
+                        Ok(Written {
+                            sink_id: format!("s{}", r.source_id),
+                            created,
+                        })
                     };
-                    RecordOutcome { source_id: r.source_id.clone(), result }
+                    RecordOutcome {
+                        source_id: r.source_id.clone(),
+                        result,
+                    }
                 })
                 .collect();
             self.upserts_in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -512,7 +609,10 @@ mod tests {
         async fn read_back(&self, _: ObjectType, ids: &[String]) -> ConnectorResult<Vec<Record>> {
             assert!(ids.len() <= 11);
             let stored = self.stored.lock().unwrap();
-            Ok(ids.iter().filter_map(|id| stored.get(id).cloned()).collect())
+            Ok(ids
+                .iter()
+                .filter_map(|id| stored.get(id).cloned())
+                .collect())
         }
     }
 
@@ -527,7 +627,10 @@ mod tests {
 
     async fn migrate(records: Vec<Record>, sink: Arc<MemorySink>) -> Report {
         let source = Arc::new(MemorySource { records, page: 5 });
-        let options = RunOptions { objects: vec![ObjectType::Contacts], ..RunOptions::default() };
+        let options = RunOptions {
+            objects: vec![ObjectType::Contacts],
+            ..RunOptions::default()
+        };
         let progress = Arc::new(Progress::new(&options.objects));
         run(Mode::Migrate, source, sink, &options, progress).await
     }
@@ -535,16 +638,43 @@ mod tests {
     #[tokio::test]
     async fn clean_run_verifies_every_record_and_digests_match() {
         let sink = Arc::new(MemorySink::default());
-        let report = migrate((0..100).map(|i| contact(i, "Ng")).collect(), Arc::clone(&sink)).await;
+        let report = migrate(
+            (0..100).map(|i| contact(i, "Ng")).collect(),
+            Arc::clone(&sink),
+        )
+        .await;
         let o = &report.objects[0];
-        assert_eq!((o.read, o.written, o.created, o.verified, o.failed, o.mismatched), (100, 100, 100, 100, 0, 0));
+        assert_eq!(
+            (
+                o.read,
+                o.written,
+                o.created,
+                o.verified,
+                o.failed,
+                o.mismatched
+            ),
+            (100, 100, 100, 100, 0, 0)
+        );
         assert!(o.digests_match);
         assert_eq!(report.outcome, Outcome::Verified);
-        assert!(sink.max_in_flight.load(Ordering::SeqCst) > 1, "batches should overlap");
-        assert!(sink.max_in_flight.load(Ordering::SeqCst) <= 4, "at most batches_in_flight upserts");
+        assert!(
+            sink.max_in_flight.load(Ordering::SeqCst) > 1,
+            "batches should overlap"
+        );
+        assert!(
+            sink.max_in_flight.load(Ordering::SeqCst) <= 4,
+            "at most batches_in_flight upserts"
+        );
 
-        let rerun = migrate((0..100).map(|i| contact(i, "Ng")).collect(), Arc::clone(&sink)).await;
-        assert_eq!((rerun.objects[0].created, rerun.objects[0].updated), (0, 100));
+        let rerun = migrate(
+            (0..100).map(|i| contact(i, "Ng")).collect(),
+            Arc::clone(&sink),
+        )
+        .await;
+        assert_eq!(
+            (rerun.objects[0].created, rerun.objects[0].updated),
+            (0, 100)
+        );
         assert_eq!(sink.stored.lock().unwrap().len(), 100);
     }
 
@@ -559,12 +689,25 @@ mod tests {
         assert_eq!((o.read, o.written, o.failed, o.verified), (30, 28, 2, 28));
         assert_eq!(report.outcome, Outcome::RecordsFailed);
         assert_eq!(report.outcome.exit_code(), 3);
-        let failed: Vec<(&str, Stage)> = report.failures.iter().map(|f| (f.source_id.as_str(), f.stage)).collect();
+        let failed: Vec<(&str, Stage)> = report
+            .failures
+            .iter()
+            .map(|f| (f.source_id.as_str(), f.stage))
+            .collect();
         assert!(failed.contains(&("3", Stage::Write)) && failed.contains(&("9", Stage::Validate)));
         assert_eq!(report.warnings.len(), 1);
-        assert_eq!((report.warnings[0].source_id.as_str(), report.warnings[0].code.as_str()), ("12", "DUPLICATE_EMAIL"));
+        assert_eq!(
+            (
+                report.warnings[0].source_id.as_str(),
+                report.warnings[0].code.as_str()
+            ),
+            ("12", "DUPLICATE_EMAIL")
+        );
         let json = serde_json::to_string(&report).unwrap();
-        assert!(!json.contains("not-an-email") && !json.contains("Kraków"), "no values in the report");
+        assert!(
+            !json.contains("not-an-email") && !json.contains("Kraków"),
+            "no values in the report"
+        );
     }
 
     #[tokio::test]
@@ -576,9 +719,17 @@ mod tests {
         assert_eq!((o.written, o.verified, o.mismatched), (20, 19, 1));
         assert!(!o.digests_match);
         assert_eq!(report.outcome, Outcome::Mismatch);
-        let f = report.failures.iter().find(|f| f.stage == Stage::Verify).unwrap();
+        let f = report
+            .failures
+            .iter()
+            .find(|f| f.stage == Stage::Verify)
+            .unwrap();
         assert_eq!(f.source_id, "5");
-        assert!(f.reason.contains("city") && !f.reason.contains("elsewhere"), "{}", f.reason);
+        assert!(
+            f.reason.contains("city") && !f.reason.contains("elsewhere"),
+            "{}",
+            f.reason
+        );
     }
 
     #[tokio::test]
@@ -587,10 +738,23 @@ mod tests {
         let sink = Arc::new(MemorySink::default());
         migrate(records[..20].to_vec(), Arc::clone(&sink)).await;
         let source = Arc::new(MemorySource { records, page: 5 });
-        let options = RunOptions { objects: vec![ObjectType::Contacts], ..RunOptions::default() };
-        let report = run(Mode::Verify, source, sink, &options, Arc::new(Progress::new(&options.objects))).await;
+        let options = RunOptions {
+            objects: vec![ObjectType::Contacts],
+            ..RunOptions::default()
+        };
+        let report = run(
+            Mode::Verify,
+            source,
+            sink,
+            &options,
+            Arc::new(Progress::new(&options.objects)),
+        )
+        .await;
         let o = &report.objects[0];
-        assert_eq!((o.read, o.written, o.verified, o.mismatched), (25, 0, 20, 5));
+        assert_eq!(
+            (o.read, o.written, o.verified, o.mismatched),
+            (25, 0, 20, 5)
+        );
         assert_eq!(report.outcome, Outcome::Mismatch);
         assert!(report.failures.iter().all(|f| f.code == "MISSING"));
     }

@@ -31,8 +31,11 @@ pub struct Finding {
 /// Whether `email` looks like an address a CRM will accept: one `@`, a non-empty local part,
 /// a dotted domain, no spaces or control characters.
 pub fn is_plausible_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
-    let bad_char = |c: char| c.is_whitespace() || c.is_control() || c == '@' || c == ',' || c == ';';
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let bad_char =
+        |c: char| c.is_whitespace() || c.is_control() || c == '@' || c == ',' || c == ';';
     !local.is_empty()
         && local.len() <= 64
         && !domain.is_empty()
@@ -42,7 +45,9 @@ pub fn is_plausible_email(email: &str) -> bool {
         && !local.ends_with('.')
         && !local.contains("..")
         && domain.contains('.')
-        && domain.split('.').all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
+        && domain
+            .split('.')
+            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
 }
 
 /// Checks records one by one and remembers email addresses (as 64-bit hashes, so memory
@@ -56,14 +61,25 @@ pub struct QualityChecker {
 impl QualityChecker {
     /// A checker applying `invalid_email` to malformed addresses.
     pub fn new(invalid_email: InvalidEmail) -> QualityChecker {
-        QualityChecker { invalid_email, seen_emails: HashSet::new(), hasher: Default::default() }
+        QualityChecker {
+            invalid_email,
+            seen_emails: HashSet::new(),
+            hasher: Default::default(),
+        }
     }
 
     /// The problems in `record`; an empty list when there are none.
     pub fn check(&mut self, record: &Record) -> Vec<Finding> {
         let mut findings = Vec::new();
-        for spec in record.object.fields().iter().filter(|f| f.ty == FieldType::Email) {
-            let Some(Value::Text(email)) = record.get(spec.name) else { continue };
+        for spec in record
+            .object
+            .fields()
+            .iter()
+            .filter(|f| f.ty == FieldType::Email)
+        {
+            let Some(Value::Text(email)) = record.get(spec.name) else {
+                continue;
+            };
             if !is_plausible_email(email) {
                 findings.push(Finding {
                     code: "INVALID_EMAIL",
@@ -96,11 +112,26 @@ mod tests {
 
     #[test]
     fn email_shapes() {
-        for good in ["a@example.com", "first.last+tag@sub.example.co.uk", "o'brien@example.ie", "jürgen@exämple.de"] {
+        for good in [
+            "a@example.com",
+            "first.last+tag@sub.example.co.uk",
+            "o'brien@example.ie",
+            "jürgen@exämple.de",
+        ] {
             assert!(is_plausible_email(good), "{good}");
         }
-        for bad in ["", "no-at.example.com", "two@@example.com", "trailing@", "@leading.example", "sp ace@example.com",
-            "a@nodot", "a..b@example.com", "a@-x.example.com", "a@example..com"] {
+        for bad in [
+            "",
+            "no-at.example.com",
+            "two@@example.com",
+            "trailing@",
+            "@leading.example",
+            "sp ace@example.com",
+            "a@nodot",
+            "a..b@example.com",
+            "a@-x.example.com",
+            "a@example..com",
+        ] {
             assert!(!is_plausible_email(bad), "{bad}");
         }
     }

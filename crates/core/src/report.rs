@@ -138,7 +138,11 @@ impl Report {
             Outcome::Failed
         } else if self.objects.iter().any(|o| o.mismatched > 0) {
             Outcome::Mismatch
-        } else if self.objects.iter().any(|o| o.failed > 0 || o.unprocessed > 0) {
+        } else if self
+            .objects
+            .iter()
+            .any(|o| o.failed > 0 || o.unprocessed > 0)
+        {
             Outcome::RecordsFailed
         } else {
             Outcome::Verified
@@ -180,11 +184,19 @@ pub struct Progress {
 impl Progress {
     /// Counters for `objects`.
     pub fn new(objects: &[ObjectType]) -> Progress {
-        Progress { objects: objects.iter().map(|o| (*o, ObjectProgress::default())).collect() }
+        Progress {
+            objects: objects
+                .iter()
+                .map(|o| (*o, ObjectProgress::default()))
+                .collect(),
+        }
     }
 
     /// The counters of `object`.
     pub fn of(&self, object: ObjectType) -> Option<&ObjectProgress> {
-        self.objects.iter().find(|(o, _)| *o == object).map(|(_, p)| p)
+        self.objects
+            .iter()
+            .find(|(o, _)| *o == object)
+            .map(|(_, p)| p)
     }
 }

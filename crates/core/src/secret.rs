@@ -42,7 +42,11 @@ pub enum SecretError {
 impl SecretRef {
     /// Parses `"${NAME}"`; anything else is refused as a literal secret.
     pub fn parse(raw: &str) -> Result<SecretRef, SecretError> {
-        let name = raw.trim().strip_prefix("${").and_then(|r| r.strip_suffix('}')).ok_or(SecretError::Literal)?;
+        let name = raw
+            .trim()
+            .strip_prefix("${")
+            .and_then(|r| r.strip_suffix('}'))
+            .ok_or(SecretError::Literal)?;
         let valid = !name.is_empty()
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit());
@@ -54,12 +58,16 @@ impl SecretRef {
 
     /// A reference to the environment variable `var`.
     pub fn env(var: &str) -> SecretRef {
-        SecretRef { source: SecretSource::Env(var.to_owned()) }
+        SecretRef {
+            source: SecretSource::Env(var.to_owned()),
+        }
     }
 
     /// A secret already held in memory (never from a config file).
     pub fn in_memory(secret: SecretString) -> SecretRef {
-        SecretRef { source: SecretSource::InMemory(secret) }
+        SecretRef {
+            source: SecretSource::InMemory(secret),
+        }
     }
 
     /// The environment variable's name, for a reference to one.
@@ -107,9 +115,16 @@ mod tests {
 
     #[test]
     fn only_env_references_are_accepted() {
-        assert_eq!(SecretRef::parse("${HUBSPOT_TOKEN}").unwrap().var(), Some("HUBSPOT_TOKEN"));
+        assert_eq!(
+            SecretRef::parse("${HUBSPOT_TOKEN}").unwrap().var(),
+            Some("HUBSPOT_TOKEN")
+        );
         for literal in ["pat-na1-1234", "${}", "${A B}", "$HUBSPOT_TOKEN", "${1ABC}"] {
-            assert_eq!(SecretRef::parse(literal).unwrap_err(), SecretError::Literal, "{literal}");
+            assert_eq!(
+                SecretRef::parse(literal).unwrap_err(),
+                SecretError::Literal,
+                "{literal}"
+            );
         }
     }
 
@@ -120,7 +135,9 @@ mod tests {
         struct C {
             token: SecretRef,
         }
-        let err = serde_json::from_str::<C>(r#"{"token":"pat-na1-super-secret"}"#).unwrap_err().to_string();
+        let err = serde_json::from_str::<C>(r#"{"token":"pat-na1-super-secret"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("super-secret"), "{err}");
         assert!(err.contains("environment variable"), "{err}");
     }
@@ -129,12 +146,18 @@ mod tests {
     fn in_memory_secrets_are_not_debug_printed() {
         let r = SecretRef::in_memory(SecretString::from("hunter2"));
         assert!(!format!("{r:?}").contains("hunter2"));
-        assert_eq!(secrecy::ExposeSecret::expose_secret(&r.resolve().unwrap()), "hunter2");
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&r.resolve().unwrap()),
+            "hunter2"
+        );
     }
 
     #[test]
     fn unset_variable_is_named() {
         let r = SecretRef::env("FERRY_TEST_SURELY_UNSET_VAR");
-        assert_eq!(r.resolve().unwrap_err().to_string(), "environment variable `FERRY_TEST_SURELY_UNSET_VAR` is not set");
+        assert_eq!(
+            r.resolve().unwrap_err().to_string(),
+            "environment variable `FERRY_TEST_SURELY_UNSET_VAR` is not set"
+        );
     }
 }
