@@ -1,1 +1,225 @@
-fn main() {}
+//! `ferry`: migrates customer records between CRM vendor APIs, in memory, verified by checksum.
+
+mod config;
+mod connectors;
+mod demo;
+mod progress;
+mod sandbox;
+mod summary;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ferry_core::{Mode, Progress, Report, RunOptions};
+
+/// Exit code when the configuration is wrong (see README: exit codes).
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code when the run failed (network, credentials, vendor errors).
+pub const EXIT_FAILED: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Migrates customer records between CRM vendor APIs, in memory, verified by SHA-256 checksums."
+)]
+struct Cli {
+    /// More log detail on stderr (-v info, -vv debug, -vvv trace). Logs never hold field values or secrets.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// No progress display.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A table and the first failures, for people.
+    Human,
+    /// The whole report as JSON on stdout, for CI.
+    Json,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The config file.
+    #[arg(short, long, default_value = "ferry.toml")]
+    config: PathBuf,
+    /// How to print the final report on stdout.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    report: ReportFormat,
+    /// Seconds between progress lines when stderr is not a terminal.
+    #[arg(long, default_value_t = 5)]
+    progress_interval: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Starts the built-in emulators, seeds them, migrates HubSpot to Salesforce and verifies.
+    Demo(demo::DemoArgs),
+    /// Migrates the objects named in the config from source to sink, then verifies them.
+    Migrate(RunArgs),
+    /// Re-reads source and sink and compares checksums, writing nothing.
+    Verify(RunArgs),
+    /// Checks the config, credentials and connectivity of source and sink, writing nothing.
+    Check {
+        /// The config file.
+        #[arg(short, long, default_value = "ferry.toml")]
+        config: PathBuf,
+    },
+    /// Serves the vendor emulators on loopback ports for trying ferry by hand.
+    Sandbox(sandbox::SandboxArgs),
+}
+
+/// An error with the exit code it should end the process with.
+pub struct CliError {
+    /// The process exit code.
+    pub code: u8,
+    /// What went wrong.
+    pub error: anyhow::Error,
+}
+
+impl CliError {
+    /// A configuration error (exit 2).
+    pub fn config(error: impl Into<anyhow::Error>) -> CliError {
+        CliError {
+            code: EXIT_CONFIG,
+            error: error.into(),
+        }
+    }
+
+    /// A run failure (exit 1).
+    pub fn failed(error: impl Into<anyhow::Error>) -> CliError {
+        CliError {
+            code: EXIT_FAILED,
+            error: error.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {:#}", e.error);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+/// Logs go to stderr. Only ferry's own crates get verbose: dependencies stay at `warn`, so
+/// no HTTP library ever logs a header (and with it a token) at trace level.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = std::env::var("FERRY_LOG").unwrap_or_else(|_| {
+        [
+            "ferry",
+            "ferry_core",
+            "ferry_sandbox",
+            "ferry_hubspot",
+            "ferry_salesforce",
+        ]
+        .iter()
+        .fold("warn".to_owned(), |f, krate| format!("{f},{krate}={level}"))
+    });
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .init();
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, CliError> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args, cli.quiet).await,
+        Command::Migrate(args) => run_config(Mode::Migrate, args, cli.quiet).await,
+        Command::Verify(args) => run_config(Mode::Verify, args, cli.quiet).await,
+        Command::Check { config } => check(config).await,
+        Command::Sandbox(args) => sandbox::run(args).await,
+    }
+}
+
+async fn run_config(mode: Mode, args: RunArgs, quiet: bool) -> Result<u8, CliError> {
+    let config = config::Config::load(&args.config).map_err(CliError::config)?;
+    let source = connectors::source(&config.source)?;
+    let sink = connectors::sink(&config.sink)?;
+    let options = RunOptions {
+        objects: config.migration.object_types().map_err(CliError::config)?,
+        batches_in_flight: config.migration.batches_in_flight,
+        invalid_email: config.migration.invalid_email,
+    };
+    let report = execute(mode, source, sink, &options, quiet, args.progress_interval).await;
+    print_report(&report, args.report)?;
+    Ok(report.outcome.exit_code())
+}
+
+/// Runs the pipeline with a progress display.
+pub async fn execute(
+    mode: Mode,
+    source: Arc<dyn ferry_core::Source>,
+    sink: Arc<dyn ferry_core::Sink>,
+    options: &RunOptions,
+    quiet: bool,
+    progress_interval: u64,
+) -> Report {
+    let progress = Arc::new(Progress::new(&options.objects));
+    let display = progress::Display::start(
+        Arc::clone(&progress),
+        quiet,
+        Duration::from_secs(progress_interval.max(1)),
+    );
+    let report = ferry_core::run(mode, source, sink, options, progress).await;
+    display.finish().await;
+    report
+}
+
+fn print_report(report: &Report, format: ReportFormat) -> Result<(), CliError> {
+    match format {
+        ReportFormat::Human => print!("{}", summary::human(report)),
+        ReportFormat::Json => println!("{}", summary::json(report).map_err(CliError::failed)?),
+    }
+    Ok(())
+}
+
+async fn check(path: PathBuf) -> Result<u8, CliError> {
+    let config = config::Config::load(&path).map_err(CliError::config)?;
+    let source = connectors::source(&config.source)?;
+    let sink = connectors::sink(&config.sink)?;
+    println!("config {}: valid", path.display());
+    let mut code = 0;
+    for (role, vendor, result) in [
+        ("source", source.vendor(), source.check().await),
+        ("sink", sink.vendor(), sink.check().await),
+    ] {
+        match result {
+            Ok(()) => println!("{role} {vendor}: reachable, credentials accepted"),
+            Err(e) => {
+                println!("{role} {vendor}: {e}");
+                code = EXIT_FAILED;
+            }
+        }
+    }
+    Ok(code)
+}

@@ -94,8 +94,8 @@ impl QualityChecker {
                 findings.push(Finding {
                     code: "DUPLICATE_EMAIL",
                     reason: format!(
-                        "field `{}` has the same address as another {} read earlier; both were written",
-                        spec.name, record.object
+                        "field `{}` has the same address as a record read earlier; both were written",
+                        spec.name
                     ),
                     blocks_write: false,
                 });

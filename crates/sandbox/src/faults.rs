@@ -31,15 +31,20 @@ pub fn inject(router: Router, faults: Faults, throttled: fn(Option<u64>) -> Resp
         return router;
     }
     let seen = Arc::new(AtomicU64::new(0));
-    router.layer(axum::middleware::from_fn(move |request: Request, next: Next| {
-        let seen = Arc::clone(&seen);
-        let faults = faults.clone();
-        async move {
-            let n = seen.fetch_add(1, Ordering::Relaxed) + 1;
-            if faults.throttle_every.is_some_and(|every| every > 0 && n % every == 0) {
-                return throttled(faults.retry_after_secs);
+    router.layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| {
+            let seen = Arc::clone(&seen);
+            let faults = faults.clone();
+            async move {
+                let n = seen.fetch_add(1, Ordering::Relaxed) + 1;
+                if faults
+                    .throttle_every
+                    .is_some_and(|every| every > 0 && n % every == 0)
+                {
+                    return throttled(faults.retry_after_secs);
+                }
+                next.run(request).await
             }
-            next.run(request).await
-        }
-    }))
+        },
+    ))
 }

@@ -46,7 +46,12 @@ pub async fn serve(vendor: &'static str, router: Router, addr: SocketAddr) -> io
             tracing::error!(vendor, error = %e, "emulator stopped");
         }
     });
-    Ok(Running { vendor, addr, base_url: format!("http://{addr}"), task })
+    Ok(Running {
+        vendor,
+        addr,
+        base_url: format!("http://{addr}"),
+        task,
+    })
 }
 
 /// What to start: data set size and each emulator's options.
@@ -105,7 +110,10 @@ pub struct SeedSummary {
 /// Generates the data, seeds HubSpot, and starts both emulators.
 pub async fn start(config: SandboxConfig) -> io::Result<Sandbox> {
     let data = seed::generate(config.records, config.seed, &config.mess);
-    let seeded = SeedSummary { companies: data.companies.len(), contacts: data.contacts.len() };
+    let seeded = SeedSummary {
+        companies: data.companies.len(),
+        contacts: data.contacts.len(),
+    };
     let hubspot = hubspot::Emulator::new(config.hubspot);
     hubspot.seed(&data);
     drop(data);

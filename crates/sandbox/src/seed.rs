@@ -93,30 +93,139 @@ impl Default for Mess {
 impl Mess {
     /// No deliberate mess: every record is valid for every vendor.
     pub fn none() -> Mess {
-        Mess { missing_last_name: 0.0, malformed_email: 0.0, duplicate_email: 0.0, no_company: 0.1, overlong_title: 0.0 }
+        Mess {
+            missing_last_name: 0.0,
+            malformed_email: 0.0,
+            duplicate_email: 0.0,
+            no_company: 0.1,
+            overlong_title: 0.0,
+        }
     }
 }
 
 const FIRST: &[&str] = &[
-    "Lorelai", "Rory", "Émilie", "José", "Zoë", "Søren", "Łukasz", "Ngozi", "Mei", "Aarav", "Björn", "Chloé",
-    "Dmitri", "Fatima", "Giulia", "Hiroshi", "Ines", "Jürgen", "Kwame", "Léa", "Matteo", "Nuño", "Olga", "Priya",
-    "Quentin", "Renée", "Sebastián", "Tomás", "Uma", "Vera", "Wiktoria", "Xiadani", "Yusuf", "Zeynep", "François",
-    "Åsa", "Çağla", "Đorđe", "Ōta", "Ива", "Александр", "محمد", "李", "さくら",
+    "Lorelai",
+    "Rory",
+    "Émilie",
+    "José",
+    "Zoë",
+    "Søren",
+    "Łukasz",
+    "Ngozi",
+    "Mei",
+    "Aarav",
+    "Björn",
+    "Chloé",
+    "Dmitri",
+    "Fatima",
+    "Giulia",
+    "Hiroshi",
+    "Ines",
+    "Jürgen",
+    "Kwame",
+    "Léa",
+    "Matteo",
+    "Nuño",
+    "Olga",
+    "Priya",
+    "Quentin",
+    "Renée",
+    "Sebastián",
+    "Tomás",
+    "Uma",
+    "Vera",
+    "Wiktoria",
+    "Xiadani",
+    "Yusuf",
+    "Zeynep",
+    "François",
+    "Åsa",
+    "Çağla",
+    "Đorđe",
+    "Ōta",
+    "Ива",
+    "Александр",
+    "محمد",
+    "李",
+    "さくら",
 ];
 const LAST: &[&str] = &[
-    "Gilmore", "Müller", "García", "Ødegaard", "Nowak", "O'Brien", "van der Berg", "Ng", "Okafor", "Dubois",
-    "Rossi", "Tanaka", "Fernández", "Kowalczyk", "Smith-Jones", "Nguyễn", "Öztürk", "Schröder", "Lefèvre",
-    "Jensen", "Papadopoulos", "Иванова", "김", "王", "d'Arcy", "MacDonald", "Ribeiro", "Słowacki",
+    "Gilmore",
+    "Müller",
+    "García",
+    "Ødegaard",
+    "Nowak",
+    "O'Brien",
+    "van der Berg",
+    "Ng",
+    "Okafor",
+    "Dubois",
+    "Rossi",
+    "Tanaka",
+    "Fernández",
+    "Kowalczyk",
+    "Smith-Jones",
+    "Nguyễn",
+    "Öztürk",
+    "Schröder",
+    "Lefèvre",
+    "Jensen",
+    "Papadopoulos",
+    "Иванова",
+    "김",
+    "王",
+    "d'Arcy",
+    "MacDonald",
+    "Ribeiro",
+    "Słowacki",
 ];
 const WORDS: &[&str] = &[
-    "Dragonfly", "Nordic", "Acme", "Lumen", "Harbor", "Cobalt", "Verde", "Atlas", "Quartz", "Meridian", "Fjord",
-    "Kestrel", "Orbit", "Pioneer", "Saffron", "Tundra", "Umbra", "Vantage", "Willow", "Zenith", "Café", "Größe",
+    "Dragonfly",
+    "Nordic",
+    "Acme",
+    "Lumen",
+    "Harbor",
+    "Cobalt",
+    "Verde",
+    "Atlas",
+    "Quartz",
+    "Meridian",
+    "Fjord",
+    "Kestrel",
+    "Orbit",
+    "Pioneer",
+    "Saffron",
+    "Tundra",
+    "Umbra",
+    "Vantage",
+    "Willow",
+    "Zenith",
+    "Café",
+    "Größe",
 ];
-const SUFFIX: &[&str] = &["Inc", "Ltd", "GmbH", "S.A.", "AB", "BV", "Oy", "KK", "SARL", "LLC"];
-const INDUSTRIES: &[&str] =
-    &["Technology", "Retail", "Manufacturing", "Healthcare", "Finance", "Education", "Hospitality", "Energy"];
-const TITLES: &[&str] =
-    &["CEO", "Head of Sales", "Account Manager", "Développeur", "Marketing Lead", "CFO", "Office Manager", "Engineer"];
+const SUFFIX: &[&str] = &[
+    "Inc", "Ltd", "GmbH", "S.A.", "AB", "BV", "Oy", "KK", "SARL", "LLC",
+];
+const INDUSTRIES: &[&str] = &[
+    "Technology",
+    "Retail",
+    "Manufacturing",
+    "Healthcare",
+    "Finance",
+    "Education",
+    "Hospitality",
+    "Energy",
+];
+const TITLES: &[&str] = &[
+    "CEO",
+    "Head of Sales",
+    "Account Manager",
+    "Développeur",
+    "Marketing Lead",
+    "CFO",
+    "Office Manager",
+    "Engineer",
+];
 const CITIES: &[(&str, &str, &str)] = &[
     ("Stars Hollow", "CT", "United States"),
     ("München", "BY", "Germany"),
@@ -129,18 +238,39 @@ const CITIES: &[(&str, &str, &str)] = &[
     ("Malmö", "M", "Sweden"),
     ("Sevilla", "AN", "Spain"),
 ];
-const MALFORMED: &[&str] = &["no-at-sign.example.com", "two@@example.com", "trailing@", "@leading.example", "sp ace@example.com"];
+const MALFORMED: &[&str] = &[
+    "no-at-sign.example.com",
+    "two@@example.com",
+    "trailing@",
+    "@leading.example",
+    "sp ace@example.com",
+];
 
 fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
     items[rng.random_range(0..items.len())]
 }
 
 fn maybe<T>(rng: &mut StdRng, present: f64, make: impl FnOnce(&mut StdRng) -> T) -> Option<T> {
-    if rng.random_bool(present) { Some(make(rng)) } else { None }
+    if rng.random_bool(present) {
+        Some(make(rng))
+    } else {
+        None
+    }
 }
 
-fn ascii_slug(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric()).flat_map(char::to_lowercase).collect()
+/// The ASCII letters and digits of `s`, lower-cased, for email local parts and domains;
+/// `fallback` when `s` has none (李, さくら).
+fn ascii_slug(s: &str, fallback: &str) -> String {
+    let slug: String = s
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    if slug.is_empty() {
+        fallback.to_owned()
+    } else {
+        slug
+    }
 }
 
 // 2019-01-01 to 2025-12-31, so timestamps look like real CRM history.
@@ -160,16 +290,30 @@ pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {
             let created = EPOCH_START_MS + rng.random_range(0..EPOCH_SPAN_MS);
             SeedCompany {
                 key,
-                domain: maybe(&mut rng, 0.9, |_| format!("{}{key}.example.com", ascii_slug(&base))),
+                domain: maybe(&mut rng, 0.9, |_| {
+                    format!("{}{key}.example.com", ascii_slug(&base, "company"))
+                }),
                 name: Some(name),
-                phone: maybe(&mut rng, 0.8, |rng| format!("+1 555 {:03} {:04}", key % 1000, rng.random_range(0..10_000))),
+                phone: maybe(&mut rng, 0.8, |rng| {
+                    format!(
+                        "+1 555 {:03} {:04}",
+                        key % 1000,
+                        rng.random_range(0..10_000)
+                    )
+                }),
                 industry: maybe(&mut rng, 0.85, |rng| pick(rng, INDUSTRIES).to_owned()),
                 employee_count: maybe(&mut rng, 0.7, |rng| rng.random_range(1..50_000)),
-                annual_revenue: maybe(&mut rng, 0.6, |rng| f64::from(rng.random_range(10_000u32..900_000_000)) + 0.5),
-                street: maybe(&mut rng, 0.7, |rng| format!("{} {} Street", rng.random_range(1..999), pick(rng, WORDS))),
+                annual_revenue: maybe(&mut rng, 0.6, |rng| {
+                    f64::from(rng.random_range(10_000u32..900_000_000)) + 0.5
+                }),
+                street: maybe(&mut rng, 0.7, |rng| {
+                    format!("{} {} Street", rng.random_range(1..999), pick(rng, WORDS))
+                }),
                 city: maybe(&mut rng, 0.8, |_| city.to_owned()),
                 state: maybe(&mut rng, 0.6, |_| state.to_owned()),
-                postal_code: maybe(&mut rng, 0.7, |rng| format!("{:05}", rng.random_range(0..100_000))),
+                postal_code: maybe(&mut rng, 0.7, |rng| {
+                    format!("{:05}", rng.random_range(0..100_000))
+                }),
                 country: maybe(&mut rng, 0.8, |_| country.to_owned()),
                 created_at_ms: created,
                 updated_at_ms: created + rng.random_range(0..86_400_000 * 300),
@@ -189,7 +333,14 @@ pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {
         } else if roll < mess.malformed_email + mess.duplicate_email && key > 0 {
             seeded[rng.random_range(0..key)].email.clone()
         } else {
-            maybe(&mut rng, 0.97, |rng| format!("{}.{}{key}@{}.example.org", ascii_slug(&first), ascii_slug(&last), pick(rng, WORDS).to_lowercase()))
+            maybe(&mut rng, 0.97, |rng| {
+                format!(
+                    "{}.{}{key}@{}.example.org",
+                    ascii_slug(&first, "contact"),
+                    ascii_slug(&last, "person"),
+                    ascii_slug(pick(rng, WORDS), "mail")
+                )
+            })
         };
         let job_title = if rng.random_bool(mess.overlong_title) {
             Some("Senior Vice President of ".repeat(8))
@@ -201,21 +352,37 @@ pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {
             email,
             first_name: maybe(&mut rng, 0.95, |_| first),
             last_name: (!rng.random_bool(mess.missing_last_name)).then_some(last),
-            phone: maybe(&mut rng, 0.6, |rng| format!("+44 20 {:04} {:04}", rng.random_range(0..10_000), key % 10_000)),
-            mobile_phone: maybe(&mut rng, 0.4, |rng| format!("+49 151 {:08}", rng.random_range(0..100_000_000))),
+            phone: maybe(&mut rng, 0.6, |rng| {
+                format!(
+                    "+44 20 {:04} {:04}",
+                    rng.random_range(0..10_000),
+                    key % 10_000
+                )
+            }),
+            mobile_phone: maybe(&mut rng, 0.4, |rng| {
+                format!("+49 151 {:08}", rng.random_range(0..100_000_000))
+            }),
             job_title,
-            street: maybe(&mut rng, 0.5, |rng| format!("{} {} Road", rng.random_range(1..999), pick(rng, WORDS))),
+            street: maybe(&mut rng, 0.5, |rng| {
+                format!("{} {} Road", rng.random_range(1..999), pick(rng, WORDS))
+            }),
             city: maybe(&mut rng, 0.7, |_| city.to_owned()),
             state: maybe(&mut rng, 0.5, |_| state.to_owned()),
-            postal_code: maybe(&mut rng, 0.6, |rng| format!("{:05}", rng.random_range(0..100_000))),
+            postal_code: maybe(&mut rng, 0.6, |rng| {
+                format!("{:05}", rng.random_range(0..100_000))
+            }),
             country: maybe(&mut rng, 0.7, |_| country.to_owned()),
             email_opt_out: rng.random_bool(0.15),
-            company: (!rng.random_bool(mess.no_company)).then(|| rng.random_range(0..company_count)),
+            company: (!rng.random_bool(mess.no_company))
+                .then(|| rng.random_range(0..company_count)),
             created_at_ms: created,
             updated_at_ms: created + rng.random_range(0..86_400_000 * 300),
         });
     }
-    SeedData { companies, contacts: seeded }
+    SeedData {
+        companies,
+        contacts: seeded,
+    }
 }
 
 #[cfg(test)]
@@ -224,8 +391,14 @@ mod tests {
 
     #[test]
     fn same_seed_same_data() {
-        assert_eq!(generate(500, 7, &Mess::default()), generate(500, 7, &Mess::default()));
-        assert_ne!(generate(500, 7, &Mess::default()), generate(500, 8, &Mess::default()));
+        assert_eq!(
+            generate(500, 7, &Mess::default()),
+            generate(500, 7, &Mess::default())
+        );
+        assert_ne!(
+            generate(500, 7, &Mess::default()),
+            generate(500, 8, &Mess::default())
+        );
     }
 
     #[test]
@@ -233,11 +406,29 @@ mod tests {
         let data = generate(20_000, 1, &Mess::default());
         assert_eq!(data.companies.len(), 4_000);
         let c = &data.contacts;
-        assert!(c.iter().any(|x| x.last_name.is_none()), "missing last names");
-        assert!(c.iter().any(|x| x.company.is_none()), "contacts without company");
-        assert!(c.iter().any(|x| x.email.as_deref().is_some_and(|e| MALFORMED.iter().any(|m| e.ends_with(m)))));
-        assert!(c.iter().any(|x| x.job_title.as_deref().is_some_and(|t| t.chars().count() > 128)));
-        assert!(c.iter().any(|x| x.first_name.as_deref().is_some_and(|n| !n.is_ascii())), "non-ASCII names");
+        assert!(
+            c.iter().any(|x| x.last_name.is_none()),
+            "missing last names"
+        );
+        assert!(
+            c.iter().any(|x| x.company.is_none()),
+            "contacts without company"
+        );
+        assert!(c.iter().any(|x| {
+            x.email
+                .as_deref()
+                .is_some_and(|e| MALFORMED.iter().any(|m| e.ends_with(m)))
+        }));
+        assert!(c.iter().any(|x| {
+            x.job_title
+                .as_deref()
+                .is_some_and(|t| t.chars().count() > 128)
+        }));
+        assert!(
+            c.iter()
+                .any(|x| x.first_name.as_deref().is_some_and(|n| !n.is_ascii())),
+            "non-ASCII names"
+        );
         let mut emails: Vec<&str> = c.iter().filter_map(|x| x.email.as_deref()).collect();
         let total = emails.len();
         emails.sort_unstable();
@@ -247,9 +438,25 @@ mod tests {
     }
 
     #[test]
+    fn clean_data_emails_are_well_formed() {
+        let data = generate(5_000, 3, &Mess::none());
+        for email in data.contacts.iter().filter_map(|c| c.email.as_deref()) {
+            let (local, domain) = email.split_once('@').expect("an @");
+            assert!(
+                !local.starts_with('.') && !local.contains("..") && domain.contains('.'),
+                "{email}"
+            );
+        }
+    }
+
+    #[test]
     fn clean_data_has_no_invalid_records() {
         let data = generate(5_000, 3, &Mess::none());
         assert!(data.contacts.iter().all(|x| x.last_name.is_some()));
-        assert!(data.contacts.iter().all(|x| x.job_title.as_deref().is_none_or(|t| t.chars().count() <= 128)));
+        assert!(data.contacts.iter().all(|x| {
+            x.job_title
+                .as_deref()
+                .is_none_or(|t| t.chars().count() <= 128)
+        }));
     }
 }

@@ -1,0 +1,177 @@
+//! The `[source]` (later also `[sink]`) settings of a HubSpot connector, and their validation.
+
+use std::time::Duration;
+
+use ferry_core::http::{RateLimit, RetrySettings, checked_base_url};
+use ferry_core::{ConnectorError, ConnectorResult, SecretRef};
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+use crate::VENDOR;
+
+/// HubSpot's API host, used when `base_url` is not set.
+pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
+/// HubSpot's burst limit for a private app on Free and Starter (Professional and Enterprise
+/// allow 190 per 10 s, with the API limit increase 250).
+pub const DEFAULT_RATE_LIMIT_PER_10S: u32 = 100;
+/// HubSpot's largest list page, and the default page size.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// How to reach a HubSpot account, as written in the config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubspotConfig {
+    /// The API's base URL; default `https://api.hubapi.com`. Plain `http://` is accepted only
+    /// on loopback (the sandbox emulator).
+    pub base_url: Option<String>,
+    /// The private-app access token, as an environment-variable reference: `"${HUBSPOT_TOKEN}"`.
+    pub token: SecretRef,
+    /// Requests per ten seconds ferry allows itself; default 100, the private-app burst limit
+    /// on Free/Starter. Professional and Enterprise accounts may set 190 (250 with the API limit
+    /// increase). A lower limit announced by HubSpot in its response headers wins.
+    pub rate_limit_per_10s: Option<u32>,
+    /// Records per list page, 1 to 100; default 100 (HubSpot's maximum).
+    pub page_size: Option<u32>,
+    /// Seconds allowed for one request, first byte to last; default 60.
+    pub timeout_secs: Option<u64>,
+    /// How many times a transient failure (429, 5xx, 423, 477, network) is retried; default 8.
+    pub max_retries: Option<usize>,
+}
+
+/// Validated settings, with the token read from the environment.
+pub(crate) struct Settings {
+    pub base_url: Url,
+    pub token: SecretString,
+    pub rate_limit: RateLimit,
+    pub page_size: u32,
+    pub retry: RetrySettings,
+}
+
+fn key(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+impl HubspotConfig {
+    /// A config with every setting at its default and the token read from `token`.
+    pub fn new(token: SecretRef) -> HubspotConfig {
+        HubspotConfig {
+            base_url: None,
+            token,
+            rate_limit_per_10s: None,
+            page_size: None,
+            timeout_secs: None,
+            max_retries: None,
+        }
+    }
+
+    /// Validates the settings and resolves the token; errors name `key_prefix.<key>`.
+    pub(crate) fn settings(&self, key_prefix: &str) -> ConnectorResult<Settings> {
+        let config_error = |name: &str, detail: String| ConnectorError::Config {
+            vendor: VENDOR,
+            key: key(key_prefix, name),
+            detail,
+        };
+        let base_url = checked_base_url(
+            VENDOR,
+            &key(key_prefix, "base_url"),
+            self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL),
+        )?;
+        let token = self
+            .token
+            .resolve()
+            .map_err(|e| config_error("token", e.to_string()))?;
+        let requests = self
+            .rate_limit_per_10s
+            .unwrap_or(DEFAULT_RATE_LIMIT_PER_10S);
+        if requests == 0 {
+            return Err(config_error(
+                "rate_limit_per_10s",
+                "must be at least 1".into(),
+            ));
+        }
+        let page_size = self.page_size.unwrap_or(MAX_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+            return Err(config_error(
+                "page_size",
+                format!(
+                    "{page_size} is out of range: HubSpot returns 1 to {MAX_PAGE_SIZE} records per page"
+                ),
+            ));
+        }
+        let mut retry = RetrySettings::default();
+        if let Some(secs) = self.timeout_secs {
+            if secs == 0 {
+                return Err(config_error("timeout_secs", "must be at least 1".into()));
+            }
+            retry.timeout = Duration::from_secs(secs);
+        }
+        if let Some(n) = self.max_retries {
+            retry.max_retries = n;
+        }
+        Ok(Settings {
+            base_url,
+            token,
+            rate_limit: RateLimit::new(requests, Duration::from_secs(10)),
+            page_size,
+            retry,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_like: serde_json::Value) -> Result<HubspotConfig, serde_json::Error> {
+        serde_json::from_value(toml_like)
+    }
+
+    #[test]
+    fn unknown_keys_and_literal_tokens_are_refused() {
+        assert!(parse(serde_json::json!({"token": "${X}", "pagesize": 5})).is_err());
+        let err = parse(serde_json::json!({"token": "pat-na1-secret"}))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("pat-na1-secret"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let unset = HubspotConfig::new(SecretRef::env("FERRY_HUBSPOT_SURELY_UNSET"));
+        match unset.settings("source") {
+            Err(ConnectorError::Config { key, detail, .. }) => {
+                assert_eq!(key, "source.token");
+                assert!(detail.contains("FERRY_HUBSPOT_SURELY_UNSET"));
+            }
+            _ => panic!("expected a config error"),
+        }
+        let plain = HubspotConfig {
+            base_url: Some("http://crm.example.com".into()),
+            ..unset.clone()
+        };
+        let err = plain
+            .settings("source")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("source.base_url"), "{err}");
+    }
+
+    #[test]
+    fn page_size_over_100_is_a_config_error() {
+        // PATH is set in any test environment; only the page size is wrong here.
+        let config = HubspotConfig {
+            page_size: Some(101),
+            ..HubspotConfig::new(SecretRef::env("PATH"))
+        };
+        match config.settings("source") {
+            Err(ConnectorError::Config { key, .. }) => assert_eq!(key, "source.page_size"),
+            _ => panic!("expected a config error"),
+        }
+    }
+}

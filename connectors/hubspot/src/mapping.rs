@@ -1,0 +1,256 @@
+//! HubSpot's record shape, and the table between canonical fields and HubSpot properties.
+//!
+//! HubSpot sends every property value as a string (or `null` when unset); values are typed
+//! here through [`Record::set_parsed`], so a value of the wrong type becomes a rejection that
+//! names the field, never the value.
+
+use std::collections::HashMap;
+
+use ferry_core::{ObjectType, Record, RecordRejection, Value, field};
+use serde::{Deserialize, Deserializer};
+
+/// Canonical contact field ↔ HubSpot contact property.
+pub const CONTACT_PROPERTIES: &[(&str, &str)] = &[
+    (field::EMAIL, "email"),
+    (field::FIRST_NAME, "firstname"),
+    (field::LAST_NAME, "lastname"),
+    (field::PHONE, "phone"),
+    (field::MOBILE_PHONE, "mobilephone"),
+    (field::JOB_TITLE, "jobtitle"),
+    (field::STREET, "address"),
+    (field::CITY, "city"),
+    (field::STATE, "state"),
+    (field::POSTAL_CODE, "zip"),
+    (field::COUNTRY, "country"),
+    (field::EMAIL_OPT_OUT, "hs_email_optout"),
+    (field::CREATED_AT, "createdate"),
+    (field::UPDATED_AT, "lastmodifieddate"),
+];
+
+/// Canonical company field ↔ HubSpot company property.
+pub const COMPANY_PROPERTIES: &[(&str, &str)] = &[
+    (field::NAME, "name"),
+    (field::DOMAIN, "domain"),
+    (field::PHONE, "phone"),
+    (field::INDUSTRY, "industry"),
+    (field::EMPLOYEE_COUNT, "numberofemployees"),
+    (field::ANNUAL_REVENUE, "annualrevenue"),
+    (field::STREET, "address"),
+    (field::CITY, "city"),
+    (field::STATE, "state"),
+    (field::POSTAL_CODE, "zip"),
+    (field::COUNTRY, "country"),
+    (field::CREATED_AT, "createdate"),
+    (field::UPDATED_AT, "hs_lastmodifieddate"),
+];
+
+/// The association label of a contact's primary company in v3 list responses.
+pub const PRIMARY_COMPANY_TYPE: &str = "contact_to_company";
+
+/// The (canonical field, HubSpot property) table of `object`.
+pub fn properties(object: ObjectType) -> &'static [(&'static str, &'static str)] {
+    match object {
+        ObjectType::Contacts => CONTACT_PROPERTIES,
+        ObjectType::Companies => COMPANY_PROPERTIES,
+    }
+}
+
+/// HubSpot's path segment for `object`.
+pub fn object_path(object: ObjectType) -> &'static str {
+    match object {
+        ObjectType::Contacts => "contacts",
+        ObjectType::Companies => "companies",
+    }
+}
+
+/// One page of a v3 list response.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListResponse {
+    pub results: Vec<HubspotObject>,
+    #[serde(default)]
+    pub paging: Option<Paging>,
+}
+
+/// The `paging` member of a list response.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Paging {
+    #[serde(default)]
+    pub next: Option<NextPage>,
+}
+
+/// The `paging.next` member: the opaque cursor of the next page.
+#[derive(Debug, Deserialize)]
+pub(crate) struct NextPage {
+    pub after: String,
+}
+
+/// A CRM object as HubSpot returns it (`SimplePublicObjectWithAssociations`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HubspotObject {
+    /// The record id.
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    /// Property values: strings, or `null` when unset.
+    #[serde(default)]
+    pub properties: HashMap<String, serde_json::Value>,
+    /// Associated records by object type, when requested.
+    #[serde(default)]
+    pub associations: HashMap<String, AssociationPage>,
+    /// Creation time, ISO-8601.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Last modification time, ISO-8601.
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+/// The associations of one type on a record.
+#[derive(Debug, Default, Deserialize)]
+pub struct AssociationPage {
+    /// The associated records.
+    #[serde(default)]
+    pub results: Vec<AssociationRef>,
+}
+
+/// One associated record and the association's type label.
+#[derive(Debug, Deserialize)]
+pub struct AssociationRef {
+    /// The associated record's id.
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    /// The association type, e.g. `contact_to_company` (primary).
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+}
+
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) if !s.is_empty() => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        _ => Err(serde::de::Error::custom(
+            "expected a non-empty string or number id",
+        )),
+    }
+}
+
+impl HubspotObject {
+    /// A property's value as text; `None` when absent, `null` or empty.
+    pub fn property(&self, name: &str) -> Option<String> {
+        match self.properties.get(name)? {
+            serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            serde_json::Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The id of the contact's primary company: the `contact_to_company` association, else the
+    /// first company listed.
+    pub fn primary_company(&self) -> Option<&str> {
+        let companies = &self.associations.get("companies")?.results;
+        companies
+            .iter()
+            .find(|a| a.kind.as_deref() == Some(PRIMARY_COMPANY_TYPE))
+            .or_else(|| companies.first())
+            .map(|a| a.id.as_str())
+    }
+}
+
+/// Maps a HubSpot object to a canonical record, or says which fields could not be read.
+pub fn to_record(object: ObjectType, raw: &HubspotObject) -> Result<Record, RecordRejection> {
+    let mut record = Record::new(object, raw.id.clone());
+    let mut problems = Vec::new();
+    for &(canonical, property) in properties(object) {
+        let value = raw.property(property).or_else(|| match canonical {
+            field::CREATED_AT => raw.created_at.clone(),
+            field::UPDATED_AT => raw.updated_at.clone(),
+            _ => None,
+        });
+        if let Some(value) = value {
+            if let Err(e) = record.set_parsed(canonical, &value) {
+                problems.push(format!(
+                    "`{}` (HubSpot property `{property}`, expected {})",
+                    e.field, e.expected
+                ));
+            }
+        }
+    }
+    if object == ObjectType::Contacts {
+        if let Some(company) = raw.primary_company() {
+            record.set(field::COMPANY, Value::Reference(company.to_owned()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(record)
+    } else {
+        Err(RecordRejection {
+            source_id: raw.id.clone(),
+            code: "UNREADABLE_VALUE".into(),
+            reason: format!("value of {} could not be read", problems.join(", ")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(json: serde_json::Value) -> HubspotObject {
+        serde_json::from_value(json).expect("a HubSpot object")
+    }
+
+    #[test]
+    fn maps_a_contact_with_types_and_primary_company() {
+        let raw = object(serde_json::json!({
+            "id": "2000001",
+            "properties": {"email": "a@example.com", "firstname": "Zoë", "lastname": null, "hs_email_optout": "true",
+                           "createdate": "2022-06-01T14:31:48.469Z", "lastmodifieddate": "2023-01-01T00:00:00.000Z"},
+            "associations": {"companies": {"results": [
+                {"id": "1000009", "type": "contact_to_company_unlabeled"},
+                {"id": "1000007", "type": "contact_to_company"}]}},
+            "createdAt": "2022-06-01T14:31:48.469Z", "updatedAt": "2023-01-01T00:00:00.000Z", "archived": false
+        }));
+        let r = to_record(ObjectType::Contacts, &raw).expect("maps");
+        assert_eq!(r.text(field::EMAIL), Some("a@example.com"));
+        assert_eq!(r.text(field::FIRST_NAME), Some("Zoë"));
+        assert_eq!(r.get(field::LAST_NAME), None);
+        assert_eq!(r.get(field::EMAIL_OPT_OUT), Some(&Value::Bool(true)));
+        assert_eq!(
+            r.get(field::COMPANY),
+            Some(&Value::Reference("1000007".into()))
+        );
+        assert!(matches!(
+            r.get(field::CREATED_AT),
+            Some(Value::Timestamp(_))
+        ));
+    }
+
+    #[test]
+    fn first_company_when_none_is_primary() {
+        let raw = object(
+            serde_json::json!({"id": 5, "associations": {"companies": {"results": [{"id": 9, "type": "x"}]}}}),
+        );
+        let r = to_record(ObjectType::Contacts, &raw).expect("maps");
+        assert_eq!(r.source_id, "5");
+        assert_eq!(r.get(field::COMPANY), Some(&Value::Reference("9".into())));
+    }
+
+    #[test]
+    fn bad_value_is_a_rejection_naming_the_field_not_the_value() {
+        let raw = object(
+            serde_json::json!({"id": "1000001", "properties": {"name": "Acme", "numberofemployees": "lots-of-people"}}),
+        );
+        let rejection = to_record(ObjectType::Companies, &raw).expect_err("rejected");
+        assert_eq!(rejection.source_id, "1000001");
+        assert!(
+            rejection.reason.contains("employee_count")
+                && rejection.reason.contains("numberofemployees")
+        );
+        assert!(
+            !rejection.reason.contains("lots-of-people"),
+            "{}",
+            rejection.reason
+        );
+    }
+}

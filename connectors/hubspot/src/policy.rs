@@ -1,0 +1,249 @@
+//! What the shared HTTP layer needs to know about HubSpot: which responses to retry, the rate
+//! limit HubSpot announces in its headers, and how to summarise its error bodies.
+
+use std::time::Duration;
+
+use ferry_core::http::{HttpResponse, RateLimit, VendorPolicy, Verdict, default_classify};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use crate::VENDOR;
+
+/// HubSpot's documented minimum wait after a 423 Locked ("Locks will last for 2 seconds").
+const LOCKED_WAIT: Duration = Duration::from_secs(2);
+/// The longest error detail kept from a HubSpot message.
+const MAX_DETAIL: usize = 240;
+
+/// HubSpot's retry, rate-limit and error-body rules.
+#[derive(Clone, Debug)]
+pub struct HubspotPolicy {
+    /// The configured limit; an announced limit above it is ignored.
+    configured: RateLimit,
+}
+
+impl HubspotPolicy {
+    /// A policy that never lets an announced limit raise ferry above `configured`.
+    pub fn new(configured: RateLimit) -> HubspotPolicy {
+        HubspotPolicy { configured }
+    }
+}
+
+fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Cuts `text` to at most `max` characters, on a character boundary.
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+impl VendorPolicy for HubspotPolicy {
+    fn vendor(&self) -> &'static str {
+        VENDOR
+    }
+
+    /// 429 (burst), 408 and 5xx retry with backoff (HubSpot sends no `Retry-After` on 429);
+    /// 423 Locked waits at least 2 s; 477 Migration in Progress waits its `Retry-After`; a
+    /// 429 for the *daily* limit is final, since no retry can succeed before midnight.
+    fn classify(&self, response: &HttpResponse) -> Verdict {
+        match response.status.as_u16() {
+            423 => Verdict::Retry {
+                after: Some(
+                    response
+                        .retry_after()
+                        .unwrap_or(LOCKED_WAIT)
+                        .max(LOCKED_WAIT),
+                ),
+                reason: "HTTP 423 Locked".into(),
+            },
+            477 => Verdict::Retry {
+                after: response.retry_after(),
+                reason: "HTTP 477 Migration in Progress".into(),
+            },
+            429 => {
+                let body: Option<Value> = serde_json::from_slice(&response.body).ok();
+                let policy = body
+                    .as_ref()
+                    .and_then(|b| b.get("policyName"))
+                    .and_then(Value::as_str);
+                if policy == Some("DAILY") {
+                    Verdict::Done
+                } else {
+                    default_classify(response)
+                }
+            }
+            _ => default_classify(response),
+        }
+    }
+
+    fn announced_limit(&self, headers: &HeaderMap) -> Option<RateLimit> {
+        let max = u32::try_from(header_number(headers, "x-hubspot-ratelimit-max")?)
+            .ok()
+            .filter(|m| *m > 0)?;
+        let interval = header_number(headers, "x-hubspot-ratelimit-interval-milliseconds")
+            .filter(|ms| *ms > 0)?;
+        let announced = RateLimit::new(max, Duration::from_millis(interval));
+        // Compare as rates: requests per millisecond, cross-multiplied to stay in integers.
+        let announced_rate = u128::from(max) * self.configured.per.as_millis();
+        let configured_rate = u128::from(self.configured.requests) * announced.per.as_millis();
+        Some(if announced_rate < configured_rate {
+            announced
+        } else {
+            self.configured
+        })
+    }
+
+    /// `CATEGORY: message` from HubSpot's error body. Validation messages quote the values
+    /// that failed, so for those only the error codes and property names are kept.
+    fn error_detail(&self, response: &HttpResponse) -> String {
+        let Ok(body) = serde_json::from_slice::<Value>(&response.body) else {
+            return format!(
+                "HTTP {} with a non-JSON body of {} bytes",
+                response.status.as_u16(),
+                response.body.len()
+            );
+        };
+        let text = |k: &str| body.get(k).and_then(Value::as_str);
+        let category = text("category")
+            .or_else(|| text("policyName"))
+            .or_else(|| text("errorType"))
+            .unwrap_or("ERROR");
+        let codes: Vec<String> = body
+            .get("errors")
+            .and_then(Value::as_array)
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| {
+                        let code = e.get("code").and_then(Value::as_str)?;
+                        let names = e.pointer("/context/propertyName").and_then(Value::as_array);
+                        let names: Vec<&str> = names
+                            .map(|n| n.iter().filter_map(Value::as_str).collect())
+                            .unwrap_or_default();
+                        Some(if names.is_empty() {
+                            code.to_owned()
+                        } else {
+                            format!("{code} ({})", names.join(", "))
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !codes.is_empty() {
+            return truncate(&format!("{category}: {}", codes.join("; ")), MAX_DETAIL);
+        }
+        let message = text("message").unwrap_or("no message");
+        if category == "VALIDATION_ERROR" && message.starts_with("Property values were not valid") {
+            return format!("{category}: property values were not valid");
+        }
+        truncate(&format!("{category}: {message}"), MAX_DETAIL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+    use reqwest::header::HeaderValue;
+
+    fn response(status: u16, headers: &[(&'static str, &'static str)], body: &str) -> HttpResponse {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, HeaderValue::from_static(v));
+        }
+        HttpResponse {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
+            headers: map,
+            body: body.to_owned().into(),
+        }
+    }
+
+    fn policy() -> HubspotPolicy {
+        HubspotPolicy::new(RateLimit::new(100, Duration::from_secs(10)))
+    }
+
+    #[test]
+    fn classifies_hubspot_statuses() {
+        let p = policy();
+        assert_eq!(
+            p.classify(&response(423, &[], "")),
+            Verdict::Retry {
+                after: Some(LOCKED_WAIT),
+                reason: "HTTP 423 Locked".into()
+            }
+        );
+        let migrating = p.classify(&response(477, &[("retry-after", "7")], ""));
+        assert!(
+            matches!(migrating, Verdict::Retry { after: Some(d), .. } if d == Duration::from_secs(7))
+        );
+        assert!(matches!(
+            p.classify(&response(
+                429,
+                &[],
+                r#"{"policyName":"TEN_SECONDLY_ROLLING"}"#
+            )),
+            Verdict::Retry { .. }
+        ));
+        assert_eq!(
+            p.classify(&response(429, &[], r#"{"policyName":"DAILY"}"#)),
+            Verdict::Done
+        );
+        assert!(matches!(
+            p.classify(&response(502, &[], "")),
+            Verdict::Retry { .. }
+        ));
+        assert_eq!(p.classify(&response(400, &[], "")), Verdict::Done);
+    }
+
+    #[test]
+    fn announced_limit_never_exceeds_the_configured_one() {
+        let p = HubspotPolicy::new(RateLimit::new(20, Duration::from_secs(10)));
+        let headers = |max: &'static str| {
+            let r = response(
+                200,
+                &[
+                    ("x-hubspot-ratelimit-max", max),
+                    ("x-hubspot-ratelimit-interval-milliseconds", "10000"),
+                ],
+                "",
+            );
+            r.headers
+        };
+        assert_eq!(
+            p.announced_limit(&headers("10")),
+            Some(RateLimit::new(10, Duration::from_millis(10_000)))
+        );
+        assert_eq!(
+            p.announced_limit(&headers("190")),
+            Some(RateLimit::new(20, Duration::from_secs(10)))
+        );
+        assert_eq!(p.announced_limit(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn error_detail_from_hubspot_bodies() {
+        let p = policy();
+        let auth = r#"{"status":"error","message":"The access token is invalid.","correlationId":"x","category":"INVALID_AUTHENTICATION"}"#;
+        assert_eq!(
+            p.error_detail(&response(401, &[], auth)),
+            "INVALID_AUTHENTICATION: The access token is invalid."
+        );
+        let validation = r#"{"status":"error","message":"Property values were not valid: lots was not a valid number","category":"VALIDATION_ERROR",
+            "errors":[{"message":"lots was not a valid number","code":"INVALID_INTEGER","context":{"propertyName":["numberofemployees"]}}]}"#;
+        let detail = p.error_detail(&response(400, &[], validation));
+        assert_eq!(
+            detail,
+            "VALIDATION_ERROR: INVALID_INTEGER (numberofemployees)"
+        );
+        assert!(!p.error_detail(&response(400, &[], r#"{"category":"VALIDATION_ERROR","message":"Property values were not valid: lots"}"#)).contains("lots"));
+        assert_eq!(
+            p.error_detail(&response(502, &[], "<html>bad gateway</html>")),
+            "HTTP 502 with a non-JSON body of 24 bytes"
+        );
+        let long = format!(r#"{{"category":"X","message":"{}"}}"#, "é".repeat(1000));
+        assert!(p.error_detail(&response(500, &[], &long)).chars().count() <= MAX_DETAIL + 1);
+    }
+}

@@ -1,0 +1,342 @@
+//! The HubSpot source against the sandbox's HubSpot emulator, over real HTTP on loopback.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use ferry_core::{ConnectorError, ObjectType, Record, SecretRef, Source, Value, field};
+use ferry_hubspot::{HubspotConfig, HubspotSource};
+use ferry_sandbox::faults::Faults;
+use ferry_sandbox::hubspot::{Emulator, FIRST_COMPANY_ID, FIRST_CONTACT_ID, Options};
+use ferry_sandbox::seed::{Mess, SeedData, generate};
+
+const TOKEN_VAR: &str = "FERRY_HUBSPOT_TEST_TOKEN";
+const BAD_TOKEN_VAR: &str = "FERRY_HUBSPOT_TEST_BAD_TOKEN";
+const BAD_TOKEN: &str = "pat-na1-not-the-right-token-4711";
+
+/// Sets the test tokens once, before any test does anything else (every test calls this
+/// first, so no other thread reads the environment while it is written).
+fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: every test waits on this `Once` before starting any other thread or I/O.
+        unsafe {
+            std::env::set_var(TOKEN_VAR, ferry_sandbox::HUBSPOT_TOKEN);
+            std::env::set_var(BAD_TOKEN_VAR, BAD_TOKEN);
+        }
+    });
+}
+
+async fn emulator(
+    options: Options,
+    contacts: usize,
+) -> (ferry_sandbox::Running, Emulator, SeedData) {
+    let emulator = Emulator::new(options);
+    let data = generate(contacts, 11, &Mess::default());
+    emulator.seed(&data);
+    let running = ferry_sandbox::serve(
+        "hubspot",
+        emulator.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve the emulator");
+    (running, emulator, data)
+}
+
+fn config(base_url: &str, token_var: &str) -> HubspotConfig {
+    HubspotConfig {
+        base_url: Some(base_url.to_owned()),
+        timeout_secs: Some(10),
+        ..HubspotConfig::new(SecretRef::env(token_var))
+    }
+}
+
+async fn read_all(source: &HubspotSource, object: ObjectType) -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = source
+            .read_page(object, cursor.as_deref())
+            .await
+            .expect("page");
+        assert!(page.unreadable.is_empty(), "{:?}", page.unreadable);
+        records.extend(page.records);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return records,
+        }
+    }
+}
+
+fn assert_unique(records: &[Record]) {
+    let ids: HashSet<&str> = records.iter().map(|r| r.source_id.as_str()).collect();
+    assert_eq!(ids.len(), records.len(), "a record was read twice");
+}
+
+#[tokio::test]
+async fn reads_every_company_and_contact_once_with_associations_and_opt_outs() {
+    init();
+    let (hs, _, data) = emulator(
+        Options {
+            burst_limit: None,
+            ..Options::default()
+        },
+        1_000,
+    )
+    .await;
+    let source = HubspotSource::new(config(&hs.base_url, TOKEN_VAR), "source").expect("source");
+    source.check().await.expect("check");
+
+    let companies = read_all(&source, ObjectType::Companies).await;
+    assert_eq!(companies.len(), data.companies.len());
+    assert_unique(&companies);
+    let company_ids: HashSet<&str> = companies.iter().map(|r| r.source_id.as_str()).collect();
+
+    let contacts = read_all(&source, ObjectType::Contacts).await;
+    assert_eq!(contacts.len(), data.contacts.len());
+    assert_unique(&contacts);
+    for (record, seeded) in contacts.iter().zip(&data.contacts) {
+        assert_eq!(
+            record.source_id,
+            (FIRST_CONTACT_ID + seeded.key as u64).to_string()
+        );
+        let expected_company = seeded
+            .company
+            .map(|k| Value::Reference((FIRST_COMPANY_ID + k as u64).to_string()));
+        assert_eq!(
+            record.get(field::COMPANY),
+            expected_company.as_ref(),
+            "contact {}",
+            record.source_id
+        );
+        if let Some(Value::Reference(company)) = record.get(field::COMPANY) {
+            assert!(
+                company_ids.contains(company.as_str()),
+                "reference to a company that was read"
+            );
+        }
+        assert_eq!(
+            record.get(field::EMAIL_OPT_OUT),
+            Some(&Value::Bool(seeded.email_opt_out))
+        );
+        assert_eq!(record.text(field::EMAIL), seeded.email.as_deref());
+        assert_eq!(record.text(field::LAST_NAME), seeded.last_name.as_deref());
+        assert_eq!(
+            record.get(field::CREATED_AT),
+            Some(&Value::Timestamp(seeded.created_at_ms))
+        );
+    }
+    let first = &data.companies[0];
+    let company = &companies[0];
+    assert_eq!(company.text(field::NAME), first.name.as_deref());
+    assert_eq!(
+        company.get(field::EMPLOYEE_COUNT),
+        first
+            .employee_count
+            .map(|n| Value::Integer(i64::from(n)))
+            .as_ref()
+    );
+    assert_eq!(
+        company.get(field::UPDATED_AT),
+        Some(&Value::Timestamp(first.updated_at_ms))
+    );
+    let (requests, retries, throttled) = source
+        .http_stats()
+        .expect("hubspot counts requests")
+        .snapshot();
+    assert_eq!((retries, throttled), (0, 0));
+    assert_eq!(
+        requests,
+        1 + 2 + 10,
+        "check, 2 company pages, 10 contact pages"
+    );
+}
+
+#[tokio::test]
+async fn bad_token_is_an_auth_error_naming_vendor_and_endpoint_without_the_token() {
+    init();
+    let (hs, _, _) = emulator(Options::default(), 10).await;
+    let source = HubspotSource::new(config(&hs.base_url, BAD_TOKEN_VAR), "source").expect("source");
+    for result in [
+        source.check().await.err(),
+        source.read_page(ObjectType::Companies, None).await.err(),
+    ] {
+        let err = result.expect("an error");
+        assert!(
+            matches!(err, ConnectorError::Auth { status: 401, .. }),
+            "{err:?}"
+        );
+        assert!(err.is_operator_fault());
+        let text = err.to_string();
+        assert!(
+            text.contains("hubspot") && text.contains("GET /crm/v3/objects/"),
+            "{text}"
+        );
+        assert!(text.contains("INVALID_AUTHENTICATION"), "{text}");
+        assert!(
+            !text.contains(BAD_TOKEN) && !format!("{err:?}").contains(BAD_TOKEN),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unset_token_variable_is_a_config_error() {
+    init();
+    let config = config("http://127.0.0.1:9", "FERRY_HUBSPOT_TEST_SURELY_UNSET");
+    match HubspotSource::new(config, "source") {
+        Err(ConnectorError::Config { key, .. }) => assert_eq!(key, "source.token"),
+        Err(other) => panic!("expected a config error, got {other}"),
+        Ok(_) => panic!("expected a config error"),
+    }
+}
+
+#[tokio::test]
+async fn a_429_storm_is_retried_and_nothing_is_lost() {
+    init();
+    let faults = Faults {
+        throttle_every: Some(3),
+        retry_after_secs: None,
+    };
+    let (hs, _, data) = emulator(
+        Options {
+            faults,
+            burst_limit: None,
+            ..Options::default()
+        },
+        500,
+    )
+    .await;
+    let source = HubspotSource::new(
+        HubspotConfig {
+            page_size: Some(50),
+            ..config(&hs.base_url, TOKEN_VAR)
+        },
+        "source",
+    )
+    .expect("source");
+    let companies = read_all(&source, ObjectType::Companies).await;
+    let contacts = read_all(&source, ObjectType::Contacts).await;
+    assert_eq!(
+        (companies.len(), contacts.len()),
+        (data.companies.len(), data.contacts.len())
+    );
+    assert_unique(&contacts);
+    let (_, retries, throttled) = source
+        .http_stats()
+        .expect("hubspot counts requests")
+        .snapshot();
+    assert!(
+        throttled >= 4 && retries >= throttled,
+        "throttled {throttled}, retries {retries}"
+    );
+}
+
+#[tokio::test]
+async fn a_tight_burst_limit_is_respected_with_zero_429s() {
+    init();
+    // 22 pages at 20 requests per 10 s: without pacing, requests 21 and 22 would be refused.
+    let (hs, emulator, data) = emulator(
+        Options {
+            burst_limit: Some(20),
+            ..Options::default()
+        },
+        110,
+    )
+    .await;
+    let config = HubspotConfig {
+        rate_limit_per_10s: Some(20),
+        page_size: Some(5),
+        ..config(&hs.base_url, TOKEN_VAR)
+    };
+    let source = HubspotSource::new(config, "source").expect("source");
+    let started = Instant::now();
+    let contacts = read_all(&source, ObjectType::Contacts).await;
+    assert_eq!(contacts.len(), data.contacts.len());
+    assert_unique(&contacts);
+    let (requests, retries, throttled) = source
+        .http_stats()
+        .expect("hubspot counts requests")
+        .snapshot();
+    assert_eq!((requests, retries, throttled), (22, 0, 0));
+    assert_eq!(
+        emulator.request_counts(),
+        (22, 0),
+        "the emulator refused nothing"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "paced, {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn unreadable_values_are_reported_by_field_not_value() {
+    init();
+    let (hs, emulator, data) = emulator(
+        Options {
+            burst_limit: None,
+            ..Options::default()
+        },
+        50,
+    )
+    .await;
+    let bad_id = FIRST_COMPANY_ID.to_string();
+    assert!(emulator.put_raw("companies", &bad_id, "numberofemployees", "lots-of-people"));
+    let source = HubspotSource::new(config(&hs.base_url, TOKEN_VAR), "source").expect("source");
+    let page = source
+        .read_page(ObjectType::Companies, None)
+        .await
+        .expect("page");
+    assert_eq!(page.records.len(), data.companies.len() - 1);
+    assert!(page.records.iter().all(|r| r.source_id != bad_id));
+    assert_eq!(page.unreadable.len(), 1);
+    let rejection = &page.unreadable[0];
+    assert_eq!(rejection.source_id, bad_id);
+    assert!(
+        rejection.reason.contains("employee_count"),
+        "{}",
+        rejection.reason
+    );
+    assert!(
+        !rejection.reason.contains("lots-of-people"),
+        "{}",
+        rejection.reason
+    );
+}
+
+#[tokio::test]
+async fn garbled_json_is_malformed_naming_vendor_and_endpoint() {
+    init();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = "{\"results\": [oops";
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    let source =
+        HubspotSource::new(config(&format!("http://{addr}"), TOKEN_VAR), "source").expect("source");
+    let err = source
+        .read_page(ObjectType::Contacts, None)
+        .await
+        .expect_err("malformed");
+    assert!(matches!(err, ConnectorError::Malformed { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("hubspot") && text.contains("GET /crm/v3/objects/contacts"),
+        "{text}"
+    );
+}

@@ -1,0 +1,240 @@
+//! The `[sink]` settings of a Salesforce sink, and their validation (no I/O).
+
+use std::time::Duration;
+
+use ferry_core::http::{RateLimit, RetrySettings, checked_base_url};
+use ferry_core::{ConnectorError, ConnectorResult, SecretRef};
+use serde::Deserialize;
+use url::Url;
+
+use crate::VENDOR;
+
+/// Where client credentials are exchanged for a token unless `login_url` says otherwise.
+pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
+/// The REST API version used unless `api_version` says otherwise.
+pub const DEFAULT_API_VERSION: &str = "62.0";
+/// The external-id field on Account and Contact unless `external_id_field` says otherwise.
+pub const DEFAULT_EXTERNAL_ID_FIELD: &str = "Ferry_Source_Id__c";
+/// sObject Collections take at most 200 records per request.
+pub const MAX_BATCH_SIZE: usize = 200;
+/// Source ids per read-back call by default (one SOQL page holds up to 2,000 records).
+pub const DEFAULT_READ_BACK_SIZE: usize = 500;
+
+/// Settings of a Salesforce sink, as written in the config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceConfig {
+    /// Where the OAuth token is requested. The client-credentials flow needs your org's My
+    /// Domain login URL (`https://<MyDomain>.my.salesforce.com`). Default
+    /// `https://login.salesforce.com`.
+    pub login_url: Option<String>,
+    /// The connected app's consumer key, as an environment reference: `"${SF_CLIENT_ID}"`.
+    pub client_id: SecretRef,
+    /// The connected app's consumer secret, as an environment reference: `"${SF_CLIENT_SECRET}"`.
+    pub client_secret: SecretRef,
+    /// The REST API version, e.g. `"62.0"` (46.0 or later: sObject Collections upsert). Default
+    /// `"62.0"`.
+    pub api_version: Option<String>,
+    /// The API name of the unique, case-sensitive External ID text field on Account and Contact
+    /// that holds each record's source id. Default `Ferry_Source_Id__c`.
+    pub external_id_field: Option<String>,
+    /// Records per upsert request, 1 to 200. Default 200.
+    pub batch_size: Option<usize>,
+    /// Source ids per read-back call, 1 to 2,000 (queries are split further to keep URLs
+    /// short). Default 500.
+    pub read_back_size: Option<usize>,
+    /// Seconds allowed for one HTTP request. Default 60.
+    pub timeout_secs: Option<u64>,
+    /// Retries of a transient failure (429, 5xx, network) before giving up. Default 8.
+    pub max_retries: Option<usize>,
+    /// An optional cap on requests per second. Salesforce documents a rolling 24-hour
+    /// allocation, not a per-second limit, so there is none by default.
+    pub requests_per_second: Option<u32>,
+}
+
+impl SalesforceConfig {
+    /// A config with every setting at its default and the given client credentials.
+    pub fn new(client_id: SecretRef, client_secret: SecretRef) -> SalesforceConfig {
+        SalesforceConfig {
+            login_url: None,
+            client_id,
+            client_secret,
+            api_version: None,
+            external_id_field: None,
+            batch_size: None,
+            read_back_size: None,
+            timeout_secs: None,
+            max_retries: None,
+            requests_per_second: None,
+        }
+    }
+}
+
+/// Validated settings, defaults applied.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub login_url: Url,
+    /// `vNN.N`, as it appears in paths.
+    pub api_version: String,
+    pub external_id_field: String,
+    pub batch_size: usize,
+    pub read_back_size: usize,
+    pub retry: RetrySettings,
+    pub rate_limit: Option<RateLimit>,
+}
+
+fn is_api_name(name: &str) -> bool {
+    name.len() <= 80
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.contains("___")
+}
+
+impl SalesforceConfig {
+    /// Checks every setting without I/O or environment access; errors name the key as
+    /// `{key_prefix}.{setting}`.
+    pub(crate) fn settings(&self, key_prefix: &str) -> ConnectorResult<Settings> {
+        let key = |name: &str| format!("{key_prefix}.{name}");
+        let bad = |name: &str, detail: String| ConnectorError::Config {
+            vendor: VENDOR,
+            key: key(name),
+            detail,
+        };
+
+        let login_url = checked_base_url(
+            VENDOR,
+            &key("login_url"),
+            self.login_url.as_deref().unwrap_or(DEFAULT_LOGIN_URL),
+        )?;
+
+        let raw_version = self.api_version.as_deref().unwrap_or(DEFAULT_API_VERSION);
+        let version = raw_version.trim().trim_start_matches(['v', 'V']);
+        let major = version
+            .strip_suffix(".0")
+            .and_then(|m| m.parse::<u32>().ok());
+        let api_version = match major {
+            Some(m) if m >= 46 => format!("v{m}.0"),
+            Some(_) => {
+                return Err(bad(
+                    "api_version",
+                    format!(
+                        "`{raw_version}` is too old: ferry needs 46.0 or later (sObject Collections upsert)"
+                    ),
+                ));
+            }
+            None => {
+                return Err(bad(
+                    "api_version",
+                    format!("`{raw_version}` is not an API version such as \"62.0\""),
+                ));
+            }
+        };
+
+        let external_id_field = self
+            .external_id_field
+            .clone()
+            .unwrap_or_else(|| DEFAULT_EXTERNAL_ID_FIELD.to_owned());
+        if !is_api_name(&external_id_field) {
+            return Err(bad(
+                "external_id_field",
+                "must be a field's API name: letters, digits and underscores, starting with a letter (e.g. Ferry_Source_Id__c)".into(),
+            ));
+        }
+
+        let batch_size = self.batch_size.unwrap_or(MAX_BATCH_SIZE);
+        if !(1..=MAX_BATCH_SIZE).contains(&batch_size) {
+            return Err(bad(
+                "batch_size",
+                format!("{batch_size} is out of range: sObject Collections take 1 to 200 records"),
+            ));
+        }
+        let read_back_size = self.read_back_size.unwrap_or(DEFAULT_READ_BACK_SIZE);
+        if !(1..=2000).contains(&read_back_size) {
+            return Err(bad(
+                "read_back_size",
+                format!("{read_back_size} is out of range: 1 to 2000"),
+            ));
+        }
+        let mut retry = RetrySettings::default();
+        if let Some(secs) = self.timeout_secs {
+            if secs == 0 {
+                return Err(bad("timeout_secs", "must be at least 1".into()));
+            }
+            retry.timeout = Duration::from_secs(secs);
+        }
+        if let Some(n) = self.max_retries {
+            retry.max_retries = n;
+        }
+        let rate_limit = match self.requests_per_second {
+            Some(0) => {
+                return Err(bad(
+                    "requests_per_second",
+                    "must be at least 1 (leave it out for no limit)".into(),
+                ));
+            }
+            Some(n) => Some(RateLimit::new(n, Duration::from_secs(1))),
+            None => None,
+        };
+        Ok(Settings {
+            login_url,
+            api_version,
+            external_id_field,
+            batch_size,
+            read_back_size,
+            retry,
+            rate_limit,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_like: serde_json::Value) -> Result<SalesforceConfig, serde_json::Error> {
+        serde_json::from_value(toml_like)
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c =
+            parse(serde_json::json!({"client_id": "${SF_ID}", "client_secret": "${SF_SECRET}"}))
+                .unwrap();
+        let s = c.settings("sink").unwrap();
+        assert_eq!(s.login_url.as_str(), "https://login.salesforce.com/");
+        assert_eq!(s.api_version, "v62.0");
+        assert_eq!(s.external_id_field, "Ferry_Source_Id__c");
+        assert_eq!(
+            (s.batch_size, s.read_back_size, s.rate_limit),
+            (200, 500, None)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let base = serde_json::json!({"client_id": "${SF_ID}", "client_secret": "${SF_SECRET}"});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut c = base.clone();
+            c[k] = v;
+            parse(c).unwrap().settings("sink").unwrap_err().to_string()
+        };
+        assert!(with("login_url", "http://example.com".into()).contains("sink.login_url"));
+        assert!(with("api_version", "45.0".into()).contains("sink.api_version"));
+        assert!(with("api_version", "latest".into()).contains("sink.api_version"));
+        assert!(with("external_id_field", "Ext' OR 1=1".into()).contains("sink.external_id_field"));
+        assert!(with("batch_size", 201.into()).contains("sink.batch_size"));
+        assert!(with("requests_per_second", 0.into()).contains("sink.requests_per_second"));
+    }
+
+    #[test]
+    fn unknown_keys_and_literal_secrets_are_refused() {
+        let e = parse(
+            serde_json::json!({"client_id": "${A}", "client_secret": "${B}", "pasword": "x"}),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("pasword"));
+        let e = parse(serde_json::json!({"client_id": "${A}", "client_secret": "hunter2"}))
+            .unwrap_err();
+        assert!(!e.to_string().contains("hunter2"));
+    }
+}

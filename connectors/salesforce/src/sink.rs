@@ -1,0 +1,535 @@
+//! The Salesforce sink: upserts through sObject Collections keyed by the external-id field,
+//! reads back through SOQL.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ferry_core::http::{HttpClient, HttpStats};
+use ferry_core::{
+    ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
+    Written,
+};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
+
+use crate::VENDOR;
+use crate::auth::Auth;
+use crate::client::{Call, Client};
+use crate::config::{SalesforceConfig, Settings};
+use crate::mapping::{self, COMPANY_LOOKUP};
+use crate::policy::{SalesforcePolicy, clean_code};
+use crate::soql;
+
+/// A Salesforce org as a sink.
+pub struct SalesforceSink {
+    settings: Settings,
+    client: Client,
+}
+
+/// One field of a `describe` answer (the parts ferry checks).
+#[derive(Deserialize)]
+struct DescribedField {
+    name: String,
+    #[serde(rename = "externalId", default)]
+    external_id: bool,
+    #[serde(default)]
+    createable: bool,
+    #[serde(default)]
+    updateable: bool,
+    #[serde(rename = "caseSensitive", default)]
+    case_sensitive: bool,
+}
+
+#[derive(Deserialize)]
+struct Describe {
+    fields: Vec<DescribedField>,
+}
+
+/// A record's result in an sObject Collections response.
+#[derive(Deserialize)]
+struct SaveResult {
+    id: Option<String>,
+    success: bool,
+    #[serde(default)]
+    created: Option<bool>,
+    #[serde(default)]
+    errors: Vec<SaveError>,
+}
+
+/// A record's error. Salesforce's `message` is deliberately not read: it quotes values.
+#[derive(Deserialize)]
+struct SaveError {
+    #[serde(rename = "statusCode", default)]
+    status_code: String,
+    #[serde(default)]
+    fields: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct QueryPage {
+    #[serde(default)]
+    records: Vec<Map<String, Json>>,
+    #[serde(default)]
+    done: bool,
+    #[serde(rename = "nextRecordsUrl")]
+    next_records_url: Option<String>,
+}
+
+impl SalesforceSink {
+    /// Builds the sink from its config (no I/O: the token is fetched on first use). Errors
+    /// name the offending key as `{key_prefix}.{setting}`, e.g. `sink.client_secret`.
+    pub fn new(config: SalesforceConfig, key_prefix: &str) -> ConnectorResult<SalesforceSink> {
+        let settings = config.settings(key_prefix)?;
+        let secret = |name: &str, r: &ferry_core::SecretRef| {
+            r.resolve().map_err(|e| ConnectorError::Config {
+                vendor: VENDOR,
+                key: format!("{key_prefix}.{name}"),
+                detail: e.to_string(),
+            })
+        };
+        let client_id = secret("client_id", &config.client_id)?;
+        let client_secret = secret("client_secret", &config.client_secret)?;
+        let auth = Auth::new(&settings.login_url, client_id, client_secret)?;
+        let http = HttpClient::new(
+            Arc::new(SalesforcePolicy),
+            settings.rate_limit,
+            settings.retry.clone(),
+        )?;
+        let client = Client::new(http, auth, settings.api_version.clone());
+        Ok(SalesforceSink { settings, client })
+    }
+
+    /// How many access tokens this sink has fetched (1 unless sessions expired).
+    pub fn token_fetches(&self) -> u64 {
+        self.client.token_fetches()
+    }
+
+    fn ext(&self) -> &str {
+        &self.settings.external_id_field
+    }
+
+    async fn describe(&self, sobject: &str) -> ConnectorResult<Describe> {
+        let path = self
+            .client
+            .data_path(&format!("sobjects/{sobject}/describe"));
+        let response = self
+            .client
+            .send(Call {
+                method: Method::GET,
+                path: &path,
+                query: &[],
+                body: None,
+                headers: &[],
+            })
+            .await?;
+        response.json(VENDOR, &format!("GET {path}"))
+    }
+
+    /// Checks `sobject` has the external-id field and every mapped field, writable.
+    async fn check_object(&self, sobject: &str, written: &[&str]) -> ConnectorResult<()> {
+        let described = self.describe(sobject).await?;
+        let find = |name: &str| {
+            described
+                .fields
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(name))
+        };
+        let ext = self.ext();
+        match find(ext) {
+            None => return Err(setup_missing_field(sobject, ext)),
+            Some(f) if !f.external_id => return Err(setup_not_external(sobject, ext)),
+            Some(f) => {
+                if !f.case_sensitive {
+                    tracing::warn!(
+                        vendor = VENDOR,
+                        sobject,
+                        field = ext,
+                        "the external-id field is case-insensitive: source ids differing only in case would be merged"
+                    );
+                }
+            }
+        }
+        let unwritable: Vec<&str> = written
+            .iter()
+            .copied()
+            .filter(|name| !find(name).is_some_and(|f| f.createable && f.updateable))
+            .collect();
+        if !unwritable.is_empty() {
+            return Err(ConnectorError::Setup {
+                vendor: VENDOR,
+                detail: format!(
+                    "the integration user cannot write {sobject} fields {}: give the connected app's run-as user \
+                     edit access to them (Setup → Object Manager → {sobject} → Fields & Relationships → the field → \
+                     Set Field-Level Security), or use a profile or permission set that has it",
+                    unwritable.join(", ")
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends one collection upsert of at most 200 records; returns outcomes in input order.
+    async fn upsert_chunk(
+        &self,
+        object: ObjectType,
+        records: &[Record],
+    ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let sobject = mapping::sobject(object);
+        let ext = self.ext();
+        let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
+        let mut sent: Vec<usize> = Vec::with_capacity(records.len());
+        let mut bodies: Vec<Json> = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            if record.source_id.is_empty() {
+                outcomes[i] = Some(reject(
+                    record,
+                    "MISSING_SOURCE_ID",
+                    "the record has no source id".into(),
+                ));
+                continue;
+            }
+            match mapping::to_salesforce(record, ext) {
+                Ok(body) => {
+                    sent.push(i);
+                    bodies.push(Json::Object(body));
+                }
+                Err(e) => {
+                    outcomes[i] = Some(reject(
+                        record,
+                        "INVALID_VALUE",
+                        format!("{} is not {}", e.canonical, e.expected),
+                    ));
+                }
+            }
+        }
+        if !bodies.is_empty() {
+            let path = self
+                .client
+                .data_path(&format!("composite/sobjects/{sobject}/{ext}"));
+            let endpoint = format!("PATCH {path}");
+            let body = serde_json::json!({"allOrNone": false, "records": bodies});
+            let body = serde_json::to_vec(&body).map_err(|e| ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint: endpoint.clone(),
+                detail: format!("cannot encode the request: {e}"),
+            })?;
+            let response = self
+                .client
+                .send(Call {
+                    method: Method::PATCH,
+                    path: &path,
+                    query: &[],
+                    body: Some(body),
+                    headers: &[],
+                })
+                .await?;
+            let results: Vec<SaveResult> = response.json(VENDOR, &endpoint)?;
+            if results.len() != sent.len() {
+                return Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint,
+                    detail: format!("{} results for {} records", results.len(), sent.len()),
+                });
+            }
+            for (&i, result) in sent.iter().zip(results) {
+                let record = &records[i];
+                let outcome = if result.success {
+                    let sink_id = result.id.filter(|id| !id.is_empty()).ok_or_else(|| {
+                        ConnectorError::Malformed {
+                            vendor: VENDOR,
+                            endpoint: endpoint.clone(),
+                            detail: "a successful result has no id".into(),
+                        }
+                    })?;
+                    RecordOutcome {
+                        source_id: record.source_id.clone(),
+                        result: Ok(Written {
+                            sink_id,
+                            created: result.created.unwrap_or(false),
+                        }),
+                    }
+                } else {
+                    let (code, reason) = rejection_reason(record, &result.errors, ext);
+                    reject(record, &code, reason)
+                };
+                outcomes[i] = Some(outcome);
+            }
+        }
+        let written = outcomes
+            .iter()
+            .flatten()
+            .filter(|o| o.result.as_ref().is_ok_and(|w| w.created))
+            .count();
+        let rejected = outcomes
+            .iter()
+            .flatten()
+            .filter(|o| o.result.is_err())
+            .count();
+        tracing::debug!(
+            vendor = VENDOR,
+            sobject,
+            records = records.len(),
+            created = written,
+            rejected,
+            "upserted"
+        );
+        outcomes
+            .into_iter()
+            .zip(records)
+            .map(|(o, r)| {
+                o.ok_or_else(|| ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: format!("PATCH composite/sobjects/{sobject}"),
+                    detail: format!("no outcome for record {}", r.source_id),
+                })
+            })
+            .collect()
+    }
+
+    /// Runs a query and follows `nextRecordsUrl` to the end.
+    async fn query_all(&self, soql: &str) -> ConnectorResult<Vec<Map<String, Json>>> {
+        let query_path = self.client.data_path("query");
+        let mut records = Vec::new();
+        let mut page: QueryPage = {
+            let response = self
+                .client
+                .send(Call {
+                    method: Method::GET,
+                    path: &query_path,
+                    query: &[("q", soql)],
+                    body: None,
+                    headers: &[],
+                })
+                .await?;
+            response.json(VENDOR, &format!("GET {query_path}"))?
+        };
+        loop {
+            records.append(&mut page.records);
+            let next = match (page.done, page.next_records_url.take()) {
+                (true, _) | (false, None) => break,
+                (false, Some(next)) => next,
+            };
+            let prefix = format!("{query_path}/");
+            if !next.starts_with(&prefix) {
+                return Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: format!("GET {query_path}"),
+                    detail: "nextRecordsUrl is not a query locator of this API version".into(),
+                });
+            }
+            let response = self
+                .client
+                .send(Call {
+                    method: Method::GET,
+                    path: &next,
+                    query: &[],
+                    body: None,
+                    headers: &[],
+                })
+                .await?;
+            page = response.json(VENDOR, &format!("GET {query_path}/{{locator}}"))?;
+        }
+        Ok(records)
+    }
+}
+
+fn reject(record: &Record, code: &str, reason: String) -> RecordOutcome {
+    RecordOutcome {
+        source_id: record.source_id.clone(),
+        result: Err(RecordRejection {
+            source_id: record.source_id.clone(),
+            code: code.to_owned(),
+            reason,
+        }),
+    }
+}
+
+/// Keeps a Salesforce field name to API-name characters.
+fn clean_field(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+        .take(80)
+        .collect()
+}
+
+/// A rejection's code and reason from Salesforce's errors: codes and field names, with the
+/// canonical names beside them, never the vendor's message (which quotes values).
+fn rejection_reason(record: &Record, errors: &[SaveError], ext: &str) -> (String, String) {
+    let fields = mapping::fields(record.object);
+    let canonical = |sf: &str| {
+        fields
+            .iter()
+            .find(|f| f.salesforce.eq_ignore_ascii_case(sf))
+            .map(|f| f.canonical)
+    };
+    let parts: Vec<String> = errors
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let code = clean_code(&e.status_code);
+            let names: Vec<String> = e
+                .fields
+                .iter()
+                .map(|f| {
+                    let f = clean_field(f);
+                    match canonical(&f) {
+                        Some(c) => format!("{f} ({c})"),
+                        None => f,
+                    }
+                })
+                .collect();
+            let has_company = record.object == ObjectType::Contacts && record.text(COMPANY_LOOKUP.0).is_some();
+            // The first error's code is the rejection's code; only further errors repeat theirs.
+            let prefix = if i == 0 { String::new() } else { format!("{code} ") };
+            if !names.is_empty() {
+                format!("{prefix}field {}", names.join(", "))
+            } else if code == "INVALID_FIELD" && has_company {
+                format!(
+                    "{prefix}the company reference: no Account has the contact's company as its {ext} (the company \
+                     was not migrated, or was rejected)"
+                )
+            } else if i == 0 {
+                "the record (no field named)".to_owned()
+            } else {
+                code
+            }
+        })
+        .collect();
+    let code = errors
+        .first()
+        .map(|e| clean_code(&e.status_code))
+        .filter(|c| !c.is_empty());
+    let reason = if parts.is_empty() {
+        "refused without an error code".to_owned()
+    } else {
+        format!("Salesforce refused {}", parts.join("; "))
+    };
+    (code.unwrap_or_else(|| "UNKNOWN".into()), reason)
+}
+
+fn setup_missing_field(sobject: &str, ext: &str) -> ConnectorError {
+    ConnectorError::Setup {
+        vendor: VENDOR,
+        detail: format!(
+            "{sobject} has no field `{ext}`, which ferry needs to store each record's source id (so reruns update \
+             instead of duplicating). Create it: Setup → Object Manager → {sobject} → Fields & Relationships → New → \
+             Text; Field Label \"Ferry Source Id\", Length 255; tick \"Unique\" (choose \"Treat \\\"ABC\\\" and \
+             \\\"abc\\\" as different values (case sensitive)\") and \"External ID\"; Field Name (API name) {} ; \
+             grant the integration user edit access. Do the same on {}. Or set `sink.external_id_field` to the API name \
+             of an existing unique External ID text field on Account and Contact.",
+            ext.strip_suffix("__c").unwrap_or(ext),
+            if sobject == "Account" {
+                "Contact"
+            } else {
+                "Account"
+            },
+        ),
+    }
+}
+
+fn setup_not_external(sobject: &str, ext: &str) -> ConnectorError {
+    ConnectorError::Setup {
+        vendor: VENDOR,
+        detail: format!(
+            "{sobject}.{ext} exists but is not an External ID field. Edit it: Setup → Object Manager → {sobject} → \
+             Fields & Relationships → {ext} → Edit; tick \"Unique\" (case sensitive) and \"External ID\". Or set \
+             `sink.external_id_field` to the API name of an existing unique External ID text field."
+        ),
+    }
+}
+
+#[async_trait]
+impl Sink for SalesforceSink {
+    fn vendor(&self) -> &'static str {
+        VENDOR
+    }
+
+    fn http_stats(&self) -> Option<Arc<HttpStats>> {
+        Some(self.client.stats())
+    }
+
+    fn batch_size(&self, _object: ObjectType) -> usize {
+        self.settings.batch_size
+    }
+
+    fn read_back_size(&self, _object: ObjectType) -> usize {
+        self.settings.read_back_size
+    }
+
+    fn stored_fields(&self, object: ObjectType) -> Vec<String> {
+        mapping::stored_fields(object)
+    }
+
+    async fn check(&self) -> ConnectorResult<()> {
+        self.client.authenticate().await?;
+        let path = self.client.data_path("limits");
+        self.client
+            .send(Call {
+                method: Method::GET,
+                path: &path,
+                query: &[],
+                body: None,
+                headers: &[],
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
+        self.check_object(mapping::sobject(object), &mapping::written_fields(object))
+            .await?;
+        if object == ObjectType::Contacts {
+            // Contacts find their Account through the Account's external id.
+            self.check_object(mapping::sobject(ObjectType::Companies), &[])
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert(
+        &self,
+        object: ObjectType,
+        records: &[Record],
+    ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for chunk in records.chunks(crate::config::MAX_BATCH_SIZE.min(self.settings.batch_size)) {
+            outcomes.extend(self.upsert_chunk(object, chunk).await?);
+        }
+        Ok(outcomes)
+    }
+
+    async fn read_back(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+    ) -> ConnectorResult<Vec<Record>> {
+        if source_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ext = self.ext();
+        let mut select: Vec<String> = mapping::fields(object)
+            .iter()
+            .map(|f| f.salesforce.to_owned())
+            .collect();
+        select.push(ext.to_owned());
+        if object == ObjectType::Contacts {
+            select.push(format!("{}.{ext}", COMPANY_LOOKUP.1));
+        }
+        let prefix = format!(
+            "SELECT {} FROM {} WHERE {ext}",
+            select.join(", "),
+            mapping::sobject(object)
+        );
+        let mut out = Vec::with_capacity(source_ids.len());
+        for q in soql::in_queries(&prefix, source_ids) {
+            for sf in self.query_all(&q).await? {
+                if let Some(record) = mapping::from_salesforce(object, &sf, ext) {
+                    out.push(record);
+                }
+            }
+        }
+        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
+        Ok(out)
+    }
+}

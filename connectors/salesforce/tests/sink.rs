@@ -1,0 +1,472 @@
+//! The Salesforce sink against the sandbox emulator over real HTTP on loopback.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ferry_core::{
+    ConnectorError, ObjectType, Projection, Record, SecretRef, Sink, Value, field, record_digest,
+};
+use ferry_salesforce::{SalesforceConfig, SalesforceSink};
+use ferry_sandbox::faults::Faults;
+use ferry_sandbox::salesforce::{Emulator, Options};
+use ferry_sandbox::seed::{Mess, SeedData, generate};
+use secrecy::SecretString;
+use serde_json::json;
+
+const BAD_SECRET: &str = "wrong-secret-d41d8cd98f";
+
+fn in_memory(secret: &str) -> SecretRef {
+    SecretRef::in_memory(SecretString::from(secret.to_owned()))
+}
+
+async fn start(options: Options) -> (Emulator, ferry_sandbox::Running) {
+    let emulator = Emulator::new(options);
+    let running = ferry_sandbox::serve(
+        "salesforce",
+        emulator.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve");
+    (emulator, running)
+}
+
+/// A sink config for the emulator at `login_url` with its credentials, plus `extra` settings.
+fn config(login_url: &str, extra: serde_json::Value) -> SalesforceConfig {
+    let mut c = json!({
+        "login_url": login_url,
+        "client_id": "${UNUSED}",
+        "client_secret": "${UNUSED}",
+        "max_retries": 10,
+    });
+    if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+        c.extend(extra.clone());
+    }
+    let mut config: SalesforceConfig = serde_json::from_value(c).expect("config");
+    config.client_id = in_memory(ferry_sandbox::SALESFORCE_CLIENT_ID);
+    config.client_secret = in_memory(ferry_sandbox::SALESFORCE_CLIENT_SECRET);
+    config
+}
+
+fn sink(running: &ferry_sandbox::Running) -> SalesforceSink {
+    SalesforceSink::new(config(&running.base_url, json!({})), "sink").expect("sink")
+}
+
+/// The seed data as canonical records, as a source connector would produce them.
+fn canonical(data: &SeedData) -> (Vec<Record>, Vec<Record>) {
+    let text = |r: &mut Record, f: &'static str, v: &Option<String>| {
+        if let Some(v) = v {
+            r.set(f, Value::Text(v.clone()));
+        }
+    };
+    let companies = data
+        .companies
+        .iter()
+        .map(|c| {
+            let mut r = Record::new(ObjectType::Companies, format!("co-{}", c.key));
+            text(&mut r, field::NAME, &c.name);
+            text(&mut r, field::DOMAIN, &c.domain);
+            text(&mut r, field::PHONE, &c.phone);
+            text(&mut r, field::INDUSTRY, &c.industry);
+            if let Some(n) = c.employee_count {
+                r.set(field::EMPLOYEE_COUNT, Value::Integer(i64::from(n)));
+            }
+            if let Some(n) = c.annual_revenue {
+                r.set(field::ANNUAL_REVENUE, Value::Decimal(n));
+            }
+            text(&mut r, field::STREET, &c.street);
+            text(&mut r, field::CITY, &c.city);
+            text(&mut r, field::STATE, &c.state);
+            text(&mut r, field::POSTAL_CODE, &c.postal_code);
+            text(&mut r, field::COUNTRY, &c.country);
+            r.set(field::CREATED_AT, Value::Timestamp(c.created_at_ms));
+            r
+        })
+        .collect();
+    let contacts = data
+        .contacts
+        .iter()
+        .map(|c| {
+            let mut r = Record::new(ObjectType::Contacts, format!("p-{}", c.key));
+            text(&mut r, field::EMAIL, &c.email);
+            text(&mut r, field::FIRST_NAME, &c.first_name);
+            text(&mut r, field::LAST_NAME, &c.last_name);
+            text(&mut r, field::PHONE, &c.phone);
+            text(&mut r, field::MOBILE_PHONE, &c.mobile_phone);
+            text(&mut r, field::JOB_TITLE, &c.job_title);
+            text(&mut r, field::STREET, &c.street);
+            text(&mut r, field::CITY, &c.city);
+            text(&mut r, field::STATE, &c.state);
+            text(&mut r, field::POSTAL_CODE, &c.postal_code);
+            text(&mut r, field::COUNTRY, &c.country);
+            r.set(field::EMAIL_OPT_OUT, Value::Bool(c.email_opt_out));
+            if let Some(k) = c.company {
+                r.set(field::COMPANY, Value::Reference(format!("co-{k}")));
+            }
+            r.set(field::UPDATED_AT, Value::Timestamp(c.updated_at_ms));
+            r
+        })
+        .collect();
+    (companies, contacts)
+}
+
+async fn upsert_all(
+    sink: &SalesforceSink,
+    object: ObjectType,
+    records: &[Record],
+) -> Vec<ferry_core::RecordOutcome> {
+    let mut outcomes = Vec::new();
+    for batch in records.chunks(sink.batch_size(object)) {
+        let got = sink.upsert(object, batch).await.expect("upsert");
+        assert_eq!(got.len(), batch.len());
+        for (o, r) in got.iter().zip(batch) {
+            assert_eq!(o.source_id, r.source_id, "outcomes in input order");
+        }
+        outcomes.extend(got);
+    }
+    outcomes
+}
+
+async fn assert_read_back_equal(sink: &SalesforceSink, object: ObjectType, records: &[Record]) {
+    let projection = Projection::new(sink.stored_fields(object));
+    let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
+    let mut back = Vec::new();
+    for chunk in ids.chunks(sink.read_back_size(object)) {
+        back.extend(sink.read_back(object, chunk).await.expect("read back"));
+    }
+    assert_eq!(
+        back.len(),
+        records.len(),
+        "{object}: every record read back"
+    );
+    let mut before: Vec<_> = records
+        .iter()
+        .map(|r| (r.source_id.clone(), record_digest(r, &projection)))
+        .collect();
+    let mut after: Vec<_> = back
+        .iter()
+        .map(|r| (r.source_id.clone(), record_digest(r, &projection)))
+        .collect();
+    before.sort();
+    after.sort();
+    for (b, a) in before.iter().zip(&after) {
+        if b != a {
+            let orig = records.iter().find(|r| r.source_id == b.0);
+            let got = back.iter().find(|r| r.source_id == a.0);
+            panic!("{object} digest differs:\n before {orig:?}\n after  {got:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn write_read_back_and_rerun_without_duplicates() {
+    let (emulator, running) = start(Options::default()).await;
+    let sink = sink(&running);
+    sink.check().await.expect("check");
+    let (companies, contacts) = canonical(&generate(600, 11, &Mess::none()));
+    sink.prepare(ObjectType::Companies)
+        .await
+        .expect("prepare companies");
+    sink.prepare(ObjectType::Contacts)
+        .await
+        .expect("prepare contacts");
+
+    for (object, records) in [
+        (ObjectType::Companies, &companies),
+        (ObjectType::Contacts, &contacts),
+    ] {
+        let outcomes = upsert_all(&sink, object, records).await;
+        let failed: Vec<_> = outcomes
+            .iter()
+            .filter(|o| !o.result.as_ref().is_ok_and(|w| w.created))
+            .collect();
+        assert!(failed.is_empty(), "{object}: all created, not {failed:?}");
+        assert_read_back_equal(&sink, object, records).await;
+    }
+    assert_eq!(emulator.count("Account"), companies.len());
+    assert_eq!(emulator.count("Contact"), contacts.len());
+    let linked = contacts
+        .iter()
+        .find(|c| c.get(field::COMPANY).is_some())
+        .expect("a contact with a company");
+    let stored = emulator
+        .record_by_external_id("Contact", &linked.source_id)
+        .expect("stored");
+    assert!(
+        stored["AccountId"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("001")),
+        "association resolved"
+    );
+
+    // A rerun updates in place: nothing created, counts unchanged, digests still equal.
+    for (object, records) in [
+        (ObjectType::Companies, &companies),
+        (ObjectType::Contacts, &contacts),
+    ] {
+        let outcomes = upsert_all(&sink, object, records).await;
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| o.result.as_ref().is_ok_and(|w| !w.created)),
+            "{object}: none created"
+        );
+    }
+    assert_eq!(emulator.count("Account"), companies.len());
+    assert_eq!(emulator.count("Contact"), contacts.len());
+
+    // A contact that lost its company and a field is cleared on the next run.
+    let mut changed = linked.clone();
+    changed.fields.remove(field::COMPANY);
+    changed.fields.remove(field::FIRST_NAME);
+    sink.upsert(ObjectType::Contacts, std::slice::from_ref(&changed))
+        .await
+        .expect("upsert");
+    assert_read_back_equal(&sink, ObjectType::Contacts, &[changed]).await;
+    assert_eq!(sink.token_fetches(), 1);
+}
+
+#[tokio::test]
+async fn refused_records_become_rejections_without_values() {
+    let (emulator, running) = start(Options::default()).await;
+    let sink = sink(&running);
+    let contact = |id: &str, last: Option<&str>| {
+        let mut r = Record::new(ObjectType::Contacts, id);
+        if let Some(last) = last {
+            r.set(field::LAST_NAME, Value::Text(last.into()));
+        }
+        r
+    };
+    let mut bad_email = contact("p-2", Some("Gilmore"));
+    bad_email.set(
+        field::EMAIL,
+        Value::Text("lorelai@@stars-hollow.example".into()),
+    );
+    let mut long_title = contact("p-3", Some("Gilmore"));
+    long_title.set(
+        field::JOB_TITLE,
+        Value::Text("Senior Vice President of ".repeat(8)),
+    );
+    let mut orphan = contact("p-4", Some("Danes"));
+    orphan.set(field::COMPANY, Value::Reference("co-missing-77".into()));
+    let mut weird = contact("o'brien\\5", Some("O'Brien"));
+    weird.set(field::EMAIL_OPT_OUT, Value::Bool(true));
+    let records = vec![
+        contact("p-1", None),
+        bad_email,
+        long_title,
+        orphan,
+        weird.clone(),
+    ];
+
+    let outcomes = sink
+        .upsert(ObjectType::Contacts, &records)
+        .await
+        .expect("upsert");
+    let rejection = |i: usize| outcomes[i].result.clone().expect_err("rejected");
+    assert_eq!(rejection(0).code, "REQUIRED_FIELD_MISSING");
+    assert_eq!(
+        rejection(0).reason,
+        "Salesforce refused field LastName (last_name)"
+    );
+    assert_eq!(rejection(1).code, "INVALID_EMAIL_ADDRESS");
+    assert!(rejection(1).reason.contains("Email (email)"));
+    assert_eq!(rejection(2).code, "STRING_TOO_LONG");
+    assert!(rejection(2).reason.contains("Title (job_title)"));
+    assert_eq!(rejection(3).code, "INVALID_FIELD");
+    assert!(
+        rejection(3).reason.contains("company"),
+        "{}",
+        rejection(3).reason
+    );
+    for (i, record) in records.iter().enumerate().take(4) {
+        let r = rejection(i);
+        assert_eq!(r.source_id, record.source_id);
+        for value in [
+            "lorelai",
+            "Senior Vice",
+            "co-missing-77",
+            "Gilmore",
+            "Danes",
+        ] {
+            assert!(
+                !r.reason.contains(value) && !r.code.contains(value),
+                "{r:?} quotes a value"
+            );
+        }
+    }
+    assert!(outcomes[4].result.is_ok());
+    assert_eq!(emulator.count("Contact"), 1);
+    // Ids with quotes and backslashes survive SOQL escaping on read-back.
+    assert_read_back_equal(&sink, ObjectType::Contacts, &[weird]).await;
+}
+
+#[tokio::test]
+async fn missing_external_id_field_is_a_setup_error_with_instructions() {
+    let (_emulator, running) = start(Options {
+        external_id_fields: false,
+        ..Options::default()
+    })
+    .await;
+    let sink = sink(&running);
+    let err = sink
+        .prepare(ObjectType::Contacts)
+        .await
+        .expect_err("no external id field");
+    assert!(matches!(err, ConnectorError::Setup { .. }), "{err:?}");
+    let text = err.to_string();
+    for needle in [
+        "Object Manager → Contact",
+        "Fields & Relationships",
+        "Length 255",
+        "Unique",
+        "External ID",
+        "Ferry_Source_Id",
+        "sink.external_id_field",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in: {text}");
+    }
+    // Pointing at a field that exists but is not an external id says so.
+    let sink = SalesforceSink::new(
+        config(&running.base_url, json!({"external_id_field": "Title"})),
+        "sink",
+    )
+    .unwrap();
+    let err = sink
+        .prepare(ObjectType::Contacts)
+        .await
+        .expect_err("not external");
+    assert!(err.to_string().contains("not an External ID"), "{err}");
+}
+
+#[tokio::test]
+async fn bad_secret_is_an_auth_error_without_the_secret() {
+    let (_emulator, running) = start(Options::default()).await;
+    let mut config = config(&running.base_url, json!({}));
+    config.client_secret = in_memory(BAD_SECRET);
+    let sink = SalesforceSink::new(config, "sink").expect("sink");
+    let err = sink.check().await.expect_err("bad secret");
+    assert!(
+        matches!(err, ConnectorError::Auth { status: 400, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("salesforce")
+            && text.contains("/services/oauth2/token")
+            && text.contains("invalid_client"),
+        "{text}"
+    );
+    assert!(!text.contains(BAD_SECRET) && !format!("{err:?}").contains(BAD_SECRET));
+}
+
+#[tokio::test]
+async fn config_errors_name_the_key() {
+    let mut c = config("http://127.0.0.1:1", json!({}));
+    c.client_id = SecretRef::env("FERRY_SF_TEST_SURELY_UNSET_VAR");
+    let err = SalesforceSink::new(c, "sink")
+        .err()
+        .expect("unset variable");
+    assert!(
+        matches!(&err, ConnectorError::Config { key, .. } if key == "sink.client_id"),
+        "{err:?}"
+    );
+    let c = config("http://crm.example.com", json!({}));
+    let err = SalesforceSink::new(c, "sink").err().expect("plain http");
+    assert!(
+        matches!(&err, ConnectorError::Config { key, .. } if key == "sink.login_url"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn throttling_storm_is_retried_and_nothing_is_lost() {
+    let faults = Faults {
+        throttle_every: Some(3),
+        retry_after_secs: None,
+    };
+    let (emulator, running) = start(Options {
+        faults,
+        ..Options::default()
+    })
+    .await;
+    let sink = sink(&running);
+    let (companies, _) = canonical(&generate(2_000, 5, &Mess::none()));
+    let outcomes = upsert_all(&sink, ObjectType::Companies, &companies).await;
+    assert!(outcomes.iter().all(|o| o.result.is_ok()));
+    assert_eq!(emulator.count("Account"), companies.len());
+    assert_read_back_equal(&sink, ObjectType::Companies, &companies).await;
+    let (_, retries, throttled) = sink
+        .http_stats()
+        .expect("salesforce counts requests")
+        .snapshot();
+    assert!(
+        throttled > 0 && retries >= throttled,
+        "throttled {throttled}, retries {retries}"
+    );
+}
+
+#[tokio::test]
+async fn expired_session_is_renewed_once() {
+    let (emulator, running) = start(Options::default()).await;
+    let sink = sink(&running);
+    sink.check().await.expect("check");
+    emulator.expire_tokens();
+    let mut r = Record::new(ObjectType::Companies, "co-1");
+    r.set(field::NAME, Value::Text("Dragonfly Inn".into()));
+    let outcomes = sink
+        .upsert(ObjectType::Companies, &[r])
+        .await
+        .expect("upsert after expiry");
+    assert!(outcomes[0].result.is_ok());
+    assert_eq!(sink.token_fetches(), 2);
+
+    // With a short token lifetime, a long run keeps renewing.
+    let (_emulator, running) = start(Options {
+        token_lifetime: Some(Duration::from_millis(100)),
+        ..Options::default()
+    })
+    .await;
+    let sink = self::sink(&running);
+    sink.check().await.expect("check");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    sink.check().await.expect("check after expiry");
+    assert_eq!(sink.token_fetches(), 2);
+}
+
+#[tokio::test]
+async fn exhausted_daily_allocation_is_final() {
+    let (_emulator, running) = start(Options {
+        daily_api_limit: 2,
+        ..Options::default()
+    })
+    .await;
+    let sink = sink(&running);
+    sink.check().await.expect("first call");
+    sink.prepare(ObjectType::Companies)
+        .await
+        .expect("second call");
+    let mut r = Record::new(ObjectType::Companies, "co-1");
+    r.set(field::NAME, Value::Text("Luke's Diner".into()));
+    let err = sink
+        .upsert(ObjectType::Companies, &[r])
+        .await
+        .expect_err("over the allocation");
+    assert!(
+        matches!(err, ConnectorError::Status { status: 403, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("REQUEST_LIMIT_EXCEEDED")
+            && err.to_string().contains("retrying cannot help")
+    );
+    let (requests, retries, _) = sink
+        .http_stats()
+        .expect("salesforce counts requests")
+        .snapshot();
+    assert_eq!(
+        (requests, retries),
+        (4, 0),
+        "token, check, describe, one refused upsert: no retries"
+    );
+}

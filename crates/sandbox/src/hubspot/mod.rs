@@ -1,0 +1,320 @@
+//! A faithful in-memory emulator of HubSpot's CRM API (objects v3, properties v3, the v4
+//! association batch read), served over real HTTP.
+//!
+//! What it reproduces, from HubSpot's documentation (see `docs/connectors/hubspot.md`):
+//! bearer-token auth and HubSpot's error bodies; list paging with `limit` (default 10, max
+//! 100), opaque `after` cursors, `properties`, `associations` and `archived`; single reads by id
+//! or unique `idProperty`; batch read/create/update/upsert/archive with the 100-input limit and
+//! 200/201/207 multi-status responses; the properties API with `hasUniqueValue`; the
+//! ten-second rolling and daily rate limits with the `X-HubSpot-RateLimit-*` headers and
+//! HubSpot's 429 body (no `Retry-After`).
+
+mod api;
+mod gate;
+mod respond;
+mod store;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use crate::faults::{self, Faults};
+use crate::seed::SeedData;
+use store::{Kind, ObjectStore, seeded_record};
+
+/// The id of the first company seeded into an empty emulator (then 1000002, …, in seed order).
+pub const FIRST_COMPANY_ID: u64 = 1_000_001;
+/// The id of the first contact seeded into an empty emulator (then 2000002, …, in seed order).
+pub const FIRST_CONTACT_ID: u64 = 2_000_001;
+
+/// Emulator options.
+#[derive(Clone)]
+pub struct Options {
+    /// Injected faults, on top of the documented limits.
+    pub faults: Faults,
+    /// The private-app token accepted as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// Requests allowed per ten-second rolling window (HubSpot's burst limit; 100 for a
+    /// private app on Free/Starter, 190 on Professional/Enterprise). `None`: unlimited.
+    pub burst_limit: Option<u32>,
+    /// Requests allowed per day (250,000 on Free/Starter). `None`: unlimited. The emulator's
+    /// day never resets: it is counted from start-up.
+    pub daily_limit: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            faults: Faults::default(),
+            token: crate::HUBSPOT_TOKEN.to_owned(),
+            burst_limit: Some(100),
+            daily_limit: Some(250_000),
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("faults", &self.faults)
+            .field("token", &"<redacted>")
+            .field("burst_limit", &self.burst_limit)
+            .field("daily_limit", &self.daily_limit)
+            .finish()
+    }
+}
+
+/// Every object type's records.
+pub(crate) struct Data {
+    contacts: ObjectStore,
+    companies: ObjectStore,
+    deals: ObjectStore,
+}
+
+impl Data {
+    pub(crate) fn store(&self, kind: Kind) -> &ObjectStore {
+        match kind {
+            Kind::Contacts => &self.contacts,
+            Kind::Companies => &self.companies,
+            Kind::Deals => &self.deals,
+        }
+    }
+
+    pub(crate) fn store_mut(&mut self, kind: Kind) -> &mut ObjectStore {
+        match kind {
+            Kind::Contacts => &mut self.contacts,
+            Kind::Companies => &mut self.companies,
+            Kind::Deals => &mut self.deals,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    requests: AtomicU64,
+    throttled: AtomicU64,
+}
+
+struct Inner {
+    options: Options,
+    data: RwLock<Data>,
+    limits: Mutex<gate::Limits>,
+    stats: Stats,
+}
+
+/// The emulator's shared state; clones share it.
+#[derive(Clone)]
+pub struct Emulator {
+    inner: Arc<Inner>,
+}
+
+impl Emulator {
+    /// A new, empty emulator.
+    pub fn new(options: Options) -> Emulator {
+        let data = Data {
+            contacts: ObjectStore::new(Kind::Contacts),
+            companies: ObjectStore::new(Kind::Companies),
+            deals: ObjectStore::new(Kind::Deals),
+        };
+        Emulator {
+            inner: Arc::new(Inner {
+                options,
+                data: RwLock::new(data),
+                limits: Mutex::new(gate::Limits::default()),
+                stats: Stats::default(),
+            }),
+        }
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Data> {
+        self.inner
+            .data
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Data> {
+        self.inner
+            .data
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Loads generated data: companies get ids from [`FIRST_COMPANY_ID`] and contacts from
+    /// [`FIRST_CONTACT_ID`] (in an empty emulator), in seed order; each contact's company is
+    /// its primary association.
+    pub fn seed(&self, seed: &SeedData) {
+        let mut data = self.write();
+        let companies = &mut data.companies;
+        let names = [
+            "name",
+            "domain",
+            "phone",
+            "industry",
+            "numberofemployees",
+            "annualrevenue",
+            "address",
+            "city",
+            "state",
+            "zip",
+            "country",
+        ];
+        let p = names.map(|n| companies.prop_id(n));
+        let first_company = companies.seed_with(seed.companies.len(), |id, i| {
+            let c = &seed.companies[i];
+            let employees = c.employee_count.map(|n| n.to_string());
+            let revenue = c.annual_revenue.map(|r| format!("{r}"));
+            let values = [
+                c.name.as_deref(),
+                c.domain.as_deref(),
+                c.phone.as_deref(),
+                c.industry.as_deref(),
+                employees.as_deref(),
+                revenue.as_deref(),
+                c.street.as_deref(),
+                c.city.as_deref(),
+                c.state.as_deref(),
+                c.postal_code.as_deref(),
+                c.country.as_deref(),
+            ];
+            let pairs: Vec<_> = p.iter().copied().zip(values).collect();
+            seeded_record(id, c.created_at_ms, c.updated_at_ms, None, &pairs)
+        });
+        let contacts = &mut data.contacts;
+        let names = [
+            "email",
+            "firstname",
+            "lastname",
+            "phone",
+            "mobilephone",
+            "jobtitle",
+            "address",
+            "city",
+            "state",
+            "zip",
+            "country",
+            "hs_email_optout",
+        ];
+        let p = names.map(|n| contacts.prop_id(n));
+        contacts.seed_with(seed.contacts.len(), |id, i| {
+            let c = &seed.contacts[i];
+            let values = [
+                c.email.as_deref(),
+                c.first_name.as_deref(),
+                c.last_name.as_deref(),
+                c.phone.as_deref(),
+                c.mobile_phone.as_deref(),
+                c.job_title.as_deref(),
+                c.street.as_deref(),
+                c.city.as_deref(),
+                c.state.as_deref(),
+                c.postal_code.as_deref(),
+                c.country.as_deref(),
+                Some(if c.email_opt_out { "true" } else { "false" }),
+            ];
+            let pairs: Vec<_> = p.iter().copied().zip(values).collect();
+            let company = c.company.map(|key| first_company + key as u64);
+            seeded_record(id, c.created_at_ms, c.updated_at_ms, company, &pairs)
+        });
+        tracing::debug!(
+            companies = seed.companies.len(),
+            contacts = seed.contacts.len(),
+            "hubspot emulator seeded"
+        );
+    }
+
+    /// The HTTP routes, behind auth, rate limits and the configured faults.
+    pub fn router(&self) -> Router {
+        let routes = Router::new()
+            .route(
+                "/crm/v3/objects/{object}",
+                get(api::list).post(api::create_one),
+            )
+            .route(
+                "/crm/v3/objects/{object}/{id}",
+                get(api::read_one)
+                    .patch(api::update_one)
+                    .delete(api::archive_one),
+            )
+            .route("/crm/v3/objects/{object}/batch/{action}", post(api::batch))
+            .route(
+                "/crm/v3/properties/{object}",
+                get(api::list_properties).post(api::create_property),
+            )
+            .route(
+                "/crm/v3/properties/{object}/{name}",
+                get(api::read_property),
+            )
+            .route(
+                "/crm/v4/associations/{from}/{to}/batch/read",
+                post(api::association_batch_read),
+            )
+            .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                gate::gate,
+            ))
+            .with_state(self.clone());
+        faults::inject(
+            routes,
+            self.inner.options.faults.clone(),
+            respond::injected_429,
+        )
+    }
+
+    /// How many live (not archived) records of `object` (`"contacts"`, `"companies"`,
+    /// `"deals"`) the emulator holds; `None` for an unknown type.
+    pub fn count(&self, object: &str) -> Option<usize> {
+        let kind = Kind::parse(object)?;
+        let data = self.read();
+        let store = data.store(kind);
+        Some(
+            store
+                .starting_at(0)
+                .iter()
+                .filter(|r| !r.is_archived())
+                .count()
+                .min(store.len()),
+        )
+    }
+
+    /// Requests received (past the fault layer), and how many the rate limits refused (429).
+    pub fn request_counts(&self) -> (u64, u64) {
+        let stats = &self.inner.stats;
+        (
+            stats.requests.load(Ordering::Relaxed),
+            stats.throttled.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Overwrites one stored property value without validation, to plant data HubSpot would
+    /// hold but never accept through this API (for tests of unreadable values). Returns whether
+    /// the record and property exist.
+    pub fn put_raw(&self, object: &str, id: &str, property: &str, value: &str) -> bool {
+        let (Some(kind), Ok(id)) = (Kind::parse(object), id.parse::<u64>()) else {
+            return false;
+        };
+        let mut data = self.write();
+        let store = data.store_mut(kind);
+        match store.prop_id(property) {
+            Some(prop) => store.put_raw(id, prop, value),
+            None => false,
+        }
+    }
+}
+
+async fn not_found() -> Response {
+    respond::error(
+        StatusCode::NOT_FOUND,
+        "OBJECT_NOT_FOUND",
+        "Resource not found",
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,637 @@
+//! The emulator over real HTTP on loopback.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::seed::{Mess, generate};
+
+async fn start(options: Options, contacts: usize) -> (crate::Running, Emulator, SeedData) {
+    let emulator = Emulator::new(options);
+    let data = generate(contacts, 7, &Mess::default());
+    emulator.seed(&data);
+    let running = crate::serve(
+        "hubspot",
+        emulator.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve on loopback");
+    (running, emulator, data)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn get(base: &str, path: &str, token: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    let resp = client()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
+    let resp = client()
+        .post(format!("{base}{path}"))
+        .bearer_auth(crate::HUBSPOT_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+}
+
+fn unlimited() -> Options {
+    Options {
+        burst_limit: None,
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn pages_to_the_end_without_gap_or_repeat() {
+    let (hs, _, data) = start(unlimited(), 1_234).await;
+    for (object, expected) in [
+        ("contacts", data.contacts.len()),
+        ("companies", data.companies.len()),
+    ] {
+        let mut seen = HashSet::new();
+        let mut after: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut path = format!("/crm/v3/objects/{object}?limit=100&associations=companies");
+            if let Some(a) = &after {
+                path.push_str(&format!("&after={}", urlencoding::encode(a)));
+            }
+            let (status, _, body) = get(&hs.base_url, &path, crate::HUBSPOT_TOKEN).await;
+            assert_eq!(status, 200, "{body}");
+            pages += 1;
+            for r in body["results"].as_array().expect("results") {
+                let id = r["id"].as_str().expect("id").to_owned();
+                assert_eq!(r["properties"]["hs_object_id"], json!(id));
+                assert!(
+                    r["properties"]["createdate"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with('Z'))
+                );
+                assert!(seen.insert(id), "repeated record");
+            }
+            match body["paging"]["next"]["after"].as_str() {
+                Some(a) => {
+                    assert!(a.parse::<u64>().is_err(), "cursor is opaque, not a raw id");
+                    assert!(body["paging"]["next"]["link"].as_str().is_some());
+                    after = Some(a.to_owned());
+                }
+                None => {
+                    assert!(body.get("paging").is_none(), "no paging on the last page");
+                    break;
+                }
+            }
+        }
+        assert_eq!(seen.len(), expected, "{object}");
+        assert_eq!(pages, expected.div_ceil(100), "{object}");
+    }
+}
+
+#[tokio::test]
+async fn records_have_hubspot_shape_properties_and_associations() {
+    let (hs, _, data) = start(unlimited(), 50).await;
+    let (status, _, body) = get(
+        &hs.base_url,
+        "/crm/v3/objects/contacts",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 10, "default limit is 10");
+    let first = &results[0];
+    let props = first["properties"].as_object().expect("properties");
+    let keys: HashSet<&str> = props.keys().map(String::as_str).collect();
+    let expected: HashSet<&str> = [
+        "firstname",
+        "lastname",
+        "email",
+        "hs_object_id",
+        "createdate",
+        "lastmodifieddate",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(keys, expected, "default properties");
+    assert_eq!(first["id"], json!(FIRST_CONTACT_ID.to_string()));
+    assert_eq!(first["archived"], json!(false));
+    assert!(
+        first.get("associations").is_none(),
+        "associations only when asked"
+    );
+
+    // Requested properties: unknown names ignored, unset ones null.
+    let path = "/crm/v3/objects/contacts?limit=100&properties=hs_email_optout,jobtitle,nonexistent&associations=companies";
+    let (_, _, body) = get(&hs.base_url, path, crate::HUBSPOT_TOKEN).await;
+    let results = body["results"].as_array().expect("results");
+    for (r, seeded) in results.iter().zip(&data.contacts) {
+        let p = &r["properties"];
+        assert!(p.get("nonexistent").is_none());
+        assert_eq!(
+            p["hs_email_optout"],
+            json!(seeded.email_opt_out.to_string())
+        );
+        assert_eq!(
+            p["jobtitle"],
+            seeded
+                .job_title
+                .as_deref()
+                .map_or(Value::Null, |t| json!(t))
+        );
+        match seeded.company {
+            Some(key) => {
+                let company = (FIRST_COMPANY_ID + key as u64).to_string();
+                let assoc = &r["associations"]["companies"]["results"];
+                assert_eq!(
+                    assoc[0],
+                    json!({"id": company, "type": "contact_to_company"})
+                );
+                assert_eq!(
+                    assoc[1],
+                    json!({"id": company, "type": "contact_to_company_unlabeled"})
+                );
+            }
+            None => assert!(r.get("associations").is_none()),
+        }
+    }
+
+    let (_, _, company) =
+        get(&hs.base_url, &format!("/crm/v3/objects/companies/{FIRST_COMPANY_ID}?properties=numberofemployees,hs_lastmodifieddate"), crate::HUBSPOT_TOKEN).await;
+    assert_eq!(company["id"], json!(FIRST_COMPANY_ID.to_string()));
+    assert!(
+        company["properties"]["hs_lastmodifieddate"]
+            .as_str()
+            .is_some()
+    );
+    let (status, _, missing) = get(
+        &hs.base_url,
+        "/crm/v3/objects/companies/999",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(
+        (status, missing["category"].as_str()),
+        (404, Some("OBJECT_NOT_FOUND"))
+    );
+}
+
+#[tokio::test]
+async fn limit_over_100_is_a_validation_error() {
+    let (hs, _, _) = start(unlimited(), 10).await;
+    let (status, _, body) = get(
+        &hs.base_url,
+        "/crm/v3/objects/contacts?limit=101",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["status"], json!("error"));
+    assert_eq!(body["category"], json!("VALIDATION_ERROR"));
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("100")));
+    assert!(
+        body["correlationId"]
+            .as_str()
+            .is_some_and(|c| c.len() == 36)
+    );
+    let (status, _, _) = get(
+        &hs.base_url,
+        "/crm/v3/objects/contacts?after=garbage!",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn bad_or_missing_token_is_401_with_hubspot_body() {
+    let (hs, _, _) = start(Options::default(), 10).await;
+    let (status, headers, body) =
+        get(&hs.base_url, "/crm/v3/objects/contacts", "wrong-token").await;
+    assert_eq!(status, 401);
+    assert_eq!(body["status"], json!("error"));
+    assert_eq!(body["category"], json!("INVALID_AUTHENTICATION"));
+    assert!(body["correlationId"].is_string() && body["message"].is_string());
+    assert!(headers.get("x-hubspot-ratelimit-remaining").is_none());
+    let resp = client()
+        .get(format!("{}/crm/v3/objects/contacts", hs.base_url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn burst_limit_gives_429_with_headers_and_no_retry_after() {
+    let options = Options {
+        burst_limit: Some(5),
+        daily_limit: Some(1000),
+        ..Options::default()
+    };
+    let (hs, emulator, _) = start(options, 10).await;
+    for i in 0..5u32 {
+        let (status, headers, _) = get(
+            &hs.base_url,
+            "/crm/v3/objects/contacts?limit=1",
+            crate::HUBSPOT_TOKEN,
+        )
+        .await;
+        assert_eq!(status, 200);
+        let header = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            header("x-hubspot-ratelimit-interval-milliseconds").as_deref(),
+            Some("10000")
+        );
+        assert_eq!(header("x-hubspot-ratelimit-max").as_deref(), Some("5"));
+        assert_eq!(
+            header("x-hubspot-ratelimit-remaining"),
+            Some((4 - i).to_string())
+        );
+        assert_eq!(header("x-hubspot-ratelimit-daily").as_deref(), Some("1000"));
+        assert_eq!(
+            header("x-hubspot-ratelimit-daily-remaining"),
+            Some((999 - i).to_string())
+        );
+    }
+    let (status, headers, body) = get(
+        &hs.base_url,
+        "/crm/v3/objects/contacts?limit=1",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 429);
+    assert_eq!(body["errorType"], json!("RATE_LIMIT"));
+    assert_eq!(body["policyName"], json!("TEN_SECONDLY_ROLLING"));
+    assert_eq!(
+        body["message"],
+        json!("You have reached your ten_secondly_rolling limit.")
+    );
+    assert!(headers.get("retry-after").is_none());
+    assert_eq!(
+        headers
+            .get("x-hubspot-ratelimit-remaining")
+            .and_then(|v| v.to_str().ok()),
+        Some("0")
+    );
+    assert_eq!(emulator.request_counts().1, 1);
+}
+
+#[tokio::test]
+async fn daily_limit_gives_daily_policy() {
+    let options = Options {
+        burst_limit: None,
+        daily_limit: Some(2),
+        ..Options::default()
+    };
+    let (hs, _, _) = start(options, 10).await;
+    for _ in 0..2 {
+        assert_eq!(
+            get(
+                &hs.base_url,
+                "/crm/v3/objects/contacts",
+                crate::HUBSPOT_TOKEN
+            )
+            .await
+            .0,
+            200
+        );
+    }
+    let (status, _, body) = get(
+        &hs.base_url,
+        "/crm/v3/objects/contacts",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!((status, body["policyName"].as_str()), (429, Some("DAILY")));
+}
+
+#[tokio::test]
+async fn injected_throttling_uses_hubspot_body() {
+    let faults = Faults {
+        throttle_every: Some(2),
+        retry_after_secs: Some(1),
+    };
+    let (hs, _, _) = start(
+        Options {
+            faults,
+            ..unlimited()
+        },
+        10,
+    )
+    .await;
+    assert_eq!(
+        get(
+            &hs.base_url,
+            "/crm/v3/objects/contacts",
+            crate::HUBSPOT_TOKEN
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, headers, body) = get(
+        &hs.base_url,
+        "/crm/v3/objects/contacts",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(
+        (status, body["errorType"].as_str()),
+        (429, Some("RATE_LIMIT"))
+    );
+    assert_eq!(
+        headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+}
+
+#[tokio::test]
+async fn batches_over_100_inputs_are_refused() {
+    let (hs, _, _) = start(unlimited(), 10).await;
+    let inputs: Vec<Value> = (0..101)
+        .map(|i| json!({"id": (FIRST_CONTACT_ID + i).to_string()}))
+        .collect();
+    for action in ["read", "create", "update", "upsert", "archive"] {
+        let (status, body) = post(
+            &hs.base_url,
+            &format!("/crm/v3/objects/contacts/batch/{action}"),
+            json!({"inputs": inputs}),
+        )
+        .await;
+        assert_eq!(status, 400, "{action}");
+        assert_eq!(body["category"], json!("VALIDATION_ERROR"), "{action}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| m.contains("100")),
+            "{action}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn batch_read_reports_missing_ids_as_207() {
+    let (hs, _, data) = start(unlimited(), 20).await;
+    let email = data
+        .contacts
+        .iter()
+        .find_map(|c| c.email.clone())
+        .expect("an email");
+    let body = json!({"properties": ["email"], "inputs": [{"id": FIRST_CONTACT_ID.to_string()}, {"id": "1"}]});
+    let (status, body) = post(&hs.base_url, "/crm/v3/objects/contacts/batch/read", body).await;
+    assert_eq!(status, 207);
+    assert_eq!(body["results"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body["numErrors"], json!(1));
+    assert_eq!(body["errors"][0]["category"], json!("OBJECT_NOT_FOUND"));
+    assert_eq!(body["errors"][0]["context"]["ids"], json!(["1"]));
+    let by_email = json!({"idProperty": "email", "inputs": [{"id": email}]});
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v3/objects/contacts/batch/read",
+        by_email,
+    )
+    .await;
+    assert_eq!(
+        (status, body["results"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+    let not_unique = json!({"idProperty": "firstname", "inputs": [{"id": "x"}]});
+    assert_eq!(
+        post(
+            &hs.base_url,
+            "/crm/v3/objects/contacts/batch/read",
+            not_unique
+        )
+        .await
+        .0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn custom_unique_property_upsert_create_update_archive() {
+    let (hs, emulator, _) = start(unlimited(), 10).await;
+    let property = json!({"name": "ferry_source_id", "label": "Ferry source id", "type": "string",
+                          "fieldType": "text", "groupName": "contactinformation", "hasUniqueValue": true});
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v3/properties/contacts",
+        property.clone(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["hasUniqueValue"], json!(true));
+    assert_eq!(
+        post(&hs.base_url, "/crm/v3/properties/contacts", property)
+            .await
+            .0,
+        409
+    );
+    let (_, _, listed) = get(
+        &hs.base_url,
+        "/crm/v3/properties/contacts",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert!(
+        listed["results"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|p| p["name"] == json!("ferry_source_id")))
+    );
+
+    let upsert = |first: &str| {
+        json!({"inputs": [
+            {"id": "src-1", "idProperty": "ferry_source_id", "properties": {"firstname": first, "email": "new1@example.com"},
+             "associations": []},
+            {"id": "src-2", "idProperty": "ferry_source_id", "properties": {"firstname": first}},
+        ]})
+    };
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v3/objects/contacts/batch/upsert",
+        upsert("A"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["results"]
+            .as_array()
+            .is_some_and(|r| r.iter().all(|x| x["new"] == json!(true)))
+    );
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v3/objects/contacts/batch/upsert",
+        upsert("B"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().expect("results");
+    assert!(
+        results
+            .iter()
+            .all(|x| x["new"] == json!(false) && x["properties"]["firstname"] == json!("B"))
+    );
+    assert_eq!(emulator.count("contacts"), Some(12));
+    let not_unique = json!({"inputs": [{"id": "x", "idProperty": "firstname", "properties": {}}]});
+    assert_eq!(
+        post(
+            &hs.base_url,
+            "/crm/v3/objects/contacts/batch/upsert",
+            not_unique
+        )
+        .await
+        .0,
+        400
+    );
+
+    // One bad input fails the whole batch; with trace ids, it is a 207.
+    let bad =
+        json!({"inputs": [{"properties": {"firstname": "ok"}}, {"properties": {"nope": "x"}}]});
+    let (status, body) = post(&hs.base_url, "/crm/v3/objects/contacts/batch/create", bad).await;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
+    assert_eq!(body["errors"][0]["code"], json!("PROPERTY_DOESNT_EXIST"));
+    let traced = json!({"inputs": [
+        {"properties": {"firstname": "ok"}, "objectWriteTraceId": "t1"},
+        {"properties": {"nope": "x"}, "objectWriteTraceId": "t2"},
+    ]});
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v3/objects/contacts/batch/create",
+        traced,
+    )
+    .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(
+        body["errors"][0]["context"]["objectWriteTraceId"],
+        json!(["t2"])
+    );
+    assert_eq!(emulator.count("contacts"), Some(13));
+    let duplicate = json!({"inputs": [{"properties": {"email": "new1@example.com"}}]});
+    assert_eq!(
+        post(
+            &hs.base_url,
+            "/crm/v3/objects/contacts/batch/create",
+            duplicate
+        )
+        .await
+        .0,
+        409
+    );
+
+    let created = body["results"][0]["id"].as_str().expect("id").to_owned();
+    let update = json!({"inputs": [{"id": created, "properties": {"lastname": "Z"}}, {"id": "5"}]});
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v3/objects/contacts/batch/update",
+        update,
+    )
+    .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["results"][0]["properties"]["lastname"], json!("Z"));
+    assert_eq!(body["errors"][0]["category"], json!("OBJECT_NOT_FOUND"));
+
+    let resp = client()
+        .post(format!(
+            "{}/crm/v3/objects/contacts/batch/archive",
+            hs.base_url
+        ))
+        .bearer_auth(crate::HUBSPOT_TOKEN)
+        .json(&json!({"inputs": [{"id": created}]}))
+        .send()
+        .await
+        .expect("archive");
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(emulator.count("contacts"), Some(12));
+    let (_, _, archived) = get(
+        &hs.base_url,
+        "/crm/v3/objects/contacts?archived=true",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(archived["results"][0]["id"], json!(created));
+    assert_eq!(archived["results"][0]["archived"], json!(true));
+}
+
+#[tokio::test]
+async fn v4_association_batch_read() {
+    let (hs, _, data) = start(unlimited(), 30).await;
+    let (i, key) = data
+        .contacts
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| c.company.map(|k| (i, k)))
+        .expect("a contact with company");
+    let contact = (FIRST_CONTACT_ID + i as u64).to_string();
+    let company = FIRST_COMPANY_ID + key as u64;
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v4/associations/contacts/companies/batch/read",
+        json!({"inputs": [{"id": contact}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["to"][0]["toObjectId"], json!(company));
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v4/associations/companies/contacts/batch/read",
+        json!({"inputs": [{"id": company.to_string()}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let to: Vec<&Value> = body["results"][0]["to"]
+        .as_array()
+        .map(|t| t.iter().collect())
+        .unwrap_or_default();
+    assert!(
+        to.iter()
+            .any(|t| t["toObjectId"] == json!(FIRST_CONTACT_ID + i as u64))
+    );
+}
+
+#[test]
+fn seeding_many_contacts_is_quick() {
+    let data = generate(100_000, 1, &Mess::default());
+    let emulator = Emulator::new(Options::default());
+    let started = std::time::Instant::now();
+    emulator.seed(&data);
+    let elapsed = started.elapsed();
+    assert_eq!(emulator.count("contacts"), Some(100_000));
+    // Generous for debug builds; a release build seeds a million in about two seconds.
+    assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+}
+
+/// Run with `cargo test --release -p ferry-sandbox seeding_a_million -- --ignored --nocapture`.
+#[test]
+#[ignore = "takes a release build; a benchmark check"]
+fn seeding_a_million_contacts() {
+    let data = generate(1_000_000, 1, &Mess::default());
+    let emulator = Emulator::new(Options::default());
+    let started = std::time::Instant::now();
+    emulator.seed(&data);
+    let elapsed = started.elapsed();
+    drop(data);
+    println!("seeded 1,000,000 contacts and 200,000 companies in {elapsed:?}");
+    assert_eq!(emulator.count("contacts"), Some(1_000_000));
+    assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+}

@@ -1,0 +1,812 @@
+//! An in-memory emulator of the Salesforce REST API, faithful to its documentation for what
+//! ferry uses: the OAuth client-credentials token, `describe`, sObject Collections (create,
+//! update, upsert by external id, at most 200 records, per-record results, allOrNone), SOQL
+//! queries with `nextRecordsUrl` paging, `/limits`, the `Sforce-Limit-Info` header and the daily
+//! API allocation (403 `REQUEST_LIMIT_EXCEEDED`). See `docs/connectors/salesforce.md` for what it
+//! does not reproduce.
+//!
+//! Records live in per-object tables indexed by row (the record id encodes the row) and by
+//! external id, so a write or a lookup costs the same with a million records as with ten.
+
+mod schema;
+mod soql;
+mod store;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde_json::{Value as Json, json};
+
+use crate::faults::Faults;
+use crate::seed::SeedData;
+pub use schema::EXTERNAL_ID_FIELD;
+use schema::{ObjectKind, Val};
+use store::{Item, Mode, Planned, RequestError, Store};
+
+/// The API versions the emulator serves (and lists at `GET /services/data/`).
+pub const VERSIONS: std::ops::RangeInclusive<u32> = 50..=66;
+/// Most records one sObject Collections request may carry.
+pub const COLLECTION_LIMIT: usize = 200;
+/// Longest request URI accepted (Salesforce answers 414 beyond its limit).
+pub const MAX_URI_BYTES: usize = 16_384;
+/// How many query cursors stay open; older ones answer `INVALID_QUERY_LOCATOR`.
+const OPEN_CURSORS: usize = 256;
+/// The org id handed out in identity URLs.
+const ORG_ID: &str = "00D8d0000000001AAA";
+
+/// Emulator options.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Injected faults.
+    pub faults: Faults,
+    /// The connected app's client id accepted at the token endpoint.
+    pub client_id: String,
+    /// The connected app's client secret accepted at the token endpoint.
+    pub client_secret: String,
+    /// The org's rolling 24-hour API allocation; past it every call gets 403
+    /// `REQUEST_LIMIT_EXCEEDED`.
+    pub daily_api_limit: u64,
+    /// Whether Account and Contact have the `Ferry_Source_Id__c` external-id field. `false`
+    /// starts an org where the operator has not created it yet.
+    pub external_id_fields: bool,
+    /// How long an access token stays valid; `None`: for the emulator's lifetime. (Salesforce
+    /// tokens last for the session timeout set on the org, and the response does not say.)
+    pub token_lifetime: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            faults: Faults::default(),
+            client_id: crate::SALESFORCE_CLIENT_ID.to_owned(),
+            client_secret: crate::SALESFORCE_CLIENT_SECRET.to_owned(),
+            daily_api_limit: 100_000,
+            external_id_fields: true,
+            token_lifetime: None,
+        }
+    }
+}
+
+/// What [`Emulator::seed`] loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seeded {
+    /// Accounts created.
+    pub accounts: usize,
+    /// Contacts created.
+    pub contacts: usize,
+    /// Generated contacts left out because Salesforce could not hold them (no last name, a
+    /// malformed email, an over-long title): a real org never contains such records.
+    pub skipped_contacts: usize,
+}
+
+struct Cursor {
+    planned: Planned,
+    batch: usize,
+}
+
+#[derive(Default)]
+struct Cursors {
+    open: HashMap<String, Arc<Cursor>>,
+    order: VecDeque<String>,
+}
+
+struct Shared {
+    options: Options,
+    store: RwLock<Store>,
+    /// Access token → when it was issued.
+    tokens: Mutex<HashMap<String, Instant>>,
+    usage: AtomicU64,
+    cursors: Mutex<Cursors>,
+    next_cursor: AtomicU64,
+}
+
+/// The emulator's shared state; clones share the same org.
+#[derive(Clone)]
+pub struct Emulator {
+    shared: Arc<Shared>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Salesforce's error body: `[{"message": …, "errorCode": …}]`.
+fn sf_error(status: StatusCode, error_code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!([{"message": message, "errorCode": error_code}])),
+    )
+        .into_response()
+}
+
+fn request_error(e: RequestError) -> Response {
+    sf_error(
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+        e.error_code,
+        &e.message,
+    )
+}
+
+fn not_found() -> Response {
+    sf_error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "The requested resource does not exist",
+    )
+}
+
+/// The injected throttling response: Salesforce's error shape, with `Retry-After` if given.
+fn salesforce_429(retry_after: Option<u64>) -> Response {
+    let mut response = sf_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "REQUEST_LIMIT_EXCEEDED",
+        "Too many requests: the sandbox is injecting throttling.",
+    );
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+fn random_string(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+impl Emulator {
+    /// A new, empty org.
+    pub fn new(options: Options) -> Emulator {
+        let store = Store::new(options.external_id_fields);
+        Emulator {
+            shared: Arc::new(Shared {
+                options,
+                store: RwLock::new(store),
+                tokens: Mutex::new(HashMap::new()),
+                usage: AtomicU64::new(0),
+                cursors: Mutex::new(Cursors::default()),
+                next_cursor: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// Loads generated data as native Salesforce records: companies become Accounts, contacts
+    /// Contacts linked to their Account. No external ids are set (these records were born in
+    /// Salesforce). Contacts Salesforce would refuse are left out and counted.
+    pub fn seed(&self, data: &SeedData) -> Seeded {
+        let mut store = self.shared.store.write().unwrap_or_else(|e| e.into_inner());
+        let mut seeded = Seeded::default();
+        let mut account_rows = Vec::with_capacity(data.companies.len());
+        let text = |v: &Option<String>| {
+            v.as_deref()
+                .and_then(schema::normalise_text)
+                .map(|s| Val::Str(s.into()))
+        };
+        for c in &data.companies {
+            let values = vec![
+                ("Name", text(&c.name)),
+                ("Website", text(&c.domain)),
+                ("Phone", text(&c.phone)),
+                ("Industry", text(&c.industry)),
+                (
+                    "NumberOfEmployees",
+                    c.employee_count.map(|n| Val::Int(i64::from(n))),
+                ),
+                ("AnnualRevenue", c.annual_revenue.map(Val::Num)),
+                ("BillingStreet", text(&c.street)),
+                ("BillingCity", text(&c.city)),
+                ("BillingState", text(&c.state)),
+                ("BillingPostalCode", text(&c.postal_code)),
+                ("BillingCountry", text(&c.country)),
+            ];
+            account_rows.push(store.insert_seeded(
+                ObjectKind::Account,
+                values,
+                c.created_at_ms,
+                c.updated_at_ms,
+            ));
+            seeded.accounts += 1;
+        }
+        let contact_schema = Arc::clone(&store.table(ObjectKind::Contact).schema);
+        let checked = |name: &str, v: &Option<String>| -> Result<Option<Val>, ()> {
+            let Some(raw) = v else { return Ok(None) };
+            let def = contact_schema
+                .field(name)
+                .map(|i| &contact_schema.fields[i])
+                .ok_or(())?;
+            store::convert_text(def, raw).map_err(|_| ())
+        };
+        for c in &data.contacts {
+            let values: Result<Vec<(&str, Option<Val>)>, ()> = (|| {
+                let last = checked("LastName", &c.last_name)?;
+                if last.is_none() {
+                    return Err(());
+                }
+                Ok(vec![
+                    ("FirstName", checked("FirstName", &c.first_name)?),
+                    ("LastName", last),
+                    ("Email", checked("Email", &c.email)?),
+                    ("Phone", checked("Phone", &c.phone)?),
+                    ("MobilePhone", checked("MobilePhone", &c.mobile_phone)?),
+                    ("Title", checked("Title", &c.job_title)?),
+                    ("MailingStreet", checked("MailingStreet", &c.street)?),
+                    ("MailingCity", checked("MailingCity", &c.city)?),
+                    ("MailingState", checked("MailingState", &c.state)?),
+                    (
+                        "MailingPostalCode",
+                        checked("MailingPostalCode", &c.postal_code)?,
+                    ),
+                    ("MailingCountry", checked("MailingCountry", &c.country)?),
+                    ("HasOptedOutOfEmail", Some(Val::Bool(c.email_opt_out))),
+                    (
+                        "AccountId",
+                        c.company
+                            .and_then(|k| account_rows.get(k))
+                            .map(|r| Val::Ref(*r)),
+                    ),
+                ])
+            })();
+            match values {
+                Ok(values) => {
+                    store.insert_seeded(
+                        ObjectKind::Contact,
+                        values,
+                        c.created_at_ms,
+                        c.updated_at_ms,
+                    );
+                    seeded.contacts += 1;
+                }
+                Err(()) => seeded.skipped_contacts += 1,
+            }
+        }
+        tracing::debug!(
+            accounts = seeded.accounts,
+            contacts = seeded.contacts,
+            skipped = seeded.skipped_contacts,
+            "seeded salesforce"
+        );
+        seeded
+    }
+
+    /// How many records of `sobject` (`"Account"`, `"Contact"`) the org holds.
+    pub fn count(&self, sobject: &str) -> usize {
+        let Some(object) = ObjectKind::parse(sobject) else {
+            return 0;
+        };
+        self.shared
+            .store
+            .read()
+            .map(|s| s.table(object).rows.len())
+            .unwrap_or(0)
+    }
+
+    /// The record of `sobject` whose `Ferry_Source_Id__c` is `external_id`, rendered with every
+    /// field as a query would return it.
+    pub fn record_by_external_id(&self, sobject: &str, external_id: &str) -> Option<Json> {
+        let object = ObjectKind::parse(sobject)?;
+        let store = self.shared.store.read().ok()?;
+        let row = *store.table(object).by_ext.get(external_id)?;
+        let fields: Vec<String> = store
+            .table(object)
+            .schema
+            .fields
+            .iter()
+            .map(|f| f.name.to_owned())
+            .collect();
+        let q = soql::parse(&format!(
+            "SELECT {} FROM {}",
+            fields.join(", "),
+            object.name()
+        ))
+        .ok()?;
+        let planned = store.run(&q).ok()?;
+        store.render(&planned, &[row], "v62.0").pop()
+    }
+
+    /// API calls counted against the daily allocation so far.
+    pub fn api_usage(&self) -> u64 {
+        self.shared.usage.load(Ordering::Relaxed)
+    }
+
+    /// Invalidates every access token issued so far, as a session timeout or a revoked
+    /// session does: the next call with one gets 401 `INVALID_SESSION_ID`.
+    pub fn expire_tokens(&self) {
+        if let Ok(mut tokens) = self.shared.tokens.lock() {
+            tokens.clear();
+        }
+    }
+
+    /// The HTTP routes, with the configured faults injected.
+    pub fn router(&self) -> Router {
+        let state = Arc::clone(&self.shared);
+        let data = Router::new()
+            .route("/services/data/{version}/limits", get(limits))
+            .route(
+                "/services/data/{version}/sobjects/{sobject}/describe",
+                get(describe),
+            )
+            .route("/services/data/{version}/query", get(query))
+            .route("/services/data/{version}/query/{locator}", get(query_more))
+            .route(
+                "/services/data/{version}/composite/sobjects",
+                post(create).patch(update),
+            )
+            .route(
+                "/services/data/{version}/composite/sobjects/{sobject}/{field}",
+                patch(upsert),
+            )
+            .route(
+                "/services/data/{version}/{*rest}",
+                axum::routing::any(|| async { not_found() }),
+            )
+            .route_layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&state),
+                guard,
+            ));
+        let router = Router::new()
+            .route("/services/oauth2/token", post(token))
+            .route("/services/data", get(versions))
+            .route("/services/data/", get(versions))
+            .merge(data)
+            .fallback(|| async { not_found() })
+            .with_state(state);
+        crate::faults::inject(router, self.shared.options.faults.clone(), salesforce_429)
+    }
+}
+
+// ---- auth, versions, limits ----------------------------------------------------------------
+
+#[derive(serde::Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+fn oauth_error(error: &str, description: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+async fn token(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return oauth_error(
+            "invalid_request",
+            "request must be application/x-www-form-urlencoded",
+        );
+    };
+    if form.grant_type.as_deref() != Some("client_credentials") {
+        return oauth_error("unsupported_grant_type", "grant type not supported");
+    }
+    if form.client_id.as_deref() != Some(s.options.client_id.as_str()) {
+        return oauth_error("invalid_client_id", "client identifier invalid");
+    }
+    if form.client_secret.as_deref() != Some(s.options.client_secret.as_str()) {
+        return oauth_error("invalid_client", "invalid client credentials");
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let instance_url = format!("http://{host}");
+    let access_token = format!("{}!{}", &ORG_ID[..15], random_string(96));
+    if let Ok(mut tokens) = s.tokens.lock() {
+        tokens.insert(access_token.clone(), Instant::now());
+    }
+    axum::Json(json!({
+        "access_token": access_token,
+        "signature": format!("{}=", random_string(43)),
+        "token_format": "opaque",
+        "scope": "api",
+        "instance_url": instance_url,
+        "id": format!("{instance_url}/id/{ORG_ID}/0058d0000000001AAA"),
+        "token_type": "Bearer",
+        "issued_at": now_ms().to_string(),
+    }))
+    .into_response()
+}
+
+fn release_label(v: u32) -> String {
+    let offset = i64::from(v) - 60; // v60.0 is Spring '24
+    let (season, year) = match offset.rem_euclid(3) {
+        0 => ("Spring", 24 + offset.div_euclid(3)),
+        1 => ("Summer", 24 + offset.div_euclid(3)),
+        _ => ("Winter", 25 + offset.div_euclid(3)),
+    };
+    format!("{season} '{year:02}")
+}
+
+async fn versions() -> Response {
+    let list: Vec<Json> = VERSIONS
+        .map(|v| json!({"label": release_label(v), "url": format!("/services/data/v{v}.0"), "version": format!("{v}.0")}))
+        .collect();
+    axum::Json(list).into_response()
+}
+
+fn supported_version(segment: &str) -> bool {
+    segment
+        .strip_prefix('v')
+        .and_then(|v| v.strip_suffix(".0"))
+        .and_then(|v| v.parse::<u32>().ok())
+        .is_some_and(|v| VERSIONS.contains(&v))
+}
+
+/// Version check, session check, API usage accounting and the `Sforce-Limit-Info` header, for
+/// every `/services/data/vXX.X/…` call.
+async fn guard(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let version = request
+        .uri()
+        .path()
+        .trim_start_matches("/services/data/")
+        .split('/')
+        .next()
+        .unwrap_or("");
+    if !supported_version(version) {
+        return not_found();
+    }
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("OAuth "))
+        })
+        .map(str::trim);
+    let valid = token.is_some_and(|t| {
+        s.tokens.lock().is_ok_and(|tokens| {
+            tokens.get(t).is_some_and(|issued| {
+                s.options
+                    .token_lifetime
+                    .is_none_or(|life| issued.elapsed() < life)
+            })
+        })
+    });
+    if !valid {
+        return sf_error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+        );
+    }
+    let used = s.usage.fetch_add(1, Ordering::Relaxed) + 1;
+    let max = s.options.daily_api_limit;
+    let mut response = if used > max {
+        sf_error(
+            StatusCode::FORBIDDEN,
+            "REQUEST_LIMIT_EXCEEDED",
+            "TotalRequests Limit exceeded.",
+        )
+    } else {
+        next.run(request).await
+    };
+    if let Ok(value) = HeaderValue::from_str(&format!("api-usage={used}/{max}")) {
+        response.headers_mut().insert("sforce-limit-info", value);
+    }
+    response
+}
+
+async fn limits(State(s): State<Arc<Shared>>) -> Response {
+    let max = s.options.daily_api_limit;
+    let used = s.usage.load(Ordering::Relaxed);
+    axum::Json(json!({"DailyApiRequests": {"Max": max, "Remaining": max.saturating_sub(used)}}))
+        .into_response()
+}
+
+// ---- describe ----------------------------------------------------------------------------
+
+async fn describe(
+    State(s): State<Arc<Shared>>,
+    Path((version, sobject)): Path<(String, String)>,
+) -> Response {
+    let Some(object) = ObjectKind::parse(&sobject) else {
+        return not_found();
+    };
+    let Ok(store) = s.store.read() else {
+        return internal();
+    };
+    axum::Json(store.table(object).schema.describe(&version)).into_response()
+}
+
+fn internal() -> Response {
+    sf_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "UNKNOWN_EXCEPTION",
+        "An unexpected error occurred.",
+    )
+}
+
+// ---- sObject Collections -------------------------------------------------------------------
+
+#[derive(serde::Deserialize)]
+struct CollectionBody {
+    #[serde(rename = "allOrNone", default)]
+    all_or_none: bool,
+    records: Vec<serde_json::Map<String, Json>>,
+}
+
+fn parse_collection(body: &Bytes) -> Result<CollectionBody, RequestError> {
+    let parsed: CollectionBody = serde_json::from_slice(body).map_err(|e| {
+        RequestError::bad_request("JSON_PARSER_ERROR", format!("Invalid JSON: {e}"))
+    })?;
+    if parsed.records.len() > COLLECTION_LIMIT {
+        return Err(RequestError::bad_request(
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. cannot submit more than 200 records into this call",
+        ));
+    }
+    Ok(parsed)
+}
+
+/// The `attributes.type` of a record, if it gives one.
+fn record_type(record: &serde_json::Map<String, Json>) -> Option<&str> {
+    record.get("attributes")?.get("type")?.as_str()
+}
+
+/// Each record with the sObject its `attributes.type` names (create and update by id).
+fn typed_items(records: &[serde_json::Map<String, Json>]) -> Result<Vec<Item<'_>>, RequestError> {
+    records
+        .iter()
+        .map(|r| {
+            let name = record_type(r).ok_or_else(|| {
+                RequestError::bad_request("INVALID_TYPE", "Must send a concrete entity type.")
+            })?;
+            let object = ObjectKind::parse(name).ok_or_else(|| {
+                RequestError::bad_request(
+                    "INVALID_TYPE",
+                    format!("sObject type '{name}' is not supported."),
+                )
+            })?;
+            Ok((object, r))
+        })
+        .collect()
+}
+
+fn run_write(s: &Shared, items: Vec<Item<'_>>, mode: Mode, all_or_none: bool) -> Response {
+    let Ok(mut store) = s.store.write() else {
+        return internal();
+    };
+    match store.write(items, mode, all_or_none, now_ms()) {
+        Ok(results) => axum::Json(results).into_response(),
+        Err(e) => request_error(e),
+    }
+}
+
+/// `POST` (create) or `PATCH` (update by id) `composite/sobjects`.
+fn write_by_type(s: &Shared, body: &Bytes, mode: Mode) -> Response {
+    let body = match parse_collection(body) {
+        Ok(b) => b,
+        Err(e) => return request_error(e),
+    };
+    match typed_items(&body.records) {
+        Ok(items) => run_write(s, items, mode, body.all_or_none),
+        Err(e) => request_error(e),
+    }
+}
+
+async fn create(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    write_by_type(&s, &body, Mode::Create)
+}
+
+async fn update(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    write_by_type(&s, &body, Mode::Update)
+}
+
+async fn upsert(
+    State(s): State<Arc<Shared>>,
+    Path((_version, sobject, field)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(object) = ObjectKind::parse(&sobject) else {
+        return not_found();
+    };
+    let ext_field = {
+        let Ok(store) = s.store.read() else {
+            return internal();
+        };
+        let schema = &store.table(object).schema;
+        match schema.field(&field) {
+            Some(i) if schema.fields[i].external_id => i,
+            Some(_) => {
+                return sf_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_FIELD",
+                    &format!(
+                        "Field name provided, {field} is not an External ID or indexed field for {}",
+                        object.name()
+                    ),
+                );
+            }
+            None => {
+                return sf_error(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    &format!(
+                        "Provided external ID field does not exist or is not accessible: {field}"
+                    ),
+                );
+            }
+        }
+    };
+    let body = match parse_collection(&body) {
+        Ok(b) => b,
+        Err(e) => return request_error(e),
+    };
+    for record in &body.records {
+        if let Some(name) = record_type(record) {
+            if ObjectKind::parse(name) != Some(object) {
+                return sf_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_TYPE",
+                    &format!(
+                        "Record of type {name} does not match the sObject type in the URI: {}",
+                        object.name()
+                    ),
+                );
+            }
+        }
+    }
+    let items = body.records.iter().map(|r| (object, r)).collect();
+    run_write(&s, items, Mode::Upsert { ext_field }, body.all_or_none)
+}
+
+// ---- SOQL ----------------------------------------------------------------------------------
+
+/// The page size asked for with `Sforce-Query-Options: batchSize=N` (200 to 2000, default 2000).
+fn batch_size(headers: &HeaderMap) -> usize {
+    headers
+        .get("sforce-query-options")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.split(',')
+                .find_map(|p| p.trim().strip_prefix("batchSize="))
+        })
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .map_or(2000, |n| n.clamp(200, 2000))
+}
+
+fn query_page(
+    s: &Shared,
+    cursor: Arc<Cursor>,
+    locator: Option<&str>,
+    offset: usize,
+    version: &str,
+) -> Response {
+    let Ok(store) = s.store.read() else {
+        return internal();
+    };
+    let total = cursor.planned.rows.len();
+    if cursor.planned.count_only {
+        return axum::Json(json!({"totalSize": total, "done": true, "records": []}))
+            .into_response();
+    }
+    let end = (offset + cursor.batch).min(total);
+    let records = store.render(
+        &cursor.planned,
+        &cursor.planned.rows[offset.min(end)..end],
+        version,
+    );
+    drop(store);
+    let mut body = json!({"totalSize": total, "done": end >= total, "records": records});
+    if end < total {
+        let id = match locator {
+            Some(id) => id.to_owned(),
+            None => {
+                let id = format!("01g8d{:010}", s.next_cursor.fetch_add(1, Ordering::Relaxed));
+                if let Ok(mut cursors) = s.cursors.lock() {
+                    cursors.open.insert(id.clone(), Arc::clone(&cursor));
+                    cursors.order.push_back(id.clone());
+                    while cursors.order.len() > OPEN_CURSORS {
+                        if let Some(old) = cursors.order.pop_front() {
+                            cursors.open.remove(&old);
+                        }
+                    }
+                }
+                id
+            }
+        };
+        body["nextRecordsUrl"] = Json::String(format!("/services/data/{version}/query/{id}-{end}"));
+    }
+    axum::Json(body).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct QueryParams {
+    q: Option<String>,
+}
+
+async fn query(
+    State(s): State<Arc<Shared>>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    params: Result<Query<QueryParams>, QueryRejection>,
+) -> Response {
+    if uri.to_string().len() > MAX_URI_BYTES {
+        return sf_error(
+            StatusCode::URI_TOO_LONG,
+            "URI_TOO_LONG",
+            "The request URI is too long.",
+        );
+    }
+    let Some(q) = params.ok().and_then(|Query(p)| p.q) else {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "A query string has to be specified",
+        );
+    };
+    let parsed = match soql::parse(&q) {
+        Ok(p) => p,
+        Err(message) => return sf_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", &message),
+    };
+    let planned = {
+        let Ok(store) = s.store.read() else {
+            return internal();
+        };
+        match store.run(&parsed) {
+            Ok(p) => p,
+            Err(e) => return request_error(e),
+        }
+    };
+    let cursor = Arc::new(Cursor {
+        planned,
+        batch: batch_size(&headers),
+    });
+    query_page(&s, cursor, None, 0, &version)
+}
+
+async fn query_more(
+    State(s): State<Arc<Shared>>,
+    Path((version, locator)): Path<(String, String)>,
+) -> Response {
+    let invalid = || {
+        sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY_LOCATOR",
+            "invalid query locator",
+        )
+    };
+    let Some((id, offset)) = locator.rsplit_once('-') else {
+        return invalid();
+    };
+    let Ok(offset) = offset.parse::<usize>() else {
+        return invalid();
+    };
+    let cursor = s.cursors.lock().ok().and_then(|c| c.open.get(id).cloned());
+    match cursor {
+        Some(cursor) if offset < cursor.planned.rows.len() => {
+            query_page(&s, cursor, Some(id), offset, &version)
+        }
+        _ => invalid(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,592 @@
+//! The emulated org's metadata: the Account and Contact fields ferry maps, their types and
+//! lengths as Salesforce's standard object reference documents them, record ids, and the
+//! value rules Salesforce applies on save (trimming, empty-is-null, length, email shape).
+
+use std::collections::HashMap;
+
+use serde_json::{Value as Json, json};
+
+/// The external-id field ferry asks operators to create on Account and Contact.
+pub const EXTERNAL_ID_FIELD: &str = "Ferry_Source_Id__c";
+
+/// A Salesforce field type, as `describe` spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Id,
+    String,
+    Textarea,
+    Email,
+    Phone,
+    Url,
+    Picklist,
+    Int,
+    Currency,
+    Boolean,
+    Reference,
+    Datetime,
+}
+
+impl Kind {
+    fn api_name(self) -> &'static str {
+        match self {
+            Kind::Id => "id",
+            Kind::String => "string",
+            Kind::Textarea => "textarea",
+            Kind::Email => "email",
+            Kind::Phone => "phone",
+            Kind::Url => "url",
+            Kind::Picklist => "picklist",
+            Kind::Int => "int",
+            Kind::Currency => "currency",
+            Kind::Boolean => "boolean",
+            Kind::Reference => "reference",
+            Kind::Datetime => "datetime",
+        }
+    }
+
+    fn soap_type(self) -> &'static str {
+        match self {
+            Kind::Id | Kind::Reference => "tns:ID",
+            Kind::Int => "xsd:int",
+            Kind::Currency => "xsd:double",
+            Kind::Boolean => "xsd:boolean",
+            Kind::Datetime => "xsd:dateTime",
+            _ => "xsd:string",
+        }
+    }
+
+    /// Whether values are strings that Salesforce trims and length-checks.
+    pub(crate) fn is_text(self) -> bool {
+        matches!(
+            self,
+            Kind::String | Kind::Textarea | Kind::Email | Kind::Phone | Kind::Url | Kind::Picklist
+        )
+    }
+}
+
+/// Where a field's value lives in a stored row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// Derived from the row's position.
+    Id,
+    CreatedDate,
+    LastModifiedDate,
+    /// An index into the row's values.
+    Data(usize),
+}
+
+/// One field of an sObject.
+#[derive(Clone, Debug)]
+pub(crate) struct FieldDef {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub kind: Kind,
+    pub length: usize,
+    /// Not nillable on create (Salesforce's "required").
+    pub required: bool,
+    pub writable: bool,
+    pub external_id: bool,
+    /// For references: the parent object and the relationship name used in SOQL and bodies.
+    pub reference: Option<(ObjectKind, &'static str)>,
+    pub slot: Slot,
+}
+
+/// The objects the emulator holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum ObjectKind {
+    Account,
+    Contact,
+}
+
+impl ObjectKind {
+    pub(crate) const ALL: [ObjectKind; 2] = [ObjectKind::Account, ObjectKind::Contact];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ObjectKind::Account => "Account",
+            ObjectKind::Contact => "Contact",
+        }
+    }
+
+    /// Object names are case-insensitive in URLs, bodies and SOQL.
+    pub(crate) fn parse(name: &str) -> Option<ObjectKind> {
+        ObjectKind::ALL
+            .into_iter()
+            .find(|o| o.name().eq_ignore_ascii_case(name))
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    fn key_prefix(self) -> &'static str {
+        match self {
+            ObjectKind::Account => "001",
+            ObjectKind::Contact => "003",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        self.name()
+    }
+}
+
+/// The industries of Account's standard Industry picklist (unrestricted: other values are kept).
+const INDUSTRIES: &[&str] = &[
+    "Agriculture",
+    "Apparel",
+    "Banking",
+    "Biotechnology",
+    "Chemicals",
+    "Communications",
+    "Construction",
+    "Consulting",
+    "Education",
+    "Electronics",
+    "Energy",
+    "Engineering",
+    "Entertainment",
+    "Environmental",
+    "Finance",
+    "Food & Beverage",
+    "Government",
+    "Healthcare",
+    "Hospitality",
+    "Insurance",
+    "Machinery",
+    "Manufacturing",
+    "Media",
+    "Not For Profit",
+    "Other",
+    "Recreation",
+    "Retail",
+    "Shipping",
+    "Technology",
+    "Telecommunications",
+    "Transportation",
+    "Utilities",
+];
+
+/// An sObject's fields, looked up case-insensitively as Salesforce does.
+#[derive(Debug)]
+pub(crate) struct SObject {
+    pub kind: ObjectKind,
+    pub fields: Vec<FieldDef>,
+    by_name: HashMap<String, usize>,
+    by_relationship: HashMap<String, usize>,
+    /// The number of data slots a row holds.
+    pub data_slots: usize,
+    /// The field index of the external-id field, if the org has it.
+    pub external_id: Option<usize>,
+}
+
+struct Spec(&'static str, &'static str, Kind, usize);
+
+impl SObject {
+    pub(crate) fn new(kind: ObjectKind, with_external_id: bool) -> SObject {
+        let data: Vec<Spec> = match kind {
+            ObjectKind::Account => vec![
+                Spec("Name", "Account Name", Kind::String, 255),
+                Spec("Website", "Website", Kind::Url, 255),
+                Spec("Phone", "Account Phone", Kind::Phone, 40),
+                Spec("Industry", "Industry", Kind::Picklist, 255),
+                Spec("NumberOfEmployees", "Employees", Kind::Int, 0),
+                Spec("AnnualRevenue", "Annual Revenue", Kind::Currency, 0),
+                Spec("BillingStreet", "Billing Street", Kind::Textarea, 255),
+                Spec("BillingCity", "Billing City", Kind::String, 40),
+                Spec("BillingState", "Billing State/Province", Kind::String, 80),
+                Spec(
+                    "BillingPostalCode",
+                    "Billing Zip/Postal Code",
+                    Kind::String,
+                    20,
+                ),
+                Spec("BillingCountry", "Billing Country", Kind::String, 80),
+            ],
+            ObjectKind::Contact => vec![
+                Spec("FirstName", "First Name", Kind::String, 40),
+                Spec("LastName", "Last Name", Kind::String, 80),
+                Spec("Email", "Email", Kind::Email, 80),
+                Spec("Phone", "Business Phone", Kind::Phone, 40),
+                Spec("MobilePhone", "Mobile Phone", Kind::Phone, 40),
+                Spec("Title", "Title", Kind::String, 128),
+                Spec("MailingStreet", "Mailing Street", Kind::Textarea, 255),
+                Spec("MailingCity", "Mailing City", Kind::String, 40),
+                Spec("MailingState", "Mailing State/Province", Kind::String, 80),
+                Spec(
+                    "MailingPostalCode",
+                    "Mailing Zip/Postal Code",
+                    Kind::String,
+                    20,
+                ),
+                Spec("MailingCountry", "Mailing Country", Kind::String, 80),
+                Spec("HasOptedOutOfEmail", "Email Opt Out", Kind::Boolean, 0),
+                Spec("AccountId", "Account ID", Kind::Reference, 18),
+            ],
+        };
+        let required = |name: &str| {
+            matches!(
+                (kind, name),
+                (ObjectKind::Account, "Name") | (ObjectKind::Contact, "LastName")
+            )
+        };
+        let system = |name, label, kind, slot| FieldDef {
+            name,
+            label,
+            kind,
+            length: if kind == Kind::Id { 18 } else { 0 },
+            required: false,
+            writable: false,
+            external_id: false,
+            reference: None,
+            slot,
+        };
+        let mut fields = vec![system(
+            "Id",
+            match kind {
+                ObjectKind::Account => "Account ID",
+                ObjectKind::Contact => "Contact ID",
+            },
+            Kind::Id,
+            Slot::Id,
+        )];
+        for (i, Spec(name, label, k, length)) in data.into_iter().enumerate() {
+            fields.push(FieldDef {
+                name,
+                label,
+                kind: k,
+                length,
+                required: required(name),
+                writable: true,
+                external_id: false,
+                reference: (k == Kind::Reference).then_some((ObjectKind::Account, "Account")),
+                slot: Slot::Data(i),
+            });
+        }
+        let mut data_slots = fields.len() - 1;
+        let mut external_id = None;
+        if with_external_id {
+            external_id = Some(fields.len());
+            fields.push(FieldDef {
+                name: EXTERNAL_ID_FIELD,
+                label: "Ferry Source Id",
+                kind: Kind::String,
+                length: 255,
+                required: false,
+                writable: true,
+                external_id: true,
+                reference: None,
+                slot: Slot::Data(data_slots),
+            });
+            data_slots += 1;
+        }
+        fields.push(system(
+            "CreatedDate",
+            "Created Date",
+            Kind::Datetime,
+            Slot::CreatedDate,
+        ));
+        fields.push(system(
+            "LastModifiedDate",
+            "Last Modified Date",
+            Kind::Datetime,
+            Slot::LastModifiedDate,
+        ));
+        let by_name = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
+            .collect();
+        let by_relationship = fields
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.reference.map(|(_, rel)| (rel.to_ascii_lowercase(), i)))
+            .collect();
+        SObject {
+            kind,
+            fields,
+            by_name,
+            by_relationship,
+            data_slots,
+            external_id,
+        }
+    }
+
+    /// The field called `name` (case-insensitive).
+    pub(crate) fn field(&self, name: &str) -> Option<usize> {
+        self.by_name.get(&name.to_ascii_lowercase()).copied()
+    }
+
+    /// The reference field whose relationship is called `name` (e.g. Contact's `Account`).
+    pub(crate) fn relationship(&self, name: &str) -> Option<usize> {
+        self.by_relationship
+            .get(&name.to_ascii_lowercase())
+            .copied()
+    }
+
+    /// The `describe` body.
+    pub(crate) fn describe(&self, version: &str) -> Json {
+        let name = self.kind.name();
+        let fields: Vec<Json> = self
+            .fields
+            .iter()
+            .map(|f| describe_field(self.kind, f))
+            .collect();
+        json!({
+            "name": name,
+            "label": self.kind.label(),
+            "labelPlural": format!("{}s", self.kind.label()),
+            "keyPrefix": self.kind.key_prefix(),
+            "custom": false,
+            "createable": true,
+            "updateable": true,
+            "deletable": true,
+            "queryable": true,
+            "fields": fields,
+            "urls": {
+                "sobject": format!("/services/data/{version}/sobjects/{name}"),
+                "describe": format!("/services/data/{version}/sobjects/{name}/describe"),
+                "rowTemplate": format!("/services/data/{version}/sobjects/{name}/{{ID}}"),
+            },
+        })
+    }
+}
+
+fn describe_field(object: ObjectKind, f: &FieldDef) -> Json {
+    let picklist: Vec<Json> = if object == ObjectKind::Account && f.name == "Industry" {
+        INDUSTRIES
+            .iter()
+            .map(|v| json!({"active": true, "defaultValue": false, "label": v, "value": v}))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (precision, scale, digits) = match f.kind {
+        Kind::Currency => (18, 0, 0),
+        Kind::Int => (0, 0, 8),
+        _ => (0, 0, 0),
+    };
+    json!({
+        "name": f.name,
+        "label": f.label,
+        "type": f.kind.api_name(),
+        "soapType": f.kind.soap_type(),
+        "length": f.length,
+        "precision": precision,
+        "scale": scale,
+        "digits": digits,
+        "nillable": !f.required && f.kind != Kind::Boolean && f.kind != Kind::Id && f.writable,
+        "createable": f.writable,
+        "updateable": f.writable,
+        "defaultedOnCreate": !f.writable || f.kind == Kind::Boolean,
+        "externalId": f.external_id,
+        "unique": f.external_id,
+        "caseSensitive": f.external_id,
+        "idLookup": f.external_id || f.kind == Kind::Id,
+        "custom": f.name.ends_with("__c"),
+        "filterable": true,
+        "sortable": true,
+        "referenceTo": f.reference.map(|(o, _)| vec![o.name()]).unwrap_or_default(),
+        "relationshipName": f.reference.map(|(_, r)| r),
+        "picklistValues": picklist,
+        "restrictedPicklist": false,
+    })
+}
+
+// ---- record ids --------------------------------------------------------------------------
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const SUFFIX: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+/// Pod and reserved characters of every id this org hands out.
+const POD: &str = "8d0";
+
+/// The 18-character id of row `index` of `object`: key prefix, pod, a base-62 serial, and the
+/// case-checksum suffix real ids carry.
+pub(crate) fn record_id(object: ObjectKind, index: u32) -> String {
+    let mut serial = [b'0'; 9];
+    let mut n = u64::from(index) + 1;
+    for c in serial.iter_mut().rev() {
+        *c = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    let mut id = String::with_capacity(18);
+    id.push_str(object.key_prefix());
+    id.push_str(POD);
+    id.extend(serial.iter().map(|b| *b as char));
+    let suffix = checksum_suffix(id.as_bytes());
+    id.extend(suffix.iter().map(|b| *b as char));
+    id
+}
+
+fn checksum_suffix(id15: &[u8]) -> [u8; 3] {
+    let mut out = [b'A'; 3];
+    for (chunk, o) in id15.chunks(5).zip(out.iter_mut()) {
+        let flags = chunk
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.is_ascii_uppercase())
+            .fold(0, |acc, (i, _)| acc | (1 << i));
+        *o = SUFFIX[flags];
+    }
+    out
+}
+
+/// Why an id string does not name a row.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum IdError {
+    /// Not a well-formed id of this object (Salesforce: `MALFORMED_ID`).
+    Malformed,
+}
+
+/// The row index named by a 15- or 18-character id of `object`.
+pub(crate) fn parse_record_id(object: ObjectKind, id: &str) -> Result<u32, IdError> {
+    let b = id.as_bytes();
+    if !(b.len() == 15 || b.len() == 18)
+        || !id.starts_with(object.key_prefix())
+        || &b[3..6] != POD.as_bytes()
+    {
+        return Err(IdError::Malformed);
+    }
+    if b.len() == 18 && checksum_suffix(&b[..15]) != b[15..18] {
+        return Err(IdError::Malformed);
+    }
+    let mut n: u64 = 0;
+    for c in &b[6..15] {
+        let digit = BASE62
+            .iter()
+            .position(|x| x == c)
+            .ok_or(IdError::Malformed)?;
+        n = n * 62 + digit as u64;
+    }
+    n.checked_sub(1)
+        .and_then(|i| u32::try_from(i).ok())
+        .ok_or(IdError::Malformed)
+}
+
+// ---- values ------------------------------------------------------------------------------
+
+/// A stored field value.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Val {
+    Str(Box<str>),
+    Bool(bool),
+    Int(i64),
+    Num(f64),
+    /// A lookup: the parent's row index.
+    Ref(u32),
+}
+
+/// Formats epoch milliseconds as Salesforce does: `2021-11-06T17:38:40.000+0000`.
+pub(crate) fn format_datetime(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}+0000",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Whether an email field accepts `email`: exactly one `@`, a non-empty local part (at most 64
+/// characters) with no whitespace, quotes, commas, brackets or semicolons, and a dotted domain
+/// whose labels are letters (internationalised too), digits and hyphens. Deliberately no
+/// stricter than that: the emulator refuses what is plainly malformed, not what is unusual.
+pub(crate) fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local.chars().count() <= 64
+        && !local
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "\"(),:;<>@[\\]".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    local_ok && domain_ok
+}
+
+/// Salesforce's own whitespace rule for string fields: leading and trailing whitespace is
+/// removed on save, and an empty string is stored as null. (Non-breaking spaces survive.)
+pub(crate) fn normalise_text(raw: &str) -> Option<&str> {
+    let trimmed = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+    (!trimmed.is_empty()).then_some(trimmed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_carry_a_checksum() {
+        for i in [0u32, 1, 61, 62, 1_000_000, u32::MAX - 1] {
+            let id = record_id(ObjectKind::Contact, i);
+            assert_eq!(id.len(), 18);
+            assert!(id.starts_with("003"));
+            assert_eq!(parse_record_id(ObjectKind::Contact, &id), Ok(i), "{id}");
+            assert_eq!(parse_record_id(ObjectKind::Contact, &id[..15]), Ok(i));
+            assert!(parse_record_id(ObjectKind::Account, &id).is_err());
+        }
+        assert!(
+            parse_record_id(ObjectKind::Contact, "003é0000000000").is_err(),
+            "no panic on non-ASCII"
+        );
+        let id = record_id(ObjectKind::Account, 5);
+        let tampered = format!("{}{}", &id[..15], "ZZZ");
+        assert!(parse_record_id(ObjectKind::Account, &tampered).is_err());
+    }
+
+    #[test]
+    fn emails() {
+        assert!(valid_email("rory.gilmore@chilton.example.org"));
+        assert!(valid_email("o'brien+tag@example.co.uk"));
+        assert!(
+            valid_email(".gilmore5@café.example.org"),
+            "unusual but not malformed"
+        );
+        for bad in [
+            "no-at-sign.example.com",
+            "two@@example.com",
+            "trailing@",
+            "@leading.example",
+            "sp ace@example.com",
+            "a@b",
+        ] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn datetimes_look_like_salesforce() {
+        assert_eq!(format_datetime(0), "1970-01-01T00:00:00.000+0000");
+        assert_eq!(
+            format_datetime(1_636_220_320_000),
+            "2021-11-06T17:38:40.000+0000"
+        );
+    }
+
+    #[test]
+    fn whitespace_rules() {
+        assert_eq!(normalise_text("  Rory \n"), Some("Rory"));
+        assert_eq!(normalise_text("   "), None);
+        assert_eq!(normalise_text("\u{a0}x\u{a0}"), Some("\u{a0}x\u{a0}"));
+    }
+}

@@ -1,0 +1,450 @@
+//! A small, honest subset of SOQL: what ferry and a person trying the sandbox by hand need.
+//!
+//! Supported:
+//!
+//! ```text
+//! SELECT COUNT() | field [, field]...      fields may be relationship paths: Account.Name
+//! FROM Account | Contact
+//! [WHERE field IN (literal, ...) | field = literal | field != literal | field <> literal]
+//! [ORDER BY field [ASC | DESC] [NULLS FIRST | NULLS LAST]]
+//! [LIMIT n]
+//! ```
+//!
+//! Literals are single-quoted strings (with SOQL's backslash escapes `\' \" \\ \n \r \t \b \f`),
+//! `null`, `true`, `false` and numbers. Keywords are case-insensitive. Anything else (AND/OR,
+//! LIKE, <, >, GROUP BY, OFFSET, subqueries, date literals, bind variables) is answered with
+//! `MALFORMED_QUERY`, as Salesforce answers syntax it does not know, so nobody mistakes the
+//! sandbox for the full language.
+
+/// A parsed query.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Query {
+    pub select: Select,
+    pub from: String,
+    pub filter: Option<Filter>,
+    pub order: Option<Order>,
+    pub limit: Option<usize>,
+}
+
+/// What the query returns.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Select {
+    /// `COUNT()`: only `totalSize`.
+    Count,
+    /// The listed field paths, in order.
+    Fields(Vec<Path>),
+}
+
+/// A field, possibly through one relationship (`Account.Ferry_Source_Id__c`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Path {
+    pub relationship: Option<String>,
+    pub field: String,
+}
+
+/// The one condition a WHERE clause may hold.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Filter {
+    pub path: Path,
+    pub op: Op,
+}
+
+/// A comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Op {
+    In(Vec<Literal>),
+    Eq(Literal),
+    Ne(Literal),
+}
+
+/// A literal value.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Literal {
+    Str(String),
+    Num(f64),
+    Bool(bool),
+    Null,
+}
+
+/// ORDER BY.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Order {
+    pub path: Path,
+    pub descending: bool,
+    pub nulls_last: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Token {
+    Word(String),
+    Str(String),
+    Num(f64),
+    LParen,
+    RParen,
+    Comma,
+    Eq,
+    Ne,
+    Other(char),
+}
+
+impl Token {
+    fn describe(&self) -> String {
+        match self {
+            Token::Word(w) => w.clone(),
+            Token::Str(_) => "string literal".into(),
+            Token::Num(n) => n.to_string(),
+            Token::LParen => "(".into(),
+            Token::RParen => ")".into(),
+            Token::Comma => ",".into(),
+            Token::Eq => "=".into(),
+            Token::Ne => "!=".into(),
+            Token::Other(c) => c.to_string(),
+        }
+    }
+}
+
+fn tokenize(q: &str) -> Result<Vec<Token>, String> {
+    let mut out = Vec::new();
+    let mut chars = q.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '(' | ')' | ',' | '=' => {
+                chars.next();
+                out.push(match c {
+                    '(' => Token::LParen,
+                    ')' => Token::RParen,
+                    ',' => Token::Comma,
+                    _ => Token::Eq,
+                });
+            }
+            '!' | '<' => {
+                chars.next();
+                match (c, chars.peek()) {
+                    ('!', Some('=')) | ('<', Some('>')) => {
+                        chars.next();
+                        out.push(Token::Ne);
+                    }
+                    _ => out.push(Token::Other(c)),
+                }
+            }
+            '\'' => {
+                chars.next();
+                let mut s = String::new();
+                loop {
+                    match chars.next() {
+                        None => return Err("unterminated string literal".into()),
+                        Some('\'') => break,
+                        Some('\\') => match chars.next() {
+                            Some('\'') => s.push('\''),
+                            Some('"') => s.push('"'),
+                            Some('\\') => s.push('\\'),
+                            Some('n') => s.push('\n'),
+                            Some('r') => s.push('\r'),
+                            Some('t') => s.push('\t'),
+                            Some('b') => s.push('\u{8}'),
+                            Some('f') => s.push('\u{c}'),
+                            _ => {
+                                return Err(
+                                    "Invalid string literal: illegal escape sequence".into()
+                                );
+                            }
+                        },
+                        Some(other) => s.push(other),
+                    }
+                }
+                out.push(Token::Str(s));
+            }
+            c if c.is_ascii_digit() || c == '-' || c == '.' => {
+                let mut s = String::new();
+                while let Some(&d) = chars.peek() {
+                    if d.is_ascii_digit() || d == '.' || d == '-' || d == 'e' || d == 'E' {
+                        s.push(d);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                out.push(Token::Num(
+                    s.parse().map_err(|_| format!("unexpected token: '{s}'"))?,
+                ));
+            }
+            c if c.is_alphanumeric() || c == '_' => {
+                let mut s = String::new();
+                while let Some(&d) = chars.peek() {
+                    if d.is_alphanumeric() || d == '_' || d == '.' {
+                        s.push(d);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                out.push(Token::Word(s));
+            }
+            other => {
+                chars.next();
+                out.push(Token::Other(other));
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let t = self.tokens.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+
+    fn unexpected(&self) -> String {
+        match self.peek() {
+            Some(t) => format!("unexpected token: '{}'", t.describe()),
+            None => "unexpected end of query".into(),
+        }
+    }
+
+    fn keyword(&mut self, kw: &str) -> bool {
+        if matches!(self.peek(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(kw)) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect_keyword(&mut self, kw: &str) -> Result<(), String> {
+        if self.keyword(kw) {
+            Ok(())
+        } else {
+            Err(self.unexpected())
+        }
+    }
+
+    fn expect(&mut self, token: Token) -> Result<(), String> {
+        if self.peek() == Some(&token) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.unexpected())
+        }
+    }
+
+    fn path(&mut self) -> Result<Path, String> {
+        match self.peek() {
+            Some(Token::Word(w)) if !is_reserved(w) => {
+                let w = w.clone();
+                self.pos += 1;
+                let parts: Vec<&str> = w.split('.').collect();
+                match parts.as_slice() {
+                    [field] if !field.is_empty() => Ok(Path {
+                        relationship: None,
+                        field: (*field).to_owned(),
+                    }),
+                    [rel, field] if !rel.is_empty() && !field.is_empty() => Ok(Path {
+                        relationship: Some((*rel).to_owned()),
+                        field: (*field).to_owned(),
+                    }),
+                    _ => Err(format!(
+                        "unsupported field path: '{w}' (the sandbox follows one relationship)"
+                    )),
+                }
+            }
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    fn literal(&mut self) -> Result<Literal, String> {
+        match self.next() {
+            Some(Token::Str(s)) => Ok(Literal::Str(s)),
+            Some(Token::Num(n)) => Ok(Literal::Num(n)),
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("null") => Ok(Literal::Null),
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("true") => Ok(Literal::Bool(true)),
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("false") => Ok(Literal::Bool(false)),
+            _ => {
+                self.pos -= 1;
+                Err(self.unexpected())
+            }
+        }
+    }
+}
+
+const RESERVED: &[&str] = &[
+    "select", "from", "where", "and", "or", "not", "in", "order", "by", "limit", "offset", "group",
+    "having", "asc", "desc", "nulls", "first", "last", "like", "includes", "excludes", "null",
+    "true", "false",
+];
+
+fn is_reserved(w: &str) -> bool {
+    RESERVED.iter().any(|r| r.eq_ignore_ascii_case(w))
+}
+
+/// Parses `q`, or says (as `MALFORMED_QUERY`'s message) what it could not read.
+pub(crate) fn parse(q: &str) -> Result<Query, String> {
+    let mut p = Parser {
+        tokens: tokenize(q)?,
+        pos: 0,
+    };
+    p.expect_keyword("SELECT")?;
+    let select = if matches!(p.peek(), Some(Token::Word(w)) if w.eq_ignore_ascii_case("COUNT")) {
+        p.pos += 1;
+        p.expect(Token::LParen)?;
+        p.expect(Token::RParen)?;
+        Select::Count
+    } else {
+        let mut fields = vec![p.path()?];
+        while p.peek() == Some(&Token::Comma) {
+            p.pos += 1;
+            fields.push(p.path()?);
+        }
+        Select::Fields(fields)
+    };
+    p.expect_keyword("FROM")?;
+    let from = match p.next() {
+        Some(Token::Word(w)) if !is_reserved(&w) && !w.contains('.') => w,
+        _ => {
+            p.pos -= 1;
+            return Err(p.unexpected());
+        }
+    };
+    let mut filter = None;
+    if p.keyword("WHERE") {
+        let path = p.path()?;
+        let op = match p.next() {
+            Some(Token::Eq) => Op::Eq(p.literal()?),
+            Some(Token::Ne) => Op::Ne(p.literal()?),
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("IN") => {
+                p.expect(Token::LParen)?;
+                let mut values = vec![p.literal()?];
+                while p.peek() == Some(&Token::Comma) {
+                    p.pos += 1;
+                    values.push(p.literal()?);
+                }
+                p.expect(Token::RParen)?;
+                Op::In(values)
+            }
+            _ => {
+                p.pos -= 1;
+                return Err(p.unexpected());
+            }
+        };
+        filter = Some(Filter { path, op });
+    }
+    let mut order = None;
+    if p.keyword("ORDER") {
+        p.expect_keyword("BY")?;
+        let path = p.path()?;
+        let descending = if p.keyword("DESC") {
+            true
+        } else {
+            p.keyword("ASC");
+            false
+        };
+        // Salesforce's default: NULLS FIRST ascending, NULLS LAST descending.
+        let mut nulls_last = descending;
+        if p.keyword("NULLS") {
+            if p.keyword("LAST") {
+                nulls_last = true;
+            } else {
+                p.expect_keyword("FIRST")?;
+                nulls_last = false;
+            }
+        }
+        order = Some(Order {
+            path,
+            descending,
+            nulls_last,
+        });
+    }
+    let mut limit = None;
+    if p.keyword("LIMIT") {
+        match p.next() {
+            Some(Token::Num(n)) if n >= 0.0 && n.fract() == 0.0 => limit = Some(n as usize),
+            _ => {
+                p.pos -= 1;
+                return Err(p.unexpected());
+            }
+        }
+    }
+    if p.peek().is_some() {
+        return Err(p.unexpected());
+    }
+    Ok(Query {
+        select,
+        from,
+        filter,
+        order,
+        limit,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_supported_subset() {
+        let q = parse(
+            "select Id, LastName, Account.Ferry_Source_Id__c FROM Contact \
+             WHERE Ferry_Source_Id__c IN ('1', 'o\\'brien', 'back\\\\slash') ORDER BY LastName DESC LIMIT 10",
+        )
+        .unwrap();
+        assert_eq!(q.from, "Contact");
+        let Select::Fields(f) = &q.select else {
+            panic!()
+        };
+        assert_eq!(
+            f[2],
+            Path {
+                relationship: Some("Account".into()),
+                field: "Ferry_Source_Id__c".into()
+            }
+        );
+        let Some(Filter {
+            op: Op::In(values), ..
+        }) = &q.filter
+        else {
+            panic!()
+        };
+        assert_eq!(values[1], Literal::Str("o'brien".into()));
+        assert_eq!(values[2], Literal::Str("back\\slash".into()));
+        assert_eq!(
+            q.order.as_ref().map(|o| (o.descending, o.nulls_last)),
+            Some((true, true))
+        );
+        assert_eq!(q.limit, Some(10));
+        assert_eq!(
+            parse("SELECT COUNT() FROM Account").unwrap().select,
+            Select::Count
+        );
+        let q = parse("SELECT Id FROM Account WHERE Website != null").unwrap();
+        assert_eq!(q.filter.unwrap().op, Op::Ne(Literal::Null));
+    }
+
+    #[test]
+    fn refuses_what_it_does_not_support() {
+        for q in [
+            "SELECT Id FROM Contact WHERE A = 'x' AND B = 'y'",
+            "SELECT Id FROM Contact WHERE LastName LIKE 'a%'",
+            "SELECT Id FROM Contact OFFSET 5",
+            "SELECT Id, (SELECT Id FROM Contacts) FROM Account",
+            "SELECT FROM Contact",
+            "SELECT Id FROM Contact WHERE Name = 'unterminated",
+            "DELETE FROM Contact",
+            "SELECT Id FROM Contact WHERE CreatedDate > 2020-01-01T00:00:00Z",
+        ] {
+            assert!(parse(q).is_err(), "{q}");
+        }
+    }
+}

@@ -1,0 +1,1045 @@
+//! The emulated org's data: one table per sObject, indexed by row (the id encodes the row) and
+//! by external id, with the write rules Salesforce applies and the query executor.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::{Map, Value as Json, json};
+
+use super::schema::{
+    FieldDef, IdError, Kind, ObjectKind, SObject, Slot, Val, format_datetime, normalise_text,
+    parse_record_id, record_id, valid_email,
+};
+use super::soql::{self, Literal, Op, Select};
+
+/// One stored record.
+pub(crate) struct Row {
+    pub created: i64,
+    pub modified: i64,
+    pub values: Box<[Option<Val>]>,
+}
+
+/// One sObject's records.
+pub(crate) struct Table {
+    pub schema: Arc<SObject>,
+    pub rows: Vec<Row>,
+    /// External-id value → row (the field is unique and case-sensitive).
+    pub by_ext: HashMap<Box<str>, u32>,
+}
+
+/// Every table of the org.
+pub(crate) struct Store {
+    pub tables: Vec<Table>,
+}
+
+/// A per-record error, as sObject Collections report it.
+#[derive(Clone, Debug)]
+pub(crate) struct ItemError {
+    pub status_code: &'static str,
+    pub message: String,
+    pub fields: Vec<String>,
+}
+
+impl ItemError {
+    fn new(status_code: &'static str, message: String, fields: &[&str]) -> ItemError {
+        ItemError {
+            status_code,
+            message,
+            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+        }
+    }
+
+    fn to_json(&self) -> Json {
+        json!({"statusCode": self.status_code, "message": self.message, "fields": self.fields})
+    }
+}
+
+/// A failure of the whole request (HTTP 4xx with Salesforce's error array).
+#[derive(Clone, Debug)]
+pub(crate) struct RequestError {
+    pub status: u16,
+    pub error_code: &'static str,
+    pub message: String,
+}
+
+impl RequestError {
+    pub(crate) fn bad_request(
+        error_code: &'static str,
+        message: impl Into<String>,
+    ) -> RequestError {
+        RequestError {
+            status: 400,
+            error_code,
+            message: message.into(),
+        }
+    }
+}
+
+/// How a record in a write request finds its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `PATCH composite/sobjects/{SObject}/{ExtIdField}`: by the external-id value.
+    Upsert { ext_field: usize },
+    /// `POST composite/sobjects`: always new.
+    Create,
+    /// `PATCH composite/sobjects`: by `id`.
+    Update,
+}
+
+#[derive(Debug)]
+enum Target {
+    New,
+    Existing(u32),
+}
+
+/// A validated write, not yet applied.
+#[derive(Debug)]
+pub(crate) struct Change {
+    object: ObjectKind,
+    target: Target,
+    values: Vec<(usize, Option<Val>)>,
+}
+
+/// A record of a write request and the sObject it is written to.
+pub(crate) type Item<'a> = (ObjectKind, &'a Map<String, Json>);
+
+/// The result of one record of a write request.
+pub(crate) type ItemOutcome = Result<Change, (Option<String>, Vec<ItemError>)>;
+
+enum Conv {
+    Item(ItemError),
+    Request(RequestError),
+}
+
+fn parser_error(def: &FieldDef, value: &Json) -> Conv {
+    let token = match value {
+        Json::String(_) => "VALUE_STRING",
+        Json::Number(_) => "VALUE_NUMBER",
+        Json::Bool(_) => "VALUE_TRUE",
+        Json::Array(_) => "START_ARRAY",
+        Json::Object(_) => "START_OBJECT",
+        Json::Null => "VALUE_NULL",
+    };
+    let ty = match def.kind {
+        Kind::Int => "int",
+        Kind::Currency => "double",
+        Kind::Boolean => "boolean",
+        _ => "string",
+    };
+    Conv::Request(RequestError::bad_request(
+        "JSON_PARSER_ERROR",
+        format!(
+            "Cannot deserialize instance of {ty} from {token} value {value} or request may be missing a required field"
+        ),
+    ))
+}
+
+/// Applies Salesforce's string rules to `raw` for field `def`: trim, empty is null, length,
+/// email shape. The messages quote the value, as Salesforce's do.
+pub(crate) fn convert_text(def: &FieldDef, raw: &str) -> Result<Option<Val>, ItemError> {
+    let Some(text) = normalise_text(raw) else {
+        return Ok(None);
+    };
+    if def.kind == Kind::Email && !valid_email(text) {
+        return Err(ItemError::new(
+            "INVALID_EMAIL_ADDRESS",
+            format!("{}: invalid email address: {text}", def.label),
+            &[def.name],
+        ));
+    }
+    if text.chars().count() > def.length {
+        return Err(ItemError::new(
+            "STRING_TOO_LONG",
+            format!(
+                "{}: data value too large: {text} (max length={})",
+                def.label, def.length
+            ),
+            &[def.name],
+        ));
+    }
+    Ok(Some(Val::Str(text.into())))
+}
+
+fn out_of_range(def: &FieldDef, n: f64) -> Conv {
+    Conv::Item(ItemError::new(
+        "NUMBER_OUTSIDE_VALID_RANGE",
+        format!(
+            "{}: value outside of valid range on numeric field: {n}",
+            def.label
+        ),
+        &[def.name],
+    ))
+}
+
+impl Table {
+    fn new(schema: Arc<SObject>) -> Table {
+        Table {
+            schema,
+            rows: Vec::new(),
+            by_ext: HashMap::new(),
+        }
+    }
+
+    fn ext_slot(&self) -> Option<usize> {
+        self.schema
+            .external_id
+            .and_then(|i| match self.schema.fields[i].slot {
+                Slot::Data(s) => Some(s),
+                _ => None,
+            })
+    }
+
+    fn ext_value(&self, row: u32) -> Option<&str> {
+        let slot = self.ext_slot()?;
+        match self.rows.get(row as usize)?.values.get(slot)? {
+            Some(Val::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl Store {
+    pub(crate) fn new(with_external_id: bool) -> Store {
+        let tables = ObjectKind::ALL
+            .into_iter()
+            .map(|k| Table::new(Arc::new(SObject::new(k, with_external_id))))
+            .collect();
+        Store { tables }
+    }
+
+    pub(crate) fn table(&self, object: ObjectKind) -> &Table {
+        &self.tables[object.index()]
+    }
+
+    fn table_mut(&mut self, object: ObjectKind) -> &mut Table {
+        &mut self.tables[object.index()]
+    }
+
+    /// The value of JSON `value` for field `def` of `object`, by Salesforce's rules.
+    fn convert(&self, def: &FieldDef, value: &Json) -> Result<Option<Val>, Conv> {
+        if value.is_null() {
+            return Ok((def.kind == Kind::Boolean).then_some(Val::Bool(false)));
+        }
+        match def.kind {
+            k if k.is_text() => {
+                let raw: Cow<str> = match value {
+                    Json::String(s) => Cow::Borrowed(s),
+                    Json::Number(n) => Cow::Owned(n.to_string()),
+                    Json::Bool(b) => Cow::Owned(b.to_string()),
+                    _ => return Err(parser_error(def, value)),
+                };
+                convert_text(def, &raw).map_err(Conv::Item)
+            }
+            Kind::Int => {
+                let n = match value {
+                    Json::Number(n) => n.as_f64(),
+                    Json::String(s) => s.trim().parse::<f64>().ok(),
+                    _ => None,
+                };
+                let n = n
+                    .filter(|n| n.is_finite() && n.fract() == 0.0)
+                    .ok_or_else(|| parser_error(def, value))?;
+                if n.abs() > 99_999_999.0 {
+                    return Err(out_of_range(def, n));
+                }
+                Ok(Some(Val::Int(n as i64)))
+            }
+            Kind::Currency => {
+                let n = match value {
+                    Json::Number(n) => n.as_f64(),
+                    Json::String(s) => s.trim().parse::<f64>().ok(),
+                    _ => None,
+                };
+                let n = n
+                    .filter(|n| n.is_finite())
+                    .ok_or_else(|| parser_error(def, value))?;
+                if n.abs() >= 1e18 {
+                    return Err(out_of_range(def, n));
+                }
+                Ok(Some(Val::Num(n)))
+            }
+            Kind::Boolean => match value {
+                Json::Bool(b) => Ok(Some(Val::Bool(*b))),
+                Json::String(s) if s.eq_ignore_ascii_case("true") => Ok(Some(Val::Bool(true))),
+                Json::String(s) if s.eq_ignore_ascii_case("false") => Ok(Some(Val::Bool(false))),
+                _ => Err(parser_error(def, value)),
+            },
+            Kind::Reference => {
+                let Json::String(s) = value else {
+                    return Err(parser_error(def, value));
+                };
+                let Some(s) = normalise_text(s) else {
+                    return Ok(None);
+                };
+                let (parent, _) = def.reference.unwrap_or((ObjectKind::Account, "Account"));
+                match parse_record_id(parent, s) {
+                    Ok(row) if (row as usize) < self.table(parent).rows.len() => {
+                        Ok(Some(Val::Ref(row)))
+                    }
+                    Ok(_) => Err(Conv::Item(ItemError::new(
+                        "INVALID_CROSS_REFERENCE_KEY",
+                        "invalid cross reference id".into(),
+                        &[def.name],
+                    ))),
+                    Err(IdError::Malformed) => Err(Conv::Item(ItemError::new(
+                        "MALFORMED_ID",
+                        format!("{}: id value of incorrect type: {s}", def.label),
+                        &[def.name],
+                    ))),
+                }
+            }
+            _ => Err(parser_error(def, value)),
+        }
+    }
+
+    /// Resolves `"Account": {"Ferry_Source_Id__c": "123"}` to the parent's row.
+    fn resolve_parent(&self, def: &FieldDef, value: &Json) -> Result<Option<Val>, Conv> {
+        let (parent, relationship) = def.reference.unwrap_or((ObjectKind::Account, "Account"));
+        let Json::Object(map) = value else {
+            return if value.is_null() {
+                Ok(None)
+            } else {
+                Err(parser_error(def, value))
+            };
+        };
+        let keys: Vec<(&String, &Json)> = map
+            .iter()
+            .filter(|(k, _)| k.as_str() != "attributes")
+            .collect();
+        let [(key, key_value)] = keys.as_slice() else {
+            return Err(Conv::Request(RequestError::bad_request(
+                "INVALID_FIELD",
+                format!(
+                    "The relationship {relationship} must name exactly one external id field of {}",
+                    parent.name()
+                ),
+            )));
+        };
+        let table = self.table(parent);
+        let field = table.schema.field(key).map(|i| &table.schema.fields[i]);
+        let raw = match key_value {
+            Json::String(s) => s.clone(),
+            Json::Number(n) => n.to_string(),
+            other => return Err(parser_error(def, other)),
+        };
+        match field {
+            Some(f) if f.external_id => {
+                let row = normalise_text(&raw)
+                    .and_then(|v| table.by_ext.get(v))
+                    .copied();
+                match row {
+                    Some(row) => Ok(Some(Val::Ref(row))),
+                    None => Err(Conv::Item(ItemError::new(
+                        "INVALID_FIELD",
+                        format!(
+                            "Foreign key external ID: {raw} not found for field {} in entity {}",
+                            f.name,
+                            parent.name()
+                        ),
+                        &[],
+                    ))),
+                }
+            }
+            Some(f) if f.kind == Kind::Id => self.convert(def, &Json::String(raw)),
+            _ => Err(Conv::Request(RequestError::bad_request(
+                "INVALID_FIELD",
+                format!(
+                    "Field name provided, {key} is not an External ID or indexed field for {}",
+                    parent.name()
+                ),
+            ))),
+        }
+    }
+
+    /// Validates one record of a write request against `object`. `Err` fails the whole request.
+    pub(crate) fn prepare(
+        &self,
+        object: ObjectKind,
+        record: &Map<String, Json>,
+        mode: Mode,
+    ) -> Result<ItemOutcome, RequestError> {
+        let table = self.table(object);
+        let schema = &table.schema;
+        let mut errors = Vec::new();
+        let mut values: Vec<(usize, Option<Val>)> = Vec::new();
+        let mut not_writable = Vec::new();
+        let mut target = Target::New;
+        let mut existing_id = None;
+        let mut ext_key: Option<Option<Box<str>>> = None;
+
+        if mode == Mode::Update {
+            let id = record
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("id"))
+                .and_then(|(_, v)| v.as_str());
+            match id.map(|id| parse_record_id(object, id)) {
+                None => {
+                    errors.push(ItemError::new(
+                        "MISSING_ARGUMENT",
+                        "Id not specified in an update call".into(),
+                        &[],
+                    ));
+                }
+                Some(Ok(row)) if (row as usize) < table.rows.len() => {
+                    target = Target::Existing(row);
+                    existing_id = Some(record_id(object, row));
+                }
+                Some(Ok(_)) => errors.push(ItemError::new(
+                    "ENTITY_IS_DELETED",
+                    "entity is deleted".into(),
+                    &[],
+                )),
+                Some(Err(_)) => errors.push(ItemError::new(
+                    "MALFORMED_ID",
+                    format!(
+                        "{} ID: id value of incorrect type: {}",
+                        object.name(),
+                        id.unwrap_or_default()
+                    ),
+                    &["Id"],
+                )),
+            }
+        }
+
+        for (key, value) in record {
+            if key == "attributes" {
+                continue;
+            }
+            let Some(i) = schema.field(key) else {
+                if let Some(i) = schema.relationship(key) {
+                    let def = &schema.fields[i];
+                    match self.resolve_parent(def, value) {
+                        Ok(v) => push_value(&mut values, def, v),
+                        Err(Conv::Item(e)) => errors.push(e),
+                        Err(Conv::Request(e)) => return Err(e),
+                    }
+                    continue;
+                }
+                return Err(RequestError::bad_request(
+                    "INVALID_FIELD",
+                    format!(
+                        "No such column '{key}' on sobject of type {}",
+                        object.name()
+                    ),
+                ));
+            };
+            let def = &schema.fields[i];
+            if def.kind == Kind::Id {
+                if mode != Mode::Update {
+                    not_writable.push(def.name);
+                }
+                continue;
+            }
+            if !def.writable {
+                not_writable.push(def.name);
+                continue;
+            }
+            let converted = match self.convert(def, value) {
+                Ok(v) => v,
+                Err(Conv::Item(e)) => {
+                    errors.push(e);
+                    continue;
+                }
+                Err(Conv::Request(e)) => return Err(e),
+            };
+            if schema.external_id == Some(i) {
+                if let Some(Val::Str(s)) = &converted {
+                    ext_key = Some(Some(s.clone()));
+                } else {
+                    ext_key = Some(None);
+                }
+            }
+            push_value(&mut values, def, converted);
+        }
+        if !not_writable.is_empty() {
+            errors.push(ItemError::new(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                format!(
+                    "Unable to create/update fields: {}. Please check the security settings of this field and verify \
+                     that it is read/write for your profile or permission set.",
+                    not_writable.join(", ")
+                ),
+                &not_writable,
+            ));
+        }
+
+        if let Mode::Upsert { ext_field } = mode {
+            let name = schema.fields[ext_field].name;
+            match ext_key.clone().flatten() {
+                Some(key) => {
+                    if let Some(row) = table.by_ext.get(&key) {
+                        target = Target::Existing(*row);
+                        existing_id = Some(record_id(object, *row));
+                    }
+                }
+                None => errors.push(ItemError::new(
+                    "MISSING_ARGUMENT",
+                    format!("{name} not specified"),
+                    &[],
+                )),
+            }
+        } else if let Some(Some(key)) = &ext_key {
+            // Creating or updating may not take another record's unique value.
+            if let Some(&other) = table.by_ext.get(key) {
+                if !matches!(target, Target::Existing(row) if row == other) {
+                    let name = schema
+                        .external_id
+                        .map(|i| schema.fields[i].name)
+                        .unwrap_or_default();
+                    errors.push(ItemError::new(
+                        "DUPLICATE_VALUE",
+                        format!(
+                            "duplicate value found: {name} duplicates value on record with id: {}",
+                            record_id(object, other)
+                        ),
+                        &[name],
+                    ));
+                }
+            }
+        }
+
+        // Required fields, judged on the record as it would be saved.
+        let missing: Vec<&str> = schema
+            .fields
+            .iter()
+            .filter(|f| f.required)
+            .filter(|f| {
+                let Slot::Data(slot) = f.slot else {
+                    return false;
+                };
+                match values.iter().find(|(s, _)| *s == slot) {
+                    Some((_, v)) => v.is_none(),
+                    None => match target {
+                        Target::New => true,
+                        Target::Existing(row) => table.rows[row as usize].values[slot].is_none(),
+                    },
+                }
+            })
+            .map(|f| f.name)
+            .collect();
+        if !missing.is_empty() {
+            errors.push(ItemError::new(
+                "REQUIRED_FIELD_MISSING",
+                format!("Required fields are missing: [{}]", missing.join(", ")),
+                &missing,
+            ));
+        }
+        if errors.is_empty() {
+            Ok(Ok(Change {
+                object,
+                target,
+                values,
+            }))
+        } else {
+            Ok(Err((existing_id, errors)))
+        }
+    }
+
+    /// Applies a validated change, returning the record's id and whether it was created.
+    pub(crate) fn apply(&mut self, change: Change, now: i64) -> (String, bool) {
+        let object = change.object;
+        let table = self.table_mut(object);
+        let ext_slot = table.ext_slot();
+        let (row, created) = match change.target {
+            Target::Existing(row) => (row, false),
+            Target::New => {
+                let mut values = vec![None; table.schema.data_slots];
+                for f in &table.schema.fields {
+                    if let (Kind::Boolean, Slot::Data(s)) = (f.kind, f.slot) {
+                        values[s] = Some(Val::Bool(false));
+                    }
+                }
+                table.rows.push(Row {
+                    created: now,
+                    modified: now,
+                    values: values.into_boxed_slice(),
+                });
+                ((table.rows.len() - 1) as u32, true)
+            }
+        };
+        let old_ext = table.ext_value(row).map(Box::<str>::from);
+        let stored = &mut table.rows[row as usize];
+        stored.modified = now;
+        for (slot, value) in change.values {
+            stored.values[slot] = value;
+        }
+        if let Some(slot) = ext_slot {
+            let new_ext = match &table.rows[row as usize].values[slot] {
+                Some(Val::Str(s)) => Some(s.clone()),
+                _ => None,
+            };
+            if old_ext != new_ext {
+                if let Some(old) = old_ext {
+                    table.by_ext.remove(&old);
+                }
+                if let Some(new) = new_ext {
+                    table.by_ext.insert(new, row);
+                }
+            }
+        }
+        (record_id(object, row), created)
+    }
+
+    /// Runs a whole collections write: validation, duplicate external ids within the request,
+    /// allOrNone, then the writes in request order. Returns the per-record results.
+    pub(crate) fn write(
+        &mut self,
+        items: Vec<Item<'_>>,
+        mode: Mode,
+        all_or_none: bool,
+        now: i64,
+    ) -> Result<Vec<Json>, RequestError> {
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut seen: HashSet<(ObjectKind, String)> = HashSet::new();
+        for (object, record) in &items {
+            let mut outcome = self.prepare(*object, record, mode)?;
+            if let (Mode::Upsert { ext_field }, Ok(_)) = (mode, &outcome) {
+                let schema = &self.table(*object).schema;
+                let name = schema.fields[ext_field].name;
+                let key = record
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .and_then(|(_, v)| v.as_str())
+                    .and_then(normalise_text)
+                    .unwrap_or_default()
+                    .to_owned();
+                if !seen.insert((*object, key.clone())) {
+                    outcome = Err((
+                        None,
+                        vec![ItemError::new(
+                            "DUPLICATE_EXTERNAL_ID",
+                            format!("Duplicate external id specified: {key}"),
+                            &[name],
+                        )],
+                    ));
+                }
+            }
+            outcomes.push(outcome);
+        }
+        let failed = outcomes.iter().any(Result::is_err);
+        let mut results = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            let result = match outcome {
+                Ok(change) if all_or_none && failed => {
+                    let id = match change.target {
+                        Target::Existing(row) => Some(record_id(change.object, row)),
+                        Target::New => None,
+                    };
+                    failure(id, &[ItemError::new(
+                        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                        "Record rolled back because not all records were valid and the request was using AllOrNone header"
+                            .into(),
+                        &[],
+                    )])
+                }
+                Ok(change) => {
+                    let (id, created) = self.apply(change, now);
+                    let mut r = json!({"id": id, "success": true, "errors": []});
+                    if matches!(mode, Mode::Upsert { .. }) {
+                        r["created"] = Json::Bool(created);
+                    }
+                    r
+                }
+                Err((id, errors)) => failure(id, &errors),
+            };
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    // ---- queries ---------------------------------------------------------------------------
+
+    /// Resolves a SOQL path on `object` to a column.
+    fn column(&self, object: ObjectKind, path: &soql::Path) -> Result<Column, RequestError> {
+        let schema = &self.table(object).schema;
+        let no_column = |name: &str, on: &str| {
+            RequestError::bad_request(
+                "INVALID_FIELD",
+                format!(
+                    "No such column '{name}' on entity '{on}'. If you are attempting to use a custom field, be sure \
+                     to append the '__c' after the custom field name. Please reference your WSDL or the describe \
+                     call for the appropriate names."
+                ),
+            )
+        };
+        match &path.relationship {
+            None => {
+                let field = schema
+                    .field(&path.field)
+                    .ok_or_else(|| no_column(&path.field, object.name()))?;
+                Ok(Column {
+                    relationship: None,
+                    field,
+                })
+            }
+            Some(rel) => {
+                let via = schema.relationship(rel).ok_or_else(|| {
+                    RequestError::bad_request(
+                        "INVALID_FIELD",
+                        format!("Didn't understand relationship '{rel}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name."),
+                    )
+                })?;
+                let (parent, _) = schema.fields[via]
+                    .reference
+                    .unwrap_or((ObjectKind::Account, "Account"));
+                let parent_schema = &self.table(parent).schema;
+                let field = parent_schema
+                    .field(&path.field)
+                    .ok_or_else(|| no_column(&path.field, parent.name()))?;
+                Ok(Column {
+                    relationship: Some((via, parent)),
+                    field,
+                })
+            }
+        }
+    }
+
+    /// The value of `field` in row `row` of `object`.
+    fn cell(&self, object: ObjectKind, row: u32, field: usize) -> Cell<'_> {
+        let table = self.table(object);
+        let Some(stored) = table.rows.get(row as usize) else {
+            return Cell::Null;
+        };
+        match table.schema.fields[field].slot {
+            Slot::Id => Cell::Id(object, row),
+            Slot::CreatedDate => Cell::Date(stored.created),
+            Slot::LastModifiedDate => Cell::Date(stored.modified),
+            Slot::Data(s) => match &stored.values[s] {
+                None => Cell::Null,
+                Some(Val::Str(v)) => Cell::Str(v),
+                Some(Val::Bool(b)) => Cell::Bool(*b),
+                Some(Val::Int(n)) => Cell::Num(*n as f64),
+                Some(Val::Num(n)) => Cell::Num(*n),
+                Some(Val::Ref(r)) => {
+                    let parent = table.schema.fields[field]
+                        .reference
+                        .map(|(p, _)| p)
+                        .unwrap_or(ObjectKind::Account);
+                    Cell::Id(parent, *r)
+                }
+            },
+        }
+    }
+
+    /// The parent row a relationship column goes through, if set.
+    fn parent_row(&self, object: ObjectKind, row: u32, via: usize) -> Option<u32> {
+        match self.cell(object, row, via) {
+            Cell::Id(_, r) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn column_cell(&self, object: ObjectKind, row: u32, col: &Column) -> Cell<'_> {
+        match col.relationship {
+            None => self.cell(object, row, col.field),
+            Some((via, parent)) => match self.parent_row(object, row, via) {
+                Some(p) => self.cell(parent, p, col.field),
+                None => Cell::Null,
+            },
+        }
+    }
+
+    /// Plans and runs `query`, returning the matching rows in order.
+    pub(crate) fn run(&self, query: &soql::Query) -> Result<Planned, RequestError> {
+        let object = ObjectKind::parse(&query.from).ok_or_else(|| {
+            RequestError::bad_request(
+                "INVALID_TYPE",
+                format!(
+                    "sObject type '{}' is not supported. If you are attempting to use a custom object, be sure to \
+                     append the '__c' after the entity name. Please reference your WSDL or the describe call for \
+                     the appropriate names.",
+                    query.from
+                ),
+            )
+        })?;
+        let table = self.table(object);
+        let columns = match &query.select {
+            Select::Count => Vec::new(),
+            Select::Fields(paths) => paths
+                .iter()
+                .map(|p| self.column(object, p))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let mut rows: Vec<u32> = match &query.filter {
+            None => (0..table.rows.len() as u32).collect(),
+            Some(filter) => {
+                let col = self.column(object, &filter.path)?;
+                let literals: &[Literal] = match &filter.op {
+                    Op::In(v) => v,
+                    Op::Eq(v) => std::slice::from_ref(v),
+                    Op::Ne(_) => &[],
+                };
+                let indexed = col.relationship.is_none()
+                    && !matches!(filter.op, Op::Ne(_))
+                    && literals.iter().all(|l| matches!(l, Literal::Str(_)));
+                let def = &table.schema.fields[col.field];
+                if indexed && table.schema.external_id == Some(col.field) {
+                    let mut rows: Vec<u32> = literals
+                        .iter()
+                        .filter_map(|l| match l {
+                            Literal::Str(s) => table.by_ext.get(s.as_str()).copied(),
+                            _ => None,
+                        })
+                        .collect();
+                    rows.sort_unstable();
+                    rows.dedup();
+                    rows
+                } else if indexed && def.kind == Kind::Id {
+                    let mut rows: Vec<u32> = literals
+                        .iter()
+                        .filter_map(|l| match l {
+                            Literal::Str(s) => parse_record_id(object, s).ok(),
+                            _ => None,
+                        })
+                        .filter(|r| (*r as usize) < table.rows.len())
+                        .collect();
+                    rows.sort_unstable();
+                    rows.dedup();
+                    rows
+                } else {
+                    let case_sensitive =
+                        col.relationship.is_none() && table.schema.external_id == Some(col.field);
+                    (0..table.rows.len() as u32)
+                        .filter(|&row| {
+                            let cell = self.column_cell(object, row, &col);
+                            match &filter.op {
+                                Op::In(values) => {
+                                    values.iter().any(|l| cell.matches(l, case_sensitive))
+                                }
+                                Op::Eq(l) => cell.matches(l, case_sensitive),
+                                Op::Ne(l) => !cell.matches(l, case_sensitive),
+                            }
+                        })
+                        .collect()
+                }
+            }
+        };
+        if let Some(order) = &query.order {
+            let col = self.column(object, &order.path)?;
+            rows.sort_by(|&a, &b| {
+                let (x, y) = (
+                    self.column_cell(object, a, &col),
+                    self.column_cell(object, b, &col),
+                );
+                match (x.is_null(), y.is_null()) {
+                    (true, true) => Ordering::Equal,
+                    (true, false) => {
+                        if order.nulls_last {
+                            Ordering::Greater
+                        } else {
+                            Ordering::Less
+                        }
+                    }
+                    (false, true) => {
+                        if order.nulls_last {
+                            Ordering::Less
+                        } else {
+                            Ordering::Greater
+                        }
+                    }
+                    (false, false) => {
+                        let o = x.compare(&y);
+                        if order.descending { o.reverse() } else { o }
+                    }
+                }
+            });
+        }
+        if let Some(limit) = query.limit {
+            rows.truncate(limit);
+        }
+        let names = match &query.select {
+            Select::Count => Vec::new(),
+            Select::Fields(_) => columns
+                .iter()
+                .map(|c| match c.relationship {
+                    None => table.schema.fields[c.field].name,
+                    Some((_, parent)) => self.table(parent).schema.fields[c.field].name,
+                })
+                .collect(),
+        };
+        Ok(Planned {
+            object,
+            count_only: query.select == Select::Count,
+            columns,
+            names,
+            rows: Arc::new(rows),
+        })
+    }
+
+    /// Renders rows of a planned query as Salesforce's JSON records.
+    pub(crate) fn render(&self, planned: &Planned, rows: &[u32], version: &str) -> Vec<Json> {
+        let object = planned.object;
+        let schema = &self.table(object).schema;
+        rows.iter()
+            .map(|&row| {
+                let mut record = Map::new();
+                record.insert("attributes".into(), attributes(object, row, version));
+                for (col, name) in planned.columns.iter().zip(&planned.names) {
+                    match col.relationship {
+                        None => {
+                            record.insert(
+                                (*name).to_owned(),
+                                self.cell(object, row, col.field).to_json(),
+                            );
+                        }
+                        Some((via, parent)) => {
+                            let rel = schema.fields[via]
+                                .reference
+                                .map(|(_, r)| r)
+                                .unwrap_or("Account");
+                            match self.parent_row(object, row, via) {
+                                None => {
+                                    record.insert(rel.to_owned(), Json::Null);
+                                }
+                                Some(p) => {
+                                    let entry = record
+                                        .entry(rel.to_owned())
+                                        .or_insert_with(|| Json::Object(Map::new()));
+                                    if let Json::Object(nested) = entry {
+                                        nested.insert(
+                                            "attributes".into(),
+                                            attributes(parent, p, version),
+                                        );
+                                        nested.insert(
+                                            (*name).to_owned(),
+                                            self.cell(parent, p, col.field).to_json(),
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                Json::Object(record)
+            })
+            .collect()
+    }
+
+    /// Loads a row without validation of the request shape (seeding); `values` by field name.
+    pub(crate) fn insert_seeded(
+        &mut self,
+        object: ObjectKind,
+        values: Vec<(&str, Option<Val>)>,
+        created: i64,
+        modified: i64,
+    ) -> u32 {
+        let table = self.table_mut(object);
+        let mut row = vec![None; table.schema.data_slots];
+        for (name, value) in values {
+            if let Some(Slot::Data(s)) = table
+                .schema
+                .field(name)
+                .map(|i| table.schema.fields[i].slot)
+            {
+                row[s] = value;
+            }
+        }
+        table.rows.push(Row {
+            created,
+            modified,
+            values: row.into_boxed_slice(),
+        });
+        (table.rows.len() - 1) as u32
+    }
+}
+
+fn push_value(values: &mut Vec<(usize, Option<Val>)>, def: &FieldDef, value: Option<Val>) {
+    if let Slot::Data(s) = def.slot {
+        values.retain(|(slot, _)| *slot != s);
+        values.push((s, value));
+    }
+}
+
+fn failure(id: Option<String>, errors: &[ItemError]) -> Json {
+    let errors: Vec<Json> = errors.iter().map(ItemError::to_json).collect();
+    match id {
+        Some(id) => json!({"id": id, "success": false, "errors": errors}),
+        None => json!({"success": false, "errors": errors}),
+    }
+}
+
+fn attributes(object: ObjectKind, row: u32, version: &str) -> Json {
+    json!({
+        "type": object.name(),
+        "url": format!("/services/data/{version}/sobjects/{}/{}", object.name(), record_id(object, row)),
+    })
+}
+
+/// A resolved SELECT column: the field, possibly through a lookup (field index, parent).
+#[derive(Clone, Debug)]
+pub(crate) struct Column {
+    relationship: Option<(usize, ObjectKind)>,
+    field: usize,
+}
+
+/// A query's matching rows and how to render them.
+#[derive(Clone, Debug)]
+pub(crate) struct Planned {
+    pub object: ObjectKind,
+    pub count_only: bool,
+    columns: Vec<Column>,
+    names: Vec<&'static str>,
+    pub rows: Arc<Vec<u32>>,
+}
+
+/// A field value read for filtering, sorting or rendering.
+enum Cell<'a> {
+    Null,
+    Id(ObjectKind, u32),
+    Str(&'a str),
+    Bool(bool),
+    Num(f64),
+    Date(i64),
+}
+
+impl Cell<'_> {
+    fn is_null(&self) -> bool {
+        matches!(self, Cell::Null)
+    }
+
+    fn to_json(&self) -> Json {
+        match self {
+            Cell::Null => Json::Null,
+            Cell::Id(o, r) => Json::String(record_id(*o, *r)),
+            Cell::Str(s) => Json::String((*s).to_owned()),
+            Cell::Bool(b) => Json::Bool(*b),
+            Cell::Num(n) if n.fract() == 0.0 && n.abs() < 9e15 => json!(*n as i64),
+            Cell::Num(n) => json!(n),
+            Cell::Date(ms) => Json::String(format_datetime(*ms)),
+        }
+    }
+
+    fn matches(&self, literal: &Literal, case_sensitive: bool) -> bool {
+        match (self, literal) {
+            (Cell::Null, Literal::Null) => true,
+            (Cell::Null, _) | (_, Literal::Null) => false,
+            (Cell::Str(s), Literal::Str(l)) => {
+                if case_sensitive {
+                    *s == l
+                } else {
+                    s.to_lowercase() == l.to_lowercase()
+                }
+            }
+            (Cell::Id(o, r), Literal::Str(l)) => {
+                let id = record_id(*o, *r);
+                id == *l || (l.len() == 15 && id.starts_with(l.as_str()))
+            }
+            (Cell::Bool(b), Literal::Bool(l)) => b == l,
+            (Cell::Num(n), Literal::Num(l)) => n == l,
+            _ => false,
+        }
+    }
+
+    fn compare(&self, other: &Cell<'_>) -> Ordering {
+        match (self, other) {
+            (Cell::Str(a), Cell::Str(b)) => a.to_lowercase().cmp(&b.to_lowercase()),
+            (Cell::Num(a), Cell::Num(b)) => a.total_cmp(b),
+            (Cell::Date(a), Cell::Date(b)) => a.cmp(b),
+            (Cell::Bool(a), Cell::Bool(b)) => a.cmp(b),
+            (Cell::Id(_, a), Cell::Id(_, b)) => a.cmp(b),
+            _ => Ordering::Equal,
+        }
+    }
+}

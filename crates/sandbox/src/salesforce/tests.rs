@@ -1,0 +1,657 @@
+//! The emulator over real HTTP on loopback.
+
+use std::net::SocketAddr;
+
+use serde_json::{Value as Json, json};
+
+use super::*;
+use crate::seed::{Mess, generate};
+
+const V: &str = "/services/data/v62.0";
+
+struct Org {
+    emulator: Emulator,
+    running: crate::Running,
+    http: reqwest::Client,
+    token: String,
+}
+
+async fn org(options: Options) -> Org {
+    let emulator = Emulator::new(options);
+    let running = crate::serve(
+        "salesforce",
+        emulator.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve");
+    let http = reqwest::Client::new();
+    let mut org = Org {
+        emulator,
+        running,
+        http,
+        token: String::new(),
+    };
+    let (status, body) = org
+        .token(crate::SALESFORCE_CLIENT_ID, crate::SALESFORCE_CLIENT_SECRET)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    org.token = body["access_token"].as_str().expect("token").to_owned();
+    org
+}
+
+impl Org {
+    async fn token(&self, id: &str, secret: &str) -> (u16, Json) {
+        let resp = self
+            .http
+            .post(format!("{}/services/oauth2/token", self.running.base_url))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
+            .send()
+            .await
+            .expect("send");
+        (resp.status().as_u16(), resp.json().await.expect("json"))
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Json>,
+    ) -> (u16, reqwest::header::HeaderMap, Json) {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.running.base_url)
+        };
+        let mut req = self.http.request(method, url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("send");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.json().await.unwrap_or(Json::Null))
+    }
+
+    async fn upsert(&self, object: &str, records: Json, all_or_none: bool) -> (u16, Json) {
+        let (status, _, body) = self
+            .call(
+                reqwest::Method::PATCH,
+                &format!("{V}/composite/sobjects/{object}/Ferry_Source_Id__c"),
+                Some(json!({"allOrNone": all_or_none, "records": records})),
+            )
+            .await;
+        (status, body)
+    }
+
+    async fn query(&self, soql: &str) -> (u16, Json) {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}{V}/query", self.running.base_url),
+            &[("q", soql)],
+        )
+        .expect("url");
+        let (status, _, body) = self.call(reqwest::Method::GET, url.as_str(), None).await;
+        (status, body)
+    }
+}
+
+fn contact(ext: &str, last: Option<&str>) -> Json {
+    let mut c = json!({"attributes": {"type": "Contact"}, "Ferry_Source_Id__c": ext, "FirstName": "Rory", "Email": format!("rory{ext}@chilton.example.org")});
+    if let Some(last) = last {
+        c["LastName"] = json!(last);
+    }
+    c
+}
+
+#[tokio::test]
+async fn token_flow_and_invalid_session() {
+    let org = org(Options::default()).await;
+    let (status, body) = org
+        .token(crate::SALESFORCE_CLIENT_ID, crate::SALESFORCE_CLIENT_SECRET)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["instance_url"], json!(org.running.base_url));
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(
+        body["issued_at"]
+            .as_str()
+            .is_some_and(|t| t.parse::<u64>().is_ok())
+    );
+    assert!(
+        body.get("expires_in").is_none(),
+        "client credentials responses carry no expiry"
+    );
+
+    let (status, body) = org.token(crate::SALESFORCE_CLIENT_ID, "wrong").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        json!({"error": "invalid_client", "error_description": "invalid client credentials"})
+    );
+
+    // No token, a bad token, an expired one: 401 with Salesforce's body and no usage counted.
+    let resp = org
+        .http
+        .get(format!("{}{V}/limits", org.running.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let body: Json = resp.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+    );
+    let (status, headers, body) = org
+        .call(reqwest::Method::GET, &format!("{V}/limits"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["DailyApiRequests"]["Max"], 100_000);
+    assert_eq!(headers["sforce-limit-info"], "api-usage=1/100000");
+    org.emulator.expire_tokens();
+    let (status, _, body) = org
+        .call(reqwest::Method::GET, &format!("{V}/limits"), None)
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(body[0]["errorCode"], "INVALID_SESSION_ID");
+
+    // The versions list needs no auth and carries no usage header.
+    let resp = org
+        .http
+        .get(format!("{}/services/data/", org.running.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("sforce-limit-info").is_none());
+    let versions: Json = resp.json().await.unwrap();
+    assert!(
+        versions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["version"] == "62.0" && v["label"] == "Winter '25")
+    );
+}
+
+#[tokio::test]
+async fn token_lifetime_expires_sessions() {
+    let org = org(Options {
+        token_lifetime: Some(Duration::from_millis(50)),
+        ..Options::default()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let (status, _, _) = org
+        .call(reqwest::Method::GET, &format!("{V}/limits"), None)
+        .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn upsert_creates_then_updates_without_duplicates() {
+    let org = org(Options::default()).await;
+    let (status, body) = org.upsert("Account", json!([{"attributes": {"type": "Account"}, "Name": "Acme", "Ferry_Source_Id__c": "c1"}]), false).await;
+    assert_eq!(status, 200);
+    assert_eq!(body[0]["created"], true);
+    let records = json!([
+        {"attributes": {"type": "Contact"}, "Ferry_Source_Id__c": "1", "LastName": "Gilmore", "Title": "  Editor  ",
+         "HasOptedOutOfEmail": true, "Account": {"Ferry_Source_Id__c": "c1"}},
+        contact("2", Some("Hayden")),
+    ]);
+    let (status, first) = org.upsert("Contact", records.clone(), false).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first.as_array().unwrap().len(), 2);
+    assert!(
+        first
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["success"] == true && r["created"] == true)
+    );
+    let (_, second) = org.upsert("Contact", records, false).await;
+    assert!(
+        second
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["success"] == true && r["created"] == false)
+    );
+    assert_eq!(first[0]["id"], second[0]["id"]);
+    assert_eq!(org.emulator.count("Contact"), 2);
+
+    let stored = org.emulator.record_by_external_id("Contact", "1").unwrap();
+    assert_eq!(stored["Title"], "Editor", "Salesforce trims string values");
+    assert_eq!(stored["HasOptedOutOfEmail"], true);
+    assert!(
+        stored["AccountId"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("001"))
+    );
+    assert!(
+        stored["CreatedDate"]
+            .as_str()
+            .is_some_and(|d| d.ends_with("+0000"))
+    );
+
+    // null clears a field; a missing parent is a per-record error.
+    let (_, body) = org
+        .upsert(
+            "Contact",
+            json!([
+                {"attributes": {"type": "Contact"}, "Ferry_Source_Id__c": "1", "Title": null, "AccountId": null},
+                {"attributes": {"type": "Contact"}, "Ferry_Source_Id__c": "3", "LastName": "X", "Account": {"Ferry_Source_Id__c": "123"}},
+            ]),
+            false,
+        )
+        .await;
+    assert_eq!(body[0]["success"], true);
+    assert_eq!(body[1]["success"], false);
+    assert_eq!(body[1]["errors"][0]["statusCode"], "INVALID_FIELD");
+    assert_eq!(
+        body[1]["errors"][0]["message"],
+        "Foreign key external ID: 123 not found for field Ferry_Source_Id__c in entity Account"
+    );
+    let stored = org.emulator.record_by_external_id("Contact", "1").unwrap();
+    assert_eq!(stored["Title"], Json::Null);
+    assert_eq!(stored["AccountId"], Json::Null);
+    assert_eq!(stored["LastName"], "Gilmore", "fields not sent are kept");
+}
+
+#[tokio::test]
+async fn per_record_errors_and_all_or_none() {
+    let org = org(Options::default()).await;
+    let mut bad_email = contact("2", Some("Gilmore"));
+    bad_email["Email"] = json!("two@@example.com");
+    let mut long_title = contact("3", Some("Gilmore"));
+    long_title["Title"] = json!("Senior Vice President of ".repeat(8));
+    let records = json!([
+        contact("1", None),
+        bad_email,
+        long_title,
+        contact("4", Some("Ok")),
+        contact("4", Some("Again"))
+    ]);
+    let (status, body) = org.upsert("Contact", records.clone(), false).await;
+    assert_eq!(status, 200);
+    let err = |i: usize| body[i]["errors"][0].clone();
+    assert_eq!(err(0)["statusCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(err(0)["message"], "Required fields are missing: [LastName]");
+    assert_eq!(err(0)["fields"], json!(["LastName"]));
+    assert_eq!(err(1)["statusCode"], "INVALID_EMAIL_ADDRESS");
+    assert!(
+        err(1)["message"]
+            .as_str()
+            .unwrap()
+            .contains("two@@example.com"),
+        "Salesforce quotes the value"
+    );
+    assert_eq!(err(2)["statusCode"], "STRING_TOO_LONG");
+    assert_eq!(err(2)["fields"], json!(["Title"]));
+    assert_eq!(body[3]["success"], true);
+    assert_eq!(err(4)["statusCode"], "DUPLICATE_EXTERNAL_ID");
+    assert_eq!(org.emulator.count("Contact"), 1);
+
+    // allOrNone: nothing written, the valid records report the rollback.
+    let records = json!([contact("10", Some("Fine")), contact("11", None)]);
+    let (_, body) = org.upsert("Contact", records, true).await;
+    assert_eq!(body[0]["success"], false);
+    assert_eq!(
+        body[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(body[1]["errors"][0]["statusCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(org.emulator.count("Contact"), 1);
+
+    // Whole-request errors: unknown field, type mismatch, too many records, unknown ext field.
+    let mut unknown = contact("5", Some("X"));
+    unknown["Shoe_Size__c"] = json!(9);
+    let (status, body) = org.upsert("Contact", json!([unknown]), false).await;
+    assert_eq!(
+        (status, body[0]["errorCode"].clone()),
+        (400, json!("INVALID_FIELD"))
+    );
+    let (status, body) = org
+        .upsert(
+            "Contact",
+            json!([{"attributes": {"type": "Account"}, "Name": "x", "Ferry_Source_Id__c": "9"}]),
+            false,
+        )
+        .await;
+    assert_eq!(
+        (status, body[0]["errorCode"].clone()),
+        (400, json!("INVALID_TYPE"))
+    );
+    let many: Vec<Json> = (0..201)
+        .map(|i| contact(&format!("m{i}"), Some("X")))
+        .collect();
+    let (status, body) = org.upsert("Contact", Json::Array(many), false).await;
+    assert_eq!(
+        (status, body[0]["errorCode"].clone()),
+        (400, json!("EXCEEDED_ID_LIMIT"))
+    );
+    let (status, _, body) = org
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{V}/composite/sobjects/Contact/Nope__c"),
+            Some(json!({"records": []})),
+        )
+        .await;
+    assert_eq!(
+        (status, body[0]["errorCode"].clone()),
+        (404, json!("NOT_FOUND"))
+    );
+}
+
+#[tokio::test]
+async fn create_and_update_by_id() {
+    let org = org(Options::default()).await;
+    let (status, _, body) = org
+        .call(
+            reqwest::Method::POST,
+            &format!("{V}/composite/sobjects"),
+            Some(json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Account"}, "Name": "Acme"},
+                {"attributes": {"type": "Contact"}, "LastName": "Johnson"},
+            ]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let contact_id = body[1]["id"].as_str().unwrap().to_owned();
+    assert!(contact_id.starts_with("003") && contact_id.len() == 18);
+    let (_, _, body) = org
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{V}/composite/sobjects"),
+            Some(json!({"records": [
+                {"attributes": {"type": "Contact"}, "id": contact_id, "FirstName": "Kim"},
+                {"attributes": {"type": "Contact"}, "id": "003000000000000AAA", "FirstName": "X"},
+            ]})),
+        )
+        .await;
+    assert_eq!(body[0]["success"], true);
+    assert_eq!(body[1]["errors"][0]["statusCode"], "MALFORMED_ID");
+    let (_, body) = org
+        .query(&format!(
+            "SELECT FirstName, LastName FROM Contact WHERE Id = '{contact_id}'"
+        ))
+        .await;
+    assert_eq!(body["records"][0]["FirstName"], "Kim");
+}
+
+#[tokio::test]
+async fn query_pages_to_the_end_with_next_records_url() {
+    let org = org(Options::default()).await;
+    let seeded = org.emulator.seed(&generate(2_600, 3, &Mess::default()));
+    assert!(seeded.skipped_contacts > 0 && seeded.contacts + seeded.skipped_contacts == 2_600);
+    let total = org.emulator.count("Contact");
+
+    let (status, body) = org.query("SELECT COUNT() FROM Contact").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["totalSize"], total);
+
+    let mut url = reqwest::Url::parse_with_params(
+        &format!("{}{V}/query", org.running.base_url),
+        &[(
+            "q",
+            "SELECT Id, LastName, Account.Name, CreatedDate FROM Contact ORDER BY LastName",
+        )],
+    )
+    .unwrap()
+    .to_string();
+    let (mut seen, mut pages) = (Vec::new(), 0);
+    loop {
+        let resp = org
+            .http
+            .get(&url)
+            .bearer_auth(&org.token)
+            .header("Sforce-Query-Options", "batchSize=500")
+            .send()
+            .await
+            .unwrap();
+        let body: Json = resp.json().await.unwrap();
+        assert_eq!(body["totalSize"], total);
+        pages += 1;
+        for r in body["records"].as_array().unwrap() {
+            assert_eq!(r["attributes"]["type"], "Contact");
+            assert!(r["Account"].is_null() || r["Account"]["Name"].is_string());
+            seen.push(r["LastName"].as_str().unwrap().to_lowercase());
+        }
+        match body["nextRecordsUrl"].as_str() {
+            Some(next) => {
+                assert_eq!(body["done"], false);
+                url = format!("{}{next}", org.running.base_url);
+            }
+            None => {
+                assert_eq!(body["done"], true);
+                break;
+            }
+        }
+    }
+    assert_eq!(seen.len(), total);
+    assert_eq!(pages, total.div_ceil(500));
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "ORDER BY holds across pages"
+    );
+
+    let (status, body) = org
+        .query("SELECT Id FROM Contact WHERE LastName LIKE 'G%'")
+        .await;
+    assert_eq!(
+        (status, body[0]["errorCode"].clone()),
+        (400, json!("MALFORMED_QUERY"))
+    );
+    let (status, body) = org.query("SELECT Shoe_Size__c FROM Contact").await;
+    assert_eq!(
+        (status, body[0]["errorCode"].clone()),
+        (400, json!("INVALID_FIELD"))
+    );
+}
+
+#[tokio::test]
+async fn query_by_external_id_with_relationship_fields() {
+    let org = org(Options::default()).await;
+    org.upsert("Account", json!([{"attributes": {"type": "Account"}, "Name": "Acme", "Ferry_Source_Id__c": "c'1", "NumberOfEmployees": 12, "AnnualRevenue": 1000.5}]), false).await;
+    org.upsert("Contact", json!([
+        {"attributes": {"type": "Contact"}, "Ferry_Source_Id__c": "a\\b", "LastName": "A", "Account": {"Ferry_Source_Id__c": "c'1"}},
+        {"attributes": {"type": "Contact"}, "Ferry_Source_Id__c": "x", "LastName": "B"},
+    ]), false)
+    .await;
+    let (status, body) = org
+        .query("SELECT LastName, Ferry_Source_Id__c, Account.Ferry_Source_Id__c FROM Contact WHERE Ferry_Source_Id__c IN ('a\\\\b', 'x', 'nope')")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["totalSize"], 2);
+    assert_eq!(body["records"][0]["Account"]["Ferry_Source_Id__c"], "c'1");
+    assert_eq!(body["records"][1]["Account"], Json::Null);
+    let (_, body) = org.query("SELECT NumberOfEmployees, AnnualRevenue FROM Account WHERE Ferry_Source_Id__c = 'c\\'1'").await;
+    assert_eq!(body["records"][0]["NumberOfEmployees"], 12);
+    assert_eq!(body["records"][0]["AnnualRevenue"], 1000.5);
+}
+
+#[tokio::test]
+async fn describe_with_and_without_external_id_field() {
+    let with = org(Options::default()).await;
+    let (status, _, body) = with
+        .call(
+            reqwest::Method::GET,
+            &format!("{V}/sobjects/Contact/describe"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let field = |body: &Json, name: &str| {
+        body["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .cloned()
+    };
+    let ext = field(&body, "Ferry_Source_Id__c").unwrap();
+    assert_eq!(
+        (
+            ext["externalId"].clone(),
+            ext["unique"].clone(),
+            ext["length"].clone()
+        ),
+        (json!(true), json!(true), json!(255))
+    );
+    let last = field(&body, "LastName").unwrap();
+    assert_eq!(
+        (last["nillable"].clone(), last["length"].clone()),
+        (json!(false), json!(80))
+    );
+    assert_eq!(
+        field(&body, "AccountId").unwrap()["relationshipName"],
+        "Account"
+    );
+
+    let without = org(Options {
+        external_id_fields: false,
+        ..Options::default()
+    })
+    .await;
+    let (_, _, body) = without
+        .call(
+            reqwest::Method::GET,
+            &format!("{V}/sobjects/Account/describe"),
+            None,
+        )
+        .await;
+    assert!(field(&body, "Ferry_Source_Id__c").is_none());
+    assert_eq!(field(&body, "Name").unwrap()["nillable"], false);
+    let (status, _, _) = without
+        .call(
+            reqwest::Method::GET,
+            &format!("{V}/sobjects/Widget__c/describe"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = without
+        .call(reqwest::Method::GET, "/services/data/v12.0/limits", None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn daily_limit_gives_403_request_limit_exceeded() {
+    let org = org(Options {
+        daily_api_limit: 3,
+        ..Options::default()
+    })
+    .await;
+    for i in 1..=3 {
+        let (status, headers, _) = org
+            .call(reqwest::Method::GET, &format!("{V}/limits"), None)
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            headers["sforce-limit-info"],
+            format!("api-usage={i}/3").as_str()
+        );
+    }
+    let (status, headers, body) = org
+        .call(reqwest::Method::GET, &format!("{V}/limits"), None)
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body,
+        json!([{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+    );
+    assert!(
+        headers.get("retry-after").is_none(),
+        "Salesforce sends no Retry-After"
+    );
+}
+
+#[tokio::test]
+async fn injected_throttling_uses_salesforce_error_shape() {
+    let faults = Faults {
+        throttle_every: Some(2),
+        retry_after_secs: Some(1),
+    };
+    let org = org(Options {
+        faults,
+        ..Options::default()
+    })
+    .await; // the token call was request 1
+    let (status, headers, body) = org
+        .call(reqwest::Method::GET, &format!("{V}/limits"), None)
+        .await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(body[0]["errorCode"], "REQUEST_LIMIT_EXCEEDED");
+}
+
+#[test]
+fn release_labels() {
+    assert_eq!(release_label(62), "Winter '25");
+    assert_eq!(release_label(66), "Spring '26");
+    assert_eq!(release_label(59), "Winter '24");
+}
+
+#[test]
+fn seeding_is_quick() {
+    // 200k keeps CI fast; `a_million_contacts_stay_fast` (ignored) covers the full size.
+    let data = generate(200_000, 9, &Mess::default());
+    let emulator = Emulator::new(Options::default());
+    let started = Instant::now();
+    let seeded = emulator.seed(&data);
+    assert_eq!(seeded.accounts, 40_000);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// `cargo test -p ferry-sandbox --release -- --ignored a_million`: a million contacts in memory,
+/// then writes and indexed reads stay fast.
+#[tokio::test]
+#[ignore = "large: run in release mode"]
+async fn a_million_contacts_stay_fast() {
+    let org = org(Options {
+        daily_api_limit: u64::MAX,
+        ..Options::default()
+    })
+    .await;
+    let started = Instant::now();
+    let seeded = org.emulator.seed(&generate(1_000_000, 1, &Mess::default()));
+    let seeding = started.elapsed();
+    assert!(seeded.contacts > 990_000);
+    let started = Instant::now();
+    for batch in 0..50 {
+        let records: Vec<Json> = (0..200)
+            .map(|i| contact(&format!("{batch}-{i}"), Some("Gilmore")))
+            .collect();
+        let (status, _) = org.upsert("Contact", Json::Array(records), false).await;
+        assert_eq!(status, 200);
+    }
+    let writes = started.elapsed();
+    let started = Instant::now();
+    let ids: Vec<String> = (0..200).map(|i| format!("'7-{i}'")).collect();
+    let (_, body) = org
+        .query(&format!(
+            "SELECT Id, LastName FROM Contact WHERE Ferry_Source_Id__c IN ({})",
+            ids.join(",")
+        ))
+        .await;
+    assert_eq!(body["totalSize"], 200);
+    let indexed = started.elapsed();
+    let started = Instant::now();
+    let (_, body) = org
+        .query("SELECT COUNT() FROM Contact WHERE Email != null")
+        .await;
+    assert!(body["totalSize"].as_u64().unwrap() > 900_000);
+    let scan = started.elapsed();
+    println!(
+        "seed {seeding:?}, 10k upserts {writes:?}, indexed query {indexed:?}, full scan {scan:?}"
+    );
+    assert!(indexed < Duration::from_millis(200) && writes < Duration::from_secs(10));
+}

@@ -1,0 +1,231 @@
+//! The operator's config file (`ferry.toml`): which vendors, which objects, how.
+//!
+//! Every table rejects unknown keys, so a typo is an error naming the key rather than a
+//! setting silently ignored. Secrets are only `${ENV_VAR}` references (see `SecretRef`).
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow, bail};
+use ferry_core::ObjectType;
+use ferry_core::quality::InvalidEmail;
+use serde::Deserialize;
+
+/// The config file format version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// A parsed config file. Connector tables stay raw until the registry knows which connector
+/// they are for.
+#[derive(Debug)]
+pub struct Config {
+    /// The `[source]` table: `connector` and that connector's settings.
+    pub source: ConnectorTable,
+    /// The `[sink]` table.
+    pub sink: ConnectorTable,
+    /// The `[migration]` table.
+    pub migration: MigrationConfig,
+}
+
+/// A connector's table: its name and the rest of its settings.
+#[derive(Debug, Clone)]
+pub struct ConnectorTable {
+    /// `source` or `sink`: the table's name, for error messages.
+    pub role: &'static str,
+    /// The connector's name, e.g. `hubspot`.
+    pub connector: String,
+    /// The remaining settings, parsed by the connector's own config type.
+    pub settings: toml::Table,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    /// Config format version; absent means the current one.
+    version: Option<u32>,
+    source: Option<toml::Table>,
+    sink: Option<toml::Table>,
+    #[serde(default)]
+    migration: MigrationConfig,
+}
+
+/// The `[migration]` table: what to move and how.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationConfig {
+    /// Object types to move, run parents first whatever the order given.
+    /// Default: `["companies", "contacts"]`.
+    #[serde(default = "default_objects")]
+    pub objects: Vec<String>,
+    /// Sink batches (writes, and read-backs) in flight at once. Default 4.
+    #[serde(default = "default_in_flight")]
+    pub batches_in_flight: usize,
+    /// What to do with a malformed email address: `"reject"` (default; the record is listed as
+    /// failed and not written) or `"warn"` (written, and listed as a warning).
+    #[serde(default)]
+    pub invalid_email: InvalidEmail,
+}
+
+impl Default for MigrationConfig {
+    fn default() -> Self {
+        MigrationConfig {
+            objects: default_objects(),
+            batches_in_flight: default_in_flight(),
+            invalid_email: InvalidEmail::default(),
+        }
+    }
+}
+
+fn default_objects() -> Vec<String> {
+    ObjectType::ALL
+        .iter()
+        .map(|o| o.as_str().to_owned())
+        .collect()
+}
+
+fn default_in_flight() -> usize {
+    4
+}
+
+impl MigrationConfig {
+    /// The object types to run, validated and in dependency order.
+    pub fn object_types(&self) -> anyhow::Result<Vec<ObjectType>> {
+        let mut objects = Vec::new();
+        for name in &self.objects {
+            let object = ObjectType::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = ObjectType::ALL.iter().map(|o| o.as_str()).collect();
+                anyhow!(
+                    "config key `migration.objects`: unknown object `{name}` (known: {})",
+                    known.join(", ")
+                )
+            })?;
+            if !objects.contains(&object) {
+                objects.push(object);
+            }
+        }
+        if objects.is_empty() {
+            bail!("config key `migration.objects`: lists no object to migrate");
+        }
+        objects.sort(); // ObjectType's order is the dependency order
+        Ok(objects)
+    }
+
+    /// Checks values that serde's types cannot express.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=64).contains(&self.batches_in_flight) {
+            bail!(
+                "config key `migration.batches_in_flight`: must be between 1 and 64, got {}",
+                self.batches_in_flight
+            );
+        }
+        self.object_types().map(|_| ())
+    }
+}
+
+impl Config {
+    /// Reads and validates the config file at `path` (no network access).
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Config::parse(&text).with_context(|| format!("config file {}", path.display()))
+    }
+
+    /// Parses config text.
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
+        if let Some(version) = raw.version {
+            if version != CONFIG_VERSION {
+                bail!(
+                    "config key `version`: this ferry reads version {CONFIG_VERSION}, the file says {version}"
+                );
+            }
+        }
+        let source = connector_table("source", raw.source)?;
+        let sink = connector_table("sink", raw.sink)?;
+        raw.migration.validate()?;
+        Ok(Config {
+            source,
+            sink,
+            migration: raw.migration,
+        })
+    }
+}
+
+fn connector_table(
+    role: &'static str,
+    table: Option<toml::Table>,
+) -> anyhow::Result<ConnectorTable> {
+    let mut settings = table.ok_or_else(|| anyhow!("missing table `[{role}]`"))?;
+    let connector = match settings.remove("connector") {
+        Some(toml::Value::String(name)) => name,
+        Some(_) => bail!("config key `{role}.connector`: must be a string such as \"hubspot\""),
+        None => bail!(
+            "config key `{role}.connector`: missing; name the vendor, e.g. connector = \"hubspot\""
+        ),
+    };
+    Ok(ConnectorTable {
+        role,
+        connector,
+        settings,
+    })
+}
+
+impl ConnectorTable {
+    /// Parses the settings into a connector's config type, naming the table in errors.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
+        toml::Value::Table(self.settings.clone())
+            .try_into::<T>()
+            .map_err(|e| {
+                anyhow!(
+                    "config table `[{}]` ({} connector): {}",
+                    self.role,
+                    self.connector,
+                    e.to_string().trim_end()
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [source]
+        connector = "hubspot"
+        token = "${HUBSPOT_TOKEN}"
+
+        [sink]
+        connector = "salesforce"
+
+        [migration]
+        objects = ["contacts", "companies"]
+    "#;
+
+    #[test]
+    fn parses_and_orders_objects_parents_first() {
+        let config = Config::parse(GOOD).unwrap();
+        assert_eq!(config.source.connector, "hubspot");
+        assert_eq!(
+            config.migration.object_types().unwrap(),
+            vec![ObjectType::Companies, ObjectType::Contacts]
+        );
+        assert!(
+            config.source.settings.contains_key("token")
+                && !config.source.settings.contains_key("connector")
+        );
+    }
+
+    #[test]
+    fn mistakes_name_the_key() {
+        let err = |text: &str| format!("{:#}", Config::parse(text).unwrap_err());
+        assert!(err("[source]\nconnector='hubspot'\n").contains("[sink]"));
+        assert!(err(&GOOD.replace("objects", "objcts")).contains("objcts"));
+        assert!(err(&GOOD.replace("\"companies\"", "\"deals\"")).contains("migration.objects"));
+        assert!(err(&GOOD.replace("connector = \"salesforce\"", "")).contains("sink.connector"));
+        assert!(err(&format!("version = 9\n{GOOD}")).contains("version"));
+        assert!(
+            err(&GOOD.replace("[migration]", "[migration]\nbatches_in_flight = 0"))
+                .contains("batches_in_flight")
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! The final summary, for people (a table and the first failures) or for CI (`--report json`).
+
+use std::fmt::Write as _;
+
+use ferry_core::{Failure, Outcome, Report};
+
+/// How many failures and warnings the human summary lists before saying how many more.
+const LISTED: usize = 20;
+
+/// The report as a person reads it.
+pub fn human(report: &Report) -> String {
+    let mut out = String::new();
+    let verdict = match report.outcome {
+        Outcome::Verified => "every record written and verified",
+        Outcome::RecordsFailed => {
+            "every written record verified; some records failed (listed below)"
+        }
+        Outcome::Mismatch => {
+            "VERIFICATION MISMATCH: some records differ in the sink (listed below)"
+        }
+        Outcome::Failed => "FAILED before finishing",
+    };
+    let _ = writeln!(
+        out,
+        "\nferry {}: {} -> {}: {verdict} ({:.1} s)",
+        report.command,
+        report.source,
+        report.sink,
+        report.elapsed_ms as f64 / 1000.0
+    );
+    if let Some(error) = &report.error {
+        let _ = writeln!(out, "error: {error}");
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "object", "read", "written", "created", "updated", "failed", "verified", "mismatched"
+    );
+    for o in &report.objects {
+        let name = o.object.map(|o| o.as_str()).unwrap_or("?");
+        let _ = writeln!(
+            out,
+            "{name:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            o.read, o.written, o.created, o.updated, o.failed, o.verified, o.mismatched
+        );
+        if o.unprocessed > 0 {
+            let _ = writeln!(
+                out,
+                "{:<10} {} records read but not processed because the run stopped",
+                "", o.unprocessed
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nchecksums (SHA-256, summed over records; sent vs read back from {}):",
+        report.sink
+    );
+    for o in &report.objects {
+        let name = o.object.map(|o| o.as_str()).unwrap_or("?");
+        let state = if o.digests_match { "match" } else { "DIFFER" };
+        let _ = writeln!(
+            out,
+            "  {name:<10} sent      {} ({} records)",
+            o.sent_digest.hex(),
+            o.sent_digest.count()
+        );
+        let _ = writeln!(
+            out,
+            "  {:<10} read back {} ({} records) {state}",
+            "",
+            o.read_back_digest.hex(),
+            o.read_back_digest.count()
+        );
+    }
+    list(&mut out, "failed records", &report.failures);
+    list(&mut out, "warnings (records written)", &report.warnings);
+    let _ = writeln!(
+        out,
+        "\nrequests: {} {} ({} retried, {} throttled); {} {} ({} retried, {} throttled)",
+        report.source,
+        report.source_http.requests,
+        report.source_http.retries,
+        report.source_http.throttled,
+        report.sink,
+        report.sink_http.requests,
+        report.sink_http.retries,
+        report.sink_http.throttled
+    );
+    out
+}
+
+fn list(out: &mut String, title: &str, entries: &[Failure]) {
+    if entries.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{title} ({}):", entries.len());
+    for f in entries.iter().take(LISTED) {
+        let stage = serde_json::to_value(f.stage)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {} {} [{stage}] {}: {}",
+            f.object, f.source_id, f.code, f.reason
+        );
+    }
+    if entries.len() > LISTED {
+        let _ = writeln!(
+            out,
+            "  ... and {} more (`--report json` lists every one)",
+            entries.len() - LISTED
+        );
+    }
+}
+
+/// The whole report as JSON.
+pub fn json(report: &Report) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(report)?)
+}

@@ -1,0 +1,171 @@
+//! Shared harness of the end-to-end tests: emulators in the test process on loopback, and the
+//! real `ferry` binary run as a child process against them.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ferry_sandbox::faults::Faults;
+use ferry_sandbox::seed::{self, Mess};
+use ferry_sandbox::{Running, hubspot, salesforce};
+
+/// Both emulators, HubSpot seeded, and a config file pointing at them.
+pub struct Sandbox {
+    pub hubspot: Running,
+    pub salesforce: Running,
+    pub salesforce_state: salesforce::Emulator,
+    pub seeded: seed::SeedData,
+    pub config: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What to start.
+pub struct Setup {
+    pub contacts: usize,
+    pub mess: Mess,
+    pub hubspot_faults: Faults,
+    pub salesforce_faults: Faults,
+}
+
+impl Setup {
+    pub fn clean(contacts: usize) -> Setup {
+        Setup {
+            contacts,
+            mess: Mess::none(),
+            hubspot_faults: Faults::default(),
+            salesforce_faults: Faults::default(),
+        }
+    }
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+pub async fn start(setup: Setup) -> Sandbox {
+    let data = seed::generate(setup.contacts, 7, &setup.mess);
+    let hub = hubspot::Emulator::new(hubspot::Options {
+        faults: setup.hubspot_faults,
+        ..Default::default()
+    });
+    hub.seed(&data);
+    let sf = salesforce::Emulator::new(salesforce::Options {
+        faults: setup.salesforce_faults,
+        ..Default::default()
+    });
+    let any = "127.0.0.1:0".parse().expect("loopback address");
+    let hubspot = ferry_sandbox::serve("hubspot", hub.router(), any)
+        .await
+        .expect("serve hubspot");
+    let salesforce = ferry_sandbox::serve("salesforce", sf.router(), any)
+        .await
+        .expect("serve salesforce");
+    let dir = std::env::temp_dir().join(format!(
+        "ferry-e2e-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("test dir");
+    let config = dir.join("ferry.toml");
+    write_config(&config, &hubspot.base_url, &salesforce.base_url, "");
+    Sandbox {
+        hubspot,
+        salesforce,
+        salesforce_state: sf,
+        seeded: data,
+        config,
+        dir,
+    }
+}
+
+/// Writes a config for the two emulators, with `extra` appended to `[migration]`.
+pub fn write_config(path: &Path, hubspot: &str, salesforce: &str, extra: &str) {
+    let text = format!(
+        r#"version = 1
+
+[source]
+connector = "hubspot"
+base_url = "{hubspot}"
+token = "${{HUBSPOT_TOKEN}}"
+
+[sink]
+connector = "salesforce"
+login_url = "{salesforce}"
+client_id = "${{SF_CLIENT_ID}}"
+client_secret = "${{SF_CLIENT_SECRET}}"
+
+[migration]
+objects = ["companies", "contacts"]
+{extra}
+"#
+    );
+    std::fs::write(path, text).expect("write config");
+}
+
+/// The sandbox's credentials, as environment variables for the child.
+pub fn sandbox_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("HUBSPOT_TOKEN", ferry_sandbox::HUBSPOT_TOKEN.to_owned()),
+        (
+            "SF_CLIENT_ID",
+            ferry_sandbox::SALESFORCE_CLIENT_ID.to_owned(),
+        ),
+        (
+            "SF_CLIENT_SECRET",
+            ferry_sandbox::SALESFORCE_CLIENT_SECRET.to_owned(),
+        ),
+    ]
+}
+
+/// Runs the ferry binary with `args` and `env`, no stdin, and waits for it.
+pub async fn ferry(args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.args(args)
+        .stdin(std::process::Stdio::null())
+        .env_remove("FERRY_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().await.expect("run ferry")
+}
+
+/// Runs `ferry <command> --config <sandbox config> --report json -q` and parses the report.
+pub async fn run_json(
+    command: &str,
+    sandbox: &Sandbox,
+    env: &[(&str, String)],
+) -> (i32, serde_json::Value, String) {
+    let config = sandbox.config.to_string_lossy().into_owned();
+    let out = ferry(
+        &[command, "--config", &config, "--report", "json", "-q"],
+        env,
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not a JSON report ({e}); stderr:\n{stderr}\nstdout:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code().unwrap_or(-1), report, stderr)
+}
+
+/// The report's per-object entry for `object`.
+pub fn object<'a>(report: &'a serde_json::Value, object: &str) -> &'a serde_json::Value {
+    report["objects"]
+        .as_array()
+        .and_then(|objects| objects.iter().find(|o| o["object"] == object))
+        .unwrap_or_else(|| panic!("no {object} in report: {report:#}"))
+}
+
+pub fn count(value: &serde_json::Value, key: &str) -> u64 {
+    value[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no count {key} in {value:#}"))
+}

@@ -1,0 +1,107 @@
+//! End-to-end: the README's by-hand flow. `ferry sandbox` in one process, then `ferry check`,
+//! `migrate` twice and `verify` against it.
+
+mod common;
+
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_then_migrate_twice_then_verify() {
+    let mut sandbox = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "sandbox",
+            "--records",
+            "400",
+            "--clean",
+            "--hubspot-port",
+            "0",
+            "--salesforce-port",
+            "0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start ferry sandbox");
+    let stdout = sandbox.stdout.take().expect("sandbox stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut hubspot, mut salesforce) = (String::new(), String::new());
+    let read_urls = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let url = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .unwrap_or_default()
+                .to_owned();
+            if line.starts_with("HubSpot emulator") {
+                hubspot = url;
+            } else if line.starts_with("Salesforce emulator") {
+                salesforce = url;
+            } else if line.starts_with("Ready.") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), read_urls)
+        .await
+        .expect("sandbox printed its URLs");
+    assert!(
+        hubspot.starts_with("http://127.0.0.1:") && salesforce.starts_with("http://127.0.0.1:")
+    );
+
+    let dir = std::env::temp_dir().join(format!("ferry-e2e-sandbox-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("ferry.toml");
+    common::write_config(&config, &hubspot, &salesforce, "");
+    let config = config.to_string_lossy().into_owned();
+    let env = common::sandbox_env();
+
+    let out = common::ferry(&["check", "--config", &config], &env).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("source hubspot: reachable") && text.contains("sink salesforce: reachable"),
+        "{text}"
+    );
+
+    for (run, expect_created) in [(1, true), (2, false)] {
+        let out = common::ferry(&["migrate", "--config", &config, "-q"], &env).await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "run {run}:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("every record written and verified"), "{text}");
+        let contacts = text
+            .lines()
+            .find(|l| l.starts_with("contacts"))
+            .expect("contacts row");
+        let cols: Vec<&str> = contacts.split_whitespace().collect();
+        // object read written created updated failed verified mismatched
+        assert_eq!(cols[1], "400");
+        assert_eq!(
+            cols[3],
+            if expect_created { "400" } else { "0" },
+            "run {run}: {contacts}"
+        );
+        assert_eq!(cols[6], "400");
+    }
+
+    let out = common::ferry(&["verify", "--config", &config, "-q"], &env).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
