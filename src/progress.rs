@@ -51,28 +51,41 @@ fn counts(p: &ObjectProgress) -> (u64, u64, u64, u64, u64) {
 
 async fn bars(progress: Arc<Progress>, mut stopped: watch::Receiver<bool>) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-    let style = ProgressStyle::with_template(
-        "{prefix:>10} {bar:28.cyan/blue} {pos:>8}/{len:8} read  {msg}  {per_sec:>10}  ETA {eta}",
+    // With a total from the source: a bar and an ETA. Without one: a spinner and counts.
+    let known = ProgressStyle::with_template(
+        "{prefix:>10} {bar:28.cyan/blue} {pos:>8}/{len:<8} read  {msg}  ETA {eta}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("█▉▊▋▌▍▎▏ ");
-    let bars: Vec<ProgressBar> = progress
+    let unknown = ProgressStyle::with_template("{prefix:>10} {spinner} {pos:>8} read  {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let bars: Vec<(ProgressBar, Option<Instant>)> = progress
         .objects
         .iter()
         .map(|(object, _)| {
             let bar = multi.add(ProgressBar::new(0));
-            bar.set_style(style.clone());
+            bar.set_style(unknown.clone());
             bar.set_prefix(object.as_str());
-            bar
+            (bar, None)
         })
         .collect();
+    let mut bars = bars;
     loop {
-        for ((_, p), bar) in progress.objects.iter().zip(&bars) {
+        for ((_, p), (bar, started)) in progress.objects.iter().zip(bars.iter_mut()) {
             let (read, written, verified, failed, expected) = counts(p);
+            if read > 0 && started.is_none() {
+                *started = Some(Instant::now());
+            }
+            if expected > 0 && bar.length() == Some(0) {
+                bar.set_style(known.clone());
+            }
             bar.set_length(expected.max(read));
             bar.set_position(read);
+            let rate = started
+                .map(|t| read as f64 / t.elapsed().as_secs_f64().max(0.001))
+                .unwrap_or(0.0);
             bar.set_message(format!(
-                "written {written:>8}  verified {verified:>8}  failed {failed:>5}"
+                "written {written:>8}  verified {verified:>8}  failed {failed:>5}  {rate:>7.0} records/s"
             ));
             if p.done.load(Ordering::Relaxed) && !bar.is_finished() {
                 bar.finish();
@@ -83,7 +96,7 @@ async fn bars(progress: Arc<Progress>, mut stopped: watch::Receiver<bool>) {
             _ = stopped.changed() => break,
         }
     }
-    for bar in &bars {
+    for (bar, _) in &bars {
         if !bar.is_finished() {
             bar.abandon();
         }

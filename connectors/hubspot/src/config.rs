@@ -27,9 +27,10 @@ pub struct HubspotConfig {
     pub base_url: Option<String>,
     /// The private-app access token, as an environment-variable reference: `"${HUBSPOT_TOKEN}"`.
     pub token: SecretRef,
-    /// Requests per ten seconds ferry allows itself; default 100, the private-app burst limit
-    /// on Free/Starter. Professional and Enterprise accounts may set 190 (250 with the API limit
-    /// increase). A lower limit announced by HubSpot in its response headers wins.
+    /// Requests per ten seconds ferry allows itself. Unset: 100 (the private-app burst limit on
+    /// Free/Starter) until HubSpot's `X-HubSpot-RateLimit-Max` header announces the account's
+    /// own limit, which then replaces it, higher or lower (190 on Professional). Set: a cap that
+    /// an announced limit may lower but never raise, to leave headroom for other apps.
     pub rate_limit_per_10s: Option<u32>,
     /// Records per list page, 1 to 100; default 100 (HubSpot's maximum).
     pub page_size: Option<u32>,
@@ -44,6 +45,8 @@ pub(crate) struct Settings {
     pub base_url: Url,
     pub token: SecretString,
     pub rate_limit: RateLimit,
+    /// Whether the operator set `rate_limit`: then it is a cap on announced limits.
+    pub rate_limit_is_cap: bool,
     pub page_size: u32,
     pub retry: RetrySettings,
 }
@@ -117,6 +120,7 @@ impl HubspotConfig {
             base_url,
             token,
             rate_limit: RateLimit::new(requests, Duration::from_secs(10)),
+            rate_limit_is_cap: self.rate_limit_per_10s.is_some(),
             page_size,
             retry,
         })

@@ -82,13 +82,25 @@ pub fn record_digest(record: &Record, projection: &Projection) -> Digest {
         if !projection.contains(name) {
             continue;
         }
-        if matches!(value, Value::Text(s) | Value::Reference(s) if s.is_empty()) {
-            continue; // an empty string and an absent value mean the same to every vendor
+        if is_blank(value) {
+            continue;
         }
         put_str(&mut h, name);
         put_value(&mut h, value);
     }
     Digest(h.finalize().into())
+}
+
+/// Whether a value means the same as no value to every vendor: empty text (vendors disagree on
+/// `""` and `null`), and a `false` flag (a Salesforce or Dataverse checkbox cannot be null, so an
+/// absent opt-out reads back as `false`; a `true` flag is always hashed, so an opt-out that did
+/// not arrive is always caught).
+pub fn is_blank(value: &Value) -> bool {
+    match value {
+        Value::Text(s) | Value::Reference(s) => s.is_empty(),
+        Value::Bool(b) => !b,
+        _ => false,
+    }
 }
 
 fn put_str(h: &mut Sha256, s: &str) {
@@ -251,6 +263,19 @@ mod tests {
         without_timestamp.fields.remove(field::CREATED_AT);
         let with = record_digest(&contact("1", "a@example.com"), &stored);
         assert_eq!(with, record_digest(&without_timestamp, &stored));
+    }
+
+    #[test]
+    fn false_flag_equals_absent_but_true_does_not() {
+        let mut absent = contact("1", "a@example.com");
+        absent.fields.remove(field::EMAIL_OPT_OUT);
+        let mut off = absent.clone();
+        off.set(field::EMAIL_OPT_OUT, Value::Bool(false));
+        assert_eq!(record_digest(&absent, &all()), record_digest(&off, &all()));
+        assert_ne!(
+            record_digest(&absent, &all()),
+            record_digest(&contact("1", "a@example.com"), &all())
+        );
     }
 
     #[test]

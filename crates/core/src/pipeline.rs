@@ -474,10 +474,7 @@ fn compare(sent: Vec<Record>, back: Vec<Record>, shared: &Shared, counters: &Obj
 
 /// The names of projected fields whose values differ (empty text counts as absent).
 fn differing_fields(a: &Record, b: &Record, projection: &Projection) -> Vec<String> {
-    let norm = |v: Option<&Value>| {
-        v.filter(|v| !matches!(v, Value::Text(s) | Value::Reference(s) if s.is_empty()))
-            .cloned()
-    };
+    let norm = |v: Option<&Value>| v.filter(|v| !crate::checksum::is_blank(v)).cloned();
     projection
         .fields()
         .iter()

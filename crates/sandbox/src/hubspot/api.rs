@@ -148,7 +148,7 @@ fn decode_cursor(cursor: &str) -> Option<u64> {
 // ---------------------------------------------------------------------------------------------
 // Shapes
 
-fn unknown_object(segment: &str) -> Response {
+pub(crate) fn unknown_object(segment: &str) -> Response {
     error(
         StatusCode::BAD_REQUEST,
         "VALIDATION_ERROR",
@@ -171,7 +171,7 @@ fn not_found(kind: Kind, id: &str) -> Response {
 }
 
 /// A record as HubSpot returns it, with the selected properties (`null` when unset).
-fn record_json(store: &ObjectStore, rec: &Rec, selection: &[u16]) -> Map<String, Value> {
+pub(crate) fn record_json(store: &ObjectStore, rec: &Rec, selection: &[u16]) -> Map<String, Value> {
     let mut props = Map::new();
     for &p in selection {
         let value = store
@@ -211,7 +211,7 @@ fn wants_companies(kind: Kind, params: &Params) -> bool {
             .is_some_and(|l| l.iter().any(|a| Kind::parse(a) == Some(Kind::Companies)))
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
+pub(crate) fn parse_body(body: &Bytes) -> Result<Value, Response> {
     serde_json::from_slice(body).map_err(|e| {
         validation(format!(
             "Invalid input JSON on line {}, column {}: {}",
@@ -397,7 +397,7 @@ fn unique_property(store: &ObjectStore, name: &str) -> Result<u16, Response> {
 }
 
 /// The property ids of a JSON `properties` array (unknown names ignored), or the defaults.
-fn body_selection(store: &ObjectStore, body: &Value) -> Vec<u16> {
+pub(crate) fn body_selection(store: &ObjectStore, body: &Value) -> Vec<u16> {
     match body.get("properties").and_then(Value::as_array) {
         Some(names) if !names.is_empty() => store.selection(names.iter().filter_map(Value::as_str)),
         _ => store.default_selection(),

@@ -5,13 +5,15 @@
 //! bearer-token auth and HubSpot's error bodies; list paging with `limit` (default 10, max
 //! 100), opaque `after` cursors, `properties`, `associations` and `archived`; single reads by id
 //! or unique `idProperty`; batch read/create/update/upsert/archive with the 100-input limit and
-//! 200/201/207 multi-status responses; the properties API with `hasUniqueValue`; the
-//! ten-second rolling and daily rate limits with the `X-HubSpot-RateLimit-*` headers and
-//! HubSpot's 429 body (no `Retry-After`).
+//! 200/201/207 multi-status responses; the properties API with `hasUniqueValue`; CRM search
+//! with filters, one sort, offset paging and the 10,000-result cap; the ten-second rolling and
+//! daily rate limits with the `X-HubSpot-RateLimit-*` headers and HubSpot's 429 body (no
+//! `Retry-After`), and search's own five-per-second limit (no rate-limit headers).
 
 mod api;
 mod gate;
 mod respond;
+mod search;
 mod store;
 
 use std::fmt;
@@ -45,6 +47,9 @@ pub struct Options {
     /// Requests allowed per day (250,000 on Free/Starter). `None`: unlimited. The emulator's
     /// day never resets: it is counted from start-up.
     pub daily_limit: Option<u64>,
+    /// Search requests allowed per second (HubSpot: five per second, separate from the burst
+    /// window, which search is exempt from). `None`: unlimited.
+    pub search_limit: Option<u32>,
 }
 
 impl Default for Options {
@@ -54,6 +59,7 @@ impl Default for Options {
             token: crate::HUBSPOT_TOKEN.to_owned(),
             burst_limit: Some(100),
             daily_limit: Some(250_000),
+            search_limit: Some(5),
         }
     }
 }
@@ -65,6 +71,7 @@ impl fmt::Debug for Options {
             .field("token", &"<redacted>")
             .field("burst_limit", &self.burst_limit)
             .field("daily_limit", &self.daily_limit)
+            .field("search_limit", &self.search_limit)
             .finish()
     }
 }
@@ -242,6 +249,7 @@ impl Emulator {
                     .delete(api::archive_one),
             )
             .route("/crm/v3/objects/{object}/batch/{action}", post(api::batch))
+            .route("/crm/v3/objects/{object}/search", post(search::search))
             .route(
                 "/crm/v3/properties/{object}",
                 get(api::list_properties).post(api::create_property),

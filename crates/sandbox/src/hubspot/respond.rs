@@ -63,6 +63,8 @@ pub(crate) fn too_many_inputs(max: usize, got: usize) -> Response {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Policy {
     TenSecondly,
+    /// Search's per-second limit.
+    Secondly,
     Daily,
 }
 
@@ -73,6 +75,8 @@ pub(crate) fn rate_limited(policy: Policy) -> Response {
             "You have reached your ten_secondly_rolling limit.",
             "TEN_SECONDLY_ROLLING",
         ),
+        // As HubSpot words its per-second limits (reported for search, among others).
+        Policy::Secondly => ("You have reached your secondly limit.", "SECONDLY"),
         Policy::Daily => ("You have reached your daily limit.", "DAILY"),
     };
     let body = json!({

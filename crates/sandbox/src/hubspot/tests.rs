@@ -635,3 +635,309 @@ fn seeding_a_million_contacts() {
     assert_eq!(emulator.count("contacts"), Some(1_000_000));
     assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Search
+
+async fn search(base: &str, object: &str, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    let resp = client()
+        .post(format!("{base}/crm/v3/objects/{object}/search"))
+        .bearer_auth(crate::HUBSPOT_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (
+        status,
+        headers,
+        resp.json::<Value>().await.unwrap_or(Value::Null),
+    )
+}
+
+fn no_rate_limit_headers(headers: &reqwest::header::HeaderMap) -> bool {
+    !headers
+        .keys()
+        .any(|k| k.as_str().starts_with("x-hubspot-ratelimit"))
+}
+
+fn unlimited_search() -> Options {
+    Options {
+        search_limit: None,
+        ..unlimited()
+    }
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["results"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|x| x["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn search_pages_through_live_records_with_total_and_no_rate_limit_headers() {
+    let (hs, _, data) = start(unlimited_search(), 450).await;
+    let archived = (FIRST_CONTACT_ID + 3).to_string();
+    let resp = client()
+        .delete(format!(
+            "{}/crm/v3/objects/contacts/{archived}",
+            hs.base_url
+        ))
+        .bearer_auth(crate::HUBSPOT_TOKEN)
+        .send()
+        .await
+        .expect("archive");
+    assert_eq!(resp.status().as_u16(), 204);
+    let live = data.contacts.len() - 1;
+
+    let (status, headers, body) = search(&hs.base_url, "contacts", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(no_rate_limit_headers(&headers), "{headers:?}");
+    assert_eq!(body["total"], json!(live));
+    assert_eq!(ids(&body).len(), 10, "default limit is 10");
+    assert_eq!(body["paging"]["next"]["after"], json!("10"));
+    let first = &body["results"][0];
+    assert_eq!(first["id"], json!(FIRST_CONTACT_ID.to_string()));
+    assert!(first["properties"]["email"].is_string() || first["properties"]["email"].is_null());
+    assert!(first["properties"]["hs_object_id"].is_string());
+
+    let mut seen = HashSet::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut request = json!({"filterGroups": [], "limit": 200, "properties": ["jobtitle"]});
+        if let Some(a) = &after {
+            request["after"] = json!(a);
+        }
+        let (status, _, body) = search(&hs.base_url, "contacts", request).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["total"], json!(live));
+        pages += 1;
+        for id in ids(&body) {
+            assert_ne!(id, archived, "archived records never appear");
+            assert!(seen.insert(id), "repeated record");
+        }
+        match body["paging"]["next"]["after"].as_str() {
+            Some(a) => {
+                assert!(a.parse::<u64>().is_ok(), "search's after is an integer");
+                after = Some(a.to_owned());
+            }
+            None => {
+                assert!(body.get("paging").is_none(), "no paging on the last page");
+                break;
+            }
+        }
+    }
+    assert_eq!((seen.len(), pages), (live, 3));
+    let (status, _, body) = search(&hs.base_url, "companies", json!({"limit": 1})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], json!(data.companies.len()));
+    assert_eq!(ids(&body), vec![FIRST_COMPANY_ID.to_string()]);
+}
+
+#[tokio::test]
+async fn search_filters_groups_and_sorts() {
+    let (hs, _, data) = start(unlimited_search(), 300).await;
+    let count = |body: &Value| body["total"].as_u64().unwrap_or(u64::MAX) as usize;
+
+    // EQ, ignoring case, as HubSpot compares text.
+    let email = data
+        .contacts
+        .iter()
+        .find_map(|c| c.email.clone())
+        .expect("an email");
+    let expected = data
+        .contacts
+        .iter()
+        .filter(|c| {
+            c.email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(&email))
+        })
+        .count();
+    let eq = json!({"filterGroups": [{"filters": [
+        {"propertyName": "email", "operator": "EQ", "value": email.to_uppercase()}]}]});
+    let (status, _, body) = search(&hs.base_url, "contacts", eq).await;
+    assert_eq!((status, count(&body)), (200, expected), "{body}");
+
+    // HAS_PROPERTY.
+    let with_title = data
+        .contacts
+        .iter()
+        .filter(|c| c.job_title.is_some())
+        .count();
+    assert!(with_title > 0 && with_title < data.contacts.len());
+    let has = json!({"filterGroups": [{"filters": [
+        {"propertyName": "jobtitle", "operator": "HAS_PROPERTY"}]}]});
+    let (status, _, body) = search(&hs.base_url, "contacts", has).await;
+    assert_eq!((status, count(&body)), (200, with_title), "{body}");
+
+    // GT and LT on a number, ANDed in one group; then ORed with a second group.
+    let employees: Vec<u32> = data
+        .companies
+        .iter()
+        .filter_map(|c| c.employee_count)
+        .collect();
+    let mut sorted = employees.clone();
+    sorted.sort_unstable();
+    let (low, high) = (sorted[sorted.len() / 4], sorted[sorted.len() * 3 / 4]);
+    let between = employees.iter().filter(|n| **n > low && **n < high).count();
+    let range = json!({"filterGroups": [{"filters": [
+        {"propertyName": "numberofemployees", "operator": "GT", "value": low.to_string()},
+        {"propertyName": "numberofemployees", "operator": "LT", "value": high.to_string()}]}]});
+    let (status, _, body) = search(&hs.base_url, "companies", range).await;
+    assert_eq!((status, count(&body)), (200, between), "{body}");
+    let either = json!({"filterGroups": [
+        {"filters": [{"propertyName": "numberofemployees", "operator": "LT", "value": low.to_string()}]},
+        {"filters": [{"propertyName": "numberofemployees", "operator": "GT", "value": high.to_string()}]}]});
+    let outside = employees.iter().filter(|n| **n < low || **n > high).count();
+    let (status, _, body) = search(&hs.base_url, "companies", either).await;
+    assert_eq!((status, count(&body)), (200, outside), "{body}");
+
+    // Dates compare as instants: epoch milliseconds against the stored timestamps.
+    let mut created: Vec<i64> = data.contacts.iter().map(|c| c.created_at_ms).collect();
+    created.sort_unstable();
+    let cut = created[created.len() / 2];
+    let later = created.iter().filter(|t| **t > cut).count();
+    let by_date = json!({"filterGroups": [{"filters": [
+        {"propertyName": "createdate", "operator": "GT", "value": cut.to_string()}]}]});
+    let (status, _, body) = search(&hs.base_url, "contacts", by_date).await;
+    assert_eq!((status, count(&body)), (200, later), "{body}");
+
+    // One sort rule, descending.
+    let sorted = json!({"sorts": [{"propertyName": "createdate", "direction": "DESCENDING"}],
+                        "properties": ["createdate"], "limit": 5});
+    let (status, _, body) = search(&hs.base_url, "contacts", sorted).await;
+    assert_eq!(status, 200, "{body}");
+    let newest = created.last().copied().unwrap_or_default();
+    assert_eq!(
+        body["results"][0]["properties"]["createdate"],
+        json!(super::store::format_timestamp(newest))
+    );
+}
+
+#[tokio::test]
+async fn search_validation_errors() {
+    let (hs, _, _) = start(unlimited_search(), 20).await;
+    let filter = json!({"propertyName": "email", "operator": "HAS_PROPERTY"});
+    let group = |n: usize| json!({"filters": vec![filter.clone(); n]});
+    let too_many = [
+        ("groups", json!({"filterGroups": vec![group(1); 6]})),
+        ("filters in a group", json!({"filterGroups": [group(7)]})),
+        (
+            "filters in all",
+            json!({"filterGroups": [group(5), group(5), group(5), group(4)]}),
+        ),
+        ("limit", json!({"limit": 201})),
+        ("after", json!({"after": "ten"})),
+        ("after 10,000", json!({"after": "10000"})),
+        (
+            "two sorts",
+            json!({"sorts": [{"propertyName": "email"}, {"propertyName": "createdate"}]}),
+        ),
+        (
+            "operator",
+            json!({"filterGroups": [{"filters": [{"propertyName": "email", "operator": "LIKE", "value": "x"}]}]}),
+        ),
+        (
+            "value",
+            json!({"filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ"}]}]}),
+        ),
+    ];
+    for (what, body) in too_many {
+        let (status, headers, body) = search(&hs.base_url, "contacts", body).await;
+        assert_eq!(status, 400, "{what}: {body}");
+        assert_eq!(body["status"], json!("error"), "{what}");
+        assert_eq!(body["category"], json!("VALIDATION_ERROR"), "{what}");
+        assert!(body["correlationId"].is_string(), "{what}");
+        assert!(no_rate_limit_headers(&headers), "{what}");
+    }
+    // The limits themselves are allowed: 5 groups, 6 in a group, 18 in all, 200 per page.
+    let at_limits = json!({"filterGroups": [group(6), group(6), group(6)], "limit": 200});
+    let (status, _, body) = search(&hs.base_url, "contacts", at_limits).await;
+    assert_eq!(status, 200, "{body}");
+    let five = json!({"filterGroups": vec![group(1); 5]});
+    assert_eq!(search(&hs.base_url, "contacts", five).await.0, 200);
+    let (status, _, body) = search(&hs.base_url, "widgets", json!({})).await;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
+}
+
+#[tokio::test]
+async fn search_paging_stops_at_10000_results() {
+    let (hs, _, data) = start(unlimited_search(), 10_050).await;
+    let (status, _, body) = search(
+        &hs.base_url,
+        "contacts",
+        json!({"limit": 200, "after": "9900", "properties": ["email"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], json!(data.contacts.len()));
+    assert_eq!(ids(&body).len(), 100, "nothing past the 10,000th result");
+    assert_eq!(body["paging"]["next"]["after"], json!("10000"));
+    let (status, _, body) = search(
+        &hs.base_url,
+        "contacts",
+        json!({"limit": 10, "after": "10000"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
+}
+
+#[tokio::test]
+async fn search_has_its_own_five_per_second_limit_without_headers() {
+    let options = Options {
+        burst_limit: Some(3),
+        ..Options::default()
+    };
+    let (hs, emulator, _) = start(options, 10).await;
+    for i in 0..5 {
+        let (status, headers, body) = search(&hs.base_url, "contacts", json!({"limit": 1})).await;
+        assert_eq!(status, 200, "search {i}: {body}");
+        assert!(no_rate_limit_headers(&headers));
+    }
+    let (status, headers, body) = search(&hs.base_url, "contacts", json!({"limit": 1})).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["errorType"], json!("RATE_LIMIT"));
+    assert_eq!(body["policyName"], json!("SECONDLY"));
+    assert_eq!(
+        body["message"],
+        json!("You have reached your secondly limit.")
+    );
+    assert!(body["correlationId"].is_string());
+    assert!(no_rate_limit_headers(&headers), "{headers:?}");
+    assert!(headers.get("retry-after").is_none());
+    assert_eq!(emulator.request_counts(), (6, 1));
+
+    // The searches took nothing from the ten-second window: all 3 list requests pass.
+    for _ in 0..3 {
+        let (status, headers, _) = get(
+            &hs.base_url,
+            "/crm/v3/objects/contacts?limit=1",
+            crate::HUBSPOT_TOKEN,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(headers.get("x-hubspot-ratelimit-max").is_some());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_050)).await;
+    assert_eq!(
+        search(&hs.base_url, "contacts", json!({"limit": 1}))
+            .await
+            .0,
+        200,
+        "the window rolls on"
+    );
+}

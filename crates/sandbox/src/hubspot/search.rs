@@ -1,0 +1,421 @@
+//! `POST /crm/v3/objects/{object}/search`: HubSpot's CRM search, as much of it as ferry needs.
+//!
+//! Reproduced: the request body (`filterGroups`, `sorts`, `properties`, `limit` up to 200,
+//! default 10, and `after` as an integer offset), the limits on filter groups and filters, the
+//! 10,000-result paging cap, one sort rule, and the `{total, results, paging}` response. Archived
+//! records never appear. Filters compare numbers as numbers, dates and datetimes as instants
+//! (epoch milliseconds or ISO-8601), and everything else as text, ignoring case. The free-text
+//! `query` and the token operators are refused with a 400 that says the emulator lacks them,
+//! rather than answered wrongly. The rate limit (5 per second, no rate-limit headers) is the
+//! gate's business.
+
+// Helpers return a finished HubSpot error `Response` as their `Err`: it is sent as is, once.
+#![allow(clippy::result_large_err)]
+
+use std::cmp::Ordering;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::Emulator;
+use super::api::{body_selection, parse_body, record_json, unknown_object};
+use super::respond::validation;
+use super::store::{Kind, ObjectStore, Rec, parse_timestamp};
+
+/// The search page size when `limit` is not given.
+const DEFAULT_LIMIT: usize = 10;
+/// "The maximum number of supported objects per page is 200."
+const MAX_LIMIT: usize = 200;
+/// "The search endpoints are limited to 10,000 total results for any given query."
+pub(crate) const MAX_RESULTS: usize = 10_000;
+/// Filter groups per request (the search guide: five groups, six filters each, 18 in all).
+const MAX_GROUPS: usize = 5;
+/// Filters per group.
+const MAX_FILTERS_PER_GROUP: usize = 6;
+/// Filters per request, over all groups.
+const MAX_FILTERS: usize = 18;
+/// The longest free-text `query`.
+const MAX_QUERY_CHARS: usize = 3000;
+
+/// A filter operator of the spec's enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Operator {
+    Eq,
+    Neq,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    Between,
+    In,
+    NotIn,
+    HasProperty,
+    NotHasProperty,
+}
+
+impl Operator {
+    /// The operator called `name`; `Err` is the 400 for an unknown or unemulated one.
+    fn parse(name: &str) -> Result<Operator, Response> {
+        Ok(match name {
+            "EQ" => Operator::Eq,
+            "NEQ" => Operator::Neq,
+            "LT" => Operator::Lt,
+            "LTE" => Operator::Lte,
+            "GT" => Operator::Gt,
+            "GTE" => Operator::Gte,
+            "BETWEEN" => Operator::Between,
+            "IN" => Operator::In,
+            "NOT_IN" => Operator::NotIn,
+            "HAS_PROPERTY" => Operator::HasProperty,
+            "NOT_HAS_PROPERTY" => Operator::NotHasProperty,
+            "CONTAINS_TOKEN" | "NOT_CONTAINS_TOKEN" => {
+                return Err(validation(format!(
+                    "The operator {name} is not supported by the ferry sandbox's HubSpot emulator"
+                )));
+            }
+            other => {
+                return Err(validation(format!(
+                    "Invalid filter operator: {other}. Expected one of EQ, NEQ, LT, LTE, GT, GTE, BETWEEN, IN, \
+                     NOT_IN, HAS_PROPERTY, NOT_HAS_PROPERTY, CONTAINS_TOKEN, NOT_CONTAINS_TOKEN"
+                )));
+            }
+        })
+    }
+}
+
+/// One parsed filter.
+struct Filter {
+    prop: u16,
+    operator: Operator,
+    value: Option<String>,
+    high: Option<String>,
+    values: Vec<String>,
+}
+
+/// A scalar given as a JSON string, number or boolean, as text.
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A non-negative integer given as a JSON number or a string of digits.
+fn integer(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn parse_filter(store: &ObjectStore, raw: &Value) -> Result<Filter, Response> {
+    let name = raw
+        .get("propertyName")
+        .and_then(Value::as_str)
+        .ok_or_else(|| validation("Some required fields were not set: [propertyName]"))?;
+    let operator = raw
+        .get("operator")
+        .and_then(Value::as_str)
+        .ok_or_else(|| validation("Some required fields were not set: [operator]"))?;
+    let operator = Operator::parse(operator)?;
+    let prop = store
+        .prop_id(name)
+        .ok_or_else(|| validation(format!("Property {name} does not exist")))?;
+    let value = raw.get("value").and_then(scalar);
+    let high = raw.get("highValue").and_then(scalar);
+    let values: Vec<String> = raw
+        .get("values")
+        .and_then(Value::as_array)
+        .map(|vs| vs.iter().filter_map(scalar).collect())
+        .unwrap_or_default();
+    let missing = match operator {
+        Operator::HasProperty | Operator::NotHasProperty => None,
+        Operator::In | Operator::NotIn if values.is_empty() => Some("values"),
+        Operator::In | Operator::NotIn => None,
+        Operator::Between if high.is_none() => Some("highValue"),
+        _ if value.is_none() => Some("value"),
+        _ => None,
+    };
+    if let Some(field) = missing {
+        return Err(validation(format!(
+            "The filter on {name} needs `{field}` for operator {operator:?}"
+        )));
+    }
+    Ok(Filter {
+        prop,
+        operator,
+        value,
+        high,
+        values,
+    })
+}
+
+/// Compares a stored value with a filter value by the property's type: numbers as numbers,
+/// dates as instants, the rest as text ignoring case. `None` when they are not comparable.
+fn compare(store: &ObjectStore, prop: u16, stored: &str, given: &str) -> Option<Ordering> {
+    match store.prop(prop).ty.as_str() {
+        "number" => {
+            let (a, b) = (
+                stored.trim().parse::<f64>().ok()?,
+                given.trim().parse::<f64>().ok()?,
+            );
+            a.partial_cmp(&b)
+        }
+        "date" | "datetime" => Some(parse_timestamp(stored)?.cmp(&parse_timestamp(given)?)),
+        _ => Some(stored.to_lowercase().cmp(&given.to_lowercase())),
+    }
+}
+
+impl Filter {
+    fn matches(&self, store: &ObjectStore, rec: &Rec) -> bool {
+        let stored = store.value(rec, self.prop);
+        let stored = stored.as_deref().filter(|v| !v.is_empty());
+        let cmp = |given: &Option<String>| match (stored, given) {
+            (Some(s), Some(g)) => compare(store, self.prop, s, g),
+            _ => None,
+        };
+        let equal_any = || {
+            self.values.iter().any(|g| {
+                stored.is_some_and(|s| compare(store, self.prop, s, g) == Some(Ordering::Equal))
+            })
+        };
+        match self.operator {
+            Operator::HasProperty => stored.is_some(),
+            Operator::NotHasProperty => stored.is_none(),
+            Operator::Eq => cmp(&self.value) == Some(Ordering::Equal),
+            Operator::Neq => cmp(&self.value) != Some(Ordering::Equal),
+            Operator::Lt => cmp(&self.value) == Some(Ordering::Less),
+            Operator::Lte => matches!(cmp(&self.value), Some(Ordering::Less | Ordering::Equal)),
+            Operator::Gt => cmp(&self.value) == Some(Ordering::Greater),
+            Operator::Gte => matches!(cmp(&self.value), Some(Ordering::Greater | Ordering::Equal)),
+            Operator::Between => {
+                matches!(cmp(&self.value), Some(Ordering::Greater | Ordering::Equal))
+                    && matches!(cmp(&self.high), Some(Ordering::Less | Ordering::Equal))
+            }
+            Operator::In => equal_any(),
+            Operator::NotIn => !equal_any(),
+        }
+    }
+}
+
+/// The parsed `filterGroups`: groups are ORed, filters in a group ANDed. Empty: everything.
+fn parse_groups(store: &ObjectStore, body: &Value) -> Result<Vec<Vec<Filter>>, Response> {
+    let groups = match body.get("filterGroups") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(groups)) => groups,
+        Some(_) => return Err(validation("filterGroups must be an array")),
+    };
+    let sizes: Vec<usize> = groups
+        .iter()
+        .map(|g| {
+            g.get("filters")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+        })
+        .collect();
+    let total: usize = sizes.iter().sum();
+    if groups.len() > MAX_GROUPS {
+        return Err(validation(format!(
+            "Too many filter groups: {} were provided, the maximum is {MAX_GROUPS}",
+            groups.len()
+        )));
+    }
+    if let Some(n) = sizes.iter().find(|n| **n > MAX_FILTERS_PER_GROUP) {
+        return Err(validation(format!(
+            "Too many filters in a filter group: {n} were provided, the maximum is {MAX_FILTERS_PER_GROUP}"
+        )));
+    }
+    if total > MAX_FILTERS {
+        return Err(validation(format!(
+            "Too many filters: {total} were provided across all filter groups, the maximum is {MAX_FILTERS}"
+        )));
+    }
+    groups
+        .iter()
+        .map(|g| {
+            let filters = g
+                .get("filters")
+                .and_then(Value::as_array)
+                .ok_or_else(|| validation("Some required fields were not set: [filters]"))?;
+            filters.iter().map(|f| parse_filter(store, f)).collect()
+        })
+        .collect()
+}
+
+/// The one sort rule, if any: (property, descending).
+fn parse_sort(store: &ObjectStore, body: &Value) -> Result<Option<(u16, bool)>, Response> {
+    let sorts = match body.get("sorts") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(sorts)) => sorts,
+        Some(_) => return Err(validation("sorts must be an array")),
+    };
+    if sorts.len() > 1 {
+        return Err(validation(format!(
+            "Only one sorting rule can be applied, but {} were provided",
+            sorts.len()
+        )));
+    }
+    let Some(sort) = sorts.first() else {
+        return Ok(None);
+    };
+    // The spec types a sort as a string (a property name); the guide sends an object.
+    let (name, direction) = match sort {
+        Value::String(name) => (name.as_str(), "ASCENDING"),
+        other => (
+            other
+                .get("propertyName")
+                .and_then(Value::as_str)
+                .ok_or_else(|| validation("Some required fields were not set: [propertyName]"))?,
+            other
+                .get("direction")
+                .and_then(Value::as_str)
+                .unwrap_or("ASCENDING"),
+        ),
+    };
+    let descending = match direction {
+        "ASCENDING" => false,
+        "DESCENDING" => true,
+        other => {
+            return Err(validation(format!(
+                "Invalid sort direction: {other}. Expected ASCENDING or DESCENDING"
+            )));
+        }
+    };
+    let prop = store
+        .prop_id(name)
+        .ok_or_else(|| validation(format!("Property {name} does not exist")))?;
+    Ok(Some((prop, descending)))
+}
+
+/// Orders two records by `prop`; records without a value come last, ties go by id.
+fn sort_order(store: &ObjectStore, prop: u16, descending: bool, a: &Rec, b: &Rec) -> Ordering {
+    let (va, vb) = (store.value(a, prop), store.value(b, prop));
+    let by_value = match (va.as_deref(), vb.as_deref()) {
+        (Some(x), Some(y)) => {
+            let o = compare(store, prop, x, y).unwrap_or_else(|| x.cmp(y));
+            if descending { o.reverse() } else { o }
+        }
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    };
+    by_value.then(a.id.cmp(&b.id))
+}
+
+/// `POST /crm/v3/objects/{object}/search`.
+pub(crate) async fn search(
+    State(emulator): State<Emulator>,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(kind) = Kind::parse(&object) else {
+        return unknown_object(&object);
+    };
+    let body = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if !body.is_object() {
+        return validation("The request body must be a JSON object");
+    }
+    match run(&emulator, kind, &body) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn run(emulator: &Emulator, kind: Kind, body: &Value) -> Result<Response, Response> {
+    let limit = match body.get("limit") {
+        None | Some(Value::Null) => DEFAULT_LIMIT,
+        Some(raw) => match integer(raw) {
+            Some(n) if (1..=MAX_LIMIT as u64).contains(&n) => n as usize,
+            Some(n) if n > MAX_LIMIT as u64 => {
+                return Err(validation(format!(
+                    "limit must be less than or equal to {MAX_LIMIT}, but was {n}"
+                )));
+            }
+            _ => return Err(validation(format!("Invalid value for limit: {raw}"))),
+        },
+    };
+    let offset = match body.get("after") {
+        None | Some(Value::Null) => 0,
+        Some(Value::String(s)) if s.is_empty() => 0,
+        Some(raw) => integer(raw).ok_or_else(|| {
+            validation(format!(
+                "Invalid value for after: {raw}. It must be formatted as an integer"
+            ))
+        })? as usize,
+    };
+    if offset >= MAX_RESULTS {
+        return Err(validation(format!(
+            "Paging is limited to {MAX_RESULTS} results for a search, but after was {offset}"
+        )));
+    }
+    match body.get("query") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(q)) if q.chars().count() > MAX_QUERY_CHARS => {
+            return Err(validation(format!(
+                "query must be at most {MAX_QUERY_CHARS} characters"
+            )));
+        }
+        Some(Value::String(q)) if q.trim().is_empty() => {}
+        Some(_) => {
+            return Err(validation(
+                "The free-text query is not supported by the ferry sandbox's HubSpot emulator",
+            ));
+        }
+    }
+    let data = emulator.read();
+    let store = data.store(kind);
+    let groups = parse_groups(store, body)?;
+    let sort = parse_sort(store, body)?;
+    let selection = body_selection(store, body);
+    let wanted = |rec: &&Rec| {
+        !rec.is_archived()
+            && (groups.is_empty()
+                || groups
+                    .iter()
+                    .any(|g| g.iter().all(|f| f.matches(store, rec))))
+    };
+    // Results past the 10,000th can never be paged to, so a page never holds any.
+    let end = (offset + limit).min(MAX_RESULTS);
+    let (total, page): (usize, Vec<&Rec>) = match sort {
+        None => {
+            // Id order; only the page's records are kept, so a count over a million is cheap.
+            let mut total = 0;
+            let mut page = Vec::with_capacity(limit);
+            for rec in store.starting_at(0).iter().filter(wanted) {
+                if (offset..end).contains(&total) {
+                    page.push(rec);
+                }
+                total += 1;
+            }
+            (total, page)
+        }
+        Some((prop, descending)) => {
+            let mut all: Vec<&Rec> = store.starting_at(0).iter().filter(wanted).collect();
+            all.sort_by(|a, b| sort_order(store, prop, descending, a, b));
+            let total = all.len();
+            let page = all
+                .get(offset.min(total)..end.min(total))
+                .unwrap_or_default()
+                .to_vec();
+            (total, page)
+        }
+    };
+    let results: Vec<Value> = page
+        .iter()
+        .map(|rec| Value::Object(record_json(store, rec, &selection)))
+        .collect();
+    let next = offset + results.len();
+    let mut response = json!({ "total": total, "results": results });
+    if !results.is_empty() && next < total {
+        response["paging"] = json!({ "next": { "after": next.to_string() } });
+    }
+    Ok(Json(response).into_response())
+}
