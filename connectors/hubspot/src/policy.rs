@@ -14,17 +14,44 @@ const LOCKED_WAIT: Duration = Duration::from_secs(2);
 /// The longest error detail kept from a HubSpot message.
 const MAX_DETAIL: usize = 240;
 
+/// What an announced rate limit (`X-HubSpot-RateLimit-Max` per `-Interval-Milliseconds`) does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Announced {
+    /// It replaces the limit in force, higher or lower: the operator set none, so the default
+    /// is only a guess at the account's tier.
+    Replaces,
+    /// It may lower the limit below this operator-set cap, never raise it above.
+    CappedAt(RateLimit),
+    /// It is ignored: the client has a limit of its own (search's five per second).
+    Ignored,
+}
+
 /// HubSpot's retry, rate-limit and error-body rules.
 #[derive(Clone, Debug)]
 pub struct HubspotPolicy {
-    /// The configured limit; an announced limit above it is ignored.
-    configured: RateLimit,
+    announced: Announced,
 }
 
 impl HubspotPolicy {
-    /// A policy that never lets an announced limit raise ferry above `configured`.
-    pub fn new(configured: RateLimit) -> HubspotPolicy {
-        HubspotPolicy { configured }
+    /// For a default (not operator-set) limit: HubSpot's announced limit replaces it both ways.
+    pub fn uncapped() -> HubspotPolicy {
+        HubspotPolicy {
+            announced: Announced::Replaces,
+        }
+    }
+
+    /// For an operator-set limit: an announced limit may lower it but never raise it above `cap`.
+    pub fn capped(cap: RateLimit) -> HubspotPolicy {
+        HubspotPolicy {
+            announced: Announced::CappedAt(cap),
+        }
+    }
+
+    /// For the search client, whose own limit no announced (ten-second) limit may replace.
+    pub fn ignoring_announced_limits() -> HubspotPolicy {
+        HubspotPolicy {
+            announced: Announced::Ignored,
+        }
     }
 }
 
@@ -79,21 +106,31 @@ impl VendorPolicy for HubspotPolicy {
         }
     }
 
+    /// The limit HubSpot announces, as this policy lets it apply (see [`HubspotPolicy::capped`]).
     fn announced_limit(&self, headers: &HeaderMap) -> Option<RateLimit> {
+        if self.announced == Announced::Ignored {
+            return None;
+        }
         let max = u32::try_from(header_number(headers, "x-hubspot-ratelimit-max")?)
             .ok()
             .filter(|m| *m > 0)?;
         let interval = header_number(headers, "x-hubspot-ratelimit-interval-milliseconds")
             .filter(|ms| *ms > 0)?;
         let announced = RateLimit::new(max, Duration::from_millis(interval));
-        // Compare as rates: requests per millisecond, cross-multiplied to stay in integers.
-        let announced_rate = u128::from(max) * self.configured.per.as_millis();
-        let configured_rate = u128::from(self.configured.requests) * announced.per.as_millis();
-        Some(if announced_rate < configured_rate {
-            announced
-        } else {
-            self.configured
-        })
+        match self.announced {
+            Announced::Replaces => Some(announced),
+            Announced::CappedAt(cap) => {
+                // Compare as rates: requests per millisecond, cross-multiplied to stay in integers.
+                let announced_rate = u128::from(max) * cap.per.as_millis();
+                let cap_rate = u128::from(cap.requests) * announced.per.as_millis();
+                Some(if announced_rate < cap_rate {
+                    announced
+                } else {
+                    cap
+                })
+            }
+            Announced::Ignored => None,
+        }
     }
 
     /// `CATEGORY: message` from HubSpot's error body. Validation messages quote the values
@@ -162,7 +199,19 @@ mod tests {
     }
 
     fn policy() -> HubspotPolicy {
-        HubspotPolicy::new(RateLimit::new(100, Duration::from_secs(10)))
+        HubspotPolicy::uncapped()
+    }
+
+    fn announcing(max: &'static str, interval_ms: &'static str) -> HeaderMap {
+        response(
+            200,
+            &[
+                ("x-hubspot-ratelimit-max", max),
+                ("x-hubspot-ratelimit-interval-milliseconds", interval_ms),
+            ],
+            "",
+        )
+        .headers
     }
 
     #[test]
@@ -199,28 +248,55 @@ mod tests {
     }
 
     #[test]
-    fn announced_limit_never_exceeds_the_configured_one() {
-        let p = HubspotPolicy::new(RateLimit::new(20, Duration::from_secs(10)));
-        let headers = |max: &'static str| {
-            let r = response(
-                200,
-                &[
-                    ("x-hubspot-ratelimit-max", max),
-                    ("x-hubspot-ratelimit-interval-milliseconds", "10000"),
-                ],
-                "",
-            );
-            r.headers
-        };
+    fn announced_limit_replaces_a_default_limit_both_ways() {
+        let p = HubspotPolicy::uncapped();
         assert_eq!(
-            p.announced_limit(&headers("10")),
+            p.announced_limit(&announcing("190", "10000")),
+            Some(RateLimit::new(190, Duration::from_secs(10))),
+            "a Professional account's 190 raises the default 100"
+        );
+        assert_eq!(
+            p.announced_limit(&announcing("50", "10000")),
+            Some(RateLimit::new(50, Duration::from_secs(10)))
+        );
+        assert_eq!(
+            p.announced_limit(&announcing("110", "10000")),
+            Some(RateLimit::new(110, Duration::from_secs(10)))
+        );
+        assert_eq!(p.announced_limit(&HeaderMap::new()), None);
+        assert_eq!(p.announced_limit(&announcing("0", "10000")), None);
+        assert_eq!(p.announced_limit(&announcing("190", "0")), None);
+        assert_eq!(p.announced_limit(&announcing("lots", "10000")), None);
+    }
+
+    #[test]
+    fn announced_limit_never_exceeds_an_operator_set_one() {
+        let p = HubspotPolicy::capped(RateLimit::new(20, Duration::from_secs(10)));
+        assert_eq!(
+            p.announced_limit(&announcing("10", "10000")),
             Some(RateLimit::new(10, Duration::from_millis(10_000)))
         );
         assert_eq!(
-            p.announced_limit(&headers("190")),
+            p.announced_limit(&announcing("190", "10000")),
             Some(RateLimit::new(20, Duration::from_secs(10)))
         );
+        // Rates, not counts: 3 per second is above 20 per 10 s; 1 per second is below.
+        assert_eq!(
+            p.announced_limit(&announcing("3", "1000")),
+            Some(RateLimit::new(20, Duration::from_secs(10)))
+        );
+        assert_eq!(
+            p.announced_limit(&announcing("1", "1000")),
+            Some(RateLimit::new(1, Duration::from_secs(1)))
+        );
         assert_eq!(p.announced_limit(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn search_policy_ignores_announced_limits() {
+        let p = HubspotPolicy::ignoring_announced_limits();
+        assert_eq!(p.announced_limit(&announcing("190", "10000")), None);
+        assert_eq!(p.announced_limit(&announcing("1", "10000")), None);
     }
 
     #[test]

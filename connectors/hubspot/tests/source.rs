@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+use ferry_core::http::RateLimit;
 use ferry_core::{ConnectorError, ObjectType, Record, SecretRef, Source, Value, field};
 use ferry_hubspot::{HubspotConfig, HubspotSource};
 use ferry_sandbox::faults::Faults;
@@ -339,4 +340,120 @@ async fn garbled_json_is_malformed_naming_vendor_and_endpoint() {
         text.contains("hubspot") && text.contains("GET /crm/v3/objects/contacts"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn count_is_the_seeded_number_from_one_search_each() {
+    init();
+    let (hs, emulator, data) = emulator(Options::default(), 120).await;
+    let source = HubspotSource::new(config(&hs.base_url, TOKEN_VAR), "source").expect("source");
+    let contacts = source.count(ObjectType::Contacts).await.expect("count");
+    let companies = source.count(ObjectType::Companies).await.expect("count");
+    assert_eq!(contacts, Some(data.contacts.len() as u64));
+    assert_eq!(companies, Some(data.companies.len() as u64));
+    assert_eq!(
+        emulator.request_counts(),
+        (2, 0),
+        "one search each, none refused"
+    );
+    let (requests, _, _) = source.http_stats().expect("stats").snapshot();
+    assert_eq!(requests, 2, "searches are counted in the source's requests");
+}
+
+#[tokio::test]
+async fn counts_in_a_row_stay_under_the_five_per_second_search_limit() {
+    init();
+    // Search is exempt from the ten-second window: a burst limit of 2 must not slow it down.
+    let (hs, emulator, data) = emulator(
+        Options {
+            burst_limit: Some(2),
+            ..Options::default()
+        },
+        10,
+    )
+    .await;
+    let source = HubspotSource::new(config(&hs.base_url, TOKEN_VAR), "source").expect("source");
+    let started = Instant::now();
+    for _ in 0..8 {
+        let n = source.count(ObjectType::Contacts).await.expect("count");
+        assert_eq!(n, Some(data.contacts.len() as u64));
+    }
+    assert_eq!(
+        emulator.request_counts(),
+        (8, 0),
+        "the emulator refused nothing"
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1_300) && elapsed < Duration::from_secs(5),
+        "paced at under 5 per second, {elapsed:?}"
+    );
+    assert_eq!(
+        source.rate_limit(),
+        Some(RateLimit::new(100, Duration::from_secs(10))),
+        "search answers announce nothing, and the search limit is not the burst limit"
+    );
+}
+
+#[tokio::test]
+async fn count_without_a_total_is_none() {
+    init();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(1) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = "{\"results\": []}";
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    let source =
+        HubspotSource::new(config(&format!("http://{addr}"), TOKEN_VAR), "source").expect("source");
+    assert_eq!(
+        source.count(ObjectType::Contacts).await.expect("count"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn an_announced_limit_replaces_the_default_and_is_capped_by_a_configured_one() {
+    init();
+    let per_10s = |n| Some(RateLimit::new(n, Duration::from_secs(10)));
+    let (professional, _, _) = emulator(
+        Options {
+            burst_limit: Some(190),
+            ..Options::default()
+        },
+        10,
+    )
+    .await;
+    let (starter, _, _) = emulator(Options::default(), 10).await;
+
+    // Not configured: the default 100 until HubSpot says 190, then 190.
+    let source =
+        HubspotSource::new(config(&professional.base_url, TOKEN_VAR), "source").expect("source");
+    assert_eq!(source.rate_limit(), per_10s(100));
+    source.check().await.expect("check");
+    assert_eq!(source.rate_limit(), per_10s(190));
+
+    // Configured at 150: a cap that 190 cannot raise, but that 100 lowers.
+    let capped = |base_url: &str| {
+        let config = HubspotConfig {
+            rate_limit_per_10s: Some(150),
+            ..config(base_url, TOKEN_VAR)
+        };
+        HubspotSource::new(config, "source").expect("source")
+    };
+    let source = capped(&professional.base_url);
+    source.check().await.expect("check");
+    assert_eq!(source.rate_limit(), per_10s(150));
+    let source = capped(&starter.base_url);
+    source.check().await.expect("check");
+    assert_eq!(source.rate_limit(), per_10s(100));
 }

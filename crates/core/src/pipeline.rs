@@ -176,11 +176,6 @@ async fn run_object(
     if mode == Mode::Migrate {
         sink.prepare(object).await?;
     }
-    if let Ok(Some(n)) = source.count(object).await {
-        counters
-            .expected
-            .store(n, std::sync::atomic::Ordering::Relaxed);
-    }
     let in_flight = options.batches_in_flight.max(1);
     let batch_size = sink.batch_size(object).max(1);
     let (batch_tx, batch_rx) = mpsc::channel::<Vec<Record>>(in_flight);
@@ -195,14 +190,22 @@ async fn run_object(
         counters,
     );
     let verifier = verify_stage(sink, in_flight, verify_rx, shared, counters);
-    let (read, written, verified) = match mode {
+    // The count only feeds progress bars: it runs beside the read and may fail quietly.
+    let count = async {
+        if let Ok(Some(n)) = source.count(object).await {
+            counters
+                .expected
+                .store(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    let ((read, written, verified), ()) = match mode {
         Mode::Migrate => {
             let writer = write_stage(sink, in_flight, batch_rx, verify_tx, shared, counters);
-            tokio::join!(reader, writer, verifier)
+            tokio::join!(async { tokio::join!(reader, writer, verifier) }, count)
         }
         Mode::Verify => {
             let forward = forward_stage(batch_rx, verify_tx);
-            tokio::join!(reader, forward, verifier)
+            tokio::join!(async { tokio::join!(reader, forward, verifier) }, count)
         }
     };
     // The first error in pipeline order is the cause; later ones are its consequences.

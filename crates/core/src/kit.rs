@@ -1,0 +1,95 @@
+//! The connector kit: what a connector crate exports so the binary can list and build it.
+//!
+//! A connector crate exports one `pub fn spec() -> ConnectorSpec`. The binary's registry is a
+//! list of those calls, so adding a vendor is its own folder plus one registration line.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::connector::{Sink, Source};
+use crate::error::{ConnectorError, ConnectorResult};
+use crate::model::ObjectType;
+
+/// Builds a source from its config table (as JSON); errors name keys under `key_prefix`.
+pub type BuildSource =
+    fn(settings: serde_json::Value, key_prefix: &str) -> ConnectorResult<Arc<dyn Source>>;
+/// Builds a sink from its config table (as JSON); errors name keys under `key_prefix`.
+pub type BuildSink =
+    fn(settings: serde_json::Value, key_prefix: &str) -> ConnectorResult<Arc<dyn Sink>>;
+
+/// What a connector is and can do.
+#[derive(Clone, Copy)]
+pub struct ConnectorSpec {
+    /// The name used in config files: `connector = "hubspot"`.
+    pub name: &'static str,
+    /// The vendor and API, for people: "HubSpot CRM API v3".
+    pub title: &'static str,
+    /// The object types it can read and write.
+    pub objects: &'static [ObjectType],
+    /// How to build it as a source, if it can be one.
+    pub source: Option<BuildSource>,
+    /// How to build it as a sink, if it can be one.
+    pub sink: Option<BuildSink>,
+}
+
+/// Parses a connector's config table into its config type. Errors name the table and the key
+/// serde complains about (`unknown field`, `missing field`), never a value.
+pub fn parse_settings<T: DeserializeOwned>(
+    vendor: &'static str,
+    settings: serde_json::Value,
+    key_prefix: &str,
+) -> ConnectorResult<T> {
+    serde_path_to_error::deserialize(settings).map_err(|e| {
+        let path = e.path().to_string();
+        let key = if path == "." || path.is_empty() {
+            key_prefix.to_owned()
+        } else {
+            format!("{key_prefix}.{path}")
+        };
+        ConnectorError::Config {
+            vendor,
+            key,
+            detail: e.into_inner().to_string(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::SecretRef;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Example {
+        token: SecretRef,
+        page_size: Option<u32>,
+    }
+
+    #[test]
+    fn errors_name_the_table_and_key_but_not_values() {
+        let err = parse_settings::<Example>(
+            "v",
+            serde_json::json!({"token": "${T}", "pagesize": 5}),
+            "source",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`source.pagesize`"), "{err}");
+        let err = parse_settings::<Example>("v", serde_json::json!({"token": "hunter2"}), "source")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("source.token")
+                && err.contains("environment variable")
+                && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = parse_settings::<Example>("v", serde_json::json!({}), "sink")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `token`"), "{err}");
+    }
+}
