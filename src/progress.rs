@@ -53,7 +53,7 @@ async fn bars(progress: Arc<Progress>, mut stopped: watch::Receiver<bool>) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
     // With a total from the source: a bar and an ETA. Without one: a spinner and counts.
     let known = ProgressStyle::with_template(
-        "{prefix:>10} {bar:28.cyan/blue} {pos:>8}/{len:<8} read  {msg}  ETA {eta}",
+        "{prefix:>10} {bar:28.cyan/blue} {pos:>8}/{len:<8} read  {msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("█▉▊▋▌▍▎▏ ");
@@ -84,8 +84,20 @@ async fn bars(progress: Arc<Progress>, mut stopped: watch::Receiver<bool>) {
             let rate = started
                 .map(|t| read as f64 / t.elapsed().as_secs_f64().max(0.001))
                 .unwrap_or(0.0);
+            // Our own rate and ETA, from when this object started reading: indicatif's would
+            // count the time the bar waited for earlier objects.
+            let eta = if expected > read && rate > 0.0 {
+                format!(
+                    "  ETA {}",
+                    indicatif::HumanDuration(Duration::from_secs_f64(
+                        (expected - read) as f64 / rate
+                    ))
+                )
+            } else {
+                String::new()
+            };
             bar.set_message(format!(
-                "written {written:>8}  verified {verified:>8}  failed {failed:>5}  {rate:>7.0} records/s"
+                "written {written:>8}  verified {verified:>8}  failed {failed:>5}  {rate:>7.0} records/s{eta}"
             ));
             if p.done.load(Ordering::Relaxed) && !bar.is_finished() {
                 bar.finish();
