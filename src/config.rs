@@ -170,18 +170,31 @@ fn connector_table(
 }
 
 impl ConnectorTable {
-    /// Parses the settings into a connector's config type, naming the table in errors.
-    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
-        toml::Value::Table(self.settings.clone())
-            .try_into::<T>()
-            .map_err(|e| {
-                anyhow!(
-                    "config table `[{}]` ({} connector): {}",
-                    self.role,
-                    self.connector,
-                    e.to_string().trim_end()
-                )
-            })
+    /// A table built in code (the demo's), from `(key, value)` string settings.
+    pub fn from_settings(
+        role: &'static str,
+        connector: &str,
+        settings: &[(&str, String)],
+    ) -> ConnectorTable {
+        let settings = settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), toml::Value::String(v.clone())))
+            .collect();
+        ConnectorTable {
+            role,
+            connector: connector.to_owned(),
+            settings,
+        }
+    }
+
+    /// The settings as JSON, the form connectors parse their config from.
+    pub fn settings_json(&self) -> Result<serde_json::Value, crate::CliError> {
+        serde_json::to_value(&self.settings).map_err(|e| {
+            crate::CliError::config(anyhow!(
+                "config table `[{}]`: cannot be read: {e}",
+                self.role
+            ))
+        })
     }
 }
 

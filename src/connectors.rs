@@ -1,63 +1,38 @@
-//! The connector registry: maps a config's `connector = "…"` to an implementation.
+//! The connector registry: every connector ferry knows, and how a config's
+//! `connector = "…"` becomes a running source or sink.
 //!
-//! Adding a vendor adds one line to `source` and/or `sink` here.
+//! Adding a vendor adds one line to `all()` (and its crate to `Cargo.toml`).
 
 use std::sync::Arc;
 
-use ferry_core::{ConnectorError, SecretRef, Sink, Source};
-use secrecy::SecretString;
+use ferry_core::{ConnectorError, ConnectorSpec, Sink, Source};
 
 use crate::CliError;
 use crate::config::ConnectorTable;
 
-/// Connectors that can be a source.
-pub const SOURCES: &[&str] = &["hubspot"];
-/// Connectors that can be a sink.
-pub const SINKS: &[&str] = &["salesforce"];
+/// Every connector, one line each.
+pub fn all() -> Vec<ConnectorSpec> {
+    vec![ferry_hubspot::spec(), ferry_salesforce::spec()]
+}
+
+fn find(name: &str) -> Option<ConnectorSpec> {
+    all().into_iter().find(|c| c.name == name)
+}
 
 /// Builds the `[source]` connector. Configuration mistakes exit 2.
 pub fn source(table: &ConnectorTable) -> Result<Arc<dyn Source>, CliError> {
-    match table.connector.as_str() {
-        "hubspot" => {
-            let config = table.parse().map_err(CliError::config)?;
-            Ok(Arc::new(
-                ferry_hubspot::HubspotSource::new(config, table.role).map_err(connector_error)?,
-            ))
-        }
-        other => Err(unknown(table, other, SOURCES)),
-    }
+    let build = find(&table.connector)
+        .and_then(|c| c.source)
+        .ok_or_else(|| unknown(table))?;
+    build(table.settings_json()?, table.role).map_err(connector_error)
 }
 
 /// Builds the `[sink]` connector. Configuration mistakes exit 2.
 pub fn sink(table: &ConnectorTable) -> Result<Arc<dyn Sink>, CliError> {
-    match table.connector.as_str() {
-        "salesforce" => {
-            let config = table.parse().map_err(CliError::config)?;
-            Ok(Arc::new(
-                ferry_salesforce::SalesforceSink::new(config, table.role)
-                    .map_err(connector_error)?,
-            ))
-        }
-        other => Err(unknown(table, other, SINKS)),
-    }
-}
-
-/// A source and a sink, ready to run.
-pub type Pair = (Arc<dyn Source>, Arc<dyn Sink>);
-
-/// The demo's pair: HubSpot and Salesforce emulators with the sandbox's in-memory credentials.
-pub fn sandbox_pair(hubspot_url: &str, salesforce_url: &str) -> Result<Pair, CliError> {
-    let secret = |s: &str| SecretRef::in_memory(SecretString::from(s.to_owned()));
-    let mut source = ferry_hubspot::HubspotConfig::new(secret(ferry_sandbox::HUBSPOT_TOKEN));
-    source.base_url = Some(hubspot_url.to_owned());
-    let mut sink = ferry_salesforce::SalesforceConfig::new(
-        secret(ferry_sandbox::SALESFORCE_CLIENT_ID),
-        secret(ferry_sandbox::SALESFORCE_CLIENT_SECRET),
-    );
-    sink.login_url = Some(salesforce_url.to_owned());
-    let source = ferry_hubspot::HubspotSource::new(source, "source").map_err(CliError::failed)?;
-    let sink = ferry_salesforce::SalesforceSink::new(sink, "sink").map_err(CliError::failed)?;
-    Ok((Arc::new(source), Arc::new(sink)))
+    let build = find(&table.connector)
+        .and_then(|c| c.sink)
+        .ok_or_else(|| unknown(table))?;
+    build(table.settings_json()?, table.role).map_err(connector_error)
 }
 
 fn connector_error(e: ConnectorError) -> CliError {
@@ -68,11 +43,45 @@ fn connector_error(e: ConnectorError) -> CliError {
     }
 }
 
-fn unknown(table: &ConnectorTable, name: &str, known: &[&str]) -> CliError {
+fn unknown(table: &ConnectorTable) -> CliError {
+    let able: Vec<&str> = all()
+        .into_iter()
+        .filter(|c| {
+            if table.role == "source" {
+                c.source.is_some()
+            } else {
+                c.sink.is_some()
+            }
+        })
+        .map(|c| c.name)
+        .collect();
     CliError::config(anyhow::anyhow!(
-        "config key `{}.connector`: no {} connector called `{name}` (available: {})",
+        "config key `{}.connector`: no {} connector called `{}` (available as {}: {})",
         table.role,
         table.role,
-        known.join(", ")
+        table.connector,
+        table.role,
+        able.join(", ")
     ))
+}
+
+/// The `ferry connectors` listing.
+pub fn listing() -> String {
+    let mut out = format!(
+        "{:<12} {:<8} {:<8} {:<22} {}\n",
+        "connector", "source", "sink", "objects", "API"
+    );
+    for c in all() {
+        let objects: Vec<&str> = c.objects.iter().map(|o| o.as_str()).collect();
+        let yes = |b: bool| if b { "yes" } else { "-" };
+        out.push_str(&format!(
+            "{:<12} {:<8} {:<8} {:<22} {}\n",
+            c.name,
+            yes(c.source.is_some()),
+            yes(c.sink.is_some()),
+            objects.join(", "),
+            c.title
+        ));
+    }
+    out
 }

@@ -1,16 +1,21 @@
 //! `ferry demo`: the whole product on the built-in emulators, in one command.
 
-use std::sync::Arc;
-
 use ferry_core::{Mode, Outcome, RunOptions};
-use ferry_sandbox::{SandboxConfig, seed::Mess};
+use ferry_sandbox::{SandboxConfig, VendorSetup, seed::Mess};
 
+use crate::config::ConnectorTable;
 use crate::{CliError, ReportFormat};
 
 /// Options of `ferry demo`.
 #[derive(clap::Args)]
 pub struct DemoArgs {
-    /// Contacts to seed into the HubSpot emulator (companies: a fifth as many).
+    /// The vendor to migrate from (its emulator is seeded).
+    #[arg(long, default_value = "hubspot")]
+    from: String,
+    /// The vendor to migrate to (its emulator starts empty).
+    #[arg(long, default_value = "salesforce")]
+    to: String,
+    /// Contacts to seed into the source's emulator (companies: a fifth as many).
     #[arg(long, default_value_t = 10_000)]
     records: usize,
     /// Seed of the data generator: the same seed gives the same data.
@@ -27,41 +32,101 @@ pub struct DemoArgs {
     strict: bool,
 }
 
-/// Starts both emulators in-process on loopback, seeds HubSpot, migrates to Salesforce and
-/// verifies. Nothing is written to disk: the emulators live in this process's memory.
-pub async fn run(args: DemoArgs, quiet: bool) -> Result<u8, CliError> {
-    let mut config = SandboxConfig::ephemeral(args.records);
-    config.seed = args.seed;
-    if args.clean {
-        config.mess = Mess::none();
+/// Puts every emulator's sandbox-only credentials in this process's environment, where the
+/// connectors' `${VAR}` references find them, exactly as in a real run.
+///
+/// # Safety
+/// Must run before any other thread exists (it calls `std::env::set_var`).
+pub unsafe fn export_sandbox_credentials() {
+    for spec in ferry_sandbox::emulators() {
+        for (var, value) in spec.credentials {
+            // SAFETY: the caller guarantees the process is still single-threaded.
+            unsafe { std::env::set_var(var, value) };
+        }
     }
+}
+
+/// Starts the two vendors' emulators in-process on loopback, seeds the source, migrates to
+/// the sink and verifies. Nothing is written to disk: the emulators live in this process's memory.
+pub async fn run(args: DemoArgs, quiet: bool) -> Result<u8, CliError> {
+    let emulator = |vendor: &str| {
+        ferry_sandbox::emulator(vendor).ok_or_else(|| {
+            let known: Vec<&str> = ferry_sandbox::emulators()
+                .iter()
+                .map(|e| e.vendor)
+                .collect();
+            CliError::config(anyhow::anyhow!(
+                "no emulator for `{vendor}` (available: {})",
+                known.join(", ")
+            ))
+        })
+    };
+    if args.from == args.to {
+        return Err(CliError::config(anyhow::anyhow!(
+            "--from and --to are both `{}`; pick two vendors",
+            args.from
+        )));
+    }
+    let config = SandboxConfig {
+        records: args.records,
+        seed: args.seed,
+        mess: if args.clean {
+            Mess::none()
+        } else {
+            Mess::default()
+        },
+        vendors: vec![
+            VendorSetup::ephemeral(emulator(&args.from)?, true),
+            VendorSetup::ephemeral(emulator(&args.to)?, false),
+        ],
+    };
     let sandbox = ferry_sandbox::start(config).await.map_err(|e| {
         CliError::failed(anyhow::anyhow!(
             "cannot start the emulators on loopback: {e}"
         ))
     })?;
+    let (from, to) = (&sandbox.emulators[0], &sandbox.emulators[1]);
+    let seeded = from.seeded.unwrap_or_default();
     eprintln!(
-        "demo: HubSpot emulator at {} seeded with {} companies and {} contacts{}; Salesforce emulator at {} (empty)",
-        sandbox.hubspot.base_url,
-        sandbox.seeded.companies,
-        sandbox.seeded.contacts,
+        "demo: {} emulator at {} seeded with {} companies and {} contacts{}; {} emulator at {} (empty)",
+        args.from,
+        from.running.base_url,
+        seeded.companies,
+        seeded.contacts,
         if args.clean {
             ""
         } else {
-            " (deliberately messy: some records are invalid for Salesforce)"
+            " (deliberately messy: some records are invalid)"
         },
-        sandbox.salesforce.base_url,
+        args.to,
+        to.running.base_url,
     );
-    let (source, sink) =
-        crate::connectors::sandbox_pair(&sandbox.hubspot.base_url, &sandbox.salesforce.base_url)?;
-    let options = RunOptions::default();
-    let report = crate::execute(Mode::Migrate, source, Arc::clone(&sink), &options, quiet, 5).await;
+    let source = crate::connectors::source(&ConnectorTable::from_settings(
+        "source",
+        &args.from,
+        &from.connector_settings(),
+    ))?;
+    let sink = crate::connectors::sink(&ConnectorTable::from_settings(
+        "sink",
+        &args.to,
+        &to.connector_settings(),
+    ))?;
+    let report = crate::execute(
+        Mode::Migrate,
+        source,
+        sink,
+        &RunOptions::default(),
+        quiet,
+        5,
+    )
+    .await;
     crate::print_report(&report, args.report)?;
     let code = report.outcome.exit_code();
     if report.outcome == Outcome::RecordsFailed && !args.strict {
         eprintln!(
-            "demo: the failed records above are the seeded invalid data, refused as a real Salesforce would \
-             refuse them; every record that was written is verified. (`--strict` exits {code} for them.)"
+            "demo: the failed records above are the seeded invalid data, refused as a real {} would refuse them; \
+             every record that was written is verified. (`--strict` exits {code} for them.)",
+            args.to
         );
         return Ok(0);
     }

@@ -60,7 +60,7 @@ struct RunArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Starts the built-in emulators, seeds them, migrates HubSpot to Salesforce and verifies.
+    /// Starts two vendors' emulators, seeds the source, migrates and verifies (default HubSpot → Salesforce).
     Demo(demo::DemoArgs),
     /// Migrates the objects named in the config from source to sink, then verifies them.
     Migrate(RunArgs),
@@ -74,6 +74,8 @@ enum Command {
     },
     /// Serves the vendor emulators on loopback ports for trying ferry by hand.
     Sandbox(sandbox::SandboxArgs),
+    /// Lists the connectors, the objects each supports and the directions.
+    Connectors,
 }
 
 /// An error with the exit code it should end the process with.
@@ -105,6 +107,10 @@ impl CliError {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if matches!(cli.command, Command::Demo(_)) {
+        // SAFETY: no other thread exists yet; the runtime is built below.
+        unsafe { demo::export_sandbox_credentials() };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -158,6 +164,10 @@ async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Verify(args) => run_config(Mode::Verify, args, cli.quiet).await,
         Command::Check { config } => check(config).await,
         Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Connectors => {
+            print!("{}", connectors::listing());
+            Ok(0)
+        }
     }
 }
 

@@ -1,16 +1,16 @@
-//! `ferry sandbox`: the vendor emulators on fixed loopback ports, for trying ferry by hand.
+//! `ferry sandbox`: every vendor's emulator on its own loopback port, for trying ferry by hand.
 
 use std::net::SocketAddr;
 
 use ferry_sandbox::faults::Faults;
-use ferry_sandbox::{SandboxConfig, seed::Mess};
+use ferry_sandbox::{SandboxConfig, VendorSetup, seed::Mess};
 
 use crate::CliError;
 
 /// Options of `ferry sandbox`.
 #[derive(clap::Args)]
 pub struct SandboxArgs {
-    /// Contacts to seed into the HubSpot emulator (companies: a fifth as many).
+    /// Contacts to seed into each emulator (companies: a fifth as many).
     #[arg(long, default_value_t = 10_000)]
     records: usize,
     /// Seed of the data generator.
@@ -19,72 +19,120 @@ pub struct SandboxArgs {
     /// Seed only valid data.
     #[arg(long)]
     clean: bool,
-    /// Loopback port of the HubSpot emulator (0: any free port).
-    #[arg(long, default_value_t = 18081)]
-    hubspot_port: u16,
-    /// Loopback port of the Salesforce emulator (0: any free port).
-    #[arg(long, default_value_t = 18082)]
-    salesforce_port: u16,
-    /// Fault: answer every Nth HubSpot request with HubSpot's 429.
+    /// Serve only these vendors (repeatable; default: all).
+    #[arg(long = "only", value_name = "VENDOR")]
+    only: Vec<String>,
+    /// Leave this vendor's emulator empty instead of seeding it (repeatable).
+    #[arg(long = "empty", value_name = "VENDOR")]
+    empty: Vec<String>,
+    /// Listen on any free ports instead of the fixed ones (the URLs are printed).
     #[arg(long)]
-    hubspot_throttle_every: Option<u64>,
-    /// Fault: answer every Nth Salesforce request with a 429.
-    #[arg(long)]
-    salesforce_throttle_every: Option<u64>,
+    any_port: bool,
+    /// Fault: answer every Nth request of VENDOR with its 429 (`--throttle salesforce=4`, repeatable).
+    #[arg(long = "throttle", value_name = "VENDOR=N")]
+    throttle: Vec<String>,
     /// `Retry-After` seconds sent with injected 429s (default: none).
     #[arg(long)]
     retry_after: Option<u64>,
 }
 
-/// Serves the emulators until Ctrl-C.
+/// Serves the emulators until Ctrl-C or SIGTERM.
 pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
-    let mut config = SandboxConfig::ephemeral(args.records);
-    config.seed = args.seed;
-    if args.clean {
-        config.mess = Mess::none();
-    }
-    config.hubspot_addr = SocketAddr::from(([127, 0, 0, 1], args.hubspot_port));
-    config.salesforce_addr = SocketAddr::from(([127, 0, 0, 1], args.salesforce_port));
-    config.hubspot.faults = Faults {
-        throttle_every: args.hubspot_throttle_every,
-        retry_after_secs: args.retry_after,
+    let known: Vec<&str> = ferry_sandbox::emulators()
+        .iter()
+        .map(|e| e.vendor)
+        .collect();
+    let check = |vendor: &str| -> Result<(), CliError> {
+        if known.contains(&vendor) {
+            Ok(())
+        } else {
+            Err(CliError::config(anyhow::anyhow!(
+                "no emulator for `{vendor}` (available: {})",
+                known.join(", ")
+            )))
+        }
     };
-    config.salesforce.faults = Faults {
-        throttle_every: args.salesforce_throttle_every,
-        retry_after_secs: args.retry_after,
+    let mut throttles = Vec::new();
+    for t in &args.throttle {
+        let parsed = t
+            .split_once('=')
+            .and_then(|(v, n)| Some((v.to_owned(), n.parse::<u64>().ok()?)));
+        let (vendor, every) = parsed.ok_or_else(|| {
+            CliError::config(anyhow::anyhow!("--throttle `{t}`: expected VENDOR=N"))
+        })?;
+        check(&vendor)?;
+        throttles.push((vendor, every));
+    }
+    for v in args.only.iter().chain(&args.empty) {
+        check(v)?;
+    }
+    let vendors = ferry_sandbox::emulators()
+        .into_iter()
+        .filter(|e| args.only.is_empty() || args.only.iter().any(|o| o == e.vendor))
+        .map(|spec| VendorSetup {
+            spec,
+            addr: SocketAddr::from((
+                [127, 0, 0, 1],
+                if args.any_port { 0 } else { spec.default_port },
+            )),
+            faults: Faults {
+                throttle_every: throttles
+                    .iter()
+                    .find(|(v, _)| v == spec.vendor)
+                    .map(|(_, n)| *n),
+                retry_after_secs: args.retry_after,
+            },
+            seeded: !args.empty.iter().any(|e| e == spec.vendor),
+        })
+        .collect();
+    let config = SandboxConfig {
+        records: args.records,
+        seed: args.seed,
+        mess: if args.clean {
+            Mess::none()
+        } else {
+            Mess::default()
+        },
+        vendors,
     };
     let sandbox = ferry_sandbox::start(config).await.map_err(|e| {
         CliError::failed(anyhow::anyhow!(
-            "cannot listen on loopback ports {} and {}: {e} (pick others with --hubspot-port / --salesforce-port)",
-            args.hubspot_port,
-            args.salesforce_port
+            "cannot listen on the emulators' loopback ports: {e} (try --any-port)"
         ))
     })?;
-    println!(
-        "HubSpot emulator     {}  ({} companies, {} contacts)",
-        sandbox.hubspot.base_url, sandbox.seeded.companies, sandbox.seeded.contacts
-    );
-    println!(
-        "Salesforce emulator  {}  (empty)",
-        sandbox.salesforce.base_url
-    );
+    for e in &sandbox.emulators {
+        let seeded = match e.seeded {
+            Some(s) => format!("seeded: {} companies, {} contacts", s.companies, s.contacts),
+            None => "empty".to_owned(),
+        };
+        println!(
+            "emulator {:<11} {}  ({seeded})",
+            e.spec.vendor, e.running.base_url
+        );
+    }
     println!();
-    println!("Sandbox-only credentials, for the config's ${{...}} references:");
-    println!("  export HUBSPOT_TOKEN={}", ferry_sandbox::HUBSPOT_TOKEN);
-    println!(
-        "  export SF_CLIENT_ID={}",
-        ferry_sandbox::SALESFORCE_CLIENT_ID
-    );
-    println!(
-        "  export SF_CLIENT_SECRET={}",
-        ferry_sandbox::SALESFORCE_CLIENT_SECRET
-    );
-    println!(
-        "Then, with a config like examples/sandbox.toml (base_url {} / login_url {}):",
-        sandbox.hubspot.base_url, sandbox.salesforce.base_url
-    );
-    println!("  ferry migrate --config examples/sandbox.toml");
-    println!("  ferry verify --config examples/sandbox.toml");
+    println!("Sandbox-only credentials, for the configs' ${{...}} references:");
+    for e in &sandbox.emulators {
+        for (var, value) in e.spec.credentials {
+            println!("  export {var}={value}");
+        }
+    }
+    println!();
+    println!("Connector settings for a [source] or [sink] table:");
+    for e in &sandbox.emulators {
+        let settings: Vec<String> = e
+            .connector_settings()
+            .iter()
+            .map(|(k, v)| format!("{k} = \"{v}\""))
+            .collect();
+        println!(
+            "  connector = \"{}\"  {}",
+            e.spec.vendor,
+            settings.join("  ")
+        );
+    }
+    println!();
+    println!("For example: ferry migrate --config examples/sandbox.toml");
     println!("Ready. Ctrl-C stops the emulators (their data lives only in memory).");
     wait_for_shutdown().await;
     Ok(0)

@@ -15,10 +15,9 @@ async fn sandbox_then_migrate_twice_then_verify() {
             "--records",
             "400",
             "--clean",
-            "--hubspot-port",
-            "0",
-            "--salesforce-port",
-            "0",
+            "--any-port",
+            "--empty",
+            "salesforce",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -35,9 +34,9 @@ async fn sandbox_then_migrate_twice_then_verify() {
                 .find(|w| w.starts_with("http://"))
                 .unwrap_or_default()
                 .to_owned();
-            if line.starts_with("HubSpot emulator") {
+            if line.starts_with("emulator hubspot ") {
                 hubspot = url;
-            } else if line.starts_with("Salesforce emulator") {
+            } else if line.starts_with("emulator salesforce ") {
                 salesforce = url;
             } else if line.starts_with("Ready.") {
                 break;

@@ -18,3 +18,25 @@ pub use source::HubspotSource;
 
 /// The vendor's name in config files, messages and logs.
 pub const VENDOR: &str = "hubspot";
+
+/// The HubSpot connector in ferry's registry.
+pub fn spec() -> ferry_core::ConnectorSpec {
+    ferry_core::ConnectorSpec {
+        name: VENDOR,
+        title: "HubSpot CRM API v3 (private-app token)",
+        objects: &[
+            ferry_core::ObjectType::Companies,
+            ferry_core::ObjectType::Contacts,
+        ],
+        source: Some(build_source),
+        sink: None,
+    }
+}
+
+fn build_source(
+    settings: serde_json::Value,
+    key_prefix: &str,
+) -> ferry_core::ConnectorResult<std::sync::Arc<dyn ferry_core::Source>> {
+    let config = ferry_core::kit::parse_settings(VENDOR, settings, key_prefix)?;
+    Ok(std::sync::Arc::new(HubspotSource::new(config, key_prefix)?))
+}

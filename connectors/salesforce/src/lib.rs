@@ -21,3 +21,27 @@ pub use sink::SalesforceSink;
 
 /// The vendor's name in config files and messages.
 pub const VENDOR: &str = "salesforce";
+
+/// The Salesforce connector in ferry's registry.
+pub fn spec() -> ferry_core::ConnectorSpec {
+    ferry_core::ConnectorSpec {
+        name: VENDOR,
+        title: "Salesforce REST API (OAuth 2.0 client credentials)",
+        objects: &[
+            ferry_core::ObjectType::Companies,
+            ferry_core::ObjectType::Contacts,
+        ],
+        source: None,
+        sink: Some(build_sink),
+    }
+}
+
+fn build_sink(
+    settings: serde_json::Value,
+    key_prefix: &str,
+) -> ferry_core::ConnectorResult<std::sync::Arc<dyn ferry_core::Sink>> {
+    let config = ferry_core::kit::parse_settings(VENDOR, settings, key_prefix)?;
+    Ok(std::sync::Arc::new(SalesforceSink::new(
+        config, key_prefix,
+    )?))
+}

@@ -9,6 +9,7 @@ pub mod seed;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use tokio::task::JoinHandle;
@@ -54,73 +55,142 @@ pub async fn serve(vendor: &'static str, router: Router, addr: SocketAddr) -> io
     })
 }
 
-/// What to start: data set size and each emulator's options.
-pub struct SandboxConfig {
-    /// How many contacts to seed into the source emulator (companies: a fifth as many).
-    pub records: usize,
-    /// The generator's seed.
-    pub seed: u64,
-    /// How messy the seeded data is.
-    pub mess: seed::Mess,
-    /// Where the HubSpot emulator listens.
-    pub hubspot_addr: SocketAddr,
-    /// Where the Salesforce emulator listens.
-    pub salesforce_addr: SocketAddr,
-    /// HubSpot emulator options.
-    pub hubspot: hubspot::Options,
-    /// Salesforce emulator options.
-    pub salesforce: salesforce::Options,
+/// One vendor's emulator, as `ferry sandbox`, `ferry demo` and the conformance kit see it.
+pub trait VendorEmulator: Send + Sync {
+    /// Loads generated data, returning what was actually seeded (a vendor may refuse records
+    /// a real account could not hold).
+    fn seed(&self, data: &seed::SeedData) -> SeedSummary;
+    /// The HTTP routes, with the emulator's fault profile applied.
+    fn router(&self) -> Router;
+    /// How many live records of `object` (`"companies"` or `"contacts"`) it holds now.
+    fn count(&self, object: &str) -> usize;
 }
 
-impl SandboxConfig {
-    /// `records` contacts, messy data, both emulators on free loopback ports.
-    pub fn ephemeral(records: usize) -> SandboxConfig {
-        let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        SandboxConfig {
-            records,
-            seed: 42,
-            mess: seed::Mess::default(),
-            hubspot_addr: any,
-            salesforce_addr: any,
-            hubspot: hubspot::Options::default(),
-            salesforce: salesforce::Options::default(),
+/// How to make one vendor's emulator and point that vendor's connector at it.
+#[derive(Clone, Copy)]
+pub struct EmulatorSpec {
+    /// The vendor, named as its connector is in config files (`"hubspot"`).
+    pub vendor: &'static str,
+    /// The loopback port `ferry sandbox` serves it on.
+    pub default_port: u16,
+    /// The environment variables the sandbox's credentials go in, and their values. Fake,
+    /// sandbox-only credentials: printing them is fine.
+    pub credentials: &'static [(&'static str, &'static str)],
+    /// The connector settings that point at an emulator served at `base_url`: plain values,
+    /// and `${VAR}` references to `credentials` for secrets.
+    pub connector_settings: fn(base_url: &str) -> Vec<(&'static str, String)>,
+    /// A new, empty emulator with the given fault profile and the vendor's documented limits.
+    pub build: fn(faults: faults::Faults) -> Arc<dyn VendorEmulator>,
+}
+
+/// Every vendor's emulator, one line each.
+pub fn emulators() -> Vec<EmulatorSpec> {
+    vec![hubspot::SPEC, salesforce::SPEC]
+}
+
+/// The emulator of `vendor`, if there is one.
+pub fn emulator(vendor: &str) -> Option<EmulatorSpec> {
+    emulators().into_iter().find(|e| e.vendor == vendor)
+}
+
+/// Counts of what an emulator seeded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeedSummary {
+    /// Companies seeded.
+    pub companies: usize,
+    /// Contacts seeded.
+    pub contacts: usize,
+}
+
+/// One emulator to start.
+pub struct VendorSetup {
+    /// Which vendor.
+    pub spec: EmulatorSpec,
+    /// Where it listens (port 0: any free port).
+    pub addr: SocketAddr,
+    /// Injected faults.
+    pub faults: faults::Faults,
+    /// Whether to seed it with the generated data (a source) or leave it empty (a sink).
+    pub seeded: bool,
+}
+
+impl VendorSetup {
+    /// `spec`'s emulator on a free loopback port, no faults.
+    pub fn ephemeral(spec: EmulatorSpec, seeded: bool) -> VendorSetup {
+        VendorSetup {
+            spec,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            faults: faults::Faults::default(),
+            seeded,
         }
     }
 }
 
-/// Both emulators, running; HubSpot seeded with the generated data, Salesforce empty.
+/// What to start: the data set and the emulators.
+pub struct SandboxConfig {
+    /// How many contacts to generate (companies: a fifth as many).
+    pub records: usize,
+    /// The generator's seed.
+    pub seed: u64,
+    /// How messy the generated data is.
+    pub mess: seed::Mess,
+    /// The emulators.
+    pub vendors: Vec<VendorSetup>,
+}
+
+/// An emulator, running.
+pub struct RunningEmulator {
+    /// Which vendor.
+    pub spec: EmulatorSpec,
+    /// Its state, for counts.
+    pub emulator: Arc<dyn VendorEmulator>,
+    /// Where it listens.
+    pub running: Running,
+    /// What was seeded into it, if it was seeded.
+    pub seeded: Option<SeedSummary>,
+}
+
+impl RunningEmulator {
+    /// The settings that point this vendor's connector at this emulator.
+    pub fn connector_settings(&self) -> Vec<(&'static str, String)> {
+        (self.spec.connector_settings)(&self.running.base_url)
+    }
+}
+
+/// The running emulators.
 pub struct Sandbox {
-    /// The HubSpot emulator (the demo's source).
-    pub hubspot: Running,
-    /// The Salesforce emulator (the demo's sink).
-    pub salesforce: Running,
-    /// What was seeded.
-    pub seeded: SeedSummary,
+    /// In the order they were configured.
+    pub emulators: Vec<RunningEmulator>,
 }
 
-/// Counts of what the sandbox seeded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SeedSummary {
-    /// Companies seeded into HubSpot.
-    pub companies: usize,
-    /// Contacts seeded into HubSpot.
-    pub contacts: usize,
+impl Sandbox {
+    /// The running emulator of `vendor`.
+    pub fn get(&self, vendor: &str) -> Option<&RunningEmulator> {
+        self.emulators.iter().find(|e| e.spec.vendor == vendor)
+    }
 }
 
-/// Generates the data, seeds HubSpot, and starts both emulators.
+/// Generates the data once, seeds the emulators that want it, and serves them all.
 pub async fn start(config: SandboxConfig) -> io::Result<Sandbox> {
-    let data = seed::generate(config.records, config.seed, &config.mess);
-    let seeded = SeedSummary {
-        companies: data.companies.len(),
-        contacts: data.contacts.len(),
-    };
-    let hubspot = hubspot::Emulator::new(config.hubspot);
-    hubspot.seed(&data);
-    drop(data);
-    let salesforce = salesforce::Emulator::new(config.salesforce);
-    Ok(Sandbox {
-        hubspot: serve("hubspot", hubspot.router(), config.hubspot_addr).await?,
-        salesforce: serve("salesforce", salesforce.router(), config.salesforce_addr).await?,
-        seeded,
-    })
+    let data = config
+        .vendors
+        .iter()
+        .any(|v| v.seeded)
+        .then(|| seed::generate(config.records, config.seed, &config.mess));
+    let mut emulators = Vec::with_capacity(config.vendors.len());
+    for setup in config.vendors {
+        let emulator = (setup.spec.build)(setup.faults);
+        let seeded = match (&data, setup.seeded) {
+            (Some(data), true) => Some(emulator.seed(data)),
+            _ => None,
+        };
+        let running = serve(setup.spec.vendor, emulator.router(), setup.addr).await?;
+        emulators.push(RunningEmulator {
+            spec: setup.spec,
+            emulator,
+            running,
+            seeded,
+        });
+    }
+    Ok(Sandbox { emulators })
 }

@@ -326,3 +326,40 @@ async fn not_found() -> Response {
 
 #[cfg(test)]
 mod tests;
+
+/// The HubSpot emulator in the sandbox's registry.
+pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
+    vendor: "hubspot",
+    default_port: 18081,
+    credentials: &[("HUBSPOT_TOKEN", crate::HUBSPOT_TOKEN)],
+    connector_settings: |base_url| {
+        vec![
+            ("base_url", base_url.to_owned()),
+            ("token", "${HUBSPOT_TOKEN}".to_owned()),
+        ]
+    },
+    build: |faults| {
+        std::sync::Arc::new(Emulator::new(Options {
+            faults,
+            ..Options::default()
+        }))
+    },
+};
+
+impl crate::VendorEmulator for Emulator {
+    fn seed(&self, data: &SeedData) -> crate::SeedSummary {
+        Emulator::seed(self, data);
+        crate::SeedSummary {
+            companies: data.companies.len(),
+            contacts: data.contacts.len(),
+        }
+    }
+
+    fn router(&self) -> Router {
+        Emulator::router(self)
+    }
+
+    fn count(&self, object: &str) -> usize {
+        Emulator::count(self, object).unwrap_or(0)
+    }
+}

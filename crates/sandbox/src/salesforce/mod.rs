@@ -810,3 +810,48 @@ async fn query_more(
 
 #[cfg(test)]
 mod tests;
+
+/// The Salesforce emulator in the sandbox's registry.
+pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
+    vendor: "salesforce",
+    default_port: 18082,
+    credentials: &[
+        ("SF_CLIENT_ID", crate::SALESFORCE_CLIENT_ID),
+        ("SF_CLIENT_SECRET", crate::SALESFORCE_CLIENT_SECRET),
+    ],
+    connector_settings: |base_url| {
+        vec![
+            ("login_url", base_url.to_owned()),
+            ("client_id", "${SF_CLIENT_ID}".to_owned()),
+            ("client_secret", "${SF_CLIENT_SECRET}".to_owned()),
+        ]
+    },
+    build: |faults| {
+        std::sync::Arc::new(Emulator::new(Options {
+            faults,
+            ..Options::default()
+        }))
+    },
+};
+
+impl crate::VendorEmulator for Emulator {
+    fn seed(&self, data: &SeedData) -> crate::SeedSummary {
+        let seeded = Emulator::seed(self, data);
+        crate::SeedSummary {
+            companies: seeded.accounts,
+            contacts: seeded.contacts,
+        }
+    }
+
+    fn router(&self) -> Router {
+        Emulator::router(self)
+    }
+
+    fn count(&self, object: &str) -> usize {
+        match object {
+            "companies" => Emulator::count(self, "Account"),
+            "contacts" => Emulator::count(self, "Contact"),
+            _ => 0,
+        }
+    }
+}
