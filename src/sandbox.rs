@@ -81,6 +81,7 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
                     .find(|(v, _)| v == spec.vendor)
                     .map(|(_, n)| *n),
                 retry_after_secs: args.retry_after,
+                ..Faults::default()
             },
             seeded: !args.empty.iter().any(|e| e == spec.vendor),
         })

@@ -83,6 +83,7 @@ async fn a_throttling_sink_is_waited_for_and_nothing_is_lost() {
     setup.salesforce_faults = Faults {
         throttle_every: Some(4),
         retry_after_secs: Some(1),
+        ..Faults::default()
     };
     let sandbox = start(setup).await;
     let contacts = sandbox.seeded.contacts.len() as u64;

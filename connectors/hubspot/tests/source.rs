@@ -201,6 +201,7 @@ async fn a_429_storm_is_retried_and_nothing_is_lost() {
     let faults = Faults {
         throttle_every: Some(3),
         retry_after_secs: None,
+        ..Faults::default()
     };
     let (hs, _, data) = emulator(
         Options {

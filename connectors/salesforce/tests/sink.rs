@@ -384,6 +384,7 @@ async fn throttling_storm_is_retried_and_nothing_is_lost() {
     let faults = Faults {
         throttle_every: Some(3),
         retry_after_secs: None,
+        ..Faults::default()
     };
     let (emulator, running) = start(Options {
         faults,

@@ -15,12 +15,15 @@ pub struct Faults {
     pub throttle_every: Option<u64>,
     /// The `Retry-After` seconds sent with injected throttling, where the vendor sends one.
     pub retry_after_secs: Option<u64>,
+    /// Answer every Nth request with `503 Service Unavailable` (plain text, as a load balancer
+    /// in front of any vendor sends it).
+    pub unavailable_every: Option<u64>,
 }
 
 impl Faults {
     /// Whether any fault is switched on.
     pub fn any(&self) -> bool {
-        self.throttle_every.is_some()
+        self.throttle_every.is_some() || self.unavailable_every.is_some()
     }
 }
 

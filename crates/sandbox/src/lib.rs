@@ -2,10 +2,13 @@
 //! with a seeded data generator and fault injection. Used by tests, `ferry demo`, `ferry
 //! sandbox` and the benchmarks; never by a real migration.
 
+pub mod dynamics;
 pub mod faults;
 pub mod hubspot;
+pub mod pipedrive;
 pub mod salesforce;
 pub mod seed;
+pub mod zoho;
 
 use std::io;
 use std::net::SocketAddr;

@@ -330,6 +330,7 @@ async fn injected_throttling_uses_hubspot_body() {
     let faults = Faults {
         throttle_every: Some(2),
         retry_after_secs: Some(1),
+        ..Faults::default()
     };
     let (hs, _, _) = start(
         Options {

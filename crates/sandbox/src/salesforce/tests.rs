@@ -575,6 +575,7 @@ async fn injected_throttling_uses_salesforce_error_shape() {
     let faults = Faults {
         throttle_every: Some(2),
         retry_after_secs: Some(1),
+        ..Faults::default()
     };
     let org = org(Options {
         faults,

@@ -1,0 +1,1 @@
+//! The dynamics emulator: being written (issue 3).

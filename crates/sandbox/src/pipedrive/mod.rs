@@ -1,0 +1,1 @@
+//! The pipedrive emulator: being written (issue 3).

@@ -1,0 +1,1 @@
+//! The zoho emulator: being written (issue 3).
