@@ -73,6 +73,19 @@ pub fn human(report: &Report) -> String {
             o.read_back_digest.count()
         );
     }
+    for o in report
+        .objects
+        .iter()
+        .filter(|o| !o.fields_not_carried.is_empty())
+    {
+        let name = o.object.map(|o| o.as_str()).unwrap_or("?");
+        let _ = writeln!(
+            out,
+            "  {name:<10} not carried ({} has no place for them): {}",
+            report.sink,
+            o.fields_not_carried.join(", ")
+        );
+    }
     list(&mut out, "failed records", &report.failures);
     list(&mut out, "warnings (records written)", &report.warnings);
     let _ = writeln!(

@@ -222,6 +222,7 @@ async fn read_stage(
     counters: &ObjectProgress,
 ) -> ConnectorResult<()> {
     let mut quality = QualityChecker::new(invalid_email);
+    let mut not_carried: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut cursor: Option<String> = None;
     let mut batch = Vec::with_capacity(batch_size);
     loop {
@@ -239,6 +240,14 @@ async fn read_stage(
         }
         ObjectProgress::add(&counters.failed, page.unreadable.len() as u64);
         for record in page.records {
+            for (name, value) in &record.fields {
+                if !crate::checksum::is_blank(value)
+                    && !shared.projection.contains(name)
+                    && !not_carried.contains(name.as_ref())
+                {
+                    not_carried.insert(name.to_string());
+                }
+            }
             let findings = quality.check(&record);
             let blocked = findings.iter().any(|f| f.blocks_write);
             if !findings.is_empty() {
@@ -281,6 +290,7 @@ async fn read_stage(
             None => break,
         }
     }
+    shared.tally().report.fields_not_carried = not_carried.into_iter().collect();
     if !batch.is_empty() {
         let _ = tx.send(batch).await;
     }
@@ -656,6 +666,11 @@ mod tests {
             (100, 100, 100, 100, 0, 0)
         );
         assert!(o.digests_match);
+        assert_eq!(
+            o.fields_not_carried,
+            vec![field::CREATED_AT.to_owned()],
+            "the sink does not store created_at"
+        );
         assert_eq!(report.outcome, Outcome::Verified);
         assert!(
             sink.max_in_flight.load(Ordering::SeqCst) > 1,

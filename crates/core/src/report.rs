@@ -66,6 +66,9 @@ pub struct ObjectReport {
     pub read_back_digest: AggregateDigest,
     /// Whether the two digests are equal and cover every written record.
     pub digests_match: bool,
+    /// Fields the source had values for that the sink does not store (and so are neither
+    /// written nor verified), sorted.
+    pub fields_not_carried: Vec<String>,
 }
 
 /// Request counts of one vendor's HTTP client.
