@@ -1,4 +1,4 @@
-//! OAuth 2.0 client credentials: one access token per sink, held in memory only, fetched on
+//! OAuth 2.0 client credentials: one access token per connector (source or sink), held in memory only, fetched on
 //! first use and again when Salesforce says the session is invalid or expired.
 //!
 //! The token response names the org's `instance_url`, which every REST call must use (never
@@ -41,6 +41,8 @@ impl fmt::Debug for Session {
 /// Fetches and caches sessions.
 pub(crate) struct Auth {
     token_url: Url,
+    /// The config key of the login URL (`sink.login_url`), for hints in errors.
+    login_key: String,
     client_id: SecretString,
     client_secret: SecretString,
     current: Mutex<Option<Arc<Session>>>,
@@ -57,6 +59,7 @@ impl Auth {
     /// Token requests go to `{login_url}/services/oauth2/token`.
     pub(crate) fn new(
         login_url: &Url,
+        login_key: String,
         client_id: SecretString,
         client_secret: SecretString,
     ) -> ConnectorResult<Auth> {
@@ -65,11 +68,12 @@ impl Auth {
                 .join("/services/oauth2/token")
                 .map_err(|e| ConnectorError::Config {
                     vendor: VENDOR,
-                    key: "login_url".into(),
+                    key: login_key.clone(),
                     detail: format!("cannot form the token URL: {e}"),
                 })?;
         Ok(Auth {
             token_url,
+            login_key,
             client_id,
             client_secret,
             current: Mutex::new(None),
@@ -132,10 +136,11 @@ impl Auth {
             if host.eq_ignore_ascii_case("login.salesforce.com")
                 || host.eq_ignore_ascii_case("test.salesforce.com")
             {
-                detail.push_str(
+                detail.push_str(&format!(
                     "; note that the client-credentials flow needs your org's My Domain URL \
-                     (https://<MyDomain>.my.salesforce.com) as sink.login_url",
-                );
+                     (https://<MyDomain>.my.salesforce.com) as {}",
+                    self.login_key
+                ));
             } else {
                 detail.push_str("; check the connected app's consumer key and secret and that its client-credentials flow is enabled with a run-as user");
             }

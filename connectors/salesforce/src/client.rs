@@ -1,16 +1,42 @@
 //! Authenticated REST calls to the org: the session's bearer token on every request, one
-//! token renewal and retry on 401, and errors that say whose fault they are.
+//! token renewal and retry on 401, SOQL queries and their `nextRecordsUrl` paging, and errors
+//! that say whose fault they are. The source and the sink share all of it.
 
 use ferry_core::http::{HttpClient, HttpResponse, HttpStats};
 use ferry_core::{ConnectorError, ConnectorResult};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 
 use crate::VENDOR;
 use crate::auth::Auth;
-use crate::policy::{REQUEST_LIMIT_EXCEEDED, error_code};
+use crate::config::{SalesforceConfig, Settings};
+use crate::policy::{REQUEST_LIMIT_EXCEEDED, SalesforcePolicy, error_code};
+
+/// The request header that sets a query's page size (`batchSize=N`, 200 to 2,000).
+const QUERY_OPTIONS: &str = "Sforce-Query-Options";
+/// Longest query locator ferry follows; real ones are about 25 characters.
+const MAX_LOCATOR: usize = 64;
+
+/// One page of a SOQL query's results.
+#[derive(Debug, Deserialize)]
+pub(crate) struct QueryPage {
+    /// How many records the whole query matches (all pages), or the count of `COUNT()`.
+    #[serde(rename = "totalSize", default)]
+    pub total_size: Option<u64>,
+    /// Whether this is the last page.
+    #[serde(default)]
+    pub done: bool,
+    /// The path of the next page, when not `done`.
+    #[serde(rename = "nextRecordsUrl", default)]
+    pub next_records_url: Option<String>,
+    /// This page's records.
+    #[serde(default)]
+    pub records: Vec<Map<String, Json>>,
+}
 
 /// The org's REST API, authenticated.
 pub(crate) struct Client {
@@ -31,12 +57,39 @@ pub(crate) struct Call<'a> {
 }
 
 impl Client {
-    pub(crate) fn new(http: HttpClient, auth: Auth, version: String) -> Client {
-        Client {
+    /// Builds the settings and the client of `config` (no I/O: the token is fetched on first
+    /// use). Errors name the offending key as `{key_prefix}.{setting}`.
+    pub(crate) fn build(
+        config: &SalesforceConfig,
+        key_prefix: &str,
+    ) -> ConnectorResult<(Settings, Client)> {
+        let settings = config.settings(key_prefix)?;
+        let secret = |name: &str, r: &ferry_core::SecretRef| {
+            r.resolve().map_err(|e| ConnectorError::Config {
+                vendor: VENDOR,
+                key: format!("{key_prefix}.{name}"),
+                detail: e.to_string(),
+            })
+        };
+        let client_id = secret("client_id", &config.client_id)?;
+        let client_secret = secret("client_secret", &config.client_secret)?;
+        let auth = Auth::new(
+            &settings.login_url,
+            format!("{key_prefix}.login_url"),
+            client_id,
+            client_secret,
+        )?;
+        let http = HttpClient::new(
+            Arc::new(SalesforcePolicy),
+            settings.rate_limit,
+            settings.retry.clone(),
+        )?;
+        let client = Client {
             http,
             auth,
-            version,
-        }
+            version: settings.api_version.clone(),
+        };
+        Ok((settings, client))
     }
 
     /// `/services/data/vNN.N/{rest}`.
@@ -52,9 +105,120 @@ impl Client {
         self.auth.fetches()
     }
 
-    /// Makes sure a session exists (fetches a token if needed).
-    pub(crate) async fn authenticate(&self) -> ConnectorResult<()> {
-        self.auth.session(&self.http).await.map(|_| ())
+    /// Checks credentials and connectivity: a token, then `GET …/limits`, which every API user
+    /// may call and which costs one API request.
+    pub(crate) async fn check(&self) -> ConnectorResult<()> {
+        self.auth.session(&self.http).await?;
+        let path = self.data_path("limits");
+        self.send(Call {
+            method: Method::GET,
+            path: &path,
+            query: &[],
+            body: None,
+            headers: &[],
+        })
+        .await?;
+        tracing::debug!(vendor = VENDOR, "credentials accepted");
+        Ok(())
+    }
+
+    /// The first page of `soql` (`GET …/query?q=`, which leaves deleted records out), with
+    /// `batch_size` records per page if given.
+    pub(crate) async fn query(
+        &self,
+        soql: &str,
+        batch_size: Option<usize>,
+    ) -> ConnectorResult<QueryPage> {
+        let path = self.data_path("query");
+        let options = batch_size.map(|n| format!("batchSize={n}"));
+        let headers: Vec<(&'static str, &str)> = options
+            .as_deref()
+            .map(|o| (QUERY_OPTIONS, o))
+            .into_iter()
+            .collect();
+        let response = self
+            .send(Call {
+                method: Method::GET,
+                path: &path,
+                query: &[("q", soql)],
+                body: None,
+                headers: &headers,
+            })
+            .await?;
+        response.json(VENDOR, &format!("GET {path}"))
+    }
+
+    /// The page at `next`, a `nextRecordsUrl` Salesforce handed out. Only a query-locator path
+    /// of this API version on the org's instance is followed: anything else (an absolute URL,
+    /// another host, another resource) is refused without a request, since the cursor is
+    /// opaque data that may have been stored and tampered with.
+    pub(crate) async fn query_more(
+        &self,
+        next: &str,
+        batch_size: Option<usize>,
+    ) -> ConnectorResult<QueryPage> {
+        let query_path = self.data_path("query");
+        let endpoint = format!("GET {query_path}/{{locator}}");
+        if !self.is_query_locator(next) {
+            return Err(ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint,
+                detail: format!(
+                    "refusing to follow a next-page URL that is not a query locator path \
+                     ({query_path}/<locator>) on the org's instance"
+                ),
+            });
+        }
+        let options = batch_size.map(|n| format!("batchSize={n}"));
+        let headers: Vec<(&'static str, &str)> = options
+            .as_deref()
+            .map(|o| (QUERY_OPTIONS, o))
+            .into_iter()
+            .collect();
+        let response = self
+            .send(Call {
+                method: Method::GET,
+                path: next,
+                query: &[],
+                body: None,
+                headers: &headers,
+            })
+            .await?;
+        response.json(VENDOR, &endpoint)
+    }
+
+    /// Whether `path` is `/services/data/vNN.N/query/<locator>` for this client's version, the
+    /// locator made of letters, digits and dashes only.
+    pub(crate) fn is_query_locator(&self, path: &str) -> bool {
+        let prefix = format!("{}/", self.data_path("query"));
+        path.strip_prefix(&prefix).is_some_and(|locator| {
+            !locator.is_empty()
+                && locator.len() <= MAX_LOCATOR
+                && locator
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+    }
+
+    /// Runs `soql` and follows `nextRecordsUrl` to the end, returning every record.
+    pub(crate) async fn query_all(&self, soql: &str) -> ConnectorResult<Vec<Map<String, Json>>> {
+        let mut page = self.query(soql, None).await?;
+        let mut records = Vec::new();
+        loop {
+            records.append(&mut page.records);
+            match (page.done, page.next_records_url.take()) {
+                (true, _) => break,
+                (false, Some(next)) => page = self.query_more(&next, None).await?,
+                (false, None) => {
+                    return Err(ConnectorError::Malformed {
+                        vendor: VENDOR,
+                        endpoint: format!("GET {}", self.data_path("query")),
+                        detail: "a page with done: false has no nextRecordsUrl".into(),
+                    });
+                }
+            }
+        }
+        Ok(records)
     }
 
     /// Sends `call`, renewing the session once if Salesforce says it is invalid or expired.

@@ -1,4 +1,5 @@
-//! The `[sink]` settings of a Salesforce sink, and their validation (no I/O).
+//! The settings of a Salesforce connector (`[source]` or `[sink]`: one config type serves both
+//! roles), and their validation (no I/O).
 
 use std::time::Duration;
 
@@ -19,8 +20,11 @@ pub const DEFAULT_EXTERNAL_ID_FIELD: &str = "Ferry_Source_Id__c";
 pub const MAX_BATCH_SIZE: usize = 200;
 /// Source ids per read-back call by default (one SOQL page holds up to 2,000 records).
 pub const DEFAULT_READ_BACK_SIZE: usize = 500;
+/// The SOQL page sizes Salesforce accepts in `Sforce-Query-Options: batchSize=N` (default 2,000).
+pub const QUERY_BATCH_SIZES: std::ops::RangeInclusive<usize> = 200..=2000;
 
-/// Settings of a Salesforce sink, as written in the config file.
+/// Settings of a Salesforce org, as written in the config file's `[source]` or `[sink]` table.
+/// Settings that only matter to one role are ignored by the other.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SalesforceConfig {
@@ -36,13 +40,18 @@ pub struct SalesforceConfig {
     /// `"62.0"`.
     pub api_version: Option<String>,
     /// The API name of the unique, case-sensitive External ID text field on Account and Contact
-    /// that holds each record's source id. Default `Ferry_Source_Id__c`.
+    /// that holds each record's source id. Default `Ferry_Source_Id__c`. Sink only (a source's
+    /// source ids are Salesforce record ids).
     pub external_id_field: Option<String>,
-    /// Records per upsert request, 1 to 200. Default 200.
+    /// Records per upsert request, 1 to 200. Default 200. Sink only.
     pub batch_size: Option<usize>,
     /// Source ids per read-back call, 1 to 2,000 (queries are split further to keep URLs
-    /// short). Default 500.
+    /// short). Default 500. Sink only.
     pub read_back_size: Option<usize>,
+    /// Records per SOQL page when reading, 200 to 2,000, sent as `Sforce-Query-Options:
+    /// batchSize=N` (Salesforce treats it as a hint and may return fewer). Default 2,000.
+    /// Source only.
+    pub query_batch_size: Option<usize>,
     /// Seconds allowed for one HTTP request. Default 60.
     pub timeout_secs: Option<u64>,
     /// Retries of a transient failure (429, 5xx, network) before giving up. Default 8.
@@ -63,6 +72,7 @@ impl SalesforceConfig {
             external_id_field: None,
             batch_size: None,
             read_back_size: None,
+            query_batch_size: None,
             timeout_secs: None,
             max_retries: None,
             requests_per_second: None,
@@ -79,6 +89,7 @@ pub(crate) struct Settings {
     pub external_id_field: String,
     pub batch_size: usize,
     pub read_back_size: usize,
+    pub query_batch_size: usize,
     pub retry: RetrySettings,
     pub rate_limit: Option<RateLimit>,
 }
@@ -155,6 +166,15 @@ impl SalesforceConfig {
                 format!("{read_back_size} is out of range: 1 to 2000"),
             ));
         }
+        let query_batch_size = self.query_batch_size.unwrap_or(*QUERY_BATCH_SIZES.end());
+        if !QUERY_BATCH_SIZES.contains(&query_batch_size) {
+            return Err(bad(
+                "query_batch_size",
+                format!(
+                    "{query_batch_size} is out of range: Salesforce accepts batchSize 200 to 2000"
+                ),
+            ));
+        }
         let mut retry = RetrySettings::default();
         if let Some(secs) = self.timeout_secs {
             if secs == 0 {
@@ -181,6 +201,7 @@ impl SalesforceConfig {
             external_id_field,
             batch_size,
             read_back_size,
+            query_batch_size,
             retry,
             rate_limit,
         })
@@ -205,8 +226,13 @@ mod tests {
         assert_eq!(s.api_version, "v62.0");
         assert_eq!(s.external_id_field, "Ferry_Source_Id__c");
         assert_eq!(
-            (s.batch_size, s.read_back_size, s.rate_limit),
-            (200, 500, None)
+            (
+                s.batch_size,
+                s.read_back_size,
+                s.query_batch_size,
+                s.rate_limit
+            ),
+            (200, 500, 2000, None)
         );
     }
 
@@ -224,6 +250,8 @@ mod tests {
         assert!(with("external_id_field", "Ext' OR 1=1".into()).contains("sink.external_id_field"));
         assert!(with("batch_size", 201.into()).contains("sink.batch_size"));
         assert!(with("requests_per_second", 0.into()).contains("sink.requests_per_second"));
+        assert!(with("query_batch_size", 199.into()).contains("sink.query_batch_size"));
+        assert!(with("query_batch_size", 2001.into()).contains("sink.query_batch_size"));
     }
 
     #[test]

@@ -1,15 +1,20 @@
-//! ferry's Salesforce connector: a [`ferry_core::Sink`] that upserts Accounts and Contacts
-//! through sObject Collections keyed by an External ID field holding each record's source id,
-//! and reads them back with SOQL for checksum verification.
+//! ferry's Salesforce connector, both roles over one config, client and mapping:
+//! - a [`ferry_core::Source`] that reads Accounts and Contacts with SOQL in `Id` order, paging
+//!   through `nextRecordsUrl`;
+//! - a [`ferry_core::Sink`] that upserts Accounts and Contacts through sObject Collections keyed
+//!   by an External ID field holding each record's source id, and reads them back with SOQL for
+//!   checksum verification.
 //!
 //! Read top to bottom: [`config`] (the settings), `auth` (OAuth client credentials), `client`
-//! (authenticated calls, token renewal), [`policy`] (retries and error details), [`mapping`]
-//! (canonical ↔ Salesforce fields), `soql` (safe query building), [`sink`].
+//! (authenticated calls, token renewal, queries and paging), [`policy`] (retries and error
+//! details), [`mapping`] (canonical ↔ Salesforce fields), `soql` (safe query building),
+//! [`source`], [`sink`].
 
 pub mod config;
 pub mod mapping;
 pub mod policy;
 pub mod sink;
+pub mod source;
 
 mod auth;
 mod client;
@@ -18,6 +23,7 @@ mod soql;
 pub use config::SalesforceConfig;
 pub use policy::SalesforcePolicy;
 pub use sink::SalesforceSink;
+pub use source::SalesforceSource;
 
 /// The vendor's name in config files and messages.
 pub const VENDOR: &str = "salesforce";
@@ -31,7 +37,7 @@ pub fn spec() -> ferry_core::ConnectorSpec {
             ferry_core::ObjectType::Companies,
             ferry_core::ObjectType::Contacts,
         ],
-        source: None,
+        source: Some(build_source),
         sink: Some(build_sink),
     }
 }
@@ -42,6 +48,16 @@ fn build_sink(
 ) -> ferry_core::ConnectorResult<std::sync::Arc<dyn ferry_core::Sink>> {
     let config = ferry_core::kit::parse_settings(VENDOR, settings, key_prefix)?;
     Ok(std::sync::Arc::new(SalesforceSink::new(
+        config, key_prefix,
+    )?))
+}
+
+fn build_source(
+    settings: serde_json::Value,
+    key_prefix: &str,
+) -> ferry_core::ConnectorResult<std::sync::Arc<dyn ferry_core::Source>> {
+    let config = ferry_core::kit::parse_settings(VENDOR, settings, key_prefix)?;
+    Ok(std::sync::Arc::new(SalesforceSource::new(
         config, key_prefix,
     )?))
 }

@@ -1,8 +1,8 @@
-//! Canonical fields ↔ Salesforce fields: one table per object, used for writing and reading
-//! back, so both directions agree by construction.
+//! Canonical fields ↔ Salesforce fields: one table per object, used for writing, reading back
+//! and reading as a source, so every direction agrees by construction.
 
 use ferry_core::model::FieldType;
-use ferry_core::{ObjectType, Record, Value, field};
+use ferry_core::{ObjectType, Record, RecordRejection, Value, field};
 use serde_json::{Map, Value as Json};
 
 /// One mapped field.
@@ -55,6 +55,15 @@ pub const CONTACT_FIELDS: &[FieldMap] = &[
 /// A contact's company: written as the `Account` relationship keyed by the Account's external
 /// id (Salesforce resolves it), cleared through `AccountId`, read back as `Account.<ext id>`.
 pub const COMPANY_LOOKUP: (&str, &str, &str) = (field::COMPANY, "Account", "AccountId");
+
+/// System timestamps, read (never written: Salesforce sets them) when Salesforce is the source.
+pub const SYSTEM_TIMESTAMPS: &[FieldMap] = &[
+    map(field::CREATED_AT, "CreatedDate"),
+    map(field::UPDATED_AT, "LastModifiedDate"),
+];
+
+/// The record id field, which is the source id when Salesforce is the source.
+pub const ID_FIELD: &str = "Id";
 
 /// The sObject an object type is stored as.
 pub fn sobject(object: ObjectType) -> &'static str {
@@ -224,6 +233,80 @@ pub fn from_salesforce(
     Some(record)
 }
 
+/// The fields a source query selects on `object`: every mapped field, the record id, a
+/// contact's `AccountId`, and the system timestamps.
+pub fn source_fields(object: ObjectType) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = fields(object).iter().map(|f| f.salesforce).collect();
+    names.push(ID_FIELD);
+    if object == ObjectType::Contacts {
+        names.push(COMPANY_LOOKUP.2);
+    }
+    names.extend(SYSTEM_TIMESTAMPS.iter().map(|f| f.salesforce));
+    names
+}
+
+/// The text of a scalar JSON value; `Ok(None)` for `null`, `Err` for an object or array.
+fn scalar_text(value: &Json) -> Result<Option<String>, ()> {
+    match value {
+        Json::Null => Ok(None),
+        Json::Object(_) | Json::Array(_) => Err(()),
+        other => Ok(json_text(other)),
+    }
+}
+
+/// The canonical record of a Salesforce record read as a source, whose `Id` is `id`: mapped
+/// fields, the system timestamps and, for a contact, its Account as the `company` reference.
+/// A value that does not fit its canonical type makes the whole record unreadable, with a
+/// reason naming the fields (never the values), so it is reported rather than half-migrated.
+pub fn from_source(
+    object: ObjectType,
+    id: &str,
+    sf: &Map<String, Json>,
+) -> Result<Record, RecordRejection> {
+    let mut record = Record::new(object, id);
+    let mut problems = Vec::new();
+    for f in fields(object).iter().chain(SYSTEM_TIMESTAMPS) {
+        let Some(value) = sf.get(f.salesforce) else {
+            continue;
+        };
+        let expected = match scalar_text(value) {
+            Ok(None) => continue,
+            Ok(Some(raw)) => match record.set_parsed(f.canonical, &raw) {
+                Ok(()) => continue,
+                Err(e) => e.expected,
+            },
+            Err(()) => "a single value",
+        };
+        problems.push(format!(
+            "`{}` (Salesforce field `{}`, expected {expected})",
+            f.canonical, f.salesforce
+        ));
+    }
+    if object == ObjectType::Contacts {
+        let (canonical, _, id_field) = COMPANY_LOOKUP;
+        match sf.get(id_field).map(scalar_text) {
+            None | Some(Ok(None)) => {}
+            Some(Ok(Some(account))) => {
+                if !account.is_empty() {
+                    record.set(canonical, Value::Reference(account));
+                }
+            }
+            Some(Err(())) => problems.push(format!(
+                "`{canonical}` (Salesforce field `{id_field}`, expected an Account id)"
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(record)
+    } else {
+        Err(RecordRejection {
+            source_id: id.to_owned(),
+            code: "UNREADABLE_VALUE".into(),
+            reason: format!("value of {} could not be read", problems.join(", ")),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +353,71 @@ mod tests {
         c.set(field::EMPLOYEE_COUNT, Value::Text("lots".into()));
         let err = to_salesforce(&c, "Ext__c").unwrap_err();
         assert_eq!(err.canonical, field::EMPLOYEE_COUNT);
+    }
+
+    #[test]
+    fn source_records_carry_ids_timestamps_and_company() {
+        let sf: Map<String, Json> = serde_json::from_value(serde_json::json!({
+            "attributes": {"type": "Contact", "url": "/services/data/v62.0/sobjects/Contact/003"},
+            "Id": "003000000000001AAA",
+            "LastName": "Gilmore",
+            "Email": null,
+            "HasOptedOutOfEmail": true,
+            "AccountId": "001000000000001AAA",
+            "CreatedDate": "2021-11-06T17:38:40.000+0000",
+            "LastModifiedDate": "2022-06-01T14:31:48.469+0000",
+        }))
+        .unwrap();
+        let r = from_source(ObjectType::Contacts, "003000000000001AAA", &sf).unwrap();
+        assert_eq!(r.source_id, "003000000000001AAA");
+        assert_eq!(r.text(field::LAST_NAME), Some("Gilmore"));
+        assert_eq!(r.get(field::EMAIL), None);
+        assert_eq!(r.get(field::EMAIL_OPT_OUT), Some(&Value::Bool(true)));
+        assert_eq!(
+            r.get(field::COMPANY),
+            Some(&Value::Reference("001000000000001AAA".into()))
+        );
+        assert_eq!(
+            r.get(field::CREATED_AT),
+            Some(&Value::Timestamp(1_636_220_320_000))
+        );
+        assert_eq!(
+            r.get(field::UPDATED_AT),
+            Some(&Value::Timestamp(1_654_093_908_469))
+        );
+        assert!(source_fields(ObjectType::Contacts).contains(&"AccountId"));
+        assert!(!source_fields(ObjectType::Companies).contains(&"AccountId"));
+    }
+
+    #[test]
+    fn unreadable_source_values_name_the_field_not_the_value() {
+        let sf: Map<String, Json> = serde_json::from_value(serde_json::json!({
+            "Id": "001000000000001AAA",
+            "Name": "Acme",
+            "NumberOfEmployees": "a-great-many",
+            "CreatedDate": "the-day-before-yesterday",
+            "BillingAddress": {"city": "x"},
+        }))
+        .unwrap();
+        let e = from_source(ObjectType::Companies, "001000000000001AAA", &sf).unwrap_err();
+        assert_eq!(e.code, "UNREADABLE_VALUE");
+        assert_eq!(e.source_id, "001000000000001AAA");
+        assert!(
+            e.reason.contains("employee_count")
+                && e.reason.contains("NumberOfEmployees")
+                && e.reason.contains("CreatedDate"),
+            "{}",
+            e.reason
+        );
+        assert!(
+            !e.reason.contains("a-great-many") && !e.reason.contains("the-day-before"),
+            "{}",
+            e.reason
+        );
+        let mut nested = Map::new();
+        nested.insert("Id".into(), Json::from("003"));
+        nested.insert("AccountId".into(), serde_json::json!({"Id": "001"}));
+        let e = from_source(ObjectType::Contacts, "003", &nested).unwrap_err();
+        assert!(e.reason.contains("AccountId"), "{}", e.reason);
     }
 }

@@ -4,21 +4,20 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::http::{HttpClient, HttpStats};
+use ferry_core::http::HttpStats;
 use ferry_core::{
     ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
     Written,
 };
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use crate::VENDOR;
-use crate::auth::Auth;
 use crate::client::{Call, Client};
 use crate::config::{SalesforceConfig, Settings};
 use crate::mapping::{self, COMPANY_LOOKUP};
-use crate::policy::{SalesforcePolicy, clean_code};
+use crate::policy::clean_code;
 use crate::soql;
 
 /// A Salesforce org as a sink.
@@ -66,37 +65,11 @@ struct SaveError {
     fields: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct QueryPage {
-    #[serde(default)]
-    records: Vec<Map<String, Json>>,
-    #[serde(default)]
-    done: bool,
-    #[serde(rename = "nextRecordsUrl")]
-    next_records_url: Option<String>,
-}
-
 impl SalesforceSink {
     /// Builds the sink from its config (no I/O: the token is fetched on first use). Errors
     /// name the offending key as `{key_prefix}.{setting}`, e.g. `sink.client_secret`.
     pub fn new(config: SalesforceConfig, key_prefix: &str) -> ConnectorResult<SalesforceSink> {
-        let settings = config.settings(key_prefix)?;
-        let secret = |name: &str, r: &ferry_core::SecretRef| {
-            r.resolve().map_err(|e| ConnectorError::Config {
-                vendor: VENDOR,
-                key: format!("{key_prefix}.{name}"),
-                detail: e.to_string(),
-            })
-        };
-        let client_id = secret("client_id", &config.client_id)?;
-        let client_secret = secret("client_secret", &config.client_secret)?;
-        let auth = Auth::new(&settings.login_url, client_id, client_secret)?;
-        let http = HttpClient::new(
-            Arc::new(SalesforcePolicy),
-            settings.rate_limit,
-            settings.retry.clone(),
-        )?;
-        let client = Client::new(http, auth, settings.api_version.clone());
+        let (settings, client) = Client::build(&config, key_prefix)?;
         Ok(SalesforceSink { settings, client })
     }
 
@@ -286,52 +259,6 @@ impl SalesforceSink {
             })
             .collect()
     }
-
-    /// Runs a query and follows `nextRecordsUrl` to the end.
-    async fn query_all(&self, soql: &str) -> ConnectorResult<Vec<Map<String, Json>>> {
-        let query_path = self.client.data_path("query");
-        let mut records = Vec::new();
-        let mut page: QueryPage = {
-            let response = self
-                .client
-                .send(Call {
-                    method: Method::GET,
-                    path: &query_path,
-                    query: &[("q", soql)],
-                    body: None,
-                    headers: &[],
-                })
-                .await?;
-            response.json(VENDOR, &format!("GET {query_path}"))?
-        };
-        loop {
-            records.append(&mut page.records);
-            let next = match (page.done, page.next_records_url.take()) {
-                (true, _) | (false, None) => break,
-                (false, Some(next)) => next,
-            };
-            let prefix = format!("{query_path}/");
-            if !next.starts_with(&prefix) {
-                return Err(ConnectorError::Malformed {
-                    vendor: VENDOR,
-                    endpoint: format!("GET {query_path}"),
-                    detail: "nextRecordsUrl is not a query locator of this API version".into(),
-                });
-            }
-            let response = self
-                .client
-                .send(Call {
-                    method: Method::GET,
-                    path: &next,
-                    query: &[],
-                    body: None,
-                    headers: &[],
-                })
-                .await?;
-            page = response.json(VENDOR, &format!("GET {query_path}/{{locator}}"))?;
-        }
-        Ok(records)
-    }
 }
 
 fn reject(record: &Record, code: &str, reason: String) -> RecordOutcome {
@@ -462,18 +389,7 @@ impl Sink for SalesforceSink {
     }
 
     async fn check(&self) -> ConnectorResult<()> {
-        self.client.authenticate().await?;
-        let path = self.client.data_path("limits");
-        self.client
-            .send(Call {
-                method: Method::GET,
-                path: &path,
-                query: &[],
-                body: None,
-                headers: &[],
-            })
-            .await?;
-        Ok(())
+        self.client.check().await
     }
 
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
@@ -523,7 +439,7 @@ impl Sink for SalesforceSink {
         );
         let mut out = Vec::with_capacity(source_ids.len());
         for q in soql::in_queries(&prefix, source_ids) {
-            for sf in self.query_all(&q).await? {
+            for sf in self.client.query_all(&q).await? {
                 if let Some(record) = mapping::from_salesforce(object, &sf, ext) {
                     out.push(record);
                 }

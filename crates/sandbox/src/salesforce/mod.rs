@@ -1,9 +1,10 @@
 //! An in-memory emulator of the Salesforce REST API, faithful to its documentation for what
 //! ferry uses: the OAuth client-credentials token, `describe`, sObject Collections (create,
 //! update, upsert by external id, at most 200 records, per-record results, allOrNone), SOQL
-//! queries with `nextRecordsUrl` paging, `/limits`, the `Sforce-Limit-Info` header and the daily
-//! API allocation (403 `REQUEST_LIMIT_EXCEEDED`). See `docs/connectors/salesforce.md` for what it
-//! does not reproduce.
+//! queries with `nextRecordsUrl` paging (locators expire two days after their query),
+//! `/limits`, the `Sforce-Limit-Info` header and the daily API allocation (403
+//! `REQUEST_LIMIT_EXCEEDED`). See `docs/connectors/salesforce.md` for what it does not
+//! reproduce.
 //!
 //! Records live in per-object tables indexed by row (the record id encodes the row) and by
 //! external id, so a write or a lookup costs the same with a million records as with ten.
@@ -41,8 +42,12 @@ pub const VERSIONS: std::ops::RangeInclusive<u32> = 50..=66;
 pub const COLLECTION_LIMIT: usize = 200;
 /// Longest request URI accepted (Salesforce answers 414 beyond its limit).
 pub const MAX_URI_BYTES: usize = 16_384;
-/// How many query cursors stay open; older ones answer `INVALID_QUERY_LOCATOR`.
+/// How many query cursors the emulator keeps, to bound its memory; older ones answer
+/// `INVALID_QUERY_LOCATOR`. (Salesforce itself has no limit on open cursors since API 56.0.)
 const OPEN_CURSORS: usize = 256;
+/// How long Salesforce keeps a query's locator and results: "available for two days after the
+/// initial query executes".
+pub const QUERY_LOCATOR_LIFETIME: Duration = Duration::from_secs(2 * 24 * 3600);
 /// The org id handed out in identity URLs.
 const ORG_ID: &str = "00D8d0000000001AAA";
 
@@ -64,6 +69,9 @@ pub struct Options {
     /// How long an access token stays valid; `None`: for the emulator's lifetime. (Salesforce
     /// tokens last for the session timeout set on the org, and the response does not say.)
     pub token_lifetime: Option<Duration>,
+    /// How long a query locator (`nextRecordsUrl`) stays usable after the query that opened it;
+    /// then it answers 400 `INVALID_QUERY_LOCATOR`. Default two days, as Salesforce documents.
+    pub query_locator_lifetime: Duration,
 }
 
 impl Default for Options {
@@ -75,6 +83,7 @@ impl Default for Options {
             daily_api_limit: 100_000,
             external_id_fields: true,
             token_lifetime: None,
+            query_locator_lifetime: QUERY_LOCATOR_LIFETIME,
         }
     }
 }
@@ -94,6 +103,8 @@ pub struct Seeded {
 struct Cursor {
     planned: Planned,
     batch: usize,
+    /// When the query ran: its locator expires a fixed time after, however it is used.
+    opened: Instant,
 }
 
 #[derive(Default)]
@@ -332,6 +343,15 @@ impl Emulator {
     pub fn expire_tokens(&self) {
         if let Ok(mut tokens) = self.shared.tokens.lock() {
             tokens.clear();
+        }
+    }
+
+    /// Invalidates every open query locator, as their expiry does: following a
+    /// `nextRecordsUrl` handed out so far answers 400 `INVALID_QUERY_LOCATOR`.
+    pub fn expire_query_locators(&self) {
+        if let Ok(mut cursors) = self.shared.cursors.lock() {
+            cursors.open.clear();
+            cursors.order.clear();
         }
     }
 
@@ -778,6 +798,7 @@ async fn query(
     let cursor = Arc::new(Cursor {
         planned,
         batch: batch_size(&headers),
+        opened: Instant::now(),
     });
     query_page(&s, cursor, None, 0, &version)
 }
@@ -801,7 +822,10 @@ async fn query_more(
     };
     let cursor = s.cursors.lock().ok().and_then(|c| c.open.get(id).cloned());
     match cursor {
-        Some(cursor) if offset < cursor.planned.rows.len() => {
+        Some(cursor)
+            if offset < cursor.planned.rows.len()
+                && cursor.opened.elapsed() < s.options.query_locator_lifetime =>
+        {
             query_page(&s, cursor, Some(id), offset, &version)
         }
         _ => invalid(),

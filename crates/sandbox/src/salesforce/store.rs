@@ -818,33 +818,44 @@ impl Store {
         };
         if let Some(order) = &query.order {
             let col = self.column(object, &order.path)?;
-            rows.sort_by(|&a, &b| {
-                let (x, y) = (
-                    self.column_cell(object, a, &col),
-                    self.column_cell(object, b, &col),
-                );
-                match (x.is_null(), y.is_null()) {
-                    (true, true) => Ordering::Equal,
-                    (true, false) => {
-                        if order.nulls_last {
-                            Ordering::Greater
-                        } else {
-                            Ordering::Less
-                        }
-                    }
-                    (false, true) => {
-                        if order.nulls_last {
-                            Ordering::Less
-                        } else {
-                            Ordering::Greater
-                        }
-                    }
-                    (false, false) => {
-                        let o = x.compare(&y);
-                        if order.descending { o.reverse() } else { o }
-                    }
+            let by_id = col.relationship.is_none()
+                && matches!(table.schema.fields[col.field].slot, Slot::Id);
+            if by_id {
+                debug_assert!(rows.is_sorted());
+                // Rows are already in id order (the id encodes the row, and every filter
+                // yields ascending rows): sorting a million of them per query is wasted work.
+                if order.descending {
+                    rows.reverse();
                 }
-            });
+            } else {
+                rows.sort_by(|&a, &b| {
+                    let (x, y) = (
+                        self.column_cell(object, a, &col),
+                        self.column_cell(object, b, &col),
+                    );
+                    match (x.is_null(), y.is_null()) {
+                        (true, true) => Ordering::Equal,
+                        (true, false) => {
+                            if order.nulls_last {
+                                Ordering::Greater
+                            } else {
+                                Ordering::Less
+                            }
+                        }
+                        (false, true) => {
+                            if order.nulls_last {
+                                Ordering::Less
+                            } else {
+                                Ordering::Greater
+                            }
+                        }
+                        (false, false) => {
+                            let o = x.compare(&y);
+                            if order.descending { o.reverse() } else { o }
+                        }
+                    }
+                });
+            }
         }
         if let Some(limit) = query.limit {
             rows.truncate(limit);

@@ -656,3 +656,80 @@ async fn a_million_contacts_stay_fast() {
     );
     assert!(indexed < Duration::from_millis(200) && writes < Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn order_by_id_pages_seeded_records_and_locators_expire() {
+    let org = org(Options {
+        query_locator_lifetime: Duration::from_millis(400),
+        ..Options::default()
+    })
+    .await;
+    let data = generate(4_100, 5, &Mess::none());
+    let seeded = org.emulator.seed(&data);
+    assert_eq!(seeded.skipped_contacts, 0);
+
+    let (status, accounts) = org.query("SELECT Id FROM Account ORDER BY Id").await;
+    assert_eq!(status, 200, "{accounts}");
+    assert_eq!(accounts["done"], true);
+    let account_ids: Vec<&str> = accounts["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap())
+        .collect();
+    assert_eq!(account_ids.len(), data.companies.len());
+
+    let soql = "SELECT Id, AccountId, HasOptedOutOfEmail, CreatedDate, LastModifiedDate FROM Contact ORDER BY Id";
+    let (status, first) = org.query(soql).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["totalSize"], data.contacts.len());
+    assert_eq!(first["done"], false);
+    let mut records: Vec<Json> = first["records"].as_array().unwrap().clone();
+    assert_eq!(records.len(), 2000, "default batch size");
+    let mut next = first["nextRecordsUrl"].as_str().map(str::to_owned);
+    let second_url = next.clone().unwrap();
+    while let Some(url) = next {
+        let (status, _, page) = org.call(reqwest::Method::GET, &url, None).await;
+        assert_eq!(status, 200, "{page}");
+        records.extend(page["records"].as_array().unwrap().iter().cloned());
+        next = page["nextRecordsUrl"].as_str().map(str::to_owned);
+    }
+    assert_eq!(records.len(), data.contacts.len());
+    let ids: Vec<&str> = records.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+    assert!(
+        ids.windows(2).all(
+            |w| schema::parse_record_id(ObjectKind::Contact, w[0]).unwrap()
+                < schema::parse_record_id(ObjectKind::Contact, w[1]).unwrap()
+        ),
+        "ascending ids across pages"
+    );
+    for (r, c) in records.iter().zip(&data.contacts) {
+        assert_eq!(r["CreatedDate"], schema::format_datetime(c.created_at_ms));
+        assert_eq!(
+            r["LastModifiedDate"],
+            schema::format_datetime(c.updated_at_ms)
+        );
+        assert_eq!(r["HasOptedOutOfEmail"], c.email_opt_out);
+        assert_eq!(r["AccountId"].as_str(), c.company.map(|k| account_ids[k]));
+    }
+    let (_, desc) = org
+        .query("SELECT Id FROM Contact ORDER BY Id DESC LIMIT 1")
+        .await;
+    assert_eq!(desc["records"][0]["Id"].as_str(), ids.last().copied());
+
+    // Locators expire a fixed time after their query, and on demand.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _, body) = org.call(reqwest::Method::GET, &second_url, None).await;
+    assert_eq!(
+        (status, body[0]["errorCode"].clone()),
+        (400, json!("INVALID_QUERY_LOCATOR"))
+    );
+    let (_, fresh) = org.query(soql).await;
+    org.emulator.expire_query_locators();
+    let url = fresh["nextRecordsUrl"].as_str().unwrap();
+    let (status, _, body) = org.call(reqwest::Method::GET, url, None).await;
+    assert_eq!(
+        (status, body[0]["errorCode"].clone()),
+        (400, json!("INVALID_QUERY_LOCATOR"))
+    );
+}

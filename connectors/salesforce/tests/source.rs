@@ -1,0 +1,386 @@
+//! The Salesforce source against the sandbox emulator over real HTTP on loopback.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ferry_core::{
+    ConnectorError, Mode, ObjectType, Outcome, Progress, Record, RunOptions, SecretRef, Source,
+    Value, field,
+};
+use ferry_salesforce::{SalesforceConfig, SalesforceSink, SalesforceSource};
+use ferry_sandbox::salesforce::{Emulator, Options};
+use ferry_sandbox::seed::{Mess, SeedData, generate};
+use secrecy::SecretString;
+use serde_json::json;
+
+fn in_memory(secret: &str) -> SecretRef {
+    SecretRef::in_memory(SecretString::from(secret.to_owned()))
+}
+
+async fn start(options: Options) -> (Emulator, ferry_sandbox::Running) {
+    let emulator = Emulator::new(options);
+    let running = ferry_sandbox::serve(
+        "salesforce",
+        emulator.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve");
+    (emulator, running)
+}
+
+/// A config for the emulator at `login_url` with its credentials, plus `extra` settings.
+fn config(login_url: &str, extra: serde_json::Value) -> SalesforceConfig {
+    let mut c = json!({
+        "login_url": login_url,
+        "client_id": "${UNUSED}",
+        "client_secret": "${UNUSED}",
+        "max_retries": 10,
+    });
+    if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+        c.extend(extra.clone());
+    }
+    let mut config: SalesforceConfig = serde_json::from_value(c).expect("config");
+    config.client_id = in_memory(ferry_sandbox::SALESFORCE_CLIENT_ID);
+    config.client_secret = in_memory(ferry_sandbox::SALESFORCE_CLIENT_SECRET);
+    config
+}
+
+fn source(running: &ferry_sandbox::Running, query_batch_size: usize) -> SalesforceSource {
+    SalesforceSource::new(
+        config(
+            &running.base_url,
+            json!({"query_batch_size": query_batch_size}),
+        ),
+        "source",
+    )
+    .expect("source")
+}
+
+/// Every record of `object`, and how many pages it took.
+async fn read_all(source: &SalesforceSource, object: ObjectType) -> (Vec<Record>, usize) {
+    let (mut records, mut pages) = (Vec::new(), 0);
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = source
+            .read_page(object, cursor.as_deref())
+            .await
+            .expect("page");
+        assert!(page.unreadable.is_empty(), "{:?}", page.unreadable);
+        pages += 1;
+        records.extend(page.records);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    (records, pages)
+}
+
+fn seeded(emulator: &Emulator, contacts: usize, seed: u64, mess: &Mess) -> SeedData {
+    let data = generate(contacts, seed, mess);
+    let seeded = emulator.seed(&data);
+    assert_eq!(seeded.skipped_contacts, 0);
+    data
+}
+
+#[tokio::test]
+async fn reads_every_record_once_across_pages_with_links_opt_outs_and_dates() {
+    let (emulator, running) = start(Options::default()).await;
+    let data = seeded(&emulator, 2_600, 11, &Mess::none());
+    let source = source(&running, 500);
+    source.check().await.expect("check");
+
+    let (accounts, account_pages) = read_all(&source, ObjectType::Companies).await;
+    let (contacts, contact_pages) = read_all(&source, ObjectType::Contacts).await;
+    assert_eq!(accounts.len(), data.companies.len());
+    assert_eq!(contacts.len(), data.contacts.len());
+    assert_eq!(account_pages, data.companies.len().div_ceil(500));
+    assert_eq!(contact_pages, data.contacts.len().div_ceil(500));
+    assert_eq!(
+        source.count(ObjectType::Companies).await.expect("count"),
+        Some(emulator.count("Account") as u64)
+    );
+    assert_eq!(
+        source.count(ObjectType::Contacts).await.expect("count"),
+        Some(emulator.count("Contact") as u64)
+    );
+
+    let account_ids: Vec<&str> = accounts.iter().map(|r| r.source_id.as_str()).collect();
+    let unique: HashSet<&str> = account_ids.iter().copied().collect();
+    assert_eq!(unique.len(), accounts.len(), "each account read once");
+    let contact_ids: HashSet<&str> = contacts.iter().map(|r| r.source_id.as_str()).collect();
+    assert_eq!(contact_ids.len(), contacts.len(), "each contact read once");
+    assert!(
+        account_ids
+            .iter()
+            .all(|id| id.starts_with("001") && id.len() == 18),
+        "source ids are Salesforce Account ids"
+    );
+
+    // Seeded in order and read in Id order, so the i-th record read is the i-th seeded.
+    for (record, seed) in accounts.iter().zip(&data.companies) {
+        assert_eq!(record.text(field::NAME), seed.name.as_deref());
+        assert_eq!(
+            record.get(field::CREATED_AT),
+            Some(&Value::Timestamp(seed.created_at_ms))
+        );
+        assert_eq!(
+            record.get(field::UPDATED_AT),
+            Some(&Value::Timestamp(seed.updated_at_ms))
+        );
+        assert_eq!(
+            record.get(field::EMPLOYEE_COUNT),
+            seed.employee_count
+                .map(|n| Value::Integer(i64::from(n)))
+                .as_ref()
+        );
+    }
+    let mut opted_out = 0;
+    for (record, seed) in contacts.iter().zip(&data.contacts) {
+        assert_eq!(record.text(field::EMAIL), seed.email.as_deref());
+        assert_eq!(record.text(field::LAST_NAME), seed.last_name.as_deref());
+        assert_eq!(
+            record.get(field::EMAIL_OPT_OUT),
+            Some(&Value::Bool(seed.email_opt_out))
+        );
+        opted_out += usize::from(seed.email_opt_out);
+        let company = record.get(field::COMPANY).map(|v| match v {
+            Value::Reference(id) => id.as_str(),
+            other => panic!("company is not a reference: {other:?}"),
+        });
+        assert_eq!(
+            company,
+            seed.company.map(|k| account_ids[k]),
+            "the contact's company is the Account id of its seeded company, read above"
+        );
+        assert_eq!(
+            record.get(field::CREATED_AT),
+            Some(&Value::Timestamp(seed.created_at_ms))
+        );
+        assert_eq!(
+            record.get(field::UPDATED_AT),
+            Some(&Value::Timestamp(seed.updated_at_ms))
+        );
+    }
+    assert!(opted_out > 0, "the seed has opt-outs to carry");
+    let read_opt_outs = contacts
+        .iter()
+        .filter(|r| r.get(field::EMAIL_OPT_OUT) == Some(&Value::Bool(true)))
+        .count();
+    assert_eq!(read_opt_outs, opted_out);
+    assert!(contacts.iter().any(|r| r.get(field::COMPANY).is_none()));
+    assert_eq!(source.token_fetches(), 1);
+}
+
+#[tokio::test]
+async fn default_batch_size_pages_at_two_thousand() {
+    let (emulator, running) = start(Options::default()).await;
+    let data = seeded(&emulator, 4_100, 12, &Mess::none());
+    let source = SalesforceSource::new(config(&running.base_url, json!({})), "source").unwrap();
+    let (contacts, pages) = read_all(&source, ObjectType::Contacts).await;
+    assert_eq!(contacts.len(), data.contacts.len());
+    assert_eq!(pages, 3);
+}
+
+#[tokio::test]
+async fn next_records_url_elsewhere_is_refused_without_a_request() {
+    let (emulator, running) = start(Options::default()).await;
+    seeded(&emulator, 2_600, 13, &Mess::none());
+    let source = source(&running, 200);
+
+    // A listener that counts connections, standing in for another host.
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = elsewhere.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    let listener = tokio::spawn(async move {
+        while elsewhere.accept().await.is_ok() {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+
+    let first = source
+        .read_page(ObjectType::Contacts, None)
+        .await
+        .expect("first page");
+    let genuine = first.next.expect("more pages");
+    let locator = genuine.rsplit('/').next().unwrap().to_owned();
+    let usage = emulator.api_usage();
+    for cursor in [
+        format!("http://{other}/services/data/v62.0/query/{locator}"),
+        format!("//{other}/services/data/v62.0/query/{locator}"),
+        format!("{}{genuine}", running.base_url),
+        "/services/data/v62.0/sobjects/Contact/describe".to_owned(),
+        "/services/data/v62.0/query/../limits".to_owned(),
+        format!("/services/data/v61.0/query/{locator}"),
+        format!("/services/data/v62.0/query/{locator}?q=SELECT"),
+        format!("/services/data/v62.0/query/{locator}/x"),
+        "/services/data/v62.0/query/".to_owned(),
+        format!("/services/data/v62.0/query/{locator}@{other}"),
+    ] {
+        let err = source
+            .read_page(ObjectType::Contacts, Some(&cursor))
+            .await
+            .expect_err(&cursor);
+        assert!(
+            matches!(err, ConnectorError::Malformed { .. }),
+            "{cursor}: {err}"
+        );
+        let text = err.to_string();
+        assert!(!text.contains(&other.to_string()), "{text}");
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "no request elsewhere"
+    );
+    assert_eq!(emulator.api_usage(), usage, "no request to the org either");
+    listener.abort();
+
+    // The genuine cursor still works.
+    let second = source
+        .read_page(ObjectType::Contacts, Some(&genuine))
+        .await
+        .expect("second page");
+    assert_eq!(second.records.len(), 200);
+}
+
+#[tokio::test]
+async fn expired_session_mid_read_is_renewed_once() {
+    let (emulator, running) = start(Options::default()).await;
+    let data = seeded(&emulator, 2_600, 14, &Mess::none());
+    let source = source(&running, 500);
+    let first = source
+        .read_page(ObjectType::Contacts, None)
+        .await
+        .expect("first page");
+    emulator.expire_tokens();
+    let mut seen: Vec<String> = first.records.iter().map(|r| r.source_id.clone()).collect();
+    let mut cursor = first.next;
+    while let Some(next) = cursor {
+        let page = source
+            .read_page(ObjectType::Contacts, Some(&next))
+            .await
+            .expect("page after expiry");
+        seen.extend(page.records.into_iter().map(|r| r.source_id));
+        cursor = page.next;
+    }
+    assert_eq!(seen.len(), data.contacts.len());
+    assert_eq!(
+        seen.iter().collect::<HashSet<_>>().len(),
+        data.contacts.len()
+    );
+    assert_eq!(source.token_fetches(), 2);
+}
+
+#[tokio::test]
+async fn expired_query_locator_is_a_clear_error() {
+    let (emulator, running) = start(Options::default()).await;
+    seeded(&emulator, 1_200, 15, &Mess::none());
+    let source = source(&running, 200);
+    let first = source.read_page(ObjectType::Contacts, None).await.unwrap();
+    emulator.expire_query_locators();
+    let err = source
+        .read_page(ObjectType::Contacts, first.next.as_deref())
+        .await
+        .expect_err("expired locator");
+    let text = err.to_string();
+    assert!(
+        matches!(err, ConnectorError::Status { status: 400, .. })
+            && text.contains("INVALID_QUERY_LOCATOR"),
+        "{text}"
+    );
+    assert!(!text.contains("SELECT"), "no query in errors: {text}");
+}
+
+#[tokio::test]
+async fn spec_builds_a_source_and_errors_name_source_keys() {
+    let spec = ferry_salesforce::spec();
+    let build = spec.source.expect("salesforce is a source");
+    assert!(spec.sink.is_some());
+    let err = build(
+        json!({"client_id": "${FERRY_TEST_UNSET_SF_ID}", "client_secret": "${FERRY_TEST_UNSET_SF_SECRET}"}),
+        "source",
+    )
+    .err()
+    .expect("unset variables");
+    assert!(err.to_string().contains("source.client_id"), "{err}");
+    let err = build(
+        json!({"client_id": "${A}", "client_secret": "${B}", "query_batch_size": 100}),
+        "source",
+    )
+    .err()
+    .expect("batch size out of range");
+    assert!(err.to_string().contains("source.query_batch_size"), "{err}");
+}
+
+#[tokio::test]
+async fn migration_from_salesforce_into_an_empty_org_verifies() {
+    let (from_emulator, from) = start(Options::default()).await;
+    let (to_emulator, to) = start(Options::default()).await;
+    let data = generate(2_500, 16, &Mess::default());
+    let seeded = from_emulator.seed(&data);
+
+    let source = Arc::new(source(&from, 1000));
+    let sink = Arc::new(SalesforceSink::new(config(&to.base_url, json!({})), "sink").unwrap());
+    let options = RunOptions::default();
+    let progress = Arc::new(Progress::new(&options.objects));
+    let report = ferry_core::run(
+        Mode::Migrate,
+        source.clone(),
+        sink.clone(),
+        &options,
+        progress,
+    )
+    .await;
+    assert_eq!(
+        report.outcome,
+        Outcome::Verified,
+        "{:?} {:?}",
+        report.error,
+        report.failures
+    );
+    let companies = &report.objects[0];
+    let contacts = &report.objects[1];
+    assert_eq!(companies.written, seeded.accounts as u64);
+    assert_eq!(contacts.written, seeded.contacts as u64);
+    assert!(companies.digests_match && contacts.digests_match);
+    assert_eq!(to_emulator.count("Account"), seeded.accounts);
+    assert_eq!(to_emulator.count("Contact"), seeded.contacts);
+
+    // Associations and opt-outs arrived as such, keyed by the source org's ids.
+    let (accounts, _) = read_all(&source, ObjectType::Companies).await;
+    let (people, _) = read_all(&source, ObjectType::Contacts).await;
+    let account_ext: HashMap<String, String> = accounts
+        .iter()
+        .map(|a| {
+            let written = to_emulator
+                .record_by_external_id("Account", &a.source_id)
+                .expect("account migrated");
+            (
+                written["Id"].as_str().unwrap().to_owned(),
+                a.source_id.clone(),
+            )
+        })
+        .collect();
+    let (mut linked, mut opted_out) = (0, 0);
+    for p in &people {
+        let written = to_emulator
+            .record_by_external_id("Contact", &p.source_id)
+            .expect("contact migrated");
+        let company = written["AccountId"].as_str().map(|id| &account_ext[id]);
+        assert_eq!(
+            company,
+            p.text(field::COMPANY).map(|c| c.to_owned()).as_ref()
+        );
+        linked += usize::from(company.is_some());
+        let out = written["HasOptedOutOfEmail"].as_bool().unwrap();
+        assert_eq!(Some(&Value::Bool(out)), p.get(field::EMAIL_OPT_OUT));
+        opted_out += usize::from(out);
+    }
+    assert!(linked > 0 && opted_out > 0, "{linked} {opted_out}");
+}
