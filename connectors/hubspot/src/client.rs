@@ -5,14 +5,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ferry_core::ConnectorResult;
-use ferry_core::http::{HttpClient, HttpStats, RateLimit, RetrySettings};
+use ferry_core::http::{HttpClient, HttpResponse, HttpStats, RateLimit, RetrySettings};
+use ferry_core::{ConnectorError, ConnectorResult};
+use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-use crate::config::{HubspotConfig, Settings};
+use crate::config::{HubspotConfig, RoleSettings, Settings};
 use crate::policy::HubspotPolicy;
 
 /// HubSpot's search limit: "The search endpoints are rate limited to five requests per second
@@ -37,17 +38,22 @@ pub struct HubspotClient {
     /// per-second window; another app searching the same account still can, and its 429 is
     /// retried like any other.
     search: HttpClient,
+    /// The v4 association batch endpoints, which HubSpot's spec also exempts from the
+    /// ten-second bucket (`x-hubspot-rate-limit-exemptions: ten-secondly`): paced by the burst
+    /// limiter they would only slow the sink down. Unpaced, they still count towards the daily
+    /// limit, and a 429 is retried like any other.
+    exempt: HttpClient,
     base_url: Url,
     token: SecretString,
 }
 
 impl HubspotClient {
     /// A client for the account `config` describes; errors name `key_prefix.<key>`. Also
-    /// returns the configured page size.
+    /// returns the settings the source or sink itself needs.
     pub(crate) fn new(
         config: &HubspotConfig,
         key_prefix: &str,
-    ) -> ConnectorResult<(HubspotClient, u32)> {
+    ) -> ConnectorResult<(HubspotClient, RoleSettings)> {
         let Settings {
             base_url,
             token,
@@ -55,6 +61,7 @@ impl HubspotClient {
             rate_limit_is_cap,
             page_size,
             retry,
+            source_id_property,
         } = config.settings(key_prefix)?;
         let policy = if rate_limit_is_cap {
             HubspotPolicy::capped(rate_limit)
@@ -66,6 +73,11 @@ impl HubspotClient {
             max_retries: retry.max_retries.min(SEARCH_MAX_RETRIES),
             ..retry.clone()
         };
+        let exempt = HttpClient::new(
+            Arc::new(HubspotPolicy::ignoring_announced_limits()),
+            None,
+            retry.clone(),
+        )?;
         let http = HttpClient::new(Arc::new(policy), Some(rate_limit), retry)?;
         let search = HttpClient::new(
             Arc::new(HubspotPolicy::ignoring_announced_limits()),
@@ -76,10 +88,14 @@ impl HubspotClient {
             HubspotClient {
                 http,
                 search,
+                exempt,
                 base_url,
                 token,
             },
-            page_size,
+            RoleSettings {
+                page_size,
+                source_id_property,
+            },
         ))
     }
 
@@ -116,6 +132,103 @@ impl HubspotClient {
         response.json(crate::VENDOR, &endpoint)
     }
 
+    /// `method path?query` with an optional JSON `body` through the ten-second client,
+    /// returning the final response whatever its status (the caller decides what a 404 or a
+    /// 403 means), and the endpoint's name for messages (method and path only).
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> ConnectorResult<(String, HttpResponse)> {
+        let endpoint = format!("{method} {path}");
+        self.send_as(endpoint, method, path, query, body).await
+    }
+
+    /// [`HubspotClient::send`] under the endpoint name `endpoint`, for paths that hold
+    /// personal data (an email address) that must not appear in messages or logs.
+    pub(crate) async fn send_as(
+        &self,
+        endpoint: String,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> ConnectorResult<(String, HttpResponse)> {
+        let mut url = self.url(path);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query.iter().copied());
+        }
+        let response = self
+            .http
+            .send(&endpoint, |c| {
+                let request = c
+                    .request(method.clone(), url.clone())
+                    .bearer_auth(self.token.expose_secret());
+                match body {
+                    Some(b) => request.json(b),
+                    None => request,
+                }
+            })
+            .await?;
+        Ok((endpoint, response))
+    }
+
+    /// `POST path?query` with the JSON `body`, parsed as JSON from any 2xx answer (200, 201,
+    /// and 207 multi-status, whose per-input errors the caller reads). Other statuses are errors
+    /// naming the endpoint, never the body.
+    pub(crate) async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &Value,
+    ) -> ConnectorResult<T> {
+        let (endpoint, response) = self.send(Method::POST, path, query, Some(body)).await?;
+        if !response.is_success() {
+            return Err(self.http.error_for(&endpoint, &response));
+        }
+        response.json(crate::VENDOR, &endpoint)
+    }
+
+    /// `POST path` with the JSON `body` to an endpoint exempt from the ten-second bucket (the
+    /// v4 association batches), parsed as JSON from any 2xx answer, 207 included.
+    pub(crate) async fn post_exempt<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> ConnectorResult<T> {
+        let response = self.post_exempt_raw(path, body).await?;
+        response.json(crate::VENDOR, &format!("POST {path}"))
+    }
+
+    /// [`HubspotClient::post_exempt`] for answers without a body (204): any 2xx is success.
+    pub(crate) async fn post_exempt_raw(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> ConnectorResult<HttpResponse> {
+        let endpoint = format!("POST {path}");
+        let url = self.url(path);
+        let response = self
+            .exempt
+            .send(&endpoint, |c| {
+                c.post(url.clone())
+                    .bearer_auth(self.token.expose_secret())
+                    .json(body)
+            })
+            .await?;
+        if !response.is_success() {
+            return Err(self.exempt.error_for(&endpoint, &response));
+        }
+        Ok(response)
+    }
+
+    /// The error for a final non-2xx `response` to `endpoint` (401/403 are credential errors).
+    pub(crate) fn error_for(&self, endpoint: &str, response: &HttpResponse) -> ConnectorError {
+        self.http.error_for(endpoint, response)
+    }
+
     /// `POST path` with the JSON `body` through the search client (five per second), parsed
     /// as JSON. Errors name the endpoint, never the body.
     pub(crate) async fn search_json<T: DeserializeOwned>(
@@ -139,11 +252,11 @@ impl HubspotClient {
         response.json(crate::VENDOR, &endpoint)
     }
 
-    /// The counters of requests, retries and 429s, search included: a snapshot summing both
-    /// clients, taken when called.
+    /// The counters of requests, retries and 429s, search and association batches included: a
+    /// snapshot summing all three clients, taken when called.
     pub fn stats(&self) -> Arc<HttpStats> {
         let total = HttpStats::default();
-        for stats in [self.http.stats(), self.search.stats()] {
+        for stats in [self.http.stats(), self.search.stats(), self.exempt.stats()] {
             let (requests, retries, throttled) = stats.snapshot();
             total.requests.fetch_add(requests, Ordering::Relaxed);
             total.retries.fetch_add(retries, Ordering::Relaxed);

@@ -1,4 +1,5 @@
-//! The `[source]` (later also `[sink]`) settings of a HubSpot connector, and their validation.
+//! The `[source]` and `[sink]` settings of a HubSpot connector, and their validation. One config
+//! type serves both roles; settings that only one role uses say so.
 
 use std::time::Duration;
 
@@ -17,6 +18,11 @@ pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
 pub const DEFAULT_RATE_LIMIT_PER_10S: u32 = 100;
 /// HubSpot's largest list page, and the default page size.
 pub const MAX_PAGE_SIZE: u32 = 100;
+/// The custom property that holds each record's source id in a HubSpot sink, by default.
+pub const DEFAULT_SOURCE_ID_PROPERTY: &str = "ferry_source_id";
+/// The longest internal property name ferry accepts (HubSpot's own limit is not documented
+/// in the sources ferry follows; its internal names are far shorter).
+const MAX_PROPERTY_NAME: usize = 100;
 
 /// How to reach a HubSpot account, as written in the config file.
 #[derive(Clone, Debug, Deserialize)]
@@ -38,6 +44,10 @@ pub struct HubspotConfig {
     pub timeout_secs: Option<u64>,
     /// How many times a transient failure (429, 5xx, 423, 477, network) is retried; default 8.
     pub max_retries: Option<usize>,
+    /// Sink only: the internal name of the unique custom property, on both contacts and
+    /// companies, that holds each record's source id (upserts are keyed by it, so reruns update
+    /// instead of duplicating); default `ferry_source_id`. `prepare` creates it when missing.
+    pub source_id_property: Option<String>,
 }
 
 /// Validated settings, with the token read from the environment.
@@ -49,6 +59,15 @@ pub(crate) struct Settings {
     pub rate_limit_is_cap: bool,
     pub page_size: u32,
     pub retry: RetrySettings,
+    /// The sink's source-id property (validated even for a source, where it is unused).
+    pub source_id_property: String,
+}
+
+/// The settings a role needs besides the client: what [`crate::HubspotClient`]'s constructor
+/// hands back.
+pub(crate) struct RoleSettings {
+    pub page_size: u32,
+    pub source_id_property: String,
 }
 
 fn key(prefix: &str, name: &str) -> String {
@@ -69,6 +88,7 @@ impl HubspotConfig {
             page_size: None,
             timeout_secs: None,
             max_retries: None,
+            source_id_property: None,
         }
     }
 
@@ -116,6 +136,24 @@ impl HubspotConfig {
         if let Some(n) = self.max_retries {
             retry.max_retries = n;
         }
+        let source_id_property = self
+            .source_id_property
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SOURCE_ID_PROPERTY.to_owned());
+        let name_ok = source_id_property.len() <= MAX_PROPERTY_NAME
+            && source_id_property.starts_with(|c: char| c.is_ascii_lowercase())
+            && source_id_property
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !name_ok {
+            return Err(config_error(
+                "source_id_property",
+                format!(
+                    "must be a HubSpot internal property name: lower-case letters, digits and underscores, \
+                     starting with a letter, at most {MAX_PROPERTY_NAME} characters"
+                ),
+            ));
+        }
         Ok(Settings {
             base_url,
             token,
@@ -123,6 +161,7 @@ impl HubspotConfig {
             rate_limit_is_cap: self.rate_limit_per_10s.is_some(),
             page_size,
             retry,
+            source_id_property,
         })
     }
 }
@@ -164,6 +203,23 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("source.base_url"), "{err}");
+    }
+
+    #[test]
+    fn source_id_property_must_be_an_internal_name() {
+        let config = HubspotConfig {
+            source_id_property: Some("Ferry Source Id".into()),
+            ..HubspotConfig::new(SecretRef::env("PATH"))
+        };
+        match config.settings("sink") {
+            Err(ConnectorError::Config { key, .. }) => assert_eq!(key, "sink.source_id_property"),
+            _ => panic!("expected a config error"),
+        }
+        let default = HubspotConfig::new(SecretRef::env("PATH"));
+        assert_eq!(
+            default.settings("sink").map(|s| s.source_id_property).ok(),
+            Some(DEFAULT_SOURCE_ID_PROPERTY.to_owned())
+        );
     }
 
     #[test]

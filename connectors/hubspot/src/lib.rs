@@ -1,19 +1,24 @@
 //! ferry's HubSpot connector: reads companies and contacts (with each contact's primary
-//! company) from HubSpot's CRM v3 API, within HubSpot's documented rate limits.
+//! company) from HubSpot's CRM v3 API, and writes them back as a sink (upserts keyed by a
+//! unique source-id property, the primary company association, email opt-outs), within
+//! HubSpot's documented rate limits.
 //!
 //! Read top to bottom: [`config`] (the settings), [`policy`] (retries, rate-limit headers,
 //! error bodies), [`client`] (auth and requests), [`mapping`] (HubSpot properties ↔ canonical
-//! fields), [`source`] (paging). The sandbox's HubSpot emulator backs the tests.
+//! fields), [`source`] (paging), [`sink`] (writing and reading back). The sandbox's HubSpot
+//! emulator backs the tests.
 
 pub mod client;
 pub mod config;
 pub mod mapping;
 pub mod policy;
+pub mod sink;
 pub mod source;
 
 pub use client::HubspotClient;
 pub use config::HubspotConfig;
 pub use policy::HubspotPolicy;
+pub use sink::HubspotSink;
 pub use source::HubspotSource;
 
 /// The vendor's name in config files, messages and logs.
@@ -29,7 +34,7 @@ pub fn spec() -> ferry_core::ConnectorSpec {
             ferry_core::ObjectType::Contacts,
         ],
         source: Some(build_source),
-        sink: None,
+        sink: Some(build_sink),
     }
 }
 
@@ -39,4 +44,12 @@ fn build_source(
 ) -> ferry_core::ConnectorResult<std::sync::Arc<dyn ferry_core::Source>> {
     let config = ferry_core::kit::parse_settings(VENDOR, settings, key_prefix)?;
     Ok(std::sync::Arc::new(HubspotSource::new(config, key_prefix)?))
+}
+
+fn build_sink(
+    settings: serde_json::Value,
+    key_prefix: &str,
+) -> ferry_core::ConnectorResult<std::sync::Arc<dyn ferry_core::Sink>> {
+    let config = ferry_core::kit::parse_settings(VENDOR, settings, key_prefix)?;
+    Ok(std::sync::Arc::new(HubspotSink::new(config, key_prefix)?))
 }

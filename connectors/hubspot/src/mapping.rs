@@ -55,6 +55,61 @@ pub fn properties(object: ObjectType) -> &'static [(&'static str, &'static str)]
     }
 }
 
+/// Mapped properties a sink does not write: HubSpot sets the timestamps itself, and refuses
+/// `hs_email_optout` through the CRM objects API (`READ_ONLY_VALUE`); an opt-out is recorded
+/// through the communication-preferences API instead.
+pub const NOT_WRITTEN: &[&str] = &[
+    "hs_email_optout",
+    "createdate",
+    "lastmodifieddate",
+    "hs_lastmodifieddate",
+];
+
+/// The (canonical field, HubSpot property) pairs a sink writes with each upsert.
+pub fn written_properties(
+    object: ObjectType,
+) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    properties(object)
+        .iter()
+        .filter(|(_, p)| !NOT_WRITTEN.contains(p))
+}
+
+/// The canonical fields a HubSpot sink stores and reads back: the written properties, and for
+/// contacts also the email opt-out and the primary company.
+pub fn stored_fields(object: ObjectType) -> Vec<String> {
+    let mut fields: Vec<String> = written_properties(object)
+        .map(|(c, _)| (*c).to_owned())
+        .collect();
+    if object == ObjectType::Contacts {
+        fields.push(field::EMAIL_OPT_OUT.to_owned());
+        fields.push(field::COMPANY.to_owned());
+    }
+    fields
+}
+
+/// The HubSpot properties of an upsert of `record`: every written property, with `""` for a
+/// field the record lacks, so that an upsert clears what the source no longer holds and the
+/// sink ends equal to the source.
+pub fn to_properties(record: &Record) -> serde_json::Map<String, serde_json::Value> {
+    written_properties(record.object)
+        .map(|(canonical, property)| {
+            let value = record
+                .get(canonical)
+                .map(Value::to_vendor_string)
+                .unwrap_or_default();
+            ((*property).to_owned(), serde_json::Value::String(value))
+        })
+        .collect()
+}
+
+/// The canonical field a HubSpot property of `object` maps to, if any.
+pub fn canonical(object: ObjectType, property: &str) -> Option<&'static str> {
+    properties(object)
+        .iter()
+        .find(|(_, p)| *p == property)
+        .map(|(c, _)| *c)
+}
+
 /// HubSpot's path segment for `object`.
 pub fn object_path(object: ObjectType) -> &'static str {
     match object {
@@ -124,7 +179,8 @@ pub struct AssociationRef {
     pub kind: Option<String>,
 }
 
-fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+/// Deserialises an id HubSpot sends as a string or a number into a non-empty string.
+pub(crate) fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     match serde_json::Value::deserialize(d)? {
         serde_json::Value::String(s) if !s.is_empty() => Ok(s),
         serde_json::Value::Number(n) => Ok(n.to_string()),
@@ -234,6 +290,30 @@ mod tests {
         let r = to_record(ObjectType::Contacts, &raw).expect("maps");
         assert_eq!(r.source_id, "5");
         assert_eq!(r.get(field::COMPANY), Some(&Value::Reference("9".into())));
+    }
+
+    #[test]
+    fn upsert_properties_clear_absent_fields_and_skip_read_only_ones() {
+        let mut r = Record::new(ObjectType::Contacts, "p-1");
+        r.set(field::EMAIL, Value::Text("a@example.com".into()));
+        r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
+        r.set(field::CREATED_AT, Value::Timestamp(0));
+        let props = to_properties(&r);
+        assert_eq!(props["email"], serde_json::json!("a@example.com"));
+        assert_eq!(props["firstname"], serde_json::json!(""));
+        for p in NOT_WRITTEN {
+            assert!(!props.contains_key(*p), "{p}");
+        }
+        let mut c = Record::new(ObjectType::Companies, "c-1");
+        c.set(field::ANNUAL_REVENUE, Value::Decimal(1_000_000.0));
+        c.set(field::EMPLOYEE_COUNT, Value::Integer(250));
+        let props = to_properties(&c);
+        assert_eq!(props["annualrevenue"], serde_json::json!("1000000"));
+        assert_eq!(props["numberofemployees"], serde_json::json!("250"));
+        let stored = stored_fields(ObjectType::Contacts);
+        assert!(stored.iter().any(|f| f == field::COMPANY));
+        assert!(stored.iter().any(|f| f == field::EMAIL_OPT_OUT));
+        assert!(!stored.iter().any(|f| f == field::CREATED_AT));
     }
 
     #[test]

@@ -21,8 +21,11 @@ pub struct HubspotSource {
 impl HubspotSource {
     /// Builds the source from its config; errors name `key_prefix.<key>` (`source.token`).
     pub fn new(config: HubspotConfig, key_prefix: &str) -> ConnectorResult<HubspotSource> {
-        let (client, page_size) = HubspotClient::new(&config, key_prefix)?;
-        Ok(HubspotSource { client, page_size })
+        let (client, role) = HubspotClient::new(&config, key_prefix)?;
+        Ok(HubspotSource {
+            client,
+            page_size: role.page_size,
+        })
     }
 
     /// The ten-second rate limit in force: the configured one, or what HubSpot announced since

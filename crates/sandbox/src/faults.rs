@@ -46,8 +46,40 @@ pub fn inject(router: Router, faults: Faults, throttled: fn(Option<u64>) -> Resp
                 {
                     return throttled(faults.retry_after_secs);
                 }
+                if faults
+                    .unavailable_every
+                    .is_some_and(|every| every > 0 && n % every == 0)
+                {
+                    let mut response = Response::new(axum::body::Body::from("Service Unavailable"));
+                    *response.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    return response;
+                }
                 next.run(request).await
             }
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn teapot(_: Option<u64>) -> Response {
+        let mut r = Response::new(axum::body::Body::empty());
+        *r.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
+        r
+    }
+
+    #[tokio::test]
+    async fn injects_throttling_and_unavailability_on_schedule() {
+        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let faults = Faults { throttle_every: Some(3), unavailable_every: Some(4), ..Faults::default() };
+        let running = crate::serve("test", inject(router, faults, teapot), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let client = reqwest::Client::new();
+        let mut statuses = Vec::new();
+        for _ in 0..8 {
+            statuses.push(client.get(&running.base_url).send().await.unwrap().status().as_u16());
+        }
+        assert_eq!(statuses, vec![200, 200, 429, 503, 200, 429, 200, 503]);
+    }
 }

@@ -25,6 +25,10 @@ pub(crate) const MAX_BATCH: usize = 100;
 const MAX_ASSOCIATION_BATCH: usize = 1000;
 /// HubSpot's largest list page.
 const MAX_LIMIT: usize = 100;
+/// The most characters a text property value may hold when written through the CRM ("the
+/// character limit is 65,536 characters", HubSpot's knowledge base on property field types).
+/// The error code HubSpot gives for a longer value is UNCONFIRMED; `VALUE_TOO_LONG` here.
+const MAX_TEXT_VALUE: usize = 65_536;
 /// The list page size when `limit` is not given.
 const DEFAULT_LIMIT: usize = 10;
 
@@ -192,16 +196,22 @@ pub(crate) fn record_json(store: &ObjectStore, rec: &Rec, selection: &[u16]) -> 
 }
 
 /// A contact's company associations in the v3 list shape: the primary association appears
-/// twice, once labelled `contact_to_company` and once `contact_to_company_unlabeled`.
-fn company_associations(companies: &ObjectStore, rec: &Rec) -> Option<Value> {
-    let company = rec
-        .company
-        .filter(|id| companies.get(*id).is_some_and(|c| !c.is_archived()))?;
-    let id = company.to_string();
-    Some(json!({"companies": {"results": [
-        {"id": id, "type": "contact_to_company"},
-        {"id": id, "type": "contact_to_company_unlabeled"},
-    ]}}))
+/// twice, once labelled `contact_to_company` and once `contact_to_company_unlabeled`; other
+/// companies appear once, unlabelled.
+fn company_associations(data: &super::Data, rec: &Rec) -> Option<Value> {
+    let companies = data.contact_companies(rec);
+    if companies.is_empty() {
+        return None;
+    }
+    let mut results = Vec::new();
+    for (id, primary) in companies {
+        let id = id.to_string();
+        if primary {
+            results.push(json!({"id": id, "type": "contact_to_company"}));
+        }
+        results.push(json!({"id": id, "type": "contact_to_company_unlabeled"}));
+    }
+    Some(json!({"companies": {"results": results}}))
 }
 
 fn wants_companies(kind: Kind, params: &Params) -> bool {
@@ -222,7 +232,7 @@ pub(crate) fn parse_body(body: &Bytes) -> Result<Value, Response> {
     })
 }
 
-fn inputs(body: &Value, max: usize) -> Result<&Vec<Value>, Response> {
+pub(crate) fn inputs(body: &Value, max: usize) -> Result<&Vec<Value>, Response> {
     let inputs = body
         .get("inputs")
         .and_then(Value::as_array)
@@ -234,7 +244,7 @@ fn inputs(body: &Value, max: usize) -> Result<&Vec<Value>, Response> {
 }
 
 /// An input id as text (HubSpot accepts numbers too).
-fn id_text(v: Option<&Value>) -> Option<String> {
+pub(crate) fn id_text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -242,7 +252,7 @@ fn id_text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-fn batch_response(
+pub(crate) fn batch_response(
     ok: StatusCode,
     results: Vec<Value>,
     errors: Vec<Value>,
@@ -322,7 +332,7 @@ pub(crate) async fn list(
         }
         let mut obj = record_json(store, rec, &selection);
         if with_companies {
-            if let Some(a) = company_associations(data.store(Kind::Companies), rec) {
+            if let Some(a) = company_associations(&data, rec) {
                 obj.insert("associations".into(), a);
             }
         }
@@ -379,7 +389,7 @@ pub(crate) async fn read_one(
     };
     let mut obj = record_json(store, rec, &params.selection(store));
     if wants_companies(kind, &params) {
-        if let Some(a) = company_associations(data.store(Kind::Companies), rec) {
+        if let Some(a) = company_associations(data, rec) {
             obj.insert("associations".into(), a);
         }
     }
@@ -599,6 +609,23 @@ fn prepare(data: &super::Data, kind: Kind, input: &Value) -> Result<Prepared, In
                 ));
                 continue;
             }
+            if def.ty == "string" && text.chars().count() > MAX_TEXT_VALUE {
+                problems.push((
+                    "VALUE_TOO_LONG",
+                    name.clone(),
+                    format!("{name} may hold at most {MAX_TEXT_VALUE} characters"),
+                ));
+                continue;
+            }
+            if kind == Kind::Contacts && name == "email" && !text.is_empty() && !valid_email(&text)
+            {
+                problems.push((
+                    "INVALID_EMAIL",
+                    name.clone(),
+                    format!("Email address {text} is invalid"),
+                ));
+                continue;
+            }
             if let Err(code) = def.check_value(&text) {
                 problems.push((
                     code,
@@ -647,6 +674,39 @@ fn prepare(data: &super::Data, kind: Kind, input: &Value) -> Result<Prepared, In
         }
     }
     Ok(Prepared { changes, company })
+}
+
+/// Whether HubSpot would accept `email` as a contact's address: one `@`, a local part without
+/// spaces, and a dotted domain whose labels are non-empty, do not start or end with `-`, and
+/// end in a top-level domain of two or more letters. HubSpot's own check is stricter still
+/// (it also refuses some well-formed addresses on unknown domains); that part is not emulated.
+pub(crate) fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let bad = |c: char| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(
+                c,
+                '@' | ',' | ';' | '<' | '>' | '(' | ')' | '[' | ']' | '\\' | '"'
+            )
+    };
+    let labels: Vec<&str> = domain.split('.').collect();
+    let tld_ok = labels
+        .last()
+        .is_some_and(|t| t.chars().count() >= 2 && t.chars().all(char::is_alphabetic));
+    !local.is_empty()
+        && local.len() <= 64
+        && !local.chars().any(bad)
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && labels.len() >= 2
+        && tld_ok
+        && labels.iter().all(|l| {
+            !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && !l.chars().any(bad)
+        })
 }
 
 /// A conflict if a unique value in `changes` belongs to a record other than `except`, or to
@@ -738,11 +798,17 @@ fn run_batch(
                 let id = data
                     .store_mut(kind)
                     .create(now, now, company, &prep.pairs());
+                if kind == Kind::Contacts {
+                    data.sync_opt_out(id, now);
+                }
                 Outcome::Written { id, new: true }
             }
             Ok(Planned::Update(id, prep)) => {
                 data.store_mut(kind)
                     .update(id, now, &prep.pairs(), prep.company);
+                if kind == Kind::Contacts {
+                    data.sync_opt_out(id, now);
+                }
                 Outcome::Written { id, new: false }
             }
             Err(e) => Outcome::Failed(e, trace),
@@ -964,8 +1030,13 @@ pub(crate) async fn create_one(
         Err(e) => return e.response(),
     };
     let now = now_ms();
-    let store = data.store_mut(kind);
-    let id = store.create(now, now, prep.company.flatten(), &prep.pairs());
+    let id = data
+        .store_mut(kind)
+        .create(now, now, prep.company.flatten(), &prep.pairs());
+    if kind == Kind::Contacts {
+        data.sync_opt_out(id, now);
+    }
+    let store = data.store(kind);
     match store.get(id) {
         Some(rec) => (
             StatusCode::CREATED,
@@ -1016,8 +1087,13 @@ pub(crate) async fn update_one(
         Err(InputError::NotFound(_)) => return not_found(kind, &id),
         Err(e) => return e.response(),
     };
-    let store = data.store_mut(kind);
-    store.update(target, now_ms(), &prep.pairs(), prep.company);
+    let now = now_ms();
+    data.store_mut(kind)
+        .update(target, now, &prep.pairs(), prep.company);
+    if kind == Kind::Contacts {
+        data.sync_opt_out(target, now);
+    }
+    let store = data.store(kind);
     match store.get(target) {
         Some(rec) => Json(Value::Object(record_json(
             store,
@@ -1227,19 +1303,18 @@ pub(crate) async fn association_batch_read(
     match (from_kind, to_kind) {
         (Kind::Contacts, Kind::Companies) => {
             for (id, to) in found.iter_mut() {
-                if let Some(company) = data
+                if let Some(rec) = data
                     .store(Kind::Contacts)
                     .get(*id)
                     .filter(|r| !r.is_archived())
-                    .and_then(|r| r.company)
                 {
-                    to.push((company, true));
+                    to.extend(data.contact_companies(rec));
                 }
             }
         }
         (Kind::Companies, Kind::Contacts) => {
             let wanted: HashSet<u64> = found.iter().map(|(id, _)| *id).collect();
-            let mut reverse: std::collections::HashMap<u64, Vec<u64>> =
+            let mut reverse: std::collections::HashMap<u64, Vec<(u64, bool)>> =
                 std::collections::HashMap::new();
             for rec in data
                 .store(Kind::Contacts)
@@ -1248,17 +1323,22 @@ pub(crate) async fn association_batch_read(
                 .filter(|r| !r.is_archived())
             {
                 if let Some(c) = rec.company.filter(|c| wanted.contains(c)) {
-                    reverse.entry(c).or_default().push(rec.id);
+                    reverse.entry(c).or_default().push((rec.id, true));
+                }
+            }
+            for (contact, companies) in &data.unlabeled {
+                for c in companies.iter().filter(|c| wanted.contains(c)) {
+                    if data
+                        .store(Kind::Contacts)
+                        .get(*contact)
+                        .is_some_and(|r| !r.is_archived())
+                    {
+                        reverse.entry(*c).or_default().push((*contact, false));
+                    }
                 }
             }
             for (id, to) in found.iter_mut() {
-                to.extend(
-                    reverse
-                        .remove(id)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|c| (c, true)),
-                );
+                to.extend(reverse.remove(id).unwrap_or_default());
             }
         }
         _ => {}
@@ -1275,11 +1355,13 @@ pub(crate) async fn association_batch_read(
         }
         let to: Vec<Value> = to
             .into_iter()
-            .map(|(to_id, _)| {
-                json!({"toObjectId": to_id, "associationTypes": [
-                    {"category": "HUBSPOT_DEFINED", "typeId": primary, "label": "Primary"},
-                    {"category": "HUBSPOT_DEFINED", "typeId": unlabeled, "label": null},
-                ]})
+            .map(|(to_id, is_primary)| {
+                let mut types = Vec::new();
+                if is_primary {
+                    types.push(json!({"category": "HUBSPOT_DEFINED", "typeId": primary, "label": "Primary"}));
+                }
+                types.push(json!({"category": "HUBSPOT_DEFINED", "typeId": unlabeled, "label": null}));
+                json!({"toObjectId": to_id, "associationTypes": types})
             })
             .collect();
         results.push(json!({"from": {"id": id.to_string()}, "to": to}));

@@ -8,14 +8,20 @@
 //! 200/201/207 multi-status responses; the properties API with `hasUniqueValue`; CRM search
 //! with filters, one sort, offset paging and the 10,000-result cap; the ten-second rolling and
 //! daily rate limits with the `X-HubSpot-RateLimit-*` headers and HubSpot's 429 body (no
-//! `Retry-After`), and search's own five-per-second limit (no rate-limit headers).
+//! `Retry-After`), and search's own five-per-second limit (no rate-limit headers); the v4
+//! association batch create, default-associate and archive endpoints; and unsubscribing from
+//! all email through the communication-preferences API (`hs_email_optout` is read-only
+//! through the CRM API, as in HubSpot).
 
 mod api;
+mod associations;
 mod gate;
+mod preferences;
 mod respond;
 mod search;
 mod store;
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -50,6 +56,9 @@ pub struct Options {
     /// Search requests allowed per second (HubSpot: five per second, separate from the burst
     /// window, which search is exempt from). `None`: unlimited.
     pub search_limit: Option<u32>,
+    /// Whether the account may use the batch subscription endpoints (HubSpot requires Marketing
+    /// Hub Enterprise for them). `false`: they answer 403 `MISSING_SCOPES`.
+    pub batch_subscriptions: bool,
 }
 
 impl Default for Options {
@@ -60,6 +69,7 @@ impl Default for Options {
             burst_limit: Some(100),
             daily_limit: Some(250_000),
             search_limit: Some(5),
+            batch_subscriptions: true,
         }
     }
 }
@@ -72,6 +82,7 @@ impl fmt::Debug for Options {
             .field("burst_limit", &self.burst_limit)
             .field("daily_limit", &self.daily_limit)
             .field("search_limit", &self.search_limit)
+            .field("batch_subscriptions", &self.batch_subscriptions)
             .finish()
     }
 }
@@ -81,6 +92,13 @@ pub(crate) struct Data {
     contacts: ObjectStore,
     companies: ObjectStore,
     deals: ObjectStore,
+    /// Email addresses unsubscribed from all email, lower-cased. HubSpot ties the opt-out to
+    /// the address, not the record: a contact created later with the address is opted out too.
+    opted_out: HashSet<Box<str>>,
+    /// Contact → companies associated without the primary label (the primary company is
+    /// `Rec::company`). Empty unless the v4 association endpoints add some, so seeded data
+    /// pays nothing for it.
+    unlabeled: HashMap<u64, Vec<u64>>,
 }
 
 impl Data {
@@ -97,6 +115,42 @@ impl Data {
             Kind::Contacts => &mut self.contacts,
             Kind::Companies => &mut self.companies,
             Kind::Deals => &mut self.deals,
+        }
+    }
+
+    /// The live companies contact `rec` is associated with: (company id, primary?), the
+    /// primary first.
+    pub(crate) fn contact_companies(&self, rec: &store::Rec) -> Vec<(u64, bool)> {
+        let live = |id: &u64| self.companies.get(*id).is_some_and(|c| !c.is_archived());
+        let mut out: Vec<(u64, bool)> = rec
+            .company
+            .filter(live)
+            .map(|c| (c, true))
+            .into_iter()
+            .collect();
+        if let Some(extra) = self.unlabeled.get(&rec.id) {
+            out.extend(extra.iter().filter(|c| live(c)).map(|c| (*c, false)));
+        }
+        out
+    }
+
+    /// Marks contact `id` opted out if its email address has unsubscribed from all email.
+    pub(crate) fn sync_opt_out(&mut self, id: u64, now: i64) {
+        let contacts = &mut self.contacts;
+        let (Some(email), Some(flag)) = (
+            contacts.prop_id("email"),
+            contacts.prop_id("hs_email_optout"),
+        ) else {
+            return;
+        };
+        let Some(rec) = contacts.get(id) else {
+            return;
+        };
+        let opted_out = rec
+            .get(email)
+            .is_some_and(|e| self.opted_out.contains(e.to_lowercase().as_str()));
+        if opted_out && rec.get(flag) != Some("true") {
+            contacts.update(id, now, &[(flag, "true")], None);
         }
     }
 }
@@ -127,6 +181,8 @@ impl Emulator {
             contacts: ObjectStore::new(Kind::Contacts),
             companies: ObjectStore::new(Kind::Companies),
             deals: ObjectStore::new(Kind::Deals),
+            opted_out: HashSet::new(),
+            unlabeled: HashMap::new(),
         };
         Emulator {
             inner: Arc::new(Inner {
@@ -228,6 +284,13 @@ impl Emulator {
             let company = c.company.map(|key| first_company + key as u64);
             seeded_record(id, c.created_at_ms, c.updated_at_ms, company, &pairs)
         });
+        let unsubscribed = seed
+            .contacts
+            .iter()
+            .filter(|c| c.email_opt_out)
+            .filter_map(|c| c.email.as_deref())
+            .map(|e| e.to_lowercase().into_boxed_str());
+        data.opted_out.extend(unsubscribed);
         tracing::debug!(
             companies = seed.companies.len(),
             contacts = seed.contacts.len(),
@@ -261,6 +324,26 @@ impl Emulator {
             .route(
                 "/crm/v4/associations/{from}/{to}/batch/read",
                 post(api::association_batch_read),
+            )
+            .route(
+                "/crm/v4/associations/{from}/{to}/batch/create",
+                post(associations::batch_create),
+            )
+            .route(
+                "/crm/v4/associations/{from}/{to}/batch/associate/default",
+                post(associations::batch_associate_default),
+            )
+            .route(
+                "/crm/v4/associations/{from}/{to}/batch/archive",
+                post(associations::batch_archive),
+            )
+            .route(
+                "/communication-preferences/{version}/statuses/batch/unsubscribe-all",
+                post(preferences::batch_unsubscribe_all),
+            )
+            .route(
+                "/communication-preferences/{version}/statuses/{subscriber}/unsubscribe-all",
+                get(preferences::read_unsubscribe_all).post(preferences::unsubscribe_all),
             )
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(

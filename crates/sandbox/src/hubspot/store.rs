@@ -259,8 +259,12 @@ fn standard_properties(kind: Kind) -> Vec<PropDef> {
                 "text",
                 "contactinformation",
             ),
+            // Read-only through the CRM API ("hs_email_optout_… is a read only property; its
+            // value cannot be set", as HubSpot answers on its developer forum): the opt-out is
+            // set through the communication-preferences API (`preferences.rs`).
             PropDef {
                 options: bool_options(),
+                read_only: true,
                 ..s(
                     "hs_email_optout",
                     "Unsubscribed from all email",
@@ -710,6 +714,18 @@ impl ObjectStore {
             }
         }
         true
+    }
+
+    /// Sets the primary company of contact `id` (association changes leave the record's
+    /// last-modified time alone). Returns whether the record exists.
+    pub(crate) fn set_company(&mut self, id: u64, company: Option<u64>) -> bool {
+        match self.position(id) {
+            Some(pos) => {
+                self.records[pos].company = company;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Archives record `id` (soft delete).

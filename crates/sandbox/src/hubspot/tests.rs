@@ -942,3 +942,214 @@ async fn search_has_its_own_five_per_second_limit_without_headers() {
         "the window rolls on"
     );
 }
+
+#[tokio::test]
+async fn v4_association_writes_move_the_primary_label_and_archive() {
+    let (hs, _, data) = start(unlimited(), 30).await;
+    let (i, key) = data
+        .contacts
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| c.company.map(|k| (i, k)))
+        .expect("a contact with company");
+    let contact = (FIRST_CONTACT_ID + i as u64).to_string();
+    let old = FIRST_COMPANY_ID + key as u64;
+    let new = if key == 0 { old + 1 } else { old - 1 };
+    let read = |hs: String, contact: String| async move {
+        let (status, body) = post(
+            &hs,
+            "/crm/v4/associations/contacts/companies/batch/read",
+            json!({"inputs": [{"id": contact}]}),
+        )
+        .await;
+        assert!(status == 200 || status == 207, "{body}");
+        body["results"][0]["to"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let primary = |to: &[Value]| -> Option<u64> {
+        to.iter()
+            .find(|t| {
+                t["associationTypes"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x["typeId"] == json!(1)))
+            })
+            .and_then(|t| t["toObjectId"].as_u64())
+    };
+
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v4/associations/contacts/companies/batch/create",
+        json!({"inputs": [
+            {"from": {"id": contact}, "to": {"id": new.to_string()},
+             "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}]},
+            {"from": {"id": contact}, "to": {"id": "999"},
+             "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}]},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["results"][0]["labels"], json!(["Primary"]));
+    assert_eq!(body["results"][0]["fromObjectTypeId"], json!("0-1"));
+    assert_eq!(body["errors"][0]["context"]["toObjectId"], json!(["999"]));
+    let to = read(hs.base_url.clone(), contact.clone()).await;
+    assert_eq!(primary(&to), Some(new), "the label moved: {to:?}");
+    assert!(
+        to.iter().any(|t| t["toObjectId"] == json!(old)),
+        "the former primary stays associated"
+    );
+    let (_, _, listed) = get(
+        &hs.base_url,
+        &format!("/crm/v3/objects/contacts/{contact}?associations=companies"),
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    let types: Vec<&str> = listed["associations"]["companies"]["results"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|x| x["type"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        types,
+        [
+            "contact_to_company",
+            "contact_to_company_unlabeled",
+            "contact_to_company_unlabeled"
+        ]
+    );
+
+    let resp = client()
+        .post(format!(
+            "{}/crm/v4/associations/contacts/companies/batch/archive",
+            hs.base_url
+        ))
+        .bearer_auth(crate::HUBSPOT_TOKEN)
+        .json(&json!({"inputs": [{"from": {"id": contact}, "to": [{"id": new.to_string()}, {"id": old.to_string()}]}]}))
+        .send()
+        .await
+        .expect("archive");
+    assert_eq!(resp.status().as_u16(), 204);
+    assert!(read(hs.base_url.clone(), contact.clone()).await.is_empty());
+
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v4/associations/contacts/companies/batch/associate/default",
+        json!({"inputs": [{"from": {"id": contact}, "to": {"id": old.to_string()}}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["results"][0]["associationSpec"]["associationTypeId"],
+        json!(279)
+    );
+    let to = read(hs.base_url.clone(), contact).await;
+    assert_eq!(primary(&to), None, "the default association is unlabelled");
+    assert_eq!(to[0]["toObjectId"], json!(old));
+}
+
+#[tokio::test]
+async fn opt_outs_only_through_communication_preferences() {
+    let (hs, _, _) = start(unlimited(), 0).await;
+    let create = json!({"inputs": [
+        {"properties": {"email": "keep@example.com"}, "objectWriteTraceId": "a"},
+        {"properties": {"email": "x@example.com", "hs_email_optout": "true"}, "objectWriteTraceId": "b"},
+        {"properties": {"email": "not an email@example.com"}, "objectWriteTraceId": "c"},
+        {"properties": {"email": "c@example.com", "jobtitle": "x".repeat(65_537)}, "objectWriteTraceId": "d"},
+    ]});
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v3/objects/contacts/batch/create",
+        create,
+    )
+    .await;
+    assert_eq!(status, 207);
+    let code = |trace: &str| {
+        body["errors"]
+            .as_array()
+            .and_then(|e| {
+                e.iter()
+                    .find(|x| x["context"]["objectWriteTraceId"] == json!([trace]))
+            })
+            .map(|x| x["errors"][0]["code"].clone())
+    };
+    assert_eq!(code("b"), Some(json!("READ_ONLY_VALUE")));
+    assert_eq!(code("c"), Some(json!("INVALID_EMAIL")));
+    assert_eq!(code("d"), Some(json!("VALUE_TOO_LONG")));
+    let id = body["results"][0]["id"]
+        .as_str()
+        .expect("created")
+        .to_owned();
+
+    let (status, body) = post(
+        &hs.base_url,
+        "/communication-preferences/v4/statuses/batch/unsubscribe-all?channel=EMAIL",
+        json!({"inputs": ["KEEP@example.com", "nobody-yet@example.com", "broken@"]}),
+    )
+    .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["results"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        body["results"][0]["statuses"][0]["status"],
+        json!("NOT_SUBSCRIBED")
+    );
+    assert_eq!(
+        body["errors"][0]["context"]["subscriberIdString"],
+        json!(["broken@"])
+    );
+    let (_, _, contact) = get(
+        &hs.base_url,
+        &format!("/crm/v3/objects/contacts/{id}?properties=hs_email_optout"),
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(contact["properties"]["hs_email_optout"], json!("true"));
+
+    // The opt-out belongs to the address: a contact created with it later is opted out.
+    let later = json!({"inputs": [{"properties": {"email": "nobody-yet@example.com"}}]});
+    let (status, body) = post(&hs.base_url, "/crm/v3/objects/contacts/batch/create", later).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["results"][0]["properties"]["hs_email_optout"],
+        json!("true")
+    );
+    let (status, _, wide) = get(
+        &hs.base_url,
+        "/communication-preferences/2026-03/statuses/nobody-yet@example.com/unsubscribe-all",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(wide["results"][0]["status"], json!("NOT_SUBSCRIBED"));
+
+    // One address at a time needs `channel`.
+    let single = "/communication-preferences/v4/statuses/solo%40example.com/unsubscribe-all";
+    assert_eq!(post(&hs.base_url, single, json!({})).await.0, 400);
+    let (status, body) = post(&hs.base_url, &format!("{single}?channel=EMAIL"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["results"][0]["subscriberIdString"],
+        json!("solo@example.com")
+    );
+}
+
+#[tokio::test]
+async fn batch_unsubscribe_needs_the_batch_scopes() {
+    let (hs, _, _) = start(
+        Options {
+            batch_subscriptions: false,
+            ..unlimited()
+        },
+        0,
+    )
+    .await;
+    let (status, body) = post(
+        &hs.base_url,
+        "/communication-preferences/v4/statuses/batch/unsubscribe-all",
+        json!({"inputs": ["a@example.com"]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["category"].clone()),
+        (403, json!("MISSING_SCOPES"))
+    );
+}

@@ -1,0 +1,996 @@
+//! Writing companies and contacts to HubSpot: batch upserts keyed by a unique custom property
+//! holding the source id, the contact → company primary association through the v4
+//! association API, and email opt-outs through the communication-preferences API; read-back by
+//! source id for verification.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use ferry_core::http::HttpStats;
+use ferry_core::{
+    ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
+    Value, Written, field,
+};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use crate::VENDOR;
+use crate::client::HubspotClient;
+use crate::config::HubspotConfig;
+use crate::mapping::{self, HubspotObject, string_or_number};
+
+/// HubSpot's batch limit for the CRM objects API (create, update, upsert, read).
+pub const MAX_BATCH: usize = 100;
+/// HubSpot's batch-read limit for v4 associations (since 2025-02-10).
+const MAX_ASSOCIATION_READ: usize = 1000;
+/// The v4 association type of a contact's primary company.
+const PRIMARY_CONTACT_TO_COMPANY: i64 = 1;
+/// How many company ids the sink remembers (source id ↔ HubSpot id) before starting afresh:
+/// enough for most accounts' companies, small enough (tens of MB at most) to never matter.
+const MAX_CACHED_COMPANIES: usize = 100_000;
+/// The longest code or property name kept from a HubSpot error.
+const MAX_CODE: usize = 64;
+
+/// A HubSpot account as a [`Sink`]. One HTTP client (and so one ten-second rate limiter) per
+/// instance, shared by every request the sink makes.
+pub struct HubspotSink {
+    client: HubspotClient,
+    source_id_property: String,
+    /// The config key of `source_id_property`, for setup messages (`sink.source_id_property`).
+    source_id_key: String,
+    companies: Mutex<CompanyIds>,
+    /// Set once the batch unsubscribe endpoint answered 403 (it needs Marketing Hub
+    /// Enterprise): from then on opt-outs go one address per request.
+    single_unsubscribe: AtomicBool,
+}
+
+/// Company ids both ways, for this run: filled by company upserts and lookups, so contacts
+/// resolve their company without a request per batch.
+#[derive(Default)]
+struct CompanyIds {
+    by_source: HashMap<String, String>,
+    by_hubspot: HashMap<String, String>,
+}
+
+impl CompanyIds {
+    fn insert(&mut self, source_id: &str, hubspot_id: &str) {
+        if self.by_source.len() >= MAX_CACHED_COMPANIES {
+            self.by_source.clear();
+            self.by_hubspot.clear();
+        }
+        self.by_source
+            .insert(source_id.to_owned(), hubspot_id.to_owned());
+        self.by_hubspot
+            .insert(hubspot_id.to_owned(), source_id.to_owned());
+    }
+}
+
+/// A batch response: results, and per-input errors when the status is 207.
+#[derive(Deserialize)]
+struct BatchResponse<T> {
+    #[serde(default = "Vec::new")]
+    results: Vec<T>,
+    #[serde(default)]
+    errors: Vec<BatchError>,
+}
+
+/// One result of a batch upsert.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WriteResult {
+    #[serde(deserialize_with = "string_or_number")]
+    id: String,
+    #[serde(default)]
+    new: Option<bool>,
+    #[serde(default)]
+    object_write_trace_id: Option<String>,
+    #[serde(default)]
+    properties: HashMap<String, Json>,
+}
+
+/// One per-input error of a 207 answer. Its `message` is deliberately not read: HubSpot's
+/// messages quote the values that failed.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchError {
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    sub_category: Option<Json>,
+    #[serde(default)]
+    errors: Vec<ErrorDetail>,
+    #[serde(default)]
+    context: HashMap<String, Json>,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    context: HashMap<String, Json>,
+}
+
+impl BatchError {
+    /// The strings of `context[key]` (HubSpot's contexts map names to arrays of strings).
+    fn context(&self, key: &str) -> Vec<String> {
+        strings(self.context.get(key))
+    }
+
+    /// A short code: the first detailed error code, else the category.
+    fn code(&self) -> String {
+        self.errors
+            .iter()
+            .find_map(|e| e.code.as_deref())
+            .or(self.category.as_deref())
+            .map(clean_code)
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "UNKNOWN".into())
+    }
+
+    /// Codes and property names, with canonical names beside them: `INVALID_EMAIL on email`.
+    fn summary(&self, object: ObjectType) -> String {
+        let details: Vec<String> = self
+            .errors
+            .iter()
+            .filter_map(|e| {
+                let code = clean_code(e.code.as_deref()?);
+                let names: Vec<String> = strings(e.context.get("propertyName"))
+                    .iter()
+                    .map(|p| {
+                        let p = clean_property(p);
+                        match mapping::canonical(object, &p) {
+                            Some(c) if c != p => format!("{p} (`{c}`)"),
+                            _ => p,
+                        }
+                    })
+                    .collect();
+                Some(if names.is_empty() {
+                    code
+                } else {
+                    format!("{code} on {}", names.join(", "))
+                })
+            })
+            .collect();
+        if !details.is_empty() {
+            return details.join("; ");
+        }
+        let category = self.category.as_deref().map(clean_code).unwrap_or_default();
+        let sub = match &self.sub_category {
+            Some(Json::String(s)) => format!(" ({})", clean_code(s)),
+            _ => String::new(),
+        };
+        match category.as_str() {
+            "CONFLICT" => format!(
+                "CONFLICT{sub}: a unique value of the record (its email address, say) already belongs to another HubSpot record"
+            ),
+            "" => format!("an error without a code{sub}"),
+            _ => format!("{category}{sub}"),
+        }
+    }
+}
+
+fn strings(value: Option<&Json>) -> Vec<String> {
+    match value {
+        Some(Json::Array(items)) => items
+            .iter()
+            .filter_map(|v| match v {
+                Json::String(s) => Some(s.clone()),
+                Json::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect(),
+        Some(Json::String(s)) => vec![s.clone()],
+        Some(Json::Number(n)) => vec![n.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// Keeps a vendor code to the characters codes are made of.
+fn clean_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .take(MAX_CODE)
+        .collect()
+}
+
+/// Keeps a property name to the characters internal names are made of.
+fn clean_property(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(MAX_CODE)
+        .collect()
+}
+
+/// A property definition from the properties API (the parts ferry checks).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PropertyDef {
+    #[serde(rename = "type", default)]
+    ty: String,
+    #[serde(default)]
+    has_unique_value: bool,
+}
+
+/// One record of a v4 association batch read: the associated records of `from`.
+#[derive(Deserialize)]
+struct AssociationRead {
+    from: ObjectRef,
+    #[serde(default)]
+    to: Vec<AssociatedObject>,
+}
+
+#[derive(Deserialize)]
+struct ObjectRef {
+    #[serde(deserialize_with = "string_or_number")]
+    id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AssociatedObject {
+    #[serde(deserialize_with = "string_or_number")]
+    to_object_id: String,
+    #[serde(default)]
+    association_types: Vec<AssociationType>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AssociationType {
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    type_id: Option<i64>,
+}
+
+/// One result of a v4 association batch create (`LabelsBetweenObjectPair`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Associated {
+    #[serde(deserialize_with = "string_or_number")]
+    from_object_id: String,
+}
+
+/// One result of a batch unsubscribe.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Unsubscribed {
+    subscriber_id_string: String,
+}
+
+fn rejection(record: &Record, code: &str, reason: String) -> RecordRejection {
+    RecordRejection {
+        source_id: record.source_id.clone(),
+        code: code.to_owned(),
+        reason,
+    }
+}
+
+/// Turns a written record's outcome into a rejection (the record stays written; `reason`
+/// says what is missing), or adds `reason` to an existing rejection.
+fn fail_after_write(
+    outcome: &mut Option<Result<Written, RecordRejection>>,
+    record: &Record,
+    code: &str,
+    reason: String,
+) {
+    match outcome {
+        Some(Err(existing)) => {
+            existing.reason = format!("{}; also {code}: {reason}", existing.reason);
+        }
+        _ => *outcome = Some(Err(rejection(record, code, reason))),
+    }
+}
+
+impl HubspotSink {
+    /// Builds the sink from its config; errors name `key_prefix.<key>` (`sink.token`).
+    pub fn new(config: HubspotConfig, key_prefix: &str) -> ConnectorResult<HubspotSink> {
+        let (client, role) = HubspotClient::new(&config, key_prefix)?;
+        let source_id_key = if key_prefix.is_empty() {
+            "source_id_property".to_owned()
+        } else {
+            format!("{key_prefix}.source_id_property")
+        };
+        Ok(HubspotSink {
+            client,
+            source_id_property: role.source_id_property,
+            source_id_key,
+            companies: Mutex::new(CompanyIds::default()),
+            single_unsubscribe: AtomicBool::new(false),
+        })
+    }
+
+    /// The internal name of the property holding each record's source id.
+    pub fn source_id_property(&self) -> &str {
+        &self.source_id_property
+    }
+
+    fn companies(&self) -> std::sync::MutexGuard<'_, CompanyIds> {
+        self.companies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // prepare
+
+    /// Makes sure `object` has the unique source-id property, creating it when missing.
+    async fn ensure_property(&self, object: ObjectType) -> ConnectorResult<()> {
+        let name = &self.source_id_property;
+        let type_path = format!("/crm/v3/properties/{}", mapping::object_path(object));
+        let path = format!("{type_path}/{name}");
+        let (endpoint, response) = self.client.send(Method::GET, &path, &[], None).await?;
+        let existing = match response.status.as_u16() {
+            200 => response.json::<PropertyDef>(VENDOR, &endpoint)?,
+            404 => {
+                let (group, what) = match object {
+                    ObjectType::Contacts => ("contactinformation", "contact"),
+                    ObjectType::Companies => ("companyinformation", "company"),
+                };
+                let body = json!({
+                    "name": name,
+                    "label": "Ferry source id",
+                    "description": format!(
+                        "The {what}'s id in the system ferry migrated it from. ferry keys its upserts on this \
+                         value, so reruns update records instead of duplicating them. Do not edit it."
+                    ),
+                    "groupName": group,
+                    "type": "string",
+                    "fieldType": "text",
+                    "hasUniqueValue": true,
+                    "formField": false,
+                });
+                let (endpoint, created) = self
+                    .client
+                    .send(Method::POST, &type_path, &[], Some(&body))
+                    .await?;
+                match created.status.as_u16() {
+                    200 | 201 => {
+                        tracing::info!(vendor = VENDOR, %object, property = %name, "created the source-id property");
+                        created.json::<PropertyDef>(VENDOR, &endpoint)?
+                    }
+                    // Created meanwhile by another run: check what is there now.
+                    409 => {
+                        let (endpoint, again) =
+                            self.client.send(Method::GET, &path, &[], None).await?;
+                        if !again.is_success() {
+                            return Err(self.client.error_for(&endpoint, &again));
+                        }
+                        again.json::<PropertyDef>(VENDOR, &endpoint)?
+                    }
+                    _ => return Err(self.client.error_for(&endpoint, &created)),
+                }
+            }
+            _ => return Err(self.client.error_for(&endpoint, &response)),
+        };
+        self.check_property(object, &existing)
+    }
+
+    fn check_property(&self, object: ObjectType, def: &PropertyDef) -> ConnectorResult<()> {
+        let name = &self.source_id_property;
+        let key = &self.source_id_key;
+        let settings = match object {
+            ObjectType::Contacts => "Settings → Properties → Contact properties",
+            ObjectType::Companies => "Settings → Properties → Company properties",
+        };
+        if !def.has_unique_value {
+            return Err(ConnectorError::Setup {
+                vendor: VENDOR,
+                detail: format!(
+                    "the {object} property `{name}` exists but does not require unique values, so ferry cannot key \
+                     its upserts on it (a rerun could not find the records it wrote). HubSpot cannot make an \
+                     existing property unique. Either set `{key}` to an unused internal name, and ferry creates \
+                     that property with unique values on contacts and companies; or delete `{name}` ({settings}) \
+                     and rerun, and ferry creates it again as unique."
+                ),
+            });
+        }
+        if def.ty != "string" {
+            return Err(ConnectorError::Setup {
+                vendor: VENDOR,
+                detail: format!(
+                    "the {object} property `{name}` has type `{}`, but source ids are text: it must be a \
+                     single-line text property with unique values. Set `{key}` to an unused internal name \
+                     (ferry creates the property), or delete `{name}` ({settings}) and rerun.",
+                    clean_code(&def.ty)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // upsert
+
+    /// Upserts at most [`MAX_BATCH`] records; for contacts, then links their companies and
+    /// records their opt-outs. Returns one outcome per record, in order.
+    async fn upsert_chunk(
+        &self,
+        object: ObjectType,
+        records: &[Record],
+    ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let n = records.len();
+        let mut outcomes: Vec<Option<Result<Written, RecordRejection>>> = vec![None; n];
+        // Whether HubSpot's answer already shows the contact opted out (no request needed).
+        let mut opted_out = vec![false; n];
+        let mut seen = HashSet::new();
+        let mut inputs = Vec::with_capacity(n);
+        let mut sent = HashSet::new();
+        for (i, record) in records.iter().enumerate() {
+            if record.source_id.is_empty() {
+                outcomes[i] = Some(Err(rejection(
+                    record,
+                    "MISSING_SOURCE_ID",
+                    "the record has no source id".into(),
+                )));
+                continue;
+            }
+            if !seen.insert(record.source_id.as_str()) {
+                outcomes[i] = Some(Err(rejection(
+                    record,
+                    "DUPLICATE_SOURCE_ID",
+                    "an earlier record of the same batch has this source id; only that one was written".into(),
+                )));
+                continue;
+            }
+            // A distinct trace id per input makes HubSpot answer 207 with per-input errors
+            // instead of failing the whole batch for one bad record.
+            inputs.push(json!({
+                "id": record.source_id,
+                "idProperty": self.source_id_property,
+                "objectWriteTraceId": i.to_string(),
+                "properties": mapping::to_properties(record),
+            }));
+            sent.insert(i);
+        }
+        if !inputs.is_empty() {
+            let path = format!(
+                "/crm/v3/objects/{}/batch/upsert",
+                mapping::object_path(object)
+            );
+            let response: BatchResponse<WriteResult> = self
+                .client
+                .post_json(&path, &[], &json!({ "inputs": inputs }))
+                .await?;
+            let by_source: HashMap<&str, usize> = sent
+                .iter()
+                .map(|&i| (records[i].source_id.as_str(), i))
+                .collect();
+            for result in response.results {
+                let traced = result
+                    .object_write_trace_id
+                    .as_deref()
+                    .and_then(|t| t.parse::<usize>().ok())
+                    .filter(|i| sent.contains(i));
+                let keyed = || {
+                    let value = result.properties.get(&self.source_id_property)?.as_str()?;
+                    by_source.get(value).copied()
+                };
+                let Some(i) = traced.or_else(keyed) else {
+                    continue;
+                };
+                opted_out[i] = result
+                    .properties
+                    .get("hs_email_optout")
+                    .and_then(Json::as_str)
+                    == Some("true");
+                if object == ObjectType::Companies {
+                    self.companies().insert(&records[i].source_id, &result.id);
+                }
+                outcomes[i] = Some(Ok(Written {
+                    sink_id: result.id,
+                    created: result.new.unwrap_or(false),
+                }));
+            }
+            for error in &response.errors {
+                for trace in error.context("objectWriteTraceId") {
+                    let Some(i) = trace.parse::<usize>().ok().filter(|i| sent.contains(i)) else {
+                        continue;
+                    };
+                    let reason = format!("HubSpot refused the record: {}", error.summary(object));
+                    outcomes[i] = Some(Err(rejection(&records[i], &error.code(), reason)));
+                }
+            }
+            for &i in &sent {
+                if outcomes[i].is_none() {
+                    outcomes[i] = Some(Err(rejection(
+                        &records[i],
+                        "NO_RESULT",
+                        "HubSpot answered the batch with neither a result nor an error for this record".into(),
+                    )));
+                }
+            }
+        }
+        if object == ObjectType::Contacts {
+            self.link_companies(records, &mut outcomes).await?;
+            self.record_opt_outs(records, &opted_out, &mut outcomes)
+                .await?;
+        }
+        let created = outcomes
+            .iter()
+            .filter(|o| matches!(o, Some(Ok(w)) if w.created))
+            .count();
+        let rejected = outcomes
+            .iter()
+            .filter(|o| matches!(o, Some(Err(_))))
+            .count();
+        tracing::debug!(vendor = VENDOR, %object, records = n, created, rejected, "upserted");
+        Ok(outcomes
+            .into_iter()
+            .zip(records)
+            .map(|(o, r)| RecordOutcome {
+                source_id: r.source_id.clone(),
+                result: o.unwrap_or_else(|| {
+                    Err(rejection(r, "NO_RESULT", "the record was not sent".into()))
+                }),
+            })
+            .collect())
+    }
+
+    /// The HubSpot ids of the companies with the given source ids (those HubSpot has).
+    async fn company_ids(&self, source_ids: &[&str]) -> ConnectorResult<HashMap<String, String>> {
+        let mut found = HashMap::new();
+        let mut missing: Vec<&str> = Vec::new();
+        {
+            let cache = self.companies();
+            for &sid in source_ids {
+                match cache.by_source.get(sid) {
+                    Some(id) => {
+                        found.insert(sid.to_owned(), id.clone());
+                    }
+                    None if !missing.contains(&sid) => missing.push(sid),
+                    None => {}
+                }
+            }
+        }
+        for chunk in missing.chunks(MAX_BATCH) {
+            let body = json!({
+                "idProperty": self.source_id_property,
+                "properties": [self.source_id_property],
+                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+            });
+            let response: BatchResponse<HubspotObject> = self
+                .client
+                .post_json("/crm/v3/objects/companies/batch/read", &[], &body)
+                .await?;
+            let mut cache = self.companies();
+            for company in response.results {
+                if let Some(sid) = company.property(&self.source_id_property) {
+                    cache.insert(&sid, &company.id);
+                    found.insert(sid, company.id);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Gives each written contact its company as the primary association, and removes the
+    /// company associations of updated contacts that no longer have a company.
+    async fn link_companies(
+        &self,
+        records: &[Record],
+        outcomes: &mut [Option<Result<Written, RecordRejection>>],
+    ) -> ConnectorResult<()> {
+        let written = |i: usize| match &outcomes[i] {
+            Some(Ok(w)) => Some(w.clone()),
+            _ => None,
+        };
+        let mut wanted: Vec<(usize, String, &str)> = Vec::new();
+        let mut unlink: Vec<String> = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            let Some(w) = written(i) else { continue };
+            match record.get(field::COMPANY) {
+                Some(Value::Reference(company) | Value::Text(company)) if !company.is_empty() => {
+                    wanted.push((i, w.sink_id, company.as_str()));
+                }
+                _ if !w.created => unlink.push(w.sink_id),
+                _ => {}
+            }
+        }
+        if !wanted.is_empty() {
+            let companies: Vec<&str> = wanted.iter().map(|(_, _, c)| *c).collect();
+            let ids = self.company_ids(&companies).await?;
+            let mut inputs = Vec::new();
+            let mut pending: HashMap<String, usize> = HashMap::new();
+            for (i, contact, company) in &wanted {
+                match ids.get(*company) {
+                    Some(company_id) => {
+                        inputs.push(json!({
+                            "from": {"id": contact},
+                            "to": {"id": company_id},
+                            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": PRIMARY_CONTACT_TO_COMPANY}],
+                        }));
+                        pending.insert(contact.clone(), *i);
+                    }
+                    None => fail_after_write(
+                        &mut outcomes[*i],
+                        &records[*i],
+                        "COMPANY_NOT_FOUND",
+                        format!(
+                            "the contact was written without its company: no HubSpot company has the source id {company} \
+                             in `{}` (the company was not migrated, or was rejected); a rerun after the company is \
+                             written links them",
+                            self.source_id_property
+                        ),
+                    ),
+                }
+            }
+            if !inputs.is_empty() {
+                let response: BatchResponse<Associated> = self
+                    .client
+                    .post_exempt(
+                        "/crm/v4/associations/contacts/companies/batch/create",
+                        &json!({ "inputs": inputs }),
+                    )
+                    .await?;
+                for done in &response.results {
+                    pending.remove(&done.from_object_id);
+                }
+                for (contact, i) in pending {
+                    let error = response
+                        .errors
+                        .iter()
+                        .find(|e| e.context("fromObjectId").contains(&contact));
+                    let why = error
+                        .map(|e| e.summary(ObjectType::Contacts))
+                        .unwrap_or_else(|| "no result for it".into());
+                    fail_after_write(
+                        &mut outcomes[i],
+                        &records[i],
+                        "ASSOCIATION_FAILED",
+                        format!(
+                            "the contact was written, but HubSpot refused its primary company association: {why}"
+                        ),
+                    );
+                }
+            }
+        }
+        if !unlink.is_empty() {
+            self.remove_company_associations(&unlink).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes every company association of the given contacts (HubSpot ids).
+    async fn remove_company_associations(&self, contacts: &[String]) -> ConnectorResult<()> {
+        let associations = self.read_company_associations(contacts).await?;
+        let inputs: Vec<Json> = associations
+            .into_iter()
+            .filter(|a| !a.to.is_empty())
+            .map(|a| {
+                let to: Vec<Json> = a.to.iter().map(|t| json!({"id": t.to_object_id})).collect();
+                json!({"from": {"id": a.from.id}, "to": to})
+            })
+            .collect();
+        for chunk in inputs.chunks(MAX_BATCH) {
+            let body = json!({ "inputs": chunk });
+            self.client
+                .post_exempt_raw(
+                    "/crm/v4/associations/contacts/companies/batch/archive",
+                    &body,
+                )
+                .await?;
+            tracing::debug!(
+                vendor = VENDOR,
+                contacts = chunk.len(),
+                "removed company associations"
+            );
+        }
+        Ok(())
+    }
+
+    /// The company associations of the given contacts (HubSpot ids); contacts without any are
+    /// absent (HubSpot lists them as errors of a 207).
+    async fn read_company_associations(
+        &self,
+        contacts: &[String],
+    ) -> ConnectorResult<Vec<AssociationRead>> {
+        let mut out = Vec::with_capacity(contacts.len());
+        for chunk in contacts.chunks(MAX_ASSOCIATION_READ) {
+            let body = json!({
+                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+            });
+            let response: BatchResponse<AssociationRead> = self
+                .client
+                .post_exempt("/crm/v4/associations/contacts/companies/batch/read", &body)
+                .await?;
+            out.extend(response.results);
+        }
+        Ok(out)
+    }
+
+    /// Unsubscribes written contacts whose source says they opted out from all email. Never
+    /// subscribes anyone: a `false` or absent opt-out is left as HubSpot has it.
+    async fn record_opt_outs(
+        &self,
+        records: &[Record],
+        already: &[bool],
+        outcomes: &mut [Option<Result<Written, RecordRejection>>],
+    ) -> ConnectorResult<()> {
+        let mut emails: Vec<(usize, String)> = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            let opted_out = record.get(field::EMAIL_OPT_OUT) == Some(&Value::Bool(true));
+            if !opted_out || !matches!(outcomes[i], Some(Ok(_))) || already[i] {
+                continue;
+            }
+            match record.text(field::EMAIL).filter(|e| !e.is_empty()) {
+                Some(email) => emails.push((i, email.to_owned())),
+                None => fail_after_write(
+                    &mut outcomes[i],
+                    record,
+                    "OPT_OUT_NOT_RECORDED",
+                    "the contact was written, but its email opt-out could not be recorded: HubSpot records \
+                     opt-outs per email address, and the contact has none"
+                        .into(),
+                ),
+            }
+        }
+        if emails.is_empty() {
+            return Ok(());
+        }
+        let mut refused: HashMap<String, String> = HashMap::new();
+        let mut done: HashSet<String> = HashSet::new();
+        let mut unique: Vec<&str> = Vec::new();
+        for (_, email) in &emails {
+            if !unique.iter().any(|u| u.eq_ignore_ascii_case(email)) {
+                unique.push(email);
+            }
+        }
+        if !self.single_unsubscribe.load(Ordering::Relaxed) {
+            let body = json!({ "inputs": unique });
+            let (endpoint, response) = self
+                .client
+                .send(
+                    Method::POST,
+                    "/communication-preferences/v4/statuses/batch/unsubscribe-all",
+                    &[("channel", "EMAIL")],
+                    Some(&body),
+                )
+                .await?;
+            if response.status.as_u16() == 403 {
+                tracing::warn!(
+                    vendor = VENDOR,
+                    "the batch unsubscribe endpoint is refused (it needs Marketing Hub Enterprise); recording opt-outs one address per request"
+                );
+                self.single_unsubscribe.store(true, Ordering::Relaxed);
+            } else if !response.is_success() {
+                return Err(self.client.error_for(&endpoint, &response));
+            } else {
+                let answer: BatchResponse<Unsubscribed> = response.json(VENDOR, &endpoint)?;
+                done.extend(
+                    answer
+                        .results
+                        .into_iter()
+                        .map(|r| r.subscriber_id_string.to_lowercase()),
+                );
+                for error in &answer.errors {
+                    for email in error.context("subscriberIdString") {
+                        refused.insert(email.to_lowercase(), error.summary(ObjectType::Contacts));
+                    }
+                }
+            }
+        }
+        if self.single_unsubscribe.load(Ordering::Relaxed) {
+            for email in unique {
+                // The address is personal data: the endpoint is named without it.
+                let endpoint =
+                    "POST /communication-preferences/v4/statuses/{email}/unsubscribe-all"
+                        .to_owned();
+                let path = format!(
+                    "/communication-preferences/v4/statuses/{}/unsubscribe-all",
+                    urlencoding::encode(email)
+                );
+                let (endpoint, response) = self
+                    .client
+                    .send_as(endpoint, Method::POST, &path, &[("channel", "EMAIL")], None)
+                    .await?;
+                match response.status.as_u16() {
+                    200..=299 => {
+                        done.insert(email.to_lowercase());
+                    }
+                    400 | 404 | 409 | 422 => {
+                        let code = serde_json::from_slice::<Json>(&response.body)
+                            .ok()
+                            .and_then(|b| b.get("category").and_then(Json::as_str).map(clean_code))
+                            .unwrap_or_else(|| format!("HTTP {}", response.status.as_u16()));
+                        refused.insert(email.to_lowercase(), code);
+                    }
+                    _ => return Err(self.client.error_for(&endpoint, &response)),
+                }
+            }
+        }
+        for (i, email) in emails {
+            let key = email.to_lowercase();
+            if done.contains(&key) {
+                continue;
+            }
+            let why = refused
+                .remove(&key)
+                .unwrap_or_else(|| "no result for the address".into());
+            fail_after_write(
+                &mut outcomes[i],
+                &records[i],
+                "OPT_OUT_NOT_RECORDED",
+                format!(
+                    "the contact was written, but HubSpot refused to unsubscribe its email address: {why}"
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // read back
+
+    /// Fills each contact's `company` with its primary company's source id.
+    async fn read_back_companies(&self, contacts: &mut [(Record, String)]) -> ConnectorResult<()> {
+        let ids: Vec<String> = contacts.iter().map(|(_, id)| id.clone()).collect();
+        let mut primary: HashMap<String, String> = HashMap::new();
+        for association in self.read_company_associations(&ids).await? {
+            let is_primary = |t: &AssociatedObject| {
+                t.association_types.iter().any(|a| {
+                    a.type_id == Some(PRIMARY_CONTACT_TO_COMPANY)
+                        && a.category.as_deref().is_none_or(|c| c == "HUBSPOT_DEFINED")
+                })
+            };
+            // As the source reads it: the primary company, else the first one listed.
+            let chosen = association
+                .to
+                .iter()
+                .find(|t| is_primary(t))
+                .or_else(|| association.to.first());
+            if let Some(company) = chosen {
+                primary.insert(association.from.id, company.to_object_id.clone());
+            }
+        }
+        let mut source_ids: HashMap<String, String> = HashMap::new();
+        let mut unknown: Vec<String> = Vec::new();
+        {
+            let cache = self.companies();
+            for company in primary.values() {
+                match cache.by_hubspot.get(company) {
+                    Some(sid) => {
+                        source_ids.insert(company.clone(), sid.clone());
+                    }
+                    None if !unknown.contains(company) => unknown.push(company.clone()),
+                    None => {}
+                }
+            }
+        }
+        for chunk in unknown.chunks(MAX_BATCH) {
+            let body = json!({
+                "properties": [self.source_id_property],
+                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+            });
+            let response: BatchResponse<HubspotObject> = self
+                .client
+                .post_json("/crm/v3/objects/companies/batch/read", &[], &body)
+                .await?;
+            let mut cache = self.companies();
+            for company in response.results {
+                if let Some(sid) = company.property(&self.source_id_property) {
+                    cache.insert(&sid, &company.id);
+                    source_ids.insert(company.id, sid);
+                }
+            }
+        }
+        for (record, hubspot_id) in contacts.iter_mut() {
+            record.fields.remove(field::COMPANY);
+            if let Some(company) = primary.get(hubspot_id.as_str()) {
+                // A company ferry did not write has no source id: name it so that it can never
+                // equal a source id, and the digest comparison flags the contact.
+                let reference = source_ids
+                    .get(company)
+                    .cloned()
+                    .unwrap_or_else(|| format!("hubspot:{company}"));
+                record.set(field::COMPANY, Value::Reference(reference));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sink for HubspotSink {
+    fn vendor(&self) -> &'static str {
+        VENDOR
+    }
+
+    fn http_stats(&self) -> Option<Arc<HttpStats>> {
+        Some(self.client.stats())
+    }
+
+    fn batch_size(&self, _object: ObjectType) -> usize {
+        MAX_BATCH
+    }
+
+    fn read_back_size(&self, _object: ObjectType) -> usize {
+        MAX_BATCH
+    }
+
+    fn stored_fields(&self, object: ObjectType) -> Vec<String> {
+        mapping::stored_fields(object)
+    }
+
+    async fn check(&self) -> ConnectorResult<()> {
+        let _: mapping::ListResponse = self
+            .client
+            .get_json(
+                "/crm/v3/objects/contacts",
+                &[("limit", "1"), ("archived", "false")],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Makes sure `object` has the unique source-id property (creating it when missing); for
+    /// contacts, companies too, since contacts find their company by it.
+    async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
+        self.ensure_property(object).await?;
+        if object == ObjectType::Contacts {
+            self.ensure_property(ObjectType::Companies).await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert(
+        &self,
+        object: ObjectType,
+        records: &[Record],
+    ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for chunk in records.chunks(MAX_BATCH) {
+            outcomes.extend(self.upsert_chunk(object, chunk).await?);
+        }
+        Ok(outcomes)
+    }
+
+    async fn read_back(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+    ) -> ConnectorResult<Vec<Record>> {
+        let path = format!(
+            "/crm/v3/objects/{}/batch/read",
+            mapping::object_path(object)
+        );
+        let mut properties: Vec<&str> = mapping::properties(object)
+            .iter()
+            .map(|(_, p)| *p)
+            .collect();
+        properties.push(&self.source_id_property);
+        let mut found: Vec<(Record, String)> = Vec::with_capacity(source_ids.len());
+        for chunk in source_ids.chunks(MAX_BATCH) {
+            let body = json!({
+                "idProperty": self.source_id_property,
+                "properties": properties,
+                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+            });
+            let response: BatchResponse<HubspotObject> =
+                self.client.post_json(&path, &[], &body).await?;
+            for raw in response.results {
+                let Some(source_id) = raw.property(&self.source_id_property) else {
+                    continue;
+                };
+                match mapping::to_record(object, &raw) {
+                    Ok(mut record) => {
+                        record.source_id = source_id;
+                        found.push((record, raw.id));
+                    }
+                    Err(_) => {
+                        tracing::warn!(vendor = VENDOR, %object, id = %raw.id, "read back a record with unreadable values");
+                    }
+                }
+            }
+        }
+        if object == ObjectType::Contacts && !found.is_empty() {
+            self.read_back_companies(&mut found).await?;
+        }
+        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = found.len(), "read back");
+        Ok(found.into_iter().map(|(record, _)| record).collect())
+    }
+}

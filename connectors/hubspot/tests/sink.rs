@@ -1,0 +1,570 @@
+//! The HubSpot sink against the sandbox's HubSpot emulator, over real HTTP on loopback.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Once};
+
+use ferry_core::{
+    ConnectorError, Mode, ObjectType, Outcome, Progress, Projection, Record, RecordOutcome,
+    RunOptions, SecretRef, Sink, Value, field, record_digest,
+};
+use ferry_hubspot::{HubspotConfig, HubspotSink, HubspotSource};
+use ferry_sandbox::hubspot::{Emulator, FIRST_CONTACT_ID, Options};
+use ferry_sandbox::seed::{Mess, SeedData, generate};
+use serde_json::{Value as Json, json};
+
+const TOKEN_VAR: &str = "FERRY_HUBSPOT_SINK_TEST_TOKEN";
+
+/// Sets the test token once, before any test does anything else.
+fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: every test waits on this `Once` before starting any other thread or I/O.
+        unsafe { std::env::set_var(TOKEN_VAR, ferry_sandbox::HUBSPOT_TOKEN) };
+    });
+}
+
+fn unlimited() -> Options {
+    Options {
+        burst_limit: None,
+        ..Options::default()
+    }
+}
+
+async fn start(options: Options) -> (ferry_sandbox::Running, Emulator) {
+    let emulator = Emulator::new(options);
+    let running = ferry_sandbox::serve(
+        "hubspot",
+        emulator.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve the emulator");
+    (running, emulator)
+}
+
+fn config(base_url: &str) -> HubspotConfig {
+    HubspotConfig {
+        base_url: Some(base_url.to_owned()),
+        timeout_secs: Some(10),
+        // The emulators run unlimited here; pacing at HubSpot's 100 per 10 s would only make
+        // the tests slow (the limit itself is tested with the source).
+        rate_limit_per_10s: Some(2_000),
+        ..HubspotConfig::new(SecretRef::env(TOKEN_VAR))
+    }
+}
+
+fn sink(running: &ferry_sandbox::Running) -> HubspotSink {
+    HubspotSink::new(config(&running.base_url), "sink").expect("sink")
+}
+
+async fn post(base: &str, path: &str, body: Json) -> (u16, Json) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(ferry_sandbox::HUBSPOT_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Json::Null))
+}
+
+async fn get(base: &str, path: &str) -> (u16, Json) {
+    let response = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(ferry_sandbox::HUBSPOT_TOKEN)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Json::Null))
+}
+
+/// The seed data as canonical records, as a source connector would produce them.
+fn canonical(data: &SeedData) -> (Vec<Record>, Vec<Record>) {
+    let text = |r: &mut Record, f: &'static str, v: &Option<String>| {
+        if let Some(v) = v {
+            r.set(f, Value::Text(v.clone()));
+        }
+    };
+    let companies = data
+        .companies
+        .iter()
+        .map(|c| {
+            let mut r = Record::new(ObjectType::Companies, format!("co-{}", c.key));
+            text(&mut r, field::NAME, &c.name);
+            text(&mut r, field::DOMAIN, &c.domain);
+            text(&mut r, field::PHONE, &c.phone);
+            text(&mut r, field::INDUSTRY, &c.industry);
+            if let Some(n) = c.employee_count {
+                r.set(field::EMPLOYEE_COUNT, Value::Integer(i64::from(n)));
+            }
+            if let Some(n) = c.annual_revenue {
+                r.set(field::ANNUAL_REVENUE, Value::Decimal(n));
+            }
+            text(&mut r, field::STREET, &c.street);
+            text(&mut r, field::CITY, &c.city);
+            text(&mut r, field::STATE, &c.state);
+            text(&mut r, field::POSTAL_CODE, &c.postal_code);
+            text(&mut r, field::COUNTRY, &c.country);
+            r.set(field::CREATED_AT, Value::Timestamp(c.created_at_ms));
+            r
+        })
+        .collect();
+    let contacts = data
+        .contacts
+        .iter()
+        .map(|c| {
+            let mut r = Record::new(ObjectType::Contacts, format!("p-{}", c.key));
+            text(&mut r, field::EMAIL, &c.email);
+            text(&mut r, field::FIRST_NAME, &c.first_name);
+            text(&mut r, field::LAST_NAME, &c.last_name);
+            text(&mut r, field::PHONE, &c.phone);
+            text(&mut r, field::MOBILE_PHONE, &c.mobile_phone);
+            text(&mut r, field::JOB_TITLE, &c.job_title);
+            text(&mut r, field::STREET, &c.street);
+            text(&mut r, field::CITY, &c.city);
+            text(&mut r, field::STATE, &c.state);
+            text(&mut r, field::POSTAL_CODE, &c.postal_code);
+            text(&mut r, field::COUNTRY, &c.country);
+            r.set(field::EMAIL_OPT_OUT, Value::Bool(c.email_opt_out));
+            if let Some(k) = c.company {
+                r.set(field::COMPANY, Value::Reference(format!("co-{k}")));
+            }
+            r.set(field::UPDATED_AT, Value::Timestamp(c.updated_at_ms));
+            r
+        })
+        .collect();
+    (companies, contacts)
+}
+
+/// Whether the contact opted out but has no email address, so its opt-out cannot be recorded.
+fn opt_out_without_email(r: &Record) -> bool {
+    r.get(field::EMAIL_OPT_OUT) == Some(&Value::Bool(true)) && r.get(field::EMAIL).is_none()
+}
+
+async fn upsert_all(
+    sink: &HubspotSink,
+    object: ObjectType,
+    records: &[Record],
+) -> Vec<RecordOutcome> {
+    let mut outcomes = Vec::new();
+    for batch in records.chunks(sink.batch_size(object)) {
+        let got = sink.upsert(object, batch).await.expect("upsert");
+        assert_eq!(got.len(), batch.len());
+        for (o, r) in got.iter().zip(batch) {
+            assert_eq!(o.source_id, r.source_id, "outcomes in input order");
+        }
+        outcomes.extend(got);
+    }
+    outcomes
+}
+
+async fn assert_read_back_equal(sink: &HubspotSink, object: ObjectType, records: &[Record]) {
+    let projection = Projection::new(sink.stored_fields(object));
+    let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
+    let mut back = Vec::new();
+    for chunk in ids.chunks(sink.read_back_size(object)) {
+        back.extend(sink.read_back(object, chunk).await.expect("read back"));
+    }
+    assert_eq!(
+        back.len(),
+        records.len(),
+        "{object}: every record read back"
+    );
+    for record in records {
+        let got = back
+            .iter()
+            .find(|r| r.source_id == record.source_id)
+            .unwrap_or_else(|| panic!("{object} {} not read back", record.source_id));
+        assert_eq!(
+            record_digest(record, &projection),
+            record_digest(got, &projection),
+            "{object} digest differs:\n sent {record:?}\n read {got:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn prepare_creates_the_unique_property_once() {
+    init();
+    let (hs, _) = start(unlimited()).await;
+    let sink = sink(&hs);
+    sink.check().await.expect("check");
+    for _ in 0..2 {
+        sink.prepare(ObjectType::Companies)
+            .await
+            .expect("prepare companies");
+        sink.prepare(ObjectType::Contacts)
+            .await
+            .expect("prepare contacts");
+    }
+    for object in ["contacts", "companies"] {
+        let (status, property) = get(
+            &hs.base_url,
+            &format!("/crm/v3/properties/{object}/ferry_source_id"),
+        )
+        .await;
+        assert_eq!(status, 200, "{property}");
+        assert_eq!(property["hasUniqueValue"], json!(true));
+        assert_eq!(property["type"], json!("string"));
+        assert_eq!(property["fieldType"], json!("text"));
+        assert_eq!(property["label"], json!("Ferry source id"));
+        assert!(
+            property["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("ferry"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_property_without_unique_values_is_a_setup_error() {
+    init();
+    let (hs, _) = start(unlimited()).await;
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v3/properties/companies",
+        json!({"name": "legacy_id", "label": "Legacy id", "type": "string", "fieldType": "text",
+               "groupName": "companyinformation"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let config = HubspotConfig {
+        source_id_property: Some("legacy_id".into()),
+        ..config(&hs.base_url)
+    };
+    let sink = HubspotSink::new(config, "sink").expect("sink");
+    match sink.prepare(ObjectType::Companies).await {
+        Err(e @ ConnectorError::Setup { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("legacy_id")
+                    && text.contains("unique")
+                    && text.contains("sink.source_id_property"),
+                "{text}"
+            );
+            assert!(e.is_operator_fault());
+        }
+        other => panic!("expected a setup error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn writes_links_opts_out_reads_back_equal_and_reruns_without_duplicates() {
+    init();
+    let (hs, emulator) = start(unlimited()).await;
+    let sink = sink(&hs);
+    sink.prepare(ObjectType::Companies).await.expect("prepare");
+    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    let (companies, contacts) = canonical(&generate(400, 11, &Mess::none()));
+    assert!(
+        contacts
+            .iter()
+            .any(|c| c.get(field::EMAIL_OPT_OUT) == Some(&Value::Bool(true)))
+    );
+
+    let outcomes = upsert_all(&sink, ObjectType::Companies, &companies).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.result.as_ref().is_ok_and(|w| w.created))
+    );
+    assert_read_back_equal(&sink, ObjectType::Companies, &companies).await;
+
+    let outcomes = upsert_all(&sink, ObjectType::Contacts, &contacts).await;
+    let mut written = Vec::new();
+    for (record, outcome) in contacts.iter().zip(&outcomes) {
+        match &outcome.result {
+            Ok(w) => {
+                assert!(w.created, "{}", record.source_id);
+                written.push(record.clone());
+            }
+            Err(rejection) => {
+                assert!(opt_out_without_email(record), "{rejection:?}");
+                assert_eq!(rejection.code, "OPT_OUT_NOT_RECORDED");
+            }
+        }
+    }
+    assert_read_back_equal(&sink, ObjectType::Contacts, &written).await;
+    assert_eq!(emulator.count("companies"), Some(companies.len()));
+    assert_eq!(
+        emulator.count("contacts"),
+        Some(contacts.len()),
+        "refused opt-outs stay written"
+    );
+
+    // A rerun updates in place: nothing new, counts unchanged, digests still equal.
+    for (object, records) in [
+        (ObjectType::Companies, &companies),
+        (ObjectType::Contacts, &contacts),
+    ] {
+        let outcomes = upsert_all(&sink, object, records).await;
+        for (record, outcome) in records.iter().zip(&outcomes) {
+            match &outcome.result {
+                Ok(w) => assert!(!w.created, "{object} {} created again", record.source_id),
+                Err(r) => assert_eq!(r.code, "OPT_OUT_NOT_RECORDED"),
+            }
+        }
+    }
+    assert_eq!(emulator.count("companies"), Some(companies.len()));
+    assert_eq!(emulator.count("contacts"), Some(contacts.len()));
+    assert_read_back_equal(&sink, ObjectType::Contacts, &written).await;
+
+    // A contact that lost its company and a field is cleared; one that moved is relinked.
+    let mut lost = written
+        .iter()
+        .find(|c| c.get(field::COMPANY).is_some())
+        .expect("a contact with a company")
+        .clone();
+    lost.fields.remove(field::COMPANY);
+    lost.fields.remove(field::FIRST_NAME);
+    let mut moved = written
+        .iter()
+        .rfind(|c| c.get(field::COMPANY).is_some() && c.source_id != lost.source_id)
+        .expect("another contact with a company")
+        .clone();
+    let other = companies
+        .iter()
+        .find(|c| Some(&Value::Reference(c.source_id.clone())) != moved.get(field::COMPANY))
+        .expect("another company");
+    moved.set(field::COMPANY, Value::Reference(other.source_id.clone()));
+    let changed = [lost, moved];
+    let outcomes = sink
+        .upsert(ObjectType::Contacts, &changed)
+        .await
+        .expect("upsert");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.result.as_ref().is_ok_and(|w| !w.created))
+    );
+    assert_read_back_equal(&sink, ObjectType::Contacts, &changed).await;
+}
+
+#[tokio::test]
+async fn refused_records_become_rejections_without_values() {
+    init();
+    let (hs, emulator) = start(unlimited()).await;
+    let sink = sink(&hs);
+    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    let mut company = Record::new(ObjectType::Companies, "co-1");
+    company.set(field::NAME, Value::Text("Acme".into()));
+    let mut bad_revenue = Record::new(ObjectType::Companies, "co-2");
+    bad_revenue.set(field::ANNUAL_REVENUE, Value::Text("lots-and-lots".into()));
+    let outcomes = sink
+        .upsert(ObjectType::Companies, &[company, bad_revenue])
+        .await
+        .expect("upsert");
+    assert!(outcomes[0].result.is_ok());
+    let rejection = outcomes[1].result.as_ref().expect_err("refused");
+    assert_eq!(rejection.code, "INVALID_INTEGER");
+    assert!(
+        rejection.reason.contains("annualrevenue") && rejection.reason.contains("annual_revenue"),
+        "{}",
+        rejection.reason
+    );
+    assert!(
+        !rejection.reason.contains("lots-and-lots"),
+        "{}",
+        rejection.reason
+    );
+
+    let contact = |id: &str, email: Option<&str>, company: Option<&str>, opt_out: bool| {
+        let mut r = Record::new(ObjectType::Contacts, id);
+        r.set(field::LAST_NAME, Value::Text("Doe".into()));
+        if let Some(e) = email {
+            r.set(field::EMAIL, Value::Text(e.into()));
+        }
+        if let Some(c) = company {
+            r.set(field::COMPANY, Value::Reference(c.into()));
+        }
+        r.set(field::EMAIL_OPT_OUT, Value::Bool(opt_out));
+        r
+    };
+    let records = [
+        contact("p-ok", Some("ok@example.com"), Some("co-1"), true),
+        contact(
+            "p-bad-email",
+            Some("jane.doe@@example"),
+            Some("co-1"),
+            false,
+        ),
+        contact(
+            "p-no-company",
+            Some("nc@example.com"),
+            Some("co-missing"),
+            false,
+        ),
+        contact("p-opt-out-no-email", None, None, true),
+    ];
+    let outcomes = sink
+        .upsert(ObjectType::Contacts, &records)
+        .await
+        .expect("upsert");
+    assert!(outcomes[0].result.as_ref().is_ok_and(|w| w.created));
+    let codes: Vec<&str> = outcomes
+        .iter()
+        .map(|o| o.result.as_ref().map_or_else(|r| r.code.as_str(), |_| "OK"))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "OK",
+            "INVALID_EMAIL",
+            "COMPANY_NOT_FOUND",
+            "OPT_OUT_NOT_RECORDED"
+        ]
+    );
+    // Another record with a taken email address: HubSpot's 409 conflict, per record.
+    let duplicate = contact("p-dup-email", Some("ok@example.com"), None, false);
+    let outcome = sink
+        .upsert(ObjectType::Contacts, std::slice::from_ref(&duplicate))
+        .await
+        .expect("upsert");
+    let conflict = outcome[0].result.as_ref().expect_err("refused");
+    assert_eq!(conflict.code, "CONFLICT");
+    assert!(
+        !conflict.reason.contains("ok@example.com"),
+        "{}",
+        conflict.reason
+    );
+    for (o, r) in outcomes.iter().zip(&records).skip(1) {
+        let reason = &o.result.as_ref().expect_err("refused").reason;
+        if let Some(email) = r.text(field::EMAIL) {
+            assert!(!reason.contains(email), "{reason}");
+        }
+        assert!(!reason.contains("Doe"), "{reason}");
+    }
+    let bad_email = &outcomes[1].result.as_ref().expect_err("refused").reason;
+    assert!(bad_email.contains("INVALID_EMAIL on email"), "{bad_email}");
+    let no_company = &outcomes[2].result.as_ref().expect_err("refused").reason;
+    assert!(
+        no_company.contains("co-missing") && no_company.contains("written"),
+        "{no_company}"
+    );
+    // The contacts whose company or opt-out could not be recorded are written; the others not.
+    assert_eq!(emulator.count("contacts"), Some(3));
+    let back = sink
+        .read_back(
+            ObjectType::Contacts,
+            &["p-ok".into(), "p-no-company".into(), "p-bad-email".into()],
+        )
+        .await
+        .expect("read back");
+    assert_eq!(back.len(), 2);
+    let ok = back.iter().find(|r| r.source_id == "p-ok").expect("p-ok");
+    assert_eq!(ok.get(field::EMAIL_OPT_OUT), Some(&Value::Bool(true)));
+    assert_eq!(
+        ok.get(field::COMPANY),
+        Some(&Value::Reference("co-1".into()))
+    );
+    let orphan = back
+        .iter()
+        .find(|r| r.source_id == "p-no-company")
+        .expect("p-no-company");
+    assert_eq!(orphan.get(field::COMPANY), None);
+
+    // The opt-out went through the communication-preferences API: HubSpot refuses it on the
+    // CRM objects API.
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v3/objects/contacts/batch/upsert",
+        json!({"inputs": [{"id": "p-x", "idProperty": "ferry_source_id", "objectWriteTraceId": "0",
+                           "properties": {"hs_email_optout": "true"}}]}),
+    )
+    .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(
+        body["errors"][0]["errors"][0]["code"],
+        json!("READ_ONLY_VALUE")
+    );
+}
+
+#[tokio::test]
+async fn opt_outs_go_one_by_one_without_the_batch_scopes() {
+    init();
+    let (hs, _) = start(Options {
+        batch_subscriptions: false,
+        ..unlimited()
+    })
+    .await;
+    let sink = sink(&hs);
+    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    let records: Vec<Record> = (0..3)
+        .map(|i| {
+            let mut r = Record::new(ObjectType::Contacts, format!("p-{i}"));
+            r.set(
+                field::EMAIL,
+                Value::Text(format!("person{i}+tag@example.com")),
+            );
+            r.set(field::EMAIL_OPT_OUT, Value::Bool(i != 1));
+            r
+        })
+        .collect();
+    let outcomes = sink
+        .upsert(ObjectType::Contacts, &records)
+        .await
+        .expect("upsert");
+    assert!(outcomes.iter().all(|o| o.result.is_ok()), "{outcomes:?}");
+    let back = sink
+        .read_back(
+            ObjectType::Contacts,
+            &["p-0".into(), "p-1".into(), "p-2".into()],
+        )
+        .await
+        .expect("read back");
+    for r in back {
+        let opted_out = r.get(field::EMAIL_OPT_OUT) == Some(&Value::Bool(true));
+        assert_eq!(
+            opted_out,
+            r.source_id != "p-1",
+            "{}: never subscribed, never left out",
+            r.source_id
+        );
+    }
+}
+
+#[tokio::test]
+async fn migration_from_one_hubspot_account_to_another_is_verified() {
+    init();
+    let (source_hs, source_emulator) = start(unlimited()).await;
+    let data = generate(450, 23, &Mess::none());
+    source_emulator.seed(&data);
+    // HubSpot records an opt-out per address: a contact without one cannot carry it over, and
+    // that rejection is tested above. Here every opt-out has an address.
+    for c in data
+        .contacts
+        .iter()
+        .filter(|c| c.email_opt_out && c.email.is_none())
+    {
+        let id = (FIRST_CONTACT_ID + c.key as u64).to_string();
+        assert!(source_emulator.put_raw("contacts", &id, "hs_email_optout", "false"));
+    }
+    let (sink_hs, sink_emulator) = start(unlimited()).await;
+    let source = HubspotSource::new(config(&source_hs.base_url), "source").expect("source");
+    let sink = sink(&sink_hs);
+    let options = RunOptions::default();
+    let progress = Arc::new(Progress::new(&options.objects));
+    let report = ferry_core::run(
+        Mode::Migrate,
+        Arc::new(source),
+        Arc::new(sink),
+        &options,
+        progress,
+    )
+    .await;
+    assert_eq!(
+        report.outcome,
+        Outcome::Verified,
+        "{:?} {:?}",
+        report.error,
+        report.failures
+    );
+    assert_eq!(sink_emulator.count("companies"), Some(data.companies.len()));
+    assert_eq!(sink_emulator.count("contacts"), Some(data.contacts.len()));
+    for object in &report.objects {
+        assert_eq!(object.failed, 0);
+        assert_eq!(object.verified, object.written);
+    }
+}
