@@ -12,7 +12,13 @@ use crate::config::ConnectorTable;
 
 /// Every connector, one line each.
 pub fn all() -> Vec<ConnectorSpec> {
-    vec![ferry_hubspot::spec(), ferry_salesforce::spec()]
+    vec![
+        ferry_hubspot::spec(),
+        ferry_salesforce::spec(),
+        ferry_dynamics::spec(),
+        ferry_zoho::spec(),
+        ferry_pipedrive::spec(),
+    ]
 }
 
 fn find(name: &str) -> Option<ConnectorSpec> {

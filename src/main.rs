@@ -139,17 +139,9 @@ fn init_logging(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = std::env::var("FERRY_LOG").unwrap_or_else(|_| {
-        [
-            "ferry",
-            "ferry_core",
-            "ferry_sandbox",
-            "ferry_hubspot",
-            "ferry_salesforce",
-        ]
-        .iter()
-        .fold("warn".to_owned(), |f, krate| format!("{f},{krate}={level}"))
-    });
+    // Directive targets match by prefix, so `ferry` covers every ferry crate (ferry_core,
+    // ferry_hubspot, …) and nothing else.
+    let filter = std::env::var("FERRY_LOG").unwrap_or_else(|_| format!("warn,ferry={level}"));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

@@ -104,6 +104,7 @@ async fn a_throttling_sink_is_waited_for_and_nothing_is_lost() {
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_records_are_listed_by_source_id_and_the_run_goes_on() {
     let mess = Mess {
+        opt_out_without_email: true,
         missing_last_name: 0.03,
         malformed_email: 0.02,
         duplicate_email: 0.02,

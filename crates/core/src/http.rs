@@ -96,13 +96,19 @@ impl HttpResponse {
         })
     }
 
-    /// The `Retry-After` header as a duration (seconds or an HTTP date in seconds).
+    /// The `Retry-After` header as a duration: delay seconds, or an HTTP date (RFC 9110), which
+    /// becomes the time left until then (zero if it has passed).
     pub fn retry_after(&self) -> Option<Duration> {
         let raw = self.headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-        raw.parse::<f64>()
-            .ok()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64)
+        if let Ok(seconds) = raw.parse::<f64>() {
+            return (seconds.is_finite() && seconds >= 0.0)
+                .then(|| Duration::from_secs_f64(seconds));
+        }
+        let when = httpdate::parse_http_date(raw).ok()?;
+        Some(
+            when.duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+        )
     }
 
     /// A header's value as text.
@@ -612,6 +618,30 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let response = |value: &str| HttpResponse {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            headers: [(RETRY_AFTER, value.parse().unwrap())]
+                .into_iter()
+                .collect(),
+            body: Bytes::new(),
+        };
+        assert_eq!(response("7").retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(
+            response("Wed, 21 Oct 2015 07:28:00 GMT").retry_after(),
+            Some(Duration::ZERO)
+        );
+        let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let wait = response(&soon).retry_after().unwrap();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert_eq!(response("soon").retry_after(), None);
+        assert_eq!(response("-3").retry_after(), None);
     }
 
     #[test]

@@ -50,9 +50,24 @@ pub fn parse_settings<T: DeserializeOwned>(
         ConnectorError::Config {
             vendor,
             key,
-            detail: e.into_inner().to_string(),
+            detail: without_value(&e.into_inner().to_string()),
         }
     })
+}
+
+/// serde's type errors quote the offending value (`invalid type: integer `123`, expected a
+/// string`); a value typed into a secret's key would be echoed. Keep only what was expected.
+fn without_value(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let expected = rest
+                .split_once(", expected ")
+                .map(|(_, e)| e)
+                .unwrap_or("another value");
+            return format!("{}, expected {expected}", prefix.trim_end_matches(": "));
+        }
+    }
+    message.to_owned()
 }
 
 #[cfg(test)]
@@ -85,6 +100,13 @@ mod tests {
             err.contains("source.token")
                 && err.contains("environment variable")
                 && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = parse_settings::<Example>("v", serde_json::json!({"token": 8675309}), "sink")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sink.token") && err.contains("invalid type") && !err.contains("8675309"),
             "{err}"
         );
         let err = parse_settings::<Example>("v", serde_json::json!({}), "sink")

@@ -73,12 +73,30 @@ mod tests {
     #[tokio::test]
     async fn injects_throttling_and_unavailability_on_schedule() {
         let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
-        let faults = Faults { throttle_every: Some(3), unavailable_every: Some(4), ..Faults::default() };
-        let running = crate::serve("test", inject(router, faults, teapot), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let faults = Faults {
+            throttle_every: Some(3),
+            unavailable_every: Some(4),
+            ..Faults::default()
+        };
+        let running = crate::serve(
+            "test",
+            inject(router, faults, teapot),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
         let client = reqwest::Client::new();
         let mut statuses = Vec::new();
         for _ in 0..8 {
-            statuses.push(client.get(&running.base_url).send().await.unwrap().status().as_u16());
+            statuses.push(
+                client
+                    .get(&running.base_url)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16(),
+            );
         }
         assert_eq!(statuses, vec![200, 200, 429, 503, 200, 429, 200, 503]);
     }

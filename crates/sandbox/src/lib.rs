@@ -2,13 +2,8 @@
 //! with a seeded data generator and fault injection. Used by tests, `ferry demo`, `ferry
 //! sandbox` and the benchmarks; never by a real migration.
 
-pub mod dynamics;
 pub mod faults;
-pub mod hubspot;
-pub mod pipedrive;
-pub mod salesforce;
 pub mod seed;
-pub mod zoho;
 
 use std::io;
 use std::net::SocketAddr;
@@ -86,10 +81,20 @@ pub struct EmulatorSpec {
     pub build: fn(faults: faults::Faults) -> Arc<dyn VendorEmulator>,
 }
 
-/// Every vendor's emulator, one line each.
-pub fn emulators() -> Vec<EmulatorSpec> {
-    vec![hubspot::SPEC, salesforce::SPEC]
+/// Declares each vendor's emulator module (`src/<vendor>/`, exporting `SPEC`) and lists it in
+/// [`emulators`], so that adding a vendor's emulator is one word in the list below.
+macro_rules! emulators {
+    ($($vendor:ident),* $(,)?) => {
+        $(pub mod $vendor;)*
+
+        /// Every vendor's emulator.
+        pub fn emulators() -> Vec<EmulatorSpec> {
+            vec![$($vendor::SPEC),*]
+        }
+    };
 }
+
+emulators![hubspot, salesforce, dynamics, pipedrive, zoho];
 
 /// The emulator of `vendor`, if there is one.
 pub fn emulator(vendor: &str) -> Option<EmulatorSpec> {

@@ -76,6 +76,10 @@ pub struct Mess {
     pub no_company: f64,
     /// Contacts with a job title longer than Salesforce's 128 characters.
     pub overlong_title: f64,
+    /// Whether a contact with no email may have opted out. Real CRMs hold such contacts, but
+    /// some vendors (HubSpot, Pipedrive) keep opt-outs per email address and cannot record one
+    /// without an address, so ferry reports them: valid data for one vendor, not for all.
+    pub opt_out_without_email: bool,
 }
 
 impl Default for Mess {
@@ -86,6 +90,7 @@ impl Default for Mess {
             duplicate_email: 0.003,
             no_company: 0.1,
             overlong_title: 0.001,
+            opt_out_without_email: true,
         }
     }
 }
@@ -99,6 +104,7 @@ impl Mess {
             duplicate_email: 0.0,
             no_company: 0.1,
             overlong_title: 0.0,
+            opt_out_without_email: false,
         }
     }
 }
@@ -347,6 +353,7 @@ pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {
         } else {
             maybe(&mut rng, 0.6, |rng| pick(rng, TITLES).to_owned())
         };
+        let has_email = email.is_some();
         seeded.push(SeedContact {
             key,
             email,
@@ -372,7 +379,7 @@ pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {
                 format!("{:05}", rng.random_range(0..100_000))
             }),
             country: maybe(&mut rng, 0.7, |_| country.to_owned()),
-            email_opt_out: rng.random_bool(0.15),
+            email_opt_out: rng.random_bool(0.15) && (mess.opt_out_without_email || has_email),
             company: (!rng.random_bool(mess.no_company))
                 .then(|| rng.random_range(0..company_count)),
             created_at_ms: created,

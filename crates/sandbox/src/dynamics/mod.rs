@@ -1,1 +1,760 @@
-//! The dynamics emulator: being written (issue 3).
+//! An in-memory emulator of the Microsoft Dataverse Web API (Dynamics 365), faithful to its
+//! documentation for what ferry uses: the Microsoft identity platform's client-credentials
+//! token endpoint (same base URL), `accounts` and `contacts` with `$select`, `$filter` (a
+//! subset), `$expand` of the contact's parent account, `$count` (capped at 5,000),
+//! `Prefer: odata.maxpagesize` with `@odata.nextLink` / `$skiptoken` paging; single records
+//! by id or alternate key; `PATCH` upsert with `If-Match` / `If-None-Match` and
+//! `Prefer: return=representation`; `@odata.bind` by id or alternate key; `$batch` with change
+//! sets and `odata.continue-on-error`; the alternate-key metadata; service protection limits
+//! (requests and execution time per sliding window, concurrent requests) with 429,
+//! `Retry-After` and the `x-ms-ratelimit-*` headers; Dataverse's error bodies. See
+//! `docs/connectors/dynamics.md` for what it does not reproduce.
+
+mod api;
+mod batch;
+mod error;
+mod odata;
+mod store;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde_json::{Value as Json, json};
+
+use crate::faults::Faults;
+use crate::seed::SeedData;
+pub use api::API_PREFIX;
+pub use batch::MAX_REQUESTS as MAX_BATCH_REQUESTS;
+pub use odata::{COUNT_CAP, MAX_PAGE_SIZE};
+pub use store::{KEY_COLUMN, UNSUPPORTED_KEY_CHARS};
+use store::{Store, Table, Val};
+
+/// The application (client) id the emulator's token endpoint accepts unless configured
+/// otherwise.
+pub const CLIENT_ID: &str = "00000000-feed-4000-8000-00000000d365";
+/// The client secret the emulator's token endpoint accepts unless configured otherwise.
+pub const CLIENT_SECRET: &str = "sandbox-dynamics-client-secret";
+/// The page size in the sandbox's connector settings.
+pub const SANDBOX_PAGE_SIZE: u32 = 1_000;
+/// The tenant id used in the sandbox's connector settings (any tenant is accepted).
+pub const TENANT_ID: &str = "00000000-0000-4000-8000-0000000d7e4a";
+
+/// Emulator options.
+#[derive(Clone)]
+pub struct Options {
+    /// Injected faults.
+    pub faults: Faults,
+    /// The application id accepted at the token endpoint.
+    pub client_id: String,
+    /// The client secret accepted at the token endpoint.
+    pub client_secret: String,
+    /// How long an access token is valid (`expires_in`); Entra issues about an hour (3599 s).
+    pub token_lifetime: Duration,
+    /// Whether the `ferry_sourceid` alternate key is defined on account and contact. `false`
+    /// starts an environment where the column exists but the operator has not made it a key.
+    pub alternate_keys: bool,
+    /// Enforce `lastname` on contacts and `name` on accounts. Dataverse itself does not: these
+    /// are business-required (ApplicationRequired) columns, checked by forms but not by the Web
+    /// API, so the default is `false`.
+    pub enforce_required: bool,
+    /// Requests allowed per user in the sliding window (documented: 6,000 per 300 s).
+    pub requests_per_window: usize,
+    /// Combined execution time allowed per user in the window (documented: 20 minutes).
+    pub execution_time_per_window: Duration,
+    /// The sliding window (documented: 300 s).
+    pub window: Duration,
+    /// Concurrent requests allowed per user (documented: 52).
+    pub max_concurrent: usize,
+    /// Fail every Nth request inside a `$batch` with a transient 500 (`0x80044150`, "Generic
+    /// SQL error."), writing nothing: the per-request failures a busy environment shows.
+    pub batch_part_error_every: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            faults: Faults::default(),
+            client_id: CLIENT_ID.to_owned(),
+            client_secret: CLIENT_SECRET.to_owned(),
+            token_lifetime: Duration::from_secs(3599),
+            alternate_keys: true,
+            enforce_required: false,
+            requests_per_window: 6_000,
+            execution_time_per_window: Duration::from_secs(1_200),
+            window: Duration::from_secs(300),
+            max_concurrent: 52,
+            batch_part_error_every: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("faults", &self.faults)
+            .field("client_secret", &"<redacted>")
+            .field("alternate_keys", &self.alternate_keys)
+            .field("requests_per_window", &self.requests_per_window)
+            .field("window", &self.window)
+            .field("max_concurrent", &self.max_concurrent)
+            .finish()
+    }
+}
+
+/// What [`Emulator::seed`] loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seeded {
+    /// Accounts created.
+    pub accounts: usize,
+    /// Contacts created.
+    pub contacts: usize,
+    /// Generated contacts left out because Dataverse could not hold them (a value longer than
+    /// its column allows).
+    pub skipped_contacts: usize,
+}
+
+/// The service protection counters of the one application user.
+#[derive(Default)]
+struct Usage {
+    /// When each counted request arrived.
+    requests: VecDeque<Instant>,
+    /// When each request finished, and how long it ran.
+    executions: VecDeque<(Instant, Duration)>,
+}
+
+struct Shared {
+    options: Options,
+    store: RwLock<Store>,
+    /// Access token → when it expires.
+    tokens: Mutex<HashMap<String, Instant>>,
+    usage: Mutex<Usage>,
+    in_flight: AtomicUsize,
+    requests: AtomicU64,
+    batch_parts: AtomicU64,
+}
+
+/// The emulator's shared state; clones share the same environment.
+#[derive(Clone)]
+pub struct Emulator {
+    shared: Arc<Shared>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn random_string(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// The error codes and messages of the three service protection limits (documented).
+const LIMIT_REQUESTS: (&str, &str) = (
+    "0x80072322",
+    "Number of requests exceeded the limit of 6000 over time window of 300 seconds.",
+);
+const LIMIT_TIME: (&str, &str) = (
+    "0x80072321",
+    "Combined execution time of incoming requests exceeded limit of 1,200,000 milliseconds over time window of 300 seconds. Decrease number of concurrent requests or reduce the duration of requests and try again later.",
+);
+const LIMIT_CONCURRENCY: (&str, &str) = (
+    "0x80072326",
+    "Number of concurrent requests exceeded the limit of 52.",
+);
+
+fn throttled(code: &str, message: &str, retry_after: u64) -> Response {
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+    response
+}
+
+/// The injected throttling response: the documented request-count 429.
+fn dynamics_429(retry_after: Option<u64>) -> Response {
+    throttled(LIMIT_REQUESTS.0, LIMIT_REQUESTS.1, retry_after.unwrap_or(1))
+}
+
+fn error_response(e: &error::ApiError) -> Response {
+    let mut response = (e.status, axum::Json(e.body())).into_response();
+    response
+        .headers_mut()
+        .insert("odata-version", HeaderValue::from_static("4.0"));
+    response
+}
+
+impl Emulator {
+    /// A new, empty environment.
+    pub fn new(options: Options) -> Emulator {
+        let store = Store::new(options.alternate_keys, options.enforce_required);
+        Emulator {
+            shared: Arc::new(Shared {
+                options,
+                store: RwLock::new(store),
+                tokens: Mutex::new(HashMap::new()),
+                usage: Mutex::new(Usage::default()),
+                in_flight: AtomicUsize::new(0),
+                requests: AtomicU64::new(0),
+                batch_parts: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Loads generated data as native Dataverse records: companies become accounts, contacts
+    /// contacts whose `parentcustomerid` is their account. No `ferry_sourceid` is set (these
+    /// records were born in Dataverse). An opt-out sets both `donotemail` and
+    /// `donotbulkemail`. Contacts with a value longer than its column are left out and counted.
+    pub fn seed(&self, data: &SeedData) -> Seeded {
+        let mut store = self
+            .shared
+            .store
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut seeded = Seeded::default();
+        let mut accounts = Vec::with_capacity(data.companies.len());
+        let values = |table: Table, pairs: Vec<(&str, Option<Val>)>| -> Option<Vec<Option<Val>>> {
+            let mut v = vec![None; table.columns().len()];
+            for (name, val) in pairs {
+                let i = table.column(name)?;
+                if let (Some(Val::Str(s)), store::Kind::Text { max }) =
+                    (&val, table.columns()[i].kind)
+                {
+                    if s.chars().count() > max {
+                        return None;
+                    }
+                }
+                v[i] = val;
+            }
+            Some(v)
+        };
+        let text = |v: &Option<String>| {
+            v.as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| Val::Str(s.into()))
+        };
+        for c in &data.companies {
+            let row = values(
+                Table::Account,
+                vec![
+                    ("name", text(&c.name)),
+                    ("websiteurl", text(&c.domain)),
+                    ("telephone1", text(&c.phone)),
+                    (
+                        "numberofemployees",
+                        c.employee_count.map(|n| Val::Int(i64::from(n))),
+                    ),
+                    ("revenue", c.annual_revenue.map(Val::Money)),
+                    ("address1_line1", text(&c.street)),
+                    ("address1_city", text(&c.city)),
+                    ("address1_stateorprovince", text(&c.state)),
+                    ("address1_postalcode", text(&c.postal_code)),
+                    ("address1_country", text(&c.country)),
+                ],
+            );
+            // Generated companies always fit the account columns.
+            let id = row.map(|row| {
+                store.insert_seeded(Table::Account, row, c.created_at_ms, c.updated_at_ms)
+            });
+            accounts.push(id);
+            seeded.accounts += usize::from(id.is_some());
+        }
+        for c in &data.contacts {
+            let row = values(
+                Table::Contact,
+                vec![
+                    ("firstname", text(&c.first_name)),
+                    ("lastname", text(&c.last_name)),
+                    ("emailaddress1", text(&c.email)),
+                    ("telephone1", text(&c.phone)),
+                    ("mobilephone", text(&c.mobile_phone)),
+                    ("jobtitle", text(&c.job_title)),
+                    ("address1_line1", text(&c.street)),
+                    ("address1_city", text(&c.city)),
+                    ("address1_stateorprovince", text(&c.state)),
+                    ("address1_postalcode", text(&c.postal_code)),
+                    ("address1_country", text(&c.country)),
+                    ("donotemail", Some(Val::Bool(c.email_opt_out))),
+                    ("donotbulkemail", Some(Val::Bool(c.email_opt_out))),
+                    (
+                        "parentcustomerid",
+                        c.company
+                            .and_then(|k| accounts.get(k).copied().flatten())
+                            .map(Val::Ref),
+                    ),
+                ],
+            );
+            match row {
+                Some(row) => {
+                    store.insert_seeded(Table::Contact, row, c.created_at_ms, c.updated_at_ms);
+                    seeded.contacts += 1;
+                }
+                None => seeded.skipped_contacts += 1,
+            }
+        }
+        tracing::debug!(
+            accounts = seeded.accounts,
+            contacts = seeded.contacts,
+            skipped = seeded.skipped_contacts,
+            "seeded dynamics"
+        );
+        seeded
+    }
+
+    /// How many records of `table` (`"account"` or `"contact"`) the environment holds.
+    pub fn count(&self, table: &str) -> usize {
+        let Some(table) = Table::from_logical(table) else {
+            return 0;
+        };
+        self.shared
+            .store
+            .read()
+            .map(|s| s.table(table).rows.len())
+            .unwrap_or(0)
+    }
+
+    /// The record of `table` whose `ferry_sourceid` is `key`, rendered with every column as a
+    /// `GET` would return it.
+    pub fn record_by_key(&self, table: &str, key: &str) -> Option<Json> {
+        let table = Table::from_logical(table)?;
+        let store = self.shared.store.read().ok()?;
+        let id = store.id_by_key(table, key)?;
+        let row = store.get(table, id)?;
+        let select = odata::parse_select(table, None).ok()?;
+        Some(odata::render(&store, table, row, &select, None))
+    }
+
+    /// Requests served so far (token requests excluded), for tests.
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Invalidates every access token issued so far: the next call with one gets 401.
+    pub fn expire_tokens(&self) {
+        if let Ok(mut tokens) = self.shared.tokens.lock() {
+            tokens.clear();
+        }
+    }
+
+    /// The HTTP routes, with the configured faults injected.
+    pub fn router(&self) -> Router {
+        let state = Arc::clone(&self.shared);
+        let router = Router::new()
+            .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route("/api/data/v9.2/{*rest}", any(web_api))
+            .fallback(|| async { error_response(&error::ApiError::no_resource("(unknown path)")) })
+            .with_state(state);
+        crate::faults::inject(router, self.shared.options.faults.clone(), dynamics_429)
+    }
+}
+
+// ---- token endpoint ------------------------------------------------------------------------
+
+#[derive(serde::Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+}
+
+/// The Microsoft identity platform's error body.
+fn entra_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({
+            "error": error,
+            "error_description": format!("AADSTS{code}: {description}"),
+            "error_codes": [code],
+            "timestamp": "2025-01-01 00:00:00Z",
+            "trace_id": "00000000-0000-0000-0000-000000000000",
+            "correlation_id": "00000000-0000-0000-0000-000000000000",
+        })),
+    )
+        .into_response()
+}
+
+async fn token(
+    State(s): State<Arc<Shared>>,
+    Path(_tenant): Path<String>,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'grant_type'.",
+        );
+    };
+    if form.grant_type.as_deref() != Some("client_credentials") {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
+    }
+    if form.client_id.as_deref() != Some(s.options.client_id.as_str()) {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            "Application was not found in the directory. This can happen if the application has not been installed \
+             by the administrator of the tenant or consented to by any user in the tenant.",
+        );
+    }
+    if form.client_secret.as_deref() != Some(s.options.client_secret.as_str()) {
+        return entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret \
+             value, not the client secret ID, for a secret added to app.",
+        );
+    }
+    if !form
+        .scope
+        .as_deref()
+        .is_some_and(|sc| sc.ends_with("/.default"))
+    {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            1002012,
+            "The provided value for scope is not valid. Client credential flows must have a scope value with \
+             /.default suffixed to the resource identifier (application ID URI).",
+        );
+    }
+    let access_token = format!(
+        "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.{}",
+        random_string(120)
+    );
+    let lifetime = s.options.token_lifetime;
+    if let Ok(mut tokens) = s.tokens.lock() {
+        tokens.insert(access_token.clone(), Instant::now() + lifetime);
+    }
+    axum::Json(json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime.as_secs(),
+        "ext_expires_in": lifetime.as_secs(),
+        "access_token": access_token,
+    }))
+    .into_response()
+}
+
+// ---- the Web API ---------------------------------------------------------------------------
+
+/// Decrements the in-flight counter when the request ends, however it ends.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A refusal by service protection: which limit, and the `Retry-After` seconds.
+struct Throttle {
+    limit: (&'static str, &'static str),
+    retry_after: u64,
+}
+
+/// Service protection: refuses the request with the documented 429 if a limit is exceeded,
+/// else counts it. Returns the remaining request budget and execution time.
+fn admit(s: &Shared) -> Result<(usize, Duration), Throttle> {
+    let o = &s.options;
+    let now = Instant::now();
+    let mut usage = s.usage.lock().unwrap_or_else(PoisonError::into_inner);
+    while usage
+        .requests
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= o.window)
+    {
+        usage.requests.pop_front();
+    }
+    while usage
+        .executions
+        .front()
+        .is_some_and(|(t, _)| now.duration_since(*t) >= o.window)
+    {
+        usage.executions.pop_front();
+    }
+    if usage.requests.len() >= o.requests_per_window {
+        let oldest = usage.requests.front().copied().unwrap_or(now);
+        let wait = o.window.saturating_sub(now.duration_since(oldest));
+        return Err(Throttle {
+            limit: LIMIT_REQUESTS,
+            retry_after: wait.as_secs_f64().ceil() as u64,
+        });
+    }
+    let spent: Duration = usage.executions.iter().map(|(_, d)| *d).sum();
+    if spent >= o.execution_time_per_window {
+        let oldest = usage.executions.front().map_or(now, |(t, _)| *t);
+        let wait = o.window.saturating_sub(now.duration_since(oldest));
+        return Err(Throttle {
+            limit: LIMIT_TIME,
+            retry_after: wait.as_secs_f64().ceil() as u64,
+        });
+    }
+    usage.requests.push_back(now);
+    Ok((
+        o.requests_per_window - usage.requests.len(),
+        o.execution_time_per_window.saturating_sub(spent),
+    ))
+}
+
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+fn reply_response(reply: api::Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = match reply.body {
+        Some(body) => (status, axum::Json(body)).into_response(),
+        None => status.into_response(),
+    };
+    let headers = response.headers_mut();
+    headers.insert("odata-version", HeaderValue::from_static("4.0"));
+    if headers.contains_key(header::CONTENT_TYPE) {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; odata.metadata=minimal"),
+        );
+    }
+    for (k, v) in reply.headers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+async fn web_api(
+    State(s): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
+    let valid = token.is_some_and(|t| {
+        s.tokens
+            .lock()
+            .is_ok_and(|tokens| tokens.get(t).is_some_and(|expiry| Instant::now() < *expiry))
+    });
+    if !valid {
+        // Dataverse answers 401 with an empty body and says where to get a token.
+        let mut response = StatusCode::UNAUTHORIZED.into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(
+                "Bearer authorization_uri=https://login.microsoftonline.com/common/oauth2/authorize",
+            ),
+        );
+        return response;
+    }
+    let in_flight = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _guard = InFlight(&s.in_flight);
+    if in_flight > s.options.max_concurrent {
+        return throttled(LIMIT_CONCURRENCY.0, LIMIT_CONCURRENCY.1, 1);
+    }
+    let (remaining, time_remaining) = match admit(&s) {
+        Ok(r) => r,
+        Err(t) => return throttled(t.limit.0, t.limit.1, t.retry_after),
+    };
+    s.requests.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let mut response = serve_api(&s, &method, &uri, &headers, &body);
+    let took = started.elapsed();
+    s.usage
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .executions
+        .push_back((Instant::now(), took));
+    let h = response.headers_mut();
+    h.insert(
+        "x-ms-ratelimit-burst-remaining-xrm-requests",
+        HeaderValue::from(remaining as u64),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("{:.2}", time_remaining.as_secs_f64() * 1000.0)) {
+        h.insert("x-ms-ratelimit-time-remaining-xrm-requests", v);
+    }
+    response
+}
+
+fn serve_api(
+    s: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let target = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("")
+        .strip_prefix(API_PREFIX)
+        .unwrap_or("");
+    let base = base_url(headers);
+    let header = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let prefs = api::Prefs::parse(
+        headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    let (path, query) = api::split_target(target);
+    let Ok(body_text) = std::str::from_utf8(body) else {
+        return error_response(&error::ApiError::query("The request body is not UTF-8."));
+    };
+    if path == "$batch" {
+        if method != Method::POST {
+            return error_response(&error::ApiError::method());
+        }
+        let boundary = header(header::CONTENT_TYPE)
+            .as_deref()
+            .and_then(batch::boundary);
+        let Some(boundary) = boundary else {
+            return error_response(&error::ApiError::query(
+                "A batch request must have Content-Type multipart/mixed with a boundary.",
+            ));
+        };
+        let items = match batch::parse(body_text, &boundary) {
+            Ok(items) => items,
+            Err(e) => return error_response(&e),
+        };
+        let mut store = s.store.write().unwrap_or_else(PoisonError::into_inner);
+        let (status, responses) = api::run_batch(
+            &mut store,
+            &items,
+            prefs.continue_on_error,
+            &base,
+            now_ms(),
+            || {
+                let n = s.batch_parts.fetch_add(1, Ordering::Relaxed) + 1;
+                s.options
+                    .batch_part_error_every
+                    .is_some_and(|every| every > 0 && n % every == 0)
+            },
+        );
+        drop(store);
+        let (content_type, text) = batch::render(&random_string(12), &responses);
+        let mut response =
+            (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), text).into_response();
+        if let Ok(v) = HeaderValue::from_str(&content_type) {
+            response.headers_mut().insert(header::CONTENT_TYPE, v);
+        }
+        response
+            .headers_mut()
+            .insert("odata-version", HeaderValue::from_static("4.0"));
+        return response;
+    }
+    let req = api::Req {
+        method: method.as_str().to_ascii_uppercase(),
+        path,
+        query,
+        prefs,
+        if_match: header(header::IF_MATCH),
+        if_none_match: header(header::IF_NONE_MATCH),
+        body: body_text.to_owned(),
+        base,
+    };
+    let reply = if req.method == "GET" {
+        let store = s.store.read().unwrap_or_else(PoisonError::into_inner);
+        api::read(&store, &req)
+    } else {
+        let mut store = s.store.write().unwrap_or_else(PoisonError::into_inner);
+        api::write(&mut store, &req, now_ms()).0
+    };
+    reply_response(reply)
+}
+
+#[cfg(test)]
+mod tests;
+
+/// The Dynamics 365 / Dataverse emulator in the sandbox's registry.
+pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
+    vendor: "dynamics",
+    default_port: 18085,
+    credentials: &[
+        ("DYNAMICS_CLIENT_ID", CLIENT_ID),
+        ("DYNAMICS_CLIENT_SECRET", CLIENT_SECRET),
+    ],
+    connector_settings: |base_url| {
+        vec![
+            ("environment_url", base_url.to_owned()),
+            ("login_url", base_url.to_owned()),
+            ("tenant_id", TENANT_ID.to_owned()),
+            ("client_id", "${DYNAMICS_CLIENT_ID}".to_owned()),
+            ("client_secret", "${DYNAMICS_CLIENT_SECRET}".to_owned()),
+            // Smaller pages than Dataverse's 5,000, so a sandbox of a few thousand records
+            // still pages.
+            ("page_size", SANDBOX_PAGE_SIZE.to_string()),
+        ]
+    },
+    build: |faults| {
+        std::sync::Arc::new(Emulator::new(Options {
+            faults,
+            ..Options::default()
+        }))
+    },
+};
+
+impl crate::VendorEmulator for Emulator {
+    fn seed(&self, data: &SeedData) -> crate::SeedSummary {
+        let seeded = Emulator::seed(self, data);
+        crate::SeedSummary {
+            companies: seeded.accounts,
+            contacts: seeded.contacts,
+        }
+    }
+
+    fn router(&self) -> Router {
+        Emulator::router(self)
+    }
+
+    fn count(&self, object: &str) -> usize {
+        match object {
+            "companies" => Emulator::count(self, "account"),
+            "contacts" => Emulator::count(self, "contact"),
+            _ => 0,
+        }
+    }
+}

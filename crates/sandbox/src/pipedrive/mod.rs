@@ -1,1 +1,389 @@
-//! The pipedrive emulator: being written (issue 3).
+//! A faithful in-memory emulator of Pipedrive's API (v2 persons, organizations, search and
+//! fields; the v1 fields list), served over real HTTP.
+//!
+//! What it reproduces, from Pipedrive's documentation (see `docs/connectors/pipedrive.md`):
+//! `x-api-token` auth (and the legacy `api_token` query parameter) with Pipedrive's 401 body;
+//! the `success`/`data`/`additional_data` envelope and error bodies; cursor paging (`limit`
+//! default 100, max 500, `additional_data.next_cursor` null at the end) and `ids`; custom
+//! fields keyed by 40-character hashes under `custom_fields`, created through the fields API;
+//! v2's strict validation (400 `ERR_SCHEMA_VALIDATION_FAILED`, e.g. a person without a name or
+//! an unknown custom field); exact-match search; `marketing_status` (set only for persons with
+//! a valid email, changed at most once, needs the Campaigns app); the daily token budget with
+//! per-request token costs, the two-second burst window and search's own window, the
+//! `x-ratelimit-*` and `x-daily-ratelimit-token-remaining` headers and the 429 body.
+
+mod api;
+mod gate;
+mod store;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::response::Response;
+use axum::routing::get;
+
+use crate::faults::Faults;
+use crate::seed::SeedData;
+use store::{Channel, Kind, Record, Store};
+
+/// The API token the emulator accepts unless configured otherwise (a fake, sandbox-only value).
+pub const TOKEN: &str = "sandbox-pipedrive-token";
+/// The environment variable the sandbox puts the token in.
+pub const TOKEN_ENV: &str = "PIPEDRIVE_TOKEN";
+/// Pipedrive's base daily token budget per seat, before the plan multiplier.
+pub const BASE_TOKENS_PER_SEAT: u64 = 30_000;
+
+/// Emulator options.
+#[derive(Clone)]
+pub struct Options {
+    /// Injected faults, on top of the documented limits.
+    pub faults: Faults,
+    /// The API token accepted in `x-api-token` (or `?api_token=`).
+    pub token: String,
+    /// Requests per two-second rolling window (Pipedrive's burst limit; 20 to 120 per plan for
+    /// API tokens). `None`: unlimited.
+    pub burst_limit: Option<u32>,
+    /// Search requests per two-second window ("10 requests per 2 seconds" on every plan).
+    /// `None`: unlimited.
+    pub search_limit: Option<u32>,
+    /// The company's daily token budget: 30,000 × plan multiplier (1 Lite … 7 Ultimate) × seats.
+    /// `None`: unlimited. The emulator's day never resets: it is counted from start-up.
+    pub daily_token_budget: Option<u64>,
+    /// Whether the company has the Campaigns (marketing) app: only then is `marketing_status`
+    /// readable and writable.
+    pub campaigns_app: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            faults: Faults::default(),
+            token: TOKEN.to_owned(),
+            burst_limit: Some(80),
+            search_limit: Some(10),
+            // A Growth-like plan (multiplier 3) with ten seats.
+            daily_token_budget: Some(BASE_TOKENS_PER_SEAT * 3 * 10),
+            campaigns_app: true,
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("faults", &self.faults)
+            .field("token", &"<redacted>")
+            .field("burst_limit", &self.burst_limit)
+            .field("search_limit", &self.search_limit)
+            .field("daily_token_budget", &self.daily_token_budget)
+            .field("campaigns_app", &self.campaigns_app)
+            .finish()
+    }
+}
+
+/// Both entity types' records.
+pub(crate) struct Data {
+    persons: Store,
+    organizations: Store,
+}
+
+impl Data {
+    pub(crate) fn store(&self, kind: Kind) -> &Store {
+        match kind {
+            Kind::Persons => &self.persons,
+            Kind::Organizations => &self.organizations,
+        }
+    }
+
+    pub(crate) fn store_mut(&mut self, kind: Kind) -> &mut Store {
+        match kind {
+            Kind::Persons => &mut self.persons,
+            Kind::Organizations => &mut self.organizations,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    requests: AtomicU64,
+    throttled: AtomicU64,
+}
+
+struct Inner {
+    options: Options,
+    data: RwLock<Data>,
+    limits: Mutex<gate::Limits>,
+    stats: Stats,
+}
+
+/// The emulator's shared state; clones share it.
+#[derive(Clone)]
+pub struct Emulator {
+    inner: Arc<Inner>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Emulator {
+    /// A new, empty emulator.
+    pub fn new(options: Options) -> Emulator {
+        Emulator {
+            inner: Arc::new(Inner {
+                options,
+                data: RwLock::new(Data {
+                    persons: Store::new(Kind::Persons),
+                    organizations: Store::new(Kind::Organizations),
+                }),
+                limits: Mutex::new(gate::Limits::default()),
+                stats: Stats::default(),
+            }),
+        }
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Data> {
+        self.inner
+            .data
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Data> {
+        self.inner
+            .data
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Loads generated data: companies become organizations with ids from the next free id
+    /// (1, 2, … in an empty emulator), contacts become persons linked to them. What a Pipedrive
+    /// account cannot hold is dropped: organizations keep only their name and address, and a
+    /// contact with no name at all is skipped. An opted-out contact is `unsubscribed`; the rest
+    /// have no marketing status (read as `no_consent`). Nobody is ever seeded as `subscribed`.
+    pub fn seed(&self, seed: &SeedData) -> crate::SeedSummary {
+        let mut data = self.write();
+        let first_org = data.organizations.next_id();
+        for c in &seed.companies {
+            let id = data.organizations.next_id();
+            let mut address = std::collections::BTreeMap::new();
+            for (part, value) in [
+                ("route", &c.street),
+                ("locality", &c.city),
+                ("admin_area_level_1", &c.state),
+                ("postal_code", &c.postal_code),
+                ("country", &c.country),
+            ] {
+                if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                    address.insert(part, v.to_owned());
+                }
+            }
+            if !address.is_empty() {
+                let formatted = [&c.street, &c.city, &c.state, &c.postal_code, &c.country]
+                    .iter()
+                    .filter_map(|v| v.as_deref())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                address.insert("value", formatted);
+            }
+            data.organizations.insert(Record {
+                id,
+                name: c
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("Organization {id}")),
+                address: (!address.is_empty()).then_some(address),
+                add_time_ms: c.created_at_ms,
+                update_time_ms: c.updated_at_ms,
+                ..Record::default()
+            });
+        }
+        let mut contacts = 0;
+        for c in &seed.contacts {
+            let name = store::join_name(c.first_name.as_deref(), c.last_name.as_deref());
+            if name.is_empty() {
+                continue; // Pipedrive requires a name
+            }
+            let id = data.persons.next_id();
+            let emails: Vec<Channel> = c
+                .email
+                .iter()
+                .map(|e| Channel {
+                    value: e.clone(),
+                    primary: true,
+                    label: "work".into(),
+                })
+                .collect();
+            let mut phones: Vec<Channel> = c
+                .phone
+                .iter()
+                .map(|p| Channel {
+                    value: p.clone(),
+                    primary: true,
+                    label: "work".into(),
+                })
+                .collect();
+            if let Some(m) = &c.mobile_phone {
+                phones.push(Channel {
+                    value: m.clone(),
+                    primary: phones.is_empty(),
+                    label: "mobile".into(),
+                });
+            }
+            data.persons.insert(Record {
+                id,
+                name,
+                first_name: c.first_name.clone(),
+                last_name: c.last_name.clone(),
+                emails,
+                phones,
+                org_id: c.company.map(|k| first_org + k as u64),
+                // Seeded data is the account's history: the status may have been set while the
+                // person had an email. Never `subscribed`.
+                marketing_status: c.email_opt_out.then_some("unsubscribed"),
+                add_time_ms: c.created_at_ms,
+                update_time_ms: c.updated_at_ms,
+                ..Record::default()
+            });
+            contacts += 1;
+        }
+        tracing::debug!(
+            organizations = seed.companies.len(),
+            persons = contacts,
+            "pipedrive emulator seeded"
+        );
+        crate::SeedSummary {
+            companies: seed.companies.len(),
+            contacts,
+        }
+    }
+
+    /// The HTTP routes, behind auth, rate limits and the configured faults.
+    pub fn router(&self) -> Router {
+        let routes = Router::new()
+            .route(
+                "/api/v2/{entity}",
+                get(api::list).post(api::create_or_fields),
+            )
+            .route("/api/v2/{entity}/search", get(api::search))
+            .route(
+                "/api/v2/{entity}/{id}",
+                get(api::get_one).patch(api::update).delete(api::delete),
+            )
+            .route("/v1/{entity}", get(api::list_fields_v1))
+            .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                gate::gate,
+            ))
+            .with_state(self.clone());
+        crate::faults::inject(
+            routes,
+            self.inner.options.faults.clone(),
+            gate::injected_429,
+        )
+    }
+
+    /// How many live records of `object` (`"companies"`/`"organizations"` or
+    /// `"contacts"`/`"persons"`) the emulator holds; `None` for an unknown type.
+    pub fn count(&self, object: &str) -> Option<usize> {
+        let kind = match object {
+            "companies" | "organizations" => Kind::Organizations,
+            "contacts" | "persons" => Kind::Persons,
+            _ => return None,
+        };
+        Some(self.read().store(kind).live())
+    }
+
+    /// Requests received (past the fault layer), and how many the rate limits refused (429).
+    pub fn request_counts(&self) -> (u64, u64) {
+        let stats = &self.inner.stats;
+        (
+            stats.requests.load(Ordering::Relaxed),
+            stats.throttled.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Tokens of the daily budget spent so far.
+    pub fn tokens_used(&self) -> u64 {
+        self.inner
+            .limits
+            .lock()
+            .map(|l| l.tokens_used())
+            .unwrap_or(0)
+    }
+
+    /// A person's or organization's v2 JSON with all custom fields and `marketing_status`, as
+    /// the API would render it, for tests; `None` when absent.
+    pub fn record(&self, object: &str, id: u64) -> Option<serde_json::Value> {
+        let kind = match object {
+            "companies" | "organizations" => Kind::Organizations,
+            _ => Kind::Persons,
+        };
+        let data = self.read();
+        let store = data.store(kind);
+        store
+            .get(id)
+            .map(|r| store.render(r, None, self.inner.options.campaigns_app))
+    }
+
+    /// The 40-character key of the custom field called `name` (the first one), if any.
+    pub fn custom_field_key(&self, object: &str, name: &str) -> Option<String> {
+        let kind = match object {
+            "companies" | "organizations" => Kind::Organizations,
+            _ => Kind::Persons,
+        };
+        let data = self.read();
+        data.store(kind)
+            .fields
+            .iter()
+            .find(|f| f.custom && f.name == name)
+            .map(|f| f.code.clone())
+    }
+}
+
+async fn not_found() -> Response {
+    gate::not_found("Unknown method .")
+}
+
+#[cfg(test)]
+mod tests;
+
+/// The Pipedrive emulator in the sandbox's registry.
+pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
+    vendor: "pipedrive",
+    default_port: 18083,
+    credentials: &[(TOKEN_ENV, TOKEN)],
+    connector_settings: |base_url| {
+        vec![
+            ("base_url", base_url.to_owned()),
+            ("api_token", format!("${{{TOKEN_ENV}}}")),
+        ]
+    },
+    build: |faults| {
+        Arc::new(Emulator::new(Options {
+            faults,
+            ..Options::default()
+        }))
+    },
+};
+
+impl crate::VendorEmulator for Emulator {
+    fn seed(&self, data: &SeedData) -> crate::SeedSummary {
+        Emulator::seed(self, data)
+    }
+
+    fn router(&self) -> Router {
+        Emulator::router(self)
+    }
+
+    fn count(&self, object: &str) -> usize {
+        Emulator::count(self, object).unwrap_or(0)
+    }
+}

@@ -1,1 +1,1042 @@
-//! The zoho emulator: being written (issue 3).
+//! An in-memory emulator of the Zoho CRM API v8, faithful to its documentation for what ferry
+//! uses: the OAuth refresh-token grant (`/oauth/v2/token`; the accounts server and the API are
+//! served on one base URL), `Zoho-oauthtoken` auth with expiring access tokens, `GET
+//! /crm/v8/{module}` with mandatory `fields`, `page`/`per_page` up to the 2,000th record and
+//! `page_token` beyond it (up to 100,000), upsert (at most 100 records, `duplicate_check_fields`,
+//! per-record `code`/`status`/`details`), COQL (`POST /crm/v8/coql`), field metadata, API
+//! credits and the concurrency limit (429 `TOO_MANY_REQUESTS`). See `docs/connectors/zoho.md`
+//! for what it does not reproduce.
+
+mod coql;
+mod store;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde_json::{Map, Value as Json, json};
+
+use crate::faults::Faults;
+use crate::seed::SeedData;
+pub use store::SourceIdField;
+use store::{Module, RequestError, Store, Val};
+
+/// The OAuth client id the emulator accepts unless configured otherwise.
+pub const ZOHO_CLIENT_ID: &str = "1000.SANDBOXZOHOCLIENTID";
+/// The OAuth client secret the emulator accepts unless configured otherwise.
+pub const ZOHO_CLIENT_SECRET: &str = "sandbox-zoho-client-secret";
+/// The refresh token the emulator accepts unless configured otherwise.
+pub const ZOHO_REFRESH_TOKEN: &str = "1000.sandbox-zoho-refresh-token";
+/// The custom source-id field an org gets unless configured otherwise.
+pub const SOURCE_ID_FIELD: &str = "Ferry_Source_Id";
+/// Most records one insert/update/upsert call may carry.
+pub const WRITE_LIMIT: usize = 100;
+/// Largest `per_page`.
+pub const MAX_PER_PAGE: usize = 200;
+/// Records reachable with `page` alone; beyond this, `page_token` is required.
+pub const PAGE_NUMBER_REACH: usize = 2000;
+/// Most field API names in one `fields` parameter.
+pub const MAX_FIELDS: usize = 50;
+/// How many page tokens stay valid; older ones are forgotten.
+const OPEN_TOKENS: usize = 4096;
+
+/// Emulator options.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Injected faults.
+    pub faults: Faults,
+    /// The client id accepted at the token endpoint.
+    pub client_id: String,
+    /// The client secret accepted at the token endpoint.
+    pub client_secret: String,
+    /// The refresh token accepted at the token endpoint.
+    pub refresh_token: String,
+    /// The custom source-id field on Accounts and Contacts; `None`: an org where the operator
+    /// has not created it yet.
+    pub source_id_field: Option<SourceIdField>,
+    /// How long an access token is valid (Zoho: one hour).
+    pub token_lifetime: Duration,
+    /// Simultaneous API calls allowed (Enterprise: 20); `None`: unlimited.
+    pub concurrency_limit: Option<usize>,
+    /// API credits in the window (counted from start-up); `None`: unlimited.
+    pub credits: Option<u64>,
+    /// Records reachable through `page_token` (Zoho: 100,000).
+    pub page_token_reach: usize,
+    /// Added to every API call, to let concurrency limits show.
+    pub latency: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            faults: Faults::default(),
+            client_id: ZOHO_CLIENT_ID.to_owned(),
+            client_secret: ZOHO_CLIENT_SECRET.to_owned(),
+            refresh_token: ZOHO_REFRESH_TOKEN.to_owned(),
+            source_id_field: Some(SourceIdField {
+                api_name: SOURCE_ID_FIELD.to_owned(),
+                unique: true,
+                case_sensitive: false,
+            }),
+            token_lifetime: Duration::from_secs(3600),
+            concurrency_limit: Some(20),
+            credits: Some(5_000_000),
+            page_token_reach: 100_000,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+/// What [`Emulator::seed`] loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seeded {
+    /// Accounts created.
+    pub accounts: usize,
+    /// Contacts created.
+    pub contacts: usize,
+    /// Generated contacts left out because Zoho would refuse them (no last name, a malformed
+    /// email, a value longer than its field).
+    pub skipped_contacts: usize,
+}
+
+/// Where a page token stands.
+#[derive(Clone, Debug)]
+struct PageToken {
+    module: Module,
+    desc: bool,
+    /// The last id served.
+    after: u64,
+    /// Records served so far through this chain of tokens.
+    served: usize,
+    issued: Instant,
+}
+
+#[derive(Default)]
+struct Tokens {
+    open: HashMap<String, PageToken>,
+    order: VecDeque<String>,
+}
+
+struct Shared {
+    options: Options,
+    store: RwLock<Store>,
+    /// Access token → when it was issued.
+    access: Mutex<HashMap<String, Instant>>,
+    pages: Mutex<Tokens>,
+    credits_used: AtomicU64,
+    in_flight: AtomicUsize,
+    requests: AtomicU64,
+}
+
+/// The emulator's shared state; clones share the same org.
+#[derive(Clone)]
+pub struct Emulator {
+    shared: Arc<Shared>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn random_string(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// Zoho's error body `{code, details, message, status}` with `status`.
+fn zoho_error(status: StatusCode, code: &str, message: &str, details: Json) -> Response {
+    (
+        status,
+        axum::Json(
+            json!({"code": code, "details": details, "message": message, "status": "error"}),
+        ),
+    )
+        .into_response()
+}
+
+fn request_error(e: RequestError) -> Response {
+    (
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+        axum::Json(e.body),
+    )
+        .into_response()
+}
+
+fn internal() -> Response {
+    zoho_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL_ERROR",
+        "Internal Server Error",
+        json!({}),
+    )
+}
+
+fn invalid_module() -> Response {
+    zoho_error(
+        StatusCode::BAD_REQUEST,
+        "INVALID_MODULE",
+        "the module name given seems to be invalid",
+        json!({"resource_path_index": 0}),
+    )
+}
+
+fn invalid_url() -> Response {
+    zoho_error(
+        StatusCode::NOT_FOUND,
+        "INVALID_URL_PATTERN",
+        "Please check if the URL trying to access is a correct one",
+        json!({}),
+    )
+}
+
+/// Zoho's 429: the same code for the credit limit and the concurrency limit, no `Retry-After`
+/// (the injected fault adds one only when its profile says so).
+fn too_many(message: &str) -> Response {
+    zoho_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TOO_MANY_REQUESTS",
+        message,
+        json!({}),
+    )
+}
+
+fn zoho_429(retry_after: Option<u64>) -> Response {
+    let mut response = too_many("Too many requests: the sandbox is injecting throttling.");
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+impl Emulator {
+    /// A new, empty org.
+    pub fn new(options: Options) -> Emulator {
+        let store = Store::new(options.source_id_field.as_ref());
+        Emulator {
+            shared: Arc::new(Shared {
+                options,
+                store: RwLock::new(store),
+                access: Mutex::new(HashMap::new()),
+                pages: Mutex::new(Tokens::default()),
+                credits_used: AtomicU64::new(0),
+                in_flight: AtomicUsize::new(0),
+                requests: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Loads generated data as native Zoho records (no source ids: they were born in Zoho):
+    /// companies become Accounts, contacts Contacts with their `Account_Name` lookup. Contacts
+    /// Zoho would refuse are left out and counted.
+    pub fn seed(&self, data: &SeedData) -> Seeded {
+        let mut store = self.shared.store.write().unwrap_or_else(|e| e.into_inner());
+        let mut seeded = Seeded::default();
+        let text = |v: &Option<String>| {
+            v.as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| Val::Str(s.into()))
+        };
+        let mut account_ids = Vec::with_capacity(data.companies.len());
+        for c in &data.companies {
+            let values = vec![
+                ("Account_Name", text(&c.name)),
+                ("Website", text(&c.domain)),
+                ("Phone", text(&c.phone)),
+                ("Industry", text(&c.industry)),
+                (
+                    "Employees",
+                    c.employee_count.map(|n| Val::Int(i64::from(n))),
+                ),
+                ("Annual_Revenue", c.annual_revenue.map(Val::Num)),
+                ("Billing_Street", text(&c.street)),
+                ("Billing_City", text(&c.city)),
+                ("Billing_State", text(&c.state)),
+                ("Billing_Code", text(&c.postal_code)),
+                ("Billing_Country", text(&c.country)),
+            ];
+            account_ids.push(store.insert_seeded(
+                Module::Accounts,
+                values,
+                c.created_at_ms,
+                c.updated_at_ms,
+            ));
+            seeded.accounts += 1;
+        }
+        let schema = Arc::clone(&store.table(Module::Contacts).schema);
+        let fits = |name: &str, v: &Option<String>| {
+            v.as_deref().is_none_or(|s| {
+                schema
+                    .field(name)
+                    .is_some_and(|i| s.chars().count() <= schema.fields[i].length)
+            })
+        };
+        for c in &data.contacts {
+            let ok = c.last_name.as_deref().is_some_and(|s| !s.is_empty())
+                && c.email.as_deref().is_none_or(store::valid_email)
+                && fits("First_Name", &c.first_name)
+                && fits("Last_Name", &c.last_name)
+                && fits("Title", &c.job_title)
+                && fits("Email", &c.email)
+                && fits("Mailing_Street", &c.street);
+            if !ok {
+                seeded.skipped_contacts += 1;
+                continue;
+            }
+            let values = vec![
+                ("First_Name", text(&c.first_name)),
+                ("Last_Name", text(&c.last_name)),
+                ("Email", text(&c.email)),
+                ("Phone", text(&c.phone)),
+                ("Mobile", text(&c.mobile_phone)),
+                ("Title", text(&c.job_title)),
+                ("Mailing_Street", text(&c.street)),
+                ("Mailing_City", text(&c.city)),
+                ("Mailing_State", text(&c.state)),
+                ("Mailing_Zip", text(&c.postal_code)),
+                ("Mailing_Country", text(&c.country)),
+                ("Email_Opt_Out", Some(Val::Bool(c.email_opt_out))),
+                (
+                    "Account_Name",
+                    c.company
+                        .and_then(|k| account_ids.get(k))
+                        .map(|id| Val::Ref(*id)),
+                ),
+            ];
+            store.insert_seeded(Module::Contacts, values, c.created_at_ms, c.updated_at_ms);
+            seeded.contacts += 1;
+        }
+        tracing::debug!(
+            accounts = seeded.accounts,
+            contacts = seeded.contacts,
+            skipped = seeded.skipped_contacts,
+            "seeded zoho"
+        );
+        seeded
+    }
+
+    /// How many records `module` (`"Accounts"`, `"Contacts"`) holds.
+    pub fn count(&self, module: &str) -> usize {
+        let Some(module) = Module::parse(module) else {
+            return 0;
+        };
+        self.shared
+            .store
+            .read()
+            .map(|s| s.table(module).rows.len())
+            .unwrap_or(0)
+    }
+
+    /// The record of `module` whose source-id field holds `source_id`, with every field as a
+    /// list read renders it (lookups as `{"name", "id"}`).
+    pub fn record_by_source_id(&self, module: &str, source_id: &str) -> Option<Json> {
+        let module = Module::parse(module)?;
+        let store = self.shared.store.read().ok()?;
+        let table = store.table(module);
+        let field = table
+            .schema
+            .field(&self.shared.options.source_id_field.as_ref()?.api_name)?;
+        let pos = table.by_unique(field, source_id)?;
+        let row = &table.rows[pos];
+        let mut out = Map::new();
+        out.insert("id".into(), Json::String(row.id.to_string()));
+        for (i, f) in table.schema.fields.iter().enumerate() {
+            out.insert(f.api_name.clone(), store.render_value(module, row, i));
+        }
+        Some(Json::Object(out))
+    }
+
+    /// API credits used so far.
+    pub fn credits_used(&self) -> u64 {
+        self.shared.credits_used.load(Ordering::Relaxed)
+    }
+
+    /// API calls answered so far (refused ones included).
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Invalidates every access token issued so far, as expiry or revocation does: the next
+    /// call with one gets 401 `INVALID_TOKEN`.
+    pub fn expire_tokens(&self) {
+        if let Ok(mut access) = self.shared.access.lock() {
+            access.clear();
+        }
+    }
+
+    /// The HTTP routes, with the configured faults injected.
+    pub fn router(&self) -> Router {
+        let state = Arc::clone(&self.shared);
+        let api = Router::new()
+            .route("/crm/v8/settings/fields", get(fields_metadata))
+            .route("/crm/v8/coql", post(coql_query))
+            .route("/crm/v8/{module}", get(list))
+            .route("/crm/v8/{module}/upsert", post(upsert))
+            .route("/crm/v8/{module}/actions/count", get(record_count))
+            .route(
+                "/crm/{*rest}",
+                axum::routing::any(|| async { invalid_url() }),
+            )
+            .route_layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&state),
+                guard,
+            ));
+        let router = Router::new()
+            .route("/oauth/v2/token", post(token))
+            .merge(api)
+            .fallback(|| async { invalid_url() })
+            .with_state(state);
+        crate::faults::inject(router, self.shared.options.faults.clone(), zoho_429)
+    }
+}
+
+impl Shared {
+    /// Books `cost` credits; false when the window's credits are used up.
+    fn charge(&self, cost: u64) -> bool {
+        match self.options.credits {
+            None => {
+                self.credits_used.fetch_add(cost, Ordering::Relaxed);
+                true
+            }
+            Some(limit) => {
+                let used = self.credits_used.fetch_add(cost, Ordering::Relaxed) + cost;
+                if used > limit {
+                    self.credits_used.fetch_sub(cost, Ordering::Relaxed);
+                    false
+                } else {
+                    true
+                }
+            }
+        }
+    }
+}
+
+fn credits_exhausted() -> Response {
+    too_many("You have exceeded the API credit limit of your organisation for the last 24 hours")
+}
+
+// ---- OAuth ---------------------------------------------------------------------------------
+
+#[derive(serde::Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    refresh_token: Option<String>,
+}
+
+/// Zoho's accounts server answers OAuth errors with HTTP 200 and `{"error": …}`.
+fn oauth_error(error: &str) -> Response {
+    axum::Json(json!({"error": error})).into_response()
+}
+
+async fn token(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return oauth_error("invalid_request");
+    };
+    if form.grant_type.as_deref() != Some("refresh_token") {
+        return oauth_error("unsupported_grant_type");
+    }
+    if form.client_id.as_deref() != Some(s.options.client_id.as_str()) {
+        return oauth_error("invalid_client");
+    }
+    if form.client_secret.as_deref() != Some(s.options.client_secret.as_str()) {
+        return oauth_error("invalid_client_secret");
+    }
+    if form.refresh_token.as_deref() != Some(s.options.refresh_token.as_str()) {
+        return oauth_error("invalid_code");
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let access_token = format!("1000.{}.{}", random_string(32), random_string(32));
+    if let Ok(mut access) = s.access.lock() {
+        access.insert(access_token.clone(), Instant::now());
+    }
+    axum::Json(json!({
+        "access_token": access_token,
+        "scope": "ZohoCRM.modules.ALL ZohoCRM.settings.fields.READ ZohoCRM.coql.READ",
+        "api_domain": format!("http://{host}"),
+        "token_type": "Bearer",
+        "expires_in": s.options.token_lifetime.as_secs(),
+    }))
+    .into_response()
+}
+
+/// Auth, the concurrency limit, the credit window and `X-API-CREDITS-REMAINING`, for every
+/// `/crm/…` call.
+async fn guard(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    s.requests.fetch_add(1, Ordering::Relaxed);
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Zoho-oauthtoken "))
+        .map(str::trim);
+    let Some(token) = token else {
+        return zoho_error(
+            StatusCode::UNAUTHORIZED,
+            "AUTHENTICATION_FAILURE",
+            "Authentication failed",
+            json!({}),
+        );
+    };
+    let valid = s.access.lock().is_ok_and(|access| {
+        access
+            .get(token)
+            .is_some_and(|issued| issued.elapsed() < s.options.token_lifetime)
+    });
+    if !valid {
+        return zoho_error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_TOKEN",
+            "invalid oauth token",
+            json!({}),
+        );
+    }
+    let in_flight = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let over_concurrency = s
+        .options
+        .concurrency_limit
+        .is_some_and(|max| in_flight > max);
+    let exhausted = s
+        .options
+        .credits
+        .is_some_and(|max| s.credits_used.load(Ordering::Relaxed) >= max);
+    let mut response = if over_concurrency {
+        too_many("The number of concurrent requests has exceeded the limit of your organisation")
+    } else if exhausted {
+        credits_exhausted()
+    } else {
+        if !s.options.latency.is_zero() {
+            tokio::time::sleep(s.options.latency).await;
+        }
+        next.run(request).await
+    };
+    s.in_flight.fetch_sub(1, Ordering::SeqCst);
+    if let Some(max) = s.options.credits {
+        let used = s.credits_used.load(Ordering::Relaxed);
+        // Zoho sends the header only once half of the window's credits are used.
+        if used.saturating_mul(2) >= max {
+            response.headers_mut().insert(
+                "x-api-credits-remaining",
+                HeaderValue::from(max.saturating_sub(used)),
+            );
+        }
+    }
+    response
+}
+
+// ---- field metadata ------------------------------------------------------------------------
+
+#[derive(serde::Deserialize)]
+struct FieldsParams {
+    module: Option<String>,
+}
+
+async fn fields_metadata(
+    State(s): State<Arc<Shared>>,
+    Query(params): Query<FieldsParams>,
+) -> Response {
+    let Some(name) = params.module else {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "REQUIRED_PARAM_MISSING",
+            "required param is missing",
+            json!({"param_name": "module"}),
+        );
+    };
+    let Some(module) = Module::parse(&name) else {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_MODULE",
+            "the module name given seems to be invalid",
+            json!({"param_name": "module"}),
+        );
+    };
+    if !s.charge(1) {
+        return credits_exhausted();
+    }
+    let Ok(store) = s.store.read() else {
+        return internal();
+    };
+    axum::Json(store.table(module).schema.describe()).into_response()
+}
+
+// ---- list ----------------------------------------------------------------------------------
+
+#[derive(serde::Deserialize)]
+struct ListParams {
+    fields: Option<String>,
+    page: Option<String>,
+    per_page: Option<String>,
+    page_token: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+}
+
+fn invalid_param(param: &str) -> Response {
+    zoho_error(
+        StatusCode::BAD_REQUEST,
+        "INVALID_DATA",
+        "invalid data",
+        json!({"param_name": param}),
+    )
+}
+
+async fn list(
+    State(s): State<Arc<Shared>>,
+    Path(module): Path<String>,
+    Query(params): Query<ListParams>,
+) -> Response {
+    let Some(module) = Module::parse(&module) else {
+        return invalid_module();
+    };
+    let Some(fields) = params.fields.filter(|f| !f.trim().is_empty()) else {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "REQUIRED_PARAM_MISSING",
+            "required param is missing",
+            json!({"param_name": "fields"}),
+        );
+    };
+    let names: Vec<&str> = fields
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .collect();
+    if names.len() > MAX_FIELDS {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "LIMIT_EXCEEDED",
+            "limit exceeded",
+            json!({"limit": MAX_FIELDS, "param_name": "fields"}),
+        );
+    }
+    let per_page = match params.per_page.as_deref().map(str::parse::<usize>) {
+        None => MAX_PER_PAGE,
+        Some(Ok(n)) if (1..=MAX_PER_PAGE).contains(&n) => n,
+        Some(_) => return invalid_param("per_page"),
+    };
+    match params.sort_by.as_deref() {
+        None | Some("id") => {}
+        // Sorting by Created_Time / Modified_Time is documented but not emulated.
+        Some(_) => {
+            return zoho_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_DATA",
+                "the sandbox only sorts by id",
+                json!({"param_name": "sort_by", "supported_values": ["id"]}),
+            );
+        }
+    }
+    let desc = match params.sort_order.as_deref() {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(_) => {
+            return zoho_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_DATA",
+                "invalid data",
+                json!({"param_name": "sort_order", "supported_values": ["asc", "desc"]}),
+            );
+        }
+    };
+    if params.page.is_some() && params.page_token.is_some() {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "AMBIGUITY_DURING_PROCESSING",
+            "page and page_token cannot be used together",
+            json!({"ambiguity_due_to": [{"param_name": "page"}, {"param_name": "page_token"}]}),
+        );
+    }
+    // Where to start: an offset (page numbers) or after an id (a page token).
+    let (start_after, offset, served, page) = match &params.page_token {
+        Some(token) => {
+            let found = s.pages.lock().ok().and_then(|t| t.open.get(token).cloned());
+            let Some(t) = found else {
+                return invalid_param("page_token");
+            };
+            if t.issued.elapsed() > Duration::from_secs(24 * 3600) {
+                return zoho_error(
+                    StatusCode::BAD_REQUEST,
+                    "EXPIRED_VALUE",
+                    "the page token has expired",
+                    json!({"api_name": "page_token", "json_path": "page_token"}),
+                );
+            }
+            if t.module != module || t.desc != desc {
+                return zoho_error(
+                    StatusCode::BAD_REQUEST,
+                    "TOKEN_BOUND_DATA_MISMATCH",
+                    "the page token does not belong to this request",
+                    json!({"param_name": if t.module != module { "module" } else { "sort_order" }}),
+                );
+            }
+            if t.served >= s.options.page_token_reach {
+                return zoho_error(
+                    StatusCode::BAD_REQUEST,
+                    "PAGINATION_LIMIT_EXCEEDED",
+                    &format!(
+                        "You can only get upto {} records using page_token param",
+                        s.options.page_token_reach
+                    ),
+                    json!({"param_name": "page_token"}),
+                );
+            }
+            (Some(t.after), 0, t.served, t.served / per_page + 1)
+        }
+        None => {
+            let page = match params.page.as_deref().map(str::parse::<usize>) {
+                None => 1,
+                Some(Ok(n)) if n >= 1 => n,
+                Some(_) => return invalid_param("page"),
+            };
+            if page.saturating_mul(per_page) > PAGE_NUMBER_REACH {
+                return zoho_error(
+                    StatusCode::BAD_REQUEST,
+                    "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+                    "You can only get the first 2000 records without using page_token param",
+                    json!({"limit": PAGE_NUMBER_REACH}),
+                );
+            }
+            (None, (page - 1) * per_page, (page - 1) * per_page, page)
+        }
+    };
+    if !s.charge(1) {
+        return credits_exhausted();
+    }
+    let Ok(store) = s.store.read() else {
+        return internal();
+    };
+    let table = store.table(module);
+    let cols: Vec<usize> = names.iter().filter_map(|n| table.schema.field(n)).collect();
+    let n = table.rows.len();
+    // Positions in the requested order, as a range over the id-ordered rows.
+    let (begin, end) = match (start_after, desc) {
+        (None, false) => (offset.min(n), (offset + per_page).min(n)),
+        (None, true) => (
+            n.saturating_sub(offset + per_page),
+            n.saturating_sub(offset),
+        ),
+        (Some(after), false) => {
+            let b = table.rows.partition_point(|r| r.id <= after);
+            (b, (b + per_page).min(n))
+        }
+        (Some(after), true) => {
+            let e = table.rows.partition_point(|r| r.id < after);
+            (e.saturating_sub(per_page), e)
+        }
+    };
+    let mut positions: Vec<usize> = (begin..end).collect();
+    if desc {
+        positions.reverse();
+    }
+    if positions.is_empty() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let more = if desc { begin > 0 } else { end < n };
+    let data: Vec<Json> = positions
+        .iter()
+        .map(|&p| {
+            let row = &table.rows[p];
+            let mut item = Map::new();
+            item.insert("id".into(), Json::String(row.id.to_string()));
+            for &c in &cols {
+                item.insert(
+                    table.schema.fields[c].api_name.clone(),
+                    store.render_value(module, row, c),
+                );
+            }
+            Json::Object(item)
+        })
+        .collect();
+    let last_id = positions.last().map(|&p| table.rows[p].id).unwrap_or(0);
+    drop(store);
+    let served = served + data.len();
+    let (next_token, expiry) = if more {
+        let token = random_string(64);
+        if let Ok(mut tokens) = s.pages.lock() {
+            tokens.open.insert(
+                token.clone(),
+                PageToken {
+                    module,
+                    desc,
+                    after: last_id,
+                    served,
+                    issued: Instant::now(),
+                },
+            );
+            tokens.order.push_back(token.clone());
+            while tokens.order.len() > OPEN_TOKENS {
+                if let Some(old) = tokens.order.pop_front() {
+                    tokens.open.remove(&old);
+                }
+            }
+        }
+        (
+            Json::String(token),
+            Json::String(store::zoho_time(now_ms() + 24 * 3600 * 1000)),
+        )
+    } else {
+        (Json::Null, Json::Null)
+    };
+    axum::Json(json!({
+        "data": data,
+        "info": {
+            "per_page": per_page,
+            "count": data.len(),
+            "page": page,
+            "sort_by": "id",
+            "sort_order": if desc { "desc" } else { "asc" },
+            "more_records": more,
+            "next_page_token": next_token,
+            "previous_page_token": params.page_token,
+            "page_token_expiry": expiry,
+        }
+    }))
+    .into_response()
+}
+
+// ---- record count ------------------------------------------------------------------------
+
+/// `GET /crm/v8/{module}/actions/count`: `{"count": n}` for one credit.
+async fn record_count(State(s): State<Arc<Shared>>, Path(module): Path<String>) -> Response {
+    let Some(module) = Module::parse(&module) else {
+        return invalid_module();
+    };
+    if !s.charge(1) {
+        return credits_exhausted();
+    }
+    let Ok(store) = s.store.read() else {
+        return internal();
+    };
+    axum::Json(json!({"count": store.table(module).rows.len()})).into_response()
+}
+
+// ---- upsert --------------------------------------------------------------------------------
+
+async fn upsert(State(s): State<Arc<Shared>>, Path(module): Path<String>, body: Bytes) -> Response {
+    let Some(module) = Module::parse(&module) else {
+        return invalid_module();
+    };
+    let Ok(body) = serde_json::from_slice::<Json>(&body) else {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_DATA",
+            "body is not a valid JSON",
+            json!({}),
+        );
+    };
+    let Some(records) = body.get("data").and_then(Json::as_array) else {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "REQUIRED_PARAM_MISSING",
+            "required param is missing",
+            json!({"param_name": "data"}),
+        );
+    };
+    if records.is_empty() {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_DATA",
+            "invalid data",
+            json!({"api_name": "data", "json_path": "$.data"}),
+        );
+    }
+    if records.len() > WRITE_LIMIT {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "LIMIT_EXCEEDED",
+            "the number of records exceeds the limit of 100 per call",
+            json!({"limit": WRITE_LIMIT, "api_name": "data", "json_path": "$.data"}),
+        );
+    }
+    let mut objects = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        match r.as_object() {
+            Some(o) => objects.push(o.clone()),
+            None => {
+                return zoho_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_DATA",
+                    "invalid data",
+                    json!({"expected_data_type": "jsonobject", "json_path": format!("$.data[{i}]")}),
+                );
+            }
+        }
+    }
+    let Ok(mut store) = s.store.write() else {
+        return internal();
+    };
+    // duplicate_check_fields: system duplicate-check fields and unique fields only.
+    let mut dup_fields = Vec::new();
+    match body.get("duplicate_check_fields") {
+        None | Some(Json::Null) => {
+            if let Some(f) = store
+                .table(module)
+                .schema
+                .field(module.system_duplicate_field())
+            {
+                dup_fields.push(f);
+            }
+        }
+        Some(Json::Array(names)) => {
+            let schema = &store.table(module).schema;
+            for (i, name) in names.iter().enumerate() {
+                let field = name.as_str().and_then(|n| schema.field(n)).filter(|&f| {
+                    schema.fields[f].unique.is_some()
+                        || schema.fields[f].api_name == module.system_duplicate_field()
+                });
+                match field {
+                    Some(f) => dup_fields.push(f),
+                    None => {
+                        return zoho_error(
+                            StatusCode::BAD_REQUEST,
+                            "INVALID_DATA",
+                            "the field given in duplicate_check_fields is not a unique field",
+                            json!({"api_name": name, "json_path": format!("$.duplicate_check_fields[{i}]")}),
+                        );
+                    }
+                }
+            }
+        }
+        Some(_) => {
+            return zoho_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_DATA",
+                "invalid data",
+                json!({"expected_data_type": "jsonarray", "api_name": "duplicate_check_fields", "json_path": "$.duplicate_check_fields"}),
+            );
+        }
+    }
+    // One credit per ten records.
+    if !s.charge(objects.len().div_ceil(10) as u64) {
+        return credits_exhausted();
+    }
+    let results = store.upsert(module, &objects, &dup_fields, now_ms());
+    drop(store);
+    let ok = results.iter().filter(|r| r.ok).count();
+    let status = if ok == results.len() {
+        StatusCode::OK
+    } else if ok == 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    let data: Vec<Json> = results.into_iter().map(|r| r.body).collect();
+    (status, axum::Json(json!({"data": data}))).into_response()
+}
+
+// ---- COQL ----------------------------------------------------------------------------------
+
+async fn coql_query(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    let query = serde_json::from_slice::<Json>(&body).ok().and_then(|b| {
+        b.get("select_query")
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+    });
+    let Some(query) = query else {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "REQUIRED_PARAM_MISSING",
+            "required param is missing",
+            json!({"param_name": "select_query"}),
+        );
+    };
+    let parsed = match coql::parse(&query) {
+        Ok(q) => q,
+        Err(e) => return request_error(e),
+    };
+    // Credits by LIMIT: 1–200 one, 201–1,000 two, 1,001–2,000 three.
+    let cost = match parsed.limit() {
+        0..=200 => 1,
+        201..=1000 => 2,
+        _ => 3,
+    };
+    if !s.charge(cost) {
+        return credits_exhausted();
+    }
+    let Ok(store) = s.store.read() else {
+        return internal();
+    };
+    match coql::run(&store, &parsed) {
+        Ok(Some(body)) => axum::Json(body).into_response(),
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => request_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// The Zoho emulator in the sandbox's registry.
+pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
+    vendor: "zoho",
+    default_port: 18084,
+    credentials: &[
+        ("ZOHO_CLIENT_ID", ZOHO_CLIENT_ID),
+        ("ZOHO_CLIENT_SECRET", ZOHO_CLIENT_SECRET),
+        ("ZOHO_REFRESH_TOKEN", ZOHO_REFRESH_TOKEN),
+    ],
+    connector_settings: |base_url| {
+        vec![
+            ("accounts_url", base_url.to_owned()),
+            ("api_url", base_url.to_owned()),
+            ("client_id", "${ZOHO_CLIENT_ID}".to_owned()),
+            ("client_secret", "${ZOHO_CLIENT_SECRET}".to_owned()),
+            ("refresh_token", "${ZOHO_REFRESH_TOKEN}".to_owned()),
+        ]
+    },
+    build: |faults| {
+        std::sync::Arc::new(Emulator::new(Options {
+            faults,
+            ..Options::default()
+        }))
+    },
+};
+
+impl crate::VendorEmulator for Emulator {
+    fn seed(&self, data: &SeedData) -> crate::SeedSummary {
+        let seeded = Emulator::seed(self, data);
+        crate::SeedSummary {
+            companies: seeded.accounts,
+            contacts: seeded.contacts,
+        }
+    }
+
+    fn router(&self) -> Router {
+        Emulator::router(self)
+    }
+
+    fn count(&self, object: &str) -> usize {
+        match object {
+            "companies" => Emulator::count(self, "Accounts"),
+            "contacts" => Emulator::count(self, "Contacts"),
+            _ => 0,
+        }
+    }
+}

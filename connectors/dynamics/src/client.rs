@@ -1,0 +1,254 @@
+//! Authenticated Web API calls: a client-credentials token from the Microsoft identity
+//! platform, held in memory, renewed shortly before it expires and once more if Dataverse
+//! answers 401; at most `concurrency` requests in flight (Dataverse refuses more than 52 per
+//! user at once); everything through ferry's shared HTTP layer (pacing, retries).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ferry_core::http::{HttpClient, HttpResponse, HttpStats};
+use ferry_core::{ConnectorError, ConnectorResult};
+use reqwest::Method;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::sync::{Mutex, Semaphore};
+use url::Url;
+
+use crate::VENDOR;
+use crate::config::Settings;
+use crate::policy::{DynamicsPolicy, describe};
+
+/// The Web API path under the environment URL.
+pub(crate) const API_PATH: &str = "api/data/v9.2/";
+
+struct Token {
+    secret: SecretString,
+    /// When to fetch a new one: a margin before it expires.
+    renew_at: Instant,
+    serial: u64,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// One request.
+pub(crate) struct Call<'a> {
+    pub method: Method,
+    /// The full URL (built with [`Client::api_url`] or a validated next link).
+    pub url: Url,
+    pub headers: &'a [(&'static str, &'a str)],
+    /// Content type and bytes.
+    pub body: Option<(String, Vec<u8>)>,
+}
+
+/// An environment's Web API, authenticated.
+pub(crate) struct Client {
+    http: HttpClient,
+    api_base: Url,
+    token_url: Url,
+    scope: String,
+    client_id: SecretString,
+    client_secret: SecretString,
+    token: Mutex<Option<Arc<Token>>>,
+    fetches: AtomicU64,
+    permits: Semaphore,
+}
+
+/// Names a request for messages: method and path, never the query.
+pub(crate) fn endpoint(method: &Method, url: &Url) -> String {
+    format!("{method} {}", url.path())
+}
+
+impl Client {
+    pub(crate) fn new(settings: &Settings) -> ConnectorResult<Client> {
+        let http = HttpClient::new(
+            Arc::new(DynamicsPolicy),
+            Some(settings.rate_limit),
+            settings.retry.clone(),
+        )?;
+        let api_base =
+            settings
+                .environment_url
+                .join(API_PATH)
+                .map_err(|e| ConnectorError::Config {
+                    vendor: VENDOR,
+                    key: "environment_url".into(),
+                    detail: format!("cannot form the Web API URL: {e}"),
+                })?;
+        Ok(Client {
+            http,
+            api_base,
+            token_url: settings.token_url.clone(),
+            scope: settings.scope.clone(),
+            client_id: settings.client_id.clone(),
+            client_secret: settings.client_secret.clone(),
+            token: Mutex::new(None),
+            fetches: AtomicU64::new(0),
+            permits: Semaphore::new(settings.concurrency),
+        })
+    }
+
+    /// `{environment}/api/data/v9.2/{rest}`, where `rest` is already percent-encoded.
+    pub(crate) fn api_url(&self, rest: &str) -> ConnectorResult<Url> {
+        Url::parse(&format!("{}{rest}", self.api_base)).map_err(|e| ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: format!("{}…", self.api_base.path()),
+            detail: format!("cannot form a request URL: {e}"),
+        })
+    }
+
+    /// The Web API base URL (`…/api/data/v9.2/`).
+    pub(crate) fn api_base(&self) -> &Url {
+        &self.api_base
+    }
+
+    pub(crate) fn stats(&self) -> Arc<HttpStats> {
+        self.http.stats()
+    }
+
+    pub(crate) fn token_fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    async fn current_token(&self, stale: Option<u64>) -> ConnectorResult<Arc<Token>> {
+        let mut current = self.token.lock().await;
+        if let Some(token) = current.as_ref() {
+            let refused = stale == Some(token.serial);
+            if !refused && Instant::now() < token.renew_at {
+                return Ok(Arc::clone(token));
+            }
+        }
+        let token = Arc::new(self.fetch_token().await?);
+        *current = Some(Arc::clone(&token));
+        Ok(token)
+    }
+
+    async fn fetch_token(&self) -> ConnectorResult<Token> {
+        // The tenant is in the path; naming the host too says which login service refused.
+        let endpoint = format!("POST {}", self.token_url);
+        let response = self
+            .http
+            .send(&endpoint, |c| {
+                c.post(self.token_url.clone()).form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", self.client_id.expose_secret()),
+                    ("client_secret", self.client_secret.expose_secret()),
+                    ("scope", self.scope.as_str()),
+                ])
+            })
+            .await?;
+        let status = response.status.as_u16();
+        if (400..500).contains(&status) {
+            return Err(ConnectorError::Auth {
+                vendor: VENDOR,
+                endpoint,
+                status,
+                detail: format!(
+                    "{}; check tenant_id, the app registration's client id and secret (the secret's value, not its \
+                     id), and that the secret has not expired",
+                    describe(status, &response.body)
+                ),
+            });
+        }
+        if !response.is_success() {
+            return Err(self.http.error_for(&endpoint, &response));
+        }
+        let body: TokenResponse = response.json(VENDOR, &endpoint)?;
+        let lifetime = Duration::from_secs(body.expires_in.unwrap_or(3599));
+        // Renew five minutes early, or a tenth of the lifetime for short-lived tokens.
+        let margin = (lifetime / 10).min(Duration::from_secs(300));
+        let serial = self.fetches.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(vendor = VENDOR, serial, "fetched an access token");
+        Ok(Token {
+            secret: SecretString::from(body.access_token),
+            renew_at: Instant::now() + lifetime.saturating_sub(margin),
+            serial,
+        })
+    }
+
+    /// Makes sure a token can be had.
+    pub(crate) async fn authenticate(&self) -> ConnectorResult<()> {
+        self.current_token(None).await.map(|_| ())
+    }
+
+    /// Sends `call`, renewing the token once on 401. Returns every final response; the caller
+    /// decides what a 4xx means (see [`Client::send_ok`]).
+    pub(crate) async fn send(&self, call: &Call<'_>) -> ConnectorResult<HttpResponse> {
+        let endpoint = endpoint(&call.method, &call.url);
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ConnectorError::Network {
+                vendor: VENDOR,
+                endpoint: endpoint.clone(),
+                detail: "the connector is shutting down".into(),
+            })?;
+        let mut token = self.current_token(None).await?;
+        let mut renewed = false;
+        loop {
+            let secret = &token.secret;
+            let response = self
+                .http
+                .send(&endpoint, |c| {
+                    let mut request = c
+                        .request(call.method.clone(), call.url.clone())
+                        .bearer_auth(secret.expose_secret())
+                        .header(ACCEPT, "application/json")
+                        .header("OData-MaxVersion", "4.0")
+                        .header("OData-Version", "4.0");
+                    for (name, value) in call.headers {
+                        request = request.header(*name, *value);
+                    }
+                    if let Some((content_type, body)) = &call.body {
+                        request = request
+                            .header(CONTENT_TYPE, content_type.as_str())
+                            .body(body.clone());
+                    }
+                    request
+                })
+                .await?;
+            if response.status.as_u16() == 401 && !renewed {
+                renewed = true;
+                tracing::debug!(vendor = VENDOR, "token refused; fetching a new one");
+                token = self.current_token(Some(token.serial)).await?;
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+
+    /// Sends `call` and fails on any non-2xx answer, naming the endpoint.
+    pub(crate) async fn send_ok(&self, call: &Call<'_>) -> ConnectorResult<HttpResponse> {
+        let response = self.send(call).await?;
+        if response.is_success() {
+            Ok(response)
+        } else {
+            Err(self
+                .http
+                .error_for(&endpoint(&call.method, &call.url), &response))
+        }
+    }
+
+    /// `GET` a JSON resource.
+    pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: Url,
+        headers: &[(&'static str, &str)],
+    ) -> ConnectorResult<T> {
+        let call = Call {
+            method: Method::GET,
+            url,
+            headers,
+            body: None,
+        };
+        let response = self.send_ok(&call).await?;
+        response.json(VENDOR, &endpoint(&call.method, &call.url))
+    }
+}

@@ -1,0 +1,60 @@
+//! ferry's Microsoft Dynamics 365 / Dataverse connector: reads and writes accounts and
+//! contacts (with each contact's parent account and email opt-out) through the Dataverse Web
+//! API v9.2, authenticated as an application user with OAuth 2.0 client credentials.
+//!
+//! Writes are upserts by an alternate key holding each record's source id, sent as one
+//! `$batch` per upsert call with `odata.continue-on-error`; reads page with
+//! `@odata.nextLink`; read-back filters on the alternate key.
+//!
+//! Read top to bottom: [`config`] (the settings), [`policy`] (error bodies), `client` (token,
+//! concurrency, requests), [`mapping`] (canonical ↔ Dataverse columns), `batch` (multipart
+//! bodies), [`source`], [`sink`].
+
+pub mod config;
+pub mod mapping;
+pub mod policy;
+pub mod sink;
+pub mod source;
+
+mod batch;
+mod client;
+
+pub use config::DynamicsConfig;
+pub use policy::DynamicsPolicy;
+pub use sink::DynamicsSink;
+pub use source::DynamicsSource;
+
+/// The vendor's name in config files, messages and logs.
+pub const VENDOR: &str = "dynamics";
+
+/// The Dynamics 365 connector in ferry's registry.
+pub fn spec() -> ferry_core::ConnectorSpec {
+    ferry_core::ConnectorSpec {
+        name: VENDOR,
+        title: "Microsoft Dynamics 365 / Dataverse Web API v9.2 (OAuth 2.0 client credentials)",
+        objects: &[
+            ferry_core::ObjectType::Companies,
+            ferry_core::ObjectType::Contacts,
+        ],
+        source: Some(build_source),
+        sink: Some(build_sink),
+    }
+}
+
+fn build_source(
+    settings: serde_json::Value,
+    key_prefix: &str,
+) -> ferry_core::ConnectorResult<std::sync::Arc<dyn ferry_core::Source>> {
+    let config = ferry_core::kit::parse_settings(VENDOR, settings, key_prefix)?;
+    Ok(std::sync::Arc::new(DynamicsSource::new(
+        config, key_prefix,
+    )?))
+}
+
+fn build_sink(
+    settings: serde_json::Value,
+    key_prefix: &str,
+) -> ferry_core::ConnectorResult<std::sync::Arc<dyn ferry_core::Sink>> {
+    let config = ferry_core::kit::parse_settings(VENDOR, settings, key_prefix)?;
+    Ok(std::sync::Arc::new(DynamicsSink::new(config, key_prefix)?))
+}

@@ -1,0 +1,448 @@
+//! Canonical fields ↔ Dataverse columns: one table per object, used for writing, reading and
+//! reading back, so every direction agrees by construction.
+//!
+//! Not mapped: `industry` (account `industrycode` is a choice column holding option numbers, not
+//! text) and, on writes, `created_at` / `updated_at` (system columns). Consent: an opt-out is
+//! written as both `donotemail` and `donotbulkemail`; nothing else about consent is ever written;
+//! a record reads as opted out if either flag is set.
+
+use ferry_core::model::FieldType;
+use ferry_core::{ObjectType, Record, RecordRejection, Value, field};
+use serde_json::{Map, Value as Json};
+
+/// One mapped field.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldMap {
+    /// The canonical name.
+    pub canonical: &'static str,
+    /// The column's logical name.
+    pub column: &'static str,
+}
+
+const fn map(canonical: &'static str, column: &'static str) -> FieldMap {
+    FieldMap { canonical, column }
+}
+
+/// Companies ↔ account.
+pub const ACCOUNT_FIELDS: &[FieldMap] = &[
+    map(field::NAME, "name"),
+    map(field::DOMAIN, "websiteurl"),
+    map(field::PHONE, "telephone1"),
+    map(field::EMPLOYEE_COUNT, "numberofemployees"),
+    map(field::ANNUAL_REVENUE, "revenue"),
+    map(field::STREET, "address1_line1"),
+    map(field::CITY, "address1_city"),
+    map(field::STATE, "address1_stateorprovince"),
+    map(field::POSTAL_CODE, "address1_postalcode"),
+    map(field::COUNTRY, "address1_country"),
+];
+
+/// Contacts ↔ contact. The opt-out and the company are mapped separately.
+pub const CONTACT_FIELDS: &[FieldMap] = &[
+    map(field::EMAIL, "emailaddress1"),
+    map(field::FIRST_NAME, "firstname"),
+    map(field::LAST_NAME, "lastname"),
+    map(field::PHONE, "telephone1"),
+    map(field::MOBILE_PHONE, "mobilephone"),
+    map(field::JOB_TITLE, "jobtitle"),
+    map(field::STREET, "address1_line1"),
+    map(field::CITY, "address1_city"),
+    map(field::STATE, "address1_stateorprovince"),
+    map(field::POSTAL_CODE, "address1_postalcode"),
+    map(field::COUNTRY, "address1_country"),
+];
+
+/// The two consent columns an opt-out sets, and reads from.
+pub const OPT_OUT_COLUMNS: [&str; 2] = ["donotemail", "donotbulkemail"];
+/// The contact's navigation property to its parent account.
+pub const COMPANY_NAV: &str = "parentcustomerid_account";
+
+/// The system columns a source reads for timestamps.
+const TIMESTAMPS: [(&str, &str); 2] = [
+    (field::CREATED_AT, "createdon"),
+    (field::UPDATED_AT, "modifiedon"),
+];
+
+/// A table's names.
+#[derive(Clone, Copy, Debug)]
+pub struct TableNames {
+    /// Logical name (`contact`).
+    pub logical: &'static str,
+    /// Entity set (`contacts`).
+    pub set: &'static str,
+    /// Primary key column (`contactid`).
+    pub id: &'static str,
+}
+
+/// The table an object type is stored in.
+pub fn table(object: ObjectType) -> TableNames {
+    match object {
+        ObjectType::Companies => TableNames {
+            logical: "account",
+            set: "accounts",
+            id: "accountid",
+        },
+        ObjectType::Contacts => TableNames {
+            logical: "contact",
+            set: "contacts",
+            id: "contactid",
+        },
+    }
+}
+
+/// The field table of `object`.
+pub fn fields(object: ObjectType) -> &'static [FieldMap] {
+    match object {
+        ObjectType::Companies => ACCOUNT_FIELDS,
+        ObjectType::Contacts => CONTACT_FIELDS,
+    }
+}
+
+/// The canonical fields the sink writes and reads back: exactly what round-trips.
+pub fn stored_fields(object: ObjectType) -> Vec<String> {
+    let mut names: Vec<String> = fields(object)
+        .iter()
+        .map(|f| f.canonical.to_owned())
+        .collect();
+    if object == ObjectType::Contacts {
+        names.push(field::EMAIL_OPT_OUT.to_owned());
+        names.push(field::COMPANY.to_owned());
+    }
+    names
+}
+
+/// Every column name the mapping touches on `object` (for `$select` and for naming columns
+/// in rejections).
+pub fn columns(object: ObjectType) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = fields(object).iter().map(|f| f.column).collect();
+    if object == ObjectType::Contacts {
+        names.extend(OPT_OUT_COLUMNS);
+    }
+    names
+}
+
+/// The canonical field a column maps to, for naming it beside the column.
+pub fn canonical_of(object: ObjectType, column: &str) -> Option<&'static str> {
+    if object == ObjectType::Contacts && OPT_OUT_COLUMNS.contains(&column) {
+        return Some(field::EMAIL_OPT_OUT);
+    }
+    if object == ObjectType::Contacts && (column == COMPANY_NAV || column == "parentcustomerid") {
+        return Some(field::COMPANY);
+    }
+    fields(object)
+        .iter()
+        .find(|f| f.column == column)
+        .map(|f| f.canonical)
+}
+
+/// `$select` for a read: the mapped columns, the primary key, the timestamps (sources) or the
+/// source-id column (read-back).
+pub fn select(object: ObjectType, extra: &[&str]) -> String {
+    let mut cols = columns(object);
+    cols.push(table(object).id);
+    cols.extend_from_slice(extra);
+    cols.join(",")
+}
+
+/// `$expand` of a contact's parent account, selecting `column` (its id or source id).
+pub fn expand_company(column: &str) -> String {
+    format!("{COMPANY_NAV}($select={column})")
+}
+
+fn field_type(object: ObjectType, canonical: &str) -> FieldType {
+    object
+        .field(canonical)
+        .map(|f| f.ty)
+        .unwrap_or(FieldType::Text)
+}
+
+/// A canonical value that cannot be written (names the field, never the value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unwritable {
+    /// The canonical field.
+    pub canonical: &'static str,
+    /// What it should have held.
+    pub expected: &'static str,
+}
+
+fn to_json(ty: FieldType, value: &Value) -> Result<Json, &'static str> {
+    let normalised = match (ty, value) {
+        (FieldType::Bool, Value::Bool(_))
+        | (FieldType::Integer, Value::Integer(_))
+        | (FieldType::Decimal, Value::Decimal(_))
+        | (FieldType::Text | FieldType::Email | FieldType::Phone, Value::Text(_)) => value.clone(),
+        _ => match Value::parse(ty, &value.to_vendor_string()) {
+            Ok(Some(v)) => v,
+            Ok(None) => return Ok(Json::Null),
+            Err(e) => return Err(e.expected),
+        },
+    };
+    Ok(match normalised {
+        Value::Bool(b) => Json::Bool(b),
+        Value::Integer(n) => Json::from(n),
+        Value::Decimal(n) => serde_json::Number::from_f64(n)
+            .map(Json::Number)
+            .ok_or("a finite number")?,
+        other => Json::String(other.to_vendor_string()),
+    })
+}
+
+/// Characters alternate-key values must not contain for `GET`/`PATCH` by key to work
+/// (documented: `/ < > * % & : \ ? +`).
+pub const UNSUPPORTED_KEY_CHARS: &[char] = &['/', '<', '>', '*', '%', '&', ':', '\\', '?', '+'];
+
+/// An OData string literal: quoted, inner quotes doubled.
+pub fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// `({column}='value')` for a URL path, percent-encoded; `None` if the value has a character
+/// alternate keys do not support.
+pub fn key_segment(column: &str, value: &str) -> Option<String> {
+    if value.is_empty() || value.contains(UNSUPPORTED_KEY_CHARS) {
+        return None;
+    }
+    Some(format!(
+        "({column}='{}')",
+        urlencoding::encode(&value.replace('\'', "''"))
+    ))
+}
+
+/// The JSON body of an upsert of `record`: every mapped column (absent ones as `null`, which
+/// clears them on update), the opt-out only when it is `true`, and for contacts the company
+/// bound by its alternate key (or unbound). The source id is in the URL, never in the body.
+pub fn to_dataverse(
+    record: &Record,
+    source_id_column: &str,
+) -> Result<Map<String, Json>, Unwritable> {
+    let object = record.object;
+    let mut out = Map::new();
+    for f in fields(object) {
+        let value = match record.get(f.canonical) {
+            None => Json::Null,
+            Some(v) => {
+                to_json(field_type(object, f.canonical), v).map_err(|expected| Unwritable {
+                    canonical: f.canonical,
+                    expected,
+                })?
+            }
+        };
+        out.insert(f.column.into(), value);
+    }
+    if object == ObjectType::Contacts {
+        let opted_out = match record.get(field::EMAIL_OPT_OUT) {
+            None => false,
+            Some(v) => match to_json(FieldType::Bool, v) {
+                Ok(Json::Bool(b)) => b,
+                Ok(_) => false,
+                Err(expected) => {
+                    return Err(Unwritable {
+                        canonical: field::EMAIL_OPT_OUT,
+                        expected,
+                    });
+                }
+            },
+        };
+        // Only an opt-out is written: a `false` never becomes consent, and an opt-out already
+        // recorded in Dataverse is never cleared.
+        if opted_out {
+            for column in OPT_OUT_COLUMNS {
+                out.insert(column.into(), Json::Bool(true));
+            }
+        }
+        let bind = format!("{COMPANY_NAV}@odata.bind");
+        match record.text(field::COMPANY).filter(|s| !s.is_empty()) {
+            Some(company) => {
+                if company.contains(UNSUPPORTED_KEY_CHARS) {
+                    return Err(Unwritable {
+                        canonical: field::COMPANY,
+                        expected: "a source id without / < > * % & : \\ ? + (alternate keys cannot hold them)",
+                    });
+                }
+                out.insert(
+                    bind,
+                    Json::String(format!(
+                        "/accounts({source_id_column}={})",
+                        literal(company)
+                    )),
+                );
+            }
+            None => {
+                out.insert(bind, Json::Null);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn json_text(value: &Json) -> Option<String> {
+    match value {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Where a read record's identity comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Identity<'a> {
+    /// A source read: the primary key is the source id, the company is the account's id, and
+    /// timestamps are read.
+    Source,
+    /// A read-back: the source id is in this column, and so is the company's.
+    ReadBack(&'a str),
+}
+
+/// The canonical record of a Dataverse row, or `None` when it has no identity. Values that do
+/// not fit their canonical type are reported by field (never by value).
+pub fn from_dataverse(
+    object: ObjectType,
+    row: &Map<String, Json>,
+    identity: Identity<'_>,
+) -> Option<Result<Record, RecordRejection>> {
+    let t = table(object);
+    let id_column = match identity {
+        Identity::Source => t.id,
+        Identity::ReadBack(column) => column,
+    };
+    let source_id = row
+        .get(id_column)
+        .and_then(json_text)
+        .filter(|s| !s.is_empty())?;
+    let mut record = Record::new(object, source_id);
+    let mut bad: Vec<&'static str> = Vec::new();
+    let mut set = |record: &mut Record, canonical: &'static str, raw: &str| {
+        if let Err(e) = record.set_parsed(canonical, raw) {
+            bad.push(e.field);
+        }
+    };
+    for f in fields(object) {
+        if let Some(raw) = row.get(f.column).and_then(json_text) {
+            set(&mut record, f.canonical, &raw);
+        }
+    }
+    if object == ObjectType::Contacts {
+        let opted_out = OPT_OUT_COLUMNS
+            .iter()
+            .any(|c| row.get(*c).and_then(Json::as_bool) == Some(true));
+        if opted_out {
+            record.set(field::EMAIL_OPT_OUT, Value::Bool(true));
+        }
+        let company_column = match identity {
+            Identity::Source => table(ObjectType::Companies).id,
+            Identity::ReadBack(column) => column,
+        };
+        if let Some(company) = row
+            .get(COMPANY_NAV)
+            .and_then(|a| a.get(company_column))
+            .and_then(json_text)
+            .filter(|s| !s.is_empty())
+        {
+            record.set(field::COMPANY, Value::Reference(company));
+        }
+    }
+    if let Identity::Source = identity {
+        for (canonical, column) in TIMESTAMPS {
+            if let Some(raw) = row.get(column).and_then(json_text) {
+                set(&mut record, canonical, &raw);
+            }
+        }
+    }
+    if bad.is_empty() {
+        Some(Ok(record))
+    } else {
+        Some(Err(RecordRejection {
+            source_id: record.source_id.clone(),
+            code: "INVALID_VALUE".into(),
+            reason: format!("unreadable value in field {}", bad.join(", ")),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_canonical_field_but_industry_and_timestamps_is_stored() {
+        for object in ObjectType::ALL {
+            let stored = stored_fields(object);
+            for spec in object.fields() {
+                let left_out = [field::CREATED_AT, field::UPDATED_AT, field::INDUSTRY];
+                assert_eq!(
+                    stored.contains(&spec.name.to_owned()),
+                    !left_out.contains(&spec.name),
+                    "{object} {}",
+                    spec.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn opt_out_writes_both_flags_and_false_writes_nothing() {
+        let mut r = Record::new(ObjectType::Contacts, "p-1");
+        r.set(field::LAST_NAME, Value::Text("Gilmore".into()));
+        r.set(field::EMAIL_OPT_OUT, Value::Bool(false));
+        r.set(field::COMPANY, Value::Reference("o'co".into()));
+        let body = to_dataverse(&r, "ferry_sourceid").unwrap();
+        assert!(body.get("donotemail").is_none() && body.get("donotbulkemail").is_none());
+        assert_eq!(
+            body["parentcustomerid_account@odata.bind"],
+            "/accounts(ferry_sourceid='o''co')"
+        );
+        assert_eq!(body["emailaddress1"], Json::Null);
+        r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
+        let body = to_dataverse(&r, "ferry_sourceid").unwrap();
+        assert_eq!(
+            (&body["donotemail"], &body["donotbulkemail"]),
+            (&json!(true), &json!(true))
+        );
+    }
+
+    #[test]
+    fn either_flag_reads_as_opted_out_and_read_back_uses_the_source_id_column() {
+        let row = json!({
+            "contactid": "c0c00000-0000-4000-8000-000000000001",
+            "ferry_sourceid": "p-1",
+            "lastname": "Gilmore",
+            "donotemail": false,
+            "donotbulkemail": true,
+            "parentcustomerid_account": {"accountid": "a0c00000-0000-4000-8000-000000000001", "ferry_sourceid": "co-1"},
+            "modifiedon": "2024-01-02T03:04:05Z",
+        });
+        let row = row.as_object().unwrap();
+        let back = from_dataverse(
+            ObjectType::Contacts,
+            row,
+            Identity::ReadBack("ferry_sourceid"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(back.source_id, "p-1");
+        assert_eq!(back.get(field::EMAIL_OPT_OUT), Some(&Value::Bool(true)));
+        assert_eq!(back.text(field::COMPANY), Some("co-1"));
+        assert!(back.get(field::UPDATED_AT).is_none());
+        let read = from_dataverse(ObjectType::Contacts, row, Identity::Source)
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.source_id, "c0c00000-0000-4000-8000-000000000001");
+        assert_eq!(
+            read.text(field::COMPANY),
+            Some("a0c00000-0000-4000-8000-000000000001")
+        );
+        assert!(read.get(field::UPDATED_AT).is_some());
+    }
+
+    #[test]
+    fn key_segments_escape_quotes_and_refuse_unsupported_characters() {
+        assert_eq!(
+            key_segment("ferry_sourceid", "o'brien 5").as_deref(),
+            Some("(ferry_sourceid='o%27%27brien%205')")
+        );
+        assert_eq!(key_segment("ferry_sourceid", "a/b"), None);
+        assert_eq!(key_segment("ferry_sourceid", ""), None);
+    }
+}

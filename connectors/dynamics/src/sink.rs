@@ -1,0 +1,476 @@
+//! The Dataverse sink: one `$batch` per upsert call, each record a `PATCH` by the source-id
+//! alternate key with `Prefer: return=representation` (201 created, 200 updated), sent with
+//! `Prefer: odata.continue-on-error` so each record succeeds or fails on its own; read-back
+//! with `$filter=Microsoft.Dynamics.CRM.In(…)` on the source-id column.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ferry_core::http::HttpStats;
+use ferry_core::{
+    ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
+    Written,
+};
+use rand::Rng;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use crate::VENDOR;
+use crate::batch;
+use crate::client::{Call, Client, endpoint};
+use crate::config::DynamicsConfig;
+use crate::mapping::{self, Identity};
+use crate::policy::parse_error;
+use crate::source::{Collection, max_page_size};
+
+/// Longest `$filter` a read-back puts in one URL; longer id lists are split.
+const MAX_FILTER_CHARS: usize = 6_000;
+/// How many times batch parts that failed for a transient reason are sent again.
+const BATCH_PART_RETRIES: u32 = 3;
+
+/// A Dataverse environment as a [`Sink`].
+pub struct DynamicsSink {
+    client: Client,
+    column: String,
+    batch_size: usize,
+    read_back_size: usize,
+}
+
+#[derive(Deserialize)]
+struct KeyList {
+    #[serde(default)]
+    value: Vec<KeyMetadata>,
+}
+
+#[derive(Deserialize)]
+struct KeyMetadata {
+    #[serde(rename = "KeyAttributes", default)]
+    key_attributes: Vec<String>,
+    #[serde(rename = "EntityKeyIndexStatus", default)]
+    status: Option<String>,
+}
+
+impl DynamicsSink {
+    /// Builds the sink from its config (no I/O); errors name `key_prefix.<key>`.
+    pub fn new(config: DynamicsConfig, key_prefix: &str) -> ConnectorResult<DynamicsSink> {
+        let settings = config.settings(key_prefix)?;
+        Ok(DynamicsSink {
+            client: Client::new(&settings)?,
+            column: settings.source_id_column.clone(),
+            batch_size: settings.batch_size,
+            read_back_size: settings.read_back_size,
+        })
+    }
+
+    /// How many access tokens this sink has fetched.
+    pub fn token_fetches(&self) -> u64 {
+        self.client.token_fetches()
+    }
+
+    /// Checks `table` has an active alternate key made of exactly the source-id column.
+    async fn check_key(&self, logical: &str) -> ConnectorResult<()> {
+        let mut url = self
+            .client
+            .api_url(&format!("EntityDefinitions(LogicalName='{logical}')/Keys"))?;
+        url.query_pairs_mut()
+            .append_pair("$select", "LogicalName,KeyAttributes,EntityKeyIndexStatus");
+        let keys: KeyList = self.client.get_json(url, &[]).await?;
+        let column = &self.column;
+        let key = keys.value.iter().find(|k| {
+            k.key_attributes.len() == 1 && k.key_attributes[0].eq_ignore_ascii_case(column)
+        });
+        match key.map(|k| k.status.as_deref().unwrap_or("Active")) {
+            Some("Active") => Ok(()),
+            Some(status) => Err(ConnectorError::Setup {
+                vendor: VENDOR,
+                detail: format!(
+                    "the alternate key on {logical}.{column} is {status}, not Active: Dataverse builds the key's index \
+                     in the background. Wait until Power Apps → Tables → {logical} → Keys shows it Active (if it \
+                     shows Failed, fix the duplicate or invalid values it names and reactivate it), then run again."
+                ),
+            }),
+            None => Err(setup_missing_key(logical, column)),
+        }
+    }
+
+    async fn upsert_batch(
+        &self,
+        object: ObjectType,
+        records: &[Record],
+    ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let t = mapping::table(object);
+        let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
+        let mut sent: Vec<usize> = Vec::with_capacity(records.len());
+        let mut requests = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            let Some(key) = mapping::key_segment(&self.column, &record.source_id) else {
+                outcomes[i] = Some(reject(
+                    record,
+                    "UNSUPPORTED_KEY_VALUE",
+                    format!(
+                        "the source id is empty or holds one of / < > * % & : \\ ? +, which Dataverse alternate keys \
+                         ({}) cannot be addressed by",
+                        self.column
+                    ),
+                ));
+                continue;
+            };
+            let body = match mapping::to_dataverse(record, &self.column) {
+                Ok(body) => body,
+                Err(e) => {
+                    outcomes[i] = Some(reject(
+                        record,
+                        "INVALID_VALUE",
+                        format!("{} is not {}", e.canonical, e.expected),
+                    ));
+                    continue;
+                }
+            };
+            let url = self
+                .client
+                .api_url(&format!("{}{key}?$select={}", t.set, t.id))?;
+            let target = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+            requests.push(batch::Request {
+                method: "PATCH",
+                target,
+                body: Json::Object(body).to_string(),
+            });
+            sent.push(i);
+        }
+        // Parts that failed for a transient reason (a 5xx, a 429) are sent again in a new
+        // batch: upserts by key are idempotent, and the others' outcomes stand.
+        let mut pending: Vec<(usize, batch::Request)> = sent.into_iter().zip(requests).collect();
+        let mut round = 0u32;
+        while !pending.is_empty() {
+            let (name, parts) = self.send_batch(&pending).await?;
+            let mut again = Vec::new();
+            let mut last_transient = None;
+            for ((i, request), part) in pending.into_iter().zip(parts) {
+                let record = &records[i];
+                if (200..300).contains(&part.status) {
+                    let sink_id = serde_json::from_str::<Json>(&part.body)
+                        .ok()
+                        .and_then(|b| b.get(t.id).and_then(Json::as_str).map(str::to_owned))
+                        .unwrap_or_default();
+                    outcomes[i] = Some(RecordOutcome {
+                        source_id: record.source_id.clone(),
+                        result: Ok(Written {
+                            sink_id,
+                            created: part.status == 201,
+                        }),
+                    });
+                } else if part.status == 429 || part.status >= 500 {
+                    last_transient = Some((
+                        part.status,
+                        crate::policy::describe(part.status, part.body.as_bytes()),
+                    ));
+                    again.push((i, request));
+                } else {
+                    let (code, reason) =
+                        rejection_reason(record, part.status, part.body.as_bytes(), &self.column);
+                    outcomes[i] = Some(reject(record, &code, reason));
+                }
+            }
+            if let Some((status, detail)) = last_transient {
+                round += 1;
+                if round > BATCH_PART_RETRIES {
+                    // Not the records' fault: fail the call rather than book refusals.
+                    return Err(ConnectorError::RetriesExhausted {
+                        vendor: VENDOR,
+                        endpoint: name,
+                        attempts: round as usize,
+                        elapsed: Duration::ZERO,
+                        last: format!("HTTP {status} in {} batch parts: {detail}", again.len()),
+                    });
+                }
+                tracing::debug!(
+                    vendor = VENDOR,
+                    parts = again.len(),
+                    status,
+                    "retrying batch parts"
+                );
+                tokio::time::sleep(Duration::from_millis(500) * 2u32.pow(round - 1)).await;
+            }
+            pending = again;
+        }
+        let rejected = outcomes
+            .iter()
+            .flatten()
+            .filter(|o| o.result.is_err())
+            .count();
+        tracing::debug!(vendor = VENDOR, %object, records = records.len(), rejected, "upserted");
+        outcomes
+            .into_iter()
+            .zip(records)
+            .map(|(o, r)| {
+                o.ok_or_else(|| ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: "POST $batch".into(),
+                    detail: format!("no outcome for record {}", r.source_id),
+                })
+            })
+            .collect()
+    }
+
+    /// Sends one `$batch` of `pending` requests with `odata.continue-on-error`; returns the
+    /// endpoint's name and one response per request, in order.
+    async fn send_batch(
+        &self,
+        pending: &[(usize, batch::Request)],
+    ) -> ConnectorResult<(String, Vec<batch::Response>)> {
+        let boundary = format!("batch_ferry_{:016x}", rand::rng().random::<u64>());
+        let requests: Vec<&batch::Request> = pending.iter().map(|(_, r)| r).collect();
+        let call = Call {
+            method: Method::POST,
+            url: self.client.api_url("$batch")?,
+            headers: &[("Prefer", "odata.continue-on-error")],
+            body: Some((
+                format!("multipart/mixed; boundary={boundary}"),
+                batch::build(&boundary, &requests).into_bytes(),
+            )),
+        };
+        let name = endpoint(&call.method, &call.url);
+        let response = self.client.send_ok(&call).await?;
+        let response_boundary = response
+            .header("content-type")
+            .and_then(batch::boundary_of)
+            .ok_or_else(|| ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint: name.clone(),
+                detail: "the batch response is not multipart/mixed".into(),
+            })?;
+        let text = String::from_utf8_lossy(&response.body);
+        let parts = batch::parse(&name, &text, &response_boundary)?;
+        if parts.len() != pending.len() {
+            return Err(ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint: name,
+                detail: format!("{} responses for {} requests", parts.len(), pending.len()),
+            });
+        }
+        Ok((name, parts))
+    }
+
+    /// Reads back the records whose source ids are `ids` (one filter, all pages).
+    async fn read_chunk(
+        &self,
+        object: ObjectType,
+        ids: &[&String],
+    ) -> ConnectorResult<Vec<Record>> {
+        let t = mapping::table(object);
+        let values: Vec<String> = ids.iter().map(|id| mapping::literal(id)).collect();
+        let filter = format!(
+            "Microsoft.Dynamics.CRM.In(PropertyName='{}',PropertyValues=[{}])",
+            self.column,
+            values.join(",")
+        );
+        let mut url = self.client.api_url(t.set)?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("$select", &mapping::select(object, &[&self.column]));
+            q.append_pair("$filter", &filter);
+            if object == ObjectType::Contacts {
+                q.append_pair("$expand", &mapping::expand_company(&self.column));
+            }
+        }
+        let prefer = max_page_size(crate::config::MAX_PAGE_SIZE);
+        let mut out = Vec::with_capacity(ids.len());
+        let mut next = Some(url);
+        let expected = format!("{}{}?", self.client.api_base(), t.set);
+        while let Some(url) = next.take() {
+            let page: Collection = self.client.get_json(url, &[("Prefer", &prefer)]).await?;
+            for row in &page.value {
+                match mapping::from_dataverse(object, row, Identity::ReadBack(&self.column)) {
+                    Some(Ok(record)) => out.push(record),
+                    // A value that does not fit is left out of the record, so the digest
+                    // comparison names the field.
+                    Some(Err(rejection)) => {
+                        tracing::debug!(vendor = VENDOR, id = %rejection.source_id, "unreadable value on read-back");
+                    }
+                    None => {}
+                }
+            }
+            if let Some(link) = page.next_link {
+                if !link.starts_with(&expected) {
+                    return Err(ConnectorError::Malformed {
+                        vendor: VENDOR,
+                        endpoint: format!("GET {}{}", self.client.api_base().path(), t.set),
+                        detail:
+                            "the @odata.nextLink does not point at this environment's entity set"
+                                .into(),
+                    });
+                }
+                next = Some(
+                    url::Url::parse(&link).map_err(|e| ConnectorError::Malformed {
+                        vendor: VENDOR,
+                        endpoint: format!("GET {}{}", self.client.api_base().path(), t.set),
+                        detail: format!("the @odata.nextLink is not a URL: {e}"),
+                    })?,
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn reject(record: &Record, code: &str, reason: String) -> RecordOutcome {
+    RecordOutcome {
+        source_id: record.source_id.clone(),
+        result: Err(RecordRejection {
+            source_id: record.source_id.clone(),
+            code: code.to_owned(),
+            reason,
+        }),
+    }
+}
+
+/// A rejection's code and reason from an error part: the Dataverse code and the columns its
+/// message names, with their canonical names; never the message itself (it may quote values).
+fn rejection_reason(record: &Record, status: u16, body: &[u8], column: &str) -> (String, String) {
+    let object = record.object;
+    let (code, message) = parse_error(body).unwrap_or_default();
+    let code = if code.is_empty() {
+        format!("HTTP_{status}")
+    } else {
+        code
+    };
+    // Only names the mapping itself knows are repeated, so nothing from a value can leak.
+    let mut known: Vec<&str> = mapping::columns(object);
+    known.push(column);
+    if object == ObjectType::Contacts {
+        known.push(mapping::COMPANY_NAV);
+    }
+    let mut named: Vec<String> = Vec::new();
+    for quoted in message.split('\'').skip(1).step_by(2) {
+        if let Some(c) = known.iter().find(|k| **k == quoted) {
+            let text = match mapping::canonical_of(object, c) {
+                Some(canonical) => format!("{c} ({canonical})"),
+                None => (*c).to_owned(),
+            };
+            if !named.contains(&text) {
+                named.push(text);
+            }
+        }
+    }
+    let has_company =
+        object == ObjectType::Contacts && record.text(ferry_core::field::COMPANY).is_some();
+    let reason = if !named.is_empty() {
+        format!("Dynamics refused field {}", named.join(", "))
+    } else if status == 404 && has_company {
+        format!(
+            "Dynamics refused the company reference ({}): no account has the contact's company as its {column} (the \
+             company was not migrated, or was rejected)",
+            mapping::COMPANY_NAV
+        )
+    } else if status == 412 {
+        format!(
+            "Dynamics refused the record: another record already has this source id in {column} (the alternate key \
+             compares without regard to case)"
+        )
+    } else {
+        format!("Dynamics refused the record (HTTP {status}, no column named)")
+    };
+    (code, reason)
+}
+
+fn setup_missing_key(logical: &str, column: &str) -> ConnectorError {
+    ConnectorError::Setup {
+        vendor: VENDOR,
+        detail: format!(
+            "the {logical} table has no alternate key on `{column}`, which ferry needs to upsert by each record's \
+             source id (so reruns update instead of duplicating). In Power Apps (make.powerapps.com) → your \
+             environment → Tables → {logical}: (1) Columns → New column: Display name \"Ferry Source Id\", logical \
+             name {column} (the publisher prefix is part of it), Data type Single line of text, Maximum character \
+             count 100 (or more); (2) Keys → New key: Display name \"Ferry Source Id Key\", select the column, Save; \
+             (3) wait until the key's status is Active. Do the same on the {} table, and give the application user \
+             create and write privileges on both tables. Or set `sink.source_id_column` to the logical name of an \
+             existing text column that is an alternate key of both account and contact.",
+            if logical == "account" {
+                "contact"
+            } else {
+                "account"
+            }
+        ),
+    }
+}
+
+#[async_trait]
+impl Sink for DynamicsSink {
+    fn vendor(&self) -> &'static str {
+        VENDOR
+    }
+
+    fn http_stats(&self) -> Option<Arc<HttpStats>> {
+        Some(self.client.stats())
+    }
+
+    fn batch_size(&self, _object: ObjectType) -> usize {
+        self.batch_size
+    }
+
+    fn read_back_size(&self, _object: ObjectType) -> usize {
+        self.read_back_size
+    }
+
+    fn stored_fields(&self, object: ObjectType) -> Vec<String> {
+        mapping::stored_fields(object)
+    }
+
+    async fn check(&self) -> ConnectorResult<()> {
+        self.client.authenticate().await?;
+        let _: Json = self
+            .client
+            .get_json(self.client.api_url("WhoAmI")?, &[])
+            .await?;
+        Ok(())
+    }
+
+    async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
+        self.check_key(mapping::table(object).logical).await?;
+        if object == ObjectType::Contacts {
+            // Contacts bind to their account through the account's alternate key.
+            self.check_key(mapping::table(ObjectType::Companies).logical)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert(
+        &self,
+        object: ObjectType,
+        records: &[Record],
+    ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for chunk in records.chunks(self.batch_size) {
+            outcomes.extend(self.upsert_batch(object, chunk).await?);
+        }
+        Ok(outcomes)
+    }
+
+    async fn read_back(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+    ) -> ConnectorResult<Vec<Record>> {
+        let mut out = Vec::with_capacity(source_ids.len());
+        let mut chunk: Vec<&String> = Vec::new();
+        let mut chars = 0usize;
+        for id in source_ids {
+            let cost = id.len() * 3 + 8;
+            if !chunk.is_empty() && chars + cost > MAX_FILTER_CHARS {
+                out.extend(self.read_chunk(object, &chunk).await?);
+                chunk.clear();
+                chars = 0;
+            }
+            chunk.push(id);
+            chars += cost;
+        }
+        if !chunk.is_empty() {
+            out.extend(self.read_chunk(object, &chunk).await?);
+        }
+        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
+        Ok(out)
+    }
+}

@@ -1,0 +1,196 @@
+//! An authenticated Pipedrive API client: the `x-api-token` header, the base URL, Pipedrive's
+//! envelope, and two limiters (the burst window for everything, search's own for search).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ferry_core::http::{HttpClient, HttpResponse, HttpStats, RateLimit};
+use ferry_core::{ConnectorError, ConnectorResult};
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use url::Url;
+
+use crate::VENDOR;
+use crate::config::{PipedriveConfig, Settings};
+use crate::policy::PipedrivePolicy;
+
+/// One Pipedrive company account's client.
+pub struct PipedriveClient {
+    http: HttpClient,
+    /// Search has its own client because Pipedrive limits it separately (10 requests per
+    /// 2 seconds on every plan); through the main limiter it would be paced at the burst limit.
+    search: HttpClient,
+    base_url: Url,
+    token: SecretString,
+}
+
+impl PipedriveClient {
+    /// A client for the account `config` describes; also returns the validated settings.
+    pub(crate) fn new(
+        config: &PipedriveConfig,
+        key_prefix: &str,
+    ) -> ConnectorResult<(PipedriveClient, Settings)> {
+        let settings = config.settings(key_prefix)?;
+        let policy = if settings.rate_limit_is_cap {
+            PipedrivePolicy::capped(settings.rate_limit.requests)
+        } else {
+            PipedrivePolicy::uncapped()
+        };
+        let http = HttpClient::new(
+            Arc::new(policy),
+            Some(settings.rate_limit),
+            settings.retry.clone(),
+        )?;
+        let search = HttpClient::new(
+            Arc::new(PipedrivePolicy::ignoring_announced_limits()),
+            Some(settings.search_rate_limit),
+            settings.retry.clone(),
+        )?;
+        let client = PipedriveClient {
+            http,
+            search,
+            base_url: settings.base_url.clone(),
+            token: settings.token.clone(),
+        };
+        Ok((client, settings))
+    }
+
+    /// The URL of `path` (which starts with `/`) under the base URL, with `query`.
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
+        let mut url = self.base_url.clone();
+        let joined = format!("{}{path}", self.base_url.path().trim_end_matches('/'));
+        url.set_path(&joined);
+        url.set_query(None);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query.iter().copied());
+        }
+        url
+    }
+
+    async fn send(
+        &self,
+        client: &HttpClient,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> ConnectorResult<HttpResponse> {
+        // Endpoints in messages are method and path: never the query (it carries search terms).
+        let endpoint = format!("{method} {}", endpoint_path(path));
+        let url = self.url(path, query);
+        client
+            .send(&endpoint, |c| {
+                let req = c
+                    .request(method.clone(), url.clone())
+                    .header("x-api-token", self.token.expose_secret());
+                match body {
+                    Some(b) => req.json(b),
+                    None => req,
+                }
+            })
+            .await
+    }
+
+    /// Parses a successful response's envelope; any other status is an error.
+    fn envelope(
+        &self,
+        client: &HttpClient,
+        method: &Method,
+        path: &str,
+        response: HttpResponse,
+    ) -> ConnectorResult<Value> {
+        let endpoint = format!("{method} {}", endpoint_path(path));
+        if !response.is_success() {
+            return Err(client.error_for(&endpoint, &response));
+        }
+        let body: Value = response.json(VENDOR, &endpoint)?;
+        if body.get("success").and_then(Value::as_bool) != Some(true) {
+            return Err(ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint,
+                detail: "a 2xx response without `success: true`".into(),
+            });
+        }
+        Ok(body)
+    }
+
+    /// `GET path?query`: the whole envelope of a successful answer.
+    pub(crate) async fn get(&self, path: &str, query: &[(&str, &str)]) -> ConnectorResult<Value> {
+        let response = self
+            .send(&self.http, Method::GET, path, query, None)
+            .await?;
+        self.envelope(&self.http, &Method::GET, path, response)
+    }
+
+    /// `GET path?query` through the search limiter.
+    pub(crate) async fn search(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> ConnectorResult<Value> {
+        let response = self
+            .send(&self.search, Method::GET, path, query, None)
+            .await?;
+        self.envelope(&self.search, &Method::GET, path, response)
+    }
+
+    /// A write; the response is returned whatever its status, for the caller to decide
+    /// whether a 4xx is the record's fault.
+    pub(crate) async fn write(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> ConnectorResult<HttpResponse> {
+        self.send(&self.http, method, path, &[], Some(body)).await
+    }
+
+    /// A write whose failure is the whole operation's (creating a field).
+    pub(crate) async fn write_ok(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> ConnectorResult<Value> {
+        let response = self.write(method.clone(), path, body).await?;
+        self.envelope(&self.http, &method, path, response)
+    }
+
+    /// The error a final non-2xx response stands for.
+    pub(crate) fn error_for(&self, endpoint: &str, response: &HttpResponse) -> ConnectorError {
+        self.http.error_for(endpoint, response)
+    }
+
+    /// Requests, retries and 429s of both clients, summed when called.
+    pub fn stats(&self) -> Arc<HttpStats> {
+        let total = HttpStats::default();
+        for stats in [self.http.stats(), self.search.stats()] {
+            let (requests, retries, throttled) = stats.snapshot();
+            total.requests.fetch_add(requests, Ordering::Relaxed);
+            total.retries.fetch_add(retries, Ordering::Relaxed);
+            total.throttled.fetch_add(throttled, Ordering::Relaxed);
+        }
+        Arc::new(total)
+    }
+
+    /// The burst limit in force (configured, or announced since).
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.http.rate_limit()
+    }
+}
+
+/// A path for messages: record ids replaced by `{id}`, so logs and errors carry no ids of
+/// customer records beyond what the caller names itself.
+pub(crate) fn endpoint_path(path: &str) -> String {
+    path.split('/')
+        .map(|s| {
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                "{id}"
+            } else {
+                s
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}

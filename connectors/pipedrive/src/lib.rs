@@ -1,0 +1,56 @@
+//! ferry's Pipedrive connector: reads and writes persons (canonical contacts) and
+//! organizations (canonical companies) through Pipedrive's v2 API, within its documented rate
+//! limits (a daily token budget, a two-second burst window, search's own window).
+//!
+//! Read top to bottom: [`config`] (the settings), [`policy`] (retries, rate-limit headers,
+//! error bodies), [`client`] (`x-api-token` auth, the envelope), [`mapping`] (Pipedrive shapes
+//! ↔ canonical fields), [`source`] (cursor paging), [`sink`] (find by source id, then `PATCH`
+//! or `POST`). The sandbox's Pipedrive emulator backs the tests.
+
+pub mod client;
+pub mod config;
+pub mod mapping;
+pub mod policy;
+pub mod sink;
+pub mod source;
+
+pub use client::PipedriveClient;
+pub use config::PipedriveConfig;
+pub use policy::PipedrivePolicy;
+pub use sink::PipedriveSink;
+pub use source::PipedriveSource;
+
+/// The vendor's name in config files, messages and logs.
+pub const VENDOR: &str = "pipedrive";
+
+/// The Pipedrive connector in ferry's registry.
+pub fn spec() -> ferry_core::ConnectorSpec {
+    ferry_core::ConnectorSpec {
+        name: VENDOR,
+        title: "Pipedrive API v2 (API token)",
+        objects: &[
+            ferry_core::ObjectType::Companies,
+            ferry_core::ObjectType::Contacts,
+        ],
+        source: Some(build_source),
+        sink: Some(build_sink),
+    }
+}
+
+fn build_source(
+    settings: serde_json::Value,
+    key_prefix: &str,
+) -> ferry_core::ConnectorResult<std::sync::Arc<dyn ferry_core::Source>> {
+    let config = ferry_core::kit::parse_settings(VENDOR, settings, key_prefix)?;
+    Ok(std::sync::Arc::new(PipedriveSource::new(
+        config, key_prefix,
+    )?))
+}
+
+fn build_sink(
+    settings: serde_json::Value,
+    key_prefix: &str,
+) -> ferry_core::ConnectorResult<std::sync::Arc<dyn ferry_core::Sink>> {
+    let config = ferry_core::kit::parse_settings(VENDOR, settings, key_prefix)?;
+    Ok(std::sync::Arc::new(PipedriveSink::new(config, key_prefix)?))
+}

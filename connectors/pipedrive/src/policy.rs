@@ -1,0 +1,241 @@
+//! What the shared HTTP layer needs to know about Pipedrive: which responses to retry (a 429
+//! of the burst window, not one of the exhausted daily token budget), the burst limit Pipedrive
+//! announces in `x-ratelimit-limit`, and how to summarise its error bodies.
+
+use std::time::Duration;
+
+use ferry_core::http::{HttpResponse, RateLimit, VendorPolicy, Verdict, default_classify};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use crate::VENDOR;
+
+/// Pipedrive's rate-limit window.
+pub const WINDOW: Duration = Duration::from_secs(2);
+/// The most tokens one request ferry sends can cost (a v1 search: 40). A 429 whose
+/// `x-daily-ratelimit-token-remaining` is below this is the daily budget running out: no
+/// retry can succeed before the budget resets at midnight.
+pub const MAX_REQUEST_TOKENS: u64 = 40;
+/// The longest error detail kept from a Pipedrive message.
+const MAX_DETAIL: usize = 200;
+
+/// What an announced limit does to the limit in force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Announced {
+    Replaces,
+    CappedAt(u32),
+    Ignored,
+}
+
+/// Pipedrive's retry, rate-limit and error-body rules.
+#[derive(Clone, Debug)]
+pub struct PipedrivePolicy {
+    announced: Announced,
+}
+
+impl PipedrivePolicy {
+    /// For a default limit: the announced `x-ratelimit-limit` replaces it, higher or lower.
+    pub fn uncapped() -> PipedrivePolicy {
+        PipedrivePolicy {
+            announced: Announced::Replaces,
+        }
+    }
+
+    /// For an operator-set limit: an announced one may lower it, never raise it.
+    pub fn capped(per_2s: u32) -> PipedrivePolicy {
+        PipedrivePolicy {
+            announced: Announced::CappedAt(per_2s),
+        }
+    }
+
+    /// For the search client, whose limit is search's own.
+    pub fn ignoring_announced_limits() -> PipedrivePolicy {
+        PipedrivePolicy {
+            announced: Announced::Ignored,
+        }
+    }
+}
+
+fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Cuts `text` to at most `max` characters, on a character boundary.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Whether a 429 reports the exhausted daily token budget.
+pub(crate) fn is_daily_budget_exhausted(response: &HttpResponse) -> bool {
+    response.status.as_u16() == 429
+        && header_number(&response.headers, "x-daily-ratelimit-token-remaining")
+            .is_some_and(|left| left < MAX_REQUEST_TOKENS)
+}
+
+impl VendorPolicy for PipedrivePolicy {
+    fn vendor(&self) -> &'static str {
+        VENDOR
+    }
+
+    /// 429s of the burst window retry after `x-ratelimit-reset` seconds (or `Retry-After`);
+    /// a 429 of the exhausted daily budget is final; 408 and 5xx retry with backoff.
+    fn classify(&self, response: &HttpResponse) -> Verdict {
+        if response.status.as_u16() == 429 {
+            if is_daily_budget_exhausted(response) {
+                return Verdict::Done;
+            }
+            let after = response.retry_after().or_else(|| {
+                header_number(&response.headers, "x-ratelimit-reset").map(Duration::from_secs)
+            });
+            return Verdict::Retry {
+                after,
+                reason: "HTTP 429 (burst limit)".into(),
+            };
+        }
+        default_classify(response)
+    }
+
+    fn announced_limit(&self, headers: &HeaderMap) -> Option<RateLimit> {
+        let announced = u32::try_from(header_number(headers, "x-ratelimit-limit")?)
+            .ok()
+            .filter(|n| *n > 0)?;
+        match self.announced {
+            Announced::Replaces => Some(RateLimit::new(announced, WINDOW)),
+            Announced::CappedAt(cap) => Some(RateLimit::new(announced.min(cap), WINDOW)),
+            Announced::Ignored => None,
+        }
+    }
+
+    /// `code: message` from Pipedrive's error body. Validation messages (400) can quote the
+    /// values sent, so for those only the code is kept.
+    fn error_detail(&self, response: &HttpResponse) -> String {
+        let Ok(body) = serde_json::from_slice::<Value>(&response.body) else {
+            return format!(
+                "HTTP {} with a non-JSON body of {} bytes",
+                response.status.as_u16(),
+                response.body.len()
+            );
+        };
+        let code = body
+            .get("code")
+            .and_then(Value::as_str)
+            .map(clean_code)
+            .filter(|c| !c.is_empty());
+        if is_daily_budget_exhausted(response) {
+            return "the company's daily API token budget is used up; it resets at midnight \
+                    (Pipedrive server time), or buy a top-up"
+                .into();
+        }
+        if response.status.as_u16() == 400 {
+            return code.unwrap_or_else(|| "bad request".into());
+        }
+        let message = body
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no message");
+        let message = truncate(message, MAX_DETAIL);
+        match code {
+            Some(code) => format!("{code}: {message}"),
+            None => message,
+        }
+    }
+}
+
+/// Keeps an error code to code characters (it goes into reports).
+pub(crate) fn clean_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+    use reqwest::header::HeaderValue;
+
+    fn response(status: u16, headers: &[(&'static str, &'static str)], body: &str) -> HttpResponse {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, HeaderValue::from_static(v));
+        }
+        HttpResponse {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
+            headers: map,
+            body: body.to_owned().into(),
+        }
+    }
+
+    #[test]
+    fn burst_429_retries_after_the_reset_and_daily_429_is_final() {
+        let p = PipedrivePolicy::uncapped();
+        let burst = response(
+            429,
+            &[
+                ("x-ratelimit-reset", "2"),
+                ("x-daily-ratelimit-token-remaining", "5000"),
+            ],
+            "{}",
+        );
+        assert!(matches!(
+            p.classify(&burst),
+            Verdict::Retry { after: Some(d), .. } if d == Duration::from_secs(2)
+        ));
+        let daily = response(429, &[("x-daily-ratelimit-token-remaining", "3")], "{}");
+        assert_eq!(p.classify(&daily), Verdict::Done);
+        assert!(p.error_detail(&daily).contains("daily"));
+        assert!(matches!(
+            p.classify(&response(503, &[], "")),
+            Verdict::Retry { .. }
+        ));
+        assert_eq!(p.classify(&response(400, &[], "")), Verdict::Done);
+    }
+
+    #[test]
+    fn announced_limits() {
+        let headers = |v: &'static str| response(200, &[("x-ratelimit-limit", v)], "").headers;
+        assert_eq!(
+            PipedrivePolicy::uncapped().announced_limit(&headers("80")),
+            Some(RateLimit::new(80, WINDOW))
+        );
+        assert_eq!(
+            PipedrivePolicy::capped(30).announced_limit(&headers("80")),
+            Some(RateLimit::new(30, WINDOW))
+        );
+        assert_eq!(
+            PipedrivePolicy::capped(30).announced_limit(&headers("20")),
+            Some(RateLimit::new(20, WINDOW))
+        );
+        assert_eq!(
+            PipedrivePolicy::ignoring_announced_limits().announced_limit(&headers("80")),
+            None
+        );
+        assert_eq!(
+            PipedrivePolicy::uncapped().announced_limit(&headers("0")),
+            None
+        );
+    }
+
+    #[test]
+    fn validation_details_keep_the_code_not_the_message() {
+        let p = PipedrivePolicy::uncapped();
+        let body = r#"{"success":false,"error":"Validation failed: emails.0.value: lorelai@@x is bad","code":"ERR_SCHEMA_VALIDATION_FAILED"}"#;
+        assert_eq!(
+            p.error_detail(&response(400, &[], body)),
+            "ERR_SCHEMA_VALIDATION_FAILED"
+        );
+        let auth = r#"{"success":false,"error":"unauthorized access","errorCode":401}"#;
+        assert_eq!(
+            p.error_detail(&response(401, &[], auth)),
+            "unauthorized access"
+        );
+        assert!(
+            p.error_detail(&response(502, &[], "<html>"))
+                .contains("non-JSON")
+        );
+    }
+}

@@ -1,0 +1,723 @@
+//! The Pipedrive sink. Pipedrive has no batch and no upsert endpoint, so each record is found
+//! by its source id (an exact-match search on the source-id custom field, confirmed by reading
+//! the candidates back) and then updated (`PATCH`) or created (`POST`), a few at a time.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use ferry_core::http::{HttpResponse, HttpStats};
+use ferry_core::{
+    ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
+    Value, Written, field,
+};
+use futures::stream::{self, StreamExt};
+use reqwest::Method;
+use serde_json::{Value as Json, json};
+
+use crate::VENDOR;
+use crate::client::{PipedriveClient, endpoint_path};
+use crate::config::{MAX_IDS_PER_LIST, PipedriveConfig, Settings};
+use crate::mapping;
+use crate::policy::clean_code;
+
+/// Entries the id cache holds before it starts over: a bound on memory, not on correctness
+/// (a miss costs a search).
+const CACHE_LIMIT: usize = 200_000;
+/// Search results asked for per source id: more than one means duplicates to sort out.
+const SEARCH_LIMIT: &str = "10";
+
+/// Source id ↔ Pipedrive id, for records this run wrote or found, per object type: spares a
+/// search per contact's company and per read-back.
+#[derive(Default)]
+struct IdCache {
+    by_source: HashMap<(ObjectType, String), u64>,
+    by_id: HashMap<(ObjectType, u64), String>,
+    /// Object types whose source-id field this sink created: no record carried a source id
+    /// before this run, so every record with one is in the cache, and a miss means "absent"
+    /// without a search. Forgotten when the cache starts over.
+    complete: HashSet<ObjectType>,
+}
+
+impl IdCache {
+    fn put(&mut self, object: ObjectType, source_id: &str, id: u64) {
+        if self.by_source.len() >= CACHE_LIMIT || self.by_id.len() >= CACHE_LIMIT {
+            self.by_source.clear();
+            self.by_id.clear();
+            self.complete.clear();
+        }
+        self.by_source.insert((object, source_id.to_owned()), id);
+        self.by_id.insert((object, id), source_id.to_owned());
+    }
+}
+
+/// A Pipedrive company account as a sink.
+pub struct PipedriveSink {
+    client: PipedriveClient,
+    settings: Settings,
+    /// The source-id custom field's key per object type, once resolved.
+    keys: Mutex<HashMap<ObjectType, String>>,
+    cache: Mutex<IdCache>,
+}
+
+/// What a contact's company reference resolved to.
+enum OrgRef {
+    /// The contact has no company.
+    None,
+    /// The organization with this id.
+    Found(u64),
+    /// No organization carries the company's source id.
+    Missing,
+}
+
+impl PipedriveSink {
+    /// Builds the sink from its config (no I/O). Errors name `key_prefix.<key>`.
+    pub fn new(config: PipedriveConfig, key_prefix: &str) -> ConnectorResult<PipedriveSink> {
+        let (client, settings) = PipedriveClient::new(&config, key_prefix)?;
+        Ok(PipedriveSink {
+            client,
+            settings,
+            keys: Mutex::default(),
+            cache: Mutex::default(),
+        })
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, IdCache> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The key of the source-id custom field of `object`, found by name (and created when
+    /// `create` is set and it is missing). `None` when it does not exist and was not created.
+    async fn source_key(
+        &self,
+        object: ObjectType,
+        create: bool,
+    ) -> ConnectorResult<Option<String>> {
+        if let Some(k) = self
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&object)
+        {
+            return Ok(Some(k.clone()));
+        }
+        let name = &self.settings.source_id_field;
+        let path = format!("/api/v2/{}", mapping::fields_path(object));
+        let mut found: Vec<(String, String)> = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", "500")];
+            if let Some(c) = &cursor {
+                query.push(("cursor", c.as_str()));
+            }
+            let body = self.client.get(&path, &query).await?;
+            for f in body
+                .get("data")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let is_match = f.get("is_custom_field").and_then(Json::as_bool) == Some(true)
+                    && f.get("field_name")
+                        .and_then(Json::as_str)
+                        .is_some_and(|n| n.trim().eq_ignore_ascii_case(name));
+                if let (true, Some(code), Some(ty)) = (
+                    is_match,
+                    f.get("field_code").and_then(Json::as_str),
+                    f.get("field_type").and_then(Json::as_str),
+                ) {
+                    found.push((code.to_owned(), ty.to_owned()));
+                }
+            }
+            match body
+                .pointer("/additional_data/next_cursor")
+                .and_then(Json::as_str)
+            {
+                Some(next) if cursor.as_deref() != Some(next) => cursor = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        let entity = mapping::object_path(object);
+        let key = match found.as_slice() {
+            [] if !create => return Ok(None),
+            [] => {
+                let body = json!({"field_name": name, "field_type": "varchar"});
+                let created = match self.client.write_ok(Method::POST, &path, &body).await {
+                    Ok(b) => b,
+                    Err(ConnectorError::Auth { status: 403, .. }) => {
+                        return Err(ConnectorError::Setup {
+                            vendor: VENDOR,
+                            detail: format!(
+                                "the {entity} custom field \"{name}\" is missing and this API token may not create it \
+                                 (creating fields needs an admin). Create it once: Settings → Data fields → {} → \
+                                 Add custom field, type Text, name \"{name}\"; or set `source_id_field` to an \
+                                 existing text field's name",
+                                if object == ObjectType::Contacts {
+                                    "Person"
+                                } else {
+                                    "Organization"
+                                }
+                            ),
+                        });
+                    }
+                    Err(e) => return Err(e),
+                };
+                let code = created
+                    .pointer("/data/field_code")
+                    .and_then(Json::as_str)
+                    .ok_or_else(|| ConnectorError::Malformed {
+                        vendor: VENDOR,
+                        endpoint: format!("POST {path}"),
+                        detail: "the created field has no `field_code`".into(),
+                    })?;
+                tracing::info!(
+                    vendor = VENDOR,
+                    entity,
+                    "created the source-id custom field"
+                );
+                self.cache().complete.insert(object);
+                code.to_owned()
+            }
+            [(code, ty)] if matches!(ty.as_str(), "varchar" | "varchar_auto" | "text") => {
+                code.clone()
+            }
+            [(_, ty)] => {
+                return Err(ConnectorError::Setup {
+                    vendor: VENDOR,
+                    detail: format!(
+                        "the {entity} custom field \"{name}\" has type `{ty}`; ferry stores source ids as text. \
+                         Rename or delete it, or set `source_id_field` to the name of a Text field"
+                    ),
+                });
+            }
+            _ => {
+                return Err(ConnectorError::Setup {
+                    vendor: VENDOR,
+                    detail: format!(
+                        "{} {entity} custom fields are named \"{name}\"; ferry cannot tell which holds source ids. \
+                         Rename all but one, or set `source_id_field` to a unique name",
+                        found.len()
+                    ),
+                });
+            }
+        };
+        self.keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(object, key.clone());
+        Ok(Some(key))
+    }
+
+    /// Reads records by Pipedrive id (≤ 100 per request), with only the source-id custom field
+    /// and, for persons, the marketing status.
+    async fn fetch(
+        &self,
+        object: ObjectType,
+        key: &str,
+        ids: &[u64],
+    ) -> ConnectorResult<Vec<Json>> {
+        let path = format!("/api/v2/{}", mapping::object_path(object));
+        let chunks: Vec<String> = ids
+            .chunks(MAX_IDS_PER_LIST)
+            .map(|c| c.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
+            .collect();
+        let requests: Vec<_> = chunks
+            .into_iter()
+            .map(|list| {
+                let path = &path;
+                async move {
+                    let mut query = vec![("ids", list.as_str()), ("custom_fields", key)];
+                    if object == ObjectType::Contacts {
+                        query.push(("include_fields", "marketing_status"));
+                    }
+                    let body = self.client.get(path, &query).await?;
+                    match body.get("data") {
+                        Some(Json::Array(items)) => Ok(items.clone()),
+                        _ => Err(ConnectorError::Malformed {
+                            vendor: VENDOR,
+                            endpoint: format!("GET {path}"),
+                            detail: "`data` is not a list".into(),
+                        }),
+                    }
+                }
+            })
+            .collect();
+        let pages = stream::iter(requests)
+            .buffer_unordered(self.settings.concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        let mut out = Vec::with_capacity(ids.len());
+        for page in pages {
+            out.extend(page?);
+        }
+        Ok(out)
+    }
+
+    /// Finds the Pipedrive ids of the records whose source-id field holds each of
+    /// `source_ids`: an exact-match search per id, confirmed by reading the candidates (the
+    /// search matches any custom field, and ignores case). Duplicates resolve to the lowest id.
+    async fn find(
+        &self,
+        object: ObjectType,
+        key: &str,
+        source_ids: &[String],
+    ) -> ConnectorResult<HashMap<String, u64>> {
+        let path = format!("/api/v2/{}/search", mapping::object_path(object));
+        let searches: Vec<_> = source_ids
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|sid| {
+                let path = &path;
+                async move {
+                    let query = [
+                        ("term", sid.as_str()),
+                        ("fields", "custom_fields"),
+                        ("exact_match", "true"),
+                        ("limit", SEARCH_LIMIT),
+                    ];
+                    let body = self.client.search(path, &query).await?;
+                    let ids: Vec<u64> = body
+                        .pointer("/data/items")
+                        .and_then(Json::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|i| i.pointer("/item/id").and_then(Json::as_u64))
+                        .collect();
+                    Ok::<_, ConnectorError>(ids)
+                }
+            })
+            .collect();
+        let hits = stream::iter(searches)
+            .buffer_unordered(self.settings.concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        let mut candidates = Vec::new();
+        for ids in hits {
+            candidates.extend(ids?);
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        if candidates.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let wanted: HashSet<&str> = source_ids.iter().map(String::as_str).collect();
+        let mut found: HashMap<String, u64> = HashMap::new();
+        let mut records = self.fetch(object, key, &candidates).await?;
+        records.sort_by_key(|r| mapping::id_of(r).unwrap_or(u64::MAX));
+        for raw in &records {
+            let (Some(id), Some(sid)) = (mapping::id_of(raw), mapping::custom_text(raw, key))
+            else {
+                continue;
+            };
+            if wanted.contains(sid.as_str()) {
+                if let Some(first) = found.get(&sid) {
+                    tracing::warn!(vendor = VENDOR, %object, kept = first, duplicate = id, "two records carry the same source id; updating the older");
+                } else {
+                    found.insert(sid, id);
+                }
+            }
+        }
+        let mut cache = self.cache();
+        for (sid, id) in &found {
+            cache.put(object, sid, *id);
+        }
+        Ok(found)
+    }
+
+    /// Pipedrive ids for `source_ids`: from the cache, else found.
+    async fn resolve(
+        &self,
+        object: ObjectType,
+        key: &str,
+        source_ids: &[String],
+    ) -> ConnectorResult<HashMap<String, u64>> {
+        let mut out = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let cache = self.cache();
+            for sid in source_ids {
+                match cache.by_source.get(&(object, sid.clone())) {
+                    Some(id) => {
+                        out.insert(sid.clone(), *id);
+                    }
+                    None => missing.push(sid.clone()),
+                }
+            }
+        }
+        missing.sort();
+        missing.dedup();
+        let complete = self.cache().complete.contains(&object);
+        if !missing.is_empty() && !complete {
+            out.extend(self.find(object, key, &missing).await?);
+        }
+        Ok(out)
+    }
+
+    /// Writes one record: `PATCH` when it exists (falling back to `POST` if it vanished),
+    /// else `POST`. A refusal of the record is an outcome; of the request, an error.
+    async fn write_one(
+        &self,
+        object: ObjectType,
+        record: &Record,
+        key: &str,
+        existing: Option<u64>,
+        org: OrgRef,
+    ) -> ConnectorResult<RecordOutcome> {
+        let org_id = match org {
+            OrgRef::None => None,
+            OrgRef::Found(id) => Some(id),
+            OrgRef::Missing => {
+                return Ok(reject(
+                    record,
+                    "COMPANY_NOT_FOUND",
+                    "the company reference: no Pipedrive organization carries the contact's company as its \
+                     source id (the company was not migrated, or was rejected)"
+                        .into(),
+                ));
+            }
+        };
+        let body = mapping::to_body(record, key, org_id);
+        let entity = mapping::object_path(object);
+        let mut target = existing;
+        loop {
+            let (method, path) = match target {
+                Some(id) => (Method::PATCH, format!("/api/v2/{entity}/{id}")),
+                None => (Method::POST, format!("/api/v2/{entity}")),
+            };
+            let response = self.client.write(method.clone(), &path, &body).await?;
+            let status = response.status.as_u16();
+            if response.is_success() {
+                let endpoint = format!("{method} {}", endpoint_path(&path));
+                let answer: Json = response.json(VENDOR, &endpoint)?;
+                let id = answer
+                    .pointer("/data/id")
+                    .and_then(Json::as_u64)
+                    .ok_or_else(|| ConnectorError::Malformed {
+                        vendor: VENDOR,
+                        endpoint,
+                        detail: "a successful write without `data.id`".into(),
+                    })?;
+                self.cache().put(object, &record.source_id, id);
+                return Ok(RecordOutcome {
+                    source_id: record.source_id.clone(),
+                    result: Ok(Written {
+                        sink_id: id.to_string(),
+                        created: target.is_none(),
+                    }),
+                });
+            }
+            if status == 404 && target.is_some() {
+                // Deleted since it was found: create it again.
+                target = None;
+                continue;
+            }
+            if matches!(status, 400 | 404 | 409 | 410 | 422) {
+                let (code, reason) = rejection_reason(object, &response);
+                return Ok(reject(record, &code, reason));
+            }
+            return Err(self
+                .client
+                .error_for(&format!("{method} {}", endpoint_path(&path)), &response));
+        }
+    }
+
+    /// The organization id of each distinct company referenced by `records`.
+    async fn company_ids(&self, records: &[Record]) -> ConnectorResult<HashMap<String, u64>> {
+        let mut companies: Vec<String> = records
+            .iter()
+            .filter_map(|r| r.text(field::COMPANY))
+            .map(str::to_owned)
+            .collect();
+        if companies.is_empty() {
+            return Ok(HashMap::new());
+        }
+        companies.sort();
+        companies.dedup();
+        match self.source_key(ObjectType::Companies, false).await? {
+            Some(org_key) => {
+                self.resolve(ObjectType::Companies, &org_key, &companies)
+                    .await
+            }
+            None => Ok(HashMap::new()),
+        }
+    }
+
+    /// The source id of each organization id (from the cache, else read back).
+    async fn company_source_ids(&self, org_ids: &[u64]) -> ConnectorResult<HashMap<u64, String>> {
+        let mut out = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let cache = self.cache();
+            for id in org_ids {
+                match cache.by_id.get(&(ObjectType::Companies, *id)) {
+                    Some(sid) => {
+                        out.insert(*id, sid.clone());
+                    }
+                    None => missing.push(*id),
+                }
+            }
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let Some(org_key) = self.source_key(ObjectType::Companies, false).await? else {
+            return Ok(out);
+        };
+        for raw in self
+            .fetch(ObjectType::Companies, &org_key, &missing)
+            .await?
+        {
+            if let (Some(id), Some(sid)) =
+                (mapping::id_of(&raw), mapping::custom_text(&raw, &org_key))
+            {
+                self.cache().put(ObjectType::Companies, &sid, id);
+                out.insert(id, sid);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn reject(record: &Record, code: &str, reason: String) -> RecordOutcome {
+    RecordOutcome {
+        source_id: record.source_id.clone(),
+        result: Err(RecordRejection {
+            source_id: record.source_id.clone(),
+            code: code.to_owned(),
+            reason,
+        }),
+    }
+}
+
+/// A rejection's code and reason from Pipedrive's error body: the error code and the names of
+/// the body fields the message mentions, never the message itself (it can quote values).
+fn rejection_reason(object: ObjectType, response: &HttpResponse) -> (String, String) {
+    let body: Json = serde_json::from_slice(&response.body).unwrap_or(Json::Null);
+    let code = body
+        .get("code")
+        .and_then(Json::as_str)
+        .map(clean_code)
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| format!("HTTP_{}", response.status.as_u16()));
+    let message = body.get("error").and_then(Json::as_str).unwrap_or("");
+    let words: HashSet<&str> = message
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+    let named: Vec<String> = mapping::body_fields(object)
+        .iter()
+        .filter(|(k, _)| words.contains(k))
+        .map(|(k, canonical)| format!("{k} ({canonical})"))
+        .collect();
+    let reason = if named.is_empty() {
+        format!(
+            "Pipedrive refused the record (HTTP {}; no field named)",
+            response.status.as_u16()
+        )
+    } else {
+        format!("Pipedrive refused field {}", named.join(", "))
+    };
+    (code, reason)
+}
+
+#[async_trait]
+impl Sink for PipedriveSink {
+    fn vendor(&self) -> &'static str {
+        VENDOR
+    }
+
+    fn http_stats(&self) -> Option<Arc<HttpStats>> {
+        Some(self.client.stats())
+    }
+
+    fn batch_size(&self, _object: ObjectType) -> usize {
+        self.settings.batch_size
+    }
+
+    fn read_back_size(&self, _object: ObjectType) -> usize {
+        MAX_IDS_PER_LIST
+    }
+
+    fn stored_fields(&self, object: ObjectType) -> Vec<String> {
+        mapping::stored_fields(object)
+    }
+
+    async fn check(&self) -> ConnectorResult<()> {
+        self.client
+            .get("/api/v2/persons", &[("limit", "1")])
+            .await?;
+        Ok(())
+    }
+
+    /// Resolves (or creates) the source-id custom field; contacts also need the
+    /// organizations' one, to resolve their company references.
+    async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
+        self.source_key(object, true).await?;
+        if object == ObjectType::Contacts {
+            self.source_key(ObjectType::Companies, true).await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert(
+        &self,
+        object: ObjectType,
+        records: &[Record],
+    ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let key = self
+            .source_key(object, true)
+            .await?
+            .ok_or_else(|| ConnectorError::Setup {
+                vendor: VENDOR,
+                detail: "the source-id custom field could not be created".into(),
+            })?;
+        let mut seen = HashSet::new();
+        let duplicate: Vec<bool> = records
+            .iter()
+            .map(|r| !seen.insert(r.source_id.as_str()))
+            .collect();
+        let source_ids: Vec<String> = records
+            .iter()
+            .filter(|r| !r.source_id.is_empty())
+            .map(|r| r.source_id.clone())
+            .collect();
+        let existing = self.resolve(object, &key, &source_ids).await?;
+        let orgs = if object == ObjectType::Contacts {
+            self.company_ids(records).await?
+        } else {
+            HashMap::new()
+        };
+        let writes: Vec<_> = records
+            .iter()
+            .zip(duplicate)
+            .map(|(record, duplicate)| {
+                let key = &key;
+                let existing = &existing;
+                let orgs = &orgs;
+                async move {
+                    if record.source_id.is_empty() {
+                        return Ok(reject(
+                            record,
+                            "MISSING_SOURCE_ID",
+                            "the record has no source id".into(),
+                        ));
+                    }
+                    if duplicate {
+                        return Ok(reject(
+                            record,
+                            "DUPLICATE_SOURCE_ID",
+                            "the same source id appears twice in one batch".into(),
+                        ));
+                    }
+                    let org = match record.get(field::COMPANY) {
+                        Some(Value::Reference(sid)) | Some(Value::Text(sid)) => orgs
+                            .get(sid)
+                            .map_or(OrgRef::Missing, |id| OrgRef::Found(*id)),
+                        _ => OrgRef::None,
+                    };
+                    self.write_one(
+                        object,
+                        record,
+                        key,
+                        existing.get(&record.source_id).copied(),
+                        org,
+                    )
+                    .await
+                }
+            })
+            .collect();
+        let results = stream::iter(writes)
+            .buffered(self.settings.concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        let outcomes: Vec<RecordOutcome> = results.into_iter().collect::<ConnectorResult<_>>()?;
+        tracing::debug!(
+            vendor = VENDOR,
+            %object,
+            records = records.len(),
+            created = outcomes.iter().filter(|o| o.result.as_ref().is_ok_and(|w| w.created)).count(),
+            rejected = outcomes.iter().filter(|o| o.result.is_err()).count(),
+            "upserted"
+        );
+        Ok(outcomes)
+    }
+
+    async fn read_back(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+    ) -> ConnectorResult<Vec<Record>> {
+        if source_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(key) = self.source_key(object, false).await? else {
+            return Ok(Vec::new()); // no source-id field: nothing was ever written
+        };
+        let wanted: HashSet<&str> = source_ids.iter().map(String::as_str).collect();
+        // Cached ids first (this run wrote them); whatever they do not confirm is searched.
+        let cached: Vec<u64> = {
+            let cache = self.cache();
+            source_ids
+                .iter()
+                .filter_map(|s| cache.by_source.get(&(object, s.clone())).copied())
+                .collect()
+        };
+        let mut raws: HashMap<String, Json> = HashMap::new();
+        let keep = |raw: Json, raws: &mut HashMap<String, Json>| {
+            if let Some(sid) = mapping::custom_text(&raw, &key) {
+                if wanted.contains(sid.as_str()) && !raws.contains_key(&sid) {
+                    raws.insert(sid, raw);
+                }
+            }
+        };
+        let mut fetched = self.fetch(object, &key, &cached).await?;
+        fetched.sort_by_key(|r| mapping::id_of(r).unwrap_or(u64::MAX));
+        for raw in fetched {
+            keep(raw, &mut raws);
+        }
+        let missing: Vec<String> = source_ids
+            .iter()
+            .filter(|s| !raws.contains_key(s.as_str()))
+            .cloned()
+            .collect();
+        let complete = self.cache().complete.contains(&object);
+        if !missing.is_empty() && !complete {
+            let found = self.find(object, &key, &missing).await?;
+            let mut ids: Vec<u64> = found.values().copied().collect();
+            ids.sort_unstable();
+            let mut fetched = self.fetch(object, &key, &ids).await?;
+            fetched.sort_by_key(|r| mapping::id_of(r).unwrap_or(u64::MAX));
+            for raw in fetched {
+                keep(raw, &mut raws);
+            }
+        }
+        let companies = if object == ObjectType::Contacts {
+            let org_ids: Vec<u64> = raws
+                .values()
+                .filter_map(|r| r.get("org_id").and_then(Json::as_u64))
+                .collect();
+            self.company_source_ids(&org_ids).await?
+        } else {
+            HashMap::new()
+        };
+        let mut out = Vec::with_capacity(raws.len());
+        for (sid, raw) in raws {
+            let company = raw.get("org_id").and_then(Json::as_u64).map(|org| {
+                companies
+                    .get(&org)
+                    .cloned()
+                    // An organization ferry did not write: a reference that matches no source id.
+                    .unwrap_or_else(|| format!("pipedrive-organization-{org}"))
+            });
+            match mapping::to_record(object, &raw, sid, company) {
+                Ok(record) => out.push(record),
+                Err(rejection) => {
+                    tracing::warn!(vendor = VENDOR, %object, source_id = %rejection.source_id, "read-back record has unreadable values");
+                }
+            }
+        }
+        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
+        Ok(out)
+    }
+}

@@ -1,0 +1,580 @@
+//! The Pipedrive connector (source and sink) against the sandbox emulator over real HTTP on
+//! loopback, and migrations through `ferry_core::run` from HubSpot and to Salesforce.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ferry_core::{
+    ConnectorError, Mode, ObjectType, Outcome, Progress, Projection, Record, RunOptions, SecretRef,
+    Sink, Source, Value, field, record_digest,
+};
+use ferry_pipedrive::{PipedriveConfig, PipedriveSink, PipedriveSource};
+use ferry_sandbox::faults::Faults;
+use ferry_sandbox::pipedrive::{Emulator, Options, TOKEN};
+use ferry_sandbox::seed::{Mess, SeedData, generate};
+use secrecy::SecretString;
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn unlimited() -> Options {
+    Options {
+        burst_limit: None,
+        search_limit: None,
+        daily_token_budget: None,
+        ..Options::default()
+    }
+}
+
+async fn start(options: Options) -> (Emulator, ferry_sandbox::Running) {
+    let emulator = Emulator::new(options);
+    let running = ferry_sandbox::serve("pipedrive", emulator.router(), loopback())
+        .await
+        .expect("serve");
+    (emulator, running)
+}
+
+/// A config for the emulator at `base_url`, paced fast enough for tests.
+fn config(base_url: &str) -> PipedriveConfig {
+    PipedriveConfig {
+        base_url: Some(base_url.to_owned()),
+        rate_limit_per_2s: Some(20_000),
+        search_rate_limit_per_2s: Some(20_000),
+        concurrency: Some(8),
+        max_retries: Some(10),
+        ..PipedriveConfig::new(SecretRef::in_memory(SecretString::from(TOKEN)))
+    }
+}
+
+/// The seed data as canonical records, as a source connector would produce them.
+fn canonical(data: &SeedData) -> (Vec<Record>, Vec<Record>) {
+    let text = |r: &mut Record, f: &'static str, v: &Option<String>| {
+        if let Some(v) = v {
+            r.set(f, Value::Text(v.clone()));
+        }
+    };
+    let companies = data
+        .companies
+        .iter()
+        .map(|c| {
+            let mut r = Record::new(ObjectType::Companies, format!("co-{}", c.key));
+            text(&mut r, field::NAME, &c.name);
+            text(&mut r, field::DOMAIN, &c.domain);
+            text(&mut r, field::INDUSTRY, &c.industry);
+            text(&mut r, field::STREET, &c.street);
+            text(&mut r, field::CITY, &c.city);
+            text(&mut r, field::STATE, &c.state);
+            text(&mut r, field::POSTAL_CODE, &c.postal_code);
+            text(&mut r, field::COUNTRY, &c.country);
+            r
+        })
+        .collect();
+    let contacts = data
+        .contacts
+        .iter()
+        .map(|c| {
+            let mut r = Record::new(ObjectType::Contacts, format!("p-{}", c.key));
+            text(&mut r, field::EMAIL, &c.email);
+            text(&mut r, field::FIRST_NAME, &c.first_name);
+            text(&mut r, field::LAST_NAME, &c.last_name);
+            text(&mut r, field::PHONE, &c.phone);
+            text(&mut r, field::MOBILE_PHONE, &c.mobile_phone);
+            // An opt-out without an email is not storable in Pipedrive (tested separately).
+            if c.email.is_some() {
+                r.set(field::EMAIL_OPT_OUT, Value::Bool(c.email_opt_out));
+            }
+            if let Some(k) = c.company {
+                r.set(field::COMPANY, Value::Reference(format!("co-{k}")));
+            }
+            r
+        })
+        .collect();
+    (companies, contacts)
+}
+
+async fn upsert_all(
+    sink: &PipedriveSink,
+    object: ObjectType,
+    records: &[Record],
+) -> Vec<ferry_core::RecordOutcome> {
+    let mut outcomes = Vec::new();
+    for batch in records.chunks(sink.batch_size(object)) {
+        let got = sink.upsert(object, batch).await.expect("upsert");
+        assert_eq!(got.len(), batch.len());
+        for (o, r) in got.iter().zip(batch) {
+            assert_eq!(o.source_id, r.source_id, "outcomes in input order");
+        }
+        outcomes.extend(got);
+    }
+    outcomes
+}
+
+async fn read_back_digests_equal(sink: &PipedriveSink, object: ObjectType, records: &[Record]) {
+    let projection = Projection::new(sink.stored_fields(object));
+    let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
+    let mut back = Vec::new();
+    for chunk in ids.chunks(sink.read_back_size(object)) {
+        back.extend(sink.read_back(object, chunk).await.expect("read back"));
+    }
+    assert_eq!(
+        back.len(),
+        records.len(),
+        "{object}: every record read back"
+    );
+    let mut before: Vec<_> = records
+        .iter()
+        .map(|r| (r.source_id.clone(), record_digest(r, &projection)))
+        .collect();
+    let mut after: Vec<_> = back
+        .iter()
+        .map(|r| (r.source_id.clone(), record_digest(r, &projection)))
+        .collect();
+    before.sort();
+    after.sort();
+    for (b, a) in before.iter().zip(&after) {
+        if b != a {
+            let orig = records.iter().find(|r| r.source_id == b.0);
+            let got = back.iter().find(|r| r.source_id == a.0);
+            panic!("{object} digest differs:\n before {orig:?}\n after  {got:?}");
+        }
+    }
+}
+
+async fn read_all(source: &PipedriveSource, object: ObjectType) -> (Vec<Record>, usize) {
+    let mut cursor: Option<String> = None;
+    let mut records = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = source
+            .read_page(object, cursor.as_deref())
+            .await
+            .expect("page");
+        assert!(page.unreadable.is_empty());
+        pages += 1;
+        records.extend(page.records);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return (records, pages),
+        }
+    }
+}
+
+#[tokio::test]
+async fn source_pages_every_person_and_organization_once() {
+    let (emulator, running) = start(unlimited()).await;
+    let data = generate(1_100, 5, &Mess::default());
+    let seeded = emulator.seed(&data);
+    let source = PipedriveSource::new(config(&running.base_url), "source").expect("source");
+    source.check().await.expect("check");
+    assert_eq!(
+        source.count(ObjectType::Contacts).await.expect("count"),
+        None
+    );
+    let (persons, pages) = read_all(&source, ObjectType::Contacts).await;
+    assert_eq!(pages, 3, "500 per page");
+    assert_eq!(persons.len(), seeded.contacts);
+    let ids: HashSet<&str> = persons.iter().map(|r| r.source_id.as_str()).collect();
+    assert_eq!(ids.len(), persons.len(), "each once");
+    let (orgs, _) = read_all(&source, ObjectType::Companies).await;
+    assert_eq!(orgs.len(), seeded.companies);
+    let org_ids: HashSet<&str> = orgs.iter().map(|r| r.source_id.as_str()).collect();
+    let linked = persons
+        .iter()
+        .filter_map(|p| p.text(field::COMPANY))
+        .collect::<Vec<_>>();
+    assert!(!linked.is_empty() && linked.iter().all(|c| org_ids.contains(c)));
+    let opted_out = persons
+        .iter()
+        .filter(|p| p.get(field::EMAIL_OPT_OUT) == Some(&Value::Bool(true)))
+        .count();
+    assert!(opted_out > 0);
+    assert!(
+        persons
+            .iter()
+            .any(|p| p.text(field::MOBILE_PHONE).is_some())
+    );
+    assert!(orgs.iter().any(|o| o.text(field::CITY).is_some()));
+    assert!(
+        persons
+            .iter()
+            .all(|p| matches!(p.get(field::CREATED_AT), Some(Value::Timestamp(_))))
+    );
+}
+
+#[tokio::test]
+async fn sink_upserts_idempotently_and_reads_back_equal() {
+    let (emulator, running) = start(unlimited()).await;
+    let sink = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
+    sink.check().await.expect("check");
+    let (companies, contacts) = canonical(&generate(300, 11, &Mess::none()));
+    sink.prepare(ObjectType::Companies)
+        .await
+        .expect("prepare companies");
+    sink.prepare(ObjectType::Contacts)
+        .await
+        .expect("prepare contacts");
+    assert!(
+        emulator
+            .custom_field_key("persons", "Ferry source id")
+            .is_some()
+    );
+    for (object, records) in [
+        (ObjectType::Companies, &companies),
+        (ObjectType::Contacts, &contacts),
+    ] {
+        let outcomes = upsert_all(&sink, object, records).await;
+        let failed: Vec<_> = outcomes
+            .iter()
+            .filter(|o| !o.result.as_ref().is_ok_and(|w| w.created))
+            .collect();
+        assert!(failed.is_empty(), "{object}: all created, not {failed:?}");
+        read_back_digests_equal(&sink, object, records).await;
+    }
+    assert_eq!(emulator.count("companies"), Some(companies.len()));
+    assert_eq!(emulator.count("contacts"), Some(contacts.len()));
+
+    // A second sink (a rerun: empty caches) finds everything by source id and creates nothing.
+    let rerun = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
+    rerun.prepare(ObjectType::Contacts).await.expect("prepare");
+    for (object, records) in [
+        (ObjectType::Companies, &companies),
+        (ObjectType::Contacts, &contacts),
+    ] {
+        let outcomes = upsert_all(&rerun, object, records).await;
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| o.result.as_ref().is_ok_and(|w| !w.created)),
+            "{object}: none created"
+        );
+        read_back_digests_equal(&rerun, object, records).await;
+    }
+    assert_eq!(emulator.count("companies"), Some(companies.len()));
+    assert_eq!(emulator.count("contacts"), Some(contacts.len()));
+    assert_eq!(
+        emulator.custom_field_key("persons", "Ferry source id"),
+        sink_field(&emulator),
+        "the field is reused, not created twice"
+    );
+
+    // Clearing: a contact that lost its company, first name and phones.
+    let mut changed = contacts
+        .iter()
+        .find(|c| c.get(field::COMPANY).is_some() && c.get(field::PHONE).is_some())
+        .unwrap()
+        .clone();
+    for f in [
+        field::COMPANY,
+        field::FIRST_NAME,
+        field::PHONE,
+        field::MOBILE_PHONE,
+    ] {
+        changed.fields.remove(f);
+    }
+    let out = rerun
+        .upsert(ObjectType::Contacts, std::slice::from_ref(&changed))
+        .await
+        .expect("upsert");
+    assert!(out[0].result.is_ok());
+    read_back_digests_equal(&rerun, ObjectType::Contacts, &[changed]).await;
+}
+
+fn sink_field(emulator: &Emulator) -> Option<String> {
+    emulator.custom_field_key("contacts", "Ferry source id")
+}
+
+#[tokio::test]
+async fn refused_records_become_rejections_without_values() {
+    let (emulator, running) = start(unlimited()).await;
+    let sink = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
+    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    let mut nameless = Record::new(ObjectType::Contacts, "p-1");
+    nameless.set(
+        field::EMAIL,
+        Value::Text("nameless-secret@example.org".into()),
+    );
+    let mut orphan = Record::new(ObjectType::Contacts, "p-2");
+    orphan.set(field::LAST_NAME, Value::Text("Danes-secret".into()));
+    orphan.set(field::COMPANY, Value::Reference("co-never-migrated".into()));
+    let mut fine = Record::new(ObjectType::Contacts, "p-3");
+    fine.set(field::LAST_NAME, Value::Text("Gilmore".into()));
+    let twice = fine.clone();
+    let out = sink
+        .upsert(
+            ObjectType::Contacts,
+            &[
+                nameless,
+                orphan,
+                fine,
+                twice,
+                Record::new(ObjectType::Contacts, ""),
+            ],
+        )
+        .await
+        .expect("upsert");
+    let rejection = |i: usize| out[i].result.clone().expect_err("rejected");
+    let r = rejection(0);
+    assert_eq!(r.code, "ERR_SCHEMA_VALIDATION_FAILED");
+    assert!(
+        r.reason.contains("name (first_name, last_name)"),
+        "{}",
+        r.reason
+    );
+    assert!(!r.reason.contains("secret"), "{}", r.reason);
+    let r = rejection(1);
+    assert_eq!(r.code, "COMPANY_NOT_FOUND");
+    assert!(
+        !r.reason.contains("secret") && !r.reason.contains("never-migrated"),
+        "{}",
+        r.reason
+    );
+    assert!(out[2].result.is_ok());
+    assert_eq!(rejection(3).code, "DUPLICATE_SOURCE_ID");
+    assert_eq!(rejection(4).code, "MISSING_SOURCE_ID");
+    assert_eq!(emulator.count("contacts"), Some(1));
+}
+
+#[tokio::test]
+async fn an_opt_out_pipedrive_cannot_hold_is_caught_not_lost_silently() {
+    let (_emulator, running) = start(unlimited()).await;
+    let sink = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
+    let mut r = Record::new(ObjectType::Contacts, "p-1");
+    r.set(field::LAST_NAME, Value::Text("Kim".into()));
+    r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
+    let out = sink
+        .upsert(ObjectType::Contacts, std::slice::from_ref(&r))
+        .await
+        .expect("upsert");
+    assert!(out[0].result.is_ok());
+    let back = sink
+        .read_back(ObjectType::Contacts, &["p-1".to_owned()])
+        .await
+        .expect("read back");
+    let p = Projection::new(sink.stored_fields(ObjectType::Contacts));
+    assert_ne!(
+        record_digest(&r, &p),
+        record_digest(&back[0], &p),
+        "no email: Pipedrive keeps no marketing status"
+    );
+    assert_eq!(back[0].get(field::EMAIL_OPT_OUT), Some(&Value::Bool(false)));
+}
+
+#[tokio::test]
+async fn throttling_is_retried_and_nothing_is_lost() {
+    let (emulator, running) = start(Options {
+        faults: Faults {
+            throttle_every: Some(7),
+            ..Faults::default()
+        },
+        burst_limit: Some(100),
+        search_limit: None,
+        daily_token_budget: None,
+        ..Options::default()
+    })
+    .await;
+    // The sink starts faster than the emulator's window until it adopts the announced limit.
+    let sink = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
+    let (companies, _) = canonical(&generate(300, 5, &Mess::none()));
+    let outcomes = upsert_all(&sink, ObjectType::Companies, &companies).await;
+    assert!(outcomes.iter().all(|o| o.result.is_ok()));
+    read_back_digests_equal(&sink, ObjectType::Companies, &companies).await;
+    assert_eq!(emulator.count("companies"), Some(companies.len()));
+    let (_, retries, throttled) = sink.http_stats().expect("stats").snapshot();
+    assert!(
+        throttled > 0 && retries >= throttled,
+        "retried {retries} of {throttled}"
+    );
+}
+
+#[tokio::test]
+async fn documented_limits_are_respected_without_429s() {
+    let (emulator, running) = start(Options::default()).await;
+    let sink_config = PipedriveConfig {
+        base_url: Some(running.base_url.clone()),
+        ..PipedriveConfig::new(SecretRef::in_memory(SecretString::from(TOKEN)))
+    };
+    let (companies, _) = canonical(&generate(100, 8, &Mess::none()));
+    assert_eq!(companies.len(), 20);
+    // The first run creates the source-id field, so it knows no record carries one yet and
+    // searches for none; a rerun must search for each record.
+    let first = PipedriveSink::new(sink_config.clone(), "sink").expect("sink");
+    let outcomes = upsert_all(&first, ObjectType::Companies, &companies).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.result.as_ref().is_ok_and(|w| w.created))
+    );
+    let rerun = PipedriveSink::new(sink_config, "sink").expect("sink");
+    let started = std::time::Instant::now();
+    let outcomes = upsert_all(&rerun, ObjectType::Companies, &companies).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.result.as_ref().is_ok_and(|w| !w.created))
+    );
+    assert_eq!(
+        emulator.request_counts().1,
+        0,
+        "no 429 from the burst or search windows"
+    );
+    assert_eq!(rerun.http_stats().expect("stats").snapshot().2, 0);
+    // 20 searches at 98% of 10 per 2 s take about 4 s.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(emulator.tokens_used() > 0);
+}
+
+#[tokio::test]
+async fn an_exhausted_daily_budget_is_final_and_says_so() {
+    let (_emulator, running) = start(Options {
+        daily_token_budget: Some(12),
+        ..unlimited()
+    })
+    .await;
+    let source = PipedriveSource::new(config(&running.base_url), "source").expect("source");
+    source.check().await.expect("10 tokens");
+    let started = std::time::Instant::now();
+    let err = source
+        .read_page(ObjectType::Contacts, None)
+        .await
+        .expect_err("budget used up");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "not retried"
+    );
+    let (requests, retries, _) = source.http_stats().expect("stats").snapshot();
+    assert_eq!((requests, retries), (2, 0));
+    match &err {
+        ConnectorError::Status {
+            status: 429,
+            detail,
+            endpoint,
+            ..
+        } => {
+            assert!(detail.contains("daily"), "{detail}");
+            assert_eq!(endpoint, "GET /api/v2/persons");
+        }
+        other => panic!("expected a 429 status error, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_an_auth_error_without_the_token() {
+    let (_emulator, running) = start(unlimited()).await;
+    let config = PipedriveConfig {
+        api_token: SecretRef::in_memory(SecretString::from("wrong-token-d41d8cd98f")),
+        ..config(&running.base_url)
+    };
+    let err = PipedriveSource::new(config, "source")
+        .expect("source")
+        .check()
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        matches!(err, ConnectorError::Auth { status: 401, .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("pipedrive") && text.contains("GET /api/v2/persons"),
+        "{text}"
+    );
+    assert!(!text.contains("d41d8cd98f"), "{text}");
+}
+
+fn hubspot_source(base_url: &str) -> ferry_hubspot::HubspotSource {
+    let config = ferry_hubspot::HubspotConfig {
+        base_url: Some(base_url.to_owned()),
+        ..ferry_hubspot::HubspotConfig::new(SecretRef::in_memory(SecretString::from(
+            ferry_sandbox::HUBSPOT_TOKEN,
+        )))
+    };
+    ferry_hubspot::HubspotSource::new(config, "source").expect("hubspot source")
+}
+
+async fn migrate(source: Arc<dyn Source>, sink: Arc<dyn Sink>) -> ferry_core::Report {
+    let options = RunOptions::default();
+    let progress = Arc::new(Progress::new(&options.objects));
+    ferry_core::run(Mode::Migrate, source, sink, &options, progress).await
+}
+
+#[tokio::test]
+async fn migration_from_hubspot_is_verified() {
+    // Pipedrive keeps no marketing status for a person without an email, so a data set with an
+    // opted-out, email-less contact cannot verify (see the test above); pick one without.
+    let (seed, data) = (1..100)
+        .map(|seed| (seed, generate(100, seed, &Mess::none())))
+        .find(|(_, d)| {
+            !d.contacts
+                .iter()
+                .any(|c| c.email_opt_out && c.email.is_none())
+        })
+        .expect("a seed without email-less opt-outs");
+    let hubspot = ferry_sandbox::hubspot::Emulator::new(ferry_sandbox::hubspot::Options::default());
+    hubspot.seed(&data);
+    let hs = ferry_sandbox::serve("hubspot", hubspot.router(), loopback())
+        .await
+        .expect("serve");
+    // Pipedrive's search limit (10 per 2 s) would make this test take a minute: one search per
+    // record. `documented_limits_are_respected_without_429s` covers it on a smaller set.
+    let (pipedrive, pd) = start(Options {
+        search_limit: None,
+        burst_limit: Some(120), // the Enterprise plan's documented burst limit
+        ..Options::default()
+    })
+    .await;
+    let report = migrate(
+        Arc::new(hubspot_source(&hs.base_url)),
+        Arc::new(PipedriveSink::new(config(&pd.base_url), "sink").expect("sink")),
+    )
+    .await;
+    assert_eq!(
+        report.outcome,
+        Outcome::Verified,
+        "seed {seed}: {report:#?}"
+    );
+    assert_eq!(pipedrive.count("contacts"), Some(data.contacts.len()));
+    assert_eq!(pipedrive.count("companies"), Some(data.companies.len()));
+    let persons = report
+        .objects
+        .iter()
+        .find(|o| o.object == Some(ObjectType::Contacts))
+        .expect("contacts");
+    assert_eq!(persons.created, data.contacts.len() as u64);
+    assert!(persons.digests_match);
+}
+
+#[tokio::test]
+async fn migration_to_salesforce_is_verified() {
+    let (pipedrive, pd) = start(Options::default()).await;
+    let seeded = pipedrive.seed(&generate(200, 4, &Mess::none()));
+    let salesforce =
+        ferry_sandbox::salesforce::Emulator::new(ferry_sandbox::salesforce::Options::default());
+    let sf = ferry_sandbox::serve("salesforce", salesforce.router(), loopback())
+        .await
+        .expect("serve");
+    let sf_config: ferry_salesforce::SalesforceConfig = serde_json::from_value(serde_json::json!({
+        "login_url": sf.base_url, "client_id": "${UNUSED}", "client_secret": "${UNUSED}",
+    }))
+    .expect("config");
+    let sf_config = ferry_salesforce::SalesforceConfig {
+        client_id: SecretRef::in_memory(SecretString::from(ferry_sandbox::SALESFORCE_CLIENT_ID)),
+        client_secret: SecretRef::in_memory(SecretString::from(
+            ferry_sandbox::SALESFORCE_CLIENT_SECRET,
+        )),
+        ..sf_config
+    };
+    let report = migrate(
+        Arc::new(PipedriveSource::new(config(&pd.base_url), "source").expect("source")),
+        Arc::new(ferry_salesforce::SalesforceSink::new(sf_config, "sink").expect("sink")),
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Verified, "{report:#?}");
+    assert_eq!(salesforce.count("Contact"), seeded.contacts);
+    assert_eq!(salesforce.count("Account"), seeded.companies);
+}

@@ -1,0 +1,149 @@
+//! Authenticated calls to the Zoho API: `Authorization: Zoho-oauthtoken …` on every request,
+//! at most `max_concurrent_requests` in flight (Zoho limits simultaneous calls per org), one
+//! token renewal and retry on 401 `INVALID_TOKEN`.
+
+use std::sync::Arc;
+
+use ferry_core::http::{HttpClient, HttpResponse, HttpStats, RetrySettings};
+use ferry_core::{ConnectorError, ConnectorResult};
+use reqwest::Method;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use secrecy::ExposeSecret;
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::VENDOR;
+use crate::auth::Auth;
+use crate::config::{Credentials, Settings};
+use crate::policy::{ZohoPolicy, error_code};
+
+/// The org's API, authenticated.
+pub(crate) struct Client {
+    http: HttpClient,
+    auth: Auth,
+    api_url: Url,
+    permits: Semaphore,
+}
+
+impl Client {
+    pub(crate) fn new(settings: &Settings, credentials: Credentials) -> ConnectorResult<Client> {
+        let retry: RetrySettings = settings.retry.clone();
+        let http = HttpClient::new(Arc::new(ZohoPolicy), None, retry)?;
+        Ok(Client {
+            http,
+            auth: Auth::new(&settings.accounts_url, credentials)?,
+            api_url: settings.api_url.clone(),
+            permits: Semaphore::new(settings.max_concurrent),
+        })
+    }
+
+    pub(crate) fn stats(&self) -> Arc<HttpStats> {
+        self.http.stats()
+    }
+
+    pub(crate) fn token_fetches(&self) -> u64 {
+        self.auth.fetches()
+    }
+
+    /// Sends a request to `path` (under `/crm/v8/`), renewing the token once if Zoho refuses
+    /// it. Returns every final response, error statuses included (a 400 upsert answer carries
+    /// per-record results); fails on a refused token, the network, or exhausted retries.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> ConnectorResult<HttpResponse> {
+        let endpoint = format!("{method} {path}");
+        if !path.starts_with("/crm/v8/") || path.contains("..") || path.contains("//") {
+            return Err(ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint,
+                detail: "refusing a path outside /crm/v8/".into(),
+            });
+        }
+        let mut url = self
+            .api_url
+            .join(path)
+            .map_err(|e| ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint: endpoint.clone(),
+                detail: format!("cannot form the request URL: {e}"),
+            })?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let body =
+            body.map(serde_json::to_vec)
+                .transpose()
+                .map_err(|e| ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: endpoint.clone(),
+                    detail: format!("cannot encode the request: {e}"),
+                })?;
+        let mut session = self.auth.session(&self.http).await?;
+        let mut renewed = false;
+        loop {
+            let response = {
+                let _permit =
+                    self.permits
+                        .acquire()
+                        .await
+                        .map_err(|_| ConnectorError::Malformed {
+                            vendor: VENDOR,
+                            endpoint: endpoint.clone(),
+                            detail: "the request limiter was closed".into(),
+                        })?;
+                let header = format!("Zoho-oauthtoken {}", session.token.expose_secret());
+                self.http
+                    .send(&endpoint, |c| {
+                        let mut request = c
+                            .request(method.clone(), url.clone())
+                            .header(AUTHORIZATION, header.as_str())
+                            .header(ACCEPT, "application/json");
+                        if let Some(body) = &body {
+                            request = request
+                                .header(CONTENT_TYPE, "application/json")
+                                .body(body.clone());
+                        }
+                        request
+                    })
+                    .await?
+            };
+            if response.status.as_u16() == 401
+                && !renewed
+                && error_code(&response).as_deref() == Some("INVALID_TOKEN")
+            {
+                renewed = true;
+                session = self.auth.renew(&self.http, &session).await?;
+                continue;
+            }
+            if matches!(response.status.as_u16(), 401 | 403) {
+                return Err(self.http.error_for(&endpoint, &response));
+            }
+            return Ok(response);
+        }
+    }
+
+    /// Like [`Client::send`], but any status other than 2xx is an error naming the endpoint.
+    pub(crate) async fn send_ok(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> ConnectorResult<HttpResponse> {
+        let response = self.send(method.clone(), path, query, body).await?;
+        if response.is_success() {
+            Ok(response)
+        } else {
+            Err(self.http.error_for(&format!("{method} {path}"), &response))
+        }
+    }
+
+    /// A final error response as a [`ConnectorError`].
+    pub(crate) fn error_for(&self, endpoint: &str, response: &HttpResponse) -> ConnectorError {
+        self.http.error_for(endpoint, response)
+    }
+}

@@ -1,0 +1,216 @@
+//! How ferry's HTTP layer should treat Zoho's responses.
+//!
+//! Zoho answers 429 `TOO_MANY_REQUESTS` both when too many calls run at once (worth retrying)
+//! and when the org's rolling 24-hour API credits are spent (retrying cannot help for hours).
+//! The two are told apart by `X-API-CREDITS-REMAINING`, which Zoho sends once half the credits
+//! are used: fewer left than ferry's dearest call costs (an upsert of 100 records, 10 credits)
+//! makes the 429 final. No `Retry-After` is documented; one is honoured if sent.
+
+use ferry_core::http::{HttpResponse, VendorPolicy, Verdict, default_classify};
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use crate::VENDOR;
+
+/// The header announcing the credits left in the window.
+pub const CREDITS_REMAINING: &str = "x-api-credits-remaining";
+
+/// Error codes whose messages are about the request, never about record values, and so may be
+/// repeated in ferry's errors.
+const SAFE_MESSAGES: &[&str] = &[
+    "TOO_MANY_REQUESTS",
+    "INVALID_TOKEN",
+    "AUTHENTICATION_FAILURE",
+    "OAUTH_SCOPE_MISMATCH",
+    "NO_PERMISSION",
+    "INVALID_MODULE",
+    "REQUIRED_PARAM_MISSING",
+    "LIMIT_EXCEEDED",
+    "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+    "PAGINATION_LIMIT_EXCEEDED",
+    "INVALID_URL_PATTERN",
+    "INTERNAL_ERROR",
+    "FEATURE_NOT_SUPPORTED",
+    "AMBIGUITY_DURING_PROCESSING",
+    "TOKEN_BOUND_DATA_MISMATCH",
+];
+
+/// Detail keys that name parameters or fields (never values), and so may be repeated.
+const SAFE_DETAILS: &[&str] = &["param_name", "api_name", "limit", "resource_path_index"];
+
+/// The credits of ferry's dearest call: an upsert of 100 records (one credit per ten).
+pub const DEAREST_CALL: u64 = 10;
+
+/// Longest error detail ferry repeats.
+const MAX_DETAIL: usize = 300;
+
+/// Zoho's [`VendorPolicy`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ZohoPolicy;
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    details: Json,
+}
+
+/// Keeps a vendor code to the characters codes are made of, so nothing else can ride along.
+pub(crate) fn clean_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect()
+}
+
+/// Keeps a field API name to API-name characters.
+pub(crate) fn clean_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+        .take(80)
+        .collect()
+}
+
+fn truncate(s: &str) -> String {
+    match s.char_indices().nth(MAX_DETAIL) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
+
+/// The whole-request error code of a response body, if it is Zoho's error shape.
+pub(crate) fn error_code(response: &HttpResponse) -> Option<String> {
+    let body: ErrorBody = serde_json::from_slice(&response.body).ok()?;
+    (!body.code.is_empty()).then(|| clean_code(&body.code))
+}
+
+/// Whether the response says the org's API credits cannot pay for ferry's calls any more.
+pub(crate) fn credits_exhausted(response: &HttpResponse) -> bool {
+    response.status.as_u16() == 429
+        && response
+            .header(CREDITS_REMAINING)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|left| left < DEAREST_CALL)
+}
+
+impl VendorPolicy for ZohoPolicy {
+    fn vendor(&self) -> &'static str {
+        VENDOR
+    }
+
+    fn classify(&self, response: &HttpResponse) -> Verdict {
+        if credits_exhausted(response) {
+            return Verdict::Done;
+        }
+        default_classify(response)
+    }
+
+    fn error_detail(&self, response: &HttpResponse) -> String {
+        if let Ok(e) = serde_json::from_slice::<ErrorBody>(&response.body) {
+            if !e.code.is_empty() {
+                let code = clean_code(&e.code);
+                let mut detail = if SAFE_MESSAGES.contains(&code.as_str()) {
+                    format!("{code}: {}", e.message)
+                } else {
+                    format!("{code} (Zoho's message is not repeated: it may quote record data)")
+                };
+                if let Some(details) = e.details.as_object() {
+                    let parts: Vec<String> = SAFE_DETAILS
+                        .iter()
+                        .filter_map(|k| {
+                            let v = details.get(*k)?;
+                            let v = match v {
+                                Json::String(s) => clean_name(s),
+                                Json::Number(n) => n.to_string(),
+                                _ => return None,
+                            };
+                            Some(format!("{k}={v}"))
+                        })
+                        .collect();
+                    if !parts.is_empty() {
+                        detail.push_str(&format!(" ({})", parts.join(", ")));
+                    }
+                }
+                if credits_exhausted(response) {
+                    detail.push_str(
+                        "; the org's rolling 24-hour API credits are used up, and retrying cannot help until usage \
+                         falls (Setup → Developer Hub → APIs → API Dashboard shows the usage; Zoho sells add-on credits)",
+                    );
+                }
+                return truncate(&detail);
+            }
+        }
+        if let Ok(Json::Object(o)) = serde_json::from_slice::<Json>(&response.body) {
+            if let Some(Json::String(error)) = o.get("error") {
+                return format!("OAuth error {}", clean_code(error));
+            }
+        }
+        format!("{} bytes of unrecognised error body", response.body.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    fn response(status: u16, body: &str, credits: Option<&'static str>) -> HttpResponse {
+        let mut headers = HeaderMap::new();
+        if let Some(c) = credits {
+            headers.insert(CREDITS_REMAINING, HeaderValue::from_static(c));
+        }
+        HttpResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers,
+            body: body.as_bytes().to_vec().into(),
+        }
+    }
+
+    #[test]
+    fn concurrency_429_is_retried_but_spent_credits_are_final() {
+        let body =
+            r#"{"code":"TOO_MANY_REQUESTS","details":{},"message":"too many","status":"error"}"#;
+        assert!(matches!(
+            ZohoPolicy.classify(&response(429, body, None)),
+            Verdict::Retry { .. }
+        ));
+        assert!(matches!(
+            ZohoPolicy.classify(&response(429, body, Some("120"))),
+            Verdict::Retry { .. }
+        ));
+        let spent = response(429, body, Some("0"));
+        assert_eq!(ZohoPolicy.classify(&spent), Verdict::Done);
+        assert!(
+            ZohoPolicy
+                .error_detail(&spent)
+                .contains("retrying cannot help")
+        );
+    }
+
+    #[test]
+    fn messages_and_details_that_may_quote_data_are_withheld() {
+        let r = response(
+            400,
+            r#"{"code":"SYNTAX_ERROR","details":{"near":"secret-value"},"message":"near secret-value","status":"error"}"#,
+            None,
+        );
+        let d = ZohoPolicy.error_detail(&r);
+        assert!(
+            d.starts_with("SYNTAX_ERROR") && !d.contains("secret-value"),
+            "{d}"
+        );
+        let r = response(
+            400,
+            r#"{"code":"REQUIRED_PARAM_MISSING","details":{"param_name":"fields"},"message":"required param is missing","status":"error"}"#,
+            None,
+        );
+        assert_eq!(
+            ZohoPolicy.error_detail(&r),
+            "REQUIRED_PARAM_MISSING: required param is missing (param_name=fields)"
+        );
+    }
+}

@@ -1,0 +1,572 @@
+//! The Zoho sink: upserts keyed by the source-id field (`duplicate_check_fields`), resolves a
+//! contact's company to its Account id with COQL (cached per run), reads back with COQL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use ferry_core::http::{HttpResponse, HttpStats};
+use ferry_core::{
+    ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
+    Written,
+};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Map, Value as Json, json};
+
+use crate::VENDOR;
+use crate::client::Client;
+use crate::config::{MAX_BATCH_SIZE, Settings, ZohoConfig};
+use crate::coql;
+use crate::mapping::{self, COMPANY_LOOKUP};
+use crate::policy::{clean_code, clean_name};
+
+/// Most company source id → Account id pairs kept; past it the cache starts over (a miss
+/// costs one COQL query per 50 companies, never a wrong answer).
+const MAX_CACHED_ACCOUNTS: usize = 500_000;
+
+/// A Zoho CRM org as a sink.
+pub struct ZohoSink {
+    settings: Settings,
+    client: Client,
+    /// Company source id → Zoho Account id, learnt from upserts and lookups in this run.
+    accounts: Mutex<HashMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct FieldMeta {
+    api_name: String,
+    #[serde(default)]
+    data_type: String,
+    #[serde(default)]
+    unique: Json,
+}
+
+#[derive(Deserialize)]
+struct FieldsBody {
+    #[serde(default)]
+    fields: Vec<FieldMeta>,
+}
+
+#[derive(Deserialize, Default)]
+struct QueryBody {
+    #[serde(default)]
+    data: Vec<Map<String, Json>>,
+}
+
+fn reject(record: &Record, code: &str, reason: String) -> RecordOutcome {
+    RecordOutcome {
+        source_id: record.source_id.clone(),
+        result: Err(RecordRejection {
+            source_id: record.source_id.clone(),
+            code: code.to_owned(),
+            reason,
+        }),
+    }
+}
+
+/// The field API names an error item names (`details.api_name`, or the nested errors of
+/// `MULTIPLE_OR_MULTI_ERRORS`), with their codes.
+fn error_parts(item: &Json) -> Vec<(String, Option<String>)> {
+    let code = clean_code(item.get("code").and_then(Json::as_str).unwrap_or_default());
+    if let Some(errors) = item
+        .get("details")
+        .and_then(|d| d.get("errors"))
+        .and_then(Json::as_array)
+    {
+        return errors.iter().flat_map(error_parts).collect();
+    }
+    let field = item
+        .get("details")
+        .and_then(|d| d.get("api_name"))
+        .and_then(Json::as_str)
+        .map(clean_name);
+    vec![(code, field)]
+}
+
+/// A rejection's code and reason from Zoho's error item: codes and field API names (with
+/// canonical names beside them), never Zoho's message.
+fn rejection_reason(record: &Record, item: &Json) -> (String, String) {
+    let object = record.object;
+    let canonical = |api: &str| {
+        mapping::fields(object)
+            .iter()
+            .chain(std::iter::once(&COMPANY_LOOKUP))
+            .find(|f| f.zoho == api)
+            .map(|f| f.canonical)
+    };
+    let parts = error_parts(item);
+    let top = clean_code(item.get("code").and_then(Json::as_str).unwrap_or_default());
+    let described: Vec<String> = parts
+        .iter()
+        .map(|(code, field)| match field {
+            Some(f) => match canonical(f) {
+                Some(c) => format!("{code} on {f} ({c})"),
+                None => format!("{code} on {f}"),
+            },
+            None => code.clone(),
+        })
+        .collect();
+    let code = if top.is_empty() {
+        "UNKNOWN".to_owned()
+    } else {
+        top
+    };
+    (code, format!("Zoho refused {}", described.join("; ")))
+}
+
+impl ZohoSink {
+    /// Builds the sink from its config (no I/O: the token is refreshed on first use). Errors
+    /// name the offending key as `{key_prefix}.{setting}`, e.g. `sink.client_secret`.
+    pub fn new(config: ZohoConfig, key_prefix: &str) -> ConnectorResult<ZohoSink> {
+        let settings = config.settings(key_prefix)?;
+        let client = Client::new(&settings, config.credentials(key_prefix)?)?;
+        Ok(ZohoSink {
+            settings,
+            client,
+            accounts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// How many access tokens this sink has fetched (1 unless they expired).
+    pub fn token_fetches(&self) -> u64 {
+        self.client.token_fetches()
+    }
+
+    fn src(&self) -> &str {
+        &self.settings.source_id_field
+    }
+
+    fn remember(&self, pairs: impl IntoIterator<Item = (String, String)>) {
+        if let Ok(mut cache) = self.accounts.lock() {
+            for (source_id, zoho_id) in pairs {
+                if cache.len() >= MAX_CACHED_ACCOUNTS {
+                    cache.clear();
+                }
+                cache.insert(source_id, zoho_id);
+            }
+        }
+    }
+
+    async fn coql(&self, query: String) -> ConnectorResult<Vec<Map<String, Json>>> {
+        let path = "/crm/v8/coql";
+        let response = self
+            .client
+            .send_ok(
+                Method::POST,
+                path,
+                &[],
+                Some(&json!({"select_query": query})),
+            )
+            .await?;
+        if response.status.as_u16() == 204 {
+            return Ok(Vec::new());
+        }
+        let body: QueryBody = response.json(VENDOR, &format!("POST {path}"))?;
+        Ok(body.data)
+    }
+
+    /// The Zoho Account ids of the given company source ids (those that exist).
+    async fn resolve_accounts(
+        &self,
+        companies: Vec<String>,
+    ) -> ConnectorResult<HashMap<String, String>> {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        if let Ok(cache) = self.accounts.lock() {
+            for c in companies {
+                match cache.get(&c) {
+                    Some(id) => {
+                        found.insert(c, id.clone());
+                    }
+                    None => missing.push(c),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let columns = vec!["id".to_owned(), self.src().to_owned()];
+        let mut learnt = Vec::new();
+        for q in coql::in_queries(&columns, "Accounts", self.src(), &missing) {
+            for row in self.coql(q).await? {
+                let (Some(id), Some(src)) = (
+                    row.get("id").and_then(Json::as_str),
+                    row.get(self.src()).and_then(Json::as_str),
+                ) else {
+                    continue;
+                };
+                learnt.push((src.to_owned(), id.to_owned()));
+            }
+        }
+        tracing::debug!(
+            vendor = VENDOR,
+            asked = missing.len(),
+            found = learnt.len(),
+            "resolved companies"
+        );
+        found.extend(learnt.iter().cloned());
+        self.remember(learnt);
+        Ok(found)
+    }
+
+    /// Checks `module` has the source-id field, unique and of type text, and every mapped field.
+    async fn check_module(&self, module: &str, mapped: &[&str]) -> ConnectorResult<()> {
+        let path = "/crm/v8/settings/fields";
+        let response = self
+            .client
+            .send_ok(Method::GET, path, &[("module", module)], None)
+            .await?;
+        let body: FieldsBody = response.json(VENDOR, &format!("GET {path}"))?;
+        let find = |name: &str| body.fields.iter().find(|f| f.api_name == name);
+        let src = self.src();
+        let steps = format!(
+            "In Zoho CRM: Setup → Customization → Modules and Fields → {module} → Layouts → Standard → drag a \
+             \"Single Line\" field in; Field Label \"Ferry Source Id\" (its API name becomes Ferry_Source_Id; check it \
+             under Setup → Developer Hub → APIs → API names), Number of characters 255; under its properties tick \
+             \"Do not allow duplicate values\"; Save. Do the same on {other}. Or set `source_id_field` to the API \
+             name of an existing unique single-line field on Accounts and Contacts.",
+            other = if module == "Accounts" {
+                "Contacts"
+            } else {
+                "Accounts"
+            },
+        );
+        let field = find(src).ok_or_else(|| ConnectorError::Setup {
+            vendor: VENDOR,
+            detail: format!(
+                "{module} has no field `{src}`, which ferry needs to store each record's source id (so reruns update \
+                 instead of duplicating). {steps}"
+            ),
+        })?;
+        if field.data_type != "text" {
+            return Err(ConnectorError::Setup {
+                vendor: VENDOR,
+                detail: format!(
+                    "{module}.{src} is a `{}` field; ferry needs a single-line text field. {steps}",
+                    clean_code(&field.data_type)
+                ),
+            });
+        }
+        let unique = field.unique.as_object().filter(|o| !o.is_empty());
+        match unique {
+            None => {
+                return Err(ConnectorError::Setup {
+                    vendor: VENDOR,
+                    detail: format!(
+                        "{module}.{src} exists but does not refuse duplicate values, so Zoho cannot upsert by it. \
+                         Edit the field (Setup → Customization → Modules and Fields → {module} → Layouts → Standard → \
+                         the field → Edit Properties) and tick \"Do not allow duplicate values\". Or set \
+                         `source_id_field` to the API name of a unique single-line field."
+                    ),
+                });
+            }
+            Some(u) => {
+                if u.get("case_sensitive").and_then(Json::as_bool) != Some(true) {
+                    tracing::warn!(
+                        vendor = VENDOR,
+                        module,
+                        field = src,
+                        "the source-id field's uniqueness is not case sensitive: source ids differing only in case would be merged"
+                    );
+                }
+            }
+        }
+        let absent: Vec<&str> = mapped
+            .iter()
+            .copied()
+            .filter(|n| find(n).is_none())
+            .collect();
+        if !absent.is_empty() {
+            return Err(ConnectorError::Setup {
+                vendor: VENDOR,
+                detail: format!(
+                    "{module} has no fields {} (or the integration user cannot see them): restore them in the \
+                     module's layout, or give the user's profile access to them",
+                    absent.join(", ")
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends one upsert of at most 100 records; returns outcomes in input order.
+    async fn upsert_chunk(
+        &self,
+        object: ObjectType,
+        records: &[Record],
+    ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let module = mapping::module(object);
+        let src = self.src().to_owned();
+        let accounts = if object == ObjectType::Contacts {
+            let mut companies: Vec<String> = records
+                .iter()
+                .filter_map(|r| r.text(COMPANY_LOOKUP.canonical))
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect();
+            companies.sort_unstable();
+            companies.dedup();
+            self.resolve_accounts(companies).await?
+        } else {
+            HashMap::new()
+        };
+        let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
+        let mut sent: Vec<usize> = Vec::with_capacity(records.len());
+        let mut bodies: Vec<Json> = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            if record.source_id.is_empty() {
+                outcomes[i] = Some(reject(
+                    record,
+                    "MISSING_SOURCE_ID",
+                    "the record has no source id".into(),
+                ));
+                continue;
+            }
+            let company = record
+                .text(COMPANY_LOOKUP.canonical)
+                .filter(|c| !c.is_empty());
+            let account_id = match company {
+                None => None,
+                Some(c) => match accounts.get(c) {
+                    Some(id) => Some(id.as_str()),
+                    None => {
+                        outcomes[i] = Some(reject(
+                            record,
+                            "UNRESOLVED_COMPANY",
+                            format!(
+                                "the company reference: no Account has the contact's company as its {src} (the \
+                                 company was not migrated, or was rejected)"
+                            ),
+                        ));
+                        continue;
+                    }
+                },
+            };
+            match mapping::to_zoho(record, &src, account_id) {
+                Ok(body) => {
+                    sent.push(i);
+                    bodies.push(Json::Object(body));
+                }
+                Err(e) => {
+                    outcomes[i] = Some(reject(
+                        record,
+                        "INVALID_VALUE",
+                        format!("{} is not {}", e.canonical, e.expected),
+                    ));
+                }
+            }
+        }
+        if !bodies.is_empty() {
+            let path = format!("/crm/v8/{module}/upsert");
+            let endpoint = format!("POST {path}");
+            // `trigger: []`: a migration must not fire the org's workflows, approvals or
+            // blueprints (Zoho runs all of them when `trigger` is left out).
+            let body = json!({"data": bodies, "duplicate_check_fields": [src], "trigger": []});
+            let response = self
+                .client
+                .send(Method::POST, &path, &[], Some(&body))
+                .await?;
+            let items = self.items(&endpoint, &response, sent.len())?;
+            let mut learnt = Vec::new();
+            for (&i, item) in sent.iter().zip(items) {
+                let record = &records[i];
+                let ok = item.get("status").and_then(Json::as_str) == Some("success");
+                let outcome = if ok {
+                    let sink_id = item
+                        .get("details")
+                        .and_then(|d| d.get("id"))
+                        .and_then(Json::as_str)
+                        .filter(|id| !id.is_empty())
+                        .ok_or_else(|| ConnectorError::Malformed {
+                            vendor: VENDOR,
+                            endpoint: endpoint.clone(),
+                            detail: "a successful result has no details.id".into(),
+                        })?
+                        .to_owned();
+                    if object == ObjectType::Companies {
+                        learnt.push((record.source_id.clone(), sink_id.clone()));
+                    }
+                    let created = item.get("action").and_then(Json::as_str) == Some("insert");
+                    RecordOutcome {
+                        source_id: record.source_id.clone(),
+                        result: Ok(Written { sink_id, created }),
+                    }
+                } else {
+                    let (code, reason) = rejection_reason(record, &item);
+                    reject(record, &code, reason)
+                };
+                outcomes[i] = Some(outcome);
+            }
+            self.remember(learnt);
+        }
+        let rejected = outcomes
+            .iter()
+            .flatten()
+            .filter(|o| o.result.is_err())
+            .count();
+        tracing::debug!(
+            vendor = VENDOR,
+            module,
+            records = records.len(),
+            rejected,
+            "upserted"
+        );
+        outcomes
+            .into_iter()
+            .zip(records)
+            .map(|(o, r)| {
+                o.ok_or_else(|| ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: format!("POST /crm/v8/{module}/upsert"),
+                    detail: format!("no outcome for record {}", r.source_id),
+                })
+            })
+            .collect()
+    }
+
+    /// The per-record items of an upsert answer (200, 207, or 400 when every record failed);
+    /// a whole-request error otherwise.
+    fn items(
+        &self,
+        endpoint: &str,
+        response: &HttpResponse,
+        expected: usize,
+    ) -> ConnectorResult<Vec<Json>> {
+        let status = response.status.as_u16();
+        let parsed: Option<Vec<Json>> = serde_json::from_slice::<Json>(&response.body)
+            .ok()
+            .and_then(|b| b.get("data").and_then(Json::as_array).cloned());
+        match parsed {
+            Some(items) if matches!(status, 200 | 201 | 207 | 400) && items.len() == expected => {
+                Ok(items)
+            }
+            Some(items) if response.is_success() || status == 207 => {
+                Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: endpoint.to_owned(),
+                    detail: format!("{} results for {expected} records", items.len()),
+                })
+            }
+            _ if response.is_success() => Err(ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint: endpoint.to_owned(),
+                detail: "the answer has no data array".into(),
+            }),
+            _ => Err(self.client.error_for(endpoint, response)),
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for ZohoSink {
+    fn vendor(&self) -> &'static str {
+        VENDOR
+    }
+
+    fn http_stats(&self) -> Option<Arc<HttpStats>> {
+        Some(self.client.stats())
+    }
+
+    fn batch_size(&self, _object: ObjectType) -> usize {
+        self.settings.batch_size
+    }
+
+    fn read_back_size(&self, _object: ObjectType) -> usize {
+        self.settings.read_back_size
+    }
+
+    fn stored_fields(&self, object: ObjectType) -> Vec<String> {
+        mapping::stored_fields(object)
+    }
+
+    async fn check(&self) -> ConnectorResult<()> {
+        self.client
+            .send_ok(
+                Method::GET,
+                "/crm/v8/settings/fields",
+                &[("module", "Contacts")],
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
+        let mut mapped: Vec<&str> = mapping::fields(object).iter().map(|f| f.zoho).collect();
+        if object == ObjectType::Contacts {
+            mapped.push(COMPANY_LOOKUP.zoho);
+        }
+        self.check_module(mapping::module(object), &mapped).await?;
+        if object == ObjectType::Contacts {
+            // Contacts find their Account through the Account's source id.
+            self.check_module(mapping::module(ObjectType::Companies), &[])
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert(
+        &self,
+        object: ObjectType,
+        records: &[Record],
+    ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for chunk in records.chunks(MAX_BATCH_SIZE.min(self.settings.batch_size)) {
+            outcomes.extend(self.upsert_chunk(object, chunk).await?);
+        }
+        Ok(outcomes)
+    }
+
+    async fn read_back(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+    ) -> ConnectorResult<Vec<Record>> {
+        if source_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let src = self.src();
+        let mut columns: Vec<String> = vec!["id".into(), src.to_owned()];
+        columns.extend(mapping::fields(object).iter().map(|f| f.zoho.to_owned()));
+        if object == ObjectType::Contacts {
+            columns.push(format!("{}.{src}", COMPANY_LOOKUP.zoho));
+        }
+        let mut out = Vec::with_capacity(source_ids.len());
+        for q in coql::in_queries(&columns, mapping::module(object), src, source_ids) {
+            for z in self.coql(q).await? {
+                if let Some(record) = mapping::from_read_back(object, &z, src) {
+                    out.push(record);
+                }
+            }
+        }
+        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::{Value, field};
+
+    #[test]
+    fn rejections_name_codes_and_fields_never_values() {
+        let mut r = Record::new(ObjectType::Contacts, "p-1");
+        r.set(field::EMAIL, Value::Text("secret@value".into()));
+        let item = json!({"code": "INVALID_DATA", "details": {"api_name": "Email", "json_path": "$.data[0].Email"},
+                          "message": "invalid data secret@value", "status": "error"});
+        let (code, reason) = rejection_reason(&r, &item);
+        assert_eq!(code, "INVALID_DATA");
+        assert_eq!(reason, "Zoho refused INVALID_DATA on Email (email)");
+        let multi = json!({"code": "MULTIPLE_OR_MULTI_ERRORS", "details": {"errors": [
+            {"code": "DUPLICATE_DATA", "details": {"api_name": "Email"}},
+            {"code": "MANDATORY_NOT_FOUND", "details": {"api_name": "Last_Name"}}]}, "status": "error"});
+        let (code, reason) = rejection_reason(&r, &multi);
+        assert_eq!(code, "MULTIPLE_OR_MULTI_ERRORS");
+        assert!(
+            reason.contains("DUPLICATE_DATA on Email (email)")
+                && reason.contains("MANDATORY_NOT_FOUND on Last_Name (last_name)")
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! The Zoho sink against the emulator over real HTTP on loopback.
+
+mod common;
+
+use common::{assert_read_back_equal, canonical, config, start};
+use ferry_core::{ConnectorError, ObjectType, Record, RecordOutcome, Sink, Value, field};
+use ferry_sandbox::seed::{Mess, generate};
+use ferry_sandbox::zoho::{Options, SourceIdField};
+use ferry_zoho::ZohoSink;
+use serde_json::json;
+
+async fn upsert_all(sink: &ZohoSink, object: ObjectType, records: &[Record]) -> Vec<RecordOutcome> {
+    let mut outcomes = Vec::new();
+    for batch in records.chunks(sink.batch_size(object)) {
+        let got = sink.upsert(object, batch).await.expect("upsert");
+        assert_eq!(got.len(), batch.len());
+        for (o, r) in got.iter().zip(batch) {
+            assert_eq!(o.source_id, r.source_id, "outcomes in input order");
+        }
+        outcomes.extend(got);
+    }
+    outcomes
+}
+
+#[tokio::test]
+async fn write_read_back_and_rerun_without_duplicates() {
+    let (emulator, running) = start(Options::default()).await;
+    let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+    sink.check().await.expect("check");
+    sink.prepare(ObjectType::Companies)
+        .await
+        .expect("prepare companies");
+    sink.prepare(ObjectType::Contacts)
+        .await
+        .expect("prepare contacts");
+    let (companies, contacts) = canonical(&generate(450, 11, &Mess::none()));
+    for (object, records) in [
+        (ObjectType::Companies, &companies),
+        (ObjectType::Contacts, &contacts),
+    ] {
+        let outcomes = upsert_all(&sink, object, records).await;
+        let failed: Vec<_> = outcomes
+            .iter()
+            .filter(|o| !o.result.as_ref().is_ok_and(|w| w.created))
+            .collect();
+        assert!(failed.is_empty(), "{object}: all created, not {failed:?}");
+        assert_read_back_equal(&sink, object, records).await;
+    }
+    assert_eq!(emulator.count("Accounts"), companies.len());
+    assert_eq!(emulator.count("Contacts"), contacts.len());
+    let linked = contacts
+        .iter()
+        .find(|c| c.get(field::COMPANY).is_some())
+        .expect("linked");
+    let stored = emulator
+        .record_by_source_id("Contacts", &linked.source_id)
+        .expect("stored");
+    assert!(stored["Account_Name"]["id"].is_string(), "lookup set");
+
+    // A fresh sink (empty cache) resolves companies through COQL; a rerun creates nothing.
+    let again = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+    for (object, records) in [
+        (ObjectType::Companies, &companies),
+        (ObjectType::Contacts, &contacts),
+    ] {
+        let outcomes = upsert_all(&again, object, records).await;
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| o.result.as_ref().is_ok_and(|w| !w.created)),
+            "{object}: none created"
+        );
+    }
+    assert_eq!(emulator.count("Accounts"), companies.len());
+    assert_eq!(emulator.count("Contacts"), contacts.len());
+
+    // A contact that lost its company and a field is cleared on the next run.
+    let mut changed = linked.clone();
+    changed.fields.remove(field::COMPANY);
+    changed.fields.remove(field::FIRST_NAME);
+    again
+        .upsert(ObjectType::Contacts, std::slice::from_ref(&changed))
+        .await
+        .expect("upsert");
+    assert_read_back_equal(&again, ObjectType::Contacts, &[changed]).await;
+    assert_eq!(again.token_fetches(), 1);
+}
+
+#[tokio::test]
+async fn refused_records_become_rejections_without_values() {
+    let (emulator, running) = start(Options::default()).await;
+    let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+    let contact = |id: &str, last: Option<&str>| {
+        let mut r = Record::new(ObjectType::Contacts, id);
+        if let Some(last) = last {
+            r.set(field::LAST_NAME, Value::Text(last.into()));
+        }
+        r
+    };
+    let mut bad_email = contact("p-2", Some("Gilmore"));
+    bad_email.set(
+        field::EMAIL,
+        Value::Text("lorelai@@stars-hollow.example".into()),
+    );
+    let mut long_title = contact("p-3", Some("Gilmore"));
+    long_title.set(
+        field::JOB_TITLE,
+        Value::Text("Senior Vice President of ".repeat(8)),
+    );
+    let mut orphan = contact("p-4", Some("Danes"));
+    orphan.set(field::COMPANY, Value::Reference("co-missing-77".into()));
+    let mut weird = contact("o'brien\\5", Some("O'Brien"));
+    weird.set(field::EMAIL_OPT_OUT, Value::Bool(true));
+    let records = vec![
+        contact("p-1", None),
+        bad_email,
+        long_title,
+        orphan,
+        weird.clone(),
+    ];
+    let outcomes = sink
+        .upsert(ObjectType::Contacts, &records)
+        .await
+        .expect("upsert");
+    let codes: Vec<&str> = outcomes
+        .iter()
+        .map(|o| match &o.result {
+            Ok(_) => "OK",
+            Err(r) => r.code.as_str(),
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "MANDATORY_NOT_FOUND",
+            "INVALID_DATA",
+            "INVALID_DATA",
+            "UNRESOLVED_COMPANY",
+            "OK"
+        ]
+    );
+    for o in &outcomes {
+        if let Err(r) = &o.result {
+            assert!(
+                !r.reason.contains("stars-hollow") && !r.reason.contains("Vice President"),
+                "{}",
+                r.reason
+            );
+        }
+    }
+    let reasons: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().err())
+        .map(|r| r.reason.clone())
+        .collect();
+    assert!(
+        reasons[0].contains("Last_Name (last_name)"),
+        "{}",
+        reasons[0]
+    );
+    assert!(reasons[1].contains("Email (email)"), "{}", reasons[1]);
+    assert!(reasons[2].contains("Title (job_title)"), "{}", reasons[2]);
+    assert_eq!(emulator.count("Contacts"), 1);
+    assert_read_back_equal(&sink, ObjectType::Contacts, &[weird]).await;
+}
+
+#[tokio::test]
+async fn prepare_explains_a_missing_or_non_unique_source_id_field() {
+    let (_e, running) = start(Options {
+        source_id_field: None,
+        ..Options::default()
+    })
+    .await;
+    let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+    let err = sink
+        .prepare(ObjectType::Companies)
+        .await
+        .expect_err("no field");
+    assert!(matches!(err, ConnectorError::Setup { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("Ferry_Source_Id") && text.contains("Do not allow duplicate values"),
+        "{text}"
+    );
+
+    let (_e, running) = start(Options {
+        source_id_field: Some(SourceIdField {
+            api_name: "Ferry_Source_Id".into(),
+            unique: false,
+            case_sensitive: false,
+        }),
+        ..Options::default()
+    })
+    .await;
+    let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+    let err = sink
+        .prepare(ObjectType::Contacts)
+        .await
+        .expect_err("not unique");
+    assert!(
+        err.to_string().contains("does not refuse duplicate values"),
+        "{err}"
+    );
+
+    let (_e, running) = start(Options::default()).await;
+    let sink = ZohoSink::new(
+        config(&running.base_url, json!({"source_id_field": "Legacy_Id"})),
+        "sink",
+    )
+    .expect("sink");
+    let err = sink
+        .prepare(ObjectType::Contacts)
+        .await
+        .expect_err("other name");
+    assert!(err.to_string().contains("Legacy_Id"), "{err}");
+}
+
+#[tokio::test]
+async fn spent_credits_stop_the_run_with_an_explanation() {
+    let (_e, running) = start(Options {
+        credits: Some(15),
+        ..Options::default()
+    })
+    .await;
+    let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+    let (companies, _) = canonical(&generate(1_000, 3, &Mess::none()));
+    // The first 100 cost 10 credits; the next 100 cannot be paid for with the 5 left.
+    sink.upsert(ObjectType::Companies, &companies[..100])
+        .await
+        .expect("first batch");
+    let started = std::time::Instant::now();
+    let err = sink
+        .upsert(ObjectType::Companies, &companies[100..200])
+        .await
+        .expect_err("spent");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "not retried"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("TOO_MANY_REQUESTS") && text.contains("credits"),
+        "{text}"
+    );
+}

@@ -1,0 +1,132 @@
+//! The Zoho source against the emulator over real HTTP on loopback.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{config, read_all, start};
+use ferry_core::{ConnectorError, ObjectType, Source, Value, field};
+use ferry_sandbox::faults::Faults;
+use ferry_sandbox::seed::{Mess, generate};
+use ferry_sandbox::zoho::Options;
+use ferry_zoho::ZohoSource;
+use serde_json::json;
+
+#[tokio::test]
+async fn pages_past_2000_records_by_page_then_page_token() {
+    let (emulator, running) = start(Options::default()).await;
+    let seeded = emulator.seed(&generate(2_700, 5, &Mess::default()));
+    let source = ZohoSource::new(config(&running.base_url, json!({})), "source").expect("source");
+    source.check().await.expect("check");
+
+    let (companies, _) = read_all(&source, ObjectType::Companies).await;
+    assert_eq!(companies.len(), seeded.accounts);
+    let (contacts, cursors) = read_all(&source, ObjectType::Contacts).await;
+    assert_eq!(contacts.len(), seeded.contacts);
+    assert!(seeded.contacts > 2_000);
+    let ids: HashSet<&str> = contacts.iter().map(|r| r.source_id.as_str()).collect();
+    assert_eq!(ids.len(), contacts.len(), "each record once");
+    // Pages 2..10 by number, then page tokens.
+    assert_eq!(cursors.iter().filter(|c| c.starts_with("p:")).count(), 9);
+    assert!(cursors.iter().any(|c| c.starts_with("t:")));
+
+    let company_ids: HashSet<&str> = companies.iter().map(|r| r.source_id.as_str()).collect();
+    let linked = contacts
+        .iter()
+        .filter_map(|c| c.text(field::COMPANY))
+        .collect::<Vec<_>>();
+    assert!(!linked.is_empty());
+    assert!(
+        linked.iter().all(|c| company_ids.contains(c)),
+        "companies by Zoho id"
+    );
+    assert!(
+        contacts
+            .iter()
+            .any(|c| c.get(field::EMAIL_OPT_OUT) == Some(&Value::Bool(true)))
+    );
+    assert!(
+        contacts
+            .iter()
+            .all(|c| matches!(c.get(field::UPDATED_AT), Some(Value::Timestamp(_))))
+    );
+    assert_eq!(
+        source.count(ObjectType::Contacts).await.expect("count"),
+        Some(seeded.contacts as u64)
+    );
+    assert_eq!(source.token_fetches(), 1);
+}
+
+#[tokio::test]
+async fn past_the_page_token_reach_it_continues_with_coql() {
+    let (emulator, running) = start(Options {
+        page_token_reach: 2_400,
+        ..Options::default()
+    })
+    .await;
+    let seeded = emulator.seed(&generate(3_000, 6, &Mess::none()));
+    let source = ZohoSource::new(config(&running.base_url, json!({})), "source").expect("source");
+    let (contacts, cursors) = read_all(&source, ObjectType::Contacts).await;
+    assert_eq!(contacts.len(), seeded.contacts);
+    let ids: HashSet<&str> = contacts.iter().map(|r| r.source_id.as_str()).collect();
+    assert_eq!(ids.len(), contacts.len());
+    assert!(cursors.iter().any(|c| c.starts_with("k:")), "{cursors:?}");
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_and_429s_are_retried() {
+    let (emulator, running) = start(Options {
+        faults: Faults {
+            throttle_every: Some(4),
+            ..Faults::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let seeded = emulator.seed(&generate(900, 7, &Mess::none()));
+    let source = ZohoSource::new(
+        config(&running.base_url, json!({"page_size": 50})),
+        "source",
+    )
+    .expect("source");
+    let first = source
+        .read_page(ObjectType::Contacts, None)
+        .await
+        .expect("page");
+    emulator.expire_tokens();
+    let mut total = first.records.len();
+    let mut cursor = first.next;
+    while let Some(c) = cursor {
+        let page = source
+            .read_page(ObjectType::Contacts, Some(&c))
+            .await
+            .expect("page");
+        total += page.records.len();
+        cursor = page.next;
+    }
+    assert_eq!(total, seeded.contacts);
+    assert_eq!(source.token_fetches(), 2, "refreshed once after expiry");
+    let (_, retries, throttled) = ferry_core::Source::http_stats(&source)
+        .expect("stats")
+        .snapshot();
+    assert!(
+        throttled > 0 && retries >= throttled,
+        "throttled {throttled}, retries {retries}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_refresh_token_is_an_auth_error_without_the_secret() {
+    let (_emulator, running) = start(Options::default()).await;
+    let mut c = config(&running.base_url, json!({}));
+    c.refresh_token = common::in_memory("1000.definitely-wrong-refresh-secret");
+    let source = ZohoSource::new(c, "source").expect("source");
+    let err = source.check().await.expect_err("refused");
+    assert!(matches!(err, ConnectorError::Auth { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("invalid_code") && text.contains("/oauth/v2/token"),
+        "{text}"
+    );
+    assert!(!text.contains("definitely-wrong"), "{text}");
+}

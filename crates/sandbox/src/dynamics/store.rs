@@ -1,0 +1,679 @@
+//! The tables (account, contact), their columns as the Dataverse table reference defines them,
+//! and the rows, indexed by primary key (a GUID, ordered) and by the alternate-key column.
+//!
+//! Dataverse compares strings under a case-insensitive collation, so the alternate-key index
+//! folds case: two source ids that differ only in case address the same row, as they would in
+//! a real environment.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value as Json};
+
+use super::error::ApiError;
+
+/// The alternate-key column ferry uses (created by the operator, as a custom column).
+pub const KEY_COLUMN: &str = "ferry_sourceid";
+/// The schema name of the alternate key defined on that column.
+pub const KEY_NAME: &str = "ferry_sourceid_key";
+
+/// The two tables the emulator serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// `account`, entity set `accounts`.
+    Account,
+    /// `contact`, entity set `contacts`.
+    Contact,
+}
+
+impl Table {
+    /// The logical name (`account`).
+    pub fn logical(self) -> &'static str {
+        match self {
+            Table::Account => "account",
+            Table::Contact => "contact",
+        }
+    }
+
+    /// The entity set name used in URLs (`accounts`).
+    pub fn set(self) -> &'static str {
+        match self {
+            Table::Account => "accounts",
+            Table::Contact => "contacts",
+        }
+    }
+
+    /// The primary key column (`accountid`).
+    pub fn id_column(self) -> &'static str {
+        match self {
+            Table::Account => "accountid",
+            Table::Contact => "contactid",
+        }
+    }
+
+    /// The table whose entity set is `name`.
+    pub fn from_set(name: &str) -> Option<Table> {
+        match name {
+            "accounts" => Some(Table::Account),
+            "contacts" => Some(Table::Contact),
+            _ => None,
+        }
+    }
+
+    /// The table whose logical name is `name`.
+    pub fn from_logical(name: &str) -> Option<Table> {
+        match name {
+            "account" => Some(Table::Account),
+            "contact" => Some(Table::Contact),
+            _ => None,
+        }
+    }
+
+    /// The columns of this table.
+    pub fn columns(self) -> &'static [Column] {
+        match self {
+            Table::Account => ACCOUNT_COLUMNS,
+            Table::Contact => CONTACT_COLUMNS,
+        }
+    }
+
+    /// The index of column `name`.
+    pub fn column(self, name: &str) -> Option<usize> {
+        self.columns().iter().position(|c| c.name == name)
+    }
+
+    fn key_index(self) -> usize {
+        // Both tables declare the key column; the position is fixed by the tables below.
+        self.column(KEY_COLUMN).unwrap_or(0)
+    }
+
+    /// The GUID prefix of this table's generated ids, so ids of the two tables never collide.
+    fn id_prefix(self) -> u128 {
+        match self {
+            Table::Account => 0xa0c0_0000,
+            Table::Contact => 0xc0c0_0000,
+        }
+    }
+}
+
+/// What a column holds, with the limits of the table reference.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// Single line of text, at most `max` characters.
+    Text { max: usize },
+    /// Two options, `false` by default (never null).
+    Bool,
+    /// Whole number in a range.
+    Int { min: i64, max: i64 },
+    /// Currency, in a range.
+    Money { min: f64, max: f64 },
+    /// A choice (option set): one of the given values.
+    Choice(&'static [i64]),
+    /// A lookup to an account; read as `_<name>_value`, set through a navigation property.
+    Lookup,
+}
+
+/// One column of a table.
+#[derive(Clone, Copy, Debug)]
+pub struct Column {
+    /// The logical name.
+    pub name: &'static str,
+    /// What it holds.
+    pub kind: Kind,
+}
+
+const fn text(name: &'static str, max: usize) -> Column {
+    Column {
+        name,
+        kind: Kind::Text { max },
+    }
+}
+
+const fn flag(name: &'static str) -> Column {
+    Column {
+        name,
+        kind: Kind::Bool,
+    }
+}
+
+/// `industrycode` choice values 1 to 33 (Accounting … Wholesale).
+const INDUSTRY_CODES: &[i64] = &[
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+    27, 28, 29, 30, 31, 32, 33,
+];
+
+/// Contact columns the emulator knows (a subset of the table's).
+pub static CONTACT_COLUMNS: &[Column] = &[
+    text("firstname", 50),
+    text("lastname", 50),
+    text("emailaddress1", 100),
+    text("telephone1", 50),
+    text("mobilephone", 50),
+    text("jobtitle", 100),
+    text("address1_line1", 250),
+    text("address1_city", 80),
+    text("address1_stateorprovince", 50),
+    text("address1_postalcode", 20),
+    text("address1_country", 80),
+    flag("donotemail"),
+    flag("donotbulkemail"),
+    flag("donotphone"),
+    flag("donotpostalmail"),
+    Column {
+        name: "parentcustomerid",
+        kind: Kind::Lookup,
+    },
+    text(KEY_COLUMN, 100),
+];
+
+/// Account columns the emulator knows (a subset of the table's).
+pub static ACCOUNT_COLUMNS: &[Column] = &[
+    text("name", 160),
+    text("websiteurl", 200),
+    text("telephone1", 50),
+    Column {
+        name: "industrycode",
+        kind: Kind::Choice(INDUSTRY_CODES),
+    },
+    Column {
+        name: "numberofemployees",
+        kind: Kind::Int {
+            min: 0,
+            max: 1_000_000_000,
+        },
+    },
+    Column {
+        name: "revenue",
+        kind: Kind::Money {
+            min: 0.0,
+            max: 100_000_000_000_000.0,
+        },
+    },
+    text("address1_line1", 250),
+    text("address1_city", 80),
+    text("address1_stateorprovince", 50),
+    text("address1_postalcode", 20),
+    text("address1_country", 80),
+    flag("donotemail"),
+    flag("donotbulkemail"),
+    text(KEY_COLUMN, 100),
+];
+
+/// A stored value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val {
+    /// Text.
+    Str(Box<str>),
+    /// A flag.
+    Bool(bool),
+    /// A whole number or a choice value.
+    Int(i64),
+    /// A currency amount.
+    Money(f64),
+    /// The id of an account.
+    Ref(u128),
+}
+
+/// One record.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// The primary key.
+    pub id: u128,
+    /// Values by column index.
+    pub values: Vec<Option<Val>>,
+    /// `createdon`, epoch milliseconds.
+    pub created: i64,
+    /// `modifiedon`, epoch milliseconds.
+    pub modified: i64,
+    /// The row version, sent as the ETag.
+    pub version: u64,
+}
+
+impl Row {
+    /// The value of column `name` in `table`.
+    pub fn get(&self, table: Table, name: &str) -> Option<&Val> {
+        table.column(name).and_then(|i| self.values[i].as_ref())
+    }
+}
+
+/// A table's rows and indexes.
+#[derive(Default)]
+pub struct TableData {
+    /// Rows by primary key, in key order (which is creation order).
+    pub rows: BTreeMap<u128, Row>,
+    /// Primary key by case-folded alternate-key value.
+    pub by_key: HashMap<Box<str>, u128>,
+    next: u128,
+}
+
+/// The condition headers of a write.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Condition {
+    /// Plain upsert.
+    #[default]
+    None,
+    /// `If-Match: *`: update only.
+    MustExist,
+    /// `If-Match: W/"n"`: update only, and only this version.
+    Version(u64),
+    /// `If-None-Match: *`: create only.
+    MustNotExist,
+}
+
+/// How a write addresses its record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    /// `POST /{set}`: always a new record.
+    New,
+    /// `/{set}(<guid>)`.
+    Id(u128),
+    /// `/{set}(ferry_sourceid='v')`.
+    Key(String),
+}
+
+/// The previous state of a row, to undo a write in a failed change set.
+pub type Undo = (Table, u128, Option<Row>);
+
+/// Every table.
+pub struct Store {
+    /// Whether the alternate key on [`KEY_COLUMN`] is defined (and active) on both tables.
+    pub keys_defined: bool,
+    /// Whether `lastname` / `name` are enforced by the server (a real environment does not:
+    /// business-required columns are checked by forms, not by the Web API).
+    pub enforce_required: bool,
+    accounts: TableData,
+    contacts: TableData,
+    version: u64,
+}
+
+/// Folds a key value the way the database collation compares it.
+fn fold(key: &str) -> Box<str> {
+    key.to_lowercase().into_boxed_str()
+}
+
+/// Formats a GUID.
+pub fn guid(id: u128) -> String {
+    let h = format!("{id:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Parses a GUID (braces optional, any case).
+pub fn parse_guid(raw: &str) -> Option<u128> {
+    let s = raw.trim().trim_start_matches('{').trim_end_matches('}');
+    let parts: Vec<&str> = s.split('-').collect();
+    let lens = [8, 4, 4, 4, 12];
+    if parts.len() != 5 || parts.iter().zip(lens).any(|(p, l)| p.len() != l) {
+        return None;
+    }
+    let hex: String = parts.concat();
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u128::from_str_radix(&hex, 16).ok()
+}
+
+impl Store {
+    /// An empty environment.
+    pub fn new(keys_defined: bool, enforce_required: bool) -> Store {
+        Store {
+            keys_defined,
+            enforce_required,
+            accounts: TableData::default(),
+            contacts: TableData::default(),
+            version: 1_000_000,
+        }
+    }
+
+    /// The rows of `table`.
+    pub fn table(&self, table: Table) -> &TableData {
+        match table {
+            Table::Account => &self.accounts,
+            Table::Contact => &self.contacts,
+        }
+    }
+
+    fn table_mut(&mut self, table: Table) -> &mut TableData {
+        match table {
+            Table::Account => &mut self.accounts,
+            Table::Contact => &mut self.contacts,
+        }
+    }
+
+    fn next_version(&mut self) -> u64 {
+        self.version += 1;
+        self.version
+    }
+
+    fn new_id(&mut self, table: Table) -> u128 {
+        let data = self.table_mut(table);
+        data.next += 1;
+        // Sequential like Dataverse's own GUIDs, so key order is creation order.
+        (table.id_prefix() << 96) | (0x4000_8000_u128 << 48) | data.next
+    }
+
+    /// The row `id` of `table`.
+    pub fn get(&self, table: Table, id: u128) -> Option<&Row> {
+        self.table(table).rows.get(&id)
+    }
+
+    /// The primary key of the row whose alternate key is `key`.
+    pub fn id_by_key(&self, table: Table, key: &str) -> Option<u128> {
+        self.table(table).by_key.get(&fold(key)).copied()
+    }
+
+    /// Replaces (or removes, with `None`) the row `id`, keeping the key index in step.
+    pub fn put_row(&mut self, table: Table, id: u128, row: Option<Row>) {
+        let key_index = table.key_index();
+        let data = self.table_mut(table);
+        if let Some(old) = data.rows.remove(&id) {
+            if let Some(Val::Str(k)) = &old.values[key_index] {
+                let folded = fold(k);
+                if data.by_key.get(&folded) == Some(&id) {
+                    data.by_key.remove(&folded);
+                }
+            }
+        }
+        if let Some(row) = row {
+            if let Some(Val::Str(k)) = &row.values[key_index] {
+                data.by_key.insert(fold(k), id);
+            }
+            data.rows.insert(id, row);
+        }
+    }
+
+    /// Inserts a seeded row as-is (no validation beyond what the caller did).
+    pub fn insert_seeded(
+        &mut self,
+        table: Table,
+        values: Vec<Option<Val>>,
+        created: i64,
+        modified: i64,
+    ) -> u128 {
+        let id = self.new_id(table);
+        let version = self.next_version();
+        let mut values = values;
+        values.resize(table.columns().len(), None);
+        for (i, c) in table.columns().iter().enumerate() {
+            if c.kind == Kind::Bool && values[i].is_none() {
+                values[i] = Some(Val::Bool(false));
+            }
+        }
+        self.put_row(
+            table,
+            id,
+            Some(Row {
+                id,
+                values,
+                created,
+                modified,
+                version,
+            }),
+        );
+        id
+    }
+
+    /// Upserts (or creates, or updates) one record from a JSON body. Returns the id, whether
+    /// the record was created, and the previous state for undo.
+    pub fn write(
+        &mut self,
+        table: Table,
+        target: &Target,
+        condition: &Condition,
+        body: &Map<String, Json>,
+        now: i64,
+    ) -> Result<(u128, bool, Undo), ApiError> {
+        let existing = match target {
+            Target::New => None,
+            Target::Id(id) => self.get(table, *id).map(|r| r.id),
+            Target::Key(key) => {
+                if !self.keys_defined {
+                    return Err(ApiError::invalid_key(table));
+                }
+                self.id_by_key(table, key)
+            }
+        };
+        match (condition, existing) {
+            (Condition::MustExist | Condition::Version(_), None) => {
+                return Err(ApiError::not_found(table, target));
+            }
+            (Condition::MustNotExist, Some(_)) => return Err(ApiError::exists()),
+            (Condition::Version(v), Some(id))
+                if self.get(table, id).map(|r| r.version) != Some(*v) =>
+            {
+                return Err(ApiError::precondition_failed());
+            }
+            _ => {}
+        }
+        let mut values = match existing.and_then(|id| self.get(table, id)) {
+            Some(row) => row.values.clone(),
+            None => {
+                let mut v = vec![None; table.columns().len()];
+                for (i, c) in table.columns().iter().enumerate() {
+                    if c.kind == Kind::Bool {
+                        v[i] = Some(Val::Bool(false));
+                    }
+                }
+                v
+            }
+        };
+        self.apply(table, body, &mut values)?;
+        let created = existing.is_none();
+        if created {
+            // On create, the key values in the URL are set on the record.
+            if let Target::Key(key) = target {
+                values[table.key_index()] = Some(Val::Str(key.clone().into_boxed_str()));
+            }
+            if self.enforce_required {
+                let required = match table {
+                    Table::Account => "name",
+                    Table::Contact => "lastname",
+                };
+                if table.column(required).is_none_or(|i| values[i].is_none()) {
+                    return Err(ApiError::required(table, required));
+                }
+            }
+        }
+        let key_index = table.key_index();
+        if self.keys_defined {
+            if let Some(Val::Str(k)) = &values[key_index] {
+                let holder = self.id_by_key(table, k);
+                if holder.is_some() && holder != existing {
+                    return Err(ApiError::duplicate_key());
+                }
+            }
+        }
+        let id = match existing {
+            Some(id) => id,
+            None => match target {
+                Target::Id(id) => *id,
+                _ => self.new_id(table),
+            },
+        };
+        let previous = self.get(table, id).cloned();
+        let version = self.next_version();
+        let created_ms = previous.as_ref().map_or(now, |r| r.created);
+        self.put_row(
+            table,
+            id,
+            Some(Row {
+                id,
+                values,
+                created: created_ms,
+                modified: now,
+                version,
+            }),
+        );
+        Ok((id, created, (table, id, previous)))
+    }
+
+    /// Applies the body's columns and bindings to `values`, validating each.
+    fn apply(
+        &self,
+        table: Table,
+        body: &Map<String, Json>,
+        values: &mut [Option<Val>],
+    ) -> Result<(), ApiError> {
+        for (name, value) in body {
+            if let Some(nav) = name.strip_suffix("@odata.bind") {
+                let lookup = match (table, nav) {
+                    (Table::Contact, "parentcustomerid_account") => "parentcustomerid",
+                    _ => return Err(ApiError::unknown_property(table, nav)),
+                };
+                let index = table.column(lookup).unwrap_or(0);
+                values[index] = match value {
+                    Json::Null => None,
+                    Json::String(reference) => Some(Val::Ref(self.resolve_bind(reference)?)),
+                    _ => return Err(ApiError::payload(table, "a bind must be a URL string")),
+                };
+                continue;
+            }
+            if name.starts_with('@') || name.contains('@') {
+                // Instance annotations (`@odata.type`, `x@OData.Community…`) carry no data.
+                continue;
+            }
+            let Some(index) = table.column(name) else {
+                return Err(ApiError::unknown_property(table, name));
+            };
+            let column = table.columns()[index];
+            values[index] = convert(table, column, value)?;
+        }
+        Ok(())
+    }
+
+    /// Resolves `/accounts(<guid>)` or `/accounts(ferry_sourceid='v')` to an account id.
+    fn resolve_bind(&self, reference: &str) -> Result<u128, ApiError> {
+        let decoded = urlencoding::decode(reference).map_err(|_| ApiError::bad_bind(reference))?;
+        let reference = decoded.as_ref();
+        let path = match reference.find("/api/data/") {
+            Some(i) => reference[i..]
+                .split_once("/api/data/")
+                .and_then(|(_, rest)| rest.split_once('/'))
+                .map_or("", |(_, rest)| rest),
+            None => reference.trim_start_matches('/'),
+        };
+        let Some((set, inner)) = path.strip_suffix(')').and_then(|p| p.split_once('(')) else {
+            return Err(ApiError::bad_bind(reference));
+        };
+        let Some(Table::Account) = Table::from_set(set) else {
+            return Err(ApiError::bad_bind(reference));
+        };
+        match parse_address(Table::Account, inner)? {
+            Target::Id(id) => self
+                .get(Table::Account, id)
+                .map(|r| r.id)
+                .ok_or_else(|| ApiError::not_found(Table::Account, &Target::Id(id))),
+            Target::Key(key) => {
+                if !self.keys_defined {
+                    return Err(ApiError::invalid_key(Table::Account));
+                }
+                self.id_by_key(Table::Account, &key)
+                    .ok_or_else(|| ApiError::not_found(Table::Account, &Target::Key(key)))
+            }
+            Target::New => Err(ApiError::bad_bind(reference)),
+        }
+    }
+}
+
+/// Characters the documentation says alternate-key values must not contain for `GET`/`PATCH`
+/// by key to work.
+pub const UNSUPPORTED_KEY_CHARS: &[char] = &['/', '<', '>', '*', '%', '&', ':', '\\', '?', '+'];
+
+/// Parses what is between the parentheses of `/{set}(…)`: a GUID or `ferry_sourceid='v'`
+/// (already percent-decoded).
+pub fn parse_address(table: Table, inner: &str) -> Result<Target, ApiError> {
+    if let Some(id) = parse_guid(inner) {
+        return Ok(Target::Id(id));
+    }
+    let Some((name, literal)) = inner.split_once('=') else {
+        return Err(ApiError::invalid_key(table));
+    };
+    let name = name.trim();
+    if name == table.id_column() {
+        return parse_guid(literal)
+            .map(Target::Id)
+            .ok_or_else(|| ApiError::invalid_key(table));
+    }
+    if name != KEY_COLUMN {
+        return Err(ApiError::invalid_key(table));
+    }
+    let literal = literal.trim();
+    let value = literal
+        .strip_prefix('\'')
+        .and_then(|l| l.strip_suffix('\''))
+        .filter(|v| {
+            // A lone quote inside must be doubled.
+            !v.replace("''", "").contains('\'')
+        })
+        .ok_or_else(|| ApiError::invalid_key(table))?
+        .replace("''", "'");
+    if value.contains(UNSUPPORTED_KEY_CHARS) {
+        return Err(ApiError::unsupported_key_chars());
+    }
+    Ok(Target::Key(value))
+}
+
+/// Converts a JSON value for `column`, as the Web API deserialises and validates it.
+fn convert(table: Table, column: Column, value: &Json) -> Result<Option<Val>, ApiError> {
+    if value.is_null() {
+        return Ok(match column.kind {
+            // A two-option column has no null; clearing it sets the default.
+            Kind::Bool => Some(Val::Bool(false)),
+            _ => None,
+        });
+    }
+    let mismatch = |edm: &str| ApiError::literal_mismatch(table, value, edm);
+    Ok(Some(match column.kind {
+        Kind::Text { max } => {
+            let s = value.as_str().ok_or_else(|| mismatch("Edm.String"))?;
+            if s.chars().count() > max {
+                return Err(ApiError::too_long(table, column.name, max));
+            }
+            if s.is_empty() {
+                return Ok(None);
+            }
+            Val::Str(s.into())
+        }
+        Kind::Bool => Val::Bool(value.as_bool().ok_or_else(|| mismatch("Edm.Boolean"))?),
+        Kind::Int { min, max } => {
+            let n = value.as_i64().ok_or_else(|| mismatch("Edm.Int32"))?;
+            if n < min || n > max {
+                return Err(ApiError::out_of_range(
+                    table,
+                    column.name,
+                    value,
+                    &min.to_string(),
+                    &max.to_string(),
+                ));
+            }
+            Val::Int(n)
+        }
+        Kind::Money { min, max } => {
+            let n = value.as_f64().ok_or_else(|| mismatch("Edm.Decimal"))?;
+            if n < min || n > max {
+                return Err(ApiError::out_of_range(
+                    table,
+                    column.name,
+                    value,
+                    &format!("{min}"),
+                    &format!("{max}"),
+                ));
+            }
+            // Currency precision: two decimals.
+            Val::Money((n * 100.0).round() / 100.0)
+        }
+        Kind::Choice(options) => {
+            let n = value.as_i64().ok_or_else(|| mismatch("Edm.Int32"))?;
+            if !options.contains(&n) {
+                return Err(ApiError::bad_choice(table, column.name, n));
+            }
+            Val::Int(n)
+        }
+        Kind::Lookup => return Err(ApiError::unknown_property(table, column.name)),
+    }))
+}

@@ -1,0 +1,674 @@
+//! The emulator over real HTTP on loopback.
+
+use std::net::SocketAddr;
+
+use serde_json::{Value as Json, json};
+
+use super::*;
+use crate::seed::{Mess, generate};
+
+struct Env {
+    emulator: Emulator,
+    running: crate::Running,
+    http: reqwest::Client,
+    token: String,
+}
+
+async fn env(options: Options) -> Env {
+    let emulator = Emulator::new(options);
+    let running = crate::serve(
+        "dynamics",
+        emulator.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve");
+    let mut env = Env {
+        emulator,
+        running,
+        http: reqwest::Client::new(),
+        token: String::new(),
+    };
+    let (status, body) = env.token(CLIENT_ID, CLIENT_SECRET, "/.default").await;
+    assert_eq!(status, 200, "{body}");
+    env.token = body["access_token"].as_str().expect("token").to_owned();
+    env
+}
+
+impl Env {
+    async fn token(&self, id: &str, secret: &str, scope_suffix: &str) -> (u16, Json) {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/{TENANT_ID}/oauth2/v2.0/token",
+                self.running.base_url
+            ))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+                ("scope", &format!("{}{scope_suffix}", self.running.base_url)),
+            ])
+            .send()
+            .await
+            .expect("send");
+        (resp.status().as_u16(), resp.json().await.expect("json"))
+    }
+
+    fn url(&self, rest: &str) -> String {
+        format!("{}{API_PREFIX}{rest}", self.running.base_url)
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Json>,
+    ) -> (u16, reqwest::header::HeaderMap, Json) {
+        let mut req = self
+            .http
+            .request(method, url)
+            .bearer_auth(&self.token)
+            .header("OData-Version", "4.0");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("send");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("text");
+        let json = serde_json::from_str(&text).unwrap_or(Json::Null);
+        (status, headers, json)
+    }
+
+    async fn get(
+        &self,
+        rest: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Json) {
+        self.send(reqwest::Method::GET, &self.url(rest), headers, None)
+            .await
+    }
+
+    async fn patch(
+        &self,
+        rest: &str,
+        headers: &[(&str, &str)],
+        body: Json,
+    ) -> (u16, reqwest::header::HeaderMap, Json) {
+        self.send(reqwest::Method::PATCH, &self.url(rest), headers, Some(body))
+            .await
+    }
+}
+
+#[tokio::test]
+async fn token_endpoint_speaks_the_identity_platform_shape() {
+    let env = env(Options::default()).await;
+    let (status, body) = env.token(CLIENT_ID, CLIENT_SECRET, "/.default").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3599);
+    let (status, body) = env.token(CLIENT_ID, "wrong", "/.default").await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "invalid_client");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("AADSTS7000215")
+    );
+    let (status, body) = env.token("someone-else", CLIENT_SECRET, "/.default").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+    let (status, body) = env
+        .token(CLIENT_ID, CLIENT_SECRET, "/user_impersonation")
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+    // Without a valid token the Web API answers 401 with an empty body.
+    let resp = env
+        .http
+        .get(env.url("WhoAmI"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert!(resp.headers().contains_key("www-authenticate"));
+    let (status, _, body) = env.get("WhoAmI", &[]).await;
+    assert_eq!(status, 200);
+    assert!(body["UserId"].is_string());
+}
+
+#[tokio::test]
+async fn pages_follow_next_links_with_the_same_max_page_size() {
+    let env = env(Options::default()).await;
+    let seeded = env.emulator.seed(&generate(120, 4, &Mess::none()));
+    assert_eq!(seeded.contacts, 120);
+    let prefer = [("Prefer", "odata.maxpagesize=50")];
+    let (status, headers, page) = env
+        .get(
+            "contacts?$select=lastname,donotemail,_parentcustomerid_value&$count=true",
+            &prefer,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(headers["preference-applied"], "odata.maxpagesize=50");
+    assert_eq!(page["@odata.count"], 120);
+    assert_eq!(page["value"].as_array().unwrap().len(), 50);
+    let first = &page["value"][0];
+    assert!(first["@odata.etag"].as_str().unwrap().starts_with("W/\""));
+    assert!(first["contactid"].is_string() && first["lastname"].is_string());
+    assert!(first.get("firstname").is_none(), "only selected columns");
+    let mut seen: Vec<String> = Vec::new();
+    let mut next = page["@odata.nextLink"].as_str().map(str::to_owned);
+    seen.extend(
+        page["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["contactid"].as_str().unwrap().to_owned()),
+    );
+    let mut pages = 1;
+    while let Some(link) = next {
+        assert!(link.contains("$skiptoken="), "{link}");
+        let (status, _, page) = env.send(reqwest::Method::GET, &link, &prefer, None).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["contactid"].as_str().unwrap().to_owned()),
+        );
+        next = page["@odata.nextLink"].as_str().map(str::to_owned);
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        (seen.len(), unique.len()),
+        (120, 120),
+        "every record exactly once"
+    );
+
+    // $skip is not supported; unknown columns and operators are honest 400s.
+    for bad in [
+        "contacts?$skip=10",
+        "contacts?$select=nosuchcolumn",
+        "contacts?$filter=contains(lastname,'a')",
+        "contacts?$filter=lastname gt 'a'",
+        "contacts?$orderby=lastname",
+    ] {
+        let (status, _, body) = env.get(bad, &[]).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["error"]["message"].is_string(), "{bad}");
+    }
+    // $top without a page size: that many, no next link.
+    let (_, _, page) = env.get("contacts?$select=lastname&$top=7", &[]).await;
+    assert_eq!(page["value"].as_array().unwrap().len(), 7);
+    assert!(page.get("@odata.nextLink").is_none());
+}
+
+#[tokio::test]
+async fn count_is_capped_at_five_thousand() {
+    let env = env(Options::default()).await;
+    env.emulator.seed(&generate(5_200, 4, &Mess::none()));
+    let (_, _, page) = env
+        .get(
+            "contacts?$select=contactid&$count=true",
+            &[("Prefer", "odata.maxpagesize=1")],
+        )
+        .await;
+    assert_eq!(page["@odata.count"], 5_000);
+    let (_, _, page) = env
+        .get(
+            "accounts?$select=accountid&$count=true",
+            &[("Prefer", "odata.maxpagesize=1")],
+        )
+        .await;
+    assert_eq!(page["@odata.count"], 1_040);
+}
+
+#[tokio::test]
+async fn upsert_by_alternate_key_with_conditions_and_binds() {
+    let env = env(Options::default()).await;
+    let (status, headers, _) = env
+        .patch(
+            "accounts(ferry_sourceid='co-1')",
+            &[],
+            json!({"name": "Dragonfly Inn"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(
+        headers["odata-entityid"]
+            .to_str()
+            .unwrap()
+            .contains("/accounts(")
+    );
+    let repr = [("Prefer", "return=representation")];
+    let (status, headers, body) = env
+        .patch(
+            "accounts(ferry_sourceid='co-1')?$select=name",
+            &repr,
+            json!({"name": "Dragonfly"}),
+        )
+        .await;
+    assert_eq!(status, 200, "an update");
+    assert_eq!(headers["preference-applied"], "return=representation");
+    assert_eq!(body["name"], "Dragonfly");
+    let (status, _, body) = env
+        .patch(
+            "accounts(ferry_sourceid='co-2')?$select=accountid",
+            &repr,
+            json!({"name": "Luke's"}),
+        )
+        .await;
+    assert_eq!(status, 201, "a create: {body}");
+    // Quotes in key values are doubled.
+    let (status, _, _) = env
+        .patch(
+            "accounts(ferry_sourceid='o''brien')",
+            &[],
+            json!({"name": "O'Brien"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _, body) = env
+        .get(
+            "accounts(ferry_sourceid='o''brien')?$select=name,ferry_sourceid",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, body["ferry_sourceid"].as_str()),
+        (200, Some("o'brien"))
+    );
+    // The key is case-insensitive, as the collation is.
+    let (status, _, body) = env
+        .get("accounts(ferry_sourceid='CO-1')?$select=name", &[])
+        .await;
+    assert_eq!((status, body["name"].as_str()), (200, Some("Dragonfly")));
+
+    // If-Match: * prevents a create; If-None-Match: * prevents an update.
+    let (status, _, body) = env
+        .patch(
+            "accounts(ferry_sourceid='co-9')",
+            &[("If-Match", "*")],
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "0x80040217");
+    let (status, _, body) = env
+        .patch(
+            "accounts(ferry_sourceid='co-1')",
+            &[("If-None-Match", "*")],
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(status, 412);
+    assert_eq!(
+        body["error"]["message"],
+        "A record with matching key values already exists."
+    );
+    assert_eq!(env.emulator.count("account"), 3);
+
+    // A contact bound to its account through the account's alternate key.
+    let (status, _, body) = env
+        .patch(
+            "contacts(ferry_sourceid='p-1')",
+            &[],
+            json!({"lastname": "Gilmore", "donotemail": true,
+                   "parentcustomerid_account@odata.bind": "/accounts(ferry_sourceid='co-1')"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (_, _, body) = env
+        .get(
+            "contacts(ferry_sourceid='p-1')?$select=lastname,donotemail,donotbulkemail,_parentcustomerid_value&$expand=parentcustomerid_account($select=ferry_sourceid)",
+            &[],
+        )
+        .await;
+    assert_eq!(body["donotemail"], true);
+    assert_eq!(body["donotbulkemail"], false);
+    assert_eq!(body["parentcustomerid_account"]["ferry_sourceid"], "co-1");
+    assert!(body["_parentcustomerid_value"].is_string());
+    // Binding to an account that does not exist fails; a null bind disassociates.
+    let (status, _, body) = env
+        .patch(
+            "contacts(ferry_sourceid='p-2')",
+            &[],
+            json!({"lastname": "Danes", "parentcustomerid_account@odata.bind": "/accounts(ferry_sourceid='co-404')"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("0x80040217"))
+    );
+    env.patch(
+        "contacts(ferry_sourceid='p-1')",
+        &[],
+        json!({"parentcustomerid_account@odata.bind": null}),
+    )
+    .await;
+    let (_, _, body) = env
+        .get(
+            "contacts(ferry_sourceid='p-1')?$select=_parentcustomerid_value",
+            &[],
+        )
+        .await;
+    assert!(body["_parentcustomerid_value"].is_null());
+    let (status, _, body) = env.get("contacts(ferry_sourceid='nobody')", &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("0x80040217"))
+    );
+    // Characters alternate keys do not support.
+    let (status, _, _) = env
+        .patch(
+            "accounts(ferry_sourceid='a%2Bb')",
+            &[],
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn validation_errors_have_dataverse_codes() {
+    let env = env(Options::default()).await;
+    let cases = [
+        (
+            json!({"lastname": "x".repeat(51)}),
+            "0x80044331",
+            "'lastname'",
+        ),
+        (
+            json!({"lastname": "Ng", "nosuch": 1}),
+            "0x80048d19",
+            "'nosuch'",
+        ),
+        (json!({"lastname": 5}), "0x80048d19", "Edm.String"),
+        (
+            json!({"lastname": "Ng", "donotemail": "yes"}),
+            "0x80048d19",
+            "Edm.Boolean",
+        ),
+    ];
+    for (body, code, needle) in cases {
+        let (status, _, answer) = env
+            .patch("contacts(ferry_sourceid='v')", &[], body.clone())
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(needle),
+            "{answer}"
+        );
+    }
+    let (status, _, answer) = env
+        .patch(
+            "accounts(ferry_sourceid='a')",
+            &[],
+            json!({"name": "A", "numberofemployees": -1}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("0x80044331"))
+    );
+    // The Web API does not enforce business-required columns...
+    let (status, _, _) = env
+        .patch(
+            "contacts(ferry_sourceid='nameless')",
+            &[],
+            json!({"firstname": "Rory"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    // ...unless the emulator is told to.
+    let strict = self::env(Options {
+        enforce_required: true,
+        ..Options::default()
+    })
+    .await;
+    let (status, _, answer) = strict
+        .patch(
+            "contacts(ferry_sourceid='nameless')",
+            &[],
+            json!({"firstname": "Rory"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'lastname'")
+    );
+}
+
+#[tokio::test]
+async fn without_the_alternate_key_key_addressing_fails_and_metadata_says_so() {
+    let env = env(Options {
+        alternate_keys: false,
+        ..Options::default()
+    })
+    .await;
+    let (status, _, body) = env
+        .get("EntityDefinitions(LogicalName='contact')/Keys", &[])
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["value"], json!([]));
+    let (status, _, body) = env
+        .patch(
+            "contacts(ferry_sourceid='p-1')",
+            &[],
+            json!({"lastname": "Ng"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The key in the request URI is not valid")
+    );
+    let keyed = self::env(Options::default()).await;
+    let (_, _, body) = keyed
+        .get("EntityDefinitions(LogicalName='account')/Keys", &[])
+        .await;
+    assert_eq!(body["value"][0]["KeyAttributes"], json!(["ferry_sourceid"]));
+    assert_eq!(body["value"][0]["EntityKeyIndexStatus"], "Active");
+}
+
+fn batch_body(boundary: &str, parts: &[(&str, &str, Option<Json>)]) -> String {
+    let mut out = String::new();
+    for (method, url, body) in parts {
+        out.push_str(&format!(
+            "--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n{method} {API_PREFIX}{url} HTTP/1.1\r\nContent-Type: application/json\r\nPrefer: return=representation\r\n\r\n"
+        ));
+        if let Some(b) = body {
+            out.push_str(&b.to_string());
+        }
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("--{boundary}--\r\n"));
+    out
+}
+
+async fn post_batch(env: &Env, body: String, continue_on_error: bool) -> (u16, String) {
+    let mut req = env
+        .http
+        .post(env.url("$batch"))
+        .bearer_auth(&env.token)
+        .header("Content-Type", "multipart/mixed; boundary=batch_t1")
+        .body(body);
+    if continue_on_error {
+        req = req.header("Prefer", "odata.continue-on-error");
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn batch_continues_on_error_only_when_asked_and_change_sets_roll_back() {
+    let env = env(Options::default()).await;
+    let parts = [
+        (
+            "PATCH",
+            "accounts(ferry_sourceid='a1')?$select=accountid",
+            Some(json!({"name": "A"})),
+        ),
+        (
+            "PATCH",
+            "accounts(ferry_sourceid='a2')?$select=accountid",
+            Some(json!({"name": "x".repeat(161)})),
+        ),
+        (
+            "PATCH",
+            "accounts(ferry_sourceid='a3')?$select=accountid",
+            Some(json!({"name": "C"})),
+        ),
+    ];
+    let (status, text) = post_batch(&env, batch_body("batch_t1", &parts), false).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("HTTP/1.1 201 Created") && text.contains("0x80044331"),
+        "{text}"
+    );
+    assert_eq!(
+        env.emulator.count("account"),
+        1,
+        "stopped at the first error"
+    );
+
+    let (status, text) = post_batch(&env, batch_body("batch_t1", &parts), true).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        text.matches("HTTP/1.1 200 OK").count(),
+        1,
+        "a1 updated: {text}"
+    );
+    assert_eq!(
+        text.matches("HTTP/1.1 201 Created").count(),
+        1,
+        "a3 created"
+    );
+    assert_eq!(text.matches("HTTP/1.1 400 Bad Request").count(), 1);
+    assert!(text.starts_with("--batchresponse_"));
+    assert_eq!(env.emulator.count("account"), 2);
+
+    // A change set is all or nothing.
+    let body = format!(
+        "--batch_t1\r\nContent-Type: multipart/mixed; boundary=changeset_c1\r\n\r\n\
+--changeset_c1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 1\r\n\r\n\
+PATCH {API_PREFIX}accounts(ferry_sourceid='cs1') HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{{\"name\":\"ok\"}}\r\n\
+--changeset_c1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 2\r\n\r\n\
+PATCH {API_PREFIX}accounts(ferry_sourceid='cs2') HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{{\"bogus\":1}}\r\n\
+--changeset_c1--\r\n--batch_t1--\r\n"
+    );
+    let (status, text) = post_batch(&env, body, true).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("changesetresponse_") && text.contains("0x80048d19"),
+        "{text}"
+    );
+    assert_eq!(env.emulator.count("account"), 2, "cs1 rolled back");
+
+    // More than 1,000 requests is refused.
+    let many: Vec<(&str, &str, Option<Json>)> =
+        (0..1001).map(|_| ("GET", "WhoAmI", None)).collect();
+    let (status, _) = post_batch(&env, batch_body("batch_t1", &many), true).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn service_protection_limits_answer_429_with_retry_after() {
+    let env = env(Options {
+        requests_per_window: 3,
+        window: Duration::from_secs(2),
+        ..Options::default()
+    })
+    .await;
+    for expected_remaining in [2, 1, 0] {
+        let (status, headers, _) = env.get("WhoAmI", &[]).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            headers["x-ms-ratelimit-burst-remaining-xrm-requests"],
+            expected_remaining.to_string().as_str()
+        );
+        assert!(headers.contains_key("x-ms-ratelimit-time-remaining-xrm-requests"));
+    }
+    let (status, headers, body) = env.get("WhoAmI", &[]).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["code"], "0x80072322");
+    assert_eq!(
+        body["error"]["message"],
+        "Number of requests exceeded the limit of 6000 over time window of 300 seconds."
+    );
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let (status, _, _) = env.get("WhoAmI", &[]).await;
+    assert_eq!(status, 200, "the window slid");
+
+    // The concurrency limit fails at once.
+    let env = self::env(Options {
+        max_concurrent: 0,
+        ..Options::default()
+    })
+    .await;
+    let (status, headers, body) = env.get("WhoAmI", &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("0x80072326"))
+    );
+    assert!(headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn filters_by_key_use_the_index_and_in_works() {
+    let env = env(Options::default()).await;
+    for i in 0..5 {
+        env.patch(
+            &format!("contacts(ferry_sourceid='p-{i}')"),
+            &[],
+            json!({"lastname": format!("N{i}")}),
+        )
+        .await;
+    }
+    let (status, _, page) = env
+        .get(
+            "contacts?$select=lastname,ferry_sourceid&$filter=Microsoft.Dynamics.CRM.In(PropertyName='ferry_sourceid',PropertyValues=['p-1','p-3','missing'])",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let got: Vec<&str> = page["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ferry_sourceid"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, vec!["p-1", "p-3"]);
+    let (_, _, page) = env
+        .get("contacts?$select=lastname&$filter=(ferry_sourceid eq 'p-0' or lastname eq 'n4') and ferry_sourceid ne null", &[])
+        .await;
+    assert_eq!(page["value"].as_array().unwrap().len(), 2, "{page}");
+}

@@ -1,0 +1,804 @@
+//! The Zoho org's records: two modules (Accounts, Contacts), their field metadata, and the
+//! upsert rules (validation, duplicate checks, unique fields).
+//!
+//! Record ids come from one counter, so within a module rows are stored in id order and a
+//! lookup by id is a binary search. Unique fields and the module's system duplicate-check field
+//! (Contacts `Email`, Accounts `Account_Name`) are indexed, so an upsert costs the same with a
+//! million records as with ten.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value as Json, json};
+
+/// The first record id handed out; Zoho ids are 19-digit numbers.
+pub(crate) const FIRST_ID: u64 = 4_876_876_000_000_100_001;
+
+/// The modules the emulator holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Module {
+    Accounts,
+    Contacts,
+}
+
+impl Module {
+    pub(crate) fn parse(name: &str) -> Option<Module> {
+        match name {
+            "Accounts" => Some(Module::Accounts),
+            "Contacts" => Some(Module::Contacts),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Module::Accounts => "Accounts",
+            Module::Contacts => "Contacts",
+        }
+    }
+
+    /// The system-defined duplicate-check field of the module (upsert docs).
+    pub(crate) fn system_duplicate_field(self) -> &'static str {
+        match self {
+            Module::Accounts => "Account_Name",
+            Module::Contacts => "Email",
+        }
+    }
+
+    /// The field whose value names a record in lookups (`{"name": …, "id": …}`).
+    fn display_field(self) -> &'static str {
+        match self {
+            Module::Accounts => "Account_Name",
+            Module::Contacts => "Last_Name",
+        }
+    }
+}
+
+/// A field's data type, as `settings/fields` reports it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Kind {
+    Text,
+    Email,
+    Phone,
+    Website,
+    Picklist,
+    Integer,
+    Currency,
+    Boolean,
+    Lookup(Module),
+    DateTime,
+}
+
+impl Kind {
+    fn data_type(self) -> &'static str {
+        match self {
+            Kind::Text => "text",
+            Kind::Email => "email",
+            Kind::Phone => "phone",
+            Kind::Website => "website",
+            Kind::Picklist => "picklist",
+            Kind::Integer => "integer",
+            Kind::Currency => "currency",
+            Kind::Boolean => "boolean",
+            Kind::Lookup(_) => "lookup",
+            Kind::DateTime => "datetime",
+        }
+    }
+
+    fn json_type(self) -> &'static str {
+        match self {
+            Kind::Integer => "integer",
+            Kind::Currency => "double",
+            Kind::Boolean => "boolean",
+            Kind::Lookup(_) => "jsonobject",
+            _ => "string",
+        }
+    }
+}
+
+/// One field of a module.
+#[derive(Clone, Debug)]
+pub(crate) struct FieldDef {
+    pub api_name: String,
+    pub label: String,
+    pub kind: Kind,
+    /// Longest text accepted, in characters.
+    pub length: usize,
+    pub mandatory: bool,
+    /// `Some(case_sensitive)` for a field marked "Do not allow duplicate values".
+    pub unique: Option<bool>,
+    pub custom: bool,
+    pub read_only: bool,
+}
+
+fn std_field(api_name: &str, label: &str, kind: Kind, length: usize) -> FieldDef {
+    FieldDef {
+        api_name: api_name.to_owned(),
+        label: label.to_owned(),
+        kind,
+        length,
+        mandatory: false,
+        unique: None,
+        custom: false,
+        read_only: false,
+    }
+}
+
+/// How the org's source-id custom field is set up (or not).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceIdField {
+    /// Its API name, e.g. `Ferry_Source_Id`.
+    pub api_name: String,
+    /// Whether "Do not allow duplicate values" is ticked.
+    pub unique: bool,
+    /// Whether uniqueness is case sensitive (only meaningful when `unique`).
+    pub case_sensitive: bool,
+}
+
+/// A module's fields, by position and by API name.
+#[derive(Debug)]
+pub(crate) struct Schema {
+    pub fields: Vec<FieldDef>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Schema {
+    fn new(module: Module, source_id: Option<&SourceIdField>) -> Schema {
+        let mut fields = match module {
+            Module::Contacts => vec![
+                std_field("First_Name", "First Name", Kind::Text, 40),
+                FieldDef {
+                    mandatory: true,
+                    ..std_field("Last_Name", "Last Name", Kind::Text, 80)
+                },
+                std_field("Email", "Email", Kind::Email, 100),
+                std_field("Phone", "Phone", Kind::Phone, 30),
+                std_field("Mobile", "Mobile", Kind::Phone, 30),
+                std_field("Title", "Title", Kind::Text, 100),
+                std_field("Mailing_Street", "Mailing Street", Kind::Text, 250),
+                std_field("Mailing_City", "Mailing City", Kind::Text, 100),
+                std_field("Mailing_State", "Mailing State", Kind::Text, 100),
+                std_field("Mailing_Zip", "Mailing Zip", Kind::Text, 30),
+                std_field("Mailing_Country", "Mailing Country", Kind::Text, 100),
+                std_field("Email_Opt_Out", "Email Opt Out", Kind::Boolean, 5),
+                std_field(
+                    "Account_Name",
+                    "Account Name",
+                    Kind::Lookup(Module::Accounts),
+                    120,
+                ),
+            ],
+            Module::Accounts => vec![
+                FieldDef {
+                    mandatory: true,
+                    ..std_field("Account_Name", "Account Name", Kind::Text, 200)
+                },
+                std_field("Website", "Website", Kind::Website, 255),
+                std_field("Phone", "Phone", Kind::Phone, 30),
+                std_field("Industry", "Industry", Kind::Picklist, 120),
+                std_field("Employees", "Employees", Kind::Integer, 9),
+                std_field("Annual_Revenue", "Annual Revenue", Kind::Currency, 16),
+                std_field("Billing_Street", "Billing Street", Kind::Text, 250),
+                std_field("Billing_City", "Billing City", Kind::Text, 100),
+                std_field("Billing_State", "Billing State", Kind::Text, 100),
+                std_field("Billing_Code", "Billing Code", Kind::Text, 30),
+                std_field("Billing_Country", "Billing Country", Kind::Text, 100),
+            ],
+        };
+        if let Some(f) = source_id {
+            fields.push(FieldDef {
+                unique: f.unique.then_some(f.case_sensitive),
+                custom: true,
+                ..std_field(&f.api_name, "Ferry Source Id", Kind::Text, 255)
+            });
+        }
+        for (name, label) in [
+            ("Created_Time", "Created Time"),
+            ("Modified_Time", "Modified Time"),
+        ] {
+            fields.push(FieldDef {
+                read_only: true,
+                ..std_field(name, label, Kind::DateTime, 120)
+            });
+        }
+        let by_name = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.api_name.clone(), i))
+            .collect();
+        Schema { fields, by_name }
+    }
+
+    pub(crate) fn field(&self, api_name: &str) -> Option<usize> {
+        self.by_name.get(api_name).copied()
+    }
+
+    /// The `settings/fields` answer (the attributes a client relies on).
+    pub(crate) fn describe(&self) -> Json {
+        let fields: Vec<Json> = self
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let unique = match f.unique {
+                    Some(cs) => json!({"case_sensitive": cs}),
+                    None => json!({}),
+                };
+                let lookup = match f.kind {
+                    Kind::Lookup(m) => {
+                        json!({"module": {"api_name": m.name(), "id": "4876876000000002177"}})
+                    }
+                    _ => json!({}),
+                };
+                json!({
+                    "id": format!("48768760000000{:05}", 551 + i),
+                    "api_name": f.api_name,
+                    "field_label": f.label,
+                    "display_label": f.label,
+                    "data_type": f.kind.data_type(),
+                    "json_type": f.kind.json_type(),
+                    "length": f.length,
+                    "system_mandatory": f.mandatory,
+                    "custom_field": f.custom,
+                    "read_only": f.read_only,
+                    "field_read_only": f.read_only,
+                    "unique": unique,
+                    "lookup": lookup,
+                    "visible": true,
+                    "type": "used",
+                    "operation_type": {
+                        "web_update": !f.read_only, "api_create": !f.read_only,
+                        "web_create": !f.read_only, "api_update": !f.read_only
+                    },
+                })
+            })
+            .collect();
+        json!({ "fields": fields })
+    }
+}
+
+/// A stored value.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Val {
+    Str(Box<str>),
+    Bool(bool),
+    Int(i64),
+    Num(f64),
+    /// A lookup: the parent record's id.
+    Ref(u64),
+}
+
+/// One record.
+#[derive(Clone, Debug)]
+pub(crate) struct Row {
+    pub id: u64,
+    /// One slot per schema field (read-only system fields stay `None`).
+    pub values: Vec<Option<Val>>,
+    pub created_ms: i64,
+    pub modified_ms: i64,
+}
+
+/// A module's records and indexes.
+#[derive(Debug)]
+pub(crate) struct Table {
+    pub module: Module,
+    pub schema: Arc<Schema>,
+    /// In id order.
+    pub rows: Vec<Row>,
+    /// Unique field → (normalised value → row position).
+    unique: HashMap<usize, HashMap<Box<str>, usize>>,
+    /// System duplicate-check field value (lowercased) → first row holding it.
+    system_dup: HashMap<Box<str>, usize>,
+}
+
+fn unique_key(value: &str, case_sensitive: bool) -> Box<str> {
+    if case_sensitive {
+        value.into()
+    } else {
+        value.to_lowercase().into_boxed_str()
+    }
+}
+
+impl Table {
+    fn new(module: Module, source_id: Option<&SourceIdField>) -> Table {
+        let schema = Arc::new(Schema::new(module, source_id));
+        let unique = schema
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.unique.is_some())
+            .map(|(i, _)| (i, HashMap::new()))
+            .collect();
+        Table {
+            module,
+            schema,
+            rows: Vec::new(),
+            unique,
+            system_dup: HashMap::new(),
+        }
+    }
+
+    /// The row position of record `id`.
+    pub(crate) fn position(&self, id: u64) -> Option<usize> {
+        self.rows.binary_search_by_key(&id, |r| r.id).ok()
+    }
+
+    /// The row holding `value` in unique field `field`, if that field is unique.
+    pub(crate) fn by_unique(&self, field: usize, value: &str) -> Option<usize> {
+        let cs = self.schema.fields.get(field)?.unique?;
+        self.unique
+            .get(&field)?
+            .get(&unique_key(value, cs))
+            .copied()
+    }
+
+    fn system_dup_field(&self) -> Option<usize> {
+        self.schema.field(self.module.system_duplicate_field())
+    }
+
+    fn index(&mut self, pos: usize) {
+        let row = &self.rows[pos];
+        for (field, map) in self.unique.iter_mut() {
+            let cs = self.schema.fields[*field].unique.unwrap_or(true);
+            if let Some(Val::Str(s)) = &row.values[*field] {
+                map.insert(unique_key(s, cs), pos);
+            }
+        }
+        if let Some(f) = self.system_dup_field() {
+            if let Some(Val::Str(s)) = &row.values[f] {
+                self.system_dup
+                    .entry(s.to_lowercase().into_boxed_str())
+                    .or_insert(pos);
+            }
+        }
+    }
+
+    fn unindex(&mut self, pos: usize) {
+        let row = &self.rows[pos];
+        for (field, map) in self.unique.iter_mut() {
+            let cs = self.schema.fields[*field].unique.unwrap_or(true);
+            if let Some(Val::Str(s)) = &row.values[*field] {
+                map.remove(&unique_key(s, cs));
+            }
+        }
+        if let Some(f) = self.system_dup_field() {
+            if let Some(Val::Str(s)) = &row.values[f] {
+                let key = s.to_lowercase().into_boxed_str();
+                if self.system_dup.get(&key) == Some(&pos) {
+                    self.system_dup.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// A whole-request error: status and Zoho's `{code, details, message, status}` body.
+#[derive(Debug)]
+pub(crate) struct RequestError {
+    pub status: u16,
+    pub body: Json,
+}
+
+impl RequestError {
+    pub(crate) fn new(status: u16, code: &str, message: &str, details: Json) -> RequestError {
+        RequestError {
+            status,
+            body: json!({"code": code, "details": details, "message": message, "status": "error"}),
+        }
+    }
+}
+
+/// The org.
+#[derive(Debug)]
+pub(crate) struct Store {
+    accounts: Table,
+    contacts: Table,
+    next_id: u64,
+}
+
+/// The user every record is owned by and written by.
+pub(crate) fn owner() -> Json {
+    json!({"name": "Sandbox Admin", "id": "4876876000000225013", "email": "admin@sandbox.invalid"})
+}
+
+/// A timestamp as Zoho writes them: `2024-01-02T03:04:05+00:00`.
+pub(crate) fn zoho_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+00:00",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + if m <= 2 { 1 } else { 0 }, m, d)
+}
+
+/// Zoho's email check, as far as ferry can tell: one `@`, a non-empty local part, a dotted
+/// domain, no spaces.
+pub(crate) fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.chars().any(char::is_whitespace)
+}
+
+/// One per-record error: code, details (API name and JSON path), message.
+struct FieldError {
+    code: &'static str,
+    message: &'static str,
+    details: Json,
+}
+
+impl FieldError {
+    fn to_json(&self) -> Json {
+        json!({"code": self.code, "details": self.details, "message": self.message, "status": "error"})
+    }
+}
+
+/// The outcome of one upserted record, as Zoho reports it.
+pub(crate) struct ItemResult {
+    pub ok: bool,
+    pub body: Json,
+}
+
+impl Store {
+    pub(crate) fn new(source_id: Option<&SourceIdField>) -> Store {
+        Store {
+            accounts: Table::new(Module::Accounts, source_id),
+            contacts: Table::new(Module::Contacts, source_id),
+            next_id: FIRST_ID,
+        }
+    }
+
+    pub(crate) fn table(&self, module: Module) -> &Table {
+        match module {
+            Module::Accounts => &self.accounts,
+            Module::Contacts => &self.contacts,
+        }
+    }
+
+    fn table_mut(&mut self, module: Module) -> &mut Table {
+        match module {
+            Module::Accounts => &mut self.accounts,
+            Module::Contacts => &mut self.contacts,
+        }
+    }
+
+    /// Appends a record without validation (seeding); returns its id.
+    pub(crate) fn insert_seeded(
+        &mut self,
+        module: Module,
+        values: Vec<(&str, Option<Val>)>,
+        created_ms: i64,
+        modified_ms: i64,
+    ) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let table = self.table_mut(module);
+        let mut row = Row {
+            id,
+            values: vec![None; table.schema.fields.len()],
+            created_ms,
+            modified_ms,
+        };
+        for (name, value) in values {
+            if let Some(i) = table.schema.field(name) {
+                row.values[i] = value;
+            }
+        }
+        table.rows.push(row);
+        let pos = table.rows.len() - 1;
+        table.index(pos);
+        id
+    }
+
+    /// A value of `row` for output in a list or query: JSON, with lookups as
+    /// `{"name", "id"}` and timestamps in Zoho's format.
+    pub(crate) fn render_value(&self, module: Module, row: &Row, field: usize) -> Json {
+        let table = self.table(module);
+        let def = &table.schema.fields[field];
+        if def.kind == Kind::DateTime {
+            let ms = if def.api_name == "Created_Time" {
+                row.created_ms
+            } else {
+                row.modified_ms
+            };
+            return Json::String(zoho_time(ms));
+        }
+        match &row.values[field] {
+            None => Json::Null,
+            Some(Val::Str(s)) => Json::String(s.to_string()),
+            Some(Val::Bool(b)) => Json::Bool(*b),
+            Some(Val::Int(n)) => Json::from(*n),
+            Some(Val::Num(n)) => serde_json::Number::from_f64(*n)
+                .map(Json::Number)
+                .unwrap_or(Json::Null),
+            Some(Val::Ref(id)) => {
+                let Kind::Lookup(parent) = def.kind else {
+                    return Json::Null;
+                };
+                let name = self
+                    .parent_row(parent, *id)
+                    .and_then(|r| {
+                        let t = self.table(parent);
+                        let f = t.schema.field(parent.display_field())?;
+                        match &r.values[f] {
+                            Some(Val::Str(s)) => Some(s.to_string()),
+                            _ => None,
+                        }
+                    })
+                    .map_or(Json::Null, Json::String);
+                json!({"name": name, "id": id.to_string()})
+            }
+        }
+    }
+
+    /// The row of record `id` in `module`.
+    pub(crate) fn parent_row(&self, module: Module, id: u64) -> Option<&Row> {
+        let t = self.table(module);
+        t.position(id).map(|p| &t.rows[p])
+    }
+
+    /// Converts one JSON value for field `def`, or says why it cannot be stored.
+    fn convert(&self, def: &FieldDef, value: &Json, path: &str) -> Result<Option<Val>, FieldError> {
+        let invalid = |extra: Json| {
+            let mut details = json!({"api_name": def.api_name, "json_path": path});
+            if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
+                d.extend(e.clone());
+            }
+            FieldError {
+                code: "INVALID_DATA",
+                message: "invalid data",
+                details,
+            }
+        };
+        let expected = || invalid(json!({"expected_data_type": def.kind.data_type()}));
+        if value.is_null() {
+            return Ok(None);
+        }
+        let val = match def.kind {
+            Kind::Text | Kind::Email | Kind::Phone | Kind::Website | Kind::Picklist => {
+                let Some(s) = value.as_str() else {
+                    return Err(expected());
+                };
+                if s.is_empty() {
+                    return Ok(None);
+                }
+                if s.chars().count() > def.length {
+                    return Err(invalid(json!({"maximum_length": def.length})));
+                }
+                if def.kind == Kind::Email && !valid_email(s) {
+                    return Err(invalid(json!({})));
+                }
+                Val::Str(s.into())
+            }
+            Kind::Boolean => Val::Bool(value.as_bool().ok_or_else(expected)?),
+            Kind::Integer => {
+                let n = value.as_i64().ok_or_else(expected)?;
+                if n.unsigned_abs().to_string().len() > def.length {
+                    return Err(invalid(json!({"maximum_length": def.length})));
+                }
+                Val::Int(n)
+            }
+            Kind::Currency => {
+                let n = value
+                    .as_f64()
+                    .filter(|n| n.is_finite())
+                    .ok_or_else(expected)?;
+                Val::Num(n)
+            }
+            Kind::Lookup(parent) => {
+                let id = value
+                    .get("id")
+                    .and_then(|id| match id {
+                        Json::String(s) => s.parse::<u64>().ok(),
+                        Json::Number(n) => n.as_u64(),
+                        _ => None,
+                    })
+                    .ok_or_else(expected)?;
+                if self.parent_row(parent, id).is_none() {
+                    return Err(invalid(json!({})));
+                }
+                Val::Ref(id)
+            }
+            Kind::DateTime => return Ok(None),
+        };
+        Ok(Some(val))
+    }
+
+    /// Upserts `records` into `module`, one after another (a later record sees an earlier
+    /// one's write), matching on `dup_fields` in order, then on the remaining unique fields.
+    pub(crate) fn upsert(
+        &mut self,
+        module: Module,
+        records: &[Map<String, Json>],
+        dup_fields: &[usize],
+        now_ms: i64,
+    ) -> Vec<ItemResult> {
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| self.upsert_one(module, i, r, dup_fields, now_ms))
+            .collect()
+    }
+
+    fn upsert_one(
+        &mut self,
+        module: Module,
+        index: usize,
+        record: &Map<String, Json>,
+        dup_fields: &[usize],
+        now_ms: i64,
+    ) -> ItemResult {
+        let schema = Arc::clone(&self.table(module).schema);
+        let mut errors: Vec<FieldError> = Vec::new();
+        let mut given: Vec<(usize, Option<Val>)> = Vec::new();
+        // Unknown keys and read-only fields are ignored, as Zoho ignores them.
+        for (key, value) in record {
+            let Some(f) = schema.field(key) else { continue };
+            let def = &schema.fields[f];
+            if def.read_only {
+                continue;
+            }
+            match self.convert(def, value, &format!("$.data[{index}].{key}")) {
+                Ok(v) => given.push((f, v)),
+                Err(e) => errors.push(e),
+            }
+        }
+        let table = self.table(module);
+        // Matching: the requested fields in order, then the other unique fields.
+        let mut order: Vec<usize> = dup_fields.to_vec();
+        for (i, f) in schema.fields.iter().enumerate() {
+            if f.unique.is_some() && !order.contains(&i) {
+                order.push(i);
+            }
+        }
+        let mut matched: Option<(usize, &str)> = None;
+        for f in order {
+            let Some(Some(Val::Str(v))) = given.iter().find(|(g, _)| *g == f).map(|(_, v)| v)
+            else {
+                continue;
+            };
+            let hit = if schema.fields[f].unique.is_some() {
+                table.by_unique(f, v)
+            } else {
+                table.system_dup.get(&*v.to_lowercase()).copied()
+            };
+            if let Some(pos) = hit {
+                matched = Some((pos, schema.fields[f].api_name.as_str()));
+                break;
+            }
+        }
+        // The record as it would be after the write.
+        let mut values = match matched {
+            Some((pos, _)) => table.rows[pos].values.clone(),
+            None => vec![None; schema.fields.len()],
+        };
+        for (f, v) in &given {
+            values[*f] = v.clone();
+        }
+        for (i, def) in schema.fields.iter().enumerate() {
+            let supplied_invalid = errors
+                .iter()
+                .any(|e| e.details.get("api_name").and_then(Json::as_str) == Some(&def.api_name));
+            if def.mandatory && values[i].is_none() && !supplied_invalid {
+                errors.push(FieldError {
+                    code: "MANDATORY_NOT_FOUND",
+                    message: "required field not found",
+                    details: json!({"api_name": def.api_name, "json_path": format!("$.data[{index}].{}", def.api_name)}),
+                });
+            }
+            if let (Some(_), Some(Val::Str(v))) = (def.unique, &values[i]) {
+                let holder = table.by_unique(i, v);
+                let own = matched.map(|(p, _)| p);
+                if holder.is_some() && holder != own {
+                    let dup_id = holder.map(|p| table.rows[p].id.to_string());
+                    errors.push(FieldError {
+                        code: "DUPLICATE_DATA",
+                        message: "duplicate data",
+                        details: json!({
+                            "api_name": def.api_name,
+                            "json_path": format!("$.data[{index}].{}", def.api_name),
+                            "duplicate_record": {"id": dup_id, "module": {"api_name": module.name()}, "Owner": owner()},
+                        }),
+                    });
+                }
+            }
+        }
+        if !errors.is_empty() {
+            let body = if errors.len() == 1 {
+                errors[0].to_json()
+            } else {
+                json!({
+                    "code": "MULTIPLE_OR_MULTI_ERRORS",
+                    "details": {"errors": errors.iter().map(FieldError::to_json).collect::<Vec<_>>()},
+                    "message": "Multiple errors in the request",
+                    "status": "error",
+                })
+            };
+            return ItemResult { ok: false, body };
+        }
+        let duplicate_field = matched.map(|(_, name)| name.to_owned());
+        let (pos, action, created_ms) = match matched {
+            Some((pos, _)) => {
+                let table = self.table_mut(module);
+                table.unindex(pos);
+                table.rows[pos].values = values;
+                table.rows[pos].modified_ms = now_ms;
+                table.index(pos);
+                (pos, "update", table.rows[pos].created_ms)
+            }
+            None => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let table = self.table_mut(module);
+                table.rows.push(Row {
+                    id,
+                    values,
+                    created_ms: now_ms,
+                    modified_ms: now_ms,
+                });
+                let pos = table.rows.len() - 1;
+                table.index(pos);
+                (pos, "insert", now_ms)
+            }
+        };
+        let id = self.table(module).rows[pos].id;
+        let writer = json!({"name": "Sandbox Admin", "id": "4876876000000225013"});
+        ItemResult {
+            ok: true,
+            body: json!({
+                "code": "SUCCESS",
+                "duplicate_field": duplicate_field,
+                "action": action,
+                "details": {
+                    "Modified_Time": zoho_time(now_ms),
+                    "Modified_By": writer,
+                    "Created_Time": zoho_time(created_ms),
+                    "id": id.to_string(),
+                    "Created_By": writer,
+                },
+                "message": if action == "insert" { "record added" } else { "record updated" },
+                "status": "success",
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_formatted_as_zoho_does() {
+        assert_eq!(zoho_time(0), "1970-01-01T00:00:00+00:00");
+        assert_eq!(zoho_time(1_654_094_108_469), "2022-06-01T14:35:08+00:00");
+    }
+
+    #[test]
+    fn emails_are_checked_for_shape() {
+        assert!(valid_email("a.b@example.org"));
+        for bad in ["a", "a@b", "@b.c", "a b@c.d", "a@b.", "a@@b.c"] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! The Zoho emulator over real HTTP on loopback.
+
+use std::net::SocketAddr;
+
+use serde_json::{Value as Json, json};
+
+use super::*;
+use crate::seed::{Mess, generate};
+
+struct Org {
+    emulator: Emulator,
+    running: crate::Running,
+    http: reqwest::Client,
+    token: String,
+}
+
+async fn org(options: Options) -> Org {
+    let emulator = Emulator::new(options);
+    let running = crate::serve(
+        "zoho",
+        emulator.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve");
+    let mut org = Org {
+        emulator,
+        running,
+        http: reqwest::Client::new(),
+        token: String::new(),
+    };
+    let body = org
+        .refresh(ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET, ZOHO_REFRESH_TOKEN)
+        .await;
+    org.token = body["access_token"].as_str().expect("token").to_owned();
+    org
+}
+
+impl Org {
+    async fn refresh(&self, id: &str, secret: &str, refresh: &str) -> Json {
+        let resp = self
+            .http
+            .post(format!("{}/oauth/v2/token", self.running.base_url))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", id),
+                ("client_secret", secret),
+                ("refresh_token", refresh),
+            ])
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.json().await.expect("json")
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Json>,
+    ) -> (u16, reqwest::header::HeaderMap, Json) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.running.base_url))
+            .header("Authorization", format!("Zoho-oauthtoken {}", self.token));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("send");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.json().await.unwrap_or(Json::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Json) {
+        let (s, _, b) = self.call(reqwest::Method::GET, path, None).await;
+        (s, b)
+    }
+
+    async fn post(&self, path: &str, body: Json) -> (u16, Json) {
+        let (s, _, b) = self.call(reqwest::Method::POST, path, Some(body)).await;
+        (s, b)
+    }
+}
+
+#[tokio::test]
+async fn token_grant_and_auth_errors() {
+    let org = org(Options::default()).await;
+    let body = org
+        .refresh(ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET, ZOHO_REFRESH_TOKEN)
+        .await;
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["api_domain"], org.running.base_url.as_str());
+    let bad = org
+        .refresh(ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET, "1000.wrong")
+        .await;
+    assert_eq!(bad, json!({"error": "invalid_code"}));
+    let bad = org
+        .refresh("nope", ZOHO_CLIENT_SECRET, ZOHO_REFRESH_TOKEN)
+        .await;
+    assert_eq!(bad["error"], "invalid_client");
+
+    let (status, body) = org.get("/crm/v8/Contacts?fields=Last_Name").await;
+    assert_eq!(status, 204, "{body}");
+    org.emulator.expire_tokens();
+    let (status, body) = org.get("/crm/v8/Contacts?fields=Last_Name").await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        json!({"code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token", "status": "error"})
+    );
+    let resp = org
+        .http
+        .get(format!(
+            "{}/crm/v8/Contacts?fields=Last_Name",
+            org.running.base_url
+        ))
+        .bearer_auth("whatever")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn list_requires_fields_and_pages_by_number_then_token() {
+    let org = org(Options::default()).await;
+    org.emulator.seed(&generate(2_600, 3, &Mess::none()));
+    let contacts = org.emulator.count("Contacts");
+    assert_eq!(contacts, 2_600);
+
+    let (status, body) = org.get("/crm/v8/Contacts").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "REQUIRED_PARAM_MISSING");
+    assert_eq!(body["details"]["param_name"], "fields");
+    let (status, body) = org.get("/crm/v8/Widgets?fields=Name").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("INVALID_MODULE"))
+    );
+    let (status, _) = org
+        .get("/crm/v8/Contacts?fields=Last_Name&per_page=201")
+        .await;
+    assert_eq!(status, 400);
+
+    // Page 10 of 200 is the last reachable by number; page 11 needs page_token.
+    let (status, body) = org
+        .get("/crm/v8/Contacts?fields=Last_Name&per_page=200&page=10&sort_order=asc")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["info"]["more_records"], true);
+    let (status, body) = org
+        .get("/crm/v8/Contacts?fields=Last_Name&per_page=200&page=11")
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "DISCRETE_PAGINATION_LIMIT_EXCEEDED");
+    assert_eq!(body["details"]["limit"], 2000);
+
+    // Walk everything with page tokens, ascending by id.
+    let mut seen = std::collections::HashSet::new();
+    let mut last = 0u64;
+    let mut path =
+        "/crm/v8/Contacts?fields=Last_Name,Account_Name,Email_Opt_Out&per_page=200&sort_order=asc"
+            .to_owned();
+    loop {
+        let (status, body) = org.get(&path).await;
+        assert_eq!(status, 200, "{body}");
+        for r in body["data"].as_array().unwrap() {
+            let id: u64 = r["id"].as_str().unwrap().parse().unwrap();
+            assert!(id > last, "ascending ids");
+            last = id;
+            assert!(seen.insert(id));
+            assert!(r["Last_Name"].is_string());
+            assert!(r["Email_Opt_Out"].is_boolean());
+            assert!(r["Account_Name"].is_null() || r["Account_Name"]["id"].is_string());
+        }
+        if body["info"]["more_records"] != true {
+            assert!(body["info"]["next_page_token"].is_null());
+            break;
+        }
+        let token = body["info"]["next_page_token"].as_str().unwrap();
+        path = format!(
+            "/crm/v8/Contacts?fields=Last_Name,Account_Name,Email_Opt_Out&per_page=200&sort_order=asc&page_token={token}"
+        );
+        let (status, body) = org.get(&format!("{path}&page=2")).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("AMBIGUITY_DURING_PROCESSING"))
+        );
+    }
+    assert_eq!(seen.len(), contacts);
+}
+
+#[tokio::test]
+async fn page_tokens_stop_at_their_reach() {
+    let org = org(Options {
+        page_token_reach: 400,
+        ..Options::default()
+    })
+    .await;
+    org.emulator.seed(&generate(1_000, 3, &Mess::none()));
+    let mut path = "/crm/v8/Contacts?fields=Last_Name&per_page=200".to_owned();
+    for _ in 0..2 {
+        let (status, body) = org.get(&path).await;
+        assert_eq!(status, 200);
+        let token = body["info"]["next_page_token"].as_str().unwrap();
+        path = format!("/crm/v8/Contacts?fields=Last_Name&per_page=200&page_token={token}");
+    }
+    let (status, body) = org.get(&path).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "PAGINATION_LIMIT_EXCEEDED");
+}
+
+#[tokio::test]
+async fn upsert_matches_on_duplicate_check_fields_and_reports_per_record() {
+    let org = org(Options::default()).await;
+    let dup = json!(["Ferry_Source_Id"]);
+    let (status, body) = org
+        .post(
+            "/crm/v8/Accounts/upsert",
+            json!({"data": [{"Account_Name": "Acme", "Ferry_Source_Id": "co-1", "Employees": 10}], "duplicate_check_fields": dup}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let item = &body["data"][0];
+    assert_eq!(
+        (item["code"].as_str(), item["action"].as_str()),
+        (Some("SUCCESS"), Some("insert"))
+    );
+    assert_eq!(item["message"], "record added");
+    let account_id = item["details"]["id"].as_str().unwrap().to_owned();
+
+    // Same source id: an update, whatever the name.
+    let (status, body) = org
+        .post(
+            "/crm/v8/Accounts/upsert",
+            json!({"data": [{"Account_Name": "Acme Ltd", "Ferry_Source_Id": "co-1"}], "duplicate_check_fields": dup}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"][0]["action"], "update");
+    assert_eq!(body["data"][0]["duplicate_field"], "Ferry_Source_Id");
+    assert_eq!(body["data"][0]["details"]["id"], account_id.as_str());
+    assert_eq!(org.emulator.count("Accounts"), 1);
+
+    // Mixed batch: 207 with per-record codes naming fields, lookups by id.
+    let (status, body) = org
+        .post(
+            "/crm/v8/Contacts/upsert",
+            json!({"data": [
+                {"Last_Name": "Gilmore", "Email": "lorelai@example.org", "Ferry_Source_Id": "p-1", "Account_Name": {"id": account_id}},
+                {"First_Name": "Rory", "Ferry_Source_Id": "p-2"},
+                {"Last_Name": "Danes", "Email": "not-an-email", "Ferry_Source_Id": "p-3"},
+                {"Last_Name": "x".repeat(81), "Ferry_Source_Id": "p-4"},
+                {"Last_Name": "Kim", "Ferry_Source_Id": "p-5", "Account_Name": {"id": "1"}},
+                {"Last_Name": "Bo", "Ferry_Source_Id": "p-6", "Email_Opt_Out": "yes"},
+            ], "duplicate_check_fields": dup}),
+        )
+        .await;
+    assert_eq!(status, 207, "{body}");
+    let codes: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "SUCCESS",
+            "MANDATORY_NOT_FOUND",
+            "INVALID_DATA",
+            "INVALID_DATA",
+            "INVALID_DATA",
+            "INVALID_DATA"
+        ]
+    );
+    assert_eq!(body["data"][1]["details"]["api_name"], "Last_Name");
+    assert_eq!(body["data"][2]["details"]["api_name"], "Email");
+    assert_eq!(body["data"][3]["details"]["maximum_length"], 80);
+    assert_eq!(body["data"][4]["details"]["api_name"], "Account_Name");
+    assert_eq!(body["data"][5]["details"]["expected_data_type"], "boolean");
+
+    // All refused: 400 with the data array.
+    let (status, body) = org
+        .post(
+            "/crm/v8/Contacts/upsert",
+            json!({"data": [{"First_Name": "Nobody"}], "duplicate_check_fields": dup}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["data"][0]["code"], "MANDATORY_NOT_FOUND");
+
+    let stored = org.emulator.record_by_source_id("Contacts", "p-1").unwrap();
+    assert_eq!(stored["Account_Name"]["name"], "Acme Ltd");
+}
+
+#[tokio::test]
+async fn upsert_limits_and_duplicate_check_field_rules() {
+    let org = org(Options::default()).await;
+    let many: Vec<Json> = (0..101)
+        .map(|i| json!({"Last_Name": format!("L{i}")}))
+        .collect();
+    let (status, body) = org
+        .post("/crm/v8/Contacts/upsert", json!({"data": many}))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "LIMIT_EXCEEDED");
+    let (status, body) = org
+        .post(
+            "/crm/v8/Contacts/upsert",
+            json!({"data": [{"Last_Name": "A"}], "duplicate_check_fields": ["Phone"]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "INVALID_DATA");
+    // Without duplicate_check_fields the system field (Email) matches.
+    for _ in 0..2 {
+        let (status, _) = org
+            .post(
+                "/crm/v8/Contacts/upsert",
+                json!({"data": [{"Last_Name": "A", "Email": "a@example.org"}]}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(org.emulator.count("Contacts"), 1);
+    // With only the source-id field, Email is ignored: a second contact with it is inserted.
+    let (_, body) = org
+        .post(
+            "/crm/v8/Contacts/upsert",
+            json!({"data": [{"Last_Name": "B", "Email": "a@example.org", "Ferry_Source_Id": "x"}], "duplicate_check_fields": ["Ferry_Source_Id"]}),
+        )
+        .await;
+    assert_eq!(body["data"][0]["action"], "insert");
+    // Case-insensitive unique field: "X" is the same record as "x".
+    let (_, body) = org
+        .post(
+            "/crm/v8/Contacts/upsert",
+            json!({"data": [{"Last_Name": "C", "Ferry_Source_Id": "X"}], "duplicate_check_fields": ["Ferry_Source_Id"]}),
+        )
+        .await;
+    assert_eq!(body["data"][0]["action"], "update");
+}
+
+#[tokio::test]
+async fn field_metadata_reports_the_source_id_field() {
+    let org = org(Options::default()).await;
+    let (status, body) = org.get("/crm/v8/settings/fields?module=Contacts").await;
+    assert_eq!(status, 200);
+    let field = body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["api_name"] == "Ferry_Source_Id")
+        .unwrap();
+    assert_eq!(field["unique"], json!({"case_sensitive": false}));
+    assert_eq!(field["data_type"], "text");
+    let (status, body) = org.get("/crm/v8/settings/fields").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("REQUIRED_PARAM_MISSING"))
+    );
+
+    let bare = self::org(Options {
+        source_id_field: None,
+        ..Options::default()
+    })
+    .await;
+    let (_, body) = bare.get("/crm/v8/settings/fields?module=Accounts").await;
+    assert!(
+        body["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["api_name"] != "Ferry_Source_Id")
+    );
+}
+
+#[tokio::test]
+async fn coql_reads_back_by_source_id_with_lookup_fields() {
+    let org = org(Options::default()).await;
+    let dup = json!(["Ferry_Source_Id"]);
+    let (_, body) = org
+        .post(
+            "/crm/v8/Accounts/upsert",
+            json!({"data": [{"Account_Name": "Acme", "Ferry_Source_Id": "co-'1"}], "duplicate_check_fields": dup}),
+        )
+        .await;
+    let account = body["data"][0]["details"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    org.post(
+        "/crm/v8/Contacts/upsert",
+        json!({"data": [
+            {"Last_Name": "A", "Ferry_Source_Id": "p-1", "Account_Name": {"id": account}},
+            {"Last_Name": "B", "Ferry_Source_Id": "p-2", "Email_Opt_Out": true},
+        ], "duplicate_check_fields": dup}),
+    )
+    .await;
+    let (status, body) = org
+        .post(
+            "/crm/v8/coql",
+            json!({"select_query": "select Last_Name, Email_Opt_Out, Account_Name, Account_Name.Ferry_Source_Id, Ferry_Source_Id from Contacts where Ferry_Source_Id in ('p-1', 'p-2', 'p-9') limit 50"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["info"], json!({"count": 2, "more_records": false}));
+    let a = &body["data"][0];
+    assert_eq!(a["Account_Name.Ferry_Source_Id"], "co-'1");
+    assert_eq!(a["Account_Name"]["id"], account.as_str());
+    assert_eq!(body["data"][1]["Email_Opt_Out"], true);
+    assert!(body["data"][1]["Account_Name"].is_null());
+    let (status, _) = org
+        .post(
+            "/crm/v8/coql",
+            json!({"select_query": "select id from Accounts where Ferry_Source_Id = 'co-\\'1'"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = org
+        .post(
+            "/crm/v8/coql",
+            json!({"select_query": "select id from Accounts where Ferry_Source_Id = 'nope'"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = org
+        .post(
+            "/crm/v8/coql",
+            json!({"select_query": "select Nope from Accounts"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("INVALID_QUERY"))
+    );
+}
+
+#[tokio::test]
+async fn coql_pages_by_id_with_exact_19_digit_ids() {
+    let org = org(Options::default()).await;
+    org.emulator.seed(&generate(50, 4, &Mess::none()));
+    let (status, body) = org
+        .post("/crm/v8/coql", json!({"select_query": "select Account_Name from Accounts where id > 0 order by id asc limit 4"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let fourth = body["data"][3]["id"].as_str().unwrap().to_owned();
+    assert_eq!(body["info"]["more_records"], true);
+    let (status, body) = org
+        .post(
+            "/crm/v8/coql",
+            json!({"select_query": format!("select Account_Name from Accounts where id > {fourth} order by id asc limit 200")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["info"]["count"], 6, "ids one apart are told apart");
+    assert_eq!(body["info"]["more_records"], false);
+}
+
+#[tokio::test]
+async fn credits_and_the_concurrency_limit_give_429() {
+    let org = org(Options {
+        credits: Some(4),
+        ..Options::default()
+    })
+    .await;
+    for _ in 0..4 {
+        let (status, _) = org.get("/crm/v8/Contacts?fields=Last_Name").await;
+        assert_eq!(status, 204);
+    }
+    let (status, headers, body) = org
+        .call(
+            reqwest::Method::GET,
+            "/crm/v8/Contacts?fields=Last_Name",
+            None,
+        )
+        .await;
+    assert_eq!(status, 429);
+    assert_eq!(body["code"], "TOO_MANY_REQUESTS");
+    assert_eq!(headers["x-api-credits-remaining"], "0");
+    assert!(headers.get("retry-after").is_none());
+
+    let slow = self::org(Options {
+        concurrency_limit: Some(2),
+        latency: Duration::from_millis(200),
+        ..Options::default()
+    })
+    .await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let request = slow
+            .http
+            .get(format!(
+                "{}/crm/v8/Contacts?fields=Last_Name",
+                slow.running.base_url
+            ))
+            .header("Authorization", format!("Zoho-oauthtoken {}", slow.token));
+        tasks.spawn(async move {
+            request
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        });
+    }
+    let statuses: Vec<u16> = tasks.join_all().await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        3,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn injected_throttling_uses_zohos_body() {
+    let org = org(Options {
+        faults: Faults {
+            throttle_every: Some(3),
+            ..Faults::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    // Request 1 was the token grant.
+    let (first, _) = org.get("/crm/v8/Contacts?fields=Last_Name").await;
+    let (second, body) = org.get("/crm/v8/Contacts?fields=Last_Name").await;
+    assert_eq!(first, 204);
+    assert_eq!(second, 429);
+    assert_eq!(body["code"], "TOO_MANY_REQUESTS");
+}
+
+#[test]
+fn seeding_skips_what_zoho_refuses() {
+    let emulator = Emulator::new(Options::default());
+    let seeded = emulator.seed(&generate(5_000, 9, &Mess::default()));
+    assert_eq!(seeded.accounts, 1_000);
+    assert!(seeded.skipped_contacts > 0);
+    assert_eq!(seeded.contacts + seeded.skipped_contacts, 5_000);
+}
+
+#[test]
+#[ignore = "slow in debug builds; run with --release"]
+fn seeding_a_million_contacts() {
+    let emulator = Emulator::new(Options::default());
+    let started = std::time::Instant::now();
+    let seeded = emulator.seed(&generate(1_000_000, 1, &Mess::default()));
+    assert!(seeded.contacts > 990_000);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}

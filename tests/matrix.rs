@@ -1,0 +1,132 @@
+//! End-to-end: every vendor to every other vendor, through the real `ferry` binary and the
+//! emulators (`ferry demo --from A --to B`), each pair verified 100%.
+//!
+//! Clean seeded data, so every record must arrive: companies, contacts, each contact's company
+//! (the `company` reference is covered by the checksums), and opt-outs (likewise).
+
+mod common;
+
+use std::collections::BTreeSet;
+
+/// The vendors every pair is drawn from. A vendor missing from `ferry connectors` as source or
+/// sink fails the test: any CRM to any CRM is the promise.
+const VENDORS: &[&str] = &["hubspot", "salesforce", "pipedrive", "zoho", "dynamics"];
+const CONTACTS: u64 = 150;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_vendor_migrates_to_every_other_and_verifies() {
+    let listing = common::ferry(&["connectors"], &[]).await;
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    for vendor in VENDORS {
+        let row = listing
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(vendor));
+        let row =
+            row.unwrap_or_else(|| panic!("`ferry connectors` does not list {vendor}:\n{listing}"));
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            (cols[1], cols[2]),
+            ("yes", "yes"),
+            "{vendor} must be a source and a sink: {row}"
+        );
+    }
+
+    let pairs: Vec<(&str, &str)> = VENDORS
+        .iter()
+        .flat_map(|a| {
+            VENDORS
+                .iter()
+                .filter(move |b| *b != a)
+                .map(move |b| (*a, *b))
+        })
+        .collect();
+    assert_eq!(pairs.len(), 20);
+    let mut failures = Vec::new();
+    // A few pairs at a time: each run is its own process with its own two emulators.
+    for chunk in pairs.chunks(4) {
+        let runs = chunk.iter().map(|(from, to)| async move {
+            let records = CONTACTS.to_string();
+            let args = [
+                "demo",
+                "--from",
+                from,
+                "--to",
+                to,
+                "--clean",
+                "--records",
+                &records,
+                "--report",
+                "json",
+                "-q",
+            ];
+            let out = common::ferry(&args, &[]).await;
+            (from, to, out)
+        });
+        for (from, to, out) in futures::future::join_all(runs).await {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let report: serde_json::Value = match serde_json::from_slice(&out.stdout) {
+                Ok(r) => r,
+                Err(_) => {
+                    failures.push(format!(
+                        "{from} -> {to}: exit {:?}, no report; stderr:\n{stderr}",
+                        out.status.code()
+                    ));
+                    continue;
+                }
+            };
+            let mut problems = BTreeSet::new();
+            if out.status.code() != Some(0) || report["outcome"] != "verified" {
+                problems.insert(format!(
+                    "exit {:?}, outcome {}",
+                    out.status.code(),
+                    report["outcome"]
+                ));
+            }
+            for object in ["companies", "contacts"] {
+                let o = common::object(&report, object);
+                let read = common::count(o, "read");
+                let expected = if object == "contacts" {
+                    CONTACTS
+                } else {
+                    CONTACTS / 5
+                };
+                if read != expected
+                    || common::count(o, "verified") != read
+                    || o["digests_match"] != true
+                {
+                    problems.insert(format!(
+                        "{object}: read {read} of {expected}, verified {}, digests match {}",
+                        o["verified"], o["digests_match"]
+                    ));
+                }
+                for required in ["company", "email_opt_out"] {
+                    let not_carried = o["fields_not_carried"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    if object == "contacts" && not_carried.iter().any(|f| f == required) {
+                        problems.insert(format!("contacts: `{required}` was not carried"));
+                    }
+                }
+            }
+            if !problems.is_empty() {
+                let first: Vec<String> = report["failures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .take(5)
+                    .map(|f| f.to_string())
+                    .collect();
+                failures.push(format!(
+                    "{from} -> {to}: {problems:?}; first failures: {first:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 20 pairs failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
