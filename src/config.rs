@@ -62,6 +62,11 @@ pub struct MigrationConfig {
     /// failed and not written) or `"warn"` (written, and listed as a warning).
     #[serde(default)]
     pub invalid_email: InvalidEmail,
+    /// A file where `migrate` saves how far it got (cursors and counts only, never record data),
+    /// so that a run that was stopped or killed resumes there. Relative paths are relative to
+    /// the working directory. Default: none (a rerun starts over; upserts keep it correct).
+    #[serde(default)]
+    pub checkpoint: Option<std::path::PathBuf>,
 }
 
 impl Default for MigrationConfig {
@@ -70,6 +75,7 @@ impl Default for MigrationConfig {
             objects: default_objects(),
             batches_in_flight: default_in_flight(),
             invalid_email: InvalidEmail::default(),
+            checkpoint: None,
         }
     }
 }
@@ -121,6 +127,30 @@ impl MigrationConfig {
 }
 
 impl Config {
+    /// A fingerprint of what this migration is: vendors, settings and objects. Changing any of
+    /// them makes an existing checkpoint refuse to resume.
+    pub fn fingerprint(&self) -> anyhow::Result<String> {
+        let table = |t: &ConnectorTable| -> anyhow::Result<String> {
+            Ok(format!(
+                "{}\n{}",
+                t.connector,
+                toml::to_string(&t.settings)?
+            ))
+        };
+        let objects: Vec<&str> = self
+            .migration
+            .object_types()?
+            .iter()
+            .map(|o| o.as_str())
+            .collect();
+        let (source, sink) = (table(&self.source)?, table(&self.sink)?);
+        Ok(ferry_core::checkpoint::fingerprint(&[
+            &source,
+            &sink,
+            &objects.join(","),
+        ]))
+    }
+
     /// Reads and validates the config file at `path` (no network access).
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ferry_core::{Mode, Progress, Report, RunOptions};
+use ferry_core::{Mode, Outcome, Progress, Report, RunOptions};
 
 /// Exit code when the configuration is wrong (see README: exit codes).
 pub const EXIT_CONFIG: u8 = 2;
@@ -56,6 +56,9 @@ struct RunArgs {
     /// Seconds between progress lines when stderr is not a terminal.
     #[arg(long, default_value_t = 5)]
     progress_interval: u64,
+    /// Ignore the configured checkpoint's saved progress and start the migration afresh.
+    #[arg(long)]
+    fresh: bool,
 }
 
 #[derive(Subcommand)]
@@ -167,10 +170,24 @@ async fn run_config(mode: Mode, args: RunArgs, quiet: bool) -> Result<u8, CliErr
     let config = config::Config::load(&args.config).map_err(CliError::config)?;
     let source = connectors::source(&config.source)?;
     let sink = connectors::sink(&config.sink)?;
+    let checkpoint = match (&config.migration.checkpoint, mode) {
+        (Some(path), Mode::Migrate) => {
+            let fingerprint = config.fingerprint().map_err(CliError::config)?;
+            let file = ferry_core::checkpoint::CheckpointFile::open(path, &fingerprint, args.fresh)
+                .map_err(|e| match e {
+                    ferry_core::checkpoint::CheckpointError::Io { .. } => CliError::failed(e),
+                    _ => CliError::config(e),
+                })?;
+            Some(Arc::new(file))
+        }
+        _ => None,
+    };
     let options = RunOptions {
         objects: config.migration.object_types().map_err(CliError::config)?,
         batches_in_flight: config.migration.batches_in_flight,
         invalid_email: config.migration.invalid_email,
+        checkpoint,
+        stop: None,
     };
     let report = execute(mode, source, sink, &options, quiet, args.progress_interval).await;
     print_report(&report, args.report)?;
@@ -192,9 +209,50 @@ pub async fn execute(
         quiet,
         Duration::from_secs(progress_interval.max(1)),
     );
-    let report = ferry_core::run(mode, source, sink, options, progress).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(stop_on_signals(stop));
+    let options = RunOptions {
+        stop: Some(stopped),
+        ..options.clone()
+    };
+    let report = ferry_core::run(mode, source, sink, &options, progress).await;
+    signals.abort();
     display.finish().await;
     report
+}
+
+/// The first SIGINT or SIGTERM asks the run to stop: no new page is read, batches in flight
+/// finish and are verified, progress is saved. A second one abandons them and exits at once;
+/// the checkpoint still holds only settled pages, so a rerun resumes correctly.
+async fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    for count in 0.. {
+        #[cfg(unix)]
+        let term_signal = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term_signal = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term_signal => {}
+        }
+        if count == 0 {
+            eprintln!(
+                "ferry: stopping: reading no more pages, finishing the batches in flight (signal again to abandon them)"
+            );
+            let _ = stop.send(true);
+        } else {
+            eprintln!("ferry: abandoning the batches in flight; rerun the same command to resume");
+            std::process::exit(i32::from(Outcome::Interrupted.exit_code()));
+        }
+    }
 }
 
 fn print_report(report: &Report, format: ReportFormat) -> Result<(), CliError> {

@@ -19,6 +19,7 @@ pub fn human(report: &Report) -> String {
             "VERIFICATION MISMATCH: some records differ in the sink (listed below)"
         }
         Outcome::Failed => "FAILED before finishing",
+        Outcome::Interrupted => "STOPPED on request before finishing",
     };
     let _ = writeln!(
         out,
@@ -30,6 +31,26 @@ pub fn human(report: &Report) -> String {
     );
     if let Some(error) = &report.error {
         let _ = writeln!(out, "error: {error}");
+    }
+    let resumed: u64 = report.objects.iter().map(|o| o.already_done).sum();
+    if resumed > 0 {
+        let _ = writeln!(
+            out,
+            "resumed from the checkpoint: {resumed} records were settled by earlier runs and not read again"
+        );
+    }
+    if matches!(report.outcome, Outcome::Interrupted | Outcome::Failed) {
+        let _ = match &report.checkpoint {
+            Some(path) => writeln!(
+                out,
+                "progress is saved in {path}: run the same command again to resume there"
+            ),
+            None => writeln!(
+                out,
+                "no checkpoint is configured: a rerun starts over (safe: writes are upserts by source id); \
+                 set [migration] checkpoint to resume instead"
+            ),
+        };
     }
     let _ = writeln!(
         out,

@@ -1,6 +1,7 @@
 //! ferry's engine: the canonical record model, the connector traits, the pipeline that moves
 //! records between them, the shared HTTP layer, checksums and the run report.
 
+pub mod checkpoint;
 pub mod checksum;
 pub mod connector;
 pub mod error;

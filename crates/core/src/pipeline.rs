@@ -6,12 +6,15 @@
 //! Object types run one after another, parents first, so that a contact's company is already in
 //! the sink when the contact is written.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+
+use crate::checkpoint::{CheckpointFile, ObjectCheckpoint};
 
 use crate::checksum::{Projection, record_digest};
 use crate::connector::{Sink, Source};
@@ -40,6 +43,10 @@ pub struct RunOptions {
     pub batches_in_flight: usize,
     /// What to do with malformed email addresses.
     pub invalid_email: InvalidEmail,
+    /// Where progress is saved, and resumed from (migrations only).
+    pub checkpoint: Option<Arc<CheckpointFile>>,
+    /// Becomes `true` when the run must stop: no new page is read, batches in flight finish.
+    pub stop: Option<watch::Receiver<bool>>,
 }
 
 impl Default for RunOptions {
@@ -48,7 +55,78 @@ impl Default for RunOptions {
             objects: ObjectType::ALL.to_vec(),
             batches_in_flight: 4,
             invalid_email: InvalidEmail::Reject,
+            checkpoint: None,
+            stop: None,
         }
+    }
+}
+
+/// Records on their way through the stages, each with the sequence number of the source page
+/// it came from (to know when a page is settled).
+#[derive(Default)]
+struct Batch {
+    records: Vec<Record>,
+    pages: Vec<u64>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// Which source pages are fully settled, in order, for the checkpoint. Pages settle out of
+/// order (batches run concurrently); the resume point only moves over a settled prefix.
+#[derive(Default)]
+struct Ledger {
+    pages: VecDeque<PageState>,
+    first_seq: u64,
+    /// Records settled in this run's settled prefix, plus those of earlier runs.
+    settled: u64,
+    resume_cursor: Option<String>,
+    done: bool,
+}
+
+#[derive(Default)]
+struct PageState {
+    outstanding: u64,
+    total: u64,
+    closed: bool,
+    next: Option<String>,
+}
+
+impl Ledger {
+    fn open(&mut self) -> u64 {
+        self.pages.push_back(PageState::default());
+        self.first_seq + self.pages.len() as u64 - 1
+    }
+
+    fn page(&mut self, seq: u64) -> Option<&mut PageState> {
+        let index = seq.checked_sub(self.first_seq)?;
+        self.pages.get_mut(usize::try_from(index).ok()?)
+    }
+
+    /// Whether the resume point moved.
+    fn advance(&mut self) -> bool {
+        let mut moved = false;
+        while self
+            .pages
+            .front()
+            .is_some_and(|p| p.closed && p.outstanding == 0)
+        {
+            if let Some(page) = self.pages.pop_front() {
+                self.first_seq += 1;
+                self.settled += page.total;
+                self.done = page.next.is_none();
+                self.resume_cursor = page.next;
+                moved = true;
+            }
+        }
+        moved
     }
 }
 
@@ -57,6 +135,9 @@ struct Shared {
     object: ObjectType,
     projection: Projection,
     tally: Mutex<Tally>,
+    ledger: Mutex<Ledger>,
+    checkpoint: Option<Arc<CheckpointFile>>,
+    interrupted: AtomicBool,
 }
 
 /// What the stages found, gathered as they go so a failed run still reports what it did.
@@ -71,6 +152,66 @@ impl Shared {
     fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
         // A panic in another stage is reported as such; the tally itself stays usable.
         self.tally.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks `n` records of page `seq` settled, moving the checkpoint when a prefix of pages is.
+    fn settle(&self, seq: u64, n: u64) -> ConnectorResult<()> {
+        let mut ledger = self.ledger();
+        if let Some(page) = ledger.page(seq) {
+            page.outstanding = page.outstanding.saturating_sub(n);
+        }
+        self.after_change(ledger)
+    }
+
+    /// A record of page `seq` goes downstream; it is outstanding until settled. Counted before
+    /// it is sent, since a later stage may settle it before the page is closed.
+    fn sent_downstream(&self, seq: u64) {
+        if let Some(page) = self.ledger().page(seq) {
+            page.outstanding += 1;
+        }
+    }
+
+    /// Page `seq` has been read whole: `downstream` records went on, `settled_now` were settled
+    /// at once (failed checks), and `next` is the cursor after it.
+    fn close_page(
+        &self,
+        seq: u64,
+        downstream: u64,
+        settled_now: u64,
+        next: Option<String>,
+    ) -> ConnectorResult<()> {
+        let mut ledger = self.ledger();
+        if let Some(page) = ledger.page(seq) {
+            page.total = downstream + settled_now;
+            page.closed = true;
+            page.next = next;
+        }
+        self.after_change(ledger)
+    }
+
+    fn after_change(&self, mut ledger: std::sync::MutexGuard<'_, Ledger>) -> ConnectorResult<()> {
+        if !ledger.advance() {
+            return Ok(());
+        }
+        let Some(checkpoint) = &self.checkpoint else {
+            return Ok(());
+        };
+        let progress = ObjectCheckpoint {
+            done: ledger.done,
+            resume_cursor: ledger.resume_cursor.clone(),
+            settled: ledger.settled,
+        };
+        drop(ledger);
+        checkpoint
+            .record(self.object, progress)
+            .map_err(|e| ConnectorError::Setup {
+                vendor: "ferry",
+                detail: format!("cannot save progress: {e}"),
+            })
     }
 
     fn failure(&self, source_id: &str, stage: Stage, code: &str, reason: String) -> Failure {
@@ -109,22 +250,58 @@ pub async fn run(
         source_http: HttpReport::default(),
         sink_http: HttpReport::default(),
         elapsed_ms: 0,
+        interrupted: false,
+        checkpoint: None,
     };
+    let checkpoint = options
+        .checkpoint
+        .as_ref()
+        .filter(|_| mode == Mode::Migrate);
+    report.checkpoint = checkpoint.map(|c| c.path().display().to_string());
     let fallback = ObjectProgress::default();
     for &object in &options.objects {
         let counters = progress.of(object).unwrap_or(&fallback);
+        let earlier = checkpoint.map(|c| c.object(object)).unwrap_or_default();
+        let mut object_report = ObjectReport {
+            object: Some(object),
+            already_done: earlier.settled,
+            ..ObjectReport::default()
+        };
+        if earlier.done {
+            counters.done.store(true, Ordering::Relaxed);
+            tracing::info!(object = %object, settled = earlier.settled, "finished in an earlier run");
+            object_report.digests_match = true;
+            report.objects.push(object_report);
+            continue;
+        }
         let shared = Arc::new(Shared {
             object,
             projection: Projection::new(sink.stored_fields(object)),
             tally: Mutex::new(Tally {
-                report: ObjectReport {
-                    object: Some(object),
-                    ..ObjectReport::default()
-                },
+                report: object_report,
                 ..Tally::default()
             }),
+            ledger: Mutex::new(Ledger {
+                settled: earlier.settled,
+                resume_cursor: earlier.resume_cursor.clone(),
+                ..Ledger::default()
+            }),
+            checkpoint: checkpoint.cloned(),
+            interrupted: AtomicBool::new(false),
         });
-        let result = run_object(mode, &source, &sink, options, &shared, counters).await;
+        if earlier.resume_cursor.is_some() {
+            tracing::info!(object = %object, settled = earlier.settled, "resuming from the checkpoint");
+        }
+        let result = run_object(
+            mode,
+            &source,
+            &sink,
+            options,
+            earlier.resume_cursor,
+            &shared,
+            counters,
+        )
+        .await;
         counters
             .done
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -140,12 +317,30 @@ pub async fn run(
             r.unprocessed = r.read.saturating_sub(settled);
             tracing::error!(object = %object, error = %e, "run stopped");
             report.error = Some(e.to_string());
+        } else if shared.interrupted.load(Ordering::Relaxed) {
+            r.unprocessed = r.read.saturating_sub(r.written + r.failed);
         }
         report.objects.push(tally.report);
         report.failures.append(&mut tally.failures);
         report.warnings.append(&mut tally.warnings);
-        if report.error.is_some() {
+        if shared.interrupted.load(Ordering::Relaxed) {
+            report.interrupted = true;
+        }
+        if report.error.is_some() || report.interrupted {
             break; // children of a failed parent object would only fail on their references
+        }
+    }
+    if let Some(checkpoint) = checkpoint {
+        let finished = report.error.is_none() && !report.interrupted;
+        let saved = if finished {
+            checkpoint.finish()
+        } else {
+            checkpoint.save()
+        };
+        if let Err(e) = saved {
+            report
+                .error
+                .get_or_insert_with(|| format!("cannot save progress: {e}"));
         }
     }
     report.source_http = http_report(source.http_stats());
@@ -169,6 +364,7 @@ async fn run_object(
     source: &Arc<dyn Source>,
     sink: &Arc<dyn Sink>,
     options: &RunOptions,
+    start: Option<String>,
     shared: &Arc<Shared>,
     counters: &ObjectProgress,
 ) -> ConnectorResult<()> {
@@ -178,13 +374,17 @@ async fn run_object(
     }
     let in_flight = options.batches_in_flight.max(1);
     let batch_size = sink.batch_size(object).max(1);
-    let (batch_tx, batch_rx) = mpsc::channel::<Vec<Record>>(in_flight);
-    let (verify_tx, verify_rx) = mpsc::channel::<Vec<Record>>(in_flight);
+    let (batch_tx, batch_rx) = mpsc::channel::<Batch>(in_flight);
+    let (verify_tx, verify_rx) = mpsc::channel::<Batch>(in_flight);
 
     let reader = read_stage(
         source,
-        options.invalid_email,
-        batch_size,
+        ReadPlan {
+            invalid_email: options.invalid_email,
+            batch_size,
+            start,
+            stop: options.stop.clone(),
+        },
         batch_tx,
         shared,
         counters,
@@ -212,21 +412,54 @@ async fn run_object(
     read.and(written).and(verified)
 }
 
+/// Where and how the read stage reads.
+struct ReadPlan {
+    invalid_email: InvalidEmail,
+    batch_size: usize,
+    /// The cursor to start at (a checkpoint's), or `None` for the first page.
+    start: Option<String>,
+    stop: Option<watch::Receiver<bool>>,
+}
+
 /// Reads every page of the object, checks each record and sends full batches downstream.
 async fn read_stage(
     source: &Arc<dyn Source>,
-    invalid_email: InvalidEmail,
-    batch_size: usize,
-    tx: mpsc::Sender<Vec<Record>>,
+    plan: ReadPlan,
+    tx: mpsc::Sender<Batch>,
     shared: &Shared,
     counters: &ObjectProgress,
 ) -> ConnectorResult<()> {
+    let ReadPlan {
+        invalid_email,
+        batch_size,
+        start,
+        mut stop,
+    } = plan;
     let mut quality = QualityChecker::new(invalid_email);
     let mut not_carried: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    let mut cursor: Option<String> = None;
-    let mut batch = Vec::with_capacity(batch_size);
+    let mut cursor: Option<String> = start;
+    let mut batch = Batch::default();
     loop {
-        let page = source.read_page(shared.object, cursor.as_deref()).await?;
+        let stopping =
+            |stop: &Option<watch::Receiver<bool>>| stop.as_ref().is_some_and(|s| *s.borrow());
+        if stopping(&stop) {
+            shared.interrupted.store(true, Ordering::Relaxed);
+            break;
+        }
+        let fetch = source.read_page(shared.object, cursor.as_deref());
+        let page = match stop.as_mut() {
+            Some(signal) => tokio::select! {
+                page = fetch => page?,
+                _ = signal.wait_for(|stop| *stop) => {
+                    shared.interrupted.store(true, Ordering::Relaxed);
+                    break;
+                }
+            },
+            None => fetch.await?,
+        };
+        let seq = shared.ledger().open();
+        let mut settled_now = (page.unreadable.len()) as u64;
+        let mut downstream = 0u64;
         let n = (page.records.len() + page.unreadable.len()) as u64;
         ObjectProgress::add(&counters.read, n);
         {
@@ -267,16 +500,21 @@ async fn read_stage(
                 }
             }
             if blocked {
+                settled_now += 1;
                 continue;
             }
-            batch.push(record);
+            shared.sent_downstream(seq);
+            batch.records.push(record);
+            batch.pages.push(seq);
+            downstream += 1;
             if batch.len() >= batch_size {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                let full = std::mem::take(&mut batch);
                 if tx.send(full).await.is_err() {
                     return Ok(()); // the writer stopped; its error tells why
                 }
             }
         }
+        shared.close_page(seq, downstream, settled_now, page.next.clone())?;
         match page.next {
             Some(next) if cursor.as_deref() == Some(next.as_str()) => {
                 return Err(ConnectorError::Malformed {
@@ -299,8 +537,8 @@ async fn read_stage(
 
 /// Verify mode: records go straight from the reader to the verifier.
 async fn forward_stage(
-    mut rx: mpsc::Receiver<Vec<Record>>,
-    tx: mpsc::Sender<Vec<Record>>,
+    mut rx: mpsc::Receiver<Batch>,
+    tx: mpsc::Sender<Batch>,
 ) -> ConnectorResult<()> {
     while let Some(batch) = rx.recv().await {
         if tx.send(batch).await.is_err() {
@@ -314,14 +552,13 @@ async fn forward_stage(
 async fn write_stage(
     sink: &Arc<dyn Sink>,
     in_flight: usize,
-    mut rx: mpsc::Receiver<Vec<Record>>,
-    tx: mpsc::Sender<Vec<Record>>,
+    mut rx: mpsc::Receiver<Batch>,
+    tx: mpsc::Sender<Batch>,
     shared: &Shared,
     counters: &ObjectProgress,
 ) -> ConnectorResult<()> {
     let object = shared.object;
-    let mut tasks: JoinSet<(Vec<Record>, ConnectorResult<Vec<crate::RecordOutcome>>)> =
-        JoinSet::new();
+    let mut tasks: JoinSet<(Batch, ConnectorResult<Vec<crate::RecordOutcome>>)> = JoinSet::new();
     let mut input_open = true;
     while input_open || !tasks.is_empty() {
         tokio::select! {
@@ -329,7 +566,7 @@ async fn write_stage(
                 Some(batch) => {
                     let sink = Arc::clone(sink);
                     tasks.spawn(async move {
-                        let outcomes = sink.upsert(object, &batch).await;
+                        let outcomes = sink.upsert(object, &batch.records).await;
                         (batch, outcomes)
                     });
                 }
@@ -350,15 +587,15 @@ async fn write_stage(
 /// Books one batch's outcomes and returns the records the sink accepted.
 fn settle_writes(
     vendor: &'static str,
-    batch: Vec<Record>,
+    batch: Batch,
     outcomes: Vec<crate::RecordOutcome>,
     shared: &Shared,
     counters: &ObjectProgress,
-) -> ConnectorResult<Vec<Record>> {
+) -> ConnectorResult<Batch> {
     let in_order = outcomes.len() == batch.len()
         && outcomes
             .iter()
-            .zip(&batch)
+            .zip(&batch.records)
             .all(|(o, r)| o.source_id == r.source_id);
     if !in_order {
         return Err(ConnectorError::Malformed {
@@ -371,9 +608,10 @@ fn settle_writes(
             ),
         });
     }
-    let mut accepted = Vec::with_capacity(batch.len());
+    let mut accepted = Batch::default();
+    let mut rejected_pages = Vec::new();
     let mut tally = shared.tally();
-    for (record, outcome) in batch.into_iter().zip(outcomes) {
+    for ((record, page), outcome) in batch.records.into_iter().zip(batch.pages).zip(outcomes) {
         match outcome.result {
             Ok(written) => {
                 tally.report.written += 1;
@@ -382,10 +620,12 @@ fn settle_writes(
                 } else {
                     tally.report.updated += 1
                 }
-                accepted.push(record);
+                accepted.records.push(record);
+                accepted.pages.push(page);
             }
             Err(rejection) => {
                 tally.report.failed += 1;
+                rejected_pages.push(page);
                 let failure = shared.failure(
                     &record.source_id,
                     Stage::Write,
@@ -398,6 +638,9 @@ fn settle_writes(
     }
     let failed = tally.report.failed;
     drop(tally);
+    for page in rejected_pages {
+        shared.settle(page, 1)?;
+    }
     ObjectProgress::add(&counters.written, accepted.len() as u64);
     counters
         .failed
@@ -409,25 +652,29 @@ fn settle_writes(
 async fn verify_stage(
     sink: &Arc<dyn Sink>,
     in_flight: usize,
-    mut rx: mpsc::Receiver<Vec<Record>>,
+    mut rx: mpsc::Receiver<Batch>,
     shared: &Arc<Shared>,
     counters: &ObjectProgress,
 ) -> ConnectorResult<()> {
     let object = shared.object;
     let chunk_size = sink.read_back_size(object).max(1);
-    let mut pending: Vec<Record> = Vec::new();
-    let mut tasks: JoinSet<(Vec<Record>, ConnectorResult<Vec<Record>>)> = JoinSet::new();
+    let mut pending = Batch::default();
+    let mut tasks: JoinSet<(Batch, ConnectorResult<Vec<Record>>)> = JoinSet::new();
     let mut input_open = true;
     while input_open || !tasks.is_empty() || !pending.is_empty() {
         // Send a chunk when it is full, or whatever is left once the input has ended.
         if tasks.len() < in_flight
             && (pending.len() >= chunk_size || (!input_open && !pending.is_empty()))
         {
-            let rest = pending.split_off(pending.len().min(chunk_size));
+            let cut = pending.len().min(chunk_size);
+            let rest = Batch {
+                records: pending.records.split_off(cut),
+                pages: pending.pages.split_off(cut),
+            };
             let chunk = std::mem::replace(&mut pending, rest);
             let sink = Arc::clone(sink);
             tasks.spawn(async move {
-                let ids: Vec<String> = chunk.iter().map(|r| r.source_id.clone()).collect();
+                let ids: Vec<String> = chunk.records.iter().map(|r| r.source_id.clone()).collect();
                 let back = sink.read_back(object, &ids).await;
                 (chunk, back)
             });
@@ -435,24 +682,31 @@ async fn verify_stage(
         }
         tokio::select! {
             batch = rx.recv(), if input_open && pending.len() < chunk_size => match batch {
-                Some(batch) => pending.extend(batch),
+                Some(batch) => {
+                    pending.records.extend(batch.records);
+                    pending.pages.extend(batch.pages);
+                }
                 None => input_open = false,
             },
             Some(joined) = tasks.join_next() => {
                 let (sent, back) = joined.map_err(|e| internal(sink.vendor(), "read-back", e))?;
-                compare(sent, back?, shared, counters);
+                let pages = compare(sent, back?, shared, counters);
+                for page in pages {
+                    shared.settle(page, 1)?;
+                }
             }
         }
     }
     Ok(())
 }
 
-/// Compares what was sent with what came back, record by record.
-fn compare(sent: Vec<Record>, back: Vec<Record>, shared: &Shared, counters: &ObjectProgress) {
+/// Compares what was sent with what came back, record by record; returns the pages of the
+/// records it settled.
+fn compare(sent: Batch, back: Vec<Record>, shared: &Shared, counters: &ObjectProgress) -> Vec<u64> {
     let back: HashMap<&str, &Record> = back.iter().map(|r| (r.source_id.as_str(), r)).collect();
     let mut verified = 0u64;
     let mut tally = shared.tally();
-    for record in &sent {
+    for record in &sent.records {
         let expected = record_digest(record, &shared.projection);
         tally.report.sent_digest.add(&expected);
         let Some(stored) = back.get(record.source_id.as_str()) else {
@@ -483,6 +737,7 @@ fn compare(sent: Vec<Record>, back: Vec<Record>, shared: &Shared, counters: &Obj
     tally.report.verified += verified;
     drop(tally);
     ObjectProgress::add(&counters.verified, verified);
+    sent.pages
 }
 
 /// The names of projected fields whose values differ (empty text counts as absent).
@@ -772,5 +1027,140 @@ mod tests {
         );
         assert_eq!(report.outcome, Outcome::Mismatch);
         assert!(report.failures.iter().all(|f| f.code == "MISSING"));
+    }
+
+    /// Flips the stop signal after `after` upserts, like an operator's Ctrl-C mid-run.
+    struct StoppingSink {
+        inner: MemorySink,
+        stop: watch::Sender<bool>,
+        after: usize,
+        upserts: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Sink for StoppingSink {
+        fn vendor(&self) -> &'static str {
+            "memsink"
+        }
+        fn batch_size(&self, o: ObjectType) -> usize {
+            self.inner.batch_size(o)
+        }
+        fn read_back_size(&self, o: ObjectType) -> usize {
+            self.inner.read_back_size(o)
+        }
+        fn stored_fields(&self, o: ObjectType) -> Vec<String> {
+            self.inner.stored_fields(o)
+        }
+        async fn check(&self) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn upsert(
+            &self,
+            o: ObjectType,
+            records: &[Record],
+        ) -> ConnectorResult<Vec<RecordOutcome>> {
+            if self.upserts.fetch_add(1, Ordering::SeqCst) + 1 == self.after {
+                let _ = self.stop.send(true);
+            }
+            self.inner.upsert(o, records).await
+        }
+        async fn read_back(&self, o: ObjectType, ids: &[String]) -> ConnectorResult<Vec<Record>> {
+            self.inner.read_back(o, ids).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_run_resumes_from_its_checkpoint() {
+        let dir = std::env::temp_dir().join(format!("ferry-resume-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("checkpoint.json");
+        let _ = std::fs::remove_file(&path);
+        let records: Vec<Record> = (0..200).map(|i| contact(i, "Ng")).collect();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let sink = Arc::new(StoppingSink {
+            inner: MemorySink::default(),
+            stop: stop_tx,
+            after: 5,
+            upserts: AtomicUsize::new(0),
+        });
+
+        let checkpoint = Arc::new(CheckpointFile::open(&path, "fp", false).unwrap());
+        let options = RunOptions {
+            objects: vec![ObjectType::Contacts],
+            checkpoint: Some(checkpoint),
+            stop: Some(stop_rx),
+            ..RunOptions::default()
+        };
+        let source = Arc::new(MemorySource {
+            records: records.clone(),
+            page: 5,
+        });
+        let first = run(
+            Mode::Migrate,
+            source,
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            &options,
+            Arc::new(Progress::new(&options.objects)),
+        )
+        .await;
+        assert_eq!(first.outcome, Outcome::Interrupted);
+        assert_eq!(first.outcome.exit_code(), 4);
+        let o = &first.objects[0];
+        assert!(o.read < 200, "the reader stopped early: read {}", o.read);
+        assert_eq!(
+            o.written, o.verified,
+            "what was written before stopping is verified"
+        );
+        let saved = CheckpointFile::open(&path, "fp", false)
+            .unwrap()
+            .object(ObjectType::Contacts);
+        assert!(
+            !saved.done && saved.settled > 0 && saved.resume_cursor.is_some(),
+            "{saved:?}"
+        );
+        assert_eq!(saved.settled % 5, 0, "the resume point is a page boundary");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("example.com") && !text.contains("Ng"),
+            "no record data in the checkpoint"
+        );
+
+        // The second run picks up at the checkpoint and finishes the rest.
+        let checkpoint = Arc::new(CheckpointFile::open(&path, "fp", false).unwrap());
+        let options = RunOptions {
+            objects: vec![ObjectType::Contacts],
+            checkpoint: Some(checkpoint),
+            ..RunOptions::default()
+        };
+        let source = Arc::new(MemorySource { records, page: 5 });
+        let second = run(
+            Mode::Migrate,
+            source,
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            &options,
+            Arc::new(Progress::new(&options.objects)),
+        )
+        .await;
+        assert_eq!(second.outcome, Outcome::Verified, "{second:?}");
+        let o = &second.objects[0];
+        assert_eq!(o.already_done, saved.settled);
+        assert_eq!(
+            o.read + o.already_done,
+            200,
+            "nothing read twice, nothing skipped"
+        );
+        assert_eq!(sink.inner.stored.lock().unwrap().len(), 200);
+        assert!(
+            CheckpointFile::open(&path, "fp", false)
+                .unwrap()
+                .snapshot()
+                .objects
+                .is_empty(),
+            "a finished migration starts afresh"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

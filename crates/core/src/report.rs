@@ -66,6 +66,9 @@ pub struct ObjectReport {
     pub read_back_digest: AggregateDigest,
     /// Whether the two digests are equal and cover every written record.
     pub digests_match: bool,
+    /// Records settled (written and verified, or failed) in earlier, interrupted runs of this
+    /// migration, per the checkpoint; this run did not read them again.
+    pub already_done: u64,
     /// Fields the source had values for that the sink does not store (and so are neither
     /// written nor verified), sorted.
     pub fields_not_carried: Vec<String>,
@@ -94,6 +97,8 @@ pub enum Outcome {
     Mismatch,
     /// The run stopped on an error before finishing.
     Failed,
+    /// The run was asked to stop (SIGINT/SIGTERM) and stopped cleanly before finishing.
+    Interrupted,
 }
 
 impl Outcome {
@@ -103,6 +108,7 @@ impl Outcome {
             Outcome::Verified => 0,
             Outcome::Failed => 1,
             Outcome::RecordsFailed | Outcome::Mismatch => 3,
+            Outcome::Interrupted => 4,
         }
     }
 }
@@ -132,6 +138,10 @@ pub struct Report {
     pub sink_http: HttpReport,
     /// Wall-clock duration of the run.
     pub elapsed_ms: u64,
+    /// Whether the run was asked to stop and stopped early.
+    pub interrupted: bool,
+    /// The checkpoint file progress is saved to, if one is configured.
+    pub checkpoint: Option<String>,
 }
 
 impl Report {
@@ -139,6 +149,8 @@ impl Report {
     pub fn settle_outcome(&mut self) {
         self.outcome = if self.error.is_some() {
             Outcome::Failed
+        } else if self.interrupted {
+            Outcome::Interrupted
         } else if self.objects.iter().any(|o| o.mismatched > 0) {
             Outcome::Mismatch
         } else if self
