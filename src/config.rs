@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
 use ferry_core::ObjectType;
-use ferry_core::quality::InvalidEmail;
+use ferry_core::quality::{InvalidEmail, MissingReference, MissingRequired, QualityRules};
 use serde::Deserialize;
 
 /// The config file format version this build reads.
@@ -67,6 +67,23 @@ pub struct MigrationConfig {
     /// the working directory. Default: none (a rerun starts over; upserts keep it correct).
     #[serde(default)]
     pub checkpoint: Option<std::path::PathBuf>,
+    /// What to do with a record missing a field the sink requires: `"reject"` (default: the
+    /// record is listed as failed; ferry never invents data silently) or
+    /// `{ placeholder = "[not provided]" }` (that text is written, and a warning lists the record).
+    #[serde(default)]
+    pub missing_required: MissingRequired,
+    /// What to do with a record referring to one the source does not have (a contact whose
+    /// company is not among the companies read): `"reject"` (default) or `"drop"` (written
+    /// without the reference, with a warning).
+    #[serde(default)]
+    pub missing_reference: MissingReference,
+    /// Records holding more than this many bytes of text are refused. Default 1 MiB.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: usize,
+}
+
+fn default_max_record_bytes() -> usize {
+    QualityRules::default().max_record_bytes
 }
 
 impl Default for MigrationConfig {
@@ -76,6 +93,9 @@ impl Default for MigrationConfig {
             batches_in_flight: default_in_flight(),
             invalid_email: InvalidEmail::default(),
             checkpoint: None,
+            missing_required: MissingRequired::default(),
+            missing_reference: MissingReference::default(),
+            max_record_bytes: default_max_record_bytes(),
         }
     }
 }
@@ -92,6 +112,16 @@ fn default_in_flight() -> usize {
 }
 
 impl MigrationConfig {
+    /// The data-quality rules these settings describe.
+    pub fn quality_rules(&self) -> QualityRules {
+        QualityRules {
+            invalid_email: self.invalid_email,
+            max_record_bytes: self.max_record_bytes,
+            missing_required: self.missing_required.clone(),
+            missing_reference: self.missing_reference,
+        }
+    }
+
     /// The object types to run, validated and in dependency order.
     pub fn object_types(&self) -> anyhow::Result<Vec<ObjectType>> {
         let mut objects = Vec::new();
@@ -256,6 +286,23 @@ mod tests {
             config.source.settings.contains_key("token")
                 && !config.source.settings.contains_key("connector")
         );
+    }
+
+    #[test]
+    fn data_quality_rules_parse() {
+        let text = GOOD.replace("[migration]", "[migration]\nmissing_required = { placeholder = \"[not provided]\" }\nmissing_reference = \"drop\"");
+        let rules = Config::parse(&text).unwrap().migration.quality_rules();
+        assert_eq!(
+            rules.missing_required,
+            MissingRequired::Placeholder("[not provided]".into())
+        );
+        assert_eq!(rules.missing_reference, MissingReference::Drop);
+        assert_eq!(
+            Config::parse(GOOD).unwrap().migration.quality_rules(),
+            QualityRules::default()
+        );
+        let bad = GOOD.replace("[migration]", "[migration]\nmissing_required = \"guess\"");
+        assert!(format!("{:#}", Config::parse(&bad).unwrap_err()).contains("missing_required"));
     }
 
     #[test]

@@ -185,7 +185,7 @@ async fn run_config(mode: Mode, args: RunArgs, quiet: bool) -> Result<u8, CliErr
     let options = RunOptions {
         objects: config.migration.object_types().map_err(CliError::config)?,
         batches_in_flight: config.migration.batches_in_flight,
-        invalid_email: config.migration.invalid_email,
+        quality: config.migration.quality_rules(),
         checkpoint,
         stop: None,
     };

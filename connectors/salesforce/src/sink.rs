@@ -388,6 +388,15 @@ impl Sink for SalesforceSink {
         mapping::stored_fields(object)
     }
 
+    // Salesforce refuses an Account without Name and a Contact without LastName (REQUIRED_FIELD_MISSING).
+    fn required_fields(&self, object: ObjectType) -> Vec<String> {
+        let field = match object {
+            ObjectType::Companies => ferry_core::field::NAME,
+            ObjectType::Contacts => ferry_core::field::LAST_NAME,
+        };
+        vec![field.to_owned()]
+    }
+
     async fn check(&self) -> ConnectorResult<()> {
         self.client.check().await
     }

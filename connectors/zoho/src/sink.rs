@@ -480,6 +480,15 @@ impl Sink for ZohoSink {
         mapping::stored_fields(object)
     }
 
+    // Zoho refuses an Account without Account_Name and a Contact without Last_Name (MANDATORY_NOT_FOUND).
+    fn required_fields(&self, object: ObjectType) -> Vec<String> {
+        let field = match object {
+            ObjectType::Companies => ferry_core::field::NAME,
+            ObjectType::Contacts => ferry_core::field::LAST_NAME,
+        };
+        vec![field.to_owned()]
+    }
+
     async fn check(&self) -> ConnectorResult<()> {
         self.client
             .send_ok(

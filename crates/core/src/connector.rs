@@ -99,6 +99,13 @@ pub trait Sink: Send + Sync {
     /// The canonical fields this sink stores and returns on read-back; checksums cover these.
     fn stored_fields(&self, object: ObjectType) -> Vec<String>;
 
+    /// The canonical fields the vendor refuses a record without (Salesforce's contact
+    /// `last_name`). The engine applies the operator's `missing_required` rule to them before
+    /// writing; the default is none.
+    fn required_fields(&self, _object: ObjectType) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Checks connectivity and credentials with one cheap request.
     async fn check(&self) -> ConnectorResult<()>;
 

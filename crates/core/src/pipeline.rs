@@ -20,7 +20,7 @@ use crate::checksum::{Projection, record_digest};
 use crate::connector::{Sink, Source};
 use crate::error::{ConnectorError, ConnectorResult};
 use crate::model::{ObjectType, Record, Value};
-use crate::quality::{InvalidEmail, QualityChecker};
+use crate::quality::{Action, QualityChecker, QualityRules, id_hash};
 use crate::report::{
     Failure, HttpReport, ObjectProgress, ObjectReport, Outcome, Progress, Report, Stage,
 };
@@ -41,8 +41,8 @@ pub struct RunOptions {
     pub objects: Vec<ObjectType>,
     /// Sink batches (writes and read-backs each) in flight at once.
     pub batches_in_flight: usize,
-    /// What to do with malformed email addresses.
-    pub invalid_email: InvalidEmail,
+    /// The data-quality rules: bad emails, missing required fields, dangling references, size.
+    pub quality: QualityRules,
     /// Where progress is saved, and resumed from (migrations only).
     pub checkpoint: Option<Arc<CheckpointFile>>,
     /// Becomes `true` when the run must stop: no new page is read, batches in flight finish.
@@ -54,7 +54,7 @@ impl Default for RunOptions {
         RunOptions {
             objects: ObjectType::ALL.to_vec(),
             batches_in_flight: 4,
-            invalid_email: InvalidEmail::Reject,
+            quality: QualityRules::default(),
             checkpoint: None,
             stop: None,
         }
@@ -138,6 +138,9 @@ struct Shared {
     ledger: Mutex<Ledger>,
     checkpoint: Option<Arc<CheckpointFile>>,
     interrupted: AtomicBool,
+    /// Hashes of the source ids read, kept for parent objects (companies) so that children's
+    /// references can be checked; `None` for other objects.
+    ids_read: Option<Mutex<std::collections::HashSet<u64>>>,
 }
 
 /// What the stages found, gathered as they go so a failed run still reports what it did.
@@ -259,6 +262,9 @@ pub async fn run(
         .filter(|_| mode == Mode::Migrate);
     report.checkpoint = checkpoint.map(|c| c.path().display().to_string());
     let fallback = ObjectProgress::default();
+    // Source ids of the parents read in full in this run: children's references are checked
+    // against them. Unknown (None) when parents were not read whole, e.g. after a resume.
+    let mut known_parents: Option<Arc<std::collections::HashSet<u64>>> = None;
     for &object in &options.objects {
         let counters = progress.of(object).unwrap_or(&fallback);
         let earlier = checkpoint.map(|c| c.object(object)).unwrap_or_default();
@@ -288,20 +294,34 @@ pub async fn run(
             }),
             checkpoint: checkpoint.cloned(),
             interrupted: AtomicBool::new(false),
+            ids_read: (object == ObjectType::Companies && earlier.resume_cursor.is_none())
+                .then(|| Mutex::new(std::collections::HashSet::new())),
         });
         if earlier.resume_cursor.is_some() {
             tracing::info!(object = %object, settled = earlier.settled, "resuming from the checkpoint");
         }
+        let parents = if object == ObjectType::Contacts {
+            known_parents.clone()
+        } else {
+            None
+        };
+        let resume = earlier.resume_cursor;
         let result = run_object(
             mode,
             &source,
             &sink,
             options,
-            earlier.resume_cursor,
+            (resume, parents),
             &shared,
             counters,
         )
         .await;
+        if result.is_ok() && !shared.interrupted.load(Ordering::Relaxed) {
+            if let Some(ids) = &shared.ids_read {
+                let ids = std::mem::take(&mut *ids.lock().unwrap_or_else(PoisonError::into_inner));
+                known_parents = Some(Arc::new(ids));
+            }
+        }
         counters
             .done
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -311,14 +331,14 @@ pub async fn run(
             r.sent_digest == r.read_back_digest && r.verified == r.sent_digest.count();
         if let Err(e) = result {
             let settled = match mode {
-                Mode::Migrate => r.written + r.failed,
-                Mode::Verify => r.verified + r.mismatched + r.failed,
+                Mode::Migrate => r.written + r.failed + r.skipped,
+                Mode::Verify => r.verified + r.mismatched + r.failed + r.skipped,
             };
             r.unprocessed = r.read.saturating_sub(settled);
             tracing::error!(object = %object, error = %e, "run stopped");
             report.error = Some(e.to_string());
         } else if shared.interrupted.load(Ordering::Relaxed) {
-            r.unprocessed = r.read.saturating_sub(r.written + r.failed);
+            r.unprocessed = r.read.saturating_sub(r.written + r.failed + r.skipped);
         }
         report.objects.push(tally.report);
         report.failures.append(&mut tally.failures);
@@ -364,7 +384,7 @@ async fn run_object(
     source: &Arc<dyn Source>,
     sink: &Arc<dyn Sink>,
     options: &RunOptions,
-    start: Option<String>,
+    (start, known_parents): (Option<String>, Option<Arc<std::collections::HashSet<u64>>>),
     shared: &Arc<Shared>,
     counters: &ObjectProgress,
 ) -> ConnectorResult<()> {
@@ -380,7 +400,12 @@ async fn run_object(
     let reader = read_stage(
         source,
         ReadPlan {
-            invalid_email: options.invalid_email,
+            quality: QualityChecker::new(
+                options.quality.clone(),
+                sink.vendor(),
+                sink.required_fields(object),
+                known_parents,
+            ),
             batch_size,
             start,
             stop: options.stop.clone(),
@@ -414,7 +439,7 @@ async fn run_object(
 
 /// Where and how the read stage reads.
 struct ReadPlan {
-    invalid_email: InvalidEmail,
+    quality: QualityChecker,
     batch_size: usize,
     /// The cursor to start at (a checkpoint's), or `None` for the first page.
     start: Option<String>,
@@ -430,12 +455,11 @@ async fn read_stage(
     counters: &ObjectProgress,
 ) -> ConnectorResult<()> {
     let ReadPlan {
-        invalid_email,
+        mut quality,
         batch_size,
         start,
         mut stop,
     } = plan;
-    let mut quality = QualityChecker::new(invalid_email);
     let mut not_carried: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut cursor: Option<String> = start;
     let mut batch = Batch::default();
@@ -472,7 +496,11 @@ async fn read_stage(
             }
         }
         ObjectProgress::add(&counters.failed, page.unreadable.len() as u64);
-        for record in page.records {
+        if let Some(ids) = &shared.ids_read {
+            let mut ids = ids.lock().unwrap_or_else(PoisonError::into_inner);
+            ids.extend(page.records.iter().map(|r| id_hash(&r.source_id)));
+        }
+        for mut record in page.records {
             for (name, value) in &record.fields {
                 if !crate::checksum::is_blank(value)
                     && !shared.projection.contains(name)
@@ -481,25 +509,32 @@ async fn read_stage(
                     not_carried.insert(name.to_string());
                 }
             }
-            let findings = quality.check(&record);
-            let blocked = findings.iter().any(|f| f.blocks_write);
+            let findings = quality.check(&mut record);
+            let action = findings
+                .iter()
+                .map(|f| f.action)
+                .find(|a| *a != Action::Write)
+                .unwrap_or(Action::Write);
             if !findings.is_empty() {
                 let mut tally = shared.tally();
                 for f in findings {
                     let entry =
                         shared.failure(&record.source_id, Stage::Validate, f.code, f.reason);
-                    if blocked {
-                        tally.failures.push(entry)
-                    } else {
-                        tally.warnings.push(entry)
+                    match f.action {
+                        Action::Reject => tally.failures.push(entry),
+                        Action::Write | Action::Skip => tally.warnings.push(entry),
                     }
                 }
-                if blocked {
-                    tally.report.failed += 1;
-                    ObjectProgress::add(&counters.failed, 1);
+                match action {
+                    Action::Reject => {
+                        tally.report.failed += 1;
+                        ObjectProgress::add(&counters.failed, 1);
+                    }
+                    Action::Skip => tally.report.skipped += 1,
+                    Action::Write => {}
                 }
             }
-            if blocked {
+            if action != Action::Write {
                 settled_now += 1;
                 continue;
             }

@@ -2,7 +2,8 @@
 //! silently carried into the sink.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::Hasher;
+use std::sync::Arc;
 
 use crate::model::{FieldType, Record, Value};
 
@@ -17,6 +18,66 @@ pub enum InvalidEmail {
     Warn,
 }
 
+/// What to do with a record missing a field the sink requires (Salesforce's contact last name,
+/// say).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingRequired {
+    /// Do not write it; list it as failed (the default: ferry never invents data silently).
+    #[default]
+    Reject,
+    /// Write this text in the empty field, and list a warning naming the field.
+    Placeholder(String),
+}
+
+/// What to do with a reference to a record the source does not have (a contact whose company
+/// is not among the companies read).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingReference {
+    /// Do not write the record; list it as failed (the default).
+    #[default]
+    Reject,
+    /// Write the record without the reference, and list a warning.
+    Drop,
+}
+
+/// The data-quality rules of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QualityRules {
+    /// Malformed email addresses.
+    pub invalid_email: InvalidEmail,
+    /// Records larger than this (in bytes of text) are refused: no CRM takes them, and they
+    /// would only make memory spike.
+    pub max_record_bytes: usize,
+    /// Empty fields the sink requires.
+    pub missing_required: MissingRequired,
+    /// References to records the source does not have.
+    pub missing_reference: MissingReference,
+}
+
+impl Default for QualityRules {
+    fn default() -> Self {
+        QualityRules {
+            invalid_email: InvalidEmail::Reject,
+            max_record_bytes: 1 << 20,
+            missing_required: MissingRequired::Reject,
+            missing_reference: MissingReference::Reject,
+        }
+    }
+}
+
+/// What happens to a record with a finding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// It is written; the finding is a warning.
+    Write,
+    /// It is not written; the finding is a failure.
+    Reject,
+    /// It is not written again: the source returned it twice (listed as a warning).
+    Skip,
+}
+
 /// A problem found in one record. Names the field, never its value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
@@ -24,8 +85,8 @@ pub struct Finding {
     pub code: &'static str,
     /// A sentence naming the field.
     pub reason: String,
-    /// Whether the record must not be written.
-    pub blocks_write: bool,
+    /// What happens to the record.
+    pub action: Action,
 }
 
 /// Whether `email` looks like an address a CRM will accept: one `@`, a non-empty local part,
@@ -50,27 +111,168 @@ pub fn is_plausible_email(email: &str) -> bool {
             .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
 }
 
-/// Checks records one by one and remembers email addresses (as 64-bit hashes, so memory
-/// stays small and no address is kept) to find duplicates.
+/// A 64-bit hash of an id or address, the same across the whole run: the checker keeps these,
+/// never the values themselves, so memory stays small and no value is kept.
+pub fn id_hash(value: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(value.as_bytes());
+    h.finish()
+}
+
+/// Checks records one by one, remembering hashes of emails and source ids to find duplicates.
 pub struct QualityChecker {
-    invalid_email: InvalidEmail,
+    rules: QualityRules,
+    required: Vec<String>,
+    sink: &'static str,
     seen_emails: HashSet<u64>,
-    hasher: std::collections::hash_map::RandomState,
+    seen_ids: HashSet<u64>,
+    known_parents: Option<Arc<HashSet<u64>>>,
 }
 
 impl QualityChecker {
-    /// A checker applying `invalid_email` to malformed addresses.
-    pub fn new(invalid_email: InvalidEmail) -> QualityChecker {
+    /// A checker applying `rules`, for a sink called `sink` that requires the canonical fields
+    /// `required`. With `known_parents` (hashes of the parent records' source ids read in this
+    /// run), references to other records are checked too.
+    pub fn new(
+        rules: QualityRules,
+        sink: &'static str,
+        required: Vec<String>,
+        known_parents: Option<Arc<HashSet<u64>>>,
+    ) -> QualityChecker {
         QualityChecker {
-            invalid_email,
+            rules,
+            required,
+            sink,
             seen_emails: HashSet::new(),
-            hasher: Default::default(),
+            seen_ids: HashSet::new(),
+            known_parents,
         }
     }
 
-    /// The problems in `record`; an empty list when there are none.
-    pub fn check(&mut self, record: &Record) -> Vec<Finding> {
+    /// The problems in `record`; an empty list when there are none. May fill a required field
+    /// with the configured placeholder or drop a dangling reference, as the rules say (and
+    /// lists a warning when it does).
+    pub fn check(&mut self, record: &mut Record) -> Vec<Finding> {
         let mut findings = Vec::new();
+        if !self.seen_ids.insert(id_hash(&record.source_id)) {
+            findings.push(Finding {
+                code: "DUPLICATE_SOURCE_RECORD",
+                reason: "the source returned this record twice; it was written once".into(),
+                action: Action::Skip,
+            });
+            return findings;
+        }
+        let size: usize = record
+            .fields
+            .iter()
+            .map(|(name, value)| name.len() + value.as_text().map_or(16, str::len))
+            .sum();
+        if size > self.rules.max_record_bytes {
+            findings.push(Finding {
+                code: "OVERSIZED_RECORD",
+                reason: format!(
+                    "the record holds {size} bytes of data, over the limit of {} (migration.max_record_bytes)",
+                    self.rules.max_record_bytes
+                ),
+                action: Action::Reject,
+            });
+            return findings;
+        }
+        for (name, value) in &record.fields {
+            if let Value::Text(text) = value {
+                if text
+                    .chars()
+                    .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+                {
+                    findings.push(Finding {
+                        code: "CONTROL_CHARACTERS",
+                        reason: format!(
+                            "field `{name}` contains control characters; written as read"
+                        ),
+                        action: Action::Write,
+                    });
+                }
+            }
+        }
+        self.check_required(record, &mut findings);
+        self.check_references(record, &mut findings);
+        self.check_emails(record, &mut findings);
+        findings
+    }
+
+    fn check_required(&self, record: &mut Record, findings: &mut Vec<Finding>) {
+        for name in &self.required {
+            if record
+                .get(name)
+                .is_some_and(|v| !crate::checksum::is_blank(v))
+            {
+                continue;
+            }
+            match &self.rules.missing_required {
+                MissingRequired::Reject => findings.push(Finding {
+                    code: "MISSING_REQUIRED",
+                    reason: format!(
+                        "field `{name}` is empty and {} requires it (migration.missing_required decides)",
+                        self.sink
+                    ),
+                    action: Action::Reject,
+                }),
+                MissingRequired::Placeholder(text) => {
+                    record.fields.insert(name.clone().into(), Value::Text(text.clone()));
+                    findings.push(Finding {
+                        code: "PLACEHOLDER_WRITTEN",
+                        reason: format!(
+                            "field `{name}` was empty and {} requires it: the configured placeholder was written",
+                            self.sink
+                        ),
+                        action: Action::Write,
+                    });
+                }
+            }
+        }
+    }
+
+    fn check_references(&self, record: &mut Record, findings: &mut Vec<Finding>) {
+        let Some(known) = &self.known_parents else {
+            return;
+        };
+        let dangling: Vec<&'static str> = record
+            .object
+            .fields()
+            .iter()
+            .filter(|f| matches!(f.ty, FieldType::Reference(_)))
+            .filter(|f| {
+                record
+                    .text(f.name)
+                    .is_some_and(|id| !id.is_empty() && !known.contains(&id_hash(id)))
+            })
+            .map(|f| f.name)
+            .collect();
+        for name in dangling {
+            let reject = self.rules.missing_reference == MissingReference::Reject;
+            if !reject {
+                record.fields.remove(name);
+            }
+            findings.push(Finding {
+                code: "MISSING_REFERENCE",
+                reason: format!(
+                    "field `{name}` refers to a record the source does not have; {}",
+                    if reject {
+                        "not written (migration.missing_reference decides)"
+                    } else {
+                        "written without it"
+                    }
+                ),
+                action: if reject {
+                    Action::Reject
+                } else {
+                    Action::Write
+                },
+            });
+        }
+    }
+
+    fn check_emails(&mut self, record: &Record, findings: &mut Vec<Finding>) {
         for spec in record
             .object
             .fields()
@@ -84,24 +286,27 @@ impl QualityChecker {
                 findings.push(Finding {
                     code: "INVALID_EMAIL",
                     reason: format!("field `{}` is not a valid email address", spec.name),
-                    blocks_write: self.invalid_email == InvalidEmail::Reject,
+                    action: match self.rules.invalid_email {
+                        InvalidEmail::Reject => Action::Reject,
+                        InvalidEmail::Warn => Action::Write,
+                    },
                 });
                 continue;
             }
-            let mut h = self.hasher.build_hasher();
-            h.write(email.trim().to_lowercase().as_bytes());
-            if !self.seen_emails.insert(h.finish()) {
+            if !self
+                .seen_emails
+                .insert(id_hash(&email.trim().to_lowercase()))
+            {
                 findings.push(Finding {
                     code: "DUPLICATE_EMAIL",
                     reason: format!(
                         "field `{}` has the same address as a record read earlier; both were written",
                         spec.name
                     ),
-                    blocks_write: false,
+                    action: Action::Write,
                 });
             }
         }
-        findings
     }
 }
 
@@ -142,24 +347,124 @@ mod tests {
         r
     }
 
+    fn checker(rules: QualityRules) -> QualityChecker {
+        QualityChecker::new(rules, "testsink", vec![field::LAST_NAME.to_owned()], None)
+    }
+
+    fn named(id: &str, email: &str) -> Record {
+        let mut r = contact(id, email);
+        r.set(field::LAST_NAME, Value::Text("Ng".into()));
+        r
+    }
+
     #[test]
     fn duplicates_are_found_case_insensitively_and_reported_without_the_value() {
-        let mut q = QualityChecker::new(InvalidEmail::Reject);
-        assert!(q.check(&contact("1", "Lorelai@Example.com")).is_empty());
-        let findings = q.check(&contact("2", "lorelai@example.com"));
+        let mut q = checker(QualityRules::default());
+        assert!(q.check(&mut named("1", "Lorelai@Example.com")).is_empty());
+        let findings = q.check(&mut named("2", "lorelai@example.com"));
         assert_eq!(findings.len(), 1);
-        assert_eq!(findings[0].code, "DUPLICATE_EMAIL");
-        assert!(!findings[0].blocks_write);
+        assert_eq!(
+            (findings[0].code, findings[0].action),
+            ("DUPLICATE_EMAIL", Action::Write)
+        );
         assert!(!findings[0].reason.contains("lorelai"));
+        let again = q.check(&mut named("1", "other@example.com"));
+        assert_eq!(
+            (again[0].code, again[0].action),
+            ("DUPLICATE_SOURCE_RECORD", Action::Skip)
+        );
     }
 
     #[test]
     fn invalid_email_policy() {
-        let mut reject = QualityChecker::new(InvalidEmail::Reject);
-        let f = reject.check(&contact("1", "trailing@"));
-        assert_eq!((f[0].code, f[0].blocks_write), ("INVALID_EMAIL", true));
+        let mut reject = checker(QualityRules::default());
+        let f = reject.check(&mut named("1", "trailing@"));
+        assert_eq!((f[0].code, f[0].action), ("INVALID_EMAIL", Action::Reject));
         assert!(!f[0].reason.contains("trailing@"));
-        let mut warn = QualityChecker::new(InvalidEmail::Warn);
-        assert!(!warn.check(&contact("1", "trailing@"))[0].blocks_write);
+        let mut warn = checker(QualityRules {
+            invalid_email: InvalidEmail::Warn,
+            ..QualityRules::default()
+        });
+        assert_eq!(
+            warn.check(&mut named("1", "trailing@"))[0].action,
+            Action::Write
+        );
+    }
+
+    #[test]
+    fn missing_required_fields_are_rejected_or_filled_as_configured() {
+        let mut reject = checker(QualityRules::default());
+        let f = reject.check(&mut contact("1", "a@example.com"));
+        assert_eq!(
+            (f[0].code, f[0].action),
+            ("MISSING_REQUIRED", Action::Reject)
+        );
+        assert!(f[0].reason.contains("last_name") && f[0].reason.contains("testsink"));
+
+        let rules = QualityRules {
+            missing_required: MissingRequired::Placeholder("[not provided]".into()),
+            ..QualityRules::default()
+        };
+        let mut fill = checker(rules);
+        let mut record = contact("2", "b@example.com");
+        let f = fill.check(&mut record);
+        assert_eq!(
+            (f[0].code, f[0].action),
+            ("PLACEHOLDER_WRITTEN", Action::Write)
+        );
+        assert_eq!(
+            record.text(field::LAST_NAME),
+            Some("[not provided]"),
+            "the placeholder is what gets written and verified"
+        );
+    }
+
+    #[test]
+    fn references_to_records_the_source_lacks() {
+        let known: HashSet<u64> = [id_hash("c-1")].into_iter().collect();
+        let known = Some(Arc::new(known));
+        let mut q = QualityChecker::new(QualityRules::default(), "s", vec![], known.clone());
+        let mut ok = contact("1", "a@example.com");
+        ok.set(field::COMPANY, Value::Reference("c-1".into()));
+        assert!(q.check(&mut ok).is_empty());
+        let mut dangling = contact("2", "b@example.com");
+        dangling.set(field::COMPANY, Value::Reference("c-404".into()));
+        assert_eq!(q.check(&mut dangling.clone())[0].action, Action::Reject);
+
+        let rules = QualityRules {
+            missing_reference: MissingReference::Drop,
+            ..QualityRules::default()
+        };
+        let mut drop = QualityChecker::new(rules, "s", vec![], known);
+        let f = drop.check(&mut dangling);
+        assert_eq!(
+            (f[0].code, f[0].action),
+            ("MISSING_REFERENCE", Action::Write)
+        );
+        assert_eq!(dangling.get(field::COMPANY), None);
+    }
+
+    #[test]
+    fn control_characters_and_oversized_records() {
+        let mut q = QualityChecker::new(
+            QualityRules {
+                max_record_bytes: 100,
+                ..QualityRules::default()
+            },
+            "s",
+            vec![],
+            None,
+        );
+        let mut bell = contact("1", "a@example.com");
+        bell.set(field::CITY, Value::Text("Kra\u{7}ków".into()));
+        let f = q.check(&mut bell);
+        assert_eq!(
+            (f[0].code, f[0].action),
+            ("CONTROL_CHARACTERS", Action::Write)
+        );
+        assert!(f[0].reason.contains("city") && !f[0].reason.contains("Kra"));
+        let mut big = contact("2", "b@example.com");
+        big.set(field::STREET, Value::Text("x".repeat(200)));
+        assert_eq!(q.check(&mut big)[0].code, "OVERSIZED_RECORD");
     }
 }

@@ -54,6 +54,8 @@ pub struct ObjectReport {
     pub updated: u64,
     /// Records not written: refused by the sink, unreadable, or failing a quality check.
     pub failed: u64,
+    /// Records the source returned more than once in this run, written once (listed as warnings).
+    pub skipped: u64,
     /// Records read back from the sink with a checksum equal to the one written.
     pub verified: u64,
     /// Records whose read-back differs from what was written, or is missing.
