@@ -166,25 +166,7 @@ pub struct Unwritable {
 }
 
 fn to_json(ty: FieldType, value: &Value) -> Result<Json, &'static str> {
-    let normalised = match (ty, value) {
-        (FieldType::Bool, Value::Bool(_))
-        | (FieldType::Integer, Value::Integer(_))
-        | (FieldType::Decimal, Value::Decimal(_))
-        | (FieldType::Text | FieldType::Email | FieldType::Phone, Value::Text(_)) => value.clone(),
-        _ => match Value::parse(ty, &value.to_vendor_string()) {
-            Ok(Some(v)) => v,
-            Ok(None) => return Ok(Json::Null),
-            Err(e) => return Err(e.expected),
-        },
-    };
-    Ok(match normalised {
-        Value::Bool(b) => Json::Bool(b),
-        Value::Integer(n) => Json::from(n),
-        Value::Decimal(n) => serde_json::Number::from_f64(n)
-            .map(Json::Number)
-            .ok_or("a finite number")?,
-        other => Json::String(other.to_vendor_string()),
-    })
+    value.to_json(ty)
 }
 
 /// Characters alternate-key values must not contain for `GET`/`PATCH` by key to work

@@ -224,6 +224,35 @@ impl Value {
         Ok(Some(value))
     }
 
+    /// The JSON a vendor's API takes for this value in a field of canonical type `ty`: flags
+    /// and numbers as JSON booleans and numbers, everything else as strings in vendor form
+    /// (RFC 3339 timestamps). A value of another type is converted first; the error says what
+    /// the field expected (never the value).
+    pub fn to_json(&self, ty: FieldType) -> Result<serde_json::Value, &'static str> {
+        use serde_json::Value as Json;
+        let normalised = match (ty, self) {
+            (FieldType::Bool, Value::Bool(_))
+            | (FieldType::Integer, Value::Integer(_))
+            | (FieldType::Decimal, Value::Decimal(_))
+            | (FieldType::Text | FieldType::Email | FieldType::Phone, Value::Text(_)) => {
+                self.clone()
+            }
+            _ => match Value::parse(ty, &self.to_vendor_string()) {
+                Ok(Some(v)) => v,
+                Ok(None) => return Ok(Json::Null),
+                Err(e) => return Err(e.expected),
+            },
+        };
+        Ok(match normalised {
+            Value::Bool(b) => Json::Bool(b),
+            Value::Integer(n) => Json::from(n),
+            Value::Decimal(n) => serde_json::Number::from_f64(n)
+                .map(Json::Number)
+                .ok_or("a finite number")?,
+            other => Json::String(other.to_vendor_string()),
+        })
+    }
+
     /// The value in a vendor's string form: RFC 3339 for timestamps, shortest form for numbers.
     pub fn to_vendor_string(&self) -> String {
         match self {
@@ -471,6 +500,32 @@ mod tests {
             Some(Value::Bool(true))
         );
         assert_eq!(Value::parse(FieldType::Text, "").unwrap(), None);
+    }
+
+    #[test]
+    fn json_for_vendors() {
+        use serde_json::json;
+        assert_eq!(Value::Bool(true).to_json(FieldType::Bool), Ok(json!(true)));
+        assert_eq!(
+            Value::Text("250".into()).to_json(FieldType::Integer),
+            Ok(json!(250))
+        );
+        assert_eq!(
+            Value::Decimal(12.5).to_json(FieldType::Decimal),
+            Ok(json!(12.5))
+        );
+        assert_eq!(
+            Value::Timestamp(0).to_json(FieldType::Timestamp),
+            Ok(json!("1970-01-01T00:00:00.000Z"))
+        );
+        assert_eq!(
+            Value::Text(String::new()).to_json(FieldType::Integer),
+            Ok(json!(null))
+        );
+        assert_eq!(
+            Value::Text("many".into()).to_json(FieldType::Integer),
+            Err("a whole number")
+        );
     }
 
     #[test]
