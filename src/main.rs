@@ -3,11 +3,13 @@
 mod config;
 mod connectors;
 mod demo;
+mod hardening;
+mod plan;
 mod progress;
 mod sandbox;
 mod summary;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +71,9 @@ enum Command {
     Migrate(RunArgs),
     /// Re-reads source and sink and compares checksums, writing nothing.
     Verify(RunArgs),
+    /// A dry run: checks config and connectivity, reads each object's first page and shows
+    /// what would be written (values masked), writing nothing.
+    Plan(plan::PlanArgs),
     /// Checks the config, credentials and connectivity of source and sink, writing nothing.
     Check {
         /// The config file.
@@ -108,12 +113,23 @@ impl CliError {
 }
 
 fn main() -> ExitCode {
+    hardening::disable_core_dumps();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     if matches!(cli.command, Command::Demo(_)) {
         // SAFETY: no other thread exists yet; the runtime is built below.
         unsafe { demo::export_sandbox_credentials() };
     }
+    // Landlock binds the calling thread and the threads it starts afterwards, so reading the
+    // config, running secret commands, reading the checkpoint and sealing happen here, before
+    // the runtime starts its threads.
+    let prepared = match prepare(&cli.command) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            eprintln!("error: {:#}", e.error);
+            return ExitCode::from(e.code);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -124,7 +140,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(dispatch(cli, prepared)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {:#}", e.error);
@@ -152,28 +168,66 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-async fn dispatch(cli: Cli) -> Result<u8, CliError> {
-    match cli.command {
-        Command::Demo(args) => demo::run(args, cli.quiet).await,
-        Command::Migrate(args) => run_config(Mode::Migrate, args, cli.quiet).await,
-        Command::Verify(args) => run_config(Mode::Verify, args, cli.quiet).await,
-        Command::Check { config } => check(config).await,
-        Command::Sandbox(args) => sandbox::run(args).await,
-        Command::Connectors => {
+async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> {
+    match (cli.command, prepared) {
+        (Command::Demo(args), _) => demo::run(args, cli.quiet).await,
+        (Command::Migrate(args), Some(run)) => {
+            run_config(Mode::Migrate, args, run, cli.quiet).await
+        }
+        (Command::Verify(args), Some(run)) => run_config(Mode::Verify, args, run, cli.quiet).await,
+        (Command::Plan(args), Some(run)) => plan::run(args, run).await,
+        (Command::Migrate(_) | Command::Verify(_) | Command::Plan(_), None) => Err(
+            CliError::failed(anyhow::anyhow!("internal error: the run was not prepared")),
+        ),
+        (Command::Check { config }, _) => check(config).await,
+        (Command::Sandbox(args), _) => sandbox::run(args).await,
+        (Command::Connectors, _) => {
             print!("{}", connectors::listing());
             Ok(0)
         }
     }
 }
 
-async fn run_config(mode: Mode, args: RunArgs, quiet: bool) -> Result<u8, CliError> {
-    let config = config::Config::load(&args.config).map_err(CliError::config)?;
+/// What `migrate`, `verify` and `plan` set up before the async runtime starts (see `main`).
+pub struct Prepared {
+    /// The loaded config.
+    pub config: config::Config,
+    /// The source connector (its secrets resolved).
+    pub source: Arc<dyn ferry_core::Source>,
+    /// The sink connector (its secrets resolved).
+    pub sink: Arc<dyn ferry_core::Sink>,
+    /// The run's options, with the checkpoint opened.
+    pub options: RunOptions,
+}
+
+/// Sets up the commands that handle customer data and seals the filesystem (Landlock) for
+/// them: `migrate`, `verify`, `plan` and `demo`. Other commands are not sealed.
+fn prepare(command: &Command) -> Result<Option<Prepared>, CliError> {
+    let prepared = match command {
+        Command::Migrate(args) => Some(prepare_run(Mode::Migrate, &args.config, args.fresh)?),
+        Command::Verify(args) => Some(prepare_run(Mode::Verify, &args.config, args.fresh)?),
+        Command::Plan(args) => Some(prepare_run(Mode::Verify, &args.config, false)?),
+        Command::Demo(_) => None,
+        Command::Check { .. } | Command::Sandbox(_) | Command::Connectors => return Ok(None),
+    };
+    let checkpoint = prepared
+        .as_ref()
+        .and_then(|p| p.options.checkpoint.as_deref())
+        .map(|c| c.path());
+    hardening::seal(checkpoint);
+    Ok(prepared)
+}
+
+/// Loads the config, builds both connectors (running any secret commands) and opens the
+/// checkpoint (`migrate` only). No network I/O.
+fn prepare_run(mode: Mode, config_path: &Path, fresh: bool) -> Result<Prepared, CliError> {
+    let config = config::Config::load(config_path).map_err(CliError::config)?;
     let source = connectors::source(&config.source)?;
     let sink = connectors::sink(&config.sink)?;
     let checkpoint = match (&config.migration.checkpoint, mode) {
         (Some(path), Mode::Migrate) => {
             let fingerprint = config.fingerprint().map_err(CliError::config)?;
-            let file = ferry_core::checkpoint::CheckpointFile::open(path, &fingerprint, args.fresh)
+            let file = ferry_core::checkpoint::CheckpointFile::open(path, &fingerprint, fresh)
                 .map_err(|e| match e {
                     ferry_core::checkpoint::CheckpointError::Io { .. } => CliError::failed(e),
                     _ => CliError::config(e),
@@ -189,6 +243,26 @@ async fn run_config(mode: Mode, args: RunArgs, quiet: bool) -> Result<u8, CliErr
         checkpoint,
         stop: None,
     };
+    Ok(Prepared {
+        config,
+        source,
+        sink,
+        options,
+    })
+}
+
+async fn run_config(
+    mode: Mode,
+    args: RunArgs,
+    prepared: Prepared,
+    quiet: bool,
+) -> Result<u8, CliError> {
+    let Prepared {
+        source,
+        sink,
+        options,
+        ..
+    } = prepared;
     let report = execute(mode, source, sink, &options, quiet, args.progress_interval).await;
     print_report(&report, args.report)?;
     Ok(report.outcome.exit_code())
@@ -257,8 +331,16 @@ async fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) {
 
 fn print_report(report: &Report, format: ReportFormat) -> Result<(), CliError> {
     match format {
-        ReportFormat::Human => print!("{}", summary::human(report)),
-        ReportFormat::Json => println!("{}", summary::json(report).map_err(CliError::failed)?),
+        ReportFormat::Human => {
+            print!("{}", summary::human(report));
+            if let Some(status) = hardening::status() {
+                print!("{}", summary::sandbox(status));
+            }
+        }
+        ReportFormat::Json => println!(
+            "{}",
+            summary::json(report, hardening::status()).map_err(CliError::failed)?
+        ),
     }
     Ok(())
 }
@@ -279,6 +361,10 @@ async fn check(path: PathBuf) -> Result<u8, CliError> {
                 println!("{role} {vendor}: {e}");
                 code = EXIT_FAILED;
             }
+        }
+        if let Some(p) = plan::permissions(vendor, role) {
+            println!("  needs: {}", p.needs);
+            println!("  granted: {}", p.visibility);
         }
     }
     Ok(code)

@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use ferry_core::{Failure, Outcome, Report};
 
+use crate::hardening;
+
 /// How many failures and warnings the human summary lists before saying how many more.
 const LISTED: usize = 20;
 
@@ -149,7 +151,87 @@ fn list(out: &mut String, title: &str, entries: &[Failure]) {
     }
 }
 
-/// The whole report as JSON.
-pub fn json(report: &Report) -> anyhow::Result<String> {
-    Ok(serde_json::to_string_pretty(report)?)
+/// The whole report as JSON, with the sandbox status (see [`sandbox`]) under `"sandbox"` when
+/// the command sealed itself.
+pub fn json(report: &Report, sandbox: Option<&hardening::Status>) -> anyhow::Result<String> {
+    let mut value = serde_json::to_value(report)?;
+    if let (Some(status), Some(object)) = (sandbox, value.as_object_mut()) {
+        object.insert("sandbox".into(), serde_json::to_value(status)?);
+    }
+    Ok(serde_json::to_string_pretty(&value)?)
+}
+
+/// The human summary's last line: whether the kernel forbids ferry filesystem writes (Landlock)
+/// and whether core dumps are disabled.
+pub fn sandbox(status: &hardening::Status) -> String {
+    let mut line = match status.landlock {
+        "enforced" => format!(
+            "sandbox: Landlock enforced (kernel ABI {}): no filesystem writes",
+            status.abi.unwrap_or_default()
+        ),
+        "partial" => format!("sandbox: Landlock PARTIAL: {}", status.detail),
+        _ => format!(
+            "sandbox: Landlock UNAVAILABLE, filesystem writes not blocked by the kernel: {}",
+            status.detail
+        ),
+    };
+    if status.landlock != "unavailable" {
+        if status.writable.is_empty() {
+            if status.landlock == "enforced" {
+                line.push_str(" at all");
+            }
+        } else {
+            let dirs: Vec<String> = status
+                .writable
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            line.push_str(&format!(" except checkpoint files in {}", dirs.join(", ")));
+        }
+    }
+    if status.core_dumps_disabled {
+        line.push_str("; core dumps disabled");
+    } else {
+        line.push_str(&format!(
+            "; core dumps NOT disabled: {}",
+            status.core_dumps_detail
+        ));
+    }
+    line.push('\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn the_sandbox_line_says_what_is_enforced() {
+        let mut status = hardening::Status {
+            landlock: "enforced",
+            abi: Some(7),
+            detail: String::new(),
+            writable: vec![PathBuf::from("/var/lib/ferry")],
+            core_dumps_disabled: true,
+            core_dumps_detail: String::new(),
+        };
+        assert_eq!(
+            sandbox(&status),
+            "sandbox: Landlock enforced (kernel ABI 7): no filesystem writes except checkpoint \
+             files in /var/lib/ferry; core dumps disabled\n"
+        );
+        status.writable.clear();
+        assert!(sandbox(&status).contains("no filesystem writes at all;"));
+        status.landlock = "unavailable";
+        status.detail = "the kernel has no Landlock".into();
+        status.core_dumps_disabled = false;
+        status.core_dumps_detail = "prctl: EPERM".into();
+        let line = sandbox(&status);
+        assert!(
+            line.contains("UNAVAILABLE") && line.contains("core dumps NOT disabled: prctl"),
+            "{line}"
+        );
+    }
 }

@@ -140,7 +140,11 @@ async fn refused_records_are_listed_by_source_id_and_the_run_goes_on() {
     let missing_last: Vec<&str> = failures
         .iter()
         .filter(|f| f["code"] == "MISSING_REQUIRED" && f["stage"] == "validate")
-        .filter(|f| f["reason"].as_str().is_some_and(|r| r.contains("last_name") && r.contains("salesforce")))
+        .filter(|f| {
+            f["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("last_name") && r.contains("salesforce"))
+        })
         .map(|f| f["source_id"].as_str().unwrap_or(""))
         .collect();
     let seeded_missing = sandbox
@@ -274,18 +278,44 @@ async fn configuration_mistakes_exit_2_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_configured_placeholder_fills_missing_required_fields_and_says_so() {
-    let mess = Mess { missing_last_name: 0.05, ..Mess::none() };
-    let sandbox = start(Setup { mess, ..Setup::clean(400) }).await;
+    let mess = Mess {
+        missing_last_name: 0.05,
+        ..Mess::none()
+    };
+    let sandbox = start(Setup {
+        mess,
+        ..Setup::clean(400)
+    })
+    .await;
     let hubspot = sandbox.hubspot.base_url.clone();
     let salesforce = sandbox.salesforce.base_url.clone();
-    write_config(&sandbox.config, &hubspot, &salesforce, "missing_required = { placeholder = \"[not provided]\" }");
-    let nameless = sandbox.seeded.contacts.iter().filter(|c| c.last_name.is_none()).count();
+    write_config(
+        &sandbox.config,
+        &hubspot,
+        &salesforce,
+        "missing_required = { placeholder = \"[not provided]\" }",
+    );
+    let nameless = sandbox
+        .seeded
+        .contacts
+        .iter()
+        .filter(|c| c.last_name.is_none())
+        .count();
     assert!(nameless > 5, "the seed should lack some last names");
 
     let (code, report, stderr) = run_json("migrate", &sandbox, &sandbox_env()).await;
     assert_eq!(code, 0, "{stderr}\n{report:#}");
     let p = object(&report, "contacts");
-    assert_eq!((count(p, "written"), count(p, "verified")), (400, 400), "placeholders are written and verified");
-    let filled = report["warnings"].as_array().expect("warnings").iter().filter(|w| w["code"] == "PLACEHOLDER_WRITTEN").count();
+    assert_eq!(
+        (count(p, "written"), count(p, "verified")),
+        (400, 400),
+        "placeholders are written and verified"
+    );
+    let filled = report["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter(|w| w["code"] == "PLACEHOLDER_WRITTEN")
+        .count();
     assert_eq!(filled, nameless, "every filled record is listed");
 }

@@ -1,16 +1,22 @@
-//! Secrets in configuration: only references (`${ENV_VAR}`), never literal values.
+//! Secrets in configuration: only references, never literal values.
 //!
 //! A config file gets copied, committed and pasted into tickets; a secret in it leaks with it.
-//! So a secret setting holds the *name* of an environment variable, and the value is read into
-//! a [`SecretString`] (zeroized on drop, redacted in `Debug`) only when a connector is built.
+//! So a secret setting holds either the *name* of an environment variable (`"${VAR}"`) or a
+//! command that prints the secret (`{ command = ["pass", "show", "crm/hubspot"] }`, a password
+//! manager's CLI), and the value is read into a [`SecretString`] (zeroized on drop, redacted in
+//! `Debug`) only when a connector is built.
 
 use std::fmt;
+use std::process::{Command, Stdio};
 
 use secrecy::SecretString;
+use secrecy::zeroize::Zeroize;
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-/// A reference to a secret, as written in a config file: `"${HUBSPOT_TOKEN}"`; or, for
-/// programs embedding ferry (the demo), a value already in memory.
+/// A reference to a secret, as written in a config file: `"${HUBSPOT_TOKEN}"` or
+/// `{ command = ["pass", "show", "crm/hubspot"] }`; or, for programs embedding ferry (the
+/// demo), a value already in memory.
 #[derive(Clone)]
 pub struct SecretRef {
     source: SecretSource,
@@ -19,6 +25,8 @@ pub struct SecretRef {
 #[derive(Clone)]
 enum SecretSource {
     Env(String),
+    /// An argv: the program and its arguments, run without a shell.
+    Command(Vec<String>),
     InMemory(SecretString),
 }
 
@@ -28,7 +36,8 @@ pub enum SecretError {
     /// The setting holds something other than a `${VAR}` reference.
     #[error(
         "secrets are never written in the config file (it gets copied and shared): put the value \
-         in an environment variable and write \"${{VARIABLE_NAME}}\" here"
+         in an environment variable and write \"${{VARIABLE_NAME}}\" here, or name a command that \
+         prints it: {{ command = [\"pass\", \"show\", \"crm/token\"] }}"
     )]
     Literal,
     /// The referenced variable is not set (or not valid UTF-8).
@@ -37,6 +46,20 @@ pub enum SecretError {
     /// The referenced variable is set but empty.
     #[error("environment variable `{0}` is empty")]
     Empty(String),
+    /// A `{ command = [...] }` table whose argv is empty or has an empty program name.
+    #[error(
+        "`command` must list the program and its arguments, e.g. [\"pass\", \"show\", \"crm/token\"]"
+    )]
+    EmptyCommand,
+    /// The secret command could not be run, failed or printed nothing usable. Names the program
+    /// and what went wrong, never what it printed (on stdout or stderr).
+    #[error("secret command `{program}` {problem}")]
+    Command {
+        /// The program (`argv[0]`), without its arguments.
+        program: String,
+        /// What went wrong: "could not be started: …", "exited with exit status: 1", "printed nothing".
+        problem: String,
+    },
 }
 
 impl SecretRef {
@@ -63,6 +86,17 @@ impl SecretRef {
         }
     }
 
+    /// A command that prints the secret on stdout: `argv[0]` is the program, run without a
+    /// shell. Refused when the argv or the program name is empty.
+    pub fn command(argv: Vec<String>) -> Result<SecretRef, SecretError> {
+        if argv.first().is_none_or(|p| p.trim().is_empty()) {
+            return Err(SecretError::EmptyCommand);
+        }
+        Ok(SecretRef {
+            source: SecretSource::Command(argv),
+        })
+    }
+
     /// A secret already held in memory (never from a config file).
     pub fn in_memory(secret: SecretString) -> SecretRef {
         SecretRef {
@@ -74,14 +108,24 @@ impl SecretRef {
     pub fn var(&self) -> Option<&str> {
         match &self.source {
             SecretSource::Env(var) => Some(var),
-            SecretSource::InMemory(_) => None,
+            SecretSource::Command(_) | SecretSource::InMemory(_) => None,
         }
     }
 
-    /// Reads the secret (from the environment, for a reference).
+    /// The command's argv, for a secret command.
+    pub fn argv(&self) -> Option<&[String]> {
+        match &self.source {
+            SecretSource::Command(argv) => Some(argv),
+            SecretSource::Env(_) | SecretSource::InMemory(_) => None,
+        }
+    }
+
+    /// Reads the secret: from the environment, for a reference; by running the program, for a
+    /// command (each call runs it once: connectors call this once, when they are built).
     pub fn resolve(&self) -> Result<SecretString, SecretError> {
         let var = match &self.source {
             SecretSource::Env(var) => var,
+            SecretSource::Command(argv) => return run_command(argv),
             SecretSource::InMemory(secret) => return Ok(secret.clone()),
         };
         match std::env::var(var) {
@@ -92,10 +136,55 @@ impl SecretRef {
     }
 }
 
+/// Runs a secret command: stdin inherited (a password manager may ask for a passphrase on the
+/// terminal), stdout captured, stderr discarded (tools print diagnostics that may quote the
+/// secret or the vault's entries). One trailing newline is removed, as `pass` and `op read`
+/// end their output with one.
+fn run_command(argv: &[String]) -> Result<SecretString, SecretError> {
+    let program = argv.first().map(String::as_str).unwrap_or_default();
+    let fail = |problem: String| SecretError::Command {
+        program: program.to_owned(),
+        problem,
+    };
+    let output = Command::new(program)
+        .args(&argv[1..])
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| fail(format!("could not be started: {e}")))?;
+    let mut stdout = output.stdout;
+    if !output.status.success() {
+        stdout.zeroize();
+        return Err(fail(format!("exited with {}", output.status)));
+    }
+    let mut text = match String::from_utf8(stdout) {
+        Ok(text) => text,
+        Err(e) => {
+            e.into_bytes().zeroize();
+            return Err(fail("printed something that is not UTF-8 text".into()));
+        }
+    };
+    let end = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .map_or(text.len(), str::len);
+    // Copied into an exactly sized buffer, so no reallocation leaves a copy behind, and the
+    // captured output is wiped.
+    let secret = (end > 0).then(|| SecretString::from(&text[..end]));
+    text.zeroize();
+    secret.ok_or_else(|| fail("printed nothing".into()))
+}
+
 impl fmt::Debug for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.source {
             SecretSource::Env(var) => write!(f, "${{{var}}}"),
+            SecretSource::Command(argv) => write!(
+                f,
+                "[secret printed by `{}`]",
+                argv.first().map(String::as_str).unwrap_or_default()
+            ),
             SecretSource::InMemory(_) => f.write_str("[in-memory secret]"),
         }
     }
@@ -103,9 +192,40 @@ impl fmt::Debug for SecretRef {
 
 impl<'de> Deserialize<'de> for SecretRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // The raw string is deliberately not echoed in the error: it may be the secret itself.
-        let raw = String::deserialize(d)?;
-        SecretRef::parse(&raw).map_err(serde::de::Error::custom)
+        d.deserialize_any(SecretRefVisitor)
+    }
+}
+
+/// Accepts `"${VAR}"` or `{ command = [...] }`. Error messages never echo a value: a string
+/// typed where a reference belongs may be the secret itself.
+struct SecretRefVisitor;
+
+impl<'de> Visitor<'de> for SecretRefVisitor {
+    type Value = SecretRef;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "a reference to an environment variable, \"${VARIABLE_NAME}\", or a command that \
+             prints the secret, { command = [\"program\", \"argument\", …] }",
+        )
+    }
+
+    fn visit_str<E: de::Error>(self, raw: &str) -> Result<SecretRef, E> {
+        SecretRef::parse(raw).map_err(E::custom)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
+        let mut argv: Option<Vec<String>> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key != "command" || argv.is_some() {
+                return Err(de::Error::custom(format!(
+                    "unexpected key `{key}`: a secret table holds only `command`"
+                )));
+            }
+            argv = Some(map.next_value()?);
+        }
+        let argv = argv.ok_or_else(|| de::Error::missing_field("command"))?;
+        SecretRef::command(argv).map_err(de::Error::custom)
     }
 }
 
@@ -150,6 +270,81 @@ mod tests {
             secrecy::ExposeSecret::expose_secret(&r.resolve().unwrap()),
             "hunter2"
         );
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Settings {
+        token: SecretRef,
+    }
+
+    fn from_json(json: serde_json::Value) -> Result<SecretRef, String> {
+        serde_json::from_value::<Settings>(json)
+            .map(|s| s.token)
+            .map_err(|e| e.to_string())
+    }
+
+    fn sh(script: &str) -> SecretRef {
+        from_json(serde_json::json!({"token": {"command": ["sh", "-c", script]}})).unwrap()
+    }
+
+    fn exposed(r: &SecretRef) -> Result<String, String> {
+        r.resolve()
+            .map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_command_prints_the_secret_and_one_trailing_newline_is_dropped() {
+        let r = sh("printf 'pat-na1-from-vault\\n'");
+        assert_eq!(r.argv().unwrap()[0], "sh");
+        assert_eq!(exposed(&r).unwrap(), "pat-na1-from-vault");
+        assert_eq!(exposed(&sh("printf 'a b\\r\\n'")).unwrap(), "a b");
+        assert_eq!(exposed(&sh("printf 'x\\n\\n'")).unwrap(), "x\n");
+        assert_eq!(exposed(&sh("printf 'no-newline'")).unwrap(), "no-newline");
+    }
+
+    #[test]
+    fn a_failing_command_is_named_but_its_output_never_shown() {
+        let err = exposed(&sh("echo leaked-stdout; echo leaked-stderr >&2; exit 3")).unwrap_err();
+        assert!(
+            err.contains("`sh`") && err.contains("exit status: 3"),
+            "{err}"
+        );
+        assert!(!err.contains("leaked"), "{err}");
+        let err = exposed(&sh("printf '\\n'")).unwrap_err();
+        assert!(err.contains("`sh` printed nothing"), "{err}");
+        let err = exposed(&sh("true")).unwrap_err();
+        assert!(err.contains("printed nothing"), "{err}");
+        let err = exposed(&sh("printf '\\377\\376'")).unwrap_err();
+        assert!(err.contains("not UTF-8"), "{err}");
+        let missing =
+            from_json(serde_json::json!({"token": {"command": ["ferry-surely-no-such-program", "--secret-arg"]}}))
+                .unwrap();
+        let err = exposed(&missing).unwrap_err();
+        assert!(
+            err.contains("`ferry-surely-no-such-program` could not be started")
+                && !err.contains("--secret-arg"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn command_tables_are_checked() {
+        let err = from_json(serde_json::json!({"token": {"command": []}})).unwrap_err();
+        assert!(err.contains("must list the program"), "{err}");
+        let err = from_json(serde_json::json!({"token": {"command": [""]}})).unwrap_err();
+        assert!(err.contains("must list the program"), "{err}");
+        let err = from_json(serde_json::json!({"token": {"cmd": ["pass"]}})).unwrap_err();
+        assert!(err.contains("`cmd`"), "{err}");
+        let err = from_json(serde_json::json!({"token": {}})).unwrap_err();
+        assert!(err.contains("missing field `command`"), "{err}");
+        let err = from_json(serde_json::json!({"token": "hunter2"})).unwrap_err();
+        assert!(err.contains("command") && !err.contains("hunter2"), "{err}");
+        // The command's Debug form names the program only; the resolved value is redacted.
+        let r = sh("printf 'hunter2'");
+        assert_eq!(format!("{r:?}"), "[secret printed by `sh`]");
+        assert!(!format!("{:?}", r.resolve().unwrap()).contains("hunter2"));
     }
 
     #[test]

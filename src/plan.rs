@@ -1,0 +1,321 @@
+//! `ferry plan`: a dry run. It checks the config and both vendors, reads the first page of each
+//! object and shows what a migration would write, with customer values masked. It writes
+//! nothing to any vendor (no `prepare`, no upsert) and nothing to disk (sealed like `migrate`).
+//!
+//! Also the permission advice `ferry check` prints: what each vendor's credentials need for
+//! their role, and whether ferry can see what they actually grant.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use ferry_core::{Record, Value};
+
+use crate::{CliError, EXIT_FAILED, Prepared, hardening, summary};
+
+/// Options of `ferry plan`.
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    /// The config file.
+    #[arg(short, long, default_value = "ferry.toml")]
+    pub config: PathBuf,
+    /// Show the preview's values in clear instead of masked (they are customer data: do not
+    /// paste the output into tickets or CI logs).
+    #[arg(long)]
+    pub show_values: bool,
+}
+
+/// Records previewed per object.
+const PREVIEW: usize = 3;
+
+/// Runs the dry run and prints it on stdout. Exit 0 when both vendors answered and every first
+/// page was read, 1 otherwise.
+pub async fn run(args: PlanArgs, prepared: Prepared) -> Result<u8, CliError> {
+    let Prepared {
+        source,
+        sink,
+        options,
+        ..
+    } = prepared;
+    let mut out = String::new();
+    if args.show_values {
+        let warning = "warning: --show-values: the preview below shows customer data unmasked";
+        eprintln!("{warning}");
+        let _ = writeln!(out, "{warning}");
+    }
+    let _ = writeln!(
+        out,
+        "ferry plan: {} -> {} (config {}): a dry run, nothing is written",
+        source.vendor(),
+        sink.vendor(),
+        args.config.display()
+    );
+    let mut code = 0;
+    for (role, vendor, result) in [
+        ("source", source.vendor(), source.check().await),
+        ("sink", sink.vendor(), sink.check().await),
+    ] {
+        match result {
+            Ok(()) => {
+                let _ = writeln!(out, "{role} {vendor}: reachable, credentials accepted");
+            }
+            Err(e) => {
+                let _ = writeln!(out, "{role} {vendor}: {e}");
+                code = EXIT_FAILED;
+            }
+        }
+    }
+    if code == 0 {
+        for &object in &options.objects {
+            let stored = sink.stored_fields(object);
+            let _ = writeln!(out, "\n{}:", object.as_str());
+            let _ = match source.count(object).await {
+                Ok(Some(n)) => writeln!(out, "  {n} records in {}", source.vendor()),
+                Ok(None) => writeln!(
+                    out,
+                    "  record count: {} cannot say cheaply",
+                    source.vendor()
+                ),
+                Err(e) => writeln!(out, "  record count failed: {e}"),
+            };
+            let _ = writeln!(
+                out,
+                "  written and verified: {}",
+                if stored.is_empty() {
+                    "(no fields)".to_owned()
+                } else {
+                    stored.join(", ")
+                }
+            );
+            let page = match source.read_page(object, None).await {
+                Ok(page) => page,
+                Err(e) => {
+                    let _ = writeln!(out, "  first page could not be read: {e}");
+                    code = EXIT_FAILED;
+                    continue;
+                }
+            };
+            let not_carried = not_carried(&page.records, &stored);
+            if !not_carried.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  not carried ({} has no place for them): {}",
+                    sink.vendor(),
+                    not_carried.join(", ")
+                );
+            }
+            let _ = writeln!(
+                out,
+                "  first page: {} records{}; preview of {}{}:",
+                page.records.len(),
+                if page.unreadable.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " and {} that cannot be mapped (listed by id in a migration)",
+                        page.unreadable.len()
+                    )
+                },
+                page.records.len().min(PREVIEW),
+                if args.show_values {
+                    " (values SHOWN)"
+                } else {
+                    " (values masked; --show-values shows them)"
+                }
+            );
+            for record in page.records.iter().take(PREVIEW) {
+                let _ = writeln!(out, "    {}", preview(record, args.show_values));
+            }
+        }
+    }
+    print!("{out}");
+    if let Some(status) = hardening::status() {
+        print!("\n{}", summary::sandbox(status));
+    }
+    Ok(code)
+}
+
+/// Fields the records hold that the sink does not store, as the migration's report counts them.
+fn not_carried(records: &[Record], stored: &[String]) -> Vec<String> {
+    let fields: BTreeSet<&str> = records
+        .iter()
+        .flat_map(|r| r.fields.keys().map(|k| k.as_ref()))
+        .filter(|name| !stored.iter().any(|s| s == name))
+        .collect();
+    fields.into_iter().map(str::to_owned).collect()
+}
+
+/// One record as `source id <id>: field=value, …`.
+fn preview(record: &Record, show_values: bool) -> String {
+    let fields: Vec<String> = record
+        .fields
+        .iter()
+        .map(|(name, value)| {
+            let shown = if show_values {
+                value.to_vendor_string()
+            } else {
+                mask(value)
+            };
+            format!("{}={shown}", AsRef::<str>::as_ref(name))
+        })
+        .collect();
+    format!("source id {}: {}", record.source_id, fields.join(", "))
+}
+
+/// A value as the masked preview shows it: an email as `j***@e***.com`, other text as its first
+/// character and a fixed run of stars (`G******`, so the length is not shown either), numbers,
+/// flags and dates as their type only. References are source ids, shown as they are.
+pub fn mask(value: &Value) -> String {
+    match value {
+        Value::Text(text) => mask_text(text),
+        Value::Reference(id) => id.clone(),
+        Value::Bool(_) => "<boolean>".into(),
+        Value::Integer(_) | Value::Decimal(_) => "<number>".into(),
+        Value::Timestamp(_) => "<timestamp>".into(),
+    }
+}
+
+fn mask_text(text: &str) -> String {
+    let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
+    if let Some((local, domain)) = text.split_once('@') {
+        if !local.is_empty() && !domain.is_empty() {
+            let tld = domain
+                .rsplit_once('.')
+                .map(|(_, tld)| format!(".{tld}"))
+                .unwrap_or_default();
+            return format!("{}***@{}***{tld}", first(local), first(domain));
+        }
+    }
+    if text.is_empty() {
+        return String::new();
+    }
+    format!("{}******", first(text))
+}
+
+/// What a vendor's credentials need for a role, and whether ferry can see what they grant.
+pub struct Permissions {
+    /// The least the migration needs.
+    pub needs: &'static str,
+    /// Whether and where the vendor exposes what the credentials grant.
+    pub visibility: &'static str,
+}
+
+/// The permission advice for `vendor` in `role` (`"source"` or `"sink"`), for `ferry check`.
+pub fn permissions(vendor: &str, role: &str) -> Option<Permissions> {
+    let source = role == "source";
+    let p = |needs, visibility| Some(Permissions { needs, visibility });
+    match vendor {
+        "hubspot" => p(
+            if source {
+                "private-app scopes crm.objects.companies.read, crm.objects.contacts.read, \
+                 communication_preferences.read; no write scope"
+            } else {
+                "private-app scopes crm.objects.companies.read/.write, crm.objects.contacts.read/.write, \
+                 crm.schemas.companies.write and crm.schemas.contacts.write (the source-id property), \
+                 communication_preferences.read_write"
+            },
+            "HubSpot's CRM API does not expose a private-app token's scopes: review them in \
+             Settings > Integrations > Private apps",
+        ),
+        "salesforce" => p(
+            if source {
+                "OAuth scope `api`; a run-as user with Read (not Create, Edit or Delete) on Account and Contact"
+            } else {
+                "OAuth scope `api`; a run-as user with Read, Create and Edit on Account and Contact \
+                 (and Customize Application once, if the external-id field must be created)"
+            },
+            "Salesforce returns the token's `scope` to the connector, which does not pass it on \
+             (not shown yet); object rights come from the run-as user's profile and permission sets",
+        ),
+        "zoho" => p(
+            if source {
+                "scopes ZohoCRM.modules.accounts.READ, ZohoCRM.modules.contacts.READ, \
+                 ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ (not ZohoCRM.modules.ALL, which \
+                 includes delete)"
+            } else {
+                "scopes ZohoCRM.modules.accounts.READ,CREATE,UPDATE and the same for contacts, \
+                 ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ (no DELETE)"
+            },
+            "Zoho returns the granted `scope` with each access token, which the connector does \
+             not pass on (not shown yet)",
+        ),
+        "dynamics" => p(
+            if source {
+                "an application user whose security role has Read on Account and Contact only"
+            } else {
+                "an application user whose security role has Read, Create and Write on Account and \
+                 Contact (no Delete)"
+            },
+            "Dataverse rights come from the application user's security role, which the token \
+             does not carry: review it in the Power Platform admin center",
+        ),
+        "pipedrive" => p(
+            if source {
+                "an API token of a user who can see the organizations and persons to move"
+            } else {
+                "an API token of a user who can add and edit organizations and persons"
+            },
+            "a Pipedrive API token carries all of its user's rights and has no scopes: use a \
+             dedicated user with the least visibility and permission set that works",
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_core::ObjectType;
+
+    use super::*;
+
+    #[test]
+    fn values_are_masked() {
+        let text = |s: &str| mask(&Value::Text(s.into()));
+        assert_eq!(text("jane.doe@example.com"), "j***@e***.com");
+        assert_eq!(text("ops@localhost"), "o***@l***");
+        assert_eq!(text("Gabriel"), "G******");
+        assert_eq!(text("Ö"), "Ö******");
+        assert_eq!(text("+1 555 0100"), "+******");
+        assert_eq!(text("@handle"), "@******");
+        assert_eq!(text(""), "");
+        assert_eq!(mask(&Value::Integer(42)), "<number>");
+        assert_eq!(mask(&Value::Decimal(1.5)), "<number>");
+        assert_eq!(mask(&Value::Bool(true)), "<boolean>");
+        assert_eq!(mask(&Value::Timestamp(0)), "<timestamp>");
+        assert_eq!(mask(&Value::Reference("123".into())), "123");
+    }
+
+    #[test]
+    fn the_preview_masks_unless_asked() {
+        let mut r = Record::new(ObjectType::Contacts, "501");
+        r.fields
+            .insert("email".into(), Value::Text("jane@example.com".into()));
+        r.fields
+            .insert("first_name".into(), Value::Text("Jane".into()));
+        assert_eq!(
+            preview(&r, false),
+            "source id 501: email=j***@e***.com, first_name=J******"
+        );
+        assert_eq!(
+            preview(&r, true),
+            "source id 501: email=jane@example.com, first_name=Jane"
+        );
+        assert_eq!(
+            not_carried(&[r], &["email".to_owned()]),
+            vec!["first_name".to_owned()]
+        );
+    }
+
+    #[test]
+    fn every_connector_has_permission_advice() {
+        for spec in crate::connectors::all() {
+            for role in ["source", "sink"] {
+                assert!(
+                    permissions(spec.name, role).is_some(),
+                    "{} {role}",
+                    spec.name
+                );
+            }
+        }
+    }
+}
