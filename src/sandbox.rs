@@ -34,6 +34,17 @@ pub struct SandboxArgs {
     /// `Retry-After` seconds sent with injected 429s (default: none).
     #[arg(long)]
     retry_after: Option<u64>,
+    /// Fault profile of VENDOR's emulator (repeatable): comma-separated faults, each with an
+    /// optional `:VALUE`, or `all`. Faults: storm[:BURST/EVERY] (bursts of 429s, default 3/40),
+    /// retry-after[:SECS] (sent with injected 429s), 5xx[:PCT] (500/502/503), reset[:PCT]
+    /// (connection dropped mid-response), slow[:PCT] (answers held back, 2500 ms or slow-ms:MS:
+    /// set the connector's timeout_secs below it), truncate[:PCT] (200 with cut-off JSON),
+    /// partial[:PCT] (batch inputs failing with the vendor's lock error), shift[:N] (records
+    /// created and updated between pages), expire[:N] (tokens expire every N requests),
+    /// seed:N. Percentages default to 5. E.g. `--faults salesforce=storm,5xx,partial`,
+    /// `--faults hubspot=all`.
+    #[arg(long = "faults", value_name = "VENDOR=PROFILE")]
+    faults: Vec<String>,
 }
 
 /// Serves the emulators until Ctrl-C or SIGTERM.
@@ -63,9 +74,34 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
         check(&vendor)?;
         throttles.push((vendor, every));
     }
+    let mut profiles: Vec<(String, Faults)> = Vec::new();
+    for f in &args.faults {
+        let (vendor, profile) = f.split_once('=').ok_or_else(|| {
+            CliError::config(anyhow::anyhow!("--faults `{f}`: expected VENDOR=PROFILE"))
+        })?;
+        check(vendor)?;
+        let parsed = Faults::parse(profile)
+            .map_err(|e| CliError::config(anyhow::anyhow!("--faults `{f}`: {e}")))?;
+        profiles.push((vendor.to_owned(), parsed));
+    }
     for v in args.only.iter().chain(&args.empty) {
         check(v)?;
     }
+    let faults_of = |vendor: &str| -> Faults {
+        let mut faults = profiles
+            .iter()
+            .rev()
+            .find(|(v, _)| v == vendor)
+            .map(|(_, f)| f.clone())
+            .unwrap_or_default();
+        if let Some((_, every)) = throttles.iter().find(|(v, _)| v == vendor) {
+            faults.throttle_every = Some(*every);
+        }
+        if args.retry_after.is_some() {
+            faults.retry_after_secs = args.retry_after;
+        }
+        faults
+    };
     let vendors = ferry_sandbox::emulators()
         .into_iter()
         .filter(|e| args.only.is_empty() || args.only.iter().any(|o| o == e.vendor))
@@ -75,14 +111,7 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
                 [127, 0, 0, 1],
                 if args.any_port { 0 } else { spec.default_port },
             )),
-            faults: Faults {
-                throttle_every: throttles
-                    .iter()
-                    .find(|(v, _)| v == spec.vendor)
-                    .map(|(_, n)| *n),
-                retry_after_secs: args.retry_after,
-                ..Faults::default()
-            },
+            faults: faults_of(spec.vendor),
             seeded: !args.empty.iter().any(|e| e == spec.vendor),
         })
         .collect();
@@ -110,6 +139,10 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
             "emulator {:<11} {}  ({seeded})",
             e.spec.vendor, e.running.base_url
         );
+        let faults = faults_of(e.spec.vendor);
+        if faults.any() {
+            println!("         faults: {}", describe_faults(&faults));
+        }
     }
     println!();
     println!("Sandbox-only credentials, for the configs' ${{...}} references:");
@@ -137,6 +170,52 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
     println!("Ready. Ctrl-C stops the emulators (their data lives only in memory).");
     wait_for_shutdown().await;
     Ok(0)
+}
+
+/// A one-line account of a fault profile, for the start-up banner.
+fn describe_faults(f: &Faults) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = f.throttle_every {
+        parts.push(format!("429 every {n} requests"));
+    }
+    if let Some(s) = f.storm {
+        parts.push(format!(
+            "429 storms of {} every {} requests",
+            s.burst, s.every
+        ));
+    }
+    if let Some(secs) = f.retry_after_secs {
+        parts.push(format!("Retry-After {secs}s"));
+    }
+    if let Some(n) = f.unavailable_every {
+        parts.push(format!("503 every {n} requests"));
+    }
+    if let Some(p) = f.server_errors {
+        parts.push(format!("{p}% 5xx"));
+    }
+    if let Some(p) = f.resets {
+        parts.push(format!("{p}% resets"));
+    }
+    if let Some(s) = f.slow {
+        parts.push(format!(
+            "{}% held {} ms (set timeout_secs below it)",
+            s.percent,
+            s.delay.as_millis()
+        ));
+    }
+    if let Some(p) = f.truncated {
+        parts.push(format!("{p}% truncated JSON"));
+    }
+    if let Some(p) = f.partial {
+        parts.push(format!("{p}% of batch inputs locked"));
+    }
+    if let Some(n) = f.shift {
+        parts.push(format!("{n} created + {n} updated between pages"));
+    }
+    if let Some(n) = f.expire_after {
+        parts.push(format!("tokens expire every {n} requests"));
+    }
+    parts.join(", ")
 }
 
 async fn wait_for_shutdown() {

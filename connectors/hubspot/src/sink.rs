@@ -31,6 +31,10 @@ const PRIMARY_CONTACT_TO_COMPANY: i64 = 1;
 /// How many company ids the sink remembers (source id ↔ HubSpot id) before starting afresh:
 /// enough for most accounts' companies, small enough (tens of MB at most) to never matter.
 const MAX_CACHED_COMPANIES: usize = 100_000;
+/// How many times inputs refused with a transient per-input error are sent again.
+const MAX_LOCKED_ROUNDS: usize = 5;
+/// HubSpot's documented wait after a lock: "Locks will last for 2 seconds".
+const LOCKED_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// The longest code or property name kept from a HubSpot error.
 const MAX_CODE: usize = 64;
 
@@ -115,6 +119,15 @@ struct ErrorDetail {
 }
 
 impl BatchError {
+    /// Whether the input failed for a reason that passes: HubSpot's lock (`LOCKED`, the
+    /// per-input form of a 423) or a rate limit.
+    fn is_transient(&self) -> bool {
+        matches!(
+            self.category.as_deref(),
+            Some("LOCKED") | Some("RATE_LIMITS")
+        )
+    }
+
     /// The strings of `context[key]` (HubSpot's contexts map names to arrays of strings).
     fn context(&self, key: &str) -> Vec<String> {
         strings(self.context.get(key))
@@ -447,7 +460,10 @@ impl HubspotSink {
             }));
             sent.insert(i);
         }
-        if !inputs.is_empty() {
+        // Inputs HubSpot refused with a transient per-input error (a lock) are sent again
+        // after the documented wait; the rest of their batch is already saved.
+        let mut round = 0;
+        while !inputs.is_empty() {
             let path = format!(
                 "/crm/v3/objects/{}/batch/upsert",
                 mapping::object_path(object)
@@ -486,23 +502,40 @@ impl HubspotSink {
                     created: result.new.unwrap_or(false),
                 }));
             }
+            let mut again = HashSet::new();
             for error in &response.errors {
                 for trace in error.context("objectWriteTraceId") {
                     let Some(i) = trace.parse::<usize>().ok().filter(|i| sent.contains(i)) else {
                         continue;
                     };
+                    if error.is_transient() && round < MAX_LOCKED_ROUNDS {
+                        again.insert(i);
+                        continue;
+                    }
                     let reason = format!("HubSpot refused the record: {}", error.summary(object));
                     outcomes[i] = Some(Err(rejection(&records[i], &error.code(), reason)));
                 }
             }
             for &i in &sent {
-                if outcomes[i].is_none() {
+                if outcomes[i].is_none() && !again.contains(&i) {
                     outcomes[i] = Some(Err(rejection(
                         &records[i],
                         "NO_RESULT",
                         "HubSpot answered the batch with neither a result nor an error for this record".into(),
                     )));
                 }
+            }
+            inputs.retain(|input| {
+                input["objectWriteTraceId"]
+                    .as_str()
+                    .and_then(|t| t.parse::<usize>().ok())
+                    .is_some_and(|i| again.contains(&i))
+            });
+            sent = again;
+            if !inputs.is_empty() {
+                round += 1;
+                tracing::debug!(vendor = VENDOR, %object, inputs = inputs.len(), round, "sending locked inputs again");
+                tokio::time::sleep(LOCKED_WAIT).await;
             }
         }
         if object == ObjectType::Contacts {

@@ -176,7 +176,10 @@ impl SalesforceSink {
                 }
             }
         }
-        if !bodies.is_empty() {
+        // Records refused with a transient per-record code (a row lock) are sent again, in a
+        // smaller collection, after a backoff; the rest of their collection is already saved.
+        let mut round = 0;
+        while !bodies.is_empty() {
             let path = self
                 .client
                 .data_path(&format!("composite/sobjects/{sobject}/{ext}"));
@@ -205,8 +208,15 @@ impl SalesforceSink {
                     detail: format!("{} results for {} records", results.len(), sent.len()),
                 });
             }
-            for (&i, result) in sent.iter().zip(results) {
+            let (mut again, mut again_bodies) = (Vec::new(), Vec::new());
+            let retryable = round < self.settings.retry.max_retries;
+            for ((&i, result), body) in sent.iter().zip(results).zip(bodies) {
                 let record = &records[i];
+                if !result.success && retryable && is_transient(&result.errors) {
+                    again.push(i);
+                    again_bodies.push(body);
+                    continue;
+                }
                 let outcome = if result.success {
                     let sink_id = result.id.filter(|id| !id.is_empty()).ok_or_else(|| {
                         ConnectorError::Malformed {
@@ -227,6 +237,24 @@ impl SalesforceSink {
                     reject(record, &code, reason)
                 };
                 outcomes[i] = Some(outcome);
+            }
+            (sent, bodies) = (again, again_bodies);
+            if !bodies.is_empty() {
+                round += 1;
+                let wait = self
+                    .settings
+                    .retry
+                    .min_backoff
+                    .saturating_mul(1 << round.min(16))
+                    .min(self.settings.retry.max_backoff);
+                tracing::debug!(
+                    vendor = VENDOR,
+                    sobject,
+                    records = bodies.len(),
+                    round,
+                    "retrying records Salesforce could not lock"
+                );
+                tokio::time::sleep(wait).await;
             }
         }
         let written = outcomes
@@ -259,6 +287,18 @@ impl SalesforceSink {
             })
             .collect()
     }
+}
+
+/// Per-record error codes that say the record could not be saved *now*: another transaction
+/// held its row (or its parent's). Salesforce documents retrying them.
+const TRANSIENT_CODES: &[&str] = &["UNABLE_TO_LOCK_ROW"];
+
+/// Whether a record's errors are all transient, so sending it again can succeed.
+fn is_transient(errors: &[SaveError]) -> bool {
+    !errors.is_empty()
+        && errors
+            .iter()
+            .all(|e| TRANSIENT_CODES.contains(&e.status_code.as_str()))
 }
 
 fn reject(record: &Record, code: &str, reason: String) -> RecordOutcome {

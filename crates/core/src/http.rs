@@ -170,6 +170,23 @@ pub fn default_classify(response: &HttpResponse) -> Verdict {
     }
 }
 
+/// How many times a request whose 2xx answer is labelled JSON but does not parse (a body cut
+/// short by a proxy or an overloaded vendor) is sent again. Every request ferry sends is a
+/// read or an idempotent upsert, so sending it again is safe; a body still broken after that
+/// goes to the connector, which reports it malformed.
+const BROKEN_BODY_RETRIES: u64 = 3;
+
+/// Whether a response labelled JSON has a non-empty body that is not valid JSON.
+fn is_broken_json(response: &HttpResponse) -> bool {
+    let json = response
+        .header(reqwest::header::CONTENT_TYPE.as_str())
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+    json && !response.body.iter().all(u8::is_ascii_whitespace)
+        && serde_json::from_slice::<serde::de::IgnoredAny>(&response.body).is_err()
+}
+
 /// Counters of what the client did, for the report and benchmarks.
 #[derive(Debug, Default)]
 pub struct HttpStats {
@@ -310,14 +327,30 @@ impl HttpClient {
         let vendor = self.policy.vendor();
         let started = Instant::now();
         let attempts = AtomicU64::new(0);
+        let broken_bodies = AtomicU64::new(0);
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.min_backoff)
             .with_max_delay(self.settings.max_backoff)
             .with_max_times(self.settings.max_retries)
             .with_jitter();
         let attempt = || async {
-            attempts.fetch_add(1, Ordering::Relaxed);
-            self.attempt(endpoint, &build).await
+            let n = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+            let response = self.attempt(endpoint, &build).await?;
+            let retry_left = n <= self.settings.max_retries as u64;
+            if retry_left
+                && response.status.is_success()
+                && is_broken_json(&response)
+                && broken_bodies.fetch_add(1, Ordering::Relaxed) < BROKEN_BODY_RETRIES
+            {
+                return Err(AttemptError::Transient {
+                    after: None,
+                    reason: format!(
+                        "HTTP {} with a malformed JSON body",
+                        response.status.as_u16()
+                    ),
+                });
+            }
+            Ok(response)
         };
         let result = attempt
             .retry(backoff)
@@ -618,6 +651,72 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn broken_json_is_a_2xx_labelled_json_that_does_not_parse() {
+        let response = |content_type: &str, body: &'static str| HttpResponse {
+            status: StatusCode::OK,
+            headers: [(reqwest::header::CONTENT_TYPE, content_type.parse().unwrap())]
+                .into_iter()
+                .collect(),
+            body: Bytes::from_static(body.as_bytes()),
+        };
+        assert!(is_broken_json(&response(
+            "application/json;charset=UTF-8",
+            "{\"results\":[{\"id\":"
+        )));
+        assert!(!is_broken_json(&response(
+            "application/json",
+            "{\"results\":[]}"
+        )));
+        assert!(!is_broken_json(&response("application/json", "")));
+        assert!(!is_broken_json(&response("text/plain", "{not json")));
+    }
+
+    /// A loopback server answering 200 with the JSON body `bodies[i]` to request `i`.
+    async fn bodies(bodies: Vec<&'static str>) -> (String, Arc<AtomicUsize>) {
+        use axum::response::IntoResponse;
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&hits);
+        let app = axum::Router::new().fallback(move || {
+            let i = counter.fetch_add(1, Ordering::SeqCst);
+            let body = bodies[i.min(bodies.len() - 1)];
+            async move { ([("content-type", "application/json")], body).into_response() }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/x"), hits)
+    }
+
+    #[tokio::test]
+    async fn a_cut_off_json_body_is_sent_again_then_handed_over() {
+        let (url, hits) = bodies(vec!["{\"a\":[1,", "{\"a\":[1,2]}"]).await;
+        let client = HttpClient::new(Arc::new(Plain), None, fast()).unwrap();
+        let resp = client.send("GET /x", |c| c.get(&url)).await.unwrap();
+        assert_eq!(&resp.body[..], b"{\"a\":[1,2]}");
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        assert_eq!(client.stats().snapshot().1, 1, "one retry");
+
+        // Always broken: after the retries the response goes to the caller, whose parse fails.
+        let (url, hits) = bodies(vec!["{\"a\":"]).await;
+        let settings = RetrySettings {
+            max_retries: 8,
+            ..fast()
+        };
+        let client = HttpClient::new(Arc::new(Plain), None, settings).unwrap();
+        let resp = client.send("GET /x", |c| c.get(&url)).await.unwrap();
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1 + BROKEN_BODY_RETRIES as usize
+        );
+        let err = resp
+            .json::<serde_json::Value>("testvendor", "GET /x")
+            .unwrap_err();
+        assert!(matches!(err, ConnectorError::Malformed { .. }), "{err:?}");
     }
 
     #[test]

@@ -1,58 +1,459 @@
-//! Fault injection shared by every emulator: misbehaviour a real vendor shows under load.
+//! Fault injection shared by every emulator: misbehaviour a real vendor (or the network and
+//! load balancers in front of it) shows under load.
+//!
+//! A [`Faults`] profile switches faults on. [`inject`] applies the vendor-neutral ones around
+//! an emulator's routes: 429 storms, 5xx answers, connections reset mid-response, answers
+//! slower than the client's timeout, and 200s whose JSON body is cut off. Each emulator applies
+//! the vendor-specific ones itself (`<vendor>/faults.rs`): per-record failures inside a
+//! successful batch answer, pages that shift because records change during a read, and access
+//! tokens that expire mid-run.
+//!
+//! Every decision is a pure function of the profile's `seed` and a request (or input) count, so
+//! a run is reproducible: with one client sending requests one at a time, the same requests
+//! fail every time. (With several requests in flight the arrival order, and so which request
+//! gets which number, varies; the rate of faults does not.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+/// Recurring bursts of throttled requests: `burst` consecutive requests answered 429 at the
+/// end of every `every` requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Storm {
+    /// How many consecutive requests each burst throttles.
+    pub burst: u64,
+    /// The period, in requests, at which bursts recur.
+    pub every: u64,
+}
+
+/// Answers held back past the client's timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slow {
+    /// Percentage of requests answered late.
+    pub percent: u32,
+    /// How long the answer is held back (after the request was carried out).
+    pub delay: Duration,
+}
+
 /// Which faults an emulator injects, on top of its vendor's documented limits.
+///
+/// Percentages are of requests (or, for `partial`, of batch inputs), decided per request
+/// number from `seed`, so a profile fails the same requests on every run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Faults {
     /// Answer every Nth request with the vendor's throttling response (429).
     pub throttle_every: Option<u64>,
-    /// The `Retry-After` seconds sent with injected throttling, where the vendor sends one.
+    /// The `Retry-After` seconds sent with injected throttling (every 429 this layer sends,
+    /// storms included), where the vendor sends one.
     pub retry_after_secs: Option<u64>,
     /// Answer every Nth request with `503 Service Unavailable` (plain text, as a load balancer
     /// in front of any vendor sends it).
     pub unavailable_every: Option<u64>,
+    /// 429 storms: bursts of consecutive throttled requests, with the vendor's 429 body.
+    pub storm: Option<Storm>,
+    /// Percentage of requests answered 500, 502 or 503 (plain gateway bodies) before they
+    /// reach the vendor.
+    pub server_errors: Option<u32>,
+    /// Percentage of requests carried out whose response is cut off mid-body: the headers and
+    /// part of the body are sent, then the connection is dropped.
+    pub resets: Option<u32>,
+    /// Requests carried out but answered only after a delay longer than the client's timeout.
+    pub slow: Option<Slow>,
+    /// Percentage of successful (2xx) responses whose JSON body is cut short, sent as a
+    /// complete, well-framed HTTP message: only parsing the body shows the fault.
+    pub truncated: Option<u32>,
+    /// Vendor-specific: percentage of a batch write's inputs that fail with the vendor's
+    /// transient per-record error (a row lock) while the rest of the batch succeeds.
+    pub partial: Option<u32>,
+    /// Vendor-specific: between one page of a listing and the next, this many records of the
+    /// listed type are created and as many existing ones updated.
+    pub shift: Option<u32>,
+    /// Vendor-specific: every access token issued expires after this many API requests (401
+    /// with the vendor's body; fetching a new token works). Vendors whose tokens never expire
+    /// (HubSpot private-app tokens) ignore it.
+    pub expire_after: Option<u64>,
+    /// Seed of the fault decisions.
+    pub seed: u64,
 }
+
+/// The fault names a profile is written with, in the order `all` lists them.
+pub const NAMES: &[&str] = &[
+    "storm", "5xx", "reset", "slow", "truncate", "partial", "shift", "expire",
+];
+
+/// Defaults of a named fault written without a value.
+const DEFAULT_STORM: Storm = Storm {
+    burst: 3,
+    every: 40,
+};
+const DEFAULT_PERCENT: u32 = 5;
+const DEFAULT_SLOW: Duration = Duration::from_millis(2_500);
+const DEFAULT_SHIFT: u32 = 2;
+const DEFAULT_EXPIRE_AFTER: u64 = 50;
 
 impl Faults {
     /// Whether any fault is switched on.
     pub fn any(&self) -> bool {
-        self.throttle_every.is_some() || self.unavailable_every.is_some()
+        self.any_generic()
+            || self.partial.is_some()
+            || self.shift.is_some()
+            || self.expire_after.is_some()
+    }
+
+    /// Whether any fault [`inject`] applies is switched on.
+    fn any_generic(&self) -> bool {
+        self.throttle_every.is_some()
+            || self.unavailable_every.is_some()
+            || self.storm.is_some()
+            || self.server_errors.is_some()
+            || self.resets.is_some()
+            || self.slow.is_some()
+            || self.truncated.is_some()
+    }
+
+    /// Every fault, with its default setting: the `all` profile.
+    pub fn all() -> Faults {
+        let mut faults = Faults::default();
+        for name in NAMES {
+            // The names are this module's own: each one parses.
+            let _ = faults.switch_on(name, None);
+        }
+        faults
+    }
+
+    /// Parses a profile: comma-separated fault names, each optionally with a value after a
+    /// colon. `all` switches every fault on; `none` is the empty profile.
+    ///
+    /// `storm[:BURST/EVERY]` (default 3/40), `retry-after[:SECS]` (sent with every injected 429;
+    /// default 1), `5xx[:PCT]`, `reset[:PCT]`, `truncate[:PCT]`, `partial[:PCT]`, `slow[:PCT]`
+    /// (percentages default to 5), `slow-ms:MS` (how long slow answers are held, default 2500,
+    /// and switches `slow` on), `shift[:N]` (records created and updated between pages,
+    /// default 2), `expire[:N]` (uses of a token before it expires, default 50), `seed:N`.
+    pub fn parse(profile: &str) -> Result<Faults, String> {
+        let mut faults = Faults::default();
+        for part in profile.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = match part.split_once(':') {
+                Some((n, v)) => (n.trim(), Some(v.trim())),
+                None => (part, None),
+            };
+            match name {
+                "all" if value.is_none() => {
+                    let seed = faults.seed;
+                    let retry_after = faults.retry_after_secs;
+                    faults = Faults {
+                        seed,
+                        retry_after_secs: retry_after,
+                        ..Faults::all()
+                    };
+                }
+                "none" if value.is_none() => faults = Faults::default(),
+                _ => faults.switch_on(name, value)?,
+            }
+        }
+        Ok(faults)
+    }
+
+    fn switch_on(&mut self, name: &str, value: Option<&str>) -> Result<(), String> {
+        let bad = |expected: &str| {
+            format!(
+                "fault `{name}:{}`: expected {expected}",
+                value.unwrap_or_default()
+            )
+        };
+        let percent = |value: Option<&str>| -> Result<u32, String> {
+            match value {
+                None => Ok(DEFAULT_PERCENT),
+                Some(v) => v
+                    .trim_end_matches('%')
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|p| (1..=100).contains(p))
+                    .ok_or_else(|| bad("a percentage from 1 to 100")),
+            }
+        };
+        let number = |value: Option<&str>, default: u64| -> Result<u64, String> {
+            match value {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad("a positive whole number")),
+            }
+        };
+        match name {
+            "storm" => {
+                self.storm = Some(match value {
+                    None => DEFAULT_STORM,
+                    Some(v) => v
+                        .split_once('/')
+                        .and_then(|(b, e)| Some((b.parse::<u64>().ok()?, e.parse::<u64>().ok()?)))
+                        .filter(|(b, e)| *b > 0 && b < e)
+                        .map(|(burst, every)| Storm { burst, every })
+                        .ok_or_else(|| bad("BURST/EVERY with BURST < EVERY, e.g. 3/40"))?,
+                });
+            }
+            "retry-after" => self.retry_after_secs = Some(number(value, 1)?),
+            "5xx" => self.server_errors = Some(percent(value)?),
+            "reset" => self.resets = Some(percent(value)?),
+            "truncate" => self.truncated = Some(percent(value)?),
+            "partial" => self.partial = Some(percent(value)?),
+            "slow" => {
+                let delay = self.slow.map_or(DEFAULT_SLOW, |s| s.delay);
+                self.slow = Some(Slow {
+                    percent: percent(value)?,
+                    delay,
+                });
+            }
+            "slow-ms" => {
+                let delay = Duration::from_millis(number(value, DEFAULT_SLOW.as_millis() as u64)?);
+                let percent = self.slow.map_or(DEFAULT_PERCENT, |s| s.percent);
+                self.slow = Some(Slow { percent, delay });
+            }
+            "shift" => {
+                let n = number(value, u64::from(DEFAULT_SHIFT))?;
+                self.shift = Some(u32::try_from(n).map_err(|_| bad("a smaller number"))?);
+            }
+            "expire" => self.expire_after = Some(number(value, DEFAULT_EXPIRE_AFTER)?),
+            "seed" => {
+                self.seed = value
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| bad("a number"))?;
+            }
+            _ => {
+                return Err(format!(
+                    "unknown fault `{name}` (known: {}, retry-after, slow-ms, seed, all, none)",
+                    NAMES.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether event number `n` of kind `salt` is hit by a fault of `percent`: a pure function
+    /// of the seed, the kind and the number.
+    pub fn hits(&self, salt: u64, n: u64, percent: u32) -> bool {
+        percent > 0 && mix(self.seed ^ salt.rotate_left(32) ^ n) % 100 < u64::from(percent)
+    }
+
+    /// Whether request number `n` (from 1) falls in a throttling burst.
+    fn throttles(&self, n: u64) -> bool {
+        let every = self
+            .throttle_every
+            .is_some_and(|every| every > 0 && n % every == 0);
+        let storm = self.storm.is_some_and(|s| {
+            s.every > 0 && (n.saturating_sub(1)) % s.every >= s.every.saturating_sub(s.burst)
+        });
+        every || storm
     }
 }
 
-/// Wraps `router` so that it injects `faults`; `throttled` builds the vendor's own 429
-/// response, given the `Retry-After` seconds to send (if any).
+/// SplitMix64's finaliser: spreads consecutive numbers over the whole range.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Salts that keep each fault's decisions independent of the others'.
+mod salt {
+    pub const SERVER_ERROR: u64 = 1;
+    pub const SERVER_ERROR_KIND: u64 = 2;
+    pub const RESET: u64 = 3;
+    pub const SLOW: u64 = 4;
+    pub const TRUNCATE: u64 = 5;
+}
+
+/// The salt of the per-input `partial` decisions, for the emulators.
+pub const PARTIAL_SALT: u64 = 6;
+
+/// What happens to one request after it was carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum After {
+    Answer,
+    Reset,
+    Truncate,
+    Delay(Duration),
+}
+
+/// Wraps `router` so that it injects the vendor-neutral faults of `faults`; `throttled` builds
+/// the vendor's own 429 response, given the `Retry-After` seconds to send (if any).
 pub fn inject(router: Router, faults: Faults, throttled: fn(Option<u64>) -> Response) -> Router {
-    if !faults.any() {
+    if !faults.any_generic() {
         return router;
     }
     let seen = Arc::new(AtomicU64::new(0));
+    let faults = Arc::new(faults);
     router.layer(axum::middleware::from_fn(
         move |request: Request, next: Next| {
             let seen = Arc::clone(&seen);
-            let faults = faults.clone();
+            let faults = Arc::clone(&faults);
             async move {
                 let n = seen.fetch_add(1, Ordering::Relaxed) + 1;
-                if faults
-                    .throttle_every
-                    .is_some_and(|every| every > 0 && n % every == 0)
-                {
+                if faults.throttles(n) {
                     return throttled(faults.retry_after_secs);
                 }
                 if faults
                     .unavailable_every
                     .is_some_and(|every| every > 0 && n % every == 0)
                 {
-                    let mut response = Response::new(axum::body::Body::from("Service Unavailable"));
-                    *response.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
-                    return response;
+                    return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+                }
+                if let Some(percent) = faults.server_errors {
+                    if faults.hits(salt::SERVER_ERROR, n, percent) {
+                        return gateway_error(mix(faults.seed ^ salt::SERVER_ERROR_KIND ^ n));
+                    }
+                }
+                let after = if faults
+                    .resets
+                    .is_some_and(|p| faults.hits(salt::RESET, n, p))
+                {
+                    After::Reset
+                } else if faults
+                    .truncated
+                    .is_some_and(|p| faults.hits(salt::TRUNCATE, n, p))
+                {
+                    After::Truncate
+                } else {
+                    match faults.slow {
+                        Some(slow) if faults.hits(salt::SLOW, n, slow.percent) => {
+                            After::Delay(slow.delay)
+                        }
+                        _ => After::Answer,
+                    }
+                };
+                let response = next.run(request).await;
+                match after {
+                    After::Answer => response,
+                    After::Reset => reset_mid_body(response).await,
+                    After::Truncate => truncate_body(response).await,
+                    After::Delay(delay) => {
+                        tokio::time::sleep(delay).await;
+                        response
+                    }
+                }
+            }
+        },
+    ))
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    let mut response = Response::new(Body::from(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A 500, 502 or 503 as the load balancer or gateway in front of a vendor sends it: an HTML
+/// page, not the vendor's JSON.
+fn gateway_error(pick: u64) -> Response {
+    let (status, page) = match pick % 3 {
+        0 => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "<html><body><h1>500 Internal Server Error</h1></body></html>",
+        ),
+        1 => (
+            StatusCode::BAD_GATEWAY,
+            "<html><body><h1>502 Bad Gateway</h1></body></html>",
+        ),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
+        ),
+    };
+    let mut response = plain(status, page);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+/// The response's body, buffered.
+async fn buffered(response: Response) -> (axum::http::response::Parts, Bytes) {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    (parts, bytes)
+}
+
+/// Sends the headers and the first half of the body, then fails the body stream, which makes
+/// the server drop the connection: the client sees the response break off.
+async fn reset_mid_body(response: Response) -> Response {
+    let (mut parts, bytes) = buffered(response).await;
+    let half = bytes.slice(..bytes.len() / 2);
+    // The pause lets the server flush the headers and the first half before the stream fails;
+    // failing at once would drop them unsent, which is a different fault (no response at all).
+    let chunks = futures::stream::unfold(Some(Some(half)), |state| async move {
+        match state? {
+            Some(first) => Some((Ok(first), Some(None))),
+            None => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let reset = std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected fault: connection reset mid-response",
+                );
+                Some((Err::<Bytes, _>(reset), None))
+            }
+        }
+    });
+    // No length: the body is streamed, so the cut is a broken stream, not a short body.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from_stream(chunks))
+}
+
+/// A successful response's body cut to half its length, sent whole with a matching length.
+async fn truncate_body(response: Response) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, bytes) = buffered(response).await;
+    let cut = bytes.slice(..bytes.len() / 2);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(cut))
+}
+
+/// Wraps `router` so that, if `faults` has `expire_after`, the access token of a request's
+/// `Authorization` header expires at its Nth use: `expire` (which invalidates the tokens issued
+/// so far) runs first, so that request, and any other made with an old token, gets the
+/// vendor's 401; a token fetched afterwards works for N uses again. Requests without the
+/// header (token requests) pass untouched.
+pub fn expiring<F>(router: Router, faults: &Faults, expire: F) -> Router
+where
+    F: Fn() + Clone + Send + Sync + 'static,
+{
+    let Some(every) = faults.expire_after.filter(|n| *n > 0) else {
+        return router;
+    };
+    let uses: Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, u64>>> = Arc::default();
+    router.layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| {
+            let uses = Arc::clone(&uses);
+            let expire = expire.clone();
+            async move {
+                let header = request.headers().get(header::AUTHORIZATION);
+                if let (Some(value), Ok(mut uses)) = (header, uses.lock()) {
+                    if uses.len() > 1_000 {
+                        uses.clear(); // tokens long gone: keep the map small
+                    }
+                    let used = uses.entry(value.as_bytes().to_vec()).or_insert(0);
+                    *used += 1;
+                    if *used == every {
+                        expire();
+                    }
                 }
                 next.run(request).await
             }
@@ -60,24 +461,39 @@ pub fn inject(router: Router, faults: Faults, throttled: fn(Option<u64>) -> Resp
     ))
 }
 
+/// Counts events (requests, batch inputs) for vendor-specific faults.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// The next event's number, from 1.
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn teapot(_: Option<u64>) -> Response {
-        let mut r = Response::new(axum::body::Body::empty());
-        *r.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
+    fn teapot(retry_after: Option<u64>) -> Response {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        if let Some(secs) = retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         r
     }
 
-    #[tokio::test]
-    async fn injects_throttling_and_unavailability_on_schedule() {
-        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
-        let faults = Faults {
-            throttle_every: Some(3),
-            unavailable_every: Some(4),
-            ..Faults::default()
-        };
+    async fn serve(faults: Faults) -> String {
+        let body = "{\"results\":[1,2,3,4,5,6,7,8,9,10],\"paging\":null}";
+        let router = Router::new().route(
+            "/",
+            axum::routing::get(move || async move {
+                ([(header::CONTENT_TYPE, "application/json")], body)
+            }),
+        );
         let running = crate::serve(
             "test",
             inject(router, faults, teapot),
@@ -85,19 +501,160 @@ mod tests {
         )
         .await
         .unwrap();
+        let url = running.base_url.clone();
+        std::mem::forget(running); // keep serving for the test's lifetime
+        url
+    }
+
+    async fn statuses(url: &str, n: usize) -> Vec<u16> {
         let client = reqwest::Client::new();
-        let mut statuses = Vec::new();
-        for _ in 0..8 {
-            statuses.push(
-                client
-                    .get(&running.base_url)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16(),
-            );
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(client.get(url).send().await.unwrap().status().as_u16());
         }
-        assert_eq!(statuses, vec![200, 200, 429, 503, 200, 429, 200, 503]);
+        out
+    }
+
+    #[tokio::test]
+    async fn injects_throttling_and_unavailability_on_schedule() {
+        let url = serve(Faults {
+            throttle_every: Some(3),
+            unavailable_every: Some(4),
+            ..Faults::default()
+        })
+        .await;
+        assert_eq!(
+            statuses(&url, 8).await,
+            vec![200, 200, 429, 503, 200, 429, 200, 503]
+        );
+    }
+
+    #[tokio::test]
+    async fn storms_are_bursts_of_consecutive_429s_with_retry_after_if_asked() {
+        let url = serve(Faults {
+            storm: Some(Storm { burst: 2, every: 5 }),
+            retry_after_secs: Some(2),
+            ..Faults::default()
+        })
+        .await;
+        assert_eq!(
+            statuses(&url, 10).await,
+            vec![200, 200, 200, 429, 429, 200, 200, 200, 429, 429]
+        );
+        let response = reqwest::get(&url).await.unwrap(); // request 11: answered
+        assert_eq!(response.status(), 200);
+        let client = reqwest::Client::new();
+        for _ in 0..2 {
+            client.get(&url).send().await.unwrap();
+        }
+        let throttled = client.get(&url).send().await.unwrap(); // request 14
+        assert_eq!(throttled.status(), 429);
+        assert_eq!(throttled.headers()["retry-after"], "2");
+    }
+
+    #[tokio::test]
+    async fn server_errors_come_at_the_given_rate_and_are_reproducible() {
+        let faults = Faults {
+            server_errors: Some(20),
+            seed: 7,
+            ..Faults::default()
+        };
+        let first = statuses(&serve(faults.clone()).await, 200).await;
+        let second = statuses(&serve(faults).await, 200).await;
+        assert_eq!(first, second, "the same seed fails the same requests");
+        let failed = first.iter().filter(|s| **s >= 500).count();
+        assert!((20..=65).contains(&failed), "{failed} of 200 failed");
+        for code in [500, 502, 503] {
+            assert!(first.contains(&code), "no {code} in {first:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn resets_break_the_body_off_and_truncation_cuts_the_json() {
+        let url = serve(Faults {
+            resets: Some(100),
+            ..Faults::default()
+        })
+        .await;
+        let response = reqwest::get(&url).await.unwrap();
+        assert_eq!(response.status(), 200, "headers arrive");
+        assert!(response.bytes().await.is_err(), "the body breaks off");
+
+        let url = serve(Faults {
+            truncated: Some(100),
+            ..Faults::default()
+        })
+        .await;
+        let response = reqwest::get(&url).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.bytes().await.expect("a complete HTTP message");
+        assert!(!body.is_empty());
+        assert!(serde_json::from_slice::<serde_json::Value>(&body).is_err());
+    }
+
+    #[tokio::test]
+    async fn slow_answers_outlast_the_client_timeout() {
+        let url = serve(Faults {
+            slow: Some(Slow {
+                percent: 100,
+                delay: Duration::from_millis(600),
+            }),
+            ..Faults::default()
+        })
+        .await;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let err = client.get(&url).send().await.unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+    }
+
+    #[test]
+    fn profiles_parse_names_values_and_all() {
+        let all = Faults::parse("all").unwrap();
+        assert!(all.storm.is_some() && all.server_errors.is_some() && all.resets.is_some());
+        assert!(all.slow.is_some() && all.truncated.is_some() && all.partial.is_some());
+        assert!(all.shift.is_some() && all.expire_after.is_some());
+        assert_eq!(all.retry_after_secs, None);
+        assert_eq!(all, Faults::all());
+
+        let custom =
+            Faults::parse("storm:2/10, retry-after:3, 5xx:20, slow:30, slow-ms:1500, seed:9")
+                .unwrap();
+        assert_eq!(
+            custom.storm,
+            Some(Storm {
+                burst: 2,
+                every: 10
+            })
+        );
+        assert_eq!(custom.retry_after_secs, Some(3));
+        assert_eq!(custom.server_errors, Some(20));
+        assert_eq!(
+            custom.slow,
+            Some(Slow {
+                percent: 30,
+                delay: Duration::from_millis(1500)
+            })
+        );
+        let delay_only = Faults::parse("slow-ms:900").unwrap().slow.unwrap();
+        assert_eq!((delay_only.percent, delay_only.delay.as_millis()), (5, 900));
+        assert_eq!(custom.seed, 9);
+        assert!(custom.resets.is_none());
+
+        assert_eq!(Faults::parse("none").unwrap(), Faults::default());
+        assert!(Faults::parse("").unwrap() == Faults::default());
+        for bad in ["storm:5/5", "5xx:0", "5xx:101", "bogus", "expire:x", "seed"] {
+            assert!(Faults::parse(bad).is_err(), "{bad} should be refused");
+        }
+        assert!(!Faults::default().any());
+        assert!(
+            Faults {
+                shift: Some(1),
+                ..Faults::default()
+            }
+            .any()
+        );
     }
 }

@@ -364,6 +364,10 @@ impl Emulator {
             .route("/api/data/v9.2/{*rest}", any(web_api))
             .fallback(|| async { error_response(&error::ApiError::no_resource("(unknown path)")) })
             .with_state(state);
+        let expiring = self.clone();
+        let router = crate::faults::expiring(router, &self.shared.options.faults, move || {
+            expiring.expire_tokens()
+        });
         crate::faults::inject(router, self.shared.options.faults.clone(), dynamics_429)
     }
 }

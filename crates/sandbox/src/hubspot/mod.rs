@@ -15,6 +15,7 @@
 
 mod api;
 mod associations;
+mod faults;
 mod gate;
 mod preferences;
 mod respond;
@@ -31,7 +32,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use crate::faults::{self, Faults};
+use crate::faults::Faults;
 use crate::seed::SeedData;
 use store::{Kind, ObjectStore, seeded_record};
 
@@ -300,6 +301,7 @@ impl Emulator {
 
     /// The HTTP routes, behind auth, rate limits and the configured faults.
     pub fn router(&self) -> Router {
+        let faulty: faults::Faulty = (self.clone(), Arc::default());
         let routes = Router::new()
             .route(
                 "/crm/v3/objects/{object}",
@@ -347,11 +349,16 @@ impl Emulator {
             )
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
+                faulty.clone(),
+                faults::partial,
+            ))
+            .layer(axum::middleware::from_fn_with_state(faulty, faults::shift))
+            .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 gate::gate,
             ))
             .with_state(self.clone());
-        faults::inject(
+        crate::faults::inject(
             routes,
             self.inner.options.faults.clone(),
             respond::injected_429,

@@ -9,6 +9,7 @@
 //! Records live in per-object tables indexed by row (the record id encodes the row) and by
 //! external id, so a write or a lookup costs the same with a million records as with ten.
 
+mod faults;
 mod schema;
 mod soql;
 mod store;
@@ -358,6 +359,7 @@ impl Emulator {
     /// The HTTP routes, with the configured faults injected.
     pub fn router(&self) -> Router {
         let state = Arc::clone(&self.shared);
+        let faulty: faults::Faulty = (Arc::clone(&state), Arc::default());
         let data = Router::new()
             .route("/services/data/{version}/limits", get(limits))
             .route(
@@ -379,6 +381,10 @@ impl Emulator {
                 axum::routing::any(|| async { not_found() }),
             )
             .route_layer(axum::middleware::from_fn_with_state(
+                faulty.clone(),
+                faults::partial,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
                 Arc::clone(&state),
                 guard,
             ));
@@ -389,6 +395,10 @@ impl Emulator {
             .merge(data)
             .fallback(|| async { not_found() })
             .with_state(state);
+        let expiring = self.clone();
+        let router = crate::faults::expiring(router, &self.shared.options.faults, move || {
+            expiring.expire_tokens()
+        });
         crate::faults::inject(router, self.shared.options.faults.clone(), salesforce_429)
     }
 }

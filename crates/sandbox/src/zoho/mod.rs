@@ -17,8 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -404,6 +403,10 @@ impl Emulator {
             .merge(api)
             .fallback(|| async { invalid_url() })
             .with_state(state);
+        let expiring = self.clone();
+        let router = crate::faults::expiring(router, &self.shared.options.faults, move || {
+            expiring.expire_tokens()
+        });
         crate::faults::inject(router, self.shared.options.faults.clone(), zoho_429)
     }
 }
@@ -435,12 +438,95 @@ fn credits_exhausted() -> Response {
 
 // ---- OAuth ---------------------------------------------------------------------------------
 
-#[derive(serde::Deserialize)]
+/// The token request's parameters. Zoho's OAuth reference documents them as query parameters of
+/// the POST, its examples also send them as a form body, and its official SDKs send
+/// `multipart/form-data` (`FormData` in the Node SDK): all three are accepted, a body value
+/// overriding the query's.
+#[derive(Default)]
 struct TokenForm {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
     refresh_token: Option<String>,
+}
+
+impl TokenForm {
+    fn set(&mut self, name: &str, value: String) {
+        match name {
+            "grant_type" => self.grant_type = Some(value),
+            "client_id" => self.client_id = Some(value),
+            "client_secret" => self.client_secret = Some(value),
+            "refresh_token" => self.refresh_token = Some(value),
+            _ => {}
+        }
+    }
+
+    /// Adds `a=1&b=2` pairs (`+` as space, percent-decoded); `None` if one does not decode.
+    fn add_urlencoded(&mut self, pairs: &str) -> Option<()> {
+        for pair in pairs.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| {
+                urlencoding::decode(&s.replace('+', " "))
+                    .ok()
+                    .map(|c| c.into_owned())
+            };
+            self.set(&decode(name)?, decode(value)?);
+        }
+        Some(())
+    }
+
+    /// Adds the text fields of a `multipart/form-data` body; `None` if it is not well formed.
+    fn add_multipart(&mut self, boundary: &str, body: &str) -> Option<()> {
+        let delimiter = format!("--{boundary}");
+        let mut parts = body.split(delimiter.as_str());
+        parts.next()?; // the preamble before the first delimiter
+        for part in parts {
+            if part.starts_with("--") {
+                return Some(()); // the closing delimiter
+            }
+            let part = part.strip_prefix("\r\n")?;
+            let (head, value) = part.split_once("\r\n\r\n")?;
+            let name = head
+                .split("\r\n")
+                .find(|l| {
+                    l.to_ascii_lowercase()
+                        .starts_with("content-disposition: form-data")
+                })?
+                .split(';')
+                .find_map(|p| p.trim().strip_prefix("name="))?
+                .trim_matches('"');
+            self.set(name, value.strip_suffix("\r\n")?.to_owned());
+        }
+        None
+    }
+}
+
+/// The token request's parameters from its query string and its body, either
+/// `application/x-www-form-urlencoded` or `multipart/form-data`.
+fn token_form(headers: &HeaderMap, uri: &axum::http::Uri, body: &[u8]) -> Option<TokenForm> {
+    let mut form = TokenForm::default();
+    form.add_urlencoded(uri.query().unwrap_or(""))?;
+    if body.is_empty() {
+        return Some(form);
+    }
+    let body = std::str::from_utf8(body).ok()?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        form.add_urlencoded(body)?;
+    } else if mime.eq_ignore_ascii_case("multipart/form-data") {
+        let boundary = content_type
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("boundary="))?
+            .trim_matches('"');
+        form.add_multipart(boundary, body)?;
+    } else {
+        return None;
+    }
+    Some(form)
 }
 
 /// Zoho's accounts server answers OAuth errors with HTTP 200 and `{"error": …}`.
@@ -451,9 +537,10 @@ fn oauth_error(error: &str) -> Response {
 async fn token(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    form: Result<Form<TokenForm>, FormRejection>,
+    uri: axum::http::Uri,
+    body: Bytes,
 ) -> Response {
-    let Ok(Form(form)) = form else {
+    let Some(form) = token_form(&headers, &uri, &body) else {
         return oauth_error("invalid_request");
     };
     if form.grant_type.as_deref() != Some("refresh_token") {

@@ -124,6 +124,74 @@ async fn token_grant_and_auth_errors() {
     assert_eq!(resp.status().as_u16(), 401);
 }
 
+/// Zoho's OAuth reference puts the refresh grant's parameters in the query string, and the
+/// official Node SDK posts them as `multipart/form-data`: both get a token.
+#[tokio::test]
+async fn token_grant_from_query_parameters_and_multipart_bodies() {
+    let org = org(Options::default()).await;
+    let url = format!(
+        "{}/oauth/v2/token?grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
+        org.running.base_url,
+        urlencoding::encode(ZOHO_CLIENT_ID),
+        urlencoding::encode(ZOHO_CLIENT_SECRET),
+        urlencoding::encode(ZOHO_REFRESH_TOKEN)
+    );
+    let body: Json = org.http.post(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer", "{body}");
+
+    let boundary = "--------------------------123456789012345678901234";
+    let field = |name: &str, value: &str| {
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+    };
+    let multipart = |secret: &str| {
+        format!(
+            "{}{}{}{}--{boundary}--\r\n",
+            field("client_id", ZOHO_CLIENT_ID),
+            field("client_secret", secret),
+            field("grant_type", "refresh_token"),
+            field("refresh_token", ZOHO_REFRESH_TOKEN)
+        )
+    };
+    let send = |body: String| {
+        org.http
+            .post(format!("{}/oauth/v2/token", org.running.base_url))
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+    };
+    let body: Json = send(multipart(ZOHO_CLIENT_SECRET))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["token_type"], "Bearer", "{body}");
+    let access = body["access_token"].as_str().unwrap();
+    let resp = org
+        .http
+        .get(format!(
+            "{}/crm/v8/Contacts?fields=Last_Name",
+            org.running.base_url
+        ))
+        .header("Authorization", format!("Zoho-oauthtoken {access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let bad: Json = send(multipart("wrong")).await.unwrap().json().await.unwrap();
+    assert_eq!(bad, json!({"error": "invalid_client_secret"}));
+    let broken: Json = send("not multipart".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(broken, json!({"error": "invalid_request"}));
+}
+
 #[tokio::test]
 async fn list_requires_fields_and_pages_by_number_then_token() {
     let org = org(Options::default()).await;
