@@ -1,0 +1,189 @@
+// DynamicsWebApi (`dynamics-web-api`, a maintained Dataverse Web API client; Microsoft publishes
+// no Node SDK for the Web API) against `ferry sandbox`'s Dataverse emulator: paging through
+// @odata.nextLink, upserts by alternate key in a $batch with per-request results, read-back by
+// key and by id, and the errors ferry's Dynamics connector relies on.
+//
+// The token comes from a plain `fetch` to the emulator's Entra ID token endpoint (client
+// credentials): MSAL, which a real app would use, validates its authority against Microsoft's
+// cloud and would not accept a loopback http URL. DynamicsWebApi takes the token through its
+// `onTokenRefresh` callback, as with MSAL.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { DynamicsWebApi } from "dynamics-web-api";
+import { startSandbox, thrown } from "./lib/sandbox.mjs";
+
+const TENANT = "00000000-0000-4000-8000-0000000d7e4a";
+const KEY = "ferry_sourceid";
+
+async function token(sb) {
+  const res = await fetch(`${sb.url}/${TENANT}/oauth2/v2.0/token`, {
+    method: "POST",
+    body: new URLSearchParams({
+      grant_type: "client_credentials",
+      client_id: sb.env.DYNAMICS_CLIENT_ID,
+      client_secret: sb.env.DYNAMICS_CLIENT_SECRET,
+      scope: `${sb.url}/.default`,
+    }),
+  });
+  assert.equal(res.status, 200);
+  const body = await res.json();
+  assert.equal(body.token_type, "Bearer");
+  return body.access_token;
+}
+
+function client(sb, onTokenRefresh) {
+  return new DynamicsWebApi({ serverUrl: sb.url, dataApi: { version: "9.2" }, onTokenRefresh });
+}
+
+describe("dynamics: dynamics-web-api", () => {
+  let sb;
+  let api;
+  before(async () => {
+    sb = await startSandbox("dynamics", { records: 300 });
+    const access = await token(sb);
+    api = client(sb, async () => access);
+  });
+  after(() => sb?.stop());
+
+  test("WhoAmI answers with the caller's ids (the connector's check)", async () => {
+    const me = await api.callFunction("WhoAmI");
+    assert.match(me.UserId, /^[0-9a-f-]{36}$/);
+    assert.match(me.OrganizationId, /^[0-9a-f-]{36}$/);
+  });
+
+  test("pages through @odata.nextLink to the end, as many as were seeded", async () => {
+    for (const [collection, id, expected] of [
+      ["contacts", "contactid", sb.seeded.contacts],
+      ["accounts", "accountid", sb.seeded.companies],
+    ]) {
+      const ids = new Set();
+      let page = await api.retrieveMultiple({ collection, select: [id], maxPageSize: 50 });
+      let pages = 1;
+      for (;;) {
+        assert.ok(page.oDataContext.endsWith(`$metadata#${collection}(${id})`), page.oDataContext);
+        for (const r of page.value) {
+          assert.match(r[id], /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+          assert.match(r["@odata.etag"], /^W\/"\d+"$/);
+          ids.add(r[id]);
+        }
+        if (!page.oDataNextLink) break;
+        // The nextLink is followed exactly as returned, with the same page size.
+        page = await api.retrieveMultiple({ collection, maxPageSize: 50 }, page.oDataNextLink);
+        pages += 1;
+      }
+      assert.equal(ids.size, expected);
+      assert.ok(pages > 1);
+    }
+    // The client's own paging helper agrees.
+    const all = await api.retrieveAll({ collection: "contacts", select: ["contactid"], maxPageSize: 100 });
+    assert.equal(all.value.length, sb.seeded.contacts);
+    const counted = await api.retrieveMultiple({ collection: "contacts", select: ["contactid"], count: true, maxPageSize: 1 });
+    assert.equal(counted.oDataCount, sb.seeded.contacts);
+  });
+
+  test("consent: donotemail/donotbulkemail are booleans, true for the seeded opt-outs", async () => {
+    const all = await api.retrieveAll({ collection: "contacts", select: ["donotemail", "donotbulkemail"], maxPageSize: 500 });
+    assert.ok(all.value.every((c) => typeof c.donotemail === "boolean" && typeof c.donotbulkemail === "boolean"));
+    const out = all.value.filter((c) => c.donotbulkemail);
+    assert.ok(out.length > 0);
+    assert.ok(out.every((c) => c.donotemail));
+  });
+
+  test("$batch upserts by alternate key with continue-on-error: a result per request, then read back", async () => {
+    // The alternate key ferry's `prepare` checks: EntityDefinitions(LogicalName='contact')/Keys.
+    const keys = await api.retrieve({ collection: "EntityDefinitions", key: "LogicalName='contact'", navigationProperty: "Keys" });
+    assert.ok(keys.value.some((k) => k.KeyAttributes.includes(KEY) && k.EntityKeyIndexStatus === "Active"));
+    await api.upsert({ collection: "accounts", key: `${KEY}='sdk-acc-1'`, data: { name: "Sdk Co" } });
+
+    // As the connector sends them: no change set, so each request succeeds or fails alone.
+    api.startBatch();
+    const upsert = (key, data) =>
+      api.upsert({ collection: "contacts", key: `${KEY}='${key}'`, data, returnRepresentation: true, select: ["contactid"], inChangeSet: false });
+    upsert("sdk-1", {
+      lastname: "Lovelace",
+      firstname: "Ada",
+      emailaddress1: "ada@sdk.example.com",
+      donotemail: true,
+      donotbulkemail: true,
+      "parentcustomerid_account@odata.bind": `/accounts(${KEY}='sdk-acc-1')`,
+    });
+    upsert("sdk-2", { lastname: "x".repeat(51) });
+    upsert("sdk-3", { lastname: "Hopper", emailaddress1: "grace@sdk.example.com" });
+    const results = await api.executeBatch({ continueOnError: true });
+    assert.equal(results.length, 3);
+    assert.match(results[0].contactid, /^[0-9a-f-]{36}$/);
+    assert.ok(results[1] instanceof Error);
+    assert.equal(results[1].status, 400);
+    assert.equal(results[1].error.code, "0x80044331");
+    assert.match(results[2].contactid, /^[0-9a-f-]{36}$/);
+
+    // Again: an update of the same row (the key value is in the URL only).
+    const again = await api.upsert({ collection: "contacts", key: `${KEY}='sdk-1'`, data: { jobtitle: "Analyst" }, returnRepresentation: true, select: ["contactid"] });
+    assert.equal(again.contactid, results[0].contactid);
+
+    const byKey = await api.retrieve({
+      collection: "contacts",
+      key: `${KEY}='sdk-1'`,
+      select: ["contactid", KEY, "jobtitle", "donotemail", "donotbulkemail"],
+      expand: [{ property: "parentcustomerid_account", select: [KEY] }],
+    });
+    assert.equal(byKey[KEY], "sdk-1");
+    assert.equal(byKey.jobtitle, "Analyst");
+    assert.equal(byKey.donotbulkemail, true);
+    assert.equal(byKey.parentcustomerid_account[KEY], "sdk-acc-1");
+    const byId = await api.retrieve({ collection: "contacts", key: results[2].contactid, select: [KEY, "donotemail"] });
+    assert.equal(byId[KEY], "sdk-3");
+    assert.equal(byId.donotemail, false, "no opt-out invented");
+    // Without return=representation Dataverse answers 204 with OData-EntityId, which the
+    // client parses into the new id (outside and inside a $batch).
+    const createdId = await api.create({ collection: "contacts", data: { lastname: "Plain" } });
+    assert.match(createdId, /^[0-9a-f-]{36}$/);
+    api.startBatch();
+    api.create({ collection: "contacts", data: { lastname: "Batched" }, inChangeSet: false });
+    const [batchedId] = await api.executeBatch();
+    assert.match(batchedId, /^[0-9a-f-]{36}$/);
+    assert.equal((await api.retrieve({ collection: "contacts", key: batchedId, select: ["lastname"] })).lastname, "Batched");
+    const filtered = await api.retrieveMultiple({
+      collection: "contacts",
+      select: [KEY],
+      filter: `Microsoft.Dynamics.CRM.In(PropertyName='${KEY}',PropertyValues=['sdk-1','sdk-2','sdk-3'])`,
+    });
+    assert.deepEqual(filtered.value.map((r) => r[KEY]).sort(), ["sdk-1", "sdk-3"]);
+  });
+
+  test("an invalid record is the client's error with Dataverse's status and code", async () => {
+    const e = await thrown(() => api.create({ collection: "contacts", data: { lastname: "y".repeat(51) } }));
+    assert.equal(e.status, 400);
+    assert.equal(e.code, "0x80044331");
+    assert.match(e.message, /maximum allowed length of '50'/);
+    const missing = await thrown(() => api.update({ collection: "contacts", key: "00000000-0000-4000-8000-00000000beef", data: { lastname: "Z" } }));
+    assert.equal(missing.status, 404);
+    assert.equal(missing.code, "0x80040217");
+  });
+
+  test("a bad token is the client's error with 401 and WWW-Authenticate", async () => {
+    const bad = client(sb, async () => "not-a-token");
+    const e = await thrown(() => bad.retrieveMultiple({ collection: "contacts", maxPageSize: 1 }));
+    assert.equal(e.status, 401);
+    assert.match(e.headers["www-authenticate"], /^Bearer authorization_uri=/);
+  });
+});
+
+describe("dynamics: injected 429s (ferry sandbox --throttle)", () => {
+  test("an injected 429 is the client's error with Retry-After and the service-protection code", async () => {
+    const sb = await startSandbox("dynamics", { records: 10, flags: ["--throttle", "dynamics=2", "--retry-after", "3"] });
+    try {
+      const access = await token(sb); // request 1
+      const api = client(sb, async () => access);
+      const e = await thrown(() => api.retrieveMultiple({ collection: "contacts", maxPageSize: 5 })); // 2
+      assert.equal(e.status, 429);
+      assert.equal(e.code, "0x80072322");
+      assert.match(e.message, /^Number of requests exceeded the limit of 6000 over time window of 300 seconds/);
+      assert.equal(e.headers["retry-after"], "3");
+      const ok = await api.retrieveMultiple({ collection: "contacts", maxPageSize: 5 }); // 3
+      assert.equal(ok.value.length, 5);
+    } finally {
+      await sb.stop();
+    }
+  });
+});

@@ -1,0 +1,233 @@
+// HubSpot's official Node client (@hubspot/api-client) against `ferry sandbox`'s HubSpot emulator:
+// the calls ferry's HubSpot connector makes, parsed into the SDK's typed models.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Client } from "@hubspot/api-client";
+import { startSandbox, thrown } from "./lib/sandbox.mjs";
+
+const SOURCE_ID = "ferry_source_id";
+
+describe("hubspot: @hubspot/api-client", () => {
+  let sb;
+  let hs;
+  before(async () => {
+    sb = await startSandbox("hubspot", { records: 250 });
+    // No client-side limiter (its default pacing would hide the emulator's burst limit) and no
+    // retries, so every answer reaches the test as the emulator sent it.
+    hs = new Client({ accessToken: sb.env.HUBSPOT_TOKEN, basePath: sb.url, numberOfApiCallRetries: 0 });
+  });
+  after(() => sb?.stop());
+
+  test("lists contacts and companies page by page to the end, as many as were seeded", async () => {
+    for (const [api, expected, limit] of [
+      [hs.crm.contacts.basicApi, sb.seeded.contacts, 100],
+      [hs.crm.companies.basicApi, sb.seeded.companies, 20],
+    ]) {
+      const ids = new Set();
+      let after;
+      let pages = 0;
+      do {
+        const page = await api.getPage(limit, after, undefined, undefined, undefined, false);
+        pages += 1;
+        for (const r of page.results) {
+          assert.equal(typeof r.id, "string");
+          assert.ok(r.createdAt instanceof Date && !Number.isNaN(r.createdAt.getTime()));
+          assert.ok(r.updatedAt instanceof Date && !Number.isNaN(r.updatedAt.getTime()));
+          assert.equal(r.archived, false);
+          ids.add(r.id);
+        }
+        after = page.paging?.next?.after;
+      } while (after);
+      assert.equal(ids.size, expected);
+      assert.ok(pages > 1, "more than one page");
+    }
+    // The SDK's own paging helper walks the same cursors.
+    const all = await hs.crm.contacts.getAll(100, undefined, ["email", "hs_email_optout"]);
+    assert.equal(all.length, sb.seeded.contacts);
+  });
+
+  test("a search with no filters reports the total", async () => {
+    const res = await hs.crm.contacts.searchApi.doSearch({ filterGroups: [], limit: 1, properties: ["email"] });
+    assert.equal(res.total, sb.seeded.contacts);
+    assert.equal(res.results.length, 1);
+  });
+
+  test("the source-id property is created unique, then upserted in a batch with per-record results", async () => {
+    for (const object of ["contacts", "companies"]) {
+      const existing = await hs.crm.properties.coreApi.getAll(object);
+      if (existing.results.some((p) => p.name === SOURCE_ID)) continue;
+      const prop = await hs.crm.properties.coreApi.create(object, {
+        name: SOURCE_ID,
+        label: "Ferry source id",
+        type: "string",
+        fieldType: "text",
+        groupName: object === "contacts" ? "contactinformation" : "companyinformation",
+        hasUniqueValue: true,
+      });
+      assert.equal(prop.name, SOURCE_ID);
+      assert.equal(prop.hasUniqueValue, true);
+      // The connector's `prepare` reads it back by name.
+      const read = await hs.crm.properties.coreApi.getByName(object, SOURCE_ID);
+      assert.equal(read.hasUniqueValue, true);
+      assert.equal(read.type, "string");
+    }
+    const company = await hs.crm.companies.batchApi.upsert({
+      inputs: [{ id: "sdk-co-1", idProperty: SOURCE_ID, properties: { name: "Sdk Co", domain: "sdk-co.example.com" } }],
+    });
+    assert.equal(company.results.length, 1);
+    assert.equal(company.results[0]._new, true);
+    const companyId = company.results[0].id;
+
+    const inputs = [
+      { id: "sdk-1", idProperty: SOURCE_ID, objectWriteTraceId: "0", properties: { email: "ada@sdk.example.com", firstname: "Ada", lastname: "Lovelace" } },
+      { id: "sdk-2", idProperty: SOURCE_ID, objectWriteTraceId: "1", properties: { email: "not an email", lastname: "Broken" } },
+      { id: "sdk-3", idProperty: SOURCE_ID, objectWriteTraceId: "2", properties: { email: "grace@sdk.example.com", lastname: "Hopper" } },
+    ];
+    const res = await hs.crm.contacts.batchApi.upsert({ inputs });
+    // 207: the SDK parses the multi-status body into the same typed response, errors included.
+    assert.equal(res.status, "COMPLETE");
+    assert.equal(res.results.length, 2);
+    assert.ok(res.results.every((r) => r._new === true));
+    assert.equal(res.numErrors, 1);
+    assert.equal(res.errors.length, 1);
+    assert.equal(res.errors[0].category, "VALIDATION_ERROR");
+    assert.deepEqual(res.errors[0].context.objectWriteTraceId, ["1"]);
+    assert.ok(res.startedAt instanceof Date && res.completedAt instanceof Date);
+
+    // Upserting the same source id again updates the record instead of creating one.
+    const again = await hs.crm.contacts.batchApi.upsert({
+      inputs: [{ id: "sdk-1", idProperty: SOURCE_ID, properties: { jobtitle: "Analyst" } }],
+    });
+    assert.equal(again.results[0]._new, false);
+    const adaId = again.results[0].id;
+
+    // Read back by HubSpot id and by the source id.
+    const byId = await hs.crm.contacts.basicApi.getById(adaId, ["email", "jobtitle", SOURCE_ID]);
+    assert.equal(byId.properties.email, "ada@sdk.example.com");
+    assert.equal(byId.properties.jobtitle, "Analyst");
+    assert.equal(byId.properties[SOURCE_ID], "sdk-1");
+    const bySource = await hs.crm.contacts.batchApi.read({
+      idProperty: SOURCE_ID,
+      properties: ["email", SOURCE_ID],
+      propertiesWithHistory: [],
+      inputs: [{ id: "sdk-1" }, { id: "sdk-3" }],
+    });
+    assert.deepEqual(bySource.results.map((r) => r.properties[SOURCE_ID]).sort(), ["sdk-1", "sdk-3"]);
+    const missing = await hs.crm.contacts.batchApi.read({
+      idProperty: SOURCE_ID,
+      properties: ["email"],
+      propertiesWithHistory: [],
+      inputs: [{ id: "sdk-1" }, { id: "no-such-id" }],
+    });
+    assert.equal(missing.results.length, 1);
+    assert.equal(missing.errors[0].category, "OBJECT_NOT_FOUND");
+
+    // Contact → company, the primary association (type 1), read back through v4.
+    const created = await hs.crm.associations.v4.batchApi.create("contacts", "companies", {
+      inputs: [{ _from: { id: adaId }, to: { id: companyId }, types: [{ associationCategory: "HUBSPOT_DEFINED", associationTypeId: 1 }] }],
+    });
+    assert.equal(created.results.length, 1);
+    assert.equal(String(created.results[0].toObjectId), companyId);
+    const read = await hs.crm.associations.v4.batchApi.getPage("contacts", "companies", { inputs: [{ id: adaId }] });
+    const to = read.results[0].to;
+    assert.equal(String(to[0].toObjectId), companyId);
+    assert.ok(to[0].associationTypes.some((t) => t.typeId === 1));
+  });
+
+  test("a bad token is the SDK's ApiException with 401 INVALID_AUTHENTICATION", async () => {
+    const bad = new Client({ accessToken: "not-the-token", basePath: sb.url });
+    const e = await thrown(() => bad.crm.contacts.basicApi.getPage(10));
+    assert.equal(e.constructor.name, "ApiException");
+    assert.equal(e.code, 401);
+    assert.equal(e.body.category, "INVALID_AUTHENTICATION");
+    assert.equal(e.body.status, "error");
+    assert.match(e.body.correlationId, /^[0-9a-f-]{36}$/);
+  });
+
+  test("an invalid record is the SDK's ApiException with 400 VALIDATION_ERROR", async () => {
+    // Without objectWriteTraceId one bad input fails the whole batch create.
+    const e = await thrown(() =>
+      hs.crm.contacts.batchApi.create({ inputs: [{ properties: { email: "nope", lastname: "X" }, associations: [] }] }),
+    );
+    assert.equal(e.constructor.name, "ApiException");
+    assert.equal(e.code, 400);
+    assert.equal(e.body.category, "VALIDATION_ERROR");
+    assert.ok(e.body.errors.some((x) => x.code === "INVALID_EMAIL"));
+    // hs_email_optout is read-only through the CRM API.
+    const ro = await thrown(() =>
+      hs.crm.contacts.basicApi.create({ properties: { email: "ro@sdk.example.com", hs_email_optout: "true" }, associations: [] }),
+    );
+    assert.equal(ro.code, 400);
+    assert.ok(ro.body.errors.some((x) => x.code === "READ_ONLY_VALUE"));
+  });
+
+  test("consent: an unsubscribe-all shows as hs_email_optout, and seeded opt-outs read as true", async () => {
+    const all = await hs.crm.contacts.getAll(100, undefined, ["email", "hs_email_optout"]);
+    const optedOut = all.filter((c) => c.properties.hs_email_optout === "true");
+    assert.ok(optedOut.length > 0, "the seed has opted-out contacts");
+    assert.ok(all.every((c) => ["true", "false"].includes(c.properties.hs_email_optout ?? "false")));
+
+    // SDK 13 has no v4 communication-preferences API; its generic apiRequest sends the call
+    // ferry's connector makes, with the client's auth.
+    const up = await hs.crm.contacts.batchApi.upsert({
+      inputs: [{ id: "sdk-optout", idProperty: SOURCE_ID, properties: { email: "optout@sdk.example.com", lastname: "Out" } }],
+    });
+    const id = up.results[0].id;
+    const res = await hs.apiRequest({
+      method: "POST",
+      path: "/communication-preferences/v4/statuses/batch/unsubscribe-all?channel=EMAIL",
+      body: { inputs: ["optout@sdk.example.com"] },
+    });
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.equal(body.results[0].statuses.every((s) => s.status === "NOT_SUBSCRIBED"), true);
+    const back = await hs.crm.contacts.basicApi.getById(id, ["hs_email_optout"]);
+    assert.equal(back.properties.hs_email_optout, "true");
+  });
+
+  test("the burst limit is a 429 ApiException with HubSpot's body and rate-limit headers", async () => {
+    // The emulator's own 10-second window (100 requests on a Free/Starter private app).
+    let limited;
+    for (let i = 0; i < 150 && !limited; i++) {
+      try {
+        await hs.crm.companies.basicApi.getPage(1);
+      } catch (e) {
+        limited = e;
+      }
+    }
+    assert.ok(limited, "a 429 within 150 requests");
+    assert.equal(limited.constructor.name, "ApiException");
+    assert.equal(limited.code, 429);
+    assert.equal(limited.body.errorType, "RATE_LIMIT");
+    assert.equal(limited.body.policyName, "TEN_SECONDLY_ROLLING");
+    assert.equal(limited.headers["x-hubspot-ratelimit-interval-milliseconds"], "10000");
+    assert.equal(limited.headers["x-hubspot-ratelimit-remaining"], "0");
+    assert.ok(Number(limited.headers["x-hubspot-ratelimit-max"]) > 0);
+    assert.equal(limited.headers["retry-after"], undefined);
+  });
+});
+
+describe("hubspot: injected 429s (ferry sandbox --throttle)", () => {
+  test("an injected 429 is the SDK's ApiException with HubSpot's rate-limit body", async () => {
+    const sb = await startSandbox("hubspot", { records: 10, flags: ["--throttle", "hubspot=2", "--retry-after", "1"] });
+    try {
+      const hs = new Client({ accessToken: sb.env.HUBSPOT_TOKEN, basePath: sb.url });
+      const errors = [];
+      for (let i = 0; i < 4; i++) {
+        try {
+          await hs.crm.contacts.basicApi.getPage(5);
+        } catch (e) {
+          errors.push(e);
+        }
+      }
+      assert.equal(errors.length, 2);
+      for (const e of errors) {
+        assert.equal(e.code, 429);
+        assert.equal(e.body.errorType, "RATE_LIMIT");
+        assert.equal(e.headers["retry-after"], "1");
+      }
+    } finally {
+      await sb.stop();
+    }
+  });
+});

@@ -1,0 +1,170 @@
+// jsforce (the community's Salesforce client, used by Salesforce's own CLI) against `ferry sandbox`'s
+// Salesforce emulator: the OAuth client-credentials flow, SOQL paging, sObject Collections upsert
+// and the errors ferry's Salesforce connector relies on.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import jsforce from "jsforce";
+import { startSandbox, thrown } from "./lib/sandbox.mjs";
+
+const EXT = "Ferry_Source_Id__c";
+const VERSION = "62.0";
+
+async function connect(sb, secret = sb.env.SF_CLIENT_SECRET) {
+  const conn = new jsforce.Connection({
+    oauth2: { loginUrl: sb.url, clientId: sb.env.SF_CLIENT_ID, clientSecret: secret },
+    version: VERSION,
+  });
+  await conn.authorize({ grant_type: "client_credentials" });
+  return conn;
+}
+
+describe("salesforce: jsforce", () => {
+  let sb;
+  let conn;
+  before(async () => {
+    sb = await startSandbox("salesforce", { records: 500 });
+    conn = await connect(sb);
+  });
+  after(() => sb?.stop());
+
+  test("client credentials give a session on the instance_url the token response names", async () => {
+    assert.equal(conn.instanceUrl, sb.url);
+    assert.ok(conn.accessToken);
+    assert.match(conn.userInfo.organizationId, /^00D/);
+    const limits = await conn.limits();
+    assert.ok(limits.DailyApiRequests.Max > 0);
+    // jsforce reads Sforce-Limit-Info (api-usage=N/M) from every REST answer.
+    assert.ok(conn.limitInfo.apiUsage.used > 0);
+    assert.equal(conn.limitInfo.apiUsage.limit, limits.DailyApiRequests.Max);
+  });
+
+  test("SOQL pages through nextRecordsUrl to the end, as many as were seeded", async () => {
+    const headers = { "Sforce-Query-Options": "batchSize=200" };
+    for (const [object, expected] of [
+      ["Contact", sb.seeded.contacts],
+      ["Account", sb.seeded.companies],
+    ]) {
+      const first = await conn.query(`SELECT Id FROM ${object} ORDER BY Id`, { headers });
+      assert.equal(first.totalSize, expected);
+      assert.equal(first.done, expected <= 200);
+      const ids = new Set(first.records.map((r) => r.Id));
+      let page = first;
+      let pages = 1;
+      while (!page.done) {
+        page = await conn.queryMore(page.nextRecordsUrl, { headers });
+        pages += 1;
+        for (const r of page.records) ids.add(r.Id);
+      }
+      assert.equal(ids.size, expected);
+      if (expected > 200) assert.ok(pages > 1);
+      for (const id of ids) assert.match(id, /^[0-9A-Za-z]{18}$/);
+    }
+    // jsforce's own autoFetch walks the same locators.
+    const all = await conn.query("SELECT Id, AccountId FROM Contact ORDER BY Id").run({ autoFetch: true, maxFetch: 1e6, headers });
+    assert.equal(all.records.length, sb.seeded.contacts);
+    const count = await conn.query("SELECT COUNT() FROM Contact");
+    assert.equal(count.totalSize, sb.seeded.contacts);
+  });
+
+  test("describe shows the external-id field ferry keys its upserts on", async () => {
+    const d = await conn.sobject("Contact").describe();
+    const ext = d.fields.find((f) => f.name === EXT);
+    assert.ok(ext, `${EXT} is described`);
+    assert.equal(ext.externalId, true);
+    assert.equal(ext.unique, true);
+    assert.equal(d.fields.find((f) => f.name === "LastName").nillable, false);
+  });
+
+  test("sObject Collections upsert by external id: per-record results, then read back by external id", async () => {
+    const accounts = await conn.sobject("Account").upsert([{ [EXT]: "sdk-acc-1", Name: "Sdk Co" }], EXT, { allOrNone: false });
+    assert.equal(accounts.length, 1);
+    assert.equal(accounts[0].success, true);
+    assert.equal(accounts[0].created, true);
+
+    const records = [
+      { [EXT]: "sdk-1", LastName: "Lovelace", FirstName: "Ada", Email: "ada@sdk.example.com", HasOptedOutOfEmail: true, Account: { [EXT]: "sdk-acc-1" } },
+      { [EXT]: "sdk-2", Email: "not an email" },
+      { [EXT]: "sdk-3", LastName: "Hopper", Email: "grace@sdk.example.com", HasOptedOutOfEmail: false },
+    ];
+    const res = await conn.sobject("Contact").upsert(records, EXT, { allOrNone: false });
+    assert.equal(res.length, 3);
+    assert.equal(res[0].success, true);
+    assert.equal(res[0].created, true);
+    assert.match(res[0].id, /^003/);
+    assert.equal(res[1].success, false);
+    const codes = res[1].errors.map((e) => e.statusCode).sort();
+    assert.deepEqual(codes, ["INVALID_EMAIL_ADDRESS", "REQUIRED_FIELD_MISSING"]);
+    assert.ok(res[1].errors.every((e) => Array.isArray(e.fields)));
+    assert.equal(res[2].success, true);
+
+    // The same external id again updates (created: false), never duplicates.
+    const again = await conn.sobject("Contact").upsert([{ [EXT]: "sdk-1", LastName: "Lovelace", Title: "Analyst" }], EXT, { allOrNone: false });
+    assert.equal(again[0].created, false);
+    assert.equal(again[0].id, res[0].id);
+
+    // allOrNone: the valid record is rolled back with Salesforce's code.
+    const rolled = await conn.sobject("Contact").upsert(
+      [{ [EXT]: "sdk-4", LastName: "Ok" }, { [EXT]: "sdk-5", Email: "bad" }],
+      EXT,
+      { allOrNone: true },
+    );
+    assert.equal(rolled[0].success, false);
+    assert.equal(rolled[0].errors[0].statusCode, "ALL_OR_NONE_OPERATION_ROLLED_BACK");
+
+    // Read back by external id (SOQL, as the connector does) and by record id.
+    const back = await conn
+      .sobject("Contact")
+      .find({ [EXT]: { $in: ["sdk-1", "sdk-3", "sdk-4"] } }, ["Id", EXT, "Title", "HasOptedOutOfEmail", "Account." + EXT])
+      .sort({ [EXT]: 1 });
+    assert.deepEqual(back.map((r) => r[EXT]), ["sdk-1", "sdk-3"]);
+    assert.equal(back[0].Title, "Analyst");
+    assert.equal(back[0].HasOptedOutOfEmail, true);
+    assert.equal(back[0].Account[EXT], "sdk-acc-1");
+    assert.equal(back[1].HasOptedOutOfEmail, false);
+    const byId = await conn.query(`SELECT Id, ${EXT} FROM Contact WHERE Id = '${res[0].id}'`);
+    assert.equal(byId.records[0][EXT], "sdk-1");
+  });
+
+  test("consent: seeded opt-outs come back as HasOptedOutOfEmail booleans", async () => {
+    const all = await conn.query("SELECT Id, HasOptedOutOfEmail FROM Contact").run({ autoFetch: true, maxFetch: 1e6 });
+    assert.ok(all.records.every((r) => typeof r.HasOptedOutOfEmail === "boolean"));
+    assert.ok(all.records.some((r) => r.HasOptedOutOfEmail === true));
+  });
+
+  test("a bad session is jsforce's INVALID_SESSION_ID error; bad client secret an OAuth error", async () => {
+    const bad = new jsforce.Connection({ instanceUrl: sb.url, accessToken: "00Dbad!token", version: VERSION });
+    const e = await thrown(() => bad.query("SELECT Id FROM Contact LIMIT 1"));
+    assert.equal(e.name, "INVALID_SESSION_ID");
+    assert.equal(e.errorCode, "INVALID_SESSION_ID");
+    const o = await thrown(() => connect(sb, "wrong-secret"));
+    assert.match(o.name, /^invalid_client/);
+  });
+
+  test("whole-request errors are jsforce errors carrying Salesforce's errorCode", async () => {
+    const unknownField = await thrown(() => conn.sobject("Contact").upsert([{ [EXT]: "sdk-9", LastName: "X", NoSuchField__c: 1 }], EXT));
+    assert.equal(unknownField.errorCode, "INVALID_FIELD");
+    const soql = await thrown(() => conn.query("SELECT FROM Contact"));
+    assert.equal(soql.errorCode, "MALFORMED_QUERY");
+    const tooMany = await thrown(() =>
+      conn.sobject("Contact").upsert(Array.from({ length: 201 }, (_, i) => ({ [EXT]: `many-${i}`, LastName: "M" })), EXT),
+    );
+    assert.equal(tooMany.errorCode, "EXCEEDED_ID_LIMIT");
+  });
+});
+
+describe("salesforce: injected 429s (ferry sandbox --throttle)", () => {
+  test("jsforce retries a throttled GET; a throttled upsert surfaces REQUEST_LIMIT_EXCEEDED", async () => {
+    const sb = await startSandbox("salesforce", { records: 20, flags: ["--throttle", "salesforce=2", "--retry-after", "1"] });
+    try {
+      const conn = await connect(sb); // request 1
+      const q = await conn.query("SELECT Id FROM Contact"); // 2: 429, retried as 3
+      assert.equal(q.totalSize, sb.seeded.contacts);
+      // 4: 429. jsforce does not retry PATCH, so the emulator's body reaches the caller.
+      const e = await thrown(() => conn.sobject("Contact").upsert([{ [EXT]: "t-1", LastName: "T" }], EXT));
+      assert.equal(e.errorCode, "REQUEST_LIMIT_EXCEEDED");
+      assert.equal(e.name, "REQUEST_LIMIT_EXCEEDED");
+    } finally {
+      await sb.stop();
+    }
+  });
+});

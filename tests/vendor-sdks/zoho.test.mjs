@@ -1,0 +1,309 @@
+// Zoho's official Node SDK (@zohocrm/nodejs-sdk-8.0) against `ferry sandbox`'s Zoho emulator:
+// the refresh-token grant, list paging with page_token, upsert with per-record results, COQL
+// read-back, and the errors ferry's Zoho connector relies on.
+//
+// The SDK is a process-wide singleton. It is pointed at the emulator with its own `Environment`
+// class (API URL, accounts URL), keeps tokens in the in-memory store below instead of its default
+// token file, and writes its field-metadata cache under a temporary `resourcePath` that the test
+// removes. Its logger is off (no log file).
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as Z from "@zohocrm/nodejs-sdk-8.0";
+import { Initializer } from "@zohocrm/nodejs-sdk-8.0/lib/routes/initializer.js";
+import { startSandbox } from "./lib/sandbox.mjs";
+
+const SOURCE_ID = "Ferry_Source_Id";
+
+/** A token store that never touches the disk. */
+class MemoryStore extends Z.TokenStore.TokenStore {
+  tokens = [];
+  async findToken(token) {
+    return this.tokens.find((t) => t.getClientId() === token.getClientId() && t.getRefreshToken() === token.getRefreshToken()) ?? null;
+  }
+  async saveToken(token) {
+    if (!token.getId()) token.setId(String(this.tokens.length + 1));
+    this.tokens = this.tokens.filter((t) => t.getId() !== token.getId()).concat(token);
+  }
+  async deleteToken(id) {
+    this.tokens = this.tokens.filter((t) => t.getId() !== id);
+  }
+  async getTokens() {
+    return this.tokens;
+  }
+  async deleteTokens() {
+    this.tokens = [];
+  }
+  async findTokenById(id) {
+    return this.tokens.find((t) => t.getId() === id) ?? null;
+  }
+}
+
+/** (Re)initialises the SDK against `url` with `token`. */
+async function init(url, token, resourcePath) {
+  // The SDK keeps one configuration per user, keyed by the refresh token's tail alone (not by
+  // the environment), and every sandbox has the same refresh token: forget the previous
+  // sandbox's configuration, or the SDK keeps calling its (stopped) URL.
+  Initializer.LOCAL.clear();
+  const environment = new Z.Environment(url, `${url}/oauth/v2/token`, url);
+  await (await new Z.InitializeBuilder())
+    .environment(environment)
+    .token(token)
+    .store(new MemoryStore())
+    .resourcePath(resourcePath)
+    .SDKConfig(new Z.SDKConfigBuilder().pickListValidation(false).autoRefreshFields(false).build())
+    .logger(new Z.LogBuilder().level(Z.Levels.OFF).build())
+    .initialize();
+}
+
+function refreshToken(env) {
+  return new Z.OAuthBuilder()
+    .clientId(env.ZOHO_CLIENT_ID)
+    .clientSecret(env.ZOHO_CLIENT_SECRET)
+    .refreshToken(env.ZOHO_REFRESH_TOKEN)
+    .findUser(false)
+    .build();
+}
+
+async function listPage(module, fields, { perPage = 200, pageToken } = {}) {
+  const params = new Z.ParameterMap();
+  await params.add(Z.Record.GetRecordsParam.FIELDS, fields);
+  await params.add(Z.Record.GetRecordsParam.PER_PAGE, perPage);
+  if (pageToken) await params.add(Z.Record.GetRecordsParam.PAGE_TOKEN, pageToken);
+  return new Z.Record.RecordOperations(module).getRecords(params, new Z.HeaderMap());
+}
+
+async function coql(query) {
+  const body = new Z.Coql.BodyWrapper();
+  body.setSelectQuery(query);
+  return new Z.Coql.CoqlOperations().getRecords(body);
+}
+
+function record(fields) {
+  const r = new Z.Record.Record();
+  for (const [k, v] of Object.entries(fields)) r.addKeyValue(k, v);
+  return r;
+}
+
+async function upsert(module, records, duplicateCheck = [SOURCE_ID]) {
+  const body = new Z.Record.BodyWrapper();
+  body.setData(records);
+  body.setDuplicateCheckFields(duplicateCheck);
+  body.setTrigger([]);
+  return new Z.Record.RecordOperations(module).upsertRecords(body, new Z.HeaderMap());
+}
+
+describe("zoho: @zohocrm/nodejs-sdk-8.0", () => {
+  let sb;
+  let dir;
+  before(async () => {
+    sb = await startSandbox("zoho", { records: 500 });
+    dir = mkdtempSync(join(tmpdir(), "ferry-zoho-sdk-"));
+    await init(sb.url, refreshToken(sb.env), dir);
+  });
+  after(async () => {
+    await sb?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("lists Contacts and Accounts through page_token to the end, as many as were seeded", async () => {
+    for (const [module, fields, expected] of [
+      ["Contacts", "Last_Name,Email,Email_Opt_Out,Account_Name", sb.seeded.contacts],
+      ["Accounts", "Account_Name", sb.seeded.companies],
+    ]) {
+      const ids = new Set();
+      let pageToken;
+      let pages = 0;
+      for (;;) {
+        const res = await listPage(module, fields, { perPage: 200, pageToken });
+        assert.equal(res.getStatusCode(), 200);
+        const wrapper = res.getObject();
+        assert.ok(wrapper instanceof Z.Record.ResponseWrapper, `a ResponseWrapper, got ${wrapper?.constructor?.name}`);
+        pages += 1;
+        for (const r of wrapper.getData()) {
+          assert.equal(typeof r.getId(), "bigint");
+          ids.add(r.getId());
+        }
+        const info = wrapper.getInfo();
+        assert.equal(info.getPerPage(), 200);
+        if (!info.getMoreRecords()) break;
+        pageToken = info.getNextPageToken();
+        assert.ok(pageToken);
+      }
+      assert.equal(ids.size, expected);
+      if (expected > 200) assert.ok(pages > 1);
+    }
+    const count = await new Z.Record.RecordOperations("Contacts").recordCount(new Z.ParameterMap());
+    assert.equal(count.getStatusCode(), 200);
+    assert.equal(Number(count.getObject().getCount()), sb.seeded.contacts);
+  });
+
+  test("field metadata shows the unique source-id field (the connector's prepare)", async () => {
+    const params = new Z.ParameterMap();
+    await params.add(Z.Fields.GetFieldsParam.MODULE, "Contacts");
+    const res = await new Z.Fields.FieldsOperations().getFields(params);
+    assert.equal(res.getStatusCode(), 200);
+    const wrapper = res.getObject();
+    assert.ok(wrapper instanceof Z.Fields.ResponseWrapper, wrapper?.constructor?.name);
+    const fields = wrapper.getFields();
+    const source = fields.find((f) => f.getAPIName() === SOURCE_ID);
+    assert.ok(source, `${SOURCE_ID} is listed`);
+    assert.ok(source.getUnique() != null, "unique");
+    assert.equal(source.getCustomField(), true);
+    const lastName = fields.find((f) => f.getAPIName() === "Last_Name");
+    assert.equal(lastName.getSystemMandatory(), true);
+    assert.equal(fields.find((f) => f.getAPIName() === "Email_Opt_Out").getDataType(), "boolean");
+  });
+
+  test("consent: Email_Opt_Out comes back as a boolean, true for the seeded opt-outs", async () => {
+    let optedOut = 0;
+    let pageToken;
+    for (;;) {
+      const wrapper = (await listPage("Contacts", "Email_Opt_Out", { pageToken })).getObject();
+      for (const r of wrapper.getData()) {
+        const v = r.getKeyValue("Email_Opt_Out");
+        assert.equal(typeof v, "boolean");
+        if (v) optedOut += 1;
+      }
+      if (!wrapper.getInfo().getMoreRecords()) break;
+      pageToken = wrapper.getInfo().getNextPageToken();
+    }
+    assert.ok(optedOut > 0);
+  });
+
+  test("upsert by the source-id field: per-record results, then COQL read-back by source id and by id", async () => {
+    const acc = await upsert("Accounts", [record({ Account_Name: "Sdk Co", [SOURCE_ID]: "sdk-acc-1" })]);
+    assert.equal(acc.getStatusCode(), 200);
+    const accResult = acc.getObject().getData()[0];
+    assert.ok(accResult instanceof Z.Record.SuccessResponse);
+    const accountId = accResult.getDetails().get("id");
+
+    const account = new Z.Record.Record();
+    account.setId(BigInt(accountId));
+    const res = await upsert("Contacts", [
+      record({ Last_Name: "Lovelace", First_Name: "Ada", Email: "ada@sdk.example.com", Email_Opt_Out: true, Account_Name: account, [SOURCE_ID]: "sdk-1" }),
+      record({ Email: "no-last-name@sdk.example.com", [SOURCE_ID]: "sdk-2" }),
+      record({ Last_Name: "Hopper", Email: "grace@sdk.example.com", Email_Opt_Out: false, [SOURCE_ID]: "sdk-3" }),
+    ]);
+    assert.equal(res.getStatusCode(), 207);
+    const [ada, broken, grace] = res.getObject().getData();
+    assert.ok(ada instanceof Z.Record.SuccessResponse);
+    assert.equal(ada.getCode().getValue(), "SUCCESS");
+    assert.equal(ada.getAction().getValue(), "insert");
+    assert.equal(ada.getStatus().getValue(), "success");
+    assert.ok(broken instanceof Z.Record.APIException);
+    assert.equal(broken.getCode().getValue(), "MANDATORY_NOT_FOUND");
+    assert.equal(broken.getStatus().getValue(), "error");
+    assert.equal(broken.getDetails().get("api_name"), "Last_Name");
+    assert.ok(grace instanceof Z.Record.SuccessResponse);
+    const adaId = ada.getDetails().get("id");
+
+    // The same source id again is an update of the same record.
+    const again = await upsert("Contacts", [record({ Last_Name: "Lovelace", Title: "Analyst", [SOURCE_ID]: "sdk-1" })]);
+    const update = again.getObject().getData()[0];
+    assert.equal(update.getAction().getValue(), "update");
+    assert.equal(update.getDuplicateField(), SOURCE_ID);
+    assert.equal(String(update.getDetails().get("id")), String(adaId));
+
+    const back = await coql(
+      `select ${SOURCE_ID}, Last_Name, Title, Email_Opt_Out, Account_Name.${SOURCE_ID} from Contacts where ${SOURCE_ID} in ('sdk-1', 'sdk-2', 'sdk-3') order by id limit 10`,
+    );
+    assert.equal(back.getStatusCode(), 200);
+    const rows = back.getObject().getData();
+    assert.deepEqual(rows.map((r) => r.getKeyValue(SOURCE_ID)).sort(), ["sdk-1", "sdk-3"]);
+    const adaRow = rows.find((r) => r.getKeyValue(SOURCE_ID) === "sdk-1");
+    assert.equal(adaRow.getKeyValue("Title"), "Analyst");
+    assert.equal(adaRow.getKeyValue("Email_Opt_Out"), true);
+    assert.equal(rows.find((r) => r.getKeyValue(SOURCE_ID) === "sdk-3").getKeyValue("Email_Opt_Out"), false);
+    const byId = await coql(`select ${SOURCE_ID} from Contacts where id = ${adaId}`);
+    assert.equal(byId.getObject().getData()[0].getKeyValue(SOURCE_ID), "sdk-1");
+    const none = await coql(`select ${SOURCE_ID} from Contacts where ${SOURCE_ID} = 'no-such-id'`);
+    assert.equal(none.getStatusCode(), 204);
+  });
+
+  test("a batch where every record is refused is a 400 with per-record APIExceptions", async () => {
+    const res = await upsert("Contacts", [record({ Email: "not an email", Last_Name: "X", [SOURCE_ID]: "sdk-bad" })]);
+    assert.equal(res.getStatusCode(), 400);
+    const [item] = res.getObject().getData();
+    assert.ok(item instanceof Z.Record.APIException);
+    assert.equal(item.getCode().getValue(), "INVALID_DATA");
+    assert.equal(item.getDetails().get("api_name"), "Email");
+  });
+
+  test("a whole-request error is the SDK's APIException with Zoho's code", async () => {
+    const res = await listPage("Contacts", "Last_Name", { perPage: 500 });
+    assert.equal(res.getStatusCode(), 400);
+    const e = res.getObject();
+    assert.ok(e instanceof Z.Record.APIException);
+    assert.equal(e.getStatus().getValue(), "error");
+    assert.equal(e.getCode().getValue(), "INVALID_DATA");
+  });
+
+  // Last in this suite: it re-initialises the SDK with a token the emulator never issued.
+  test("a bad token is the SDK's APIException with 401 INVALID_TOKEN", async () => {
+    await init(sb.url, new Z.OAuthBuilder().accessToken("1000.not-a-token").findUser(false).build(), dir);
+    const res = await new Z.Record.RecordOperations("Contacts").recordCount(new Z.ParameterMap());
+    assert.equal(res.getStatusCode(), 401);
+    const e = res.getObject();
+    assert.ok(e instanceof Z.Record.APIException);
+    assert.equal(e.getCode().getValue(), "INVALID_TOKEN");
+    assert.equal(e.getMessage().getValue(), "invalid oauth token");
+    // A record call answers the same APIException, or, when it must first load the module's
+    // field metadata (not cached yet), throws Zoho's answer as an SDKException.
+    let code;
+    try {
+      const list = await listPage("Contacts", "Last_Name");
+      assert.equal(list.getStatusCode(), 401);
+      code = list.getObject().getCode().getValue();
+    } catch (err) {
+      assert.ok(err instanceof Z.SDKException, String(err));
+      assert.equal(err.code, "API_EXCEPTION");
+      code = err.message.match(/"code":"(\w+)"/)?.[1];
+    }
+    assert.equal(code, "INVALID_TOKEN");
+    // A refresh grant with a wrong secret fails in the SDK's token code with Zoho's error.
+    const wrong = new Z.OAuthBuilder()
+      .clientId(sb.env.ZOHO_CLIENT_ID)
+      .clientSecret("wrong")
+      .refreshToken(sb.env.ZOHO_REFRESH_TOKEN)
+      .findUser(false)
+      .build();
+    await assert.rejects(init(sb.url, wrong, dir), (err) => {
+      assert.ok(err instanceof Z.SDKException);
+      assert.equal(err.message, "invalid_client_secret");
+      return true;
+    });
+  });
+});
+
+describe("zoho: injected 429s (ferry sandbox --throttle)", () => {
+  test("an injected 429 is the SDK's APIException TOO_MANY_REQUESTS; its GETs retry", async () => {
+    const sb = await startSandbox("zoho", { records: 10, flags: ["--throttle", "zoho=2"] });
+    const dir = mkdtempSync(join(tmpdir(), "ferry-zoho-sdk-"));
+    try {
+      await init(sb.url, refreshToken(sb.env), dir);
+      // The SDK's HTTP client (got) retries a GET answered 429 (here its field-metadata reads),
+      // so the read succeeds.
+      assert.equal((await listPage("Contacts", "Last_Name")).getStatusCode(), 200);
+      // It does not retry a POST: the throttled upsert reaches the caller.
+      const statuses = [];
+      let limited;
+      for (let i = 0; i < 4 && !limited; i++) {
+        const res = await upsert("Contacts", [record({ Last_Name: "T", [SOURCE_ID]: `t-${i}` })]);
+        statuses.push(res.getStatusCode());
+        if (res.getStatusCode() === 429) limited = res;
+      }
+      assert.ok(limited, `a 429 among ${statuses}`);
+      const e = limited.getObject();
+      assert.ok(e instanceof Z.Record.APIException);
+      assert.equal(e.getCode().getValue(), "TOO_MANY_REQUESTS");
+      assert.equal(e.getStatus().getValue(), "error");
+      assert.equal(limited.getHeaders()["retry-after"], undefined);
+    } finally {
+      await sb.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
