@@ -351,9 +351,16 @@ async fn check(path: PathBuf) -> Result<u8, CliError> {
     let sink = connectors::sink(&config.sink)?;
     println!("config {}: valid", path.display());
     let mut code = 0;
-    for (role, vendor, result) in [
-        ("source", source.vendor(), source.check().await),
-        ("sink", sink.vendor(), sink.check().await),
+    let source_check = source.check().await;
+    let sink_check = sink.check().await;
+    for (role, vendor, result, granted) in [
+        (
+            "source",
+            source.vendor(),
+            source_check,
+            source.granted_scopes(),
+        ),
+        ("sink", sink.vendor(), sink_check, sink.granted_scopes()),
     ] {
         match result {
             Ok(()) => println!("{role} {vendor}: reachable, credentials accepted"),
@@ -364,7 +371,16 @@ async fn check(path: PathBuf) -> Result<u8, CliError> {
         }
         if let Some(p) = plan::permissions(vendor, role) {
             println!("  needs: {}", p.needs);
-            println!("  granted: {}", p.visibility);
+            match &granted {
+                Some(scopes) => println!("  granted: {}", scopes.join(" ")),
+                None => println!("  granted: {}", p.visibility),
+            }
+        }
+        if let Some(warning) = granted
+            .as_deref()
+            .and_then(|s| plan::excess_scopes(vendor, role, s))
+        {
+            println!("  warning: {warning}");
         }
     }
     Ok(code)

@@ -200,6 +200,37 @@ pub struct Permissions {
     pub visibility: &'static str,
 }
 
+/// A warning when granted `scopes` give more than `role` needs, for vendors whose scopes say
+/// so (credentials that can delete records should not be lying around for a read-only source).
+pub fn excess_scopes(vendor: &str, role: &str, scopes: &[String]) -> Option<String> {
+    let source = role == "source";
+    let excess: Vec<&str> = scopes
+        .iter()
+        .map(String::as_str)
+        .filter(|s| match vendor {
+            // `ZohoCRM.modules.ALL` includes delete; writes are not a source's business.
+            "zoho" => {
+                let upper = s.to_ascii_uppercase();
+                upper.ends_with(".ALL")
+                    || upper.contains("DELETE")
+                    || (source
+                        && (upper.contains("CREATE")
+                            || upper.contains("UPDATE")
+                            || upper.contains("WRITE")))
+            }
+            // `full` grants everything the user can do, including setup; ferry needs `api`.
+            "salesforce" => *s == "full",
+            _ => false,
+        })
+        .collect();
+    (!excess.is_empty()).then(|| {
+        format!(
+            "the token grants more than the {role} needs ({}): a narrower grant limits the damage if it leaks",
+            excess.join(" ")
+        )
+    })
+}
+
 /// The permission advice for `vendor` in `role` (`"source"` or `"sink"`), for `ferry check`.
 pub fn permissions(vendor: &str, role: &str) -> Option<Permissions> {
     let source = role == "source";
@@ -224,8 +255,8 @@ pub fn permissions(vendor: &str, role: &str) -> Option<Permissions> {
                 "OAuth scope `api`; a run-as user with Read, Create and Edit on Account and Contact \
                  (and Customize Application once, if the external-id field must be created)"
             },
-            "Salesforce returns the token's `scope` to the connector, which does not pass it on \
-             (not shown yet); object rights come from the run-as user's profile and permission sets",
+            "shown once a token is fetched; object rights come from the run-as user's profile and \
+             permission sets",
         ),
         "zoho" => p(
             if source {
@@ -236,8 +267,7 @@ pub fn permissions(vendor: &str, role: &str) -> Option<Permissions> {
                 "scopes ZohoCRM.modules.accounts.READ,CREATE,UPDATE and the same for contacts, \
                  ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ (no DELETE)"
             },
-            "Zoho returns the granted `scope` with each access token, which the connector does \
-             not pass on (not shown yet)",
+            "shown once a token is fetched",
         ),
         "dynamics" => p(
             if source {
@@ -264,6 +294,25 @@ pub fn permissions(vendor: &str, role: &str) -> Option<Permissions> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn broad_scopes_are_flagged() {
+        let scopes = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let zoho = scopes(&["ZohoCRM.modules.ALL", "ZohoCRM.coql.READ"]);
+        assert!(
+            super::excess_scopes("zoho", "source", &zoho)
+                .unwrap()
+                .contains("ZohoCRM.modules.ALL")
+        );
+        assert!(
+            super::excess_scopes("zoho", "sink", &zoho).is_some(),
+            "ALL includes delete"
+        );
+        let narrow = scopes(&["ZohoCRM.modules.contacts.READ", "ZohoCRM.coql.READ"]);
+        assert!(super::excess_scopes("zoho", "source", &narrow).is_none());
+        assert!(super::excess_scopes("salesforce", "sink", &scopes(&["api"])).is_none());
+        assert!(super::excess_scopes("salesforce", "source", &scopes(&["full"])).is_some());
+    }
+
     use ferry_core::ObjectType;
 
     use super::*;

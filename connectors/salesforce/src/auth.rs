@@ -47,15 +47,28 @@ pub(crate) struct Auth {
     client_secret: SecretString,
     current: Mutex<Option<Arc<Session>>>,
     fetches: AtomicU64,
+    /// The scopes named by the last token response (vendors report them with each token).
+    granted: std::sync::Mutex<Option<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
 struct TokenResponse {
+    /// The granted scopes, space- (or comma-) separated.
+    #[serde(default)]
+    scope: Option<String>,
     access_token: String,
     instance_url: String,
 }
 
 impl Auth {
+    /// The scopes the last token response named.
+    pub(crate) fn granted_scopes(&self) -> Option<Vec<String>> {
+        self.granted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Token requests go to `{login_url}/services/oauth2/token`.
     pub(crate) fn new(
         login_url: &Url,
@@ -78,6 +91,7 @@ impl Auth {
             client_secret,
             current: Mutex::new(None),
             fetches: AtomicU64::new(0),
+            granted: std::sync::Mutex::new(None),
         })
     }
 
@@ -155,6 +169,17 @@ impl Auth {
             return Err(http.error_for(&endpoint, &response));
         }
         let body: TokenResponse = response.json(VENDOR, &endpoint)?;
+        if let Some(scope) = &body.scope {
+            let scopes = scope
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            *self
+                .granted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(scopes);
+        }
         let instance_url =
             checked_base_url(VENDOR, "instance_url", &body.instance_url).map_err(|e| {
                 ConnectorError::Malformed {

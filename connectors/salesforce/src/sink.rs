@@ -412,6 +412,10 @@ impl Sink for SalesforceSink {
         VENDOR
     }
 
+    fn granted_scopes(&self) -> Option<Vec<String>> {
+        self.client.granted_scopes()
+    }
+
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         Some(self.client.stats())
     }

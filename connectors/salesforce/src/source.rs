@@ -102,6 +102,10 @@ impl Source for SalesforceSource {
         VENDOR
     }
 
+    fn granted_scopes(&self) -> Option<Vec<String>> {
+        self.client.granted_scopes()
+    }
+
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         Some(self.client.stats())
     }

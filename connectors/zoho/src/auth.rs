@@ -46,16 +46,29 @@ pub(crate) struct Auth {
     credentials: Credentials,
     current: Mutex<Option<Arc<Session>>>,
     fetches: AtomicU64,
+    /// The scopes named by the last token response (vendors report them with each token).
+    granted: std::sync::Mutex<Option<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
 struct TokenResponse {
+    /// The granted scopes, space- (or comma-) separated.
+    #[serde(default)]
+    scope: Option<String>,
     access_token: Option<String>,
     expires_in: Option<u64>,
     error: Option<String>,
 }
 
 impl Auth {
+    /// The scopes the last token response named.
+    pub(crate) fn granted_scopes(&self) -> Option<Vec<String>> {
+        self.granted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Tokens are refreshed at `{accounts_url}/oauth/v2/token`.
     pub(crate) fn new(accounts_url: &Url, credentials: Credentials) -> ConnectorResult<Auth> {
         let token_url =
@@ -71,6 +84,7 @@ impl Auth {
             credentials,
             current: Mutex::new(None),
             fetches: AtomicU64::new(0),
+            granted: std::sync::Mutex::new(None),
         })
     }
 
@@ -124,6 +138,17 @@ impl Auth {
             return Err(http.error_for(&endpoint, &response));
         }
         let body: TokenResponse = response.json(VENDOR, &endpoint)?;
+        if let Some(scope) = &body.scope {
+            let scopes = scope
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            *self
+                .granted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(scopes);
+        }
         if let Some(error) = body.error {
             let code = clean_code(&error);
             let hint = match code.as_str() {

@@ -41,6 +41,10 @@ impl Client {
         self.http.stats()
     }
 
+    pub(crate) fn granted_scopes(&self) -> Option<Vec<String>> {
+        self.auth.granted_scopes()
+    }
+
     pub(crate) fn token_fetches(&self) -> u64 {
         self.auth.fetches()
     }

@@ -179,6 +179,10 @@ impl Source for ZohoSource {
         VENDOR
     }
 
+    fn granted_scopes(&self) -> Option<Vec<String>> {
+        self.client.granted_scopes()
+    }
+
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         Some(self.client.stats())
     }

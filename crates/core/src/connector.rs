@@ -53,6 +53,12 @@ pub trait Source: Send + Sync {
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         None
     }
+
+    /// The scopes the vendor says the credentials were granted, once a token was fetched
+    /// (`None` when the vendor does not say). `ferry check` shows them.
+    fn granted_scopes(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// Where a written record now lives in the sink.
@@ -132,6 +138,12 @@ pub trait Sink: Send + Sync {
 
     /// The request counters of this connector's HTTP client, for the report.
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
+        None
+    }
+
+    /// The scopes the vendor says the credentials were granted, once a token was fetched
+    /// (`None` when the vendor does not say). `ferry check` shows them.
+    fn granted_scopes(&self) -> Option<Vec<String>> {
         None
     }
 }
