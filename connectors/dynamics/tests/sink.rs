@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_read_back_equal, canonical, config, in_memory, start, upsert_all};
+use common::{assert_read_back_equal, config, in_memory, start, upsert_all};
 use ferry_core::{ConnectorError, ObjectType, Record, Sink, Value, field};
 use ferry_dynamics::DynamicsSink;
 use ferry_sandbox::dynamics::Options;
@@ -20,7 +20,7 @@ async fn write_read_back_and_rerun_without_duplicates() {
     let (emulator, running) = start(Options::default()).await;
     let sink = sink(&running);
     sink.check().await.expect("check");
-    let (companies, contacts) = canonical(&generate(300, 11, &Mess::none()));
+    let (companies, contacts) = ferry_testkit::canonical_records(&generate(300, 11, &Mess::none()));
     sink.prepare(ObjectType::Companies)
         .await
         .expect("prepare companies");
@@ -258,7 +258,7 @@ async fn service_protection_429s_are_waited_out_and_nothing_is_lost() {
     })
     .await;
     let sink = sink(&running);
-    let (companies, _) = canonical(&generate(2_500, 5, &Mess::none()));
+    let (companies, _) = ferry_testkit::canonical_records(&generate(2_500, 5, &Mess::none()));
     let outcomes = upsert_all(&sink, ObjectType::Companies, &companies).await;
     assert!(outcomes.iter().all(|o| o.result.is_ok()));
     assert_eq!(emulator.count("account"), companies.len());
@@ -316,7 +316,7 @@ async fn transient_failures_of_batch_parts_are_sent_again() {
     })
     .await;
     let sink = sink(&running);
-    let (companies, _) = canonical(&generate(1_000, 6, &Mess::none()));
+    let (companies, _) = ferry_testkit::canonical_records(&generate(1_000, 6, &Mess::none()));
     let outcomes = upsert_all(&sink, ObjectType::Companies, &companies).await;
     assert!(
         outcomes

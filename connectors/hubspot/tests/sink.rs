@@ -9,7 +9,7 @@ use ferry_core::{
 };
 use ferry_hubspot::{HubspotConfig, HubspotSink, HubspotSource};
 use ferry_sandbox::hubspot::{Emulator, FIRST_CONTACT_ID, Options};
-use ferry_sandbox::seed::{Mess, SeedData, generate};
+use ferry_sandbox::seed::{Mess, generate};
 use serde_json::{Value as Json, json};
 
 const TOKEN_VAR: &str = "FERRY_HUBSPOT_SINK_TEST_TOKEN";
@@ -80,63 +80,7 @@ async fn get(base: &str, path: &str) -> (u16, Json) {
     (status, response.json().await.unwrap_or(Json::Null))
 }
 
-/// The seed data as canonical records, as a source connector would produce them.
-fn canonical(data: &SeedData) -> (Vec<Record>, Vec<Record>) {
-    let text = |r: &mut Record, f: &'static str, v: &Option<String>| {
-        if let Some(v) = v {
-            r.set(f, Value::Text(v.clone()));
-        }
-    };
-    let companies = data
-        .companies
-        .iter()
-        .map(|c| {
-            let mut r = Record::new(ObjectType::Companies, format!("co-{}", c.key));
-            text(&mut r, field::NAME, &c.name);
-            text(&mut r, field::DOMAIN, &c.domain);
-            text(&mut r, field::PHONE, &c.phone);
-            text(&mut r, field::INDUSTRY, &c.industry);
-            if let Some(n) = c.employee_count {
-                r.set(field::EMPLOYEE_COUNT, Value::Integer(i64::from(n)));
-            }
-            if let Some(n) = c.annual_revenue {
-                r.set(field::ANNUAL_REVENUE, Value::Decimal(n));
-            }
-            text(&mut r, field::STREET, &c.street);
-            text(&mut r, field::CITY, &c.city);
-            text(&mut r, field::STATE, &c.state);
-            text(&mut r, field::POSTAL_CODE, &c.postal_code);
-            text(&mut r, field::COUNTRY, &c.country);
-            r.set(field::CREATED_AT, Value::Timestamp(c.created_at_ms));
-            r
-        })
-        .collect();
-    let contacts = data
-        .contacts
-        .iter()
-        .map(|c| {
-            let mut r = Record::new(ObjectType::Contacts, format!("p-{}", c.key));
-            text(&mut r, field::EMAIL, &c.email);
-            text(&mut r, field::FIRST_NAME, &c.first_name);
-            text(&mut r, field::LAST_NAME, &c.last_name);
-            text(&mut r, field::PHONE, &c.phone);
-            text(&mut r, field::MOBILE_PHONE, &c.mobile_phone);
-            text(&mut r, field::JOB_TITLE, &c.job_title);
-            text(&mut r, field::STREET, &c.street);
-            text(&mut r, field::CITY, &c.city);
-            text(&mut r, field::STATE, &c.state);
-            text(&mut r, field::POSTAL_CODE, &c.postal_code);
-            text(&mut r, field::COUNTRY, &c.country);
-            r.set(field::EMAIL_OPT_OUT, Value::Bool(c.email_opt_out));
-            if let Some(k) = c.company {
-                r.set(field::COMPANY, Value::Reference(format!("co-{k}")));
-            }
-            r.set(field::UPDATED_AT, Value::Timestamp(c.updated_at_ms));
-            r
-        })
-        .collect();
-    (companies, contacts)
-}
+use ferry_testkit::canonical_records as canonical;
 
 /// Whether the contact opted out but has no email address, so its opt-out cannot be recorded.
 fn opt_out_without_email(r: &Record) -> bool {

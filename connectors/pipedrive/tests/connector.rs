@@ -12,7 +12,7 @@ use ferry_core::{
 use ferry_pipedrive::{PipedriveConfig, PipedriveSink, PipedriveSource};
 use ferry_sandbox::faults::Faults;
 use ferry_sandbox::pipedrive::{Emulator, Options, TOKEN};
-use ferry_sandbox::seed::{Mess, SeedData, generate};
+use ferry_sandbox::seed::{Mess, generate};
 use secrecy::SecretString;
 
 fn loopback() -> SocketAddr {
@@ -48,51 +48,7 @@ fn config(base_url: &str) -> PipedriveConfig {
     }
 }
 
-/// The seed data as canonical records, as a source connector would produce them.
-fn canonical(data: &SeedData) -> (Vec<Record>, Vec<Record>) {
-    let text = |r: &mut Record, f: &'static str, v: &Option<String>| {
-        if let Some(v) = v {
-            r.set(f, Value::Text(v.clone()));
-        }
-    };
-    let companies = data
-        .companies
-        .iter()
-        .map(|c| {
-            let mut r = Record::new(ObjectType::Companies, format!("co-{}", c.key));
-            text(&mut r, field::NAME, &c.name);
-            text(&mut r, field::DOMAIN, &c.domain);
-            text(&mut r, field::INDUSTRY, &c.industry);
-            text(&mut r, field::STREET, &c.street);
-            text(&mut r, field::CITY, &c.city);
-            text(&mut r, field::STATE, &c.state);
-            text(&mut r, field::POSTAL_CODE, &c.postal_code);
-            text(&mut r, field::COUNTRY, &c.country);
-            r
-        })
-        .collect();
-    let contacts = data
-        .contacts
-        .iter()
-        .map(|c| {
-            let mut r = Record::new(ObjectType::Contacts, format!("p-{}", c.key));
-            text(&mut r, field::EMAIL, &c.email);
-            text(&mut r, field::FIRST_NAME, &c.first_name);
-            text(&mut r, field::LAST_NAME, &c.last_name);
-            text(&mut r, field::PHONE, &c.phone);
-            text(&mut r, field::MOBILE_PHONE, &c.mobile_phone);
-            // An opt-out without an email is not storable in Pipedrive (tested separately).
-            if c.email.is_some() {
-                r.set(field::EMAIL_OPT_OUT, Value::Bool(c.email_opt_out));
-            }
-            if let Some(k) = c.company {
-                r.set(field::COMPANY, Value::Reference(format!("co-{k}")));
-            }
-            r
-        })
-        .collect();
-    (companies, contacts)
-}
+use ferry_testkit::canonical_records as canonical;
 
 async fn upsert_all(
     sink: &PipedriveSink,

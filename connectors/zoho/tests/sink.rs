@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{assert_read_back_equal, canonical, config, start};
+use common::{assert_read_back_equal, config, start};
 use ferry_core::{ConnectorError, ObjectType, Record, RecordOutcome, Sink, Value, field};
 use ferry_sandbox::seed::{Mess, generate};
 use ferry_sandbox::zoho::{Options, SourceIdField};
@@ -33,7 +33,7 @@ async fn write_read_back_and_rerun_without_duplicates() {
     sink.prepare(ObjectType::Contacts)
         .await
         .expect("prepare contacts");
-    let (companies, contacts) = canonical(&generate(450, 11, &Mess::none()));
+    let (companies, contacts) = ferry_testkit::canonical_records(&generate(450, 11, &Mess::none()));
     for (object, records) in [
         (ObjectType::Companies, &companies),
         (ObjectType::Contacts, &contacts),
@@ -223,7 +223,7 @@ async fn spent_credits_stop_the_run_with_an_explanation() {
     })
     .await;
     let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
-    let (companies, _) = canonical(&generate(1_000, 3, &Mess::none()));
+    let (companies, _) = ferry_testkit::canonical_records(&generate(1_000, 3, &Mess::none()));
     // The first 100 cost 10 credits; the next 100 cannot be paid for with the 5 left.
     sink.upsert(ObjectType::Companies, &companies[..100])
         .await

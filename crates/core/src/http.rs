@@ -262,13 +262,12 @@ pub struct HttpClient {
     stats: Arc<HttpStats>,
 }
 
-enum AttemptError {
-    Transient {
-        after: Option<Duration>,
-        reason: String,
-    },
-    #[allow(dead_code)] // reserved for policies that fail an attempt outright
-    Final(ConnectorError),
+/// An attempt that failed in a way a retry can fix; anything else is returned as a response.
+struct Transient {
+    /// The vendor's requested wait.
+    after: Option<Duration>,
+    /// Why, for logs and for the final error.
+    reason: String,
 }
 
 impl HttpClient {
@@ -342,7 +341,7 @@ impl HttpClient {
                 && is_broken_json(&response)
                 && broken_bodies.fetch_add(1, Ordering::Relaxed) < BROKEN_BODY_RETRIES
             {
-                return Err(AttemptError::Transient {
+                return Err(Transient {
                     after: None,
                     reason: format!(
                         "HTTP {} with a malformed JSON body",
@@ -355,25 +354,19 @@ impl HttpClient {
         let result = attempt
             .retry(backoff)
             .sleep(tokio::time::sleep)
-            .when(|e| matches!(e, AttemptError::Transient { .. }))
-            .adjust(|e, planned| match e {
+            .adjust(|e, planned| match e.after {
                 // The vendor's word beats our schedule when it asks for longer.
-                AttemptError::Transient { after: Some(after), .. } => {
-                    planned.map(|p| p.max(*after).max(Duration::from_millis(1)))
-                }
-                _ => planned,
+                Some(after) => planned.map(|p| p.max(after).max(Duration::from_millis(1))),
+                None => planned,
             })
             .notify(|e, wait| {
-                if let AttemptError::Transient { reason, .. } = e {
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(vendor, endpoint, reason = %reason, wait_ms = wait.as_millis() as u64, "retrying");
-                }
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(vendor, endpoint, reason = %e.reason, wait_ms = wait.as_millis() as u64, "retrying");
             })
             .await;
         match result {
             Ok(response) => Ok(response),
-            Err(AttemptError::Final(e)) => Err(e),
-            Err(AttemptError::Transient { reason, .. }) => Err(ConnectorError::RetriesExhausted {
+            Err(Transient { reason, .. }) => Err(ConnectorError::RetriesExhausted {
                 vendor,
                 endpoint: endpoint.to_owned(),
                 attempts: attempts.load(Ordering::Relaxed) as usize,
@@ -383,7 +376,7 @@ impl HttpClient {
         }
     }
 
-    async fn attempt<F>(&self, endpoint: &str, build: &F) -> Result<HttpResponse, AttemptError>
+    async fn attempt<F>(&self, endpoint: &str, build: &F) -> Result<HttpResponse, Transient>
     where
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     {
@@ -391,7 +384,7 @@ impl HttpClient {
             limiter.until_ready().await;
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let transient = |e: reqwest::Error| AttemptError::Transient {
+        let transient = |e: reqwest::Error| Transient {
             after: None,
             reason: describe_reqwest_error(&e),
         };
@@ -419,7 +412,7 @@ impl HttpClient {
                     status = status.as_u16(),
                     "transient failure"
                 );
-                Err(AttemptError::Transient { after, reason })
+                Err(Transient { after, reason })
             }
         }
     }

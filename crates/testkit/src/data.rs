@@ -1,5 +1,6 @@
 //! Test data: the sandbox's seeded generator, turned into canonical records as a source would
-//! deliver them, with source ids the testkit owns.
+//! deliver them (companies `co-<key>`, contacts `p-<key>`), for the checks and for connector
+//! crates' own tests.
 
 use ferry_core::{ObjectType, Record, Value, field};
 use ferry_sandbox::seed::{Mess, SeedCompany, SeedContact, SeedData, generate};
@@ -9,12 +10,12 @@ pub(crate) const SEED: u64 = 0x5EED_7E57;
 
 /// The source id the testkit gives generated company `key`.
 pub(crate) fn company_id(key: usize) -> String {
-    format!("tk-company-{key}")
+    format!("co-{key}")
 }
 
 /// The source id the testkit gives generated contact `key`.
 pub(crate) fn contact_id(key: usize) -> String {
-    format!("tk-contact-{key}")
+    format!("p-{key}")
 }
 
 /// Clean generated data (every record valid for every vendor): `contacts` contacts and a fifth
@@ -23,8 +24,10 @@ pub(crate) fn clean(contacts: usize) -> SeedData {
     generate(contacts, SEED, &Mess::none())
 }
 
-/// Canonical companies and contacts for `data`, parents first within each list.
-pub(crate) fn records(data: &SeedData) -> (Vec<Record>, Vec<Record>) {
+/// Canonical companies and contacts for `data`, as a source would deliver them: company `key`
+/// has source id `co-<key>`, contact `key` has `p-<key>`, and each contact's company is a
+/// reference to its company's source id.
+pub fn canonical_records(data: &SeedData) -> (Vec<Record>, Vec<Record>) {
     (
         data.companies.iter().map(company).collect(),
         data.contacts.iter().map(contact).collect(),

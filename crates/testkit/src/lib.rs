@@ -63,6 +63,7 @@ use std::process::ExitCode;
 use ferry_core::{ConnectorSpec, Record};
 use ferry_sandbox::EmulatorSpec;
 
+pub use data::canonical_records;
 pub use memory_source::MemorySource;
 
 /// What the suite runs against: one connector and its vendor's emulator.

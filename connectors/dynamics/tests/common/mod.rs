@@ -5,12 +5,9 @@
 
 use std::net::SocketAddr;
 
-use ferry_core::{
-    ObjectType, Projection, Record, SecretRef, Sink, Source, Value, field, record_digest,
-};
+use ferry_core::{ObjectType, Projection, Record, SecretRef, Sink, Source, record_digest};
 use ferry_dynamics::DynamicsConfig;
 use ferry_sandbox::dynamics::{CLIENT_ID, CLIENT_SECRET, Emulator, Options, TENANT_ID};
-use ferry_sandbox::seed::SeedData;
 use secrecy::SecretString;
 
 /// A secret held in memory (tests never touch the process environment).
@@ -64,64 +61,6 @@ pub async fn read_all(source: &dyn Source, object: ObjectType) -> (Vec<Record>, 
             None => return (records, pages),
         }
     }
-}
-
-/// The seed data as canonical records, as a source connector would produce them.
-pub fn canonical(data: &SeedData) -> (Vec<Record>, Vec<Record>) {
-    let text = |r: &mut Record, f: &'static str, v: &Option<String>| {
-        if let Some(v) = v {
-            r.set(f, Value::Text(v.clone()));
-        }
-    };
-    let companies = data
-        .companies
-        .iter()
-        .map(|c| {
-            let mut r = Record::new(ObjectType::Companies, format!("co-{}", c.key));
-            text(&mut r, field::NAME, &c.name);
-            text(&mut r, field::DOMAIN, &c.domain);
-            text(&mut r, field::PHONE, &c.phone);
-            text(&mut r, field::INDUSTRY, &c.industry);
-            if let Some(n) = c.employee_count {
-                r.set(field::EMPLOYEE_COUNT, Value::Integer(i64::from(n)));
-            }
-            if let Some(n) = c.annual_revenue {
-                r.set(field::ANNUAL_REVENUE, Value::Decimal(n));
-            }
-            text(&mut r, field::STREET, &c.street);
-            text(&mut r, field::CITY, &c.city);
-            text(&mut r, field::STATE, &c.state);
-            text(&mut r, field::POSTAL_CODE, &c.postal_code);
-            text(&mut r, field::COUNTRY, &c.country);
-            r.set(field::CREATED_AT, Value::Timestamp(c.created_at_ms));
-            r
-        })
-        .collect();
-    let contacts = data
-        .contacts
-        .iter()
-        .map(|c| {
-            let mut r = Record::new(ObjectType::Contacts, format!("p-{}", c.key));
-            text(&mut r, field::EMAIL, &c.email);
-            text(&mut r, field::FIRST_NAME, &c.first_name);
-            text(&mut r, field::LAST_NAME, &c.last_name);
-            text(&mut r, field::PHONE, &c.phone);
-            text(&mut r, field::MOBILE_PHONE, &c.mobile_phone);
-            text(&mut r, field::JOB_TITLE, &c.job_title);
-            text(&mut r, field::STREET, &c.street);
-            text(&mut r, field::CITY, &c.city);
-            text(&mut r, field::STATE, &c.state);
-            text(&mut r, field::POSTAL_CODE, &c.postal_code);
-            text(&mut r, field::COUNTRY, &c.country);
-            r.set(field::EMAIL_OPT_OUT, Value::Bool(c.email_opt_out));
-            if let Some(k) = c.company {
-                r.set(field::COMPANY, Value::Reference(format!("co-{k}")));
-            }
-            r.set(field::UPDATED_AT, Value::Timestamp(c.updated_at_ms));
-            r
-        })
-        .collect();
-    (companies, contacts)
 }
 
 /// Upserts `records` batch by batch, checking outcomes come back in order.

@@ -45,7 +45,7 @@ pub(crate) async fn round_trip(ctx: Arc<Ctx>) -> Verdict {
     let served = ctx.serve(Faults::default(), None).await?;
     let sink = ctx.sink(&served, None)?;
     let source = ctx.source(&served, None)?;
-    let (companies, contacts) = data::records(&data::clean(40));
+    let (companies, contacts) = data::canonical_records(&data::clean(40));
     let written: HashMap<ObjectType, Vec<Record>> = HashMap::from([
         (ObjectType::Companies, fit(&ctx, companies)),
         (ObjectType::Contacts, fit(&ctx, contacts)),

@@ -21,7 +21,7 @@ const MAX_SANE_SIZE: usize = 10_000;
 
 /// The generated companies and contacts, fitted to the connector, as one list per object.
 fn generated(ctx: &Ctx, contacts: usize) -> HashMap<ObjectType, Vec<Record>> {
-    let (companies, contacts) = data::records(&data::clean(contacts));
+    let (companies, contacts) = data::canonical_records(&data::clean(contacts));
     HashMap::from([
         (ObjectType::Companies, fit(ctx, companies)),
         (ObjectType::Contacts, fit(ctx, contacts)),
@@ -369,7 +369,7 @@ pub(crate) async fn refused_record(ctx: Arc<Ctx>) -> Verdict {
     }
 
     // Then beside a valid contact in one batch: one Err, one Ok, in order.
-    let mut valid = data::records(&data::clean(5)).1.remove(0);
+    let mut valid = data::canonical_records(&data::clean(5)).1.remove(0);
     valid.fields.remove(field::COMPANY);
     valid.source_id = "tk-contact-valid".into();
     let pair = [refused.clone(), valid];
