@@ -18,7 +18,7 @@ pub fn human(report: &Report) -> String {
             "every written record verified; some records failed (listed below)"
         }
         Outcome::Mismatch => {
-            "VERIFICATION MISMATCH: some records differ in the sink (listed below)"
+            "VERIFICATION MISMATCH: the sink differs from what was sent (listed below)"
         }
         Outcome::Failed => "FAILED before finishing",
         Outcome::Interrupted => "STOPPED on request before finishing",
@@ -71,6 +71,17 @@ pub fn human(report: &Report) -> String {
                 out,
                 "{:<10} {} records read but not processed because the run stopped",
                 "", o.unprocessed
+            );
+        }
+        if o.extra_in_sink > 0 {
+            let _ = writeln!(
+                out,
+                "{:<10} EXTRA IN SINK: {} holds {} records with a source id, {} more than this run read back \
+                 (duplicates, or records whose source record is gone)",
+                "",
+                report.sink,
+                o.in_sink.unwrap_or_default(),
+                o.extra_in_sink
             );
         }
     }

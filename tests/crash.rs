@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use ferry_sandbox::hubspot;
 
 fn checkpointed(sandbox: &Sandbox) -> std::path::PathBuf {
     let path = sandbox.config.with_file_name("checkpoint.json");
@@ -43,73 +44,118 @@ fn spawn_migrate(config: &str) -> tokio::process::Child {
     cmd.spawn().expect("spawn ferry")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn killed_at_random_points_then_resumed_the_sink_matches_the_source() {
-    let sandbox = start(Setup::clean(3_000)).await;
-    let checkpoint = checkpointed(&sandbox);
-    let config = sandbox.config.to_string_lossy().into_owned();
-    let (companies, contacts) = (
-        sandbox.seeded.companies.len(),
-        sandbox.seeded.contacts.len(),
-    );
+/// Kill points per cycle, and cycles: each cycle starts from an empty sink, is killed up to
+/// `KILLS_PER_CYCLE` times (each run resuming from the last one's checkpoint), then runs to the
+/// end, and the sink is checked against the source exactly before the next cycle.
+const CYCLES: usize = 6;
+const KILLS_PER_CYCLE: usize = 5;
 
-    // A fixed pseudo-random series of kill delays (xorshift), 80 ms to 1.6 s: reproducible.
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_at_random_points_then_resumed_the_sink_matches_the_source_every_time() {
+    // A fixed pseudo-random series of kill delays (xorshift): reproducible.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut landed = 0; // kills that hit a running ferry (a later one may find it finished)
     let mut resumed_points = 0;
-    let mut last = None;
-    for kill in 0..24 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let delay = Duration::from_millis(80 + x % 1_520);
-        let mut child = spawn_migrate(&config);
-        tokio::time::sleep(delay).await;
-        let _ = child.start_kill(); // SIGKILL: no chance to clean up
-        let status = child.wait().await.expect("wait for ferry");
-        let now = settled(&checkpoint);
-        if let (Some((before, false)), Some((after, _))) = (last, now) {
-            assert!(
-                after >= before,
-                "kill {kill}: progress went backwards ({before} -> {after})"
-            );
-            if before > 0 {
-                resumed_points += 1;
+    for cycle in 0..CYCLES {
+        let sandbox = start(Setup::clean(1_500)).await;
+        let checkpoint = checkpointed(&sandbox);
+        let config = sandbox.config.to_string_lossy().into_owned();
+        let mut last = None;
+        for kill in 0..KILLS_PER_CYCLE {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let delay = Duration::from_millis(60 + x % 1_200);
+            let mut child = spawn_migrate(&config);
+            tokio::time::sleep(delay).await;
+            let _ = child.start_kill(); // SIGKILL: no chance to clean up
+            let status = child.wait().await.expect("wait for ferry");
+            if status.code().is_none() {
+                landed += 1;
             }
+            let now = settled(&checkpoint);
+            if let (Some((before, false)), Some((after, _))) = (last, now) {
+                assert!(
+                    after >= before,
+                    "cycle {cycle}, kill {kill}: progress went backwards ({before} -> {after})"
+                );
+                if before > 0 {
+                    resumed_points += 1;
+                }
+            }
+            eprintln!("cycle {cycle}, kill {kill} after {delay:?}: {status:?}, checkpoint {now:?}");
+            last = now;
         }
-        eprintln!("kill {kill} after {delay:?}: {status:?}, checkpoint {now:?}");
-        last = now;
+
+        // The run that is allowed to finish, then the sink against the source, exactly.
+        let (code, report, stderr) = run_json("migrate", &sandbox, &sandbox_env()).await;
+        assert_eq!(code, 0, "cycle {cycle}: stderr:\n{stderr}\n{report:#}");
+        assert_eq!(report["outcome"], "verified", "cycle {cycle}");
+        assert_sink_matches_source(&sandbox, cycle);
+
+        // And the independent check: re-read both sides, and count the sink's records.
+        let (code, verified, stderr) = run_json("verify", &sandbox, &sandbox_env()).await;
+        assert_eq!(code, 0, "cycle {cycle}: {stderr}\n{verified:#}");
+        for (name, n) in [
+            ("companies", sandbox.seeded.companies.len()),
+            ("contacts", sandbox.seeded.contacts.len()),
+        ] {
+            let o = object(&verified, name);
+            assert_eq!(
+                (
+                    count(o, "verified"),
+                    count(o, "in_sink"),
+                    count(o, "extra_in_sink")
+                ),
+                (n as u64, n as u64, 0),
+                "cycle {cycle}: {name}"
+            );
+        }
     }
+    assert!(
+        landed >= 20,
+        "only {landed} kills hit a running ferry; at least 20 are wanted"
+    );
     assert!(
         resumed_points >= 3,
         "too few runs resumed from a saved checkpoint: {resumed_points}"
     );
+}
 
-    // The run that is allowed to finish.
-    let (code, report, stderr) = run_json("migrate", &sandbox, &sandbox_env()).await;
-    assert_eq!(code, 0, "stderr:\n{stderr}\n{report:#}");
-    assert_eq!(report["outcome"], "verified");
-    assert_eq!(
-        sandbox.salesforce_state.count("Account"),
-        companies,
-        "no duplicate or missing companies"
-    );
-    assert_eq!(
-        sandbox.salesforce_state.count("Contact"),
-        contacts,
-        "no duplicate or missing contacts"
-    );
-
-    // And the independent check: re-read both sides.
-    let (code, verified, stderr) = run_json("verify", &sandbox, &sandbox_env()).await;
-    assert_eq!(code, 0, "{stderr}\n{verified:#}");
-    assert_eq!(
-        count(object(&verified, "contacts"), "verified"),
-        contacts as u64
-    );
-    assert_eq!(
-        count(object(&verified, "companies"), "verified"),
-        companies as u64
-    );
+/// Every seeded company and contact is in the Salesforce emulator exactly once under its
+/// source id (the external id is unique there), and nothing else is.
+fn assert_sink_matches_source(sandbox: &Sandbox, cycle: usize) {
+    let seeded = [
+        (
+            "Account",
+            hubspot::FIRST_COMPANY_ID,
+            sandbox.seeded.companies.len(),
+        ),
+        (
+            "Contact",
+            hubspot::FIRST_CONTACT_ID,
+            sandbox.seeded.contacts.len(),
+        ),
+    ];
+    for (sobject, first_id, n) in seeded {
+        assert_eq!(
+            sandbox.salesforce_state.count(sobject),
+            n,
+            "cycle {cycle}: {sobject} count (duplicates or missing records)"
+        );
+        let missing: Vec<u64> = (first_id..first_id + n as u64)
+            .filter(|id| {
+                sandbox
+                    .salesforce_state
+                    .record_by_external_id(sobject, &id.to_string())
+                    .is_none()
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "cycle {cycle}: {sobject} missing for source ids {missing:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -90,13 +90,17 @@ async fn every_vendor_migrates_to_every_other_and_verifies() {
                 } else {
                     CONTACTS / 5
                 };
+                // The sink's own count of records with a source id: no duplicate, no stray.
                 if read != expected
                     || common::count(o, "verified") != read
                     || o["digests_match"] != true
+                    || o["in_sink"] != read
+                    || o["extra_in_sink"] != 0
                 {
                     problems.insert(format!(
-                        "{object}: read {read} of {expected}, verified {}, digests match {}",
-                        o["verified"], o["digests_match"]
+                        "{object}: read {read} of {expected}, verified {}, digests match {}, \
+                         in sink {}, extra {}",
+                        o["verified"], o["digests_match"], o["in_sink"], o["extra_in_sink"]
                     ));
                 }
                 for required in ["company", "email_opt_out"] {

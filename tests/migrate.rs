@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use ferry_sandbox::faults::Faults;
+use ferry_sandbox::hubspot;
 use ferry_sandbox::seed::Mess;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -74,6 +75,33 @@ async fn clean_migration_verifies_everything_and_rerun_creates_no_duplicates() {
     assert_eq!(
         object(&verified, "contacts")["read_back_digest"],
         p["read_back_digest"]
+    );
+    assert_eq!(
+        (
+            count(object(&verified, "contacts"), "in_sink"),
+            count(object(&verified, "contacts"), "extra_in_sink")
+        ),
+        (contacts, 0)
+    );
+
+    // A contact deleted from the source since: the sink still holds it, and verify says so.
+    assert!(
+        sandbox
+            .hubspot_state
+            .archive("contacts", hubspot::FIRST_CONTACT_ID),
+        "archive a source contact"
+    );
+    let (code, stale, stderr) = run_json("verify", &sandbox, &sandbox_env()).await;
+    assert_eq!(code, 3, "{stderr}\n{stale:#}");
+    assert_eq!(stale["outcome"], "mismatch");
+    let s = object(&stale, "contacts");
+    assert_eq!(
+        (
+            count(s, "verified"),
+            count(s, "in_sink"),
+            count(s, "extra_in_sink")
+        ),
+        (contacts - 1, contacts, 1)
     );
 }
 

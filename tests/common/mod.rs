@@ -13,6 +13,7 @@ use ferry_sandbox::{Running, hubspot, salesforce};
 /// Both emulators, HubSpot seeded, and a config file pointing at them.
 pub struct Sandbox {
     pub hubspot: Running,
+    pub hubspot_state: hubspot::Emulator,
     pub salesforce: Running,
     pub salesforce_state: salesforce::Emulator,
     pub seeded: seed::SeedData,
@@ -75,6 +76,7 @@ pub async fn start(setup: Setup) -> Sandbox {
     write_config(&config, &hubspot.base_url, &salesforce.base_url, "");
     Sandbox {
         hubspot,
+        hubspot_state: hub,
         salesforce,
         salesforce_state: sf,
         seeded: data,

@@ -23,7 +23,7 @@ use crate::client::{Call, Client, endpoint};
 use crate::config::DynamicsConfig;
 use crate::mapping::{self, Identity};
 use crate::policy::parse_error;
-use crate::source::{Collection, max_page_size};
+use crate::source::{COUNT_CAP, Collection, max_page_size};
 
 /// Longest `$filter` a read-back puts in one URL; longer id lists are split.
 const MAX_FILTER_CHARS: usize = 6_000;
@@ -472,5 +472,20 @@ impl Sink for DynamicsSink {
         }
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
         Ok(out)
+    }
+
+    async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
+        let t = mapping::table(object);
+        let mut url = self.client.api_url(t.set)?;
+        url.query_pairs_mut()
+            .append_pair("$select", t.id)
+            .append_pair("$filter", &format!("{} ne null", self.column))
+            .append_pair("$count", "true");
+        let page: Collection = self
+            .client
+            .get_json(url, &[("Prefer", &max_page_size(1))])
+            .await?;
+        // Dataverse stops counting at 5,000: a capped count proves nothing.
+        Ok(page.count.filter(|n| *n < COUNT_CAP))
     }
 }

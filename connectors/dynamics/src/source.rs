@@ -33,7 +33,7 @@ pub(crate) struct Collection {
 }
 
 /// `@odata.count` stops at this; a count of exactly this says "this many or more".
-const COUNT_CAP: u64 = 5_000;
+pub(crate) const COUNT_CAP: u64 = 5_000;
 
 impl DynamicsSource {
     /// Builds the source from its config; errors name `key_prefix.<key>` (`source.client_id`).

@@ -1026,4 +1026,16 @@ impl Sink for HubspotSink {
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = found.len(), "read back");
         Ok(found.into_iter().map(|(record, _)| record).collect())
     }
+
+    async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
+        let path = format!("/crm/v3/objects/{}/search", mapping::object_path(object));
+        let filter = json!({"propertyName": self.source_id_property, "operator": "HAS_PROPERTY"});
+        let body = json!({
+            "filterGroups": [{"filters": [filter]}],
+            "properties": ["hs_object_id"],
+            "limit": 1,
+        });
+        let response: Json = self.client.search_json(&path, &body).await?;
+        Ok(response.get("total").and_then(Json::as_u64))
+    }
 }

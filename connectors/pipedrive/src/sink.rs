@@ -720,4 +720,44 @@ impl Sink for PipedriveSink {
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
         Ok(out)
     }
+
+    /// Pipedrive cannot filter a listing by a custom field, so this pages through every record
+    /// of the type with only the source-id field, 500 (the largest page) per request.
+    async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
+        let Some(key) = self.source_key(object, false).await? else {
+            return Ok(Some(0)); // no source-id field: no record carries one
+        };
+        let path = format!("/api/v2/{}", mapping::object_path(object));
+        let mut count = 0u64;
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", "500"), ("custom_fields", key.as_str())];
+            if let Some(c) = &cursor {
+                query.push(("cursor", c.as_str()));
+            }
+            let body = self.client.get(&path, &query).await?;
+            count += body
+                .get("data")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|raw| mapping::custom_text(raw, &key).is_some_and(|s| !s.is_empty()))
+                .count() as u64;
+            let next = body
+                .pointer("/additional_data/next_cursor")
+                .and_then(Json::as_str)
+                .filter(|c| !c.is_empty());
+            match next {
+                Some(next) if cursor.as_deref() != Some(next) => cursor = Some(next.to_owned()),
+                Some(_) => {
+                    return Err(ConnectorError::Malformed {
+                        vendor: VENDOR,
+                        endpoint: format!("GET {path}"),
+                        detail: "the next-page cursor equals the current one".into(),
+                    });
+                }
+                None => return Ok(Some(count)),
+            }
+        }
+    }
 }

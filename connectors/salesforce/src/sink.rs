@@ -501,4 +501,13 @@ impl Sink for SalesforceSink {
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
         Ok(out)
     }
+
+    async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
+        let soql = format!(
+            "SELECT COUNT() FROM {} WHERE {} != null",
+            mapping::sobject(object),
+            self.ext()
+        );
+        Ok(self.client.query(&soql, None).await?.total_size)
+    }
 }

@@ -556,6 +556,42 @@ impl Sink for ZohoSink {
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
         Ok(out)
     }
+
+    /// Zoho has no count with criteria outside COQL aggregates, so this pages through the ids
+    /// of records with a source id, 2,000 (COQL's largest page) per request, in id order.
+    async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
+        const PAGE: usize = 2_000;
+        let (module, src) = (mapping::module(object), self.src());
+        let mut count = 0u64;
+        let mut last: Option<String> = None;
+        loop {
+            let criteria = match &last {
+                None => format!("{src} is not null"),
+                Some(id) => format!("({src} is not null and id > {id})"),
+            };
+            let rows = self
+                .coql(format!(
+                    "select id from {module} where {criteria} order by id asc limit {PAGE}"
+                ))
+                .await?;
+            count += rows.len() as u64;
+            let next = rows.last().and_then(|r| r.get("id")).and_then(Json::as_str);
+            match next {
+                // Only a numeric id goes back into a query.
+                Some(id) if !id.bytes().all(|b| b.is_ascii_digit()) || id.is_empty() => {
+                    return Err(ConnectorError::Malformed {
+                        vendor: VENDOR,
+                        endpoint: "POST /crm/v8/coql".into(),
+                        detail: "a record id that is not a number".into(),
+                    });
+                }
+                Some(id) if rows.len() == PAGE && last.as_deref() != Some(id) => {
+                    last = Some(id.to_owned());
+                }
+                _ => return Ok(Some(count)),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

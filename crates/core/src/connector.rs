@@ -136,6 +136,14 @@ pub trait Sink: Send + Sync {
         source_ids: &[String],
     ) -> ConnectorResult<Vec<Record>>;
 
+    /// How many records of `object` in the sink carry a source id (any source id, not only
+    /// this run's). Verification compares it with the records it read back, which finds
+    /// duplicates and records whose source record is gone. `None` when the vendor cannot say
+    /// within a bounded number of requests.
+    async fn count_with_source_id(&self, _object: ObjectType) -> ConnectorResult<Option<u64>> {
+        Ok(None)
+    }
+
     /// The request counters of this connector's HTTP client, for the report.
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         None

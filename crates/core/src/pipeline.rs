@@ -149,6 +149,9 @@ struct Tally {
     report: ObjectReport,
     failures: Vec<Failure>,
     warnings: Vec<Failure>,
+    /// Records read back from the sink by source id (verified or not): what the sink's own
+    /// count of records with a source id is compared with.
+    found_in_sink: u64,
 }
 
 impl Shared {
@@ -305,6 +308,7 @@ pub async fn run(
         } else {
             None
         };
+        let read_whole = earlier.resume_cursor.is_none() && earlier.settled == 0;
         let resume = earlier.resume_cursor;
         let result = run_object(
             mode,
@@ -316,7 +320,12 @@ pub async fn run(
             counters,
         )
         .await;
-        if result.is_ok() && !shared.interrupted.load(Ordering::Relaxed) {
+        let finished = result.is_ok() && !shared.interrupted.load(Ordering::Relaxed);
+        let result = match result {
+            Ok(()) if finished && read_whole => count_extras(&sink, &shared).await,
+            other => other,
+        };
+        if finished {
             if let Some(ids) = &shared.ids_read {
                 let ids = std::mem::take(&mut *ids.lock().unwrap_or_else(PoisonError::into_inner));
                 known_parents = Some(Arc::new(ids));
@@ -368,6 +377,28 @@ pub async fn run(
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     report.settle_outcome();
     report
+}
+
+/// Compares the sink's count of records carrying a source id with the records this run read
+/// back, and books any surplus: duplicates (a lost create answer that was retried, say) or
+/// records whose source record is gone. Only meaningful after a whole read of the source.
+async fn count_extras(sink: &Arc<dyn Sink>, shared: &Shared) -> ConnectorResult<()> {
+    let object = shared.object;
+    let Some(in_sink) = sink.count_with_source_id(object).await? else {
+        tracing::debug!(%object, "the sink cannot count its records with a source id");
+        return Ok(());
+    };
+    let mut tally = shared.tally();
+    let found = tally.found_in_sink;
+    tally.report.in_sink = Some(in_sink);
+    if in_sink > found {
+        tally.report.extra_in_sink = in_sink - found;
+        tracing::warn!(%object, in_sink, read_back = found, "the sink holds records with a source id beyond those read back");
+    } else if in_sink < found {
+        // Counts from a search index can lag behind writes; the read-back is authoritative.
+        tracing::debug!(%object, in_sink, read_back = found, "the sink's count lags behind the read-back");
+    }
+    Ok(())
 }
 
 fn http_report(stats: Option<Arc<crate::http::HttpStats>>) -> HttpReport {
@@ -751,6 +782,7 @@ fn compare(sent: Batch, back: Vec<Record>, shared: &Shared, counters: &ObjectPro
             tally.failures.push(failure);
             continue;
         };
+        tally.found_in_sink += 1;
         let actual = record_digest(stored, &shared.projection);
         tally.report.read_back_digest.add(&actual);
         if actual == expected {
@@ -914,6 +946,9 @@ mod tests {
                 .filter_map(|id| stored.get(id).cloned())
                 .collect())
         }
+        async fn count_with_source_id(&self, _: ObjectType) -> ConnectorResult<Option<u64>> {
+            Ok(Some(self.stored.lock().unwrap().len() as u64))
+        }
     }
 
     fn contact(i: usize, last: &str) -> Record {
@@ -956,6 +991,7 @@ mod tests {
             (100, 100, 100, 100, 0, 0)
         );
         assert!(o.digests_match);
+        assert_eq!((o.in_sink, o.extra_in_sink), (Some(100), 0));
         assert_eq!(
             o.fields_not_carried,
             vec![field::CREATED_AT.to_owned()],
@@ -1013,6 +1049,23 @@ mod tests {
             !json.contains("not-an-email") && !json.contains("Kraków"),
             "no values in the report"
         );
+    }
+
+    #[tokio::test]
+    async fn records_in_the_sink_beyond_those_read_back_make_a_mismatch() {
+        // An earlier migration left records whose source records are gone since (or a lost
+        // answer left a duplicate): every record of this run verifies, yet the sink holds more.
+        let sink = Arc::new(MemorySink::default());
+        for stale in ["gone-1", "gone-2", "gone-3"] {
+            let record = contact(0, "Ng");
+            sink.stored.lock().unwrap().insert(stale.into(), record);
+        }
+        let report = migrate((0..20).map(|i| contact(i, "Ng")).collect(), sink).await;
+        let o = &report.objects[0];
+        assert_eq!((o.verified, o.mismatched), (20, 0));
+        assert_eq!((o.in_sink, o.extra_in_sink), (Some(23), 3));
+        assert_eq!(report.outcome, Outcome::Mismatch);
+        assert_eq!(report.outcome.exit_code(), 3);
     }
 
     #[tokio::test]

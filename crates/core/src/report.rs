@@ -74,6 +74,13 @@ pub struct ObjectReport {
     /// Fields the source had values for that the sink does not store (and so are neither
     /// written nor verified), sorted.
     pub fields_not_carried: Vec<String>,
+    /// Records of this object in the sink that carry a source id, counted once the object was
+    /// finished; `None` when not counted (the sink cannot count, or the run did not read the
+    /// source whole, e.g. after a resume).
+    pub in_sink: Option<u64>,
+    /// Records in the sink carrying a source id beyond those this run read back: duplicates,
+    /// or records whose source record is gone. Any makes the run a mismatch.
+    pub extra_in_sink: u64,
 }
 
 /// Request counts of one vendor's HTTP client.
@@ -153,7 +160,11 @@ impl Report {
             Outcome::Failed
         } else if self.interrupted {
             Outcome::Interrupted
-        } else if self.objects.iter().any(|o| o.mismatched > 0) {
+        } else if self
+            .objects
+            .iter()
+            .any(|o| o.mismatched > 0 || o.extra_in_sink > 0)
+        {
             Outcome::Mismatch
         } else if self
             .objects

@@ -390,6 +390,15 @@ impl Emulator {
         )
     }
 
+    /// Archives (soft-deletes) one record, as `DELETE /crm/v3/objects/{object}/{id}` does.
+    /// Returns whether a live record was archived.
+    pub fn archive(&self, object: &str, id: u64) -> bool {
+        let Some(kind) = Kind::parse(object) else {
+            return false;
+        };
+        self.write().store_mut(kind).archive(id, api::now_ms())
+    }
+
     /// Overwrites one stored property value without validation, to plant data HubSpot would
     /// hold but never accept through this API (for tests of unreadable values). Returns whether
     /// the record and property exist.

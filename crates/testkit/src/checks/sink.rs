@@ -146,7 +146,21 @@ pub(crate) async fn idempotent_upsert(ctx: Arc<Ctx>) -> Verdict {
             "the emulator held {count_before} {object} after the first upsert of {} and {count} after the second",
             these.len()
         );
-        parts.push(format!("{} {object}", these.len()));
+        // Verification compares this count with the records read back to find duplicates.
+        let counted = sink
+            .count_with_source_id(object)
+            .await
+            .map_err(|e| Stop::Fail(format!("count_with_source_id({object}) failed: {e}")))?;
+        ensure!(
+            counted.is_none_or(|n| n == these.len() as u64),
+            "count_with_source_id({object}) said {counted:?}; the sink holds {} records with a source id",
+            these.len()
+        );
+        let counted = match counted {
+            Some(_) => "counted",
+            None => "not countable",
+        };
+        parts.push(format!("{} {object} ({counted})", these.len()));
     }
     Ok(format!(
         "{} created once, then updated in place with the same sink ids",
