@@ -345,14 +345,23 @@ fn print_report(report: &Report, format: ReportFormat) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Retries `ferry check` allows per request unless the config sets `max_retries`: a dead
+/// endpoint or a wrong port should be reported in seconds, not after a migration's patience.
+const CHECK_MAX_RETRIES: i64 = 2;
+
 async fn check(path: PathBuf) -> Result<u8, CliError> {
-    let config = config::Config::load(&path).map_err(CliError::config)?;
+    let mut config = config::Config::load(&path).map_err(CliError::config)?;
+    for table in [&mut config.source, &mut config.sink] {
+        table
+            .settings
+            .entry("max_retries")
+            .or_insert(toml::Value::Integer(CHECK_MAX_RETRIES));
+    }
     let source = connectors::source(&config.source)?;
     let sink = connectors::sink(&config.sink)?;
     println!("config {}: valid", path.display());
     let mut code = 0;
-    let source_check = source.check().await;
-    let sink_check = sink.check().await;
+    let (source_check, sink_check) = tokio::join!(source.check(), sink.check());
     for (role, vendor, result, granted) in [
         (
             "source",

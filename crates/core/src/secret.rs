@@ -7,7 +7,9 @@
 //! `Debug`) only when a connector is built.
 
 use std::fmt;
+use std::io::Read;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use secrecy::zeroize::Zeroize;
@@ -136,23 +138,72 @@ impl SecretRef {
     }
 }
 
+/// How long a secret command may run. Long enough for a person to answer a password manager's
+/// passphrase prompt; a hung helper must not hang a scheduled sync forever.
+pub const SECRET_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Runs a secret command: stdin inherited (a password manager may ask for a passphrase on the
 /// terminal), stdout captured, stderr discarded (tools print diagnostics that may quote the
 /// secret or the vault's entries). One trailing newline is removed, as `pass` and `op read`
-/// end their output with one.
+/// end their output with one. A command still running after [`SECRET_COMMAND_TIMEOUT`] is
+/// killed.
 fn run_command(argv: &[String]) -> Result<SecretString, SecretError> {
+    run_command_within(argv, SECRET_COMMAND_TIMEOUT)
+}
+
+fn run_command_within(argv: &[String], timeout: Duration) -> Result<SecretString, SecretError> {
     let program = argv.first().map(String::as_str).unwrap_or_default();
     let fail = |problem: String| SecretError::Command {
         program: program.to_owned(),
         problem,
     };
-    let output = Command::new(program)
+    let mut child = Command::new(program)
         .args(&argv[1..])
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .output()
+        .spawn()
         .map_err(|e| fail(format!("could not be started: {e}")))?;
+    // Read stdout beside the wait, so a command printing more than a pipe holds cannot block.
+    // Output nobody collects any more (a timeout) is wiped by the reader itself.
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    if let Some(mut out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = out.read_to_end(&mut buf);
+            if let Err(mut unsent) = tx.send(buf) {
+                unsent.0.zeroize();
+            }
+        });
+    }
+    let deadline = Instant::now() + timeout;
+    let timed_out = || {
+        fail(format!(
+            "did not finish within {} s and was stopped",
+            timeout.as_secs()
+        ))
+    };
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(timed_out());
+            }
+            Err(e) => return Err(fail(format!("could not be waited for: {e}"))),
+        }
+    };
+    // A process the command left in the background may hold its stdout open: wait no longer
+    // than the deadline for the end of the output.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let stdout = rx.recv_timeout(left).map_err(|_| timed_out())?;
+    let output = std::process::Output {
+        status,
+        stdout,
+        stderr: Vec::new(),
+    };
     let mut stdout = output.stdout;
     if !output.status.success() {
         stdout.zeroize();
@@ -327,6 +378,24 @@ mod tests {
                 && !err.contains("--secret-arg"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_command_that_hangs_is_stopped_and_named() {
+        let argv: Vec<String> = ["sh", "-c", "echo partial; sleep 30"]
+            .map(String::from)
+            .to_vec();
+        let started = Instant::now();
+        let err = run_command_within(&argv, Duration::from_millis(300))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not waited out"
+        );
+        assert!(err.contains("`sh` did not finish within"), "{err}");
+        assert!(!err.contains("partial"), "{err}");
     }
 
     #[test]
