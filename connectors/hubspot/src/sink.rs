@@ -234,6 +234,9 @@ struct AssociationRead {
     from: ObjectRef,
     #[serde(default)]
     to: Vec<AssociatedObject>,
+    /// Present when `from` has more associations than one answer lists (500).
+    #[serde(default)]
+    paging: Option<mapping::Paging>,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +252,16 @@ struct AssociatedObject {
     to_object_id: String,
     #[serde(default)]
     association_types: Vec<AssociationType>,
+}
+
+impl AssociatedObject {
+    /// Whether this is the contact's primary company.
+    fn is_primary(&self) -> bool {
+        self.association_types.iter().any(|a| {
+            a.type_id == Some(PRIMARY_CONTACT_TO_COMPANY)
+                && a.category.as_deref().is_none_or(|c| c == "HUBSPOT_DEFINED")
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -722,16 +735,50 @@ impl HubspotSink {
         &self,
         contacts: &[String],
     ) -> ConnectorResult<Vec<AssociationRead>> {
-        let mut out = Vec::with_capacity(contacts.len());
-        for chunk in contacts.chunks(MAX_ASSOCIATION_READ) {
-            let body = json!({
-                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
-            });
-            let response: BatchResponse<AssociationRead> = self
-                .client
-                .post_exempt("/crm/v4/associations/contacts/companies/batch/read", &body)
-                .await?;
-            out.extend(response.results);
+        const PATH: &str = "/crm/v4/associations/contacts/companies/batch/read";
+        let mut out: Vec<AssociationRead> = Vec::with_capacity(contacts.len());
+        let mut position: HashMap<String, usize> = HashMap::new();
+        let mut inputs: Vec<Json> = contacts.iter().map(|id| json!({"id": id})).collect();
+        // A contact's associations come 500 to an answer. Later pages are read only for the
+        // contacts whose primary company was not on the pages read so far.
+        while !inputs.is_empty() {
+            let mut next_inputs = Vec::new();
+            for chunk in inputs.chunks(MAX_ASSOCIATION_READ) {
+                let body = json!({ "inputs": chunk });
+                let response: BatchResponse<AssociationRead> =
+                    self.client.post_exempt(PATH, &body).await?;
+                for mut read in response.results {
+                    let after = read.paging.take().and_then(|p| p.next).map(|n| n.after);
+                    let id = read.from.id.clone();
+                    let index = match position.get(&id) {
+                        Some(&i) => {
+                            out[i].to.append(&mut read.to);
+                            i
+                        }
+                        None => {
+                            position.insert(id.clone(), out.len());
+                            out.push(read);
+                            out.len() - 1
+                        }
+                    };
+                    let primary_seen = out[index].to.iter().any(AssociatedObject::is_primary);
+                    if let (false, Some(after)) = (primary_seen, after) {
+                        let asked = chunk
+                            .iter()
+                            .find(|i| i["id"] == json!(id))
+                            .and_then(|i| i.get("after"));
+                        if asked.and_then(Json::as_str) == Some(after.as_str()) {
+                            return Err(ConnectorError::Malformed {
+                                vendor: VENDOR,
+                                endpoint: format!("POST {PATH}"),
+                                detail: "an association page's next cursor equals its own".into(),
+                            });
+                        }
+                        next_inputs.push(json!({"id": id, "after": after}));
+                    }
+                }
+            }
+            inputs = next_inputs;
         }
         Ok(out)
     }
@@ -864,17 +911,11 @@ impl HubspotSink {
         let ids: Vec<String> = contacts.iter().map(|(_, id)| id.clone()).collect();
         let mut primary: HashMap<String, String> = HashMap::new();
         for association in self.read_company_associations(&ids).await? {
-            let is_primary = |t: &AssociatedObject| {
-                t.association_types.iter().any(|a| {
-                    a.type_id == Some(PRIMARY_CONTACT_TO_COMPANY)
-                        && a.category.as_deref().is_none_or(|c| c == "HUBSPOT_DEFINED")
-                })
-            };
             // As the source reads it: the primary company, else the first one listed.
             let chosen = association
                 .to
                 .iter()
-                .find(|t| is_primary(t))
+                .find(|t| t.is_primary())
                 .or_else(|| association.to.first());
             if let Some(company) = chosen {
                 primary.insert(association.from.id, company.to_object_id.clone());

@@ -512,3 +512,65 @@ async fn migration_from_one_hubspot_account_to_another_is_verified() {
         assert_eq!(object.verified, object.written);
     }
 }
+
+#[tokio::test]
+async fn a_primary_company_beyond_the_first_association_page_is_read_back() {
+    init();
+    let (hs, _emulator) = start(unlimited()).await;
+    let sink = sink(&hs);
+    sink.prepare(ObjectType::Companies).await.expect("prepare");
+    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    // 600 companies: one answer lists 500 associations, in id order, so the last company
+    // written (the highest id) is on the second page.
+    let companies: Vec<Record> = (0..600)
+        .map(|i| {
+            let mut c = Record::new(ObjectType::Companies, format!("co-{i}"));
+            c.set(field::NAME, Value::Text(format!("Company {i}")));
+            c
+        })
+        .collect();
+    let written = upsert_all(&sink, ObjectType::Companies, &companies).await;
+    let hubspot_ids: Vec<String> = written
+        .iter()
+        .map(|o| o.result.as_ref().expect("company written").sink_id.clone())
+        .collect();
+    let mut contact = Record::new(ObjectType::Contacts, "p-1");
+    contact.set(field::EMAIL, Value::Text("p1@example.com".into()));
+    contact.set(field::LAST_NAME, Value::Text("Ng".into()));
+    contact.set(field::COMPANY, Value::Reference("co-599".into()));
+    let outcome = sink
+        .upsert(ObjectType::Contacts, std::slice::from_ref(&contact))
+        .await
+        .expect("upsert");
+    let contact_id = outcome[0]
+        .result
+        .as_ref()
+        .expect("contact written")
+        .sink_id
+        .clone();
+    // Unlabelled associations to the 599 others, as a busy account gathers them.
+    let inputs: Vec<Json> = hubspot_ids[..599]
+        .iter()
+        .map(|c| json!({"from": {"id": contact_id}, "to": {"id": c}}))
+        .collect();
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v4/associations/contacts/companies/batch/associate/default",
+        json!({ "inputs": inputs }),
+    )
+    .await;
+    assert!(status < 300, "{status} {body}");
+    let (_, page) = post(
+        &hs.base_url,
+        "/crm/v4/associations/contacts/companies/batch/read",
+        json!({"inputs": [{"id": contact_id}]}),
+    )
+    .await;
+    assert_eq!(page["results"][0]["to"].as_array().map(Vec::len), Some(500));
+    assert!(
+        page["results"][0]["paging"]["next"]["after"].is_string(),
+        "{page}"
+    );
+
+    assert_read_back_equal(&sink, ObjectType::Contacts, &[contact]).await;
+}

@@ -4,7 +4,7 @@
 // Helpers return a finished HubSpot error `Response` as their `Err`: it is sent as is, once.
 #![allow(clippy::result_large_err)]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
@@ -23,6 +23,8 @@ use super::store::{Kind, ObjectStore, PropDef, Rec, format_timestamp};
 pub(crate) const MAX_BATCH: usize = 100;
 /// HubSpot's batch-read limit for v4 associations (since 2025-02-10).
 const MAX_ASSOCIATION_BATCH: usize = 1000;
+/// Associations listed per object in one answer ("Limit 500 per call"); `paging` leads on.
+const ASSOCIATION_PAGE: usize = 500;
 /// HubSpot's largest list page.
 const MAX_LIMIT: usize = 100;
 /// The most characters a text property value may hold when written through the CRM ("the
@@ -1293,13 +1295,27 @@ pub(crate) async fn association_batch_read(
         Ok(i) => i,
         Err(r) => return r,
     };
-    let ids: Vec<Option<u64>> = inputs
-        .iter()
-        .map(|i| id_text(i.get("id")).and_then(|s| s.parse().ok()))
-        .collect();
+    // Each input may carry the `after` cursor of a result's `paging.next`, to read on.
+    let mut ids: Vec<u64> = Vec::new();
+    let mut offsets: HashMap<u64, usize> = HashMap::new();
+    for input in inputs {
+        let Some(id) = id_text(input.get("id")).and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        if let Some(after) = input.get("after").and_then(Value::as_str) {
+            let Some(offset) = decode_cursor(after) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                    format!("Invalid input: `after` of {id} is not a paging cursor"),
+                );
+            };
+            offsets.insert(id, usize::try_from(offset).unwrap_or(usize::MAX));
+        }
+        ids.push(id);
+    }
     let data = emulator.read();
-    let mut found: Vec<(u64, Vec<(u64, bool)>)> =
-        ids.iter().flatten().map(|id| (*id, Vec::new())).collect();
+    let mut found: Vec<(u64, Vec<(u64, bool)>)> = ids.iter().map(|id| (*id, Vec::new())).collect();
     match (from_kind, to_kind) {
         (Kind::Contacts, Kind::Companies) => {
             for (id, to) in found.iter_mut() {
@@ -1348,13 +1364,21 @@ pub(crate) async fn association_batch_read(
         _ => (2, 280),
     };
     let (mut results, mut missing) = (Vec::new(), Vec::new());
-    for (id, to) in found {
+    for (id, mut to) in found {
         if to.is_empty() {
             missing.push(id.to_string());
             continue;
         }
-        let to: Vec<Value> = to
-            .into_iter()
+        // Pages of ASSOCIATION_PAGE in id order, the primary wherever its id puts it.
+        to.sort_unstable();
+        let offset = offsets.get(&id).copied().unwrap_or(0).min(to.len());
+        let end = offset.saturating_add(ASSOCIATION_PAGE).min(to.len());
+        let paging = (end < to.len()).then(|| {
+            json!({"next": {"after": encode_cursor(end as u64), "link": null}})
+        });
+        let to: Vec<Value> = to[offset..end]
+            .iter()
+            .copied()
             .map(|(to_id, is_primary)| {
                 let mut types = Vec::new();
                 if is_primary {
@@ -1364,7 +1388,11 @@ pub(crate) async fn association_batch_read(
                 json!({"toObjectId": to_id, "associationTypes": types})
             })
             .collect();
-        results.push(json!({"from": {"id": id.to_string()}, "to": to}));
+        let mut result = json!({"from": {"id": id.to_string()}, "to": to});
+        if let Some(paging) = paging {
+            result["paging"] = paging;
+        }
+        results.push(result);
     }
     let errors: Vec<Value> = missing
         .into_iter()
