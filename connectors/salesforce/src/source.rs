@@ -2,10 +2,12 @@
 //! through the query's `nextRecordsUrl`.
 //!
 //! `/query` (not `/queryAll`) leaves deleted and archived records out. The cursor handed to the
-//! pipeline is the `nextRecordsUrl` itself; it is only followed when it is a query-locator
-//! path on the org's instance (see [`crate::client`]). Salesforce keeps a query's locator and
-//! results for two days, after which it answers `INVALID_QUERY_LOCATOR` and the read must start
-//! again.
+//! pipeline is the `nextRecordsUrl` and the `Id` of the last record read, separated by a space;
+//! the URL is only followed when it is a query-locator path on the org's instance (see
+//! [`crate::client`]). Salesforce keeps a query's locator for two days, then answers
+//! `INVALID_QUERY_LOCATOR`: a read resumed from an older checkpoint then goes on with a new
+//! query for the records after that `Id` (`WHERE Id > '…' ORDER BY Id`), so nothing is read
+//! twice or skipped.
 
 use std::sync::Arc;
 
@@ -17,6 +19,17 @@ use crate::VENDOR;
 use crate::client::{Client, QueryPage};
 use crate::config::{SalesforceConfig, Settings};
 use crate::mapping::{self, ID_FIELD};
+
+/// Whether `id` has the shape of a Salesforce record id (15 or 18 letters and digits), so it
+/// can go into a query as a literal.
+fn is_record_id(id: &str) -> bool {
+    matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Whether Salesforce refused a query locator because it expired (or was never issued).
+fn is_expired_locator(e: &ConnectorError) -> bool {
+    matches!(e, ConnectorError::Status { status: 400, detail, .. } if detail.contains("INVALID_QUERY_LOCATOR"))
+}
 
 /// A Salesforce org as a source.
 pub struct SalesforceSource {
@@ -46,11 +59,36 @@ impl SalesforceSource {
         )
     }
 
-    /// Maps one page of query results onto a [`Page`].
-    fn to_page(&self, object: ObjectType, mut raw: QueryPage) -> ConnectorResult<Page> {
+    /// The SOQL that reads the live records of `object` after `last`, in `Id` order.
+    fn read_after_query(object: ObjectType, last: &str) -> String {
+        format!(
+            "SELECT {} FROM {} WHERE {ID_FIELD} > '{last}' ORDER BY {ID_FIELD}",
+            mapping::source_fields(object).join(", "),
+            mapping::sobject(object)
+        )
+    }
+
+    /// Maps one page of query results onto a [`Page`]. `last_before` is the `Id` the cursor
+    /// of this page carried, kept when the page is empty.
+    fn to_page(
+        &self,
+        object: ObjectType,
+        mut raw: QueryPage,
+        last_before: Option<&str>,
+    ) -> ConnectorResult<Page> {
+        let last_id = raw
+            .records
+            .last()
+            .and_then(|sf| sf.get(ID_FIELD))
+            .and_then(|v| v.as_str())
+            .or(last_before)
+            .map(str::to_owned);
         let next = match (raw.done, raw.next_records_url.take()) {
             (true, _) => None,
-            (false, Some(next)) => Some(next),
+            (false, Some(next)) => Some(match last_id {
+                Some(last) => format!("{next} {last}"),
+                None => next,
+            }),
             (false, None) => {
                 return Err(ConnectorError::Malformed {
                     vendor: VENDOR,
@@ -116,11 +154,31 @@ impl Source for SalesforceSource {
 
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
         let batch = Some(self.settings.query_batch_size);
-        let raw = match cursor {
-            None => self.client.query(&Self::read_query(object), batch).await?,
-            Some(next) => self.client.query_more(next, batch).await?,
+        let Some(cursor) = cursor else {
+            let raw = self.client.query(&Self::read_query(object), batch).await?;
+            return self.to_page(object, raw, None);
         };
-        self.to_page(object, raw)
+        // Cursors of older versions are the bare URL, without the last id.
+        let (next, last) = match cursor.split_once(' ') {
+            Some((next, last)) if is_record_id(last) => (next, Some(last)),
+            Some(_) => {
+                return Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: format!("GET {}", self.client.data_path("query")),
+                    detail: "the cursor's last record id is not a Salesforce id".into(),
+                });
+            }
+            None => (cursor, None),
+        };
+        let raw = match (self.client.query_more(next, batch).await, last) {
+            (Err(e), Some(last)) if is_expired_locator(&e) => {
+                tracing::info!(vendor = VENDOR, %object, "the query locator expired; reading on after the last record read");
+                let soql = Self::read_after_query(object, last);
+                self.client.query(&soql, batch).await?
+            }
+            (result, _) => result?,
+        };
+        self.to_page(object, raw, last)
     }
 
     /// `SELECT COUNT() FROM …`: its `totalSize`, live records only, as the read sees them.

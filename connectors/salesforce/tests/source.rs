@@ -278,14 +278,46 @@ async fn expired_session_mid_read_is_renewed_once() {
 }
 
 #[tokio::test]
-async fn expired_query_locator_is_a_clear_error() {
+async fn an_expired_query_locator_reads_on_after_the_last_record() {
     let (emulator, running) = start(Options::default()).await;
-    seeded(&emulator, 1_200, 15, &Mess::none());
+    let data = seeded(&emulator, 1_200, 15, &Mess::none());
     let source = source(&running, 200);
     let first = source.read_page(ObjectType::Contacts, None).await.unwrap();
+    let mut seen: Vec<String> = first.records.iter().map(|r| r.source_id.clone()).collect();
+    // A checkpoint older than two days: its locator is gone.
     emulator.expire_query_locators();
+    let mut cursor = first.next;
+    let mut pages = 1;
+    while let Some(next) = cursor {
+        let page = source
+            .read_page(ObjectType::Contacts, Some(&next))
+            .await
+            .expect("reads on after the last record");
+        seen.extend(page.records.iter().map(|r| r.source_id.clone()));
+        cursor = page.next;
+        pages += 1;
+    }
+    assert_eq!(pages, 6, "200 a page");
+    assert_eq!(seen.len(), data.contacts.len(), "nothing skipped");
+    assert_eq!(
+        seen.iter().collect::<HashSet<_>>().len(),
+        data.contacts.len(),
+        "nothing read twice"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_bare_locator_is_a_clear_error_and_a_forged_id_is_refused() {
+    let (emulator, running) = start(Options::default()).await;
+    seeded(&emulator, 600, 15, &Mess::none());
+    let source = source(&running, 200);
+    let first = source.read_page(ObjectType::Contacts, None).await.unwrap();
+    let next = first.next.expect("a second page");
+    let (url, _) = next.split_once(' ').expect("url and last id");
+    emulator.expire_query_locators();
+    // A cursor without the last id (saved by an older version) cannot read on.
     let err = source
-        .read_page(ObjectType::Contacts, first.next.as_deref())
+        .read_page(ObjectType::Contacts, Some(url))
         .await
         .expect_err("expired locator");
     let text = err.to_string();
@@ -295,6 +327,13 @@ async fn expired_query_locator_is_a_clear_error() {
         "{text}"
     );
     assert!(!text.contains("SELECT"), "no query in errors: {text}");
+    // A tampered cursor never reaches a query.
+    let forged = format!("{url} 003' OR Name != 'x");
+    let err = source
+        .read_page(ObjectType::Contacts, Some(&forged))
+        .await
+        .expect_err("forged id");
+    assert!(matches!(err, ConnectorError::Malformed { .. }), "{err}");
 }
 
 #[tokio::test]

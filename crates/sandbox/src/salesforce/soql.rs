@@ -5,14 +5,16 @@
 //! ```text
 //! SELECT COUNT() | field [, field]...      fields may be relationship paths: Account.Name
 //! FROM Account | Contact
-//! [WHERE field IN (literal, ...) | field = literal | field != literal | field <> literal]
+//! [WHERE field IN (literal, ...) | field = literal | field != literal | field <> literal
+//!        | Id > 'id']
 //! [ORDER BY field [ASC | DESC] [NULLS FIRST | NULLS LAST]]
 //! [LIMIT n]
 //! ```
 //!
 //! Literals are single-quoted strings (with SOQL's backslash escapes `\' \" \\ \n \r \t \b \f`),
-//! `null`, `true`, `false` and numbers. Keywords are case-insensitive. Anything else (AND/OR,
-//! LIKE, <, >, GROUP BY, OFFSET, subqueries, date literals, bind variables) is answered with
+//! `null`, `true`, `false` and numbers. Keywords are case-insensitive. `>` compares only `Id`
+//! (keyset paging: `WHERE Id > '…' ORDER BY Id`). Anything else (AND/OR, LIKE, <, >= or > on
+//! other fields, GROUP BY, OFFSET, subqueries, date literals, bind variables) is answered with
 //! `MALFORMED_QUERY`, as Salesforce answers syntax it does not know, so nobody mistakes the
 //! sandbox for the full language.
 
@@ -55,6 +57,8 @@ pub(crate) enum Op {
     In(Vec<Literal>),
     Eq(Literal),
     Ne(Literal),
+    /// `>`: the store accepts it on `Id` only.
+    Gt(Literal),
 }
 
 /// A literal value.
@@ -84,6 +88,7 @@ enum Token {
     Comma,
     Eq,
     Ne,
+    Gt,
     Other(char),
 }
 
@@ -98,6 +103,7 @@ impl Token {
             Token::Comma => ",".into(),
             Token::Eq => "=".into(),
             Token::Ne => "!=".into(),
+            Token::Gt => ">".into(),
             Token::Other(c) => c.to_string(),
         }
     }
@@ -119,6 +125,13 @@ fn tokenize(q: &str) -> Result<Vec<Token>, String> {
                     ',' => Token::Comma,
                     _ => Token::Eq,
                 });
+            }
+            '>' => {
+                chars.next();
+                match chars.peek() {
+                    Some('=') => out.push(Token::Other('>')),
+                    _ => out.push(Token::Gt),
+                }
             }
             '!' | '<' => {
                 chars.next();
@@ -324,6 +337,7 @@ pub(crate) fn parse(q: &str) -> Result<Query, String> {
         let op = match p.next() {
             Some(Token::Eq) => Op::Eq(p.literal()?),
             Some(Token::Ne) => Op::Ne(p.literal()?),
+            Some(Token::Gt) => Op::Gt(p.literal()?),
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("IN") => {
                 p.expect(Token::LParen)?;
                 let mut values = vec![p.literal()?];
@@ -430,6 +444,12 @@ mod tests {
         );
         let q = parse("SELECT Id FROM Account WHERE Website != null").unwrap();
         assert_eq!(q.filter.unwrap().op, Op::Ne(Literal::Null));
+        let q = parse("SELECT Id FROM Contact WHERE Id > '003xx0000000001' ORDER BY Id").unwrap();
+        assert_eq!(
+            q.filter.unwrap().op,
+            Op::Gt(Literal::Str("003xx0000000001".into()))
+        );
+        assert!(parse("SELECT Id FROM Contact WHERE Id >= 'a'").is_err());
     }
 
     #[test]

@@ -764,12 +764,35 @@ impl Store {
         };
         let mut rows: Vec<u32> = match &query.filter {
             None => (0..table.rows.len() as u32).collect(),
+            Some(soql::Filter {
+                path,
+                op: Op::Gt(after),
+            }) => {
+                let col = self.column(object, path)?;
+                let is_id = col.relationship.is_none()
+                    && table.schema.fields[col.field].kind == Kind::Id;
+                let after = match after {
+                    Literal::Str(s) if is_id => parse_record_id(object, s).map_err(|_| {
+                        RequestError::bad_request(
+                            "INVALID_QUERY_FILTER_OPERATOR",
+                            format!("invalid ID field: {s}"),
+                        )
+                    })?,
+                    _ => {
+                        return Err(RequestError::bad_request(
+                            "MALFORMED_QUERY",
+                            "the sandbox compares with > only on Id, with an id literal".to_owned(),
+                        ));
+                    }
+                };
+                (after.saturating_add(1)..table.rows.len() as u32).collect()
+            }
             Some(filter) => {
                 let col = self.column(object, &filter.path)?;
                 let literals: &[Literal] = match &filter.op {
                     Op::In(v) => v,
                     Op::Eq(v) => std::slice::from_ref(v),
-                    Op::Ne(_) => &[],
+                    Op::Ne(_) | Op::Gt(_) => &[],
                 };
                 let indexed = col.relationship.is_none()
                     && !matches!(filter.op, Op::Ne(_))
@@ -810,6 +833,7 @@ impl Store {
                                 }
                                 Op::Eq(l) => cell.matches(l, case_sensitive),
                                 Op::Ne(l) => !cell.matches(l, case_sensitive),
+                                Op::Gt(_) => false, // answered above
                             }
                         })
                         .collect()
