@@ -3,10 +3,12 @@
 //!
 //! A [`Faults`] profile switches faults on. [`inject`] applies the vendor-neutral ones around
 //! an emulator's routes: 429 storms, 5xx answers, connections reset mid-response, answers
-//! slower than the client's timeout, and 200s whose JSON body is cut off. Each emulator applies
-//! the vendor-specific ones itself (`<vendor>/faults.rs`): per-record failures inside a
-//! successful batch answer, pages that shift because records change during a read, and access
-//! tokens that expire mid-run.
+//! slower than the client's timeout, 200s whose JSON body is cut off, and email addresses sent
+//! as bytes that are not UTF-8. Each emulator applies the vendor-specific ones itself
+//! (`<vendor>/faults.rs`, or its batch handler): per-record failures inside a successful batch
+//! answer, pages that shift because records change during a read (through [`shifting`], with
+//! the emulator's own idea of a later page and of a change), and access tokens that expire
+//! mid-run (through [`expiring`]).
 //!
 //! Every decision is a pure function of the profile's `seed` and a request (or input) count, so
 //! a run is reproducible: with one client sending requests one at a time, the same requests
