@@ -39,7 +39,8 @@ pub struct SandboxArgs {
     /// retry-after[:SECS] (sent with injected 429s), 5xx[:PCT] (500/502/503), reset[:PCT]
     /// (connection dropped mid-response), slow[:PCT] (answers held back, 2500 ms or slow-ms:MS:
     /// set the connector's timeout_secs below it), truncate[:PCT] (200 with cut-off JSON),
-    /// partial[:PCT] (batch inputs failing with the vendor's lock error), shift[:N] (records
+    /// badutf8[:PCT] (email addresses whose `@` is sent as the invalid byte 0xFF),
+    /// partial[:PCT] (batch inputs failing with the vendor's transient error), shift[:N] (records
     /// created and updated between pages), expire[:N] (tokens expire every N requests),
     /// seed:N. Percentages default to 5. E.g. `--faults salesforce=storm,5xx,partial`,
     /// `--faults hubspot=all`.
@@ -206,8 +207,11 @@ fn describe_faults(f: &Faults) -> String {
     if let Some(p) = f.truncated {
         parts.push(format!("{p}% truncated JSON"));
     }
+    if let Some(p) = f.bad_utf8 {
+        parts.push(format!("{p}% of email addresses not UTF-8"));
+    }
     if let Some(p) = f.partial {
-        parts.push(format!("{p}% of batch inputs locked"));
+        parts.push(format!("{p}% of batch inputs fail transiently"));
     }
     if let Some(n) = f.shift {
         parts.push(format!("{n} created + {n} updated between pages"));

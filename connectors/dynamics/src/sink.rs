@@ -4,10 +4,10 @@
 //! with `$filter=Microsoft.Dynamics.CRM.In(…)` on the source-id column.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_core::http::HttpStats;
+use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
     ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
     Written,
@@ -25,10 +25,10 @@ use crate::mapping::{self, Identity};
 use crate::policy::parse_error;
 use crate::source::{COUNT_CAP, Collection, max_page_size};
 
+/// How many times a `$batch` whose answer cannot be read (cut short) is sent again.
+const CUT_BATCH_RETRIES: usize = 3;
 /// Longest `$filter` a read-back puts in one URL; longer id lists are split.
 const MAX_FILTER_CHARS: usize = 6_000;
-/// How many times batch parts that failed for a transient reason are sent again.
-const BATCH_PART_RETRIES: u32 = 3;
 
 /// A Dataverse environment as a [`Sink`].
 pub struct DynamicsSink {
@@ -36,6 +36,8 @@ pub struct DynamicsSink {
     column: String,
     batch_size: usize,
     read_back_size: usize,
+    /// How batch parts that failed for a transient reason are sent again.
+    resend: Resend,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +63,7 @@ impl DynamicsSink {
             column: settings.source_id_column.clone(),
             batch_size: settings.batch_size,
             read_back_size: settings.read_back_size,
+            resend: Resend::from_retry(&settings.retry),
         })
     }
 
@@ -141,59 +144,13 @@ impl DynamicsSink {
         }
         // Parts that failed for a transient reason (a 5xx, a 429) are sent again in a new
         // batch: upserts by key are idempotent, and the others' outcomes stand.
-        let mut pending: Vec<(usize, batch::Request)> = sent.into_iter().zip(requests).collect();
-        let mut round = 0u32;
-        while !pending.is_empty() {
-            let (name, parts) = self.send_batch(&pending).await?;
-            let mut again = Vec::new();
-            let mut last_transient = None;
-            for ((i, request), part) in pending.into_iter().zip(parts) {
-                let record = &records[i];
-                if (200..300).contains(&part.status) {
-                    let sink_id = serde_json::from_str::<Json>(&part.body)
-                        .ok()
-                        .and_then(|b| b.get(t.id).and_then(Json::as_str).map(str::to_owned))
-                        .unwrap_or_default();
-                    outcomes[i] = Some(RecordOutcome {
-                        source_id: record.source_id.clone(),
-                        result: Ok(Written {
-                            sink_id,
-                            created: part.status == 201,
-                        }),
-                    });
-                } else if part.status == 429 || part.status >= 500 {
-                    last_transient = Some((
-                        part.status,
-                        crate::policy::describe(part.status, part.body.as_bytes()),
-                    ));
-                    again.push((i, request));
-                } else {
-                    let (code, reason) =
-                        rejection_reason(record, part.status, part.body.as_bytes(), &self.column);
-                    outcomes[i] = Some(reject(record, &code, reason));
-                }
-            }
-            if let Some((status, detail)) = last_transient {
-                round += 1;
-                if round > BATCH_PART_RETRIES {
-                    // Not the records' fault: fail the call rather than book refusals.
-                    return Err(ConnectorError::RetriesExhausted {
-                        vendor: VENDOR,
-                        endpoint: name,
-                        attempts: round as usize,
-                        elapsed: Duration::ZERO,
-                        last: format!("HTTP {status} in {} batch parts: {detail}", again.len()),
-                    });
-                }
-                tracing::debug!(
-                    vendor = VENDOR,
-                    parts = again.len(),
-                    status,
-                    "retrying batch parts"
-                );
-                tokio::time::sleep(Duration::from_millis(500) * 2u32.pow(round - 1)).await;
-            }
-            pending = again;
+        let pending: Vec<(usize, batch::Request)> = sent.into_iter().zip(requests).collect();
+        let settled = settle(VENDOR, pending, self.resend, |pending| {
+            self.send_parts(object, records, pending)
+        })
+        .await?;
+        for ((i, _), outcome) in settled {
+            outcomes[i] = Some(outcome);
         }
         let rejected = outcomes
             .iter()
@@ -214,6 +171,46 @@ impl DynamicsSink {
             .collect()
     }
 
+    /// Sends one `$batch` of `pending` requests and answers each: written, refused, or failed
+    /// for a reason that passes (a 429 or 5xx part, sent again by [`settle`]).
+    async fn send_parts(
+        &self,
+        object: ObjectType,
+        records: &[Record],
+        pending: Vec<(usize, batch::Request)>,
+    ) -> ConnectorResult<Vec<((usize, batch::Request), Attempt<RecordOutcome>)>> {
+        let t = mapping::table(object);
+        let (_, parts) = self.send_batch(&pending).await?;
+        let mut out = Vec::with_capacity(pending.len());
+        for ((i, request), part) in pending.into_iter().zip(parts) {
+            let record = &records[i];
+            let attempt = if (200..300).contains(&part.status) {
+                let sink_id = serde_json::from_str::<Json>(&part.body)
+                    .ok()
+                    .and_then(|b| b.get(t.id).and_then(Json::as_str).map(str::to_owned))
+                    .unwrap_or_default();
+                Attempt::Done(RecordOutcome {
+                    source_id: record.source_id.clone(),
+                    result: Ok(Written {
+                        sink_id,
+                        created: part.status == 201,
+                    }),
+                })
+            } else {
+                let (code, reason) =
+                    rejection_reason(record, part.status, part.body.as_bytes(), &self.column);
+                let refused = reject(record, &code, reason);
+                if part.status == 429 || part.status >= 500 {
+                    Attempt::Again(refused)
+                } else {
+                    Attempt::Done(refused)
+                }
+            };
+            out.push(((i, request), attempt));
+        }
+        Ok(out)
+    }
+
     /// Sends one `$batch` of `pending` requests with `odata.continue-on-error`; returns the
     /// endpoint's name and one response per request, in order.
     async fn send_batch(
@@ -232,25 +229,46 @@ impl DynamicsSink {
             )),
         };
         let name = endpoint(&call.method, &call.url);
-        let response = self.client.send_ok(&call).await?;
+        let mut attempt = 0;
+        loop {
+            let response = self.client.send_ok(&call).await?;
+            match Self::parts_of(&name, &response, pending.len()) {
+                Ok(parts) => return Ok((name, parts)),
+                // A batch answer cut short (by a proxy or an overloaded server) is sent again:
+                // every request in it is an upsert by key, so repeating it is safe.
+                Err(e) if attempt < CUT_BATCH_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(vendor = VENDOR, attempt, error = %e, "batch answer unreadable; sending the batch again");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The responses of a `$batch` answer, one per request sent.
+    fn parts_of(
+        name: &str,
+        response: &ferry_core::http::HttpResponse,
+        expected: usize,
+    ) -> ConnectorResult<Vec<batch::Response>> {
         let response_boundary = response
             .header("content-type")
             .and_then(batch::boundary_of)
             .ok_or_else(|| ConnectorError::Malformed {
                 vendor: VENDOR,
-                endpoint: name.clone(),
+                endpoint: name.to_owned(),
                 detail: "the batch response is not multipart/mixed".into(),
             })?;
         let text = String::from_utf8_lossy(&response.body);
-        let parts = batch::parse(&name, &text, &response_boundary)?;
-        if parts.len() != pending.len() {
+        let parts = batch::parse(name, &text, &response_boundary)?;
+        if parts.len() != expected {
             return Err(ConnectorError::Malformed {
                 vendor: VENDOR,
-                endpoint: name,
-                detail: format!("{} responses for {} requests", parts.len(), pending.len()),
+                endpoint: name.to_owned(),
+                detail: format!("{} responses for {expected} requests", parts.len()),
             });
         }
-        Ok((name, parts))
+        Ok(parts)
     }
 
     /// Reads back the records whose source ids are `ids` (one filter, all pages).
@@ -369,6 +387,8 @@ fn rejection_reason(record: &Record, status: u16, body: &[u8], column: &str) -> 
             "Dynamics refused the record: another record already has this source id in {column} (the alternate key \
              compares without regard to case)"
         )
+    } else if status == 429 || status >= 500 {
+        format!("Dynamics could not save the record (HTTP {status}), still after the retries")
     } else {
         format!("Dynamics refused the record (HTTP {status}, no column named)")
     };

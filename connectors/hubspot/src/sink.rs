@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use ferry_core::http::HttpStats;
+use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
     ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
     Value, Written, field,
@@ -35,6 +36,8 @@ const MAX_CACHED_COMPANIES: usize = 100_000;
 const MAX_LOCKED_ROUNDS: usize = 5;
 /// HubSpot's documented wait after a lock: "Locks will last for 2 seconds".
 const LOCKED_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// One input's outcome, and whether HubSpot's answer shows the contact opted out.
+type InputOutcome = (Result<Written, RecordRejection>, bool);
 /// The longest code or property name kept from a HubSpot error.
 const MAX_CODE: usize = 64;
 
@@ -432,6 +435,90 @@ impl HubspotSink {
     // -----------------------------------------------------------------------------------------
     // upsert
 
+    /// Sends one batch upsert of `inputs` (record index, input) and answers each: written
+    /// (with whether HubSpot shows the contact opted out), refused, or refused for a reason
+    /// that passes (sent again by [`settle`]).
+    async fn send_inputs(
+        &self,
+        object: ObjectType,
+        records: &[Record],
+        inputs: Vec<(usize, Json)>,
+    ) -> ConnectorResult<Vec<((usize, Json), Attempt<InputOutcome>)>> {
+        let path = format!(
+            "/crm/v3/objects/{}/batch/upsert",
+            mapping::object_path(object)
+        );
+        let bodies: Vec<&Json> = inputs.iter().map(|(_, b)| b).collect();
+        let response: BatchResponse<WriteResult> = self
+            .client
+            .post_json(&path, &[], &json!({ "inputs": bodies }))
+            .await?;
+        let sent: HashSet<usize> = inputs.iter().map(|(i, _)| *i).collect();
+        let by_source: HashMap<&str, usize> = sent
+            .iter()
+            .map(|&i| (records[i].source_id.as_str(), i))
+            .collect();
+        let mut answers: HashMap<usize, Attempt<InputOutcome>> = HashMap::new();
+        for result in response.results {
+            let traced = result
+                .object_write_trace_id
+                .as_deref()
+                .and_then(|t| t.parse::<usize>().ok())
+                .filter(|i| sent.contains(i));
+            let keyed = || {
+                let value = result.properties.get(&self.source_id_property)?.as_str()?;
+                by_source.get(value).copied()
+            };
+            let Some(i) = traced.or_else(keyed) else {
+                continue;
+            };
+            let opted = result
+                .properties
+                .get("hs_email_optout")
+                .and_then(Json::as_str)
+                == Some("true");
+            if object == ObjectType::Companies {
+                self.companies().insert(&records[i].source_id, &result.id);
+            }
+            let written = Written {
+                sink_id: result.id,
+                created: result.new.unwrap_or(false),
+            };
+            answers.insert(i, Attempt::Done((Ok(written), opted)));
+        }
+        for error in &response.errors {
+            for trace in error.context("objectWriteTraceId") {
+                let Some(i) = trace.parse::<usize>().ok().filter(|i| sent.contains(i)) else {
+                    continue;
+                };
+                let reason = format!("HubSpot refused the record: {}", error.summary(object));
+                let refused = (Err(rejection(&records[i], &error.code(), reason)), false);
+                let attempt = if error.is_transient() {
+                    Attempt::Again(refused)
+                } else {
+                    Attempt::Done(refused)
+                };
+                answers.insert(i, attempt);
+            }
+        }
+        Ok(inputs
+            .into_iter()
+            .map(|(i, input)| {
+                let attempt = answers.remove(&i).unwrap_or_else(|| {
+                    Attempt::Done((
+                        Err(rejection(
+                            &records[i],
+                            "NO_RESULT",
+                            "HubSpot answered the batch with neither a result nor an error for this record".into(),
+                        )),
+                        false,
+                    ))
+                });
+                ((i, input), attempt)
+            })
+            .collect())
+    }
+
     /// Upserts at most [`MAX_BATCH`] records; for contacts, then links their companies and
     /// records their opt-outs. Returns one outcome per record, in order.
     async fn upsert_chunk(
@@ -444,8 +531,7 @@ impl HubspotSink {
         // Whether HubSpot's answer already shows the contact opted out (no request needed).
         let mut opted_out = vec![false; n];
         let mut seen = HashSet::new();
-        let mut inputs = Vec::with_capacity(n);
-        let mut sent = HashSet::new();
+        let mut inputs: Vec<(usize, Json)> = Vec::with_capacity(n);
         for (i, record) in records.iter().enumerate() {
             if record.source_id.is_empty() {
                 outcomes[i] = Some(Err(rejection(
@@ -465,91 +551,30 @@ impl HubspotSink {
             }
             // A distinct trace id per input makes HubSpot answer 207 with per-input errors
             // instead of failing the whole batch for one bad record.
-            inputs.push(json!({
-                "id": record.source_id,
-                "idProperty": self.source_id_property,
-                "objectWriteTraceId": i.to_string(),
-                "properties": mapping::to_properties(record),
-            }));
-            sent.insert(i);
+            inputs.push((
+                i,
+                json!({
+                    "id": record.source_id,
+                    "idProperty": self.source_id_property,
+                    "objectWriteTraceId": i.to_string(),
+                    "properties": mapping::to_properties(record),
+                }),
+            ));
         }
         // Inputs HubSpot refused with a transient per-input error (a lock) are sent again
         // after the documented wait; the rest of their batch is already saved.
-        let mut round = 0;
-        while !inputs.is_empty() {
-            let path = format!(
-                "/crm/v3/objects/{}/batch/upsert",
-                mapping::object_path(object)
-            );
-            let response: BatchResponse<WriteResult> = self
-                .client
-                .post_json(&path, &[], &json!({ "inputs": inputs }))
-                .await?;
-            let by_source: HashMap<&str, usize> = sent
-                .iter()
-                .map(|&i| (records[i].source_id.as_str(), i))
-                .collect();
-            for result in response.results {
-                let traced = result
-                    .object_write_trace_id
-                    .as_deref()
-                    .and_then(|t| t.parse::<usize>().ok())
-                    .filter(|i| sent.contains(i));
-                let keyed = || {
-                    let value = result.properties.get(&self.source_id_property)?.as_str()?;
-                    by_source.get(value).copied()
-                };
-                let Some(i) = traced.or_else(keyed) else {
-                    continue;
-                };
-                opted_out[i] = result
-                    .properties
-                    .get("hs_email_optout")
-                    .and_then(Json::as_str)
-                    == Some("true");
-                if object == ObjectType::Companies {
-                    self.companies().insert(&records[i].source_id, &result.id);
-                }
-                outcomes[i] = Some(Ok(Written {
-                    sink_id: result.id,
-                    created: result.new.unwrap_or(false),
-                }));
-            }
-            let mut again = HashSet::new();
-            for error in &response.errors {
-                for trace in error.context("objectWriteTraceId") {
-                    let Some(i) = trace.parse::<usize>().ok().filter(|i| sent.contains(i)) else {
-                        continue;
-                    };
-                    if error.is_transient() && round < MAX_LOCKED_ROUNDS {
-                        again.insert(i);
-                        continue;
-                    }
-                    let reason = format!("HubSpot refused the record: {}", error.summary(object));
-                    outcomes[i] = Some(Err(rejection(&records[i], &error.code(), reason)));
-                }
-            }
-            for &i in &sent {
-                if outcomes[i].is_none() && !again.contains(&i) {
-                    outcomes[i] = Some(Err(rejection(
-                        &records[i],
-                        "NO_RESULT",
-                        "HubSpot answered the batch with neither a result nor an error for this record".into(),
-                    )));
-                }
-            }
-            inputs.retain(|input| {
-                input["objectWriteTraceId"]
-                    .as_str()
-                    .and_then(|t| t.parse::<usize>().ok())
-                    .is_some_and(|i| again.contains(&i))
-            });
-            sent = again;
-            if !inputs.is_empty() {
-                round += 1;
-                tracing::debug!(vendor = VENDOR, %object, inputs = inputs.len(), round, "sending locked inputs again");
-                tokio::time::sleep(LOCKED_WAIT).await;
-            }
+        let locked = Resend {
+            rounds: MAX_LOCKED_ROUNDS,
+            first_wait: LOCKED_WAIT,
+            max_wait: LOCKED_WAIT,
+        };
+        let settled = settle(VENDOR, inputs, locked, |inputs| {
+            self.send_inputs(object, records, inputs)
+        })
+        .await?;
+        for ((i, _), (outcome, opted)) in settled {
+            outcomes[i] = Some(outcome);
+            opted_out[i] = opted;
         }
         if object == ObjectType::Contacts {
             self.link_companies(records, &mut outcomes).await?;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::http::HttpStats;
+use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
     ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
     Written,
@@ -142,6 +143,76 @@ impl SalesforceSink {
         Ok(())
     }
 
+    /// Sends one collection upsert of `items` (record index, body) and answers each: written,
+    /// refused, or refused for a reason that passes (sent again by [`settle`]).
+    async fn send_collection(
+        &self,
+        sobject: &str,
+        records: &[Record],
+        items: Vec<(usize, Json)>,
+    ) -> ConnectorResult<Vec<((usize, Json), Attempt<RecordOutcome>)>> {
+        let ext = self.ext();
+        let path = self
+            .client
+            .data_path(&format!("composite/sobjects/{sobject}/{ext}"));
+        let endpoint = format!("PATCH {path}");
+        let bodies: Vec<&Json> = items.iter().map(|(_, b)| b).collect();
+        let body = serde_json::json!({"allOrNone": false, "records": bodies});
+        let body = serde_json::to_vec(&body).map_err(|e| ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: endpoint.clone(),
+            detail: format!("cannot encode the request: {e}"),
+        })?;
+        let response = self
+            .client
+            .send(Call {
+                method: Method::PATCH,
+                path: &path,
+                query: &[],
+                body: Some(body),
+                headers: &[],
+            })
+            .await?;
+        let results: Vec<SaveResult> = response.json(VENDOR, &endpoint)?;
+        if results.len() != items.len() {
+            return Err(ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint,
+                detail: format!("{} results for {} records", results.len(), items.len()),
+            });
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (item, result) in items.into_iter().zip(results) {
+            let record = &records[item.0];
+            let attempt = if result.success {
+                let sink_id = result.id.filter(|id| !id.is_empty()).ok_or_else(|| {
+                    ConnectorError::Malformed {
+                        vendor: VENDOR,
+                        endpoint: endpoint.clone(),
+                        detail: "a successful result has no id".into(),
+                    }
+                })?;
+                Attempt::Done(RecordOutcome {
+                    source_id: record.source_id.clone(),
+                    result: Ok(Written {
+                        sink_id,
+                        created: result.created.unwrap_or(false),
+                    }),
+                })
+            } else {
+                let (code, reason) = rejection_reason(record, &result.errors, ext);
+                let refused = reject(record, &code, reason);
+                if is_transient(&result.errors) {
+                    Attempt::Again(refused)
+                } else {
+                    Attempt::Done(refused)
+                }
+            };
+            out.push((item, attempt));
+        }
+        Ok(out)
+    }
+
     /// Sends one collection upsert of at most 200 records; returns outcomes in input order.
     async fn upsert_chunk(
         &self,
@@ -178,84 +249,14 @@ impl SalesforceSink {
         }
         // Records refused with a transient per-record code (a row lock) are sent again, in a
         // smaller collection, after a backoff; the rest of their collection is already saved.
-        let mut round = 0;
-        while !bodies.is_empty() {
-            let path = self
-                .client
-                .data_path(&format!("composite/sobjects/{sobject}/{ext}"));
-            let endpoint = format!("PATCH {path}");
-            let body = serde_json::json!({"allOrNone": false, "records": bodies});
-            let body = serde_json::to_vec(&body).map_err(|e| ConnectorError::Malformed {
-                vendor: VENDOR,
-                endpoint: endpoint.clone(),
-                detail: format!("cannot encode the request: {e}"),
-            })?;
-            let response = self
-                .client
-                .send(Call {
-                    method: Method::PATCH,
-                    path: &path,
-                    query: &[],
-                    body: Some(body),
-                    headers: &[],
-                })
-                .await?;
-            let results: Vec<SaveResult> = response.json(VENDOR, &endpoint)?;
-            if results.len() != sent.len() {
-                return Err(ConnectorError::Malformed {
-                    vendor: VENDOR,
-                    endpoint,
-                    detail: format!("{} results for {} records", results.len(), sent.len()),
-                });
-            }
-            let (mut again, mut again_bodies) = (Vec::new(), Vec::new());
-            let retryable = round < self.settings.retry.max_retries;
-            for ((&i, result), body) in sent.iter().zip(results).zip(bodies) {
-                let record = &records[i];
-                if !result.success && retryable && is_transient(&result.errors) {
-                    again.push(i);
-                    again_bodies.push(body);
-                    continue;
-                }
-                let outcome = if result.success {
-                    let sink_id = result.id.filter(|id| !id.is_empty()).ok_or_else(|| {
-                        ConnectorError::Malformed {
-                            vendor: VENDOR,
-                            endpoint: endpoint.clone(),
-                            detail: "a successful result has no id".into(),
-                        }
-                    })?;
-                    RecordOutcome {
-                        source_id: record.source_id.clone(),
-                        result: Ok(Written {
-                            sink_id,
-                            created: result.created.unwrap_or(false),
-                        }),
-                    }
-                } else {
-                    let (code, reason) = rejection_reason(record, &result.errors, ext);
-                    reject(record, &code, reason)
-                };
-                outcomes[i] = Some(outcome);
-            }
-            (sent, bodies) = (again, again_bodies);
-            if !bodies.is_empty() {
-                round += 1;
-                let wait = self
-                    .settings
-                    .retry
-                    .min_backoff
-                    .saturating_mul(1 << round.min(16))
-                    .min(self.settings.retry.max_backoff);
-                tracing::debug!(
-                    vendor = VENDOR,
-                    sobject,
-                    records = bodies.len(),
-                    round,
-                    "retrying records Salesforce could not lock"
-                );
-                tokio::time::sleep(wait).await;
-            }
+        let items: Vec<(usize, Json)> = sent.into_iter().zip(bodies).collect();
+        let resend = Resend::from_retry(&self.settings.retry);
+        let settled = settle(VENDOR, items, resend, |items| {
+            self.send_collection(sobject, records, items)
+        })
+        .await?;
+        for ((i, _), outcome) in settled {
+            outcomes[i] = Some(outcome);
         }
         let written = outcomes
             .iter()

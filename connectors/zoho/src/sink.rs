@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ferry_core::http::{HttpResponse, HttpStats};
+use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
     ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
     Written,
@@ -20,6 +21,10 @@ use crate::config::{MAX_BATCH_SIZE, Settings, ZohoConfig};
 use crate::coql;
 use crate::mapping::{self, COMPANY_LOOKUP};
 use crate::policy::{clean_code, clean_name};
+
+/// Per-record error codes of a failure that passes: Zoho's server failed on that record and
+/// did not save it. Sending it again can succeed.
+const TRANSIENT_CODES: &[&str] = &["INTERNAL_ERROR"];
 
 /// Most company source id → Account id pairs kept; past it the cache starts over (a miss
 /// costs one COQL query per 50 companies, never a wrong answer).
@@ -357,49 +362,20 @@ impl ZohoSink {
                 }
             }
         }
-        if !bodies.is_empty() {
-            let path = format!("/crm/v8/{module}/upsert");
-            let endpoint = format!("POST {path}");
-            // `trigger: []`: a migration must not fire the org's workflows, approvals or
-            // blueprints (Zoho runs all of them when `trigger` is left out).
-            let body = json!({"data": bodies, "duplicate_check_fields": [src], "trigger": []});
-            let response = self
-                .client
-                .send(Method::POST, &path, &[], Some(&body))
-                .await?;
-            let items = self.items(&endpoint, &response, sent.len())?;
-            let mut learnt = Vec::new();
-            for (&i, item) in sent.iter().zip(items) {
-                let record = &records[i];
-                let ok = item.get("status").and_then(Json::as_str) == Some("success");
-                let outcome = if ok {
-                    let sink_id = item
-                        .get("details")
-                        .and_then(|d| d.get("id"))
-                        .and_then(Json::as_str)
-                        .filter(|id| !id.is_empty())
-                        .ok_or_else(|| ConnectorError::Malformed {
-                            vendor: VENDOR,
-                            endpoint: endpoint.clone(),
-                            detail: "a successful result has no details.id".into(),
-                        })?
-                        .to_owned();
-                    if object == ObjectType::Companies {
-                        learnt.push((record.source_id.clone(), sink_id.clone()));
-                    }
-                    let created = item.get("action").and_then(Json::as_str) == Some("insert");
-                    RecordOutcome {
-                        source_id: record.source_id.clone(),
-                        result: Ok(Written { sink_id, created }),
-                    }
-                } else {
-                    let (code, reason) = rejection_reason(record, &item);
-                    reject(record, &code, reason)
-                };
-                outcomes[i] = Some(outcome);
+        let items: Vec<(usize, Json)> = sent.into_iter().zip(bodies).collect();
+        let resend = Resend::from_retry(&self.settings.retry);
+        let settled = settle(VENDOR, items, resend, |items| {
+            self.send_upsert(object, records, items)
+        })
+        .await?;
+        let mut learnt = Vec::new();
+        for ((i, _), outcome) in settled {
+            if let (ObjectType::Companies, Ok(written)) = (object, &outcome.result) {
+                learnt.push((records[i].source_id.clone(), written.sink_id.clone()));
             }
-            self.remember(learnt);
+            outcomes[i] = Some(outcome);
         }
+        self.remember(learnt);
         let rejected = outcomes
             .iter()
             .flatten()
@@ -423,6 +399,61 @@ impl ZohoSink {
                 })
             })
             .collect()
+    }
+
+    /// Sends one upsert of `items` (record index, body) and answers each: written, refused,
+    /// or refused for a reason that passes (sent again by [`settle`]).
+    async fn send_upsert(
+        &self,
+        object: ObjectType,
+        records: &[Record],
+        items: Vec<(usize, Json)>,
+    ) -> ConnectorResult<Vec<((usize, Json), Attempt<RecordOutcome>)>> {
+        let module = mapping::module(object);
+        let src = self.src();
+        let path = format!("/crm/v8/{module}/upsert");
+        let endpoint = format!("POST {path}");
+        let bodies: Vec<&Json> = items.iter().map(|(_, b)| b).collect();
+        // `trigger: []`: a migration must not fire the org's workflows, approvals or
+        // blueprints (Zoho runs all of them when `trigger` is left out).
+        let body = json!({"data": bodies, "duplicate_check_fields": [src], "trigger": []});
+        let response = self
+            .client
+            .send(Method::POST, &path, &[], Some(&body))
+            .await?;
+        let answers = self.items(&endpoint, &response, items.len())?;
+        let mut out = Vec::with_capacity(items.len());
+        for (item, answer) in items.into_iter().zip(answers) {
+            let record = &records[item.0];
+            let attempt = if answer.get("status").and_then(Json::as_str) == Some("success") {
+                let sink_id = answer
+                    .get("details")
+                    .and_then(|d| d.get("id"))
+                    .and_then(Json::as_str)
+                    .filter(|id| !id.is_empty())
+                    .ok_or_else(|| ConnectorError::Malformed {
+                        vendor: VENDOR,
+                        endpoint: endpoint.clone(),
+                        detail: "a successful result has no details.id".into(),
+                    })?
+                    .to_owned();
+                let created = answer.get("action").and_then(Json::as_str) == Some("insert");
+                Attempt::Done(RecordOutcome {
+                    source_id: record.source_id.clone(),
+                    result: Ok(Written { sink_id, created }),
+                })
+            } else {
+                let (code, reason) = rejection_reason(record, &answer);
+                let refused = reject(record, &code, reason);
+                if TRANSIENT_CODES.contains(&code.as_str()) {
+                    Attempt::Again(refused)
+                } else {
+                    Attempt::Done(refused)
+                }
+            };
+            out.push((item, attempt));
+        }
+        Ok(out)
     }
 
     /// The per-record items of an upsert answer (200, 207, or 400 when every record failed);

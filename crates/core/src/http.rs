@@ -78,13 +78,29 @@ impl HttpResponse {
         self.status.is_success()
     }
 
-    /// Parses the body as JSON, naming vendor and endpoint when it cannot.
+    /// Parses the body as JSON, naming vendor and endpoint when it cannot. Bytes that are not
+    /// valid UTF-8 (a vendor holding text in another encoding) become U+FFFD, so one bad value
+    /// fails only its record (`quality` refuses text holding U+FFFD), not the whole page.
     pub fn json<T: DeserializeOwned>(
         &self,
         vendor: &'static str,
         endpoint: &str,
     ) -> ConnectorResult<T> {
-        serde_json::from_slice(&self.body).map_err(|e| ConnectorError::Malformed {
+        let body = utf8_lossy(&self.body);
+        if let std::borrow::Cow::Owned(_) = &body {
+            let invalid = self
+                .body
+                .utf8_chunks()
+                .filter(|c| !c.invalid().is_empty())
+                .count();
+            tracing::debug!(
+                vendor,
+                endpoint,
+                invalid,
+                "body has byte sequences that are not UTF-8; replaced with U+FFFD"
+            );
+        }
+        serde_json::from_slice(&body).map_err(|e| ConnectorError::Malformed {
             vendor,
             endpoint: endpoint.to_owned(),
             // serde's message names the position and the expected type, not the data.
@@ -176,7 +192,16 @@ pub fn default_classify(response: &HttpResponse) -> Verdict {
 /// goes to the connector, which reports it malformed.
 const BROKEN_BODY_RETRIES: u64 = 3;
 
-/// Whether a response labelled JSON has a non-empty body that is not valid JSON.
+/// `bytes` as they are if they are valid UTF-8, else with U+FFFD for each invalid sequence.
+fn utf8_lossy(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match String::from_utf8_lossy(bytes) {
+        std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(bytes),
+        std::borrow::Cow::Owned(text) => std::borrow::Cow::Owned(text.into_bytes()),
+    }
+}
+
+/// Whether a response labelled JSON has a non-empty body that is not valid JSON (invalid UTF-8
+/// inside it does not count: [`HttpResponse::json`] replaces it).
 fn is_broken_json(response: &HttpResponse) -> bool {
     let json = response
         .header(reqwest::header::CONTENT_TYPE.as_str())
@@ -184,7 +209,7 @@ fn is_broken_json(response: &HttpResponse) -> bool {
         .map(|t| t.trim().to_ascii_lowercase())
         .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
     json && !response.body.iter().all(u8::is_ascii_whitespace)
-        && serde_json::from_slice::<serde::de::IgnoredAny>(&response.body).is_err()
+        && serde_json::from_slice::<serde::de::IgnoredAny>(&utf8_lossy(&response.body)).is_err()
 }
 
 /// Counters of what the client did, for the report and benchmarks.
@@ -665,6 +690,40 @@ mod tests {
         )));
         assert!(!is_broken_json(&response("application/json", "")));
         assert!(!is_broken_json(&response("text/plain", "{not json")));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_become_u_fffd_and_the_rest_parses() {
+        let mut body =
+            br#"{"results":[{"email":"lorelai@example.com"},{"email":"rory@example.com"}]}"#
+                .to_vec();
+        let at = body.iter().position(|b| *b == b'@').unwrap();
+        body[at] = 0xFF;
+        let response = HttpResponse {
+            status: StatusCode::OK,
+            headers: [(
+                reqwest::header::CONTENT_TYPE,
+                "application/json".parse().unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+            body: Bytes::from(body),
+        };
+        assert!(
+            !is_broken_json(&response),
+            "not a cut-off body: not retried"
+        );
+        let parsed: serde_json::Value = response.json("v", "GET /x").unwrap();
+        assert_eq!(parsed["results"][0]["email"], "lorelai\u{FFFD}example.com");
+        assert_eq!(parsed["results"][1]["email"], "rory@example.com");
+        let valid = HttpResponse {
+            body: Bytes::from_static(b"{\"a\":\"\xc3\xa9\"}"),
+            ..response
+        };
+        assert_eq!(
+            valid.json::<serde_json::Value>("v", "GET /x").unwrap()["a"],
+            "é"
+        );
     }
 
     /// A loopback server answering 200 with the JSON body `bodies[i]` to request `i`.

@@ -11,6 +11,7 @@ pub mod model;
 pub mod pipeline;
 pub mod quality;
 pub mod report;
+pub mod resend;
 pub mod secret;
 
 pub use checksum::{AggregateDigest, Digest, Projection, record_digest};

@@ -178,6 +178,29 @@ impl QualityChecker {
             });
             return findings;
         }
+        // Bytes that were not valid UTF-8 were replaced with U+FFFD when the page was decoded
+        // (`http::HttpResponse::json`): the value as read is not the vendor's, so nothing of
+        // the record is written.
+        let garbled: Vec<&str> = record
+            .fields
+            .iter()
+            .filter(|(_, value)| {
+                value
+                    .as_text()
+                    .is_some_and(|t| t.contains(char::REPLACEMENT_CHARACTER))
+            })
+            .map(|(name, _)| name.as_ref())
+            .collect();
+        if !garbled.is_empty() {
+            findings.extend(garbled.into_iter().map(|name| Finding {
+                code: "INVALID_TEXT_ENCODING",
+                reason: format!(
+                    "field `{name}` holds bytes that are not valid UTF-8 (or U+FFFD, which stands for them); not written"
+                ),
+                action: Action::Reject,
+            }));
+            return findings;
+        }
         for (name, value) in &record.fields {
             if let Value::Text(text) = value {
                 if text
@@ -373,6 +396,26 @@ mod tests {
             (again[0].code, again[0].action),
             ("DUPLICATE_SOURCE_RECORD", Action::Skip)
         );
+    }
+
+    #[test]
+    fn text_that_was_not_utf8_is_rejected_naming_the_field_never_the_value() {
+        let mut q = checker(QualityRules::default());
+        let mut r = named("7", "lorelai\u{FFFD}example.com");
+        r.set(field::FIRST_NAME, Value::Text("Rory".into()));
+        let f = q.check(&mut r);
+        assert_eq!(
+            f.len(),
+            1,
+            "one finding per garbled field, no INVALID_EMAIL: {f:?}"
+        );
+        assert_eq!(
+            (f[0].code, f[0].action),
+            ("INVALID_TEXT_ENCODING", Action::Reject)
+        );
+        assert!(f[0].reason.contains("`email`"), "{}", f[0].reason);
+        assert!(!f[0].reason.contains("lorelai"));
+        assert!(q.check(&mut named("8", "lorelai@example.com")).is_empty());
     }
 
     #[test]

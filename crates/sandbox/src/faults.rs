@@ -3,10 +3,12 @@
 //!
 //! A [`Faults`] profile switches faults on. [`inject`] applies the vendor-neutral ones around
 //! an emulator's routes: 429 storms, 5xx answers, connections reset mid-response, answers
-//! slower than the client's timeout, and 200s whose JSON body is cut off. Each emulator applies
-//! the vendor-specific ones itself (`<vendor>/faults.rs`): per-record failures inside a
-//! successful batch answer, pages that shift because records change during a read, and access
-//! tokens that expire mid-run.
+//! slower than the client's timeout, 200s whose JSON body is cut off, and email addresses sent
+//! as bytes that are not UTF-8. Each emulator applies the vendor-specific ones itself
+//! (`<vendor>/faults.rs`, or its batch handler): per-record failures inside a successful batch
+//! answer, pages that shift because records change during a read (through [`shifting`], with
+//! the emulator's own idea of a later page and of a change), and access tokens that expire
+//! mid-run (through [`expiring`]).
 //!
 //! Every decision is a pure function of the profile's `seed` and a request (or input) count, so
 //! a run is reproducible: with one client sending requests one at a time, the same requests
@@ -70,6 +72,10 @@ pub struct Faults {
     /// Percentage of successful (2xx) responses whose JSON body is cut short, sent as a
     /// complete, well-framed HTTP message: only parsing the body shows the fault.
     pub truncated: Option<u32>,
+    /// Percentage of email addresses (decided by the address alone, so the same ones on every
+    /// read and every emulator) whose `@` is replaced by the byte 0xFF in every successful
+    /// `GET` answer: text stored in another encoding, which is not valid UTF-8.
+    pub bad_utf8: Option<u32>,
     /// Vendor-specific: percentage of a batch write's inputs that fail with the vendor's
     /// transient per-record error (a row lock) while the rest of the batch succeeds.
     pub partial: Option<u32>,
@@ -86,7 +92,7 @@ pub struct Faults {
 
 /// The fault names a profile is written with, in the order `all` lists them.
 pub const NAMES: &[&str] = &[
-    "storm", "5xx", "reset", "slow", "truncate", "partial", "shift", "expire",
+    "storm", "5xx", "reset", "slow", "truncate", "badutf8", "partial", "shift", "expire",
 ];
 
 /// Defaults of a named fault written without a value.
@@ -117,6 +123,7 @@ impl Faults {
             || self.resets.is_some()
             || self.slow.is_some()
             || self.truncated.is_some()
+            || self.bad_utf8.is_some()
     }
 
     /// Every fault, with its default setting: the `all` profile.
@@ -133,7 +140,8 @@ impl Faults {
     /// colon. `all` switches every fault on; `none` is the empty profile.
     ///
     /// `storm[:BURST/EVERY]` (default 3/40), `retry-after[:SECS]` (sent with every injected 429;
-    /// default 1), `5xx[:PCT]`, `reset[:PCT]`, `truncate[:PCT]`, `partial[:PCT]`, `slow[:PCT]`
+    /// default 1), `5xx[:PCT]`, `reset[:PCT]`, `truncate[:PCT]`, `badutf8[:PCT]` (of email
+    /// addresses), `partial[:PCT]`, `slow[:PCT]`
     /// (percentages default to 5), `slow-ms:MS` (how long slow answers are held, default 2500,
     /// and switches `slow` on), `shift[:N]` (records created and updated between pages,
     /// default 2), `expire[:N]` (uses of a token before it expires, default 50), `seed:N`.
@@ -205,6 +213,7 @@ impl Faults {
             "5xx" => self.server_errors = Some(percent(value)?),
             "reset" => self.resets = Some(percent(value)?),
             "truncate" => self.truncated = Some(percent(value)?),
+            "badutf8" => self.bad_utf8 = Some(percent(value)?),
             "partial" => self.partial = Some(percent(value)?),
             "slow" => {
                 let delay = self.slow.map_or(DEFAULT_SLOW, |s| s.delay);
@@ -271,6 +280,7 @@ mod salt {
     pub const RESET: u64 = 3;
     pub const SLOW: u64 = 4;
     pub const TRUNCATE: u64 = 5;
+    pub const BAD_UTF8: u64 = 7;
 }
 
 /// The salt of the per-input `partial` decisions, for the emulators.
@@ -331,7 +341,11 @@ pub fn inject(router: Router, faults: Faults, throttled: fn(Option<u64>) -> Resp
                         _ => After::Answer,
                     }
                 };
-                let response = next.run(request).await;
+                let is_get = request.method() == axum::http::Method::GET;
+                let mut response = next.run(request).await;
+                if let (Some(percent), true) = (faults.bad_utf8, is_get) {
+                    response = garble_emails(response, percent).await;
+                }
                 match after {
                     After::Answer => response,
                     After::Reset => reset_mid_body(response).await,
@@ -426,6 +440,61 @@ async fn truncate_body(response: Response) -> Response {
     Response::from_parts(parts, Body::from(cut))
 }
 
+/// Whether the `badutf8` fault at `percent` garbles the email address `address`: a function of
+/// the address alone, so a garbled address is garbled on every read and on every emulator
+/// with the same percentage, as stored data would be.
+pub fn garbles(address: &str, percent: u32) -> bool {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a: stable across runs and builds
+    for b in address.bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    mix(hash ^ salt::BAD_UTF8) % 100 < u64::from(percent)
+}
+
+/// The email-like string values of a JSON text: (start, end) of the value between its quotes
+/// and the position of its `@`, for values that follow a `:` (object members, not keys).
+fn email_values(body: &[u8]) -> Vec<(usize, usize, usize)> {
+    let local = |b: u8| b.is_ascii_alphanumeric() || b"._%+-".contains(&b);
+    let mut found = Vec::new();
+    for (at, _) in body.iter().enumerate().filter(|(_, b)| **b == b'@') {
+        let Some(open) = (0..at).rev().find(|&i| !local(body[i])) else {
+            continue;
+        };
+        let before = body[..open].iter().rev().find(|b| !b.is_ascii_whitespace());
+        if body[open] != b'"' || open + 1 == at || before != Some(&b':') {
+            continue;
+        }
+        if let Some(close) = (at + 1..body.len()).find(|&i| !local(body[i])) {
+            if body[close] == b'"' && close > at + 1 {
+                found.push((open + 1, close, at));
+            }
+        }
+    }
+    found
+}
+
+/// A successful answer whose garbled email addresses (see [`garbles`]) have the byte 0xFF,
+/// which is never valid UTF-8, in place of their `@`.
+async fn garble_emails(response: Response, percent: u32) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (parts, bytes) = buffered(response).await;
+    let mut body = bytes.to_vec();
+    let mut garbled = 0;
+    for (start, end, at) in email_values(&bytes) {
+        let address = String::from_utf8_lossy(&bytes[start..end]);
+        if garbles(&address, percent) {
+            body[at] = 0xFF;
+            garbled += 1;
+        }
+    }
+    if garbled == 0 {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    Response::from_parts(parts, Body::from(body))
+}
+
 /// Wraps `router` so that, if `faults` has `expire_after`, the access token of a request's
 /// `Authorization` header expires at its Nth use: `expire` (which invalidates the tokens issued
 /// so far) runs first, so that request, and any other made with an old token, gets the
@@ -459,6 +528,57 @@ where
             }
         },
     ))
+}
+
+/// Wraps `router` so that, if `faults` has `shift`, the records a listing reads change under
+/// it: before a request `later_page` recognises as a later page (not the first) of a listing of
+/// `K`, `change(kind, k)` runs `shift` times, with `k` counting the changes from 1. Each
+/// emulator's `change` creates one record of the listed type and updates an existing one, as
+/// other users and integrations do during a long read; its paging then decides what the reader
+/// sees.
+pub fn shifting<K, F>(
+    router: Router,
+    faults: &Faults,
+    later_page: fn(&Request) -> Option<K>,
+    change: F,
+) -> Router
+where
+    K: Send + 'static,
+    F: Fn(&K, u64) + Clone + Send + Sync + 'static,
+{
+    let Some(n) = faults.shift.filter(|n| *n > 0) else {
+        return router;
+    };
+    let changed = Arc::new(Counter::default());
+    router.layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| {
+            let (changed, change) = (Arc::clone(&changed), change.clone());
+            async move {
+                if let Some(kind) = later_page(&request) {
+                    for _ in 0..n {
+                        change(&kind, changed.next());
+                    }
+                }
+                next.run(request).await
+            }
+        },
+    ))
+}
+
+/// Which of `len` records (in listing order) the `k`th change of a `shift` updates: spread
+/// over the listing, so some were read already and some are still ahead. `None` if empty.
+pub fn shift_target(k: u64, len: usize) -> Option<usize> {
+    (len > 0).then(|| (k as usize).wrapping_mul(7_919) % len)
+}
+
+/// Whether the query string of `request` has the parameter `name` with a non-empty value.
+pub fn has_param(request: &Request, name: &str) -> bool {
+    request.uri().query().is_some_and(|q| {
+        q.split('&').any(|p| {
+            p.split_once('=')
+                .is_some_and(|(k, v)| k == name && !v.is_empty())
+        })
+    })
 }
 
 /// Counts events (requests, batch inputs) for vendor-specific faults.
@@ -611,11 +731,69 @@ mod tests {
     }
 
     #[test]
+    fn garbled_addresses_lose_their_at_sign_to_an_invalid_byte() {
+        let body = br#"{"email": "a.b@example.com", "@odata.context": "x", "k": ["c@d.io"], "e":"rory@example.org"}"#;
+        let found: Vec<&[u8]> = email_values(body)
+            .into_iter()
+            .map(|(s, e, _)| &body[s..e])
+            .collect();
+        assert_eq!(
+            found,
+            vec![&b"a.b@example.com"[..], &b"rory@example.org"[..]]
+        );
+        let addresses: Vec<String> = (0..1000).map(|i| format!("p{i}@example.com")).collect();
+        let hit = addresses.iter().filter(|a| garbles(a, 10)).count();
+        assert!((50..=150).contains(&hit), "{hit} of 1000");
+        assert!(addresses.iter().all(|a| garbles(a, 10) == garbles(a, 10)));
+        assert!(
+            addresses
+                .iter()
+                .filter(|a| garbles(a, 5))
+                .all(|a| garbles(a, 10))
+        );
+    }
+
+    #[tokio::test]
+    async fn badutf8_garbles_get_answers_only() {
+        let router = Router::new().route(
+            "/",
+            axum::routing::get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"email":"x@example.com"}"#,
+                )
+            }),
+        );
+        let running = crate::serve(
+            "test",
+            inject(
+                router,
+                Faults {
+                    bad_utf8: Some(100),
+                    ..Faults::default()
+                },
+                teapot,
+            ),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let body = reqwest::get(&running.base_url)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"{\"email\":\"x\xFFexample.com\"}");
+        assert!(std::str::from_utf8(&body).is_err());
+    }
+
+    #[test]
     fn profiles_parse_names_values_and_all() {
         let all = Faults::parse("all").unwrap();
         assert!(all.storm.is_some() && all.server_errors.is_some() && all.resets.is_some());
         assert!(all.slow.is_some() && all.truncated.is_some() && all.partial.is_some());
-        assert!(all.shift.is_some() && all.expire_after.is_some());
+        assert!(all.shift.is_some() && all.expire_after.is_some() && all.bad_utf8.is_some());
         assert_eq!(all.retry_after_secs, None);
         assert_eq!(all, Faults::all());
 

@@ -283,6 +283,51 @@ fn ascii_slug(s: &str, fallback: &str) -> String {
 const EPOCH_START_MS: i64 = 1_546_300_800_000;
 const EPOCH_SPAN_MS: i64 = 220_838_400_000;
 
+/// Record number `k` of a `shift` fault, created while a client pages through a listing: one
+/// company (`company`) or one contact without a company, its values unique to `k`, created and
+/// updated at `now_ms`. Emulators load it with their own `seed`, so it is stored as any record.
+pub fn shifted(company: bool, k: u64, now_ms: i64) -> SeedData {
+    let mut data = SeedData::default();
+    if company {
+        data.companies.push(SeedCompany {
+            key: 0,
+            name: Some(format!("Shifted Company {k}")),
+            domain: Some(format!("shifted-{k}.example.com")),
+            phone: None,
+            industry: None,
+            employee_count: None,
+            annual_revenue: None,
+            street: None,
+            city: Some("Created Mid-Read".to_owned()),
+            state: None,
+            postal_code: None,
+            country: None,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        });
+    } else {
+        data.contacts.push(SeedContact {
+            key: 0,
+            email: Some(format!("shifted-{k}@example.com")),
+            first_name: Some("Shifted".to_owned()),
+            last_name: Some(format!("Contact {k}")),
+            phone: None,
+            mobile_phone: None,
+            job_title: None,
+            street: None,
+            city: None,
+            state: None,
+            postal_code: None,
+            country: None,
+            email_opt_out: false,
+            company: None,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        });
+    }
+    data
+}
+
 /// Generates `contacts` contacts and `contacts / 5` companies (at least one), deterministically
 /// from `seed`, with the given share of deliberately messy records.
 pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {

@@ -523,6 +523,16 @@ fn run_part(store: &mut Store, part: &batch::Part, base: &str, now: i64) -> (Rep
     }
 }
 
+/// A transient database failure (Dataverse's "Generic SQL error", SQL error 1205: the request
+/// was chosen as a deadlock victim and rolled back); sending it again can succeed.
+fn deadlock() -> ApiError {
+    ApiError {
+        status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        code: "0x80044150",
+        message: "Generic SQL error.".into(),
+    }
+}
+
 /// Runs a batch: each item in order, change sets all or nothing, stopping at the first error
 /// unless `odata.continue-on-error`. Returns the overall status and the response items.
 pub fn run_batch(
@@ -538,13 +548,7 @@ pub fn run_batch(
         let failed_status = match item {
             Item::Single(part) => {
                 let (reply, _) = if transient_fault() {
-                    // A transient database failure of one request; nothing was written.
-                    let error = ApiError {
-                        status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                        code: "0x80044150",
-                        message: "Generic SQL error.".into(),
-                    };
-                    (Reply::error(&error), None)
+                    (Reply::error(&deadlock()), None)
                 } else {
                     run_part(store, part, base, now)
                 };
@@ -556,7 +560,15 @@ pub fn run_batch(
                 let mut undo = Vec::new();
                 let mut responses = Vec::new();
                 let mut failure = None;
-                for part in parts {
+                // A change set is one transaction: a deadlock fails it whole.
+                let run = if transient_fault() {
+                    let content_id = parts.first().and_then(|p| p.content_id.clone());
+                    failure = Some(part_response(Reply::error(&deadlock()), content_id));
+                    &[][..]
+                } else {
+                    &parts[..]
+                };
+                for part in run {
                     let (reply, u) = run_part(store, part, base, now);
                     if reply.failed() {
                         failure = Some(part_response(reply, part.content_id.clone()));

@@ -76,8 +76,9 @@ pub struct Options {
     pub window: Duration,
     /// Concurrent requests allowed per user (documented: 52).
     pub max_concurrent: usize,
-    /// Fail every Nth request inside a `$batch` with a transient 500 (`0x80044150`, "Generic
-    /// SQL error."), writing nothing: the per-request failures a busy environment shows.
+    /// Fail every Nth request (or change set) inside a `$batch` with a transient 500
+    /// (`0x80044150`, "Generic SQL error.", a deadlock victim), writing nothing: the failures a
+    /// busy environment shows. The `partial` fault does the same to a percentage of them.
     pub batch_part_error_every: Option<u64>,
 }
 
@@ -333,6 +334,19 @@ impl Emulator {
             .unwrap_or(0)
     }
 
+    /// The primary keys of `table`'s rows, as its connector reports them as source ids: a
+    /// snapshot, for tests that check nothing was lost.
+    pub fn source_ids(&self, table: &str) -> Vec<String> {
+        let Some(table) = Table::from_logical(table) else {
+            return Vec::new();
+        };
+        self.shared
+            .store
+            .read()
+            .map(|s| s.table(table).rows.keys().map(|id| store::guid(*id)).collect())
+            .unwrap_or_default()
+    }
+
     /// The record of `table` whose `ferry_sourceid` is `key`, rendered with every column as a
     /// `GET` would return it.
     pub fn record_by_key(&self, table: &str, key: &str) -> Option<Json> {
@@ -368,7 +382,33 @@ impl Emulator {
         let router = crate::faults::expiring(router, &self.shared.options.faults, move || {
             expiring.expire_tokens()
         });
+        let shifted = self.clone();
+        let router = crate::faults::shifting(
+            router,
+            &self.shared.options.faults,
+            later_page,
+            move |table, k| shifted.shift(*table, k),
+        );
         crate::faults::inject(router, self.shared.options.faults.clone(), dynamics_429)
+    }
+
+    /// One change of the `shift` fault: creates record number `k` of `table` and updates an
+    /// existing one. The paging cookie of a `$skiptoken` holds the last primary key read and
+    /// the next page starts after it, so an old record is neither skipped nor read twice; a
+    /// new record is read if its key sorts after the cookie (Dataverse's own keys are
+    /// sequential, so it does).
+    fn shift(&self, table: Table, k: u64) {
+        let now = now_ms();
+        self.seed(&crate::seed::shifted(table == Table::Account, k, now));
+        let mut store = self
+            .shared
+            .store
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let rows = store.table(table).rows.len();
+        if let Some(n) = crate::faults::shift_target(k, rows) {
+            store.touch_nth(table, n, now);
+        }
     }
 }
 
@@ -673,9 +713,15 @@ fn serve_api(
             now_ms(),
             || {
                 let n = s.batch_parts.fetch_add(1, Ordering::Relaxed) + 1;
-                s.options
+                let every = s
+                    .options
                     .batch_part_error_every
-                    .is_some_and(|every| every > 0 && n % every == 0)
+                    .is_some_and(|every| every > 0 && n % every == 0);
+                let faults = &s.options.faults;
+                every
+                    || faults
+                        .partial
+                        .is_some_and(|p| faults.hits(crate::faults::PARTIAL_SALT, n, p))
             },
         );
         drop(store);
@@ -761,4 +807,13 @@ impl crate::VendorEmulator for Emulator {
             _ => 0,
         }
     }
+}
+
+/// The table a request lists a later page of (it carries a `$skiptoken`), for `shift`.
+fn later_page(request: &axum::extract::Request) -> Option<Table> {
+    let set = request.uri().path().strip_prefix(API_PREFIX)?;
+    let table = Table::from_set(set)?;
+    let later = crate::faults::has_param(request, "$skiptoken")
+        || crate::faults::has_param(request, "%24skiptoken");
+    (request.method() == axum::http::Method::GET && later).then_some(table)
 }

@@ -357,6 +357,16 @@ impl Store {
         (table.id_prefix() << 96) | (0x4000_8000_u128 << 48) | data.next
     }
 
+    /// Marks the `n`th row (in key order) of `table` as modified at `now_ms`, with a new row
+    /// version, as an edit by another user would.
+    pub fn touch_nth(&mut self, table: Table, n: usize, now_ms: i64) {
+        let version = self.next_version();
+        if let Some(row) = self.table_mut(table).rows.values_mut().nth(n) {
+            row.modified = now_ms;
+            row.version = version;
+        }
+    }
+
     /// The row `id` of `table`.
     pub fn get(&self, table: Table, id: u128) -> Option<&Row> {
         self.table(table).rows.get(&id)

@@ -599,6 +599,50 @@ PATCH {API_PREFIX}accounts(ferry_sourceid='cs2') HTTP/1.1\r\nContent-Type: appli
 }
 
 #[tokio::test]
+async fn partial_fails_requests_and_whole_change_sets_as_deadlock_victims() {
+    let env = env(Options {
+        faults: crate::faults::Faults::parse("partial:100").unwrap(),
+        ..Options::default()
+    })
+    .await;
+    let parts = [
+        (
+            "PATCH",
+            "accounts(ferry_sourceid='p1')?$select=accountid",
+            Some(json!({"name": "A"})),
+        ),
+        (
+            "PATCH",
+            "accounts(ferry_sourceid='p2')?$select=accountid",
+            Some(json!({"name": "B"})),
+        ),
+    ];
+    let (status, text) = post_batch(&env, batch_body("batch_t1", &parts), true).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        text.matches("HTTP/1.1 500 Internal Server Error").count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(text.matches("0x80044150").count(), 2, "{text}");
+    let body = format!(
+        "--batch_t1\r\nContent-Type: multipart/mixed; boundary=changeset_c1\r\n\r\n\
+--changeset_c1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 1\r\n\r\n\
+PATCH {API_PREFIX}accounts(ferry_sourceid='cs1') HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{{\"name\":\"ok\"}}\r\n\
+--changeset_c1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 2\r\n\r\n\
+PATCH {API_PREFIX}accounts(ferry_sourceid='cs2') HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{{\"name\":\"ok too\"}}\r\n\
+--changeset_c1--\r\n--batch_t1--\r\n"
+    );
+    let (status, text) = post_batch(&env, body, true).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("changesetresponse_") && text.matches("0x80044150").count() == 1,
+        "one error for the whole change set: {text}"
+    );
+    assert_eq!(env.emulator.count("account"), 0, "nothing written");
+}
+
+#[tokio::test]
 async fn service_protection_limits_answer_429_with_retry_after() {
     let env = env(Options {
         requests_per_window: 3,

@@ -9,8 +9,6 @@
 //!
 //! Private-app tokens do not expire, so HubSpot has no `expire` fault.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
@@ -27,42 +25,25 @@ use crate::faults::{Counter, PARTIAL_SALT};
 #[derive(Default)]
 pub(crate) struct FaultState {
     inputs: Counter,
-    shifted: AtomicU64,
 }
 
 /// The state the fault layers share with the emulator.
 pub(crate) type Faulty = (Emulator, std::sync::Arc<FaultState>);
 
-/// Middleware: before serving any page of a listing but the first, creates `shift` records of
-/// the listed type and updates as many existing ones.
-pub(crate) async fn shift(
-    State((emulator, state)): State<Faulty>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(n) = emulator.inner.options.faults.shift {
-        let path = request.uri().path();
-        let kind = path
-            .strip_prefix("/crm/v3/objects/")
-            .filter(|rest| !rest.contains('/'))
-            .and_then(Kind::parse)
-            .filter(|k| matches!(k, Kind::Contacts | Kind::Companies));
-        let next_page = request
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|p| p.starts_with("after=")));
-        if let (Some(kind), true) = (kind, request.method() == Method::GET && next_page) {
-            for _ in 0..n {
-                let k = state.shifted.fetch_add(1, Ordering::Relaxed) + 1;
-                change(&emulator, kind, k);
-            }
-        }
-    }
-    next.run(request).await
+/// The object type a request lists a later page of (it carries `after`), for `shift`.
+pub(crate) fn later_page(request: &Request) -> Option<Kind> {
+    let kind = request
+        .uri()
+        .path()
+        .strip_prefix("/crm/v3/objects/")
+        .filter(|rest| !rest.contains('/'))
+        .and_then(Kind::parse)
+        .filter(|k| matches!(k, Kind::Contacts | Kind::Companies))?;
+    (request.method() == Method::GET && crate::faults::has_param(request, "after")).then_some(kind)
 }
 
 /// Creates record number `k` of the shift, and updates an existing record.
-fn change(emulator: &Emulator, kind: Kind, k: u64) {
+pub(crate) fn change(emulator: &Emulator, kind: Kind, k: u64) {
     let now = now_ms();
     let mut data = emulator.write();
     let store = data.store_mut(kind);
@@ -84,8 +65,8 @@ fn change(emulator: &Emulator, kind: Kind, k: u64) {
         .collect();
     // The record to update: spread over the listing, so some were read and some are ahead.
     let live = store.starting_at(0);
-    let target = (!live.is_empty())
-        .then(|| live[(k as usize).wrapping_mul(7_919) % live.len()].id)
+    let target = crate::faults::shift_target(k, live.len())
+        .map(|i| live[i].id)
         .filter(|id| store.get(*id).is_some_and(|r| !r.is_archived()));
     store.create(now, now, None, &pairs);
     let changed = match kind {

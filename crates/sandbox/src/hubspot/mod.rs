@@ -349,15 +349,21 @@ impl Emulator {
             )
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
-                faulty.clone(),
+                faulty,
                 faults::partial,
             ))
-            .layer(axum::middleware::from_fn_with_state(faulty, faults::shift))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 gate::gate,
             ))
             .with_state(self.clone());
+        let shifted = self.clone();
+        let routes = crate::faults::shifting(
+            routes,
+            &self.inner.options.faults,
+            faults::later_page,
+            move |kind, k| faults::change(&shifted, *kind, k),
+        );
         crate::faults::inject(
             routes,
             self.inner.options.faults.clone(),

@@ -264,6 +264,20 @@ impl Emulator {
         }
     }
 
+    /// One change of the `shift` fault: creates record number `k` of `kind` and updates an
+    /// existing one. Pipedrive's v2 cursor holds the next id and new records get higher ids,
+    /// so a reader in id order meets the new ones on later pages and never skips or repeats
+    /// an old one.
+    fn shift(&self, kind: Kind, k: u64) {
+        let now = now_ms();
+        self.seed(&crate::seed::shifted(kind == Kind::Organizations, k, now));
+        let mut data = self.write();
+        let store = data.store_mut(kind);
+        if let Some(n) = crate::faults::shift_target(k, store.live()) {
+            store.touch_nth(n, now);
+        }
+    }
+
     /// The HTTP routes, behind auth, rate limits and the configured faults.
     pub fn router(&self) -> Router {
         let routes = Router::new()
@@ -283,6 +297,13 @@ impl Emulator {
                 gate::gate,
             ))
             .with_state(self.clone());
+        let shifted = self.clone();
+        let routes = crate::faults::shifting(
+            routes,
+            &self.inner.options.faults,
+            later_page,
+            move |kind, k| shifted.shift(*kind, k),
+        );
         crate::faults::inject(
             routes,
             self.inner.options.faults.clone(),
@@ -317,6 +338,21 @@ impl Emulator {
             .lock()
             .map(|l| l.tokens_used())
             .unwrap_or(0)
+    }
+
+    /// The ids of the live records of `object`, as its connector reports them as source ids:
+    /// a snapshot, for tests that check nothing was lost.
+    pub fn source_ids(&self, object: &str) -> Vec<String> {
+        let kind = match object {
+            "companies" | "organizations" => Kind::Organizations,
+            _ => Kind::Persons,
+        };
+        let data = self.read();
+        let store = data.store(kind);
+        (1..store.next_id())
+            .filter(|id| store.get(*id).is_some())
+            .map(|id| id.to_string())
+            .collect()
     }
 
     /// A person's or organization's v2 JSON with all custom fields and `marketing_status`, as
@@ -386,4 +422,14 @@ impl crate::VendorEmulator for Emulator {
     fn count(&self, object: &str) -> usize {
         Emulator::count(self, object).unwrap_or(0)
     }
+}
+
+/// The kind a request lists a later page of (it carries a cursor), for `shift`.
+fn later_page(request: &axum::extract::Request) -> Option<Kind> {
+    let segment = request.uri().path().strip_prefix("/api/v2/")?;
+    let kind = Kind::parse(segment)?;
+    (request.method() == axum::http::Method::GET
+        && crate::faults::has_param(request, "cursor")
+        && !crate::faults::has_param(request, "ids"))
+    .then_some(kind)
 }

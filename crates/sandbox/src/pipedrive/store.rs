@@ -309,6 +309,14 @@ impl Store {
         (out, None)
     }
 
+    /// Marks the `n`th live record (in id order) as updated at `now_ms`, as an edit by
+    /// another user would; returns its id.
+    pub(crate) fn touch_nth(&mut self, n: usize, now_ms: i64) -> Option<u64> {
+        let record = self.records.iter_mut().filter(|r| !r.deleted).nth(n)?;
+        record.update_time_ms = now_ms;
+        Some(record.id)
+    }
+
     /// The custom field index of `code`.
     pub(crate) fn custom_field(&self, code: &str) -> Option<usize> {
         self.fields.iter().position(|f| f.custom && f.code == code)

@@ -136,6 +136,8 @@ struct Shared {
     credits_used: AtomicU64,
     in_flight: AtomicUsize,
     requests: AtomicU64,
+    /// Records received by upserts, numbered for the `partial` fault.
+    partial_inputs: crate::faults::Counter,
 }
 
 /// The emulator's shared state; clones share the same org.
@@ -239,6 +241,7 @@ impl Emulator {
                 credits_used: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
                 requests: AtomicU64::new(0),
+                partial_inputs: crate::faults::Counter::default(),
             }),
         }
     }
@@ -344,6 +347,19 @@ impl Emulator {
             .unwrap_or(0)
     }
 
+    /// The ids of `module`'s records, as its connector reports them as source ids: a
+    /// snapshot, for tests that check nothing was lost.
+    pub fn source_ids(&self, module: &str) -> Vec<String> {
+        let Some(module) = Module::parse(module) else {
+            return Vec::new();
+        };
+        self.shared
+            .store
+            .read()
+            .map(|s| s.table(module).rows.iter().map(|r| r.id.to_string()).collect())
+            .unwrap_or_default()
+    }
+
     /// The record of `module` whose source-id field holds `source_id`, with every field as a
     /// list read renders it (lookups as `{"name", "id"}`).
     pub fn record_by_source_id(&self, module: &str, source_id: &str) -> Option<Json> {
@@ -407,7 +423,28 @@ impl Emulator {
         let router = crate::faults::expiring(router, &self.shared.options.faults, move || {
             expiring.expire_tokens()
         });
+        let shifted = self.clone();
+        let router = crate::faults::shifting(
+            router,
+            &self.shared.options.faults,
+            later_page,
+            move |module, k| shifted.shift(*module, k),
+        );
         crate::faults::inject(router, self.shared.options.faults.clone(), zoho_429)
+    }
+
+    /// One change of the `shift` fault: creates record number `k` of `module` and updates an
+    /// existing one. Zoho ids grow, so in id order a new record sorts after every record that
+    /// existed at the start: page numbers (offsets) and page tokens (the last id) then neither
+    /// skip nor repeat an old record, and the new ones come on later pages.
+    fn shift(&self, module: Module, k: u64) {
+        let now = now_ms();
+        self.seed(&crate::seed::shifted(module == Module::Accounts, k, now));
+        let mut store = self.shared.store.write().unwrap_or_else(|e| e.into_inner());
+        let rows = store.table(module).rows.len();
+        if let Some(n) = crate::faults::shift_target(k, rows) {
+            store.touch_nth(module, n, now);
+        }
     }
 }
 
@@ -1024,9 +1061,33 @@ async fn upsert(State(s): State<Arc<Shared>>, Path(module): Path<String>, body: 
     if !s.charge(objects.len().div_ceil(10) as u64) {
         return credits_exhausted();
     }
-    let results = store.upsert(module, &objects, &dup_fields, now_ms());
+    // The `partial` fault: some records fail on Zoho's side and are not saved, the rest are.
+    let failed: Vec<bool> = objects
+        .iter()
+        .map(|_| {
+            s.options.faults.partial.is_some_and(|p| {
+                s.options
+                    .faults
+                    .hits(crate::faults::PARTIAL_SALT, s.partial_inputs.next(), p)
+            })
+        })
+        .collect();
+    let kept: Vec<Map<String, Json>> = objects
+        .into_iter()
+        .zip(&failed)
+        .filter(|(_, f)| !**f)
+        .map(|(o, _)| o)
+        .collect();
+    let mut saved = store
+        .upsert(module, &kept, &dup_fields, now_ms())
+        .into_iter();
     drop(store);
-    let ok = results.iter().filter(|r| r.ok).count();
+    let results: Vec<(bool, Json)> = failed
+        .iter()
+        .map(|f| if *f { None } else { saved.next() })
+        .map(|r| r.map_or_else(|| (false, internal_error_item()), |r| (r.ok, r.body)))
+        .collect();
+    let ok = results.iter().filter(|(ok, _)| *ok).count();
     let status = if ok == results.len() {
         StatusCode::OK
     } else if ok == 0 {
@@ -1034,8 +1095,14 @@ async fn upsert(State(s): State<Arc<Shared>>, Path(module): Path<String>, body: 
     } else {
         StatusCode::MULTI_STATUS
     };
-    let data: Vec<Json> = results.into_iter().map(|r| r.body).collect();
+    let data: Vec<Json> = results.into_iter().map(|(_, body)| body).collect();
     (status, axum::Json(json!({"data": data}))).into_response()
+}
+
+/// A record's answer when Zoho failed on it (the `partial` fault): not saved, worth sending
+/// again.
+fn internal_error_item() -> Json {
+    json!({"code": "INTERNAL_ERROR", "details": {}, "message": "Internal Server Error", "status": "error"})
 }
 
 // ---- COQL ----------------------------------------------------------------------------------
@@ -1126,4 +1193,17 @@ impl crate::VendorEmulator for Emulator {
             _ => 0,
         }
     }
+}
+
+/// The module a request lists a later page of (`page` above 1, or a `page_token`), for
+/// `shift`.
+fn later_page(request: &Request) -> Option<Module> {
+    let module = Module::parse(request.uri().path().strip_prefix("/crm/v8/")?)?;
+    let later = crate::faults::has_param(request, "page_token")
+        || request.uri().query().is_some_and(|q| {
+            q.split('&')
+                .filter_map(|p| p.strip_prefix("page="))
+                .any(|n| n.parse::<u64>().is_ok_and(|n| n > 1))
+        });
+    (request.method() == axum::http::Method::GET && later).then_some(module)
 }

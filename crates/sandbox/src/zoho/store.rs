@@ -476,6 +476,14 @@ impl Store {
         }
     }
 
+    /// Marks the `n`th row (in id order) of `module` as modified at `now_ms`, as an edit by
+    /// another user would.
+    pub(crate) fn touch_nth(&mut self, module: Module, n: usize, now_ms: i64) {
+        if let Some(row) = self.table_mut(module).rows.get_mut(n) {
+            row.modified_ms = now_ms;
+        }
+    }
+
     fn table_mut(&mut self, module: Module) -> &mut Table {
         match module {
             Module::Accounts => &mut self.accounts,

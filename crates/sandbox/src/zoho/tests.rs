@@ -366,6 +366,33 @@ async fn upsert_matches_on_duplicate_check_fields_and_reports_per_record() {
 }
 
 #[tokio::test]
+async fn partial_fails_some_records_with_internal_error_and_saves_the_rest() {
+    let org = org(Options {
+        faults: crate::faults::Faults::parse("partial:30,seed:4").unwrap(),
+        ..Options::default()
+    })
+    .await;
+    let data: Vec<Json> = (0..40)
+        .map(|i| json!({"Account_Name": format!("A{i}"), "Ferry_Source_Id": format!("co-{i}")}))
+        .collect();
+    let (status, body) = org
+        .post(
+            "/crm/v8/Accounts/upsert",
+            json!({"data": data, "duplicate_check_fields": ["Ferry_Source_Id"]}),
+        )
+        .await;
+    assert_eq!(status, 207, "{body}");
+    let items = body["data"].as_array().unwrap();
+    assert_eq!(items.len(), 40, "one answer per record, in order");
+    let failed = items.iter().filter(|i| i["status"] == "error").count();
+    assert!(failed > 0 && failed < 40, "{failed} failed");
+    for item in items.iter().filter(|i| i["status"] == "error") {
+        assert_eq!(item["code"], "INTERNAL_ERROR");
+    }
+    assert_eq!(org.emulator.count("Accounts"), 40 - failed, "failed records not saved");
+}
+
+#[tokio::test]
 async fn upsert_limits_and_duplicate_check_field_rules() {
     let org = org(Options::default()).await;
     let many: Vec<Json> = (0..101)
