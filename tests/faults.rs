@@ -11,6 +11,10 @@
 //! data sets, small pages and batches (so there are enough requests for the faults to hit) and
 //! short timeouts keep the whole file well under two minutes. Fault decisions are seeded, so
 //! every run fails the same request numbers.
+//!
+//! Two sinks have a case of their own: HubSpot's sends locked batch inputs again, and
+//! Pipedrive's (no upsert: creates are `POST`s) must not create a record twice when a create's
+//! answer is lost.
 
 mod common;
 
@@ -645,5 +649,98 @@ objects = ["companies", "contacts"]
         let o = object_of(&report, object);
         assert_eq!(num(&o["verified"]), n as u64, "{object}: {report:#}");
         assert_eq!(hub.count(object), Some(n), "{object}: no duplicates");
+    }
+}
+
+/// Pipedrive as the sink: it has no upsert, so a record is created with a `POST`. When the
+/// connection drops after Pipedrive saved the record (`reset`), the retry must not create it a
+/// second time: the sink must hold exactly the records read.
+#[tokio::test(flavor = "multi_thread")]
+async fn pipedrive_sink_creates_each_record_once_when_answers_are_lost() {
+    // Pipedrive keeps no marketing status for a person without an email: a data set with an
+    // opted-out, email-less contact cannot verify, so pick one without.
+    let data = (1..100)
+        .map(|seed| ferry_sandbox::seed::generate(150, seed, &Mess::none()))
+        .find(|d| {
+            !d.contacts
+                .iter()
+                .any(|c| c.email_opt_out && c.email.is_none())
+        })
+        .expect("a data set without email-less opt-outs");
+    let hub = hubspot::Emulator::new(hubspot::Options::default());
+    hub.seed(&data);
+    // Unlimited, so that the retries' backoff, not the rate limits, sets the pace.
+    let pd = pipedrive::Emulator::new(pipedrive::Options {
+        faults: Faults::parse("reset:20,seed:4").unwrap(),
+        burst_limit: None,
+        search_limit: None,
+        daily_token_budget: None,
+        ..Default::default()
+    });
+    let any = "127.0.0.1:0".parse().unwrap();
+    let hs = ferry_sandbox::serve("hubspot", hub.router(), any)
+        .await
+        .unwrap();
+    let pds = ferry_sandbox::serve("pipedrive", pd.router(), any)
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("ferry-faults-pd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("ferry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"version = 1
+
+[source]
+connector = "hubspot"
+base_url = "{}"
+token = "${{HUBSPOT_TOKEN}}"
+
+[sink]
+connector = "pipedrive"
+base_url = "{}"
+api_token = "${{PIPEDRIVE_TOKEN}}"
+rate_limit_per_2s = 10000
+search_rate_limit_per_2s = 10000
+batch_size = 10
+concurrency = 8
+max_retries = 10
+
+[migration]
+objects = ["companies", "contacts"]
+batches_in_flight = 8
+"#,
+            hs.base_url, pds.base_url
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_string_lossy().into_owned();
+    let mut env = sandbox_env();
+    env.push(("PIPEDRIVE_TOKEN", pipedrive::TOKEN.to_owned()));
+    let out = ferry(
+        &["migrate", "--config", &config_arg, "--report", "json", "-q"],
+        &env,
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr:\n{stderr}"));
+    assert_eq!(out.status.code(), Some(0), "{stderr}\n{report:#}");
+    assert_eq!(report["outcome"], "verified", "{report:#}");
+    assert!(num(&report["sink_http"]["retries"]) > 0, "{report:#}");
+    for (object, n) in [
+        ("companies", data.companies.len()),
+        ("contacts", data.contacts.len()),
+    ] {
+        let o = object_of(&report, object);
+        assert_eq!(num(&o["read"]), n as u64, "{object}: {report:#}");
+        assert_eq!(num(&o["verified"]), n as u64, "{object}: {report:#}");
+        assert_eq!(
+            pd.count(object),
+            Some(n),
+            "{object}: the sink holds each record read once"
+        );
     }
 }

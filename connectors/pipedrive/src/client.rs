@@ -1,10 +1,11 @@
 //! An authenticated Pipedrive API client: the `x-api-token` header, the base URL, Pipedrive's
 //! envelope, and two limiters (the burst window for everything, search's own for search).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ferry_core::http::{HttpClient, HttpResponse, HttpStats, RateLimit};
+use ferry_core::http::{HttpClient, HttpResponse, HttpStats, RateLimit, Sent};
 use ferry_core::{ConnectorError, ConnectorResult};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -68,6 +69,24 @@ impl PipedriveClient {
         url
     }
 
+    /// The request `method path?query` with `body`, authenticated, for the HTTP client to send.
+    fn request<'a>(
+        &'a self,
+        method: Method,
+        url: Url,
+        body: Option<&'a Value>,
+    ) -> impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + 'a {
+        move |c| {
+            let req = c
+                .request(method.clone(), url.clone())
+                .header("x-api-token", self.token.expose_secret());
+            match body {
+                Some(b) => req.json(b),
+                None => req,
+            }
+        }
+    }
+
     async fn send(
         &self,
         client: &HttpClient,
@@ -80,15 +99,7 @@ impl PipedriveClient {
         let endpoint = format!("{method} {}", endpoint_path(path));
         let url = self.url(path, query);
         client
-            .send(&endpoint, |c| {
-                let req = c
-                    .request(method.clone(), url.clone())
-                    .header("x-api-token", self.token.expose_secret());
-                match body {
-                    Some(b) => req.json(b),
-                    None => req,
-                }
-            })
+            .send(&endpoint, self.request(method, url, body))
             .await
     }
 
@@ -146,15 +157,41 @@ impl PipedriveClient {
         self.send(&self.http, method, path, &[], Some(body)).await
     }
 
-    /// A write whose failure is the whole operation's (creating a field).
-    pub(crate) async fn write_ok(
+    /// A create (`POST path`): Pipedrive has no upsert, so a create sent twice makes two
+    /// records. After a failure that leaves open whether Pipedrive saved it (the connection
+    /// broke, a timeout, a 5xx), `landed` looks for it before it is sent again, and a 2xx whose
+    /// body is cut off is never sent again ([`HttpClient::send_create`]); `Sent::Landed` carries
+    /// what `landed` found. Otherwise like [`PipedriveClient::write`].
+    pub(crate) async fn create<T, C, Fut>(
         &self,
-        method: Method,
         path: &str,
         body: &Value,
+        landed: C,
+    ) -> ConnectorResult<Sent<T>>
+    where
+        C: Fn() -> Fut,
+        Fut: Future<Output = ConnectorResult<Option<T>>>,
+    {
+        let endpoint = format!("POST {}", endpoint_path(path));
+        let url = self.url(path, &[]);
+        self.http
+            .send_create(
+                &endpoint,
+                self.request(Method::POST, url, Some(body)),
+                landed,
+            )
+            .await
+    }
+
+    /// The envelope of a write's response, whose failure is the whole operation's (creating a
+    /// field).
+    pub(crate) fn write_envelope(
+        &self,
+        method: &Method,
+        path: &str,
+        response: HttpResponse,
     ) -> ConnectorResult<Value> {
-        let response = self.write(method.clone(), path, body).await?;
-        self.envelope(&self.http, &method, path, response)
+        self.envelope(&self.http, method, path, response)
     }
 
     /// The error a final non-2xx response stands for.

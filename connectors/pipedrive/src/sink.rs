@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use ferry_core::http::{HttpResponse, HttpStats};
+use ferry_core::http::{HttpResponse, HttpStats, Sent};
 use ferry_core::{
     ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
     Value, Written, field,
@@ -103,6 +103,106 @@ impl PipedriveSink {
         }
         let name = &self.settings.source_id_field;
         let path = format!("/api/v2/{}", mapping::fields_path(object));
+        let found = self.source_fields(object).await?;
+        let entity = mapping::object_path(object);
+        let key = match found.as_slice() {
+            [] if !create => return Ok(None),
+            [] => {
+                let body = json!({"field_name": name, "field_type": "varchar"});
+                // Created before its answer was lost: the field is listed now.
+                let landed = || async {
+                    let found = self.source_fields(object).await?;
+                    Ok(found.into_iter().next().map(|(code, _)| code))
+                };
+                let code = match self.client.create(&path, &body, landed).await? {
+                    Sent::Landed(code) => code,
+                    Sent::Response(response) => self.created_field_code(object, &path, response)?,
+                };
+                tracing::info!(
+                    vendor = VENDOR,
+                    entity,
+                    "created the source-id custom field"
+                );
+                self.cache().complete.insert(object);
+                code
+            }
+            [(code, ty)] if matches!(ty.as_str(), "varchar" | "varchar_auto" | "text") => {
+                code.clone()
+            }
+            [(_, ty)] => {
+                return Err(ConnectorError::Setup {
+                    vendor: VENDOR,
+                    detail: format!(
+                        "the {entity} custom field \"{name}\" has type `{ty}`; ferry stores source ids as text. \
+                         Rename or delete it, or set `source_id_field` to the name of a Text field"
+                    ),
+                });
+            }
+            _ => {
+                return Err(ConnectorError::Setup {
+                    vendor: VENDOR,
+                    detail: format!(
+                        "{} {entity} custom fields are named \"{name}\"; ferry cannot tell which holds source ids. \
+                         Rename all but one, or set `source_id_field` to a unique name",
+                        found.len()
+                    ),
+                });
+            }
+        };
+        Ok(Some(self.remember_key(object, key)))
+    }
+
+    /// The key of the field a `POST` to the fields API created, from its answer.
+    fn created_field_code(
+        &self,
+        object: ObjectType,
+        path: &str,
+        response: HttpResponse,
+    ) -> ConnectorResult<String> {
+        let (name, entity) = (&self.settings.source_id_field, mapping::object_path(object));
+        let created = match self.client.write_envelope(&Method::POST, path, response) {
+            Ok(b) => b,
+            Err(ConnectorError::Auth { status: 403, .. }) => {
+                return Err(ConnectorError::Setup {
+                    vendor: VENDOR,
+                    detail: format!(
+                        "the {entity} custom field \"{name}\" is missing and this API token may not create it \
+                         (creating fields needs an admin). Create it once: Settings → Data fields → {} → \
+                         Add custom field, type Text, name \"{name}\"; or set `source_id_field` to an \
+                         existing text field's name",
+                        if object == ObjectType::Contacts {
+                            "Person"
+                        } else {
+                            "Organization"
+                        }
+                    ),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        created
+            .pointer("/data/field_code")
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint: format!("POST {path}"),
+                detail: "the created field has no `field_code`".into(),
+            })
+    }
+
+    fn remember_key(&self, object: ObjectType, key: String) -> String {
+        self.keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(object, key.clone());
+        key
+    }
+
+    /// The custom fields of `object` named `source_id_field` (ignoring case): key and type.
+    async fn source_fields(&self, object: ObjectType) -> ConnectorResult<Vec<(String, String)>> {
+        let name = &self.settings.source_id_field;
+        let path = format!("/api/v2/{}", mapping::fields_path(object));
         let mut found: Vec<(String, String)> = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -134,78 +234,9 @@ impl PipedriveSink {
                 .and_then(Json::as_str)
             {
                 Some(next) if cursor.as_deref() != Some(next) => cursor = Some(next.to_owned()),
-                _ => break,
+                _ => return Ok(found),
             }
         }
-        let entity = mapping::object_path(object);
-        let key = match found.as_slice() {
-            [] if !create => return Ok(None),
-            [] => {
-                let body = json!({"field_name": name, "field_type": "varchar"});
-                let created = match self.client.write_ok(Method::POST, &path, &body).await {
-                    Ok(b) => b,
-                    Err(ConnectorError::Auth { status: 403, .. }) => {
-                        return Err(ConnectorError::Setup {
-                            vendor: VENDOR,
-                            detail: format!(
-                                "the {entity} custom field \"{name}\" is missing and this API token may not create it \
-                                 (creating fields needs an admin). Create it once: Settings → Data fields → {} → \
-                                 Add custom field, type Text, name \"{name}\"; or set `source_id_field` to an \
-                                 existing text field's name",
-                                if object == ObjectType::Contacts {
-                                    "Person"
-                                } else {
-                                    "Organization"
-                                }
-                            ),
-                        });
-                    }
-                    Err(e) => return Err(e),
-                };
-                let code = created
-                    .pointer("/data/field_code")
-                    .and_then(Json::as_str)
-                    .ok_or_else(|| ConnectorError::Malformed {
-                        vendor: VENDOR,
-                        endpoint: format!("POST {path}"),
-                        detail: "the created field has no `field_code`".into(),
-                    })?;
-                tracing::info!(
-                    vendor = VENDOR,
-                    entity,
-                    "created the source-id custom field"
-                );
-                self.cache().complete.insert(object);
-                code.to_owned()
-            }
-            [(code, ty)] if matches!(ty.as_str(), "varchar" | "varchar_auto" | "text") => {
-                code.clone()
-            }
-            [(_, ty)] => {
-                return Err(ConnectorError::Setup {
-                    vendor: VENDOR,
-                    detail: format!(
-                        "the {entity} custom field \"{name}\" has type `{ty}`; ferry stores source ids as text. \
-                         Rename or delete it, or set `source_id_field` to the name of a Text field"
-                    ),
-                });
-            }
-            _ => {
-                return Err(ConnectorError::Setup {
-                    vendor: VENDOR,
-                    detail: format!(
-                        "{} {entity} custom fields are named \"{name}\"; ferry cannot tell which holds source ids. \
-                         Rename all but one, or set `source_id_field` to a unique name",
-                        found.len()
-                    ),
-                });
-            }
-        };
-        self.keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(object, key.clone());
-        Ok(Some(key))
     }
 
     /// Reads records by Pipedrive id (≤ 100 per request), with only the source-id custom field
@@ -355,6 +386,11 @@ impl PipedriveSink {
 
     /// Writes one record: `PATCH` when it exists (falling back to `POST` if it vanished),
     /// else `POST`. A refusal of the record is an outcome; of the request, an error.
+    ///
+    /// A `POST` is not safe to send twice, so it goes through the HTTP layer's guard: after a
+    /// failure that leaves open whether Pipedrive saved the record (the connection broke, a
+    /// timeout, a 5xx), the record is looked up by its source id (`find`) before the `POST` is
+    /// sent again, and a record found there is the one created.
     async fn write_one(
         &self,
         object: ObjectType,
@@ -384,7 +420,27 @@ impl PipedriveSink {
                 Some(id) => (Method::PATCH, format!("/api/v2/{entity}/{id}")),
                 None => (Method::POST, format!("/api/v2/{entity}")),
             };
-            let response = self.client.write(method.clone(), &path, &body).await?;
+            let response = if target.is_some() {
+                self.client.write(method.clone(), &path, &body).await?
+            } else {
+                let landed = || async {
+                    let sid = std::slice::from_ref(&record.source_id);
+                    Ok(self.find(object, key, sid).await?.remove(&record.source_id))
+                };
+                match self.client.create(&path, &body, landed).await? {
+                    Sent::Response(response) => response,
+                    Sent::Landed(id) => {
+                        self.cache().put(object, &record.source_id, id);
+                        return Ok(RecordOutcome {
+                            source_id: record.source_id.clone(),
+                            result: Ok(Written {
+                                sink_id: id.to_string(),
+                                created: true,
+                            }),
+                        });
+                    }
+                }
+            };
             let status = response.status.as_u16();
             if response.is_success() {
                 let endpoint = format!("{method} {}", endpoint_path(&path));

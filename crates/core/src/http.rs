@@ -5,9 +5,17 @@
 //! dropped connections) are retried with exponential backoff and jitter, waiting at least as
 //! long as the vendor's `Retry-After` says. Anything else is handed back to the connector, which
 //! knows whether a 4xx is the request's fault or one record's.
+//!
+//! Sending a request again is safe for reads and upserts. A create is different: when its
+//! answer is lost after the vendor carried it out, sending it again makes a second record.
+//! [`HttpClient::send_create`] guards such writes: before it sends one again after a failure
+//! that leaves open whether the vendor carried it out, it asks the caller whether the write
+//! already landed.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -187,9 +195,10 @@ pub fn default_classify(response: &HttpResponse) -> Verdict {
 }
 
 /// How many times a request whose 2xx answer is labelled JSON but does not parse (a body cut
-/// short by a proxy or an overloaded vendor) is sent again. Every request ferry sends is a
-/// read or an idempotent upsert, so sending it again is safe; a body still broken after that
-/// goes to the connector, which reports it malformed.
+/// short by a proxy or an overloaded vendor) is sent again. [`HttpClient::send`] carries reads
+/// and idempotent upserts, so sending them again is safe (creates go through
+/// [`HttpClient::send_create`], which never sends a write that got a 2xx again); a body still
+/// broken after that goes to the connector, which reports it malformed.
 const BROKEN_BODY_RETRIES: u64 = 3;
 
 /// `bytes` as they are if they are valid UTF-8, else with U+FFFD for each invalid sequence.
@@ -293,7 +302,35 @@ struct Transient {
     after: Option<Duration>,
     /// Why, for logs and for the final error.
     reason: String,
+    /// Whether the vendor may have carried the request out: the request could have been sent
+    /// and no answer says it was refused (a dropped connection, a timeout, a 5xx). `false` only
+    /// when it certainly was not: the connection could not be made, or a 429 refused it.
+    ambiguous: bool,
 }
+
+/// Why the retry loop stopped without a response.
+enum Stop {
+    /// A transient failure; retried while retries are left.
+    Transient(Transient),
+    /// The caller's landed check failed: whether the write landed is unknown, so it is not
+    /// sent again.
+    Check(ConnectorError),
+}
+
+/// What a guarded write ([`HttpClient::send_create`]) came to.
+#[derive(Debug)]
+pub enum Sent<T> {
+    /// The vendor's final response, as [`HttpClient::send`] returns it: success, or an error
+    /// status for the caller to judge.
+    Response(HttpResponse),
+    /// An attempt failed in a way that left open whether the vendor carried it out, and the
+    /// caller's check found the write had landed: `T` is what the check found (typically the
+    /// new record's id). Nothing was sent after that.
+    Landed(T),
+}
+
+/// The type of the absent check of an unguarded [`HttpClient::send`].
+type NoCheck = fn() -> std::future::Ready<ConnectorResult<Option<Infallible>>>;
 
 impl HttpClient {
     /// A client for the vendor described by `policy`, limited to `rate_limit` (none: unlimited).
@@ -344,60 +381,165 @@ impl HttpClient {
     ///
     /// Returns every response the policy calls final, error statuses included: the caller
     /// decides what a 4xx means. Fails on network errors or exhausted retries.
+    ///
+    /// Only for requests that are safe to send twice (reads, upserts, updates): a write the
+    /// vendor carried out but whose answer was lost is sent again. Use
+    /// [`HttpClient::send_create`] for the others.
     pub async fn send<F>(&self, endpoint: &str, build: F) -> ConnectorResult<HttpResponse>
     where
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        match self.run(endpoint, &build, None::<&NoCheck>).await? {
+            Sent::Response(response) => Ok(response),
+            Sent::Landed(never) => match never {},
+        }
+    }
+
+    /// Sends a write that is not safe to send twice (a create: sent again after the vendor
+    /// carried it out, it makes a second record), retrying like [`HttpClient::send`] with one
+    /// difference: after a failure that leaves open whether the vendor carried the write out
+    /// (the connection broke after the request could have been sent, a timeout, a 5xx), the
+    /// next attempt first awaits `landed`, the caller's check whether the write is there
+    /// (typically a lookup by the record's source id). If it is (`Some`), nothing more is sent
+    /// and [`Sent::Landed`] carries what the check found; if not (`None`), the write is sent
+    /// again. Failures that certainly were not carried out (could not connect, 429) are
+    /// retried without the check, and the check runs once more when retries run out after an
+    /// ambiguous failure.
+    ///
+    /// A 2xx whose JSON body is broken was carried out, so it is never sent again: the check
+    /// runs at once, and if it finds nothing the response goes to the caller, whose parse
+    /// reports it malformed. A failing check fails the write (whether it landed is unknown).
+    ///
+    /// Every attempt takes a rate-limit permit and counts in the stats, as with `send`; the
+    /// check's own requests count wherever the check sends them.
+    pub async fn send_create<F, C, Fut, T>(
+        &self,
+        endpoint: &str,
+        build: F,
+        landed: C,
+    ) -> ConnectorResult<Sent<T>>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        C: Fn() -> Fut,
+        Fut: Future<Output = ConnectorResult<Option<T>>>,
+    {
+        self.run(endpoint, &build, Some(&landed)).await
+    }
+
+    /// The retry loop of `send` and `send_create`: with `landed`, ambiguous failures are
+    /// checked before the request is sent again.
+    async fn run<F, C, Fut, T>(
+        &self,
+        endpoint: &str,
+        build: &F,
+        landed: Option<&C>,
+    ) -> ConnectorResult<Sent<T>>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        C: Fn() -> Fut,
+        Fut: Future<Output = ConnectorResult<Option<T>>>,
     {
         let vendor = self.policy.vendor();
         let started = Instant::now();
         let attempts = AtomicU64::new(0);
         let broken_bodies = AtomicU64::new(0);
+        // Set when a guarded write failed ambiguously and the check has not run since.
+        let unsure = AtomicBool::new(false);
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.min_backoff)
             .with_max_delay(self.settings.max_backoff)
             .with_max_times(self.settings.max_retries)
             .with_jitter();
+        // The caller's landed check (none for an unguarded send: nothing found).
+        let check = || async {
+            let Some(landed) = landed else {
+                return Ok(None);
+            };
+            let found = landed().await.map_err(Stop::Check)?;
+            if found.is_some() {
+                tracing::debug!(
+                    vendor,
+                    endpoint,
+                    "the write had landed before its answer was lost; not sending it again"
+                );
+            }
+            Ok::<_, Stop>(found)
+        };
         let attempt = || async {
+            if unsure.swap(false, Ordering::Relaxed) {
+                if let Some(found) = check().await? {
+                    return Ok(Sent::Landed(found));
+                }
+            }
             let n = attempts.fetch_add(1, Ordering::Relaxed) + 1;
-            let response = self.attempt(endpoint, &build).await?;
+            let response = match self.attempt(endpoint, build).await {
+                Ok(response) => response,
+                Err(transient) => {
+                    if landed.is_some() && transient.ambiguous {
+                        unsure.store(true, Ordering::Relaxed);
+                    }
+                    return Err(Stop::Transient(transient));
+                }
+            };
+            if !(response.status.is_success() && is_broken_json(&response)) {
+                return Ok(Sent::Response(response));
+            }
+            if landed.is_some() {
+                // Carried out, answer unreadable: sending it again could only duplicate it.
+                return Ok(match check().await? {
+                    Some(found) => Sent::Landed(found),
+                    None => Sent::Response(response),
+                });
+            }
             let retry_left = n <= self.settings.max_retries as u64;
-            if retry_left
-                && response.status.is_success()
-                && is_broken_json(&response)
-                && broken_bodies.fetch_add(1, Ordering::Relaxed) < BROKEN_BODY_RETRIES
-            {
-                return Err(Transient {
+            if retry_left && broken_bodies.fetch_add(1, Ordering::Relaxed) < BROKEN_BODY_RETRIES {
+                return Err(Stop::Transient(Transient {
                     after: None,
                     reason: format!(
                         "HTTP {} with a malformed JSON body",
                         response.status.as_u16()
                     ),
-                });
+                    ambiguous: true,
+                }));
             }
-            Ok(response)
+            Ok(Sent::Response(response))
         };
         let result = attempt
             .retry(backoff)
             .sleep(tokio::time::sleep)
-            .adjust(|e, planned| match e.after {
+            .when(|stop| matches!(stop, Stop::Transient(_)))
+            .adjust(|stop, planned| match stop {
                 // The vendor's word beats our schedule when it asks for longer.
-                Some(after) => planned.map(|p| p.max(after).max(Duration::from_millis(1))),
-                None => planned,
+                Stop::Transient(Transient {
+                    after: Some(after), ..
+                }) => planned.map(|p| p.max(*after).max(Duration::from_millis(1))),
+                _ => planned,
             })
-            .notify(|e, wait| {
+            .notify(|stop, wait| {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(vendor, endpoint, reason = %e.reason, wait_ms = wait.as_millis() as u64, "retrying");
+                if let Stop::Transient(e) = stop {
+                    tracing::debug!(vendor, endpoint, reason = %e.reason, wait_ms = wait.as_millis() as u64, "retrying");
+                }
             })
             .await;
         match result {
-            Ok(response) => Ok(response),
-            Err(Transient { reason, .. }) => Err(ConnectorError::RetriesExhausted {
-                vendor,
-                endpoint: endpoint.to_owned(),
-                attempts: attempts.load(Ordering::Relaxed) as usize,
-                elapsed: started.elapsed(),
-                last: reason,
-            }),
+            Ok(sent) => Ok(sent),
+            Err(Stop::Check(e)) => Err(e),
+            Err(Stop::Transient(Transient { reason, .. })) => {
+                // Out of retries after an ambiguous failure: the write may still have landed.
+                if unsure.load(Ordering::Relaxed) {
+                    if let Ok(Some(found)) = check().await {
+                        return Ok(Sent::Landed(found));
+                    }
+                }
+                Err(ConnectorError::RetriesExhausted {
+                    vendor,
+                    endpoint: endpoint.to_owned(),
+                    attempts: attempts.load(Ordering::Relaxed) as usize,
+                    elapsed: started.elapsed(),
+                    last: reason,
+                })
+            }
         }
     }
 
@@ -412,6 +554,8 @@ impl HttpClient {
         let transient = |e: reqwest::Error| Transient {
             after: None,
             reason: describe_reqwest_error(&e),
+            // Only a connection never made certainly kept the request from the vendor.
+            ambiguous: !e.is_connect(),
         };
         let response = build(&self.client).send().await.map_err(transient)?;
         let status = response.status();
@@ -437,7 +581,12 @@ impl HttpClient {
                     status = status.as_u16(),
                     "transient failure"
                 );
-                Err(Transient { after, reason })
+                Err(Transient {
+                    after,
+                    reason,
+                    // A 429 refuses the request; a 5xx or 408 may come after it was carried out.
+                    ambiguous: status != StatusCode::TOO_MANY_REQUESTS,
+                })
             }
         }
     }
@@ -769,6 +918,295 @@ mod tests {
             .json::<serde_json::Value>("testvendor", "GET /x")
             .unwrap_err();
         assert!(matches!(err, ConnectorError::Malformed { .. }), "{err:?}");
+    }
+
+    /// How the write server answers one request.
+    #[derive(Clone, Copy, Debug)]
+    enum Answer {
+        /// Creates a record and answers 201 with its id.
+        Created,
+        /// Creates a record, sends the headers and half the body, then drops the connection.
+        CreatedThenReset,
+        /// Creates a record, then answers 502 (a gateway that lost the vendor's answer).
+        CreatedThen502,
+        /// Creates a record, then answers only after the client's timeout.
+        CreatedThenSlow,
+        /// Creates a record and answers 201 with its JSON body cut in half.
+        CreatedBrokenBody,
+        /// Refuses with 429, creating nothing.
+        Throttled,
+        /// Answers 503, creating nothing.
+        Unavailable,
+    }
+
+    /// A loopback server that carries out each POST as `script` says (the last answer
+    /// repeats): returns its URL, the records it created, and the requests it got.
+    async fn writes(script: Vec<Answer>) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        use axum::response::IntoResponse;
+        let hits = Arc::new(AtomicUsize::new(0));
+        let created = Arc::new(AtomicUsize::new(0));
+        let (counter, store) = (Arc::clone(&hits), Arc::clone(&created));
+        let app = axum::Router::new().fallback(move || {
+            let i = counter.fetch_add(1, Ordering::SeqCst);
+            let answer = script[i.min(script.len() - 1)];
+            let store = Arc::clone(&store);
+            async move {
+                let status = |code: u16| axum::http::StatusCode::from_u16(code).unwrap();
+                let create = || store.fetch_add(1, Ordering::SeqCst) + 1;
+                let json = [("content-type", "application/json")];
+                match answer {
+                    Answer::Throttled => status(429).into_response(),
+                    Answer::Unavailable => status(503).into_response(),
+                    Answer::CreatedThen502 => {
+                        create();
+                        status(502).into_response()
+                    }
+                    Answer::Created => {
+                        let body = format!("{{\"id\":{}}}", create());
+                        (status(201), json, body).into_response()
+                    }
+                    Answer::CreatedBrokenBody => {
+                        let body = format!("{{\"id\":{}", create());
+                        (status(201), json, body).into_response()
+                    }
+                    Answer::CreatedThenSlow => {
+                        create();
+                        tokio::time::sleep(Duration::from_millis(800)).await;
+                        (status(201), json, "{}").into_response()
+                    }
+                    Answer::CreatedThenReset => {
+                        let body =
+                            format!("{{\"id\":{},\"padding\":\"{}\"}}", create(), "x".repeat(64));
+                        let half = Bytes::from(body.as_bytes()[..body.len() / 2].to_vec());
+                        // The first half, a pause for the server to flush it, then a failed
+                        // stream: the server drops the connection mid-body.
+                        let chunks =
+                            futures::stream::unfold(Some(Some(half)), |state| async move {
+                                match state? {
+                                    Some(first) => Some((Ok(first), Some(None))),
+                                    None => {
+                                        tokio::time::sleep(Duration::from_millis(20)).await;
+                                        let reset = std::io::Error::new(
+                                            std::io::ErrorKind::ConnectionReset,
+                                            "reset mid-response",
+                                        );
+                                        Some((Err::<Bytes, _>(reset), None))
+                                    }
+                                }
+                            });
+                        (status(201), json, axum::body::Body::from_stream(chunks)).into_response()
+                    }
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/x"), created, hits)
+    }
+
+    /// A landed check that looks at the server's records (as a lookup by source id would),
+    /// answering with how many there are; counts its calls in `calls`.
+    fn lookup(
+        created: &Arc<AtomicUsize>,
+        calls: &Arc<AtomicUsize>,
+    ) -> impl Fn() -> std::future::Ready<ConnectorResult<Option<usize>>> {
+        let (created, calls) = (Arc::clone(created), Arc::clone(calls));
+        move || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let n = created.load(Ordering::SeqCst);
+            std::future::ready(Ok((n > 0).then_some(n)))
+        }
+    }
+
+    /// Short timeouts, so a slow answer times out quickly.
+    fn impatient() -> RetrySettings {
+        RetrySettings {
+            timeout: Duration::from_millis(400),
+            ..fast()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_create_that_landed_before_its_answer_was_lost_is_not_sent_again() {
+        for lost in [
+            Answer::CreatedThenReset,
+            Answer::CreatedThen502,
+            Answer::CreatedThenSlow,
+        ] {
+            // Unguarded, the retry creates a second record: the hazard.
+            let (url, created, _) = writes(vec![lost, Answer::Created]).await;
+            let client = HttpClient::new(Arc::new(Plain), None, impatient()).unwrap();
+            let resp = client.send("POST /x", |c| c.post(&url)).await.unwrap();
+            assert_eq!(resp.status.as_u16(), 201, "{lost:?}");
+            assert_eq!(created.load(Ordering::SeqCst), 2, "{lost:?}: duplicated");
+
+            // Guarded: the check finds the record and nothing more is sent.
+            let (url, created, hits) = writes(vec![lost, Answer::Created]).await;
+            let calls = Arc::new(AtomicUsize::new(0));
+            let client = HttpClient::new(Arc::new(Plain), None, impatient()).unwrap();
+            let sent = client
+                .send_create("POST /x", |c| c.post(&url), lookup(&created, &calls))
+                .await
+                .unwrap();
+            assert!(matches!(sent, Sent::Landed(1)), "{lost:?}: {sent:?}");
+            assert_eq!(created.load(Ordering::SeqCst), 1, "{lost:?}: one record");
+            assert_eq!(hits.load(Ordering::SeqCst), 1, "{lost:?}: sent once");
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "{lost:?}: checked once");
+            let (requests, retries, _) = client.stats().snapshot();
+            assert_eq!((requests, retries), (1, 1), "{lost:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ambiguous_failure_that_did_not_land_is_sent_again_after_the_check() {
+        let (url, created, hits) = writes(vec![Answer::Unavailable, Answer::Created]).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let client = HttpClient::new(Arc::new(Plain), None, fast()).unwrap();
+        let sent = client
+            .send_create("POST /x", |c| c.post(&url), lookup(&created, &calls))
+            .await
+            .unwrap();
+        let Sent::Response(resp) = sent else {
+            panic!("{sent:?}")
+        };
+        assert_eq!(&resp.body[..], b"{\"id\":1}");
+        assert_eq!(
+            (hits.load(Ordering::SeqCst), calls.load(Ordering::SeqCst)),
+            (2, 1)
+        );
+        assert_eq!(created.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn failures_that_were_certainly_not_carried_out_are_retried_without_the_check() {
+        let (url, created, hits) =
+            writes(vec![Answer::Throttled, Answer::Throttled, Answer::Created]).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let limit = RateLimit::new(20, Duration::from_secs(1));
+        let client = HttpClient::new(Arc::new(Plain), Some(limit), fast()).unwrap();
+        let started = Instant::now();
+        let sent = client
+            .send_create("POST /x", |c| c.post(&url), lookup(&created, &calls))
+            .await
+            .unwrap();
+        assert!(matches!(sent, Sent::Response(ref r) if r.status.as_u16() == 201));
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "a 429 needs no check");
+        assert_eq!(client.stats().snapshot(), (3, 2, 2));
+        // Paced at 98% of 20 per second, every attempt taking a permit: three take >= 100 ms.
+        assert!(
+            started.elapsed() >= Duration::from_millis(95),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // Could not connect: the request never left, so no check either.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        drop(listener);
+        let client = HttpClient::new(Arc::new(Plain), None, fast()).unwrap();
+        let err = client
+            .send_create("POST /x", |c| c.post(&url), lookup(&created, &calls))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ConnectorError::RetriesExhausted { attempts: 4, .. }),
+            "{err}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_create_answered_2xx_with_a_broken_body_is_never_sent_again() {
+        let (url, created, hits) = writes(vec![Answer::CreatedBrokenBody, Answer::Created]).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let client = HttpClient::new(Arc::new(Plain), None, fast()).unwrap();
+        let sent = client
+            .send_create("POST /x", |c| c.post(&url), lookup(&created, &calls))
+            .await
+            .unwrap();
+        assert!(matches!(sent, Sent::Landed(1)), "{sent:?}");
+        assert_eq!(
+            (hits.load(Ordering::SeqCst), calls.load(Ordering::SeqCst)),
+            (1, 1)
+        );
+
+        // The check cannot find it: the broken response goes to the caller, not to the vendor again.
+        let (url, created, hits) = writes(vec![Answer::CreatedBrokenBody, Answer::Created]).await;
+        let sent = client
+            .send_create(
+                "POST /x",
+                |c| c.post(&url),
+                || async { Ok::<Option<()>, ConnectorError>(None) },
+            )
+            .await
+            .unwrap();
+        let Sent::Response(resp) = sent else {
+            panic!("{sent:?}")
+        };
+        assert!(is_broken_json(&resp));
+        assert_eq!(
+            (hits.load(Ordering::SeqCst), created.load(Ordering::SeqCst)),
+            (1, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_check_fails_the_write_without_sending_it_again() {
+        let (url, created, hits) = writes(vec![Answer::CreatedThen502, Answer::Created]).await;
+        let client = HttpClient::new(Arc::new(Plain), None, fast()).unwrap();
+        let err = client
+            .send_create(
+                "POST /x",
+                |c| c.post(&url),
+                || async {
+                    Err::<Option<()>, _>(ConnectorError::Malformed {
+                        vendor: "testvendor",
+                        endpoint: "GET /search".into(),
+                        detail: "lookup failed".into(),
+                    })
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("lookup failed"), "{err}");
+        assert_eq!(
+            (hits.load(Ordering::SeqCst), created.load(Ordering::SeqCst)),
+            (1, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_check_runs_once_more_when_retries_run_out() {
+        // Every attempt is carried out and its answer lost, and the check lags behind the
+        // writes until the end (like a search index): each retry duplicates, but the caller
+        // still learns that the write landed instead of getting an error.
+        let (url, created, hits) = writes(vec![Answer::CreatedThen502]).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let client = HttpClient::new(Arc::new(Plain), None, fast()).unwrap();
+        let sent = client
+            .send_create(
+                "POST /x",
+                |c| c.post(&url),
+                move || {
+                    let call = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                    std::future::ready(Ok::<_, ConnectorError>((call == 4).then_some(call)))
+                },
+            )
+            .await
+            .unwrap();
+        assert!(matches!(sent, Sent::Landed(4)), "{sent:?}");
+        assert_eq!(hits.load(Ordering::SeqCst), 4, "one try and three retries");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            4,
+            "before each retry, and at the end"
+        );
+        assert_eq!(created.load(Ordering::SeqCst), 4);
     }
 
     #[test]

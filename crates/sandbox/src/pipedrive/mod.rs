@@ -371,6 +371,11 @@ impl Emulator {
 
     /// The 40-character key of the custom field called `name` (the first one), if any.
     pub fn custom_field_key(&self, object: &str, name: &str) -> Option<String> {
+        self.custom_field_keys(object, name).into_iter().next()
+    }
+
+    /// The keys of every custom field called `name`, oldest first (Pipedrive allows several).
+    pub fn custom_field_keys(&self, object: &str, name: &str) -> Vec<String> {
         let kind = match object {
             "companies" | "organizations" => Kind::Organizations,
             _ => Kind::Persons,
@@ -379,8 +384,9 @@ impl Emulator {
         data.store(kind)
             .fields
             .iter()
-            .find(|f| f.custom && f.name == name)
+            .filter(|f| f.custom && f.name == name)
             .map(|f| f.code.clone())
+            .collect()
     }
 }
 
