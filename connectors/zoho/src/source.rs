@@ -1,10 +1,12 @@
-//! Reading Accounts and Contacts from Zoho's list endpoint, in ascending id order.
+//! Reading Accounts and Contacts from Zoho, in ascending id order.
 //!
-//! Zoho serves the first 2,000 records by page number and the rest through `page_token`, up to
-//! 100,000 records. Past that Zoho answers `PAGINATION_LIMIT_EXCEEDED`; the source then goes on
-//! with COQL, `where id > {last id read} order by id asc`, which has no such ceiling because
-//! every query starts at offset 0. The cursor records which of the three it is in:
-//! `p:{page}`, `t:{last id}:{page token}` or `k:{last id}`.
+//! The first page comes from the list endpoint (`page=1`). Every later page is a COQL query,
+//! `where id > {last id read} order by id asc`: unlike page numbers (offsets, which skip live
+//! records when records before them are deleted mid-read, and stop at 2,000) and page tokens
+//! (valid 24 hours, and only up to 100,000 records), it starts after the last record read, so
+//! nothing is skipped or read twice and a checkpoint's cursor never expires. Cursors are
+//! `k:{last id}`; `p:{page}` and `t:{last id}:{page token}` from checkpoints of earlier
+//! versions are still read (a `t:` cursor goes on by id).
 
 use std::sync::Arc;
 
@@ -19,10 +21,6 @@ use crate::VENDOR;
 use crate::client::Client;
 use crate::config::{Settings, ZohoConfig};
 use crate::mapping;
-use crate::policy::error_code;
-
-/// Records reachable by page number alone.
-const PAGE_NUMBER_REACH: usize = 2000;
 
 /// A Zoho CRM org as a [`Source`].
 pub struct ZohoSource {
@@ -34,8 +32,6 @@ pub struct ZohoSource {
 struct Info {
     #[serde(default)]
     more_records: bool,
-    #[serde(default)]
-    next_page_token: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -49,7 +45,6 @@ struct ListBody {
 #[derive(Debug, PartialEq, Eq)]
 enum Cursor<'a> {
     Page(usize),
-    Token { last: &'a str, token: &'a str },
     Keyset { last: &'a str },
 }
 
@@ -61,8 +56,8 @@ fn parse_cursor(cursor: Option<&str>) -> Option<Cursor<'_>> {
         return n.parse().ok().filter(|n| *n >= 1).map(Cursor::Page);
     }
     if let Some(rest) = c.strip_prefix("t:") {
-        let (last, token) = rest.split_once(':')?;
-        return Some(Cursor::Token { last, token });
+        let (last, _token) = rest.split_once(':')?;
+        return Some(Cursor::Keyset { last });
     }
     let last = c.strip_prefix("k:")?;
     Some(Cursor::Keyset { last })
@@ -223,69 +218,29 @@ impl Source for ZohoSource {
             detail: "the cursor is not one this source handed out".into(),
         };
         let position = parse_cursor(cursor).ok_or_else(bad_cursor)?;
-        let (body, page_number) = match position {
+        let page = match position {
             Cursor::Keyset { last } if is_id(last) => return self.keyset(object, last).await,
             Cursor::Keyset { .. } => return Err(bad_cursor()),
-            Cursor::Page(n) => {
-                let n_text = n.to_string();
-                match self.list(object, ("page", &n_text)).await? {
-                    Ok(body) => (body, Some(n)),
-                    Err(response) => {
-                        return Err(self.client.error_for(&format!("GET {path}"), &response));
-                    }
-                }
-            }
-            Cursor::Token { last, token } => {
-                match self.list(object, ("page_token", token)).await? {
-                    Ok(body) => (body, None),
-                    Err(response)
-                        if response.status.as_u16() == 400
-                            && error_code(&response).as_deref()
-                                == Some("PAGINATION_LIMIT_EXCEEDED")
-                            && is_id(last) =>
-                    {
-                        tracing::info!(vendor = VENDOR, %object, "page tokens end at Zoho's 100,000-record limit; continuing with COQL by id");
-                        return self.keyset(object, last).await;
-                    }
-                    Err(response) => {
-                        return Err(self.client.error_for(&format!("GET {path}"), &response));
-                    }
-                }
-            }
+            Cursor::Page(n) => n.to_string(),
+        };
+        let body = match self.list(object, ("page", &page)).await? {
+            Ok(body) => body,
+            Err(response) => return Err(self.client.error_for(&format!("GET {path}"), &response)),
         };
         let last = body
             .data
             .last()
             .and_then(|r| r.get("id"))
-            .and_then(Json::as_str)
-            .map(str::to_owned);
-        let next = if !body.info.more_records {
-            None
-        } else {
-            match (page_number, last) {
-                (Some(n), _) if (n + 1) * self.settings.page_size <= PAGE_NUMBER_REACH => {
-                    Some(format!("p:{}", n + 1))
-                }
-                (_, Some(last)) => {
-                    let token = body
-                        .info
-                        .next_page_token
-                        .clone()
-                        .filter(|t| !t.is_empty() && Some(t.as_str()) != cursor)
-                        .ok_or_else(|| ConnectorError::Malformed {
-                            vendor: VENDOR,
-                            endpoint: format!("GET {path}"),
-                            detail: "more records announced without a new next_page_token".into(),
-                        })?;
-                    Some(format!("t:{last}:{token}"))
-                }
-                (_, None) => {
-                    return Err(ConnectorError::Malformed {
-                        vendor: VENDOR,
-                        endpoint: format!("GET {path}"),
-                        detail: "more records announced on an empty page".into(),
-                    });
-                }
+            .and_then(Json::as_str);
+        let next = match (body.info.more_records, last) {
+            (false, _) => None,
+            (true, Some(last)) if is_id(last) => Some(format!("k:{last}")),
+            (true, _) => {
+                return Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: format!("GET {path}"),
+                    detail: "more records announced after a page without a numeric last id".into(),
+                });
             }
         };
         Ok(self.page(object, &body.data, next))
@@ -302,10 +257,8 @@ mod tests {
         assert_eq!(parse_cursor(Some("p:7")), Some(Cursor::Page(7)));
         assert_eq!(
             parse_cursor(Some("t:123:abc:def")),
-            Some(Cursor::Token {
-                last: "123",
-                token: "abc:def"
-            })
+            Some(Cursor::Keyset { last: "123" }),
+            "a page-token cursor of an earlier version goes on by id"
         );
         assert_eq!(
             parse_cursor(Some("k:42")),

@@ -74,7 +74,8 @@ pub struct Faults {
     pub truncated: Option<u32>,
     /// Percentage of email addresses (decided by the address alone, so the same ones on every
     /// read and every emulator) whose `@` is replaced by the byte 0xFF in every successful
-    /// `GET` answer: text stored in another encoding, which is not valid UTF-8.
+    /// answer to a read (`GET`, or a query or batch read sent as `POST`): text stored in
+    /// another encoding, which is not valid UTF-8.
     pub bad_utf8: Option<u32>,
     /// Vendor-specific: percentage of a batch write's inputs that fail with the vendor's
     /// transient per-record error (a row lock) while the rest of the batch succeeds.
@@ -341,9 +342,9 @@ pub fn inject(router: Router, faults: Faults, throttled: fn(Option<u64>) -> Resp
                         _ => After::Answer,
                     }
                 };
-                let is_get = request.method() == axum::http::Method::GET;
+                let reads = is_read(&request);
                 let mut response = next.run(request).await;
-                if let (Some(percent), true) = (faults.bad_utf8, is_get) {
+                if let (Some(percent), true) = (faults.bad_utf8, reads) {
                     response = garble_emails(response, percent).await;
                 }
                 match after {
@@ -440,6 +441,17 @@ async fn truncate_body(response: Response) -> Response {
     Response::from_parts(parts, Body::from(cut))
 }
 
+/// Whether a request reads records: a `GET`, or a `POST` of a query or a batch read (Zoho's
+/// COQL, HubSpot's search and batch reads), which answer with the same stored text.
+fn is_read(request: &Request) -> bool {
+    let path = request.uri().path();
+    request.method() == axum::http::Method::GET
+        || (request.method() == axum::http::Method::POST
+            && (path.ends_with("/coql")
+                || path.ends_with("/search")
+                || path.ends_with("/batch/read")))
+}
+
 /// Whether the `badutf8` fault at `percent` garbles the email address `address`: a function of
 /// the address alone, so a garbled address is garbled on every read and on every emulator
 /// with the same percentage, as stored data would be.
@@ -532,14 +544,18 @@ where
 
 /// Wraps `router` so that, if `faults` has `shift`, the records a listing reads change under
 /// it: before a request `later_page` recognises as a later page (not the first) of a listing of
-/// `K`, `change(kind, k)` runs `shift` times, with `k` counting the changes from 1. Each
+/// `K`, from its head and body (a query language's reads come in the body),
+/// `change(kind, k)` runs `shift` times, with `k` counting the changes from 1. Each
 /// emulator's `change` creates one record of the listed type and updates an existing one, as
 /// other users and integrations do during a long read; its paging then decides what the reader
 /// sees.
+/// The largest request body the `shift` layer reads to recognise a later page.
+const SHIFT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
 pub fn shifting<K, F>(
     router: Router,
     faults: &Faults,
-    later_page: fn(&Request) -> Option<K>,
+    later_page: fn(&Request, &[u8]) -> Option<K>,
     change: F,
 ) -> Router
 where
@@ -554,12 +570,20 @@ where
         move |request: Request, next: Next| {
             let (changed, change) = (Arc::clone(&changed), change.clone());
             async move {
-                if let Some(kind) = later_page(&request) {
+                let (parts, body) = request.into_parts();
+                // Emulator requests are small; a body too large to read is passed on empty,
+                // and the route answers it as malformed.
+                let body = axum::body::to_bytes(body, SHIFT_BODY_LIMIT)
+                    .await
+                    .unwrap_or_default();
+                let request = Request::from_parts(parts, Body::empty());
+                if let Some(kind) = later_page(&request, &body) {
                     for _ in 0..n {
                         change(&kind, changed.next());
                     }
                 }
-                next.run(request).await
+                let (parts, _) = request.into_parts();
+                next.run(Request::from_parts(parts, Body::from(body))).await
             }
         },
     ))

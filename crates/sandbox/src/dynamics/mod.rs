@@ -810,7 +810,7 @@ impl crate::VendorEmulator for Emulator {
 }
 
 /// The table a request lists a later page of (it carries a `$skiptoken`), for `shift`.
-fn later_page(request: &axum::extract::Request) -> Option<Table> {
+fn later_page(request: &axum::extract::Request, _body: &[u8]) -> Option<Table> {
     let set = request.uri().path().strip_prefix(API_PREFIX)?;
     let table = Table::from_set(set)?;
     let later = crate::faults::has_param(request, "$skiptoken")

@@ -31,7 +31,7 @@ pub(crate) struct FaultState {
 pub(crate) type Faulty = (Emulator, std::sync::Arc<FaultState>);
 
 /// The object type a request lists a later page of (it carries `after`), for `shift`.
-pub(crate) fn later_page(request: &Request) -> Option<Kind> {
+pub(crate) fn later_page(request: &Request, _body: &[u8]) -> Option<Kind> {
     let kind = request
         .uri()
         .path()

@@ -431,7 +431,7 @@ impl crate::VendorEmulator for Emulator {
 }
 
 /// The kind a request lists a later page of (it carries a cursor), for `shift`.
-fn later_page(request: &axum::extract::Request) -> Option<Kind> {
+fn later_page(request: &axum::extract::Request, _body: &[u8]) -> Option<Kind> {
     let segment = request.uri().path().strip_prefix("/api/v2/")?;
     let kind = Kind::parse(segment)?;
     (request.method() == axum::http::Method::GET

@@ -184,6 +184,23 @@ impl Query {
     pub(crate) fn limit(&self) -> usize {
         self.limit
     }
+
+    /// The module queried, if it is one the emulator holds.
+    pub(crate) fn module(&self) -> Option<Module> {
+        Module::parse(&self.module)
+    }
+
+    /// Whether the query continues a read after an id (`id > N`, keyset paging).
+    pub(crate) fn reads_after_id(&self) -> bool {
+        fn has(c: &Cond) -> bool {
+            match c {
+                Cond::Atom { col, op, .. } => col.eq_ignore_ascii_case("id") && *op == Op::Gt,
+                Cond::And(a, b) => has(a) || has(b),
+                Cond::Or(..) => false,
+            }
+        }
+        self.cond.as_ref().is_some_and(has)
+    }
 }
 
 struct Parser {

@@ -1195,9 +1195,14 @@ impl crate::VendorEmulator for Emulator {
     }
 }
 
-/// The module a request lists a later page of (`page` above 1, or a `page_token`), for
-/// `shift`.
-fn later_page(request: &Request) -> Option<Module> {
+/// The module a request lists a later page of, for `shift`: a list with `page` above 1 or a
+/// `page_token`, or a COQL read that continues after an id (`where id > …`).
+fn later_page(request: &Request, body: &[u8]) -> Option<Module> {
+    if request.method() == axum::http::Method::POST && request.uri().path() == "/crm/v8/coql" {
+        let query = serde_json::from_slice::<Json>(body).ok()?;
+        let parsed = coql::parse(query.get("select_query")?.as_str()?).ok()?;
+        return parsed.reads_after_id().then(|| parsed.module()).flatten();
+    }
     let module = Module::parse(request.uri().path().strip_prefix("/crm/v8/")?)?;
     let later = crate::faults::has_param(request, "page_token")
         || request.uri().query().is_some_and(|q| {
