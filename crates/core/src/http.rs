@@ -176,15 +176,61 @@ pub fn default_classify(response: &HttpResponse) -> Verdict {
 /// goes to the connector, which reports it malformed.
 const BROKEN_BODY_RETRIES: u64 = 3;
 
-/// Whether a response labelled JSON has a non-empty body that is not valid JSON.
+/// Whether a response labelled JSON has a non-empty body that is cut short.
 fn is_broken_json(response: &HttpResponse) -> bool {
     let json = response
         .header(reqwest::header::CONTENT_TYPE.as_str())
         .and_then(|t| t.split(';').next())
         .map(|t| t.trim().to_ascii_lowercase())
         .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
-    json && !response.body.iter().all(u8::is_ascii_whitespace)
-        && serde_json::from_slice::<serde::de::IgnoredAny>(&response.body).is_err()
+    json && is_cut_short(response.body.trim_ascii())
+}
+
+/// Whether a JSON text is cut short: an object or array left open, a string left unterminated,
+/// or bytes after the end of the value. One pass that skips through strings with `memchr` and
+/// allocates nothing: a full parse here cost as much as the connector's own parse of every
+/// response (5% of ferry's instructions). A complete but otherwise malformed body is the
+/// connector's to report.
+fn is_cut_short(text: &[u8]) -> bool {
+    match text.first() {
+        None => return false,
+        Some(b'{' | b'[') => {}
+        // A bare scalar is short: parsing it in full costs nothing.
+        Some(_) => return serde_json::from_slice::<serde::de::IgnoredAny>(text).is_err(),
+    }
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'"' => loop {
+                // The closing quote: the next `"` not escaped by a backslash.
+                let Some(at) = memchr::memchr2(b'"', b'\\', &text[i + 1..]) else {
+                    return true;
+                };
+                i += 1 + at;
+                if text[i] == b'"' {
+                    break;
+                }
+                i += 1; // the escaped byte
+                if i >= text.len() {
+                    return true;
+                }
+            },
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = match depth.checked_sub(1) {
+                    Some(d) => d,
+                    None => return true,
+                };
+                if depth == 0 {
+                    return i + 1 != text.len();
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Counters of what the client did, for the report and benchmarks.
@@ -665,6 +711,26 @@ mod tests {
         )));
         assert!(!is_broken_json(&response("application/json", "")));
         assert!(!is_broken_json(&response("text/plain", "{not json")));
+        for cut in [
+            "{\"a\":\"x\\\"",
+            "[1,2",
+            "{\"a\":[{}]",
+            "{\"a\":\"}\"",
+            "{} {}",
+            "tru",
+            "]",
+            "[\"\\",
+        ] {
+            assert!(is_cut_short(cut.as_bytes()), "{cut}");
+        }
+        for whole in [
+            "{\"a\":\"x\\\\\",\"b\":[1,{\"c\":\"]}\"}]}",
+            "[]",
+            "\"text\"",
+            "12",
+        ] {
+            assert!(!is_cut_short(whole.as_bytes()), "{whole}");
+        }
     }
 
     /// A loopback server answering 200 with the JSON body `bodies[i]` to request `i`.
