@@ -288,14 +288,24 @@ impl Limiter {
     }
 }
 
-/// Paces requests evenly at 98% of the budget with no burst: a vendor counting a rolling window
-/// then never sees more than its limit, whatever the window's phase, and a burst cannot trip it.
+/// Paces requests evenly at 98% of the budget: a vendor counting a rolling window then never
+/// sees more than its limit, whatever the window's phase.
+///
+/// A burst of two is allowed where the budget has room for it (any window then holds at most
+/// 98% of the budget plus two, still under it), so that a permit taken a little late (a timer
+/// waking late, no request ready at that instant) is made up instead of lost: with no burst
+/// those losses cost 1 to 2% of the budget.
 fn build_limiter(limit: RateLimit) -> DefaultDirectRateLimiter {
     let effective = (u64::from(limit.requests) * 98 / 100).max(1);
     let interval = (limit.per.as_nanos() as u64 / effective).max(1);
+    let burst = if effective + 2 < u64::from(limit.requests) {
+        NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN)
+    } else {
+        NonZeroU32::MIN
+    };
     let quota = Quota::with_period(Duration::from_nanos(interval))
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-        .allow_burst(NonZeroU32::MIN);
+        .allow_burst(burst);
     RateLimiter::direct(quota)
 }
 
@@ -690,6 +700,19 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn the_limiter_bursts_two_only_where_the_budget_has_room() {
+        let roomy = build_limiter(RateLimit::new(190, Duration::from_secs(10)));
+        assert!(roomy.check().is_ok() && roomy.check().is_ok());
+        assert!(
+            roomy.check().is_err(),
+            "186 per 10 s plus 2 stays under 190"
+        );
+        let tight = build_limiter(RateLimit::new(100, Duration::from_secs(10)));
+        assert!(tight.check().is_ok());
+        assert!(tight.check().is_err(), "98 per 10 s plus 2 would reach 100");
     }
 
     #[test]
