@@ -389,9 +389,6 @@ async fn run_object(
     counters: &ObjectProgress,
 ) -> ConnectorResult<()> {
     let object = shared.object;
-    if mode == Mode::Migrate {
-        sink.prepare(object).await?;
-    }
     let in_flight = options.batches_in_flight.max(1);
     let batch_size = sink.batch_size(object).max(1);
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(in_flight);
@@ -425,7 +422,12 @@ async fn run_object(
     };
     let ((read, written, verified), ()) = match mode {
         Mode::Migrate => {
-            let writer = write_stage(sink, in_flight, batch_rx, verify_tx, shared, counters);
+            // The sink is prepared while the first pages are read: only the writer needs it.
+            // If it fails, the writer stops before its first write and the reader with it.
+            let writer = async {
+                sink.prepare(object).await?;
+                write_stage(sink, in_flight, batch_rx, verify_tx, shared, counters).await
+            };
             tokio::join!(async { tokio::join!(reader, writer, verifier) }, count)
         }
         Mode::Verify => {
