@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use scenario::{Bench, Figures};
 
 const USAGE: &str = "usage: ferry-bench [all|ceiling|overhead|memory|latency]... \
-[--records N] [--ceiling-records N] [--no-build] [--ferry PATH]
+[--records N] [--ceiling-records N] [--no-build] [--ferry PATH] [--wrap CMD]
 
   ceiling   HubSpot sink limited to 190 requests/10 s: ceiling use with the limit configured, and learned
   overhead  HubSpot -> Salesforce, no limits: records/s of migrate + verify (default 1,000,000 contacts)
@@ -27,7 +27,9 @@ const USAGE: &str = "usage: ferry-bench [all|ceiling|overhead|memory|latency]...
   --records N          contacts of the overhead run (companies: a fifth as many)
   --ceiling-records N  contacts seeded for the ceiling runs, which move the companies (a fifth)
   --no-build           use target/release/ferry as it is
-  --ferry PATH         the ferry binary to run";
+  --ferry PATH         the ferry binary to run
+  --wrap \"CMD ARGS\"     run `ferry migrate` under CMD, e.g. --wrap \"valgrind --tool=callgrind\"
+                       (CPU and RSS are then the wrapper's)";
 
 fn main() -> ExitCode {
     match run() {
@@ -45,6 +47,7 @@ fn run() -> Result<()> {
     let mut ceiling_records = 75_000usize;
     let mut build = true;
     let mut ferry: Option<PathBuf> = None;
+    let mut wrap: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut number = |name: &str| -> Result<usize> {
@@ -57,6 +60,10 @@ fn run() -> Result<()> {
             "--ceiling-records" => ceiling_records = number("--ceiling-records")?,
             "--no-build" => build = false,
             "--ferry" => ferry = Some(args.next().context("--ferry needs a path")?.into()),
+            "--wrap" => {
+                let command = args.next().context("--wrap needs a command")?;
+                wrap = command.split_whitespace().map(String::from).collect();
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -74,7 +81,7 @@ fn run() -> Result<()> {
         Some(path) => path,
         None => locate_ferry(build)?,
     };
-    let bench = Bench::new(ferry)?;
+    let bench = Bench::new(ferry, wrap)?;
     println!("{}", bench.machine());
     let mut figures = Figures::default();
     for w in &which {

@@ -24,6 +24,8 @@ const LATENCY_IN_FLIGHT: usize = 8;
 /// The benchmark: where ferry is, and a private directory for the generated configs.
 pub struct Bench {
     ferry: PathBuf,
+    /// A command `ferry migrate` runs under (a profiler), if any.
+    wrap: Vec<String>,
     dir: PathBuf,
     overhead_runs: std::cell::RefCell<HashMap<usize, Run>>,
 }
@@ -126,12 +128,13 @@ impl Figures {
 
 impl Bench {
     /// A benchmark running `ferry`.
-    pub fn new(ferry: PathBuf) -> Result<Bench> {
+    pub fn new(ferry: PathBuf, wrap: Vec<String>) -> Result<Bench> {
         let dir = std::env::temp_dir().join(format!("ferry-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(Bench {
             ferry,
+            wrap,
             dir,
             overhead_runs: Default::default(),
         })
@@ -296,7 +299,15 @@ impl Bench {
         std::fs::write(&path, &config)
             .with_context(|| format!("cannot write {}", path.display()))?;
         let started = Instant::now();
-        let mut ferry = Command::new(&self.ferry)
+        let mut command = match self.wrap.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&self.ferry);
+                c
+            }
+            None => Command::new(&self.ferry),
+        };
+        let mut ferry = command
             .args(["migrate", "-q", "--report", "json", "--config"])
             .arg(&path)
             .envs(sandbox.env.iter().map(|(k, v)| (k, v)))
