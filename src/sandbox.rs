@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use ferry_sandbox::faults::Faults;
-use ferry_sandbox::{SandboxConfig, VendorSetup, seed::Mess};
+use ferry_sandbox::{Limits, SandboxConfig, VendorSetup, seed::Mess};
 
 use crate::CliError;
 
@@ -31,6 +31,15 @@ pub struct SandboxArgs {
     /// Fault: answer every Nth request of VENDOR with its 429 (`--throttle salesforce=4`, repeatable).
     #[arg(long = "throttle", value_name = "VENDOR=N")]
     throttle: Vec<String>,
+    /// Rate limits of VENDOR's emulator (repeatable): `none` (no limits at all, to measure
+    /// ferry alone), `documented` (the default), or N requests per the vendor's burst window
+    /// (`--limit hubspot=190`: HubSpot Professional's 190 per 10 s; pipedrive counts per 2 s).
+    #[arg(long = "limit", value_name = "VENDOR=LIMIT")]
+    limit: Vec<String>,
+    /// Milliseconds added to every request VENDOR's emulator answers, as a distant vendor's
+    /// round trip adds them (`--latency hubspot=150`, repeatable).
+    #[arg(long = "latency", value_name = "VENDOR=MS")]
+    latency: Vec<String>,
     /// `Retry-After` seconds sent with injected 429s (default: none).
     #[arg(long)]
     retry_after: Option<u64>,
@@ -66,28 +75,54 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
     };
     let mut throttles = Vec::new();
     for t in &args.throttle {
-        let parsed = t
-            .split_once('=')
-            .and_then(|(v, n)| Some((v.to_owned(), n.parse::<u64>().ok()?)));
-        let (vendor, every) = parsed.ok_or_else(|| {
+        let (vendor, n) = vendor_flag("--throttle", t, "N")?;
+        check(vendor)?;
+        let every = n.parse::<u64>().map_err(|_| {
             CliError::config(anyhow::anyhow!("--throttle `{t}`: expected VENDOR=N"))
         })?;
-        check(&vendor)?;
-        throttles.push((vendor, every));
+        throttles.push((vendor.to_owned(), every));
     }
     let mut profiles: Vec<(String, Faults)> = Vec::new();
     for f in &args.faults {
-        let (vendor, profile) = f.split_once('=').ok_or_else(|| {
-            CliError::config(anyhow::anyhow!("--faults `{f}`: expected VENDOR=PROFILE"))
-        })?;
+        let (vendor, profile) = vendor_flag("--faults", f, "PROFILE")?;
         check(vendor)?;
         let parsed = Faults::parse(profile)
             .map_err(|e| CliError::config(anyhow::anyhow!("--faults `{f}`: {e}")))?;
         profiles.push((vendor.to_owned(), parsed));
     }
+    let mut limits: Vec<(String, Limits)> = Vec::new();
+    for l in &args.limit {
+        let (vendor, limit) = vendor_flag("--limit", l, "LIMIT")?;
+        check(vendor)?;
+        let parsed = Limits::parse(limit)
+            .map_err(|e| CliError::config(anyhow::anyhow!("--limit `{l}`: {e}")))?;
+        let windowless = ferry_sandbox::emulator(vendor).is_some_and(|e| e.burst_window.is_none());
+        if matches!(parsed, Limits::Burst(_)) && windowless {
+            return Err(CliError::config(anyhow::anyhow!(
+                "--limit `{l}`: {vendor} has no burst limit to set (only `none` or `documented`)"
+            )));
+        }
+        limits.push((vendor.to_owned(), parsed));
+    }
+    let mut latencies: Vec<(String, std::time::Duration)> = Vec::new();
+    for l in &args.latency {
+        let (vendor, ms) = vendor_flag("--latency", l, "MS")?;
+        check(vendor)?;
+        let ms = ms.parse::<u64>().map_err(|_| {
+            CliError::config(anyhow::anyhow!("--latency `{l}`: expected VENDOR=MS"))
+        })?;
+        latencies.push((vendor.to_owned(), std::time::Duration::from_millis(ms)));
+    }
     for v in args.only.iter().chain(&args.empty) {
         check(v)?;
     }
+    let limits_of = |vendor: &str| -> Limits {
+        limits
+            .iter()
+            .rev()
+            .find(|(v, _)| v == vendor)
+            .map_or(Limits::Documented, |(_, l)| *l)
+    };
     let faults_of = |vendor: &str| -> Faults {
         let mut faults = profiles
             .iter()
@@ -101,6 +136,9 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
         if args.retry_after.is_some() {
             faults.retry_after_secs = args.retry_after;
         }
+        if let Some((_, latency)) = latencies.iter().rev().find(|(v, _)| v == vendor) {
+            faults.latency = Some(*latency);
+        }
         faults
     };
     let vendors = ferry_sandbox::emulators()
@@ -113,6 +151,7 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
                 if args.any_port { 0 } else { spec.default_port },
             )),
             faults: faults_of(spec.vendor),
+            limits: limits_of(spec.vendor),
             seeded: !args.empty.iter().any(|e| e == spec.vendor),
         })
         .collect();
@@ -140,6 +179,14 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
             "emulator {:<11} {}  ({seeded})",
             e.spec.vendor, e.running.base_url
         );
+        match limits_of(e.spec.vendor) {
+            Limits::Documented => {}
+            Limits::Unlimited => println!("         limits: none"),
+            Limits::Burst(n) => println!(
+                "         limits: {n} requests per {} s",
+                e.spec.burst_window.map_or(0, |w| w.as_secs())
+            ),
+        }
         let faults = faults_of(e.spec.vendor);
         if faults.any() {
             println!("         faults: {}", describe_faults(&faults));
@@ -171,6 +218,13 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
     println!("Ready. Ctrl-C stops the emulators (their data lives only in memory).");
     wait_for_shutdown().await;
     Ok(0)
+}
+
+/// Splits a `VENDOR=VALUE` flag value.
+fn vendor_flag<'a>(flag: &str, text: &'a str, value: &str) -> Result<(&'a str, &'a str), CliError> {
+    text.split_once('=').ok_or_else(|| {
+        CliError::config(anyhow::anyhow!("{flag} `{text}`: expected VENDOR={value}"))
+    })
 }
 
 /// A one-line account of a fault profile, for the start-up banner.
@@ -215,6 +269,9 @@ fn describe_faults(f: &Faults) -> String {
     }
     if let Some(n) = f.shift {
         parts.push(format!("{n} created + {n} updated between pages"));
+    }
+    if let Some(latency) = f.latency {
+        parts.push(format!("{} ms added to every request", latency.as_millis()));
     }
     if let Some(n) = f.expire_after {
         parts.push(format!("tokens expire every {n} requests"));

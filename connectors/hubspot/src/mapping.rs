@@ -4,6 +4,7 @@
 //! here through [`Record::set_parsed`], so a value of the wrong type becomes a rejection that
 //! names the field, never the value.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use ferry_core::{ObjectType, Record, RecordRejection, Value, field};
@@ -193,10 +194,16 @@ pub(crate) fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String
 impl HubspotObject {
     /// A property's value as text; `None` when absent, `null` or empty.
     pub fn property(&self, name: &str) -> Option<String> {
+        self.property_text(name).map(Cow::into_owned)
+    }
+
+    /// A property's value as text, borrowed where HubSpot sent a string (nearly always: the
+    /// mapping of every record reads every property through here, so it should not copy).
+    pub fn property_text(&self, name: &str) -> Option<Cow<'_, str>> {
         match self.properties.get(name)? {
-            serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-            serde_json::Value::Number(n) => Some(n.to_string()),
-            serde_json::Value::Bool(b) => Some(b.to_string()),
+            serde_json::Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
+            serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
+            serde_json::Value::Bool(b) => Some(Cow::Owned(b.to_string())),
             _ => None,
         }
     }
@@ -218,9 +225,9 @@ pub fn to_record(object: ObjectType, raw: &HubspotObject) -> Result<Record, Reco
     let mut record = Record::new(object, raw.id.clone());
     let mut problems = Vec::new();
     for &(canonical, property) in properties(object) {
-        let value = raw.property(property).or_else(|| match canonical {
-            field::CREATED_AT => raw.created_at.clone(),
-            field::UPDATED_AT => raw.updated_at.clone(),
+        let value = raw.property_text(property).or_else(|| match canonical {
+            field::CREATED_AT => raw.created_at.as_deref().map(Cow::Borrowed),
+            field::UPDATED_AT => raw.updated_at.as_deref().map(Cow::Borrowed),
             _ => None,
         });
         if let Some(value) = value {

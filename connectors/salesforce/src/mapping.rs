@@ -1,6 +1,8 @@
 //! Canonical fields ↔ Salesforce fields: one table per object, used for writing, reading back
 //! and reading as a source, so every direction agrees by construction.
 
+use std::borrow::Cow;
+
 use ferry_core::model::FieldType;
 use ferry_core::{ObjectType, Record, RecordRejection, Value, field};
 use serde_json::{Map, Value as Json};
@@ -170,11 +172,12 @@ pub fn to_salesforce(
     Ok(out)
 }
 
-fn json_text(value: &Json) -> Option<String> {
+fn json_text(value: &Json) -> Option<Cow<'_, str>> {
+    // Borrowed: every field of every record read passes through here on its way to parsing.
     match value {
-        Json::String(s) => Some(s.clone()),
-        Json::Number(n) => Some(n.to_string()),
-        Json::Bool(b) => Some(b.to_string()),
+        Json::String(s) => Some(Cow::Borrowed(s)),
+        Json::Number(n) => Some(Cow::Owned(n.to_string())),
+        Json::Bool(b) => Some(Cow::Owned(b.to_string())),
         _ => None,
     }
 }
@@ -187,7 +190,7 @@ pub fn from_salesforce(
     sf: &Map<String, Json>,
     external_id_field: &str,
 ) -> Option<Record> {
-    let source_id = sf.get(external_id_field).and_then(json_text)?;
+    let source_id = sf.get(external_id_field).and_then(json_text)?.into_owned();
     let mut record = Record::new(object, source_id);
     for f in fields(object) {
         let Some(raw) = sf.get(f.salesforce).and_then(json_text) else {
@@ -209,7 +212,7 @@ pub fn from_salesforce(
             .and_then(|a| a.get(external_id_field))
             .and_then(json_text)
         {
-            record.set(canonical, Value::Reference(company));
+            record.set(canonical, Value::Reference(company.into_owned()));
         }
     }
     Some(record)
@@ -228,7 +231,7 @@ pub fn source_fields(object: ObjectType) -> Vec<&'static str> {
 }
 
 /// The text of a scalar JSON value; `Ok(None)` for `null`, `Err` for an object or array.
-fn scalar_text(value: &Json) -> Result<Option<String>, ()> {
+fn scalar_text(value: &Json) -> Result<Option<Cow<'_, str>>, ()> {
     match value {
         Json::Null => Ok(None),
         Json::Object(_) | Json::Array(_) => Err(()),
@@ -270,7 +273,7 @@ pub fn from_source(
             None | Some(Ok(None)) => {}
             Some(Ok(Some(account))) => {
                 if !account.is_empty() {
-                    record.set(canonical, Value::Reference(account));
+                    record.set(canonical, Value::Reference(account.into_owned()));
                 }
             }
             Some(Err(())) => problems.push(format!(

@@ -28,6 +28,14 @@ pub struct SalesforceSink {
 }
 
 /// One field of a `describe` answer (the parts ferry checks).
+/// The body of an sObject Collections request.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Collection<'a> {
+    all_or_none: bool,
+    records: &'a [&'a Json],
+}
+
 #[derive(Deserialize)]
 struct DescribedField {
     name: String,
@@ -157,8 +165,13 @@ impl SalesforceSink {
             .data_path(&format!("composite/sobjects/{sobject}/{ext}"));
         let endpoint = format!("PATCH {path}");
         let bodies: Vec<&Json> = items.iter().map(|(_, b)| b).collect();
-        let body = serde_json::json!({"allOrNone": false, "records": bodies});
-        let body = serde_json::to_vec(&body).map_err(|e| ConnectorError::Malformed {
+        // Encoded straight from the bodies: `json!` would first copy every one into a new JSON
+        // tree.
+        let body = serde_json::to_vec(&Collection {
+            all_or_none: false,
+            records: &bodies,
+        })
+        .map_err(|e| ConnectorError::Malformed {
             vendor: VENDOR,
             endpoint: endpoint.clone(),
             detail: format!("cannot encode the request: {e}"),

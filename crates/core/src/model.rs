@@ -230,6 +230,11 @@ impl Value {
     /// the field expected (never the value).
     pub fn to_json(&self, ty: FieldType) -> Result<serde_json::Value, &'static str> {
         use serde_json::Value as Json;
+        if let (FieldType::Text | FieldType::Email | FieldType::Phone, Value::Text(s)) = (ty, self)
+        {
+            // Most fields of every record written: one copy of the text, not two.
+            return Ok(Json::String(s.clone()));
+        }
         let normalised = match (ty, self) {
             (FieldType::Bool, Value::Bool(_))
             | (FieldType::Integer, Value::Integer(_))

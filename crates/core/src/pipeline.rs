@@ -420,9 +420,6 @@ async fn run_object(
     counters: &ObjectProgress,
 ) -> ConnectorResult<()> {
     let object = shared.object;
-    if mode == Mode::Migrate {
-        sink.prepare(object).await?;
-    }
     let in_flight = options.batches_in_flight.max(1);
     let batch_size = sink.batch_size(object).max(1);
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(in_flight);
@@ -456,7 +453,12 @@ async fn run_object(
     };
     let ((read, written, verified), ()) = match mode {
         Mode::Migrate => {
-            let writer = write_stage(sink, in_flight, batch_rx, verify_tx, shared, counters);
+            // The sink is prepared while the first pages are read: only the writer needs it.
+            // If it fails, the writer stops before its first write and the reader with it.
+            let writer = async {
+                sink.prepare(object).await?;
+                write_stage(sink, in_flight, batch_rx, verify_tx, shared, counters).await
+            };
             tokio::join!(async { tokio::join!(reader, writer, verifier) }, count)
         }
         Mode::Verify => {
@@ -494,6 +496,10 @@ async fn read_stage(
     let mut not_carried: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut cursor: Option<String> = start;
     let mut batch = Batch::default();
+    // Pages come one after another (each needs the cursor of the one before), so the next page
+    // is requested as soon as its cursor is known: the vendor serves it, and the connector
+    // parses it, while this page is checked and batched.
+    let mut ahead = ReadAhead::new(source, shared.object);
     loop {
         let stopping =
             |stop: &Option<watch::Receiver<bool>>| stop.as_ref().is_some_and(|s| *s.borrow());
@@ -501,7 +507,7 @@ async fn read_stage(
             shared.interrupted.store(true, Ordering::Relaxed);
             break;
         }
-        let fetch = source.read_page(shared.object, cursor.as_deref());
+        let fetch = ahead.page(cursor.as_deref());
         let page = match stop.as_mut() {
             Some(signal) => tokio::select! {
                 page = fetch => page?,
@@ -512,6 +518,13 @@ async fn read_stage(
             },
             None => fetch.await?,
         };
+        if let Some(next) = page
+            .next
+            .as_deref()
+            .filter(|n| Some(*n) != cursor.as_deref())
+        {
+            ahead.request(next);
+        }
         let seq = shared.ledger().open();
         let mut settled_now = (page.unreadable.len()) as u64;
         let mut downstream = 0u64;
@@ -599,6 +612,60 @@ async fn read_stage(
         let _ = tx.send(batch).await;
     }
     Ok(())
+}
+
+/// The source page requested ahead of the one being processed, as a task of its own.
+struct ReadAhead<'a> {
+    source: &'a Arc<dyn Source>,
+    object: ObjectType,
+    next: Option<(
+        String,
+        tokio::task::JoinHandle<ConnectorResult<crate::connector::Page>>,
+    )>,
+}
+
+impl<'a> ReadAhead<'a> {
+    fn new(source: &'a Arc<dyn Source>, object: ObjectType) -> ReadAhead<'a> {
+        ReadAhead {
+            source,
+            object,
+            next: None,
+        }
+    }
+
+    /// Starts reading the page at `cursor`.
+    fn request(&mut self, cursor: &str) {
+        let source = Arc::clone(self.source);
+        let (object, owned) = (self.object, cursor.to_owned());
+        let task = tokio::spawn(async move { source.read_page(object, Some(&owned)).await });
+        if let Some((_, stale)) = self.next.replace((cursor.to_owned(), task)) {
+            stale.abort();
+        }
+    }
+
+    /// The page at `cursor`: the one requested ahead if it is that one, else read now.
+    async fn page(&mut self, cursor: Option<&str>) -> ConnectorResult<crate::connector::Page> {
+        match self.next.take() {
+            Some((at, task)) if Some(at.as_str()) == cursor => task
+                .await
+                .map_err(|e| internal(self.source.vendor(), "read", e))?,
+            stale => {
+                if let Some((_, task)) = stale {
+                    task.abort();
+                }
+                self.source.read_page(self.object, cursor).await
+            }
+        }
+    }
+}
+
+impl Drop for ReadAhead<'_> {
+    fn drop(&mut self) {
+        // A page read ahead of a run that stopped is not wanted.
+        if let Some((_, task)) = self.next.take() {
+            task.abort();
+        }
+    }
 }
 
 /// Verify mode: records go straight from the reader to the verifier.

@@ -119,13 +119,74 @@ pub fn id_hash(value: &str) -> u64 {
     h.finish()
 }
 
+/// A set of 64-bit hashes that costs 8 bytes per member: a sorted vector, plus the latest
+/// members in a small hash set that is merged into it in bulk. A `HashSet<u64>` costs 16 to
+/// 28 bytes per member (load factor, and the old table beside the new one while it grows),
+/// which made the duplicate checks most of ferry's memory at a million records.
+#[derive(Debug, Default)]
+pub struct HashSeen {
+    sorted: Vec<u64>,
+    recent: HashSet<u64>,
+}
+
+/// The fewest members gathered before a merge; later, a 64th of the set, so that each member
+/// is moved about 64 times in all however large the set grows.
+const MIN_MERGE: usize = 4096;
+
+impl HashSeen {
+    /// Adds `hash`; `false` if it was already there.
+    pub fn insert(&mut self, hash: u64) -> bool {
+        if self.sorted.binary_search(&hash).is_ok() || !self.recent.insert(hash) {
+            return false;
+        }
+        if self.recent.len() >= MIN_MERGE.max(self.sorted.len() / 64) {
+            self.merge();
+        }
+        true
+    }
+
+    /// Whether `hash` is a member.
+    pub fn contains(&self, hash: u64) -> bool {
+        self.recent.contains(&hash) || self.sorted.binary_search(&hash).is_ok()
+    }
+
+    /// How many members there are.
+    pub fn len(&self) -> usize {
+        self.sorted.len() + self.recent.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Moves the recent members into the sorted vector, merging from the back in place.
+    fn merge(&mut self) {
+        let mut fresh: Vec<u64> = self.recent.drain().collect();
+        fresh.sort_unstable();
+        let old = self.sorted.len();
+        self.sorted.resize(old + fresh.len(), 0);
+        let (mut i, mut j) = (old, fresh.len());
+        while j > 0 {
+            let k = i + j - 1;
+            if i > 0 && self.sorted[i - 1] > fresh[j - 1] {
+                self.sorted[k] = self.sorted[i - 1];
+                i -= 1;
+            } else {
+                self.sorted[k] = fresh[j - 1];
+                j -= 1;
+            }
+        }
+    }
+}
+
 /// Checks records one by one, remembering hashes of emails and source ids to find duplicates.
 pub struct QualityChecker {
     rules: QualityRules,
     required: Vec<String>,
     sink: &'static str,
-    seen_emails: HashSet<u64>,
-    seen_ids: HashSet<u64>,
+    seen_emails: HashSeen,
+    seen_ids: HashSeen,
     known_parents: Option<Arc<HashSet<u64>>>,
 }
 
@@ -143,8 +204,8 @@ impl QualityChecker {
             rules,
             required,
             sink,
-            seen_emails: HashSet::new(),
-            seen_ids: HashSet::new(),
+            seen_emails: HashSeen::default(),
+            seen_ids: HashSeen::default(),
             known_parents,
         }
     }
@@ -336,6 +397,23 @@ impl QualityChecker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hash_seen_is_an_exact_set_across_merges() {
+        let mut seen = HashSeen::default();
+        let mix = |i: u64| i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17);
+        for i in 0..20_000u64 {
+            assert!(seen.insert(mix(i)), "{i} is new");
+            assert!(!seen.insert(mix(i / 2)), "{} was added before", i / 2);
+        }
+        assert_eq!(seen.len(), 20_000);
+        assert!(
+            seen.sorted.windows(2).all(|w| w[0] < w[1]),
+            "sorted, no repeats"
+        );
+        assert!((0..20_000).all(|i| seen.contains(mix(i))));
+        assert!(!seen.contains(mix(20_000)));
+    }
     use crate::model::{ObjectType, field};
 
     #[test]

@@ -87,6 +87,9 @@ pub struct Faults {
     /// with the vendor's body; fetching a new token works). Vendors whose tokens never expire
     /// (HubSpot private-app tokens) ignore it.
     pub expire_after: Option<u64>,
+    /// Added to every request before it is carried out, as a distant vendor's round trip
+    /// adds it (not a fault as such: `all` leaves it off).
+    pub latency: Option<Duration>,
     /// Seed of the fault decisions.
     pub seed: u64,
 }
@@ -125,6 +128,7 @@ impl Faults {
             || self.slow.is_some()
             || self.truncated.is_some()
             || self.bad_utf8.is_some()
+            || self.latency.is_some()
     }
 
     /// Every fault, with its default setting: the `all` profile.
@@ -145,7 +149,8 @@ impl Faults {
     /// addresses), `partial[:PCT]`, `slow[:PCT]`
     /// (percentages default to 5), `slow-ms:MS` (how long slow answers are held, default 2500,
     /// and switches `slow` on), `shift[:N]` (records created and updated between pages,
-    /// default 2), `expire[:N]` (uses of a token before it expires, default 50), `seed:N`.
+    /// default 2), `expire[:N]` (uses of a token before it expires, default 50), `latency:MS`
+    /// (added to every request; not part of `all`), `seed:N`.
     pub fn parse(profile: &str) -> Result<Faults, String> {
         let mut faults = Faults::default();
         for part in profile.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -157,9 +162,11 @@ impl Faults {
                 "all" if value.is_none() => {
                     let seed = faults.seed;
                     let retry_after = faults.retry_after_secs;
+                    let latency = faults.latency;
                     faults = Faults {
                         seed,
                         retry_after_secs: retry_after,
+                        latency,
                         ..Faults::all()
                     };
                 }
@@ -233,6 +240,12 @@ impl Faults {
                 self.shift = Some(u32::try_from(n).map_err(|_| bad("a smaller number"))?);
             }
             "expire" => self.expire_after = Some(number(value, DEFAULT_EXPIRE_AFTER)?),
+            "latency" => {
+                let ms = value
+                    .and_then(|v| v.trim_end_matches("ms").parse::<u64>().ok())
+                    .ok_or_else(|| bad("milliseconds, e.g. latency:150"))?;
+                self.latency = Some(Duration::from_millis(ms));
+            }
             "seed" => {
                 self.seed = value
                     .and_then(|v| v.parse::<u64>().ok())
@@ -240,7 +253,7 @@ impl Faults {
             }
             _ => {
                 return Err(format!(
-                    "unknown fault `{name}` (known: {}, retry-after, slow-ms, seed, all, none)",
+                    "unknown fault `{name}` (known: {}, retry-after, slow-ms, latency, seed, all, none)",
                     NAMES.join(", ")
                 ));
             }
@@ -309,6 +322,9 @@ pub fn inject(router: Router, faults: Faults, throttled: fn(Option<u64>) -> Resp
             let seen = Arc::clone(&seen);
             let faults = Arc::clone(&faults);
             async move {
+                if let Some(latency) = faults.latency {
+                    tokio::time::sleep(latency).await;
+                }
                 let n = seen.fetch_add(1, Ordering::Relaxed) + 1;
                 if faults.throttles(n) {
                     return throttled(faults.retry_after_secs);
@@ -674,6 +690,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn latency_delays_every_answer() {
+        let url = serve(Faults {
+            latency: Some(Duration::from_millis(120)),
+            ..Faults::default()
+        })
+        .await;
+        let started = std::time::Instant::now();
+        assert_eq!(statuses(&url, 2).await, vec![200, 200]);
+        assert!(started.elapsed() >= Duration::from_millis(240));
+    }
+
+    #[tokio::test]
     async fn storms_are_bursts_of_consecutive_429s_with_retry_after_if_asked() {
         let url = serve(Faults {
             storm: Some(Storm { burst: 2, every: 5 }),
@@ -844,6 +872,14 @@ mod tests {
         assert_eq!((delay_only.percent, delay_only.delay.as_millis()), (5, 900));
         assert_eq!(custom.seed, 9);
         assert!(custom.resets.is_none());
+
+        let far = Faults::parse("latency:150,all").unwrap();
+        assert_eq!(far.latency, Some(Duration::from_millis(150)));
+        assert!(
+            Faults::all().latency.is_none(),
+            "latency is not a fault of `all`"
+        );
+        assert!(Faults::parse("latency").is_err());
 
         assert_eq!(Faults::parse("none").unwrap(), Faults::default());
         assert!(Faults::parse("").unwrap() == Faults::default());

@@ -77,8 +77,42 @@ pub struct EmulatorSpec {
     /// The connector settings that point at an emulator served at `base_url`: plain values,
     /// and `${VAR}` references to `credentials` for secrets.
     pub connector_settings: fn(base_url: &str) -> Vec<(&'static str, String)>,
-    /// A new, empty emulator with the given fault profile and the vendor's documented limits.
-    pub build: fn(faults: faults::Faults) -> Arc<dyn VendorEmulator>,
+    /// The window of the vendor's burst limit, which [`Limits::Burst`] counts over; `None`:
+    /// the vendor has no such limit.
+    pub burst_window: Option<std::time::Duration>,
+    /// A new, empty emulator with the given fault profile and rate limits.
+    pub build: fn(faults: faults::Faults, limits: Limits) -> Arc<dyn VendorEmulator>,
+}
+
+/// Which rate limits an emulator enforces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Limits {
+    /// The vendor's documented limits, for the default plan.
+    #[default]
+    Documented,
+    /// None at all, so that a benchmark measures ferry and not the vendor.
+    Unlimited,
+    /// The documented limits, with this many requests per burst window (another plan's
+    /// limit, such as HubSpot's 190 per 10 s on Professional). Ignored by vendors without one.
+    Burst(u32),
+}
+
+impl Limits {
+    /// Parses `none` or a number of requests per burst window.
+    pub fn parse(text: &str) -> Result<Limits, String> {
+        match text.trim() {
+            "none" => Ok(Limits::Unlimited),
+            "documented" => Ok(Limits::Documented),
+            n => n
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(Limits::Burst)
+                .ok_or_else(|| {
+                    format!("`{n}`: expected `none`, `documented` or a number of requests")
+                }),
+        }
+    }
 }
 
 /// Declares each vendor's emulator module (`src/<vendor>/`, exporting `SPEC`) and lists it in
@@ -118,6 +152,8 @@ pub struct VendorSetup {
     pub addr: SocketAddr,
     /// Injected faults.
     pub faults: faults::Faults,
+    /// The rate limits enforced.
+    pub limits: Limits,
     /// Whether to seed it with the generated data (a source) or leave it empty (a sink).
     pub seeded: bool,
 }
@@ -129,6 +165,7 @@ impl VendorSetup {
             spec,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             faults: faults::Faults::default(),
+            limits: Limits::Documented,
             seeded,
         }
     }
@@ -187,7 +224,7 @@ pub async fn start(config: SandboxConfig) -> io::Result<Sandbox> {
         .then(|| seed::generate(config.records, config.seed, &config.mess));
     let mut emulators = Vec::with_capacity(config.vendors.len());
     for setup in config.vendors {
-        let emulator = (setup.spec.build)(setup.faults);
+        let emulator = (setup.spec.build)(setup.faults, setup.limits);
         let seeded = match (&data, setup.seeded) {
             (Some(data), true) => Some(emulator.seed(data)),
             _ => None,

@@ -290,7 +290,7 @@ impl Ctx {
         faults: Faults,
         seed: Option<&SeedData>,
     ) -> Result<Served, Stop> {
-        let emulator = (self.target.emulator.build)(faults);
+        let emulator = (self.target.emulator.build)(faults, ferry_sandbox::Limits::Documented);
         let seeded = seed.map(|data| emulator.seed(data));
         let traffic = Arc::new(Traffic::default());
         let counter = Arc::clone(&traffic);

@@ -779,11 +779,18 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
             ("page_size", SANDBOX_PAGE_SIZE.to_string()),
         ]
     },
-    build: |faults| {
-        std::sync::Arc::new(Emulator::new(Options {
+    burst_window: None,
+    build: |faults, limits| {
+        let mut options = Options {
             faults,
             ..Options::default()
-        }))
+        };
+        if limits == crate::Limits::Unlimited {
+            options.requests_per_window = 1 << 40;
+            options.execution_time_per_window = std::time::Duration::from_secs(1 << 40);
+            options.max_concurrent = 1 << 20;
+        }
+        std::sync::Arc::new(Emulator::new(options))
     },
 };
 

@@ -443,11 +443,22 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
             ("token", "${HUBSPOT_TOKEN}".to_owned()),
         ]
     },
-    build: |faults| {
-        std::sync::Arc::new(Emulator::new(Options {
+    burst_window: Some(std::time::Duration::from_secs(10)),
+    build: |faults, limits| {
+        let mut options = Options {
             faults,
             ..Options::default()
-        }))
+        };
+        match limits {
+            crate::Limits::Documented => {}
+            crate::Limits::Unlimited => {
+                options.burst_limit = None;
+                options.daily_limit = None;
+                options.search_limit = None;
+            }
+            crate::Limits::Burst(n) => options.burst_limit = Some(n),
+        }
+        std::sync::Arc::new(Emulator::new(options))
     },
 };
 

@@ -408,11 +408,22 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
             ("api_token", format!("${{{TOKEN_ENV}}}")),
         ]
     },
-    build: |faults| {
-        Arc::new(Emulator::new(Options {
+    burst_window: Some(std::time::Duration::from_secs(2)),
+    build: |faults, limits| {
+        let mut options = Options {
             faults,
             ..Options::default()
-        }))
+        };
+        match limits {
+            crate::Limits::Documented => {}
+            crate::Limits::Unlimited => {
+                options.burst_limit = None;
+                options.search_limit = None;
+                options.daily_token_budget = None;
+            }
+            crate::Limits::Burst(n) => options.burst_limit = Some(n),
+        }
+        Arc::new(Emulator::new(options))
     },
 };
 

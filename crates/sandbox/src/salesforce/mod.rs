@@ -860,11 +860,16 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
             ("client_secret", "${SF_CLIENT_SECRET}".to_owned()),
         ]
     },
-    build: |faults| {
-        std::sync::Arc::new(Emulator::new(Options {
+    burst_window: None,
+    build: |faults, limits| {
+        let mut options = Options {
             faults,
             ..Options::default()
-        }))
+        };
+        if limits == crate::Limits::Unlimited {
+            options.daily_api_limit = 1_000_000_000;
+        }
+        std::sync::Arc::new(Emulator::new(options))
     },
 };
 

@@ -1165,11 +1165,17 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
             ("refresh_token", "${ZOHO_REFRESH_TOKEN}".to_owned()),
         ]
     },
-    build: |faults| {
-        std::sync::Arc::new(Emulator::new(Options {
+    burst_window: None,
+    build: |faults, limits| {
+        let mut options = Options {
             faults,
             ..Options::default()
-        }))
+        };
+        if limits == crate::Limits::Unlimited {
+            options.concurrency_limit = None;
+            options.credits = None;
+        }
+        std::sync::Arc::new(Emulator::new(options))
     },
 };
 

@@ -1,0 +1,129 @@
+//! `ferry-bench`: the performance benchmark of issue 6, in one command.
+//!
+//! It runs the release `ferry` binary against `ferry sandbox` started as a separate process, so
+//! that ferry's CPU time and memory are measured apart from the emulators'. Each child's peak
+//! RSS and user/system CPU time come from `wait4(2)`; counts, requests and 429s from ferry's
+//! JSON report. See `docs/performance.md` for what each figure means.
+
+mod child;
+mod scenario;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use scenario::{Bench, Figures};
+
+const USAGE: &str = "usage: ferry-bench [all|ceiling|overhead|memory|latency]... \
+[--records N] [--ceiling-records N] [--no-build] [--ferry PATH] [--wrap CMD]
+
+  ceiling   HubSpot sink limited to 190 requests/10 s: ceiling use with the limit configured, and learned
+  overhead  HubSpot -> Salesforce, no limits: records/s of migrate + verify (default 1,000,000 contacts)
+  memory    ferry's peak RSS at 100,000 and 1,000,000 contacts
+  latency   the ceiling run with 150 ms added to every request (4x the ceiling records)
+  all       every one of them (the default)
+
+  --records N          contacts of the overhead run (companies: a fifth as many)
+  --ceiling-records N  contacts seeded for the ceiling runs, which move the companies (a fifth)
+  --no-build           use target/release/ferry as it is
+  --ferry PATH         the ferry binary to run
+  --wrap \"CMD ARGS\"     run `ferry migrate` under CMD, e.g. --wrap \"valgrind --tool=callgrind\"
+                       (CPU and RSS are then the wrapper's)";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let mut which: Vec<String> = Vec::new();
+    let mut overhead_records = 1_000_000usize;
+    let mut ceiling_records = 75_000usize;
+    let mut build = true;
+    let mut ferry: Option<PathBuf> = None;
+    let mut wrap: Vec<String> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut number = |name: &str| -> Result<usize> {
+            args.next()
+                .and_then(|v| v.replace('_', "").parse().ok())
+                .with_context(|| format!("{name} needs a number"))
+        };
+        match arg.as_str() {
+            "--records" => overhead_records = number("--records")?,
+            "--ceiling-records" => ceiling_records = number("--ceiling-records")?,
+            "--no-build" => build = false,
+            "--ferry" => ferry = Some(args.next().context("--ferry needs a path")?.into()),
+            "--wrap" => {
+                let command = args.next().context("--wrap needs a command")?;
+                wrap = command.split_whitespace().map(String::from).collect();
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            "all" | "ceiling" | "overhead" | "memory" | "latency" => which.push(arg),
+            other => bail!("unknown argument `{other}`\n{USAGE}"),
+        }
+    }
+    if which.is_empty() || which.iter().any(|w| w == "all") {
+        which = ["ceiling", "latency", "overhead", "memory"]
+            .map(String::from)
+            .to_vec();
+    }
+    let ferry = match ferry {
+        Some(path) => path,
+        None => locate_ferry(build)?,
+    };
+    let bench = Bench::new(ferry, wrap)?;
+    println!("{}", bench.machine());
+    let mut figures = Figures::default();
+    for w in &which {
+        match w.as_str() {
+            "ceiling" => bench.ceiling(ceiling_records, &mut figures)?,
+            // Four times as long: at 150 ms a request, filling and draining the pipeline takes
+            // about half a second, which a short run would count against ceiling use.
+            "latency" => bench.latency(ceiling_records * 4, &mut figures)?,
+            "overhead" => bench.overhead(overhead_records, &mut figures)?,
+            "memory" => bench.memory(overhead_records, &mut figures)?,
+            _ => {}
+        }
+    }
+    println!("{}", figures.summary());
+    println!("{}", bench.load());
+    Ok(())
+}
+
+/// `target/release/ferry`, built first (one `cargo build --release --bin ferry`) unless asked not to.
+fn locate_ferry(build: bool) -> Result<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    if build {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        eprintln!("ferry-bench: cargo build --release --bin ferry");
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--release", "--bin", "ferry"])
+            .current_dir(&root)
+            .status()
+            .context("cannot run cargo")?;
+        if !status.success() {
+            bail!("cargo build --release --bin ferry failed ({status})");
+        }
+    }
+    let ferry = target.join("release/ferry");
+    if !ferry.is_file() {
+        bail!(
+            "{} does not exist: run `cargo build --release --bin ferry`",
+            ferry.display()
+        );
+    }
+    Ok(ferry)
+}

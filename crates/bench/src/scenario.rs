@@ -1,0 +1,505 @@
+//! The benchmark's runs: a sandbox process, a config, one `ferry migrate`, and the figures.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value as Json;
+
+use crate::child::{self, Usage};
+
+/// HubSpot Professional/Enterprise's documented burst limit: 190 requests per 10 s.
+const HUBSPOT_LIMIT: u32 = 190;
+const HUBSPOT_WINDOW_SECS: f64 = 10.0;
+/// HubSpot's batch size (inputs per batch upsert and per batch read).
+const HUBSPOT_BATCH: f64 = 100.0;
+/// Requests the ceiling runs add to every request, both ways.
+const LATENCY_MS: u64 = 150;
+/// Batches in flight for the run with added latency (see `docs/performance.md`).
+const LATENCY_IN_FLIGHT: usize = 8;
+
+/// The benchmark: where ferry is, and a private directory for the generated configs.
+pub struct Bench {
+    ferry: PathBuf,
+    /// A command `ferry migrate` runs under (a profiler), if any.
+    wrap: Vec<String>,
+    dir: PathBuf,
+    overhead_runs: std::cell::RefCell<HashMap<usize, Run>>,
+}
+
+/// What the sandbox serves in one run.
+struct SandboxPlan<'a> {
+    source: &'a str,
+    sink: &'a str,
+    records: usize,
+    limits: Vec<(&'a str, String)>,
+    latency_ms: Option<u64>,
+    /// Config lines added to the `[source]` table.
+    source_extra: Vec<String>,
+}
+
+/// A running `ferry sandbox`.
+struct Sandbox {
+    child: Child,
+    started: Instant,
+    /// Per vendor, the config lines that point its connector at this sandbox.
+    settings: HashMap<String, Vec<String>>,
+    /// The sandbox-only credentials it printed, for the configs' `${…}` references.
+    env: Vec<(String, String)>,
+    /// CPU time spent before serving (generating and seeding the data).
+    cpu_at_ready: Duration,
+    ready_after: Duration,
+}
+
+/// One measured `ferry migrate`.
+#[derive(Clone)]
+struct Run {
+    report: Json,
+    ferry: Usage,
+    sandbox: Usage,
+    /// The sandbox's CPU time while serving (seeding excluded).
+    sandbox_serving_cpu: Duration,
+    seeding: Duration,
+}
+
+impl Run {
+    fn elapsed(&self) -> f64 {
+        self.report["elapsed_ms"].as_f64().unwrap_or(0.0) / 1000.0
+    }
+
+    fn object(&self, object: &str, count: &str) -> u64 {
+        self.report["objects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| object == "*" || o["object"] == object)
+            .map(|o| o[count].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    fn sink(&self, count: &str) -> u64 {
+        self.report["sink_http"][count].as_u64().unwrap_or(0)
+    }
+
+    fn source(&self, count: &str) -> u64 {
+        self.report["source_http"][count].as_u64().unwrap_or(0)
+    }
+
+    fn processes(&self) -> String {
+        let f = &self.ferry;
+        format!(
+            "ferry: wall {:.2} s, user {:.2} s, sys {:.2} s, peak RSS {:.1} MiB | sandbox (separate process): \
+             seeding {:.1} s, serving CPU {:.2} s, peak RSS {:.0} MiB",
+            f.wall.as_secs_f64(),
+            f.user.as_secs_f64(),
+            f.sys.as_secs_f64(),
+            f.max_rss_kib as f64 / 1024.0,
+            self.seeding.as_secs_f64(),
+            self.sandbox_serving_cpu.as_secs_f64(),
+            self.sandbox.max_rss_kib as f64 / 1024.0,
+        )
+    }
+}
+
+/// The figures gathered, for the closing summary.
+#[derive(Default)]
+pub struct Figures {
+    lines: Vec<String>,
+}
+
+impl Figures {
+    fn push(&mut self, line: String) {
+        println!("  => {line}\n");
+        self.lines.push(line);
+    }
+
+    /// Every figure, one per line.
+    pub fn summary(&self) -> String {
+        let mut text = String::from("Summary\n");
+        for line in &self.lines {
+            let _ = writeln!(text, "  {line}");
+        }
+        text
+    }
+}
+
+impl Bench {
+    /// A benchmark running `ferry`.
+    pub fn new(ferry: PathBuf, wrap: Vec<String>) -> Result<Bench> {
+        let dir = std::env::temp_dir().join(format!("ferry-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Bench {
+            ferry,
+            wrap,
+            dir,
+            overhead_runs: Default::default(),
+        })
+    }
+
+    /// The machine: cores, CPU model, memory, load.
+    pub fn machine(&self) -> String {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let model = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map_or("unknown", |(_, m)| m.trim());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let mem = meminfo
+            .lines()
+            .find(|l| l.starts_with("MemTotal"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .map_or("unknown".to_owned(), |kib| {
+                format!("{:.1} GiB", kib as f64 / 1024.0 / 1024.0)
+            });
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        format!(
+            "machine: {cores} cores, {model}, {mem} RAM\nferry: {}\n{}\n",
+            self.ferry.display(),
+            self.load()
+        )
+    }
+
+    /// The load average: a load above the core count means others were using the machine.
+    pub fn load(&self) -> String {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        format!(
+            "load average (1, 5, 15 min): {}",
+            load.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    }
+
+    fn start_sandbox(&self, plan: &SandboxPlan) -> Result<Sandbox> {
+        let mut command = Command::new(&self.ferry);
+        command
+            .args(["sandbox", "--any-port", "--clean", "--records"])
+            .arg(plan.records.to_string())
+            .args([
+                "--only",
+                plan.source,
+                "--only",
+                plan.sink,
+                "--empty",
+                plan.sink,
+            ]);
+        for (vendor, limit) in &plan.limits {
+            command.arg("--limit").arg(format!("{vendor}={limit}"));
+        }
+        if let Some(ms) = plan.latency_ms {
+            for vendor in [plan.source, plan.sink] {
+                command.arg("--latency").arg(format!("{vendor}={ms}"));
+            }
+        }
+        let started = Instant::now();
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start ferry sandbox")?;
+        let stdout = child.stdout.take().context("sandbox stdout")?;
+        let lines = match child::lines_until(stdout, "Ready.", Duration::from_secs(900)) {
+            Ok(lines) => lines,
+            Err(e) => {
+                let _ = child::terminate(&mut child, started);
+                return Err(e.context("ferry sandbox did not start"));
+            }
+        };
+        let ready_after = started.elapsed();
+        let cpu_at_ready = child::cpu_so_far(child.id()).unwrap_or_default();
+        let mut settings = HashMap::new();
+        let mut env = Vec::new();
+        for line in &lines {
+            let line = line.trim();
+            if let Some(export) = line.strip_prefix("export ") {
+                if let Some((var, value)) = export.split_once('=') {
+                    env.push((var.to_owned(), value.to_owned()));
+                }
+            } else if let Some(rest) = line.strip_prefix("connector = \"") {
+                let vendor = rest.split('"').next().unwrap_or_default().to_owned();
+                let keys: Vec<String> = line
+                    .split("  ")
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                settings.insert(vendor, keys);
+            }
+        }
+        for vendor in [plan.source, plan.sink] {
+            if !settings.contains_key(vendor) {
+                let _ = child::terminate(&mut child, started);
+                bail!("the sandbox printed no connector settings for {vendor}");
+            }
+        }
+        Ok(Sandbox {
+            child,
+            started,
+            settings,
+            env,
+            cpu_at_ready,
+            ready_after,
+        })
+    }
+
+    /// Runs `ferry migrate` once against a fresh sandbox and stops the sandbox.
+    fn migrate(
+        &self,
+        plan: &SandboxPlan,
+        sink_extra: &[String],
+        migration: &[String],
+        timeout: Duration,
+    ) -> Result<Run> {
+        let mut sandbox = self.start_sandbox(plan)?;
+        let result = self.migrate_against(&sandbox, plan, sink_extra, migration, timeout);
+        let stopped = child::terminate(&mut sandbox.child, sandbox.started);
+        let (report, ferry) = result?;
+        let sandbox_usage = stopped.context("stopping the sandbox")?;
+        Ok(Run {
+            report,
+            ferry,
+            sandbox_serving_cpu: sandbox_usage.cpu().saturating_sub(sandbox.cpu_at_ready),
+            sandbox: sandbox_usage,
+            seeding: sandbox.ready_after,
+        })
+    }
+
+    fn migrate_against(
+        &self,
+        sandbox: &Sandbox,
+        plan: &SandboxPlan,
+        sink_extra: &[String],
+        migration: &[String],
+        timeout: Duration,
+    ) -> Result<(Json, Usage)> {
+        let mut config = String::from(
+            "# Generated by ferry-bench: sandbox connector settings and ${VAR} references only.\nversion = 1\n",
+        );
+        for (table, vendor, extra) in [
+            ("source", plan.source, &plan.source_extra[..]),
+            ("sink", plan.sink, sink_extra),
+        ] {
+            let _ = writeln!(config, "\n[{table}]");
+            for line in sandbox.settings[vendor].iter().chain(extra) {
+                let _ = writeln!(config, "{line}");
+            }
+        }
+        let _ = writeln!(config, "\n[migration]");
+        for line in migration {
+            let _ = writeln!(config, "{line}");
+        }
+        let path = self.dir.join("bench.toml");
+        std::fs::write(&path, &config)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let started = Instant::now();
+        let mut command = match self.wrap.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&self.ferry);
+                c
+            }
+            None => Command::new(&self.ferry),
+        };
+        let mut ferry = command
+            .args(["migrate", "-q", "--report", "json", "--config"])
+            .arg(&path)
+            .envs(sandbox.env.iter().map(|(k, v)| (k, v)))
+            .env_remove("FERRY_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start ferry migrate")?;
+        let stdout = child::drain(ferry.stdout.take().context("ferry stdout")?);
+        let stderr = child::drain(ferry.stderr.take().context("ferry stderr")?);
+        let usage = child::wait(&mut ferry, started, timeout);
+        let _ = std::fs::remove_file(&path);
+        let usage = usage.context("ferry migrate")?;
+        let stdout = stdout.join().unwrap_or_default();
+        let stderr = stderr.join().unwrap_or_default();
+        let report: Json = serde_json::from_str(&stdout).with_context(|| {
+            format!(
+                "ferry migrate (exit {}) printed no JSON report; stderr:\n{stderr}",
+                usage.code
+            )
+        })?;
+        // 0: all verified; 3: some records refused (listed in the report). Both are complete runs.
+        if usage.code != 0 && usage.code != 3 {
+            bail!(
+                "ferry migrate exited {}: {}\n{stderr}",
+                usage.code,
+                report["error"]
+            );
+        }
+        Ok((report, usage))
+    }
+
+    /// The ceiling runs: HubSpot as the sink at 190 requests/10 s, once with the limit in the
+    /// config and once learning it.
+    pub fn ceiling(&self, records: usize, figures: &mut Figures) -> Result<()> {
+        for (label, extra) in [
+            (
+                "ceiling, limit configured",
+                vec![format!("rate_limit_per_10s = {HUBSPOT_LIMIT}")],
+            ),
+            ("ceiling, limit learned from headers", Vec::new()),
+        ] {
+            self.ceiling_run(label, records, None, &extra, &[], figures)?;
+        }
+        Ok(())
+    }
+
+    /// The ceiling run with latency added to every request, and more batches in flight.
+    pub fn latency(&self, records: usize, figures: &mut Figures) -> Result<()> {
+        let extra = vec![format!("rate_limit_per_10s = {HUBSPOT_LIMIT}")];
+        let migration = vec![format!("batches_in_flight = {LATENCY_IN_FLIGHT}")];
+        self.ceiling_run(
+            &format!(
+                "latency {LATENCY_MS} ms, limit configured, {LATENCY_IN_FLIGHT} batches in flight"
+            ),
+            records,
+            Some(LATENCY_MS),
+            &extra,
+            &migration,
+            figures,
+        )
+    }
+
+    fn ceiling_run(
+        &self,
+        label: &str,
+        records: usize,
+        latency_ms: Option<u64>,
+        sink_extra: &[String],
+        migration: &[String],
+        figures: &mut Figures,
+    ) -> Result<()> {
+        println!(
+            "== {label}: Salesforce -> HubSpot (limit {HUBSPOT_LIMIT}/10 s), companies of a {records}-contact seed"
+        );
+        let plan = SandboxPlan {
+            source: "salesforce",
+            sink: "hubspot",
+            records,
+            limits: vec![
+                ("salesforce", "none".to_owned()),
+                ("hubspot", HUBSPOT_LIMIT.to_string()),
+            ],
+            latency_ms,
+            source_extra: Vec::new(),
+        };
+        let mut lines = vec!["objects = [\"companies\"]".to_owned()];
+        lines.extend_from_slice(migration);
+        let theoretical = f64::from(HUBSPOT_LIMIT) / HUBSPOT_WINDOW_SECS * HUBSPOT_BATCH / 2.0;
+        let timeout = Duration::from_secs_f64(records as f64 / 5.0 / theoretical * 3.0 + 120.0);
+        let run = self.migrate(&plan, sink_extra, &lines, timeout)?;
+        let written = run.object("companies", "written");
+        let verified = run.object("companies", "verified");
+        let elapsed = run.elapsed();
+        let achieved = written as f64 / elapsed;
+        let requests = run.sink("requests");
+        let throttled = run.sink("throttled");
+        let budget = requests as f64 / (f64::from(HUBSPOT_LIMIT) / HUBSPOT_WINDOW_SECS * elapsed);
+        println!(
+            "  {written} companies written, {verified} verified in {elapsed:.2} s; {requests} sink requests, \
+             {throttled} answered 429 ({} retries)",
+            run.sink("retries")
+        );
+        println!("  {}", run.processes());
+        figures.push(format!(
+            "{label}: {achieved:.0} records/s of {theoretical:.0} theoretical = {:.1}% of ceiling; \
+             sink requests at {:.1}% of the limit; 429s: {throttled} of {requests} requests ({:.2}%)",
+            achieved / theoretical * 100.0,
+            budget * 100.0,
+            throttled as f64 / requests.max(1) as f64 * 100.0,
+        ));
+        Ok(())
+    }
+
+    fn overhead_run(&self, records: usize) -> Result<Run> {
+        if let Some(run) = self.overhead_runs.borrow().get(&records) {
+            return Ok(run.clone());
+        }
+        println!(
+            "== HubSpot -> Salesforce, no limits, {records} contacts + {} companies",
+            records / 5
+        );
+        let plan = SandboxPlan {
+            source: "hubspot",
+            sink: "salesforce",
+            records,
+            limits: vec![
+                ("hubspot", "none".to_owned()),
+                ("salesforce", "none".to_owned()),
+            ],
+            latency_ms: None,
+            // The connector paces itself at HubSpot's default 100/10 s until told otherwise,
+            // and an emulator without limits announces none: tell it there are none.
+            source_extra: vec![format!("rate_limit_per_10s = {}", u32::MAX)],
+        };
+        let migration = vec!["objects = [\"companies\", \"contacts\"]".to_owned()];
+        let timeout = Duration::from_secs(120 + records as u64 / 500);
+        let run = self.migrate(&plan, &[], &migration, timeout)?;
+        println!(
+            "  read {}, written {}, verified {}, failed {}, mismatched {} in {:.2} s; requests: source {}, sink {}",
+            run.object("*", "read"),
+            run.object("*", "written"),
+            run.object("*", "verified"),
+            run.object("*", "failed"),
+            run.object("*", "mismatched"),
+            run.elapsed(),
+            run.source("requests"),
+            run.sink("requests"),
+        );
+        println!("  {}", run.processes());
+        self.overhead_runs.borrow_mut().insert(records, run.clone());
+        Ok(run)
+    }
+
+    /// Records/s of migrate + verify with no limits and no added latency.
+    pub fn overhead(&self, records: usize, figures: &mut Figures) -> Result<()> {
+        let run = self.overhead_run(records)?;
+        let moved = run.object("*", "verified");
+        let elapsed = run.elapsed();
+        let ferry_cpu = run.ferry.cpu().as_secs_f64();
+        figures.push(format!(
+            "overhead, {records} contacts: {moved} records migrated + verified in {elapsed:.1} s = {:.0} records/s end to end; \
+             ferry CPU {ferry_cpu:.1} s (user {:.1} + sys {:.1}) = {:.1} µs/record, {:.0} records per ferry CPU-second; \
+             sandbox CPU {:.1} s",
+            moved as f64 / elapsed,
+            run.ferry.user.as_secs_f64(),
+            run.ferry.sys.as_secs_f64(),
+            ferry_cpu * 1e6 / moved.max(1) as f64,
+            moved as f64 / ferry_cpu.max(1e-9),
+            run.sandbox_serving_cpu.as_secs_f64(),
+        ));
+        Ok(())
+    }
+
+    /// ferry's peak RSS at a tenth of `records` and at `records`.
+    pub fn memory(&self, records: usize, figures: &mut Figures) -> Result<()> {
+        let small = self.overhead_run(records / 10)?;
+        let large = self.overhead_run(records)?;
+        let mib = |r: &Run| r.ferry.max_rss_kib as f64 / 1024.0;
+        figures.push(format!(
+            "memory: ferry peak RSS {:.1} MiB at {} contacts, {:.1} MiB at {records} ({:.2}x)",
+            mib(&small),
+            records / 10,
+            mib(&large),
+            mib(&large) / mib(&small).max(1e-9),
+        ));
+        Ok(())
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
