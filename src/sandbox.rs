@@ -1,5 +1,7 @@
 //! `ferry sandbox`: every vendor's emulator on its own loopback port, for trying ferry by hand.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 
 use ferry_sandbox::faults::Faults;
@@ -170,52 +172,79 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
             "cannot listen on the emulators' loopback ports: {e} (try --any-port)"
         ))
     })?;
+    // The banner is written in one piece, and a reader that went away (`ferry sandbox | head`)
+    // is no reason to stop serving.
+    let mut out = String::new();
     for e in &sandbox.emulators {
         let seeded = match e.seeded {
             Some(s) => format!("seeded: {} companies, {} contacts", s.companies, s.contacts),
             None => "empty".to_owned(),
         };
-        println!(
+        let _ = writeln!(
+            out,
             "emulator {:<11} {}  ({seeded})",
             e.spec.vendor, e.running.base_url
         );
         match limits_of(e.spec.vendor) {
             Limits::Documented => {}
-            Limits::Unlimited => println!("         limits: none"),
-            Limits::Burst(n) => println!(
-                "         limits: {n} requests per {} s",
-                e.spec.burst_window.map_or(0, |w| w.as_secs())
-            ),
+            Limits::Unlimited => {
+                let _ = writeln!(out, "         limits: none");
+            }
+            Limits::Burst(n) => {
+                let _ = writeln!(
+                    out,
+                    "         limits: {n} requests per {} s",
+                    e.spec.burst_window.map_or(0, |w| w.as_secs())
+                );
+            }
         }
         let faults = faults_of(e.spec.vendor);
         if faults.any() {
-            println!("         faults: {}", describe_faults(&faults));
+            let _ = writeln!(out, "         faults: {}", describe_faults(&faults));
         }
     }
-    println!();
-    println!("Sandbox-only credentials, for the configs' ${{...}} references:");
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Sandbox-only credentials, for the configs' ${{...}} references:"
+    );
     for e in &sandbox.emulators {
         for (var, value) in e.spec.credentials {
-            println!("  export {var}={value}");
+            let _ = writeln!(out, "  export {var}={value}");
         }
     }
-    println!();
-    println!("Connector settings for a [source] or [sink] table:");
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Connector settings for a [source] or [sink] table:");
     for e in &sandbox.emulators {
         let settings: Vec<String> = e
             .connector_settings()
             .iter()
             .map(|(k, v)| format!("{k} = \"{v}\""))
             .collect();
-        println!(
+        let _ = writeln!(
+            out,
             "  connector = \"{}\"  {}",
             e.spec.vendor,
             settings.join("  ")
         );
     }
-    println!();
-    println!("For example: ferry migrate --config examples/sandbox.toml");
-    println!("Ready. Ctrl-C stops the emulators (their data lives only in memory).");
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "For example: ferry migrate --config examples/sandbox.toml"
+    );
+    let _ = writeln!(
+        out,
+        "Ready. Ctrl-C stops the emulators (their data lives only in memory)."
+    );
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        tracing::debug!(error = %e, "the start-up banner could not be printed");
+    }
+    drop(stdout);
     wait_for_shutdown().await;
     Ok(0)
 }

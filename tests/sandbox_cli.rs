@@ -104,3 +104,21 @@ async fn sandbox_then_migrate_twice_then_verify() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_that_goes_away_does_not_stop_the_sandbox() {
+    // `ferry sandbox | head -1`: the pipe is closed before the banner is written.
+    let mut sandbox = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["sandbox", "--records", "10", "--any-port"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start ferry sandbox");
+    drop(sandbox.stdout.take());
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let status = sandbox.try_wait().expect("status");
+    assert!(status.is_none(), "the sandbox stopped: {status:?}");
+    sandbox.kill().await.expect("stop the sandbox");
+}

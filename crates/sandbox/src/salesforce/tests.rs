@@ -660,7 +660,8 @@ async fn a_million_contacts_stay_fast() {
 #[tokio::test]
 async fn order_by_id_pages_seeded_records_and_locators_expire() {
     let org = org(Options {
-        query_locator_lifetime: Duration::from_millis(400),
+        // Long enough to page through everything on a loaded machine, short enough to wait out.
+        query_locator_lifetime: Duration::from_secs(3),
         ..Options::default()
     })
     .await;
@@ -718,7 +719,7 @@ async fn order_by_id_pages_seeded_records_and_locators_expire() {
     assert_eq!(desc["records"][0]["Id"].as_str(), ids.last().copied());
 
     // Locators expire a fixed time after their query, and on demand.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
     let (status, _, body) = org.call(reqwest::Method::GET, &second_url, None).await;
     assert_eq!(
         (status, body[0]["errorCode"].clone()),
