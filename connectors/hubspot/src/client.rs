@@ -108,13 +108,15 @@ impl HubspotClient {
         url
     }
 
-    /// `GET path?query`, parsed as JSON. A non-2xx answer is an error naming the endpoint
-    /// (`GET /crm/v3/objects/contacts`; never the query, which may carry a cursor).
-    pub(crate) async fn get_json<T: DeserializeOwned>(
+    /// `GET path?query`: the 2xx response and the endpoint's name, for parsing into types that
+    /// borrow from the body ([`HttpResponse::json_borrowed`]). A non-2xx answer is an error
+    /// naming the endpoint (`GET /crm/v3/objects/contacts`; never the query, which may carry a
+    /// cursor).
+    pub(crate) async fn get_ok(
         &self,
         path: &str,
         query: &[(&str, &str)],
-    ) -> ConnectorResult<T> {
+    ) -> ConnectorResult<(String, HttpResponse)> {
         let endpoint = format!("GET {path}");
         let mut url = self.url(path);
         if !query.is_empty() {
@@ -129,7 +131,7 @@ impl HubspotClient {
         if !response.is_success() {
             return Err(self.http.error_for(&endpoint, &response));
         }
-        response.json(crate::VENDOR, &endpoint)
+        Ok((endpoint, response))
     }
 
     /// `method path?query` with an optional JSON `body` through the ten-second client,
@@ -184,11 +186,23 @@ impl HubspotClient {
         query: &[(&str, &str)],
         body: &Value,
     ) -> ConnectorResult<T> {
+        let (endpoint, response) = self.post_ok(path, query, body).await?;
+        response.json(crate::VENDOR, &endpoint)
+    }
+
+    /// [`HubspotClient::post_json`] returning the 2xx response and the endpoint's name, for
+    /// parsing into types that borrow from the body.
+    pub(crate) async fn post_ok(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &Value,
+    ) -> ConnectorResult<(String, HttpResponse)> {
         let (endpoint, response) = self.send(Method::POST, path, query, Some(body)).await?;
         if !response.is_success() {
             return Err(self.http.error_for(&endpoint, &response));
         }
-        response.json(crate::VENDOR, &endpoint)
+        Ok((endpoint, response))
     }
 
     /// `POST path` with the JSON `body` to an endpoint exempt from the ten-second bucket (the

@@ -5,9 +5,11 @@
 //! names the field, never the value.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::fmt;
 
+use ferry_core::json::{Object, Text};
 use ferry_core::{ObjectType, Record, RecordRejection, Value, field};
+use serde::de::Visitor;
 use serde::{Deserialize, Deserializer};
 
 /// Canonical contact field ↔ HubSpot contact property.
@@ -119,10 +121,11 @@ pub fn object_path(object: ObjectType) -> &'static str {
     }
 }
 
-/// One page of a v3 list response.
+/// One page of a v3 list response, its text borrowed from the response body.
 #[derive(Debug, Deserialize)]
-pub(crate) struct ListResponse {
-    pub results: Vec<HubspotObject>,
+pub(crate) struct ListResponse<'a> {
+    #[serde(borrow)]
+    pub results: Vec<HubspotObject<'a>>,
     #[serde(default)]
     pub paging: Option<Paging>,
 }
@@ -140,58 +143,86 @@ pub(crate) struct NextPage {
     pub after: String,
 }
 
-/// A CRM object as HubSpot returns it (`SimplePublicObjectWithAssociations`).
+/// A CRM object as HubSpot returns it (`SimplePublicObjectWithAssociations`). Its text is
+/// borrowed from the response body where it holds no escapes: every record of every page is
+/// read through here, and a map of owned strings per record was most of the cost of reading.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HubspotObject {
+pub struct HubspotObject<'a> {
     /// The record id.
     #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     /// Property values: strings, or `null` when unset.
-    #[serde(default)]
-    pub properties: HashMap<String, serde_json::Value>,
-    /// Associated records by object type, when requested.
-    #[serde(default)]
-    pub associations: HashMap<String, AssociationPage>,
+    #[serde(default, borrow)]
+    pub properties: Object<'a>,
+    /// Associated records, when requested (only companies are read).
+    #[serde(default, borrow)]
+    pub associations: Associations<'a>,
     /// Creation time, ISO-8601.
-    #[serde(default)]
-    pub created_at: Option<String>,
+    #[serde(default, borrow)]
+    pub created_at: Option<Text<'a>>,
     /// Last modification time, ISO-8601.
-    #[serde(default)]
-    pub updated_at: Option<String>,
+    #[serde(default, borrow)]
+    pub updated_at: Option<Text<'a>>,
+}
+
+/// The associations of a record that ferry reads: its companies.
+#[derive(Debug, Default, Deserialize)]
+pub struct Associations<'a> {
+    /// The associated companies.
+    #[serde(default, borrow)]
+    pub companies: Option<AssociationPage<'a>>,
 }
 
 /// The associations of one type on a record.
 #[derive(Debug, Default, Deserialize)]
-pub struct AssociationPage {
+pub struct AssociationPage<'a> {
     /// The associated records.
-    #[serde(default)]
-    pub results: Vec<AssociationRef>,
+    #[serde(default, borrow)]
+    pub results: Vec<AssociationRef<'a>>,
 }
 
 /// One associated record and the association's type label.
 #[derive(Debug, Deserialize)]
-pub struct AssociationRef {
+pub struct AssociationRef<'a> {
     /// The associated record's id.
     #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     /// The association type, e.g. `contact_to_company` (primary).
-    #[serde(rename = "type", default)]
-    pub kind: Option<String>,
+    #[serde(rename = "type", default, borrow)]
+    pub kind: Option<Text<'a>>,
 }
 
 /// Deserialises an id HubSpot sends as a string or a number into a non-empty string.
 pub(crate) fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) if !s.is_empty() => Ok(s),
-        serde_json::Value::Number(n) => Ok(n.to_string()),
-        _ => Err(serde::de::Error::custom(
-            "expected a non-empty string or number id",
-        )),
+    struct Visit;
+    impl Visitor<'_> for Visit {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a non-empty string or number id")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            if v.is_empty() {
+                return Err(E::custom("expected a non-empty string or number id"));
+            }
+            Ok(v.to_owned())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            serde_json::Number::from_f64(v)
+                .map(|n| n.to_string())
+                .ok_or_else(|| E::custom("expected a non-empty string or number id"))
+        }
     }
+    d.deserialize_any(Visit)
 }
 
-impl HubspotObject {
+impl HubspotObject<'_> {
     /// A property's value as text; `None` when absent, `null` or empty.
     pub fn property(&self, name: &str) -> Option<String> {
         self.property_text(name).map(Cow::into_owned)
@@ -200,18 +231,13 @@ impl HubspotObject {
     /// A property's value as text, borrowed where HubSpot sent a string (nearly always: the
     /// mapping of every record reads every property through here, so it should not copy).
     pub fn property_text(&self, name: &str) -> Option<Cow<'_, str>> {
-        match self.properties.get(name)? {
-            serde_json::Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
-            serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
-            serde_json::Value::Bool(b) => Some(Cow::Owned(b.to_string())),
-            _ => None,
-        }
+        self.properties.get(name)?.text().filter(|t| !t.is_empty())
     }
 
     /// The id of the contact's primary company: the `contact_to_company` association, else the
     /// first company listed.
     pub fn primary_company(&self) -> Option<&str> {
-        let companies = &self.associations.get("companies")?.results;
+        let companies = &self.associations.companies.as_ref()?.results;
         companies
             .iter()
             .find(|a| a.kind.as_deref() == Some(PRIMARY_COMPANY_TYPE))
@@ -225,7 +251,7 @@ pub fn to_record(object: ObjectType, raw: &HubspotObject) -> Result<Record, Reco
     let mut record = Record::new(object, raw.id.clone());
     let mut problems = Vec::new();
     for &(canonical, property) in properties(object) {
-        let value = raw.property_text(property).or_else(|| match canonical {
+        let value = raw.property_text(property).or(match canonical {
             field::CREATED_AT => raw.created_at.as_deref().map(Cow::Borrowed),
             field::UPDATED_AT => raw.updated_at.as_deref().map(Cow::Borrowed),
             _ => None,
@@ -259,8 +285,10 @@ pub fn to_record(object: ObjectType, raw: &HubspotObject) -> Result<Record, Reco
 mod tests {
     use super::*;
 
-    fn object(json: serde_json::Value) -> HubspotObject {
-        serde_json::from_value(json).expect("a HubSpot object")
+    fn object(json: serde_json::Value) -> HubspotObject<'static> {
+        // Borrowed types need their input to outlive them: leaked, in a test.
+        let text: &'static str = Box::leak(json.to_string().into_boxed_str());
+        serde_json::from_str(text).expect("a HubSpot object")
     }
 
     #[test]

@@ -624,10 +624,12 @@ impl HubspotSink {
                 "properties": [self.source_id_property],
                 "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
             });
-            let response: BatchResponse<HubspotObject> = self
+            let (endpoint, mut response) = self
                 .client
-                .post_json("/crm/v3/objects/companies/batch/read", &[], &body)
+                .post_ok("/crm/v3/objects/companies/batch/read", &[], &body)
                 .await?;
+            let response: BatchResponse<HubspotObject<'_>> =
+                response.json_borrowed(VENDOR, &endpoint)?;
             let mut cache = self.companies();
             for company in response.results {
                 if let Some(sid) = company.property(&self.source_id_property) {
@@ -965,10 +967,12 @@ impl HubspotSink {
                 "properties": [self.source_id_property],
                 "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
             });
-            let response: BatchResponse<HubspotObject> = self
+            let (endpoint, mut response) = self
                 .client
-                .post_json("/crm/v3/objects/companies/batch/read", &[], &body)
+                .post_ok("/crm/v3/objects/companies/batch/read", &[], &body)
                 .await?;
+            let response: BatchResponse<HubspotObject<'_>> =
+                response.json_borrowed(VENDOR, &endpoint)?;
             let mut cache = self.companies();
             for company in response.results {
                 if let Some(sid) = company.property(&self.source_id_property) {
@@ -1016,13 +1020,14 @@ impl Sink for HubspotSink {
     }
 
     async fn check(&self) -> ConnectorResult<()> {
-        let _: mapping::ListResponse = self
+        let (endpoint, mut response) = self
             .client
-            .get_json(
+            .get_ok(
                 "/crm/v3/objects/contacts",
                 &[("limit", "1"), ("archived", "false")],
             )
             .await?;
+        let _: mapping::ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
         Ok(())
     }
 
@@ -1069,8 +1074,9 @@ impl Sink for HubspotSink {
                 "properties": properties,
                 "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
             });
-            let response: BatchResponse<HubspotObject> =
-                self.client.post_json(&path, &[], &body).await?;
+            let (endpoint, mut response) = self.client.post_ok(&path, &[], &body).await?;
+            let response: BatchResponse<HubspotObject<'_>> =
+                response.json_borrowed(VENDOR, &endpoint)?;
             for raw in response.results {
                 let Some(source_id) = raw.property(&self.source_id_property) else {
                     continue;

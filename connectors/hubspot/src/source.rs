@@ -47,10 +47,11 @@ impl Source for HubspotSource {
 
     async fn check(&self) -> ConnectorResult<()> {
         let path = "/crm/v3/objects/contacts";
-        let _: ListResponse = self
+        let (endpoint, mut response) = self
             .client
-            .get_json(path, &[("limit", "1"), ("archived", "false")])
+            .get_ok(path, &[("limit", "1"), ("archived", "false")])
             .await?;
+        let _: ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
         tracing::debug!(vendor = VENDOR, "credentials accepted");
         Ok(())
     }
@@ -86,7 +87,8 @@ impl Source for HubspotSource {
         if let Some(after) = cursor {
             query.push(("after", after));
         }
-        let response: ListResponse = self.client.get_json(&path, &query).await?;
+        let (endpoint, mut response) = self.client.get_ok(&path, &query).await?;
+        let response: ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
         let next = response.paging.and_then(|p| p.next).map(|n| n.after);
         if next.is_some() && next.as_deref() == cursor {
             return Err(ConnectorError::Malformed {

@@ -8,22 +8,22 @@ use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 
 use crate::VENDOR;
 use crate::auth::Auth;
 use crate::config::{SalesforceConfig, Settings};
 use crate::policy::{REQUEST_LIMIT_EXCEEDED, SalesforcePolicy, error_code};
+use ferry_core::json::Object;
 
 /// The request header that sets a query's page size (`batchSize=N`, 200 to 2,000).
 const QUERY_OPTIONS: &str = "Sforce-Query-Options";
 /// Longest query locator ferry follows; real ones are about 25 characters.
 const MAX_LOCATOR: usize = 64;
 
-/// One page of a SOQL query's results.
+/// One page of a SOQL query's results, its records' text borrowed from the response body.
 #[derive(Debug, Deserialize)]
-pub(crate) struct QueryPage {
+pub(crate) struct QueryPage<'a> {
     /// How many records the whole query matches (all pages), or the count of `COUNT()`.
     #[serde(rename = "totalSize", default)]
     pub total_size: Option<u64>,
@@ -34,8 +34,22 @@ pub(crate) struct QueryPage {
     #[serde(rename = "nextRecordsUrl", default)]
     pub next_records_url: Option<String>,
     /// This page's records.
-    #[serde(default)]
-    pub records: Vec<Map<String, Json>>,
+    #[serde(default, borrow)]
+    pub records: Vec<Object<'a>>,
+}
+
+/// The answer to a query, to be parsed with [`QueryResponse::page`] (whose records borrow
+/// from it).
+pub(crate) struct QueryResponse {
+    endpoint: String,
+    response: HttpResponse,
+}
+
+impl QueryResponse {
+    /// The page of results in the answer.
+    pub(crate) fn page(&mut self) -> ConnectorResult<QueryPage<'_>> {
+        self.response.json_borrowed(VENDOR, &self.endpoint)
+    }
 }
 
 /// The org's REST API, authenticated.
@@ -132,7 +146,7 @@ impl Client {
         &self,
         soql: &str,
         batch_size: Option<usize>,
-    ) -> ConnectorResult<QueryPage> {
+    ) -> ConnectorResult<QueryResponse> {
         let path = self.data_path("query");
         let options = batch_size.map(|n| format!("batchSize={n}"));
         let headers: Vec<(&'static str, &str)> = options
@@ -149,7 +163,10 @@ impl Client {
                 headers: &headers,
             })
             .await?;
-        response.json(VENDOR, &format!("GET {path}"))
+        Ok(QueryResponse {
+            endpoint: format!("GET {path}"),
+            response,
+        })
     }
 
     /// The page at `next`, a `nextRecordsUrl` Salesforce handed out. Only a query-locator path
@@ -160,7 +177,7 @@ impl Client {
         &self,
         next: &str,
         batch_size: Option<usize>,
-    ) -> ConnectorResult<QueryPage> {
+    ) -> ConnectorResult<QueryResponse> {
         let query_path = self.data_path("query");
         let endpoint = format!("GET {query_path}/{{locator}}");
         if !self.is_query_locator(next) {
@@ -188,7 +205,7 @@ impl Client {
                 headers: &headers,
             })
             .await?;
-        response.json(VENDOR, &endpoint)
+        Ok(QueryResponse { endpoint, response })
     }
 
     /// Whether `path` is `/services/data/vNN.N/query/<locator>` for this client's version, the
@@ -204,15 +221,20 @@ impl Client {
         })
     }
 
-    /// Runs `soql` and follows `nextRecordsUrl` to the end, returning every record.
-    pub(crate) async fn query_all(&self, soql: &str) -> ConnectorResult<Vec<Map<String, Json>>> {
-        let mut page = self.query(soql, None).await?;
-        let mut records = Vec::new();
+    /// Runs `soql` and follows `nextRecordsUrl` to the end, handing every record to `each`
+    /// (records borrow from their page, so they are not collected).
+    pub(crate) async fn query_each(
+        &self,
+        soql: &str,
+        mut each: impl FnMut(&Object<'_>),
+    ) -> ConnectorResult<()> {
+        let mut response = self.query(soql, None).await?;
         loop {
-            records.append(&mut page.records);
-            match (page.done, page.next_records_url.take()) {
+            let page = response.page()?;
+            page.records.iter().for_each(&mut each);
+            match (page.done, page.next_records_url) {
                 (true, _) => break,
-                (false, Some(next)) => page = self.query_more(&next, None).await?,
+                (false, Some(next)) => response = self.query_more(&next, None).await?,
                 (false, None) => {
                     return Err(ConnectorError::Malformed {
                         vendor: VENDOR,
@@ -222,7 +244,7 @@ impl Client {
                 }
             }
         }
-        Ok(records)
+        Ok(())
     }
 
     /// Sends `call`, renewing the session once if Salesforce says it is invalid or expired.

@@ -3,9 +3,10 @@
 
 use std::borrow::Cow;
 
+use ferry_core::json::{Field, Object};
 use ferry_core::model::FieldType;
 use ferry_core::{ObjectType, Record, RecordRejection, Value, field};
-use serde_json::{Map, Value as Json};
+use serde::ser::{Error as _, Serialize, SerializeMap, Serializer};
 
 /// One mapped field.
 #[derive(Clone, Copy, Debug)]
@@ -120,65 +121,122 @@ pub struct Unwritable {
     pub expected: &'static str,
 }
 
-/// The JSON Salesforce expects for `value` in a field of canonical type `ty`.
-fn to_json(ty: FieldType, value: &Value) -> Result<Json, &'static str> {
-    value.to_json(ty)
+/// A value in the JSON Salesforce expects for a field of canonical type `ty`: borrowed when
+/// it already has that type (nearly always), converted by [`Value::to_json`] when it has not.
+enum JsonValue<'a> {
+    Text(&'a str),
+    Bool(bool),
+    Integer(i64),
+    Decimal(f64),
+    Converted(serde_json::Value),
 }
 
-/// The Salesforce record for `record`: every mapped field (absent ones as `null`, which clears
-/// them on update), the external id, and for contacts the company lookup.
-pub fn to_salesforce(
-    record: &Record,
-    external_id_field: &str,
-) -> Result<Map<String, Json>, Unwritable> {
-    let object = record.object;
-    let mut out = Map::new();
-    out.insert(
-        "attributes".into(),
-        serde_json::json!({"type": sobject(object)}),
-    );
-    for f in fields(object) {
-        let value = match record.get(f.canonical) {
-            None => Json::Null,
-            Some(v) => {
-                to_json(field_type(object, f.canonical), v).map_err(|expected| Unwritable {
-                    canonical: f.canonical,
-                    expected,
-                })?
-            }
-        };
-        out.insert(f.salesforce.into(), value);
-    }
-    if object == ObjectType::Contacts {
-        let (canonical, relationship, id_field) = COMPANY_LOOKUP;
-        match record.text(canonical).filter(|s| !s.is_empty()) {
-            Some(company) => {
-                let mut key = Map::new();
-                key.insert(
-                    external_id_field.to_owned(),
-                    Json::String(company.to_owned()),
-                );
-                out.insert(relationship.into(), Json::Object(key));
-            }
-            None => {
-                out.insert(id_field.into(), Json::Null);
-            }
+fn json_value(ty: FieldType, value: &Value) -> Result<JsonValue<'_>, &'static str> {
+    Ok(match (ty, value) {
+        (FieldType::Text | FieldType::Email | FieldType::Phone, Value::Text(s)) => {
+            JsonValue::Text(s)
+        }
+        (FieldType::Bool, Value::Bool(b)) => JsonValue::Bool(*b),
+        (FieldType::Integer, Value::Integer(n)) => JsonValue::Integer(*n),
+        (FieldType::Decimal, Value::Decimal(n)) if n.is_finite() => JsonValue::Decimal(*n),
+        _ => JsonValue::Converted(value.to_json(ty)?),
+    })
+}
+
+impl Serialize for JsonValue<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            JsonValue::Text(t) => s.serialize_str(t),
+            JsonValue::Bool(b) => s.serialize_bool(*b),
+            JsonValue::Integer(n) => s.serialize_i64(*n),
+            JsonValue::Decimal(n) => s.serialize_f64(*n),
+            JsonValue::Converted(json) => json.serialize(s),
         }
     }
-    out.insert(
-        external_id_field.to_owned(),
-        Json::String(record.source_id.clone()),
-    );
-    Ok(out)
 }
 
-fn json_text(value: &Json) -> Option<Cow<'_, str>> {
-    // Borrowed: every field of every record read passes through here on its way to parsing.
-    match value {
-        Json::String(s) => Some(Cow::Borrowed(s)),
-        Json::Number(n) => Some(Cow::Owned(n.to_string())),
-        Json::Bool(b) => Some(Cow::Owned(b.to_string())),
-        _ => None,
+/// The Salesforce record for a canonical record, encoded straight from it (no JSON tree per
+/// record): every mapped field (absent ones as `null`, which clears them on update), the
+/// external id, and for contacts the company lookup. Built by [`to_salesforce`], which has
+/// checked that every value can be written.
+#[derive(Clone, Copy, Debug)]
+pub struct SalesforceBody<'a> {
+    record: &'a Record,
+    external_id_field: &'a str,
+}
+
+/// The body of `record` for an upsert, or the first field whose value cannot be written.
+pub fn to_salesforce<'a>(
+    record: &'a Record,
+    external_id_field: &'a str,
+) -> Result<SalesforceBody<'a>, Unwritable> {
+    let object = record.object;
+    for f in fields(object) {
+        if let Some(v) = record.get(f.canonical) {
+            json_value(field_type(object, f.canonical), v).map_err(|expected| Unwritable {
+                canonical: f.canonical,
+                expected,
+            })?;
+        }
+    }
+    Ok(SalesforceBody {
+        record,
+        external_id_field,
+    })
+}
+
+/// `{"type": sobject}`, the `attributes` member of a record in a collection.
+struct Attributes(&'static str);
+
+impl Serialize for Attributes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("type", self.0)?;
+        map.end()
+    }
+}
+
+/// `{ext: source id}`: a relationship resolved by the parent's external id.
+struct ByExternalId<'a>(&'a str, &'a str);
+
+impl Serialize for ByExternalId<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, self.1)?;
+        map.end()
+    }
+}
+
+impl Serialize for SalesforceBody<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let record = self.record;
+        let object = record.object;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("attributes", &Attributes(sobject(object)))?;
+        for f in fields(object) {
+            match record.get(f.canonical) {
+                None => map.serialize_entry(f.salesforce, &())?,
+                Some(v) => {
+                    // Checked by `to_salesforce`; an error here would be a bug, not data.
+                    let value = json_value(field_type(object, f.canonical), v).map_err(|_| {
+                        S::Error::custom(format_args!("field `{}` is not writable", f.canonical))
+                    })?;
+                    map.serialize_entry(f.salesforce, &value)?;
+                }
+            }
+        }
+        if object == ObjectType::Contacts {
+            let (canonical, relationship, id_field) = COMPANY_LOOKUP;
+            match record.text(canonical).filter(|s| !s.is_empty()) {
+                Some(company) => map.serialize_entry(
+                    relationship,
+                    &ByExternalId(self.external_id_field, company),
+                )?,
+                None => map.serialize_entry(id_field, &())?,
+            }
+        }
+        map.serialize_entry(self.external_id_field, &record.source_id)?;
+        map.end()
     }
 }
 
@@ -187,13 +245,16 @@ fn json_text(value: &Json) -> Option<Cow<'_, str>> {
 /// the checksum comparison flags the record rather than the whole read failing.
 pub fn from_salesforce(
     object: ObjectType,
-    sf: &Map<String, Json>,
+    sf: &Object<'_>,
     external_id_field: &str,
 ) -> Option<Record> {
-    let source_id = sf.get(external_id_field).and_then(json_text)?.into_owned();
+    let source_id = sf
+        .get(external_id_field)
+        .and_then(Field::text)?
+        .into_owned();
     let mut record = Record::new(object, source_id);
     for f in fields(object) {
-        let Some(raw) = sf.get(f.salesforce).and_then(json_text) else {
+        let Some(raw) = sf.get(f.salesforce).and_then(Field::text) else {
             continue;
         };
         if let Err(e) = record.set_parsed(f.canonical, &raw) {
@@ -210,7 +271,7 @@ pub fn from_salesforce(
         if let Some(company) = sf
             .get(relationship)
             .and_then(|a| a.get(external_id_field))
-            .and_then(json_text)
+            .and_then(Field::text)
         {
             record.set(canonical, Value::Reference(company.into_owned()));
         }
@@ -231,11 +292,11 @@ pub fn source_fields(object: ObjectType) -> Vec<&'static str> {
 }
 
 /// The text of a scalar JSON value; `Ok(None)` for `null`, `Err` for an object or array.
-fn scalar_text(value: &Json) -> Result<Option<Cow<'_, str>>, ()> {
+fn scalar_text<'v>(value: &'v Field<'_>) -> Result<Option<Cow<'v, str>>, ()> {
     match value {
-        Json::Null => Ok(None),
-        Json::Object(_) | Json::Array(_) => Err(()),
-        other => Ok(json_text(other)),
+        Field::Null => Ok(None),
+        Field::Object(_) | Field::Array => Err(()),
+        other => Ok(other.text()),
     }
 }
 
@@ -246,7 +307,7 @@ fn scalar_text(value: &Json) -> Result<Option<Cow<'_, str>>, ()> {
 pub fn from_source(
     object: ObjectType,
     id: &str,
-    sf: &Map<String, Json>,
+    sf: &Object<'_>,
 ) -> Result<Record, RecordRejection> {
     let mut record = Record::new(object, id);
     let mut problems = Vec::new();
@@ -295,6 +356,18 @@ pub fn from_source(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value as Json;
+
+    /// A queried record from JSON; borrowed types need their input to outlive them: leaked,
+    /// in a test.
+    fn row(json: Json) -> Object<'static> {
+        let text: &'static str = Box::leak(json.to_string().into_boxed_str());
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn body(record: &Record, ext: &str) -> Result<Json, Unwritable> {
+        to_salesforce(record, ext).map(|b| serde_json::to_value(b).unwrap())
+    }
 
     #[test]
     fn every_canonical_field_but_system_timestamps_is_mapped() {
@@ -318,31 +391,37 @@ mod tests {
         r.set(field::LAST_NAME, Value::Text("Gilmore".into()));
         r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
         r.set(field::COMPANY, Value::Reference("co-9".into()));
-        let sf = to_salesforce(&r, "Ext__c").unwrap();
+        let sf = body(&r, "Ext__c").unwrap();
+        assert_eq!(sf["attributes"], serde_json::json!({"type": "Contact"}));
         assert_eq!(sf["Account"], serde_json::json!({"Ext__c": "co-9"}));
         assert_eq!(sf["HasOptedOutOfEmail"], Json::Bool(true));
         assert_eq!(sf["Email"], Json::Null);
+        assert_eq!(sf["Ext__c"], serde_json::json!("c-1"));
         let mut queried = sf.clone();
-        queried.remove("attributes");
+        queried.as_object_mut().unwrap().remove("attributes");
         assert_eq!(
-            from_salesforce(ObjectType::Contacts, &queried, "Ext__c"),
-            Some(r)
+            from_salesforce(ObjectType::Contacts, &row(queried), "Ext__c"),
+            Some(r.clone())
         );
+        r.fields.remove(field::COMPANY);
+        let sf = body(&r, "Ext__c").unwrap();
+        assert_eq!(sf["AccountId"], Json::Null);
+        assert!(sf.get("Account").is_none());
 
         let mut c = Record::new(ObjectType::Companies, "co-9");
         c.set(field::EMPLOYEE_COUNT, Value::Text("250".into()));
         c.set(field::ANNUAL_REVENUE, Value::Decimal(1000.5));
-        let sf = to_salesforce(&c, "Ext__c").unwrap();
+        let sf = body(&c, "Ext__c").unwrap();
         assert_eq!(sf["NumberOfEmployees"], Json::from(250));
         assert_eq!(sf["AnnualRevenue"], serde_json::json!(1000.5));
         c.set(field::EMPLOYEE_COUNT, Value::Text("lots".into()));
-        let err = to_salesforce(&c, "Ext__c").unwrap_err();
+        let err = body(&c, "Ext__c").unwrap_err();
         assert_eq!(err.canonical, field::EMPLOYEE_COUNT);
     }
 
     #[test]
     fn source_records_carry_ids_timestamps_and_company() {
-        let sf: Map<String, Json> = serde_json::from_value(serde_json::json!({
+        let sf = row(serde_json::json!({
             "attributes": {"type": "Contact", "url": "/services/data/v62.0/sobjects/Contact/003"},
             "Id": "003000000000001AAA",
             "LastName": "Gilmore",
@@ -351,8 +430,7 @@ mod tests {
             "AccountId": "001000000000001AAA",
             "CreatedDate": "2021-11-06T17:38:40.000+0000",
             "LastModifiedDate": "2022-06-01T14:31:48.469+0000",
-        }))
-        .unwrap();
+        }));
         let r = from_source(ObjectType::Contacts, "003000000000001AAA", &sf).unwrap();
         assert_eq!(r.source_id, "003000000000001AAA");
         assert_eq!(r.text(field::LAST_NAME), Some("Gilmore"));
@@ -376,14 +454,13 @@ mod tests {
 
     #[test]
     fn unreadable_source_values_name_the_field_not_the_value() {
-        let sf: Map<String, Json> = serde_json::from_value(serde_json::json!({
+        let sf = row(serde_json::json!({
             "Id": "001000000000001AAA",
             "Name": "Acme",
             "NumberOfEmployees": "a-great-many",
             "CreatedDate": "the-day-before-yesterday",
             "BillingAddress": {"city": "x"},
-        }))
-        .unwrap();
+        }));
         let e = from_source(ObjectType::Companies, "001000000000001AAA", &sf).unwrap_err();
         assert_eq!(e.code, "UNREADABLE_VALUE");
         assert_eq!(e.source_id, "001000000000001AAA");
@@ -399,9 +476,7 @@ mod tests {
             "{}",
             e.reason
         );
-        let mut nested = Map::new();
-        nested.insert("Id".into(), Json::from("003"));
-        nested.insert("AccountId".into(), serde_json::json!({"Id": "001"}));
+        let nested = row(serde_json::json!({"Id": "003", "AccountId": {"Id": "001"}}));
         let e = from_source(ObjectType::Contacts, "003", &nested).unwrap_err();
         assert!(e.reason.contains("AccountId"), "{}", e.reason);
     }

@@ -12,12 +12,11 @@ use ferry_core::{
 };
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::Value as Json;
 
 use crate::VENDOR;
 use crate::client::{Call, Client};
 use crate::config::{SalesforceConfig, Settings};
-use crate::mapping::{self, COMPANY_LOOKUP};
+use crate::mapping::{self, COMPANY_LOOKUP, SalesforceBody};
 use crate::policy::clean_code;
 use crate::soql;
 
@@ -33,7 +32,7 @@ pub struct SalesforceSink {
 #[serde(rename_all = "camelCase")]
 struct Collection<'a> {
     all_or_none: bool,
-    records: &'a [&'a Json],
+    records: &'a [SalesforceBody<'a>],
 }
 
 #[derive(Deserialize)]
@@ -153,20 +152,19 @@ impl SalesforceSink {
 
     /// Sends one collection upsert of `items` (record index, body) and answers each: written,
     /// refused, or refused for a reason that passes (sent again by [`settle`]).
-    async fn send_collection(
+    async fn send_collection<'r>(
         &self,
         sobject: &str,
         records: &[Record],
-        items: Vec<(usize, Json)>,
-    ) -> ConnectorResult<Vec<((usize, Json), Attempt<RecordOutcome>)>> {
+        items: Vec<(usize, SalesforceBody<'r>)>,
+    ) -> ConnectorResult<Vec<((usize, SalesforceBody<'r>), Attempt<RecordOutcome>)>> {
         let ext = self.ext();
         let path = self
             .client
             .data_path(&format!("composite/sobjects/{sobject}/{ext}"));
         let endpoint = format!("PATCH {path}");
-        let bodies: Vec<&Json> = items.iter().map(|(_, b)| b).collect();
-        // Encoded straight from the bodies: `json!` would first copy every one into a new JSON
-        // tree.
+        let bodies: Vec<SalesforceBody<'_>> = items.iter().map(|(_, b)| *b).collect();
+        // Encoded straight from the records: no JSON tree per record.
         let body = serde_json::to_vec(&Collection {
             all_or_none: false,
             records: &bodies,
@@ -236,7 +234,7 @@ impl SalesforceSink {
         let ext = self.ext();
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
         let mut sent: Vec<usize> = Vec::with_capacity(records.len());
-        let mut bodies: Vec<Json> = Vec::with_capacity(records.len());
+        let mut bodies: Vec<SalesforceBody<'_>> = Vec::with_capacity(records.len());
         for (i, record) in records.iter().enumerate() {
             if record.source_id.is_empty() {
                 outcomes[i] = Some(reject(
@@ -249,7 +247,7 @@ impl SalesforceSink {
             match mapping::to_salesforce(record, ext) {
                 Ok(body) => {
                     sent.push(i);
-                    bodies.push(Json::Object(body));
+                    bodies.push(body);
                 }
                 Err(e) => {
                     outcomes[i] = Some(reject(
@@ -262,7 +260,7 @@ impl SalesforceSink {
         }
         // Records refused with a transient per-record code (a row lock) are sent again, in a
         // smaller collection, after a backoff; the rest of their collection is already saved.
-        let items: Vec<(usize, Json)> = sent.into_iter().zip(bodies).collect();
+        let items: Vec<(usize, SalesforceBody<'_>)> = sent.into_iter().zip(bodies).collect();
         let resend = Resend::from_retry(&self.settings.retry);
         let settled = settle(VENDOR, items, resend, |items| {
             self.send_collection(sobject, records, items)
@@ -506,11 +504,13 @@ impl Sink for SalesforceSink {
         );
         let mut out = Vec::with_capacity(source_ids.len());
         for q in soql::in_queries(&prefix, source_ids) {
-            for sf in self.client.query_all(&q).await? {
-                if let Some(record) = mapping::from_salesforce(object, &sf, ext) {
-                    out.push(record);
-                }
-            }
+            self.client
+                .query_each(&q, |sf| {
+                    if let Some(record) = mapping::from_salesforce(object, sf, ext) {
+                        out.push(record);
+                    }
+                })
+                .await?;
         }
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
         Ok(out)
@@ -522,6 +522,6 @@ impl Sink for SalesforceSink {
             mapping::sobject(object),
             self.ext()
         );
-        Ok(self.client.query(&soql, None).await?.total_size)
+        Ok(self.client.query(&soql, None).await?.page()?.total_size)
     }
 }

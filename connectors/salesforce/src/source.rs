@@ -16,7 +16,7 @@ use ferry_core::http::HttpStats;
 use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source};
 
 use crate::VENDOR;
-use crate::client::{Client, QueryPage};
+use crate::client::{Client, QueryResponse};
 use crate::config::{SalesforceConfig, Settings};
 use crate::mapping::{self, ID_FIELD};
 
@@ -73,9 +73,10 @@ impl SalesforceSource {
     fn to_page(
         &self,
         object: ObjectType,
-        mut raw: QueryPage,
+        mut response: QueryResponse,
         last_before: Option<&str>,
     ) -> ConnectorResult<Page> {
+        let mut raw = response.page()?;
         let last_id = raw
             .records
             .last()
@@ -184,7 +185,7 @@ impl Source for SalesforceSource {
     /// `SELECT COUNT() FROM …`: its `totalSize`, live records only, as the read sees them.
     async fn count(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
         let soql = format!("SELECT COUNT() FROM {}", mapping::sobject(object));
-        let total = self.client.query(&soql, None).await?.total_size;
+        let total = self.client.query(&soql, None).await?.page()?.total_size;
         tracing::debug!(vendor = VENDOR, %object, total, "counted records");
         Ok(total)
     }

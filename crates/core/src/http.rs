@@ -24,6 +24,7 @@ use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -96,19 +97,48 @@ impl HttpResponse {
     ) -> ConnectorResult<T> {
         let body = utf8_lossy(&self.body);
         if let std::borrow::Cow::Owned(_) = &body {
-            let invalid = self
-                .body
-                .utf8_chunks()
-                .filter(|c| !c.invalid().is_empty())
-                .count();
-            tracing::debug!(
-                vendor,
-                endpoint,
-                invalid,
-                "body has byte sequences that are not UTF-8; replaced with U+FFFD"
-            );
+            self.log_invalid_utf8(vendor, endpoint);
         }
-        serde_json::from_slice(&body).map_err(|e| ConnectorError::Malformed {
+        serde_json::from_slice(&body).map_err(|e| self.malformed(vendor, endpoint, e))
+    }
+
+    /// [`HttpResponse::json`] into a type that borrows its text from the body, so the strings
+    /// of a page need no allocation each. Text that is not UTF-8 is replaced in the body first,
+    /// as `json` does.
+    pub fn json_borrowed<'a, T: Deserialize<'a>>(
+        &'a mut self,
+        vendor: &'static str,
+        endpoint: &str,
+    ) -> ConnectorResult<T> {
+        if let std::borrow::Cow::Owned(repaired) = utf8_lossy(&self.body) {
+            self.log_invalid_utf8(vendor, endpoint);
+            self.body = Bytes::from(repaired);
+        }
+        let this: &'a HttpResponse = self;
+        serde_json::from_slice(&this.body).map_err(|e| this.malformed(vendor, endpoint, e))
+    }
+
+    fn log_invalid_utf8(&self, vendor: &'static str, endpoint: &str) {
+        let invalid = self
+            .body
+            .utf8_chunks()
+            .filter(|c| !c.invalid().is_empty())
+            .count();
+        tracing::debug!(
+            vendor,
+            endpoint,
+            invalid,
+            "body has byte sequences that are not UTF-8; replaced with U+FFFD"
+        );
+    }
+
+    fn malformed(
+        &self,
+        vendor: &'static str,
+        endpoint: &str,
+        e: serde_json::Error,
+    ) -> ConnectorError {
+        ConnectorError::Malformed {
             vendor,
             endpoint: endpoint.to_owned(),
             // serde's message names the position and the expected type, not the data.
@@ -117,7 +147,7 @@ impl HttpResponse {
                 self.status.as_u16(),
                 e
             ),
-        })
+        }
     }
 
     /// The `Retry-After` header as a duration: delay seconds, or an HTTP date (RFC 9110), which
@@ -203,6 +233,11 @@ const BROKEN_BODY_RETRIES: u64 = 3;
 
 /// `bytes` as they are if they are valid UTF-8, else with U+FFFD for each invalid sequence.
 fn utf8_lossy(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    // `from_utf8` checks ASCII a word at a time; the lossy decoder goes byte by byte, which
+    // cost 3.6 % of a migration's instructions when it saw every body.
+    if std::str::from_utf8(bytes).is_ok() {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
     match String::from_utf8_lossy(bytes) {
         std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(bytes),
         std::borrow::Cow::Owned(text) => std::borrow::Cow::Owned(text.into_bytes()),

@@ -6,6 +6,7 @@ pub mod checksum;
 pub mod connector;
 pub mod error;
 pub mod http;
+pub mod json;
 pub mod kit;
 pub mod model;
 pub mod pipeline;
