@@ -4,6 +4,7 @@
 
 pub mod faults;
 pub mod seed;
+mod timestamp;
 
 use std::io;
 use std::net::SocketAddr;

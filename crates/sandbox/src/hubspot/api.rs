@@ -13,11 +13,14 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::header::HOST;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
 use super::Emulator;
 use super::respond::{error, error_with, too_many_inputs, validation};
-use super::store::{Kind, ObjectStore, PropDef, Rec, format_timestamp};
+use super::store::{Kind, ObjectStore, PropDef, Rec, format_timestamp, timestamp};
+use crate::timestamp::AsText;
 
 /// HubSpot's batch limit for CRM object endpoints.
 pub(crate) const MAX_BATCH: usize = 100;
@@ -178,42 +181,120 @@ fn not_found(kind: Kind, id: &str) -> Response {
 
 /// A record as HubSpot returns it, with the selected properties (`null` when unset).
 pub(crate) fn record_json(store: &ObjectStore, rec: &Rec, selection: &[u16]) -> Map<String, Value> {
-    let mut props = Map::new();
-    for &p in selection {
-        let value = store
-            .value(rec, p)
-            .map_or(Value::Null, |v| Value::String(v.into_owned()));
-        props.insert(store.prop(p).name.clone(), value);
+    let props = sorted_selection(store, selection);
+    let view = RecordView {
+        store,
+        rec,
+        props: &props,
+        companies: None,
+    };
+    match serde_json::to_value(view) {
+        Ok(Value::Object(obj)) => obj,
+        _ => Map::new(), // unreachable: a record view always serialises to an object
     }
-    let mut obj = Map::new();
-    obj.insert("id".into(), json!(rec.id.to_string()));
-    obj.insert("properties".into(), Value::Object(props));
-    obj.insert("createdAt".into(), json!(format_timestamp(rec.created)));
-    obj.insert("updatedAt".into(), json!(format_timestamp(rec.updated)));
-    obj.insert("archived".into(), json!(rec.is_archived()));
-    if let Some(at) = rec.archived_at {
-        obj.insert("archivedAt".into(), json!(format_timestamp(at)));
+}
+
+/// The selected properties as (name, id), in name order: the order a `serde_json::Map` (a
+/// sorted map here) writes them in, which the emulator's answers have always had.
+pub(crate) fn sorted_selection<'s>(store: &'s ObjectStore, selection: &[u16]) -> Vec<(&'s str, u16)> {
+    let mut props: Vec<(&str, u16)> = selection
+        .iter()
+        .map(|&p| (store.prop(p).name.as_str(), p))
+        .collect();
+    props.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    props.dedup_by(|a, b| a.0 == b.0);
+    props
+}
+
+/// A record as HubSpot returns it, serialised straight into a response body: no `Value`
+/// tree and no copied values per record. Keys come in sorted order, as the `serde_json::Map`
+/// it replaces wrote them, so the bytes a client receives are the same.
+pub(crate) struct RecordView<'a> {
+    store: &'a ObjectStore,
+    rec: &'a Rec,
+    /// From [`sorted_selection`].
+    props: &'a [(&'a str, u16)],
+    /// The contact's companies (id, primary?), when the request asked for them.
+    companies: Option<Vec<(u64, bool)>>,
+}
+
+impl Serialize for RecordView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let rec = self.rec;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("archived", &rec.is_archived())?;
+        if let Some(at) = rec.archived_at {
+            map.serialize_entry("archivedAt", &timestamp(at))?;
+        }
+        if let Some(companies) = self.companies.as_deref().filter(|c| !c.is_empty()) {
+            map.serialize_entry("associations", &CompanyAssociations(companies))?;
+        }
+        map.serialize_entry("createdAt", &timestamp(rec.created))?;
+        map.serialize_entry("id", &AsText(rec.id))?;
+        map.serialize_entry(
+            "properties",
+            &Properties {
+                store: self.store,
+                rec,
+                props: self.props,
+            },
+        )?;
+        map.serialize_entry("updatedAt", &timestamp(rec.updated))?;
+        map.end()
     }
-    obj
+}
+
+/// A record's `properties` object.
+struct Properties<'a> {
+    store: &'a ObjectStore,
+    rec: &'a Rec,
+    props: &'a [(&'a str, u16)],
+}
+
+impl Serialize for Properties<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.props.len()))?;
+        for &(name, p) in self.props {
+            map.serialize_entry(name, &self.store.value_ref(self.rec, p))?;
+        }
+        map.end()
+    }
 }
 
 /// A contact's company associations in the v3 list shape: the primary association appears
 /// twice, once labelled `contact_to_company` and once `contact_to_company_unlabeled`; other
 /// companies appear once, unlabelled.
-fn company_associations(data: &super::Data, rec: &Rec) -> Option<Value> {
-    let companies = data.contact_companies(rec);
-    if companies.is_empty() {
-        return None;
-    }
-    let mut results = Vec::new();
-    for (id, primary) in companies {
-        let id = id.to_string();
-        if primary {
-            results.push(json!({"id": id, "type": "contact_to_company"}));
+struct CompanyAssociations<'a>(&'a [(u64, bool)]);
+
+impl Serialize for CompanyAssociations<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Association {
+            id: AsText<u64>,
+            #[serde(rename = "type")]
+            label: &'static str,
         }
-        results.push(json!({"id": id, "type": "contact_to_company_unlabeled"}));
+        #[derive(Serialize)]
+        struct Results<'a> {
+            results: &'a [Association],
+        }
+        let mut results = Vec::with_capacity(self.0.len() + 1);
+        for &(id, primary) in self.0 {
+            if primary {
+                results.push(Association {
+                    id: AsText(id),
+                    label: "contact_to_company",
+                });
+            }
+            results.push(Association {
+                id: AsText(id),
+                label: "contact_to_company_unlabeled",
+            });
+        }
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("companies", &Results { results: &results })?;
+        map.end()
     }
-    Some(json!({"companies": {"results": results}}))
 }
 
 fn wants_companies(kind: Kind, params: &Params) -> bool {
@@ -320,7 +401,7 @@ pub(crate) async fn list(
     let with_companies = wants_companies(kind, &params);
     let data = emulator.read();
     let store = data.store(kind);
-    let selection = params.selection(store);
+    let props = sorted_selection(store, &params.selection(store));
     let mut results = Vec::with_capacity(limit);
     let mut next = None;
     for rec in store
@@ -332,17 +413,14 @@ pub(crate) async fn list(
             next = Some(rec.id);
             break;
         }
-        let mut obj = record_json(store, rec, &selection);
-        if with_companies {
-            if let Some(a) = company_associations(&data, rec) {
-                obj.insert("associations".into(), a);
-            }
-        }
-        results.push(Value::Object(obj));
+        results.push(RecordView {
+            store,
+            rec,
+            props: &props,
+            companies: with_companies.then(|| data.contact_companies(rec)),
+        });
     }
-    drop(data);
-    let mut body = json!({ "results": results });
-    if let Some(id) = next {
+    let paging = next.map(|id| {
         let after = encode_cursor(id);
         let host = headers
             .get(HOST)
@@ -353,9 +431,31 @@ pub(crate) async fn list(
             kind.plural(),
             urlencoding::encode(&after)
         );
-        body["paging"] = json!({ "next": { "after": after, "link": link } });
-    }
-    Json(body).into_response()
+        Paging {
+            next: NextPage { after, link },
+        }
+    });
+    // Serialised under the read lock, straight from the store.
+    Json(ListPage { paging, results }).into_response()
+}
+
+/// A list answer; fields in sorted order, as before (see [`RecordView`]).
+#[derive(Serialize)]
+struct ListPage<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paging: Option<Paging>,
+    results: Vec<RecordView<'a>>,
+}
+
+#[derive(Serialize)]
+struct Paging {
+    next: NextPage,
+}
+
+#[derive(Serialize)]
+struct NextPage {
+    after: String,
+    link: String,
 }
 
 /// `GET /crm/v3/objects/{object}/{id}` (by id, or by a unique value with `idProperty`).
@@ -389,13 +489,14 @@ pub(crate) async fn read_one(
     let Some(rec) = found.and_then(|i| store.get(i)) else {
         return not_found(kind, &id);
     };
-    let mut obj = record_json(store, rec, &params.selection(store));
-    if wants_companies(kind, &params) {
-        if let Some(a) = company_associations(data, rec) {
-            obj.insert("associations".into(), a);
-        }
-    }
-    Json(Value::Object(obj)).into_response()
+    let props = sorted_selection(store, &params.selection(store));
+    Json(RecordView {
+        store,
+        rec,
+        props: &props,
+        companies: wants_companies(kind, &params).then(|| data.contact_companies(rec)),
+    })
+    .into_response()
 }
 
 fn unique_property(store: &ObjectStore, name: &str) -> Result<u16, Response> {

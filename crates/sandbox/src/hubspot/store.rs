@@ -11,6 +11,10 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use serde::Serialize;
+
+use crate::timestamp::{Iso8601, serialize_display};
+
 /// A CRM object type the emulator serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
@@ -497,6 +501,25 @@ impl Rec {
     }
 }
 
+/// A property value as stored, or the record field a computed property shows; serialised as
+/// the JSON string HubSpot sends.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PropValue<'r> {
+    Text(&'r str),
+    Id(u64),
+    Time(i64),
+}
+
+impl Serialize for PropValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            PropValue::Text(text) => s.serialize_str(text),
+            PropValue::Id(id) => serialize_display(s, &id),
+            PropValue::Time(ms) => timestamp(ms).serialize(s),
+        }
+    }
+}
+
 /// All records and property definitions of one object type.
 pub(crate) struct ObjectStore {
     pub kind: Kind,
@@ -584,11 +607,21 @@ impl ObjectStore {
 
     /// The value of `prop` on `rec`, computed properties included.
     pub(crate) fn value<'r>(&self, rec: &'r Rec, prop: u16) -> Option<Cow<'r, str>> {
+        self.value_ref(rec, prop).map(|v| match v {
+            PropValue::Text(s) => Cow::Borrowed(s),
+            PropValue::Id(id) => Cow::Owned(id.to_string()),
+            PropValue::Time(ms) => Cow::Owned(format_timestamp(ms)),
+        })
+    }
+
+    /// The value of `prop` on `rec` without formatting computed ones, for responses that
+    /// write it straight into their body.
+    pub(crate) fn value_ref<'r>(&self, rec: &'r Rec, prop: u16) -> Option<PropValue<'r>> {
         match self.props.get(usize::from(prop)).and_then(|p| p.computed) {
-            Some(Computed::ObjectId) => Some(Cow::Owned(rec.id.to_string())),
-            Some(Computed::CreatedAt) => Some(Cow::Owned(format_timestamp(rec.created))),
-            Some(Computed::UpdatedAt) => Some(Cow::Owned(format_timestamp(rec.updated))),
-            None => rec.get(prop).map(Cow::Borrowed),
+            Some(Computed::ObjectId) => Some(PropValue::Id(rec.id)),
+            Some(Computed::CreatedAt) => Some(PropValue::Time(rec.created)),
+            Some(Computed::UpdatedAt) => Some(PropValue::Time(rec.updated)),
+            None => rec.get(prop).map(PropValue::Text),
         }
     }
 
@@ -787,25 +820,12 @@ pub(crate) fn seeded_record(
 
 /// Formats epoch milliseconds as ISO-8601 UTC with milliseconds, as HubSpot does.
 pub(crate) fn format_timestamp(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    timestamp(ms).to_string()
+}
+
+/// Epoch milliseconds as HubSpot shows them, for writing straight into a response.
+pub(crate) fn timestamp(ms: i64) -> Iso8601 {
+    Iso8601 { ms, zone: "Z" }
 }
 
 /// Parses the timestamps HubSpot accepts on write: epoch milliseconds, or ISO-8601 in UTC

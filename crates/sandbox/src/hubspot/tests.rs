@@ -1153,3 +1153,29 @@ async fn batch_unsubscribe_needs_the_batch_scopes() {
         (403, json!("MISSING_SCOPES"))
     );
 }
+
+/// Lists are serialised straight from the store; their bytes must stay what a
+/// `serde_json::Value` of the same answer gives (sorted keys, compact), as before.
+#[tokio::test]
+async fn list_bodies_are_byte_for_byte_what_a_value_tree_gives() {
+    let (hs, emulator, _) = start(unlimited(), 120).await;
+    emulator.archive("contacts", FIRST_CONTACT_ID + 3);
+    for path in [
+        "/crm/v3/objects/contacts?limit=100&properties=email,firstname,lastname,company,hs_email_optout&associations=companies",
+        "/crm/v3/objects/contacts?archived=true&associations=companies",
+        "/crm/v3/objects/companies?limit=7&properties=name,domain,annualrevenue",
+        "/crm/v3/objects/contacts/2000001?associations=companies",
+    ] {
+        let raw = client()
+            .get(format!("{}{path}", hs.base_url))
+            .bearer_auth(crate::HUBSPOT_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let tree: Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(raw, serde_json::to_string(&tree).unwrap(), "{path}");
+    }
+}

@@ -9,6 +9,7 @@
 //! Records live in per-object tables indexed by row (the record id encodes the row) and by
 //! external id, so a write or a lookup costs the same with a million records as with ten.
 
+mod body;
 mod faults;
 mod schema;
 mod soql;
@@ -35,6 +36,7 @@ use crate::faults::Faults;
 use crate::seed::SeedData;
 pub use schema::EXTERNAL_ID_FIELD;
 use schema::{ObjectKind, Val};
+use body::{FieldValue, Record};
 use store::{Item, Mode, Planned, RequestError, Store};
 
 /// The API versions the emulator serves (and lists at `GET /services/data/`).
@@ -575,13 +577,14 @@ fn internal() -> Response {
 // ---- sObject Collections -------------------------------------------------------------------
 
 #[derive(serde::Deserialize)]
-struct CollectionBody {
+struct CollectionBody<'a> {
     #[serde(rename = "allOrNone", default)]
     all_or_none: bool,
-    records: Vec<serde_json::Map<String, Json>>,
+    #[serde(borrow)]
+    records: Vec<Record<'a>>,
 }
 
-fn parse_collection(body: &Bytes) -> Result<CollectionBody, RequestError> {
+fn parse_collection(body: &Bytes) -> Result<CollectionBody<'_>, RequestError> {
     let parsed: CollectionBody = serde_json::from_slice(body).map_err(|e| {
         RequestError::bad_request("JSON_PARSER_ERROR", format!("Invalid JSON: {e}"))
     })?;
@@ -595,12 +598,15 @@ fn parse_collection(body: &Bytes) -> Result<CollectionBody, RequestError> {
 }
 
 /// The `attributes.type` of a record, if it gives one.
-fn record_type(record: &serde_json::Map<String, Json>) -> Option<&str> {
-    record.get("attributes")?.get("type")?.as_str()
+fn record_type<'r>(record: &'r Record<'_>) -> Option<&'r str> {
+    match record.get("attributes")? {
+        FieldValue::Other(attributes) => attributes.get("type")?.as_str(),
+        _ => None,
+    }
 }
 
 /// Each record with the sObject its `attributes.type` names (create and update by id).
-fn typed_items(records: &[serde_json::Map<String, Json>]) -> Result<Vec<Item<'_>>, RequestError> {
+fn typed_items<'a>(records: &'a [Record<'a>]) -> Result<Vec<Item<'a>>, RequestError> {
     records
         .iter()
         .map(|r| {
@@ -732,19 +738,12 @@ fn query_page(
         return internal();
     };
     let total = cursor.planned.rows.len();
-    if cursor.planned.count_only {
-        return axum::Json(json!({"totalSize": total, "done": true, "records": []}))
-            .into_response();
-    }
-    let end = (offset + cursor.batch).min(total);
-    let records = store.render(
-        &cursor.planned,
-        &cursor.planned.rows[offset.min(end)..end],
-        version,
-    );
-    drop(store);
-    let mut body = json!({"totalSize": total, "done": end >= total, "records": records});
-    if end < total {
+    let end = if cursor.planned.count_only {
+        0
+    } else {
+        (offset + cursor.batch).min(total)
+    };
+    let next_records_url = (end < total && !cursor.planned.count_only).then(|| {
         let id = match locator {
             Some(id) => id.to_owned(),
             None => {
@@ -761,9 +760,32 @@ fn query_page(
                 id
             }
         };
-        body["nextRecordsUrl"] = Json::String(format!("/services/data/{version}/query/{id}-{end}"));
-    }
-    axum::Json(body).into_response()
+        format!("/services/data/{version}/query/{id}-{end}")
+    });
+    // Serialised under the read lock, straight from the store.
+    axum::Json(QueryPage {
+        done: end >= total || cursor.planned.count_only,
+        next_records_url,
+        records: store::Records {
+            store: &store,
+            planned: &cursor.planned,
+            rows: &cursor.planned.rows[offset.min(end)..end],
+            version,
+        },
+        total_size: total,
+    })
+    .into_response()
+}
+
+/// A page of query results; fields in sorted order, as the emulator's answers have always had.
+#[derive(serde::Serialize)]
+struct QueryPage<'a> {
+    done: bool,
+    #[serde(rename = "nextRecordsUrl", skip_serializing_if = "Option::is_none")]
+    next_records_url: Option<String>,
+    records: store::Records<'a>,
+    #[serde(rename = "totalSize")]
+    total_size: usize,
 }
 
 #[derive(serde::Deserialize)]

@@ -2,9 +2,10 @@
 //! lengths as Salesforce's standard object reference documents them, record ids, and the
 //! value rules Salesforce applies on save (trimming, empty-is-null, length, email shape).
 
-use std::collections::HashMap;
 
 use serde_json::{Value as Json, json};
+
+use crate::timestamp::Iso8601;
 
 /// The external-id field ferry asks operators to create on Account and Contact.
 pub const EXTERNAL_ID_FIELD: &str = "Ferry_Source_Id__c";
@@ -172,8 +173,6 @@ const INDUSTRIES: &[&str] = &[
 pub(crate) struct SObject {
     pub kind: ObjectKind,
     pub fields: Vec<FieldDef>,
-    by_name: HashMap<String, usize>,
-    by_relationship: HashMap<String, usize>,
     /// The number of data slots a row holds.
     pub data_slots: usize,
     /// The field index of the external-id field, if the org has it.
@@ -292,36 +291,27 @@ impl SObject {
             Kind::Datetime,
             Slot::LastModifiedDate,
         ));
-        let by_name = fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
-            .collect();
-        let by_relationship = fields
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| f.reference.map(|(_, rel)| (rel.to_ascii_lowercase(), i)))
-            .collect();
         SObject {
             kind,
             fields,
-            by_name,
-            by_relationship,
             data_slots,
             external_id,
         }
     }
 
-    /// The field called `name` (case-insensitive).
+    /// The field called `name` (case-insensitive). A scan of a score of names is cheaper than
+    /// lower-casing and hashing the name, and every field of every written record is looked up.
     pub(crate) fn field(&self, name: &str) -> Option<usize> {
-        self.by_name.get(&name.to_ascii_lowercase()).copied()
+        self.fields
+            .iter()
+            .position(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     /// The reference field whose relationship is called `name` (e.g. Contact's `Account`).
     pub(crate) fn relationship(&self, name: &str) -> Option<usize> {
-        self.by_relationship
-            .get(&name.to_ascii_lowercase())
-            .copied()
+        self.fields
+            .iter()
+            .position(|f| f.reference.is_some_and(|(_, rel)| rel.eq_ignore_ascii_case(name)))
     }
 
     /// The `describe` body.
@@ -403,19 +393,41 @@ const POD: &str = "8d0";
 /// The 18-character id of row `index` of `object`: key prefix, pod, a base-62 serial, and the
 /// case-checksum suffix real ids carry.
 pub(crate) fn record_id(object: ObjectKind, index: u32) -> String {
-    let mut serial = [b'0'; 9];
-    let mut n = u64::from(index) + 1;
-    for c in serial.iter_mut().rev() {
-        *c = BASE62[(n % 62) as usize];
-        n /= 62;
+    RecordId(object, index).to_string()
+}
+
+/// The id of row `.1` of `.0` (see [`record_id`]), `Display`ed without allocating, for
+/// responses that write ids straight into their body.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecordId(pub ObjectKind, pub u32);
+
+impl RecordId {
+    fn bytes(self) -> [u8; 18] {
+        let mut id = [b'0'; 18];
+        id[..3].copy_from_slice(self.0.key_prefix().as_bytes());
+        id[3..6].copy_from_slice(POD.as_bytes());
+        let mut n = u64::from(self.1) + 1;
+        for c in id[6..15].iter_mut().rev() {
+            *c = BASE62[(n % 62) as usize];
+            n /= 62;
+        }
+        let suffix = checksum_suffix(&id[..15]);
+        id[15..].copy_from_slice(&suffix);
+        id
     }
-    let mut id = String::with_capacity(18);
-    id.push_str(object.key_prefix());
-    id.push_str(POD);
-    id.extend(serial.iter().map(|b| *b as char));
-    let suffix = checksum_suffix(id.as_bytes());
-    id.extend(suffix.iter().map(|b| *b as char));
-    id
+}
+
+impl std::fmt::Display for RecordId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every byte is ASCII (prefix, pod, base 62, suffix), so this never falls back.
+        f.write_str(std::str::from_utf8(&self.bytes()).unwrap_or_default())
+    }
+}
+
+impl serde::Serialize for RecordId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(std::str::from_utf8(&self.bytes()).unwrap_or_default())
+    }
 }
 
 fn checksum_suffix(id15: &[u8]) -> [u8; 3] {
@@ -477,27 +489,14 @@ pub(crate) enum Val {
 }
 
 /// Formats epoch milliseconds as Salesforce does: `2021-11-06T17:38:40.000+0000`.
+#[cfg(test)]
 pub(crate) fn format_datetime(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}+0000",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    datetime(ms).to_string()
+}
+
+/// Epoch milliseconds as Salesforce shows them, for writing straight into a response.
+pub(crate) fn datetime(ms: i64) -> Iso8601 {
+    Iso8601 { ms, zone: "+0000" }
 }
 
 /// Whether an email field accepts `email`: exactly one `@`, a non-empty local part (at most 64
@@ -510,17 +509,22 @@ pub(crate) fn valid_email(email: &str) -> bool {
     };
     let local_ok = !local.is_empty()
         && local.chars().count() <= 64
-        && !local
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "\"(),:;<>@[\\]".contains(c));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        && !local.chars().any(|c| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(
+                    c,
+                    '"' | '(' | ')' | ',' | ':' | ';' | '<' | '>' | '@' | '[' | '\\' | ']'
+                )
         });
+    // Every written email passes here: the labels are checked as they are split, not collected.
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+    };
+    let domain_ok = domain.contains('.') && domain.split('.').all(label_ok);
     local_ok && domain_ok
 }
 

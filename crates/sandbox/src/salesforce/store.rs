@@ -3,15 +3,19 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use serde_json::{Map, Value as Json, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::Value as Json;
 
 use super::schema::{
-    FieldDef, IdError, Kind, ObjectKind, SObject, Slot, Val, format_datetime, normalise_text,
+    FieldDef, IdError, Kind, ObjectKind, RecordId, SObject, Slot, Val, datetime, normalise_text,
     parse_record_id, record_id, valid_email,
 };
+use crate::timestamp::AsText;
+use super::body::{FieldValue, Record};
 use super::soql::{self, Literal, Op, Select};
 
 /// One stored record.
@@ -34,12 +38,14 @@ pub(crate) struct Store {
     pub tables: Vec<Table>,
 }
 
-/// A per-record error, as sObject Collections report it.
-#[derive(Clone, Debug)]
+/// A per-record error, as sObject Collections report it. Serialised with its fields in this
+/// (sorted) order, the order the emulator's answers have always had.
+#[derive(Clone, Debug, Serialize)]
 pub(crate) struct ItemError {
-    pub status_code: &'static str,
-    pub message: String,
     pub fields: Vec<String>,
+    pub message: String,
+    #[serde(rename = "statusCode")]
+    pub status_code: &'static str,
 }
 
 impl ItemError {
@@ -50,10 +56,18 @@ impl ItemError {
             fields: fields.iter().map(|f| (*f).to_owned()).collect(),
         }
     }
+}
 
-    fn to_json(&self) -> Json {
-        json!({"statusCode": self.status_code, "message": self.message, "fields": self.fields})
-    }
+/// One record's result in an sObject Collections answer (`SaveResult`, or `UpsertResult` with
+/// `created`). Serialised straight into the response, keys in sorted order as before.
+#[derive(Debug, Serialize)]
+pub(crate) struct SaveResult {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<bool>,
+    errors: Vec<ItemError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    success: bool,
 }
 
 /// A failure of the whole request (HTTP 4xx with Salesforce's error array).
@@ -103,7 +117,7 @@ pub(crate) struct Change {
 }
 
 /// A record of a write request and the sObject it is written to.
-pub(crate) type Item<'a> = (ObjectKind, &'a Map<String, Json>);
+pub(crate) type Item<'a> = (ObjectKind, &'a Record<'a>);
 
 /// The result of one record of a write request.
 pub(crate) type ItemOutcome = Result<Change, (Option<String>, Vec<ItemError>)>;
@@ -113,7 +127,8 @@ enum Conv {
     Request(RequestError),
 }
 
-fn parser_error(def: &FieldDef, value: &Json) -> Conv {
+fn parser_error(def: &FieldDef, value: &FieldValue<'_>) -> Conv {
+    let value = value.to_json();
     let token = match value {
         Json::String(_) => "VALUE_STRING",
         Json::Number(_) => "VALUE_NUMBER",
@@ -149,7 +164,8 @@ pub(crate) fn convert_text(def: &FieldDef, raw: &str) -> Result<Option<Val>, Ite
             &[def.name],
         ));
     }
-    if text.chars().count() > def.length {
+    // A string no longer in bytes than the limit is no longer in characters either.
+    if text.len() > def.length && text.chars().count() > def.length {
         return Err(ItemError::new(
             "STRING_TOO_LONG",
             format!(
@@ -218,24 +234,24 @@ impl Store {
     }
 
     /// The value of JSON `value` for field `def` of `object`, by Salesforce's rules.
-    fn convert(&self, def: &FieldDef, value: &Json) -> Result<Option<Val>, Conv> {
-        if value.is_null() {
+    fn convert(&self, def: &FieldDef, value: &FieldValue<'_>) -> Result<Option<Val>, Conv> {
+        if matches!(value, FieldValue::Null) {
             return Ok((def.kind == Kind::Boolean).then_some(Val::Bool(false)));
         }
         match def.kind {
             k if k.is_text() => {
                 let raw: Cow<str> = match value {
-                    Json::String(s) => Cow::Borrowed(s),
-                    Json::Number(n) => Cow::Owned(n.to_string()),
-                    Json::Bool(b) => Cow::Owned(b.to_string()),
+                    FieldValue::Str(s) => Cow::Borrowed(s.as_ref()),
+                    FieldValue::Num(n) => Cow::Owned(n.to_string()),
+                    FieldValue::Bool(b) => Cow::Owned(b.to_string()),
                     _ => return Err(parser_error(def, value)),
                 };
                 convert_text(def, &raw).map_err(Conv::Item)
             }
             Kind::Int => {
                 let n = match value {
-                    Json::Number(n) => n.as_f64(),
-                    Json::String(s) => s.trim().parse::<f64>().ok(),
+                    FieldValue::Num(n) => n.as_f64(),
+                    FieldValue::Str(s) => s.trim().parse::<f64>().ok(),
                     _ => None,
                 };
                 let n = n
@@ -248,8 +264,8 @@ impl Store {
             }
             Kind::Currency => {
                 let n = match value {
-                    Json::Number(n) => n.as_f64(),
-                    Json::String(s) => s.trim().parse::<f64>().ok(),
+                    FieldValue::Num(n) => n.as_f64(),
+                    FieldValue::Str(s) => s.trim().parse::<f64>().ok(),
                     _ => None,
                 };
                 let n = n
@@ -261,13 +277,13 @@ impl Store {
                 Ok(Some(Val::Num(n)))
             }
             Kind::Boolean => match value {
-                Json::Bool(b) => Ok(Some(Val::Bool(*b))),
-                Json::String(s) if s.eq_ignore_ascii_case("true") => Ok(Some(Val::Bool(true))),
-                Json::String(s) if s.eq_ignore_ascii_case("false") => Ok(Some(Val::Bool(false))),
+                FieldValue::Bool(b) => Ok(Some(Val::Bool(*b))),
+                FieldValue::Str(s) if s.eq_ignore_ascii_case("true") => Ok(Some(Val::Bool(true))),
+                FieldValue::Str(s) if s.eq_ignore_ascii_case("false") => Ok(Some(Val::Bool(false))),
                 _ => Err(parser_error(def, value)),
             },
             Kind::Reference => {
-                let Json::String(s) = value else {
+                let FieldValue::Str(s) = value else {
                     return Err(parser_error(def, value));
                 };
                 let Some(s) = normalise_text(s) else {
@@ -295,10 +311,10 @@ impl Store {
     }
 
     /// Resolves `"Account": {"Ferry_Source_Id__c": "123"}` to the parent's row.
-    fn resolve_parent(&self, def: &FieldDef, value: &Json) -> Result<Option<Val>, Conv> {
+    fn resolve_parent(&self, def: &FieldDef, value: &FieldValue<'_>) -> Result<Option<Val>, Conv> {
         let (parent, relationship) = def.reference.unwrap_or((ObjectKind::Account, "Account"));
-        let Json::Object(map) = value else {
-            return if value.is_null() {
+        let FieldValue::Other(Json::Object(map)) = value else {
+            return if matches!(value, FieldValue::Null) {
                 Ok(None)
             } else {
                 Err(parser_error(def, value))
@@ -322,7 +338,7 @@ impl Store {
         let raw = match key_value {
             Json::String(s) => s.clone(),
             Json::Number(n) => n.to_string(),
-            other => return Err(parser_error(def, other)),
+            other => return Err(parser_error(def, &FieldValue::Other(Json::clone(other)))),
         };
         match field {
             Some(f) if f.external_id => {
@@ -342,7 +358,7 @@ impl Store {
                     ))),
                 }
             }
-            Some(f) if f.kind == Kind::Id => self.convert(def, &Json::String(raw)),
+            Some(f) if f.kind == Kind::Id => self.convert(def, &FieldValue::Str(Cow::Owned(raw))),
             _ => Err(Conv::Request(RequestError::bad_request(
                 "INVALID_FIELD",
                 format!(
@@ -357,7 +373,7 @@ impl Store {
     pub(crate) fn prepare(
         &self,
         object: ObjectKind,
-        record: &Map<String, Json>,
+        record: &Record<'_>,
         mode: Mode,
     ) -> Result<ItemOutcome, RequestError> {
         let table = self.table(object);
@@ -403,7 +419,7 @@ impl Store {
             }
         }
 
-        for (key, value) in record {
+        for (key, value) in record.iter() {
             if key == "attributes" {
                 continue;
             }
@@ -590,7 +606,7 @@ impl Store {
         mode: Mode,
         all_or_none: bool,
         now: i64,
-    ) -> Result<Vec<Json>, RequestError> {
+    ) -> Result<Vec<SaveResult>, RequestError> {
         let mut outcomes = Vec::with_capacity(items.len());
         let mut seen: HashSet<(ObjectKind, String)> = HashSet::new();
         for (object, record) in &items {
@@ -627,7 +643,7 @@ impl Store {
                         Target::Existing(row) => Some(record_id(change.object, row)),
                         Target::New => None,
                     };
-                    failure(id, &[ItemError::new(
+                    failure(id, vec![ItemError::new(
                         "ALL_OR_NONE_OPERATION_ROLLED_BACK",
                         "Record rolled back because not all records were valid and the request was using AllOrNone header"
                             .into(),
@@ -636,13 +652,14 @@ impl Store {
                 }
                 Ok(change) => {
                     let (id, created) = self.apply(change, now);
-                    let mut r = json!({"id": id, "success": true, "errors": []});
-                    if matches!(mode, Mode::Upsert { .. }) {
-                        r["created"] = Json::Bool(created);
+                    SaveResult {
+                        created: matches!(mode, Mode::Upsert { .. }).then_some(created),
+                        errors: Vec::new(),
+                        id: Some(id),
+                        success: true,
                     }
-                    r
                 }
-                Err((id, errors)) => failure(id, &errors),
+                Err((id, errors)) => failure(id, errors),
             };
             results.push(result);
         }
@@ -894,62 +911,28 @@ impl Store {
                 })
                 .collect(),
         };
+        let layout = layout(self, object, &columns, &names);
         Ok(Planned {
             object,
             count_only: query.select == Select::Count,
-            columns,
-            names,
+            layout,
             rows: Arc::new(rows),
         })
     }
 
-    /// Renders rows of a planned query as Salesforce's JSON records.
+    /// Renders rows of a planned query as Salesforce's JSON records, as `Value`s (for
+    /// callers that inspect them; responses serialise [`Records`] directly).
     pub(crate) fn render(&self, planned: &Planned, rows: &[u32], version: &str) -> Vec<Json> {
-        let object = planned.object;
-        let schema = &self.table(object).schema;
-        rows.iter()
-            .map(|&row| {
-                let mut record = Map::new();
-                record.insert("attributes".into(), attributes(object, row, version));
-                for (col, name) in planned.columns.iter().zip(&planned.names) {
-                    match col.relationship {
-                        None => {
-                            record.insert(
-                                (*name).to_owned(),
-                                self.cell(object, row, col.field).to_json(),
-                            );
-                        }
-                        Some((via, parent)) => {
-                            let rel = schema.fields[via]
-                                .reference
-                                .map(|(_, r)| r)
-                                .unwrap_or("Account");
-                            match self.parent_row(object, row, via) {
-                                None => {
-                                    record.insert(rel.to_owned(), Json::Null);
-                                }
-                                Some(p) => {
-                                    let entry = record
-                                        .entry(rel.to_owned())
-                                        .or_insert_with(|| Json::Object(Map::new()));
-                                    if let Json::Object(nested) = entry {
-                                        nested.insert(
-                                            "attributes".into(),
-                                            attributes(parent, p, version),
-                                        );
-                                        nested.insert(
-                                            (*name).to_owned(),
-                                            self.cell(parent, p, col.field).to_json(),
-                                        );
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                Json::Object(record)
-            })
-            .collect()
+        let records = Records {
+            store: self,
+            planned,
+            rows,
+            version,
+        };
+        match serde_json::to_value(records) {
+            Ok(Json::Array(values)) => values,
+            _ => Vec::new(), // unreachable: records always serialise to an array
+        }
     }
 
     /// Loads a row without validation of the request shape (seeding); `values` by field name.
@@ -982,24 +965,189 @@ impl Store {
 
 fn push_value(values: &mut Vec<(usize, Option<Val>)>, def: &FieldDef, value: Option<Val>) {
     if let Slot::Data(s) = def.slot {
-        values.retain(|(slot, _)| *slot != s);
-        values.push((s, value));
+        // A field named twice (in two spellings) keeps its last value.
+        match values.iter_mut().find(|(slot, _)| *slot == s) {
+            Some(entry) => entry.1 = value,
+            None => values.push((s, value)),
+        }
     }
 }
 
-fn failure(id: Option<String>, errors: &[ItemError]) -> Json {
-    let errors: Vec<Json> = errors.iter().map(ItemError::to_json).collect();
-    match id {
-        Some(id) => json!({"id": id, "success": false, "errors": errors}),
-        None => json!({"success": false, "errors": errors}),
+fn failure(id: Option<String>, errors: Vec<ItemError>) -> SaveResult {
+    SaveResult {
+        created: None,
+        errors,
+        id,
+        success: false,
     }
 }
 
-fn attributes(object: ObjectKind, row: u32, version: &str) -> Json {
-    json!({
-        "type": object.name(),
-        "url": format!("/services/data/{version}/sobjects/{}/{}", object.name(), record_id(object, row)),
-    })
+/// A record's `attributes` object: its type and its URL.
+struct Attributes<'a> {
+    object: ObjectKind,
+    row: u32,
+    version: &'a str,
+}
+
+impl Serialize for Attributes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let name = self.object.name();
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("type", name)?;
+        map.serialize_entry(
+            "url",
+            &AsText(format_args!(
+                "/services/data/{}/sobjects/{name}/{}",
+                self.version,
+                RecordId(self.object, self.row)
+            )),
+        )?;
+        map.end()
+    }
+}
+
+/// What a query record holds under one key, in the key order of a `serde_json::Map` (sorted),
+/// the order the emulator's answers have always had.
+#[derive(Clone, Debug)]
+enum Entry {
+    /// The record's own `attributes`.
+    Attributes,
+    /// A field of the record (field index).
+    Field(usize),
+    /// A parent record through lookup field `via`: its `attributes` (`None`) and fields.
+    Parent {
+        via: usize,
+        parent: ObjectKind,
+        fields: Vec<(&'static str, Option<usize>)>,
+    },
+}
+
+/// The keys of a query's records and what each holds, sorted by key; built once per query.
+fn layout(store: &Store, object: ObjectKind, columns: &[Column], names: &[&'static str]) -> Vec<(&'static str, Entry)> {
+    let schema = &store.table(object).schema;
+    let mut keys: BTreeMap<&'static str, Entry> = BTreeMap::new();
+    keys.insert("attributes", Entry::Attributes);
+    for (col, name) in columns.iter().zip(names) {
+        match col.relationship {
+            None => {
+                keys.insert(name, Entry::Field(col.field));
+            }
+            Some((via, parent)) => {
+                let rel = schema.fields[via]
+                    .reference
+                    .map(|(_, r)| r)
+                    .unwrap_or("Account");
+                let entry = keys.entry(rel).or_insert_with(|| Entry::Parent {
+                    via,
+                    parent,
+                    fields: vec![("attributes", None)],
+                });
+                if let Entry::Parent { fields, .. } = entry {
+                    fields.retain(|(n, _)| n != name);
+                    fields.push((name, Some(col.field)));
+                    fields.sort_by(|a, b| a.0.cmp(b.0));
+                }
+            }
+        }
+    }
+    keys.into_iter().collect()
+}
+
+/// Rows of a planned query as Salesforce's JSON records, serialised straight into the
+/// response body (no `Value` tree per record).
+pub(crate) struct Records<'a> {
+    pub store: &'a Store,
+    pub planned: &'a Planned,
+    pub rows: &'a [u32],
+    pub version: &'a str,
+}
+
+impl Serialize for Records<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.rows.iter().map(|&row| RecordView {
+            records: self,
+            row,
+        }))
+    }
+}
+
+/// One row of [`Records`].
+struct RecordView<'a> {
+    records: &'a Records<'a>,
+    row: u32,
+}
+
+impl Serialize for RecordView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Records {
+            store,
+            planned,
+            version,
+            ..
+        } = *self.records;
+        let (object, row) = (planned.object, self.row);
+        let mut map = s.serialize_map(Some(planned.layout.len()))?;
+        for (key, entry) in &planned.layout {
+            match entry {
+                Entry::Attributes => map.serialize_entry(
+                    key,
+                    &Attributes {
+                        object,
+                        row,
+                        version,
+                    },
+                )?,
+                Entry::Field(field) => map.serialize_entry(key, &store.cell(object, row, *field))?,
+                Entry::Parent {
+                    via,
+                    parent,
+                    fields,
+                } => match store.parent_row(object, row, *via) {
+                    None => map.serialize_entry(key, &Cell::Null)?,
+                    Some(p) => map.serialize_entry(
+                        key,
+                        &ParentView {
+                            store,
+                            parent: *parent,
+                            row: p,
+                            fields,
+                            version,
+                        },
+                    )?,
+                },
+            }
+        }
+        map.end()
+    }
+}
+
+/// The parent record nested in a query record.
+struct ParentView<'a> {
+    store: &'a Store,
+    parent: ObjectKind,
+    row: u32,
+    fields: &'a [(&'static str, Option<usize>)],
+    version: &'a str,
+}
+
+impl Serialize for ParentView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.fields.len()))?;
+        for (key, field) in self.fields {
+            match field {
+                None => map.serialize_entry(
+                    key,
+                    &Attributes {
+                        object: self.parent,
+                        row: self.row,
+                        version: self.version,
+                    },
+                )?,
+                Some(f) => map.serialize_entry(key, &self.store.cell(self.parent, self.row, *f))?,
+            }
+        }
+        map.end()
+    }
 }
 
 /// A resolved SELECT column: the field, possibly through a lookup (field index, parent).
@@ -1014,8 +1162,8 @@ pub(crate) struct Column {
 pub(crate) struct Planned {
     pub object: ObjectKind,
     pub count_only: bool,
-    columns: Vec<Column>,
-    names: Vec<&'static str>,
+    /// The records' keys, sorted, and what each holds.
+    layout: Vec<(&'static str, Entry)>,
     pub rows: Arc<Vec<u32>>,
 }
 
@@ -1029,21 +1177,25 @@ enum Cell<'a> {
     Date(i64),
 }
 
+impl Serialize for Cell<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Cell::Null => s.serialize_unit(),
+            Cell::Id(o, r) => RecordId(o, r).serialize(s),
+            Cell::Str(text) => s.serialize_str(text),
+            Cell::Bool(b) => s.serialize_bool(b),
+            Cell::Num(n) if n.fract() == 0.0 && n.abs() < 9e15 => s.serialize_i64(n as i64),
+            // As `serde_json::Value` has it: a non-finite number is `null`.
+            Cell::Num(n) if !n.is_finite() => s.serialize_unit(),
+            Cell::Num(n) => s.serialize_f64(n),
+            Cell::Date(ms) => datetime(ms).serialize(s),
+        }
+    }
+}
+
 impl Cell<'_> {
     fn is_null(&self) -> bool {
         matches!(self, Cell::Null)
-    }
-
-    fn to_json(&self) -> Json {
-        match self {
-            Cell::Null => Json::Null,
-            Cell::Id(o, r) => Json::String(record_id(*o, *r)),
-            Cell::Str(s) => Json::String((*s).to_owned()),
-            Cell::Bool(b) => Json::Bool(*b),
-            Cell::Num(n) if n.fract() == 0.0 && n.abs() < 9e15 => json!(*n as i64),
-            Cell::Num(n) => json!(n),
-            Cell::Date(ms) => Json::String(format_datetime(*ms)),
-        }
     }
 
     fn matches(&self, literal: &Literal, case_sensitive: bool) -> bool {

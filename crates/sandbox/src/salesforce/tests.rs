@@ -734,3 +734,52 @@ async fn order_by_id_pages_seeded_records_and_locators_expire() {
         (400, json!("INVALID_QUERY_LOCATOR"))
     );
 }
+
+/// Write results and query pages are serialised straight from the store; their bytes must stay
+/// what a `serde_json::Value` of the same answer gives (sorted keys, compact), as before.
+#[tokio::test]
+async fn bodies_are_byte_for_byte_what_a_value_tree_gives() {
+    let org = org(Options::default()).await;
+    let raw = |path: String| {
+        let request = org.http.get(path).bearer_auth(&org.token);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let same = |raw: &str| {
+        let tree: Json = serde_json::from_str(raw).unwrap();
+        assert_eq!(raw, serde_json::to_string(&tree).unwrap());
+    };
+    let (status, _) = org
+        .upsert(
+            "Account",
+            json!([{"attributes": {"type": "Account"}, "Name": "Acme", "Ferry_Source_Id__c": "a1", "AnnualRevenue": 12.5}]),
+            false,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut records = vec![contact("c1", Some("Gilmore")), contact("c2", None)];
+    records[0]["Account"] = json!({"Ferry_Source_Id__c": "a1"});
+    let response = org
+        .http
+        .patch(format!(
+            "{}{V}/composite/sobjects/Contact/Ferry_Source_Id__c",
+            org.running.base_url
+        ))
+        .bearer_auth(&org.token)
+        .json(&json!({"records": records}))
+        .send()
+        .await
+        .unwrap();
+    same(&response.text().await.unwrap());
+    for soql in [
+        "SELECT FirstName, LastName, Email, HasOptedOutOfEmail, Ferry_Source_Id__c, Account.Ferry_Source_Id__c, Account.Name, CreatedDate FROM Contact WHERE Ferry_Source_Id__c IN ('c1', 'c2')",
+        "SELECT Id, Name, AnnualRevenue, NumberOfEmployees FROM Account",
+        "SELECT COUNT() FROM Contact WHERE Ferry_Source_Id__c != null",
+    ] {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}{V}/query", org.running.base_url),
+            &[("q", soql)],
+        )
+        .unwrap();
+        same(&raw(url.to_string()).await);
+    }
+}

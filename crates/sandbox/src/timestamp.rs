@@ -1,0 +1,121 @@
+//! Dates and texts the emulators write into their answers: the civil-date arithmetic they
+//! share, and ISO-8601 timestamps and ids formatted on the stack and serialised straight into a
+//! response body, instead of a `String` per value (lists carry several per record).
+
+use std::fmt;
+
+/// The (year, month, day) of `days` since 1970-01-01 (Howard Hinnant's civil-from-days), for
+/// every emulator that prints dates.
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Epoch milliseconds shown as `2021-11-06T17:38:40.000` followed by a zone suffix.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Iso8601 {
+    /// Milliseconds since the Unix epoch.
+    pub ms: i64,
+    /// What follows the milliseconds: `Z` (HubSpot) or `+0000` (Salesforce).
+    pub zone: &'static str,
+}
+
+impl fmt::Display for Iso8601 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.ms.div_euclid(1000);
+        let millis = self.ms.rem_euclid(1000);
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        let (hh, mm, ss) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+        if !(0..=9999).contains(&y) {
+            return write!(
+                f,
+                "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{millis:03}{}",
+                self.zone
+            );
+        }
+        // Digits by hand: `write!` with padded fields costs several times the arithmetic, and
+        // responses carry up to four timestamps per record.
+        let mut out = *b"0000-00-00T00:00:00.000";
+        let mut put = |at: usize, width: usize, mut n: i64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, y);
+        put(5, 2, m);
+        put(8, 2, d);
+        put(11, 2, hh);
+        put(14, 2, mm);
+        put(17, 2, ss);
+        put(20, 3, millis);
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)?;
+        f.write_str(self.zone)
+    }
+}
+
+impl serde::Serialize for Iso8601 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_display(s, self)
+    }
+}
+
+/// A value serialised as the JSON string of its `Display` form (ids the vendors send as text),
+/// written without an intermediate `String`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AsText<T>(pub T);
+
+impl<T: fmt::Display> serde::Serialize for AsText<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_display(s, &self.0)
+    }
+}
+
+/// Serialises `value`'s `Display` form as one JSON string, formatted in a stack buffer.
+/// (serde_json's `collect_str` escapes every fragment `fmt` writes on its own, which costs
+/// more than the formatting; values too long for the buffer still go that way.)
+pub(crate) fn serialize_display<S: serde::Serializer>(
+    s: S,
+    value: &impl fmt::Display,
+) -> Result<S::Ok, S::Error> {
+    let mut buf = StackText {
+        bytes: [0; 128],
+        len: 0,
+    };
+    match fmt::write(&mut buf, format_args!("{value}")) {
+        Ok(()) => s.serialize_str(buf.as_str()),
+        Err(_) => s.collect_str(value),
+    }
+}
+
+/// A fixed-size text buffer; writing past its end fails.
+struct StackText {
+    bytes: [u8; 128],
+    len: usize,
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever copied in, so the bytes are valid UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let dest = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dest.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
