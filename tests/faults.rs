@@ -532,6 +532,30 @@ async fn run_case(case: &Case) -> Result<Observed, String> {
     }
 }
 
+/// Runs `ferry migrate --report json` with `config` (written to a fresh directory, removed
+/// after): the process output, its JSON report, and its stderr.
+async fn migrate_with(
+    config: &str,
+    name: &str,
+    env: &[(&str, String)],
+) -> (std::process::Output, serde_json::Value, String) {
+    let dir = std::env::temp_dir().join(format!("ferry-faults-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ferry.toml");
+    std::fs::write(&path, config).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let out = ferry(
+        &["migrate", "--config", &path, "--report", "json", "-q"],
+        env,
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr:\n{stderr}"));
+    (out, report, stderr)
+}
+
 fn object_of<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     static MISSING: serde_json::Value = serde_json::Value::Null;
     report["objects"]
@@ -604,13 +628,8 @@ async fn hubspot_sink_sends_locked_inputs_again() {
     let hs = ferry_sandbox::serve("hubspot", hub.router(), any)
         .await
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("ferry-faults-hs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("ferry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"version = 1
+    let config = format!(
+        r#"version = 1
 
 [source]
 connector = "salesforce"
@@ -626,20 +645,9 @@ token = "${{HUBSPOT_TOKEN}}"
 [migration]
 objects = ["companies", "contacts"]
 "#,
-            sf.base_url, hs.base_url
-        ),
-    )
-    .unwrap();
-    let config_arg = config.to_string_lossy().into_owned();
-    let out = ferry(
-        &["migrate", "--config", &config_arg, "--report", "json", "-q"],
-        &sandbox_env(),
-    )
-    .await;
-    let _ = std::fs::remove_dir_all(&dir);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr:\n{stderr}"));
+        sf.base_url, hs.base_url
+    );
+    let (out, report, stderr) = migrate_with(&config, "hs", &sandbox_env()).await;
     assert_eq!(out.status.code(), Some(0), "{stderr}\n{report:#}");
     assert_eq!(report["failures"], serde_json::json!([]), "{report:#}");
     for (object, n) in [
@@ -684,13 +692,8 @@ async fn pipedrive_sink_creates_each_record_once_when_answers_are_lost() {
     let pds = ferry_sandbox::serve("pipedrive", pd.router(), any)
         .await
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("ferry-faults-pd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("ferry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"version = 1
+    let config = format!(
+        r#"version = 1
 
 [source]
 connector = "hubspot"
@@ -711,22 +714,11 @@ max_retries = 10
 objects = ["companies", "contacts"]
 batches_in_flight = 8
 "#,
-            hs.base_url, pds.base_url
-        ),
-    )
-    .unwrap();
-    let config_arg = config.to_string_lossy().into_owned();
+        hs.base_url, pds.base_url
+    );
     let mut env = sandbox_env();
     env.push(("PIPEDRIVE_TOKEN", pipedrive::TOKEN.to_owned()));
-    let out = ferry(
-        &["migrate", "--config", &config_arg, "--report", "json", "-q"],
-        &env,
-    )
-    .await;
-    let _ = std::fs::remove_dir_all(&dir);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr:\n{stderr}"));
+    let (out, report, stderr) = migrate_with(&config, "pd", &env).await;
     assert_eq!(out.status.code(), Some(0), "{stderr}\n{report:#}");
     assert_eq!(report["outcome"], "verified", "{report:#}");
     assert!(num(&report["sink_http"]["retries"]) > 0, "{report:#}");
