@@ -609,7 +609,7 @@ impl Sink for ZohoSink {
             let next = rows.last().and_then(|r| r.get("id")).and_then(Json::as_str);
             match next {
                 // Only a numeric id goes back into a query.
-                Some(id) if !id.bytes().all(|b| b.is_ascii_digit()) || id.is_empty() => {
+                Some(id) if !crate::source::is_id(id) => {
                     return Err(ConnectorError::Malformed {
                         vendor: VENDOR,
                         endpoint: "POST /crm/v8/coql".into(),

@@ -63,7 +63,8 @@ fn parse_cursor(cursor: Option<&str>) -> Option<Cursor<'_>> {
     Some(Cursor::Keyset { last })
 }
 
-fn is_id(s: &str) -> bool {
+/// Whether `s` is a Zoho record id (digits only), so it may go into a COQL query.
+pub(crate) fn is_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 25 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
