@@ -77,12 +77,14 @@ pub fn record_digest(record: &Record, projection: &Projection) -> Digest {
     h.update(ENCODING_TAG);
     put_str(&mut h, record.object.as_str());
     put_str(&mut h, &record.source_id);
-    // BTreeMap iterates in key order, which is the canonical order.
+    // BTreeMap iterates in key order, which is the canonical order. The projection is sorted
+    // the same way, so one pass over both finds the covered fields (a binary search per field
+    // was a tenth of the time spent on digests).
+    let mut covered = projection.fields.iter().map(String::as_str).peekable();
     for (name, value) in &record.fields {
-        if !projection.contains(name) {
-            continue;
-        }
-        if is_blank(value) {
+        let name: &str = name;
+        while covered.next_if(|f| *f < name).is_some() {}
+        if covered.peek() != Some(&name) || is_blank(value) {
             continue;
         }
         put_str(&mut h, name);
@@ -263,6 +265,34 @@ mod tests {
         without_timestamp.fields.remove(field::CREATED_AT);
         let with = record_digest(&contact("1", "a@example.com"), &stored);
         assert_eq!(with, record_digest(&without_timestamp, &stored));
+    }
+
+    #[test]
+    fn a_projection_covers_exactly_its_fields_whichever_they_are() {
+        let record = contact("1", "a@example.com");
+        let names: Vec<String> = record.fields.keys().map(|k| k.to_string()).collect();
+        // Every subset of the record's fields, each also with names the record lacks, sorting
+        // before, between and after its own.
+        for mask in 0u32..(1 << names.len()) {
+            let mut chosen: Vec<String> = names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, n)| n.clone())
+                .collect();
+            let only_chosen = {
+                let mut r = record.clone();
+                r.fields
+                    .retain(|k, _| chosen.iter().any(|c| c == k.as_ref()));
+                r
+            };
+            chosen.extend(["", "a", "m_", "zzz"].map(String::from));
+            assert_eq!(
+                record_digest(&record, &Projection::new(chosen)),
+                record_digest(&only_chosen, &all()),
+                "mask {mask:b}"
+            );
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::checksum::{Projection, record_digest};
 use crate::connector::{Sink, Source};
 use crate::error::{ConnectorError, ConnectorResult};
 use crate::model::{ObjectType, Record, Value};
-use crate::quality::{Action, QualityChecker, QualityRules, id_hash};
+use crate::quality::{Action, QualityChecker, QualityRules};
 use crate::report::{
     Failure, HttpReport, ObjectProgress, ObjectReport, Outcome, Progress, Report, Stage,
 };
@@ -140,7 +140,7 @@ struct Shared {
     interrupted: AtomicBool,
     /// Hashes of the source ids read, kept for parent objects (companies) so that children's
     /// references can be checked; `None` for other objects.
-    ids_read: Option<Mutex<std::collections::HashSet<u64>>>,
+    ids_read: Option<Mutex<crate::quality::HashSeen>>,
 }
 
 /// What the stages found, gathered as they go so a failed run still reports what it did.
@@ -267,7 +267,7 @@ pub async fn run(
     let fallback = ObjectProgress::default();
     // Source ids of the parents read in full in this run: children's references are checked
     // against them. Unknown (None) when parents were not read whole, e.g. after a resume.
-    let mut known_parents: Option<Arc<std::collections::HashSet<u64>>> = None;
+    let mut known_parents: Option<Arc<crate::quality::HashSeen>> = None;
     for &object in &options.objects {
         let counters = progress.of(object).unwrap_or(&fallback);
         let earlier = checkpoint.map(|c| c.object(object)).unwrap_or_default();
@@ -298,7 +298,7 @@ pub async fn run(
             checkpoint: checkpoint.cloned(),
             interrupted: AtomicBool::new(false),
             ids_read: (object == ObjectType::Companies && earlier.resume_cursor.is_none())
-                .then(|| Mutex::new(std::collections::HashSet::new())),
+                .then(|| Mutex::new(crate::quality::HashSeen::default())),
         });
         if earlier.resume_cursor.is_some() {
             tracing::info!(object = %object, settled = earlier.settled, "resuming from the checkpoint");
@@ -415,7 +415,7 @@ async fn run_object(
     source: &Arc<dyn Source>,
     sink: &Arc<dyn Sink>,
     options: &RunOptions,
-    (start, known_parents): (Option<String>, Option<Arc<std::collections::HashSet<u64>>>),
+    (start, known_parents): (Option<String>, Option<Arc<crate::quality::HashSeen>>),
     shared: &Arc<Shared>,
     counters: &ObjectProgress,
 ) -> ConnectorResult<()> {
@@ -496,10 +496,10 @@ async fn read_stage(
     let mut not_carried: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut cursor: Option<String> = start;
     let mut batch = Batch::default();
-    // Pages come one after another (each needs the cursor of the one before), so the next page
-    // is requested as soon as its cursor is known: the vendor serves it, and the connector
-    // parses it, while this page is checked and batched.
-    let mut ahead = ReadAhead::new(source, shared.object);
+    // Pages come one after another (each needs the cursor of the one before), so a task of
+    // their own fetches them, a few ahead: the vendor serves and the connector parses the next
+    // pages while this one is checked and batched.
+    let mut pager = Pager::start(source, shared.object, cursor.clone());
     loop {
         let stopping =
             |stop: &Option<watch::Receiver<bool>>| stop.as_ref().is_some_and(|s| *s.borrow());
@@ -507,7 +507,7 @@ async fn read_stage(
             shared.interrupted.store(true, Ordering::Relaxed);
             break;
         }
-        let fetch = ahead.page(cursor.as_deref());
+        let fetch = pager.next();
         let page = match stop.as_mut() {
             Some(signal) => tokio::select! {
                 page = fetch => page?,
@@ -518,13 +518,6 @@ async fn read_stage(
             },
             None => fetch.await?,
         };
-        if let Some(next) = page
-            .next
-            .as_deref()
-            .filter(|n| Some(*n) != cursor.as_deref())
-        {
-            ahead.request(next);
-        }
         let seq = shared.ledger().open();
         let mut settled_now = (page.unreadable.len()) as u64;
         let mut downstream = 0u64;
@@ -540,10 +533,6 @@ async fn read_stage(
             }
         }
         ObjectProgress::add(&counters.failed, page.unreadable.len() as u64);
-        if let Some(ids) = &shared.ids_read {
-            let mut ids = ids.lock().unwrap_or_else(PoisonError::into_inner);
-            ids.extend(page.records.iter().map(|r| id_hash(&r.source_id)));
-        }
         for mut record in page.records {
             for (name, value) in &record.fields {
                 if !crate::checksum::is_blank(value)
@@ -608,63 +597,82 @@ async fn read_stage(
         }
     }
     shared.tally().report.fields_not_carried = not_carried.into_iter().collect();
+    if let Some(ids) = &shared.ids_read {
+        // The checker already holds the hash of every source id it saw, duplicates once: the
+        // parents' ids for the children's references, without a second set beside it.
+        *ids.lock().unwrap_or_else(PoisonError::into_inner) = quality.into_seen_ids();
+    }
     if !batch.is_empty() {
         let _ = tx.send(batch).await;
     }
     Ok(())
 }
 
-/// The source page requested ahead of the one being processed, as a task of its own.
-struct ReadAhead<'a> {
-    source: &'a Arc<dyn Source>,
-    object: ObjectType,
-    next: Option<(
-        String,
-        tokio::task::JoinHandle<ConnectorResult<crate::connector::Page>>,
-    )>,
+/// How many source pages the pager may hold ready beyond the one being processed.
+const PAGES_AHEAD: usize = 2;
+
+/// Source pages fetched in order by a task of their own, up to [`PAGES_AHEAD`] ahead of the
+/// reader, so that fetching never waits for the checks of the page before.
+struct Pager {
+    vendor: &'static str,
+    pages: mpsc::Receiver<ConnectorResult<crate::connector::Page>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
-impl<'a> ReadAhead<'a> {
-    fn new(source: &'a Arc<dyn Source>, object: ObjectType) -> ReadAhead<'a> {
-        ReadAhead {
-            source,
-            object,
-            next: None,
-        }
-    }
-
-    /// Starts reading the page at `cursor`.
-    fn request(&mut self, cursor: &str) {
-        let source = Arc::clone(self.source);
-        let (object, owned) = (self.object, cursor.to_owned());
-        let task = tokio::spawn(async move { source.read_page(object, Some(&owned)).await });
-        if let Some((_, stale)) = self.next.replace((cursor.to_owned(), task)) {
-            stale.abort();
-        }
-    }
-
-    /// The page at `cursor`: the one requested ahead if it is that one, else read now.
-    async fn page(&mut self, cursor: Option<&str>) -> ConnectorResult<crate::connector::Page> {
-        match self.next.take() {
-            Some((at, task)) if Some(at.as_str()) == cursor => task
-                .await
-                .map_err(|e| internal(self.source.vendor(), "read", e))?,
-            stale => {
-                if let Some((_, task)) = stale {
-                    task.abort();
+impl Pager {
+    /// Starts fetching the pages of `object` from `cursor` (`None`: the first page).
+    fn start(source: &Arc<dyn Source>, object: ObjectType, mut cursor: Option<String>) -> Pager {
+        let (tx, pages) = mpsc::channel(PAGES_AHEAD);
+        let source = Arc::clone(source);
+        let vendor = source.vendor();
+        let task = tokio::spawn(async move {
+            loop {
+                let page = source.read_page(object, cursor.as_deref()).await;
+                // After an error, the last page or a cursor that repeats (the reader reports
+                // that), there is nothing more to fetch.
+                let next = match &page {
+                    Ok(page) => page
+                        .next
+                        .clone()
+                        .filter(|next| Some(next) != cursor.as_ref()),
+                    Err(_) => None,
+                };
+                if tx.send(page).await.is_err() {
+                    return; // the reader stopped
                 }
-                self.source.read_page(self.object, cursor).await
+                match next {
+                    Some(next) => cursor = Some(next),
+                    None => return,
+                }
             }
+        });
+        Pager {
+            vendor,
+            pages,
+            task,
+        }
+    }
+
+    /// The next page in order. Only asked for after a page that named a next one.
+    async fn next(&mut self) -> ConnectorResult<crate::connector::Page> {
+        match self.pages.recv().await {
+            Some(page) => page,
+            None => match (&mut self.task).await {
+                Err(e) => Err(internal(self.vendor, "read", e)),
+                Ok(()) => Err(ConnectorError::Malformed {
+                    vendor: self.vendor,
+                    endpoint: "read".into(),
+                    detail: "the page reader ended before the last page".into(),
+                }),
+            },
         }
     }
 }
 
-impl Drop for ReadAhead<'_> {
+impl Drop for Pager {
     fn drop(&mut self) {
-        // A page read ahead of a run that stopped is not wanted.
-        if let Some((_, task)) = self.next.take() {
-            task.abort();
-        }
+        // Pages fetched ahead of a run that stopped are not wanted.
+        self.task.abort();
     }
 }
 
@@ -1035,6 +1043,117 @@ mod tests {
         };
         let progress = Arc::new(Progress::new(&options.objects));
         run(Mode::Migrate, source, sink, &options, progress).await
+    }
+
+    /// A source of `pages` pages of one contact each that counts its page reads; with
+    /// `stuck_at`, that page names itself as the next one.
+    struct CountingSource {
+        pages: usize,
+        stuck_at: Option<usize>,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Source for CountingSource {
+        fn vendor(&self) -> &'static str {
+            "counting"
+        }
+        async fn check(&self) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn read_page(&self, _: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            let at: usize = cursor.map(|c| c.parse().unwrap_or(0)).unwrap_or(0);
+            let next = match self.stuck_at {
+                Some(stuck) if stuck == at => Some(at),
+                _ => Some(at + 1).filter(|n| *n < self.pages),
+            };
+            Ok(Page {
+                records: vec![contact(at, "Ng")],
+                next: next.map(|n| n.to_string()),
+                unreadable: Vec::new(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_pager_reads_ahead_in_order_but_only_a_few_pages() {
+        let source = Arc::new(CountingSource {
+            pages: 50,
+            stuck_at: None,
+            reads: AtomicUsize::new(0),
+        });
+        let dyn_source: Arc<dyn Source> = source.clone();
+        let mut pager = Pager::start(&dyn_source, ObjectType::Contacts, None);
+        // Nothing takes the pages yet: the pager may hold PAGES_AHEAD, plus one waiting to go.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let fetched = source.reads.load(Ordering::SeqCst);
+        assert!(
+            fetched > 0 && fetched <= PAGES_AHEAD + 1,
+            "{fetched} pages fetched ahead"
+        );
+        for expected in 0..50 {
+            let page = pager.next().await.unwrap();
+            assert_eq!(page.records[0].source_id, expected.to_string());
+            assert_eq!(page.next.is_none(), expected == 49);
+        }
+        assert_eq!(source.reads.load(Ordering::SeqCst), 50, "no page twice");
+    }
+
+    #[tokio::test]
+    async fn a_cursor_that_names_its_own_page_stops_the_run_with_an_error() {
+        let source: Arc<dyn Source> = Arc::new(CountingSource {
+            pages: 50,
+            stuck_at: Some(3),
+            reads: AtomicUsize::new(0),
+        });
+        let sink: Arc<dyn Sink> = Arc::new(MemorySink::default());
+        let options = RunOptions {
+            objects: vec![ObjectType::Contacts],
+            ..RunOptions::default()
+        };
+        let progress = Arc::new(Progress::new(&options.objects));
+        let report = run(Mode::Migrate, source, sink, &options, progress).await;
+        let error = report.error.unwrap_or_default();
+        assert!(error.contains("paging would never end"), "{error}");
+        assert_eq!(report.objects[0].read, 4, "pages 0 to 3, page 3 once");
+    }
+
+    #[tokio::test]
+    async fn contacts_are_checked_against_the_companies_read_before_them() {
+        let mut records: Vec<Record> = (0..30)
+            .map(|i| Record::new(ObjectType::Companies, format!("c-{i}")))
+            .collect();
+        for r in &mut records {
+            r.set(field::NAME, Value::Text("Acme".into()));
+        }
+        for i in 0..40 {
+            let mut c = contact(i, "Ng");
+            // Contact 7 refers to a company the source does not have.
+            let company = if i == 7 {
+                "c-99".into()
+            } else {
+                format!("c-{}", i % 30)
+            };
+            c.set(field::COMPANY, Value::Reference(company));
+            records.push(c);
+        }
+        let source = Arc::new(MemorySource { records, page: 5 });
+        let options = RunOptions {
+            objects: vec![ObjectType::Companies, ObjectType::Contacts],
+            ..RunOptions::default()
+        };
+        let progress = Arc::new(Progress::new(&options.objects));
+        let sink = Arc::new(MemorySink::default());
+        let report = run(Mode::Migrate, source, sink, &options, progress).await;
+        let refused: Vec<(&str, &str)> = report
+            .failures
+            .iter()
+            .map(|f| (f.source_id.as_str(), f.code.as_str()))
+            .collect();
+        assert_eq!(refused, vec![("7", "MISSING_REFERENCE")]);
+        let contacts = &report.objects[1];
+        assert_eq!((contacts.written, contacts.failed), (39, 1));
     }
 
     #[tokio::test]

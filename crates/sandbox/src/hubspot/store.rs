@@ -638,14 +638,20 @@ impl ObjectStore {
 
     /// The record with `id`.
     pub(crate) fn get(&self, id: u64) -> Option<&Rec> {
-        self.records
-            .binary_search_by_key(&id, |r| r.id)
-            .ok()
-            .map(|i| &self.records[i])
+        self.position(id).map(|i| &self.records[i])
     }
 
     fn position(&self, id: u64) -> Option<usize> {
-        self.records.binary_search_by_key(&id, |r| r.id).ok()
+        // Ids are handed out one after another and records are only ever appended, so a record
+        // sits at its id's distance from the first one. Looking there first spares a binary
+        // search that misses the cache at every step (a tenth of the emulator's time when it
+        // serves a page of contacts with their companies); the search stays as the fallback.
+        let first = self.records.first()?.id;
+        let guess = id
+            .checked_sub(first)
+            .and_then(|d| usize::try_from(d).ok())
+            .filter(|&i| self.records.get(i).is_some_and(|r| r.id == id));
+        guess.or_else(|| self.records.binary_search_by_key(&id, |r| r.id).ok())
     }
 
     /// Finds the live record whose unique property `prop` equals `value`.
