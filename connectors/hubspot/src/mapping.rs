@@ -130,6 +130,20 @@ pub(crate) struct ListResponse<'a> {
     pub paging: Option<Paging>,
 }
 
+/// Only the `paging` member of a list response: the records are skipped, not read.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListPaging {
+    #[serde(default)]
+    pub paging: Option<Paging>,
+}
+
+impl ListPaging {
+    /// The cursor of the next page, if there is one.
+    pub fn next(self) -> Option<String> {
+        self.paging.and_then(|p| p.next).map(|n| n.after)
+    }
+}
+
 /// The `paging` member of a list response.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Paging {

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::http::{HttpStats, RateLimit};
-use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source};
+use ferry_core::http::{HttpResponse, HttpStats, RateLimit};
+use ferry_core::{ConnectorError, ConnectorResult, FetchedPage, ObjectType, Page, Source};
 use serde_json::{Value, json};
 
 use crate::VENDOR;
 use crate::client::HubspotClient;
 use crate::config::HubspotConfig;
-use crate::mapping::{self, ListResponse};
+use crate::mapping::{self, ListPaging, ListResponse};
 
 /// A HubSpot account as a [`Source`]: pages through `GET /crm/v3/objects/{type}` in id order.
 pub struct HubspotSource {
@@ -69,6 +69,15 @@ impl Source for HubspotSource {
     }
 
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
+        let fetched = self.fetch_page(object, cursor).await?;
+        (fetched.records)()
+    }
+
+    async fn fetch_page(
+        &self,
+        object: ObjectType,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<FetchedPage> {
         let path = format!("/crm/v3/objects/{}", mapping::object_path(object));
         let properties: Vec<&str> = mapping::properties(object)
             .iter()
@@ -87,39 +96,75 @@ impl Source for HubspotSource {
         if let Some(after) = cursor {
             query.push(("after", after));
         }
-        let (endpoint, mut response) = self.client.get_ok(&path, &query).await?;
-        let response: ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
-        let next = response.paging.and_then(|p| p.next).map(|n| n.after);
-        if next.is_some() && next.as_deref() == cursor {
-            return Err(ConnectorError::Malformed {
-                vendor: VENDOR,
-                endpoint: format!("GET {path}"),
-                detail: "the next-page cursor equals the current one; paging would never end"
-                    .into(),
-            });
-        }
-        let mut page = Page {
-            records: Vec::with_capacity(response.results.len()),
-            next,
-            unreadable: Vec::new(),
+        let (endpoint, response) = self.client.get_ok(&path, &query).await?;
+        // Skimming the answer for its cursor skips the records without reading them, a
+        // fraction of the work; they are read later, while the next page is fetched. An answer
+        // that cannot be skimmed (bytes that are not UTF-8, say) is read whole now.
+        let next = match serde_json::from_slice::<ListPaging>(&response.body) {
+            Ok(skimmed) => skimmed.next(),
+            Err(_) => {
+                let page = read_records(object, &endpoint, response, None)?;
+                check_progress(&path, cursor, page.next.as_deref())?;
+                return Ok(FetchedPage::ready(page));
+            }
         };
-        for raw in &response.results {
-            match mapping::to_record(object, raw) {
-                Ok(record) => page.records.push(record),
-                Err(rejection) => {
-                    tracing::warn!(vendor = VENDOR, %object, id = %rejection.source_id, "record has unreadable values");
-                    page.unreadable.push(rejection);
-                }
+        check_progress(&path, cursor, next.as_deref())?;
+        Ok(FetchedPage {
+            next: next.clone(),
+            records: Box::new(move || read_records(object, &endpoint, response, Some(next))),
+        })
+    }
+}
+
+/// Refuses a next-page cursor equal to the current one: paging would never end.
+fn check_progress(path: &str, cursor: Option<&str>, next: Option<&str>) -> ConnectorResult<()> {
+    if next.is_some() && next == cursor {
+        return Err(ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: format!("GET {path}"),
+            detail: "the next-page cursor equals the current one; paging would never end".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Reads the records of a list answer into a page. With `next`, the cursor skimmed from the
+/// same answer is the page's; without, the one read here.
+fn read_records(
+    object: ObjectType,
+    endpoint: &str,
+    mut response: HttpResponse,
+    next: Option<Option<String>>,
+) -> ConnectorResult<Page> {
+    let response: ListResponse<'_> = response.json_borrowed(VENDOR, endpoint)?;
+    let next = next.unwrap_or_else(|| {
+        response
+            .paging
+            .as_ref()
+            .and_then(|p| p.next.as_ref())
+            .map(|n| n.after.clone())
+    });
+    let mut page = Page {
+        records: Vec::with_capacity(response.results.len()),
+        next,
+        unreadable: Vec::new(),
+    };
+    for raw in &response.results {
+        match mapping::to_record(object, raw) {
+            Ok(record) => page.records.push(record),
+            Err(rejection) => {
+                tracing::warn!(vendor = VENDOR, %object, id = %rejection.source_id, "record has unreadable values");
+                page.unreadable.push(rejection);
             }
         }
-        tracing::debug!(
-            vendor = VENDOR,
-            %object,
-            records = page.records.len(),
-            unreadable = page.unreadable.len(),
-            last_page = page.next.is_none(),
-            "read page"
-        );
-        Ok(page)
     }
+    tracing::debug!(
+        vendor = VENDOR,
+        %object,
+        records = page.records.len(),
+        unreadable = page.unreadable.len(),
+        last_page = page.next.is_none(),
+        "read page"
+    );
+    Ok(page)
 }

@@ -343,6 +343,52 @@ async fn garbled_json_is_malformed_naming_vendor_and_endpoint() {
     );
 }
 
+/// Serves `body` (raw bytes, JSON) to every request on a loopback port; returns its address.
+fn serve_raw(body: &'static [u8]) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_cursor_is_found_before_the_records_are_read_and_agrees_with_them() {
+    init();
+    // A cursor of plain text is skimmed; one with bytes that are not UTF-8 cannot be, so the
+    // page is read whole at once, the bytes replaced as everywhere else.
+    let plain: &[u8] = br#"{"results":[{"id":"51","properties":{"email":"a@example.com"},"createdAt":"2024-01-01T00:00:00Z","updatedAt":"2024-01-01T00:00:00Z","archived":false}],"paging":{"next":{"after":"52","link":"x"}}}"#;
+    let garbled: &[u8] = b"{\"results\":[],\"paging\":{\"next\":{\"after\":\"5\xff2\"}}}";
+    for (body, cursor) in [(plain, "52"), (garbled, "5\u{FFFD}2")] {
+        let addr = serve_raw(body);
+        let source = HubspotSource::new(config(&format!("http://{addr}"), TOKEN_VAR), "source")
+            .expect("source");
+        let fetched = source
+            .fetch_page(ObjectType::Contacts, None)
+            .await
+            .expect("fetched");
+        assert_eq!(fetched.next.as_deref(), Some(cursor));
+        let page = (fetched.records)().expect("records");
+        assert_eq!(
+            page.next.as_deref(),
+            Some(cursor),
+            "the same cursor both ways"
+        );
+        assert_eq!(page.records.len(), usize::from(body == plain));
+    }
+}
+
 #[tokio::test]
 async fn count_is_the_seeded_number_from_one_search_each() {
     init();

@@ -31,6 +31,26 @@ pub struct Page {
     pub unreadable: Vec<RecordRejection>,
 }
 
+/// A page fetched from the vendor whose records are still to be read out of the answer, so
+/// that fetching the next page need not wait for that work.
+pub struct FetchedPage {
+    /// The opaque cursor of the next page; `None` on the last page.
+    pub next: Option<String>,
+    /// Reads the records out of the answer (parsing and mapping, CPU work only); the page it
+    /// returns carries the same `next`.
+    pub records: Box<dyn FnOnce() -> ConnectorResult<Page> + Send>,
+}
+
+impl FetchedPage {
+    /// A page whose records were read already.
+    pub fn ready(page: Page) -> FetchedPage {
+        FetchedPage {
+            next: page.next.clone(),
+            records: Box::new(move || Ok(page)),
+        }
+    }
+}
+
 /// A vendor to read records from.
 #[async_trait]
 pub trait Source: Send + Sync {
@@ -42,6 +62,18 @@ pub trait Source: Send + Sync {
 
     /// Reads the page of `object` at `cursor` (`None` for the first page).
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page>;
+
+    /// Fetches the page of `object` at `cursor` and finds the next page's cursor, leaving its
+    /// records to be read by [`FetchedPage::records`]. The pipeline fetches the next page while
+    /// that runs, so a source whose answers name the cursor apart from the records (most list
+    /// endpoints do) should override it. The default reads the whole page first.
+    async fn fetch_page(
+        &self,
+        object: ObjectType,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<FetchedPage> {
+        Ok(FetchedPage::ready(self.read_page(object, cursor).await?))
+    }
 
     /// How many records of `object` there are, if the vendor can say cheaply (for progress
     /// bars' ETA). `None` when it cannot.

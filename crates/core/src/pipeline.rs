@@ -608,36 +608,40 @@ async fn read_stage(
     Ok(())
 }
 
-/// How many source pages the pager may hold ready beyond the one being processed.
+/// How many source pages the pager may hold beyond the one being processed.
 const PAGES_AHEAD: usize = 2;
 
+/// A page being read out of its answer, in a task of its own.
+type PageTask = tokio::task::JoinHandle<ConnectorResult<crate::connector::Page>>;
+
 /// Source pages fetched in order by a task of their own, up to [`PAGES_AHEAD`] ahead of the
-/// reader, so that fetching never waits for the checks of the page before.
+/// reader, so that fetching never waits for the checks of the page before. Each page's records
+/// are read out of its answer in a task of their own too, while the next page is fetched.
 struct Pager {
     vendor: &'static str,
-    pages: mpsc::Receiver<ConnectorResult<crate::connector::Page>>,
+    pages: mpsc::Receiver<PageTask>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Pager {
     /// Starts fetching the pages of `object` from `cursor` (`None`: the first page).
     fn start(source: &Arc<dyn Source>, object: ObjectType, mut cursor: Option<String>) -> Pager {
-        let (tx, pages) = mpsc::channel(PAGES_AHEAD);
+        let (tx, pages) = mpsc::channel::<PageTask>(PAGES_AHEAD);
         let source = Arc::clone(source);
         let vendor = source.vendor();
         let task = tokio::spawn(async move {
             loop {
-                let page = source.read_page(object, cursor.as_deref()).await;
                 // After an error, the last page or a cursor that repeats (the reader reports
                 // that), there is nothing more to fetch.
-                let next = match &page {
-                    Ok(page) => page
-                        .next
-                        .clone()
-                        .filter(|next| Some(next) != cursor.as_ref()),
-                    Err(_) => None,
+                let (next, records) = match source.fetch_page(object, cursor.as_deref()).await {
+                    Ok(fetched) => {
+                        let next = fetched.next.filter(|next| Some(next) != cursor.as_ref());
+                        let read = fetched.records;
+                        (next, tokio::spawn(async move { read() }))
+                    }
+                    Err(e) => (None, tokio::spawn(async move { Err(e) })),
                 };
-                if tx.send(page).await.is_err() {
+                if tx.send(records).await.is_err() {
                     return; // the reader stopped
                 }
                 match next {
@@ -656,7 +660,7 @@ impl Pager {
     /// The next page in order. Only asked for after a page that named a next one.
     async fn next(&mut self) -> ConnectorResult<crate::connector::Page> {
         match self.pages.recv().await {
-            Some(page) => page,
+            Some(page) => page.await.map_err(|e| internal(self.vendor, "read", e))?,
             None => match (&mut self.task).await {
                 Err(e) => Err(internal(self.vendor, "read", e)),
                 Ok(()) => Err(ConnectorError::Malformed {
@@ -673,6 +677,10 @@ impl Drop for Pager {
     fn drop(&mut self) {
         // Pages fetched ahead of a run that stopped are not wanted.
         self.task.abort();
+        self.pages.close();
+        while let Ok(page) = self.pages.try_recv() {
+            page.abort();
+        }
     }
 }
 
