@@ -157,10 +157,20 @@ pub(crate) async fn read_all(
     let mut cursor: Option<String> = None;
     let mut seen: HashSet<String> = HashSet::new();
     loop {
-        let page = source
-            .read_page(object, cursor.as_deref())
+        // Read as the pipeline reads: the cursor first, then the records.
+        let what = format!("reading {object} page {}", read.pages + 1);
+        let fetched = source
+            .fetch_page(object, cursor.as_deref())
             .await
-            .map_err(|e| ctx.error(&format!("reading {object} page {}", read.pages + 1), &e))?;
+            .map_err(|e| ctx.error(&what, &e))?;
+        let next = fetched.next;
+        let page = (fetched.records)().map_err(|e| ctx.error(&what, &e))?;
+        ensure!(
+            page.next == next,
+            "{object} page {}: fetch_page named {next:?} as the next cursor, its records' page {:?}",
+            read.pages + 1,
+            page.next
+        );
         read.pages += 1;
         for u in &page.unreadable {
             ctx.note(format!("{} {}", u.code, u.reason));
