@@ -35,7 +35,8 @@ pub struct SandboxArgs {
     throttle: Vec<String>,
     /// Rate limits of VENDOR's emulator (repeatable): `none` (no limits at all, to measure
     /// ferry alone), `documented` (the default), or N requests per the vendor's burst window
-    /// (`--limit hubspot=190`: HubSpot Professional's 190 per 10 s; pipedrive counts per 2 s).
+    /// (`--limit hubspot=190`: HubSpot Professional's 190 per 10 s; pipedrive counts per 2 s;
+    /// for zoho, N concurrent calls: `--limit zoho=10`, the Standard edition's).
     #[arg(long = "limit", value_name = "VENDOR=LIMIT")]
     limit: Vec<String>,
     /// Milliseconds added to every request VENDOR's emulator answers, as a distant vendor's
@@ -98,10 +99,10 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
         check(vendor)?;
         let parsed = Limits::parse(limit)
             .map_err(|e| CliError::config(anyhow::anyhow!("--limit `{l}`: {e}")))?;
-        let windowless = ferry_sandbox::emulator(vendor).is_some_and(|e| e.burst_window.is_none());
-        if matches!(parsed, Limits::Burst(_)) && windowless {
+        let unsettable = ferry_sandbox::emulator(vendor).is_some_and(|e| e.limit_unit.is_none());
+        if matches!(parsed, Limits::Burst(_)) && unsettable {
             return Err(CliError::config(anyhow::anyhow!(
-                "--limit `{l}`: {vendor} has no burst limit to set (only `none` or `documented`)"
+                "--limit `{l}`: {vendor} has no limit a number can set (only `none` or `documented`)"
             )));
         }
         limits.push((vendor.to_owned(), parsed));
@@ -193,8 +194,8 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
             Limits::Burst(n) => {
                 let _ = writeln!(
                     out,
-                    "         limits: {n} requests per {} s",
-                    e.spec.burst_window.map_or(0, |w| w.as_secs())
+                    "         limits: {n} {}",
+                    e.spec.limit_unit.unwrap_or("requests")
                 );
             }
         }

@@ -333,6 +333,32 @@ impl DynamicsSink {
     }
 }
 
+/// Splits `ids` into read-back chunks whose `$filter` value lists stay within
+/// [`MAX_FILTER_CHARS`] once percent-encoded (a single huge id still gets a chunk of its own).
+///
+/// Each id is counted as the URL carries it. Counting three characters a byte, as if every
+/// byte were encoded, split a read-back of 100 Salesforce ids (18 characters) in two, so
+/// verifying cost three requests per 100 records instead of two.
+fn filter_chunks(ids: &[String]) -> Vec<Vec<&String>> {
+    let mut chunks = Vec::new();
+    let mut chunk: Vec<&String> = Vec::new();
+    let mut chars = 0usize;
+    for id in ids {
+        // The quoted literal percent-encoded, and its comma (`%2C`).
+        let cost = urlencoding::encode(&mapping::literal(id)).len() + 3;
+        if !chunk.is_empty() && chars + cost > MAX_FILTER_CHARS {
+            chunks.push(std::mem::take(&mut chunk));
+            chars = 0;
+        }
+        chunk.push(id);
+        chars += cost;
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
+}
+
 fn reject(record: &Record, code: &str, reason: String) -> RecordOutcome {
     RecordOutcome {
         source_id: record.source_id.clone(),
@@ -475,19 +501,7 @@ impl Sink for DynamicsSink {
         source_ids: &[String],
     ) -> ConnectorResult<Vec<Record>> {
         let mut out = Vec::with_capacity(source_ids.len());
-        let mut chunk: Vec<&String> = Vec::new();
-        let mut chars = 0usize;
-        for id in source_ids {
-            let cost = id.len() * 3 + 8;
-            if !chunk.is_empty() && chars + cost > MAX_FILTER_CHARS {
-                out.extend(self.read_chunk(object, &chunk).await?);
-                chunk.clear();
-                chars = 0;
-            }
-            chunk.push(id);
-            chars += cost;
-        }
-        if !chunk.is_empty() {
+        for chunk in filter_chunks(source_ids) {
             out.extend(self.read_chunk(object, &chunk).await?);
         }
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
@@ -507,5 +521,35 @@ impl Sink for DynamicsSink {
             .await?;
         // Dataverse stops counting at 5,000: a capped count proves nothing.
         Ok(page.count.filter(|n| *n < COUNT_CAP))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The length of the `$filter` value list of `chunk` as the URL carries it.
+    fn encoded(chunk: &[&String]) -> usize {
+        let values: Vec<String> = chunk.iter().map(|id| mapping::literal(id)).collect();
+        urlencoding::encode(&values.join(",")).len()
+    }
+
+    #[test]
+    fn read_back_chunks_count_ids_as_the_url_carries_them() {
+        // A read-back of 100 Salesforce ids is one request.
+        let salesforce: Vec<String> = (0..100).map(|i| format!("001Ws00000{i:08}")).collect();
+        assert_eq!(filter_chunks(&salesforce).len(), 1);
+        // Ids whose every byte is encoded still fit the limit, in more chunks.
+        let wide: Vec<String> = (0..300).map(|i| format!("é'ü {i:06}")).collect();
+        let chunks = filter_chunks(&wide);
+        assert!(chunks.len() > 1);
+        assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 300);
+        for chunk in &chunks {
+            assert!(encoded(chunk) <= MAX_FILTER_CHARS, "{}", encoded(chunk));
+        }
+        // One id too long for the limit gets a chunk of its own.
+        let huge = vec!["a".repeat(MAX_FILTER_CHARS), "b".into()];
+        assert_eq!(filter_chunks(&huge).len(), 2);
+        assert!(filter_chunks(&[]).is_empty());
     }
 }

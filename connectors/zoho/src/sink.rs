@@ -2,7 +2,10 @@
 //! contact's company to its Account id with COQL (cached per run), reads back with COQL.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use async_trait::async_trait;
 use ferry_core::http::{HttpResponse, HttpStats};
@@ -489,6 +492,32 @@ impl ZohoSink {
     }
 }
 
+/// Runs `futures` concurrently and returns their outputs in input order: a small `join_all`,
+/// since this crate does not depend on `futures`. Each wake polls the futures still pending,
+/// which is cheap for the few queries of one read-back.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
 #[async_trait]
 impl Sink for ZohoSink {
     fn vendor(&self) -> &'static str {
@@ -576,9 +605,14 @@ impl Sink for ZohoSink {
         if object == ObjectType::Contacts {
             columns.push(format!("{}.{src}", COMPANY_LOOKUP.zoho));
         }
+        // The queries (50 source ids each) go out together: one after another, a read-back of
+        // 200 ids kept one call in flight where the org allows `max_concurrent_requests`, and
+        // verification ran at half the speed of writing. The client's permits bound them.
+        let queries = coql::in_queries(&columns, mapping::module(object), src, source_ids);
+        let answers = join_all(queries.into_iter().map(|q| self.coql(q)).collect()).await;
         let mut out = Vec::with_capacity(source_ids.len());
-        for q in coql::in_queries(&columns, mapping::module(object), src, source_ids) {
-            for z in self.coql(q).await? {
+        for rows in answers {
+            for z in rows? {
                 if let Some(record) = mapping::from_read_back(object, &z, src) {
                     out.push(record);
                 }
@@ -629,6 +663,34 @@ impl Sink for ZohoSink {
 mod tests {
     use super::*;
     use ferry_core::{Value, field};
+
+    #[tokio::test]
+    async fn join_all_runs_the_futures_together_and_keeps_their_order() {
+        let in_flight = std::cell::Cell::new(0);
+        let most = std::cell::Cell::new(0);
+        let futures: Vec<_> = [3u32, 1, 2]
+            .into_iter()
+            .map(|yields| {
+                let (in_flight, most) = (&in_flight, &most);
+                async move {
+                    in_flight.set(in_flight.get() + 1);
+                    most.set(most.get().max(in_flight.get()));
+                    for _ in 0..yields {
+                        tokio::task::yield_now().await;
+                    }
+                    in_flight.set(in_flight.get() - 1);
+                    yields
+                }
+            })
+            .collect();
+        assert_eq!(join_all(futures).await, vec![3, 1, 2]);
+        assert_eq!(most.get(), 3, "all three were in flight at once");
+        assert!(
+            join_all(Vec::<std::future::Ready<u8>>::new())
+                .await
+                .is_empty()
+        );
+    }
 
     #[test]
     fn rejections_name_codes_and_fields_never_values() {

@@ -422,6 +422,106 @@ impl Bench {
         Ok(())
     }
 
+    /// The ceiling runs of the other sinks: Pipedrive, Dynamics, Zoho and Salesforce, each
+    /// with its emulator enforcing the vendor's documented limit and ferry told it (or relying
+    /// on its default where that is the documented one).
+    /// `only`: the sinks to run (all when empty).
+    pub fn sinks(&self, records: usize, only: &[String], figures: &mut Figures) -> Result<()> {
+        let cases = sink_cases(records)
+            .into_iter()
+            .filter(|c| only.is_empty() || only.iter().any(|o| o == c.sink));
+        for case in cases {
+            self.sink_run(&case, figures)?;
+        }
+        Ok(())
+    }
+
+    fn sink_run(&self, case: &SinkCase, figures: &mut Figures) -> Result<()> {
+        println!(
+            "== {}: {} -> {} ({}), {} of a {}-contact seed",
+            case.label, case.source, case.sink, case.limit_text, case.object, case.records
+        );
+        println!("  theoretical maximum: {}", case.derivation);
+        let plan = SandboxPlan {
+            source: case.source,
+            sink: case.sink,
+            records: case.records,
+            limits: case.limits.clone(),
+            latency_ms: case.latency_ms,
+            source_extra: case.source_extra.clone(),
+        };
+        let mut migration = vec![format!("objects = [\"{}\"]", case.object)];
+        migration.extend(case.migration.iter().cloned());
+        let expected = match case.object {
+            "companies" => case.records / 5,
+            _ => case.records,
+        };
+        let theoretical = case.theoretical();
+        let timeout =
+            Duration::from_secs_f64(expected as f64 / theoretical.min(5_000.0) * 3.0 + 120.0);
+        let run = self.migrate(&plan, &case.sink_extra, &migration, timeout)?;
+        let written = run.object(case.object, "written");
+        let verified = run.object(case.object, "verified");
+        let failed = run.object(case.object, "failed");
+        let elapsed = run.elapsed();
+        let achieved = written as f64 / elapsed;
+        let requests = run.sink("requests");
+        let throttled = run.sink("throttled");
+        println!(
+            "  {written} {} written, {verified} verified, {failed} failed in {elapsed:.2} s; {requests} sink requests \
+             ({:.2} per 100 records), {throttled} answered 429 ({} retries)",
+            case.object,
+            requests as f64 * 100.0 / written.max(1) as f64,
+            run.sink("retries")
+        );
+        println!("  {}", run.processes());
+        let throttling = format!(
+            "429s: {throttled} of {requests} requests ({:.2}%)",
+            throttled as f64 / requests.max(1) as f64 * 100.0
+        );
+        let line = match case.budget {
+            Budget::Rate { .. } | Budget::Concurrency { .. } => {
+                let share = match case.budget {
+                    Budget::Rate {
+                        requests: n,
+                        window_secs,
+                    } => format!(
+                        "sink requests at {:.1}% of the limit",
+                        requests as f64 / (n / window_secs * elapsed) * 100.0
+                    ),
+                    Budget::Concurrency { slots, call_secs } => format!(
+                        "sink requests at {:.1}% of {slots} calls in flight throughout",
+                        requests as f64 / (slots / call_secs * elapsed) * 100.0
+                    ),
+                    Budget::Daily { .. } => String::new(),
+                };
+                format!(
+                    "{}: {achieved:.1} records/s of {theoretical:.1} theoretical = {:.1}% of ceiling; {share}; {throttling}",
+                    case.label,
+                    achieved / theoretical * 100.0,
+                )
+            }
+            Budget::Daily {
+                requests: allocation,
+            } => {
+                let minimum = written as f64 / case.records_per_request;
+                format!(
+                    "{}: {:.1} records per request of {:.1} at best = {:.1}% of the daily allocation's ceiling \
+                     (at best {:.1} M records per {:.0} k calls a day); {achieved:.0} records/s (no rate limit); \
+                     {throttling}",
+                    case.label,
+                    written as f64 / requests.max(1) as f64,
+                    case.records_per_request,
+                    minimum / requests.max(1) as f64 * 100.0,
+                    allocation * case.records_per_request / 1e6,
+                    allocation / 1e3,
+                )
+            }
+        };
+        figures.push(line);
+        Ok(())
+    }
+
     fn overhead_run(&self, records: usize) -> Result<Run> {
         if let Some(run) = self.overhead_runs.borrow().get(&records) {
             return Ok(run.clone());
@@ -496,6 +596,183 @@ impl Bench {
         ));
         Ok(())
     }
+}
+
+/// What bounds a sink's throughput, from the vendor's documented limits.
+#[derive(Clone, Copy)]
+enum Budget {
+    /// `requests` per rolling `window_secs`, which ferry paces itself to.
+    Rate { requests: f64, window_secs: f64 },
+    /// At most `slots` calls in flight, each taking `call_secs` (the latency the emulator adds
+    /// while it counts the call as in flight).
+    Concurrency { slots: f64, call_secs: f64 },
+    /// An allocation of `requests` per 24 hours and no per-second limit: the ceiling is
+    /// records per request, not records per second.
+    Daily { requests: f64 },
+}
+
+/// One sink's ceiling run.
+struct SinkCase {
+    label: &'static str,
+    source: &'static str,
+    sink: &'static str,
+    object: &'static str,
+    /// Contacts seeded (companies: a fifth as many).
+    records: usize,
+    /// `--limit` flags of the sandbox.
+    limits: Vec<(&'static str, String)>,
+    latency_ms: Option<u64>,
+    source_extra: Vec<String>,
+    sink_extra: Vec<String>,
+    migration: Vec<String>,
+    budget: Budget,
+    /// Records per sink request at best: the batch size over the requests each batch needs
+    /// (write, read-back, and any per-record requests the connector makes).
+    records_per_request: f64,
+    limit_text: &'static str,
+    derivation: &'static str,
+}
+
+impl SinkCase {
+    /// Records per second at the limit (for a daily allocation: records per request).
+    fn theoretical(&self) -> f64 {
+        match self.budget {
+            Budget::Rate {
+                requests,
+                window_secs,
+            } => requests / window_secs * self.records_per_request,
+            Budget::Concurrency { slots, call_secs } => {
+                slots / call_secs * self.records_per_request
+            }
+            Budget::Daily { .. } => self.records_per_request,
+        }
+    }
+}
+
+/// Pipedrive's burst limit for API-token requests on the Professional plan (VENDOR-FACTS §3.6,
+/// legacy request-based limits: Essential 20, Advanced 40, Professional 80, Power 100,
+/// Enterprise 120 per 2 s); the emulator's default.
+const PIPEDRIVE_LIMIT: u32 = 80;
+/// Zoho's concurrency limit on the Standard edition (VENDOR-FACTS §4.4), ferry's default.
+const ZOHO_CONCURRENCY: u32 = 10;
+/// The latency added to every Zoho call, counted by the emulator as time in flight: it stands
+/// for Zoho's own time to serve a call, which is what makes a concurrency limit bind.
+const ZOHO_CALL_MS: u64 = 200;
+
+/// The sinks other than HubSpot, each with a source that does not limit the run.
+fn sink_cases(records: usize) -> Vec<SinkCase> {
+    // Salesforce as a source paces nothing by default; its emulator's daily allocation is lifted.
+    let from_salesforce = || vec![("salesforce", "none".to_owned())];
+    let pipedrive = |label, sink_extra| SinkCase {
+        label,
+        source: "salesforce",
+        sink: "pipedrive",
+        object: "companies",
+        // 40 requests/s: a thousand organizations take 25 s.
+        records: (records / 15).max(500),
+        limits: [
+            from_salesforce(),
+            vec![("pipedrive", PIPEDRIVE_LIMIT.to_string())],
+        ]
+        .concat(),
+        latency_ms: None,
+        source_extra: Vec::new(),
+        sink_extra,
+        migration: Vec::new(),
+        budget: Budget::Rate {
+            requests: f64::from(PIPEDRIVE_LIMIT),
+            window_secs: 2.0,
+        },
+        // No batch endpoint: one POST per record (the source-id field is created by this run,
+        // so no search is needed), and one `GET ?ids=` per 100 records read back.
+        records_per_request: 100.0 / 101.0,
+        limit_text: "80 requests per rolling 2 s",
+        derivation: "80 / 2 s × 100 records / (100 POSTs + 1 read-back GET) = 39.6 records/s",
+    };
+    let zoho = |label, migration| SinkCase {
+        label,
+        source: "salesforce",
+        sink: "zoho",
+        object: "companies",
+        records,
+        limits: [
+            from_salesforce(),
+            vec![("zoho", ZOHO_CONCURRENCY.to_string())],
+        ]
+        .concat(),
+        latency_ms: Some(ZOHO_CALL_MS),
+        source_extra: Vec::new(),
+        sink_extra: vec![format!("max_concurrent_requests = {ZOHO_CONCURRENCY}")],
+        migration,
+        budget: Budget::Concurrency {
+            slots: f64::from(ZOHO_CONCURRENCY),
+            call_secs: ZOHO_CALL_MS as f64 / 1000.0,
+        },
+        // One upsert of 100 records and two COQL queries (50 source ids each) per 100.
+        records_per_request: 100.0 / 3.0,
+        limit_text: "10 concurrent calls, 200 ms a call",
+        derivation: "10 calls in flight / 0.2 s × 100 records / (1 upsert + 2 COQL reads) = 1,667 records/s",
+    };
+    vec![
+        pipedrive(
+            "Pipedrive sink, limit configured",
+            vec![format!("rate_limit_per_2s = {PIPEDRIVE_LIMIT}")],
+        ),
+        // Unset, ferry starts at the lowest plan's 20 per 2 s and moves to the 80 announced in
+        // `x-ratelimit-limit`.
+        pipedrive("Pipedrive sink, limit learned from headers", Vec::new()),
+        SinkCase {
+            label: "Dynamics sink, documented limit (ferry's default)",
+            source: "salesforce",
+            sink: "dynamics",
+            object: "companies",
+            // 20 requests/s: 30,000 accounts take 30 s, so that the fixed requests (WhoAmI,
+            // the key check, the count) and the first and last round trips weigh under 1 %.
+            records: records * 2,
+            limits: from_salesforce(),
+            latency_ms: None,
+            source_extra: Vec::new(),
+            sink_extra: Vec::new(),
+            migration: Vec::new(),
+            budget: Budget::Rate {
+                requests: 6_000.0,
+                window_secs: 300.0,
+            },
+            // One `$batch` of 100 upserts and one filtered read-back GET per 100 records.
+            records_per_request: 50.0,
+            limit_text: "6,000 requests per sliding 300 s, 52 concurrent",
+            derivation: "6,000 / 300 s × 100 records / (1 $batch + 1 read-back GET) = 1,000 records/s",
+        },
+        zoho(
+            "Zoho sink, Standard edition's concurrency limit",
+            Vec::new(),
+        ),
+        // The pipeline's default of 4 batches in flight keeps fewer calls waiting than Zoho's
+        // 10 slots can serve at once (see `docs/performance.md`).
+        zoho(
+            "Zoho sink, Standard edition's concurrency limit, 10 batches in flight",
+            vec![format!("batches_in_flight = {ZOHO_CONCURRENCY}")],
+        ),
+        SinkCase {
+            label: "Salesforce sink, daily allocation",
+            source: "hubspot",
+            sink: "salesforce",
+            object: "companies",
+            records,
+            limits: vec![("hubspot", "none".to_owned())],
+            latency_ms: None,
+            source_extra: vec![format!("rate_limit_per_10s = {}", u32::MAX)],
+            sink_extra: Vec::new(),
+            migration: Vec::new(),
+            budget: Budget::Daily {
+                requests: 100_000.0,
+            },
+            // Upserts of 200 records, read-backs of 500 source ids in one SOQL query.
+            records_per_request: 1_000.0 / 7.0,
+            limit_text: "100,000 API calls per 24 h, no per-second limit",
+            derivation: "1,000 records / (5 upserts of 200 + 2 read-back queries of 500) = 142.9 records per request",
+        },
+    ]
 }
 
 impl Drop for Bench {

@@ -78,9 +78,9 @@ pub struct EmulatorSpec {
     /// The connector settings that point at an emulator served at `base_url`: plain values,
     /// and `${VAR}` references to `credentials` for secrets.
     pub connector_settings: fn(base_url: &str) -> Vec<(&'static str, String)>,
-    /// The window of the vendor's burst limit, which [`Limits::Burst`] counts over; `None`:
-    /// the vendor has no such limit.
-    pub burst_window: Option<std::time::Duration>,
+    /// What the number of [`Limits::Burst`] sets, for messages (`"requests per 10 s"`); `None`:
+    /// the vendor has no limit a number can set.
+    pub limit_unit: Option<&'static str>,
     /// A new, empty emulator with the given fault profile and rate limits.
     pub build: fn(faults: faults::Faults, limits: Limits) -> Arc<dyn VendorEmulator>,
 }
@@ -93,8 +93,9 @@ pub enum Limits {
     Documented,
     /// None at all, so that a benchmark measures ferry and not the vendor.
     Unlimited,
-    /// The documented limits, with this many requests per burst window (another plan's
-    /// limit, such as HubSpot's 190 per 10 s on Professional). Ignored by vendors without one.
+    /// The documented limits, with another plan's value of the vendor's main limit: requests
+    /// per burst window (HubSpot's 190 per 10 s on Professional), or for Zoho, which counts no
+    /// requests per window, concurrent calls (10 on Standard). Ignored by vendors without one.
     Burst(u32),
 }
 

@@ -779,7 +779,7 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
             ("page_size", SANDBOX_PAGE_SIZE.to_string()),
         ]
     },
-    burst_window: None,
+    limit_unit: None,
     build: |faults, limits| {
         let mut options = Options {
             faults,

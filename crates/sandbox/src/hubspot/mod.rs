@@ -443,7 +443,7 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
             ("token", "${HUBSPOT_TOKEN}".to_owned()),
         ]
     },
-    burst_window: Some(std::time::Duration::from_secs(10)),
+    limit_unit: Some("requests per 10 s"),
     build: |faults, limits| {
         let mut options = Options {
             faults,

@@ -408,7 +408,7 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
             ("api_token", format!("${{{TOKEN_ENV}}}")),
         ]
     },
-    burst_window: Some(std::time::Duration::from_secs(2)),
+    limit_unit: Some("requests per 2 s"),
     build: |faults, limits| {
         let mut options = Options {
             faults,

@@ -882,7 +882,7 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
             ("client_secret", "${SF_CLIENT_SECRET}".to_owned()),
         ]
     },
-    burst_window: None,
+    limit_unit: None,
     build: |faults, limits| {
         let mut options = Options {
             faults,

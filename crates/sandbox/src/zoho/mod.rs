@@ -1165,15 +1165,23 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
             ("refresh_token", "${ZOHO_REFRESH_TOKEN}".to_owned()),
         ]
     },
-    burst_window: None,
-    build: |faults, limits| {
+    limit_unit: Some("concurrent calls"),
+    build: |mut faults, limits| {
+        // Zoho counts a call against the concurrency limit for as long as it serves it: added
+        // latency goes inside that count (`Options::latency`), or the limit could never bind.
+        let latency = faults.latency.take().unwrap_or_default();
         let mut options = Options {
             faults,
+            latency,
             ..Options::default()
         };
-        if limits == crate::Limits::Unlimited {
-            options.concurrency_limit = None;
-            options.credits = None;
+        match limits {
+            crate::Limits::Documented => {}
+            crate::Limits::Unlimited => {
+                options.concurrency_limit = None;
+                options.credits = None;
+            }
+            crate::Limits::Burst(n) => options.concurrency_limit = Some(n as usize),
         }
         std::sync::Arc::new(Emulator::new(options))
     },

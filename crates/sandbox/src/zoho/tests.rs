@@ -610,6 +610,62 @@ async fn credits_and_the_concurrency_limit_give_429() {
     );
 }
 
+/// `ferry sandbox --limit zoho=2 --latency zoho=200`: two concurrent calls, and the added
+/// latency counted while a call is in flight, as Zoho counts its own serving time.
+#[tokio::test]
+async fn sandbox_limit_sets_the_concurrency_and_latency_counts_as_in_flight() {
+    let faults = Faults {
+        latency: Some(Duration::from_millis(200)),
+        ..Faults::default()
+    };
+    let emulator = (SPEC.build)(faults, crate::Limits::Burst(2));
+    let running = crate::serve(
+        "zoho",
+        emulator.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve");
+    let http = reqwest::Client::new();
+    let grant: Json = http
+        .post(format!("{}/oauth/v2/token", running.base_url))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", ZOHO_CLIENT_ID),
+            ("client_secret", ZOHO_CLIENT_SECRET),
+            ("refresh_token", ZOHO_REFRESH_TOKEN),
+        ])
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let token = grant["access_token"].as_str().expect("token").to_owned();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let request = http
+            .get(format!(
+                "{}/crm/v8/Contacts?fields=Last_Name",
+                running.base_url
+            ))
+            .header("Authorization", format!("Zoho-oauthtoken {token}"));
+        tasks.spawn(async move {
+            request
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        });
+    }
+    let statuses: Vec<u16> = tasks.join_all().await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        3,
+        "{statuses:?}"
+    );
+}
+
 #[tokio::test]
 async fn injected_throttling_uses_zohos_body() {
     let org = org(Options {
