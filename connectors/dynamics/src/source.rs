@@ -155,33 +155,20 @@ impl Source for DynamicsSource {
             unreadable: Vec::new(),
         };
         for row in &response.value {
-            match mapping::from_dataverse(object, row, Identity::Source) {
-                Some(Ok(record)) => page.records.push(record),
-                Some(Err(rejection)) => {
-                    tracing::warn!(vendor = VENDOR, %object, id = %rejection.source_id, "record has unreadable values");
-                    page.unreadable.push(rejection);
-                }
-                None => {
-                    return Err(ConnectorError::Malformed {
-                        vendor: VENDOR,
-                        endpoint: format!(
-                            "GET {}{}",
-                            self.client.api_base().path(),
-                            mapping::table(object).set
-                        ),
-                        detail: "a record has no primary key".into(),
-                    });
-                }
-            }
+            let Some(mapped) = mapping::from_dataverse(object, row, Identity::Source) else {
+                return Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: format!(
+                        "GET {}{}",
+                        self.client.api_base().path(),
+                        mapping::table(object).set
+                    ),
+                    detail: "a record has no primary key".into(),
+                });
+            };
+            page.push(VENDOR, object, mapped);
         }
-        tracing::debug!(
-            vendor = VENDOR,
-            %object,
-            records = page.records.len(),
-            unreadable = page.unreadable.len(),
-            last_page = page.next.is_none(),
-            "read page"
-        );
+        page.log_read(VENDOR, object);
         Ok(page)
     }
 }

@@ -103,7 +103,7 @@ impl Source for HubspotSource {
         let next = match serde_json::from_slice::<ListPaging>(&response.body) {
             Ok(skimmed) => skimmed.next(),
             Err(_) => {
-                let page = read_records(object, &endpoint, response, None)?;
+                let page = read_records(object, &endpoint, response)?;
                 check_progress(&path, cursor, page.next.as_deref())?;
                 return Ok(FetchedPage::ready(page));
             }
@@ -111,7 +111,11 @@ impl Source for HubspotSource {
         check_progress(&path, cursor, next.as_deref())?;
         Ok(FetchedPage {
             next: next.clone(),
-            records: Box::new(move || read_records(object, &endpoint, response, Some(next))),
+            // The cursor skimmed is the page's: the one the pager follows.
+            records: Box::new(move || {
+                let page = read_records(object, &endpoint, response)?;
+                Ok(Page { next, ..page })
+            }),
         })
     }
 }
@@ -128,43 +132,25 @@ fn check_progress(path: &str, cursor: Option<&str>, next: Option<&str>) -> Conne
     Ok(())
 }
 
-/// Reads the records of a list answer into a page. With `next`, the cursor skimmed from the
-/// same answer is the page's; without, the one read here.
+/// Reads the records of a list answer into a page, with the answer's cursor.
 fn read_records(
     object: ObjectType,
     endpoint: &str,
     mut response: HttpResponse,
-    next: Option<Option<String>>,
 ) -> ConnectorResult<Page> {
     let response: ListResponse<'_> = response.json_borrowed(VENDOR, endpoint)?;
-    let next = next.unwrap_or_else(|| {
-        response
+    let mut page = Page {
+        records: Vec::with_capacity(response.results.len()),
+        next: response
             .paging
             .as_ref()
             .and_then(|p| p.next.as_ref())
-            .map(|n| n.after.clone())
-    });
-    let mut page = Page {
-        records: Vec::with_capacity(response.results.len()),
-        next,
+            .map(|n| n.after.clone()),
         unreadable: Vec::new(),
     };
     for raw in &response.results {
-        match mapping::to_record(object, raw) {
-            Ok(record) => page.records.push(record),
-            Err(rejection) => {
-                tracing::warn!(vendor = VENDOR, %object, id = %rejection.source_id, "record has unreadable values");
-                page.unreadable.push(rejection);
-            }
-        }
+        page.push(VENDOR, object, mapping::to_record(object, raw));
     }
-    tracing::debug!(
-        vendor = VENDOR,
-        %object,
-        records = page.records.len(),
-        unreadable = page.unreadable.len(),
-        last_page = page.next.is_none(),
-        "read page"
-    );
+    page.log_read(VENDOR, object);
     Ok(page)
 }

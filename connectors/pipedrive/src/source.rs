@@ -101,21 +101,10 @@ impl Source for PipedriveSource {
                 .get("org_id")
                 .and_then(Value::as_u64)
                 .map(|o| o.to_string());
-            match mapping::to_record(object, raw, id.to_string(), company) {
-                Ok(record) => page.records.push(record),
-                Err(rejection) => {
-                    tracing::warn!(vendor = VENDOR, %object, id, "record has unreadable values");
-                    page.unreadable.push(rejection);
-                }
-            }
+            let mapped = mapping::to_record(object, raw, id.to_string(), company);
+            page.push(VENDOR, object, mapped);
         }
-        tracing::debug!(
-            vendor = VENDOR,
-            %object,
-            records = page.records.len(),
-            last_page = page.next.is_none(),
-            "read page"
-        );
+        page.log_read(VENDOR, object);
         Ok(page)
     }
 }

@@ -115,22 +115,9 @@ impl SalesforceSource {
                     detail: format!("a {} record has no Id", mapping::sobject(object)),
                 });
             };
-            match mapping::from_source(object, id, sf) {
-                Ok(record) => page.records.push(record),
-                Err(rejection) => {
-                    tracing::warn!(vendor = VENDOR, %object, id, "record has unreadable values");
-                    page.unreadable.push(rejection);
-                }
-            }
+            page.push(VENDOR, object, mapping::from_source(object, id, sf));
         }
-        tracing::debug!(
-            vendor = VENDOR,
-            %object,
-            records = page.records.len(),
-            unreadable = page.unreadable.len(),
-            last_page = page.next.is_none(),
-            "read page"
-        );
+        page.log_read(VENDOR, object);
         Ok(page)
     }
 }

@@ -156,15 +156,9 @@ impl ZohoSource {
             unreadable: Vec::new(),
         };
         for raw in data {
-            match mapping::from_zoho(object, raw) {
-                Ok(r) => page.records.push(r),
-                Err(rejection) => {
-                    tracing::warn!(vendor = VENDOR, %object, id = %rejection.source_id, "record has unreadable values");
-                    page.unreadable.push(rejection);
-                }
-            }
+            page.push(VENDOR, object, mapping::from_zoho(object, raw));
         }
-        tracing::debug!(vendor = VENDOR, %object, records = page.records.len(), unreadable = page.unreadable.len(), last_page = page.next.is_none(), "read page");
+        page.log_read(VENDOR, object);
         page
     }
 }

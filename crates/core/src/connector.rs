@@ -31,6 +31,37 @@ pub struct Page {
     pub unreadable: Vec<RecordRejection>,
 }
 
+impl Page {
+    /// Adds a record as the connector mapped it or, if it could not be mapped, its rejection,
+    /// which is logged by source id (the reason names the field, never the value).
+    pub fn push(
+        &mut self,
+        vendor: &'static str,
+        object: ObjectType,
+        mapped: Result<Record, RecordRejection>,
+    ) {
+        match mapped {
+            Ok(record) => self.records.push(record),
+            Err(rejection) => {
+                tracing::warn!(vendor, %object, id = %rejection.source_id, "record has unreadable values");
+                self.unreadable.push(rejection);
+            }
+        }
+    }
+
+    /// Logs the page's counts, once a source has read it.
+    pub fn log_read(&self, vendor: &'static str, object: ObjectType) {
+        tracing::debug!(
+            vendor,
+            %object,
+            records = self.records.len(),
+            unreadable = self.unreadable.len(),
+            last_page = self.next.is_none(),
+            "read page"
+        );
+    }
+}
+
 /// A page fetched from the vendor whose records are still to be read out of the answer, so
 /// that fetching the next page need not wait for that work.
 pub struct FetchedPage {

@@ -1093,13 +1093,15 @@ mod tests {
         });
         let dyn_source: Arc<dyn Source> = source.clone();
         let mut pager = Pager::start(&dyn_source, ObjectType::Contacts, None);
-        // Nothing takes the pages yet: the pager may hold PAGES_AHEAD, plus one waiting to go.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let fetched = source.reads.load(Ordering::SeqCst);
-        assert!(
-            fetched > 0 && fetched <= PAGES_AHEAD + 1,
-            "{fetched} pages fetched ahead"
-        );
+        // Nothing takes the pages yet: the pager holds PAGES_AHEAD, plus one waiting to go,
+        // and fetches no more however long it is left.
+        let reads = || source.reads.load(Ordering::SeqCst);
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while reads() < PAGES_AHEAD + 1 && Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(reads(), PAGES_AHEAD + 1, "pages fetched ahead");
         for expected in 0..50 {
             let page = pager.next().await.unwrap();
             assert_eq!(page.records[0].source_id, expected.to_string());
