@@ -6,12 +6,22 @@
 //! long as the vendor's `Retry-After` says. Anything else is handed back to the connector, which
 //! knows whether a 4xx is the request's fault or one record's.
 //!
+//! A connection that cannot be made (refused, unknown host, connect timeout) is not retried
+//! while the vendor's host has never answered: a wrong address or port is certain at the first
+//! request, and retrying it only hides the mistake for minutes. Once the host has answered, a
+//! connect error is a passing network fault again and is retried like the others.
+//!
+//! Response bodies are read in chunks with a running count against a [`BodyCap`], so a vendor
+//! (or anything posing as one) sending an endless body cannot exhaust memory. A body over its
+//! cap is a malformed answer, never retried.
+//!
 //! Sending a request again is safe for reads and upserts. A create is different: when its
 //! answer is lost after the vendor carried it out, sending it again makes a second record.
 //! [`HttpClient::send_create`] guards such writes: before it sends one again after a failure
 //! that leaves open whether the vendor carried it out, it asks the caller whether the write
 //! already landed.
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -20,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
@@ -51,6 +61,10 @@ impl RateLimit {
 pub struct RetrySettings {
     /// Time allowed for one request, from send to the last byte of the body.
     pub timeout: Duration,
+    /// Time allowed to open a connection (TCP and TLS handshakes). Short and apart from
+    /// `timeout`: an address that drops packets should fail in seconds, not after a whole
+    /// request's patience. The smaller of this and `timeout` applies.
+    pub connect_timeout: Duration,
     /// How many times a transient failure is retried before giving up.
     pub max_retries: usize,
     /// The first backoff delay.
@@ -63,10 +77,54 @@ impl Default for RetrySettings {
     fn default() -> Self {
         RetrySettings {
             timeout: Duration::from_secs(60),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_retries: 8,
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
         }
+    }
+}
+
+/// The default [`RetrySettings::connect_timeout`]: a TCP and TLS handshake with a vendor takes
+/// well under a second; 10 s allows for a slow DNS resolver and a distant region.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most bytes one response body may hold, by the kind of answer the endpoint gives. A
+/// longer body (or a `Content-Length` announcing one) is refused as malformed and not retried.
+///
+/// The numbers, and why: a token, identity or check answer is a few KiB, so
+/// [`BodyCap::Small`] is 1 MiB. The largest page a connector asks for is 5,000 records
+/// (Dataverse), then 2,000 (Salesforce); real CRM records are 1 to 10 KiB of JSON, so the
+/// largest legitimate page is some 20 to 50 MiB, and a batch answer (ids and statuses) far
+/// less. [`BodyCap::Page`] is 256 MiB: five times that page, and room for 250 records at the
+/// 1 MiB `migration.max_record_bytes` in one page. A full page of records each at that limit
+/// (5 GB) is not something any vendor sends; the connectors' `page_size` makes pages smaller
+/// if ever needed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyCap {
+    /// Token, identity and connectivity-check answers: 1 MiB.
+    Small,
+    /// Record pages, batch answers, metadata listings: 256 MiB. The default of
+    /// [`HttpClient::send`] and [`HttpClient::send_create`].
+    Page,
+}
+
+impl BodyCap {
+    /// The cap in bytes.
+    pub const fn bytes(self) -> usize {
+        match self {
+            BodyCap::Small => 1 << 20,
+            BodyCap::Page => 256 << 20,
+        }
+    }
+
+    /// The cap for messages: "the 1 MiB cap for token and check answers".
+    fn describe(self) -> String {
+        let what = match self {
+            BodyCap::Small => "token and check answers",
+            BodyCap::Page => "record pages and batch answers",
+        };
+        format!("the {} MiB cap for {what}", self.bytes() >> 20)
     }
 }
 
@@ -377,6 +435,36 @@ fn build_limiter(limit: RateLimit) -> DefaultDirectRateLimiter {
     RateLimiter::direct(quota)
 }
 
+/// The hosts (scheme, host and port) that have answered at least one request in this process.
+/// Before a host's first answer a connect error is final (the address is wrong or nothing
+/// listens there); after it, a connect error is a passing fault and is retried. Kept per host
+/// rather than per client because a connector may use several clients for one vendor account.
+static ANSWERED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Whether the host `origin` has answered a request before.
+fn has_answered(origin: &str) -> bool {
+    ANSWERED
+        .lock()
+        .map(|hosts| hosts.contains(origin))
+        // A poisoned lock only means another thread panicked mid-insert: retry as before.
+        .unwrap_or(true)
+}
+
+/// Records that the host `origin` answered.
+fn mark_answered(origin: String) {
+    if let Ok(mut hosts) = ANSWERED.lock() {
+        if !hosts.contains(&origin) {
+            hosts.insert(origin);
+        }
+    }
+}
+
+/// At most one retry warning per client in this interval; the other retries are logged at
+/// debug level, and the next warning says how many there were. A 429 storm with eight batches
+/// in flight retries dozens of times a second: one line every few seconds shows a CI job is
+/// alive and why it is slow without burying the rest of the log.
+const RETRY_WARN_EVERY: Duration = Duration::from_secs(5);
+
 /// A vendor account's HTTP client: one limiter, one connection pool, one retry policy.
 pub struct HttpClient {
     client: reqwest::Client,
@@ -384,6 +472,10 @@ pub struct HttpClient {
     limiter: Limiter,
     settings: RetrySettings,
     stats: Arc<HttpStats>,
+    /// When the last retry warning was logged.
+    last_warning: Mutex<Option<Instant>>,
+    /// Retries logged at debug level since the last warning.
+    quiet_retries: AtomicU64,
 }
 
 /// An attempt that failed in a way a retry can fix; anything else is returned as a response.
@@ -405,6 +497,9 @@ enum Stop {
     /// The caller's landed check failed: whether the write landed is unknown, so it is not
     /// sent again.
     Check(ConnectorError),
+    /// A failure no retry can fix: a body over its cap, or a host that cannot be reached
+    /// before it ever answered.
+    Fatal(ConnectorError),
 }
 
 /// What a guarded write ([`HttpClient::send_create`]) came to.
@@ -433,7 +528,7 @@ impl HttpClient {
             .use_rustls_tls()
             .https_only(false) // base URLs are checked by `checked_base_url`: http only on loopback
             .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(15)))
+            .connect_timeout(settings.timeout.min(settings.connect_timeout))
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(64)
             .build()
@@ -447,6 +542,8 @@ impl HttpClient {
             limiter: Limiter::new(rate_limit),
             settings,
             stats: Arc::default(),
+            last_warning: Mutex::new(None),
+            quiet_retries: AtomicU64::new(0),
         })
     }
 
@@ -475,11 +572,28 @@ impl HttpClient {
     /// Only for requests that are safe to send twice (reads, upserts, updates): a write the
     /// vendor carried out but whose answer was lost is sent again. Use
     /// [`HttpClient::send_create`] for the others.
+    ///
+    /// The body may hold up to [`BodyCap::Page`]; [`HttpClient::send_capped`] sets another cap.
     pub async fn send<F>(&self, endpoint: &str, build: F) -> ConnectorResult<HttpResponse>
     where
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     {
-        match self.run(endpoint, &build, None::<&NoCheck>).await? {
+        self.send_capped(endpoint, BodyCap::Page, build).await
+    }
+
+    /// [`HttpClient::send`] with the body capped at `cap` instead of [`BodyCap::Page`]: for
+    /// endpoints whose answers are small (tokens, identity, connectivity checks), so a hostile
+    /// or broken endpoint costs at most that much memory.
+    pub async fn send_capped<F>(
+        &self,
+        endpoint: &str,
+        cap: BodyCap,
+        build: F,
+    ) -> ConnectorResult<HttpResponse>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        match self.run(endpoint, cap, &build, None::<&NoCheck>).await? {
             Sent::Response(response) => Ok(response),
             Sent::Landed(never) => match never {},
         }
@@ -513,7 +627,8 @@ impl HttpClient {
         C: Fn() -> Fut,
         Fut: Future<Output = ConnectorResult<Option<T>>>,
     {
-        self.run(endpoint, &build, Some(&landed)).await
+        self.run(endpoint, BodyCap::Page, &build, Some(&landed))
+            .await
     }
 
     /// The retry loop of `send` and `send_create`: with `landed`, ambiguous failures are
@@ -521,6 +636,7 @@ impl HttpClient {
     async fn run<F, C, Fut, T>(
         &self,
         endpoint: &str,
+        cap: BodyCap,
         build: &F,
         landed: Option<&C>,
     ) -> ConnectorResult<Sent<T>>
@@ -562,14 +678,15 @@ impl HttpClient {
                 }
             }
             let n = attempts.fetch_add(1, Ordering::Relaxed) + 1;
-            let response = match self.attempt(endpoint, build).await {
+            let response = match self.attempt(endpoint, cap, build).await {
                 Ok(response) => response,
-                Err(transient) => {
+                Err(Stop::Transient(transient)) => {
                     if landed.is_some() && transient.ambiguous {
                         unsure.store(true, Ordering::Relaxed);
                     }
                     return Err(Stop::Transient(transient));
                 }
+                Err(stop) => return Err(stop),
             };
             if !(response.status.is_success() && is_broken_json(&response)) {
                 return Ok(Sent::Response(response));
@@ -608,13 +725,13 @@ impl HttpClient {
             .notify(|stop, wait| {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
                 if let Stop::Transient(e) = stop {
-                    tracing::debug!(vendor, endpoint, reason = %e.reason, wait_ms = wait.as_millis() as u64, "retrying");
+                    self.log_retry(endpoint, attempts.load(Ordering::Relaxed), wait, &e.reason);
                 }
             })
             .await;
         match result {
             Ok(sent) => Ok(sent),
-            Err(Stop::Check(e)) => Err(e),
+            Err(Stop::Check(e) | Stop::Fatal(e)) => Err(e),
             Err(Stop::Transient(Transient { reason, .. })) => {
                 // Out of retries after an ambiguous failure: the write may still have landed.
                 if unsure.load(Ordering::Relaxed) {
@@ -633,24 +750,121 @@ impl HttpClient {
         }
     }
 
-    async fn attempt<F>(&self, endpoint: &str, build: &F) -> Result<HttpResponse, Transient>
+    /// Logs a retry: at warn level (seen without `-v`) at most once per [`RETRY_WARN_EVERY`]
+    /// per client, else at debug level.
+    fn log_retry(&self, endpoint: &str, attempt: u64, wait: Duration, reason: &str) {
+        let vendor = self.policy.vendor();
+        let attempts = self.settings.max_retries as u64 + 1;
+        let now = Instant::now();
+        let due = match self.last_warning.lock() {
+            Ok(mut last) => {
+                let due = last.is_none_or(|t| now.duration_since(t) >= RETRY_WARN_EVERY);
+                if due {
+                    *last = Some(now);
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        let wait = format!("{:.1} s", wait.as_secs_f64());
+        if due {
+            let quiet = self.quiet_retries.swap(0, Ordering::Relaxed);
+            let since = match quiet {
+                0 => String::new(),
+                1 => " (1 other retry since the last warning, logged at debug level)".to_owned(),
+                n => format!(" ({n} other retries since the last warning, logged at debug level)"),
+            };
+            tracing::warn!(
+                "{vendor}: {endpoint}: attempt {attempt} of {attempts} failed ({reason}); retrying in {wait}{since}"
+            );
+        } else {
+            self.quiet_retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                "{vendor}: {endpoint}: attempt {attempt} of {attempts} failed ({reason}); retrying in {wait}"
+            );
+        }
+    }
+
+    async fn attempt<F>(
+        &self,
+        endpoint: &str,
+        cap: BodyCap,
+        build: &F,
+    ) -> Result<HttpResponse, Stop>
     where
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     {
+        let vendor = self.policy.vendor();
         if let Some(limiter) = self.limiter.get() {
             limiter.until_ready().await;
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let transient = |e: reqwest::Error| Transient {
-            after: None,
-            reason: describe_reqwest_error(&e),
-            // Only a connection never made certainly kept the request from the vendor.
-            ambiguous: !e.is_connect(),
+        let transient = |e: reqwest::Error| {
+            Stop::Transient(Transient {
+                after: None,
+                reason: self.describe_error(&e),
+                // Only a connection never made certainly kept the request from the vendor.
+                ambiguous: !e.is_connect(),
+            })
         };
-        let response = build(&self.client).send().await.map_err(transient)?;
+        let request = build(&self.client).build().map_err(transient)?;
+        let origin = request.url().origin().ascii_serialization();
+        let mut response = match self.client.execute(request).await {
+            Ok(response) => response,
+            Err(e) if e.is_connect() && !has_answered(&origin) => {
+                return Err(Stop::Fatal(ConnectorError::Network {
+                    vendor,
+                    endpoint: endpoint.to_owned(),
+                    detail: format!(
+                        "{}; not retried, since this host has not answered yet: check the \
+                         configured URL, the port and the network",
+                        self.describe_error(&e)
+                    ),
+                }));
+            }
+            Err(e) => return Err(transient(e)),
+        };
+        mark_answered(origin);
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(transient)?;
+        let too_big = |detail: String| {
+            Stop::Fatal(ConnectorError::Malformed {
+                vendor,
+                endpoint: endpoint.to_owned(),
+                detail: format!(
+                    "HTTP {} answer {detail}, over {}; not retried",
+                    status.as_u16(),
+                    cap.describe()
+                ),
+            })
+        };
+        let limit = cap.bytes();
+        if let Some(length) = response.content_length() {
+            if length > limit as u64 {
+                return Err(too_big(format!(
+                    "announces {length} bytes (Content-Length)"
+                )));
+            }
+        }
+        // One chunk (the usual case for a small answer) is kept as it is; more are gathered.
+        let mut single: Option<Bytes> = None;
+        let mut gathered = BytesMut::new();
+        let mut total = 0usize;
+        while let Some(chunk) = response.chunk().await.map_err(transient)? {
+            total += chunk.len();
+            if total > limit {
+                return Err(too_big(format!("holds more than {limit} bytes")));
+            }
+            if let Some(first) = single.take() {
+                gathered.extend_from_slice(&first);
+                gathered.extend_from_slice(&chunk);
+            } else if gathered.is_empty() {
+                single = Some(chunk);
+            } else {
+                gathered.extend_from_slice(&chunk);
+            }
+        }
+        let body = single.unwrap_or_else(|| gathered.freeze());
         let response = HttpResponse {
             status,
             headers,
@@ -671,14 +885,18 @@ impl HttpClient {
                     status = status.as_u16(),
                     "transient failure"
                 );
-                Err(Transient {
+                Err(Stop::Transient(Transient {
                     after,
                     reason,
                     // A 429 refuses the request; a 5xx or 408 may come after it was carried out.
                     ambiguous: status != StatusCode::TOO_MANY_REQUESTS,
-                })
+                }))
             }
         }
+    }
+
+    fn describe_error(&self, e: &reqwest::Error) -> String {
+        describe_reqwest_error(e, &self.settings)
     }
 
     /// Turns a final non-2xx response into an error naming vendor and endpoint: 401/403 are
@@ -705,10 +923,20 @@ impl HttpClient {
     }
 }
 
-fn describe_reqwest_error(e: &reqwest::Error) -> String {
+/// A transport error for messages, naming the timeout that ran out if one did.
+fn describe_reqwest_error(e: &reqwest::Error, settings: &RetrySettings) -> String {
     // reqwest's Display includes the full URL, which may hold a query; describe the kind only.
-    let kind = if e.is_timeout() {
-        "timed out"
+    let connect_timeout = settings.timeout.min(settings.connect_timeout);
+    let kind = if e.is_timeout() && e.is_connect() {
+        &format!(
+            "could not connect within the {} connect timeout",
+            seconds(connect_timeout)
+        )
+    } else if e.is_timeout() {
+        &format!(
+            "timed out: no complete answer within the {} request timeout (timeout_secs)",
+            seconds(settings.timeout)
+        )
     } else if e.is_connect() {
         "could not connect"
     } else if e.is_body() || e.is_decode() {
@@ -728,6 +956,15 @@ fn describe_reqwest_error(e: &reqwest::Error) -> String {
         kind.to_owned()
     } else {
         format!("{kind} ({cause})")
+    }
+}
+
+/// A duration as whole seconds when it is, else with a decimal: "60 s", "0.4 s".
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 
@@ -817,6 +1054,7 @@ mod tests {
     fn fast() -> RetrySettings {
         RetrySettings {
             timeout: Duration::from_secs(5),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_retries: 3,
             min_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(5),
@@ -1226,11 +1464,11 @@ mod tests {
             started.elapsed()
         );
 
-        // Could not connect: the request never left, so no check either.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/x", listener.local_addr().unwrap());
-        drop(listener);
+        // Could not connect (to a host that answered before, so it is retried): the request
+        // never left, so no check either.
+        let (url, _) = raw(Raw::OnceThenGone).await;
         let client = HttpClient::new(Arc::new(Plain), None, fast()).unwrap();
+        client.send("GET /x", |c| c.get(&url)).await.unwrap();
         let err = client
             .send_create("POST /x", |c| c.post(&url), lookup(&created, &calls))
             .await
@@ -1330,6 +1568,224 @@ mod tests {
             "before each retry, and at the end"
         );
         assert_eq!(created.load(Ordering::SeqCst), 4);
+    }
+
+    /// How a raw loopback server (below) answers.
+    #[derive(Clone, Copy, Debug)]
+    enum Raw {
+        /// 200 with a chunked body that never ends.
+        Endless,
+        /// 200 announcing a 10 GB body, then nothing.
+        HugeLength,
+        /// Reads the request and never answers.
+        Hang,
+        /// Answers the first connection with a small 200, then stops listening.
+        OnceThenGone,
+    }
+
+    /// A loopback server speaking HTTP/1.1 by hand, so it can misbehave in ways a framework
+    /// will not: returns its URL and the body bytes it managed to send.
+    async fn raw(mode: Raw) -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let url = format!("http://{}/x", listener.local_addr().expect("local addr"));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&sent);
+        tokio::spawn(async move {
+            let mut listener = Some(listener);
+            while let Some(accepting) = listener.as_ref() {
+                let Ok((mut socket, _)) = accepting.accept().await else {
+                    return;
+                };
+                if matches!(mode, Raw::OnceThenGone) {
+                    listener = None; // every later connection is refused
+                }
+                let counter = Arc::clone(&counter);
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let answer: &[u8] = match mode {
+                        Raw::Endless => b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+                        Raw::HugeLength => b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10000000000\r\n\r\n",
+                        Raw::OnceThenGone => b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                        Raw::Hang => {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                            return;
+                        }
+                    };
+                    if socket.write_all(answer).await.is_err() {
+                        return;
+                    }
+                    if matches!(mode, Raw::Endless) {
+                        let mut chunk = format!("{:x}\r\n", 16 * 1024).into_bytes();
+                        chunk.extend(std::iter::repeat_n(b' ', 16 * 1024));
+                        chunk.extend_from_slice(b"\r\n");
+                        while socket.write_all(&chunk).await.is_ok() {
+                            counter.fetch_add(16 * 1024, Ordering::SeqCst);
+                        }
+                    } else if matches!(mode, Raw::HugeLength) {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                });
+            }
+        });
+        (url, sent)
+    }
+
+    #[tokio::test]
+    async fn an_endless_body_stops_at_its_cap_and_is_not_retried() {
+        let (url, sent) = raw(Raw::Endless).await;
+        let client = HttpClient::new(Arc::new(Plain), None, fast()).unwrap();
+        let started = Instant::now();
+        let err = client
+            .send_capped("GET /x", BodyCap::Small, |c| c.get(&url))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConnectorError::Malformed { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("testvendor")
+                && text.contains("GET /x")
+                && text.contains("1 MiB cap")
+                && text.contains("not retried"),
+            "{text}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(client.stats().snapshot(), (1, 0, 0), "sent once");
+        // The client stopped reading at the cap: the server got no further than the cap and
+        // what the sockets' buffers hold.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let served = sent.load(Ordering::SeqCst);
+        assert!(
+            served < BodyCap::Small.bytes() + (16 << 20),
+            "{served} bytes served"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_content_length_over_the_cap_is_refused_before_reading() {
+        let (url, _) = raw(Raw::HugeLength).await;
+        let client = HttpClient::new(Arc::new(Plain), None, fast()).unwrap();
+        let started = Instant::now();
+        let err = client.send("GET /x", |c| c.get(&url)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, ConnectorError::Malformed { .. })
+                && text.contains("10000000000 bytes")
+                && text.contains("256 MiB cap for record pages"),
+            "{text}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(client.stats().snapshot().0, 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_under_its_cap_arrives_whole() {
+        let body: &'static str =
+            Box::leak(format!("[\"{}\"]", "y".repeat(300_000)).into_boxed_str());
+        let (url, _) = bodies(vec![body]).await;
+        let client = HttpClient::new(Arc::new(Plain), None, fast()).unwrap();
+        let resp = client
+            .send_capped("GET /x", BodyCap::Small, |c| c.get(&url))
+            .await
+            .unwrap();
+        assert_eq!(&resp.body[..], body.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_final_until_the_host_has_answered() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        drop(listener);
+        let settings = RetrySettings {
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_millis(200),
+            ..fast()
+        };
+        let client = HttpClient::new(Arc::new(Plain), None, settings.clone()).unwrap();
+        let started = Instant::now();
+        let err = client.send("GET /x", |c| c.get(&url)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ConnectorError::Network { .. }), "{err:?}");
+        assert!(
+            text.contains("testvendor") && text.contains("GET /x") && text.contains("not retried"),
+            "{text}"
+        );
+        assert_eq!(client.stats().snapshot(), (1, 0, 0), "no retry");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // After one answer, the same failure is a passing fault: retried.
+        let (url, _) = raw(Raw::OnceThenGone).await;
+        let client = HttpClient::new(Arc::new(Plain), None, fast()).unwrap();
+        client.send("GET /x", |c| c.get(&url)).await.unwrap();
+        let err = client.send("GET /x", |c| c.get(&url)).await.unwrap_err();
+        assert!(
+            matches!(err, ConnectorError::RetriesExhausted { attempts: 4, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("could not connect"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_timeout_names_how_long_it_waited() {
+        let (url, _) = raw(Raw::Hang).await;
+        let settings = RetrySettings {
+            timeout: Duration::from_millis(300),
+            max_retries: 1,
+            ..fast()
+        };
+        let client = HttpClient::new(Arc::new(Plain), None, settings).unwrap();
+        let err = client.send("GET /x", |c| c.get(&url)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, ConnectorError::RetriesExhausted { attempts: 2, .. })
+                && text.contains("GET /x")
+                && text.contains("0.3 s request timeout (timeout_secs)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn retry_warnings_are_at_most_one_per_interval() {
+        let client = HttpClient::new(Arc::new(Plain), None, fast()).unwrap();
+        client.log_retry("GET /x", 1, Duration::from_millis(250), "HTTP 429");
+        assert_eq!(
+            client.quiet_retries.load(Ordering::Relaxed),
+            0,
+            "the first warns"
+        );
+        for n in 2..5 {
+            client.log_retry("GET /x", n, Duration::from_millis(250), "HTTP 429");
+        }
+        assert_eq!(
+            client.quiet_retries.load(Ordering::Relaxed),
+            3,
+            "the rest are quiet"
+        );
+        // Once the interval has passed, the next one warns again and counts the quiet ones.
+        *client.last_warning.lock().unwrap() = Some(Instant::now() - RETRY_WARN_EVERY);
+        client.log_retry("GET /x", 5, Duration::from_millis(250), "HTTP 429");
+        assert_eq!(client.quiet_retries.load(Ordering::Relaxed), 0);
     }
 
     #[test]
