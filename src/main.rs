@@ -79,6 +79,9 @@ enum Command {
         /// The config file.
         #[arg(short, long, default_value = "ferry.toml")]
         config: PathBuf,
+        /// Seconds the checks of source and sink may take before ferry gives up on them.
+        #[arg(long, default_value_t = CHECK_DEADLINE_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+        deadline: u64,
     },
     /// Serves the vendor emulators on loopback ports for trying ferry by hand.
     Sandbox(sandbox::SandboxArgs),
@@ -179,7 +182,7 @@ async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> 
         (Command::Migrate(_) | Command::Verify(_) | Command::Plan(_), None) => Err(
             CliError::failed(anyhow::anyhow!("internal error: the run was not prepared")),
         ),
-        (Command::Check { config }, _) => check(config).await,
+        (Command::Check { config, deadline }, _) => check(config, deadline).await,
         (Command::Sandbox(args), _) => sandbox::run(args).await,
         (Command::Connectors, _) => {
             print!("{}", connectors::listing());
@@ -349,19 +352,51 @@ fn print_report(report: &Report, format: ReportFormat) -> Result<(), CliError> {
 /// endpoint or a wrong port should be reported in seconds, not after a migration's patience.
 const CHECK_MAX_RETRIES: i64 = 2;
 
-async fn check(path: PathBuf) -> Result<u8, CliError> {
+/// Seconds one request of `ferry check` may take unless the config sets `timeout_secs`: the
+/// answers it asks for are small. With [`CHECK_MAX_RETRIES`], an endpoint that accepts and
+/// never answers is reported after about 31 s (3 attempts and two short waits).
+const CHECK_TIMEOUT_SECS: i64 = 10;
+
+/// The default of `ferry check --deadline`: above the 31 s a single hung endpoint takes, so
+/// that case is reported with its endpoint and timeout; the deadline bounds the rest (a
+/// vendor answering each of several requests just before its timeout).
+const CHECK_DEADLINE_SECS: u64 = 45;
+
+async fn check(path: PathBuf, deadline: u64) -> Result<u8, CliError> {
     let mut config = config::Config::load(&path).map_err(CliError::config)?;
     for table in [&mut config.source, &mut config.sink] {
         table
             .settings
             .entry("max_retries")
             .or_insert(toml::Value::Integer(CHECK_MAX_RETRIES));
+        table
+            .settings
+            .entry("timeout_secs")
+            .or_insert(toml::Value::Integer(CHECK_TIMEOUT_SECS));
     }
     let source = connectors::source(&config.source)?;
     let sink = connectors::sink(&config.sink)?;
     println!("config {}: valid", path.display());
     let mut code = 0;
-    let (source_check, sink_check) = tokio::join!(source.check(), sink.check());
+    let limit = Duration::from_secs(deadline);
+    let (source_check, sink_check) = tokio::join!(
+        tokio::time::timeout(limit, source.check()),
+        tokio::time::timeout(limit, sink.check())
+    );
+    let late = |vendor: &str| {
+        let waiting = ferry_core::http::last_request(vendor)
+            .map(|e| format!("; its last request was {e}"))
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "no result within the {deadline} s deadline of `ferry check` (--deadline){waiting}"
+        )
+    };
+    let source_check = source_check
+        .map_err(|_| late(source.vendor()))
+        .and_then(|r| r.map_err(Into::into));
+    let sink_check = sink_check
+        .map_err(|_| late(sink.vendor()))
+        .and_then(|r| r.map_err(Into::into));
     for (role, vendor, result, granted) in [
         (
             "source",

@@ -23,7 +23,16 @@ pub struct PlanArgs {
     /// paste the output into tickets or CI logs).
     #[arg(long)]
     pub show_values: bool,
+    /// Seconds the whole dry run may take; what was found by then is printed.
+    #[arg(long, default_value_t = PLAN_DEADLINE_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub deadline: u64,
 }
+
+/// The default of `ferry plan --deadline`. The dry run makes a handful of requests per object
+/// (a count and a first page) with the migration's own patience (60 s timeouts, 8 retries):
+/// without a deadline one hung endpoint would hold it for about ten minutes. Two minutes allow
+/// for slow first pages of several objects.
+const PLAN_DEADLINE_SECS: u64 = 120;
 
 /// Records previewed per object.
 const PREVIEW: usize = 3;
@@ -51,82 +60,107 @@ pub async fn run(args: PlanArgs, prepared: Prepared) -> Result<u8, CliError> {
         args.config.display()
     );
     let mut code = 0;
-    for (role, vendor, result) in [
-        ("source", source.vendor(), source.check().await),
-        ("sink", sink.vendor(), sink.check().await),
-    ] {
-        match result {
-            Ok(()) => {
-                let _ = writeln!(out, "{role} {vendor}: reachable, credentials accepted");
-            }
-            Err(e) => {
-                let _ = writeln!(out, "{role} {vendor}: {e}");
-                code = EXIT_FAILED;
+    let deadline = std::time::Duration::from_secs(args.deadline);
+    let work = async {
+        for (role, vendor, result) in [
+            ("source", source.vendor(), source.check().await),
+            ("sink", sink.vendor(), sink.check().await),
+        ] {
+            match result {
+                Ok(()) => {
+                    let _ = writeln!(out, "{role} {vendor}: reachable, credentials accepted");
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "{role} {vendor}: {e}");
+                    code = EXIT_FAILED;
+                }
             }
         }
-    }
-    if code == 0 {
-        for &object in &options.objects {
-            let stored = sink.stored_fields(object);
-            let _ = writeln!(out, "\n{}:", object.as_str());
-            let _ = match source.count(object).await {
-                Ok(Some(n)) => writeln!(out, "  {n} records in {}", source.vendor()),
-                Ok(None) => writeln!(
-                    out,
-                    "  record count: {} cannot say cheaply",
-                    source.vendor()
-                ),
-                Err(e) => writeln!(out, "  record count failed: {e}"),
-            };
-            let _ = writeln!(
-                out,
-                "  written and verified: {}",
-                if stored.is_empty() {
-                    "(no fields)".to_owned()
-                } else {
-                    stored.join(", ")
-                }
-            );
-            let page = match source.read_page(object, None).await {
-                Ok(page) => page,
-                Err(e) => {
-                    let _ = writeln!(out, "  first page could not be read: {e}");
-                    code = EXIT_FAILED;
-                    continue;
-                }
-            };
-            let not_carried = not_carried(&page.records, &stored);
-            if !not_carried.is_empty() {
+        if code == 0 {
+            for &object in &options.objects {
+                let stored = sink.stored_fields(object);
+                let _ = writeln!(out, "\n{}:", object.as_str());
+                let _ = match source.count(object).await {
+                    Ok(Some(n)) => writeln!(out, "  {n} records in {}", source.vendor()),
+                    Ok(None) => writeln!(
+                        out,
+                        "  record count: {} cannot say cheaply",
+                        source.vendor()
+                    ),
+                    Err(e) => writeln!(out, "  record count failed: {e}"),
+                };
                 let _ = writeln!(
                     out,
-                    "  not carried ({} has no place for them): {}",
-                    sink.vendor(),
-                    not_carried.join(", ")
+                    "  written and verified: {}",
+                    if stored.is_empty() {
+                        "(no fields)".to_owned()
+                    } else {
+                        stored.join(", ")
+                    }
                 );
-            }
-            let _ = writeln!(
-                out,
-                "  first page: {} records{}; preview of {}{}:",
-                page.records.len(),
-                if page.unreadable.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " and {} that cannot be mapped (listed by id in a migration)",
-                        page.unreadable.len()
-                    )
-                },
-                page.records.len().min(PREVIEW),
-                if args.show_values {
-                    " (values SHOWN)"
-                } else {
-                    " (values masked; --show-values shows them)"
+                let page = match source.read_page(object, None).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let _ = writeln!(out, "  first page could not be read: {e}");
+                        code = EXIT_FAILED;
+                        continue;
+                    }
+                };
+                let not_carried = not_carried(&page.records, &stored);
+                if !not_carried.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "  not carried ({} has no place for them): {}",
+                        sink.vendor(),
+                        not_carried.join(", ")
+                    );
                 }
-            );
-            for record in page.records.iter().take(PREVIEW) {
-                let _ = writeln!(out, "    {}", preview(record, args.show_values));
+                let _ = writeln!(
+                    out,
+                    "  first page: {} records{}; preview of {}{}:",
+                    page.records.len(),
+                    if page.unreadable.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " and {} that cannot be mapped (listed by id in a migration)",
+                            page.unreadable.len()
+                        )
+                    },
+                    page.records.len().min(PREVIEW),
+                    if args.show_values {
+                        " (values SHOWN)"
+                    } else {
+                        " (values masked; --show-values shows them)"
+                    }
+                );
+                for record in page.records.iter().take(PREVIEW) {
+                    let _ = writeln!(out, "    {}", preview(record, args.show_values));
+                }
             }
         }
+    };
+    if tokio::time::timeout(deadline, work).await.is_err() {
+        let mut last: Vec<String> = Vec::new();
+        for vendor in [source.vendor(), sink.vendor()] {
+            if let Some(endpoint) = ferry_core::http::last_request(vendor) {
+                let said = format!("{vendor} {endpoint}");
+                if !last.contains(&said) {
+                    last.push(said);
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "stopped: the dry run did not finish within its {} s deadline (--deadline){}",
+            args.deadline,
+            if last.is_empty() {
+                String::new()
+            } else {
+                format!("; the last requests were {}", last.join(" and "))
+            }
+        );
+        code = EXIT_FAILED;
     }
     print!("{out}");
     if let Some(status) = hardening::status() {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ferry_core::http::{HttpClient, HttpResponse, HttpStats, RateLimit, RetrySettings};
+use ferry_core::http::{BodyCap, HttpClient, HttpResponse, HttpStats, RateLimit, RetrySettings};
 use ferry_core::{ConnectorError, ConnectorResult};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -117,6 +117,16 @@ impl HubspotClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> ConnectorResult<(String, HttpResponse)> {
+        self.get_ok_capped(path, query, BodyCap::Page).await
+    }
+
+    /// [`HubspotClient::get_ok`] with the body capped at `cap` (small for the check).
+    pub(crate) async fn get_ok_capped(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        cap: BodyCap,
+    ) -> ConnectorResult<(String, HttpResponse)> {
         let endpoint = format!("GET {path}");
         let mut url = self.url(path);
         if !query.is_empty() {
@@ -124,7 +134,7 @@ impl HubspotClient {
         }
         let response = self
             .http
-            .send(&endpoint, |c| {
+            .send_capped(&endpoint, cap, |c| {
                 c.get(url.clone()).bearer_auth(self.token.expose_secret())
             })
             .await?;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use ferry_core::http::HttpStats;
+use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::quality::id_hash;
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
@@ -1080,9 +1080,10 @@ impl Sink for HubspotSink {
     async fn check(&self) -> ConnectorResult<()> {
         let (endpoint, mut response) = self
             .client
-            .get_ok(
+            .get_ok_capped(
                 "/crm/v3/objects/contacts",
                 &[("limit", "1"), ("archived", "false")],
+                BodyCap::Small,
             )
             .await?;
         let _: mapping::ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;

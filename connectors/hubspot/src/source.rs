@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::http::{HttpResponse, HttpStats, RateLimit};
+use ferry_core::http::{BodyCap, HttpResponse, HttpStats, RateLimit};
 use ferry_core::{ConnectorError, ConnectorResult, FetchedPage, ObjectType, Page, Source};
 use serde_json::{Value, json};
 
@@ -49,7 +49,11 @@ impl Source for HubspotSource {
         let path = "/crm/v3/objects/contacts";
         let (endpoint, mut response) = self
             .client
-            .get_ok(path, &[("limit", "1"), ("archived", "false")])
+            .get_ok_capped(
+                path,
+                &[("limit", "1"), ("archived", "false")],
+                BodyCap::Small,
+            )
             .await?;
         let _: ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
         tracing::debug!(vendor = VENDOR, "credentials accepted");

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ferry_core::http::{HttpClient, HttpResponse, HttpStats, RateLimit, Sent};
+use ferry_core::http::{BodyCap, HttpClient, HttpResponse, HttpStats, RateLimit, Sent};
 use ferry_core::{ConnectorError, ConnectorResult};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -130,6 +130,25 @@ impl PipedriveClient {
     pub(crate) async fn get(&self, path: &str, query: &[(&str, &str)]) -> ConnectorResult<Value> {
         let response = self
             .send(&self.http, Method::GET, path, query, None)
+            .await?;
+        self.envelope(&self.http, &Method::GET, path, response)
+    }
+
+    /// [`PipedriveClient::get`] with the body capped at [`BodyCap::Small`], for the check.
+    pub(crate) async fn get_small(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> ConnectorResult<Value> {
+        let endpoint = format!("GET {}", endpoint_path(path));
+        let url = self.url(path, query);
+        let response = self
+            .http
+            .send_capped(
+                &endpoint,
+                BodyCap::Small,
+                self.request(Method::GET, url, None),
+            )
             .await?;
         self.envelope(&self.http, &Method::GET, path, response)
     }

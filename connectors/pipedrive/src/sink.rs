@@ -601,7 +601,7 @@ impl Sink for PipedriveSink {
 
     async fn check(&self) -> ConnectorResult<()> {
         self.client
-            .get("/api/v2/persons", &[("limit", "1")])
+            .get_small("/api/v2/persons", &[("limit", "1")])
             .await?;
         Ok(())
     }

@@ -48,7 +48,7 @@ impl Source for PipedriveSource {
 
     async fn check(&self) -> ConnectorResult<()> {
         self.client
-            .get("/api/v2/persons", &[("limit", "1")])
+            .get_small("/api/v2/persons", &[("limit", "1")])
             .await?;
         tracing::debug!(vendor = VENDOR, "credentials accepted");
         Ok(())

@@ -21,7 +21,7 @@
 //! that leaves open whether the vendor carried it out, it asks the caller whether the write
 //! already landed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -92,8 +92,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most bytes one response body may hold, by the kind of answer the endpoint gives. A
 /// longer body (or a `Content-Length` announcing one) is refused as malformed and not retried.
 ///
-/// The numbers, and why: a token, identity or check answer is a few KiB, so
-/// [`BodyCap::Small`] is 1 MiB. The largest page a connector asks for is 5,000 records
+/// The numbers, and why: a token, identity or check answer is a few KiB, and a check that
+/// lists one record holds at most that record (refused above `migration.max_record_bytes`,
+/// 1 MiB by default), so [`BodyCap::Small`] is 4 MiB. The largest page a connector asks for is 5,000 records
 /// (Dataverse), then 2,000 (Salesforce); real CRM records are 1 to 10 KiB of JSON, so the
 /// largest legitimate page is some 20 to 50 MiB, and a batch answer (ids and statuses) far
 /// less. [`BodyCap::Page`] is 256 MiB: five times that page, and room for 250 records at the
@@ -102,7 +103,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// if ever needed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyCap {
-    /// Token, identity and connectivity-check answers: 1 MiB.
+    /// Token, identity and connectivity-check answers: 4 MiB.
     Small,
     /// Record pages, batch answers, metadata listings: 256 MiB. The default of
     /// [`HttpClient::send`] and [`HttpClient::send_create`].
@@ -113,12 +114,12 @@ impl BodyCap {
     /// The cap in bytes.
     pub const fn bytes(self) -> usize {
         match self {
-            BodyCap::Small => 1 << 20,
+            BodyCap::Small => 4 << 20,
             BodyCap::Page => 256 << 20,
         }
     }
 
-    /// The cap for messages: "the 1 MiB cap for token and check answers".
+    /// The cap for messages: "the 4 MiB cap for token and check answers".
     fn describe(self) -> String {
         let what = match self {
             BodyCap::Small => "token and check answers",
@@ -457,6 +458,16 @@ fn mark_answered(origin: String) {
             hosts.insert(origin);
         }
     }
+}
+
+/// The endpoint of the request each vendor's clients started last in this process, for
+/// messages about a whole operation that ran out of time (`ferry check --deadline`).
+static LAST_REQUEST: Mutex<BTreeMap<&'static str, String>> = Mutex::new(BTreeMap::new());
+
+/// The endpoint (method and path) of the request ferry started last to `vendor`, if any: what
+/// an operation that ran out of time was most likely waiting for.
+pub fn last_request(vendor: &str) -> Option<String> {
+    LAST_REQUEST.lock().ok()?.get(vendor).cloned()
 }
 
 /// At most one retry warning per client in this interval; the other retries are logged at
@@ -799,6 +810,11 @@ impl HttpClient {
             limiter.until_ready().await;
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = LAST_REQUEST.lock() {
+            if last.get(vendor).is_none_or(|e| e != endpoint) {
+                last.insert(vendor, endpoint.to_owned());
+            }
+        }
         let transient = |e: reqwest::Error| {
             Stop::Transient(Transient {
                 after: None,
@@ -1654,7 +1670,7 @@ mod tests {
         assert!(
             text.contains("testvendor")
                 && text.contains("GET /x")
-                && text.contains("1 MiB cap")
+                && text.contains("4 MiB cap")
                 && text.contains("not retried"),
             "{text}"
         );
@@ -1763,6 +1779,8 @@ mod tests {
                 && text.contains("0.3 s request timeout (timeout_secs)"),
             "{text}"
         );
+        // Other tests share the vendor name: only say the endpoint was recorded.
+        assert!(last_request("testvendor").is_some());
     }
 
     #[test]
