@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::report::ErrorKind;
+
 /// A failure of a whole request or operation (not of one record: see [`crate::RecordRejection`]).
 ///
 /// Messages name the vendor and the endpoint (method and path, never a query string or body),
@@ -90,5 +92,87 @@ impl ConnectorError {
     }
 }
 
+impl ConnectorError {
+    /// Whose fault this error is, for the report's `error_kind` and the exit code.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ConnectorError::Network { .. } => ErrorKind::Network,
+            ConnectorError::Auth { .. } => ErrorKind::Credentials,
+            ConnectorError::Status { .. } | ConnectorError::Malformed { .. } => ErrorKind::Vendor,
+            // The last transient failure says whose: an HTTP status (5xx, 429) is the vendor's
+            // answer; anything else (refused, reset, timed out) never got one.
+            ConnectorError::RetriesExhausted { last, .. } => {
+                if last.starts_with("HTTP ") {
+                    ErrorKind::Vendor
+                } else {
+                    ErrorKind::Network
+                }
+            }
+            ConnectorError::Setup { .. }
+            | ConnectorError::Config { .. }
+            | ConnectorError::Unsupported { .. } => ErrorKind::Config,
+        }
+    }
+}
+
 /// Result alias for connector operations.
 pub type ConnectorResult<T> = Result<T, ConnectorError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_says_whose_fault_it_is() {
+        let vendor = "hubspot";
+        let endpoint = String::from("GET /crm/v3/objects/contacts");
+        let exhausted = |last: &str| ConnectorError::RetriesExhausted {
+            vendor,
+            endpoint: endpoint.clone(),
+            attempts: 3,
+            elapsed: Duration::from_secs(1),
+            last: last.into(),
+        };
+        let cases = [
+            (
+                ConnectorError::Network {
+                    vendor,
+                    endpoint: endpoint.clone(),
+                    detail: "could not connect".into(),
+                },
+                ErrorKind::Network,
+            ),
+            (
+                ConnectorError::Auth {
+                    vendor,
+                    endpoint: endpoint.clone(),
+                    status: 401,
+                    detail: String::new(),
+                },
+                ErrorKind::Credentials,
+            ),
+            (
+                ConnectorError::Status {
+                    vendor,
+                    endpoint: endpoint.clone(),
+                    status: 400,
+                    detail: String::new(),
+                },
+                ErrorKind::Vendor,
+            ),
+            (exhausted("HTTP 503"), ErrorKind::Vendor),
+            (exhausted("could not connect (refused)"), ErrorKind::Network),
+            (
+                ConnectorError::Config {
+                    vendor,
+                    key: "token".into(),
+                    detail: String::new(),
+                },
+                ErrorKind::Config,
+            ),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
+        }
+    }
+}
