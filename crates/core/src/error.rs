@@ -38,7 +38,8 @@ pub enum ConnectorError {
 
     /// Retries were exhausted on a transient failure.
     #[error(
-        "{vendor}: {endpoint}: still failing after {attempts} attempts over {elapsed:?}: {last}"
+        "{vendor}: {endpoint}: still failing after {} over {elapsed:?}: {last}",
+        attempts_text(.attempts)
     )]
     RetriesExhausted {
         vendor: &'static str,
@@ -90,6 +91,11 @@ impl ConnectorError {
                 | ConnectorError::Config { .. }
         )
     }
+}
+
+/// "1 attempt", "3 attempts".
+fn attempts_text(n: &usize) -> String {
+    crate::report::count(*n as u64, "attempt", "attempts")
 }
 
 impl ConnectorError {
@@ -174,5 +180,26 @@ mod tests {
         for (error, kind) in cases {
             assert_eq!(error.kind(), kind, "{error}");
         }
+    }
+
+    #[test]
+    fn one_attempt_is_not_plural() {
+        let error = |attempts| ConnectorError::RetriesExhausted {
+            vendor: "zoho",
+            endpoint: "GET /crm/v6/Accounts".into(),
+            attempts,
+            elapsed: Duration::from_millis(5),
+            last: "HTTP 503".into(),
+        };
+        assert!(
+            error(1).to_string().contains("after 1 attempt over"),
+            "{}",
+            error(1)
+        );
+        assert!(
+            error(4).to_string().contains("after 4 attempts over"),
+            "{}",
+            error(4)
+        );
     }
 }

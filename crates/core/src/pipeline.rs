@@ -710,10 +710,7 @@ impl Drop for Pager {
 }
 
 /// Verify mode: records go straight from the reader to the verifier.
-async fn forward_stage(
-    mut rx: mpsc::Receiver<Batch>,
-    tx: mpsc::Sender<Batch>,
-) -> StageResult<()> {
+async fn forward_stage(mut rx: mpsc::Receiver<Batch>, tx: mpsc::Sender<Batch>) -> StageResult<()> {
     while let Some(batch) = rx.recv().await {
         if tx.send(batch).await.is_err() {
             break;
@@ -907,7 +904,12 @@ fn compare(
                     tally.report.not_in_sink += 1;
                     let reason = "not in the sink (never written: refused during the migration, \
                                   or not migrated yet)";
-                    shared.failure(&record.source_id, Stage::Verify, "NOT_IN_SINK", reason.into())
+                    shared.failure(
+                        &record.source_id,
+                        Stage::Verify,
+                        "NOT_IN_SINK",
+                        reason.into(),
+                    )
                 }
             };
             tally.failures.push(failure);
@@ -1358,7 +1360,10 @@ mod tests {
         );
         assert_eq!(report.outcome, Outcome::NotInSink);
         assert_eq!(report.exit_code(), 3);
-        assert!(o.digests_match, "what the sink holds agrees with the source");
+        assert!(
+            o.digests_match,
+            "what the sink holds agrees with the source"
+        );
         assert!(report.failures.iter().all(|f| f.code == "NOT_IN_SINK"));
     }
 

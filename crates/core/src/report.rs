@@ -129,6 +129,12 @@ impl Outcome {
     }
 }
 
+/// `n` followed by the singular or the plural noun: "1 record", "2 records". Every count in a
+/// message goes through it, so that none says "1 attempts".
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Whose fault an error is, kept from where it happened to the end of the run so that a CI job
 /// can branch on it (`error_kind` in `--report json`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
