@@ -371,7 +371,7 @@ pub async fn execute(
         heading,
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let signals = tokio::spawn(stop_on_signals(stop));
+    let signals = tokio::spawn(stop_on_signals(stop, mode));
     let options = RunOptions {
         stop: Some(stopped),
         ..options.clone()
@@ -385,7 +385,7 @@ pub async fn execute(
 /// The first SIGINT or SIGTERM asks the run to stop: no new page is read, batches in flight
 /// finish and are verified, progress is saved. A second one abandons them and exits at once;
 /// the checkpoint still holds only settled pages, so a rerun resumes correctly.
-async fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) {
+async fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>, mode: Mode) {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     for count in 0.. {
@@ -410,7 +410,13 @@ async fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) {
             );
             let _ = stop.send(true);
         } else {
-            eprintln!("ferry: abandoning the batches in flight; rerun the same command to resume");
+            // Only a migration resumes; a verify keeps nothing and starts over.
+            match mode {
+                Mode::Migrate => eprintln!(
+                    "ferry: abandoning the batches in flight; rerun the same command to resume"
+                ),
+                Mode::Verify => eprintln!("ferry: abandoning the batches in flight"),
+            }
             std::process::exit(i32::from(Outcome::Interrupted.exit_code()));
         }
     }

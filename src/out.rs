@@ -26,9 +26,3 @@ pub fn write(args: std::fmt::Arguments<'_>) {
         }
     }
 }
-
-/// Whether stdout has been found closed (for tests).
-#[cfg(test)]
-pub fn closed() -> bool {
-    CLOSED.load(Ordering::Relaxed)
-}

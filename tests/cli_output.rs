@@ -9,11 +9,13 @@ use std::process::Stdio;
 use common::*;
 use ferry_sandbox::seed::Mess;
 
-/// Runs ferry with `args` and `env`, its stdout a pipe whose reading end is already closed (as
-/// under `ferry … | head -1` once `head` has left); returns the exit code and stderr.
+/// Runs ferry with `args` and `env`, its stdout a connection whose reading end is already
+/// closed (as under `ferry … | head -1` once `head` has left: a write fails with EPIPE);
+/// returns the exit code and stderr.
 fn ferry_into_closed_pipe(args: &[&str], env: &[(&str, String)]) -> (i32, String) {
-    let (reader, writer) = std::io::pipe().expect("a pipe");
+    let (writer, reader) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
     drop(reader);
+    let writer = std::os::fd::OwnedFd::from(writer);
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
     cmd.args(args)
         .stdin(Stdio::null())
@@ -223,6 +225,7 @@ async fn the_json_report_says_whose_fault_an_error_is() {
     .await;
     let text = String::from_utf8_lossy(&summary.stdout);
     assert!(text.contains("error (credentials): "), "{text}");
+    assert!(!text.contains("checkpoint"), "a verify has none: {text}");
 
     // A reference to a variable that is not set: a config fault, before any run, still
     // reported as JSON.
