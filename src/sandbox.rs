@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use ferry_sandbox::faults::Faults;
 use ferry_sandbox::{Limits, SandboxConfig, VendorSetup, seed::Mess};
 
+use ferry_core::report::count;
+
 use crate::CliError;
 
 /// Options of `ferry sandbox`.
@@ -178,7 +180,11 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
     let mut out = String::new();
     for e in &sandbox.emulators {
         let seeded = match e.seeded {
-            Some(s) => format!("seeded: {} companies, {} contacts", s.companies, s.contacts),
+            Some(s) => format!(
+                "seeded: {}, {}",
+                count(s.companies as u64, "company", "companies"),
+                count(s.contacts as u64, "contact", "contacts")
+            ),
             None => "empty".to_owned(),
         };
         let _ = writeln!(
@@ -280,23 +286,33 @@ fn vendor_flag<'a>(flag: &str, text: &'a str, value: &str) -> Result<(&'a str, &
     })
 }
 
+/// "request", "3 requests": how often a fault recurs.
+fn every(n: u64) -> String {
+    if n == 1 {
+        "request".to_owned()
+    } else {
+        count(n, "request", "requests")
+    }
+}
+
 /// A one-line account of a fault profile, for the start-up banner.
 fn describe_faults(f: &Faults) -> String {
     let mut parts = Vec::new();
     if let Some(n) = f.throttle_every {
-        parts.push(format!("429 every {n} requests"));
+        parts.push(format!("429 every {}", every(n)));
     }
     if let Some(s) = f.storm {
         parts.push(format!(
-            "429 storms of {} every {} requests",
-            s.burst, s.every
+            "429 storms of {} every {}",
+            s.burst,
+            every(s.every)
         ));
     }
     if let Some(secs) = f.retry_after_secs {
         parts.push(format!("Retry-After {secs}s"));
     }
     if let Some(n) = f.unavailable_every {
-        parts.push(format!("503 every {n} requests"));
+        parts.push(format!("503 every {}", every(n)));
     }
     if let Some(p) = f.server_errors {
         parts.push(format!("{p}% 5xx"));
@@ -327,7 +343,7 @@ fn describe_faults(f: &Faults) -> String {
         parts.push(format!("{} ms added to every request", latency.as_millis()));
     }
     if let Some(n) = f.expire_after {
-        parts.push(format!("tokens expire every {n} requests"));
+        parts.push(format!("tokens expire every {}", every(n)));
     }
     parts.join(", ")
 }
@@ -382,6 +398,18 @@ mod tests {
         }
         assert!(text.contains("token = \"${HUBSPOT_TOKEN}\""), "{text}");
         assert!(text.contains("examples/sandbox.toml (HubSpot"), "{text}");
+    }
+
+    #[test]
+    fn faults_every_request_are_not_plural() {
+        let faults = Faults {
+            throttle_every: Some(1),
+            unavailable_every: Some(7),
+            ..Faults::default()
+        };
+        let text = describe_faults(&faults);
+        assert!(text.contains("429 every request"), "{text}");
+        assert!(text.contains("503 every 7 requests"), "{text}");
     }
 
     #[test]

@@ -259,6 +259,52 @@ mod tests {
 
     use super::*;
 
+    fn report(command: &'static str, outcome: Outcome) -> Report {
+        Report {
+            command,
+            source: "hubspot",
+            sink: "salesforce",
+            outcome,
+            error: None,
+            error_kind: None,
+            objects: vec![ferry_core::report::ObjectReport {
+                object: Some(ferry_core::ObjectType::Contacts),
+                read: 11,
+                verified: 10,
+                unprocessed: 1,
+                ..Default::default()
+            }],
+            failures: Vec::new(),
+            warnings: Vec::new(),
+            source_http: Default::default(),
+            sink_http: Default::default(),
+            elapsed_ms: 10,
+            interrupted: true,
+            checkpoint: None,
+        }
+    }
+
+    #[test]
+    fn an_interrupted_verify_speaks_of_no_checkpoint_and_counts_in_the_singular() {
+        let text = human(&report("verify", Outcome::Interrupted));
+        assert!(text.contains("1 record read but not processed"), "{text}");
+        assert!(!text.contains("checkpoint"), "{text}");
+        // A migration does tell how to resume.
+        let text = human(&report("migrate", Outcome::Interrupted));
+        assert!(text.contains("no checkpoint is configured"), "{text}");
+    }
+
+    #[test]
+    fn the_error_kind_is_shown_with_the_error() {
+        let mut r = report("migrate", Outcome::Failed);
+        r.fail(ErrorKind::Network, "hubspot: GET /x: network error".into());
+        let text = human(&r);
+        assert!(
+            text.contains("error (network): hubspot: GET /x: network error"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn the_sandbox_line_says_what_is_enforced() {
         let mut status = hardening::Status {

@@ -56,6 +56,17 @@ async fn a_migration_into_a_closed_stdout_exits_with_its_outcome() {
         sandbox.salesforce_state.count("Contact"),
         sandbox.seeded.contacts.len()
     );
+
+    // `ferry plan | head -1`, once head has left.
+    let config = sandbox.config.to_string_lossy().into_owned();
+    let env = sandbox_env();
+    let (code, stderr) = tokio::task::spawn_blocking(move || {
+        ferry_into_closed_pipe(&["plan", "--config", &config], &env)
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 0, "stderr:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
