@@ -88,11 +88,11 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<u8, CliError> {
     let (from, to) = (&sandbox.emulators[0], &sandbox.emulators[1]);
     let seeded = from.seeded.unwrap_or_default();
     eprintln!(
-        "demo: {} emulator at {} seeded with {} companies and {} contacts{}; {} emulator at {} (empty)",
+        "demo: {} emulator at {} seeded with {} and {}{}; {} emulator at {} (empty)",
         args.from,
         from.running.base_url,
-        seeded.companies,
-        seeded.contacts,
+        ferry_core::report::count(seeded.companies as u64, "company", "companies"),
+        ferry_core::report::count(seeded.contacts as u64, "contact", "contacts"),
         if args.clean {
             ""
         } else {

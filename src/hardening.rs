@@ -206,8 +206,8 @@ fn landlock(checkpoint: Option<&Path>) -> Status {
     // Threads that already existed are not restricted: then the sandbox is only partial.
     let landlock = if threads > 1 && landlock != "unavailable" {
         notes.push(format!(
-            "{} threads existed before the sandbox and are not restricted",
-            threads - 1
+            "{} before the sandbox and not restricted",
+            ferry_core::report::count(threads as u64 - 1, "thread existed", "threads existed")
         ));
         "partial"
     } else {

@@ -1,9 +1,25 @@
 //! `ferry`: migrates customer records between CRM vendor APIs, in memory, verified by checksum.
 
+// These shadow std's `print!`/`println!` in every module below (macros defined before the
+// `mod` lines are in scope there): std's panic on a closed stdout, these stop writing instead.
+// See `out`.
+
+/// Prints to stdout through [`out::write`]: never panics when stdout is closed.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::out::write(format_args!($($arg)*)) };
+}
+
+/// Prints a line to stdout through [`out::write`]: never panics when stdout is closed.
+macro_rules! println {
+    () => { $crate::out::write(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::out::write(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod config;
 mod connectors;
 mod demo;
 mod hardening;
+mod out;
 mod plan;
 mod progress;
 mod sandbox;
@@ -15,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ferry_core::{Mode, Outcome, Progress, Report, RunOptions};
+use ferry_core::{ErrorKind, Mode, Outcome, Progress, Report, RunOptions};
 
 /// Exit code when the configuration is wrong (see README: exit codes).
 pub const EXIT_CONFIG: u8 = 2;
@@ -63,6 +79,20 @@ struct RunArgs {
     fresh: bool,
 }
 
+/// `verify`'s arguments: those of `migrate` but `--fresh`, since a verify keeps no checkpoint.
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The config file.
+    #[arg(short, long, default_value = "ferry.toml")]
+    config: PathBuf,
+    /// How to print the final report on stdout.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    report: ReportFormat,
+    /// Seconds between progress lines when stderr is not a terminal.
+    #[arg(long, default_value_t = 5)]
+    progress_interval: u64,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Starts two vendors' emulators, seeds the source, migrates and verifies (default HubSpot → Salesforce).
@@ -70,7 +100,7 @@ enum Command {
     /// Migrates the objects named in the config from source to sink, then verifies them.
     Migrate(RunArgs),
     /// Re-reads source and sink and compares checksums, writing nothing.
-    Verify(RunArgs),
+    Verify(VerifyArgs),
     /// A dry run: checks config and connectivity, reads each object's first page and shows
     /// what would be written (values masked), writing nothing.
     Plan(plan::PlanArgs),
@@ -93,6 +123,8 @@ enum Command {
 pub struct CliError {
     /// The process exit code.
     pub code: u8,
+    /// Whose fault it is (`error_kind` of the JSON report).
+    pub kind: ErrorKind,
     /// What went wrong.
     pub error: anyhow::Error,
 }
@@ -102,15 +134,22 @@ impl CliError {
     pub fn config(error: impl Into<anyhow::Error>) -> CliError {
         CliError {
             code: EXIT_CONFIG,
+            kind: ErrorKind::Config,
             error: error.into(),
         }
     }
 
-    /// A run failure (exit 1).
+    /// A run failure (exit 1): ferry's own fault unless the error is a connector's, whose kind
+    /// it keeps.
     pub fn failed(error: impl Into<anyhow::Error>) -> CliError {
+        let error = error.into();
+        let kind = error
+            .downcast_ref::<ferry_core::ConnectorError>()
+            .map_or(ErrorKind::Internal, ferry_core::ConnectorError::kind);
         CliError {
             code: EXIT_FAILED,
-            error: error.into(),
+            kind,
+            error,
         }
     }
 }
@@ -130,6 +169,7 @@ fn main() -> ExitCode {
         Ok(prepared) => prepared,
         Err(e) => {
             eprintln!("error: {:#}", e.error);
+            json_error(&cli.command, &e);
             return ExitCode::from(e.code);
         }
     };
@@ -143,12 +183,33 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
+    let command = json_command(&cli.command);
     match runtime.block_on(dispatch(cli, prepared)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {:#}", e.error);
+            if let Some(command) = command {
+                println!("{}", summary::json_error(command, e.kind, &e.error));
+            }
             ExitCode::from(e.code)
         }
+    }
+}
+
+/// The command's name when it was asked for `--report json`: an error that ends it before a
+/// report exists is then still printed as JSON on stdout, with its kind, for CI to parse.
+fn json_command(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Migrate(args) if args.report == ReportFormat::Json => Some("migrate"),
+        Command::Verify(args) if args.report == ReportFormat::Json => Some("verify"),
+        _ => None,
+    }
+}
+
+/// Prints `error` as a JSON report when the command asked for one (see [`json_command`]).
+fn json_error(command: &Command, error: &CliError) {
+    if let Some(command) = json_command(command) {
+        println!("{}", summary::json_error(command, error.kind, &error.error));
     }
 }
 
@@ -164,8 +225,10 @@ fn init_logging(verbose: u8) {
     // Directive targets match by prefix, so `ferry` covers every ferry crate (ferry_core,
     // ferry_hubspot, …) and nothing else.
     let filter = std::env::var("FERRY_LOG").unwrap_or_else(|_| format!("warn,ferry={level}"));
+    // Colours only on a terminal: in a CI log or a file, escape codes are noise.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)
         .init();
@@ -177,7 +240,15 @@ async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> 
         (Command::Migrate(args), Some(run)) => {
             run_config(Mode::Migrate, args, run, cli.quiet).await
         }
-        (Command::Verify(args), Some(run)) => run_config(Mode::Verify, args, run, cli.quiet).await,
+        (Command::Verify(args), Some(run)) => {
+            let args = RunArgs {
+                config: args.config,
+                report: args.report,
+                progress_interval: args.progress_interval,
+                fresh: false,
+            };
+            run_config(Mode::Verify, args, run, cli.quiet).await
+        }
         (Command::Plan(args), Some(run)) => plan::run(args, run).await,
         (Command::Migrate(_) | Command::Verify(_) | Command::Plan(_), None) => Err(
             CliError::failed(anyhow::anyhow!("internal error: the run was not prepared")),
@@ -208,7 +279,7 @@ pub struct Prepared {
 fn prepare(command: &Command) -> Result<Option<Prepared>, CliError> {
     let prepared = match command {
         Command::Migrate(args) => Some(prepare_run(Mode::Migrate, &args.config, args.fresh)?),
-        Command::Verify(args) => Some(prepare_run(Mode::Verify, &args.config, args.fresh)?),
+        Command::Verify(args) => Some(prepare_run(Mode::Verify, &args.config, false)?),
         Command::Plan(args) => Some(prepare_run(Mode::Verify, &args.config, false)?),
         Command::Demo(_) => None,
         Command::Check { .. } | Command::Sandbox(_) | Command::Connectors => return Ok(None),
@@ -268,7 +339,7 @@ async fn run_config(
     } = prepared;
     let report = execute(mode, source, sink, &options, quiet, args.progress_interval).await;
     print_report(&report, args.report)?;
-    Ok(report.outcome.exit_code())
+    Ok(report.exit_code())
 }
 
 /// Runs the pipeline with a progress display.
@@ -281,13 +352,29 @@ pub async fn execute(
     progress_interval: u64,
 ) -> Report {
     let progress = Arc::new(Progress::new(&options.objects));
+    let objects: Vec<&str> = options.objects.iter().map(|o| o.as_str()).collect();
+    let heading = match mode {
+        Mode::Migrate => format!(
+            "migrate: reading {} from {}, writing to {}",
+            objects.join(", "),
+            source.vendor(),
+            sink.vendor()
+        ),
+        Mode::Verify => format!(
+            "verify: reading {} from {} and from {}, writing nothing",
+            objects.join(", "),
+            source.vendor(),
+            sink.vendor()
+        ),
+    };
     let display = progress::Display::start(
         Arc::clone(&progress),
         quiet,
         Duration::from_secs(progress_interval.max(1)),
+        heading,
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let signals = tokio::spawn(stop_on_signals(stop));
+    let signals = tokio::spawn(stop_on_signals(stop, mode));
     let options = RunOptions {
         stop: Some(stopped),
         ..options.clone()
@@ -301,7 +388,7 @@ pub async fn execute(
 /// The first SIGINT or SIGTERM asks the run to stop: no new page is read, batches in flight
 /// finish and are verified, progress is saved. A second one abandons them and exits at once;
 /// the checkpoint still holds only settled pages, so a rerun resumes correctly.
-async fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) {
+async fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>, mode: Mode) {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     for count in 0.. {
@@ -326,7 +413,13 @@ async fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) {
             );
             let _ = stop.send(true);
         } else {
-            eprintln!("ferry: abandoning the batches in flight; rerun the same command to resume");
+            // Only a migration resumes; a verify keeps nothing and starts over.
+            match mode {
+                Mode::Migrate => eprintln!(
+                    "ferry: abandoning the batches in flight; rerun the same command to resume"
+                ),
+                Mode::Verify => eprintln!("ferry: abandoning the batches in flight"),
+            }
             std::process::exit(i32::from(Outcome::Interrupted.exit_code()));
         }
     }

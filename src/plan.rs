@@ -81,7 +81,12 @@ pub async fn run(args: PlanArgs, prepared: Prepared) -> Result<u8, CliError> {
                 let stored = sink.stored_fields(object);
                 let _ = writeln!(out, "\n{}:", object.as_str());
                 let _ = match source.count(object).await {
-                    Ok(Some(n)) => writeln!(out, "  {n} records in {}", source.vendor()),
+                    Ok(Some(n)) => writeln!(
+                        out,
+                        "  {} in {}",
+                        ferry_core::report::count(n, "record", "records"),
+                        source.vendor()
+                    ),
                     Ok(None) => writeln!(
                         out,
                         "  record count: {} cannot say cheaply",
@@ -117,8 +122,8 @@ pub async fn run(args: PlanArgs, prepared: Prepared) -> Result<u8, CliError> {
                 }
                 let _ = writeln!(
                     out,
-                    "  first page: {} records{}; preview of {}{}:",
-                    page.records.len(),
+                    "  first page: {}{}; preview of {}{}:",
+                    ferry_core::report::count(page.records.len() as u64, "record", "records"),
                     if page.unreadable.is_empty() {
                         String::new()
                     } else {

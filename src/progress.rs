@@ -18,15 +18,26 @@ pub struct Display {
 }
 
 impl Display {
-    /// Starts showing `progress` on stderr: bars on a terminal, a line every `interval` when
-    /// not, nothing when `quiet`.
-    pub fn start(progress: Arc<Progress>, quiet: bool, interval: Duration) -> Display {
+    /// Starts showing `progress` on stderr: bars on a terminal; when not, `heading` (what is
+    /// read from where) at once, then a line every `interval`; nothing when `quiet`.
+    pub fn start(
+        progress: Arc<Progress>,
+        quiet: bool,
+        interval: Duration,
+        heading: String,
+    ) -> Display {
         let (stop, stopped) = watch::channel(false);
         let task = if quiet {
             tokio::spawn(async {})
         } else if std::io::stderr().is_terminal() {
             tokio::spawn(bars(progress, stopped))
         } else {
+            // At once, so that a CI log shows what is going on before the first interval ends
+            // (a slow vendor's first page can take that long).
+            eprintln!(
+                "progress: {heading}; a line every {}",
+                ferry_core::report::count(interval.as_secs(), "second", "seconds")
+            );
             tokio::spawn(lines(progress, stopped, interval))
         };
         Display { stop, task }
@@ -39,11 +50,15 @@ impl Display {
     }
 }
 
+/// An object's counters: (read, written, verified, failed, expected), each counting the records
+/// settled by earlier runs (a resume) as read, written and verified, so that progress and ETA
+/// start from the checkpoint's count rather than from zero.
 fn counts(p: &ObjectProgress) -> (u64, u64, u64, u64, u64) {
+    let earlier = p.already_done.load(Ordering::Relaxed);
     (
-        p.read.load(Ordering::Relaxed),
-        p.written.load(Ordering::Relaxed),
-        p.verified.load(Ordering::Relaxed),
+        earlier + p.read.load(Ordering::Relaxed),
+        earlier + p.written.load(Ordering::Relaxed),
+        earlier + p.verified.load(Ordering::Relaxed),
         p.failed.load(Ordering::Relaxed),
         p.expected.load(Ordering::Relaxed),
     )
@@ -73,7 +88,8 @@ async fn bars(progress: Arc<Progress>, mut stopped: watch::Receiver<bool>) {
     loop {
         for ((_, p), (bar, started)) in progress.objects.iter().zip(bars.iter_mut()) {
             let (read, written, verified, failed, expected) = counts(p);
-            if read > 0 && started.is_none() {
+            let earlier = p.already_done.load(Ordering::Relaxed);
+            if read > earlier && started.is_none() {
                 *started = Some(Instant::now());
             }
             if expected > 0 && bar.length() == Some(0) {
@@ -81,8 +97,9 @@ async fn bars(progress: Arc<Progress>, mut stopped: watch::Receiver<bool>) {
             }
             bar.set_length(expected.max(read));
             bar.set_position(read);
+            // This run's rate: the records of earlier runs took no time in this one.
             let rate = started
-                .map(|t| read as f64 / t.elapsed().as_secs_f64().max(0.001))
+                .map(|t| (read - earlier) as f64 / t.elapsed().as_secs_f64().max(0.001))
                 .unwrap_or(0.0);
             // Our own rate and ETA, from when this object started reading: indicatif's would
             // count the time the bar waited for earlier objects.
@@ -122,22 +139,89 @@ async fn lines(progress: Arc<Progress>, mut stopped: watch::Receiver<bool>, inte
             _ = tokio::time::sleep(interval) => {}
             _ = stopped.changed() => return,
         }
-        let elapsed = started.elapsed().as_secs_f64().max(0.001);
+        let elapsed = started.elapsed();
+        // The object being read is the first one not done: it gets a line even before its
+        // first page arrived, so a slow vendor does not look like a hung run.
+        let mut current = true;
         for (object, p) in &progress.objects {
-            let (read, written, verified, failed, expected) = counts(p);
-            if read == 0 || p.done.load(Ordering::Relaxed) {
+            if p.done.load(Ordering::Relaxed) {
                 continue;
             }
-            let of = if expected > 0 {
-                format!("/{expected}")
-            } else {
-                String::new()
-            };
-            eprintln!(
-                "progress: {object}: read {read}{of}, written {written}, verified {verified}, failed {failed} \
-                 ({:.0} records/s read)",
-                read as f64 / elapsed
-            );
+            let line = line(object.as_str(), p, elapsed);
+            if p.read.load(Ordering::Relaxed) > 0 || current {
+                eprintln!("progress: {line}");
+            }
+            current = false;
         }
+    }
+}
+
+/// One object's progress line, `elapsed` after the run started.
+fn line(object: &str, p: &ObjectProgress, elapsed: Duration) -> String {
+    let (read, written, verified, failed, expected) = counts(p);
+    let earlier = p.already_done.load(Ordering::Relaxed);
+    let this_run = read - earlier;
+    if this_run == 0 {
+        return format!(
+            "{object}: waiting for the first page ({} so far)",
+            indicatif::HumanDuration(elapsed)
+        );
+    }
+    let rate = this_run as f64 / elapsed.as_secs_f64().max(0.001);
+    let of = if expected > 0 {
+        format!("/{expected}")
+    } else {
+        String::new()
+    };
+    let resumed = if earlier > 0 {
+        format!(" ({earlier} from earlier runs)")
+    } else {
+        String::new()
+    };
+    let eta = if expected > read && rate > 0.0 {
+        format!(
+            ", ETA {}",
+            indicatif::HumanDuration(Duration::from_secs_f64((expected - read) as f64 / rate))
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{object}: read {read}{of}{resumed}, written {written}, verified {verified}, failed {failed} \
+         ({rate:.0} records/s read{eta})"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_run_counts_from_the_checkpoint_and_its_eta_from_what_is_left() {
+        let p = ObjectProgress::default();
+        p.already_done.store(600, Ordering::Relaxed);
+        p.expected.store(1000, Ordering::Relaxed);
+        p.read.store(100, Ordering::Relaxed);
+        p.written.store(100, Ordering::Relaxed);
+        p.verified.store(90, Ordering::Relaxed);
+        // 100 records in 10 s: 10 records/s; 300 left: 30 s (not the 90 s of 900 from zero).
+        let text = line("contacts", &p, Duration::from_secs(10));
+        assert!(
+            text.starts_with(
+                "contacts: read 700/1000 (600 from earlier runs), written 700, verified 690"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("10 records/s read, ETA 30 seconds"), "{text}");
+    }
+
+    #[test]
+    fn an_object_waiting_for_its_first_page_says_so() {
+        let p = ObjectProgress::default();
+        let text = line("companies", &p, Duration::from_secs(12));
+        assert_eq!(
+            text,
+            "companies: waiting for the first page (12 seconds so far)"
+        );
     }
 }

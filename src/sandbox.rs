@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use ferry_sandbox::faults::Faults;
 use ferry_sandbox::{Limits, SandboxConfig, VendorSetup, seed::Mess};
 
+use ferry_core::report::count;
+
 use crate::CliError;
 
 /// Options of `ferry sandbox`.
@@ -178,7 +180,11 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
     let mut out = String::new();
     for e in &sandbox.emulators {
         let seeded = match e.seeded {
-            Some(s) => format!("seeded: {} companies, {} contacts", s.companies, s.contacts),
+            Some(s) => format!(
+                "seeded: {}, {}",
+                count(s.companies as u64, "company", "companies"),
+                count(s.contacts as u64, "contact", "contacts")
+            ),
             None => "empty".to_owned(),
         };
         let _ = writeln!(
@@ -214,26 +220,18 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
             let _ = writeln!(out, "  export {var}={value}");
         }
     }
-    let _ = writeln!(out);
-    let _ = writeln!(out, "Connector settings for a [source] or [sink] table:");
-    for e in &sandbox.emulators {
-        let settings: Vec<String> = e
-            .connector_settings()
+    let blocks: Vec<(&str, Vec<(&str, String)>)> = sandbox
+        .emulators
+        .iter()
+        .map(|e| (e.spec.vendor, e.connector_settings()))
+        .collect();
+    // examples/sandbox.toml names the fixed ports of HubSpot and Salesforce: only then does
+    // it point at these emulators.
+    let example = !args.any_port
+        && ["hubspot", "salesforce"]
             .iter()
-            .map(|(k, v)| format!("{k} = \"{v}\""))
-            .collect();
-        let _ = writeln!(
-            out,
-            "  connector = \"{}\"  {}",
-            e.spec.vendor,
-            settings.join("  ")
-        );
-    }
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "For example: ferry migrate --config examples/sandbox.toml"
-    );
+            .all(|v| sandbox.get(v).is_some());
+    out.push_str(&settings_text(&blocks, example));
     let _ = writeln!(
         out,
         "Ready. Ctrl-C stops the emulators (their data lives only in memory)."
@@ -250,6 +248,37 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
+/// The banner's connector settings: one TOML table per emulator, each ready to paste into a
+/// config as its `[source]` or `[sink]`, and the example config when it points at these ports.
+fn settings_text(blocks: &[(&str, Vec<(&str, String)>)], example: bool) -> String {
+    let mut out = String::from(
+        "\nConnector settings: paste one table as the [source] and one as the [sink] of a config\n\
+         (a table that reads [source] serves as [sink] too, renamed):\n",
+    );
+    for (i, (vendor, settings)) in blocks.iter().enumerate() {
+        let header = if i == 0 { "source" } else { "sink" };
+        let _ = writeln!(out, "\n[{header}]");
+        let _ = writeln!(out, "connector = {}", toml::Value::from(*vendor));
+        for (key, value) in settings {
+            let _ = writeln!(out, "{key} = {}", toml::Value::from(value.as_str()));
+        }
+    }
+    let _ = writeln!(out);
+    if example {
+        let _ = writeln!(
+            out,
+            "For example: ferry migrate --config examples/sandbox.toml (HubSpot to Salesforce)"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "examples/sandbox.toml names the fixed ports (18081-18085), not these: write a config \
+             with a [source] and a [sink] table from above"
+        );
+    }
+    out
+}
+
 /// Splits a `VENDOR=VALUE` flag value.
 fn vendor_flag<'a>(flag: &str, text: &'a str, value: &str) -> Result<(&'a str, &'a str), CliError> {
     text.split_once('=').ok_or_else(|| {
@@ -257,23 +286,33 @@ fn vendor_flag<'a>(flag: &str, text: &'a str, value: &str) -> Result<(&'a str, &
     })
 }
 
+/// "request", "3 requests": how often a fault recurs.
+fn every(n: u64) -> String {
+    if n == 1 {
+        "request".to_owned()
+    } else {
+        count(n, "request", "requests")
+    }
+}
+
 /// A one-line account of a fault profile, for the start-up banner.
 fn describe_faults(f: &Faults) -> String {
     let mut parts = Vec::new();
     if let Some(n) = f.throttle_every {
-        parts.push(format!("429 every {n} requests"));
+        parts.push(format!("429 every {}", every(n)));
     }
     if let Some(s) = f.storm {
         parts.push(format!(
-            "429 storms of {} every {} requests",
-            s.burst, s.every
+            "429 storms of {} every {}",
+            s.burst,
+            every(s.every)
         ));
     }
     if let Some(secs) = f.retry_after_secs {
         parts.push(format!("Retry-After {secs}s"));
     }
     if let Some(n) = f.unavailable_every {
-        parts.push(format!("503 every {n} requests"));
+        parts.push(format!("503 every {}", every(n)));
     }
     if let Some(p) = f.server_errors {
         parts.push(format!("{p}% 5xx"));
@@ -304,7 +343,7 @@ fn describe_faults(f: &Faults) -> String {
         parts.push(format!("{} ms added to every request", latency.as_millis()));
     }
     if let Some(n) = f.expire_after {
-        parts.push(format!("tokens expire every {n} requests"));
+        parts.push(format!("tokens expire every {}", every(n)));
     }
     parts.join(", ")
 }
@@ -322,4 +361,61 @@ async fn wait_for_shutdown() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks() -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+        ["hubspot", "salesforce", "zoho"]
+            .iter()
+            .map(|v| {
+                let spec = ferry_sandbox::emulator(v).expect("a known emulator");
+                (
+                    spec.vendor,
+                    (spec.connector_settings)("http://127.0.0.1:40123"),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_banner_settings_are_tables_a_config_can_take() {
+        let text = settings_text(&blocks(), true);
+        let tables: Vec<&str> = text
+            .split("\n\n")
+            .filter(|b| b.starts_with("[source]") || b.starts_with("[sink]"))
+            .collect();
+        assert_eq!(tables.len(), 3, "{text}");
+        for table in tables {
+            let parsed: toml::Table =
+                toml::from_str(table).unwrap_or_else(|e| panic!("not valid TOML: {e}\n{table}"));
+            let (_, settings) = parsed.iter().next().expect("one table");
+            let connector = settings.get("connector").and_then(|c| c.as_str());
+            assert!(connector.is_some(), "{table}");
+            assert!(table.contains("http://127.0.0.1:40123"), "{table}");
+        }
+        assert!(text.contains("token = \"${HUBSPOT_TOKEN}\""), "{text}");
+        assert!(text.contains("examples/sandbox.toml (HubSpot"), "{text}");
+    }
+
+    #[test]
+    fn faults_every_request_are_not_plural() {
+        let faults = Faults {
+            throttle_every: Some(1),
+            unavailable_every: Some(7),
+            ..Faults::default()
+        };
+        let text = describe_faults(&faults);
+        assert!(text.contains("429 every request"), "{text}");
+        assert!(text.contains("503 every 7 requests"), "{text}");
+    }
+
+    #[test]
+    fn other_ports_do_not_suggest_the_example_config() {
+        let text = settings_text(&blocks(), false);
+        assert!(!text.contains("For example: ferry migrate"), "{text}");
+        assert!(text.contains("not these"), "{text}");
+    }
 }

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use ferry_core::{Failure, Outcome, Report};
+use ferry_core::report::count;
+use ferry_core::{ErrorKind, Failure, Outcome, Report};
 
 use crate::hardening;
 
@@ -22,6 +23,9 @@ pub fn human(report: &Report) -> String {
         }
         Outcome::Failed => "FAILED before finishing",
         Outcome::Interrupted => "STOPPED on request before finishing",
+        Outcome::NotInSink => {
+            "every record in the sink agrees with the source; some source records are NOT IN THE SINK (listed below)"
+        }
     };
     let _ = writeln!(
         out,
@@ -32,16 +36,31 @@ pub fn human(report: &Report) -> String {
         report.elapsed_ms as f64 / 1000.0
     );
     if let Some(error) = &report.error {
-        let _ = writeln!(out, "error: {error}");
+        let kind = report.error_kind.map_or("", ErrorKind::as_str);
+        let _ = writeln!(out, "error ({kind}): {error}");
+    }
+    let not_in_sink: u64 = report.objects.iter().map(|o| o.not_in_sink).sum();
+    if not_in_sink > 0 {
+        let _ = writeln!(
+            out,
+            "{} not in {} (never written: refused during the migration, or not migrated yet); \
+             nothing written differs because of them",
+            count(not_in_sink, "source record is", "source records are"),
+            report.sink
+        );
     }
     let resumed: u64 = report.objects.iter().map(|o| o.already_done).sum();
     if resumed > 0 {
         let _ = writeln!(
             out,
-            "resumed from the checkpoint: {resumed} records were settled by earlier runs and not read again"
+            "resumed from the checkpoint: {} settled by earlier runs and not read again",
+            count(resumed, "record was", "records were")
         );
     }
-    if matches!(report.outcome, Outcome::Interrupted | Outcome::Failed) {
+    // Only a migration keeps a checkpoint: a verify has nothing to resume.
+    if report.command == "migrate"
+        && matches!(report.outcome, Outcome::Interrupted | Outcome::Failed)
+    {
         let _ = match &report.checkpoint {
             Some(path) => writeln!(
                 out,
@@ -69,18 +88,27 @@ pub fn human(report: &Report) -> String {
         if o.unprocessed > 0 {
             let _ = writeln!(
                 out,
-                "{:<10} {} records read but not processed because the run stopped",
-                "", o.unprocessed
+                "{:<10} {} read but not processed because the run stopped",
+                "",
+                count(o.unprocessed, "record", "records")
+            );
+        }
+        if o.not_in_sink > 0 {
+            let _ = writeln!(
+                out,
+                "{:<10} {} not in the sink",
+                "",
+                count(o.not_in_sink, "record", "records")
             );
         }
         if o.extra_in_sink > 0 {
             let _ = writeln!(
                 out,
-                "{:<10} EXTRA IN SINK: {} holds {} records with a source id, {} more than this run read back \
+                "{:<10} EXTRA IN SINK: {} holds {} with a source id, {} more than this run read back \
                  (duplicates, or records whose source record is gone)",
                 "",
                 report.sink,
-                o.in_sink.unwrap_or_default(),
+                count(o.in_sink.unwrap_or_default(), "record", "records"),
                 o.extra_in_sink
             );
         }
@@ -95,16 +123,16 @@ pub fn human(report: &Report) -> String {
         let state = if o.digests_match { "match" } else { "DIFFER" };
         let _ = writeln!(
             out,
-            "  {name:<10} sent      {} ({} records)",
+            "  {name:<10} sent      {} ({})",
             o.sent_digest.hex(),
-            o.sent_digest.count()
+            count(o.sent_digest.count(), "record", "records")
         );
         let _ = writeln!(
             out,
-            "  {:<10} read back {} ({} records) {state}",
+            "  {:<10} read back {} ({}) {state}",
             "",
             o.read_back_digest.hex(),
-            o.read_back_digest.count()
+            count(o.read_back_digest.count(), "record", "records")
         );
     }
     for o in report
@@ -162,6 +190,19 @@ fn list(out: &mut String, title: &str, entries: &[Failure]) {
     }
 }
 
+/// The JSON report of a `migrate` or `verify` that stopped before it could run (a config error,
+/// a connector that could not be built): the same `outcome`, `error` and `error_kind` fields as
+/// a full report, so a CI job parses both alike.
+pub fn json_error(command: &str, kind: ErrorKind, error: &anyhow::Error) -> String {
+    let value = serde_json::json!({
+        "command": command,
+        "outcome": Outcome::Failed,
+        "error": format!("{error:#}"),
+        "error_kind": kind,
+    });
+    serde_json::to_string_pretty(&value).unwrap_or_default()
+}
+
 /// The whole report as JSON, with the sandbox status (see [`sandbox`]) under `"sandbox"` when
 /// the command sealed itself.
 pub fn json(report: &Report, sandbox: Option<&hardening::Status>) -> anyhow::Result<String> {
@@ -217,6 +258,52 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+
+    fn report(command: &'static str, outcome: Outcome) -> Report {
+        Report {
+            command,
+            source: "hubspot",
+            sink: "salesforce",
+            outcome,
+            error: None,
+            error_kind: None,
+            objects: vec![ferry_core::report::ObjectReport {
+                object: Some(ferry_core::ObjectType::Contacts),
+                read: 11,
+                verified: 10,
+                unprocessed: 1,
+                ..Default::default()
+            }],
+            failures: Vec::new(),
+            warnings: Vec::new(),
+            source_http: Default::default(),
+            sink_http: Default::default(),
+            elapsed_ms: 10,
+            interrupted: true,
+            checkpoint: None,
+        }
+    }
+
+    #[test]
+    fn an_interrupted_verify_speaks_of_no_checkpoint_and_counts_in_the_singular() {
+        let text = human(&report("verify", Outcome::Interrupted));
+        assert!(text.contains("1 record read but not processed"), "{text}");
+        assert!(!text.contains("checkpoint"), "{text}");
+        // A migration does tell how to resume.
+        let text = human(&report("migrate", Outcome::Interrupted));
+        assert!(text.contains("no checkpoint is configured"), "{text}");
+    }
+
+    #[test]
+    fn the_error_kind_is_shown_with_the_error() {
+        let mut r = report("migrate", Outcome::Failed);
+        r.fail(ErrorKind::Network, "hubspot: GET /x: network error".into());
+        let text = human(&r);
+        assert!(
+            text.contains("error (network): hubspot: GET /x: network error"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn the_sandbox_line_says_what_is_enforced() {

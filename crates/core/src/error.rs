@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::report::ErrorKind;
+
 /// A failure of a whole request or operation (not of one record: see [`crate::RecordRejection`]).
 ///
 /// Messages name the vendor and the endpoint (method and path, never a query string or body),
@@ -36,7 +38,8 @@ pub enum ConnectorError {
 
     /// Retries were exhausted on a transient failure.
     #[error(
-        "{vendor}: {endpoint}: still failing after {attempts} attempts over {elapsed:?}: {last}"
+        "{vendor}: {endpoint}: still failing after {} over {elapsed:?}: {last}",
+        attempts_text(.attempts)
     )]
     RetriesExhausted {
         vendor: &'static str,
@@ -90,5 +93,113 @@ impl ConnectorError {
     }
 }
 
+/// "1 attempt", "3 attempts".
+fn attempts_text(n: &usize) -> String {
+    crate::report::count(*n as u64, "attempt", "attempts")
+}
+
+impl ConnectorError {
+    /// Whose fault this error is, for the report's `error_kind` and the exit code.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ConnectorError::Network { .. } => ErrorKind::Network,
+            ConnectorError::Auth { .. } => ErrorKind::Credentials,
+            ConnectorError::Status { .. } | ConnectorError::Malformed { .. } => ErrorKind::Vendor,
+            // The last transient failure says whose: an HTTP status (5xx, 429) is the vendor's
+            // answer; anything else (refused, reset, timed out) never got one.
+            ConnectorError::RetriesExhausted { last, .. } => {
+                if last.starts_with("HTTP ") {
+                    ErrorKind::Vendor
+                } else {
+                    ErrorKind::Network
+                }
+            }
+            ConnectorError::Setup { .. }
+            | ConnectorError::Config { .. }
+            | ConnectorError::Unsupported { .. } => ErrorKind::Config,
+        }
+    }
+}
+
 /// Result alias for connector operations.
 pub type ConnectorResult<T> = Result<T, ConnectorError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_says_whose_fault_it_is() {
+        let vendor = "hubspot";
+        let endpoint = String::from("GET /crm/v3/objects/contacts");
+        let exhausted = |last: &str| ConnectorError::RetriesExhausted {
+            vendor,
+            endpoint: endpoint.clone(),
+            attempts: 3,
+            elapsed: Duration::from_secs(1),
+            last: last.into(),
+        };
+        let cases = [
+            (
+                ConnectorError::Network {
+                    vendor,
+                    endpoint: endpoint.clone(),
+                    detail: "could not connect".into(),
+                },
+                ErrorKind::Network,
+            ),
+            (
+                ConnectorError::Auth {
+                    vendor,
+                    endpoint: endpoint.clone(),
+                    status: 401,
+                    detail: String::new(),
+                },
+                ErrorKind::Credentials,
+            ),
+            (
+                ConnectorError::Status {
+                    vendor,
+                    endpoint: endpoint.clone(),
+                    status: 400,
+                    detail: String::new(),
+                },
+                ErrorKind::Vendor,
+            ),
+            (exhausted("HTTP 503"), ErrorKind::Vendor),
+            (exhausted("could not connect (refused)"), ErrorKind::Network),
+            (
+                ConnectorError::Config {
+                    vendor,
+                    key: "token".into(),
+                    detail: String::new(),
+                },
+                ErrorKind::Config,
+            ),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
+        }
+    }
+
+    #[test]
+    fn one_attempt_is_not_plural() {
+        let error = |attempts| ConnectorError::RetriesExhausted {
+            vendor: "zoho",
+            endpoint: "GET /crm/v6/Accounts".into(),
+            attempts,
+            elapsed: Duration::from_millis(5),
+            last: "HTTP 503".into(),
+        };
+        assert!(
+            error(1).to_string().contains("after 1 attempt over"),
+            "{}",
+            error(1)
+        );
+        assert!(
+            error(4).to_string().contains("after 4 attempts over"),
+            "{}",
+            error(4)
+        );
+    }
+}

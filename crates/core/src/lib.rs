@@ -21,5 +21,5 @@ pub use error::{ConnectorError, ConnectorResult};
 pub use kit::ConnectorSpec;
 pub use model::{FieldSpec, FieldType, ObjectType, Record, Value, field};
 pub use pipeline::{Mode, RunOptions, run};
-pub use report::{Failure, Outcome, Progress, Report, Stage};
+pub use report::{ErrorKind, Failure, Outcome, Progress, Report, Stage};
 pub use secret::{SecretError, SecretRef};

@@ -22,8 +22,32 @@ use crate::error::{ConnectorError, ConnectorResult};
 use crate::model::{ObjectType, Record, Value};
 use crate::quality::{Action, QualityChecker, QualityRules};
 use crate::report::{
-    Failure, HttpReport, ObjectProgress, ObjectReport, Outcome, Progress, Report, Stage,
+    ErrorKind, Failure, HttpReport, ObjectProgress, ObjectReport, Outcome, Progress, Report, Stage,
 };
+
+/// Why an object's run stopped: a connector's error, or a fault of the engine itself (the
+/// checkpoint could not be saved, a task died), told apart so the report keeps whose fault it was.
+#[derive(Debug, thiserror::Error)]
+enum StageError {
+    /// A source's or sink's error.
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    /// ferry's own fault.
+    #[error("ferry: {0}")]
+    Internal(String),
+}
+
+impl StageError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StageError::Connector(e) => e.kind(),
+            StageError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// The result of a pipeline stage.
+type StageResult<T> = Result<T, StageError>;
 
 /// What a run does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +189,7 @@ impl Shared {
     }
 
     /// Marks `n` records of page `seq` settled, moving the checkpoint when a prefix of pages is.
-    fn settle(&self, seq: u64, n: u64) -> ConnectorResult<()> {
+    fn settle(&self, seq: u64, n: u64) -> StageResult<()> {
         let mut ledger = self.ledger();
         if let Some(page) = ledger.page(seq) {
             page.outstanding = page.outstanding.saturating_sub(n);
@@ -189,7 +213,7 @@ impl Shared {
         downstream: u64,
         settled_now: u64,
         next: Option<String>,
-    ) -> ConnectorResult<()> {
+    ) -> StageResult<()> {
         let mut ledger = self.ledger();
         if let Some(page) = ledger.page(seq) {
             page.total = downstream + settled_now;
@@ -199,7 +223,7 @@ impl Shared {
         self.after_change(ledger)
     }
 
-    fn after_change(&self, mut ledger: std::sync::MutexGuard<'_, Ledger>) -> ConnectorResult<()> {
+    fn after_change(&self, mut ledger: std::sync::MutexGuard<'_, Ledger>) -> StageResult<()> {
         if !ledger.advance() {
             return Ok(());
         }
@@ -214,10 +238,7 @@ impl Shared {
         drop(ledger);
         checkpoint
             .record(self.object, progress)
-            .map_err(|e| ConnectorError::Setup {
-                vendor: "ferry",
-                detail: format!("cannot save progress: {e}"),
-            })
+            .map_err(|e| StageError::Internal(format!("cannot save progress: {e}")))
     }
 
     fn failure(&self, source_id: &str, stage: Stage, code: &str, reason: String) -> Failure {
@@ -250,6 +271,7 @@ pub async fn run(
         sink: sink.vendor(),
         outcome: Outcome::Failed,
         error: None,
+        error_kind: None,
         objects: Vec::new(),
         failures: Vec::new(),
         warnings: Vec::new(),
@@ -271,6 +293,9 @@ pub async fn run(
     for &object in &options.objects {
         let counters = progress.of(object).unwrap_or(&fallback);
         let earlier = checkpoint.map(|c| c.object(object)).unwrap_or_default();
+        counters
+            .already_done
+            .store(earlier.settled, Ordering::Relaxed);
         let mut object_report = ObjectReport {
             object: Some(object),
             already_done: earlier.settled,
@@ -338,16 +363,18 @@ pub async fn run(
         let r = &mut tally.report;
         r.digests_match =
             r.sent_digest == r.read_back_digest && r.verified == r.sent_digest.count();
+        // Records read but not settled: `migrate` settles a record when it is written or
+        // fails; `verify` writes nothing and settles a record when it is compared.
+        let settled = match mode {
+            Mode::Migrate => r.written + r.failed + r.skipped,
+            Mode::Verify => r.verified + r.mismatched + r.not_in_sink + r.failed + r.skipped,
+        };
         if let Err(e) = result {
-            let settled = match mode {
-                Mode::Migrate => r.written + r.failed + r.skipped,
-                Mode::Verify => r.verified + r.mismatched + r.failed + r.skipped,
-            };
             r.unprocessed = r.read.saturating_sub(settled);
-            tracing::error!(object = %object, error = %e, "run stopped");
-            report.error = Some(e.to_string());
+            tracing::error!(object = %object, error = %e, kind = %e.kind(), "run stopped");
+            report.fail(e.kind(), e.to_string());
         } else if shared.interrupted.load(Ordering::Relaxed) {
-            r.unprocessed = r.read.saturating_sub(r.written + r.failed + r.skipped);
+            r.unprocessed = r.read.saturating_sub(settled);
         }
         report.objects.push(tally.report);
         report.failures.append(&mut tally.failures);
@@ -366,10 +393,8 @@ pub async fn run(
         } else {
             checkpoint.save()
         };
-        if let Err(e) = saved {
-            report
-                .error
-                .get_or_insert_with(|| format!("cannot save progress: {e}"));
+        if let (Err(e), None) = (saved, &report.error) {
+            report.fail(ErrorKind::Internal, format!("cannot save progress: {e}"));
         }
     }
     report.source_http = http_report(source.http_stats());
@@ -382,7 +407,7 @@ pub async fn run(
 /// Compares the sink's count of records carrying a source id with the records this run read
 /// back, and books any surplus: duplicates (a lost create answer that was retried, say) or
 /// records whose source record is gone. Only meaningful after a whole read of the source.
-async fn count_extras(sink: &Arc<dyn Sink>, shared: &Shared) -> ConnectorResult<()> {
+async fn count_extras(sink: &Arc<dyn Sink>, shared: &Shared) -> StageResult<()> {
     let object = shared.object;
     let Some(in_sink) = sink.count_with_source_id(object).await? else {
         tracing::debug!(%object, "the sink cannot count its records with a source id");
@@ -418,7 +443,7 @@ async fn run_object(
     (start, known_parents): (Option<String>, Option<Arc<crate::quality::HashSeen>>),
     shared: &Arc<Shared>,
     counters: &ObjectProgress,
-) -> ConnectorResult<()> {
+) -> StageResult<()> {
     let object = shared.object;
     let in_flight = options.batches_in_flight.max(1);
     let batch_size = sink.batch_size(object).max(1);
@@ -442,7 +467,7 @@ async fn run_object(
         shared,
         counters,
     );
-    let verifier = verify_stage(sink, in_flight, verify_rx, shared, counters);
+    let verifier = verify_stage(sink, mode, in_flight, verify_rx, shared, counters);
     // The count only feeds progress bars: it runs beside the read and may fail quietly.
     let count = async {
         if let Ok(Some(n)) = source.count(object).await {
@@ -486,7 +511,7 @@ async fn read_stage(
     tx: mpsc::Sender<Batch>,
     shared: &Shared,
     counters: &ObjectProgress,
-) -> ConnectorResult<()> {
+) -> StageResult<()> {
     let ReadPlan {
         mut quality,
         batch_size,
@@ -590,7 +615,8 @@ async fn read_stage(
                     endpoint: format!("{} page", shared.object),
                     detail: "the next-page cursor equals the current one; paging would never end"
                         .into(),
-                });
+                }
+                .into());
             }
             Some(next) => cursor = Some(next),
             None => break,
@@ -658,16 +684,15 @@ impl Pager {
     }
 
     /// The next page in order. Only asked for after a page that named a next one.
-    async fn next(&mut self) -> ConnectorResult<crate::connector::Page> {
+    async fn next(&mut self) -> StageResult<crate::connector::Page> {
         match self.pages.recv().await {
-            Some(page) => page.await.map_err(|e| internal(self.vendor, "read", e))?,
+            Some(page) => Ok(page.await.map_err(|e| internal(self.vendor, "read", e))??),
             None => match (&mut self.task).await {
                 Err(e) => Err(internal(self.vendor, "read", e)),
-                Ok(()) => Err(ConnectorError::Malformed {
-                    vendor: self.vendor,
-                    endpoint: "read".into(),
-                    detail: "the page reader ended before the last page".into(),
-                }),
+                Ok(()) => Err(StageError::Internal(format!(
+                    "the page reader ({}) ended before the last page",
+                    self.vendor
+                ))),
             },
         }
     }
@@ -685,10 +710,7 @@ impl Drop for Pager {
 }
 
 /// Verify mode: records go straight from the reader to the verifier.
-async fn forward_stage(
-    mut rx: mpsc::Receiver<Batch>,
-    tx: mpsc::Sender<Batch>,
-) -> ConnectorResult<()> {
+async fn forward_stage(mut rx: mpsc::Receiver<Batch>, tx: mpsc::Sender<Batch>) -> StageResult<()> {
     while let Some(batch) = rx.recv().await {
         if tx.send(batch).await.is_err() {
             break;
@@ -705,7 +727,7 @@ async fn write_stage(
     tx: mpsc::Sender<Batch>,
     shared: &Shared,
     counters: &ObjectProgress,
-) -> ConnectorResult<()> {
+) -> StageResult<()> {
     let object = shared.object;
     let mut tasks: JoinSet<(Batch, ConnectorResult<Vec<crate::RecordOutcome>>)> = JoinSet::new();
     let mut input_open = true;
@@ -740,7 +762,7 @@ fn settle_writes(
     outcomes: Vec<crate::RecordOutcome>,
     shared: &Shared,
     counters: &ObjectProgress,
-) -> ConnectorResult<Batch> {
+) -> StageResult<Batch> {
     let in_order = outcomes.len() == batch.len()
         && outcomes
             .iter()
@@ -755,7 +777,8 @@ fn settle_writes(
                 outcomes.len(),
                 batch.len()
             ),
-        });
+        }
+        .into());
     }
     let mut accepted = Batch::default();
     let mut rejected_pages = Vec::new();
@@ -800,11 +823,12 @@ fn settle_writes(
 /// Reads written records back from the sink in chunks and compares checksums.
 async fn verify_stage(
     sink: &Arc<dyn Sink>,
+    mode: Mode,
     in_flight: usize,
     mut rx: mpsc::Receiver<Batch>,
     shared: &Arc<Shared>,
     counters: &ObjectProgress,
-) -> ConnectorResult<()> {
+) -> StageResult<()> {
     let object = shared.object;
     let chunk_size = sink.read_back_size(object).max(1);
     let mut pending = Batch::default();
@@ -839,7 +863,7 @@ async fn verify_stage(
             },
             Some(joined) = tasks.join_next() => {
                 let (sent, back) = joined.map_err(|e| internal(sink.vendor(), "read-back", e))?;
-                let pages = compare(sent, back?, shared, counters);
+                let pages = compare(mode, sent, back?, shared, counters);
                 for page in pages {
                     shared.settle(page, 1)?;
                 }
@@ -851,21 +875,48 @@ async fn verify_stage(
 
 /// Compares what was sent with what came back, record by record; returns the pages of the
 /// records it settled.
-fn compare(sent: Batch, back: Vec<Record>, shared: &Shared, counters: &ObjectProgress) -> Vec<u64> {
+///
+/// A record absent from the sink is a mismatch in `migrate` (the sink accepted it moments
+/// ago), but in `verify` it was simply never written (refused during the migration, or not
+/// migrated yet): counted apart as not in the sink, since nothing written differs.
+fn compare(
+    mode: Mode,
+    sent: Batch,
+    back: Vec<Record>,
+    shared: &Shared,
+    counters: &ObjectProgress,
+) -> Vec<u64> {
     let back: HashMap<&str, &Record> = back.iter().map(|r| (r.source_id.as_str(), r)).collect();
     let mut verified = 0u64;
     let mut tally = shared.tally();
     for record in &sent.records {
         let expected = record_digest(record, &shared.projection);
-        tally.report.sent_digest.add(&expected);
         let Some(stored) = back.get(record.source_id.as_str()) else {
-            tally.report.mismatched += 1;
-            let reason = "not found in the sink when read back by its source id".to_owned();
-            let failure = shared.failure(&record.source_id, Stage::Verify, "MISSING", reason);
+            let failure = match mode {
+                Mode::Migrate => {
+                    tally.report.sent_digest.add(&expected);
+                    tally.report.mismatched += 1;
+                    let reason =
+                        "accepted by the sink, then not found when read back by its source id";
+                    shared.failure(&record.source_id, Stage::Verify, "MISSING", reason.into())
+                }
+                Mode::Verify => {
+                    tally.report.not_in_sink += 1;
+                    let reason = "not in the sink (never written: refused during the migration, \
+                                  or not migrated yet)";
+                    shared.failure(
+                        &record.source_id,
+                        Stage::Verify,
+                        "NOT_IN_SINK",
+                        reason.into(),
+                    )
+                }
+            };
             tally.failures.push(failure);
             continue;
         };
         tally.found_in_sink += 1;
+        tally.report.sent_digest.add(&expected);
         let actual = record_digest(stored, &shared.projection);
         tally.report.read_back_digest.add(&actual);
         if actual == expected {
@@ -901,12 +952,9 @@ fn differing_fields(a: &Record, b: &Record, projection: &Projection) -> Vec<Stri
         .collect()
 }
 
-fn internal(vendor: &'static str, stage: &str, e: tokio::task::JoinError) -> ConnectorError {
-    ConnectorError::Malformed {
-        vendor,
-        endpoint: format!("{stage} task"),
-        detail: format!("task failed: {e}"),
-    }
+/// A stage's task that panicked or was cancelled: ferry's fault, not the vendor's.
+fn internal(vendor: &'static str, stage: &str, e: tokio::task::JoinError) -> StageError {
+    StageError::Internal(format!("the {stage} task ({vendor}) died: {e}"))
 }
 
 #[cfg(test)]
@@ -1306,11 +1354,190 @@ mod tests {
         .await;
         let o = &report.objects[0];
         assert_eq!(
-            (o.read, o.written, o.verified, o.mismatched),
-            (25, 0, 20, 5)
+            (o.read, o.written, o.verified, o.mismatched, o.not_in_sink),
+            (25, 0, 20, 0, 5),
+            "records never written are not in the sink, not a mismatch"
         );
-        assert_eq!(report.outcome, Outcome::Mismatch);
-        assert!(report.failures.iter().all(|f| f.code == "MISSING"));
+        assert_eq!(report.outcome, Outcome::NotInSink);
+        assert_eq!(report.exit_code(), 3);
+        assert!(
+            o.digests_match,
+            "what the sink holds agrees with the source"
+        );
+        assert!(report.failures.iter().all(|f| f.code == "NOT_IN_SINK"));
+    }
+
+    #[tokio::test]
+    async fn verify_after_refusals_tells_absent_records_from_differing_ones() {
+        let mut records: Vec<Record> = (0..30).map(|i| contact(i, "Ng")).collect();
+        for i in [3, 17] {
+            records[i] = contact(i, "REFUSE");
+        }
+        records[8].set(field::FIRST_NAME, Value::Text("CORRUPT".into()));
+        let sink = Arc::new(MemorySink::default());
+        let migrated = migrate(records.clone(), Arc::clone(&sink)).await;
+        assert_eq!(migrated.objects[0].failed, 2);
+        // The source is read again as it is, refused records included; the refused last name
+        // is fixed in the source meanwhile, which changes nothing: they were never written.
+        let source = Arc::new(MemorySource { records, page: 5 });
+        let options = RunOptions {
+            objects: vec![ObjectType::Contacts],
+            ..RunOptions::default()
+        };
+        let progress = Arc::new(Progress::new(&options.objects));
+        let report = run(Mode::Verify, source, sink, &options, progress).await;
+        let o = &report.objects[0];
+        assert_eq!(
+            (o.read, o.verified, o.mismatched, o.not_in_sink),
+            (30, 27, 1, 2)
+        );
+        assert_eq!(report.outcome, Outcome::Mismatch, "a differing record wins");
+        let codes: Vec<(&str, &str)> = report
+            .failures
+            .iter()
+            .map(|f| (f.source_id.as_str(), f.code.as_str()))
+            .collect();
+        assert!(codes.contains(&("3", "NOT_IN_SINK")), "{codes:?}");
+        assert!(codes.contains(&("17", "NOT_IN_SINK")), "{codes:?}");
+        assert!(codes.contains(&("8", "CHECKSUM_MISMATCH")), "{codes:?}");
+    }
+
+    /// Flips the stop signal after `after` read-backs: a Ctrl-C during a `verify`.
+    struct StopOnReadBack {
+        inner: MemorySink,
+        stop: watch::Sender<bool>,
+        after: usize,
+        read_backs: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Sink for StopOnReadBack {
+        fn vendor(&self) -> &'static str {
+            "memsink"
+        }
+        fn batch_size(&self, o: ObjectType) -> usize {
+            self.inner.batch_size(o)
+        }
+        fn read_back_size(&self, o: ObjectType) -> usize {
+            self.inner.read_back_size(o)
+        }
+        fn stored_fields(&self, o: ObjectType) -> Vec<String> {
+            self.inner.stored_fields(o)
+        }
+        async fn check(&self) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn upsert(
+            &self,
+            o: ObjectType,
+            records: &[Record],
+        ) -> ConnectorResult<Vec<RecordOutcome>> {
+            self.inner.upsert(o, records).await
+        }
+        async fn read_back(&self, o: ObjectType, ids: &[String]) -> ConnectorResult<Vec<Record>> {
+            if self.read_backs.fetch_add(1, Ordering::SeqCst) + 1 == self.after {
+                let _ = self.stop.send(true);
+            }
+            self.inner.read_back(o, ids).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_verify_counts_verified_records_as_processed() {
+        let records: Vec<Record> = (0..200).map(|i| contact(i, "Ng")).collect();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let sink = Arc::new(StopOnReadBack {
+            inner: MemorySink::default(),
+            stop: stop_tx,
+            after: 3,
+            read_backs: AtomicUsize::new(0),
+        });
+        for r in records.chunks(7) {
+            sink.inner.upsert(ObjectType::Contacts, r).await.unwrap();
+        }
+        let options = RunOptions {
+            objects: vec![ObjectType::Contacts],
+            stop: Some(stop_rx),
+            ..RunOptions::default()
+        };
+        let source = Arc::new(MemorySource { records, page: 5 });
+        let progress = Arc::new(Progress::new(&options.objects));
+        let report = run(Mode::Verify, source, sink, &options, progress).await;
+        assert_eq!(report.outcome, Outcome::Interrupted);
+        assert_eq!(report.error_kind, Some(ErrorKind::Interrupted));
+        let o = &report.objects[0];
+        assert!(o.verified > 0 && o.read < 200, "{o:?}");
+        assert_eq!(
+            o.unprocessed,
+            o.read - o.verified,
+            "verified records are processed: {o:?}"
+        );
+    }
+
+    /// A sink whose writes panic: a fault of the engine's task, not of a vendor.
+    struct PanickingSink(MemorySink);
+
+    #[async_trait]
+    impl Sink for PanickingSink {
+        fn vendor(&self) -> &'static str {
+            "memsink"
+        }
+        fn batch_size(&self, o: ObjectType) -> usize {
+            self.0.batch_size(o)
+        }
+        fn read_back_size(&self, o: ObjectType) -> usize {
+            self.0.read_back_size(o)
+        }
+        fn stored_fields(&self, o: ObjectType) -> Vec<String> {
+            self.0.stored_fields(o)
+        }
+        async fn check(&self) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn upsert(&self, _: ObjectType, _: &[Record]) -> ConnectorResult<Vec<RecordOutcome>> {
+            panic!("a bug in the write task")
+        }
+        async fn read_back(&self, o: ObjectType, ids: &[String]) -> ConnectorResult<Vec<Record>> {
+            self.0.read_back(o, ids).await
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_keep_their_kind_to_the_report() {
+        let records: Vec<Record> = (0..20).map(|i| contact(i, "Ng")).collect();
+        let options = RunOptions {
+            objects: vec![ObjectType::Contacts],
+            ..RunOptions::default()
+        };
+        let source = Arc::new(MemorySource {
+            records: records.clone(),
+            page: 5,
+        });
+        let sink = Arc::new(PanickingSink(MemorySink::default()));
+        let progress = Arc::new(Progress::new(&options.objects));
+        let report = run(Mode::Migrate, source, sink, &options, progress).await;
+        assert_eq!(report.outcome, Outcome::Failed);
+        assert_eq!(report.error_kind, Some(ErrorKind::Internal), "{report:?}");
+        let error = report.error.unwrap_or_default();
+        assert!(error.starts_with("ferry: "), "{error}");
+
+        // A cursor that repeats is the vendor's fault.
+        let source = Arc::new(CountingSource {
+            pages: 5,
+            stuck_at: Some(2),
+            reads: AtomicUsize::new(0),
+        });
+        let progress = Arc::new(Progress::new(&options.objects));
+        let sink = Arc::new(MemorySink::default());
+        let report = run(Mode::Migrate, source, sink, &options, progress).await;
+        assert_eq!(report.error_kind, Some(ErrorKind::Vendor), "{report:?}");
+        assert_eq!(report.exit_code(), 1);
     }
 
     /// Flips the stop signal after `after` upserts, like an operator's Ctrl-C mid-run.
@@ -1420,14 +1647,21 @@ mod tests {
             ..RunOptions::default()
         };
         let source = Arc::new(MemorySource { records, page: 5 });
+        let progress = Arc::new(Progress::new(&options.objects));
         let second = run(
             Mode::Migrate,
             source,
             Arc::clone(&sink) as Arc<dyn Sink>,
             &options,
-            Arc::new(Progress::new(&options.objects)),
+            Arc::clone(&progress),
         )
         .await;
+        let live = progress.of(ObjectType::Contacts).unwrap();
+        assert_eq!(
+            live.already_done.load(Ordering::Relaxed),
+            saved.settled,
+            "the progress display starts from the checkpoint's count, not from zero"
+        );
         assert_eq!(second.outcome, Outcome::Verified, "{second:?}");
         let o = &second.objects[0];
         assert_eq!(o.already_done, saved.settled);

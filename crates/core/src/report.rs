@@ -58,8 +58,12 @@ pub struct ObjectReport {
     pub skipped: u64,
     /// Records read back from the sink with a checksum equal to the one written.
     pub verified: u64,
-    /// Records whose read-back differs from what was written, or is missing.
+    /// Records whose read-back differs from what was written, or (`migrate`) that the sink
+    /// accepted and then could not find.
     pub mismatched: u64,
+    /// `verify`: source records the sink does not hold at all (never written: refused during
+    /// the migration, or not migrated yet). Not a mismatch: nothing written differs.
+    pub not_in_sink: u64,
     /// Records read but neither written nor failed because the run stopped.
     pub unprocessed: u64,
     /// Aggregate digest of the records the sink accepted, as they were sent.
@@ -108,6 +112,9 @@ pub enum Outcome {
     Failed,
     /// The run was asked to stop (SIGINT/SIGTERM) and stopped cleanly before finishing.
     Interrupted,
+    /// `verify`: every record found in the sink agrees with the source, but some source records
+    /// are not in the sink at all (listed; typically the ones refused during the migration).
+    NotInSink,
 }
 
 impl Outcome {
@@ -116,9 +123,54 @@ impl Outcome {
         match self {
             Outcome::Verified => 0,
             Outcome::Failed => 1,
-            Outcome::RecordsFailed | Outcome::Mismatch => 3,
+            Outcome::RecordsFailed | Outcome::Mismatch | Outcome::NotInSink => 3,
             Outcome::Interrupted => 4,
         }
+    }
+}
+
+/// `n` followed by the singular or the plural noun: "1 record", "2 records". Every count in a
+/// message goes through it, so that none says "1 attempts".
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Whose fault an error is, kept from where it happened to the end of the run so that a CI job
+/// can branch on it (`error_kind` in `--report json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// ferry's configuration, or the vendor account's setup, is wrong: the operator fixes it.
+    Config,
+    /// The vendor refused the credentials or their permissions.
+    Credentials,
+    /// The vendor could not be reached, or the connection failed or timed out.
+    Network,
+    /// The vendor answered with an error or an answer ferry cannot understand.
+    Vendor,
+    /// A fault of ferry itself: the checkpoint could not be saved, a task died.
+    Internal,
+    /// The run was asked to stop (SIGINT/SIGTERM).
+    Interrupted,
+}
+
+impl ErrorKind {
+    /// The name used in `--report json` and the human summary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "config",
+            ErrorKind::Credentials => "credentials",
+            ErrorKind::Network => "network",
+            ErrorKind::Vendor => "vendor",
+            ErrorKind::Internal => "internal",
+            ErrorKind::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -135,6 +187,9 @@ pub struct Report {
     pub outcome: Outcome,
     /// The error that stopped the run, if one did.
     pub error: Option<String>,
+    /// Whose fault `error` is; `interrupted` when the run was stopped on request (then `error`
+    /// is `null`); `null` when the run ended without either.
+    pub error_kind: Option<ErrorKind>,
     /// Per-object counts and digests, in the order they ran.
     pub objects: Vec<ObjectReport>,
     /// Every record that failed, by source id and reason.
@@ -172,9 +227,29 @@ impl Report {
             .any(|o| o.failed > 0 || o.unprocessed > 0)
         {
             Outcome::RecordsFailed
+        } else if self.objects.iter().any(|o| o.not_in_sink > 0) {
+            Outcome::NotInSink
         } else {
             Outcome::Verified
         };
+        if self.error.is_none() && self.interrupted {
+            self.error_kind = Some(ErrorKind::Interrupted);
+        }
+    }
+
+    /// Records the error that stopped the run and whose fault it is.
+    pub fn fail(&mut self, kind: ErrorKind, message: String) {
+        self.error_kind = Some(kind);
+        self.error = Some(message);
+    }
+
+    /// The process exit code (documented in the README): the outcome's, except that a run
+    /// stopped by a configuration error exits 2 like any other configuration error.
+    pub fn exit_code(&self) -> u8 {
+        match (self.outcome, self.error_kind) {
+            (Outcome::Failed, Some(ErrorKind::Config)) => 2,
+            (outcome, _) => outcome.exit_code(),
+        }
     }
 }
 
@@ -189,6 +264,9 @@ pub struct ObjectProgress {
     pub failed: AtomicU64,
     /// Records verified so far.
     pub verified: AtomicU64,
+    /// Records settled by earlier, interrupted runs (per the checkpoint), which this run does
+    /// not read again: progress and ETA count from there, not from zero.
+    pub already_done: AtomicU64,
     /// The source's count of records, when it could say (0: unknown).
     pub expected: AtomicU64,
     /// Set when this object is finished.

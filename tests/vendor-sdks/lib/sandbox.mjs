@@ -55,7 +55,7 @@ export function startSandbox(vendor, { records = 200, seed = 42, clean = false, 
       clearTimeout(timer);
       child.removeListener("exit", early);
       const line = out.split("\n").find((l) => l.startsWith(`emulator ${vendor} `));
-      const m = line && line.match(/(http:\/\/127\.0\.0\.1:\d+)\s+\((?:seeded: (\d+) companies, (\d+) contacts|empty)\)/);
+      const m = line && line.match(/(http:\/\/127\.0\.0\.1:\d+)\s+\((?:seeded: (\d+) compan(?:y|ies), (\d+) contacts?|empty)\)/);
       if (!m) {
         child.kill("SIGTERM");
         reject(new Error(`cannot find ${vendor}'s URL in:\n${out}`));
