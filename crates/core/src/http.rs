@@ -737,14 +737,33 @@ pub fn endpoint_name(method: &Method, url: &Url) -> String {
 }
 
 /// Parses a configured base URL, refusing plain `http://` anywhere but loopback: customer
-/// data and tokens must never cross a network unencrypted.
+/// data and tokens must never cross a network unencrypted. Also refuses credentials in the URL
+/// (`https://user:password@host`: ferry takes secrets only as references, and a URL gets
+/// printed and logged), a query string and a fragment (a base URL has no use for them, and they
+/// too can carry a key). Errors name the key and never echo the URL as given: at most its
+/// scheme, host, port and path (see [`display_url`]).
 pub fn checked_base_url(vendor: &'static str, key: &str, raw: &str) -> ConnectorResult<Url> {
     let config_error = |detail: String| ConnectorError::Config {
         vendor,
         key: key.to_owned(),
         detail,
     };
-    let url = Url::parse(raw).map_err(|e| config_error(format!("`{raw}` is not a URL: {e}")))?;
+    let url = Url::parse(raw.trim())
+        .map_err(|e| config_error(format!("is not a URL ({e}); expected https://host")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(config_error(
+            "holds a user name or password (`user:password@`); the URL is not shown. ferry takes \
+             credentials only from their own settings, as \"${VARIABLE}\" references: remove \
+             them from the URL"
+                .into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(config_error(format!(
+            "`{}` has a query string or fragment (not shown); give the base URL only",
+            display_url(&url)
+        )));
+    }
     match url.scheme() {
         "https" => {}
         "http" => {
@@ -756,21 +775,38 @@ pub fn checked_base_url(vendor: &'static str, key: &str, raw: &str) -> Connector
             };
             if !loopback {
                 return Err(config_error(format!(
-                    "`{raw}` uses plain http on a non-loopback host; ferry sends customer data and \
-                     credentials only over https (plain http is allowed for 127.0.0.1/localhost emulators)"
+                    "`{}` uses plain http on a non-loopback host; ferry sends customer data and \
+                     credentials only over https (plain http is allowed for 127.0.0.1/localhost emulators)",
+                    display_url(&url)
                 )));
             }
         }
         other => {
             return Err(config_error(format!(
-                "`{raw}` has scheme `{other}`; expected https"
+                "has scheme `{other}`; expected https"
             )));
         }
     }
     if url.cannot_be_a_base() || url.host().is_none() {
-        return Err(config_error(format!("`{raw}` has no host")));
+        return Err(config_error("has no host; expected https://host".into()));
     }
     Ok(url)
+}
+
+/// A URL as error messages may show it: scheme, host, port and path, without any user name,
+/// password, query string or fragment (each can hold a secret or a customer's value).
+pub fn display_url(url: &Url) -> String {
+    let mut shown = format!("{}://", url.scheme());
+    if let Some(host) = url.host_str() {
+        shown.push_str(host);
+    }
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    if !url.cannot_be_a_base() {
+        shown.push_str(url.path());
+    }
+    shown
 }
 
 #[cfg(test)]
@@ -1370,6 +1406,33 @@ mod tests {
             "{err}"
         );
         assert!(checked_base_url("v", "base_url", "ftp://x").is_err());
+        // Credentials in a URL are refused, and neither they nor the URL are echoed.
+        for raw in [
+            "http://user:hunter2-pw@127.0.0.1:1",
+            "https://user:hunter2-pw@api.hubapi.com",
+            "https://hunter2-pw@api.hubapi.com/",
+            "https://api.hubapi.com/?hapikey=hunter2-pw",
+            "https://api.hubapi.com/#hunter2-pw",
+            "ftp://user:hunter2-pw@x",
+            "http://user:hunter2-pw@crm.example.com",
+            "not a url hunter2-pw",
+        ] {
+            let err = checked_base_url("v", "sink.base_url", raw)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("sink.base_url"), "{raw}: {err}");
+            assert!(!err.contains("hunter2"), "{raw}: {err}");
+        }
+        let err = checked_base_url("v", "source.base_url", "http://u:p@127.0.0.1:1")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("user name or password"), "{err}");
+        assert_eq!(
+            display_url(&Url::parse("https://u:p@h.example:8443/a/b?k=v#f").unwrap()),
+            "https://h.example:8443/a/b"
+        );
         assert!(checked_base_url("v", "base_url", "not a url").is_err());
     }
 }

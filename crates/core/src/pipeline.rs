@@ -258,6 +258,7 @@ pub async fn run(
         elapsed_ms: 0,
         interrupted: false,
         checkpoint: None,
+        checkpoint_saved: false,
     };
     let checkpoint = options
         .checkpoint
@@ -366,6 +367,7 @@ pub async fn run(
         } else {
             checkpoint.save()
         };
+        report.checkpoint_saved = saved.is_ok();
         if let Err(e) = saved {
             report
                 .error
