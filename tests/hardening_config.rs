@@ -276,3 +276,53 @@ async fn a_failed_checkpoint_save_is_not_reported_as_saved() {
 fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
+
+/// Vendor data holding an OSC sequence (ESC ] 0 ; … BEL: retitles a terminal) and a newline
+/// (forges a line): `ferry plan` prints them escaped, masked or shown.
+#[tokio::test]
+async fn plan_escapes_control_characters_from_vendor_data() {
+    use ferry_sandbox::{hubspot, salesforce, seed};
+    let mut data = seed::generate(6, 7, &seed::Mess::none());
+    for company in &mut data.companies {
+        company.name = Some("\u{1b}]0;pwned\u{7}Acme\nINFO forged log line".into());
+    }
+    let hub = hubspot::Emulator::new(hubspot::Options::default());
+    hub.seed(&data);
+    let sf = salesforce::Emulator::new(salesforce::Options::default());
+    let any = "127.0.0.1:0".parse().expect("loopback address");
+    let hubspot = ferry_sandbox::serve("hubspot", hub.router(), any)
+        .await
+        .expect("serve hubspot");
+    let salesforce = ferry_sandbox::serve("salesforce", sf.router(), any)
+        .await
+        .expect("serve salesforce");
+    let dir = temp_dir();
+    let path = dir.join("ferry.toml");
+    common::write_config(&path, &hubspot.base_url, &salesforce.base_url, "");
+    let config = path.to_string_lossy().into_owned();
+    for show in [true, false] {
+        let mut args = vec!["plan", "--config", &config];
+        if show {
+            args.push("--show-values");
+        }
+        let out = common::ferry(&args, &common::sandbox_env()).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        assert!(
+            !stdout.contains('\u{1b}') && !stdout.contains('\u{7}'),
+            "raw control characters in: {stdout:?}"
+        );
+        assert!(
+            !stdout.lines().any(|l| l.starts_with("INFO forged")),
+            "a forged line in: {stdout}"
+        );
+        assert!(stdout.contains("\\u{1b}"), "{stdout}");
+        if show {
+            assert!(
+                stdout.contains("\\u{1b}]0;pwned\\u{7}Acme\\nINFO forged log line"),
+                "{stdout}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
