@@ -371,7 +371,13 @@ fn toml_error(text: &str, error: &toml::de::Error) -> anyhow::Error {
 fn line_column(text: &str, at: usize) -> (usize, usize) {
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
@@ -511,7 +517,10 @@ mod tests {
             assert!(!err.contains("SECRETVALUE"), "{case}: {err}");
             assert!(!err.contains("0d1e2f3a"), "{case}: {err}");
             let line_no = if case == "duplicate key" { 6 } else { line_no };
-            assert!(err.contains(&format!("line {line_no}, column")), "{case}: {err}");
+            assert!(
+                err.contains(&format!("line {line_no}, column")),
+                "{case}: {err}"
+            );
             eprintln!("{case}: {err}");
         }
         let err = format!(
@@ -525,8 +534,7 @@ mod tests {
         );
         let err = format!(
             "{:#}",
-            Config::parse(&GOOD.replace("[migration]", "[migration]\nobjects = []"))
-                .unwrap_err()
+            Config::parse(&GOOD.replace("[migration]", "[migration]\nobjects = []")).unwrap_err()
         );
         assert!(err.contains("duplicate key `objects`"), "{err}");
     }
@@ -534,7 +542,10 @@ mod tests {
     #[test]
     fn max_record_bytes_must_be_positive() {
         for bad in ["0", "2000000000"] {
-            let text = GOOD.replace("[migration]", &format!("[migration]\nmax_record_bytes = {bad}"));
+            let text = GOOD.replace(
+                "[migration]",
+                &format!("[migration]\nmax_record_bytes = {bad}"),
+            );
             let err = format!("{:#}", Config::parse(&text).unwrap_err());
             assert!(
                 err.contains("migration.max_record_bytes") && err.contains("between 1 and"),
@@ -542,7 +553,10 @@ mod tests {
             );
         }
         let text = GOOD.replace("[migration]", "[migration]\nmax_record_bytes = 2048");
-        assert_eq!(Config::parse(&text).unwrap().migration.max_record_bytes, 2048);
+        assert_eq!(
+            Config::parse(&text).unwrap().migration.max_record_bytes,
+            2048
+        );
     }
 
     fn temp_dir(name: &str) -> PathBuf {
@@ -555,24 +569,38 @@ mod tests {
     fn with_checkpoint(path: &str) -> String {
         GOOD.replace(
             "[migration]",
-            &format!("[migration]\ncheckpoint = {}", toml::Value::String(path.into())),
+            &format!(
+                "[migration]\ncheckpoint = {}",
+                toml::Value::String(path.into())
+            ),
         )
     }
 
     #[test]
     fn the_checkpoint_path_is_checked_at_load() {
         let err = format!("{:#}", Config::parse(&with_checkpoint("")).unwrap_err());
-        assert!(err.contains("migration.checkpoint") && err.contains("empty"), "{err}");
+        assert!(
+            err.contains("migration.checkpoint") && err.contains("empty"),
+            "{err}"
+        );
         let dir = temp_dir("checkpoint");
         let load = |path: &Path| {
             let file = dir.join("ferry.toml");
             std::fs::write(&file, with_checkpoint(&path.to_string_lossy())).unwrap();
-            Config::load(&file).map(|_| ()).map_err(|e| format!("{e:#}"))
+            Config::load(&file)
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
         };
         let err = load(&dir).unwrap_err();
-        assert!(err.contains("migration.checkpoint") && err.contains("is a directory"), "{err}");
+        assert!(
+            err.contains("migration.checkpoint") && err.contains("is a directory"),
+            "{err}"
+        );
         let err = load(&dir.join("missing").join("ck.json")).unwrap_err();
-        assert!(err.contains("migration.checkpoint") && err.contains("missing"), "{err}");
+        assert!(
+            err.contains("migration.checkpoint") && err.contains("missing"),
+            "{err}"
+        );
         std::fs::write(dir.join("file"), "").unwrap();
         let err = load(&dir.join("file").join("ck.json")).unwrap_err();
         assert!(err.contains("not a directory"), "{err}");
@@ -586,13 +614,19 @@ mod tests {
     fn the_config_file_is_capped_and_must_be_utf8() {
         let started = std::time::Instant::now();
         let err = format!("{:#}", Config::load(Path::new("/dev/zero")).unwrap_err());
-        assert!(err.contains("/dev/zero") && err.contains("1024 KiB"), "{err}");
+        assert!(
+            err.contains("/dev/zero") && err.contains("1024 KiB"),
+            "{err}"
+        );
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
         let dir = temp_dir("utf8");
         let file = dir.join("ferry.toml");
         std::fs::write(&file, b"[source]\ntoken = \"pat-\xff\xfeSECRETVALUE\"\n").unwrap();
         let err = format!("{:#}", Config::load(&file).unwrap_err());
-        assert!(err.contains("not UTF-8") && err.contains("line 2, column 14"), "{err}");
+        assert!(
+            err.contains("not UTF-8") && err.contains("line 2, column 14"),
+            "{err}"
+        );
         assert!(!err.contains("SECRETVALUE"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -395,8 +395,10 @@ mod tests {
             "name".into(),
             Value::Text("\u{1b}]0;pwned\u{7}Acme\nINFO forged log line".into()),
         );
-        r.fields
-            .insert("city".into(), Value::Text("\u{202e}nodnoL\u{9b}\u{7f}".into()));
+        r.fields.insert(
+            "city".into(),
+            Value::Text("\u{202e}nodnoL\u{9b}\u{7f}".into()),
+        );
         for show_values in [true, false] {
             let line = preview(&r, show_values);
             assert!(

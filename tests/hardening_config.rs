@@ -101,7 +101,10 @@ async fn a_broken_toml_line_is_located_but_never_shown() {
         for command in ["check", "plan", "migrate"] {
             let (code, output) = run(&[command, "--config", &config], &env()).await;
             assert_eq!(code, 2, "{case}, {command}: {output}");
-            assert!(!output.contains("SECRETVALUE"), "{case}, {command}: {output}");
+            assert!(
+                !output.contains("SECRETVALUE"),
+                "{case}, {command}: {output}"
+            );
             assert!(output.contains(", column "), "{case}, {command}: {output}");
         }
     }

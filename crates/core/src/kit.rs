@@ -153,7 +153,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("integer given") && !err.contains("-7"), "{err}");
+        assert!(
+            err.contains("integer given") && !err.contains("-7"),
+            "{err}"
+        );
         let err = parse_settings::<Example>("v", serde_json::json!({}), "sink")
             .unwrap_err()
             .to_string();

@@ -84,10 +84,7 @@ impl SecretRef {
     /// saying what is wrong; anything else is refused as a literal secret.
     pub fn parse(raw: &str) -> Result<SecretRef, SecretError> {
         let trimmed = raw.trim();
-        let Some(name) = trimmed
-            .strip_prefix("${")
-            .and_then(|r| r.strip_suffix('}'))
-        else {
+        let Some(name) = trimmed.strip_prefix("${").and_then(|r| r.strip_suffix('}')) else {
             return match trimmed.strip_prefix('$') {
                 Some(name) if name_problem(name).is_none() => Err(SecretError::InvalidName(
                     "the braces are missing: write \"${NAME}\", not \"$NAME\"".into(),
@@ -174,7 +171,9 @@ fn name_problem(name: &str) -> Option<String> {
     if name.starts_with(|c: char| c.is_ascii_digit()) {
         return Some("the name starts with a digit".into());
     }
-    let bad = name.chars().find(|&c| !(c.is_ascii_alphanumeric() || c == '_'))?;
+    let bad = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || c == '_'))?;
     Some(match bad {
         ' ' => "the name contains a space".into(),
         c if c.is_whitespace() || c.is_control() => {
@@ -365,8 +364,13 @@ mod tests {
         assert_eq!(problem("${HUBSPOT-TOKEN}"), "the name contains `-`");
         assert!(problem("${A\nB}").contains("line break"));
         assert!(problem("$HUBSPOT_TOKEN").contains("braces"));
-        let err = SecretRef::parse("${pat na1 s3cr3t}").unwrap_err().to_string();
-        assert!(err.contains("valid environment variable") && !err.contains("s3cr3t"), "{err}");
+        let err = SecretRef::parse("${pat na1 s3cr3t}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("valid environment variable") && !err.contains("s3cr3t"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -382,7 +386,10 @@ mod tests {
         );
         assert!(!err.to_string().contains("s3cr3t"));
         let err = exposed(&sh("printf 'pat-na1-s3cr3t\\r\\nmore\\n'")).unwrap_err();
-        assert!(err.contains("secret command `sh`") && err.contains("control character"), "{err}");
+        assert!(
+            err.contains("secret command `sh`") && err.contains("control character"),
+            "{err}"
+        );
         assert!(!err.contains("s3cr3t"), "{err}");
         let err = exposed(&sh("printf 'a\\033]0;x\\007'")).unwrap_err();
         assert!(err.contains("control character"), "{err}");
@@ -440,7 +447,10 @@ mod tests {
         assert_eq!(r.argv().unwrap()[0], "sh");
         assert_eq!(exposed(&r).unwrap(), "pat-na1-from-vault");
         assert_eq!(exposed(&sh("printf 'a b\\r\\n'")).unwrap(), "a b");
-        assert!(exposed(&sh("printf 'x\\n\\n'")).is_err(), "a second newline is refused");
+        assert!(
+            exposed(&sh("printf 'x\\n\\n'")).is_err(),
+            "a second newline is refused"
+        );
         assert_eq!(exposed(&sh("printf 'no-newline'")).unwrap(), "no-newline");
     }
 
