@@ -793,6 +793,53 @@ pub fn checked_base_url(vendor: &'static str, key: &str, raw: &str) -> Connector
     Ok(url)
 }
 
+/// The longest `timeout_secs` a connector accepts: one hour. A request still unanswered after
+/// that is hung, and a larger value only hides it.
+pub const MAX_TIMEOUT_SECS: u64 = 3600;
+/// The most `max_retries` a connector accepts: with backoff up to 30 s between attempts, 100
+/// retries already wait most of an hour.
+pub const MAX_RETRIES_LIMIT: usize = 100;
+
+/// Retry settings from a connector's `timeout_secs` and `max_retries` settings (unset: the
+/// defaults), refusing a timeout of 0 or over [`MAX_TIMEOUT_SECS`] and more than
+/// [`MAX_RETRIES_LIMIT`] retries. Errors name `key_prefix.<key>` and the allowed range.
+pub fn checked_retry(
+    vendor: &'static str,
+    key_prefix: &str,
+    timeout_secs: Option<u64>,
+    max_retries: Option<usize>,
+) -> ConnectorResult<RetrySettings> {
+    let config_error = |name: &str, detail: String| ConnectorError::Config {
+        vendor,
+        key: if key_prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{key_prefix}.{name}")
+        },
+        detail,
+    };
+    let mut retry = RetrySettings::default();
+    if let Some(secs) = timeout_secs {
+        if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
+            return Err(config_error(
+                "timeout_secs",
+                format!("must be between 1 and {MAX_TIMEOUT_SECS} seconds, got {secs}"),
+            ));
+        }
+        retry.timeout = Duration::from_secs(secs);
+    }
+    if let Some(n) = max_retries {
+        if n > MAX_RETRIES_LIMIT {
+            return Err(config_error(
+                "max_retries",
+                format!("must be between 0 and {MAX_RETRIES_LIMIT}, got {n}"),
+            ));
+        }
+        retry.max_retries = n;
+    }
+    Ok(retry)
+}
+
 /// A URL as error messages may show it: scheme, host, port and path, without any user name,
 /// password, query string or fragment (each can hold a secret or a customer's value).
 pub fn display_url(url: &Url) -> String {
@@ -1429,6 +1476,17 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("user name or password"), "{err}");
+        let err = |t, r| {
+            checked_retry("v", "sink", t, r)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(err(Some(0), None).contains("sink.timeout_secs"));
+        assert!(err(Some(3601), None).contains("between 1 and 3600"));
+        assert!(err(None, Some(101)).contains("sink.max_retries"));
+        let ok = checked_retry("v", "sink", Some(5), Some(0)).unwrap();
+        assert_eq!((ok.timeout, ok.max_retries), (Duration::from_secs(5), 0));
         assert_eq!(
             display_url(&Url::parse("https://u:p@h.example:8443/a/b?k=v#f").unwrap()),
             "https://h.example:8443/a/b"
