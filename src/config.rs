@@ -3,7 +3,8 @@
 //! Every table rejects unknown keys, so a typo is an error naming the key rather than a
 //! setting silently ignored. Secrets are only `${ENV_VAR}` references (see `SecretRef`).
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use ferry_core::ObjectType;
@@ -12,6 +13,13 @@ use serde::Deserialize;
 
 /// The config file format version this build reads.
 pub const CONFIG_VERSION: u32 = 1;
+
+/// The largest config file ferry reads: 1 MiB, far beyond any real config (a few KiB), so
+/// `--config /dev/zero` or a log file given by mistake fails at once instead of filling memory.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The largest `max_record_bytes` accepted: 1 GiB (a record is held in memory several times).
+pub const MAX_RECORD_BYTES_LIMIT: usize = 1024 * 1024 * 1024;
 
 /// A parsed config file. Connector tables stay raw until the registry knows which connector
 /// they are for.
@@ -152,8 +160,94 @@ impl MigrationConfig {
                 self.batches_in_flight
             );
         }
+        if !(1..=MAX_RECORD_BYTES_LIMIT).contains(&self.max_record_bytes) {
+            bail!(
+                "config key `migration.max_record_bytes`: must be between 1 and {MAX_RECORD_BYTES_LIMIT} \
+                 (1 GiB), got {}; the default is {}",
+                self.max_record_bytes,
+                default_max_record_bytes()
+            );
+        }
+        if let Some(path) = &self.checkpoint {
+            if path.as_os_str().is_empty() {
+                bail!(
+                    "config key `migration.checkpoint`: is empty; name a file such as \
+                     \"ferry-checkpoint.json\", or remove the key to run without a checkpoint"
+                );
+            }
+            if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+                bail!(
+                    "config key `migration.checkpoint`: `{}` names a directory; name a file in it, \
+                     such as \"{}ferry-checkpoint.json\"",
+                    path.display(),
+                    path.display()
+                );
+            }
+        }
         self.object_types().map(|_| ())
     }
+
+    /// Checks that the checkpoint (if any) can be written where it is configured: not a
+    /// directory, in a directory that exists and that this user may write. Done when the config
+    /// is loaded, so a bad path stops the run before any vendor is written to, not after.
+    pub fn check_checkpoint_path(&self) -> anyhow::Result<()> {
+        let Some(path) = &self.checkpoint else {
+            return Ok(());
+        };
+        let bad = |what: String| anyhow!("config key `migration.checkpoint`: {what}");
+        if path.is_dir() {
+            return Err(bad(format!(
+                "`{}` is a directory; name a file in it, such as \"{}/ferry-checkpoint.json\"",
+                path.display(),
+                path.display()
+            )));
+        }
+        let dir = checkpoint_dir(path);
+        match std::fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(bad(format!(
+                    "`{}` is not a directory, so `{}` cannot be created",
+                    dir.display(),
+                    path.display()
+                )));
+            }
+            Err(e) => {
+                return Err(bad(format!(
+                    "the directory `{}` cannot be used ({}); create it or name another file",
+                    dir.display(),
+                    e.kind()
+                )));
+            }
+        }
+        if !writable_dir(&dir) {
+            return Err(bad(format!(
+                "the directory `{}` is not writable by this user, so progress could not be saved",
+                dir.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The directory a checkpoint file (and its `.tmp` sibling) is written in.
+fn checkpoint_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Whether this process may create files in `dir` (asked of the kernel, without writing).
+#[cfg(target_os = "linux")]
+fn writable_dir(dir: &Path) -> bool {
+    use rustix::fs::{Access, access};
+    access(dir, Access::WRITE_OK | Access::EXEC_OK).is_ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn writable_dir(dir: &Path) -> bool {
+    std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
 }
 
 impl Config {
@@ -181,17 +275,46 @@ impl Config {
         ]))
     }
 
-    /// Reads and validates the config file at `path` (no network access).
+    /// Reads and validates the config file at `path` (no network access): at most
+    /// [`MAX_CONFIG_BYTES`], UTF-8, and a checkpoint path that can be written.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Config::parse(&text).with_context(|| format!("config file {}", path.display()))
+        let cannot_read = || format!("cannot read config file {}", path.display());
+        let file = std::fs::File::open(path).with_context(cannot_read)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .with_context(cannot_read)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            bail!(
+                "config file {}: larger than {} KiB, the most ferry reads (a config file is a few \
+                 KiB): is it the right file?",
+                path.display(),
+                MAX_CONFIG_BYTES / 1024
+            );
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            // Where, not what: the bytes around may be a secret pasted in another encoding.
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let (line, column) = line_column(&String::from_utf8_lossy(valid), valid.len());
+            anyhow!(
+                "config file {}: not UTF-8 text (the first invalid byte is at line {line}, \
+                 column {column}); save it as UTF-8",
+                path.display()
+            )
+        })?;
+        let config =
+            Config::parse(&text).with_context(|| format!("config file {}", path.display()))?;
+        config
+            .migration
+            .check_checkpoint_path()
+            .with_context(|| format!("config file {}", path.display()))?;
+        Ok(config)
     }
 
-    /// Parses config text.
+    /// Parses config text. Errors give the line, the column and the reason, never the line's
+    /// text: a secret pasted into the file (the usual reason it stops parsing) would be shown.
     pub fn parse(text: &str) -> anyhow::Result<Config> {
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         if let Some(version) = raw.version {
             if version != CONFIG_VERSION {
                 bail!(
@@ -208,6 +331,54 @@ impl Config {
             migration: raw.migration,
         })
     }
+}
+
+/// A TOML error as `line L, column C: reason`, without toml's quoted excerpt of the line and
+/// without any value serde quotes (see [`ferry_core::kit::without_value`]); for an error on a
+/// value, the key it was given to (keys are names, not secrets).
+fn toml_error(text: &str, error: &toml::de::Error) -> anyhow::Error {
+    let reason = ferry_core::kit::without_value(error.message());
+    let Some(span) = error.span() else {
+        return anyhow!("{reason}");
+    };
+    let start = span.start.min(text.len());
+    let start = (0..=start)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    let (line, column) = line_column(text, start);
+    let line_text = text[..start].rsplit('\n').next().unwrap_or_default();
+    let key = line_text.split_once('=').map(|(key, _)| key.trim());
+    let is_key = |k: &&str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    // A duplicate key's span is the key itself: a name the file already used, not a value.
+    let duplicate = (reason == "duplicate key")
+        .then(|| text.get(start..span.end.min(text.len())))
+        .flatten()
+        .map(str::trim)
+        .filter(is_key);
+    match (key.filter(is_key), duplicate) {
+        (_, Some(name)) => anyhow!("line {line}, column {column}: duplicate key `{name}`"),
+        (Some(key), None) => anyhow!("line {line}, column {column}: key `{key}`: {reason}"),
+        (None, None) => anyhow!("line {line}, column {column}: {reason}"),
+    }
+}
+
+/// The 1-based line and column (in characters) of byte offset `at` in `text`.
+fn line_column(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .count()
+        + 1;
+    (line, column)
 }
 
 fn connector_table(
@@ -317,5 +488,146 @@ mod tests {
             err(&GOOD.replace("[migration]", "[migration]\nbatches_in_flight = 0"))
                 .contains("batches_in_flight")
         );
+    }
+
+    /// A line that stops the file parsing is where a pasted secret usually is: the error
+    /// says where and why, never what the line holds.
+    #[test]
+    fn parse_errors_never_echo_the_line() {
+        const SECRET: &str = "pat-na1-0d1e2f3a-SECRETVALUE";
+        let cases = [
+            ("unterminated string", format!("token = \"{SECRET}\n")),
+            ("unquoted value", format!("token = {SECRET}\n")),
+            (
+                "duplicate key",
+                format!("token = \"${{HUBSPOT_TOKEN}}\"\ntoken = \"{SECRET}\"\n"),
+            ),
+            ("bare line", format!("{SECRET}\n")),
+            ("wrong type", format!("max_record_bytes = \"{SECRET}\"\n")),
+            ("unknown value", format!("invalid_email = \"{SECRET}\"\n")),
+        ];
+        for (case, line) in cases {
+            let (table, line_no) = if case == "wrong type" || case == "unknown value" {
+                ("[migration]", 4)
+            } else {
+                ("[source]\nconnector = \"hubspot\"", 5)
+            };
+            let text = format!("[sink]\nconnector = \"salesforce\"\n{table}\n{line}");
+            let err = format!("{:#}", Config::parse(&text).unwrap_err());
+            assert!(!err.contains("SECRETVALUE"), "{case}: {err}");
+            assert!(!err.contains("0d1e2f3a"), "{case}: {err}");
+            let line_no = if case == "duplicate key" { 6 } else { line_no };
+            assert!(
+                err.contains(&format!("line {line_no}, column")),
+                "{case}: {err}"
+            );
+            eprintln!("{case}: {err}");
+        }
+        let err = format!(
+            "{:#}",
+            Config::parse(&GOOD.replace("[migration]", "[migration]\nmax_record_bytes = \"x1\""))
+                .unwrap_err()
+        );
+        assert!(
+            err.contains("key `max_record_bytes`") && err.contains("string given"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            Config::parse(&GOOD.replace("[migration]", "[migration]\nobjects = []")).unwrap_err()
+        );
+        assert!(err.contains("duplicate key `objects`"), "{err}");
+    }
+
+    #[test]
+    fn max_record_bytes_must_be_positive() {
+        for bad in ["0", "2000000000"] {
+            let text = GOOD.replace(
+                "[migration]",
+                &format!("[migration]\nmax_record_bytes = {bad}"),
+            );
+            let err = format!("{:#}", Config::parse(&text).unwrap_err());
+            assert!(
+                err.contains("migration.max_record_bytes") && err.contains("between 1 and"),
+                "{err}"
+            );
+        }
+        let text = GOOD.replace("[migration]", "[migration]\nmax_record_bytes = 2048");
+        assert_eq!(
+            Config::parse(&text).unwrap().migration.max_record_bytes,
+            2048
+        );
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ferry-config-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn with_checkpoint(path: &str) -> String {
+        GOOD.replace(
+            "[migration]",
+            &format!(
+                "[migration]\ncheckpoint = {}",
+                toml::Value::String(path.into())
+            ),
+        )
+    }
+
+    #[test]
+    fn the_checkpoint_path_is_checked_at_load() {
+        let err = format!("{:#}", Config::parse(&with_checkpoint("")).unwrap_err());
+        assert!(
+            err.contains("migration.checkpoint") && err.contains("empty"),
+            "{err}"
+        );
+        let dir = temp_dir("checkpoint");
+        let load = |path: &Path| {
+            let file = dir.join("ferry.toml");
+            std::fs::write(&file, with_checkpoint(&path.to_string_lossy())).unwrap();
+            Config::load(&file)
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
+        };
+        let err = load(&dir).unwrap_err();
+        assert!(
+            err.contains("migration.checkpoint") && err.contains("is a directory"),
+            "{err}"
+        );
+        let err = load(&dir.join("missing").join("ck.json")).unwrap_err();
+        assert!(
+            err.contains("migration.checkpoint") && err.contains("missing"),
+            "{err}"
+        );
+        std::fs::write(dir.join("file"), "").unwrap();
+        let err = load(&dir.join("file").join("ck.json")).unwrap_err();
+        assert!(err.contains("not a directory"), "{err}");
+        let err = format!("{:#}", Config::parse(&with_checkpoint("ck/")).unwrap_err());
+        assert!(err.contains("names a directory"), "{err}");
+        load(&dir.join("ck.json")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_config_file_is_capped_and_must_be_utf8() {
+        let started = std::time::Instant::now();
+        let err = format!("{:#}", Config::load(Path::new("/dev/zero")).unwrap_err());
+        assert!(
+            err.contains("/dev/zero") && err.contains("1024 KiB"),
+            "{err}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let dir = temp_dir("utf8");
+        let file = dir.join("ferry.toml");
+        std::fs::write(&file, b"[source]\ntoken = \"pat-\xff\xfeSECRETVALUE\"\n").unwrap();
+        let err = format!("{:#}", Config::load(&file).unwrap_err());
+        assert!(
+            err.contains("not UTF-8") && err.contains("line 2, column 14"),
+            "{err}"
+        );
+        assert!(!err.contains("SECRETVALUE"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -117,7 +117,7 @@ pub async fn run(args: PlanArgs, prepared: Prepared) -> Result<u8, CliError> {
                         out,
                         "  not carried ({} has no place for them): {}",
                         sink.vendor(),
-                        not_carried.join(", ")
+                        escape_control(&not_carried.join(", "))
                     );
                 }
                 let _ = writeln!(
@@ -184,8 +184,41 @@ fn not_carried(records: &[Record], stored: &[String]) -> Vec<String> {
     fields.into_iter().map(str::to_owned).collect()
 }
 
-/// One record as `source id <id>: field=value, …`.
+/// `text` with every character that could act on a terminal or forge a line escaped: C0
+/// controls (newline, carriage return, ESC, BEL, …), DEL, C1 controls, and the bidirectional
+/// overrides, embeddings, isolates and marks that reorder what is displayed. Newline, carriage
+/// return and tab read `\n`, `\r`, `\t`; the others `\u{1b}`. Vendor data is anyone's
+/// input: an OSC sequence in a company name must not retitle the operator's terminal, nor a
+/// newline print a line that looks like ferry's.
+pub fn escape_control(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || is_bidi_control(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Unicode's bidirectional formatting characters (UAX #9): marks, embeddings, overrides and
+/// isolates.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// One record as `source id <id>: field=value, …`, control characters escaped (see
+/// [`escape_control`]): ids, names and values all come from the vendor.
 fn preview(record: &Record, show_values: bool) -> String {
+    escape_control(&preview_raw(record, show_values))
+}
+
+fn preview_raw(record: &Record, show_values: bool) -> String {
     let fields: Vec<String> = record
         .fields
         .iter()
@@ -392,6 +425,36 @@ mod tests {
             not_carried(&[r], &["email".to_owned()]),
             vec!["first_name".to_owned()]
         );
+    }
+
+    #[test]
+    fn the_preview_escapes_control_characters() {
+        let mut r = Record::new(ObjectType::Companies, "7\n8");
+        r.fields.insert(
+            "name".into(),
+            Value::Text("\u{1b}]0;pwned\u{7}Acme\nINFO forged log line".into()),
+        );
+        r.fields.insert(
+            "city".into(),
+            Value::Text("\u{202e}nodnoL\u{9b}\u{7f}".into()),
+        );
+        for show_values in [true, false] {
+            let line = preview(&r, show_values);
+            assert!(
+                !line.chars().any(|c| c.is_control() || is_bidi_control(c)),
+                "{line:?}"
+            );
+        }
+        assert_eq!(
+            preview(&r, true),
+            "source id 7\\n8: city=\\u{202e}nodnoL\\u{9b}\\u{7f}, \
+             name=\\u{1b}]0;pwned\\u{7}Acme\\nINFO forged log line"
+        );
+        assert_eq!(
+            preview(&r, false),
+            "source id 7\\n8: city=\\u{202e}******, name=\\u{1b}******"
+        );
+        assert_eq!(escape_control("Zoë\tX"), "Zoë\\tX");
     }
 
     #[test]

@@ -62,9 +62,16 @@ pub fn human(report: &Report) -> String {
         && matches!(report.outcome, Outcome::Interrupted | Outcome::Failed)
     {
         let _ = match &report.checkpoint {
-            Some(path) => writeln!(
+            Some(path) if report.checkpoint_saved => writeln!(
                 out,
                 "progress is saved in {path}: run the same command again to resume there"
+            ),
+            // Never claim a save that failed: a rerun resumes from the last save that
+            // succeeded, if any.
+            Some(path) => writeln!(
+                out,
+                "progress could NOT be saved in {path}: a rerun resumes from the last save that \
+                 succeeded, if any, or starts over (safe: writes are upserts by source id)"
             ),
             None => writeln!(
                 out,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ferry_core::http::{RateLimit, RetrySettings, checked_base_url};
+use ferry_core::http::{RateLimit, RetrySettings, checked_base_url, checked_retry};
 use ferry_core::{ConnectorError, ConnectorResult, SecretRef};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -260,16 +260,7 @@ impl DynamicsConfig {
         if requests == 0 {
             return Err(bad("requests_per_5min", "must be at least 1".into()));
         }
-        let mut retry = RetrySettings::default();
-        if let Some(secs) = self.timeout_secs {
-            if secs == 0 {
-                return Err(bad("timeout_secs", "must be at least 1".into()));
-            }
-            retry.timeout = Duration::from_secs(secs);
-        }
-        if let Some(n) = self.max_retries {
-            retry.max_retries = n;
-        }
+        let retry = checked_retry(VENDOR, key_prefix, self.timeout_secs, self.max_retries)?;
         Ok(Settings {
             environment_url,
             token_url,

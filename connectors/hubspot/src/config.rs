@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ferry_core::http::{RateLimit, RetrySettings, checked_base_url};
+use ferry_core::http::{RateLimit, RetrySettings, checked_base_url, checked_retry};
 use ferry_core::{ConnectorError, ConnectorResult, SecretRef};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -126,16 +126,7 @@ impl HubspotConfig {
                 ),
             ));
         }
-        let mut retry = RetrySettings::default();
-        if let Some(secs) = self.timeout_secs {
-            if secs == 0 {
-                return Err(config_error("timeout_secs", "must be at least 1".into()));
-            }
-            retry.timeout = Duration::from_secs(secs);
-        }
-        if let Some(n) = self.max_retries {
-            retry.max_retries = n;
-        }
+        let retry = checked_retry(VENDOR, key_prefix, self.timeout_secs, self.max_retries)?;
         let source_id_property = self
             .source_id_property
             .clone()

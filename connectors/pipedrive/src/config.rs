@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ferry_core::http::{RateLimit, RetrySettings, checked_base_url};
+use ferry_core::http::{RateLimit, RetrySettings, checked_base_url, checked_retry};
 use ferry_core::{ConnectorError, ConnectorResult, SecretRef};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -167,16 +167,7 @@ impl PipedriveConfig {
             self.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
             16,
         )?;
-        let mut retry = RetrySettings::default();
-        if let Some(secs) = self.timeout_secs {
-            if secs == 0 {
-                return Err(config_error("timeout_secs", "must be at least 1".into()));
-            }
-            retry.timeout = Duration::from_secs(secs);
-        }
-        if let Some(n) = self.max_retries {
-            retry.max_retries = n;
-        }
+        let retry = checked_retry(VENDOR, key_prefix, self.timeout_secs, self.max_retries)?;
         Ok(Settings {
             base_url,
             token,
@@ -240,5 +231,7 @@ mod tests {
             with(|c| c.rate_limit_per_2s = Some(0)),
             "source.rate_limit_per_2s"
         );
+        assert_eq!(with(|c| c.timeout_secs = Some(0)), "source.timeout_secs");
+        assert_eq!(with(|c| c.max_retries = Some(1000)), "source.max_retries");
     }
 }

@@ -1,8 +1,6 @@
 //! The `[source]` / `[sink]` settings of a Zoho connector, and their validation.
 
-use std::time::Duration;
-
-use ferry_core::http::{RetrySettings, checked_base_url};
+use ferry_core::http::{RetrySettings, checked_base_url, checked_retry};
 use ferry_core::{ConnectorError, ConnectorResult, SecretRef};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -261,16 +259,7 @@ impl ZohoConfig {
             DEFAULT_MAX_CONCURRENT,
             25,
         )?;
-        let mut retry = RetrySettings::default();
-        if let Some(secs) = self.timeout_secs {
-            if secs == 0 {
-                return Err(bad("timeout_secs", "must be at least 1".into()));
-            }
-            retry.timeout = Duration::from_secs(secs);
-        }
-        if let Some(n) = self.max_retries {
-            retry.max_retries = n;
-        }
+        let retry = checked_retry(VENDOR, key_prefix, self.timeout_secs, self.max_retries)?;
         Ok(Settings {
             accounts_url,
             api_url,

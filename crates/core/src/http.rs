@@ -990,14 +990,33 @@ pub fn endpoint_name(method: &Method, url: &Url) -> String {
 }
 
 /// Parses a configured base URL, refusing plain `http://` anywhere but loopback: customer
-/// data and tokens must never cross a network unencrypted.
+/// data and tokens must never cross a network unencrypted. Also refuses credentials in the URL
+/// (`https://user:password@host`: ferry takes secrets only as references, and a URL gets
+/// printed and logged), a query string and a fragment (a base URL has no use for them, and they
+/// too can carry a key). Errors name the key and never echo the URL as given: at most its
+/// scheme, host, port and path (see [`display_url`]).
 pub fn checked_base_url(vendor: &'static str, key: &str, raw: &str) -> ConnectorResult<Url> {
     let config_error = |detail: String| ConnectorError::Config {
         vendor,
         key: key.to_owned(),
         detail,
     };
-    let url = Url::parse(raw).map_err(|e| config_error(format!("`{raw}` is not a URL: {e}")))?;
+    let url = Url::parse(raw.trim())
+        .map_err(|e| config_error(format!("is not a URL ({e}); expected https://host")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(config_error(
+            "holds a user name or password (`user:password@`); the URL is not shown. ferry takes \
+             credentials only from their own settings, as \"${VARIABLE}\" references: remove \
+             them from the URL"
+                .into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(config_error(format!(
+            "`{}` has a query string or fragment (not shown); give the base URL only",
+            display_url(&url)
+        )));
+    }
     match url.scheme() {
         "https" => {}
         "http" => {
@@ -1009,21 +1028,85 @@ pub fn checked_base_url(vendor: &'static str, key: &str, raw: &str) -> Connector
             };
             if !loopback {
                 return Err(config_error(format!(
-                    "`{raw}` uses plain http on a non-loopback host; ferry sends customer data and \
-                     credentials only over https (plain http is allowed for 127.0.0.1/localhost emulators)"
+                    "`{}` uses plain http on a non-loopback host; ferry sends customer data and \
+                     credentials only over https (plain http is allowed for 127.0.0.1/localhost emulators)",
+                    display_url(&url)
                 )));
             }
         }
         other => {
             return Err(config_error(format!(
-                "`{raw}` has scheme `{other}`; expected https"
+                "has scheme `{other}`; expected https"
             )));
         }
     }
     if url.cannot_be_a_base() || url.host().is_none() {
-        return Err(config_error(format!("`{raw}` has no host")));
+        return Err(config_error("has no host; expected https://host".into()));
     }
     Ok(url)
+}
+
+/// The longest `timeout_secs` a connector accepts: one hour. A request still unanswered after
+/// that is hung, and a larger value only hides it.
+pub const MAX_TIMEOUT_SECS: u64 = 3600;
+/// The most `max_retries` a connector accepts: with backoff up to 30 s between attempts, 100
+/// retries already wait most of an hour.
+pub const MAX_RETRIES_LIMIT: usize = 100;
+
+/// Retry settings from a connector's `timeout_secs` and `max_retries` settings (unset: the
+/// defaults), refusing a timeout of 0 or over [`MAX_TIMEOUT_SECS`] and more than
+/// [`MAX_RETRIES_LIMIT`] retries. Errors name `key_prefix.<key>` and the allowed range.
+pub fn checked_retry(
+    vendor: &'static str,
+    key_prefix: &str,
+    timeout_secs: Option<u64>,
+    max_retries: Option<usize>,
+) -> ConnectorResult<RetrySettings> {
+    let config_error = |name: &str, detail: String| ConnectorError::Config {
+        vendor,
+        key: if key_prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{key_prefix}.{name}")
+        },
+        detail,
+    };
+    let mut retry = RetrySettings::default();
+    if let Some(secs) = timeout_secs {
+        if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
+            return Err(config_error(
+                "timeout_secs",
+                format!("must be between 1 and {MAX_TIMEOUT_SECS} seconds, got {secs}"),
+            ));
+        }
+        retry.timeout = Duration::from_secs(secs);
+    }
+    if let Some(n) = max_retries {
+        if n > MAX_RETRIES_LIMIT {
+            return Err(config_error(
+                "max_retries",
+                format!("must be between 0 and {MAX_RETRIES_LIMIT}, got {n}"),
+            ));
+        }
+        retry.max_retries = n;
+    }
+    Ok(retry)
+}
+
+/// A URL as error messages may show it: scheme, host, port and path, without any user name,
+/// password, query string or fragment (each can hold a secret or a customer's value).
+pub fn display_url(url: &Url) -> String {
+    let mut shown = format!("{}://", url.scheme());
+    if let Some(host) = url.host_str() {
+        shown.push_str(host);
+    }
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    if !url.cannot_be_a_base() {
+        shown.push_str(url.path());
+    }
+    shown
 }
 
 #[cfg(test)]
@@ -1844,6 +1927,44 @@ mod tests {
             "{err}"
         );
         assert!(checked_base_url("v", "base_url", "ftp://x").is_err());
+        // Credentials in a URL are refused, and neither they nor the URL are echoed.
+        for raw in [
+            "http://user:hunter2-pw@127.0.0.1:1",
+            "https://user:hunter2-pw@api.hubapi.com",
+            "https://hunter2-pw@api.hubapi.com/",
+            "https://api.hubapi.com/?hapikey=hunter2-pw",
+            "https://api.hubapi.com/#hunter2-pw",
+            "ftp://user:hunter2-pw@x",
+            "http://user:hunter2-pw@crm.example.com",
+            "not a url hunter2-pw",
+        ] {
+            let err = checked_base_url("v", "sink.base_url", raw)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("sink.base_url"), "{raw}: {err}");
+            assert!(!err.contains("hunter2"), "{raw}: {err}");
+        }
+        let err = checked_base_url("v", "source.base_url", "http://u:p@127.0.0.1:1")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("user name or password"), "{err}");
+        let err = |t, r| {
+            checked_retry("v", "sink", t, r)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(err(Some(0), None).contains("sink.timeout_secs"));
+        assert!(err(Some(3601), None).contains("between 1 and 3600"));
+        assert!(err(None, Some(101)).contains("sink.max_retries"));
+        let ok = checked_retry("v", "sink", Some(5), Some(0)).unwrap();
+        assert_eq!((ok.timeout, ok.max_retries), (Duration::from_secs(5), 0));
+        assert_eq!(
+            display_url(&Url::parse("https://u:p@h.example:8443/a/b?k=v#f").unwrap()),
+            "https://h.example:8443/a/b"
+        );
         assert!(checked_base_url("v", "base_url", "not a url").is_err());
     }
 }

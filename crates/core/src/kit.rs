@@ -56,16 +56,38 @@ pub fn parse_settings<T: DeserializeOwned>(
 }
 
 /// serde's type errors quote the offending value (`invalid type: integer `123`, expected a
-/// string`); a value typed into a secret's key would be echoed. Keep only what was expected.
-fn without_value(message: &str) -> String {
+/// string`); a value typed into a secret's key, or a secret pasted under the wrong key, would be
+/// echoed. Keeps the key (named by the caller), the type given and what was expected; never the
+/// value, whatever the key (ferry cannot tell a secret pasted in the wrong place from a typo).
+pub fn without_value(message: &str) -> String {
     for prefix in ["invalid type: ", "invalid value: "] {
         if let Some(rest) = message.strip_prefix(prefix) {
-            let expected = rest
-                .split_once(", expected ")
-                .map(|(_, e)| e)
-                .unwrap_or("another value");
-            return format!("{}, expected {expected}", prefix.trim_end_matches(": "));
+            let (given, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+            // serde's `Unexpected` reads `string "…"`, `integer `…``, `floating point `…``,
+            // `boolean `…``, `sequence`, `map`: the kind comes before any quote.
+            let kind = given
+                .split(['`', '"', '\''])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            let kind = if kind.is_empty() { "a value" } else { kind };
+            let expected = if expected.is_empty() {
+                "another value"
+            } else {
+                expected
+            };
+            return format!(
+                "{}: {kind} given (value not shown), expected {expected}",
+                prefix.trim_end_matches(": ")
+            );
         }
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        let expected = rest
+            .split_once(", expected ")
+            .map(|(_, e)| e)
+            .unwrap_or("another value");
+        return format!("unknown value (not shown), expected {expected}");
     }
     message.to_owned()
 }
@@ -107,6 +129,32 @@ mod tests {
             .to_string();
         assert!(
             err.contains("sink.token") && err.contains("invalid type") && !err.contains("8675309"),
+            "{err}"
+        );
+        // The key, the type given and the type expected; never the value.
+        let err = parse_settings::<Example>(
+            "v",
+            serde_json::json!({"token": "${T}", "page_size": "pat-na1-secret"}),
+            "sink",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("sink.page_size")
+                && err.contains("string given")
+                && err.contains("expected u32")
+                && !err.contains("pat-na1-secret"),
+            "{err}"
+        );
+        let err = parse_settings::<Example>(
+            "v",
+            serde_json::json!({"token": "${T}", "page_size": -7}),
+            "sink",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("integer given") && !err.contains("-7"),
             "{err}"
         );
         let err = parse_settings::<Example>("v", serde_json::json!({}), "sink")

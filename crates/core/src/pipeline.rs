@@ -280,6 +280,7 @@ pub async fn run(
         elapsed_ms: 0,
         interrupted: false,
         checkpoint: None,
+        checkpoint_saved: false,
     };
     let checkpoint = options
         .checkpoint
@@ -393,6 +394,7 @@ pub async fn run(
         } else {
             checkpoint.save()
         };
+        report.checkpoint_saved = saved.is_ok();
         if let (Err(e), None) = (saved, &report.error) {
             report.fail(ErrorKind::Internal, format!("cannot save progress: {e}"));
         }

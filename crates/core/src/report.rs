@@ -206,6 +206,9 @@ pub struct Report {
     pub interrupted: bool,
     /// The checkpoint file progress is saved to, if one is configured.
     pub checkpoint: Option<String>,
+    /// Whether the run's last save of the checkpoint succeeded (false without one): only then
+    /// may the summary say that progress is saved.
+    pub checkpoint_saved: bool,
 }
 
 impl Report {

@@ -42,6 +42,13 @@ pub enum SecretError {
          prints it: {{ command = [\"pass\", \"show\", \"crm/token\"] }}"
     )]
     Literal,
+    /// The setting looks like a `${VAR}` reference but the name is not a valid variable name.
+    /// Says what is wrong without repeating the name (it may be a secret wrapped in `${…}`).
+    #[error(
+        "\"${{…}}\" does not name a valid environment variable: {0} (a name holds only letters, \
+         digits and underscores, and does not start with a digit, e.g. \"${{HUBSPOT_TOKEN}}\")"
+    )]
+    InvalidName(String),
     /// The referenced variable is not set (or not valid UTF-8).
     #[error("environment variable `{0}` is not set")]
     Unset(String),
@@ -62,26 +69,37 @@ pub enum SecretError {
         /// What went wrong: "could not be started: …", "exited with exit status: 1", "printed nothing".
         problem: String,
     },
+    /// The secret holds a line break or another control character: no credential does, and an
+    /// HTTP header cannot carry one (it would fail every request as a transport error). Names
+    /// where the secret came from (`environment variable `X`` or `secret command `pass``).
+    #[error(
+        "{0} holds a line break or another control character, which no credential contains \
+         (a trailing newline copied with it?): remove it"
+    )]
+    ControlCharacter(String),
 }
 
 impl SecretRef {
-    /// Parses `"${NAME}"`; anything else is refused as a literal secret.
+    /// Parses `"${NAME}"`. A `${…}` with an invalid name, or `$NAME` without braces, is refused
+    /// saying what is wrong; anything else is refused as a literal secret.
     pub fn parse(raw: &str) -> Result<SecretRef, SecretError> {
-        let name = raw
-            .trim()
-            .strip_prefix("${")
-            .and_then(|r| r.strip_suffix('}'))
-            .ok_or(SecretError::Literal)?;
-        let valid = !name.is_empty()
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !name.starts_with(|c: char| c.is_ascii_digit());
-        if !valid {
-            return Err(SecretError::Literal);
+        let trimmed = raw.trim();
+        let Some(name) = trimmed.strip_prefix("${").and_then(|r| r.strip_suffix('}')) else {
+            return match trimmed.strip_prefix('$') {
+                Some(name) if name_problem(name).is_none() => Err(SecretError::InvalidName(
+                    "the braces are missing: write \"${NAME}\", not \"$NAME\"".into(),
+                )),
+                _ => Err(SecretError::Literal),
+            };
+        };
+        match name_problem(name) {
+            Some(problem) => Err(SecretError::InvalidName(problem)),
+            None => Ok(SecretRef::env(name)),
         }
-        Ok(SecretRef::env(name))
     }
 
-    /// A reference to the environment variable `var`.
+    /// A reference to the environment variable `var`. The name is not checked here (programs
+    /// embedding ferry name their own variables); [`SecretRef::parse`] checks config files'.
     pub fn env(var: &str) -> SecretRef {
         SecretRef {
             source: SecretSource::Env(var.to_owned()),
@@ -132,10 +150,39 @@ impl SecretRef {
         };
         match std::env::var(var) {
             Ok(v) if v.is_empty() => Err(SecretError::Empty(var.clone())),
+            Ok(mut v) if v.chars().any(char::is_control) => {
+                v.zeroize();
+                Err(SecretError::ControlCharacter(format!(
+                    "environment variable `{var}`"
+                )))
+            }
             Ok(v) => Ok(SecretString::from(v)),
             Err(_) => Err(SecretError::Unset(var.clone())),
         }
     }
+}
+
+/// What is wrong with `name` as an environment variable's name, if anything. Never quotes the
+/// name: a secret wrapped in `${…}` by mistake would be echoed.
+fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("the name is empty".into());
+    }
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        return Some("the name starts with a digit".into());
+    }
+    let bad = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || c == '_'))?;
+    Some(match bad {
+        ' ' => "the name contains a space".into(),
+        c if c.is_whitespace() || c.is_control() => {
+            "the name contains a line break, tab or other invisible character".into()
+        }
+        // One punctuation character says what to fix and gives nothing away.
+        c if c.is_ascii_punctuation() => format!("the name contains `{c}`"),
+        _ => "the name contains a character other than a letter, digit or underscore".into(),
+    })
 }
 
 /// How long a secret command may run. Long enough for a person to answer a password manager's
@@ -222,6 +269,12 @@ fn run_command_within(argv: &[String], timeout: Duration) -> Result<SecretString
         .map_or(text.len(), str::len);
     // Copied into an exactly sized buffer, so no reallocation leaves a copy behind, and the
     // captured output is wiped.
+    if text[..end].chars().any(char::is_control) {
+        text.zeroize();
+        return Err(SecretError::ControlCharacter(format!(
+            "the output of secret command `{program}`"
+        )));
+    }
     let secret = (end > 0).then(|| SecretString::from(&text[..end]));
     text.zeroize();
     secret.ok_or_else(|| fail("printed nothing".into()))
@@ -290,13 +343,56 @@ mod tests {
             SecretRef::parse("${HUBSPOT_TOKEN}").unwrap().var(),
             Some("HUBSPOT_TOKEN")
         );
-        for literal in ["pat-na1-1234", "${}", "${A B}", "$HUBSPOT_TOKEN", "${1ABC}"] {
+        for literal in ["pat-na1-1234", "$pat-na1-1234", "{HUBSPOT_TOKEN}"] {
             assert_eq!(
                 SecretRef::parse(literal).unwrap_err(),
                 SecretError::Literal,
                 "{literal}"
             );
         }
+    }
+
+    #[test]
+    fn an_invalid_variable_name_is_named_as_such() {
+        let problem = |raw: &str| match SecretRef::parse(raw) {
+            Err(SecretError::InvalidName(problem)) => problem,
+            other => panic!("{raw}: {other:?}"),
+        };
+        assert_eq!(problem("${HUBSPOT TOKEN}"), "the name contains a space");
+        assert_eq!(problem("${}"), "the name is empty");
+        assert_eq!(problem("${1ABC}"), "the name starts with a digit");
+        assert_eq!(problem("${HUBSPOT-TOKEN}"), "the name contains `-`");
+        assert!(problem("${A\nB}").contains("line break"));
+        assert!(problem("$HUBSPOT_TOKEN").contains("braces"));
+        let err = SecretRef::parse("${pat na1 s3cr3t}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("valid environment variable") && !err.contains("s3cr3t"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_secret_with_a_line_break_is_refused_naming_its_source() {
+        // A variable no other test reads, set once: tests run in parallel threads.
+        let var = "FERRY_TEST_SECRET_WITH_NEWLINE";
+        // SAFETY: only this test reads or writes this variable.
+        unsafe { std::env::set_var(var, "pat-na1-s3cr3t\n") };
+        let err = SecretRef::env(var).resolve().unwrap_err();
+        assert_eq!(
+            err,
+            SecretError::ControlCharacter(format!("environment variable `{var}`"))
+        );
+        assert!(!err.to_string().contains("s3cr3t"));
+        let err = exposed(&sh("printf 'pat-na1-s3cr3t\\r\\nmore\\n'")).unwrap_err();
+        assert!(
+            err.contains("secret command `sh`") && err.contains("control character"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cr3t"), "{err}");
+        let err = exposed(&sh("printf 'a\\033]0;x\\007'")).unwrap_err();
+        assert!(err.contains("control character"), "{err}");
     }
 
     #[test]
@@ -351,7 +447,10 @@ mod tests {
         assert_eq!(r.argv().unwrap()[0], "sh");
         assert_eq!(exposed(&r).unwrap(), "pat-na1-from-vault");
         assert_eq!(exposed(&sh("printf 'a b\\r\\n'")).unwrap(), "a b");
-        assert_eq!(exposed(&sh("printf 'x\\n\\n'")).unwrap(), "x\n");
+        assert!(
+            exposed(&sh("printf 'x\\n\\n'")).is_err(),
+            "a second newline is refused"
+        );
         assert_eq!(exposed(&sh("printf 'no-newline'")).unwrap(), "no-newline");
     }
 
