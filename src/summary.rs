@@ -288,6 +288,7 @@ mod tests {
             elapsed_ms: 10,
             interrupted: true,
             checkpoint: None,
+            checkpoint_saved: false,
         }
     }
 
