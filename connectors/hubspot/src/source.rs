@@ -41,6 +41,11 @@ impl Source for HubspotSource {
         VENDOR
     }
 
+    /// The account's portal id (`GET /account-info/v3/details`).
+    async fn account_id(&self) -> ConnectorResult<Option<ferry_core::AccountId>> {
+        self.client.account_id().await.map(Some)
+    }
+
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         Some(self.client.stats())
     }
