@@ -6,6 +6,7 @@ mod demo;
 mod hardening;
 mod plan;
 mod progress;
+mod same_account;
 mod sandbox;
 mod summary;
 
@@ -61,6 +62,10 @@ struct RunArgs {
     /// Ignore the configured checkpoint's saved progress and start the migration afresh.
     #[arg(long)]
     fresh: bool,
+    /// Run even though source and sink are the same account (a copy within one account; the
+    /// source-id field keeps the copies apart, so a rerun creates nothing).
+    #[arg(long)]
+    allow_same_account: bool,
 }
 
 #[derive(Subcommand)]
@@ -79,6 +84,9 @@ enum Command {
         /// The config file.
         #[arg(short, long, default_value = "ferry.toml")]
         config: PathBuf,
+        /// Report source and sink in the same account without refusing.
+        #[arg(long)]
+        allow_same_account: bool,
     },
     /// Serves the vendor emulators on loopback ports for trying ferry by hand.
     Sandbox(sandbox::SandboxArgs),
@@ -172,14 +180,27 @@ async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> 
     match (cli.command, prepared) {
         (Command::Demo(args), _) => demo::run(args, cli.quiet).await,
         (Command::Migrate(args), Some(run)) => {
+            guard_same_account(&run, args.allow_same_account).await?;
             run_config(Mode::Migrate, args, run, cli.quiet).await
         }
-        (Command::Verify(args), Some(run)) => run_config(Mode::Verify, args, run, cli.quiet).await,
-        (Command::Plan(args), Some(run)) => plan::run(args, run).await,
+        (Command::Verify(args), Some(run)) => {
+            guard_same_account(&run, args.allow_same_account).await?;
+            run_config(Mode::Verify, args, run, cli.quiet).await
+        }
+        (Command::Plan(args), Some(run)) => {
+            guard_same_account(&run, args.allow_same_account).await?;
+            plan::run(args, run).await
+        }
         (Command::Migrate(_) | Command::Verify(_) | Command::Plan(_), None) => Err(
             CliError::failed(anyhow::anyhow!("internal error: the run was not prepared")),
         ),
-        (Command::Check { config }, _) => check(config).await,
+        (
+            Command::Check {
+                config,
+                allow_same_account,
+            },
+            _,
+        ) => check(config, allow_same_account).await,
         (Command::Sandbox(args), _) => sandbox::run(args).await,
         (Command::Connectors, _) => {
             print!("{}", connectors::listing());
@@ -204,9 +225,24 @@ pub struct Prepared {
 /// them: `migrate`, `verify`, `plan` and `demo`. Other commands are not sealed.
 fn prepare(command: &Command) -> Result<Option<Prepared>, CliError> {
     let prepared = match command {
-        Command::Migrate(args) => Some(prepare_run(Mode::Migrate, &args.config, args.fresh)?),
-        Command::Verify(args) => Some(prepare_run(Mode::Verify, &args.config, args.fresh)?),
-        Command::Plan(args) => Some(prepare_run(Mode::Verify, &args.config, false)?),
+        Command::Migrate(args) => Some(prepare_run(
+            Mode::Migrate,
+            &args.config,
+            args.fresh,
+            args.allow_same_account,
+        )?),
+        Command::Verify(args) => Some(prepare_run(
+            Mode::Verify,
+            &args.config,
+            args.fresh,
+            args.allow_same_account,
+        )?),
+        Command::Plan(args) => Some(prepare_run(
+            Mode::Verify,
+            &args.config,
+            false,
+            args.allow_same_account,
+        )?),
         Command::Demo(_) => None,
         Command::Check { .. } | Command::Sandbox(_) | Command::Connectors => return Ok(None),
     };
@@ -219,9 +255,16 @@ fn prepare(command: &Command) -> Result<Option<Prepared>, CliError> {
 }
 
 /// Loads the config, builds both connectors (running any secret commands) and opens the
-/// checkpoint (`migrate` only). No network I/O.
-fn prepare_run(mode: Mode, config_path: &Path, fresh: bool) -> Result<Prepared, CliError> {
+/// checkpoint (`migrate` only). No network I/O. Refuses source and sink in the same account
+/// by their settings before anything else, unless `allow_same_account`.
+fn prepare_run(
+    mode: Mode,
+    config_path: &Path,
+    fresh: bool,
+    allow_same_account: bool,
+) -> Result<Prepared, CliError> {
     let config = config::Config::load(config_path).map_err(CliError::config)?;
+    refuse_static_same_account(&config, config_path, allow_same_account)?;
     let source = connectors::source(&config.source)?;
     let sink = connectors::sink(&config.sink)?;
     let checkpoint = match (&config.migration.checkpoint, mode) {
@@ -249,6 +292,30 @@ fn prepare_run(mode: Mode, config_path: &Path, fresh: bool) -> Result<Prepared, 
         sink,
         options,
     })
+}
+
+/// Refuses (exit 2) a config whose source and sink name the same account by their settings
+/// alone (see `same_account::static_match`), unless `allow`.
+fn refuse_static_same_account(
+    config: &config::Config,
+    path: &Path,
+    allow: bool,
+) -> Result<(), CliError> {
+    match same_account::static_match(&config.source, &config.sink) {
+        Some(refusal) if !allow => Err(CliError::config(anyhow::anyhow!(
+            "config file {}: {refusal}",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses (exit 2) a run whose source and sink credentials reach the account the vendor
+/// names the same, before anything is read or written, unless `allow`.
+async fn guard_same_account(run: &Prepared, allow: bool) -> Result<(), CliError> {
+    same_account::guard(&*run.source, &*run.sink, allow)
+        .await
+        .map_err(CliError::config)
 }
 
 async fn run_config(
@@ -349,8 +416,9 @@ fn print_report(report: &Report, format: ReportFormat) -> Result<(), CliError> {
 /// endpoint or a wrong port should be reported in seconds, not after a migration's patience.
 const CHECK_MAX_RETRIES: i64 = 2;
 
-async fn check(path: PathBuf) -> Result<u8, CliError> {
+async fn check(path: PathBuf, allow_same_account: bool) -> Result<u8, CliError> {
     let mut config = config::Config::load(&path).map_err(CliError::config)?;
+    refuse_static_same_account(&config, &path, allow_same_account)?;
     for table in [&mut config.source, &mut config.sink] {
         table
             .settings
@@ -390,6 +458,15 @@ async fn check(path: PathBuf) -> Result<u8, CliError> {
             .and_then(|s| plan::excess_scopes(vendor, role, s))
         {
             println!("  warning: {warning}");
+        }
+    }
+    if let Some(identities) = same_account::compare_identities(&*source, &*sink).await {
+        println!("account: {}", identities.summary());
+        if let Some(refusal) = identities.refusal() {
+            if !allow_same_account {
+                return Err(CliError::config(anyhow::anyhow!(refusal)));
+            }
+            println!("  allowed by {}", same_account::ALLOW_FLAG);
         }
     }
     Ok(code)

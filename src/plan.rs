@@ -23,6 +23,9 @@ pub struct PlanArgs {
     /// paste the output into tickets or CI logs).
     #[arg(long)]
     pub show_values: bool,
+    /// Run even though source and sink are the same account.
+    #[arg(long)]
+    pub allow_same_account: bool,
 }
 
 /// Records previewed per object.
