@@ -263,8 +263,11 @@ fn prepare_run(
     fresh: bool,
     allow_same_account: bool,
 ) -> Result<Prepared, CliError> {
-    let config = config::Config::load(config_path).map_err(CliError::config)?;
+    let mut config = config::Config::load(config_path).map_err(CliError::config)?;
     refuse_static_same_account(&config, config_path, allow_same_account)?;
+    if allow_same_account {
+        same_account::share_source_id_setting(&mut config.source, &config.sink);
+    }
     let source = connectors::source(&config.source)?;
     let sink = connectors::sink(&config.sink)?;
     let checkpoint = match (&config.migration.checkpoint, mode) {
@@ -313,7 +316,8 @@ fn refuse_static_same_account(
 /// Refuses (exit 2) a run whose source and sink credentials reach the account the vendor
 /// names the same, before anything is read or written, unless `allow`.
 async fn guard_same_account(run: &Prepared, allow: bool) -> Result<(), CliError> {
-    same_account::guard(&*run.source, &*run.sink, allow)
+    let by_config = same_account::static_match(&run.config.source, &run.config.sink);
+    same_account::guard(&*run.source, &*run.sink, by_config, allow)
         .await
         .map_err(CliError::config)
 }

@@ -243,30 +243,63 @@ pub async fn compare_identities(source: &dyn Source, sink: &dyn Sink) -> Option<
 }
 
 /// The guard `migrate`, `verify` and `plan` run before anything else reaches the vendors:
-/// an error (exit 2) when both credentials reach the same account and `allow` is not set. An
-/// account id that cannot be read is a warning, not a refusal.
-pub async fn guard(source: &dyn Source, sink: &dyn Sink, allow: bool) -> anyhow::Result<()> {
-    let Some(identities) = compare_identities(source, sink).await else {
-        return Ok(());
-    };
-    let summary = identities.summary();
-    match identities.refusal() {
+/// an error (exit 2) when both credentials reach the same account (by the vendors' account
+/// ids, or by the settings: `same_by_config`) and `allow` is not set. An account id that cannot
+/// be read is a warning, not a refusal.
+///
+/// With `allow`, a copy within one account asks the source to leave out ferry's copies (the
+/// records carrying the source-id field), so that a rerun updates them instead of copying the
+/// copies; a connector that cannot is refused all the same.
+pub async fn guard(
+    source: &dyn Source,
+    sink: &dyn Sink,
+    same_by_config: Option<String>,
+    allow: bool,
+) -> anyhow::Result<()> {
+    let identities = compare_identities(source, sink).await;
+    if let Some(identities) = &identities {
+        let summary = identities.summary();
+        if identities.source.is_err() || identities.sink.is_err() {
+            tracing::warn!(vendor = identities.vendor, "{summary}");
+        } else {
+            tracing::info!(vendor = identities.vendor, "{summary}");
+        }
+    }
+    let refusal = same_by_config.or_else(|| identities.as_ref().and_then(Identities::refusal));
+    match refusal {
+        None => Ok(()),
         Some(refusal) if !allow => Err(anyhow::anyhow!(refusal)),
-        Some(_) => {
+        Some(_) if source.leave_out_copies() => {
             tracing::warn!(
-                vendor = identities.vendor,
-                "{summary}: copying within it, as {ALLOW_FLAG} asks (the source-id field keeps the copies apart)"
+                vendor = source.vendor(),
+                "source and sink are the same account: copying within it, as {ALLOW_FLAG} asks; \
+                 records carrying the source-id field (ferry's copies) are not read"
             );
             Ok(())
         }
-        None if identities.source.is_err() || identities.sink.is_err() => {
-            tracing::warn!(vendor = identities.vendor, "{summary}");
-            Ok(())
-        }
-        None => {
-            tracing::info!(vendor = identities.vendor, "{summary}");
-            Ok(())
-        }
+        Some(_) => Err(anyhow::anyhow!(
+            "source and sink are the same {vendor} account, and the {vendor} source cannot leave \
+             out the copies ferry writes (records carrying the source-id field): a copy within \
+             one account would copy the copies on every rerun, so it is refused even with \
+             {ALLOW_FLAG}",
+            vendor = source.vendor()
+        )),
+    }
+}
+
+/// For a copy within one account: the sink's source-id setting, copied into the source's table
+/// when that does not set it, so that the source knows which records are ferry's copies. Only
+/// connectors whose source can leave out copies have one.
+pub fn share_source_id_setting(source: &mut ConnectorTable, sink: &ConnectorTable) {
+    let key = match source.connector.as_str() {
+        "hubspot" => "source_id_property",
+        _ => return,
+    };
+    if source.connector != sink.connector || source.settings.contains_key(key) {
+        return;
+    }
+    if let Some(value) = sink.settings.get(key) {
+        source.settings.insert(key.to_owned(), value.clone());
     }
 }
 

@@ -222,3 +222,78 @@ async fn two_accounts_of_one_vendor_are_allowed() {
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(sink_state.count("companies"), source_state.count("companies"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_within_one_portal_with_the_flag_does_not_copy_the_copies() {
+    let (state, running) = emulator(50, None).await;
+    let dir = temp_dir();
+    let url = &running.base_url;
+    let config = config(&dir, url, "HUBSPOT_TOKEN", url, "HUBSPOT_TOKEN");
+    // Companies only: HubSpot keeps one contact per email address in a portal, so a copy of a
+    // contact with an email is refused by HubSpot itself.
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace(
+        r#"objects = ["companies", "contacts"]"#,
+        r#"objects = ["companies"]"#,
+    );
+    std::fs::write(&config, text).expect("config");
+    let seeded = state.count("companies").expect("companies");
+    let migrate = ["migrate", "-q", "--report", "json", "--allow-same-account"];
+    for run_number in 0..3 {
+        let (code, stdout, stderr) = run(&migrate, &config).await;
+        assert_eq!(code, 0, "run {run_number}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+        let companies = object(&report, "companies");
+        // Only the originals are read: the copies carry the source-id property.
+        assert_eq!(count(companies, "read"), seeded as u64, "{report:#}");
+        let created = if run_number == 0 { seeded as u64 } else { 0 };
+        assert_eq!(count(companies, "created"), created, "{report:#}");
+        assert_eq!(count(companies, "verified"), seeded as u64, "{report:#}");
+        assert_eq!(state.count("companies"), Some(2 * seeded), "run {run_number}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_that_cannot_leave_out_its_copies_is_refused_even_with_the_flag() {
+    use ferry_sandbox::pipedrive;
+    let state = pipedrive::Emulator::new(pipedrive::Options::default());
+    state.seed(&seed::generate(20, 7, &Mess::none()));
+    let any = "127.0.0.1:0".parse().expect("loopback address");
+    let running = ferry_sandbox::serve("pipedrive", state.router(), any)
+        .await
+        .expect("serve pipedrive");
+    let url = &running.base_url;
+    let dir = temp_dir();
+    let path = dir.0.join("ferry.toml");
+    // Two variables holding one token: only the vendor's company id tells it is one account.
+    let text = format!(
+        "[source]\nconnector = \"pipedrive\"\nbase_url = \"{url}\"\napi_token = \"${{PD_A}}\"\n\
+         [sink]\nconnector = \"pipedrive\"\nbase_url = \"{url}\"\napi_token = \"${{PD_B}}\"\n"
+    );
+    std::fs::write(&path, text).expect("write config");
+    let config = path.to_string_lossy().into_owned();
+    let env = [
+        ("PD_A", pipedrive::TOKEN.to_owned()),
+        ("PD_B", pipedrive::TOKEN.to_owned()),
+    ];
+    let before = (state.count("persons"), state.count("organizations"));
+    let company = format!("company id {}", state.company_id());
+    for (args, expected) in [
+        (vec!["migrate", "-q"], company.as_str()),
+        (
+            vec!["migrate", "-q", "--allow-same-account"],
+            "cannot leave out the copies",
+        ),
+    ] {
+        let mut args = args.clone();
+        args.extend(["--config", &config]);
+        let out = ferry(&args, &env).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    assert_eq!(
+        (state.count("persons"), state.count("organizations")),
+        before
+    );
+}

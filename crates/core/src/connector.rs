@@ -163,6 +163,14 @@ pub trait Source: Send + Sync {
     async fn account_id(&self) -> ConnectorResult<Option<AccountId>> {
         Ok(None)
     }
+
+    /// For a copy within one account (`--allow-same-account`): from now on, leave out the
+    /// records that carry the sink's source-id field, the copies earlier runs (or this one)
+    /// wrote, so that a rerun updates them instead of copying the copies. Returns `false` when
+    /// the connector cannot tell its copies apart; then such a run must be refused.
+    fn leave_out_copies(&self) -> bool {
+        false
+    }
 }
 
 /// Where a written record now lives in the sink.
