@@ -402,7 +402,10 @@ mod tests {
         };
         let (a, b) = tables(&sf("SF_SECRET"), &sf("SF_SECRET"));
         let refusal = static_match(&a, &b).expect("same org");
-        assert!(refusal.contains("`client_id`, `client_secret`"), "{refusal}");
+        assert!(
+            refusal.contains("`client_id`, `client_secret`"),
+            "{refusal}"
+        );
         let (a, b) = tables(&sf("SF_SECRET"), &sf("SF_OTHER_SECRET"));
         assert_eq!(static_match(&a, &b), None);
     }
@@ -427,10 +430,7 @@ mod tests {
                 "connector = \"zoho\"\nclient_id = \"${{Z_ID}}\"\nclient_secret = \"${{Z_SECRET}}\"\nrefresh_token = \"${{Z_REFRESH}}\"\n{extra}"
             )
         };
-        let (a, b) = tables(
-            &zoho(""),
-            &zoho("api_url = \"https://www.zohoapis.com/\""),
-        );
+        let (a, b) = tables(&zoho(""), &zoho("api_url = \"https://www.zohoapis.com/\""));
         assert!(static_match(&a, &b).is_some());
         let (a, b) = tables(&zoho(""), &zoho("data_centre = \"eu\""));
         assert_eq!(static_match(&a, &b), None);

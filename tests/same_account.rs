@@ -77,7 +77,10 @@ objects = ["companies", "contacts"]
 fn env() -> Vec<(&'static str, String)> {
     vec![
         ("HUBSPOT_TOKEN", ferry_sandbox::HUBSPOT_TOKEN.to_owned()),
-        ("HUBSPOT_SINK_TOKEN", ferry_sandbox::HUBSPOT_TOKEN.to_owned()),
+        (
+            "HUBSPOT_SINK_TOKEN",
+            ferry_sandbox::HUBSPOT_TOKEN.to_owned(),
+        ),
     ]
 }
 
@@ -182,8 +185,14 @@ async fn two_emulators_claiming_one_portal_are_refused_and_the_flag_lets_them_ru
     // `check` with the flag says what it found and does not refuse.
     let (code, stdout, stderr) = run(&["check", "--allow-same-account"], &config).await;
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("same hubspot account (portal id 44001234)"), "{stdout}");
-    assert!(stdout.contains("allowed by --allow-same-account"), "{stdout}");
+    assert!(
+        stdout.contains("same hubspot account (portal id 44001234)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("allowed by --allow-same-account"),
+        "{stdout}"
+    );
 
     // With the flag the migration runs, and a rerun creates nothing.
     let migrate = ["migrate", "-q", "--report", "json", "--allow-same-account"];
@@ -197,7 +206,11 @@ async fn two_emulators_claiming_one_portal_are_refused_and_the_flag_lets_them_ru
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     let again: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
     for object_name in ["companies", "contacts"] {
-        assert_eq!(count(object(&again, object_name), "created"), 0, "{again:#}");
+        assert_eq!(
+            count(object(&again, object_name), "created"),
+            0,
+            "{again:#}"
+        );
     }
     assert_eq!(sink_state.count("companies"), Some(companies as usize));
 }
@@ -220,7 +233,10 @@ async fn two_accounts_of_one_vendor_are_allowed() {
     assert!(stdout.contains("different hubspot accounts"), "{stdout}");
     let (code, stdout, stderr) = run(&["migrate", "-q"], &config).await;
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert_eq!(sink_state.count("companies"), source_state.count("companies"));
+    assert_eq!(
+        sink_state.count("companies"),
+        source_state.count("companies")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -241,7 +257,10 @@ async fn a_copy_within_one_portal_with_the_flag_does_not_copy_the_copies() {
     let migrate = ["migrate", "-q", "--report", "json", "--allow-same-account"];
     for run_number in 0..3 {
         let (code, stdout, stderr) = run(&migrate, &config).await;
-        assert_eq!(code, 0, "run {run_number}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        assert_eq!(
+            code, 0,
+            "run {run_number}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
         let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
         let companies = object(&report, "companies");
         // Only the originals are read: the copies carry the source-id property.
@@ -249,7 +268,11 @@ async fn a_copy_within_one_portal_with_the_flag_does_not_copy_the_copies() {
         let created = if run_number == 0 { seeded as u64 } else { 0 };
         assert_eq!(count(companies, "created"), created, "{report:#}");
         assert_eq!(count(companies, "verified"), seeded as u64, "{report:#}");
-        assert_eq!(state.count("companies"), Some(2 * seeded), "run {run_number}");
+        assert_eq!(
+            state.count("companies"),
+            Some(2 * seeded),
+            "run {run_number}"
+        );
     }
 }
 

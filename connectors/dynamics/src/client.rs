@@ -242,7 +242,13 @@ impl Client {
         let url = self.api_url("WhoAmI")?;
         let endpoint = endpoint(&Method::GET, &url);
         let answer: serde_json::Value = self.get_json(url, &[]).await?;
-        ferry_core::AccountId::from_json(VENDOR, &endpoint, "organisation id", &answer, "/OrganizationId")
+        ferry_core::AccountId::from_json(
+            VENDOR,
+            &endpoint,
+            "organisation id",
+            &answer,
+            "/OrganizationId",
+        )
     }
 
     /// `GET` a JSON resource.

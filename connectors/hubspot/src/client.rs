@@ -139,7 +139,13 @@ impl HubspotClient {
     pub(crate) async fn account_id(&self) -> ConnectorResult<ferry_core::AccountId> {
         let (endpoint, response) = self.get_ok("/account-info/v3/details", &[]).await?;
         let answer: Value = response.json(crate::VENDOR, &endpoint)?;
-        ferry_core::AccountId::from_json(crate::VENDOR, &endpoint, "portal id", &answer, "/portalId")
+        ferry_core::AccountId::from_json(
+            crate::VENDOR,
+            &endpoint,
+            "portal id",
+            &answer,
+            "/portalId",
+        )
     }
 
     /// `method path?query` with an optional JSON `body` through the ten-second client,

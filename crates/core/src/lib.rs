@@ -17,7 +17,8 @@ pub mod secret;
 
 pub use checksum::{AggregateDigest, Digest, Projection, record_digest};
 pub use connector::{
-    AccountId, FetchedPage, Page, RecordOutcome, RecordRejection, Sink, Source, Written};
+    AccountId, FetchedPage, Page, RecordOutcome, RecordRejection, Sink, Source, Written,
+};
 pub use error::{ConnectorError, ConnectorResult};
 pub use kit::ConnectorSpec;
 pub use model::{FieldSpec, FieldType, ObjectType, Record, Value, field};

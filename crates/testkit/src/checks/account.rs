@@ -62,5 +62,8 @@ pub(crate) async fn account_id_is_stable(ctx: Arc<Ctx>) -> Verdict {
         first.kind,
         first.id
     );
-    Ok(format!("{} {}, stable; another account differs", first.kind, first.id))
+    Ok(format!(
+        "{} {}, stable; another account differs",
+        first.kind, first.id
+    ))
 }
