@@ -464,7 +464,13 @@ async fn check(path: PathBuf, allow_same_account: bool) -> Result<u8, CliError> 
             println!("  warning: {warning}");
         }
     }
-    if let Some(identities) = same_account::compare_identities(&*source, &*sink).await {
+    // A vendor that did not answer cannot name its account either: no second wait for it.
+    let identities = if code == 0 {
+        same_account::compare_identities(&*source, &*sink).await
+    } else {
+        None
+    };
+    if let Some(identities) = identities {
         println!("account: {}", identities.summary());
         if let Some(refusal) = identities.refusal() {
             if !allow_same_account {

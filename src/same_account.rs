@@ -152,7 +152,8 @@ pub fn static_match(source: &ConnectorTable, sink: &ConnectorTable) -> Option<St
     }
     Some(format!(
         "[source] and [sink] are the same {connector} account: {source_key} and {sink_key} are \
-         both {source_url}, and {creds} name the same credentials in both tables. A migration \
+         both {source_url}, and both tables give the same credential references in {creds}. \
+         A migration \
          would write copies of the records into the account it reads, and every rerun would \
          copy the copies. Point [sink] at another account, or pass {ALLOW_FLAG} to copy \
          records within this one on purpose",
