@@ -22,6 +22,7 @@ mod hardening;
 mod out;
 mod plan;
 mod progress;
+mod same_account;
 mod sandbox;
 mod summary;
 
@@ -77,6 +78,10 @@ struct RunArgs {
     /// Ignore the configured checkpoint's saved progress and start the migration afresh.
     #[arg(long)]
     fresh: bool,
+    /// Run even though source and sink are the same account (a copy within one account; the
+    /// source-id field keeps the copies apart, so a rerun creates nothing).
+    #[arg(long)]
+    allow_same_account: bool,
 }
 
 /// `verify`'s arguments: those of `migrate` but `--fresh`, since a verify keeps no checkpoint.
@@ -91,6 +96,9 @@ struct VerifyArgs {
     /// Seconds between progress lines when stderr is not a terminal.
     #[arg(long, default_value_t = 5)]
     progress_interval: u64,
+    /// Compare even though source and sink are the same account.
+    #[arg(long)]
+    allow_same_account: bool,
 }
 
 #[derive(Subcommand)]
@@ -112,6 +120,9 @@ enum Command {
         /// Seconds the checks of source and sink may take before ferry gives up on them.
         #[arg(long, default_value_t = CHECK_DEADLINE_SECS, value_parser = clap::value_parser!(u64).range(1..))]
         deadline: u64,
+        /// Report source and sink in the same account without refusing.
+        #[arg(long)]
+        allow_same_account: bool,
     },
     /// Serves the vendor emulators on loopback ports for trying ferry by hand.
     Sandbox(sandbox::SandboxArgs),
@@ -238,6 +249,7 @@ async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> 
     match (cli.command, prepared) {
         (Command::Demo(args), _) => demo::run(args, cli.quiet).await,
         (Command::Migrate(args), Some(run)) => {
+            guard_same_account(&run, args.allow_same_account).await?;
             run_config(Mode::Migrate, args, run, cli.quiet).await
         }
         (Command::Verify(args), Some(run)) => {
@@ -246,14 +258,26 @@ async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> 
                 report: args.report,
                 progress_interval: args.progress_interval,
                 fresh: false,
+                allow_same_account: args.allow_same_account,
             };
+            guard_same_account(&run, args.allow_same_account).await?;
             run_config(Mode::Verify, args, run, cli.quiet).await
         }
-        (Command::Plan(args), Some(run)) => plan::run(args, run).await,
+        (Command::Plan(args), Some(run)) => {
+            guard_same_account(&run, args.allow_same_account).await?;
+            plan::run(args, run).await
+        }
         (Command::Migrate(_) | Command::Verify(_) | Command::Plan(_), None) => Err(
             CliError::failed(anyhow::anyhow!("internal error: the run was not prepared")),
         ),
-        (Command::Check { config, deadline }, _) => check(config, deadline).await,
+        (
+            Command::Check {
+                config,
+                deadline,
+                allow_same_account,
+            },
+            _,
+        ) => check(config, deadline, allow_same_account).await,
         (Command::Sandbox(args), _) => sandbox::run(args).await,
         (Command::Connectors, _) => {
             print!("{}", connectors::listing());
@@ -278,9 +302,24 @@ pub struct Prepared {
 /// them: `migrate`, `verify`, `plan` and `demo`. Other commands are not sealed.
 fn prepare(command: &Command) -> Result<Option<Prepared>, CliError> {
     let prepared = match command {
-        Command::Migrate(args) => Some(prepare_run(Mode::Migrate, &args.config, args.fresh)?),
-        Command::Verify(args) => Some(prepare_run(Mode::Verify, &args.config, false)?),
-        Command::Plan(args) => Some(prepare_run(Mode::Verify, &args.config, false)?),
+        Command::Migrate(args) => Some(prepare_run(
+            Mode::Migrate,
+            &args.config,
+            args.fresh,
+            args.allow_same_account,
+        )?),
+        Command::Verify(args) => Some(prepare_run(
+            Mode::Verify,
+            &args.config,
+            false,
+            args.allow_same_account,
+        )?),
+        Command::Plan(args) => Some(prepare_run(
+            Mode::Verify,
+            &args.config,
+            false,
+            args.allow_same_account,
+        )?),
         Command::Demo(_) => None,
         Command::Check { .. } | Command::Sandbox(_) | Command::Connectors => return Ok(None),
     };
@@ -293,9 +332,19 @@ fn prepare(command: &Command) -> Result<Option<Prepared>, CliError> {
 }
 
 /// Loads the config, builds both connectors (running any secret commands) and opens the
-/// checkpoint (`migrate` only). No network I/O.
-fn prepare_run(mode: Mode, config_path: &Path, fresh: bool) -> Result<Prepared, CliError> {
-    let config = config::Config::load(config_path).map_err(CliError::config)?;
+/// checkpoint (`migrate` only). No network I/O. Refuses source and sink in the same account
+/// by their settings before anything else, unless `allow_same_account`.
+fn prepare_run(
+    mode: Mode,
+    config_path: &Path,
+    fresh: bool,
+    allow_same_account: bool,
+) -> Result<Prepared, CliError> {
+    let mut config = config::Config::load(config_path).map_err(CliError::config)?;
+    refuse_static_same_account(&config, config_path, allow_same_account)?;
+    if allow_same_account {
+        same_account::share_source_id_setting(&mut config.source, &config.sink);
+    }
     let source = connectors::source(&config.source)?;
     let sink = connectors::sink(&config.sink)?;
     let checkpoint = match (&config.migration.checkpoint, mode) {
@@ -323,6 +372,31 @@ fn prepare_run(mode: Mode, config_path: &Path, fresh: bool) -> Result<Prepared, 
         sink,
         options,
     })
+}
+
+/// Refuses (exit 2) a config whose source and sink name the same account by their settings
+/// alone (see `same_account::static_match`), unless `allow`.
+fn refuse_static_same_account(
+    config: &config::Config,
+    path: &Path,
+    allow: bool,
+) -> Result<(), CliError> {
+    match same_account::static_match(&config.source, &config.sink) {
+        Some(refusal) if !allow => Err(CliError::config(anyhow::anyhow!(
+            "config file {}: {refusal}",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses (exit 2) a run whose source and sink credentials reach the account the vendor
+/// names the same, before anything is read or written, unless `allow`.
+async fn guard_same_account(run: &Prepared, allow: bool) -> Result<(), CliError> {
+    let by_config = same_account::static_match(&run.config.source, &run.config.sink);
+    same_account::guard(&*run.source, &*run.sink, by_config, allow)
+        .await
+        .map_err(CliError::config)
 }
 
 async fn run_config(
@@ -455,8 +529,13 @@ const CHECK_TIMEOUT_SECS: i64 = 10;
 /// vendor answering each of several requests just before its timeout).
 const CHECK_DEADLINE_SECS: u64 = 45;
 
-async fn check(path: PathBuf, deadline: u64) -> Result<u8, CliError> {
+async fn check(
+    path: PathBuf,
+    deadline: u64,
+    allow_same_account: bool,
+) -> Result<u8, CliError> {
     let mut config = config::Config::load(&path).map_err(CliError::config)?;
+    refuse_static_same_account(&config, &path, allow_same_account)?;
     for table in [&mut config.source, &mut config.sink] {
         table
             .settings
@@ -518,6 +597,21 @@ async fn check(path: PathBuf, deadline: u64) -> Result<u8, CliError> {
             .and_then(|s| plan::excess_scopes(vendor, role, s))
         {
             println!("  warning: {warning}");
+        }
+    }
+    // A vendor that did not answer cannot name its account either: no second wait for it.
+    let identities = if code == 0 {
+        same_account::compare_identities(&*source, &*sink).await
+    } else {
+        None
+    };
+    if let Some(identities) = identities {
+        println!("account: {}", identities.summary());
+        if let Some(refusal) = identities.refusal() {
+            if !allow_same_account {
+                return Err(CliError::config(anyhow::anyhow!(refusal)));
+            }
+            println!("  allowed by {}", same_account::ALLOW_FLAG);
         }
     }
     Ok(code)

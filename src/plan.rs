@@ -26,6 +26,9 @@ pub struct PlanArgs {
     /// Seconds the whole dry run may take; what was found by then is printed.
     #[arg(long, default_value_t = PLAN_DEADLINE_SECS, value_parser = clap::value_parser!(u64).range(1..))]
     pub deadline: u64,
+    /// Run even though source and sink are the same account.
+    #[arg(long)]
+    pub allow_same_account: bool,
 }
 
 /// The default of `ferry plan --deadline`. The dry run makes a handful of requests per object

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import axios from "axios";
-import { v2 } from "pipedrive";
+import { v1, v2 } from "pipedrive";
 import { startSandbox, thrown } from "./lib/sandbox.mjs";
 
 function apis(url, token) {
@@ -25,6 +25,15 @@ describe("pipedrive: pipedrive (v2)", () => {
     pd = apis(sb.url, sb.env.PIPEDRIVE_TOKEN);
   });
   after(() => sb?.stop());
+
+  test("users/me (v1) names the token's company: the connector's account identity", async () => {
+    const config = new v1.Configuration({ apiKey: sb.env.PIPEDRIVE_TOKEN, basePath: `${sb.url}/v1` });
+    const me = await new v1.UsersApi(config).getCurrentUser();
+    assert.equal(me.success, true);
+    assert.ok(Number.isInteger(me.data.company_id) && me.data.company_id > 0, "a numeric company_id");
+    assert.equal(typeof me.data.company_name, "string");
+    assert.equal(typeof me.data.company_domain, "string");
+  });
 
   test("lists persons and organizations through next_cursor to the end, as many as were seeded", async () => {
     for (const [list, expected, limit] of [

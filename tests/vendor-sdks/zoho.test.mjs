@@ -108,6 +108,15 @@ describe("zoho: @zohocrm/nodejs-sdk-8.0", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  test("the org answers with its id: the connector's account identity", async () => {
+    const res = await new Z.Org.OrgOperations().getOrganization();
+    assert.equal(res.getStatusCode(), 200);
+    const orgs = res.getObject().getOrg();
+    assert.equal(orgs.length, 1);
+    assert.match(String(orgs[0].getId()), /^\d{19}$/);
+    assert.equal(typeof orgs[0].getCompanyName(), "string");
+  });
+
   test("lists Contacts and Accounts through page_token to the end, as many as were seeded", async () => {
     for (const [module, fields, expected] of [
       ["Contacts", "Last_Name,Email,Email_Opt_Out,Account_Name", sb.seeded.contacts],

@@ -236,6 +236,21 @@ impl Client {
         }
     }
 
+    /// The organisation id of the environment, from the `WhoAmI` function
+    /// (`GET /api/data/v9.2/WhoAmI`, `OrganizationId`).
+    pub(crate) async fn account_id(&self) -> ConnectorResult<ferry_core::AccountId> {
+        let url = self.api_url("WhoAmI")?;
+        let endpoint = endpoint(&Method::GET, &url);
+        let answer: serde_json::Value = self.get_json(url, &[]).await?;
+        ferry_core::AccountId::from_json(
+            VENDOR,
+            &endpoint,
+            "organisation id",
+            &answer,
+            "/OrganizationId",
+        )
+    }
+
     /// `GET` a JSON resource.
     pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
         &self,

@@ -448,6 +448,11 @@ impl Sink for DynamicsSink {
         VENDOR
     }
 
+    /// The account's organisation id (`GET WhoAmI`).
+    async fn account_id(&self) -> ConnectorResult<Option<ferry_core::AccountId>> {
+        self.client.account_id().await.map(Some)
+    }
+
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         Some(self.client.stats())
     }

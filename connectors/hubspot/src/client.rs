@@ -144,6 +144,20 @@ impl HubspotClient {
         Ok((endpoint, response))
     }
 
+    /// The account's portal id (HubSpot's "Hub ID"), from `GET /account-info/v3/details`
+    /// (documented as needing no scope beyond the token's own).
+    pub(crate) async fn account_id(&self) -> ConnectorResult<ferry_core::AccountId> {
+        let (endpoint, response) = self.get_ok("/account-info/v3/details", &[]).await?;
+        let answer: Value = response.json(crate::VENDOR, &endpoint)?;
+        ferry_core::AccountId::from_json(
+            crate::VENDOR,
+            &endpoint,
+            "portal id",
+            &answer,
+            "/portalId",
+        )
+    }
+
     /// `method path?query` with an optional JSON `body` through the ten-second client,
     /// returning the final response whatever its status (the caller decides what a 404 or a
     /// 403 means), and the endpoint's name for messages (method and path only).

@@ -1061,6 +1061,11 @@ impl Sink for HubspotSink {
         VENDOR
     }
 
+    /// The account's portal id (`GET /account-info/v3/details`).
+    async fn account_id(&self) -> ConnectorResult<Option<ferry_core::AccountId>> {
+        self.client.account_id().await.map(Some)
+    }
+
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         Some(self.client.stats())
     }

@@ -1,6 +1,7 @@
 //! Reading companies and contacts from HubSpot's v3 list endpoints.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use ferry_core::http::{BodyCap, HttpResponse, HttpStats, RateLimit};
@@ -16,6 +17,10 @@ use crate::mapping::{self, ListPaging, ListResponse};
 pub struct HubspotSource {
     client: HubspotClient,
     page_size: u32,
+    /// The source-id property a HubSpot sink writes (`source_id_property`).
+    source_id_property: String,
+    /// Whether to leave out records carrying it (a copy within one account).
+    leave_out_copies: AtomicBool,
 }
 
 impl HubspotSource {
@@ -25,6 +30,8 @@ impl HubspotSource {
         Ok(HubspotSource {
             client,
             page_size: role.page_size,
+            source_id_property: role.source_id_property,
+            leave_out_copies: AtomicBool::new(false),
         })
     }
 
@@ -39,6 +46,11 @@ impl HubspotSource {
 impl Source for HubspotSource {
     fn vendor(&self) -> &'static str {
         VENDOR
+    }
+
+    /// The account's portal id (`GET /account-info/v3/details`).
+    async fn account_id(&self) -> ConnectorResult<Option<ferry_core::AccountId>> {
+        self.client.account_id().await.map(Some)
     }
 
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
@@ -72,6 +84,13 @@ impl Source for HubspotSource {
         Ok(total)
     }
 
+    /// Lists ask for the source-id property (`source_id_property`, as the sink's table sets
+    /// it: the same config type serves both) and drop the records that have one.
+    fn leave_out_copies(&self) -> bool {
+        self.leave_out_copies.store(true, Ordering::Relaxed);
+        true
+    }
+
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
         let fetched = self.fetch_page(object, cursor).await?;
         (fetched.records)()
@@ -83,10 +102,17 @@ impl Source for HubspotSource {
         cursor: Option<&str>,
     ) -> ConnectorResult<FetchedPage> {
         let path = format!("/crm/v3/objects/{}", mapping::object_path(object));
-        let properties: Vec<&str> = mapping::properties(object)
+        let mut properties: Vec<&str> = mapping::properties(object)
             .iter()
             .map(|(_, p)| *p)
             .collect();
+        let copies_of = self
+            .leave_out_copies
+            .load(Ordering::Relaxed)
+            .then(|| self.source_id_property.clone());
+        if let Some(property) = &copies_of {
+            properties.push(property);
+        }
         let properties = properties.join(",");
         let limit = self.page_size.to_string();
         let mut query = vec![
@@ -107,7 +133,7 @@ impl Source for HubspotSource {
         let next = match serde_json::from_slice::<ListPaging>(&response.body) {
             Ok(skimmed) => skimmed.next(),
             Err(_) => {
-                let page = read_records(object, &endpoint, response)?;
+                let page = read_records(object, &endpoint, response, copies_of.as_deref())?;
                 check_progress(&path, cursor, page.next.as_deref())?;
                 return Ok(FetchedPage::ready(page));
             }
@@ -117,7 +143,7 @@ impl Source for HubspotSource {
             next: next.clone(),
             // The cursor skimmed is the page's: the one the pager follows.
             records: Box::new(move || {
-                let page = read_records(object, &endpoint, response)?;
+                let page = read_records(object, &endpoint, response, copies_of.as_deref())?;
                 Ok(Page { next, ..page })
             }),
         })
@@ -136,11 +162,13 @@ fn check_progress(path: &str, cursor: Option<&str>, next: Option<&str>) -> Conne
     Ok(())
 }
 
-/// Reads the records of a list answer into a page, with the answer's cursor.
+/// Reads the records of a list answer into a page, with the answer's cursor, leaving out those
+/// with a value in the property `copies_of` names (ferry's copies, in a same-account copy).
 fn read_records(
     object: ObjectType,
     endpoint: &str,
     mut response: HttpResponse,
+    copies_of: Option<&str>,
 ) -> ConnectorResult<Page> {
     let response: ListResponse<'_> = response.json_borrowed(VENDOR, endpoint)?;
     let mut page = Page {
@@ -152,8 +180,16 @@ fn read_records(
             .map(|n| n.after.clone()),
         unreadable: Vec::new(),
     };
+    let mut copies = 0usize;
     for raw in &response.results {
+        if copies_of.is_some_and(|p| raw.property_text(p).is_some()) {
+            copies += 1;
+            continue;
+        }
         page.push(VENDOR, object, mapping::to_record(object, raw));
+    }
+    if copies > 0 {
+        tracing::debug!(vendor = VENDOR, %object, copies, "left out ferry's copies");
     }
     page.log_read(VENDOR, object);
     Ok(page)

@@ -153,6 +153,19 @@ impl PipedriveClient {
         self.envelope(&self.http, &Method::GET, path, response)
     }
 
+    /// The company id of the account, from `GET /v1/users/me` (`data.company_id`).
+    pub(crate) async fn account_id(&self) -> ConnectorResult<ferry_core::AccountId> {
+        const PATH: &str = "/v1/users/me";
+        let answer = self.get_small(PATH, &[]).await?;
+        ferry_core::AccountId::from_json(
+            crate::VENDOR,
+            &format!("GET {PATH}"),
+            "company id",
+            &answer,
+            "/data/company_id",
+        )
+    }
+
     /// `GET path?query` through the search limiter.
     pub(crate) async fn search(
         &self,

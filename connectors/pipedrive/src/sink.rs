@@ -583,6 +583,11 @@ impl Sink for PipedriveSink {
         VENDOR
     }
 
+    /// The account's company id (`GET /v1/users/me`).
+    async fn account_id(&self) -> ConnectorResult<Option<ferry_core::AccountId>> {
+        self.client.account_id().await.map(Some)
+    }
+
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         Some(self.client.stats())
     }

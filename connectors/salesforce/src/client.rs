@@ -140,6 +140,36 @@ impl Client {
         Ok(())
     }
 
+    /// The org id of the credentials' org, from OpenID Connect's `GET /services/oauth2/userinfo`
+    /// on the instance (`organization_id`). Apart from [`Client::send`], which only serves
+    /// `/services/data/`, and without renewal: it is one request made right after the token.
+    pub(crate) async fn account_id(&self) -> ConnectorResult<ferry_core::AccountId> {
+        const PATH: &str = "/services/oauth2/userinfo";
+        let endpoint = format!("GET {PATH}");
+        let session = self.auth.session(&self.http).await?;
+        let url = session
+            .instance_url
+            .join(PATH)
+            .map_err(|e| ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint: endpoint.clone(),
+                detail: format!("cannot form the request URL: {e}"),
+            })?;
+        let response = self
+            .http
+            .send(&endpoint, |c| {
+                c.get(url.clone())
+                    .bearer_auth(session.token.expose_secret())
+                    .header(ACCEPT, "application/json")
+            })
+            .await?;
+        if !response.is_success() {
+            return Err(self.error_for(&endpoint, &response));
+        }
+        let answer: serde_json::Value = response.json(VENDOR, &endpoint)?;
+        ferry_core::AccountId::from_json(VENDOR, &endpoint, "org id", &answer, "/organization_id")
+    }
+
     /// The first page of `soql` (`GET …/query?q=`, which leaves deleted records out), with
     /// `batch_size` records per page if given.
     pub(crate) async fn query(

@@ -132,6 +132,11 @@ impl Source for SalesforceSource {
         self.client.granted_scopes()
     }
 
+    /// The account's org id (`GET /services/oauth2/userinfo`).
+    async fn account_id(&self) -> ConnectorResult<Option<ferry_core::AccountId>> {
+        self.client.account_id().await.map(Some)
+    }
+
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         Some(self.client.stats())
     }

@@ -146,6 +146,16 @@ impl Client {
         }
     }
 
+    /// The org id of the credentials' org, from `GET /crm/v8/org` (`org[0].id`; scope
+    /// `ZohoCRM.org.READ`).
+    pub(crate) async fn account_id(&self) -> ConnectorResult<ferry_core::AccountId> {
+        const PATH: &str = "/crm/v8/org";
+        let response = self.send_ok(Method::GET, PATH, &[], None).await?;
+        let endpoint = format!("GET {PATH}");
+        let answer: serde_json::Value = response.json(VENDOR, &endpoint)?;
+        ferry_core::AccountId::from_json(VENDOR, &endpoint, "org id", &answer, "/org/0/id")
+    }
+
     /// A final error response as a [`ConnectorError`].
     pub(crate) fn error_for(&self, endpoint: &str, response: &HttpResponse) -> ConnectorError {
         self.http.error_for(endpoint, response)

@@ -173,6 +173,11 @@ impl Source for ZohoSource {
         self.client.granted_scopes()
     }
 
+    /// The account's org id (`GET /crm/v8/org`).
+    async fn account_id(&self) -> ConnectorResult<Option<ferry_core::AccountId>> {
+        self.client.account_id().await.map(Some)
+    }
+
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         Some(self.client.stats())
     }

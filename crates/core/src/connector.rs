@@ -82,6 +82,41 @@ impl FetchedPage {
     }
 }
 
+/// The vendor's own name for the account a connector's credentials reach (HubSpot's portal id,
+/// Salesforce's org id, ...). Comparing a source's with a sink's tells whether a migration would
+/// write into the account it reads. An account id is neither a secret nor customer data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountId {
+    /// What the vendor calls the id, for messages: `"portal id"`, `"org id"`.
+    pub kind: &'static str,
+    /// The id as the vendor reports it.
+    pub id: String,
+}
+
+impl AccountId {
+    /// Reads the id at JSON `pointer` (`/portalId`) of a vendor's answer: a number or a
+    /// non-empty string. Anything else is a malformed answer from `endpoint`.
+    pub fn from_json(
+        vendor: &'static str,
+        endpoint: &str,
+        kind: &'static str,
+        answer: &serde_json::Value,
+        pointer: &str,
+    ) -> ConnectorResult<AccountId> {
+        let id = match answer.pointer(pointer) {
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            _ => None,
+        };
+        id.map(|id| AccountId { kind, id })
+            .ok_or_else(|| crate::ConnectorError::Malformed {
+                vendor,
+                endpoint: endpoint.to_owned(),
+                detail: format!("no {kind} at `{pointer}`"),
+            })
+    }
+}
+
 /// A vendor to read records from.
 #[async_trait]
 pub trait Source: Send + Sync {
@@ -121,6 +156,20 @@ pub trait Source: Send + Sync {
     /// (`None` when the vendor does not say). `ferry check` shows them.
     fn granted_scopes(&self) -> Option<Vec<String>> {
         None
+    }
+
+    /// The account the credentials reach, as the vendor identifies it (one cheap request).
+    /// `None` when the connector cannot say. Used to refuse a sink in the source's account.
+    async fn account_id(&self) -> ConnectorResult<Option<AccountId>> {
+        Ok(None)
+    }
+
+    /// For a copy within one account (`--allow-same-account`): from now on, leave out the
+    /// records that carry the sink's source-id field, the copies earlier runs (or this one)
+    /// wrote, so that a rerun updates them instead of copying the copies. Returns `false` when
+    /// the connector cannot tell its copies apart; then such a run must be refused.
+    fn leave_out_copies(&self) -> bool {
+        false
     }
 }
 
@@ -216,5 +265,11 @@ pub trait Sink: Send + Sync {
     /// (`None` when the vendor does not say). `ferry check` shows them.
     fn granted_scopes(&self) -> Option<Vec<String>> {
         None
+    }
+
+    /// The account the credentials reach, as the vendor identifies it (one cheap request).
+    /// `None` when the connector cannot say. Used to refuse a sink in the source's account.
+    async fn account_id(&self) -> ConnectorResult<Option<AccountId>> {
+        Ok(None)
     }
 }

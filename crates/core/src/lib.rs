@@ -16,7 +16,9 @@ pub mod resend;
 pub mod secret;
 
 pub use checksum::{AggregateDigest, Digest, Projection, record_digest};
-pub use connector::{FetchedPage, Page, RecordOutcome, RecordRejection, Sink, Source, Written};
+pub use connector::{
+    AccountId, FetchedPage, Page, RecordOutcome, RecordRejection, Sink, Source, Written,
+};
 pub use error::{ConnectorError, ConnectorResult};
 pub use kit::ConnectorSpec;
 pub use model::{FieldSpec, FieldType, ObjectType, Record, Value, field};

@@ -54,6 +54,18 @@ pub async fn serve(vendor: &'static str, router: Router, addr: SocketAddr) -> io
     })
 }
 
+/// A number for a new emulator's account id (HubSpot's portal id, ...): distinct for every
+/// emulator of this process, and random across processes, so that two emulators are two
+/// accounts unless a test says otherwise. Eight digits, like HubSpot's portal ids.
+pub(crate) fn new_account_number() -> u64 {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static BASE: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let base = *BASE.get_or_init(|| rand::random_range(10_000_000..90_000_000));
+    base + NEXT.fetch_add(1, Ordering::Relaxed) % 9_000_000
+}
+
 /// One vendor's emulator, as `ferry sandbox`, `ferry demo` and the conformance kit see it.
 pub trait VendorEmulator: Send + Sync {
     /// Loads generated data, returning what was actually seeded (a vendor may refuse records

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use async_trait::async_trait;
 use ferry_core::http::HttpStats;
 use ferry_core::{
-    ConnectorResult, ConnectorSpec, ObjectType, Page, Record, RecordOutcome, Sink, Source, Value,
-    field,
+    AccountId, ConnectorResult, ConnectorSpec, ObjectType, Page, Record, RecordOutcome, Sink,
+    Source, Value, field,
 };
 use ferry_testkit::Target;
 use ferry_testkit::selftest::{self, Status};
@@ -43,6 +43,8 @@ enum Mutation {
     SourceSwapsCompanies,
     /// The source calls a wrong credential a network error.
     SourceMisnamesAuth,
+    /// The source reports one fixed account id whatever account it reaches.
+    SourceFixedAccountId,
 }
 
 static MUTATION: AtomicU8 = AtomicU8::new(Mutation::None as u8);
@@ -61,6 +63,7 @@ fn mutation() -> Mutation {
         SourceDropsOptOut,
         SourceSwapsCompanies,
         SourceMisnamesAuth,
+        SourceFixedAccountId,
     ][MUTATION.load(Ordering::Relaxed) as usize]
 }
 
@@ -135,6 +138,9 @@ impl Sink for MutantSink {
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         self.0.http_stats()
     }
+    async fn account_id(&self) -> ConnectorResult<Option<AccountId>> {
+        self.0.account_id().await
+    }
 }
 
 struct MutantSource(Arc<dyn Source>);
@@ -157,6 +163,16 @@ impl Source for MutantSource {
             }),
             (_, result) => result,
         }
+    }
+    async fn account_id(&self) -> ConnectorResult<Option<AccountId>> {
+        let id = self.0.account_id().await?;
+        Ok(match mutation() {
+            Mutation::SourceFixedAccountId => id.map(|a| AccountId {
+                id: "00D000000000001AAA".into(),
+                ..a
+            }),
+            _ => id,
+        })
     }
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
         let mut page = self.0.read_page(object, cursor).await?;
@@ -252,6 +268,7 @@ fn main() -> ExitCode {
         (SourceDropsOptOut, "source::opt_outs"),
         (SourceSwapsCompanies, "source::associations"),
         (SourceMisnamesAuth, "secrets"),
+        (SourceFixedAccountId, "account_id"),
         // Last: the log is the process's, so the leaked secret stays in it.
         (SinkLogsSecret, "secrets"),
     ];

@@ -180,7 +180,7 @@ fn read_inner(store: &Store, req: &Req) -> Result<Reply, ApiError> {
                 "@odata.context": format!("{}{API_PREFIX}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse", req.base),
                 "BusinessUnitId": "b0b0b0b0-0000-4000-8000-000000000001",
                 "UserId": "5e5e5e5e-0000-4000-8000-000000000001",
-                "OrganizationId": "0f0f0f0f-0000-4000-8000-000000000001",
+                "OrganizationId": store.organization_id,
             }),
         )),
         Resource::Keys(table) => {

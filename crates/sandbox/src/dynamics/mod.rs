@@ -80,6 +80,9 @@ pub struct Options {
     /// (`0x80044150`, "Generic SQL error.", a deadlock victim), writing nothing: the failures a
     /// busy environment shows. The `partial` fault does the same to a percentage of them.
     pub batch_part_error_every: Option<u64>,
+    /// The environment's organisation id (`WhoAmI`'s `OrganizationId`). `None`: a GUID of its
+    /// own, so two emulators are two environments; set it to make two claim one.
+    pub organization_id: Option<String>,
 }
 
 impl Default for Options {
@@ -96,6 +99,7 @@ impl Default for Options {
             window: Duration::from_secs(300),
             max_concurrent: 52,
             batch_part_error_every: None,
+            organization_id: None,
         }
     }
 }
@@ -109,6 +113,7 @@ impl std::fmt::Debug for Options {
             .field("requests_per_window", &self.requests_per_window)
             .field("window", &self.window)
             .field("max_concurrent", &self.max_concurrent)
+            .field("organization_id", &self.organization_id)
             .finish()
     }
 }
@@ -208,7 +213,10 @@ fn error_response(e: &error::ApiError) -> Response {
 impl Emulator {
     /// A new, empty environment.
     pub fn new(options: Options) -> Emulator {
-        let store = Store::new(options.alternate_keys, options.enforce_required);
+        let mut store = Store::new(options.alternate_keys, options.enforce_required);
+        store.organization_id = options.organization_id.clone().unwrap_or_else(|| {
+            format!("0f0f0f0f-0000-4000-8000-{:012}", crate::new_account_number())
+        });
         Emulator {
             shared: Arc::new(Shared {
                 options,
@@ -220,6 +228,16 @@ impl Emulator {
                 batch_parts: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// The environment's organisation id, as `WhoAmI` reports it.
+    pub fn organization_id(&self) -> String {
+        self.shared
+            .store
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .organization_id
+            .clone()
     }
 
     /// Loads generated data as native Dataverse records: companies become accounts, contacts

@@ -280,6 +280,8 @@ pub struct Store {
     /// Whether `lastname` / `name` are enforced by the server (a real environment does not:
     /// business-required columns are checked by forms, not by the Web API).
     pub enforce_required: bool,
+    /// The environment's organisation id, as `WhoAmI` reports it.
+    pub organization_id: String,
     accounts: TableData,
     contacts: TableData,
     version: u64,
@@ -324,6 +326,7 @@ impl Store {
         Store {
             keys_defined,
             enforce_required,
+            organization_id: "0f0f0f0f-0000-4000-8000-000000000001".to_owned(),
             accounts: TableData::default(),
             contacts: TableData::default(),
             version: 1_000_000,

@@ -60,6 +60,9 @@ pub struct Options {
     /// Whether the account may use the batch subscription endpoints (HubSpot requires Marketing
     /// Hub Enterprise for them). `false`: they answer 403 `MISSING_SCOPES`.
     pub batch_subscriptions: bool,
+    /// The account's portal id (`GET /account-info/v3/details`). `None`: a number of its own,
+    /// so two emulators are two accounts; set it to make two emulators claim one account.
+    pub portal_id: Option<u64>,
 }
 
 impl Default for Options {
@@ -71,6 +74,7 @@ impl Default for Options {
             daily_limit: Some(250_000),
             search_limit: Some(5),
             batch_subscriptions: true,
+            portal_id: None,
         }
     }
 }
@@ -84,6 +88,7 @@ impl fmt::Debug for Options {
             .field("daily_limit", &self.daily_limit)
             .field("search_limit", &self.search_limit)
             .field("batch_subscriptions", &self.batch_subscriptions)
+            .field("portal_id", &self.portal_id)
             .finish()
     }
 }
@@ -164,6 +169,8 @@ struct Stats {
 
 struct Inner {
     options: Options,
+    /// The account's portal id: the option's, or a number of this emulator's own.
+    portal_id: u64,
     data: RwLock<Data>,
     limits: Mutex<gate::Limits>,
     stats: Stats,
@@ -187,6 +194,9 @@ impl Emulator {
         };
         Emulator {
             inner: Arc::new(Inner {
+                portal_id: options
+                    .portal_id
+                    .unwrap_or_else(crate::new_account_number),
                 options,
                 data: RwLock::new(data),
                 limits: Mutex::new(gate::Limits::default()),
@@ -299,6 +309,11 @@ impl Emulator {
         );
     }
 
+    /// The account's portal id, as `GET /account-info/v3/details` reports it.
+    pub fn portal_id(&self) -> u64 {
+        self.inner.portal_id
+    }
+
     /// The HTTP routes, behind auth, rate limits and the configured faults.
     pub fn router(&self) -> Router {
         let faulty: faults::Faulty = (self.clone(), Arc::default());
@@ -347,6 +362,7 @@ impl Emulator {
                 "/communication-preferences/{version}/statuses/{subscriber}/unsubscribe-all",
                 get(preferences::read_unsubscribe_all).post(preferences::unsubscribe_all),
             )
+            .route("/account-info/{version}/details", get(account_details))
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 faulty,
@@ -419,6 +435,24 @@ impl Emulator {
             None => false,
         }
     }
+}
+
+/// `GET /account-info/v3/details` (or a date version): the account's portal id and settings,
+/// in the documented shape.
+async fn account_details(
+    axum::extract::State(emulator): axum::extract::State<Emulator>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "portalId": emulator.portal_id(),
+        "accountType": "STANDARD",
+        "timeZone": "US/Eastern",
+        "companyCurrency": "USD",
+        "additionalCurrencies": [],
+        "utcOffset": "-05:00",
+        "utcOffsetMilliseconds": -18_000_000,
+        "uiDomain": "app.hubspot.com",
+        "dataHostingLocation": "na1",
+    }))
 }
 
 async fn not_found() -> Response {

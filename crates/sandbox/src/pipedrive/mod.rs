@@ -55,6 +55,9 @@ pub struct Options {
     /// Whether the company has the Campaigns (marketing) app: only then is `marketing_status`
     /// readable and writable.
     pub campaigns_app: bool,
+    /// The company id (`GET /v1/users/me`). `None`: a number of its own, so two emulators are
+    /// two companies; set it to make two emulators claim one company.
+    pub company_id: Option<u64>,
 }
 
 impl Default for Options {
@@ -67,6 +70,7 @@ impl Default for Options {
             // A Growth-like plan (multiplier 3) with ten seats.
             daily_token_budget: Some(BASE_TOKENS_PER_SEAT * 3 * 10),
             campaigns_app: true,
+            company_id: None,
         }
     }
 }
@@ -80,6 +84,7 @@ impl fmt::Debug for Options {
             .field("search_limit", &self.search_limit)
             .field("daily_token_budget", &self.daily_token_budget)
             .field("campaigns_app", &self.campaigns_app)
+            .field("company_id", &self.company_id)
             .finish()
     }
 }
@@ -114,6 +119,8 @@ struct Stats {
 
 struct Inner {
     options: Options,
+    /// The company id: the option's, or a number of this emulator's own.
+    company_id: u64,
     data: RwLock<Data>,
     limits: Mutex<gate::Limits>,
     stats: Stats,
@@ -137,6 +144,9 @@ impl Emulator {
     pub fn new(options: Options) -> Emulator {
         Emulator {
             inner: Arc::new(Inner {
+                company_id: options
+                    .company_id
+                    .unwrap_or_else(crate::new_account_number),
                 options,
                 data: RwLock::new(Data {
                     persons: Store::new(Kind::Persons),
@@ -278,6 +288,11 @@ impl Emulator {
         }
     }
 
+    /// The company id, as `GET /v1/users/me` reports it.
+    pub fn company_id(&self) -> u64 {
+        self.inner.company_id
+    }
+
     /// The HTTP routes, behind auth, rate limits and the configured faults.
     pub fn router(&self) -> Router {
         let routes = Router::new()
@@ -291,6 +306,7 @@ impl Emulator {
                 get(api::get_one).patch(api::update).delete(api::delete),
             )
             .route("/v1/{entity}", get(api::list_fields_v1))
+            .route("/v1/users/me", get(users_me))
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -392,6 +408,36 @@ impl Emulator {
 
 async fn not_found() -> Response {
     gate::not_found("Unknown method .")
+}
+
+/// `GET /v1/users/me`: the token's user with the bound company data (id, name, domain), in the
+/// documented envelope.
+async fn users_me(
+    axum::extract::State(emulator): axum::extract::State<Emulator>,
+) -> axum::Json<serde_json::Value> {
+    let company = emulator.company_id();
+    axum::Json(serde_json::json!({
+        "success": true,
+        "data": {
+            "id": 1,
+            "name": "Sandbox User",
+            "default_currency": "USD",
+            "locale": "en_US",
+            "lang": 1,
+            "activated": true,
+            "is_admin": 1,
+            "role_id": 1,
+            "timezone_name": "Europe/Tallinn",
+            "timezone_offset": "+02:00",
+            "active_flag": true,
+            "has_created_company": true,
+            "company_id": company,
+            "company_name": "Sandbox Company",
+            "company_domain": format!("sandbox-{company}"),
+            "company_country": "EE",
+            "language": {"language_code": "en", "country_code": "US"},
+        }
+    }))
 }
 
 #[cfg(test)]

@@ -51,8 +51,11 @@ const OPEN_CURSORS: usize = 256;
 /// How long Salesforce keeps a query's locator and results: "available for two days after the
 /// initial query executes".
 pub const QUERY_LOCATOR_LIFETIME: Duration = Duration::from_secs(2 * 24 * 3600);
-/// The org id handed out in identity URLs.
-const ORG_ID: &str = "00D8d0000000001AAA";
+/// The org id of an emulator whose options name none and whose number is `n`: 18 characters
+/// starting `00D`, like Salesforce's org ids.
+fn org_id(n: u64) -> String {
+    format!("00D8d{n:010}AAA")
+}
 
 /// Emulator options.
 #[derive(Clone, Debug)]
@@ -75,6 +78,9 @@ pub struct Options {
     /// How long a query locator (`nextRecordsUrl`) stays usable after the query that opened it;
     /// then it answers 400 `INVALID_QUERY_LOCATOR`. Default two days, as Salesforce documents.
     pub query_locator_lifetime: Duration,
+    /// The org id (userinfo's `organization_id`, the token's identity URL). `None`: an id of
+    /// its own, so two emulators are two orgs; set it to make two emulators claim one org.
+    pub org_id: Option<String>,
 }
 
 impl Default for Options {
@@ -87,6 +93,7 @@ impl Default for Options {
             external_id_fields: true,
             token_lifetime: None,
             query_locator_lifetime: QUERY_LOCATOR_LIFETIME,
+            org_id: None,
         }
     }
 }
@@ -118,6 +125,8 @@ struct Cursors {
 
 struct Shared {
     options: Options,
+    /// The org id: the option's, or one of this emulator's own.
+    org_id: String,
     store: RwLock<Store>,
     /// Access token → when it was issued.
     tokens: Mutex<HashMap<String, Instant>>,
@@ -193,6 +202,10 @@ impl Emulator {
         let store = Store::new(options.external_id_fields);
         Emulator {
             shared: Arc::new(Shared {
+                org_id: options
+                    .org_id
+                    .clone()
+                    .unwrap_or_else(|| org_id(crate::new_account_number())),
                 options,
                 store: RwLock::new(store),
                 tokens: Mutex::new(HashMap::new()),
@@ -336,6 +349,11 @@ impl Emulator {
         store.render(&planned, &[row], "v62.0").pop()
     }
 
+    /// The org id, as userinfo and the token's identity URL report it.
+    pub fn org_id(&self) -> &str {
+        &self.shared.org_id
+    }
+
     /// API calls counted against the daily allocation so far.
     pub fn api_usage(&self) -> u64 {
         self.shared.usage.load(Ordering::Relaxed)
@@ -392,6 +410,7 @@ impl Emulator {
             ));
         let router = Router::new()
             .route("/services/oauth2/token", post(token))
+            .route("/services/oauth2/userinfo", get(userinfo))
             .route("/services/data", get(versions))
             .route("/services/data/", get(versions))
             .merge(data)
@@ -447,7 +466,8 @@ async fn token(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
     let instance_url = format!("http://{host}");
-    let access_token = format!("{}!{}", &ORG_ID[..15], random_string(96));
+    let org = &s.org_id;
+    let access_token = format!("{}!{}", org.get(..15).unwrap_or(org), random_string(96));
     if let Ok(mut tokens) = s.tokens.lock() {
         tokens.insert(access_token.clone(), Instant::now());
     }
@@ -457,9 +477,53 @@ async fn token(
         "token_format": "opaque",
         "scope": "api",
         "instance_url": instance_url,
-        "id": format!("{instance_url}/id/{ORG_ID}/0058d0000000001AAA"),
+        "id": format!("{instance_url}/id/{org}/0058d0000000001AAA"),
         "token_type": "Bearer",
         "issued_at": now_ms().to_string(),
+    }))
+    .into_response()
+}
+
+/// `GET /services/oauth2/userinfo` (OpenID Connect): the token's user and org. A token that is
+/// not valid gets the same 401 as the REST API. Not counted against the API allocation.
+async fn userinfo(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
+    let valid = token.is_some_and(|t| {
+        s.tokens.lock().is_ok_and(|tokens| {
+            tokens.get(t).is_some_and(|issued| {
+                s.options
+                    .token_lifetime
+                    .is_none_or(|life| issued.elapsed() < life)
+            })
+        })
+    });
+    if !valid {
+        return sf_error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+        );
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let user = "0058d0000000001AAA";
+    axum::Json(json!({
+        "sub": format!("http://{host}/id/{}/{user}", s.org_id),
+        "user_id": user,
+        "organization_id": s.org_id,
+        "preferred_username": "integration@sandbox.example",
+        "nickname": "integration",
+        "name": "Integration User",
+        "zoneinfo": "America/Los_Angeles",
+        "locale": "en_US",
+        "user_type": "STANDARD",
+        "active": true,
     }))
     .into_response()
 }

@@ -783,3 +783,40 @@ async fn bodies_are_byte_for_byte_what_a_value_tree_gives() {
         same(&raw(url.to_string()).await);
     }
 }
+
+#[tokio::test]
+async fn userinfo_names_the_org_of_the_token_and_each_emulator_is_an_org() {
+    let org_a = org(Options::default()).await;
+    let (status, _, info) = org_a
+        .call(reqwest::Method::GET, "/services/oauth2/userinfo", None)
+        .await;
+    assert_eq!(status, 200, "{info}");
+    let id = info["organization_id"].as_str().expect("organization_id");
+    assert_eq!(id, org_a.emulator.org_id());
+    assert!(id.starts_with("00D") && id.len() == 18, "{id}");
+    assert!(info["sub"].as_str().is_some_and(|s| s.contains(id)));
+    // The token's identity URL names the same org; the token starts with its 15-character id.
+    let (_, token) = org_a
+        .token(crate::SALESFORCE_CLIENT_ID, crate::SALESFORCE_CLIENT_SECRET)
+        .await;
+    assert!(token["id"].as_str().is_some_and(|u| u.contains(id)));
+    assert!(token["access_token"].as_str().is_some_and(|t| t.starts_with(&id[..15])));
+    // Not counted against the API allocation.
+    assert_eq!(org_a.emulator.api_usage(), 0);
+    // Without a valid token: the REST API's 401.
+    org_a.emulator.expire_tokens();
+    let (status, _, body) = org_a
+        .call(reqwest::Method::GET, "/services/oauth2/userinfo", None)
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(body[0]["errorCode"], "INVALID_SESSION_ID");
+
+    let org_b = org(Options::default()).await;
+    assert_ne!(org_b.emulator.org_id(), id, "two emulators, two orgs");
+    let same = org(Options {
+        org_id: Some(id.to_owned()),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(same.emulator.org_id(), id, "an emulator claiming the org");
+}

@@ -74,6 +74,9 @@ pub struct Options {
     pub page_token_reach: usize,
     /// Added to every API call, to let concurrency limits show.
     pub latency: Duration,
+    /// The org id (`GET /crm/v8/org`). `None`: an id of its own, so two emulators are two
+    /// orgs; set it to make two emulators claim one org.
+    pub org_id: Option<String>,
 }
 
 impl Default for Options {
@@ -93,6 +96,7 @@ impl Default for Options {
             credits: Some(5_000_000),
             page_token_reach: 100_000,
             latency: Duration::ZERO,
+            org_id: None,
         }
     }
 }
@@ -129,6 +133,8 @@ struct Tokens {
 
 struct Shared {
     options: Options,
+    /// The org id: the option's, or one of this emulator's own (19 digits, like Zoho's).
+    org_id: String,
     store: RwLock<Store>,
     /// Access token → when it was issued.
     access: Mutex<HashMap<String, Instant>>,
@@ -234,6 +240,10 @@ impl Emulator {
         let store = Store::new(options.source_id_field.as_ref());
         Emulator {
             shared: Arc::new(Shared {
+                org_id: options
+                    .org_id
+                    .clone()
+                    .unwrap_or_else(|| format!("{}00000000001", crate::new_account_number())),
                 options,
                 store: RwLock::new(store),
                 access: Mutex::new(HashMap::new()),
@@ -397,6 +407,11 @@ impl Emulator {
         }
     }
 
+    /// The org id, as `GET /crm/v8/org` reports it.
+    pub fn org_id(&self) -> &str {
+        &self.shared.org_id
+    }
+
     /// The HTTP routes, with the configured faults injected.
     pub fn router(&self) -> Router {
         let state = Arc::clone(&self.shared);
@@ -406,6 +421,7 @@ impl Emulator {
             .route("/crm/v8/{module}", get(list))
             .route("/crm/v8/{module}/upsert", post(upsert))
             .route("/crm/v8/{module}/actions/count", get(record_count))
+            .route("/crm/v8/org", get(org))
             .route(
                 "/crm/{*rest}",
                 axum::routing::any(|| async { invalid_url() }),
@@ -959,6 +975,30 @@ async fn record_count(State(s): State<Arc<Shared>>, Path(module): Path<String>) 
         return internal();
     };
     axum::Json(json!({"count": store.table(module).rows.len()})).into_response()
+}
+
+/// `GET /crm/v8/org`: the org's details, in the documented shape (`{"org": [{…}]}`).
+async fn org(State(s): State<Arc<Shared>>) -> Response {
+    if !s.charge(1) {
+        return credits_exhausted();
+    }
+    let zgid = s.org_id.get(..8).unwrap_or(&s.org_id);
+    axum::Json(json!({"org": [{
+        "id": s.org_id,
+        "company_name": "Sandbox Org",
+        "domain_name": format!("org{zgid}"),
+        "zgid": zgid,
+        "primary_zuid": "71562802",
+        "country_code": "US",
+        "currency": "US Dollar",
+        "iso_code": "USD",
+        "currency_locale": "en_US",
+        "time_zone": "America/Los_Angeles",
+        "type": "production",
+        "license_details": {"paid": true, "paid_type": "enterprise", "trial_type": null,
+            "trial_expiry": null, "paid_expiry": null, "users_license_purchased": 10},
+    }]}))
+    .into_response()
 }
 
 // ---- upsert --------------------------------------------------------------------------------

@@ -14,8 +14,10 @@
 //! | `sink::retries_429` | sink | a migration through throttling loses nothing |
 //! | `sink::retries_5xx` | sink | a migration through 503s loses nothing |
 //! | `round_trip` | both | records written by the sink read back through the source unchanged |
+//! | `account_id` | always | the account id is non-empty, stable, the same through both roles, another account's differs |
 //! | `secrets` | always | no credential in any log line or error; wrong credentials are `Auth` errors |
 
+pub(crate) mod account;
 pub(crate) mod round_trip;
 pub(crate) mod secrets;
 pub(crate) mod sink;
@@ -105,6 +107,9 @@ pub(crate) fn all() -> Vec<Check> {
         }),
         check("round_trip", Both, Main, |c| {
             Box::pin(round_trip::round_trip(c))
+        }),
+        check("account_id", Always, Main, |c| {
+            Box::pin(account::account_id_is_stable(c))
         }),
         check("secrets", Always, Last, |c| Box::pin(secrets::secrets(c))),
     ]
