@@ -940,6 +940,16 @@ impl HubspotSink {
             }
         }
         if self.single_unsubscribe.load(Ordering::Relaxed) {
+            // One request per address: on a rerun most are unsubscribed already, as the
+            // contacts written before show; one batch read finds them.
+            let already = self.unsubscribed_already(records, &emails).await?;
+            unique.retain(|email| {
+                let known = already.contains(&email.to_lowercase());
+                if known {
+                    done.insert(email.to_lowercase());
+                }
+                !known
+            });
             for email in unique {
                 // The address is personal data: the endpoint is named without it.
                 let endpoint =
@@ -992,6 +1002,42 @@ impl HubspotSink {
             .into_iter()
             .filter(|(i, _)| !not_recorded.contains(i))
             .collect())
+    }
+
+    /// The addresses (lower-cased) among `emails` (record index, address) that HubSpot shows
+    /// unsubscribed from all email on the contacts ferry wrote for those records before.
+    async fn unsubscribed_already(
+        &self,
+        records: &[Record],
+        emails: &[(usize, String)],
+    ) -> ConnectorResult<HashSet<String>> {
+        let mut unsubscribed = HashSet::new();
+        let ids: Vec<&str> = emails
+            .iter()
+            .map(|(i, _)| records[*i].source_id.as_str())
+            .collect();
+        for chunk in ids.chunks(MAX_BATCH) {
+            let body = json!({
+                "idProperty": self.source_id_property,
+                "properties": ["email", "hs_email_optout"],
+                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+            });
+            let (endpoint, mut response) = self
+                .client
+                .post_ok("/crm/v3/objects/contacts/batch/read", &[], &body)
+                .await?;
+            let response: BatchResponse<HubspotObject<'_>> =
+                response.json_borrowed(VENDOR, &endpoint)?;
+            for contact in response.results {
+                if contact.property_text("hs_email_optout").as_deref() != Some("true") {
+                    continue;
+                }
+                if let Some(email) = contact.property_text("email") {
+                    unsubscribed.insert(email.to_lowercase());
+                }
+            }
+        }
+        Ok(unsubscribed)
     }
 
     // -----------------------------------------------------------------------------------------

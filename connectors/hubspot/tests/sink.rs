@@ -506,14 +506,14 @@ async fn an_opted_out_contact_without_an_address_is_refused_before_anything_is_w
 #[tokio::test]
 async fn opt_outs_go_one_by_one_without_the_batch_scopes() {
     init();
-    let (hs, _) = start(Options {
+    let (hs, emulator) = start(Options {
         batch_subscriptions: false,
         ..unlimited()
     })
     .await;
     let sink = sink(&hs);
     sink.prepare(ObjectType::Contacts).await.expect("prepare");
-    let records: Vec<Record> = (0..3)
+    let records: Vec<Record> = (0..30)
         .map(|i| {
             let mut r = Record::new(ObjectType::Contacts, format!("p-{i}"));
             r.set(
@@ -524,18 +524,17 @@ async fn opt_outs_go_one_by_one_without_the_batch_scopes() {
             r
         })
         .collect();
+    let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
     let outcomes = sink
         .upsert(ObjectType::Contacts, &records)
         .await
         .expect("upsert");
     assert!(outcomes.iter().all(|o| o.result.is_ok()), "{outcomes:?}");
     let back = sink
-        .read_back(
-            ObjectType::Contacts,
-            &["p-0".into(), "p-1".into(), "p-2".into()],
-        )
+        .read_back(ObjectType::Contacts, &ids)
         .await
         .expect("read back");
+    assert_eq!(back.len(), records.len());
     for r in back {
         let opted_out = r.get(field::EMAIL_OPT_OUT) == Some(&Value::Bool(true));
         assert_eq!(
@@ -545,6 +544,20 @@ async fn opt_outs_go_one_by_one_without_the_batch_scopes() {
             r.source_id
         );
     }
+    // A rerun finds the addresses unsubscribed already (one batch read), instead of sending
+    // one request per address again.
+    let (before, _) = emulator.request_counts();
+    let outcomes = sink
+        .upsert(ObjectType::Contacts, &records)
+        .await
+        .expect("upsert");
+    assert!(outcomes.iter().all(|o| o.result.is_ok()), "{outcomes:?}");
+    let (after, _) = emulator.request_counts();
+    assert!(
+        after - before < 10,
+        "{} requests to rerun 29 opt-outs",
+        after - before
+    );
 }
 
 #[tokio::test]
