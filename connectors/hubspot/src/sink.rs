@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use ferry_core::http::{BodyCap, HttpStats};
-use ferry_core::quality::id_hash;
+use ferry_core::quality::{
+    OPT_OUT_NOT_REPRESENTABLE, id_hash, opt_out_not_representable_reason, opt_out_without_address,
+};
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
     ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
@@ -40,8 +42,8 @@ const MAX_CACHED_ID_BYTES: usize = MAX_CACHED_COMPANIES * 64;
 const MAX_LOCKED_ROUNDS: usize = 5;
 /// HubSpot's documented wait after a lock: "Locks will last for 2 seconds".
 const LOCKED_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-/// One input's outcome, and whether HubSpot's answer shows the contact opted out.
-type InputOutcome = (Result<Written, RecordRejection>, bool);
+/// One input's outcome.
+type InputOutcome = Result<Written, RecordRejection>;
 /// The longest code or property name kept from a HubSpot error.
 const MAX_CODE: usize = 64;
 
@@ -493,9 +495,8 @@ impl HubspotSink {
     // -----------------------------------------------------------------------------------------
     // upsert
 
-    /// Sends one batch upsert of `inputs` (record index, input) and answers each: written
-    /// (with whether HubSpot shows the contact opted out), refused, or refused for a reason
-    /// that passes (sent again by [`settle`]).
+    /// Sends one batch upsert of `inputs` (record index, input) and answers each: written,
+    /// refused, or refused for a reason that passes (sent again by [`settle`]).
     async fn send_inputs(
         &self,
         object: ObjectType,
@@ -530,11 +531,6 @@ impl HubspotSink {
             let Some(i) = traced.or_else(keyed) else {
                 continue;
             };
-            let opted = result
-                .properties
-                .get("hs_email_optout")
-                .and_then(Json::as_str)
-                == Some("true");
             if object == ObjectType::Companies {
                 self.companies().insert(&records[i].source_id, &result.id);
             }
@@ -542,7 +538,7 @@ impl HubspotSink {
                 sink_id: result.id,
                 created: result.new.unwrap_or(false),
             };
-            answers.insert(i, Attempt::Done((Ok(written), opted)));
+            answers.insert(i, Attempt::Done(Ok(written)));
         }
         for error in &response.errors {
             for trace in error.context("objectWriteTraceId") {
@@ -550,7 +546,7 @@ impl HubspotSink {
                     continue;
                 };
                 let reason = format!("HubSpot refused the record: {}", error.summary(object));
-                let refused = (Err(rejection(&records[i], &error.code(), reason)), false);
+                let refused = Err(rejection(&records[i], &error.code(), reason));
                 let attempt = if error.is_transient() {
                     Attempt::Again(refused)
                 } else {
@@ -563,22 +559,20 @@ impl HubspotSink {
             .into_iter()
             .map(|(i, input)| {
                 let attempt = answers.remove(&i).unwrap_or_else(|| {
-                    Attempt::Done((
-                        Err(rejection(
-                            &records[i],
-                            "NO_RESULT",
-                            "HubSpot answered the batch with neither a result nor an error for this record".into(),
-                        )),
-                        false,
-                    ))
+                    Attempt::Done(Err(rejection(
+                        &records[i],
+                        "NO_RESULT",
+                        "HubSpot answered the batch with neither a result nor an error for this record"
+                            .into(),
+                    )))
                 });
                 ((i, input), attempt)
             })
             .collect())
     }
 
-    /// Upserts at most [`MAX_BATCH`] records; for contacts, then links their companies and
-    /// records their opt-outs. Returns one outcome per record, in order.
+    /// Upserts at most [`MAX_BATCH`] records; for contacts, records their opt-outs first and
+    /// links their companies after. Returns one outcome per record, in order.
     async fn upsert_chunk(
         &self,
         object: ObjectType,
@@ -586,8 +580,6 @@ impl HubspotSink {
     ) -> ConnectorResult<Vec<RecordOutcome>> {
         let n = records.len();
         let mut outcomes: Vec<Option<Result<Written, RecordRejection>>> = vec![None; n];
-        // Whether HubSpot's answer already shows the contact opted out (no request needed).
-        let mut opted_out = vec![false; n];
         let mut seen = HashSet::new();
         let mut inputs: Vec<(usize, Json)> = Vec::with_capacity(n);
         for (i, record) in records.iter().enumerate() {
@@ -607,6 +599,17 @@ impl HubspotSink {
                 )));
                 continue;
             }
+            // HubSpot records an opt-out against an email address only: a contact without one
+            // would arrive subscribable, so it is refused before anything of it is written
+            // (the engine refuses it earlier; this guards callers that skip the engine).
+            if object == ObjectType::Contacts && opt_out_without_address(record) {
+                outcomes[i] = Some(Err(rejection(
+                    record,
+                    OPT_OUT_NOT_REPRESENTABLE,
+                    opt_out_not_representable_reason(VENDOR),
+                )));
+                continue;
+            }
             // A distinct trace id per input makes HubSpot answer 207 with per-input errors
             // instead of failing the whole batch for one bad record.
             inputs.push((
@@ -619,6 +622,9 @@ impl HubspotSink {
                 }),
             ));
         }
+        if object == ObjectType::Contacts {
+            inputs = self.record_opt_outs(records, inputs, &mut outcomes).await?;
+        }
         // Inputs HubSpot refused with a transient per-input error (a lock) are sent again
         // after the documented wait; the rest of their batch is already saved.
         let locked = Resend {
@@ -630,14 +636,11 @@ impl HubspotSink {
             self.send_inputs(object, records, inputs)
         })
         .await?;
-        for ((i, _), (outcome, opted)) in settled {
+        for ((i, _), outcome) in settled {
             outcomes[i] = Some(outcome);
-            opted_out[i] = opted;
         }
         if object == ObjectType::Contacts {
             self.link_companies(records, &mut outcomes).await?;
-            self.record_opt_outs(records, &opted_out, &mut outcomes)
-                .await?;
         }
         let created = outcomes
             .iter()
@@ -868,34 +871,31 @@ impl HubspotSink {
         Ok(out)
     }
 
-    /// Unsubscribes written contacts whose source says they opted out from all email. Never
-    /// subscribes anyone: a `false` or absent opt-out is left as HubSpot has it.
+    /// Unsubscribes the email addresses of the contacts in `inputs` whose source says they
+    /// opted out from all email, before the contacts are written: HubSpot keeps the opt-out
+    /// per address, and an address may be unsubscribed before a contact holds it. A contact
+    /// whose address HubSpot refuses to unsubscribe is refused and left out of the returned
+    /// inputs, so it is never written without its opt-out. Never subscribes anyone: a `false`
+    /// or absent opt-out is left as HubSpot has it.
     async fn record_opt_outs(
         &self,
         records: &[Record],
-        already: &[bool],
+        inputs: Vec<(usize, Json)>,
         outcomes: &mut [Option<Result<Written, RecordRejection>>],
-    ) -> ConnectorResult<()> {
+    ) -> ConnectorResult<Vec<(usize, Json)>> {
         let mut emails: Vec<(usize, String)> = Vec::new();
-        for (i, record) in records.iter().enumerate() {
-            let opted_out = record.get(field::EMAIL_OPT_OUT) == Some(&Value::Bool(true));
-            if !opted_out || !matches!(outcomes[i], Some(Ok(_))) || already[i] {
+        for (i, _) in &inputs {
+            let record = &records[*i];
+            if record.get(field::EMAIL_OPT_OUT) != Some(&Value::Bool(true)) {
                 continue;
             }
-            match record.text(field::EMAIL).filter(|e| !e.is_empty()) {
-                Some(email) => emails.push((i, email.to_owned())),
-                None => fail_after_write(
-                    &mut outcomes[i],
-                    record,
-                    "OPT_OUT_NOT_RECORDED",
-                    "the contact was written, but its email opt-out could not be recorded: HubSpot records \
-                     opt-outs per email address, and the contact has none"
-                        .into(),
-                ),
+            // Contacts without an address were refused already (`upsert_chunk`).
+            if let Some(email) = record.text(field::EMAIL).filter(|e| !e.is_empty()) {
+                emails.push((*i, email.to_owned()));
             }
         }
         if emails.is_empty() {
-            return Ok(());
+            return Ok(inputs);
         }
         let mut refused: HashMap<String, String> = HashMap::new();
         let mut done: HashSet<String> = HashSet::new();
@@ -940,6 +940,16 @@ impl HubspotSink {
             }
         }
         if self.single_unsubscribe.load(Ordering::Relaxed) {
+            // One request per address: on a rerun most are unsubscribed already, as the
+            // contacts written before show; one batch read finds them.
+            let already = self.unsubscribed_already(records, &emails).await?;
+            unique.retain(|email| {
+                let known = already.contains(&email.to_lowercase());
+                if known {
+                    done.insert(email.to_lowercase());
+                }
+                !known
+            });
             for email in unique {
                 // The address is personal data: the endpoint is named without it.
                 let endpoint =
@@ -968,24 +978,66 @@ impl HubspotSink {
                 }
             }
         }
+        let mut not_recorded: HashSet<usize> = HashSet::new();
         for (i, email) in emails {
             let key = email.to_lowercase();
             if done.contains(&key) {
                 continue;
             }
             let why = refused
-                .remove(&key)
+                .get(&key)
+                .cloned()
                 .unwrap_or_else(|| "no result for the address".into());
-            fail_after_write(
-                &mut outcomes[i],
+            outcomes[i] = Some(Err(rejection(
                 &records[i],
                 "OPT_OUT_NOT_RECORDED",
                 format!(
-                    "the contact was written, but HubSpot refused to unsubscribe its email address: {why}"
+                    "HubSpot refused to unsubscribe the contact's email address ({why}), so the contact \
+                     was not written: it would have arrived subscribable"
                 ),
-            );
+            )));
+            not_recorded.insert(i);
         }
-        Ok(())
+        Ok(inputs
+            .into_iter()
+            .filter(|(i, _)| !not_recorded.contains(i))
+            .collect())
+    }
+
+    /// The addresses (lower-cased) among `emails` (record index, address) that HubSpot shows
+    /// unsubscribed from all email on the contacts ferry wrote for those records before.
+    async fn unsubscribed_already(
+        &self,
+        records: &[Record],
+        emails: &[(usize, String)],
+    ) -> ConnectorResult<HashSet<String>> {
+        let mut unsubscribed = HashSet::new();
+        let ids: Vec<&str> = emails
+            .iter()
+            .map(|(i, _)| records[*i].source_id.as_str())
+            .collect();
+        for chunk in ids.chunks(MAX_BATCH) {
+            let body = json!({
+                "idProperty": self.source_id_property,
+                "properties": ["email", "hs_email_optout"],
+                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+            });
+            let (endpoint, mut response) = self
+                .client
+                .post_ok("/crm/v3/objects/contacts/batch/read", &[], &body)
+                .await?;
+            let response: BatchResponse<HubspotObject<'_>> =
+                response.json_borrowed(VENDOR, &endpoint)?;
+            for contact in response.results {
+                if contact.property_text("hs_email_optout").as_deref() != Some("true") {
+                    continue;
+                }
+                if let Some(email) = contact.property_text("email") {
+                    unsubscribed.insert(email.to_lowercase());
+                }
+            }
+        }
+        Ok(unsubscribed)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1080,6 +1132,12 @@ impl Sink for HubspotSink {
 
     fn stored_fields(&self, object: ObjectType) -> Vec<String> {
         mapping::stored_fields(object)
+    }
+
+    /// HubSpot keeps an email opt-out per address (the communication-preferences API; the
+    /// contact's `hs_email_optout` is read-only).
+    fn opt_out_needs_email(&self, object: ObjectType) -> bool {
+        object == ObjectType::Contacts
     }
 
     async fn check(&self) -> ConnectorResult<()> {

@@ -226,7 +226,7 @@ async fn writes_links_opts_out_reads_back_equal_and_reruns_without_duplicates() 
             }
             Err(rejection) => {
                 assert!(opt_out_without_email(record), "{rejection:?}");
-                assert_eq!(rejection.code, "OPT_OUT_NOT_RECORDED");
+                assert_eq!(rejection.code, "OPT_OUT_NOT_REPRESENTABLE");
             }
         }
     }
@@ -234,8 +234,8 @@ async fn writes_links_opts_out_reads_back_equal_and_reruns_without_duplicates() 
     assert_eq!(emulator.count("companies"), Some(companies.len()));
     assert_eq!(
         emulator.count("contacts"),
-        Some(contacts.len()),
-        "refused opt-outs stay written"
+        Some(written.len()),
+        "refused opt-outs are not written"
     );
 
     // A rerun updates in place: nothing new, counts unchanged, digests still equal.
@@ -247,12 +247,12 @@ async fn writes_links_opts_out_reads_back_equal_and_reruns_without_duplicates() 
         for (record, outcome) in records.iter().zip(&outcomes) {
             match &outcome.result {
                 Ok(w) => assert!(!w.created, "{object} {} created again", record.source_id),
-                Err(r) => assert_eq!(r.code, "OPT_OUT_NOT_RECORDED"),
+                Err(r) => assert_eq!(r.code, "OPT_OUT_NOT_REPRESENTABLE"),
             }
         }
     }
     assert_eq!(emulator.count("companies"), Some(companies.len()));
-    assert_eq!(emulator.count("contacts"), Some(contacts.len()));
+    assert_eq!(emulator.count("contacts"), Some(written.len()));
     assert_read_back_equal(&sink, ObjectType::Contacts, &written).await;
 
     // A contact that lost its company and a field is cleared; one that moved is relinked.
@@ -357,7 +357,7 @@ async fn refused_records_become_rejections_without_values() {
             "OK",
             "INVALID_EMAIL",
             "COMPANY_NOT_FOUND",
-            "OPT_OUT_NOT_RECORDED"
+            "OPT_OUT_NOT_REPRESENTABLE"
         ]
     );
     // Another record with a taken email address: HubSpot's 409 conflict, per record.
@@ -387,8 +387,9 @@ async fn refused_records_become_rejections_without_values() {
         no_company.contains("co-missing") && no_company.contains("written"),
         "{no_company}"
     );
-    // The contacts whose company or opt-out could not be recorded are written; the others not.
-    assert_eq!(emulator.count("contacts"), Some(3));
+    // The contact whose company could not be linked is written; the others not (an opt-out
+    // HubSpot cannot hold is refused before the write).
+    assert_eq!(emulator.count("contacts"), Some(2));
     let back = sink
         .read_back(
             ObjectType::Contacts,
@@ -426,16 +427,93 @@ async fn refused_records_become_rejections_without_values() {
 }
 
 #[tokio::test]
+async fn an_opted_out_contact_without_an_address_is_refused_before_anything_is_written() {
+    init();
+    let (hs, emulator) = start(unlimited()).await;
+    let sink = sink(&hs);
+    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    let contact = |id: &str, email: Option<&str>| {
+        let mut r = Record::new(ObjectType::Contacts, id);
+        r.set(field::LAST_NAME, Value::Text("Doe".into()));
+        if let Some(e) = email {
+            r.set(field::EMAIL, Value::Text(e.into()));
+        }
+        r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
+        r
+    };
+    let records = [
+        contact("p-none", None),
+        contact("p-blank", Some("")),
+        contact("p-ok", Some("ok@example.com")),
+    ];
+    for _ in 0..2 {
+        let outcomes = sink
+            .upsert(ObjectType::Contacts, &records)
+            .await
+            .expect("upsert");
+        for o in &outcomes[..2] {
+            let refused = o.result.as_ref().expect_err("refused");
+            assert_eq!(refused.code, "OPT_OUT_NOT_REPRESENTABLE", "{refused:?}");
+            assert!(
+                refused.reason.contains("`email_opt_out`") && refused.reason.contains("hubspot"),
+                "{}",
+                refused.reason
+            );
+        }
+        assert!(outcomes[2].result.is_ok(), "{:?}", outcomes[2]);
+        // Refused, so never written: the sink holds one contact, and nothing counts the
+        // refused ones again as records beyond those read back.
+        assert_eq!(emulator.count("contacts"), Some(1));
+        assert_eq!(
+            sink.count_with_source_id(ObjectType::Contacts)
+                .await
+                .expect("count"),
+            Some(1)
+        );
+    }
+    let back = sink
+        .read_back(
+            ObjectType::Contacts,
+            &["p-none".into(), "p-blank".into(), "p-ok".into()],
+        )
+        .await
+        .expect("read back");
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].get(field::EMAIL_OPT_OUT), Some(&Value::Bool(true)));
+
+    // The opt-out is recorded before the contact is written: an address HubSpot will not
+    // unsubscribe (a top-level domain with a digit) leaves the contact unwritten.
+    let refused = sink
+        .upsert(
+            ObjectType::Contacts,
+            &[contact("p-odd", Some("kim@example.c0m"))],
+        )
+        .await
+        .expect("upsert");
+    let rejection = refused[0].result.as_ref().expect_err("refused");
+    assert_eq!(rejection.code, "OPT_OUT_NOT_RECORDED", "{rejection:?}");
+    assert!(
+        rejection.reason.contains("not written") && !rejection.reason.contains("kim@"),
+        "{}",
+        rejection.reason
+    );
+    assert_eq!(emulator.count("contacts"), Some(1));
+    // The engine refuses such records while reading, before any batch reaches the sink.
+    assert!(sink.opt_out_needs_email(ObjectType::Contacts));
+    assert!(!sink.opt_out_needs_email(ObjectType::Companies));
+}
+
+#[tokio::test]
 async fn opt_outs_go_one_by_one_without_the_batch_scopes() {
     init();
-    let (hs, _) = start(Options {
+    let (hs, emulator) = start(Options {
         batch_subscriptions: false,
         ..unlimited()
     })
     .await;
     let sink = sink(&hs);
     sink.prepare(ObjectType::Contacts).await.expect("prepare");
-    let records: Vec<Record> = (0..3)
+    let records: Vec<Record> = (0..30)
         .map(|i| {
             let mut r = Record::new(ObjectType::Contacts, format!("p-{i}"));
             r.set(
@@ -446,18 +524,17 @@ async fn opt_outs_go_one_by_one_without_the_batch_scopes() {
             r
         })
         .collect();
+    let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
     let outcomes = sink
         .upsert(ObjectType::Contacts, &records)
         .await
         .expect("upsert");
     assert!(outcomes.iter().all(|o| o.result.is_ok()), "{outcomes:?}");
     let back = sink
-        .read_back(
-            ObjectType::Contacts,
-            &["p-0".into(), "p-1".into(), "p-2".into()],
-        )
+        .read_back(ObjectType::Contacts, &ids)
         .await
         .expect("read back");
+    assert_eq!(back.len(), records.len());
     for r in back {
         let opted_out = r.get(field::EMAIL_OPT_OUT) == Some(&Value::Bool(true));
         assert_eq!(
@@ -467,6 +544,20 @@ async fn opt_outs_go_one_by_one_without_the_batch_scopes() {
             r.source_id
         );
     }
+    // A rerun finds the addresses unsubscribed already (one batch read), instead of sending
+    // one request per address again.
+    let (before, _) = emulator.request_counts();
+    let outcomes = sink
+        .upsert(ObjectType::Contacts, &records)
+        .await
+        .expect("upsert");
+    assert!(outcomes.iter().all(|o| o.result.is_ok()), "{outcomes:?}");
+    let (after, _) = emulator.request_counts();
+    assert!(
+        after - before < 10,
+        "{} requests to rerun 29 opt-outs",
+        after - before
+    );
 }
 
 #[tokio::test]
@@ -511,6 +602,73 @@ async fn migration_from_one_hubspot_account_to_another_is_verified() {
         assert_eq!(object.failed, 0);
         assert_eq!(object.verified, object.written);
     }
+}
+
+#[tokio::test]
+async fn a_migration_refuses_email_less_opt_outs_once_and_finds_nothing_extra() {
+    init();
+    let (source_hs, source_emulator) = start(unlimited()).await;
+    let data = generate(
+        450,
+        23,
+        &Mess {
+            opt_out_without_email: true,
+            ..Mess::none()
+        },
+    );
+    let refused: Vec<String> = data
+        .contacts
+        .iter()
+        .filter(|c| c.email_opt_out && c.email.is_none())
+        .map(|c| (FIRST_CONTACT_ID + c.key as u64).to_string())
+        .collect();
+    assert!(!refused.is_empty(), "the data holds email-less opt-outs");
+    source_emulator.seed(&data);
+    let (sink_hs, sink_emulator) = start(unlimited()).await;
+    let source = HubspotSource::new(config(&source_hs.base_url), "source").expect("source");
+    let options = RunOptions::default();
+    let progress = Arc::new(Progress::new(&options.objects));
+    let report = ferry_core::run(
+        Mode::Migrate,
+        Arc::new(source),
+        Arc::new(sink(&sink_hs)),
+        &options,
+        progress,
+    )
+    .await;
+    // Refused before the write, so counted once, as failed: never also "extra in sink".
+    assert_eq!(
+        report.outcome,
+        Outcome::RecordsFailed,
+        "{:?} {:?}",
+        report.error,
+        report.failures
+    );
+    let mut failed: Vec<&str> = report
+        .failures
+        .iter()
+        .map(|f| {
+            assert_eq!(f.code, "OPT_OUT_NOT_REPRESENTABLE", "{f:?}");
+            f.source_id.as_str()
+        })
+        .collect();
+    failed.sort_unstable();
+    let mut expected: Vec<&str> = refused.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(failed, expected);
+    let contacts = report
+        .objects
+        .iter()
+        .find(|o| o.object == Some(ObjectType::Contacts))
+        .expect("contacts");
+    assert_eq!(contacts.failed, refused.len() as u64);
+    assert_eq!(contacts.extra_in_sink, 0);
+    assert_eq!(contacts.mismatched, 0);
+    assert!(contacts.digests_match);
+    assert_eq!(
+        sink_emulator.count("contacts"),
+        Some(data.contacts.len() - refused.len())
+    );
 }
 
 #[tokio::test]

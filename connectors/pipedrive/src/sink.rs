@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use ferry_core::http::{HttpResponse, HttpStats, Sent};
+use ferry_core::quality::{
+    OPT_OUT_NOT_REPRESENTABLE, opt_out_not_representable_reason, opt_out_without_address,
+};
 use ferry_core::{
     ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
     Value, Written, field,
@@ -604,6 +607,11 @@ impl Sink for PipedriveSink {
         mapping::stored_fields(object)
     }
 
+    /// Pipedrive keeps a person's marketing status only while it has a valid email address.
+    fn opt_out_needs_email(&self, object: ObjectType) -> bool {
+        object == ObjectType::Contacts
+    }
+
     async fn check(&self) -> ConnectorResult<()> {
         self.client
             .get_small("/api/v2/persons", &[("limit", "1")])
@@ -669,6 +677,17 @@ impl Sink for PipedriveSink {
                             record,
                             "DUPLICATE_SOURCE_ID",
                             "the same source id appears twice in one batch".into(),
+                        ));
+                    }
+                    // Pipedrive sets no marketing status on a person without a valid address
+                    // (it stays `no_consent`): refused before anything is written, so the
+                    // person never arrives without its opt-out (the engine refuses it earlier;
+                    // this guards callers that skip the engine).
+                    if object == ObjectType::Contacts && opt_out_without_address(record) {
+                        return Ok(reject(
+                            record,
+                            OPT_OUT_NOT_REPRESENTABLE,
+                            opt_out_not_representable_reason(VENDOR),
                         ));
                     }
                     let org = match record.get(field::COMPANY) {

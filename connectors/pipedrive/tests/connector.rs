@@ -293,28 +293,72 @@ async fn refused_records_become_rejections_without_values() {
 }
 
 #[tokio::test]
-async fn an_opt_out_pipedrive_cannot_hold_is_caught_not_lost_silently() {
-    let (_emulator, running) = start(unlimited()).await;
+async fn an_opt_out_pipedrive_cannot_hold_is_refused_before_anything_is_written() {
+    let (emulator, running) = start(unlimited()).await;
     let sink = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
-    let mut r = Record::new(ObjectType::Contacts, "p-1");
-    r.set(field::LAST_NAME, Value::Text("Kim".into()));
-    r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
+    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    let person = |id: &str, email: Option<&str>| {
+        let mut r = Record::new(ObjectType::Contacts, id);
+        r.set(field::LAST_NAME, Value::Text("Kim".into()));
+        if let Some(e) = email {
+            r.set(field::EMAIL, Value::Text(e.into()));
+        }
+        r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
+        r
+    };
+    // No address, a blank one, a malformed one: Pipedrive would keep no marketing status.
+    let records = [
+        person("p-none", None),
+        person("p-blank", Some(" ")),
+        person("p-malformed", Some("kim@")),
+        person("p-ok", Some("kim@example.com")),
+    ];
     let out = sink
-        .upsert(ObjectType::Contacts, std::slice::from_ref(&r))
+        .upsert(ObjectType::Contacts, &records)
         .await
         .expect("upsert");
-    assert!(out[0].result.is_ok());
+    for o in &out[..3] {
+        let refused = o.result.as_ref().expect_err("refused");
+        assert_eq!(refused.code, "OPT_OUT_NOT_REPRESENTABLE", "{refused:?}");
+        assert!(
+            refused.reason.contains("`email_opt_out`")
+                && refused.reason.contains("`email`")
+                && refused.reason.contains("pipedrive"),
+            "{}",
+            refused.reason
+        );
+        assert!(!refused.reason.contains("kim@"), "{}", refused.reason);
+    }
+    assert!(out[3].result.is_ok(), "{:?}", out[3]);
+    assert_eq!(
+        emulator.count("contacts"),
+        Some(1),
+        "nothing of them written"
+    );
+    assert_eq!(
+        sink.count_with_source_id(ObjectType::Contacts)
+            .await
+            .expect("count"),
+        Some(1)
+    );
     let back = sink
-        .read_back(ObjectType::Contacts, &["p-1".to_owned()])
+        .read_back(
+            ObjectType::Contacts,
+            &records
+                .iter()
+                .map(|r| r.source_id.clone())
+                .collect::<Vec<_>>(),
+        )
         .await
         .expect("read back");
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].source_id, "p-ok");
+    assert_eq!(back[0].get(field::EMAIL_OPT_OUT), Some(&Value::Bool(true)));
     let p = Projection::new(sink.stored_fields(ObjectType::Contacts));
-    assert_ne!(
-        record_digest(&r, &p),
-        record_digest(&back[0], &p),
-        "no email: Pipedrive keeps no marketing status"
-    );
-    assert_eq!(back[0].get(field::EMAIL_OPT_OUT), Some(&Value::Bool(false)));
+    assert_eq!(record_digest(&records[3], &p), record_digest(&back[0], &p));
+    // The engine refuses such records while reading, before any batch reaches the sink.
+    assert!(sink.opt_out_needs_email(ObjectType::Contacts));
+    assert!(!sink.opt_out_needs_email(ObjectType::Companies));
 }
 
 #[tokio::test]

@@ -224,6 +224,15 @@ pub trait Sink: Send + Sync {
         Vec::new()
     }
 
+    /// Whether the vendor records an email opt-out per email address (HubSpot's subscription
+    /// statuses, Pipedrive's marketing status), so that it cannot hold the opt-out of a record
+    /// without a valid address. The engine then refuses such records before writing
+    /// ([`crate::quality::OPT_OUT_NOT_REPRESENTABLE`]): an opted-out person must never arrive
+    /// subscribable. The default is `false` (a person-level flag holds it).
+    fn opt_out_needs_email(&self, _object: ObjectType) -> bool {
+        false
+    }
+
     /// Checks connectivity and credentials with one cheap request.
     async fn check(&self) -> ConnectorResult<()>;
 

@@ -460,7 +460,8 @@ async fn run_object(
                 sink.vendor(),
                 sink.required_fields(object),
                 known_parents,
-            ),
+            )
+            .with_opt_out_needs_email(sink.opt_out_needs_email(object)),
             batch_size,
             start,
             stop: options.stop.clone(),

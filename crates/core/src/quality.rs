@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use crate::model::{FieldType, Record, Value};
+use crate::model::{FieldType, Record, Value, field};
 
 /// What to do with a record whose email address is malformed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -280,10 +280,37 @@ fn text_marks(text: &str) -> TextMarks {
     marks
 }
 
+/// The code of a record refused because the sink cannot hold its email opt-out.
+pub const OPT_OUT_NOT_REPRESENTABLE: &str = "OPT_OUT_NOT_REPRESENTABLE";
+
+/// Whether `record` opted out of email but has no valid address to record that against:
+/// a sink that keeps opt-outs per address ([`crate::Sink::opt_out_needs_email`]) would
+/// write it subscribable, or not at all.
+pub fn opt_out_without_address(record: &Record) -> bool {
+    record.get(field::EMAIL_OPT_OUT).and_then(Value::as_bool) == Some(true)
+        && !record
+            .text(field::EMAIL)
+            .is_some_and(|email| is_plausible_email(email.trim()))
+}
+
+/// Why a sink that keeps opt-outs per email address refuses `record` (see
+/// [`opt_out_without_address`]): names the fields and the sink, never a value.
+pub fn opt_out_not_representable_reason(sink: &str) -> String {
+    format!(
+        "field `{}` is true but field `{}` holds no valid address, and {sink} records an email \
+         opt-out only against an address: written, the person would arrive without the opt-out, \
+         so the record was not written",
+        field::EMAIL_OPT_OUT,
+        field::EMAIL
+    )
+}
+
 /// Checks records one by one, remembering hashes of emails and source ids to find duplicates.
 pub struct QualityChecker {
     rules: QualityRules,
     required: Vec<String>,
+    /// Whether the sink keeps opt-outs per email address ([`crate::Sink::opt_out_needs_email`]).
+    opt_out_needs_email: bool,
     sink: &'static str,
     seen_emails: HashSeen,
     seen_ids: HashSeen,
@@ -303,11 +330,19 @@ impl QualityChecker {
         QualityChecker {
             rules,
             required,
+            opt_out_needs_email: false,
             sink,
             seen_emails: HashSeen::default(),
             seen_ids: HashSeen::default(),
             known_parents,
         }
+    }
+
+    /// Refuses records that opted out of email but have no valid address, for a sink that
+    /// keeps opt-outs per address ([`crate::Sink::opt_out_needs_email`]).
+    pub fn with_opt_out_needs_email(mut self, needs: bool) -> QualityChecker {
+        self.opt_out_needs_email = needs;
+        self
     }
 
     /// The problems in `record`; an empty list when there are none. May fill a required field
@@ -383,6 +418,15 @@ impl QualityChecker {
         self.check_required(record, &mut findings);
         self.check_references(record, &mut findings);
         self.check_emails(record, &mut findings);
+        // Listed only when nothing else refused the record already (an invalid address, say).
+        let refused = findings.iter().any(|f| f.action == Action::Reject);
+        if self.opt_out_needs_email && !refused && opt_out_without_address(record) {
+            findings.push(Finding {
+                code: OPT_OUT_NOT_REPRESENTABLE,
+                reason: opt_out_not_representable_reason(self.sink),
+                action: Action::Reject,
+            });
+        }
         findings
     }
 
@@ -539,7 +583,7 @@ mod tests {
         assert!((0..200_000).all(|i| seen.contains(mix(i))));
         assert!(!seen.contains(mix(1_000_000)));
     }
-    use crate::model::{ObjectType, field};
+    use crate::model::ObjectType;
 
     #[test]
     fn email_shapes() {
@@ -702,6 +746,73 @@ mod tests {
             ("MISSING_REFERENCE", Action::Write)
         );
         assert_eq!(dangling.get(field::COMPANY), None);
+    }
+
+    #[test]
+    fn an_opt_out_without_an_address_is_refused_only_for_a_sink_that_needs_one() {
+        let opted_out = |id: &str, email: Option<&str>| {
+            let mut r = Record::new(ObjectType::Contacts, id);
+            if let Some(email) = email {
+                r.set(field::EMAIL, Value::Text(email.into()));
+            }
+            r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
+            r
+        };
+        let mut per_address =
+            QualityChecker::new(QualityRules::default(), "pipedrive", vec![], None)
+                .with_opt_out_needs_email(true);
+        let f = per_address.check(&mut opted_out("n", None));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].code, f[0].action),
+            (OPT_OUT_NOT_REPRESENTABLE, Action::Reject)
+        );
+        assert!(
+            f[0].reason.contains("`email_opt_out`")
+                && f[0].reason.contains("`email`")
+                && f[0].reason.contains("pipedrive"),
+            "{}",
+            f[0].reason
+        );
+        // A blank or malformed address is refused once, as INVALID_EMAIL; written anyway under
+        // `invalid_email = "warn"`, the opt-out could not be recorded, so it is refused.
+        for (i, email) in ["", "  ", "trailing@"].into_iter().enumerate() {
+            let f = per_address.check(&mut opted_out(&format!("m{i}"), Some(email)));
+            assert_eq!(
+                f.iter().map(|f| f.code).collect::<Vec<_>>(),
+                ["INVALID_EMAIL"],
+                "{email:?}"
+            );
+        }
+        let mut warn = QualityChecker::new(
+            QualityRules {
+                invalid_email: InvalidEmail::Warn,
+                ..QualityRules::default()
+            },
+            "hubspot",
+            vec![],
+            None,
+        )
+        .with_opt_out_needs_email(true);
+        let f = warn.check(&mut opted_out("w", Some("trailing@")));
+        assert_eq!(
+            f.iter().map(|f| (f.code, f.action)).collect::<Vec<_>>(),
+            [
+                ("INVALID_EMAIL", Action::Write),
+                (OPT_OUT_NOT_REPRESENTABLE, Action::Reject)
+            ]
+        );
+        // With an address, or not opted out, or for a sink with a person-level flag: written.
+        assert!(
+            per_address
+                .check(&mut opted_out("a", Some("a@example.com")))
+                .is_empty()
+        );
+        let mut not_opted = opted_out("b", None);
+        not_opted.set(field::EMAIL_OPT_OUT, Value::Bool(false));
+        assert!(per_address.check(&mut not_opted).is_empty());
+        let mut flag = QualityChecker::new(QualityRules::default(), "zoho", vec![], None);
+        assert!(flag.check(&mut opted_out("c", None)).is_empty());
     }
 
     #[test]
