@@ -529,11 +529,7 @@ const CHECK_TIMEOUT_SECS: i64 = 10;
 /// vendor answering each of several requests just before its timeout).
 const CHECK_DEADLINE_SECS: u64 = 45;
 
-async fn check(
-    path: PathBuf,
-    deadline: u64,
-    allow_same_account: bool,
-) -> Result<u8, CliError> {
+async fn check(path: PathBuf, deadline: u64, allow_same_account: bool) -> Result<u8, CliError> {
     let mut config = config::Config::load(&path).map_err(CliError::config)?;
     refuse_static_same_account(&config, &path, allow_same_account)?;
     for table in [&mut config.source, &mut config.sink] {
