@@ -79,10 +79,7 @@ impl Emulator {
             }
             Emulator::Dynamics(e) => {
                 e.seed(data);
-                [
-                    e.count("account") as u64,
-                    e.count("contact") as u64,
-                ]
+                [e.count("account") as u64, e.count("contact") as u64]
             }
         }
     }

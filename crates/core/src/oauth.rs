@@ -205,7 +205,11 @@ impl<E: TokenEndpoint> TokenCache<E> {
         }
         if stale.worked.load(Ordering::Relaxed) {
             state.unproven = 0;
-        } else if state.current.as_ref().is_some_and(|t| t.serial == stale.serial) {
+        } else if state
+            .current
+            .as_ref()
+            .is_some_and(|t| t.serial == stale.serial)
+        {
             state.unproven += 1;
             if state.unproven >= MAX_UNPROVEN_TOKENS {
                 return Err(ConnectorError::Auth {
@@ -423,6 +427,9 @@ mod tests {
             worked: AtomicBool::new(false),
         };
         let text = format!("{token:?}");
-        assert!(!text.contains("s3cret") && text.contains("redacted"), "{text}");
+        assert!(
+            !text.contains("s3cret") && text.contains("redacted"),
+            "{text}"
+        );
     }
 }

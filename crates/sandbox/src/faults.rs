@@ -102,8 +102,7 @@ pub struct Faults {
 
 /// The fault names a profile is written with, in the order `all` lists them.
 pub const NAMES: &[&str] = &[
-    "storm", "5xx", "reset", "slow", "truncate", "badutf8", "partial", "shift", "expire",
-    "revoke",
+    "storm", "5xx", "reset", "slow", "truncate", "badutf8", "partial", "shift", "expire", "revoke",
 ];
 
 /// Defaults of a named fault written without a value.
@@ -914,7 +913,15 @@ mod tests {
 
         assert_eq!(Faults::parse("none").unwrap(), Faults::default());
         assert!(Faults::parse("").unwrap() == Faults::default());
-        for bad in ["storm:5/5", "5xx:0", "5xx:101", "bogus", "expire:x", "revoke:0", "seed"] {
+        for bad in [
+            "storm:5/5",
+            "5xx:0",
+            "5xx:101",
+            "bogus",
+            "expire:x",
+            "revoke:0",
+            "seed",
+        ] {
             assert!(Faults::parse(bad).is_err(), "{bad} should be refused");
         }
         assert!(!Faults::default().any());
