@@ -306,6 +306,9 @@ fn describe_faults(f: &Faults) -> String {
     if let Some(n) = f.expire_after {
         parts.push(format!("tokens expire every {n} requests"));
     }
+    if let Some(n) = f.revoke_after {
+        parts.push(format!("every token revoked after {n} calls served"));
+    }
     parts.join(", ")
 }
 

@@ -704,6 +704,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn revoke_kills_every_token_after_n_calls_served_across_tokens() {
+        // Token `tN` is live while the generation is N; `expire` moves to the next one.
+        let generation = Arc::new(AtomicU64::new(0));
+        let live = Arc::clone(&generation);
+        let router = Router::new().route(
+            "/",
+            axum::routing::get(move |headers: axum::http::HeaderMap| async move {
+                let current = format!("Bearer t{}", live.load(Ordering::SeqCst));
+                match headers.get(header::AUTHORIZATION) {
+                    Some(v) if v.as_bytes() != current.as_bytes() => StatusCode::UNAUTHORIZED,
+                    _ => StatusCode::OK,
+                }
+            }),
+        );
+        let faults = Faults::parse("revoke:3").unwrap();
+        let revoked = Arc::clone(&generation);
+        let router = expiring(router, &faults, move || {
+            revoked.fetch_add(1, Ordering::SeqCst);
+        });
+        let running = crate::serve("test", router, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let client = reqwest::Client::new();
+        let call = |token: Option<&'static str>| {
+            let mut request = client.get(&running.base_url);
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            async move { request.send().await.unwrap().status().as_u16() }
+        };
+        let mut seen = Vec::new();
+        for token in ["t0", "t0", "t0", "t0", "t1", "t1"] {
+            seen.push(call(Some(token)).await);
+        }
+        // Token requests (no header) and refused calls do not count.
+        seen.push(call(None).await);
+        seen.push(call(Some("t0")).await);
+        seen.push(call(Some("t1")).await);
+        seen.push(call(Some("t1")).await);
+        assert_eq!(seen, vec![200, 200, 200, 401, 200, 200, 200, 401, 200, 401]);
+        assert_eq!(generation.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
     async fn injects_throttling_and_unavailability_on_schedule() {
         let url = serve(Faults {
             throttle_every: Some(3),
