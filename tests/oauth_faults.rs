@@ -253,6 +253,14 @@ async fn oauth_sinks_end_exact_when_tokens_are_revoked_every_few_calls() {
         ("hubspot", "salesforce", "salesforce", "revoke:3"),
         ("hubspot", "zoho", "zoho", "revoke:3"),
         ("hubspot", "dynamics", "dynamics", "revoke:3"),
+        // The run: Dynamics to Zoho, where requests also wait out 429s and 5xx (with
+        // backoff) while the token they hold is revoked.
+        (
+            "dynamics",
+            "zoho",
+            "zoho",
+            "revoke:4,storm:2/15,5xx:10,seed:21",
+        ),
     ])
     .await;
 }
