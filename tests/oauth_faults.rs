@@ -196,7 +196,13 @@ async fn run(from: &str, to: &str, revoked: &str, faults: &str) -> Result<(), St
         fail(format!("failures: {}", report["failures"]));
     }
     for (k, object) in ["companies", "contacts"].into_iter().enumerate() {
-        let o = common::object(&report, object);
+        let Some(o) = report["objects"]
+            .as_array()
+            .and_then(|objects| objects.iter().find(|o| o["object"] == object))
+        else {
+            fail(format!("{object}: not in the report"));
+            continue;
+        };
         let (read, verified) = (num(&o["read"]), num(&o["verified"]));
         if read != seeded[k] || verified != read {
             fail(format!(
