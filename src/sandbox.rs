@@ -307,7 +307,7 @@ fn describe_faults(f: &Faults) -> String {
         parts.push(format!("tokens expire every {n} requests"));
     }
     if let Some(n) = f.revoke_after {
-        parts.push(format!("every token revoked after {n} calls served"));
+        parts.push(format!("every token revoked once one served {n} calls"));
     }
     parts.join(", ")
 }

@@ -32,7 +32,7 @@ use crate::http::HttpClient;
 
 /// Fresh tokens refused in a row, before any request succeeded with one, after which a renewal
 /// fails instead of fetching another: the credentials were most likely revoked.
-pub const MAX_UNPROVEN_TOKENS: u32 = 3;
+pub const MAX_UNPROVEN_TOKENS: u32 = 5;
 
 /// Renewals one request may make. Under heavy concurrency a request can lose the race for a
 /// short-lived token several times; past this many, its endpoint refuses tokens that others
@@ -369,12 +369,17 @@ mod tests {
             }
         }
         let error = error.expect("the bound ends the renewals");
-        // The first token worked; the next three never did, and no fourth is fetched.
+        // The first token worked; the next ones never did, and no more are fetched.
         assert_eq!(cache.fetches(), 1 + u64::from(MAX_UNPROVEN_TOKENS));
         assert!(error.is_operator_fault());
         let text = error.to_string();
         assert!(text.starts_with("test: GET /x: "), "{text}");
-        assert!(text.contains("renewal was attempted 3 times"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "renewal was attempted {MAX_UNPROVEN_TOKENS} times"
+            )),
+            "{text}"
+        );
         assert!(text.contains("revoked credentials"), "{text}");
         assert!(!text.contains("token-"), "no token in {text}");
     }

@@ -87,9 +87,9 @@ pub struct Faults {
     /// with the vendor's body; fetching a new token works). Vendors whose tokens never expire
     /// (HubSpot private-app tokens) ignore it.
     pub expire_after: Option<u64>,
-    /// Vendor-specific: every Nth API request served with a live access token (counted across
-    /// all tokens and all requests, token requests and refused ones excluded) revokes every
-    /// token issued so far once it is answered, as a security policy or an administrator does:
+    /// Vendor-specific: once an access token has served N API requests (counted across all the
+    /// requests that carry it; refused ones excluded), every token issued so far is revoked as
+    /// soon as that Nth request is answered, as a security policy or an administrator does:
     /// with many requests in flight, several hold a dead token at once and their renewals race.
     /// Vendors whose tokens never expire (HubSpot private-app tokens) ignore it.
     pub revoke_after: Option<u64>,
@@ -158,7 +158,8 @@ impl Faults {
     /// (percentages default to 5), `slow-ms:MS` (how long slow answers are held, default 2500,
     /// and switches `slow` on), `shift[:N]` (records created and updated between pages,
     /// default 2), `expire[:N]` (uses of a token before it expires, default 50), `revoke[:N]`
-    /// (API requests served, across all tokens, before every token is revoked; default 10),
+    /// (API requests a token serves, across all requests, before every token is revoked;
+    /// default 10),
     /// `latency:MS`
     /// (added to every request; not part of `all`), `seed:N`.
     pub fn parse(profile: &str) -> Result<Faults, String> {
@@ -539,10 +540,11 @@ async fn garble_emails(response: Response, percent: u32) -> Response {
 ///
 /// - with `expire_after` N, a token expires at its Nth use: `expire` runs first, so that
 ///   request, and any other made with an old token, gets the vendor's 401;
-/// - with `revoke_after` N, every Nth request served with a live token (answered with anything
-///   but 401), counted across all tokens and requests, runs `expire` once it is answered: the
+/// - with `revoke_after` N, a token's Nth request served (answered with anything but 401),
+///   counted across all the requests that carry it, runs `expire` once it is answered: the
 ///   requests in flight with that token get 401 and renew it at once, so renewals race, and a
-///   renewed token can die again before a slow request (one waiting out a 429) uses it.
+///   renewed token can die again before a slow request (one waiting out a 429) uses it. Each
+///   token serves N requests first, so a run makes progress however many are in flight.
 ///
 /// Requests without an `Authorization` header (token requests) pass untouched.
 pub fn expiring<F>(router: Router, faults: &Faults, expire: F) -> Router
@@ -554,15 +556,17 @@ where
     if expire_every.is_none() && revoke_every.is_none() {
         return router;
     }
-    let uses: Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, u64>>> = Arc::default();
-    let served = Arc::new(Counter::default());
+    type Counts = Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, u64>>>;
+    let (uses, served): (Counts, Counts) = (Arc::default(), Arc::default());
     router.layer(axum::middleware::from_fn(
         move |request: Request, next: Next| {
             let (uses, served) = (Arc::clone(&uses), Arc::clone(&served));
             let expire = expire.clone();
             async move {
                 let header = request.headers().get(header::AUTHORIZATION);
-                let authorized = header.is_some();
+                let token = header
+                    .filter(|_| revoke_every.is_some())
+                    .map(|v| v.as_bytes().to_vec());
                 if let (Some(every), Some(value), Ok(mut uses)) =
                     (expire_every, header, uses.lock())
                 {
@@ -576,9 +580,19 @@ where
                     }
                 }
                 let response = next.run(request).await;
-                let live = authorized && response.status() != StatusCode::UNAUTHORIZED;
-                if revoke_every.is_some_and(|every| live && served.next() % every == 0) {
-                    expire();
+                if let (Some(every), Some(token), Ok(mut served)) =
+                    (revoke_every, token, served.lock())
+                {
+                    if response.status() != StatusCode::UNAUTHORIZED {
+                        if served.len() > 1_000 {
+                            served.clear(); // tokens long gone: keep the map small
+                        }
+                        let count = served.entry(token).or_insert(0);
+                        *count += 1;
+                        if *count == every {
+                            expire();
+                        }
+                    }
                 }
                 response
             }
@@ -704,7 +718,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn revoke_kills_every_token_after_n_calls_served_across_tokens() {
+    async fn revoke_kills_every_token_once_one_served_n_calls() {
         // Token `tN` is live while the generation is N; `expire` moves to the next one.
         let generation = Arc::new(AtomicU64::new(0));
         let live = Arc::clone(&generation);
