@@ -166,8 +166,9 @@ impl Client {
         self.tokens.token(&self.http).await.map(|_| ())
     }
 
-    /// Sends `call`, renewing the token whenever Dataverse refuses the one it used (401). Returns every final response; the caller
-    /// decides what a 4xx means (see [`Client::send_ok`]).
+    /// Sends `call`, renewing the token whenever Dataverse refuses the one it used (401).
+    /// Returns every final response; the caller decides what a 4xx means (see
+    /// [`Client::send_ok`]).
     pub(crate) async fn send(&self, call: &Call<'_>) -> ConnectorResult<HttpResponse> {
         let endpoint = endpoint(&call.method, &call.url);
         let _permit = self
