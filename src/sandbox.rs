@@ -345,6 +345,9 @@ fn describe_faults(f: &Faults) -> String {
     if let Some(n) = f.expire_after {
         parts.push(format!("tokens expire every {}", every(n)));
     }
+    if let Some(n) = f.revoke_after {
+        parts.push(format!("every token revoked once one served {n} calls"));
+    }
     parts.join(", ")
 }
 

@@ -1,19 +1,20 @@
 //! Authenticated Web API calls: a client-credentials token from the Microsoft identity
-//! platform, held in memory, renewed shortly before it expires and once more if Dataverse
-//! answers 401; at most `concurrency` requests in flight (Dataverse refuses more than 52 per
+//! platform, held in the shared token cache (in memory), renewed shortly before it expires and
+//! whenever Dataverse answers 401 to the token a request used (bounded by the cache); at most `concurrency` requests in flight (Dataverse refuses more than 52 per
 //! user at once); everything through ferry's shared HTTP layer (pacing, retries).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use async_trait::async_trait;
 use ferry_core::http::{HttpClient, HttpResponse, HttpStats};
+use ferry_core::oauth::{Grant, TokenCache, TokenEndpoint};
 use ferry_core::{ConnectorError, ConnectorResult};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::VENDOR;
@@ -23,11 +24,12 @@ use crate::policy::{DynamicsPolicy, describe};
 /// The Web API path under the environment URL.
 pub(crate) const API_PATH: &str = "api/data/v9.2/";
 
-struct Token {
-    secret: SecretString,
-    /// When to fetch a new one: a margin before it expires.
-    renew_at: Instant,
-    serial: u64,
+/// The client-credentials request to the tenant's token endpoint.
+struct Credentials {
+    token_url: Url,
+    scope: String,
+    client_id: SecretString,
+    client_secret: SecretString,
 }
 
 #[derive(Deserialize)]
@@ -35,6 +37,54 @@ struct TokenResponse {
     access_token: String,
     #[serde(default)]
     expires_in: Option<u64>,
+}
+
+#[async_trait]
+impl TokenEndpoint for Credentials {
+    type Extra = ();
+
+    fn vendor(&self) -> &'static str {
+        VENDOR
+    }
+
+    async fn fetch(&self, http: &HttpClient) -> ConnectorResult<Grant<()>> {
+        // Method and path, like every endpoint (a URL may carry userinfo, a password); the
+        // tenant is in the path.
+        let endpoint = format!("POST {}", self.token_url.path());
+        let response = http
+            .send(&endpoint, |c| {
+                c.post(self.token_url.clone()).form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", self.client_id.expose_secret()),
+                    ("client_secret", self.client_secret.expose_secret()),
+                    ("scope", self.scope.as_str()),
+                ])
+            })
+            .await?;
+        let status = response.status.as_u16();
+        if (400..500).contains(&status) {
+            return Err(ConnectorError::Auth {
+                vendor: VENDOR,
+                endpoint,
+                status,
+                detail: format!(
+                    "{}; check tenant_id, the app registration's client id and secret (the secret's value, not its \
+                     id), and that the secret has not expired",
+                    describe(status, &response.body)
+                ),
+            });
+        }
+        if !response.is_success() {
+            return Err(http.error_for(&endpoint, &response));
+        }
+        let body: TokenResponse = response.json(VENDOR, &endpoint)?;
+        // The cache renews a tenth of the lifetime early, five minutes at most.
+        Ok(Grant {
+            token: SecretString::from(body.access_token),
+            extra: (),
+            lifetime: Some(Duration::from_secs(body.expires_in.unwrap_or(3599))),
+        })
+    }
 }
 
 /// One request.
@@ -51,12 +101,7 @@ pub(crate) struct Call<'a> {
 pub(crate) struct Client {
     http: HttpClient,
     api_base: Url,
-    token_url: Url,
-    scope: String,
-    client_id: SecretString,
-    client_secret: SecretString,
-    token: Mutex<Option<Arc<Token>>>,
-    fetches: AtomicU64,
+    tokens: TokenCache<Credentials>,
     permits: Semaphore,
 }
 
@@ -84,12 +129,12 @@ impl Client {
         Ok(Client {
             http,
             api_base,
-            token_url: settings.token_url.clone(),
-            scope: settings.scope.clone(),
-            client_id: settings.client_id.clone(),
-            client_secret: settings.client_secret.clone(),
-            token: Mutex::new(None),
-            fetches: AtomicU64::new(0),
+            tokens: TokenCache::new(Credentials {
+                token_url: settings.token_url.clone(),
+                scope: settings.scope.clone(),
+                client_id: settings.client_id.clone(),
+                client_secret: settings.client_secret.clone(),
+            }),
             permits: Semaphore::new(settings.concurrency),
         })
     }
@@ -113,72 +158,17 @@ impl Client {
     }
 
     pub(crate) fn token_fetches(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
-    }
-
-    async fn current_token(&self, stale: Option<u64>) -> ConnectorResult<Arc<Token>> {
-        let mut current = self.token.lock().await;
-        if let Some(token) = current.as_ref() {
-            let refused = stale == Some(token.serial);
-            if !refused && Instant::now() < token.renew_at {
-                return Ok(Arc::clone(token));
-            }
-        }
-        let token = Arc::new(self.fetch_token().await?);
-        *current = Some(Arc::clone(&token));
-        Ok(token)
-    }
-
-    async fn fetch_token(&self) -> ConnectorResult<Token> {
-        // The tenant is in the path; naming the host too says which login service refused.
-        let endpoint = format!("POST {}", self.token_url);
-        let response = self
-            .http
-            .send(&endpoint, |c| {
-                c.post(self.token_url.clone()).form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", self.client_id.expose_secret()),
-                    ("client_secret", self.client_secret.expose_secret()),
-                    ("scope", self.scope.as_str()),
-                ])
-            })
-            .await?;
-        let status = response.status.as_u16();
-        if (400..500).contains(&status) {
-            return Err(ConnectorError::Auth {
-                vendor: VENDOR,
-                endpoint,
-                status,
-                detail: format!(
-                    "{}; check tenant_id, the app registration's client id and secret (the secret's value, not its \
-                     id), and that the secret has not expired",
-                    describe(status, &response.body)
-                ),
-            });
-        }
-        if !response.is_success() {
-            return Err(self.http.error_for(&endpoint, &response));
-        }
-        let body: TokenResponse = response.json(VENDOR, &endpoint)?;
-        let lifetime = Duration::from_secs(body.expires_in.unwrap_or(3599));
-        // Renew five minutes early, or a tenth of the lifetime for short-lived tokens.
-        let margin = (lifetime / 10).min(Duration::from_secs(300));
-        let serial = self.fetches.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::debug!(vendor = VENDOR, serial, "fetched an access token");
-        Ok(Token {
-            secret: SecretString::from(body.access_token),
-            renew_at: Instant::now() + lifetime.saturating_sub(margin),
-            serial,
-        })
+        self.tokens.fetches()
     }
 
     /// Makes sure a token can be had.
     pub(crate) async fn authenticate(&self) -> ConnectorResult<()> {
-        self.current_token(None).await.map(|_| ())
+        self.tokens.token(&self.http).await.map(|_| ())
     }
 
-    /// Sends `call`, renewing the token once on 401. Returns every final response; the caller
-    /// decides what a 4xx means (see [`Client::send_ok`]).
+    /// Sends `call`, renewing the token whenever Dataverse refuses the one it used (401).
+    /// Returns every final response; the caller decides what a 4xx means (see
+    /// [`Client::send_ok`]).
     pub(crate) async fn send(&self, call: &Call<'_>) -> ConnectorResult<HttpResponse> {
         let endpoint = endpoint(&call.method, &call.url);
         let _permit = self
@@ -190,10 +180,10 @@ impl Client {
                 endpoint: endpoint.clone(),
                 detail: "the connector is shutting down".into(),
             })?;
-        let mut token = self.current_token(None).await?;
-        let mut renewed = false;
+        let mut token = self.tokens.token(&self.http).await?;
+        let mut renewals = 0;
         loop {
-            let secret = &token.secret;
+            let secret = token.secret();
             let response = self
                 .http
                 .send(&endpoint, |c| {
@@ -214,12 +204,14 @@ impl Client {
                     request
                 })
                 .await?;
-            if response.status.as_u16() == 401 && !renewed {
-                renewed = true;
-                tracing::debug!(vendor = VENDOR, "token refused; fetching a new one");
-                token = self.current_token(Some(token.serial)).await?;
+            if response.status.as_u16() == 401 {
+                token = self
+                    .tokens
+                    .refused(&self.http, &token, &endpoint, &mut renewals)
+                    .await?;
                 continue;
             }
+            self.tokens.accepted(&token);
             return Ok(response);
         }
     }

@@ -245,6 +245,13 @@ async fn bad_secret_is_an_auth_error_without_the_secret() {
         text.contains("invalid_client") && text.contains("AADSTS7000215"),
         "{text}"
     );
+    // Named as method and path like every endpoint, never the URL (which may hold userinfo).
+    assert!(
+        text.contains("dynamics: POST /")
+            && text.contains("/oauth2/v2.0/token: ")
+            && !text.contains(running.base_url.trim_end_matches('/')),
+        "{text}"
+    );
     assert!(!text.contains("wrong-secret") && !format!("{err:?}").contains("wrong-secret"));
 }
 

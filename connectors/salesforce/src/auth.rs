@@ -1,52 +1,33 @@
-//! OAuth 2.0 client credentials: one access token per connector (source or sink), held in memory only, fetched on
-//! first use and again when Salesforce says the session is invalid or expired.
+//! OAuth 2.0 client credentials: Salesforce's token request and response, for the shared
+//! [`TokenCache`] (one token per connector, source or sink, held in memory only, fetched on
+//! first use and again whenever Salesforce says the session a request used is invalid or
+//! expired).
 //!
 //! The token response names the org's `instance_url`, which every REST call must use (never
 //! the login host). The token is a [`SecretString`]: redacted in `Debug`, zeroized on drop,
 //! exposed only to set the `Authorization` header.
 
-use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
+use async_trait::async_trait;
 use ferry_core::http::{HttpClient, VendorPolicy, checked_base_url};
+use ferry_core::oauth::{Grant, TokenCache, TokenEndpoint};
 use ferry_core::{ConnectorError, ConnectorResult};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use tokio::sync::Mutex;
 use url::Url;
 
 use crate::VENDOR;
 use crate::policy::SalesforcePolicy;
 
-/// An authenticated session: the token and where to use it.
-pub(crate) struct Session {
-    /// The bearer token.
-    pub token: SecretString,
-    /// The org's REST base URL, from the token response.
-    pub instance_url: Url,
-    /// Which fetch produced it, so concurrent renewals fetch only once.
-    serial: u64,
-}
+/// The session cache of one connector; each token comes with the org's REST base URL.
+pub(crate) type Auth = TokenCache<Login>;
 
-impl fmt::Debug for Session {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("instance_url", &self.instance_url.as_str())
-            .field("token", &"[redacted]")
-            .finish()
-    }
-}
-
-/// Fetches and caches sessions.
-pub(crate) struct Auth {
+/// The client-credentials request to the org's token endpoint.
+pub(crate) struct Login {
     token_url: Url,
     /// The config key of the login URL (`sink.login_url`), for hints in errors.
     login_key: String,
     client_id: SecretString,
     client_secret: SecretString,
-    current: Mutex<Option<Arc<Session>>>,
-    fetches: AtomicU64,
     /// The scopes named by the last token response (vendors report them with each token).
     granted: std::sync::Mutex<Option<Vec<String>>>,
 }
@@ -60,7 +41,7 @@ struct TokenResponse {
     instance_url: String,
 }
 
-impl Auth {
+impl Login {
     /// The scopes the last token response named.
     pub(crate) fn granted_scopes(&self) -> Option<Vec<String>> {
         self.granted
@@ -75,7 +56,7 @@ impl Auth {
         login_key: String,
         client_id: SecretString,
         client_secret: SecretString,
-    ) -> ConnectorResult<Auth> {
+    ) -> ConnectorResult<Login> {
         let token_url =
             login_url
                 .join("/services/oauth2/token")
@@ -84,56 +65,28 @@ impl Auth {
                     key: login_key.clone(),
                     detail: format!("cannot form the token URL: {e}"),
                 })?;
-        Ok(Auth {
+        Ok(Login {
             token_url,
             login_key,
             client_id,
             client_secret,
-            current: Mutex::new(None),
-            fetches: AtomicU64::new(0),
             granted: std::sync::Mutex::new(None),
         })
     }
+}
 
-    /// How many tokens have been fetched (for tests and logs).
-    pub(crate) fn fetches(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
+#[async_trait]
+impl TokenEndpoint for Login {
+    /// The org's REST base URL.
+    type Extra = Url;
+
+    fn vendor(&self) -> &'static str {
+        VENDOR
     }
 
-    /// The current session, fetching a token if there is none.
-    pub(crate) async fn session(&self, http: &HttpClient) -> ConnectorResult<Arc<Session>> {
-        let mut current = self.current.lock().await;
-        if let Some(session) = current.as_ref() {
-            return Ok(Arc::clone(session));
-        }
-        let session = Arc::new(self.fetch(http).await?);
-        *current = Some(Arc::clone(&session));
-        Ok(session)
-    }
-
-    /// A session to replace `stale`, which Salesforce refused: fetched anew unless another
-    /// task already did so.
-    pub(crate) async fn renew(
-        &self,
-        http: &HttpClient,
-        stale: &Session,
-    ) -> ConnectorResult<Arc<Session>> {
-        let mut current = self.current.lock().await;
-        if let Some(session) = current.as_ref().filter(|s| s.serial != stale.serial) {
-            return Ok(Arc::clone(session));
-        }
-        tracing::debug!(
-            vendor = VENDOR,
-            "session expired or invalid; fetching a new token"
-        );
-        let session = Arc::new(self.fetch(http).await?);
-        *current = Some(Arc::clone(&session));
-        Ok(session)
-    }
-
-    async fn fetch(&self, http: &HttpClient) -> ConnectorResult<Session> {
-        // The endpoint names the host too: client credentials only work on the My Domain host.
-        let endpoint = format!("POST {}", self.token_url);
+    async fn fetch(&self, http: &HttpClient) -> ConnectorResult<Grant<Url>> {
+        // Method and path only, like every endpoint: a URL may carry userinfo (a password).
+        let endpoint = format!("POST {}", self.token_url.path());
         let response = http
             .send(&endpoint, |c| {
                 c.post(self.token_url.clone()).form(&[
@@ -188,12 +141,11 @@ impl Auth {
                     detail: format!("unusable instance_url: {e}"),
                 }
             })?;
-        let serial = self.fetches.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::debug!(vendor = VENDOR, serial, "fetched an access token");
-        Ok(Session {
+        Ok(Grant {
             token: SecretString::from(body.access_token),
-            instance_url,
-            serial,
+            extra: instance_url,
+            // Salesforce's response names no lifetime: a session lasts until it is refused.
+            lifetime: None,
         })
     }
 }

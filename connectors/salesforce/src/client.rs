@@ -1,5 +1,6 @@
-//! Authenticated REST calls to the org: the session's bearer token on every request, one
-//! token renewal and retry on 401, SOQL queries and their `nextRecordsUrl` paging, and errors
+//! Authenticated REST calls to the org: the session's bearer token on every request, a
+//! renewal and retry whenever the token a request used is refused (401, bounded by the shared
+//! token cache), SOQL queries and their `nextRecordsUrl` paging, and errors
 //! that say whose fault they are. The source and the sink share all of it.
 
 use ferry_core::http::{HttpClient, HttpResponse, HttpStats};
@@ -11,7 +12,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::VENDOR;
-use crate::auth::Auth;
+use crate::auth::{Auth, Login};
 use crate::config::{SalesforceConfig, Settings};
 use crate::policy::{REQUEST_LIMIT_EXCEEDED, SalesforcePolicy, error_code};
 use ferry_core::json::Object;
@@ -87,12 +88,12 @@ impl Client {
         };
         let client_id = secret("client_id", &config.client_id)?;
         let client_secret = secret("client_secret", &config.client_secret)?;
-        let auth = Auth::new(
+        let auth = Auth::new(Login::new(
             &settings.login_url,
             format!("{key_prefix}.login_url"),
             client_id,
             client_secret,
-        )?;
+        )?);
         let http = HttpClient::new(
             Arc::new(SalesforcePolicy),
             settings.rate_limit,
@@ -116,7 +117,7 @@ impl Client {
     }
 
     pub(crate) fn granted_scopes(&self) -> Option<Vec<String>> {
-        self.auth.granted_scopes()
+        self.auth.endpoint().granted_scopes()
     }
 
     pub(crate) fn token_fetches(&self) -> u64 {
@@ -126,7 +127,7 @@ impl Client {
     /// Checks credentials and connectivity: a token, then `GET …/limits`, which every API user
     /// may call and which costs one API request.
     pub(crate) async fn check(&self) -> ConnectorResult<()> {
-        self.auth.session(&self.http).await?;
+        self.auth.token(&self.http).await?;
         let path = self.data_path("limits");
         self.send(Call {
             method: Method::GET,
@@ -277,7 +278,8 @@ impl Client {
         Ok(())
     }
 
-    /// Sends `call`, renewing the session once if Salesforce says it is invalid or expired.
+    /// Sends `call`, renewing the session whenever Salesforce says the one it used is invalid
+    /// or expired (within the token cache's bounds).
     /// Returns the 2xx response; anything else is an error naming the endpoint.
     pub(crate) async fn send(&self, call: Call<'_>) -> ConnectorResult<HttpResponse> {
         let endpoint = format!("{} {}", call.method, call.path);
@@ -291,12 +293,12 @@ impl Client {
                 detail: "refusing a path outside /services/data/".into(),
             });
         }
-        let mut session = self.auth.session(&self.http).await?;
-        let mut renewed = false;
+        let mut session = self.auth.token(&self.http).await?;
+        let mut renewals = 0;
         loop {
             let mut url =
                 session
-                    .instance_url
+                    .extra()
                     .join(call.path)
                     .map_err(|e| ConnectorError::Malformed {
                         vendor: VENDOR,
@@ -306,7 +308,7 @@ impl Client {
             if !call.query.is_empty() {
                 url.query_pairs_mut().extend_pairs(call.query);
             }
-            let token = &session.token;
+            let token = session.secret();
             let response = self
                 .http
                 .send(&endpoint, |c| {
@@ -325,11 +327,14 @@ impl Client {
                     request
                 })
                 .await?;
-            if response.status.as_u16() == 401 && !renewed {
-                renewed = true;
-                session = self.auth.renew(&self.http, &session).await?;
+            if response.status.as_u16() == 401 {
+                session = self
+                    .auth
+                    .refused(&self.http, &session, &endpoint, &mut renewals)
+                    .await?;
                 continue;
             }
+            self.auth.accepted(&session);
             if response.is_success() {
                 return Ok(response);
             }

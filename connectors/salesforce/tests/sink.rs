@@ -301,6 +301,12 @@ async fn bad_secret_is_an_auth_error_without_the_secret() {
             && text.contains("invalid_client"),
         "{text}"
     );
+    // Named as method and path like every endpoint, never the URL (which may hold userinfo).
+    assert!(
+        text.contains("salesforce: POST /services/oauth2/token: ")
+            && !text.contains(running.base_url.trim_end_matches('/')),
+        "{text}"
+    );
     assert!(!text.contains(BAD_SECRET) && !format!("{err:?}").contains(BAD_SECRET));
 }
 

@@ -1,51 +1,31 @@
-//! The OAuth refresh-token grant: one access token per connector, held in memory only (never
-//! persisted), refreshed before it expires and again when Zoho says it is invalid.
+//! The OAuth refresh-token grant: Zoho's token request and response, for the shared
+//! [`TokenCache`] (one access token per connector, held in memory only and never persisted,
+//! refreshed before it expires and whenever Zoho refuses the one a request used).
 //!
 //! Zoho's accounts server answers a refused grant with HTTP 200 and `{"error": "invalid_code"}`
 //! (or `invalid_client`), so the body decides, not the status.
 
-use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use async_trait::async_trait;
 use ferry_core::http::{HttpClient, VendorPolicy};
+use ferry_core::oauth::{Grant, TokenCache, TokenEndpoint};
 use ferry_core::{ConnectorError, ConnectorResult};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use tokio::sync::Mutex;
 use url::Url;
 
 use crate::VENDOR;
 use crate::config::Credentials;
 use crate::policy::{ZohoPolicy, clean_code};
 
-/// Tokens are refreshed this long before Zoho's `expires_in` runs out.
-const EXPIRY_MARGIN: Duration = Duration::from_secs(120);
+/// The access-token cache of one connector.
+pub(crate) type Auth = TokenCache<Refresh>;
 
-/// An access token and when to stop using it.
-pub(crate) struct Session {
-    pub token: SecretString,
-    expires: Instant,
-    /// Which fetch produced it, so concurrent renewals fetch only once.
-    serial: u64,
-}
-
-impl fmt::Debug for Session {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("serial", &self.serial)
-            .field("token", &"[redacted]")
-            .finish()
-    }
-}
-
-/// Fetches and caches access tokens.
-pub(crate) struct Auth {
+/// The refresh-token grant at the data centre's accounts server.
+pub(crate) struct Refresh {
     token_url: Url,
     credentials: Credentials,
-    current: Mutex<Option<Arc<Session>>>,
-    fetches: AtomicU64,
     /// The scopes named by the last token response (vendors report them with each token).
     granted: std::sync::Mutex<Option<Vec<String>>>,
 }
@@ -60,7 +40,7 @@ struct TokenResponse {
     error: Option<String>,
 }
 
-impl Auth {
+impl Refresh {
     /// The scopes the last token response named.
     pub(crate) fn granted_scopes(&self) -> Option<Vec<String>> {
         self.granted
@@ -70,7 +50,7 @@ impl Auth {
     }
 
     /// Tokens are refreshed at `{accounts_url}/oauth/v2/token`.
-    pub(crate) fn new(accounts_url: &Url, credentials: Credentials) -> ConnectorResult<Auth> {
+    pub(crate) fn new(accounts_url: &Url, credentials: Credentials) -> ConnectorResult<Refresh> {
         let token_url =
             accounts_url
                 .join("/oauth/v2/token")
@@ -79,49 +59,23 @@ impl Auth {
                     key: "accounts_url".into(),
                     detail: format!("cannot form the token URL: {e}"),
                 })?;
-        Ok(Auth {
+        Ok(Refresh {
             token_url,
             credentials,
-            current: Mutex::new(None),
-            fetches: AtomicU64::new(0),
             granted: std::sync::Mutex::new(None),
         })
     }
+}
 
-    /// How many tokens have been fetched.
-    pub(crate) fn fetches(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
+#[async_trait]
+impl TokenEndpoint for Refresh {
+    type Extra = ();
+
+    fn vendor(&self) -> &'static str {
+        VENDOR
     }
 
-    /// A valid session, refreshing the token if there is none or it is about to expire.
-    pub(crate) async fn session(&self, http: &HttpClient) -> ConnectorResult<Arc<Session>> {
-        let mut current = self.current.lock().await;
-        if let Some(s) = current.as_ref().filter(|s| Instant::now() < s.expires) {
-            return Ok(Arc::clone(s));
-        }
-        let session = Arc::new(self.fetch(http).await?);
-        *current = Some(Arc::clone(&session));
-        Ok(session)
-    }
-
-    /// A session to replace `stale`, which Zoho refused: refreshed unless another task
-    /// already did so.
-    pub(crate) async fn renew(
-        &self,
-        http: &HttpClient,
-        stale: &Session,
-    ) -> ConnectorResult<Arc<Session>> {
-        let mut current = self.current.lock().await;
-        if let Some(s) = current.as_ref().filter(|s| s.serial != stale.serial) {
-            return Ok(Arc::clone(s));
-        }
-        tracing::debug!(vendor = VENDOR, "access token refused; refreshing it");
-        let session = Arc::new(self.fetch(http).await?);
-        *current = Some(Arc::clone(&session));
-        Ok(session)
-    }
-
-    async fn fetch(&self, http: &HttpClient) -> ConnectorResult<Session> {
+    async fn fetch(&self, http: &HttpClient) -> ConnectorResult<Grant<()>> {
         let endpoint = format!("POST {}", self.token_url.path());
         let c = &self.credentials;
         let response = http
@@ -134,6 +88,19 @@ impl Auth {
                 ])
             })
             .await?;
+        let status = response.status.as_u16();
+        if matches!(status, 400 | 401 | 403) {
+            // The grant itself refused: a credentials error now, never repeated.
+            return Err(ConnectorError::Auth {
+                vendor: VENDOR,
+                endpoint,
+                status,
+                detail: format!(
+                    "{}; check client_id, client_secret, refresh_token and data_centre",
+                    ZohoPolicy.error_detail(&response)
+                ),
+            });
+        }
         if !response.is_success() {
             return Err(http.error_for(&endpoint, &response));
         }
@@ -178,13 +145,10 @@ impl Auth {
                 ),
             });
         };
-        let lifetime = Duration::from_secs(body.expires_in.unwrap_or(3600));
-        let serial = self.fetches.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::debug!(vendor = VENDOR, serial, "refreshed the access token");
-        Ok(Session {
+        Ok(Grant {
             token: SecretString::from(token),
-            expires: Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN),
-            serial,
+            extra: (),
+            lifetime: Some(Duration::from_secs(body.expires_in.unwrap_or(3600))),
         })
     }
 }

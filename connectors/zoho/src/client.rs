@@ -1,6 +1,7 @@
 //! Authenticated calls to the Zoho API: `Authorization: Zoho-oauthtoken …` on every request,
-//! at most `max_concurrent_requests` in flight (Zoho limits simultaneous calls per org), one
-//! token renewal and retry on 401 `INVALID_TOKEN`.
+//! at most `max_concurrent_requests` in flight (Zoho limits simultaneous calls per org), a
+//! token renewal and retry whenever Zoho answers 401 `INVALID_TOKEN` to the token a request
+//! used (bounded by the shared token cache).
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::VENDOR;
-use crate::auth::Auth;
+use crate::auth::{Auth, Refresh};
 use crate::config::{Credentials, Settings};
 use crate::policy::{ZohoPolicy, error_code};
 
@@ -31,7 +32,7 @@ impl Client {
         let http = HttpClient::new(Arc::new(ZohoPolicy), None, retry)?;
         Ok(Client {
             http,
-            auth: Auth::new(&settings.accounts_url, credentials)?,
+            auth: Auth::new(Refresh::new(&settings.accounts_url, credentials)?),
             api_url: settings.api_url.clone(),
             permits: Semaphore::new(settings.max_concurrent),
         })
@@ -42,15 +43,15 @@ impl Client {
     }
 
     pub(crate) fn granted_scopes(&self) -> Option<Vec<String>> {
-        self.auth.granted_scopes()
+        self.auth.endpoint().granted_scopes()
     }
 
     pub(crate) fn token_fetches(&self) -> u64 {
         self.auth.fetches()
     }
 
-    /// Sends a request to `path` (under `/crm/v8/`), renewing the token once if Zoho refuses
-    /// it. Returns every final response, error statuses included (a 400 upsert answer carries
+    /// Sends a request to `path` (under `/crm/v8/`), renewing the token whenever Zoho refuses
+    /// the one it used. Returns every final response, error statuses included (a 400 upsert answer carries
     /// per-record results); fails on a refused token, the network, or exhausted retries.
     pub(crate) async fn send(
         &self,
@@ -86,8 +87,8 @@ impl Client {
                     endpoint: endpoint.clone(),
                     detail: format!("cannot encode the request: {e}"),
                 })?;
-        let mut session = self.auth.session(&self.http).await?;
-        let mut renewed = false;
+        let mut session = self.auth.token(&self.http).await?;
+        let mut renewals = 0;
         loop {
             let response = {
                 let _permit =
@@ -99,7 +100,7 @@ impl Client {
                             endpoint: endpoint.clone(),
                             detail: "the request limiter was closed".into(),
                         })?;
-                let header = format!("Zoho-oauthtoken {}", session.token.expose_secret());
+                let header = format!("Zoho-oauthtoken {}", session.secret().expose_secret());
                 self.http
                     .send(&endpoint, |c| {
                         let mut request = c
@@ -116,13 +117,15 @@ impl Client {
                     .await?
             };
             if response.status.as_u16() == 401
-                && !renewed
                 && error_code(&response).as_deref() == Some("INVALID_TOKEN")
             {
-                renewed = true;
-                session = self.auth.renew(&self.http, &session).await?;
+                session = self
+                    .auth
+                    .refused(&self.http, &session, &endpoint, &mut renewals)
+                    .await?;
                 continue;
             }
+            self.auth.accepted(&session);
             if matches!(response.status.as_u16(), 401 | 403) {
                 return Err(self.http.error_for(&endpoint, &response));
             }

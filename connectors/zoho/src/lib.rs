@@ -3,7 +3,7 @@
 //! holding each record's source id, and reads them back with COQL for checksum verification.
 //!
 //! Read top to bottom: [`config`] (settings, data centres), `auth` (the OAuth refresh-token
-//! grant), `client` (authenticated calls, the concurrency limit, one renewal on 401),
+//! grant), `client` (authenticated calls, the concurrency limit, token renewal on 401),
 //! [`policy`] (retries, error bodies), [`mapping`] (canonical ↔ Zoho fields), `coql` (safe
 //! query building), [`source`], [`sink`].
 

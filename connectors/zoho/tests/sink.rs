@@ -243,3 +243,46 @@ async fn spent_credits_stop_the_run_with_an_explanation() {
         "{text}"
     );
 }
+
+/// A token endpoint that refuses the grant with HTTP 400 (as Zoho's accounts server does for a
+/// malformed grant): a credentials error at once, naming the endpoint as method and path, and
+/// the grant is not sent again.
+#[tokio::test]
+async fn a_grant_refused_with_400_is_a_credentials_error_at_once() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base_url = format!("http://{}", listener.local_addr().expect("address"));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&requests);
+    std::thread::spawn(move || {
+        for mut socket in listener.incoming().flatten() {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let mut buffer = [0u8; 4096];
+            let _ = socket.read(&mut buffer);
+            let body = r#"{"error":"invalid_client"}"#;
+            let answer = format!(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes());
+        }
+    });
+    let sink = ZohoSink::new(config(&base_url, json!({})), "sink").expect("sink");
+    let err = sink.check().await.expect_err("refused grant");
+    assert!(
+        matches!(err, ConnectorError::Auth { status: 400, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.starts_with("zoho: POST /oauth/v2/token: "), "{text}");
+    assert!(!text.contains(&base_url), "{text}");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        1,
+        "the grant is not repeated"
+    );
+}

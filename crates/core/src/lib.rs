@@ -9,6 +9,7 @@ pub mod http;
 pub mod json;
 pub mod kit;
 pub mod model;
+pub mod oauth;
 pub mod pipeline;
 pub mod quality;
 pub mod report;

@@ -87,6 +87,12 @@ pub struct Faults {
     /// with the vendor's body; fetching a new token works). Vendors whose tokens never expire
     /// (HubSpot private-app tokens) ignore it.
     pub expire_after: Option<u64>,
+    /// Vendor-specific: once an access token has served N API requests (counted across all the
+    /// requests that carry it; refused ones excluded), every token issued so far is revoked as
+    /// soon as that Nth request is answered, as a security policy or an administrator does:
+    /// with many requests in flight, several hold a dead token at once and their renewals race.
+    /// Vendors whose tokens never expire (HubSpot private-app tokens) ignore it.
+    pub revoke_after: Option<u64>,
     /// Added to every request before it is carried out, as a distant vendor's round trip
     /// adds it (not a fault as such: `all` leaves it off).
     pub latency: Option<Duration>,
@@ -96,7 +102,7 @@ pub struct Faults {
 
 /// The fault names a profile is written with, in the order `all` lists them.
 pub const NAMES: &[&str] = &[
-    "storm", "5xx", "reset", "slow", "truncate", "badutf8", "partial", "shift", "expire",
+    "storm", "5xx", "reset", "slow", "truncate", "badutf8", "partial", "shift", "expire", "revoke",
 ];
 
 /// Defaults of a named fault written without a value.
@@ -108,6 +114,7 @@ const DEFAULT_PERCENT: u32 = 5;
 const DEFAULT_SLOW: Duration = Duration::from_millis(2_500);
 const DEFAULT_SHIFT: u32 = 2;
 const DEFAULT_EXPIRE_AFTER: u64 = 50;
+const DEFAULT_REVOKE_AFTER: u64 = 10;
 
 impl Faults {
     /// Whether any fault is switched on.
@@ -116,6 +123,7 @@ impl Faults {
             || self.partial.is_some()
             || self.shift.is_some()
             || self.expire_after.is_some()
+            || self.revoke_after.is_some()
     }
 
     /// Whether any fault [`inject`] applies is switched on.
@@ -149,7 +157,10 @@ impl Faults {
     /// addresses), `partial[:PCT]`, `slow[:PCT]`
     /// (percentages default to 5), `slow-ms:MS` (how long slow answers are held, default 2500,
     /// and switches `slow` on), `shift[:N]` (records created and updated between pages,
-    /// default 2), `expire[:N]` (uses of a token before it expires, default 50), `latency:MS`
+    /// default 2), `expire[:N]` (uses of a token before it expires, default 50), `revoke[:N]`
+    /// (API requests a token serves, across all requests, before every token is revoked;
+    /// default 10),
+    /// `latency:MS`
     /// (added to every request; not part of `all`), `seed:N`.
     pub fn parse(profile: &str) -> Result<Faults, String> {
         let mut faults = Faults::default();
@@ -240,6 +251,7 @@ impl Faults {
                 self.shift = Some(u32::try_from(n).map_err(|_| bad("a smaller number"))?);
             }
             "expire" => self.expire_after = Some(number(value, DEFAULT_EXPIRE_AFTER)?),
+            "revoke" => self.revoke_after = Some(number(value, DEFAULT_REVOKE_AFTER)?),
             "latency" => {
                 let ms = value
                     .and_then(|v| v.trim_end_matches("ms").parse::<u64>().ok())
@@ -523,26 +535,41 @@ async fn garble_emails(response: Response, percent: u32) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
-/// Wraps `router` so that, if `faults` has `expire_after`, the access token of a request's
-/// `Authorization` header expires at its Nth use: `expire` (which invalidates the tokens issued
-/// so far) runs first, so that request, and any other made with an old token, gets the
-/// vendor's 401; a token fetched afterwards works for N uses again. Requests without the
-/// header (token requests) pass untouched.
+/// Wraps `router` so that access tokens die mid-run, through `expire` (which invalidates
+/// every token issued so far; a token fetched afterwards works again):
+///
+/// - with `expire_after` N, a token expires at its Nth use: `expire` runs first, so that
+///   request, and any other made with an old token, gets the vendor's 401;
+/// - with `revoke_after` N, a token's Nth request served (answered with anything but 401),
+///   counted across all the requests that carry it, runs `expire` once it is answered: the
+///   requests in flight with that token get 401 and renew it at once, so renewals race, and a
+///   renewed token can die again before a slow request (one waiting out a 429) uses it. Each
+///   token serves N requests first, so a run makes progress however many are in flight.
+///
+/// Requests without an `Authorization` header (token requests) pass untouched.
 pub fn expiring<F>(router: Router, faults: &Faults, expire: F) -> Router
 where
     F: Fn() + Clone + Send + Sync + 'static,
 {
-    let Some(every) = faults.expire_after.filter(|n| *n > 0) else {
+    let expire_every = faults.expire_after.filter(|n| *n > 0);
+    let revoke_every = faults.revoke_after.filter(|n| *n > 0);
+    if expire_every.is_none() && revoke_every.is_none() {
         return router;
-    };
-    let uses: Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, u64>>> = Arc::default();
+    }
+    type Counts = Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, u64>>>;
+    let (uses, served): (Counts, Counts) = (Arc::default(), Arc::default());
     router.layer(axum::middleware::from_fn(
         move |request: Request, next: Next| {
-            let uses = Arc::clone(&uses);
+            let (uses, served) = (Arc::clone(&uses), Arc::clone(&served));
             let expire = expire.clone();
             async move {
                 let header = request.headers().get(header::AUTHORIZATION);
-                if let (Some(value), Ok(mut uses)) = (header, uses.lock()) {
+                let token = header
+                    .filter(|_| revoke_every.is_some())
+                    .map(|v| v.as_bytes().to_vec());
+                if let (Some(every), Some(value), Ok(mut uses)) =
+                    (expire_every, header, uses.lock())
+                {
                     if uses.len() > 1_000 {
                         uses.clear(); // tokens long gone: keep the map small
                     }
@@ -552,7 +579,22 @@ where
                         expire();
                     }
                 }
-                next.run(request).await
+                let response = next.run(request).await;
+                if let (Some(every), Some(token), Ok(mut served)) =
+                    (revoke_every, token, served.lock())
+                {
+                    if response.status() != StatusCode::UNAUTHORIZED {
+                        if served.len() > 1_000 {
+                            served.clear(); // tokens long gone: keep the map small
+                        }
+                        let count = served.entry(token).or_insert(0);
+                        *count += 1;
+                        if *count == every {
+                            expire();
+                        }
+                    }
+                }
+                response
             }
         },
     ))
@@ -673,6 +715,50 @@ mod tests {
             out.push(client.get(url).send().await.unwrap().status().as_u16());
         }
         out
+    }
+
+    #[tokio::test]
+    async fn revoke_kills_every_token_once_one_served_n_calls() {
+        // Token `tN` is live while the generation is N; `expire` moves to the next one.
+        let generation = Arc::new(AtomicU64::new(0));
+        let live = Arc::clone(&generation);
+        let router = Router::new().route(
+            "/",
+            axum::routing::get(move |headers: axum::http::HeaderMap| async move {
+                let current = format!("Bearer t{}", live.load(Ordering::SeqCst));
+                match headers.get(header::AUTHORIZATION) {
+                    Some(v) if v.as_bytes() != current.as_bytes() => StatusCode::UNAUTHORIZED,
+                    _ => StatusCode::OK,
+                }
+            }),
+        );
+        let faults = Faults::parse("revoke:3").unwrap();
+        let revoked = Arc::clone(&generation);
+        let router = expiring(router, &faults, move || {
+            revoked.fetch_add(1, Ordering::SeqCst);
+        });
+        let running = crate::serve("test", router, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let client = reqwest::Client::new();
+        let call = |token: Option<&'static str>| {
+            let mut request = client.get(&running.base_url);
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            async move { request.send().await.unwrap().status().as_u16() }
+        };
+        let mut seen = Vec::new();
+        for token in ["t0", "t0", "t0", "t0", "t1", "t1"] {
+            seen.push(call(Some(token)).await);
+        }
+        // Token requests (no header) and refused calls do not count.
+        seen.push(call(None).await);
+        seen.push(call(Some("t0")).await);
+        seen.push(call(Some("t1")).await);
+        seen.push(call(Some("t1")).await);
+        assert_eq!(seen, vec![200, 200, 200, 401, 200, 200, 200, 401, 200, 401]);
+        assert_eq!(generation.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
@@ -846,6 +932,8 @@ mod tests {
         assert!(all.storm.is_some() && all.server_errors.is_some() && all.resets.is_some());
         assert!(all.slow.is_some() && all.truncated.is_some() && all.partial.is_some());
         assert!(all.shift.is_some() && all.expire_after.is_some() && all.bad_utf8.is_some());
+        assert_eq!(all.revoke_after, Some(DEFAULT_REVOKE_AFTER));
+        assert_eq!(Faults::parse("revoke:4").unwrap().revoke_after, Some(4));
         assert_eq!(all.retry_after_secs, None);
         assert_eq!(all, Faults::all());
 
@@ -883,7 +971,15 @@ mod tests {
 
         assert_eq!(Faults::parse("none").unwrap(), Faults::default());
         assert!(Faults::parse("").unwrap() == Faults::default());
-        for bad in ["storm:5/5", "5xx:0", "5xx:101", "bogus", "expire:x", "seed"] {
+        for bad in [
+            "storm:5/5",
+            "5xx:0",
+            "5xx:101",
+            "bogus",
+            "expire:x",
+            "revoke:0",
+            "seed",
+        ] {
             assert!(Faults::parse(bad).is_err(), "{bad} should be refused");
         }
         assert!(!Faults::default().any());
