@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferry_core::http::{HttpClient, HttpResponse, HttpStats};
+use ferry_core::http::{BodyCap, HttpClient, HttpResponse, HttpStats};
 use ferry_core::oauth::{Grant, TokenCache, TokenEndpoint};
 use ferry_core::{ConnectorError, ConnectorResult};
 use reqwest::Method;
@@ -52,7 +52,7 @@ impl TokenEndpoint for Credentials {
         // tenant is in the path.
         let endpoint = format!("POST {}", self.token_url.path());
         let response = http
-            .send(&endpoint, |c| {
+            .send_capped(&endpoint, BodyCap::Small, |c| {
                 c.post(self.token_url.clone()).form(&[
                     ("grant_type", "client_credentials"),
                     ("client_id", self.client_id.expose_secret()),

@@ -8,7 +8,7 @@
 //! exposed only to set the `Authorization` header.
 
 use async_trait::async_trait;
-use ferry_core::http::{HttpClient, VendorPolicy, checked_base_url};
+use ferry_core::http::{BodyCap, HttpClient, VendorPolicy, checked_base_url};
 use ferry_core::oauth::{Grant, TokenCache, TokenEndpoint};
 use ferry_core::{ConnectorError, ConnectorResult};
 use secrecy::{ExposeSecret, SecretString};
@@ -88,7 +88,7 @@ impl TokenEndpoint for Login {
         // Method and path only, like every endpoint: a URL may carry userinfo (a password).
         let endpoint = format!("POST {}", self.token_url.path());
         let response = http
-            .send(&endpoint, |c| {
+            .send_capped(&endpoint, BodyCap::Small, |c| {
                 c.post(self.token_url.clone()).form(&[
                     ("grant_type", "client_credentials"),
                     ("client_id", self.client_id.expose_secret()),

@@ -17,6 +17,8 @@ use crate::config::{SalesforceConfig, Settings};
 use crate::policy::{REQUEST_LIMIT_EXCEEDED, SalesforcePolicy, error_code};
 use ferry_core::json::Object;
 
+/// OpenID Connect's userinfo endpoint on the instance, which names the org.
+const USERINFO_PATH: &str = "/services/oauth2/userinfo";
 /// The request header that sets a query's page size (`batchSize=N`, 200 to 2,000).
 const QUERY_OPTIONS: &str = "Sforce-Query-Options";
 /// Longest query locator ferry follows; real ones are about 25 characters.
@@ -142,31 +144,18 @@ impl Client {
     }
 
     /// The org id of the credentials' org, from OpenID Connect's `GET /services/oauth2/userinfo`
-    /// on the instance (`organization_id`). Apart from [`Client::send`], which only serves
-    /// `/services/data/`, and without renewal: it is one request made right after the token.
+    /// on the instance (`organization_id`).
     pub(crate) async fn account_id(&self) -> ConnectorResult<ferry_core::AccountId> {
-        const PATH: &str = "/services/oauth2/userinfo";
-        let endpoint = format!("GET {PATH}");
-        let session = self.auth.session(&self.http).await?;
-        let url = session
-            .instance_url
-            .join(PATH)
-            .map_err(|e| ConnectorError::Malformed {
-                vendor: VENDOR,
-                endpoint: endpoint.clone(),
-                detail: format!("cannot form the request URL: {e}"),
-            })?;
         let response = self
-            .http
-            .send(&endpoint, |c| {
-                c.get(url.clone())
-                    .bearer_auth(session.token.expose_secret())
-                    .header(ACCEPT, "application/json")
+            .send(Call {
+                method: Method::GET,
+                path: USERINFO_PATH,
+                query: &[],
+                body: None,
+                headers: &[],
             })
             .await?;
-        if !response.is_success() {
-            return Err(self.error_for(&endpoint, &response));
-        }
+        let endpoint = format!("GET {USERINFO_PATH}");
         let answer: serde_json::Value = response.json(VENDOR, &endpoint)?;
         ferry_core::AccountId::from_json(VENDOR, &endpoint, "org id", &answer, "/organization_id")
     }
@@ -283,14 +272,12 @@ impl Client {
     /// Returns the 2xx response; anything else is an error naming the endpoint.
     pub(crate) async fn send(&self, call: Call<'_>) -> ConnectorResult<HttpResponse> {
         let endpoint = format!("{} {}", call.method, call.path);
-        if !call.path.starts_with("/services/data/")
-            || call.path.contains("..")
-            || call.path.contains("//")
-        {
+        let served = call.path.starts_with("/services/data/") || call.path == USERINFO_PATH;
+        if !served || call.path.contains("..") || call.path.contains("//") {
             return Err(ConnectorError::Malformed {
                 vendor: VENDOR,
                 endpoint,
-                detail: "refusing a path outside /services/data/".into(),
+                detail: "refusing a path outside /services/data/ and the userinfo endpoint".into(),
             });
         }
         let mut session = self.auth.token(&self.http).await?;

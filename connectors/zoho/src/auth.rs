@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferry_core::http::{HttpClient, VendorPolicy};
+use ferry_core::http::{BodyCap, HttpClient, VendorPolicy};
 use ferry_core::oauth::{Grant, TokenCache, TokenEndpoint};
 use ferry_core::{ConnectorError, ConnectorResult};
 use secrecy::{ExposeSecret, SecretString};
@@ -79,7 +79,7 @@ impl TokenEndpoint for Refresh {
         let endpoint = format!("POST {}", self.token_url.path());
         let c = &self.credentials;
         let response = http
-            .send(&endpoint, |client| {
+            .send_capped(&endpoint, BodyCap::Small, |client| {
                 client.post(self.token_url.clone()).form(&[
                     ("grant_type", "refresh_token"),
                     ("client_id", c.client_id.expose_secret()),
