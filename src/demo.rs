@@ -121,11 +121,12 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<u8, CliError> {
     )
     .await;
     crate::print_report(&report, args.report)?;
-    let code = report.outcome.exit_code();
+    let code = report.exit_code();
     if report.outcome == Outcome::RecordsFailed && !args.strict {
         eprintln!(
-            "demo: the failed records above are the seeded invalid data, refused as a real {} would refuse them; \
-             every record that was written is verified. (`--strict` exits {code} for them.)",
+            "demo: the failed records above are the seeded invalid data, refused before writing by ferry's \
+             checks or by {} as the real vendor would refuse them; every record that was written is \
+             verified. (`--strict` exits {code} for them.)",
             args.to
         );
         return Ok(0);

@@ -64,6 +64,7 @@ pub enum ReportFormat {
     Json,
 }
 
+/// The arguments `migrate` and `verify` share.
 #[derive(clap::Args)]
 struct RunArgs {
     /// The config file.
@@ -75,30 +76,20 @@ struct RunArgs {
     /// Seconds between progress lines when stderr is not a terminal.
     #[arg(long, default_value_t = 5)]
     progress_interval: u64,
-    /// Ignore the configured checkpoint's saved progress and start the migration afresh.
-    #[arg(long)]
-    fresh: bool,
     /// Run even though source and sink are the same account (a copy within one account; the
     /// source-id field keeps the copies apart, so a rerun creates nothing).
     #[arg(long)]
     allow_same_account: bool,
 }
 
-/// `verify`'s arguments: those of `migrate` but `--fresh`, since a verify keeps no checkpoint.
+/// `migrate`'s arguments: the shared ones and `--fresh` (a verify keeps no checkpoint).
 #[derive(clap::Args)]
-struct VerifyArgs {
-    /// The config file.
-    #[arg(short, long, default_value = "ferry.toml")]
-    config: PathBuf,
-    /// How to print the final report on stdout.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
-    report: ReportFormat,
-    /// Seconds between progress lines when stderr is not a terminal.
-    #[arg(long, default_value_t = 5)]
-    progress_interval: u64,
-    /// Compare even though source and sink are the same account.
+struct MigrateArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Ignore the configured checkpoint's saved progress and start the migration afresh.
     #[arg(long)]
-    allow_same_account: bool,
+    fresh: bool,
 }
 
 #[derive(Subcommand)]
@@ -106,9 +97,9 @@ enum Command {
     /// Starts two vendors' emulators, seeds the source, migrates and verifies (default HubSpot → Salesforce).
     Demo(demo::DemoArgs),
     /// Migrates the objects named in the config from source to sink, then verifies them.
-    Migrate(RunArgs),
+    Migrate(MigrateArgs),
     /// Re-reads source and sink and compares checksums, writing nothing.
-    Verify(VerifyArgs),
+    Verify(RunArgs),
     /// A dry run: checks config and connectivity, reads each object's first page and shows
     /// what would be written (values masked), writing nothing.
     Plan(plan::PlanArgs),
@@ -211,7 +202,7 @@ fn main() -> ExitCode {
 /// report exists is then still printed as JSON on stdout, with its kind, for CI to parse.
 fn json_command(command: &Command) -> Option<&'static str> {
     match command {
-        Command::Migrate(args) if args.report == ReportFormat::Json => Some("migrate"),
+        Command::Migrate(args) if args.run.report == ReportFormat::Json => Some("migrate"),
         Command::Verify(args) if args.report == ReportFormat::Json => Some("verify"),
         _ => None,
     }
@@ -249,17 +240,10 @@ async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> 
     match (cli.command, prepared) {
         (Command::Demo(args), _) => demo::run(args, cli.quiet).await,
         (Command::Migrate(args), Some(run)) => {
-            guard_same_account(&run, args.allow_same_account).await?;
-            run_config(Mode::Migrate, args, run, cli.quiet).await
+            guard_same_account(&run, args.run.allow_same_account).await?;
+            run_config(Mode::Migrate, args.run, run, cli.quiet).await
         }
         (Command::Verify(args), Some(run)) => {
-            let args = RunArgs {
-                config: args.config,
-                report: args.report,
-                progress_interval: args.progress_interval,
-                fresh: false,
-                allow_same_account: args.allow_same_account,
-            };
             guard_same_account(&run, args.allow_same_account).await?;
             run_config(Mode::Verify, args, run, cli.quiet).await
         }
@@ -304,9 +288,9 @@ fn prepare(command: &Command) -> Result<Option<Prepared>, CliError> {
     let prepared = match command {
         Command::Migrate(args) => Some(prepare_run(
             Mode::Migrate,
-            &args.config,
+            &args.run.config,
             args.fresh,
-            args.allow_same_account,
+            args.run.allow_same_account,
         )?),
         Command::Verify(args) => Some(prepare_run(
             Mode::Verify,

@@ -336,11 +336,11 @@ pub fn permissions(vendor: &str, role: &str) -> Option<Permissions> {
         "zoho" => p(
             if source {
                 "scopes ZohoCRM.modules.accounts.READ, ZohoCRM.modules.contacts.READ, \
-                 ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ (not ZohoCRM.modules.ALL, which \
-                 includes delete)"
+                 ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ, ZohoCRM.org.READ (the org id that \
+                 tells two accounts apart; not ZohoCRM.modules.ALL, which includes delete)"
             } else {
                 "scopes ZohoCRM.modules.accounts.READ,CREATE,UPDATE and the same for contacts, \
-                 ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ (no DELETE)"
+                 ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ, ZohoCRM.org.READ (no DELETE)"
             },
             "shown once a token is fetched",
         ),
