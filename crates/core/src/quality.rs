@@ -298,7 +298,7 @@ pub fn opt_out_without_address(record: &Record) -> bool {
 pub fn opt_out_not_representable_reason(sink: &str) -> String {
     format!(
         "field `{}` is true but field `{}` holds no valid address, and {sink} records an email \
-         opt-out only against an address: written, the person would arrive without the opt-out, \
+         opt-out only against an address; the person would arrive without the opt-out (subscribable), \
          so the record was not written",
         field::EMAIL_OPT_OUT,
         field::EMAIL
