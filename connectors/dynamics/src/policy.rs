@@ -6,6 +6,7 @@
 //! the literal 'x'…"), so only messages of codes known to be about the request are repeated.
 
 use ferry_core::http::{HttpResponse, VendorPolicy};
+use ferry_core::redact::{clean_code, truncate};
 use serde::Deserialize;
 
 use crate::VENDOR;
@@ -17,9 +18,6 @@ const SAFE_MESSAGES: &[&str] = &[
     "0x80072326", // concurrency limit
     "0x80040220", // missing privilege
 ];
-
-/// Longest detail repeated.
-const MAX_DETAIL: usize = 300;
 
 /// Dataverse's [`VendorPolicy`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -45,26 +43,10 @@ struct EntraError {
     error_codes: Vec<u64>,
 }
 
-/// Keeps a vendor code to the characters codes are made of.
-pub(crate) fn clean_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .take(24)
-        .collect()
-}
-
 /// The code and message of a Dataverse error body.
 pub(crate) fn parse_error(body: &[u8]) -> Option<(String, String)> {
     let e: ErrorBody = serde_json::from_slice(body).ok()?;
     Some((clean_code(&e.error.code), e.error.message))
-}
-
-fn truncate(s: &str) -> String {
-    if s.chars().count() <= MAX_DETAIL {
-        s.to_owned()
-    } else {
-        format!("{}…", s.chars().take(MAX_DETAIL).collect::<String>())
-    }
 }
 
 /// A one-line account of an error body: the code, and the message only when it is safe.
@@ -118,5 +100,19 @@ mod tests {
         assert!(describe(429, limit).contains("6000"));
         let entra = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}"#;
         assert_eq!(describe(401, entra), "invalid_client AADSTS7000215");
+    }
+
+    #[test]
+    fn a_long_message_is_cut_to_the_shared_cap() {
+        let body = format!(
+            r#"{{"error":{{"code":"0x80040220","message":"{}"}}}}"#,
+            "é".repeat(1000)
+        );
+        let detail = describe(403, body.as_bytes());
+        assert!(detail.starts_with("0x80040220: éé"), "{detail}");
+        assert_eq!(
+            detail.chars().count(),
+            ferry_core::redact::MAX_MESSAGE_CHARS
+        );
     }
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use ferry_core::http::{HttpResponse, RateLimit, VendorPolicy, Verdict, default_classify};
+use ferry_core::redact::{clean_code, truncate};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
@@ -11,8 +12,6 @@ use crate::VENDOR;
 
 /// HubSpot's documented minimum wait after a 423 Locked ("Locks will last for 2 seconds").
 const LOCKED_WAIT: Duration = Duration::from_secs(2);
-/// The longest error detail kept from a HubSpot message.
-const MAX_DETAIL: usize = 240;
 
 /// What an announced rate limit (`X-HubSpot-RateLimit-Max` per `-Interval-Milliseconds`) does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,14 +56,6 @@ impl HubspotPolicy {
 
 fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
-}
-
-/// Cuts `text` to at most `max` characters, on a character boundary.
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
 }
 
 impl VendorPolicy for HubspotPolicy {
@@ -155,13 +146,13 @@ impl VendorPolicy for HubspotPolicy {
                 errors
                     .iter()
                     .filter_map(|e| {
-                        let code = e.get("code").and_then(Value::as_str)?;
+                        let code = clean_code(e.get("code").and_then(Value::as_str)?);
                         let names = e.pointer("/context/propertyName").and_then(Value::as_array);
                         let names: Vec<&str> = names
                             .map(|n| n.iter().filter_map(Value::as_str).collect())
                             .unwrap_or_default();
                         Some(if names.is_empty() {
-                            code.to_owned()
+                            code
                         } else {
                             format!("{code} ({})", names.join(", "))
                         })
@@ -170,13 +161,13 @@ impl VendorPolicy for HubspotPolicy {
             })
             .unwrap_or_default();
         if !codes.is_empty() {
-            return truncate(&format!("{category}: {}", codes.join("; ")), MAX_DETAIL);
+            return truncate(&format!("{category}: {}", codes.join("; ")));
         }
         let message = text("message").unwrap_or("no message");
         if category == "VALIDATION_ERROR" && message.starts_with("Property values were not valid") {
             return format!("{category}: property values were not valid");
         }
-        truncate(&format!("{category}: {message}"), MAX_DETAIL)
+        truncate(&format!("{category}: {message}"))
     }
 }
 
@@ -319,7 +310,16 @@ mod tests {
             p.error_detail(&response(502, &[], "<html>bad gateway</html>")),
             "HTTP 502 with a non-JSON body of 24 bytes"
         );
+        let quoting_code = r#"{"category":"VALIDATION_ERROR","errors":[{"code":"INVALID_EMAIL\r\nSet-Cookie: x","context":{"propertyName":["email"]}}]}"#;
+        assert_eq!(
+            p.error_detail(&response(400, &[], quoting_code)),
+            "VALIDATION_ERROR: INVALID_EMAILSet-Cookiex (email)",
+            "a code keeps code characters only: no line break reaches a log line"
+        );
         let long = format!(r#"{{"category":"X","message":"{}"}}"#, "é".repeat(1000));
-        assert!(p.error_detail(&response(500, &[], &long)).chars().count() <= MAX_DETAIL + 1);
+        assert!(
+            p.error_detail(&response(500, &[], &long)).chars().count()
+                <= ferry_core::redact::MAX_MESSAGE_CHARS
+        );
     }
 }

@@ -12,6 +12,7 @@ use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::quality::{
     OPT_OUT_NOT_REPRESENTABLE, id_hash, opt_out_not_representable_reason, opt_out_without_address,
 };
+use ferry_core::redact::clean_code;
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
     ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
@@ -263,14 +264,6 @@ fn strings(value: Option<&Json>) -> Vec<String> {
         Some(Json::Number(n)) => vec![n.to_string()],
         _ => Vec::new(),
     }
-}
-
-/// Keeps a vendor code to the characters codes are made of.
-fn clean_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        .take(MAX_CODE)
-        .collect()
 }
 
 /// Keeps a property name to the characters internal names are made of.

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use ferry_core::http::{HttpResponse, RateLimit, VendorPolicy, Verdict, default_classify};
+pub(crate) use ferry_core::redact::clean_code;
+use ferry_core::redact::truncate;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
@@ -16,8 +18,6 @@ pub const WINDOW: Duration = Duration::from_secs(2);
 /// `x-daily-ratelimit-token-remaining` is below this is the daily budget running out: no
 /// retry can succeed before the budget resets at midnight.
 pub const MAX_REQUEST_TOKENS: u64 = 40;
-/// The longest error detail kept from a Pipedrive message.
-const MAX_DETAIL: usize = 200;
 
 /// What an announced limit does to the limit in force.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,14 +58,6 @@ impl PipedrivePolicy {
 
 fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
-}
-
-/// Cuts `text` to at most `max` characters, on a character boundary.
-pub(crate) fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
 }
 
 /// Whether a 429 reports the exhausted daily token budget.
@@ -136,20 +128,11 @@ impl VendorPolicy for PipedrivePolicy {
             .get("error")
             .and_then(Value::as_str)
             .unwrap_or("no message");
-        let message = truncate(message, MAX_DETAIL);
-        match code {
+        truncate(&match code {
             Some(code) => format!("{code}: {message}"),
-            None => message,
-        }
+            None => message.to_owned(),
+        })
     }
-}
-
-/// Keeps an error code to code characters (it goes into reports).
-pub(crate) fn clean_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .take(64)
-        .collect()
 }
 
 #[cfg(test)]
@@ -236,6 +219,20 @@ mod tests {
         assert!(
             p.error_detail(&response(502, &[], "<html>"))
                 .contains("non-JSON")
+        );
+    }
+
+    #[test]
+    fn a_long_message_is_cut_to_the_shared_cap_code_included() {
+        let body = format!(
+            r#"{{"success":false,"error":"{}","code":"ERR_TOO_LONG"}}"#,
+            "é".repeat(1000)
+        );
+        let detail = PipedrivePolicy::uncapped().error_detail(&response(500, &[], &body));
+        assert!(detail.starts_with("ERR_TOO_LONG: éé"), "{detail}");
+        assert_eq!(
+            detail.chars().count(),
+            ferry_core::redact::MAX_MESSAGE_CHARS
         );
     }
 }

@@ -6,6 +6,8 @@
 //! could not reach the instance) are retried as usual.
 
 use ferry_core::http::{HttpResponse, VendorPolicy};
+pub(crate) use ferry_core::redact::clean_code;
+use ferry_core::redact::truncate;
 use serde::Deserialize;
 
 use crate::VENDOR;
@@ -31,9 +33,6 @@ const SAFE_MESSAGES: &[&str] = &[
     "UNSUPPORTED_API_VERSION",
 ];
 
-/// Longest error detail ferry repeats.
-const MAX_DETAIL: usize = 300;
-
 /// Salesforce's [`VendorPolicy`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SalesforcePolicy;
@@ -51,23 +50,6 @@ struct OAuthError {
     error: String,
     #[serde(default)]
     error_description: String,
-}
-
-/// Keeps a vendor code to the characters codes are made of, so nothing else can ride along.
-pub(crate) fn clean_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .take(64)
-        .collect()
-}
-
-fn truncate(s: &str) -> String {
-    if s.chars().count() <= MAX_DETAIL {
-        s.to_owned()
-    } else {
-        let cut: String = s.chars().take(MAX_DETAIL).collect();
-        format!("{cut}…")
-    }
 }
 
 /// The first `errorCode` of a REST error body, if it is one.
@@ -168,6 +150,23 @@ mod tests {
         assert_eq!(
             SalesforcePolicy.error_detail(&r),
             "invalid_client: invalid client credentials"
+        );
+    }
+
+    #[test]
+    fn a_long_message_is_cut_to_the_shared_cap() {
+        let r = response(
+            400,
+            &format!(
+                r#"[{{"message":"{}","errorCode":"INVALID_TYPE"}}]"#,
+                "é".repeat(1000)
+            ),
+        );
+        let detail = SalesforcePolicy.error_detail(&r);
+        assert!(detail.starts_with("INVALID_TYPE: éé"), "{detail}");
+        assert_eq!(
+            detail.chars().count(),
+            ferry_core::redact::MAX_MESSAGE_CHARS
         );
     }
 }

@@ -7,6 +7,8 @@
 //! makes the 429 final. No `Retry-After` is documented; one is honoured if sent.
 
 use ferry_core::http::{HttpResponse, VendorPolicy, Verdict, default_classify};
+pub(crate) use ferry_core::redact::clean_code;
+use ferry_core::redact::truncate;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -41,9 +43,6 @@ const SAFE_DETAILS: &[&str] = &["param_name", "api_name", "limit", "resource_pat
 /// The credits of ferry's dearest call: an upsert of 100 records (one credit per ten).
 pub const DEAREST_CALL: u64 = 10;
 
-/// Longest error detail ferry repeats.
-const MAX_DETAIL: usize = 300;
-
 /// Zoho's [`VendorPolicy`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ZohoPolicy;
@@ -58,27 +57,12 @@ struct ErrorBody {
     details: Json,
 }
 
-/// Keeps a vendor code to the characters codes are made of, so nothing else can ride along.
-pub(crate) fn clean_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .take(64)
-        .collect()
-}
-
 /// Keeps a field API name to API-name characters.
 pub(crate) fn clean_name(name: &str) -> String {
     name.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
         .take(80)
         .collect()
-}
-
-fn truncate(s: &str) -> String {
-    match s.char_indices().nth(MAX_DETAIL) {
-        Some((cut, _)) => format!("{}…", &s[..cut]),
-        None => s.to_owned(),
-    }
 }
 
 /// The whole-request error code of a response body, if it is Zoho's error shape.
@@ -211,6 +195,20 @@ mod tests {
         assert_eq!(
             ZohoPolicy.error_detail(&r),
             "REQUIRED_PARAM_MISSING: required param is missing (param_name=fields)"
+        );
+    }
+
+    #[test]
+    fn a_long_message_is_cut_to_the_shared_cap() {
+        let body = format!(
+            r#"{{"code":"INVALID_MODULE","details":{{}},"message":"{}","status":"error"}}"#,
+            "é".repeat(1000)
+        );
+        let detail = ZohoPolicy.error_detail(&response(400, &body, None));
+        assert!(detail.starts_with("INVALID_MODULE: éé"), "{detail}");
+        assert_eq!(
+            detail.chars().count(),
+            ferry_core::redact::MAX_MESSAGE_CHARS
         );
     }
 }

@@ -12,6 +12,7 @@ pub mod model;
 pub mod oauth;
 pub mod pipeline;
 pub mod quality;
+pub mod redact;
 pub mod report;
 pub mod resend;
 pub mod secret;
