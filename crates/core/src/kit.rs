@@ -31,6 +31,49 @@ pub struct ConnectorSpec {
     pub source: Option<BuildSource>,
     /// How to build it as a sink, if it can be one.
     pub sink: Option<BuildSink>,
+    /// What its credentials need for a role, and where the operator can see what they grant
+    /// (`ferry check` prints it).
+    pub permissions: fn(Role) -> Permissions,
+    /// The granted scopes that give more than a role needs, for vendors whose scopes say so
+    /// (credentials that can delete records should not be lying around for a read-only source).
+    pub excess_scopes: fn(Role, &[String]) -> Vec<String>,
+}
+
+/// The part a connector plays in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Read from.
+    Source,
+    /// Written to.
+    Sink,
+}
+
+impl Role {
+    /// Both roles, in the order `ferry check` reports them.
+    pub const ALL: [Role; 2] = [Role::Source, Role::Sink];
+
+    /// The config table's name: `"source"` or `"sink"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Sink => "sink",
+        }
+    }
+}
+
+/// What a vendor's credentials need for a role, and whether ferry can see what they grant.
+#[derive(Clone, Copy, Debug)]
+pub struct Permissions {
+    /// The least the migration needs.
+    pub needs: &'static str,
+    /// Whether and where the vendor exposes what the credentials grant.
+    pub visibility: &'static str,
+}
+
+/// [`ConnectorSpec::excess_scopes`] for vendors whose grants ferry cannot judge (no scopes, or
+/// scopes the token does not carry): nothing is flagged.
+pub fn no_excess_scopes(_role: Role, _granted: &[String]) -> Vec<String> {
+    Vec::new()
 }
 
 /// Parses a connector's config table into its config type. Errors name the table and the key
