@@ -40,6 +40,12 @@ pub fn spec() -> ferry_core::ConnectorSpec {
         sink: Some(build_sink),
         permissions,
         excess_scopes: ferry_core::kit::no_excess_scopes,
+        account: ferry_core::AccountSettings {
+            url_key: "environment_url",
+            default_url: |_| None,
+            credentials: &["client_id", "client_secret"],
+            copies_marker_key: None,
+        },
     }
 }
 

@@ -37,6 +37,12 @@ pub fn spec() -> ferry_core::ConnectorSpec {
         sink: Some(build_sink),
         permissions,
         excess_scopes: ferry_core::kit::no_excess_scopes,
+        account: ferry_core::AccountSettings {
+            url_key: "base_url",
+            default_url: |_| Some(config::DEFAULT_BASE_URL.to_owned()),
+            credentials: &["token"],
+            copies_marker_key: Some("source_id_property"),
+        },
     }
 }
 

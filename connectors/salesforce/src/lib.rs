@@ -41,6 +41,12 @@ pub fn spec() -> ferry_core::ConnectorSpec {
         sink: Some(build_sink),
         permissions,
         excess_scopes: excess_scopes,
+        account: ferry_core::AccountSettings {
+            url_key: "login_url",
+            default_url: |_| Some(config::DEFAULT_LOGIN_URL.to_owned()),
+            credentials: &["client_id", "client_secret"],
+            copies_marker_key: None,
+        },
     }
 }
 

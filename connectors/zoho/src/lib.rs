@@ -38,7 +38,22 @@ pub fn spec() -> ferry_core::ConnectorSpec {
         sink: Some(build_sink),
         permissions,
         excess_scopes: excess_scopes,
+        account: ferry_core::AccountSettings {
+            url_key: "api_url",
+            default_url: default_api_url,
+            credentials: &["client_id", "client_secret", "refresh_token"],
+            copies_marker_key: None,
+        },
     }
+}
+
+/// The API domain when `api_url` is unset: the data centre's (`com` by default).
+fn default_api_url(settings: &serde_json::Value) -> Option<String> {
+    let dc = match settings.get("data_centre") {
+        Some(value) => DataCentre::parse(value.as_str()?)?,
+        None => DataCentre::Us,
+    };
+    Some(dc.api_url().to_owned())
 }
 
 /// What Zoho credentials need for a role (`ferry check` prints it).

@@ -37,6 +37,25 @@ pub struct ConnectorSpec {
     /// The granted scopes that give more than a role needs, for vendors whose scopes say so
     /// (credentials that can delete records should not be lying around for a read-only source).
     pub excess_scopes: fn(Role, &[String]) -> Vec<String>,
+    /// Which settings name the account the connector reaches, for the same-account guard.
+    pub account: AccountSettings,
+}
+
+/// Where a connector's settings say which account it reaches: two tables of the same connector
+/// with the same account URL and the same credential references name the same account.
+#[derive(Clone, Copy)]
+pub struct AccountSettings {
+    /// The key holding the account's URL (`base_url`, `environment_url`, …).
+    pub url_key: &'static str,
+    /// The account URL when `url_key` is unset, from the other settings (given as JSON);
+    /// `None` when they do not determine one.
+    pub default_url: fn(settings: &serde_json::Value) -> Option<String>,
+    /// The keys holding credential references.
+    pub credentials: &'static [&'static str],
+    /// The sink setting naming the field that holds each record's source id, for connectors
+    /// whose source can leave out the copies ferry wrote (a copy within one account): the
+    /// source reads the same setting. `None`: the source cannot tell copies apart.
+    pub copies_marker_key: Option<&'static str>,
 }
 
 /// The part a connector plays in a run.
