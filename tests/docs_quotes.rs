@@ -200,3 +200,42 @@ fn each_vendor_is_one_line_in_each_registry_list() {
         "{PAGE}: the checklist's `emulators![…]` line is today's list plus acme"
     );
 }
+
+/// The binary knows no vendor: what differs per vendor (permission advice, account settings)
+/// comes from each connector's spec through the registry. No `"vendor" =>` arm or
+/// `== "vendor"` comparison in the non-test code of `src/`.
+#[test]
+fn the_binary_matches_on_no_vendor_name() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("read src/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no source files in src/");
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("read a source file");
+        // Unit tests may name vendors: they build example configs.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for spec in ferry_sandbox::emulators() {
+            for pattern in [
+                format!("\"{}\" =>", spec.vendor),
+                format!("\"{}\" |", spec.vendor),
+                format!("== \"{}\"", spec.vendor),
+            ] {
+                for (n, line) in code.lines().enumerate() {
+                    if line.contains(&pattern) {
+                        found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "vendor branches in the binary:\n{}",
+        found.join("\n")
+    );
+}
