@@ -40,7 +40,7 @@ pub fn spec() -> ferry_core::ConnectorSpec {
         source: Some(build_source),
         sink: Some(build_sink),
         permissions,
-        excess_scopes: excess_scopes,
+        excess_scopes,
         account: ferry_core::AccountSettings {
             url_key: "login_url",
             default_url: |_| Some(config::DEFAULT_LOGIN_URL.to_owned()),

@@ -37,7 +37,7 @@ pub fn spec() -> ferry_core::ConnectorSpec {
         source: Some(build_source),
         sink: Some(build_sink),
         permissions,
-        excess_scopes: excess_scopes,
+        excess_scopes,
         account: ferry_core::AccountSettings {
             url_key: "api_url",
             default_url: default_api_url,
