@@ -21,13 +21,14 @@ pub fn all() -> Vec<ConnectorSpec> {
     ]
 }
 
-fn find(name: &str) -> Option<ConnectorSpec> {
+/// The connector a config's `connector = "…"` names, if ferry has it.
+pub fn by_name(name: &str) -> Option<ConnectorSpec> {
     all().into_iter().find(|c| c.name == name)
 }
 
 /// Builds the `[source]` connector. Configuration mistakes exit 2.
 pub fn source(table: &ConnectorTable) -> Result<Arc<dyn Source>, CliError> {
-    let build = find(&table.connector)
+    let build = by_name(&table.connector)
         .and_then(|c| c.source)
         .ok_or_else(|| unknown(table))?;
     build(table.settings_json()?, table.role).map_err(connector_error)
@@ -35,7 +36,7 @@ pub fn source(table: &ConnectorTable) -> Result<Arc<dyn Source>, CliError> {
 
 /// Builds the `[sink]` connector. Configuration mistakes exit 2.
 pub fn sink(table: &ConnectorTable) -> Result<Arc<dyn Sink>, CliError> {
-    let build = find(&table.connector)
+    let build = by_name(&table.connector)
         .and_then(|c| c.sink)
         .ok_or_else(|| unknown(table))?;
     build(table.settings_json()?, table.role).map_err(connector_error)
@@ -90,4 +91,32 @@ pub fn listing() -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_core::Role;
+
+    #[test]
+    fn every_connector_has_permission_advice() {
+        for spec in super::all() {
+            for role in Role::ALL {
+                let p = (spec.permissions)(role);
+                assert!(
+                    !p.needs.trim().is_empty() && !p.visibility.trim().is_empty(),
+                    "{} {}",
+                    spec.name,
+                    role.as_str()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn advice_differs_by_role() {
+        for spec in super::all() {
+            let needs = |role| (spec.permissions)(role).needs;
+            assert_ne!(needs(Role::Source), needs(Role::Sink), "{}", spec.name);
+        }
+    }
 }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ferry_core::{ErrorKind, Mode, Outcome, Progress, Report, RunOptions};
+use ferry_core::{ErrorKind, Mode, Outcome, Progress, Report, Role, RunOptions};
 
 /// Exit code when the configuration is wrong (see README: exit codes).
 pub const EXIT_CONFIG: u8 = 2;
@@ -549,34 +549,46 @@ async fn check(path: PathBuf, deadline: u64, allow_same_account: bool) -> Result
     let sink_check = sink_check
         .map_err(|_| late(sink.vendor()))
         .and_then(|r| r.map_err(Into::into));
-    for (role, vendor, result, granted) in [
+    let source_spec = connectors::by_name(&config.source.connector);
+    let sink_spec = connectors::by_name(&config.sink.connector);
+    for (role, vendor, spec, result, granted) in [
         (
-            "source",
+            Role::Source,
             source.vendor(),
+            source_spec,
             source_check,
             source.granted_scopes(),
         ),
-        ("sink", sink.vendor(), sink_check, sink.granted_scopes()),
+        (
+            Role::Sink,
+            sink.vendor(),
+            sink_spec,
+            sink_check,
+            sink.granted_scopes(),
+        ),
     ] {
+        let role_name = role.as_str();
         match result {
-            Ok(()) => println!("{role} {vendor}: reachable, credentials accepted"),
+            Ok(()) => println!("{role_name} {vendor}: reachable, credentials accepted"),
             Err(e) => {
-                println!("{role} {vendor}: {e}");
+                println!("{role_name} {vendor}: {e}");
                 code = EXIT_FAILED;
             }
         }
-        if let Some(p) = plan::permissions(vendor, role) {
+        // The advice comes from the connector's own spec: the binary knows no vendor.
+        if let Some(spec) = spec {
+            let p = (spec.permissions)(role);
             println!("  needs: {}", p.needs);
             match &granted {
                 Some(scopes) => println!("  granted: {}", scopes.join(" ")),
                 None => println!("  granted: {}", p.visibility),
             }
-        }
-        if let Some(warning) = granted
-            .as_deref()
-            .and_then(|s| plan::excess_scopes(vendor, role, s))
-        {
-            println!("  warning: {warning}");
+            if let Some(warning) = granted
+                .as_deref()
+                .and_then(|s| plan::excess_warning(role, &(spec.excess_scopes)(role, s)))
+            {
+                println!("  warning: {warning}");
+            }
         }
     }
     // A vendor that did not answer cannot name its account either: no second wait for it.

@@ -2,14 +2,14 @@
 //! object and shows what a migration would write, with customer values masked. It writes
 //! nothing to any vendor (no `prepare`, no upsert) and nothing to disk (sealed like `migrate`).
 //!
-//! Also the permission advice `ferry check` prints: what each vendor's credentials need for
-//! their role, and whether ferry can see what they actually grant.
+//! Also the wording of the scope warning `ferry check` prints; what each vendor's credentials
+//! need lives in its connector's spec (`ConnectorSpec::permissions`).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use ferry_core::{Record, Value};
+use ferry_core::{Record, Role, Value};
 
 use crate::{CliError, EXIT_FAILED, Prepared, hardening, summary};
 
@@ -267,125 +267,31 @@ fn mask_text(text: &str) -> String {
     format!("{}******", first(text))
 }
 
-/// What a vendor's credentials need for a role, and whether ferry can see what they grant.
-pub struct Permissions {
-    /// The least the migration needs.
-    pub needs: &'static str,
-    /// Whether and where the vendor exposes what the credentials grant.
-    pub visibility: &'static str,
-}
-
-/// A warning when granted `scopes` give more than `role` needs, for vendors whose scopes say
-/// so (credentials that can delete records should not be lying around for a read-only source).
-pub fn excess_scopes(vendor: &str, role: &str, scopes: &[String]) -> Option<String> {
-    let source = role == "source";
-    let excess: Vec<&str> = scopes
-        .iter()
-        .map(String::as_str)
-        .filter(|s| match vendor {
-            // `ZohoCRM.modules.ALL` includes delete; writes are not a source's business.
-            "zoho" => {
-                let upper = s.to_ascii_uppercase();
-                upper.ends_with(".ALL")
-                    || upper.contains("DELETE")
-                    || (source
-                        && (upper.contains("CREATE")
-                            || upper.contains("UPDATE")
-                            || upper.contains("WRITE")))
-            }
-            // `full` grants everything the user can do, including setup; ferry needs `api`.
-            "salesforce" => *s == "full",
-            _ => false,
-        })
-        .collect();
+/// The warning `ferry check` prints when a connector's spec flags granted scopes as more than
+/// `role` needs (see [`ferry_core::ConnectorSpec::excess_scopes`]); `None` when none are.
+pub fn excess_warning(role: Role, excess: &[String]) -> Option<String> {
     (!excess.is_empty()).then(|| {
         format!(
-            "the token grants more than the {role} needs ({}): a narrower grant limits the damage if it leaks",
+            "the token grants more than the {} needs ({}): a narrower grant limits the damage if it leaks",
+            role.as_str(),
             excess.join(" ")
         )
     })
 }
 
-/// The permission advice for `vendor` in `role` (`"source"` or `"sink"`), for `ferry check`.
-pub fn permissions(vendor: &str, role: &str) -> Option<Permissions> {
-    let source = role == "source";
-    let p = |needs, visibility| Some(Permissions { needs, visibility });
-    match vendor {
-        "hubspot" => p(
-            if source {
-                "private-app scopes crm.objects.companies.read, crm.objects.contacts.read, \
-                 communication_preferences.read; no write scope"
-            } else {
-                "private-app scopes crm.objects.companies.read/.write, crm.objects.contacts.read/.write, \
-                 crm.schemas.companies.write and crm.schemas.contacts.write (the source-id property), \
-                 communication_preferences.read_write"
-            },
-            "HubSpot's CRM API does not expose a private-app token's scopes: review them in \
-             Settings > Integrations > Private apps",
-        ),
-        "salesforce" => p(
-            if source {
-                "OAuth scope `api`; a run-as user with Read (not Create, Edit or Delete) on Account and Contact"
-            } else {
-                "OAuth scope `api`; a run-as user with Read, Create and Edit on Account and Contact \
-                 (and Customize Application once, if the external-id field must be created)"
-            },
-            "shown once a token is fetched; object rights come from the run-as user's profile and \
-             permission sets",
-        ),
-        "zoho" => p(
-            if source {
-                "scopes ZohoCRM.modules.accounts.READ, ZohoCRM.modules.contacts.READ, \
-                 ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ, ZohoCRM.org.READ (the org id that \
-                 tells two accounts apart; not ZohoCRM.modules.ALL, which includes delete)"
-            } else {
-                "scopes ZohoCRM.modules.accounts.READ,CREATE,UPDATE and the same for contacts, \
-                 ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ, ZohoCRM.org.READ (no DELETE)"
-            },
-            "shown once a token is fetched",
-        ),
-        "dynamics" => p(
-            if source {
-                "an application user whose security role has Read on Account and Contact only"
-            } else {
-                "an application user whose security role has Read, Create and Write on Account and \
-                 Contact (no Delete)"
-            },
-            "Dataverse rights come from the application user's security role, which the token \
-             does not carry: review it in the Power Platform admin center",
-        ),
-        "pipedrive" => p(
-            if source {
-                "an API token of a user who can see the organizations and persons to move"
-            } else {
-                "an API token of a user who can add and edit organizations and persons"
-            },
-            "a Pipedrive API token carries all of its user's rights and has no scopes: use a \
-             dedicated user with the least visibility and permission set that works",
-        ),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
-    fn broad_scopes_are_flagged() {
-        let scopes = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let zoho = scopes(&["ZohoCRM.modules.ALL", "ZohoCRM.coql.READ"]);
-        assert!(
-            super::excess_scopes("zoho", "source", &zoho)
-                .unwrap()
-                .contains("ZohoCRM.modules.ALL")
+    fn excess_scopes_are_named_in_the_warning() {
+        assert_eq!(excess_warning(Role::Source, &[]), None);
+        let warning = excess_warning(Role::Sink, &["full".to_owned(), "x.ALL".to_owned()]);
+        assert_eq!(
+            warning.as_deref(),
+            Some(
+                "the token grants more than the sink needs (full x.ALL): a narrower grant \
+                 limits the damage if it leaks"
+            )
         );
-        assert!(
-            super::excess_scopes("zoho", "sink", &zoho).is_some(),
-            "ALL includes delete"
-        );
-        let narrow = scopes(&["ZohoCRM.modules.contacts.READ", "ZohoCRM.coql.READ"]);
-        assert!(super::excess_scopes("zoho", "source", &narrow).is_none());
-        assert!(super::excess_scopes("salesforce", "sink", &scopes(&["api"])).is_none());
-        assert!(super::excess_scopes("salesforce", "source", &scopes(&["full"])).is_some());
     }
 
     use ferry_core::ObjectType;
@@ -458,18 +364,5 @@ mod tests {
             "source id 7\\n8: city=\\u{202e}******, name=\\u{1b}******"
         );
         assert_eq!(escape_control("Zoë\tX"), "Zoë\\tX");
-    }
-
-    #[test]
-    fn every_connector_has_permission_advice() {
-        for spec in crate::connectors::all() {
-            for role in ["source", "sink"] {
-                assert!(
-                    permissions(spec.name, role).is_some(),
-                    "{} {role}",
-                    spec.name
-                );
-            }
-        }
     }
 }

@@ -9,53 +9,18 @@
 //!
 //! An account id is neither a secret nor customer data, so messages print it.
 
-use ferry_core::{AccountId, ConnectorError, Sink, Source};
+use ferry_core::{AccountId, AccountSettings, ConnectorError, Sink, Source};
 use url::Url;
 
 use crate::config::ConnectorTable;
+use crate::connectors;
 
 /// The flag that lets a run copy records within one account.
 pub const ALLOW_FLAG: &str = "--allow-same-account";
 
-/// Where a connector's settings say which account it reaches: the key holding the account's
-/// URL (and its default), and the keys holding its credential references.
-struct AccountKeys {
-    url_key: &'static str,
-    default_url: Option<&'static str>,
-    credentials: &'static [&'static str],
-}
-
-fn account_keys(connector: &str) -> Option<AccountKeys> {
-    let keys = match connector {
-        "hubspot" => AccountKeys {
-            url_key: "base_url",
-            default_url: Some(ferry_hubspot::config::DEFAULT_BASE_URL),
-            credentials: &["token"],
-        },
-        "salesforce" => AccountKeys {
-            url_key: "login_url",
-            default_url: Some(ferry_salesforce::config::DEFAULT_LOGIN_URL),
-            credentials: &["client_id", "client_secret"],
-        },
-        // The API domain; without one, the data centre's (see `zoho_api_url`).
-        "zoho" => AccountKeys {
-            url_key: "api_url",
-            default_url: None,
-            credentials: &["client_id", "client_secret", "refresh_token"],
-        },
-        "dynamics" => AccountKeys {
-            url_key: "environment_url",
-            default_url: None,
-            credentials: &["client_id", "client_secret"],
-        },
-        "pipedrive" => AccountKeys {
-            url_key: "base_url",
-            default_url: Some(ferry_pipedrive::config::DEFAULT_BASE_URL),
-            credentials: &["api_token"],
-        },
-        _ => return None,
-    };
-    Some(keys)
+/// Where `connector`'s settings say which account it reaches, from its spec in the registry.
+fn account_keys(connector: &str) -> Option<AccountSettings> {
+    connectors::by_name(connector).map(|spec| spec.account)
 }
 
 /// A URL as the account it names: scheme and host lower-cased, the scheme's default port
@@ -83,30 +48,20 @@ fn default_port(scheme: &str) -> Option<u16> {
 
 /// The account URL a connector table names, normalised, with the key it came from (or
 /// "default" when the key is unset).
-fn account_url(table: &ConnectorTable, keys: &AccountKeys) -> Option<(String, String)> {
+fn account_url(table: &ConnectorTable, keys: &AccountSettings) -> Option<(String, String)> {
     let set = table
         .settings
         .get(keys.url_key)
         .and_then(toml::Value::as_str);
     let raw = match set {
         Some(url) => url.to_owned(),
-        None if table.connector == "zoho" => zoho_api_url(table)?,
-        None => keys.default_url?.to_owned(),
+        None => (keys.default_url)(&table.settings_json().ok()?)?,
     };
     let described = match set {
         Some(_) => format!("`{}.{}`", table.role, keys.url_key),
         None => format!("`{}.{}` (default)", table.role, keys.url_key),
     };
     Some((normalise_url(&raw)?, described))
-}
-
-/// Zoho's API domain when `api_url` is unset: the data centre's (`com` by default).
-fn zoho_api_url(table: &ConnectorTable) -> Option<String> {
-    let dc = match table.settings.get("data_centre") {
-        Some(value) => ferry_zoho::DataCentre::parse(value.as_str()?)?,
-        None => ferry_zoho::DataCentre::Us,
-    };
-    Some(dc.api_url().to_owned())
 }
 
 /// A credential setting as a comparable reference: `${VAR}` (spaces ignored) or a command's
@@ -292,9 +247,8 @@ pub async fn guard(
 /// when that does not set it, so that the source knows which records are ferry's copies. Only
 /// connectors whose source can leave out copies have one.
 pub fn share_source_id_setting(source: &mut ConnectorTable, sink: &ConnectorTable) {
-    let key = match source.connector.as_str() {
-        "hubspot" => "source_id_property",
-        _ => return,
+    let Some(key) = account_keys(&source.connector).and_then(|a| a.copies_marker_key) else {
+        return;
     };
     if source.connector != sink.connector || source.settings.contains_key(key) {
         return;

@@ -1,8 +1,9 @@
 //! The fault matrix: the real `ferry migrate` (a child process) between two emulators under
 //! each fault profile, and under all of them at once. Read faults are injected on the source,
-//! write faults on the sink. Most cases go from HubSpot to Salesforce; the faults only some
-//! vendors have (`shift` on Pipedrive, Zoho and Dynamics as sources, `partial` on Zoho and
-//! Dynamics as sinks) and one more `all` case go between those vendors. Every run must end
+//! write faults on the sink. Every profile runs from HubSpot to Salesforce; the other vendors'
+//! cases are drawn from the sandbox's emulator list (`ferry_sandbox::emulators()`): `shift`
+//! on each as a source, `partial` on each per-record sink, and one more `all` case between
+//! two of them, so a new emulator joins the matrix by its adapter here. Every run must end
 //! with every record that existed at the start in the sink exactly once, verified, or listed
 //! as failed for the reason the fault planted (`badutf8`: the records whose email is not
 //! UTF-8, by source id), and the retries must show in the report.
@@ -47,7 +48,7 @@ enum Expect {
 }
 
 struct Case {
-    name: &'static str,
+    name: String,
     from: &'static str,
     to: &'static str,
     source: &'static str,
@@ -57,15 +58,15 @@ struct Case {
     expect: Expect,
 }
 
-const fn case(
-    name: &'static str,
+fn case(
+    name: impl Into<String>,
     (from, to): (&'static str, &'static str),
     (source, sink): (&'static str, &'static str),
     timeout_secs: u64,
     expect: Expect,
 ) -> Case {
     Case {
-        name,
+        name: name.into(),
         from,
         to,
         source,
@@ -75,128 +76,143 @@ const fn case(
     }
 }
 
+/// The pair every fault profile runs on. Named, not drawn from the list: the `expire` case
+/// needs a sink that counts API calls apart from token requests (Salesforce's org does), and
+/// HubSpot's seeded ids are known in advance.
 const HS_SF: (&str, &str) = ("hubspot", "salesforce");
 const ALL_SOURCE: &str = "all,storm:2/15,5xx:10,reset:10,truncate:10,slow:5,slow-ms:1600,seed:11";
 const ALL_SINK: &str =
     "all,storm:2/15,5xx:10,reset:10,truncate:10,slow:5,slow-ms:1600,partial:10,expire:25,seed:12";
 
-const CASES: &[Case] = &[
-    case("baseline", HS_SF, ("none", "none"), 10, Expect::Clean),
-    case(
-        "storm",
-        HS_SF,
-        ("storm:3/8", "storm:3/8"),
-        10,
-        Expect::Retries { throttled: true },
-    ),
-    case(
-        "storm with Retry-After",
-        HS_SF,
-        ("none", "storm:2/6,retry-after:1"),
-        10,
-        Expect::SinkWaited(Duration::from_secs(1)),
-    ),
-    case(
-        "5xx",
-        HS_SF,
-        ("5xx:25,seed:1", "5xx:25,seed:2"),
-        10,
-        Expect::Retries { throttled: false },
-    ),
-    case(
-        "reset",
-        HS_SF,
-        ("reset:25,seed:3", "reset:25,seed:4"),
-        10,
-        Expect::Retries { throttled: false },
-    ),
-    case(
-        "slow",
-        HS_SF,
-        ("slow:20,slow-ms:1600,seed:5", "slow:20,slow-ms:1600,seed:6"),
-        1,
-        Expect::Retries { throttled: false },
-    ),
-    case(
-        "truncate",
-        HS_SF,
-        ("truncate:10,seed:7", "truncate:10,seed:8"),
-        10,
-        Expect::Retries { throttled: false },
-    ),
-    case(
-        "partial",
-        HS_SF,
-        ("none", "partial:10,seed:9"),
-        10,
-        Expect::MoreSinkRequests,
-    ),
-    case("shift", HS_SF, ("shift:2", "none"), 10, Expect::Clean),
-    case("expire", HS_SF, ("none", "expire:7"), 10, Expect::Renewed),
-    case("badutf8", HS_SF, ("badutf8:5", "none"), 10, Expect::Clean),
-    case(
-        "all at once",
-        HS_SF,
-        (ALL_SOURCE, ALL_SINK),
-        1,
-        Expect::Retries { throttled: true },
-    ),
-    case(
-        "shift, Pipedrive source",
-        ("pipedrive", "salesforce"),
-        ("shift:3", "none"),
-        10,
-        Expect::Clean,
-    ),
-    case(
-        "shift, Zoho source",
-        ("zoho", "salesforce"),
-        ("shift:3", "none"),
-        10,
-        Expect::Clean,
-    ),
-    case(
-        "shift, Dynamics source",
-        ("dynamics", "salesforce"),
-        ("shift:3", "none"),
-        10,
-        Expect::Clean,
-    ),
-    case(
-        "baseline, Zoho sink",
-        ("hubspot", "zoho"),
-        ("none", "none"),
-        10,
-        Expect::Clean,
-    ),
-    case(
-        "partial, Zoho sink",
-        ("hubspot", "zoho"),
-        ("none", "partial:10,seed:13"),
-        10,
-        Expect::MoreSinkRequests,
-    ),
-    case(
-        "baseline, Dynamics sink",
-        ("hubspot", "dynamics"),
-        ("none", "none"),
-        10,
-        Expect::Clean,
-    ),
-    case(
-        "partial, Dynamics sink",
-        ("hubspot", "dynamics"),
-        ("none", "partial:10,seed:14"),
-        10,
-        Expect::MoreSinkRequests,
-    ),
-    case(
-        "all at once, Zoho to Dynamics",
-        ("zoho", "dynamics"),
-        (ALL_SOURCE, ALL_SINK),
-        1,
-        Expect::Retries { throttled: true },
-    ),
+/// Every case: each fault profile on [`HS_SF`], then, drawn from `ferry_sandbox::emulators()`,
+/// `shift` on every other emulator this file can seed as a source, and a baseline and
+/// `partial` on every other emulator whose sink answers per record (see
+/// [`Emulator::answers_per_record`]).
+fn cases() -> Vec<Case> {
+    let mut cases = vec![
+        case("baseline", HS_SF, ("none", "none"), 10, Expect::Clean),
+        case(
+            "storm",
+            HS_SF,
+            ("storm:3/8", "storm:3/8"),
+            10,
+            Expect::Retries { throttled: true },
+        ),
+        case(
+            "storm with Retry-After",
+            HS_SF,
+            ("none", "storm:2/6,retry-after:1"),
+            10,
+            Expect::SinkWaited(Duration::from_secs(1)),
+        ),
+        case(
+            "5xx",
+            HS_SF,
+            ("5xx:25,seed:1", "5xx:25,seed:2"),
+            10,
+            Expect::Retries { throttled: false },
+        ),
+        case(
+            "reset",
+            HS_SF,
+            ("reset:25,seed:3", "reset:25,seed:4"),
+            10,
+            Expect::Retries { throttled: false },
+        ),
+        case(
+            "slow",
+            HS_SF,
+            ("slow:20,slow-ms:1600,seed:5", "slow:20,slow-ms:1600,seed:6"),
+            1,
+            Expect::Retries { throttled: false },
+        ),
+        case(
+            "truncate",
+            HS_SF,
+            ("truncate:10,seed:7", "truncate:10,seed:8"),
+            10,
+            Expect::Retries { throttled: false },
+        ),
+        case(
+            "partial",
+            HS_SF,
+            ("none", "partial:10,seed:9"),
+            10,
+            Expect::MoreSinkRequests,
+        ),
+        case("shift", HS_SF, ("shift:2", "none"), 10, Expect::Clean),
+        case("expire", HS_SF, ("none", "expire:7"), 10, Expect::Renewed),
+        case("badutf8", HS_SF, ("badutf8:5", "none"), 10, Expect::Clean),
+        case(
+            "all at once",
+            HS_SF,
+            (ALL_SOURCE, ALL_SINK),
+            1,
+            Expect::Retries { throttled: true },
+        ),
+    ];
+    let vendors: Vec<&'static str> = ferry_sandbox::emulators()
+        .iter()
+        .map(|e| e.vendor)
+        .collect();
+    let others = || {
+        vendors
+            .iter()
+            .copied()
+            .filter(|v| ![HS_SF.0, HS_SF.1].contains(v))
+    };
+    for vendor in others().filter(|v| Emulator::seeds_as_source(v)) {
+        cases.push(case(
+            format!("shift, {vendor} source"),
+            (vendor, HS_SF.1),
+            ("shift:3", "none"),
+            10,
+            Expect::Clean,
+        ));
+    }
+    for (k, vendor) in others()
+        .filter(|v| Emulator::answers_per_record(v))
+        .enumerate()
+    {
+        cases.push(case(
+            format!("baseline, {vendor} sink"),
+            (HS_SF.0, vendor),
+            ("none", "none"),
+            10,
+            Expect::Clean,
+        ));
+        cases.push(case(
+            format!("partial, {vendor} sink"),
+            (HS_SF.0, vendor),
+            ("none", PARTIAL_SEEDED[k % PARTIAL_SEEDED.len()]),
+            10,
+            Expect::MoreSinkRequests,
+        ));
+    }
+    // Every fault at once between two vendors other than the fixed pair that can play both
+    // parts (the last of them in the list to the first), when the list has two.
+    let both: Vec<&'static str> = others()
+        .filter(|v| Emulator::seeds_as_source(v) && Emulator::answers_per_record(v))
+        .collect();
+    if let (Some(&sink), Some(&source)) = (both.first(), both.last()) {
+        if source != sink {
+            cases.push(case(
+                format!("all at once, {source} to {sink}"),
+                (source, sink),
+                (ALL_SOURCE, ALL_SINK),
+                1,
+                Expect::Retries { throttled: true },
+            ));
+        }
+    }
+    cases
+}
+
+/// The `partial` profiles of the generated sink cases, each with its own seed.
+const PARTIAL_SEEDED: &[&str] = &[
+    "partial:10,seed:13",
+    "partial:10,seed:14",
+    "partial:10,seed:15",
 ];
 
 /// One of the emulators, with what the matrix asks of it as a source or a sink.
@@ -208,7 +224,21 @@ enum Emulator {
     Dynamics(dynamics::Emulator),
 }
 
+// The adapters below name each vendor: what a test asks of an emulator beyond
+// `VendorEmulator` (the source ids it seeded, a record looked up by source id, Salesforce's API
+// call count) is each emulator's own inspection API, in its vendor's object names.
 impl Emulator {
+    /// Whether this file can seed `vendor` as a source and name the seeded source ids.
+    fn seeds_as_source(vendor: &str) -> bool {
+        matches!(vendor, "hubspot" | "pipedrive" | "zoho" | "dynamics")
+    }
+
+    /// Whether this file can inspect `vendor` as a sink and its sink answers each record of
+    /// a batch apart (so the `partial` fault applies).
+    fn answers_per_record(vendor: &str) -> bool {
+        matches!(vendor, "salesforce" | "zoho" | "dynamics")
+    }
+
     fn new(vendor: &str, faults: Faults) -> Emulator {
         match vendor {
             "hubspot" => Emulator::HubSpot(hubspot::Emulator::new(hubspot::Options {
@@ -231,7 +261,7 @@ impl Emulator {
                 faults,
                 ..Default::default()
             })),
-            other => panic!("no emulator {other}"),
+            other => panic!("no fault-matrix adapter for the emulator {other}: add one here"),
         }
     }
 
@@ -570,8 +600,9 @@ fn num(v: &serde_json::Value) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_fault_profile_and_all_at_once_end_with_nothing_lost_or_duplicated() {
+    let cases = cases();
     let started = Instant::now();
-    let results = futures::future::join_all(CASES.iter().map(|case| async move {
+    let results = futures::future::join_all(cases.iter().map(|case| async move {
         let result = run_case(case).await;
         eprintln!(
             "fault case {:<32} {} after {:?}",
@@ -733,6 +764,25 @@ batches_in_flight = 8
             pd.count(object),
             Some(n),
             "{object}: the sink holds each record read once"
+        );
+    }
+}
+
+/// Adding an emulator to the sandbox's list puts it in the fault matrix: it needs an adapter
+/// here, and the generated cases must use it as a source or a sink.
+#[test]
+fn every_emulator_is_in_the_fault_matrix() {
+    let cases = cases();
+    for spec in ferry_sandbox::emulators() {
+        let vendor = spec.vendor;
+        let _ = Emulator::new(vendor, Faults::default());
+        assert!(
+            Emulator::seeds_as_source(vendor) || Emulator::answers_per_record(vendor),
+            "{vendor}: neither a source nor a sink of the fault matrix"
+        );
+        assert!(
+            cases.iter().any(|c| c.from == vendor || c.to == vendor),
+            "{vendor}: in no fault case"
         );
     }
 }

@@ -69,6 +69,13 @@ async fn sandbox_then_migrate_twice_then_verify() {
         text.contains("source hubspot: reachable") && text.contains("sink salesforce: reachable"),
         "{text}"
     );
+    // The permission advice comes from each connector's spec, per role.
+    assert!(
+        text.contains("  needs: private-app scopes crm.objects.companies.read, ")
+            && text
+                .contains("  needs: OAuth scope `api`; a run-as user with Read, Create and Edit"),
+        "{text}"
+    );
 
     for (run, expect_created) in [(1, true), (2, false)] {
         let out = common::ferry(&["migrate", "--config", &config, "-q"], &env).await;

@@ -38,6 +38,31 @@ pub fn spec() -> ferry_core::ConnectorSpec {
         ],
         source: Some(build_source),
         sink: Some(build_sink),
+        permissions,
+        excess_scopes: ferry_core::kit::no_excess_scopes,
+        account: ferry_core::AccountSettings {
+            url_key: "environment_url",
+            default_url: |_| None,
+            credentials: &["client_id", "client_secret"],
+            copies_marker_key: None,
+        },
+    }
+}
+
+/// What Dataverse credentials need for a role (`ferry check` prints it).
+fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
+    ferry_core::Permissions {
+        needs: match role {
+            ferry_core::Role::Source => {
+                "an application user whose security role has Read on Account and Contact only"
+            }
+            ferry_core::Role::Sink => {
+                "an application user whose security role has Read, Create and Write on Account and \
+                 Contact (no Delete)"
+            }
+        },
+        visibility: "Dataverse rights come from the application user's security role, which the token \
+                     does not carry: review it in the Power Platform admin center",
     }
 }
 

@@ -35,6 +35,33 @@ pub fn spec() -> ferry_core::ConnectorSpec {
         ],
         source: Some(build_source),
         sink: Some(build_sink),
+        permissions,
+        excess_scopes: ferry_core::kit::no_excess_scopes,
+        account: ferry_core::AccountSettings {
+            url_key: "base_url",
+            default_url: |_| Some(config::DEFAULT_BASE_URL.to_owned()),
+            credentials: &["token"],
+            copies_marker_key: Some("source_id_property"),
+        },
+    }
+}
+
+/// What HubSpot credentials need for a role (`ferry check` prints it).
+fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
+    ferry_core::Permissions {
+        needs: match role {
+            ferry_core::Role::Source => {
+                "private-app scopes crm.objects.companies.read, crm.objects.contacts.read, \
+                 communication_preferences.read; no write scope"
+            }
+            ferry_core::Role::Sink => {
+                "private-app scopes crm.objects.companies.read/.write, crm.objects.contacts.read/.write, \
+                 crm.schemas.companies.write and crm.schemas.contacts.write (the source-id property), \
+                 communication_preferences.read_write"
+            }
+        },
+        visibility: "HubSpot's CRM API does not expose a private-app token's scopes: review them in \
+                     Settings > Integrations > Private apps",
     }
 }
 

@@ -34,6 +34,30 @@ pub fn spec() -> ferry_core::ConnectorSpec {
         ],
         source: Some(build_source),
         sink: Some(build_sink),
+        permissions,
+        excess_scopes: ferry_core::kit::no_excess_scopes,
+        account: ferry_core::AccountSettings {
+            url_key: "base_url",
+            default_url: |_| Some(config::DEFAULT_BASE_URL.to_owned()),
+            credentials: &["api_token"],
+            copies_marker_key: None,
+        },
+    }
+}
+
+/// What Pipedrive credentials need for a role (`ferry check` prints it).
+fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
+    ferry_core::Permissions {
+        needs: match role {
+            ferry_core::Role::Source => {
+                "an API token of a user who can see the organizations and persons to move"
+            }
+            ferry_core::Role::Sink => {
+                "an API token of a user who can add and edit organizations and persons"
+            }
+        },
+        visibility: "a Pipedrive API token carries all of its user's rights and has no scopes: use a \
+                     dedicated user with the least visibility and permission set that works",
     }
 }
 

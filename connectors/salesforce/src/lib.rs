@@ -39,7 +39,37 @@ pub fn spec() -> ferry_core::ConnectorSpec {
         ],
         source: Some(build_source),
         sink: Some(build_sink),
+        permissions,
+        excess_scopes,
+        account: ferry_core::AccountSettings {
+            url_key: "login_url",
+            default_url: |_| Some(config::DEFAULT_LOGIN_URL.to_owned()),
+            credentials: &["client_id", "client_secret"],
+            copies_marker_key: None,
+        },
     }
+}
+
+/// What Salesforce credentials need for a role (`ferry check` prints it).
+fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
+    ferry_core::Permissions {
+        needs: match role {
+            ferry_core::Role::Source => {
+                "OAuth scope `api`; a run-as user with Read (not Create, Edit or Delete) on Account and Contact"
+            }
+            ferry_core::Role::Sink => {
+                "OAuth scope `api`; a run-as user with Read, Create and Edit on Account and Contact \
+                 (and Customize Application once, if the external-id field must be created)"
+            }
+        },
+        visibility: "shown once a token is fetched; object rights come from the run-as user's profile and \
+                     permission sets",
+    }
+}
+
+/// `full` grants everything the user can do, including setup; ferry needs `api`.
+fn excess_scopes(_role: ferry_core::Role, granted: &[String]) -> Vec<String> {
+    granted.iter().filter(|s| *s == "full").cloned().collect()
 }
 
 fn build_sink(
@@ -60,4 +90,17 @@ fn build_source(
     Ok(std::sync::Arc::new(SalesforceSource::new(
         config, key_prefix,
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_core::Role;
+
+    #[test]
+    fn broad_scopes_are_flagged() {
+        let scopes = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let excess = super::spec().excess_scopes;
+        assert!(excess(Role::Sink, &scopes(&["api"])).is_empty());
+        assert_eq!(excess(Role::Source, &scopes(&["api", "full"])), ["full"]);
+    }
 }

@@ -36,7 +36,59 @@ pub fn spec() -> ferry_core::ConnectorSpec {
         ],
         source: Some(build_source),
         sink: Some(build_sink),
+        permissions,
+        excess_scopes,
+        account: ferry_core::AccountSettings {
+            url_key: "api_url",
+            default_url: default_api_url,
+            credentials: &["client_id", "client_secret", "refresh_token"],
+            copies_marker_key: None,
+        },
     }
+}
+
+/// The API domain when `api_url` is unset: the data centre's (`com` by default).
+fn default_api_url(settings: &serde_json::Value) -> Option<String> {
+    let dc = match settings.get("data_centre") {
+        Some(value) => DataCentre::parse(value.as_str()?)?,
+        None => DataCentre::Us,
+    };
+    Some(dc.api_url().to_owned())
+}
+
+/// What Zoho credentials need for a role (`ferry check` prints it).
+fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
+    ferry_core::Permissions {
+        needs: match role {
+            ferry_core::Role::Source => {
+                "scopes ZohoCRM.modules.accounts.READ, ZohoCRM.modules.contacts.READ, \
+                 ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ, ZohoCRM.org.READ (the org id that \
+                 tells two accounts apart; not ZohoCRM.modules.ALL, which includes delete)"
+            }
+            ferry_core::Role::Sink => {
+                "scopes ZohoCRM.modules.accounts.READ,CREATE,UPDATE and the same for contacts, \
+                 ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ, ZohoCRM.org.READ (no DELETE)"
+            }
+        },
+        visibility: "shown once a token is fetched",
+    }
+}
+
+/// `ZohoCRM.modules.ALL` includes delete; writes are not a source's business.
+fn excess_scopes(role: ferry_core::Role, granted: &[String]) -> Vec<String> {
+    granted
+        .iter()
+        .filter(|s| {
+            let upper = s.to_ascii_uppercase();
+            upper.ends_with(".ALL")
+                || upper.contains("DELETE")
+                || (role == ferry_core::Role::Source
+                    && (upper.contains("CREATE")
+                        || upper.contains("UPDATE")
+                        || upper.contains("WRITE")))
+        })
+        .cloned()
+        .collect()
 }
 
 fn build_source(
@@ -53,4 +105,26 @@ fn build_sink(
 ) -> ferry_core::ConnectorResult<std::sync::Arc<dyn ferry_core::Sink>> {
     let config = ferry_core::kit::parse_settings(VENDOR, settings, key_prefix)?;
     Ok(std::sync::Arc::new(ZohoSink::new(config, key_prefix)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_core::Role;
+
+    #[test]
+    fn broad_scopes_are_flagged() {
+        let scopes = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let excess = super::spec().excess_scopes;
+        let zoho = scopes(&["ZohoCRM.modules.ALL", "ZohoCRM.coql.READ"]);
+        assert_eq!(excess(Role::Source, &zoho), ["ZohoCRM.modules.ALL"]);
+        assert!(!excess(Role::Sink, &zoho).is_empty(), "ALL includes delete");
+        let narrow = scopes(&["ZohoCRM.modules.contacts.READ", "ZohoCRM.coql.READ"]);
+        assert!(excess(Role::Source, &narrow).is_empty());
+        let writes = scopes(&["ZohoCRM.modules.contacts.CREATE"]);
+        assert!(
+            excess(Role::Source, &writes).len() == 1,
+            "a source does not write"
+        );
+        assert!(excess(Role::Sink, &writes).is_empty());
+    }
 }

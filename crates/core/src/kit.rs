@@ -31,6 +31,68 @@ pub struct ConnectorSpec {
     pub source: Option<BuildSource>,
     /// How to build it as a sink, if it can be one.
     pub sink: Option<BuildSink>,
+    /// What its credentials need for a role, and where the operator can see what they grant
+    /// (`ferry check` prints it).
+    pub permissions: fn(Role) -> Permissions,
+    /// The granted scopes that give more than a role needs, for vendors whose scopes say so
+    /// (credentials that can delete records should not be lying around for a read-only source).
+    pub excess_scopes: fn(Role, &[String]) -> Vec<String>,
+    /// Which settings name the account the connector reaches, for the same-account guard.
+    pub account: AccountSettings,
+}
+
+/// Where a connector's settings say which account it reaches: two tables of the same connector
+/// with the same account URL and the same credential references name the same account.
+#[derive(Clone, Copy)]
+pub struct AccountSettings {
+    /// The key holding the account's URL (`base_url`, `environment_url`, …).
+    pub url_key: &'static str,
+    /// The account URL when `url_key` is unset, from the other settings (given as JSON);
+    /// `None` when they do not determine one.
+    pub default_url: fn(settings: &serde_json::Value) -> Option<String>,
+    /// The keys holding credential references.
+    pub credentials: &'static [&'static str],
+    /// The sink setting naming the field that holds each record's source id, for connectors
+    /// whose source can leave out the copies ferry wrote (a copy within one account): the
+    /// source reads the same setting. `None`: the source cannot tell copies apart.
+    pub copies_marker_key: Option<&'static str>,
+}
+
+/// The part a connector plays in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Read from.
+    Source,
+    /// Written to.
+    Sink,
+}
+
+impl Role {
+    /// Both roles, in the order `ferry check` reports them.
+    pub const ALL: [Role; 2] = [Role::Source, Role::Sink];
+
+    /// The config table's name: `"source"` or `"sink"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Sink => "sink",
+        }
+    }
+}
+
+/// What a vendor's credentials need for a role, and whether ferry can see what they grant.
+#[derive(Clone, Copy, Debug)]
+pub struct Permissions {
+    /// The least the migration needs.
+    pub needs: &'static str,
+    /// Whether and where the vendor exposes what the credentials grant.
+    pub visibility: &'static str,
+}
+
+/// [`ConnectorSpec::excess_scopes`] for vendors whose grants ferry cannot judge (no scopes, or
+/// scopes the token does not carry): nothing is flagged.
+pub fn no_excess_scopes(_role: Role, _granted: &[String]) -> Vec<String> {
+    Vec::new()
 }
 
 /// Parses a connector's config table into its config type. Errors name the table and the key

@@ -22,7 +22,7 @@ pub use connector::{
     AccountId, FetchedPage, Page, RecordOutcome, RecordRejection, Sink, Source, Written,
 };
 pub use error::{ConnectorError, ConnectorResult};
-pub use kit::ConnectorSpec;
+pub use kit::{AccountSettings, ConnectorSpec, Permissions, Role};
 pub use model::{FieldSpec, FieldType, ObjectType, Record, Value, field};
 pub use pipeline::{Mode, RunOptions, run};
 pub use report::{ErrorKind, Failure, Outcome, Progress, Report, Stage};
