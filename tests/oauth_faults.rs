@@ -11,89 +11,26 @@ mod common;
 use std::fmt::Write as _;
 
 use common::ferry;
-use ferry_sandbox::Running;
+use std::sync::Arc;
+
 use ferry_sandbox::faults::Faults;
-use ferry_sandbox::seed::{Mess, SeedData};
-use ferry_sandbox::{dynamics, hubspot, salesforce, zoho};
+use ferry_sandbox::seed::Mess;
+use ferry_sandbox::{Limits, Running, VendorEmulator};
 
 const CONTACTS: usize = 120;
 
-/// One emulator of the cases.
-enum Emulator {
-    HubSpot(hubspot::Emulator),
-    Salesforce(salesforce::Emulator),
-    Zoho(zoho::Emulator),
-    Dynamics(dynamics::Emulator),
+/// A new emulator of `vendor` with `faults`, through the sandbox's registry.
+fn emulator(vendor: &str, faults: Faults) -> Arc<dyn VendorEmulator> {
+    let spec = ferry_sandbox::emulator(vendor).expect("an emulator of every vendor");
+    (spec.build)(faults, Limits::Documented)
 }
 
-impl Emulator {
-    fn new(vendor: &str, faults: Faults) -> Emulator {
-        match vendor {
-            "hubspot" => Emulator::HubSpot(hubspot::Emulator::new(hubspot::Options {
-                faults,
-                ..Default::default()
-            })),
-            "salesforce" => Emulator::Salesforce(salesforce::Emulator::new(salesforce::Options {
-                faults,
-                ..Default::default()
-            })),
-            "zoho" => Emulator::Zoho(zoho::Emulator::new(zoho::Options {
-                faults,
-                ..Default::default()
-            })),
-            "dynamics" => Emulator::Dynamics(dynamics::Emulator::new(dynamics::Options {
-                faults,
-                ..Default::default()
-            })),
-            other => panic!("no emulator {other} in these cases"),
-        }
-    }
-
-    async fn serve(&self) -> Running {
-        let router = match self {
-            Emulator::HubSpot(e) => e.router(),
-            Emulator::Salesforce(e) => e.router(),
-            Emulator::Zoho(e) => e.router(),
-            Emulator::Dynamics(e) => e.router(),
-        };
-        let any = "127.0.0.1:0".parse().expect("loopback address");
-        ferry_sandbox::serve("emulator", router, any)
-            .await
-            .expect("serve the emulator")
-    }
-
-    /// Seeds `data`; answers how many companies and contacts the source holds.
-    fn seed(&self, data: &SeedData) -> [u64; 2] {
-        match self {
-            Emulator::HubSpot(e) => {
-                e.seed(data);
-                [data.companies.len() as u64, data.contacts.len() as u64]
-            }
-            Emulator::Salesforce(e) => {
-                let s = e.seed(data);
-                [s.accounts as u64, s.contacts as u64]
-            }
-            Emulator::Zoho(e) => {
-                let s = e.seed(data);
-                [s.accounts as u64, s.contacts as u64]
-            }
-            Emulator::Dynamics(e) => {
-                e.seed(data);
-                [e.count("account") as u64, e.count("contact") as u64]
-            }
-        }
-    }
-
-    /// How many records of `object` (`companies` or `contacts`) a sink holds.
-    fn count(&self, object: &str) -> u64 {
-        let contacts = object == "contacts";
-        (match self {
-            Emulator::Salesforce(e) => e.count(if contacts { "Contact" } else { "Account" }),
-            Emulator::Zoho(e) => e.count(if contacts { "Contacts" } else { "Accounts" }),
-            Emulator::Dynamics(e) => e.count(if contacts { "contact" } else { "account" }),
-            Emulator::HubSpot(_) => panic!("these cases do not write to HubSpot"),
-        }) as u64
-    }
+/// Serves `emulator` on a free loopback port.
+async fn serve(emulator: &dyn VendorEmulator) -> Running {
+    let any = "127.0.0.1:0".parse().expect("loopback address");
+    ferry_sandbox::serve("emulator", emulator.router(), any)
+        .await
+        .expect("serve the emulator")
 }
 
 /// The `[source]` or `[sink]` table for `vendor` at `base_url`: small pages and batches.
@@ -150,10 +87,12 @@ async fn run(from: &str, to: &str, revoked: &str, faults: &str) -> Result<(), St
         }
     };
     let data = ferry_sandbox::seed::generate(CONTACTS, 7, &Mess::none());
-    let source = Emulator::new(from, parse(from));
-    let sink = Emulator::new(to, parse(to));
-    let seeded = source.seed(&data);
-    let (source_served, sink_served) = (source.serve().await, sink.serve().await);
+    let source = emulator(from, parse(from));
+    let sink = emulator(to, parse(to));
+    source.seed(&data);
+    // What the source holds, as its own count says (a vendor may refuse a seeded record).
+    let seeded = ["companies", "contacts"].map(|object| source.count(object) as u64);
+    let (source_served, sink_served) = (serve(&*source).await, serve(&*sink).await);
     let dir = std::env::temp_dir().join(format!(
         "ferry-oauth-faults-{}-{from}-{to}",
         std::process::id()
@@ -213,7 +152,7 @@ async fn run(from: &str, to: &str, revoked: &str, faults: &str) -> Result<(), St
         if o["digests_match"] != true {
             fail(format!("{object}: digests differ"));
         }
-        let in_sink = sink.count(object);
+        let in_sink = sink.count(object) as u64;
         if in_sink != seeded[k] {
             fail(format!(
                 "{object}: the sink holds {in_sink} of {} seeded",
