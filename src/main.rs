@@ -15,6 +15,12 @@ macro_rules! println {
     ($($arg:tt)*) => { $crate::out::write(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+/// Prints a line to stderr through [`out::write_err`]: never panics when stderr is closed.
+macro_rules! eprintln {
+    () => { $crate::out::write_err(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::out::write_err(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod config;
 mod connectors;
 mod demo;

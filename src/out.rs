@@ -1,4 +1,5 @@
-//! Writing to stdout without panicking when the reader has gone (`ferry plan | head -1`).
+//! Writing to stdout and stderr without panicking when the reader has gone (`ferry plan |
+//! head -1`, `ferry migrate 2>&1 | head -1`).
 //!
 //! `print!` and `println!` panic when stdout is a closed pipe (Rust ignores SIGPIPE, so the
 //! write fails with EPIPE), which ends the process with exit code 101 and a panic message.
@@ -25,4 +26,12 @@ pub fn write(args: std::fmt::Arguments<'_>) {
             eprintln!("ferry: cannot write to stdout ({e}); further output is dropped");
         }
     }
+}
+
+/// Writes `args` to stderr; drops them if stderr is closed or failing. Messages on stderr are
+/// for a person watching: when nobody reads them any more, the run still ends with its own
+/// exit code instead of a panic (`eprint!`/`eprintln!` panic on EPIPE like `print!`).
+pub fn write_err(args: std::fmt::Arguments<'_>) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_fmt(args).and_then(|()| stderr.flush());
 }

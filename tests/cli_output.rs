@@ -39,6 +39,27 @@ fn a_closed_stdout_is_no_panic() {
     assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");
 }
 
+#[test]
+fn a_closed_stderr_is_no_panic() {
+    // A config error is reported on stderr only: with nobody reading it, ferry still exits 2.
+    let dir = std::env::temp_dir().join(format!("ferry-closed-stderr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("test dir");
+    let config = dir.join("ferry.toml");
+    std::fs::write(&config, "[source]\nconnector = \"hubspot\"\n").expect("write config");
+    let (writer, reader) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+    drop(reader);
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::os::fd::OwnedFd::from(writer)))
+        .status()
+        .expect("run ferry");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(status.code(), Some(2), "a panic exits 101");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_migration_into_a_closed_stdout_exits_with_its_outcome() {
     let sandbox = start(Setup::clean(100)).await;
