@@ -95,6 +95,8 @@ pub(crate) struct Call<'a> {
     pub headers: &'a [(&'static str, &'a str)],
     /// Content type and bytes.
     pub body: Option<(String, Vec<u8>)>,
+    /// The most bytes the answer may hold.
+    pub cap: BodyCap,
 }
 
 /// An environment's Web API, authenticated.
@@ -186,7 +188,7 @@ impl Client {
             let secret = token.secret();
             let response = self
                 .http
-                .send(&endpoint, |c| {
+                .send_capped(&endpoint, call.cap, |c| {
                     let mut request = c
                         .request(call.method.clone(), call.url.clone())
                         .bearer_auth(secret.expose_secret())
@@ -233,7 +235,7 @@ impl Client {
     pub(crate) async fn account_id(&self) -> ConnectorResult<ferry_core::AccountId> {
         let url = self.api_url("WhoAmI")?;
         let endpoint = endpoint(&Method::GET, &url);
-        let answer: serde_json::Value = self.get_json(url, &[]).await?;
+        let answer: serde_json::Value = self.get_json_capped(url, &[], BodyCap::Small).await?;
         ferry_core::AccountId::from_json(
             VENDOR,
             &endpoint,
@@ -249,11 +251,22 @@ impl Client {
         url: Url,
         headers: &[(&'static str, &str)],
     ) -> ConnectorResult<T> {
+        self.get_json_capped(url, headers, BodyCap::Page).await
+    }
+
+    /// `GET` a JSON resource whose answer may hold at most `cap` (small for `WhoAmI`).
+    pub(crate) async fn get_json_capped<T: serde::de::DeserializeOwned>(
+        &self,
+        url: Url,
+        headers: &[(&'static str, &str)],
+        cap: BodyCap,
+    ) -> ConnectorResult<T> {
         let call = Call {
             method: Method::GET,
             url,
             headers,
             body: None,
+            cap,
         };
         let response = self.send_ok(&call).await?;
         response.json(VENDOR, &endpoint(&call.method, &call.url))

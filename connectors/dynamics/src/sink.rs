@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::http::HttpStats;
+use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
     ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
@@ -227,6 +227,7 @@ impl DynamicsSink {
                 format!("multipart/mixed; boundary={boundary}"),
                 batch::build(&boundary, &requests).into_bytes(),
             )),
+            cap: BodyCap::Page,
         };
         let name = endpoint(&call.method, &call.url);
         let mut attempt = 0;
@@ -473,7 +474,7 @@ impl Sink for DynamicsSink {
         self.client.authenticate().await?;
         let _: Json = self
             .client
-            .get_json(self.client.api_url("WhoAmI")?, &[])
+            .get_json_capped(self.client.api_url("WhoAmI")?, &[], BodyCap::Small)
             .await?;
         Ok(())
     }

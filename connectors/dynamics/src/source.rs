@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::http::HttpStats;
+use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
@@ -115,7 +115,7 @@ impl Source for DynamicsSource {
         self.client.authenticate().await?;
         let _: Json = self
             .client
-            .get_json(self.client.api_url("WhoAmI")?, &[])
+            .get_json_capped(self.client.api_url("WhoAmI")?, &[], BodyCap::Small)
             .await?;
         tracing::debug!(vendor = VENDOR, "credentials accepted");
         Ok(())

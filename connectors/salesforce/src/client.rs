@@ -3,7 +3,7 @@
 //! token cache), SOQL queries and their `nextRecordsUrl` paging, and errors
 //! that say whose fault they are. The source and the sink share all of it.
 
-use ferry_core::http::{HttpClient, HttpResponse, HttpStats};
+use ferry_core::http::{BodyCap, HttpClient, HttpResponse, HttpStats};
 use ferry_core::{ConnectorError, ConnectorResult};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -71,6 +71,8 @@ pub(crate) struct Call<'a> {
     pub query: &'a [(&'a str, &'a str)],
     pub body: Option<Vec<u8>>,
     pub headers: &'a [(&'static str, &'a str)],
+    /// The most bytes the answer may hold.
+    pub cap: BodyCap,
 }
 
 impl Client {
@@ -137,6 +139,7 @@ impl Client {
             query: &[],
             body: None,
             headers: &[],
+            cap: BodyCap::Small,
         })
         .await?;
         tracing::debug!(vendor = VENDOR, "credentials accepted");
@@ -153,6 +156,7 @@ impl Client {
                 query: &[],
                 body: None,
                 headers: &[],
+                cap: BodyCap::Small,
             })
             .await?;
         let endpoint = format!("GET {USERINFO_PATH}");
@@ -181,6 +185,7 @@ impl Client {
                 query: &[("q", soql)],
                 body: None,
                 headers: &headers,
+                cap: BodyCap::Page,
             })
             .await?;
         Ok(QueryResponse {
@@ -223,6 +228,7 @@ impl Client {
                 query: &[],
                 body: None,
                 headers: &headers,
+                cap: BodyCap::Page,
             })
             .await?;
         Ok(QueryResponse { endpoint, response })
@@ -298,7 +304,7 @@ impl Client {
             let token = session.secret();
             let response = self
                 .http
-                .send(&endpoint, |c| {
+                .send_capped(&endpoint, call.cap, |c| {
                     let mut request = c
                         .request(call.method.clone(), url.clone())
                         .bearer_auth(token.expose_secret())

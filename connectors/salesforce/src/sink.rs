@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::http::HttpStats;
+use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
     ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
@@ -102,6 +102,7 @@ impl SalesforceSink {
                 query: &[],
                 body: None,
                 headers: &[],
+                cap: BodyCap::Page,
             })
             .await?;
         response.json(VENDOR, &format!("GET {path}"))
@@ -182,6 +183,7 @@ impl SalesforceSink {
                 query: &[],
                 body: Some(body),
                 headers: &[],
+                cap: BodyCap::Page,
             })
             .await?;
         let results: Vec<SaveResult> = response.json(VENDOR, &endpoint)?;
