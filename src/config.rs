@@ -148,8 +148,8 @@ impl MigrationConfig {
         if objects.is_empty() {
             bail!("config key `migration.objects`: lists no object to migrate");
         }
-        objects.sort(); // ObjectType's order is the dependency order
-        Ok(objects)
+        ferry_core::write_order(&objects)
+            .map_err(|e| anyhow!("config key `migration.objects`: {e}"))
     }
 
     /// Checks values that serde's types cannot express.

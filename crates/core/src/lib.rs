@@ -23,7 +23,9 @@ pub use connector::{
 };
 pub use error::{ConnectorError, ConnectorResult};
 pub use kit::{AccountSettings, ConnectorSpec, Permissions, Role};
-pub use model::{FieldSpec, FieldType, ObjectType, Record, Value, field};
+pub use model::{
+    Edge, FieldSpec, FieldType, ObjectType, OrderError, Record, Value, field, write_order,
+};
 pub use pipeline::{Mode, RunOptions, run};
 pub use report::{ErrorKind, Failure, Outcome, Progress, Report, Stage};
 pub use secret::{SecretError, SecretRef};

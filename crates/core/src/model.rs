@@ -10,7 +10,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The kinds of CRM object ferry moves, in the order they must be written (parents first).
+/// The kinds of CRM object ferry moves. The order they are written in is derived from their
+/// reference edges ([`write_order`]), not from this declaration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectType {
@@ -21,7 +22,7 @@ pub enum ObjectType {
 }
 
 impl ObjectType {
-    /// Every object type, parents before children, which is the order a migration writes them.
+    /// Every object type, in declaration order.
     pub const ALL: [ObjectType; 2] = [ObjectType::Companies, ObjectType::Contacts];
 
     /// The name used in configuration files, reports and logs.
@@ -49,6 +50,88 @@ impl ObjectType {
     pub fn field(self, name: &str) -> Option<&'static FieldSpec> {
         self.fields().iter().find(|f| f.name == name)
     }
+}
+
+/// A reference from one object to another, read from the schema: the field of the referring
+/// record that holds the target record's source id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edge {
+    /// The referring field, e.g. a contact's `company`.
+    pub field: &'static str,
+    /// The object the field refers to.
+    pub target: ObjectType,
+}
+
+impl ObjectType {
+    /// The references this object's records hold: one per reference field of its schema.
+    pub fn references(self) -> impl Iterator<Item = Edge> {
+        self.fields().iter().filter_map(|f| match f.ty {
+            FieldType::Reference(target) => Some(Edge {
+                field: f.name,
+                target,
+            }),
+            _ => None,
+        })
+    }
+}
+
+/// Why the objects of a run cannot be put in a write order.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OrderError {
+    /// The objects refer to each other in a cycle (a self-reference included): none of them can
+    /// be written after all of its targets, and a second "link" pass does not exist yet.
+    #[error(
+        "objects {} refer to each other in a cycle ({}): none can be written after the objects \
+         it refers to",
+        .objects.join(", "),
+        .path
+    )]
+    Cycle {
+        /// The objects left in the cycle, by name.
+        objects: Vec<&'static str>,
+        /// The references that close it, as `object.field -> target`.
+        path: String,
+    },
+}
+
+/// The order to write `objects` in: each after every object among them that it refers to (its
+/// reference edges, from the schema), and otherwise in the order given. Derived from the
+/// edges, never from declaration order, so a new object or reference needs no hand-kept list.
+/// Duplicates are dropped.
+pub fn write_order(objects: &[ObjectType]) -> Result<Vec<ObjectType>, OrderError> {
+    let mut left: Vec<ObjectType> = Vec::new();
+    for &object in objects {
+        if !left.contains(&object) {
+            left.push(object);
+        }
+    }
+    let mut ordered = Vec::with_capacity(left.len());
+    while !left.is_empty() {
+        // The first object (in the order given) none of whose targets is still to be written.
+        let ready = left
+            .iter()
+            .position(|&object| object.references().all(|edge| !left.contains(&edge.target)));
+        match ready {
+            Some(at) => ordered.push(left.remove(at)),
+            None => {
+                let path = left
+                    .iter()
+                    .flat_map(|&object| {
+                        object
+                            .references()
+                            .filter(|edge| left.contains(&edge.target))
+                            .map(move |edge| format!("{object}.{} -> {}", edge.field, edge.target))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(OrderError::Cycle {
+                    objects: left.iter().map(|o| o.as_str()).collect(),
+                    path,
+                });
+            }
+        }
+    }
+    Ok(ordered)
 }
 
 impl fmt::Display for ObjectType {
@@ -460,6 +543,37 @@ pub struct FieldError {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_write_order_follows_the_reference_edges_not_the_order_given() {
+        assert_eq!(
+            ObjectType::Contacts.references().collect::<Vec<_>>(),
+            vec![Edge {
+                field: field::COMPANY,
+                target: ObjectType::Companies
+            }]
+        );
+        assert_eq!(ObjectType::Companies.references().count(), 0);
+        for given in [
+            vec![ObjectType::Contacts, ObjectType::Companies],
+            vec![
+                ObjectType::Companies,
+                ObjectType::Contacts,
+                ObjectType::Companies,
+            ],
+        ] {
+            assert_eq!(
+                write_order(&given),
+                Ok(vec![ObjectType::Companies, ObjectType::Contacts])
+            );
+        }
+        // An object whose target is not in the run waits for nothing.
+        assert_eq!(
+            write_order(&[ObjectType::Contacts]),
+            Ok(vec![ObjectType::Contacts])
+        );
+    }
+
     use super::*;
 
     #[test]

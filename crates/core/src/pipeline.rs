@@ -3,8 +3,10 @@
 //!
 //! Memory is bounded by the channels and the number of batches in flight, never by the size of
 //! the data set: a slow sink makes the reader wait (backpressure) instead of piling records up.
-//! Object types run one after another, parents first, so that a contact's company is already in
-//! the sink when the contact is written.
+//! Object types run one after another, each after the objects it refers to (the schema's
+//! reference edges, `model::write_order`), so that a contact's company is already in the sink
+//! when the contact is written, and each reference is checked against the ids of its target
+//! object read earlier in the run.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +22,7 @@ use crate::checksum::{Projection, record_digest};
 use crate::connector::{Sink, Source};
 use crate::error::{ConnectorError, ConnectorResult};
 use crate::model::{ObjectType, Record, Value};
-use crate::quality::{Action, QualityChecker, QualityRules};
+use crate::quality::{Action, KnownIds, QualityChecker, QualityRules};
 use crate::report::{
     ErrorKind, Failure, HttpReport, ObjectProgress, ObjectReport, Outcome, Progress, Report, Stage,
 };
@@ -61,7 +63,8 @@ pub enum Mode {
 /// How a run is carried out.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    /// The object types to move, run in this order.
+    /// The object types to move, run in this order: each after the objects it refers to
+    /// ([`crate::model::write_order`] gives it).
     pub objects: Vec<ObjectType>,
     /// Sink batches (writes and read-backs each) in flight at once.
     pub batches_in_flight: usize,
@@ -288,9 +291,16 @@ pub async fn run(
         .filter(|_| mode == Mode::Migrate);
     report.checkpoint = checkpoint.map(|c| c.path().display().to_string());
     let fallback = ObjectProgress::default();
-    // Source ids of the parents read in full in this run: children's references are checked
-    // against them. Unknown (None) when parents were not read whole, e.g. after a resume.
-    let mut known_parents: Option<Arc<crate::quality::HashSeen>> = None;
+    // Source ids of the objects read in full in this run, by object: the references to them
+    // are checked against these. An object not read whole (e.g. after a resume) is absent.
+    let mut known_parents = KnownIds::new();
+    // The objects some object of this run refers to (the schema's reference edges): their ids
+    // are kept for the references' check.
+    let referenced: Vec<ObjectType> = options
+        .objects
+        .iter()
+        .flat_map(|object| object.references().map(|edge| edge.target))
+        .collect();
     for &object in &options.objects {
         let counters = progress.of(object).unwrap_or(&fallback);
         let earlier = checkpoint.map(|c| c.object(object)).unwrap_or_default();
@@ -323,17 +333,19 @@ pub async fn run(
             }),
             checkpoint: checkpoint.cloned(),
             interrupted: AtomicBool::new(false),
-            ids_read: (object == ObjectType::Companies && earlier.resume_cursor.is_none())
+            ids_read: (referenced.contains(&object) && earlier.resume_cursor.is_none())
                 .then(|| Mutex::new(crate::quality::HashSeen::default())),
         });
         if earlier.resume_cursor.is_some() {
             tracing::info!(object = %object, settled = earlier.settled, "resuming from the checkpoint");
         }
-        let parents = if object == ObjectType::Contacts {
-            known_parents.clone()
-        } else {
-            None
-        };
+        let parents: KnownIds = object
+            .references()
+            .filter_map(|edge| {
+                let ids = known_parents.get(&edge.target)?;
+                Some((edge.target, Arc::clone(ids)))
+            })
+            .collect();
         let read_whole = earlier.resume_cursor.is_none() && earlier.settled == 0;
         let resume = earlier.resume_cursor;
         let result = run_object(
@@ -354,7 +366,7 @@ pub async fn run(
         if finished {
             if let Some(ids) = &shared.ids_read {
                 let ids = std::mem::take(&mut *ids.lock().unwrap_or_else(PoisonError::into_inner));
-                known_parents = Some(Arc::new(ids));
+                known_parents.insert(object, Arc::new(ids));
             }
         }
         counters
@@ -442,7 +454,7 @@ async fn run_object(
     source: &Arc<dyn Source>,
     sink: &Arc<dyn Sink>,
     options: &RunOptions,
-    (start, known_parents): (Option<String>, Option<Arc<crate::quality::HashSeen>>),
+    (start, known_parents): (Option<String>, KnownIds),
     shared: &Arc<Shared>,
     counters: &ObjectProgress,
 ) -> StageResult<()> {

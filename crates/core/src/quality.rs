@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use crate::model::{FieldType, Record, Value, field};
+use crate::model::{FieldType, ObjectType, Record, Value, field};
 
 /// What to do with a record whose email address is malformed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -314,18 +314,23 @@ pub struct QualityChecker {
     sink: &'static str,
     seen_emails: HashSeen,
     seen_ids: HashSeen,
-    known_parents: Option<Arc<HashSeen>>,
+    known_parents: KnownIds,
 }
+
+/// The source ids (hashed) of the objects read whole earlier in this run, by object: a
+/// reference field is checked against the ids of its target, and not at all when its target
+/// was not read whole (not in the run, or resumed from a checkpoint).
+pub type KnownIds = std::collections::BTreeMap<ObjectType, Arc<HashSeen>>;
 
 impl QualityChecker {
     /// A checker applying `rules`, for a sink called `sink` that requires the canonical fields
-    /// `required`. With `known_parents` (hashes of the parent records' source ids read in this
-    /// run), references to other records are checked too.
+    /// `required`. References to other records are checked against `known_parents`, for the
+    /// targets it holds.
     pub fn new(
         rules: QualityRules,
         sink: &'static str,
         required: Vec<String>,
-        known_parents: Option<Arc<HashSeen>>,
+        known_parents: KnownIds,
     ) -> QualityChecker {
         QualityChecker {
             rules,
@@ -468,20 +473,17 @@ impl QualityChecker {
     }
 
     fn check_references(&self, record: &mut Record, findings: &mut Vec<Finding>) {
-        let Some(known) = &self.known_parents else {
-            return;
-        };
         let dangling: Vec<&'static str> = record
             .object
-            .fields()
-            .iter()
-            .filter(|f| matches!(f.ty, FieldType::Reference(_)))
-            .filter(|f| {
-                record
-                    .text(f.name)
-                    .is_some_and(|id| !id.is_empty() && !known.contains(id_hash(id)))
+            .references()
+            .filter(|edge| {
+                self.known_parents.get(&edge.target).is_some_and(|known| {
+                    record
+                        .text(edge.field)
+                        .is_some_and(|id| !id.is_empty() && !known.contains(id_hash(id)))
+                })
             })
-            .map(|f| f.name)
+            .map(|edge| edge.field)
             .collect();
         for name in dangling {
             let reject = self.rules.missing_reference == MissingReference::Reject;
@@ -618,7 +620,12 @@ mod tests {
     }
 
     fn checker(rules: QualityRules) -> QualityChecker {
-        QualityChecker::new(rules, "testsink", vec![field::LAST_NAME.to_owned()], None)
+        QualityChecker::new(
+            rules,
+            "testsink",
+            vec![field::LAST_NAME.to_owned()],
+            KnownIds::new(),
+        )
     }
 
     fn named(id: &str, email: &str) -> Record {
@@ -726,7 +733,7 @@ mod tests {
     fn references_to_records_the_source_lacks() {
         let mut known = HashSeen::default();
         known.insert(id_hash("c-1"));
-        let known = Some(Arc::new(known));
+        let known = KnownIds::from([(ObjectType::Companies, Arc::new(known))]);
         let mut q = QualityChecker::new(QualityRules::default(), "s", vec![], known.clone());
         let mut ok = contact("1", "a@example.com");
         ok.set(field::COMPANY, Value::Reference("c-1".into()));
@@ -758,9 +765,13 @@ mod tests {
             r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
             r
         };
-        let mut per_address =
-            QualityChecker::new(QualityRules::default(), "pipedrive", vec![], None)
-                .with_opt_out_needs_email(true);
+        let mut per_address = QualityChecker::new(
+            QualityRules::default(),
+            "pipedrive",
+            vec![],
+            KnownIds::new(),
+        )
+        .with_opt_out_needs_email(true);
         let f = per_address.check(&mut opted_out("n", None));
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(
@@ -791,7 +802,7 @@ mod tests {
             },
             "hubspot",
             vec![],
-            None,
+            KnownIds::new(),
         )
         .with_opt_out_needs_email(true);
         let f = warn.check(&mut opted_out("w", Some("trailing@")));
@@ -811,7 +822,8 @@ mod tests {
         let mut not_opted = opted_out("b", None);
         not_opted.set(field::EMAIL_OPT_OUT, Value::Bool(false));
         assert!(per_address.check(&mut not_opted).is_empty());
-        let mut flag = QualityChecker::new(QualityRules::default(), "zoho", vec![], None);
+        let mut flag =
+            QualityChecker::new(QualityRules::default(), "zoho", vec![], KnownIds::new());
         assert!(flag.check(&mut opted_out("c", None)).is_empty());
     }
 
@@ -824,7 +836,7 @@ mod tests {
             },
             "s",
             vec![],
-            None,
+            KnownIds::new(),
         );
         let mut bell = contact("1", "a@example.com");
         bell.set(field::CITY, Value::Text("Kra\u{7}ków".into()));
