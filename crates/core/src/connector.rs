@@ -105,7 +105,13 @@ impl AccountId {
     ) -> ConnectorResult<AccountId> {
         let id = match answer.pointer(pointer) {
             Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            // The id is printed in refusals: a control character (a terminal escape from a
+            // hostile endpoint) or an id too long to be one makes it unreadable instead.
+            Some(serde_json::Value::String(s))
+                if !s.trim().is_empty() && s.len() <= 128 && !s.chars().any(char::is_control) =>
+            {
+                Some(s.trim().to_owned())
+            }
             _ => None,
         };
         id.map(|id| AccountId { kind, id })
@@ -280,5 +286,22 @@ pub trait Sink: Send + Sync {
     /// `None` when the connector cannot say. Used to refuse a sink in the source's account.
     async fn account_id(&self) -> ConnectorResult<Option<AccountId>> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_id_that_could_act_on_a_terminal_is_unreadable() {
+        let read = |answer: serde_json::Value| {
+            AccountId::from_json("v", "GET /me", "org id", &answer, "/id").map(|a| a.id)
+        };
+        assert_eq!(read(serde_json::json!({"id": 123})).unwrap(), "123");
+        assert_eq!(read(serde_json::json!({"id": " 00D1 "})).unwrap(), "00D1");
+        assert!(read(serde_json::json!({"id": "00D\u{1b}]0;x\u{7}"})).is_err());
+        assert!(read(serde_json::json!({"id": "x".repeat(129)})).is_err());
+        assert!(read(serde_json::json!({"id": ""})).is_err());
     }
 }

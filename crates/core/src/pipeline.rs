@@ -1417,59 +1417,11 @@ mod tests {
         assert!(codes.contains(&("8", "CHECKSUM_MISMATCH")), "{codes:?}");
     }
 
-    /// Flips the stop signal after `after` read-backs: a Ctrl-C during a `verify`.
-    struct StopOnReadBack {
-        inner: MemorySink,
-        stop: watch::Sender<bool>,
-        after: usize,
-        read_backs: AtomicUsize,
-    }
-
-    #[async_trait]
-    impl Sink for StopOnReadBack {
-        fn vendor(&self) -> &'static str {
-            "memsink"
-        }
-        fn batch_size(&self, o: ObjectType) -> usize {
-            self.inner.batch_size(o)
-        }
-        fn read_back_size(&self, o: ObjectType) -> usize {
-            self.inner.read_back_size(o)
-        }
-        fn stored_fields(&self, o: ObjectType) -> Vec<String> {
-            self.inner.stored_fields(o)
-        }
-        async fn check(&self) -> ConnectorResult<()> {
-            Ok(())
-        }
-        async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
-            Ok(())
-        }
-        async fn upsert(
-            &self,
-            o: ObjectType,
-            records: &[Record],
-        ) -> ConnectorResult<Vec<RecordOutcome>> {
-            self.inner.upsert(o, records).await
-        }
-        async fn read_back(&self, o: ObjectType, ids: &[String]) -> ConnectorResult<Vec<Record>> {
-            if self.read_backs.fetch_add(1, Ordering::SeqCst) + 1 == self.after {
-                let _ = self.stop.send(true);
-            }
-            self.inner.read_back(o, ids).await
-        }
-    }
-
     #[tokio::test]
     async fn an_interrupted_verify_counts_verified_records_as_processed() {
         let records: Vec<Record> = (0..200).map(|i| contact(i, "Ng")).collect();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let sink = Arc::new(StopOnReadBack {
-            inner: MemorySink::default(),
-            stop: stop_tx,
-            after: 3,
-            read_backs: AtomicUsize::new(0),
-        });
+        let sink = Arc::new(StoppingSink::new(stop_tx, StopOn::ReadBack, 3));
         for r in records.chunks(7) {
             sink.inner.upsert(ObjectType::Contacts, r).await.unwrap();
         }
@@ -1555,12 +1507,40 @@ mod tests {
         assert_eq!(report.exit_code(), 1);
     }
 
-    /// Flips the stop signal after `after` upserts, like an operator's Ctrl-C mid-run.
+    /// Which call of a [`StoppingSink`] flips the stop signal.
+    #[derive(PartialEq)]
+    enum StopOn {
+        Upsert,
+        ReadBack,
+    }
+
+    /// Flips the stop signal at its `after`th upsert or read-back, like an operator's Ctrl-C
+    /// mid-run (or during a `verify`).
     struct StoppingSink {
         inner: MemorySink,
         stop: watch::Sender<bool>,
+        on: StopOn,
         after: usize,
-        upserts: AtomicUsize,
+        calls: AtomicUsize,
+    }
+
+    impl StoppingSink {
+        fn new(stop: watch::Sender<bool>, on: StopOn, after: usize) -> StoppingSink {
+            StoppingSink {
+                inner: MemorySink::default(),
+                stop,
+                on,
+                after,
+                calls: AtomicUsize::new(0),
+            }
+        }
+
+        /// Counts a call of kind `on`; the `after`th flips the stop signal.
+        fn count(&self, on: StopOn) {
+            if self.on == on && self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.after {
+                let _ = self.stop.send(true);
+            }
+        }
     }
 
     #[async_trait]
@@ -1588,12 +1568,11 @@ mod tests {
             o: ObjectType,
             records: &[Record],
         ) -> ConnectorResult<Vec<RecordOutcome>> {
-            if self.upserts.fetch_add(1, Ordering::SeqCst) + 1 == self.after {
-                let _ = self.stop.send(true);
-            }
+            self.count(StopOn::Upsert);
             self.inner.upsert(o, records).await
         }
         async fn read_back(&self, o: ObjectType, ids: &[String]) -> ConnectorResult<Vec<Record>> {
+            self.count(StopOn::ReadBack);
             self.inner.read_back(o, ids).await
         }
     }
@@ -1606,12 +1585,7 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let records: Vec<Record> = (0..200).map(|i| contact(i, "Ng")).collect();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let sink = Arc::new(StoppingSink {
-            inner: MemorySink::default(),
-            stop: stop_tx,
-            after: 5,
-            upserts: AtomicUsize::new(0),
-        });
+        let sink = Arc::new(StoppingSink::new(stop_tx, StopOn::Upsert, 5));
 
         let checkpoint = Arc::new(CheckpointFile::open(&path, "fp", false).unwrap());
         let options = RunOptions {

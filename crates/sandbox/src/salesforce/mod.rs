@@ -484,15 +484,18 @@ async fn token(
     .into_response()
 }
 
-/// `GET /services/oauth2/userinfo` (OpenID Connect): the token's user and org. A token that is
-/// not valid gets the same 401 as the REST API. Not counted against the API allocation.
-async fn userinfo(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+/// Whether the request carries a session this org issued and that has not expired
+/// (`Authorization: Bearer …`, or the older `OAuth …`).
+fn has_valid_session(s: &Shared, headers: &HeaderMap) -> bool {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("OAuth "))
+        })
         .map(str::trim);
-    let valid = token.is_some_and(|t| {
+    token.is_some_and(|t| {
         s.tokens.lock().is_ok_and(|tokens| {
             tokens.get(t).is_some_and(|issued| {
                 s.options
@@ -500,8 +503,13 @@ async fn userinfo(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response 
                     .is_none_or(|life| issued.elapsed() < life)
             })
         })
-    });
-    if !valid {
+    })
+}
+
+/// `GET /services/oauth2/userinfo` (OpenID Connect): the token's user and org. A token that is
+/// not valid gets the same 401 as the REST API. Not counted against the API allocation.
+async fn userinfo(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if !has_valid_session(&s, &headers) {
         return sf_error(
             StatusCode::UNAUTHORIZED,
             "INVALID_SESSION_ID",
@@ -566,25 +574,7 @@ async fn guard(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Re
     if !supported_version(version) {
         return not_found();
     }
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("OAuth "))
-        })
-        .map(str::trim);
-    let valid = token.is_some_and(|t| {
-        s.tokens.lock().is_ok_and(|tokens| {
-            tokens.get(t).is_some_and(|issued| {
-                s.options
-                    .token_lifetime
-                    .is_none_or(|life| issued.elapsed() < life)
-            })
-        })
-    });
-    if !valid {
+    if !has_valid_session(&s, request.headers()) {
         return sf_error(
             StatusCode::UNAUTHORIZED,
             "INVALID_SESSION_ID",
