@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::error::ConnectorResult;
+use crate::error::{ConnectorError, ConnectorResult};
+use crate::fields::{FieldBinding, NewField, VendorField};
 use crate::http::HttpStats;
 use crate::model::{ObjectType, Record};
 
@@ -177,6 +178,23 @@ pub trait Source: Send + Sync {
     fn leave_out_copies(&self) -> bool {
         false
     }
+
+    /// The vendor's fields of `object`, standard and custom, with their kinds, picklist options
+    /// and the canonical field each maps to (metadata only: no record is read). `ferry fields`
+    /// lists them, and the engine checks a field map against them before a run.
+    async fn describe(&self, _object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
+        Err(ConnectorError::Unsupported {
+            vendor: self.vendor(),
+            detail: "this connector cannot describe its fields yet".into(),
+        })
+    }
+
+    /// From now on, also read the vendor fields of `bindings` on `object`, as the canonical
+    /// fields they name (each replaces a standard binding with the same canonical name or
+    /// vendor field). Called before the first read.
+    fn map_fields(&self, _object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        not_mappable(self.vendor(), bindings)
+    }
 }
 
 /// Where a written record now lives in the sink.
@@ -286,6 +304,52 @@ pub trait Sink: Send + Sync {
     /// `None` when the connector cannot say. Used to refuse a sink in the source's account.
     async fn account_id(&self) -> ConnectorResult<Option<AccountId>> {
         Ok(None)
+    }
+
+    /// The vendor's fields of `object`, as [`Source::describe`].
+    async fn describe(&self, _object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
+        Err(ConnectorError::Unsupported {
+            vendor: self.vendor(),
+            detail: "this connector cannot describe its fields yet".into(),
+        })
+    }
+
+    /// From now on, also write (and read back) the canonical fields of `bindings` on `object`
+    /// into their vendor fields; a picklist label becomes the vendor's internal value, and a
+    /// label the list lacks refuses the record, naming the field. Called before the first
+    /// write; `stored_fields` then includes them.
+    fn map_fields(&self, _object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        not_mappable(self.vendor(), bindings)
+    }
+
+    /// Creates a custom field on `object` through the vendor's metadata API
+    /// (`create_missing_fields = true`), returning it as `describe` will list it.
+    async fn create_field(
+        &self,
+        _object: ObjectType,
+        field: &NewField,
+    ) -> ConnectorResult<VendorField> {
+        Err(ConnectorError::Unsupported {
+            vendor: self.vendor(),
+            detail: format!(
+                "cannot create field `{}`: this connector cannot create fields",
+                field.name
+            ),
+        })
+    }
+}
+
+/// The refusal of a connector that cannot map fields beyond its standard table.
+fn not_mappable(vendor: &'static str, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+    match bindings.first() {
+        None => Ok(()),
+        Some(binding) => Err(ConnectorError::Unsupported {
+            vendor,
+            detail: format!(
+                "cannot map field `{}`: this connector reads and writes only its standard fields",
+                binding.vendor
+            ),
+        }),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod checksum;
 pub mod connector;
 pub mod error;
+pub mod fields;
 pub mod http;
 pub mod json;
 pub mod kit;
@@ -22,6 +23,9 @@ pub use connector::{
     AccountId, FetchedPage, Page, RecordOutcome, RecordRejection, Sink, Source, Written,
 };
 pub use error::{ConnectorError, ConnectorResult};
+pub use fields::{
+    FieldBinding, FieldKind, FieldMap, FieldMaps, NewField, PicklistOption, VendorField,
+};
 pub use kit::{AccountSettings, ConnectorSpec, Permissions, Role};
 pub use model::{
     Edge, FieldSpec, FieldType, ObjectType, OrderError, Record, Value, field, write_order,

@@ -28,6 +28,12 @@ pub struct SeedCompany {
     pub created_at_ms: i64,
     /// Milliseconds since the Unix epoch.
     pub updated_at_ms: i64,
+    /// Custom text field "Region" (every emulator seeds the custom fields of [`CUSTOM_FIELDS`]).
+    pub region: Option<String>,
+    /// Custom number field "Seats".
+    pub seats: Option<u32>,
+    /// Custom picklist field "Tier": one of [`TIERS`], by label.
+    pub tier: Option<&'static str>,
 }
 
 /// A generated contact.
@@ -54,7 +60,67 @@ pub struct SeedContact {
     pub created_at_ms: i64,
     /// Milliseconds since the Unix epoch.
     pub updated_at_ms: i64,
+    /// Custom text field "Favourite Colour".
+    pub favourite_colour: Option<String>,
+    /// Custom number field "Loyalty Points".
+    pub loyalty_points: Option<u32>,
 }
+
+/// What a seeded custom field holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CustomKind {
+    /// Free text.
+    Text,
+    /// A whole number (vendors store it in their number type).
+    Number,
+    /// One of [`TIERS`], by label.
+    Picklist,
+}
+
+/// A custom field every emulator's account has, as an operator would have added it: the
+/// object (`"companies"` or `"contacts"`), the label people see, and what it holds. Each
+/// emulator names it the way its vendor derives API names from labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CustomField {
+    /// `"companies"` or `"contacts"`.
+    pub object: &'static str,
+    /// The label, e.g. "Favourite Colour".
+    pub label: &'static str,
+    /// What it holds.
+    pub kind: CustomKind,
+}
+
+/// The custom fields every emulator's account has, with seeded values.
+pub const CUSTOM_FIELDS: &[CustomField] = &[
+    CustomField {
+        object: "companies",
+        label: "Region",
+        kind: CustomKind::Text,
+    },
+    CustomField {
+        object: "companies",
+        label: "Seats",
+        kind: CustomKind::Number,
+    },
+    CustomField {
+        object: "companies",
+        label: "Tier",
+        kind: CustomKind::Picklist,
+    },
+    CustomField {
+        object: "contacts",
+        label: "Favourite Colour",
+        kind: CustomKind::Text,
+    },
+    CustomField {
+        object: "contacts",
+        label: "Loyalty Points",
+        kind: CustomKind::Number,
+    },
+];
+
+/// The labels of the "Tier" picklist.
+pub const TIERS: &[&str] = &["Gold", "Silver", "Bronze"];
 
 /// A generated data set.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -304,6 +370,9 @@ pub fn shifted(company: bool, k: u64, now_ms: i64) -> SeedData {
             country: None,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
+            region: None,
+            seats: None,
+            tier: None,
         });
     } else {
         data.contacts.push(SeedContact {
@@ -323,6 +392,8 @@ pub fn shifted(company: bool, k: u64, now_ms: i64) -> SeedData {
             company: None,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
+            favourite_colour: None,
+            loyalty_points: None,
         });
     }
     data
@@ -368,6 +439,9 @@ pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {
                 country: maybe(&mut rng, 0.8, |_| country.to_owned()),
                 created_at_ms: created,
                 updated_at_ms: created + rng.random_range(0..86_400_000 * 300),
+                region: None,
+                seats: None,
+                tier: None,
             }
         })
         .collect();
@@ -429,13 +503,35 @@ pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {
                 .then(|| rng.random_range(0..company_count)),
             created_at_ms: created,
             updated_at_ms: created + rng.random_range(0..86_400_000 * 300),
+            favourite_colour: None,
+            loyalty_points: None,
         });
     }
-    SeedData {
+    let mut data = SeedData {
         companies,
         contacts: seeded,
+    };
+    fill_custom_fields(&mut data, seed);
+    data
+}
+
+/// Gives the custom fields their values from a generator of their own, so that the standard
+/// fields stay exactly what the same seed gave before custom fields existed.
+fn fill_custom_fields(data: &mut SeedData, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x05ee_dc05_70f1_e1d5);
+    for company in &mut data.companies {
+        company.region = maybe(&mut rng, 0.8, |rng| pick(rng, REGIONS).to_owned());
+        company.seats = maybe(&mut rng, 0.7, |rng| rng.random_range(1..5_000));
+        company.tier = maybe(&mut rng, 0.75, |rng| pick(rng, TIERS));
+    }
+    for contact in &mut data.contacts {
+        contact.favourite_colour = maybe(&mut rng, 0.6, |rng| pick(rng, COLOURS).to_owned());
+        contact.loyalty_points = maybe(&mut rng, 0.5, |rng| rng.random_range(0..100_000));
     }
 }
+
+const REGIONS: &[&str] = &["EMEA", "North America", "LATAM", "APAC", "Nordics", "DACH"];
+const COLOURS: &[&str] = &["Teal", "Bleu ciel", "Grün", "Crimson", "Ochre", "紫"];
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,403 @@
+//! Fields as data: what a connector reports of its vendor's fields (metadata, never values), and
+//! the one field-map type every connector reads and writes through, standard and mapped fields
+//! alike.
+//!
+//! A connector's standard table says which vendor field holds each canonical field. An operator
+//! can map more (`[fields.contacts]` in the config): the engine checks both vendors' field
+//! metadata ([`VendorField`]), then hands each connector the extra bindings
+//! ([`FieldBinding`]) with [`crate::Source::map_fields`] / [`crate::Sink::map_fields`]. A binding
+//! replaces a standard one that has the same canonical name or the same vendor field.
+//!
+//! A picklist's canonical value is its **label**: the reading connector turns its vendor's
+//! internal value into the label, the engine maps labels between vendors, and the writing
+//! connector turns the label into its own internal value. Labels are compared ignoring case
+//! and surrounding spaces.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+
+use crate::model::{FieldType, ObjectType, Value, ValueError};
+
+/// What a vendor field holds, in the terms ferry compares two vendors' fields in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldKind {
+    /// Free text (single or multi-line).
+    Text,
+    /// An email address.
+    Email,
+    /// A phone number.
+    Phone,
+    /// A checkbox.
+    Bool,
+    /// A whole number.
+    Integer,
+    /// A number with decimals (currency amounts included).
+    Decimal,
+    /// A calendar date without a time.
+    Date,
+    /// A point in time.
+    Timestamp,
+    /// One value out of a list of options.
+    Picklist,
+    /// Several values out of a list of options.
+    MultiPicklist,
+    /// A link to another record (lookups, owners).
+    Reference,
+    /// Anything ferry cannot carry (files, formulas, compound addresses).
+    Other,
+}
+
+impl FieldKind {
+    /// The name used in messages and reports: `"text"`, `"picklist"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldKind::Text => "text",
+            FieldKind::Email => "email",
+            FieldKind::Phone => "phone",
+            FieldKind::Bool => "bool",
+            FieldKind::Integer => "integer",
+            FieldKind::Decimal => "decimal",
+            FieldKind::Date => "date",
+            FieldKind::Timestamp => "timestamp",
+            FieldKind::Picklist => "picklist",
+            FieldKind::MultiPicklist => "multi-picklist",
+            FieldKind::Reference => "reference",
+            FieldKind::Other => "other",
+        }
+    }
+
+    /// The canonical type values of this kind travel as (a picklist travels as its label,
+    /// a date as `YYYY-MM-DD` text); `None` for kinds ferry does not carry in a field map.
+    pub fn canonical_type(self) -> Option<FieldType> {
+        Some(match self {
+            FieldKind::Text | FieldKind::Picklist | FieldKind::Date => FieldType::Text,
+            FieldKind::Email => FieldType::Email,
+            FieldKind::Phone => FieldType::Phone,
+            FieldKind::Bool => FieldType::Bool,
+            FieldKind::Integer => FieldType::Integer,
+            FieldKind::Decimal => FieldType::Decimal,
+            FieldKind::Timestamp => FieldType::Timestamp,
+            FieldKind::MultiPicklist | FieldKind::Reference | FieldKind::Other => return None,
+        })
+    }
+
+    /// Whether every value of a field of this kind can be written into a field of kind `to`
+    /// without loss or guessing: the same kind, a whole number into a decimal, anything
+    /// textual into text, and text into an email, phone or picklist field (a picklist by
+    /// label, checked per value).
+    pub fn fits(self, to: FieldKind) -> bool {
+        use FieldKind::*;
+        match (self, to) {
+            (MultiPicklist | Reference | Other, _) | (_, MultiPicklist | Reference | Other) => {
+                false
+            }
+            (a, b) if a == b => true,
+            (Integer, Decimal) => true,
+            (Email | Phone | Picklist | Date | Integer | Decimal, Text) => true,
+            (Text | Picklist, Picklist) | (Text, Email | Phone) => true,
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for FieldKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One allowed value of a picklist: the vendor's internal value and the label people see.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PicklistOption {
+    /// What the vendor's API reads and writes (HubSpot's `COMPUTER_SOFTWARE`, a Dataverse
+    /// option number as text, a Pipedrive option id as text).
+    pub value: String,
+    /// What people see ("Computer Software").
+    pub label: String,
+}
+
+/// Whether two picklist labels are the same label: case and surrounding spaces do not count.
+pub fn same_label(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
+/// A field of one object as the vendor describes it. Metadata only: never a record's value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VendorField {
+    /// The name the API reads and writes: an API name (`Favourite_Colour__c`), an internal
+    /// property name, or Pipedrive's 40-character key.
+    pub name: String,
+    /// The label people see, by which fields can also be matched across vendors.
+    pub label: String,
+    /// What it holds, in ferry's terms.
+    pub kind: FieldKind,
+    /// The vendor's own type name, for messages (`enumeration/select`, `double`, `Picklist`).
+    pub vendor_type: String,
+    /// Whether the account added it (a custom field) rather than the vendor.
+    pub custom: bool,
+    /// Whether the API accepts writes to it (`false` for system and formula fields).
+    pub writable: bool,
+    /// The options of a picklist, in the vendor's order; empty for other kinds.
+    pub options: Vec<PicklistOption>,
+    /// The canonical field the connector's standard table maps it to, if any.
+    pub canonical: Option<String>,
+}
+
+/// One binding of a canonical field to a vendor field, used in both directions: reading (the
+/// vendor's value becomes a canonical value of type `ty`) and writing (the reverse).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldBinding {
+    /// The canonical name the value travels under (a standard name such as `industry`, or the
+    /// name the engine gives a mapped field).
+    pub canonical: Cow<'static, str>,
+    /// The vendor field's name, as [`VendorField::name`].
+    pub vendor: Cow<'static, str>,
+    /// The canonical type of the values.
+    pub ty: FieldType,
+    /// For a picklist: its options. The canonical value is then the label.
+    pub options: Vec<PicklistOption>,
+}
+
+impl FieldBinding {
+    /// A binding with no options.
+    pub fn new(
+        canonical: impl Into<Cow<'static, str>>,
+        vendor: impl Into<Cow<'static, str>>,
+        ty: FieldType,
+    ) -> Self {
+        FieldBinding {
+            canonical: canonical.into(),
+            vendor: vendor.into(),
+            ty,
+            options: Vec::new(),
+        }
+    }
+
+    /// Whether this binding is a picklist's (its values travel as labels).
+    pub fn is_picklist(&self) -> bool {
+        !self.options.is_empty()
+    }
+
+    /// Reads a vendor's raw value (its string form) as the canonical value: a picklist's
+    /// internal value becomes its label (a value the list does not hold is kept as it is: the
+    /// engine then maps or refuses it by label), anything else is parsed as `ty`.
+    pub fn read(&self, raw: &str) -> Result<Option<Value>, ValueError> {
+        if self.is_picklist() && !raw.is_empty() {
+            let label = self
+                .options
+                .iter()
+                .find(|o| o.value == raw)
+                .map_or(raw, |o| o.label.as_str());
+            return Ok(Some(Value::Text(label.to_owned())));
+        }
+        Value::parse(self.ty, raw)
+    }
+
+    /// The vendor's internal value for a picklist label; `None` when the list has no such
+    /// label (the record must then be refused, naming the field).
+    pub fn option_value(&self, label: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .find(|o| same_label(&o.label, label))
+            .map(|o| o.value.as_str())
+    }
+}
+
+/// A connector's fields of one object: canonical field ↔ vendor field, the standard table and
+/// the operator's mapped fields in one list, used for writing, reading back and reading as a
+/// source, so every direction agrees by construction.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FieldMap {
+    bindings: Vec<FieldBinding>,
+}
+
+impl FieldMap {
+    /// The standard table of `object`: `(canonical, vendor)` pairs, typed by the canonical
+    /// schema (a name the schema lacks travels as text).
+    pub fn standard(object: ObjectType, table: &[(&'static str, &'static str)]) -> FieldMap {
+        FieldMap {
+            bindings: table
+                .iter()
+                .map(|&(canonical, vendor)| {
+                    let ty = object.field(canonical).map_or(FieldType::Text, |f| f.ty);
+                    FieldBinding::new(canonical, vendor, ty)
+                })
+                .collect(),
+        }
+    }
+
+    /// This map with `mapped` added; each replaces a binding with the same canonical name or
+    /// the same vendor field.
+    pub fn with(&self, mapped: &[FieldBinding]) -> FieldMap {
+        let mut bindings: Vec<FieldBinding> = self
+            .bindings
+            .iter()
+            .filter(|b| {
+                !mapped
+                    .iter()
+                    .any(|m| m.canonical == b.canonical || m.vendor == b.vendor)
+            })
+            .cloned()
+            .collect();
+        bindings.extend(mapped.iter().cloned());
+        FieldMap { bindings }
+    }
+
+    /// Every binding, standard ones first.
+    pub fn iter(&self) -> std::slice::Iter<'_, FieldBinding> {
+        self.bindings.iter()
+    }
+
+    /// The binding of a vendor field.
+    pub fn by_vendor(&self, vendor: &str) -> Option<&FieldBinding> {
+        self.bindings.iter().find(|b| b.vendor == vendor)
+    }
+
+    /// The binding of a canonical field.
+    pub fn by_canonical(&self, canonical: &str) -> Option<&FieldBinding> {
+        self.bindings.iter().find(|b| b.canonical == canonical)
+    }
+
+    /// The canonical fields the map writes and reads back.
+    pub fn canonical_names(&self) -> Vec<String> {
+        self.bindings
+            .iter()
+            .map(|b| b.canonical.to_string())
+            .collect()
+    }
+
+    /// The vendor fields the map reads and writes.
+    pub fn vendor_names(&self) -> Vec<&str> {
+        self.bindings.iter().map(|b| b.vendor.as_ref()).collect()
+    }
+}
+
+/// The field maps of a connector's objects: its standard tables, plus what the engine mapped
+/// with `map_fields` before the run. Cheap to read per page (an `Arc` clone).
+#[derive(Debug)]
+pub struct FieldMaps {
+    maps: RwLock<BTreeMap<ObjectType, Arc<FieldMap>>>,
+}
+
+impl FieldMaps {
+    /// The standard maps, one per object the connector moves.
+    pub fn new(standard: impl IntoIterator<Item = (ObjectType, FieldMap)>) -> FieldMaps {
+        FieldMaps {
+            maps: RwLock::new(
+                standard
+                    .into_iter()
+                    .map(|(object, map)| (object, Arc::new(map)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The map of `object` (empty for an object the connector does not move).
+    pub fn get(&self, object: ObjectType) -> Arc<FieldMap> {
+        let maps = self
+            .maps
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        maps.get(&object).cloned().unwrap_or_default()
+    }
+
+    /// Adds the operator's mapped fields to `object`'s map (replacing what was mapped before).
+    pub fn map(&self, object: ObjectType, standard: &FieldMap, mapped: &[FieldBinding]) {
+        let mut maps = self
+            .maps
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        maps.insert(object, Arc::new(standard.with(mapped)));
+    }
+}
+
+/// A field to create in the sink (`create_missing_fields = true`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewField {
+    /// The name asked for; the connector adjusts it to its vendor's rules (Salesforce's
+    /// `__c`, a Dataverse publisher prefix) and returns the name it got.
+    pub name: String,
+    /// The label people will see.
+    pub label: String,
+    /// What it holds.
+    pub kind: FieldKind,
+    /// For a picklist: its options (labels; connectors choose internal values as their vendor
+    /// does).
+    pub options: Vec<PicklistOption>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::field;
+
+    fn tier() -> FieldBinding {
+        FieldBinding {
+            options: vec![
+                PicklistOption {
+                    value: "gold".into(),
+                    label: "Gold".into(),
+                },
+                PicklistOption {
+                    value: "silver".into(),
+                    label: "Silver".into(),
+                },
+            ],
+            ..FieldBinding::new("tier", "tier__c", FieldType::Text)
+        }
+    }
+
+    #[test]
+    fn a_picklist_reads_as_its_label_and_writes_as_its_value() {
+        let tier = tier();
+        assert_eq!(tier.read("gold").unwrap(), Some(Value::Text("Gold".into())));
+        assert_eq!(tier.read("").unwrap(), None);
+        // A value the list lacks is kept, for the engine to map or refuse.
+        assert_eq!(
+            tier.read("Platinum").unwrap(),
+            Some(Value::Text("Platinum".into()))
+        );
+        assert_eq!(tier.option_value(" silver "), Some("silver"));
+        assert_eq!(tier.option_value("Platinum"), None);
+    }
+
+    #[test]
+    fn a_mapped_field_replaces_the_standard_binding_it_overlaps() {
+        let standard = FieldMap::standard(
+            ObjectType::Companies,
+            &[(field::NAME, "Name"), (field::INDUSTRY, "Industry")],
+        );
+        assert_eq!(standard.by_canonical("name").unwrap().ty, FieldType::Text);
+        let mapped = standard.with(&[
+            FieldBinding::new(field::INDUSTRY, "Sector__c", FieldType::Text),
+            tier(),
+        ]);
+        assert_eq!(mapped.vendor_names(), ["Name", "Sector__c", "tier__c"]);
+        assert!(mapped.by_vendor("Industry").is_none());
+        let maps = FieldMaps::new([(ObjectType::Companies, standard.clone())]);
+        maps.map(ObjectType::Companies, &standard, &[tier()]);
+        assert_eq!(
+            maps.get(ObjectType::Companies).canonical_names(),
+            ["name", "industry", "tier"]
+        );
+        assert!(maps.get(ObjectType::Contacts).iter().next().is_none());
+    }
+
+    #[test]
+    fn kinds_fit_only_without_loss() {
+        use FieldKind::*;
+        assert!(Integer.fits(Decimal));
+        assert!(!Decimal.fits(Integer));
+        assert!(!Text.fits(Decimal));
+        assert!(Decimal.fits(Text));
+        assert!(Text.fits(Picklist));
+        assert!(Picklist.fits(Text));
+        assert!(!Bool.fits(Integer));
+        assert!(!Other.fits(Other));
+        assert!(!Email.fits(Phone));
+    }
+}
