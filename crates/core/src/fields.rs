@@ -19,6 +19,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
+use crate::connector::RecordRejection;
 use crate::model::{FieldType, ObjectType, Value, ValueError};
 
 /// What a vendor field holds, in the terms ferry compares two vendors' fields in.
@@ -205,7 +206,28 @@ impl FieldBinding {
             .find(|o| same_label(&o.label, label))
             .map(|o| o.value.as_str())
     }
+
+    /// The internal value a sink writes for a picklist label, or the record's refusal
+    /// ([`NO_SUCH_OPTION`]) naming the canonical and vendor fields, never the value.
+    pub fn write_option(
+        &self,
+        vendor: &str,
+        source_id: &str,
+        label: &str,
+    ) -> Result<&str, RecordRejection> {
+        self.option_value(label).ok_or_else(|| RecordRejection {
+            source_id: source_id.to_owned(),
+            code: NO_SUCH_OPTION.to_owned(),
+            reason: format!(
+                "`{}` ({vendor} field `{}`): the picklist has no option with this label",
+                self.canonical, self.vendor
+            ),
+        })
+    }
 }
+
+/// The refusal code of a record whose picklist label the sink's list does not hold.
+pub const NO_SUCH_OPTION: &str = "NO_SUCH_OPTION";
 
 /// A connector's fields of one object: canonical field ↔ vendor field, the standard table and
 /// the operator's mapped fields in one list, used for writing, reading back and reading as a
@@ -363,6 +385,9 @@ mod tests {
         );
         assert_eq!(tier.option_value(" silver "), Some("silver"));
         assert_eq!(tier.option_value("Platinum"), None);
+        let refused = tier.write_option("hubspot", "c-1", "Platinum").unwrap_err();
+        assert_eq!(refused.code, NO_SUCH_OPTION);
+        assert!(!refused.reason.contains("Platinum"), "{}", refused.reason);
     }
 
     #[test]
