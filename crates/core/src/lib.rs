@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod checksum;
 pub mod connector;
 pub mod error;
+pub mod fieldplan;
 pub mod fields;
 pub mod http;
 pub mod json;
