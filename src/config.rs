@@ -3,11 +3,13 @@
 //! Every table rejects unknown keys, so a typo is an error naming the key rather than a
 //! setting silently ignored. Secrets are only `${ENV_VAR}` references (see `SecretRef`).
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use ferry_core::ObjectType;
+use ferry_core::fieldplan::FieldSettings;
 use ferry_core::quality::{InvalidEmail, MissingReference, MissingRequired, QualityRules};
 use serde::Deserialize;
 
@@ -31,6 +33,10 @@ pub struct Config {
     pub sink: ConnectorTable,
     /// The `[migration]` table.
     pub migration: MigrationConfig,
+    /// `[fields.<object>]` and `[values.<object>.<field>]`, per object.
+    pub fields: BTreeMap<ObjectType, FieldSettings>,
+    /// `create_missing_fields` in `[sink]`: create sink fields the field map needs.
+    pub create_missing_fields: bool,
 }
 
 /// A connector's table: its name and the rest of its settings.
@@ -53,6 +59,12 @@ struct RawConfig {
     sink: Option<toml::Table>,
     #[serde(default)]
     migration: MigrationConfig,
+    /// `[fields.<object>]`: source vendor field = sink vendor field.
+    #[serde(default)]
+    fields: BTreeMap<String, BTreeMap<String, String>>,
+    /// `[values.<object>.<field>]`: source label = sink label.
+    #[serde(default)]
+    values: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 /// The `[migration]` table: what to move and how.
@@ -268,10 +280,13 @@ impl Config {
             .map(|o| o.as_str())
             .collect();
         let (source, sink) = (table(&self.source)?, table(&self.sink)?);
+        // The field map decides what is written: a resumed run must write what the first did.
+        let fields = format!("{:?} {}", self.fields, self.create_missing_fields);
         Ok(ferry_core::checkpoint::fingerprint(&[
             &source,
             &sink,
             &objects.join(","),
+            &fields,
         ]))
     }
 
@@ -323,14 +338,64 @@ impl Config {
             }
         }
         let source = connector_table("source", raw.source)?;
-        let sink = connector_table("sink", raw.sink)?;
+        let mut sink = connector_table("sink", raw.sink)?;
+        // ferry's own setting, not the connector's: taken out before the connector parses.
+        let create_missing_fields = match sink.settings.remove("create_missing_fields") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(_) => bail!("config key `sink.create_missing_fields`: must be true or false"),
+        };
         raw.migration.validate()?;
+        let fields = field_settings(raw.fields, raw.values, &raw.migration)?;
         Ok(Config {
             source,
             sink,
             migration: raw.migration,
+            fields,
+            create_missing_fields,
         })
     }
+}
+
+/// The `[fields.*]` and `[values.*]` tables by object, each object named in
+/// `migration.objects` and no key or label empty.
+fn field_settings(
+    fields: BTreeMap<String, BTreeMap<String, String>>,
+    values: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
+    migration: &MigrationConfig,
+) -> anyhow::Result<BTreeMap<ObjectType, FieldSettings>> {
+    let objects = migration.object_types()?;
+    let object = |table: &str, name: &str| -> anyhow::Result<ObjectType> {
+        let object = ObjectType::parse(name)
+            .ok_or_else(|| anyhow!("config key `{table}.{name}`: unknown object `{name}`"))?;
+        if !objects.contains(&object) {
+            bail!(
+                "config key `{table}.{name}`: {name} are not in `migration.objects`, so this table \
+                 would do nothing"
+            );
+        }
+        Ok(object)
+    };
+    let mut out: BTreeMap<ObjectType, FieldSettings> = BTreeMap::new();
+    for (name, pairs) in fields {
+        let settings = out.entry(object("fields", &name)?).or_default();
+        for (from, to) in pairs {
+            if from.trim().is_empty() || to.trim().is_empty() {
+                bail!("config key `fields.{name}`: a field name is empty");
+            }
+            settings.pairs.push((from, to));
+        }
+    }
+    for (name, tables) in values {
+        let settings = out.entry(object("values", &name)?).or_default();
+        for (field, entries) in tables {
+            if entries.keys().any(|k| k.trim().is_empty()) {
+                bail!("config key `values.{name}.{field}`: a source label is empty");
+            }
+            settings.values.insert(field, entries.into_iter().collect());
+        }
+    }
+    Ok(out)
 }
 
 /// A TOML error as `line L, column C: reason`, without toml's quoted excerpt of the line and
@@ -474,6 +539,57 @@ mod tests {
         );
         let bad = GOOD.replace("[migration]", "[migration]\nmissing_required = \"guess\"");
         assert!(format!("{:#}", Config::parse(&bad).unwrap_err()).contains("missing_required"));
+    }
+
+    #[test]
+    fn field_maps_value_tables_and_field_creation_parse() {
+        let text = GOOD.replace(
+            "connector = \"salesforce\"",
+            "connector = \"salesforce\"\ncreate_missing_fields = true",
+        ) + r#"
+            [fields.contacts]
+            "favourite_colour" = "Favourite_Colour__c"
+            [values.companies.industry]
+            "Technology" = "Computer Software"
+            "*" = ""
+        "#;
+        let config = Config::parse(&text).unwrap();
+        assert!(config.create_missing_fields);
+        assert!(!config.sink.settings.contains_key("create_missing_fields"));
+        let contacts = &config.fields[&ObjectType::Contacts];
+        assert_eq!(
+            contacts.pairs,
+            [(
+                "favourite_colour".to_owned(),
+                "Favourite_Colour__c".to_owned()
+            )]
+        );
+        let industry = &config.fields[&ObjectType::Companies].values["industry"];
+        assert_eq!(industry.len(), 2);
+        assert!(!Config::parse(GOOD).unwrap().create_missing_fields);
+        // A different field map is a different migration: a checkpoint must not resume it.
+        assert_ne!(
+            Config::parse(GOOD).unwrap().fingerprint().unwrap(),
+            config.fingerprint().unwrap()
+        );
+
+        let err = |text: String| format!("{:#}", Config::parse(&text).unwrap_err());
+        assert!(err(GOOD.to_owned() + "[fields.deals]\na = \"b\"\n").contains("`fields.deals`"));
+        let only_contacts = GOOD.replace("\"contacts\", \"companies\"", "\"contacts\"");
+        assert!(
+            err(only_contacts + "[values.companies.industry]\na = \"b\"\n")
+                .contains("`values.companies`: companies are not in `migration.objects`")
+        );
+        assert!(
+            err(GOOD.to_owned() + "[fields.contacts]\na = \"\"\n").contains("`fields.contacts`")
+        );
+        assert!(
+            err(GOOD.replace(
+                "connector = \"salesforce\"",
+                "connector = \"salesforce\"\ncreate_missing_fields = \"yes\""
+            ))
+            .contains("sink.create_missing_fields")
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ macro_rules! eprintln {
 mod config;
 mod connectors;
 mod demo;
+mod fields;
 mod hardening;
 mod out;
 mod plan;
@@ -109,6 +110,9 @@ enum Command {
     /// A dry run: checks config and connectivity, reads each object's first page and shows
     /// what would be written (values masked), writing nothing.
     Plan(plan::PlanArgs),
+    /// Lists the source's and the sink's fields for each configured object (kinds, picklist
+    /// options, what each is carried as, which are unmapped), reading no record.
+    Fields(fields::FieldsArgs),
     /// Checks the config, credentials and connectivity of source and sink, writing nothing.
     Check {
         /// The config file.
@@ -245,18 +249,22 @@ fn init_logging(verbose: u8) {
 async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> {
     match (cli.command, prepared) {
         (Command::Demo(args), _) => demo::run(args, cli.quiet).await,
-        (Command::Migrate(args), Some(run)) => {
+        (Command::Migrate(args), Some(mut run)) => {
             guard_same_account(&run, args.run.allow_same_account).await?;
-            run_config(Mode::Migrate, args.run, run, cli.quiet).await
+            let setup = map_fields(&mut run, fields::Creating::Allowed).await?;
+            run_config(Mode::Migrate, args.run, run, cli.quiet, setup).await
         }
-        (Command::Verify(args), Some(run)) => {
+        (Command::Verify(args), Some(mut run)) => {
             guard_same_account(&run, args.allow_same_account).await?;
-            run_config(Mode::Verify, args, run, cli.quiet).await
+            let setup = map_fields(&mut run, fields::Creating::Never).await?;
+            run_config(Mode::Verify, args, run, cli.quiet, setup).await
         }
-        (Command::Plan(args), Some(run)) => {
+        (Command::Plan(args), Some(mut run)) => {
             guard_same_account(&run, args.allow_same_account).await?;
-            plan::run(args, run).await
+            let setup = map_fields(&mut run, fields::Creating::WouldCreate).await?;
+            plan::run(args, run, setup).await
         }
+        (Command::Fields(args), _) => fields::run(args).await,
         (Command::Migrate(_) | Command::Verify(_) | Command::Plan(_), None) => Err(
             CliError::failed(anyhow::anyhow!("internal error: the run was not prepared")),
         ),
@@ -311,7 +319,9 @@ fn prepare(command: &Command) -> Result<Option<Prepared>, CliError> {
             args.allow_same_account,
         )?),
         Command::Demo(_) => None,
-        Command::Check { .. } | Command::Sandbox(_) | Command::Connectors => return Ok(None),
+        Command::Check { .. } | Command::Sandbox(_) | Command::Connectors | Command::Fields(_) => {
+            return Ok(None);
+        }
     };
     let checkpoint = prepared
         .as_ref()
@@ -355,6 +365,7 @@ fn prepare_run(
         quality: config.migration.quality_rules(),
         checkpoint,
         stop: None,
+        value_maps: Default::default(),
     };
     Ok(Prepared {
         config,
@@ -380,6 +391,29 @@ fn refuse_static_same_account(
     }
 }
 
+/// Resolves the config's field map against both vendors' fields (creating sink fields when
+/// `creating` and the config allow), gives each connector its bindings and the run its
+/// picklist value maps. Before anything is read or written.
+async fn map_fields(
+    run: &mut Prepared,
+    creating: fields::Creating,
+) -> Result<fields::FieldSetup, CliError> {
+    let setup = fields::resolve(
+        &run.source,
+        &run.sink,
+        &run.config,
+        &run.options.objects,
+        creating,
+    )
+    .await?;
+    run.options.value_maps = setup
+        .plans
+        .iter()
+        .map(|(object, plan)| (*object, plan.value_maps.clone()))
+        .collect();
+    Ok(setup)
+}
+
 /// Refuses (exit 2) a run whose source and sink credentials reach the account the vendor
 /// names the same, before anything is read or written, unless `allow`.
 async fn guard_same_account(run: &Prepared, allow: bool) -> Result<(), CliError> {
@@ -394,6 +428,7 @@ async fn run_config(
     args: RunArgs,
     prepared: Prepared,
     quiet: bool,
+    setup: fields::FieldSetup,
 ) -> Result<u8, CliError> {
     let Prepared {
         source,
@@ -401,7 +436,12 @@ async fn run_config(
         options,
         ..
     } = prepared;
-    let report = execute(mode, source, sink, &options, quiet, args.progress_interval).await;
+    let mut report = execute(mode, source, sink, &options, quiet, args.progress_interval).await;
+    report.fields_created = setup
+        .created
+        .iter()
+        .map(|f| format!("{}.{} ({})", f.object, f.name, f.kind))
+        .collect();
     print_report(&report, args.report)?;
     Ok(report.exit_code())
 }

@@ -42,7 +42,11 @@ const PREVIEW: usize = 3;
 
 /// Runs the dry run and prints it on stdout. Exit 0 when both vendors answered and every first
 /// page was read, 1 otherwise.
-pub async fn run(args: PlanArgs, prepared: Prepared) -> Result<u8, CliError> {
+pub async fn run(
+    args: PlanArgs,
+    prepared: Prepared,
+    setup: crate::fields::FieldSetup,
+) -> Result<u8, CliError> {
     let Prepared {
         source,
         sink,
@@ -106,6 +110,10 @@ pub async fn run(args: PlanArgs, prepared: Prepared) -> Result<u8, CliError> {
                         stored.join(", ")
                     }
                 );
+                let plan = setup.plans.get(&object);
+                if let Some(plan) = plan {
+                    describe_field_plan(&mut out, plan);
+                }
                 let page = match source.read_page(object, None).await {
                     Ok(page) => page,
                     Err(e) => {
@@ -114,6 +122,25 @@ pub async fn run(args: PlanArgs, prepared: Prepared) -> Result<u8, CliError> {
                         continue;
                     }
                 };
+                if let Some(plan) = plan {
+                    let refused = page
+                        .records
+                        .iter()
+                        .filter(|r| unmapped_value(r, &plan.value_maps))
+                        .count();
+                    if refused > 0 {
+                        let _ = writeln!(
+                            out,
+                            "  first page: {} a picklist value with no sink value (refused by a \
+                             migration, by source id)",
+                            ferry_core::report::count(
+                                refused as u64,
+                                "record holds",
+                                "records hold"
+                            )
+                        );
+                    }
+                }
                 let not_carried = not_carried(&page.records, &stored);
                 if !not_carried.is_empty() {
                     let _ = writeln!(
@@ -175,6 +202,73 @@ pub async fn run(args: PlanArgs, prepared: Prepared) -> Result<u8, CliError> {
         print!("\n{}", summary::sandbox(status));
     }
     Ok(code)
+}
+
+/// Whether `record` holds a picklist label the sink has no value for.
+fn unmapped_value(record: &Record, maps: &[ferry_core::fieldplan::ValueMap]) -> bool {
+    maps.iter().any(|map| {
+        record
+            .text(&map.canonical)
+            .is_some_and(|label| map.apply(label) == ferry_core::fieldplan::Mapped::Unmapped)
+    })
+}
+
+/// The field map of one object: the carried pairs with their kinds, the fields that would be
+/// created, the source's picklist labels the sink has no value for (labels are the vendors'
+/// metadata, not record values), and suggestions for unmapped source fields.
+fn describe_field_plan(out: &mut String, plan: &ferry_core::fieldplan::FieldPlan) {
+    for m in &plan.mapped {
+        let _ = writeln!(
+            out,
+            "  {} field: source `{}` ({}) -> `{}` ({}), verified as `{}`",
+            if m.configured { "mapped" } else { "picklist" },
+            escape_control(&m.source),
+            m.source_kind,
+            escape_control(&m.sink),
+            m.sink_kind,
+            escape_control(&m.canonical)
+        );
+    }
+    for new in &plan.to_create {
+        let _ = writeln!(
+            out,
+            "  would create in the sink (create_missing_fields): `{}` ({})",
+            escape_control(&new.name),
+            new.kind
+        );
+    }
+    for map in &plan.value_maps {
+        let Some(binding) = plan
+            .source_bindings
+            .iter()
+            .find(|b| b.canonical == map.canonical.as_str())
+        else {
+            continue;
+        };
+        let unmapped = map.unmapped(binding.options.iter().map(|o| o.label.as_str()));
+        if !unmapped.is_empty() {
+            let _ = writeln!(
+                out,
+                "  source values of `{}` with no value in the sink's `{}` (records holding them \
+                 are refused; map them in [values]): {}",
+                escape_control(&binding.vendor),
+                escape_control(&map.sink_field),
+                escape_control(&unmapped.join(", "))
+            );
+        }
+    }
+    for s in &plan.unmapped {
+        let _ = writeln!(
+            out,
+            "  unmapped source field `{}` ({}){}",
+            escape_control(&s.source),
+            escape_control(&s.label),
+            s.sink
+                .as_ref()
+                .map(|n| format!(": most like the sink's `{}`", escape_control(n)))
+                .unwrap_or_default()
+        );
+    }
 }
 
 /// Fields the records hold that the sink does not store, as the migration's report counts them.

@@ -49,6 +49,14 @@ pub fn human(report: &Report) -> String {
             report.sink
         );
     }
+    if !report.fields_created.is_empty() {
+        let _ = writeln!(
+            out,
+            "created in {} (create_missing_fields): {}",
+            report.sink,
+            crate::plan::escape_control(&report.fields_created.join(", "))
+        );
+    }
     let resumed: u64 = report.objects.iter().map(|o| o.already_done).sum();
     if resumed > 0 {
         let _ = writeln!(
@@ -289,6 +297,7 @@ mod tests {
             interrupted: true,
             checkpoint: None,
             checkpoint_saved: false,
+            fields_created: Vec::new(),
         }
     }
 

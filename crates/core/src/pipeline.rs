@@ -74,6 +74,9 @@ pub struct RunOptions {
     pub checkpoint: Option<Arc<CheckpointFile>>,
     /// Becomes `true` when the run must stop: no new page is read, batches in flight finish.
     pub stop: Option<watch::Receiver<bool>>,
+    /// Per object, the picklist labels carried from the source's list into the sink's
+    /// (`fieldplan`): applied to each record before it is checked and hashed.
+    pub value_maps: std::collections::BTreeMap<ObjectType, Vec<crate::fieldplan::ValueMap>>,
 }
 
 impl Default for RunOptions {
@@ -84,6 +87,7 @@ impl Default for RunOptions {
             quality: QualityRules::default(),
             checkpoint: None,
             stop: None,
+            value_maps: Default::default(),
         }
     }
 }
@@ -284,6 +288,7 @@ pub async fn run(
         interrupted: false,
         checkpoint: None,
         checkpoint_saved: false,
+        fields_created: Vec::new(),
     };
     let checkpoint = options
         .checkpoint
@@ -473,7 +478,8 @@ async fn run_object(
                 sink.required_fields(object),
                 known_parents,
             )
-            .with_opt_out_needs_email(sink.opt_out_needs_email(object)),
+            .with_opt_out_needs_email(sink.opt_out_needs_email(object))
+            .with_value_maps(options.value_maps.get(&object).cloned().unwrap_or_default()),
             batch_size,
             start,
             stop: options.stop.clone(),

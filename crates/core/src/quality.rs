@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use crate::fieldplan::{CUSTOM_PREFIX, Mapped, ValueMap};
 use crate::model::{FieldType, ObjectType, Record, Value, field};
 
 /// What to do with a record whose email address is malformed.
@@ -280,6 +281,12 @@ fn text_marks(text: &str) -> TextMarks {
     marks
 }
 
+/// The code of a record refused because a picklist label has no value in the sink's list.
+pub const UNMAPPED_VALUE: &str = "UNMAPPED_VALUE";
+
+/// The code of the warning for a picklist value the value table leaves empty (`"*" = ""`).
+pub const VALUE_LEFT_EMPTY: &str = "VALUE_LEFT_EMPTY";
+
 /// The code of a record refused because the sink cannot hold its email opt-out.
 pub const OPT_OUT_NOT_REPRESENTABLE: &str = "OPT_OUT_NOT_REPRESENTABLE";
 
@@ -315,6 +322,8 @@ pub struct QualityChecker {
     seen_emails: HashSeen,
     seen_ids: HashSeen,
     known_parents: KnownIds,
+    /// Picklist labels carried from the source's list into the sink's ([`ValueMap`]).
+    value_maps: Vec<ValueMap>,
 }
 
 /// The source ids (hashed) of the objects read whole earlier in this run, by object: a
@@ -340,7 +349,16 @@ impl QualityChecker {
             seen_emails: HashSeen::default(),
             seen_ids: HashSeen::default(),
             known_parents,
+            value_maps: Vec::new(),
         }
+    }
+
+    /// Carries picklist labels into the sink's list before anything else is checked: a label
+    /// the sink has no value for refuses the record ([`UNMAPPED_VALUE`]), unless the value
+    /// table says to leave it empty ([`VALUE_LEFT_EMPTY`], a warning).
+    pub fn with_value_maps(mut self, maps: Vec<ValueMap>) -> QualityChecker {
+        self.value_maps = maps;
+        self
     }
 
     /// Refuses records that opted out of email but have no valid address, for a sink that
@@ -420,6 +438,7 @@ impl QualityChecker {
                 action: Action::Write,
             });
         }
+        self.map_values(record, &mut findings);
         self.check_required(record, &mut findings);
         self.check_references(record, &mut findings);
         self.check_emails(record, &mut findings);
@@ -438,6 +457,45 @@ impl QualityChecker {
     /// The hashes of every source id checked (see [`id_hash`]), for the children's checker.
     pub fn into_seen_ids(self) -> HashSeen {
         self.seen_ids
+    }
+
+    fn map_values(&self, record: &mut Record, findings: &mut Vec<Finding>) {
+        for map in &self.value_maps {
+            let Some(Value::Text(label)) = record.fields.get_mut(map.canonical.as_str()) else {
+                continue;
+            };
+            match map.apply(label) {
+                Mapped::To(sink_label) => *label = sink_label,
+                Mapped::Empty => {
+                    record.fields.remove(map.canonical.as_str());
+                    findings.push(Finding {
+                        code: VALUE_LEFT_EMPTY,
+                        reason: format!(
+                            "field `{}`: the value table leaves this value empty in sink field `{}`",
+                            map.canonical, map.sink_field
+                        ),
+                        action: Action::Write,
+                    });
+                }
+                Mapped::Unmapped => findings.push(Finding {
+                    code: UNMAPPED_VALUE,
+                    reason: format!(
+                        "field `{}` of {}: the sink's picklist `{}` has no option with this \
+                         label; map it in [values.{}.{}] (\"*\" = \"\" leaves such values empty)",
+                        map.canonical,
+                        record.object,
+                        map.sink_field,
+                        record.object,
+                        if map.canonical.starts_with(CUSTOM_PREFIX) {
+                            &map.sink_field
+                        } else {
+                            &map.canonical
+                        }
+                    ),
+                    action: Action::Reject,
+                }),
+            }
+        }
     }
 
     fn check_required(&self, record: &mut Record, findings: &mut Vec<Finding>) {
@@ -825,6 +883,59 @@ mod tests {
         let mut flag =
             QualityChecker::new(QualityRules::default(), "zoho", vec![], KnownIds::new());
         assert!(flag.check(&mut opted_out("c", None)).is_empty());
+    }
+
+    #[test]
+    fn picklist_labels_are_carried_refused_or_left_empty_before_anything_else() {
+        let map = ValueMap {
+            canonical: field::INDUSTRY.into(),
+            sink_field: "industry".into(),
+            table: vec![("Technology".into(), Some("Computer Software".into()))],
+            otherwise: None,
+            sink_labels: Some(vec!["Computer Software".into(), "Retail".into()]),
+        };
+        let company = |i: usize, industry: &str| {
+            let mut r = Record::new(ObjectType::Companies, i.to_string());
+            r.set(field::NAME, Value::Text("Acme".into()));
+            r.set(field::INDUSTRY, Value::Text(industry.into()));
+            r
+        };
+        let plain = || QualityChecker::new(QualityRules::default(), "s", vec![], KnownIds::new());
+        let mut q = plain().with_value_maps(vec![map.clone()]);
+        let mut mapped = company(1, "technology");
+        assert!(q.check(&mut mapped).is_empty());
+        assert_eq!(mapped.text(field::INDUSTRY), Some("Computer Software"));
+        let mut same = company(2, "RETAIL ");
+        assert!(q.check(&mut same).is_empty());
+        assert_eq!(same.text(field::INDUSTRY), Some("Retail"));
+        let refused = q.check(&mut company(3, "Banking"));
+        assert_eq!(refused.len(), 1);
+        assert_eq!(
+            (refused[0].code, refused[0].action),
+            (UNMAPPED_VALUE, Action::Reject)
+        );
+        assert!(
+            refused[0].reason.contains("[values.companies.industry]"),
+            "{}",
+            refused[0].reason
+        );
+        assert!(
+            !refused[0].reason.contains("Banking"),
+            "{}",
+            refused[0].reason
+        );
+
+        let mut q = plain().with_value_maps(vec![ValueMap {
+            otherwise: Some(None),
+            ..map
+        }]);
+        let mut emptied = company(4, "Banking");
+        let findings = q.check(&mut emptied);
+        assert_eq!(
+            (findings[0].code, findings[0].action),
+            (VALUE_LEFT_EMPTY, Action::Write)
+        );
+        assert_eq!(emptied.get(field::INDUSTRY), None);
     }
 
     #[test]

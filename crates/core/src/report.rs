@@ -209,6 +209,8 @@ pub struct Report {
     /// Whether the run's last save of the checkpoint succeeded (false without one): only then
     /// may the summary say that progress is saved.
     pub checkpoint_saved: bool,
+    /// Sink fields this run created (`create_missing_fields`), as `object.field (kind)`.
+    pub fields_created: Vec<String>,
 }
 
 impl Report {
