@@ -490,6 +490,11 @@ impl Record {
         }
     }
 
+    /// Sets a field named at run time (a mapped field's `custom.<name>`).
+    pub fn set_named(&mut self, field: impl Into<FieldName>, value: Value) {
+        self.fields.insert(field.into(), value);
+    }
+
     /// The value of `field`, if present.
     pub fn get(&self, field: &str) -> Option<&Value> {
         self.fields.get(field)

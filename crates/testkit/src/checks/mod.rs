@@ -13,11 +13,13 @@
 //! | `sink::refused_record` | sink | a refusal is an outcome without values, sent once, not retried |
 //! | `sink::retries_429` | sink | a migration through throttling loses nothing |
 //! | `sink::retries_5xx` | sink | a migration through 503s loses nothing |
+//! | `fields` | both | the vendor's fields are listed (seeded custom fields with kinds and picklist options); mapped custom fields are read, written and read back equal, picklists as labels; an unknown label refuses its record only; a created field is listed and stored |
 //! | `round_trip` | both | records written by the sink read back through the source unchanged |
 //! | `account_id` | always | the account id is non-empty, stable, the same through both roles, another account's differs |
 //! | `secrets` | always | no credential in any log line or error; wrong credentials are `Auth` errors |
 
 pub(crate) mod account;
+pub(crate) mod fields;
 pub(crate) mod round_trip;
 pub(crate) mod secrets;
 pub(crate) mod sink;
@@ -105,6 +107,7 @@ pub(crate) fn all() -> Vec<Check> {
         check("sink::retries_5xx", Sink, Main, |c| {
             Box::pin(sink::retries_5xx(c))
         }),
+        check("fields", Both, Main, |c| Box::pin(fields::fields(c))),
         check("round_trip", Both, Main, |c| {
             Box::pin(round_trip::round_trip(c))
         }),
