@@ -1,6 +1,7 @@
 //! ferry's engine: the canonical record model, the connector traits, the pipeline that moves
 //! records between them, the shared HTTP layer, checksums and the run report.
 
+pub mod batch;
 pub mod checkpoint;
 pub mod checksum;
 pub mod connector;
@@ -17,6 +18,7 @@ pub mod quality;
 pub mod redact;
 pub mod report;
 pub mod resend;
+pub mod resolver;
 pub mod secret;
 
 pub use checksum::{AggregateDigest, Digest, Projection, record_digest};
