@@ -357,7 +357,12 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
         let Some(canonical) = &dst.canonical else {
             continue;
         };
-        if out.mapped.iter().any(|m| &m.canonical == canonical) {
+        // Only a text field travels as a label: a flag or a number a vendor keeps in a
+        // list (Pipedrive's marketing status for the opt-out) is its connector's own mapping.
+        let text = object
+            .field(canonical)
+            .is_some_and(|f| f.ty == FieldType::Text);
+        if !text || out.mapped.iter().any(|m| &m.canonical == canonical) {
             continue;
         }
         let Some(src) = source

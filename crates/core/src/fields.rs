@@ -86,10 +86,11 @@ impl FieldKind {
         })
     }
 
-    /// Whether every value of a field of this kind can be written into a field of kind `to`
+    /// Whether the values of a field of this kind can be written into a field of kind `to`
     /// without loss or guessing: the same kind, a whole number into a decimal, anything
-    /// textual into text, and text into an email, phone or picklist field (a picklist by
-    /// label, checked per value).
+    /// textual into text, and, checked per value, text into an email, phone or picklist field
+    /// (a picklist by label) and a decimal into a whole-number field (many vendors keep every
+    /// number as a decimal: a value with a fraction refuses its record, naming the field).
     pub fn fits(self, to: FieldKind) -> bool {
         use FieldKind::*;
         match (self, to) {
@@ -97,7 +98,7 @@ impl FieldKind {
                 false
             }
             (a, b) if a == b => true,
-            (Integer, Decimal) => true,
+            (Integer, Decimal) | (Decimal, Integer) => true,
             (Email | Phone | Picklist | Date | Integer | Decimal, Text) => true,
             (Text | Picklist, Picklist) | (Text, Email | Phone) => true,
             _ => false,
@@ -416,7 +417,7 @@ mod tests {
     fn kinds_fit_only_without_loss() {
         use FieldKind::*;
         assert!(Integer.fits(Decimal));
-        assert!(!Decimal.fits(Integer));
+        assert!(Decimal.fits(Integer), "checked per value");
         assert!(!Text.fits(Decimal));
         assert!(Decimal.fits(Text));
         assert!(Text.fits(Picklist));
