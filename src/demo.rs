@@ -3,7 +3,7 @@
 use ferry_core::{Mode, Outcome, RunOptions};
 use ferry_sandbox::{SandboxConfig, VendorSetup, seed::Mess};
 
-use crate::config::ConnectorTable;
+use crate::config::{Config, ConnectorTable, MigrationConfig};
 use crate::{CliError, ReportFormat};
 
 /// Options of `ferry demo`.
@@ -30,6 +30,14 @@ pub struct DemoArgs {
     /// Exit as `migrate` would: 3 when any record failed, even the demo's deliberately bad ones.
     #[arg(long)]
     strict: bool,
+}
+
+/// The demo's field map between two emulators: none beyond the standard fields yet.
+fn demo_fields(
+    _from: ferry_sandbox::EmulatorSpec,
+    _to: ferry_sandbox::EmulatorSpec,
+) -> std::collections::BTreeMap<ferry_core::ObjectType, ferry_core::fieldplan::FieldSettings> {
+    std::collections::BTreeMap::new()
 }
 
 /// Puts every emulator's sandbox-only credentials in this process's environment, where the
@@ -101,25 +109,32 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<u8, CliError> {
         args.to,
         to.running.base_url,
     );
-    let source = crate::connectors::source(&ConnectorTable::from_settings(
-        "source",
-        &args.from,
-        &from.connector_settings(),
-    ))?;
-    let sink = crate::connectors::sink(&ConnectorTable::from_settings(
-        "sink",
-        &args.to,
-        &to.connector_settings(),
-    ))?;
-    let report = crate::execute(
-        Mode::Migrate,
-        source,
-        sink,
-        &RunOptions::default(),
-        quiet,
-        5,
+    let config = Config {
+        source: ConnectorTable::from_settings("source", &args.from, &from.connector_settings()),
+        sink: ConnectorTable::from_settings("sink", &args.to, &to.connector_settings()),
+        migration: MigrationConfig::default(),
+        fields: demo_fields(from.spec, to.spec),
+        create_missing_fields: false,
+    };
+    let source = crate::connectors::source(&config.source)?;
+    let sink = crate::connectors::sink(&config.sink)?;
+    let mut options = RunOptions::default();
+    // The same field map resolution as `migrate`: both vendors' field metadata, picklists
+    // carried by label (and by the demo's industry table).
+    let setup = crate::fields::resolve(
+        &source,
+        &sink,
+        &config,
+        &options.objects,
+        crate::fields::Creating::Never,
     )
-    .await;
+    .await?;
+    options.value_maps = setup
+        .plans
+        .iter()
+        .map(|(object, plan)| (*object, plan.value_maps.clone()))
+        .collect();
+    let report = crate::execute(Mode::Migrate, source, sink, &options, quiet, 5).await;
     crate::print_report(&report, args.report)?;
     let code = report.exit_code();
     if report.outcome == Outcome::RecordsFailed && !args.strict {
