@@ -115,6 +115,7 @@ pub(crate) async fn fields(ctx: Arc<Ctx>) -> Verdict {
     let source = ctx.source(&served, None)?;
     let sink = ctx.sink(&served, None)?;
     let mut listed = 0usize;
+    let mut types: BTreeMap<String, ferry_core::FieldType> = BTreeMap::new();
     for object in objects(&ctx) {
         let from = source
             .describe(object)
@@ -139,6 +140,7 @@ pub(crate) async fn fields(ctx: Arc<Ctx>) -> Verdict {
         }
         listed += to.len();
         let mapped = bindings(&to, object)?;
+        types.extend(mapped.iter().map(|b| (b.canonical.to_string(), b.ty)));
         source
             .map_fields(object, &mapped)
             .map_err(|e| ctx.error(&format!("source map_fields({object})"), &e))?;
@@ -201,7 +203,14 @@ pub(crate) async fn fields(ctx: Arc<Ctx>) -> Verdict {
         let values = seeded_values(&seed, object);
         for (name, list) in &values {
             for (record, value) in records.iter_mut().zip(list.iter().cycle()) {
-                record.set_named(name.clone(), value.clone());
+                // As the engine sends it: a whole number into a decimal field as a decimal.
+                let value = match (types.get(name), value) {
+                    (Some(ferry_core::FieldType::Decimal), Value::Integer(n)) => {
+                        Value::Decimal(*n as f64)
+                    }
+                    _ => value.clone(),
+                };
+                record.set_named(name.clone(), value);
             }
         }
         // Contacts would need their companies; the reference is not what this check is about.
