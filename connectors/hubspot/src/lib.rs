@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod config;
+pub mod fields;
 pub mod mapping;
 pub mod policy;
 pub mod sink;
