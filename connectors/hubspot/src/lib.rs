@@ -5,7 +5,8 @@
 //!
 //! Read top to bottom: [`config`] (the settings), [`policy`] (retries, rate-limit headers,
 //! error bodies), [`client`] (auth and requests), [`mapping`] (HubSpot properties ↔ canonical
-//! fields), [`source`] (paging), [`sink`] (writing and reading back). The sandbox's HubSpot
+//! fields), [`fields`] (the properties API as field metadata, creating properties), [`source`]
+//! (paging), [`sink`] (writing and reading back). The sandbox's HubSpot
 //! emulator backs the tests.
 
 pub mod client;
