@@ -161,6 +161,84 @@ describe("hubspot: @hubspot/api-client", () => {
     assert.ok(ro.body.errors.some((x) => x.code === "READ_ONLY_VALUE"));
   });
 
+  test("the properties API lists the seeded custom properties and industry's options", async () => {
+    const companies = await hs.crm.properties.coreApi.getAll("companies", false);
+    const byName = new Map(companies.results.map((p) => [p.name, p]));
+    for (const [name, type, fieldType] of [
+      ["region", "string", "text"],
+      ["seats", "number", "number"],
+      ["tier", "enumeration", "select"],
+    ]) {
+      const p = byName.get(name);
+      assert.ok(p, `companies.${name} is listed`);
+      assert.equal(p.type, type);
+      assert.equal(p.fieldType, fieldType);
+      assert.equal(p.hubspotDefined, false);
+      assert.equal(p.modificationMetadata.readOnlyValue, false);
+    }
+    assert.deepEqual(
+      byName.get("tier").options.map((o) => [o.value, o.label]),
+      [["gold", "Gold"], ["silver", "Silver"], ["bronze", "Bronze"]],
+    );
+    const industry = byName.get("industry");
+    assert.equal(industry.type, "enumeration");
+    assert.ok(industry.options.some((o) => o.value === "COMPUTER_SOFTWARE" && o.label === "Computer Software"));
+    assert.equal(byName.get("hs_object_id").modificationMetadata.readOnlyValue, true);
+
+    const contacts = await hs.crm.properties.coreApi.getAll("contacts");
+    const names = contacts.results.map((p) => p.name);
+    assert.ok(names.includes("favourite_colour") && names.includes("loyalty_points"));
+    assert.equal((await hs.crm.properties.coreApi.getByName("contacts", "loyalty_points")).type, "number");
+
+    // Seeded values come when asked for by name, Tier as its internal value.
+    const page = await hs.crm.companies.basicApi.getPage(100, undefined, ["region", "seats", "tier"]);
+    const tiers = page.results.map((c) => c.properties.tier).filter((t) => t != null);
+    assert.ok(tiers.length > 0, "seeded tiers");
+    assert.ok(tiers.every((t) => ["gold", "silver", "bronze"].includes(t)));
+    assert.ok(page.results.some((c) => /^\d+$/.test(c.properties.seats ?? "")));
+    const plain = await hs.crm.companies.basicApi.getPage(5);
+    assert.equal(plain.results[0].properties.tier, undefined);
+  });
+
+  test("a created enumeration property takes its options, and refuses a value outside them", async () => {
+    const created = await hs.crm.properties.coreApi.create("companies", {
+      name: "sdk_band",
+      label: "SDK band",
+      type: "enumeration",
+      fieldType: "select",
+      groupName: "companyinformation",
+      options: [
+        { label: "Small", value: "small", displayOrder: 0, hidden: false },
+        { label: "Large", value: "large", displayOrder: 1, hidden: false },
+      ],
+    });
+    assert.equal(created.name, "sdk_band");
+    assert.equal(created.hubspotDefined, false);
+    assert.ok(created.createdAt instanceof Date);
+    assert.deepEqual(created.options.map((o) => o.label), ["Small", "Large"]);
+    const read = await hs.crm.properties.coreApi.getByName("companies", "sdk_band");
+    assert.equal(read.options.length, 2);
+
+    const co = await hs.crm.companies.basicApi.create({ properties: { name: "Band Co", sdk_band: "large", tier: "gold", seats: "12" }, associations: [] });
+    const back = await hs.crm.companies.basicApi.getById(co.id, ["sdk_band", "tier", "seats"]);
+    assert.equal(back.properties.sdk_band, "large");
+    assert.equal(back.properties.tier, "gold");
+    assert.equal(back.properties.seats, "12");
+
+    for (const properties of [{ name: "X", tier: "Gold" }, { name: "X", sdk_band: "medium" }]) {
+      const e = await thrown(() => hs.crm.companies.basicApi.create({ properties, associations: [] }));
+      assert.equal(e.code, 400);
+      assert.ok(e.body.errors.some((x) => x.code === "INVALID_OPTION"), JSON.stringify(e.body));
+    }
+    const unknown = await thrown(() => hs.crm.companies.basicApi.create({ properties: { name: "X", shoe_size: "9" }, associations: [] }));
+    assert.equal(unknown.code, 400);
+    assert.ok(unknown.body.errors.some((x) => x.code === "PROPERTY_DOESNT_EXIST"));
+    const dup = await thrown(() =>
+      hs.crm.properties.coreApi.create("companies", { name: "sdk_band", label: "Again", type: "string", fieldType: "text", groupName: "companyinformation" }),
+    );
+    assert.equal(dup.code, 409);
+  });
+
   test("consent: an unsubscribe-all shows as hs_email_optout, and seeded opt-outs read as true", async () => {
     const all = await hs.crm.contacts.getAll(100, undefined, ["email", "hs_email_optout"]);
     const optedOut = all.filter((c) => c.properties.hs_email_optout === "true");

@@ -5,11 +5,13 @@
 //!
 //! Read top to bottom: [`config`] (the settings), [`policy`] (retries, rate-limit headers,
 //! error bodies), [`client`] (auth and requests), [`mapping`] (HubSpot properties ↔ canonical
-//! fields), [`source`] (paging), [`sink`] (writing and reading back). The sandbox's HubSpot
+//! fields), [`fields`] (the properties API as field metadata, creating properties), [`source`]
+//! (paging), [`sink`] (writing and reading back). The sandbox's HubSpot
 //! emulator backs the tests.
 
 pub mod client;
 pub mod config;
+pub mod fields;
 pub mod mapping;
 pub mod policy;
 pub mod sink;
@@ -52,11 +54,13 @@ fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
         needs: match role {
             ferry_core::Role::Source => {
                 "private-app scopes crm.objects.companies.read, crm.objects.contacts.read, \
-                 communication_preferences.read; no write scope"
+                 communication_preferences.read, and crm.schemas.companies.read and \
+                 crm.schemas.contacts.read (the properties API, for field metadata); no write scope"
             }
             ferry_core::Role::Sink => {
                 "private-app scopes crm.objects.companies.read/.write, crm.objects.contacts.read/.write, \
-                 crm.schemas.companies.write and crm.schemas.contacts.write (the source-id property), \
+                 crm.schemas.companies.read/.write and crm.schemas.contacts.read/.write (field \
+                 metadata, the source-id property and created custom properties), \
                  communication_preferences.read_write"
             }
         },

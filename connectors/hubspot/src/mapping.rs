@@ -8,9 +8,13 @@ use std::borrow::Cow;
 use std::fmt;
 
 use ferry_core::json::{Object, Text};
-use ferry_core::{ObjectType, Record, RecordRejection, Value, field};
+use ferry_core::{
+    FieldBinding, FieldMap, FieldMaps, ObjectType, Record, RecordRejection, Value, field,
+};
 use serde::de::Visitor;
 use serde::{Deserialize, Deserializer};
+
+use crate::VENDOR;
 
 /// Canonical contact field ↔ HubSpot contact property.
 pub const CONTACT_PROPERTIES: &[(&str, &str)] = &[
@@ -58,6 +62,17 @@ pub fn properties(object: ObjectType) -> &'static [(&'static str, &'static str)]
     }
 }
 
+/// The standard field map of `object`: its table, typed by the canonical schema.
+pub fn standard_map(object: ObjectType) -> FieldMap {
+    FieldMap::standard(object, properties(object))
+}
+
+/// The standard field maps of every object the connector moves, to which `map_fields` adds
+/// the operator's mapped fields.
+pub fn field_maps() -> FieldMaps {
+    FieldMaps::new(ObjectType::ALL.into_iter().map(|o| (o, standard_map(o))))
+}
+
 /// Mapped properties a sink does not write: HubSpot sets the timestamps itself, and refuses
 /// `hs_email_optout` through the CRM objects API (`READ_ONLY_VALUE`); an opt-out is recorded
 /// through the communication-preferences API instead.
@@ -68,20 +83,17 @@ pub const NOT_WRITTEN: &[&str] = &[
     "hs_lastmodifieddate",
 ];
 
-/// The (canonical field, HubSpot property) pairs a sink writes with each upsert.
-pub fn written_properties(
-    object: ObjectType,
-) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
-    properties(object)
-        .iter()
-        .filter(|(_, p)| !NOT_WRITTEN.contains(p))
+/// The bindings of `map` a sink writes with each upsert.
+pub fn written_properties(map: &FieldMap) -> impl Iterator<Item = &FieldBinding> {
+    map.iter()
+        .filter(|b| !NOT_WRITTEN.contains(&b.vendor.as_ref()))
 }
 
-/// The canonical fields a HubSpot sink stores and reads back: the written properties, and for
-/// contacts also the email opt-out and the primary company.
-pub fn stored_fields(object: ObjectType) -> Vec<String> {
-    let mut fields: Vec<String> = written_properties(object)
-        .map(|(c, _)| (*c).to_owned())
+/// The canonical fields a HubSpot sink stores and reads back: the written properties of `map`
+/// (standard and mapped), and for contacts also the email opt-out and the primary company.
+pub fn stored_fields(object: ObjectType, map: &FieldMap) -> Vec<String> {
+    let mut fields: Vec<String> = written_properties(map)
+        .map(|b| b.canonical.to_string())
         .collect();
     if object == ObjectType::Contacts {
         fields.push(field::EMAIL_OPT_OUT.to_owned());
@@ -90,22 +102,33 @@ pub fn stored_fields(object: ObjectType) -> Vec<String> {
     fields
 }
 
-/// The HubSpot properties of an upsert of `record`: every written property, with `""` for a
-/// field the record lacks, so that an upsert clears what the source no longer holds and the
-/// sink ends equal to the source.
-pub fn to_properties(record: &Record) -> serde_json::Map<String, serde_json::Value> {
-    written_properties(record.object)
-        .map(|(canonical, property)| {
-            let value = record
-                .get(canonical)
-                .map(Value::to_vendor_string)
-                .unwrap_or_default();
-            ((*property).to_owned(), serde_json::Value::String(value))
+/// The HubSpot properties of an upsert of `record` through `map`: every written property,
+/// with `""` for a field the record lacks, so that an upsert clears what the source no longer
+/// holds and the sink ends equal to the source. A picklist label becomes its internal value;
+/// a label the property's options lack refuses the record (`NO_SUCH_OPTION`), naming the
+/// field, never the value.
+pub fn to_properties(
+    record: &Record,
+    map: &FieldMap,
+) -> Result<serde_json::Map<String, serde_json::Value>, RecordRejection> {
+    written_properties(map)
+        .map(|binding| {
+            let value = match record.get(&binding.canonical) {
+                None => String::new(),
+                Some(value) if binding.is_picklist() => {
+                    let label = value.to_vendor_string();
+                    binding
+                        .write_option(VENDOR, &record.source_id, &label)?
+                        .to_owned()
+                }
+                Some(value) => value.to_vendor_string(),
+            };
+            Ok((binding.vendor.to_string(), serde_json::Value::String(value)))
         })
         .collect()
 }
 
-/// The canonical field a HubSpot property of `object` maps to, if any.
+/// The canonical field a HubSpot property of `object` maps to in the standard table, if any.
 pub fn canonical(object: ObjectType, property: &str) -> Option<&'static str> {
     properties(object)
         .iter()
@@ -260,23 +283,35 @@ impl HubspotObject<'_> {
     }
 }
 
-/// Maps a HubSpot object to a canonical record, or says which fields could not be read.
-pub fn to_record(object: ObjectType, raw: &HubspotObject) -> Result<Record, RecordRejection> {
+/// Maps a HubSpot object to a canonical record through `map` (a picklist's internal value
+/// becomes its label), or says which fields could not be read.
+pub fn to_record(
+    object: ObjectType,
+    map: &FieldMap,
+    raw: &HubspotObject,
+) -> Result<Record, RecordRejection> {
     let mut record = Record::new(object, raw.id.clone());
     let mut problems = Vec::new();
-    for &(canonical, property) in properties(object) {
-        let value = raw.property_text(property).or(match canonical {
-            field::CREATED_AT => raw.created_at.as_deref().map(Cow::Borrowed),
-            field::UPDATED_AT => raw.updated_at.as_deref().map(Cow::Borrowed),
-            _ => None,
-        });
-        if let Some(value) = value {
-            if let Err(e) = record.set_parsed(canonical, &value) {
-                problems.push(format!(
-                    "`{}` (HubSpot property `{property}`, expected {})",
-                    e.field, e.expected
-                ));
+    for binding in map.iter() {
+        let value = raw
+            .property_text(&binding.vendor)
+            .or(match binding.canonical.as_ref() {
+                field::CREATED_AT => raw.created_at.as_deref().map(Cow::Borrowed),
+                field::UPDATED_AT => raw.updated_at.as_deref().map(Cow::Borrowed),
+                _ => None,
+            });
+        let Some(value) = value else {
+            continue;
+        };
+        match binding.read(&value) {
+            Ok(Some(v)) => {
+                record.fields.insert(binding.canonical.clone(), v);
             }
+            Ok(None) => {}
+            Err(e) => problems.push(format!(
+                "`{}` (HubSpot property `{}`, expected {})",
+                binding.canonical, binding.vendor, e.expected
+            )),
         }
     }
     if object == ObjectType::Contacts {
@@ -316,7 +351,12 @@ mod tests {
                 {"id": "1000007", "type": "contact_to_company"}]}},
             "createdAt": "2022-06-01T14:31:48.469Z", "updatedAt": "2023-01-01T00:00:00.000Z", "archived": false
         }));
-        let r = to_record(ObjectType::Contacts, &raw).expect("maps");
+        let r = to_record(
+            ObjectType::Contacts,
+            &standard_map(ObjectType::Contacts),
+            &raw,
+        )
+        .expect("maps");
         assert_eq!(r.text(field::EMAIL), Some("a@example.com"));
         assert_eq!(r.text(field::FIRST_NAME), Some("Zoë"));
         assert_eq!(r.get(field::LAST_NAME), None);
@@ -336,7 +376,12 @@ mod tests {
         let raw = object(
             serde_json::json!({"id": 5, "associations": {"companies": {"results": [{"id": 9, "type": "x"}]}}}),
         );
-        let r = to_record(ObjectType::Contacts, &raw).expect("maps");
+        let r = to_record(
+            ObjectType::Contacts,
+            &standard_map(ObjectType::Contacts),
+            &raw,
+        )
+        .expect("maps");
         assert_eq!(r.source_id, "5");
         assert_eq!(r.get(field::COMPANY), Some(&Value::Reference("9".into())));
     }
@@ -347,7 +392,7 @@ mod tests {
         r.set(field::EMAIL, Value::Text("a@example.com".into()));
         r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
         r.set(field::CREATED_AT, Value::Timestamp(0));
-        let props = to_properties(&r);
+        let props = to_properties(&r, &standard_map(ObjectType::Contacts)).expect("writes");
         assert_eq!(props["email"], serde_json::json!("a@example.com"));
         assert_eq!(props["firstname"], serde_json::json!(""));
         for p in NOT_WRITTEN {
@@ -356,10 +401,10 @@ mod tests {
         let mut c = Record::new(ObjectType::Companies, "c-1");
         c.set(field::ANNUAL_REVENUE, Value::Decimal(1_000_000.0));
         c.set(field::EMPLOYEE_COUNT, Value::Integer(250));
-        let props = to_properties(&c);
+        let props = to_properties(&c, &standard_map(ObjectType::Companies)).expect("writes");
         assert_eq!(props["annualrevenue"], serde_json::json!("1000000"));
         assert_eq!(props["numberofemployees"], serde_json::json!("250"));
-        let stored = stored_fields(ObjectType::Contacts);
+        let stored = stored_fields(ObjectType::Contacts, &standard_map(ObjectType::Contacts));
         assert!(stored.iter().any(|f| f == field::COMPANY));
         assert!(stored.iter().any(|f| f == field::EMAIL_OPT_OUT));
         assert!(!stored.iter().any(|f| f == field::CREATED_AT));
@@ -370,7 +415,12 @@ mod tests {
         let raw = object(
             serde_json::json!({"id": "1000001", "properties": {"name": "Acme", "numberofemployees": "lots-of-people"}}),
         );
-        let rejection = to_record(ObjectType::Companies, &raw).expect_err("rejected");
+        let rejection = to_record(
+            ObjectType::Companies,
+            &standard_map(ObjectType::Companies),
+            &raw,
+        )
+        .expect_err("rejected");
         assert_eq!(rejection.source_id, "1000001");
         assert!(
             rejection.reason.contains("employee_count")
@@ -381,5 +431,48 @@ mod tests {
             "{}",
             rejection.reason
         );
+    }
+
+    fn tier() -> FieldBinding {
+        FieldBinding {
+            options: ["Gold", "Silver"]
+                .into_iter()
+                .map(|label| ferry_core::PicklistOption {
+                    value: label.to_lowercase(),
+                    label: label.into(),
+                })
+                .collect(),
+            ..FieldBinding::new("tier", "tier", ferry_core::FieldType::Text)
+        }
+    }
+
+    #[test]
+    fn mapped_fields_read_as_labels_and_write_as_values() {
+        let map = standard_map(ObjectType::Companies).with(&[
+            tier(),
+            FieldBinding::new("seats", "seats", ferry_core::FieldType::Decimal),
+        ]);
+        let raw = object(serde_json::json!({"id": "1000001",
+            "properties": {"name": "Acme", "tier": "silver", "seats": "12", "region": "EMEA"}}));
+        let r = to_record(ObjectType::Companies, &map, &raw).expect("maps");
+        assert_eq!(r.text("tier"), Some("Silver"));
+        assert_eq!(r.get("seats"), Some(&Value::Decimal(12.0)));
+        // An unmapped custom property is not read.
+        assert_eq!(r.get("region"), None);
+        let props = to_properties(&r, &map).expect("writes");
+        assert_eq!(props["tier"], serde_json::json!("silver"));
+        assert_eq!(props["seats"], serde_json::json!("12"));
+        let stored = stored_fields(ObjectType::Companies, &map);
+        assert!(stored.iter().any(|f| f == "tier") && stored.iter().any(|f| f == "seats"));
+
+        let mut unknown = r.clone();
+        unknown.set(field::NAME, Value::Text("Beta".into()));
+        unknown
+            .fields
+            .insert("tier".into(), Value::Text("Platinum".into()));
+        let refused = to_properties(&unknown, &map).expect_err("refused");
+        assert_eq!(refused.code, ferry_core::fields::NO_SUCH_OPTION);
+        assert_eq!(refused.source_id, "1000001");
+        assert!(!refused.reason.contains("Platinum"), "{}", refused.reason);
     }
 }

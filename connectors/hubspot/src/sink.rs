@@ -15,8 +15,8 @@ use ferry_core::quality::{
 use ferry_core::redact::clean_code;
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
-    ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
-    Value, Written, field,
+    ConnectorError, ConnectorResult, FieldBinding, FieldMaps, NewField, ObjectType, Record,
+    RecordOutcome, RecordRejection, Sink, Value, VendorField, Written, field,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -59,6 +59,9 @@ pub struct HubspotSink {
     /// Set once the batch unsubscribe endpoint answered 403 (it needs Marketing Hub
     /// Enterprise): from then on opt-outs go one address per request.
     single_unsubscribe: AtomicBool,
+    /// The properties written and read back per object: the standard table and the
+    /// operator's mapped fields.
+    fields: FieldMaps,
 }
 
 /// Company ids both ways, for this run: filled by company upserts and lookups, so contacts
@@ -383,6 +386,7 @@ impl HubspotSink {
             source_id_key,
             companies: Mutex::new(CompanyIds::default()),
             single_unsubscribe: AtomicBool::new(false),
+            fields: mapping::field_maps(),
         })
     }
 
@@ -575,6 +579,7 @@ impl HubspotSink {
         let mut outcomes: Vec<Option<Result<Written, RecordRejection>>> = vec![None; n];
         let mut seen = HashSet::new();
         let mut inputs: Vec<(usize, Json)> = Vec::with_capacity(n);
+        let map = self.fields.get(object);
         for (i, record) in records.iter().enumerate() {
             if record.source_id.is_empty() {
                 outcomes[i] = Some(Err(rejection(
@@ -603,6 +608,14 @@ impl HubspotSink {
                 )));
                 continue;
             }
+            // A picklist label the property's options lack refuses this record only.
+            let properties = match mapping::to_properties(record, &map) {
+                Ok(properties) => properties,
+                Err(refused) => {
+                    outcomes[i] = Some(Err(refused));
+                    continue;
+                }
+            };
             // A distinct trace id per input makes HubSpot answer 207 with per-input errors
             // instead of failing the whole batch for one bad record.
             inputs.push((
@@ -611,7 +624,7 @@ impl HubspotSink {
                     "id": record.source_id,
                     "idProperty": self.source_id_property,
                     "objectWriteTraceId": i.to_string(),
-                    "properties": mapping::to_properties(record),
+                    "properties": properties,
                 }),
             ));
         }
@@ -1124,7 +1137,41 @@ impl Sink for HubspotSink {
     }
 
     fn stored_fields(&self, object: ObjectType) -> Vec<String> {
-        mapping::stored_fields(object)
+        mapping::stored_fields(object, &self.fields.get(object))
+    }
+
+    /// The properties API (`GET /crm/v3/properties/{objectType}`; scope
+    /// `crm.schemas.{objectType}.read`).
+    async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
+        crate::fields::describe(&self.client, object).await
+    }
+
+    fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        if let Some(b) = bindings
+            .iter()
+            .find(|b| b.vendor == self.source_id_property.as_str())
+        {
+            return Err(ConnectorError::Unsupported {
+                vendor: VENDOR,
+                detail: format!(
+                    "cannot map `{}` to the {object} property `{}`: it holds ferry's source ids",
+                    b.canonical, b.vendor
+                ),
+            });
+        }
+        self.fields
+            .map(object, &mapping::standard_map(object), bindings);
+        Ok(())
+    }
+
+    /// `POST /crm/v3/properties/{objectType}` (scope `crm.schemas.{objectType}.write`). The
+    /// property is usable at once.
+    async fn create_field(
+        &self,
+        object: ObjectType,
+        field: &NewField,
+    ) -> ConnectorResult<VendorField> {
+        crate::fields::create(&self.client, object, field).await
     }
 
     /// HubSpot keeps an email opt-out per address (the communication-preferences API; the
@@ -1177,10 +1224,8 @@ impl Sink for HubspotSink {
             "/crm/v3/objects/{}/batch/read",
             mapping::object_path(object)
         );
-        let mut properties: Vec<&str> = mapping::properties(object)
-            .iter()
-            .map(|(_, p)| *p)
-            .collect();
+        let map = self.fields.get(object);
+        let mut properties: Vec<&str> = map.vendor_names();
         properties.push(&self.source_id_property);
         let mut found: Vec<(Record, String)> = Vec::with_capacity(source_ids.len());
         for chunk in source_ids.chunks(MAX_BATCH) {
@@ -1196,7 +1241,7 @@ impl Sink for HubspotSink {
                 let Some(source_id) = raw.property(&self.source_id_property) else {
                     continue;
                 };
-                match mapping::to_record(object, &raw) {
+                match mapping::to_record(object, &map, &raw) {
                     Ok(mut record) => {
                         record.source_id = source_id;
                         found.push((record, raw.id));

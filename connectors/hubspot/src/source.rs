@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use ferry_core::http::{BodyCap, HttpResponse, HttpStats, RateLimit};
-use ferry_core::{ConnectorError, ConnectorResult, FetchedPage, ObjectType, Page, Source};
+use ferry_core::{
+    ConnectorError, ConnectorResult, FetchedPage, FieldBinding, FieldMap, FieldMaps, ObjectType,
+    Page, Source, VendorField,
+};
 use serde_json::{Value, json};
 
 use crate::VENDOR;
@@ -21,6 +24,8 @@ pub struct HubspotSource {
     source_id_property: String,
     /// Whether to leave out records carrying it (a copy within one account).
     leave_out_copies: AtomicBool,
+    /// The properties read per object: the standard table and the operator's mapped fields.
+    fields: FieldMaps,
 }
 
 impl HubspotSource {
@@ -32,6 +37,7 @@ impl HubspotSource {
             page_size: role.page_size,
             source_id_property: role.source_id_property,
             leave_out_copies: AtomicBool::new(false),
+            fields: mapping::field_maps(),
         })
     }
 
@@ -91,6 +97,18 @@ impl Source for HubspotSource {
         true
     }
 
+    /// The properties API (`GET /crm/v3/properties/{objectType}`; scope
+    /// `crm.schemas.{objectType}.read`).
+    async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
+        crate::fields::describe(&self.client, object).await
+    }
+
+    fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        self.fields
+            .map(object, &mapping::standard_map(object), bindings);
+        Ok(())
+    }
+
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
         let fetched = self.fetch_page(object, cursor).await?;
         (fetched.records)()
@@ -102,10 +120,8 @@ impl Source for HubspotSource {
         cursor: Option<&str>,
     ) -> ConnectorResult<FetchedPage> {
         let path = format!("/crm/v3/objects/{}", mapping::object_path(object));
-        let mut properties: Vec<&str> = mapping::properties(object)
-            .iter()
-            .map(|(_, p)| *p)
-            .collect();
+        let map = self.fields.get(object);
+        let mut properties: Vec<&str> = map.vendor_names();
         let copies_of = self
             .leave_out_copies
             .load(Ordering::Relaxed)
@@ -133,7 +149,7 @@ impl Source for HubspotSource {
         let next = match serde_json::from_slice::<ListPaging>(&response.body) {
             Ok(skimmed) => skimmed.next(),
             Err(_) => {
-                let page = read_records(object, &endpoint, response, copies_of.as_deref())?;
+                let page = read_records(object, &map, &endpoint, response, copies_of.as_deref())?;
                 check_progress(&path, cursor, page.next.as_deref())?;
                 return Ok(FetchedPage::ready(page));
             }
@@ -143,7 +159,7 @@ impl Source for HubspotSource {
             next: next.clone(),
             // The cursor skimmed is the page's: the one the pager follows.
             records: Box::new(move || {
-                let page = read_records(object, &endpoint, response, copies_of.as_deref())?;
+                let page = read_records(object, &map, &endpoint, response, copies_of.as_deref())?;
                 Ok(Page { next, ..page })
             }),
         })
@@ -166,6 +182,7 @@ fn check_progress(path: &str, cursor: Option<&str>, next: Option<&str>) -> Conne
 /// with a value in the property `copies_of` names (ferry's copies, in a same-account copy).
 fn read_records(
     object: ObjectType,
+    map: &FieldMap,
     endpoint: &str,
     mut response: HttpResponse,
     copies_of: Option<&str>,
@@ -186,7 +203,7 @@ fn read_records(
             copies += 1;
             continue;
         }
-        page.push(VENDOR, object, mapping::to_record(object, raw));
+        page.push(VENDOR, object, mapping::to_record(object, map, raw));
     }
     if copies > 0 {
         tracing::debug!(vendor = VENDOR, %object, copies, "left out ferry's copies");

@@ -1271,6 +1271,7 @@ const PROPERTY_TYPES: &[&str] = &[
     "datetime",
     "enumeration",
     "bool",
+    "phone_number",
 ];
 const FIELD_TYPES: &[&str] = &[
     "booleancheckbox",
@@ -1341,6 +1342,21 @@ pub(crate) async fn create_property(
     if ty == "enumeration" && options.is_empty() && field_type != "booleancheckbox" {
         return validation("Enumeration properties require options");
     }
+    // Every option needs a label and an internal value, and the values must differ (a write
+    // names an option by its value).
+    let mut values = HashSet::new();
+    for option in &options {
+        let label = option.get("label").and_then(Value::as_str);
+        let value = option.get("value").and_then(Value::as_str);
+        match (label, value) {
+            (Some(l), Some(v)) if !l.trim().is_empty() && !v.trim().is_empty() => {
+                if !values.insert(v) {
+                    return validation(format!("Duplicate option value: {v}"));
+                }
+            }
+            _ => return validation("Each option requires a label and a value"),
+        }
+    }
     let mut data = emulator.write();
     let store = data.store_mut(kind);
     if store.prop_id(&name).is_some() {
@@ -1358,6 +1374,7 @@ pub(crate) async fn create_property(
         group,
         description: text("description").unwrap_or_default(),
         options,
+        enforce_options: true,
         unique: body
             .get("hasUniqueValue")
             .and_then(Value::as_bool)

@@ -16,6 +16,7 @@
 mod api;
 mod associations;
 mod faults;
+mod fields;
 mod gate;
 mod preferences;
 mod respond;
@@ -237,12 +238,18 @@ impl Emulator {
             "state",
             "zip",
             "country",
+            "region",
+            "seats",
+            "tier",
         ];
         let p = names.map(|n| companies.prop_id(n));
         let first_company = companies.seed_with(seed.companies.len(), |id, i| {
             let c = &seed.companies[i];
             let employees = c.employee_count.map(|n| n.to_string());
             let revenue = c.annual_revenue.map(|r| format!("{r}"));
+            let seats = c.seats.map(|n| n.to_string());
+            // HubSpot stores an enumeration's internal value, not its label.
+            let tier = c.tier.map(fields::tier_value);
             let values = [
                 c.name.as_deref(),
                 c.domain.as_deref(),
@@ -255,6 +262,9 @@ impl Emulator {
                 c.state.as_deref(),
                 c.postal_code.as_deref(),
                 c.country.as_deref(),
+                c.region.as_deref(),
+                seats.as_deref(),
+                tier.as_deref(),
             ];
             let pairs: Vec<_> = p.iter().copied().zip(values).collect();
             seeded_record(id, c.created_at_ms, c.updated_at_ms, None, &pairs)
@@ -273,10 +283,13 @@ impl Emulator {
             "zip",
             "country",
             "hs_email_optout",
+            "favourite_colour",
+            "loyalty_points",
         ];
         let p = names.map(|n| contacts.prop_id(n));
         contacts.seed_with(seed.contacts.len(), |id, i| {
             let c = &seed.contacts[i];
+            let points = c.loyalty_points.map(|n| n.to_string());
             let values = [
                 c.email.as_deref(),
                 c.first_name.as_deref(),
@@ -290,6 +303,8 @@ impl Emulator {
                 c.postal_code.as_deref(),
                 c.country.as_deref(),
                 Some(if c.email_opt_out { "true" } else { "false" }),
+                c.favourite_colour.as_deref(),
+                points.as_deref(),
             ];
             let pairs: Vec<_> = p.iter().copied().zip(values).collect();
             let company = c.company.map(|key| first_company + key as u64);

@@ -98,6 +98,11 @@ pub(crate) struct PropDef {
     pub group: String,
     pub description: String,
     pub options: Vec<Value>,
+    /// Whether a written value must be one of `options`. `false` only for `industry`, whose
+    /// options are listed as HubSpot's but whose values the emulator still takes as free text
+    /// (the seed writes its own industry names; switching them to options is a later change
+    /// made for every emulator at once).
+    pub enforce_options: bool,
     pub unique: bool,
     pub read_only: bool,
     pub hubspot_defined: bool,
@@ -106,7 +111,13 @@ pub(crate) struct PropDef {
 }
 
 impl PropDef {
-    fn standard(name: &str, label: &str, ty: &str, field_type: &str, group: &str) -> PropDef {
+    pub(crate) fn standard(
+        name: &str,
+        label: &str,
+        ty: &str,
+        field_type: &str,
+        group: &str,
+    ) -> PropDef {
         PropDef {
             name: name.to_owned(),
             label: label.to_owned(),
@@ -115,6 +126,7 @@ impl PropDef {
             group: group.to_owned(),
             description: String::new(),
             options: Vec::new(),
+            enforce_options: true,
             unique: false,
             read_only: false,
             hubspot_defined: true,
@@ -169,7 +181,7 @@ impl PropDef {
                 _ => Err("INVALID_OPTION"),
             },
             "date" | "datetime" => parse_timestamp(raw).map(|_| ()).ok_or("INVALID_DATE"),
-            "enumeration" if !self.options.is_empty() => {
+            "enumeration" if self.enforce_options && !self.options.is_empty() => {
                 let known = |v: &str| {
                     self.options
                         .iter()
@@ -300,13 +312,17 @@ fn standard_properties(kind: Kind) -> Vec<PropDef> {
                 "phonenumber",
                 "companyinformation",
             ),
-            s(
-                "industry",
-                "Industry",
-                "string",
-                "text",
-                "companyinformation",
-            ),
+            PropDef {
+                options: super::fields::industry_options(),
+                enforce_options: false,
+                ..s(
+                    "industry",
+                    "Industry",
+                    "enumeration",
+                    "select",
+                    "companyinformation",
+                )
+            },
             s(
                 "numberofemployees",
                 "Number of Employees",
@@ -407,6 +423,7 @@ fn standard_properties(kind: Kind) -> Vec<PropDef> {
         "date",
         Computed::UpdatedAt,
     ));
+    props.extend(super::fields::custom_properties(kind));
     props
 }
 

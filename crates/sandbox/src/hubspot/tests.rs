@@ -1179,3 +1179,203 @@ async fn list_bodies_are_byte_for_byte_what_a_value_tree_gives() {
         assert_eq!(raw, serde_json::to_string(&tree).unwrap(), "{path}");
     }
 }
+
+/// The property of `object` called `name`, from `GET /crm/v3/properties/{object}`.
+async fn property(base: &str, object: &str, name: &str) -> Value {
+    let (status, _, listed) = get(
+        base,
+        &format!("/crm/v3/properties/{object}"),
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    listed["results"]
+        .as_array()
+        .and_then(|r| r.iter().find(|p| p["name"] == json!(name)).cloned())
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn properties_list_the_seeded_custom_fields_and_industry_options() {
+    let (hs, _, _) = start(unlimited(), 5).await;
+    for (object, name, ty, field_type) in [
+        ("companies", "region", "string", "text"),
+        ("companies", "seats", "number", "number"),
+        ("companies", "tier", "enumeration", "select"),
+        ("contacts", "favourite_colour", "string", "text"),
+        ("contacts", "loyalty_points", "number", "number"),
+    ] {
+        let p = property(&hs.base_url, object, name).await;
+        assert_eq!(p["type"], json!(ty), "{object}.{name}: {p}");
+        assert_eq!(p["fieldType"], json!(field_type), "{object}.{name}");
+        assert_eq!(p["hubspotDefined"], json!(false), "{object}.{name}");
+        assert_eq!(
+            p["modificationMetadata"]["readOnlyValue"],
+            json!(false),
+            "{object}.{name}"
+        );
+    }
+    let tier = property(&hs.base_url, "companies", "tier").await;
+    let options: Vec<(&str, &str)> = tier["options"]
+        .as_array()
+        .expect("options")
+        .iter()
+        .map(|o| (o["value"].as_str().unwrap_or(""), o["label"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        options,
+        [("gold", "Gold"), ("silver", "Silver"), ("bronze", "Bronze")]
+    );
+    let industry = property(&hs.base_url, "companies", "industry").await;
+    assert_eq!(industry["type"], json!("enumeration"));
+    assert_eq!(industry["hubspotDefined"], json!(true));
+    let options = industry["options"].as_array().expect("industry options");
+    assert_eq!(options.len(), super::fields::INDUSTRIES.len());
+    assert!(options.iter().any(|o| o["value"] == json!("COMPUTER_SOFTWARE")
+        && o["label"] == json!("Computer Software")));
+    // System properties are listed, read-only.
+    let id = property(&hs.base_url, "contacts", "hs_object_id").await;
+    assert_eq!(id["modificationMetadata"]["readOnlyValue"], json!(true));
+    // The contact custom fields are not company properties.
+    assert_eq!(property(&hs.base_url, "companies", "loyalty_points").await, Value::Null);
+}
+
+#[tokio::test]
+async fn seeded_custom_values_are_returned_only_when_asked_for() {
+    let (hs, _, data) = start(unlimited(), 40).await;
+    let (status, _, plain) = get(
+        &hs.base_url,
+        "/crm/v3/objects/companies?limit=100",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(plain["results"][0]["properties"].get("region").is_none());
+    let (_, _, asked) = get(
+        &hs.base_url,
+        "/crm/v3/objects/companies?limit=100&properties=region,seats,tier",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    let results = asked["results"].as_array().expect("results");
+    assert_eq!(results.len(), data.companies.len());
+    for (company, r) in data.companies.iter().zip(results) {
+        let props = &r["properties"];
+        assert_eq!(props["region"].as_str(), company.region.as_deref());
+        assert_eq!(
+            props["seats"].as_str(),
+            company.seats.map(|n| n.to_string()).as_deref()
+        );
+        // The internal value, not the label.
+        assert_eq!(
+            props["tier"].as_str(),
+            company.tier.map(str::to_lowercase).as_deref()
+        );
+    }
+    assert!(data.companies.iter().any(|c| c.tier.is_some() && c.seats.is_some()));
+    let (_, _, contacts) = get(
+        &hs.base_url,
+        "/crm/v3/objects/contacts?limit=100&properties=favourite_colour,loyalty_points",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    for (contact, r) in data.contacts.iter().zip(contacts["results"].as_array().expect("results")) {
+        let props = &r["properties"];
+        assert_eq!(
+            props["favourite_colour"].as_str(),
+            contact.favourite_colour.as_deref()
+        );
+        assert_eq!(
+            props["loyalty_points"].as_str(),
+            contact.loyalty_points.map(|n| n.to_string()).as_deref()
+        );
+    }
+}
+
+#[tokio::test]
+async fn custom_values_are_checked_on_write() {
+    let (hs, _, _) = start(unlimited(), 3).await;
+    let create = |props: Value| json!({"inputs": [{"properties": props, "objectWriteTraceId": "t"}]});
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v3/objects/companies/batch/create",
+        create(json!({"name": "Acme", "region": "EMEA", "seats": 12, "tier": "silver"})),
+    )
+    .await;
+    assert!(status == 201 || status == 200, "{body}");
+    let id = body["results"][0]["id"].as_str().expect("id").to_owned();
+    let (_, _, read) = get(
+        &hs.base_url,
+        &format!("/crm/v3/objects/companies/{id}?properties=region,seats,tier"),
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(read["properties"]["seats"], json!("12"));
+    assert_eq!(read["properties"]["tier"], json!("silver"));
+    // A label is not a value, nor is an unknown option.
+    for (props, code) in [
+        (json!({"name": "B", "tier": "Silver"}), "INVALID_OPTION"),
+        (json!({"name": "B", "tier": "platinum"}), "INVALID_OPTION"),
+        (json!({"name": "B", "seats": "a dozen"}), "INVALID_INTEGER"),
+        (json!({"name": "B", "shoe_size": "9"}), "PROPERTY_DOESNT_EXIST"),
+    ] {
+        let (status, body) = post(
+            &hs.base_url,
+            "/crm/v3/objects/companies/batch/create",
+            create(props.clone()),
+        )
+        .await;
+        assert!(status == 400 || status == 207, "{props}: {status} {body}");
+        assert!(body.to_string().contains(code), "{props}: {body}");
+    }
+    // Industry keeps taking any text in this version of the emulator.
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v3/objects/companies/batch/create",
+        create(json!({"name": "C", "industry": "Technology"})),
+    )
+    .await;
+    assert!(status == 201 || status == 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_created_enumeration_property_works_like_a_seeded_one() {
+    let (hs, _, _) = start(unlimited(), 3).await;
+    let band = json!({"name": "size_band", "label": "Size band", "type": "enumeration",
+        "fieldType": "select", "groupName": "companyinformation",
+        "options": [{"label": "Small", "value": "small"}, {"label": "Large", "value": "large"}]});
+    let (status, body) = post(&hs.base_url, "/crm/v3/properties/companies", band).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["hubspotDefined"], json!(false));
+    assert_eq!(body["options"][1]["label"], json!("Large"));
+    let listed = property(&hs.base_url, "companies", "size_band").await;
+    assert_eq!(listed["type"], json!("enumeration"));
+    // Options need labels and values.
+    for bad in [
+        json!([{"label": "Small"}]),
+        json!([{"label": "A", "value": "a"}, {"label": "B", "value": "a"}]),
+    ] {
+        let p = json!({"name": "bad_band", "label": "Bad", "type": "enumeration",
+            "fieldType": "select", "groupName": "companyinformation", "options": bad});
+        let (status, body) = post(&hs.base_url, "/crm/v3/properties/companies", p).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    let create = |tier: &str| {
+        json!({"inputs": [{"properties": {"name": "D", "size_band": tier}, "objectWriteTraceId": "t"}]})
+    };
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v3/objects/companies/batch/create",
+        create("large"),
+    )
+    .await;
+    assert!(status == 201 || status == 200, "{body}");
+    let (status, body) = post(
+        &hs.base_url,
+        "/crm/v3/objects/companies/batch/create",
+        create("medium"),
+    )
+    .await;
+    assert!(status == 400 || status == 207, "{body}");
+    assert!(body.to_string().contains("INVALID_OPTION"), "{body}");
+}
