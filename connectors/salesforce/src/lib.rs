@@ -7,10 +7,11 @@
 //!
 //! Read top to bottom: [`config`] (the settings), `auth` (OAuth client credentials), `client`
 //! (authenticated calls, token renewal, queries and paging), [`policy`] (retries and error
-//! details), [`mapping`] (canonical ↔ Salesforce fields), `soql` (safe query building),
-//! [`source`], [`sink`].
+//! details), [`mapping`] (canonical ↔ Salesforce fields), [`fields`] (field metadata: describe
+//! and creating custom fields), `soql` (safe query building), [`source`], [`sink`].
 
 pub mod config;
+pub mod fields;
 pub mod mapping;
 pub mod policy;
 pub mod sink;
