@@ -631,4 +631,44 @@ mod tests {
         .unwrap_err();
         assert!(e.reason.contains("AccountId"), "{}", e.reason);
     }
+
+    #[test]
+    fn mapped_picklists_write_values_and_read_labels() {
+        use ferry_core::fields::{NO_SUCH_OPTION, PicklistOption};
+        let tier = FieldBinding {
+            options: vec![PicklistOption {
+                value: "GOLD_TIER".into(),
+                label: "Gold".into(),
+            }],
+            ..FieldBinding::new("tier", "Tier__c", FieldType::Text)
+        };
+        let sector = FieldBinding::new(field::INDUSTRY, "Sector__c", FieldType::Text);
+        let map = standard(ObjectType::Companies).with(&[tier, sector]);
+        let mut c = Record::new(ObjectType::Companies, "co-1");
+        c.set(field::INDUSTRY, Value::Text("Banking".into()));
+        c.fields.insert("tier".into(), Value::Text(" gold ".into()));
+        let sf = serde_json::to_value(to_salesforce(&c, "Ext__c", &map).unwrap()).unwrap();
+        assert_eq!(sf["Tier__c"], "GOLD_TIER");
+        assert_eq!(sf["Sector__c"], "Banking");
+        assert!(sf.get("Industry").is_none(), "the mapped field replaced it");
+        assert!(stored_fields(&map, ObjectType::Companies).contains(&"tier".to_owned()));
+
+        let queried =
+            row(serde_json::json!({"Id": "001", "Tier__c": "GOLD_TIER", "Sector__c": "Banking"}));
+        let read = from_source(ObjectType::Companies, "001", &queried, &map).unwrap();
+        assert_eq!(read.text("tier"), Some("Gold"));
+        assert_eq!(read.text(field::INDUSTRY), Some("Banking"));
+        assert!(source_fields(ObjectType::Companies, &map).contains(&"Tier__c"));
+
+        c.fields
+            .insert("tier".into(), Value::Text("Platinum".into()));
+        let refused = to_salesforce(&c, "Ext__c", &map)
+            .unwrap_err()
+            .into_rejection("co-1");
+        assert_eq!(
+            (refused.code.as_str(), refused.source_id.as_str()),
+            (NO_SUCH_OPTION, "co-1")
+        );
+        assert!(!refused.reason.contains("Platinum"), "{}", refused.reason);
+    }
 }

@@ -5,7 +5,9 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
-use ferry_core::fields::{FieldBinding, FieldKind, NO_SUCH_OPTION, NewField, PicklistOption, VendorField};
+use ferry_core::fields::{
+    FieldBinding, FieldKind, NO_SUCH_OPTION, NewField, PicklistOption, VendorField,
+};
 use ferry_core::model::FieldType;
 use ferry_core::{
     ConnectorError, ObjectType, Projection, Record, SecretRef, Sink, Source, Value, record_digest,
@@ -92,17 +94,31 @@ fn set(record: &mut Record, canonical: &'static str, value: Value) {
 async fn describe_lists_standard_and_custom_fields_with_kinds_and_options() {
     let (_emulator, running) = start().await;
     for fields in [
-        source(&running).describe(ObjectType::Companies).await.expect("describe"),
-        sink(&running).describe(ObjectType::Companies).await.expect("describe"),
+        source(&running)
+            .describe(ObjectType::Companies)
+            .await
+            .expect("describe"),
+        sink(&running)
+            .describe(ObjectType::Companies)
+            .await
+            .expect("describe"),
     ] {
         let region = named(&fields, "Region__c");
         assert_eq!(
-            (region.kind, region.custom, region.writable, region.vendor_type.as_str()),
+            (
+                region.kind,
+                region.custom,
+                region.writable,
+                region.vendor_type.as_str()
+            ),
             (FieldKind::Text, true, true, "string(255)")
         );
         assert_eq!(region.canonical, None);
         let seats = named(&fields, "Seats__c");
-        assert_eq!((seats.kind, seats.vendor_type.as_str()), (FieldKind::Integer, "double(18,0)"));
+        assert_eq!(
+            (seats.kind, seats.vendor_type.as_str()),
+            (FieldKind::Integer, "double(18,0)")
+        );
         let tier = named(&fields, "Tier__c");
         assert_eq!(tier.kind, FieldKind::Picklist);
         let options: Vec<(&str, &str)> = tier
@@ -110,31 +126,56 @@ async fn describe_lists_standard_and_custom_fields_with_kinds_and_options() {
             .iter()
             .map(|o| (o.value.as_str(), o.label.as_str()))
             .collect();
-        assert_eq!(options, [("Gold", "Gold"), ("Silver", "Silver"), ("Bronze", "Bronze")]);
+        assert_eq!(
+            options,
+            [("Gold", "Gold"), ("Silver", "Silver"), ("Bronze", "Bronze")]
+        );
         let industry = named(&fields, "Industry");
         assert_eq!(
-            (industry.kind, industry.custom, industry.canonical.as_deref()),
+            (
+                industry.kind,
+                industry.custom,
+                industry.canonical.as_deref()
+            ),
             (FieldKind::Picklist, false, Some("industry"))
         );
         assert!(industry.options.iter().any(|o| o.label == "Technology"));
         assert_eq!(named(&fields, "Name").canonical.as_deref(), Some("name"));
         let id = named(&fields, "Id");
         assert!(!id.writable);
-        assert_eq!(named(&fields, "CreatedDate").canonical.as_deref(), Some("created_at"));
+        assert_eq!(
+            named(&fields, "CreatedDate").canonical.as_deref(),
+            Some("created_at")
+        );
         assert_eq!(named(&fields, "AnnualRevenue").kind, FieldKind::Decimal);
     }
-    let contacts = sink(&running).describe(ObjectType::Contacts).await.expect("describe");
-    assert_eq!(named(&contacts, "Favourite_Colour__c").kind, FieldKind::Text);
-    assert_eq!(named(&contacts, "Loyalty_Points__c").kind, FieldKind::Integer);
+    let contacts = sink(&running)
+        .describe(ObjectType::Contacts)
+        .await
+        .expect("describe");
+    assert_eq!(
+        named(&contacts, "Favourite_Colour__c").kind,
+        FieldKind::Text
+    );
+    assert_eq!(
+        named(&contacts, "Loyalty_Points__c").kind,
+        FieldKind::Integer
+    );
     let account = named(&contacts, "AccountId");
-    assert_eq!((account.kind, account.canonical.as_deref()), (FieldKind::Reference, Some("company")));
+    assert_eq!(
+        (account.kind, account.canonical.as_deref()),
+        (FieldKind::Reference, Some("company"))
+    );
     assert_eq!(named(&contacts, "HasOptedOutOfEmail").kind, FieldKind::Bool);
 }
 
 async fn read_all(source: &SalesforceSource, object: ObjectType) -> Vec<Record> {
     let (mut records, mut cursor) = (Vec::new(), None::<String>);
     loop {
-        let page = source.read_page(object, cursor.as_deref()).await.expect("page");
+        let page = source
+            .read_page(object, cursor.as_deref())
+            .await
+            .expect("page");
         assert!(page.unreadable.is_empty(), "{:?}", page.unreadable);
         records.extend(page.records);
         match page.next {
@@ -150,11 +191,17 @@ async fn a_source_with_mapped_fields_reads_the_seeded_values() {
     let data: SeedData = generate(200, 5, &Mess::none());
     emulator.seed(&data);
     let source = source(&running);
-    let companies = source.describe(ObjectType::Companies).await.expect("describe");
+    let companies = source
+        .describe(ObjectType::Companies)
+        .await
+        .expect("describe");
     source
         .map_fields(ObjectType::Companies, &company_bindings(&companies).await)
         .expect("map");
-    let contacts = source.describe(ObjectType::Contacts).await.expect("describe");
+    let contacts = source
+        .describe(ObjectType::Contacts)
+        .await
+        .expect("describe");
     source
         .map_fields(ObjectType::Contacts, &contact_bindings(&contacts))
         .expect("map");
@@ -165,7 +212,10 @@ async fn a_source_with_mapped_fields_reads_the_seeded_values() {
     for (record, seeded) in read.iter().zip(&data.companies) {
         assert_eq!(record.text("name"), seeded.name.as_deref());
         assert_eq!(record.text("region"), seeded.region.as_deref());
-        assert_eq!(record.get("seats"), seeded.seats.map(|n| Value::Integer(n.into())).as_ref());
+        assert_eq!(
+            record.get("seats"),
+            seeded.seats.map(|n| Value::Integer(n.into())).as_ref()
+        );
         assert_eq!(record.text("tier"), seeded.tier);
     }
     assert!(read.iter().any(|r| r.get("tier").is_some()));
@@ -179,7 +229,10 @@ async fn a_source_with_mapped_fields_reads_the_seeded_values() {
         let Some(c) = seeded.find(|c| c.email.as_deref() == record.text("email")) else {
             continue;
         };
-        assert_eq!(record.text("favourite_colour"), c.favourite_colour.as_deref());
+        assert_eq!(
+            record.text("favourite_colour"),
+            c.favourite_colour.as_deref()
+        );
         assert_eq!(
             record.get("loyalty_points"),
             c.loyalty_points.map(|n| Value::Integer(n.into())).as_ref()
@@ -191,14 +244,23 @@ async fn a_source_with_mapped_fields_reads_the_seeded_values() {
 }
 
 /// Digests of `records` and of what the sink reads back for them, by source id.
-async fn digests(sink: &SalesforceSink, object: ObjectType, records: &[Record]) -> (Vec<(String, String)>, Vec<(String, String)>) {
+async fn digests(
+    sink: &SalesforceSink,
+    object: ObjectType,
+    records: &[Record],
+) -> (Vec<(String, String)>, Vec<(String, String)>) {
     let projection = Projection::new(sink.stored_fields(object));
     let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
     let back = sink.read_back(object, &ids).await.expect("read back");
     let digest = |rs: &[Record]| {
         let mut d: Vec<(String, String)> = rs
             .iter()
-            .map(|r| (r.source_id.clone(), record_digest(r, &projection).to_string()))
+            .map(|r| {
+                (
+                    r.source_id.clone(),
+                    record_digest(r, &projection).to_string(),
+                )
+            })
             .collect();
         d.sort();
         d
@@ -210,7 +272,10 @@ async fn digests(sink: &SalesforceSink, object: ObjectType, records: &[Record]) 
 async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_an_unknown_tier() {
     let (emulator, running) = start().await;
     let sink = sink(&running);
-    let fields = sink.describe(ObjectType::Companies).await.expect("describe");
+    let fields = sink
+        .describe(ObjectType::Companies)
+        .await
+        .expect("describe");
     sink.map_fields(ObjectType::Companies, &company_bindings(&fields).await)
         .expect("map");
     let stored = sink.stored_fields(ObjectType::Companies);
@@ -220,7 +285,10 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_an_unknown_tier
     sink.prepare(ObjectType::Companies).await.expect("prepare");
 
     let mut records = Vec::new();
-    for (i, tier) in ["Gold", "Silver", "Platinum", "Bronze"].into_iter().enumerate() {
+    for (i, tier) in ["Gold", "Silver", "Platinum", "Bronze"]
+        .into_iter()
+        .enumerate()
+    {
         let mut r = Record::new(ObjectType::Companies, format!("co-{i}"));
         set(&mut r, "name", Value::Text(format!("Company {i}")));
         set(&mut r, "region", Value::Text("EMEA".into()));
@@ -228,23 +296,55 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_an_unknown_tier
         set(&mut r, "tier", Value::Text(tier.into()));
         records.push(r);
     }
-    let outcomes = sink.upsert(ObjectType::Companies, &records).await.expect("upsert");
-    let refused: Vec<_> = outcomes.iter().filter_map(|o| o.result.as_ref().err()).collect();
+    let outcomes = sink
+        .upsert(ObjectType::Companies, &records)
+        .await
+        .expect("upsert");
+    let refused: Vec<_> = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().err())
+        .collect();
     assert_eq!(refused.len(), 1, "{outcomes:?}");
-    assert_eq!((refused[0].source_id.as_str(), refused[0].code.as_str()), ("co-2", NO_SUCH_OPTION));
-    assert!(refused[0].reason.contains("Tier__c") && !refused[0].reason.contains("Platinum"), "{}", refused[0].reason);
-    assert!(outcomes.iter().filter(|o| o.result.is_ok()).all(|o| o.result.as_ref().is_ok_and(|w| w.created)));
+    assert_eq!(
+        (refused[0].source_id.as_str(), refused[0].code.as_str()),
+        ("co-2", NO_SUCH_OPTION)
+    );
+    assert!(
+        refused[0].reason.contains("Tier__c") && !refused[0].reason.contains("Platinum"),
+        "{}",
+        refused[0].reason
+    );
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| o.result.is_ok())
+            .all(|o| o.result.as_ref().is_ok_and(|w| w.created))
+    );
 
-    let stored = emulator.record_by_external_id("Account", "co-1").expect("stored");
-    assert_eq!((&stored["Seats__c"], &stored["Tier__c"], &stored["Region__c"]), (&json!(41), &json!("Silver"), &json!("EMEA")));
+    let stored = emulator
+        .record_by_external_id("Account", "co-1")
+        .expect("stored");
+    assert_eq!(
+        (
+            &stored["Seats__c"],
+            &stored["Tier__c"],
+            &stored["Region__c"]
+        ),
+        (&json!(41), &json!("Silver"), &json!("EMEA"))
+    );
 
-    let written: Vec<Record> = records.iter().filter(|r| r.source_id != "co-2").cloned().collect();
+    let written: Vec<Record> = records
+        .iter()
+        .filter(|r| r.source_id != "co-2")
+        .cloned()
+        .collect();
     let (before, after) = digests(&sink, ObjectType::Companies, &written).await;
     assert_eq!(before, after);
     // A changed custom value changes the digest: the checksums cover the mapped fields.
     let mut changed = written[0].clone();
     set(&mut changed, "seats", Value::Integer(7));
-    let (before, after) = digests(&sink, ObjectType::Companies, std::slice::from_ref(&changed)).await;
+    let (before, after) =
+        digests(&sink, ObjectType::Companies, std::slice::from_ref(&changed)).await;
     assert_ne!(before, after);
 
     // Contacts, with their own mapped fields.
@@ -261,7 +361,8 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_an_unknown_tier
         .await
         .expect("upsert");
     assert!(outcomes[0].result.is_ok(), "{outcomes:?}");
-    let (before, after) = digests(&sink, ObjectType::Contacts, std::slice::from_ref(&contact)).await;
+    let (before, after) =
+        digests(&sink, ObjectType::Contacts, std::slice::from_ref(&contact)).await;
     assert_eq!(before, after);
 }
 
@@ -272,8 +373,15 @@ async fn a_mapped_field_must_be_an_api_name() {
     let e = sink(&running)
         .map_fields(ObjectType::Companies, std::slice::from_ref(&bad))
         .unwrap_err();
-    assert!(matches!(&e, ConnectorError::Config { key, .. } if key == "fields.companies"), "{e}");
-    assert!(source(&running).map_fields(ObjectType::Contacts, &[bad]).is_err());
+    assert!(
+        matches!(&e, ConnectorError::Config { key, .. } if key == "fields.companies"),
+        "{e}"
+    );
+    assert!(
+        source(&running)
+            .map_fields(ObjectType::Contacts, &[bad])
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -295,7 +403,12 @@ async fn created_fields_are_described_and_written() {
         .await
         .expect("create");
     assert_eq!(
-        (created.name.as_str(), created.kind, created.custom, created.writable),
+        (
+            created.name.as_str(),
+            created.kind,
+            created.custom,
+            created.writable
+        ),
         ("segment__c", FieldKind::Picklist, true, true)
     );
     assert_eq!(created.options[1].label, "Small Business");
@@ -311,7 +424,10 @@ async fn created_fields_are_described_and_written() {
         )
         .await
         .expect("create");
-    assert_eq!((since.name.as_str(), since.kind), ("Customer_Since__c", FieldKind::Date));
+    assert_eq!(
+        (since.name.as_str(), since.kind),
+        ("Customer_Since__c", FieldKind::Date)
+    );
     let score = sink
         .create_field(
             ObjectType::Companies,
@@ -332,7 +448,10 @@ async fn created_fields_are_described_and_written() {
         .expect("create again");
     assert_eq!(again, created);
 
-    let fields = sink.describe(ObjectType::Companies).await.expect("describe");
+    let fields = sink
+        .describe(ObjectType::Companies)
+        .await
+        .expect("describe");
     assert_eq!(named(&fields, "segment__c"), &created);
     sink.map_fields(
         ObjectType::Companies,
@@ -376,7 +495,9 @@ async fn created_fields_are_described_and_written() {
         .unwrap_err();
     let message = e.to_string();
     assert!(
-        message.contains("Tags__c") && message.contains("POST /services/data/") && message.contains("Contact"),
+        message.contains("Tags__c")
+            && message.contains("POST /services/data/")
+            && message.contains("Contact"),
         "{message}"
     );
 }
