@@ -133,7 +133,7 @@ pub(crate) async fn create_custom_field(
     };
     let def = match field_def(&metadata, label) {
         Ok(def) => def,
-        Err(response) => return response,
+        Err(message) => return bad("FIELD_INTEGRITY_EXCEPTION", &message, &["Metadata"]),
     };
     let Ok(mut store) = s.store.write() else {
         return internal();
@@ -179,7 +179,8 @@ pub(crate) async fn create_custom_field(
 }
 
 /// The field a `CustomField`'s `Metadata` describes (named later), invisible until granted.
-fn field_def(metadata: &Json, label: &str) -> Result<FieldDef, Response> {
+/// `Err` holds the message of Salesforce's `FIELD_INTEGRITY_EXCEPTION`.
+fn field_def(metadata: &Json, label: &str) -> Result<FieldDef, String> {
     let ty = metadata.get("type").and_then(Json::as_str).unwrap_or("");
     let int = |key: &str| metadata.get(key).and_then(Json::as_u64);
     let label = leak(label);
@@ -190,13 +191,7 @@ fn field_def(metadata: &Json, label: &str) -> Result<FieldDef, Response> {
             && matches!(kind, Kind::String | Kind::Email | Kind::Double),
         ..FieldDef::data("", label, kind, length, 0)
     };
-    let invalid = |what: &str| {
-        bad(
-            "FIELD_INTEGRITY_EXCEPTION",
-            &format!("{ty}: {what}"),
-            &["Metadata"],
-        )
-    };
+    let invalid = |what: &str| format!("{ty}: {what}");
     Ok(match ty {
         "Text" => match int("length") {
             Some(n @ 1..=255) => base(Kind::String, n as usize),
