@@ -7,7 +7,9 @@
 //! user found through OpenID Connect's userinfo, its profile and that profile's permission set
 //! with SOQL), which is what "Set Field-Level Security" in Setup does.
 
-use ferry_core::fields::{FieldKind, NewField, PicklistOption, VendorField};
+use ferry_core::fields::{
+    FieldBinding, FieldKind, FieldMap, NewField, PicklistOption, VendorField,
+};
 use ferry_core::http::BodyCap;
 use ferry_core::{ConnectorError, ConnectorResult, ObjectType};
 use reqwest::Method;
@@ -94,6 +96,27 @@ pub(crate) async fn describe(client: &Client, sobject: &str) -> ConnectorResult<
         })
         .await?;
     response.json(VENDOR, &format!("GET {path}"))
+}
+
+/// The bindings of `map` with every field spelled as describe spells it, or `None` when they
+/// all are. SOQL and DML take API names in any case, but query results use describe's
+/// spelling, which is what the read finds values by.
+pub(crate) fn respelled(map: &FieldMap, described: &Describe) -> Option<Vec<FieldBinding>> {
+    let mut changed = false;
+    let bindings = map
+        .iter()
+        .map(|b| match described.field(&b.vendor) {
+            Some(f) if f.name != b.vendor => {
+                changed = true;
+                FieldBinding {
+                    vendor: f.name.clone().into(),
+                    ..b.clone()
+                }
+            }
+            _ => b.clone(),
+        })
+        .collect();
+    changed.then_some(bindings)
 }
 
 /// ferry's kind of a Salesforce field type. A Number with no decimals holds whole numbers.

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::VENDOR;
 use crate::client::{Call, Client};
 use crate::config::{SalesforceConfig, Settings};
-use crate::fields;
+use crate::fields::{self, Describe};
 use crate::mapping::{self, COMPANY_LOOKUP, SalesforceBody};
 use crate::policy::clean_code;
 use crate::soql;
@@ -80,7 +80,7 @@ impl SalesforceSink {
     }
 
     /// Checks `sobject` has the external-id field and every mapped field, writable.
-    async fn check_object(&self, sobject: &str, written: &[&str]) -> ConnectorResult<()> {
+    async fn check_object(&self, sobject: &str, written: &[&str]) -> ConnectorResult<Describe> {
         let described = fields::describe(&self.client, sobject).await?;
         let find = |name: &str| described.field(name);
         let ext = self.ext();
@@ -114,7 +114,7 @@ impl SalesforceSink {
                 ),
             });
         }
-        Ok(())
+        Ok(described)
     }
 
     /// Sends one collection upsert of `items` (record index, body) and answers each: written,
@@ -436,11 +436,15 @@ impl Sink for SalesforceSink {
 
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
         let map = self.fields.get(object);
-        self.check_object(
-            mapping::sobject(object),
-            &mapping::written_fields(&map, object),
-        )
-        .await?;
+        let described = self
+            .check_object(
+                mapping::sobject(object),
+                &mapping::written_fields(&map, object),
+            )
+            .await?;
+        if let Some(bindings) = fields::respelled(&map, &described) {
+            self.fields.map(object, &FieldMap::default(), &bindings);
+        }
         if object == ObjectType::Contacts {
             // Contacts find their Account through the Account's external id.
             self.check_object(mapping::sobject(ObjectType::Companies), &[])

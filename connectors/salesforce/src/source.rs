@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::fields::{FieldBinding, FieldMaps, VendorField};
+use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, VendorField};
 use ferry_core::http::HttpStats;
 use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source};
 
@@ -73,6 +73,20 @@ impl SalesforceSource {
             mapping::source_fields(object, &self.fields.get(object)).join(", "),
             mapping::sobject(object)
         )
+    }
+
+    /// Spells the mapped fields of `object` as describe does, so that values are found in
+    /// query results (one describe, only when fields beyond the standard ones are mapped).
+    async fn respell(&self, object: ObjectType) -> ConnectorResult<()> {
+        let map = self.fields.get(object);
+        if *map == *mapping::standard(object) {
+            return Ok(());
+        }
+        let described = crate::fields::describe(&self.client, mapping::sobject(object)).await?;
+        if let Some(bindings) = crate::fields::respelled(&map, &described) {
+            self.fields.map(object, &FieldMap::default(), &bindings);
+        }
+        Ok(())
     }
 
     /// Maps one page of query results onto a [`Page`]. `last_before` is the `Id` the cursor
@@ -156,6 +170,7 @@ impl Source for SalesforceSource {
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
         let batch = Some(self.settings.query_batch_size);
         let Some(cursor) = cursor else {
+            self.respell(object).await?;
             let raw = self.client.query(&self.read_query(object), batch).await?;
             return self.to_page(object, raw, None);
         };

@@ -501,3 +501,48 @@ async fn created_fields_are_described_and_written() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn mapped_names_take_the_spelling_describe_gives() {
+    let (emulator, running) = start().await;
+    let data = generate(50, 2, &Mess::none());
+    emulator.seed(&data);
+    let lower = |canonical: &'static str, vendor: &str, ty| {
+        FieldBinding::new(canonical, vendor.to_owned(), ty)
+    };
+    let source = source(&running);
+    source
+        .map_fields(
+            ObjectType::Companies,
+            &[lower("region", "region__c", FieldType::Text)],
+        )
+        .expect("map");
+    let read = read_all(&source, ObjectType::Companies).await;
+    for (record, seeded) in read.iter().zip(&data.companies) {
+        assert_eq!(record.text("region"), seeded.region.as_deref());
+    }
+    assert!(read.iter().any(|r| r.get("region").is_some()));
+
+    let sink = sink(&running);
+    sink.map_fields(
+        ObjectType::Companies,
+        &[lower("seats", "SEATS__C", FieldType::Integer)],
+    )
+    .expect("map");
+    sink.prepare(ObjectType::Companies).await.expect("prepare");
+    let mut r = Record::new(ObjectType::Companies, "co-x");
+    set(&mut r, "name", Value::Text("X".into()));
+    set(&mut r, "seats", Value::Integer(3));
+    let outcomes = sink
+        .upsert(ObjectType::Companies, std::slice::from_ref(&r))
+        .await
+        .expect("upsert");
+    assert!(outcomes[0].result.is_ok(), "{outcomes:?}");
+    let back = sink
+        .read_back(ObjectType::Companies, &["co-x".to_owned()])
+        .await
+        .expect("read back");
+    assert_eq!(back[0].get("seats"), Some(&Value::Integer(3)), "{back:?}");
+    let (before, after) = digests(&sink, ObjectType::Companies, std::slice::from_ref(&r)).await;
+    assert_eq!(before, after);
+}
