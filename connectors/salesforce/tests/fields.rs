@@ -330,7 +330,7 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_an_unknown_tier
             &stored["Tier__c"],
             &stored["Region__c"]
         ),
-        (&json!(41), &json!("Silver"), &json!("EMEA"))
+        (&json!(41.0), &json!("Silver"), &json!("EMEA"))
     );
 
     let written: Vec<Record> = records

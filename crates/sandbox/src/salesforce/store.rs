@@ -802,6 +802,10 @@ impl Store {
                 Some(Val::Str(v)) => Cell::Str(v),
                 Some(Val::Bool(b)) => Cell::Bool(*b),
                 Some(Val::Int(n)) => Cell::Num(*n as f64),
+                // Custom Number fields are Java doubles on Salesforce: `12.0`, never `12`.
+                Some(Val::Num(n)) if table.schema.fields[field].kind == Kind::Double => {
+                    Cell::Double(*n)
+                }
                 Some(Val::Num(n)) => Cell::Num(*n),
                 Some(Val::Ref(r)) => {
                     let parent = table.schema.fields[field]
@@ -1283,6 +1287,8 @@ enum Cell<'a> {
     Str(&'a str),
     Bool(bool),
     Num(f64),
+    /// A number always written with a decimal point.
+    Double(f64),
     Date(i64),
 }
 
@@ -1297,6 +1303,8 @@ impl Serialize for Cell<'_> {
             // As `serde_json::Value` has it: a non-finite number is `null`.
             Cell::Num(n) if !n.is_finite() => s.serialize_unit(),
             Cell::Num(n) => s.serialize_f64(n),
+            Cell::Double(n) if !n.is_finite() => s.serialize_unit(),
+            Cell::Double(n) => s.serialize_f64(n),
             Cell::Date(ms) => datetime(ms).serialize(s),
         }
     }
@@ -1323,7 +1331,7 @@ impl Cell<'_> {
                 id == *l || (l.len() == 15 && id.starts_with(l.as_str()))
             }
             (Cell::Bool(b), Literal::Bool(l)) => b == l,
-            (Cell::Num(n), Literal::Num(l)) => n == l,
+            (Cell::Num(n) | Cell::Double(n), Literal::Num(l)) => n == l,
             _ => false,
         }
     }
@@ -1331,7 +1339,7 @@ impl Cell<'_> {
     fn compare(&self, other: &Cell<'_>) -> Ordering {
         match (self, other) {
             (Cell::Str(a), Cell::Str(b)) => a.to_lowercase().cmp(&b.to_lowercase()),
-            (Cell::Num(a), Cell::Num(b)) => a.total_cmp(b),
+            (Cell::Num(a) | Cell::Double(a), Cell::Num(b) | Cell::Double(b)) => a.total_cmp(b),
             (Cell::Date(a), Cell::Date(b)) => a.cmp(b),
             (Cell::Bool(a), Cell::Bool(b)) => a.cmp(b),
             (Cell::Id(_, a), Cell::Id(_, b)) => a.cmp(b),
