@@ -1,5 +1,7 @@
 //! An in-memory emulator of the Salesforce REST API, faithful to its documentation for what
-//! ferry uses: the OAuth client-credentials token, `describe`, sObject Collections (create,
+//! ferry uses: the OAuth client-credentials token, `describe` (with the sandbox's seeded custom
+//! fields), custom fields created through the Tooling API and granted with `FieldPermissions`
+//! (`metadata.rs`), sObject Collections (create,
 //! update, upsert by external id, at most 200 records, per-record results, allOrNone), SOQL
 //! queries with `nextRecordsUrl` paging (locators expire two days after their query),
 //! `/limits`, the `Sforce-Limit-Info` header and the daily API allocation (403
