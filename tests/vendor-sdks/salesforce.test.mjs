@@ -152,6 +152,93 @@ describe("salesforce: jsforce", () => {
   });
 });
 
+describe("salesforce: jsforce, field metadata and custom fields", () => {
+  let sb;
+  let conn;
+  before(async () => {
+    sb = await startSandbox("salesforce", { records: 100 });
+    conn = await connect(sb);
+  });
+  after(() => sb?.stop());
+
+  test("describe lists the seeded custom fields with their types and Tier's picklist values", async () => {
+    const account = await conn.sobject("Account").describe();
+    const field = (d, name) => d.fields.find((f) => f.name === name);
+    assert.equal(field(account, "Region__c").type, "string");
+    assert.equal(field(account, "Region__c").custom, true);
+    assert.equal(field(account, "Seats__c").type, "double");
+    assert.equal(field(account, "Seats__c").scale, 0);
+    const tier = field(account, "Tier__c");
+    assert.equal(tier.type, "picklist");
+    assert.equal(tier.restrictedPicklist, true);
+    assert.deepEqual(tier.picklistValues.map((v) => v.value), ["Gold", "Silver", "Bronze"]);
+    const industry = field(account, "Industry");
+    assert.equal(industry.custom, false);
+    assert.ok(industry.picklistValues.some((v) => v.label === "Technology"));
+    const contact = await conn.sobject("Contact").describe();
+    assert.equal(field(contact, "Favourite_Colour__c").type, "string");
+    assert.equal(field(contact, "Loyalty_Points__c").type, "double");
+  });
+
+  test("seeded custom values come back when selected; a restricted picklist refuses other values", async () => {
+    const all = await conn.query("SELECT Id, Region__c, Seats__c, Tier__c FROM Account").run({ autoFetch: true, maxFetch: 1e6 });
+    assert.ok(all.records.some((r) => typeof r.Seats__c === "number"));
+    assert.ok(all.records.every((r) => r.Tier__c === null || ["Gold", "Silver", "Bronze"].includes(r.Tier__c)));
+    const res = await conn.sobject("Account").upsert(
+      [
+        { [EXT]: "cf-1", Name: "Custom Co", Region__c: "EMEA", Seats__c: 12, Tier__c: "Gold" },
+        { [EXT]: "cf-2", Name: "Other Co", Tier__c: "Platinum" },
+      ],
+      EXT,
+      { allOrNone: false },
+    );
+    assert.equal(res[0].success, true);
+    assert.equal(res[1].success, false);
+    assert.equal(res[1].errors[0].statusCode, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
+    const back = await conn.sobject("Account").find({ [EXT]: "cf-1" }, ["Region__c", "Seats__c", "Tier__c"]);
+    assert.deepEqual([back[0].Region__c, back[0].Seats__c, back[0].Tier__c], ["EMEA", 12, "Gold"]);
+  });
+
+  test("Tooling API creates a field; FieldPermissions on the profile's permission set make it usable", async () => {
+    const created = await conn.tooling.sobject("CustomField").create({
+      FullName: "Contact.Shoe_Size__c",
+      Metadata: { type: "Number", label: "Shoe Size", precision: 4, scale: 1 },
+    });
+    assert.equal(created.success, true);
+    assert.match(created.id, /^00N/);
+    let d = await conn.sobject("Contact").describe();
+    assert.equal(d.fields.find((f) => f.name === "Shoe_Size__c"), undefined, "invisible until granted");
+    const hidden = await thrown(() => conn.query("SELECT Shoe_Size__c FROM Contact"));
+    assert.equal(hidden.errorCode, "INVALID_FIELD");
+
+    const user = await conn.query(`SELECT ProfileId FROM User WHERE Id = '${conn.userInfo.id}'`);
+    const profile = user.records[0].ProfileId;
+    const sets = await conn.query(`SELECT Id FROM PermissionSet WHERE ProfileId = '${profile}'`);
+    assert.equal(sets.totalSize, 1);
+    const grant = await conn.sobject("FieldPermissions").create({
+      ParentId: sets.records[0].Id,
+      SobjectType: "Contact",
+      Field: "Contact.Shoe_Size__c",
+      PermissionsRead: true,
+      PermissionsEdit: true,
+    });
+    assert.equal(grant.success, true);
+    d = await conn.sobject("Contact").describe();
+    const shoe = d.fields.find((f) => f.name === "Shoe_Size__c");
+    assert.equal(shoe.type, "double");
+    assert.equal(shoe.updateable, true);
+    const res = await conn.sobject("Contact").upsert([{ [EXT]: "cf-c1", LastName: "Shoe", Shoe_Size__c: 8.5 }], EXT);
+    assert.equal(res[0].success, true);
+    const back = await conn.sobject("Contact").find({ [EXT]: "cf-c1" }, ["Shoe_Size__c"]);
+    assert.equal(back[0].Shoe_Size__c, 8.5);
+
+    const duplicate = await thrown(() =>
+      conn.tooling.sobject("CustomField").create({ FullName: "Contact.Shoe_Size__c", Metadata: { type: "Text", label: "Shoe Size", length: 10 } }),
+    );
+    assert.equal(duplicate.errorCode, "DUPLICATE_DEVELOPER_NAME");
+  });
+});
+
 describe("salesforce: injected 429s (ferry sandbox --throttle)", () => {
   test("jsforce retries a throttled GET; a throttled upsert surfaces REQUEST_LIMIT_EXCEEDED", async () => {
     const sb = await startSandbox("salesforce", { records: 20, flags: ["--throttle", "salesforce=2", "--retry-after", "1"] });

@@ -18,7 +18,7 @@ use crate::policy::{REQUEST_LIMIT_EXCEEDED, SalesforcePolicy, error_code};
 use ferry_core::json::Object;
 
 /// OpenID Connect's userinfo endpoint on the instance, which names the org.
-const USERINFO_PATH: &str = "/services/oauth2/userinfo";
+pub(crate) const USERINFO_PATH: &str = "/services/oauth2/userinfo";
 /// The request header that sets a query's page size (`batchSize=N`, 200 to 2,000).
 const QUERY_OPTIONS: &str = "Sforce-Query-Options";
 /// Longest query locator ferry follows; real ones are about 25 characters.

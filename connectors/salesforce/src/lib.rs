@@ -7,10 +7,11 @@
 //!
 //! Read top to bottom: [`config`] (the settings), `auth` (OAuth client credentials), `client`
 //! (authenticated calls, token renewal, queries and paging), [`policy`] (retries and error
-//! details), [`mapping`] (canonical ↔ Salesforce fields), `soql` (safe query building),
-//! [`source`], [`sink`].
+//! details), [`mapping`] (canonical ↔ Salesforce fields), [`fields`] (field metadata: describe
+//! and creating custom fields), `soql` (safe query building), [`source`], [`sink`].
 
 pub mod config;
+pub mod fields;
 pub mod mapping;
 pub mod policy;
 pub mod sink;
@@ -55,11 +56,15 @@ fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
     ferry_core::Permissions {
         needs: match role {
             ferry_core::Role::Source => {
-                "OAuth scope `api`; a run-as user with Read (not Create, Edit or Delete) on Account and Contact"
+                "OAuth scope `api`; a run-as user with Read (not Create, Edit or Delete) on Account and Contact, \
+                 and read access (field-level security) to every custom field mapped"
             }
             ferry_core::Role::Sink => {
                 "OAuth scope `api`; a run-as user with Read, Create and Edit on Account and Contact \
-                 (and Customize Application once, if the external-id field must be created)"
+                 (and Customize Application once, if the external-id field must be created); to create \
+                 missing custom fields (`create_missing_fields`), also Customize Application, View Setup \
+                 and Configuration, and Manage Profiles and Permission Sets (ferry grants the new field's \
+                 field-level security on the run-as user's profile)"
             }
         },
         visibility: "shown once a token is fetched; object rights come from the run-as user's profile and \

@@ -1,58 +1,48 @@
-//! Canonical fields ↔ Salesforce fields: one table per object, used for writing, reading back
-//! and reading as a source, so every direction agrees by construction.
+//! Canonical fields ↔ Salesforce fields: one [`FieldMap`] per object (the standard table, plus
+//! the fields an operator mapped), used for writing, reading back and reading as a source, so
+//! every direction agrees by construction. The contact's Account lookup is vendor code beside
+//! the map.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
+use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps};
 use ferry_core::json::{Field, Object};
 use ferry_core::model::FieldType;
-use ferry_core::{ObjectType, Record, RecordRejection, Value, field};
+use ferry_core::{
+    ConnectorError, ConnectorResult, ObjectType, Record, RecordRejection, Value, field,
+};
 use serde::ser::{Error as _, Serialize, SerializeMap, Serializer};
 
-/// One mapped field.
-#[derive(Clone, Copy, Debug)]
-pub struct FieldMap {
-    /// The canonical name.
-    pub canonical: &'static str,
-    /// The Salesforce field's API name.
-    pub salesforce: &'static str,
-}
-
-const fn map(canonical: &'static str, salesforce: &'static str) -> FieldMap {
-    FieldMap {
-        canonical,
-        salesforce,
-    }
-}
-
-/// Companies → Account.
-pub const ACCOUNT_FIELDS: &[FieldMap] = &[
-    map(field::NAME, "Name"),
-    map(field::DOMAIN, "Website"),
-    map(field::PHONE, "Phone"),
-    map(field::INDUSTRY, "Industry"),
-    map(field::EMPLOYEE_COUNT, "NumberOfEmployees"),
-    map(field::ANNUAL_REVENUE, "AnnualRevenue"),
-    map(field::STREET, "BillingStreet"),
-    map(field::CITY, "BillingCity"),
-    map(field::STATE, "BillingState"),
-    map(field::POSTAL_CODE, "BillingPostalCode"),
-    map(field::COUNTRY, "BillingCountry"),
+/// Companies → Account: `(canonical, Salesforce API name)`.
+pub const ACCOUNT_FIELDS: &[(&str, &str)] = &[
+    (field::NAME, "Name"),
+    (field::DOMAIN, "Website"),
+    (field::PHONE, "Phone"),
+    (field::INDUSTRY, "Industry"),
+    (field::EMPLOYEE_COUNT, "NumberOfEmployees"),
+    (field::ANNUAL_REVENUE, "AnnualRevenue"),
+    (field::STREET, "BillingStreet"),
+    (field::CITY, "BillingCity"),
+    (field::STATE, "BillingState"),
+    (field::POSTAL_CODE, "BillingPostalCode"),
+    (field::COUNTRY, "BillingCountry"),
 ];
 
 /// Contacts → Contact. The `company` reference is mapped separately (see [`COMPANY_LOOKUP`]).
-pub const CONTACT_FIELDS: &[FieldMap] = &[
-    map(field::EMAIL, "Email"),
-    map(field::FIRST_NAME, "FirstName"),
-    map(field::LAST_NAME, "LastName"),
-    map(field::PHONE, "Phone"),
-    map(field::MOBILE_PHONE, "MobilePhone"),
-    map(field::JOB_TITLE, "Title"),
-    map(field::STREET, "MailingStreet"),
-    map(field::CITY, "MailingCity"),
-    map(field::STATE, "MailingState"),
-    map(field::POSTAL_CODE, "MailingPostalCode"),
-    map(field::COUNTRY, "MailingCountry"),
-    map(field::EMAIL_OPT_OUT, "HasOptedOutOfEmail"),
+pub const CONTACT_FIELDS: &[(&str, &str)] = &[
+    (field::EMAIL, "Email"),
+    (field::FIRST_NAME, "FirstName"),
+    (field::LAST_NAME, "LastName"),
+    (field::PHONE, "Phone"),
+    (field::MOBILE_PHONE, "MobilePhone"),
+    (field::JOB_TITLE, "Title"),
+    (field::STREET, "MailingStreet"),
+    (field::CITY, "MailingCity"),
+    (field::STATE, "MailingState"),
+    (field::POSTAL_CODE, "MailingPostalCode"),
+    (field::COUNTRY, "MailingCountry"),
+    (field::EMAIL_OPT_OUT, "HasOptedOutOfEmail"),
 ];
 
 /// A contact's company: written as the `Account` relationship keyed by the Account's external
@@ -60,9 +50,9 @@ pub const CONTACT_FIELDS: &[FieldMap] = &[
 pub const COMPANY_LOOKUP: (&str, &str, &str) = (field::COMPANY, "Account", "AccountId");
 
 /// System timestamps, read (never written: Salesforce sets them) when Salesforce is the source.
-pub const SYSTEM_TIMESTAMPS: &[FieldMap] = &[
-    map(field::CREATED_AT, "CreatedDate"),
-    map(field::UPDATED_AT, "LastModifiedDate"),
+pub const SYSTEM_TIMESTAMPS: &[(&str, &str)] = &[
+    (field::CREATED_AT, "CreatedDate"),
+    (field::UPDATED_AT, "LastModifiedDate"),
 ];
 
 /// The record id field, which is the source id when Salesforce is the source.
@@ -76,17 +66,81 @@ pub fn sobject(object: ObjectType) -> &'static str {
     }
 }
 
-/// The field table of `object`.
-pub fn fields(object: ObjectType) -> &'static [FieldMap] {
+static ACCOUNT_MAP: LazyLock<FieldMap> =
+    LazyLock::new(|| FieldMap::standard(ObjectType::Companies, ACCOUNT_FIELDS));
+static CONTACT_MAP: LazyLock<FieldMap> =
+    LazyLock::new(|| FieldMap::standard(ObjectType::Contacts, CONTACT_FIELDS));
+static ACCOUNT_TIMESTAMPS: LazyLock<FieldMap> =
+    LazyLock::new(|| FieldMap::standard(ObjectType::Companies, SYSTEM_TIMESTAMPS));
+static CONTACT_TIMESTAMPS: LazyLock<FieldMap> =
+    LazyLock::new(|| FieldMap::standard(ObjectType::Contacts, SYSTEM_TIMESTAMPS));
+
+/// The standard field map of `object`.
+pub fn standard(object: ObjectType) -> &'static FieldMap {
     match object {
+        ObjectType::Companies => &ACCOUNT_MAP,
+        ObjectType::Contacts => &CONTACT_MAP,
+    }
+}
+
+/// The system timestamps of `object` as a field map.
+fn timestamps(object: ObjectType) -> &'static FieldMap {
+    match object {
+        ObjectType::Companies => &ACCOUNT_TIMESTAMPS,
+        ObjectType::Contacts => &CONTACT_TIMESTAMPS,
+    }
+}
+
+/// The standard maps of every object the connector moves, for a source's or sink's
+/// [`FieldMaps`].
+pub fn standard_maps() -> FieldMaps {
+    FieldMaps::new(ObjectType::ALL.map(|object| (object, standard(object).clone())))
+}
+
+/// The canonical field the standard tables give Salesforce field `name` of `object` (the
+/// field map, the Account lookup, the system timestamps), for `describe`.
+pub fn standard_canonical(object: ObjectType, name: &str) -> Option<&'static str> {
+    let table = match object {
         ObjectType::Companies => ACCOUNT_FIELDS,
         ObjectType::Contacts => CONTACT_FIELDS,
+    };
+    let lookup = (object == ObjectType::Contacts).then_some((COMPANY_LOOKUP.0, COMPANY_LOOKUP.2));
+    table
+        .iter()
+        .chain(SYSTEM_TIMESTAMPS)
+        .copied()
+        .chain(lookup)
+        .find(|(_, sf)| sf.eq_ignore_ascii_case(name))
+        .map(|(canonical, _)| canonical)
+}
+
+/// Whether `name` can stand in SOQL and a request body as a field's API name: a letter, then
+/// letters, digits and underscores (custom fields end in `__c`), at most 80 characters.
+pub fn is_api_name(name: &str) -> bool {
+    name.len() <= 80
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Checks that every binding names a field by an API name (they go into SOQL and request
+/// bodies), refusing the first that does not, by the config's `[fields.<object>]`.
+pub fn check_bindings(object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+    match bindings.iter().find(|b| !is_api_name(&b.vendor)) {
+        None => Ok(()),
+        Some(b) => Err(ConnectorError::Config {
+            vendor: crate::VENDOR,
+            key: format!("fields.{object}"),
+            detail: format!(
+                "`{}` is not a Salesforce field API name (a letter, then letters, digits and underscores)",
+                b.vendor
+            ),
+        }),
     }
 }
 
 /// Every Salesforce field the mapping writes on `object` (relationships by their id field).
-pub fn written_fields(object: ObjectType) -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = fields(object).iter().map(|f| f.salesforce).collect();
+pub fn written_fields(map: &FieldMap, object: ObjectType) -> Vec<&str> {
+    let mut names = map.vendor_names();
     if object == ObjectType::Contacts {
         names.push(COMPANY_LOOKUP.2);
     }
@@ -94,31 +148,36 @@ pub fn written_fields(object: ObjectType) -> Vec<&'static str> {
 }
 
 /// The canonical fields the mapping writes and reads back.
-pub fn stored_fields(object: ObjectType) -> Vec<String> {
-    let mut names: Vec<String> = fields(object)
-        .iter()
-        .map(|f| f.canonical.to_owned())
-        .collect();
+pub fn stored_fields(map: &FieldMap, object: ObjectType) -> Vec<String> {
+    let mut names = map.canonical_names();
     if object == ObjectType::Contacts {
         names.push(COMPANY_LOOKUP.0.to_owned());
     }
     names
 }
 
-fn field_type(object: ObjectType, canonical: &str) -> FieldType {
-    object
-        .field(canonical)
-        .map(|f| f.ty)
-        .unwrap_or(FieldType::Text)
-}
-
 /// A canonical field whose value could not be written (names the field, never the value).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unwritable {
     /// The canonical field.
-    pub canonical: &'static str,
+    pub canonical: String,
     /// What it should have held.
     pub expected: &'static str,
+    /// For a picklist label the field's list lacks: the refusal, code
+    /// [`ferry_core::fields::NO_SUCH_OPTION`].
+    pub no_option: Option<RecordRejection>,
+}
+
+impl Unwritable {
+    /// The record's refusal: `NO_SUCH_OPTION` for a picklist label the list lacks,
+    /// `INVALID_VALUE` otherwise.
+    pub fn into_rejection(self, source_id: &str) -> RecordRejection {
+        self.no_option.unwrap_or_else(|| RecordRejection {
+            source_id: source_id.to_owned(),
+            code: "INVALID_VALUE".into(),
+            reason: format!("{} is not {}", self.canonical, self.expected),
+        })
+    }
 }
 
 /// A value in the JSON Salesforce expects for a field of canonical type `ty`: borrowed when
@@ -143,6 +202,37 @@ fn json_value(ty: FieldType, value: &Value) -> Result<JsonValue<'_>, &'static st
     })
 }
 
+/// The JSON written for `value` into the field of `binding`: a picklist's internal value for
+/// its label, or the value in the binding's type.
+fn bound_value<'v>(
+    binding: &'v FieldBinding,
+    source_id: &str,
+    value: &'v Value,
+) -> Result<JsonValue<'v>, Unwritable> {
+    if binding.is_picklist() {
+        let Some(label) = value.as_text() else {
+            return Err(Unwritable {
+                canonical: binding.canonical.to_string(),
+                expected: "a picklist label",
+                no_option: None,
+            });
+        };
+        return binding
+            .write_option(crate::VENDOR, source_id, label)
+            .map(JsonValue::Text)
+            .map_err(|refusal| Unwritable {
+                canonical: binding.canonical.to_string(),
+                expected: "an option of the picklist",
+                no_option: Some(refusal),
+            });
+    }
+    json_value(binding.ty, value).map_err(|expected| Unwritable {
+        canonical: binding.canonical.to_string(),
+        expected,
+        no_option: None,
+    })
+}
+
 impl Serialize for JsonValue<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -163,25 +253,25 @@ impl Serialize for JsonValue<'_> {
 pub struct SalesforceBody<'a> {
     record: &'a Record,
     external_id_field: &'a str,
+    map: &'a FieldMap,
 }
 
-/// The body of `record` for an upsert, or the first field whose value cannot be written.
+/// The body of `record` for an upsert through `map`, or the first field whose value cannot be
+/// written.
 pub fn to_salesforce<'a>(
     record: &'a Record,
     external_id_field: &'a str,
+    map: &'a FieldMap,
 ) -> Result<SalesforceBody<'a>, Unwritable> {
-    let object = record.object;
-    for f in fields(object) {
-        if let Some(v) = record.get(f.canonical) {
-            json_value(field_type(object, f.canonical), v).map_err(|expected| Unwritable {
-                canonical: f.canonical,
-                expected,
-            })?;
+    for binding in map.iter() {
+        if let Some(v) = record.get(&binding.canonical) {
+            bound_value(binding, &record.source_id, v)?;
         }
     }
     Ok(SalesforceBody {
         record,
         external_id_field,
+        map,
     })
 }
 
@@ -213,15 +303,18 @@ impl Serialize for SalesforceBody<'_> {
         let object = record.object;
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("attributes", &Attributes(sobject(object)))?;
-        for f in fields(object) {
-            match record.get(f.canonical) {
-                None => map.serialize_entry(f.salesforce, &())?,
+        for binding in self.map.iter() {
+            match record.get(&binding.canonical) {
+                None => map.serialize_entry(binding.vendor.as_ref(), &())?,
                 Some(v) => {
                     // Checked by `to_salesforce`; an error here would be a bug, not data.
-                    let value = json_value(field_type(object, f.canonical), v).map_err(|_| {
-                        S::Error::custom(format_args!("field `{}` is not writable", f.canonical))
+                    let value = bound_value(binding, &record.source_id, v).map_err(|_| {
+                        S::Error::custom(format_args!(
+                            "field `{}` is not writable",
+                            binding.canonical
+                        ))
                     })?;
-                    map.serialize_entry(f.salesforce, &value)?;
+                    map.serialize_entry(binding.vendor.as_ref(), &value)?;
                 }
             }
         }
@@ -240,28 +333,52 @@ impl Serialize for SalesforceBody<'_> {
     }
 }
 
-/// The canonical record of a queried Salesforce record, or `None` if it has no external id.
-/// A value that does not fit its canonical type is left out (and logged by field name), so
-/// the checksum comparison flags the record rather than the whole read failing.
+/// Reads field `binding` of a queried record into `record`: `Ok(false)` when absent or null,
+/// `Err` with what was expected when the value does not fit.
+fn read_bound(
+    record: &mut Record,
+    binding: &FieldBinding,
+    sf: &Object<'_>,
+) -> Result<bool, &'static str> {
+    let Some(value) = sf.get(&binding.vendor) else {
+        return Ok(false);
+    };
+    let raw = match scalar_text(value) {
+        Ok(None) => return Ok(false),
+        Ok(Some(raw)) => raw,
+        Err(()) => return Err("a single value"),
+    };
+    match binding.read(&raw) {
+        Ok(Some(v)) => {
+            record.fields.insert(binding.canonical.clone(), v);
+            Ok(true)
+        }
+        Ok(None) => Ok(false),
+        Err(e) => Err(e.expected),
+    }
+}
+
+/// The canonical record of a queried Salesforce record read back through `map`, or `None` if
+/// it has no external id. A value that does not fit its canonical type is left out (and
+/// logged by field name), so the checksum comparison flags the record rather than the whole
+/// read failing.
 pub fn from_salesforce(
     object: ObjectType,
     sf: &Object<'_>,
     external_id_field: &str,
+    map: &FieldMap,
 ) -> Option<Record> {
     let source_id = sf
         .get(external_id_field)
         .and_then(Field::text)?
         .into_owned();
     let mut record = Record::new(object, source_id);
-    for f in fields(object) {
-        let Some(raw) = sf.get(f.salesforce).and_then(Field::text) else {
-            continue;
-        };
-        if let Err(e) = record.set_parsed(f.canonical, &raw) {
+    for binding in map.iter() {
+        if let Err(expected) = read_bound(&mut record, binding, sf) {
             tracing::debug!(
                 vendor = crate::VENDOR,
-                field = e.field,
-                expected = e.expected,
+                field = %binding.canonical,
+                expected,
                 "unreadable value on read-back"
             );
         }
@@ -279,16 +396,31 @@ pub fn from_salesforce(
     Some(record)
 }
 
-/// The fields a source query selects on `object`: every mapped field, the record id, a
-/// contact's `AccountId`, and the system timestamps.
-pub fn source_fields(object: ObjectType) -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = fields(object).iter().map(|f| f.salesforce).collect();
-    names.push(ID_FIELD);
-    if object == ObjectType::Contacts {
-        names.push(COMPANY_LOOKUP.2);
+/// Adds `name` to `names` unless it is there already (SOQL refuses a field selected twice).
+fn push_unique<'a>(names: &mut Vec<&'a str>, name: &'a str) {
+    if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+        names.push(name);
     }
-    names.extend(SYSTEM_TIMESTAMPS.iter().map(|f| f.salesforce));
+}
+
+/// The fields a read-back query selects: the map's, then `extra` (no name twice).
+pub fn read_back_fields<'a>(map: &'a FieldMap, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut names = Vec::new();
+    for name in map.vendor_names().into_iter().chain(extra.iter().copied()) {
+        push_unique(&mut names, name);
+    }
     names
+}
+
+/// The fields a source query selects on `object` through `map`: every mapped field, the record
+/// id, a contact's `AccountId`, and the system timestamps (no name twice).
+pub fn source_fields(object: ObjectType, map: &FieldMap) -> Vec<&str> {
+    let mut extra = vec![ID_FIELD];
+    if object == ObjectType::Contacts {
+        extra.push(COMPANY_LOOKUP.2);
+    }
+    extra.extend(SYSTEM_TIMESTAMPS.iter().map(|(_, sf)| *sf));
+    read_back_fields(map, &extra)
 }
 
 /// The text of a scalar JSON value; `Ok(None)` for `null`, `Err` for an object or array.
@@ -300,33 +432,26 @@ fn scalar_text<'v>(value: &'v Field<'_>) -> Result<Option<Cow<'v, str>>, ()> {
     }
 }
 
-/// The canonical record of a Salesforce record read as a source, whose `Id` is `id`: mapped
-/// fields, the system timestamps and, for a contact, its Account as the `company` reference.
-/// A value that does not fit its canonical type makes the whole record unreadable, with a
-/// reason naming the fields (never the values), so it is reported rather than half-migrated.
+/// The canonical record of a Salesforce record read as a source through `map`, whose `Id` is
+/// `id`: mapped fields (a picklist's value as its label), the system timestamps and, for a
+/// contact, its Account as the `company` reference. A value that does not fit its canonical
+/// type makes the whole record unreadable, with a reason naming the fields (never the
+/// values), so it is reported rather than half-migrated.
 pub fn from_source(
     object: ObjectType,
     id: &str,
     sf: &Object<'_>,
+    map: &FieldMap,
 ) -> Result<Record, RecordRejection> {
     let mut record = Record::new(object, id);
     let mut problems = Vec::new();
-    for f in fields(object).iter().chain(SYSTEM_TIMESTAMPS) {
-        let Some(value) = sf.get(f.salesforce) else {
-            continue;
-        };
-        let expected = match scalar_text(value) {
-            Ok(None) => continue,
-            Ok(Some(raw)) => match record.set_parsed(f.canonical, &raw) {
-                Ok(()) => continue,
-                Err(e) => e.expected,
-            },
-            Err(()) => "a single value",
-        };
-        problems.push(format!(
-            "`{}` (Salesforce field `{}`, expected {expected})",
-            f.canonical, f.salesforce
-        ));
+    for binding in map.iter().chain(timestamps(object).iter()) {
+        if let Err(expected) = read_bound(&mut record, binding, sf) {
+            problems.push(format!(
+                "`{}` (Salesforce field `{}`, expected {expected})",
+                binding.canonical, binding.vendor
+            ));
+        }
     }
     if object == ObjectType::Contacts {
         let (canonical, _, id_field) = COMPANY_LOOKUP;
@@ -366,13 +491,14 @@ mod tests {
     }
 
     fn body(record: &Record, ext: &str) -> Result<Json, Unwritable> {
-        to_salesforce(record, ext).map(|b| serde_json::to_value(b).unwrap())
+        to_salesforce(record, ext, standard(record.object))
+            .map(|b| serde_json::to_value(b).unwrap())
     }
 
     #[test]
     fn every_canonical_field_but_system_timestamps_is_mapped() {
         for object in ObjectType::ALL {
-            let stored = stored_fields(object);
+            let stored = stored_fields(standard(object), object);
             for spec in object.fields() {
                 let system = spec.name == field::CREATED_AT || spec.name == field::UPDATED_AT;
                 assert_eq!(
@@ -400,7 +526,12 @@ mod tests {
         let mut queried = sf.clone();
         queried.as_object_mut().unwrap().remove("attributes");
         assert_eq!(
-            from_salesforce(ObjectType::Contacts, &row(queried), "Ext__c"),
+            from_salesforce(
+                ObjectType::Contacts,
+                &row(queried),
+                "Ext__c",
+                standard(ObjectType::Contacts)
+            ),
             Some(r.clone())
         );
         r.fields.remove(field::COMPANY);
@@ -431,7 +562,13 @@ mod tests {
             "CreatedDate": "2021-11-06T17:38:40.000+0000",
             "LastModifiedDate": "2022-06-01T14:31:48.469+0000",
         }));
-        let r = from_source(ObjectType::Contacts, "003000000000001AAA", &sf).unwrap();
+        let r = from_source(
+            ObjectType::Contacts,
+            "003000000000001AAA",
+            &sf,
+            standard(ObjectType::Contacts),
+        )
+        .unwrap();
         assert_eq!(r.source_id, "003000000000001AAA");
         assert_eq!(r.text(field::LAST_NAME), Some("Gilmore"));
         assert_eq!(r.get(field::EMAIL), None);
@@ -448,8 +585,10 @@ mod tests {
             r.get(field::UPDATED_AT),
             Some(&Value::Timestamp(1_654_093_908_469))
         );
-        assert!(source_fields(ObjectType::Contacts).contains(&"AccountId"));
-        assert!(!source_fields(ObjectType::Companies).contains(&"AccountId"));
+        let contacts = standard(ObjectType::Contacts);
+        let companies = standard(ObjectType::Companies);
+        assert!(source_fields(ObjectType::Contacts, contacts).contains(&"AccountId"));
+        assert!(!source_fields(ObjectType::Companies, companies).contains(&"AccountId"));
     }
 
     #[test]
@@ -461,7 +600,13 @@ mod tests {
             "CreatedDate": "the-day-before-yesterday",
             "BillingAddress": {"city": "x"},
         }));
-        let e = from_source(ObjectType::Companies, "001000000000001AAA", &sf).unwrap_err();
+        let e = from_source(
+            ObjectType::Companies,
+            "001000000000001AAA",
+            &sf,
+            standard(ObjectType::Companies),
+        )
+        .unwrap_err();
         assert_eq!(e.code, "UNREADABLE_VALUE");
         assert_eq!(e.source_id, "001000000000001AAA");
         assert!(
@@ -477,7 +622,53 @@ mod tests {
             e.reason
         );
         let nested = row(serde_json::json!({"Id": "003", "AccountId": {"Id": "001"}}));
-        let e = from_source(ObjectType::Contacts, "003", &nested).unwrap_err();
+        let e = from_source(
+            ObjectType::Contacts,
+            "003",
+            &nested,
+            standard(ObjectType::Contacts),
+        )
+        .unwrap_err();
         assert!(e.reason.contains("AccountId"), "{}", e.reason);
+    }
+
+    #[test]
+    fn mapped_picklists_write_values_and_read_labels() {
+        use ferry_core::fields::{NO_SUCH_OPTION, PicklistOption};
+        let tier = FieldBinding {
+            options: vec![PicklistOption {
+                value: "GOLD_TIER".into(),
+                label: "Gold".into(),
+            }],
+            ..FieldBinding::new("tier", "Tier__c", FieldType::Text)
+        };
+        let sector = FieldBinding::new(field::INDUSTRY, "Sector__c", FieldType::Text);
+        let map = standard(ObjectType::Companies).with(&[tier, sector]);
+        let mut c = Record::new(ObjectType::Companies, "co-1");
+        c.set(field::INDUSTRY, Value::Text("Banking".into()));
+        c.fields.insert("tier".into(), Value::Text(" gold ".into()));
+        let sf = serde_json::to_value(to_salesforce(&c, "Ext__c", &map).unwrap()).unwrap();
+        assert_eq!(sf["Tier__c"], "GOLD_TIER");
+        assert_eq!(sf["Sector__c"], "Banking");
+        assert!(sf.get("Industry").is_none(), "the mapped field replaced it");
+        assert!(stored_fields(&map, ObjectType::Companies).contains(&"tier".to_owned()));
+
+        let queried =
+            row(serde_json::json!({"Id": "001", "Tier__c": "GOLD_TIER", "Sector__c": "Banking"}));
+        let read = from_source(ObjectType::Companies, "001", &queried, &map).unwrap();
+        assert_eq!(read.text("tier"), Some("Gold"));
+        assert_eq!(read.text(field::INDUSTRY), Some("Banking"));
+        assert!(source_fields(ObjectType::Companies, &map).contains(&"Tier__c"));
+
+        c.fields
+            .insert("tier".into(), Value::Text("Platinum".into()));
+        let refused = to_salesforce(&c, "Ext__c", &map)
+            .unwrap_err()
+            .into_rejection("co-1");
+        assert_eq!(
+            (refused.code.as_str(), refused.source_id.as_str()),
+            (NO_SUCH_OPTION, "co-1")
+        );
+        assert!(!refused.reason.contains("Platinum"), "{}", refused.reason);
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorField};
 use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use crate::VENDOR;
 use crate::client::{Call, Client};
 use crate::config::{SalesforceConfig, Settings};
+use crate::fields::{self, Describe};
 use crate::mapping::{self, COMPANY_LOOKUP, SalesforceBody};
 use crate::policy::clean_code;
 use crate::soql;
@@ -24,33 +26,16 @@ use crate::soql;
 pub struct SalesforceSink {
     settings: Settings,
     client: Client,
+    /// The standard field maps, plus the fields the engine mapped.
+    fields: FieldMaps,
 }
 
-/// One field of a `describe` answer (the parts ferry checks).
 /// The body of an sObject Collections request.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Collection<'a> {
     all_or_none: bool,
     records: &'a [SalesforceBody<'a>],
-}
-
-#[derive(Deserialize)]
-struct DescribedField {
-    name: String,
-    #[serde(rename = "externalId", default)]
-    external_id: bool,
-    #[serde(default)]
-    createable: bool,
-    #[serde(default)]
-    updateable: bool,
-    #[serde(rename = "caseSensitive", default)]
-    case_sensitive: bool,
-}
-
-#[derive(Deserialize)]
-struct Describe {
-    fields: Vec<DescribedField>,
 }
 
 /// A record's result in an sObject Collections response.
@@ -78,7 +63,11 @@ impl SalesforceSink {
     /// name the offending key as `{key_prefix}.{setting}`, e.g. `sink.client_secret`.
     pub fn new(config: SalesforceConfig, key_prefix: &str) -> ConnectorResult<SalesforceSink> {
         let (settings, client) = Client::build(&config, key_prefix)?;
-        Ok(SalesforceSink { settings, client })
+        Ok(SalesforceSink {
+            settings,
+            client,
+            fields: mapping::standard_maps(),
+        })
     }
 
     /// How many access tokens this sink has fetched (1 unless sessions expired).
@@ -90,33 +79,10 @@ impl SalesforceSink {
         &self.settings.external_id_field
     }
 
-    async fn describe(&self, sobject: &str) -> ConnectorResult<Describe> {
-        let path = self
-            .client
-            .data_path(&format!("sobjects/{sobject}/describe"));
-        let response = self
-            .client
-            .send(Call {
-                method: Method::GET,
-                path: &path,
-                query: &[],
-                body: None,
-                headers: &[],
-                cap: BodyCap::Page,
-            })
-            .await?;
-        response.json(VENDOR, &format!("GET {path}"))
-    }
-
     /// Checks `sobject` has the external-id field and every mapped field, writable.
-    async fn check_object(&self, sobject: &str, written: &[&str]) -> ConnectorResult<()> {
-        let described = self.describe(sobject).await?;
-        let find = |name: &str| {
-            described
-                .fields
-                .iter()
-                .find(|f| f.name.eq_ignore_ascii_case(name))
-        };
+    async fn check_object(&self, sobject: &str, written: &[&str]) -> ConnectorResult<Describe> {
+        let described = fields::describe(&self.client, sobject).await?;
+        let find = |name: &str| described.field(name);
         let ext = self.ext();
         match find(ext) {
             None => return Err(setup_missing_field(sobject, ext)),
@@ -148,7 +114,7 @@ impl SalesforceSink {
                 ),
             });
         }
-        Ok(())
+        Ok(described)
     }
 
     /// Sends one collection upsert of `items` (record index, body) and answers each: written,
@@ -158,6 +124,7 @@ impl SalesforceSink {
         sobject: &str,
         records: &[Record],
         items: Vec<(usize, SalesforceBody<'r>)>,
+        map: &FieldMap,
     ) -> ConnectorResult<Vec<((usize, SalesforceBody<'r>), Attempt<RecordOutcome>)>> {
         let ext = self.ext();
         let path = self
@@ -213,7 +180,7 @@ impl SalesforceSink {
                     }),
                 })
             } else {
-                let (code, reason) = rejection_reason(record, &result.errors, ext);
+                let (code, reason) = rejection_reason(record, &result.errors, ext, map);
                 let refused = reject(record, &code, reason);
                 if is_transient(&result.errors) {
                     Attempt::Again(refused)
@@ -234,6 +201,7 @@ impl SalesforceSink {
     ) -> ConnectorResult<Vec<RecordOutcome>> {
         let sobject = mapping::sobject(object);
         let ext = self.ext();
+        let map = self.fields.get(object);
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
         let mut sent: Vec<usize> = Vec::with_capacity(records.len());
         let mut bodies: Vec<SalesforceBody<'_>> = Vec::with_capacity(records.len());
@@ -246,17 +214,16 @@ impl SalesforceSink {
                 ));
                 continue;
             }
-            match mapping::to_salesforce(record, ext) {
+            match mapping::to_salesforce(record, ext, &map) {
                 Ok(body) => {
                     sent.push(i);
                     bodies.push(body);
                 }
                 Err(e) => {
-                    outcomes[i] = Some(reject(
-                        record,
-                        "INVALID_VALUE",
-                        format!("{} is not {}", e.canonical, e.expected),
-                    ));
+                    outcomes[i] = Some(RecordOutcome {
+                        source_id: record.source_id.clone(),
+                        result: Err(e.into_rejection(&record.source_id)),
+                    });
                 }
             }
         }
@@ -265,7 +232,7 @@ impl SalesforceSink {
         let items: Vec<(usize, SalesforceBody<'_>)> = sent.into_iter().zip(bodies).collect();
         let resend = Resend::from_retry(&self.settings.retry);
         let settled = settle(VENDOR, items, resend, |items| {
-            self.send_collection(sobject, records, items)
+            self.send_collection(sobject, records, items, &map)
         })
         .await?;
         for ((i, _), outcome) in settled {
@@ -336,13 +303,16 @@ fn clean_field(name: &str) -> String {
 
 /// A rejection's code and reason from Salesforce's errors: codes and field names, with the
 /// canonical names beside them, never the vendor's message (which quotes values).
-fn rejection_reason(record: &Record, errors: &[SaveError], ext: &str) -> (String, String) {
-    let fields = mapping::fields(record.object);
+fn rejection_reason(
+    record: &Record,
+    errors: &[SaveError],
+    ext: &str,
+    map: &FieldMap,
+) -> (String, String) {
     let canonical = |sf: &str| {
-        fields
-            .iter()
-            .find(|f| f.salesforce.eq_ignore_ascii_case(sf))
-            .map(|f| f.canonical)
+        map.iter()
+            .find(|b| b.vendor.eq_ignore_ascii_case(sf))
+            .map(|b| b.canonical.clone())
     };
     let parts: Vec<String> = errors
         .iter()
@@ -448,7 +418,7 @@ impl Sink for SalesforceSink {
     }
 
     fn stored_fields(&self, object: ObjectType) -> Vec<String> {
-        mapping::stored_fields(object)
+        mapping::stored_fields(&self.fields.get(object), object)
     }
 
     // Salesforce refuses an Account without Name and a Contact without LastName (REQUIRED_FIELD_MISSING).
@@ -465,14 +435,42 @@ impl Sink for SalesforceSink {
     }
 
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
-        self.check_object(mapping::sobject(object), &mapping::written_fields(object))
+        let map = self.fields.get(object);
+        let described = self
+            .check_object(
+                mapping::sobject(object),
+                &mapping::written_fields(&map, object),
+            )
             .await?;
+        if let Some(bindings) = fields::respelled(&map, &described) {
+            self.fields.map(object, &FieldMap::default(), &bindings);
+        }
         if object == ObjectType::Contacts {
             // Contacts find their Account through the Account's external id.
             self.check_object(mapping::sobject(ObjectType::Companies), &[])
                 .await?;
         }
         Ok(())
+    }
+
+    /// `GET …/sobjects/{Account|Contact}/describe`.
+    async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
+        fields::vendor_fields(&self.client, object).await
+    }
+
+    fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        mapping::check_bindings(object, bindings)?;
+        self.fields.map(object, mapping::standard(object), bindings);
+        Ok(())
+    }
+
+    /// Tooling `CustomField`, then `FieldPermissions` for the run-as user's profile.
+    async fn create_field(
+        &self,
+        object: ObjectType,
+        field: &NewField,
+    ) -> ConnectorResult<VendorField> {
+        fields::create_field(&self.client, object, field).await
     }
 
     async fn upsert(
@@ -496,14 +494,13 @@ impl Sink for SalesforceSink {
             return Ok(Vec::new());
         }
         let ext = self.ext();
-        let mut select: Vec<String> = mapping::fields(object)
-            .iter()
-            .map(|f| f.salesforce.to_owned())
-            .collect();
-        select.push(ext.to_owned());
+        let map = self.fields.get(object);
+        let company = format!("{}.{ext}", COMPANY_LOOKUP.1);
+        let mut extra = vec![ext];
         if object == ObjectType::Contacts {
-            select.push(format!("{}.{ext}", COMPANY_LOOKUP.1));
+            extra.push(&company);
         }
+        let select = mapping::read_back_fields(&map, &extra);
         let prefix = format!(
             "SELECT {} FROM {} WHERE {ext}",
             select.join(", "),
@@ -513,7 +510,7 @@ impl Sink for SalesforceSink {
         for q in soql::in_queries(&prefix, source_ids) {
             self.client
                 .query_each(&q, |sf| {
-                    if let Some(record) = mapping::from_salesforce(object, sf, ext) {
+                    if let Some(record) = mapping::from_salesforce(object, sf, ext, &map) {
                         out.push(record);
                     }
                 })

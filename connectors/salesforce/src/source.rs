@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, VendorField};
 use ferry_core::http::HttpStats;
 use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source};
 
@@ -35,6 +36,8 @@ fn is_expired_locator(e: &ConnectorError) -> bool {
 pub struct SalesforceSource {
     settings: Settings,
     client: Client,
+    /// The standard field maps, plus the fields the engine mapped.
+    fields: FieldMaps,
 }
 
 impl SalesforceSource {
@@ -42,7 +45,11 @@ impl SalesforceSource {
     /// name the offending key as `{key_prefix}.{setting}`, e.g. `source.client_secret`.
     pub fn new(config: SalesforceConfig, key_prefix: &str) -> ConnectorResult<SalesforceSource> {
         let (settings, client) = Client::build(&config, key_prefix)?;
-        Ok(SalesforceSource { settings, client })
+        Ok(SalesforceSource {
+            settings,
+            client,
+            fields: mapping::standard_maps(),
+        })
     }
 
     /// How many access tokens this source has fetched (1 unless sessions expired).
@@ -51,21 +58,35 @@ impl SalesforceSource {
     }
 
     /// The SOQL that reads every live record of `object`, in `Id` order.
-    fn read_query(object: ObjectType) -> String {
+    fn read_query(&self, object: ObjectType) -> String {
         format!(
             "SELECT {} FROM {} ORDER BY {ID_FIELD}",
-            mapping::source_fields(object).join(", "),
+            mapping::source_fields(object, &self.fields.get(object)).join(", "),
             mapping::sobject(object)
         )
     }
 
     /// The SOQL that reads the live records of `object` after `last`, in `Id` order.
-    fn read_after_query(object: ObjectType, last: &str) -> String {
+    fn read_after_query(&self, object: ObjectType, last: &str) -> String {
         format!(
             "SELECT {} FROM {} WHERE {ID_FIELD} > '{last}' ORDER BY {ID_FIELD}",
-            mapping::source_fields(object).join(", "),
+            mapping::source_fields(object, &self.fields.get(object)).join(", "),
             mapping::sobject(object)
         )
+    }
+
+    /// Spells the mapped fields of `object` as describe does, so that values are found in
+    /// query results (one describe, only when fields beyond the standard ones are mapped).
+    async fn respell(&self, object: ObjectType) -> ConnectorResult<()> {
+        let map = self.fields.get(object);
+        if *map == *mapping::standard(object) {
+            return Ok(());
+        }
+        let described = crate::fields::describe(&self.client, mapping::sobject(object)).await?;
+        if let Some(bindings) = crate::fields::respelled(&map, &described) {
+            self.fields.map(object, &FieldMap::default(), &bindings);
+        }
+        Ok(())
     }
 
     /// Maps one page of query results onto a [`Page`]. `last_before` is the `Id` the cursor
@@ -98,6 +119,7 @@ impl SalesforceSource {
                 });
             }
         };
+        let map = self.fields.get(object);
         let mut page = Page {
             records: Vec::with_capacity(raw.records.len()),
             next,
@@ -115,7 +137,7 @@ impl SalesforceSource {
                     detail: format!("a {} record has no Id", mapping::sobject(object)),
                 });
             };
-            page.push(VENDOR, object, mapping::from_source(object, id, sf));
+            page.push(VENDOR, object, mapping::from_source(object, id, sf, &map));
         }
         page.log_read(VENDOR, object);
         Ok(page)
@@ -148,7 +170,8 @@ impl Source for SalesforceSource {
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
         let batch = Some(self.settings.query_batch_size);
         let Some(cursor) = cursor else {
-            let raw = self.client.query(&Self::read_query(object), batch).await?;
+            self.respell(object).await?;
+            let raw = self.client.query(&self.read_query(object), batch).await?;
             return self.to_page(object, raw, None);
         };
         // Cursors of older versions are the bare URL, without the last id.
@@ -166,12 +189,23 @@ impl Source for SalesforceSource {
         let raw = match (self.client.query_more(next, batch).await, last) {
             (Err(e), Some(last)) if is_expired_locator(&e) => {
                 tracing::info!(vendor = VENDOR, %object, "the query locator expired; reading on after the last record read");
-                let soql = Self::read_after_query(object, last);
+                let soql = self.read_after_query(object, last);
                 self.client.query(&soql, batch).await?
             }
             (result, _) => result?,
         };
         self.to_page(object, raw, last)
+    }
+
+    /// `GET …/sobjects/{Account|Contact}/describe`.
+    async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
+        crate::fields::vendor_fields(&self.client, object).await
+    }
+
+    fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        mapping::check_bindings(object, bindings)?;
+        self.fields.map(object, mapping::standard(object), bindings);
+        Ok(())
     }
 
     /// `SELECT COUNT() FROM …`: its `totalSize`, live records only, as the read sees them.

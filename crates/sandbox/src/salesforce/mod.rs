@@ -1,5 +1,7 @@
 //! An in-memory emulator of the Salesforce REST API, faithful to its documentation for what
-//! ferry uses: the OAuth client-credentials token, `describe`, sObject Collections (create,
+//! ferry uses: the OAuth client-credentials token, `describe` (with the sandbox's seeded custom
+//! fields), custom fields created through the Tooling API and granted with `FieldPermissions`
+//! (`metadata.rs`), sObject Collections (create,
 //! update, upsert by external id, at most 200 records, per-record results, allOrNone), SOQL
 //! queries with `nextRecordsUrl` paging (locators expire two days after their query),
 //! `/limits`, the `Sforce-Limit-Info` header and the daily API allocation (403
@@ -11,6 +13,7 @@
 
 mod body;
 mod faults;
+mod metadata;
 mod schema;
 mod soql;
 mod store;
@@ -130,6 +133,8 @@ struct Shared {
     store: RwLock<Store>,
     /// Access token → when it was issued.
     tokens: Mutex<HashMap<String, Instant>>,
+    /// Field-level security granted through `FieldPermissions` rows, and created fields.
+    setup: Mutex<metadata::Setup>,
     usage: AtomicU64,
     cursors: Mutex<Cursors>,
     next_cursor: AtomicU64,
@@ -209,6 +214,7 @@ impl Emulator {
                 options,
                 store: RwLock::new(store),
                 tokens: Mutex::new(HashMap::new()),
+                setup: Mutex::new(metadata::Setup::default()),
                 usage: AtomicU64::new(0),
                 cursors: Mutex::new(Cursors::default()),
                 next_cursor: AtomicU64::new(1),
@@ -244,6 +250,9 @@ impl Emulator {
                 ("BillingState", text(&c.state)),
                 ("BillingPostalCode", text(&c.postal_code)),
                 ("BillingCountry", text(&c.country)),
+                ("Region__c", text(&c.region)),
+                ("Seats__c", c.seats.map(|n| Val::Num(f64::from(n)))),
+                ("Tier__c", c.tier.map(|t| Val::Str(t.into()))),
             ];
             account_rows.push(store.insert_seeded(
                 ObjectKind::Account,
@@ -284,6 +293,14 @@ impl Emulator {
                     ),
                     ("MailingCountry", checked("MailingCountry", &c.country)?),
                     ("HasOptedOutOfEmail", Some(Val::Bool(c.email_opt_out))),
+                    (
+                        "Favourite_Colour__c",
+                        checked("Favourite_Colour__c", &c.favourite_colour)?,
+                    ),
+                    (
+                        "Loyalty_Points__c",
+                        c.loyalty_points.map(|n| Val::Num(f64::from(n))),
+                    ),
                     (
                         "AccountId",
                         c.company
@@ -337,6 +354,7 @@ impl Emulator {
             .schema
             .fields
             .iter()
+            .filter(|f| f.readable)
             .map(|f| f.name.to_owned())
             .collect();
         let q = soql::parse(&format!(
@@ -385,6 +403,14 @@ impl Emulator {
             .route(
                 "/services/data/{version}/sobjects/{sobject}/describe",
                 get(describe),
+            )
+            .route(
+                "/services/data/{version}/tooling/sobjects/CustomField",
+                axum::routing::any(metadata::create_custom_field),
+            )
+            .route(
+                "/services/data/{version}/sobjects/{sobject}",
+                axum::routing::any(metadata::create_record),
             )
             .route("/services/data/{version}/query", get(query))
             .route("/services/data/{version}/query/{locator}", get(query_more))
@@ -872,6 +898,9 @@ async fn query(
         Ok(p) => p,
         Err(message) => return sf_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", &message),
     };
+    if let Some(answer) = metadata::setup_query(&parsed) {
+        return answer;
+    }
     let planned = {
         let Ok(store) = s.store.read() else {
             return internal();

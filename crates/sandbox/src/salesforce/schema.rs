@@ -21,9 +21,12 @@ pub(crate) enum Kind {
     Url,
     Picklist,
     Int,
+    /// A custom Number field (`double`, with its precision and scale).
+    Double,
     Currency,
     Boolean,
     Reference,
+    Date,
     Datetime,
 }
 
@@ -38,9 +41,11 @@ impl Kind {
             Kind::Url => "url",
             Kind::Picklist => "picklist",
             Kind::Int => "int",
+            Kind::Double => "double",
             Kind::Currency => "currency",
             Kind::Boolean => "boolean",
             Kind::Reference => "reference",
+            Kind::Date => "date",
             Kind::Datetime => "datetime",
         }
     }
@@ -49,8 +54,9 @@ impl Kind {
         match self {
             Kind::Id | Kind::Reference => "tns:ID",
             Kind::Int => "xsd:int",
-            Kind::Currency => "xsd:double",
+            Kind::Currency | Kind::Double => "xsd:double",
             Kind::Boolean => "xsd:boolean",
+            Kind::Date => "xsd:date",
             Kind::Datetime => "xsd:dateTime",
             _ => "xsd:string",
         }
@@ -76,6 +82,13 @@ pub(crate) enum Slot {
     Data(usize),
 }
 
+/// One value of a picklist: what the API reads and writes, and what people see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PicklistValue {
+    pub value: Box<str>,
+    pub label: Box<str>,
+}
+
 /// One field of an sObject.
 #[derive(Clone, Debug)]
 pub(crate) struct FieldDef {
@@ -83,6 +96,17 @@ pub(crate) struct FieldDef {
     pub label: &'static str,
     pub kind: Kind,
     pub length: usize,
+    /// A number's total digits and the digits after the point (`Number(18,0)`).
+    pub precision: u8,
+    pub scale: u8,
+    /// A picklist's values, in order.
+    pub picklist: Vec<PicklistValue>,
+    /// Whether a value outside [`FieldDef::picklist`] is refused
+    /// (`INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST`); otherwise it is kept as given.
+    pub restricted: bool,
+    /// Whether the user may see the field (field-level security). A field created through the
+    /// Tooling API is invisible to describe, SOQL and DML until `FieldPermissions` grant it.
+    pub readable: bool,
     /// Not nillable on create (Salesforce's "required").
     pub required: bool,
     pub writable: bool,
@@ -169,7 +193,7 @@ const INDUSTRIES: &[&str] = &[
 ];
 
 /// An sObject's fields, looked up case-insensitively as Salesforce does.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct SObject {
     pub kind: ObjectKind,
     pub fields: Vec<FieldDef>,
@@ -180,6 +204,63 @@ pub(crate) struct SObject {
 }
 
 struct Spec(&'static str, &'static str, Kind, usize);
+
+/// The custom fields every emulated org has (the sandbox's seeded custom fields), with the API
+/// names Salesforce derives from their labels.
+pub(crate) const SEEDED_CUSTOM: &[(ObjectKind, &str, &str, Kind)] = &[
+    (ObjectKind::Account, "Region__c", "Region", Kind::String),
+    (ObjectKind::Account, "Seats__c", "Seats", Kind::Double),
+    (ObjectKind::Account, "Tier__c", "Tier", Kind::Picklist),
+    (
+        ObjectKind::Contact,
+        "Favourite_Colour__c",
+        "Favourite Colour",
+        Kind::String,
+    ),
+    (
+        ObjectKind::Contact,
+        "Loyalty_Points__c",
+        "Loyalty Points",
+        Kind::Double,
+    ),
+];
+
+/// The most custom fields one object may have (Enterprise Edition's 500); the Tooling API
+/// refuses more with `LIMIT_EXCEEDED`.
+pub(crate) const MAX_CUSTOM_FIELDS: usize = 500;
+
+impl FieldDef {
+    /// A visible, writable, optional data field.
+    pub(crate) fn data(
+        name: &'static str,
+        label: &'static str,
+        kind: Kind,
+        length: usize,
+        slot: usize,
+    ) -> FieldDef {
+        FieldDef {
+            name,
+            label,
+            kind,
+            length,
+            precision: 0,
+            scale: 0,
+            picklist: Vec::new(),
+            restricted: false,
+            readable: true,
+            required: false,
+            writable: true,
+            external_id: false,
+            reference: None,
+            slot: Slot::Data(slot),
+        }
+    }
+
+    /// Whether the field is a custom one (its API name ends in `__c`).
+    pub(crate) fn custom(&self) -> bool {
+        self.name.ends_with("__c")
+    }
+}
 
 impl SObject {
     pub(crate) fn new(kind: ObjectKind, with_external_id: bool) -> SObject {
@@ -230,15 +311,10 @@ impl SObject {
             )
         };
         let system = |name, label, kind, slot| FieldDef {
-            name,
-            label,
-            kind,
             length: if kind == Kind::Id { 18 } else { 0 },
-            required: false,
             writable: false,
-            external_id: false,
-            reference: None,
             slot,
+            ..FieldDef::data(name, label, kind, 0, 0)
         };
         let mut fields = vec![system(
             "Id",
@@ -251,31 +327,28 @@ impl SObject {
         )];
         for (i, Spec(name, label, k, length)) in data.into_iter().enumerate() {
             fields.push(FieldDef {
-                name,
-                label,
-                kind: k,
-                length,
                 required: required(name),
-                writable: true,
-                external_id: false,
                 reference: (k == Kind::Reference).then_some((ObjectKind::Account, "Account")),
-                slot: Slot::Data(i),
+                ..FieldDef::data(name, label, k, length, i)
             });
+        }
+        for &(_, name, label, k) in SEEDED_CUSTOM.iter().filter(|(o, ..)| *o == kind) {
+            let slot = fields.len() - 1;
+            fields.push(custom_field(name, label, k, slot));
         }
         let mut data_slots = fields.len() - 1;
         let mut external_id = None;
         if with_external_id {
             external_id = Some(fields.len());
             fields.push(FieldDef {
-                name: EXTERNAL_ID_FIELD,
-                label: "Ferry Source Id",
-                kind: Kind::String,
-                length: 255,
-                required: false,
-                writable: true,
                 external_id: true,
-                reference: None,
-                slot: Slot::Data(data_slots),
+                ..FieldDef::data(
+                    EXTERNAL_ID_FIELD,
+                    "Ferry Source Id",
+                    Kind::String,
+                    255,
+                    data_slots,
+                )
             });
             data_slots += 1;
         }
@@ -304,6 +377,14 @@ impl SObject {
     pub(crate) fn field(&self, name: &str) -> Option<usize> {
         self.fields
             .iter()
+            .position(|f| f.readable && f.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The field called `name` (case-insensitive) whether or not the user may see it: the
+    /// Tooling API and `FieldPermissions` name fields the user cannot see yet.
+    pub(crate) fn any_field(&self, name: &str) -> Option<usize> {
+        self.fields
+            .iter()
             .position(|f| f.name.eq_ignore_ascii_case(name))
     }
 
@@ -320,6 +401,7 @@ impl SObject {
         let fields: Vec<Json> = self
             .fields
             .iter()
+            .filter(|f| f.readable)
             .map(|f| describe_field(self.kind, f))
             .collect();
         json!({
@@ -342,17 +424,44 @@ impl SObject {
     }
 }
 
+/// A seeded custom field as an operator would have added it in Setup: Text(255),
+/// Number(18, 0), or a restricted picklist of the sandbox's tiers (value = label).
+fn custom_field(name: &'static str, label: &'static str, kind: Kind, slot: usize) -> FieldDef {
+    match kind {
+        Kind::Double => FieldDef {
+            precision: 18,
+            ..FieldDef::data(name, label, kind, 0, slot)
+        },
+        Kind::Picklist => FieldDef {
+            picklist: crate::seed::TIERS
+                .iter()
+                .map(|t| PicklistValue {
+                    value: (*t).into(),
+                    label: (*t).into(),
+                })
+                .collect(),
+            restricted: true,
+            ..FieldDef::data(name, label, kind, 255, slot)
+        },
+        _ => FieldDef::data(name, label, kind, 255, slot),
+    }
+}
+
 fn describe_field(object: ObjectKind, f: &FieldDef) -> Json {
     let picklist: Vec<Json> = if object == ObjectKind::Account && f.name == "Industry" {
         INDUSTRIES
             .iter()
-            .map(|v| json!({"active": true, "defaultValue": false, "label": v, "value": v}))
+            .map(|v| json!({"active": true, "defaultValue": false, "label": v, "validFor": null, "value": v}))
             .collect()
     } else {
-        Vec::new()
+        f.picklist
+            .iter()
+            .map(|v| json!({"active": true, "defaultValue": false, "label": v.label, "validFor": null, "value": v.value}))
+            .collect()
     };
     let (precision, scale, digits) = match f.kind {
         Kind::Currency => (18, 0, 0),
+        Kind::Double => (f.precision, f.scale, 0),
         Kind::Int => (0, 0, 8),
         _ => (0, 0, 0),
     };
@@ -373,13 +482,13 @@ fn describe_field(object: ObjectKind, f: &FieldDef) -> Json {
         "unique": f.external_id,
         "caseSensitive": f.external_id,
         "idLookup": f.external_id || f.kind == Kind::Id,
-        "custom": f.name.ends_with("__c"),
+        "custom": f.custom(),
         "filterable": true,
         "sortable": true,
         "referenceTo": f.reference.map(|(o, _)| vec![o.name()]).unwrap_or_default(),
         "relationshipName": f.reference.map(|(_, r)| r),
         "picklistValues": picklist,
-        "restrictedPicklist": false,
+        "restrictedPicklist": f.restricted,
     })
 }
 

@@ -139,8 +139,10 @@ fn parser_error(def: &FieldDef, value: &FieldValue<'_>) -> Conv {
     };
     let ty = match def.kind {
         Kind::Int => "int",
-        Kind::Currency => "double",
+        Kind::Currency | Kind::Double => "double",
         Kind::Boolean => "boolean",
+        Kind::Date => "date",
+        Kind::Datetime => "datetime",
         _ => "string",
     };
     Conv::Request(RequestError::bad_request(
@@ -175,7 +177,41 @@ pub(crate) fn convert_text(def: &FieldDef, raw: &str) -> Result<Option<Val>, Ite
             &[def.name],
         ));
     }
+    if def.kind == Kind::Picklist
+        && def.restricted
+        && !def.picklist.iter().any(|v| &*v.value == text)
+    {
+        return Err(ItemError::new(
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            format!("{}: bad value for restricted picklist field: {text}", def.label),
+            &[def.name],
+        ));
+    }
     Ok(Some(Val::Str(text.into())))
+}
+
+/// Whether `s` is a calendar date `YYYY-MM-DD`, as a date field takes it.
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && matches!(s[5..7].parse::<u8>(), Ok(1..=12))
+        && matches!(s[8..10].parse::<u8>(), Ok(1..=31))
+}
+
+/// Whether `s` is an ISO 8601 date and time (`2021-11-06T17:38:40.000+0000`, or `…Z`).
+fn is_datetime(s: &str) -> bool {
+    s.len() >= 19
+        && s.is_char_boundary(10)
+        && is_date(&s[..10])
+        && s.as_bytes()[10] == b'T'
+        && s[11..]
+            .bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b':' | b'.' | b'+' | b'-' | b'Z'))
 }
 
 fn out_of_range(def: &FieldDef, n: f64) -> Conv {
@@ -275,6 +311,41 @@ impl Store {
                     return Err(out_of_range(def, n));
                 }
                 Ok(Some(Val::Num(n)))
+            }
+            Kind::Double => {
+                let n = match value {
+                    FieldValue::Num(n) => n.as_f64(),
+                    FieldValue::Str(s) => s.trim().parse::<f64>().ok(),
+                    _ => None,
+                };
+                let n = n
+                    .filter(|n| n.is_finite())
+                    .ok_or_else(|| parser_error(def, value))?;
+                // Salesforce rounds to the field's scale, then checks the digits before the point.
+                let factor = 10f64.powi(i32::from(def.scale));
+                let n = (n * factor).round() / factor;
+                if n.abs() >= 10f64.powi(i32::from(def.precision.saturating_sub(def.scale))) {
+                    return Err(out_of_range(def, n));
+                }
+                Ok(Some(Val::Num(n)))
+            }
+            Kind::Date | Kind::Datetime => {
+                let FieldValue::Str(s) = value else {
+                    return Err(parser_error(def, value));
+                };
+                let Some(s) = normalise_text(s) else {
+                    return Ok(None);
+                };
+                let ok = if def.kind == Kind::Date {
+                    is_date(s)
+                } else {
+                    is_datetime(s)
+                };
+                if ok {
+                    Ok(Some(Val::Str(s.into())))
+                } else {
+                    Err(parser_error(def, value))
+                }
             }
             Kind::Boolean => match value {
                 FieldValue::Bool(b) => Ok(Some(Val::Bool(*b))),
@@ -529,7 +600,10 @@ impl Store {
                     Some((_, v)) => v.is_none(),
                     None => match target {
                         Target::New => true,
-                        Target::Existing(row) => table.rows[row as usize].values[slot].is_none(),
+                        Target::Existing(row) => table.rows[row as usize]
+                            .values
+                            .get(slot)
+                            .is_none_or(Option::is_none),
                     },
                 }
             })
@@ -723,11 +797,15 @@ impl Store {
             Slot::Id => Cell::Id(object, row),
             Slot::CreatedDate => Cell::Date(stored.created),
             Slot::LastModifiedDate => Cell::Date(stored.modified),
-            Slot::Data(s) => match &stored.values[s] {
+            Slot::Data(s) => match stored.values.get(s).and_then(Option::as_ref) {
                 None => Cell::Null,
                 Some(Val::Str(v)) => Cell::Str(v),
                 Some(Val::Bool(b)) => Cell::Bool(*b),
                 Some(Val::Int(n)) => Cell::Num(*n as f64),
+                // Custom Number fields are Java doubles on Salesforce: `12.0`, never `12`.
+                Some(Val::Num(n)) if table.schema.fields[field].kind == Kind::Double => {
+                    Cell::Double(*n)
+                }
                 Some(Val::Num(n)) => Cell::Num(*n),
                 Some(Val::Ref(r)) => {
                     let parent = table.schema.fields[field]
@@ -933,6 +1011,41 @@ impl Store {
             Ok(Json::Array(values)) => values,
             _ => Vec::new(), // unreachable: records always serialise to an array
         }
+    }
+
+    /// Adds field `def` to `object` in a new data slot (every existing row gets it empty, a
+    /// checkbox unticked) and returns its index. A unique external-id field becomes the
+    /// object's external id when it has none.
+    pub(crate) fn add_field(&mut self, object: ObjectKind, mut def: FieldDef) -> usize {
+        let table = self.table_mut(object);
+        let mut schema = SObject::clone(&table.schema);
+        let slot = schema.data_slots;
+        schema.data_slots += 1;
+        def.slot = Slot::Data(slot);
+        let empty = (def.kind == Kind::Boolean).then_some(Val::Bool(false));
+        if def.external_id && schema.external_id.is_none() {
+            schema.external_id = Some(schema.fields.len());
+        }
+        schema.fields.push(def);
+        for row in &mut table.rows {
+            let mut values = std::mem::take(&mut row.values).into_vec();
+            values.resize(slot + 1, None);
+            values[slot] = empty.clone();
+            row.values = values.into_boxed_slice();
+        }
+        table.schema = Arc::new(schema);
+        table.schema.fields.len() - 1
+    }
+
+    /// Sets what the user may do with field `field` of `object` (field-level security).
+    pub(crate) fn set_access(&mut self, object: ObjectKind, field: usize, read: bool, edit: bool) {
+        let table = self.table_mut(object);
+        let mut schema = SObject::clone(&table.schema);
+        if let Some(def) = schema.fields.get_mut(field) {
+            def.readable = read;
+            def.writable = edit;
+        }
+        table.schema = Arc::new(schema);
     }
 
     /// Loads a row without validation of the request shape (seeding); `values` by field name.
@@ -1174,6 +1287,8 @@ enum Cell<'a> {
     Str(&'a str),
     Bool(bool),
     Num(f64),
+    /// A number always written with a decimal point.
+    Double(f64),
     Date(i64),
 }
 
@@ -1188,6 +1303,8 @@ impl Serialize for Cell<'_> {
             // As `serde_json::Value` has it: a non-finite number is `null`.
             Cell::Num(n) if !n.is_finite() => s.serialize_unit(),
             Cell::Num(n) => s.serialize_f64(n),
+            Cell::Double(n) if !n.is_finite() => s.serialize_unit(),
+            Cell::Double(n) => s.serialize_f64(n),
             Cell::Date(ms) => datetime(ms).serialize(s),
         }
     }
@@ -1214,7 +1331,7 @@ impl Cell<'_> {
                 id == *l || (l.len() == 15 && id.starts_with(l.as_str()))
             }
             (Cell::Bool(b), Literal::Bool(l)) => b == l,
-            (Cell::Num(n), Literal::Num(l)) => n == l,
+            (Cell::Num(n) | Cell::Double(n), Literal::Num(l)) => n == l,
             _ => false,
         }
     }
@@ -1222,7 +1339,7 @@ impl Cell<'_> {
     fn compare(&self, other: &Cell<'_>) -> Ordering {
         match (self, other) {
             (Cell::Str(a), Cell::Str(b)) => a.to_lowercase().cmp(&b.to_lowercase()),
-            (Cell::Num(a), Cell::Num(b)) => a.total_cmp(b),
+            (Cell::Num(a) | Cell::Double(a), Cell::Num(b) | Cell::Double(b)) => a.total_cmp(b),
             (Cell::Date(a), Cell::Date(b)) => a.cmp(b),
             (Cell::Bool(a), Cell::Bool(b)) => a.cmp(b),
             (Cell::Id(_, a), Cell::Id(_, b)) => a.cmp(b),

@@ -820,3 +820,304 @@ async fn userinfo_names_the_org_of_the_token_and_each_emulator_is_an_org() {
     .await;
     assert_eq!(same.emulator.org_id(), id, "an emulator claiming the org");
 }
+
+/// The fields of a describe answer by name.
+fn described(body: &Json, name: &str) -> Option<Json> {
+    body["fields"]
+        .as_array()?
+        .iter()
+        .find(|f| f["name"] == name)
+        .cloned()
+}
+
+#[tokio::test]
+async fn describe_lists_the_seeded_custom_fields_with_types_and_picklists() {
+    let org = org(Options::default()).await;
+    let (_, _, account) = org
+        .call(reqwest::Method::GET, &format!("{V}/sobjects/Account/describe"), None)
+        .await;
+    let region = described(&account, "Region__c").unwrap();
+    assert_eq!(
+        (&region["type"], &region["length"], &region["custom"], &region["createable"]),
+        (&json!("string"), &json!(255), &json!(true), &json!(true))
+    );
+    let seats = described(&account, "Seats__c").unwrap();
+    assert_eq!(
+        (&seats["type"], &seats["precision"], &seats["scale"], &seats["soapType"]),
+        (&json!("double"), &json!(18), &json!(0), &json!("xsd:double"))
+    );
+    let tier = described(&account, "Tier__c").unwrap();
+    assert_eq!(tier["type"], "picklist");
+    assert_eq!(tier["restrictedPicklist"], true);
+    let values: Vec<(&str, &str)> = tier["picklistValues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["value"].as_str().unwrap(), v["label"].as_str().unwrap()))
+        .collect();
+    assert_eq!(values, [("Gold", "Gold"), ("Silver", "Silver"), ("Bronze", "Bronze")]);
+    let industry = described(&account, "Industry").unwrap();
+    assert_eq!(industry["custom"], false);
+    assert_eq!(industry["restrictedPicklist"], false);
+    assert!(industry["picklistValues"].as_array().unwrap().len() > 20);
+    let id = described(&account, "Id").unwrap();
+    assert_eq!((&id["createable"], &id["custom"]), (&json!(false), &json!(false)));
+
+    let (_, _, contact) = org
+        .call(reqwest::Method::GET, &format!("{V}/sobjects/Contact/describe"), None)
+        .await;
+    assert_eq!(described(&contact, "Favourite_Colour__c").unwrap()["type"], "string");
+    assert_eq!(described(&contact, "Loyalty_Points__c").unwrap()["type"], "double");
+}
+
+#[tokio::test]
+async fn seeded_records_carry_custom_values_returned_only_when_selected() {
+    let org = org(Options::default()).await;
+    let data = generate(200, 4, &Mess::default());
+    org.emulator.seed(&data);
+    let (status, body) = org
+        .query("SELECT Id, Name, Region__c, Seats__c, Tier__c FROM Account ORDER BY Id")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let records = body["records"].as_array().unwrap();
+    for (record, company) in records.iter().zip(&data.companies) {
+        assert_eq!(record["Region__c"].as_str(), company.region.as_deref());
+        assert_eq!(record["Seats__c"].as_f64(), company.seats.map(f64::from));
+        assert!(record["Seats__c"].is_null() || record["Seats__c"].is_f64(), "a double");
+        assert_eq!(record["Tier__c"].as_str(), company.tier);
+    }
+    assert!(records.iter().any(|r| r["Tier__c"].is_string()));
+    assert!(records.iter().any(|r| r["Seats__c"].is_number()));
+    let (_, body) = org.query("SELECT Id, Name FROM Account LIMIT 1").await;
+    assert!(body["records"][0].get("Region__c").is_none(), "{body}");
+
+    let (_, body) = org
+        .query("SELECT Id, Favourite_Colour__c, Loyalty_Points__c FROM Contact ORDER BY Id")
+        .await;
+    let records = body["records"].as_array().unwrap();
+    assert!(records.iter().any(|r| r["Favourite_Colour__c"].is_string()));
+    assert!(records.iter().any(|r| r["Loyalty_Points__c"].is_number()));
+}
+
+#[tokio::test]
+async fn custom_fields_are_written_checked_and_read() {
+    let org = org(Options::default()).await;
+    let account = |ext: &str, extra: Json| {
+        let mut a = json!({"attributes": {"type": "Account"}, "Ferry_Source_Id__c": ext, "Name": "Acme"});
+        for (k, v) in extra.as_object().unwrap() {
+            a[k] = v.clone();
+        }
+        a
+    };
+    let (status, body) = org
+        .upsert(
+            "Account",
+            json!([
+                account("a1", json!({"Region__c": "EMEA", "Seats__c": 42, "Tier__c": "Gold"})),
+                account("a2", json!({"Tier__c": "Platinum"})),
+                account("a3", json!({"Seats__c": 1e18})),
+            ]),
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["success"], true, "{body}");
+    assert_eq!(
+        body[1]["errors"][0]["statusCode"],
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    );
+    assert_eq!(body[1]["errors"][0]["fields"], json!(["Tier__c"]));
+    assert_eq!(body[2]["errors"][0]["statusCode"], "NUMBER_OUTSIDE_VALID_RANGE");
+    let (_, body) = org
+        .query("SELECT Region__c, Seats__c, Tier__c FROM Account WHERE Ferry_Source_Id__c = 'a1'")
+        .await;
+    let r = &body["records"][0];
+    assert_eq!((&r["Region__c"], &r["Seats__c"], &r["Tier__c"]), (&json!("EMEA"), &json!(42.0), &json!("Gold")));
+
+    // A text into a number field fails the whole request, as Salesforce's JSON parser does.
+    let (status, body) = org
+        .upsert("Account", json!([account("a4", json!({"Seats__c": "many"}))]), false)
+        .await;
+    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("JSON_PARSER_ERROR")));
+    // An unknown field too.
+    let (status, body) = org
+        .upsert("Account", json!([account("a5", json!({"Nope__c": "x"}))]), false)
+        .await;
+    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("INVALID_FIELD")));
+    let (status, body) = org.query("SELECT Nope__c FROM Account").await;
+    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("INVALID_FIELD")));
+}
+
+async fn create_field(org: &Org, full_name: &str, metadata: Json) -> (u16, Json) {
+    let (status, _, body) = org
+        .call(
+            reqwest::Method::POST,
+            &format!("{V}/tooling/sobjects/CustomField"),
+            Some(json!({"FullName": full_name, "Metadata": metadata})),
+        )
+        .await;
+    (status, body)
+}
+
+async fn grant(org: &Org, object: &str, field: &str, edit: bool) -> (u16, Json) {
+    let (status, _, body) = org
+        .call(
+            reqwest::Method::POST,
+            &format!("{V}/sobjects/FieldPermissions"),
+            Some(json!({
+                "ParentId": super::metadata::PERMISSION_SET_ID,
+                "SobjectType": object,
+                "Field": format!("{object}.{field}"),
+                "PermissionsRead": true,
+                "PermissionsEdit": edit,
+            })),
+        )
+        .await;
+    (status, body)
+}
+
+#[tokio::test]
+async fn created_fields_stay_invisible_until_field_permissions_grant_them() {
+    let org = org(Options::default()).await;
+    org.emulator.seed(&generate(20, 1, &Mess::default()));
+    let (status, body) = create_field(
+        &org,
+        "Contact.Shoe_Size__c",
+        json!({"type": "Number", "label": "Shoe Size", "precision": 4, "scale": 1}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["success"], true);
+    assert!(body["id"].as_str().unwrap().starts_with("00N"), "{body}");
+
+    let describe = || async {
+        org.call(reqwest::Method::GET, &format!("{V}/sobjects/Contact/describe"), None)
+            .await
+            .2
+    };
+    assert!(described(&describe().await, "Shoe_Size__c").is_none());
+    let (status, body) = org.query("SELECT Shoe_Size__c FROM Contact").await;
+    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("INVALID_FIELD")));
+    let write = json!([{"attributes": {"type": "Contact"}, "Ferry_Source_Id__c": "s1", "LastName": "Gilmore", "Shoe_Size__c": 8.5}]);
+    let (status, body) = org.upsert("Contact", write.clone(), false).await;
+    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("INVALID_FIELD")));
+
+    // The same name again is a duplicate, even while invisible.
+    let (status, body) = create_field(
+        &org,
+        "Contact.Shoe_Size__c",
+        json!({"type": "Text", "label": "Shoe Size", "length": 10}),
+    )
+    .await;
+    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("DUPLICATE_DEVELOPER_NAME")));
+
+    // Read only: described, queryable, not writable.
+    let (status, body) = grant(&org, "Contact", "Shoe_Size__c", false).await;
+    assert_eq!(status, 201, "{body}");
+    let field = described(&describe().await, "Shoe_Size__c").unwrap();
+    assert_eq!(
+        (&field["type"], &field["precision"], &field["scale"], &field["createable"], &field["custom"]),
+        (&json!("double"), &json!(4), &json!(1), &json!(false), &json!(true))
+    );
+    let (_, body) = org.upsert("Contact", write.clone(), false).await;
+    assert_eq!(body[0]["errors"][0]["statusCode"], "INVALID_FIELD_FOR_INSERT_UPDATE");
+    let (status, body) = org.query("SELECT Id, Shoe_Size__c FROM Contact").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["records"][0]["Shoe_Size__c"].is_null(), "existing rows hold it empty");
+    let (status, body) = grant(&org, "Contact", "Shoe_Size__c", false).await;
+    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("DUPLICATE_VALUE")));
+}
+
+#[tokio::test]
+async fn a_granted_field_works_like_a_seeded_one() {
+    let org = org(Options::default()).await;
+    let picklist = json!({
+        "type": "Picklist",
+        "label": "Stage",
+        "valueSet": {"restricted": true, "valueSetDefinition": {"sorted": false, "value": [
+            {"fullName": "Lead", "label": "Lead", "default": false},
+            {"fullName": "Customer", "label": "Customer", "default": false},
+        ]}},
+    });
+    assert_eq!(create_field(&org, "Account.Stage__c", picklist).await.0, 201);
+    assert_eq!(
+        create_field(&org, "Account.Vip__c", json!({"type": "Checkbox", "label": "VIP", "defaultValue": "false"})).await.0,
+        201
+    );
+    assert_eq!(grant(&org, "Account", "Stage__c", true).await.0, 201);
+    assert_eq!(grant(&org, "Account", "Vip__c", true).await.0, 201);
+    let (_, _, account) = org
+        .call(reqwest::Method::GET, &format!("{V}/sobjects/Account/describe"), None)
+        .await;
+    let stage = described(&account, "Stage__c").unwrap();
+    assert_eq!((&stage["type"], &stage["restrictedPicklist"], &stage["updateable"]), (&json!("picklist"), &json!(true), &json!(true)));
+    assert_eq!(stage["picklistValues"][1]["label"], "Customer");
+    let (status, body) = org
+        .upsert(
+            "Account",
+            json!([
+                {"attributes": {"type": "Account"}, "Ferry_Source_Id__c": "x1", "Name": "A", "Stage__c": "Customer", "Vip__c": true},
+                {"attributes": {"type": "Account"}, "Ferry_Source_Id__c": "x2", "Name": "B", "Stage__c": "Prospect"},
+            ]),
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["success"], true, "{body}");
+    assert_eq!(body[1]["errors"][0]["statusCode"], "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
+    let (_, body) = org.query("SELECT Stage__c, Vip__c FROM Account WHERE Ferry_Source_Id__c = 'x1'").await;
+    assert_eq!((&body["records"][0]["Stage__c"], &body["records"][0]["Vip__c"]), (&json!("Customer"), &json!(true)));
+}
+
+#[tokio::test]
+async fn tooling_and_field_permissions_refuse_bad_requests() {
+    let org = org(Options::default()).await;
+    for (full_name, metadata, code) in [
+        ("Account.Bad", json!({"type": "Text", "label": "Bad", "length": 10}), "FIELD_INTEGRITY_EXCEPTION"),
+        ("Account.Two__Parts__c", json!({"type": "Text", "label": "X", "length": 10}), "FIELD_INTEGRITY_EXCEPTION"),
+        ("Widget.Region__c", json!({"type": "Text", "label": "X", "length": 10}), "FIELD_INTEGRITY_EXCEPTION"),
+        ("Account.Region__c", json!({"type": "Text", "label": "Region", "length": 255}), "DUPLICATE_DEVELOPER_NAME"),
+        ("Account.Long__c", json!({"type": "Text", "label": "Long", "length": 256}), "FIELD_INTEGRITY_EXCEPTION"),
+        ("Account.Nolabel__c", json!({"type": "Text", "length": 10}), "REQUIRED_FIELD_MISSING"),
+        ("Account.Geo__c", json!({"type": "Location", "label": "Geo"}), "FIELD_INTEGRITY_EXCEPTION"),
+    ] {
+        let (status, body) = create_field(&org, full_name, metadata).await;
+        assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some(code)), "{full_name}: {body}");
+    }
+    let (status, body) = grant(&org, "Account", "Nothing__c", true).await;
+    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST")));
+    let (status, body) = grant(&org, "Account", "Name", true).await;
+    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("FIELD_INTEGRITY_EXCEPTION")));
+    let (status, _, body) = org
+        .call(
+            reqwest::Method::POST,
+            &format!("{V}/sobjects/FieldPermissions"),
+            Some(json!({"ParentId": "0PS8d0000000099AAA", "SobjectType": "Account", "Field": "Account.Region__c", "PermissionsRead": true})),
+        )
+        .await;
+    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("INVALID_CROSS_REFERENCE_KEY")));
+    // Other single-record creates stay unserved, as before.
+    let (status, _, _) = org
+        .call(reqwest::Method::POST, &format!("{V}/sobjects/Account"), Some(json!({"Name": "A"})))
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_integration_user_and_its_profile_permission_set_are_queryable() {
+    let org = org(Options::default()).await;
+    let (status, body) = org
+        .query(&format!("SELECT Id, ProfileId FROM User WHERE Id = '{}'", super::metadata::USER_ID))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let profile = body["records"][0]["ProfileId"].as_str().unwrap().to_owned();
+    let (status, body) = org
+        .query(&format!("SELECT Id FROM PermissionSet WHERE ProfileId = '{profile}'"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["records"][0]["Id"], super::metadata::PERMISSION_SET_ID);
+    let (_, body) = org.query("SELECT Id FROM PermissionSet WHERE ProfileId = '00e000000000000AAA'").await;
+    assert_eq!(body["totalSize"], 0);
+    let (status, _) = org.query("SELECT Shoe FROM User").await;
+    assert_eq!(status, 400);
+}
