@@ -600,6 +600,44 @@ mod tests {
     }
 
     #[test]
+    fn mapped_fields_go_under_custom_fields_and_picklists_as_option_ids() {
+        const TIER: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        const SEATS: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+        let tier = FieldBinding {
+            options: vec![PicklistOption {
+                value: "17".into(),
+                label: "Gold".into(),
+            }],
+            ..FieldBinding::new("tier", TIER, ferry_core::FieldType::Text)
+        };
+        let seats = FieldBinding::new("seats", SEATS, ferry_core::FieldType::Integer);
+        let map = standard_map(ObjectType::Companies).with(&[tier, seats]);
+        let mut r = Record::new(ObjectType::Companies, "co-1");
+        r.set(field::NAME, Value::Text("Acme".into()));
+        r.fields.insert("tier".into(), Value::Text(" gold ".into()));
+        r.fields.insert("seats".into(), Value::Integer(12));
+        let body = to_body(&r, "k", None, &map).unwrap();
+        assert_eq!(
+            body["custom_fields"],
+            json!({"k": "co-1", TIER: 17, SEATS: 12})
+        );
+        let back = to_record(ObjectType::Companies, &body, "co-1".into(), None, &map).unwrap();
+        assert_eq!(back.get("tier"), Some(&Value::Text("Gold".into())));
+        assert_eq!(back.get("seats"), Some(&Value::Integer(12)));
+        assert!(stored_fields(ObjectType::Companies, &map).contains(&"tier".to_owned()));
+        // Unset mapped fields are cleared on update; an unknown label refuses the record.
+        r.fields.remove("seats");
+        r.fields
+            .insert("tier".into(), Value::Text("Platinum".into()));
+        let refused = to_body(&r, "k", None, &map).unwrap_err();
+        assert_eq!(refused.code, ferry_core::fields::NO_SUCH_OPTION);
+        r.fields.remove("tier");
+        let body = to_body(&r, "k", None, &map).unwrap();
+        assert_eq!(body["custom_fields"][SEATS], Json::Null);
+        assert_eq!(body["custom_fields"][TIER], Json::Null);
+    }
+
+    #[test]
     fn never_writes_consent() {
         let mut r = contact();
         r.set(field::EMAIL_OPT_OUT, Value::Bool(false));
