@@ -1,6 +1,7 @@
 // Pipedrive's official Node client (`pipedrive`, its v2 API) against `ferry sandbox`'s Pipedrive
 // emulator: cursor paging, the source-id custom field, one-by-one writes (Pipedrive has no batch
-// or upsert endpoint), search by custom field, marketing_status, and the errors ferry relies on.
+// or upsert endpoint), search by custom field, marketing_status, field metadata (v2 and v1 lists,
+// one field, creating an enum field with options), and the errors ferry relies on.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import axios from "axios";
@@ -130,6 +131,66 @@ describe("pipedrive: pipedrive (v2)", () => {
     // A person created without an opt-out is not "subscribed": no consent is invented.
     const grace = await pd.persons.getPerson({ id: outcomes[2].value.data.id, include_fields: "marketing_status" });
     assert.equal(grace.data.marketing_status, "no_consent");
+  });
+
+  test("field metadata: seeded custom fields under 40-hex keys with option ids, v2 and v1; an enum field created with options takes them", async () => {
+    const orgFields = new v2.OrganizationFieldsApi(pd.config);
+    const all = [];
+    let cursor;
+    do {
+      const res = await orgFields.getOrganizationFields({ limit: 500, cursor });
+      assert.equal(res.success, true);
+      all.push(...res.data);
+      cursor = res.additional_data?.next_cursor ?? undefined;
+    } while (cursor);
+    const byName = (list, name) => list.find((f) => f.field_name === name);
+    const [region, seats, tier] = ["Region", "Seats", "Tier"].map((n) => byName(all, n));
+    assert.deepEqual([region.field_type, seats.field_type, tier.field_type], ["varchar", "double", "enum"]);
+    for (const f of [region, seats, tier]) {
+      assert.equal(f.is_custom_field, true);
+      assert.match(f.field_code, /^[0-9a-f]{40}$/);
+    }
+    assert.equal(region.options, null);
+    assert.deepEqual(tier.options.map((o) => o.label), ["Gold", "Silver", "Bronze"]);
+    assert.ok(tier.options.every((o) => Number.isInteger(o.id)), "custom option ids are numbers");
+    assert.equal(byName(all, "Name").is_custom_field, false);
+    const one = await orgFields.getOrganizationField({ field_code: tier.field_code });
+    assert.deepEqual(one.data, tier);
+
+    // Seeded organizations hold the Tier as an option id and Seats as a number.
+    const orgs = await pd.orgs.getOrganizations({ limit: 100, custom_fields: `${tier.field_code},${seats.field_code}` });
+    const ids = new Set(tier.options.map((o) => o.id));
+    const tiers = orgs.data.map((o) => o.custom_fields[tier.field_code]).filter((v) => v !== null);
+    assert.ok(tiers.length > 0 && tiers.every((v) => ids.has(v)), "tiers are option ids");
+    assert.ok(orgs.data.some((o) => typeof o.custom_fields[seats.field_code] === "number"));
+    assert.equal(Object.keys(orgs.data[0].custom_fields).length, 2, "only the fields asked for");
+
+    // v1 lists the same keys, with the same options.
+    const v1config = new v1.Configuration({ apiKey: sb.env.PIPEDRIVE_TOKEN, basePath: `${sb.url}/v1` });
+    const legacy = await new v1.OrganizationFieldsApi(v1config).getOrganizationFields({ limit: 500 });
+    const v1tier = legacy.data.find((f) => f.name === "Tier");
+    assert.equal(v1tier.key, tier.field_code);
+    assert.deepEqual(v1tier.options, tier.options);
+
+    const persons = await pd.personFields.getPersonFields({ limit: 500 });
+    assert.equal(byName(persons.data, "Favourite Colour").field_type, "varchar");
+    assert.equal(byName(persons.data, "Loyalty Points").field_type, "double");
+
+    // Create an enum field with options; a record takes an option id, and refuses another.
+    const created = await pd.personFields.addPersonField({
+      AddPersonFieldRequest: { field_name: "Plan", field_type: "enum", options: [{ label: "Free" }, { label: "Pro" }] },
+    });
+    assert.equal(created.success, true);
+    const code = created.data.field_code;
+    assert.match(code, /^[0-9a-f]{40}$/);
+    const pro = created.data.options.find((o) => o.label === "Pro");
+    const person = await pd.persons.addPerson({ AddPersonRequest: { name: "Plan Person", custom_fields: { [code]: pro.id } } });
+    assert.equal(person.data.custom_fields[code], pro.id);
+    const bad = await thrown(() => pd.persons.addPerson({ AddPersonRequest: { name: "X", custom_fields: { [code]: 999999 } } }));
+    assert.equal(bad.success, false);
+    assert.equal(bad.code, "ERR_SCHEMA_VALIDATION_FAILED");
+    const listed = await pd.personFields.getPersonFields({ limit: 500 });
+    assert.deepEqual(byName(listed.data, "Plan").options, created.data.options);
   });
 
   test("a bad token is rejected with Pipedrive's 401 envelope", async () => {

@@ -4,11 +4,12 @@
 //!
 //! Read top to bottom: [`config`] (the settings), [`policy`] (retries, rate-limit headers,
 //! error bodies), [`client`] (`x-api-token` auth, the envelope), [`mapping`] (Pipedrive shapes
-//! ↔ canonical fields), [`source`] (cursor paging), [`sink`] (find by source id, then `PATCH`
-//! or `POST`). The sandbox's Pipedrive emulator backs the tests.
+//! ↔ canonical fields), `fields` (field metadata: list and create custom fields), [`source`]
+//! (cursor paging), [`sink`] (find by source id, then `PATCH` or `POST`). The sandbox's Pipedrive emulator backs the tests.
 
 pub mod client;
 pub mod config;
+mod fields;
 pub mod mapping;
 pub mod policy;
 pub mod sink;
@@ -50,10 +51,13 @@ fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
     ferry_core::Permissions {
         needs: match role {
             ferry_core::Role::Source => {
-                "an API token of a user who can see the organizations and persons to move"
+                "an API token of a user who can see the organizations and persons to move \
+                 (any user may list their fields)"
             }
             ferry_core::Role::Sink => {
-                "an API token of a user who can add and edit organizations and persons"
+                "an API token of a user who can add and edit organizations and persons; an admin's \
+                 token if ferry is to create custom fields (its source-id field, or mapped fields \
+                 with create_missing_fields)"
             }
         },
         visibility: "a Pipedrive API token carries all of its user's rights and has no scopes: use a \

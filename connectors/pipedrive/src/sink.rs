@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorField};
 use ferry_core::http::{HttpResponse, HttpStats, Sent};
 use ferry_core::quality::{
     OPT_OUT_NOT_REPRESENTABLE, opt_out_not_representable_reason, opt_out_without_address,
@@ -29,6 +30,8 @@ use crate::policy::clean_code;
 const CACHE_LIMIT: usize = 200_000;
 /// Search results asked for per source id: more than one means duplicates to sort out.
 const SEARCH_LIMIT: &str = "10";
+/// Most keys one `custom_fields` parameter may carry (Pipedrive: "A maximum of 15 keys").
+const MAX_CUSTOM_FIELD_KEYS: usize = 15;
 
 /// Source id ↔ Pipedrive id, for records this run wrote or found, per object type: spares a
 /// search per contact's company and per read-back.
@@ -61,6 +64,9 @@ pub struct PipedriveSink {
     /// The source-id custom field's key per object type, once resolved.
     keys: Mutex<HashMap<ObjectType, String>>,
     cache: Mutex<IdCache>,
+    /// The plain fields written and read back per object: the standard table and the mapped
+    /// fields.
+    fields: FieldMaps,
 }
 
 /// What a contact's company reference resolved to.
@@ -82,6 +88,10 @@ impl PipedriveSink {
             settings,
             keys: Mutex::default(),
             cache: Mutex::default(),
+            fields: FieldMaps::new(
+                [ObjectType::Companies, ObjectType::Contacts]
+                    .map(|o| (o, mapping::standard_map(o))),
+            ),
         })
     }
 
@@ -251,6 +261,12 @@ impl PipedriveSink {
         ids: &[u64],
     ) -> ConnectorResult<Vec<Json>> {
         let path = format!("/api/v2/{}", mapping::object_path(object));
+        // Only the custom fields needed: the source id's and the mapped ones; past Pipedrive's
+        // cap on `custom_fields` keys, all of them (the default).
+        let map = self.fields.get(object);
+        let mut wanted = vec![key];
+        wanted.extend(mapping::custom_keys(&map).into_iter().filter(|k| *k != key));
+        let custom = (wanted.len() <= MAX_CUSTOM_FIELD_KEYS).then(|| wanted.join(","));
         let chunks: Vec<String> = ids
             .chunks(MAX_IDS_PER_LIST)
             .map(|c| c.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
@@ -259,8 +275,12 @@ impl PipedriveSink {
             .into_iter()
             .map(|list| {
                 let path = &path;
+                let custom = &custom;
                 async move {
-                    let mut query = vec![("ids", list.as_str()), ("custom_fields", key)];
+                    let mut query = vec![("ids", list.as_str())];
+                    if let Some(custom) = custom {
+                        query.push(("custom_fields", custom.as_str()));
+                    }
                     if object == ObjectType::Contacts {
                         query.push(("include_fields", "marketing_status"));
                     }
@@ -415,7 +435,16 @@ impl PipedriveSink {
                 ));
             }
         };
-        let body = mapping::to_body(record, key, org_id);
+        let map = self.fields.get(object);
+        let body = match mapping::to_body(record, key, org_id, &map) {
+            Ok(body) => body,
+            Err(rejection) => {
+                return Ok(RecordOutcome {
+                    source_id: record.source_id.clone(),
+                    result: Err(rejection),
+                });
+            }
+        };
         let entity = mapping::object_path(object);
         let mut target = existing;
         loop {
@@ -471,7 +500,7 @@ impl PipedriveSink {
                 continue;
             }
             if matches!(status, 400 | 404 | 409 | 410 | 422) {
-                let (code, reason) = rejection_reason(object, &response);
+                let (code, reason) = rejection_reason(object, &response, &map);
                 return Ok(reject(record, &code, reason));
             }
             return Err(self
@@ -552,7 +581,11 @@ fn reject(record: &Record, code: &str, reason: String) -> RecordOutcome {
 
 /// A rejection's code and reason from Pipedrive's error body: the error code and the names of
 /// the body fields the message mentions, never the message itself (it can quote values).
-fn rejection_reason(object: ObjectType, response: &HttpResponse) -> (String, String) {
+fn rejection_reason(
+    object: ObjectType,
+    response: &HttpResponse,
+    map: &FieldMap,
+) -> (String, String) {
     let body: Json = serde_json::from_slice(&response.body).unwrap_or(Json::Null);
     let code = body
         .get("code")
@@ -564,11 +597,20 @@ fn rejection_reason(object: ObjectType, response: &HttpResponse) -> (String, Str
     let words: HashSet<&str> = message
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .collect();
-    let named: Vec<String> = mapping::body_fields(object)
+    let mut named: Vec<String> = mapping::body_fields(object)
         .iter()
         .filter(|(k, _)| words.contains(k))
         .map(|(k, canonical)| format!("{k} ({canonical})"))
         .collect();
+    // A mapped custom field is named by its key (`custom_fields.<key>` in the message).
+    named.extend(
+        map.iter()
+            .filter(|b| {
+                !mapping::PLAIN_TOP_LEVEL.contains(&b.vendor.as_ref())
+                    && words.contains(b.vendor.as_ref())
+            })
+            .map(|b| format!("custom_fields.{} ({})", b.vendor, b.canonical)),
+    );
     let reason = if named.is_empty() {
         format!(
             "Pipedrive refused the record (HTTP {}; no field named)",
@@ -604,7 +646,31 @@ impl Sink for PipedriveSink {
     }
 
     fn stored_fields(&self, object: ObjectType) -> Vec<String> {
-        mapping::stored_fields(object)
+        mapping::stored_fields(object, &self.fields.get(object))
+    }
+
+    /// The fields of `object` from Pipedrive's fields API (`GET /api/v2/{personFields|
+    /// organizationFields}`), custom ones by their 40-character keys.
+    async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
+        crate::fields::describe(&self.client, object).await
+    }
+
+    fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        crate::fields::check_bindings(object, bindings)?;
+        self.fields
+            .map(object, &mapping::standard_map(object), bindings);
+        Ok(())
+    }
+
+    /// Creates a custom field (`POST /api/v2/{personFields|organizationFields}`; admins only):
+    /// text as `varchar`, numbers as `double`, dates as `date`, picklists as `enum` with the
+    /// given labels. Pipedrive has no checkbox and no date-and-time custom field.
+    async fn create_field(
+        &self,
+        object: ObjectType,
+        field: &NewField,
+    ) -> ConnectorResult<VendorField> {
+        crate::fields::create(&self.client, object, field).await
     }
 
     /// Pipedrive keeps a person's marketing status only while it has a valid email address.
@@ -781,6 +847,7 @@ impl Sink for PipedriveSink {
         } else {
             HashMap::new()
         };
+        let map = self.fields.get(object);
         let mut out = Vec::with_capacity(raws.len());
         for (sid, raw) in raws {
             let company = raw.get("org_id").and_then(Json::as_u64).map(|org| {
@@ -790,7 +857,7 @@ impl Sink for PipedriveSink {
                     // An organization ferry did not write: a reference that matches no source id.
                     .unwrap_or_else(|| format!("pipedrive-organization-{org}"))
             });
-            match mapping::to_record(object, &raw, sid, company) {
+            match mapping::to_record(object, &raw, sid, company, &map) {
                 Ok(record) => out.push(record),
                 Err(rejection) => {
                     tracing::warn!(vendor = VENDOR, %object, source_id = %rejection.source_id, "read-back record has unreadable values");

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_core::fields::{FieldBinding, FieldMaps, VendorField};
 use ferry_core::http::{HttpStats, RateLimit};
 use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source};
 use serde_json::Value;
@@ -14,10 +15,13 @@ use crate::mapping;
 
 /// A Pipedrive company account as a [`Source`]: pages through `GET /api/v2/{persons|
 /// organizations}` with Pipedrive's cursor, in id order. Source ids are Pipedrive ids; a
-/// person's company is its `org_id`.
+/// person's company is its `org_id`. Lists carry every custom field, so mapped custom fields
+/// need no extra request.
 pub struct PipedriveSource {
     client: PipedriveClient,
     page_size: u32,
+    /// The plain fields read per object: the standard table and the mapped fields.
+    fields: FieldMaps,
 }
 
 impl PipedriveSource {
@@ -27,6 +31,10 @@ impl PipedriveSource {
         Ok(PipedriveSource {
             client,
             page_size: settings.page_size,
+            fields: FieldMaps::new(
+                [ObjectType::Companies, ObjectType::Contacts]
+                    .map(|o| (o, mapping::standard_map(o))),
+            ),
         })
     }
 
@@ -64,7 +72,21 @@ impl Source for PipedriveSource {
         Ok(None)
     }
 
+    /// The fields of `object` from Pipedrive's fields API (`GET /api/v2/{personFields|
+    /// organizationFields}`), custom ones by their 40-character keys.
+    async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
+        crate::fields::describe(&self.client, object).await
+    }
+
+    fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        crate::fields::check_bindings(object, bindings)?;
+        self.fields
+            .map(object, &mapping::standard_map(object), bindings);
+        Ok(())
+    }
+
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
+        let map = self.fields.get(object);
         let path = format!("/api/v2/{}", mapping::object_path(object));
         let limit = self.page_size.to_string();
         let mut query = vec![("limit", limit.as_str())];
@@ -106,7 +128,7 @@ impl Source for PipedriveSource {
                 .get("org_id")
                 .and_then(Value::as_u64)
                 .map(|o| o.to_string());
-            let mapped = mapping::to_record(object, raw, id.to_string(), company);
+            let mapped = mapping::to_record(object, raw, id.to_string(), company, &map);
             page.push(VENDOR, object, mapped);
         }
         page.log_read(VENDOR, object);

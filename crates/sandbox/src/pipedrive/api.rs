@@ -224,6 +224,9 @@ pub(crate) async fn get_one(
     Path((segment, id)): Path<(String, String)>,
     Query(params): Params,
 ) -> Response {
+    if let Some(kind) = Kind::parse_fields(&segment) {
+        return get_field(&emulator, kind, &id).await;
+    }
     let kind = match kind_of(&segment) {
         Ok(k) => k,
         Err(r) => return r,
@@ -431,16 +434,47 @@ pub(crate) async fn search(
     ok(json!({"items": page}), json!({"next_cursor": next}))
 }
 
+/// A field's options as the fields APIs list them (`null` for fields without options).
+fn render_options(f: &super::store::Field) -> Value {
+    if !matches!(f.field_type.as_str(), "enum" | "set") {
+        return Value::Null;
+    }
+    json!(
+        f.options
+            .iter()
+            .map(|o| json!({"id": o.id, "label": o.label}))
+            .collect::<Vec<_>>()
+    )
+}
+
 fn render_field_v2(f: &super::store::Field) -> Value {
+    let subfields = match f.field_type.as_str() {
+        "address" => json!(
+            super::store::ADDRESS_PARTS
+                .iter()
+                .map(|p| json!({"field_code": p, "field_name": p, "field_type": "varchar"}))
+                .collect::<Vec<_>>()
+        ),
+        _ => Value::Null,
+    };
     json!({
         "field_name": f.name,
         "field_code": f.code,
         "field_type": f.field_type,
         "is_custom_field": f.custom,
         "is_optional_response_field": f.optional_response,
-        "options": null,
-        "subfields": null,
+        "options": render_options(f),
+        "subfields": subfields,
     })
+}
+
+/// `GET /api/v2/{personFields|organizationFields}/{field_code}`: one field definition.
+async fn get_field(emulator: &Emulator, kind: Kind, code: &str) -> Response {
+    let data = emulator.read();
+    match data.store(kind).fields.iter().find(|f| f.code == code) {
+        Some(f) => ok(render_field_v2(f), Value::Null),
+        None => not_found("Field not found"),
+    }
 }
 
 /// `GET /api/v2/{personFields|organizationFields}`: cursor-paged field definitions.
@@ -496,16 +530,38 @@ async fn create_field(
     else {
         return invalid("Validation failed: field_type: Invalid enum value");
     };
-    let has_options = body
-        .get("options")
-        .and_then(Value::as_array)
-        .is_some_and(|o| !o.is_empty());
-    if matches!(field_type, "enum" | "set") && !has_options {
+    let mut labels: Vec<&str> = Vec::new();
+    match body.get("options") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(options)) => {
+            for (i, option) in options.iter().enumerate() {
+                match option
+                    .get("label")
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                {
+                    Some(label) => labels.push(label),
+                    None => {
+                        return invalid(format!(
+                            "Validation failed: options.{i}.label: Required"
+                        ));
+                    }
+                }
+            }
+        }
+        Some(_) => return invalid("Validation failed: options: Expected array"),
+    }
+    if matches!(field_type, "enum" | "set") && labels.is_empty() {
         return invalid("Validation failed: options: Required for enum and set fields");
+    }
+    if !matches!(field_type, "enum" | "set") {
+        // Options belong to option fields only.
+        labels.clear();
     }
     let mut data = emulator.write();
     let store: &mut Store = data.store_mut(kind);
-    let index = store.add_field(name, field_type);
+    let index = store.add_field(name, field_type, &labels);
     ok(render_field_v2(&store.fields[index]), Value::Null)
 }
 
@@ -543,6 +599,7 @@ pub(crate) async fn list_fields_v1(
                 "active_flag": true,
                 "add_visible_flag": true,
                 "mandatory_flag": f.code == "name",
+                "options": render_options(f),
             })
         })
         .collect();

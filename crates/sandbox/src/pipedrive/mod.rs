@@ -142,15 +142,17 @@ pub(crate) fn now_ms() -> i64 {
 impl Emulator {
     /// A new, empty emulator.
     pub fn new(options: Options) -> Emulator {
+        let company_id = options
+            .company_id
+            .unwrap_or_else(crate::new_account_number);
         Emulator {
             inner: Arc::new(Inner {
-                company_id: options
-                    .company_id
-                    .unwrap_or_else(crate::new_account_number),
+                company_id,
                 options,
+                // Every account has the seeded custom fields, under keys of its own.
                 data: RwLock::new(Data {
-                    persons: Store::new(Kind::Persons),
-                    organizations: Store::new(Kind::Organizations),
+                    persons: Store::new(Kind::Persons, company_id),
+                    organizations: Store::new(Kind::Organizations, company_id),
                 }),
                 limits: Mutex::new(gate::Limits::default()),
                 stats: Stats::default(),
@@ -173,13 +175,29 @@ impl Emulator {
     }
 
     /// Loads generated data: companies become organizations with ids from the next free id
-    /// (1, 2, … in an empty emulator), contacts become persons linked to them. What a Pipedrive
-    /// account cannot hold is dropped: organizations keep only their name and address, and a
-    /// contact with no name at all is skipped. An opted-out contact is `unsubscribed`; the rest
+    /// (1, 2, … in an empty emulator), contacts become persons linked to them, both with their
+    /// seeded custom values (Tier as its option id). What a Pipedrive account cannot hold is
+    /// dropped: organizations keep only their name, address and custom values, and a contact
+    /// with no name at all is skipped. An opted-out contact is `unsubscribed`; the rest
     /// have no marketing status (read as `no_consent`). Nobody is ever seeded as `subscribed`.
     pub fn seed(&self, seed: &SeedData) -> crate::SeedSummary {
         let mut data = self.write();
         let first_org = data.organizations.next_id();
+        let org_field = |label: &str| data.organizations.custom_field_named(label);
+        let (region, seats, tier) = (org_field("Region"), org_field("Seats"), org_field("Tier"));
+        let tier_ids: Vec<(String, serde_json::Value)> = tier
+            .map(|t| {
+                data.organizations.fields[t]
+                    .options
+                    .iter()
+                    .map(|o| (o.label.clone(), o.id.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (colour, points) = (
+            data.persons.custom_field_named("Favourite Colour"),
+            data.persons.custom_field_named("Loyalty Points"),
+        );
         for c in &seed.companies {
             let id = data.organizations.next_id();
             let mut address = std::collections::BTreeMap::new();
@@ -209,6 +227,19 @@ impl Emulator {
                     .clone()
                     .unwrap_or_else(|| format!("Organization {id}")),
                 address: (!address.is_empty()).then_some(address),
+                custom: custom_values([
+                    (region, c.region.as_deref().map(|v| serde_json::json!(v))),
+                    (seats, c.seats.map(|v| serde_json::json!(v))),
+                    (
+                        tier,
+                        c.tier.and_then(|label| {
+                            tier_ids
+                                .iter()
+                                .find(|(l, _)| l == label)
+                                .map(|(_, id)| id.clone())
+                        }),
+                    ),
+                ]),
                 add_time_ms: c.created_at_ms,
                 update_time_ms: c.updated_at_ms,
                 ..Record::default()
@@ -257,6 +288,13 @@ impl Emulator {
                 // Seeded data is the account's history: the status may have been set while the
                 // person had an email. Never `subscribed`.
                 marketing_status: c.email_opt_out.then_some("unsubscribed"),
+                custom: custom_values([
+                    (
+                        colour,
+                        c.favourite_colour.as_deref().map(|v| serde_json::json!(v)),
+                    ),
+                    (points, c.loyalty_points.map(|v| serde_json::json!(v))),
+                ]),
                 add_time_ms: c.created_at_ms,
                 update_time_ms: c.updated_at_ms,
                 ..Record::default()
@@ -404,6 +442,19 @@ impl Emulator {
             .map(|f| f.code.clone())
             .collect()
     }
+}
+
+/// A record's custom values from (field index, value) pairs, in field order, leaving out
+/// fields the store lacks and values the seed left empty.
+fn custom_values<const N: usize>(
+    values: [(Option<usize>, Option<serde_json::Value>); N],
+) -> Vec<(usize, serde_json::Value)> {
+    let mut out: Vec<(usize, serde_json::Value)> = values
+        .into_iter()
+        .filter_map(|(field, value)| Some((field?, value?)))
+        .collect();
+    out.sort_by_key(|(f, _)| *f);
+    out
 }
 
 async fn not_found() -> Response {

@@ -105,6 +105,18 @@ pub(crate) struct Field {
     pub custom: bool,
     /// Whether entity responses leave it out unless asked for (`marketing_status`).
     pub optional_response: bool,
+    /// The options of an `enum` or `set` field (ids are numbers for custom fields, names for
+    /// built-in ones, as the v2 fields API documents); empty for other types.
+    pub options: Vec<FieldOption>,
+}
+
+/// One option of an `enum` or `set` field.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct FieldOption {
+    /// The option id: a number for custom fields, a name (`"subscribed"`) for built-in ones.
+    pub id: Json,
+    /// The label people see.
+    pub label: String,
 }
 
 /// An email or phone entry of a person.
@@ -180,6 +192,8 @@ pub(crate) struct Store {
     live: usize,
     pub fields: Vec<Field>,
     next_field_id: u64,
+    /// The id the next custom option gets (Pipedrive numbers options across the account).
+    next_option_id: u64,
     index: HashMap<(SearchField, String), Vec<u64>>,
 }
 
@@ -191,8 +205,9 @@ fn standard_fields(kind: Kind) -> Vec<Field> {
         field_type: ty.to_owned(),
         custom: false,
         optional_response: optional,
+        options: Vec::new(),
     };
-    match kind {
+    let mut fields = match kind {
         Kind::Persons => vec![
             f(9001, "name", "Name", "varchar", false),
             f(9002, "first_name", "First name", "varchar", false),
@@ -204,6 +219,9 @@ fn standard_fields(kind: Kind) -> Vec<Field> {
             f(9008, "add_time", "Person created", "date", false),
             f(9009, "update_time", "Update time", "date", false),
             f(9010, "marketing_status", "Marketing status", "enum", true),
+            f(9011, "visible_to", "Visible to", "visible_to", false),
+            f(9012, "label_ids", "Labels", "set", false),
+            f(9013, "id", "ID", "int", false),
         ],
         Kind::Organizations => vec![
             f(4001, "name", "Name", "varchar", false),
@@ -211,8 +229,56 @@ fn standard_fields(kind: Kind) -> Vec<Field> {
             f(4003, "address", "Address", "address", false),
             f(4004, "add_time", "Organization created", "date", false),
             f(4005, "update_time", "Update time", "date", false),
+            f(4006, "visible_to", "Visible to", "visible_to", false),
+            f(4007, "label_ids", "Labels", "set", false),
+            f(4008, "id", "ID", "int", false),
         ],
+    };
+    for field in &mut fields {
+        if field.code == "marketing_status" {
+            // Built-in options carry names as ids.
+            field.options = MARKETING_STATUSES
+                .iter()
+                .map(|s| FieldOption {
+                    id: json!(s),
+                    label: marketing_label(s).to_owned(),
+                })
+                .collect();
+        }
     }
+    fields
+}
+
+/// The label Pipedrive shows for a marketing status.
+fn marketing_label(status: &str) -> &'static str {
+    match status {
+        "subscribed" => "Subscribed",
+        "unsubscribed" => "Unsubscribed",
+        "archived" => "Archived",
+        _ => "No consent",
+    }
+}
+
+/// The `object` of [`crate::seed::CUSTOM_FIELDS`] a kind holds.
+fn seed_object(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Persons => "contacts",
+        Kind::Organizations => "companies",
+    }
+}
+
+/// A 40-character hex key derived from the account (`salt`), the entity type and the label:
+/// the seeded custom fields have the same key in one account and different keys in two, as
+/// Pipedrive's hashes do.
+fn derived_hash(salt: u64, kind: Kind, label: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let part = |round: u64| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (salt, round, kind.noun(), label).hash(&mut h);
+        h.finish()
+    };
+    let hex = format!("{:016x}{:016x}{:016x}", part(1), part(2), part(3));
+    hex[..40].to_owned()
 }
 
 /// A fresh 40-character lower-case hex key, as Pipedrive gives custom fields.
@@ -265,16 +331,31 @@ pub(crate) fn join_name(first: Option<&str>, last: Option<&str>) -> String {
 }
 
 impl Store {
-    /// An empty store with the standard fields of `kind`.
-    pub(crate) fn new(kind: Kind) -> Store {
-        Store {
+    /// An empty store with the standard fields of `kind` and the account's seeded custom
+    /// fields ([`crate::seed::CUSTOM_FIELDS`]), keyed by hashes derived from `account`.
+    pub(crate) fn new(kind: Kind, account: u64) -> Store {
+        let mut store = Store {
             kind,
             records: Vec::new(),
             live: 0,
             fields: standard_fields(kind),
             next_field_id: 1,
+            next_option_id: 1,
             index: HashMap::new(),
+        };
+        for custom in crate::seed::CUSTOM_FIELDS
+            .iter()
+            .filter(|c| c.object == seed_object(kind))
+        {
+            let (field_type, options): (&str, &[&str]) = match custom.kind {
+                crate::seed::CustomKind::Text => ("varchar", &[]),
+                crate::seed::CustomKind::Number => ("double", &[]),
+                crate::seed::CustomKind::Picklist => ("enum", crate::seed::TIERS),
+            };
+            let code = derived_hash(account, kind, custom.label);
+            store.push_field(code, custom.label, field_type, options);
         }
+        store
     }
 
     /// Live records.
@@ -322,15 +403,37 @@ impl Store {
         self.fields.iter().position(|f| f.custom && f.code == code)
     }
 
-    /// Adds a custom field; returns its index.
-    pub(crate) fn add_field(&mut self, name: &str, field_type: &str) -> usize {
+    /// The index of the custom field called `label` (the oldest one), for seeding.
+    pub(crate) fn custom_field_named(&self, label: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.custom && f.name == label)
+    }
+
+    /// Adds a custom field with a fresh random key and, for `enum`/`set`, options with the
+    /// given labels; returns its index.
+    pub(crate) fn add_field(&mut self, name: &str, field_type: &str, options: &[&str]) -> usize {
+        self.push_field(field_hash(), name, field_type, options)
+    }
+
+    fn push_field(&mut self, code: String, name: &str, field_type: &str, options: &[&str]) -> usize {
+        let options = options
+            .iter()
+            .map(|label| {
+                let id = self.next_option_id;
+                self.next_option_id += 1;
+                FieldOption {
+                    id: json!(id),
+                    label: (*label).to_owned(),
+                }
+            })
+            .collect();
         self.fields.push(Field {
             id: self.next_field_id,
-            code: field_hash(),
+            code,
             name: name.to_owned(),
             field_type: field_type.to_owned(),
             custom: true,
             optional_response: false,
+            options,
         });
         self.next_field_id += 1;
         self.fields.len() - 1
@@ -351,7 +454,16 @@ impl Store {
         if let Some(value) = r.address.as_ref().and_then(|a| a.get("value")) {
             out.push((SearchField::Address, key(value)));
         }
-        for (_, v) in &r.custom {
+        for (f, v) in &r.custom {
+            // Pipedrive's search covers text, number, monetary, phone and address custom
+            // fields, not option fields.
+            let option_field = self
+                .fields
+                .get(*f)
+                .is_some_and(|f| matches!(f.field_type.as_str(), "enum" | "set"));
+            if option_field {
+                continue;
+            }
             if let Some(text) = searchable(v) {
                 out.push((SearchField::Custom, key(&text)));
             }
@@ -714,7 +826,16 @@ impl Store {
 
     /// A search result item (`data.items[].item`). `org_name` names the person's organization.
     pub(crate) fn render_search_item(&self, r: &Record, org: Option<&Record>) -> Json {
-        let custom: Vec<String> = r.custom.iter().filter_map(|(_, v)| searchable(v)).collect();
+        let custom: Vec<String> = r
+            .custom
+            .iter()
+            .filter(|(f, _)| {
+                self.fields
+                    .get(*f)
+                    .is_some_and(|f| !matches!(f.field_type.as_str(), "enum" | "set"))
+            })
+            .filter_map(|(_, v)| searchable(v))
+            .collect();
         let mut item = json!({
             "id": r.id,
             "type": self.kind.item_type(),
@@ -853,12 +974,35 @@ fn check_custom(field: &Field, code: &str, value: &Json) -> Result<Option<Json>,
             Ok(Some(Json::String(s.clone())).filter(|_| !s.is_empty()))
         }
         ("varchar" | "varchar_auto" | "text" | "phone" | "date" | "time", _) => Err(bad("string")),
-        ("double" | "monetary" | "org" | "people" | "user" | "enum", Json::Number(_)) => {
+        ("enum", Json::Number(_)) => {
+            if field.options.iter().any(|o| o.id == *value) {
+                Ok(Some(value.clone()))
+            } else {
+                Err(no_option(code))
+            }
+        }
+        ("set", Json::Array(ids)) => {
+            if ids.iter().all(|id| field.options.iter().any(|o| o.id == *id)) {
+                Ok(Some(value.clone()).filter(|_| !ids.is_empty()))
+            } else {
+                Err(no_option(code))
+            }
+        }
+        ("set", _) => Err(bad("array")),
+        ("double" | "monetary" | "org" | "people" | "user", Json::Number(_)) => {
             Ok(Some(value.clone()))
         }
         ("double" | "monetary" | "org" | "people" | "user" | "enum", _) => Err(bad("number")),
         _ => Ok(Some(value.clone())),
     }
+}
+
+/// The refusal of an option id the field does not have (Pipedrive answers 400 and names the
+/// field; the emulator does not repeat the value).
+fn no_option(code: &str) -> Invalid {
+    Invalid(format!(
+        "Validation failed: custom_fields.{code}: Invalid option id: the field has no option with this id"
+    ))
 }
 
 /// The text a custom value is searched by.

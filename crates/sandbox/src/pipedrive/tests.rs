@@ -474,3 +474,197 @@ fn seeding_a_million_contacts() {
     assert_eq!(emulator.count("contacts"), Some(summary.contacts));
     eprintln!("seeded in {:?}", started.elapsed());
 }
+
+/// The v2 field definition called `name` in a fields list.
+fn field_named<'a>(fields: &'a Value, name: &str) -> &'a Value {
+    fields["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["field_name"] == name)
+        .unwrap_or_else(|| panic!("no field {name} in {fields}"))
+}
+
+#[tokio::test]
+async fn seeded_custom_fields_are_listed_with_options_and_hold_the_seed_values() {
+    let emulator = Emulator::new(unlimited());
+    let other = Emulator::new(unlimited());
+    let seed = generate(60, 7, &Mess::default());
+    emulator.seed(&seed);
+    let api = Api::start(&emulator).await;
+    let (s, orgs) = api.get("/api/v2/organizationFields?limit=500").await;
+    assert_eq!(s, 200);
+    let (region, seats, tier) = (
+        field_named(&orgs, "Region"),
+        field_named(&orgs, "Seats"),
+        field_named(&orgs, "Tier"),
+    );
+    assert_eq!(
+        (&region["field_type"], &seats["field_type"], &tier["field_type"]),
+        (&json!("varchar"), &json!("double"), &json!("enum"))
+    );
+    for f in [region, seats, tier] {
+        assert_eq!(f["is_custom_field"], true);
+        let code = f["field_code"].as_str().unwrap();
+        assert!(code.len() == 40 && code.bytes().all(|b| b.is_ascii_hexdigit()));
+        // Keys are per account: another company's Region has another key.
+        assert_ne!(
+            other.custom_field_key("companies", f["field_name"].as_str().unwrap()),
+            Some(code.to_owned())
+        );
+    }
+    assert_eq!(region["options"], Value::Null);
+    let options = tier["options"].as_array().unwrap();
+    let labels: Vec<&str> = options.iter().map(|o| o["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, crate::seed::TIERS);
+    assert!(options.iter().all(|o| o["id"].is_u64()), "custom option ids are numbers");
+    let name = field_named(&orgs, "Name");
+    assert_eq!((&name["field_code"], &name["is_custom_field"]), (&json!("name"), &json!(false)));
+    assert_eq!(field_named(&orgs, "Address")["subfields"][0]["field_code"], "value");
+    let (_, persons) = api.get("/api/v2/personFields").await;
+    assert_eq!(field_named(&persons, "Favourite Colour")["field_type"], "varchar");
+    assert_eq!(field_named(&persons, "Loyalty Points")["field_type"], "double");
+    let marketing = field_named(&persons, "Marketing status");
+    assert_eq!(marketing["is_optional_response_field"], true);
+    assert_eq!(marketing["options"][0]["id"], "no_consent", "built-in ids are names");
+    // v1 lists the same keys and options.
+    let (_, v1) = api.get("/v1/organizationFields").await;
+    let v1_tier = v1["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Tier")
+        .unwrap();
+    assert_eq!(v1_tier["key"], tier["field_code"]);
+    assert_eq!(v1_tier["options"], tier["options"]);
+    // One field by its code.
+    let (s, one) = api
+        .get(&format!("/api/v2/organizationFields/{}", tier["field_code"].as_str().unwrap()))
+        .await;
+    assert_eq!((s, &one["data"]["field_name"]), (200, &json!("Tier")));
+    let (s, _) = api.get("/api/v2/organizationFields/nope").await;
+    assert_eq!(s, 404);
+
+    // Seeded records carry the seed's values: numbers as numbers, the Tier as its option id.
+    let (_, page) = api.get("/api/v2/organizations?limit=100").await;
+    let items = page["data"].as_array().unwrap();
+    assert_eq!(items.len(), seed.companies.len());
+    let key = |f: &Value| f["field_code"].as_str().unwrap().to_owned();
+    let option_id = |label: &str| {
+        options
+            .iter()
+            .find(|o| o["label"] == label)
+            .map(|o| o["id"].clone())
+            .unwrap()
+    };
+    for (company, item) in seed.companies.iter().zip(items) {
+        let custom = &item["custom_fields"];
+        assert_eq!(custom[key(region)], json!(company.region));
+        assert_eq!(custom[key(seats)], json!(company.seats));
+        assert_eq!(
+            custom[key(tier)],
+            company.tier.map_or(Value::Null, option_id)
+        );
+    }
+    assert!(seed.companies.iter().any(|c| c.tier.is_some() && c.seats.is_some()));
+    let (_, people) = api.get("/api/v2/persons?limit=500").await;
+    let colour = key(field_named(&persons, "Favourite Colour"));
+    let points = key(field_named(&persons, "Loyalty Points"));
+    let named: Vec<_> = seed
+        .contacts
+        .iter()
+        .filter(|c| !crate::pipedrive::store::join_name(c.first_name.as_deref(), c.last_name.as_deref()).is_empty())
+        .collect();
+    for (contact, item) in named.iter().zip(people["data"].as_array().unwrap()) {
+        assert_eq!(item["custom_fields"][&colour], json!(contact.favourite_colour));
+        assert_eq!(item["custom_fields"][&points], json!(contact.loyalty_points));
+    }
+    assert!(named.iter().any(|c| c.loyalty_points.is_some()));
+}
+
+#[tokio::test]
+async fn custom_values_are_checked_by_type_and_option() {
+    let emulator = Emulator::new(unlimited());
+    let api = Api::start(&emulator).await;
+    let tier = emulator.custom_field_key("companies", "Tier").unwrap();
+    let seats = emulator.custom_field_key("companies", "Seats").unwrap();
+    let region = emulator.custom_field_key("companies", "Region").unwrap();
+    let (_, fields) = api.get("/api/v2/organizationFields").await;
+    let gold = field_named(&fields, "Tier")["options"][0]["id"].clone();
+    let bad = [
+        json!({tier.as_str(): 999_999}),
+        json!({tier.as_str(): "Gold"}),
+        json!({seats.as_str(): "12"}),
+        json!({region.as_str(): 5}),
+        json!({"ffffffffffffffffffffffffffffffffffffffff": "x"}),
+    ];
+    for custom in bad {
+        let (s, b) = api
+            .post("/api/v2/organizations", json!({"name": "A", "custom_fields": custom}))
+            .await;
+        assert_eq!(s, 400, "{custom} must be refused: {b}");
+        assert_eq!(b["success"], false);
+    }
+    let (s, b) = api
+        .post(
+            "/api/v2/organizations",
+            json!({"name": "A", "custom_fields": {&tier: gold, &seats: 12.5, &region: "North"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let id = b["data"]["id"].as_u64().unwrap();
+    let (_, one) = api
+        .get(&format!("/api/v2/organizations/{id}?custom_fields={tier},{seats}"))
+        .await;
+    let custom = one["data"]["custom_fields"].as_object().unwrap();
+    assert_eq!(custom.len(), 2, "only the fields asked for: {custom:?}");
+    assert_eq!((&custom[&tier], &custom[&seats]), (&gold, &json!(12.5)));
+    // Option fields are not searchable; text custom fields are.
+    let (_, hits) = api
+        .get(&format!(
+            "/api/v2/organizations/search?term={gold}&fields=custom_fields&exact_match=true"
+        ))
+        .await;
+    assert_eq!(hits["data"]["items"], json!([]));
+    let (_, hits) = api
+        .get("/api/v2/organizations/search?term=north&fields=custom_fields&exact_match=true")
+        .await;
+    assert_eq!(hits["data"]["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_created_option_field_gets_option_ids_and_takes_them() {
+    let emulator = Emulator::new(unlimited());
+    let api = Api::start(&emulator).await;
+    let (s, b) = api
+        .post("/api/v2/personFields", json!({"field_name": "Size", "field_type": "enum"}))
+        .await;
+    assert_eq!(s, 400, "enum needs options: {b}");
+    let (s, b) = api
+        .post(
+            "/api/v2/personFields",
+            json!({"field_name": "Size", "field_type": "enum", "options": [{"label": "S"}, {}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "an option needs a label: {b}");
+    let (s, b) = api
+        .post(
+            "/api/v2/personFields",
+            json!({"field_name": "Size", "field_type": "enum", "options": [{"label": "S"}, {"label": "M"}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let field = &b["data"];
+    assert_eq!((&field["field_name"], &field["is_custom_field"]), (&json!("Size"), &json!(true)));
+    let code = field["field_code"].as_str().unwrap();
+    let m = field["options"][1]["id"].clone();
+    assert_eq!(field["options"][1]["label"], "M");
+    assert!(m.is_u64());
+    let (s, b) = api
+        .post("/api/v2/persons", json!({"name": "P", "custom_fields": {code: m}}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["data"]["custom_fields"][code], m);
+    let (_, listed) = api.get("/api/v2/personFields").await;
+    assert_eq!(field_named(&listed, "Size")["options"], field["options"]);
+}
