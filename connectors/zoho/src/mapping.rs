@@ -461,6 +461,51 @@ mod tests {
     }
 
     #[test]
+    fn mapped_fields_are_read_and_written_picklists_by_label() {
+        use ferry_core::model::FieldType;
+        let tier = FieldBinding {
+            options: vec![PicklistOption {
+                value: "T1".into(),
+                label: "Gold".into(),
+            }],
+            ..FieldBinding::new("tier", "Tier", FieldType::Text)
+        };
+        let seats = FieldBinding::new("seats", "Seats", FieldType::Integer);
+        let map = standard(ObjectType::Companies).with(&[tier, seats]);
+        let z: Map<String, Json> = serde_json::from_value(serde_json::json!({
+            "id": "5", "Account_Name": "Acme", "Tier": "T1", "Seats": 12
+        }))
+        .unwrap();
+        let r = from_zoho(&map, ObjectType::Companies, &z).unwrap();
+        assert_eq!(r.get("tier"), Some(&Value::Text("Gold".into())));
+        assert_eq!(r.get("seats"), Some(&Value::Integer(12)));
+        let mut w = Record::new(ObjectType::Companies, "co-1");
+        w.fields.insert("tier".into(), Value::Text(" gold".into()));
+        w.fields.insert("seats".into(), Value::Integer(12));
+        let out = to_zoho(&map, &w, "Src", None).unwrap();
+        assert_eq!(out["Tier"], Json::String("T1".into()));
+        assert_eq!(out["Seats"], Json::from(12));
+        assert_eq!(
+            stored_fields(&map, ObjectType::Companies)
+                .iter()
+                .rev()
+                .take(2)
+                .collect::<Vec<_>>(),
+            ["seats", "tier"]
+        );
+        w.fields
+            .insert("tier".into(), Value::Text("Platinum".into()));
+        let refused = to_zoho(&map, &w, "Src", None).unwrap_err();
+        assert_eq!(refused.code, ferry_core::fields::NO_SUCH_OPTION);
+        assert!(!refused.reason.contains("Platinum"));
+        w.fields.insert("tier".into(), Value::Integer(3));
+        assert_eq!(
+            to_zoho(&map, &w, "Src", None).unwrap_err().code,
+            "INVALID_VALUE"
+        );
+    }
+
+    #[test]
     fn source_records_name_unreadable_fields_not_values() {
         let z: Map<String, Json> = serde_json::from_value(serde_json::json!({
             "id": "77", "Account_Name": "Acme", "Employees": "lots-of-people",
