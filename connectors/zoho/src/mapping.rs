@@ -2,6 +2,7 @@
 //! back, so every direction agrees by construction.
 
 use ferry_core::fields::{FieldBinding, FieldKind, FieldMap, PicklistOption, VendorField};
+use ferry_core::model::FieldType;
 use ferry_core::{ObjectType, Record, RecordRejection, Value, field};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
@@ -201,9 +202,7 @@ pub fn to_zoho(
                 ),
                 None => return Err(invalid(record, b, "a picklist label")),
             },
-            Some(v) => v
-                .to_json(b.ty)
-                .map_err(|expected| invalid(record, b, expected))?,
+            Some(v) => zoho_json(b.ty, v).map_err(|expected| invalid(record, b, expected))?,
         };
         let value = if b.canonical == field::EMAIL_OPT_OUT {
             // Only a true opt-out is a fact to carry; anything else is "not opted out".
@@ -225,6 +224,20 @@ pub fn to_zoho(
         Json::String(record.source_id.clone()),
     );
     Ok(out)
+}
+
+/// The JSON Zoho takes for `value` in a field of canonical type `ty`. A date-time goes in
+/// Zoho's documented form, `YYYY-MM-DDTHH:MM:SS+00:00`: Zoho keeps seconds, so milliseconds
+/// are dropped (and a read-back of a value with milliseconds differs, which the checksum shows).
+fn zoho_json(ty: FieldType, value: &Value) -> Result<Json, &'static str> {
+    let json = value.to_json(ty)?;
+    if ty != FieldType::Timestamp {
+        return Ok(json);
+    }
+    Ok(match json.as_str().and_then(|s| s.get(..19)) {
+        Some(seconds) => Json::String(format!("{seconds}+00:00")),
+        None => json,
+    })
 }
 
 fn invalid(record: &Record, binding: &FieldBinding, expected: &str) -> RecordRejection {
@@ -462,7 +475,6 @@ mod tests {
 
     #[test]
     fn mapped_fields_are_read_and_written_picklists_by_label() {
-        use ferry_core::model::FieldType;
         let tier = FieldBinding {
             options: vec![PicklistOption {
                 value: "T1".into(),
@@ -502,6 +514,16 @@ mod tests {
         assert_eq!(
             to_zoho(&map, &w, "Src", None).unwrap_err().code,
             "INVALID_VALUE"
+        );
+
+        let at = FieldBinding::new("renewal_at", "Renewal_At", FieldType::Timestamp);
+        let map = standard(ObjectType::Companies).with(&[at]);
+        let mut w = Record::new(ObjectType::Companies, "co-2");
+        w.fields
+            .insert("renewal_at".into(), Value::Timestamp(1_704_164_645_678));
+        assert_eq!(
+            to_zoho(&map, &w, "Src", None).unwrap()["Renewal_At"],
+            "2024-01-02T03:04:05+00:00"
         );
     }
 

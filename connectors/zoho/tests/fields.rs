@@ -315,6 +315,22 @@ async fn a_created_field_is_described_and_holds_values() {
         .await
         .expect("create");
     assert_eq!(labels(&plan), [("Free", "Free"), ("Pro", "Pro")]);
+    let renewal = sink
+        .create_field(
+            ObjectType::Contacts,
+            &NewField {
+                name: "renewal_at".into(),
+                label: "Renewal At".into(),
+                kind: FieldKind::Timestamp,
+                options: Vec::new(),
+            },
+        )
+        .await
+        .expect("create");
+    assert_eq!(
+        (renewal.name.as_str(), renewal.kind),
+        ("Renewal_At", FieldKind::Timestamp)
+    );
     let described = sink.describe(ObjectType::Contacts).await.expect("describe");
     assert_eq!(find(&described, "Shoe_Size"), &shoe);
     assert_eq!(find(&described, "Plan"), &plan);
@@ -323,6 +339,7 @@ async fn a_created_field_is_described_and_holds_values() {
         ObjectType::Contacts,
         &[
             FieldBinding::new("shoe_size", "Shoe_Size", FieldType::Decimal),
+            FieldBinding::new("renewal_at", "Renewal_At", FieldType::Timestamp),
             FieldBinding {
                 options: plan.options.clone(),
                 ..FieldBinding::new("plan", "Plan", FieldType::Text)
@@ -341,17 +358,22 @@ async fn a_created_field_is_described_and_holds_values() {
     record
         .fields
         .insert("plan".into(), Value::Text("Pro".into()));
+    // Zoho keeps date-times to the second.
+    record
+        .fields
+        .insert("renewal_at".into(), Value::Timestamp(1_704_164_645_000));
     let outcomes = sink
         .upsert(ObjectType::Contacts, std::slice::from_ref(&record))
         .await
         .expect("upsert");
     assert!(outcomes[0].result.is_ok(), "{:?}", outcomes[0]);
     assert_read_back_equal(&sink, ObjectType::Contacts, &[record]).await;
+    let stored = emulator
+        .record_by_source_id("Contacts", "shoe-1")
+        .expect("stored");
     assert_eq!(
-        emulator
-            .record_by_source_id("Contacts", "shoe-1")
-            .expect("stored")["Shoe_Size"],
-        json!(38.5)
+        (&stored["Shoe_Size"], &stored["Renewal_At"]),
+        (&json!(38.5), &json!("2024-01-02T03:04:05+00:00"))
     );
 
     // The same label again is refused by Zoho; the error names the call and the field.
