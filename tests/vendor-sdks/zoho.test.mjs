@@ -1,6 +1,7 @@
 // Zoho's official Node SDK (@zohocrm/nodejs-sdk-8.0) against `ferry sandbox`'s Zoho emulator:
 // the refresh-token grant, list paging with page_token, upsert with per-record results, COQL
-// read-back, and the errors ferry's Zoho connector relies on.
+// read-back, field metadata (listing fields, creating custom fields), and the errors ferry's Zoho
+// connector relies on.
 //
 // The SDK is a process-wide singleton. It is pointed at the emulator with its own `Environment`
 // class (API URL, accounts URL), keeps tokens in the in-memory store below instead of its default
@@ -248,6 +249,88 @@ describe("zoho: @zohocrm/nodejs-sdk-8.0", () => {
     assert.ok(e instanceof Z.Record.APIException);
     assert.equal(e.getStatus().getValue(), "error");
     assert.equal(e.getCode().getValue(), "INVALID_DATA");
+  });
+
+  async function moduleFields(module) {
+    const params = new Z.ParameterMap();
+    await params.add(Z.Fields.GetFieldsParam.MODULE, module);
+    const res = await new Z.Fields.FieldsOperations().getFields(params);
+    assert.equal(res.getStatusCode(), 200);
+    return res.getObject().getFields();
+  }
+
+  test("field metadata lists the seeded custom fields, picklists with their options", async () => {
+    const accounts = await moduleFields("Accounts");
+    const byName = (name) => accounts.find((f) => f.getAPIName() === name);
+    assert.equal(byName("Region").getDataType(), "text");
+    assert.equal(byName("Region").getCustomField(), true);
+    assert.equal(byName("Seats").getDataType(), "integer");
+    const tier = byName("Tier");
+    assert.equal(tier.getDataType(), "picklist");
+    assert.deepEqual(
+      tier.getPickListValues().map((o) => [o.getActualValue(), o.getDisplayValue()]),
+      [["Gold", "Gold"], ["Silver", "Silver"], ["Bronze", "Bronze"]],
+    );
+    const industry = byName("Industry");
+    assert.equal(industry.getCustomField(), false);
+    assert.ok(industry.getPickListValues().some((o) => o.getDisplayValue() === "Large Enterprise"));
+    const contacts = await moduleFields("Contacts");
+    assert.equal(contacts.find((f) => f.getAPIName() === "Loyalty_Points").getDataType(), "integer");
+    assert.equal(contacts.find((f) => f.getAPIName() === "Favourite_Colour").getDataType(), "text");
+    // Seeded records carry the values, numbers as numbers.
+    const rows = (await listPage("Accounts", "Region,Seats,Tier")).getObject().getData();
+    assert.ok(rows.some((r) => typeof r.getKeyValue("Seats") === "number"));
+    // The SDK reads a picklist's value (from the field metadata it loaded) as a Choice.
+    const tiers = rows.map((r) => r.getKeyValue("Tier")).filter((t) => t != null);
+    assert.ok(tiers.length > 0);
+    for (const t of tiers) assert.ok(["Gold", "Silver", "Bronze"].includes(t.getValue()), JSON.stringify(t));
+  });
+
+  test("a custom field created through the SDK is listed and holds values", async () => {
+    const body = new Z.Fields.BodyWrapper();
+    const plan = new Z.Fields.Fields();
+    plan.setFieldLabel("Sdk Plan");
+    plan.setDataType("picklist");
+    plan.setPickListValues(["Free", "Pro"].map((label) => {
+      const o = new Z.Fields.PickListValue();
+      o.setDisplayValue(label);
+      o.setActualValue(label);
+      return o;
+    }));
+    const score = new Z.Fields.Fields();
+    score.setFieldLabel("Sdk Score");
+    score.setDataType("integer");
+    body.setFields([plan, score]);
+    const params = new Z.ParameterMap();
+    await params.add(Z.Fields.CreateFieldParam.MODULE, "Contacts");
+    const res = await new Z.Fields.FieldsOperations().createField(body, params);
+    assert.equal(res.getStatusCode(), 201);
+    const wrapper = res.getObject();
+    assert.ok(wrapper instanceof Z.Fields.ActionWrapper, wrapper?.constructor?.name);
+    const [planResult, scoreResult] = wrapper.getFields();
+    assert.ok(planResult instanceof Z.Fields.SuccessResponse);
+    assert.equal(planResult.getCode().getValue(), "SUCCESS");
+    const planId = planResult.getDetails().get("id");
+    assert.ok(planId);
+    assert.ok(scoreResult instanceof Z.Fields.SuccessResponse);
+
+    const listed = await moduleFields("Contacts");
+    const created = listed.find((f) => f.getAPIName() === "Sdk_Plan");
+    assert.ok(created, "Sdk_Plan is listed");
+    assert.equal(String(created.getId()), String(planId));
+    assert.deepEqual(created.getPickListValues().map((o) => o.getDisplayValue()), ["Free", "Pro"]);
+    assert.equal(listed.find((f) => f.getAPIName() === "Sdk_Score").getDataType(), "integer");
+
+    const again = await new Z.Fields.FieldsOperations().createField(body, params);
+    assert.equal(again.getStatusCode(), 400);
+    const [refused] = again.getObject().getFields();
+    assert.ok(refused instanceof Z.Fields.APIException, refused?.constructor?.name);
+    assert.equal(refused.getCode().getValue(), "ALREADY_USED");
+
+    const written = await upsert("Contacts", [record({ Last_Name: "Field", Sdk_Score: 7, [SOURCE_ID]: "sdk-field-1" })]);
+    assert.equal(written.getStatusCode(), 200);
+    const back = await coql(`select Sdk_Score, ${SOURCE_ID} from Contacts where ${SOURCE_ID} = 'sdk-field-1'`);
+    assert.equal(Number(back.getObject().getData()[0].getKeyValue("Sdk_Score")), 7);
   });
 
   // Last in this suite: it re-initialises the SDK with a token the emulator never issued.

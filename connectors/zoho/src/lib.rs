@@ -4,8 +4,9 @@
 //!
 //! Read top to bottom: [`config`] (settings, data centres), `auth` (the OAuth refresh-token
 //! grant), `client` (authenticated calls, the concurrency limit, token renewal on 401),
-//! [`policy`] (retries, error bodies), [`mapping`] (canonical ↔ Zoho fields), `coql` (safe
-//! query building), [`source`], [`sink`].
+//! [`policy`] (retries, error bodies), [`mapping`] (canonical ↔ Zoho fields), `fields`
+//! (field metadata: describe, mapped fields, creating fields), `coql` (safe query building),
+//! [`source`], [`sink`].
 
 pub mod config;
 pub mod mapping;
@@ -16,6 +17,7 @@ pub mod source;
 mod auth;
 mod client;
 mod coql;
+mod fields;
 
 pub use config::{DataCentre, ZohoConfig};
 pub use policy::ZohoPolicy;
@@ -67,7 +69,9 @@ fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
             }
             ferry_core::Role::Sink => {
                 "scopes ZohoCRM.modules.accounts.READ,CREATE,UPDATE and the same for contacts, \
-                 ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ, ZohoCRM.org.READ (no DELETE)"
+                 ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ, ZohoCRM.org.READ (no DELETE); \
+                 with create_missing_fields also ZohoCRM.settings.fields.CREATE, held by a user \
+                 whose profile may customize modules (an administrator)"
             }
         },
         visibility: "shown once a token is fetched",

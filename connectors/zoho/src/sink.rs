@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use async_trait::async_trait;
+use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorField};
 use ferry_core::http::{HttpResponse, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
@@ -22,6 +23,7 @@ use crate::VENDOR;
 use crate::client::Client;
 use crate::config::{MAX_BATCH_SIZE, Settings, ZohoConfig};
 use crate::coql;
+use crate::fields;
 use crate::mapping::{self, COMPANY_LOOKUP};
 use crate::policy::{clean_code, clean_name};
 
@@ -39,21 +41,9 @@ pub struct ZohoSink {
     client: Client,
     /// Company source id → Zoho Account id, learnt from upserts and lookups in this run.
     accounts: Mutex<HashMap<String, String>>,
-}
-
-#[derive(Deserialize)]
-struct FieldMeta {
-    api_name: String,
-    #[serde(default)]
-    data_type: String,
-    #[serde(default)]
-    unique: Json,
-}
-
-#[derive(Deserialize)]
-struct FieldsBody {
-    #[serde(default)]
-    fields: Vec<FieldMeta>,
+    /// The fields written and read back per object: the standard tables and the operator's
+    /// mapped fields.
+    maps: FieldMaps,
 }
 
 #[derive(Deserialize, Default)]
@@ -94,15 +84,9 @@ fn error_parts(item: &Json) -> Vec<(String, Option<String>)> {
 
 /// A rejection's code and reason from Zoho's error item: codes and field API names (with
 /// canonical names beside them), never Zoho's message.
-fn rejection_reason(record: &Record, item: &Json) -> (String, String) {
+fn rejection_reason(map: &FieldMap, record: &Record, item: &Json) -> (String, String) {
     let object = record.object;
-    let canonical = |api: &str| {
-        mapping::fields(object)
-            .iter()
-            .chain(std::iter::once(&COMPANY_LOOKUP))
-            .find(|f| f.zoho == api)
-            .map(|f| f.canonical)
-    };
+    let canonical = |api: &str| mapping::canonical_of(map, object, api);
     let parts = error_parts(item);
     let top = clean_code(item.get("code").and_then(Json::as_str).unwrap_or_default());
     let described: Vec<String> = parts
@@ -133,6 +117,7 @@ impl ZohoSink {
             settings,
             client,
             accounts: Mutex::new(HashMap::new()),
+            maps: FieldMaps::new(ObjectType::ALL.map(|o| (o, mapping::standard(o)))),
         })
     }
 
@@ -219,13 +204,8 @@ impl ZohoSink {
     }
 
     /// Checks `module` has the source-id field, unique and of type text, and every mapped field.
-    async fn check_module(&self, module: &str, mapped: &[&str]) -> ConnectorResult<()> {
-        let path = "/crm/v8/settings/fields";
-        let response = self
-            .client
-            .send_ok(Method::GET, path, &[("module", module)], None)
-            .await?;
-        let body: FieldsBody = response.json(VENDOR, &format!("GET {path}"))?;
+    async fn check_module(&self, module: &str, mapped: &[String]) -> ConnectorResult<()> {
+        let body = fields::fetch(&self.client, module).await?;
         let find = |name: &str| body.fields.iter().find(|f| f.api_name == name);
         let src = self.src();
         let steps = format!(
@@ -282,7 +262,7 @@ impl ZohoSink {
         }
         let absent: Vec<&str> = mapped
             .iter()
-            .copied()
+            .map(String::as_str)
             .filter(|n| find(n).is_none())
             .collect();
         if !absent.is_empty() {
@@ -306,10 +286,11 @@ impl ZohoSink {
     ) -> ConnectorResult<Vec<RecordOutcome>> {
         let module = mapping::module(object);
         let src = self.src().to_owned();
+        let map = self.maps.get(object);
         let accounts = if object == ObjectType::Contacts {
             let mut companies: Vec<String> = records
                 .iter()
-                .filter_map(|r| r.text(COMPANY_LOOKUP.canonical))
+                .filter_map(|r| r.text(COMPANY_LOOKUP.0))
                 .filter(|c| !c.is_empty())
                 .map(str::to_owned)
                 .collect();
@@ -331,9 +312,7 @@ impl ZohoSink {
                 ));
                 continue;
             }
-            let company = record
-                .text(COMPANY_LOOKUP.canonical)
-                .filter(|c| !c.is_empty());
+            let company = record.text(COMPANY_LOOKUP.0).filter(|c| !c.is_empty());
             let account_id = match company {
                 None => None,
                 Some(c) => match accounts.get(c) {
@@ -351,24 +330,23 @@ impl ZohoSink {
                     }
                 },
             };
-            match mapping::to_zoho(record, &src, account_id) {
+            match mapping::to_zoho(&map, record, &src, account_id) {
                 Ok(body) => {
                     sent.push(i);
                     bodies.push(Json::Object(body));
                 }
-                Err(e) => {
-                    outcomes[i] = Some(reject(
-                        record,
-                        "INVALID_VALUE",
-                        format!("{} is not {}", e.canonical, e.expected),
-                    ));
+                Err(refused) => {
+                    outcomes[i] = Some(RecordOutcome {
+                        source_id: record.source_id.clone(),
+                        result: Err(refused),
+                    });
                 }
             }
         }
         let items: Vec<(usize, Json)> = sent.into_iter().zip(bodies).collect();
         let resend = Resend::from_retry(&self.settings.retry);
         let settled = settle(VENDOR, items, resend, |items| {
-            self.send_upsert(object, records, items)
+            self.send_upsert(&map, object, records, items)
         })
         .await?;
         let mut learnt = Vec::new();
@@ -408,6 +386,7 @@ impl ZohoSink {
     /// or refused for a reason that passes (sent again by [`settle`]).
     async fn send_upsert(
         &self,
+        map: &FieldMap,
         object: ObjectType,
         records: &[Record],
         items: Vec<(usize, Json)>,
@@ -446,7 +425,7 @@ impl ZohoSink {
                     result: Ok(Written { sink_id, created }),
                 })
             } else {
-                let (code, reason) = rejection_reason(record, &answer);
+                let (code, reason) = rejection_reason(map, record, &answer);
                 let refused = reject(record, &code, reason);
                 if TRANSIENT_CODES.contains(&code.as_str()) {
                     Attempt::Again(refused)
@@ -546,7 +525,7 @@ impl Sink for ZohoSink {
     }
 
     fn stored_fields(&self, object: ObjectType) -> Vec<String> {
-        mapping::stored_fields(object)
+        mapping::stored_fields(&self.maps.get(object), object)
     }
 
     // Zoho refuses an Account without Account_Name and a Contact without Last_Name (MANDATORY_NOT_FOUND).
@@ -571,10 +550,10 @@ impl Sink for ZohoSink {
     }
 
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
-        let mut mapped: Vec<&str> = mapping::fields(object).iter().map(|f| f.zoho).collect();
-        if object == ObjectType::Contacts {
-            mapped.push(COMPANY_LOOKUP.zoho);
-        }
+        let mapped: Vec<String> = mapping::read_fields(&self.maps.get(object), object)
+            .into_iter()
+            .filter(|n| !mapping::SYSTEM_FIELDS.iter().any(|(_, z)| z == n))
+            .collect();
         self.check_module(mapping::module(object), &mapped).await?;
         if object == ObjectType::Contacts {
             // Contacts find their Account through the Account's source id.
@@ -605,10 +584,11 @@ impl Sink for ZohoSink {
             return Ok(Vec::new());
         }
         let src = self.src();
+        let map = self.maps.get(object);
         let mut columns: Vec<String> = vec!["id".into(), src.to_owned()];
-        columns.extend(mapping::fields(object).iter().map(|f| f.zoho.to_owned()));
-        if object == ObjectType::Contacts {
-            columns.push(format!("{}.{src}", COMPANY_LOOKUP.zoho));
+        columns.extend(map.vendor_names().into_iter().map(str::to_owned));
+        if let Some((_, zoho)) = mapping::lookup(object) {
+            columns.push(format!("{zoho}.{src}"));
         }
         // The queries (50 source ids each) go out together: one after another, a read-back of
         // 200 ids kept one call in flight where the org allows `max_concurrent_requests`, and
@@ -618,7 +598,7 @@ impl Sink for ZohoSink {
         let mut out = Vec::with_capacity(source_ids.len());
         for rows in answers {
             for z in rows? {
-                if let Some(record) = mapping::from_read_back(object, &z, src) {
+                if let Some(record) = mapping::from_read_back(&map, object, &z, src) {
                     out.push(record);
                 }
             }
@@ -629,6 +609,27 @@ impl Sink for ZohoSink {
 
     /// Zoho has no count with criteria outside COQL aggregates, so this pages through the ids
     /// of records with a source id, 2,000 (COQL's largest page) per request, in id order.
+    /// `GET /crm/v8/settings/fields?module=…` (scope `ZohoCRM.settings.fields.READ`).
+    async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
+        fields::describe(&self.client, object).await
+    }
+
+    fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        fields::check_bindings(object, bindings, Some(self.src()))?;
+        self.maps.map(object, &mapping::standard(object), bindings);
+        Ok(())
+    }
+
+    /// `POST /crm/v8/settings/fields?module=…` (scope `ZohoCRM.settings.fields.CREATE`): Zoho
+    /// derives the API name from the label, and the field is usable at once.
+    async fn create_field(
+        &self,
+        object: ObjectType,
+        field: &NewField,
+    ) -> ConnectorResult<VendorField> {
+        fields::create(&self.client, object, field).await
+    }
+
     async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
         const PAGE: usize = 2_000;
         let (module, src) = (mapping::module(object), self.src());
@@ -703,13 +704,14 @@ mod tests {
         r.set(field::EMAIL, Value::Text("secret@value".into()));
         let item = json!({"code": "INVALID_DATA", "details": {"api_name": "Email", "json_path": "$.data[0].Email"},
                           "message": "invalid data secret@value", "status": "error"});
-        let (code, reason) = rejection_reason(&r, &item);
+        let map = mapping::standard(ObjectType::Contacts);
+        let (code, reason) = rejection_reason(&map, &r, &item);
         assert_eq!(code, "INVALID_DATA");
         assert_eq!(reason, "Zoho refused INVALID_DATA on Email (email)");
         let multi = json!({"code": "MULTIPLE_OR_MULTI_ERRORS", "details": {"errors": [
             {"code": "DUPLICATE_DATA", "details": {"api_name": "Email"}},
             {"code": "MANDATORY_NOT_FOUND", "details": {"api_name": "Last_Name"}}]}, "status": "error"});
-        let (code, reason) = rejection_reason(&r, &multi);
+        let (code, reason) = rejection_reason(&map, &r, &multi);
         assert_eq!(code, "MULTIPLE_OR_MULTI_ERRORS");
         assert!(
             reason.contains("DUPLICATE_DATA on Email (email)")

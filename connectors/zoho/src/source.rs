@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, VendorField};
 use ferry_core::http::{HttpResponse, HttpStats};
 use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source};
 use reqwest::Method;
@@ -20,12 +21,14 @@ use serde_json::{Map, Value as Json, json};
 use crate::VENDOR;
 use crate::client::Client;
 use crate::config::{Settings, ZohoConfig};
-use crate::mapping;
+use crate::{fields, mapping};
 
 /// A Zoho CRM org as a [`Source`].
 pub struct ZohoSource {
     settings: Settings,
     client: Client,
+    /// The fields read per object: the standard tables and the operator's mapped fields.
+    maps: FieldMaps,
 }
 
 #[derive(Deserialize, Default)]
@@ -74,7 +77,11 @@ impl ZohoSource {
     pub fn new(config: ZohoConfig, key_prefix: &str) -> ConnectorResult<ZohoSource> {
         let settings = config.settings(key_prefix)?;
         let client = Client::new(&settings, config.credentials(key_prefix)?)?;
-        Ok(ZohoSource { settings, client })
+        Ok(ZohoSource {
+            settings,
+            client,
+            maps: FieldMaps::new(ObjectType::ALL.map(|o| (o, mapping::standard(o)))),
+        })
     }
 
     /// How many access tokens this source has fetched (1 unless they expired).
@@ -95,7 +102,7 @@ impl ZohoSource {
         position: (&str, &str),
     ) -> ConnectorResult<Result<ListBody, HttpResponse>> {
         let path = format!("/crm/v8/{}", mapping::module(object));
-        let fields = mapping::read_fields(object).join(",");
+        let fields = mapping::read_fields(&self.maps.get(object), object).join(",");
         let per_page = self.settings.page_size.to_string();
         let query = [
             ("fields", fields.as_str()),
@@ -116,7 +123,7 @@ impl ZohoSource {
         let path = "/crm/v8/coql";
         let query = format!(
             "select {} from {} where id > {last} order by id asc limit {}",
-            mapping::read_fields(object).join(", "),
+            mapping::read_fields(&self.maps.get(object), object).join(", "),
             mapping::module(object),
             self.settings.page_size
         );
@@ -150,13 +157,14 @@ impl ZohoSource {
     }
 
     fn page(&self, object: ObjectType, data: &[Map<String, Json>], next: Option<String>) -> Page {
+        let map: Arc<FieldMap> = self.maps.get(object);
         let mut page = Page {
             records: Vec::with_capacity(data.len()),
             next,
             unreadable: Vec::new(),
         };
         for raw in data {
-            page.push(VENDOR, object, mapping::from_zoho(object, raw));
+            page.push(VENDOR, object, mapping::from_zoho(&map, object, raw));
         }
         page.log_read(VENDOR, object);
         page
@@ -208,6 +216,17 @@ impl Source for ZohoSource {
         Ok(body
             .get("count")
             .and_then(|c| c.as_u64().or_else(|| c.as_str()?.trim().parse().ok())))
+    }
+
+    /// `GET /crm/v8/settings/fields?module=…` (scope `ZohoCRM.settings.fields.READ`).
+    async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
+        fields::describe(&self.client, object).await
+    }
+
+    fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        fields::check_bindings(object, bindings, None)?;
+        self.maps.map(object, &mapping::standard(object), bindings);
+        Ok(())
     }
 
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {

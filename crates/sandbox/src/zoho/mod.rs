@@ -29,7 +29,7 @@ use serde_json::{Map, Value as Json, json};
 use crate::faults::Faults;
 use crate::seed::SeedData;
 pub use store::SourceIdField;
-use store::{Module, RequestError, Store, Val};
+use store::{FieldDef, Kind, Module, RequestError, Store, Val};
 
 /// The OAuth client id the emulator accepts unless configured otherwise.
 pub const ZOHO_CLIENT_ID: &str = "1000.SANDBOXZOHOCLIENTID";
@@ -284,6 +284,9 @@ impl Emulator {
                 ("Billing_State", text(&c.state)),
                 ("Billing_Code", text(&c.postal_code)),
                 ("Billing_Country", text(&c.country)),
+                ("Region", text(&c.region)),
+                ("Seats", c.seats.map(|n| Val::Int(i64::from(n)))),
+                ("Tier", c.tier.map(|t| Val::Str(t.into()))),
             ];
             account_ids.push(store.insert_seeded(
                 Module::Accounts,
@@ -326,6 +329,11 @@ impl Emulator {
                 ("Mailing_Zip", text(&c.postal_code)),
                 ("Mailing_Country", text(&c.country)),
                 ("Email_Opt_Out", Some(Val::Bool(c.email_opt_out))),
+                ("Favourite_Colour", text(&c.favourite_colour)),
+                (
+                    "Loyalty_Points",
+                    c.loyalty_points.map(|n| Val::Int(i64::from(n))),
+                ),
                 (
                     "Account_Name",
                     c.company
@@ -416,7 +424,10 @@ impl Emulator {
     pub fn router(&self) -> Router {
         let state = Arc::clone(&self.shared);
         let api = Router::new()
-            .route("/crm/v8/settings/fields", get(fields_metadata))
+            .route(
+                "/crm/v8/settings/fields",
+                get(fields_metadata).post(create_fields),
+            )
             .route("/crm/v8/coql", post(coql_query))
             .route("/crm/v8/{module}", get(list))
             .route("/crm/v8/{module}/upsert", post(upsert))
@@ -724,6 +735,186 @@ async fn fields_metadata(
         return internal();
     };
     axum::Json(store.table(module).schema.describe()).into_response()
+}
+
+/// One field of a create-field request, or why it cannot be created (Zoho's error item).
+fn new_field(store: &Store, module: Module, i: usize, f: &Json) -> Result<FieldDef, Json> {
+    let error = |code: &str, message: &str, key: &str| {
+        json!({"code": code, "details": {"api_name": key, "json_path": format!("$.fields[{i}].{key}")},
+               "message": message, "status": "error"})
+    };
+    let label = match f.get("field_label") {
+        None | Some(Json::Null) => {
+            return Err(error(
+                "MANDATORY_NOT_FOUND",
+                "required field not found",
+                "field_label",
+            ));
+        }
+        Some(Json::String(l)) if !l.trim().is_empty() && l.chars().count() <= 50 => l.trim(),
+        Some(_) => return Err(error("INVALID_DATA", "invalid data", "field_label")),
+    };
+    let api_name = store::api_name_from_label(label);
+    if api_name.is_empty() || !api_name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(error("INVALID_DATA", "invalid data", "field_label"));
+    }
+    let schema = &store.table(module).schema;
+    let taken = schema.fields.iter().any(|d| {
+        d.api_name.eq_ignore_ascii_case(&api_name) || d.label.eq_ignore_ascii_case(label)
+    });
+    if taken {
+        return Err(error(
+            "ALREADY_USED",
+            "the field label is already used",
+            "field_label",
+        ));
+    }
+    let data_type = match f.get("data_type") {
+        None | Some(Json::Null) => {
+            return Err(error(
+                "MANDATORY_NOT_FOUND",
+                "required field not found",
+                "data_type",
+            ));
+        }
+        Some(d) => d.as_str().unwrap_or_default(),
+    };
+    let Some((kind, default_length)) = Kind::creatable(data_type) else {
+        return Err(error("INVALID_DATA", "invalid data", "data_type"));
+    };
+    let length = match f.get("length") {
+        None | Some(Json::Null) => default_length,
+        Some(n) => match n.as_u64() {
+            Some(n) if kind == Kind::Text && (1..=255).contains(&n) => n as usize,
+            Some(n) if n as usize == default_length => default_length,
+            _ => return Err(error("INVALID_DATA", "invalid data", "length")),
+        },
+    };
+    let mut options = Vec::new();
+    if kind == Kind::Picklist {
+        let Some(values) = f
+            .get("pick_list_values")
+            .and_then(Json::as_array)
+            .filter(|v| !v.is_empty())
+        else {
+            return Err(error(
+                "MANDATORY_NOT_FOUND",
+                "required field not found",
+                "pick_list_values",
+            ));
+        };
+        for v in values {
+            let display = v
+                .get("display_value")
+                .and_then(Json::as_str)
+                .map(str::trim)
+                .filter(|d| !d.is_empty() && d.chars().count() <= 120);
+            match display {
+                Some(d) if !options.iter().any(|o: &String| o.eq_ignore_ascii_case(d)) => {
+                    options.push(d.to_owned())
+                }
+                _ => return Err(error("INVALID_DATA", "invalid data", "pick_list_values")),
+            }
+        }
+    }
+    Ok(FieldDef {
+        api_name,
+        label: label.to_owned(),
+        kind,
+        length,
+        mandatory: false,
+        unique: None,
+        custom: true,
+        read_only: false,
+        options,
+    })
+}
+
+/// `POST /crm/v8/settings/fields?module=…`: creates custom fields from
+/// `{"fields": [{"field_label", "data_type", "length", "pick_list_values"}]}`. The API name is
+/// derived from the label. Zoho answers 201 with one `{code, details: {id}, message, status}`
+/// per field; if any field is refused, none is created and the answer is 400 with the refusals.
+async fn create_fields(
+    State(s): State<Arc<Shared>>,
+    Query(params): Query<FieldsParams>,
+    body: Bytes,
+) -> Response {
+    let Some(name) = params.module else {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "REQUIRED_PARAM_MISSING",
+            "required param is missing",
+            json!({"param_name": "module"}),
+        );
+    };
+    let Some(module) = Module::parse(&name) else {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_MODULE",
+            "the module name given seems to be invalid",
+            json!({"param_name": "module"}),
+        );
+    };
+    let Ok(body) = serde_json::from_slice::<Json>(&body) else {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_DATA",
+            "body is not a valid JSON",
+            json!({}),
+        );
+    };
+    let Some(requested) = body
+        .get("fields")
+        .and_then(Json::as_array)
+        .filter(|f| !f.is_empty())
+    else {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "MANDATORY_NOT_FOUND",
+            "required field not found",
+            json!({"api_name": "fields", "json_path": "$.fields"}),
+        );
+    };
+    if !s.charge(1) {
+        return credits_exhausted();
+    }
+    let Ok(mut store) = s.store.write() else {
+        return internal();
+    };
+    let mut defs = Vec::with_capacity(requested.len());
+    let mut refused = Vec::new();
+    for (i, f) in requested.iter().enumerate() {
+        match new_field(&store, module, i, f) {
+            Ok(def) if defs.iter().any(|d: &FieldDef| d.api_name == def.api_name) => {
+                refused.push(json!({"code": "ALREADY_USED", "details": {"api_name": "field_label",
+                    "json_path": format!("$.fields[{i}].field_label")},
+                    "message": "the field label is already used", "status": "error"}));
+            }
+            Ok(def) => defs.push(def),
+            Err(e) => refused.push(e),
+        }
+    }
+    if !refused.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "fields": refused })),
+        )
+            .into_response();
+    }
+    let table = store.table_mut(module);
+    let created: Vec<Json> = defs
+        .into_iter()
+        .map(|def| {
+            let pos = table.add_field(def);
+            json!({"code": "SUCCESS", "details": {"id": store::field_id(pos)},
+                   "message": "field created", "status": "success"})
+        })
+        .collect();
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({ "fields": created })),
+    )
+        .into_response()
 }
 
 // ---- list ----------------------------------------------------------------------------------

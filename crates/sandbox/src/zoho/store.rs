@@ -63,8 +63,12 @@ pub(crate) enum Kind {
     Website,
     Picklist,
     Integer,
+    /// A number with decimals (`double`), as custom "Decimal" fields are.
+    Double,
     Currency,
     Boolean,
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
     Lookup(Module),
     DateTime,
 }
@@ -78,17 +82,37 @@ impl Kind {
             Kind::Website => "website",
             Kind::Picklist => "picklist",
             Kind::Integer => "integer",
+            Kind::Double => "double",
             Kind::Currency => "currency",
             Kind::Boolean => "boolean",
+            Kind::Date => "date",
             Kind::Lookup(_) => "lookup",
             Kind::DateTime => "datetime",
         }
     }
 
+    /// The kind of a `data_type` the create-field call accepts, with its default length.
+    pub(crate) fn creatable(data_type: &str) -> Option<(Kind, usize)> {
+        Some(match data_type {
+            "text" => (Kind::Text, 255),
+            "email" => (Kind::Email, 100),
+            "phone" => (Kind::Phone, 30),
+            "website" => (Kind::Website, 255),
+            "picklist" => (Kind::Picklist, 120),
+            "integer" => (Kind::Integer, 9),
+            "double" => (Kind::Double, 16),
+            "currency" => (Kind::Currency, 16),
+            "boolean" => (Kind::Boolean, 5),
+            "date" => (Kind::Date, 20),
+            "datetime" => (Kind::DateTime, 120),
+            _ => return None,
+        })
+    }
+
     fn json_type(self) -> &'static str {
         match self {
             Kind::Integer => "integer",
-            Kind::Currency => "double",
+            Kind::Currency | Kind::Double => "double",
             Kind::Boolean => "boolean",
             Kind::Lookup(_) => "jsonobject",
             _ => "string",
@@ -109,6 +133,9 @@ pub(crate) struct FieldDef {
     pub unique: Option<bool>,
     pub custom: bool,
     pub read_only: bool,
+    /// A picklist's options: Zoho reads and writes the display value, and for the fields the
+    /// emulator holds the actual value is the same text.
+    pub options: Vec<String>,
 }
 
 fn std_field(api_name: &str, label: &str, kind: Kind, length: usize) -> FieldDef {
@@ -121,7 +148,72 @@ fn std_field(api_name: &str, label: &str, kind: Kind, length: usize) -> FieldDef
         unique: None,
         custom: false,
         read_only: false,
+        options: Vec::new(),
     }
+}
+
+/// The options of Zoho's standard Accounts `Industry` picklist, as a new org has them.
+pub(crate) const INDUSTRIES: &[&str] = &[
+    "-None-",
+    "ASP (Application Service Provider)",
+    "Data/Telecom OEM",
+    "ERP (Enterprise Resource Planning)",
+    "Government/Military",
+    "Large Enterprise",
+    "ManagementISV",
+    "MSP (Management Service Provider)",
+    "Network Equipment Enterprise",
+    "Non-management ISV",
+    "Optical Networking",
+    "Service Provider",
+    "Small/Medium Enterprise",
+    "Storage Equipment",
+    "Storage Service Provider",
+    "Systems Integrator",
+    "Wireless Industry",
+];
+
+/// The API name Zoho derives from a field label: spaces become underscores, characters other
+/// than letters, digits and underscores are dropped ("Favourite Colour" → `Favourite_Colour`).
+pub(crate) fn api_name_from_label(label: &str) -> String {
+    label
+        .trim()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('_'),
+            c if c.is_ascii_alphanumeric() || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The org's seeded custom fields of `module` ([`crate::seed::CUSTOM_FIELDS`]), named as Zoho
+/// names fields created with those labels.
+fn custom_fields(module: Module) -> Vec<FieldDef> {
+    let object = match module {
+        Module::Accounts => "companies",
+        Module::Contacts => "contacts",
+    };
+    crate::seed::CUSTOM_FIELDS
+        .iter()
+        .filter(|f| f.object == object)
+        .map(|f| {
+            let (kind, length, options) = match f.kind {
+                crate::seed::CustomKind::Text => (Kind::Text, 255, Vec::new()),
+                crate::seed::CustomKind::Number => (Kind::Integer, 9, Vec::new()),
+                crate::seed::CustomKind::Picklist => (
+                    Kind::Picklist,
+                    120,
+                    crate::seed::TIERS.iter().map(|t| (*t).to_owned()).collect(),
+                ),
+            };
+            FieldDef {
+                custom: true,
+                options,
+                ..std_field(&api_name_from_label(f.label), f.label, kind, length)
+            }
+        })
+        .collect()
 }
 
 /// How the org's source-id custom field is set up (or not).
@@ -175,7 +267,10 @@ impl Schema {
                 },
                 std_field("Website", "Website", Kind::Website, 255),
                 std_field("Phone", "Phone", Kind::Phone, 30),
-                std_field("Industry", "Industry", Kind::Picklist, 120),
+                FieldDef {
+                    options: INDUSTRIES.iter().map(|s| (*s).to_owned()).collect(),
+                    ..std_field("Industry", "Industry", Kind::Picklist, 120)
+                },
                 std_field("Employees", "Employees", Kind::Integer, 9),
                 std_field("Annual_Revenue", "Annual Revenue", Kind::Currency, 16),
                 std_field("Billing_Street", "Billing Street", Kind::Text, 250),
@@ -185,6 +280,7 @@ impl Schema {
                 std_field("Billing_Country", "Billing Country", Kind::Text, 100),
             ],
         };
+        fields.extend(custom_fields(module));
         if let Some(f) = source_id {
             fields.push(FieldDef {
                 unique: f.unique.then_some(f.case_sensitive),
@@ -201,6 +297,10 @@ impl Schema {
                 ..std_field(name, label, Kind::DateTime, 120)
             });
         }
+        Schema::from_fields(fields)
+    }
+
+    fn from_fields(fields: Vec<FieldDef>) -> Schema {
         let by_name = fields
             .iter()
             .enumerate()
@@ -230,8 +330,24 @@ impl Schema {
                     }
                     _ => json!({}),
                 };
+                let options: Vec<Json> = f
+                    .options
+                    .iter()
+                    .enumerate()
+                    .map(|(k, o)| {
+                        json!({
+                            "id": format!("4876876000{:03}{:06}", i, k + 1),
+                            "sequence_number": k + 1,
+                            "display_value": o,
+                            "actual_value": o,
+                            "reference_value": o,
+                            "colour_code": null,
+                            "type": "used",
+                        })
+                    })
+                    .collect();
                 json!({
-                    "id": format!("48768760000000{:05}", 551 + i),
+                    "id": field_id(i),
                     "api_name": f.api_name,
                     "field_label": f.label,
                     "display_label": f.label,
@@ -244,6 +360,8 @@ impl Schema {
                     "field_read_only": f.read_only,
                     "unique": unique,
                     "lookup": lookup,
+                    "pick_list_values": options,
+                    "decimal_place": if f.kind == Kind::Double { json!(2) } else { Json::Null },
                     "visible": true,
                     "type": "used",
                     "operation_type": {
@@ -255,6 +373,11 @@ impl Schema {
             .collect();
         json!({ "fields": fields })
     }
+}
+
+/// The id of the field at position `i` of its module (19 digits, like Zoho's).
+pub(crate) fn field_id(i: usize) -> String {
+    format!("48768760000000{:05}", 551 + i)
 }
 
 /// A stored value.
@@ -316,6 +439,18 @@ impl Table {
             unique,
             system_dup: HashMap::new(),
         }
+    }
+
+    /// Adds a field (the create-field call): every record gets it, empty. Returns its
+    /// position.
+    pub(crate) fn add_field(&mut self, def: FieldDef) -> usize {
+        let mut fields = self.schema.fields.clone();
+        fields.push(def);
+        self.schema = Arc::new(Schema::from_fields(fields));
+        for row in &mut self.rows {
+            row.values.push(None);
+        }
+        self.schema.fields.len() - 1
     }
 
     /// The row position of record `id`.
@@ -429,6 +564,46 @@ pub(crate) fn valid_email(s: &str) -> bool {
         && !s.chars().any(char::is_whitespace)
 }
 
+/// Whether `s` is a date as Zoho writes them: `YYYY-MM-DD`.
+fn valid_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && (1..=12).contains(&s[5..7].parse::<u8>().unwrap_or(0))
+        && (1..=31).contains(&s[8..10].parse::<u8>().unwrap_or(0))
+}
+
+/// Whether `s` is a date-time as Zoho reads them: `YYYY-MM-DDTHH:MM:SS` and an offset
+/// (`+05:30`, `-08:00` or `Z`).
+fn valid_date_time(s: &str) -> bool {
+    let (Some(date), Some(rest)) = (s.get(..10), s.get(10..)) else {
+        return false;
+    };
+    let Some(time) = rest.strip_prefix('T') else {
+        return false;
+    };
+    let clock = |t: &str| {
+        let b = t.as_bytes();
+        b.len() == 8
+            && b[2] == b':'
+            && b[5] == b':'
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| i == 2 || i == 5 || c.is_ascii_digit())
+    };
+    let offset = |o: &str| {
+        o == "Z"
+            || (o.len() == 6
+                && (o.starts_with('+') || o.starts_with('-'))
+                && clock(&format!("{}:00", &o[1..])))
+    };
+    valid_date(date) && time.get(..8).is_some_and(clock) && time.get(8..).is_some_and(offset)
+}
+
 /// One per-record error: code, details (API name and JSON path), message.
 struct FieldError {
     code: &'static str,
@@ -472,7 +647,7 @@ impl Store {
         }
     }
 
-    fn table_mut(&mut self, module: Module) -> &mut Table {
+    pub(crate) fn table_mut(&mut self, module: Module) -> &mut Table {
         match module {
             Module::Accounts => &mut self.accounts,
             Module::Contacts => &mut self.contacts,
@@ -512,13 +687,10 @@ impl Store {
     pub(crate) fn render_value(&self, module: Module, row: &Row, field: usize) -> Json {
         let table = self.table(module);
         let def = &table.schema.fields[field];
-        if def.kind == Kind::DateTime {
-            let ms = if def.api_name == "Created_Time" {
-                row.created_ms
-            } else {
-                row.modified_ms
-            };
-            return Json::String(zoho_time(ms));
+        match def.api_name.as_str() {
+            "Created_Time" => return Json::String(zoho_time(row.created_ms)),
+            "Modified_Time" => return Json::String(zoho_time(row.modified_ms)),
+            _ => {}
         }
         match &row.values[field] {
             None => Json::Null,
@@ -595,12 +767,29 @@ impl Store {
                 }
                 Val::Int(n)
             }
-            Kind::Currency => {
+            Kind::Currency | Kind::Double => {
                 let n = value
                     .as_f64()
                     .filter(|n| n.is_finite())
                     .ok_or_else(expected)?;
                 Val::Num(n)
+            }
+            Kind::Date | Kind::DateTime => {
+                let Some(s) = value.as_str() else {
+                    return Err(expected());
+                };
+                if s.is_empty() {
+                    return Ok(None);
+                }
+                let fits = if def.kind == Kind::Date {
+                    valid_date(s)
+                } else {
+                    valid_date_time(s)
+                };
+                if !fits {
+                    return Err(expected());
+                }
+                Val::Str(s.into())
             }
             Kind::Lookup(parent) => {
                 let id = value
@@ -616,7 +805,6 @@ impl Store {
                 }
                 Val::Ref(id)
             }
-            Kind::DateTime => return Ok(None),
         };
         Ok(Some(val))
     }

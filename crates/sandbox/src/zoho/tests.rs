@@ -706,3 +706,220 @@ fn seeding_a_million_contacts() {
         started.elapsed()
     );
 }
+
+fn field<'a>(body: &'a Json, api_name: &str) -> &'a Json {
+    body["fields"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["api_name"] == api_name))
+        .unwrap_or_else(|| panic!("no field {api_name}"))
+}
+
+fn options(field: &Json) -> Vec<(String, String)> {
+    field["pick_list_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["actual_value"].as_str().unwrap().to_owned(),
+                o["display_value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn field_metadata_lists_standard_system_and_seeded_custom_fields() {
+    let org = org(Options::default()).await;
+    let (status, accounts) = org.get("/crm/v8/settings/fields?module=Accounts").await;
+    assert_eq!(status, 200);
+    let region = field(&accounts, "Region");
+    assert_eq!(
+        (&region["data_type"], &region["custom_field"], &region["field_label"]),
+        (&json!("text"), &json!(true), &json!("Region"))
+    );
+    let seats = field(&accounts, "Seats");
+    assert_eq!(
+        (&seats["data_type"], &seats["json_type"]),
+        (&json!("integer"), &json!("integer"))
+    );
+    let tier = field(&accounts, "Tier");
+    assert_eq!(tier["data_type"], "picklist");
+    assert_eq!(
+        options(tier),
+        [("Gold", "Gold"), ("Silver", "Silver"), ("Bronze", "Bronze")]
+            .map(|(a, d)| (a.to_owned(), d.to_owned()))
+    );
+    let industry = field(&accounts, "Industry");
+    assert_eq!(
+        (&industry["data_type"], &industry["custom_field"]),
+        (&json!("picklist"), &json!(false))
+    );
+    let industries = options(industry);
+    assert_eq!(industries[0].1, "-None-");
+    assert!(industries.iter().any(|(_, d)| d == "Large Enterprise"));
+    // Other kinds have an empty option list; system fields are read-only.
+    assert_eq!(field(&accounts, "Account_Name")["pick_list_values"], json!([]));
+    let modified = field(&accounts, "Modified_Time");
+    assert_eq!(
+        (&modified["read_only"], &modified["operation_type"]["api_update"]),
+        (&json!(true), &json!(false))
+    );
+
+    let (_, contacts) = org.get("/crm/v8/settings/fields?module=Contacts").await;
+    assert_eq!(field(&contacts, "Favourite_Colour")["data_type"], "text");
+    assert_eq!(field(&contacts, "Loyalty_Points")["data_type"], "integer");
+    assert_eq!(field(&contacts, "Account_Name")["data_type"], "lookup");
+    assert!(
+        contacts["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["api_name"] != "Tier"),
+        "Tier is an Accounts field"
+    );
+}
+
+#[tokio::test]
+async fn seeded_records_carry_custom_values_returned_only_when_asked_for() {
+    let org = org(Options::default()).await;
+    let data = generate(200, 3, &Mess::default());
+    org.emulator.seed(&data);
+    let (status, body) = org
+        .get("/crm/v8/Accounts?fields=Account_Name,Region,Seats,Tier&per_page=200&sort_order=asc")
+        .await;
+    assert_eq!(status, 200);
+    let rows = body["data"].as_array().unwrap();
+    assert_eq!(rows.len(), data.companies.len());
+    for (row, company) in rows.iter().zip(&data.companies) {
+        assert_eq!(row["Region"].as_str(), company.region.as_deref());
+        assert_eq!(row["Seats"].as_u64(), company.seats.map(u64::from));
+        assert_eq!(row["Tier"].as_str(), company.tier);
+    }
+    assert!(rows.iter().any(|r| r["Seats"].is_number()));
+    assert!(rows.iter().any(|r| r["Tier"].is_string()));
+    let (_, body) = org.get("/crm/v8/Contacts?fields=Favourite_Colour,Loyalty_Points").await;
+    let rows = body["data"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["Favourite_Colour"].is_string()));
+    assert!(rows.iter().any(|r| r["Loyalty_Points"].is_number()));
+    // Not asked for, not returned.
+    let (_, body) = org.get("/crm/v8/Accounts?fields=Account_Name").await;
+    assert!(body["data"][0].get("Tier").is_none());
+}
+
+#[tokio::test]
+async fn custom_fields_are_written_typed_and_read_back() {
+    let org = org(Options::default()).await;
+    let dup = json!(["Ferry_Source_Id"]);
+    let (status, body) = org
+        .post(
+            "/crm/v8/Accounts/upsert",
+            json!({"data": [
+                {"Account_Name": "A", "Ferry_Source_Id": "a-1", "Region": "EMEA", "Seats": 12, "Tier": "Gold"},
+                {"Account_Name": "B", "Ferry_Source_Id": "a-2", "Seats": "twelve"},
+                {"Account_Name": "C", "Ferry_Source_Id": "a-3", "Seats": 1.5},
+                // Zoho's picklists are not restricted for the API: a value outside the list is kept.
+                {"Account_Name": "D", "Ferry_Source_Id": "a-4", "Tier": "Platinum", "No_Such_Field": "x"},
+            ], "duplicate_check_fields": dup}),
+        )
+        .await;
+    assert_eq!(status, 207, "{body}");
+    let items = body["data"].as_array().unwrap();
+    assert_eq!(items[0]["status"], "success");
+    for bad in [&items[1], &items[2]] {
+        assert_eq!(bad["code"], "INVALID_DATA");
+        assert_eq!(bad["details"]["api_name"], "Seats");
+        assert_eq!(bad["details"]["expected_data_type"], "integer");
+    }
+    assert_eq!(items[3]["status"], "success");
+    let (status, body) = org
+        .post(
+            "/crm/v8/coql",
+            json!({"select_query": "select Ferry_Source_Id, Region, Seats, Tier from Accounts where Ferry_Source_Id in ('a-1', 'a-4') limit 10"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let a1 = &body["data"][0];
+    assert_eq!(
+        (&a1["Region"], &a1["Seats"], &a1["Tier"]),
+        (&json!("EMEA"), &json!(12), &json!("Gold"))
+    );
+    assert_eq!(body["data"][1]["Tier"], "Platinum");
+}
+
+#[tokio::test]
+async fn created_fields_are_listed_and_hold_values() {
+    let org = org(Options::default()).await;
+    let path = "/crm/v8/settings/fields?module=Contacts";
+    let (status, body) = org
+        .post(
+            path,
+            json!({"fields": [
+                {"field_label": "Shoe Size", "data_type": "double"},
+                {"field_label": "Plan", "data_type": "picklist",
+                 "pick_list_values": [{"display_value": "Free"}, {"display_value": "Pro"}]},
+                {"field_label": "Renewal", "data_type": "date"},
+                {"field_label": "Nickname", "data_type": "text", "length": 80},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let created = body["fields"].as_array().unwrap();
+    assert_eq!(created.len(), 4);
+    assert!(
+        created
+            .iter()
+            .all(|c| c["code"] == "SUCCESS" && c["details"]["id"].is_string())
+    );
+    let (_, fields) = org.get(path).await;
+    let shoe = field(&fields, "Shoe_Size");
+    assert_eq!(
+        (&shoe["data_type"], &shoe["custom_field"], &shoe["id"]),
+        (&json!("double"), &json!(true), &created[0]["details"]["id"])
+    );
+    assert_eq!(
+        options(field(&fields, "Plan")),
+        [("Free", "Free"), ("Pro", "Pro")].map(|(a, d)| (a.to_owned(), d.to_owned()))
+    );
+    assert_eq!(field(&fields, "Nickname")["length"], 80);
+
+    let (status, body) = org
+        .post(
+            "/crm/v8/Contacts/upsert",
+            json!({"data": [
+                {"Last_Name": "A", "Ferry_Source_Id": "c-1", "Shoe_Size": 42.5, "Plan": "Pro", "Renewal": "2026-01-31", "Nickname": "Al"},
+                {"Last_Name": "B", "Ferry_Source_Id": "c-2", "Renewal": "31/01/2026"},
+            ], "duplicate_check_fields": ["Ferry_Source_Id"]}),
+        )
+        .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["data"][1]["details"]["api_name"], "Renewal");
+    let (_, body) = org
+        .get("/crm/v8/Contacts?fields=Shoe_Size,Plan,Renewal,Nickname")
+        .await;
+    let row = &body["data"][0];
+    assert_eq!(
+        (&row["Shoe_Size"], &row["Plan"], &row["Renewal"], &row["Nickname"]),
+        (&json!(42.5), &json!("Pro"), &json!("2026-01-31"), &json!("Al"))
+    );
+
+    // Refusals: nothing of a refused request is created.
+    for (fields, code, api_name) in [
+        (json!([{"field_label": "Plan", "data_type": "text"}]), "ALREADY_USED", "field_label"),
+        (json!([{"field_label": "Colour Two"}]), "MANDATORY_NOT_FOUND", "data_type"),
+        (json!([{"data_type": "text"}]), "MANDATORY_NOT_FOUND", "field_label"),
+        (json!([{"field_label": "X", "data_type": "rich"}]), "INVALID_DATA", "data_type"),
+        (json!([{"field_label": "Y", "data_type": "picklist"}]), "MANDATORY_NOT_FOUND", "pick_list_values"),
+    ] {
+        let (status, body) = org.post(path, json!({ "fields": fields })).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["fields"][0]["code"], code, "{body}");
+        assert_eq!(body["fields"][0]["details"]["api_name"], api_name, "{body}");
+    }
+    let (_, after) = org.get(path).await;
+    assert_eq!(after["fields"].as_array().unwrap().len(), fields["fields"].as_array().unwrap().len());
+    let (status, body) = org
+        .post("/crm/v8/settings/fields", json!({"fields": [{"field_label": "Z", "data_type": "text"}]}))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("REQUIRED_PARAM_MISSING")));
+}
