@@ -18,6 +18,7 @@ pub mod source;
 
 mod batch;
 mod client;
+mod fields;
 
 pub use config::DynamicsConfig;
 pub use policy::DynamicsPolicy;
