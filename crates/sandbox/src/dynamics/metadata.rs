@@ -57,6 +57,23 @@ const BASE_PROPERTIES: &[&str] = &[
     "ColumnNumber",
 ];
 
+/// The properties a derived metadata type adds to `AttributeMetadata`, by `AttributeType`
+/// (the ones the emulator fills in).
+fn derived_properties(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "String" => &["MaxLength", "Format", "FormatName"],
+        "Memo" => &["MaxLength", "Format"],
+        "Integer" => &["MinValue", "MaxValue", "Format"],
+        "BigInt" => &["MinValue", "MaxValue"],
+        "Decimal" => &["MinValue", "MaxValue", "Precision"],
+        "Money" => &["MinValue", "MaxValue", "Precision", "PrecisionSource"],
+        "Boolean" => &["DefaultValue"],
+        "DateTime" => &["Format", "DateTimeBehavior"],
+        "Customer" => &["Targets"],
+        _ => &[],
+    }
+}
+
 /// One attribute as the metadata API describes it.
 struct Attribute {
     logical: String,
@@ -234,9 +251,16 @@ fn attributes(store: &Store, table: Table) -> Vec<Attribute> {
         let mut options = None;
         let kind = match column.kind {
             Kind::Text { max } => {
+                // The formats the table reference gives these columns.
+                let format = match column.name {
+                    "emailaddress1" => "Email",
+                    "telephone1" | "mobilephone" => "Phone",
+                    "websiteurl" => "Url",
+                    _ => "Text",
+                };
                 derived.insert("MaxLength".into(), json!(max));
-                derived.insert("Format".into(), json!("Text"));
-                derived.insert("FormatName".into(), json!({"Value": "Text"}));
+                derived.insert("Format".into(), json!(format));
+                derived.insert("FormatName".into(), json!({"Value": format}));
                 "String"
             }
             Kind::Bool => {
@@ -300,6 +324,7 @@ fn attributes(store: &Store, table: Table) -> Vec<Attribute> {
         full.primary_name = true;
         full.derived.insert("MaxLength".into(), json!(160));
         full.derived.insert("Format".into(), json!("Text"));
+        full.derived.insert("FormatName".into(), json!({"Value": "Text"}));
         out.push(full);
     }
     for (n, logical, schema, display, kind) in [
@@ -526,7 +551,7 @@ fn shape(
             let mut m = Map::new();
             m.insert("@odata.type".into(), all["@odata.type"].clone());
             for name in select.split(',').map(str::trim) {
-                let derived_ok = cast.is_some() && a.derived.contains_key(name);
+                let derived_ok = cast.is_some_and(|k| derived_properties(k).contains(&name));
                 if !BASE_PROPERTIES.contains(&name) && !derived_ok {
                     return Err(ApiError::query(format!(
                         "Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{type_name}'."
