@@ -104,7 +104,7 @@ pub fn stored_fields(object: ObjectType, map: &FieldMap) -> Vec<String> {
 
 /// Every column name `map` and the compound fields touch on `object` (for `$select` and for
 /// naming columns in rejections).
-pub fn columns<'m>(object: ObjectType, map: &'m FieldMap) -> Vec<&'m str> {
+pub fn columns(object: ObjectType, map: &FieldMap) -> Vec<&str> {
     let mut names = map.vendor_names();
     if object == ObjectType::Contacts {
         names.extend(OPT_OUT_COLUMNS);
