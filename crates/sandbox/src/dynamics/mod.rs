@@ -5,9 +5,11 @@
 //! `Prefer: odata.maxpagesize` with `@odata.nextLink` / `$skiptoken` paging; single records
 //! by id or alternate key; `PATCH` upsert with `If-Match` / `If-None-Match` and
 //! `Prefer: return=representation`; `@odata.bind` by id or alternate key; `$batch` with change
-//! sets and `odata.continue-on-error`; the alternate-key metadata; service protection limits
-//! (requests and execution time per sliding window, concurrent requests) with 429,
-//! `Retry-After` and the `x-ms-ratelimit-*` headers; Dataverse's error bodies. See
+//! sets and `odata.continue-on-error`; the alternate-key metadata; column definitions
+//! (`EntityDefinitions(…)/Attributes`, with the seeded custom columns) and creating columns;
+//! service protection limits (requests and execution time per sliding window, concurrent
+//! requests) with 429, `Retry-After` and the `x-ms-ratelimit-*` headers; Dataverse's error
+//! bodies. See
 //! `docs/connectors/dynamics.md` for what it does not reproduce.
 
 mod api;
