@@ -428,6 +428,38 @@ mod tests {
     }
 
     #[test]
+    fn a_mapped_choice_overrides_the_standard_table_and_travels_as_its_label() {
+        let industry = ferry_core::FieldBinding {
+            options: vec![ferry_core::fields::PicklistOption {
+                value: "1".into(),
+                label: "Accounting".into(),
+            }],
+            ..ferry_core::FieldBinding::new(field::INDUSTRY, "industrycode", FieldType::Text)
+        };
+        let map = standard(ObjectType::Companies).with(&[industry]);
+        assert!(stored_fields(ObjectType::Companies, &map).contains(&field::INDUSTRY.to_owned()));
+        let mut r = Record::new(ObjectType::Companies, "co-1");
+        r.set(field::NAME, Value::Text("Acme".into()));
+        r.set(field::INDUSTRY, Value::Text(" accounting ".into()));
+        let body = to_dataverse(&r, "ferry_sourceid", &map).unwrap();
+        assert_eq!(body["industrycode"], json!(1));
+        let row = json!({"ferry_sourceid": "co-1", "name": "Acme", "industrycode": 1});
+        let back = from_dataverse(
+            ObjectType::Companies,
+            row.as_object().unwrap(),
+            Identity::ReadBack("ferry_sourceid"),
+            &map,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(back.text(field::INDUSTRY), Some("Accounting"));
+        r.set(field::INDUSTRY, Value::Text("Banking".into()));
+        let refused = to_dataverse(&r, "ferry_sourceid", &map).unwrap_err();
+        assert_eq!(refused.code, ferry_core::fields::NO_SUCH_OPTION);
+        assert!(refused.reason.contains("industrycode") && !refused.reason.contains("Banking"));
+    }
+
+    #[test]
     fn key_segments_escape_quotes_and_refuse_unsupported_characters() {
         assert_eq!(
             key_segment("ferry_sourceid", "o'brien 5").as_deref(),
