@@ -161,6 +161,99 @@ describe("dynamics: dynamics-web-api", () => {
     assert.equal(missing.code, "0x80040217");
   });
 
+  test("column definitions: the seeded custom columns, their types and the choices' options", async () => {
+    const attrs = await api.retrieveAttributes({
+      entityKey: "LogicalName='account'",
+      select: ["LogicalName", "SchemaName", "AttributeType", "IsCustomAttribute", "IsValidForCreate", "DisplayName"],
+    });
+    const by = (name) => attrs.value.find((a) => a.LogicalName === name);
+    assert.equal(by("new_region").AttributeType, "String");
+    assert.equal(by("new_region").SchemaName, "new_Region");
+    assert.equal(by("new_region").IsCustomAttribute, true);
+    assert.equal(by("new_region").DisplayName.UserLocalizedLabel.Label, "Region");
+    assert.equal(by("new_seats").AttributeType, "Integer");
+    assert.equal(by("new_tier").AttributeType, "Picklist");
+    assert.equal(by("industrycode").IsCustomAttribute, false);
+    assert.equal(by("createdon").IsValidForCreate, false);
+    assert.match(by("new_region").MetadataId, /^[0-9a-f-]{36}$/);
+
+    const choices = await api.retrieveAttributes({
+      entityKey: "LogicalName='account'",
+      castType: "Microsoft.Dynamics.CRM.PicklistAttributeMetadata",
+      select: ["LogicalName"],
+      expand: [{ property: "OptionSet", select: ["Options"] }],
+    });
+    const tier = choices.value.find((a) => a.LogicalName === "new_tier");
+    assert.deepEqual(
+      tier.OptionSet.Options.map((o) => [o.Value, o.Label.UserLocalizedLabel.Label]),
+      [[100000000, "Gold"], [100000001, "Silver"], [100000002, "Bronze"]],
+    );
+    const industry = choices.value.find((a) => a.LogicalName === "industrycode");
+    assert.equal(industry.OptionSet.Options.length, 33);
+    assert.equal(industry.OptionSet.Options[0].Label.UserLocalizedLabel.Label, "Accounting");
+
+    const one = await api.retrieveAttribute({
+      entityKey: "LogicalName='contact'",
+      attributeKey: "LogicalName='new_loyaltypoints'",
+      castType: "Microsoft.Dynamics.CRM.IntegerAttributeMetadata",
+      select: ["LogicalName", "MinValue", "MaxValue"],
+    });
+    assert.equal(one.LogicalName, "new_loyaltypoints");
+    assert.equal(one.MaxValue, 2147483647);
+
+    // Seeded records carry the custom values, returned when selected.
+    const page = await api.retrieveMultiple({ collection: "accounts", select: ["new_region", "new_seats", "new_tier"], maxPageSize: 200 });
+    assert.ok(page.value.some((a) => typeof a.new_region === "string"));
+    assert.ok(page.value.some((a) => Number.isInteger(a.new_seats)));
+    assert.ok(page.value.every((a) => a.new_tier === null || [100000000, 100000001, 100000002].includes(a.new_tier)));
+    // A value outside the choice is refused.
+    const e = await thrown(() => api.upsert({ collection: "accounts", key: `${KEY}='sdk-tier'`, data: { name: "T", new_tier: 7 } }));
+    assert.equal(e.status, 400);
+    assert.equal(e.code, "0x8004431a");
+  });
+
+  test("createAttribute: a new choice column answers 204 with its id, is described, and takes values", async () => {
+    const label = (text) => ({ LocalizedLabels: [{ Label: text, LanguageCode: 1033 }] });
+    const id = await api.createAttribute({
+      entityKey: "LogicalName='contact'",
+      data: {
+        "@odata.type": "Microsoft.Dynamics.CRM.PicklistAttributeMetadata",
+        AttributeType: "Picklist",
+        AttributeTypeName: { Value: "PicklistType" },
+        SchemaName: "new_SdkSegment",
+        DisplayName: label("Sdk Segment"),
+        RequiredLevel: { Value: "None" },
+        OptionSet: { IsGlobal: false, OptionSetType: "Picklist", Options: [{ Value: null, Label: label("Retail") }, { Value: null, Label: label("Wholesale") }] },
+      },
+    });
+    assert.match(id, /^[0-9a-f-]{36}$/);
+    const created = await api.retrieveAttribute({
+      entityKey: "LogicalName='contact'",
+      attributeKey: id,
+      castType: "Microsoft.Dynamics.CRM.PicklistAttributeMetadata",
+      select: ["LogicalName", "SchemaName", "IsCustomAttribute"],
+      expand: [{ property: "OptionSet" }],
+    });
+    assert.equal(created.LogicalName, "new_sdksegment");
+    assert.equal(created.IsCustomAttribute, true);
+    assert.deepEqual(created.OptionSet.Options.map((o) => o.Value), [100000000, 100000001]);
+    const row = await api.upsert({
+      collection: "contacts",
+      key: `${KEY}='sdk-seg'`,
+      data: { lastname: "Seg", new_sdksegment: 100000001 },
+      returnRepresentation: true,
+      select: ["new_sdksegment"],
+    });
+    assert.equal(row.new_sdksegment, 100000001);
+    const dup = await thrown(() =>
+      api.createAttribute({
+        entityKey: "LogicalName='contact'",
+        data: { "@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", SchemaName: "new_SdkSegment", DisplayName: label("Again") },
+      }),
+    );
+    assert.equal(dup.status, 400);
+  });
+
   test("a bad token is the client's error with 401 and WWW-Authenticate", async () => {
     const bad = client(sb, async () => "not-a-token");
     const e = await thrown(() => bad.retrieveMultiple({ collection: "contacts", maxPageSize: 1 }));

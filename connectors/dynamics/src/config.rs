@@ -15,6 +15,9 @@ use crate::VENDOR;
 pub const DEFAULT_LOGIN_URL: &str = "https://login.microsoftonline.com";
 /// The alternate-key column on contact and account unless `source_id_column` says otherwise.
 pub const DEFAULT_SOURCE_ID_COLUMN: &str = "ferry_sourceid";
+/// The customization prefix of the default publisher, which created columns' names start with
+/// unless `publisher_prefix` says otherwise.
+pub const DEFAULT_PUBLISHER_PREFIX: &str = "new";
 /// Dataverse's largest page (`Prefer: odata.maxpagesize`), and the default.
 pub const MAX_PAGE_SIZE: u32 = 5_000;
 /// Requests one `$batch` may hold.
@@ -49,6 +52,10 @@ pub struct DynamicsConfig {
     /// The logical name of the text column, on contact and account, that holds each record's
     /// source id and is an alternate key of both tables. Default `ferry_sourceid`.
     pub source_id_column: Option<String>,
+    /// The customization prefix of the publisher that columns ferry creates belong to
+    /// (`create_missing_fields`): a created column is named `<prefix>_<name>`. Default `new`
+    /// (the environment's default publisher).
+    pub publisher_prefix: Option<String>,
     /// Records per page when reading, 1 to 5,000 (`Prefer: odata.maxpagesize`). Default 5,000.
     #[serde(default, deserialize_with = "lenient_number")]
     pub page_size: Option<u32>,
@@ -89,6 +96,7 @@ impl DynamicsConfig {
             client_id,
             client_secret,
             source_id_column: None,
+            publisher_prefix: None,
             page_size: None,
             batch_size: None,
             read_back_size: None,
@@ -132,6 +140,7 @@ pub(crate) struct Settings {
     pub client_id: SecretString,
     pub client_secret: SecretString,
     pub source_id_column: String,
+    pub publisher_prefix: String,
     pub page_size: u32,
     pub batch_size: usize,
     pub read_back_size: usize,
@@ -224,6 +233,25 @@ impl DynamicsConfig {
                     .into(),
             ));
         }
+        let publisher_prefix = self
+            .publisher_prefix
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PUBLISHER_PREFIX.to_owned());
+        // Dataverse: 2 to 8 letters or digits, starting with a letter, not `mscrm`.
+        let prefix_ok = (2..=8).contains(&publisher_prefix.len())
+            && publisher_prefix.starts_with(|c: char| c.is_ascii_lowercase())
+            && publisher_prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && !publisher_prefix.starts_with("mscrm");
+        if !prefix_ok {
+            return Err(bad(
+                "publisher_prefix",
+                "must be a publisher's customization prefix: 2 to 8 lower-case letters or digits, starting with a \
+                 letter (e.g. new)"
+                    .into(),
+            ));
+        }
         let page_size = self.page_size.unwrap_or(MAX_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
             return Err(bad(
@@ -268,6 +296,7 @@ impl DynamicsConfig {
             client_id,
             client_secret,
             source_id_column,
+            publisher_prefix,
             page_size,
             batch_size,
             read_back_size,
@@ -340,6 +369,10 @@ mod tests {
         assert_eq!(
             err(serde_json::json!({"source_id_column": "Ferry Id"})),
             "sink.source_id_column"
+        );
+        assert_eq!(
+            err(serde_json::json!({"publisher_prefix": "New_"})),
+            "sink.publisher_prefix"
         );
         assert_eq!(
             err(serde_json::json!({"page_size": 5001})),

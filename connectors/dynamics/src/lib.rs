@@ -7,8 +7,9 @@
 //! `@odata.nextLink`; read-back filters on the alternate key.
 //!
 //! Read top to bottom: [`config`] (the settings), [`policy`] (error bodies), `client` (token,
-//! concurrency, requests), [`mapping`] (canonical ↔ Dataverse columns), `batch` (multipart
-//! bodies), [`source`], [`sink`].
+//! concurrency, requests), [`mapping`] (canonical ↔ Dataverse columns), `fields` (column
+//! definitions: describe, mapped and created columns), `batch` (multipart bodies), [`source`],
+//! [`sink`].
 
 pub mod config;
 pub mod mapping;
@@ -18,6 +19,7 @@ pub mod source;
 
 mod batch;
 mod client;
+mod fields;
 
 pub use config::DynamicsConfig;
 pub use policy::DynamicsPolicy;
@@ -58,7 +60,8 @@ fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
             }
             ferry_core::Role::Sink => {
                 "an application user whose security role has Read, Create and Write on Account and \
-                 Contact (no Delete)"
+                 Contact (no Delete); with create_missing_fields, also the System Customizer role \
+                 (to create columns)"
             }
         },
         visibility: "Dataverse rights come from the application user's security role, which the token \

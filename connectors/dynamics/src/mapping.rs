@@ -7,50 +7,51 @@
 //! a record reads as opted out if either flag is set.
 
 use ferry_core::model::FieldType;
-use ferry_core::{ObjectType, Record, RecordRejection, Value, field};
+use ferry_core::{FieldMap, ObjectType, Record, RecordRejection, Value, field};
 use serde_json::{Map, Value as Json};
 
-/// One mapped field.
-#[derive(Clone, Copy, Debug)]
-pub struct FieldMap {
-    /// The canonical name.
-    pub canonical: &'static str,
-    /// The column's logical name.
-    pub column: &'static str,
-}
+use crate::VENDOR;
 
-const fn map(canonical: &'static str, column: &'static str) -> FieldMap {
-    FieldMap { canonical, column }
-}
-
-/// Companies ↔ account.
-pub const ACCOUNT_FIELDS: &[FieldMap] = &[
-    map(field::NAME, "name"),
-    map(field::DOMAIN, "websiteurl"),
-    map(field::PHONE, "telephone1"),
-    map(field::EMPLOYEE_COUNT, "numberofemployees"),
-    map(field::ANNUAL_REVENUE, "revenue"),
-    map(field::STREET, "address1_line1"),
-    map(field::CITY, "address1_city"),
-    map(field::STATE, "address1_stateorprovince"),
-    map(field::POSTAL_CODE, "address1_postalcode"),
-    map(field::COUNTRY, "address1_country"),
+/// Companies ↔ account: `(canonical, column)`.
+pub const ACCOUNT_FIELDS: &[(&str, &str)] = &[
+    (field::NAME, "name"),
+    (field::DOMAIN, "websiteurl"),
+    (field::PHONE, "telephone1"),
+    (field::EMPLOYEE_COUNT, "numberofemployees"),
+    (field::ANNUAL_REVENUE, "revenue"),
+    (field::STREET, "address1_line1"),
+    (field::CITY, "address1_city"),
+    (field::STATE, "address1_stateorprovince"),
+    (field::POSTAL_CODE, "address1_postalcode"),
+    (field::COUNTRY, "address1_country"),
 ];
 
 /// Contacts ↔ contact. The opt-out and the company are mapped separately.
-pub const CONTACT_FIELDS: &[FieldMap] = &[
-    map(field::EMAIL, "emailaddress1"),
-    map(field::FIRST_NAME, "firstname"),
-    map(field::LAST_NAME, "lastname"),
-    map(field::PHONE, "telephone1"),
-    map(field::MOBILE_PHONE, "mobilephone"),
-    map(field::JOB_TITLE, "jobtitle"),
-    map(field::STREET, "address1_line1"),
-    map(field::CITY, "address1_city"),
-    map(field::STATE, "address1_stateorprovince"),
-    map(field::POSTAL_CODE, "address1_postalcode"),
-    map(field::COUNTRY, "address1_country"),
+pub const CONTACT_FIELDS: &[(&str, &str)] = &[
+    (field::EMAIL, "emailaddress1"),
+    (field::FIRST_NAME, "firstname"),
+    (field::LAST_NAME, "lastname"),
+    (field::PHONE, "telephone1"),
+    (field::MOBILE_PHONE, "mobilephone"),
+    (field::JOB_TITLE, "jobtitle"),
+    (field::STREET, "address1_line1"),
+    (field::CITY, "address1_city"),
+    (field::STATE, "address1_stateorprovince"),
+    (field::POSTAL_CODE, "address1_postalcode"),
+    (field::COUNTRY, "address1_country"),
 ];
+
+/// The standard field map of `object`: its plain columns (the operator's mapped fields are
+/// added on top, see [`ferry_core::FieldMaps`]).
+pub fn standard(object: ObjectType) -> FieldMap {
+    FieldMap::standard(
+        object,
+        match object {
+            ObjectType::Companies => ACCOUNT_FIELDS,
+            ObjectType::Contacts => CONTACT_FIELDS,
+        },
+    )
+}
 
 /// The two consent columns an opt-out sets, and reads from.
 pub const OPT_OUT_COLUMNS: [&str; 2] = ["donotemail", "donotbulkemail"];
@@ -90,20 +91,10 @@ pub fn table(object: ObjectType) -> TableNames {
     }
 }
 
-/// The field table of `object`.
-pub fn fields(object: ObjectType) -> &'static [FieldMap] {
-    match object {
-        ObjectType::Companies => ACCOUNT_FIELDS,
-        ObjectType::Contacts => CONTACT_FIELDS,
-    }
-}
-
-/// The canonical fields the sink writes and reads back: exactly what round-trips.
-pub fn stored_fields(object: ObjectType) -> Vec<String> {
-    let mut names: Vec<String> = fields(object)
-        .iter()
-        .map(|f| f.canonical.to_owned())
-        .collect();
+/// The canonical fields the sink writes and reads back through `map`: exactly what
+/// round-trips.
+pub fn stored_fields(object: ObjectType, map: &FieldMap) -> Vec<String> {
+    let mut names = map.canonical_names();
     if object == ObjectType::Contacts {
         names.push(field::EMAIL_OPT_OUT.to_owned());
         names.push(field::COMPANY.to_owned());
@@ -111,34 +102,31 @@ pub fn stored_fields(object: ObjectType) -> Vec<String> {
     names
 }
 
-/// Every column name the mapping touches on `object` (for `$select` and for naming columns
-/// in rejections).
-pub fn columns(object: ObjectType) -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = fields(object).iter().map(|f| f.column).collect();
+/// Every column name `map` and the compound fields touch on `object` (for `$select` and for
+/// naming columns in rejections).
+pub fn columns(object: ObjectType, map: &FieldMap) -> Vec<&str> {
+    let mut names = map.vendor_names();
     if object == ObjectType::Contacts {
         names.extend(OPT_OUT_COLUMNS);
     }
     names
 }
 
-/// The canonical field a column maps to, for naming it beside the column.
-pub fn canonical_of(object: ObjectType, column: &str) -> Option<&'static str> {
+/// The canonical field a column maps to through `map`, for naming it beside the column.
+pub fn canonical_of(object: ObjectType, map: &FieldMap, column: &str) -> Option<String> {
     if object == ObjectType::Contacts && OPT_OUT_COLUMNS.contains(&column) {
-        return Some(field::EMAIL_OPT_OUT);
+        return Some(field::EMAIL_OPT_OUT.to_owned());
     }
     if object == ObjectType::Contacts && (column == COMPANY_NAV || column == "parentcustomerid") {
-        return Some(field::COMPANY);
+        return Some(field::COMPANY.to_owned());
     }
-    fields(object)
-        .iter()
-        .find(|f| f.column == column)
-        .map(|f| f.canonical)
+    map.by_vendor(column).map(|b| b.canonical.to_string())
 }
 
-/// `$select` for a read: the mapped columns, the primary key, the timestamps (sources) or the
-/// source-id column (read-back).
-pub fn select(object: ObjectType, extra: &[&str]) -> String {
-    let mut cols = columns(object);
+/// `$select` for a read through `map`: the mapped columns, the primary key, the timestamps
+/// (sources) or the source-id column (read-back).
+pub fn select(object: ObjectType, map: &FieldMap, extra: &[&str]) -> String {
+    let mut cols = columns(object, map);
     cols.push(table(object).id);
     cols.extend_from_slice(extra);
     cols.join(",")
@@ -149,24 +137,35 @@ pub fn expand_company(column: &str) -> String {
     format!("{COMPANY_NAV}($select={column})")
 }
 
-fn field_type(object: ObjectType, canonical: &str) -> FieldType {
-    object
-        .field(canonical)
-        .map(|f| f.ty)
-        .unwrap_or(FieldType::Text)
+/// A record's refusal for a value that cannot be written (names the field, never the value).
+fn unwritable(record: &Record, canonical: &str, expected: &str) -> RecordRejection {
+    RecordRejection {
+        source_id: record.source_id.clone(),
+        code: "INVALID_VALUE".into(),
+        reason: format!("{canonical} is not {expected}"),
+    }
 }
 
-/// A canonical value that cannot be written (names the field, never the value).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Unwritable {
-    /// The canonical field.
-    pub canonical: &'static str,
-    /// What it should have held.
-    pub expected: &'static str,
-}
-
-fn to_json(ty: FieldType, value: &Value) -> Result<Json, &'static str> {
-    value.to_json(ty)
+/// The JSON a column of `binding` takes for `value`: a picklist's label becomes its option
+/// value (a number), refused with `NO_SUCH_OPTION` when the choice has no such label.
+fn column_value(
+    record: &Record,
+    binding: &ferry_core::FieldBinding,
+    value: &Value,
+) -> Result<Json, RecordRejection> {
+    if binding.is_picklist() {
+        let Some(label) = value.as_text() else {
+            return Err(unwritable(record, &binding.canonical, "a choice label"));
+        };
+        let option = binding.write_option(VENDOR, &record.source_id, label)?;
+        // Dataverse option values are whole numbers.
+        return Ok(option
+            .parse::<i64>()
+            .map_or_else(|_| Json::String(option.to_owned()), Json::from));
+    }
+    value
+        .to_json(binding.ty)
+        .map_err(|expected| unwritable(record, &binding.canonical, expected))
 }
 
 /// Characters alternate-key values must not contain for `GET`/`PATCH` by key to work
@@ -190,38 +189,33 @@ pub fn key_segment(column: &str, value: &str) -> Option<String> {
     ))
 }
 
-/// The JSON body of an upsert of `record`: every mapped column (absent ones as `null`, which
-/// clears them on update), the opt-out only when it is `true`, and for contacts the company
-/// bound by its alternate key (or unbound). The source id is in the URL, never in the body.
+/// The JSON body of an upsert of `record` through `map`: every mapped column (absent ones as
+/// `null`, which clears them on update; a choice as its option value), the opt-out only when it
+/// is `true`, and for contacts the company bound by its alternate key (or unbound). The source
+/// id is in the URL, never in the body. A value that cannot be written refuses the record,
+/// naming the field.
 pub fn to_dataverse(
     record: &Record,
     source_id_column: &str,
-) -> Result<Map<String, Json>, Unwritable> {
+    map: &FieldMap,
+) -> Result<Map<String, Json>, RecordRejection> {
     let object = record.object;
     let mut out = Map::new();
-    for f in fields(object) {
-        let value = match record.get(f.canonical) {
+    for b in map.iter() {
+        let value = match record.get(&b.canonical) {
             None => Json::Null,
-            Some(v) => {
-                to_json(field_type(object, f.canonical), v).map_err(|expected| Unwritable {
-                    canonical: f.canonical,
-                    expected,
-                })?
-            }
+            Some(v) => column_value(record, b, v)?,
         };
-        out.insert(f.column.into(), value);
+        out.insert(b.vendor.to_string(), value);
     }
     if object == ObjectType::Contacts {
         let opted_out = match record.get(field::EMAIL_OPT_OUT) {
             None => false,
-            Some(v) => match to_json(FieldType::Bool, v) {
+            Some(v) => match v.to_json(FieldType::Bool) {
                 Ok(Json::Bool(b)) => b,
                 Ok(_) => false,
                 Err(expected) => {
-                    return Err(Unwritable {
-                        canonical: field::EMAIL_OPT_OUT,
-                        expected,
-                    });
+                    return Err(unwritable(record, field::EMAIL_OPT_OUT, expected));
                 }
             },
         };
@@ -236,10 +230,11 @@ pub fn to_dataverse(
         match record.text(field::COMPANY).filter(|s| !s.is_empty()) {
             Some(company) => {
                 if company.contains(UNSUPPORTED_KEY_CHARS) {
-                    return Err(Unwritable {
-                        canonical: field::COMPANY,
-                        expected: "a source id without / < > * % & : \\ ? + (alternate keys cannot hold them)",
-                    });
+                    return Err(unwritable(
+                        record,
+                        field::COMPANY,
+                        "a source id without / < > * % & : \\ ? + (alternate keys cannot hold them)",
+                    ));
                 }
                 out.insert(
                     bind,
@@ -282,6 +277,7 @@ pub fn from_dataverse(
     object: ObjectType,
     row: &Map<String, Json>,
     identity: Identity<'_>,
+    map: &FieldMap,
 ) -> Option<Result<Record, RecordRejection>> {
     let t = table(object);
     let id_column = match identity {
@@ -293,17 +289,24 @@ pub fn from_dataverse(
         .and_then(json_text)
         .filter(|s| !s.is_empty())?;
     let mut record = Record::new(object, source_id);
-    let mut bad: Vec<&'static str> = Vec::new();
-    let mut set = |record: &mut Record, canonical: &'static str, raw: &str| {
-        if let Err(e) = record.set_parsed(canonical, raw) {
-            bad.push(e.field);
-        }
-    };
-    for f in fields(object) {
-        if let Some(raw) = row.get(f.column).and_then(json_text) {
-            set(&mut record, f.canonical, &raw);
+    let mut bad: Vec<String> = Vec::new();
+    for b in map.iter() {
+        if let Some(raw) = row.get(b.vendor.as_ref()).and_then(json_text) {
+            // A choice's option value reads as its label.
+            match b.read(&raw) {
+                Ok(Some(value)) => {
+                    record.fields.insert(b.canonical.clone(), value);
+                }
+                Ok(None) => {}
+                Err(_) => bad.push(b.canonical.to_string()),
+            }
         }
     }
+    let mut set = |record: &mut Record, canonical: &'static str, raw: &str| {
+        if let Err(e) = record.set_parsed(canonical, raw) {
+            bad.push(e.field.to_owned());
+        }
+    };
     if object == ObjectType::Contacts {
         let opted_out = OPT_OUT_COLUMNS
             .iter()
@@ -350,7 +353,7 @@ mod tests {
     #[test]
     fn every_canonical_field_but_industry_and_timestamps_is_stored() {
         for object in ObjectType::ALL {
-            let stored = stored_fields(object);
+            let stored = stored_fields(object, &standard(object));
             for spec in object.fields() {
                 let left_out = [field::CREATED_AT, field::UPDATED_AT, field::INDUSTRY];
                 assert_eq!(
@@ -369,7 +372,7 @@ mod tests {
         r.set(field::LAST_NAME, Value::Text("Gilmore".into()));
         r.set(field::EMAIL_OPT_OUT, Value::Bool(false));
         r.set(field::COMPANY, Value::Reference("o'co".into()));
-        let body = to_dataverse(&r, "ferry_sourceid").unwrap();
+        let body = to_dataverse(&r, "ferry_sourceid", &standard(ObjectType::Contacts)).unwrap();
         assert!(body.get("donotemail").is_none() && body.get("donotbulkemail").is_none());
         assert_eq!(
             body["parentcustomerid_account@odata.bind"],
@@ -377,7 +380,7 @@ mod tests {
         );
         assert_eq!(body["emailaddress1"], Json::Null);
         r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
-        let body = to_dataverse(&r, "ferry_sourceid").unwrap();
+        let body = to_dataverse(&r, "ferry_sourceid", &standard(ObjectType::Contacts)).unwrap();
         assert_eq!(
             (&body["donotemail"], &body["donotbulkemail"]),
             (&json!(true), &json!(true))
@@ -400,6 +403,7 @@ mod tests {
             ObjectType::Contacts,
             row,
             Identity::ReadBack("ferry_sourceid"),
+            &standard(ObjectType::Contacts),
         )
         .unwrap()
         .unwrap();
@@ -407,15 +411,52 @@ mod tests {
         assert_eq!(back.get(field::EMAIL_OPT_OUT), Some(&Value::Bool(true)));
         assert_eq!(back.text(field::COMPANY), Some("co-1"));
         assert!(back.get(field::UPDATED_AT).is_none());
-        let read = from_dataverse(ObjectType::Contacts, row, Identity::Source)
-            .unwrap()
-            .unwrap();
+        let read = from_dataverse(
+            ObjectType::Contacts,
+            row,
+            Identity::Source,
+            &standard(ObjectType::Contacts),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(read.source_id, "c0c00000-0000-4000-8000-000000000001");
         assert_eq!(
             read.text(field::COMPANY),
             Some("a0c00000-0000-4000-8000-000000000001")
         );
         assert!(read.get(field::UPDATED_AT).is_some());
+    }
+
+    #[test]
+    fn a_mapped_choice_overrides_the_standard_table_and_travels_as_its_label() {
+        let industry = ferry_core::FieldBinding {
+            options: vec![ferry_core::fields::PicklistOption {
+                value: "1".into(),
+                label: "Accounting".into(),
+            }],
+            ..ferry_core::FieldBinding::new(field::INDUSTRY, "industrycode", FieldType::Text)
+        };
+        let map = standard(ObjectType::Companies).with(&[industry]);
+        assert!(stored_fields(ObjectType::Companies, &map).contains(&field::INDUSTRY.to_owned()));
+        let mut r = Record::new(ObjectType::Companies, "co-1");
+        r.set(field::NAME, Value::Text("Acme".into()));
+        r.set(field::INDUSTRY, Value::Text(" accounting ".into()));
+        let body = to_dataverse(&r, "ferry_sourceid", &map).unwrap();
+        assert_eq!(body["industrycode"], json!(1));
+        let row = json!({"ferry_sourceid": "co-1", "name": "Acme", "industrycode": 1});
+        let back = from_dataverse(
+            ObjectType::Companies,
+            row.as_object().unwrap(),
+            Identity::ReadBack("ferry_sourceid"),
+            &map,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(back.text(field::INDUSTRY), Some("Accounting"));
+        r.set(field::INDUSTRY, Value::Text("Banking".into()));
+        let refused = to_dataverse(&r, "ferry_sourceid", &map).unwrap_err();
+        assert_eq!(refused.code, ferry_core::fields::NO_SUCH_OPTION);
+        assert!(refused.reason.contains("industrycode") && !refused.reason.contains("Banking"));
     }
 
     #[test]

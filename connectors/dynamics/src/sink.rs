@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorField};
 use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
@@ -38,6 +39,10 @@ pub struct DynamicsSink {
     read_back_size: usize,
     /// How batch parts that failed for a transient reason are sent again.
     resend: Resend,
+    /// The standard columns and the operator's mapped ones, per object.
+    fields: FieldMaps,
+    /// The customization prefix of the columns `create_field` creates.
+    publisher_prefix: String,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +69,8 @@ impl DynamicsSink {
             batch_size: settings.batch_size,
             read_back_size: settings.read_back_size,
             resend: Resend::from_retry(&settings.retry),
+            fields: crate::fields::standard_maps(),
+            publisher_prefix: settings.publisher_prefix.clone(),
         })
     }
 
@@ -104,6 +111,7 @@ impl DynamicsSink {
         records: &[Record],
     ) -> ConnectorResult<Vec<RecordOutcome>> {
         let t = mapping::table(object);
+        let map = self.fields.get(object);
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
         let mut sent: Vec<usize> = Vec::with_capacity(records.len());
         let mut requests = Vec::with_capacity(records.len());
@@ -120,14 +128,13 @@ impl DynamicsSink {
                 ));
                 continue;
             };
-            let body = match mapping::to_dataverse(record, &self.column) {
+            let body = match mapping::to_dataverse(record, &self.column, &map) {
                 Ok(body) => body,
-                Err(e) => {
-                    outcomes[i] = Some(reject(
-                        record,
-                        "INVALID_VALUE",
-                        format!("{} is not {}", e.canonical, e.expected),
-                    ));
+                Err(rejection) => {
+                    outcomes[i] = Some(RecordOutcome {
+                        source_id: record.source_id.clone(),
+                        result: Err(rejection),
+                    });
                     continue;
                 }
             };
@@ -180,6 +187,7 @@ impl DynamicsSink {
         pending: Vec<(usize, batch::Request)>,
     ) -> ConnectorResult<Vec<((usize, batch::Request), Attempt<RecordOutcome>)>> {
         let t = mapping::table(object);
+        let map = self.fields.get(object);
         let (_, parts) = self.send_batch(&pending).await?;
         let mut out = Vec::with_capacity(pending.len());
         for ((i, request), part) in pending.into_iter().zip(parts) {
@@ -197,8 +205,13 @@ impl DynamicsSink {
                     }),
                 })
             } else {
-                let (code, reason) =
-                    rejection_reason(record, part.status, part.body.as_bytes(), &self.column);
+                let (code, reason) = rejection_reason(
+                    record,
+                    part.status,
+                    part.body.as_bytes(),
+                    &self.column,
+                    &map,
+                );
                 let refused = reject(record, &code, reason);
                 if part.status == 429 || part.status >= 500 {
                     Attempt::Again(refused)
@@ -279,6 +292,7 @@ impl DynamicsSink {
         ids: &[&String],
     ) -> ConnectorResult<Vec<Record>> {
         let t = mapping::table(object);
+        let map = self.fields.get(object);
         let values: Vec<String> = ids.iter().map(|id| mapping::literal(id)).collect();
         let filter = format!(
             "Microsoft.Dynamics.CRM.In(PropertyName='{}',PropertyValues=[{}])",
@@ -288,7 +302,7 @@ impl DynamicsSink {
         let mut url = self.client.api_url(t.set)?;
         {
             let mut q = url.query_pairs_mut();
-            q.append_pair("$select", &mapping::select(object, &[&self.column]));
+            q.append_pair("$select", &mapping::select(object, &map, &[&self.column]));
             q.append_pair("$filter", &filter);
             if object == ObjectType::Contacts {
                 q.append_pair("$expand", &mapping::expand_company(&self.column));
@@ -301,7 +315,7 @@ impl DynamicsSink {
         while let Some(url) = next.take() {
             let page: Collection = self.client.get_json(url, &[("Prefer", &prefer)]).await?;
             for row in &page.value {
-                match mapping::from_dataverse(object, row, Identity::ReadBack(&self.column)) {
+                match mapping::from_dataverse(object, row, Identity::ReadBack(&self.column), &map) {
                     Some(Ok(record)) => out.push(record),
                     // A value that does not fit is left out of the record, so the digest
                     // comparison names the field.
@@ -373,7 +387,13 @@ fn reject(record: &Record, code: &str, reason: String) -> RecordOutcome {
 
 /// A rejection's code and reason from an error part: the Dataverse code and the columns its
 /// message names, with their canonical names; never the message itself (it may quote values).
-fn rejection_reason(record: &Record, status: u16, body: &[u8], column: &str) -> (String, String) {
+fn rejection_reason(
+    record: &Record,
+    status: u16,
+    body: &[u8],
+    column: &str,
+    map: &FieldMap,
+) -> (String, String) {
     let object = record.object;
     let (code, message) = parse_error(body).unwrap_or_default();
     let code = if code.is_empty() {
@@ -382,7 +402,7 @@ fn rejection_reason(record: &Record, status: u16, body: &[u8], column: &str) -> 
         code
     };
     // Only names the mapping itself knows are repeated, so nothing from a value can leak.
-    let mut known: Vec<&str> = mapping::columns(object);
+    let mut known: Vec<&str> = mapping::columns(object, map);
     known.push(column);
     if object == ObjectType::Contacts {
         known.push(mapping::COMPANY_NAV);
@@ -390,7 +410,7 @@ fn rejection_reason(record: &Record, status: u16, body: &[u8], column: &str) -> 
     let mut named: Vec<String> = Vec::new();
     for quoted in message.split('\'').skip(1).step_by(2) {
         if let Some(c) = known.iter().find(|k| **k == quoted) {
-            let text = match mapping::canonical_of(object, c) {
+            let text = match mapping::canonical_of(object, map, c) {
                 Some(canonical) => format!("{c} ({canonical})"),
                 None => (*c).to_owned(),
             };
@@ -467,7 +487,27 @@ impl Sink for DynamicsSink {
     }
 
     fn stored_fields(&self, object: ObjectType) -> Vec<String> {
-        mapping::stored_fields(object)
+        mapping::stored_fields(object, &self.fields.get(object))
+    }
+
+    /// The table's column definitions (`GET EntityDefinitions(LogicalName='…')/Attributes`).
+    async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
+        crate::fields::describe(&self.client, object).await
+    }
+
+    /// Writes and reads back the mapped columns too (a label as its choice's option value).
+    fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        crate::fields::map_fields(&self.fields, object, bindings)
+    }
+
+    /// Creates a custom column (`POST EntityDefinitions(LogicalName='…')/Attributes`), named
+    /// with the publisher's prefix.
+    async fn create_field(
+        &self,
+        object: ObjectType,
+        field: &NewField,
+    ) -> ConnectorResult<VendorField> {
+        crate::fields::create(&self.client, &self.publisher_prefix, object, field).await
     }
 
     async fn check(&self) -> ConnectorResult<()> {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_core::fields::{FieldBinding, FieldMaps, VendorField};
 use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source};
 use serde::Deserialize;
@@ -20,6 +21,8 @@ use crate::mapping::{self, Identity};
 pub struct DynamicsSource {
     client: Client,
     page_size: u32,
+    /// The standard columns and the operator's mapped ones, per object.
+    fields: FieldMaps,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +45,7 @@ impl DynamicsSource {
         Ok(DynamicsSource {
             client: Client::new(&settings)?,
             page_size: settings.page_size,
+            fields: crate::fields::standard_maps(),
         })
     }
 
@@ -58,7 +62,11 @@ impl DynamicsSource {
             let mut q = url.query_pairs_mut();
             q.append_pair(
                 "$select",
-                &mapping::select(object, &["createdon", "modifiedon"]),
+                &mapping::select(
+                    object,
+                    &self.fields.get(object),
+                    &["createdon", "modifiedon"],
+                ),
             );
             if object == ObjectType::Contacts {
                 q.append_pair(
@@ -136,6 +144,16 @@ impl Source for DynamicsSource {
         Ok(count)
     }
 
+    /// The table's column definitions (`GET EntityDefinitions(LogicalName='…')/Attributes`).
+    async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
+        crate::fields::describe(&self.client, object).await
+    }
+
+    /// Reads the mapped columns too (a choice's value as its label).
+    fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        crate::fields::map_fields(&self.fields, object, bindings)
+    }
+
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
         let url = match cursor {
             None => self.first_url(object)?,
@@ -154,13 +172,14 @@ impl Source for DynamicsSource {
                 detail: "the next link equals the current one; paging would never end".into(),
             });
         }
+        let map = self.fields.get(object);
         let mut page = Page {
             records: Vec::with_capacity(response.value.len()),
             next: response.next_link,
             unreadable: Vec::new(),
         };
         for row in &response.value {
-            let Some(mapped) = mapping::from_dataverse(object, row, Identity::Source) else {
+            let Some(mapped) = mapping::from_dataverse(object, row, Identity::Source, &map) else {
                 return Err(ConnectorError::Malformed {
                     vendor: VENDOR,
                     endpoint: format!(

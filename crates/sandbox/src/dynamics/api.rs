@@ -78,7 +78,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn json(status: u16, body: Json) -> Reply {
+    /// A JSON answer.
+    pub fn json(status: u16, body: Json) -> Reply {
         Reply {
             status,
             headers: Vec::new(),
@@ -128,6 +129,8 @@ enum Resource {
     Set(Table),
     Record(Table, Target),
     Keys(Table),
+    /// `EntityDefinitions(LogicalName='…')/Attributes…`, with what follows the entity.
+    Attributes(Table, String),
     WhoAmI,
 }
 
@@ -148,8 +151,9 @@ fn resource(path: &str) -> Result<Resource, ApiError> {
         let table = Table::from_logical(name).ok_or_else(|| ApiError::no_resource(path))?;
         return match tail {
             "/Keys" => Ok(Resource::Keys(table)),
+            t if t.starts_with("/Attributes") => Ok(Resource::Attributes(table, t.to_owned())),
             _ => Err(ApiError::query(
-                "The emulator serves only EntityDefinitions(LogicalName='…')/Keys of the metadata.",
+                "The emulator serves only EntityDefinitions(LogicalName='…')/Keys and /Attributes of the metadata.",
             )),
         };
     }
@@ -218,8 +222,8 @@ fn read_inner(store: &Store, req: &Req) -> Result<Reply, ApiError> {
             let row = id
                 .and_then(|id| store.get(table, id))
                 .ok_or_else(|| ApiError::not_found(table, &target))?;
-            let select = odata::parse_select(table, param(req, "$select"))?;
-            let expand = odata::parse_expand(table, param(req, "$expand"))?;
+            let select = odata::parse_select(store, table, param(req, "$select"))?;
+            let expand = odata::parse_expand(store, table, param(req, "$expand"))?;
             let mut body = odata::render(store, table, row, &select, expand.as_deref());
             body["@odata.context"] = Json::String(format!(
                 "{}{API_PREFIX}$metadata#{}/$entity",
@@ -227,6 +231,9 @@ fn read_inner(store: &Store, req: &Req) -> Result<Reply, ApiError> {
                 table.set()
             ));
             Ok(Reply::json(200, body))
+        }
+        Resource::Attributes(table, tail) => {
+            super::metadata::read(store, table, &tail, &req.query, &req.base)
         }
         Resource::Set(table) => list(store, table, req),
     }
@@ -238,10 +245,10 @@ fn list(store: &Store, table: Table, req: &Req) -> Result<Reply, ApiError> {
             "The query parameter $skip is not supported",
         ));
     }
-    let select = odata::parse_select(table, param(req, "$select"))?;
-    let expand = odata::parse_expand(table, param(req, "$expand"))?;
+    let select = odata::parse_select(store, table, param(req, "$select"))?;
+    let expand = odata::parse_expand(store, table, param(req, "$expand"))?;
     let filter = param(req, "$filter")
-        .map(|f| odata::parse_filter(table, f))
+        .map(|f| odata::parse_filter(store, table, f))
         .transpose()?;
     if let Some(order) = param(req, "$orderby") {
         let mut words = order.split_whitespace();
@@ -281,7 +288,7 @@ fn list(store: &Store, table: Table, req: &Req) -> Result<Reply, ApiError> {
     let matching = |row: &&super::store::Row| {
         filter
             .as_ref()
-            .is_none_or(|f| odata::matches(table, row, f))
+            .is_none_or(|f| odata::matches(store, table, row, f))
     };
     let mut rows: Vec<&super::store::Row> = Vec::with_capacity(page_size.min(1024) + 1);
     let mut total = None;
@@ -398,6 +405,10 @@ pub fn write(store: &mut Store, req: &Req, now: i64) -> (Reply, Option<Undo>) {
 
 fn write_inner(store: &mut Store, req: &Req, now: i64) -> Result<(Reply, Option<Undo>), ApiError> {
     let (table, target) = match (req.method.as_str(), resource(&req.path)?) {
+        ("POST", Resource::Attributes(table, tail)) if tail.trim_end_matches('/') == "/Attributes" => {
+            // A definition change, not a row: nothing for a change set to undo.
+            return Ok((super::metadata::create(store, table, &req.body, &req.base)?, None));
+        }
         ("POST", Resource::Set(table)) => (table, Target::New),
         ("PATCH" | "DELETE", Resource::Record(table, target)) => (table, target),
         _ => return Err(ApiError::method()),
@@ -435,7 +446,7 @@ fn write_inner(store: &mut Store, req: &Req, now: i64) -> Result<(Reply, Option<
     let (id, created, undo) = store.write(table, &target, &condition(req)?, &body, now)?;
     let entity = format!("{}{API_PREFIX}{}({})", req.base, table.set(), guid(id));
     let reply = if req.prefs.representation {
-        let select = odata::parse_select(table, param(req, "$select"))?;
+        let select = odata::parse_select(store, table, param(req, "$select"))?;
         let row = store
             .get(table, id)
             .ok_or_else(|| ApiError::not_found(table, &Target::Id(id)))?;

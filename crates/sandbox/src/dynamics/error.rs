@@ -218,6 +218,35 @@ impl ApiError {
         )
     }
 
+    /// 404 for a column definition the table does not have.
+    pub fn no_attribute(table: Table, key: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "0x80040217",
+            format!(
+                "Could not find attribute with key {key} on entity {}.",
+                table.logical()
+            ),
+        )
+    }
+
+    /// 400 for a column definition that cannot be created as sent.
+    pub fn metadata(message: &str) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "0x80044363", message)
+    }
+
+    /// 400 for a column whose name the table already has.
+    pub fn duplicate_attribute(table: Table, logical: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "0x80044363",
+            format!(
+                "An attribute with the specified name {logical} already exists on entity {}.",
+                table.logical()
+            ),
+        )
+    }
+
     /// 405 for a method the resource does not take.
     pub fn method() -> ApiError {
         ApiError::new(

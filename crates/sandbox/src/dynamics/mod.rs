@@ -5,14 +5,17 @@
 //! `Prefer: odata.maxpagesize` with `@odata.nextLink` / `$skiptoken` paging; single records
 //! by id or alternate key; `PATCH` upsert with `If-Match` / `If-None-Match` and
 //! `Prefer: return=representation`; `@odata.bind` by id or alternate key; `$batch` with change
-//! sets and `odata.continue-on-error`; the alternate-key metadata; service protection limits
-//! (requests and execution time per sliding window, concurrent requests) with 429,
-//! `Retry-After` and the `x-ms-ratelimit-*` headers; Dataverse's error bodies. See
+//! sets and `odata.continue-on-error`; the alternate-key metadata; column definitions
+//! (`EntityDefinitions(…)/Attributes`, with the seeded custom columns) and creating columns;
+//! service protection limits (requests and execution time per sliding window, concurrent
+//! requests) with 429, `Retry-After` and the `x-ms-ratelimit-*` headers; Dataverse's error
+//! bodies. See
 //! `docs/connectors/dynamics.md` for what it does not reproduce.
 
 mod api;
 mod batch;
 mod error;
+mod metadata;
 mod odata;
 mod store;
 
@@ -252,13 +255,25 @@ impl Emulator {
             .unwrap_or_else(PoisonError::into_inner);
         let mut seeded = Seeded::default();
         let mut accounts = Vec::with_capacity(data.companies.len());
-        let values = |table: Table, pairs: Vec<(&str, Option<Val>)>| -> Option<Vec<Option<Val>>> {
-            let mut v = vec![None; table.columns().len()];
+        let values = |store: &Store,
+                      table: Table,
+                      pairs: Vec<(&str, Option<Val>)>|
+         -> Option<Vec<Option<Val>>> {
+            let mut v = vec![None; store.width(table)];
             for (name, val) in pairs {
-                let i = table.column(name)?;
-                if let (Some(Val::Str(s)), store::Kind::Text { max }) =
-                    (&val, table.columns()[i].kind)
-                {
+                let (i, column) = store.column(table, name)?;
+                let max = match column {
+                    store::Col::Builtin(store::Column {
+                        kind: store::Kind::Text { max },
+                        ..
+                    }) => Some(max),
+                    store::Col::Custom(store::CustomColumn {
+                        kind: store::CustomKind::String { max },
+                        ..
+                    }) => Some(*max),
+                    _ => None,
+                };
+                if let (Some(Val::Str(s)), Some(max)) = (&val, max) {
                     if s.chars().count() > max {
                         return None;
                     }
@@ -267,6 +282,13 @@ impl Emulator {
             }
             Some(v)
         };
+        let whole = |n: Option<u32>| n.map(|n| Val::Int(i64::from(n)));
+        // A tier is stored as its option value, as Dataverse stores a choice.
+        let tier = |label: Option<&str>| {
+            label
+                .and_then(|l| crate::seed::TIERS.iter().position(|t| *t == l))
+                .map(|i| Val::Int(store::TIER_BASE + i as i64))
+        };
         let text = |v: &Option<String>| {
             v.as_deref()
                 .filter(|s| !s.is_empty())
@@ -274,6 +296,7 @@ impl Emulator {
         };
         for c in &data.companies {
             let row = values(
+                &store,
                 Table::Account,
                 vec![
                     ("name", text(&c.name)),
@@ -289,6 +312,9 @@ impl Emulator {
                     ("address1_stateorprovince", text(&c.state)),
                     ("address1_postalcode", text(&c.postal_code)),
                     ("address1_country", text(&c.country)),
+                    ("new_region", text(&c.region)),
+                    ("new_seats", whole(c.seats)),
+                    ("new_tier", tier(c.tier)),
                 ],
             );
             // Generated companies always fit the account columns.
@@ -300,6 +326,7 @@ impl Emulator {
         }
         for c in &data.contacts {
             let row = values(
+                &store,
                 Table::Contact,
                 vec![
                     ("firstname", text(&c.first_name)),
@@ -315,6 +342,8 @@ impl Emulator {
                     ("address1_country", text(&c.country)),
                     ("donotemail", Some(Val::Bool(c.email_opt_out))),
                     ("donotbulkemail", Some(Val::Bool(c.email_opt_out))),
+                    ("new_favouritecolour", text(&c.favourite_colour)),
+                    ("new_loyaltypoints", whole(c.loyalty_points)),
                     (
                         "parentcustomerid",
                         c.company
@@ -372,7 +401,7 @@ impl Emulator {
         let store = self.shared.store.read().ok()?;
         let id = store.id_by_key(table, key)?;
         let row = store.get(table, id)?;
-        let select = odata::parse_select(table, None).ok()?;
+        let select = odata::parse_select(&store, table, None).ok()?;
         Some(odata::render(&store, table, row, &select, None))
     }
 

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value as Json, json};
 
 use super::error::ApiError;
-use super::store::{Kind, Row, Store, Table, Val, guid, parse_guid};
+use super::store::{Col, Kind, Row, Store, Table, Val, guid, parse_guid};
 
 /// Dataverse's largest page, and the page size without `odata.maxpagesize`.
 pub const MAX_PAGE_SIZE: usize = 5_000;
@@ -319,7 +319,7 @@ impl Parser {
 }
 
 /// Parses a `$filter` and checks its columns exist on `table`.
-pub fn parse_filter(table: Table, raw: &str) -> Result<Expr, ApiError> {
+pub fn parse_filter(store: &Store, table: Table, raw: &str) -> Result<Expr, ApiError> {
     let mut parser = Parser {
         toks: tokenize(raw)?,
         at: 0,
@@ -330,17 +330,17 @@ pub fn parse_filter(table: Table, raw: &str) -> Result<Expr, ApiError> {
             "Syntax error in $filter: unexpected trailing input.",
         ));
     }
-    check_columns(table, &expr)?;
+    check_columns(store, table, &expr)?;
     Ok(expr)
 }
 
-fn check_columns(table: Table, expr: &Expr) -> Result<(), ApiError> {
+fn check_columns(store: &Store, table: Table, expr: &Expr) -> Result<(), ApiError> {
     match expr {
         Expr::And(parts) | Expr::Or(parts) => {
-            parts.iter().try_for_each(|p| check_columns(table, p))
+            parts.iter().try_for_each(|p| check_columns(store, table, p))
         }
         Expr::Eq(c, _) | Expr::Ne(c, _) | Expr::In(c, _) => {
-            if is_property(table, c) {
+            if is_property(store, table, c) {
                 Ok(())
             } else {
                 Err(no_property(table, c))
@@ -358,7 +358,7 @@ fn no_property(table: Table, name: &str) -> ApiError {
 
 /// Whether `name` is a readable property of `table` (columns, lookups as `_x_value`, system
 /// columns).
-pub fn is_property(table: Table, name: &str) -> bool {
+pub fn is_property(store: &Store, table: Table, name: &str) -> bool {
     if name == table.id_column()
         || name == "createdon"
         || name == "modifiedon"
@@ -377,13 +377,15 @@ pub fn is_property(table: Table, name: &str) -> bool {
             .column(lookup)
             .is_some_and(|i| table.columns()[i].kind == Kind::Lookup);
     }
-    table
-        .column(name)
-        .is_some_and(|i| table.columns()[i].kind != Kind::Lookup)
+    match store.column(table, name) {
+        Some((_, Col::Builtin(c))) => c.kind != Kind::Lookup,
+        Some((_, Col::Custom(_))) => true,
+        None => false,
+    }
 }
 
 /// The value of property `name` of `row`, for filtering and rendering.
-fn property(table: Table, row: &Row, name: &str) -> Json {
+fn property(store: &Store, table: Table, row: &Row, name: &str) -> Json {
     if name == table.id_column() {
         return Json::String(guid(row.id));
     }
@@ -414,7 +416,7 @@ fn property(table: Table, row: &Row, name: &str) -> Json {
         .strip_prefix('_')
         .and_then(|n| n.strip_suffix("_value"))
         .unwrap_or(name);
-    match row.get(table, column) {
+    match store.value(table, row, column) {
         None => Json::Null,
         Some(Val::Str(s)) => Json::String(s.to_string()),
         Some(Val::Bool(b)) => Json::Bool(*b),
@@ -437,14 +439,14 @@ fn lit_matches(value: &Json, lit: &Lit) -> bool {
 }
 
 /// Whether `row` satisfies `expr`.
-pub fn matches(table: Table, row: &Row, expr: &Expr) -> bool {
+pub fn matches(store: &Store, table: Table, row: &Row, expr: &Expr) -> bool {
     match expr {
-        Expr::And(parts) => parts.iter().all(|p| matches(table, row, p)),
-        Expr::Or(parts) => parts.iter().any(|p| matches(table, row, p)),
-        Expr::Eq(c, lit) => lit_matches(&property(table, row, c), lit),
-        Expr::Ne(c, lit) => !lit_matches(&property(table, row, c), lit),
+        Expr::And(parts) => parts.iter().all(|p| matches(store, table, row, p)),
+        Expr::Or(parts) => parts.iter().any(|p| matches(store, table, row, p)),
+        Expr::Eq(c, lit) => lit_matches(&property(store, table, row, c), lit),
+        Expr::Ne(c, lit) => !lit_matches(&property(store, table, row, c), lit),
         Expr::In(c, lits) => {
-            let v = property(table, row, c);
+            let v = property(store, table, row, c);
             lits.iter().any(|l| lit_matches(&v, l))
         }
     }
@@ -507,7 +509,11 @@ pub fn iso(ms: i64) -> String {
 }
 
 /// `$select`: the listed properties, or every one.
-pub fn parse_select(table: Table, raw: Option<&str>) -> Result<Vec<String>, ApiError> {
+pub fn parse_select(
+    store: &Store,
+    table: Table,
+    raw: Option<&str>,
+) -> Result<Vec<String>, ApiError> {
     let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
         let mut all: Vec<String> = table
             .columns()
@@ -517,13 +523,15 @@ pub fn parse_select(table: Table, raw: Option<&str>) -> Result<Vec<String>, ApiE
                 _ => c.name.to_owned(),
             })
             .collect();
+        // Without `$select` every column comes back, custom ones included.
+        all.extend(store.customs(table).iter().map(|c| c.logical.clone()));
         all.extend(["createdon".to_owned(), "modifiedon".to_owned()]);
         return Ok(all);
     };
     raw.split(',')
         .map(|s| s.trim().to_owned())
         .map(|s| {
-            if is_property(table, &s) {
+            if is_property(store, table, &s) {
                 Ok(s)
             } else {
                 Err(no_property(table, &s))
@@ -534,7 +542,11 @@ pub fn parse_select(table: Table, raw: Option<&str>) -> Result<Vec<String>, ApiE
 
 /// `$expand=parentcustomerid_account($select=…)` on contacts: the only navigation property the
 /// emulator expands. Returns the expanded table's selected properties.
-pub fn parse_expand(table: Table, raw: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
+pub fn parse_expand(
+    store: &Store,
+    table: Table,
+    raw: Option<&str>,
+) -> Result<Option<Vec<String>>, ApiError> {
     let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(None);
     };
@@ -570,7 +582,7 @@ pub fn parse_expand(table: Table, raw: Option<&str>) -> Result<Option<Vec<String
             select
         }
     };
-    parse_select(Table::Account, select).map(Some)
+    parse_select(store, Table::Account, select).map(Some)
 }
 
 /// Renders `row` with the selected properties, the id, the ETag and any expansion.
@@ -587,7 +599,7 @@ pub fn render(
         Json::String(format!("W/\"{}\"", row.version)),
     );
     for name in select {
-        out.insert(name.clone(), property(table, row, name));
+        out.insert(name.clone(), property(store, table, row, name));
     }
     out.insert(table.id_column().into(), Json::String(guid(row.id)));
     if let Some(account_select) = expand {

@@ -121,6 +121,101 @@ pub struct Column {
     pub kind: Kind,
 }
 
+/// What a custom column (one an operator added) holds, with its limits.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CustomKind {
+    /// Single line of text (`StringAttributeMetadata`), at most `max` characters.
+    String { max: usize },
+    /// Multiple lines of text (`MemoAttributeMetadata`), at most `max` characters.
+    Memo { max: usize },
+    /// Whole number (`IntegerAttributeMetadata`) in a range.
+    Integer { min: i64, max: i64 },
+    /// Decimal number (`DecimalAttributeMetadata`) in a range, rounded to `precision` places.
+    Decimal { min: f64, max: f64, precision: u32 },
+    /// Yes/no (`BooleanAttributeMetadata`), `false` by default.
+    Boolean,
+    /// Date and time (`DateTimeAttributeMetadata`); `date_only` for the `DateOnly` format.
+    DateTime { date_only: bool },
+    /// A local choice (`PicklistAttributeMetadata`): option values and labels.
+    Picklist(Vec<(i64, String)>),
+}
+
+/// A column an operator added to a table (through the metadata API, or seeded as if).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomColumn {
+    /// The logical name (`new_region`): the schema name in lower case.
+    pub logical: String,
+    /// The schema name (`new_Region`), with the publisher's prefix.
+    pub schema: String,
+    /// The display name.
+    pub label: String,
+    /// What it holds.
+    pub kind: CustomKind,
+    /// The attribute's `MetadataId`.
+    pub metadata_id: u128,
+}
+
+/// A column as a request addresses it: one of the table's own or a custom one.
+#[derive(Clone, Copy, Debug)]
+pub enum Col<'a> {
+    /// A column of the table reference ([`Table::columns`]).
+    Builtin(Column),
+    /// A column an operator added.
+    Custom(&'a CustomColumn),
+}
+
+/// The custom columns every environment has, as an operator would have added them with the
+/// default publisher's prefix `new_` (the sandbox's seeded "Region", "Seats", "Tier",
+/// "Favourite Colour" and "Loyalty Points").
+fn seeded_columns(table: Table) -> Vec<CustomColumn> {
+    let column = |n: u128, logical: &str, schema: &str, label: &str, kind: CustomKind| {
+        CustomColumn {
+            logical: logical.to_owned(),
+            schema: schema.to_owned(),
+            label: label.to_owned(),
+            kind,
+            metadata_id: (0xc5c5_0000_u128 << 96) | (table.id_prefix() << 32) | n,
+        }
+    };
+    let whole = CustomKind::Integer {
+        min: -2_147_483_648,
+        max: 2_147_483_647,
+    };
+    match table {
+        Table::Account => vec![
+            column(1, "new_region", "new_Region", "Region", CustomKind::String { max: 100 }),
+            column(2, "new_seats", "new_Seats", "Seats", whole),
+            column(
+                3,
+                "new_tier",
+                "new_Tier",
+                "Tier",
+                CustomKind::Picklist(
+                    crate::seed::TIERS
+                        .iter()
+                        .zip(0..)
+                        .map(|(label, i)| (TIER_BASE + i, (*label).to_owned()))
+                        .collect(),
+                ),
+            ),
+        ],
+        Table::Contact => vec![
+            column(
+                1,
+                "new_favouritecolour",
+                "new_FavouriteColour",
+                "Favourite Colour",
+                CustomKind::String { max: 100 },
+            ),
+            column(4, "new_loyaltypoints", "new_LoyaltyPoints", "Loyalty Points", whole),
+        ],
+    }
+}
+
+/// The first option value of a choice the default publisher (prefix `new`, option value
+/// prefix 10000) creates: its options are numbered from here.
+pub const TIER_BASE: i64 = 100_000_000;
+
 const fn text(name: &'static str, max: usize) -> Column {
     Column {
         name,
@@ -231,7 +326,10 @@ pub struct Row {
 impl Row {
     /// The value of column `name` in `table`.
     pub fn get(&self, table: Table, name: &str) -> Option<&Val> {
-        table.column(name).and_then(|i| self.values[i].as_ref())
+        table
+            .column(name)
+            .and_then(|i| self.values.get(i))
+            .and_then(Option::as_ref)
     }
 }
 
@@ -285,6 +383,10 @@ pub struct Store {
     accounts: TableData,
     contacts: TableData,
     version: u64,
+    /// Custom columns of account and contact, in creation order; a row's value of custom
+    /// column `i` is at index `table.columns().len() + i`.
+    custom_accounts: Vec<CustomColumn>,
+    custom_contacts: Vec<CustomColumn>,
 }
 
 /// Folds a key value the way the database collation compares it.
@@ -330,7 +432,48 @@ impl Store {
             accounts: TableData::default(),
             contacts: TableData::default(),
             version: 1_000_000,
+            custom_accounts: seeded_columns(Table::Account),
+            custom_contacts: seeded_columns(Table::Contact),
         }
+    }
+
+    /// The custom columns of `table`.
+    pub fn customs(&self, table: Table) -> &[CustomColumn] {
+        match table {
+            Table::Account => &self.custom_accounts,
+            Table::Contact => &self.custom_contacts,
+        }
+    }
+
+    /// Adds a custom column to `table` (the caller checked its name is free).
+    pub fn add_column(&mut self, table: Table, column: CustomColumn) {
+        match table {
+            Table::Account => self.custom_accounts.push(column),
+            Table::Contact => self.custom_contacts.push(column),
+        }
+    }
+
+    /// How many values a row of `table` holds: its own columns and the custom ones.
+    pub fn width(&self, table: Table) -> usize {
+        table.columns().len() + self.customs(table).len()
+    }
+
+    /// The column `name` of `table` (its own or custom) and its index in a row's values.
+    pub fn column(&self, table: Table, name: &str) -> Option<(usize, Col<'_>)> {
+        if let Some(i) = table.column(name) {
+            return Some((i, Col::Builtin(table.columns()[i])));
+        }
+        let customs = self.customs(table);
+        customs
+            .iter()
+            .position(|c| c.logical == name)
+            .map(|i| (table.columns().len() + i, Col::Custom(&customs[i])))
+    }
+
+    /// The value of column `name` (its own or custom) in `row`.
+    pub fn value<'r>(&self, table: Table, row: &'r Row, name: &str) -> Option<&'r Val> {
+        let (i, _) = self.column(table, name)?;
+        row.values.get(i).and_then(Option::as_ref)
     }
 
     /// The rows of `table`.
@@ -411,7 +554,7 @@ impl Store {
         let id = self.new_id(table);
         let version = self.next_version();
         let mut values = values;
-        values.resize(table.columns().len(), None);
+        values.resize(self.width(table), None);
         for (i, c) in table.columns().iter().enumerate() {
             if c.kind == Kind::Bool && values[i].is_none() {
                 values[i] = Some(Val::Bool(false));
@@ -464,9 +607,14 @@ impl Store {
             _ => {}
         }
         let mut values = match existing.and_then(|id| self.get(table, id)) {
-            Some(row) => row.values.clone(),
+            Some(row) => {
+                let mut v = row.values.clone();
+                // A row written before a column was added holds no value for it.
+                v.resize(self.width(table), None);
+                v
+            }
             None => {
-                let mut v = vec![None; table.columns().len()];
+                let mut v = vec![None; self.width(table)];
                 for (i, c) in table.columns().iter().enumerate() {
                     if c.kind == Kind::Bool {
                         v[i] = Some(Val::Bool(false));
@@ -550,11 +698,13 @@ impl Store {
                 // Instance annotations (`@odata.type`, `x@OData.Community…`) carry no data.
                 continue;
             }
-            let Some(index) = table.column(name) else {
+            let Some((index, column)) = self.column(table, name) else {
                 return Err(ApiError::unknown_property(table, name));
             };
-            let column = table.columns()[index];
-            values[index] = convert(table, column, value)?;
+            values[index] = match column {
+                Col::Builtin(column) => convert(table, column, value)?,
+                Col::Custom(column) => convert_custom(table, column, value)?,
+            };
         }
         Ok(())
     }
@@ -688,5 +838,95 @@ fn convert(table: Table, column: Column, value: &Json) -> Result<Option<Val>, Ap
             Val::Int(n)
         }
         Kind::Lookup => return Err(ApiError::unknown_property(table, column.name)),
+    }))
+}
+
+/// Whether `s` is `YYYY-MM-DD`.
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+/// Converts a JSON value for a custom column, as the Web API deserialises and validates it.
+fn convert_custom(table: Table, column: &CustomColumn, value: &Json) -> Result<Option<Val>, ApiError> {
+    if value.is_null() {
+        return Ok(match column.kind {
+            CustomKind::Boolean => Some(Val::Bool(false)),
+            _ => None,
+        });
+    }
+    let mismatch = |edm: &str| ApiError::literal_mismatch(table, value, edm);
+    let name = column.logical.as_str();
+    Ok(Some(match &column.kind {
+        CustomKind::String { max } | CustomKind::Memo { max } => {
+            let s = value.as_str().ok_or_else(|| mismatch("Edm.String"))?;
+            if s.chars().count() > *max {
+                return Err(ApiError::too_long(table, name, *max));
+            }
+            if s.is_empty() {
+                return Ok(None);
+            }
+            Val::Str(s.into())
+        }
+        CustomKind::Boolean => Val::Bool(value.as_bool().ok_or_else(|| mismatch("Edm.Boolean"))?),
+        CustomKind::Integer { min, max } => {
+            let n = value.as_i64().ok_or_else(|| mismatch("Edm.Int32"))?;
+            if n < *min || n > *max {
+                return Err(ApiError::out_of_range(
+                    table,
+                    name,
+                    value,
+                    &min.to_string(),
+                    &max.to_string(),
+                ));
+            }
+            Val::Int(n)
+        }
+        CustomKind::Decimal {
+            min,
+            max,
+            precision,
+        } => {
+            let n = value.as_f64().ok_or_else(|| mismatch("Edm.Decimal"))?;
+            if n < *min || n > *max {
+                return Err(ApiError::out_of_range(
+                    table,
+                    name,
+                    value,
+                    &min.to_string(),
+                    &max.to_string(),
+                ));
+            }
+            let scale = 10f64.powi(*precision as i32);
+            Val::Money((n * scale).round() / scale)
+        }
+        CustomKind::DateTime { date_only } => {
+            let s = value.as_str().ok_or_else(|| {
+                mismatch(if *date_only {
+                    "Edm.Date"
+                } else {
+                    "Edm.DateTimeOffset"
+                })
+            })?;
+            let date = s.get(..10).filter(|d| is_date(d));
+            match (date_only, date) {
+                (true, Some(d)) if s.len() == 10 => Val::Str(d.into()),
+                (false, Some(_)) if s.len() > 10 && s.as_bytes()[10] == b'T' => Val::Str(s.into()),
+                (true, _) => return Err(mismatch("Edm.Date")),
+                (false, _) => return Err(mismatch("Edm.DateTimeOffset")),
+            }
+        }
+        CustomKind::Picklist(options) => {
+            let n = value.as_i64().ok_or_else(|| mismatch("Edm.Int32"))?;
+            if !options.iter().any(|(v, _)| *v == n) {
+                return Err(ApiError::bad_choice(table, name, n));
+            }
+            Val::Int(n)
+        }
     }))
 }

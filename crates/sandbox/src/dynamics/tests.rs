@@ -716,3 +716,295 @@ async fn filters_by_key_use_the_index_and_in_works() {
         .await;
     assert_eq!(page["value"].as_array().unwrap().len(), 2, "{page}");
 }
+
+/// The attributes of `table`'s metadata list, by logical name.
+async fn attributes(env: &Env, rest: &str) -> Vec<Json> {
+    let (status, _, body) = env.get(rest, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    body["value"].as_array().expect("value").clone()
+}
+
+fn find<'a>(list: &'a [Json], logical: &str) -> &'a Json {
+    list.iter()
+        .find(|a| a["LogicalName"] == logical)
+        .unwrap_or_else(|| panic!("no {logical}"))
+}
+
+#[tokio::test]
+async fn column_definitions_list_standard_system_and_custom_columns() {
+    let env = env(Options::default()).await;
+    let select = "$select=LogicalName,SchemaName,AttributeType,IsCustomAttribute,IsValidForCreate,IsValidForUpdate,DisplayName";
+    let accounts = attributes(
+        &env,
+        &format!("EntityDefinitions(LogicalName='account')/Attributes?{select}"),
+    )
+    .await;
+    let region = find(&accounts, "new_region");
+    assert_eq!(region["AttributeType"], "String");
+    assert_eq!(region["SchemaName"], "new_Region");
+    assert_eq!(region["IsCustomAttribute"], true);
+    assert_eq!(region["@odata.type"], "#Microsoft.Dynamics.CRM.StringAttributeMetadata");
+    assert_eq!(region["DisplayName"]["UserLocalizedLabel"]["Label"], "Region");
+    assert!(region["MetadataId"].is_string());
+    // $select keeps only what was asked (and the type and id).
+    assert!(region.get("MaxLength").is_none() && region.get("RequiredLevel").is_none());
+    assert_eq!(find(&accounts, "new_seats")["AttributeType"], "Integer");
+    assert_eq!(find(&accounts, "new_tier")["AttributeType"], "Picklist");
+    assert_eq!(find(&accounts, "industrycode")["IsCustomAttribute"], false);
+    assert_eq!(find(&accounts, "name")["AttributeType"], "String");
+    let created = find(&accounts, "createdon");
+    assert_eq!(
+        (&created["IsValidForCreate"], &created["IsValidForUpdate"]),
+        (&json!(false), &json!(false))
+    );
+    assert_eq!(find(&accounts, "accountid")["AttributeType"], "Uniqueidentifier");
+    let contacts = attributes(
+        &env,
+        &format!("EntityDefinitions(LogicalName='contact')/Attributes?{select}"),
+    )
+    .await;
+    assert_eq!(find(&contacts, "new_favouritecolour")["AttributeType"], "String");
+    assert_eq!(find(&contacts, "new_loyaltypoints")["AttributeType"], "Integer");
+    assert_eq!(find(&contacts, "parentcustomerid")["AttributeType"], "Customer");
+    assert_eq!(find(&contacts, "fullname")["IsValidForCreate"], false);
+    // Derived properties need a cast; OptionSet is expanded on the choice type only.
+    let (status, _, answer) = env
+        .get(
+            "EntityDefinitions(LogicalName='account')/Attributes?$select=LogicalName,MaxLength",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    let (status, _, _) = env
+        .get(
+            "EntityDefinitions(LogicalName='account')/Attributes?$expand=OptionSet",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 400);
+    let strings = attributes(
+        &env,
+        "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata?$select=LogicalName,MaxLength",
+    )
+    .await;
+    assert!(strings.iter().all(|a| a["@odata.type"] == "#Microsoft.Dynamics.CRM.StringAttributeMetadata"));
+    assert_eq!(find(&strings, "name")["MaxLength"], 160);
+    assert_eq!(find(&strings, "new_region")["MaxLength"], 100);
+}
+
+#[tokio::test]
+async fn choice_options_come_with_values_and_labels() {
+    let env = env(Options::default()).await;
+    let choices = attributes(
+        &env,
+        "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet($select=Options),GlobalOptionSet($select=Options)",
+    )
+    .await;
+    assert_eq!(choices.len(), 2, "industrycode and new_tier");
+    let options = |logical: &str| -> Vec<(i64, String)> {
+        find(&choices, logical)["OptionSet"]["Options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["Value"].as_i64().unwrap(),
+                    o["Label"]["UserLocalizedLabel"]["Label"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        options("new_tier"),
+        [
+            (100_000_000, "Gold".to_owned()),
+            (100_000_001, "Silver".to_owned()),
+            (100_000_002, "Bronze".to_owned())
+        ]
+    );
+    let industry = options("industrycode");
+    assert_eq!(industry.len(), 33);
+    assert_eq!(industry[0], (1, "Accounting".to_owned()));
+    assert_eq!(industry[32], (33, "Wholesale".to_owned()));
+    // One attribute by its logical name.
+    let (status, _, one) = env
+        .get(
+            "EntityDefinitions(LogicalName='account')/Attributes(LogicalName='new_tier')/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["OptionSet"]["Options"].as_array().unwrap().len(), 3);
+    let (status, _, _) = env
+        .get(
+            "EntityDefinitions(LogicalName='account')/Attributes(LogicalName='new_nosuch')",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn seeded_records_carry_custom_values_returned_when_selected() {
+    let env = env(Options::default()).await;
+    let data = generate(60, 7, &Mess::default());
+    env.emulator.seed(&data);
+    let (status, _, page) = env
+        .get(
+            "accounts?$select=name,new_region,new_seats,new_tier",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let rows = page["value"].as_array().unwrap();
+    assert_eq!(rows.len(), data.companies.len());
+    for (row, company) in rows.iter().zip(&data.companies) {
+        assert_eq!(row["new_region"].as_str(), company.region.as_deref());
+        assert_eq!(row["new_seats"].as_u64(), company.seats.map(u64::from));
+        let tier = company
+            .tier
+            .and_then(|t| crate::seed::TIERS.iter().position(|x| *x == t))
+            .map(|i| 100_000_000 + i as i64);
+        assert_eq!(row["new_tier"].as_i64(), tier);
+    }
+    assert!(rows.iter().any(|r| r["new_tier"].is_i64()));
+    // Not selected, not returned.
+    let (_, _, page) = env.get("accounts?$select=name", &[]).await;
+    assert!(page["value"][0].get("new_region").is_none());
+    let (_, _, page) = env
+        .get("contacts?$select=lastname,new_favouritecolour,new_loyaltypoints", &[])
+        .await;
+    let rows = page["value"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["new_favouritecolour"].is_string()));
+    assert!(rows.iter().any(|r| r["new_loyaltypoints"].is_u64()));
+}
+
+#[tokio::test]
+async fn custom_values_are_validated_like_the_web_api_does() {
+    let env = env(Options::default()).await;
+    let (status, _, answer) = env
+        .patch(
+            "accounts(ferry_sourceid='a1')?$select=new_region,new_seats,new_tier",
+            &[("Prefer", "return=representation")],
+            json!({"name": "A", "new_region": "EMEA", "new_seats": 12, "new_tier": 100_000_001}),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(
+        (&answer["new_region"], &answer["new_seats"], &answer["new_tier"]),
+        (&json!("EMEA"), &json!(12), &json!(100_000_001))
+    );
+    for (body, code, needle) in [
+        (json!({"new_tier": 7}), "0x8004431a", "'new_tier'"),
+        (json!({"new_seats": "twelve"}), "0x80048d19", "Edm.Int32"),
+        (json!({"new_region": 5}), "0x80048d19", "Edm.String"),
+        (json!({"new_regoin": "x"}), "0x80048d19", "'new_regoin'"),
+        (json!({"new_region": "x".repeat(101)}), "0x80044331", "'new_region'"),
+    ] {
+        let (status, _, answer) = env
+            .patch("accounts(ferry_sourceid='a1')", &[], body.clone())
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains(needle), "{answer}");
+    }
+    // Filtering on a custom column works too.
+    let (status, _, page) = env
+        .get("accounts?$select=name&$filter=new_region eq 'emea'", &[])
+        .await;
+    assert_eq!((status, page["value"].as_array().map(Vec::len)), (200, Some(1)));
+}
+
+#[tokio::test]
+async fn created_columns_are_described_and_written_like_seeded_ones() {
+    let env = env(Options::default()).await;
+    let label = |text: &str| json!({"LocalizedLabels": [{"Label": text, "LanguageCode": 1033}]});
+    let url = env.url("EntityDefinitions(LogicalName='contact')/Attributes");
+    let (status, headers, _) = env
+        .send(
+            reqwest::Method::POST,
+            &url,
+            &[("MSCRM.SolutionUniqueName", "ferry")],
+            Some(json!({
+                "@odata.type": "Microsoft.Dynamics.CRM.PicklistAttributeMetadata",
+                "AttributeType": "Picklist",
+                "AttributeTypeName": {"Value": "PicklistType"},
+                "SchemaName": "new_Segment",
+                "DisplayName": label("Segment"),
+                "RequiredLevel": {"Value": "None"},
+                "OptionSet": {"IsGlobal": false, "OptionSetType": "Picklist", "Options": [
+                    {"Value": null, "Label": label("Retail")},
+                    {"Label": label("Wholesale")}
+                ]}
+            })),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let entity = headers["odata-entityid"].to_str().unwrap();
+    assert!(
+        entity.contains("EntityDefinitions(LogicalName='contact')/Attributes("),
+        "{entity}"
+    );
+    let (status, _, _) = env
+        .send(
+            reqwest::Method::POST,
+            &url,
+            &[],
+            Some(json!({
+                "@odata.type": "Microsoft.Dynamics.CRM.DecimalAttributeMetadata",
+                "SchemaName": "new_Score", "DisplayName": label("Score"), "Precision": 1
+            })),
+        )
+        .await;
+    assert_eq!(status, 204);
+    // Same name again, no prefix, an unsupported type: refused.
+    for (body, needle) in [
+        (json!({"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": "new_segment", "DisplayName": label("x")}), "already exists"),
+        (json!({"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": "Segment2", "DisplayName": label("x")}), "prefix"),
+        (json!({"@odata.type": "Microsoft.Dynamics.CRM.MoneyAttributeMetadata", "SchemaName": "new_Cash", "DisplayName": label("x")}), "Money"),
+        (json!({"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": "new_Nameless"}), "DisplayName"),
+    ] {
+        let (status, _, answer) = env.send(reqwest::Method::POST, &url, &[], Some(body)).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains(needle), "{answer}");
+    }
+    let choices = attributes(
+        &env,
+        "EntityDefinitions(LogicalName='contact')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName,SchemaName,IsCustomAttribute&$expand=OptionSet($select=Options)",
+    )
+    .await;
+    let segment = find(&choices, "new_segment");
+    assert_eq!(segment["SchemaName"], "new_Segment");
+    let values: Vec<i64> = segment["OptionSet"]["Options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["Value"].as_i64().unwrap())
+        .collect();
+    assert_eq!(values, [100_000_000, 100_000_001]);
+    // A contact written before the column existed reads it as null; new writes hold it.
+    let (status, _, _) = env
+        .patch("contacts(ferry_sourceid='c1')", &[], json!({"lastname": "Ng"}))
+        .await;
+    assert_eq!(status, 204);
+    let (_, _, row) = env
+        .get("contacts(ferry_sourceid='c1')?$select=new_segment,new_score", &[])
+        .await;
+    assert_eq!((&row["new_segment"], &row["new_score"]), (&Json::Null, &Json::Null));
+    let (status, _, row) = env
+        .patch(
+            "contacts(ferry_sourceid='c1')?$select=new_segment,new_score",
+            &[("Prefer", "return=representation")],
+            json!({"new_segment": 100_000_001, "new_score": 4.26}),
+        )
+        .await;
+    assert_eq!(status, 200, "{row}");
+    assert_eq!((&row["new_segment"], &row["new_score"]), (&json!(100_000_001), &json!(4.3)));
+    let (status, _, answer) = env
+        .patch("contacts(ferry_sourceid='c1')", &[], json!({"new_segment": 100_000_005}))
+        .await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("0x8004431a")));
+}
