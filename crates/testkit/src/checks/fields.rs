@@ -129,7 +129,10 @@ pub(crate) async fn fields(ctx: Arc<Ctx>) -> Verdict {
             .await
             .map_err(|e| ctx.error(&format!("sink describe({object})"), &e))?;
         let kinds = |fields: &[VendorField]| -> BTreeSet<(String, &str)> {
-            fields.iter().map(|f| (f.label.clone(), f.kind.as_str())).collect()
+            fields
+                .iter()
+                .map(|f| (f.label.clone(), f.kind.as_str()))
+                .collect()
         };
         ensure!(
             kinds(&from) == kinds(&to),
