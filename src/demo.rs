@@ -1,6 +1,9 @@
 //! `ferry demo`: the whole product on the built-in emulators, in one command.
 
-use ferry_core::{Mode, Outcome, RunOptions};
+use std::collections::BTreeMap;
+
+use ferry_core::fieldplan::FieldSettings;
+use ferry_core::{Mode, ObjectType, Outcome, RunOptions};
 use ferry_sandbox::{SandboxConfig, VendorSetup, seed::Mess};
 
 use crate::config::{Config, ConnectorTable, MigrationConfig};
@@ -32,12 +35,32 @@ pub struct DemoArgs {
     strict: bool,
 }
 
-/// The demo's field map between two emulators: none beyond the standard fields yet.
+/// The demo's field map between two emulators: the seeded industries carried from the
+/// source's list into the sink's, as an operator would write it (`[values.companies.industry]`,
+/// and `[fields.companies]` where a connector does not carry industry by itself).
 fn demo_fields(
-    _from: ferry_sandbox::EmulatorSpec,
-    _to: ferry_sandbox::EmulatorSpec,
-) -> std::collections::BTreeMap<ferry_core::ObjectType, ferry_core::fieldplan::FieldSettings> {
-    std::collections::BTreeMap::new()
+    from: ferry_sandbox::EmulatorSpec,
+    to: ferry_sandbox::EmulatorSpec,
+) -> BTreeMap<ObjectType, FieldSettings> {
+    let Some(crosswalk) = ferry_sandbox::industry_crosswalk(&from, &to) else {
+        return BTreeMap::new();
+    };
+    let settings = FieldSettings {
+        pairs: crosswalk
+            .field
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .into_iter()
+            .collect(),
+        values: BTreeMap::from([(
+            ferry_core::field::INDUSTRY.to_owned(),
+            crosswalk
+                .values
+                .iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect(),
+        )]),
+    };
+    BTreeMap::from([(ObjectType::Companies, settings)])
 }
 
 /// Puts every emulator's sandbox-only credentials in this process's environment, where the

@@ -7,9 +7,13 @@
 //! 1. finds both sides' field names with `ferry fields --report json` (by label);
 //! 2. shows a type mismatch and a missing sink field refused before any write (exit 2, naming
 //!    both fields, the sink still empty);
-//! 3. migrates with the five fields mapped by their API names: every record verified by
-//!    checksum, the mapped fields among the verified ones;
-//! 4. reruns: nothing created, no duplicate in the sink;
+//! 3. leaves one industry out of the `[values.companies.industry]` crosswalk (where both
+//!    vendors keep industries) and sees exactly the companies holding it refused by source id
+//!    (`UNMAPPED_VALUE`) before they are written;
+//! 4. migrates with the five fields mapped by their API names and industries carried by the
+//!    crosswalk (into Pipedrive, into an `Industry` field ferry creates): every record verified by
+//!    checksum, the mapped fields among the verified ones; then reruns: nothing created, no
+//!    duplicate in the sink;
 //! 5. reads the sink back as a source (`ferry plan --show-values`, the pair reversed) and finds
 //!    the custom values there: they did not only hash equal, they arrived.
 
@@ -21,6 +25,9 @@ use ferry_sandbox::seed::{CUSTOM_FIELDS, Mess, TIERS};
 use ferry_sandbox::{SandboxConfig, VendorSetup};
 
 const CONTACTS: usize = 60;
+/// The generator seed: its 12 companies hold industries of every kind the emulators' lists
+/// differ on (five in technology, which only Zoho's list names unlike the others).
+const SEED: u64 = 6;
 
 /// Every sandbox credential, for the child's `${VAR}` references.
 fn credentials() -> Vec<(&'static str, String)> {
@@ -66,15 +73,25 @@ impl Pair {
 }
 
 /// `[fields.*]` tables mapping each custom field of `from_side` to the same label's field on
-/// `to_side`, by API name.
+/// `to_side`, by API name, and the `extra` company pairs.
 fn field_tables(
     fields: &serde_json::Value,
     from_side: &str,
     to_side: &str,
+    extra: &[(&str, &str)],
 ) -> Result<String, String> {
     let mut text = String::new();
     for object in ["companies", "contacts"] {
         text.push_str(&format!("[fields.{object}]\n"));
+        if object == "companies" {
+            for (a, b) in extra {
+                text.push_str(&format!(
+                    "{} = {}\n",
+                    toml::Value::String((*a).to_owned()),
+                    toml::Value::String((*b).to_owned())
+                ));
+            }
+        }
         for custom in CUSTOM_FIELDS.iter().filter(|c| c.object == object) {
             let from = name_of(fields, object, from_side, custom.label)
                 .ok_or_else(|| format!("{from_side} lists no {object} field `{}`", custom.label))?;
@@ -90,11 +107,13 @@ fn field_tables(
     Ok(text)
 }
 
-async fn run_pair(from: &'static str, to: &'static str, dir: &Path) -> Result<(), String> {
+/// Runs one pair; `Ok(true)` when the unmapped-industry refusal was shown (both vendors keep
+/// industries).
+async fn run_pair(from: &'static str, to: &'static str, dir: &Path) -> Result<bool, String> {
     let spec = |v: &str| ferry_sandbox::emulator(v).ok_or(format!("no emulator {v}"));
     let sandbox = ferry_sandbox::start(SandboxConfig {
         records: CONTACTS,
-        seed: 11,
+        seed: SEED,
         mess: Mess::none(),
         vendors: vec![
             VendorSetup::ephemeral(spec(from)?, true),
@@ -155,7 +174,31 @@ async fn run_pair(from: &'static str, to: &'static str, dir: &Path) -> Result<()
         name_of(&fields, object, side, label)
             .ok_or_else(|| format!("{side} lists no {object} field `{label}`"))
     };
-    let tables = field_tables(&fields, "source", "sink")?;
+    // Industries: the crosswalk an operator would write between the two lists; into Pipedrive,
+    // which has no industry field, into a field ferry creates (`create_missing_fields`).
+    let (from_spec, to_spec) = (spec(from)?, spec(to)?);
+    let crosswalk = ferry_sandbox::industry_crosswalk(&from_spec, &to_spec);
+    let created_industry = match (from_spec.industry, to_spec.industry) {
+        (Some(source), None) => Some((source.field, "Industry")),
+        _ => None,
+    };
+    let mut extra: Vec<(&str, &str)> = crosswalk.iter().filter_map(|c| c.field).collect();
+    extra.extend(created_industry);
+    let values = |skip: Option<&str>| -> String {
+        let Some(crosswalk) = &crosswalk else {
+            return String::new();
+        };
+        let mut text = "[values.companies.industry]\n".to_owned();
+        for (a, b) in crosswalk.values.iter().filter(|(a, _)| Some(*a) != skip) {
+            text.push_str(&format!(
+                "{} = {}\n",
+                toml::Value::String((*a).to_owned()),
+                toml::Value::String((*b).to_owned())
+            ));
+        }
+        text
+    };
+    let tables = field_tables(&fields, "source", "sink", &extra)?;
 
     // 2. Refused before any write: a text into a number field, a field the sink lacks.
     let (region, seats) = (
@@ -216,8 +259,83 @@ async fn run_pair(from: &'static str, to: &'static str, dir: &Path) -> Result<()
         }
     }
 
-    // 3. Migrate with the custom fields mapped.
-    let mapped = pair.write("mapped.toml", &format!("{}{tables}", pair.base));
+    // 3. An industry with no sink value, its entry left out of the table, refuses exactly the
+    // companies holding it, by source id, before they are written.
+    let mut refused_unmapped = false;
+    if let (Some(crosswalk), Some(source)) = (&crosswalk, from_spec.industry) {
+        let seeded = ferry_sandbox::seed::generate(CONTACTS, SEED, &Mess::none());
+        let holding = |label: &str| {
+            seeded
+                .companies
+                .iter()
+                .filter(|c| c.industry.as_deref().and_then(|i| source.label(i)) == Some(label))
+                .count()
+        };
+        let dropped = crosswalk
+            .values
+            .iter()
+            .filter(|(a, b)| !b.is_empty() && !a.eq_ignore_ascii_case(b))
+            .map(|(a, _)| (holding(a), *a))
+            .max();
+        if let Some((expected, label)) = dropped.filter(|(n, _)| *n > 0) {
+            let companies_only = pair.base.replace(
+                "objects = [\"companies\", \"contacts\"]",
+                "objects = [\"companies\"]",
+            );
+            let refusing = pair.write(
+                "refusing.toml",
+                &format!(
+                    "{companies_only}{}{}",
+                    field_tables(&fields, "source", "sink", &extra)?
+                        .split("[fields.contacts]")
+                        .next()
+                        .unwrap_or_default(),
+                    values(Some(label))
+                ),
+            );
+            let out = ferry(vec![
+                "migrate".into(),
+                "--config".into(),
+                refusing,
+                "--report".into(),
+                "json".into(),
+                "-q".into(),
+            ])
+            .await;
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .map_err(|_| says("unmapped industry: no JSON report", &out))?;
+            let failures = report["failures"].as_array().cloned().unwrap_or_default();
+            let unmapped = failures
+                .iter()
+                .filter(|f| f["code"] == "UNMAPPED_VALUE" && f["object"] == "companies")
+                .count();
+            if out.status.code() != Some(3)
+                || unmapped != expected
+                || failures.len() != expected
+                || failures
+                    .iter()
+                    .any(|f| f["source_id"].as_str().is_none_or(str::is_empty))
+            {
+                return Err(says(
+                    &format!("{expected} companies with an unmapped industry should be refused"),
+                    &out,
+                ));
+            }
+            refused_unmapped = true;
+        }
+    }
+
+    // 4. Migrate with the custom fields and industries mapped.
+    let sink_table = if created_industry.is_some() {
+        pair.base
+            .replace("[migration]", "create_missing_fields = true\n[migration]")
+    } else {
+        pair.base.clone()
+    };
+    let mapped = pair.write(
+        "mapped.toml",
+        &format!("{sink_table}{tables}{}", values(None)),
+    );
     let args = vec![
         "migrate".into(),
         "--config".into(),
@@ -251,10 +369,17 @@ async fn run_pair(from: &'static str, to: &'static str, dir: &Path) -> Result<()
                 return Err(format!("{run}: {object}: {o:#}"));
             }
         }
+        let created = report["fields_created"].as_array().map_or(0, Vec::len);
+        if run == "first run" && created != usize::from(created_industry.is_some()) {
+            return Err(format!(
+                "{run}: created {created} fields: {}",
+                report["fields_created"]
+            ));
+        }
     }
 
     // 5. The sink, read as a source, holds the values.
-    let reverse_tables = field_tables(&fields, "sink", "source")?;
+    let reverse_tables = field_tables(&fields, "sink", "source", &[])?;
     let reverse = pair.write(
         "reverse.toml",
         &format!("{}{reverse_tables}", pair.reverse_base),
@@ -285,7 +410,7 @@ async fn run_pair(from: &'static str, to: &'static str, dir: &Path) -> Result<()
              custom values in {colours}):\n{shown}"
         ));
     }
-    Ok(())
+    Ok(refused_unmapped)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -306,6 +431,7 @@ async fn every_pair_carries_mapped_custom_fields_verified_and_refuses_bad_maps_b
     assert!(pairs.len() >= 20, "{pairs:?}");
     let root = std::env::temp_dir().join(format!("ferry-custom-fields-{}", std::process::id()));
     let mut failures = Vec::new();
+    let mut refusals_shown = 0;
     for chunk in pairs.chunks(4) {
         let runs = chunk.iter().map(|&(from, to)| {
             let dir = root.join(format!("{from}-{to}"));
@@ -315,12 +441,23 @@ async fn every_pair_carries_mapped_custom_fields_verified_and_refuses_bad_maps_b
             }
         });
         for (from, to, result) in futures::future::join_all(runs).await {
-            if let Err(e) = result {
-                failures.push(format!("{from} -> {to}: {e}"));
+            match result {
+                Ok(refused) => refusals_shown += usize::from(refused),
+                Err(e) => failures.push(format!("{from} -> {to}: {e}")),
             }
         }
     }
     let _ = std::fs::remove_dir_all(&root);
+    // Every pair of vendors that both keep industries showed the refusal.
+    let keep = ferry_sandbox::emulators()
+        .iter()
+        .filter(|e| e.industry.is_some())
+        .count();
+    assert!(
+        !failures.is_empty() || refusals_shown == keep * (keep - 1),
+        "the unmapped-industry refusal was shown for {refusals_shown} pairs, not {}",
+        keep * (keep - 1)
+    );
     assert!(
         failures.is_empty(),
         "{} of {} pairs failed:\n{}",

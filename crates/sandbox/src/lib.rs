@@ -95,6 +95,60 @@ pub struct EmulatorSpec {
     pub limit_unit: Option<&'static str>,
     /// A new, empty emulator with the given fault profile and rate limits.
     pub build: fn(faults: faults::Faults, limits: Limits) -> Arc<dyn VendorEmulator>,
+    /// Where the account keeps a company's industry, and its label for each seed industry;
+    /// `None` when the vendor has no industry field (Pipedrive).
+    pub industry: Option<IndustryField>,
+}
+
+/// Where an emulated account keeps a company's industry, and which of its picklist's labels
+/// it gives each of the seed's industries (`seed::INDUSTRIES`). Vendors' industry lists differ,
+/// so carrying industries between two of them takes a table like an operator's
+/// `[values.companies.industry]`: [`industry_crosswalk`] writes it for the demo and the tests.
+#[derive(Clone, Copy, Debug)]
+pub struct IndustryField {
+    /// The vendor field (`industry`, `Industry`, `industrycode`).
+    pub field: &'static str,
+    /// Whether the connector's standard table carries it as the canonical `industry`
+    /// (otherwise the operator maps it in `[fields.companies]`).
+    pub standard: bool,
+    /// (seed industry, this vendor's label) for the seed industries its list has an entry for;
+    /// companies of the others are seeded without an industry.
+    pub labels: &'static [(&'static str, &'static str)],
+}
+
+impl IndustryField {
+    /// This vendor's label for a seed industry, if its list has one.
+    pub fn label(&self, seed_industry: &str) -> Option<&'static str> {
+        self.labels
+            .iter()
+            .find(|(seeded, _)| *seeded == seed_industry)
+            .map(|(_, label)| *label)
+    }
+}
+
+/// What an operator would configure to carry the seed's industries from one emulated account
+/// into another.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndustryCrosswalk {
+    /// `[fields.companies]` source field = sink field, when either side's industry is not a
+    /// standard field of its connector.
+    pub field: Option<(&'static str, &'static str)>,
+    /// `[values.companies.industry]`: source label = sink label (`""`: left empty, the sink's
+    /// list has no such industry).
+    pub values: Vec<(&'static str, &'static str)>,
+}
+
+/// The crosswalk from `from`'s industries to `to`'s; `None` when either has no industry field.
+pub fn industry_crosswalk(from: &EmulatorSpec, to: &EmulatorSpec) -> Option<IndustryCrosswalk> {
+    let (source, sink) = (from.industry?, to.industry?);
+    Some(IndustryCrosswalk {
+        field: (!source.standard || !sink.standard).then_some((source.field, sink.field)),
+        values: source
+            .labels
+            .iter()
+            .map(|(seeded, label)| (*label, sink.label(seeded).unwrap_or("")))
+            .collect(),
+    })
 }
 
 /// Which rate limits an emulator enforces.

@@ -278,7 +278,9 @@ const WORDS: &[&str] = &[
 const SUFFIX: &[&str] = &[
     "Inc", "Ltd", "GmbH", "S.A.", "AB", "BV", "Oy", "KK", "SARL", "LLC",
 ];
-const INDUSTRIES: &[&str] = &[
+/// The seed's industries, vendor-neutral: each emulator seeds a company's industry as its own
+/// list's label for it (`IndustryField::labels`).
+pub const INDUSTRIES: &[&str] = &[
     "Technology",
     "Retail",
     "Manufacturing",

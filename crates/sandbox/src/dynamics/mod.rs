@@ -294,12 +294,19 @@ impl Emulator {
                 .filter(|s| !s.is_empty())
                 .map(|s| Val::Str(s.into()))
         };
+        // A seed industry is stored as the option value of this list's label for it.
+        let industry = |seeded: &Option<String>| {
+            let label = SPEC.industry?.label(seeded.as_deref()?)?;
+            let at = metadata::INDUSTRY_LABELS.iter().position(|l| *l == label)?;
+            Some(Val::Int(at as i64 + 1))
+        };
         for c in &data.companies {
             let row = values(
                 &store,
                 Table::Account,
                 vec![
                     ("name", text(&c.name)),
+                    ("industrycode", industry(&c.industry)),
                     ("websiteurl", text(&c.domain)),
                     ("telephone1", text(&c.phone)),
                     (
@@ -839,6 +846,19 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
         }
         std::sync::Arc::new(Emulator::new(options))
     },
+    industry: Some(crate::IndustryField {
+        field: "industrycode",
+        standard: false,
+        labels: &[
+            ("Technology", "Business Services"),
+            ("Retail", "Non-Durable Merchandise Retail"),
+            ("Manufacturing", "Durable Manufacturing"),
+            ("Healthcare", "Doctor's Offices and Clinics"),
+            ("Finance", "Financial"),
+            ("Hospitality", "Eating and Drinking Places"),
+            ("Energy", "Utility Creation and Distribution"),
+        ],
+    }),
 };
 
 impl crate::VendorEmulator for Emulator {

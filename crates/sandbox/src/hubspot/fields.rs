@@ -184,6 +184,14 @@ pub(crate) fn internal_name(label: &str) -> String {
 }
 
 /// The internal value of a Tier option: its label in lower case (`gold`).
+/// The internal value of the `industry` option labelled `label`.
+pub(crate) fn industry_value(label: &str) -> Option<&'static str> {
+    INDUSTRIES
+        .iter()
+        .find(|(_, l)| *l == label)
+        .map(|(value, _)| *value)
+}
+
 pub(crate) fn tier_value(label: &str) -> String {
     label.to_lowercase()
 }

@@ -250,11 +250,16 @@ impl Emulator {
             let seats = c.seats.map(|n| n.to_string());
             // HubSpot stores an enumeration's internal value, not its label.
             let tier = c.tier.map(fields::tier_value);
+            let industry = c
+                .industry
+                .as_deref()
+                .and_then(|seeded| SPEC.industry?.label(seeded))
+                .and_then(fields::industry_value);
             let values = [
                 c.name.as_deref(),
                 c.domain.as_deref(),
                 c.phone.as_deref(),
-                c.industry.as_deref(),
+                industry,
                 employees.as_deref(),
                 revenue.as_deref(),
                 c.street.as_deref(),
@@ -509,6 +514,20 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
         }
         std::sync::Arc::new(Emulator::new(options))
     },
+    industry: Some(crate::IndustryField {
+        field: "industry",
+        standard: true,
+        labels: &[
+            ("Technology", "Computer Software"),
+            ("Retail", "Retail"),
+            ("Manufacturing", "Machinery"),
+            ("Healthcare", "Hospital & Health Care"),
+            ("Finance", "Financial Services"),
+            ("Education", "Education Management"),
+            ("Hospitality", "Hospitality"),
+            ("Energy", "Oil & Energy"),
+        ],
+    }),
 };
 
 impl crate::VendorEmulator for Emulator {

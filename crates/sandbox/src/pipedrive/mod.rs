@@ -522,6 +522,7 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
         }
         Arc::new(Emulator::new(options))
     },
+    industry: None,
 };
 
 impl crate::VendorEmulator for Emulator {

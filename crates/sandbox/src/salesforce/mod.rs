@@ -976,6 +976,20 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
         }
         std::sync::Arc::new(Emulator::new(options))
     },
+    industry: Some(crate::IndustryField {
+        field: "Industry",
+        standard: true,
+        labels: &[
+            ("Technology", "Technology"),
+            ("Retail", "Retail"),
+            ("Manufacturing", "Manufacturing"),
+            ("Healthcare", "Healthcare"),
+            ("Finance", "Finance"),
+            ("Education", "Education"),
+            ("Hospitality", "Hospitality"),
+            ("Energy", "Energy"),
+        ],
+    }),
 };
 
 impl crate::VendorEmulator for Emulator {

@@ -273,7 +273,13 @@ impl Emulator {
                 ("Account_Name", text(&c.name)),
                 ("Website", text(&c.domain)),
                 ("Phone", text(&c.phone)),
-                ("Industry", text(&c.industry)),
+                (
+                    "Industry",
+                    c.industry
+                        .as_deref()
+                        .and_then(|seeded| SPEC.industry?.label(seeded))
+                        .map(|label| Val::Str(label.into())),
+                ),
                 (
                     "Employees",
                     c.employee_count.map(|n| Val::Int(i64::from(n))),
@@ -1416,6 +1422,12 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
         }
         std::sync::Arc::new(Emulator::new(options))
     },
+    industry: Some(crate::IndustryField {
+        field: "Industry",
+        standard: true,
+        // Zoho's default Industry list names kinds of technology business only.
+        labels: &[("Technology", "Systems Integrator")],
+    }),
 };
 
 impl crate::VendorEmulator for Emulator {
