@@ -94,8 +94,22 @@ pub async fn resolve(
     let mut problems: Vec<String> = Vec::new();
     for &object in objects {
         let settings = config.fields.get(&object).cloned().unwrap_or_default();
-        let Some((from, mut to)) = describe_both(&**source, &**sink, object, &settings).await?
-        else {
+        let described = match describe_both(&**source, &**sink, object, &settings).await {
+            Ok(described) => described,
+            // Nothing mapped for the object: the run can go on with the standard fields (it
+            // fails on its own, with its report, if the vendor is unreachable), but picklists
+            // then travel as the source stores them, and the operator must know.
+            Err(e) if settings.is_empty() => {
+                eprintln!(
+                    "warning: {object}: the field metadata could not be read ({:#}); picklist \
+                     values are carried as the source stores them, not mapped by label",
+                    e.error
+                );
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let Some((from, mut to)) = described else {
             continue;
         };
         let input = |to: &[VendorField]| -> FieldPlan {

@@ -261,7 +261,29 @@ async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> 
         }
         (Command::Plan(args), Some(mut run)) => {
             guard_same_account(&run, args.allow_same_account).await?;
-            let setup = map_fields(&mut run, fields::Creating::WouldCreate).await?;
+            // The dry run's deadline covers reading the field metadata too.
+            let deadline = Duration::from_secs(args.deadline);
+            let setup = tokio::time::timeout(
+                deadline,
+                map_fields(&mut run, fields::Creating::WouldCreate),
+            )
+            .await
+            .map_err(|_| {
+                let last: Vec<String> = [run.source.vendor(), run.sink.vendor()]
+                    .into_iter()
+                    .filter_map(|v| ferry_core::http::last_request(v).map(|e| format!("{v} {e}")))
+                    .collect();
+                CliError::failed(anyhow::anyhow!(
+                    "stopped: the dry run did not finish within its {} s deadline (--deadline), \
+                     still reading the field metadata{}",
+                    args.deadline,
+                    if last.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; the last requests were {}", last.join(" and "))
+                    }
+                ))
+            })??;
             plan::run(args, run, setup).await
         }
         (Command::Fields(args), _) => fields::run(args).await,

@@ -37,6 +37,9 @@ pub struct PlanArgs {
 /// for slow first pages of several objects.
 const PLAN_DEADLINE_SECS: u64 = 120;
 
+/// The most picklist labels `plan` lists by name as having no sink value.
+const UNMAPPED_LISTED: usize = 5;
+
 /// Records previewed per object.
 const PREVIEW: usize = 3;
 
@@ -247,13 +250,22 @@ fn describe_field_plan(out: &mut String, plan: &ferry_core::fieldplan::FieldPlan
         };
         let unmapped = map.unmapped(binding.options.iter().map(|o| o.label.as_str()));
         if !unmapped.is_empty() {
+            // A long list (HubSpot's 148 industries) is counted; `ferry fields` lists them all.
+            let listed = if unmapped.len() <= UNMAPPED_LISTED {
+                escape_control(&unmapped.join(", "))
+            } else {
+                format!(
+                    "{} of the source's {} options (`ferry fields` lists them)",
+                    unmapped.len(),
+                    binding.options.len()
+                )
+            };
             let _ = writeln!(
                 out,
                 "  source values of `{}` with no value in the sink's `{}` (records holding them \
-                 are refused; map them in [values]): {}",
+                 are refused; map them in [values]): {listed}",
                 escape_control(&binding.vendor),
                 escape_control(&map.sink_field),
-                escape_control(&unmapped.join(", "))
             );
         }
     }

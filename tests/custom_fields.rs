@@ -396,18 +396,24 @@ async fn run_pair(from: &'static str, to: &'static str, dir: &Path) -> Result<bo
     if out.status.code() != Some(0) {
         return Err(says("plan, the pair reversed", &out));
     }
+    // The preview shows each object's first three records; contacts show their email.
+    let previews = |contacts: bool| {
+        shown
+            .lines()
+            .filter(|l| {
+                l.contains("source id") && l.contains("custom.") && l.contains('@') == contacts
+            })
+            .count()
+    };
     let tiers = shown
         .lines()
         .filter(|l| TIERS.iter().any(|t| l.contains(&format!("={t}"))))
         .count();
-    let colours = shown
-        .lines()
-        .filter(|l| l.contains("source id") && l.contains("custom.") && l.contains("@"))
-        .count();
-    if tiers == 0 || colours == 0 {
+    if previews(false) == 0 || previews(true) == 0 {
         return Err(format!(
-            "{to} read as a source shows no custom values (tiers in {tiers} lines, contacts with \
-             custom values in {colours}):\n{shown}"
+            "{to} read as a source shows no custom values (companies {}, contacts {}, tiers {tiers}):\n{shown}",
+            previews(false),
+            previews(true)
         ));
     }
     Ok(refused_unmapped)

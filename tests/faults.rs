@@ -406,10 +406,12 @@ async fn run_case(case: &Case) -> Result<Observed, String> {
     ));
     std::fs::create_dir_all(&dir).expect("test dir");
     let config = dir.join("ferry.toml");
+    let spec = |vendor| ferry_sandbox::emulator(vendor).expect("an emulator of every vendor");
     let text = format!(
-        "version = 1\n\n{}\n{}\n[migration]\nobjects = [\"companies\", \"contacts\"]\n",
+        "version = 1\n\n{}\n{}\n[migration]\nobjects = [\"companies\", \"contacts\"]\n{}",
         table("source", case.from, &served.base_url, case.timeout_secs),
         table("sink", case.to, &sink_served.base_url, case.timeout_secs),
+        common::industry_table(&spec(case.from), &spec(case.to)),
     );
     std::fs::write(&config, text).expect("write config");
     let config_arg = config.to_string_lossy().into_owned();
@@ -675,8 +677,13 @@ token = "${{HUBSPOT_TOKEN}}"
 
 [migration]
 objects = ["companies", "contacts"]
-"#,
-        sf.base_url, hs.base_url
+{}"#,
+        sf.base_url,
+        hs.base_url,
+        common::industry_table(
+            &ferry_sandbox::salesforce::SPEC,
+            &ferry_sandbox::hubspot::SPEC
+        )
     );
     let (out, report, stderr) = migrate_with(&config, "hs", &sandbox_env()).await;
     assert_eq!(out.status.code(), Some(0), "{stderr}\n{report:#}");
@@ -744,8 +751,13 @@ max_retries = 10
 [migration]
 objects = ["companies", "contacts"]
 batches_in_flight = 8
-"#,
-        hs.base_url, pds.base_url
+{}"#,
+        hs.base_url,
+        pds.base_url,
+        common::industry_table(
+            &ferry_sandbox::hubspot::SPEC,
+            &ferry_sandbox::pipedrive::SPEC
+        )
     );
     let mut env = sandbox_env();
     env.push(("PIPEDRIVE_TOKEN", pipedrive::TOKEN.to_owned()));

@@ -195,6 +195,11 @@ async fn start(s: Scenario) -> Run {
     if let Some(path) = &checkpoint {
         text.push_str(&format!("checkpoint = {:?}\n", path.to_string_lossy()));
     }
+    // The industries, carried from the source's list into the sink's as an operator would.
+    let spec = |v| ferry_sandbox::emulator(v).expect("an emulator of every vendor");
+    if let Some(crosswalk) = ferry_sandbox::industry_crosswalk(&spec(s.from), &spec(s.to)) {
+        text.push_str(&crosswalk.to_config());
+    }
     let config = dir.join("ferry.toml");
     std::fs::write(&config, text).expect("write config");
     Run {

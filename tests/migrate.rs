@@ -238,8 +238,9 @@ async fn a_rejected_token_fails_the_run_clearly_without_printing_it() {
         all.contains("hubspot") && all.contains("401"),
         "names the vendor and status:\n{all}"
     );
+    // The first request: the field metadata, read before any record.
     assert!(
-        all.contains("/crm/v3/objects/companies"),
+        all.contains("/crm/v3/properties/companies"),
         "names the endpoint:\n{all}"
     );
     assert!(!all.contains(bad), "the token must never be printed");

@@ -99,11 +99,13 @@ async fn run(from: &str, to: &str, revoked: &str, faults: &str) -> Result<(), St
     ));
     std::fs::create_dir_all(&dir).expect("test dir");
     let config = dir.join("ferry.toml");
+    let spec = |v| ferry_sandbox::emulator(v).expect("an emulator of every vendor");
     let text = format!(
         "version = 1\n\n{}\n{}\n[migration]\nobjects = [\"companies\", \"contacts\"]\n\
-         batches_in_flight = 8\n",
+         batches_in_flight = 8\n{}",
         table("source", from, &source_served.base_url),
         table("sink", to, &sink_served.base_url),
+        common::industry_table(&spec(from), &spec(to)),
     );
     std::fs::write(&config, text).expect("write config");
     let config_arg = config.to_string_lossy().into_owned();

@@ -85,8 +85,13 @@ pub async fn start(setup: Setup) -> Sandbox {
     }
 }
 
-/// Writes a config for the two emulators, with `extra` appended to `[migration]`.
+/// Writes a config for the two emulators, with `extra` appended to `[migration]`, and the
+/// `[values.companies.industry]` table that carries HubSpot's industries into Salesforce's list.
 pub fn write_config(path: &Path, hubspot: &str, salesforce: &str, extra: &str) {
+    let industries = industry_table(
+        &ferry_sandbox::hubspot::SPEC,
+        &ferry_sandbox::salesforce::SPEC,
+    );
     let text = format!(
         r#"version = 1
 
@@ -104,9 +109,20 @@ client_secret = "${{SF_CLIENT_SECRET}}"
 [migration]
 objects = ["companies", "contacts"]
 {extra}
-"#
+{industries}"#
     );
     std::fs::write(path, text).expect("write config");
+}
+
+/// The `[values.companies.industry]` table (and `[fields.companies]` pair, where one is needed)
+/// an operator would write to carry the seeded industries of `from`'s account into `to`'s.
+pub fn industry_table(
+    from: &ferry_sandbox::EmulatorSpec,
+    to: &ferry_sandbox::EmulatorSpec,
+) -> String {
+    ferry_sandbox::industry_crosswalk(from, to)
+        .map(|c| c.to_config())
+        .unwrap_or_default()
 }
 
 /// The sandbox's credentials, as environment variables for the child.

@@ -138,6 +138,27 @@ pub struct IndustryCrosswalk {
     pub values: Vec<(&'static str, &'static str)>,
 }
 
+impl IndustryCrosswalk {
+    /// The crosswalk as ferry config text: the `[fields.companies]` pair, if any, and the
+    /// `[values.companies.industry]` table.
+    pub fn to_config(&self) -> String {
+        let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+        let mut text = String::new();
+        if let Some((a, b)) = self.field {
+            text.push_str(&format!(
+                "[fields.companies]\n{} = {}\n",
+                quote(a),
+                quote(b)
+            ));
+        }
+        text.push_str("[values.companies.industry]\n");
+        for (a, b) in &self.values {
+            text.push_str(&format!("{} = {}\n", quote(a), quote(b)));
+        }
+        text
+    }
+}
+
 /// The crosswalk from `from`'s industries to `to`'s; `None` when either has no industry field.
 pub fn industry_crosswalk(from: &EmulatorSpec, to: &EmulatorSpec) -> Option<IndustryCrosswalk> {
     let (source, sink) = (from.industry?, to.industry?);
