@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use async_trait::async_trait;
 use ferry_core::http::HttpStats;
 use ferry_core::{
-    AccountId, ConnectorResult, ConnectorSpec, ObjectType, Page, Record, RecordOutcome, Sink,
-    Source, Value, field,
+    AccountId, ConnectorResult, ConnectorSpec, FieldBinding, NewField, ObjectType, Page, Record,
+    RecordOutcome, Sink, Source, Value, VendorField, field,
 };
 use ferry_testkit::Target;
 use ferry_testkit::selftest::{self, Status};
@@ -45,6 +45,8 @@ enum Mutation {
     SourceMisnamesAuth,
     /// The source reports one fixed account id whatever account it reaches.
     SourceFixedAccountId,
+    /// The sink accepts mapped fields but writes only its standard ones.
+    SinkIgnoresMappedFields,
 }
 
 static MUTATION: AtomicU8 = AtomicU8::new(Mutation::None as u8);
@@ -64,6 +66,7 @@ fn mutation() -> Mutation {
         SourceSwapsCompanies,
         SourceMisnamesAuth,
         SourceFixedAccountId,
+        SinkIgnoresMappedFields,
     ][MUTATION.load(Ordering::Relaxed) as usize]
 }
 
@@ -141,6 +144,22 @@ impl Sink for MutantSink {
     async fn account_id(&self) -> ConnectorResult<Option<AccountId>> {
         self.0.account_id().await
     }
+    async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
+        self.0.describe(object).await
+    }
+    fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        if mutation() == Mutation::SinkIgnoresMappedFields {
+            return Ok(());
+        }
+        self.0.map_fields(object, bindings)
+    }
+    async fn create_field(
+        &self,
+        object: ObjectType,
+        field: &NewField,
+    ) -> ConnectorResult<VendorField> {
+        self.0.create_field(object, field).await
+    }
 }
 
 struct MutantSource(Arc<dyn Source>);
@@ -173,6 +192,12 @@ impl Source for MutantSource {
             }),
             _ => id,
         })
+    }
+    async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
+        self.0.describe(object).await
+    }
+    fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        self.0.map_fields(object, bindings)
     }
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
         let mut page = self.0.read_page(object, cursor).await?;
@@ -269,6 +294,7 @@ fn main() -> ExitCode {
         (SourceSwapsCompanies, "source::associations"),
         (SourceMisnamesAuth, "secrets"),
         (SourceFixedAccountId, "account_id"),
+        (SinkIgnoresMappedFields, "fields"),
         // Last: the log is the process's, so the leaked secret stays in it.
         (SinkLogsSecret, "secrets"),
     ];
