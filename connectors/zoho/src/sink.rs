@@ -48,6 +48,9 @@ pub struct ZohoSink {
     maps: FieldMaps,
 }
 
+/// A record to upsert: its input position, the record, and its Zoho body.
+type Item<'r> = (usize, &'r Record, Json);
+
 #[derive(Deserialize, Default)]
 struct QueryBody {
     #[serde(default)]
@@ -278,7 +281,7 @@ impl ZohoSink {
         };
         let records = chunk.len();
         let mut answers: Vec<Answer> = Vec::with_capacity(records);
-        let mut items: Vec<(usize, &'r Record, Json)> = Vec::with_capacity(records);
+        let mut items: Vec<Item<'r>> = Vec::with_capacity(records);
         for (i, record) in chunk {
             let company = record.text(COMPANY_LOOKUP.0).filter(|c| !c.is_empty());
             let account_id = match company {
@@ -325,18 +328,12 @@ impl ZohoSink {
 
     /// Sends one upsert of `items` (input position, record, body) and answers each: written,
     /// refused, or refused for a reason that passes (sent again by [`settle`]).
-    #[allow(clippy::type_complexity)]
     async fn send_upsert<'r>(
         &self,
         map: &FieldMap,
         object: ObjectType,
-        items: Vec<(usize, &'r Record, Json)>,
-    ) -> ConnectorResult<
-        Vec<(
-            (usize, &'r Record, Json),
-            Attempt<Result<Written, RecordRejection>>,
-        )>,
-    > {
+        items: Vec<Item<'r>>,
+    ) -> ConnectorResult<Vec<(Item<'r>, Attempt<Result<Written, RecordRejection>>)>> {
         let module = mapping::module(object);
         let src = self.src();
         let path = format!("/crm/v8/{module}/upsert");
