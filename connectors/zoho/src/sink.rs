@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::Poll;
 
 use async_trait::async_trait;
+use ferry_core::batch::{self, Answer};
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorField};
 use ferry_core::http::{HttpResponse, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
+use ferry_core::resolver::Resolver;
 use ferry_core::{
     ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
     Written,
@@ -40,11 +42,14 @@ pub struct ZohoSink {
     settings: Settings,
     client: Client,
     /// Company source id → Zoho Account id, learnt from upserts and lookups in this run.
-    accounts: Mutex<HashMap<String, String>>,
+    accounts: Resolver<String>,
     /// The fields written and read back per object: the standard tables and the operator's
     /// mapped fields.
     maps: FieldMaps,
 }
+
+/// A record to upsert: its input position, the record, and its Zoho body.
+type Item<'r> = (usize, &'r Record, Json);
 
 #[derive(Deserialize, Default)]
 struct QueryBody {
@@ -52,14 +57,11 @@ struct QueryBody {
     data: Vec<Map<String, Json>>,
 }
 
-fn reject(record: &Record, code: &str, reason: String) -> RecordOutcome {
-    RecordOutcome {
+fn reject(record: &Record, code: &str, reason: String) -> RecordRejection {
+    RecordRejection {
         source_id: record.source_id.clone(),
-        result: Err(RecordRejection {
-            source_id: record.source_id.clone(),
-            code: code.to_owned(),
-            reason,
-        }),
+        code: code.to_owned(),
+        reason,
     }
 }
 
@@ -116,7 +118,7 @@ impl ZohoSink {
         Ok(ZohoSink {
             settings,
             client,
-            accounts: Mutex::new(HashMap::new()),
+            accounts: Resolver::with_limit(MAX_CACHED_ACCOUNTS),
             maps: FieldMaps::new(ObjectType::ALL.map(|o| (o, mapping::standard(o)))),
         })
     }
@@ -128,17 +130,6 @@ impl ZohoSink {
 
     fn src(&self) -> &str {
         &self.settings.source_id_field
-    }
-
-    fn remember(&self, pairs: impl IntoIterator<Item = (String, String)>) {
-        if let Ok(mut cache) = self.accounts.lock() {
-            for (source_id, zoho_id) in pairs {
-                if cache.len() >= MAX_CACHED_ACCOUNTS {
-                    cache.clear();
-                }
-                cache.insert(source_id, zoho_id);
-            }
-        }
     }
 
     async fn coql(&self, query: String) -> ConnectorResult<Vec<Map<String, Json>>> {
@@ -159,28 +150,14 @@ impl ZohoSink {
         Ok(body.data)
     }
 
-    /// The Zoho Account ids of the given company source ids (those that exist).
-    async fn resolve_accounts(
+    /// The Zoho Account ids of the given company source ids (those that exist), looked up
+    /// with COQL, 50 per query: the lookup of [`Resolver::resolve`] for the cache's misses.
+    async fn lookup_accounts(
         &self,
-        companies: Vec<String>,
+        missing: Vec<String>,
     ) -> ConnectorResult<HashMap<String, String>> {
-        let mut found = HashMap::new();
-        let mut missing = Vec::new();
-        if let Ok(cache) = self.accounts.lock() {
-            for c in companies {
-                match cache.get(&c) {
-                    Some(id) => {
-                        found.insert(c, id.clone());
-                    }
-                    None => missing.push(c),
-                }
-            }
-        }
-        if missing.is_empty() {
-            return Ok(found);
-        }
         let columns = vec!["id".to_owned(), self.src().to_owned()];
-        let mut learnt = Vec::new();
+        let mut learnt = HashMap::new();
         for q in coql::in_queries(&columns, "Accounts", self.src(), &missing) {
             for row in self.coql(q).await? {
                 let (Some(id), Some(src)) = (
@@ -189,7 +166,7 @@ impl ZohoSink {
                 ) else {
                     continue;
                 };
-                learnt.push((src.to_owned(), id.to_owned()));
+                learnt.insert(src.to_owned(), id.to_owned());
             }
         }
         tracing::debug!(
@@ -198,9 +175,7 @@ impl ZohoSink {
             found = learnt.len(),
             "resolved companies"
         );
-        found.extend(learnt.iter().cloned());
-        self.remember(learnt);
-        Ok(found)
+        Ok(learnt)
     }
 
     /// Checks `module` has the source-id field, unique and of type text, and every mapped field.
@@ -278,124 +253,92 @@ impl ZohoSink {
         Ok(())
     }
 
-    /// Sends one upsert of at most 100 records; returns outcomes in input order.
-    async fn upsert_chunk(
+    /// Writes one chunk of [`batch::upsert_in_batches`] (at most 100 records, each with its
+    /// input position) in one upsert, and answers each position.
+    async fn upsert_chunk<'r>(
         &self,
+        map: &FieldMap,
         object: ObjectType,
-        records: &[Record],
-    ) -> ConnectorResult<Vec<RecordOutcome>> {
+        chunk: Vec<(usize, &'r Record)>,
+    ) -> ConnectorResult<Vec<Answer>> {
         let module = mapping::module(object);
         let src = self.src().to_owned();
-        let map = self.maps.get(object);
         let accounts = if object == ObjectType::Contacts {
-            let mut companies: Vec<String> = records
+            let mut companies: Vec<&str> = chunk
                 .iter()
-                .filter_map(|r| r.text(COMPANY_LOOKUP.0))
+                .filter_map(|(_, r)| r.text(COMPANY_LOOKUP.0))
                 .filter(|c| !c.is_empty())
-                .map(str::to_owned)
                 .collect();
             companies.sort_unstable();
             companies.dedup();
-            self.resolve_accounts(companies).await?
+            self.accounts
+                .resolve(ObjectType::Companies, companies, |missing| {
+                    self.lookup_accounts(missing)
+                })
+                .await?
         } else {
             HashMap::new()
         };
-        let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
-        let mut sent: Vec<usize> = Vec::with_capacity(records.len());
-        let mut bodies: Vec<Json> = Vec::with_capacity(records.len());
-        for (i, record) in records.iter().enumerate() {
-            if record.source_id.is_empty() {
-                outcomes[i] = Some(reject(
-                    record,
-                    "MISSING_SOURCE_ID",
-                    "the record has no source id".into(),
-                ));
-                continue;
-            }
+        let records = chunk.len();
+        let mut answers: Vec<Answer> = Vec::with_capacity(records);
+        let mut items: Vec<Item<'r>> = Vec::with_capacity(records);
+        for (i, record) in chunk {
             let company = record.text(COMPANY_LOOKUP.0).filter(|c| !c.is_empty());
             let account_id = match company {
                 None => None,
                 Some(c) => match accounts.get(c) {
                     Some(id) => Some(id.as_str()),
                     None => {
-                        outcomes[i] = Some(reject(
-                            record,
-                            "UNRESOLVED_COMPANY",
-                            format!(
-                                "the company reference: no Account has the contact's company as its {src} (the \
-                                 company was not migrated, or was rejected)"
-                            ),
+                        answers.push((
+                            i,
+                            Err(reject(
+                                record,
+                                "UNRESOLVED_COMPANY",
+                                format!(
+                                    "the company reference: no Account has the contact's company as its {src} (the \
+                                     company was not migrated, or was rejected)"
+                                ),
+                            )),
                         ));
                         continue;
                     }
                 },
             };
-            match mapping::to_zoho(&map, record, &src, account_id) {
-                Ok(body) => {
-                    sent.push(i);
-                    bodies.push(Json::Object(body));
-                }
-                Err(refused) => {
-                    outcomes[i] = Some(RecordOutcome {
-                        source_id: record.source_id.clone(),
-                        result: Err(refused),
-                    });
-                }
+            match mapping::to_zoho(map, record, &src, account_id) {
+                Ok(body) => items.push((i, record, Json::Object(body))),
+                Err(refused) => answers.push((i, Err(refused))),
             }
         }
-        let items: Vec<(usize, Json)> = sent.into_iter().zip(bodies).collect();
         let resend = Resend::from_retry(&self.settings.retry);
         let settled = settle(VENDOR, items, resend, |items| {
-            self.send_upsert(&map, object, records, items)
+            self.send_upsert(map, object, items)
         })
         .await?;
-        let mut learnt = Vec::new();
-        for ((i, _), outcome) in settled {
-            if let (ObjectType::Companies, Ok(written)) = (object, &outcome.result) {
-                learnt.push((records[i].source_id.clone(), written.sink_id.clone()));
+        for ((i, record, _), result) in settled {
+            if let (ObjectType::Companies, Ok(written)) = (object, &result) {
+                self.accounts
+                    .remember(object, &record.source_id, written.sink_id.clone());
             }
-            outcomes[i] = Some(outcome);
+            answers.push((i, result));
         }
-        self.remember(learnt);
-        let rejected = outcomes
-            .iter()
-            .flatten()
-            .filter(|o| o.result.is_err())
-            .count();
-        tracing::debug!(
-            vendor = VENDOR,
-            module,
-            records = records.len(),
-            rejected,
-            "upserted"
-        );
-        outcomes
-            .into_iter()
-            .zip(records)
-            .map(|(o, r)| {
-                o.ok_or_else(|| ConnectorError::Malformed {
-                    vendor: VENDOR,
-                    endpoint: format!("POST /crm/v8/{module}/upsert"),
-                    detail: format!("no outcome for record {}", r.source_id),
-                })
-            })
-            .collect()
+        let rejected = answers.iter().filter(|(_, r)| r.is_err()).count();
+        tracing::debug!(vendor = VENDOR, module, records, rejected, "upserted");
+        Ok(answers)
     }
 
-    /// Sends one upsert of `items` (record index, body) and answers each: written, refused,
-    /// or refused for a reason that passes (sent again by [`settle`]).
-    async fn send_upsert(
+    /// Sends one upsert of `items` (input position, record, body) and answers each: written,
+    /// refused, or refused for a reason that passes (sent again by [`settle`]).
+    async fn send_upsert<'r>(
         &self,
         map: &FieldMap,
         object: ObjectType,
-        records: &[Record],
-        items: Vec<(usize, Json)>,
-    ) -> ConnectorResult<Vec<((usize, Json), Attempt<RecordOutcome>)>> {
+        items: Vec<Item<'r>>,
+    ) -> ConnectorResult<Vec<(Item<'r>, Attempt<Result<Written, RecordRejection>>)>> {
         let module = mapping::module(object);
         let src = self.src();
         let path = format!("/crm/v8/{module}/upsert");
         let endpoint = format!("POST {path}");
-        let bodies: Vec<&Json> = items.iter().map(|(_, b)| b).collect();
+        let bodies: Vec<&Json> = items.iter().map(|(_, _, b)| b).collect();
         // `trigger: []`: a migration must not fire the org's workflows, approvals or
         // blueprints (Zoho runs all of them when `trigger` is left out).
         let body = json!({"data": bodies, "duplicate_check_fields": [src], "trigger": []});
@@ -406,7 +349,7 @@ impl ZohoSink {
         let answers = self.items(&endpoint, &response, items.len())?;
         let mut out = Vec::with_capacity(items.len());
         for (item, answer) in items.into_iter().zip(answers) {
-            let record = &records[item.0];
+            let record = item.1;
             let attempt = if answer.get("status").and_then(Json::as_str) == Some("success") {
                 let sink_id = answer
                     .get("details")
@@ -420,13 +363,10 @@ impl ZohoSink {
                     })?
                     .to_owned();
                 let created = answer.get("action").and_then(Json::as_str) == Some("insert");
-                Attempt::Done(RecordOutcome {
-                    source_id: record.source_id.clone(),
-                    result: Ok(Written { sink_id, created }),
-                })
+                Attempt::Done(Ok(Written { sink_id, created }))
             } else {
                 let (code, reason) = rejection_reason(map, record, &answer);
-                let refused = reject(record, &code, reason);
+                let refused = Err(reject(record, &code, reason));
                 if TRANSIENT_CODES.contains(&code.as_str()) {
                     Attempt::Again(refused)
                 } else {
@@ -568,11 +508,12 @@ impl Sink for ZohoSink {
         object: ObjectType,
         records: &[Record],
     ) -> ConnectorResult<Vec<RecordOutcome>> {
-        let mut outcomes = Vec::with_capacity(records.len());
-        for chunk in records.chunks(MAX_BATCH_SIZE.min(self.settings.batch_size)) {
-            outcomes.extend(self.upsert_chunk(object, chunk).await?);
-        }
-        Ok(outcomes)
+        let map = self.maps.get(object);
+        let batch_size = MAX_BATCH_SIZE.min(self.settings.batch_size);
+        batch::upsert_in_batches(VENDOR, object, records, batch_size, |chunk| {
+            self.upsert_chunk(&map, object, chunk)
+        })
+        .await
     }
 
     async fn read_back(

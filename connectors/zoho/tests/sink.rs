@@ -286,3 +286,33 @@ async fn a_grant_refused_with_400_is_a_credentials_error_at_once() {
         "the grant is not repeated"
     );
 }
+
+#[tokio::test]
+async fn a_source_id_twice_in_one_call_is_written_once_and_the_second_refused_unsent() {
+    let (emulator, running) = start(Options::default()).await;
+    let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+    let contact = |id: &str, last: &str| {
+        let mut r = Record::new(ObjectType::Contacts, id);
+        r.set(field::LAST_NAME, Value::Text(last.into()));
+        r
+    };
+    let records = vec![
+        contact("p-1", "Gilmore"),
+        contact("p-1", "Hayden"),
+        contact("  ", "Danes"),
+    ];
+    let outcomes = sink
+        .upsert(ObjectType::Contacts, &records)
+        .await
+        .expect("upsert");
+    let codes: Vec<&str> = outcomes
+        .iter()
+        .map(|o| match &o.result {
+            Ok(_) => "OK",
+            Err(r) => r.code.as_str(),
+        })
+        .collect();
+    assert_eq!(codes, ["OK", "DUPLICATE_SOURCE_ID", "MISSING_SOURCE_ID"]);
+    assert_eq!(emulator.count("Contacts"), 1);
+    assert_read_back_equal(&sink, ObjectType::Contacts, &records[..1]).await;
+}
