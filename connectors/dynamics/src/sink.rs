@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_core::batch::{self as frame, Answer};
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorField};
 use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
@@ -30,6 +31,9 @@ use crate::source::{COUNT_CAP, Collection, max_page_size};
 const CUT_BATCH_RETRIES: usize = 3;
 /// Longest `$filter` a read-back puts in one URL; longer id lists are split.
 const MAX_FILTER_CHARS: usize = 6_000;
+
+/// One request of a `$batch` with its record and the record's input position.
+type Part<'r> = (usize, &'r Record, batch::Request);
 
 /// A Dataverse environment as a [`Sink`].
 pub struct DynamicsSink {
@@ -105,36 +109,39 @@ impl DynamicsSink {
         }
     }
 
-    async fn upsert_batch(
+    /// Writes one chunk of the frame ([`frame::upsert_in_batches`]) as one `$batch`: records
+    /// whose key or values Dataverse cannot take are refused unsent; parts that failed for a
+    /// transient reason (a 5xx, a 429) are sent again in a new batch, since upserts by key are
+    /// idempotent and the others' outcomes stand.
+    async fn write_chunk<'r>(
         &self,
         object: ObjectType,
-        records: &[Record],
-    ) -> ConnectorResult<Vec<RecordOutcome>> {
+        chunk: Vec<(usize, &'r Record)>,
+    ) -> ConnectorResult<Vec<Answer>> {
         let t = mapping::table(object);
         let map = self.fields.get(object);
-        let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
-        let mut sent: Vec<usize> = Vec::with_capacity(records.len());
-        let mut requests = Vec::with_capacity(records.len());
-        for (i, record) in records.iter().enumerate() {
+        let mut answers: Vec<Answer> = Vec::with_capacity(chunk.len());
+        let mut pending: Vec<Part<'r>> = Vec::with_capacity(chunk.len());
+        for (i, record) in chunk {
             let Some(key) = mapping::key_segment(&self.column, &record.source_id) else {
-                outcomes[i] = Some(reject(
-                    record,
-                    "UNSUPPORTED_KEY_VALUE",
-                    format!(
-                        "the source id is empty or holds one of / < > * % & : \\ ? +, which Dataverse alternate keys \
-                         ({}) cannot be addressed by",
-                        self.column
-                    ),
+                answers.push((
+                    i,
+                    Err(reject(
+                        record,
+                        "UNSUPPORTED_KEY_VALUE",
+                        format!(
+                            "the source id holds one of / < > * % & : \\ ? +, which Dataverse alternate keys ({}) \
+                             cannot be addressed by",
+                            self.column
+                        ),
+                    )),
                 ));
                 continue;
             };
             let body = match mapping::to_dataverse(record, &self.column, &map) {
                 Ok(body) => body,
                 Err(rejection) => {
-                    outcomes[i] = Some(RecordOutcome {
-                        source_id: record.source_id.clone(),
-                        result: Err(rejection),
-                    });
+                    answers.push((i, Err(rejection)));
                     continue;
                 }
             };
@@ -142,68 +149,43 @@ impl DynamicsSink {
                 .client
                 .api_url(&format!("{}{key}?$select={}", t.set, t.id))?;
             let target = format!("{}?{}", url.path(), url.query().unwrap_or_default());
-            requests.push(batch::Request {
+            let request = batch::Request {
                 method: "PATCH",
                 target,
                 body: Json::Object(body).to_string(),
-            });
-            sent.push(i);
+            };
+            pending.push((i, record, request));
         }
-        // Parts that failed for a transient reason (a 5xx, a 429) are sent again in a new
-        // batch: upserts by key are idempotent, and the others' outcomes stand.
-        let pending: Vec<(usize, batch::Request)> = sent.into_iter().zip(requests).collect();
         let settled = settle(VENDOR, pending, self.resend, |pending| {
-            self.send_parts(object, records, pending)
+            self.send_parts(object, pending)
         })
         .await?;
-        for ((i, _), outcome) in settled {
-            outcomes[i] = Some(outcome);
-        }
-        let rejected = outcomes
-            .iter()
-            .flatten()
-            .filter(|o| o.result.is_err())
-            .count();
-        tracing::debug!(vendor = VENDOR, %object, records = records.len(), rejected, "upserted");
-        outcomes
-            .into_iter()
-            .zip(records)
-            .map(|(o, r)| {
-                o.ok_or_else(|| ConnectorError::Malformed {
-                    vendor: VENDOR,
-                    endpoint: "POST $batch".into(),
-                    detail: format!("no outcome for record {}", r.source_id),
-                })
-            })
-            .collect()
+        answers.extend(settled.into_iter().map(|((i, _, _), result)| (i, result)));
+        Ok(answers)
     }
 
     /// Sends one `$batch` of `pending` requests and answers each: written, refused, or failed
     /// for a reason that passes (a 429 or 5xx part, sent again by [`settle`]).
-    async fn send_parts(
+    async fn send_parts<'r>(
         &self,
         object: ObjectType,
-        records: &[Record],
-        pending: Vec<(usize, batch::Request)>,
-    ) -> ConnectorResult<Vec<((usize, batch::Request), Attempt<RecordOutcome>)>> {
+        pending: Vec<Part<'r>>,
+    ) -> ConnectorResult<Vec<(Part<'r>, Attempt<Result<Written, RecordRejection>>)>> {
         let t = mapping::table(object);
         let map = self.fields.get(object);
         let (_, parts) = self.send_batch(&pending).await?;
         let mut out = Vec::with_capacity(pending.len());
-        for ((i, request), part) in pending.into_iter().zip(parts) {
-            let record = &records[i];
+        for (sent, part) in pending.into_iter().zip(parts) {
+            let record = sent.1;
             let attempt = if (200..300).contains(&part.status) {
                 let sink_id = serde_json::from_str::<Json>(&part.body)
                     .ok()
                     .and_then(|b| b.get(t.id).and_then(Json::as_str).map(str::to_owned))
                     .unwrap_or_default();
-                Attempt::Done(RecordOutcome {
-                    source_id: record.source_id.clone(),
-                    result: Ok(Written {
-                        sink_id,
-                        created: part.status == 201,
-                    }),
-                })
+                Attempt::Done(Ok(Written {
+                    sink_id,
+                    created: part.status == 201,
+                }))
             } else {
                 let (code, reason) = rejection_reason(
                     record,
@@ -212,14 +194,14 @@ impl DynamicsSink {
                     &self.column,
                     &map,
                 );
-                let refused = reject(record, &code, reason);
+                let refused = Err(reject(record, &code, reason));
                 if part.status == 429 || part.status >= 500 {
                     Attempt::Again(refused)
                 } else {
                     Attempt::Done(refused)
                 }
             };
-            out.push(((i, request), attempt));
+            out.push((sent, attempt));
         }
         Ok(out)
     }
@@ -228,10 +210,10 @@ impl DynamicsSink {
     /// endpoint's name and one response per request, in order.
     async fn send_batch(
         &self,
-        pending: &[(usize, batch::Request)],
+        pending: &[Part<'_>],
     ) -> ConnectorResult<(String, Vec<batch::Response>)> {
         let boundary = format!("batch_ferry_{:016x}", rand::rng().random::<u64>());
-        let requests: Vec<&batch::Request> = pending.iter().map(|(_, r)| r).collect();
+        let requests: Vec<&batch::Request> = pending.iter().map(|(_, _, r)| r).collect();
         let call = Call {
             method: Method::POST,
             url: self.client.api_url("$batch")?,
@@ -374,14 +356,11 @@ fn filter_chunks(ids: &[String]) -> Vec<Vec<&String>> {
     chunks
 }
 
-fn reject(record: &Record, code: &str, reason: String) -> RecordOutcome {
-    RecordOutcome {
+fn reject(record: &Record, code: &str, reason: String) -> RecordRejection {
+    RecordRejection {
         source_id: record.source_id.clone(),
-        result: Err(RecordRejection {
-            source_id: record.source_id.clone(),
-            code: code.to_owned(),
-            reason,
-        }),
+        code: code.to_owned(),
+        reason,
     }
 }
 
@@ -534,10 +513,13 @@ impl Sink for DynamicsSink {
         object: ObjectType,
         records: &[Record],
     ) -> ConnectorResult<Vec<RecordOutcome>> {
-        let mut outcomes = Vec::with_capacity(records.len());
-        for chunk in records.chunks(self.batch_size) {
-            outcomes.extend(self.upsert_batch(object, chunk).await?);
-        }
+        let outcomes =
+            frame::upsert_in_batches(VENDOR, object, records, self.batch_size, |chunk| {
+                self.write_chunk(object, chunk)
+            })
+            .await?;
+        let rejected = outcomes.iter().filter(|o| o.result.is_err()).count();
+        tracing::debug!(vendor = VENDOR, %object, records = records.len(), rejected, "upserted");
         Ok(outcomes)
     }
 

@@ -334,3 +334,55 @@ async fn transient_failures_of_batch_parts_are_sent_again() {
     assert_eq!(emulator.count("account"), companies.len());
     assert_read_back_equal(&sink, ObjectType::Companies, &companies).await;
 }
+
+#[tokio::test]
+async fn ids_that_cannot_be_upserted_are_refused_unsent_and_outcomes_keep_input_order() {
+    let (emulator, running) = start(Options::default()).await;
+    let sink = DynamicsSink::new(
+        ferry_dynamics::DynamicsConfig {
+            batch_size: Some(2),
+            ..config(&running.base_url)
+        },
+        "sink",
+    )
+    .expect("sink");
+    let company = |id: &str| {
+        let mut r = Record::new(ObjectType::Companies, id);
+        r.set(field::NAME, Value::Text("Dragonfly Inn".into()));
+        r
+    };
+    let records: Vec<Record> = ["co-1", "", "co-1", "co/2", "co-3", "co-4"]
+        .into_iter()
+        .map(company)
+        .collect();
+    let before = emulator.requests();
+    let outcomes = sink
+        .upsert(ObjectType::Companies, &records)
+        .await
+        .expect("upsert");
+    let codes: Vec<&str> = outcomes
+        .iter()
+        .map(|o| match &o.result {
+            Ok(w) if w.created => "created",
+            Ok(_) => "updated",
+            Err(r) => r.code.as_str(),
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "created",
+            ferry_core::batch::MISSING_SOURCE_ID,
+            ferry_core::batch::DUPLICATE_SOURCE_ID,
+            "UNSUPPORTED_KEY_VALUE",
+            "created",
+            "created"
+        ]
+    );
+    let ids: Vec<&str> = outcomes.iter().map(|o| o.source_id.as_str()).collect();
+    assert_eq!(ids, ["co-1", "", "co-1", "co/2", "co-3", "co-4"]);
+    // The empty and repeated ids never reach a chunk: [co-1, co/2] and [co-3, co-4], the
+    // first of which sends only co-1.
+    assert_eq!(emulator.requests() - before, 2, "two $batch requests");
+    assert_eq!(emulator.count("account"), 3);
+}
