@@ -6,11 +6,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use ferry_core::batch::{self, Answer};
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorField};
 use ferry_core::http::{HttpResponse, HttpStats, Sent};
 use ferry_core::quality::{
     OPT_OUT_NOT_REPRESENTABLE, opt_out_not_representable_reason, opt_out_without_address,
 };
+use ferry_core::resolver::Resolver;
 use ferry_core::{
     ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
     Value, Written, field,
@@ -25,37 +27,10 @@ use crate::config::{MAX_IDS_PER_LIST, PipedriveConfig, Settings};
 use crate::mapping;
 use crate::policy::clean_code;
 
-/// Entries the id cache holds before it starts over: a bound on memory, not on correctness
-/// (a miss costs a search).
-const CACHE_LIMIT: usize = 200_000;
 /// Search results asked for per source id: more than one means duplicates to sort out.
 const SEARCH_LIMIT: &str = "10";
 /// Most keys one `custom_fields` parameter may carry (Pipedrive: "A maximum of 15 keys").
 const MAX_CUSTOM_FIELD_KEYS: usize = 15;
-
-/// Source id ↔ Pipedrive id, for records this run wrote or found, per object type: spares a
-/// search per contact's company and per read-back.
-#[derive(Default)]
-struct IdCache {
-    by_source: HashMap<(ObjectType, String), u64>,
-    by_id: HashMap<(ObjectType, u64), String>,
-    /// Object types whose source-id field this sink created: no record carried a source id
-    /// before this run, so every record with one is in the cache, and a miss means "absent"
-    /// without a search. Forgotten when the cache starts over.
-    complete: HashSet<ObjectType>,
-}
-
-impl IdCache {
-    fn put(&mut self, object: ObjectType, source_id: &str, id: u64) {
-        if self.by_source.len() >= CACHE_LIMIT || self.by_id.len() >= CACHE_LIMIT {
-            self.by_source.clear();
-            self.by_id.clear();
-            self.complete.clear();
-        }
-        self.by_source.insert((object, source_id.to_owned()), id);
-        self.by_id.insert((object, id), source_id.to_owned());
-    }
-}
 
 /// A Pipedrive company account as a sink.
 pub struct PipedriveSink {
@@ -63,7 +38,11 @@ pub struct PipedriveSink {
     settings: Settings,
     /// The source-id custom field's key per object type, once resolved.
     keys: Mutex<HashMap<ObjectType, String>>,
-    cache: Mutex<IdCache>,
+    /// Source id ↔ Pipedrive id, for records this run wrote or found: spares a search per
+    /// contact's company and per read-back. An object whose source-id field this sink created
+    /// is marked complete: no record carried a source id before this run, so a miss means
+    /// "absent" without a search.
+    ids: Resolver<u64>,
     /// The plain fields written and read back per object: the standard table and the mapped
     /// fields.
     fields: FieldMaps,
@@ -87,16 +66,12 @@ impl PipedriveSink {
             client,
             settings,
             keys: Mutex::default(),
-            cache: Mutex::default(),
+            ids: Resolver::default(),
             fields: FieldMaps::new(
                 [ObjectType::Companies, ObjectType::Contacts]
                     .map(|o| (o, mapping::standard_map(o))),
             ),
         })
-    }
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, IdCache> {
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The key of the source-id custom field of `object`, found by name (and created when
@@ -136,7 +111,7 @@ impl PipedriveSink {
                     entity,
                     "created the source-id custom field"
                 );
-                self.cache().complete.insert(object);
+                self.ids.mark_complete(object);
                 code
             }
             [(code, ty)] if matches!(ty.as_str(), "varchar" | "varchar_auto" | "text") => {
@@ -371,9 +346,8 @@ impl PipedriveSink {
                 }
             }
         }
-        let mut cache = self.cache();
         for (sid, id) in &found {
-            cache.put(object, sid, *id);
+            self.ids.remember(object, sid, *id);
         }
         Ok(found)
     }
@@ -385,26 +359,59 @@ impl PipedriveSink {
         key: &str,
         source_ids: &[String],
     ) -> ConnectorResult<HashMap<String, u64>> {
-        let mut out = HashMap::new();
-        let mut missing = Vec::new();
-        {
-            let cache = self.cache();
-            for sid in source_ids {
-                match cache.by_source.get(&(object, sid.clone())) {
-                    Some(id) => {
-                        out.insert(sid.clone(), *id);
-                    }
-                    None => missing.push(sid.clone()),
+        self.ids
+            .resolve(
+                object,
+                source_ids.iter().map(String::as_str),
+                |missing| async move { self.find(object, key, &missing).await },
+            )
+            .await
+    }
+
+    /// Writes one chunk of the batch frame: its existing records and companies are found in
+    /// one pass each, then each record is written on its own, a few at a time.
+    async fn write_chunk(
+        &self,
+        object: ObjectType,
+        key: &str,
+        chunk: Vec<(usize, &Record)>,
+    ) -> ConnectorResult<Vec<Answer>> {
+        let source_ids: Vec<String> = chunk.iter().map(|(_, r)| r.source_id.clone()).collect();
+        let existing = self.resolve(object, key, &source_ids).await?;
+        let orgs = if object == ObjectType::Contacts {
+            self.company_ids(chunk.iter().map(|(_, r)| *r)).await?
+        } else {
+            HashMap::new()
+        };
+        let mut writes = Vec::with_capacity(chunk.len());
+        for (i, record) in chunk {
+            let (existing, orgs) = (&existing, &orgs);
+            writes.push(async move {
+                // Pipedrive sets no marketing status on a person without a valid address (it
+                // stays `no_consent`): refused before anything is written, so the person never
+                // arrives without its opt-out (the engine refuses it earlier; this guards
+                // callers that skip the engine).
+                if object == ObjectType::Contacts && opt_out_without_address(record) {
+                    let reason = opt_out_not_representable_reason(VENDOR);
+                    return Ok((i, refusal(record, OPT_OUT_NOT_REPRESENTABLE, reason)));
                 }
-            }
+                let org = match record.get(field::COMPANY) {
+                    Some(Value::Reference(sid)) | Some(Value::Text(sid)) => orgs
+                        .get(sid)
+                        .map_or(OrgRef::Missing, |id| OrgRef::Found(*id)),
+                    _ => OrgRef::None,
+                };
+                let existing = existing.get(&record.source_id).copied();
+                let result = self.write_one(object, record, key, existing, org).await?;
+                Ok::<Answer, ConnectorError>((i, result))
+            });
         }
-        missing.sort();
-        missing.dedup();
-        let complete = self.cache().complete.contains(&object);
-        if !missing.is_empty() && !complete {
-            out.extend(self.find(object, key, &missing).await?);
-        }
-        Ok(out)
+        stream::iter(writes)
+            .buffered(self.settings.concurrency)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Writes one record: `PATCH` when it exists (falling back to `POST` if it vanished),
@@ -421,12 +428,12 @@ impl PipedriveSink {
         key: &str,
         existing: Option<u64>,
         org: OrgRef,
-    ) -> ConnectorResult<RecordOutcome> {
+    ) -> ConnectorResult<Result<Written, RecordRejection>> {
         let org_id = match org {
             OrgRef::None => None,
             OrgRef::Found(id) => Some(id),
             OrgRef::Missing => {
-                return Ok(reject(
+                return Ok(refusal(
                     record,
                     "COMPANY_NOT_FOUND",
                     "the company reference: no Pipedrive organization carries the contact's company as its \
@@ -438,12 +445,7 @@ impl PipedriveSink {
         let map = self.fields.get(object);
         let body = match mapping::to_body(record, key, org_id, &map) {
             Ok(body) => body,
-            Err(rejection) => {
-                return Ok(RecordOutcome {
-                    source_id: record.source_id.clone(),
-                    result: Err(rejection),
-                });
-            }
+            Err(rejection) => return Ok(Err(rejection)),
         };
         let entity = mapping::object_path(object);
         let mut target = existing;
@@ -462,14 +464,11 @@ impl PipedriveSink {
                 match self.client.create(&path, &body, landed).await? {
                     Sent::Response(response) => response,
                     Sent::Landed(id) => {
-                        self.cache().put(object, &record.source_id, id);
-                        return Ok(RecordOutcome {
-                            source_id: record.source_id.clone(),
-                            result: Ok(Written {
-                                sink_id: id.to_string(),
-                                created: true,
-                            }),
-                        });
+                        self.ids.remember(object, &record.source_id, id);
+                        return Ok(Ok(Written {
+                            sink_id: id.to_string(),
+                            created: true,
+                        }));
                     }
                 }
             };
@@ -485,14 +484,11 @@ impl PipedriveSink {
                         endpoint,
                         detail: "a successful write without `data.id`".into(),
                     })?;
-                self.cache().put(object, &record.source_id, id);
-                return Ok(RecordOutcome {
-                    source_id: record.source_id.clone(),
-                    result: Ok(Written {
-                        sink_id: id.to_string(),
-                        created: target.is_none(),
-                    }),
-                });
+                self.ids.remember(object, &record.source_id, id);
+                return Ok(Ok(Written {
+                    sink_id: id.to_string(),
+                    created: target.is_none(),
+                }));
             }
             if status == 404 && target.is_some() {
                 // Deleted since it was found: create it again.
@@ -501,7 +497,7 @@ impl PipedriveSink {
             }
             if matches!(status, 400 | 404 | 409 | 410 | 422) {
                 let (code, reason) = rejection_reason(object, &response, &map);
-                return Ok(reject(record, &code, reason));
+                return Ok(refusal(record, &code, reason));
             }
             return Err(self
                 .client
@@ -510,9 +506,11 @@ impl PipedriveSink {
     }
 
     /// The organization id of each distinct company referenced by `records`.
-    async fn company_ids(&self, records: &[Record]) -> ConnectorResult<HashMap<String, u64>> {
+    async fn company_ids<'r>(
+        &self,
+        records: impl Iterator<Item = &'r Record>,
+    ) -> ConnectorResult<HashMap<String, u64>> {
         let mut companies: Vec<String> = records
-            .iter()
             .filter_map(|r| r.text(field::COMPANY))
             .map(str::to_owned)
             .collect();
@@ -534,15 +532,12 @@ impl PipedriveSink {
     async fn company_source_ids(&self, org_ids: &[u64]) -> ConnectorResult<HashMap<u64, String>> {
         let mut out = HashMap::new();
         let mut missing = Vec::new();
-        {
-            let cache = self.cache();
-            for id in org_ids {
-                match cache.by_id.get(&(ObjectType::Companies, *id)) {
-                    Some(sid) => {
-                        out.insert(*id, sid.clone());
-                    }
-                    None => missing.push(*id),
+        for id in org_ids {
+            match self.ids.source_id(ObjectType::Companies, id) {
+                Some(sid) => {
+                    out.insert(*id, sid);
                 }
+                None => missing.push(*id),
             }
         }
         missing.sort_unstable();
@@ -560,7 +555,7 @@ impl PipedriveSink {
             if let (Some(id), Some(sid)) =
                 (mapping::id_of(&raw), mapping::custom_text(&raw, &org_key))
             {
-                self.cache().put(ObjectType::Companies, &sid, id);
+                self.ids.remember(ObjectType::Companies, &sid, id);
                 out.insert(id, sid);
             }
         }
@@ -568,15 +563,12 @@ impl PipedriveSink {
     }
 }
 
-fn reject(record: &Record, code: &str, reason: String) -> RecordOutcome {
-    RecordOutcome {
+fn refusal(record: &Record, code: &str, reason: String) -> Result<Written, RecordRejection> {
+    Err(RecordRejection {
         source_id: record.source_id.clone(),
-        result: Err(RecordRejection {
-            source_id: record.source_id.clone(),
-            code: code.to_owned(),
-            reason,
-        }),
-    }
+        code: code.to_owned(),
+        reason,
+    })
 }
 
 /// A rejection's code and reason from Pipedrive's error body: the error code and the names of
@@ -707,77 +699,10 @@ impl Sink for PipedriveSink {
                 vendor: VENDOR,
                 detail: "the source-id custom field could not be created".into(),
             })?;
-        let mut seen = HashSet::new();
-        let duplicate: Vec<bool> = records
-            .iter()
-            .map(|r| !seen.insert(r.source_id.as_str()))
-            .collect();
-        let source_ids: Vec<String> = records
-            .iter()
-            .filter(|r| !r.source_id.is_empty())
-            .map(|r| r.source_id.clone())
-            .collect();
-        let existing = self.resolve(object, &key, &source_ids).await?;
-        let orgs = if object == ObjectType::Contacts {
-            self.company_ids(records).await?
-        } else {
-            HashMap::new()
-        };
-        let writes: Vec<_> = records
-            .iter()
-            .zip(duplicate)
-            .map(|(record, duplicate)| {
-                let key = &key;
-                let existing = &existing;
-                let orgs = &orgs;
-                async move {
-                    if record.source_id.is_empty() {
-                        return Ok(reject(
-                            record,
-                            "MISSING_SOURCE_ID",
-                            "the record has no source id".into(),
-                        ));
-                    }
-                    if duplicate {
-                        return Ok(reject(
-                            record,
-                            "DUPLICATE_SOURCE_ID",
-                            "the same source id appears twice in one batch".into(),
-                        ));
-                    }
-                    // Pipedrive sets no marketing status on a person without a valid address
-                    // (it stays `no_consent`): refused before anything is written, so the
-                    // person never arrives without its opt-out (the engine refuses it earlier;
-                    // this guards callers that skip the engine).
-                    if object == ObjectType::Contacts && opt_out_without_address(record) {
-                        return Ok(reject(
-                            record,
-                            OPT_OUT_NOT_REPRESENTABLE,
-                            opt_out_not_representable_reason(VENDOR),
-                        ));
-                    }
-                    let org = match record.get(field::COMPANY) {
-                        Some(Value::Reference(sid)) | Some(Value::Text(sid)) => orgs
-                            .get(sid)
-                            .map_or(OrgRef::Missing, |id| OrgRef::Found(*id)),
-                        _ => OrgRef::None,
-                    };
-                    self.write_one(
-                        object,
-                        record,
-                        key,
-                        existing.get(&record.source_id).copied(),
-                        org,
-                    )
-                    .await
-                }
-            })
-            .collect();
-        let results = stream::iter(writes)
-            .buffered(self.settings.concurrency)
-            .collect::<Vec<_>>()
-            .await;
-        let outcomes: Vec<RecordOutcome> = results.into_iter().collect::<ConnectorResult<_>>()?;
+        let write = |chunk| self.write_chunk(object, &key, chunk);
+        let outcomes =
+            batch::upsert_in_batches(VENDOR, object, records, self.settings.batch_size, write)
+                .await?;
         tracing::debug!(
             vendor = VENDOR,
             %object,
@@ -802,13 +727,10 @@ impl Sink for PipedriveSink {
         };
         let wanted: HashSet<&str> = source_ids.iter().map(String::as_str).collect();
         // Cached ids first (this run wrote them); whatever they do not confirm is searched.
-        let cached: Vec<u64> = {
-            let cache = self.cache();
-            source_ids
-                .iter()
-                .filter_map(|s| cache.by_source.get(&(object, s.clone())).copied())
-                .collect()
-        };
+        let cached: Vec<u64> = source_ids
+            .iter()
+            .filter_map(|s| self.ids.sink_id(object, s))
+            .collect();
         let mut raws: HashMap<String, Json> = HashMap::new();
         let keep = |raw: Json, raws: &mut HashMap<String, Json>| {
             if let Some(sid) = mapping::custom_text(&raw, &key) {
@@ -827,9 +749,23 @@ impl Sink for PipedriveSink {
             .filter(|s| !raws.contains_key(s.as_str()))
             .cloned()
             .collect();
-        let complete = self.cache().complete.contains(&object);
-        if !missing.is_empty() && !complete {
-            let found = self.find(object, &key, &missing).await?;
+        // Searched: the ids the cache named whose record no longer carries them (deleted or
+        // edited since), and those it never saw unless the object is complete (then absent).
+        // The resolver only sorts them here; `find` searches them all in one pass.
+        let mut search: Vec<String> = missing
+            .iter()
+            .filter(|s| self.ids.sink_id(object, s).is_some())
+            .cloned()
+            .collect();
+        let unseen = |unseen: Vec<String>| {
+            search.extend(unseen);
+            async { Ok(HashMap::new()) }
+        };
+        self.ids
+            .resolve(object, missing.iter().map(String::as_str), unseen)
+            .await?;
+        if !search.is_empty() {
+            let found = self.find(object, &key, &search).await?;
             let mut ids: Vec<u64> = found.values().copied().collect();
             ids.sort_unstable();
             let mut fetched = self.fetch(object, &key, &ids).await?;

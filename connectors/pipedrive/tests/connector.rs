@@ -237,6 +237,38 @@ async fn sink_upserts_idempotently_and_reads_back_equal() {
     read_back_digests_equal(&rerun, ObjectType::Contacts, &[changed]).await;
 }
 
+/// A record deleted since this sink wrote it, and written again by another run under a new id,
+/// is searched for on read-back rather than trusted to its stale id, even where the sink made
+/// the source-id field itself (and a source id it never saw is absent without a search).
+#[tokio::test]
+async fn read_back_searches_again_for_a_record_deleted_since_it_was_written() {
+    let (_emulator, running) = start(unlimited()).await;
+    let (companies, _) = canonical(&generate(20, 5, &Mess::none()));
+    let first = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
+    first.prepare(ObjectType::Companies).await.expect("prepare");
+    let written = upsert_all(&first, ObjectType::Companies, &companies).await;
+    let old_id = written[0].result.as_ref().expect("written").sink_id.clone();
+    let deleted = reqwest::Client::new()
+        .delete(format!(
+            "{}/api/v2/organizations/{old_id}",
+            running.base_url
+        ))
+        .header("x-api-token", TOKEN)
+        .send()
+        .await
+        .expect("delete");
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    // Another run (empty caches) writes it again: a new organization.
+    let second = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
+    let again = second
+        .upsert(ObjectType::Companies, &companies[..1])
+        .await
+        .expect("upsert");
+    let again = again[0].result.as_ref().expect("written again");
+    assert!(again.created && again.sink_id != old_id, "{again:?}");
+    read_back_digests_equal(&first, ObjectType::Companies, &companies).await;
+}
+
 fn sink_field(emulator: &Emulator) -> Option<String> {
     emulator.custom_field_key("contacts", "Ferry source id")
 }
