@@ -295,6 +295,16 @@ impl Bench {
         for line in migration {
             let _ = writeln!(config, "{line}");
         }
+        // The seeded industries, carried from the source's list into the sink's as an operator
+        // would map them; without it, companies whose label the sink lacks would be refused.
+        if let (Some(from), Some(to)) = (
+            ferry_sandbox::emulator(plan.source),
+            ferry_sandbox::emulator(plan.sink),
+        ) {
+            if let Some(crosswalk) = ferry_sandbox::industry_crosswalk(&from, &to) {
+                let _ = write!(config, "\n{}", crosswalk.to_config());
+            }
+        }
         let path = self.dir.join("bench.toml");
         std::fs::write(&path, &config)
             .with_context(|| format!("cannot write {}", path.display()))?;
