@@ -214,8 +214,11 @@ impl Bench {
         };
         let ready_after = started.elapsed();
         let cpu_at_ready = child::cpu_so_far(child.id()).unwrap_or_default();
-        let mut settings = HashMap::new();
+        let mut settings: HashMap<String, Vec<String>> = HashMap::new();
         let mut env = Vec::new();
+        // The banner prints each connector's settings as a TOML table: a `connector = "…"`
+        // line, then its keys, one a line, up to a blank line.
+        let mut table: Option<String> = None;
         for line in &lines {
             let line = line.trim();
             if let Some(export) = line.strip_prefix("export ") {
@@ -224,13 +227,14 @@ impl Bench {
                 }
             } else if let Some(rest) = line.strip_prefix("connector = \"") {
                 let vendor = rest.split('"').next().unwrap_or_default().to_owned();
-                let keys: Vec<String> = line
-                    .split("  ")
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                settings.insert(vendor, keys);
+                settings.insert(vendor.clone(), vec![line.to_owned()]);
+                table = Some(vendor);
+            } else if line.is_empty() || line.starts_with('[') {
+                table = None;
+            } else if let Some(vendor) = &table {
+                if line.contains(" = ") {
+                    settings.entry(vendor.clone()).or_default().push(line.to_owned());
+                }
             }
         }
         for vendor in [plan.source, plan.sink] {
