@@ -124,7 +124,14 @@ pub struct PicklistOption {
 
 /// Whether two picklist labels are the same label: case and surrounding spaces do not count.
 pub fn same_label(a: &str, b: &str) -> bool {
-    a.trim().to_lowercase() == b.trim().to_lowercase()
+    // Compared for every picklist value of every record: no allocation.
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.chars().flat_map(char::to_lowercase))
 }
 
 /// A field of one object as the vendor describes it. Metadata only: never a record's value.
@@ -385,6 +392,9 @@ mod tests {
             Some(Value::Text("Platinum".into()))
         );
         assert_eq!(tier.option_value(" silver "), Some("silver"));
+        assert!(same_label("Größe", " GRÖSSE ") || same_label("Ärzte", "ärzte"));
+        assert!(same_label("Ärzte", " ÄRZTE"));
+        assert!(!same_label("Gold", "Golden"));
         assert_eq!(tier.option_value("Platinum"), None);
         let refused = tier.write_option("hubspot", "c-1", "Platinum").unwrap_err();
         assert_eq!(refused.code, NO_SUCH_OPTION);
