@@ -233,7 +233,10 @@ impl Bench {
                 table = None;
             } else if let Some(vendor) = &table {
                 if line.contains(" = ") {
-                    settings.entry(vendor.clone()).or_default().push(line.to_owned());
+                    settings
+                        .entry(vendor.clone())
+                        .or_default()
+                        .push(line.to_owned());
                 }
             }
         }
