@@ -230,21 +230,10 @@ fn create_body(object: ObjectType, name: &str, field: &NewField) -> Option<Json>
     Some(body)
 }
 
-/// Adds which property was being created to an error, keeping its endpoint (never a value).
+/// Adds which property was being created to an error, keeping its endpoint (never a value),
+/// and to a refused credential the scope creating properties needs.
 fn creating(error: ConnectorError, object: ObjectType, name: &str) -> ConnectorError {
-    let about = |detail: String| format!("creating {object} property `{name}`: {detail}");
-    match error {
-        ConnectorError::Status {
-            vendor,
-            endpoint,
-            status,
-            detail,
-        } => ConnectorError::Status {
-            vendor,
-            endpoint,
-            status,
-            detail: about(detail),
-        },
+    let error = match error {
         ConnectorError::Auth {
             vendor,
             endpoint,
@@ -254,22 +243,14 @@ fn creating(error: ConnectorError, object: ObjectType, name: &str) -> ConnectorE
             vendor,
             endpoint,
             status,
-            detail: about(format!(
+            detail: format!(
                 "{detail} (creating properties needs the scope crm.schemas.{}.write)",
                 mapping::object_path(object)
-            )),
-        },
-        ConnectorError::Malformed {
-            vendor,
-            endpoint,
-            detail,
-        } => ConnectorError::Malformed {
-            vendor,
-            endpoint,
-            detail: about(detail),
+            ),
         },
         other => other,
-    }
+    };
+    error.about(format_args!("creating {object} property `{name}`"))
 }
 
 /// Creates `field` as a custom property of `object` and returns it as [`describe`] lists it.

@@ -180,27 +180,9 @@ fn for_field(error: ConnectorError, label: &str) -> ConnectorError {
                  an admin user). Create it once in Settings → Data fields, or use an admin's token"
             ),
         },
-        ConnectorError::Status {
-            vendor,
-            endpoint,
-            status,
-            detail,
-        } => ConnectorError::Status {
-            vendor,
-            endpoint,
-            status,
-            detail: format!("creating field \"{label}\": {detail}"),
-        },
-        ConnectorError::Malformed {
-            vendor,
-            endpoint,
-            detail,
-        } => ConnectorError::Malformed {
-            vendor,
-            endpoint,
-            detail: format!("creating field \"{label}\": {detail}"),
-        },
-        other => other,
+        // Another refused credential says so itself.
+        auth @ ConnectorError::Auth { .. } => auth,
+        other => other.about(format_args!("creating field \"{label}\"")),
     }
 }
 

@@ -250,44 +250,6 @@ fn metadata(field: &NewField) -> Result<serde_json::Value, String> {
     })
 }
 
-/// Adds which field the error concerns to `e` (an endpoint is already in it).
-fn about(e: ConnectorError, what: &str) -> ConnectorError {
-    match e {
-        ConnectorError::Status {
-            vendor,
-            endpoint,
-            status,
-            detail,
-        } => ConnectorError::Status {
-            vendor,
-            endpoint,
-            status,
-            detail: format!("{what}: {detail}"),
-        },
-        ConnectorError::Malformed {
-            vendor,
-            endpoint,
-            detail,
-        } => ConnectorError::Malformed {
-            vendor,
-            endpoint,
-            detail: format!("{what}: {detail}"),
-        },
-        ConnectorError::Auth {
-            vendor,
-            endpoint,
-            status,
-            detail,
-        } => ConnectorError::Auth {
-            vendor,
-            endpoint,
-            status,
-            detail: format!("{what}: {detail}"),
-        },
-        other => other,
-    }
-}
-
 /// Whether `e` is Salesforce's 400 with error code `code`.
 fn is_code(e: &ConnectorError, code: &str) -> bool {
     matches!(e, ConnectorError::Status { status: 400, detail, .. } if detail.starts_with(code))
@@ -416,12 +378,12 @@ pub(crate) async fn create_field(
         Err(e) if is_code(&e, "DUPLICATE_DEVELOPER_NAME") => {
             tracing::info!(vendor = VENDOR, sobject, field = %name, "custom field exists already; granting access to it");
         }
-        Err(e) => return Err(about(e, &what)),
+        Err(e) => return Err(e.about(&what)),
     }
     let grant_what = format!("granting field-level security on `{sobject}.{name}`");
     let permission_set = profile_permission_set(client)
         .await
-        .map_err(|e| about(e, &grant_what))?;
+        .map_err(|e| e.about(&grant_what))?;
     let grant = json!({
         "ParentId": permission_set,
         "SobjectType": sobject,
@@ -434,7 +396,7 @@ pub(crate) async fn create_field(
         Ok(()) => {}
         // Granted before: describe below says whether it is writable.
         Err(e) if is_code(&e, "DUPLICATE_VALUE") => {}
-        Err(e) => return Err(about(e, &grant_what)),
+        Err(e) => return Err(e.about(&grant_what)),
     }
     let described = describe(client, sobject).await?;
     match described.field(&name) {

@@ -99,6 +99,46 @@ fn attempts_text(n: &usize) -> String {
 }
 
 impl ConnectorError {
+    /// This vendor answer's error with what it was about put before its detail (`creating
+    /// field "Tier": …`), its kind, status and endpoint kept. Only the vendor's answers (`Auth`,
+    /// `Status`, `Malformed`) take it: the other kinds already say what failed.
+    pub fn about(self, what: impl std::fmt::Display) -> ConnectorError {
+        match self {
+            ConnectorError::Auth {
+                vendor,
+                endpoint,
+                status,
+                detail,
+            } => ConnectorError::Auth {
+                vendor,
+                endpoint,
+                status,
+                detail: format!("{what}: {detail}"),
+            },
+            ConnectorError::Status {
+                vendor,
+                endpoint,
+                status,
+                detail,
+            } => ConnectorError::Status {
+                vendor,
+                endpoint,
+                status,
+                detail: format!("{what}: {detail}"),
+            },
+            ConnectorError::Malformed {
+                vendor,
+                endpoint,
+                detail,
+            } => ConnectorError::Malformed {
+                vendor,
+                endpoint,
+                detail: format!("{what}: {detail}"),
+            },
+            other => other,
+        }
+    }
+
     /// Whose fault this error is, for the report's `error_kind` and the exit code.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -127,6 +167,32 @@ pub type ConnectorResult<T> = Result<T, ConnectorError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn about_names_what_a_vendor_answer_concerned_and_keeps_its_kind() {
+        let status = ConnectorError::Status {
+            vendor: "v",
+            endpoint: "POST /fields".into(),
+            status: 400,
+            detail: "INVALID".into(),
+        }
+        .about("creating field `tier`");
+        assert_eq!(
+            status.to_string(),
+            "v: POST /fields: HTTP 400: creating field `tier`: INVALID"
+        );
+        assert_eq!(status.kind(), ErrorKind::Vendor);
+        let network = || ConnectorError::Network {
+            vendor: "v",
+            endpoint: "POST /fields".into(),
+            detail: "reset".into(),
+        };
+        assert_eq!(
+            network().about("x").to_string(),
+            network().to_string(),
+            "a network error says what failed itself"
+        );
+    }
 
     #[test]
     fn each_error_says_whose_fault_it_is() {
