@@ -88,7 +88,14 @@ pub async fn run(
         }
         if code == 0 {
             for &object in &options.objects {
-                let stored = sink.stored_fields(object);
+                let stored = match sink.capability(object) {
+                    Ok(capability) => capability.stored,
+                    Err(e) => {
+                        let _ = writeln!(out, "\n{}: {e}", object.as_str());
+                        code = EXIT_FAILED;
+                        continue;
+                    }
+                };
                 let _ = writeln!(out, "\n{}:", object.as_str());
                 let _ = match source.count(object).await {
                     Ok(Some(n)) => writeln!(

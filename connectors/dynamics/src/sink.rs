@@ -11,8 +11,8 @@ use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorFiel
 use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
-    ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
-    Written,
+    Capability, ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome,
+    RecordRejection, Sink, Written,
 };
 use rand::Rng;
 use reqwest::Method;
@@ -457,18 +457,6 @@ impl Sink for DynamicsSink {
         Some(self.client.stats())
     }
 
-    fn batch_size(&self, _object: ObjectType) -> usize {
-        self.batch_size
-    }
-
-    fn read_back_size(&self, _object: ObjectType) -> usize {
-        self.read_back_size
-    }
-
-    fn stored_fields(&self, object: ObjectType) -> Vec<String> {
-        mapping::stored_fields(object, &self.fields.get(object))
-    }
-
     /// The table's column definitions (`GET EntityDefinitions(LogicalName='…')/Attributes`).
     async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
         crate::fields::describe(&self.client, object).await
@@ -487,6 +475,16 @@ impl Sink for DynamicsSink {
         field: &NewField,
     ) -> ConnectorResult<VendorField> {
         crate::fields::create(&self.client, &self.publisher_prefix, object, field).await
+    }
+
+    fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+        Ok(Capability {
+            batch_size: self.batch_size,
+            read_back_size: self.read_back_size,
+            stored: mapping::stored_fields(object, &self.fields.get(object)),
+            required: Vec::new(),
+            opt_out_needs_email: false,
+        })
     }
 
     async fn check(&self) -> ConnectorResult<()> {

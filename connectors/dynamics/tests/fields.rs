@@ -194,7 +194,7 @@ async fn a_sink_writes_mapped_columns_reads_them_back_and_refuses_only_an_unknow
             .expect("map");
         sink.prepare(object).await.expect("prepare");
     }
-    let stored = sink.stored_fields(ObjectType::Companies);
+    let stored = sink.capability(ObjectType::Companies).unwrap().stored;
     for name in ["region", "seats", "tier", field::NAME] {
         assert!(stored.iter().any(|s| s == name), "{name} in {stored:?}");
     }

@@ -15,8 +15,8 @@ use ferry_core::quality::{
 use ferry_core::redact::clean_code;
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
-    ConnectorError, ConnectorResult, FieldBinding, FieldMaps, NewField, ObjectType, Record,
-    RecordOutcome, RecordRejection, Sink, Value, VendorField, Written, field,
+    Capability, ConnectorError, ConnectorResult, FieldBinding, FieldMaps, NewField, ObjectType,
+    Record, RecordOutcome, RecordRejection, Sink, Value, VendorField, Written, field,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -1128,18 +1128,6 @@ impl Sink for HubspotSink {
         Some(self.client.stats())
     }
 
-    fn batch_size(&self, _object: ObjectType) -> usize {
-        MAX_BATCH
-    }
-
-    fn read_back_size(&self, _object: ObjectType) -> usize {
-        MAX_BATCH
-    }
-
-    fn stored_fields(&self, object: ObjectType) -> Vec<String> {
-        mapping::stored_fields(object, &self.fields.get(object))
-    }
-
     /// The properties API (`GET /crm/v3/properties/{objectType}`; scope
     /// `crm.schemas.{objectType}.read`).
     async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
@@ -1176,8 +1164,14 @@ impl Sink for HubspotSink {
 
     /// HubSpot keeps an email opt-out per address (the communication-preferences API; the
     /// contact's `hs_email_optout` is read-only).
-    fn opt_out_needs_email(&self, object: ObjectType) -> bool {
-        object == ObjectType::Contacts
+    fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+        Ok(Capability {
+            batch_size: MAX_BATCH,
+            read_back_size: MAX_BATCH,
+            stored: mapping::stored_fields(object, &self.fields.get(object)),
+            required: Vec::new(),
+            opt_out_needs_email: object == ObjectType::Contacts,
+        })
     }
 
     async fn check(&self) -> ConnectorResult<()> {

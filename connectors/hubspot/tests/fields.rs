@@ -217,7 +217,7 @@ fn company(i: usize, tier: &str) -> Record {
 }
 
 async fn assert_read_back_equal(sink: &HubspotSink, object: ObjectType, records: &[Record]) {
-    let projection = Projection::new(sink.stored_fields(object));
+    let projection = Projection::new(sink.capability(object).unwrap().stored);
     let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
     let back = sink.read_back(object, &ids).await.expect("read back");
     assert_eq!(back.len(), records.len());
@@ -250,7 +250,7 @@ async fn a_sink_writes_mapped_fields_and_refuses_only_an_unknown_tier() {
         .expect("map companies");
     sink.map_fields(ObjectType::Contacts, &contacts)
         .expect("map contacts");
-    let stored = sink.stored_fields(ObjectType::Companies);
+    let stored = sink.capability(ObjectType::Companies).unwrap().stored;
     for name in ["region", "seats", "tier", field::NAME] {
         assert!(stored.iter().any(|f| f == name), "{name} in {stored:?}");
     }

@@ -93,7 +93,7 @@ async fn upsert_all(
     records: &[Record],
 ) -> Vec<RecordOutcome> {
     let mut outcomes = Vec::new();
-    for batch in records.chunks(sink.batch_size(object)) {
+    for batch in records.chunks(sink.capability(object).unwrap().batch_size) {
         let got = sink.upsert(object, batch).await.expect("upsert");
         assert_eq!(got.len(), batch.len());
         for (o, r) in got.iter().zip(batch) {
@@ -105,10 +105,10 @@ async fn upsert_all(
 }
 
 async fn assert_read_back_equal(sink: &HubspotSink, object: ObjectType, records: &[Record]) {
-    let projection = Projection::new(sink.stored_fields(object));
+    let projection = Projection::new(sink.capability(object).unwrap().stored);
     let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
     let mut back = Vec::new();
-    for chunk in ids.chunks(sink.read_back_size(object)) {
+    for chunk in ids.chunks(sink.capability(object).unwrap().read_back_size) {
         back.extend(sink.read_back(object, chunk).await.expect("read back"));
     }
     assert_eq!(
@@ -499,8 +499,17 @@ async fn an_opted_out_contact_without_an_address_is_refused_before_anything_is_w
     );
     assert_eq!(emulator.count("contacts"), Some(1));
     // The engine refuses such records while reading, before any batch reaches the sink.
-    assert!(sink.opt_out_needs_email(ObjectType::Contacts));
-    assert!(!sink.opt_out_needs_email(ObjectType::Companies));
+    assert!(
+        sink.capability(ObjectType::Contacts)
+            .unwrap()
+            .opt_out_needs_email
+    );
+    assert!(
+        !sink
+            .capability(ObjectType::Companies)
+            .unwrap()
+            .opt_out_needs_email
+    );
 }
 
 #[tokio::test]

@@ -14,8 +14,8 @@ use ferry_core::quality::{
 };
 use ferry_core::resolver::Resolver;
 use ferry_core::{
-    ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
-    Value, Written, field,
+    Capability, ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome,
+    RecordRejection, Sink, Value, Written, field,
 };
 use futures::stream::{self, StreamExt};
 use reqwest::Method;
@@ -629,18 +629,6 @@ impl Sink for PipedriveSink {
         Some(self.client.stats())
     }
 
-    fn batch_size(&self, _object: ObjectType) -> usize {
-        self.settings.batch_size
-    }
-
-    fn read_back_size(&self, _object: ObjectType) -> usize {
-        MAX_IDS_PER_LIST
-    }
-
-    fn stored_fields(&self, object: ObjectType) -> Vec<String> {
-        mapping::stored_fields(object, &self.fields.get(object))
-    }
-
     /// The fields of `object` from Pipedrive's fields API (`GET /api/v2/{personFields|
     /// organizationFields}`), custom ones by their 40-character keys.
     async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
@@ -666,8 +654,14 @@ impl Sink for PipedriveSink {
     }
 
     /// Pipedrive keeps a person's marketing status only while it has a valid email address.
-    fn opt_out_needs_email(&self, object: ObjectType) -> bool {
-        object == ObjectType::Contacts
+    fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+        Ok(Capability {
+            batch_size: self.settings.batch_size,
+            read_back_size: MAX_IDS_PER_LIST,
+            stored: mapping::stored_fields(object, &self.fields.get(object)),
+            required: Vec::new(),
+            opt_out_needs_email: object == ObjectType::Contacts,
+        })
     }
 
     async fn check(&self) -> ConnectorResult<()> {

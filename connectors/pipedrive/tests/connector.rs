@@ -56,7 +56,7 @@ async fn upsert_all(
     records: &[Record],
 ) -> Vec<ferry_core::RecordOutcome> {
     let mut outcomes = Vec::new();
-    for batch in records.chunks(sink.batch_size(object)) {
+    for batch in records.chunks(sink.capability(object).unwrap().batch_size) {
         let got = sink.upsert(object, batch).await.expect("upsert");
         assert_eq!(got.len(), batch.len());
         for (o, r) in got.iter().zip(batch) {
@@ -68,10 +68,10 @@ async fn upsert_all(
 }
 
 async fn read_back_digests_equal(sink: &PipedriveSink, object: ObjectType, records: &[Record]) {
-    let projection = Projection::new(sink.stored_fields(object));
+    let projection = Projection::new(sink.capability(object).unwrap().stored);
     let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
     let mut back = Vec::new();
-    for chunk in ids.chunks(sink.read_back_size(object)) {
+    for chunk in ids.chunks(sink.capability(object).unwrap().read_back_size) {
         back.extend(sink.read_back(object, chunk).await.expect("read back"));
     }
     assert_eq!(
@@ -386,11 +386,20 @@ async fn an_opt_out_pipedrive_cannot_hold_is_refused_before_anything_is_written(
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].source_id, "p-ok");
     assert_eq!(back[0].get(field::EMAIL_OPT_OUT), Some(&Value::Bool(true)));
-    let p = Projection::new(sink.stored_fields(ObjectType::Contacts));
+    let p = Projection::new(sink.capability(ObjectType::Contacts).unwrap().stored);
     assert_eq!(record_digest(&records[3], &p), record_digest(&back[0], &p));
     // The engine refuses such records while reading, before any batch reaches the sink.
-    assert!(sink.opt_out_needs_email(ObjectType::Contacts));
-    assert!(!sink.opt_out_needs_email(ObjectType::Companies));
+    assert!(
+        sink.capability(ObjectType::Contacts)
+            .unwrap()
+            .opt_out_needs_email
+    );
+    assert!(
+        !sink
+            .capability(ObjectType::Companies)
+            .unwrap()
+            .opt_out_needs_email
+    );
 }
 
 #[tokio::test]
@@ -465,10 +474,12 @@ async fn a_create_whose_answer_is_lost_is_not_made_twice() {
         (ObjectType::Companies, &companies),
         (ObjectType::Contacts, &contacts),
     ] {
-        let batches = records.chunks(sink.batch_size(object)).map(|batch| {
-            let sink = &sink;
-            async move { sink.upsert(object, batch).await.expect("upsert") }
-        });
+        let batches = records
+            .chunks(sink.capability(object).unwrap().batch_size)
+            .map(|batch| {
+                let sink = &sink;
+                async move { sink.upsert(object, batch).await.expect("upsert") }
+            });
         let outcomes: Vec<_> = futures::future::join_all(batches)
             .await
             .into_iter()

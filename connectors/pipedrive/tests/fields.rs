@@ -222,7 +222,7 @@ fn company(sid: &str, name: &str, region: &str, seats: i64, tier: &str) -> Recor
 }
 
 async fn read_back_equal(sink: &PipedriveSink, object: ObjectType, records: &[&Record]) {
-    let projection = Projection::new(sink.stored_fields(object));
+    let projection = Projection::new(sink.capability(object).unwrap().stored);
     let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
     let back = sink.read_back(object, &ids).await.unwrap();
     assert_eq!(back.len(), records.len());
@@ -255,7 +255,7 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_only_an_unknown
         ],
     )
     .unwrap();
-    let stored = sink.stored_fields(ObjectType::Companies);
+    let stored = sink.capability(ObjectType::Companies).unwrap().stored;
     for f in ["name", "region", "seats", "tier"] {
         assert!(stored.iter().any(|s| s == f), "{f} in {stored:?}");
     }

@@ -8,8 +8,8 @@ use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorFiel
 use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
-    ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
-    Written,
+    Capability, ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome,
+    RecordRejection, Sink, Written,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -409,25 +409,21 @@ impl Sink for SalesforceSink {
         Some(self.client.stats())
     }
 
-    fn batch_size(&self, _object: ObjectType) -> usize {
-        self.settings.batch_size
-    }
-
-    fn read_back_size(&self, _object: ObjectType) -> usize {
-        self.settings.read_back_size
-    }
-
-    fn stored_fields(&self, object: ObjectType) -> Vec<String> {
-        mapping::stored_fields(&self.fields.get(object), object)
-    }
-
     // Salesforce refuses an Account without Name and a Contact without LastName (REQUIRED_FIELD_MISSING).
-    fn required_fields(&self, object: ObjectType) -> Vec<String> {
-        let field = match object {
-            ObjectType::Companies => ferry_core::field::NAME,
-            ObjectType::Contacts => ferry_core::field::LAST_NAME,
-        };
-        vec![field.to_owned()]
+    fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+        Ok(Capability {
+            batch_size: self.settings.batch_size,
+            read_back_size: self.settings.read_back_size,
+            stored: mapping::stored_fields(&self.fields.get(object), object),
+            required: vec![
+                match object {
+                    ObjectType::Companies => ferry_core::field::NAME,
+                    ObjectType::Contacts => ferry_core::field::LAST_NAME,
+                }
+                .to_owned(),
+            ],
+            opt_out_needs_email: false,
+        })
     }
 
     async fn check(&self) -> ConnectorResult<()> {

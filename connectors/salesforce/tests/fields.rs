@@ -249,7 +249,7 @@ async fn digests(
     object: ObjectType,
     records: &[Record],
 ) -> (Vec<(String, String)>, Vec<(String, String)>) {
-    let projection = Projection::new(sink.stored_fields(object));
+    let projection = Projection::new(sink.capability(object).unwrap().stored);
     let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
     let back = sink.read_back(object, &ids).await.expect("read back");
     let digest = |rs: &[Record]| {
@@ -278,7 +278,7 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_an_unknown_tier
         .expect("describe");
     sink.map_fields(ObjectType::Companies, &company_bindings(&fields).await)
         .expect("map");
-    let stored = sink.stored_fields(ObjectType::Companies);
+    let stored = sink.capability(ObjectType::Companies).unwrap().stored;
     for name in ["name", "region", "seats", "tier"] {
         assert!(stored.iter().any(|s| s == name), "{name} in {stored:?}");
     }

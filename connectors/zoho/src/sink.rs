@@ -14,8 +14,8 @@ use ferry_core::http::{HttpResponse, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::resolver::Resolver;
 use ferry_core::{
-    ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Sink,
-    Written,
+    Capability, ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome,
+    RecordRejection, Sink, Written,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -456,25 +456,21 @@ impl Sink for ZohoSink {
         Some(self.client.stats())
     }
 
-    fn batch_size(&self, _object: ObjectType) -> usize {
-        self.settings.batch_size
-    }
-
-    fn read_back_size(&self, _object: ObjectType) -> usize {
-        self.settings.read_back_size
-    }
-
-    fn stored_fields(&self, object: ObjectType) -> Vec<String> {
-        mapping::stored_fields(&self.maps.get(object), object)
-    }
-
     // Zoho refuses an Account without Account_Name and a Contact without Last_Name (MANDATORY_NOT_FOUND).
-    fn required_fields(&self, object: ObjectType) -> Vec<String> {
-        let field = match object {
-            ObjectType::Companies => ferry_core::field::NAME,
-            ObjectType::Contacts => ferry_core::field::LAST_NAME,
-        };
-        vec![field.to_owned()]
+    fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+        Ok(Capability {
+            batch_size: self.settings.batch_size,
+            read_back_size: self.settings.read_back_size,
+            stored: mapping::stored_fields(&self.maps.get(object), object),
+            required: vec![
+                match object {
+                    ObjectType::Companies => ferry_core::field::NAME,
+                    ObjectType::Contacts => ferry_core::field::LAST_NAME,
+                }
+                .to_owned(),
+            ],
+            opt_out_needs_email: false,
+        })
     }
 
     async fn check(&self) -> ConnectorResult<()> {

@@ -72,10 +72,10 @@ pub async fn read_all(source: &dyn Source, object: ObjectType) -> (Vec<Record>, 
 
 /// Reads `records` back and checks every digest over the sink's stored fields matches.
 pub async fn assert_read_back_equal(sink: &dyn Sink, object: ObjectType, records: &[Record]) {
-    let projection = Projection::new(sink.stored_fields(object));
+    let projection = Projection::new(sink.capability(object).unwrap().stored);
     let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
     let mut back = Vec::new();
-    for chunk in ids.chunks(sink.read_back_size(object)) {
+    for chunk in ids.chunks(sink.capability(object).unwrap().read_back_size) {
         back.extend(sink.read_back(object, chunk).await.expect("read back"));
     }
     assert_eq!(

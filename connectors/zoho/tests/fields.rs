@@ -187,7 +187,7 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_only_an_unknown
         sink.map_fields(object, &custom_bindings(object, &described))
             .expect("map");
         sink.prepare(object).await.expect("prepare");
-        let stored = sink.stored_fields(object);
+        let stored = sink.capability(object).unwrap().stored;
         for b in custom_bindings(object, &described) {
             assert!(
                 stored.contains(&b.canonical.to_string()),

@@ -11,7 +11,7 @@ use serde_json::json;
 
 async fn upsert_all(sink: &ZohoSink, object: ObjectType, records: &[Record]) -> Vec<RecordOutcome> {
     let mut outcomes = Vec::new();
-    for batch in records.chunks(sink.batch_size(object)) {
+    for batch in records.chunks(sink.capability(object).unwrap().batch_size) {
         let got = sink.upsert(object, batch).await.expect("upsert");
         assert_eq!(got.len(), batch.len());
         for (o, r) in got.iter().zip(batch) {

@@ -226,36 +226,49 @@ pub struct RecordOutcome {
     pub result: Result<Written, RecordRejection>,
 }
 
+/// What a sink does with one object, declared in one value (the engine reads nothing else
+/// about it): how many records a write and a read-back may carry, which fields it stores,
+/// which it requires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capability {
+    /// The most records one `upsert` call may carry (the vendor's batch limit).
+    pub batch_size: usize,
+    /// The most source ids one `read_back` call may carry.
+    pub read_back_size: usize,
+    /// The canonical fields this sink stores and returns on read-back; checksums cover these.
+    pub stored: Vec<String>,
+    /// The canonical fields the vendor refuses a record without (Salesforce's contact
+    /// `last_name`). The engine applies the operator's `missing_required` rule to them before
+    /// writing.
+    pub required: Vec<String>,
+    /// Whether the vendor records an email opt-out per email address (HubSpot's subscription
+    /// statuses, Pipedrive's marketing status), so that it cannot hold the opt-out of a record
+    /// without a valid address. The engine then refuses such records before writing
+    /// ([`crate::quality::OPT_OUT_NOT_REPRESENTABLE`]): an opted-out person must never arrive
+    /// subscribable. `false` where a person-level flag holds it.
+    pub opt_out_needs_email: bool,
+}
+
+impl Capability {
+    /// The refusal of a connector that has no binding for `object`.
+    pub fn unsupported(vendor: &'static str, object: ObjectType) -> ConnectorError {
+        ConnectorError::Unsupported {
+            vendor,
+            detail: format!("this connector cannot write {object}"),
+        }
+    }
+}
+
 /// A vendor to write records to.
 #[async_trait]
 pub trait Sink: Send + Sync {
     /// The vendor's name as used in config files and messages, e.g. `"salesforce"`.
     fn vendor(&self) -> &'static str;
 
-    /// The most records one `upsert` call may carry (the vendor's batch limit).
-    fn batch_size(&self, object: ObjectType) -> usize;
-
-    /// The most source ids one `read_back` call may carry.
-    fn read_back_size(&self, object: ObjectType) -> usize;
-
-    /// The canonical fields this sink stores and returns on read-back; checksums cover these.
-    fn stored_fields(&self, object: ObjectType) -> Vec<String>;
-
-    /// The canonical fields the vendor refuses a record without (Salesforce's contact
-    /// `last_name`). The engine applies the operator's `missing_required` rule to them before
-    /// writing; the default is none.
-    fn required_fields(&self, _object: ObjectType) -> Vec<String> {
-        Vec::new()
-    }
-
-    /// Whether the vendor records an email opt-out per email address (HubSpot's subscription
-    /// statuses, Pipedrive's marketing status), so that it cannot hold the opt-out of a record
-    /// without a valid address. The engine then refuses such records before writing
-    /// ([`crate::quality::OPT_OUT_NOT_REPRESENTABLE`]): an opted-out person must never arrive
-    /// subscribable. The default is `false` (a person-level flag holds it).
-    fn opt_out_needs_email(&self, _object: ObjectType) -> bool {
-        false
-    }
+    /// What this sink does with `object`: batch sizes, stored and required fields. An object the
+    /// connector has no binding for is [`ConnectorError::Unsupported`], naming it; the engine
+    /// asks before reading anything, so such a run stops at once.
+    fn capability(&self, object: ObjectType) -> ConnectorResult<Capability>;
 
     /// Checks connectivity and credentials with one cheap request.
     async fn check(&self) -> ConnectorResult<()>;

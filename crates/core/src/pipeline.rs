@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use crate::checkpoint::{CheckpointFile, ObjectCheckpoint};
 
 use crate::checksum::{Projection, record_digest};
-use crate::connector::{Sink, Source};
+use crate::connector::{Capability, Sink, Source};
 use crate::error::{ConnectorError, ConnectorResult};
 use crate::model::{ObjectType, Record, Value};
 use crate::quality::{Action, KnownIds, QualityChecker, QualityRules};
@@ -164,6 +164,8 @@ impl Ledger {
 /// Everything the stages of one object share.
 struct Shared {
     object: ObjectType,
+    /// What the sink does with the object, asked once before the run.
+    capability: Capability,
     projection: Projection,
     tally: Mutex<Tally>,
     ledger: Mutex<Ledger>,
@@ -306,7 +308,21 @@ pub async fn run(
         .iter()
         .flat_map(|object| object.references().map(|edge| edge.target))
         .collect();
+    // What the sink does with each object, asked before anything is read: an object the sink
+    // has no binding for stops the run here, not after its parents were written.
+    let mut capabilities = Vec::with_capacity(options.objects.len());
     for &object in &options.objects {
+        match sink.capability(object) {
+            Ok(capability) => capabilities.push(capability),
+            Err(e) => {
+                report.fail(e.kind(), e.to_string());
+                report.elapsed_ms = started.elapsed().as_millis() as u64;
+                report.settle_outcome();
+                return report;
+            }
+        }
+    }
+    for (&object, capability) in options.objects.iter().zip(capabilities) {
         let counters = progress.of(object).unwrap_or(&fallback);
         let earlier = checkpoint.map(|c| c.object(object)).unwrap_or_default();
         counters
@@ -326,7 +342,8 @@ pub async fn run(
         }
         let shared = Arc::new(Shared {
             object,
-            projection: Projection::new(sink.stored_fields(object)),
+            projection: Projection::new(capability.stored.iter().cloned()),
+            capability,
             tally: Mutex::new(Tally {
                 report: object_report,
                 ..Tally::default()
@@ -465,7 +482,7 @@ async fn run_object(
 ) -> StageResult<()> {
     let object = shared.object;
     let in_flight = options.batches_in_flight.max(1);
-    let batch_size = sink.batch_size(object).max(1);
+    let batch_size = shared.capability.batch_size.max(1);
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(in_flight);
     let (verify_tx, verify_rx) = mpsc::channel::<Batch>(in_flight);
 
@@ -475,10 +492,10 @@ async fn run_object(
             quality: QualityChecker::new(
                 options.quality.clone(),
                 sink.vendor(),
-                sink.required_fields(object),
+                shared.capability.required.clone(),
                 known_parents,
             )
-            .with_opt_out_needs_email(sink.opt_out_needs_email(object))
+            .with_opt_out_needs_email(shared.capability.opt_out_needs_email)
             .with_value_maps(options.value_maps.get(&object).cloned().unwrap_or_default()),
             batch_size,
             start,
@@ -851,7 +868,7 @@ async fn verify_stage(
     counters: &ObjectProgress,
 ) -> StageResult<()> {
     let object = shared.object;
-    let chunk_size = sink.read_back_size(object).max(1);
+    let chunk_size = shared.capability.read_back_size.max(1);
     let mut pending = Batch::default();
     let mut tasks: JoinSet<(Batch, ConnectorResult<Vec<Record>>)> = JoinSet::new();
     let mut input_open = true;
@@ -1031,19 +1048,19 @@ mod tests {
         fn vendor(&self) -> &'static str {
             "memsink"
         }
-        fn batch_size(&self, _: ObjectType) -> usize {
-            7
-        }
-        fn read_back_size(&self, _: ObjectType) -> usize {
-            11
-        }
-        fn stored_fields(&self, object: ObjectType) -> Vec<String> {
-            object
-                .fields()
-                .iter()
-                .filter(|f| f.name != field::CREATED_AT)
-                .map(|f| f.name.to_owned())
-                .collect()
+        fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+            Ok(Capability {
+                batch_size: 7,
+                read_back_size: 11,
+                stored: object
+                    .fields()
+                    .iter()
+                    .filter(|f| f.name != field::CREATED_AT)
+                    .map(|f| f.name.to_owned())
+                    .collect(),
+                required: Vec::new(),
+                opt_out_needs_email: false,
+            })
         }
         async fn check(&self) -> ConnectorResult<()> {
             Ok(())
@@ -1458,14 +1475,8 @@ mod tests {
         fn vendor(&self) -> &'static str {
             "memsink"
         }
-        fn batch_size(&self, o: ObjectType) -> usize {
-            self.0.batch_size(o)
-        }
-        fn read_back_size(&self, o: ObjectType) -> usize {
-            self.0.read_back_size(o)
-        }
-        fn stored_fields(&self, o: ObjectType) -> Vec<String> {
-            self.0.stored_fields(o)
+        fn capability(&self, o: ObjectType) -> ConnectorResult<Capability> {
+            self.0.capability(o)
         }
         async fn check(&self) -> ConnectorResult<()> {
             Ok(())
@@ -1554,14 +1565,8 @@ mod tests {
         fn vendor(&self) -> &'static str {
             "memsink"
         }
-        fn batch_size(&self, o: ObjectType) -> usize {
-            self.inner.batch_size(o)
-        }
-        fn read_back_size(&self, o: ObjectType) -> usize {
-            self.inner.read_back_size(o)
-        }
-        fn stored_fields(&self, o: ObjectType) -> Vec<String> {
-            self.inner.stored_fields(o)
+        fn capability(&self, o: ObjectType) -> ConnectorResult<Capability> {
+            self.inner.capability(o)
         }
         async fn check(&self) -> ConnectorResult<()> {
             Ok(())

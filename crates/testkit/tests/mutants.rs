@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use async_trait::async_trait;
 use ferry_core::http::HttpStats;
 use ferry_core::{
-    AccountId, ConnectorResult, ConnectorSpec, FieldBinding, NewField, ObjectType, Page, Record,
-    RecordOutcome, Sink, Source, Value, VendorField, field,
+    AccountId, Capability, ConnectorResult, ConnectorSpec, FieldBinding, NewField, ObjectType,
+    Page, Record, RecordOutcome, Sink, Source, Value, VendorField, field,
 };
 use ferry_testkit::Target;
 use ferry_testkit::selftest::{self, Status};
@@ -77,14 +77,8 @@ impl Sink for MutantSink {
     fn vendor(&self) -> &'static str {
         self.0.vendor()
     }
-    fn batch_size(&self, object: ObjectType) -> usize {
-        self.0.batch_size(object)
-    }
-    fn read_back_size(&self, object: ObjectType) -> usize {
-        self.0.read_back_size(object)
-    }
-    fn stored_fields(&self, object: ObjectType) -> Vec<String> {
-        self.0.stored_fields(object)
+    fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+        self.0.capability(object)
     }
     async fn check(&self) -> ConnectorResult<()> {
         if mutation() == Mutation::SinkLogsSecret {

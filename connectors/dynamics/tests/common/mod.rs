@@ -70,7 +70,7 @@ pub async fn upsert_all(
     records: &[Record],
 ) -> Vec<ferry_core::RecordOutcome> {
     let mut outcomes = Vec::new();
-    for batch in records.chunks(sink.batch_size(object)) {
+    for batch in records.chunks(sink.capability(object).unwrap().batch_size) {
         let got = sink.upsert(object, batch).await.expect("upsert");
         assert_eq!(got.len(), batch.len());
         for (o, r) in got.iter().zip(batch) {
@@ -83,10 +83,10 @@ pub async fn upsert_all(
 
 /// Reads `records` back and checks every digest equals the one sent.
 pub async fn assert_read_back_equal(sink: &dyn Sink, object: ObjectType, records: &[Record]) {
-    let projection = Projection::new(sink.stored_fields(object));
+    let projection = Projection::new(sink.capability(object).unwrap().stored);
     let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
     let mut back = Vec::new();
-    for chunk in ids.chunks(sink.read_back_size(object)) {
+    for chunk in ids.chunks(sink.capability(object).unwrap().read_back_size) {
         back.extend(sink.read_back(object, chunk).await.expect("read back"));
     }
     assert_eq!(

@@ -304,6 +304,16 @@ pub(crate) async fn upsert(
     Ok(outcomes)
 }
 
+/// What the sink declares it does with `object`; a refusal fails the check, naming it.
+pub(crate) fn capability(
+    ctx: &Ctx,
+    sink: &dyn Sink,
+    object: ObjectType,
+) -> Result<ferry_core::Capability, Stop> {
+    sink.capability(object)
+        .map_err(|e| ctx.error(&format!("capability({object})"), &e))
+}
+
 /// Upserts `records` in batches of the sink's size; fails unless every record was written.
 pub(crate) async fn write_all(
     ctx: &Ctx,
@@ -312,7 +322,7 @@ pub(crate) async fn write_all(
     records: &[Record],
 ) -> Result<Vec<Written>, Stop> {
     let mut written = Vec::with_capacity(records.len());
-    for chunk in records.chunks(sink.batch_size(object).max(1)) {
+    for chunk in records.chunks(capability(ctx, sink, object)?.batch_size.max(1)) {
         let outcomes = upsert(ctx, sink, object, chunk).await?;
         written.extend(all_ok(object, outcomes)?);
     }
@@ -353,7 +363,7 @@ pub(crate) async fn read_back_all(
     ids: &[String],
 ) -> Result<Vec<Record>, Stop> {
     let mut records = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(sink.read_back_size(object).max(1)) {
+    for chunk in ids.chunks(capability(ctx, sink, object)?.read_back_size.max(1)) {
         let mut got = sink
             .read_back(object, chunk)
             .await

@@ -67,7 +67,7 @@ pub(crate) async fn round_trip(ctx: Arc<Ctx>) -> Verdict {
     let mut read_company: HashMap<String, Digest> = HashMap::new();
     let mut parts = Vec::new();
     for object in objects(&ctx) {
-        let projection = Projection::new(sink.stored_fields(object));
+        let projection = Projection::new(super::capability(&ctx, sink.as_ref(), object)?.stored);
         let got = &read[&object].records;
         let mut sent: Vec<(Digest, &Record)> = written[&object]
             .iter()

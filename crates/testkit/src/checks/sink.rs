@@ -37,7 +37,8 @@ pub(crate) async fn batch_size(ctx: Arc<Ctx>) -> Verdict {
     let objects = objects(&ctx);
     let mut sizes = HashMap::new();
     for &object in &objects {
-        let (batch, read_back) = (sink.batch_size(object), sink.read_back_size(object));
+        let declared = super::capability(&ctx, sink.as_ref(), object)?;
+        let (batch, read_back) = (declared.batch_size, declared.read_back_size);
         ensure!(
             (1..=MAX_SANE_SIZE).contains(&batch) && (1..=MAX_SANE_SIZE).contains(&read_back),
             "batch_size({object}) = {batch} and read_back_size({object}) = {read_back}: each must be 1 to {MAX_SANE_SIZE}"
@@ -175,10 +176,11 @@ pub(crate) async fn read_back(ctx: Arc<Ctx>) -> Verdict {
     let sink = ctx.sink(&served, None)?;
     let records = generated(&ctx, 60);
     if objects(&ctx).contains(&ObjectType::Contacts) {
-        let stored: BTreeSet<String> = sink
-            .stored_fields(ObjectType::Contacts)
-            .into_iter()
-            .collect();
+        let stored: BTreeSet<String> =
+            super::capability(&ctx, sink.as_ref(), ObjectType::Contacts)?
+                .stored
+                .into_iter()
+                .collect();
         let mut required = vec![field::EMAIL_OPT_OUT];
         if objects(&ctx).contains(&ObjectType::Companies) {
             required.push(field::COMPANY);
@@ -202,7 +204,7 @@ pub(crate) async fn read_back(ctx: Arc<Ctx>) -> Verdict {
     for object in objects(&ctx) {
         let written = &records[&object];
         write_all(&ctx, sink.as_ref(), object, written).await?;
-        let projection = Projection::new(sink.stored_fields(object));
+        let projection = Projection::new(super::capability(&ctx, sink.as_ref(), object)?.stored);
         let ids: Vec<String> = written.iter().map(|r| r.source_id.clone()).collect();
         let got = read_back_all(&ctx, sink.as_ref(), object, &ids).await?;
         let mut by_id: HashMap<&str, &Record> = HashMap::new();
@@ -388,7 +390,7 @@ pub(crate) async fn refused_record(ctx: Arc<Ctx>) -> Verdict {
     valid.source_id = "tk-contact-valid".into();
     let pair = [refused.clone(), valid];
     let mut pair_detail = String::new();
-    if sink.batch_size(ObjectType::Contacts) >= 2 {
+    if super::capability(&ctx, sink.as_ref(), ObjectType::Contacts)?.batch_size >= 2 {
         let outcomes = upsert(&ctx, sink.as_ref(), ObjectType::Contacts, &pair).await?;
         match (&outcomes[0].result, &outcomes[1].result) {
             (Err(_), Ok(_)) => {}
@@ -438,8 +440,8 @@ async fn migrate_through(
 ) -> Verdict {
     let served = ctx.serve(faults, None).await?;
     let sink: Arc<dyn Sink> = ctx.sink(&served, None)?;
-    let batch = sink
-        .batch_size(ObjectType::Contacts)
+    let batch = super::capability(ctx, sink.as_ref(), ObjectType::Contacts)?
+        .batch_size
         .clamp(1, MAX_SANE_SIZE);
     // Two batches of contacts where that stays small: each injected fault costs a retry's
     // wait, so more requests only make the check slower.
