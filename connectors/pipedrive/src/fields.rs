@@ -11,10 +11,11 @@ use serde_json::{Value as Json, json};
 use crate::VENDOR;
 use crate::client::PipedriveClient;
 use crate::mapping;
+use crate::objects::{self, PipedriveObject};
 
-/// The fields-API path of `object`.
-fn path(object: ObjectType) -> String {
-    format!("/api/v2/{}", mapping::fields_path(object))
+/// The fields-API path of `row`'s object.
+fn path(row: &PipedriveObject) -> String {
+    format!("/api/v2/{}", row.fields_path)
 }
 
 /// Every field of `object` as Pipedrive lists it (standard, system and custom, with options),
@@ -23,8 +24,9 @@ pub(crate) async fn describe(
     client: &PipedriveClient,
     object: ObjectType,
 ) -> ConnectorResult<Vec<VendorField>> {
-    let path = path(object);
-    let standard = mapping::standard_map(object);
+    let row = objects::binding(object)?;
+    let path = path(row);
+    let standard = row.standard_map();
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -44,7 +46,7 @@ pub(crate) async fn describe(
         out.extend(
             items
                 .iter()
-                .filter_map(|raw| mapping::vendor_field(object, raw, &standard)),
+                .filter_map(|raw| mapping::vendor_field(row, raw, &standard)),
         );
         match body
             .pointer("/additional_data/next_cursor")
@@ -73,6 +75,7 @@ fn is_custom_key(name: &str) -> bool {
 /// plain top-level field or a custom field's key. Compound fields (emails, phones, the
 /// organization, the marketing status, the address) are refused, naming the field.
 pub(crate) fn check_bindings(object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+    let row = objects::binding(object)?;
     for b in bindings {
         if !mapping::PLAIN_TOP_LEVEL.contains(&b.vendor.as_ref()) && !is_custom_key(&b.vendor) {
             return Err(ConnectorError::Unsupported {
@@ -81,7 +84,7 @@ pub(crate) fn check_bindings(object: ObjectType, bindings: &[FieldBinding]) -> C
                     "cannot map `{}` to {} field `{}`: only a custom field (by its 40-character key) \
                      or one of {} can be mapped",
                     b.canonical,
-                    mapping::object_path(object),
+                    row.path,
                     b.vendor,
                     mapping::PLAIN_TOP_LEVEL.join(", ")
                 ),
@@ -100,7 +103,8 @@ pub(crate) async fn create(
     object: ObjectType,
     field: &NewField,
 ) -> ConnectorResult<VendorField> {
-    let path = path(object);
+    let row = objects::binding(object)?;
+    let path = path(row);
     let endpoint = format!("POST {path}");
     let label = Some(field.label.trim())
         .filter(|l| !l.is_empty())
@@ -155,13 +159,13 @@ pub(crate) async fn create(
         .map_err(|e| for_field(e, &label))?;
     let created = answer
         .get("data")
-        .and_then(|raw| mapping::vendor_field(object, raw, &mapping::standard_map(object)))
+        .and_then(|raw| mapping::vendor_field(row, raw, &row.standard_map()))
         .ok_or_else(|| ConnectorError::Malformed {
             vendor: VENDOR,
             endpoint: endpoint.clone(),
             detail: format!("the created field \"{label}\" has no `field_code`"),
         })?;
-    tracing::info!(vendor = VENDOR, entity = mapping::object_path(object), key = %created.name, "created a custom field");
+    tracing::info!(vendor = VENDOR, entity = row.path, key = %created.name, "created a custom field");
     Ok(created)
 }
 

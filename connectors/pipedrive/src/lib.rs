@@ -3,7 +3,8 @@
 //! limits (a daily token budget, a two-second burst window, search's own window).
 //!
 //! Read top to bottom: [`config`] (the settings), [`policy`] (retries, rate-limit headers,
-//! error bodies), [`client`] (`x-api-token` auth, the envelope), [`mapping`] (Pipedrive shapes
+//! error bodies), [`client`] (`x-api-token` auth, the envelope), [`objects`] (the binding
+//! table: Pipedrive's side of each object ferry moves), [`mapping`] (Pipedrive shapes
 //! ↔ canonical fields), `fields` (field metadata: list and create custom fields), [`source`]
 //! (cursor paging), [`sink`] (find by source id, then `PATCH` or `POST`). The sandbox's Pipedrive emulator backs the tests.
 
@@ -11,6 +12,7 @@ pub mod client;
 pub mod config;
 mod fields;
 pub mod mapping;
+pub mod objects;
 pub mod policy;
 pub mod sink;
 pub mod source;
@@ -29,10 +31,7 @@ pub fn spec() -> ferry_core::ConnectorSpec {
     ferry_core::ConnectorSpec {
         name: VENDOR,
         title: "Pipedrive API v2 (API token)",
-        objects: &[
-            ferry_core::ObjectType::Companies,
-            ferry_core::ObjectType::Contacts,
-        ],
+        objects: objects::object_types(),
         source: Some(build_source),
         sink: Some(build_sink),
         permissions,

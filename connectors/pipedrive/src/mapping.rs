@@ -8,80 +8,27 @@
 //! Pipedrive has no standard field for the rest of the canonical fields; they are not written
 //! and so not among [`stored_fields`].
 //!
+//! Which object has which of these is a column of its row in [`crate::objects::OBJECTS`];
+//! the code here reads the row and never branches on the object.
+//!
 //! The plain fields (a canonical field in one top-level field or one custom field) are a
-//! [`FieldMap`]: the standard table ([`standard_map`]) plus the operator's mapped fields,
-//! whose vendor names are custom fields' 40-character keys. The compound ones (emails and
-//! phones, the organization reference, the marketing status, the address) are code here.
+//! [`FieldMap`]: the row's standard table plus the operator's mapped fields, whose vendor
+//! names are custom fields' 40-character keys. The compound ones (email and phone lists, the
+//! references, the marketing status, the address) are the row's other columns, read here.
 
 use ferry_core::fields::{FieldBinding, FieldKind, FieldMap, PicklistOption, VendorField};
-use ferry_core::{ObjectType, Record, RecordRejection, Value, field};
+use ferry_core::{Record, RecordRejection, Value, field};
 use serde_json::{Map, Value as Json, json};
 
 use crate::VENDOR;
+use crate::objects::{NameRule, PipedriveObject, PipedriveReference, TIMESTAMPS};
 
 /// The refusal code of a record whose value does not fit its mapped Pipedrive field.
 pub const UNWRITABLE_VALUE: &str = "UNWRITABLE_VALUE";
 
-/// The plain standard fields: canonical field ↔ top-level Pipedrive field.
-pub fn standard_table(object: ObjectType) -> &'static [(&'static str, &'static str)] {
-    match object {
-        ObjectType::Contacts => &[
-            (field::FIRST_NAME, "first_name"),
-            (field::LAST_NAME, "last_name"),
-        ],
-        ObjectType::Companies => &[(field::NAME, "name")],
-    }
-}
-
-/// The standard field map of `object`.
-pub fn standard_map(object: ObjectType) -> FieldMap {
-    FieldMap::standard(object, standard_table(object))
-}
-
 /// The top-level fields a binding may name (the rest of the body is compound and stays
 /// code); any other vendor name of a binding is a custom field's key.
 pub const PLAIN_TOP_LEVEL: &[&str] = &["name", "first_name", "last_name"];
-
-/// The compound standard fields and the canonical field each holds, for `describe`.
-fn compound_canonical(object: ObjectType, code: &str) -> Option<&'static str> {
-    Some(match (object, code) {
-        (ObjectType::Contacts, "emails") => field::EMAIL,
-        (ObjectType::Contacts, "phones") => field::PHONE,
-        (ObjectType::Contacts, "org_id") => field::COMPANY,
-        (ObjectType::Contacts, "marketing_status") => field::EMAIL_OPT_OUT,
-        (_, "add_time") => field::CREATED_AT,
-        (_, "update_time") => field::UPDATED_AT,
-        _ => return None,
-    })
-}
-
-/// The top-level fields a v2 `POST`/`PATCH` of `object` accepts (everything else a fields
-/// list shows is read-only, apart from custom fields).
-fn writable_top_level(object: ObjectType) -> &'static [&'static str] {
-    match object {
-        ObjectType::Contacts => &[
-            "name",
-            "first_name",
-            "last_name",
-            "owner_id",
-            "org_id",
-            "add_time",
-            "emails",
-            "phones",
-            "visible_to",
-            "label_ids",
-            "marketing_status",
-        ],
-        ObjectType::Companies => &[
-            "name",
-            "owner_id",
-            "add_time",
-            "visible_to",
-            "label_ids",
-            "address",
-        ],
-    }
-}
 
 /// ferry's kind of a Pipedrive `field_type` (the field `code` decides for the built-in
 /// email and phone lists).
@@ -133,8 +80,8 @@ fn option_id(id: &Json) -> Option<String> {
 }
 
 /// A v2 fields-API definition as a [`VendorField`]; `None` when it has no `field_code`.
-/// `standard` names the canonical field each top-level field maps to.
-pub fn vendor_field(object: ObjectType, raw: &Json, standard: &FieldMap) -> Option<VendorField> {
+/// `standard` names the canonical field each top-level field maps to; `row` the compound ones.
+pub fn vendor_field(row: &PipedriveObject, raw: &Json, standard: &FieldMap) -> Option<VendorField> {
     let code = raw.get("field_code").and_then(Json::as_str)?.to_owned();
     let label = raw
         .get("field_name")
@@ -165,11 +112,11 @@ pub fn vendor_field(object: ObjectType, raw: &Json, standard: &FieldMap) -> Opti
         standard
             .by_vendor(&code)
             .map(|b| b.canonical.to_string())
-            .or_else(|| compound_canonical(object, &code).map(str::to_owned))
+            .or_else(|| row.compound_canonical(&code).map(str::to_owned))
     };
     Some(VendorField {
         kind: kind_of(&code, &vendor_type),
-        writable: custom || writable_top_level(object).contains(&code.as_str()),
+        writable: custom || row.writable.contains(&code.as_str()),
         name: code,
         label,
         vendor_type,
@@ -192,48 +139,6 @@ pub const ADDRESS_PARTS: &[(&str, &str)] = &[
     (field::POSTAL_CODE, "postal_code"),
     (field::COUNTRY, "country"),
 ];
-
-/// Pipedrive's path segment for `object`.
-pub fn object_path(object: ObjectType) -> &'static str {
-    match object {
-        ObjectType::Contacts => "persons",
-        ObjectType::Companies => "organizations",
-    }
-}
-
-/// Pipedrive's fields-API segment for `object`.
-pub fn fields_path(object: ObjectType) -> &'static str {
-    match object {
-        ObjectType::Contacts => "personFields",
-        ObjectType::Companies => "organizationFields",
-    }
-}
-
-/// The canonical fields the sink writes and reads back exactly: the compound ones and those
-/// of `map` (the standard table and the mapped fields).
-pub fn stored_fields(object: ObjectType, map: &FieldMap) -> Vec<String> {
-    let compound: &[&str] = match object {
-        ObjectType::Contacts => &[
-            field::EMAIL,
-            field::PHONE,
-            field::MOBILE_PHONE,
-            field::EMAIL_OPT_OUT,
-            field::COMPANY,
-        ],
-        ObjectType::Companies => &[
-            field::STREET,
-            field::CITY,
-            field::STATE,
-            field::POSTAL_CODE,
-            field::COUNTRY,
-        ],
-    };
-    let mut fields: Vec<String> = compound.iter().map(|f| (*f).to_owned()).collect();
-    fields.extend(map.canonical_names());
-    fields.sort();
-    fields.dedup();
-    fields
-}
 
 /// The custom-field keys among `map`'s vendor fields (what a read must ask for).
 pub fn custom_keys(map: &FieldMap) -> Vec<&str> {
@@ -309,17 +214,18 @@ fn primary<'a>(list: &[(&'a str, &'a str, bool)]) -> Option<&'a str> {
         .map(|c| c.0)
 }
 
-/// Maps a Pipedrive person or organization to a canonical record with the given source id
-/// and (for persons) company reference. A value that does not parse is a rejection naming
-/// the field, never the value.
+/// Maps a Pipedrive record of `row`'s object to a canonical record with the given source id;
+/// `reference` gives the source id of the target of each of the row's references, from the
+/// Pipedrive id the record holds. A value that does not parse is a rejection naming the
+/// field, never the value.
 pub fn to_record(
-    object: ObjectType,
+    row: &PipedriveObject,
     raw: &Json,
     source_id: String,
-    company: Option<String>,
+    reference: impl Fn(&PipedriveReference, u64) -> String,
     map: &FieldMap,
 ) -> Result<Record, RecordRejection> {
-    let mut record = Record::new(object, source_id);
+    let mut record = Record::new(row.object, source_id);
     let mut problems = Vec::new();
     for binding in map.iter() {
         let Some(text) = bound_value(raw, &binding.vendor).and_then(raw_text) else {
@@ -347,65 +253,58 @@ pub fn to_record(
                 }
             }
         };
-    match object {
-        ObjectType::Contacts => {
-            let emails = channels(raw, "emails");
-            set(&mut record, field::EMAIL, "emails", primary(&emails));
-            let phones = channels(raw, "phones");
-            let (mobiles, others): (Vec<_>, Vec<_>) =
-                phones.into_iter().partition(|c| c.1 == MOBILE_LABEL);
-            set(&mut record, field::PHONE, "phones", primary(&others));
-            set(
-                &mut record,
-                field::MOBILE_PHONE,
-                "phones",
-                mobiles.first().map(|c| c.0),
-            );
-            // Present only with contact sync; written nowhere, read when there.
-            set(
-                &mut record,
-                field::JOB_TITLE,
-                "job_title",
-                text(raw, "job_title"),
-            );
-            if let Some(status) = text(raw, "marketing_status") {
-                record.set(field::EMAIL_OPT_OUT, Value::Bool(status == UNSUBSCRIBED));
-            }
-            if let Some(company) = company {
-                record.set(field::COMPANY, Value::Reference(company));
-            }
-        }
-        ObjectType::Companies => {
-            if let Some(address) = raw.get("address").filter(|a| a.is_object()) {
-                let street = match (text(address, "street_number"), text(address, "route")) {
-                    (Some(n), Some(r)) => Some(format!("{n} {r}")),
-                    (None, r) => r.map(str::to_owned),
-                    (n, None) => n.map(str::to_owned),
-                };
+    for list in row.channels {
+        let entries = channels(raw, list.vendor);
+        match list.mobile {
+            Some(mobile) => {
+                let (mobiles, others): (Vec<_>, Vec<_>) =
+                    entries.into_iter().partition(|c| c.1 == MOBILE_LABEL);
+                set(&mut record, list.main, list.vendor, primary(&others));
                 set(
                     &mut record,
-                    field::STREET,
-                    "address.route",
-                    street.as_deref(),
+                    mobile,
+                    list.vendor,
+                    mobiles.first().map(|c| c.0),
                 );
-                for &(canonical, part) in &ADDRESS_PARTS[1..] {
-                    set(&mut record, canonical, part, text(address, part));
-                }
             }
+            None => set(&mut record, list.main, list.vendor, primary(&entries)),
         }
     }
-    set(
-        &mut record,
-        field::CREATED_AT,
-        "add_time",
-        text(raw, "add_time"),
-    );
-    set(
-        &mut record,
-        field::UPDATED_AT,
-        "update_time",
-        text(raw, "update_time"),
-    );
+    for &(canonical, vendor) in row.read_only {
+        set(&mut record, canonical, vendor, text(raw, vendor));
+    }
+    if let Some(opt_out) = &row.opt_out {
+        if let Some(status) = text(raw, opt_out.vendor) {
+            record.set(opt_out.canonical, Value::Bool(status == opt_out.opted_out));
+        }
+    }
+    for r in row.references {
+        if let Some(id) = raw.get(r.vendor).and_then(Json::as_u64) {
+            record.set(r.canonical, Value::Reference(reference(r, id)));
+        }
+    }
+    if let (Some(address), Some((&(street, route), parts))) = (
+        raw.get("address").filter(|a| a.is_object()),
+        row.address.split_first(),
+    ) {
+        let street_value = match (text(address, "street_number"), text(address, route)) {
+            (Some(n), Some(r)) => Some(format!("{n} {r}")),
+            (None, r) => r.map(str::to_owned),
+            (n, None) => n.map(str::to_owned),
+        };
+        set(
+            &mut record,
+            street,
+            &format!("address.{route}"),
+            street_value.as_deref(),
+        );
+        for &(canonical, part) in parts {
+            set(&mut record, canonical, part, text(address, part));
+        }
+    }
+    for &(canonical, vendor) in TIMESTAMPS {
+        set(&mut record, canonical, vendor, text(raw, vendor));
+    }
     if problems.is_empty() {
         Ok(record)
     } else {
@@ -456,13 +355,15 @@ fn bound_json(binding: &FieldBinding, record: &Record) -> Result<Json, RecordRej
         })
 }
 
-/// The v2 body that writes `record` (a PATCH body clears what the record lacks). `source_key`
-/// is the source-id custom field's key; `org_id` the person's resolved organization; `map`
-/// the plain fields. A value a mapped field cannot take refuses the record.
+/// The v2 body that writes `record` of `row`'s object (a PATCH body clears what the record
+/// lacks). `source_key` is the source-id custom field's key; `linked` the Pipedrive id each
+/// of the row's references resolved to, in the row's order (`None`, or missing: no target);
+/// `map` the plain fields. A value a mapped field cannot take refuses the record.
 pub fn to_body(
+    row: &PipedriveObject,
     record: &Record,
     source_key: &str,
-    org_id: Option<u64>,
+    linked: &[Option<u64>],
     map: &FieldMap,
 ) -> Result<Json, RecordRejection> {
     let mut body = Map::new();
@@ -475,60 +376,62 @@ pub fn to_body(
             custom.insert(binding.vendor.to_string(), value);
         }
     }
-    match record.object {
-        ObjectType::Contacts => {
+    match row.name {
+        NameRule::Joined(parts) => {
             if !body.contains_key("name") {
-                // A person's name is its first and last names joined.
                 let part = |k: &str| body.get(k).and_then(Json::as_str).map(str::to_owned);
-                let name = [part("first_name"), part("last_name")]
-                    .into_iter()
-                    .flatten()
+                let name = parts
+                    .iter()
+                    .filter_map(|k| part(k))
                     .collect::<Vec<_>>()
                     .join(" ");
                 body.insert("name".into(), json!(name));
             }
-            let emails: Vec<Json> = record_text(record, field::EMAIL)
-                .map(|e| json!({"value": e, "primary": true, "label": "work"}))
-                .into_iter()
-                .collect();
-            body.insert("emails".into(), Json::Array(emails));
-            let phone = record_text(record, field::PHONE);
-            let mobile = record_text(record, field::MOBILE_PHONE);
-            let mut phones = Vec::new();
-            if let Some(p) = phone {
-                phones.push(json!({"value": p, "primary": true, "label": "work"}));
-            }
-            if let Some(m) = mobile {
-                phones.push(json!({"value": m, "primary": phone.is_none(), "label": MOBILE_LABEL}));
-            }
-            body.insert("phones".into(), Json::Array(phones));
-            body.insert("org_id".into(), json!(org_id));
-            // Only an opt-out is ever written: a missing or false flag must not become consent,
-            // and must not overwrite an opt-out Pipedrive already holds.
-            if record.get(field::EMAIL_OPT_OUT).and_then(Value::as_bool) == Some(true) {
-                body.insert("marketing_status".into(), json!(UNSUBSCRIBED));
-            }
         }
-        ObjectType::Companies => {
+        NameRule::Required => {
             if body.get("name").is_none_or(Json::is_null) {
                 body.insert("name".into(), json!(""));
             }
-            let mut address = Map::new();
-            for &(canonical, part) in ADDRESS_PARTS {
-                if let Some(v) = record_text(record, canonical) {
-                    address.insert(part.into(), json!(v));
-                }
+        }
+    }
+    for list in row.channels {
+        let main = record_text(record, list.main);
+        let mut entries = Vec::new();
+        if let Some(v) = main {
+            entries.push(json!({"value": v, "primary": true, "label": "work"}));
+        }
+        if let Some(v) = list.mobile.and_then(|m| record_text(record, m)) {
+            entries.push(json!({"value": v, "primary": main.is_none(), "label": MOBILE_LABEL}));
+        }
+        body.insert(list.vendor.into(), Json::Array(entries));
+    }
+    for (at, r) in row.references.iter().enumerate() {
+        body.insert(r.vendor.into(), json!(linked.get(at).copied().flatten()));
+    }
+    if let Some(opt_out) = &row.opt_out {
+        // Only an opt-out is ever written: a missing or false flag must not become consent,
+        // and must not overwrite an opt-out Pipedrive already holds.
+        if record.get(opt_out.canonical).and_then(Value::as_bool) == Some(true) {
+            body.insert(opt_out.vendor.into(), json!(opt_out.opted_out));
+        }
+    }
+    if !row.address.is_empty() {
+        let mut address = Map::new();
+        for &(canonical, part) in row.address {
+            if let Some(v) = record_text(record, canonical) {
+                address.insert(part.into(), json!(v));
             }
-            if address.is_empty() {
-                body.insert("address".into(), Json::Null);
-            } else {
-                let formatted: Vec<&str> = ADDRESS_PARTS
-                    .iter()
-                    .filter_map(|(c, _)| record_text(record, c))
-                    .collect();
-                address.insert("value".into(), json!(formatted.join(", ")));
-                body.insert("address".into(), Json::Object(address));
-            }
+        }
+        if address.is_empty() {
+            body.insert("address".into(), Json::Null);
+        } else {
+            let formatted: Vec<&str> = row
+                .address
+                .iter()
+                .filter_map(|(c, _)| record_text(record, c))
+                .collect();
+            address.insert("value".into(), json!(formatted.join(", ")));
+            body.insert("address".into(), Json::Object(address));
         }
     }
     custom.insert(source_key.to_owned(), json!(record.source_id));
@@ -536,32 +439,22 @@ pub fn to_body(
     Ok(Json::Object(body))
 }
 
-/// The top-level body keys that can appear in a Pipedrive validation error, with the
-/// canonical fields behind them, for rejection reasons (names only, never values).
-pub fn body_fields(object: ObjectType) -> &'static [(&'static str, &'static str)] {
-    match object {
-        ObjectType::Contacts => &[
-            ("name", "first_name, last_name"),
-            ("first_name", "first_name"),
-            ("last_name", "last_name"),
-            ("emails", "email"),
-            ("phones", "phone, mobile_phone"),
-            ("org_id", "company"),
-            ("marketing_status", "email_opt_out"),
-            ("custom_fields", "source id"),
-        ],
-        ObjectType::Companies => &[
-            ("name", "name"),
-            ("address", "street, city, state, postal_code, country"),
-            ("custom_fields", "source id"),
-        ],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_core::{Projection, record_digest};
+    use ferry_core::{ObjectType, Projection, record_digest};
+
+    fn row(object: ObjectType) -> &'static PipedriveObject {
+        crate::objects::binding(object).unwrap()
+    }
+
+    fn standard_map(object: ObjectType) -> FieldMap {
+        row(object).standard_map()
+    }
+
+    fn stored_fields(object: ObjectType, map: &FieldMap) -> Vec<String> {
+        row(object).stored_fields(map)
+    }
 
     fn contact() -> Record {
         let mut r = Record::new(ObjectType::Contacts, "hs-1");
@@ -577,7 +470,7 @@ mod tests {
     #[test]
     fn a_contact_round_trips_through_the_person_shape() {
         let r = contact();
-        let body = to_body(&r, "k", Some(7), &standard_map(r.object)).unwrap();
+        let body = to_body(row(r.object), &r, "k", &[Some(7)], &standard_map(r.object)).unwrap();
         assert_eq!(body["name"], "Zoë van der Berg");
         assert_eq!(body["org_id"], 7);
         assert_eq!(body["marketing_status"], "unsubscribed");
@@ -588,10 +481,10 @@ mod tests {
         stored["id"] = json!(1);
         let map = standard_map(ObjectType::Contacts);
         let back = to_record(
-            ObjectType::Contacts,
+            row(ObjectType::Contacts),
             &stored,
             "hs-1".into(),
-            Some("co-9".into()),
+            |_, _| "co-9".into(),
             &map,
         )
         .unwrap();
@@ -616,12 +509,19 @@ mod tests {
         r.set(field::NAME, Value::Text("Acme".into()));
         r.fields.insert("tier".into(), Value::Text(" gold ".into()));
         r.fields.insert("seats".into(), Value::Integer(12));
-        let body = to_body(&r, "k", None, &map).unwrap();
+        let body = to_body(row(r.object), &r, "k", &[], &map).unwrap();
         assert_eq!(
             body["custom_fields"],
             json!({"k": "co-1", TIER: 17, SEATS: 12})
         );
-        let back = to_record(ObjectType::Companies, &body, "co-1".into(), None, &map).unwrap();
+        let back = to_record(
+            row(ObjectType::Companies),
+            &body,
+            "co-1".into(),
+            |_, id| id.to_string(),
+            &map,
+        )
+        .unwrap();
         assert_eq!(back.get("tier"), Some(&Value::Text("Gold".into())));
         assert_eq!(back.get("seats"), Some(&Value::Integer(12)));
         assert!(stored_fields(ObjectType::Companies, &map).contains(&"tier".to_owned()));
@@ -629,10 +529,10 @@ mod tests {
         r.fields.remove("seats");
         r.fields
             .insert("tier".into(), Value::Text("Platinum".into()));
-        let refused = to_body(&r, "k", None, &map).unwrap_err();
+        let refused = to_body(row(r.object), &r, "k", &[], &map).unwrap_err();
         assert_eq!(refused.code, ferry_core::fields::NO_SUCH_OPTION);
         r.fields.remove("tier");
-        let body = to_body(&r, "k", None, &map).unwrap();
+        let body = to_body(row(r.object), &r, "k", &[], &map).unwrap();
         assert_eq!(body["custom_fields"][SEATS], Json::Null);
         assert_eq!(body["custom_fields"][TIER], Json::Null);
     }
@@ -642,13 +542,13 @@ mod tests {
         let mut r = contact();
         r.set(field::EMAIL_OPT_OUT, Value::Bool(false));
         assert!(
-            to_body(&r, "k", None, &standard_map(r.object))
+            to_body(row(r.object), &r, "k", &[], &standard_map(r.object))
                 .unwrap()
                 .get("marketing_status")
                 .is_none()
         );
         r.fields.remove(field::EMAIL_OPT_OUT);
-        let body = to_body(&r, "k", None, &standard_map(r.object)).unwrap();
+        let body = to_body(row(r.object), &r, "k", &[], &standard_map(r.object)).unwrap();
         assert!(body.get("marketing_status").is_none());
         assert_eq!(body["org_id"], Json::Null);
     }
@@ -660,11 +560,18 @@ mod tests {
         r.set(field::STREET, Value::Text("12 Main Street".into()));
         r.set(field::COUNTRY, Value::Text("Germany".into()));
         r.set(field::DOMAIN, Value::Text("cafe.example.com".into()));
-        let body = to_body(&r, "k", None, &standard_map(r.object)).unwrap();
+        let body = to_body(row(r.object), &r, "k", &[], &standard_map(r.object)).unwrap();
         assert_eq!(body["address"]["route"], "12 Main Street");
         assert!(body.get("website").is_none(), "no invented fields");
         let map = standard_map(ObjectType::Companies);
-        let back = to_record(ObjectType::Companies, &body, "co-9".into(), None, &map).unwrap();
+        let back = to_record(
+            row(ObjectType::Companies),
+            &body,
+            "co-9".into(),
+            |_, id| id.to_string(),
+            &map,
+        )
+        .unwrap();
         let p = Projection::new(stored_fields(ObjectType::Companies, &map));
         assert_eq!(record_digest(&r, &p), record_digest(&back, &p));
     }
@@ -675,10 +582,10 @@ mod tests {
             "phones": [{"value": "m", "label": "mobile", "primary": true}, {"value": "w", "label": "work"}],
             "marketing_status": "no_consent", "add_time": "2024-01-02T03:04:05Z"});
         let r = to_record(
-            ObjectType::Contacts,
+            row(ObjectType::Contacts),
             &raw,
             "5".into(),
-            None,
+            |_, id| id.to_string(),
             &standard_map(ObjectType::Contacts),
         )
         .unwrap();
@@ -694,10 +601,10 @@ mod tests {
         ));
         let org = json!({"id": 1, "name": "O", "address": {"street_number": "12", "route": "Main St"}, "add_time": "soon"});
         let err = to_record(
-            ObjectType::Companies,
+            row(ObjectType::Companies),
             &org,
             "1".into(),
-            None,
+            |_, id| id.to_string(),
             &standard_map(ObjectType::Companies),
         )
         .unwrap_err();

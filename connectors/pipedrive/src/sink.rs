@@ -15,7 +15,7 @@ use ferry_core::quality::{
 use ferry_core::resolver::Resolver;
 use ferry_core::{
     Capability, ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome,
-    RecordRejection, Sink, Value, Written, field,
+    RecordRejection, Sink, Value, Written,
 };
 use futures::stream::{self, StreamExt};
 use reqwest::Method;
@@ -25,6 +25,7 @@ use crate::VENDOR;
 use crate::client::{PipedriveClient, endpoint_path};
 use crate::config::{MAX_IDS_PER_LIST, PipedriveConfig, Settings};
 use crate::mapping;
+use crate::objects::{self, PipedriveObject, PipedriveReference};
 use crate::policy::clean_code;
 
 /// Search results asked for per source id: more than one means duplicates to sort out.
@@ -39,23 +40,13 @@ pub struct PipedriveSink {
     /// The source-id custom field's key per object type, once resolved.
     keys: Mutex<HashMap<ObjectType, String>>,
     /// Source id ↔ Pipedrive id, for records this run wrote or found: spares a search per
-    /// contact's company and per read-back. An object whose source-id field this sink created
+    /// reference (a contact's company) and per read-back. An object whose source-id field this sink created
     /// is marked complete: no record carried a source id before this run, so a miss means
     /// "absent" without a search.
     ids: Resolver<u64>,
     /// The plain fields written and read back per object: the standard table and the mapped
     /// fields.
     fields: FieldMaps,
-}
-
-/// What a contact's company reference resolved to.
-enum OrgRef {
-    /// The contact has no company.
-    None,
-    /// The organization with this id.
-    Found(u64),
-    /// No organization carries the company's source id.
-    Missing,
 }
 
 impl PipedriveSink {
@@ -68,8 +59,9 @@ impl PipedriveSink {
             keys: Mutex::default(),
             ids: Resolver::default(),
             fields: FieldMaps::new(
-                [ObjectType::Companies, ObjectType::Contacts]
-                    .map(|o| (o, mapping::standard_map(o))),
+                objects::OBJECTS
+                    .iter()
+                    .map(|row| (row.object, row.standard_map())),
             ),
         })
     }
@@ -89,10 +81,11 @@ impl PipedriveSink {
         {
             return Ok(Some(k.clone()));
         }
+        let row = objects::binding(object)?;
         let name = &self.settings.source_id_field;
-        let path = format!("/api/v2/{}", mapping::fields_path(object));
+        let path = format!("/api/v2/{}", row.fields_path);
         let found = self.source_fields(object).await?;
-        let entity = mapping::object_path(object);
+        let entity = row.path;
         let key = match found.as_slice() {
             [] if !create => return Ok(None),
             [] => {
@@ -104,7 +97,7 @@ impl PipedriveSink {
                 };
                 let code = match self.client.create(&path, &body, landed).await? {
                     Sent::Landed(code) => code,
-                    Sent::Response(response) => self.created_field_code(object, &path, response)?,
+                    Sent::Response(response) => self.created_field_code(row, &path, response)?,
                 };
                 tracing::info!(
                     vendor = VENDOR,
@@ -143,11 +136,11 @@ impl PipedriveSink {
     /// The key of the field a `POST` to the fields API created, from its answer.
     fn created_field_code(
         &self,
-        object: ObjectType,
+        row: &PipedriveObject,
         path: &str,
         response: HttpResponse,
     ) -> ConnectorResult<String> {
-        let (name, entity) = (&self.settings.source_id_field, mapping::object_path(object));
+        let (name, entity) = (&self.settings.source_id_field, row.path);
         let created = match self.client.write_envelope(&Method::POST, path, response) {
             Ok(b) => b,
             Err(ConnectorError::Auth { status: 403, .. }) => {
@@ -158,11 +151,7 @@ impl PipedriveSink {
                          (creating fields needs an admin). Create it once: Settings → Data fields → {} → \
                          Add custom field, type Text, name \"{name}\"; or set `source_id_field` to an \
                          existing text field's name",
-                        if object == ObjectType::Contacts {
-                            "Person"
-                        } else {
-                            "Organization"
-                        }
+                        row.settings_section
                     ),
                 });
             }
@@ -190,7 +179,7 @@ impl PipedriveSink {
     /// The custom fields of `object` named `source_id_field` (ignoring case): key and type.
     async fn source_fields(&self, object: ObjectType) -> ConnectorResult<Vec<(String, String)>> {
         let name = &self.settings.source_id_field;
-        let path = format!("/api/v2/{}", mapping::fields_path(object));
+        let path = format!("/api/v2/{}", objects::binding(object)?.fields_path);
         let mut found: Vec<(String, String)> = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -228,14 +217,16 @@ impl PipedriveSink {
     }
 
     /// Reads records by Pipedrive id (≤ 100 per request), with only the source-id custom field
-    /// and, for persons, the marketing status.
+    /// (and the mapped ones) and the fields lists leave out (a person's marketing status).
     async fn fetch(
         &self,
         object: ObjectType,
         key: &str,
         ids: &[u64],
     ) -> ConnectorResult<Vec<Json>> {
-        let path = format!("/api/v2/{}", mapping::object_path(object));
+        let row = objects::binding(object)?;
+        let path = format!("/api/v2/{}", row.path);
+        let include = row.include_fields.join(",");
         // Only the custom fields needed: the source id's and the mapped ones; past Pipedrive's
         // cap on `custom_fields` keys, all of them (the default).
         let map = self.fields.get(object);
@@ -249,15 +240,14 @@ impl PipedriveSink {
         let requests: Vec<_> = chunks
             .into_iter()
             .map(|list| {
-                let path = &path;
-                let custom = &custom;
+                let (path, custom, include) = (&path, &custom, &include);
                 async move {
                     let mut query = vec![("ids", list.as_str())];
                     if let Some(custom) = custom {
                         query.push(("custom_fields", custom.as_str()));
                     }
-                    if object == ObjectType::Contacts {
-                        query.push(("include_fields", "marketing_status"));
+                    if !include.is_empty() {
+                        query.push(("include_fields", include.as_str()));
                     }
                     let body = self.client.get(path, &query).await?;
                     match body.get("data") {
@@ -291,7 +281,7 @@ impl PipedriveSink {
         key: &str,
         source_ids: &[String],
     ) -> ConnectorResult<HashMap<String, u64>> {
-        let path = format!("/api/v2/{}/search", mapping::object_path(object));
+        let path = format!("/api/v2/{}/search", objects::binding(object)?.path);
         let searches: Vec<_> = source_ids
             .iter()
             .filter(|s| !s.is_empty())
@@ -368,41 +358,54 @@ impl PipedriveSink {
             .await
     }
 
-    /// Writes one chunk of the batch frame: its existing records and companies are found in
-    /// one pass each, then each record is written on its own, a few at a time.
+    /// Writes one chunk of the batch frame: its existing records and the targets of each
+    /// reference are found in one pass each, then each record is written on its own, a few
+    /// at a time.
     async fn write_chunk(
         &self,
         object: ObjectType,
         key: &str,
         chunk: Vec<(usize, &Record)>,
     ) -> ConnectorResult<Vec<Answer>> {
+        let row = objects::binding(object)?;
         let source_ids: Vec<String> = chunk.iter().map(|(_, r)| r.source_id.clone()).collect();
         let existing = self.resolve(object, key, &source_ids).await?;
-        let orgs = if object == ObjectType::Contacts {
-            self.company_ids(chunk.iter().map(|(_, r)| *r)).await?
-        } else {
-            HashMap::new()
-        };
+        // The Pipedrive ids of the targets, per reference in the row's order.
+        let mut targets = Vec::with_capacity(row.references.len());
+        for reference in row.references {
+            targets.push(
+                self.target_ids(reference, chunk.iter().map(|(_, r)| *r))
+                    .await?,
+            );
+        }
+        let needs_email = row.opt_out.as_ref().is_some_and(|o| o.needs_email);
         let mut writes = Vec::with_capacity(chunk.len());
         for (i, record) in chunk {
-            let (existing, orgs) = (&existing, &orgs);
+            let (existing, targets) = (&existing, &targets);
             writes.push(async move {
                 // Pipedrive sets no marketing status on a person without a valid address (it
                 // stays `no_consent`): refused before anything is written, so the person never
                 // arrives without its opt-out (the engine refuses it earlier; this guards
                 // callers that skip the engine).
-                if object == ObjectType::Contacts && opt_out_without_address(record) {
+                if needs_email && opt_out_without_address(record) {
                     let reason = opt_out_not_representable_reason(VENDOR);
                     return Ok((i, refusal(record, OPT_OUT_NOT_REPRESENTABLE, reason)));
                 }
-                let org = match record.get(field::COMPANY) {
-                    Some(Value::Reference(sid)) | Some(Value::Text(sid)) => orgs
-                        .get(sid)
-                        .map_or(OrgRef::Missing, |id| OrgRef::Found(*id)),
-                    _ => OrgRef::None,
-                };
+                let mut linked = Vec::with_capacity(targets.len());
+                for (reference, ids) in row.references.iter().zip(targets) {
+                    match record.get(reference.canonical) {
+                        Some(Value::Reference(sid)) | Some(Value::Text(sid)) => {
+                            let Some(id) = ids.get(sid) else {
+                                let reason = reference.missing_reason.to_owned();
+                                return Ok((i, refusal(record, reference.missing_code, reason)));
+                            };
+                            linked.push(Some(*id));
+                        }
+                        _ => linked.push(None),
+                    }
+                }
                 let existing = existing.get(&record.source_id).copied();
-                let result = self.write_one(object, record, key, existing, org).await?;
+                let result = self.write_one(row, record, key, existing, &linked).await?;
                 Ok::<Answer, ConnectorError>((i, result))
             });
         }
@@ -421,33 +424,24 @@ impl PipedriveSink {
     /// failure that leaves open whether Pipedrive saved the record (the connection broke, a
     /// timeout, a 5xx), the record is looked up by its source id (`find`) before the `POST` is
     /// sent again, and a record found there is the one created.
+    ///
+    /// `linked` holds the Pipedrive id of each of the row's references (`None`: the record has
+    /// none), already resolved.
     async fn write_one(
         &self,
-        object: ObjectType,
+        row: &PipedriveObject,
         record: &Record,
         key: &str,
         existing: Option<u64>,
-        org: OrgRef,
+        linked: &[Option<u64>],
     ) -> ConnectorResult<Result<Written, RecordRejection>> {
-        let org_id = match org {
-            OrgRef::None => None,
-            OrgRef::Found(id) => Some(id),
-            OrgRef::Missing => {
-                return Ok(refusal(
-                    record,
-                    "COMPANY_NOT_FOUND",
-                    "the company reference: no Pipedrive organization carries the contact's company as its \
-                     source id (the company was not migrated, or was rejected)"
-                        .into(),
-                ));
-            }
-        };
+        let object = row.object;
         let map = self.fields.get(object);
-        let body = match mapping::to_body(record, key, org_id, &map) {
+        let body = match mapping::to_body(row, record, key, linked, &map) {
             Ok(body) => body,
             Err(rejection) => return Ok(Err(rejection)),
         };
-        let entity = mapping::object_path(object);
+        let entity = row.path;
         let mut target = existing;
         loop {
             let (method, path) = match target {
@@ -496,7 +490,7 @@ impl PipedriveSink {
                 continue;
             }
             if matches!(status, 400 | 404 | 409 | 410 | 422) {
-                let (code, reason) = rejection_reason(object, &response, &map);
+                let (code, reason) = rejection_reason(row, &response, &map);
                 return Ok(refusal(record, &code, reason));
             }
             return Err(self
@@ -505,35 +499,37 @@ impl PipedriveSink {
         }
     }
 
-    /// The organization id of each distinct company referenced by `records`.
-    async fn company_ids<'r>(
+    /// The Pipedrive id of each distinct target of `reference` in `records` (those found).
+    async fn target_ids<'r>(
         &self,
+        reference: &PipedriveReference,
         records: impl Iterator<Item = &'r Record>,
     ) -> ConnectorResult<HashMap<String, u64>> {
-        let mut companies: Vec<String> = records
-            .filter_map(|r| r.text(field::COMPANY))
+        let mut targets: Vec<String> = records
+            .filter_map(|r| r.text(reference.canonical))
             .map(str::to_owned)
             .collect();
-        if companies.is_empty() {
+        if targets.is_empty() {
             return Ok(HashMap::new());
         }
-        companies.sort();
-        companies.dedup();
-        match self.source_key(ObjectType::Companies, false).await? {
-            Some(org_key) => {
-                self.resolve(ObjectType::Companies, &org_key, &companies)
-                    .await
-            }
+        targets.sort();
+        targets.dedup();
+        match self.source_key(reference.target, false).await? {
+            Some(target_key) => self.resolve(reference.target, &target_key, &targets).await,
             None => Ok(HashMap::new()),
         }
     }
 
-    /// The source id of each organization id (from the cache, else read back).
-    async fn company_source_ids(&self, org_ids: &[u64]) -> ConnectorResult<HashMap<u64, String>> {
+    /// The source id of each `target` record id (from the cache, else read back).
+    async fn source_ids_of(
+        &self,
+        target: ObjectType,
+        target_ids: &[u64],
+    ) -> ConnectorResult<HashMap<u64, String>> {
         let mut out = HashMap::new();
         let mut missing = Vec::new();
-        for id in org_ids {
-            match self.ids.source_id(ObjectType::Companies, id) {
+        for id in target_ids {
+            match self.ids.source_id(target, id) {
                 Some(sid) => {
                     out.insert(*id, sid);
                 }
@@ -545,17 +541,15 @@ impl PipedriveSink {
         if missing.is_empty() {
             return Ok(out);
         }
-        let Some(org_key) = self.source_key(ObjectType::Companies, false).await? else {
+        let Some(target_key) = self.source_key(target, false).await? else {
             return Ok(out);
         };
-        for raw in self
-            .fetch(ObjectType::Companies, &org_key, &missing)
-            .await?
-        {
-            if let (Some(id), Some(sid)) =
-                (mapping::id_of(&raw), mapping::custom_text(&raw, &org_key))
-            {
-                self.ids.remember(ObjectType::Companies, &sid, id);
+        for raw in self.fetch(target, &target_key, &missing).await? {
+            if let (Some(id), Some(sid)) = (
+                mapping::id_of(&raw),
+                mapping::custom_text(&raw, &target_key),
+            ) {
+                self.ids.remember(target, &sid, id);
                 out.insert(id, sid);
             }
         }
@@ -574,7 +568,7 @@ fn refusal(record: &Record, code: &str, reason: String) -> Result<Written, Recor
 /// A rejection's code and reason from Pipedrive's error body: the error code and the names of
 /// the body fields the message mentions, never the message itself (it can quote values).
 fn rejection_reason(
-    object: ObjectType,
+    row: &PipedriveObject,
     response: &HttpResponse,
     map: &FieldMap,
 ) -> (String, String) {
@@ -589,7 +583,8 @@ fn rejection_reason(
     let words: HashSet<&str> = message
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .collect();
-    let mut named: Vec<String> = mapping::body_fields(object)
+    let mut named: Vec<String> = row
+        .body_fields
         .iter()
         .filter(|(k, _)| words.contains(k))
         .map(|(k, canonical)| format!("{k} ({canonical})"))
@@ -637,8 +632,8 @@ impl Sink for PipedriveSink {
 
     fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
         crate::fields::check_bindings(object, bindings)?;
-        self.fields
-            .map(object, &mapping::standard_map(object), bindings);
+        let row = objects::binding(object)?;
+        self.fields.map(object, &row.standard_map(), bindings);
         Ok(())
     }
 
@@ -653,14 +648,16 @@ impl Sink for PipedriveSink {
         crate::fields::create(&self.client, object, field).await
     }
 
-    /// Pipedrive keeps a person's marketing status only while it has a valid email address.
+    /// From the object's row: Pipedrive keeps a person's marketing status only while it has a
+    /// valid email address.
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+        let row = objects::binding(object)?;
         Ok(Capability {
             batch_size: self.settings.batch_size,
             read_back_size: MAX_IDS_PER_LIST,
-            stored: mapping::stored_fields(object, &self.fields.get(object)),
-            required: Vec::new(),
-            opt_out_needs_email: object == ObjectType::Contacts,
+            stored: row.stored_fields(&self.fields.get(object)),
+            required: row.required.iter().map(|f| (*f).to_owned()).collect(),
+            opt_out_needs_email: row.opt_out.as_ref().is_some_and(|o| o.needs_email),
         })
     }
 
@@ -671,12 +668,13 @@ impl Sink for PipedriveSink {
         Ok(())
     }
 
-    /// Resolves (or creates) the source-id custom field; contacts also need the
-    /// organizations' one, to resolve their company references.
+    /// Resolves (or creates) the source-id custom field, and that of each object a reference
+    /// targets (contacts need the organizations' one to resolve their company references).
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
+        let row = objects::binding(object)?;
         self.source_key(object, true).await?;
-        if object == ObjectType::Contacts {
-            self.source_key(ObjectType::Companies, true).await?;
+        for reference in row.references {
+            self.source_key(reference.target, true).await?;
         }
         Ok(())
     }
@@ -768,26 +766,33 @@ impl Sink for PipedriveSink {
                 keep(raw, &mut raws);
             }
         }
-        let companies = if object == ObjectType::Contacts {
-            let org_ids: Vec<u64> = raws
+        // Each reference's target ids mapped back to source ids, with the target's noun.
+        let row = objects::binding(object)?;
+        let mut known: HashMap<ObjectType, (&str, HashMap<u64, String>)> = HashMap::new();
+        for reference in row.references {
+            let target_ids: Vec<u64> = raws
                 .values()
-                .filter_map(|r| r.get("org_id").and_then(Json::as_u64))
+                .filter_map(|r| r.get(reference.vendor).and_then(Json::as_u64))
                 .collect();
-            self.company_source_ids(&org_ids).await?
-        } else {
-            HashMap::new()
+            let noun = objects::binding(reference.target)?.noun;
+            let found = self.source_ids_of(reference.target, &target_ids).await?;
+            let entry = known
+                .entry(reference.target)
+                .or_insert_with(|| (noun, HashMap::new()));
+            entry.1.extend(found);
+        }
+        let source_id_of = |reference: &PipedriveReference, id: u64| {
+            let (noun, ids) = known
+                .get(&reference.target)
+                .map_or(("record", None), |(n, ids)| (*n, Some(ids)));
+            ids.and_then(|ids| ids.get(&id).cloned())
+                // A record ferry did not write: a reference that matches no source id.
+                .unwrap_or_else(|| format!("pipedrive-{noun}-{id}"))
         };
         let map = self.fields.get(object);
         let mut out = Vec::with_capacity(raws.len());
         for (sid, raw) in raws {
-            let company = raw.get("org_id").and_then(Json::as_u64).map(|org| {
-                companies
-                    .get(&org)
-                    .cloned()
-                    // An organization ferry did not write: a reference that matches no source id.
-                    .unwrap_or_else(|| format!("pipedrive-organization-{org}"))
-            });
-            match mapping::to_record(object, &raw, sid, company, &map) {
+            match mapping::to_record(row, &raw, sid, &source_id_of, &map) {
                 Ok(record) => out.push(record),
                 Err(rejection) => {
                     tracing::warn!(vendor = VENDOR, %object, source_id = %rejection.source_id, "read-back record has unreadable values");
@@ -804,7 +809,7 @@ impl Sink for PipedriveSink {
         let Some(key) = self.source_key(object, false).await? else {
             return Ok(Some(0)); // no source-id field: no record carries one
         };
-        let path = format!("/api/v2/{}", mapping::object_path(object));
+        let path = format!("/api/v2/{}", objects::binding(object)?.path);
         let mut count = 0u64;
         let mut cursor: Option<String> = None;
         loop {

@@ -12,10 +12,11 @@ use crate::VENDOR;
 use crate::client::PipedriveClient;
 use crate::config::PipedriveConfig;
 use crate::mapping;
+use crate::objects;
 
 /// A Pipedrive company account as a [`Source`]: pages through `GET /api/v2/{persons|
-/// organizations}` with Pipedrive's cursor, in id order. Source ids are Pipedrive ids; a
-/// person's company is its `org_id`. Lists carry every custom field, so mapped custom fields
+/// organizations}` with Pipedrive's cursor, in id order. Source ids are Pipedrive ids, and so
+/// are references (a person's company is its `org_id`). Lists carry every custom field, so mapped custom fields
 /// need no extra request.
 pub struct PipedriveSource {
     client: PipedriveClient,
@@ -32,8 +33,9 @@ impl PipedriveSource {
             client,
             page_size: settings.page_size,
             fields: FieldMaps::new(
-                [ObjectType::Companies, ObjectType::Contacts]
-                    .map(|o| (o, mapping::standard_map(o))),
+                objects::OBJECTS
+                    .iter()
+                    .map(|row| (row.object, row.standard_map())),
             ),
         })
     }
@@ -80,18 +82,20 @@ impl Source for PipedriveSource {
 
     fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
         crate::fields::check_bindings(object, bindings)?;
-        self.fields
-            .map(object, &mapping::standard_map(object), bindings);
+        let row = objects::binding(object)?;
+        self.fields.map(object, &row.standard_map(), bindings);
         Ok(())
     }
 
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
+        let row = objects::binding(object)?;
         let map = self.fields.get(object);
-        let path = format!("/api/v2/{}", mapping::object_path(object));
+        let path = format!("/api/v2/{}", row.path);
         let limit = self.page_size.to_string();
+        let include = row.include_fields.join(",");
         let mut query = vec![("limit", limit.as_str())];
-        if object == ObjectType::Contacts {
-            query.push(("include_fields", "marketing_status"));
+        if !include.is_empty() {
+            query.push(("include_fields", include.as_str()));
         }
         if let Some(c) = cursor {
             query.push(("cursor", c));
@@ -124,11 +128,8 @@ impl Source for PipedriveSource {
         for raw in items {
             let id =
                 mapping::id_of(raw).ok_or_else(|| malformed("a record without a numeric id"))?;
-            let company = raw
-                .get("org_id")
-                .and_then(Value::as_u64)
-                .map(|o| o.to_string());
-            let mapped = mapping::to_record(object, raw, id.to_string(), company, &map);
+            // A reference holds the target's Pipedrive id, which is its source id.
+            let mapped = mapping::to_record(row, raw, id.to_string(), |_, id| id.to_string(), &map);
             page.push(VENDOR, object, mapped);
         }
         page.log_read(VENDOR, object);

@@ -1,0 +1,339 @@
+//! Pipedrive's side of every object ferry moves, as one table: the API paths, the standard
+//! fields, the compound ones (email and phone lists, the address, the marketing status), the
+//! references to other objects, and what Pipedrive requires. The source, the sink and the
+//! field metadata read these rows; none of them branches on the object.
+
+use ferry_core::fields::FieldMap;
+use ferry_core::{Capability, ConnectorResult, ObjectType, field};
+
+use crate::VENDOR;
+use crate::mapping::{ADDRESS_PARTS, UNSUBSCRIBED};
+
+/// How Pipedrive holds one object ferry moves.
+#[derive(Debug)]
+pub struct PipedriveObject {
+    /// The canonical object.
+    pub object: ObjectType,
+    /// The v2 API path segment (`/api/v2/{path}`, `/api/v2/{path}/search`).
+    pub path: &'static str,
+    /// The fields-API path segment (`/api/v2/{fields_path}`).
+    pub fields_path: &'static str,
+    /// One record, in words (a read-back reference to a record ferry did not write is
+    /// `pipedrive-{noun}-{id}`).
+    pub noun: &'static str,
+    /// Where the object's fields are in Pipedrive's settings ("Settings → Data fields → …").
+    pub settings_section: &'static str,
+    /// The plain standard fields: canonical field ↔ top-level Pipedrive field.
+    pub standard: &'static [(&'static str, &'static str)],
+    /// How the body's `name` is filled when no binding wrote it.
+    pub name: NameRule,
+    /// The lists of `{value, label, primary}` entries (emails, phones).
+    pub channels: &'static [Channels],
+    /// The address subfields: canonical field ↔ `address.<part>`, the street first (read as
+    /// `street_number route`). Empty: no address.
+    pub address: &'static [(&'static str, &'static str)],
+    /// Fields read when present and never written (canonical ↔ top-level field).
+    pub read_only: &'static [(&'static str, &'static str)],
+    /// Where the email opt-out lives, if this object carries one.
+    pub opt_out: Option<OptOut>,
+    /// Fields lists leave out unless asked for (`include_fields`).
+    pub include_fields: &'static [&'static str],
+    /// The references to other objects, each written as the target's Pipedrive id.
+    pub references: &'static [PipedriveReference],
+    /// The top-level fields a v2 `POST`/`PATCH` accepts (everything else a fields list shows
+    /// is read-only, apart from custom fields).
+    pub writable: &'static [&'static str],
+    /// The top-level body keys that can appear in a validation error, with the canonical
+    /// fields behind them, for rejection reasons (names only, never values).
+    pub body_fields: &'static [(&'static str, &'static str)],
+    /// The canonical fields Pipedrive refuses a record without, for the engine's
+    /// `missing_required` rule.
+    pub required: &'static [&'static str],
+}
+
+/// How a body's `name` is filled when no binding wrote it.
+#[derive(Debug)]
+pub enum NameRule {
+    /// Joined from these top-level fields, space-separated, when `name` is absent (a person's
+    /// name is its first and last names).
+    Joined(&'static [&'static str]),
+    /// Sent as `""` when absent or null: the field is required, and Pipedrive's refusal then
+    /// names it.
+    Required,
+}
+
+/// A list of `{value, label, primary}` entries holding one canonical field (and, for phones,
+/// a second one: the entry labelled [`crate::mapping::MOBILE_LABEL`]).
+#[derive(Debug)]
+pub struct Channels {
+    /// The list's top-level field (`emails`, `phones`).
+    pub vendor: &'static str,
+    /// The canonical field of the primary entry (among those not labelled mobile).
+    pub main: &'static str,
+    /// The canonical field of the entry labelled mobile, if the list holds one apart.
+    pub mobile: Option<&'static str>,
+}
+
+/// Where an object's email opt-out lives.
+#[derive(Debug)]
+pub struct OptOut {
+    /// The canonical flag.
+    pub canonical: &'static str,
+    /// The top-level field holding the status.
+    pub vendor: &'static str,
+    /// The status that means "opted out"; the only one ever written.
+    pub opted_out: &'static str,
+    /// Whether Pipedrive keeps the status only while the record has a valid email address
+    /// (then an opt-out without one is refused before writing).
+    pub needs_email: bool,
+}
+
+/// A reference from one object to another: Pipedrive holds the target's own id, so the sink
+/// resolves the source id the canonical record carries through its id cache.
+#[derive(Debug)]
+pub struct PipedriveReference {
+    /// The canonical field holding the target's source id.
+    pub canonical: &'static str,
+    /// The top-level field holding the target's Pipedrive id.
+    pub vendor: &'static str,
+    /// The object referred to.
+    pub target: ObjectType,
+    /// The refusal code of a record whose target is not in Pipedrive.
+    pub missing_code: &'static str,
+    /// The refusal reason of that record (names the field, never a value).
+    pub missing_reason: &'static str,
+}
+
+/// Pipedrive's side of every object ferry moves: read top to bottom to see what maps where.
+pub static OBJECTS: &[PipedriveObject] = &[
+    PipedriveObject {
+        object: ObjectType::Companies,
+        path: "organizations",
+        fields_path: "organizationFields",
+        noun: "organization",
+        settings_section: "Organization",
+        standard: &[(field::NAME, "name")],
+        name: NameRule::Required,
+        channels: &[],
+        address: ADDRESS_PARTS,
+        read_only: &[],
+        opt_out: None,
+        include_fields: &[],
+        references: &[],
+        writable: &[
+            "name",
+            "owner_id",
+            "add_time",
+            "visible_to",
+            "label_ids",
+            "address",
+        ],
+        body_fields: &[
+            ("name", "name"),
+            ("address", "street, city, state, postal_code, country"),
+            ("custom_fields", "source id"),
+        ],
+        // Pipedrive refuses a nameless organization itself, naming `name`.
+        required: &[],
+    },
+    PipedriveObject {
+        object: ObjectType::Contacts,
+        path: "persons",
+        fields_path: "personFields",
+        noun: "person",
+        settings_section: "Person",
+        standard: &[
+            (field::FIRST_NAME, "first_name"),
+            (field::LAST_NAME, "last_name"),
+        ],
+        name: NameRule::Joined(&["first_name", "last_name"]),
+        channels: &[
+            Channels {
+                vendor: "emails",
+                main: field::EMAIL,
+                mobile: None,
+            },
+            Channels {
+                vendor: "phones",
+                main: field::PHONE,
+                mobile: Some(field::MOBILE_PHONE),
+            },
+        ],
+        address: &[],
+        // Present only with contact sync (setting it otherwise is a 403).
+        read_only: &[(field::JOB_TITLE, "job_title")],
+        opt_out: Some(OptOut {
+            canonical: field::EMAIL_OPT_OUT,
+            vendor: "marketing_status",
+            opted_out: UNSUBSCRIBED,
+            needs_email: true,
+        }),
+        include_fields: &["marketing_status"],
+        references: &[PipedriveReference {
+            canonical: field::COMPANY,
+            vendor: "org_id",
+            target: ObjectType::Companies,
+            missing_code: "COMPANY_NOT_FOUND",
+            missing_reason: "the company reference: no Pipedrive organization carries the contact's company as its \
+                             source id (the company was not migrated, or was rejected)",
+        }],
+        writable: &[
+            "name",
+            "first_name",
+            "last_name",
+            "owner_id",
+            "org_id",
+            "add_time",
+            "emails",
+            "phones",
+            "visible_to",
+            "label_ids",
+            "marketing_status",
+        ],
+        body_fields: &[
+            ("name", "first_name, last_name"),
+            ("first_name", "first_name"),
+            ("last_name", "last_name"),
+            ("emails", "email"),
+            ("phones", "phone, mobile_phone"),
+            ("org_id", "company"),
+            ("marketing_status", "email_opt_out"),
+            ("custom_fields", "source id"),
+        ],
+        required: &[],
+    },
+];
+
+/// Canonical timestamp ↔ top-level field, on every object: read by the source, not written.
+pub const TIMESTAMPS: &[(&str, &str)] = &[
+    (field::CREATED_AT, "add_time"),
+    (field::UPDATED_AT, "update_time"),
+];
+
+/// The row of `object`, or the refusal of an object this connector does not move.
+pub fn binding(object: ObjectType) -> ConnectorResult<&'static PipedriveObject> {
+    OBJECTS
+        .iter()
+        .find(|row| row.object == object)
+        .ok_or_else(|| Capability::unsupported(VENDOR, object))
+}
+
+/// The objects of the table, in its order (the registry's list).
+pub fn object_types() -> &'static [ObjectType] {
+    static TYPES: std::sync::LazyLock<Vec<ObjectType>> =
+        std::sync::LazyLock::new(|| OBJECTS.iter().map(|row| row.object).collect());
+    &TYPES
+}
+
+impl PipedriveObject {
+    /// The standard field map.
+    pub fn standard_map(&self) -> FieldMap {
+        FieldMap::standard(self.object, self.standard)
+    }
+
+    /// The canonical field a compound or system field `code` holds, for `describe` (`None`
+    /// for the address, which holds several).
+    pub fn compound_canonical(&self, code: &str) -> Option<&'static str> {
+        let channel = self
+            .channels
+            .iter()
+            .find(|c| c.vendor == code)
+            .map(|c| c.main);
+        let reference = self.references.iter().find(|r| r.vendor == code);
+        let opt_out = self.opt_out.as_ref().filter(|o| o.vendor == code);
+        let timestamp = TIMESTAMPS.iter().find(|(_, v)| *v == code).map(|(c, _)| *c);
+        channel
+            .or(reference.map(|r| r.canonical))
+            .or(opt_out.map(|o| o.canonical))
+            .or(timestamp)
+    }
+
+    /// The canonical fields the sink writes and reads back exactly: the compound ones (lists,
+    /// address, opt-out, references) and those of `map` (the standard table and the mapped
+    /// fields).
+    pub fn stored_fields(&self, map: &FieldMap) -> Vec<String> {
+        let channels = self
+            .channels
+            .iter()
+            .flat_map(|c| std::iter::once(c.main).chain(c.mobile));
+        let mut fields: Vec<String> = channels
+            .chain(self.opt_out.as_ref().map(|o| o.canonical))
+            .chain(self.references.iter().map(|r| r.canonical))
+            .chain(self.address.iter().map(|(c, _)| *c))
+            .map(str::to_owned)
+            .collect();
+        fields.extend(map.canonical_names());
+        fields.sort();
+        fields.dedup();
+        fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_object_has_one_row_and_every_reference_target_has_one() {
+        for object in ObjectType::ALL {
+            let row = binding(object).unwrap();
+            assert_eq!(row.object, object);
+            assert_eq!(
+                OBJECTS.iter().filter(|r| r.object == object).count(),
+                1,
+                "{object} has more than one row"
+            );
+        }
+        let mut seen = HashSet::new();
+        for row in OBJECTS {
+            assert!(seen.insert(row.object), "two rows for {}", row.object);
+            for reference in row.references {
+                assert!(binding(reference.target).is_ok(), "{}", reference.canonical);
+                assert!(row.writable.contains(&reference.vendor));
+            }
+        }
+        assert_eq!(object_types(), &ObjectType::ALL[..]);
+    }
+
+    #[test]
+    fn stored_fields_are_the_compound_and_the_standard_ones() {
+        let contacts = binding(ObjectType::Contacts).unwrap();
+        assert_eq!(
+            contacts.stored_fields(&contacts.standard_map()),
+            [
+                "company",
+                "email",
+                "email_opt_out",
+                "first_name",
+                "last_name",
+                "mobile_phone",
+                "phone"
+            ]
+        );
+        let companies = binding(ObjectType::Companies).unwrap();
+        assert_eq!(
+            companies.stored_fields(&companies.standard_map()),
+            ["city", "country", "name", "postal_code", "state", "street"]
+        );
+    }
+
+    #[test]
+    fn describe_names_the_compound_fields() {
+        let contacts = binding(ObjectType::Contacts).unwrap();
+        let companies = binding(ObjectType::Companies).unwrap();
+        let canonical = |row: &PipedriveObject, code| row.compound_canonical(code);
+        assert_eq!(canonical(contacts, "emails"), Some(field::EMAIL));
+        assert_eq!(canonical(contacts, "phones"), Some(field::PHONE));
+        assert_eq!(canonical(contacts, "org_id"), Some(field::COMPANY));
+        assert_eq!(
+            canonical(contacts, "marketing_status"),
+            Some(field::EMAIL_OPT_OUT)
+        );
+        assert_eq!(canonical(companies, "update_time"), Some(field::UPDATED_AT));
+        assert_eq!(canonical(contacts, "add_time"), Some(field::CREATED_AT));
+        assert_eq!(canonical(companies, "emails"), None);
+        assert_eq!(canonical(companies, "address"), None);
+        assert_eq!(canonical(contacts, "job_title"), None);
+    }
+}
