@@ -212,7 +212,15 @@ pub const TIMESTAMPS: &[(&str, &str)] = &[
 
 /// The row of `object`, or the refusal of an object this connector does not move.
 pub fn binding(object: ObjectType) -> ConnectorResult<&'static PipedriveObject> {
-    OBJECTS
+    row_in(OBJECTS, object)
+}
+
+/// The row of `object` in `table`, or the refusal naming it.
+fn row_in(
+    table: &'static [PipedriveObject],
+    object: ObjectType,
+) -> ConnectorResult<&'static PipedriveObject> {
+    table
         .iter()
         .find(|row| row.object == object)
         .ok_or_else(|| Capability::unsupported(VENDOR, object))
@@ -294,6 +302,23 @@ mod tests {
             }
         }
         assert_eq!(object_types(), &ObjectType::ALL[..]);
+    }
+
+    #[test]
+    fn an_object_without_a_row_is_refused_as_unsupported() {
+        // A table without the contacts row stands in for an object ferry cannot name yet.
+        let companies_only = &OBJECTS[..1];
+        assert_eq!(companies_only[0].object, ObjectType::Companies);
+        for table in [companies_only, &[]] {
+            match row_in(table, ObjectType::Contacts) {
+                Err(ferry_core::ConnectorError::Unsupported { vendor, detail }) => {
+                    assert_eq!(vendor, VENDOR);
+                    assert!(detail.contains("contacts"), "{detail}");
+                }
+                other => panic!("not refused: {other:?}"),
+            }
+        }
+        assert!(row_in(companies_only, ObjectType::Companies).is_ok());
     }
 
     #[test]

@@ -766,33 +766,35 @@ impl Sink for PipedriveSink {
                 keep(raw, &mut raws);
             }
         }
-        // Each reference's target ids mapped back to source ids, with the target's noun.
+        // Each reference's target ids mapped back to source ids.
         let row = objects::binding(object)?;
-        let mut known: HashMap<ObjectType, (&str, HashMap<u64, String>)> = HashMap::new();
+        let mut known: HashMap<(ObjectType, u64), String> = HashMap::new();
         for reference in row.references {
             let target_ids: Vec<u64> = raws
                 .values()
                 .filter_map(|r| r.get(reference.vendor).and_then(Json::as_u64))
                 .collect();
-            let noun = objects::binding(reference.target)?.noun;
             let found = self.source_ids_of(reference.target, &target_ids).await?;
-            let entry = known
-                .entry(reference.target)
-                .or_insert_with(|| (noun, HashMap::new()));
-            entry.1.extend(found);
+            known.extend(
+                found
+                    .into_iter()
+                    .map(|(id, sid)| ((reference.target, id), sid)),
+            );
         }
         let source_id_of = |reference: &PipedriveReference, id: u64| {
-            let (noun, ids) = known
-                .get(&reference.target)
-                .map_or(("record", None), |(n, ids)| (*n, Some(ids)));
-            ids.and_then(|ids| ids.get(&id).cloned())
-                // A record ferry did not write: a reference that matches no source id.
-                .unwrap_or_else(|| format!("pipedrive-{noun}-{id}"))
+            known
+                .get(&(reference.target, id))
+                .cloned()
+                .unwrap_or_else(|| {
+                    // A record ferry did not write: a reference that matches no source id.
+                    let noun = objects::binding(reference.target).map_or("record", |t| t.noun);
+                    format!("pipedrive-{noun}-{id}")
+                })
         };
         let map = self.fields.get(object);
         let mut out = Vec::with_capacity(raws.len());
         for (sid, raw) in raws {
-            match mapping::to_record(row, &raw, sid, &source_id_of, &map) {
+            match mapping::to_record(row, &raw, sid, source_id_of, &map) {
                 Ok(record) => out.push(record),
                 Err(rejection) => {
                     tracing::warn!(vendor = VENDOR, %object, source_id = %rejection.source_id, "read-back record has unreadable values");
