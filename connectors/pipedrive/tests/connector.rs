@@ -269,6 +269,52 @@ async fn read_back_searches_again_for_a_record_deleted_since_it_was_written() {
     read_back_digests_equal(&first, ObjectType::Companies, &companies).await;
 }
 
+/// A person whose organization ferry did not write (no source id on it) reads back with a
+/// company reference naming that organization by its Pipedrive id, which matches no source
+/// id: verification then reports the reference as changed rather than dropping it.
+#[tokio::test]
+async fn a_reference_to_an_organization_ferry_did_not_write_reads_back_by_its_pipedrive_id() {
+    let (_emulator, running) = start(unlimited()).await;
+    let sink = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
+    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    let http = reqwest::Client::new();
+    let created: serde_json::Value = http
+        .post(format!("{}/api/v2/organizations", running.base_url))
+        .header("x-api-token", TOKEN)
+        .json(&serde_json::json!({"name": "Made by hand"}))
+        .send()
+        .await
+        .expect("create organization")
+        .json()
+        .await
+        .expect("organization body");
+    let org = created["data"]["id"].as_u64().expect("organization id");
+    let mut person = Record::new(ObjectType::Contacts, "p-1");
+    person.set(field::LAST_NAME, Value::Text("Gilmore".into()));
+    let out = sink
+        .upsert(ObjectType::Contacts, &[person])
+        .await
+        .expect("upsert");
+    let id = out[0].result.as_ref().expect("written").sink_id.clone();
+    let patched = http
+        .patch(format!("{}/api/v2/persons/{id}", running.base_url))
+        .header("x-api-token", TOKEN)
+        .json(&serde_json::json!({"org_id": org}))
+        .send()
+        .await
+        .expect("link");
+    assert!(patched.status().is_success(), "{}", patched.status());
+    let back = sink
+        .read_back(ObjectType::Contacts, &["p-1".to_owned()])
+        .await
+        .expect("read back");
+    assert_eq!(back.len(), 1);
+    assert_eq!(
+        back[0].get(field::COMPANY),
+        Some(&Value::Reference(format!("pipedrive-organization-{org}")))
+    );
+}
+
 fn sink_field(emulator: &Emulator) -> Option<String> {
     emulator.custom_field_key("contacts", "Ferry source id")
 }
