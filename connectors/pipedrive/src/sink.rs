@@ -845,3 +845,40 @@ impl Sink for PipedriveSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::SecretRef;
+    use secrecy::SecretString;
+
+    /// Where to click comes from the object's row: persons and organizations each name their
+    /// own section of Pipedrive's settings.
+    #[test]
+    fn a_source_id_field_this_token_may_not_create_is_advice_naming_the_settings_section() {
+        let config = PipedriveConfig {
+            base_url: Some("http://127.0.0.1:9".into()),
+            ..PipedriveConfig::new(SecretRef::in_memory(SecretString::from("t")))
+        };
+        let sink = PipedriveSink::new(config, "sink").expect("sink");
+        for (object, section) in [
+            (ObjectType::Contacts, "Data fields → Person →"),
+            (ObjectType::Companies, "Data fields → Organization →"),
+        ] {
+            let row = objects::binding(object).unwrap();
+            let path = format!("/api/v2/{}", row.fields_path);
+            let forbidden = HttpResponse {
+                status: reqwest::StatusCode::FORBIDDEN,
+                headers: reqwest::header::HeaderMap::new(),
+                body: br#"{"success": false, "error": "forbidden"}"#.to_vec().into(),
+            };
+            match sink.created_field_code(row, &path, forbidden) {
+                Err(ConnectorError::Setup { detail, .. }) => {
+                    assert!(detail.contains(section), "{detail}");
+                    assert!(detail.contains(row.path), "{detail}");
+                }
+                other => panic!("{object}: {other:?}"),
+            }
+        }
+    }
+}
