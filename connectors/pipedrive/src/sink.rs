@@ -40,9 +40,9 @@ pub struct PipedriveSink {
     /// The source-id custom field's key per object type, once resolved.
     keys: Mutex<HashMap<ObjectType, String>>,
     /// Source id ↔ Pipedrive id, for records this run wrote or found: spares a search per
-    /// reference (a contact's company) and per read-back. An object whose source-id field this sink created
-    /// is marked complete: no record carried a source id before this run, so a miss means
-    /// "absent" without a search.
+    /// reference (a contact's company) and per read-back. An object whose source-id field
+    /// this sink created is marked complete: no record carried a source id before this run,
+    /// so a miss means "absent" without a search.
     ids: Resolver<u64>,
     /// The plain fields written and read back per object: the standard table and the mapped
     /// fields.
