@@ -6,7 +6,7 @@
 //! "unsubscribed"` as `email_opt_out`. Organizations ↔ companies: `name` and the address
 //! subfields (`route`, `locality`, `admin_area_level_1`, `postal_code`, `country`).
 //! Pipedrive has no standard field for the rest of the canonical fields; they are not written
-//! and so not among [`stored_fields`].
+//! and so not among [`PipedriveObject::stored_fields`].
 //!
 //! Which object has which of these is a column of its row in [`crate::objects::OBJECTS`];
 //! the code here reads the row and never branches on the object.
