@@ -52,7 +52,7 @@ fn demo_fields(
             .into_iter()
             .collect(),
         values: BTreeMap::from([(
-            ferry_core::field::INDUSTRY.to_owned(),
+            crosswalk.key.to_owned(),
             crosswalk
                 .values
                 .iter()

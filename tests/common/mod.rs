@@ -140,6 +140,42 @@ pub fn sandbox_env() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Every sandbox emulator's credentials, for a child's `${VAR}` references.
+pub fn all_credentials() -> Vec<(&'static str, String)> {
+    ferry_sandbox::emulators()
+        .iter()
+        .flat_map(|e| e.credentials.iter())
+        .map(|(var, value)| (*var, (*value).to_owned()))
+        .collect()
+}
+
+/// A `[source]` or `[sink]` table for `connector` with the emulator's connector settings.
+pub fn connector_table(role: &str, connector: &str, settings: &[(&'static str, String)]) -> String {
+    let mut text = format!("[{role}]\nconnector = \"{connector}\"\n");
+    for (key, value) in settings {
+        text.push_str(&format!("{key} = {}\n", toml::Value::String(value.clone())));
+    }
+    text
+}
+
+/// The API name of the custom field labelled `label` on `object`'s `side` (`"source"` or
+/// `"sink"`) of a `ferry fields --report json` report.
+pub fn field_name_by_label(
+    fields: &serde_json::Value,
+    object: &str,
+    side: &str,
+    label: &str,
+) -> Option<String> {
+    fields["objects"]
+        .as_array()?
+        .iter()
+        .find(|o| o["object"] == object)?[side]["fields"]
+        .as_array()?
+        .iter()
+        .find(|f| f["label"] == label && f["custom"] == true)
+        .and_then(|f| f["name"].as_str().map(str::to_owned))
+}
+
 /// Runs the ferry binary with `args` and `env`, no stdin, and waits for it.
 pub async fn ferry(args: &[&str], env: &[(&str, String)]) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));

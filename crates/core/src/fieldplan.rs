@@ -270,6 +270,7 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
     let mut sink_taken: BTreeMap<String, String> = BTreeMap::new();
     let mut source_taken: Vec<String> = Vec::new();
 
+    let mut written_as: Vec<(String, String, String)> = Vec::new();
     for (from, to) in &settings.pairs {
         let Some(src) = find(source, from) else {
             errors.push(FieldPlanError::UnknownSourceField {
@@ -292,7 +293,7 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
         let Some(dst) = find(sink, to) else {
             out.to_create.push(NewField {
                 name: to.clone(),
-                label: src.label.clone(),
+                label: label_for(to).unwrap_or_else(|| src.label.clone()),
                 kind: src.kind,
                 options: src.options.clone(),
             });
@@ -349,6 +350,8 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
             .or_else(|| src.canonical.clone())
             .unwrap_or_else(|| format!("{CUSTOM_PREFIX}{}", dst.name));
         source_taken.push(src.name.clone());
+        // The names the operator wrote (a label, for Pipedrive's keys) name the pair too.
+        written_as.push((from.clone(), to.clone(), canonical.clone()));
         push_pair(&mut out, canonical, src, dst, true);
     }
 
@@ -378,13 +381,17 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
         }
     }
 
-    // Value tables, by canonical, source or sink field name.
+    // Value tables, by canonical, source or sink field name, or as the field map names them.
     for (field, entries) in &settings.values {
-        let Some(pair) = out
-            .mapped
-            .iter()
-            .find(|m| &m.canonical == field || &m.source == field || &m.sink == field)
-        else {
+        let named = |m: &&MappedPair| {
+            &m.canonical == field
+                || &m.source == field
+                || &m.sink == field
+                || written_as
+                    .iter()
+                    .any(|(a, b, c)| (a == field || b == field) && c == &m.canonical)
+        };
+        let Some(pair) = out.mapped.iter().find(named) else {
             errors.push(FieldPlanError::UnknownValueField {
                 object,
                 field: field.clone(),
@@ -506,6 +513,17 @@ pub fn find<'a>(fields: &'a [VendorField], name: &str) -> Option<&'a VendorField
         (Some(f), None) => Some(f),
         _ => None,
     }
+}
+
+/// The label a field created under the name `asked` gets: that name, without a vendor's
+/// custom-field suffix and with underscores as spaces (`Sales_Region__c` → "Sales Region").
+/// Never the source field's label: a rerun finds the field by the name the map gives it, and a
+/// sink that names fields by key (Pipedrive) has only the label to find it by.
+fn label_for(asked: &str) -> Option<String> {
+    let base = asked.strip_suffix("__c").unwrap_or(asked);
+    let label = base.replace('_', " ");
+    let label = label.trim();
+    (!label.is_empty()).then(|| label.to_owned())
 }
 
 /// Lowercase letters and digits only, without vendors' custom-field marks (`__c`, `new_`,
@@ -722,6 +740,29 @@ mod tests {
     }
 
     #[test]
+    fn a_value_table_may_name_a_field_as_the_field_map_does() {
+        // Pipedrive names custom fields by hashed keys: the operator maps and keys by label.
+        let mut pd = salesforce();
+        pd.push(VendorField {
+            label: "Customer Tier".into(),
+            ..picklist("9f3c0e", None, &[("17", "Gold"), ("18", "Silver")])
+        });
+        let mut settings = pairs(&[("Customer Tier", "tier")]);
+        settings.values.insert(
+            "Customer Tier".into(),
+            vec![("Silver".into(), "Gold".into())],
+        );
+        let planned = plan(&input(&pd, &hubspot(), &settings));
+        assert!(planned.errors.is_empty(), "{:?}", planned.errors);
+        let tier = planned
+            .value_maps
+            .iter()
+            .find(|v| v.canonical == "custom.tier")
+            .expect("a value map for the pair");
+        assert_eq!(tier.apply("Silver"), Mapped::To("Gold".into()));
+    }
+
+    #[test]
     fn mistakes_name_both_fields_and_kinds_and_are_all_listed() {
         let (sf, hs) = (salesforce(), hubspot());
         let mut settings = pairs(&[
@@ -765,6 +806,26 @@ mod tests {
     }
 
     #[test]
+    fn a_created_field_is_labelled_as_the_map_names_it_so_a_rerun_finds_it() {
+        assert_eq!(label_for("Sales_Region__c").as_deref(), Some("Sales Region"));
+        assert_eq!(label_for("Sales Region").as_deref(), Some("Sales Region"));
+        assert_eq!(label_for("__c"), None);
+        // Created in a sink that already has a field with the source's label ("Tier"), then
+        // found again by the label it was given, not refused as ambiguous or created twice.
+        let (sf, mut hs) = (salesforce(), hubspot());
+        let settings = pairs(&[("Tier__c", "Old Tier")]);
+        let first = plan(&input(&sf, &hs, &settings));
+        let new = &first.to_create[0];
+        assert_eq!((new.name.as_str(), new.label.as_str()), ("Old Tier", "Old Tier"));
+        hs.push(VendorField {
+            name: "old_tier".into(),
+            label: new.label.clone(),
+            ..picklist("old_tier", None, &[("gold", "Gold"), ("silver", "Silver")])
+        });
+        assert!(plan(&input(&sf, &hs, &settings)).errors.is_empty());
+    }
+
+    #[test]
     fn a_missing_sink_field_is_planned_for_creation_with_the_source_kind_and_options() {
         let (sf, mut hs) = (salesforce(), hubspot());
         hs.retain(|f| f.name != "tier");
@@ -777,6 +838,7 @@ mod tests {
         assert_eq!(first.to_create[0].name, "tier");
         assert_eq!(first.to_create[0].kind, FieldKind::Picklist);
         assert_eq!(first.to_create[0].options.len(), 2);
+        assert_eq!(first.to_create[0].label, "tier", "the name the map asks for");
         // The fields to create are known from the same inputs.
         let mut created = hs.clone();
         created.push(picklist(

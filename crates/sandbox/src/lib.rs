@@ -133,14 +133,18 @@ pub struct IndustryCrosswalk {
     /// `[fields.companies]` source field = sink field, when either side's industry is not a
     /// standard field of its connector.
     pub field: Option<(&'static str, &'static str)>,
-    /// `[values.companies.industry]`: source label = sink label (`""`: left empty, the sink's
-    /// list has no such industry).
+    /// The field the value table is keyed by: the canonical `industry` where either side's
+    /// connector carries it as standard, otherwise the source's field (Dataverse's
+    /// `industrycode` into Pipedrive's `Industry`: neither is the canonical `industry`).
+    pub key: &'static str,
+    /// `[values.companies.<key>]`: source label = sink label (`""`: left empty, the sink's list
+    /// has no such industry).
     pub values: Vec<(&'static str, &'static str)>,
 }
 
 impl IndustryCrosswalk {
     /// The crosswalk as ferry config text: the `[fields.companies]` pair, if any, and the
-    /// `[values.companies.industry]` table.
+    /// `[values.companies.<key>]` table.
     pub fn to_config(&self) -> String {
         let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
         let mut text = String::new();
@@ -151,7 +155,7 @@ impl IndustryCrosswalk {
                 quote(b)
             ));
         }
-        text.push_str("[values.companies.industry]\n");
+        text.push_str(&format!("[values.companies.{}]\n", quote(self.key)));
         for (a, b) in &self.values {
             text.push_str(&format!("{} = {}\n", quote(a), quote(b)));
         }
@@ -164,6 +168,11 @@ pub fn industry_crosswalk(from: &EmulatorSpec, to: &EmulatorSpec) -> Option<Indu
     let (source, sink) = (from.industry?, to.industry?);
     Some(IndustryCrosswalk {
         field: (!source.standard || !sink.standard).then_some((source.field, sink.field)),
+        key: if source.standard || sink.standard {
+            "industry"
+        } else {
+            source.field
+        },
         values: source
             .labels
             .iter()

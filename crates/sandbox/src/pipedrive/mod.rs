@@ -185,15 +185,24 @@ impl Emulator {
         let first_org = data.organizations.next_id();
         let org_field = |label: &str| data.organizations.custom_field_named(label);
         let (region, seats, tier) = (org_field("Region"), org_field("Seats"), org_field("Tier"));
-        let tier_ids: Vec<(String, serde_json::Value)> = tier
-            .map(|t| {
-                data.organizations.fields[t]
-                    .options
-                    .iter()
-                    .map(|o| (o.label.clone(), o.id.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let industry = org_field(INDUSTRY.field);
+        let option_ids = |field: Option<usize>| -> Vec<(String, serde_json::Value)> {
+            field
+                .map(|t| {
+                    data.organizations.fields[t]
+                        .options
+                        .iter()
+                        .map(|o| (o.label.clone(), o.id.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (tier_ids, industry_ids) = (option_ids(tier), option_ids(industry));
+        let option = |ids: &[(String, serde_json::Value)], label: &str| {
+            ids.iter()
+                .find(|(l, _)| l == label)
+                .map(|(_, id)| id.clone())
+        };
         let (colour, points) = (
             data.persons.custom_field_named("Favourite Colour"),
             data.persons.custom_field_named("Loyalty Points"),
@@ -230,14 +239,13 @@ impl Emulator {
                 custom: custom_values([
                     (region, c.region.as_deref().map(|v| serde_json::json!(v))),
                     (seats, c.seats.map(|v| serde_json::json!(v))),
+                    (tier, c.tier.and_then(|label| option(&tier_ids, label))),
                     (
-                        tier,
-                        c.tier.and_then(|label| {
-                            tier_ids
-                                .iter()
-                                .find(|(l, _)| l == label)
-                                .map(|(_, id)| id.clone())
-                        }),
+                        industry,
+                        c.industry
+                            .as_deref()
+                            .and_then(|seeded| INDUSTRY.label(seeded))
+                            .and_then(|label| option(&industry_ids, label)),
                     ),
                 ]),
                 add_time_ms: c.created_at_ms,
@@ -522,7 +530,23 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
         }
         Arc::new(Emulator::new(options))
     },
-    industry: None,
+    industry: Some(INDUSTRY),
+};
+
+/// Pipedrive has no standard industry field: this account has the one operators commonly add,
+/// an "Industry" organization field of type `enum` with options of their own choosing.
+pub const INDUSTRY: crate::IndustryField = crate::IndustryField {
+    field: "Industry",
+    standard: false,
+    labels: &[
+        ("Technology", "Software & IT"),
+        ("Retail", "Retail"),
+        ("Manufacturing", "Manufacturing"),
+        ("Healthcare", "Healthcare"),
+        ("Finance", "Financial Services"),
+        ("Education", "Education"),
+        ("Energy", "Energy & Utilities"),
+    ],
 };
 
 impl crate::VendorEmulator for Emulator {

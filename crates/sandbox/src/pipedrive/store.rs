@@ -355,6 +355,12 @@ impl Store {
             let code = derived_hash(account, kind, custom.label);
             store.push_field(code, custom.label, field_type, options);
         }
+        if kind == Kind::Organizations {
+            let industry = super::INDUSTRY;
+            let options: Vec<&str> = industry.labels.iter().map(|(_, label)| *label).collect();
+            let code = derived_hash(account, kind, industry.field);
+            store.push_field(code, industry.field, "enum", &options);
+        }
         store
     }
 
