@@ -67,6 +67,28 @@ fn reject(record: &Record, code: &str, reason: String) -> RecordRejection {
     }
 }
 
+/// The refusal of a record of `row` whose `reference` names a target no record of the
+/// target's module holds as its source id (in the field `src`).
+fn unresolved(
+    row: &ZohoObject,
+    reference: &ZohoReference,
+    record: &Record,
+    src: &str,
+) -> ConnectorResult<RecordRejection> {
+    let target = mapping::binding(reference.target)?;
+    let field = reference.canonical;
+    Ok(reject(
+        record,
+        &format!("UNRESOLVED_{}", field.to_ascii_uppercase()),
+        format!(
+            "the {field} reference: no {} has the {}'s {field} as its {src} (the {field} was not \
+             migrated, or was rejected)",
+            target.record,
+            row.record.to_ascii_lowercase()
+        ),
+    ))
+}
+
 /// The field API names an error item names (`details.api_name`, or the nested errors of
 /// `MULTIPLE_OR_MULTI_ERRORS`), with their codes.
 fn error_parts(item: &Json) -> Vec<(String, Option<String>)> {
@@ -284,28 +306,6 @@ impl ZohoSink {
             .await
     }
 
-    /// The refusal of a record of `row` whose `reference` names a target no record of the
-    /// target's module holds as its source id.
-    fn unresolved(
-        &self,
-        row: &ZohoObject,
-        reference: &ZohoReference,
-        record: &Record,
-    ) -> ConnectorResult<RecordRejection> {
-        let target = mapping::binding(reference.target)?;
-        let (field, src) = (reference.canonical, self.src());
-        Ok(reject(
-            record,
-            &format!("UNRESOLVED_{}", field.to_ascii_uppercase()),
-            format!(
-                "the {field} reference: no {} has the {}'s {field} as its {src} (the {field} was \
-                 not migrated, or was rejected)",
-                target.record,
-                row.record.to_ascii_lowercase()
-            ),
-        ))
-    }
-
     /// Writes one chunk of [`batch::upsert_in_batches`] (at most 100 records, each with its
     /// input position) in one upsert, and answers each position.
     async fn upsert_chunk<'r>(
@@ -332,7 +332,7 @@ impl ZohoSink {
                     None => targets.push(None),
                     Some(Some(id)) => targets.push(Some(id.as_str())),
                     Some(None) => {
-                        answers.push((i, Err(self.unresolved(row, reference, record)?)));
+                        answers.push((i, Err(unresolved(row, reference, record, &src)?)));
                         continue 'records;
                     }
                 }
@@ -689,6 +689,19 @@ mod tests {
         assert!(
             reason.contains("DUPLICATE_DATA on Email (email)")
                 && reason.contains("MANDATORY_NOT_FOUND on Last_Name (last_name)")
+        );
+    }
+
+    #[test]
+    fn an_unresolved_reference_names_the_field_and_the_target_module() {
+        let row = mapping::binding(ObjectType::Contacts).unwrap();
+        let record = Record::new(ObjectType::Contacts, "p-4");
+        let refused = unresolved(row, &row.references[0], &record, "Src").unwrap();
+        assert_eq!(refused.code, "UNRESOLVED_COMPANY");
+        assert_eq!(
+            refused.reason,
+            "the company reference: no Account has the contact's company as its Src (the \
+             company was not migrated, or was rejected)"
         );
     }
 }
