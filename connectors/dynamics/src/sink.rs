@@ -403,10 +403,7 @@ fn rejection_reason(
         format!("Dynamics refused field {}", named.join(", "))
     } else if let (404, Some(reference)) = (status, bound) {
         let (field, nav) = (reference.canonical, reference.navigation);
-        let target = mapping::OBJECTS
-            .iter()
-            .find(|o| o.object == reference.target)
-            .map_or(field, |o| o.logical);
+        let target = mapping::binding(reference.target).map_or(field, |o| o.logical);
         format!(
             "Dynamics refused the {field} reference ({nav}): no {target} has the {}'s {field} as its {column} (the \
              {field} was not migrated, or was rejected)",
@@ -438,12 +435,9 @@ fn setup_missing_key(logical: &str, column: &str) -> ConnectorError {
     let tables: Vec<&str> = mapping::OBJECTS.iter().map(|t| t.logical).collect();
     let others: Vec<&str> = tables.iter().copied().filter(|t| *t != logical).collect();
     let (every, all) = if tables.len() == 2 {
-        ("both tables".to_owned(), format!("both {}", prose(&tables)))
+        ("both tables", format!("both {}", prose(&tables)))
     } else {
-        (
-            "each table".to_owned(),
-            format!("each of {}", prose(&tables)),
-        )
+        ("each table", format!("each of {}", prose(&tables)))
     };
     ConnectorError::Setup {
         vendor: VENDOR,
