@@ -14,12 +14,12 @@ use serde_json::{Value as Json, json};
 
 use crate::VENDOR;
 use crate::client::{Call, Client, endpoint};
-use crate::mapping;
+use crate::mapping::{self, DataverseObject};
 use crate::policy::describe as describe_error;
 
-/// The standard maps of both objects.
+/// The standard maps of every row of [`mapping::OBJECTS`].
 pub(crate) fn standard_maps() -> FieldMaps {
-    FieldMaps::new(ObjectType::ALL.map(|object| (object, mapping::standard(object))))
+    FieldMaps::new(mapping::OBJECTS.iter().map(|t| (t.object, t.standard())))
 }
 
 /// Adds the operator's `bindings` to `object`'s map, after checking each names a column by
@@ -29,6 +29,7 @@ pub(crate) fn map_fields(
     object: ObjectType,
     bindings: &[FieldBinding],
 ) -> ConnectorResult<()> {
+    let standard = mapping::binding(object)?.standard();
     for b in bindings {
         if !crate::config::is_logical_name(&b.vendor) {
             return Err(ConnectorError::Config {
@@ -42,7 +43,7 @@ pub(crate) fn map_fields(
             });
         }
     }
-    maps.map(object, &mapping::standard(object), bindings);
+    maps.map(object, &standard, bindings);
     tracing::debug!(vendor = VENDOR, %object, mapped = bindings.len(), "mapped fields");
     Ok(())
 }
@@ -185,8 +186,8 @@ fn kind_of(attribute_type: &str, type_name: &str, format: Option<&str>) -> Field
 }
 
 /// The standard canonical field a column holds, as the connector maps it.
-fn canonical(object: ObjectType, column: &str) -> Option<String> {
-    mapping::canonical_of(object, &mapping::standard(object), column)
+fn canonical(table: &DataverseObject, column: &str) -> Option<String> {
+    mapping::canonical_of(table, &table.standard(), column)
 }
 
 /// The columns of `object`'s table, as [`VendorField`]s: four metadata reads (every attribute's
@@ -196,7 +197,8 @@ pub(crate) async fn describe(
     client: &Client,
     object: ObjectType,
 ) -> ConnectorResult<Vec<VendorField>> {
-    let logical = mapping::table(object).logical;
+    let table = mapping::binding(object)?;
+    let logical = table.logical;
     let base: List<Attribute> = get(
         client,
         attributes_url(
@@ -304,7 +306,7 @@ pub(crate) async fn describe(
             writable: a.is_valid_for_create.unwrap_or(false)
                 && a.is_valid_for_update.unwrap_or(false),
             options,
-            canonical: canonical(object, &a.logical_name),
+            canonical: canonical(table, &a.logical_name),
             name: a.logical_name.clone(),
         });
     }
@@ -441,7 +443,7 @@ pub(crate) async fn create(
     object: ObjectType,
     new: &NewField,
 ) -> ConnectorResult<VendorField> {
-    let logical_table = mapping::table(object).logical;
+    let logical_table = mapping::binding(object)?.logical;
     let schema = schema_name(prefix, &new.name);
     let column = schema.to_ascii_lowercase();
     let url = attributes_url(client, logical_table, "", &[])?;
@@ -553,7 +555,11 @@ mod tests {
             FieldKind::Other
         );
         assert_eq!(
-            canonical(ObjectType::Contacts, "donotbulkemail").as_deref(),
+            canonical(
+                mapping::binding(ObjectType::Contacts).unwrap(),
+                "donotbulkemail"
+            )
+            .as_deref(),
             Some(field::EMAIL_OPT_OUT)
         );
     }

@@ -34,10 +34,7 @@ pub fn spec() -> ferry_core::ConnectorSpec {
     ferry_core::ConnectorSpec {
         name: VENDOR,
         title: "Microsoft Dynamics 365 / Dataverse Web API v9.2 (OAuth 2.0 client credentials)",
-        objects: &[
-            ferry_core::ObjectType::Companies,
-            ferry_core::ObjectType::Contacts,
-        ],
+        objects: mapping::objects(),
         source: Some(build_source),
         sink: Some(build_sink),
         permissions,

@@ -6,8 +6,12 @@
 //! written as both `donotemail` and `donotbulkemail`; nothing else about consent is ever written;
 //! a record reads as opted out if either flag is set.
 
+use std::sync::LazyLock;
+
 use ferry_core::model::FieldType;
-use ferry_core::{FieldMap, ObjectType, Record, RecordRejection, Value, field};
+use ferry_core::{
+    Capability, ConnectorResult, FieldMap, ObjectType, Record, RecordRejection, Value, field,
+};
 use serde_json::{Map, Value as Json};
 
 use crate::VENDOR;
@@ -41,18 +45,6 @@ pub const CONTACT_FIELDS: &[(&str, &str)] = &[
     (field::COUNTRY, "address1_country"),
 ];
 
-/// The standard field map of `object`: its plain columns (the operator's mapped fields are
-/// added on top, see [`ferry_core::FieldMaps`]).
-pub fn standard(object: ObjectType) -> FieldMap {
-    FieldMap::standard(
-        object,
-        match object {
-            ObjectType::Companies => ACCOUNT_FIELDS,
-            ObjectType::Contacts => CONTACT_FIELDS,
-        },
-    )
-}
-
 /// The two consent columns an opt-out sets, and reads from.
 pub const OPT_OUT_COLUMNS: [&str; 2] = ["donotemail", "donotbulkemail"];
 /// The contact's navigation property to its parent account.
@@ -64,77 +56,193 @@ const TIMESTAMPS: [(&str, &str); 2] = [
     (field::UPDATED_AT, "modifiedon"),
 ];
 
-/// A table's names.
-#[derive(Clone, Copy, Debug)]
-pub struct TableNames {
-    /// Logical name (`contact`).
-    pub logical: &'static str,
-    /// Entity set (`contacts`).
-    pub set: &'static str,
-    /// Primary key column (`contactid`).
-    pub id: &'static str,
+/// A reference a table holds: a single-valued navigation property, written as
+/// `<navigation>@odata.bind: "/<target set>(<source-id column>='…')"` (Dataverse finds the
+/// target by its alternate key, so no id map is needed) and expanded on reads.
+#[derive(Debug)]
+pub struct DataverseReference {
+    /// The canonical field holding the target's source id, e.g. a contact's `company`.
+    pub canonical: &'static str,
+    /// The lookup column, as Dataverse's messages may name it (`parentcustomerid`).
+    pub lookup: &'static str,
+    /// The navigation property bound and expanded (`parentcustomerid_account`).
+    pub navigation: &'static str,
+    /// The object the reference points at.
+    pub target: ObjectType,
 }
 
-/// The table an object type is stored in.
-pub fn table(object: ObjectType) -> TableNames {
-    match object {
-        ObjectType::Companies => TableNames {
-            logical: "account",
-            set: "accounts",
-            id: "accountid",
-        },
-        ObjectType::Contacts => TableNames {
-            logical: "contact",
-            set: "contacts",
-            id: "contactid",
-        },
+/// An opt-out held in consent columns of the record itself (no email address needed).
+#[derive(Debug)]
+pub struct DataverseOptOut {
+    /// The canonical field (`email_opt_out`).
+    pub canonical: &'static str,
+    /// The columns a `true` sets, every one; either set reads as opted out. Nothing else about
+    /// consent is ever written: a `false` never becomes consent, and an opt-out already recorded
+    /// is never cleared.
+    pub columns: &'static [&'static str],
+}
+
+/// Dataverse's side of one object ferry moves: one row of [`OBJECTS`].
+#[derive(Debug)]
+pub struct DataverseObject {
+    /// The canonical object.
+    pub object: ObjectType,
+    /// The table's logical name (`contact`): metadata paths, messages.
+    pub logical: &'static str,
+    /// The entity set (`contacts`): the path of reads and writes.
+    pub set: &'static str,
+    /// The primary key column (`contactid`).
+    pub id: &'static str,
+    /// The standard field table: `(canonical, column)`.
+    pub fields: &'static [(&'static str, &'static str)],
+    /// The references it holds, each bound by its target's alternate key.
+    pub references: &'static [DataverseReference],
+    /// Its consent columns, if it carries an opt-out.
+    pub opt_out: Option<DataverseOptOut>,
+    /// The canonical fields Dataverse refuses a record without. None: Dataverse does not
+    /// enforce "business required" columns (a contact's last name) through the Web API.
+    pub required: &'static [&'static str],
+}
+
+/// Dataverse's side of every object ferry moves: read top to bottom to see what maps where.
+pub static OBJECTS: &[DataverseObject] = &[
+    DataverseObject {
+        object: ObjectType::Companies,
+        logical: "account",
+        set: "accounts",
+        id: "accountid",
+        fields: ACCOUNT_FIELDS,
+        references: &[],
+        opt_out: None,
+        required: &[],
+    },
+    DataverseObject {
+        object: ObjectType::Contacts,
+        logical: "contact",
+        set: "contacts",
+        id: "contactid",
+        fields: CONTACT_FIELDS,
+        references: &[DataverseReference {
+            canonical: field::COMPANY,
+            lookup: "parentcustomerid",
+            navigation: COMPANY_NAV,
+            target: ObjectType::Companies,
+        }],
+        opt_out: Some(DataverseOptOut {
+            canonical: field::EMAIL_OPT_OUT,
+            columns: &OPT_OUT_COLUMNS,
+        }),
+        required: &[],
+    },
+];
+
+/// The row of `object`, or the refusal of an object this connector does not move (or whose
+/// references point at one it does not move).
+pub fn binding(object: ObjectType) -> ConnectorResult<&'static DataverseObject> {
+    let table = row(object).ok_or_else(|| Capability::unsupported(VENDOR, object))?;
+    for reference in table.references {
+        if row(reference.target).is_none() {
+            return Err(Capability::unsupported(VENDOR, reference.target));
+        }
+    }
+    Ok(table)
+}
+
+/// The row of `object`, if there is one.
+fn row(object: ObjectType) -> Option<&'static DataverseObject> {
+    OBJECTS.iter().find(|t| t.object == object)
+}
+
+/// The objects this connector moves, in table order (the registry's list).
+pub fn objects() -> &'static [ObjectType] {
+    static LIST: LazyLock<Vec<ObjectType>> =
+        LazyLock::new(|| OBJECTS.iter().map(|t| t.object).collect());
+    &LIST
+}
+
+impl DataverseObject {
+    /// The standard field map: its plain columns (the operator's mapped fields are added on
+    /// top, see [`ferry_core::FieldMaps`]).
+    pub fn standard(&self) -> FieldMap {
+        FieldMap::standard(self.object, self.fields)
+    }
+}
+
+impl DataverseReference {
+    /// The row of the target ([`binding`] checked it exists).
+    fn target(&self) -> Option<&'static DataverseObject> {
+        row(self.target)
     }
 }
 
 /// The canonical fields the sink writes and reads back through `map`: exactly what
 /// round-trips.
-pub fn stored_fields(object: ObjectType, map: &FieldMap) -> Vec<String> {
+pub fn stored_fields(table: &DataverseObject, map: &FieldMap) -> Vec<String> {
     let mut names = map.canonical_names();
-    if object == ObjectType::Contacts {
-        names.push(field::EMAIL_OPT_OUT.to_owned());
-        names.push(field::COMPANY.to_owned());
-    }
+    names.extend(table.opt_out.iter().map(|o| o.canonical.to_owned()));
+    names.extend(table.references.iter().map(|r| r.canonical.to_owned()));
     names
 }
 
-/// Every column name `map` and the compound fields touch on `object` (for `$select` and for
+/// Every column name `map` and the compound fields touch on `table` (for `$select` and for
 /// naming columns in rejections).
-pub fn columns(object: ObjectType, map: &FieldMap) -> Vec<&str> {
+pub fn columns<'a>(table: &DataverseObject, map: &'a FieldMap) -> Vec<&'a str> {
     let mut names = map.vendor_names();
-    if object == ObjectType::Contacts {
-        names.extend(OPT_OUT_COLUMNS);
+    if let Some(opt_out) = &table.opt_out {
+        names.extend(opt_out.columns);
     }
     names
 }
 
 /// The canonical field a column maps to through `map`, for naming it beside the column.
-pub fn canonical_of(object: ObjectType, map: &FieldMap, column: &str) -> Option<String> {
-    if object == ObjectType::Contacts && OPT_OUT_COLUMNS.contains(&column) {
-        return Some(field::EMAIL_OPT_OUT.to_owned());
+pub fn canonical_of(table: &DataverseObject, map: &FieldMap, column: &str) -> Option<String> {
+    if let Some(opt_out) = table
+        .opt_out
+        .as_ref()
+        .filter(|o| o.columns.contains(&column))
+    {
+        return Some(opt_out.canonical.to_owned());
     }
-    if object == ObjectType::Contacts && (column == COMPANY_NAV || column == "parentcustomerid") {
-        return Some(field::COMPANY.to_owned());
+    let reference = table
+        .references
+        .iter()
+        .find(|r| column == r.navigation || column == r.lookup);
+    if let Some(reference) = reference {
+        return Some(reference.canonical.to_owned());
     }
     map.by_vendor(column).map(|b| b.canonical.to_string())
 }
 
 /// `$select` for a read through `map`: the mapped columns, the primary key, the timestamps
 /// (sources) or the source-id column (read-back).
-pub fn select(object: ObjectType, map: &FieldMap, extra: &[&str]) -> String {
-    let mut cols = columns(object, map);
-    cols.push(table(object).id);
+pub fn select(table: &DataverseObject, map: &FieldMap, extra: &[&str]) -> String {
+    let mut cols = columns(table, map);
+    cols.push(table.id);
     cols.extend_from_slice(extra);
     cols.join(",")
 }
 
-/// `$expand` of a contact's parent account, selecting `column` (its id or source id).
-pub fn expand_company(column: &str) -> String {
-    format!("{COMPANY_NAV}($select={column})")
+/// The column of a reference's target that a read selects, by `identity`: the target's
+/// primary key (a source reads the target's id) or its source-id column (a read-back).
+fn target_column<'a>(reference: &DataverseReference, identity: Identity<'a>) -> Option<&'a str> {
+    match identity {
+        Identity::Source => reference.target().map(|t| t.id),
+        Identity::ReadBack(column) => Some(column),
+    }
+}
+
+/// `$expand` of `table`'s references (a contact's parent account), each selecting the
+/// target's column for `identity`; `None` without references.
+pub fn expand(table: &DataverseObject, identity: Identity<'_>) -> Option<String> {
+    let parts: Vec<String> = table
+        .references
+        .iter()
+        .filter_map(|r| {
+            let column = target_column(r, identity)?;
+            Some(format!("{}($select={column})", r.navigation))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(","))
 }
 
 /// A record's refusal for a value that cannot be written (names the field, never the value).
@@ -189,17 +297,17 @@ pub fn key_segment(column: &str, value: &str) -> Option<String> {
     ))
 }
 
-/// The JSON body of an upsert of `record` through `map`: every mapped column (absent ones as
-/// `null`, which clears them on update; a choice as its option value), the opt-out only when it
-/// is `true`, and for contacts the company bound by its alternate key (or unbound). The source
-/// id is in the URL, never in the body. A value that cannot be written refuses the record,
-/// naming the field.
+/// The JSON body of an upsert of `record` (a row of `table`) through `map`: every mapped
+/// column (absent ones as `null`, which clears them on update; a choice as its option value),
+/// the opt-out only when it is `true`, and each reference (a contact's company) bound by its
+/// target's alternate key (or unbound). The source id is in the URL, never in the body. A value
+/// that cannot be written refuses the record, naming the field.
 pub fn to_dataverse(
+    table: &DataverseObject,
     record: &Record,
     source_id_column: &str,
     map: &FieldMap,
 ) -> Result<Map<String, Json>, RecordRejection> {
-    let object = record.object;
     let mut out = Map::new();
     for b in map.iter() {
         let value = match record.get(&b.canonical) {
@@ -208,39 +316,45 @@ pub fn to_dataverse(
         };
         out.insert(b.vendor.to_string(), value);
     }
-    if object == ObjectType::Contacts {
-        let opted_out = match record.get(field::EMAIL_OPT_OUT) {
+    if let Some(opt_out) = &table.opt_out {
+        let opted_out = match record.get(opt_out.canonical) {
             None => false,
             Some(v) => match v.to_json(FieldType::Bool) {
                 Ok(Json::Bool(b)) => b,
                 Ok(_) => false,
                 Err(expected) => {
-                    return Err(unwritable(record, field::EMAIL_OPT_OUT, expected));
+                    return Err(unwritable(record, opt_out.canonical, expected));
                 }
             },
         };
         // Only an opt-out is written: a `false` never becomes consent, and an opt-out already
         // recorded in Dataverse is never cleared.
         if opted_out {
-            for column in OPT_OUT_COLUMNS {
-                out.insert(column.into(), Json::Bool(true));
+            for column in opt_out.columns {
+                out.insert((*column).into(), Json::Bool(true));
             }
         }
-        let bind = format!("{COMPANY_NAV}@odata.bind");
-        match record.text(field::COMPANY).filter(|s| !s.is_empty()) {
-            Some(company) => {
-                if company.contains(UNSUPPORTED_KEY_CHARS) {
+    }
+    for reference in table.references {
+        let Some(target) = reference.target() else {
+            continue;
+        };
+        let bind = format!("{}@odata.bind", reference.navigation);
+        match record.text(reference.canonical).filter(|s| !s.is_empty()) {
+            Some(source_id) => {
+                if source_id.contains(UNSUPPORTED_KEY_CHARS) {
                     return Err(unwritable(
                         record,
-                        field::COMPANY,
+                        reference.canonical,
                         "a source id without / < > * % & : \\ ? + (alternate keys cannot hold them)",
                     ));
                 }
                 out.insert(
                     bind,
                     Json::String(format!(
-                        "/accounts({source_id_column}={})",
-                        literal(company)
+                        "/{}({source_id_column}={})",
+                        target.set,
+                        literal(source_id)
                     )),
                 );
             }
@@ -264,31 +378,30 @@ fn json_text(value: &Json) -> Option<String> {
 /// Where a read record's identity comes from.
 #[derive(Clone, Copy, Debug)]
 pub enum Identity<'a> {
-    /// A source read: the primary key is the source id, the company is the account's id, and
-    /// timestamps are read.
+    /// A source read: the primary key is the source id, a reference is its target's primary key
+    /// (the company is the account's id), and timestamps are read.
     Source,
-    /// A read-back: the source id is in this column, and so is the company's.
+    /// A read-back: the source id is in this column, and so is each reference's target's.
     ReadBack(&'a str),
 }
 
 /// The canonical record of a Dataverse row, or `None` when it has no identity. Values that do
 /// not fit their canonical type are reported by field (never by value).
 pub fn from_dataverse(
-    object: ObjectType,
+    table: &DataverseObject,
     row: &Map<String, Json>,
     identity: Identity<'_>,
     map: &FieldMap,
 ) -> Option<Result<Record, RecordRejection>> {
-    let t = table(object);
     let id_column = match identity {
-        Identity::Source => t.id,
+        Identity::Source => table.id,
         Identity::ReadBack(column) => column,
     };
     let source_id = row
         .get(id_column)
         .and_then(json_text)
         .filter(|s| !s.is_empty())?;
-    let mut record = Record::new(object, source_id);
+    let mut record = Record::new(table.object, source_id);
     let mut bad: Vec<String> = Vec::new();
     for b in map.iter() {
         if let Some(raw) = row.get(b.vendor.as_ref()).and_then(json_text) {
@@ -307,24 +420,26 @@ pub fn from_dataverse(
             bad.push(e.field.to_owned());
         }
     };
-    if object == ObjectType::Contacts {
-        let opted_out = OPT_OUT_COLUMNS
+    if let Some(opt_out) = &table.opt_out {
+        let opted_out = opt_out
+            .columns
             .iter()
             .any(|c| row.get(*c).and_then(Json::as_bool) == Some(true));
         if opted_out {
-            record.set(field::EMAIL_OPT_OUT, Value::Bool(true));
+            record.set(opt_out.canonical, Value::Bool(true));
         }
-        let company_column = match identity {
-            Identity::Source => table(ObjectType::Companies).id,
-            Identity::ReadBack(column) => column,
+    }
+    for reference in table.references {
+        let Some(column) = target_column(reference, identity) else {
+            continue;
         };
-        if let Some(company) = row
-            .get(COMPANY_NAV)
-            .and_then(|a| a.get(company_column))
+        if let Some(target) = row
+            .get(reference.navigation)
+            .and_then(|a| a.get(column))
             .and_then(json_text)
             .filter(|s| !s.is_empty())
         {
-            record.set(field::COMPANY, Value::Reference(company));
+            record.set(reference.canonical, Value::Reference(target));
         }
     }
     if let Identity::Source = identity {
@@ -350,10 +465,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn table(object: ObjectType) -> &'static DataverseObject {
+        binding(object).unwrap()
+    }
+
+    fn standard(object: ObjectType) -> FieldMap {
+        table(object).standard()
+    }
+
     #[test]
     fn every_canonical_field_but_industry_and_timestamps_is_stored() {
         for object in ObjectType::ALL {
-            let stored = stored_fields(object, &standard(object));
+            let stored = stored_fields(table(object), &standard(object));
             for spec in object.fields() {
                 let left_out = [field::CREATED_AT, field::UPDATED_AT, field::INDUSTRY];
                 assert_eq!(
@@ -372,7 +495,13 @@ mod tests {
         r.set(field::LAST_NAME, Value::Text("Gilmore".into()));
         r.set(field::EMAIL_OPT_OUT, Value::Bool(false));
         r.set(field::COMPANY, Value::Reference("o'co".into()));
-        let body = to_dataverse(&r, "ferry_sourceid", &standard(ObjectType::Contacts)).unwrap();
+        let body = to_dataverse(
+            table(ObjectType::Contacts),
+            &r,
+            "ferry_sourceid",
+            &standard(ObjectType::Contacts),
+        )
+        .unwrap();
         assert!(body.get("donotemail").is_none() && body.get("donotbulkemail").is_none());
         assert_eq!(
             body["parentcustomerid_account@odata.bind"],
@@ -380,7 +509,13 @@ mod tests {
         );
         assert_eq!(body["emailaddress1"], Json::Null);
         r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
-        let body = to_dataverse(&r, "ferry_sourceid", &standard(ObjectType::Contacts)).unwrap();
+        let body = to_dataverse(
+            table(ObjectType::Contacts),
+            &r,
+            "ferry_sourceid",
+            &standard(ObjectType::Contacts),
+        )
+        .unwrap();
         assert_eq!(
             (&body["donotemail"], &body["donotbulkemail"]),
             (&json!(true), &json!(true))
@@ -400,7 +535,7 @@ mod tests {
         });
         let row = row.as_object().unwrap();
         let back = from_dataverse(
-            ObjectType::Contacts,
+            table(ObjectType::Contacts),
             row,
             Identity::ReadBack("ferry_sourceid"),
             &standard(ObjectType::Contacts),
@@ -412,7 +547,7 @@ mod tests {
         assert_eq!(back.text(field::COMPANY), Some("co-1"));
         assert!(back.get(field::UPDATED_AT).is_none());
         let read = from_dataverse(
-            ObjectType::Contacts,
+            table(ObjectType::Contacts),
             row,
             Identity::Source,
             &standard(ObjectType::Contacts),
@@ -437,15 +572,17 @@ mod tests {
             ..ferry_core::FieldBinding::new(field::INDUSTRY, "industrycode", FieldType::Text)
         };
         let map = standard(ObjectType::Companies).with(&[industry]);
-        assert!(stored_fields(ObjectType::Companies, &map).contains(&field::INDUSTRY.to_owned()));
+        assert!(
+            stored_fields(table(ObjectType::Companies), &map).contains(&field::INDUSTRY.to_owned())
+        );
         let mut r = Record::new(ObjectType::Companies, "co-1");
         r.set(field::NAME, Value::Text("Acme".into()));
         r.set(field::INDUSTRY, Value::Text(" accounting ".into()));
-        let body = to_dataverse(&r, "ferry_sourceid", &map).unwrap();
+        let body = to_dataverse(table(ObjectType::Companies), &r, "ferry_sourceid", &map).unwrap();
         assert_eq!(body["industrycode"], json!(1));
         let row = json!({"ferry_sourceid": "co-1", "name": "Acme", "industrycode": 1});
         let back = from_dataverse(
-            ObjectType::Companies,
+            table(ObjectType::Companies),
             row.as_object().unwrap(),
             Identity::ReadBack("ferry_sourceid"),
             &map,
@@ -454,7 +591,8 @@ mod tests {
         .unwrap();
         assert_eq!(back.text(field::INDUSTRY), Some("Accounting"));
         r.set(field::INDUSTRY, Value::Text("Banking".into()));
-        let refused = to_dataverse(&r, "ferry_sourceid", &map).unwrap_err();
+        let refused =
+            to_dataverse(table(ObjectType::Companies), &r, "ferry_sourceid", &map).unwrap_err();
         assert_eq!(refused.code, ferry_core::fields::NO_SUCH_OPTION);
         assert!(refused.reason.contains("industrycode") && !refused.reason.contains("Banking"));
     }
@@ -467,5 +605,33 @@ mod tests {
         );
         assert_eq!(key_segment("ferry_sourceid", "a/b"), None);
         assert_eq!(key_segment("ferry_sourceid", ""), None);
+    }
+
+    #[test]
+    fn every_object_has_exactly_one_row_and_references_point_at_rows() {
+        for object in ObjectType::ALL {
+            assert_eq!(
+                OBJECTS.iter().filter(|t| t.object == object).count(),
+                1,
+                "{object}"
+            );
+            assert_eq!(binding(object).unwrap().object, object);
+        }
+        assert_eq!(objects(), ObjectType::ALL);
+        for t in OBJECTS {
+            for reference in t.references {
+                assert!(
+                    binding(reference.target).is_ok(),
+                    "{}",
+                    reference.navigation
+                );
+                assert!(t.object.field(reference.canonical).is_some());
+            }
+        }
+        assert_eq!(
+            expand(table(ObjectType::Contacts), Identity::Source).as_deref(),
+            Some("parentcustomerid_account($select=accountid)")
+        );
+        assert_eq!(expand(table(ObjectType::Companies), Identity::Source), None);
     }
 }

@@ -23,7 +23,7 @@ use crate::VENDOR;
 use crate::batch;
 use crate::client::{Call, Client, endpoint};
 use crate::config::DynamicsConfig;
-use crate::mapping::{self, Identity};
+use crate::mapping::{self, DataverseObject, Identity};
 use crate::policy::parse_error;
 use crate::source::{COUNT_CAP, Collection, max_page_size};
 
@@ -115,11 +115,10 @@ impl DynamicsSink {
     /// idempotent and the others' outcomes stand.
     async fn write_chunk<'r>(
         &self,
-        object: ObjectType,
+        t: &DataverseObject,
         chunk: Vec<(usize, &'r Record)>,
     ) -> ConnectorResult<Vec<Answer>> {
-        let t = mapping::table(object);
-        let map = self.fields.get(object);
+        let map = self.fields.get(t.object);
         let mut answers: Vec<Answer> = Vec::with_capacity(chunk.len());
         let mut pending: Vec<Part<'r>> = Vec::with_capacity(chunk.len());
         for (i, record) in chunk {
@@ -138,7 +137,7 @@ impl DynamicsSink {
                 ));
                 continue;
             };
-            let body = match mapping::to_dataverse(record, &self.column, &map) {
+            let body = match mapping::to_dataverse(t, record, &self.column, &map) {
                 Ok(body) => body,
                 Err(rejection) => {
                     answers.push((i, Err(rejection)));
@@ -157,7 +156,7 @@ impl DynamicsSink {
             pending.push((i, record, request));
         }
         let settled = settle(VENDOR, pending, self.resend, |pending| {
-            self.send_parts(object, pending)
+            self.send_parts(t, pending)
         })
         .await?;
         answers.extend(settled.into_iter().map(|((i, _, _), result)| (i, result)));
@@ -168,11 +167,10 @@ impl DynamicsSink {
     /// for a reason that passes (a 429 or 5xx part, sent again by [`settle`]).
     async fn send_parts<'r>(
         &self,
-        object: ObjectType,
+        t: &DataverseObject,
         pending: Vec<Part<'r>>,
     ) -> ConnectorResult<Vec<(Part<'r>, Attempt<Result<Written, RecordRejection>>)>> {
-        let t = mapping::table(object);
-        let map = self.fields.get(object);
+        let map = self.fields.get(t.object);
         let (_, parts) = self.send_batch(&pending).await?;
         let mut out = Vec::with_capacity(pending.len());
         for (sent, part) in pending.into_iter().zip(parts) {
@@ -188,6 +186,7 @@ impl DynamicsSink {
                 }))
             } else {
                 let (code, reason) = rejection_reason(
+                    t,
                     record,
                     part.status,
                     part.body.as_bytes(),
@@ -270,11 +269,10 @@ impl DynamicsSink {
     /// Reads back the records whose source ids are `ids` (one filter, all pages).
     async fn read_chunk(
         &self,
-        object: ObjectType,
+        t: &DataverseObject,
         ids: &[&String],
     ) -> ConnectorResult<Vec<Record>> {
-        let t = mapping::table(object);
-        let map = self.fields.get(object);
+        let map = self.fields.get(t.object);
         let values: Vec<String> = ids.iter().map(|id| mapping::literal(id)).collect();
         let filter = format!(
             "Microsoft.Dynamics.CRM.In(PropertyName='{}',PropertyValues=[{}])",
@@ -284,10 +282,10 @@ impl DynamicsSink {
         let mut url = self.client.api_url(t.set)?;
         {
             let mut q = url.query_pairs_mut();
-            q.append_pair("$select", &mapping::select(object, &map, &[&self.column]));
+            q.append_pair("$select", &mapping::select(t, &map, &[&self.column]));
             q.append_pair("$filter", &filter);
-            if object == ObjectType::Contacts {
-                q.append_pair("$expand", &mapping::expand_company(&self.column));
+            if let Some(expand) = mapping::expand(t, Identity::ReadBack(&self.column)) {
+                q.append_pair("$expand", &expand);
             }
         }
         let prefer = max_page_size(crate::config::MAX_PAGE_SIZE);
@@ -297,7 +295,7 @@ impl DynamicsSink {
         while let Some(url) = next.take() {
             let page: Collection = self.client.get_json(url, &[("Prefer", &prefer)]).await?;
             for row in &page.value {
-                match mapping::from_dataverse(object, row, Identity::ReadBack(&self.column), &map) {
+                match mapping::from_dataverse(t, row, Identity::ReadBack(&self.column), &map) {
                     Some(Ok(record)) => out.push(record),
                     // A value that does not fit is left out of the record, so the digest
                     // comparison names the field.
@@ -367,13 +365,13 @@ fn reject(record: &Record, code: &str, reason: String) -> RecordRejection {
 /// A rejection's code and reason from an error part: the Dataverse code and the columns its
 /// message names, with their canonical names; never the message itself (it may quote values).
 fn rejection_reason(
+    t: &DataverseObject,
     record: &Record,
     status: u16,
     body: &[u8],
     column: &str,
     map: &FieldMap,
 ) -> (String, String) {
-    let object = record.object;
     let (code, message) = parse_error(body).unwrap_or_default();
     let code = if code.is_empty() {
         format!("HTTP_{status}")
@@ -381,15 +379,13 @@ fn rejection_reason(
         code
     };
     // Only names the mapping itself knows are repeated, so nothing from a value can leak.
-    let mut known: Vec<&str> = mapping::columns(object, map);
+    let mut known: Vec<&str> = mapping::columns(t, map);
     known.push(column);
-    if object == ObjectType::Contacts {
-        known.push(mapping::COMPANY_NAV);
-    }
+    known.extend(t.references.iter().map(|r| r.navigation));
     let mut named: Vec<String> = Vec::new();
     for quoted in message.split('\'').skip(1).step_by(2) {
         if let Some(c) = known.iter().find(|k| **k == quoted) {
-            let text = match mapping::canonical_of(object, map, c) {
+            let text = match mapping::canonical_of(t, map, c) {
                 Some(canonical) => format!("{c} ({canonical})"),
                 None => (*c).to_owned(),
             };
@@ -398,15 +394,20 @@ fn rejection_reason(
             }
         }
     }
-    let has_company =
-        object == ObjectType::Contacts && record.text(ferry_core::field::COMPANY).is_some();
+    // A 404 on a record that binds a reference: the target is not in the sink.
+    let bound = t
+        .references
+        .iter()
+        .find(|r| record.text(r.canonical).is_some());
     let reason = if !named.is_empty() {
         format!("Dynamics refused field {}", named.join(", "))
-    } else if status == 404 && has_company {
+    } else if let (404, Some(reference)) = (status, bound) {
+        let (field, nav) = (reference.canonical, reference.navigation);
+        let target = mapping::binding(reference.target).map_or(field, |o| o.logical);
         format!(
-            "Dynamics refused the company reference ({}): no account has the contact's company as its {column} (the \
-             company was not migrated, or was rejected)",
-            mapping::COMPANY_NAV
+            "Dynamics refused the {field} reference ({nav}): no {target} has the {}'s {field} as its {column} (the \
+             {field} was not migrated, or was rejected)",
+            t.logical
         )
     } else if status == 412 {
         format!(
@@ -421,7 +422,23 @@ fn rejection_reason(
     (code, reason)
 }
 
+/// `names` as prose: "a", "a and b", "a, b and c".
+fn prose(names: &[&str]) -> String {
+    match names.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 fn setup_missing_key(logical: &str, column: &str) -> ConnectorError {
+    let tables: Vec<&str> = mapping::OBJECTS.iter().map(|t| t.logical).collect();
+    let others: Vec<&str> = tables.iter().copied().filter(|t| *t != logical).collect();
+    let (every, all) = if tables.len() == 2 {
+        ("both tables", format!("both {}", prose(&tables)))
+    } else {
+        ("each table", format!("each of {}", prose(&tables)))
+    };
     ConnectorError::Setup {
         vendor: VENDOR,
         detail: format!(
@@ -430,14 +447,11 @@ fn setup_missing_key(logical: &str, column: &str) -> ConnectorError {
              environment → Tables → {logical}: (1) Columns → New column: Display name \"Ferry Source Id\", logical \
              name {column} (the publisher prefix is part of it), Data type Single line of text, Maximum character \
              count 100 (or more); (2) Keys → New key: Display name \"Ferry Source Id Key\", select the column, Save; \
-             (3) wait until the key's status is Active. Do the same on the {} table, and give the application user \
-             create and write privileges on both tables. Or set `sink.source_id_column` to the logical name of an \
-             existing text column that is an alternate key of both account and contact.",
-            if logical == "account" {
-                "contact"
-            } else {
-                "account"
-            }
+             (3) wait until the key's status is Active. Do the same on the {} table{}, and give the application user \
+             create and write privileges on {every}. Or set `sink.source_id_column` to the logical name of an \
+             existing text column that is an alternate key of {all}.",
+            prose(&others),
+            if others.len() == 1 { "" } else { "s" },
         ),
     }
 }
@@ -478,11 +492,13 @@ impl Sink for DynamicsSink {
     }
 
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+        let t = mapping::binding(object)?;
         Ok(Capability {
             batch_size: self.batch_size,
             read_back_size: self.read_back_size,
-            stored: mapping::stored_fields(object, &self.fields.get(object)),
-            required: Vec::new(),
+            stored: mapping::stored_fields(t, &self.fields.get(object)),
+            required: t.required.iter().map(|f| (*f).to_owned()).collect(),
+            // The opt-out is held in consent columns of the record (`opt_out`), not per address.
             opt_out_needs_email: false,
         })
     }
@@ -497,11 +513,17 @@ impl Sink for DynamicsSink {
     }
 
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
-        self.check_key(mapping::table(object).logical).await?;
-        if object == ObjectType::Contacts {
-            // Contacts bind to their account through the account's alternate key.
-            self.check_key(mapping::table(ObjectType::Companies).logical)
-                .await?;
+        let t = mapping::binding(object)?;
+        self.check_key(t.logical).await?;
+        // A reference binds to its target through the target's alternate key (contacts to
+        // their account).
+        let mut checked = vec![t.logical];
+        for reference in t.references {
+            let target = mapping::binding(reference.target)?;
+            if !checked.contains(&target.logical) {
+                self.check_key(target.logical).await?;
+                checked.push(target.logical);
+            }
         }
         Ok(())
     }
@@ -511,9 +533,10 @@ impl Sink for DynamicsSink {
         object: ObjectType,
         records: &[Record],
     ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let t = mapping::binding(object)?;
         let outcomes =
             frame::upsert_in_batches(VENDOR, object, records, self.batch_size, |chunk| {
-                self.write_chunk(object, chunk)
+                self.write_chunk(t, chunk)
             })
             .await?;
         let rejected = outcomes.iter().filter(|o| o.result.is_err()).count();
@@ -526,16 +549,17 @@ impl Sink for DynamicsSink {
         object: ObjectType,
         source_ids: &[String],
     ) -> ConnectorResult<Vec<Record>> {
+        let t = mapping::binding(object)?;
         let mut out = Vec::with_capacity(source_ids.len());
         for chunk in filter_chunks(source_ids) {
-            out.extend(self.read_chunk(object, &chunk).await?);
+            out.extend(self.read_chunk(t, &chunk).await?);
         }
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
         Ok(out)
     }
 
     async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
-        let t = mapping::table(object);
+        let t = mapping::binding(object)?;
         let mut url = self.client.api_url(t.set)?;
         url.query_pairs_mut()
             .append_pair("$select", t.id)
@@ -577,5 +601,35 @@ mod tests {
         let huge = vec!["a".repeat(MAX_FILTER_CHARS), "b".into()];
         assert_eq!(filter_chunks(&huge).len(), 2);
         assert!(filter_chunks(&[]).is_empty());
+    }
+
+    #[test]
+    fn reference_and_setup_messages_name_the_tables_of_the_rows() {
+        let contacts = mapping::binding(ObjectType::Contacts).unwrap();
+        let mut r = Record::new(ObjectType::Contacts, "p-1");
+        r.set(
+            ferry_core::field::COMPANY,
+            ferry_core::Value::Reference("co-9".into()),
+        );
+        let body = br#"{"error":{"code":"0x80040217","message":"No account found"}}"#;
+        let map = contacts.standard();
+        let (code, reason) = rejection_reason(contacts, &r, 404, body, "ferry_sourceid", &map);
+        assert_eq!(code, "0x80040217");
+        assert_eq!(
+            reason,
+            "Dynamics refused the company reference (parentcustomerid_account): no account has the \
+             contact's company as its ferry_sourceid (the company was not migrated, or was rejected)"
+        );
+        let setup = |logical| setup_missing_key(logical, "ferry_sourceid").to_string();
+        let account = setup("account");
+        assert!(
+            account.contains(
+                "Do the same on the contact table, and give the application user create and write \
+                 privileges on both tables. Or set `sink.source_id_column` to the logical name of an \
+                 existing text column that is an alternate key of both account and contact."
+            ),
+            "{account}"
+        );
+        assert!(setup("contact").contains("Do the same on the account table, and"));
     }
 }

@@ -15,7 +15,7 @@ use url::Url;
 use crate::VENDOR;
 use crate::client::Client;
 use crate::config::DynamicsConfig;
-use crate::mapping::{self, Identity};
+use crate::mapping::{self, DataverseObject, Identity};
 
 /// A Dataverse environment as a [`Source`].
 pub struct DynamicsSource {
@@ -55,24 +55,16 @@ impl DynamicsSource {
     }
 
     /// The first page's URL of `object`.
-    fn first_url(&self, object: ObjectType) -> ConnectorResult<Url> {
-        let t = mapping::table(object);
+    fn first_url(&self, t: &DataverseObject) -> ConnectorResult<Url> {
         let mut url = self.client.api_url(t.set)?;
         {
             let mut q = url.query_pairs_mut();
             q.append_pair(
                 "$select",
-                &mapping::select(
-                    object,
-                    &self.fields.get(object),
-                    &["createdon", "modifiedon"],
-                ),
+                &mapping::select(t, &self.fields.get(t.object), &["createdon", "modifiedon"]),
             );
-            if object == ObjectType::Contacts {
-                q.append_pair(
-                    "$expand",
-                    &mapping::expand_company(mapping::table(ObjectType::Companies).id),
-                );
+            if let Some(expand) = mapping::expand(t, Identity::Source) {
+                q.append_pair("$expand", &expand);
             }
             q.append_pair("$orderby", t.id);
         }
@@ -80,8 +72,8 @@ impl DynamicsSource {
     }
 
     /// A next link, checked to point at this environment's entity set (the token goes with it).
-    fn next_url(&self, object: ObjectType, link: &str) -> ConnectorResult<Url> {
-        let set = mapping::table(object).set;
+    fn next_url(&self, t: &DataverseObject, link: &str) -> ConnectorResult<Url> {
+        let set = t.set;
         let expected = format!("{}{set}?", self.client.api_base());
         if !link.starts_with(&expected) {
             return Err(ConnectorError::Malformed {
@@ -132,7 +124,7 @@ impl Source for DynamicsSource {
     /// `$count=true` on a one-record page. Dataverse caps the count at 5,000, so a count of
     /// 5,000 says only "at least 5,000": then `None` rather than a wrong number.
     async fn count(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
-        let t = mapping::table(object);
+        let t = mapping::binding(object)?;
         let mut url = self.client.api_url(t.set)?;
         url.query_pairs_mut()
             .append_pair("$select", t.id)
@@ -155,20 +147,17 @@ impl Source for DynamicsSource {
     }
 
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
+        let t = mapping::binding(object)?;
         let url = match cursor {
-            None => self.first_url(object)?,
-            Some(link) => self.next_url(object, link)?,
+            None => self.first_url(t)?,
+            Some(link) => self.next_url(t, link)?,
         };
         let prefer = max_page_size(self.page_size);
         let response: Collection = self.client.get_json(url, &[("Prefer", &prefer)]).await?;
         if response.next_link.is_some() && response.next_link.as_deref() == cursor {
             return Err(ConnectorError::Malformed {
                 vendor: VENDOR,
-                endpoint: format!(
-                    "GET {}{}",
-                    self.client.api_base().path(),
-                    mapping::table(object).set
-                ),
+                endpoint: format!("GET {}{}", self.client.api_base().path(), t.set),
                 detail: "the next link equals the current one; paging would never end".into(),
             });
         }
@@ -179,14 +168,10 @@ impl Source for DynamicsSource {
             unreadable: Vec::new(),
         };
         for row in &response.value {
-            let Some(mapped) = mapping::from_dataverse(object, row, Identity::Source, &map) else {
+            let Some(mapped) = mapping::from_dataverse(t, row, Identity::Source, &map) else {
                 return Err(ConnectorError::Malformed {
                     vendor: VENDOR,
-                    endpoint: format!(
-                        "GET {}{}",
-                        self.client.api_base().path(),
-                        mapping::table(object).set
-                    ),
+                    endpoint: format!("GET {}{}", self.client.api_base().path(), t.set),
                     detail: "a record has no primary key".into(),
                 });
             };

@@ -36,11 +36,12 @@ pub(crate) async fn describe(
     client: &Client,
     object: ObjectType,
 ) -> ConnectorResult<Vec<VendorField>> {
-    let body = fetch(client, mapping::module(object)).await?;
+    let row = mapping::binding(object)?;
+    let body = fetch(client, row.module).await?;
     let fields: Vec<VendorField> = body
         .fields
         .iter()
-        .map(|f| mapping::vendor_field(object, f))
+        .map(|f| mapping::vendor_field(row, f))
         .collect();
     tracing::debug!(vendor = VENDOR, %object, fields = fields.len(), "described fields");
     Ok(fields)
@@ -54,12 +55,13 @@ pub(crate) fn check_bindings(
     bindings: &[FieldBinding],
     reserved: Option<&str>,
 ) -> ConnectorResult<()> {
+    let row = mapping::binding(object)?;
     let key = format!("fields.{object}");
     for b in bindings {
         let name = b.vendor.as_ref();
         let problem = if !mapping::is_api_name(name) {
             Some("is not a Zoho API name (letters, digits and underscores, starting with a letter)")
-        } else if mapping::lookup(object).is_some_and(|(_, zoho)| zoho == name) {
+        } else if row.reference(name).is_some() {
             Some("is the lookup ferry writes the record's reference into")
         } else if mapping::SYSTEM_FIELDS.iter().any(|(_, zoho)| *zoho == name) {
             Some("is a system field Zoho sets itself")
@@ -80,8 +82,8 @@ pub(crate) fn check_bindings(
             });
         }
     }
-    let map = mapping::standard(object).with(bindings);
-    let read = mapping::read_fields(&map, object).len();
+    let map = row.standard().with(bindings);
+    let read = mapping::read_fields(&map, row).len();
     if read > MAX_READ_FIELDS {
         return Err(ConnectorError::Config {
             vendor: VENDOR,
@@ -89,7 +91,7 @@ pub(crate) fn check_bindings(
             detail: format!(
                 "{read} Zoho fields of {} would be read, more than the {MAX_READ_FIELDS} Zoho \
                  returns in one call: map fewer fields",
-                mapping::module(object)
+                row.module
             ),
         });
     }
@@ -146,7 +148,8 @@ pub(crate) async fn create(
     object: ObjectType,
     field: &NewField,
 ) -> ConnectorResult<VendorField> {
-    let module = mapping::module(object);
+    let row = mapping::binding(object)?;
+    let module = row.module;
     let endpoint = format!("POST {PATH}?module={module}");
     let name = clean_name(&field.name);
     let data_type =
@@ -216,7 +219,7 @@ pub(crate) async fn create(
             endpoint: format!("GET {PATH}"),
             detail: format!("the field created as `{name}` (id {id}) is not listed"),
         })?;
-    let created = mapping::vendor_field(object, created);
+    let created = mapping::vendor_field(row, created);
     tracing::info!(vendor = VENDOR, module, field = %created.name, kind = %created.kind, "created field");
     Ok(created)
 }

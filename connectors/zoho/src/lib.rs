@@ -32,10 +32,7 @@ pub fn spec() -> ferry_core::ConnectorSpec {
     ferry_core::ConnectorSpec {
         name: VENDOR,
         title: "Zoho CRM API v8 (OAuth refresh token)",
-        objects: &[
-            ferry_core::ObjectType::Companies,
-            ferry_core::ObjectType::Contacts,
-        ],
+        objects: mapping::objects(),
         source: Some(build_source),
         sink: Some(build_sink),
         permissions,

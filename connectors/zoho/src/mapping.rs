@@ -1,9 +1,13 @@
 //! Canonical fields ↔ Zoho fields: one table per module, used for reading, writing and reading
 //! back, so every direction agrees by construction.
 
-use ferry_core::fields::{FieldBinding, FieldKind, FieldMap, PicklistOption, VendorField};
+use std::sync::LazyLock;
+
+use ferry_core::fields::{
+    FieldBinding, FieldKind, FieldMap, FieldMaps, PicklistOption, VendorField,
+};
 use ferry_core::model::FieldType;
-use ferry_core::{ObjectType, Record, RecordRejection, Value, field};
+use ferry_core::{Capability, ConnectorResult, ObjectType, Record, RecordRejection, Value, field};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
@@ -22,7 +26,8 @@ pub const ACCOUNT_FIELDS: &[(&str, &str)] = &[
     (field::COUNTRY, "Billing_Country"),
 ];
 
-/// Contacts ↔ Contacts. The `company` reference is the `Account_Name` lookup ([`COMPANY_LOOKUP`]).
+/// Contacts ↔ Contacts. The `company` reference is the `Account_Name` lookup (a row of
+/// [`OBJECTS`]).
 pub const CONTACT_FIELDS: &[(&str, &str)] = &[
     (field::EMAIL, "Email"),
     (field::FIRST_NAME, "First_Name"),
@@ -44,36 +49,112 @@ pub const SYSTEM_FIELDS: &[(&str, &str)] = &[
     (field::UPDATED_AT, "Modified_Time"),
 ];
 
-/// A contact's company: the `Account_Name` lookup (`{"id": …}`) on Contacts.
-pub const COMPANY_LOOKUP: (&str, &str) = (field::COMPANY, "Account_Name");
+/// A reference a Zoho module holds: a lookup field whose value is `{"id": <the target's Zoho
+/// id>}`. The sink resolves the target's source id to that id through the target module's
+/// source-id field (cached per run); a read-back names it as `<lookup>.<source-id field>`.
+#[derive(Debug)]
+pub struct ZohoReference {
+    /// The canonical field holding the target's source id, e.g. a contact's `company`.
+    pub canonical: &'static str,
+    /// The lookup field, e.g. `Account_Name` on Contacts.
+    pub lookup: &'static str,
+    /// The object the lookup points at.
+    pub target: ObjectType,
+}
 
-/// The module an object type lives in.
-pub fn module(object: ObjectType) -> &'static str {
-    match object {
-        ObjectType::Companies => "Accounts",
-        ObjectType::Contacts => "Contacts",
+/// Zoho's side of one object ferry moves: one row of [`OBJECTS`].
+#[derive(Debug)]
+pub struct ZohoObject {
+    /// The canonical object.
+    pub object: ObjectType,
+    /// Its module: the API path segment, COQL's `from`, the `module` of field metadata.
+    pub module: &'static str,
+    /// One record of the module, as messages name it (Zoho's singular label).
+    pub record: &'static str,
+    /// The standard field table: `(canonical, Zoho API name)`.
+    pub fields: &'static [(&'static str, &'static str)],
+    /// The lookups it holds, each resolved to its target's Zoho id by the sink.
+    pub references: &'static [ZohoReference],
+    /// The canonical fields Zoho refuses a record without (`MANDATORY_NOT_FOUND`).
+    pub required: &'static [&'static str],
+    /// The consent checkbox it carries, if any: a person-level flag (so no email address is
+    /// needed to hold it), written `true` only for a true opt-out and `false` otherwise, since
+    /// a checkbox cannot be empty and `false` claims no consent.
+    pub opt_out: Option<&'static str>,
+}
+
+/// Zoho's side of every object ferry moves: read top to bottom to see what maps where.
+pub static OBJECTS: &[ZohoObject] = &[
+    ZohoObject {
+        object: ObjectType::Companies,
+        module: "Accounts",
+        record: "Account",
+        fields: ACCOUNT_FIELDS,
+        references: &[],
+        required: &[field::NAME],
+        opt_out: None,
+    },
+    ZohoObject {
+        object: ObjectType::Contacts,
+        module: "Contacts",
+        record: "Contact",
+        fields: CONTACT_FIELDS,
+        references: &[ZohoReference {
+            canonical: field::COMPANY,
+            lookup: "Account_Name",
+            target: ObjectType::Companies,
+        }],
+        required: &[field::LAST_NAME],
+        opt_out: Some(field::EMAIL_OPT_OUT),
+    },
+];
+
+/// The row of `object`, or the refusal of an object this connector does not move.
+pub fn binding(object: ObjectType) -> ConnectorResult<&'static ZohoObject> {
+    OBJECTS
+        .iter()
+        .find(|row| row.object == object)
+        .ok_or_else(|| Capability::unsupported(crate::VENDOR, object))
+}
+
+/// The objects this connector moves, in table order (the registry's list).
+pub fn objects() -> &'static [ObjectType] {
+    static LIST: LazyLock<Vec<ObjectType>> =
+        LazyLock::new(|| OBJECTS.iter().map(|row| row.object).collect());
+    &LIST
+}
+
+/// The standard field maps of every row, before the operator maps fields.
+pub fn standard_maps() -> FieldMaps {
+    FieldMaps::new(OBJECTS.iter().map(|row| (row.object, row.standard())))
+}
+
+/// Whether some row's reference points at `object`, so the sink remembers the Zoho ids it
+/// writes for it.
+pub fn is_reference_target(object: ObjectType) -> bool {
+    OBJECTS
+        .iter()
+        .flat_map(|row| row.references)
+        .any(|reference| reference.target == object)
+}
+
+impl ZohoObject {
+    /// The standard field table as a field map (written, read back and read as a source).
+    pub fn standard(&self) -> FieldMap {
+        FieldMap::standard(self.object, self.fields)
+    }
+
+    /// The reference whose lookup is the Zoho field `zoho`, if any.
+    pub fn reference(&self, zoho: &str) -> Option<&'static ZohoReference> {
+        self.references.iter().find(|r| r.lookup == zoho)
     }
 }
 
-/// The standard field table of `object` (written, read back and read as a source).
-pub fn standard(object: ObjectType) -> FieldMap {
-    let table = match object {
-        ObjectType::Companies => ACCOUNT_FIELDS,
-        ObjectType::Contacts => CONTACT_FIELDS,
-    };
-    FieldMap::standard(object, table)
-}
-
-/// The lookup field of `object` that holds a reference, if any: a contact's company.
-pub fn lookup(object: ObjectType) -> Option<(&'static str, &'static str)> {
-    (object == ObjectType::Contacts).then_some(COMPANY_LOOKUP)
-}
-
-/// The Zoho fields a source reads for `object` (the `fields` parameter and COQL columns).
-pub fn read_fields(map: &FieldMap, object: ObjectType) -> Vec<String> {
+/// The Zoho fields a source reads for `row` (the `fields` parameter and COQL columns).
+pub fn read_fields(map: &FieldMap, row: &ZohoObject) -> Vec<String> {
     let mut names: Vec<String> = map.vendor_names().into_iter().map(str::to_owned).collect();
-    if let Some((_, zoho)) = lookup(object) {
-        names.push(zoho.to_owned());
+    for reference in row.references {
+        names.push(reference.lookup.to_owned());
     }
     for (_, zoho) in SYSTEM_FIELDS {
         if !names.iter().any(|n| n == zoho) {
@@ -84,23 +165,19 @@ pub fn read_fields(map: &FieldMap, object: ObjectType) -> Vec<String> {
 }
 
 /// The canonical fields the sink writes and reads back.
-pub fn stored_fields(map: &FieldMap, object: ObjectType) -> Vec<String> {
+pub fn stored_fields(map: &FieldMap, row: &ZohoObject) -> Vec<String> {
     let mut names = map.canonical_names();
-    if let Some((canonical, _)) = lookup(object) {
-        names.push(canonical.to_owned());
+    for reference in row.references {
+        names.push(reference.canonical.to_owned());
     }
     names
 }
 
-/// The canonical name of a Zoho field in `map` (or the lookup), for messages.
-pub fn canonical_of(map: &FieldMap, object: ObjectType, zoho: &str) -> Option<String> {
+/// The canonical name of a Zoho field in `map` (or a lookup), for messages.
+pub fn canonical_of(map: &FieldMap, row: &ZohoObject, zoho: &str) -> Option<String> {
     map.by_vendor(zoho)
         .map(|b| b.canonical.to_string())
-        .or_else(|| {
-            lookup(object)
-                .filter(|(_, z)| *z == zoho)
-                .map(|(c, _)| c.to_owned())
-        })
+        .or_else(|| row.reference(zoho).map(|r| r.canonical.to_owned()))
 }
 
 /// Whether `name` can be a Zoho API name: letters, digits and underscores, starting with a
@@ -141,17 +218,17 @@ fn read_into(
 }
 
 /// The canonical record of a Zoho record read by a source: its Zoho id is the source id, and a
-/// contact's company is its account's Zoho id. A value that does not fit its canonical type
-/// makes the record unreadable; the rejection names the field, never the value.
+/// reference (a contact's company) is its target's Zoho id. A value that does not fit its
+/// canonical type makes the record unreadable; the rejection names the field, never the value.
 pub fn from_zoho(
     map: &FieldMap,
-    object: ObjectType,
+    row: &ZohoObject,
     z: &Map<String, Json>,
 ) -> Result<Record, RecordRejection> {
     let id = z.get("id").and_then(json_text).unwrap_or_default();
-    let mut record = Record::new(object, id.clone());
+    let mut record = Record::new(row.object, id.clone());
     let mut bad: Vec<String> = Vec::new();
-    let system = FieldMap::standard(object, SYSTEM_FIELDS);
+    let system = FieldMap::standard(row.object, SYSTEM_FIELDS);
     for binding in map.iter().chain(system.iter()) {
         if let Err(expected) = read_into(&mut record, binding, z) {
             bad.push(format!(
@@ -160,9 +237,10 @@ pub fn from_zoho(
             ));
         }
     }
-    if let Some((canonical, zoho)) = lookup(object) {
-        if let Some(account) = z.get(zoho).and_then(|a| a.get("id")).and_then(json_text) {
-            record.set(canonical, Value::Reference(account));
+    for reference in row.references {
+        let target = z.get(reference.lookup).and_then(|a| a.get("id"));
+        if let Some(target) = target.and_then(json_text) {
+            record.set(reference.canonical, Value::Reference(target));
         }
     }
     if id.is_empty() {
@@ -181,16 +259,17 @@ pub fn from_zoho(
 
 /// The Zoho record for `record`: every field of `map` (absent ones as `null`, which clears
 /// them on update; an absent opt-out as `false`, since the checkbox cannot be empty; a
-/// picklist label as its Zoho value), the source id, and for contacts the account lookup
-/// (`account_id`: the company's Zoho id, resolved by the sink). A value that does not fit its
-/// field, or a label the picklist lacks, refuses the record, naming the field, never the value.
+/// picklist label as its Zoho value), the source id, and each lookup of `row` (`targets`, in
+/// the order of `row.references`: the target's Zoho id, resolved by the sink, or `None`). A
+/// value that does not fit its field, or a label the picklist lacks, refuses the record,
+/// naming the field, never the value.
 pub fn to_zoho(
     map: &FieldMap,
+    row: &ZohoObject,
     record: &Record,
     source_id_field: &str,
-    account_id: Option<&str>,
+    targets: &[Option<&str>],
 ) -> Result<Map<String, Json>, RecordRejection> {
-    let object = record.object;
     let mut out = Map::new();
     for b in map.iter() {
         let value = match record.get(&b.canonical) {
@@ -204,7 +283,7 @@ pub fn to_zoho(
             },
             Some(v) => zoho_json(b.ty, v).map_err(|expected| invalid(record, b, expected))?,
         };
-        let value = if b.canonical == field::EMAIL_OPT_OUT {
+        let value = if row.opt_out == Some(b.canonical.as_ref()) {
             // Only a true opt-out is a fact to carry; anything else is "not opted out".
             Json::Bool(value == Json::Bool(true))
         } else {
@@ -212,12 +291,12 @@ pub fn to_zoho(
         };
         out.insert(b.vendor.to_string(), value);
     }
-    if let Some((_, zoho)) = lookup(object) {
-        let lookup = match account_id {
+    for (at, reference) in row.references.iter().enumerate() {
+        let lookup = match targets.get(at).copied().flatten() {
             Some(id) => serde_json::json!({ "id": id }),
             None => Json::Null,
         };
-        out.insert(zoho.into(), lookup);
+        out.insert(reference.lookup.into(), lookup);
     }
     out.insert(
         source_id_field.to_owned(),
@@ -248,17 +327,18 @@ fn invalid(record: &Record, binding: &FieldBinding, expected: &str) -> RecordRej
     }
 }
 
-/// The canonical record of a record read back by source id (COQL), or `None` without one. The
-/// company is the account's source id (`Account_Name.<source id field>`). A value that does
-/// not fit its type is left out (logged by field name), so the checksum flags the record.
+/// The canonical record of a record read back by source id (COQL), or `None` without one. A
+/// reference is its target's source id (`<lookup>.<source id field>`, e.g.
+/// `Account_Name.Ferry_Source_Id`). A value that does not fit its type is left out (logged by
+/// field name), so the checksum flags the record.
 pub fn from_read_back(
     map: &FieldMap,
-    object: ObjectType,
+    row: &ZohoObject,
     z: &Map<String, Json>,
     source_id_field: &str,
 ) -> Option<Record> {
     let source_id = z.get(source_id_field).and_then(json_text)?;
-    let mut record = Record::new(object, source_id);
+    let mut record = Record::new(row.object, source_id);
     for binding in map.iter() {
         if let Err(expected) = read_into(&mut record, binding, z) {
             tracing::debug!(
@@ -269,10 +349,10 @@ pub fn from_read_back(
             );
         }
     }
-    if let Some((canonical, zoho)) = lookup(object) {
-        let key = format!("{zoho}.{source_id_field}");
-        if let Some(company) = z.get(&key).and_then(json_text).filter(|s| !s.is_empty()) {
-            record.set(canonical, Value::Reference(company));
+    for reference in row.references {
+        let key = format!("{}.{source_id_field}", reference.lookup);
+        if let Some(target) = z.get(&key).and_then(json_text).filter(|s| !s.is_empty()) {
+            record.set(reference.canonical, Value::Reference(target));
         }
     }
     Some(record)
@@ -366,9 +446,9 @@ pub fn data_type_of(kind: FieldKind) -> Option<&'static str> {
     })
 }
 
-/// The canonical field the standard tables give a Zoho field of `object`.
-fn standard_canonical(object: ObjectType, zoho: &str) -> Option<String> {
-    canonical_of(&standard(object), object, zoho).or_else(|| {
+/// The canonical field the standard tables give a Zoho field of `row`.
+fn standard_canonical(row: &ZohoObject, zoho: &str) -> Option<String> {
+    canonical_of(&row.standard(), row, zoho).or_else(|| {
         SYSTEM_FIELDS
             .iter()
             .find(|(_, z)| *z == zoho)
@@ -377,7 +457,7 @@ fn standard_canonical(object: ObjectType, zoho: &str) -> Option<String> {
 }
 
 /// A described field in ferry's terms. Zoho's `-None-` option means "no value", not an option.
-pub(crate) fn vendor_field(object: ObjectType, f: &FieldMeta) -> VendorField {
+pub(crate) fn vendor_field(row: &ZohoObject, f: &FieldMeta) -> VendorField {
     let kind = kind_of(&f.data_type);
     let writable = !f.read_only
         && !f.field_read_only
@@ -406,7 +486,7 @@ pub(crate) fn vendor_field(object: ObjectType, f: &FieldMeta) -> VendorField {
         custom: f.custom_field,
         writable,
         options,
-        canonical: standard_canonical(object, &f.api_name),
+        canonical: standard_canonical(row, &f.api_name),
     }
 }
 
@@ -414,10 +494,18 @@ pub(crate) fn vendor_field(object: ObjectType, f: &FieldMeta) -> VendorField {
 mod tests {
     use super::*;
 
+    fn row(object: ObjectType) -> &'static ZohoObject {
+        binding(object).unwrap()
+    }
+
+    fn standard(object: ObjectType) -> FieldMap {
+        row(object).standard()
+    }
+
     #[test]
     fn every_canonical_field_but_system_timestamps_is_stored() {
         for object in ObjectType::ALL {
-            let stored = stored_fields(&standard(object), object);
+            let stored = stored_fields(&standard(object), row(object));
             for spec in object.fields() {
                 let system = spec.name == field::CREATED_AT || spec.name == field::UPDATED_AT;
                 assert_eq!(
@@ -437,14 +525,21 @@ mod tests {
         r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
         r.set(field::COMPANY, Value::Reference("co-9".into()));
         let contacts = standard(ObjectType::Contacts);
-        let z = to_zoho(&contacts, &r, "Src", Some("4876")).unwrap();
+        let z = to_zoho(
+            &contacts,
+            row(ObjectType::Contacts),
+            &r,
+            "Src",
+            &[Some("4876")],
+        )
+        .unwrap();
         assert_eq!(z["Account_Name"], serde_json::json!({"id": "4876"}));
         assert_eq!(z["Email_Opt_Out"], Json::Bool(true));
         assert_eq!(z["Email"], Json::Null);
         let mut back = z.clone();
         back.insert("Account_Name.Src".into(), Json::String("co-9".into()));
         assert_eq!(
-            from_read_back(&contacts, ObjectType::Contacts, &back, "Src"),
+            from_read_back(&contacts, row(ObjectType::Contacts), &back, "Src"),
             Some(r)
         );
 
@@ -452,12 +547,12 @@ mod tests {
         c.set(field::EMPLOYEE_COUNT, Value::Text("250".into()));
         c.set(field::ANNUAL_REVENUE, Value::Decimal(1000.5));
         let companies = standard(ObjectType::Companies);
-        let z = to_zoho(&companies, &c, "Src", None).unwrap();
+        let z = to_zoho(&companies, row(ObjectType::Companies), &c, "Src", &[]).unwrap();
         assert_eq!(z["Employees"], Json::from(250));
         assert_eq!(z["Annual_Revenue"], serde_json::json!(1000.5));
         assert_eq!(z["Src"], Json::String("co-9".into()));
         c.set(field::EMPLOYEE_COUNT, Value::Text("lots".into()));
-        let refused = to_zoho(&companies, &c, "Src", None).unwrap_err();
+        let refused = to_zoho(&companies, row(ObjectType::Companies), &c, "Src", &[]).unwrap_err();
         assert_eq!(refused.code, "INVALID_VALUE");
         assert!(
             refused.reason.starts_with(field::EMPLOYEE_COUNT) && !refused.reason.contains("lots")
@@ -468,7 +563,14 @@ mod tests {
     fn an_absent_opt_out_is_written_as_not_opted_out() {
         let r = Record::new(ObjectType::Contacts, "c-2");
         assert_eq!(
-            to_zoho(&standard(ObjectType::Contacts), &r, "Src", None).unwrap()["Email_Opt_Out"],
+            to_zoho(
+                &standard(ObjectType::Contacts),
+                row(ObjectType::Contacts),
+                &r,
+                "Src",
+                &[]
+            )
+            .unwrap()["Email_Opt_Out"],
             Json::Bool(false)
         );
     }
@@ -488,17 +590,17 @@ mod tests {
             "id": "5", "Account_Name": "Acme", "Tier": "T1", "Seats": 12
         }))
         .unwrap();
-        let r = from_zoho(&map, ObjectType::Companies, &z).unwrap();
+        let r = from_zoho(&map, row(ObjectType::Companies), &z).unwrap();
         assert_eq!(r.get("tier"), Some(&Value::Text("Gold".into())));
         assert_eq!(r.get("seats"), Some(&Value::Integer(12)));
         let mut w = Record::new(ObjectType::Companies, "co-1");
         w.fields.insert("tier".into(), Value::Text(" gold".into()));
         w.fields.insert("seats".into(), Value::Integer(12));
-        let out = to_zoho(&map, &w, "Src", None).unwrap();
+        let out = to_zoho(&map, row(ObjectType::Companies), &w, "Src", &[]).unwrap();
         assert_eq!(out["Tier"], Json::String("T1".into()));
         assert_eq!(out["Seats"], Json::from(12));
         assert_eq!(
-            stored_fields(&map, ObjectType::Companies)
+            stored_fields(&map, row(ObjectType::Companies))
                 .iter()
                 .rev()
                 .take(2)
@@ -507,12 +609,14 @@ mod tests {
         );
         w.fields
             .insert("tier".into(), Value::Text("Platinum".into()));
-        let refused = to_zoho(&map, &w, "Src", None).unwrap_err();
+        let refused = to_zoho(&map, row(ObjectType::Companies), &w, "Src", &[]).unwrap_err();
         assert_eq!(refused.code, ferry_core::fields::NO_SUCH_OPTION);
         assert!(!refused.reason.contains("Platinum"));
         w.fields.insert("tier".into(), Value::Integer(3));
         assert_eq!(
-            to_zoho(&map, &w, "Src", None).unwrap_err().code,
+            to_zoho(&map, row(ObjectType::Companies), &w, "Src", &[])
+                .unwrap_err()
+                .code,
             "INVALID_VALUE"
         );
 
@@ -522,7 +626,7 @@ mod tests {
         w.fields
             .insert("renewal_at".into(), Value::Timestamp(1_704_164_645_678));
         assert_eq!(
-            to_zoho(&map, &w, "Src", None).unwrap()["Renewal_At"],
+            to_zoho(&map, row(ObjectType::Companies), &w, "Src", &[]).unwrap()["Renewal_At"],
             "2024-01-02T03:04:05+00:00"
         );
     }
@@ -534,19 +638,53 @@ mod tests {
             "Created_Time": "2024-01-02T03:04:05+05:30"
         }))
         .unwrap();
-        let e = from_zoho(&standard(ObjectType::Companies), ObjectType::Companies, &z).unwrap_err();
+        let e = from_zoho(
+            &standard(ObjectType::Companies),
+            row(ObjectType::Companies),
+            &z,
+        )
+        .unwrap_err();
         assert!(e.reason.contains("employee_count") && !e.reason.contains("lots-of-people"));
         let z: Map<String, Json> = serde_json::from_value(serde_json::json!({
             "id": "78", "Last_Name": "A", "Account_Name": {"name": "Acme", "id": "77"},
             "Email_Opt_Out": true, "Modified_Time": "2024-01-02T03:04:05+05:30"
         }))
         .unwrap();
-        let r = from_zoho(&standard(ObjectType::Contacts), ObjectType::Contacts, &z).unwrap();
+        let r = from_zoho(
+            &standard(ObjectType::Contacts),
+            row(ObjectType::Contacts),
+            &z,
+        )
+        .unwrap();
         assert_eq!(r.get(field::COMPANY), Some(&Value::Reference("77".into())));
         assert_eq!(r.get(field::EMAIL_OPT_OUT), Some(&Value::Bool(true)));
         assert!(matches!(
             r.get(field::UPDATED_AT),
             Some(Value::Timestamp(_))
         ));
+    }
+
+    #[test]
+    fn every_object_has_exactly_one_row_and_references_point_at_rows() {
+        for object in ObjectType::ALL {
+            assert_eq!(
+                OBJECTS.iter().filter(|row| row.object == object).count(),
+                1,
+                "{object}"
+            );
+            assert_eq!(binding(object).unwrap().object, object);
+        }
+        assert_eq!(objects(), ObjectType::ALL);
+        for row in OBJECTS {
+            for reference in row.references {
+                assert!(binding(reference.target).is_ok(), "{}", reference.lookup);
+                assert!(row.object.field(reference.canonical).is_some());
+            }
+            for required in row.required {
+                assert!(row.fields.iter().any(|(c, _)| c == required), "{required}");
+            }
+        }
+        assert!(is_reference_target(ObjectType::Companies));
+        assert!(!is_reference_target(ObjectType::Contacts));
     }
 }

@@ -1,5 +1,6 @@
-//! The Zoho sink: upserts keyed by the source-id field (`duplicate_check_fields`), resolves a
-//! contact's company to its Account id with COQL (cached per run), reads back with COQL.
+//! The Zoho sink: upserts keyed by the source-id field (`duplicate_check_fields`), resolves
+//! each reference of a row of [`mapping::OBJECTS`] (a contact's company) to its target's Zoho
+//! id with COQL (cached per run), reads back with COQL.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,23 +27,24 @@ use crate::client::Client;
 use crate::config::{MAX_BATCH_SIZE, Settings, ZohoConfig};
 use crate::coql;
 use crate::fields;
-use crate::mapping::{self, COMPANY_LOOKUP};
+use crate::mapping::{self, ZohoObject, ZohoReference};
 use crate::policy::{clean_code, clean_name};
 
 /// Per-record error codes of a failure that passes: Zoho's server failed on that record and
 /// did not save it. Sending it again can succeed.
 const TRANSIENT_CODES: &[&str] = &["INTERNAL_ERROR"];
 
-/// Most company source id → Account id pairs kept; past it the cache starts over (a miss
-/// costs one COQL query per 50 companies, never a wrong answer).
-const MAX_CACHED_ACCOUNTS: usize = 500_000;
+/// Most source id → Zoho id pairs of reference targets kept (companies' Accounts); past it the
+/// cache starts over (a miss costs one COQL query per 50 targets, never a wrong answer).
+const MAX_CACHED_TARGETS: usize = 500_000;
 
 /// A Zoho CRM org as a sink.
 pub struct ZohoSink {
     settings: Settings,
     client: Client,
-    /// Company source id → Zoho Account id, learnt from upserts and lookups in this run.
-    accounts: Resolver<String>,
+    /// Source id → Zoho id of the records references point at (a company's Account), per
+    /// object, learnt from upserts and lookups in this run.
+    targets: Resolver<String>,
     /// The fields written and read back per object: the standard tables and the operator's
     /// mapped fields.
     maps: FieldMaps,
@@ -63,6 +65,28 @@ fn reject(record: &Record, code: &str, reason: String) -> RecordRejection {
         code: code.to_owned(),
         reason,
     }
+}
+
+/// The refusal of a record of `row` whose `reference` names a target no record of the
+/// target's module holds as its source id (in the field `src`).
+fn unresolved(
+    row: &ZohoObject,
+    reference: &ZohoReference,
+    record: &Record,
+    src: &str,
+) -> ConnectorResult<RecordRejection> {
+    let target = mapping::binding(reference.target)?;
+    let field = reference.canonical;
+    Ok(reject(
+        record,
+        &format!("UNRESOLVED_{}", field.to_ascii_uppercase()),
+        format!(
+            "the {field} reference: no {} has the {}'s {field} as its {src} (the {field} was not \
+             migrated, or was rejected)",
+            target.record,
+            row.record.to_ascii_lowercase()
+        ),
+    ))
 }
 
 /// The field API names an error item names (`details.api_name`, or the nested errors of
@@ -86,9 +110,8 @@ fn error_parts(item: &Json) -> Vec<(String, Option<String>)> {
 
 /// A rejection's code and reason from Zoho's error item: codes and field API names (with
 /// canonical names beside them), never Zoho's message.
-fn rejection_reason(map: &FieldMap, record: &Record, item: &Json) -> (String, String) {
-    let object = record.object;
-    let canonical = |api: &str| mapping::canonical_of(map, object, api);
+fn rejection_reason(map: &FieldMap, row: &ZohoObject, item: &Json) -> (String, String) {
+    let canonical = |api: &str| mapping::canonical_of(map, row, api);
     let parts = error_parts(item);
     let top = clean_code(item.get("code").and_then(Json::as_str).unwrap_or_default());
     let described: Vec<String> = parts
@@ -118,8 +141,8 @@ impl ZohoSink {
         Ok(ZohoSink {
             settings,
             client,
-            accounts: Resolver::with_limit(MAX_CACHED_ACCOUNTS),
-            maps: FieldMaps::new(ObjectType::ALL.map(|o| (o, mapping::standard(o)))),
+            targets: Resolver::with_limit(MAX_CACHED_TARGETS),
+            maps: mapping::standard_maps(),
         })
     }
 
@@ -150,15 +173,17 @@ impl ZohoSink {
         Ok(body.data)
     }
 
-    /// The Zoho Account ids of the given company source ids (those that exist), looked up
-    /// with COQL, 50 per query: the lookup of [`Resolver::resolve`] for the cache's misses.
-    async fn lookup_accounts(
+    /// The Zoho ids of the records of `module` with the given source ids (those that exist),
+    /// looked up with COQL, 50 per query: the lookup of [`Resolver::resolve`] for the cache's
+    /// misses.
+    async fn lookup_targets(
         &self,
+        module: &str,
         missing: Vec<String>,
     ) -> ConnectorResult<HashMap<String, String>> {
         let columns = vec!["id".to_owned(), self.src().to_owned()];
         let mut learnt = HashMap::new();
-        for q in coql::in_queries(&columns, "Accounts", self.src(), &missing) {
+        for q in coql::in_queries(&columns, module, self.src(), &missing) {
             for row in self.coql(q).await? {
                 let (Some(id), Some(src)) = (
                     row.get("id").and_then(Json::as_str),
@@ -171,9 +196,10 @@ impl ZohoSink {
         }
         tracing::debug!(
             vendor = VENDOR,
+            module,
             asked = missing.len(),
             found = learnt.len(),
-            "resolved companies"
+            "resolved references"
         );
         Ok(learnt)
     }
@@ -183,17 +209,22 @@ impl ZohoSink {
         let body = fields::fetch(&self.client, module).await?;
         let find = |name: &str| body.fields.iter().find(|f| f.api_name == name);
         let src = self.src();
+        let modules = |keep: &dyn Fn(&str) -> bool| {
+            mapping::OBJECTS
+                .iter()
+                .map(|row| row.module)
+                .filter(|m| keep(m))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
         let steps = format!(
             "In Zoho CRM: Setup → Customization → Modules and Fields → {module} → Layouts → Standard → drag a \
              \"Single Line\" field in; Field Label \"Ferry Source Id\" (its API name becomes Ferry_Source_Id; check it \
              under Setup → Developer Hub → APIs → API names), Number of characters 255; under its properties tick \
              \"Do not allow duplicate values\"; Save. Do the same on {other}. Or set `source_id_field` to the API \
-             name of an existing unique single-line field on Accounts and Contacts.",
-            other = if module == "Accounts" {
-                "Contacts"
-            } else {
-                "Accounts"
-            },
+             name of an existing unique single-line field on {all}.",
+            other = modules(&|m| m != module),
+            all = modules(&|_| true),
         );
         let field = find(src).ok_or_else(|| ConnectorError::Setup {
             vendor: VENDOR,
@@ -253,70 +284,74 @@ impl ZohoSink {
         Ok(())
     }
 
+    /// The Zoho ids of the targets `chunk`'s records refer to through `reference`: from the
+    /// cache, the misses looked up in the target's module by source id.
+    async fn resolve(
+        &self,
+        reference: &ZohoReference,
+        chunk: &[(usize, &Record)],
+    ) -> ConnectorResult<HashMap<String, String>> {
+        let target = mapping::binding(reference.target)?;
+        let mut ids: Vec<&str> = chunk
+            .iter()
+            .filter_map(|(_, r)| r.text(reference.canonical))
+            .filter(|c| !c.is_empty())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        self.targets
+            .resolve(reference.target, ids, |missing| {
+                self.lookup_targets(target.module, missing)
+            })
+            .await
+    }
+
     /// Writes one chunk of [`batch::upsert_in_batches`] (at most 100 records, each with its
     /// input position) in one upsert, and answers each position.
     async fn upsert_chunk<'r>(
         &self,
         map: &FieldMap,
-        object: ObjectType,
+        row: &ZohoObject,
         chunk: Vec<(usize, &'r Record)>,
     ) -> ConnectorResult<Vec<Answer>> {
-        let module = mapping::module(object);
+        let (object, module) = (row.object, row.module);
         let src = self.src().to_owned();
-        let accounts = if object == ObjectType::Contacts {
-            let mut companies: Vec<&str> = chunk
-                .iter()
-                .filter_map(|(_, r)| r.text(COMPANY_LOOKUP.0))
-                .filter(|c| !c.is_empty())
-                .collect();
-            companies.sort_unstable();
-            companies.dedup();
-            self.accounts
-                .resolve(ObjectType::Companies, companies, |missing| {
-                    self.lookup_accounts(missing)
-                })
-                .await?
-        } else {
-            HashMap::new()
-        };
+        // Per reference of the row, in its order: the chunk's targets' Zoho ids.
+        let mut resolved = Vec::with_capacity(row.references.len());
+        for reference in row.references {
+            resolved.push(self.resolve(reference, &chunk).await?);
+        }
         let records = chunk.len();
         let mut answers: Vec<Answer> = Vec::with_capacity(records);
         let mut items: Vec<Item<'r>> = Vec::with_capacity(records);
-        for (i, record) in chunk {
-            let company = record.text(COMPANY_LOOKUP.0).filter(|c| !c.is_empty());
-            let account_id = match company {
-                None => None,
-                Some(c) => match accounts.get(c) {
-                    Some(id) => Some(id.as_str()),
-                    None => {
-                        answers.push((
-                            i,
-                            Err(reject(
-                                record,
-                                "UNRESOLVED_COMPANY",
-                                format!(
-                                    "the company reference: no Account has the contact's company as its {src} (the \
-                                     company was not migrated, or was rejected)"
-                                ),
-                            )),
-                        ));
-                        continue;
+        'records: for (i, record) in chunk {
+            let mut targets: Vec<Option<&str>> = Vec::with_capacity(row.references.len());
+            for (reference, ids) in row.references.iter().zip(&resolved) {
+                let target = record.text(reference.canonical).filter(|c| !c.is_empty());
+                match target.map(|t| ids.get(t)) {
+                    None => targets.push(None),
+                    Some(Some(id)) => targets.push(Some(id.as_str())),
+                    Some(None) => {
+                        answers.push((i, Err(unresolved(row, reference, record, &src)?)));
+                        continue 'records;
                     }
-                },
-            };
-            match mapping::to_zoho(map, record, &src, account_id) {
+                }
+            }
+            match mapping::to_zoho(map, row, record, &src, &targets) {
                 Ok(body) => items.push((i, record, Json::Object(body))),
                 Err(refused) => answers.push((i, Err(refused))),
             }
         }
         let resend = Resend::from_retry(&self.settings.retry);
         let settled = settle(VENDOR, items, resend, |items| {
-            self.send_upsert(map, object, items)
+            self.send_upsert(map, row, items)
         })
         .await?;
+        // What some reference points at is remembered as it is written.
+        let targeted = mapping::is_reference_target(object);
         for ((i, record, _), result) in settled {
-            if let (ObjectType::Companies, Ok(written)) = (object, &result) {
-                self.accounts
+            if let (true, Ok(written)) = (targeted, &result) {
+                self.targets
                     .remember(object, &record.source_id, written.sink_id.clone());
             }
             answers.push((i, result));
@@ -331,10 +366,10 @@ impl ZohoSink {
     async fn send_upsert<'r>(
         &self,
         map: &FieldMap,
-        object: ObjectType,
+        row: &ZohoObject,
         items: Vec<Item<'r>>,
     ) -> ConnectorResult<Vec<(Item<'r>, Attempt<Result<Written, RecordRejection>>)>> {
-        let module = mapping::module(object);
+        let module = row.module;
         let src = self.src();
         let path = format!("/crm/v8/{module}/upsert");
         let endpoint = format!("POST {path}");
@@ -365,7 +400,7 @@ impl ZohoSink {
                 let created = answer.get("action").and_then(Json::as_str) == Some("insert");
                 Attempt::Done(Ok(Written { sink_id, created }))
             } else {
-                let (code, reason) = rejection_reason(map, record, &answer);
+                let (code, reason) = rejection_reason(map, row, &answer);
                 let refused = Err(reject(record, &code, reason));
                 if TRANSIENT_CODES.contains(&code.as_str()) {
                     Attempt::Again(refused)
@@ -456,19 +491,14 @@ impl Sink for ZohoSink {
         Some(self.client.stats())
     }
 
-    // Zoho refuses an Account without Account_Name and a Contact without Last_Name (MANDATORY_NOT_FOUND).
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+        let row = mapping::binding(object)?;
         Ok(Capability {
             batch_size: self.settings.batch_size,
             read_back_size: self.settings.read_back_size,
-            stored: mapping::stored_fields(&self.maps.get(object), object),
-            required: vec![
-                match object {
-                    ObjectType::Companies => ferry_core::field::NAME,
-                    ObjectType::Contacts => ferry_core::field::LAST_NAME,
-                }
-                .to_owned(),
-            ],
+            stored: mapping::stored_fields(&self.maps.get(object), row),
+            required: row.required.iter().map(|f| (*f).to_owned()).collect(),
+            // Zoho's opt-out is a checkbox on the person (`opt_out`), not per address.
             opt_out_needs_email: false,
         })
     }
@@ -486,15 +516,20 @@ impl Sink for ZohoSink {
     }
 
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
-        let mapped: Vec<String> = mapping::read_fields(&self.maps.get(object), object)
+        let row = mapping::binding(object)?;
+        let mapped: Vec<String> = mapping::read_fields(&self.maps.get(object), row)
             .into_iter()
             .filter(|n| !mapping::SYSTEM_FIELDS.iter().any(|(_, z)| z == n))
             .collect();
-        self.check_module(mapping::module(object), &mapped).await?;
-        if object == ObjectType::Contacts {
-            // Contacts find their Account through the Account's source id.
-            self.check_module(mapping::module(ObjectType::Companies), &[])
-                .await?;
+        self.check_module(row.module, &mapped).await?;
+        // A reference finds its target through the target's source id (contacts their Account).
+        let mut checked = vec![row.module];
+        for reference in row.references {
+            let target = mapping::binding(reference.target)?;
+            if !checked.contains(&target.module) {
+                self.check_module(target.module, &[]).await?;
+                checked.push(target.module);
+            }
         }
         Ok(())
     }
@@ -504,10 +539,11 @@ impl Sink for ZohoSink {
         object: ObjectType,
         records: &[Record],
     ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let row = mapping::binding(object)?;
         let map = self.maps.get(object);
         let batch_size = MAX_BATCH_SIZE.min(self.settings.batch_size);
         batch::upsert_in_batches(VENDOR, object, records, batch_size, |chunk| {
-            self.upsert_chunk(&map, object, chunk)
+            self.upsert_chunk(&map, row, chunk)
         })
         .await
     }
@@ -520,22 +556,23 @@ impl Sink for ZohoSink {
         if source_ids.is_empty() {
             return Ok(Vec::new());
         }
+        let row = mapping::binding(object)?;
         let src = self.src();
         let map = self.maps.get(object);
         let mut columns: Vec<String> = vec!["id".into(), src.to_owned()];
         columns.extend(map.vendor_names().into_iter().map(str::to_owned));
-        if let Some((_, zoho)) = mapping::lookup(object) {
-            columns.push(format!("{zoho}.{src}"));
+        for reference in row.references {
+            columns.push(format!("{}.{src}", reference.lookup));
         }
         // The queries (50 source ids each) go out together: one after another, a read-back of
         // 200 ids kept one call in flight where the org allows `max_concurrent_requests`, and
         // verification ran at half the speed of writing. The client's permits bound them.
-        let queries = coql::in_queries(&columns, mapping::module(object), src, source_ids);
+        let queries = coql::in_queries(&columns, row.module, src, source_ids);
         let answers = join_all(queries.into_iter().map(|q| self.coql(q)).collect()).await;
         let mut out = Vec::with_capacity(source_ids.len());
         for rows in answers {
             for z in rows? {
-                if let Some(record) = mapping::from_read_back(&map, object, &z, src) {
+                if let Some(record) = mapping::from_read_back(&map, row, &z, src) {
                     out.push(record);
                 }
             }
@@ -553,7 +590,8 @@ impl Sink for ZohoSink {
 
     fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
         fields::check_bindings(object, bindings, Some(self.src()))?;
-        self.maps.map(object, &mapping::standard(object), bindings);
+        let standard = mapping::binding(object)?.standard();
+        self.maps.map(object, &standard, bindings);
         Ok(())
     }
 
@@ -569,7 +607,7 @@ impl Sink for ZohoSink {
 
     async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
         const PAGE: usize = 2_000;
-        let (module, src) = (mapping::module(object), self.src());
+        let (module, src) = (mapping::binding(object)?.module, self.src());
         let mut count = 0u64;
         let mut last: Option<String> = None;
         loop {
@@ -605,7 +643,6 @@ impl Sink for ZohoSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_core::{Value, field};
 
     #[tokio::test]
     async fn join_all_runs_the_futures_together_and_keeps_their_order() {
@@ -637,22 +674,34 @@ mod tests {
 
     #[test]
     fn rejections_name_codes_and_fields_never_values() {
-        let mut r = Record::new(ObjectType::Contacts, "p-1");
-        r.set(field::EMAIL, Value::Text("secret@value".into()));
         let item = json!({"code": "INVALID_DATA", "details": {"api_name": "Email", "json_path": "$.data[0].Email"},
                           "message": "invalid data secret@value", "status": "error"});
-        let map = mapping::standard(ObjectType::Contacts);
-        let (code, reason) = rejection_reason(&map, &r, &item);
+        let row = mapping::binding(ObjectType::Contacts).unwrap();
+        let map = row.standard();
+        let (code, reason) = rejection_reason(&map, row, &item);
         assert_eq!(code, "INVALID_DATA");
         assert_eq!(reason, "Zoho refused INVALID_DATA on Email (email)");
         let multi = json!({"code": "MULTIPLE_OR_MULTI_ERRORS", "details": {"errors": [
             {"code": "DUPLICATE_DATA", "details": {"api_name": "Email"}},
             {"code": "MANDATORY_NOT_FOUND", "details": {"api_name": "Last_Name"}}]}, "status": "error"});
-        let (code, reason) = rejection_reason(&map, &r, &multi);
+        let (code, reason) = rejection_reason(&map, row, &multi);
         assert_eq!(code, "MULTIPLE_OR_MULTI_ERRORS");
         assert!(
             reason.contains("DUPLICATE_DATA on Email (email)")
                 && reason.contains("MANDATORY_NOT_FOUND on Last_Name (last_name)")
+        );
+    }
+
+    #[test]
+    fn an_unresolved_reference_names_the_field_and_the_target_module() {
+        let row = mapping::binding(ObjectType::Contacts).unwrap();
+        let record = Record::new(ObjectType::Contacts, "p-4");
+        let refused = unresolved(row, &row.references[0], &record, "Src").unwrap();
+        assert_eq!(refused.code, "UNRESOLVED_COMPANY");
+        assert_eq!(
+            refused.reason,
+            "the company reference: no Account has the contact's company as its Src (the \
+             company was not migrated, or was rejected)"
         );
     }
 }

@@ -21,7 +21,8 @@ use serde_json::{Map, Value as Json, json};
 use crate::VENDOR;
 use crate::client::Client;
 use crate::config::{Settings, ZohoConfig};
-use crate::{fields, mapping};
+use crate::fields;
+use crate::mapping::{self, ZohoObject};
 
 /// A Zoho CRM org as a [`Source`].
 pub struct ZohoSource {
@@ -80,7 +81,7 @@ impl ZohoSource {
         Ok(ZohoSource {
             settings,
             client,
-            maps: FieldMaps::new(ObjectType::ALL.map(|o| (o, mapping::standard(o)))),
+            maps: mapping::standard_maps(),
         })
     }
 
@@ -98,11 +99,11 @@ impl ZohoSource {
 
     async fn list(
         &self,
-        object: ObjectType,
+        row: &ZohoObject,
         position: (&str, &str),
     ) -> ConnectorResult<Result<ListBody, HttpResponse>> {
-        let path = format!("/crm/v8/{}", mapping::module(object));
-        let fields = mapping::read_fields(&self.maps.get(object), object).join(",");
+        let path = format!("/crm/v8/{}", row.module);
+        let fields = mapping::read_fields(&self.maps.get(row.object), row).join(",");
         let per_page = self.settings.page_size.to_string();
         let query = [
             ("fields", fields.as_str()),
@@ -119,12 +120,12 @@ impl ZohoSource {
         }
     }
 
-    async fn keyset(&self, object: ObjectType, last: &str) -> ConnectorResult<Page> {
+    async fn keyset(&self, row: &ZohoObject, last: &str) -> ConnectorResult<Page> {
         let path = "/crm/v8/coql";
         let query = format!(
             "select {} from {} where id > {last} order by id asc limit {}",
-            mapping::read_fields(&self.maps.get(object), object).join(", "),
-            mapping::module(object),
+            mapping::read_fields(&self.maps.get(row.object), row).join(", "),
+            row.module,
             self.settings.page_size
         );
         let response = self
@@ -153,10 +154,11 @@ impl ZohoSource {
             }
             (false, _) => None,
         };
-        Ok(self.page(object, &body.data, next))
+        Ok(self.page(row, &body.data, next))
     }
 
-    fn page(&self, object: ObjectType, data: &[Map<String, Json>], next: Option<String>) -> Page {
+    fn page(&self, row: &ZohoObject, data: &[Map<String, Json>], next: Option<String>) -> Page {
+        let object = row.object;
         let map: Arc<FieldMap> = self.maps.get(object);
         let mut page = Page {
             records: Vec::with_capacity(data.len()),
@@ -164,7 +166,7 @@ impl ZohoSource {
             unreadable: Vec::new(),
         };
         for raw in data {
-            page.push(VENDOR, object, mapping::from_zoho(&map, object, raw));
+            page.push(VENDOR, object, mapping::from_zoho(&map, row, raw));
         }
         page.log_read(VENDOR, object);
         page
@@ -206,7 +208,7 @@ impl Source for ZohoSource {
 
     /// `GET /crm/v8/{module}/actions/count`: one credit, `{"count": n}`.
     async fn count(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
-        let path = format!("/crm/v8/{}/actions/count", mapping::module(object));
+        let path = format!("/crm/v8/{}/actions/count", mapping::binding(object)?.module);
         let response = self.client.send_ok(Method::GET, &path, &[], None).await?;
         if response.status.as_u16() == 204 {
             return Ok(Some(0));
@@ -225,12 +227,14 @@ impl Source for ZohoSource {
 
     fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
         fields::check_bindings(object, bindings, None)?;
-        self.maps.map(object, &mapping::standard(object), bindings);
+        let standard = mapping::binding(object)?.standard();
+        self.maps.map(object, &standard, bindings);
         Ok(())
     }
 
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
-        let path = format!("/crm/v8/{}", mapping::module(object));
+        let row = mapping::binding(object)?;
+        let path = format!("/crm/v8/{}", row.module);
         let bad_cursor = || ConnectorError::Malformed {
             vendor: VENDOR,
             endpoint: format!("GET {path}"),
@@ -238,11 +242,11 @@ impl Source for ZohoSource {
         };
         let position = parse_cursor(cursor).ok_or_else(bad_cursor)?;
         let page = match position {
-            Cursor::Keyset { last } if is_id(last) => return self.keyset(object, last).await,
+            Cursor::Keyset { last } if is_id(last) => return self.keyset(row, last).await,
             Cursor::Keyset { .. } => return Err(bad_cursor()),
             Cursor::Page(n) => n.to_string(),
         };
-        let body = match self.list(object, ("page", &page)).await? {
+        let body = match self.list(row, ("page", &page)).await? {
             Ok(body) => body,
             Err(response) => return Err(self.client.error_for(&format!("GET {path}"), &response)),
         };
@@ -262,7 +266,7 @@ impl Source for ZohoSource {
                 });
             }
         };
-        Ok(self.page(object, &body.data, next))
+        Ok(self.page(row, &body.data, next))
     }
 }
 
