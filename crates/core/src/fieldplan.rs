@@ -807,7 +807,10 @@ mod tests {
 
     #[test]
     fn a_created_field_is_labelled_as_the_map_names_it_so_a_rerun_finds_it() {
-        assert_eq!(label_for("Sales_Region__c").as_deref(), Some("Sales Region"));
+        assert_eq!(
+            label_for("Sales_Region__c").as_deref(),
+            Some("Sales Region")
+        );
         assert_eq!(label_for("Sales Region").as_deref(), Some("Sales Region"));
         assert_eq!(label_for("__c"), None);
         // Created in a sink that already has a field with the source's label ("Tier"), then
@@ -816,7 +819,10 @@ mod tests {
         let settings = pairs(&[("Tier__c", "Old Tier")]);
         let first = plan(&input(&sf, &hs, &settings));
         let new = &first.to_create[0];
-        assert_eq!((new.name.as_str(), new.label.as_str()), ("Old Tier", "Old Tier"));
+        assert_eq!(
+            (new.name.as_str(), new.label.as_str()),
+            ("Old Tier", "Old Tier")
+        );
         hs.push(VendorField {
             name: "old_tier".into(),
             label: new.label.clone(),
@@ -838,7 +844,10 @@ mod tests {
         assert_eq!(first.to_create[0].name, "tier");
         assert_eq!(first.to_create[0].kind, FieldKind::Picklist);
         assert_eq!(first.to_create[0].options.len(), 2);
-        assert_eq!(first.to_create[0].label, "tier", "the name the map asks for");
+        assert_eq!(
+            first.to_create[0].label, "tier",
+            "the name the map asks for"
+        );
         // The fields to create are known from the same inputs.
         let mut created = hs.clone();
         created.push(picklist(

@@ -45,7 +45,9 @@ fn company(c: &SeedCompany) -> Record {
     text(&mut r, field::NAME, &c.name);
     text(&mut r, field::DOMAIN, &c.domain);
     text(&mut r, field::PHONE, &c.phone);
-    text(&mut r, field::INDUSTRY, &c.industry);
+    // No industry: it is a picklist of the vendor's own values (HubSpot refuses any other), which
+    // the engine carries by label through the operator's value map (`tests/custom_fields.rs`
+    // covers it for every pair); the seed's vendor-neutral names are no vendor's values.
     if let Some(n) = c.employee_count {
         r.set(field::EMPLOYEE_COUNT, Value::Integer(i64::from(n)));
     }

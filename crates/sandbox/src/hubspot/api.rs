@@ -1374,7 +1374,6 @@ pub(crate) async fn create_property(
         group,
         description: text("description").unwrap_or_default(),
         options,
-        enforce_options: true,
         unique: body
             .get("hasUniqueValue")
             .and_then(Value::as_bool)

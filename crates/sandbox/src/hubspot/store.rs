@@ -98,11 +98,6 @@ pub(crate) struct PropDef {
     pub group: String,
     pub description: String,
     pub options: Vec<Value>,
-    /// Whether a written value must be one of `options`. `false` only for `industry`, whose
-    /// options are listed as HubSpot's but whose values the emulator still takes as free text
-    /// (the seed writes its own industry names; switching them to options is a later change
-    /// made for every emulator at once).
-    pub enforce_options: bool,
     pub unique: bool,
     pub read_only: bool,
     pub hubspot_defined: bool,
@@ -126,7 +121,6 @@ impl PropDef {
             group: group.to_owned(),
             description: String::new(),
             options: Vec::new(),
-            enforce_options: true,
             unique: false,
             read_only: false,
             hubspot_defined: true,
@@ -181,7 +175,8 @@ impl PropDef {
                 _ => Err("INVALID_OPTION"),
             },
             "date" | "datetime" => parse_timestamp(raw).map(|_| ()).ok_or("INVALID_DATE"),
-            "enumeration" if self.enforce_options && !self.options.is_empty() => {
+            // A written value must be one of the options' internal values (a label is refused).
+            "enumeration" if !self.options.is_empty() => {
                 let known = |v: &str| {
                     self.options
                         .iter()
@@ -314,7 +309,6 @@ fn standard_properties(kind: Kind) -> Vec<PropDef> {
             ),
             PropDef {
                 options: super::fields::industry_options(),
-                enforce_options: false,
                 ..s(
                     "industry",
                     "Industry",

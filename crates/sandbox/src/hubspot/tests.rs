@@ -1328,14 +1328,25 @@ async fn custom_values_are_checked_on_write() {
         assert!(status == 400 || status == 207, "{props}: {status} {body}");
         assert!(body.to_string().contains(code), "{props}: {body}");
     }
-    // Industry keeps taking any text in this version of the emulator.
-    let (status, body) = post(
-        &hs.base_url,
-        "/crm/v3/objects/companies/batch/create",
-        create(json!({"name": "C", "industry": "Technology"})),
-    )
-    .await;
-    assert!(status == 201 || status == 200, "{body}");
+    // Industry takes HubSpot's internal values only, as the API does: not a label, not a name
+    // of ferry's seed.
+    for (industry, ok) in [
+        ("COMPUTER_SOFTWARE", true),
+        ("Computer Software", false),
+        ("Technology", false),
+    ] {
+        let (status, body) = post(
+            &hs.base_url,
+            "/crm/v3/objects/companies/batch/create",
+            create(json!({"name": "C", "industry": industry})),
+        )
+        .await;
+        if ok {
+            assert!(status == 201 || status == 200, "{industry}: {body}");
+        } else {
+            assert!(body.to_string().contains("INVALID_OPTION"), "{industry}: {body}");
+        }
+    }
 }
 
 #[tokio::test]
