@@ -516,7 +516,7 @@ mod tests {
         assert_eq!(config.source.connector, "hubspot");
         assert_eq!(
             config.migration.object_types().unwrap(),
-            vec![ObjectType::Companies, ObjectType::Contacts]
+            vec![ObjectType::COMPANIES, ObjectType::CONTACTS]
         );
         assert!(
             config.source.settings.contains_key("token")
@@ -556,7 +556,7 @@ mod tests {
         let config = Config::parse(&text).unwrap();
         assert!(config.create_missing_fields);
         assert!(!config.sink.settings.contains_key("create_missing_fields"));
-        let contacts = &config.fields[&ObjectType::Contacts];
+        let contacts = &config.fields[&ObjectType::CONTACTS];
         assert_eq!(
             contacts.pairs,
             [(
@@ -564,7 +564,7 @@ mod tests {
                 "Favourite_Colour__c".to_owned()
             )]
         );
-        let industry = &config.fields[&ObjectType::Companies].values["industry"];
+        let industry = &config.fields[&ObjectType::COMPANIES].values["industry"];
         assert_eq!(industry.len(), 2);
         assert!(!Config::parse(GOOD).unwrap().create_missing_fields);
         // A different field map is a different migration: a checkpoint must not resume it.

@@ -60,7 +60,7 @@ fn demo_fields(
                 .collect(),
         )]),
     };
-    BTreeMap::from([(ObjectType::Companies, settings)])
+    BTreeMap::from([(ObjectType::COMPANIES, settings)])
 }
 
 /// Puts every emulator's sandbox-only credentials in this process's environment, where the

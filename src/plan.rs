@@ -357,6 +357,11 @@ pub fn mask(value: &Value) -> String {
     match value {
         Value::Text(text) => mask_text(text),
         Value::Reference(id) => id.clone(),
+        Value::Links(links) => links
+            .iter()
+            .map(|l| format!("{}:{}", l.object, l.id))
+            .collect::<Vec<_>>()
+            .join(", "),
         Value::Bool(_) => "<boolean>".into(),
         Value::Integer(_) | Value::Decimal(_) => "<number>".into(),
         Value::Timestamp(_) => "<timestamp>".into(),
@@ -430,7 +435,7 @@ mod tests {
 
     #[test]
     fn the_preview_masks_unless_asked() {
-        let mut r = Record::new(ObjectType::Contacts, "501");
+        let mut r = Record::new(ObjectType::CONTACTS, "501");
         r.fields
             .insert("email".into(), Value::Text("jane@example.com".into()));
         r.fields
@@ -451,7 +456,7 @@ mod tests {
 
     #[test]
     fn the_preview_escapes_control_characters() {
-        let mut r = Record::new(ObjectType::Companies, "7\n8");
+        let mut r = Record::new(ObjectType::COMPANIES, "7\n8");
         r.fields.insert(
             "name".into(),
             Value::Text("\u{1b}]0;pwned\u{7}Acme\nINFO forged log line".into()),

@@ -283,7 +283,7 @@ mod tests {
             error: None,
             error_kind: None,
             objects: vec![ferry_core::report::ObjectReport {
-                object: Some(ferry_core::ObjectType::Contacts),
+                object: Some(ferry_core::ObjectType::CONTACTS),
                 read: 11,
                 verified: 10,
                 unprocessed: 1,

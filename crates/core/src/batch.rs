@@ -119,7 +119,7 @@ mod tests {
 
     fn records(ids: &[&str]) -> Vec<Record> {
         ids.iter()
-            .map(|id| Record::new(ObjectType::Contacts, *id))
+            .map(|id| Record::new(ObjectType::CONTACTS, *id))
             .collect()
     }
 
@@ -134,7 +134,7 @@ mod tests {
     async fn outcomes_come_in_input_order_in_chunks_with_bad_ids_refused_unsent() {
         let input = records(&["a", "b", "", "a", "c", "d", "e"]);
         let chunks = Mutex::new(Vec::new());
-        let outcomes = upsert_in_batches("v", ObjectType::Contacts, &input, 2, |chunk| {
+        let outcomes = upsert_in_batches("v", ObjectType::CONTACTS, &input, 2, |chunk| {
             chunks.lock().unwrap().push(
                 chunk
                     .iter()
@@ -177,7 +177,7 @@ mod tests {
     #[tokio::test]
     async fn an_empty_call_sends_nothing_and_a_gap_in_the_answer_is_an_error() {
         let sent = Mutex::new(0);
-        let none = upsert_in_batches("v", ObjectType::Contacts, &[], 10, |_| {
+        let none = upsert_in_batches("v", ObjectType::CONTACTS, &[], 10, |_| {
             *sent.lock().unwrap() += 1;
             async { Ok(Vec::new()) }
         })
@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(*sent.lock().unwrap(), 0);
 
         let input = records(&["a", "b"]);
-        let gap = upsert_in_batches("v", ObjectType::Contacts, &input, 10, |chunk| {
+        let gap = upsert_in_batches("v", ObjectType::CONTACTS, &input, 10, |chunk| {
             let answers: Vec<Answer> = chunk
                 .iter()
                 .take(1)
@@ -201,7 +201,7 @@ mod tests {
             gap.to_string().contains("no answer for 1 of the 2"),
             "{gap}"
         );
-        let twice = upsert_in_batches("v", ObjectType::Contacts, &input, 10, |_| async {
+        let twice = upsert_in_batches("v", ObjectType::CONTACTS, &input, 10, |_| async {
             Ok(vec![(0, written(0)), (0, written(0)), (1, written(1))])
         })
         .await
@@ -210,7 +210,7 @@ mod tests {
             twice.to_string().contains("two answers for record 0"),
             "{twice}"
         );
-        let stranger = upsert_in_batches("v", ObjectType::Contacts, &input, 1, |_| async {
+        let stranger = upsert_in_batches("v", ObjectType::CONTACTS, &input, 1, |_| async {
             Ok(vec![(1, written(1))])
         })
         .await

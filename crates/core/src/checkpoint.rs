@@ -257,7 +257,7 @@ mod tests {
             resume_cursor: Some("page-7".into()),
             settled: 600,
         };
-        cp.record(ObjectType::Contacts, progress.clone()).unwrap();
+        cp.record(ObjectType::CONTACTS, progress.clone()).unwrap();
         cp.save().unwrap();
         assert!(
             !temp_path(&path).exists(),
@@ -265,9 +265,9 @@ mod tests {
         );
 
         let again = CheckpointFile::open(&path, "abc", false).unwrap();
-        assert_eq!(again.object(ObjectType::Contacts), progress);
+        assert_eq!(again.object(ObjectType::CONTACTS), progress);
         assert_eq!(
-            again.object(ObjectType::Companies),
+            again.object(ObjectType::COMPANIES),
             ObjectCheckpoint::default()
         );
 
@@ -280,14 +280,14 @@ mod tests {
         );
         let fresh = CheckpointFile::open(&path, "other", true).unwrap();
         assert_eq!(
-            fresh.object(ObjectType::Contacts),
+            fresh.object(ObjectType::CONTACTS),
             ObjectCheckpoint::default()
         );
 
         again.finish().unwrap();
         let after = CheckpointFile::open(&path, "abc", false).unwrap();
         assert_eq!(
-            after.object(ObjectType::Contacts),
+            after.object(ObjectType::CONTACTS),
             ObjectCheckpoint::default(),
             "a finished one starts afresh"
         );

@@ -101,6 +101,7 @@ pub fn is_blank(value: &Value) -> bool {
     match value {
         Value::Text(s) | Value::Reference(s) => s.is_empty(),
         Value::Bool(b) => !b,
+        Value::Links(links) => links.is_empty(),
         _ => false,
     }
 }
@@ -119,6 +120,18 @@ fn put_value(h: &mut Sha256, value: &Value) {
         Value::Reference(s) => {
             h.update([b'R']);
             put_str(h, s);
+        }
+        Value::Links(links) => {
+            // A set: vendors list associations in no promised order, so they hash sorted.
+            let mut sorted: Vec<&crate::model::Link> = links.iter().collect();
+            sorted.sort_unstable();
+            sorted.dedup();
+            h.update([b'L']);
+            h.update((sorted.len() as u64).to_be_bytes());
+            for link in sorted {
+                put_str(h, link.object.as_str());
+                put_str(h, &link.id);
+            }
         }
         Value::Bool(b) => h.update([b'B', u8::from(*b)]),
         Value::Integer(n) => {
@@ -195,7 +208,7 @@ mod tests {
     use crate::model::{ObjectType, field};
 
     fn contact(id: &str, email: &str) -> Record {
-        let mut r = Record::new(ObjectType::Contacts, id);
+        let mut r = Record::new(ObjectType::CONTACTS, id);
         r.set(field::EMAIL, Value::Text(email.into()));
         r.set(field::LAST_NAME, Value::Text("Gilmore".into()));
         r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
@@ -204,13 +217,13 @@ mod tests {
     }
 
     fn all() -> Projection {
-        Projection::new(ObjectType::Contacts.fields().iter().map(|f| f.name))
+        Projection::new(ObjectType::CONTACTS.fields().iter().map(|f| f.name))
     }
 
     #[test]
     fn insertion_order_does_not_change_the_digest() {
         let a = contact("1", "a@example.com");
-        let mut b = Record::new(ObjectType::Contacts, "1");
+        let mut b = Record::new(ObjectType::CONTACTS, "1");
         b.set(field::CREATED_AT, Value::Timestamp(1_654_094_108_469));
         b.set(field::EMAIL_OPT_OUT, Value::Bool(true));
         b.set(field::LAST_NAME, Value::Text("Gilmore".into()));
@@ -231,30 +244,65 @@ mod tests {
             "an opt-out change must be caught"
         );
         let mut company = contact("1", "a@example.com");
-        company.object = ObjectType::Companies;
+        company.object = ObjectType::COMPANIES;
         assert_ne!(base, record_digest(&company, &all()));
     }
 
     #[test]
     fn type_tags_and_length_prefixes_keep_values_apart() {
-        let mut text = Record::new(ObjectType::Contacts, "1");
+        let mut text = Record::new(ObjectType::CONTACTS, "1");
         text.set(field::COMPANY, Value::Text("42".into()));
-        let mut reference = Record::new(ObjectType::Contacts, "1");
+        let mut reference = Record::new(ObjectType::CONTACTS, "1");
         reference.set(field::COMPANY, Value::Reference("42".into()));
         assert_ne!(
             record_digest(&text, &all()),
             record_digest(&reference, &all())
         );
 
-        let mut split_a = Record::new(ObjectType::Contacts, "1");
+        let mut split_a = Record::new(ObjectType::CONTACTS, "1");
         split_a.set(field::FIRST_NAME, Value::Text("ab".into()));
         split_a.set(field::LAST_NAME, Value::Text("c".into()));
-        let mut split_b = Record::new(ObjectType::Contacts, "1");
+        let mut split_b = Record::new(ObjectType::CONTACTS, "1");
         split_b.set(field::FIRST_NAME, Value::Text("a".into()));
         split_b.set(field::LAST_NAME, Value::Text("bc".into()));
         assert_ne!(
             record_digest(&split_a, &all()),
             record_digest(&split_b, &all())
+        );
+    }
+
+    #[test]
+    fn links_hash_as_a_set_and_apart_from_a_bare_reference() {
+        use crate::model::Link;
+        let link = |object, id: &str| Link {
+            object,
+            id: id.into(),
+        };
+        let with = |links: Vec<Link>| {
+            let mut r = Record::new(ObjectType::CONTACTS, "1");
+            r.set(field::COMPANY, Value::Links(links));
+            record_digest(&r, &all())
+        };
+        let a = link(ObjectType::COMPANIES, "42");
+        let b = link(ObjectType::CONTACTS, "7");
+        // Vendors list associations in no promised order, and may repeat one.
+        assert_eq!(
+            with(vec![a.clone(), b.clone()]),
+            with(vec![b.clone(), a.clone(), a.clone()])
+        );
+        assert_ne!(with(vec![a.clone(), b.clone()]), with(vec![a.clone()]));
+        // The same id of another object is another link.
+        assert_ne!(with(vec![a]), with(vec![link(ObjectType::CONTACTS, "42")]));
+        let mut bare = Record::new(ObjectType::CONTACTS, "1");
+        bare.set(field::COMPANY, Value::Reference("42".into()));
+        assert_ne!(
+            record_digest(&bare, &all()),
+            with(vec![link(ObjectType::COMPANIES, "42")])
+        );
+        // No links is no value, as empty text is.
+        assert_eq!(
+            with(vec![]),
+            record_digest(&Record::new(ObjectType::CONTACTS, "1"), &all())
         );
     }
 

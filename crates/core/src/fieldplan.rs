@@ -654,7 +654,7 @@ mod tests {
         settings: &'a FieldSettings,
     ) -> PlanInput<'a> {
         PlanInput {
-            object: ObjectType::Companies,
+            object: ObjectType::COMPANIES,
             source_vendor: "salesforce",
             source,
             sink_vendor: "hubspot",

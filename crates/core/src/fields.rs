@@ -404,7 +404,7 @@ mod tests {
     #[test]
     fn a_mapped_field_replaces_the_standard_binding_it_overlaps() {
         let standard = FieldMap::standard(
-            ObjectType::Companies,
+            ObjectType::COMPANIES,
             &[(field::NAME, "Name"), (field::INDUSTRY, "Industry")],
         );
         assert_eq!(standard.by_canonical("name").unwrap().ty, FieldType::Text);
@@ -414,13 +414,13 @@ mod tests {
         ]);
         assert_eq!(mapped.vendor_names(), ["Name", "Sector__c", "tier__c"]);
         assert!(mapped.by_vendor("Industry").is_none());
-        let maps = FieldMaps::new([(ObjectType::Companies, standard.clone())]);
-        maps.map(ObjectType::Companies, &standard, &[tier()]);
+        let maps = FieldMaps::new([(ObjectType::COMPANIES, standard.clone())]);
+        maps.map(ObjectType::COMPANIES, &standard, &[tier()]);
         assert_eq!(
-            maps.get(ObjectType::Companies).canonical_names(),
+            maps.get(ObjectType::COMPANIES).canonical_names(),
             ["name", "industry", "tier"]
         );
-        assert!(maps.get(ObjectType::Contacts).iter().next().is_none());
+        assert!(maps.get(ObjectType::CONTACTS).iter().next().is_none());
     }
 
     #[test]

@@ -10,27 +10,54 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The kinds of CRM object ferry moves. The order they are written in is derived from their
-/// reference edges ([`write_order`]), not from this declaration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ObjectType {
-    /// Organisations: HubSpot companies, Salesforce accounts.
-    Companies,
-    /// People: HubSpot contacts, Salesforce contacts.
-    Contacts,
+/// A kind of CRM object: a handle to its descriptor ([`ObjectSpec`]). The engine knows an
+/// object only through it (its name, its fields, its references), so a new object is a new
+/// descriptor, not a new branch. Two handles are the same object when their names are equal.
+#[derive(Clone, Copy)]
+pub struct ObjectType(&'static ObjectSpec);
+
+/// The descriptor of one kind of object: its name and its canonical fields, whose reference
+/// fields are the object's edges to other objects. Written once, as a `static`.
+#[derive(Debug)]
+pub struct ObjectSpec {
+    /// The name used in configuration files, reports, logs and checksums (`"contacts"`).
+    pub name: &'static str,
+    /// Its canonical fields; a [`FieldType::Reference`] field is an edge to other objects.
+    pub fields: &'static [FieldSpec],
 }
 
+static COMPANIES: ObjectSpec = ObjectSpec {
+    name: "companies",
+    fields: COMPANY_FIELDS,
+};
+
+static CONTACTS: ObjectSpec = ObjectSpec {
+    name: "contacts",
+    fields: CONTACT_FIELDS,
+};
+
 impl ObjectType {
-    /// Every object type, in declaration order.
-    pub const ALL: [ObjectType; 2] = [ObjectType::Companies, ObjectType::Contacts];
+    /// Organisations: HubSpot companies, Salesforce accounts.
+    pub const COMPANIES: ObjectType = ObjectType(&COMPANIES);
+    /// People: HubSpot contacts, Salesforce contacts.
+    pub const CONTACTS: ObjectType = ObjectType(&CONTACTS);
+
+    /// Every object ferry's connectors move (the names a configuration may list).
+    pub const ALL: [ObjectType; 2] = [ObjectType::COMPANIES, ObjectType::CONTACTS];
+
+    /// The object `spec` describes.
+    pub const fn new(spec: &'static ObjectSpec) -> ObjectType {
+        ObjectType(spec)
+    }
+
+    /// Its descriptor.
+    pub fn spec(self) -> &'static ObjectSpec {
+        self.0
+    }
 
     /// The name used in configuration files, reports and logs.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectType::Companies => "companies",
-            ObjectType::Contacts => "contacts",
-        }
+        self.0.name
     }
 
     /// Parses a configuration name such as `"contacts"`.
@@ -40,39 +67,115 @@ impl ObjectType {
 
     /// The canonical fields of this object type.
     pub fn fields(self) -> &'static [FieldSpec] {
-        match self {
-            ObjectType::Companies => COMPANY_FIELDS,
-            ObjectType::Contacts => CONTACT_FIELDS,
-        }
+        self.0.fields
     }
 
     /// The canonical field spec called `name`, if this object type has one.
     pub fn field(self, name: &str) -> Option<&'static FieldSpec> {
         self.fields().iter().find(|f| f.name == name)
     }
-}
 
-/// A reference from one object to another, read from the schema: the field of the referring
-/// record that holds the target record's source id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Edge {
-    /// The referring field, e.g. a contact's `company`.
-    pub field: &'static str,
-    /// The object the field refers to.
-    pub target: ObjectType,
-}
-
-impl ObjectType {
     /// The references this object's records hold: one per reference field of its schema.
     pub fn references(self) -> impl Iterator<Item = Edge> {
         self.fields().iter().filter_map(|f| match f.ty {
-            FieldType::Reference(target) => Some(Edge {
+            FieldType::Reference(to) => Some(Edge {
                 field: f.name,
-                target,
+                targets: to.targets,
+                many: to.many,
             }),
             _ => None,
         })
     }
+}
+
+impl PartialEq for ObjectType {
+    fn eq(&self, other: &ObjectType) -> bool {
+        std::ptr::eq(self.0, other.0) || self.0.name == other.0.name
+    }
+}
+
+impl Eq for ObjectType {}
+
+impl std::hash::Hash for ObjectType {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name.hash(state);
+    }
+}
+
+impl PartialOrd for ObjectType {
+    fn partial_cmp(&self, other: &ObjectType) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// By name: maps keyed by object list them alphabetically, whatever their write order.
+impl Ord for ObjectType {
+    fn cmp(&self, other: &ObjectType) -> std::cmp::Ordering {
+        self.0.name.cmp(other.0.name)
+    }
+}
+
+impl fmt::Debug for ObjectType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ObjectType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ObjectType, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        ObjectType::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown object `{name}` (known: {})",
+                ObjectType::ALL.map(ObjectType::as_str).join(", ")
+            ))
+        })
+    }
+}
+
+/// What a reference field points at: one or several possible target objects (a note's parent
+/// may be a contact or a company), and one record or many (a deal's contacts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefSpec {
+    /// The objects a reference may point at. With one target and one record, the value is a
+    /// [`Value::Reference`] (the id alone); otherwise [`Value::Links`], each naming its object.
+    pub targets: &'static [ObjectType],
+    /// Whether one record may point at several.
+    pub many: bool,
+}
+
+impl RefSpec {
+    /// A reference to one record of one object: a contact's company.
+    pub const fn one(targets: &'static [ObjectType]) -> RefSpec {
+        RefSpec {
+            targets,
+            many: false,
+        }
+    }
+
+    /// Whether its values are [`Value::Links`] (several targets or several records) rather
+    /// than a bare [`Value::Reference`].
+    pub fn is_links(self) -> bool {
+        self.many || self.targets.len() != 1
+    }
+}
+
+/// A reference from one object to others, read from the schema: the field of the referring
+/// record that holds the target records' source ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edge {
+    /// The referring field, e.g. a contact's `company`.
+    pub field: &'static str,
+    /// The objects the field may refer to.
+    pub targets: &'static [ObjectType],
+    /// Whether one record may refer to several.
+    pub many: bool,
 }
 
 /// Why the objects of a run cannot be put in a write order.
@@ -108,22 +211,23 @@ pub fn write_order(objects: &[ObjectType]) -> Result<Vec<ObjectType>, OrderError
     let mut ordered = Vec::with_capacity(left.len());
     while !left.is_empty() {
         // The first object (in the order given) none of whose targets is still to be written.
-        let ready = left
-            .iter()
-            .position(|&object| object.references().all(|edge| !left.contains(&edge.target)));
+        let ready = left.iter().position(|&object| {
+            object
+                .references()
+                .all(|edge| edge.targets.iter().all(|t| !left.contains(t)))
+        });
         match ready {
             Some(at) => ordered.push(left.remove(at)),
             None => {
-                let path = left
-                    .iter()
-                    .flat_map(|&object| {
-                        object
-                            .references()
-                            .filter(|edge| left.contains(&edge.target))
-                            .map(move |edge| format!("{object}.{} -> {}", edge.field, edge.target))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let mut closing = Vec::new();
+                for &object in &left {
+                    for edge in object.references() {
+                        for target in edge.targets.iter().filter(|t| left.contains(t)) {
+                            closing.push(format!("{object}.{} -> {target}", edge.field));
+                        }
+                    }
+                }
+                let path = closing.join(", ");
                 return Err(OrderError::Cycle {
                     objects: left.iter().map(|o| o.as_str()).collect(),
                     path,
@@ -157,8 +261,8 @@ pub enum FieldType {
     Decimal,
     /// A point in time, kept as milliseconds since the Unix epoch, UTC.
     Timestamp,
-    /// The source id of another record of the given type (an association).
-    Reference(ObjectType),
+    /// The source id(s) of other records (an association): which objects, one or many.
+    Reference(RefSpec),
 }
 
 /// One canonical field: its name and type.
@@ -215,7 +319,10 @@ pub static CONTACT_FIELDS: &[FieldSpec] = &[
     spec(field::EMAIL_OPT_OUT, FieldType::Bool),
     spec(field::CREATED_AT, FieldType::Timestamp),
     spec(field::UPDATED_AT, FieldType::Timestamp),
-    spec(field::COMPANY, FieldType::Reference(ObjectType::Companies)),
+    spec(
+        field::COMPANY,
+        FieldType::Reference(RefSpec::one(&[ObjectType::COMPANIES])),
+    ),
 ];
 
 /// The canonical company fields.
@@ -248,8 +355,19 @@ pub enum Value {
     Decimal(f64),
     /// Milliseconds since the Unix epoch, UTC.
     Timestamp(i64),
-    /// The source id of another record.
+    /// The source id of another record, for a reference with one target object.
     Reference(String),
+    /// References that name their object: to one of several objects, or to many records.
+    Links(Vec<Link>),
+}
+
+/// One reference of a [`Value::Links`]: the object and the source id of the record it points at.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Link {
+    /// The object of the record pointed at.
+    pub object: ObjectType,
+    /// That record's source id.
+    pub id: String,
 }
 
 impl Value {
@@ -280,7 +398,9 @@ impl Value {
         let bad = |expected: &'static str| ValueError { expected };
         let value = match ty {
             FieldType::Text | FieldType::Email | FieldType::Phone => Value::Text(raw.to_owned()),
-            FieldType::Reference(_) => Value::Reference(raw.to_owned()),
+            FieldType::Reference(to) if !to.is_links() => Value::Reference(raw.to_owned()),
+            // A bare id cannot say which object it points at: a connector builds the links.
+            FieldType::Reference(_) => return Err(bad("references naming their objects")),
             FieldType::Bool => match raw.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" => Value::Bool(true),
                 "false" | "0" | "no" => Value::Bool(false),
@@ -349,6 +469,11 @@ impl Value {
             Value::Integer(n) => n.to_string(),
             Value::Decimal(n) => format_decimal(*n),
             Value::Timestamp(ms) => format_timestamp(*ms),
+            Value::Links(links) => links
+                .iter()
+                .map(|l| format!("{}:{}", l.object, l.id))
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
 }
@@ -552,34 +677,113 @@ mod tests {
     #[test]
     fn the_write_order_follows_the_reference_edges_not_the_order_given() {
         assert_eq!(
-            ObjectType::Contacts.references().collect::<Vec<_>>(),
+            ObjectType::CONTACTS.references().collect::<Vec<_>>(),
             vec![Edge {
                 field: field::COMPANY,
-                target: ObjectType::Companies
+                targets: &[ObjectType::COMPANIES],
+                many: false,
             }]
         );
-        assert_eq!(ObjectType::Companies.references().count(), 0);
+        assert_eq!(ObjectType::COMPANIES.references().count(), 0);
         for given in [
-            vec![ObjectType::Contacts, ObjectType::Companies],
+            vec![ObjectType::CONTACTS, ObjectType::COMPANIES],
             vec![
-                ObjectType::Companies,
-                ObjectType::Contacts,
-                ObjectType::Companies,
+                ObjectType::COMPANIES,
+                ObjectType::CONTACTS,
+                ObjectType::COMPANIES,
             ],
         ] {
             assert_eq!(
                 write_order(&given),
-                Ok(vec![ObjectType::Companies, ObjectType::Contacts])
+                Ok(vec![ObjectType::COMPANIES, ObjectType::CONTACTS])
             );
         }
         // An object whose target is not in the run waits for nothing.
         assert_eq!(
-            write_order(&[ObjectType::Contacts]),
-            Ok(vec![ObjectType::Contacts])
+            write_order(&[ObjectType::CONTACTS]),
+            Ok(vec![ObjectType::CONTACTS])
         );
     }
 
     use super::*;
+
+    /// Notes hang on companies or contacts (many of them); tasks on a note, and a loop of
+    /// objects that refer to each other.
+    static NOTES: ObjectSpec = ObjectSpec {
+        name: "notes",
+        fields: &[
+            FieldSpec {
+                name: "body",
+                ty: FieldType::Text,
+            },
+            FieldSpec {
+                name: "parents",
+                ty: FieldType::Reference(RefSpec {
+                    targets: &[ObjectType::CONTACTS, ObjectType::COMPANIES],
+                    many: true,
+                }),
+            },
+        ],
+    };
+    static LOOP_A: ObjectSpec = ObjectSpec {
+        name: "a",
+        fields: &[FieldSpec {
+            name: "b",
+            ty: FieldType::Reference(RefSpec::one(&[ObjectType::new(&LOOP_B)])),
+        }],
+    };
+    static LOOP_B: ObjectSpec = ObjectSpec {
+        name: "b",
+        fields: &[FieldSpec {
+            name: "a",
+            ty: FieldType::Reference(RefSpec::one(&[ObjectType::new(&LOOP_A)])),
+        }],
+    };
+
+    #[test]
+    fn an_object_is_its_descriptor_and_its_edges_order_the_writes() {
+        let notes = ObjectType::new(&NOTES);
+        assert_eq!(notes.as_str(), "notes");
+        assert_eq!(notes.references().count(), 1);
+        // A note waits for both objects it may point at, whatever order they are given in.
+        assert_eq!(
+            write_order(&[notes, ObjectType::CONTACTS, ObjectType::COMPANIES]),
+            Ok(vec![ObjectType::COMPANIES, ObjectType::CONTACTS, notes])
+        );
+        let (a, b) = (ObjectType::new(&LOOP_A), ObjectType::new(&LOOP_B));
+        let cycle = write_order(&[a, b]).unwrap_err();
+        assert_eq!(
+            cycle.to_string(),
+            "objects a, b refer to each other in a cycle (a.b -> b, b.a -> a): none can be \
+             written after the objects it refers to"
+        );
+        // Handles compare, hash and sort by name; only built-in names parse from config.
+        assert_eq!(ObjectType::new(&COMPANIES), ObjectType::COMPANIES);
+        assert!(ObjectType::COMPANIES < ObjectType::CONTACTS && ObjectType::CONTACTS < notes);
+        assert_eq!(ObjectType::parse("notes"), None);
+        assert_eq!(
+            serde_json::to_string(&ObjectType::CONTACTS).unwrap(),
+            "\"contacts\""
+        );
+        let back: ObjectType = serde_json::from_str("\"companies\"").unwrap();
+        assert_eq!(back, ObjectType::COMPANIES);
+        let unknown = serde_json::from_str::<ObjectType>("\"deals\"").unwrap_err();
+        assert!(
+            unknown.to_string().contains("unknown object `deals`"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn a_reference_to_several_objects_is_not_a_bare_id() {
+        let parents = NOTES.fields[1].ty;
+        assert!(Value::parse(parents, "42").is_err());
+        let company = ObjectType::CONTACTS.field(field::COMPANY).unwrap().ty;
+        assert_eq!(
+            Value::parse(company, "42").unwrap(),
+            Some(Value::Reference("42".into()))
+        );
+    }
 
     #[test]
     fn timestamps_in_vendor_spellings_agree() {
@@ -654,7 +858,7 @@ mod tests {
 
     #[test]
     fn field_error_names_field_and_record_not_value() {
-        let mut r = Record::new(ObjectType::Companies, "c-1");
+        let mut r = Record::new(ObjectType::COMPANIES, "c-1");
         let err = r
             .set_parsed(field::EMPLOYEE_COUNT, "lots-of-people")
             .unwrap_err();

@@ -306,7 +306,11 @@ pub async fn run(
     let referenced: Vec<ObjectType> = options
         .objects
         .iter()
-        .flat_map(|object| object.references().map(|edge| edge.target))
+        .flat_map(|object| {
+            object
+                .references()
+                .flat_map(|edge| edge.targets.iter().copied())
+        })
         .collect();
     // What the sink does with each object, asked before anything is read: an object the sink
     // has no binding for stops the run here, not after its parents were written.
@@ -363,10 +367,8 @@ pub async fn run(
         }
         let parents: KnownIds = object
             .references()
-            .filter_map(|edge| {
-                let ids = known_parents.get(&edge.target)?;
-                Some((edge.target, Arc::clone(ids)))
-            })
+            .flat_map(|edge| edge.targets.iter())
+            .filter_map(|target| Some((*target, Arc::clone(known_parents.get(target)?))))
             .collect();
         let read_whole = earlier.resume_cursor.is_none() && earlier.settled == 0;
         let resume = earlier.resume_cursor;
@@ -1121,7 +1123,7 @@ mod tests {
     }
 
     fn contact(i: usize, last: &str) -> Record {
-        let mut r = Record::new(ObjectType::Contacts, i.to_string());
+        let mut r = Record::new(ObjectType::CONTACTS, i.to_string());
         r.set(field::EMAIL, Value::Text(format!("p{i}@example.com")));
         r.set(field::LAST_NAME, Value::Text(last.into()));
         r.set(field::CITY, Value::Text("Kraków".into()));
@@ -1132,7 +1134,7 @@ mod tests {
     async fn migrate(records: Vec<Record>, sink: Arc<MemorySink>) -> Report {
         let source = Arc::new(MemorySource { records, page: 5 });
         let options = RunOptions {
-            objects: vec![ObjectType::Contacts],
+            objects: vec![ObjectType::CONTACTS],
             ..RunOptions::default()
         };
         let progress = Arc::new(Progress::new(&options.objects));
@@ -1178,7 +1180,7 @@ mod tests {
             reads: AtomicUsize::new(0),
         });
         let dyn_source: Arc<dyn Source> = source.clone();
-        let mut pager = Pager::start(&dyn_source, ObjectType::Contacts, None);
+        let mut pager = Pager::start(&dyn_source, ObjectType::CONTACTS, None);
         // Nothing takes the pages yet: the pager holds PAGES_AHEAD, plus one waiting to go,
         // and fetches no more however long it is left.
         let reads = || source.reads.load(Ordering::SeqCst);
@@ -1205,7 +1207,7 @@ mod tests {
         });
         let sink: Arc<dyn Sink> = Arc::new(MemorySink::default());
         let options = RunOptions {
-            objects: vec![ObjectType::Contacts],
+            objects: vec![ObjectType::CONTACTS],
             ..RunOptions::default()
         };
         let progress = Arc::new(Progress::new(&options.objects));
@@ -1218,7 +1220,7 @@ mod tests {
     #[tokio::test]
     async fn contacts_are_checked_against_the_companies_read_before_them() {
         let mut records: Vec<Record> = (0..30)
-            .map(|i| Record::new(ObjectType::Companies, format!("c-{i}")))
+            .map(|i| Record::new(ObjectType::COMPANIES, format!("c-{i}")))
             .collect();
         for r in &mut records {
             r.set(field::NAME, Value::Text("Acme".into()));
@@ -1236,7 +1238,7 @@ mod tests {
         }
         let source = Arc::new(MemorySource { records, page: 5 });
         let options = RunOptions {
-            objects: vec![ObjectType::Companies, ObjectType::Contacts],
+            objects: vec![ObjectType::COMPANIES, ObjectType::CONTACTS],
             ..RunOptions::default()
         };
         let progress = Arc::new(Progress::new(&options.objects));
@@ -1379,7 +1381,7 @@ mod tests {
         migrate(records[..20].to_vec(), Arc::clone(&sink)).await;
         let source = Arc::new(MemorySource { records, page: 5 });
         let options = RunOptions {
-            objects: vec![ObjectType::Contacts],
+            objects: vec![ObjectType::CONTACTS],
             ..RunOptions::default()
         };
         let report = run(
@@ -1419,7 +1421,7 @@ mod tests {
         // is fixed in the source meanwhile, which changes nothing: they were never written.
         let source = Arc::new(MemorySource { records, page: 5 });
         let options = RunOptions {
-            objects: vec![ObjectType::Contacts],
+            objects: vec![ObjectType::CONTACTS],
             ..RunOptions::default()
         };
         let progress = Arc::new(Progress::new(&options.objects));
@@ -1446,10 +1448,10 @@ mod tests {
         let (stop_tx, stop_rx) = watch::channel(false);
         let sink = Arc::new(StoppingSink::new(stop_tx, StopOn::ReadBack, 3));
         for r in records.chunks(7) {
-            sink.inner.upsert(ObjectType::Contacts, r).await.unwrap();
+            sink.inner.upsert(ObjectType::CONTACTS, r).await.unwrap();
         }
         let options = RunOptions {
-            objects: vec![ObjectType::Contacts],
+            objects: vec![ObjectType::CONTACTS],
             stop: Some(stop_rx),
             ..RunOptions::default()
         };
@@ -1496,7 +1498,7 @@ mod tests {
     async fn errors_keep_their_kind_to_the_report() {
         let records: Vec<Record> = (0..20).map(|i| contact(i, "Ng")).collect();
         let options = RunOptions {
-            objects: vec![ObjectType::Contacts],
+            objects: vec![ObjectType::CONTACTS],
             ..RunOptions::default()
         };
         let source = Arc::new(MemorySource {
@@ -1600,7 +1602,7 @@ mod tests {
 
         let checkpoint = Arc::new(CheckpointFile::open(&path, "fp", false).unwrap());
         let options = RunOptions {
-            objects: vec![ObjectType::Contacts],
+            objects: vec![ObjectType::CONTACTS],
             checkpoint: Some(checkpoint),
             stop: Some(stop_rx),
             ..RunOptions::default()
@@ -1627,7 +1629,7 @@ mod tests {
         );
         let saved = CheckpointFile::open(&path, "fp", false)
             .unwrap()
-            .object(ObjectType::Contacts);
+            .object(ObjectType::CONTACTS);
         assert!(
             !saved.done && saved.settled > 0 && saved.resume_cursor.is_some(),
             "{saved:?}"
@@ -1642,7 +1644,7 @@ mod tests {
         // The second run picks up at the checkpoint and finishes the rest.
         let checkpoint = Arc::new(CheckpointFile::open(&path, "fp", false).unwrap());
         let options = RunOptions {
-            objects: vec![ObjectType::Contacts],
+            objects: vec![ObjectType::CONTACTS],
             checkpoint: Some(checkpoint),
             ..RunOptions::default()
         };
@@ -1656,7 +1658,7 @@ mod tests {
             Arc::clone(&progress),
         )
         .await;
-        let live = progress.of(ObjectType::Contacts).unwrap();
+        let live = progress.of(ObjectType::CONTACTS).unwrap();
         assert_eq!(
             live.already_done.load(Ordering::Relaxed),
             saved.settled,

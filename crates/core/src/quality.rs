@@ -326,6 +326,15 @@ pub struct QualityChecker {
     value_maps: Vec<ValueMap>,
 }
 
+/// Object names for messages: `contacts or companies`.
+fn names(objects: &[ObjectType]) -> String {
+    objects
+        .iter()
+        .map(|o| o.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
 /// The source ids (hashed) of the objects read whole earlier in this run, by object: a
 /// reference field is checked against the ids of its target, and not at all when its target
 /// was not read whole (not in the run, or resumed from a checkpoint).
@@ -530,28 +539,99 @@ impl QualityChecker {
         }
     }
 
+    /// Whether `id` is a record of `object` that this run knows the source does not have (only
+    /// objects read whole in this run are known; a reference to any other is not judged).
+    fn is_dangling(&self, object: ObjectType, id: &str) -> bool {
+        self.known_parents
+            .get(&object)
+            .is_some_and(|known| !id.is_empty() && !known.contains(id_hash(id)))
+    }
+
+    /// Checks each reference field of the record against its edge in the schema: a link to an
+    /// object the edge does not allow is refused (a connector's fault, never guessed at), and a
+    /// reference to a record the source does not have follows `missing_reference`.
     fn check_references(&self, record: &mut Record, findings: &mut Vec<Finding>) {
-        let dangling: Vec<&'static str> = record
-            .object
-            .references()
-            .filter(|edge| {
-                self.known_parents.get(&edge.target).is_some_and(|known| {
-                    record
-                        .text(edge.field)
-                        .is_some_and(|id| !id.is_empty() && !known.contains(id_hash(id)))
-                })
-            })
-            .map(|edge| edge.field)
-            .collect();
-        for name in dangling {
-            let reject = self.rules.missing_reference == MissingReference::Reject;
-            if !reject {
-                record.fields.remove(name);
+        let reject = self.rules.missing_reference == MissingReference::Reject;
+        for edge in record.object.references() {
+            let Some(value) = record.fields.get_mut(edge.field) else {
+                continue;
+            };
+            let dangling = match value {
+                Value::Reference(id) | Value::Text(id) => match edge.targets {
+                    [target] => usize::from(self.is_dangling(*target, id)),
+                    _ => {
+                        findings.push(Finding {
+                            code: "REFERENCE_NOT_ALLOWED",
+                            reason: format!(
+                                "field `{}` holds an id without its object, but may refer to {}; not written",
+                                edge.field,
+                                names(edge.targets)
+                            ),
+                            action: Action::Reject,
+                        });
+                        continue;
+                    }
+                },
+                Value::Links(links) => {
+                    let mut foreign: Vec<&str> = links
+                        .iter()
+                        .filter(|l| !edge.targets.contains(&l.object))
+                        .map(|l| l.object.as_str())
+                        .collect();
+                    if !foreign.is_empty() {
+                        foreign.sort_unstable();
+                        foreign.dedup();
+                        findings.push(Finding {
+                            code: "REFERENCE_NOT_ALLOWED",
+                            reason: format!(
+                                "field `{}` refers to {}, but may refer only to {}; not written",
+                                edge.field,
+                                foreign.join(", "),
+                                names(edge.targets)
+                            ),
+                            action: Action::Reject,
+                        });
+                        continue;
+                    }
+                    if !edge.many && links.len() > 1 {
+                        findings.push(Finding {
+                            code: "REFERENCE_NOT_ALLOWED",
+                            reason: format!(
+                                "field `{}` refers to {} records, but may refer to one; not written",
+                                edge.field,
+                                links.len()
+                            ),
+                            action: Action::Reject,
+                        });
+                        continue;
+                    }
+                    let dangling = links
+                        .iter()
+                        .filter(|l| self.is_dangling(l.object, &l.id))
+                        .count();
+                    if dangling > 0 && !reject {
+                        links.retain(|l| !self.is_dangling(l.object, &l.id));
+                    }
+                    dangling
+                }
+                _ => 0,
+            };
+            if dangling == 0 {
+                continue;
             }
+            if !reject && !matches!(record.get(edge.field), Some(Value::Links(_))) {
+                record.fields.remove(edge.field);
+            }
+            let what = if dangling == 1 {
+                "a record".to_owned()
+            } else {
+                format!("{dangling} records")
+            };
             findings.push(Finding {
                 code: "MISSING_REFERENCE",
                 reason: format!(
-                    "field `{name}` refers to a record the source does not have; {}",
+                    "field `{}` refers to {what} the source does not have; {}",
+                    edge.field,
                     if reject {
                         "not written (migration.missing_reference decides)"
                     } else {
@@ -672,7 +752,7 @@ mod tests {
     }
 
     fn contact(id: &str, email: &str) -> Record {
-        let mut r = Record::new(ObjectType::Contacts, id);
+        let mut r = Record::new(ObjectType::CONTACTS, id);
         r.set(field::EMAIL, Value::Text(email.into()));
         r
     }
@@ -791,7 +871,7 @@ mod tests {
     fn references_to_records_the_source_lacks() {
         let mut known = HashSeen::default();
         known.insert(id_hash("c-1"));
-        let known = KnownIds::from([(ObjectType::Companies, Arc::new(known))]);
+        let known = KnownIds::from([(ObjectType::COMPANIES, Arc::new(known))]);
         let mut q = QualityChecker::new(QualityRules::default(), "s", vec![], known.clone());
         let mut ok = contact("1", "a@example.com");
         ok.set(field::COMPANY, Value::Reference("c-1".into()));
@@ -816,7 +896,7 @@ mod tests {
     #[test]
     fn an_opt_out_without_an_address_is_refused_only_for_a_sink_that_needs_one() {
         let opted_out = |id: &str, email: Option<&str>| {
-            let mut r = Record::new(ObjectType::Contacts, id);
+            let mut r = Record::new(ObjectType::CONTACTS, id);
             if let Some(email) = email {
                 r.set(field::EMAIL, Value::Text(email.into()));
             }
@@ -895,7 +975,7 @@ mod tests {
             sink_labels: Some(vec!["Computer Software".into(), "Retail".into()]),
         };
         let company = |i: usize, industry: &str| {
-            let mut r = Record::new(ObjectType::Companies, i.to_string());
+            let mut r = Record::new(ObjectType::COMPANIES, i.to_string());
             r.set(field::NAME, Value::Text("Acme".into()));
             r.set(field::INDUSTRY, Value::Text(industry.into()));
             r

@@ -155,7 +155,7 @@ mod tests {
     #[tokio::test]
     async fn misses_are_looked_up_once_in_a_batch_and_remembered_both_ways() {
         let resolver: Resolver<u64> = Resolver::default();
-        resolver.remember(ObjectType::Companies, "co-1", 11);
+        resolver.remember(ObjectType::COMPANIES, "co-1", 11);
         let calls = AtomicUsize::new(0);
         let lookup = |asked: Vec<String>| {
             calls.fetch_add(1, Ordering::Relaxed);
@@ -164,7 +164,7 @@ mod tests {
         };
         let found = resolver
             .resolve(
-                ObjectType::Companies,
+                ObjectType::COMPANIES,
                 ["co-1", "co-2", "co-2", "", "co-3"],
                 lookup,
             )
@@ -172,40 +172,40 @@ mod tests {
             .unwrap();
         assert_eq!(found.len(), 2);
         assert_eq!(calls.load(Ordering::Relaxed), 1);
-        assert_eq!(resolver.sink_id(ObjectType::Companies, "co-2"), Some(12));
+        assert_eq!(resolver.sink_id(ObjectType::COMPANIES, "co-2"), Some(12));
         assert_eq!(
-            resolver.source_id(ObjectType::Companies, &12).as_deref(),
+            resolver.source_id(ObjectType::COMPANIES, &12).as_deref(),
             Some("co-2")
         );
         // Another object's ids are apart.
-        assert_eq!(resolver.sink_id(ObjectType::Contacts, "co-2"), None);
+        assert_eq!(resolver.sink_id(ObjectType::CONTACTS, "co-2"), None);
     }
 
     #[tokio::test]
     async fn a_complete_object_needs_no_lookup_and_the_bound_starts_over() {
         let resolver: Resolver<u64> = Resolver::with_limit(2);
-        resolver.mark_complete(ObjectType::Companies);
+        resolver.mark_complete(ObjectType::COMPANIES);
         let found = resolver
-            .resolve(ObjectType::Companies, ["co-9"], |_| async {
+            .resolve(ObjectType::COMPANIES, ["co-9"], |_| async {
                 panic!("no lookup for a complete object")
             })
             .await
             .unwrap();
         assert!(found.is_empty());
-        resolver.remember(ObjectType::Companies, "a", 1);
-        resolver.remember(ObjectType::Companies, "b", 2);
-        resolver.remember(ObjectType::Companies, "c", 3);
-        assert_eq!(resolver.sink_id(ObjectType::Companies, "a"), None);
-        assert_eq!(resolver.sink_id(ObjectType::Companies, "c"), Some(3));
+        resolver.remember(ObjectType::COMPANIES, "a", 1);
+        resolver.remember(ObjectType::COMPANIES, "b", 2);
+        resolver.remember(ObjectType::COMPANIES, "c", 3);
+        assert_eq!(resolver.sink_id(ObjectType::COMPANIES, "a"), None);
+        assert_eq!(resolver.sink_id(ObjectType::COMPANIES, "c"), Some(3));
         // Starting over forgets completeness: a miss is looked up again.
         let looked = resolver
-            .resolve(ObjectType::Companies, ["z"], |asked| async move {
+            .resolve(ObjectType::COMPANIES, ["z"], |asked| async move {
                 Ok(HashMap::from([(asked[0].clone(), 26)]))
             })
             .await
             .unwrap();
         assert_eq!(looked.get("z"), Some(&26));
-        let refusal = Resolver::<u64>::unresolved("p-1", "company", ObjectType::Companies);
+        let refusal = Resolver::<u64>::unresolved("p-1", "company", ObjectType::COMPANIES);
         assert_eq!(refusal.code, UNRESOLVED_REFERENCE);
         assert!(refusal.reason.contains("`company`") && refusal.reason.contains("companies"));
     }

@@ -41,7 +41,7 @@ fn text(record: &mut Record, name: &'static str, value: &Option<String>) {
 }
 
 fn company(c: &SeedCompany) -> Record {
-    let mut r = Record::new(ObjectType::Companies, company_id(c.key));
+    let mut r = Record::new(ObjectType::COMPANIES, company_id(c.key));
     text(&mut r, field::NAME, &c.name);
     text(&mut r, field::DOMAIN, &c.domain);
     text(&mut r, field::PHONE, &c.phone);
@@ -65,7 +65,7 @@ fn company(c: &SeedCompany) -> Record {
 }
 
 fn contact(c: &SeedContact) -> Record {
-    let mut r = Record::new(ObjectType::Contacts, contact_id(c.key));
+    let mut r = Record::new(ObjectType::CONTACTS, contact_id(c.key));
     text(&mut r, field::EMAIL, &c.email);
     text(&mut r, field::FIRST_NAME, &c.first_name);
     text(&mut r, field::LAST_NAME, &c.last_name);

@@ -17,7 +17,7 @@ impl MemorySource {
     pub fn new(records: impl IntoIterator<Item = Record>, page_size: usize) -> MemorySource {
         let (companies, contacts) = records
             .into_iter()
-            .partition(|r| r.object == ObjectType::Companies);
+            .partition(|r| r.object == ObjectType::COMPANIES);
         MemorySource {
             companies,
             contacts,
@@ -26,9 +26,12 @@ impl MemorySource {
     }
 
     fn records(&self, object: ObjectType) -> &[Record] {
-        match object {
-            ObjectType::Companies => &self.companies,
-            ObjectType::Contacts => &self.contacts,
+        if object == ObjectType::COMPANIES {
+            &self.companies
+        } else if object == ObjectType::CONTACTS {
+            &self.contacts
+        } else {
+            &[]
         }
     }
 }
@@ -72,12 +75,12 @@ mod tests {
 
     #[tokio::test]
     async fn pages_through_every_record_once() {
-        let records = (0..7).map(|i| Record::new(ObjectType::Contacts, i.to_string()));
+        let records = (0..7).map(|i| Record::new(ObjectType::CONTACTS, i.to_string()));
         let source = MemorySource::new(records, 3);
         let (mut seen, mut cursor) = (Vec::new(), None::<String>);
         loop {
             let page = source
-                .read_page(ObjectType::Contacts, cursor.as_deref())
+                .read_page(ObjectType::CONTACTS, cursor.as_deref())
                 .await
                 .unwrap();
             seen.extend(page.records.into_iter().map(|r| r.source_id));
@@ -87,7 +90,7 @@ mod tests {
             }
         }
         assert_eq!(seen, ["0", "1", "2", "3", "4", "5", "6"]);
-        let empty = source.read_page(ObjectType::Companies, None).await.unwrap();
+        let empty = source.read_page(ObjectType::COMPANIES, None).await.unwrap();
         assert!(empty.records.is_empty() && empty.next.is_none());
     }
 }

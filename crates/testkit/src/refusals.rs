@@ -18,7 +18,7 @@
 use ferry_core::{ObjectType, Record, Value, field};
 
 fn contact(source_id: &str) -> Record {
-    let mut r = Record::new(ObjectType::Contacts, source_id);
+    let mut r = Record::new(ObjectType::CONTACTS, source_id);
     r.set(
         field::EMAIL,
         Value::Text("quillon.refusalsson@refused.example.org".into()),
@@ -82,7 +82,7 @@ mod tests {
             overlong_value,
         ] {
             let r = make();
-            assert_eq!(r.object, ObjectType::Contacts);
+            assert_eq!(r.object, ObjectType::CONTACTS);
             assert!(r.get(field::COMPANY).is_none());
             assert!(r.text(field::EMAIL).is_some());
         }

@@ -207,7 +207,7 @@ impl Source for MutantSource {
                     r.fields.remove(field::EMAIL_OPT_OUT);
                 }
             }
-            Mutation::SourceSwapsCompanies if object == ObjectType::Contacts => {
+            Mutation::SourceSwapsCompanies if object == ObjectType::CONTACTS => {
                 let companies: Vec<Option<Value>> = page
                     .records
                     .iter()

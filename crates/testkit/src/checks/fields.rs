@@ -32,22 +32,19 @@ fn seeded_values(data: &SeedData, object: ObjectType) -> BTreeMap<String, Vec<Va
         }
     };
     let number = |n: Option<u32>| n.map(|n| Value::Integer(i64::from(n)));
-    match object {
-        ObjectType::Companies => {
-            for c in &data.companies {
-                add("Region", c.region.clone().map(Value::Text));
-                add("Seats", number(c.seats));
-                add("Tier", c.tier.map(|t| Value::Text(t.to_owned())));
-            }
+    if object == ObjectType::COMPANIES {
+        for c in &data.companies {
+            add("Region", c.region.clone().map(Value::Text));
+            add("Seats", number(c.seats));
+            add("Tier", c.tier.map(|t| Value::Text(t.to_owned())));
         }
-        ObjectType::Contacts => {
-            for c in &data.contacts {
-                add(
-                    "Favourite Colour",
-                    c.favourite_colour.clone().map(Value::Text),
-                );
-                add("Loyalty Points", number(c.loyalty_points));
-            }
+    } else if object == ObjectType::CONTACTS {
+        for c in &data.contacts {
+            add(
+                "Favourite Colour",
+                c.favourite_colour.clone().map(Value::Text),
+            );
+            add("Loyalty Points", number(c.loyalty_points));
         }
     }
     values
@@ -204,8 +201,8 @@ pub(crate) async fn fields(ctx: Arc<Ctx>) -> Verdict {
     prepare(&ctx, sink.as_ref()).await?;
     let (companies, contacts) = data::canonical_records(&seed);
     for (object, mut records) in [
-        (ObjectType::Companies, fit(&ctx, companies)),
-        (ObjectType::Contacts, fit(&ctx, contacts)),
+        (ObjectType::COMPANIES, fit(&ctx, companies)),
+        (ObjectType::CONTACTS, fit(&ctx, contacts)),
     ] {
         if !objects(&ctx).contains(&object) {
             continue;
@@ -228,7 +225,7 @@ pub(crate) async fn fields(ctx: Arc<Ctx>) -> Verdict {
             r.fields.remove(ferry_core::field::COMPANY);
         }
         records.truncate(8);
-        let refused_at = if object == ObjectType::Companies {
+        let refused_at = if object == ObjectType::COMPANIES {
             let mut odd = records[0].clone();
             odd.source_id = "co-platinum".into();
             odd.set_named(canonical("Tier"), Value::Text("Platinum".into()));
@@ -315,7 +312,7 @@ pub(crate) async fn fields(ctx: Arc<Ctx>) -> Verdict {
     sink.map_fields(object, &mapped)
         .map_err(|e| ctx.error(&format!("sink map_fields({object}) with the new field"), &e))?;
     let (companies, contacts) = data::canonical_records(&seed);
-    let mut record = if object == ObjectType::Companies {
+    let mut record = if object == ObjectType::COMPANIES {
         companies[1].clone()
     } else {
         contacts[1].clone()

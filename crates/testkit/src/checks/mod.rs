@@ -133,7 +133,7 @@ pub(crate) fn fit(ctx: &Ctx, mut records: Vec<Record>) -> Vec<Record> {
         .target
         .connector
         .objects
-        .contains(&ObjectType::Companies)
+        .contains(&ObjectType::COMPANIES)
     {
         for r in &mut records {
             r.fields.remove(field::COMPANY);

@@ -47,8 +47,8 @@ pub(crate) async fn round_trip(ctx: Arc<Ctx>) -> Verdict {
     let source = ctx.source(&served, None)?;
     let (companies, contacts) = data::canonical_records(&data::clean(40));
     let written: HashMap<ObjectType, Vec<Record>> = HashMap::from([
-        (ObjectType::Companies, fit(&ctx, companies)),
-        (ObjectType::Contacts, fit(&ctx, contacts)),
+        (ObjectType::COMPANIES, fit(&ctx, companies)),
+        (ObjectType::CONTACTS, fit(&ctx, contacts)),
     ]);
     prepare(&ctx, sink.as_ref()).await?;
     for object in objects(&ctx) {
@@ -77,7 +77,7 @@ pub(crate) async fn round_trip(ctx: Arc<Ctx>) -> Verdict {
             .iter()
             .map(|r| (content(r, &projection, &read_company), r))
             .collect();
-        if object == ObjectType::Companies {
+        if object == ObjectType::COMPANIES {
             sent_company = sent
                 .iter()
                 .map(|(d, r)| (r.source_id.clone(), *d))
@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn references_compare_by_the_companys_content() {
         let projection = Projection::new(["name", "company"]);
-        let mut company_a = Record::new(ObjectType::Companies, "tk-1");
+        let mut company_a = Record::new(ObjectType::COMPANIES, "tk-1");
         company_a.set(field::NAME, Value::Text("Acme".into()));
         let mut company_b = company_a.clone();
         company_b.source_id = "0015000000abc".into();
@@ -188,7 +188,7 @@ mod tests {
         };
         let (sent, read) = (company_digests(&company_a), company_digests(&company_b));
         let contact = |id: &str, company: &str| {
-            let mut c = Record::new(ObjectType::Contacts, id);
+            let mut c = Record::new(ObjectType::CONTACTS, id);
             c.set(field::COMPANY, Value::Reference(company.into()));
             c
         };

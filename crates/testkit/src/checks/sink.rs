@@ -23,8 +23,8 @@ const MAX_SANE_SIZE: usize = 10_000;
 fn generated(ctx: &Ctx, contacts: usize) -> HashMap<ObjectType, Vec<Record>> {
     let (companies, contacts) = data::canonical_records(&data::clean(contacts));
     HashMap::from([
-        (ObjectType::Companies, fit(ctx, companies)),
-        (ObjectType::Contacts, fit(ctx, contacts)),
+        (ObjectType::COMPANIES, fit(ctx, companies)),
+        (ObjectType::CONTACTS, fit(ctx, contacts)),
     ])
 }
 
@@ -46,7 +46,7 @@ pub(crate) async fn batch_size(ctx: Arc<Ctx>) -> Verdict {
         sizes.insert(object, (batch, read_back));
     }
     let need = |o| sizes.get(&o).map_or(0, |(b, r)| *b.max(r));
-    let contacts = need(ObjectType::Contacts).max(5 * need(ObjectType::Companies));
+    let contacts = need(ObjectType::CONTACTS).max(5 * need(ObjectType::COMPANIES));
     let mut records = generated(&ctx, contacts);
     prepare(&ctx, sink.as_ref()).await?;
     let mut parts = Vec::new();
@@ -55,7 +55,7 @@ pub(crate) async fn batch_size(ctx: Arc<Ctx>) -> Verdict {
         let mut all = records.remove(&object).unwrap_or_default();
         // Contacts refer to every company, so every company is written; contacts only as
         // many as the sizes need.
-        if object == ObjectType::Contacts {
+        if object == ObjectType::CONTACTS {
             all.truncate(batch.max(read_back));
         }
         ensure!(
@@ -175,14 +175,14 @@ pub(crate) async fn read_back(ctx: Arc<Ctx>) -> Verdict {
     let served = ctx.serve(Faults::default(), None).await?;
     let sink = ctx.sink(&served, None)?;
     let records = generated(&ctx, 60);
-    if objects(&ctx).contains(&ObjectType::Contacts) {
+    if objects(&ctx).contains(&ObjectType::CONTACTS) {
         let stored: BTreeSet<String> =
-            super::capability(&ctx, sink.as_ref(), ObjectType::Contacts)?
+            super::capability(&ctx, sink.as_ref(), ObjectType::CONTACTS)?
                 .stored
                 .into_iter()
                 .collect();
         let mut required = vec![field::EMAIL_OPT_OUT];
-        if objects(&ctx).contains(&ObjectType::Companies) {
+        if objects(&ctx).contains(&ObjectType::COMPANIES) {
             required.push(field::COMPANY);
         }
         for name in required {
@@ -191,10 +191,10 @@ pub(crate) async fn read_back(ctx: Arc<Ctx>) -> Verdict {
                 "stored_fields(contacts) leaves out `{name}`, so checksums would not cover it"
             );
         }
-        let contacts = &records[&ObjectType::Contacts];
+        let contacts = &records[&ObjectType::CONTACTS];
         ensure!(
             contacts.iter().any(data::opted_out)
-                && (!objects(&ctx).contains(&ObjectType::Companies)
+                && (!objects(&ctx).contains(&ObjectType::COMPANIES)
                     || contacts.iter().any(|c| c.get(field::COMPANY).is_some())),
             "the generated contacts lack an opt-out or a company reference (a testkit bug)"
         );
@@ -251,7 +251,7 @@ pub(crate) async fn read_back(ctx: Arc<Ctx>) -> Verdict {
             list(&fields)
         );
         let mut detail = format!("{} {object}", written.len());
-        if object == ObjectType::Contacts {
+        if object == ObjectType::CONTACTS {
             let opted = written.iter().filter(|r| data::opted_out(r)).count();
             let linked = written
                 .iter()
@@ -310,7 +310,7 @@ pub(crate) async fn refused_record(ctx: Arc<Ctx>) -> Verdict {
                 .into(),
         ));
     };
-    if !objects(&ctx).contains(&ObjectType::Contacts) {
+    if !objects(&ctx).contains(&ObjectType::CONTACTS) {
         return Err(Stop::Skip(format!(
             "{} does not write contacts",
             ctx.vendor()
@@ -318,7 +318,7 @@ pub(crate) async fn refused_record(ctx: Arc<Ctx>) -> Verdict {
     }
     let refused = make();
     ensure!(
-        refused.object == ObjectType::Contacts,
+        refused.object == ObjectType::CONTACTS,
         "refused_contact() made a {} record, not a contact",
         refused.object
     );
@@ -332,7 +332,7 @@ pub(crate) async fn refused_record(ctx: Arc<Ctx>) -> Verdict {
     let outcomes = upsert(
         &ctx,
         sink.as_ref(),
-        ObjectType::Contacts,
+        ObjectType::CONTACTS,
         std::slice::from_ref(&refused),
     )
     .await?;
@@ -390,8 +390,8 @@ pub(crate) async fn refused_record(ctx: Arc<Ctx>) -> Verdict {
     valid.source_id = "tk-contact-valid".into();
     let pair = [refused.clone(), valid];
     let mut pair_detail = String::new();
-    if super::capability(&ctx, sink.as_ref(), ObjectType::Contacts)?.batch_size >= 2 {
-        let outcomes = upsert(&ctx, sink.as_ref(), ObjectType::Contacts, &pair).await?;
+    if super::capability(&ctx, sink.as_ref(), ObjectType::CONTACTS)?.batch_size >= 2 {
+        let outcomes = upsert(&ctx, sink.as_ref(), ObjectType::CONTACTS, &pair).await?;
         match (&outcomes[0].result, &outcomes[1].result) {
             (Err(_), Ok(_)) => {}
             (Ok(_), _) => {
@@ -409,7 +409,7 @@ pub(crate) async fn refused_record(ctx: Arc<Ctx>) -> Verdict {
         }
         pair_detail = "; beside a valid contact: one Err, one Ok".into();
     }
-    let stored = served.count(ObjectType::Contacts);
+    let stored = served.count(ObjectType::CONTACTS);
     let expected = usize::from(!pair_detail.is_empty());
     ensure!(
         stored == expected,
@@ -440,7 +440,7 @@ async fn migrate_through(
 ) -> Verdict {
     let served = ctx.serve(faults, None).await?;
     let sink: Arc<dyn Sink> = ctx.sink(&served, None)?;
-    let batch = super::capability(ctx, sink.as_ref(), ObjectType::Contacts)?
+    let batch = super::capability(ctx, sink.as_ref(), ObjectType::CONTACTS)?
         .batch_size
         .clamp(1, MAX_SANE_SIZE);
     // Two batches of contacts where that stays small: each injected fault costs a retry's

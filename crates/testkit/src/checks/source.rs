@@ -35,7 +35,7 @@ pub(crate) const LARGE_SOURCE_CONTACTS: usize = 12_000;
 
 async fn read_once(ctx: &Ctx) -> Result<FullRead, Stop> {
     let mut read = read_seeded(ctx, SOURCE_CONTACTS).await?;
-    if read.contacts.pages == 1 && objects(ctx).contains(&ObjectType::Contacts) {
+    if read.contacts.pages == 1 && objects(ctx).contains(&ObjectType::CONTACTS) {
         read = read_seeded(ctx, LARGE_SOURCE_CONTACTS).await?;
     }
     Ok(read)
@@ -59,15 +59,18 @@ async fn read_seeded(ctx: &Ctx, contacts: usize) -> Result<FullRead, Stop> {
         contacts: Read::default(),
     };
     for object in objects(ctx) {
-        let expected = match object {
-            ObjectType::Companies => seeded.companies,
-            ObjectType::Contacts => seeded.contacts,
+        let companies = object == ObjectType::COMPANIES;
+        let expected = if companies {
+            seeded.companies
+        } else {
+            seeded.contacts
         };
         // Even one record per page ends within this many pages.
         let got = read_all(ctx, source.as_ref(), object, expected + 10).await?;
-        match object {
-            ObjectType::Companies => read.companies = got,
-            ObjectType::Contacts => read.contacts = got,
+        if companies {
+            read.companies = got;
+        } else {
+            read.contacts = got;
         }
     }
     Ok(read)
@@ -109,9 +112,10 @@ pub(crate) async fn paging(ctx: Arc<Ctx>) -> Verdict {
     let read = full_read(&ctx).await?;
     let mut parts = Vec::new();
     for object in objects(&ctx) {
-        let (got, expected) = match object {
-            ObjectType::Companies => (&read.companies, read.seeded.companies),
-            ObjectType::Contacts => (&read.contacts, read.seeded.contacts),
+        let (got, expected) = if object == ObjectType::COMPANIES {
+            (&read.companies, read.seeded.companies)
+        } else {
+            (&read.contacts, read.seeded.contacts)
         };
         exactly_once(object, got, expected)?;
         parts.push(format!(
@@ -121,7 +125,7 @@ pub(crate) async fn paging(ctx: Arc<Ctx>) -> Verdict {
             if got.pages == 1 { "" } else { "s" }
         ));
     }
-    if objects(&ctx).contains(&ObjectType::Contacts) {
+    if objects(&ctx).contains(&ObjectType::CONTACTS) {
         ensure!(
             read.contacts.pages > 1,
             "all {} contacts came in one page, so paging was never exercised",
@@ -137,7 +141,7 @@ pub(crate) async fn paging(ctx: Arc<Ctx>) -> Verdict {
 /// Check 2: each contact's company reference is the source id of a company that was read, the
 /// right one, and as many contacts have a company as were seeded with one.
 pub(crate) async fn associations(ctx: Arc<Ctx>) -> Verdict {
-    if !objects(&ctx).contains(&ObjectType::Companies) {
+    if !objects(&ctx).contains(&ObjectType::COMPANIES) {
         return Err(Stop::Skip(format!(
             "{} does not read companies",
             ctx.vendor()
@@ -248,7 +252,7 @@ pub(crate) async fn associations(ctx: Arc<Ctx>) -> Verdict {
 
 /// Check 3: every opt-out is read, on the right contact.
 pub(crate) async fn opt_outs(ctx: Arc<Ctx>) -> Verdict {
-    if !objects(&ctx).contains(&ObjectType::Contacts) {
+    if !objects(&ctx).contains(&ObjectType::CONTACTS) {
         return Err(Stop::Skip(format!(
             "{} does not read contacts",
             ctx.vendor()
