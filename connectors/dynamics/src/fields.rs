@@ -556,7 +556,7 @@ mod tests {
         );
         assert_eq!(
             canonical(
-                mapping::binding(ObjectType::Contacts).unwrap(),
+                mapping::binding(ObjectType::CONTACTS).unwrap(),
                 "donotbulkemail"
             )
             .as_deref(),

@@ -107,7 +107,7 @@ pub struct DataverseObject {
 /// Dataverse's side of every object ferry moves: read top to bottom to see what maps where.
 pub static OBJECTS: &[DataverseObject] = &[
     DataverseObject {
-        object: ObjectType::Companies,
+        object: ObjectType::COMPANIES,
         logical: "account",
         set: "accounts",
         id: "accountid",
@@ -117,7 +117,7 @@ pub static OBJECTS: &[DataverseObject] = &[
         required: &[],
     },
     DataverseObject {
-        object: ObjectType::Contacts,
+        object: ObjectType::CONTACTS,
         logical: "contact",
         set: "contacts",
         id: "contactid",
@@ -126,7 +126,7 @@ pub static OBJECTS: &[DataverseObject] = &[
             canonical: field::COMPANY,
             lookup: "parentcustomerid",
             navigation: COMPANY_NAV,
-            target: ObjectType::Companies,
+            target: ObjectType::COMPANIES,
         }],
         opt_out: Some(DataverseOptOut {
             canonical: field::EMAIL_OPT_OUT,
@@ -491,15 +491,15 @@ mod tests {
 
     #[test]
     fn opt_out_writes_both_flags_and_false_writes_nothing() {
-        let mut r = Record::new(ObjectType::Contacts, "p-1");
+        let mut r = Record::new(ObjectType::CONTACTS, "p-1");
         r.set(field::LAST_NAME, Value::Text("Gilmore".into()));
         r.set(field::EMAIL_OPT_OUT, Value::Bool(false));
         r.set(field::COMPANY, Value::Reference("o'co".into()));
         let body = to_dataverse(
-            table(ObjectType::Contacts),
+            table(ObjectType::CONTACTS),
             &r,
             "ferry_sourceid",
-            &standard(ObjectType::Contacts),
+            &standard(ObjectType::CONTACTS),
         )
         .unwrap();
         assert!(body.get("donotemail").is_none() && body.get("donotbulkemail").is_none());
@@ -510,10 +510,10 @@ mod tests {
         assert_eq!(body["emailaddress1"], Json::Null);
         r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
         let body = to_dataverse(
-            table(ObjectType::Contacts),
+            table(ObjectType::CONTACTS),
             &r,
             "ferry_sourceid",
-            &standard(ObjectType::Contacts),
+            &standard(ObjectType::CONTACTS),
         )
         .unwrap();
         assert_eq!(
@@ -535,10 +535,10 @@ mod tests {
         });
         let row = row.as_object().unwrap();
         let back = from_dataverse(
-            table(ObjectType::Contacts),
+            table(ObjectType::CONTACTS),
             row,
             Identity::ReadBack("ferry_sourceid"),
-            &standard(ObjectType::Contacts),
+            &standard(ObjectType::CONTACTS),
         )
         .unwrap()
         .unwrap();
@@ -547,10 +547,10 @@ mod tests {
         assert_eq!(back.text(field::COMPANY), Some("co-1"));
         assert!(back.get(field::UPDATED_AT).is_none());
         let read = from_dataverse(
-            table(ObjectType::Contacts),
+            table(ObjectType::CONTACTS),
             row,
             Identity::Source,
-            &standard(ObjectType::Contacts),
+            &standard(ObjectType::CONTACTS),
         )
         .unwrap()
         .unwrap();
@@ -571,18 +571,18 @@ mod tests {
             }],
             ..ferry_core::FieldBinding::new(field::INDUSTRY, "industrycode", FieldType::Text)
         };
-        let map = standard(ObjectType::Companies).with(&[industry]);
+        let map = standard(ObjectType::COMPANIES).with(&[industry]);
         assert!(
-            stored_fields(table(ObjectType::Companies), &map).contains(&field::INDUSTRY.to_owned())
+            stored_fields(table(ObjectType::COMPANIES), &map).contains(&field::INDUSTRY.to_owned())
         );
-        let mut r = Record::new(ObjectType::Companies, "co-1");
+        let mut r = Record::new(ObjectType::COMPANIES, "co-1");
         r.set(field::NAME, Value::Text("Acme".into()));
         r.set(field::INDUSTRY, Value::Text(" accounting ".into()));
-        let body = to_dataverse(table(ObjectType::Companies), &r, "ferry_sourceid", &map).unwrap();
+        let body = to_dataverse(table(ObjectType::COMPANIES), &r, "ferry_sourceid", &map).unwrap();
         assert_eq!(body["industrycode"], json!(1));
         let row = json!({"ferry_sourceid": "co-1", "name": "Acme", "industrycode": 1});
         let back = from_dataverse(
-            table(ObjectType::Companies),
+            table(ObjectType::COMPANIES),
             row.as_object().unwrap(),
             Identity::ReadBack("ferry_sourceid"),
             &map,
@@ -592,7 +592,7 @@ mod tests {
         assert_eq!(back.text(field::INDUSTRY), Some("Accounting"));
         r.set(field::INDUSTRY, Value::Text("Banking".into()));
         let refused =
-            to_dataverse(table(ObjectType::Companies), &r, "ferry_sourceid", &map).unwrap_err();
+            to_dataverse(table(ObjectType::COMPANIES), &r, "ferry_sourceid", &map).unwrap_err();
         assert_eq!(refused.code, ferry_core::fields::NO_SUCH_OPTION);
         assert!(refused.reason.contains("industrycode") && !refused.reason.contains("Banking"));
     }
@@ -629,9 +629,9 @@ mod tests {
             }
         }
         assert_eq!(
-            expand(table(ObjectType::Contacts), Identity::Source).as_deref(),
+            expand(table(ObjectType::CONTACTS), Identity::Source).as_deref(),
             Some("parentcustomerid_account($select=accountid)")
         );
-        assert_eq!(expand(table(ObjectType::Companies), Identity::Source), None);
+        assert_eq!(expand(table(ObjectType::COMPANIES), Identity::Source), None);
     }
 }

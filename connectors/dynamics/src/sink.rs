@@ -605,8 +605,8 @@ mod tests {
 
     #[test]
     fn reference_and_setup_messages_name_the_tables_of_the_rows() {
-        let contacts = mapping::binding(ObjectType::Contacts).unwrap();
-        let mut r = Record::new(ObjectType::Contacts, "p-1");
+        let contacts = mapping::binding(ObjectType::CONTACTS).unwrap();
+        let mut r = Record::new(ObjectType::CONTACTS, "p-1");
         r.set(
             ferry_core::field::COMPANY,
             ferry_core::Value::Reference("co-9".into()),

@@ -38,12 +38,12 @@ async fn custom_bindings(sink: &dyn Sink, object: ObjectType) -> Vec<FieldBindin
         ..FieldBinding::new(canonical, vendor, ty)
     };
     match object {
-        ObjectType::Companies => vec![
+        ObjectType::COMPANIES => vec![
             bind("region", "new_region", FieldType::Text),
             bind("seats", "new_seats", FieldType::Integer),
             bind("tier", "new_tier", FieldType::Text),
         ],
-        ObjectType::Contacts => vec![
+        ObjectType::CONTACTS => vec![
             bind("favourite_colour", "new_favouritecolour", FieldType::Text),
             bind("loyalty_points", "new_loyaltypoints", FieldType::Integer),
         ],
@@ -61,7 +61,7 @@ async fn describe_lists_seeded_custom_columns_with_kinds_and_options() {
     let (_emulator, running) = start(Options::default()).await;
     let sink = sink(&running.base_url);
     let companies = sink
-        .describe(ObjectType::Companies)
+        .describe(ObjectType::COMPANIES)
         .await
         .expect("describe");
     let region = by_name(&companies, "new_region");
@@ -107,7 +107,7 @@ async fn describe_lists_seeded_custom_columns_with_kinds_and_options() {
     );
     assert!(region.canonical.is_none());
 
-    let contacts = Source::describe(&source(&running.base_url), ObjectType::Contacts)
+    let contacts = Source::describe(&source(&running.base_url), ObjectType::CONTACTS)
         .await
         .expect("describe contacts");
     assert_eq!(
@@ -146,7 +146,7 @@ async fn a_source_reads_mapped_custom_columns_with_choices_as_labels() {
             .map_fields(object, &custom_bindings(&sink, object).await)
             .expect("map");
     }
-    let (companies, _) = read_all(&source, ObjectType::Companies).await;
+    let (companies, _) = read_all(&source, ObjectType::COMPANIES).await;
     assert_eq!(companies.len(), data.companies.len());
     // Read in key order, which is the order they were seeded in.
     for (record, seeded) in companies.iter().zip(&data.companies) {
@@ -160,7 +160,7 @@ async fn a_source_reads_mapped_custom_columns_with_choices_as_labels() {
         assert_eq!(record.text(field::NAME), seeded.name.as_deref());
     }
     assert!(companies.iter().any(|r| r.text("tier").is_some()));
-    let (contacts, _) = read_all(&source, ObjectType::Contacts).await;
+    let (contacts, _) = read_all(&source, ObjectType::CONTACTS).await;
     let kept = data.contacts.iter().filter(|c| {
         c.job_title
             .as_deref()
@@ -194,7 +194,7 @@ async fn a_sink_writes_mapped_columns_reads_them_back_and_refuses_only_an_unknow
             .expect("map");
         sink.prepare(object).await.expect("prepare");
     }
-    let stored = sink.capability(ObjectType::Companies).unwrap().stored;
+    let stored = sink.capability(ObjectType::COMPANIES).unwrap().stored;
     for name in ["region", "seats", "tier", field::NAME] {
         assert!(stored.iter().any(|s| s == name), "{name} in {stored:?}");
     }
@@ -232,7 +232,7 @@ async fn a_sink_writes_mapped_columns_reads_them_back_and_refuses_only_an_unknow
     companies[platinum]
         .fields
         .insert(Cow::Borrowed("tier"), Value::Text("Platinum".into()));
-    let outcomes = upsert_all(&sink, ObjectType::Companies, &companies).await;
+    let outcomes = upsert_all(&sink, ObjectType::COMPANIES, &companies).await;
     let refused: Vec<_> = outcomes.iter().filter(|o| o.result.is_err()).collect();
     assert_eq!(refused.len(), 1, "{refused:?}");
     let rejection = refused[0].result.as_ref().unwrap_err();
@@ -273,15 +273,15 @@ async fn a_sink_writes_mapped_columns_reads_them_back_and_refuses_only_an_unknow
             *t = (*canonical).to_owned();
         }
     }
-    assert_read_back_equal(&sink, ObjectType::Companies, &companies).await;
-    let outcomes = upsert_all(&sink, ObjectType::Contacts, &contacts).await;
+    assert_read_back_equal(&sink, ObjectType::COMPANIES, &companies).await;
+    let outcomes = upsert_all(&sink, ObjectType::CONTACTS, &contacts).await;
     assert!(outcomes.iter().all(|o| o.result.is_ok()), "{outcomes:?}");
-    assert_read_back_equal(&sink, ObjectType::Contacts, &contacts).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &contacts).await;
     assert!(contacts.iter().any(|c| c.get("loyalty_points").is_some()));
 
     // A mapped name that is not a logical name is refused before anything is sent.
     let bad = sink.map_fields(
-        ObjectType::Contacts,
+        ObjectType::CONTACTS,
         &[FieldBinding::new("x", "New Field", FieldType::Text)],
     );
     assert!(
@@ -294,10 +294,10 @@ async fn a_sink_writes_mapped_columns_reads_them_back_and_refuses_only_an_unknow
 async fn created_columns_are_described_and_written() {
     let (emulator, running) = start(Options::default()).await;
     let sink = sink(&running.base_url);
-    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
     let segment = sink
         .create_field(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &NewField {
                 name: "segment".into(),
                 label: "Segment".into(),
@@ -329,7 +329,7 @@ async fn created_columns_are_described_and_written() {
     ] {
         let f = sink
             .create_field(
-                ObjectType::Contacts,
+                ObjectType::CONTACTS,
                 &NewField {
                     name: name.into(),
                     label: name.into(),
@@ -346,14 +346,14 @@ async fn created_columns_are_described_and_written() {
         );
         created.push(f);
     }
-    let listed = sink.describe(ObjectType::Contacts).await.expect("describe");
+    let listed = sink.describe(ObjectType::CONTACTS).await.expect("describe");
     for f in &created {
         assert_eq!(by_name(&listed, &f.name), f);
     }
     // The same name again: the vendor's refusal, naming the endpoint and the column.
     let again = sink
         .create_field(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &NewField {
                 name: "segment".into(),
                 label: "Segment".into(),
@@ -371,7 +371,7 @@ async fn created_columns_are_described_and_written() {
     );
     let multi = sink
         .create_field(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &NewField {
                 name: "tags".into(),
                 label: "Tags".into(),
@@ -397,9 +397,9 @@ async fn created_columns_are_described_and_written() {
             )
         })
         .collect();
-    sink.map_fields(ObjectType::Contacts, &bindings)
+    sink.map_fields(ObjectType::CONTACTS, &bindings)
         .expect("map");
-    let mut contact = Record::new(ObjectType::Contacts, "p-created");
+    let mut contact = Record::new(ObjectType::CONTACTS, "p-created");
     contact.set(field::LAST_NAME, Value::Text("Okafor".into()));
     for (name, value) in [
         ("new_segment", Value::Text("Wholesale".into())),
@@ -412,11 +412,11 @@ async fn created_columns_are_described_and_written() {
     ] {
         contact.fields.insert(Cow::Owned(name.to_owned()), value);
     }
-    let outcomes = upsert_all(&sink, ObjectType::Contacts, std::slice::from_ref(&contact)).await;
+    let outcomes = upsert_all(&sink, ObjectType::CONTACTS, std::slice::from_ref(&contact)).await;
     assert!(outcomes[0].result.is_ok(), "{outcomes:?}");
     let stored = emulator
         .record_by_key("contact", "p-created")
         .expect("stored");
     assert_eq!(stored["new_segment"], 100_000_001);
-    assert_read_back_equal(&sink, ObjectType::Contacts, &[contact]).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &[contact]).await;
 }

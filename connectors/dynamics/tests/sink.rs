@@ -21,15 +21,15 @@ async fn write_read_back_and_rerun_without_duplicates() {
     let sink = sink(&running);
     sink.check().await.expect("check");
     let (companies, contacts) = ferry_testkit::canonical_records(&generate(300, 11, &Mess::none()));
-    sink.prepare(ObjectType::Companies)
+    sink.prepare(ObjectType::COMPANIES)
         .await
         .expect("prepare companies");
-    sink.prepare(ObjectType::Contacts)
+    sink.prepare(ObjectType::CONTACTS)
         .await
         .expect("prepare contacts");
     for (object, records) in [
-        (ObjectType::Companies, &companies),
-        (ObjectType::Contacts, &contacts),
+        (ObjectType::COMPANIES, &companies),
+        (ObjectType::CONTACTS, &contacts),
     ] {
         let outcomes = upsert_all(&sink, object, records).await;
         let failed: Vec<_> = outcomes
@@ -70,8 +70,8 @@ async fn write_read_back_and_rerun_without_duplicates() {
 
     // A rerun updates in place: nothing created, counts unchanged, digests still equal.
     for (object, records) in [
-        (ObjectType::Companies, &companies),
-        (ObjectType::Contacts, &contacts),
+        (ObjectType::COMPANIES, &companies),
+        (ObjectType::CONTACTS, &contacts),
     ] {
         let outcomes = upsert_all(&sink, object, records).await;
         assert!(
@@ -89,10 +89,10 @@ async fn write_read_back_and_rerun_without_duplicates() {
     let mut changed = linked.clone();
     changed.fields.remove(field::COMPANY);
     changed.fields.remove(field::FIRST_NAME);
-    sink.upsert(ObjectType::Contacts, std::slice::from_ref(&changed))
+    sink.upsert(ObjectType::CONTACTS, std::slice::from_ref(&changed))
         .await
         .expect("upsert");
-    assert_read_back_equal(&sink, ObjectType::Contacts, &[changed]).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &[changed]).await;
     assert_eq!(sink.token_fetches(), 1);
     let (requests, _, throttled) = sink.http_stats().expect("stats").snapshot();
     assert_eq!(throttled, 0);
@@ -106,14 +106,14 @@ async fn write_read_back_and_rerun_without_duplicates() {
 async fn an_opt_out_is_never_cleared_and_false_is_never_written() {
     let (emulator, running) = start(Options::default()).await;
     let sink = sink(&running);
-    let mut r = Record::new(ObjectType::Contacts, "p-1");
+    let mut r = Record::new(ObjectType::CONTACTS, "p-1");
     r.set(field::LAST_NAME, Value::Text("Gilmore".into()));
     r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
-    sink.upsert(ObjectType::Contacts, std::slice::from_ref(&r))
+    sink.upsert(ObjectType::CONTACTS, std::slice::from_ref(&r))
         .await
         .expect("upsert");
     r.set(field::EMAIL_OPT_OUT, Value::Bool(false));
-    sink.upsert(ObjectType::Contacts, std::slice::from_ref(&r))
+    sink.upsert(ObjectType::CONTACTS, std::slice::from_ref(&r))
         .await
         .expect("upsert");
     let stored = emulator.record_by_key("contact", "p-1").expect("stored");
@@ -122,7 +122,7 @@ async fn an_opt_out_is_never_cleared_and_false_is_never_written() {
         (&true.into(), &true.into())
     );
     let back = sink
-        .read_back(ObjectType::Contacts, &["p-1".into()])
+        .read_back(ObjectType::CONTACTS, &["p-1".into()])
         .await
         .expect("read back");
     assert_eq!(back[0].get(field::EMAIL_OPT_OUT), Some(&Value::Bool(true)));
@@ -133,7 +133,7 @@ async fn refused_records_become_rejections_without_values() {
     let (emulator, running) = start(Options::default()).await;
     let sink = sink(&running);
     let contact = |id: &str, last: &str| {
-        let mut r = Record::new(ObjectType::Contacts, id);
+        let mut r = Record::new(ObjectType::CONTACTS, id);
         r.set(field::LAST_NAME, Value::Text(last.into()));
         r
     };
@@ -150,7 +150,7 @@ async fn refused_records_become_rejections_without_values() {
     let fine = contact("o'brien 5", "O'Brien");
     let records = vec![long_title, orphan, slash, long_name, fine.clone()];
     let outcomes = sink
-        .upsert(ObjectType::Contacts, &records)
+        .upsert(ObjectType::CONTACTS, &records)
         .await
         .expect("upsert");
     let rejection = |i: usize| outcomes[i].result.clone().expect_err("rejected");
@@ -183,14 +183,14 @@ async fn refused_records_become_rejections_without_values() {
     assert!(outcomes[4].result.is_ok());
     assert_eq!(emulator.count("contact"), 1);
     // Quotes and spaces in source ids survive key addressing and the read-back filter.
-    assert_read_back_equal(&sink, ObjectType::Contacts, &[fine]).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &[fine]).await;
 
     // A value Dataverse quotes in its message (an out-of-range number) is not repeated.
-    let mut company = Record::new(ObjectType::Companies, "co-1");
+    let mut company = Record::new(ObjectType::COMPANIES, "co-1");
     company.set(field::NAME, Value::Text("Dragonfly Inn".into()));
     company.set(field::EMPLOYEE_COUNT, Value::Integer(-98765));
     let outcomes = sink
-        .upsert(ObjectType::Companies, &[company])
+        .upsert(ObjectType::COMPANIES, &[company])
         .await
         .expect("upsert");
     let r = outcomes[0].result.clone().expect_err("rejected");
@@ -211,7 +211,7 @@ async fn missing_alternate_key_is_a_setup_error_with_instructions() {
     .await;
     let sink = sink(&running);
     let err = sink
-        .prepare(ObjectType::Contacts)
+        .prepare(ObjectType::CONTACTS)
         .await
         .expect_err("no key");
     assert!(matches!(err, ConnectorError::Setup { .. }), "{err:?}");
@@ -266,7 +266,7 @@ async fn service_protection_429s_are_waited_out_and_nothing_is_lost() {
     .await;
     let sink = sink(&running);
     let (companies, _) = ferry_testkit::canonical_records(&generate(2_500, 5, &Mess::none()));
-    let outcomes = upsert_all(&sink, ObjectType::Companies, &companies).await;
+    let outcomes = upsert_all(&sink, ObjectType::COMPANIES, &companies).await;
     assert!(outcomes.iter().all(|o| o.result.is_ok()));
     assert_eq!(emulator.count("account"), companies.len());
     let (_, retries, throttled) = sink.http_stats().expect("stats").snapshot();
@@ -286,9 +286,9 @@ async fn service_protection_429s_are_waited_out_and_nothing_is_lost() {
     })
     .await;
     let sink = self::sink(&running);
-    let outcomes = upsert_all(&sink, ObjectType::Companies, &companies[..300]).await;
+    let outcomes = upsert_all(&sink, ObjectType::COMPANIES, &companies[..300]).await;
     assert!(outcomes.iter().all(|o| o.result.is_ok()));
-    assert_read_back_equal(&sink, ObjectType::Companies, &companies[..300]).await;
+    assert_read_back_equal(&sink, ObjectType::COMPANIES, &companies[..300]).await;
     assert_eq!(emulator.count("account"), 300);
 }
 
@@ -324,7 +324,7 @@ async fn transient_failures_of_batch_parts_are_sent_again() {
     .await;
     let sink = sink(&running);
     let (companies, _) = ferry_testkit::canonical_records(&generate(1_000, 6, &Mess::none()));
-    let outcomes = upsert_all(&sink, ObjectType::Companies, &companies).await;
+    let outcomes = upsert_all(&sink, ObjectType::COMPANIES, &companies).await;
     assert!(
         outcomes
             .iter()
@@ -332,7 +332,7 @@ async fn transient_failures_of_batch_parts_are_sent_again() {
         "every record created exactly once"
     );
     assert_eq!(emulator.count("account"), companies.len());
-    assert_read_back_equal(&sink, ObjectType::Companies, &companies).await;
+    assert_read_back_equal(&sink, ObjectType::COMPANIES, &companies).await;
 }
 
 #[tokio::test]
@@ -347,7 +347,7 @@ async fn ids_that_cannot_be_upserted_are_refused_unsent_and_outcomes_keep_input_
     )
     .expect("sink");
     let company = |id: &str| {
-        let mut r = Record::new(ObjectType::Companies, id);
+        let mut r = Record::new(ObjectType::COMPANIES, id);
         r.set(field::NAME, Value::Text("Dragonfly Inn".into()));
         r
     };
@@ -357,7 +357,7 @@ async fn ids_that_cannot_be_upserted_are_refused_unsent_and_outcomes_keep_input_
         .collect();
     let before = emulator.requests();
     let outcomes = sink
-        .upsert(ObjectType::Companies, &records)
+        .upsert(ObjectType::COMPANIES, &records)
         .await
         .expect("upsert");
     let codes: Vec<&str> = outcomes

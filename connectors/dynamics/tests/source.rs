@@ -26,10 +26,10 @@ async fn reads_every_record_once_across_next_links_with_companies_and_opt_outs()
     let source = source(&running.base_url, 50);
     source.check().await.expect("check");
 
-    let (companies, pages) = read_all(&source, ObjectType::Companies).await;
+    let (companies, pages) = read_all(&source, ObjectType::COMPANIES).await;
     assert_eq!(companies.len(), seeded.accounts);
     assert_eq!(pages, seeded.accounts.div_ceil(50));
-    let (contacts, pages) = read_all(&source, ObjectType::Contacts).await;
+    let (contacts, pages) = read_all(&source, ObjectType::CONTACTS).await;
     assert_eq!(contacts.len(), seeded.contacts);
     assert_eq!(
         pages,
@@ -86,7 +86,7 @@ async fn reads_every_record_once_across_next_links_with_companies_and_opt_outs()
     );
 
     assert_eq!(
-        source.count(ObjectType::Contacts).await.expect("count"),
+        source.count(ObjectType::CONTACTS).await.expect("count"),
         Some(seeded.contacts as u64)
     );
     let (_, _, throttled) = source.http_stats().expect("stats").snapshot();
@@ -99,14 +99,14 @@ async fn count_at_the_cap_is_unknown() {
     emulator.seed(&generate(5_000, 3, &Mess::none()));
     let source = source(&running.base_url, 5_000);
     assert_eq!(
-        source.count(ObjectType::Contacts).await.expect("count"),
+        source.count(ObjectType::CONTACTS).await.expect("count"),
         None
     );
     assert_eq!(
-        source.count(ObjectType::Companies).await.expect("count"),
+        source.count(ObjectType::COMPANIES).await.expect("count"),
         Some(1_000)
     );
-    let (contacts, pages) = read_all(&source, ObjectType::Contacts).await;
+    let (contacts, pages) = read_all(&source, ObjectType::CONTACTS).await;
     assert_eq!((contacts.len(), pages), (5_000, 1));
 }
 
@@ -116,7 +116,7 @@ async fn a_foreign_next_link_is_refused() {
     let source = source(&running.base_url, 10);
     let err = source
         .read_page(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             Some("https://attacker.example/api/data/v9.2/contacts?$skiptoken=x"),
         )
         .await

@@ -191,8 +191,8 @@ fn types_for(kind: FieldKind) -> Option<(&'static str, &'static str)> {
 fn create_body(object: ObjectType, name: &str, field: &NewField) -> Option<Json> {
     let (ty, field_type) = types_for(field.kind)?;
     let group = match object {
-        ObjectType::Contacts => "contactinformation",
-        ObjectType::Companies => "companyinformation",
+        ObjectType::CONTACTS => "contactinformation",
+        ObjectType::COMPANIES => "companyinformation",
     };
     let options: Vec<Json> = match field.kind {
         // HubSpot's UI gives an option the label as its internal value unless told otherwise.

@@ -32,8 +32,8 @@ pub fn spec() -> ferry_core::ConnectorSpec {
         name: VENDOR,
         title: "HubSpot CRM API v3 (private-app token)",
         objects: &[
-            ferry_core::ObjectType::Companies,
-            ferry_core::ObjectType::Contacts,
+            ferry_core::ObjectType::COMPANIES,
+            ferry_core::ObjectType::CONTACTS,
         ],
         source: Some(build_source),
         sink: Some(build_sink),

@@ -57,8 +57,8 @@ pub const PRIMARY_COMPANY_TYPE: &str = "contact_to_company";
 /// The (canonical field, HubSpot property) table of `object`.
 pub fn properties(object: ObjectType) -> &'static [(&'static str, &'static str)] {
     match object {
-        ObjectType::Contacts => CONTACT_PROPERTIES,
-        ObjectType::Companies => COMPANY_PROPERTIES,
+        ObjectType::CONTACTS => CONTACT_PROPERTIES,
+        ObjectType::COMPANIES => COMPANY_PROPERTIES,
     }
 }
 
@@ -95,7 +95,7 @@ pub fn stored_fields(object: ObjectType, map: &FieldMap) -> Vec<String> {
     let mut fields: Vec<String> = written_properties(map)
         .map(|b| b.canonical.to_string())
         .collect();
-    if object == ObjectType::Contacts {
+    if object == ObjectType::CONTACTS {
         fields.push(field::EMAIL_OPT_OUT.to_owned());
         fields.push(field::COMPANY.to_owned());
     }
@@ -139,8 +139,8 @@ pub fn canonical(object: ObjectType, property: &str) -> Option<&'static str> {
 /// HubSpot's path segment for `object`.
 pub fn object_path(object: ObjectType) -> &'static str {
     match object {
-        ObjectType::Contacts => "contacts",
-        ObjectType::Companies => "companies",
+        ObjectType::CONTACTS => "contacts",
+        ObjectType::COMPANIES => "companies",
     }
 }
 
@@ -314,7 +314,7 @@ pub fn to_record(
             )),
         }
     }
-    if object == ObjectType::Contacts {
+    if object == ObjectType::CONTACTS {
         if let Some(company) = raw.primary_company() {
             record.set(field::COMPANY, Value::Reference(company.to_owned()));
         }
@@ -352,8 +352,8 @@ mod tests {
             "createdAt": "2022-06-01T14:31:48.469Z", "updatedAt": "2023-01-01T00:00:00.000Z", "archived": false
         }));
         let r = to_record(
-            ObjectType::Contacts,
-            &standard_map(ObjectType::Contacts),
+            ObjectType::CONTACTS,
+            &standard_map(ObjectType::CONTACTS),
             &raw,
         )
         .expect("maps");
@@ -377,8 +377,8 @@ mod tests {
             serde_json::json!({"id": 5, "associations": {"companies": {"results": [{"id": 9, "type": "x"}]}}}),
         );
         let r = to_record(
-            ObjectType::Contacts,
-            &standard_map(ObjectType::Contacts),
+            ObjectType::CONTACTS,
+            &standard_map(ObjectType::CONTACTS),
             &raw,
         )
         .expect("maps");
@@ -388,23 +388,23 @@ mod tests {
 
     #[test]
     fn upsert_properties_clear_absent_fields_and_skip_read_only_ones() {
-        let mut r = Record::new(ObjectType::Contacts, "p-1");
+        let mut r = Record::new(ObjectType::CONTACTS, "p-1");
         r.set(field::EMAIL, Value::Text("a@example.com".into()));
         r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
         r.set(field::CREATED_AT, Value::Timestamp(0));
-        let props = to_properties(&r, &standard_map(ObjectType::Contacts)).expect("writes");
+        let props = to_properties(&r, &standard_map(ObjectType::CONTACTS)).expect("writes");
         assert_eq!(props["email"], serde_json::json!("a@example.com"));
         assert_eq!(props["firstname"], serde_json::json!(""));
         for p in NOT_WRITTEN {
             assert!(!props.contains_key(*p), "{p}");
         }
-        let mut c = Record::new(ObjectType::Companies, "c-1");
+        let mut c = Record::new(ObjectType::COMPANIES, "c-1");
         c.set(field::ANNUAL_REVENUE, Value::Decimal(1_000_000.0));
         c.set(field::EMPLOYEE_COUNT, Value::Integer(250));
-        let props = to_properties(&c, &standard_map(ObjectType::Companies)).expect("writes");
+        let props = to_properties(&c, &standard_map(ObjectType::COMPANIES)).expect("writes");
         assert_eq!(props["annualrevenue"], serde_json::json!("1000000"));
         assert_eq!(props["numberofemployees"], serde_json::json!("250"));
-        let stored = stored_fields(ObjectType::Contacts, &standard_map(ObjectType::Contacts));
+        let stored = stored_fields(ObjectType::CONTACTS, &standard_map(ObjectType::CONTACTS));
         assert!(stored.iter().any(|f| f == field::COMPANY));
         assert!(stored.iter().any(|f| f == field::EMAIL_OPT_OUT));
         assert!(!stored.iter().any(|f| f == field::CREATED_AT));
@@ -416,8 +416,8 @@ mod tests {
             serde_json::json!({"id": "1000001", "properties": {"name": "Acme", "numberofemployees": "lots-of-people"}}),
         );
         let rejection = to_record(
-            ObjectType::Companies,
-            &standard_map(ObjectType::Companies),
+            ObjectType::COMPANIES,
+            &standard_map(ObjectType::COMPANIES),
             &raw,
         )
         .expect_err("rejected");
@@ -448,13 +448,13 @@ mod tests {
 
     #[test]
     fn mapped_fields_read_as_labels_and_write_as_values() {
-        let map = standard_map(ObjectType::Companies).with(&[
+        let map = standard_map(ObjectType::COMPANIES).with(&[
             tier(),
             FieldBinding::new("seats", "seats", ferry_core::FieldType::Decimal),
         ]);
         let raw = object(serde_json::json!({"id": "1000001",
             "properties": {"name": "Acme", "tier": "silver", "seats": "12", "region": "EMEA"}}));
-        let r = to_record(ObjectType::Companies, &map, &raw).expect("maps");
+        let r = to_record(ObjectType::COMPANIES, &map, &raw).expect("maps");
         assert_eq!(r.text("tier"), Some("Silver"));
         assert_eq!(r.get("seats"), Some(&Value::Decimal(12.0)));
         // An unmapped custom property is not read.
@@ -462,7 +462,7 @@ mod tests {
         let props = to_properties(&r, &map).expect("writes");
         assert_eq!(props["tier"], serde_json::json!("silver"));
         assert_eq!(props["seats"], serde_json::json!("12"));
-        let stored = stored_fields(ObjectType::Companies, &map);
+        let stored = stored_fields(ObjectType::COMPANIES, &map);
         assert!(stored.iter().any(|f| f == "tier") && stored.iter().any(|f| f == "seats"));
 
         let mut unknown = r.clone();

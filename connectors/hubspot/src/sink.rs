@@ -414,8 +414,8 @@ impl HubspotSink {
             200 => response.json::<PropertyDef>(VENDOR, &endpoint)?,
             404 => {
                 let (group, what) = match object {
-                    ObjectType::Contacts => ("contactinformation", "contact"),
-                    ObjectType::Companies => ("companyinformation", "company"),
+                    ObjectType::CONTACTS => ("contactinformation", "contact"),
+                    ObjectType::COMPANIES => ("companyinformation", "company"),
                 };
                 let body = json!({
                     "name": name,
@@ -460,8 +460,8 @@ impl HubspotSink {
         let name = &self.source_id_property;
         let key = &self.source_id_key;
         let settings = match object {
-            ObjectType::Contacts => "Settings → Properties → Contact properties",
-            ObjectType::Companies => "Settings → Properties → Company properties",
+            ObjectType::CONTACTS => "Settings → Properties → Contact properties",
+            ObjectType::COMPANIES => "Settings → Properties → Company properties",
         };
         if !def.has_unique_value {
             return Err(ConnectorError::Setup {
@@ -528,7 +528,7 @@ impl HubspotSink {
             let Some(i) = traced.or_else(keyed) else {
                 continue;
             };
-            if object == ObjectType::Companies {
+            if object == ObjectType::COMPANIES {
                 self.companies().insert(&records[i].source_id, &result.id);
             }
             let written = Written {
@@ -600,7 +600,7 @@ impl HubspotSink {
             // HubSpot records an opt-out against an email address only: a contact without one
             // would arrive subscribable, so it is refused before anything of it is written
             // (the engine refuses it earlier; this guards callers that skip the engine).
-            if object == ObjectType::Contacts && opt_out_without_address(record) {
+            if object == ObjectType::CONTACTS && opt_out_without_address(record) {
                 outcomes[i] = Some(Err(rejection(
                     record,
                     OPT_OUT_NOT_REPRESENTABLE,
@@ -628,7 +628,7 @@ impl HubspotSink {
                 }),
             ));
         }
-        if object == ObjectType::Contacts {
+        if object == ObjectType::CONTACTS {
             inputs = self.record_opt_outs(records, inputs, &mut outcomes).await?;
         }
         // Inputs HubSpot refused with a transient per-input error (a lock) are sent again
@@ -645,7 +645,7 @@ impl HubspotSink {
         for ((i, _), outcome) in settled {
             outcomes[i] = Some(outcome);
         }
-        if object == ObjectType::Contacts {
+        if object == ObjectType::CONTACTS {
             self.link_companies(records, &mut outcomes).await?;
         }
         let created = outcomes
@@ -776,7 +776,7 @@ impl HubspotSink {
                         .iter()
                         .find(|e| e.context("fromObjectId").contains(&contact));
                     let why = error
-                        .map(|e| e.summary(ObjectType::Contacts))
+                        .map(|e| e.summary(ObjectType::CONTACTS))
                         .unwrap_or_else(|| "no result for it".into());
                     fail_after_write(
                         &mut outcomes[i],
@@ -940,7 +940,7 @@ impl HubspotSink {
                 );
                 for error in &answer.errors {
                     for email in error.context("subscriberIdString") {
-                        refused.insert(email.to_lowercase(), error.summary(ObjectType::Contacts));
+                        refused.insert(email.to_lowercase(), error.summary(ObjectType::CONTACTS));
                     }
                 }
             }
@@ -1170,7 +1170,7 @@ impl Sink for HubspotSink {
             read_back_size: MAX_BATCH,
             stored: mapping::stored_fields(object, &self.fields.get(object)),
             required: Vec::new(),
-            opt_out_needs_email: object == ObjectType::Contacts,
+            opt_out_needs_email: object == ObjectType::CONTACTS,
         })
     }
 
@@ -1191,8 +1191,8 @@ impl Sink for HubspotSink {
     /// contacts, companies too, since contacts find their company by it.
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
         self.ensure_property(object).await?;
-        if object == ObjectType::Contacts {
-            self.ensure_property(ObjectType::Companies).await?;
+        if object == ObjectType::CONTACTS {
+            self.ensure_property(ObjectType::COMPANIES).await?;
         }
         Ok(())
     }
@@ -1246,7 +1246,7 @@ impl Sink for HubspotSink {
                 }
             }
         }
-        if object == ObjectType::Contacts && !found.is_empty() {
+        if object == ObjectType::CONTACTS && !found.is_empty() {
             self.read_back_companies(&mut found).await?;
         }
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = found.len(), "read back");

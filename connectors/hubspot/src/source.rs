@@ -136,7 +136,7 @@ impl Source for HubspotSource {
             ("archived", "false"),
             ("properties", properties.as_str()),
         ];
-        if object == ObjectType::Contacts {
+        if object == ObjectType::CONTACTS {
             query.push(("associations", "companies"));
         }
         if let Some(after) = cursor {

@@ -91,7 +91,7 @@ async fn describe_lists_the_seeded_custom_fields_and_industry() {
     let hs = start(None).await;
     let source = HubspotSource::new(config(&hs.base_url), "source").expect("source");
     let companies = source
-        .describe(ObjectType::Companies)
+        .describe(ObjectType::COMPANIES)
         .await
         .expect("describe companies");
     for (name, kind) in [
@@ -128,7 +128,7 @@ async fn describe_lists_the_seeded_custom_fields_and_industry() {
 
     let sink = HubspotSink::new(config(&hs.base_url), "sink").expect("sink");
     let contacts = sink
-        .describe(ObjectType::Contacts)
+        .describe(ObjectType::CONTACTS)
         .await
         .expect("describe contacts");
     assert_eq!(find(&contacts, "favourite_colour").kind, FieldKind::Text);
@@ -148,19 +148,19 @@ async fn a_source_reads_mapped_custom_fields_with_tier_as_its_label() {
     let source = HubspotSource::new(config(&hs.base_url), "source").expect("source");
     let [companies, contacts] = mapped(
         &source
-            .describe(ObjectType::Companies)
+            .describe(ObjectType::COMPANIES)
             .await
             .expect("describe"),
         &source
-            .describe(ObjectType::Contacts)
+            .describe(ObjectType::CONTACTS)
             .await
             .expect("describe"),
     );
     source
-        .map_fields(ObjectType::Companies, &companies)
+        .map_fields(ObjectType::COMPANIES, &companies)
         .expect("map companies");
     source
-        .map_fields(ObjectType::Contacts, &contacts)
+        .map_fields(ObjectType::CONTACTS, &contacts)
         .expect("map contacts");
     let read = |object| {
         let source = &source;
@@ -181,7 +181,7 @@ async fn a_source_reads_mapped_custom_fields_with_tier_as_its_label() {
             }
         }
     };
-    let got = read(ObjectType::Companies).await;
+    let got = read(ObjectType::COMPANIES).await;
     assert_eq!(got.len(), seed.companies.len());
     for (c, r) in seed.companies.iter().zip(&got) {
         assert_eq!(r.text("region"), c.region.as_deref());
@@ -194,7 +194,7 @@ async fn a_source_reads_mapped_custom_fields_with_tier_as_its_label() {
         assert_eq!(r.text(field::NAME), c.name.as_deref());
     }
     assert!(got.iter().any(|r| r.text("tier").is_some()));
-    let got = read(ObjectType::Contacts).await;
+    let got = read(ObjectType::CONTACTS).await;
     assert_eq!(got.len(), seed.contacts.len());
     for (c, r) in seed.contacts.iter().zip(&got) {
         assert_eq!(r.text("favourite_colour"), c.favourite_colour.as_deref());
@@ -206,7 +206,7 @@ async fn a_source_reads_mapped_custom_fields_with_tier_as_its_label() {
 }
 
 fn company(i: usize, tier: &str) -> Record {
-    let mut r = Record::new(ObjectType::Companies, format!("src-co-{i}"));
+    let mut r = Record::new(ObjectType::COMPANIES, format!("src-co-{i}"));
     r.set(field::NAME, Value::Text(format!("Company {i}")));
     r.fields
         .insert("region".into(), Value::Text("Nordics".into()));
@@ -241,20 +241,20 @@ async fn a_sink_writes_mapped_fields_and_refuses_only_an_unknown_tier() {
     let sink = HubspotSink::new(config(&hs.base_url), "sink").expect("sink");
     let [companies, contacts] = mapped(
         &sink
-            .describe(ObjectType::Companies)
+            .describe(ObjectType::COMPANIES)
             .await
             .expect("describe"),
-        &sink.describe(ObjectType::Contacts).await.expect("describe"),
+        &sink.describe(ObjectType::CONTACTS).await.expect("describe"),
     );
-    sink.map_fields(ObjectType::Companies, &companies)
+    sink.map_fields(ObjectType::COMPANIES, &companies)
         .expect("map companies");
-    sink.map_fields(ObjectType::Contacts, &contacts)
+    sink.map_fields(ObjectType::CONTACTS, &contacts)
         .expect("map contacts");
-    let stored = sink.capability(ObjectType::Companies).unwrap().stored;
+    let stored = sink.capability(ObjectType::COMPANIES).unwrap().stored;
     for name in ["region", "seats", "tier", field::NAME] {
         assert!(stored.iter().any(|f| f == name), "{name} in {stored:?}");
     }
-    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
 
     // Labels match ignoring case and spaces; Platinum is no option of Tier.
     let records = vec![
@@ -264,7 +264,7 @@ async fn a_sink_writes_mapped_fields_and_refuses_only_an_unknown_tier() {
         company(4, "Bronze"),
     ];
     let outcomes = sink
-        .upsert(ObjectType::Companies, &records)
+        .upsert(ObjectType::COMPANIES, &records)
         .await
         .expect("upsert");
     let refused: Vec<_> = outcomes
@@ -282,7 +282,7 @@ async fn a_sink_writes_mapped_fields_and_refuses_only_an_unknown_tier() {
     );
 
     let mut written = vec![records[0].clone(), company(2, "Silver"), records[3].clone()];
-    assert_read_back_equal(&sink, ObjectType::Companies, &written).await;
+    assert_read_back_equal(&sink, ObjectType::COMPANIES, &written).await;
 
     // A rerun changes values in place.
     written[0]
@@ -290,7 +290,7 @@ async fn a_sink_writes_mapped_fields_and_refuses_only_an_unknown_tier() {
         .insert("seats".into(), Value::Decimal(2_500.0));
     written[1].fields.remove("region");
     let outcomes = sink
-        .upsert(ObjectType::Companies, &written)
+        .upsert(ObjectType::COMPANIES, &written)
         .await
         .expect("upsert again");
     assert!(outcomes.iter().all(|o| o.result.is_ok()), "{outcomes:?}");
@@ -299,9 +299,9 @@ async fn a_sink_writes_mapped_fields_and_refuses_only_an_unknown_tier() {
             .iter()
             .all(|o| !o.result.as_ref().is_ok_and(|w| w.created))
     );
-    assert_read_back_equal(&sink, ObjectType::Companies, &written).await;
+    assert_read_back_equal(&sink, ObjectType::COMPANIES, &written).await;
 
-    let mut contact = Record::new(ObjectType::Contacts, "src-ct-1");
+    let mut contact = Record::new(ObjectType::CONTACTS, "src-ct-1");
     contact.set(field::EMAIL, Value::Text("fields@example.com".into()));
     contact
         .fields
@@ -310,11 +310,11 @@ async fn a_sink_writes_mapped_fields_and_refuses_only_an_unknown_tier() {
         .fields
         .insert("loyalty_points".into(), Value::Decimal(4_200.0));
     let outcomes = sink
-        .upsert(ObjectType::Contacts, std::slice::from_ref(&contact))
+        .upsert(ObjectType::CONTACTS, std::slice::from_ref(&contact))
         .await
         .expect("upsert contact");
     assert!(outcomes[0].result.is_ok(), "{outcomes:?}");
-    assert_read_back_equal(&sink, ObjectType::Contacts, &[contact]).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &[contact]).await;
 }
 
 #[tokio::test]
@@ -324,7 +324,7 @@ async fn a_sink_refuses_to_map_its_source_id_property() {
     let sink = HubspotSink::new(config(&hs.base_url), "sink").expect("sink");
     let err = sink
         .map_fields(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &[FieldBinding::new(
                 "legacy_id",
                 sink.source_id_property().to_owned(),
@@ -346,7 +346,7 @@ async fn created_fields_are_described_and_written() {
     };
     let band = sink
         .create_field(
-            ObjectType::Companies,
+            ObjectType::COMPANIES,
             &NewField {
                 name: "Size Band".into(),
                 label: "Size band".into(),
@@ -369,7 +369,7 @@ async fn created_fields_are_described_and_written() {
     ] {
         created.push(
             sink.create_field(
-                ObjectType::Companies,
+                ObjectType::COMPANIES,
                 &NewField {
                     name: name.into(),
                     label: name.into(),
@@ -382,7 +382,7 @@ async fn created_fields_are_described_and_written() {
         );
     }
     let described = sink
-        .describe(ObjectType::Companies)
+        .describe(ObjectType::COMPANIES)
         .await
         .expect("describe");
     for f in &created {
@@ -397,7 +397,7 @@ async fn created_fields_are_described_and_written() {
     assert_eq!(find(&described, "churned").kind, FieldKind::Bool);
 
     sink.map_fields(
-        ObjectType::Companies,
+        ObjectType::COMPANIES,
         &[
             binding(&described, "size_band", "band"),
             binding(&described, "account_notes", "notes"),
@@ -406,8 +406,8 @@ async fn created_fields_are_described_and_written() {
         ],
     )
     .expect("map");
-    sink.prepare(ObjectType::Companies).await.expect("prepare");
-    let mut r = Record::new(ObjectType::Companies, "src-new-1");
+    sink.prepare(ObjectType::COMPANIES).await.expect("prepare");
+    let mut r = Record::new(ObjectType::COMPANIES, "src-new-1");
     r.set(field::NAME, Value::Text("Newco".into()));
     r.fields.insert("band".into(), Value::Text("large".into()));
     r.fields
@@ -415,12 +415,12 @@ async fn created_fields_are_described_and_written() {
     r.fields.insert("licences".into(), Value::Decimal(7.0));
     r.fields.insert("churned".into(), Value::Bool(true));
     let outcomes = sink
-        .upsert(ObjectType::Companies, std::slice::from_ref(&r))
+        .upsert(ObjectType::COMPANIES, std::slice::from_ref(&r))
         .await
         .expect("upsert");
     assert!(outcomes[0].result.is_ok(), "{outcomes:?}");
     let back = sink
-        .read_back(ObjectType::Companies, &["src-new-1".to_owned()])
+        .read_back(ObjectType::COMPANIES, &["src-new-1".to_owned()])
         .await
         .expect("read back");
     assert_eq!(back[0].text("band"), Some("Large"));
@@ -431,7 +431,7 @@ async fn created_fields_are_described_and_written() {
     // Creating it again names the endpoint and the property.
     let again = sink
         .create_field(
-            ObjectType::Companies,
+            ObjectType::COMPANIES,
             &NewField {
                 name: "account notes".into(),
                 label: "Account notes".into(),
@@ -449,7 +449,7 @@ async fn created_fields_are_described_and_written() {
     // A kind HubSpot properties cannot hold as ferry carries it is refused before any request.
     let refused = sink
         .create_field(
-            ObjectType::Companies,
+            ObjectType::COMPANIES,
             &NewField {
                 name: "owner".into(),
                 label: "Owner".into(),

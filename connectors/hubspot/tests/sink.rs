@@ -136,10 +136,10 @@ async fn prepare_creates_the_unique_property_once() {
     let sink = sink(&hs);
     sink.check().await.expect("check");
     for _ in 0..2 {
-        sink.prepare(ObjectType::Companies)
+        sink.prepare(ObjectType::COMPANIES)
             .await
             .expect("prepare companies");
-        sink.prepare(ObjectType::Contacts)
+        sink.prepare(ObjectType::CONTACTS)
             .await
             .expect("prepare contacts");
     }
@@ -179,7 +179,7 @@ async fn a_property_without_unique_values_is_a_setup_error() {
         ..config(&hs.base_url)
     };
     let sink = HubspotSink::new(config, "sink").expect("sink");
-    match sink.prepare(ObjectType::Companies).await {
+    match sink.prepare(ObjectType::COMPANIES).await {
         Err(e @ ConnectorError::Setup { .. }) => {
             let text = e.to_string();
             assert!(
@@ -199,8 +199,8 @@ async fn writes_links_opts_out_reads_back_equal_and_reruns_without_duplicates() 
     init();
     let (hs, emulator) = start(unlimited()).await;
     let sink = sink(&hs);
-    sink.prepare(ObjectType::Companies).await.expect("prepare");
-    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    sink.prepare(ObjectType::COMPANIES).await.expect("prepare");
+    sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
     let (companies, contacts) = canonical(&generate(400, 11, &Mess::none()));
     assert!(
         contacts
@@ -208,15 +208,15 @@ async fn writes_links_opts_out_reads_back_equal_and_reruns_without_duplicates() 
             .any(|c| c.get(field::EMAIL_OPT_OUT) == Some(&Value::Bool(true)))
     );
 
-    let outcomes = upsert_all(&sink, ObjectType::Companies, &companies).await;
+    let outcomes = upsert_all(&sink, ObjectType::COMPANIES, &companies).await;
     assert!(
         outcomes
             .iter()
             .all(|o| o.result.as_ref().is_ok_and(|w| w.created))
     );
-    assert_read_back_equal(&sink, ObjectType::Companies, &companies).await;
+    assert_read_back_equal(&sink, ObjectType::COMPANIES, &companies).await;
 
-    let outcomes = upsert_all(&sink, ObjectType::Contacts, &contacts).await;
+    let outcomes = upsert_all(&sink, ObjectType::CONTACTS, &contacts).await;
     let mut written = Vec::new();
     for (record, outcome) in contacts.iter().zip(&outcomes) {
         match &outcome.result {
@@ -230,7 +230,7 @@ async fn writes_links_opts_out_reads_back_equal_and_reruns_without_duplicates() 
             }
         }
     }
-    assert_read_back_equal(&sink, ObjectType::Contacts, &written).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &written).await;
     assert_eq!(emulator.count("companies"), Some(companies.len()));
     assert_eq!(
         emulator.count("contacts"),
@@ -240,8 +240,8 @@ async fn writes_links_opts_out_reads_back_equal_and_reruns_without_duplicates() 
 
     // A rerun updates in place: nothing new, counts unchanged, digests still equal.
     for (object, records) in [
-        (ObjectType::Companies, &companies),
-        (ObjectType::Contacts, &contacts),
+        (ObjectType::COMPANIES, &companies),
+        (ObjectType::CONTACTS, &contacts),
     ] {
         let outcomes = upsert_all(&sink, object, records).await;
         for (record, outcome) in records.iter().zip(&outcomes) {
@@ -253,7 +253,7 @@ async fn writes_links_opts_out_reads_back_equal_and_reruns_without_duplicates() 
     }
     assert_eq!(emulator.count("companies"), Some(companies.len()));
     assert_eq!(emulator.count("contacts"), Some(written.len()));
-    assert_read_back_equal(&sink, ObjectType::Contacts, &written).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &written).await;
 
     // A contact that lost its company and a field is cleared; one that moved is relinked.
     let mut lost = written
@@ -275,7 +275,7 @@ async fn writes_links_opts_out_reads_back_equal_and_reruns_without_duplicates() 
     moved.set(field::COMPANY, Value::Reference(other.source_id.clone()));
     let changed = [lost, moved];
     let outcomes = sink
-        .upsert(ObjectType::Contacts, &changed)
+        .upsert(ObjectType::CONTACTS, &changed)
         .await
         .expect("upsert");
     assert!(
@@ -283,7 +283,7 @@ async fn writes_links_opts_out_reads_back_equal_and_reruns_without_duplicates() 
             .iter()
             .all(|o| o.result.as_ref().is_ok_and(|w| !w.created))
     );
-    assert_read_back_equal(&sink, ObjectType::Contacts, &changed).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &changed).await;
 }
 
 #[tokio::test]
@@ -291,13 +291,13 @@ async fn refused_records_become_rejections_without_values() {
     init();
     let (hs, emulator) = start(unlimited()).await;
     let sink = sink(&hs);
-    sink.prepare(ObjectType::Contacts).await.expect("prepare");
-    let mut company = Record::new(ObjectType::Companies, "co-1");
+    sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
+    let mut company = Record::new(ObjectType::COMPANIES, "co-1");
     company.set(field::NAME, Value::Text("Acme".into()));
-    let mut bad_revenue = Record::new(ObjectType::Companies, "co-2");
+    let mut bad_revenue = Record::new(ObjectType::COMPANIES, "co-2");
     bad_revenue.set(field::ANNUAL_REVENUE, Value::Text("lots-and-lots".into()));
     let outcomes = sink
-        .upsert(ObjectType::Companies, &[company, bad_revenue])
+        .upsert(ObjectType::COMPANIES, &[company, bad_revenue])
         .await
         .expect("upsert");
     assert!(outcomes[0].result.is_ok());
@@ -315,7 +315,7 @@ async fn refused_records_become_rejections_without_values() {
     );
 
     let contact = |id: &str, email: Option<&str>, company: Option<&str>, opt_out: bool| {
-        let mut r = Record::new(ObjectType::Contacts, id);
+        let mut r = Record::new(ObjectType::CONTACTS, id);
         r.set(field::LAST_NAME, Value::Text("Doe".into()));
         if let Some(e) = email {
             r.set(field::EMAIL, Value::Text(e.into()));
@@ -343,7 +343,7 @@ async fn refused_records_become_rejections_without_values() {
         contact("p-opt-out-no-email", None, None, true),
     ];
     let outcomes = sink
-        .upsert(ObjectType::Contacts, &records)
+        .upsert(ObjectType::CONTACTS, &records)
         .await
         .expect("upsert");
     assert!(outcomes[0].result.as_ref().is_ok_and(|w| w.created));
@@ -363,7 +363,7 @@ async fn refused_records_become_rejections_without_values() {
     // Another record with a taken email address: HubSpot's 409 conflict, per record.
     let duplicate = contact("p-dup-email", Some("ok@example.com"), None, false);
     let outcome = sink
-        .upsert(ObjectType::Contacts, std::slice::from_ref(&duplicate))
+        .upsert(ObjectType::CONTACTS, std::slice::from_ref(&duplicate))
         .await
         .expect("upsert");
     let conflict = outcome[0].result.as_ref().expect_err("refused");
@@ -392,7 +392,7 @@ async fn refused_records_become_rejections_without_values() {
     assert_eq!(emulator.count("contacts"), Some(2));
     let back = sink
         .read_back(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &["p-ok".into(), "p-no-company".into(), "p-bad-email".into()],
         )
         .await
@@ -431,9 +431,9 @@ async fn an_opted_out_contact_without_an_address_is_refused_before_anything_is_w
     init();
     let (hs, emulator) = start(unlimited()).await;
     let sink = sink(&hs);
-    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
     let contact = |id: &str, email: Option<&str>| {
-        let mut r = Record::new(ObjectType::Contacts, id);
+        let mut r = Record::new(ObjectType::CONTACTS, id);
         r.set(field::LAST_NAME, Value::Text("Doe".into()));
         if let Some(e) = email {
             r.set(field::EMAIL, Value::Text(e.into()));
@@ -448,7 +448,7 @@ async fn an_opted_out_contact_without_an_address_is_refused_before_anything_is_w
     ];
     for _ in 0..2 {
         let outcomes = sink
-            .upsert(ObjectType::Contacts, &records)
+            .upsert(ObjectType::CONTACTS, &records)
             .await
             .expect("upsert");
         for o in &outcomes[..2] {
@@ -465,7 +465,7 @@ async fn an_opted_out_contact_without_an_address_is_refused_before_anything_is_w
         // refused ones again as records beyond those read back.
         assert_eq!(emulator.count("contacts"), Some(1));
         assert_eq!(
-            sink.count_with_source_id(ObjectType::Contacts)
+            sink.count_with_source_id(ObjectType::CONTACTS)
                 .await
                 .expect("count"),
             Some(1)
@@ -473,7 +473,7 @@ async fn an_opted_out_contact_without_an_address_is_refused_before_anything_is_w
     }
     let back = sink
         .read_back(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &["p-none".into(), "p-blank".into(), "p-ok".into()],
         )
         .await
@@ -485,7 +485,7 @@ async fn an_opted_out_contact_without_an_address_is_refused_before_anything_is_w
     // unsubscribe (a top-level domain with a digit) leaves the contact unwritten.
     let refused = sink
         .upsert(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &[contact("p-odd", Some("kim@example.c0m"))],
         )
         .await
@@ -500,13 +500,13 @@ async fn an_opted_out_contact_without_an_address_is_refused_before_anything_is_w
     assert_eq!(emulator.count("contacts"), Some(1));
     // The engine refuses such records while reading, before any batch reaches the sink.
     assert!(
-        sink.capability(ObjectType::Contacts)
+        sink.capability(ObjectType::CONTACTS)
             .unwrap()
             .opt_out_needs_email
     );
     assert!(
         !sink
-            .capability(ObjectType::Companies)
+            .capability(ObjectType::COMPANIES)
             .unwrap()
             .opt_out_needs_email
     );
@@ -521,10 +521,10 @@ async fn opt_outs_go_one_by_one_without_the_batch_scopes() {
     })
     .await;
     let sink = sink(&hs);
-    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
     let records: Vec<Record> = (0..30)
         .map(|i| {
-            let mut r = Record::new(ObjectType::Contacts, format!("p-{i}"));
+            let mut r = Record::new(ObjectType::CONTACTS, format!("p-{i}"));
             r.set(
                 field::EMAIL,
                 Value::Text(format!("person{i}+tag@example.com")),
@@ -535,12 +535,12 @@ async fn opt_outs_go_one_by_one_without_the_batch_scopes() {
         .collect();
     let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
     let outcomes = sink
-        .upsert(ObjectType::Contacts, &records)
+        .upsert(ObjectType::CONTACTS, &records)
         .await
         .expect("upsert");
     assert!(outcomes.iter().all(|o| o.result.is_ok()), "{outcomes:?}");
     let back = sink
-        .read_back(ObjectType::Contacts, &ids)
+        .read_back(ObjectType::CONTACTS, &ids)
         .await
         .expect("read back");
     assert_eq!(back.len(), records.len());
@@ -557,7 +557,7 @@ async fn opt_outs_go_one_by_one_without_the_batch_scopes() {
     // one request per address again.
     let (before, _) = emulator.request_counts();
     let outcomes = sink
-        .upsert(ObjectType::Contacts, &records)
+        .upsert(ObjectType::CONTACTS, &records)
         .await
         .expect("upsert");
     assert!(outcomes.iter().all(|o| o.result.is_ok()), "{outcomes:?}");
@@ -668,7 +668,7 @@ async fn a_migration_refuses_email_less_opt_outs_once_and_finds_nothing_extra() 
     let contacts = report
         .objects
         .iter()
-        .find(|o| o.object == Some(ObjectType::Contacts))
+        .find(|o| o.object == Some(ObjectType::CONTACTS))
         .expect("contacts");
     assert_eq!(contacts.failed, refused.len() as u64);
     assert_eq!(contacts.extra_in_sink, 0);
@@ -685,28 +685,28 @@ async fn a_primary_company_beyond_the_first_association_page_is_read_back() {
     init();
     let (hs, _emulator) = start(unlimited()).await;
     let sink = sink(&hs);
-    sink.prepare(ObjectType::Companies).await.expect("prepare");
-    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    sink.prepare(ObjectType::COMPANIES).await.expect("prepare");
+    sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
     // 600 companies: one answer lists 500 associations, in id order, so the last company
     // written (the highest id) is on the second page.
     let companies: Vec<Record> = (0..600)
         .map(|i| {
-            let mut c = Record::new(ObjectType::Companies, format!("co-{i}"));
+            let mut c = Record::new(ObjectType::COMPANIES, format!("co-{i}"));
             c.set(field::NAME, Value::Text(format!("Company {i}")));
             c
         })
         .collect();
-    let written = upsert_all(&sink, ObjectType::Companies, &companies).await;
+    let written = upsert_all(&sink, ObjectType::COMPANIES, &companies).await;
     let hubspot_ids: Vec<String> = written
         .iter()
         .map(|o| o.result.as_ref().expect("company written").sink_id.clone())
         .collect();
-    let mut contact = Record::new(ObjectType::Contacts, "p-1");
+    let mut contact = Record::new(ObjectType::CONTACTS, "p-1");
     contact.set(field::EMAIL, Value::Text("p1@example.com".into()));
     contact.set(field::LAST_NAME, Value::Text("Ng".into()));
     contact.set(field::COMPANY, Value::Reference("co-599".into()));
     let outcome = sink
-        .upsert(ObjectType::Contacts, std::slice::from_ref(&contact))
+        .upsert(ObjectType::CONTACTS, std::slice::from_ref(&contact))
         .await
         .expect("upsert");
     let contact_id = outcome[0]
@@ -739,5 +739,5 @@ async fn a_primary_company_beyond_the_first_association_page_is_read_back() {
         "{page}"
     );
 
-    assert_read_back_equal(&sink, ObjectType::Contacts, &[contact]).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &[contact]).await;
 }

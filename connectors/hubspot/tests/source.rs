@@ -91,12 +91,12 @@ async fn reads_every_company_and_contact_once_with_associations_and_opt_outs() {
     let source = HubspotSource::new(config(&hs.base_url, TOKEN_VAR), "source").expect("source");
     source.check().await.expect("check");
 
-    let companies = read_all(&source, ObjectType::Companies).await;
+    let companies = read_all(&source, ObjectType::COMPANIES).await;
     assert_eq!(companies.len(), data.companies.len());
     assert_unique(&companies);
     let company_ids: HashSet<&str> = companies.iter().map(|r| r.source_id.as_str()).collect();
 
-    let contacts = read_all(&source, ObjectType::Contacts).await;
+    let contacts = read_all(&source, ObjectType::CONTACTS).await;
     assert_eq!(contacts.len(), data.contacts.len());
     assert_unique(&contacts);
     for (record, seeded) in contacts.iter().zip(&data.contacts) {
@@ -163,7 +163,7 @@ async fn bad_token_is_an_auth_error_naming_vendor_and_endpoint_without_the_token
     let source = HubspotSource::new(config(&hs.base_url, BAD_TOKEN_VAR), "source").expect("source");
     for result in [
         source.check().await.err(),
-        source.read_page(ObjectType::Companies, None).await.err(),
+        source.read_page(ObjectType::COMPANIES, None).await.err(),
     ] {
         let err = result.expect("an error");
         assert!(
@@ -220,8 +220,8 @@ async fn a_429_storm_is_retried_and_nothing_is_lost() {
         "source",
     )
     .expect("source");
-    let companies = read_all(&source, ObjectType::Companies).await;
-    let contacts = read_all(&source, ObjectType::Contacts).await;
+    let companies = read_all(&source, ObjectType::COMPANIES).await;
+    let contacts = read_all(&source, ObjectType::CONTACTS).await;
     assert_eq!(
         (companies.len(), contacts.len()),
         (data.companies.len(), data.contacts.len())
@@ -256,7 +256,7 @@ async fn a_tight_burst_limit_is_respected_with_zero_429s() {
     };
     let source = HubspotSource::new(config, "source").expect("source");
     let started = Instant::now();
-    let contacts = read_all(&source, ObjectType::Contacts).await;
+    let contacts = read_all(&source, ObjectType::CONTACTS).await;
     assert_eq!(contacts.len(), data.contacts.len());
     assert_unique(&contacts);
     let (requests, retries, throttled) = source
@@ -291,7 +291,7 @@ async fn unreadable_values_are_reported_by_field_not_value() {
     assert!(emulator.put_raw("companies", &bad_id, "numberofemployees", "lots-of-people"));
     let source = HubspotSource::new(config(&hs.base_url, TOKEN_VAR), "source").expect("source");
     let page = source
-        .read_page(ObjectType::Companies, None)
+        .read_page(ObjectType::COMPANIES, None)
         .await
         .expect("page");
     assert_eq!(page.records.len(), data.companies.len() - 1);
@@ -332,7 +332,7 @@ async fn garbled_json_is_malformed_naming_vendor_and_endpoint() {
     let source =
         HubspotSource::new(config(&format!("http://{addr}"), TOKEN_VAR), "source").expect("source");
     let err = source
-        .read_page(ObjectType::Contacts, None)
+        .read_page(ObjectType::CONTACTS, None)
         .await
         .expect_err("malformed");
     assert!(matches!(err, ConnectorError::Malformed { .. }), "{err:?}");
@@ -375,7 +375,7 @@ async fn the_cursor_is_found_before_the_records_are_read_and_agrees_with_them() 
         let source = HubspotSource::new(config(&format!("http://{addr}"), TOKEN_VAR), "source")
             .expect("source");
         let fetched = source
-            .fetch_page(ObjectType::Contacts, None)
+            .fetch_page(ObjectType::CONTACTS, None)
             .await
             .expect("fetched");
         assert_eq!(fetched.next.as_deref(), Some(cursor));
@@ -394,8 +394,8 @@ async fn count_is_the_seeded_number_from_one_search_each() {
     init();
     let (hs, emulator, data) = emulator(Options::default(), 120).await;
     let source = HubspotSource::new(config(&hs.base_url, TOKEN_VAR), "source").expect("source");
-    let contacts = source.count(ObjectType::Contacts).await.expect("count");
-    let companies = source.count(ObjectType::Companies).await.expect("count");
+    let contacts = source.count(ObjectType::CONTACTS).await.expect("count");
+    let companies = source.count(ObjectType::COMPANIES).await.expect("count");
     assert_eq!(contacts, Some(data.contacts.len() as u64));
     assert_eq!(companies, Some(data.companies.len() as u64));
     assert_eq!(
@@ -422,7 +422,7 @@ async fn counts_in_a_row_stay_under_the_five_per_second_search_limit() {
     let source = HubspotSource::new(config(&hs.base_url, TOKEN_VAR), "source").expect("source");
     let started = Instant::now();
     for _ in 0..8 {
-        let n = source.count(ObjectType::Contacts).await.expect("count");
+        let n = source.count(ObjectType::CONTACTS).await.expect("count");
         assert_eq!(n, Some(data.contacts.len() as u64));
     }
     assert_eq!(
@@ -463,7 +463,7 @@ async fn count_without_a_total_is_none() {
     let source =
         HubspotSource::new(config(&format!("http://{addr}"), TOKEN_VAR), "source").expect("source");
     assert_eq!(
-        source.count(ObjectType::Contacts).await.expect("count"),
+        source.count(ObjectType::CONTACTS).await.expect("count"),
         None
     );
 }

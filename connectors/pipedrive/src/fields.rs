@@ -205,7 +205,7 @@ mod tests {
             ),
             FieldBinding::new("first_name", "first_name", FieldType::Text),
         ];
-        assert!(check_bindings(ObjectType::Contacts, &ok).is_ok());
+        assert!(check_bindings(ObjectType::CONTACTS, &ok).is_ok());
         for vendor in [
             "emails",
             "org_id",
@@ -213,7 +213,7 @@ mod tests {
             "abc",
         ] {
             let err = check_bindings(
-                ObjectType::Contacts,
+                ObjectType::CONTACTS,
                 &[FieldBinding::new("x", vendor, FieldType::Text)],
             )
             .unwrap_err();

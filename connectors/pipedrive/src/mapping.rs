@@ -457,7 +457,7 @@ mod tests {
     }
 
     fn contact() -> Record {
-        let mut r = Record::new(ObjectType::Contacts, "hs-1");
+        let mut r = Record::new(ObjectType::CONTACTS, "hs-1");
         r.set(field::FIRST_NAME, Value::Text("Zoë".into()));
         r.set(field::LAST_NAME, Value::Text("van der Berg".into()));
         r.set(field::EMAIL, Value::Text("zoe@example.org".into()));
@@ -479,16 +479,16 @@ mod tests {
         // What Pipedrive would answer for that body.
         let mut stored = body.clone();
         stored["id"] = json!(1);
-        let map = standard_map(ObjectType::Contacts);
+        let map = standard_map(ObjectType::CONTACTS);
         let back = to_record(
-            row(ObjectType::Contacts),
+            row(ObjectType::CONTACTS),
             &stored,
             "hs-1".into(),
             |_, _| "co-9".into(),
             &map,
         )
         .unwrap();
-        let p = Projection::new(stored_fields(ObjectType::Contacts, &map));
+        let p = Projection::new(stored_fields(ObjectType::CONTACTS, &map));
         assert_eq!(record_digest(&r, &p), record_digest(&back, &p));
     }
 
@@ -504,8 +504,8 @@ mod tests {
             ..FieldBinding::new("tier", TIER, ferry_core::FieldType::Text)
         };
         let seats = FieldBinding::new("seats", SEATS, ferry_core::FieldType::Integer);
-        let map = standard_map(ObjectType::Companies).with(&[tier, seats]);
-        let mut r = Record::new(ObjectType::Companies, "co-1");
+        let map = standard_map(ObjectType::COMPANIES).with(&[tier, seats]);
+        let mut r = Record::new(ObjectType::COMPANIES, "co-1");
         r.set(field::NAME, Value::Text("Acme".into()));
         r.fields.insert("tier".into(), Value::Text(" gold ".into()));
         r.fields.insert("seats".into(), Value::Integer(12));
@@ -515,7 +515,7 @@ mod tests {
             json!({"k": "co-1", TIER: 17, SEATS: 12})
         );
         let back = to_record(
-            row(ObjectType::Companies),
+            row(ObjectType::COMPANIES),
             &body,
             "co-1".into(),
             |_, id| id.to_string(),
@@ -524,7 +524,7 @@ mod tests {
         .unwrap();
         assert_eq!(back.get("tier"), Some(&Value::Text("Gold".into())));
         assert_eq!(back.get("seats"), Some(&Value::Integer(12)));
-        assert!(stored_fields(ObjectType::Companies, &map).contains(&"tier".to_owned()));
+        assert!(stored_fields(ObjectType::COMPANIES, &map).contains(&"tier".to_owned()));
         // Unset mapped fields are cleared on update; an unknown label refuses the record.
         r.fields.remove("seats");
         r.fields
@@ -555,7 +555,7 @@ mod tests {
 
     #[test]
     fn a_company_round_trips_through_the_organization_shape() {
-        let mut r = Record::new(ObjectType::Companies, "co-9");
+        let mut r = Record::new(ObjectType::COMPANIES, "co-9");
         r.set(field::NAME, Value::Text("Café Größe GmbH".into()));
         r.set(field::STREET, Value::Text("12 Main Street".into()));
         r.set(field::COUNTRY, Value::Text("Germany".into()));
@@ -563,16 +563,16 @@ mod tests {
         let body = to_body(row(r.object), &r, "k", &[], &standard_map(r.object)).unwrap();
         assert_eq!(body["address"]["route"], "12 Main Street");
         assert!(body.get("website").is_none(), "no invented fields");
-        let map = standard_map(ObjectType::Companies);
+        let map = standard_map(ObjectType::COMPANIES);
         let back = to_record(
-            row(ObjectType::Companies),
+            row(ObjectType::COMPANIES),
             &body,
             "co-9".into(),
             |_, id| id.to_string(),
             &map,
         )
         .unwrap();
-        let p = Projection::new(stored_fields(ObjectType::Companies, &map));
+        let p = Projection::new(stored_fields(ObjectType::COMPANIES, &map));
         assert_eq!(record_digest(&r, &p), record_digest(&back, &p));
     }
 
@@ -582,11 +582,11 @@ mod tests {
             "phones": [{"value": "m", "label": "mobile", "primary": true}, {"value": "w", "label": "work"}],
             "marketing_status": "no_consent", "add_time": "2024-01-02T03:04:05Z"});
         let r = to_record(
-            row(ObjectType::Contacts),
+            row(ObjectType::CONTACTS),
             &raw,
             "5".into(),
             |_, id| id.to_string(),
-            &standard_map(ObjectType::Contacts),
+            &standard_map(ObjectType::CONTACTS),
         )
         .unwrap();
         assert_eq!(r.text(field::EMAIL), Some("p@example.org"));
@@ -601,11 +601,11 @@ mod tests {
         ));
         let org = json!({"id": 1, "name": "O", "address": {"street_number": "12", "route": "Main St"}, "add_time": "soon"});
         let err = to_record(
-            row(ObjectType::Companies),
+            row(ObjectType::COMPANIES),
             &org,
             "1".into(),
             |_, id| id.to_string(),
-            &standard_map(ObjectType::Companies),
+            &standard_map(ObjectType::COMPANIES),
         )
         .unwrap_err();
         assert!(err.reason.contains("add_time") && !err.reason.contains("soon"));

@@ -107,7 +107,7 @@ pub struct PipedriveReference {
 /// Pipedrive's side of every object ferry moves: read top to bottom to see what maps where.
 pub static OBJECTS: &[PipedriveObject] = &[
     PipedriveObject {
-        object: ObjectType::Companies,
+        object: ObjectType::COMPANIES,
         path: "organizations",
         fields_path: "organizationFields",
         noun: "organization",
@@ -137,7 +137,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         required: &[],
     },
     PipedriveObject {
-        object: ObjectType::Contacts,
+        object: ObjectType::CONTACTS,
         path: "persons",
         fields_path: "personFields",
         noun: "person",
@@ -172,7 +172,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         references: &[PipedriveReference {
             canonical: field::COMPANY,
             vendor: "org_id",
-            target: ObjectType::Companies,
+            target: ObjectType::COMPANIES,
             missing_code: "COMPANY_NOT_FOUND",
             missing_reason: "the company reference: no Pipedrive organization carries the contact's company as its \
                              source id (the company was not migrated, or was rejected)",
@@ -308,9 +308,9 @@ mod tests {
     fn an_object_without_a_row_is_refused_as_unsupported() {
         // A table without the contacts row stands in for an object ferry cannot name yet.
         let companies_only = &OBJECTS[..1];
-        assert_eq!(companies_only[0].object, ObjectType::Companies);
+        assert_eq!(companies_only[0].object, ObjectType::COMPANIES);
         for table in [companies_only, &[]] {
-            match row_in(table, ObjectType::Contacts) {
+            match row_in(table, ObjectType::CONTACTS) {
                 Err(ferry_core::ConnectorError::Unsupported { vendor, detail }) => {
                     assert_eq!(vendor, VENDOR);
                     assert!(detail.contains("contacts"), "{detail}");
@@ -318,12 +318,12 @@ mod tests {
                 other => panic!("not refused: {other:?}"),
             }
         }
-        assert!(row_in(companies_only, ObjectType::Companies).is_ok());
+        assert!(row_in(companies_only, ObjectType::COMPANIES).is_ok());
     }
 
     #[test]
     fn stored_fields_are_the_compound_and_the_standard_ones() {
-        let contacts = binding(ObjectType::Contacts).unwrap();
+        let contacts = binding(ObjectType::CONTACTS).unwrap();
         assert_eq!(
             contacts.stored_fields(&contacts.standard_map()),
             [
@@ -336,7 +336,7 @@ mod tests {
                 "phone"
             ]
         );
-        let companies = binding(ObjectType::Companies).unwrap();
+        let companies = binding(ObjectType::COMPANIES).unwrap();
         assert_eq!(
             companies.stored_fields(&companies.standard_map()),
             ["city", "country", "name", "postal_code", "state", "street"]
@@ -345,8 +345,8 @@ mod tests {
 
     #[test]
     fn describe_names_the_compound_fields() {
-        let contacts = binding(ObjectType::Contacts).unwrap();
-        let companies = binding(ObjectType::Companies).unwrap();
+        let contacts = binding(ObjectType::CONTACTS).unwrap();
+        let companies = binding(ObjectType::COMPANIES).unwrap();
         let canonical = |row: &PipedriveObject, code| row.compound_canonical(code);
         assert_eq!(canonical(contacts, "emails"), Some(field::EMAIL));
         assert_eq!(canonical(contacts, "phones"), Some(field::PHONE));

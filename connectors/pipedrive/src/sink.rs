@@ -862,8 +862,8 @@ mod tests {
         };
         let sink = PipedriveSink::new(config, "sink").expect("sink");
         for (object, section) in [
-            (ObjectType::Contacts, "Data fields → Person →"),
-            (ObjectType::Companies, "Data fields → Organization →"),
+            (ObjectType::CONTACTS, "Data fields → Person →"),
+            (ObjectType::COMPANIES, "Data fields → Organization →"),
         ] {
             let row = objects::binding(object).unwrap();
             let path = format!("/api/v2/{}", row.fields_path);

@@ -125,15 +125,15 @@ async fn source_pages_every_person_and_organization_once() {
     let source = PipedriveSource::new(config(&running.base_url), "source").expect("source");
     source.check().await.expect("check");
     assert_eq!(
-        source.count(ObjectType::Contacts).await.expect("count"),
+        source.count(ObjectType::CONTACTS).await.expect("count"),
         None
     );
-    let (persons, pages) = read_all(&source, ObjectType::Contacts).await;
+    let (persons, pages) = read_all(&source, ObjectType::CONTACTS).await;
     assert_eq!(pages, 3, "500 per page");
     assert_eq!(persons.len(), seeded.contacts);
     let ids: HashSet<&str> = persons.iter().map(|r| r.source_id.as_str()).collect();
     assert_eq!(ids.len(), persons.len(), "each once");
-    let (orgs, _) = read_all(&source, ObjectType::Companies).await;
+    let (orgs, _) = read_all(&source, ObjectType::COMPANIES).await;
     assert_eq!(orgs.len(), seeded.companies);
     let org_ids: HashSet<&str> = orgs.iter().map(|r| r.source_id.as_str()).collect();
     let linked = persons
@@ -165,10 +165,10 @@ async fn sink_upserts_idempotently_and_reads_back_equal() {
     let sink = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
     sink.check().await.expect("check");
     let (companies, contacts) = canonical(&generate(300, 11, &Mess::none()));
-    sink.prepare(ObjectType::Companies)
+    sink.prepare(ObjectType::COMPANIES)
         .await
         .expect("prepare companies");
-    sink.prepare(ObjectType::Contacts)
+    sink.prepare(ObjectType::CONTACTS)
         .await
         .expect("prepare contacts");
     assert!(
@@ -177,8 +177,8 @@ async fn sink_upserts_idempotently_and_reads_back_equal() {
             .is_some()
     );
     for (object, records) in [
-        (ObjectType::Companies, &companies),
-        (ObjectType::Contacts, &contacts),
+        (ObjectType::COMPANIES, &companies),
+        (ObjectType::CONTACTS, &contacts),
     ] {
         let outcomes = upsert_all(&sink, object, records).await;
         let failed: Vec<_> = outcomes
@@ -193,10 +193,10 @@ async fn sink_upserts_idempotently_and_reads_back_equal() {
 
     // A second sink (a rerun: empty caches) finds everything by source id and creates nothing.
     let rerun = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
-    rerun.prepare(ObjectType::Contacts).await.expect("prepare");
+    rerun.prepare(ObjectType::CONTACTS).await.expect("prepare");
     for (object, records) in [
-        (ObjectType::Companies, &companies),
-        (ObjectType::Contacts, &contacts),
+        (ObjectType::COMPANIES, &companies),
+        (ObjectType::CONTACTS, &contacts),
     ] {
         let outcomes = upsert_all(&rerun, object, records).await;
         assert!(
@@ -230,11 +230,11 @@ async fn sink_upserts_idempotently_and_reads_back_equal() {
         changed.fields.remove(f);
     }
     let out = rerun
-        .upsert(ObjectType::Contacts, std::slice::from_ref(&changed))
+        .upsert(ObjectType::CONTACTS, std::slice::from_ref(&changed))
         .await
         .expect("upsert");
     assert!(out[0].result.is_ok());
-    read_back_digests_equal(&rerun, ObjectType::Contacts, &[changed]).await;
+    read_back_digests_equal(&rerun, ObjectType::CONTACTS, &[changed]).await;
 }
 
 /// A record deleted since this sink wrote it, and written again by another run under a new id,
@@ -245,8 +245,8 @@ async fn read_back_searches_again_for_a_record_deleted_since_it_was_written() {
     let (_emulator, running) = start(unlimited()).await;
     let (companies, _) = canonical(&generate(20, 5, &Mess::none()));
     let first = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
-    first.prepare(ObjectType::Companies).await.expect("prepare");
-    let written = upsert_all(&first, ObjectType::Companies, &companies).await;
+    first.prepare(ObjectType::COMPANIES).await.expect("prepare");
+    let written = upsert_all(&first, ObjectType::COMPANIES, &companies).await;
     let old_id = written[0].result.as_ref().expect("written").sink_id.clone();
     let deleted = reqwest::Client::new()
         .delete(format!(
@@ -261,12 +261,12 @@ async fn read_back_searches_again_for_a_record_deleted_since_it_was_written() {
     // Another run (empty caches) writes it again: a new organization.
     let second = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
     let again = second
-        .upsert(ObjectType::Companies, &companies[..1])
+        .upsert(ObjectType::COMPANIES, &companies[..1])
         .await
         .expect("upsert");
     let again = again[0].result.as_ref().expect("written again");
     assert!(again.created && again.sink_id != old_id, "{again:?}");
-    read_back_digests_equal(&first, ObjectType::Companies, &companies).await;
+    read_back_digests_equal(&first, ObjectType::COMPANIES, &companies).await;
 }
 
 /// A person whose organization ferry did not write (no source id on it) reads back with a
@@ -276,7 +276,7 @@ async fn read_back_searches_again_for_a_record_deleted_since_it_was_written() {
 async fn a_reference_to_an_organization_ferry_did_not_write_reads_back_by_its_pipedrive_id() {
     let (_emulator, running) = start(unlimited()).await;
     let sink = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
-    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
     let http = reqwest::Client::new();
     let created: serde_json::Value = http
         .post(format!("{}/api/v2/organizations", running.base_url))
@@ -289,10 +289,10 @@ async fn a_reference_to_an_organization_ferry_did_not_write_reads_back_by_its_pi
         .await
         .expect("organization body");
     let org = created["data"]["id"].as_u64().expect("organization id");
-    let mut person = Record::new(ObjectType::Contacts, "p-1");
+    let mut person = Record::new(ObjectType::CONTACTS, "p-1");
     person.set(field::LAST_NAME, Value::Text("Gilmore".into()));
     let out = sink
-        .upsert(ObjectType::Contacts, &[person])
+        .upsert(ObjectType::CONTACTS, &[person])
         .await
         .expect("upsert");
     let id = out[0].result.as_ref().expect("written").sink_id.clone();
@@ -305,7 +305,7 @@ async fn a_reference_to_an_organization_ferry_did_not_write_reads_back_by_its_pi
         .expect("link");
     assert!(patched.status().is_success(), "{}", patched.status());
     let back = sink
-        .read_back(ObjectType::Contacts, &["p-1".to_owned()])
+        .read_back(ObjectType::CONTACTS, &["p-1".to_owned()])
         .await
         .expect("read back");
     assert_eq!(back.len(), 1);
@@ -323,27 +323,27 @@ fn sink_field(emulator: &Emulator) -> Option<String> {
 async fn refused_records_become_rejections_without_values() {
     let (emulator, running) = start(unlimited()).await;
     let sink = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
-    sink.prepare(ObjectType::Contacts).await.expect("prepare");
-    let mut nameless = Record::new(ObjectType::Contacts, "p-1");
+    sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
+    let mut nameless = Record::new(ObjectType::CONTACTS, "p-1");
     nameless.set(
         field::EMAIL,
         Value::Text("nameless-secret@example.org".into()),
     );
-    let mut orphan = Record::new(ObjectType::Contacts, "p-2");
+    let mut orphan = Record::new(ObjectType::CONTACTS, "p-2");
     orphan.set(field::LAST_NAME, Value::Text("Danes-secret".into()));
     orphan.set(field::COMPANY, Value::Reference("co-never-migrated".into()));
-    let mut fine = Record::new(ObjectType::Contacts, "p-3");
+    let mut fine = Record::new(ObjectType::CONTACTS, "p-3");
     fine.set(field::LAST_NAME, Value::Text("Gilmore".into()));
     let twice = fine.clone();
     let out = sink
         .upsert(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &[
                 nameless,
                 orphan,
                 fine,
                 twice,
-                Record::new(ObjectType::Contacts, ""),
+                Record::new(ObjectType::CONTACTS, ""),
             ],
         )
         .await
@@ -374,9 +374,9 @@ async fn refused_records_become_rejections_without_values() {
 async fn an_opt_out_pipedrive_cannot_hold_is_refused_before_anything_is_written() {
     let (emulator, running) = start(unlimited()).await;
     let sink = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
-    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
     let person = |id: &str, email: Option<&str>| {
-        let mut r = Record::new(ObjectType::Contacts, id);
+        let mut r = Record::new(ObjectType::CONTACTS, id);
         r.set(field::LAST_NAME, Value::Text("Kim".into()));
         if let Some(e) = email {
             r.set(field::EMAIL, Value::Text(e.into()));
@@ -392,7 +392,7 @@ async fn an_opt_out_pipedrive_cannot_hold_is_refused_before_anything_is_written(
         person("p-ok", Some("kim@example.com")),
     ];
     let out = sink
-        .upsert(ObjectType::Contacts, &records)
+        .upsert(ObjectType::CONTACTS, &records)
         .await
         .expect("upsert");
     for o in &out[..3] {
@@ -414,14 +414,14 @@ async fn an_opt_out_pipedrive_cannot_hold_is_refused_before_anything_is_written(
         "nothing of them written"
     );
     assert_eq!(
-        sink.count_with_source_id(ObjectType::Contacts)
+        sink.count_with_source_id(ObjectType::CONTACTS)
             .await
             .expect("count"),
         Some(1)
     );
     let back = sink
         .read_back(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &records
                 .iter()
                 .map(|r| r.source_id.clone())
@@ -432,17 +432,17 @@ async fn an_opt_out_pipedrive_cannot_hold_is_refused_before_anything_is_written(
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].source_id, "p-ok");
     assert_eq!(back[0].get(field::EMAIL_OPT_OUT), Some(&Value::Bool(true)));
-    let p = Projection::new(sink.capability(ObjectType::Contacts).unwrap().stored);
+    let p = Projection::new(sink.capability(ObjectType::CONTACTS).unwrap().stored);
     assert_eq!(record_digest(&records[3], &p), record_digest(&back[0], &p));
     // The engine refuses such records while reading, before any batch reaches the sink.
     assert!(
-        sink.capability(ObjectType::Contacts)
+        sink.capability(ObjectType::CONTACTS)
             .unwrap()
             .opt_out_needs_email
     );
     assert!(
         !sink
-            .capability(ObjectType::Companies)
+            .capability(ObjectType::COMPANIES)
             .unwrap()
             .opt_out_needs_email
     );
@@ -464,9 +464,9 @@ async fn throttling_is_retried_and_nothing_is_lost() {
     // The sink starts faster than the emulator's window until it adopts the announced limit.
     let sink = PipedriveSink::new(config(&running.base_url), "sink").expect("sink");
     let (companies, _) = canonical(&generate(300, 5, &Mess::none()));
-    let outcomes = upsert_all(&sink, ObjectType::Companies, &companies).await;
+    let outcomes = upsert_all(&sink, ObjectType::COMPANIES, &companies).await;
     assert!(outcomes.iter().all(|o| o.result.is_ok()));
-    read_back_digests_equal(&sink, ObjectType::Companies, &companies).await;
+    read_back_digests_equal(&sink, ObjectType::COMPANIES, &companies).await;
     assert_eq!(emulator.count("companies"), Some(companies.len()));
     let (_, retries, throttled) = sink.http_stats().expect("stats").snapshot();
     assert!(
@@ -514,11 +514,11 @@ async fn a_create_whose_answer_is_lost_is_not_made_twice() {
     let sink = PipedriveSink::new(sink_config, "sink").expect("sink");
     let (companies, contacts) = canonical(&generate(250, 3, &Mess::none()));
     // As the engine does: the source-id fields exist before batches run concurrently.
-    sink.prepare(ObjectType::Contacts).await.expect("prepare");
+    sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
     let mut written = Vec::new();
     for (object, records) in [
-        (ObjectType::Companies, &companies),
-        (ObjectType::Contacts, &contacts),
+        (ObjectType::COMPANIES, &companies),
+        (ObjectType::CONTACTS, &contacts),
     ] {
         let batches = records
             .chunks(sink.capability(object).unwrap().batch_size)
@@ -537,7 +537,7 @@ async fn a_create_whose_answer_is_lost_is_not_made_twice() {
             .filter(|o| o.result.as_ref().is_ok_and(|w| w.created))
             .count();
         assert_eq!(created, records.len(), "{object}: every record created");
-        if object == ObjectType::Contacts {
+        if object == ObjectType::CONTACTS {
             written = outcomes;
         }
     }
@@ -603,7 +603,7 @@ async fn documented_limits_are_respected_without_429s() {
     // The first run creates the source-id field, so it knows no record carries one yet and
     // searches for none; a rerun must search for each record.
     let first = PipedriveSink::new(sink_config.clone(), "sink").expect("sink");
-    let outcomes = upsert_all(&first, ObjectType::Companies, &companies).await;
+    let outcomes = upsert_all(&first, ObjectType::COMPANIES, &companies).await;
     assert!(
         outcomes
             .iter()
@@ -611,7 +611,7 @@ async fn documented_limits_are_respected_without_429s() {
     );
     let rerun = PipedriveSink::new(sink_config, "sink").expect("sink");
     let started = std::time::Instant::now();
-    let outcomes = upsert_all(&rerun, ObjectType::Companies, &companies).await;
+    let outcomes = upsert_all(&rerun, ObjectType::COMPANIES, &companies).await;
     assert!(
         outcomes
             .iter()
@@ -643,7 +643,7 @@ async fn an_exhausted_daily_budget_is_final_and_says_so() {
     source.check().await.expect("10 tokens");
     let started = std::time::Instant::now();
     let err = source
-        .read_page(ObjectType::Contacts, None)
+        .read_page(ObjectType::CONTACTS, None)
         .await
         .expect_err("budget used up");
     assert!(
@@ -746,7 +746,7 @@ async fn migration_from_hubspot_is_verified() {
     let persons = report
         .objects
         .iter()
-        .find(|o| o.object == Some(ObjectType::Contacts))
+        .find(|o| o.object == Some(ObjectType::CONTACTS))
         .expect("contacts");
     assert_eq!(persons.created, data.contacts.len() as u64);
     assert!(persons.digests_match);

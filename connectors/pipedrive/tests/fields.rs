@@ -69,10 +69,10 @@ async fn describe_lists_the_seeded_custom_fields_with_kinds_and_options() {
     let (_emulator, running) = start().await;
     let source = PipedriveSource::new(config(&running.base_url), "source").unwrap();
     let sink = PipedriveSink::new(config(&running.base_url), "sink").unwrap();
-    let companies = source.describe(ObjectType::Companies).await.unwrap();
+    let companies = source.describe(ObjectType::COMPANIES).await.unwrap();
     assert_eq!(
         companies,
-        sink.describe(ObjectType::Companies).await.unwrap()
+        sink.describe(ObjectType::COMPANIES).await.unwrap()
     );
     for (label, kind, vendor_type) in [
         ("Region", FieldKind::Text, "varchar"),
@@ -109,7 +109,7 @@ async fn describe_lists_the_seeded_custom_fields_with_kinds_and_options() {
     assert!(!update.writable, "a system field: {update:?}");
     assert_eq!(update.canonical.as_deref(), Some(field::UPDATED_AT));
 
-    let contacts = source.describe(ObjectType::Contacts).await.unwrap();
+    let contacts = source.describe(ObjectType::CONTACTS).await.unwrap();
     let colour = named(&contacts, "Favourite Colour");
     let points = named(&contacts, "Loyalty Points");
     assert_eq!(
@@ -134,10 +134,10 @@ async fn a_source_reads_mapped_custom_fields_with_picklists_as_labels() {
     let seed = generate(40, 11, &Mess::default());
     emulator.seed(&seed);
     let source = PipedriveSource::new(config(&running.base_url), "source").unwrap();
-    let companies = source.describe(ObjectType::Companies).await.unwrap();
+    let companies = source.describe(ObjectType::COMPANIES).await.unwrap();
     source
         .map_fields(
-            ObjectType::Companies,
+            ObjectType::COMPANIES,
             &[
                 bind("region", named(&companies, "Region")),
                 bind("seats", named(&companies, "Seats")),
@@ -145,17 +145,17 @@ async fn a_source_reads_mapped_custom_fields_with_picklists_as_labels() {
             ],
         )
         .unwrap();
-    let contacts = source.describe(ObjectType::Contacts).await.unwrap();
+    let contacts = source.describe(ObjectType::CONTACTS).await.unwrap();
     source
         .map_fields(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &[
                 bind("favourite_colour", named(&contacts, "Favourite Colour")),
                 bind("loyalty_points", named(&contacts, "Loyalty Points")),
             ],
         )
         .unwrap();
-    let page = source.read_page(ObjectType::Companies, None).await.unwrap();
+    let page = source.read_page(ObjectType::COMPANIES, None).await.unwrap();
     assert!(page.unreadable.is_empty());
     assert_eq!(page.records.len(), seed.companies.len());
     for (company, record) in seed.companies.iter().zip(&page.records) {
@@ -184,7 +184,7 @@ async fn a_source_reads_mapped_custom_fields_with_picklists_as_labels() {
         );
     }
     assert!(seed.companies.iter().any(|c| c.tier.is_some()));
-    let page = source.read_page(ObjectType::Contacts, None).await.unwrap();
+    let page = source.read_page(ObjectType::CONTACTS, None).await.unwrap();
     let people: Vec<_> = seed
         .contacts
         .iter()
@@ -212,7 +212,7 @@ async fn a_source_reads_mapped_custom_fields_with_picklists_as_labels() {
 }
 
 fn company(sid: &str, name: &str, region: &str, seats: i64, tier: &str) -> Record {
-    let mut r = Record::new(ObjectType::Companies, sid);
+    let mut r = Record::new(ObjectType::COMPANIES, sid);
     r.set(field::NAME, Value::Text(name.into()));
     r.set(field::CITY, Value::Text("Tartu".into()));
     r.fields.insert("region".into(), Value::Text(region.into()));
@@ -240,14 +240,14 @@ async fn read_back_equal(sink: &PipedriveSink, object: ObjectType, records: &[&R
 async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_only_an_unknown_label() {
     let (emulator, running) = start().await;
     let sink = PipedriveSink::new(config(&running.base_url), "sink").unwrap();
-    let companies = sink.describe(ObjectType::Companies).await.unwrap();
+    let companies = sink.describe(ObjectType::COMPANIES).await.unwrap();
     let seats = FieldBinding::new(
         "seats",
         named(&companies, "Seats").name.clone(),
         FieldType::Integer,
     );
     sink.map_fields(
-        ObjectType::Companies,
+        ObjectType::COMPANIES,
         &[
             bind("region", named(&companies, "Region")),
             seats,
@@ -255,7 +255,7 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_only_an_unknown
         ],
     )
     .unwrap();
-    let stored = sink.capability(ObjectType::Companies).unwrap().stored;
+    let stored = sink.capability(ObjectType::COMPANIES).unwrap().stored;
     for f in ["name", "region", "seats", "tier"] {
         assert!(stored.iter().any(|s| s == f), "{f} in {stored:?}");
     }
@@ -264,8 +264,8 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_only_an_unknown
         company("co-2", "Globex", "South", 7, "Bronze"),
         company("co-3", "Initech", "East", 3, "Platinum"),
     ];
-    sink.prepare(ObjectType::Companies).await.unwrap();
-    let outcomes = sink.upsert(ObjectType::Companies, &records).await.unwrap();
+    sink.prepare(ObjectType::COMPANIES).await.unwrap();
+    let outcomes = sink.upsert(ObjectType::COMPANIES, &records).await.unwrap();
     assert!(
         outcomes[0].result.is_ok() && outcomes[1].result.is_ok(),
         "{outcomes:?}"
@@ -295,32 +295,32 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_only_an_unknown
     let gold = &named(&companies, "Tier").options[0];
     assert_eq!(raw["custom_fields"][&tier_key].to_string(), gold.value);
     assert_eq!(raw["custom_fields"][&seats_key], serde_json::json!(120));
-    read_back_equal(&sink, ObjectType::Companies, &[&records[0], &records[1]]).await;
+    read_back_equal(&sink, ObjectType::COMPANIES, &[&records[0], &records[1]]).await;
     // Rerun: updates, no duplicates; a label differing only in case and spaces is the label.
     let mut again = records[0].clone();
     again
         .fields
         .insert("tier".into(), Value::Text(" silver ".into()));
-    let outcomes = sink.upsert(ObjectType::Companies, &[again]).await.unwrap();
+    let outcomes = sink.upsert(ObjectType::COMPANIES, &[again]).await.unwrap();
     assert!(!outcomes[0].result.as_ref().unwrap().created);
     assert_eq!(emulator.count("companies"), Some(2));
     let back = sink
-        .read_back(ObjectType::Companies, &["co-1".to_owned()])
+        .read_back(ObjectType::COMPANIES, &["co-1".to_owned()])
         .await
         .unwrap();
     assert_eq!(back[0].get("tier"), Some(&Value::Text("Silver".into())));
 
     // Contacts with their mapped custom fields.
-    let contacts = sink.describe(ObjectType::Contacts).await.unwrap();
+    let contacts = sink.describe(ObjectType::CONTACTS).await.unwrap();
     sink.map_fields(
-        ObjectType::Contacts,
+        ObjectType::CONTACTS,
         &[
             bind("favourite_colour", named(&contacts, "Favourite Colour")),
             bind("loyalty_points", named(&contacts, "Loyalty Points")),
         ],
     )
     .unwrap();
-    let mut person = Record::new(ObjectType::Contacts, "ct-1");
+    let mut person = Record::new(ObjectType::CONTACTS, "ct-1");
     person.set(field::FIRST_NAME, Value::Text("Zoë".into()));
     person.set(field::LAST_NAME, Value::Text("Berg".into()));
     person.set(field::EMAIL, Value::Text("zoe@example.org".into()));
@@ -331,14 +331,14 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_only_an_unknown
     person
         .fields
         .insert("loyalty_points".into(), Value::Decimal(1250.5));
-    let mut plain = Record::new(ObjectType::Contacts, "ct-2");
+    let mut plain = Record::new(ObjectType::CONTACTS, "ct-2");
     plain.set(field::LAST_NAME, Value::Text("Plain".into()));
     let outcomes = sink
-        .upsert(ObjectType::Contacts, &[person.clone(), plain.clone()])
+        .upsert(ObjectType::CONTACTS, &[person.clone(), plain.clone()])
         .await
         .unwrap();
     assert!(outcomes.iter().all(|o| o.result.is_ok()), "{outcomes:?}");
-    read_back_equal(&sink, ObjectType::Contacts, &[&person, &plain]).await;
+    read_back_equal(&sink, ObjectType::CONTACTS, &[&person, &plain]).await;
 }
 
 #[tokio::test]
@@ -347,7 +347,7 @@ async fn create_field_then_describe_shows_it_and_a_record_can_be_written_into_it
     let sink = PipedriveSink::new(config(&running.base_url), "sink").unwrap();
     let size = sink
         .create_field(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &NewField {
                 name: "shoe_size".into(),
                 label: "Shoe Size".into(),
@@ -367,7 +367,7 @@ async fn create_field_then_describe_shows_it_and_a_record_can_be_written_into_it
     );
     let plan = sink
         .create_field(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &NewField {
                 name: "plan".into(),
                 label: "Plan".into(),
@@ -384,30 +384,30 @@ async fn create_field_then_describe_shows_it_and_a_record_can_be_written_into_it
         .unwrap();
     assert_eq!(plan.kind, FieldKind::Picklist);
     assert_eq!(plan.options.len(), 2);
-    let described = sink.describe(ObjectType::Contacts).await.unwrap();
+    let described = sink.describe(ObjectType::CONTACTS).await.unwrap();
     assert_eq!(named(&described, "Shoe Size"), &size);
     assert_eq!(named(&described, "Plan"), &plan);
     sink.map_fields(
-        ObjectType::Contacts,
+        ObjectType::CONTACTS,
         &[bind("shoe_size", &size), bind("plan", &plan)],
     )
     .unwrap();
-    let mut r = Record::new(ObjectType::Contacts, "ct-9");
+    let mut r = Record::new(ObjectType::CONTACTS, "ct-9");
     r.set(field::LAST_NAME, Value::Text("Walker".into()));
     r.fields.insert("shoe_size".into(), Value::Decimal(42.5));
     r.fields.insert("plan".into(), Value::Text("Pro".into()));
-    sink.prepare(ObjectType::Contacts).await.unwrap();
+    sink.prepare(ObjectType::CONTACTS).await.unwrap();
     let outcomes = sink
-        .upsert(ObjectType::Contacts, &[r.clone()])
+        .upsert(ObjectType::CONTACTS, &[r.clone()])
         .await
         .unwrap();
     assert!(outcomes[0].result.is_ok(), "{outcomes:?}");
-    read_back_equal(&sink, ObjectType::Contacts, &[&r]).await;
+    read_back_equal(&sink, ObjectType::CONTACTS, &[&r]).await;
 
     // What Pipedrive has no custom field type for is refused, naming the field and endpoint.
     let err = sink
         .create_field(
-            ObjectType::Companies,
+            ObjectType::COMPANIES,
             &NewField {
                 name: "active".into(),
                 label: "Active".into(),
@@ -428,7 +428,7 @@ async fn create_field_then_describe_shows_it_and_a_record_can_be_written_into_it
     // A compound field cannot be mapped.
     let err = sink
         .map_fields(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &[FieldBinding::new("x", "emails", FieldType::Text)],
         )
         .unwrap_err();

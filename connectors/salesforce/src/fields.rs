@@ -454,6 +454,6 @@ mod tests {
             calculated: true,
             ..field("string", 0)
         };
-        assert!(!vendor_field(ObjectType::Companies, &formula).writable);
+        assert!(!vendor_field(ObjectType::COMPANIES, &formula).writable);
     }
 }

@@ -35,8 +35,8 @@ pub fn spec() -> ferry_core::ConnectorSpec {
         name: VENDOR,
         title: "Salesforce REST API (OAuth 2.0 client credentials)",
         objects: &[
-            ferry_core::ObjectType::Companies,
-            ferry_core::ObjectType::Contacts,
+            ferry_core::ObjectType::COMPANIES,
+            ferry_core::ObjectType::CONTACTS,
         ],
         source: Some(build_source),
         sink: Some(build_sink),

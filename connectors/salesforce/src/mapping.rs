@@ -61,33 +61,33 @@ pub const ID_FIELD: &str = "Id";
 /// The sObject an object type is stored as.
 pub fn sobject(object: ObjectType) -> &'static str {
     match object {
-        ObjectType::Companies => "Account",
-        ObjectType::Contacts => "Contact",
+        ObjectType::COMPANIES => "Account",
+        ObjectType::CONTACTS => "Contact",
     }
 }
 
 static ACCOUNT_MAP: LazyLock<FieldMap> =
-    LazyLock::new(|| FieldMap::standard(ObjectType::Companies, ACCOUNT_FIELDS));
+    LazyLock::new(|| FieldMap::standard(ObjectType::COMPANIES, ACCOUNT_FIELDS));
 static CONTACT_MAP: LazyLock<FieldMap> =
-    LazyLock::new(|| FieldMap::standard(ObjectType::Contacts, CONTACT_FIELDS));
+    LazyLock::new(|| FieldMap::standard(ObjectType::CONTACTS, CONTACT_FIELDS));
 static ACCOUNT_TIMESTAMPS: LazyLock<FieldMap> =
-    LazyLock::new(|| FieldMap::standard(ObjectType::Companies, SYSTEM_TIMESTAMPS));
+    LazyLock::new(|| FieldMap::standard(ObjectType::COMPANIES, SYSTEM_TIMESTAMPS));
 static CONTACT_TIMESTAMPS: LazyLock<FieldMap> =
-    LazyLock::new(|| FieldMap::standard(ObjectType::Contacts, SYSTEM_TIMESTAMPS));
+    LazyLock::new(|| FieldMap::standard(ObjectType::CONTACTS, SYSTEM_TIMESTAMPS));
 
 /// The standard field map of `object`.
 pub fn standard(object: ObjectType) -> &'static FieldMap {
     match object {
-        ObjectType::Companies => &ACCOUNT_MAP,
-        ObjectType::Contacts => &CONTACT_MAP,
+        ObjectType::COMPANIES => &ACCOUNT_MAP,
+        ObjectType::CONTACTS => &CONTACT_MAP,
     }
 }
 
 /// The system timestamps of `object` as a field map.
 fn timestamps(object: ObjectType) -> &'static FieldMap {
     match object {
-        ObjectType::Companies => &ACCOUNT_TIMESTAMPS,
-        ObjectType::Contacts => &CONTACT_TIMESTAMPS,
+        ObjectType::COMPANIES => &ACCOUNT_TIMESTAMPS,
+        ObjectType::CONTACTS => &CONTACT_TIMESTAMPS,
     }
 }
 
@@ -101,10 +101,10 @@ pub fn standard_maps() -> FieldMaps {
 /// field map, the Account lookup, the system timestamps), for `describe`.
 pub fn standard_canonical(object: ObjectType, name: &str) -> Option<&'static str> {
     let table = match object {
-        ObjectType::Companies => ACCOUNT_FIELDS,
-        ObjectType::Contacts => CONTACT_FIELDS,
+        ObjectType::COMPANIES => ACCOUNT_FIELDS,
+        ObjectType::CONTACTS => CONTACT_FIELDS,
     };
-    let lookup = (object == ObjectType::Contacts).then_some((COMPANY_LOOKUP.0, COMPANY_LOOKUP.2));
+    let lookup = (object == ObjectType::CONTACTS).then_some((COMPANY_LOOKUP.0, COMPANY_LOOKUP.2));
     table
         .iter()
         .chain(SYSTEM_TIMESTAMPS)
@@ -141,7 +141,7 @@ pub fn check_bindings(object: ObjectType, bindings: &[FieldBinding]) -> Connecto
 /// Every Salesforce field the mapping writes on `object` (relationships by their id field).
 pub fn written_fields(map: &FieldMap, object: ObjectType) -> Vec<&str> {
     let mut names = map.vendor_names();
-    if object == ObjectType::Contacts {
+    if object == ObjectType::CONTACTS {
         names.push(COMPANY_LOOKUP.2);
     }
     names
@@ -150,7 +150,7 @@ pub fn written_fields(map: &FieldMap, object: ObjectType) -> Vec<&str> {
 /// The canonical fields the mapping writes and reads back.
 pub fn stored_fields(map: &FieldMap, object: ObjectType) -> Vec<String> {
     let mut names = map.canonical_names();
-    if object == ObjectType::Contacts {
+    if object == ObjectType::CONTACTS {
         names.push(COMPANY_LOOKUP.0.to_owned());
     }
     names
@@ -318,7 +318,7 @@ impl Serialize for SalesforceBody<'_> {
                 }
             }
         }
-        if object == ObjectType::Contacts {
+        if object == ObjectType::CONTACTS {
             let (canonical, relationship, id_field) = COMPANY_LOOKUP;
             match record.text(canonical).filter(|s| !s.is_empty()) {
                 Some(company) => map.serialize_entry(
@@ -383,7 +383,7 @@ pub fn from_salesforce(
             );
         }
     }
-    if object == ObjectType::Contacts {
+    if object == ObjectType::CONTACTS {
         let (canonical, relationship, _) = COMPANY_LOOKUP;
         if let Some(company) = sf
             .get(relationship)
@@ -416,7 +416,7 @@ pub fn read_back_fields<'a>(map: &'a FieldMap, extra: &[&'a str]) -> Vec<&'a str
 /// id, a contact's `AccountId`, and the system timestamps (no name twice).
 pub fn source_fields(object: ObjectType, map: &FieldMap) -> Vec<&str> {
     let mut extra = vec![ID_FIELD];
-    if object == ObjectType::Contacts {
+    if object == ObjectType::CONTACTS {
         extra.push(COMPANY_LOOKUP.2);
     }
     extra.extend(SYSTEM_TIMESTAMPS.iter().map(|(_, sf)| *sf));
@@ -453,7 +453,7 @@ pub fn from_source(
             ));
         }
     }
-    if object == ObjectType::Contacts {
+    if object == ObjectType::CONTACTS {
         let (canonical, _, id_field) = COMPANY_LOOKUP;
         match sf.get(id_field).map(scalar_text) {
             None | Some(Ok(None)) => {}
@@ -513,7 +513,7 @@ mod tests {
 
     #[test]
     fn round_trip_through_salesforce_shape() {
-        let mut r = Record::new(ObjectType::Contacts, "c-1");
+        let mut r = Record::new(ObjectType::CONTACTS, "c-1");
         r.set(field::LAST_NAME, Value::Text("Gilmore".into()));
         r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
         r.set(field::COMPANY, Value::Reference("co-9".into()));
@@ -527,10 +527,10 @@ mod tests {
         queried.as_object_mut().unwrap().remove("attributes");
         assert_eq!(
             from_salesforce(
-                ObjectType::Contacts,
+                ObjectType::CONTACTS,
                 &row(queried),
                 "Ext__c",
-                standard(ObjectType::Contacts)
+                standard(ObjectType::CONTACTS)
             ),
             Some(r.clone())
         );
@@ -539,7 +539,7 @@ mod tests {
         assert_eq!(sf["AccountId"], Json::Null);
         assert!(sf.get("Account").is_none());
 
-        let mut c = Record::new(ObjectType::Companies, "co-9");
+        let mut c = Record::new(ObjectType::COMPANIES, "co-9");
         c.set(field::EMPLOYEE_COUNT, Value::Text("250".into()));
         c.set(field::ANNUAL_REVENUE, Value::Decimal(1000.5));
         let sf = body(&c, "Ext__c").unwrap();
@@ -563,10 +563,10 @@ mod tests {
             "LastModifiedDate": "2022-06-01T14:31:48.469+0000",
         }));
         let r = from_source(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             "003000000000001AAA",
             &sf,
-            standard(ObjectType::Contacts),
+            standard(ObjectType::CONTACTS),
         )
         .unwrap();
         assert_eq!(r.source_id, "003000000000001AAA");
@@ -585,10 +585,10 @@ mod tests {
             r.get(field::UPDATED_AT),
             Some(&Value::Timestamp(1_654_093_908_469))
         );
-        let contacts = standard(ObjectType::Contacts);
-        let companies = standard(ObjectType::Companies);
-        assert!(source_fields(ObjectType::Contacts, contacts).contains(&"AccountId"));
-        assert!(!source_fields(ObjectType::Companies, companies).contains(&"AccountId"));
+        let contacts = standard(ObjectType::CONTACTS);
+        let companies = standard(ObjectType::COMPANIES);
+        assert!(source_fields(ObjectType::CONTACTS, contacts).contains(&"AccountId"));
+        assert!(!source_fields(ObjectType::COMPANIES, companies).contains(&"AccountId"));
     }
 
     #[test]
@@ -601,10 +601,10 @@ mod tests {
             "BillingAddress": {"city": "x"},
         }));
         let e = from_source(
-            ObjectType::Companies,
+            ObjectType::COMPANIES,
             "001000000000001AAA",
             &sf,
-            standard(ObjectType::Companies),
+            standard(ObjectType::COMPANIES),
         )
         .unwrap_err();
         assert_eq!(e.code, "UNREADABLE_VALUE");
@@ -623,10 +623,10 @@ mod tests {
         );
         let nested = row(serde_json::json!({"Id": "003", "AccountId": {"Id": "001"}}));
         let e = from_source(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             "003",
             &nested,
-            standard(ObjectType::Contacts),
+            standard(ObjectType::CONTACTS),
         )
         .unwrap_err();
         assert!(e.reason.contains("AccountId"), "{}", e.reason);
@@ -643,22 +643,22 @@ mod tests {
             ..FieldBinding::new("tier", "Tier__c", FieldType::Text)
         };
         let sector = FieldBinding::new(field::INDUSTRY, "Sector__c", FieldType::Text);
-        let map = standard(ObjectType::Companies).with(&[tier, sector]);
-        let mut c = Record::new(ObjectType::Companies, "co-1");
+        let map = standard(ObjectType::COMPANIES).with(&[tier, sector]);
+        let mut c = Record::new(ObjectType::COMPANIES, "co-1");
         c.set(field::INDUSTRY, Value::Text("Banking".into()));
         c.fields.insert("tier".into(), Value::Text(" gold ".into()));
         let sf = serde_json::to_value(to_salesforce(&c, "Ext__c", &map).unwrap()).unwrap();
         assert_eq!(sf["Tier__c"], "GOLD_TIER");
         assert_eq!(sf["Sector__c"], "Banking");
         assert!(sf.get("Industry").is_none(), "the mapped field replaced it");
-        assert!(stored_fields(&map, ObjectType::Companies).contains(&"tier".to_owned()));
+        assert!(stored_fields(&map, ObjectType::COMPANIES).contains(&"tier".to_owned()));
 
         let queried =
             row(serde_json::json!({"Id": "001", "Tier__c": "GOLD_TIER", "Sector__c": "Banking"}));
-        let read = from_source(ObjectType::Companies, "001", &queried, &map).unwrap();
+        let read = from_source(ObjectType::COMPANIES, "001", &queried, &map).unwrap();
         assert_eq!(read.text("tier"), Some("Gold"));
         assert_eq!(read.text(field::INDUSTRY), Some("Banking"));
-        assert!(source_fields(ObjectType::Companies, &map).contains(&"Tier__c"));
+        assert!(source_fields(ObjectType::COMPANIES, &map).contains(&"Tier__c"));
 
         c.fields
             .insert("tier".into(), Value::Text("Platinum".into()));

@@ -330,7 +330,7 @@ fn rejection_reason(
                     }
                 })
                 .collect();
-            let has_company = record.object == ObjectType::Contacts && record.text(COMPANY_LOOKUP.0).is_some();
+            let has_company = record.object == ObjectType::CONTACTS && record.text(COMPANY_LOOKUP.0).is_some();
             // The first error's code is the rejection's code; only further errors repeat theirs.
             let prefix = if i == 0 { String::new() } else { format!("{code} ") };
             if !names.is_empty() {
@@ -417,8 +417,8 @@ impl Sink for SalesforceSink {
             stored: mapping::stored_fields(&self.fields.get(object), object),
             required: vec![
                 match object {
-                    ObjectType::Companies => ferry_core::field::NAME,
-                    ObjectType::Contacts => ferry_core::field::LAST_NAME,
+                    ObjectType::COMPANIES => ferry_core::field::NAME,
+                    ObjectType::CONTACTS => ferry_core::field::LAST_NAME,
                 }
                 .to_owned(),
             ],
@@ -441,9 +441,9 @@ impl Sink for SalesforceSink {
         if let Some(bindings) = fields::respelled(&map, &described) {
             self.fields.map(object, &FieldMap::default(), &bindings);
         }
-        if object == ObjectType::Contacts {
+        if object == ObjectType::CONTACTS {
             // Contacts find their Account through the Account's external id.
-            self.check_object(mapping::sobject(ObjectType::Companies), &[])
+            self.check_object(mapping::sobject(ObjectType::COMPANIES), &[])
                 .await?;
         }
         Ok(())
@@ -493,7 +493,7 @@ impl Sink for SalesforceSink {
         let map = self.fields.get(object);
         let company = format!("{}.{ext}", COMPANY_LOOKUP.1);
         let mut extra = vec![ext];
-        if object == ObjectType::Contacts {
+        if object == ObjectType::CONTACTS {
             extra.push(&company);
         }
         let select = mapping::read_back_fields(&map, &extra);

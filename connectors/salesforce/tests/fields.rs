@@ -95,11 +95,11 @@ async fn describe_lists_standard_and_custom_fields_with_kinds_and_options() {
     let (_emulator, running) = start().await;
     for fields in [
         source(&running)
-            .describe(ObjectType::Companies)
+            .describe(ObjectType::COMPANIES)
             .await
             .expect("describe"),
         sink(&running)
-            .describe(ObjectType::Companies)
+            .describe(ObjectType::COMPANIES)
             .await
             .expect("describe"),
     ] {
@@ -150,7 +150,7 @@ async fn describe_lists_standard_and_custom_fields_with_kinds_and_options() {
         assert_eq!(named(&fields, "AnnualRevenue").kind, FieldKind::Decimal);
     }
     let contacts = sink(&running)
-        .describe(ObjectType::Contacts)
+        .describe(ObjectType::CONTACTS)
         .await
         .expect("describe");
     assert_eq!(
@@ -192,22 +192,22 @@ async fn a_source_with_mapped_fields_reads_the_seeded_values() {
     emulator.seed(&data);
     let source = source(&running);
     let companies = source
-        .describe(ObjectType::Companies)
+        .describe(ObjectType::COMPANIES)
         .await
         .expect("describe");
     source
-        .map_fields(ObjectType::Companies, &company_bindings(&companies).await)
+        .map_fields(ObjectType::COMPANIES, &company_bindings(&companies).await)
         .expect("map");
     let contacts = source
-        .describe(ObjectType::Contacts)
+        .describe(ObjectType::CONTACTS)
         .await
         .expect("describe");
     source
-        .map_fields(ObjectType::Contacts, &contact_bindings(&contacts))
+        .map_fields(ObjectType::CONTACTS, &contact_bindings(&contacts))
         .expect("map");
 
     // Seeded rows are read in Id order, which is the order they were seeded in.
-    let read = read_all(&source, ObjectType::Companies).await;
+    let read = read_all(&source, ObjectType::COMPANIES).await;
     assert_eq!(read.len(), data.companies.len());
     for (record, seeded) in read.iter().zip(&data.companies) {
         assert_eq!(record.text("name"), seeded.name.as_deref());
@@ -221,7 +221,7 @@ async fn a_source_with_mapped_fields_reads_the_seeded_values() {
     assert!(read.iter().any(|r| r.get("tier").is_some()));
     assert!(read.iter().any(|r| r.get("seats").is_some()));
 
-    let read = read_all(&source, ObjectType::Contacts).await;
+    let read = read_all(&source, ObjectType::CONTACTS).await;
     let mut checked = 0;
     let mut seeded = data.contacts.iter().filter(|c| c.last_name.is_some());
     for record in &read {
@@ -273,23 +273,23 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_an_unknown_tier
     let (emulator, running) = start().await;
     let sink = sink(&running);
     let fields = sink
-        .describe(ObjectType::Companies)
+        .describe(ObjectType::COMPANIES)
         .await
         .expect("describe");
-    sink.map_fields(ObjectType::Companies, &company_bindings(&fields).await)
+    sink.map_fields(ObjectType::COMPANIES, &company_bindings(&fields).await)
         .expect("map");
-    let stored = sink.capability(ObjectType::Companies).unwrap().stored;
+    let stored = sink.capability(ObjectType::COMPANIES).unwrap().stored;
     for name in ["name", "region", "seats", "tier"] {
         assert!(stored.iter().any(|s| s == name), "{name} in {stored:?}");
     }
-    sink.prepare(ObjectType::Companies).await.expect("prepare");
+    sink.prepare(ObjectType::COMPANIES).await.expect("prepare");
 
     let mut records = Vec::new();
     for (i, tier) in ["Gold", "Silver", "Platinum", "Bronze"]
         .into_iter()
         .enumerate()
     {
-        let mut r = Record::new(ObjectType::Companies, format!("co-{i}"));
+        let mut r = Record::new(ObjectType::COMPANIES, format!("co-{i}"));
         set(&mut r, "name", Value::Text(format!("Company {i}")));
         set(&mut r, "region", Value::Text("EMEA".into()));
         set(&mut r, "seats", Value::Integer(40 + i as i64));
@@ -297,7 +297,7 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_an_unknown_tier
         records.push(r);
     }
     let outcomes = sink
-        .upsert(ObjectType::Companies, &records)
+        .upsert(ObjectType::COMPANIES, &records)
         .await
         .expect("upsert");
     let refused: Vec<_> = outcomes
@@ -338,31 +338,31 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_an_unknown_tier
         .filter(|r| r.source_id != "co-2")
         .cloned()
         .collect();
-    let (before, after) = digests(&sink, ObjectType::Companies, &written).await;
+    let (before, after) = digests(&sink, ObjectType::COMPANIES, &written).await;
     assert_eq!(before, after);
     // A changed custom value changes the digest: the checksums cover the mapped fields.
     let mut changed = written[0].clone();
     set(&mut changed, "seats", Value::Integer(7));
     let (before, after) =
-        digests(&sink, ObjectType::Companies, std::slice::from_ref(&changed)).await;
+        digests(&sink, ObjectType::COMPANIES, std::slice::from_ref(&changed)).await;
     assert_ne!(before, after);
 
     // Contacts, with their own mapped fields.
-    let contact_fields = sink.describe(ObjectType::Contacts).await.expect("describe");
-    sink.map_fields(ObjectType::Contacts, &contact_bindings(&contact_fields))
+    let contact_fields = sink.describe(ObjectType::CONTACTS).await.expect("describe");
+    sink.map_fields(ObjectType::CONTACTS, &contact_bindings(&contact_fields))
         .expect("map");
-    let mut contact = Record::new(ObjectType::Contacts, "ct-1");
+    let mut contact = Record::new(ObjectType::CONTACTS, "ct-1");
     set(&mut contact, "last_name", Value::Text("Gilmore".into()));
     set(&mut contact, "company", Value::Reference("co-0".into()));
     set(&mut contact, "favourite_colour", Value::Text("Teal".into()));
     set(&mut contact, "loyalty_points", Value::Integer(1200));
     let outcomes = sink
-        .upsert(ObjectType::Contacts, std::slice::from_ref(&contact))
+        .upsert(ObjectType::CONTACTS, std::slice::from_ref(&contact))
         .await
         .expect("upsert");
     assert!(outcomes[0].result.is_ok(), "{outcomes:?}");
     let (before, after) =
-        digests(&sink, ObjectType::Contacts, std::slice::from_ref(&contact)).await;
+        digests(&sink, ObjectType::CONTACTS, std::slice::from_ref(&contact)).await;
     assert_eq!(before, after);
 }
 
@@ -371,7 +371,7 @@ async fn a_mapped_field_must_be_an_api_name() {
     let (_emulator, running) = start().await;
     let bad = FieldBinding::new("x", "Name FROM Account WHERE", FieldType::Text);
     let e = sink(&running)
-        .map_fields(ObjectType::Companies, std::slice::from_ref(&bad))
+        .map_fields(ObjectType::COMPANIES, std::slice::from_ref(&bad))
         .unwrap_err();
     assert!(
         matches!(&e, ConnectorError::Config { key, .. } if key == "fields.companies"),
@@ -379,7 +379,7 @@ async fn a_mapped_field_must_be_an_api_name() {
     );
     assert!(
         source(&running)
-            .map_fields(ObjectType::Contacts, &[bad])
+            .map_fields(ObjectType::CONTACTS, &[bad])
             .is_err()
     );
 }
@@ -399,7 +399,7 @@ async fn created_fields_are_described_and_written() {
         options: vec![option("Enterprise"), option("Small Business")],
     };
     let created = sink
-        .create_field(ObjectType::Companies, &segment)
+        .create_field(ObjectType::COMPANIES, &segment)
         .await
         .expect("create");
     assert_eq!(
@@ -414,7 +414,7 @@ async fn created_fields_are_described_and_written() {
     assert_eq!(created.options[1].label, "Small Business");
     let since = sink
         .create_field(
-            ObjectType::Companies,
+            ObjectType::COMPANIES,
             &NewField {
                 name: "Customer Since".into(),
                 label: "Customer Since".into(),
@@ -430,7 +430,7 @@ async fn created_fields_are_described_and_written() {
     );
     let score = sink
         .create_field(
-            ObjectType::Companies,
+            ObjectType::COMPANIES,
             &NewField {
                 name: "Score".into(),
                 label: "Score".into(),
@@ -443,18 +443,18 @@ async fn created_fields_are_described_and_written() {
     assert_eq!(score.kind, FieldKind::Decimal);
     // Asking again finds the field already there and returns it.
     let again = sink
-        .create_field(ObjectType::Companies, &segment)
+        .create_field(ObjectType::COMPANIES, &segment)
         .await
         .expect("create again");
     assert_eq!(again, created);
 
     let fields = sink
-        .describe(ObjectType::Companies)
+        .describe(ObjectType::COMPANIES)
         .await
         .expect("describe");
     assert_eq!(named(&fields, "segment__c"), &created);
     sink.map_fields(
-        ObjectType::Companies,
+        ObjectType::COMPANIES,
         &[
             binding(&fields, "segment__c", "segment"),
             binding(&fields, "Customer_Since__c", "customer_since"),
@@ -462,19 +462,19 @@ async fn created_fields_are_described_and_written() {
         ],
     )
     .expect("map");
-    sink.prepare(ObjectType::Companies).await.expect("prepare");
-    let mut r = Record::new(ObjectType::Companies, "co-new");
+    sink.prepare(ObjectType::COMPANIES).await.expect("prepare");
+    let mut r = Record::new(ObjectType::COMPANIES, "co-new");
     set(&mut r, "name", Value::Text("Acme".into()));
     set(&mut r, "segment", Value::Text("small business".into()));
     set(&mut r, "customer_since", Value::Text("2019-04-01".into()));
     set(&mut r, "score", Value::Decimal(12.5));
     let outcomes = sink
-        .upsert(ObjectType::Companies, std::slice::from_ref(&r))
+        .upsert(ObjectType::COMPANIES, std::slice::from_ref(&r))
         .await
         .expect("upsert");
     assert!(outcomes[0].result.is_ok(), "{outcomes:?}");
     let back = sink
-        .read_back(ObjectType::Companies, &["co-new".to_owned()])
+        .read_back(ObjectType::COMPANIES, &["co-new".to_owned()])
         .await
         .expect("read back");
     assert_eq!(back[0].text("segment"), Some("Small Business"));
@@ -483,7 +483,7 @@ async fn created_fields_are_described_and_written() {
 
     let e = sink
         .create_field(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &NewField {
                 name: "Tags".into(),
                 label: "Tags".into(),
@@ -513,11 +513,11 @@ async fn mapped_names_take_the_spelling_describe_gives() {
     let source = source(&running);
     source
         .map_fields(
-            ObjectType::Companies,
+            ObjectType::COMPANIES,
             &[lower("region", "region__c", FieldType::Text)],
         )
         .expect("map");
-    let read = read_all(&source, ObjectType::Companies).await;
+    let read = read_all(&source, ObjectType::COMPANIES).await;
     for (record, seeded) in read.iter().zip(&data.companies) {
         assert_eq!(record.text("region"), seeded.region.as_deref());
     }
@@ -525,24 +525,24 @@ async fn mapped_names_take_the_spelling_describe_gives() {
 
     let sink = sink(&running);
     sink.map_fields(
-        ObjectType::Companies,
+        ObjectType::COMPANIES,
         &[lower("seats", "SEATS__C", FieldType::Integer)],
     )
     .expect("map");
-    sink.prepare(ObjectType::Companies).await.expect("prepare");
-    let mut r = Record::new(ObjectType::Companies, "co-x");
+    sink.prepare(ObjectType::COMPANIES).await.expect("prepare");
+    let mut r = Record::new(ObjectType::COMPANIES, "co-x");
     set(&mut r, "name", Value::Text("X".into()));
     set(&mut r, "seats", Value::Integer(3));
     let outcomes = sink
-        .upsert(ObjectType::Companies, std::slice::from_ref(&r))
+        .upsert(ObjectType::COMPANIES, std::slice::from_ref(&r))
         .await
         .expect("upsert");
     assert!(outcomes[0].result.is_ok(), "{outcomes:?}");
     let back = sink
-        .read_back(ObjectType::Companies, &["co-x".to_owned()])
+        .read_back(ObjectType::COMPANIES, &["co-x".to_owned()])
         .await
         .expect("read back");
     assert_eq!(back[0].get("seats"), Some(&Value::Integer(3)), "{back:?}");
-    let (before, after) = digests(&sink, ObjectType::Companies, std::slice::from_ref(&r)).await;
+    let (before, after) = digests(&sink, ObjectType::COMPANIES, std::slice::from_ref(&r)).await;
     assert_eq!(before, after);
 }

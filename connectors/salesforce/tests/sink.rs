@@ -108,16 +108,16 @@ async fn write_read_back_and_rerun_without_duplicates() {
     let sink = sink(&running);
     sink.check().await.expect("check");
     let (companies, contacts) = canonical(&generate(600, 11, &Mess::none()));
-    sink.prepare(ObjectType::Companies)
+    sink.prepare(ObjectType::COMPANIES)
         .await
         .expect("prepare companies");
-    sink.prepare(ObjectType::Contacts)
+    sink.prepare(ObjectType::CONTACTS)
         .await
         .expect("prepare contacts");
 
     for (object, records) in [
-        (ObjectType::Companies, &companies),
-        (ObjectType::Contacts, &contacts),
+        (ObjectType::COMPANIES, &companies),
+        (ObjectType::CONTACTS, &contacts),
     ] {
         let outcomes = upsert_all(&sink, object, records).await;
         let failed: Vec<_> = outcomes
@@ -145,8 +145,8 @@ async fn write_read_back_and_rerun_without_duplicates() {
 
     // A rerun updates in place: nothing created, counts unchanged, digests still equal.
     for (object, records) in [
-        (ObjectType::Companies, &companies),
-        (ObjectType::Contacts, &contacts),
+        (ObjectType::COMPANIES, &companies),
+        (ObjectType::CONTACTS, &contacts),
     ] {
         let outcomes = upsert_all(&sink, object, records).await;
         assert!(
@@ -163,10 +163,10 @@ async fn write_read_back_and_rerun_without_duplicates() {
     let mut changed = linked.clone();
     changed.fields.remove(field::COMPANY);
     changed.fields.remove(field::FIRST_NAME);
-    sink.upsert(ObjectType::Contacts, std::slice::from_ref(&changed))
+    sink.upsert(ObjectType::CONTACTS, std::slice::from_ref(&changed))
         .await
         .expect("upsert");
-    assert_read_back_equal(&sink, ObjectType::Contacts, &[changed]).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &[changed]).await;
     assert_eq!(sink.token_fetches(), 1);
 }
 
@@ -175,7 +175,7 @@ async fn refused_records_become_rejections_without_values() {
     let (emulator, running) = start(Options::default()).await;
     let sink = sink(&running);
     let contact = |id: &str, last: Option<&str>| {
-        let mut r = Record::new(ObjectType::Contacts, id);
+        let mut r = Record::new(ObjectType::CONTACTS, id);
         if let Some(last) = last {
             r.set(field::LAST_NAME, Value::Text(last.into()));
         }
@@ -204,7 +204,7 @@ async fn refused_records_become_rejections_without_values() {
     ];
 
     let outcomes = sink
-        .upsert(ObjectType::Contacts, &records)
+        .upsert(ObjectType::CONTACTS, &records)
         .await
         .expect("upsert");
     let rejection = |i: usize| outcomes[i].result.clone().expect_err("rejected");
@@ -242,7 +242,7 @@ async fn refused_records_become_rejections_without_values() {
     assert!(outcomes[4].result.is_ok());
     assert_eq!(emulator.count("Contact"), 1);
     // Ids with quotes and backslashes survive SOQL escaping on read-back.
-    assert_read_back_equal(&sink, ObjectType::Contacts, &[weird]).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &[weird]).await;
 }
 
 #[tokio::test]
@@ -254,7 +254,7 @@ async fn missing_external_id_field_is_a_setup_error_with_instructions() {
     .await;
     let sink = sink(&running);
     let err = sink
-        .prepare(ObjectType::Contacts)
+        .prepare(ObjectType::CONTACTS)
         .await
         .expect_err("no external id field");
     assert!(matches!(err, ConnectorError::Setup { .. }), "{err:?}");
@@ -277,7 +277,7 @@ async fn missing_external_id_field_is_a_setup_error_with_instructions() {
     )
     .unwrap();
     let err = sink
-        .prepare(ObjectType::Contacts)
+        .prepare(ObjectType::CONTACTS)
         .await
         .expect_err("not external");
     assert!(err.to_string().contains("not an External ID"), "{err}");
@@ -343,10 +343,10 @@ async fn throttling_storm_is_retried_and_nothing_is_lost() {
     .await;
     let sink = sink(&running);
     let (companies, _) = canonical(&generate(2_000, 5, &Mess::none()));
-    let outcomes = upsert_all(&sink, ObjectType::Companies, &companies).await;
+    let outcomes = upsert_all(&sink, ObjectType::COMPANIES, &companies).await;
     assert!(outcomes.iter().all(|o| o.result.is_ok()));
     assert_eq!(emulator.count("Account"), companies.len());
-    assert_read_back_equal(&sink, ObjectType::Companies, &companies).await;
+    assert_read_back_equal(&sink, ObjectType::COMPANIES, &companies).await;
     let (_, retries, throttled) = sink
         .http_stats()
         .expect("salesforce counts requests")
@@ -363,10 +363,10 @@ async fn expired_session_is_renewed_once() {
     let sink = sink(&running);
     sink.check().await.expect("check");
     emulator.expire_tokens();
-    let mut r = Record::new(ObjectType::Companies, "co-1");
+    let mut r = Record::new(ObjectType::COMPANIES, "co-1");
     r.set(field::NAME, Value::Text("Dragonfly Inn".into()));
     let outcomes = sink
-        .upsert(ObjectType::Companies, &[r])
+        .upsert(ObjectType::COMPANIES, &[r])
         .await
         .expect("upsert after expiry");
     assert!(outcomes[0].result.is_ok());
@@ -394,13 +394,13 @@ async fn exhausted_daily_allocation_is_final() {
     .await;
     let sink = sink(&running);
     sink.check().await.expect("first call");
-    sink.prepare(ObjectType::Companies)
+    sink.prepare(ObjectType::COMPANIES)
         .await
         .expect("second call");
-    let mut r = Record::new(ObjectType::Companies, "co-1");
+    let mut r = Record::new(ObjectType::COMPANIES, "co-1");
     r.set(field::NAME, Value::Text("Luke's Diner".into()));
     let err = sink
-        .upsert(ObjectType::Companies, &[r])
+        .upsert(ObjectType::COMPANIES, &[r])
         .await
         .expect_err("over the allocation");
     assert!(

@@ -93,18 +93,18 @@ async fn reads_every_record_once_across_pages_with_links_opt_outs_and_dates() {
     let source = source(&running, 500);
     source.check().await.expect("check");
 
-    let (accounts, account_pages) = read_all(&source, ObjectType::Companies).await;
-    let (contacts, contact_pages) = read_all(&source, ObjectType::Contacts).await;
+    let (accounts, account_pages) = read_all(&source, ObjectType::COMPANIES).await;
+    let (contacts, contact_pages) = read_all(&source, ObjectType::CONTACTS).await;
     assert_eq!(accounts.len(), data.companies.len());
     assert_eq!(contacts.len(), data.contacts.len());
     assert_eq!(account_pages, data.companies.len().div_ceil(500));
     assert_eq!(contact_pages, data.contacts.len().div_ceil(500));
     assert_eq!(
-        source.count(ObjectType::Companies).await.expect("count"),
+        source.count(ObjectType::COMPANIES).await.expect("count"),
         Some(emulator.count("Account") as u64)
     );
     assert_eq!(
-        source.count(ObjectType::Contacts).await.expect("count"),
+        source.count(ObjectType::CONTACTS).await.expect("count"),
         Some(emulator.count("Contact") as u64)
     );
 
@@ -180,7 +180,7 @@ async fn default_batch_size_pages_at_two_thousand() {
     let (emulator, running) = start(Options::default()).await;
     let data = seeded(&emulator, 4_100, 12, &Mess::none());
     let source = SalesforceSource::new(config(&running.base_url, json!({})), "source").unwrap();
-    let (contacts, pages) = read_all(&source, ObjectType::Contacts).await;
+    let (contacts, pages) = read_all(&source, ObjectType::CONTACTS).await;
     assert_eq!(contacts.len(), data.contacts.len());
     assert_eq!(pages, 3);
 }
@@ -203,7 +203,7 @@ async fn next_records_url_elsewhere_is_refused_without_a_request() {
     });
 
     let first = source
-        .read_page(ObjectType::Contacts, None)
+        .read_page(ObjectType::CONTACTS, None)
         .await
         .expect("first page");
     let genuine = first.next.expect("more pages");
@@ -222,7 +222,7 @@ async fn next_records_url_elsewhere_is_refused_without_a_request() {
         format!("/services/data/v62.0/query/{locator}@{other}"),
     ] {
         let err = source
-            .read_page(ObjectType::Contacts, Some(&cursor))
+            .read_page(ObjectType::CONTACTS, Some(&cursor))
             .await
             .expect_err(&cursor);
         assert!(
@@ -243,7 +243,7 @@ async fn next_records_url_elsewhere_is_refused_without_a_request() {
 
     // The genuine cursor still works.
     let second = source
-        .read_page(ObjectType::Contacts, Some(&genuine))
+        .read_page(ObjectType::CONTACTS, Some(&genuine))
         .await
         .expect("second page");
     assert_eq!(second.records.len(), 200);
@@ -255,7 +255,7 @@ async fn expired_session_mid_read_is_renewed_once() {
     let data = seeded(&emulator, 2_600, 14, &Mess::none());
     let source = source(&running, 500);
     let first = source
-        .read_page(ObjectType::Contacts, None)
+        .read_page(ObjectType::CONTACTS, None)
         .await
         .expect("first page");
     emulator.expire_tokens();
@@ -263,7 +263,7 @@ async fn expired_session_mid_read_is_renewed_once() {
     let mut cursor = first.next;
     while let Some(next) = cursor {
         let page = source
-            .read_page(ObjectType::Contacts, Some(&next))
+            .read_page(ObjectType::CONTACTS, Some(&next))
             .await
             .expect("page after expiry");
         seen.extend(page.records.into_iter().map(|r| r.source_id));
@@ -282,7 +282,7 @@ async fn an_expired_query_locator_reads_on_after_the_last_record() {
     let (emulator, running) = start(Options::default()).await;
     let data = seeded(&emulator, 1_200, 15, &Mess::none());
     let source = source(&running, 200);
-    let first = source.read_page(ObjectType::Contacts, None).await.unwrap();
+    let first = source.read_page(ObjectType::CONTACTS, None).await.unwrap();
     let mut seen: Vec<String> = first.records.iter().map(|r| r.source_id.clone()).collect();
     // A checkpoint older than two days: its locator is gone.
     emulator.expire_query_locators();
@@ -290,7 +290,7 @@ async fn an_expired_query_locator_reads_on_after_the_last_record() {
     let mut pages = 1;
     while let Some(next) = cursor {
         let page = source
-            .read_page(ObjectType::Contacts, Some(&next))
+            .read_page(ObjectType::CONTACTS, Some(&next))
             .await
             .expect("reads on after the last record");
         seen.extend(page.records.iter().map(|r| r.source_id.clone()));
@@ -311,13 +311,13 @@ async fn an_expired_bare_locator_is_a_clear_error_and_a_forged_id_is_refused() {
     let (emulator, running) = start(Options::default()).await;
     seeded(&emulator, 600, 15, &Mess::none());
     let source = source(&running, 200);
-    let first = source.read_page(ObjectType::Contacts, None).await.unwrap();
+    let first = source.read_page(ObjectType::CONTACTS, None).await.unwrap();
     let next = first.next.expect("a second page");
     let (url, _) = next.split_once(' ').expect("url and last id");
     emulator.expire_query_locators();
     // A cursor without the last id (saved by an older version) cannot read on.
     let err = source
-        .read_page(ObjectType::Contacts, Some(url))
+        .read_page(ObjectType::CONTACTS, Some(url))
         .await
         .expect_err("expired locator");
     let text = err.to_string();
@@ -330,7 +330,7 @@ async fn an_expired_bare_locator_is_a_clear_error_and_a_forged_id_is_refused() {
     // A tampered cursor never reaches a query.
     let forged = format!("{url} 003' OR Name != 'x");
     let err = source
-        .read_page(ObjectType::Contacts, Some(&forged))
+        .read_page(ObjectType::CONTACTS, Some(&forged))
         .await
         .expect_err("forged id");
     assert!(matches!(err, ConnectorError::Malformed { .. }), "{err}");
@@ -392,8 +392,8 @@ async fn migration_from_salesforce_into_an_empty_org_verifies() {
     assert_eq!(to_emulator.count("Contact"), seeded.contacts);
 
     // Associations and opt-outs arrived as such, keyed by the source org's ids.
-    let (accounts, _) = read_all(&source, ObjectType::Companies).await;
-    let (people, _) = read_all(&source, ObjectType::Contacts).await;
+    let (accounts, _) = read_all(&source, ObjectType::COMPANIES).await;
+    let (people, _) = read_all(&source, ObjectType::CONTACTS).await;
     let account_ext: HashMap<String, String> = accounts
         .iter()
         .map(|a| {

@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn mapped_fields_that_would_break_a_query_or_the_identity_are_refused() {
         let bind = |vendor: &'static str| FieldBinding::new("x", vendor, FieldType::Text);
-        let contacts = ObjectType::Contacts;
+        let contacts = ObjectType::CONTACTS;
         assert!(check_bindings(contacts, &[bind("Favourite_Colour")], Some("Src")).is_ok());
         for bad in [
             "Name) or (1=1",

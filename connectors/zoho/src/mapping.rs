@@ -86,7 +86,7 @@ pub struct ZohoObject {
 /// Zoho's side of every object ferry moves: read top to bottom to see what maps where.
 pub static OBJECTS: &[ZohoObject] = &[
     ZohoObject {
-        object: ObjectType::Companies,
+        object: ObjectType::COMPANIES,
         module: "Accounts",
         record: "Account",
         fields: ACCOUNT_FIELDS,
@@ -95,14 +95,14 @@ pub static OBJECTS: &[ZohoObject] = &[
         opt_out: None,
     },
     ZohoObject {
-        object: ObjectType::Contacts,
+        object: ObjectType::CONTACTS,
         module: "Contacts",
         record: "Contact",
         fields: CONTACT_FIELDS,
         references: &[ZohoReference {
             canonical: field::COMPANY,
             lookup: "Account_Name",
-            target: ObjectType::Companies,
+            target: ObjectType::COMPANIES,
         }],
         required: &[field::LAST_NAME],
         opt_out: Some(field::EMAIL_OPT_OUT),
@@ -520,14 +520,14 @@ mod tests {
 
     #[test]
     fn round_trip_through_zoho_shape() {
-        let mut r = Record::new(ObjectType::Contacts, "c-1");
+        let mut r = Record::new(ObjectType::CONTACTS, "c-1");
         r.set(field::LAST_NAME, Value::Text("Gilmore".into()));
         r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
         r.set(field::COMPANY, Value::Reference("co-9".into()));
-        let contacts = standard(ObjectType::Contacts);
+        let contacts = standard(ObjectType::CONTACTS);
         let z = to_zoho(
             &contacts,
-            row(ObjectType::Contacts),
+            row(ObjectType::CONTACTS),
             &r,
             "Src",
             &[Some("4876")],
@@ -539,20 +539,20 @@ mod tests {
         let mut back = z.clone();
         back.insert("Account_Name.Src".into(), Json::String("co-9".into()));
         assert_eq!(
-            from_read_back(&contacts, row(ObjectType::Contacts), &back, "Src"),
+            from_read_back(&contacts, row(ObjectType::CONTACTS), &back, "Src"),
             Some(r)
         );
 
-        let mut c = Record::new(ObjectType::Companies, "co-9");
+        let mut c = Record::new(ObjectType::COMPANIES, "co-9");
         c.set(field::EMPLOYEE_COUNT, Value::Text("250".into()));
         c.set(field::ANNUAL_REVENUE, Value::Decimal(1000.5));
-        let companies = standard(ObjectType::Companies);
-        let z = to_zoho(&companies, row(ObjectType::Companies), &c, "Src", &[]).unwrap();
+        let companies = standard(ObjectType::COMPANIES);
+        let z = to_zoho(&companies, row(ObjectType::COMPANIES), &c, "Src", &[]).unwrap();
         assert_eq!(z["Employees"], Json::from(250));
         assert_eq!(z["Annual_Revenue"], serde_json::json!(1000.5));
         assert_eq!(z["Src"], Json::String("co-9".into()));
         c.set(field::EMPLOYEE_COUNT, Value::Text("lots".into()));
-        let refused = to_zoho(&companies, row(ObjectType::Companies), &c, "Src", &[]).unwrap_err();
+        let refused = to_zoho(&companies, row(ObjectType::COMPANIES), &c, "Src", &[]).unwrap_err();
         assert_eq!(refused.code, "INVALID_VALUE");
         assert!(
             refused.reason.starts_with(field::EMPLOYEE_COUNT) && !refused.reason.contains("lots")
@@ -561,11 +561,11 @@ mod tests {
 
     #[test]
     fn an_absent_opt_out_is_written_as_not_opted_out() {
-        let r = Record::new(ObjectType::Contacts, "c-2");
+        let r = Record::new(ObjectType::CONTACTS, "c-2");
         assert_eq!(
             to_zoho(
-                &standard(ObjectType::Contacts),
-                row(ObjectType::Contacts),
+                &standard(ObjectType::CONTACTS),
+                row(ObjectType::CONTACTS),
                 &r,
                 "Src",
                 &[]
@@ -585,22 +585,22 @@ mod tests {
             ..FieldBinding::new("tier", "Tier", FieldType::Text)
         };
         let seats = FieldBinding::new("seats", "Seats", FieldType::Integer);
-        let map = standard(ObjectType::Companies).with(&[tier, seats]);
+        let map = standard(ObjectType::COMPANIES).with(&[tier, seats]);
         let z: Map<String, Json> = serde_json::from_value(serde_json::json!({
             "id": "5", "Account_Name": "Acme", "Tier": "T1", "Seats": 12
         }))
         .unwrap();
-        let r = from_zoho(&map, row(ObjectType::Companies), &z).unwrap();
+        let r = from_zoho(&map, row(ObjectType::COMPANIES), &z).unwrap();
         assert_eq!(r.get("tier"), Some(&Value::Text("Gold".into())));
         assert_eq!(r.get("seats"), Some(&Value::Integer(12)));
-        let mut w = Record::new(ObjectType::Companies, "co-1");
+        let mut w = Record::new(ObjectType::COMPANIES, "co-1");
         w.fields.insert("tier".into(), Value::Text(" gold".into()));
         w.fields.insert("seats".into(), Value::Integer(12));
-        let out = to_zoho(&map, row(ObjectType::Companies), &w, "Src", &[]).unwrap();
+        let out = to_zoho(&map, row(ObjectType::COMPANIES), &w, "Src", &[]).unwrap();
         assert_eq!(out["Tier"], Json::String("T1".into()));
         assert_eq!(out["Seats"], Json::from(12));
         assert_eq!(
-            stored_fields(&map, row(ObjectType::Companies))
+            stored_fields(&map, row(ObjectType::COMPANIES))
                 .iter()
                 .rev()
                 .take(2)
@@ -609,24 +609,24 @@ mod tests {
         );
         w.fields
             .insert("tier".into(), Value::Text("Platinum".into()));
-        let refused = to_zoho(&map, row(ObjectType::Companies), &w, "Src", &[]).unwrap_err();
+        let refused = to_zoho(&map, row(ObjectType::COMPANIES), &w, "Src", &[]).unwrap_err();
         assert_eq!(refused.code, ferry_core::fields::NO_SUCH_OPTION);
         assert!(!refused.reason.contains("Platinum"));
         w.fields.insert("tier".into(), Value::Integer(3));
         assert_eq!(
-            to_zoho(&map, row(ObjectType::Companies), &w, "Src", &[])
+            to_zoho(&map, row(ObjectType::COMPANIES), &w, "Src", &[])
                 .unwrap_err()
                 .code,
             "INVALID_VALUE"
         );
 
         let at = FieldBinding::new("renewal_at", "Renewal_At", FieldType::Timestamp);
-        let map = standard(ObjectType::Companies).with(&[at]);
-        let mut w = Record::new(ObjectType::Companies, "co-2");
+        let map = standard(ObjectType::COMPANIES).with(&[at]);
+        let mut w = Record::new(ObjectType::COMPANIES, "co-2");
         w.fields
             .insert("renewal_at".into(), Value::Timestamp(1_704_164_645_678));
         assert_eq!(
-            to_zoho(&map, row(ObjectType::Companies), &w, "Src", &[]).unwrap()["Renewal_At"],
+            to_zoho(&map, row(ObjectType::COMPANIES), &w, "Src", &[]).unwrap()["Renewal_At"],
             "2024-01-02T03:04:05+00:00"
         );
     }
@@ -639,8 +639,8 @@ mod tests {
         }))
         .unwrap();
         let e = from_zoho(
-            &standard(ObjectType::Companies),
-            row(ObjectType::Companies),
+            &standard(ObjectType::COMPANIES),
+            row(ObjectType::COMPANIES),
             &z,
         )
         .unwrap_err();
@@ -651,8 +651,8 @@ mod tests {
         }))
         .unwrap();
         let r = from_zoho(
-            &standard(ObjectType::Contacts),
-            row(ObjectType::Contacts),
+            &standard(ObjectType::CONTACTS),
+            row(ObjectType::CONTACTS),
             &z,
         )
         .unwrap();
@@ -684,7 +684,7 @@ mod tests {
                 assert!(row.fields.iter().any(|(c, _)| c == required), "{required}");
             }
         }
-        assert!(is_reference_target(ObjectType::Companies));
-        assert!(!is_reference_target(ObjectType::Contacts));
+        assert!(is_reference_target(ObjectType::COMPANIES));
+        assert!(!is_reference_target(ObjectType::CONTACTS));
     }
 }

@@ -676,7 +676,7 @@ mod tests {
     fn rejections_name_codes_and_fields_never_values() {
         let item = json!({"code": "INVALID_DATA", "details": {"api_name": "Email", "json_path": "$.data[0].Email"},
                           "message": "invalid data secret@value", "status": "error"});
-        let row = mapping::binding(ObjectType::Contacts).unwrap();
+        let row = mapping::binding(ObjectType::CONTACTS).unwrap();
         let map = row.standard();
         let (code, reason) = rejection_reason(&map, row, &item);
         assert_eq!(code, "INVALID_DATA");
@@ -694,8 +694,8 @@ mod tests {
 
     #[test]
     fn an_unresolved_reference_names_the_field_and_the_target_module() {
-        let row = mapping::binding(ObjectType::Contacts).unwrap();
-        let record = Record::new(ObjectType::Contacts, "p-4");
+        let row = mapping::binding(ObjectType::CONTACTS).unwrap();
+        let record = Record::new(ObjectType::CONTACTS, "p-4");
         let refused = unresolved(row, &row.references[0], &record, "Src").unwrap();
         assert_eq!(refused.code, "UNRESOLVED_COMPANY");
         assert_eq!(

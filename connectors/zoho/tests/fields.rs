@@ -33,7 +33,7 @@ fn labels(field: &VendorField) -> Vec<(&str, &str)> {
 /// picklist's options taken from `described`.
 fn custom_bindings(object: ObjectType, described: &[VendorField]) -> Vec<FieldBinding> {
     match object {
-        ObjectType::Companies => vec![
+        ObjectType::COMPANIES => vec![
             FieldBinding::new("region", "Region", FieldType::Text),
             FieldBinding::new("seats", "Seats", FieldType::Integer),
             FieldBinding {
@@ -41,7 +41,7 @@ fn custom_bindings(object: ObjectType, described: &[VendorField]) -> Vec<FieldBi
                 ..FieldBinding::new("tier", "Tier", FieldType::Text)
             },
         ],
-        ObjectType::Contacts => vec![
+        ObjectType::CONTACTS => vec![
             FieldBinding::new("favourite_colour", "Favourite_Colour", FieldType::Text),
             FieldBinding::new("loyalty_points", "Loyalty_Points", FieldType::Integer),
         ],
@@ -53,7 +53,7 @@ async fn describe_lists_the_seeded_custom_fields_with_kinds_and_options() {
     let (_emulator, running) = start(Options::default()).await;
     let source = ZohoSource::new(config(&running.base_url, json!({})), "source").expect("source");
     let accounts = source
-        .describe(ObjectType::Companies)
+        .describe(ObjectType::COMPANIES)
         .await
         .expect("describe");
     let region = find(&accounts, "Region");
@@ -113,7 +113,7 @@ async fn describe_lists_the_seeded_custom_fields_with_kinds_and_options() {
     assert!(find(&accounts, "Ferry_Source_Id").custom);
 
     let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
-    let contacts = sink.describe(ObjectType::Contacts).await.expect("describe");
+    let contacts = sink.describe(ObjectType::CONTACTS).await.expect("describe");
     assert_eq!(find(&contacts, "Favourite_Colour").kind, FieldKind::Text);
     assert_eq!(find(&contacts, "Loyalty_Points").kind, FieldKind::Integer);
     assert_eq!(find(&contacts, "Email_Opt_Out").kind, FieldKind::Bool);
@@ -142,7 +142,7 @@ async fn a_source_reads_mapped_custom_fields() {
             .expect("map");
     }
     // Pages after the first are COQL queries: both read the mapped fields.
-    let (companies, cursors) = read_all(&source, ObjectType::Companies).await;
+    let (companies, cursors) = read_all(&source, ObjectType::COMPANIES).await;
     assert!(!cursors.is_empty());
     assert_eq!(companies.len(), data.companies.len());
     for (record, seed) in companies.iter().zip(&data.companies) {
@@ -161,7 +161,7 @@ async fn a_source_reads_mapped_custom_fields() {
         assert!(record.get("name").is_some(), "standard fields still read");
     }
     assert!(companies.iter().any(|c| c.get("tier").is_some()));
-    let (contacts, _) = read_all(&source, ObjectType::Contacts).await;
+    let (contacts, _) = read_all(&source, ObjectType::CONTACTS).await;
     assert_eq!(contacts.len(), data.contacts.len());
     for (record, seed) in contacts.iter().zip(&data.contacts) {
         assert_eq!(
@@ -226,7 +226,7 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_only_an_unknown
     }
 
     let outcomes = sink
-        .upsert(ObjectType::Companies, &companies)
+        .upsert(ObjectType::COMPANIES, &companies)
         .await
         .expect("upsert");
     let refused: Vec<&str> = outcomes
@@ -256,11 +256,11 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_only_an_unknown
         .filter(|(i, _)| *i != 1 && *i != 2)
         .map(|(_, r)| r.clone())
         .collect();
-    assert_read_back_equal(&sink, ObjectType::Companies, &written).await;
+    assert_read_back_equal(&sink, ObjectType::COMPANIES, &written).await;
 
     // Contacts whose company was refused are refused for it; the others carry their fields.
     let outcomes = sink
-        .upsert(ObjectType::Contacts, &contacts)
+        .upsert(ObjectType::CONTACTS, &contacts)
         .await
         .expect("upsert");
     let written: Vec<Record> = outcomes
@@ -270,7 +270,7 @@ async fn a_sink_writes_mapped_fields_reads_them_back_and_refuses_only_an_unknown
         .map(|(_, r)| r.clone())
         .collect();
     assert!(written.len() >= contacts.len() - contacts.len() / 2);
-    assert_read_back_equal(&sink, ObjectType::Contacts, &written).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &written).await;
     let stored = emulator
         .record_by_source_id("Contacts", &written[0].source_id)
         .expect("stored");
@@ -283,7 +283,7 @@ async fn a_created_field_is_described_and_holds_values() {
     let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
     let shoe = sink
         .create_field(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &NewField {
                 name: "shoe_size".into(),
                 label: "Shoe Size".into(),
@@ -299,7 +299,7 @@ async fn a_created_field_is_described_and_holds_values() {
     );
     let plan = sink
         .create_field(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &NewField {
                 name: "plan".into(),
                 label: "Plan".into(),
@@ -317,7 +317,7 @@ async fn a_created_field_is_described_and_holds_values() {
     assert_eq!(labels(&plan), [("Free", "Free"), ("Pro", "Pro")]);
     let renewal = sink
         .create_field(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &NewField {
                 name: "renewal_at".into(),
                 label: "Renewal At".into(),
@@ -331,12 +331,12 @@ async fn a_created_field_is_described_and_holds_values() {
         (renewal.name.as_str(), renewal.kind),
         ("Renewal_At", FieldKind::Timestamp)
     );
-    let described = sink.describe(ObjectType::Contacts).await.expect("describe");
+    let described = sink.describe(ObjectType::CONTACTS).await.expect("describe");
     assert_eq!(find(&described, "Shoe_Size"), &shoe);
     assert_eq!(find(&described, "Plan"), &plan);
 
     sink.map_fields(
-        ObjectType::Contacts,
+        ObjectType::CONTACTS,
         &[
             FieldBinding::new("shoe_size", "Shoe_Size", FieldType::Decimal),
             FieldBinding::new("renewal_at", "Renewal_At", FieldType::Timestamp),
@@ -347,8 +347,8 @@ async fn a_created_field_is_described_and_holds_values() {
         ],
     )
     .expect("map");
-    sink.prepare(ObjectType::Contacts).await.expect("prepare");
-    let mut record = Record::new(ObjectType::Contacts, "shoe-1");
+    sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
+    let mut record = Record::new(ObjectType::CONTACTS, "shoe-1");
     record
         .fields
         .insert("last_name".into(), Value::Text("Lovelace".into()));
@@ -363,11 +363,11 @@ async fn a_created_field_is_described_and_holds_values() {
         .fields
         .insert("renewal_at".into(), Value::Timestamp(1_704_164_645_000));
     let outcomes = sink
-        .upsert(ObjectType::Contacts, std::slice::from_ref(&record))
+        .upsert(ObjectType::CONTACTS, std::slice::from_ref(&record))
         .await
         .expect("upsert");
     assert!(outcomes[0].result.is_ok(), "{:?}", outcomes[0]);
-    assert_read_back_equal(&sink, ObjectType::Contacts, &[record]).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &[record]).await;
     let stored = emulator
         .record_by_source_id("Contacts", "shoe-1")
         .expect("stored");
@@ -379,7 +379,7 @@ async fn a_created_field_is_described_and_holds_values() {
     // The same label again is refused by Zoho; the error names the call and the field.
     let again = sink
         .create_field(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &NewField {
                 name: "shoe_size".into(),
                 label: "Shoe Size".into(),
@@ -399,7 +399,7 @@ async fn a_created_field_is_described_and_holds_values() {
     );
     let reference = sink
         .create_field(
-            ObjectType::Contacts,
+            ObjectType::CONTACTS,
             &NewField {
                 name: "partner".into(),
                 label: "Partner".into(),

@@ -84,5 +84,5 @@ async fn zoho_to_salesforce_is_verified() {
     );
     assert_eq!(sf.count("Account"), seeded.accounts);
     assert_eq!(sf.count("Contact"), seeded.contacts);
-    let _ = (ObjectType::Contacts, SecretRef::env("UNUSED"));
+    let _ = (ObjectType::CONTACTS, SecretRef::env("UNUSED"));
 }

@@ -27,16 +27,16 @@ async fn write_read_back_and_rerun_without_duplicates() {
     let (emulator, running) = start(Options::default()).await;
     let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
     sink.check().await.expect("check");
-    sink.prepare(ObjectType::Companies)
+    sink.prepare(ObjectType::COMPANIES)
         .await
         .expect("prepare companies");
-    sink.prepare(ObjectType::Contacts)
+    sink.prepare(ObjectType::CONTACTS)
         .await
         .expect("prepare contacts");
     let (companies, contacts) = ferry_testkit::canonical_records(&generate(450, 11, &Mess::none()));
     for (object, records) in [
-        (ObjectType::Companies, &companies),
-        (ObjectType::Contacts, &contacts),
+        (ObjectType::COMPANIES, &companies),
+        (ObjectType::CONTACTS, &contacts),
     ] {
         let outcomes = upsert_all(&sink, object, records).await;
         let failed: Vec<_> = outcomes
@@ -60,8 +60,8 @@ async fn write_read_back_and_rerun_without_duplicates() {
     // A fresh sink (empty cache) resolves companies through COQL; a rerun creates nothing.
     let again = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
     for (object, records) in [
-        (ObjectType::Companies, &companies),
-        (ObjectType::Contacts, &contacts),
+        (ObjectType::COMPANIES, &companies),
+        (ObjectType::CONTACTS, &contacts),
     ] {
         let outcomes = upsert_all(&again, object, records).await;
         assert!(
@@ -79,10 +79,10 @@ async fn write_read_back_and_rerun_without_duplicates() {
     changed.fields.remove(field::COMPANY);
     changed.fields.remove(field::FIRST_NAME);
     again
-        .upsert(ObjectType::Contacts, std::slice::from_ref(&changed))
+        .upsert(ObjectType::CONTACTS, std::slice::from_ref(&changed))
         .await
         .expect("upsert");
-    assert_read_back_equal(&again, ObjectType::Contacts, &[changed]).await;
+    assert_read_back_equal(&again, ObjectType::CONTACTS, &[changed]).await;
     assert_eq!(again.token_fetches(), 1);
 }
 
@@ -91,7 +91,7 @@ async fn refused_records_become_rejections_without_values() {
     let (emulator, running) = start(Options::default()).await;
     let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
     let contact = |id: &str, last: Option<&str>| {
-        let mut r = Record::new(ObjectType::Contacts, id);
+        let mut r = Record::new(ObjectType::CONTACTS, id);
         if let Some(last) = last {
             r.set(field::LAST_NAME, Value::Text(last.into()));
         }
@@ -119,7 +119,7 @@ async fn refused_records_become_rejections_without_values() {
         weird.clone(),
     ];
     let outcomes = sink
-        .upsert(ObjectType::Contacts, &records)
+        .upsert(ObjectType::CONTACTS, &records)
         .await
         .expect("upsert");
     let codes: Vec<&str> = outcomes
@@ -161,7 +161,7 @@ async fn refused_records_become_rejections_without_values() {
     assert!(reasons[1].contains("Email (email)"), "{}", reasons[1]);
     assert!(reasons[2].contains("Title (job_title)"), "{}", reasons[2]);
     assert_eq!(emulator.count("Contacts"), 1);
-    assert_read_back_equal(&sink, ObjectType::Contacts, &[weird]).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &[weird]).await;
 }
 
 #[tokio::test]
@@ -173,7 +173,7 @@ async fn prepare_explains_a_missing_or_non_unique_source_id_field() {
     .await;
     let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
     let err = sink
-        .prepare(ObjectType::Companies)
+        .prepare(ObjectType::COMPANIES)
         .await
         .expect_err("no field");
     assert!(matches!(err, ConnectorError::Setup { .. }), "{err:?}");
@@ -194,7 +194,7 @@ async fn prepare_explains_a_missing_or_non_unique_source_id_field() {
     .await;
     let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
     let err = sink
-        .prepare(ObjectType::Contacts)
+        .prepare(ObjectType::CONTACTS)
         .await
         .expect_err("not unique");
     assert!(
@@ -209,7 +209,7 @@ async fn prepare_explains_a_missing_or_non_unique_source_id_field() {
     )
     .expect("sink");
     let err = sink
-        .prepare(ObjectType::Contacts)
+        .prepare(ObjectType::CONTACTS)
         .await
         .expect_err("other name");
     assert!(err.to_string().contains("Legacy_Id"), "{err}");
@@ -225,12 +225,12 @@ async fn spent_credits_stop_the_run_with_an_explanation() {
     let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
     let (companies, _) = ferry_testkit::canonical_records(&generate(1_000, 3, &Mess::none()));
     // The first 100 cost 10 credits; the next 100 cannot be paid for with the 5 left.
-    sink.upsert(ObjectType::Companies, &companies[..100])
+    sink.upsert(ObjectType::COMPANIES, &companies[..100])
         .await
         .expect("first batch");
     let started = std::time::Instant::now();
     let err = sink
-        .upsert(ObjectType::Companies, &companies[100..200])
+        .upsert(ObjectType::COMPANIES, &companies[100..200])
         .await
         .expect_err("spent");
     assert!(
@@ -292,7 +292,7 @@ async fn a_source_id_twice_in_one_call_is_written_once_and_the_second_refused_un
     let (emulator, running) = start(Options::default()).await;
     let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
     let contact = |id: &str, last: &str| {
-        let mut r = Record::new(ObjectType::Contacts, id);
+        let mut r = Record::new(ObjectType::CONTACTS, id);
         r.set(field::LAST_NAME, Value::Text(last.into()));
         r
     };
@@ -302,7 +302,7 @@ async fn a_source_id_twice_in_one_call_is_written_once_and_the_second_refused_un
         contact("  ", "Danes"),
     ];
     let outcomes = sink
-        .upsert(ObjectType::Contacts, &records)
+        .upsert(ObjectType::CONTACTS, &records)
         .await
         .expect("upsert");
     let codes: Vec<&str> = outcomes
@@ -314,5 +314,5 @@ async fn a_source_id_twice_in_one_call_is_written_once_and_the_second_refused_un
         .collect();
     assert_eq!(codes, ["OK", "DUPLICATE_SOURCE_ID", "MISSING_SOURCE_ID"]);
     assert_eq!(emulator.count("Contacts"), 1);
-    assert_read_back_equal(&sink, ObjectType::Contacts, &records[..1]).await;
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &records[..1]).await;
 }

@@ -19,9 +19,9 @@ async fn pages_past_2000_records_by_id_after_the_first_page() {
     let source = ZohoSource::new(config(&running.base_url, json!({})), "source").expect("source");
     source.check().await.expect("check");
 
-    let (companies, _) = read_all(&source, ObjectType::Companies).await;
+    let (companies, _) = read_all(&source, ObjectType::COMPANIES).await;
     assert_eq!(companies.len(), seeded.accounts);
-    let (contacts, cursors) = read_all(&source, ObjectType::Contacts).await;
+    let (contacts, cursors) = read_all(&source, ObjectType::CONTACTS).await;
     assert_eq!(contacts.len(), seeded.contacts);
     assert!(seeded.contacts > 2_000);
     let ids: HashSet<&str> = contacts.iter().map(|r| r.source_id.as_str()).collect();
@@ -51,7 +51,7 @@ async fn pages_past_2000_records_by_id_after_the_first_page() {
             .all(|c| matches!(c.get(field::UPDATED_AT), Some(Value::Timestamp(_))))
     );
     assert_eq!(
-        source.count(ObjectType::Contacts).await.expect("count"),
+        source.count(ObjectType::CONTACTS).await.expect("count"),
         Some(seeded.contacts as u64)
     );
     assert_eq!(source.token_fetches(), 1);
@@ -63,7 +63,7 @@ async fn a_page_token_cursor_of_an_earlier_version_resumes_by_id() {
     let seeded = emulator.seed(&generate(900, 6, &Mess::none()));
     let source = ZohoSource::new(config(&running.base_url, json!({})), "source").expect("source");
     let first = source
-        .read_page(ObjectType::Contacts, None)
+        .read_page(ObjectType::CONTACTS, None)
         .await
         .expect("first page");
     let last = first.records.last().expect("records").source_id.clone();
@@ -72,7 +72,7 @@ async fn a_page_token_cursor_of_an_earlier_version_resumes_by_id() {
     let mut ids: Vec<String> = first.records.iter().map(|r| r.source_id.clone()).collect();
     while let Some(c) = cursor {
         let page = source
-            .read_page(ObjectType::Contacts, Some(&c))
+            .read_page(ObjectType::CONTACTS, Some(&c))
             .await
             .expect("page");
         ids.extend(page.records.iter().map(|r| r.source_id.clone()));
@@ -99,7 +99,7 @@ async fn an_expired_token_is_refreshed_and_429s_are_retried() {
     )
     .expect("source");
     let first = source
-        .read_page(ObjectType::Contacts, None)
+        .read_page(ObjectType::CONTACTS, None)
         .await
         .expect("page");
     emulator.expire_tokens();
@@ -107,7 +107,7 @@ async fn an_expired_token_is_refreshed_and_429s_are_retried() {
     let mut cursor = first.next;
     while let Some(c) = cursor {
         let page = source
-            .read_page(ObjectType::Contacts, Some(&c))
+            .read_page(ObjectType::CONTACTS, Some(&c))
             .await
             .expect("page");
         total += page.records.len();
