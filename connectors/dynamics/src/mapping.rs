@@ -608,6 +608,20 @@ mod tests {
     }
 
     #[test]
+    fn an_invented_object_has_no_row_and_is_refused() {
+        static TICKETS: ferry_core::model::ObjectSpec = ferry_core::model::ObjectSpec {
+            name: "tickets",
+            fields: &[],
+        };
+        let refused = binding(ObjectType::new(&TICKETS)).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(refused, ferry_core::ConnectorError::Unsupported { .. }),
+            "{refused:?}"
+        );
+        assert!(refused.to_string().contains("tickets"), "{refused}");
+    }
+
+    #[test]
     fn every_object_has_exactly_one_row_and_references_point_at_rows() {
         for object in ObjectType::ALL {
             assert_eq!(

@@ -305,6 +305,20 @@ mod tests {
     }
 
     #[test]
+    fn an_invented_object_has_no_row_and_is_refused() {
+        static TICKETS: ferry_core::model::ObjectSpec = ferry_core::model::ObjectSpec {
+            name: "tickets",
+            fields: &[],
+        };
+        let refused = binding(ObjectType::new(&TICKETS)).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(refused, ferry_core::ConnectorError::Unsupported { .. }),
+            "{refused:?}"
+        );
+        assert!(refused.to_string().contains("tickets"), "{refused}");
+    }
+
+    #[test]
     fn an_object_without_a_row_is_refused_as_unsupported() {
         // A table without the contacts row stands in for an object ferry cannot name yet.
         let companies_only = &OBJECTS[..1];
