@@ -15,6 +15,7 @@ use serde_json::{Value as Json, json};
 use crate::VENDOR;
 use crate::client::HubspotClient;
 use crate::mapping;
+use crate::objects::{HubspotBinding, binding};
 
 /// A property as the properties API describes it (the parts ferry reads).
 #[derive(Debug, Deserialize)]
@@ -91,10 +92,10 @@ fn kind(property: &Property, canonical: Option<FieldType>) -> FieldKind {
 }
 
 impl Property {
-    /// The property as a [`VendorField`] of `object`.
-    fn into_field(self, object: ObjectType) -> VendorField {
-        let canonical = mapping::canonical(object, &self.name);
-        let canonical_type = canonical.and_then(|c| object.field(c)).map(|f| f.ty);
+    /// The property as a [`VendorField`] of `row`'s object.
+    fn into_field(self, row: &HubspotBinding) -> VendorField {
+        let canonical = mapping::canonical(row, &self.name);
+        let canonical_type = canonical.and_then(|c| row.object.field(c)).map(|f| f.ty);
         let kind = kind(&self, canonical_type);
         let options = match kind {
             FieldKind::Picklist | FieldKind::MultiPicklist => self
@@ -124,9 +125,9 @@ impl Property {
     }
 }
 
-/// The properties path of `object`.
-fn path(object: ObjectType) -> String {
-    format!("/crm/v3/properties/{}", mapping::object_path(object))
+/// The properties path of `row`'s object.
+fn path(row: &HubspotBinding) -> String {
+    format!("/crm/v3/properties/{}", row.path)
 }
 
 /// Every live property of `object`, read under the page body cap (HubSpot answers all
@@ -135,7 +136,8 @@ pub(crate) async fn describe(
     client: &HubspotClient,
     object: ObjectType,
 ) -> ConnectorResult<Vec<VendorField>> {
-    let path = path(object);
+    let row = binding(object)?;
+    let path = path(row);
     let (endpoint, response) = client
         .get_ok_capped(&path, &[("archived", "false")], BodyCap::Page)
         .await?;
@@ -144,7 +146,7 @@ pub(crate) async fn describe(
         .results
         .into_iter()
         .filter(|p| !p.archived)
-        .map(|p| p.into_field(object))
+        .map(|p| p.into_field(row))
         .collect();
     tracing::debug!(vendor = VENDOR, %object, fields = fields.len(), "described");
     Ok(fields)
@@ -187,13 +189,9 @@ fn types_for(kind: FieldKind) -> Option<(&'static str, &'static str)> {
     })
 }
 
-/// The request body creating `field` on `object` (its internal name already chosen).
-fn create_body(object: ObjectType, name: &str, field: &NewField) -> Option<Json> {
+/// The request body creating `field` on `row`'s object (its internal name already chosen).
+fn create_body(row: &HubspotBinding, name: &str, field: &NewField) -> Option<Json> {
     let (ty, field_type) = types_for(field.kind)?;
-    let group = match object {
-        ObjectType::CONTACTS => "contactinformation",
-        ObjectType::COMPANIES => "companyinformation",
-    };
     let options: Vec<Json> = match field.kind {
         // HubSpot's UI gives an option the label as its internal value unless told otherwise.
         FieldKind::Picklist | FieldKind::MultiPicklist => field
@@ -220,7 +218,7 @@ fn create_body(object: ObjectType, name: &str, field: &NewField) -> Option<Json>
         "label": field.label,
         "type": ty,
         "fieldType": field_type,
-        "groupName": group,
+        "groupName": row.property_group,
         "description": "Created by ferry for a mapped field.",
         "formField": false,
     });
@@ -232,7 +230,7 @@ fn create_body(object: ObjectType, name: &str, field: &NewField) -> Option<Json>
 
 /// Adds which property was being created to an error, keeping its endpoint (never a value),
 /// and to a refused credential the scope creating properties needs.
-fn creating(error: ConnectorError, object: ObjectType, name: &str) -> ConnectorError {
+fn creating(error: ConnectorError, row: &HubspotBinding, name: &str) -> ConnectorError {
     let error = match error {
         ConnectorError::Auth {
             vendor,
@@ -245,12 +243,12 @@ fn creating(error: ConnectorError, object: ObjectType, name: &str) -> ConnectorE
             status,
             detail: format!(
                 "{detail} (creating properties needs the scope crm.schemas.{}.write)",
-                mapping::object_path(object)
+                row.path
             ),
         },
         other => other,
     };
-    error.about(format_args!("creating {object} property `{name}`"))
+    error.about(format_args!("creating {} property `{name}`", row.object))
 }
 
 /// Creates `field` as a custom property of `object` and returns it as [`describe`] lists it.
@@ -260,8 +258,9 @@ pub(crate) async fn create(
     field: &NewField,
 ) -> ConnectorResult<VendorField> {
     let name = internal_name(&field.name);
-    let path = path(object);
-    let Some(body) = create_body(object, &name, field) else {
+    let row = binding(object)?;
+    let path = path(row);
+    let Some(body) = create_body(row, &name, field) else {
         return Err(ConnectorError::Unsupported {
             vendor: VENDOR,
             detail: format!(
@@ -285,7 +284,7 @@ pub(crate) async fn create(
     let (endpoint, response) = client
         .send(Method::POST, &path, &[], Some(&body))
         .await
-        .map_err(|e| creating(e, object, &name))?;
+        .map_err(|e| creating(e, row, &name))?;
     match response.status.as_u16() {
         200 | 201 => {}
         409 => {
@@ -300,18 +299,14 @@ pub(crate) async fn create(
             });
         }
         _ => {
-            return Err(creating(
-                client.error_for(&endpoint, &response),
-                object,
-                &name,
-            ));
+            return Err(creating(client.error_for(&endpoint, &response), row, &name));
         }
     }
     let created: Property = response
         .json(VENDOR, &endpoint)
-        .map_err(|e| creating(e, object, &name))?;
+        .map_err(|e| creating(e, row, &name))?;
     tracing::info!(vendor = VENDOR, %object, property = %created.name, "created a property");
-    Ok(created.into_field(object))
+    Ok(created.into_field(row))
 }
 
 #[cfg(test)]

@@ -4,15 +4,17 @@
 //! HubSpot's documented rate limits.
 //!
 //! Read top to bottom: [`config`] (the settings), [`policy`] (retries, rate-limit headers,
-//! error bodies), [`client`] (auth and requests), [`mapping`] (HubSpot properties ↔ canonical
-//! fields), [`fields`] (the properties API as field metadata, creating properties), [`source`]
-//! (paging), [`sink`] (writing and reading back). The sandbox's HubSpot
+//! error bodies), [`client`] (auth and requests), [`objects`] (the table of what each object is
+//! in HubSpot: paths, properties, associations, subscriptions), [`mapping`] (HubSpot properties
+//! ↔ canonical fields), [`fields`] (the properties API as field metadata, creating
+//! properties), [`source`] (paging), [`sink`] (writing and reading back). The sandbox's HubSpot
 //! emulator backs the tests.
 
 pub mod client;
 pub mod config;
 pub mod fields;
 pub mod mapping;
+pub mod objects;
 pub mod policy;
 pub mod sink;
 pub mod source;
@@ -31,10 +33,7 @@ pub fn spec() -> ferry_core::ConnectorSpec {
     ferry_core::ConnectorSpec {
         name: VENDOR,
         title: "HubSpot CRM API v3 (private-app token)",
-        objects: &[
-            ferry_core::ObjectType::COMPANIES,
-            ferry_core::ObjectType::CONTACTS,
-        ],
+        objects: &objects::OBJECT_TYPES,
         source: Some(build_source),
         sink: Some(build_sink),
         permissions,

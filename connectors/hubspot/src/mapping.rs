@@ -6,15 +6,15 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 use ferry_core::json::{Object, Text};
-use ferry_core::{
-    FieldBinding, FieldMap, FieldMaps, ObjectType, Record, RecordRejection, Value, field,
-};
-use serde::de::Visitor;
+use ferry_core::{FieldBinding, FieldMap, FieldMaps, Record, RecordRejection, Value, field};
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::VENDOR;
+use crate::objects::{HubspotBinding, HubspotReference, OBJECTS, binding};
 
 /// Canonical contact field ↔ HubSpot contact property.
 pub const CONTACT_PROPERTIES: &[(&str, &str)] = &[
@@ -51,26 +51,15 @@ pub const COMPANY_PROPERTIES: &[(&str, &str)] = &[
     (field::UPDATED_AT, "hs_lastmodifieddate"),
 ];
 
-/// The association label of a contact's primary company in v3 list responses.
-pub const PRIMARY_COMPANY_TYPE: &str = "contact_to_company";
-
-/// The (canonical field, HubSpot property) table of `object`.
-pub fn properties(object: ObjectType) -> &'static [(&'static str, &'static str)] {
-    match object {
-        ObjectType::CONTACTS => CONTACT_PROPERTIES,
-        ObjectType::COMPANIES => COMPANY_PROPERTIES,
-    }
-}
-
-/// The standard field map of `object`: its table, typed by the canonical schema.
-pub fn standard_map(object: ObjectType) -> FieldMap {
-    FieldMap::standard(object, properties(object))
+/// The standard field map of `row`'s object: its table, typed by the canonical schema.
+pub fn standard_map(row: &HubspotBinding) -> FieldMap {
+    FieldMap::standard(row.object, row.properties)
 }
 
 /// The standard field maps of every object the connector moves, to which `map_fields` adds
 /// the operator's mapped fields.
 pub fn field_maps() -> FieldMaps {
-    FieldMaps::new(ObjectType::ALL.into_iter().map(|o| (o, standard_map(o))))
+    FieldMaps::new(OBJECTS.iter().map(|row| (row.object, standard_map(row))))
 }
 
 /// Mapped properties a sink does not write: HubSpot sets the timestamps itself, and refuses
@@ -90,15 +79,14 @@ pub fn written_properties(map: &FieldMap) -> impl Iterator<Item = &FieldBinding>
 }
 
 /// The canonical fields a HubSpot sink stores and reads back: the written properties of `map`
-/// (standard and mapped), and for contacts also the email opt-out and the primary company.
-pub fn stored_fields(object: ObjectType, map: &FieldMap) -> Vec<String> {
+/// (standard and mapped), the opt-out the row's subscription records, and its references (its
+/// associations).
+pub fn stored_fields(row: &HubspotBinding, map: &FieldMap) -> Vec<String> {
     let mut fields: Vec<String> = written_properties(map)
         .map(|b| b.canonical.to_string())
         .collect();
-    if object == ObjectType::CONTACTS {
-        fields.push(field::EMAIL_OPT_OUT.to_owned());
-        fields.push(field::COMPANY.to_owned());
-    }
+    fields.extend(row.subscription.iter().map(|s| s.opt_out.to_owned()));
+    fields.extend(row.references.iter().map(|r| r.canonical.to_owned()));
     fields
 }
 
@@ -128,20 +116,13 @@ pub fn to_properties(
         .collect()
 }
 
-/// The canonical field a HubSpot property of `object` maps to in the standard table, if any.
-pub fn canonical(object: ObjectType, property: &str) -> Option<&'static str> {
-    properties(object)
+/// The canonical field a HubSpot property of `row`'s object maps to in the standard table, if
+/// any.
+pub fn canonical(row: &HubspotBinding, property: &str) -> Option<&'static str> {
+    row.properties
         .iter()
         .find(|(_, p)| *p == property)
         .map(|(c, _)| *c)
-}
-
-/// HubSpot's path segment for `object`.
-pub fn object_path(object: ObjectType) -> &'static str {
-    match object {
-        ObjectType::CONTACTS => "contacts",
-        ObjectType::COMPANIES => "companies",
-    }
 }
 
 /// One page of a v3 list response, its text borrowed from the response body.
@@ -192,7 +173,7 @@ pub struct HubspotObject<'a> {
     /// Property values: strings, or `null` when unset.
     #[serde(default, borrow)]
     pub properties: Object<'a>,
-    /// Associated records, when requested (only companies are read).
+    /// Associated records, when requested (the targets of the object's references).
     #[serde(default, borrow)]
     pub associations: Associations<'a>,
     /// Creation time, ISO-8601.
@@ -203,12 +184,39 @@ pub struct HubspotObject<'a> {
     pub updated_at: Option<Text<'a>>,
 }
 
-/// The associations of a record that ferry reads: its companies.
-#[derive(Debug, Default, Deserialize)]
-pub struct Associations<'a> {
-    /// The associated companies.
-    #[serde(default, borrow)]
-    pub companies: Option<AssociationPage<'a>>,
+/// The associations of a record, by the associated object type's path (`companies`), in the
+/// order HubSpot sent them.
+#[derive(Debug, Default)]
+pub struct Associations<'a>(Vec<(Text<'a>, AssociationPage<'a>)>);
+
+impl Associations<'_> {
+    /// The associations with records of the object type at `path`, if listed.
+    pub fn get(&self, path: &str) -> Option<&AssociationPage<'_>> {
+        self.0
+            .iter()
+            .find(|(name, _)| &**name == path)
+            .map(|(_, page)| page)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Associations<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Visit<'a> {
+            type Value = Associations<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of association pages by object type")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut pages = Vec::new();
+                while let Some(entry) = map.next_entry::<Text<'a>, AssociationPage<'a>>()? {
+                    pages.push(entry);
+                }
+                Ok(Associations(pages))
+            }
+        }
+        d.deserialize_map(Visit(PhantomData))
+    }
 }
 
 /// The associations of one type on a record.
@@ -271,26 +279,27 @@ impl HubspotObject<'_> {
         self.properties.get(name)?.text().filter(|t| !t.is_empty())
     }
 
-    /// The id of the contact's primary company: the `contact_to_company` association, else the
-    /// first company listed.
-    pub fn primary_company(&self) -> Option<&str> {
-        let companies = &self.associations.companies.as_ref()?.results;
-        companies
+    /// The id of the record `reference` refers to: its association labelled as the reference's
+    /// (a contact's primary company), else the first record of the target listed.
+    pub fn referenced(&self, reference: &HubspotReference) -> Option<&str> {
+        let path = binding(reference.target).ok()?.path;
+        let associated = &self.associations.get(path)?.results;
+        associated
             .iter()
-            .find(|a| a.kind.as_deref() == Some(PRIMARY_COMPANY_TYPE))
-            .or_else(|| companies.first())
+            .find(|a| a.kind.as_deref() == Some(reference.list_label))
+            .or_else(|| associated.first())
             .map(|a| a.id.as_str())
     }
 }
 
-/// Maps a HubSpot object to a canonical record through `map` (a picklist's internal value
-/// becomes its label), or says which fields could not be read.
+/// Maps a HubSpot object of `row`'s object to a canonical record through `map` (a picklist's
+/// internal value becomes its label), or says which fields could not be read.
 pub fn to_record(
-    object: ObjectType,
+    row: &HubspotBinding,
     map: &FieldMap,
     raw: &HubspotObject,
 ) -> Result<Record, RecordRejection> {
-    let mut record = Record::new(object, raw.id.clone());
+    let mut record = Record::new(row.object, raw.id.clone());
     let mut problems = Vec::new();
     for binding in map.iter() {
         let value = raw
@@ -314,9 +323,9 @@ pub fn to_record(
             )),
         }
     }
-    if object == ObjectType::CONTACTS {
-        if let Some(company) = raw.primary_company() {
-            record.set(field::COMPANY, Value::Reference(company.to_owned()));
+    for reference in row.references {
+        if let Some(target) = raw.referenced(reference) {
+            record.set(reference.canonical, Value::Reference(target.to_owned()));
         }
     }
     if problems.is_empty() {
@@ -333,6 +342,15 @@ pub fn to_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_core::ObjectType;
+
+    fn contacts() -> &'static HubspotBinding {
+        binding(ObjectType::CONTACTS).expect("a row")
+    }
+
+    fn companies() -> &'static HubspotBinding {
+        binding(ObjectType::COMPANIES).expect("a row")
+    }
 
     fn object(json: serde_json::Value) -> HubspotObject<'static> {
         // Borrowed types need their input to outlive them: leaked, in a test.
@@ -351,12 +369,7 @@ mod tests {
                 {"id": "1000007", "type": "contact_to_company"}]}},
             "createdAt": "2022-06-01T14:31:48.469Z", "updatedAt": "2023-01-01T00:00:00.000Z", "archived": false
         }));
-        let r = to_record(
-            ObjectType::CONTACTS,
-            &standard_map(ObjectType::CONTACTS),
-            &raw,
-        )
-        .expect("maps");
+        let r = to_record(contacts(), &standard_map(contacts()), &raw).expect("maps");
         assert_eq!(r.text(field::EMAIL), Some("a@example.com"));
         assert_eq!(r.text(field::FIRST_NAME), Some("Zoë"));
         assert_eq!(r.get(field::LAST_NAME), None);
@@ -376,12 +389,7 @@ mod tests {
         let raw = object(
             serde_json::json!({"id": 5, "associations": {"companies": {"results": [{"id": 9, "type": "x"}]}}}),
         );
-        let r = to_record(
-            ObjectType::CONTACTS,
-            &standard_map(ObjectType::CONTACTS),
-            &raw,
-        )
-        .expect("maps");
+        let r = to_record(contacts(), &standard_map(contacts()), &raw).expect("maps");
         assert_eq!(r.source_id, "5");
         assert_eq!(r.get(field::COMPANY), Some(&Value::Reference("9".into())));
     }
@@ -392,7 +400,7 @@ mod tests {
         r.set(field::EMAIL, Value::Text("a@example.com".into()));
         r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
         r.set(field::CREATED_AT, Value::Timestamp(0));
-        let props = to_properties(&r, &standard_map(ObjectType::CONTACTS)).expect("writes");
+        let props = to_properties(&r, &standard_map(contacts())).expect("writes");
         assert_eq!(props["email"], serde_json::json!("a@example.com"));
         assert_eq!(props["firstname"], serde_json::json!(""));
         for p in NOT_WRITTEN {
@@ -401,10 +409,10 @@ mod tests {
         let mut c = Record::new(ObjectType::COMPANIES, "c-1");
         c.set(field::ANNUAL_REVENUE, Value::Decimal(1_000_000.0));
         c.set(field::EMPLOYEE_COUNT, Value::Integer(250));
-        let props = to_properties(&c, &standard_map(ObjectType::COMPANIES)).expect("writes");
+        let props = to_properties(&c, &standard_map(companies())).expect("writes");
         assert_eq!(props["annualrevenue"], serde_json::json!("1000000"));
         assert_eq!(props["numberofemployees"], serde_json::json!("250"));
-        let stored = stored_fields(ObjectType::CONTACTS, &standard_map(ObjectType::CONTACTS));
+        let stored = stored_fields(contacts(), &standard_map(contacts()));
         assert!(stored.iter().any(|f| f == field::COMPANY));
         assert!(stored.iter().any(|f| f == field::EMAIL_OPT_OUT));
         assert!(!stored.iter().any(|f| f == field::CREATED_AT));
@@ -415,12 +423,8 @@ mod tests {
         let raw = object(
             serde_json::json!({"id": "1000001", "properties": {"name": "Acme", "numberofemployees": "lots-of-people"}}),
         );
-        let rejection = to_record(
-            ObjectType::COMPANIES,
-            &standard_map(ObjectType::COMPANIES),
-            &raw,
-        )
-        .expect_err("rejected");
+        let rejection =
+            to_record(companies(), &standard_map(companies()), &raw).expect_err("rejected");
         assert_eq!(rejection.source_id, "1000001");
         assert!(
             rejection.reason.contains("employee_count")
@@ -448,13 +452,13 @@ mod tests {
 
     #[test]
     fn mapped_fields_read_as_labels_and_write_as_values() {
-        let map = standard_map(ObjectType::COMPANIES).with(&[
+        let map = standard_map(companies()).with(&[
             tier(),
             FieldBinding::new("seats", "seats", ferry_core::FieldType::Decimal),
         ]);
         let raw = object(serde_json::json!({"id": "1000001",
             "properties": {"name": "Acme", "tier": "silver", "seats": "12", "region": "EMEA"}}));
-        let r = to_record(ObjectType::COMPANIES, &map, &raw).expect("maps");
+        let r = to_record(companies(), &map, &raw).expect("maps");
         assert_eq!(r.text("tier"), Some("Silver"));
         assert_eq!(r.get("seats"), Some(&Value::Decimal(12.0)));
         // An unmapped custom property is not read.
@@ -462,7 +466,7 @@ mod tests {
         let props = to_properties(&r, &map).expect("writes");
         assert_eq!(props["tier"], serde_json::json!("silver"));
         assert_eq!(props["seats"], serde_json::json!("12"));
-        let stored = stored_fields(ObjectType::COMPANIES, &map);
+        let stored = stored_fields(companies(), &map);
         assert!(stored.iter().any(|f| f == "tier") && stored.iter().any(|f| f == "seats"));
 
         let mut unknown = r.clone();

@@ -1,7 +1,8 @@
 //! Writing companies and contacts to HubSpot: batch upserts keyed by a unique custom property
-//! holding the source id, the contact → company primary association through the v4
-//! association API, and email opt-outs through the communication-preferences API; read-back by
-//! source id for verification.
+//! holding the source id, each reference of the object's row ([`crate::objects`]; a contact's
+//! primary company) as an association through the v4 association API, and the email opt-outs
+//! of a row with a subscription through the communication-preferences API; read-back by source
+//! id for verification. Every object-specific choice is read from the row.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +17,7 @@ use ferry_core::redact::clean_code;
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
     Capability, ConnectorError, ConnectorResult, FieldBinding, FieldMaps, NewField, ObjectType,
-    Record, RecordOutcome, RecordRejection, Sink, Value, VendorField, Written, field,
+    Record, RecordOutcome, RecordRejection, Sink, Value, VendorField, Written,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -26,19 +27,19 @@ use crate::VENDOR;
 use crate::client::HubspotClient;
 use crate::config::HubspotConfig;
 use crate::mapping::{self, HubspotObject, string_or_number};
+use crate::objects::{self, HubspotBinding, HubspotReference, Subscription, binding};
 
 /// HubSpot's batch limit for the CRM objects API (create, update, upsert, read).
 pub const MAX_BATCH: usize = 100;
 /// HubSpot's batch-read limit for v4 associations (since 2025-02-10).
 const MAX_ASSOCIATION_READ: usize = 1000;
-/// The v4 association type of a contact's primary company.
-const PRIMARY_CONTACT_TO_COMPANY: i64 = 1;
-/// How many company ids the sink remembers (source id ↔ HubSpot id) before starting afresh:
-/// enough for most accounts' companies, small enough (about 6 MB at the bound with 18-character
-/// source ids) to never matter.
-const MAX_CACHED_COMPANIES: usize = 100_000;
-/// How many bytes of source ids the sink remembers before starting afresh (64 a company).
-const MAX_CACHED_ID_BYTES: usize = MAX_CACHED_COMPANIES * 64;
+/// How many ids of one reference target (companies) the sink remembers (source id ↔ HubSpot
+/// id) before starting afresh: enough for most accounts' companies, small enough (about 6 MB
+/// at the bound with 18-character source ids) to never matter.
+const MAX_CACHED_IDS: usize = 100_000;
+/// How many bytes of source ids the sink remembers per target before starting afresh (64 a
+/// record).
+const MAX_CACHED_ID_BYTES: usize = MAX_CACHED_IDS * 64;
 /// How many times inputs refused with a transient per-input error are sent again.
 const MAX_LOCKED_ROUNDS: usize = 5;
 /// HubSpot's documented wait after a lock: "Locks will last for 2 seconds".
@@ -55,7 +56,8 @@ pub struct HubspotSink {
     source_id_property: String,
     /// The config key of `source_id_property`, for setup messages (`sink.source_id_property`).
     source_id_key: String,
-    companies: Mutex<CompanyIds>,
+    /// The ids of the records written or found of each object some row's reference targets.
+    ids: HashMap<ObjectType, Mutex<TargetIds>>,
     /// Set once the batch unsubscribe endpoint answered 403 (it needs Marketing Hub
     /// Enterprise): from then on opt-outs go one address per request.
     single_unsubscribe: AtomicBool,
@@ -64,10 +66,11 @@ pub struct HubspotSink {
     fields: FieldMaps,
 }
 
-/// Company ids both ways, for this run: filled by company upserts and lookups, so contacts
-/// resolve their company without a request per batch.
+/// The ids of one reference target (companies) both ways, for this run: filled by its upserts
+/// and lookups, so the records referring to it (contacts) resolve it without a request per
+/// batch.
 ///
-/// It holds every company written (up to [`MAX_CACHED_COMPANIES`]), so it is kept small:
+/// It holds every record of it written (up to [`MAX_CACHED_IDS`]), so it is kept small:
 /// HubSpot ids are numbers and are kept as such, and each source id is kept once (read-back
 /// needs it back), in one buffer shared by all. The other way is keyed by a 64-bit hash of the
 /// source id; a hit is confirmed against the source id kept, so a hash collision or an entry
@@ -78,7 +81,7 @@ pub struct HubspotSink {
 /// reusing or returning the pages around them: together they were most of the growth of
 /// ferry's RSS with HubSpot as the sink (0.5 KB a company; 0.2 KB with this layout).
 #[derive(Default)]
-struct CompanyIds {
+struct TargetIds {
     /// Hash of the source id ([`id_hash`]) → HubSpot id.
     by_source: HashMap<u64, u64>,
     /// HubSpot id → where its source id is in `source_ids` (start, end).
@@ -87,9 +90,9 @@ struct CompanyIds {
     source_ids: String,
 }
 
-impl CompanyIds {
-    /// Remembers that the company with `source_id` has the HubSpot id `hubspot_id`. An id that
-    /// is not a plain number is not remembered: its contacts then find it by a lookup.
+impl TargetIds {
+    /// Remembers that the record with `source_id` has the HubSpot id `hubspot_id`. An id that
+    /// is not a plain number is not remembered: its referrers then find it by a lookup.
     fn insert(&mut self, source_id: &str, hubspot_id: &str) {
         let Some(hubspot) = numeric_id(hubspot_id) else {
             return;
@@ -97,7 +100,7 @@ impl CompanyIds {
         if self.source_id_of(hubspot) == Some(source_id) || source_id.len() > MAX_CACHED_ID_BYTES {
             return;
         }
-        if self.by_hubspot.len() >= MAX_CACHED_COMPANIES
+        if self.by_hubspot.len() >= MAX_CACHED_IDS
             || self.source_ids.len() + source_id.len() > MAX_CACHED_ID_BYTES
         {
             self.by_source.clear();
@@ -114,13 +117,13 @@ impl CompanyIds {
         self.by_hubspot.insert(hubspot, (from, to));
     }
 
-    /// The HubSpot id of the company with `source_id`, if remembered.
+    /// The HubSpot id of the record with `source_id`, if remembered.
     fn hubspot_id(&self, source_id: &str) -> Option<u64> {
         let hubspot = *self.by_source.get(&id_hash(source_id))?;
         (self.source_id_of(hubspot)? == source_id).then_some(hubspot)
     }
 
-    /// The source id of the company with `hubspot_id`, if remembered.
+    /// The source id of the record with `hubspot_id`, if remembered.
     fn source_id(&self, hubspot_id: &str) -> Option<&str> {
         self.source_id_of(numeric_id(hubspot_id)?)
     }
@@ -211,8 +214,9 @@ impl BatchError {
             .unwrap_or_else(|| "UNKNOWN".into())
     }
 
-    /// Codes and property names, with canonical names beside them: `INVALID_EMAIL on email`.
-    fn summary(&self, object: ObjectType) -> String {
+    /// Codes and property names of `row`'s object, with canonical names beside them:
+    /// `INVALID_EMAIL on email`.
+    fn summary(&self, row: &HubspotBinding) -> String {
         let details: Vec<String> = self
             .errors
             .iter()
@@ -222,7 +226,7 @@ impl BatchError {
                     .iter()
                     .map(|p| {
                         let p = clean_property(p);
-                        match mapping::canonical(object, &p) {
+                        match mapping::canonical(row, &p) {
                             Some(c) if c != p => format!("{p} (`{c}`)"),
                             _ => p,
                         }
@@ -314,10 +318,11 @@ struct AssociatedObject {
 }
 
 impl AssociatedObject {
-    /// Whether this is the contact's primary company.
-    fn is_primary(&self) -> bool {
+    /// Whether the association has the `HUBSPOT_DEFINED` type `type_id` (a reference's: a
+    /// contact's primary company).
+    fn has_type(&self, type_id: i64) -> bool {
         self.association_types.iter().any(|a| {
-            a.type_id == Some(PRIMARY_CONTACT_TO_COMPANY)
+            a.type_id == Some(type_id)
                 && a.category.as_deref().is_none_or(|c| c == "HUBSPOT_DEFINED")
         })
     }
@@ -384,7 +389,12 @@ impl HubspotSink {
             client,
             source_id_property: role.source_id_property,
             source_id_key,
-            companies: Mutex::new(CompanyIds::default()),
+            ids: objects::OBJECTS
+                .iter()
+                .map(|row| row.object)
+                .filter(|&object| objects::is_target(object))
+                .map(|object| (object, Mutex::new(TargetIds::default())))
+                .collect(),
             single_unsubscribe: AtomicBool::new(false),
             fields: mapping::field_maps(),
         })
@@ -395,28 +405,27 @@ impl HubspotSink {
         &self.source_id_property
     }
 
-    fn companies(&self) -> std::sync::MutexGuard<'_, CompanyIds> {
-        self.companies
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// The ids remembered of `object`, if some reference targets it.
+    fn ids(&self, object: ObjectType) -> Option<std::sync::MutexGuard<'_, TargetIds>> {
+        self.ids
+            .get(&object)
+            .map(|ids| ids.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     // -----------------------------------------------------------------------------------------
     // prepare
 
-    /// Makes sure `object` has the unique source-id property, creating it when missing.
-    async fn ensure_property(&self, object: ObjectType) -> ConnectorResult<()> {
+    /// Makes sure `row`'s object has the unique source-id property, creating it when missing.
+    async fn ensure_property(&self, row: &HubspotBinding) -> ConnectorResult<()> {
+        let object = row.object;
         let name = &self.source_id_property;
-        let type_path = format!("/crm/v3/properties/{}", mapping::object_path(object));
+        let type_path = format!("/crm/v3/properties/{}", row.path);
         let path = format!("{type_path}/{name}");
         let (endpoint, response) = self.client.send(Method::GET, &path, &[], None).await?;
         let existing = match response.status.as_u16() {
             200 => response.json::<PropertyDef>(VENDOR, &endpoint)?,
             404 => {
-                let (group, what) = match object {
-                    ObjectType::CONTACTS => ("contactinformation", "contact"),
-                    ObjectType::COMPANIES => ("companyinformation", "company"),
-                };
+                let (group, what) = (row.property_group, row.noun);
                 let body = json!({
                     "name": name,
                     "label": "Ferry source id",
@@ -453,16 +462,14 @@ impl HubspotSink {
             }
             _ => return Err(self.client.error_for(&endpoint, &response)),
         };
-        self.check_property(object, &existing)
+        self.check_property(row, &existing)
     }
 
-    fn check_property(&self, object: ObjectType, def: &PropertyDef) -> ConnectorResult<()> {
+    fn check_property(&self, row: &HubspotBinding, def: &PropertyDef) -> ConnectorResult<()> {
+        let object = row.object;
         let name = &self.source_id_property;
         let key = &self.source_id_key;
-        let settings = match object {
-            ObjectType::CONTACTS => "Settings → Properties → Contact properties",
-            ObjectType::COMPANIES => "Settings → Properties → Company properties",
-        };
+        let settings = row.settings;
         if !def.has_unique_value {
             return Err(ConnectorError::Setup {
                 vendor: VENDOR,
@@ -496,14 +503,11 @@ impl HubspotSink {
     /// refused, or refused for a reason that passes (sent again by [`settle`]).
     async fn send_inputs(
         &self,
-        object: ObjectType,
+        row: &HubspotBinding,
         records: &[Record],
         inputs: Vec<(usize, Json)>,
     ) -> ConnectorResult<Vec<((usize, Json), Attempt<InputOutcome>)>> {
-        let path = format!(
-            "/crm/v3/objects/{}/batch/upsert",
-            mapping::object_path(object)
-        );
+        let path = format!("/crm/v3/objects/{}/batch/upsert", row.path);
         let bodies: Vec<&Json> = inputs.iter().map(|(_, b)| b).collect();
         let response: BatchResponse<WriteResult> = self
             .client
@@ -528,8 +532,8 @@ impl HubspotSink {
             let Some(i) = traced.or_else(keyed) else {
                 continue;
             };
-            if object == ObjectType::COMPANIES {
-                self.companies().insert(&records[i].source_id, &result.id);
+            if let Some(mut ids) = self.ids(row.object) {
+                ids.insert(&records[i].source_id, &result.id);
             }
             let written = Written {
                 sink_id: result.id,
@@ -542,7 +546,7 @@ impl HubspotSink {
                 let Some(i) = trace.parse::<usize>().ok().filter(|i| sent.contains(i)) else {
                     continue;
                 };
-                let reason = format!("HubSpot refused the record: {}", error.summary(object));
+                let reason = format!("HubSpot refused the record: {}", error.summary(row));
                 let refused = Err(rejection(&records[i], &error.code(), reason));
                 let attempt = if error.is_transient() {
                     Attempt::Again(refused)
@@ -568,13 +572,15 @@ impl HubspotSink {
             .collect())
     }
 
-    /// Upserts at most [`MAX_BATCH`] records; for contacts, records their opt-outs first and
-    /// links their companies after. Returns one outcome per record, in order.
+    /// Upserts at most [`MAX_BATCH`] records of `row`'s object; with a subscription, records
+    /// their opt-outs first; with references, links their targets after. Returns one outcome
+    /// per record, in order.
     async fn upsert_chunk(
         &self,
-        object: ObjectType,
+        row: &HubspotBinding,
         records: &[Record],
     ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let object = row.object;
         let n = records.len();
         let mut outcomes: Vec<Option<Result<Written, RecordRejection>>> = vec![None; n];
         let mut seen = HashSet::new();
@@ -600,7 +606,7 @@ impl HubspotSink {
             // HubSpot records an opt-out against an email address only: a contact without one
             // would arrive subscribable, so it is refused before anything of it is written
             // (the engine refuses it earlier; this guards callers that skip the engine).
-            if object == ObjectType::CONTACTS && opt_out_without_address(record) {
+            if row.subscription.is_some() && opt_out_without_address(record) {
                 outcomes[i] = Some(Err(rejection(
                     record,
                     OPT_OUT_NOT_REPRESENTABLE,
@@ -628,8 +634,10 @@ impl HubspotSink {
                 }),
             ));
         }
-        if object == ObjectType::CONTACTS {
-            inputs = self.record_opt_outs(records, inputs, &mut outcomes).await?;
+        if let Some(subscription) = &row.subscription {
+            inputs = self
+                .record_opt_outs(row, subscription, records, inputs, &mut outcomes)
+                .await?;
         }
         // Inputs HubSpot refused with a transient per-input error (a lock) are sent again
         // after the documented wait; the rest of their batch is already saved.
@@ -639,14 +647,14 @@ impl HubspotSink {
             max_wait: LOCKED_WAIT,
         };
         let settled = settle(VENDOR, inputs, locked, |inputs| {
-            self.send_inputs(object, records, inputs)
+            self.send_inputs(row, records, inputs)
         })
         .await?;
         for ((i, _), outcome) in settled {
             outcomes[i] = Some(outcome);
         }
-        if object == ObjectType::CONTACTS {
-            self.link_companies(records, &mut outcomes).await?;
+        for reference in row.references {
+            self.link(row, reference, records, &mut outcomes).await?;
         }
         let created = outcomes
             .iter()
@@ -669,14 +677,18 @@ impl HubspotSink {
             .collect())
     }
 
-    /// The HubSpot ids of the companies with the given source ids (those HubSpot has).
-    async fn company_ids(&self, source_ids: &[&str]) -> ConnectorResult<HashMap<String, String>> {
+    /// The HubSpot ids of the `target` records with the given source ids (those HubSpot has).
+    async fn target_ids(
+        &self,
+        target: &HubspotBinding,
+        source_ids: &[&str],
+    ) -> ConnectorResult<HashMap<String, String>> {
         let mut found = HashMap::new();
         let mut missing: Vec<&str> = Vec::new();
         {
-            let cache = self.companies();
+            let cache = self.ids(target.object);
             for &sid in source_ids {
-                match cache.hubspot_id(sid) {
+                match cache.as_ref().and_then(|c| c.hubspot_id(sid)) {
                     Some(id) => {
                         found.insert(sid.to_owned(), id.to_string());
                     }
@@ -685,36 +697,40 @@ impl HubspotSink {
                 }
             }
         }
+        let path = format!("/crm/v3/objects/{}/batch/read", target.path);
         for chunk in missing.chunks(MAX_BATCH) {
             let body = json!({
                 "idProperty": self.source_id_property,
                 "properties": [self.source_id_property],
                 "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
             });
-            let (endpoint, mut response) = self
-                .client
-                .post_ok("/crm/v3/objects/companies/batch/read", &[], &body)
-                .await?;
+            let (endpoint, mut response) = self.client.post_ok(&path, &[], &body).await?;
             let response: BatchResponse<HubspotObject<'_>> =
                 response.json_borrowed(VENDOR, &endpoint)?;
-            let mut cache = self.companies();
-            for company in response.results {
-                if let Some(sid) = company.property(&self.source_id_property) {
-                    cache.insert(&sid, &company.id);
-                    found.insert(sid, company.id);
+            let mut cache = self.ids(target.object);
+            for record in response.results {
+                if let Some(sid) = record.property(&self.source_id_property) {
+                    if let Some(cache) = cache.as_mut() {
+                        cache.insert(&sid, &record.id);
+                    }
+                    found.insert(sid, record.id);
                 }
             }
         }
         Ok(found)
     }
 
-    /// Gives each written contact its company as the primary association, and removes the
-    /// company associations of updated contacts that no longer have a company.
-    async fn link_companies(
+    /// Gives each written record of `row`'s object the target of `reference` as its
+    /// association (a contact's primary company), and removes the associations with that
+    /// target of updated records that no longer refer to one.
+    async fn link(
         &self,
+        row: &HubspotBinding,
+        reference: &HubspotReference,
         records: &[Record],
         outcomes: &mut [Option<Result<Written, RecordRejection>>],
     ) -> ConnectorResult<()> {
+        let target = binding(reference.target)?;
         let written = |i: usize| match &outcomes[i] {
             Some(Ok(w)) => Some(w.clone()),
             _ => None,
@@ -723,81 +739,92 @@ impl HubspotSink {
         let mut unlink: Vec<String> = Vec::new();
         for (i, record) in records.iter().enumerate() {
             let Some(w) = written(i) else { continue };
-            match record.get(field::COMPANY) {
-                Some(Value::Reference(company) | Value::Text(company)) if !company.is_empty() => {
-                    wanted.push((i, w.sink_id, company.as_str()));
+            match record.get(reference.canonical) {
+                Some(Value::Reference(id) | Value::Text(id)) if !id.is_empty() => {
+                    wanted.push((i, w.sink_id, id.as_str()));
                 }
                 _ if !w.created => unlink.push(w.sink_id),
                 _ => {}
             }
         }
         if !wanted.is_empty() {
-            let companies: Vec<&str> = wanted.iter().map(|(_, _, c)| *c).collect();
-            let ids = self.company_ids(&companies).await?;
+            let targets: Vec<&str> = wanted.iter().map(|(_, _, t)| *t).collect();
+            let ids = self.target_ids(target, &targets).await?;
             let mut inputs = Vec::new();
             let mut pending: HashMap<String, usize> = HashMap::new();
-            for (i, contact, company) in &wanted {
-                match ids.get(*company) {
-                    Some(company_id) => {
+            for (i, from, to) in &wanted {
+                match ids.get(*to) {
+                    Some(to_id) => {
                         inputs.push(json!({
-                            "from": {"id": contact},
-                            "to": {"id": company_id},
-                            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": PRIMARY_CONTACT_TO_COMPANY}],
+                            "from": {"id": from},
+                            "to": {"id": to_id},
+                            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": reference.association_type_id}],
                         }));
-                        pending.insert(contact.clone(), *i);
+                        pending.insert(from.clone(), *i);
                     }
                     None => fail_after_write(
                         &mut outcomes[*i],
                         &records[*i],
-                        "COMPANY_NOT_FOUND",
+                        reference.not_found_code,
                         format!(
-                            "the contact was written without its company: no HubSpot company has the source id {company} \
-                             in `{}` (the company was not migrated, or was rejected); a rerun after the company is \
+                            "the {noun} was written without its {to_noun}: no HubSpot {to_noun} has the source id {to} \
+                             in `{}` (the {to_noun} was not migrated, or was rejected); a rerun after the {to_noun} is \
                              written links them",
-                            self.source_id_property
+                            self.source_id_property,
+                            noun = row.noun,
+                            to_noun = target.noun,
                         ),
                     ),
                 }
             }
             if !inputs.is_empty() {
+                let path = format!(
+                    "/crm/v4/associations/{}/{}/batch/create",
+                    row.path, target.path
+                );
                 let response: BatchResponse<Associated> = self
                     .client
-                    .post_exempt(
-                        "/crm/v4/associations/contacts/companies/batch/create",
-                        &json!({ "inputs": inputs }),
-                    )
+                    .post_exempt(&path, &json!({ "inputs": inputs }))
                     .await?;
                 for done in &response.results {
                     pending.remove(&done.from_object_id);
                 }
-                for (contact, i) in pending {
+                for (from, i) in pending {
                     let error = response
                         .errors
                         .iter()
-                        .find(|e| e.context("fromObjectId").contains(&contact));
+                        .find(|e| e.context("fromObjectId").contains(&from));
                     let why = error
-                        .map(|e| e.summary(ObjectType::CONTACTS))
+                        .map(|e| e.summary(row))
                         .unwrap_or_else(|| "no result for it".into());
                     fail_after_write(
                         &mut outcomes[i],
                         &records[i],
                         "ASSOCIATION_FAILED",
                         format!(
-                            "the contact was written, but HubSpot refused its primary company association: {why}"
+                            "the {} was written, but HubSpot refused its {} association: {why}",
+                            row.noun, reference.title
                         ),
                     );
                 }
             }
         }
         if !unlink.is_empty() {
-            self.remove_company_associations(&unlink).await?;
+            self.remove_associations(row, reference, &unlink).await?;
         }
         Ok(())
     }
 
-    /// Removes every company association of the given contacts (HubSpot ids).
-    async fn remove_company_associations(&self, contacts: &[String]) -> ConnectorResult<()> {
-        let associations = self.read_company_associations(contacts).await?;
+    /// Removes every association with `reference`'s target of the given records of `row`'s
+    /// object (HubSpot ids).
+    async fn remove_associations(
+        &self,
+        row: &HubspotBinding,
+        reference: &HubspotReference,
+        from: &[String],
+    ) -> ConnectorResult<()> {
+        let target = binding(reference.target)?;
+        let associations = self.read_associations(row, reference, from).await?;
         let inputs: Vec<Json> = associations
             .into_iter()
             .filter(|a| !a.to.is_empty())
@@ -806,41 +833,49 @@ impl HubspotSink {
                 json!({"from": {"id": a.from.id}, "to": to})
             })
             .collect();
+        let path = format!(
+            "/crm/v4/associations/{}/{}/batch/archive",
+            row.path, target.path
+        );
         for chunk in inputs.chunks(MAX_BATCH) {
             let body = json!({ "inputs": chunk });
-            self.client
-                .post_exempt_raw(
-                    "/crm/v4/associations/contacts/companies/batch/archive",
-                    &body,
-                )
-                .await?;
+            self.client.post_exempt_raw(&path, &body).await?;
             tracing::debug!(
                 vendor = VENDOR,
-                contacts = chunk.len(),
-                "removed company associations"
+                object = %row.object,
+                target = %target.object,
+                records = chunk.len(),
+                "removed associations"
             );
         }
         Ok(())
     }
 
-    /// The company associations of the given contacts (HubSpot ids); contacts without any are
-    /// absent (HubSpot lists them as errors of a 207).
-    async fn read_company_associations(
+    /// The associations with `reference`'s target of the given records of `row`'s object
+    /// (HubSpot ids); records without any are absent (HubSpot lists them as errors of a 207).
+    async fn read_associations(
         &self,
-        contacts: &[String],
+        row: &HubspotBinding,
+        reference: &HubspotReference,
+        from: &[String],
     ) -> ConnectorResult<Vec<AssociationRead>> {
-        const PATH: &str = "/crm/v4/associations/contacts/companies/batch/read";
-        let mut out: Vec<AssociationRead> = Vec::with_capacity(contacts.len());
+        let target = binding(reference.target)?;
+        let path = format!(
+            "/crm/v4/associations/{}/{}/batch/read",
+            row.path, target.path
+        );
+        let mut out: Vec<AssociationRead> = Vec::with_capacity(from.len());
         let mut position: HashMap<String, usize> = HashMap::new();
-        let mut inputs: Vec<Json> = contacts.iter().map(|id| json!({"id": id})).collect();
-        // A contact's associations come 500 to an answer. Later pages are read only for the
-        // contacts whose primary company was not on the pages read so far.
+        let mut inputs: Vec<Json> = from.iter().map(|id| json!({"id": id})).collect();
+        // A record's associations come 500 to an answer. Later pages are read only for the
+        // records whose associated target of the reference's type (a contact's primary
+        // company) was not on the pages read so far.
         while !inputs.is_empty() {
             let mut next_inputs = Vec::new();
             for chunk in inputs.chunks(MAX_ASSOCIATION_READ) {
                 let body = json!({ "inputs": chunk });
                 let response: BatchResponse<AssociationRead> =
-                    self.client.post_exempt(PATH, &body).await?;
+                    self.client.post_exempt(&path, &body).await?;
                 for mut read in response.results {
                     let after = read.paging.take().and_then(|p| p.next).map(|n| n.after);
                     let id = read.from.id.clone();
@@ -855,7 +890,10 @@ impl HubspotSink {
                             out.len() - 1
                         }
                     };
-                    let primary_seen = out[index].to.iter().any(AssociatedObject::is_primary);
+                    let primary_seen = out[index]
+                        .to
+                        .iter()
+                        .any(|t| t.has_type(reference.association_type_id));
                     if let (false, Some(after)) = (primary_seen, after) {
                         let asked = chunk
                             .iter()
@@ -864,7 +902,7 @@ impl HubspotSink {
                         if asked.and_then(Json::as_str) == Some(after.as_str()) {
                             return Err(ConnectorError::Malformed {
                                 vendor: VENDOR,
-                                endpoint: format!("POST {PATH}"),
+                                endpoint: format!("POST {path}"),
                                 detail: "an association page's next cursor equals its own".into(),
                             });
                         }
@@ -885,18 +923,21 @@ impl HubspotSink {
     /// or absent opt-out is left as HubSpot has it.
     async fn record_opt_outs(
         &self,
+        row: &HubspotBinding,
+        subscription: &Subscription,
         records: &[Record],
         inputs: Vec<(usize, Json)>,
         outcomes: &mut [Option<Result<Written, RecordRejection>>],
     ) -> ConnectorResult<Vec<(usize, Json)>> {
+        let channel = [("channel", subscription.channel)];
         let mut emails: Vec<(usize, String)> = Vec::new();
         for (i, _) in &inputs {
             let record = &records[*i];
-            if record.get(field::EMAIL_OPT_OUT) != Some(&Value::Bool(true)) {
+            if record.get(subscription.opt_out) != Some(&Value::Bool(true)) {
                 continue;
             }
             // Contacts without an address were refused already (`upsert_chunk`).
-            if let Some(email) = record.text(field::EMAIL).filter(|e| !e.is_empty()) {
+            if let Some(email) = record.text(subscription.address).filter(|e| !e.is_empty()) {
                 emails.push((*i, email.to_owned()));
             }
         }
@@ -918,7 +959,7 @@ impl HubspotSink {
                 .send(
                     Method::POST,
                     "/communication-preferences/v4/statuses/batch/unsubscribe-all",
-                    &[("channel", "EMAIL")],
+                    &channel,
                     Some(&body),
                 )
                 .await?;
@@ -940,7 +981,7 @@ impl HubspotSink {
                 );
                 for error in &answer.errors {
                     for email in error.context("subscriberIdString") {
-                        refused.insert(email.to_lowercase(), error.summary(ObjectType::CONTACTS));
+                        refused.insert(email.to_lowercase(), error.summary(row));
                     }
                 }
             }
@@ -948,7 +989,9 @@ impl HubspotSink {
         if self.single_unsubscribe.load(Ordering::Relaxed) {
             // One request per address: on a rerun most are unsubscribed already, as the
             // contacts written before show; one batch read finds them.
-            let already = self.unsubscribed_already(records, &emails).await?;
+            let already = self
+                .unsubscribed_already(row, subscription, records, &emails)
+                .await?;
             unique.retain(|email| {
                 let known = already.contains(&email.to_lowercase());
                 if known {
@@ -967,7 +1010,7 @@ impl HubspotSink {
                 );
                 let (endpoint, response) = self
                     .client
-                    .send_as(endpoint, Method::POST, &path, &[("channel", "EMAIL")], None)
+                    .send_as(endpoint, Method::POST, &path, &channel, None)
                     .await?;
                 match response.status.as_u16() {
                     200..=299 => {
@@ -1014,9 +1057,12 @@ impl HubspotSink {
     /// unsubscribed from all email on the contacts ferry wrote for those records before.
     async fn unsubscribed_already(
         &self,
+        row: &HubspotBinding,
+        subscription: &Subscription,
         records: &[Record],
         emails: &[(usize, String)],
     ) -> ConnectorResult<HashSet<String>> {
+        let path = format!("/crm/v3/objects/{}/batch/read", row.path);
         let mut unsubscribed = HashSet::new();
         let ids: Vec<&str> = emails
             .iter()
@@ -1025,20 +1071,21 @@ impl HubspotSink {
         for chunk in ids.chunks(MAX_BATCH) {
             let body = json!({
                 "idProperty": self.source_id_property,
-                "properties": ["email", "hs_email_optout"],
+                "properties": [subscription.address_property, subscription.opt_out_property],
                 "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
             });
-            let (endpoint, mut response) = self
-                .client
-                .post_ok("/crm/v3/objects/contacts/batch/read", &[], &body)
-                .await?;
+            let (endpoint, mut response) = self.client.post_ok(&path, &[], &body).await?;
             let response: BatchResponse<HubspotObject<'_>> =
                 response.json_borrowed(VENDOR, &endpoint)?;
             for contact in response.results {
-                if contact.property_text("hs_email_optout").as_deref() != Some("true") {
+                if contact
+                    .property_text(subscription.opt_out_property)
+                    .as_deref()
+                    != Some("true")
+                {
                     continue;
                 }
-                if let Some(email) = contact.property_text("email") {
+                if let Some(email) = contact.property_text(subscription.address_property) {
                     unsubscribed.insert(email.to_lowercase());
                 }
             }
@@ -1049,64 +1096,72 @@ impl HubspotSink {
     // -----------------------------------------------------------------------------------------
     // read back
 
-    /// Fills each contact's `company` with its primary company's source id.
-    async fn read_back_companies(&self, contacts: &mut [(Record, String)]) -> ConnectorResult<()> {
-        let ids: Vec<String> = contacts.iter().map(|(_, id)| id.clone()).collect();
-        let mut primary: HashMap<String, String> = HashMap::new();
-        for association in self.read_company_associations(&ids).await? {
-            // As the source reads it: the primary company, else the first one listed.
-            let chosen = association
+    /// Fills each read-back record's `reference` field (a contact's `company`) with the
+    /// source id of its associated target (its primary company).
+    async fn read_back_reference(
+        &self,
+        row: &HubspotBinding,
+        reference: &HubspotReference,
+        found: &mut [(Record, String)],
+    ) -> ConnectorResult<()> {
+        let target = binding(reference.target)?;
+        let ids: Vec<String> = found.iter().map(|(_, id)| id.clone()).collect();
+        let mut chosen: HashMap<String, String> = HashMap::new();
+        for association in self.read_associations(row, reference, &ids).await? {
+            // As the source reads it: the association of the reference's type (the primary
+            // company), else the first one listed.
+            let to = association
                 .to
                 .iter()
-                .find(|t| t.is_primary())
+                .find(|t| t.has_type(reference.association_type_id))
                 .or_else(|| association.to.first());
-            if let Some(company) = chosen {
-                primary.insert(association.from.id, company.to_object_id.clone());
+            if let Some(to) = to {
+                chosen.insert(association.from.id, to.to_object_id.clone());
             }
         }
         let mut source_ids: HashMap<String, String> = HashMap::new();
         let mut unknown: Vec<String> = Vec::new();
         {
-            let cache = self.companies();
-            for company in primary.values() {
-                match cache.source_id(company) {
+            let cache = self.ids(target.object);
+            for to in chosen.values() {
+                match cache.as_ref().and_then(|c| c.source_id(to)) {
                     Some(sid) => {
-                        source_ids.insert(company.clone(), sid.to_owned());
+                        source_ids.insert(to.clone(), sid.to_owned());
                     }
-                    None if !unknown.contains(company) => unknown.push(company.clone()),
+                    None if !unknown.contains(to) => unknown.push(to.clone()),
                     None => {}
                 }
             }
         }
+        let path = format!("/crm/v3/objects/{}/batch/read", target.path);
         for chunk in unknown.chunks(MAX_BATCH) {
             let body = json!({
                 "properties": [self.source_id_property],
                 "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
             });
-            let (endpoint, mut response) = self
-                .client
-                .post_ok("/crm/v3/objects/companies/batch/read", &[], &body)
-                .await?;
+            let (endpoint, mut response) = self.client.post_ok(&path, &[], &body).await?;
             let response: BatchResponse<HubspotObject<'_>> =
                 response.json_borrowed(VENDOR, &endpoint)?;
-            let mut cache = self.companies();
-            for company in response.results {
-                if let Some(sid) = company.property(&self.source_id_property) {
-                    cache.insert(&sid, &company.id);
-                    source_ids.insert(company.id, sid);
+            let mut cache = self.ids(target.object);
+            for record in response.results {
+                if let Some(sid) = record.property(&self.source_id_property) {
+                    if let Some(cache) = cache.as_mut() {
+                        cache.insert(&sid, &record.id);
+                    }
+                    source_ids.insert(record.id, sid);
                 }
             }
         }
-        for (record, hubspot_id) in contacts.iter_mut() {
-            record.fields.remove(field::COMPANY);
-            if let Some(company) = primary.get(hubspot_id.as_str()) {
-                // A company ferry did not write has no source id: name it so that it can never
-                // equal a source id, and the digest comparison flags the contact.
-                let reference = source_ids
-                    .get(company)
+        for (record, hubspot_id) in found.iter_mut() {
+            record.fields.remove(reference.canonical);
+            if let Some(to) = chosen.get(hubspot_id.as_str()) {
+                // A record ferry did not write has no source id: name it so that it can never
+                // equal a source id, and the digest comparison flags the referring record.
+                let id = source_ids
+                    .get(to)
                     .cloned()
-                    .unwrap_or_else(|| format!("hubspot:{company}"));
-                record.set(field::COMPANY, Value::Reference(reference));
+                    .unwrap_or_else(|| format!("hubspot:{to}"));
+                record.set(reference.canonical, Value::Reference(id));
             }
         }
         Ok(())
@@ -1148,7 +1203,7 @@ impl Sink for HubspotSink {
             });
         }
         self.fields
-            .map(object, &mapping::standard_map(object), bindings);
+            .map(object, &mapping::standard_map(binding(object)?), bindings);
         Ok(())
     }
 
@@ -1162,15 +1217,17 @@ impl Sink for HubspotSink {
         crate::fields::create(&self.client, object, field).await
     }
 
-    /// HubSpot keeps an email opt-out per address (the communication-preferences API; the
-    /// contact's `hs_email_optout` is read-only).
+    /// From the object's row: HubSpot keeps the email opt-out of a row with a subscription
+    /// per address (the communication-preferences API; the contact's `hs_email_optout` is
+    /// read-only).
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+        let row = binding(object)?;
         Ok(Capability {
             batch_size: MAX_BATCH,
             read_back_size: MAX_BATCH,
-            stored: mapping::stored_fields(object, &self.fields.get(object)),
-            required: Vec::new(),
-            opt_out_needs_email: object == ObjectType::CONTACTS,
+            stored: mapping::stored_fields(row, &self.fields.get(object)),
+            required: row.required.iter().map(|f| (*f).to_owned()).collect(),
+            opt_out_needs_email: row.subscription.is_some(),
         })
     }
 
@@ -1187,12 +1244,14 @@ impl Sink for HubspotSink {
         Ok(())
     }
 
-    /// Makes sure `object` has the unique source-id property (creating it when missing); for
-    /// contacts, companies too, since contacts find their company by it.
+    /// Makes sure `object` has the unique source-id property (creating it when missing), and
+    /// so do the targets of its references (contacts' companies), since its records find
+    /// their targets by it.
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
-        self.ensure_property(object).await?;
-        if object == ObjectType::CONTACTS {
-            self.ensure_property(ObjectType::COMPANIES).await?;
+        let row = binding(object)?;
+        self.ensure_property(row).await?;
+        for reference in row.references {
+            self.ensure_property(binding(reference.target)?).await?;
         }
         Ok(())
     }
@@ -1202,9 +1261,10 @@ impl Sink for HubspotSink {
         object: ObjectType,
         records: &[Record],
     ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let row = binding(object)?;
         let mut outcomes = Vec::with_capacity(records.len());
         for chunk in records.chunks(MAX_BATCH) {
-            outcomes.extend(self.upsert_chunk(object, chunk).await?);
+            outcomes.extend(self.upsert_chunk(row, chunk).await?);
         }
         Ok(outcomes)
     }
@@ -1214,10 +1274,8 @@ impl Sink for HubspotSink {
         object: ObjectType,
         source_ids: &[String],
     ) -> ConnectorResult<Vec<Record>> {
-        let path = format!(
-            "/crm/v3/objects/{}/batch/read",
-            mapping::object_path(object)
-        );
+        let row = binding(object)?;
+        let path = format!("/crm/v3/objects/{}/batch/read", row.path);
         let map = self.fields.get(object);
         let mut properties: Vec<&str> = map.vendor_names();
         properties.push(&self.source_id_property);
@@ -1235,7 +1293,7 @@ impl Sink for HubspotSink {
                 let Some(source_id) = raw.property(&self.source_id_property) else {
                     continue;
                 };
-                match mapping::to_record(object, &map, &raw) {
+                match mapping::to_record(row, &map, &raw) {
                     Ok(mut record) => {
                         record.source_id = source_id;
                         found.push((record, raw.id));
@@ -1246,15 +1304,17 @@ impl Sink for HubspotSink {
                 }
             }
         }
-        if object == ObjectType::CONTACTS && !found.is_empty() {
-            self.read_back_companies(&mut found).await?;
+        if !found.is_empty() {
+            for reference in row.references {
+                self.read_back_reference(row, reference, &mut found).await?;
+            }
         }
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = found.len(), "read back");
         Ok(found.into_iter().map(|(record, _)| record).collect())
     }
 
     async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
-        let path = format!("/crm/v3/objects/{}/search", mapping::object_path(object));
+        let path = format!("/crm/v3/objects/{}/search", binding(object)?.path);
         let filter = json!({"propertyName": self.source_id_property, "operator": "HAS_PROPERTY"});
         let body = json!({
             "filterGroups": [{"filters": [filter]}],
@@ -1272,7 +1332,7 @@ mod tests {
 
     #[test]
     fn company_ids_answer_both_ways() {
-        let mut ids = CompanyIds::default();
+        let mut ids = TargetIds::default();
         ids.insert("001A", "1234");
         ids.insert("001B", "98765432101");
         assert_eq!(ids.hubspot_id("001A"), Some(1234));
@@ -1285,7 +1345,7 @@ mod tests {
 
     #[test]
     fn company_ids_skip_ids_that_are_not_plain_numbers() {
-        let mut ids = CompanyIds::default();
+        let mut ids = TargetIds::default();
         for odd in [
             "",
             "abc",
@@ -1307,7 +1367,7 @@ mod tests {
 
     #[test]
     fn a_stale_or_colliding_hash_is_a_miss_not_a_wrong_company() {
-        let mut ids = CompanyIds::default();
+        let mut ids = TargetIds::default();
         // HubSpot id 7 moved from 001A to 001B: 001A's entry is stale.
         ids.insert("001A", "7");
         ids.insert("001B", "7");
@@ -1322,7 +1382,7 @@ mod tests {
 
     #[test]
     fn a_known_pair_is_kept_once() {
-        let mut ids = CompanyIds::default();
+        let mut ids = TargetIds::default();
         ids.insert("001A", "7");
         ids.insert("001A", "7");
         assert_eq!(ids.source_ids, "001A");
@@ -1331,11 +1391,11 @@ mod tests {
 
     #[test]
     fn company_ids_start_afresh_at_the_bound() {
-        let mut ids = CompanyIds::default();
-        for i in 0..MAX_CACHED_COMPANIES {
+        let mut ids = TargetIds::default();
+        for i in 0..MAX_CACHED_IDS {
             ids.insert(&format!("s{i}"), &(i + 1).to_string());
         }
-        assert_eq!(ids.by_hubspot.len(), MAX_CACHED_COMPANIES);
+        assert_eq!(ids.by_hubspot.len(), MAX_CACHED_IDS);
         assert_eq!(ids.hubspot_id("s0"), Some(1));
         ids.insert("last", "999999999");
         assert_eq!(ids.by_hubspot.len(), 1);

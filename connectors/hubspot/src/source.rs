@@ -15,6 +15,7 @@ use crate::VENDOR;
 use crate::client::HubspotClient;
 use crate::config::HubspotConfig;
 use crate::mapping::{self, ListPaging, ListResponse};
+use crate::objects::{HubspotBinding, binding};
 
 /// A HubSpot account as a [`Source`]: pages through `GET /crm/v3/objects/{type}` in id order.
 pub struct HubspotSource {
@@ -82,7 +83,7 @@ impl Source for HubspotSource {
     /// list reads them (search may lag just-written records by a short indexing delay, which
     /// is fine for a progress estimate). `Ok(None)` when the answer has no numeric `total`.
     async fn count(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
-        let path = format!("/crm/v3/objects/{}/search", mapping::object_path(object));
+        let path = format!("/crm/v3/objects/{}/search", binding(object)?.path);
         let body = json!({"filterGroups": [], "properties": ["hs_object_id"], "limit": 1});
         let response: Value = self.client.search_json(&path, &body).await?;
         let total = response.get("total").and_then(Value::as_u64);
@@ -105,7 +106,7 @@ impl Source for HubspotSource {
 
     fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
         self.fields
-            .map(object, &mapping::standard_map(object), bindings);
+            .map(object, &mapping::standard_map(binding(object)?), bindings);
         Ok(())
     }
 
@@ -119,7 +120,8 @@ impl Source for HubspotSource {
         object: ObjectType,
         cursor: Option<&str>,
     ) -> ConnectorResult<FetchedPage> {
-        let path = format!("/crm/v3/objects/{}", mapping::object_path(object));
+        let row = binding(object)?;
+        let path = format!("/crm/v3/objects/{}", row.path);
         let map = self.fields.get(object);
         let mut properties: Vec<&str> = map.vendor_names();
         let copies_of = self
@@ -136,8 +138,15 @@ impl Source for HubspotSource {
             ("archived", "false"),
             ("properties", properties.as_str()),
         ];
-        if object == ObjectType::CONTACTS {
-            query.push(("associations", "companies"));
+        // The targets of the object's references, as associations listed with each record.
+        let associations = row
+            .references
+            .iter()
+            .map(|r| binding(r.target).map(|target| target.path))
+            .collect::<ConnectorResult<Vec<_>>>()?
+            .join(",");
+        if !associations.is_empty() {
+            query.push(("associations", associations.as_str()));
         }
         if let Some(after) = cursor {
             query.push(("after", after));
@@ -149,7 +158,7 @@ impl Source for HubspotSource {
         let next = match serde_json::from_slice::<ListPaging>(&response.body) {
             Ok(skimmed) => skimmed.next(),
             Err(_) => {
-                let page = read_records(object, &map, &endpoint, response, copies_of.as_deref())?;
+                let page = read_records(row, &map, &endpoint, response, copies_of.as_deref())?;
                 check_progress(&path, cursor, page.next.as_deref())?;
                 return Ok(FetchedPage::ready(page));
             }
@@ -159,7 +168,7 @@ impl Source for HubspotSource {
             next: next.clone(),
             // The cursor skimmed is the page's: the one the pager follows.
             records: Box::new(move || {
-                let page = read_records(object, &map, &endpoint, response, copies_of.as_deref())?;
+                let page = read_records(row, &map, &endpoint, response, copies_of.as_deref())?;
                 Ok(Page { next, ..page })
             }),
         })
@@ -181,7 +190,7 @@ fn check_progress(path: &str, cursor: Option<&str>, next: Option<&str>) -> Conne
 /// Reads the records of a list answer into a page, with the answer's cursor, leaving out those
 /// with a value in the property `copies_of` names (ferry's copies, in a same-account copy).
 fn read_records(
-    object: ObjectType,
+    row: &HubspotBinding,
     map: &FieldMap,
     endpoint: &str,
     mut response: HttpResponse,
@@ -203,11 +212,11 @@ fn read_records(
             copies += 1;
             continue;
         }
-        page.push(VENDOR, object, mapping::to_record(object, map, raw));
+        page.push(VENDOR, row.object, mapping::to_record(row, map, raw));
     }
     if copies > 0 {
-        tracing::debug!(vendor = VENDOR, %object, copies, "left out ferry's copies");
+        tracing::debug!(vendor = VENDOR, object = %row.object, copies, "left out ferry's copies");
     }
-    page.log_read(VENDOR, object);
+    page.log_read(VENDOR, row.object);
     Ok(page)
 }

@@ -1,0 +1,188 @@
+//! HubSpot's side of every object ferry moves, as one table: read [`OBJECTS`] top to bottom to
+//! see which HubSpot object type, properties, associations and subscription calls each object
+//! uses. The source, the sink and the field code read these rows; none of them names an object.
+
+use ferry_core::{Capability, ConnectorResult, ObjectType, field};
+
+use crate::VENDOR;
+use crate::mapping::{COMPANY_PROPERTIES, CONTACT_PROPERTIES};
+
+/// One object ferry moves, as HubSpot holds it.
+#[derive(Debug)]
+pub struct HubspotBinding {
+    /// The canonical object.
+    pub object: ObjectType,
+    /// HubSpot's object type in its API paths (`/crm/v3/objects/{path}`,
+    /// `/crm/v3/properties/{path}`, `/crm/v4/associations/{path}/…`) and scope names
+    /// (`crm.schemas.{path}.write`).
+    pub path: &'static str,
+    /// One record of it, in messages and in the source-id property's description (`contact`).
+    pub noun: &'static str,
+    /// The property group of the properties ferry creates on it: the source-id property and
+    /// the operator's created custom properties.
+    pub property_group: &'static str,
+    /// Where HubSpot's UI manages its properties, for setup advice.
+    pub settings: &'static str,
+    /// Canonical field ↔ HubSpot property: the standard field table.
+    pub properties: &'static [(&'static str, &'static str)],
+    /// The references its records hold. Each is a HubSpot association, written after the
+    /// upsert (a batch upsert takes none) and read back through the v4 associations API.
+    pub references: &'static [HubspotReference],
+    /// Canonical fields HubSpot refuses a record without (none: every property is optional).
+    pub required: &'static [&'static str],
+    /// How its records' email opt-out is recorded, if they carry one.
+    pub subscription: Option<Subscription>,
+}
+
+/// One reference as a HubSpot association, from the record of its row to its `target`.
+#[derive(Debug)]
+pub struct HubspotReference {
+    /// The canonical field holding the target's source id (`company`).
+    pub canonical: &'static str,
+    /// The object it refers to.
+    pub target: ObjectType,
+    /// The `HUBSPOT_DEFINED` v4 association type written for it: 1 is a contact's primary
+    /// company. HubSpot moves that label to the company written; a former primary company
+    /// stays associated, unlabelled.
+    pub association_type_id: i64,
+    /// The same type's label in v3 list answers, which tells it apart from the record's other
+    /// associations with the target (`contact_to_company`).
+    pub list_label: &'static str,
+    /// The association in messages (`primary company`).
+    pub title: &'static str,
+    /// The refusal code of a record written while its target is not in HubSpot.
+    pub not_found_code: &'static str,
+}
+
+/// An email opt-out kept per address by HubSpot's communication-preferences API: the
+/// property on the record is read-only (`READ_ONLY_VALUE`), so the opt-out is recorded by
+/// unsubscribing the address before the record is written.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The canonical opt-out field (true: unsubscribe the address from all email).
+    pub opt_out: &'static str,
+    /// The canonical field holding the address the opt-out is recorded against.
+    pub address: &'static str,
+    /// The read-only property HubSpot shows the opt-out in on the record.
+    pub opt_out_property: &'static str,
+    /// The property holding the address on the record.
+    pub address_property: &'static str,
+    /// The subscription channel unsubscribed (`channel=` of the unsubscribe calls).
+    pub channel: &'static str,
+}
+
+/// Every object the HubSpot connector moves, in the order of its registry entry.
+pub static OBJECTS: &[HubspotBinding] = &[
+    HubspotBinding {
+        object: ObjectType::COMPANIES,
+        path: "companies",
+        noun: "company",
+        property_group: "companyinformation",
+        settings: "Settings → Properties → Company properties",
+        properties: COMPANY_PROPERTIES,
+        references: &[],
+        required: &[],
+        subscription: None,
+    },
+    HubspotBinding {
+        object: ObjectType::CONTACTS,
+        path: "contacts",
+        noun: "contact",
+        property_group: "contactinformation",
+        settings: "Settings → Properties → Contact properties",
+        properties: CONTACT_PROPERTIES,
+        references: &[HubspotReference {
+            canonical: field::COMPANY,
+            target: ObjectType::COMPANIES,
+            association_type_id: 1,
+            list_label: "contact_to_company",
+            title: "primary company",
+            not_found_code: "COMPANY_NOT_FOUND",
+        }],
+        required: &[],
+        subscription: Some(Subscription {
+            opt_out: field::EMAIL_OPT_OUT,
+            address: field::EMAIL,
+            opt_out_property: "hs_email_optout",
+            address_property: "email",
+            channel: "EMAIL",
+        }),
+    },
+];
+
+/// The objects of [`OBJECTS`], in its order, for the connector's registry entry.
+pub const OBJECT_TYPES: [ObjectType; OBJECTS.len()] = {
+    let mut out = [OBJECTS[0].object; OBJECTS.len()];
+    let mut i = 1;
+    while i < OBJECTS.len() {
+        out[i] = OBJECTS[i].object;
+        i += 1;
+    }
+    out
+};
+
+/// The row of `object`, or the refusal of an object this connector does not move.
+pub fn binding(object: ObjectType) -> ConnectorResult<&'static HubspotBinding> {
+    OBJECTS
+        .iter()
+        .find(|row| row.object == object)
+        .ok_or_else(|| Capability::unsupported(VENDOR, object))
+}
+
+/// Whether some row's reference targets `object`: the sink then remembers the HubSpot ids of
+/// the `object` records it writes, so that the records referring to them find them without a
+/// lookup.
+pub fn is_target(object: ObjectType) -> bool {
+    OBJECTS
+        .iter()
+        .flat_map(|row| row.references)
+        .any(|reference| reference.target == object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invented_object_has_no_row_and_is_refused() {
+        static TICKETS: ferry_core::model::ObjectSpec = ferry_core::model::ObjectSpec {
+            name: "tickets",
+            fields: &[],
+        };
+        let refused = binding(ObjectType::new(&TICKETS)).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(refused, ferry_core::ConnectorError::Unsupported { .. }),
+            "{refused:?}"
+        );
+        assert!(refused.to_string().contains("tickets"), "{refused}");
+    }
+
+    #[test]
+    fn every_object_has_exactly_one_row() {
+        for object in ObjectType::ALL {
+            let rows = OBJECTS.iter().filter(|row| row.object == object).count();
+            assert_eq!(rows, 1, "{object}");
+            assert_eq!(binding(object).expect("a row").object, object);
+        }
+        assert_eq!(OBJECT_TYPES.len(), OBJECTS.len());
+        for (row, object) in OBJECTS.iter().zip(OBJECT_TYPES) {
+            assert_eq!(row.object, object);
+        }
+    }
+
+    #[test]
+    fn references_target_objects_with_rows() {
+        for row in OBJECTS {
+            for reference in row.references {
+                assert!(binding(reference.target).is_ok(), "{}", reference.canonical);
+                assert!(is_target(reference.target));
+                assert!(
+                    row.object.field(reference.canonical).is_some(),
+                    "{}.{}",
+                    row.object,
+                    reference.canonical
+                );
+            }
+        }
+    }
+}
