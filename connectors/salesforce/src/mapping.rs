@@ -12,7 +12,7 @@ use ferry_core::model::FieldType;
 use ferry_core::{
     Capability, ConnectorError, ConnectorResult, ObjectType, Record, RecordRejection, Value, field,
 };
-use serde::ser::{Error as _, Serialize, SerializeMap, Serializer};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 /// Companies → Account: `(canonical, Salesforce API name)`.
 pub const ACCOUNT_FIELDS: &[(&str, &str)] = &[
@@ -276,6 +276,7 @@ impl Unwritable {
 
 /// A value in the JSON Salesforce expects for a field of canonical type `ty`: borrowed when
 /// it already has that type (nearly always), converted by [`Value::to_json`] when it has not.
+#[derive(Debug)]
 enum JsonValue<'a> {
     Text(&'a str),
     Bool(bool),
@@ -341,14 +342,16 @@ impl Serialize for JsonValue<'_> {
 
 /// The Salesforce record for a canonical record, encoded straight from it (no JSON tree per
 /// record): every mapped field (absent ones as `null`, which clears them on update), the
-/// external id, and the row's references. Built by [`to_salesforce`], which has checked that
-/// every value can be written.
-#[derive(Clone, Copy, Debug)]
+/// external id, and the row's references. Built by [`to_salesforce`], which has computed (and
+/// so checked) every field's value, once.
+#[derive(Debug)]
 pub struct SalesforceBody<'a> {
     record: &'a Record,
     row: &'static SalesforceObject,
     external_id_field: &'a str,
     map: &'a FieldMap,
+    /// The value of each binding of `map`, in its order; `None` where the record has none.
+    values: Vec<Option<JsonValue<'a>>>,
 }
 
 /// The body of `record` (an object of `row`) for an upsert through `map`, or the first field
@@ -359,16 +362,21 @@ pub fn to_salesforce<'a>(
     external_id_field: &'a str,
     map: &'a FieldMap,
 ) -> Result<SalesforceBody<'a>, Unwritable> {
-    for binding in map.iter() {
-        if let Some(v) = record.get(&binding.canonical) {
-            bound_value(binding, &record.source_id, v)?;
-        }
-    }
+    let values = map
+        .iter()
+        .map(|binding| {
+            record
+                .get(&binding.canonical)
+                .map(|v| bound_value(binding, &record.source_id, v))
+                .transpose()
+        })
+        .collect::<Result<_, _>>()?;
     Ok(SalesforceBody {
         record,
         row,
         external_id_field,
         map,
+        values,
     })
 }
 
@@ -399,19 +407,10 @@ impl Serialize for SalesforceBody<'_> {
         let record = self.record;
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("attributes", &Attributes(self.row.sobject))?;
-        for binding in self.map.iter() {
-            match record.get(&binding.canonical) {
+        for (binding, value) in self.map.iter().zip(&self.values) {
+            match value {
                 None => map.serialize_entry(binding.vendor.as_ref(), &())?,
-                Some(v) => {
-                    // Checked by `to_salesforce`; an error here would be a bug, not data.
-                    let value = bound_value(binding, &record.source_id, v).map_err(|_| {
-                        S::Error::custom(format_args!(
-                            "field `{}` is not writable",
-                            binding.canonical
-                        ))
-                    })?;
-                    map.serialize_entry(binding.vendor.as_ref(), &value)?;
-                }
+                Some(value) => map.serialize_entry(binding.vendor.as_ref(), value)?,
             }
         }
         for reference in self.row.references {

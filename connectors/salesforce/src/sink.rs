@@ -35,7 +35,7 @@ pub struct SalesforceSink {
 #[serde(rename_all = "camelCase")]
 struct Collection<'a> {
     all_or_none: bool,
-    records: &'a [SalesforceBody<'a>],
+    records: &'a [&'a SalesforceBody<'a>],
 }
 
 /// A record's result in an sObject Collections response.
@@ -132,7 +132,7 @@ impl SalesforceSink {
             .client
             .data_path(&format!("composite/sobjects/{sobject}/{ext}"));
         let endpoint = format!("PATCH {path}");
-        let bodies: Vec<SalesforceBody<'_>> = items.iter().map(|(_, b)| *b).collect();
+        let bodies: Vec<&SalesforceBody<'_>> = items.iter().map(|(_, b)| b).collect();
         // Encoded straight from the records: no JSON tree per record.
         let body = serde_json::to_vec(&Collection {
             all_or_none: false,
