@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps};
+use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, IndexedBinding};
 use ferry_core::json::{Field, Object};
 use ferry_core::model::FieldType;
 use ferry_core::{
@@ -300,7 +300,7 @@ fn json_value(ty: FieldType, value: &Value) -> Result<JsonValue<'_>, &'static st
 /// The JSON written for `value` into the field of `binding`: a picklist's internal value for
 /// its label, or the value in the binding's type.
 fn bound_value<'v>(
-    binding: &'v FieldBinding,
+    binding: IndexedBinding<'v>,
     source_id: &str,
     value: &'v Value,
 ) -> Result<JsonValue<'v>, Unwritable> {
@@ -363,7 +363,7 @@ pub fn to_salesforce<'a>(
     map: &'a FieldMap,
 ) -> Result<SalesforceBody<'a>, Unwritable> {
     let values = map
-        .iter()
+        .indexed()
         .map(|binding| {
             record
                 .get(&binding.canonical)
@@ -431,7 +431,7 @@ impl Serialize for SalesforceBody<'_> {
 /// `Err` with what was expected when the value does not fit.
 fn read_bound(
     record: &mut Record,
-    binding: &FieldBinding,
+    binding: IndexedBinding<'_>,
     sf: &Object<'_>,
 ) -> Result<bool, &'static str> {
     let Some(value) = sf.get(&binding.vendor) else {
@@ -467,7 +467,7 @@ pub fn from_salesforce(
         .and_then(Field::text)?
         .into_owned();
     let mut record = Record::new(row.object, source_id);
-    for binding in map.iter() {
+    for binding in map.indexed() {
         if let Err(expected) = read_bound(&mut record, binding, sf) {
             tracing::debug!(
                 vendor = crate::VENDOR,
@@ -537,7 +537,7 @@ pub fn from_source(
 ) -> Result<Record, RecordRejection> {
     let mut record = Record::new(row.object, id);
     let mut problems = Vec::new();
-    for binding in map.iter().chain(row.timestamps().iter()) {
+    for binding in map.indexed().chain(row.timestamps().indexed()) {
         if let Err(expected) = read_bound(&mut record, binding, sf) {
             problems.push(format!(
                 "`{}` (Salesforce field `{}`, expected {expected})",
