@@ -37,16 +37,17 @@ async fn custom_bindings(sink: &dyn Sink, object: ObjectType) -> Vec<FieldBindin
         options: by_name(&fields, vendor).options.clone(),
         ..FieldBinding::new(canonical, vendor, ty)
     };
-    match object {
-        ObjectType::COMPANIES => vec![
+    if object == ObjectType::COMPANIES {
+        vec![
             bind("region", "new_region", FieldType::Text),
             bind("seats", "new_seats", FieldType::Integer),
             bind("tier", "new_tier", FieldType::Text),
-        ],
-        ObjectType::CONTACTS => vec![
+        ]
+    } else {
+        vec![
             bind("favourite_colour", "new_favouritecolour", FieldType::Text),
             bind("loyalty_points", "new_loyaltypoints", FieldType::Integer),
-        ],
+        ]
     }
 }
 

@@ -182,7 +182,7 @@ pub(crate) async fn vendor_fields(
     client: &Client,
     object: ObjectType,
 ) -> ConnectorResult<Vec<VendorField>> {
-    let described = describe(client, mapping::sobject(object)).await?;
+    let described = describe(client, mapping::binding(object)?.sobject).await?;
     let fields: Vec<VendorField> = described
         .fields
         .iter()
@@ -358,7 +358,7 @@ pub(crate) async fn create_field(
     object: ObjectType,
     field: &NewField,
 ) -> ConnectorResult<VendorField> {
-    let sobject = mapping::sobject(object);
+    let sobject = mapping::binding(object)?.sobject;
     let tooling = client.data_path("tooling/sobjects/CustomField");
     let name = api_name(&field.name).ok_or_else(|| ConnectorError::Unsupported {
         vendor: VENDOR,

@@ -34,10 +34,7 @@ pub fn spec() -> ferry_core::ConnectorSpec {
     ferry_core::ConnectorSpec {
         name: VENDOR,
         title: "Salesforce REST API (OAuth 2.0 client credentials)",
-        objects: &[
-            ferry_core::ObjectType::COMPANIES,
-            ferry_core::ObjectType::CONTACTS,
-        ],
+        objects: &mapping::OBJECT_TYPES,
         source: Some(build_source),
         sink: Some(build_sink),
         permissions,

@@ -1,18 +1,18 @@
-//! Canonical fields ↔ Salesforce fields: one [`FieldMap`] per object (the standard table, plus
-//! the fields an operator mapped), used for writing, reading back and reading as a source, so
-//! every direction agrees by construction. The contact's Account lookup is vendor code beside
-//! the map.
+//! Canonical fields ↔ Salesforce fields: the binding table [`OBJECTS`] (one row per object
+//! ferry moves: its sObject, standard field table, references, required fields), and one
+//! [`FieldMap`] per object (the standard table, plus the fields an operator mapped), used for
+//! writing, reading back and reading as a source, so every direction agrees by construction.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps};
+use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, IndexedBinding};
 use ferry_core::json::{Field, Object};
 use ferry_core::model::FieldType;
 use ferry_core::{
-    ConnectorError, ConnectorResult, ObjectType, Record, RecordRejection, Value, field,
+    Capability, ConnectorError, ConnectorResult, ObjectType, Record, RecordRejection, Value, field,
 };
-use serde::ser::{Error as _, Serialize, SerializeMap, Serializer};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 /// Companies → Account: `(canonical, Salesforce API name)`.
 pub const ACCOUNT_FIELDS: &[(&str, &str)] = &[
@@ -29,7 +29,7 @@ pub const ACCOUNT_FIELDS: &[(&str, &str)] = &[
     (field::COUNTRY, "BillingCountry"),
 ];
 
-/// Contacts → Contact. The `company` reference is mapped separately (see [`COMPANY_LOOKUP`]).
+/// Contacts → Contact. The `company` reference is a row of its own (see [`OBJECTS`]).
 pub const CONTACT_FIELDS: &[(&str, &str)] = &[
     (field::EMAIL, "Email"),
     (field::FIRST_NAME, "FirstName"),
@@ -45,10 +45,6 @@ pub const CONTACT_FIELDS: &[(&str, &str)] = &[
     (field::EMAIL_OPT_OUT, "HasOptedOutOfEmail"),
 ];
 
-/// A contact's company: written as the `Account` relationship keyed by the Account's external
-/// id (Salesforce resolves it), cleared through `AccountId`, read back as `Account.<ext id>`.
-pub const COMPANY_LOOKUP: (&str, &str, &str) = (field::COMPANY, "Account", "AccountId");
-
 /// System timestamps, read (never written: Salesforce sets them) when Salesforce is the source.
 pub const SYSTEM_TIMESTAMPS: &[(&str, &str)] = &[
     (field::CREATED_AT, "CreatedDate"),
@@ -58,58 +54,160 @@ pub const SYSTEM_TIMESTAMPS: &[(&str, &str)] = &[
 /// The record id field, which is the source id when Salesforce is the source.
 pub const ID_FIELD: &str = "Id";
 
-/// The sObject an object type is stored as.
-pub fn sobject(object: ObjectType) -> &'static str {
-    match object {
-        ObjectType::COMPANIES => "Account",
-        ObjectType::CONTACTS => "Contact",
+/// Salesforce's side of one object ferry moves.
+#[derive(Debug)]
+pub struct SalesforceObject {
+    /// The canonical object.
+    pub object: ObjectType,
+    /// The sObject it is stored as (`composite/sobjects/{sobject}`, `FROM {sobject}`,
+    /// `sobjects/{sobject}/describe`, and Setup's Object Manager).
+    pub sobject: &'static str,
+    /// One record of it in messages (`the contact's company`).
+    pub noun: &'static str,
+    /// The standard fields: `(canonical, Salesforce API name)`.
+    pub fields: &'static [(&'static str, &'static str)],
+    /// Its references to other objects, each written and read through a lookup.
+    pub references: &'static [SalesforceReference],
+    /// The canonical fields Salesforce refuses a record without (`REQUIRED_FIELD_MISSING`).
+    pub required: &'static [&'static str],
+    /// Whether the opt-out needs an email address ([`Capability::opt_out_needs_email`]):
+    /// Salesforce keeps it as a flag on the record (`HasOptedOutOfEmail`), so never.
+    pub opt_out_needs_email: bool,
+}
+
+/// A lookup from one object to another, e.g. a contact's company. Written as the relationship
+/// keyed by the target's external-id field (`"Account": {"<ext>": "<company source id>"}`:
+/// Salesforce resolves it, and refuses the record with `INVALID_FIELD` when no target has that
+/// id), cleared through the lookup's id field (`AccountId: null`), read back as
+/// `<relationship>.<ext>`, and read as a source from the id field (the target's `Id`, which is
+/// its source id). The external-id field is the sink's `external_id_field`, the same on every
+/// sObject, so `prepare` checks the target's sObject has it.
+#[derive(Debug)]
+pub struct SalesforceReference {
+    /// The canonical field holding the target's source id.
+    pub canonical: &'static str,
+    /// The object it points to (a row of [`OBJECTS`]).
+    pub target: ObjectType,
+    /// The relationship name (`Account`): written and read back through the target's
+    /// external-id field.
+    pub relationship: &'static str,
+    /// The lookup's id field (`AccountId`): cleared with `null`, read as a source.
+    pub id_field: &'static str,
+}
+
+impl SalesforceReference {
+    /// The sObject of the target (the binding test checks every target has a row; its
+    /// canonical name stands in otherwise).
+    pub fn target_sobject(&self) -> &'static str {
+        binding(self.target).map_or(self.target.as_str(), |row| row.sobject)
     }
 }
 
-static ACCOUNT_MAP: LazyLock<FieldMap> =
-    LazyLock::new(|| FieldMap::standard(ObjectType::COMPANIES, ACCOUNT_FIELDS));
-static CONTACT_MAP: LazyLock<FieldMap> =
-    LazyLock::new(|| FieldMap::standard(ObjectType::CONTACTS, CONTACT_FIELDS));
-static ACCOUNT_TIMESTAMPS: LazyLock<FieldMap> =
-    LazyLock::new(|| FieldMap::standard(ObjectType::COMPANIES, SYSTEM_TIMESTAMPS));
-static CONTACT_TIMESTAMPS: LazyLock<FieldMap> =
-    LazyLock::new(|| FieldMap::standard(ObjectType::CONTACTS, SYSTEM_TIMESTAMPS));
+/// Every row, as a constant (so that [`OBJECT_TYPES`] can be derived from it).
+const ROWS: [SalesforceObject; 2] = [
+    SalesforceObject {
+        object: ObjectType::COMPANIES,
+        sobject: "Account",
+        noun: "company",
+        fields: ACCOUNT_FIELDS,
+        references: &[],
+        required: &[field::NAME],
+        opt_out_needs_email: false,
+    },
+    SalesforceObject {
+        object: ObjectType::CONTACTS,
+        sobject: "Contact",
+        noun: "contact",
+        fields: CONTACT_FIELDS,
+        references: &[SalesforceReference {
+            canonical: field::COMPANY,
+            target: ObjectType::COMPANIES,
+            relationship: "Account",
+            id_field: "AccountId",
+        }],
+        required: &[field::LAST_NAME],
+        opt_out_needs_email: false,
+    },
+];
 
-/// The standard field map of `object`.
-pub fn standard(object: ObjectType) -> &'static FieldMap {
-    match object {
-        ObjectType::COMPANIES => &ACCOUNT_MAP,
-        ObjectType::CONTACTS => &CONTACT_MAP,
+/// Salesforce's side of every object ferry moves: read top to bottom to see what maps where.
+pub static OBJECTS: &[SalesforceObject] = &ROWS;
+
+/// The objects of [`OBJECTS`], in its order, for the connector's registry entry.
+pub static OBJECT_TYPES: [ObjectType; ROWS.len()] = {
+    let mut out = [ROWS[0].object; ROWS.len()];
+    let mut i = 1;
+    while i < ROWS.len() {
+        out[i] = ROWS[i].object;
+        i += 1;
     }
+    out
+};
+
+/// The row of `object`, or the refusal of an object this connector does not move.
+pub fn binding(object: ObjectType) -> ConnectorResult<&'static SalesforceObject> {
+    OBJECTS
+        .iter()
+        .find(|row| row.object == object)
+        .ok_or_else(|| Capability::unsupported(crate::VENDOR, object))
 }
 
-/// The system timestamps of `object` as a field map.
-fn timestamps(object: ObjectType) -> &'static FieldMap {
-    match object {
-        ObjectType::COMPANIES => &ACCOUNT_TIMESTAMPS,
-        ObjectType::CONTACTS => &CONTACT_TIMESTAMPS,
+/// The field maps a row's table gives, built once.
+struct Standard {
+    object: ObjectType,
+    fields: FieldMap,
+    timestamps: FieldMap,
+}
+
+static STANDARD: LazyLock<Vec<Standard>> = LazyLock::new(|| {
+    OBJECTS
+        .iter()
+        .map(|row| Standard {
+            object: row.object,
+            fields: FieldMap::standard(row.object, row.fields),
+            timestamps: FieldMap::standard(row.object, SYSTEM_TIMESTAMPS),
+        })
+        .collect()
+});
+
+static EMPTY: LazyLock<FieldMap> = LazyLock::new(FieldMap::default);
+
+impl SalesforceObject {
+    fn built(&self) -> Option<&'static Standard> {
+        STANDARD.iter().find(|s| s.object == self.object)
+    }
+
+    /// The standard field map of this object (empty for a row outside [`OBJECTS`]).
+    pub fn standard(&self) -> &'static FieldMap {
+        self.built().map_or(&EMPTY, |s| &s.fields)
+    }
+
+    /// The system timestamps of this object as a field map.
+    fn timestamps(&self) -> &'static FieldMap {
+        self.built().map_or(&EMPTY, |s| &s.timestamps)
     }
 }
 
 /// The standard maps of every object the connector moves, for a source's or sink's
 /// [`FieldMaps`].
 pub fn standard_maps() -> FieldMaps {
-    FieldMaps::new(ObjectType::ALL.map(|object| (object, standard(object).clone())))
+    FieldMaps::new(
+        OBJECTS
+            .iter()
+            .map(|row| (row.object, row.standard().clone())),
+    )
 }
 
 /// The canonical field the standard tables give Salesforce field `name` of `object` (the
-/// field map, the Account lookup, the system timestamps), for `describe`.
+/// field map, the system timestamps, the lookups' id fields), for `describe`.
 pub fn standard_canonical(object: ObjectType, name: &str) -> Option<&'static str> {
-    let table = match object {
-        ObjectType::COMPANIES => ACCOUNT_FIELDS,
-        ObjectType::CONTACTS => CONTACT_FIELDS,
-    };
-    let lookup = (object == ObjectType::CONTACTS).then_some((COMPANY_LOOKUP.0, COMPANY_LOOKUP.2));
-    table
+    let row = binding(object).ok()?;
+    let lookups = row.references.iter().map(|r| (r.canonical, r.id_field));
+    row.fields
         .iter()
         .chain(SYSTEM_TIMESTAMPS)
         .copied()
-        .chain(lookup)
+        .chain(lookups)
         .find(|(_, sf)| sf.eq_ignore_ascii_case(name))
         .map(|(canonical, _)| canonical)
 }
@@ -138,21 +236,17 @@ pub fn check_bindings(object: ObjectType, bindings: &[FieldBinding]) -> Connecto
     }
 }
 
-/// Every Salesforce field the mapping writes on `object` (relationships by their id field).
-pub fn written_fields(map: &FieldMap, object: ObjectType) -> Vec<&str> {
+/// Every Salesforce field the mapping writes on `row`'s object (references by their id field).
+pub fn written_fields<'a>(map: &'a FieldMap, row: &SalesforceObject) -> Vec<&'a str> {
     let mut names = map.vendor_names();
-    if object == ObjectType::CONTACTS {
-        names.push(COMPANY_LOOKUP.2);
-    }
+    names.extend(row.references.iter().map(|r| r.id_field));
     names
 }
 
-/// The canonical fields the mapping writes and reads back.
-pub fn stored_fields(map: &FieldMap, object: ObjectType) -> Vec<String> {
+/// The canonical fields the mapping writes and reads back (references included).
+pub fn stored_fields(map: &FieldMap, row: &SalesforceObject) -> Vec<String> {
     let mut names = map.canonical_names();
-    if object == ObjectType::CONTACTS {
-        names.push(COMPANY_LOOKUP.0.to_owned());
-    }
+    names.extend(row.references.iter().map(|r| r.canonical.to_owned()));
     names
 }
 
@@ -182,6 +276,7 @@ impl Unwritable {
 
 /// A value in the JSON Salesforce expects for a field of canonical type `ty`: borrowed when
 /// it already has that type (nearly always), converted by [`Value::to_json`] when it has not.
+#[derive(Debug)]
 enum JsonValue<'a> {
     Text(&'a str),
     Bool(bool),
@@ -205,7 +300,7 @@ fn json_value(ty: FieldType, value: &Value) -> Result<JsonValue<'_>, &'static st
 /// The JSON written for `value` into the field of `binding`: a picklist's internal value for
 /// its label, or the value in the binding's type.
 fn bound_value<'v>(
-    binding: &'v FieldBinding,
+    binding: IndexedBinding<'v>,
     source_id: &str,
     value: &'v Value,
 ) -> Result<JsonValue<'v>, Unwritable> {
@@ -247,31 +342,41 @@ impl Serialize for JsonValue<'_> {
 
 /// The Salesforce record for a canonical record, encoded straight from it (no JSON tree per
 /// record): every mapped field (absent ones as `null`, which clears them on update), the
-/// external id, and for contacts the company lookup. Built by [`to_salesforce`], which has
-/// checked that every value can be written.
-#[derive(Clone, Copy, Debug)]
+/// external id, and the row's references. Built by [`to_salesforce`], which has computed (and
+/// so checked) every field's value, once.
+#[derive(Debug)]
 pub struct SalesforceBody<'a> {
     record: &'a Record,
+    row: &'static SalesforceObject,
     external_id_field: &'a str,
     map: &'a FieldMap,
+    /// The value of each binding of `map`, in its order; `None` where the record has none.
+    values: Vec<Option<JsonValue<'a>>>,
 }
 
-/// The body of `record` for an upsert through `map`, or the first field whose value cannot be
-/// written.
+/// The body of `record` (an object of `row`) for an upsert through `map`, or the first field
+/// whose value cannot be written.
 pub fn to_salesforce<'a>(
     record: &'a Record,
+    row: &'static SalesforceObject,
     external_id_field: &'a str,
     map: &'a FieldMap,
 ) -> Result<SalesforceBody<'a>, Unwritable> {
-    for binding in map.iter() {
-        if let Some(v) = record.get(&binding.canonical) {
-            bound_value(binding, &record.source_id, v)?;
-        }
-    }
+    let values = map
+        .indexed()
+        .map(|binding| {
+            record
+                .get(&binding.canonical)
+                .map(|v| bound_value(binding, &record.source_id, v))
+                .transpose()
+        })
+        .collect::<Result<_, _>>()?;
     Ok(SalesforceBody {
         record,
+        row,
         external_id_field,
         map,
+        values,
     })
 }
 
@@ -300,32 +405,21 @@ impl Serialize for ByExternalId<'_> {
 impl Serialize for SalesforceBody<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let record = self.record;
-        let object = record.object;
         let mut map = s.serialize_map(None)?;
-        map.serialize_entry("attributes", &Attributes(sobject(object)))?;
-        for binding in self.map.iter() {
-            match record.get(&binding.canonical) {
+        map.serialize_entry("attributes", &Attributes(self.row.sobject))?;
+        for (binding, value) in self.map.iter().zip(&self.values) {
+            match value {
                 None => map.serialize_entry(binding.vendor.as_ref(), &())?,
-                Some(v) => {
-                    // Checked by `to_salesforce`; an error here would be a bug, not data.
-                    let value = bound_value(binding, &record.source_id, v).map_err(|_| {
-                        S::Error::custom(format_args!(
-                            "field `{}` is not writable",
-                            binding.canonical
-                        ))
-                    })?;
-                    map.serialize_entry(binding.vendor.as_ref(), &value)?;
-                }
+                Some(value) => map.serialize_entry(binding.vendor.as_ref(), value)?,
             }
         }
-        if object == ObjectType::CONTACTS {
-            let (canonical, relationship, id_field) = COMPANY_LOOKUP;
-            match record.text(canonical).filter(|s| !s.is_empty()) {
-                Some(company) => map.serialize_entry(
-                    relationship,
-                    &ByExternalId(self.external_id_field, company),
+        for reference in self.row.references {
+            match record.text(reference.canonical).filter(|s| !s.is_empty()) {
+                Some(target) => map.serialize_entry(
+                    reference.relationship,
+                    &ByExternalId(self.external_id_field, target),
                 )?,
-                None => map.serialize_entry(id_field, &())?,
+                None => map.serialize_entry(reference.id_field, &())?,
             }
         }
         map.serialize_entry(self.external_id_field, &record.source_id)?;
@@ -337,7 +431,7 @@ impl Serialize for SalesforceBody<'_> {
 /// `Err` with what was expected when the value does not fit.
 fn read_bound(
     record: &mut Record,
-    binding: &FieldBinding,
+    binding: IndexedBinding<'_>,
     sf: &Object<'_>,
 ) -> Result<bool, &'static str> {
     let Some(value) = sf.get(&binding.vendor) else {
@@ -363,7 +457,7 @@ fn read_bound(
 /// logged by field name), so the checksum comparison flags the record rather than the whole
 /// read failing.
 pub fn from_salesforce(
-    object: ObjectType,
+    row: &SalesforceObject,
     sf: &Object<'_>,
     external_id_field: &str,
     map: &FieldMap,
@@ -372,8 +466,8 @@ pub fn from_salesforce(
         .get(external_id_field)
         .and_then(Field::text)?
         .into_owned();
-    let mut record = Record::new(object, source_id);
-    for binding in map.iter() {
+    let mut record = Record::new(row.object, source_id);
+    for binding in map.indexed() {
         if let Err(expected) = read_bound(&mut record, binding, sf) {
             tracing::debug!(
                 vendor = crate::VENDOR,
@@ -383,14 +477,13 @@ pub fn from_salesforce(
             );
         }
     }
-    if object == ObjectType::CONTACTS {
-        let (canonical, relationship, _) = COMPANY_LOOKUP;
-        if let Some(company) = sf
-            .get(relationship)
+    for reference in row.references {
+        if let Some(target) = sf
+            .get(reference.relationship)
             .and_then(|a| a.get(external_id_field))
             .and_then(Field::text)
         {
-            record.set(canonical, Value::Reference(company.into_owned()));
+            record.set(reference.canonical, Value::Reference(target.into_owned()));
         }
     }
     Some(record)
@@ -412,13 +505,12 @@ pub fn read_back_fields<'a>(map: &'a FieldMap, extra: &[&'a str]) -> Vec<&'a str
     names
 }
 
-/// The fields a source query selects on `object` through `map`: every mapped field, the record
-/// id, a contact's `AccountId`, and the system timestamps (no name twice).
-pub fn source_fields(object: ObjectType, map: &FieldMap) -> Vec<&str> {
+/// The fields a source query selects on `row`'s object through `map`: every mapped field, the
+/// record id, the references' id fields (a contact's `AccountId`), and the system timestamps
+/// (no name twice).
+pub fn source_fields<'a>(row: &SalesforceObject, map: &'a FieldMap) -> Vec<&'a str> {
     let mut extra = vec![ID_FIELD];
-    if object == ObjectType::CONTACTS {
-        extra.push(COMPANY_LOOKUP.2);
-    }
+    extra.extend(row.references.iter().map(|r| r.id_field));
     extra.extend(SYSTEM_TIMESTAMPS.iter().map(|(_, sf)| *sf));
     read_back_fields(map, &extra)
 }
@@ -433,19 +525,19 @@ fn scalar_text<'v>(value: &'v Field<'_>) -> Result<Option<Cow<'v, str>>, ()> {
 }
 
 /// The canonical record of a Salesforce record read as a source through `map`, whose `Id` is
-/// `id`: mapped fields (a picklist's value as its label), the system timestamps and, for a
-/// contact, its Account as the `company` reference. A value that does not fit its canonical
+/// `id`: mapped fields (a picklist's value as its label), the system timestamps and the row's
+/// references (a contact's Account as the `company` reference). A value that does not fit its canonical
 /// type makes the whole record unreadable, with a reason naming the fields (never the
 /// values), so it is reported rather than half-migrated.
 pub fn from_source(
-    object: ObjectType,
+    row: &SalesforceObject,
     id: &str,
     sf: &Object<'_>,
     map: &FieldMap,
 ) -> Result<Record, RecordRejection> {
-    let mut record = Record::new(object, id);
+    let mut record = Record::new(row.object, id);
     let mut problems = Vec::new();
-    for binding in map.iter().chain(timestamps(object).iter()) {
+    for binding in map.indexed().chain(row.timestamps().indexed()) {
         if let Err(expected) = read_bound(&mut record, binding, sf) {
             problems.push(format!(
                 "`{}` (Salesforce field `{}`, expected {expected})",
@@ -453,17 +545,18 @@ pub fn from_source(
             ));
         }
     }
-    if object == ObjectType::CONTACTS {
-        let (canonical, _, id_field) = COMPANY_LOOKUP;
+    for reference in row.references {
+        let (canonical, id_field) = (reference.canonical, reference.id_field);
         match sf.get(id_field).map(scalar_text) {
             None | Some(Ok(None)) => {}
-            Some(Ok(Some(account))) => {
-                if !account.is_empty() {
-                    record.set(canonical, Value::Reference(account.into_owned()));
+            Some(Ok(Some(target))) => {
+                if !target.is_empty() {
+                    record.set(canonical, Value::Reference(target.into_owned()));
                 }
             }
             Some(Err(())) => problems.push(format!(
-                "`{canonical}` (Salesforce field `{id_field}`, expected an Account id)"
+                "`{canonical}` (Salesforce field `{id_field}`, expected an {} id)",
+                reference.target_sobject()
             )),
         }
     }
@@ -490,15 +583,57 @@ mod tests {
         serde_json::from_str(text).unwrap()
     }
 
+    /// The row of `object`.
+    fn of(object: ObjectType) -> &'static SalesforceObject {
+        binding(object).unwrap()
+    }
+
+    /// The standard map of `object`.
+    fn standard(object: ObjectType) -> &'static FieldMap {
+        of(object).standard()
+    }
+
     fn body(record: &Record, ext: &str) -> Result<Json, Unwritable> {
-        to_salesforce(record, ext, standard(record.object))
+        to_salesforce(record, of(record.object), ext, standard(record.object))
             .map(|b| serde_json::to_value(b).unwrap())
+    }
+
+    #[test]
+    fn an_invented_object_has_no_row_and_is_refused() {
+        static TICKETS: ferry_core::model::ObjectSpec = ferry_core::model::ObjectSpec {
+            name: "tickets",
+            fields: &[],
+        };
+        let refused = binding(ObjectType::new(&TICKETS)).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(refused, ferry_core::ConnectorError::Unsupported { .. }),
+            "{refused:?}"
+        );
+        assert!(refused.to_string().contains("tickets"), "{refused}");
+    }
+
+    #[test]
+    fn every_object_has_one_row_and_every_reference_a_target() {
+        for object in ObjectType::ALL {
+            let rows = OBJECTS.iter().filter(|row| row.object == object).count();
+            assert_eq!(rows, 1, "{object}");
+            assert_eq!(binding(object).unwrap().object, object);
+        }
+        assert_eq!(OBJECT_TYPES.len(), OBJECTS.len());
+        for (row, object) in OBJECTS.iter().zip(OBJECT_TYPES) {
+            assert_eq!(row.object, object);
+            assert!(row.standard().iter().next().is_some(), "{object}");
+            for reference in row.references {
+                let target = binding(reference.target).unwrap();
+                assert_eq!(reference.target_sobject(), target.sobject);
+            }
+        }
     }
 
     #[test]
     fn every_canonical_field_but_system_timestamps_is_mapped() {
         for object in ObjectType::ALL {
-            let stored = stored_fields(standard(object), object);
+            let stored = stored_fields(standard(object), of(object));
             for spec in object.fields() {
                 let system = spec.name == field::CREATED_AT || spec.name == field::UPDATED_AT;
                 assert_eq!(
@@ -527,7 +662,7 @@ mod tests {
         queried.as_object_mut().unwrap().remove("attributes");
         assert_eq!(
             from_salesforce(
-                ObjectType::CONTACTS,
+                of(ObjectType::CONTACTS),
                 &row(queried),
                 "Ext__c",
                 standard(ObjectType::CONTACTS)
@@ -563,7 +698,7 @@ mod tests {
             "LastModifiedDate": "2022-06-01T14:31:48.469+0000",
         }));
         let r = from_source(
-            ObjectType::CONTACTS,
+            of(ObjectType::CONTACTS),
             "003000000000001AAA",
             &sf,
             standard(ObjectType::CONTACTS),
@@ -587,8 +722,8 @@ mod tests {
         );
         let contacts = standard(ObjectType::CONTACTS);
         let companies = standard(ObjectType::COMPANIES);
-        assert!(source_fields(ObjectType::CONTACTS, contacts).contains(&"AccountId"));
-        assert!(!source_fields(ObjectType::COMPANIES, companies).contains(&"AccountId"));
+        assert!(source_fields(of(ObjectType::CONTACTS), contacts).contains(&"AccountId"));
+        assert!(!source_fields(of(ObjectType::COMPANIES), companies).contains(&"AccountId"));
     }
 
     #[test]
@@ -601,7 +736,7 @@ mod tests {
             "BillingAddress": {"city": "x"},
         }));
         let e = from_source(
-            ObjectType::COMPANIES,
+            of(ObjectType::COMPANIES),
             "001000000000001AAA",
             &sf,
             standard(ObjectType::COMPANIES),
@@ -623,7 +758,7 @@ mod tests {
         );
         let nested = row(serde_json::json!({"Id": "003", "AccountId": {"Id": "001"}}));
         let e = from_source(
-            ObjectType::CONTACTS,
+            of(ObjectType::CONTACTS),
             "003",
             &nested,
             standard(ObjectType::CONTACTS),
@@ -647,22 +782,25 @@ mod tests {
         let mut c = Record::new(ObjectType::COMPANIES, "co-1");
         c.set(field::INDUSTRY, Value::Text("Banking".into()));
         c.fields.insert("tier".into(), Value::Text(" gold ".into()));
-        let sf = serde_json::to_value(to_salesforce(&c, "Ext__c", &map).unwrap()).unwrap();
+        let sf = serde_json::to_value(
+            to_salesforce(&c, of(ObjectType::COMPANIES), "Ext__c", &map).unwrap(),
+        )
+        .unwrap();
         assert_eq!(sf["Tier__c"], "GOLD_TIER");
         assert_eq!(sf["Sector__c"], "Banking");
         assert!(sf.get("Industry").is_none(), "the mapped field replaced it");
-        assert!(stored_fields(&map, ObjectType::COMPANIES).contains(&"tier".to_owned()));
+        assert!(stored_fields(&map, of(ObjectType::COMPANIES)).contains(&"tier".to_owned()));
 
         let queried =
             row(serde_json::json!({"Id": "001", "Tier__c": "GOLD_TIER", "Sector__c": "Banking"}));
-        let read = from_source(ObjectType::COMPANIES, "001", &queried, &map).unwrap();
+        let read = from_source(of(ObjectType::COMPANIES), "001", &queried, &map).unwrap();
         assert_eq!(read.text("tier"), Some("Gold"));
         assert_eq!(read.text(field::INDUSTRY), Some("Banking"));
-        assert!(source_fields(ObjectType::COMPANIES, &map).contains(&"Tier__c"));
+        assert!(source_fields(of(ObjectType::COMPANIES), &map).contains(&"Tier__c"));
 
         c.fields
             .insert("tier".into(), Value::Text("Platinum".into()));
-        let refused = to_salesforce(&c, "Ext__c", &map)
+        let refused = to_salesforce(&c, of(ObjectType::COMPANIES), "Ext__c", &map)
             .unwrap_err()
             .into_rejection("co-1");
         assert_eq!(

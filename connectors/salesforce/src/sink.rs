@@ -18,7 +18,7 @@ use crate::VENDOR;
 use crate::client::{Call, Client};
 use crate::config::{SalesforceConfig, Settings};
 use crate::fields::{self, Describe};
-use crate::mapping::{self, COMPANY_LOOKUP, SalesforceBody};
+use crate::mapping::{self, OBJECTS, SalesforceBody, SalesforceObject};
 use crate::policy::clean_code;
 use crate::soql;
 
@@ -35,7 +35,7 @@ pub struct SalesforceSink {
 #[serde(rename_all = "camelCase")]
 struct Collection<'a> {
     all_or_none: bool,
-    records: &'a [SalesforceBody<'a>],
+    records: &'a [&'a SalesforceBody<'a>],
 }
 
 /// A record's result in an sObject Collections response.
@@ -121,17 +121,18 @@ impl SalesforceSink {
     /// refused, or refused for a reason that passes (sent again by [`settle`]).
     async fn send_collection<'r>(
         &self,
-        sobject: &str,
+        row: &SalesforceObject,
         records: &[Record],
         items: Vec<(usize, SalesforceBody<'r>)>,
         map: &FieldMap,
     ) -> ConnectorResult<Vec<((usize, SalesforceBody<'r>), Attempt<RecordOutcome>)>> {
         let ext = self.ext();
+        let sobject = row.sobject;
         let path = self
             .client
             .data_path(&format!("composite/sobjects/{sobject}/{ext}"));
         let endpoint = format!("PATCH {path}");
-        let bodies: Vec<SalesforceBody<'_>> = items.iter().map(|(_, b)| *b).collect();
+        let bodies: Vec<&SalesforceBody<'_>> = items.iter().map(|(_, b)| b).collect();
         // Encoded straight from the records: no JSON tree per record.
         let body = serde_json::to_vec(&Collection {
             all_or_none: false,
@@ -180,7 +181,7 @@ impl SalesforceSink {
                     }),
                 })
             } else {
-                let (code, reason) = rejection_reason(record, &result.errors, ext, map);
+                let (code, reason) = rejection_reason(record, row, &result.errors, ext, map);
                 let refused = reject(record, &code, reason);
                 if is_transient(&result.errors) {
                     Attempt::Again(refused)
@@ -199,7 +200,8 @@ impl SalesforceSink {
         object: ObjectType,
         records: &[Record],
     ) -> ConnectorResult<Vec<RecordOutcome>> {
-        let sobject = mapping::sobject(object);
+        let row = mapping::binding(object)?;
+        let sobject = row.sobject;
         let ext = self.ext();
         let map = self.fields.get(object);
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
@@ -214,7 +216,7 @@ impl SalesforceSink {
                 ));
                 continue;
             }
-            match mapping::to_salesforce(record, ext, &map) {
+            match mapping::to_salesforce(record, row, ext, &map) {
                 Ok(body) => {
                     sent.push(i);
                     bodies.push(body);
@@ -232,7 +234,7 @@ impl SalesforceSink {
         let items: Vec<(usize, SalesforceBody<'_>)> = sent.into_iter().zip(bodies).collect();
         let resend = Resend::from_retry(&self.settings.retry);
         let settled = settle(VENDOR, items, resend, |items| {
-            self.send_collection(sobject, records, items, &map)
+            self.send_collection(row, records, items, &map)
         })
         .await?;
         for ((i, _), outcome) in settled {
@@ -305,6 +307,7 @@ fn clean_field(name: &str) -> String {
 /// canonical names beside them, never the vendor's message (which quotes values).
 fn rejection_reason(
     record: &Record,
+    row: &SalesforceObject,
     errors: &[SaveError],
     ext: &str,
     map: &FieldMap,
@@ -314,6 +317,11 @@ fn rejection_reason(
             .find(|b| b.vendor.eq_ignore_ascii_case(sf))
             .map(|b| b.canonical.clone())
     };
+    // The reference Salesforce could not resolve when it names no field: the record's first.
+    let reference = row
+        .references
+        .iter()
+        .find(|r| record.text(r.canonical).is_some());
     let parts: Vec<String> = errors
         .iter()
         .enumerate()
@@ -330,15 +338,17 @@ fn rejection_reason(
                     }
                 })
                 .collect();
-            let has_company = record.object == ObjectType::CONTACTS && record.text(COMPANY_LOOKUP.0).is_some();
             // The first error's code is the rejection's code; only further errors repeat theirs.
             let prefix = if i == 0 { String::new() } else { format!("{code} ") };
             if !names.is_empty() {
                 format!("{prefix}field {}", names.join(", "))
-            } else if code == "INVALID_FIELD" && has_company {
+            } else if let Some(reference) = reference.filter(|_| code == "INVALID_FIELD") {
+                let (canonical, target) = (reference.canonical, reference.target_sobject());
+                let target_noun = mapping::binding(reference.target).map_or(canonical, |t| t.noun);
                 format!(
-                    "{prefix}the company reference: no Account has the contact's company as its {ext} (the company \
-                     was not migrated, or was rejected)"
+                    "{prefix}the {canonical} reference: no {target} has the {}'s {canonical} as its {ext} (the \
+                     {target_noun} was not migrated, or was rejected)",
+                    row.noun
                 )
             } else if i == 0 {
                 "the record (no field named)".to_owned()
@@ -359,6 +369,16 @@ fn rejection_reason(
     (code.unwrap_or_else(|| "UNKNOWN".into()), reason)
 }
 
+/// The sObjects of the binding table that `keep` keeps, as `A and B`.
+fn sobjects(keep: impl Fn(&str) -> bool) -> String {
+    let names: Vec<&str> = OBJECTS
+        .iter()
+        .map(|row| row.sobject)
+        .filter(|s| keep(s))
+        .collect();
+    names.join(" and ")
+}
+
 fn setup_missing_field(sobject: &str, ext: &str) -> ConnectorError {
     ConnectorError::Setup {
         vendor: VENDOR,
@@ -368,13 +388,10 @@ fn setup_missing_field(sobject: &str, ext: &str) -> ConnectorError {
              Text; Field Label \"Ferry Source Id\", Length 255; tick \"Unique\" (choose \"Treat \\\"ABC\\\" and \
              \\\"abc\\\" as different values (case sensitive)\") and \"External ID\"; Field Name (API name) {} ; \
              grant the integration user edit access. Do the same on {}. Or set `sink.external_id_field` to the API name \
-             of an existing unique External ID text field on Account and Contact.",
+             of an existing unique External ID text field on {}.",
             ext.strip_suffix("__c").unwrap_or(ext),
-            if sobject == "Account" {
-                "Contact"
-            } else {
-                "Account"
-            },
+            sobjects(|s| s != sobject),
+            sobjects(|_| true),
         ),
     }
 }
@@ -411,18 +428,13 @@ impl Sink for SalesforceSink {
 
     // Salesforce refuses an Account without Name and a Contact without LastName (REQUIRED_FIELD_MISSING).
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+        let row = mapping::binding(object)?;
         Ok(Capability {
             batch_size: self.settings.batch_size,
             read_back_size: self.settings.read_back_size,
-            stored: mapping::stored_fields(&self.fields.get(object), object),
-            required: vec![
-                match object {
-                    ObjectType::COMPANIES => ferry_core::field::NAME,
-                    ObjectType::CONTACTS => ferry_core::field::LAST_NAME,
-                }
-                .to_owned(),
-            ],
-            opt_out_needs_email: false,
+            stored: mapping::stored_fields(&self.fields.get(object), row),
+            required: row.required.iter().map(|f| (*f).to_owned()).collect(),
+            opt_out_needs_email: row.opt_out_needs_email,
         })
     }
 
@@ -431,19 +443,17 @@ impl Sink for SalesforceSink {
     }
 
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
+        let row = mapping::binding(object)?;
         let map = self.fields.get(object);
         let described = self
-            .check_object(
-                mapping::sobject(object),
-                &mapping::written_fields(&map, object),
-            )
+            .check_object(row.sobject, &mapping::written_fields(&map, row))
             .await?;
         if let Some(bindings) = fields::respelled(&map, &described) {
             self.fields.map(object, &FieldMap::default(), &bindings);
         }
-        if object == ObjectType::CONTACTS {
-            // Contacts find their Account through the Account's external id.
-            self.check_object(mapping::sobject(ObjectType::COMPANIES), &[])
+        for reference in row.references {
+            // A reference finds its target through the target's external id.
+            self.check_object(mapping::binding(reference.target)?.sobject, &[])
                 .await?;
         }
         Ok(())
@@ -455,8 +465,9 @@ impl Sink for SalesforceSink {
     }
 
     fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        let row = mapping::binding(object)?;
         mapping::check_bindings(object, bindings)?;
-        self.fields.map(object, mapping::standard(object), bindings);
+        self.fields.map(object, row.standard(), bindings);
         Ok(())
     }
 
@@ -489,24 +500,28 @@ impl Sink for SalesforceSink {
         if source_ids.is_empty() {
             return Ok(Vec::new());
         }
+        let row = mapping::binding(object)?;
         let ext = self.ext();
         let map = self.fields.get(object);
-        let company = format!("{}.{ext}", COMPANY_LOOKUP.1);
+        // References are read back through the target's external id: `Account.<ext>`.
+        let references: Vec<String> = row
+            .references
+            .iter()
+            .map(|r| format!("{}.{ext}", r.relationship))
+            .collect();
         let mut extra = vec![ext];
-        if object == ObjectType::CONTACTS {
-            extra.push(&company);
-        }
+        extra.extend(references.iter().map(String::as_str));
         let select = mapping::read_back_fields(&map, &extra);
         let prefix = format!(
             "SELECT {} FROM {} WHERE {ext}",
             select.join(", "),
-            mapping::sobject(object)
+            row.sobject
         );
         let mut out = Vec::with_capacity(source_ids.len());
         for q in soql::in_queries(&prefix, source_ids) {
             self.client
                 .query_each(&q, |sf| {
-                    if let Some(record) = mapping::from_salesforce(object, sf, ext, &map) {
+                    if let Some(record) = mapping::from_salesforce(row, sf, ext, &map) {
                         out.push(record);
                     }
                 })
@@ -519,9 +534,52 @@ impl Sink for SalesforceSink {
     async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
         let soql = format!(
             "SELECT COUNT() FROM {} WHERE {} != null",
-            mapping::sobject(object),
+            mapping::binding(object)?.sobject,
             self.ext()
         );
         Ok(self.client.query(&soql, None).await?.page()?.total_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::{Value, field};
+
+    /// The messages read the table and say what they said when they named objects in code.
+    #[test]
+    fn messages_name_the_rows_sobjects() {
+        let contacts = mapping::binding(ObjectType::CONTACTS).unwrap();
+        let mut orphan = Record::new(ObjectType::CONTACTS, "p-4");
+        orphan.set(field::COMPANY, Value::Reference("co-missing-77".into()));
+        let errors = [SaveError {
+            status_code: "INVALID_FIELD".into(),
+            fields: Vec::new(),
+        }];
+        let (code, reason) =
+            rejection_reason(&orphan, contacts, &errors, "Ext__c", contacts.standard());
+        assert_eq!(code, "INVALID_FIELD");
+        assert_eq!(
+            reason,
+            "Salesforce refused the company reference: no Account has the contact's company as its Ext__c \
+             (the company was not migrated, or was rejected)"
+        );
+        orphan.fields.remove(field::COMPANY);
+        let (_, reason) =
+            rejection_reason(&orphan, contacts, &errors, "Ext__c", contacts.standard());
+        assert_eq!(reason, "Salesforce refused the record (no field named)");
+
+        let ConnectorError::Setup { detail, .. } = setup_missing_field("Account", "Ext__c") else {
+            panic!("not a setup error");
+        };
+        assert!(detail.contains("Do the same on Contact. "), "{detail}");
+        assert!(
+            detail.ends_with("text field on Account and Contact."),
+            "{detail}"
+        );
+        let ConnectorError::Setup { detail, .. } = setup_missing_field("Contact", "Ext__c") else {
+            panic!("not a setup error");
+        };
+        assert!(detail.contains("Do the same on Account. "), "{detail}");
     }
 }

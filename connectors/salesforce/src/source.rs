@@ -58,31 +58,34 @@ impl SalesforceSource {
     }
 
     /// The SOQL that reads every live record of `object`, in `Id` order.
-    fn read_query(&self, object: ObjectType) -> String {
-        format!(
+    fn read_query(&self, object: ObjectType) -> ConnectorResult<String> {
+        let row = mapping::binding(object)?;
+        Ok(format!(
             "SELECT {} FROM {} ORDER BY {ID_FIELD}",
-            mapping::source_fields(object, &self.fields.get(object)).join(", "),
-            mapping::sobject(object)
-        )
+            mapping::source_fields(row, &self.fields.get(object)).join(", "),
+            row.sobject
+        ))
     }
 
     /// The SOQL that reads the live records of `object` after `last`, in `Id` order.
-    fn read_after_query(&self, object: ObjectType, last: &str) -> String {
-        format!(
+    fn read_after_query(&self, object: ObjectType, last: &str) -> ConnectorResult<String> {
+        let row = mapping::binding(object)?;
+        Ok(format!(
             "SELECT {} FROM {} WHERE {ID_FIELD} > '{last}' ORDER BY {ID_FIELD}",
-            mapping::source_fields(object, &self.fields.get(object)).join(", "),
-            mapping::sobject(object)
-        )
+            mapping::source_fields(row, &self.fields.get(object)).join(", "),
+            row.sobject
+        ))
     }
 
     /// Spells the mapped fields of `object` as describe does, so that values are found in
     /// query results (one describe, only when fields beyond the standard ones are mapped).
     async fn respell(&self, object: ObjectType) -> ConnectorResult<()> {
+        let row = mapping::binding(object)?;
         let map = self.fields.get(object);
-        if *map == *mapping::standard(object) {
+        if *map == *row.standard() {
             return Ok(());
         }
-        let described = crate::fields::describe(&self.client, mapping::sobject(object)).await?;
+        let described = crate::fields::describe(&self.client, row.sobject).await?;
         if let Some(bindings) = crate::fields::respelled(&map, &described) {
             self.fields.map(object, &FieldMap::default(), &bindings);
         }
@@ -97,6 +100,7 @@ impl SalesforceSource {
         mut response: QueryResponse,
         last_before: Option<&str>,
     ) -> ConnectorResult<Page> {
+        let row = mapping::binding(object)?;
         let mut raw = response.page()?;
         let last_id = raw
             .records
@@ -134,10 +138,10 @@ impl SalesforceSource {
                 return Err(ConnectorError::Malformed {
                     vendor: VENDOR,
                     endpoint: format!("GET {}", self.client.data_path("query")),
-                    detail: format!("a {} record has no Id", mapping::sobject(object)),
+                    detail: format!("a {} record has no Id", row.sobject),
                 });
             };
-            page.push(VENDOR, object, mapping::from_source(object, id, sf, &map));
+            page.push(VENDOR, object, mapping::from_source(row, id, sf, &map));
         }
         page.log_read(VENDOR, object);
         Ok(page)
@@ -171,7 +175,7 @@ impl Source for SalesforceSource {
         let batch = Some(self.settings.query_batch_size);
         let Some(cursor) = cursor else {
             self.respell(object).await?;
-            let raw = self.client.query(&self.read_query(object), batch).await?;
+            let raw = self.client.query(&self.read_query(object)?, batch).await?;
             return self.to_page(object, raw, None);
         };
         // Cursors of older versions are the bare URL, without the last id.
@@ -189,7 +193,7 @@ impl Source for SalesforceSource {
         let raw = match (self.client.query_more(next, batch).await, last) {
             (Err(e), Some(last)) if is_expired_locator(&e) => {
                 tracing::info!(vendor = VENDOR, %object, "the query locator expired; reading on after the last record read");
-                let soql = self.read_after_query(object, last);
+                let soql = self.read_after_query(object, last)?;
                 self.client.query(&soql, batch).await?
             }
             (result, _) => result?,
@@ -203,14 +207,15 @@ impl Source for SalesforceSource {
     }
 
     fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+        let row = mapping::binding(object)?;
         mapping::check_bindings(object, bindings)?;
-        self.fields.map(object, mapping::standard(object), bindings);
+        self.fields.map(object, row.standard(), bindings);
         Ok(())
     }
 
     /// `SELECT COUNT() FROM …`: its `totalSize`, live records only, as the read sees them.
     async fn count(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
-        let soql = format!("SELECT COUNT() FROM {}", mapping::sobject(object));
+        let soql = format!("SELECT COUNT() FROM {}", mapping::binding(object)?.sobject);
         let total = self.client.query(&soql, None).await?.page()?.total_size;
         tracing::debug!(vendor = VENDOR, %object, total, "counted records");
         Ok(total)

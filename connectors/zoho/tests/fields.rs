@@ -32,19 +32,20 @@ fn labels(field: &VendorField) -> Vec<(&str, &str)> {
 /// The bindings an engine would hand over for the seeded custom fields of `object`, the
 /// picklist's options taken from `described`.
 fn custom_bindings(object: ObjectType, described: &[VendorField]) -> Vec<FieldBinding> {
-    match object {
-        ObjectType::COMPANIES => vec![
+    if object == ObjectType::COMPANIES {
+        vec![
             FieldBinding::new("region", "Region", FieldType::Text),
             FieldBinding::new("seats", "Seats", FieldType::Integer),
             FieldBinding {
                 options: find(described, "Tier").options.clone(),
                 ..FieldBinding::new("tier", "Tier", FieldType::Text)
             },
-        ],
-        ObjectType::CONTACTS => vec![
+        ]
+    } else {
+        vec![
             FieldBinding::new("favourite_colour", "Favourite_Colour", FieldType::Text),
             FieldBinding::new("loyalty_points", "Loyalty_Points", FieldType::Integer),
-        ],
+        ]
     }
 }
 

@@ -195,12 +195,22 @@ impl FieldBinding {
     /// internal value becomes its label (a value the list does not hold is kept as it is: the
     /// engine then maps or refuses it by label), anything else is parsed as `ty`.
     pub fn read(&self, raw: &str) -> Result<Option<Value>, ValueError> {
-        if self.is_picklist() && !raw.is_empty() {
-            let label = self
-                .options
+        self.read_via(raw, |raw| {
+            self.options
                 .iter()
                 .find(|o| o.value == raw)
-                .map_or(raw, |o| o.label.as_str());
+                .map(|o| o.label.as_str())
+        })
+    }
+
+    /// [`FieldBinding::read`], finding a picklist value's label with `label_of`.
+    fn read_via<'s>(
+        &'s self,
+        raw: &str,
+        label_of: impl FnOnce(&str) -> Option<&'s str>,
+    ) -> Result<Option<Value>, ValueError> {
+        if self.is_picklist() && !raw.is_empty() {
+            let label = label_of(raw).unwrap_or(raw);
             return Ok(Some(Value::Text(label.to_owned())));
         }
         Value::parse(self.ty, raw)
@@ -223,14 +233,137 @@ impl FieldBinding {
         source_id: &str,
         label: &str,
     ) -> Result<&str, RecordRejection> {
-        self.option_value(label).ok_or_else(|| RecordRejection {
+        self.option_value(label)
+            .ok_or_else(|| self.no_such_option(vendor, source_id))
+    }
+
+    /// The refusal of a record whose label the picklist lacks.
+    fn no_such_option(&self, vendor: &str, source_id: &str) -> RecordRejection {
+        RecordRejection {
             source_id: source_id.to_owned(),
             code: NO_SUCH_OPTION.to_owned(),
             reason: format!(
                 "`{}` ({vendor} field `{}`): the picklist has no option with this label",
                 self.canonical, self.vendor
             ),
+        }
+    }
+}
+
+/// A picklist's options indexed both ways, built once with its [`FieldMap`], so that the label
+/// or value of every record is found without scanning the list (lists run to hundreds of
+/// options): label → option as [`same_label`] compares them, value → option exactly. Where
+/// two options share a label or a value the first wins, as a scan finds it.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct OptionIndex {
+    /// `(hash of the label as compared, position)`, sorted.
+    by_label: Vec<(u64, u32)>,
+    /// `(hash of the value, position)`, sorted.
+    by_value: Vec<(u64, u32)>,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// FNV-1a of a label's characters, trimmed and lowercased as [`same_label`] compares them,
+/// so that two labels it finds the same hash alike. No allocation: it runs for every record.
+fn label_hash(label: &str) -> u64 {
+    let label = label.trim();
+    let step = |h: u64, c: u32| (h ^ u64::from(c)).wrapping_mul(FNV_PRIME);
+    if label.is_ascii() {
+        label.bytes().fold(FNV_OFFSET, |h, b| {
+            step(h, u32::from(b.to_ascii_lowercase()))
         })
+    } else {
+        label
+            .chars()
+            .flat_map(char::to_lowercase)
+            .fold(FNV_OFFSET, |h, c| step(h, u32::from(c)))
+    }
+}
+
+/// FNV-1a of a value's bytes.
+fn value_hash(value: &str) -> u64 {
+    value.bytes().fold(FNV_OFFSET, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+    })
+}
+
+impl OptionIndex {
+    fn new(options: &[PicklistOption]) -> OptionIndex {
+        let sorted = |hash: &dyn Fn(&PicklistOption) -> u64| {
+            let mut entries: Vec<(u64, u32)> = options
+                .iter()
+                .zip(0u32..)
+                .map(|(o, i)| (hash(o), i))
+                .collect();
+            entries.sort_unstable();
+            entries
+        };
+        OptionIndex {
+            by_label: sorted(&|o| label_hash(&o.label)),
+            by_value: sorted(&|o| value_hash(&o.value)),
+        }
+    }
+
+    /// The first position among `entries` with `hash` that `is` accepts.
+    fn find(entries: &[(u64, u32)], hash: u64, is: impl Fn(usize) -> bool) -> Option<usize> {
+        let start = entries.partition_point(|&(h, _)| h < hash);
+        entries[start..]
+            .iter()
+            .take_while(|&&(h, _)| h == hash)
+            .map(|&(_, i)| i as usize)
+            .find(|&i| is(i))
+    }
+}
+
+/// A binding of a [`FieldMap`] with its picklist's options indexed: reads and writes exactly
+/// as [`FieldBinding`] does, without scanning the options for every record. Derefs to the
+/// binding for its names and type.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexedBinding<'a> {
+    binding: &'a FieldBinding,
+    index: &'a OptionIndex,
+}
+
+impl std::ops::Deref for IndexedBinding<'_> {
+    type Target = FieldBinding;
+
+    fn deref(&self) -> &FieldBinding {
+        self.binding
+    }
+}
+
+impl<'a> IndexedBinding<'a> {
+    /// As [`FieldBinding::read`].
+    pub fn read(&self, raw: &str) -> Result<Option<Value>, ValueError> {
+        let options = &self.binding.options;
+        self.binding.read_via(raw, |raw| {
+            OptionIndex::find(&self.index.by_value, value_hash(raw), |i| {
+                options[i].value == raw
+            })
+            .map(|i| options[i].label.as_str())
+        })
+    }
+
+    /// As [`FieldBinding::option_value`].
+    pub fn option_value(&self, label: &str) -> Option<&'a str> {
+        let options = &self.binding.options;
+        OptionIndex::find(&self.index.by_label, label_hash(label), |i| {
+            same_label(&options[i].label, label)
+        })
+        .map(|i| options[i].value.as_str())
+    }
+
+    /// As [`FieldBinding::write_option`].
+    pub fn write_option(
+        &self,
+        vendor: &str,
+        source_id: &str,
+        label: &str,
+    ) -> Result<&'a str, RecordRejection> {
+        self.option_value(label)
+            .ok_or_else(|| self.binding.no_such_option(vendor, source_id))
     }
 }
 
@@ -243,21 +376,32 @@ pub const NO_SUCH_OPTION: &str = "NO_SUCH_OPTION";
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FieldMap {
     bindings: Vec<FieldBinding>,
+    /// The options of each binding indexed, in the same order (empty without options).
+    indexes: Vec<OptionIndex>,
 }
 
 impl FieldMap {
     /// The standard table of `object`: `(canonical, vendor)` pairs, typed by the canonical
     /// schema (a name the schema lacks travels as text).
     pub fn standard(object: ObjectType, table: &[(&'static str, &'static str)]) -> FieldMap {
-        FieldMap {
-            bindings: table
+        FieldMap::of(
+            table
                 .iter()
                 .map(|&(canonical, vendor)| {
                     let ty = object.field(canonical).map_or(FieldType::Text, |f| f.ty);
                     FieldBinding::new(canonical, vendor, ty)
                 })
                 .collect(),
-        }
+        )
+    }
+
+    /// The map of `bindings`, their options indexed.
+    fn of(bindings: Vec<FieldBinding>) -> FieldMap {
+        let indexes = bindings
+            .iter()
+            .map(|b| OptionIndex::new(&b.options))
+            .collect();
+        FieldMap { bindings, indexes }
     }
 
     /// This map with `mapped` added; each replaces a binding with the same canonical name or
@@ -274,12 +418,21 @@ impl FieldMap {
             .cloned()
             .collect();
         bindings.extend(mapped.iter().cloned());
-        FieldMap { bindings }
+        FieldMap::of(bindings)
     }
 
     /// Every binding, standard ones first.
     pub fn iter(&self) -> std::slice::Iter<'_, FieldBinding> {
         self.bindings.iter()
+    }
+
+    /// Every binding with its options indexed, in the order of [`FieldMap::iter`]: what a
+    /// connector reads and writes each record's values through.
+    pub fn indexed(&self) -> impl Iterator<Item = IndexedBinding<'_>> {
+        self.bindings
+            .iter()
+            .zip(&self.indexes)
+            .map(|(binding, index)| IndexedBinding { binding, index })
     }
 
     /// The binding of a vendor field.
@@ -399,6 +552,67 @@ mod tests {
         let refused = tier.write_option("hubspot", "c-1", "Platinum").unwrap_err();
         assert_eq!(refused.code, NO_SUCH_OPTION);
         assert!(!refused.reason.contains("Platinum"), "{}", refused.reason);
+    }
+
+    #[test]
+    fn the_index_finds_what_a_scan_finds() {
+        let option = |value: &str, label: &str| PicklistOption {
+            value: value.into(),
+            label: label.into(),
+        };
+        let binding = FieldBinding {
+            options: vec![
+                option("gold", "Gold"),
+                option("GOLD_2", " gold "),
+                option("k", "\u{212a}elvin"),
+                option("aerzte", "Ärzte"),
+                option("gold", "Second gold"),
+                option("", "Empty"),
+            ],
+            ..FieldBinding::new("tier", "tier__c", FieldType::Text)
+        };
+        let map = FieldMap::default().with(std::slice::from_ref(&binding));
+        let indexed = map.indexed().next().unwrap();
+        assert_eq!(indexed.canonical, "tier");
+        for label in [
+            "gold",
+            "GOLD ",
+            "Gold",
+            "kelvin",
+            "KELVIN",
+            "\u{212a}ELVIN",
+            "ärzte",
+            " ÄRZTE",
+            "Second Gold",
+            "empty",
+            "Platinum",
+            "",
+            " ",
+            "Golden",
+        ] {
+            assert_eq!(
+                indexed.option_value(label),
+                binding.option_value(label),
+                "{label:?}"
+            );
+        }
+        for raw in ["gold", "GOLD_2", "k", "aerzte", "Gold", "platinum", ""] {
+            assert_eq!(indexed.read(raw), binding.read(raw), "{raw:?}");
+        }
+        assert_eq!(indexed.option_value(" GOLD"), Some("gold"));
+        assert_eq!(indexed.option_value("kelvin"), Some("k"));
+        let refused = indexed
+            .write_option("hubspot", "c-1", "Platinum")
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            binding
+                .write_option("hubspot", "c-1", "Platinum")
+                .unwrap_err()
+        );
+        let plain = FieldMap::standard(ObjectType::COMPANIES, &[(field::NAME, "Name")]);
+        let name = plain.indexed().next().unwrap();
+        assert_eq!(name.read("Acme"), Ok(Some(Value::Text("Acme".into()))));
     }
 
     #[test]
