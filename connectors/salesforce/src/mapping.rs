@@ -73,6 +73,8 @@ pub struct SalesforceObject {
     /// Whether the opt-out needs an email address ([`Capability::opt_out_needs_email`]):
     /// Salesforce keeps it as a flag on the record (`HasOptedOutOfEmail`), so never.
     pub opt_out_needs_email: bool,
+    /// The canonical opt-out flag of this object, written only when true (never cleared).
+    pub opt_out: Option<&'static str>,
 }
 
 /// A lookup from one object to another, e.g. a contact's company. Written as the relationship
@@ -113,6 +115,7 @@ const ROWS: [SalesforceObject; 2] = [
         references: &[],
         required: &[field::NAME],
         opt_out_needs_email: false,
+        opt_out: None,
     },
     SalesforceObject {
         object: ObjectType::CONTACTS,
@@ -127,6 +130,7 @@ const ROWS: [SalesforceObject; 2] = [
         }],
         required: &[field::LAST_NAME],
         opt_out_needs_email: false,
+        opt_out: Some(field::EMAIL_OPT_OUT),
     },
 ];
 
@@ -408,6 +412,12 @@ impl Serialize for SalesforceBody<'_> {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("attributes", &Attributes(self.row.sobject))?;
         for (binding, value) in self.map.iter().zip(&self.values) {
+            let opted_out = matches!(value, Some(JsonValue::Bool(true)));
+            if self.row.opt_out == Some(binding.canonical.as_ref()) && !opted_out {
+                // Only a true opt-out is written: `false` or `null` would clear one Salesforce
+                // holds, and a new record is created not opted out anyway.
+                continue;
+            }
             match value {
                 None => map.serialize_entry(binding.vendor.as_ref(), &())?,
                 Some(value) => map.serialize_entry(binding.vendor.as_ref(), value)?,
@@ -643,6 +653,21 @@ mod tests {
                     spec.name
                 );
             }
+        }
+    }
+
+    #[test]
+    fn only_a_true_opt_out_is_written_so_an_update_never_clears_one() {
+        for flag in [None, Some(false)] {
+            let mut r = Record::new(ObjectType::CONTACTS, "c-1");
+            r.set(field::LAST_NAME, Value::Text("Gilmore".into()));
+            if let Some(b) = flag {
+                r.set(field::EMAIL_OPT_OUT, Value::Bool(b));
+            }
+            let sf = body(&r, "Ext__c").unwrap();
+            assert!(sf.get("HasOptedOutOfEmail").is_none(), "{flag:?}: {sf}");
+            // Other absent fields are still cleared.
+            assert_eq!(sf["Email"], Json::Null);
         }
     }
 

@@ -283,12 +283,12 @@ pub fn to_zoho(
             },
             Some(v) => zoho_json(b.ty, v).map_err(|expected| invalid(record, b, expected))?,
         };
-        let value = if row.opt_out == Some(b.canonical.as_ref()) {
-            // Only a true opt-out is a fact to carry; anything else is "not opted out".
-            Json::Bool(value == Json::Bool(true))
-        } else {
-            value
-        };
+        if row.opt_out == Some(b.canonical.as_ref()) && value != Json::Bool(true) {
+            // Only a true opt-out is a fact to carry. Anything else leaves the field out: Zoho
+            // keeps what it holds on an update (an opt-out is never cleared) and creates the
+            // record not opted out.
+            continue;
+        }
         out.insert(b.vendor.to_string(), value);
     }
     for (at, reference) in row.references.iter().enumerate() {
@@ -560,19 +560,22 @@ mod tests {
     }
 
     #[test]
-    fn an_absent_opt_out_is_written_as_not_opted_out() {
-        let r = Record::new(ObjectType::CONTACTS, "c-2");
-        assert_eq!(
-            to_zoho(
+    fn only_a_true_opt_out_is_written_so_an_update_never_clears_one() {
+        for flag in [None, Some(false)] {
+            let mut r = Record::new(ObjectType::CONTACTS, "c-2");
+            if let Some(b) = flag {
+                r.set(field::EMAIL_OPT_OUT, Value::Bool(b));
+            }
+            let z = to_zoho(
                 &standard(ObjectType::CONTACTS),
                 row(ObjectType::CONTACTS),
                 &r,
                 "Src",
-                &[]
+                &[],
             )
-            .unwrap()["Email_Opt_Out"],
-            Json::Bool(false)
-        );
+            .unwrap();
+            assert!(z.get("Email_Opt_Out").is_none(), "{flag:?}: {z:?}");
+        }
     }
 
     #[test]

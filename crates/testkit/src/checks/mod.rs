@@ -10,6 +10,7 @@
 //! | `sink::batch_size` | sink | a full batch is accepted, a full read-back works |
 //! | `sink::idempotent_upsert` | sink | a second upsert creates nothing and keeps the ids |
 //! | `sink::read_back` | sink | what is read back hashes equal to what was written |
+//! | `sink::opt_out_kept` | sink | an opt-out the sink holds survives an upsert whose opt-out is false or absent |
 //! | `sink::refused_record` | sink | a refusal is an outcome without values, sent once, not retried |
 //! | `sink::retries_429` | sink | a migration through throttling loses nothing |
 //! | `sink::retries_5xx` | sink | a migration through 503s loses nothing |
@@ -97,6 +98,9 @@ pub(crate) fn all() -> Vec<Check> {
         }),
         check("sink::read_back", Sink, Main, |c| {
             Box::pin(sink::read_back(c))
+        }),
+        check("sink::opt_out_kept", Sink, Main, |c| {
+            Box::pin(sink::opt_out_kept(c))
         }),
         check("sink::refused_record", Sink, Main, |c| {
             Box::pin(sink::refused_record(c))

@@ -169,6 +169,68 @@ pub(crate) async fn idempotent_upsert(ctx: Arc<Ctx>) -> Verdict {
     ))
 }
 
+/// An opt-out the sink holds is never cleared: contacts written opted out, then upserted again
+/// with their source no longer saying so (the opt-out `false`, then absent), read back opted
+/// out. A migration or a rerun must never make a person subscribable again.
+pub(crate) async fn opt_out_kept(ctx: Arc<Ctx>) -> Verdict {
+    if !objects(&ctx).contains(&ObjectType::CONTACTS) {
+        return Err(Stop::Skip(format!(
+            "{} does not write contacts",
+            ctx.vendor()
+        )));
+    }
+    let served = ctx.serve(Faults::default(), None).await?;
+    let sink = ctx.sink(&served, None)?;
+    let records = generated(&ctx, 40);
+    prepare(&ctx, sink.as_ref()).await?;
+    for object in objects(&ctx) {
+        if object != ObjectType::CONTACTS {
+            write_all(&ctx, sink.as_ref(), object, &records[&object]).await?;
+        }
+    }
+    let opted: Vec<Record> = records[&ObjectType::CONTACTS]
+        .iter()
+        .filter(|r| data::opted_out(r))
+        .take(5)
+        .cloned()
+        .collect();
+    ensure!(
+        !opted.is_empty(),
+        "the generated contacts hold no opt-out (a testkit bug)"
+    );
+    write_all(&ctx, sink.as_ref(), ObjectType::CONTACTS, &opted).await?;
+    let ids: Vec<String> = opted.iter().map(|r| r.source_id.clone()).collect();
+    for (how, flag) in [("false", Some(false)), ("absent", None)] {
+        let again: Vec<Record> = opted
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                match flag {
+                    Some(b) => r.set(field::EMAIL_OPT_OUT, Value::Bool(b)),
+                    None => {
+                        r.fields.remove(field::EMAIL_OPT_OUT);
+                    }
+                }
+                r
+            })
+            .collect();
+        write_all(&ctx, sink.as_ref(), ObjectType::CONTACTS, &again).await?;
+        let back = read_back_all(&ctx, sink.as_ref(), ObjectType::CONTACTS, &ids).await?;
+        let kept = back.iter().filter(|r| data::opted_out(r)).count();
+        ensure!(
+            back.len() == opted.len() && kept == opted.len(),
+            "{} opted-out contacts upserted again with the opt-out {how}: {kept} of {} read back \
+             opted out. A sink must never clear an opt-out it holds",
+            opted.len(),
+            back.len()
+        );
+    }
+    Ok(format!(
+        "{} opted-out contacts stayed opted out when upserted again with the opt-out false, then absent",
+        opted.len()
+    ))
+}
+
 /// Check 6: the digests over the sink's stored fields of what was written equal those of what
 /// `read_back` returns, companies and contacts, with company references and opt-outs.
 pub(crate) async fn read_back(ctx: Arc<Ctx>) -> Verdict {
