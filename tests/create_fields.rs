@@ -13,6 +13,7 @@ use ferry_sandbox::{SandboxConfig, VendorSetup};
 
 const CONTACTS: usize = 20;
 const NEW_FIELD: &str = "Sales Region";
+const SEED: u64 = 6;
 
 async fn create_into(to: &'static str) -> Result<(), String> {
     // Any other vendor will do as the source; its "Region" is the field carried.
@@ -23,9 +24,19 @@ async fn create_into(to: &'static str) -> Result<(), String> {
         .ok_or("one emulator only")?;
     let spec = |v: &str| ferry_sandbox::emulator(v).ok_or(format!("no emulator {v}"));
     let (from_spec, to_spec) = (spec(from)?, spec(to)?);
+    // The seeded companies hold Region values, so a verified run proves they arrived.
+    let seeded = ferry_sandbox::seed::generate(CONTACTS, SEED, &Mess::none());
+    let regions = seeded
+        .companies
+        .iter()
+        .filter(|c| c.region.is_some())
+        .count();
+    if regions == 0 {
+        return Err("the seed holds no Region value: the test would prove nothing".into());
+    }
     let sandbox = ferry_sandbox::start(SandboxConfig {
         records: CONTACTS,
-        seed: 6,
+        seed: SEED,
         mess: Mess::none(),
         vendors: vec![
             VendorSetup::ephemeral(from_spec, true),

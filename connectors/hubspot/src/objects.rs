@@ -2,7 +2,7 @@
 //! see which HubSpot object type, properties, associations and subscription calls each object
 //! uses. The source, the sink and the field code read these rows; none of them names an object.
 
-use ferry_core::{Capability, ConnectorResult, ObjectType, field};
+use ferry_core::{ConnectorResult, ObjectType, field};
 
 use crate::VENDOR;
 use crate::mapping::{COMPANY_PROPERTIES, CONTACT_PROPERTIES};
@@ -123,10 +123,13 @@ pub const OBJECT_TYPES: [ObjectType; OBJECTS.len()] = {
 
 /// The row of `object`, or the refusal of an object this connector does not move.
 pub fn binding(object: ObjectType) -> ConnectorResult<&'static HubspotBinding> {
-    OBJECTS
-        .iter()
-        .find(|row| row.object == object)
-        .ok_or_else(|| Capability::unsupported(VENDOR, object))
+    ferry_core::kit::row_of(VENDOR, OBJECTS, object)
+}
+
+impl ferry_core::kit::ObjectRow for HubspotBinding {
+    fn object(&self) -> ObjectType {
+        self.object
+    }
 }
 
 /// Whether some row's reference targets `object`: the sink then remembers the HubSpot ids of
@@ -142,20 +145,6 @@ pub fn is_target(object: ObjectType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_invented_object_has_no_row_and_is_refused() {
-        static TICKETS: ferry_core::model::ObjectSpec = ferry_core::model::ObjectSpec {
-            name: "tickets",
-            fields: &[],
-        };
-        let refused = binding(ObjectType::new(&TICKETS)).map(|_| ()).unwrap_err();
-        assert!(
-            matches!(refused, ferry_core::ConnectorError::Unsupported { .. }),
-            "{refused:?}"
-        );
-        assert!(refused.to_string().contains("tickets"), "{refused}");
-    }
 
     #[test]
     fn every_object_has_exactly_one_row() {

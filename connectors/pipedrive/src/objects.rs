@@ -4,7 +4,7 @@
 //! field metadata read these rows; none of them branches on the object.
 
 use ferry_core::fields::FieldMap;
-use ferry_core::{Capability, ConnectorResult, ObjectType, field};
+use ferry_core::{ConnectorResult, ObjectType, field};
 
 use crate::VENDOR;
 use crate::mapping::{ADDRESS_PARTS, UNSUBSCRIBED};
@@ -212,18 +212,13 @@ pub const TIMESTAMPS: &[(&str, &str)] = &[
 
 /// The row of `object`, or the refusal of an object this connector does not move.
 pub fn binding(object: ObjectType) -> ConnectorResult<&'static PipedriveObject> {
-    row_in(OBJECTS, object)
+    ferry_core::kit::row_of(VENDOR, OBJECTS, object)
 }
 
-/// The row of `object` in `table`, or the refusal naming it.
-fn row_in(
-    table: &'static [PipedriveObject],
-    object: ObjectType,
-) -> ConnectorResult<&'static PipedriveObject> {
-    table
-        .iter()
-        .find(|row| row.object == object)
-        .ok_or_else(|| Capability::unsupported(VENDOR, object))
+impl ferry_core::kit::ObjectRow for PipedriveObject {
+    fn object(&self) -> ObjectType {
+        self.object
+    }
 }
 
 /// The objects of the table, in its order (the registry's list).
@@ -305,26 +300,12 @@ mod tests {
     }
 
     #[test]
-    fn an_invented_object_has_no_row_and_is_refused() {
-        static TICKETS: ferry_core::model::ObjectSpec = ferry_core::model::ObjectSpec {
-            name: "tickets",
-            fields: &[],
-        };
-        let refused = binding(ObjectType::new(&TICKETS)).map(|_| ()).unwrap_err();
-        assert!(
-            matches!(refused, ferry_core::ConnectorError::Unsupported { .. }),
-            "{refused:?}"
-        );
-        assert!(refused.to_string().contains("tickets"), "{refused}");
-    }
-
-    #[test]
     fn an_object_without_a_row_is_refused_as_unsupported() {
         // A table without the contacts row stands in for an object ferry cannot name yet.
         let companies_only = &OBJECTS[..1];
         assert_eq!(companies_only[0].object, ObjectType::COMPANIES);
         for table in [companies_only, &[]] {
-            match row_in(table, ObjectType::CONTACTS) {
+            match ferry_core::kit::row_of(VENDOR, table, ObjectType::CONTACTS) {
                 Err(ferry_core::ConnectorError::Unsupported { vendor, detail }) => {
                     assert_eq!(vendor, VENDOR);
                     assert!(detail.contains("contacts"), "{detail}");
@@ -332,7 +313,7 @@ mod tests {
                 other => panic!("not refused: {other:?}"),
             }
         }
-        assert!(row_in(companies_only, ObjectType::COMPANIES).is_ok());
+        assert!(ferry_core::kit::row_of(VENDOR, companies_only, ObjectType::COMPANIES).is_ok());
     }
 
     #[test]

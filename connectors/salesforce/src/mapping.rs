@@ -10,7 +10,7 @@ use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, IndexedBinding};
 use ferry_core::json::{Field, Object};
 use ferry_core::model::FieldType;
 use ferry_core::{
-    Capability, ConnectorError, ConnectorResult, ObjectType, Record, RecordRejection, Value, field,
+    ConnectorError, ConnectorResult, ObjectType, Record, RecordRejection, Value, field,
 };
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
@@ -70,7 +70,7 @@ pub struct SalesforceObject {
     pub references: &'static [SalesforceReference],
     /// The canonical fields Salesforce refuses a record without (`REQUIRED_FIELD_MISSING`).
     pub required: &'static [&'static str],
-    /// Whether the opt-out needs an email address ([`Capability::opt_out_needs_email`]):
+    /// Whether the opt-out needs an email address ([`ferry_core::Capability::opt_out_needs_email`]):
     /// Salesforce keeps it as a flag on the record (`HasOptedOutOfEmail`), so never.
     pub opt_out_needs_email: bool,
     /// The canonical opt-out flag of this object, written only when true (never cleared).
@@ -150,10 +150,13 @@ pub static OBJECT_TYPES: [ObjectType; ROWS.len()] = {
 
 /// The row of `object`, or the refusal of an object this connector does not move.
 pub fn binding(object: ObjectType) -> ConnectorResult<&'static SalesforceObject> {
-    OBJECTS
-        .iter()
-        .find(|row| row.object == object)
-        .ok_or_else(|| Capability::unsupported(crate::VENDOR, object))
+    ferry_core::kit::row_of(crate::VENDOR, OBJECTS, object)
+}
+
+impl ferry_core::kit::ObjectRow for SalesforceObject {
+    fn object(&self) -> ObjectType {
+        self.object
+    }
 }
 
 /// The field maps a row's table gives, built once.
@@ -606,20 +609,6 @@ mod tests {
     fn body(record: &Record, ext: &str) -> Result<Json, Unwritable> {
         to_salesforce(record, of(record.object), ext, standard(record.object))
             .map(|b| serde_json::to_value(b).unwrap())
-    }
-
-    #[test]
-    fn an_invented_object_has_no_row_and_is_refused() {
-        static TICKETS: ferry_core::model::ObjectSpec = ferry_core::model::ObjectSpec {
-            name: "tickets",
-            fields: &[],
-        };
-        let refused = binding(ObjectType::new(&TICKETS)).map(|_| ()).unwrap_err();
-        assert!(
-            matches!(refused, ferry_core::ConnectorError::Unsupported { .. }),
-            "{refused:?}"
-        );
-        assert!(refused.to_string().contains("tickets"), "{refused}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::connector::{Sink, Source};
+use crate::connector::{Capability, Sink, Source};
 use crate::error::{ConnectorError, ConnectorResult};
 use crate::model::ObjectType;
 
@@ -154,9 +154,63 @@ pub fn without_value(message: &str) -> String {
     message.to_owned()
 }
 
+/// A row of a connector's binding table (one per object it moves).
+pub trait ObjectRow {
+    /// The object the row binds.
+    fn object(&self) -> ObjectType;
+}
+
+/// The row of `object` in a connector's binding table, or the refusal of an object the connector
+/// does not move ([`Capability::unsupported`], naming `vendor` and the object).
+pub fn row_of<'a, R: ObjectRow>(
+    vendor: &'static str,
+    rows: &'a [R],
+    object: ObjectType,
+) -> ConnectorResult<&'a R> {
+    rows.iter()
+        .find(|row| row.object() == object)
+        .ok_or_else(|| Capability::unsupported(vendor, object))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Row(ObjectType);
+
+    impl ObjectRow for Row {
+        fn object(&self) -> ObjectType {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_table_finds_its_rows_and_refuses_any_other_object_by_name() {
+        static TICKETS: crate::model::ObjectSpec = crate::model::ObjectSpec {
+            name: "tickets",
+            fields: &[],
+        };
+        let rows = [Row(ObjectType::COMPANIES), Row(ObjectType::CONTACTS)];
+        assert_eq!(
+            row_of("acme", &rows, ObjectType::CONTACTS)
+                .map(|r| r.0)
+                .ok(),
+            Some(ObjectType::CONTACTS)
+        );
+        for (table, object) in [
+            (&rows[..], ObjectType::new(&TICKETS)),
+            (&rows[..1], ObjectType::CONTACTS),
+            (&[][..], ObjectType::COMPANIES),
+        ] {
+            match row_of("acme", table, object).map(|r| r.0) {
+                Err(ConnectorError::Unsupported { vendor, detail }) => {
+                    assert_eq!(vendor, "acme");
+                    assert!(detail.contains(object.as_str()), "{detail}");
+                }
+                other => panic!("{object} not refused: {other:?}"),
+            }
+        }
+    }
     use crate::secret::SecretRef;
 
     #[derive(Debug, serde::Deserialize)]
