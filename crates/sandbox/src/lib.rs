@@ -2,8 +2,10 @@
 //! with a seeded data generator and fault injection. Used by tests, `ferry demo`, `ferry
 //! sandbox` and the benchmarks; never by a real migration.
 
+pub mod accounts;
 pub mod faults;
 pub mod seed;
+pub mod table;
 mod timestamp;
 
 use std::io;
@@ -73,7 +75,8 @@ pub trait VendorEmulator: Send + Sync {
     fn seed(&self, data: &seed::SeedData) -> SeedSummary;
     /// The HTTP routes, with the emulator's fault profile applied.
     fn router(&self) -> Router;
-    /// How many live records of `object` (`"companies"` or `"contacts"`) it holds now.
+    /// How many live records of `object` (`"companies"`, `"contacts"`, `"deals"`, `"notes"`) it
+    /// holds now.
     fn count(&self, object: &str) -> usize;
 }
 
@@ -98,6 +101,10 @@ pub struct EmulatorSpec {
     /// Where the account keeps a company's industry, and its label for each seed industry;
     /// `None` when the vendor has no industry field (Pipedrive).
     pub industry: Option<IndustryField>,
+    /// Where the account keeps each of the seed's deal stages (its pipeline and stage labels):
+    /// what the account's pipelines are configured with, and what [`accounts::stage_crosswalk`]
+    /// maps between two vendors.
+    pub deal_stages: &'static [accounts::StageLabel],
 }
 
 /// Where an emulated account keeps a company's industry, and which of its picklist's labels
@@ -240,6 +247,10 @@ pub struct SeedSummary {
     pub companies: usize,
     /// Contacts seeded.
     pub contacts: usize,
+    /// Deals seeded.
+    pub deals: usize,
+    /// Notes seeded.
+    pub notes: usize,
 }
 
 /// One emulator to start.

@@ -34,6 +34,8 @@ pub struct SeedCompany {
     pub seats: Option<u32>,
     /// Custom picklist field "Tier": one of [`TIERS`], by label.
     pub tier: Option<&'static str>,
+    /// The owning user ([`crate::accounts::USERS`] key).
+    pub owner: Option<usize>,
 }
 
 /// A generated contact.
@@ -64,6 +66,8 @@ pub struct SeedContact {
     pub favourite_colour: Option<String>,
     /// Custom number field "Loyalty Points".
     pub loyalty_points: Option<u32>,
+    /// The owning user ([`crate::accounts::USERS`] key).
+    pub owner: Option<usize>,
 }
 
 /// What a seeded custom field holds.
@@ -127,6 +131,74 @@ pub const TIERS: &[&str] = &["Gold", "Silver", "Bronze"];
 pub struct SeedData {
     pub companies: Vec<SeedCompany>,
     pub contacts: Vec<SeedContact>,
+    pub deals: Vec<SeedDeal>,
+    pub notes: Vec<SeedNote>,
+}
+
+/// A generated deal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedDeal {
+    /// Position in [`SeedData::deals`].
+    pub key: usize,
+    pub name: String,
+    pub amount: Option<f64>,
+    /// ISO 4217 code.
+    pub currency: &'static str,
+    /// `YYYY-MM-DD`.
+    pub close_date: String,
+    /// Index into [`crate::accounts::PIPELINES`].
+    pub pipeline: usize,
+    /// Index into that pipeline's stages; the stage says whether the deal is open, won or lost.
+    pub stage: usize,
+    /// The owning user ([`crate::accounts::USERS`] key).
+    pub owner: Option<usize>,
+    /// The deal's company ([`SeedData::companies`] key).
+    pub company: Option<usize>,
+    /// Its contacts ([`SeedData::contacts`] keys), 0 to 5, the primary first.
+    pub contacts: Vec<usize>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl SeedDeal {
+    /// The seed pipeline and stage it sits in.
+    pub fn seed_stage(
+        &self,
+    ) -> (
+        &'static crate::accounts::SeedPipeline,
+        &'static crate::accounts::SeedStage,
+    ) {
+        let pipeline = &crate::accounts::PIPELINES[self.pipeline];
+        (pipeline, &pipeline.stages[self.stage])
+    }
+}
+
+/// What a note hangs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeedParent {
+    /// A [`SeedData::companies`] key.
+    Company(usize),
+    /// A [`SeedData::contacts`] key.
+    Contact(usize),
+    /// A [`SeedData::deals`] key.
+    Deal(usize),
+}
+
+/// A generated note.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedNote {
+    /// Position in [`SeedData::notes`].
+    pub key: usize,
+    /// The text; HTML when `html` (what HubSpot, Pipedrive and Dataverse hold), else plain.
+    pub body: String,
+    /// Whether `body` is HTML.
+    pub html: bool,
+    /// When it was written (its place on the timeline), not when it was migrated.
+    pub timestamp_ms: i64,
+    /// The author ([`crate::accounts::USERS`] key).
+    pub owner: Option<usize>,
+    /// What it hangs on, 1 to 3 parents, in no particular order.
+    pub parents: Vec<SeedParent>,
 }
 
 /// How much of the data is deliberately messy. Rates are per contact.
@@ -375,6 +447,7 @@ pub fn shifted(company: bool, k: u64, now_ms: i64) -> SeedData {
             region: None,
             seats: None,
             tier: None,
+            owner: None,
         });
     } else {
         data.contacts.push(SeedContact {
@@ -396,6 +469,7 @@ pub fn shifted(company: bool, k: u64, now_ms: i64) -> SeedData {
             updated_at_ms: now_ms,
             favourite_colour: None,
             loyalty_points: None,
+            owner: None,
         });
     }
     data
@@ -444,6 +518,7 @@ pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {
                 region: None,
                 seats: None,
                 tier: None,
+                owner: None,
             }
         })
         .collect();
@@ -507,13 +582,16 @@ pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {
             updated_at_ms: created + rng.random_range(0..86_400_000 * 300),
             favourite_colour: None,
             loyalty_points: None,
+            owner: None,
         });
     }
     let mut data = SeedData {
         companies,
         contacts: seeded,
+        ..SeedData::default()
     };
     fill_custom_fields(&mut data, seed);
+    fill_sales(&mut data, seed);
     data
 }
 
@@ -530,6 +608,164 @@ fn fill_custom_fields(data: &mut SeedData, seed: u64) {
         contact.favourite_colour = maybe(&mut rng, 0.6, |rng| pick(rng, COLOURS).to_owned());
         contact.loyalty_points = maybe(&mut rng, 0.5, |rng| rng.random_range(0..100_000));
     }
+}
+
+/// Gives owners to companies and contacts, and generates deals (a quarter as many as contacts)
+/// and notes (half as many), from a generator of their own so that companies and contacts stay
+/// what the same seed gave before. Deal 0 has five contacts and note 0 hangs on a deal, a contact
+/// and a company, when the data set is large enough; deals sit in every stage of every pipeline
+/// in turn, won and lost included.
+fn fill_sales(data: &mut SeedData, seed: u64) {
+    use crate::accounts::{PIPELINES, USERS};
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0dea_15a1_e5ca_11ed);
+    let owner = |rng: &mut StdRng| maybe(rng, 0.9, |rng| rng.random_range(0..USERS.len()));
+    for company in &mut data.companies {
+        company.owner = owner(&mut rng);
+    }
+    for contact in &mut data.contacts {
+        contact.owner = owner(&mut rng);
+    }
+    let mut staff: Vec<Vec<usize>> = vec![Vec::new(); data.companies.len()];
+    for contact in &data.contacts {
+        if let Some(company) = contact.company {
+            staff[company].push(contact.key);
+        }
+    }
+    let stages: Vec<(usize, usize)> = PIPELINES
+        .iter()
+        .enumerate()
+        .flat_map(|(p, pipeline)| (0..pipeline.stages.len()).map(move |s| (p, s)))
+        .collect();
+    let deal_count = data.contacts.len() / 4;
+    for key in 0..deal_count {
+        let company = maybe(&mut rng, 0.9, |rng| {
+            rng.random_range(0..data.companies.len())
+        });
+        let wanted = if key == 0 {
+            5
+        } else {
+            rng.random_range(0..=5usize)
+        };
+        let pool: &[usize] = match company {
+            Some(c) if staff[c].len() >= wanted => &staff[c],
+            _ => &[],
+        };
+        let mut contacts: Vec<usize> = Vec::with_capacity(wanted);
+        let mut tries = 0;
+        while contacts.len() < wanted && tries < 50 && !data.contacts.is_empty() {
+            tries += 1;
+            let pick = if pool.is_empty() {
+                rng.random_range(0..data.contacts.len())
+            } else {
+                pool[rng.random_range(0..pool.len())]
+            };
+            if !contacts.contains(&pick) {
+                contacts.push(pick);
+            }
+        }
+        let (pipeline, stage) = stages[key % stages.len()];
+        let created = EPOCH_START_MS + rng.random_range(0..EPOCH_SPAN_MS);
+        let close = created / 86_400_000 + rng.random_range(7..200);
+        let word = pick(&mut rng, WORDS);
+        data.deals.push(SeedDeal {
+            key,
+            name: match company {
+                Some(c) => format!(
+                    "{} – {word} {}",
+                    data.companies[c].name.as_deref().unwrap_or("Company"),
+                    if pipeline == 1 { "renewal" } else { "deal" }
+                ),
+                None => format!("{word} opportunity {key}"),
+            },
+            amount: maybe(&mut rng, 0.9, |rng| {
+                f64::from(rng.random_range(500u32..2_000_000)) + 0.25
+            }),
+            currency: pick(&mut rng, &["USD", "USD", "USD", "EUR", "GBP"]),
+            close_date: civil_date(close),
+            pipeline,
+            stage,
+            owner: owner(&mut rng),
+            company,
+            contacts,
+            created_at_ms: created,
+            updated_at_ms: created + rng.random_range(0..86_400_000 * 120),
+        });
+    }
+    let note_count = data.contacts.len() / 2;
+    for key in 0..note_count {
+        let mut parents = Vec::new();
+        let deal = |rng: &mut StdRng| SeedParent::Deal(rng.random_range(0..deal_count));
+        let contact =
+            |rng: &mut StdRng| SeedParent::Contact(rng.random_range(0..data.contacts.len()));
+        let company =
+            |rng: &mut StdRng| SeedParent::Company(rng.random_range(0..data.companies.len()));
+        if key == 0 && deal_count > 0 {
+            parents.extend([deal(&mut rng), contact(&mut rng), company(&mut rng)]);
+        } else {
+            match rng.random_range(0..10) {
+                0..=3 => parents.push(contact(&mut rng)),
+                4..=5 => parents.push(company(&mut rng)),
+                6..=7 if deal_count > 0 => parents.push(deal(&mut rng)),
+                8 if deal_count > 0 => parents.extend([deal(&mut rng), contact(&mut rng)]),
+                _ => parents.extend([contact(&mut rng), company(&mut rng)]),
+            }
+        }
+        let (body, html) = note_body(&mut rng, key);
+        data.notes.push(SeedNote {
+            key,
+            body,
+            html,
+            timestamp_ms: EPOCH_START_MS + rng.random_range(0..EPOCH_SPAN_MS),
+            owner: owner(&mut rng),
+            parents,
+        });
+    }
+}
+
+/// A note's text: plain or HTML (with entities and line breaks), some of it non-ASCII.
+fn note_body(rng: &mut StdRng, key: usize) -> (String, bool) {
+    const TOPICS: &[&str] = &[
+        "Called about the renewal; they want a 3-year term",
+        "Rappel : envoyer le devis révisé avant vendredi",
+        "Kunde wünscht eine Demo für das Team in München",
+        "見積書を送付しました。来週フォローアップ予定",
+        "Asked for references & a security review",
+        "Budget approved < €50k; procurement next",
+    ];
+    let first = pick(rng, TOPICS);
+    let second = pick(rng, TOPICS);
+    if key % 3 == 0 {
+        let escape = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        (
+            format!(
+                "<p>{}</p><p>Next: <b>{}</b><br>Ref #{key}</p>",
+                escape(first),
+                escape(second)
+            ),
+            true,
+        )
+    } else {
+        (format!("{first}.\nNext: {second}.\nRef #{key}"), false)
+    }
+}
+
+/// `YYYY-MM-DD` of a day number (days since 1970-01-01).
+fn civil_date(days: i64) -> String {
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 const REGIONS: &[&str] = &["EMEA", "North America", "LATAM", "APAC", "Nordics", "DACH"];
@@ -597,6 +833,32 @@ mod tests {
                 "{email}"
             );
         }
+    }
+
+    #[test]
+    fn deals_and_notes_cover_what_the_tests_need() {
+        let data = generate(2_000, 5, &Mess::default());
+        assert_eq!(data.deals.len(), 500);
+        assert_eq!(data.notes.len(), 1_000);
+        assert_eq!(data.deals[0].contacts.len(), 5);
+        assert!(data.deals.iter().any(|d| d.contacts.is_empty()));
+        for pipeline in 0..crate::accounts::PIPELINES.len() {
+            for stage in 0..crate::accounts::PIPELINES[pipeline].stages.len() {
+                assert!(
+                    data.deals
+                        .iter()
+                        .any(|d| d.pipeline == pipeline && d.stage == stage)
+                );
+            }
+        }
+        assert_eq!(data.notes[0].parents.len(), 3);
+        assert!(data.notes.iter().any(|n| n.html) && data.notes.iter().any(|n| !n.html));
+        assert!(data.notes.iter().any(|n| !n.body.is_ascii()));
+        assert!(data.deals.iter().all(|d| d.close_date.len() == 10));
+        assert!(data.companies.iter().any(|c| c.owner.is_some()));
+        assert!(data.contacts.iter().any(|c| c.owner.is_none()));
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(20_819), "2027-01-01");
     }
 
     #[test]

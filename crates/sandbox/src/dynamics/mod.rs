@@ -813,6 +813,21 @@ fn serve_api(
 #[cfg(test)]
 mod tests;
 
+/// Dataverse's "Opportunity Sales Process" business process flow has four stages; won and lost are
+/// the opportunity's `statecode`, closed by `WinOpportunity` / `LoseOpportunity`.
+pub(crate) const DEAL_STAGES: &[crate::accounts::StageLabel] = &[
+    crate::accounts::stage_label("sales", "new", "Opportunity Sales Process", "Qualify"),
+    crate::accounts::stage_label("sales", "qualified", "Opportunity Sales Process", "Develop"),
+    crate::accounts::stage_label("sales", "proposal", "Opportunity Sales Process", "Propose"),
+    crate::accounts::stage_label("sales", "negotiation", "Opportunity Sales Process", "Close"),
+    crate::accounts::stage_label("sales", "won", "Opportunity Sales Process", "Close"),
+    crate::accounts::stage_label("sales", "lost", "Opportunity Sales Process", "Close"),
+    crate::accounts::stage_label("renewals", "due", "Opportunity Sales Process", "Qualify"),
+    crate::accounts::stage_label("renewals", "negotiation", "Opportunity Sales Process", "Propose"),
+    crate::accounts::stage_label("renewals", "renewed", "Opportunity Sales Process", "Close"),
+    crate::accounts::stage_label("renewals", "churned", "Opportunity Sales Process", "Close"),
+];
+
 /// The Dynamics 365 / Dataverse emulator in the sandbox's registry.
 pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
     vendor: "dynamics",
@@ -859,6 +874,7 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
             ("Energy", "Utility Creation and Distribution"),
         ],
     }),
+    deal_stages: DEAL_STAGES,
 };
 
 impl crate::VendorEmulator for Emulator {
@@ -867,6 +883,7 @@ impl crate::VendorEmulator for Emulator {
         crate::SeedSummary {
             companies: seeded.accounts,
             contacts: seeded.contacts,
+            ..Default::default()
         }
     }
 

@@ -486,6 +486,21 @@ async fn not_found() -> Response {
 #[cfg(test)]
 mod tests;
 
+/// The account's deal pipelines: HubSpot's default "Sales Pipeline" (its stage ids are the
+/// lower-case words, `appointmentscheduled`) and a custom "Renewals" one (numeric ids).
+pub(crate) const DEAL_STAGES: &[crate::accounts::StageLabel] = &[
+    crate::accounts::stage_label("sales", "new", "Sales Pipeline", "Appointment Scheduled"),
+    crate::accounts::stage_label("sales", "qualified", "Sales Pipeline", "Qualified To Buy"),
+    crate::accounts::stage_label("sales", "proposal", "Sales Pipeline", "Presentation Scheduled"),
+    crate::accounts::stage_label("sales", "negotiation", "Sales Pipeline", "Contract Sent"),
+    crate::accounts::stage_label("sales", "won", "Sales Pipeline", "Closed Won"),
+    crate::accounts::stage_label("sales", "lost", "Sales Pipeline", "Closed Lost"),
+    crate::accounts::stage_label("renewals", "due", "Renewals", "Renewal Due"),
+    crate::accounts::stage_label("renewals", "negotiation", "Renewals", "Negotiation"),
+    crate::accounts::stage_label("renewals", "renewed", "Renewals", "Renewed"),
+    crate::accounts::stage_label("renewals", "churned", "Renewals", "Churned"),
+];
+
 /// The HubSpot emulator in the sandbox's registry.
 pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
     vendor: "hubspot",
@@ -528,6 +543,7 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
             ("Energy", "Oil & Energy"),
         ],
     }),
+    deal_stages: DEAL_STAGES,
 };
 
 impl crate::VendorEmulator for Emulator {
@@ -536,6 +552,7 @@ impl crate::VendorEmulator for Emulator {
         crate::SeedSummary {
             companies: data.companies.len(),
             contacts: data.contacts.len(),
+            ..Default::default()
         }
     }
 

@@ -317,6 +317,7 @@ impl Emulator {
         crate::SeedSummary {
             companies: seed.companies.len(),
             contacts,
+            ..Default::default()
         }
     }
 
@@ -502,6 +503,21 @@ async fn users_me(
 #[cfg(test)]
 mod tests;
 
+/// The account's pipelines: the default "Pipeline" and a "Renewals" one. Won and lost are a deal's
+/// `status`, not stages, so a closed deal stays in the stage it closed in.
+pub(crate) const DEAL_STAGES: &[crate::accounts::StageLabel] = &[
+    crate::accounts::stage_label("sales", "new", "Pipeline", "Lead In"),
+    crate::accounts::stage_label("sales", "qualified", "Pipeline", "Contact Made"),
+    crate::accounts::stage_label("sales", "proposal", "Pipeline", "Proposal Made"),
+    crate::accounts::stage_label("sales", "negotiation", "Pipeline", "Negotiations Started"),
+    crate::accounts::stage_label("sales", "won", "Pipeline", "Negotiations Started"),
+    crate::accounts::stage_label("sales", "lost", "Pipeline", "Negotiations Started"),
+    crate::accounts::stage_label("renewals", "due", "Renewals", "Renewal Due"),
+    crate::accounts::stage_label("renewals", "negotiation", "Renewals", "Negotiation"),
+    crate::accounts::stage_label("renewals", "renewed", "Renewals", "Negotiation"),
+    crate::accounts::stage_label("renewals", "churned", "Renewals", "Negotiation"),
+];
+
 /// The Pipedrive emulator in the sandbox's registry.
 pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
     vendor: "pipedrive",
@@ -531,6 +547,7 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
         Arc::new(Emulator::new(options))
     },
     industry: Some(INDUSTRY),
+    deal_stages: DEAL_STAGES,
 };
 
 /// Pipedrive has no standard industry field: this account has the one operators commonly add,

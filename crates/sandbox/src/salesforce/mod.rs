@@ -950,6 +950,21 @@ async fn query_more(
 #[cfg(test)]
 mod tests;
 
+/// Salesforce has no pipelines: `StageName` is one picklist (a new org's values), reported as
+/// one pipeline; won and lost are stages (`OpportunityStage.IsWon`, `IsClosed`).
+pub(crate) const DEAL_STAGES: &[crate::accounts::StageLabel] = &[
+    crate::accounts::stage_label("sales", "new", "Sales Process", "Prospecting"),
+    crate::accounts::stage_label("sales", "qualified", "Sales Process", "Qualification"),
+    crate::accounts::stage_label("sales", "proposal", "Sales Process", "Proposal/Price Quote"),
+    crate::accounts::stage_label("sales", "negotiation", "Sales Process", "Negotiation/Review"),
+    crate::accounts::stage_label("sales", "won", "Sales Process", "Closed Won"),
+    crate::accounts::stage_label("sales", "lost", "Sales Process", "Closed Lost"),
+    crate::accounts::stage_label("renewals", "due", "Sales Process", "Needs Analysis"),
+    crate::accounts::stage_label("renewals", "negotiation", "Sales Process", "Negotiation/Review"),
+    crate::accounts::stage_label("renewals", "renewed", "Sales Process", "Closed Won"),
+    crate::accounts::stage_label("renewals", "churned", "Sales Process", "Closed Lost"),
+];
+
 /// The Salesforce emulator in the sandbox's registry.
 pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
     vendor: "salesforce",
@@ -990,6 +1005,7 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
             ("Energy", "Energy"),
         ],
     }),
+    deal_stages: DEAL_STAGES,
 };
 
 impl crate::VendorEmulator for Emulator {
@@ -998,6 +1014,7 @@ impl crate::VendorEmulator for Emulator {
         crate::SeedSummary {
             companies: seeded.accounts,
             contacts: seeded.contacts,
+            ..Default::default()
         }
     }
 

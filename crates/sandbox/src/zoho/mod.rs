@@ -1384,6 +1384,21 @@ async fn coql_query(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
 #[cfg(test)]
 mod tests;
 
+/// The account's pipelines (layout "Standard"): both use the `Stage` picklist, so one stage label
+/// appears in two pipelines. Won and lost are stages (`forecast_type` Closed Won / Closed Lost).
+pub(crate) const DEAL_STAGES: &[crate::accounts::StageLabel] = &[
+    crate::accounts::stage_label("sales", "new", "Standard", "Qualification"),
+    crate::accounts::stage_label("sales", "qualified", "Standard", "Needs Analysis"),
+    crate::accounts::stage_label("sales", "proposal", "Standard", "Proposal/Price Quote"),
+    crate::accounts::stage_label("sales", "negotiation", "Standard", "Negotiation/Review"),
+    crate::accounts::stage_label("sales", "won", "Standard", "Closed Won"),
+    crate::accounts::stage_label("sales", "lost", "Standard", "Closed Lost"),
+    crate::accounts::stage_label("renewals", "due", "Renewals", "Qualification"),
+    crate::accounts::stage_label("renewals", "negotiation", "Renewals", "Negotiation/Review"),
+    crate::accounts::stage_label("renewals", "renewed", "Renewals", "Closed Won"),
+    crate::accounts::stage_label("renewals", "churned", "Renewals", "Closed Lost"),
+];
+
 /// The Zoho emulator in the sandbox's registry.
 pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
     vendor: "zoho",
@@ -1428,6 +1443,7 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
         // Zoho's default Industry list names kinds of technology business only.
         labels: &[("Technology", "Systems Integrator")],
     }),
+    deal_stages: DEAL_STAGES,
 };
 
 impl crate::VendorEmulator for Emulator {
@@ -1436,6 +1452,7 @@ impl crate::VendorEmulator for Emulator {
         crate::SeedSummary {
             companies: seeded.accounts,
             contacts: seeded.contacts,
+            ..Default::default()
         }
     }
 
