@@ -128,7 +128,7 @@ impl Column {
 pub struct TableDef {
     /// The vendor's name for the object (`deals`, `Opportunity`, `opportunities`).
     pub name: &'static str,
-    /// Its columns; a row's cells are in this order.
+    /// Its columns, numbered by position.
     pub columns: Vec<Column>,
 }
 
@@ -190,8 +190,9 @@ impl Cell {
 pub struct Row {
     /// Its id within the table (each vendor renders it its own way).
     pub id: u64,
-    /// One cell per column, `None` when empty.
-    pub cells: Vec<Option<Cell>>,
+    /// The non-empty cells as (column, value), in column order: sparse, since vendor objects
+    /// have hundreds of columns and a record fills few of them.
+    cells: Vec<(u32, Cell)>,
     /// When it was created, ms since the epoch.
     pub created_ms: i64,
     /// When it last changed, ms since the epoch.
@@ -203,7 +204,30 @@ pub struct Row {
 impl Row {
     /// The cell of column `column`.
     pub fn get(&self, column: usize) -> Option<&Cell> {
-        self.cells.get(column).and_then(Option::as_ref)
+        let column = u32::try_from(column).ok()?;
+        self.cells
+            .binary_search_by_key(&column, |(c, _)| *c)
+            .ok()
+            .map(|at| &self.cells[at].1)
+    }
+
+    /// The non-empty cells as (column, value), in column order.
+    pub fn cells(&self) -> impl Iterator<Item = (usize, &Cell)> {
+        self.cells.iter().map(|(c, v)| (*c as usize, v))
+    }
+
+    fn set(&mut self, column: usize, cell: Option<Cell>) {
+        let Ok(column) = u32::try_from(column) else {
+            return;
+        };
+        match (self.cells.binary_search_by_key(&column, |(c, _)| *c), cell) {
+            (Ok(at), Some(cell)) => self.cells[at].1 = cell,
+            (Ok(at), None) => {
+                self.cells.remove(at);
+            }
+            (Err(at), Some(cell)) => self.cells.insert(at, (column, cell)),
+            (Err(_), None) => {}
+        }
     }
 
     /// Whether it is live (not archived or deleted).
@@ -370,9 +394,6 @@ impl Table {
     pub fn add_column(&mut self, column: Column) -> usize {
         self.unique.push(column.unique.map(|_| HashMap::new()));
         self.def.columns.push(column);
-        for row in &mut self.rows {
-            row.cells.push(None);
-        }
         self.def.columns.len() - 1
     }
 
@@ -606,13 +627,13 @@ impl Table {
         self.next_id += 1;
         let mut row = Row {
             id,
-            cells: vec![None; self.def.columns.len()],
+            cells: Vec::with_capacity(cells.len()),
             created_ms,
             modified_ms,
             archived_ms: None,
         };
         for (column, cell) in cells {
-            row.cells[column] = cell;
+            row.set(column, cell);
         }
         self.index(&row);
         self.rows.push(row);
@@ -634,7 +655,7 @@ impl Table {
         self.unindex(&row);
         let row = &mut self.rows[at];
         for (column, cell) in checked {
-            row.cells[column] = cell;
+            row.set(column, cell);
         }
         row.modified_ms = now_ms;
         let row = row.clone();
