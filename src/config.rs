@@ -121,7 +121,7 @@ impl Default for MigrationConfig {
 }
 
 fn default_objects() -> Vec<String> {
-    ObjectType::ALL
+    ObjectType::DEFAULT_RUN
         .iter()
         .map(|o| o.as_str().to_owned())
         .collect()

@@ -365,6 +365,9 @@ pub fn mask(value: &Value) -> String {
         Value::Bool(_) => "<boolean>".into(),
         Value::Integer(_) | Value::Decimal(_) => "<number>".into(),
         Value::Timestamp(_) => "<timestamp>".into(),
+        Value::Date(_) => "<date>".into(),
+        // Stage ids are the vendor's metadata, not customer data.
+        Value::Stage { pipeline, stage } => format!("{pipeline}/{stage}"),
     }
 }
 

@@ -298,6 +298,7 @@ mod tests {
             checkpoint: None,
             checkpoint_saved: false,
             fields_created: Vec::new(),
+            owners_unmatched: Vec::new(),
         }
     }
 
