@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use ferry_core::ObjectType;
+use ferry_core::directory::DirectoryRules;
 use ferry_core::fieldplan::FieldSettings;
+use ferry_core::owners::{OwnerRules, Unmatched, normalise_email};
 use ferry_core::quality::{InvalidEmail, MissingReference, MissingRequired, QualityRules};
+use ferry_core::stages::StageRules;
 use serde::Deserialize;
 
 /// The config file format version this build reads.
@@ -37,6 +40,8 @@ pub struct Config {
     pub fields: BTreeMap<ObjectType, FieldSettings>,
     /// `create_missing_fields` in `[sink]`: create sink fields the field map needs.
     pub create_missing_fields: bool,
+    /// `[mapping.owners]` and `[mapping.deal_stages]`: how owners and stages are mapped.
+    pub directory: DirectoryRules,
 }
 
 /// A connector's table: its name and the rest of its settings.
@@ -65,6 +70,21 @@ struct RawConfig {
     /// `[values.<object>.<field>]`: source label = sink label.
     #[serde(default)]
     values: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
+    /// `[mapping.owners]` and `[mapping.deal_stages]`.
+    #[serde(default)]
+    mapping: RawMapping,
+}
+
+/// The `[mapping]` table: owners and stages, which are matched rather than copied.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMapping {
+    /// `unmatched`, `fallback` and source email = sink email pairs, checked by hand so that
+    /// each error names its key.
+    owners: Option<toml::Table>,
+    /// "source pipeline/source stage" or "source stage" = "sink stage".
+    #[serde(default)]
+    deal_stages: BTreeMap<String, String>,
 }
 
 /// The `[migration]` table: what to move and how.
@@ -121,7 +141,7 @@ impl Default for MigrationConfig {
 }
 
 fn default_objects() -> Vec<String> {
-    ObjectType::ALL
+    ObjectType::DEFAULT_RUN
         .iter()
         .map(|o| o.as_str().to_owned())
         .collect()
@@ -281,7 +301,11 @@ impl Config {
             .collect();
         let (source, sink) = (table(&self.source)?, table(&self.sink)?);
         // The field map decides what is written: a resumed run must write what the first did.
-        let fields = format!("{:?} {}", self.fields, self.create_missing_fields);
+        let mut fields = format!("{:?} {}", self.fields, self.create_missing_fields);
+        // So do the owner and stage rules (left out when absent: older fingerprints hold).
+        if self.directory != DirectoryRules::default() {
+            fields.push_str(&format!(" {:?}", self.directory));
+        }
         Ok(ferry_core::checkpoint::fingerprint(&[
             &source,
             &sink,
@@ -347,14 +371,112 @@ impl Config {
         };
         raw.migration.validate()?;
         let fields = field_settings(raw.fields, raw.values, &raw.migration)?;
+        let directory = directory_rules(raw.mapping, &raw.migration)?;
         Ok(Config {
             source,
             sink,
             migration: raw.migration,
             fields,
             create_missing_fields,
+            directory,
         })
     }
+}
+
+/// The `[mapping.owners]` and `[mapping.deal_stages]` tables, each error naming its key (never
+/// an email: the keys are the operator's own).
+fn directory_rules(
+    mapping: RawMapping,
+    migration: &MigrationConfig,
+) -> anyhow::Result<DirectoryRules> {
+    let owners = owner_rules(mapping.owners)?;
+    let mut deal_stages = StageRules::default();
+    if !mapping.deal_stages.is_empty() && !migration.object_types()?.contains(&ObjectType::DEALS) {
+        bail!(
+            "config key `mapping.deal_stages`: deals are not in `migration.objects`, so this table \
+             would do nothing"
+        );
+    }
+    for (key, value) in mapping.deal_stages {
+        if key.trim().is_empty() || key.trim() == "/" {
+            bail!("config key `mapping.deal_stages`: a key is empty; name a source stage");
+        }
+        if value.trim().is_empty() {
+            bail!("config key `mapping.deal_stages.{key:?}`: is empty; name a sink stage");
+        }
+        deal_stages.pairs.push((key, value));
+    }
+    Ok(DirectoryRules {
+        owners,
+        deal_stages,
+    })
+}
+
+/// The `[mapping.owners]` table: `unmatched`, `fallback`, and explicit email pairs.
+fn owner_rules(table: Option<toml::Table>) -> anyhow::Result<OwnerRules> {
+    let mut rules = OwnerRules::default();
+    let Some(table) = table else {
+        return Ok(rules);
+    };
+    let mut sources: Vec<String> = Vec::new();
+    for (key, value) in table {
+        let named = match key.as_str() {
+            "unmatched" | "fallback" => format!("mapping.owners.{key}"),
+            _ => format!("mapping.owners.{key:?}"),
+        };
+        let toml::Value::String(text) = value else {
+            bail!("config key `{named}`: must be a string");
+        };
+        match key.as_str() {
+            "unmatched" => {
+                rules.unmatched = match text.as_str() {
+                    "unset" => Unmatched::Unset,
+                    "fallback" => Unmatched::Fallback,
+                    "reject" => Unmatched::Reject,
+                    _ => bail!(
+                        "config key `{named}`: must be \"unset\" (the default: the sink's own \
+                         default owner applies), \"fallback\" or \"reject\""
+                    ),
+                }
+            }
+            "fallback" => {
+                if text.trim().is_empty() {
+                    bail!("config key `{named}`: is empty; name an active sink user's email");
+                }
+                rules.fallback = Some(text);
+            }
+            _ => {
+                if key.trim().is_empty() {
+                    bail!("config key `mapping.owners`: a source email is empty");
+                }
+                if text.trim().is_empty() {
+                    bail!("config key `{named}`: is empty; name an active sink user's email");
+                }
+                let normalised = normalise_email(&key);
+                if sources.contains(&normalised) {
+                    bail!(
+                        "config key `{named}`: the same source email (ignoring case) is paired \
+                         twice"
+                    );
+                }
+                sources.push(normalised);
+                rules.pairs.push((key, text));
+            }
+        }
+    }
+    match (rules.unmatched, &rules.fallback) {
+        (Unmatched::Fallback, None) => bail!(
+            "config key `mapping.owners.fallback`: is required with unmatched = \"fallback\"; \
+             name an active sink user's email"
+        ),
+        (unmatched, Some(_)) if unmatched != Unmatched::Fallback => bail!(
+            "config key `mapping.owners.fallback`: is used only with unmatched = \"fallback\" \
+             (unmatched is \"{}\"); remove it, or set unmatched = \"fallback\"",
+            unmatched.as_str()
+        ),
+        _ => {}
+    }
+    Ok(rules)
 }
 
 /// The `[fields.*]` and `[values.*]` tables by object, each object named in
@@ -524,6 +646,135 @@ mod tests {
         );
     }
 
+    /// The error of `GOOD` with `migration.objects` replaced and `extra` appended, in full.
+    fn mapping_error(objects: &str, extra: &str) -> String {
+        let text = GOOD.replace(r#"["contacts", "companies"]"#, objects) + extra;
+        format!("{:#}", Config::parse(&text).unwrap_err())
+    }
+
+    #[test]
+    fn owner_and_stage_mappings_parse() {
+        let text = GOOD.replace(r#"["contacts", "companies"]"#, r#"["deals"]"#)
+            + r#"
+            [mapping.owners]
+            unmatched = "fallback"
+            fallback = "ops@example.com"
+            "jane@old.example" = "jane@new.example"
+            [mapping.deal_stages]
+            "Sales Pipeline/Appointment Scheduled" = "Prospecting"
+            "Closed Won" = "Closed Won"
+        "#;
+        let config = Config::parse(&text).unwrap();
+        let owners = &config.directory.owners;
+        assert_eq!(owners.unmatched, Unmatched::Fallback);
+        assert_eq!(owners.fallback.as_deref(), Some("ops@example.com"));
+        assert_eq!(
+            owners.pairs,
+            vec![("jane@old.example".to_owned(), "jane@new.example".to_owned())]
+        );
+        assert_eq!(config.directory.deal_stages.pairs.len(), 2);
+        // The rules are part of what the migration is: a resumed run must map as the first did.
+        let plain =
+            Config::parse(&GOOD.replace(r#"["contacts", "companies"]"#, r#"["deals"]"#)).unwrap();
+        assert_ne!(config.fingerprint().unwrap(), plain.fingerprint().unwrap());
+        assert_eq!(
+            Config::parse(GOOD).unwrap().directory,
+            DirectoryRules::default()
+        );
+        // Deals and notes may be named; the default run is still companies and contacts.
+        let all = GOOD.replace(
+            r#"["contacts", "companies"]"#,
+            r#"["notes", "deals", "contacts", "companies"]"#,
+        );
+        assert_eq!(
+            Config::parse(&all)
+                .unwrap()
+                .migration
+                .object_types()
+                .unwrap(),
+            vec![
+                ObjectType::COMPANIES,
+                ObjectType::CONTACTS,
+                ObjectType::DEALS,
+                ObjectType::NOTES
+            ]
+        );
+        assert_eq!(
+            MigrationConfig::default().object_types().unwrap(),
+            vec![ObjectType::COMPANIES, ObjectType::CONTACTS]
+        );
+    }
+
+    #[test]
+    fn every_owner_and_stage_mapping_error_names_its_key() {
+        let deals = r#"["deals"]"#;
+        for (objects, extra, key) in [
+            (
+                deals,
+                "[mapping.owners]\nunmatched = \"guess\"",
+                "`mapping.owners.unmatched`",
+            ),
+            (
+                deals,
+                "[mapping.owners]\nunmatched = \"fallback\"",
+                "`mapping.owners.fallback`: is required",
+            ),
+            (
+                deals,
+                "[mapping.owners]\nfallback = \"ops@example.com\"",
+                "`mapping.owners.fallback`: is used only with unmatched = \"fallback\" (unmatched is \"unset\")",
+            ),
+            (
+                deals,
+                "[mapping.owners]\nunmatched = \"reject\"\nfallback = \"ops@example.com\"",
+                "`mapping.owners.fallback`: is used only",
+            ),
+            (
+                deals,
+                "[mapping.owners]\nunmatched = \"fallback\"\nfallback = \" \"",
+                "`mapping.owners.fallback`: is empty",
+            ),
+            (
+                deals,
+                "[mapping.owners]\n\"jane@old.example\" = 7",
+                "`mapping.owners.\"jane@old.example\"`: must be a string",
+            ),
+            (
+                deals,
+                "[mapping.owners]\n\"jane@old.example\" = \"\"",
+                "`mapping.owners.\"jane@old.example\"`: is empty",
+            ),
+            (
+                deals,
+                "[mapping.owners]\n\"Jane@old.example\" = \"a@new.example\"\n\"jane@OLD.example\" = \"b@new.example\"",
+                "paired twice",
+            ),
+            (
+                r#"["contacts"]"#,
+                "[mapping.deal_stages]\n\"Won\" = \"Closed Won\"",
+                "`mapping.deal_stages`: deals are not in `migration.objects`",
+            ),
+            (
+                deals,
+                "[mapping.deal_stages]\n\"Won\" = \"\"",
+                "`mapping.deal_stages.\"Won\"`: is empty",
+            ),
+            (
+                deals,
+                "[mapping.deal_stages]\n\" \" = \"Won\"",
+                "`mapping.deal_stages`: a key is empty",
+            ),
+            (deals, "[mapping.stages]\n\"Won\" = \"Won\"", "stages"),
+        ] {
+            let error = mapping_error(objects, &format!("\n{extra}\n"));
+            assert!(error.contains(key), "{key} in {error}");
+            assert!(
+                !error.contains("new.example"),
+                "no sink email in the error: {error}"
+            );
+        }
+    }
+
     #[test]
     fn data_quality_rules_parse() {
         let text = GOOD.replace("[migration]", "[migration]\nmissing_required = { placeholder = \"[not provided]\" }\nmissing_reference = \"drop\"");
@@ -597,7 +848,7 @@ mod tests {
         let err = |text: &str| format!("{:#}", Config::parse(text).unwrap_err());
         assert!(err("[source]\nconnector='hubspot'\n").contains("[sink]"));
         assert!(err(&GOOD.replace("objects", "objcts")).contains("objcts"));
-        assert!(err(&GOOD.replace("\"companies\"", "\"deals\"")).contains("migration.objects"));
+        assert!(err(&GOOD.replace("\"companies\"", "\"tasks\"")).contains("migration.objects"));
         assert!(err(&GOOD.replace("connector = \"salesforce\"", "")).contains("sink.connector"));
         assert!(err(&format!("version = 9\n{GOOD}")).contains("version"));
         assert!(

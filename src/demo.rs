@@ -138,6 +138,7 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<u8, CliError> {
         migration: MigrationConfig::default(),
         fields: demo_fields(from.spec, to.spec),
         create_missing_fields: false,
+        directory: Default::default(),
     };
     let source = crate::connectors::source(&config.source)?;
     let sink = crate::connectors::sink(&config.sink)?;

@@ -388,6 +388,7 @@ fn prepare_run(
         checkpoint,
         stop: None,
         value_maps: Default::default(),
+        directory: config.directory.clone(),
     };
     Ok(Prepared {
         config,

@@ -9,9 +9,12 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use ferry_core::{Record, Role, Value};
+use ferry_core::directory::Directory;
+use ferry_core::owners::{OwnerMap, Unmatched};
+use ferry_core::stages::StageMap;
+use ferry_core::{Capability, ObjectType, Record, Role, Value};
 
-use crate::{CliError, EXIT_FAILED, Prepared, hardening, summary};
+use crate::{CliError, EXIT_CONFIG, EXIT_FAILED, Prepared, hardening, summary};
 
 /// Options of `ferry plan`.
 #[derive(clap::Args)]
@@ -44,7 +47,8 @@ const UNMAPPED_LISTED: usize = 5;
 const PREVIEW: usize = 3;
 
 /// Runs the dry run and prints it on stdout. Exit 0 when both vendors answered and every first
-/// page was read, 1 otherwise.
+/// page was read, 2 when stages are unmapped or the owner rules name no active sink user (a
+/// migration would refuse to start), 1 otherwise.
 pub async fn run(
     args: PlanArgs,
     prepared: Prepared,
@@ -184,6 +188,43 @@ pub async fn run(
                 }
             }
         }
+        if code == 0 {
+            let capabilities: Vec<(ObjectType, Capability)> = options
+                .objects
+                .iter()
+                .filter_map(|&o| Some((o, sink.capability(o).ok()?)))
+                .collect();
+            let needs: Vec<(ObjectType, &Capability)> =
+                capabilities.iter().map(|(o, c)| (*o, c)).collect();
+            match Directory::read(source.as_ref(), sink.as_ref(), &needs, &options.directory).await
+            {
+                Ok(directory) => {
+                    if let Some(owners) = directory.owners() {
+                        describe_owners(&mut out, owners);
+                    }
+                    for &object in &options.objects {
+                        if let Some(stages) = directory.stages(object) {
+                            describe_stages(&mut out, object, stages);
+                        }
+                    }
+                    if directory.problem().is_some() {
+                        code = EXIT_CONFIG;
+                    }
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        out,
+                        "
+owners and stages: {e}"
+                    );
+                    code = if e.kind() == ferry_core::ErrorKind::Config {
+                        EXIT_CONFIG
+                    } else {
+                        EXIT_FAILED
+                    };
+                }
+            }
+        }
     };
     if tokio::time::timeout(deadline, work).await.is_err() {
         let mut last: Vec<String> = Vec::new();
@@ -212,6 +253,83 @@ pub async fn run(
         print!("\n{}", summary::sandbox(status));
     }
     Ok(code)
+}
+
+/// The most unmatched source user ids `plan` lists by id.
+const OWNERS_LISTED: usize = 20;
+
+/// How owners are matched: how many source users have an active sink user, and the ids (never
+/// the emails) of those that have none.
+fn describe_owners(out: &mut String, owners: &OwnerMap) {
+    let unmatched = owners.unmatched_users();
+    let _ = writeln!(
+        out,
+        "
+owners (matched by email, ignoring case): {} of {} matched to an active sink user",
+        owners.matched_count(),
+        ferry_core::report::count(
+            (owners.matched_count() + unmatched.len()) as u64,
+            "source user",
+            "source users"
+        )
+    );
+    if unmatched.is_empty() {
+        return;
+    }
+    let listed: Vec<&str> = unmatched
+        .iter()
+        .take(OWNERS_LISTED)
+        .map(String::as_str)
+        .collect();
+    let more = unmatched.len().saturating_sub(OWNERS_LISTED);
+    let rule = match owners.unmatched_rule() {
+        Unmatched::Unset => "left without an owner: the sink's default owner applies",
+        Unmatched::Fallback => "owned by the fallback user",
+        Unmatched::Reject => "refused",
+    };
+    let _ = writeln!(
+        out,
+        "  unmatched source user ids (their records are {rule}; [mapping.owners] pairs emails): {}{}",
+        escape_control(&listed.join(", ")),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// The whole stage mapping of `object`: every source stage with the sink stage it maps to and
+/// how, every unmapped stage, and every key that names no source stage.
+fn describe_stages(out: &mut String, object: ObjectType, stages: &StageMap) {
+    let _ = writeln!(
+        out,
+        "
+{object} stages (source pipeline/stage -> sink pipeline/stage):"
+    );
+    for m in &stages.mapped {
+        let _ = writeln!(
+            out,
+            "  {} -> {} ({})",
+            escape_control(&format!("\"{}/{}\"", m.source_pipeline, m.source_stage)),
+            escape_control(&format!("\"{}/{}\"", m.sink_pipeline, m.sink_stage)),
+            escape_control(&m.matched_by.to_string())
+        );
+    }
+    for u in &stages.unmapped {
+        let _ = writeln!(
+            out,
+            "  UNMAPPED {} (a migration refuses to start; map it in [mapping.deal_stages])",
+            escape_control(&u.to_string())
+        );
+    }
+    for key in &stages.unknown_keys {
+        let _ = writeln!(
+            out,
+            "  config key `mapping.deal_stages.{}` names no source stage",
+            escape_control(&format!("{key:?}"))
+        );
+    }
 }
 
 /// Whether `record` holds a picklist label the sink has no value for.
@@ -365,6 +483,9 @@ pub fn mask(value: &Value) -> String {
         Value::Bool(_) => "<boolean>".into(),
         Value::Integer(_) | Value::Decimal(_) => "<number>".into(),
         Value::Timestamp(_) => "<timestamp>".into(),
+        Value::Date(_) => "<date>".into(),
+        // Stage ids are the vendor's metadata, not customer data.
+        Value::Stage { pipeline, stage } => format!("{pipeline}/{stage}"),
     }
 }
 
@@ -399,6 +520,79 @@ pub fn excess_warning(role: Role, excess: &[String]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_stage_mapping_and_the_owner_matching_are_listed_without_emails() {
+        use ferry_core::owners::OwnerRules;
+        use ferry_core::stages::StageRules;
+        use ferry_core::{Pipeline, PipelineStage, StageOutcome, User};
+        let pipeline = |id: &str, label: &str, stages: &[&str]| Pipeline {
+            id: id.into(),
+            label: label.into(),
+            stages: stages
+                .iter()
+                .map(|s| PipelineStage {
+                    id: format!("{id}-{s}"),
+                    label: (*s).into(),
+                    outcome: StageOutcome::Open,
+                })
+                .collect(),
+        };
+        let source = [pipeline(
+            "p",
+            "Sales Pipeline",
+            &["Appointment Scheduled", "Closed Won", "Negotiation"],
+        )];
+        let sink = [pipeline("o", "Opportunity", &["Prospecting", "closed won"])];
+        let rules = StageRules {
+            pairs: vec![
+                (
+                    "Sales Pipeline/Appointment Scheduled".into(),
+                    "Prospecting".into(),
+                ),
+                ("Nope".into(), "Prospecting".into()),
+            ],
+        };
+        let mut out = String::new();
+        describe_stages(
+            &mut out,
+            ObjectType::DEALS,
+            &StageMap::build(&rules, &source, &sink),
+        );
+        assert_eq!(
+            out,
+            "\ndeals stages (source pipeline/stage -> sink pipeline/stage):\n  \
+             \"Sales Pipeline/Appointment Scheduled\" -> \"Opportunity/Prospecting\" (mapped by key \
+             \"Sales Pipeline/Appointment Scheduled\")\n  \
+             \"Sales Pipeline/Closed Won\" -> \"Opportunity/closed won\" (same label)\n  \
+             UNMAPPED \"Sales Pipeline/Negotiation\" (no sink stage labelled \"negotiation\") (a \
+             migration refuses to start; map it in [mapping.deal_stages])\n  \
+             config key `mapping.deal_stages.\"Nope\"` names no source stage\n"
+        );
+        let user = |id: &str, email: &str| User {
+            id: id.into(),
+            email: email.into(),
+            active: true,
+        };
+        let owners = OwnerMap::build(
+            &OwnerRules::default(),
+            &[
+                user("s1", "a@x.example"),
+                user("s2", "b@x.example"),
+                user("s3", "c@x.example"),
+            ],
+            &[user("k1", "A@x.example")],
+        )
+        .unwrap();
+        let mut out = String::new();
+        describe_owners(&mut out, &owners);
+        assert_eq!(
+            out,
+            "\nowners (matched by email, ignoring case): 1 of 3 source users matched to an active \
+             sink user\n  unmatched source user ids (their records are left without an owner: the \
+             sink's default owner applies; [mapping.owners] pairs emails): s2, s3\n"
+        );
+    }
+
     #[test]
     fn excess_scopes_are_named_in_the_warning() {
         assert_eq!(excess_warning(Role::Source, &[]), None);

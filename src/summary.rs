@@ -57,6 +57,34 @@ pub fn human(report: &Report) -> String {
             crate::plan::escape_control(&report.fields_created.join(", "))
         );
     }
+    if !report.owners_unmatched.is_empty() {
+        // By source user id only: an owner's email or name is personal data.
+        let listed: Vec<String> = report
+            .owners_unmatched
+            .iter()
+            .take(LISTED)
+            .map(|u| {
+                format!(
+                    "{} ({}, {})",
+                    u.source_user_id,
+                    count(u.records, "record", "records"),
+                    u.action.as_str()
+                )
+            })
+            .collect();
+        let more = report.owners_unmatched.len().saturating_sub(LISTED);
+        let _ = writeln!(
+            out,
+            "owners with no active user of the same email in {} (by source user id): {}{}",
+            report.sink,
+            crate::plan::escape_control(&listed.join(", ")),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+    }
     let resumed: u64 = report.objects.iter().map(|o| o.already_done).sum();
     if resumed > 0 {
         let _ = writeln!(
@@ -298,6 +326,7 @@ mod tests {
             checkpoint: None,
             checkpoint_saved: false,
             fields_created: Vec::new(),
+            owners_unmatched: Vec::new(),
         }
     }
 
@@ -309,6 +338,32 @@ mod tests {
         // A migration does tell how to resume.
         let text = human(&report("migrate", Outcome::Interrupted));
         assert!(text.contains("no checkpoint is configured"), "{text}");
+    }
+
+    #[test]
+    fn unmatched_owners_are_listed_by_source_user_id_with_their_records_and_action() {
+        use ferry_core::owners::Unmatched;
+        let mut r = report("migrate", Outcome::Verified);
+        for (id, records, action) in [("101", 4, Unmatched::Reject), ("7", 1, Unmatched::Reject)] {
+            r.owners_unmatched.push(ferry_core::UnmatchedOwner {
+                source_user_id: id.into(),
+                records,
+                action,
+            });
+        }
+        let text = human(&r);
+        assert!(
+            text.contains(
+                "owners with no active user of the same email in salesforce (by source user id): \
+                 101 (4 records, reject), 7 (1 record, reject)"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json["owners_unmatched"][0],
+            serde_json::json!({"source_user_id": "101", "records": 4, "action": "reject"})
+        );
     }
 
     #[test]

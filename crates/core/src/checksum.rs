@@ -102,6 +102,7 @@ pub fn is_blank(value: &Value) -> bool {
         Value::Text(s) | Value::Reference(s) => s.is_empty(),
         Value::Bool(b) => !b,
         Value::Links(links) => links.is_empty(),
+        Value::Stage { pipeline, stage } => pipeline.is_empty() && stage.is_empty(),
         _ => false,
     }
 }
@@ -146,6 +147,15 @@ fn put_value(h: &mut Sha256, value: &Value) {
         Value::Timestamp(ms) => {
             h.update([b'S']);
             h.update(ms.to_be_bytes());
+        }
+        Value::Date(days) => {
+            h.update([b'Y']);
+            h.update(days.to_be_bytes());
+        }
+        Value::Stage { pipeline, stage } => {
+            h.update([b'G']);
+            put_str(h, pipeline);
+            put_str(h, stage);
         }
     }
 }
@@ -268,6 +278,35 @@ mod tests {
         assert_ne!(
             record_digest(&split_a, &all()),
             record_digest(&split_b, &all())
+        );
+    }
+
+    #[test]
+    fn dates_and_stages_hash_apart_from_other_values() {
+        let deal = |value: Value| {
+            let mut r = Record::new(ObjectType::DEALS, "d-1");
+            r.set(field::CLOSE_DATE, value);
+            let projection = Projection::new(ObjectType::DEALS.fields().iter().map(|f| f.name));
+            record_digest(&r, &projection)
+        };
+        let day = deal(Value::Date(19_782));
+        assert_ne!(day, deal(Value::Date(19_783)));
+        assert_ne!(day, deal(Value::Integer(19_782)));
+        assert_ne!(day, deal(Value::Timestamp(19_782)));
+        assert_ne!(day, deal(Value::Text("2024-02-29".into())));
+        let stage = |pipeline: &str, stage: &str| {
+            deal(Value::Stage {
+                pipeline: pipeline.into(),
+                stage: stage.into(),
+            })
+        };
+        assert_ne!(stage("ab", "c"), stage("a", "bc"));
+        assert_ne!(stage("p", "won"), stage("p", "lost"));
+        assert_ne!(stage("p", "won"), deal(Value::Text("won".into())));
+        assert_eq!(
+            stage("", ""),
+            deal(Value::Text(String::new())),
+            "no stage is no value"
         );
     }
 

@@ -124,6 +124,71 @@ impl AccountId {
     }
 }
 
+/// A vendor user that records may be owned by. Only the id and whether it is active are
+/// printed by `Debug`: an email is personal data and never appears in a log or report.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// The vendor's id of the user, as records hold it in their owner field.
+    pub id: String,
+    /// The user's email address, what owners are matched by.
+    pub email: String,
+    /// Whether the user may own records (not deactivated, archived or disabled).
+    pub active: bool,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sales pipeline and its stages, in the vendor's order. A vendor without pipelines
+/// (Salesforce, Dataverse) reports one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pipeline {
+    /// The vendor's id of the pipeline, as records hold it in [`crate::Value::Stage`].
+    pub id: String,
+    /// Its label, what pipelines are matched by.
+    pub label: String,
+    /// Its stages.
+    pub stages: Vec<PipelineStage>,
+}
+
+/// One stage of a [`Pipeline`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipelineStage {
+    /// The vendor's id of the stage (for Salesforce and Zoho, whose records hold the label, the
+    /// label text).
+    pub id: String,
+    /// Its label, what stages are matched by.
+    pub label: String,
+    /// Whether a deal in this stage is open, won or lost.
+    pub outcome: StageOutcome,
+}
+
+/// What a stage means for its deals: the vendors' won and lost stages close them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageOutcome {
+    /// Still open.
+    Open,
+    /// Closed and won.
+    Won,
+    /// Closed and lost.
+    Lost,
+}
+
+/// The refusal of a connector that cannot list its vendor's users or pipelines yet.
+fn no_directory(vendor: &'static str, what: &str) -> ConnectorError {
+    ConnectorError::Unsupported {
+        vendor,
+        detail: format!("this connector cannot list its {what} yet"),
+    }
+}
+
 /// A vendor to read records from.
 #[async_trait]
 pub trait Source: Send + Sync {
@@ -187,6 +252,18 @@ pub trait Source: Send + Sync {
             vendor: self.vendor(),
             detail: "this connector cannot describe its fields yet".into(),
         })
+    }
+
+    /// The vendor's users that records may be owned by, active or not (owners are matched to
+    /// the sink's by email). Asked only when the sink stores an owner field of the run.
+    async fn users(&self) -> ConnectorResult<Vec<User>> {
+        Err(no_directory(self.vendor(), "users"))
+    }
+
+    /// The pipelines and stages of `object` (deals). Asked only when the sink stores a stage
+    /// field of the run.
+    async fn pipelines(&self, _object: ObjectType) -> ConnectorResult<Vec<Pipeline>> {
+        Err(no_directory(self.vendor(), "pipelines"))
     }
 
     /// From now on, also read the vendor fields of `bindings` on `object`, as the canonical
@@ -325,6 +402,16 @@ pub trait Sink: Send + Sync {
             vendor: self.vendor(),
             detail: "this connector cannot describe its fields yet".into(),
         })
+    }
+
+    /// The vendor's users that records may be owned by, active or not, as [`Source::users`].
+    async fn users(&self) -> ConnectorResult<Vec<User>> {
+        Err(no_directory(self.vendor(), "users"))
+    }
+
+    /// The pipelines and stages of `object`, as [`Source::pipelines`].
+    async fn pipelines(&self, _object: ObjectType) -> ConnectorResult<Vec<Pipeline>> {
+        Err(no_directory(self.vendor(), "pipelines"))
     }
 
     /// From now on, also write (and read back) the canonical fields of `bindings` on `object`

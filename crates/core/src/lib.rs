@@ -5,6 +5,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod checksum;
 pub mod connector;
+pub mod directory;
 pub mod error;
 pub mod fieldplan;
 pub mod fields;
@@ -13,6 +14,7 @@ pub mod json;
 pub mod kit;
 pub mod model;
 pub mod oauth;
+pub mod owners;
 pub mod pipeline;
 pub mod quality;
 pub mod redact;
@@ -20,10 +22,12 @@ pub mod report;
 pub mod resend;
 pub mod resolver;
 pub mod secret;
+pub mod stages;
 
 pub use checksum::{AggregateDigest, Digest, Projection, record_digest};
 pub use connector::{
-    AccountId, Capability, FetchedPage, Page, RecordOutcome, RecordRejection, Sink, Source, Written,
+    AccountId, Capability, FetchedPage, Page, Pipeline, PipelineStage, RecordOutcome,
+    RecordRejection, Sink, Source, StageOutcome, User, Written,
 };
 pub use error::{ConnectorError, ConnectorResult};
 pub use fields::{
@@ -34,5 +38,5 @@ pub use model::{
     Edge, FieldSpec, FieldType, ObjectType, OrderError, Record, Value, field, write_order,
 };
 pub use pipeline::{Mode, RunOptions, run};
-pub use report::{ErrorKind, Failure, Outcome, Progress, Report, Stage};
+pub use report::{ErrorKind, Failure, Outcome, Progress, Report, Stage, UnmatchedOwner};
 pub use secret::{SecretError, SecretRef};

@@ -36,14 +36,37 @@ static CONTACTS: ObjectSpec = ObjectSpec {
     fields: CONTACT_FIELDS,
 };
 
+static DEALS: ObjectSpec = ObjectSpec {
+    name: "deals",
+    fields: DEAL_FIELDS,
+};
+
+static NOTES: ObjectSpec = ObjectSpec {
+    name: "notes",
+    fields: NOTE_FIELDS,
+};
+
 impl ObjectType {
     /// Organisations: HubSpot companies, Salesforce accounts.
     pub const COMPANIES: ObjectType = ObjectType(&COMPANIES);
     /// People: HubSpot contacts, Salesforce contacts.
     pub const CONTACTS: ObjectType = ObjectType(&CONTACTS);
+    /// Sales opportunities: HubSpot deals, Salesforce opportunities, each in a pipeline stage.
+    pub const DEALS: ObjectType = ObjectType(&DEALS);
+    /// Notes written on deals, contacts or companies (several at once where the vendor allows).
+    pub const NOTES: ObjectType = ObjectType(&NOTES);
 
-    /// Every object ferry's connectors move (the names a configuration may list).
-    pub const ALL: [ObjectType; 2] = [ObjectType::COMPANIES, ObjectType::CONTACTS];
+    /// Every object ferry knows (the names a configuration may list).
+    pub const ALL: [ObjectType; 4] = [
+        ObjectType::COMPANIES,
+        ObjectType::CONTACTS,
+        ObjectType::DEALS,
+        ObjectType::NOTES,
+    ];
+
+    /// The objects a run moves when its configuration lists none: those every connector
+    /// supports today (deals and notes are named in `migration.objects` explicitly).
+    pub const DEFAULT_RUN: [ObjectType; 2] = [ObjectType::COMPANIES, ObjectType::CONTACTS];
 
     /// The object `spec` describes.
     pub const fn new(spec: &'static ObjectSpec) -> ObjectType {
@@ -263,6 +286,13 @@ pub enum FieldType {
     Timestamp,
     /// The source id(s) of other records (an association): which objects, one or many.
     Reference(RefSpec),
+    /// A calendar date without a time of day (a deal's close date).
+    Date,
+    /// The user who owns the record: the vendor's own user id, as [`Value::Text`]. Not a
+    /// reference edge: users are never written, only matched by email (`crate::owners`).
+    Owner,
+    /// A pipeline stage, as [`Value::Stage`] (vendor ids), mapped by labels (`crate::stages`).
+    Stage,
 }
 
 /// One canonical field: its name and type.
@@ -297,6 +327,26 @@ pub mod field {
     pub const INDUSTRY: &str = "industry";
     pub const EMPLOYEE_COUNT: &str = "employee_count";
     pub const ANNUAL_REVENUE: &str = "annual_revenue";
+    /// The user who owns a record (a [`super::FieldType::Owner`]).
+    pub const OWNER: &str = "owner";
+    /// A deal's amount.
+    pub const AMOUNT: &str = "amount";
+    /// A deal's currency code (`EUR`).
+    pub const CURRENCY: &str = "currency";
+    /// A deal's expected or actual close date.
+    pub const CLOSE_DATE: &str = "close_date";
+    /// A deal's pipeline and stage.
+    pub const STAGE: &str = "stage";
+    /// A deal's status: `open`, `won` or `lost`.
+    pub const STATUS: &str = "status";
+    /// On a deal: the source ids of its contacts.
+    pub const CONTACTS: &str = "contacts";
+    /// A note's text.
+    pub const BODY: &str = "body";
+    /// When a note was written (its original time, not the migration's).
+    pub const TIMESTAMP: &str = "timestamp";
+    /// On a note: the deals, contacts and companies it hangs on.
+    pub const PARENTS: &str = "parents";
 }
 
 const fn spec(name: &'static str, ty: FieldType) -> FieldSpec {
@@ -323,6 +373,7 @@ pub static CONTACT_FIELDS: &[FieldSpec] = &[
         field::COMPANY,
         FieldType::Reference(RefSpec::one(&[ObjectType::COMPANIES])),
     ),
+    spec(field::OWNER, FieldType::Owner),
 ];
 
 /// The canonical company fields.
@@ -338,6 +389,52 @@ pub static COMPANY_FIELDS: &[FieldSpec] = &[
     spec(field::STATE, FieldType::Text),
     spec(field::POSTAL_CODE, FieldType::Text),
     spec(field::COUNTRY, FieldType::Text),
+    spec(field::CREATED_AT, FieldType::Timestamp),
+    spec(field::UPDATED_AT, FieldType::Timestamp),
+    spec(field::OWNER, FieldType::Owner),
+];
+
+/// The canonical deal fields.
+pub static DEAL_FIELDS: &[FieldSpec] = &[
+    spec(field::NAME, FieldType::Text),
+    spec(field::AMOUNT, FieldType::Decimal),
+    spec(field::CURRENCY, FieldType::Text),
+    spec(field::CLOSE_DATE, FieldType::Date),
+    spec(field::STAGE, FieldType::Stage),
+    spec(field::STATUS, FieldType::Text),
+    spec(field::OWNER, FieldType::Owner),
+    spec(
+        field::COMPANY,
+        FieldType::Reference(RefSpec::one(&[ObjectType::COMPANIES])),
+    ),
+    spec(
+        field::CONTACTS,
+        FieldType::Reference(RefSpec {
+            targets: &[ObjectType::CONTACTS],
+            many: true,
+        }),
+    ),
+    spec(field::CREATED_AT, FieldType::Timestamp),
+    spec(field::UPDATED_AT, FieldType::Timestamp),
+];
+
+/// The canonical note fields. The order of `parents`' targets is the priority a sink that
+/// keeps a single parent follows: deal, then contact, then company.
+pub static NOTE_FIELDS: &[FieldSpec] = &[
+    spec(field::BODY, FieldType::Text),
+    spec(field::TIMESTAMP, FieldType::Timestamp),
+    spec(field::OWNER, FieldType::Owner),
+    spec(
+        field::PARENTS,
+        FieldType::Reference(RefSpec {
+            targets: &[
+                ObjectType::DEALS,
+                ObjectType::CONTACTS,
+                ObjectType::COMPANIES,
+            ],
+            many: true,
+        }),
+    ),
     spec(field::CREATED_AT, FieldType::Timestamp),
     spec(field::UPDATED_AT, FieldType::Timestamp),
 ];
@@ -359,6 +456,16 @@ pub enum Value {
     Reference(String),
     /// References that name their object: to one of several objects, or to many records.
     Links(Vec<Link>),
+    /// A calendar date, as days since 1970-01-01.
+    Date(i64),
+    /// A pipeline stage, by the vendor's ids (for Salesforce and Zoho, whose records hold the
+    /// label, the "id" is the label text; a vendor without pipelines reports one pipeline).
+    Stage {
+        /// The pipeline's id.
+        pipeline: String,
+        /// The stage's id within it.
+        stage: String,
+    },
 }
 
 /// One reference of a [`Value::Links`]: the object and the source id of the record it points at.
@@ -397,7 +504,12 @@ impl Value {
         }
         let bad = |expected: &'static str| ValueError { expected };
         let value = match ty {
-            FieldType::Text | FieldType::Email | FieldType::Phone => Value::Text(raw.to_owned()),
+            FieldType::Text | FieldType::Email | FieldType::Phone | FieldType::Owner => {
+                Value::Text(raw.to_owned())
+            }
+            // A stage needs its pipeline too: a connector builds it.
+            FieldType::Stage => return Err(bad("a pipeline and a stage")),
+            FieldType::Date => Value::Date(parse_date(raw).ok_or_else(|| bad("a date"))?),
             FieldType::Reference(to) if !to.is_links() => Value::Reference(raw.to_owned()),
             // A bare id cannot say which object it points at: a connector builds the links.
             FieldType::Reference(_) => return Err(bad("references naming their objects")),
@@ -438,13 +550,18 @@ impl Value {
             // Most fields of every record written: one copy of the text, not two.
             return Ok(Json::String(s.clone()));
         }
+        if let (FieldType::Stage, Value::Stage { stage, .. }) = (ty, self) {
+            return Ok(Json::String(stage.clone()));
+        }
         let normalised = match (ty, self) {
             (FieldType::Bool, Value::Bool(_))
             | (FieldType::Integer, Value::Integer(_))
             | (FieldType::Decimal, Value::Decimal(_))
-            | (FieldType::Text | FieldType::Email | FieldType::Phone, Value::Text(_)) => {
-                self.clone()
-            }
+            | (FieldType::Date, Value::Date(_))
+            | (
+                FieldType::Text | FieldType::Email | FieldType::Phone | FieldType::Owner,
+                Value::Text(_),
+            ) => self.clone(),
             _ => match Value::parse(ty, &self.to_vendor_string()) {
                 Ok(Some(v)) => v,
                 Ok(None) => return Ok(Json::Null),
@@ -469,6 +586,9 @@ impl Value {
             Value::Integer(n) => n.to_string(),
             Value::Decimal(n) => format_decimal(*n),
             Value::Timestamp(ms) => format_timestamp(*ms),
+            Value::Date(days) => format_date(*days),
+            // The stage id alone: vendors set the stage by its id (or label), the pipeline apart.
+            Value::Stage { stage, .. } => stage.clone(),
             Value::Links(links) => links
                 .iter()
                 .map(|l| format!("{}:{}", l.object, l.id))
@@ -552,6 +672,44 @@ pub fn parse_timestamp(raw: &str) -> Option<i64> {
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
     Some(seconds * 1000 + millis)
+}
+
+/// Parses a calendar date: `YYYY-MM-DD`, or a timestamp at midnight UTC (some vendors send a
+/// date as a date-time), into days since 1970-01-01. A time other than midnight is not a date.
+pub fn parse_date(raw: &str) -> Option<i64> {
+    let s = raw.trim();
+    let b = s.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let part = s.get(r)?;
+            part.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| part.parse().ok())?
+        };
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        if !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) {
+            return None;
+        }
+        return Some(days_from_civil(year, month, day));
+    }
+    let ms = parse_timestamp(s)?;
+    (ms.rem_euclid(86_400_000) == 0).then(|| ms.div_euclid(86_400_000))
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Formats days since 1970-01-01 as `YYYY-MM-DD`.
+pub fn format_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// Formats epoch milliseconds as RFC 3339 UTC with milliseconds (`2024-01-02T03:04:05.000Z`).
@@ -760,16 +918,17 @@ mod tests {
         // Handles compare, hash and sort by name; only built-in names parse from config.
         assert_eq!(ObjectType::new(&COMPANIES), ObjectType::COMPANIES);
         assert!(ObjectType::COMPANIES < ObjectType::CONTACTS && ObjectType::CONTACTS < notes);
-        assert_eq!(ObjectType::parse("notes"), None);
+        assert_eq!(ObjectType::parse("tasks"), None);
+        assert_eq!(ObjectType::parse("deals"), Some(ObjectType::DEALS));
         assert_eq!(
             serde_json::to_string(&ObjectType::CONTACTS).unwrap(),
             "\"contacts\""
         );
         let back: ObjectType = serde_json::from_str("\"companies\"").unwrap();
         assert_eq!(back, ObjectType::COMPANIES);
-        let unknown = serde_json::from_str::<ObjectType>("\"deals\"").unwrap_err();
+        let unknown = serde_json::from_str::<ObjectType>("\"tasks\"").unwrap_err();
         assert!(
-            unknown.to_string().contains("unknown object `deals`"),
+            unknown.to_string().contains("unknown object `tasks`"),
             "{unknown}"
         );
     }
@@ -797,6 +956,97 @@ mod tests {
         assert_eq!(parse_timestamp("1654094108469"), Some(1_654_094_108_469));
         assert_eq!(parse_timestamp("yesterday"), None);
         assert_eq!(parse_timestamp("2022-13-01T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn dates_in_vendor_spellings_agree_and_a_time_of_day_is_not_a_date() {
+        let day = Value::parse(FieldType::Date, "2024-02-29").unwrap();
+        assert_eq!(day, Some(Value::Date(19_782)));
+        for midnight in [
+            "2024-02-29T00:00:00Z",
+            "2024-02-29T00:00:00.000+0000",
+            "2024-02-29T01:00:00+01:00",
+        ] {
+            assert_eq!(
+                Value::parse(FieldType::Date, midnight).unwrap(),
+                day,
+                "{midnight}"
+            );
+        }
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-02-29T10:00:00Z",
+            "29/02/2024",
+            "2024-2-29",
+        ] {
+            assert!(Value::parse(FieldType::Date, bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_date(19_782), "2024-02-29");
+        assert_eq!(
+            Value::Date(19_782).to_json(FieldType::Date),
+            Ok(serde_json::json!("2024-02-29"))
+        );
+        for days in (-700_000i64..2_900_000).step_by(991) {
+            assert_eq!(parse_date(&format_date(days)), Some(days), "day {days}");
+        }
+    }
+
+    #[test]
+    fn owners_pass_through_as_ids_and_stages_are_built_by_connectors() {
+        assert_eq!(
+            Value::parse(FieldType::Owner, "7731").unwrap(),
+            Some(Value::Text("7731".into()))
+        );
+        assert!(Value::parse(FieldType::Stage, "closedwon").is_err());
+        let stage = Value::Stage {
+            pipeline: "default".into(),
+            stage: "closedwon".into(),
+        };
+        assert_eq!(
+            stage.to_json(FieldType::Stage),
+            Ok(serde_json::json!("closedwon"))
+        );
+    }
+
+    #[test]
+    fn deals_and_notes_are_written_after_what_they_refer_to_and_owners_are_no_edge() {
+        let given = [
+            ObjectType::NOTES,
+            ObjectType::DEALS,
+            ObjectType::CONTACTS,
+            ObjectType::COMPANIES,
+        ];
+        assert_eq!(
+            write_order(&given),
+            Ok(vec![
+                ObjectType::COMPANIES,
+                ObjectType::CONTACTS,
+                ObjectType::DEALS,
+                ObjectType::NOTES
+            ])
+        );
+        assert_eq!(write_order(&ObjectType::ALL), write_order(&given));
+        for object in ObjectType::ALL {
+            assert_eq!(ObjectType::parse(object.as_str()), Some(object));
+            assert!(object.references().all(|e| e.field != field::OWNER));
+        }
+        let parents = ObjectType::NOTES.field(field::PARENTS).unwrap().ty;
+        assert_eq!(
+            parents,
+            FieldType::Reference(RefSpec {
+                targets: &[
+                    ObjectType::DEALS,
+                    ObjectType::CONTACTS,
+                    ObjectType::COMPANIES
+                ],
+                many: true
+            })
+        );
+        assert_eq!(
+            ObjectType::DEFAULT_RUN,
+            [ObjectType::COMPANIES, ObjectType::CONTACTS]
+        );
     }
 
     #[test]

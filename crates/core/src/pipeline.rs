@@ -20,6 +20,7 @@ use crate::checkpoint::{CheckpointFile, ObjectCheckpoint};
 
 use crate::checksum::{Projection, record_digest};
 use crate::connector::{Capability, Sink, Source};
+use crate::directory::Directory;
 use crate::error::{ConnectorError, ConnectorResult};
 use crate::model::{ObjectType, Record, Value};
 use crate::quality::{Action, KnownIds, QualityChecker, QualityRules};
@@ -77,17 +78,21 @@ pub struct RunOptions {
     /// Per object, the picklist labels carried from the source's list into the sink's
     /// (`fieldplan`): applied to each record before it is checked and hashed.
     pub value_maps: std::collections::BTreeMap<ObjectType, Vec<crate::fieldplan::ValueMap>>,
+    /// How owners and stages are mapped (`[mapping.owners]`, `[mapping.deal_stages]`): applied
+    /// when the sink stores an owner or stage field of the run ([`crate::directory`]).
+    pub directory: crate::directory::DirectoryRules,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            objects: ObjectType::ALL.to_vec(),
+            objects: ObjectType::DEFAULT_RUN.to_vec(),
             batches_in_flight: 4,
             quality: QualityRules::default(),
             checkpoint: None,
             stop: None,
             value_maps: Default::default(),
+            directory: Default::default(),
         }
     }
 }
@@ -174,6 +179,8 @@ struct Shared {
     /// Hashes of the source ids read, kept for parent objects (companies) so that children's
     /// references can be checked; `None` for other objects.
     ids_read: Option<Mutex<crate::quality::HashSeen>>,
+    /// Owners and stages from the source's ids to the sink's, and their digest form.
+    directory: Arc<Directory>,
 }
 
 /// What the stages found, gathered as they go so a failed run still reports what it did.
@@ -291,6 +298,7 @@ pub async fn run(
         checkpoint: None,
         checkpoint_saved: false,
         fields_created: Vec::new(),
+        owners_unmatched: Vec::new(),
     };
     let checkpoint = options
         .checkpoint
@@ -326,6 +334,26 @@ pub async fn run(
             }
         }
     }
+    // Users and pipelines, read and mapped before any record: an unmapped stage or an owner
+    // rule naming no sink user stops the run here, before anything is written.
+    let needs: Vec<(ObjectType, &Capability)> =
+        options.objects.iter().copied().zip(&capabilities).collect();
+    let directory = Directory::read(source.as_ref(), sink.as_ref(), &needs, &options.directory)
+        .await
+        .and_then(|directory| match directory.problem() {
+            None => Ok(directory),
+            Some(problem) => Err(problem),
+        });
+    let directory = match directory {
+        Ok(directory) => Arc::new(directory),
+        Err(e) => {
+            tracing::error!(error = %e, kind = %e.kind(), "run refused before reading");
+            report.fail(e.kind(), e.to_string());
+            report.elapsed_ms = started.elapsed().as_millis() as u64;
+            report.settle_outcome();
+            return report;
+        }
+    };
     for (&object, capability) in options.objects.iter().zip(capabilities) {
         let counters = progress.of(object).unwrap_or(&fallback);
         let earlier = checkpoint.map(|c| c.object(object)).unwrap_or_default();
@@ -361,6 +389,7 @@ pub async fn run(
             interrupted: AtomicBool::new(false),
             ids_read: (referenced.contains(&object) && earlier.resume_cursor.is_none())
                 .then(|| Mutex::new(crate::quality::HashSeen::default())),
+            directory: Arc::clone(&directory),
         });
         if earlier.resume_cursor.is_some() {
             tracing::info!(object = %object, settled = earlier.settled, "resuming from the checkpoint");
@@ -435,6 +464,7 @@ pub async fn run(
             report.fail(ErrorKind::Internal, format!("cannot save progress: {e}"));
         }
     }
+    report.owners_unmatched = directory.unmatched_owners();
     report.source_http = http_report(source.http_stats());
     report.sink_http = http_report(sink.http_stats());
     report.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -607,7 +637,10 @@ async fn read_stage(
                     not_carried.insert(name.to_string());
                 }
             }
-            let findings = quality.check(&mut record);
+            let mut findings = quality.check(&mut record);
+            if findings.iter().all(|f| f.action == Action::Write) {
+                findings.extend(shared.directory.translate(&mut record));
+            }
             let action = findings
                 .iter()
                 .map(|f| f.action)
@@ -930,7 +963,7 @@ fn compare(
     let mut verified = 0u64;
     let mut tally = shared.tally();
     for record in &sent.records {
-        let expected = record_digest(record, &shared.projection);
+        let expected = record_digest(&shared.directory.canonical_sent(record), &shared.projection);
         let Some(stored) = back.get(record.source_id.as_str()) else {
             let failure = match mode {
                 Mode::Migrate => {
@@ -957,13 +990,15 @@ fn compare(
         };
         tally.found_in_sink += 1;
         tally.report.sent_digest.add(&expected);
-        let actual = record_digest(stored, &shared.projection);
+        let stored = shared.directory.canonical_back(record, stored);
+        let actual = record_digest(&stored, &shared.projection);
         tally.report.read_back_digest.add(&actual);
         if actual == expected {
             verified += 1;
         } else {
             tally.report.mismatched += 1;
-            let fields = differing_fields(record, stored, &shared.projection).join(", ");
+            let sent = shared.directory.canonical_sent(record);
+            let fields = differing_fields(&sent, &stored, &shared.projection).join(", ");
             let reason =
                 format!("read back with a different checksum; fields that differ: {fields}");
             let failure = shared.failure(
@@ -1054,10 +1089,11 @@ mod tests {
             Ok(Capability {
                 batch_size: 7,
                 read_back_size: 11,
+                // Like today's connectors: no owner (nor stage), which would need users.
                 stored: object
                     .fields()
                     .iter()
-                    .filter(|f| f.name != field::CREATED_AT)
+                    .filter(|f| f.name != field::CREATED_AT && f.name != field::OWNER)
                     .map(|f| f.name.to_owned())
                     .collect(),
                 required: Vec::new(),

@@ -211,6 +211,20 @@ pub struct Report {
     pub checkpoint_saved: bool,
     /// Sink fields this run created (`create_missing_fields`), as `object.field (kind)`.
     pub fields_created: Vec<String>,
+    /// Owners of records read that have no active sink user with their email, by source user
+    /// id (never an email or a name), with what was done with their records.
+    pub owners_unmatched: Vec<UnmatchedOwner>,
+}
+
+/// A source user who owns records of the run but has no active sink user with the same email.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnmatchedOwner {
+    /// The source vendor's id of the user.
+    pub source_user_id: String,
+    /// How many records read in this run the user owns.
+    pub records: u64,
+    /// What was done with them: `unset` (the sink's default owner), `fallback` or `reject`.
+    pub action: crate::owners::Unmatched,
 }
 
 impl Report {

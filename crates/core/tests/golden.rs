@@ -150,12 +150,15 @@ const GOLDEN: &[(&str, fn(ObjectType) -> Projection, &str, &str, &str)] = &[
 #[test]
 fn digests_of_the_fixed_records_are_pinned() {
     let (contact, company) = (contact(), company());
-    // Every canonical field holds a value, so the full projection covers them all.
+    // Every canonical field holds a value, so the full projection covers them all; except the
+    // owner, added to the schema after these constants (issue #14): a record without one hashes
+    // as it did before, which is what lets a schema grow without changing digests.
     for (object, record) in [
         (ObjectType::CONTACTS, &contact),
         (ObjectType::COMPANIES, &company),
     ] {
-        assert_eq!(record.fields.len(), object.fields().len(), "{object}");
+        let fields = object.fields().iter().filter(|f| f.name != field::OWNER);
+        assert_eq!(record.fields.len(), fields.count(), "{object}");
     }
     let mut failures = Vec::new();
     for (name, projection, want_contact, want_company, want_aggregate) in GOLDEN {
