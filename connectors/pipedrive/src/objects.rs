@@ -279,7 +279,7 @@ mod tests {
 
     #[test]
     fn every_object_has_one_row_and_every_reference_target_has_one() {
-        for object in ObjectType::ALL {
+        for object in ObjectType::DEFAULT_RUN {
             let row = binding(object).unwrap();
             assert_eq!(row.object, object);
             assert_eq!(
@@ -296,7 +296,7 @@ mod tests {
                 assert!(row.writable.contains(&reference.vendor));
             }
         }
-        assert_eq!(object_types(), &ObjectType::ALL[..]);
+        assert_eq!(object_types(), &ObjectType::DEFAULT_RUN[..]);
     }
 
     #[test]
