@@ -170,7 +170,7 @@ pub struct PipelineStage {
 }
 
 /// What a stage means for its deals: the vendors' won and lost stages close them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StageOutcome {
     /// Still open.

@@ -15,9 +15,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
-use crate::connector::{Capability, Sink, Source};
+use crate::connector::{Capability, Sink, Source, StageOutcome};
 use crate::error::ConnectorError;
-use crate::model::{FieldType, ObjectType, Record, Value};
+use crate::model::{FieldType, ObjectType, Record, Value, field};
 use crate::owners::{OWNER_UNMATCHED, OwnerError, OwnerMap, OwnerOutcome, OwnerRules, Unmatched};
 use crate::quality::{Action, Finding};
 use crate::report::{ErrorKind, UnmatchedOwner};
@@ -331,30 +331,68 @@ fn translate_stage(
     field: &'static str,
     findings: &mut Vec<Finding>,
 ) {
-    let Some(value) = record.fields.get_mut(field) else {
+    let Some(value) = record.fields.get(field) else {
         return;
     };
     if crate::checksum::is_blank(value) {
         return;
     }
-    let sink = match value {
-        Value::Stage { pipeline, stage } => map.to_sink(pipeline, stage),
+    let source = match value {
+        Value::Stage { pipeline, stage } => Some((pipeline.clone(), stage.clone())),
         _ => None,
     };
-    match sink {
-        Some((pipeline, stage)) => {
-            *value = Value::Stage {
-                pipeline: pipeline.clone(),
-                stage: stage.clone(),
-            };
-        }
-        None => findings.push(Finding {
+    let mapped = source
+        .as_ref()
+        .and_then(|(p, s)| Some((map.to_sink(p, s)?, map.source_outcome(p, s)?)));
+    let Some(((pipeline, stage), stage_outcome)) = mapped else {
+        findings.push(Finding {
             code: STAGE_UNKNOWN,
             reason: format!(
                 "field `{field}`: the record's pipeline stage is not among the source's stage \
                  definitions, so it cannot be mapped to a sink stage"
             ),
             action: Action::Reject,
-        }),
+        });
+        return;
+    };
+    // Won and lost are a stage in some vendors and a status beside the stage in others
+    // (Pipedrive, Dataverse): the deal's own status wins, else its stage's outcome, and the
+    // deal is put in the sink pipeline's stage for that outcome where the sink has one.
+    let has_status = record.object.field(field::STATUS).is_some();
+    let status = record
+        .get(field::STATUS)
+        .and_then(Value::as_text)
+        .and_then(outcome_of);
+    let outcome = match status {
+        Some(StageOutcome::Won | StageOutcome::Lost) => status.unwrap_or(stage_outcome),
+        _ => stage_outcome,
+    };
+    let (pipeline, stage) = map.closing_stage(pipeline, stage, outcome);
+    let value = Value::Stage {
+        pipeline: pipeline.to_owned(),
+        stage: stage.to_owned(),
+    };
+    record.set(field, value);
+    if has_status {
+        record.set(field::STATUS, Value::Text(status_word(outcome).to_owned()));
+    }
+}
+
+/// The outcome a deal's `status` names (`open`, `won`, `lost`, any case).
+fn outcome_of(status: &str) -> Option<StageOutcome> {
+    match status.trim().to_ascii_lowercase().as_str() {
+        "open" => Some(StageOutcome::Open),
+        "won" => Some(StageOutcome::Won),
+        "lost" => Some(StageOutcome::Lost),
+        _ => None,
+    }
+}
+
+/// The `status` word of an outcome.
+fn status_word(outcome: StageOutcome) -> &'static str {
+    match outcome {
+        StageOutcome::Open => "open",
+        StageOutcome::Won => "won",
+        StageOutcome::Lost => "lost",
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::connector::Pipeline;
+use crate::connector::{Pipeline, StageOutcome};
 
 /// The operator's `[mapping.deal_stages]` table: keys and values as written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -96,6 +96,12 @@ pub struct StageMap {
     to_sink: HashMap<(String, String), (String, String)>,
     /// (sink pipeline id, sink stage id) → normalised (pipeline label, stage label).
     sink_labels: HashMap<(String, String), (String, String)>,
+    /// (source pipeline id, source stage id) → whether the stage is open, won or lost.
+    source_outcomes: HashMap<(String, String), StageOutcome>,
+    /// (sink pipeline id, sink stage id) → whether the stage is open, won or lost.
+    sink_outcomes: HashMap<(String, String), StageOutcome>,
+    /// (sink pipeline id, won or lost) → the pipeline's first stage with that outcome.
+    sink_closing: HashMap<(String, StageOutcome), String>,
     /// Every source stage mapped, in the source's order.
     pub mapped: Vec<StageMapping>,
     /// Every source stage not mapped, in the source's order.
@@ -192,8 +198,21 @@ impl StageMap {
     /// Never fails: what cannot be mapped is listed ([`StageMap::problem`] words it).
     pub fn build(rules: &StageRules, source: &[Pipeline], sink: &[Pipeline]) -> StageMap {
         let mut map = StageMap::default();
+        for pipeline in source {
+            for stage in &pipeline.stages {
+                map.source_outcomes
+                    .insert((pipeline.id.clone(), stage.id.clone()), stage.outcome);
+            }
+        }
         for pipeline in sink {
             for stage in &pipeline.stages {
+                map.sink_outcomes
+                    .insert((pipeline.id.clone(), stage.id.clone()), stage.outcome);
+                if stage.outcome != StageOutcome::Open {
+                    map.sink_closing
+                        .entry((pipeline.id.clone(), stage.outcome))
+                        .or_insert_with(|| stage.id.clone());
+                }
                 map.sink_labels.insert(
                     (pipeline.id.clone(), stage.id.clone()),
                     (
@@ -308,6 +327,38 @@ impl StageMap {
         self.to_sink.get(&(pipeline.to_owned(), stage.to_owned()))
     }
 
+    /// Whether a source stage is open, won or lost; `None` for a stage the source's
+    /// definitions do not have.
+    pub fn source_outcome(&self, pipeline: &str, stage: &str) -> Option<StageOutcome> {
+        self.source_outcomes
+            .get(&(pipeline.to_owned(), stage.to_owned()))
+            .copied()
+    }
+
+    /// The sink stage a deal mapped to `(pipeline, stage)` goes to when it is closed with
+    /// `outcome`: the mapped stage itself when it already says so or when the sink pipeline
+    /// has no stage for that outcome (Pipedrive and Dataverse keep won and lost in a status
+    /// beside the stage), else the pipeline's first stage with that outcome (a deal won in
+    /// Pipedrive's "Negotiations Started" arrives in HubSpot's "Closed Won").
+    pub fn closing_stage<'a>(
+        &'a self,
+        pipeline: &'a str,
+        stage: &'a str,
+        outcome: StageOutcome,
+    ) -> (&'a str, &'a str) {
+        let current = self
+            .sink_outcomes
+            .get(&(pipeline.to_owned(), stage.to_owned()))
+            .copied();
+        if outcome == StageOutcome::Open || current == Some(outcome) {
+            return (pipeline, stage);
+        }
+        match self.sink_closing.get(&(pipeline.to_owned(), outcome)) {
+            Some(closing) => (pipeline, closing),
+            None => (pipeline, stage),
+        }
+    }
+
     /// The normalised (pipeline label, stage label) of a sink stage, what a stage is hashed
     /// as; `None` for a stage the sink's definitions do not have.
     pub fn sink_labels(&self, pipeline: &str, stage: &str) -> Option<&(String, String)> {
@@ -319,7 +370,7 @@ impl StageMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connector::{PipelineStage, StageOutcome};
+    use crate::connector::PipelineStage;
 
     fn pipeline(id: &str, label: &str, stages: &[(&str, &str)]) -> Pipeline {
         Pipeline {
@@ -480,5 +531,37 @@ mod tests {
         let map = StageMap::build(&rules(&[("Closed Won", "A/Closed Won")]), &hubspot(), &sink);
         assert_eq!(map.to_sink("default", "closedwon").unwrap().1, "a1");
         assert_eq!(map.to_sink("p2", "r2").unwrap().1, "a1");
+    }
+
+    #[test]
+    fn a_closed_deal_goes_to_the_sink_pipelines_stage_for_its_outcome() {
+        let source = vec![pipeline("p", "Pipeline", &[("1", "Negotiations Started")])];
+        let mut sink = vec![pipeline(
+            "default",
+            "Pipeline",
+            &[("n", "Negotiations Started")],
+        )];
+        sink[0].stages.push(PipelineStage {
+            id: "won".into(),
+            label: "Closed Won".into(),
+            outcome: StageOutcome::Won,
+        });
+        let map = StageMap::build(&StageRules::default(), &source, &sink);
+        assert!(map.problem().is_none(), "{:?}", map.problem());
+        let (p, s) = map.to_sink("p", "1").expect("mapped").clone();
+        assert_eq!(
+            map.closing_stage(&p, &s, StageOutcome::Open),
+            ("default", "n")
+        );
+        assert_eq!(
+            map.closing_stage(&p, &s, StageOutcome::Won),
+            ("default", "won")
+        );
+        // No lost stage in the sink pipeline: the status beside the stage carries it.
+        assert_eq!(
+            map.closing_stage(&p, &s, StageOutcome::Lost),
+            ("default", "n")
+        );
+        assert_eq!(map.source_outcome("p", "1"), Some(StageOutcome::Open));
     }
 }

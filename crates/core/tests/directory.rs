@@ -769,3 +769,35 @@ async fn a_fallback_naming_an_inactive_sink_user_is_a_config_error_naming_the_ke
     );
     assert!(!error.contains('@'), "{error}");
 }
+
+#[tokio::test]
+async fn won_and_lost_follow_the_deal_whether_its_vendor_keeps_them_in_a_status_or_a_stage() {
+    let sink = Arc::new(MemorySink::default());
+    let mut records = contacts(6);
+    let mut deals = deals(6);
+    // Won in an open stage, as Pipedrive and Dataverse keep it (a status beside the stage).
+    deals[0].set(field::STATUS, Value::Text("won".into()));
+    deals[3].set(field::STATUS, Value::Text("Lost".into()));
+    records.extend(deals);
+    let source = Arc::new(MemorySource::new(records));
+    let report = go(
+        Mode::Migrate,
+        source,
+        Arc::clone(&sink),
+        rules(Unmatched::Unset),
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Verified, "{report:#?}");
+    let deal = |id: &str| stored(&sink, ObjectType::DEALS, id);
+    let status = |id: &str| deal(id).get(field::STATUS).cloned();
+    // The sink keeps won and lost in stages: the deal moves to the pipeline's won/lost stage.
+    assert_eq!(deal("d-0").get(field::STAGE), Some(&stage("Closed Won")));
+    assert_eq!(status("d-0"), Some(Value::Text("won".into())));
+    assert_eq!(deal("d-3").get(field::STAGE), Some(&stage("Closed Lost")));
+    assert_eq!(status("d-3"), Some(Value::Text("lost".into())));
+    // A stage that says won gives the deal its status; an open one says open.
+    assert_eq!(status("d-1"), Some(Value::Text("won".into())));
+    assert_eq!(status("d-2"), Some(Value::Text("lost".into())));
+    assert_eq!(deal("d-4").get(field::STAGE), Some(&stage("Closed Won")));
+    assert_eq!(deal("d-5").get(field::STAGE), Some(&stage("Closed Lost")));
+}
