@@ -125,6 +125,18 @@ impl OwnerMap {
         };
         let mut explicit: HashMap<String, &User> = HashMap::new();
         for (from, to) in &rules.pairs {
+            // A pair naming no source user does nothing: most likely a typo, which must not
+            // pass silently and leave that user's records unmatched.
+            if !source
+                .iter()
+                .any(|u| normalise_email(&u.email) == normalise_email(from))
+            {
+                return Err(OwnerError {
+                    key: pair_key(from),
+                    detail: "no source user has this email; the key names a source user's email"
+                        .into(),
+                });
+            }
             let target = active.get(&normalise_email(to)).ok_or_else(|| OwnerError {
                 key: pair_key(from),
                 detail: format!(
@@ -336,6 +348,13 @@ mod tests {
         let err = OwnerMap::build(&pair, &source(), &sink()).unwrap_err();
         assert_eq!(err.key, "mapping.owners.\"Jane@Old.example\"");
         assert!(err.detail.contains("inactive") && !err.detail.contains('@'));
+        let typo = OwnerRules {
+            pairs: vec![("jnae@old.example".into(), "ops@example.com".into())],
+            ..OwnerRules::default()
+        };
+        let err = OwnerMap::build(&typo, &source(), &sink()).unwrap_err();
+        assert_eq!(err.key, "mapping.owners.\"jnae@old.example\"");
+        assert!(err.detail.contains("no source user") && !err.detail.contains('@'));
     }
 
     #[test]
