@@ -19,6 +19,7 @@ pub mod redact;
 pub mod report;
 pub mod resend;
 pub mod resolver;
+pub mod richtext;
 pub mod secret;
 
 pub use checksum::{AggregateDigest, Digest, Projection, record_digest};

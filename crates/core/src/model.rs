@@ -263,6 +263,10 @@ pub enum FieldType {
     Timestamp,
     /// The source id(s) of other records (an association): which objects, one or many.
     Reference(RefSpec),
+    /// Text that may be plain or the vendor's HTML (a note's body). Carried as the vendor's
+    /// text; its checksum covers the plain form ([`crate::richtext::to_plain`]), so the same
+    /// note from an HTML vendor and a plain-text one verifies.
+    RichText,
 }
 
 /// One canonical field: its name and type.
@@ -397,7 +401,9 @@ impl Value {
         }
         let bad = |expected: &'static str| ValueError { expected };
         let value = match ty {
-            FieldType::Text | FieldType::Email | FieldType::Phone => Value::Text(raw.to_owned()),
+            FieldType::Text | FieldType::Email | FieldType::Phone | FieldType::RichText => {
+                Value::Text(raw.to_owned())
+            }
             FieldType::Reference(to) if !to.is_links() => Value::Reference(raw.to_owned()),
             // A bare id cannot say which object it points at: a connector builds the links.
             FieldType::Reference(_) => return Err(bad("references naming their objects")),
@@ -433,7 +439,10 @@ impl Value {
     /// the field expected (never the value).
     pub fn to_json(&self, ty: FieldType) -> Result<serde_json::Value, &'static str> {
         use serde_json::Value as Json;
-        if let (FieldType::Text | FieldType::Email | FieldType::Phone, Value::Text(s)) = (ty, self)
+        if let (
+            FieldType::Text | FieldType::Email | FieldType::Phone | FieldType::RichText,
+            Value::Text(s),
+        ) = (ty, self)
         {
             // Most fields of every record written: one copy of the text, not two.
             return Ok(Json::String(s.clone()));

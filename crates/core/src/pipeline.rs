@@ -981,13 +981,14 @@ fn compare(
     sent.pages
 }
 
-/// The names of projected fields whose values differ (empty text counts as absent).
+/// The names of projected fields whose values differ as the checksum sees them (empty text
+/// counts as absent; rich text is compared in its plain form).
 fn differing_fields(a: &Record, b: &Record, projection: &Projection) -> Vec<String> {
-    let norm = |v: Option<&Value>| v.filter(|v| !crate::checksum::is_blank(v)).cloned();
+    let norm = |v: Option<&Value>, f: &str| crate::checksum::as_hashed(a.object, f, v);
     projection
         .fields()
         .iter()
-        .filter(|f| norm(a.get(f)) != norm(b.get(f)))
+        .filter(|f| norm(a.get(f), f) != norm(b.get(f), f))
         .cloned()
         .collect()
 }
