@@ -24,7 +24,8 @@ pub mod secret;
 
 pub use checksum::{AggregateDigest, Digest, Projection, record_digest};
 pub use connector::{
-    AccountId, Capability, FetchedPage, Page, RecordOutcome, RecordRejection, Sink, Source, Written,
+    AccountId, Capability, FetchedPage, FieldLimit, Page, RecordOutcome, RecordRejection, Sink,
+    Source, Written,
 };
 pub use error::{ConnectorError, ConnectorResult};
 pub use fields::{

@@ -498,6 +498,7 @@ async fn run_object(
                 known_parents,
             )
             .with_opt_out_needs_email(shared.capability.opt_out_needs_email)
+            .with_limits(shared.capability.limits.clone())
             .with_value_maps(options.value_maps.get(&object).cloned().unwrap_or_default()),
             batch_size,
             start,
@@ -646,6 +647,9 @@ async fn read_stage(
                     return Ok(()); // the writer stopped; its error tells why
                 }
             }
+        }
+        if !quality.links_not_carried().is_empty() {
+            shared.tally().report.links_not_carried = quality.links_not_carried().clone();
         }
         shared.close_page(seq, downstream, settled_now, page.next.clone())?;
         match page.next {
@@ -1063,6 +1067,7 @@ mod tests {
                     .collect(),
                 required: Vec::new(),
                 opt_out_needs_email: false,
+                limits: Vec::new(),
             })
         }
         async fn check(&self) -> ConnectorResult<()> {

@@ -180,7 +180,7 @@ fn tidy(flat: &str) -> String {
     let unified = flat.replace("\r\n", "\n");
     for line in unified.split(['\n', '\r']) {
         let mut words = line
-            .split(|c: char| matches!(c, ' ' | '\t' | '\u{A0}' | '\u{0B}' | '\u{0C}'))
+            .split([' ', '\t', '\u{A0}', '\u{0B}', '\u{0C}'])
             .filter(|w| !w.is_empty())
             .peekable();
         if words.peek().is_none() {
