@@ -109,7 +109,10 @@ pub fn record_digest(record: &Record, projection: &Projection) -> Digest {
 
 /// Whether `object` has a [`FieldType::RichText`] field.
 fn has_rich_text(object: ObjectType) -> bool {
-    object.fields().iter().any(|f| f.ty == FieldType::RichText)
+    object
+        .fields()
+        .iter()
+        .any(|f| matches!(f.ty, FieldType::RichText))
 }
 
 /// Whether `field` of `object` is a [`FieldType::RichText`] field.
