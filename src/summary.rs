@@ -191,6 +191,24 @@ pub fn human(report: &Report) -> String {
             o.fields_not_carried.join(", ")
         );
     }
+    for o in report
+        .objects
+        .iter()
+        .filter(|o| !o.links_not_carried.is_empty())
+    {
+        let name = o.object.map(|o| o.as_str()).unwrap_or("?");
+        let fields: Vec<String> = o
+            .links_not_carried
+            .iter()
+            .map(|(field, n)| format!("{field} on {}", count(*n, "record", "records")))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {name:<10} links not carried ({} holds fewer; each record is a NOT_CARRIED warning): {}",
+            report.sink,
+            fields.join(", ")
+        );
+    }
     list(&mut out, "failed records", &report.failures);
     list(&mut out, "warnings (records written)", &report.warnings);
     let _ = writeln!(
@@ -364,6 +382,23 @@ mod tests {
             json["owners_unmatched"][0],
             serde_json::json!({"source_user_id": "101", "records": 4, "action": "reject"})
         );
+    }
+
+    #[test]
+    fn links_not_carried_are_counted_per_object_and_field() {
+        let mut r = report("migrate", Outcome::Verified);
+        r.objects[0].links_not_carried =
+            [("parents".to_owned(), 2), ("deals".to_owned(), 1)].into();
+        let text = human(&r);
+        assert!(
+            text.contains(
+                "  contacts   links not carried (salesforce holds fewer; each record is a \
+                 NOT_CARRIED warning): deals on 1 record, parents on 2 records"
+            ),
+            "{text}"
+        );
+        r.objects[0].links_not_carried.clear();
+        assert!(!human(&r).contains("links not carried"));
     }
 
     #[test]

@@ -500,6 +500,7 @@ impl Sink for DynamicsSink {
             required: t.required.iter().map(|f| (*f).to_owned()).collect(),
             // The opt-out is held in consent columns of the record (`opt_out`), not per address.
             opt_out_needs_email: false,
+            limits: Vec::new(),
         })
     }
 

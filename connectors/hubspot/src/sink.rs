@@ -1228,6 +1228,7 @@ impl Sink for HubspotSink {
             stored: mapping::stored_fields(row, &self.fields.get(object)),
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
             opt_out_needs_email: row.subscription.is_some(),
+            limits: Vec::new(),
         })
     }
 

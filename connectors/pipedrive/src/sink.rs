@@ -658,6 +658,7 @@ impl Sink for PipedriveSink {
             stored: row.stored_fields(&self.fields.get(object)),
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
             opt_out_needs_email: row.opt_out.as_ref().is_some_and(|o| o.needs_email),
+            limits: Vec::new(),
         })
     }
 

@@ -435,6 +435,7 @@ impl Sink for SalesforceSink {
             stored: mapping::stored_fields(&self.fields.get(object), row),
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
             opt_out_needs_email: row.opt_out_needs_email,
+            limits: Vec::new(),
         })
     }
 

@@ -500,6 +500,7 @@ impl Sink for ZohoSink {
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
             // Zoho's opt-out is a checkbox on the person (`opt_out`), not per address.
             opt_out_needs_email: false,
+            limits: Vec::new(),
         })
     }
 

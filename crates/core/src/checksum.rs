@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
-use crate::model::{Record, Value};
+use crate::model::{FieldType, ObjectType, Record, Value};
 
 /// Version tag hashed first, so a change of encoding can never compare equal to an old digest.
 const ENCODING_TAG: &[u8] = b"ferry.record.v1\0";
@@ -81,16 +81,59 @@ pub fn record_digest(record: &Record, projection: &Projection) -> Digest {
     // the same way, so one pass over both finds the covered fields (a binary search per field
     // was a tenth of the time spent on digests).
     let mut covered = projection.fields.iter().map(String::as_str).peekable();
+    // Most objects have no rich text: only theirs look up each field's type.
+    let rich = has_rich_text(record.object);
     for (name, value) in &record.fields {
         let name: &str = name;
         while covered.next_if(|f| *f < name).is_some() {}
         if covered.peek() != Some(&name) || is_blank(value) {
             continue;
         }
+        if let (true, Value::Text(text)) = (rich, value) {
+            if is_rich_text(record.object, name) {
+                // The plain form: the same note in HTML and in plain text hashes the same.
+                let plain = crate::richtext::to_plain(text);
+                if !plain.is_empty() {
+                    put_str(&mut h, name);
+                    h.update([b'T']);
+                    put_str(&mut h, &plain);
+                }
+                continue;
+            }
+        }
         put_str(&mut h, name);
         put_value(&mut h, value);
     }
     Digest(h.finalize().into())
+}
+
+/// Whether `object` has a [`FieldType::RichText`] field.
+fn has_rich_text(object: ObjectType) -> bool {
+    object
+        .fields()
+        .iter()
+        .any(|f| matches!(f.ty, FieldType::RichText))
+}
+
+/// Whether `field` of `object` is a [`FieldType::RichText`] field.
+fn is_rich_text(object: ObjectType, field: &str) -> bool {
+    object
+        .field(field)
+        .is_some_and(|f| f.ty == FieldType::RichText)
+}
+
+/// What the checksum covers of `field`'s value: `None` for a blank value (see [`is_blank`]),
+/// the plain form ([`crate::richtext::to_plain`]) of a rich-text field's text, else the value.
+/// Two values hash the same exactly when these are equal, so a mismatch names only the fields
+/// that really differ.
+pub fn as_hashed(object: ObjectType, field: &str, value: Option<&Value>) -> Option<Value> {
+    let value = value.filter(|v| !is_blank(v))?;
+    match value {
+        Value::Text(text) if is_rich_text(object, field) => {
+            Some(Value::Text(crate::richtext::to_plain(text))).filter(|v| !is_blank(v))
+        }
+        other => Some(other.clone()),
+    }
 }
 
 /// Whether a value means the same as no value to every vendor: empty text (vendors disagree on
@@ -215,7 +258,7 @@ impl Serialize for AggregateDigest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ObjectType, field};
+    use crate::model::field;
 
     fn contact(id: &str, email: &str) -> Record {
         let mut r = Record::new(ObjectType::CONTACTS, id);
@@ -429,6 +472,61 @@ mod tests {
         twice.add(&digests[0]);
         assert_ne!(twice, AggregateDigest::default());
         assert_eq!(twice.count(), 2);
+    }
+
+    /// Notes whose body is rich text, and a plain `subject` beside it.
+    static NOTES: crate::model::ObjectSpec = crate::model::ObjectSpec {
+        name: "notes",
+        fields: &[
+            crate::model::FieldSpec {
+                name: "body",
+                ty: FieldType::RichText,
+            },
+            crate::model::FieldSpec {
+                name: "subject",
+                ty: FieldType::Text,
+            },
+        ],
+    };
+
+    fn note(body: &str, subject: &str) -> Digest {
+        let mut r = Record::new(ObjectType::new(&NOTES), "n-1");
+        r.set_named("body", Value::Text(body.into()));
+        r.set_named("subject", Value::Text(subject.into()));
+        record_digest(&r, &Projection::new(["body", "subject"]))
+    }
+
+    #[test]
+    fn rich_text_hashes_its_plain_form_and_other_text_does_not() {
+        let html = note("<p>Call Jane &amp; Bob</p><p>re: renewal</p>", "Call");
+        assert_eq!(html, note("Call Jane & Bob\nre: renewal", "Call"));
+        assert_ne!(html, note("Call Jane & Bob\nre: renewal!", "Call"));
+        // Plain text keeps its markup in the checksum: only rich text is normalised.
+        assert_ne!(note("x", "<b>Call</b>"), note("x", "Call"));
+        // Markup with no text is no value, as empty text is.
+        let mut without = Record::new(ObjectType::new(&NOTES), "n-1");
+        without.set_named("subject", Value::Text("Call".into()));
+        let projection = Projection::new(["body", "subject"]);
+        assert_eq!(
+            note("<p> </p>", "Call"),
+            record_digest(&without, &projection)
+        );
+        assert_eq!(
+            as_hashed(
+                ObjectType::new(&NOTES),
+                "body",
+                Some(&Value::Text("<b>a</b>&amp;b".into()))
+            ),
+            Some(Value::Text("a&b".into()))
+        );
+        assert_eq!(
+            as_hashed(
+                ObjectType::new(&NOTES),
+                "body",
+                Some(&Value::Text("<br>".into()))
+            ),
+            None
+        );
     }
 
     #[test]

@@ -324,6 +324,56 @@ pub struct Capability {
     /// ([`crate::quality::OPT_OUT_NOT_REPRESENTABLE`]): an opted-out person must never arrive
     /// subscribable. `false` where a person-level flag holds it.
     pub opt_out_needs_email: bool,
+    /// What the sink cannot hold of some fields: the most characters of a text (a note's
+    /// body), the most links of a link field (one parent per note). The engine refuses a text
+    /// over its limit before writing ([`crate::quality::TOO_LONG`]), never truncating it, and
+    /// writes the links that fit, reporting each record that lost some
+    /// ([`crate::quality::NOT_CARRIED`]). Empty when the sink holds whatever it stores.
+    pub limits: Vec<FieldLimit>,
+}
+
+/// What a sink can hold of one canonical field (see [`Capability::limits`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldLimit {
+    /// The canonical field, e.g. `"body"`.
+    pub field: String,
+    /// The most characters (Unicode scalar values) the sink holds in it, if it has a limit.
+    pub max_chars: Option<usize>,
+    /// Whether the sink stores the plain form ([`crate::richtext::to_plain`]) of a rich-text
+    /// field, so that `max_chars` counts that rather than the vendor's HTML.
+    pub counts_plain_text: bool,
+    /// The most links (a [`crate::Value::Links`] field) the sink holds in it, if it has a
+    /// limit: 1 for a vendor that takes a single parent per note.
+    pub max_links: Option<usize>,
+}
+
+impl FieldLimit {
+    /// A text field of at most `max` characters, counted on the text as carried.
+    pub fn max_chars(field: impl Into<String>, max: usize) -> FieldLimit {
+        FieldLimit {
+            field: field.into(),
+            max_chars: Some(max),
+            counts_plain_text: false,
+            max_links: None,
+        }
+    }
+
+    /// A link field holding at most `max` links.
+    pub fn max_links(field: impl Into<String>, max: usize) -> FieldLimit {
+        FieldLimit {
+            field: field.into(),
+            max_chars: None,
+            counts_plain_text: false,
+            max_links: Some(max),
+        }
+    }
+
+    /// The same limit, counting characters on the plain form of a rich text: for a sink that
+    /// stores plain text and whose connector writes [`crate::richtext::to_plain`] of it.
+    pub fn of_plain_text(mut self) -> FieldLimit {
+        self.counts_plain_text = true;
+        self
+    }
 }
 
 impl Capability {

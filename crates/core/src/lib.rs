@@ -21,12 +21,13 @@ pub mod redact;
 pub mod report;
 pub mod resend;
 pub mod resolver;
+pub mod richtext;
 pub mod secret;
 pub mod stages;
 
 pub use checksum::{AggregateDigest, Digest, Projection, record_digest};
 pub use connector::{
-    AccountId, Capability, FetchedPage, Page, Pipeline, PipelineStage, RecordOutcome,
+    AccountId, Capability, FetchedPage, FieldLimit, Page, Pipeline, PipelineStage, RecordOutcome,
     RecordRejection, Sink, Source, StageOutcome, User, Written,
 };
 pub use error::{ConnectorError, ConnectorResult};

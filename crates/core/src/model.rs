@@ -293,6 +293,10 @@ pub enum FieldType {
     Owner,
     /// A pipeline stage, as [`Value::Stage`] (vendor ids), mapped by labels (`crate::stages`).
     Stage,
+    /// Text that may be plain or the vendor's HTML (a note's body). Carried as the vendor's
+    /// text; its checksum covers the plain form ([`crate::richtext::to_plain`]), so the same
+    /// note from an HTML vendor and a plain-text one verifies.
+    RichText,
 }
 
 /// One canonical field: its name and type.
@@ -421,7 +425,7 @@ pub static DEAL_FIELDS: &[FieldSpec] = &[
 /// The canonical note fields. The order of `parents`' targets is the priority a sink that
 /// keeps a single parent follows: deal, then contact, then company.
 pub static NOTE_FIELDS: &[FieldSpec] = &[
-    spec(field::BODY, FieldType::Text),
+    spec(field::BODY, FieldType::RichText),
     spec(field::TIMESTAMP, FieldType::Timestamp),
     spec(field::OWNER, FieldType::Owner),
     spec(
@@ -504,9 +508,11 @@ impl Value {
         }
         let bad = |expected: &'static str| ValueError { expected };
         let value = match ty {
-            FieldType::Text | FieldType::Email | FieldType::Phone | FieldType::Owner => {
-                Value::Text(raw.to_owned())
-            }
+            FieldType::Text
+            | FieldType::Email
+            | FieldType::Phone
+            | FieldType::Owner
+            | FieldType::RichText => Value::Text(raw.to_owned()),
             // A stage needs its pipeline too: a connector builds it.
             FieldType::Stage => return Err(bad("a pipeline and a stage")),
             FieldType::Date => Value::Date(parse_date(raw).ok_or_else(|| bad("a date"))?),
@@ -545,7 +551,10 @@ impl Value {
     /// the field expected (never the value).
     pub fn to_json(&self, ty: FieldType) -> Result<serde_json::Value, &'static str> {
         use serde_json::Value as Json;
-        if let (FieldType::Text | FieldType::Email | FieldType::Phone, Value::Text(s)) = (ty, self)
+        if let (
+            FieldType::Text | FieldType::Email | FieldType::Phone | FieldType::RichText,
+            Value::Text(s),
+        ) = (ty, self)
         {
             // Most fields of every record written: one copy of the text, not two.
             return Ok(Json::String(s.clone()));

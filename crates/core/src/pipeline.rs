@@ -528,6 +528,7 @@ async fn run_object(
                 known_parents,
             )
             .with_opt_out_needs_email(shared.capability.opt_out_needs_email)
+            .with_limits(shared.capability.limits.clone())
             .with_value_maps(options.value_maps.get(&object).cloned().unwrap_or_default()),
             batch_size,
             start,
@@ -679,6 +680,9 @@ async fn read_stage(
                     return Ok(()); // the writer stopped; its error tells why
                 }
             }
+        }
+        if !quality.links_not_carried().is_empty() {
+            shared.tally().report.links_not_carried = quality.links_not_carried().clone();
         }
         shared.close_page(seq, downstream, settled_now, page.next.clone())?;
         match page.next {
@@ -1016,13 +1020,14 @@ fn compare(
     sent.pages
 }
 
-/// The names of projected fields whose values differ (empty text counts as absent).
+/// The names of projected fields whose values differ as the checksum sees them (empty text
+/// counts as absent; rich text is compared in its plain form).
 fn differing_fields(a: &Record, b: &Record, projection: &Projection) -> Vec<String> {
-    let norm = |v: Option<&Value>| v.filter(|v| !crate::checksum::is_blank(v)).cloned();
+    let norm = |v: Option<&Value>, f: &str| crate::checksum::as_hashed(a.object, f, v);
     projection
         .fields()
         .iter()
-        .filter(|f| norm(a.get(f)) != norm(b.get(f)))
+        .filter(|f| norm(a.get(f), f) != norm(b.get(f), f))
         .cloned()
         .collect()
 }
@@ -1098,6 +1103,7 @@ mod tests {
                     .collect(),
                 required: Vec::new(),
                 opt_out_needs_email: false,
+                limits: Vec::new(),
             })
         }
         async fn check(&self) -> ConnectorResult<()> {

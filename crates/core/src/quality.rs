@@ -1,10 +1,11 @@
 //! Data-quality checks on records as they are read: invalid data is found and reported, not
 //! silently carried into the sink.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use crate::connector::FieldLimit;
 use crate::fieldplan::{CUSTOM_PREFIX, Mapped, ValueMap};
 use crate::model::{FieldType, ObjectType, Record, Value, field};
 
@@ -290,6 +291,14 @@ pub const VALUE_LEFT_EMPTY: &str = "VALUE_LEFT_EMPTY";
 /// The code of a record refused because the sink cannot hold its email opt-out.
 pub const OPT_OUT_NOT_REPRESENTABLE: &str = "OPT_OUT_NOT_REPRESENTABLE";
 
+/// The code of a record refused because a text is longer than the sink holds
+/// ([`crate::FieldLimit::max_chars`]); it is never truncated.
+pub const TOO_LONG: &str = "TOO_LONG";
+
+/// The code of the warning for a record written with fewer links than it has, because the
+/// sink holds fewer in that field ([`crate::FieldLimit::max_links`]).
+pub const NOT_CARRIED: &str = "NOT_CARRIED";
+
 /// Whether `record` opted out of email but has no valid address to record that against:
 /// a sink that keeps opt-outs per address ([`crate::Sink::opt_out_needs_email`]) would
 /// write it subscribable, or not at all.
@@ -324,6 +333,19 @@ pub struct QualityChecker {
     known_parents: KnownIds,
     /// Picklist labels carried from the source's list into the sink's ([`ValueMap`]).
     value_maps: Vec<ValueMap>,
+    /// What the sink cannot hold of some fields ([`crate::Capability::limits`]).
+    limits: Vec<FieldLimit>,
+    /// Per link field, how many records were written with links left out.
+    links_not_carried: BTreeMap<String, u64>,
+}
+
+/// Object names in priority order for messages: `deals, contacts, companies`.
+fn names_in_order(objects: &[ObjectType]) -> String {
+    objects
+        .iter()
+        .map(|o| o.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Object names for messages: `contacts or companies`.
@@ -359,7 +381,25 @@ impl QualityChecker {
             seen_ids: HashSeen::default(),
             known_parents,
             value_maps: Vec::new(),
+            limits: Vec::new(),
+            links_not_carried: BTreeMap::new(),
         }
+    }
+
+    /// Applies the sink's per-field limits ([`crate::Capability::limits`]): a text over its
+    /// length is refused ([`TOO_LONG`]); a link field with more links than the sink holds keeps
+    /// the first ones, by the priority of the edge's targets (the order of
+    /// [`crate::model::RefSpec::targets`]) and then the source's order, and the record is
+    /// written with a warning ([`NOT_CARRIED`]) saying how many of which objects were left out.
+    pub fn with_limits(mut self, limits: Vec<FieldLimit>) -> QualityChecker {
+        self.limits = limits;
+        self
+    }
+
+    /// Per link field, how many records so far were written with links left out
+    /// ([`NOT_CARRIED`]).
+    pub fn links_not_carried(&self) -> &BTreeMap<String, u64> {
+        &self.links_not_carried
     }
 
     /// Carries picklist labels into the sink's list before anything else is checked: a label
@@ -460,7 +500,110 @@ impl QualityChecker {
                 action: Action::Reject,
             });
         }
+        if !self.limits.is_empty() {
+            self.check_lengths(record, &mut findings);
+            // Links are cut only from a record that is written.
+            if !findings.iter().any(|f| f.action == Action::Reject) {
+                self.fit_links(record, &mut findings);
+            }
+        }
         findings
+    }
+
+    /// Refuses texts longer than the sink holds, naming the field and the limit, never the
+    /// value (nor a part of it: nothing is truncated).
+    fn check_lengths(&self, record: &Record, findings: &mut Vec<Finding>) {
+        for limit in &self.limits {
+            let Some(max) = limit.max_chars else {
+                continue;
+            };
+            let Some(Value::Text(text)) = record.get(&limit.field) else {
+                continue;
+            };
+            // Most texts are short: no count of characters when even their bytes fit.
+            if text.len() <= max {
+                continue;
+            }
+            let (chars, form) = if limit.counts_plain_text {
+                (
+                    crate::richtext::to_plain(text).chars().count(),
+                    " as plain text",
+                )
+            } else {
+                (text.chars().count(), "")
+            };
+            if chars > max {
+                findings.push(Finding {
+                    code: TOO_LONG,
+                    reason: format!(
+                        "field `{}` is {chars} characters{form}; {} holds at most {max} there, \
+                         and ferry never truncates: not written",
+                        limit.field, self.sink
+                    ),
+                    action: Action::Reject,
+                });
+            }
+        }
+    }
+
+    /// Keeps the links the sink can hold, by priority, and says what was left out.
+    fn fit_links(&mut self, record: &mut Record, findings: &mut Vec<Finding>) {
+        let object = record.object;
+        for limit in &self.limits {
+            let Some(max) = limit.max_links else {
+                continue;
+            };
+            let Some(Value::Links(links)) = record.fields.get_mut(limit.field.as_str()) else {
+                continue;
+            };
+            // A link listed twice is one link (the checksum counts it once too).
+            let mut seen = HashSet::new();
+            links.retain(|l| seen.insert((l.object, l.id.clone())));
+            if links.len() <= max {
+                continue;
+            }
+            let targets: &[ObjectType] = object
+                .references()
+                .find(|edge| edge.field == limit.field)
+                .map_or(&[], |edge| edge.targets);
+            // A stable sort: within one target, the source's order.
+            links.sort_by_key(|l| {
+                targets
+                    .iter()
+                    .position(|t| *t == l.object)
+                    .unwrap_or(usize::MAX)
+            });
+            let left_out = links.split_off(max);
+            let mut by_object: BTreeMap<ObjectType, u64> = BTreeMap::new();
+            for link in &left_out {
+                *by_object.entry(link.object).or_default() += 1;
+            }
+            let which = by_object
+                .iter()
+                .map(|(object, n)| format!("{n} of {object}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let kept = match targets {
+                [] | [_] => "the first in the source's order".to_owned(),
+                _ => format!("the first by priority ({})", names_in_order(targets)),
+            };
+            findings.push(Finding {
+                code: NOT_CARRIED,
+                reason: format!(
+                    "field `{}` has {} and {} holds at most {max} there: {} not carried \
+                     ({which}); written with {kept}",
+                    limit.field,
+                    crate::report::count((links.len() + left_out.len()) as u64, "link", "links"),
+                    self.sink,
+                    left_out.len()
+                ),
+                action: Action::Write,
+            });
+            *self
+                .links_not_carried
+                .entry(limit.field.clone())
+                .or_default() += 1;
+        }
     }
 
     /// The hashes of every source id checked (see [`id_hash`]), for the children's checker.
@@ -1059,5 +1202,158 @@ mod tests {
         let mut big = contact("2", "b@example.com");
         big.set(field::STREET, Value::Text("x".repeat(200)));
         assert_eq!(q.check(&mut big)[0].code, "OVERSIZED_RECORD");
+    }
+
+    /// Notes on deals, contacts or companies, several at once (targets in priority order).
+    static DEALS: crate::model::ObjectSpec = crate::model::ObjectSpec {
+        name: "deals",
+        fields: &[],
+    };
+    static NOTES: crate::model::ObjectSpec = crate::model::ObjectSpec {
+        name: "notes",
+        fields: &[
+            crate::model::FieldSpec {
+                name: "body",
+                ty: FieldType::RichText,
+            },
+            crate::model::FieldSpec {
+                name: "parents",
+                ty: FieldType::Reference(crate::model::RefSpec {
+                    targets: &[
+                        ObjectType::new(&DEALS),
+                        ObjectType::CONTACTS,
+                        ObjectType::COMPANIES,
+                    ],
+                    many: true,
+                }),
+            },
+        ],
+    };
+
+    fn note(id: &str, body: &str, parents: &[(ObjectType, &str)]) -> Record {
+        let mut r = Record::new(ObjectType::new(&NOTES), id);
+        r.set_named("body", Value::Text(body.into()));
+        let links = parents
+            .iter()
+            .map(|(object, id)| crate::model::Link {
+                object: *object,
+                id: (*id).into(),
+            })
+            .collect();
+        r.set_named("parents", Value::Links(links));
+        r
+    }
+
+    fn limited(limits: Vec<FieldLimit>) -> QualityChecker {
+        QualityChecker::new(QualityRules::default(), "onesink", vec![], KnownIds::new())
+            .with_limits(limits)
+    }
+
+    #[test]
+    fn a_text_over_the_sinks_length_is_refused_naming_the_field_and_the_limit() {
+        let mut q = limited(vec![FieldLimit::max_chars("body", 10)]);
+        let mut long = note("n-1", "abcdefghijk", &[]);
+        let f = q.check(&mut long);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].code, f[0].action), (TOO_LONG, Action::Reject));
+        assert_eq!(
+            f[0].reason,
+            "field `body` is 11 characters; onesink holds at most 10 there, and ferry never \
+             truncates: not written"
+        );
+        assert_eq!(long.text("body"), Some("abcdefghijk"), "never truncated");
+        // Characters, not bytes: ten non-ASCII letters fit.
+        assert!(q.check(&mut note("n-2", "ééééééééé€", &[])).is_empty());
+        assert!(q.check(&mut note("n-3", "0123456789", &[])).is_empty());
+        assert_eq!(
+            q.check(&mut note("n-4", "ééééééééééé", &[]))[0].code,
+            TOO_LONG
+        );
+        // A sink that stores the plain form counts that: markup does not count.
+        let mut plain = limited(vec![FieldLimit::max_chars("body", 10).of_plain_text()]);
+        assert!(
+            plain
+                .check(&mut note("n-5", "<p><b>0123456789</b></p>", &[]))
+                .is_empty()
+        );
+        let f = plain.check(&mut note("n-6", "<p>0123456789A</p>", &[]));
+        assert!(
+            f[0].reason.contains("11 characters as plain text") && !f[0].reason.contains("0123"),
+            "{}",
+            f[0].reason
+        );
+    }
+
+    #[test]
+    fn links_beyond_the_sinks_limit_are_cut_by_target_priority_and_reported() {
+        let deals = ObjectType::new(&DEALS);
+        let (contacts, companies) = (ObjectType::CONTACTS, ObjectType::COMPANIES);
+        let mut q = limited(vec![FieldLimit::max_links("parents", 1)]);
+        let mut three = note(
+            "n-1",
+            "x",
+            &[(companies, "co-1"), (contacts, "p-1"), (deals, "d-1")],
+        );
+        let f = q.check(&mut three);
+        assert_eq!(
+            (f.len(), f[0].code, f[0].action),
+            (1, NOT_CARRIED, Action::Write)
+        );
+        assert_eq!(
+            f[0].reason,
+            "field `parents` has 3 links and onesink holds at most 1 there: 2 not carried \
+             (1 of companies, 1 of contacts); written with the first by priority (deals, \
+             contacts, companies)"
+        );
+        assert_eq!(
+            three.get("parents"),
+            Some(&Value::Links(vec![crate::model::Link {
+                object: deals,
+                id: "d-1".into()
+            }]))
+        );
+        // Within one target, the source's order; a link listed twice is one.
+        let mut q = limited(vec![FieldLimit::max_links("parents", 2)]);
+        let mut people = note(
+            "n-2",
+            "x",
+            &[
+                (companies, "co-1"),
+                (contacts, "p-9"),
+                (contacts, "p-9"),
+                (contacts, "p-1"),
+                (contacts, "p-5"),
+            ],
+        );
+        let f = q.check(&mut people);
+        assert!(
+            f[0].reason
+                .contains("2 not carried (1 of companies, 1 of contacts)"),
+            "{f:?}"
+        );
+        let kept: Vec<&str> = match people.get("parents") {
+            Some(Value::Links(links)) => links.iter().map(|l| l.id.as_str()).collect(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(kept, ["p-9", "p-1"]);
+        // As many as it holds: nothing to report; the count is per field.
+        assert!(
+            q.check(&mut note(
+                "n-3",
+                "x",
+                &[(contacts, "p-9"), (contacts, "p-9"), (deals, "d")]
+            ))
+            .is_empty()
+        );
+        assert_eq!(q.links_not_carried().get("parents"), Some(&1));
+        // A refused record is not cut (nor counted): it is not written at all.
+        let mut q = limited(vec![
+            FieldLimit::max_chars("body", 1),
+            FieldLimit::max_links("parents", 1),
+        ]);
+        let mut both = note("n-4", "xy", &[(contacts, "p-1"), (deals, "d-1")]);
+        let f = q.check(&mut both);
+        assert_eq!(f.iter().map(|f| f.code).collect::<Vec<_>>(), [TOO_LONG]);
+        assert!(q.links_not_carried().is_empty());
     }
 }

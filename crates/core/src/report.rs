@@ -78,6 +78,10 @@ pub struct ObjectReport {
     /// Fields the source had values for that the sink does not store (and so are neither
     /// written nor verified), sorted.
     pub fields_not_carried: Vec<String>,
+    /// Per link field, how many records were written with links left out because the sink
+    /// holds fewer there ([`crate::FieldLimit::max_links`]); each is listed in the warnings
+    /// (`NOT_CARRIED`) with how many links of which objects.
+    pub links_not_carried: std::collections::BTreeMap<String, u64>,
     /// Records of this object in the sink that carry a source id, counted once the object was
     /// finished; `None` when not counted (the sink cannot count, or the run did not read the
     /// source whole, e.g. after a resume).

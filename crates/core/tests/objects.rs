@@ -138,6 +138,7 @@ impl Sink for MemorySink {
                 .collect(),
             required: Vec::new(),
             opt_out_needs_email: false,
+            limits: Vec::new(),
         })
     }
     async fn check(&self) -> ConnectorResult<()> {

@@ -1,0 +1,391 @@
+//! What a sink declares it cannot hold, through the real pipeline with an in-memory source and
+//! sink: a note body longer than the sink's limit is refused before the write (never
+//! truncated), a note with more parents than the sink holds arrives with the first by the
+//! edge's priority and is reported as not carried, and both verify. The sink stores the plain
+//! text of the bodies, as a vendor without HTML notes does, so HTML bodies verify too.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use ferry_core::model::{FieldSpec, FieldType, Link, ObjectSpec, RefSpec, write_order};
+use ferry_core::quality::{NOT_CARRIED, TOO_LONG};
+use ferry_core::{
+    Capability, ConnectorResult, FieldLimit, Mode, ObjectType, Page, Progress, Record,
+    RecordOutcome, RecordRejection, Report, RunOptions, Sink, Source, Stage, Value, Written, field,
+    run,
+};
+
+const BODY: &str = "body";
+const PARENTS: &str = "parents";
+/// The sink's longest body, HubSpot's `hs_note_body`.
+const MAX_BODY: usize = 65_536;
+
+static DEALS_SPEC: ObjectSpec = ObjectSpec {
+    name: "deals",
+    fields: &[FieldSpec {
+        name: field::NAME,
+        ty: FieldType::Text,
+    }],
+};
+const DEALS: ObjectType = ObjectType::new(&DEALS_SPEC);
+
+/// Notes hang on deals, contacts and companies, in that priority.
+static NOTES_SPEC: ObjectSpec = ObjectSpec {
+    name: "notes",
+    fields: &[
+        FieldSpec {
+            name: BODY,
+            ty: FieldType::RichText,
+        },
+        FieldSpec {
+            name: PARENTS,
+            ty: FieldType::Reference(RefSpec {
+                targets: &[DEALS, ObjectType::CONTACTS, ObjectType::COMPANIES],
+                many: true,
+            }),
+        },
+    ],
+};
+const NOTES: ObjectType = ObjectType::new(&NOTES_SPEC);
+
+/// Reads the records it was given, a few to a page.
+struct MemorySource(Vec<Record>);
+
+#[async_trait]
+impl Source for MemorySource {
+    fn vendor(&self) -> &'static str {
+        "memsource"
+    }
+    async fn check(&self) -> ConnectorResult<()> {
+        Ok(())
+    }
+    async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
+        let start: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
+        let all: Vec<&Record> = self.0.iter().filter(|r| r.object == object).collect();
+        let end = (start + 3).min(all.len());
+        Ok(Page {
+            records: all[start..end].iter().map(|r| (*r).clone()).collect(),
+            next: (end < all.len()).then(|| end.to_string()),
+            unreadable: Vec::new(),
+        })
+    }
+}
+
+/// A sink of single-parent notes with plain-text bodies of at most [`MAX_BODY`] characters.
+/// Like a vendor, it refuses what it cannot hold (so a record the engine let through over a
+/// limit shows up as the sink's refusal, not the engine's), and it stores the plain form of a
+/// body.
+#[derive(Default)]
+struct OneParentSink {
+    stored: Mutex<BTreeMap<(ObjectType, String), Record>>,
+    /// Every note the engine sent, by source id.
+    sent: Mutex<Vec<String>>,
+    /// Ignore the declared limits (to show what the engine's checks prevent).
+    declare_nothing: bool,
+}
+
+#[async_trait]
+impl Sink for OneParentSink {
+    fn vendor(&self) -> &'static str {
+        "onesink"
+    }
+    fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+        let limits = if object == NOTES && !self.declare_nothing {
+            vec![
+                FieldLimit::max_chars(BODY, MAX_BODY).of_plain_text(),
+                FieldLimit::max_links(PARENTS, 1),
+            ]
+        } else {
+            Vec::new()
+        };
+        Ok(Capability {
+            batch_size: 4,
+            read_back_size: 5,
+            // No owner: it would need the vendors' users (tests/directory.rs has them).
+            stored: object
+                .fields()
+                .iter()
+                .filter(|f| f.ty != FieldType::Owner)
+                .map(|f| f.name.to_owned())
+                .collect(),
+            required: Vec::new(),
+            opt_out_needs_email: false,
+            limits,
+        })
+    }
+    async fn check(&self) -> ConnectorResult<()> {
+        Ok(())
+    }
+    async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
+        Ok(())
+    }
+    async fn upsert(
+        &self,
+        object: ObjectType,
+        records: &[Record],
+    ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let mut outcomes = Vec::new();
+        for record in records {
+            let mut copy = record.clone();
+            let mut refused = None;
+            if object == NOTES {
+                self.sent.lock().unwrap().push(record.source_id.clone());
+                if let Some(Value::Text(body)) = copy.fields.get_mut(BODY) {
+                    *body = ferry_core::richtext::to_plain(body);
+                    if body.chars().count() > MAX_BODY {
+                        refused = Some("STRING_TOO_LONG");
+                    }
+                }
+                if matches!(copy.get(PARENTS), Some(Value::Links(l)) if l.len() > 1) {
+                    refused = Some("ONE_PARENT_ONLY");
+                }
+            }
+            let key = (object, record.source_id.clone());
+            let result = match refused {
+                Some(code) => Err(RecordRejection {
+                    source_id: record.source_id.clone(),
+                    code: code.into(),
+                    reason: "refused by the sink".into(),
+                }),
+                None => {
+                    let created = self.stored.lock().unwrap().insert(key, copy).is_none();
+                    Ok(Written {
+                        sink_id: format!("s-{}", record.source_id),
+                        created,
+                    })
+                }
+            };
+            outcomes.push(RecordOutcome {
+                source_id: record.source_id.clone(),
+                result,
+            });
+        }
+        Ok(outcomes)
+    }
+    async fn read_back(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+    ) -> ConnectorResult<Vec<Record>> {
+        let all = self.stored.lock().unwrap();
+        Ok(source_ids
+            .iter()
+            .filter_map(|id| all.get(&(object, id.clone())).cloned())
+            .collect())
+    }
+}
+
+fn link(object: ObjectType, id: &str) -> Link {
+    Link {
+        object,
+        id: id.to_owned(),
+    }
+}
+
+/// Two companies, two contacts, a deal, and five notes: one too long for the sink, one on
+/// three parents of three objects, one on two contacts, one in HTML, one plain.
+fn crm() -> Vec<Record> {
+    let mut records = Vec::new();
+    for i in 0..2 {
+        let mut c = Record::new(ObjectType::COMPANIES, format!("co-{i}"));
+        c.set(field::NAME, Value::Text(format!("Company {i}")));
+        records.push(c);
+        let mut p = Record::new(ObjectType::CONTACTS, format!("p-{i}"));
+        p.set(field::LAST_NAME, Value::Text(format!("Person {i}")));
+        records.push(p);
+    }
+    let mut d = Record::new(DEALS, "d-0");
+    d.set(field::NAME, Value::Text("Renewal".into()));
+    records.push(d);
+    let notes: [(&str, String, Vec<Link>); 5] = [
+        (
+            "n-long",
+            "Łódź ".repeat(14_000),
+            vec![link(ObjectType::CONTACTS, "p-0")],
+        ),
+        (
+            "n-three",
+            "Met all three".into(),
+            vec![
+                link(ObjectType::COMPANIES, "co-1"),
+                link(ObjectType::CONTACTS, "p-1"),
+                link(DEALS, "d-0"),
+            ],
+        ),
+        (
+            "n-two",
+            "Both people".into(),
+            vec![
+                link(ObjectType::CONTACTS, "p-1"),
+                link(ObjectType::CONTACTS, "p-0"),
+            ],
+        ),
+        (
+            "n-html",
+            "<p>Call Jane &amp; Bob</p><p>re: renewal &#8211; <b>Zürich</b></p>".into(),
+            vec![link(ObjectType::COMPANIES, "co-0")],
+        ),
+        ("n-plain", "A plain note".into(), vec![link(DEALS, "d-0")]),
+    ];
+    for (id, body, parents) in notes {
+        let mut n = Record::new(NOTES, id);
+        n.set_named(BODY, Value::Text(body));
+        n.set_named(PARENTS, Value::Links(parents));
+        records.push(n);
+    }
+    records
+}
+
+async fn go(mode: Mode, sink: Arc<OneParentSink>) -> Report {
+    let objects =
+        write_order(&[NOTES, DEALS, ObjectType::CONTACTS, ObjectType::COMPANIES]).unwrap();
+    let options = RunOptions {
+        objects,
+        ..RunOptions::default()
+    };
+    let progress = Arc::new(Progress::new(&options.objects));
+    run(
+        mode,
+        Arc::new(MemorySource(crm())),
+        sink,
+        &options,
+        progress,
+    )
+    .await
+}
+
+fn notes_of(report: &Report) -> &ferry_core::report::ObjectReport {
+    report
+        .objects
+        .iter()
+        .find(|o| o.object == Some(NOTES))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_body_too_long_is_refused_and_parents_beyond_the_limit_are_reported_not_carried() {
+    let sink = Arc::new(OneParentSink::default());
+    let report = go(Mode::Migrate, Arc::clone(&sink)).await;
+    assert_eq!(report.error, None);
+    let notes = notes_of(&report);
+    assert_eq!(
+        (notes.read, notes.written, notes.failed, notes.verified),
+        (5, 4, 1, 4),
+        "{notes:?}"
+    );
+    assert_eq!(notes.mismatched, 0, "{:?}", report.failures);
+    assert!(notes.digests_match, "{notes:?}");
+    assert!(report.objects.iter().all(|o| o.digests_match));
+
+    // The long body: refused by the engine before the write, naming the field and the limit.
+    assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+    let refused = &report.failures[0];
+    assert_eq!(
+        (
+            refused.source_id.as_str(),
+            refused.stage,
+            refused.code.as_str()
+        ),
+        ("n-long", Stage::Validate, TOO_LONG)
+    );
+    assert!(
+        refused
+            .reason
+            .contains("`body` is 69999 characters as plain text")
+            && refused.reason.contains("onesink holds at most 65536"),
+        "{}",
+        refused.reason
+    );
+    assert!(
+        !sink.sent.lock().unwrap().contains(&"n-long".to_owned()),
+        "never sent to the sink"
+    );
+
+    // Three parents to a one-parent sink: the deal, first by priority; the rest reported.
+    let stored = sink.stored.lock().unwrap().clone();
+    let parents = |id: &str| stored[&(NOTES, id.to_owned())].get(PARENTS).cloned();
+    assert_eq!(
+        parents("n-three"),
+        Some(Value::Links(vec![link(DEALS, "d-0")]))
+    );
+    // Within one object, the source's order.
+    assert_eq!(
+        parents("n-two"),
+        Some(Value::Links(vec![link(ObjectType::CONTACTS, "p-1")]))
+    );
+    assert_eq!(
+        stored[&(NOTES, "n-html".to_owned())].text(BODY),
+        Some("Call Jane & Bob\nre: renewal – Zürich"),
+        "the sink stored the plain text, and it verified against the HTML"
+    );
+    let not_carried: Vec<(&str, &str)> = report
+        .warnings
+        .iter()
+        .filter(|w| w.code == NOT_CARRIED)
+        .map(|w| (w.source_id.as_str(), w.reason.as_str()))
+        .collect();
+    assert_eq!(
+        not_carried,
+        [
+            (
+                "n-three",
+                "field `parents` has 3 links and onesink holds at most 1 there: 2 not carried \
+                 (1 of companies, 1 of contacts); written with the first by priority (deals, \
+                 contacts, companies)"
+            ),
+            (
+                "n-two",
+                "field `parents` has 2 links and onesink holds at most 1 there: 1 not carried \
+                 (1 of contacts); written with the first by priority (deals, contacts, \
+                 companies)"
+            ),
+        ]
+    );
+    assert_eq!(
+        notes.links_not_carried,
+        BTreeMap::from([(PARENTS.to_owned(), 2)])
+    );
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(
+        json.contains("\"links_not_carried\":{\"parents\":2}") && !json.contains("Łódź"),
+        "{json}"
+    );
+
+    // A verify afterwards agrees: the links carried are what the sink holds.
+    let verified = go(Mode::Verify, Arc::clone(&sink)).await;
+    let notes = notes_of(&verified);
+    assert_eq!(
+        (notes.verified, notes.mismatched, notes.not_in_sink),
+        (4, 0, 0),
+        "{:?}",
+        verified.failures
+    );
+    assert!(notes.digests_match);
+}
+
+#[tokio::test]
+async fn without_the_declared_limits_the_sink_refuses_them_itself() {
+    // The same run to a sink that declares nothing: the engine sends every note, and the sink
+    // refuses the long one and those with several parents. This is what the checks above spare.
+    let sink = Arc::new(OneParentSink {
+        declare_nothing: true,
+        ..OneParentSink::default()
+    });
+    let report = go(Mode::Migrate, Arc::clone(&sink)).await;
+    let mut codes: Vec<(&str, &str)> = report
+        .failures
+        .iter()
+        .map(|f| (f.source_id.as_str(), f.code.as_str()))
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(
+        codes,
+        [
+            ("n-long", "STRING_TOO_LONG"),
+            ("n-three", "ONE_PARENT_ONLY"),
+            ("n-two", "ONE_PARENT_ONLY")
+        ]
+    );
+    assert!(notes_of(&report).links_not_carried.is_empty());
+}
