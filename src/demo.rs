@@ -63,6 +63,29 @@ fn demo_fields(
     BTreeMap::from([(ObjectType::COMPANIES, settings)])
 }
 
+/// The objects the demo moves: every object both connectors list, in the schema's order (all
+/// four once both move deals and notes).
+fn demo_objects(from: &str, to: &str) -> Vec<ObjectType> {
+    let listed =
+        |name: &str| crate::connectors::by_name(name).map_or_else(Vec::new, |c| c.objects.to_vec());
+    let (source, sink) = (listed(from), listed(to));
+    ObjectType::ALL
+        .into_iter()
+        .filter(|o| source.contains(o) && sink.contains(o))
+        .collect()
+}
+
+/// The demo's `[mapping.deal_stages]` between two emulated accounts: each source stage to where
+/// the sink's account keeps the same seed stage, as an operator would write it.
+fn demo_deal_stages(
+    from: ferry_sandbox::EmulatorSpec,
+    to: ferry_sandbox::EmulatorSpec,
+) -> ferry_core::stages::StageRules {
+    ferry_core::stages::StageRules {
+        pairs: ferry_sandbox::accounts::stage_crosswalk(from.deal_stages, to.deal_stages),
+    }
+}
+
 /// Puts every emulator's sandbox-only credentials in this process's environment, where the
 /// connectors' `${VAR}` references find them, exactly as in a real run.
 ///
@@ -118,12 +141,30 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<u8, CliError> {
     })?;
     let (from, to) = (&sandbox.emulators[0], &sandbox.emulators[1]);
     let seeded = from.seeded.unwrap_or_default();
-    eprintln!(
-        "demo: {} emulator at {} seeded with {} and {}{}; {} emulator at {} (empty)",
-        args.from,
-        from.running.base_url,
+    let mut counts = vec![
         ferry_core::report::count(seeded.companies as u64, "company", "companies"),
         ferry_core::report::count(seeded.contacts as u64, "contact", "contacts"),
+    ];
+    if seeded.deals > 0 {
+        counts.push(ferry_core::report::count(
+            seeded.deals as u64,
+            "deal",
+            "deals",
+        ));
+    }
+    if seeded.notes > 0 {
+        counts.push(ferry_core::report::count(
+            seeded.notes as u64,
+            "note",
+            "notes",
+        ));
+    }
+    let last = counts.pop().unwrap_or_default();
+    eprintln!(
+        "demo: {} emulator at {} seeded with {} and {last}{}; {} emulator at {} (empty)",
+        args.from,
+        from.running.base_url,
+        counts.join(", "),
         if args.clean {
             ""
         } else {
@@ -138,11 +179,19 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<u8, CliError> {
         migration: MigrationConfig::default(),
         fields: demo_fields(from.spec, to.spec),
         create_missing_fields: false,
-        directory: Default::default(),
+        directory: ferry_core::directory::DirectoryRules {
+            deal_stages: demo_deal_stages(from.spec, to.spec),
+            ..Default::default()
+        },
     };
     let source = crate::connectors::source(&config.source)?;
     let sink = crate::connectors::sink(&config.sink)?;
-    let mut options = RunOptions::default();
+    let objects = demo_objects(&args.from, &args.to);
+    let mut options = RunOptions {
+        objects,
+        directory: config.directory.clone(),
+        ..RunOptions::default()
+    };
     // The same field map resolution as `migrate`: both vendors' field metadata, picklists
     // carried by label (and by the demo's industry table).
     let setup = crate::fields::resolve(
