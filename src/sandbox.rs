@@ -180,11 +180,20 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
     let mut out = String::new();
     for e in &sandbox.emulators {
         let seeded = match e.seeded {
-            Some(s) => format!(
-                "seeded: {}, {}",
-                count(s.companies as u64, "company", "companies"),
-                count(s.contacts as u64, "contact", "contacts")
-            ),
+            Some(s) => {
+                let mut text = format!(
+                    "seeded: {}, {}",
+                    count(s.companies as u64, "company", "companies"),
+                    count(s.contacts as u64, "contact", "contacts")
+                );
+                // Deals and notes once the emulator holds them.
+                for (n, one, many) in [(s.deals, "deal", "deals"), (s.notes, "note", "notes")] {
+                    if n > 0 {
+                        text.push_str(&format!(", {}", count(n as u64, one, many)));
+                    }
+                }
+                text
+            }
             None => "empty".to_owned(),
         };
         let _ = writeln!(

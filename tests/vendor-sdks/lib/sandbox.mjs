@@ -22,7 +22,7 @@ export function ferryBin() {
 
 /**
  * Runs `ferry sandbox --only VENDOR --any-port` with extra flags and waits for "Ready.".
- * Resolves to { url, seeded: {companies, contacts} | null, env: {VAR: value}, stop() }.
+ * Resolves to { url, seeded: {companies, contacts, deals, notes} | null, env: {VAR: value}, stop() }.
  */
 export function startSandbox(vendor, { records = 200, seed = 42, clean = false, empty = false, flags = [] } = {}) {
   const args = ["sandbox", "--quiet", "--only", vendor, "--any-port", "--records", String(records), "--seed", String(seed)];
@@ -55,7 +55,7 @@ export function startSandbox(vendor, { records = 200, seed = 42, clean = false, 
       clearTimeout(timer);
       child.removeListener("exit", early);
       const line = out.split("\n").find((l) => l.startsWith(`emulator ${vendor} `));
-      const m = line && line.match(/(http:\/\/127\.0\.0\.1:\d+)\s+\((?:seeded: (\d+) compan(?:y|ies), (\d+) contacts?|empty)\)/);
+      const m = line && line.match(/(http:\/\/127\.0\.0\.1:\d+)\s+\((?:seeded: (\d+) compan(?:y|ies), (\d+) contacts?(?:, (\d+) deals?)?(?:, (\d+) notes?)?|empty)\)/);
       if (!m) {
         child.kill("SIGTERM");
         reject(new Error(`cannot find ${vendor}'s URL in:\n${out}`));
@@ -66,7 +66,9 @@ export function startSandbox(vendor, { records = 200, seed = 42, clean = false, 
       const exited = new Promise((r) => child.on("exit", r));
       resolvePromise({
         url: m[1],
-        seeded: m[2] === undefined ? null : { companies: Number(m[2]), contacts: Number(m[3]) },
+        seeded: m[2] === undefined
+          ? null
+          : { companies: Number(m[2]), contacts: Number(m[3]), deals: Number(m[4] ?? 0), notes: Number(m[5] ?? 0) },
         env,
         async stop() {
           if (child.exitCode === null) child.kill("SIGTERM");
