@@ -279,7 +279,7 @@ pub(crate) fn tables(pipelines: &[Pipeline]) -> (Vec<Table>, Props) {
 // Reading
 
 /// What a handler needs to read one object's rows.
-struct View<'a> {
+pub(crate) struct View<'a> {
     obj: Obj,
     data: &'a Data,
     table: &'a Table,
@@ -430,6 +430,44 @@ impl<'a> View<'a> {
                 .and_then(|id| self.table.get_any(id))
                 .filter(|r| r.is_live() != archived),
         }
+    }
+}
+
+/// Deals or notes as CRM search sees them.
+pub(crate) fn searchable<'a>(emulator: &'a Emulator, data: &'a Data, obj: Obj) -> Option<View<'a>> {
+    View::new(emulator, data, obj)
+}
+
+impl super::search::Source for View<'_> {
+    type Row = Row;
+
+    fn prop(&self, name: &str) -> Option<usize> {
+        self.prop_index(name)
+    }
+
+    fn prop_type(&self, prop: usize) -> &str {
+        self.props.get(prop).map_or("string", |p| p.def.ty.as_str())
+    }
+
+    fn value<'r>(&'r self, row: &'r Row, prop: usize) -> Option<std::borrow::Cow<'r, str>> {
+        View::value(self, row, prop).map(std::borrow::Cow::Owned)
+    }
+
+    fn id(row: &Row) -> u64 {
+        row.id
+    }
+
+    fn live(&self) -> Box<dyn Iterator<Item = &Row> + '_> {
+        Box::new(self.table.iter(Show::Live))
+    }
+
+    fn result(&self, row: &Row, body: &Value) -> Value {
+        let names = body
+            .get("properties")
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty())
+            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>());
+        self.json(row, &self.selection(names), None)
     }
 }
 

@@ -2098,3 +2098,55 @@ fn seeding_reports_deals_and_notes() {
     assert_eq!(crate::VendorEmulator::count(&emulator, "deals"), 100);
     assert_eq!(crate::VendorEmulator::count(&emulator, "notes"), 200);
 }
+
+#[tokio::test]
+async fn deals_and_notes_are_searchable() {
+    let (hs, _, data) = start(unlimited_search(), 200).await;
+    let base = &hs.base_url;
+    let (status, _, body) = search(
+        base,
+        "deals",
+        json!({"filterGroups": [{"filters": [{"propertyName": "dealstage", "operator": "EQ", "value": "closedwon"}]}],
+               "sorts": [{"propertyName": "amount", "direction": "DESCENDING"}],
+               "properties": ["dealname", "amount", "dealstage"], "limit": 200}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let won = data
+        .deals
+        .iter()
+        .filter(|d| d.pipeline == 0 && d.seed_stage().1.key == "won")
+        .count();
+    assert_eq!(body["total"], json!(won));
+    let amounts: Vec<f64> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["properties"]["amount"].as_str()?.parse().ok())
+        .collect();
+    assert!(amounts.windows(2).all(|w| w[0] >= w[1]), "{amounts:?}");
+    assert!(
+        body["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .all(|r| r["properties"]["dealstage"] == json!("closedwon"))
+    );
+    let cut = data.notes[0].timestamp_ms;
+    let expected = data.notes.iter().filter(|n| n.timestamp_ms >= cut).count();
+    let (status, _, body) = search(
+        base,
+        "notes",
+        json!({"filterGroups": [{"filters": [{"propertyName": "hs_timestamp", "operator": "GTE", "value": cut.to_string()}]}], "limit": 1}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], json!(expected));
+    let (status, _, _) = search(
+        base,
+        "notes",
+        json!({"filterGroups": [{"filters": [{"propertyName": "nope", "operator": "EQ", "value": "1"}]}]}),
+    )
+    .await;
+    assert_eq!(status, 400);
+}
