@@ -1583,6 +1583,21 @@ pub(crate) async fn association_batch_read(
     batch_response(StatusCode::OK, results, errors, started)
 }
 
+/// `GET /crm/v4/objects/{from}/{id}/associations/{to}`: one record's associations (pairs with
+/// a deal or a note).
+pub(crate) async fn associations_of(
+    State(emulator): State<Emulator>,
+    Path((from, id, to)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if !links::handles(&from, &to) {
+        return validation(format!(
+            "The emulator lists associations of deals and notes only, not {from} to {to}"
+        ));
+    }
+    links::list_of(&emulator, &from, &id, &to, &Params::parse(query.as_deref()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1602,17 +1617,3 @@ mod tests {
     }
 }
 
-/// `GET /crm/v4/objects/{from}/{id}/associations/{to}`: one record's associations (pairs with
-/// a deal or a note).
-pub(crate) async fn associations_of(
-    State(emulator): State<Emulator>,
-    Path((from, id, to)): Path<(String, String, String)>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    if !links::handles(&from, &to) {
-        return validation(format!(
-            "The emulator lists associations of deals and notes only, not {from} to {to}"
-        ));
-    }
-    links::list_of(&emulator, &from, &id, &to, &Params::parse(query.as_deref()))
-}

@@ -114,6 +114,7 @@ pub(crate) struct AssocType {
     pub label: Option<&'static str>,
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn t(
     from: Side,
     to: Side,

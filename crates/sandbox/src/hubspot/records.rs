@@ -614,6 +614,9 @@ struct Write {
     links: Vec<(&'static super::links::AssocType, u64)>,
 }
 
+/// The unique values an earlier input of the same batch writes: (column, folded value).
+type BatchValues = HashSet<(usize, Box<str>)>;
+
 /// What one validated input will do.
 enum Plan {
     Create(Write),
@@ -749,7 +752,7 @@ fn prepare(
     obj: Obj,
     input: &Value,
     existing: Option<u64>,
-    batch: &mut HashSet<(usize, Box<str>)>,
+    batch: &mut BatchValues,
 ) -> Result<Write, InputError> {
     let view = View::new(emulator, data, obj)
         .ok_or_else(|| InputError::Other(format!("no {} table", obj.table())))?;
@@ -815,10 +818,10 @@ fn prepare(
     }
     data.tables
         .check_refs(obj.table(), &cells)
-        .map_err(|e| table_error(e, &written, obj))?;
+        .map_err(|e| table_error(e, written, obj))?;
     let cells = table
         .prepare(existing, cells, false)
-        .map_err(|e| table_error(e, &written, obj))?;
+        .map_err(|e| table_error(e, written, obj))?;
     for (column, cell) in &cells {
         let col = &table.def().columns[*column];
         if let (Some(fold), Some(Cell::Text(s))) = (col.unique, cell) {
@@ -1018,7 +1021,7 @@ fn run_batch(
     inputs: &[Value],
     ok: StatusCode,
     upsert: bool,
-    plan: impl Fn(&Data, &Value, &mut HashSet<(usize, Box<str>)>) -> Result<Plan, InputError>,
+    plan: impl Fn(&Data, &Value, &mut BatchValues) -> Result<Plan, InputError>,
 ) -> Response {
     let started = now_ms();
     let traces = trace_ids(inputs);
@@ -1066,7 +1069,7 @@ fn update_target(
 fn plan_update(
     emulator: &Emulator,
     obj: Obj,
-) -> impl Fn(&Data, &Value, &mut HashSet<(usize, Box<str>)>) -> Result<Plan, InputError> + '_ {
+) -> impl Fn(&Data, &Value, &mut BatchValues) -> Result<Plan, InputError> + '_ {
     move |data, input, batch| {
         let id = update_target(emulator, data, obj, input)?;
         let write = prepare(emulator, data, obj, input, Some(id), batch)?;
@@ -1077,14 +1080,14 @@ fn plan_update(
 fn plan_create(
     emulator: &Emulator,
     obj: Obj,
-) -> impl Fn(&Data, &Value, &mut HashSet<(usize, Box<str>)>) -> Result<Plan, InputError> + '_ {
+) -> impl Fn(&Data, &Value, &mut BatchValues) -> Result<Plan, InputError> + '_ {
     move |data, input, batch| Ok(Plan::Create(prepare(emulator, data, obj, input, None, batch)?))
 }
 
 fn plan_upsert(
     emulator: &Emulator,
     obj: Obj,
-) -> impl Fn(&Data, &Value, &mut HashSet<(usize, Box<str>)>) -> Result<Plan, InputError> + '_ {
+) -> impl Fn(&Data, &Value, &mut BatchValues) -> Result<Plan, InputError> + '_ {
     move |data, input, batch| {
         let raw = id_text(input.get("id"))
             .ok_or_else(|| InputError::Other("Some required fields were not set: [id]".into()))?;

@@ -1973,7 +1973,7 @@ async fn deal_and_note_associations_read_write_and_archive() {
     assert_eq!(note["properties"]["hs_note_body"], json!("<p>Grüße &amp; 見積</p>"));
     assert_eq!(note["properties"]["hs_timestamp"], json!("2024-05-01T10:00:00.000Z"));
     let (_, on_deal) = read(base, &format!("/crm/v4/objects/deals/{deal}/associations/notes")).await;
-    assert!(on_deal["results"].as_array().expect("results").iter().any(|r| r["toObjectId"].to_string() == note_id));
+    assert!(on_deal["results"].as_array().expect("results").iter().any(|r| r["toObjectId"] == json!(note_id.parse::<u64>().unwrap_or_default())));
     let contact = FIRST_CONTACT_ID + 3;
     let (status, body) = post(
         base,
