@@ -2150,3 +2150,61 @@ async fn deals_and_notes_are_searchable() {
     .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn new_endpoints_sit_behind_auth_rate_limits_and_partial_faults() {
+    let (hs, _, _) = start(unlimited(), 20).await;
+    for path in [
+        "/crm/v3/owners",
+        "/crm/v3/pipelines/deals",
+        "/crm/v3/objects/deals",
+        "/crm/v3/objects/notes",
+    ] {
+        let (status, headers, body) = get(&hs.base_url, path, "wrong-token").await;
+        assert_eq!(status, 401, "{path}");
+        assert_eq!(body["category"], json!("INVALID_AUTHENTICATION"));
+        assert!(headers.get("x-hubspot-ratelimit-max").is_none());
+    }
+    let (status, headers, _) = get(&hs.base_url, "/crm/v3/objects/deals", crate::HUBSPOT_TOKEN).await;
+    assert_eq!(status, 200);
+    assert!(headers.get("x-hubspot-ratelimit-daily-remaining").is_some());
+
+    // The burst window counts deal and owner requests like any other.
+    let (limited, _, _) = start(
+        Options {
+            burst_limit: Some(3),
+            ..Options::default()
+        },
+        10,
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for path in ["/crm/v3/owners", "/crm/v3/pipelines/deals", "/crm/v3/objects/notes", "/crm/v3/objects/deals"] {
+        statuses.push(get(&limited.base_url, path, crate::HUBSPOT_TOKEN).await.0);
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429]);
+
+    // `partial` locks inputs of a deal batch as it does contacts'.
+    let faults = crate::faults::Faults {
+        partial: Some(100),
+        ..crate::faults::Faults::default()
+    };
+    let (locked, emulator, _) = start(
+        Options {
+            faults,
+            ..unlimited()
+        },
+        10,
+    )
+    .await;
+    let before = emulator.count("deals");
+    let (status, body) = post(
+        &locked.base_url,
+        "/crm/v3/objects/deals/batch/create",
+        json!({"inputs": [{"objectWriteTraceId": "t", "properties": {"dealname": "x", "dealstage": "closedwon"}}]}),
+    )
+    .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["errors"][0]["category"], json!("LOCKED"));
+    assert_eq!(emulator.count("deals"), before);
+}
