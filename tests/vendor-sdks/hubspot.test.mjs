@@ -471,6 +471,18 @@ describe("hubspot: owners, deal pipelines, deals, notes and their associations",
       const res = await hs.crm.associations.v4.basicApi.getPage("notes", note.id, to);
       assert.ok(res.results.some((r) => String(r.toObjectId) === id), to);
     }
+    // Single-pair writes: the default association, a labelled one, and its removal.
+    const other = (await hs.crm.contacts.basicApi.getPage(2)).results[1].id;
+    const made = await hs.crm.associations.v4.basicApi.createDefault("deals", deal.id, "contacts", other);
+    assert.equal(made.results[0].associationSpec.associationTypeId, 3);
+    const labelled = await hs.crm.associations.v4.basicApi.create("notes", note.id, "contacts", other, [
+      { associationCategory: "HUBSPOT_DEFINED", associationTypeId: 202 },
+    ]);
+    assert.equal(String(labelled.toObjectId), other);
+    await hs.crm.associations.v4.basicApi.archive("deals", deal.id, "contacts", other);
+    const left = await hs.crm.associations.v4.basicApi.getPage("deals", deal.id, "contacts");
+    assert.deepEqual(left.results.map((r) => String(r.toObjectId)), [contact]);
+
     const notes = await hs.crm.objects.notes.basicApi.getPage(100, undefined, ["hs_note_body"]);
     assert.ok(notes.results.length > 0);
     const tooLong = await thrown(() =>

@@ -1598,6 +1598,50 @@ pub(crate) async fn associations_of(
     links::list_of(&emulator, &from, &id, &to, &Params::parse(query.as_deref()))
 }
 
+/// The 400 for a per-record association write between objects `links.rs` does not serve.
+fn only_deals_and_notes(from: &str, to: &str) -> Response {
+    validation(format!(
+        "The emulator writes single associations of deals and notes only, not {from} to {to}"
+    ))
+}
+
+/// `PUT /crm/v4/objects/{from}/{id}/associations/default/{to}/{toId}`.
+pub(crate) async fn association_put_default(
+    State(emulator): State<Emulator>,
+    Path((from, id, to, to_id)): Path<(String, String, String, String)>,
+) -> Response {
+    if !links::handles(&from, &to) {
+        return only_deals_and_notes(&from, &to);
+    }
+    links::put_default(&emulator, &from, &id, &to, &to_id)
+}
+
+/// `PUT /crm/v4/objects/{from}/{id}/associations/{to}/{toId}` (labelled, types in the body).
+pub(crate) async fn association_put(
+    State(emulator): State<Emulator>,
+    Path((from, id, to, to_id)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> Response {
+    if !links::handles(&from, &to) {
+        return only_deals_and_notes(&from, &to);
+    }
+    match parse_body(&body) {
+        Ok(body) => links::put_labelled(&emulator, &from, &id, &to, &to_id, &body),
+        Err(r) => r,
+    }
+}
+
+/// `DELETE /crm/v4/objects/{from}/{id}/associations/{to}/{toId}`.
+pub(crate) async fn association_delete(
+    State(emulator): State<Emulator>,
+    Path((from, id, to, to_id)): Path<(String, String, String, String)>,
+) -> Response {
+    if !links::handles(&from, &to) {
+        return only_deals_and_notes(&from, &to);
+    }
+    links::delete_pair(&emulator, &from, &id, &to, &to_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

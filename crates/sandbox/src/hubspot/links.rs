@@ -4,7 +4,9 @@
 //!
 //! Served: `POST /crm/v4/associations/{from}/{to}/batch/read` (≤1,000 inputs, 500 associations
 //! per object with an `after` cursor), `batch/create` (≤2,000, with association types),
-//! `batch/associate/default` and `batch/archive`, and `GET /crm/v4/objects/{from}/{id}/associations/{to}`.
+//! `batch/associate/default` and `batch/archive`, `GET /crm/v4/objects/{from}/{id}/associations/{to}`,
+//! and the single-pair `PUT …/associations/default/{to}/{toId}`, `PUT` and `DELETE
+//! …/associations/{to}/{toId}`.
 //! A labelled association brings the unlabelled one with it, as in HubSpot; a deal has one
 //! primary company, so labelling another one primary moves the label. Associations of an
 //! archived record stay stored (HubSpot restores them with the record) but are not listed.
@@ -617,4 +619,113 @@ pub(crate) fn v3_associations(
         }
     }
     (!out.is_empty()).then_some(Value::Object(out))
+}
+
+/// The two records of a per-record association write, both live; `Err` is HubSpot-style 400.
+fn pair_of(
+    data: &Data,
+    from: Side,
+    to: Side,
+    a: &str,
+    b: &str,
+) -> Result<(u64, u64), Response> {
+    live_pair(data, from, to, a, b).ok_or_else(|| {
+        super::respond::error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            format!("One or more of the object ids are invalid: from {a} to {b}"),
+        )
+    })
+}
+
+/// `PUT /crm/v4/objects/{from}/{id}/associations/default/{to}/{toId}`: the unlabelled
+/// association of one pair, answered as a one-result batch (200).
+pub(crate) fn put_default(emulator: &Emulator, from: &str, a: &str, to: &str, b: &str) -> Response {
+    let started = now_ms();
+    let (from, to) = match sides(from, to) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(kind) = default_type(from, to) else {
+        return validation("No default association type");
+    };
+    let mut data = emulator.write();
+    let (x, y) = match pair_of(&data, from, to, a, b) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    data.links.add(kind, x, y);
+    drop(data);
+    let result = json!({
+        "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": kind.type_id},
+        "from": {"id": x.to_string()},
+        "to": {"id": y.to_string()},
+    });
+    batch_response(StatusCode::OK, vec![result], Vec::new(), started)
+}
+
+/// `PUT /crm/v4/objects/{from}/{id}/associations/{to}/{toId}` with a body of association
+/// types: labels one pair (201, `LabelsBetweenObjectPair`).
+pub(crate) fn put_labelled(
+    emulator: &Emulator,
+    from: &str,
+    a: &str,
+    to: &str,
+    b: &str,
+    body: &Value,
+) -> Response {
+    let (from, to) = match sides(from, to) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(types) = body.as_array() else {
+        return validation("The body must be an array of association types");
+    };
+    let mut kinds = Vec::with_capacity(types.len());
+    for ty in types {
+        let id = ty.get("associationTypeId").and_then(Value::as_i64);
+        match id.and_then(|id| assoc_type(from, id)).filter(|k| k.to == to) {
+            Some(kind) => kinds.push(kind),
+            None => {
+                return validation(format!(
+                    "Unknown association type {} from {} to {}",
+                    id.unwrap_or_default(),
+                    from.type_id(),
+                    to.type_id()
+                ));
+            }
+        }
+    }
+    let mut data = emulator.write();
+    let (x, y) = match pair_of(&data, from, to, a, b) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    for kind in &kinds {
+        data.links.add(kind, x, y);
+    }
+    let labels: Vec<&str> = kinds.iter().filter_map(|k| k.label).collect();
+    let body = json!({
+        "fromObjectTypeId": from.type_id(),
+        "fromObjectId": x,
+        "toObjectTypeId": to.type_id(),
+        "toObjectId": y,
+        "labels": labels,
+    });
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+/// `DELETE /crm/v4/objects/{from}/{id}/associations/{to}/{toId}`: removes every association of
+/// the pair; 204 whatever the prior state.
+pub(crate) fn delete_pair(emulator: &Emulator, from: &str, a: &str, to: &str, b: &str) -> Response {
+    let (from, to) = match sides(from, to) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (Some(kind), Ok(x), Ok(y)) = (default_type(from, to), a.parse::<u64>(), b.parse::<u64>())
+    else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    emulator.write().links.remove_all(kind, x, y);
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGua
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use crate::faults::Faults;
 use crate::seed::SeedData;
@@ -440,6 +440,14 @@ impl Emulator {
             .route(
                 "/crm/v4/objects/{from}/{id}/associations/{to}",
                 get(api::associations_of),
+            )
+            .route(
+                "/crm/v4/objects/{from}/{id}/associations/{to}/{to_id}",
+                put(api::association_put).delete(api::association_delete),
+            )
+            .route(
+                "/crm/v4/objects/{from}/{id}/associations/default/{to}/{to_id}",
+                put(api::association_put_default),
             )
             .route("/crm/v3/owners", get(account::list_owners))
             .route("/crm/v3/owners/", get(account::list_owners))

@@ -2208,3 +2208,66 @@ async fn new_endpoints_sit_behind_auth_rate_limits_and_partial_faults() {
     assert_eq!(body["errors"][0]["category"], json!("LOCKED"));
     assert_eq!(emulator.count("deals"), before);
 }
+
+#[tokio::test]
+async fn single_association_writes_of_deals_and_notes() {
+    let (hs, _, _) = start(unlimited(), 40).await;
+    let base = &hs.base_url;
+    let send = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let base = base.clone();
+        async move {
+            let mut req = client()
+                .request(method, format!("{base}{path}"))
+                .bearer_auth(crate::HUBSPOT_TOKEN);
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            let resp = req.send().await.expect("request");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (deal, note, company) = (3_000_002u64, 4_000_002u64, FIRST_COMPANY_ID + 2);
+    let (status, body) = send(
+        reqwest::Method::PUT,
+        format!("/crm/v4/objects/notes/{note}/associations/default/deals/{deal}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["associationSpec"]["associationTypeId"], json!(214));
+    let (_, listed) = read(base, &format!("/crm/v4/objects/deals/{deal}/associations/notes")).await;
+    assert!(listed["results"].as_array().expect("results").iter().any(|r| r["toObjectId"] == json!(note)));
+    let (status, body) = send(
+        reqwest::Method::PUT,
+        format!("/crm/v4/objects/deals/{deal}/associations/companies/{company}"),
+        Some(json!([{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}])),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["labels"], json!(["Primary"]));
+    assert_eq!(body["toObjectId"], json!(company));
+    let (status, _) = send(
+        reqwest::Method::DELETE,
+        format!("/crm/v4/objects/deals/{deal}/associations/companies/{company}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, listed) = read(base, &format!("/crm/v4/objects/deals/{deal}/associations/companies")).await;
+    assert!(!listed["results"].as_array().expect("results").iter().any(|r| r["toObjectId"] == json!(company)));
+    let (status, _) = send(
+        reqwest::Method::PUT,
+        format!("/crm/v4/objects/deals/{deal}/associations/default/contacts/1"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "a missing contact");
+    let (status, _) = send(
+        reqwest::Method::PUT,
+        format!("/crm/v4/objects/deals/{deal}/associations/companies/{company}"),
+        Some(json!([{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}])),
+    )
+    .await;
+    assert_eq!(status, 400, "a deal→contact type between a deal and a company");
+}
