@@ -11,7 +11,9 @@
 //! `Retry-After`), and search's own five-per-second limit (no rate-limit headers); the v4
 //! association batch create, default-associate and archive endpoints; and unsubscribing from
 //! all email through the communication-preferences API (`hs_email_optout` is read-only
-//! through the CRM API, as in HubSpot).
+//! through the CRM API, as in HubSpot). The account's owners and deal pipelines
+//! (`account.rs`), deals and notes (`records.rs`, on the shared table engine) and their v4
+//! associations (`links.rs`) are served on the same routes, gate and fault layers.
 
 mod account;
 mod api;
