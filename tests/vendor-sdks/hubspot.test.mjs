@@ -285,6 +285,214 @@ describe("hubspot: @hubspot/api-client", () => {
   });
 });
 
+describe("hubspot: owners, deal pipelines, deals, notes and their associations", () => {
+  let sb;
+  let hs;
+  before(async () => {
+    sb = await startSandbox("hubspot", { records: 240 });
+    hs = new Client({ accessToken: sb.env.HUBSPOT_TOKEN, basePath: sb.url, numberOfApiCallRetries: 0 });
+  });
+  after(() => sb?.stop());
+
+  test("owners page with after, filter by email, and list deactivated users as archived", async () => {
+    const first = await hs.crm.owners.ownersApi.getPage(undefined, undefined, 4, false);
+    assert.equal(first.results.length, 4);
+    assert.ok(first.paging?.next?.after, "a next page");
+    const second = await hs.crm.owners.ownersApi.getPage(undefined, first.paging.next.after, 4, false);
+    const active = [...first.results, ...second.results];
+    assert.equal(new Set(active.map((o) => o.id)).size, active.length);
+    for (const o of active) {
+      assert.equal(typeof o.id, "string");
+      assert.equal(o.type, "PERSON");
+      assert.equal(o.archived, false);
+      assert.equal(typeof o.userId, "number");
+      assert.ok(o.createdAt instanceof Date && o.updatedAt instanceof Date);
+    }
+    const ben = await hs.crm.owners.ownersApi.getPage("ben.okafor@ferry-demo.example");
+    assert.equal(ben.results.length, 1);
+    assert.equal(ben.results[0].firstName, "Ben");
+    const byId = await hs.crm.owners.ownersApi.getById(Number(ben.results[0].id));
+    assert.equal(byId.email, "ben.okafor@ferry-demo.example");
+    const byUser = await hs.crm.owners.ownersApi.getById(ben.results[0].userId, "userId");
+    assert.equal(byUser.id, ben.results[0].id);
+    const archived = await hs.crm.owners.ownersApi.getPage(undefined, undefined, 100, true);
+    assert.ok(archived.results.length > 0);
+    for (const o of archived.results) {
+      assert.equal(o.archived, true);
+      assert.equal(o.userId ?? null, null, "an archived owner's userId is null");
+      assert.equal(typeof o.userIdIncludingInactive, "number");
+    }
+    const e = await thrown(() => hs.crm.owners.ownersApi.getById(1));
+    assert.equal(e.code, 404);
+  });
+
+  test("deal pipelines: the default pipeline's stage ids, custom numeric ids, probability and isClosed", async () => {
+    const all = await hs.crm.pipelines.pipelinesApi.getAll("deals");
+    assert.ok(all.results.length >= 2);
+    const sales = all.results.find((p) => p.id === "default");
+    assert.ok(sales, "the default pipeline");
+    assert.ok(sales.createdAt instanceof Date);
+    const first = sales.stages[0];
+    assert.equal(first.id, "appointmentscheduled");
+    assert.equal(first.metadata.isClosed, "false");
+    assert.ok(Number(first.metadata.probability) > 0 && Number(first.metadata.probability) < 1);
+    const won = sales.stages.find((s) => s.id === "closedwon");
+    assert.deepEqual([won.metadata.isClosed, won.metadata.probability], ["true", "1.0"]);
+    const custom = all.results.find((p) => p.id !== "default");
+    assert.match(custom.id, /^\d+$/);
+    assert.ok(custom.stages.every((s) => /^\d+$/.test(s.id)));
+    const one = await hs.crm.pipelines.pipelinesApi.getById("deals", custom.id);
+    assert.equal(one.label, custom.label);
+    const stages = await hs.crm.pipelines.pipelineStagesApi.getAll("deals", custom.id);
+    assert.equal(stages.results.length, custom.stages.length);
+    const e = await thrown(() => hs.crm.pipelines.pipelinesApi.getById("deals", "no-such-pipeline"));
+    assert.equal(e.code, 404);
+  });
+
+  test("deals list page by page with stage ids, and are created, updated, upserted, searched and archived", async () => {
+    const ids = new Set();
+    let after;
+    let pages = 0;
+    do {
+      const page = await hs.crm.deals.basicApi.getPage(25, after, ["dealname", "dealstage", "pipeline", "hubspot_owner_id", "hs_is_closed_won"]);
+      pages += 1;
+      for (const d of page.results) {
+        ids.add(d.id);
+        assert.ok(d.properties.dealname);
+        assert.ok(d.properties.dealstage && d.properties.pipeline);
+      }
+      after = page.paging?.next?.after;
+    } while (after);
+    // The sandbox reports companies and contacts; the seed makes a quarter as many deals.
+    assert.equal(ids.size, Math.floor(sb.seeded.contacts / 4));
+    assert.ok(pages > 1);
+
+    const [ana] = (await hs.crm.owners.ownersApi.getPage("ana.garcia@ferry-demo.example")).results;
+    const created = await hs.crm.deals.basicApi.create({
+      properties: { dealname: "SDK deal", dealstage: "contractsent", amount: "2500.5", deal_currency_code: "EUR", hubspot_owner_id: ana.id, closedate: "2026-03-31" },
+      associations: [],
+    });
+    assert.equal(created.properties.pipeline, "default");
+    assert.equal(created.properties.amount, "2500.5");
+    assert.equal(created.properties.hubspot_owner_id, ana.id);
+    assert.equal(created.properties.hs_is_closed, "false");
+    const updated = await hs.crm.deals.basicApi.update(created.id, { properties: { dealstage: "closedwon" } });
+    assert.equal(updated.properties.hs_is_closed_won, "true");
+    const back = await hs.crm.deals.basicApi.getById(created.id, ["dealstage", "deal_currency_code"]);
+    assert.equal(back.properties.dealstage, "closedwon");
+    assert.equal(back.properties.deal_currency_code, "EUR");
+
+    for (const properties of [
+      { dealname: "Label, not id", dealstage: "Closed Won" },
+      { dealname: "Yen", dealstage: "closedwon", deal_currency_code: "JPY" },
+      { dealname: "Nobody", dealstage: "closedwon", hubspot_owner_id: "1" },
+      { dealstage: "closedwon" },
+    ]) {
+      const e = await thrown(() => hs.crm.deals.basicApi.create({ properties, associations: [] }));
+      assert.equal(e.code, 400, JSON.stringify(properties));
+      assert.equal(e.body.category, "VALIDATION_ERROR");
+    }
+    const yen = await thrown(() => hs.crm.deals.basicApi.create({ properties: { dealname: "Yen", dealstage: "closedwon", deal_currency_code: "JPY" }, associations: [] }));
+    assert.ok(yen.body.message.includes("INVALID_OPTION") && yen.body.message.includes("deal_currency_code"));
+
+    const props = await hs.crm.properties.coreApi.getAll("deals");
+    if (!props.results.some((p) => p.name === SOURCE_ID)) {
+      await hs.crm.properties.coreApi.create("deals", {
+        name: SOURCE_ID, label: "Ferry source id", type: "string", fieldType: "text", groupName: "dealinformation", hasUniqueValue: true,
+      });
+    }
+    const stage = props.results.find((p) => p.name === "dealstage");
+    assert.ok(stage.options.some((o) => o.value === "closedwon" && o.label === "Closed Won"));
+    const up = await hs.crm.deals.batchApi.upsert({
+      inputs: [
+        { id: "sdk-deal-1", idProperty: SOURCE_ID, objectWriteTraceId: "0", properties: { dealname: "Upserted", dealstage: "qualifiedtobuy" } },
+        { id: "sdk-deal-2", idProperty: SOURCE_ID, objectWriteTraceId: "1", properties: { dealname: "Bad stage", dealstage: "nope" } },
+      ],
+    });
+    assert.equal(up.results.length, 1);
+    assert.equal(up.results[0]._new, true);
+    assert.equal(up.errors.length, 1);
+    assert.deepEqual(up.errors[0].context.objectWriteTraceId, ["1"]);
+    const again = await hs.crm.deals.batchApi.upsert({ inputs: [{ id: "sdk-deal-1", idProperty: SOURCE_ID, properties: { amount: "99" } }] });
+    assert.equal(again.results[0]._new, false);
+    assert.equal(again.results[0].id, up.results[0].id);
+
+    const found = await hs.crm.deals.searchApi.doSearch({
+      filterGroups: [{ filters: [{ propertyName: "dealstage", operator: "EQ", value: "closedwon" }] }],
+      properties: ["dealname"],
+      limit: 100,
+    });
+    assert.ok(found.total >= 1);
+    assert.ok(found.results.some((d) => d.id === created.id));
+
+    await hs.crm.deals.basicApi.archive(created.id);
+    const gone = await thrown(() => hs.crm.deals.basicApi.getById(created.id));
+    assert.equal(gone.code, 404);
+  });
+
+  test("deal ↔ contact and deal ↔ company associations through v4, and notes on deals, contacts and companies", async () => {
+    const deals = await hs.crm.deals.basicApi.getPage(1);
+    const dealId = deals.results[0].id;
+    const contacts = await hs.crm.associations.v4.basicApi.getPage("deals", dealId, "contacts");
+    assert.equal(contacts.results.length, 5, "the first seeded deal has five contacts");
+    assert.ok(contacts.results.every((r) => r.associationTypes.some((t) => t.typeId === 3)));
+    const batch = await hs.crm.associations.v4.batchApi.getPage("deals", "contacts", { inputs: [{ id: dealId }] });
+    assert.equal(batch.results[0].to.length, 5);
+
+    const company = (await hs.crm.companies.basicApi.getPage(1)).results[0].id;
+    const contact = (await hs.crm.contacts.basicApi.getPage(1)).results[0].id;
+    const deal = await hs.crm.deals.basicApi.create({
+      properties: { dealname: "Linked", dealstage: "appointmentscheduled" },
+      associations: [
+        { to: { id: company }, types: [{ associationCategory: "HUBSPOT_DEFINED", associationTypeId: 5 }] },
+        { to: { id: contact }, types: [{ associationCategory: "HUBSPOT_DEFINED", associationTypeId: 3 }] },
+      ],
+    });
+    const companies = await hs.crm.associations.v4.basicApi.getPage("deals", deal.id, "companies");
+    assert.equal(String(companies.results[0].toObjectId), company);
+    assert.deepEqual(companies.results[0].associationTypes.map((t) => t.typeId).sort((a, b) => a - b), [5, 341]);
+    assert.equal(companies.results[0].associationTypes.find((t) => t.typeId === 5).label, "Primary");
+
+    const body = "<p>Rappel : envoyer le devis révisé &amp; 見積書</p>";
+    const note = await hs.crm.objects.notes.basicApi.create({
+      properties: { hs_timestamp: "2025-01-15T09:30:00.000Z", hs_note_body: body },
+      associations: [
+        { to: { id: deal.id }, types: [{ associationCategory: "HUBSPOT_DEFINED", associationTypeId: 214 }] },
+        { to: { id: contact }, types: [{ associationCategory: "HUBSPOT_DEFINED", associationTypeId: 202 }] },
+      ],
+    });
+    const read = await hs.crm.objects.notes.basicApi.getById(note.id, ["hs_note_body", "hs_timestamp"]);
+    assert.equal(read.properties.hs_note_body, body);
+    assert.equal(read.properties.hs_timestamp, "2025-01-15T09:30:00.000Z");
+    await hs.crm.associations.v4.batchApi.create("notes", "companies", {
+      inputs: [{ _from: { id: note.id }, to: { id: company }, types: [{ associationCategory: "HUBSPOT_DEFINED", associationTypeId: 190 }] }],
+    });
+    for (const [to, id] of [["deals", deal.id], ["contacts", contact], ["companies", company]]) {
+      const res = await hs.crm.associations.v4.basicApi.getPage("notes", note.id, to);
+      assert.ok(res.results.some((r) => String(r.toObjectId) === id), to);
+    }
+    // Single-pair writes: the default association, a labelled one, and its removal.
+    const other = (await hs.crm.contacts.basicApi.getPage(2)).results[1].id;
+    const made = await hs.crm.associations.v4.basicApi.createDefault("deals", deal.id, "contacts", other);
+    assert.equal(made.results[0].associationSpec.associationTypeId, 3);
+    const labelled = await hs.crm.associations.v4.basicApi.create("notes", note.id, "contacts", other, [
+      { associationCategory: "HUBSPOT_DEFINED", associationTypeId: 202 },
+    ]);
+    assert.equal(String(labelled.toObjectId), other);
+    await hs.crm.associations.v4.basicApi.archive("deals", deal.id, "contacts", other);
+    const left = await hs.crm.associations.v4.basicApi.getPage("deals", deal.id, "contacts");
+    assert.deepEqual(left.results.map((r) => String(r.toObjectId)), [contact]);
+
+    const notes = await hs.crm.objects.notes.basicApi.getPage(100, undefined, ["hs_note_body"]);
+    assert.ok(notes.results.length > 0);
+    const tooLong = await thrown(() =>
+      hs.crm.objects.notes.basicApi.create({ properties: { hs_timestamp: "1736933400000", hs_note_body: "x".repeat(65537) }, associations: [] }),
+    );
+    assert.equal(tooLong.code, 400);
+    assert.ok(tooLong.body.errors.some((x) => x.code === "VALUE_TOO_LONG"));
+  });
+});
+
 describe("hubspot: injected 429s (ferry sandbox --throttle)", () => {
   test("an injected 429 is the SDK's ApiException with HubSpot's rate-limit body", async () => {
     const sb = await startSandbox("hubspot", { records: 10, flags: ["--throttle", "hubspot=2", "--retry-after", "1"] });

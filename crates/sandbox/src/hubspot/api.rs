@@ -18,6 +18,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
 use super::Emulator;
+use super::links;
+use super::records::{self, Obj};
 use super::respond::{error, error_with, too_many_inputs, validation};
 use super::store::{Kind, ObjectStore, PropDef, Rec, format_timestamp, timestamp};
 use crate::timestamp::AsText;
@@ -25,17 +27,17 @@ use crate::timestamp::AsText;
 /// HubSpot's batch limit for CRM object endpoints.
 pub(crate) const MAX_BATCH: usize = 100;
 /// HubSpot's batch-read limit for v4 associations (since 2025-02-10).
-const MAX_ASSOCIATION_BATCH: usize = 1000;
+pub(crate) const MAX_ASSOCIATION_BATCH: usize = 1000;
 /// Associations listed per object in one answer ("Limit 500 per call"); `paging` leads on.
-const ASSOCIATION_PAGE: usize = 500;
+pub(crate) const ASSOCIATION_PAGE: usize = 500;
 /// HubSpot's largest list page.
-const MAX_LIMIT: usize = 100;
+pub(crate) const MAX_LIMIT: usize = 100;
 /// The most characters a text property value may hold when written through the CRM ("the
 /// character limit is 65,536 characters", HubSpot's knowledge base on property field types).
 /// The error code HubSpot gives for a longer value is UNCONFIRMED; `VALUE_TOO_LONG` here.
-const MAX_TEXT_VALUE: usize = 65_536;
+pub(crate) const MAX_TEXT_VALUE: usize = 65_536;
 /// The list page size when `limit` is not given.
-const DEFAULT_LIMIT: usize = 10;
+pub(crate) const DEFAULT_LIMIT: usize = 10;
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -48,10 +50,10 @@ pub(crate) fn now_ms() -> i64 {
 // Query strings and cursors
 
 /// A decoded query string; repeated keys are kept.
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn parse(raw: Option<&str>) -> Params {
+    pub(crate) fn parse(raw: Option<&str>) -> Params {
         let decode = |s: &str| {
             let s = s.replace('+', " ");
             urlencoding::decode(&s).map(|c| c.into_owned()).unwrap_or(s)
@@ -68,7 +70,7 @@ impl Params {
         Params(pairs)
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
@@ -76,7 +78,7 @@ impl Params {
     }
 
     /// Every comma-separated item of every `key` parameter; `None` when the key is absent.
-    fn list(&self, key: &str) -> Option<Vec<&str>> {
+    pub(crate) fn list(&self, key: &str) -> Option<Vec<&str>> {
         let mut found = false;
         let mut items = Vec::new();
         for (_, v) in self.0.iter().filter(|(k, _)| k == key) {
@@ -86,7 +88,7 @@ impl Params {
         found.then_some(items)
     }
 
-    fn flag(&self, key: &str) -> Result<bool, Response> {
+    pub(crate) fn flag(&self, key: &str) -> Result<bool, Response> {
         match self.get(key) {
             None => Ok(false),
             Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
@@ -94,6 +96,23 @@ impl Params {
             Some(_) => Err(validation(format!(
                 "Invalid value for query parameter `{key}`: expected true or false"
             ))),
+        }
+    }
+
+    /// The `limit` parameter: `default` when absent, a 400 when over `max` or not a positive
+    /// whole number.
+    pub(crate) fn limit(&self, default: usize, max: usize) -> Result<usize, Response> {
+        match self.get("limit") {
+            None => Ok(default),
+            Some(raw) => match raw.trim().parse::<i64>() {
+                Ok(n) if (1..=max as i64).contains(&n) => Ok(n as usize),
+                Ok(n) if n > max as i64 => Err(validation(format!(
+                    "limit must be less than or equal to {max}, but was {n}"
+                ))),
+                _ => Err(validation(format!(
+                    "Invalid value for query parameter `limit`: {raw}"
+                ))),
+            },
         }
     }
 
@@ -149,7 +168,7 @@ pub(crate) fn encode_cursor(id: u64) -> String {
     base64(format!("{id}\n").as_bytes())
 }
 
-fn decode_cursor(cursor: &str) -> Option<u64> {
+pub(crate) fn decode_cursor(cursor: &str) -> Option<u64> {
     let bytes = unbase64(cursor.trim())?;
     std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
 }
@@ -166,6 +185,11 @@ pub(crate) fn unknown_object(segment: &str) -> Response {
 }
 
 fn not_found(kind: Kind, id: &str) -> Response {
+    not_found_named(kind.upper(), id)
+}
+
+/// HubSpot's 404 for a record of type `upper` (`DEAL`) that does not exist.
+pub(crate) fn not_found_named(upper: &str, id: &str) -> Response {
     let mut extra = Map::new();
     extra.insert("context".into(), json!({"id": [id]}));
     error_with(
@@ -173,7 +197,7 @@ fn not_found(kind: Kind, id: &str) -> Response {
         "OBJECT_NOT_FOUND",
         format!(
             "Object not found. {} ids are usually numeric.",
-            kind.upper().to_lowercase()
+            upper.to_lowercase()
         ),
         extra,
     )
@@ -367,6 +391,9 @@ pub(crate) async fn list(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(obj) = Obj::parse(&object) {
+        return records::list(&emulator, obj, &Params::parse(query.as_deref()), &headers);
+    }
     let Some(kind) = Kind::parse(&object) else {
         return unknown_object(&object);
     };
@@ -464,6 +491,9 @@ pub(crate) async fn read_one(
     Path((object, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    if let Some(obj) = Obj::parse(&object) {
+        return records::read_one(&emulator, obj, &id, &Params::parse(query.as_deref()));
+    }
     let Some(kind) = Kind::parse(&object) else {
         return unknown_object(&object);
     };
@@ -576,7 +606,7 @@ fn batch_read(emulator: &Emulator, kind: Kind, params: &Params, body: &Value) ->
 // Writes
 
 /// Why one input cannot be written.
-enum InputError {
+pub(crate) enum InputError {
     /// Property problems: (HubSpot error code, property name, message).
     Invalid(Vec<(&'static str, String, String)>),
     /// A unique value already belongs to another record.
@@ -625,7 +655,7 @@ impl InputError {
     }
 
     /// The error as one item of a 207 response's `errors`.
-    fn item(&self, trace: Option<&str>, id: Option<&str>) -> Value {
+    pub(crate) fn item(&self, trace: Option<&str>, id: Option<&str>) -> Value {
         let mut context = Map::new();
         if let Some(t) = trace {
             context.insert("objectWriteTraceId".into(), json!([t]));
@@ -642,7 +672,7 @@ impl InputError {
     }
 
     /// The error as a whole-request response.
-    fn response(&self) -> Response {
+    pub(crate) fn response(&self) -> Response {
         let status = match self {
             InputError::Conflict(_) => StatusCode::CONFLICT,
             InputError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -831,7 +861,6 @@ fn unique_conflict(
             let what = match store.kind {
                 Kind::Contacts => "Contact",
                 Kind::Companies => "Company",
-                Kind::Deals => "Deal",
             };
             return Some(InputError::Conflict(format!(
                 "{what} already exists. Existing ID: {existing}"
@@ -849,7 +878,7 @@ fn unique_conflict(
 
 /// The `objectWriteTraceId` of every input, if every input has a distinct one: only then may a
 /// batch partly succeed (HubSpot fails the whole batch on one bad input otherwise).
-fn trace_ids(inputs: &[Value]) -> Option<Vec<String>> {
+pub(crate) fn trace_ids(inputs: &[Value]) -> Option<Vec<String>> {
     let ids: Vec<String> = inputs
         .iter()
         .map(|i| {
@@ -1038,7 +1067,8 @@ pub(crate) async fn batch(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let Some(kind) = Kind::parse(&object) else {
+    let obj = Obj::parse(&object);
+    let Some(kind) = Kind::parse(&object).or(obj.map(|_| Kind::Contacts)) else {
         return unknown_object(&object);
     };
     let params = Params::parse(query.as_deref());
@@ -1046,6 +1076,9 @@ pub(crate) async fn batch(
         Ok(b) => b,
         Err(r) => return r,
     };
+    if let Some(obj) = obj {
+        return records::batch(&emulator, obj, &action, &params, &body);
+    }
     if action == "read" {
         return batch_read(&emulator, kind, &params, &body);
     }
@@ -1112,13 +1145,17 @@ pub(crate) async fn create_one(
     Path(object): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(kind) = Kind::parse(&object) else {
+    let obj = Obj::parse(&object);
+    let Some(kind) = Kind::parse(&object).or(obj.map(|_| Kind::Contacts)) else {
         return unknown_object(&object);
     };
     let body = match parse_body(&body) {
         Ok(b) => b,
         Err(r) => return r,
     };
+    if let Some(obj) = obj {
+        return records::create_one(&emulator, obj, &body);
+    }
     let mut data = emulator.write();
     let planned = plan_create(kind)(&mut data, &body, &mut HashSet::new());
     let prep = match planned {
@@ -1165,7 +1202,8 @@ pub(crate) async fn update_one(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let Some(kind) = Kind::parse(&object) else {
+    let obj = Obj::parse(&object);
+    let Some(kind) = Kind::parse(&object).or(obj.map(|_| Kind::Contacts)) else {
         return unknown_object(&object);
     };
     let params = Params::parse(query.as_deref());
@@ -1173,6 +1211,9 @@ pub(crate) async fn update_one(
         Ok(b) => b,
         Err(r) => return r,
     };
+    if let Some(obj) = obj {
+        return records::update_one(&emulator, obj, &id, &params, &body);
+    }
     body["id"] = json!(id);
     if let Some(p) = params.get("idProperty") {
         body["idProperty"] = json!(p);
@@ -1213,6 +1254,9 @@ pub(crate) async fn archive_one(
     State(emulator): State<Emulator>,
     Path((object, id)): Path<(String, String)>,
 ) -> Response {
+    if let Some(obj) = Obj::parse(&object) {
+        return records::archive_one(&emulator, obj, &id);
+    }
     let Some(kind) = Kind::parse(&object) else {
         return unknown_object(&object);
     };
@@ -1230,6 +1274,9 @@ pub(crate) async fn list_properties(
     State(emulator): State<Emulator>,
     Path(object): Path<String>,
 ) -> Response {
+    if let Some(obj) = Obj::parse(&object) {
+        return records::list_properties(&emulator, obj);
+    }
     let Some(kind) = Kind::parse(&object) else {
         return unknown_object(&object);
     };
@@ -1249,6 +1296,9 @@ pub(crate) async fn read_property(
     State(emulator): State<Emulator>,
     Path((object, name)): Path<(String, String)>,
 ) -> Response {
+    if let Some(obj) = Obj::parse(&object) {
+        return records::read_property(&emulator, obj, &name);
+    }
     let Some(kind) = Kind::parse(&object) else {
         return unknown_object(&object);
     };
@@ -1294,7 +1344,8 @@ pub(crate) async fn create_property(
     Path(object): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(kind) = Kind::parse(&object) else {
+    let obj = Obj::parse(&object);
+    let Some(kind) = Kind::parse(&object).or(obj.map(|_| Kind::Contacts)) else {
         return unknown_object(&object);
     };
     let body = match parse_body(&body) {
@@ -1357,15 +1408,6 @@ pub(crate) async fn create_property(
             _ => return validation("Each option requires a label and a value"),
         }
     }
-    let mut data = emulator.write();
-    let store = data.store_mut(kind);
-    if store.prop_id(&name).is_some() {
-        return error(
-            StatusCode::CONFLICT,
-            "OBJECT_ALREADY_EXISTS",
-            format!("A property named '{name}' already exists."),
-        );
-    }
     let def = PropDef {
         name,
         label,
@@ -1383,6 +1425,19 @@ pub(crate) async fn create_property(
         computed: None,
         created_ms: now_ms(),
     };
+    if let Some(obj) = obj {
+        return records::add_property(&emulator, obj, def);
+    }
+    let name = def.name.clone();
+    let mut data = emulator.write();
+    let store = data.store_mut(kind);
+    if store.prop_id(&name).is_some() {
+        return error(
+            StatusCode::CONFLICT,
+            "OBJECT_ALREADY_EXISTS",
+            format!("A property named '{name}' already exists."),
+        );
+    }
     let id = store.add_property(def);
     (
         StatusCode::CREATED,
@@ -1401,6 +1456,12 @@ pub(crate) async fn association_batch_read(
     body: Bytes,
 ) -> Response {
     let started = now_ms();
+    if links::handles(&from, &to) {
+        return match parse_body(&body) {
+            Ok(body) => links::batch_read(&emulator, &from, &to, &body),
+            Err(r) => r,
+        };
+    }
     let (Some(from_kind), Some(to_kind)) = (Kind::parse(&from), Kind::parse(&to)) else {
         return unknown_object(&format!("{from}/{to}"));
     };
@@ -1522,6 +1583,65 @@ pub(crate) async fn association_batch_read(
     batch_response(StatusCode::OK, results, errors, started)
 }
 
+/// `GET /crm/v4/objects/{from}/{id}/associations/{to}`: one record's associations (pairs with
+/// a deal or a note).
+pub(crate) async fn associations_of(
+    State(emulator): State<Emulator>,
+    Path((from, id, to)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if !links::handles(&from, &to) {
+        return validation(format!(
+            "The emulator lists associations of deals and notes only, not {from} to {to}"
+        ));
+    }
+    links::list_of(&emulator, &from, &id, &to, &Params::parse(query.as_deref()))
+}
+
+/// The 400 for a per-record association write between objects `links.rs` does not serve.
+fn only_deals_and_notes(from: &str, to: &str) -> Response {
+    validation(format!(
+        "The emulator writes single associations of deals and notes only, not {from} to {to}"
+    ))
+}
+
+/// `PUT /crm/v4/objects/{from}/{id}/associations/default/{to}/{toId}`.
+pub(crate) async fn association_put_default(
+    State(emulator): State<Emulator>,
+    Path((from, id, to, to_id)): Path<(String, String, String, String)>,
+) -> Response {
+    if !links::handles(&from, &to) {
+        return only_deals_and_notes(&from, &to);
+    }
+    links::put_default(&emulator, &from, &id, &to, &to_id)
+}
+
+/// `PUT /crm/v4/objects/{from}/{id}/associations/{to}/{toId}` (labelled, types in the body).
+pub(crate) async fn association_put(
+    State(emulator): State<Emulator>,
+    Path((from, id, to, to_id)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> Response {
+    if !links::handles(&from, &to) {
+        return only_deals_and_notes(&from, &to);
+    }
+    match parse_body(&body) {
+        Ok(body) => links::put_labelled(&emulator, &from, &id, &to, &to_id, &body),
+        Err(r) => r,
+    }
+}
+
+/// `DELETE /crm/v4/objects/{from}/{id}/associations/{to}/{toId}`.
+pub(crate) async fn association_delete(
+    State(emulator): State<Emulator>,
+    Path((from, id, to, to_id)): Path<(String, String, String, String)>,
+) -> Response {
+    if !links::handles(&from, &to) {
+        return only_deals_and_notes(&from, &to);
+    }
+    links::delete_pair(&emulator, &from, &id, &to, &to_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1540,3 +1660,4 @@ mod tests {
         );
     }
 }
+

@@ -139,6 +139,12 @@ pub(crate) async fn batch_create(
     Path((from, to)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    if super::links::handles(&from, &to) {
+        return match parse_body(&body) {
+            Ok(body) => super::links::batch_create(&emulator, &from, &to, &body),
+            Err(r) => r,
+        };
+    }
     let started = now_ms();
     let direction = match Direction::of(&from, &to) {
         Ok(d) => d,
@@ -219,6 +225,12 @@ pub(crate) async fn batch_associate_default(
     Path((from, to)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    if super::links::handles(&from, &to) {
+        return match parse_body(&body) {
+            Ok(body) => super::links::batch_default(&emulator, &from, &to, &body),
+            Err(r) => r,
+        };
+    }
     let started = now_ms();
     let direction = match Direction::of(&from, &to) {
         Ok(d) => d,
@@ -260,6 +272,12 @@ pub(crate) async fn batch_archive(
     Path((from, to)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    if super::links::handles(&from, &to) {
+        return match parse_body(&body) {
+            Ok(body) => super::links::batch_archive(&emulator, &from, &to, &body),
+            Err(r) => r,
+        };
+    }
     let direction = match Direction::of(&from, &to) {
         Ok(d) => d,
         Err(r) => return r,

@@ -201,7 +201,6 @@ pub(crate) fn custom_properties(kind: Kind) -> Vec<PropDef> {
     let (object, group) = match kind {
         Kind::Companies => ("companies", "companyinformation"),
         Kind::Contacts => ("contacts", "contactinformation"),
-        Kind::Deals => return Vec::new(),
     };
     CUSTOM_FIELDS
         .iter()

@@ -11,14 +11,19 @@
 //! `Retry-After`), and search's own five-per-second limit (no rate-limit headers); the v4
 //! association batch create, default-associate and archive endpoints; and unsubscribing from
 //! all email through the communication-preferences API (`hs_email_optout` is read-only
-//! through the CRM API, as in HubSpot).
+//! through the CRM API, as in HubSpot). The account's owners and deal pipelines
+//! (`account.rs`), deals and notes (`records.rs`, on the shared table engine) and their v4
+//! associations (`links.rs`) are served on the same routes, gate and fault layers.
 
+mod account;
 mod api;
 mod associations;
 mod faults;
 mod fields;
 mod gate;
+mod links;
 mod preferences;
+mod records;
 mod respond;
 mod search;
 mod store;
@@ -31,11 +36,11 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGua
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use crate::faults::Faults;
 use crate::seed::SeedData;
-use store::{Kind, ObjectStore, seeded_record};
+use store::{Kind, ObjectStore, PropDef, seeded_record};
 
 /// The id of the first company seeded into an empty emulator (then 1000002, …, in seed order).
 pub const FIRST_COMPANY_ID: u64 = 1_000_001;
@@ -98,7 +103,6 @@ impl fmt::Debug for Options {
 pub(crate) struct Data {
     contacts: ObjectStore,
     companies: ObjectStore,
-    deals: ObjectStore,
     /// Email addresses unsubscribed from all email, lower-cased. HubSpot ties the opt-out to
     /// the address, not the record: a contact created later with the address is opted out too.
     opted_out: HashSet<Box<str>>,
@@ -106,6 +110,12 @@ pub(crate) struct Data {
     /// `Rec::company`). Empty unless the v4 association endpoints add some, so seeded data
     /// pays nothing for it.
     unlabeled: HashMap<u64, Vec<u64>>,
+    /// Owners, deals and notes, on the shared table engine.
+    tables: crate::table::Tables,
+    /// The properties of deals and notes (`records::Obj` order).
+    props: records::Props,
+    /// The associations of deals and notes.
+    links: links::Links,
 }
 
 impl Data {
@@ -113,7 +123,6 @@ impl Data {
         match kind {
             Kind::Contacts => &self.contacts,
             Kind::Companies => &self.companies,
-            Kind::Deals => &self.deals,
         }
     }
 
@@ -121,7 +130,6 @@ impl Data {
         match kind {
             Kind::Contacts => &mut self.contacts,
             Kind::Companies => &mut self.companies,
-            Kind::Deals => &mut self.deals,
         }
     }
 
@@ -175,6 +183,10 @@ struct Inner {
     data: RwLock<Data>,
     limits: Mutex<gate::Limits>,
     stats: Stats,
+    /// The account's deal pipelines (configured, not seeded).
+    pipelines: Vec<account::Pipeline>,
+    /// Each seed user's owner id in this account (`None`: not a user here), by user key.
+    owner_ids: Vec<Option<u64>>,
 }
 
 /// The emulator's shared state; clones share it.
@@ -186,22 +198,47 @@ pub struct Emulator {
 impl Emulator {
     /// A new, empty emulator.
     pub fn new(options: Options) -> Emulator {
-        let data = Data {
+        let portal_id = options
+            .portal_id
+            .unwrap_or_else(crate::new_account_number);
+        let (owners, owner_ids) = account::owners_table(portal_id);
+        let pipelines = account::pipelines(portal_id);
+        let (record_tables, props) = records::tables(&pipelines);
+        let mut tables = crate::table::Tables::new();
+        tables.add(owners);
+        for table in record_tables {
+            tables.add(table);
+        }
+        let mut data = Data {
             contacts: ObjectStore::new(Kind::Contacts),
             companies: ObjectStore::new(Kind::Companies),
-            deals: ObjectStore::new(Kind::Deals),
             opted_out: HashSet::new(),
             unlabeled: HashMap::new(),
+            tables,
+            props,
+            links: links::Links::default(),
         };
+        // `hubspot_owner_id` is an enumeration whose options are the active owners: a write
+        // naming an unknown or deactivated owner is refused with INVALID_OPTION.
+        let options_of_owners = account::owner_options(&data);
+        for (kind, label, group) in [
+            (Kind::Contacts, "Contact owner", "contactinformation"),
+            (Kind::Companies, "Company owner", "companyinformation"),
+        ] {
+            data.store_mut(kind).add_property(PropDef {
+                options: options_of_owners.clone(),
+                ..PropDef::standard("hubspot_owner_id", label, "enumeration", "select", group)
+            });
+        }
         Emulator {
             inner: Arc::new(Inner {
-                portal_id: options
-                    .portal_id
-                    .unwrap_or_else(crate::new_account_number),
+                portal_id,
                 options,
                 data: RwLock::new(data),
                 limits: Mutex::new(gate::Limits::default()),
                 stats: Stats::default(),
+                pipelines,
+                owner_ids,
             }),
         }
     }
@@ -222,8 +259,19 @@ impl Emulator {
 
     /// Loads generated data: companies get ids from [`FIRST_COMPANY_ID`] and contacts from
     /// [`FIRST_CONTACT_ID`] (in an empty emulator), in seed order; each contact's company is
-    /// its primary association.
-    pub fn seed(&self, seed: &SeedData) {
+    /// its primary association. Deals and notes follow, with their associations; owners are
+    /// the account's (a user the account lacks owns nothing here). Returns how many deals
+    /// and notes were seeded.
+    pub fn seed(&self, seed: &SeedData) -> (usize, usize) {
+        let owner_ids = &self.inner.owner_ids;
+        let owner_text: Vec<Option<String>> = owner_ids
+            .iter()
+            .map(|id| id.map(|id| id.to_string()))
+            .collect();
+        let owner = |key: Option<usize>| {
+            key.and_then(|k| owner_text.get(k))
+                .and_then(|o| o.as_deref())
+        };
         let mut data = self.write();
         let companies = &mut data.companies;
         let names = [
@@ -241,6 +289,7 @@ impl Emulator {
             "region",
             "seats",
             "tier",
+            "hubspot_owner_id",
         ];
         let p = names.map(|n| companies.prop_id(n));
         let first_company = companies.seed_with(seed.companies.len(), |id, i| {
@@ -270,6 +319,7 @@ impl Emulator {
                 c.region.as_deref(),
                 seats.as_deref(),
                 tier.as_deref(),
+                owner(c.owner),
             ];
             let pairs: Vec<_> = p.iter().copied().zip(values).collect();
             seeded_record(id, c.created_at_ms, c.updated_at_ms, None, &pairs)
@@ -290,9 +340,10 @@ impl Emulator {
             "hs_email_optout",
             "favourite_colour",
             "loyalty_points",
+            "hubspot_owner_id",
         ];
         let p = names.map(|n| contacts.prop_id(n));
-        contacts.seed_with(seed.contacts.len(), |id, i| {
+        let first_contact = contacts.seed_with(seed.contacts.len(), |id, i| {
             let c = &seed.contacts[i];
             let points = c.loyalty_points.map(|n| n.to_string());
             let values = [
@@ -310,6 +361,7 @@ impl Emulator {
                 Some(if c.email_opt_out { "true" } else { "false" }),
                 c.favourite_colour.as_deref(),
                 points.as_deref(),
+                owner(c.owner),
             ];
             let pairs: Vec<_> = p.iter().copied().zip(values).collect();
             let company = c.company.map(|key| first_company + key as u64);
@@ -322,11 +374,16 @@ impl Emulator {
             .filter_map(|c| c.email.as_deref())
             .map(|e| e.to_lowercase().into_boxed_str());
         data.opted_out.extend(unsubscribed);
+        let (deals, notes) =
+            records::seed(self, &mut data, seed, first_company, first_contact, owner_ids);
         tracing::debug!(
             companies = seed.companies.len(),
             contacts = seed.contacts.len(),
+            deals,
+            notes,
             "hubspot emulator seeded"
         );
+        (deals, notes)
     }
 
     /// The account's portal id, as `GET /account-info/v3/details` reports it.
@@ -382,6 +439,34 @@ impl Emulator {
                 "/communication-preferences/{version}/statuses/{subscriber}/unsubscribe-all",
                 get(preferences::read_unsubscribe_all).post(preferences::unsubscribe_all),
             )
+            .route(
+                "/crm/v4/objects/{from}/{id}/associations/{to}",
+                get(api::associations_of),
+            )
+            .route(
+                "/crm/v4/objects/{from}/{id}/associations/{to}/{to_id}",
+                put(api::association_put).delete(api::association_delete),
+            )
+            .route(
+                "/crm/v4/objects/{from}/{id}/associations/default/{to}/{to_id}",
+                put(api::association_put_default),
+            )
+            .route("/crm/v3/owners", get(account::list_owners))
+            .route("/crm/v3/owners/", get(account::list_owners))
+            .route("/crm/v3/owners/{id}", get(account::read_owner))
+            .route("/crm/v3/pipelines/{object}", get(account::list_pipelines))
+            .route(
+                "/crm/v3/pipelines/{object}/{pipeline}",
+                get(account::read_pipeline),
+            )
+            .route(
+                "/crm/v3/pipelines/{object}/{pipeline}/stages",
+                get(account::list_stages),
+            )
+            .route(
+                "/crm/v3/pipelines/{object}/{pipeline}/stages/{stage}",
+                get(account::read_stage),
+            )
             .route("/account-info/{version}/details", get(account_details))
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
@@ -408,8 +493,11 @@ impl Emulator {
     }
 
     /// How many live (not archived) records of `object` (`"contacts"`, `"companies"`,
-    /// `"deals"`) the emulator holds; `None` for an unknown type.
+    /// `"deals"`, `"notes"`) the emulator holds; `None` for an unknown type.
     pub fn count(&self, object: &str) -> Option<usize> {
+        if let Some(obj) = records::Obj::parse(object) {
+            return Some(records::count(&self.read(), obj));
+        }
         let kind = Kind::parse(object)?;
         let data = self.read();
         let store = data.store(kind);
@@ -435,6 +523,13 @@ impl Emulator {
     /// Archives (soft-deletes) one record, as `DELETE /crm/v3/objects/{object}/{id}` does.
     /// Returns whether a live record was archived.
     pub fn archive(&self, object: &str, id: u64) -> bool {
+        if let Some(obj) = records::Obj::parse(object) {
+            let mut data = self.write();
+            return data
+                .tables
+                .get_mut(obj.table())
+                .is_some_and(|t| t.archive(id, api::now_ms()).is_ok());
+        }
         let Some(kind) = Kind::parse(object) else {
             return false;
         };
@@ -466,8 +561,8 @@ async fn account_details(
         "portalId": emulator.portal_id(),
         "accountType": "STANDARD",
         "timeZone": "US/Eastern",
-        "companyCurrency": "USD",
-        "additionalCurrencies": [],
+        "companyCurrency": records::CURRENCIES[0],
+        "additionalCurrencies": &records::CURRENCIES[1..],
         "utcOffset": "-05:00",
         "utcOffsetMilliseconds": -18_000_000,
         "uiDomain": "app.hubspot.com",
@@ -548,11 +643,12 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
 
 impl crate::VendorEmulator for Emulator {
     fn seed(&self, data: &SeedData) -> crate::SeedSummary {
-        Emulator::seed(self, data);
+        let (deals, notes) = Emulator::seed(self, data);
         crate::SeedSummary {
             companies: data.companies.len(),
             contacts: data.contacts.len(),
-            ..Default::default()
+            deals,
+            notes,
         }
     }
 

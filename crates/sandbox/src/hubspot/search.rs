@@ -12,6 +12,7 @@
 // Helpers return a finished HubSpot error `Response` as their `Err`: it is sent as is, once.
 #![allow(clippy::result_large_err)]
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use axum::Json;
@@ -24,6 +25,47 @@ use super::Emulator;
 use super::api::{body_selection, parse_body, record_json, unknown_object};
 use super::respond::validation;
 use super::store::{Kind, ObjectStore, Rec, parse_timestamp};
+
+/// What search needs of an object type's records, whichever store holds them (contacts and
+/// companies in an [`ObjectStore`], deals and notes on the table engine).
+pub(crate) trait Source {
+    /// One record.
+    type Row;
+    /// The id of property `name`.
+    fn prop(&self, name: &str) -> Option<usize>;
+    /// The HubSpot type of property `prop` (`number`, `datetime`, `string`, …).
+    fn prop_type(&self, prop: usize) -> &str;
+    /// The value of `prop` on `row`, as HubSpot sends it.
+    fn value<'r>(&'r self, row: &'r Self::Row, prop: usize) -> Option<Cow<'r, str>>;
+    /// The record's id.
+    fn id(row: &Self::Row) -> u64;
+    /// The live records, in id order.
+    fn live(&self) -> Box<dyn Iterator<Item = &Self::Row> + '_>;
+    /// The record as a search result, with the properties the body asks for.
+    fn result(&self, row: &Self::Row, body: &Value) -> Value;
+}
+
+impl Source for ObjectStore {
+    type Row = Rec;
+    fn prop(&self, name: &str) -> Option<usize> {
+        self.prop_id(name).map(usize::from)
+    }
+    fn prop_type(&self, prop: usize) -> &str {
+        u16::try_from(prop).map_or("string", |p| self.prop(p).ty.as_str())
+    }
+    fn value<'r>(&'r self, row: &'r Rec, prop: usize) -> Option<Cow<'r, str>> {
+        ObjectStore::value(self, row, u16::try_from(prop).ok()?)
+    }
+    fn id(row: &Rec) -> u64 {
+        row.id
+    }
+    fn live(&self) -> Box<dyn Iterator<Item = &Rec> + '_> {
+        Box::new(self.starting_at(0).iter().filter(|r| !r.is_archived()))
+    }
+    fn result(&self, row: &Rec, body: &Value) -> Value {
+        Value::Object(record_json(self, row, &body_selection(self, body)))
+    }
+}
 
 /// The search page size when `limit` is not given.
 const DEFAULT_LIMIT: usize = 10;
@@ -88,7 +130,7 @@ impl Operator {
 
 /// One parsed filter.
 struct Filter {
-    prop: u16,
+    prop: usize,
     operator: Operator,
     value: Option<String>,
     high: Option<String>,
@@ -114,7 +156,7 @@ fn integer(v: &Value) -> Option<u64> {
     }
 }
 
-fn parse_filter(store: &ObjectStore, raw: &Value) -> Result<Filter, Response> {
+fn parse_filter<S: Source>(store: &S, raw: &Value) -> Result<Filter, Response> {
     let name = raw
         .get("propertyName")
         .and_then(Value::as_str)
@@ -125,7 +167,7 @@ fn parse_filter(store: &ObjectStore, raw: &Value) -> Result<Filter, Response> {
         .ok_or_else(|| validation("Some required fields were not set: [operator]"))?;
     let operator = Operator::parse(operator)?;
     let prop = store
-        .prop_id(name)
+        .prop(name)
         .ok_or_else(|| validation(format!("Property {name} does not exist")))?;
     let value = raw.get("value").and_then(scalar);
     let high = raw.get("highValue").and_then(scalar);
@@ -158,8 +200,8 @@ fn parse_filter(store: &ObjectStore, raw: &Value) -> Result<Filter, Response> {
 
 /// Compares a stored value with a filter value by the property's type: numbers as numbers,
 /// dates as instants, the rest as text ignoring case. `None` when they are not comparable.
-fn compare(store: &ObjectStore, prop: u16, stored: &str, given: &str) -> Option<Ordering> {
-    match store.prop(prop).ty.as_str() {
+fn compare<S: Source>(store: &S, prop: usize, stored: &str, given: &str) -> Option<Ordering> {
+    match store.prop_type(prop) {
         "number" => {
             let (a, b) = (
                 stored.trim().parse::<f64>().ok()?,
@@ -173,7 +215,7 @@ fn compare(store: &ObjectStore, prop: u16, stored: &str, given: &str) -> Option<
 }
 
 impl Filter {
-    fn matches(&self, store: &ObjectStore, rec: &Rec) -> bool {
+    fn matches<S: Source>(&self, store: &S, rec: &S::Row) -> bool {
         let stored = store.value(rec, self.prop);
         let stored = stored.as_deref().filter(|v| !v.is_empty());
         let cmp = |given: &Option<String>| match (stored, given) {
@@ -205,7 +247,7 @@ impl Filter {
 }
 
 /// The parsed `filterGroups`: groups are ORed, filters in a group ANDed. Empty: everything.
-fn parse_groups(store: &ObjectStore, body: &Value) -> Result<Vec<Vec<Filter>>, Response> {
+fn parse_groups<S: Source>(store: &S, body: &Value) -> Result<Vec<Vec<Filter>>, Response> {
     let groups = match body.get("filterGroups") {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(groups)) => groups,
@@ -249,7 +291,7 @@ fn parse_groups(store: &ObjectStore, body: &Value) -> Result<Vec<Vec<Filter>>, R
 }
 
 /// The one sort rule, if any: (property, descending).
-fn parse_sort(store: &ObjectStore, body: &Value) -> Result<Option<(u16, bool)>, Response> {
+fn parse_sort<S: Source>(store: &S, body: &Value) -> Result<Option<(usize, bool)>, Response> {
     let sorts = match body.get("sorts") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Array(sorts)) => sorts,
@@ -288,13 +330,13 @@ fn parse_sort(store: &ObjectStore, body: &Value) -> Result<Option<(u16, bool)>, 
         }
     };
     let prop = store
-        .prop_id(name)
+        .prop(name)
         .ok_or_else(|| validation(format!("Property {name} does not exist")))?;
     Ok(Some((prop, descending)))
 }
 
 /// Orders two records by `prop`; records without a value come last, ties go by id.
-fn sort_order(store: &ObjectStore, prop: u16, descending: bool, a: &Rec, b: &Rec) -> Ordering {
+fn sort_order<S: Source>(store: &S, prop: usize, descending: bool, a: &S::Row, b: &S::Row) -> Ordering {
     let (va, vb) = (store.value(a, prop), store.value(b, prop));
     let by_value = match (va.as_deref(), vb.as_deref()) {
         (Some(x), Some(y)) => {
@@ -305,7 +347,7 @@ fn sort_order(store: &ObjectStore, prop: u16, descending: bool, a: &Rec, b: &Rec
         (None, Some(_)) => Ordering::Greater,
         (None, None) => Ordering::Equal,
     };
-    by_value.then(a.id.cmp(&b.id))
+    by_value.then(S::id(a).cmp(&S::id(b)))
 }
 
 /// `POST /crm/v3/objects/{object}/search`.
@@ -314,7 +356,8 @@ pub(crate) async fn search(
     Path(object): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(kind) = Kind::parse(&object) else {
+    let obj = super::records::Obj::parse(&object);
+    let Some(kind) = Kind::parse(&object).or(obj.map(|_| Kind::Contacts)) else {
         return unknown_object(&object);
     };
     let body = match parse_body(&body) {
@@ -324,12 +367,20 @@ pub(crate) async fn search(
     if !body.is_object() {
         return validation("The request body must be a JSON object");
     }
-    match run(&emulator, kind, &body) {
+    let data = emulator.read();
+    let answer = match obj {
+        Some(obj) => match super::records::searchable(&emulator, &data, obj) {
+            Some(source) => run(&source, &body),
+            None => Err(unknown_object(&object)),
+        },
+        None => run(data.store(kind), &body),
+    };
+    match answer {
         Ok(r) | Err(r) => r,
     }
 }
 
-fn run(emulator: &Emulator, kind: Kind, body: &Value) -> Result<Response, Response> {
+fn run<S: Source>(store: &S, body: &Value) -> Result<Response, Response> {
     let limit = match body.get("limit") {
         None | Some(Value::Null) => DEFAULT_LIMIT,
         Some(raw) => match integer(raw) {
@@ -370,26 +421,22 @@ fn run(emulator: &Emulator, kind: Kind, body: &Value) -> Result<Response, Respon
             ));
         }
     }
-    let data = emulator.read();
-    let store = data.store(kind);
     let groups = parse_groups(store, body)?;
     let sort = parse_sort(store, body)?;
-    let selection = body_selection(store, body);
-    let wanted = |rec: &&Rec| {
-        !rec.is_archived()
-            && (groups.is_empty()
-                || groups
-                    .iter()
-                    .any(|g| g.iter().all(|f| f.matches(store, rec))))
+    let wanted = |rec: &&S::Row| {
+        groups.is_empty()
+            || groups
+                .iter()
+                .any(|g| g.iter().all(|f| f.matches(store, *rec)))
     };
     // Results past the 10,000th can never be paged to, so a page never holds any.
     let end = (offset + limit).min(MAX_RESULTS);
-    let (total, page): (usize, Vec<&Rec>) = match sort {
+    let (total, page): (usize, Vec<&S::Row>) = match sort {
         None => {
             // Id order; only the page's records are kept, so a count over a million is cheap.
             let mut total = 0;
             let mut page = Vec::with_capacity(limit);
-            for rec in store.starting_at(0).iter().filter(wanted) {
+            for rec in store.live().filter(wanted) {
                 if (offset..end).contains(&total) {
                     page.push(rec);
                 }
@@ -398,7 +445,7 @@ fn run(emulator: &Emulator, kind: Kind, body: &Value) -> Result<Response, Respon
             (total, page)
         }
         Some((prop, descending)) => {
-            let mut all: Vec<&Rec> = store.starting_at(0).iter().filter(wanted).collect();
+            let mut all: Vec<&S::Row> = store.live().filter(wanted).collect();
             all.sort_by(|a, b| sort_order(store, prop, descending, a, b));
             let total = all.len();
             let page = all
@@ -410,7 +457,7 @@ fn run(emulator: &Emulator, kind: Kind, body: &Value) -> Result<Response, Respon
     };
     let results: Vec<Value> = page
         .iter()
-        .map(|rec| Value::Object(record_json(store, rec, &selection)))
+        .map(|rec| store.result(rec, body))
         .collect();
     let next = offset + results.len();
     let mut response = json!({ "total": total, "results": results });

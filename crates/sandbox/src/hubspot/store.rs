@@ -15,12 +15,12 @@ use serde::Serialize;
 
 use crate::timestamp::{Iso8601, serialize_display};
 
-/// A CRM object type the emulator serves.
+/// A CRM object type held in an [`ObjectStore`] (deals and notes are on the shared table
+/// engine: `records.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
     Contacts,
     Companies,
-    Deals,
 }
 
 impl Kind {
@@ -29,7 +29,6 @@ impl Kind {
         match segment.to_ascii_lowercase().as_str() {
             "contacts" | "contact" | "0-1" => Some(Kind::Contacts),
             "companies" | "company" | "0-2" => Some(Kind::Companies),
-            "deals" | "deal" | "0-3" => Some(Kind::Deals),
             _ => None,
         }
     }
@@ -39,7 +38,6 @@ impl Kind {
         match self {
             Kind::Contacts => "contacts",
             Kind::Companies => "companies",
-            Kind::Deals => "deals",
         }
     }
 
@@ -48,7 +46,6 @@ impl Kind {
         match self {
             Kind::Contacts => "CONTACT",
             Kind::Companies => "COMPANY",
-            Kind::Deals => "DEAL",
         }
     }
 
@@ -57,7 +54,6 @@ impl Kind {
         match self {
             Kind::Companies => 1_000_001,
             Kind::Contacts => 2_000_001,
-            Kind::Deals => 3_000_001,
         }
     }
 
@@ -66,15 +62,14 @@ impl Kind {
         match self {
             Kind::Contacts => &["firstname", "lastname", "email"],
             Kind::Companies => &["name", "domain"],
-            Kind::Deals => &["dealname", "amount", "closedate", "pipeline", "dealstage"],
         }
     }
 
     /// The last-modified property's name (`lastmodifieddate` on contacts only).
-    fn modified_property(self) -> &'static str {
+    pub(crate) fn modified_property(self) -> &'static str {
         match self {
             Kind::Contacts => "lastmodifieddate",
-            Kind::Companies | Kind::Deals => "hs_lastmodifieddate",
+            Kind::Companies => "hs_lastmodifieddate",
         }
     }
 }
@@ -355,31 +350,6 @@ fn standard_properties(kind: Kind) -> Vec<PropDef> {
                 "companyinformation",
             ),
         ],
-        Kind::Deals => vec![
-            s("dealname", "Deal Name", "string", "text", "dealinformation"),
-            s("amount", "Amount", "number", "number", "dealinformation"),
-            s(
-                "closedate",
-                "Close Date",
-                "datetime",
-                "date",
-                "dealinformation",
-            ),
-            s(
-                "pipeline",
-                "Pipeline",
-                "enumeration",
-                "select",
-                "dealinformation",
-            ),
-            s(
-                "dealstage",
-                "Deal Stage",
-                "enumeration",
-                "radio",
-                "dealinformation",
-            ),
-        ],
     };
     if kind == Kind::Contacts {
         // A contact's email is unique in HubSpot and usable as an `idProperty`.
@@ -388,7 +358,6 @@ fn standard_properties(kind: Kind) -> Vec<PropDef> {
     let group = match kind {
         Kind::Contacts => "contactinformation",
         Kind::Companies => "companyinformation",
-        Kind::Deals => "dealinformation",
     };
     let computed = |name: &str, label: &str, ty: &str, field_type: &str, c: Computed| PropDef {
         read_only: true,

@@ -1390,3 +1390,884 @@ async fn a_created_enumeration_property_works_like_a_seeded_one() {
     assert!(status == 400 || status == 207, "{body}");
     assert!(body.to_string().contains("INVALID_OPTION"), "{body}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Owners, pipelines, deals, notes and their associations
+
+async fn patch(base: &str, path: &str, body: Value) -> (u16, Value) {
+    let resp = client()
+        .patch(format!("{base}{path}"))
+        .bearer_auth(crate::HUBSPOT_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+}
+
+async fn read(base: &str, path: &str) -> (u16, Value) {
+    let (status, _, body) = get(base, path, crate::HUBSPOT_TOKEN).await;
+    (status, body)
+}
+
+/// The `error` codes and property names inside a `Property values were not valid` body.
+fn property_errors(body: &Value) -> Vec<(String, String)> {
+    body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| {
+                    (
+                        e["code"].as_str().unwrap_or_default().to_owned(),
+                        e["context"]["propertyName"][0]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every page of a v3 list, following `paging.next.after`.
+async fn list_all(base: &str, object: &str, limit: usize, extra: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!("/crm/v3/objects/{object}?limit={limit}{extra}");
+        if let Some(a) = &after {
+            path.push_str(&format!("&after={}", urlencoding::encode(a)));
+        }
+        let (status, body) = read(base, &path).await;
+        assert_eq!(status, 200, "{body}");
+        out.extend(body["results"].as_array().cloned().unwrap_or_default());
+        match body["paging"]["next"]["after"].as_str() {
+            Some(a) => after = Some(a.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test]
+async fn owners_list_page_filter_by_email_and_show_deactivated_users_as_archived() {
+    let (hs, _, _) = start(unlimited(), 10).await;
+    let (status, first) = read(&hs.base_url, "/crm/v3/owners?limit=3").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["results"].as_array().map(Vec::len), Some(3));
+    let after = first["paging"]["next"]["after"].as_str().expect("paging");
+    let (_, second) = read(
+        &hs.base_url,
+        &format!("/crm/v3/owners?limit=3&after={}", urlencoding::encode(after)),
+    )
+    .await;
+    let mut ids: Vec<String> = [&first, &second]
+        .iter()
+        .flat_map(|b| b["results"].as_array().cloned().unwrap_or_default())
+        .map(|o| o["id"].as_str().expect("id").to_owned())
+        .collect();
+    let all = read(&hs.base_url, "/crm/v3/owners").await.1;
+    let active: Vec<&Value> = all["results"].as_array().expect("results").iter().collect();
+    // Farah is not a HubSpot user; Hana is deactivated: six active owners.
+    assert_eq!(active.len(), 6, "{all}");
+    ids.dedup();
+    assert_eq!(ids.len(), 6);
+    let ana = active
+        .iter()
+        .find(|o| o["email"] == json!("ana.garcia@ferry-demo.example"))
+        .expect("Ana");
+    assert_eq!(ana["firstName"], json!("Ana"));
+    assert_eq!(ana["lastName"], json!("García"));
+    assert_eq!(ana["type"], json!("PERSON"));
+    assert_eq!(ana["archived"], json!(false));
+    assert!(ana["userId"].is_number() && ana["id"].is_string());
+    assert_ne!(ana["id"].as_str(), ana["userId"].to_string().as_str().into());
+
+    let (_, by_email) = read(
+        &hs.base_url,
+        "/crm/v3/owners?email=BEN.OKAFOR%40ferry-demo.example",
+    )
+    .await;
+    assert_eq!(by_email["results"].as_array().map(Vec::len), Some(1));
+    assert_eq!(by_email["results"][0]["firstName"], json!("Ben"));
+    let (_, farah) = read(
+        &hs.base_url,
+        "/crm/v3/owners?email=farah.haddad%40ferry-demo.example",
+    )
+    .await;
+    assert_eq!(farah["results"], json!([]));
+
+    let (_, archived) = read(&hs.base_url, "/crm/v3/owners?archived=true").await;
+    let archived = archived["results"].as_array().expect("results").clone();
+    assert_eq!(archived.len(), 1);
+    assert_eq!(archived[0]["email"], json!("hana.novak@ferry-demo.example"));
+    assert_eq!(archived[0]["archived"], json!(true));
+    assert_eq!(archived[0]["userId"], Value::Null);
+    assert!(archived[0]["userIdIncludingInactive"].is_number());
+
+    let id = ana["id"].as_str().expect("id");
+    let (status, one) = read(&hs.base_url, &format!("/crm/v3/owners/{id}")).await;
+    assert_eq!((status, &one["email"]), (200, &ana["email"]));
+    let (status, by_user) = read(
+        &hs.base_url,
+        &format!("/crm/v3/owners/{}?idProperty=userId", ana["userId"]),
+    )
+    .await;
+    assert_eq!((status, &by_user["id"]), (200, &ana["id"]));
+    let hana = archived[0]["id"].as_str().expect("id");
+    let (status, _) = read(&hs.base_url, &format!("/crm/v3/owners/{hana}")).await;
+    assert_eq!(status, 404, "an archived owner needs archived=true");
+    let (status, _) = read(&hs.base_url, &format!("/crm/v3/owners/{hana}?archived=true")).await;
+    assert_eq!(status, 200);
+    let (status, body) = read(&hs.base_url, "/crm/v3/owners/1").await;
+    assert_eq!((status, body["category"].as_str()), (404, Some("OBJECT_NOT_FOUND")));
+    let (status, _) = read(&hs.base_url, "/crm/v3/owners?limit=501").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn owner_ids_are_local_to_the_account() {
+    let a = Emulator::new(Options::default());
+    let b = Emulator::new(Options::default());
+    assert_ne!(a.inner.owner_ids[0], b.inner.owner_ids[0]);
+    assert_eq!(a.inner.owner_ids[5], None, "Farah is not a HubSpot user");
+}
+
+#[tokio::test]
+async fn deal_pipelines_with_stage_ids_probability_and_closed_flags() {
+    let (hs, _, _) = start(unlimited(), 10).await;
+    let (status, body) = read(&hs.base_url, "/crm/v3/pipelines/deals").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("paging").is_none(), "pipelines are not paged");
+    let pipelines = body["results"].as_array().expect("results");
+    assert_eq!(pipelines.len(), 2);
+    let sales = &pipelines[0];
+    assert_eq!(sales["id"], json!("default"));
+    assert_eq!(sales["label"], json!("Sales Pipeline"));
+    assert_eq!(sales["createdAt"], json!("1970-01-01T00:00:00.000Z"));
+    let stages = sales["stages"].as_array().expect("stages");
+    assert_eq!(stages[0]["id"], json!("appointmentscheduled"));
+    assert_eq!(stages[0]["label"], json!("Appointment Scheduled"));
+    assert_eq!(stages[0]["metadata"], json!({"isClosed": "false", "probability": "0.2"}));
+    let won = stages.iter().find(|s| s["id"] == json!("closedwon")).expect("won");
+    assert_eq!(won["metadata"], json!({"isClosed": "true", "probability": "1.0"}));
+    let lost = stages.iter().find(|s| s["id"] == json!("closedlost")).expect("lost");
+    assert_eq!(lost["metadata"], json!({"isClosed": "true", "probability": "0.0"}));
+    let renewals = &pipelines[1];
+    assert_eq!(renewals["label"], json!("Renewals"));
+    let id = renewals["id"].as_str().expect("id");
+    assert!(id.parse::<u64>().is_ok(), "custom pipeline ids are numeric");
+    let stage = renewals["stages"][0]["id"].as_str().expect("stage id");
+    assert!(stage.parse::<u64>().is_ok());
+
+    let (status, one) = read(&hs.base_url, &format!("/crm/v3/pipelines/0-3/{id}")).await;
+    assert_eq!((status, &one["label"]), (200, &json!("Renewals")));
+    let (status, stages) = read(&hs.base_url, &format!("/crm/v3/pipelines/deals/{id}/stages")).await;
+    assert_eq!((status, stages["results"].as_array().map(Vec::len)), (200, Some(4)));
+    let (status, s) =
+        read(&hs.base_url, &format!("/crm/v3/pipelines/deals/{id}/stages/{stage}")).await;
+    assert_eq!((status, &s["label"]), (200, &json!("Renewal Due")));
+    let (status, body) = read(&hs.base_url, "/crm/v3/pipelines/deals/nope").await;
+    assert_eq!((status, body["category"].as_str()), (404, Some("OBJECT_NOT_FOUND")));
+    let (status, _) = read(&hs.base_url, "/crm/v3/pipelines/deals/default/stages/nope").await;
+    assert_eq!(status, 404);
+    let (status, _) = read(&hs.base_url, "/crm/v3/pipelines/widgets").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn owners_on_contacts_and_companies_are_seeded_readable_and_checked() {
+    let (hs, emulator, data) = start(unlimited(), 40).await;
+    let owner_of = |key: Option<usize>| {
+        key.and_then(|k| emulator.inner.owner_ids[k])
+            .map(|id| json!(id.to_string()))
+            .unwrap_or(Value::Null)
+    };
+    let contacts = list_all(&hs.base_url, "contacts", 100, "&properties=hubspot_owner_id").await;
+    for (r, seeded) in contacts.iter().zip(&data.contacts) {
+        assert_eq!(r["properties"]["hubspot_owner_id"], owner_of(seeded.owner));
+    }
+    let companies = list_all(&hs.base_url, "companies", 100, "&properties=hubspot_owner_id").await;
+    for (r, seeded) in companies.iter().zip(&data.companies) {
+        assert_eq!(r["properties"]["hubspot_owner_id"], owner_of(seeded.owner));
+    }
+    let active = emulator.inner.owner_ids[1].expect("Ben").to_string();
+    let inactive = emulator.inner.owner_ids[7].expect("Hana").to_string();
+    let path = format!("/crm/v3/objects/contacts/{FIRST_CONTACT_ID}");
+    let (status, body) = patch(
+        &hs.base_url,
+        &path,
+        json!({"properties": {"hubspot_owner_id": active}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["properties"]["hubspot_owner_id"], json!(active));
+    for bad in [inactive.as_str(), "12345", "ana.garcia@ferry-demo.example"] {
+        let (status, body) = patch(
+            &hs.base_url,
+            &path,
+            json!({"properties": {"hubspot_owner_id": bad}}),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["category"], json!("VALIDATION_ERROR"));
+        assert_eq!(
+            property_errors(&body),
+            vec![("INVALID_OPTION".to_owned(), "hubspot_owner_id".to_owned())]
+        );
+    }
+    let (_, prop) = read(&hs.base_url, "/crm/v3/properties/companies/hubspot_owner_id").await;
+    assert_eq!(prop["type"], json!("enumeration"));
+    assert_eq!(prop["options"].as_array().map(Vec::len), Some(6), "active owners");
+}
+
+#[tokio::test]
+async fn seeded_deals_list_with_stage_ids_owner_currency_and_won_lost() {
+    let (hs, emulator, data) = start(unlimited(), 200).await;
+    assert_eq!(emulator.count("deals"), Some(data.deals.len()));
+    assert_eq!(emulator.count("0-3"), Some(data.deals.len()));
+    let deals = list_all(
+        &hs.base_url,
+        "deals",
+        17,
+        "&properties=dealname,dealstage,pipeline,amount,deal_currency_code,hubspot_owner_id,closedate,hs_is_closed,hs_is_closed_won",
+    )
+    .await;
+    assert_eq!(deals.len(), data.deals.len());
+    let pipelines = &emulator.inner.pipelines;
+    let (mut won, mut lost) = (0, 0);
+    for (r, seeded) in deals.iter().zip(&data.deals) {
+        let p = &r["properties"];
+        assert_eq!(p["dealname"], json!(seeded.name));
+        assert_eq!(p["deal_currency_code"], json!(seeded.currency));
+        assert_eq!(p["closedate"], json!(format!("{}T00:00:00.000Z", seeded.close_date)));
+        let (seed_pipeline, seed_stage) = seeded.seed_stage();
+        let label =
+            crate::accounts::vendor_stage(DEAL_STAGES, seed_pipeline.key, seed_stage.key)
+                .expect("placed");
+        let pipeline = pipelines
+            .iter()
+            .find(|x| x.label == label.pipeline)
+            .expect("pipeline");
+        assert_eq!(p["pipeline"], json!(pipeline.id));
+        let stage = pipeline
+            .stages
+            .iter()
+            .find(|s| s.label == label.stage)
+            .expect("stage");
+        assert_eq!(p["dealstage"], json!(stage.id));
+        let outcome = seed_stage.outcome;
+        assert_eq!(p["hs_is_closed_won"], json!((outcome == crate::accounts::Outcome::Won).to_string()));
+        assert_eq!(p["hs_is_closed"], json!((outcome != crate::accounts::Outcome::Open).to_string()));
+        match outcome {
+            crate::accounts::Outcome::Won => won += 1,
+            crate::accounts::Outcome::Lost => lost += 1,
+            _ => {}
+        }
+        if let Some(amount) = seeded.amount {
+            assert_eq!(p["amount"], json!(amount.to_string()));
+        }
+        let owner = seeded
+            .owner
+            .and_then(|k| emulator.inner.owner_ids[k])
+            .map(|id| json!(id.to_string()))
+            .unwrap_or(Value::Null);
+        assert_eq!(p["hubspot_owner_id"], owner);
+    }
+    assert!(won > 0 && lost > 0);
+    // The default properties of a deal.
+    let (_, one) = read(&hs.base_url, &format!("/crm/v3/objects/deals/{}", deals[0]["id"].as_str().unwrap_or_default())).await;
+    let keys: HashSet<&str> = one["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let expected: HashSet<&str> = [
+        "dealname",
+        "amount",
+        "closedate",
+        "pipeline",
+        "dealstage",
+        "hs_object_id",
+        "createdate",
+        "hs_lastmodifieddate",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(keys, expected);
+    let (status, body) = read(&hs.base_url, "/crm/v3/objects/deals?limit=101").await;
+    assert_eq!((status, body["category"].as_str()), (400, Some("VALIDATION_ERROR")));
+}
+
+#[tokio::test]
+async fn deal_writes_follow_hubspots_stage_pipeline_currency_and_owner_rules() {
+    let (hs, emulator, _) = start(unlimited(), 20).await;
+    let renewals = emulator.inner.pipelines[1].clone();
+    let renewal_stage = renewals.stages[0].id.clone();
+    let base = &hs.base_url;
+    let create = |props: Value| {
+        let base = base.clone();
+        async move { post(&base, "/crm/v3/objects/deals", json!({ "properties": props })).await }
+    };
+    // Name and stage: the default pipeline is assumed.
+    let (status, deal) = create(json!({"dealname": "Plain", "dealstage": "qualifiedtobuy", "amount": 1200.5})).await;
+    assert_eq!(status, 201, "{deal}");
+    assert_eq!(deal["properties"]["pipeline"], json!("default"));
+    assert_eq!(deal["properties"]["amount"], json!("1200.5"));
+    assert_eq!(deal["properties"]["hs_is_closed"], json!("false"));
+    let id = deal["id"].as_str().expect("id").to_owned();
+
+    let cases = [
+        (json!({"dealstage": "qualifiedtobuy"}), "REQUIRED_PROPERTY", "dealname"),
+        (json!({"dealname": "No stage"}), "REQUIRED_PROPERTY", "dealstage"),
+        (json!({"dealname": "Label", "dealstage": "Closed Won"}), "INVALID_OPTION", "dealstage"),
+        (json!({"dealname": "Wrong pipeline", "dealstage": renewal_stage}), "INVALID_OPTION", "dealstage"),
+        (json!({"dealname": "Wrong pipeline", "pipeline": "default", "dealstage": renewal_stage}), "INVALID_OPTION", "dealstage"),
+        (json!({"dealname": "Bad pipeline", "pipeline": "Renewals", "dealstage": renewal_stage}), "INVALID_OPTION", "pipeline"),
+        (json!({"dealname": "Yen", "dealstage": "closedwon", "deal_currency_code": "JPY"}), "INVALID_OPTION", "deal_currency_code"),
+        (json!({"dealname": "Amount", "dealstage": "closedwon", "amount": "lots"}), "INVALID_INTEGER", "amount"),
+        (json!({"dealname": "Date", "dealstage": "closedwon", "closedate": "soon"}), "INVALID_DATE", "closedate"),
+        (json!({"dealname": "Owner", "dealstage": "closedwon", "hubspot_owner_id": emulator.inner.owner_ids[7].expect("Hana").to_string()}), "INVALID_OPTION", "hubspot_owner_id"),
+        (json!({"dealname": "Owner", "dealstage": "closedwon", "hubspot_owner_id": "99"}), "INVALID_OPTION", "hubspot_owner_id"),
+        (json!({"dealname": "Closed", "dealstage": "closedwon", "hs_is_closed_won": "true"}), "READ_ONLY_VALUE", "hs_is_closed_won"),
+        (json!({"dealname": "x".repeat(65_537), "dealstage": "closedwon"}), "VALUE_TOO_LONG", "dealname"),
+        (json!({"dealname": "Nope", "dealstage": "closedwon", "nope": "1"}), "PROPERTY_DOESNT_EXIST", "nope"),
+    ];
+    for (props, code, name) in cases {
+        let (status, body) = create(props.clone()).await;
+        assert_eq!(status, 400, "{props}: {body}");
+        assert_eq!(body["category"], json!("VALIDATION_ERROR"), "{body}");
+        assert_eq!(
+            property_errors(&body),
+            vec![(code.to_owned(), name.to_owned())],
+            "{props}: {body}"
+        );
+    }
+    let before = emulator.count("deals");
+    // A renewal stage with its pipeline; a valid currency and an active owner.
+    let owner = emulator.inner.owner_ids[0].expect("Ana").to_string();
+    let (status, renewal) = create(json!({
+        "dealname": "Renewal", "pipeline": renewals.id, "dealstage": renewals.stages[2].id,
+        "deal_currency_code": "EUR", "hubspot_owner_id": owner, "closedate": "2025-03-01",
+    }))
+    .await;
+    assert_eq!(status, 201, "{renewal}");
+    assert_eq!(renewal["properties"]["hs_is_closed_won"], json!("true"));
+    assert_eq!(renewal["properties"]["hubspot_owner_id"], json!(owner));
+    assert_eq!(renewal["properties"]["closedate"], json!("2025-03-01T00:00:00.000Z"));
+    assert_eq!(emulator.count("deals"), before.map(|n| n + 1));
+
+    // Updates: moving to a stage of another pipeline needs the pipeline too.
+    let path = format!("/crm/v3/objects/deals/{id}");
+    let (status, body) = patch(base, &path, json!({"properties": {"dealstage": renewal_stage}})).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = patch(
+        base,
+        &path,
+        json!({"properties": {"pipeline": renewals.id, "dealstage": renewal_stage}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["properties"]["pipeline"], json!(renewals.id));
+    let (status, body) = patch(base, &path, json!({"properties": {"dealname": ""}})).await;
+    assert_eq!((status, property_errors(&body)), (400, vec![("REQUIRED_PROPERTY".to_owned(), "dealname".to_owned())]));
+    let (status, _) = patch(base, "/crm/v3/objects/deals/42", json!({"properties": {"dealname": "x"}})).await;
+    assert_eq!(status, 404);
+    // Closed won, then lost: HubSpot keeps a closed deal editable.
+    let (status, body) = patch(base, &path, json!({"properties": {"pipeline": "default", "dealstage": "closedlost"}})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["properties"]["hs_is_closed_won"], json!("false"));
+    assert_eq!(body["properties"]["hs_is_closed"], json!("true"));
+    // Archive: gone from reads, listed with archived=true.
+    let resp = client()
+        .delete(format!("{base}{path}"))
+        .bearer_auth(crate::HUBSPOT_TOKEN)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(read(base, &path).await.0, 404);
+    let (status, archived) = read(base, &format!("{path}?archived=true")).await;
+    assert_eq!((status, &archived["archived"]), (200, &json!(true)));
+}
+
+#[tokio::test]
+async fn deal_batches_cap_inputs_report_per_input_errors_and_upsert_by_source_id() {
+    let (hs, emulator, _) = start(unlimited(), 20).await;
+    let base = &hs.base_url;
+    let too_many: Vec<Value> = (0..101)
+        .map(|i| json!({"properties": {"dealname": format!("d{i}"), "dealstage": "closedwon"}}))
+        .collect();
+    let (status, body) = post(base, "/crm/v3/objects/0-3/batch/create", json!({"inputs": too_many})).await;
+    assert_eq!((status, body["category"].as_str()), (400, Some("VALIDATION_ERROR")));
+    // One bad input fails the batch, unless every input has a trace id.
+    let inputs = json!([
+        {"properties": {"dealname": "ok", "dealstage": "closedwon"}},
+        {"properties": {"dealname": "bad", "dealstage": "nope"}},
+    ]);
+    let before = emulator.count("deals");
+    let (status, _) = post(base, "/crm/v3/objects/deals/batch/create", json!({"inputs": inputs})).await;
+    assert_eq!(status, 400);
+    assert_eq!(emulator.count("deals"), before);
+    let traced = json!([
+        {"objectWriteTraceId": "a", "properties": {"dealname": "ok", "dealstage": "closedwon"}},
+        {"objectWriteTraceId": "b", "properties": {"dealname": "bad", "dealstage": "nope"}},
+    ]);
+    let (status, body) = post(base, "/crm/v3/objects/deals/batch/create", json!({"inputs": traced})).await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["results"][0]["objectWriteTraceId"], json!("a"));
+    assert_eq!(body["errors"][0]["context"]["objectWriteTraceId"], json!(["b"]));
+    assert_eq!(emulator.count("deals"), before.map(|n| n + 1));
+
+    // The connector's unique source-id property, then upserts keyed by it.
+    let (status, prop) = post(
+        base,
+        "/crm/v3/properties/deals",
+        json!({"name": "ferry_source_id", "label": "Ferry source id", "type": "string",
+               "fieldType": "text", "groupName": "dealinformation", "hasUniqueValue": true}),
+    )
+    .await;
+    assert_eq!(status, 201, "{prop}");
+    assert_eq!(prop["hasUniqueValue"], json!(true));
+    let (status, _) = post(
+        base,
+        "/crm/v3/properties/deals",
+        json!({"name": "ferry_source_id", "label": "Again", "type": "string", "fieldType": "text", "groupName": "dealinformation"}),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let upsert = |name: &str| {
+        json!({"inputs": [{"id": "src-1", "idProperty": "ferry_source_id",
+                           "properties": {"dealname": name, "dealstage": "contractsent"}}]})
+    };
+    let (status, first) = post(base, "/crm/v3/objects/deals/batch/upsert", upsert("First")).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["results"][0]["new"], json!(true));
+    let id = first["results"][0]["id"].clone();
+    let (status, second) = post(base, "/crm/v3/objects/deals/batch/upsert", upsert("Second")).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["results"][0]["new"], json!(false));
+    assert_eq!(second["results"][0]["id"], id);
+    assert_eq!(second["results"][0]["properties"]["ferry_source_id"], json!("src-1"));
+    let (status, by_source) = read(base, "/crm/v3/objects/deals/src-1?idProperty=ferry_source_id&properties=dealname").await;
+    assert_eq!((status, &by_source["properties"]["dealname"]), (200, &json!("Second")));
+    // A duplicate source id on create is a conflict.
+    let (status, body) = post(
+        base,
+        "/crm/v3/objects/deals",
+        json!({"properties": {"dealname": "Dup", "dealstage": "closedwon", "ferry_source_id": "src-1"}}),
+    )
+    .await;
+    assert_eq!((status, body["category"].as_str()), (409, Some("CONFLICT")));
+    // Batch read, update and archive.
+    let (status, body) = post(
+        base,
+        "/crm/v3/objects/deals/batch/read",
+        json!({"inputs": [{"id": id}, {"id": "1"}], "properties": ["dealname"]}),
+    )
+    .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["results"][0]["properties"]["dealname"], json!("Second"));
+    assert_eq!(body["errors"][0]["context"]["ids"], json!(["1"]));
+    let (status, body) = post(
+        base,
+        "/crm/v3/objects/deals/batch/update",
+        json!({"inputs": [{"id": id, "properties": {"amount": "10"}}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["properties"]["amount"], json!("10"));
+    let count = emulator.count("deals");
+    let (status, _) = post(base, "/crm/v3/objects/deals/batch/archive", json!({"inputs": [{"id": id}]})).await;
+    assert_eq!(status, 204);
+    assert_eq!(emulator.count("deals"), count.map(|n| n - 1));
+}
+
+#[tokio::test]
+async fn deal_and_note_associations_read_write_and_archive() {
+    let (hs, emulator, data) = start(unlimited(), 100).await;
+    let base = &hs.base_url;
+    let first_deal = 3_000_001u64;
+    // Deal 0 has five contacts and (perhaps) a primary company.
+    let (status, body) = post(
+        base,
+        "/crm/v4/associations/deals/contacts/batch/read",
+        json!({"inputs": [{"id": first_deal.to_string()}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let to = body["results"][0]["to"].as_array().expect("to");
+    let mut expected: Vec<u64> = data.deals[0]
+        .contacts
+        .iter()
+        .map(|k| FIRST_CONTACT_ID + *k as u64)
+        .collect();
+    expected.sort_unstable();
+    let got: Vec<u64> = to.iter().filter_map(|t| t["toObjectId"].as_u64()).collect();
+    assert_eq!(got, expected);
+    assert_eq!(got.len(), 5);
+    assert_eq!(
+        to[0]["associationTypes"],
+        json!([{"category": "HUBSPOT_DEFINED", "typeId": 3, "label": null}])
+    );
+    // The reverse direction.
+    let (_, back) = post(
+        base,
+        "/crm/v4/associations/0-1/0-3/batch/read",
+        json!({"inputs": [{"id": expected[0].to_string()}]}),
+    )
+    .await;
+    let deals: Vec<u64> = back["results"][0]["to"]
+        .as_array()
+        .expect("to")
+        .iter()
+        .filter_map(|t| t["toObjectId"].as_u64())
+        .collect();
+    assert!(deals.contains(&first_deal), "{back}");
+    // A deal's primary company: typeId 5 "Primary" and the unlabelled 341.
+    let (key, with_company) = data
+        .deals
+        .iter()
+        .enumerate()
+        .find_map(|(i, d)| d.company.map(|c| (i, c)))
+        .expect("a deal with a company");
+    let deal = first_deal + key as u64;
+    let (_, companies) = read(base, &format!("/crm/v4/objects/deals/{deal}/associations/companies")).await;
+    assert_eq!(
+        companies["results"],
+        json!([{"toObjectId": FIRST_COMPANY_ID + with_company as u64, "associationTypes": [
+            {"category": "HUBSPOT_DEFINED", "typeId": 5, "label": "Primary"},
+            {"category": "HUBSPOT_DEFINED", "typeId": 341, "label": null},
+        ]}])
+    );
+    // v3 reads carry associations when asked.
+    let (_, v3) = read(base, &format!("/crm/v3/objects/deals/{first_deal}?associations=contacts")).await;
+    assert_eq!(v3["associations"]["contacts"]["results"].as_array().map(Vec::len), Some(5));
+
+    // Note 0 hangs on a deal, a contact and a company.
+    let first_note = 4_000_001u64;
+    for (object, parent) in data.notes[0].parents.iter().map(|p| match p {
+        crate::seed::SeedParent::Deal(k) => ("deals", first_deal + *k as u64),
+        crate::seed::SeedParent::Contact(k) => ("contacts", FIRST_CONTACT_ID + *k as u64),
+        crate::seed::SeedParent::Company(k) => ("companies", FIRST_COMPANY_ID + *k as u64),
+    }) {
+        let (status, body) = read(base, &format!("/crm/v4/objects/notes/{first_note}/associations/{object}")).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["results"].as_array().expect("results").iter().any(|r| r["toObjectId"] == json!(parent)), "{object}: {body}");
+    }
+    assert_eq!(emulator.count("notes"), Some(data.notes.len()));
+
+    // A new note with associations on create, then moved by the v4 batch endpoints.
+    let (status, note) = post(
+        base,
+        "/crm/v3/objects/notes",
+        json!({"properties": {"hs_timestamp": "2024-05-01T10:00:00Z", "hs_note_body": "<p>Grüße &amp; 見積</p>"},
+               "associations": [{"to": {"id": deal}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 214}]}]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{note}");
+    let note_id = note["id"].as_str().expect("id").to_owned();
+    assert_eq!(note["properties"]["hs_note_body"], json!("<p>Grüße &amp; 見積</p>"));
+    assert_eq!(note["properties"]["hs_timestamp"], json!("2024-05-01T10:00:00.000Z"));
+    let (_, on_deal) = read(base, &format!("/crm/v4/objects/deals/{deal}/associations/notes")).await;
+    assert!(on_deal["results"].as_array().expect("results").iter().any(|r| r["toObjectId"] == json!(note_id.parse::<u64>().unwrap_or_default())));
+    let contact = FIRST_CONTACT_ID + 3;
+    let (status, body) = post(
+        base,
+        "/crm/v4/associations/notes/contacts/batch/create",
+        json!({"inputs": [
+            {"from": {"id": note_id}, "to": {"id": contact.to_string()}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}]},
+            {"from": {"id": note_id}, "to": {"id": "1"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}]},
+            {"from": {"id": note_id}, "to": {"id": contact.to_string()}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}]},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["results"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body["errors"].as_array().map(Vec::len), Some(2));
+    let (status, _) = post(
+        base,
+        "/crm/v4/associations/notes/contacts/batch/archive",
+        json!({"inputs": [{"from": {"id": note_id}, "to": [{"id": contact.to_string()}]}]}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, body) = post(
+        base,
+        "/crm/v4/associations/notes/contacts/batch/read",
+        json!({"inputs": [{"id": note_id}]}),
+    )
+    .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["errors"][0]["subCategory"], json!("crm.associations.NO_ASSOCIATIONS_FOUND"));
+    // A deal's primary company moves; the former one stays unlabelled.
+    let other = FIRST_COMPANY_ID + ((with_company + 1) % data.companies.len()) as u64;
+    let (status, body) = post(
+        base,
+        "/crm/v4/associations/deals/companies/batch/create",
+        json!({"inputs": [{"from": {"id": deal.to_string()}, "to": {"id": other.to_string()},
+                           "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}]}]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, companies) = read(base, &format!("/crm/v4/objects/deals/{deal}/associations/companies")).await;
+    let primaries: Vec<u64> = companies["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|r| r["associationTypes"].as_array().is_some_and(|t| t.iter().any(|t| t["typeId"] == json!(5))))
+        .filter_map(|r| r["toObjectId"].as_u64())
+        .collect();
+    assert_eq!(primaries, vec![other]);
+    assert_eq!(companies["results"].as_array().map(Vec::len), Some(2));
+    // Inputs over the caps.
+    let many: Vec<Value> = (0..1001).map(|i| json!({"id": i.to_string()})).collect();
+    let (status, _) = post(base, "/crm/v4/associations/deals/contacts/batch/read", json!({"inputs": many})).await;
+    assert_eq!(status, 400);
+    let many: Vec<Value> = (0..2001)
+        .map(|i| json!({"from": {"id": i.to_string()}, "to": {"id": "1"}, "types": []}))
+        .collect();
+    let (status, _) = post(base, "/crm/v4/associations/deals/contacts/batch/create", json!({"inputs": many})).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn notes_need_a_timestamp_and_refuse_an_overlong_body() {
+    let (hs, emulator, data) = start(unlimited(), 40).await;
+    let base = &hs.base_url;
+    let notes = list_all(base, "notes", 100, "&properties=hs_note_body,hs_timestamp,hubspot_owner_id").await;
+    assert_eq!(notes.len(), data.notes.len());
+    for (r, seeded) in notes.iter().zip(&data.notes) {
+        assert_eq!(r["properties"]["hs_note_body"], json!(seeded.body));
+        assert_eq!(
+            r["properties"]["hs_timestamp"],
+            json!(crate::hubspot::store::format_timestamp(seeded.timestamp_ms))
+        );
+    }
+    assert!(notes.iter().any(|n| n["properties"]["hs_note_body"].as_str().is_some_and(|b| b.starts_with("<p>"))));
+    let (status, body) = post(base, "/crm/v3/objects/notes", json!({"properties": {"hs_note_body": "x"}})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(property_errors(&body), vec![("REQUIRED_PROPERTY".to_owned(), "hs_timestamp".to_owned())]);
+    let before = emulator.count("notes");
+    let (status, body) = post(
+        base,
+        "/crm/v3/objects/notes",
+        json!({"properties": {"hs_timestamp": "1714557600000", "hs_note_body": "é".repeat(65_537)}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(property_errors(&body), vec![("VALUE_TOO_LONG".to_owned(), "hs_note_body".to_owned())]);
+    assert_eq!(emulator.count("notes"), before, "refused, not truncated");
+    let (status, body) = post(
+        base,
+        "/crm/v3/objects/notes",
+        json!({"properties": {"hs_timestamp": "1714557600000", "hs_note_body": "é".repeat(65_536)}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["properties"]["hs_note_body"].as_str().map(|b| b.chars().count()), Some(65_536));
+    let (status, body) = post(
+        base,
+        "/crm/v3/objects/notes",
+        json!({"properties": {"hs_timestamp": "1714557600000"},
+               "associations": [{"to": {"id": "1"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}]}]}),
+    )
+    .await;
+    assert_eq!((status, body["category"].as_str()), (400, Some("VALIDATION_ERROR")), "{body}");
+    let (_, props) = read(base, "/crm/v3/properties/notes").await;
+    let names: Vec<&str> = props["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for name in ["hs_timestamp", "hs_note_body", "hubspot_owner_id", "hs_object_id"] {
+        assert!(names.contains(&name), "{name}");
+    }
+}
+
+#[test]
+fn seeding_reports_deals_and_notes() {
+    let data = generate(400, 3, &Mess::default());
+    let emulator = Emulator::new(Options::default());
+    let summary = crate::VendorEmulator::seed(&emulator, &data);
+    assert_eq!((summary.deals, summary.notes), (data.deals.len(), data.notes.len()));
+    assert_eq!(crate::VendorEmulator::count(&emulator, "deals"), 100);
+    assert_eq!(crate::VendorEmulator::count(&emulator, "notes"), 200);
+}
+
+#[tokio::test]
+async fn deals_and_notes_are_searchable() {
+    let (hs, _, data) = start(unlimited_search(), 200).await;
+    let base = &hs.base_url;
+    let (status, _, body) = search(
+        base,
+        "deals",
+        json!({"filterGroups": [{"filters": [{"propertyName": "dealstage", "operator": "EQ", "value": "closedwon"}]}],
+               "sorts": [{"propertyName": "amount", "direction": "DESCENDING"}],
+               "properties": ["dealname", "amount", "dealstage"], "limit": 200}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let won = data
+        .deals
+        .iter()
+        .filter(|d| d.pipeline == 0 && d.seed_stage().1.key == "won")
+        .count();
+    assert_eq!(body["total"], json!(won));
+    let amounts: Vec<f64> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["properties"]["amount"].as_str()?.parse().ok())
+        .collect();
+    assert!(amounts.windows(2).all(|w| w[0] >= w[1]), "{amounts:?}");
+    assert!(
+        body["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .all(|r| r["properties"]["dealstage"] == json!("closedwon"))
+    );
+    let cut = data.notes[0].timestamp_ms;
+    let expected = data.notes.iter().filter(|n| n.timestamp_ms >= cut).count();
+    let (status, _, body) = search(
+        base,
+        "notes",
+        json!({"filterGroups": [{"filters": [{"propertyName": "hs_timestamp", "operator": "GTE", "value": cut.to_string()}]}], "limit": 1}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], json!(expected));
+    let (status, _, _) = search(
+        base,
+        "notes",
+        json!({"filterGroups": [{"filters": [{"propertyName": "nope", "operator": "EQ", "value": "1"}]}]}),
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn new_endpoints_sit_behind_auth_rate_limits_and_partial_faults() {
+    let (hs, _, _) = start(unlimited(), 20).await;
+    for path in [
+        "/crm/v3/owners",
+        "/crm/v3/pipelines/deals",
+        "/crm/v3/objects/deals",
+        "/crm/v3/objects/notes",
+    ] {
+        let (status, headers, body) = get(&hs.base_url, path, "wrong-token").await;
+        assert_eq!(status, 401, "{path}");
+        assert_eq!(body["category"], json!("INVALID_AUTHENTICATION"));
+        assert!(headers.get("x-hubspot-ratelimit-max").is_none());
+    }
+    let (status, headers, _) = get(&hs.base_url, "/crm/v3/objects/deals", crate::HUBSPOT_TOKEN).await;
+    assert_eq!(status, 200);
+    assert!(headers.get("x-hubspot-ratelimit-daily-remaining").is_some());
+
+    // The burst window counts deal and owner requests like any other.
+    let (limited, _, _) = start(
+        Options {
+            burst_limit: Some(3),
+            ..Options::default()
+        },
+        10,
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for path in ["/crm/v3/owners", "/crm/v3/pipelines/deals", "/crm/v3/objects/notes", "/crm/v3/objects/deals"] {
+        statuses.push(get(&limited.base_url, path, crate::HUBSPOT_TOKEN).await.0);
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429]);
+
+    // `partial` locks inputs of a deal batch as it does contacts'.
+    let faults = crate::faults::Faults {
+        partial: Some(100),
+        ..crate::faults::Faults::default()
+    };
+    let (locked, emulator, _) = start(
+        Options {
+            faults,
+            ..unlimited()
+        },
+        10,
+    )
+    .await;
+    let before = emulator.count("deals");
+    let (status, body) = post(
+        &locked.base_url,
+        "/crm/v3/objects/deals/batch/create",
+        json!({"inputs": [{"objectWriteTraceId": "t", "properties": {"dealname": "x", "dealstage": "closedwon"}}]}),
+    )
+    .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["errors"][0]["category"], json!("LOCKED"));
+    assert_eq!(emulator.count("deals"), before);
+}
+
+#[tokio::test]
+async fn single_association_writes_of_deals_and_notes() {
+    let (hs, _, _) = start(unlimited(), 40).await;
+    let base = &hs.base_url;
+    let send = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let base = base.clone();
+        async move {
+            let mut req = client()
+                .request(method, format!("{base}{path}"))
+                .bearer_auth(crate::HUBSPOT_TOKEN);
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            let resp = req.send().await.expect("request");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (deal, note, company) = (3_000_002u64, 4_000_002u64, FIRST_COMPANY_ID + 2);
+    let (status, body) = send(
+        reqwest::Method::PUT,
+        format!("/crm/v4/objects/notes/{note}/associations/default/deals/{deal}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["associationSpec"]["associationTypeId"], json!(214));
+    let (_, listed) = read(base, &format!("/crm/v4/objects/deals/{deal}/associations/notes")).await;
+    assert!(listed["results"].as_array().expect("results").iter().any(|r| r["toObjectId"] == json!(note)));
+    let (status, body) = send(
+        reqwest::Method::PUT,
+        format!("/crm/v4/objects/deals/{deal}/associations/companies/{company}"),
+        Some(json!([{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}])),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["labels"], json!(["Primary"]));
+    assert_eq!(body["toObjectId"], json!(company));
+    let (status, _) = send(
+        reqwest::Method::DELETE,
+        format!("/crm/v4/objects/deals/{deal}/associations/companies/{company}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, listed) = read(base, &format!("/crm/v4/objects/deals/{deal}/associations/companies")).await;
+    assert!(!listed["results"].as_array().expect("results").iter().any(|r| r["toObjectId"] == json!(company)));
+    let (status, _) = send(
+        reqwest::Method::PUT,
+        format!("/crm/v4/objects/deals/{deal}/associations/default/contacts/1"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "a missing contact");
+    let (status, _) = send(
+        reqwest::Method::PUT,
+        format!("/crm/v4/objects/deals/{deal}/associations/companies/{company}"),
+        Some(json!([{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}])),
+    )
+    .await;
+    assert_eq!(status, 400, "a deal→contact type between a deal and a company");
+}
