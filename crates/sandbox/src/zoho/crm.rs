@@ -543,6 +543,22 @@ impl Crm {
     pub(crate) fn describe(&self, m: CrmModule) -> Json {
         self.records(m).describe(self.zgid)
     }
+
+    /// The module column `col` of `m` looks up into, if it is a lookup.
+    pub(crate) fn lookup_module(&self, m: CrmModule, col: usize) -> Option<Module> {
+        match self.records(m).fields.get(col)?.ztype {
+            ZType::Lookup(parent) => Some(parent),
+            _ => None,
+        }
+    }
+
+    /// Whether column `col` of `m` is an owner (`ownerlookup`).
+    pub(crate) fn is_owner(&self, m: CrmModule, col: usize) -> bool {
+        self.records(m)
+            .fields
+            .get(col)
+            .is_some_and(|f| f.ztype == ZType::Owner)
+    }
 }
 
 // ---- per-record errors -----------------------------------------------------------------------
@@ -989,6 +1005,10 @@ pub(crate) fn delete_one(store: &mut Store, m: CrmModule, id: u64, now_ms: i64) 
 // ---- JSON out ----------------------------------------------------------------------------------
 
 /// Column `col` of `row` as Zoho renders it in a read.
+pub(crate) fn cell_json(store: &Store, m: CrmModule, row: &Row, col: usize) -> Json {
+    render_cell(store, m, row, col)
+}
+
 fn render_cell(store: &Store, m: CrmModule, row: &Row, col: usize) -> Json {
     let recs = store.crm.records(m);
     let Some(cell) = row.get(col) else {

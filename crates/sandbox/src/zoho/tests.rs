@@ -1578,3 +1578,75 @@ fn seeded_deals_and_notes_cover_every_stage_roles_and_plain_bodies() {
     let first_note = notes.iter(crate::table::Show::Live).next().expect("note");
     assert_eq!(first_note.get(se).and_then(crate::table::Cell::as_str), Some("Deals"));
 }
+
+#[tokio::test]
+async fn coql_reads_deals_by_source_id_and_by_id_with_lookups_and_owner() {
+    let org = org(Options::default()).await;
+    org.emulator.seed(&generate(1_000, 4, &Mess::none()));
+    let account = org
+        .upsert_one("Accounts", json!({"Account_Name": "Coql Co", "Ferry_Source_Id": "q-a"}))
+        .await;
+    let ben = org.user_id(BEN).await;
+    let (status, items) = org
+        .insert(
+            "Deals",
+            json!([
+                {"Deal_Name": "Q1", "Pipeline": "Standard", "Stage": "Closed Lost", "Amount": 10,
+                 "Account_Name": {"id": account}, "Owner": {"id": ben}, "Ferry_Source_Id": "q-1"},
+                {"Deal_Name": "Q2", "Pipeline": "Renewals", "Stage": "Qualification", "Ferry_Source_Id": "q-2"},
+            ]),
+        )
+        .await;
+    assert_eq!(status, 201, "{items:?}");
+    let q1 = items[0]["details"]["id"].as_str().expect("id").to_owned();
+    let coql = |q: String| {
+        let org = &org;
+        async move { org.post("/crm/v8/coql", json!({ "select_query": q })).await }
+    };
+    let (status, body) = coql(
+        "select Ferry_Source_Id, Deal_Name, Stage, Amount, Account_Name, Account_Name.Ferry_Source_Id, Owner, Owner.email from Deals where Ferry_Source_Id in ('Q-1', 'q-2', 'q-3') order by id asc limit 10".into(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rows = body["data"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["id"], q1.as_str());
+    assert_eq!(rows[0]["Stage"], "Closed Lost");
+    assert_eq!(rows[0]["Amount"], 10.0);
+    assert_eq!(rows[0]["Account_Name"], json!({"id": account}));
+    assert_eq!(rows[0]["Account_Name.Ferry_Source_Id"], "q-a");
+    assert_eq!(rows[0]["Owner"], json!({"id": ben}));
+    assert_eq!(rows[0]["Owner.email"], BEN);
+    assert_eq!(rows[1]["Owner.email"], ANA);
+
+    // Keyset paging over every deal, seeded ones included.
+    let total = org.emulator.count("Deals");
+    let mut seen = 0;
+    let mut last = 0u64;
+    loop {
+        let (status, body) = coql(format!(
+            "select id, Deal_Name from Deals where id > {last} order by id asc limit 100"
+        ))
+        .await;
+        if status == 204 {
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        let rows = body["data"].as_array().expect("rows");
+        seen += rows.len();
+        last = rows.last().and_then(|r| r["id"].as_str()).expect("id").parse().expect("id");
+        if body["info"]["more_records"] != true {
+            break;
+        }
+    }
+    assert_eq!(seen, total);
+    let (_, body) = coql(
+        "select id from Deals where (Ferry_Source_Id is not null and Stage = 'Closed Lost') limit 10".into(),
+    )
+    .await;
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(1));
+    let (status, body) = coql("select id from Deals where Nope = 1".into()).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_QUERY")));
+    let (status, body) = coql("select id from Notes limit 1".into()).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_QUERY")), "COQL has no Notes");
+}
