@@ -695,6 +695,28 @@ pub(super) async fn deal_roles(
     Path((module, deal)): Path<(String, String)>,
     Query(params): Query<RecordParams>,
 ) -> Response {
+    roles_of_deal(&s, &module, &deal, None, params)
+}
+
+/// `GET /crm/v8/Deals/{deal}/Contact_Roles/{contact}`: that contact's role on the deal.
+pub(super) async fn deal_role_get(
+    State(s): State<Arc<Shared>>,
+    Path((module, deal, contact)): Path<(String, String, String)>,
+    Query(params): Query<RecordParams>,
+) -> Response {
+    match contact.parse::<u64>() {
+        Ok(c) => roles_of_deal(&s, &module, &deal, Some(c), params),
+        Err(_) => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+fn roles_of_deal(
+    s: &Shared,
+    module: &str,
+    deal: &str,
+    only: Option<u64>,
+    params: RecordParams,
+) -> Response {
     let (page, per_page) = match paging(params.page.as_deref(), params.per_page.as_deref()) {
         Ok(p) => p,
         Err(r) => return r,
@@ -705,15 +727,15 @@ pub(super) async fn deal_roles(
     let Ok(store) = s.store.read() else {
         return internal();
     };
-    let deal = match deal_of(&store, &module, &deal) {
+    let deal = match deal_of(&store, module, deal) {
         Ok(d) => d,
         Err(r) => return r,
     };
     let zgid = store.crm.zgid;
-    let ids: Option<Vec<u64>> = params
+    let ids: Option<Vec<u64>> = only.map(|c| vec![c]).or_else(|| params
         .ids
         .as_deref()
-        .map(|ids| ids.split(',').filter_map(|i| i.trim().parse().ok()).collect());
+        .map(|ids| ids.split(',').filter_map(|i| i.trim().parse().ok()).collect()));
     let names: Vec<&str> = params
         .fields
         .as_deref()
@@ -851,17 +873,7 @@ pub(super) async fn deal_role_put(
         )
             .into_response();
     };
-    let held: Vec<u32> = store
-        .crm
-        .roles
-        .from(deal, Some(contact_id.saturating_sub(1)), CONTACT_ROLES.len())
-        .into_iter()
-        .filter(|(c, _)| *c == contact_id)
-        .map(|(_, l)| l)
-        .collect();
-    for l in held {
-        store.crm.roles.unlink(deal, contact_id, l);
-    }
+    unlink_contact(&mut store, deal, contact_id);
     store.crm.roles.link(deal, contact_id, role);
     axum::Json(item(
         "SUCCESS",
@@ -869,6 +881,66 @@ pub(super) async fn deal_role_put(
         json!({"id": contact_id.to_string()}),
     ))
     .into_response()
+}
+
+/// `DELETE /crm/v8/Deals/{deal}/Contact_Roles?ids=`: removes those contacts' roles, with a
+/// result per id.
+pub(super) async fn deal_roles_delete(
+    State(s): State<Arc<Shared>>,
+    Path((module, deal)): Path<(String, String)>,
+    Query(params): Query<IdsParam>,
+) -> Response {
+    let Some(ids) = params.ids.filter(|i| !i.trim().is_empty()) else {
+        return required_param("ids");
+    };
+    if !s.charge(1) {
+        return credits_exhausted();
+    }
+    let Ok(mut store) = s.store.write() else {
+        return internal();
+    };
+    let deal = match deal_of(&store, &module, &deal) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let results = ids
+        .split(',')
+        .map(str::trim)
+        .map(|raw| {
+            let removed = raw
+                .parse::<u64>()
+                .is_ok_and(|c| unlink_contact(&mut store, deal, c));
+            if removed {
+                (
+                    true,
+                    json!({"code": "SUCCESS", "details": {"id": raw}, "message": "relation removed", "status": "success"}),
+                )
+            } else {
+                (
+                    false,
+                    json!({"code": "INVALID_DATA", "details": {"id": raw},
+                           "message": "the related id given seems to be invalid", "status": "error"}),
+                )
+            }
+        })
+        .collect();
+    respond(results, StatusCode::OK)
+}
+
+/// Removes contact `c`'s role on `deal`; `false` when it had none.
+fn unlink_contact(store: &mut Store, deal: u64, c: u64) -> bool {
+    let held: Vec<u32> = store
+        .crm
+        .roles
+        .from(deal, Some(c.saturating_sub(1)), CONTACT_ROLES.len())
+        .into_iter()
+        .filter(|(x, _)| *x == c)
+        .map(|(_, l)| l)
+        .collect();
+    for l in &held {
+        store.crm.roles.unlink(deal, c, *l);
+    }
+    !held.is_empty()
 }
 
 /// `DELETE /crm/v8/Deals/{deal}/Contact_Roles/{contact}`.
@@ -887,24 +959,13 @@ pub(super) async fn deal_role_delete(
         Err(r) => return r,
     };
     let contact_id = contact.parse::<u64>().unwrap_or(0);
-    let held: Vec<u32> = store
-        .crm
-        .roles
-        .from(deal, Some(contact_id.saturating_sub(1)), CONTACT_ROLES.len())
-        .into_iter()
-        .filter(|(c, _)| *c == contact_id)
-        .map(|(_, l)| l)
-        .collect();
-    if held.is_empty() {
+    if !unlink_contact(&mut store, deal, contact_id) {
         return zoho_error(
             StatusCode::BAD_REQUEST,
             "INVALID_DATA",
             "the related id given seems to be invalid",
             json!({"resource_path_index": 4}),
         );
-    }
-    for l in held {
-        store.crm.roles.unlink(deal, contact_id, l);
     }
     axum::Json(json!({"data": [{"code": "SUCCESS", "details": {"id": contact},
         "message": "relation removed", "status": "success"}]}))

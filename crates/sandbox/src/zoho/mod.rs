@@ -543,10 +543,15 @@ impl Emulator {
                     .put(api::record_put)
                     .delete(api::record_delete),
             )
-            .route("/crm/v8/{module}/{id}/Contact_Roles", get(api::deal_roles))
+            .route(
+                "/crm/v8/{module}/{id}/Contact_Roles",
+                get(api::deal_roles).delete(api::deal_roles_delete),
+            )
             .route(
                 "/crm/v8/{module}/{id}/Contact_Roles/{contact}",
-                axum::routing::put(api::deal_role_put).delete(api::deal_role_delete),
+                get(api::deal_role_get)
+                    .put(api::deal_role_put)
+                    .delete(api::deal_role_delete),
             )
             .route("/crm/v8/{module}/upsert", post(upsert))
             .route("/crm/v8/{module}/actions/count", get(record_count))
