@@ -1,6 +1,10 @@
 //! The routes of Deals, Notes and the org's metadata (users, layouts, pipelines, contact roles),
 //! behind the same auth, concurrency and credit guard and fault layer as the other routes.
 
+// The helpers that validate a request return the finished error answer (`Err(Response)`) for the
+// handler to send as is; it is built once per refused request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use axum::body::Bytes;
