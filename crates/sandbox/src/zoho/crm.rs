@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value as Json, json};
 
-use super::store::{self, Module, SourceIdField, Store};
+use super::store::{self, FieldDef, Kind, Module, SourceIdField, Store};
 use crate::accounts::Outcome;
 use crate::table::{Cell, Column, ColumnType, Fold, LinkSet, Row, Show, Table, TableDef, TableError};
 
@@ -80,6 +80,8 @@ enum ZType {
     Parent,
     /// A note's parent module (`$se_module`).
     SeModule,
+    /// A custom field created through `POST settings/fields`, of that call's data type.
+    Custom(Kind),
 }
 
 impl ZType {
@@ -93,6 +95,7 @@ impl ZType {
             ZType::Lookup(_) => "lookup",
             ZType::Owner => "ownerlookup",
             ZType::Parent => "lookup",
+            ZType::Custom(kind) => kind.data_type(),
         }
     }
 
@@ -100,6 +103,7 @@ impl ZType {
         match self {
             ZType::Currency => "double",
             ZType::Lookup(_) | ZType::Owner | ZType::Parent => "jsonobject",
+            ZType::Custom(kind) => kind.json_type(),
             _ => "string",
         }
     }
@@ -107,7 +111,9 @@ impl ZType {
 
 /// One field: the table column plus Zoho's label and type.
 struct Field {
-    label: &'static str,
+    label: Box<str>,
+    /// A custom field (the source-id field and created fields).
+    custom: bool,
     ztype: ZType,
     /// Written by Zoho only (not from a client's JSON).
     system: bool,
@@ -179,7 +185,8 @@ impl Records {
             }
             columns.push(c);
             fields.push(Field {
-                label: s.label,
+                label: s.label.into(),
+                custom: false,
                 ztype: s.ztype,
                 system: s.ztype == ZType::SeModule,
             });
@@ -195,7 +202,8 @@ impl Records {
             }
             columns.push(c);
             fields.push(Field {
-                label: "Ferry Source Id",
+                label: "Ferry Source Id".into(),
+                custom: true,
                 ztype: ZType::Text,
                 system: false,
             });
@@ -308,13 +316,13 @@ impl Records {
                 json!({
                     "id": meta_id(zgid, 500_000 + i as u64),
                     "api_name": c.name,
-                    "field_label": f.label,
-                    "display_label": f.label,
+                    "field_label": &*f.label,
+                    "display_label": &*f.label,
                     "data_type": f.ztype.data_type(),
                     "json_type": f.ztype.json_type(),
                     "length": length,
                     "system_mandatory": c.required,
-                    "custom_field": f.label == "Ferry Source Id",
+                    "custom_field": f.custom,
                     "read_only": false,
                     "field_read_only": false,
                     "unique": unique,
@@ -552,6 +560,48 @@ impl Crm {
         }
     }
 
+    /// Whether a field of `m` already has this API name or label (ignoring case).
+    pub(crate) fn is_taken(&self, m: CrmModule, api_name: &str, label: &str) -> bool {
+        let recs = self.records(m);
+        recs.table
+            .def()
+            .columns
+            .iter()
+            .zip(&recs.fields)
+            .any(|(c, f)| c.name.eq_ignore_ascii_case(api_name) || f.label.eq_ignore_ascii_case(label))
+            || ["Created_Time", "Modified_Time"]
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(api_name))
+    }
+
+    /// Adds a custom field created through `POST settings/fields`; returns its id.
+    pub(crate) fn add_field(&mut self, m: CrmModule, def: FieldDef) -> String {
+        let ty = match def.kind {
+            Kind::Integer => {
+                let max = 10i64.saturating_pow(def.length.min(18) as u32) - 1;
+                ColumnType::Integer { min: -max, max }
+            }
+            Kind::Double | Kind::Currency => ColumnType::Number { max: 1e16 },
+            Kind::Boolean => ColumnType::Bool,
+            Kind::Date => ColumnType::Date,
+            Kind::Picklist if !def.options.is_empty() => ColumnType::Choice {
+                options: def.options.clone(),
+                fold: Fold::Exact,
+            },
+            _ => ColumnType::Text { max: def.length },
+        };
+        let zgid = self.zgid;
+        let recs = self.records_mut(m);
+        let at = recs.table.add_column(Column::new(&def.api_name, ty));
+        recs.fields.push(Field {
+            label: def.label.into_boxed_str(),
+            custom: true,
+            ztype: ZType::Custom(def.kind),
+            system: false,
+        });
+        meta_id(zgid, 500_000 + at as u64)
+    }
+
     /// Whether column `col` of `m` is an owner (`ownerlookup`).
     pub(crate) fn is_owner(&self, m: CrmModule, col: usize) -> bool {
         self.records(m)
@@ -740,6 +790,20 @@ fn cells_of(
                 Some(Cell::Ref(id))
             }
             ZType::Parent => None,
+            ZType::Custom(kind) => {
+                let wrong = || invalid(index, name, json!({"expected_data_type": kind.data_type()}));
+                match kind {
+                    Kind::Integer => Some(Cell::Int(value.as_i64().ok_or_else(wrong)?)),
+                    Kind::Double | Kind::Currency => Some(Cell::Num(
+                        value.as_f64().filter(|n| n.is_finite()).ok_or_else(wrong)?,
+                    )),
+                    Kind::Boolean => Some(Cell::Bool(value.as_bool().ok_or_else(wrong)?)),
+                    _ => match value.as_str().ok_or_else(wrong)? {
+                        "" => None,
+                        s => Some(Cell::Text(s.into())),
+                    },
+                }
+            }
         };
         cells.push((col, cell));
     }

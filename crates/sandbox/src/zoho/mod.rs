@@ -874,7 +874,7 @@ async fn fields_metadata(
 }
 
 /// One field of a create-field request, or why it cannot be created (Zoho's error item).
-fn new_field(store: &Store, module: Module, i: usize, f: &Json) -> Result<FieldDef, Json> {
+fn new_field(store: &Store, module: Target, i: usize, f: &Json) -> Result<FieldDef, Json> {
     let error = |code: &str, message: &str, key: &str| {
         json!({"code": code, "details": {"api_name": key, "json_path": format!("$.fields[{i}].{key}")},
                "message": message, "status": "error"})
@@ -894,10 +894,12 @@ fn new_field(store: &Store, module: Module, i: usize, f: &Json) -> Result<FieldD
     if api_name.is_empty() || !api_name.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return Err(error("INVALID_DATA", "invalid data", "field_label"));
     }
-    let schema = &store.table(module).schema;
-    let taken = schema.fields.iter().any(|d| {
-        d.api_name.eq_ignore_ascii_case(&api_name) || d.label.eq_ignore_ascii_case(label)
-    });
+    let taken = match module {
+        Target::Store(module) => store.table(module).schema.fields.iter().any(|d| {
+            d.api_name.eq_ignore_ascii_case(&api_name) || d.label.eq_ignore_ascii_case(label)
+        }),
+        Target::Crm(m) => store.crm.is_taken(m, &api_name, label),
+    };
     if taken {
         return Err(error(
             "ALREADY_USED",
@@ -983,7 +985,7 @@ async fn create_fields(
             json!({"param_name": "module"}),
         );
     };
-    let Some(module) = Module::parse(&name) else {
+    let Some(module) = Target::parse(&name) else {
         return zoho_error(
             StatusCode::BAD_REQUEST,
             "INVALID_MODULE",
@@ -1037,12 +1039,14 @@ async fn create_fields(
         )
             .into_response();
     }
-    let table = store.table_mut(module);
     let created: Vec<Json> = defs
         .into_iter()
         .map(|def| {
-            let pos = table.add_field(def);
-            json!({"code": "SUCCESS", "details": {"id": store::field_id(pos)},
+            let id = match module {
+                Target::Store(module) => store::field_id(store.table_mut(module).add_field(def)),
+                Target::Crm(m) => store.crm.add_field(m, def),
+            };
+            json!({"code": "SUCCESS", "details": {"id": id},
                    "message": "field created", "status": "success"})
         })
         .collect();

@@ -76,7 +76,7 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn data_type(self) -> &'static str {
+    pub(crate) fn data_type(self) -> &'static str {
         match self {
             Kind::Text => "text",
             Kind::Email => "email",
@@ -112,7 +112,7 @@ impl Kind {
         })
     }
 
-    fn json_type(self) -> &'static str {
+    pub(crate) fn json_type(self) -> &'static str {
         match self {
             Kind::Integer => "integer",
             Kind::Currency | Kind::Double => "double",

@@ -698,8 +698,17 @@ fn seeding_skips_what_zoho_refuses() {
 fn seeding_a_million_contacts() {
     let emulator = Emulator::new(Options::default());
     let started = std::time::Instant::now();
-    let seeded = emulator.seed(&generate(1_000_000, 1, &Mess::default()));
+    let data = generate(1_000_000, 1, &Mess::default());
+    let generated = started.elapsed();
+    let seeded = emulator.seed(&data);
     assert!(seeded.contacts > 990_000);
+    assert_eq!(seeded.deals, data.deals.len(), "250,000 deals");
+    assert!(seeded.notes + seeded.skipped_notes == data.notes.len());
+    assert!(seeded.notes > 490_000, "500,000 notes, a few on skipped contacts");
+    eprintln!(
+        "generated in {generated:?}, seeded in {:?}: {seeded:?}",
+        started.elapsed() - generated
+    );
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "{:?}",
@@ -1649,4 +1658,87 @@ async fn coql_reads_deals_by_source_id_and_by_id_with_lookups_and_owner() {
     assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_QUERY")));
     let (status, body) = coql("select id from Notes limit 1".into()).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_QUERY")), "COQL has no Notes");
+}
+
+#[tokio::test]
+async fn custom_fields_created_on_deals_and_notes_hold_typed_values() {
+    let org = org(Options::default()).await;
+    let (status, body) = org
+        .post(
+            "/crm/v8/settings/fields?module=Deals",
+            json!({"fields": [
+                {"field_label": "Deal Region", "data_type": "text", "length": 20},
+                {"field_label": "Deal Score", "data_type": "integer"},
+                {"field_label": "Deal Tier", "data_type": "picklist",
+                 "pick_list_values": [{"display_value": "Gold"}, {"display_value": "Silver"}]},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let region_id = body["fields"][0]["details"]["id"].as_str().expect("id").to_owned();
+    let (status, body) = org
+        .post(
+            "/crm/v8/settings/fields?module=Deals",
+            json!({"fields": [{"field_label": "deal region", "data_type": "text"}]}),
+        )
+        .await;
+    assert_eq!((status, body["fields"][0]["code"].as_str()), (400, Some("ALREADY_USED")));
+    let (_, body) = org.get("/crm/v8/settings/fields?module=Deals").await;
+    assert_eq!(field(&body, "Deal_Region")["id"], region_id.as_str());
+    assert_eq!(field(&body, "Deal_Region")["custom_field"], true);
+    assert_eq!(field(&body, "Deal_Score")["data_type"], "integer");
+    assert_eq!(field(&body, "Stage")["custom_field"], false);
+    assert_eq!(
+        options(field(&body, "Deal_Tier")),
+        vec![("Gold".to_owned(), "Gold".to_owned()), ("Silver".to_owned(), "Silver".to_owned())]
+    );
+
+    let base = json!({"Deal_Name": "Custom", "Pipeline": "Standard", "Stage": "Qualification"});
+    let with = |extra: Json| {
+        let mut d = base.clone();
+        if let (Some(d), Some(e)) = (d.as_object_mut(), extra.as_object()) {
+            d.extend(e.clone());
+        }
+        d
+    };
+    let (status, items) = org
+        .insert(
+            "Deals",
+            json!([
+                with(json!({"Deal_Region": "Nordics", "Deal_Score": 7, "Deal_Tier": "Gold"})),
+                with(json!({"Deal_Score": "seven"})),
+                with(json!({"Deal_Region": "x".repeat(21)})),
+                with(json!({"Deal_Tier": "Platinum"})),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 207);
+    assert_eq!(items[0]["code"], "SUCCESS", "{}", items[0]);
+    assert_eq!(items[1]["details"]["expected_data_type"], "integer");
+    assert_eq!(items[2]["details"]["maximum_length"], 20);
+    assert_eq!(items[3]["details"]["api_name"], "Deal_Tier");
+    let id = items[0]["details"]["id"].as_str().expect("id");
+    let (_, body) = org
+        .get(&format!("/crm/v8/Deals/{id}?fields=Deal_Region,Deal_Score,Deal_Tier"))
+        .await;
+    assert_eq!(body["data"][0]["Deal_Region"], "Nordics");
+    assert_eq!(body["data"][0]["Deal_Score"], 7);
+    assert_eq!(body["data"][0]["Deal_Tier"], "Gold");
+    let (_, body) = org
+        .post(
+            "/crm/v8/coql",
+            json!({"select_query": "select Deal_Score from Deals where Deal_Region = 'Nordics'"}),
+        )
+        .await;
+    assert_eq!(body["data"][0]["Deal_Score"], 7);
+
+    let (status, body) = org
+        .post(
+            "/crm/v8/settings/fields?module=Notes",
+            json!({"fields": [{"field_label": "Source System", "data_type": "text"}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = org.get("/crm/v8/settings/fields?module=Notes").await;
+    assert_eq!(field(&body, "Source_System")["custom_field"], true);
 }
