@@ -1,7 +1,8 @@
 // Zoho's official Node SDK (@zohocrm/nodejs-sdk-8.0) against `ferry sandbox`'s Zoho emulator:
 // the refresh-token grant, list paging with page_token, upsert with per-record results, COQL
-// read-back, field metadata (listing fields, creating custom fields), and the errors ferry's Zoho
-// connector relies on.
+// read-back, field metadata (listing fields, creating custom fields), users, layouts and
+// pipelines, deals (create, read, update, upsert, delete) with their contact roles, notes, and
+// the errors ferry's Zoho connector relies on.
 //
 // The SDK is a process-wide singleton. It is pointed at the emulator with its own `Environment`
 // class (API URL, accounts URL), keeps tokens in the in-memory store below instead of its default
@@ -331,6 +332,287 @@ describe("zoho: @zohocrm/nodejs-sdk-8.0", () => {
     assert.equal(written.getStatusCode(), 200);
     const back = await coql(`select Sdk_Score, ${SOURCE_ID} from Contacts where ${SOURCE_ID} = 'sdk-field-1'`);
     assert.equal(Number(back.getObject().getData()[0].getKeyValue("Sdk_Score")), 7);
+  });
+
+  async function moduleCount(module) {
+    const res = await new Z.Record.RecordOperations(module).recordCount(new Z.ParameterMap());
+    assert.equal(res.getStatusCode(), 200);
+    return Number(res.getObject().getCount());
+  }
+
+  async function users(type, perPage) {
+    const params = new Z.ParameterMap();
+    if (type) await params.add(Z.Users.GetUsersParam.TYPE, type);
+    if (perPage) await params.add(Z.Users.GetUsersParam.PER_PAGE, perPage);
+    return new Z.Users.UsersOperations().getUsers(params, new Z.HeaderMap());
+  }
+
+  test("users: the org's users by type, with their status; Owner points at them", async () => {
+    const res = await users("AllUsers");
+    assert.equal(res.getStatusCode(), 200);
+    const wrapper = res.getObject();
+    assert.ok(wrapper instanceof Z.Users.ResponseWrapper, wrapper?.constructor?.name);
+    const all = wrapper.getUsers();
+    const emails = all.map((u) => u.getEmail());
+    assert.ok(emails.includes("ana.garcia@ferry-demo.example"));
+    assert.ok(!emails.includes("farah.haddad@ferry-demo.example"), "Farah is not in this org");
+    for (const u of all) {
+      assert.equal(typeof u.getId(), "bigint");
+      assert.equal(u.getStatus(), "active");
+      assert.equal(typeof u.getFullName(), "string");
+    }
+    const paged = (await users("ActiveUsers", 2)).getObject();
+    assert.equal(paged.getUsers().length, 2);
+    assert.equal(paged.getInfo().getMoreRecords(), true);
+    assert.equal((await users("DeactiveUsers")).getStatusCode(), 204);
+    const one = await new Z.Users.UsersOperations().getUser(all[1].getId(), new Z.HeaderMap());
+    assert.equal(one.getObject().getUsers()[0].getEmail(), all[1].getEmail());
+    const bad = await users("Everyone");
+    assert.equal(bad.getStatusCode(), 400);
+    assert.equal(bad.getObject().getCode().getValue(), "INVALID_DATA");
+  });
+
+  async function dealsLayoutId() {
+    const params = new Z.ParameterMap();
+    await params.add(Z.Layouts.GetLayoutsParam.MODULE, "Deals");
+    const res = await new Z.Layouts.LayoutsOperations().getLayouts(params);
+    assert.equal(res.getStatusCode(), 200);
+    const layouts = res.getObject().getLayouts();
+    assert.equal(layouts.length, 1);
+    return layouts[0].getId();
+  }
+
+  test("pipelines of the Deals layout: stages with won and lost forecast types", async () => {
+    const layoutId = await dealsLayoutId();
+    const res = await new Z.Pipeline.PipelineOperations(layoutId).getPipelines();
+    assert.equal(res.getStatusCode(), 200);
+    const wrapper = res.getObject();
+    assert.ok(wrapper instanceof Z.Pipeline.ResponseWrapper, wrapper?.constructor?.name);
+    const pipelines = wrapper.getPipeline();
+    assert.deepEqual(pipelines.map((p) => p.getDisplayValue()), ["Standard", "Renewals"]);
+    assert.equal(pipelines[0].getDefault(), true);
+    const stages = pipelines[0].getMaps();
+    const types = Object.fromEntries(stages.map((m) => [m.getDisplayValue(), m.getForecastType()]));
+    assert.equal(types["Closed Won"], "Closed Won");
+    assert.equal(types["Closed Lost"], "Closed Lost");
+    assert.equal(types["Qualification"], "Open");
+    assert.equal(typeof stages[0].getId(), "bigint");
+    const bad = await new Z.Pipeline.PipelineOperations(12345n).getPipelines();
+    assert.equal(bad.getStatusCode(), 400);
+    assert.equal(bad.getObject().getCode().getValue(), "INVALID_DATA");
+  });
+
+  function deal(fields) {
+    const r = record({});
+    for (const [k, v] of Object.entries(fields)) {
+      r.addKeyValue(k, ["Stage", "Pipeline", "Currency"].includes(k) ? new Z.Choice(v) : v);
+    }
+    return r;
+  }
+
+  test("deals: create, read, list with page_token, update, upsert, delete, and the stage rules", async () => {
+    const ops = new Z.Record.RecordOperations("Deals");
+    const everyone = (await users("AllUsers")).getObject().getUsers();
+    const ben = everyone.find((u) => u.getEmail() === "ben.okafor@ferry-demo.example");
+    const owner = new Z.Users.MinifiedUser();
+    owner.setId(ben.getId());
+    const acc = await upsert("Accounts", [record({ Account_Name: "Sdk Deal Co", [SOURCE_ID]: "sdk-deal-acc" })]);
+    const account = new Z.Record.Record();
+    account.setId(BigInt(acc.getObject().getData()[0].getDetails().get("id")));
+
+    const body = new Z.Record.BodyWrapper();
+    body.setData([
+      deal({ Deal_Name: "Sdk deal", Pipeline: "Standard", Stage: "Negotiation/Review", Amount: 99.5, Currency: "EUR",
+        Account_Name: account, Owner: owner, [SOURCE_ID]: "sdk-deal-1" }),
+      deal({ Deal_Name: "Sdk wrong pipeline", Pipeline: "Renewals", Stage: "Needs Analysis" }),
+      deal({ Deal_Name: "Sdk no stage", Pipeline: "Standard" }),
+    ]);
+    const created = await ops.createRecords(body, new Z.HeaderMap());
+    assert.equal(created.getStatusCode(), 207);
+    const [ok, wrong, missing] = created.getObject().getData();
+    assert.ok(ok instanceof Z.Record.SuccessResponse, ok?.constructor?.name);
+    assert.ok(wrong instanceof Z.Record.APIException);
+    assert.equal(wrong.getCode().getValue(), "INVALID_DATA");
+    assert.equal(wrong.getDetails().get("api_name"), "Stage");
+    assert.equal(missing.getCode().getValue(), "MANDATORY_NOT_FOUND");
+    const id = BigInt(ok.getDetails().get("id"));
+
+    const read = await ops.getRecord(id, new Z.ParameterMap(), new Z.HeaderMap());
+    assert.equal(read.getStatusCode(), 200);
+    const d = read.getObject().getData()[0];
+    assert.equal(d.getId(), id);
+    assert.equal(d.getKeyValue("Deal_Name"), "Sdk deal");
+    assert.equal(d.getKeyValue("Stage").getValue(), "Negotiation/Review");
+    assert.equal(d.getKeyValue("Pipeline").getValue(), "Standard");
+    assert.equal(d.getKeyValue("Amount"), 99.5);
+    assert.equal(d.getKeyValue("Owner").getEmail(), "ben.okafor@ferry-demo.example");
+    assert.equal(d.getKeyValue("Account_Name").getId(), account.getId());
+
+    const update = new Z.Record.BodyWrapper();
+    update.setData([deal({ Stage: "Closed Won" })]);
+    const updated = await ops.updateRecord(id, update, new Z.HeaderMap());
+    assert.equal(updated.getStatusCode(), 200);
+    assert.equal(updated.getObject().getData()[0].getCode().getValue(), "SUCCESS");
+
+    const again = await upsert("Deals", [deal({ Deal_Name: "Sdk deal renamed", Pipeline: "Standard", Stage: "Closed Lost", [SOURCE_ID]: "sdk-deal-1" })]);
+    assert.equal(again.getStatusCode(), 200);
+    const up = again.getObject().getData()[0];
+    assert.equal(up.getAction().getValue(), "update");
+    assert.equal(String(up.getDetails().get("id")), String(id));
+
+    // Every deal, seeded ones included, through page_token.
+    const seen = new Set();
+    let pageToken;
+    for (;;) {
+      const res = await listPage("Deals", "Deal_Name,Stage,Pipeline,Account_Name,Owner", { perPage: 50, pageToken });
+      assert.equal(res.getStatusCode(), 200);
+      const w = res.getObject();
+      for (const r of w.getData()) seen.add(r.getId());
+      if (!w.getInfo().getMoreRecords()) break;
+      pageToken = w.getInfo().getNextPageToken();
+    }
+    assert.ok(seen.size > 1, "seeded deals are listed");
+    assert.equal(seen.size, await moduleCount("Deals"));
+
+    const params = new Z.ParameterMap();
+    await params.add(Z.Record.DeleteRecordsParam.IDS, String(id));
+    const deleted = await ops.deleteRecords(params, new Z.HeaderMap());
+    assert.equal(deleted.getStatusCode(), 200);
+    assert.equal(deleted.getObject().getData()[0].getCode().getValue(), "SUCCESS");
+    const gone = await ops.getRecord(id, new Z.ParameterMap(), new Z.HeaderMap());
+    assert.equal(gone.getStatusCode(), 204);
+  });
+
+  test("field metadata of Deals: mandatory name, stage and pipeline; owner and lookups", async () => {
+    const fields = await moduleFields("Deals");
+    const byName = (name) => fields.find((f) => f.getAPIName() === name);
+    assert.equal(byName("Deal_Name").getSystemMandatory(), true);
+    assert.equal(byName("Stage").getDataType(), "picklist");
+    assert.equal(byName("Stage").getSystemMandatory(), true);
+    assert.equal(byName("Pipeline").getSystemMandatory(), true);
+    assert.equal(byName("Owner").getDataType(), "ownerlookup");
+    assert.equal(byName("Account_Name").getDataType(), "lookup");
+    assert.ok(byName("Stage").getPickListValues().some((o) => o.getDisplayValue() === "Closed Won"));
+  });
+
+  test("contact roles: a deal holds many contacts, each with a role", async () => {
+    const roles = await new Z.ContactRoles.ContactRolesOperations().getRoles();
+    assert.equal(roles.getStatusCode(), 200);
+    const defined = roles.getObject().getContactRoles();
+    assert.ok(defined.length >= 3);
+    assert.equal(typeof defined[0].getName(), "string");
+
+    const contacts = (await listPage("Contacts", "Last_Name", { perPage: 3 })).getObject().getData();
+    const body = new Z.Record.BodyWrapper();
+    body.setData([deal({ Deal_Name: "Sdk roles", Pipeline: "Standard", Stage: "Qualification" })]);
+    const created = await new Z.Record.RecordOperations("Deals").createRecords(body, new Z.HeaderMap());
+    assert.equal(created.getStatusCode(), 201);
+    const dealId = BigInt(created.getObject().getData()[0].getDetails().get("id"));
+    const ops = new Z.DealContactRoles.DealContactRolesOperations();
+    for (const [i, c] of contacts.entries()) {
+      const role = new Z.DealContactRoles.ContactRole();
+      role.setName(defined[i].getName());
+      const data = new Z.DealContactRoles.Data();
+      await data.setContactRole(role);
+      const wrapper = new Z.DealContactRoles.BodyWrapper();
+      wrapper.setData([data]);
+      const res = await ops.associateContactRoleToDeal(c.getId(), dealId, wrapper);
+      assert.equal(res.getStatusCode(), 200);
+      assert.equal(res.getObject().getData()[0].getCode().getValue(), "SUCCESS");
+    }
+    const params = new Z.ParameterMap();
+    await params.add(Z.DealContactRoles.GetAssociatedContactRolesParam.FIELDS, "Last_Name,Email");
+    const listed = await ops.getAssociatedContactRoles(dealId, params);
+    assert.equal(listed.getStatusCode(), 200);
+    const rows = listed.getObject().getData();
+    assert.equal(rows.length, 3);
+    const names = rows.map((r) => r.getKeyValue("Contact_Role")?.getName?.() ?? r.getKeyValue("Contact_Role")?.name);
+    assert.deepEqual(names.sort(), defined.slice(0, 3).map((r) => r.getName()).sort());
+
+    const one = await ops.getAssociatedContactRolesSpecificToContact(contacts[0].getId(), dealId);
+    assert.equal(one.getStatusCode(), 200);
+    const removed = await ops.deleteContactRoleRelation(contacts[0].getId(), dealId);
+    assert.equal(removed.getStatusCode(), 200);
+    const after = await ops.getAssociatedContactRoles(dealId, params);
+    assert.equal(after.getObject().getData().length, 2);
+
+    const bad = new Z.DealContactRoles.ContactRole();
+    bad.setName("Astronaut");
+    const data = new Z.DealContactRoles.Data();
+    await data.setContactRole(bad);
+    const wrapper = new Z.DealContactRoles.BodyWrapper();
+    wrapper.setData([data]);
+    const refused = await ops.associateContactRoleToDeal(contacts[0].getId(), dealId, wrapper);
+    assert.equal(refused.getStatusCode(), 400);
+  });
+
+  test("notes: one parent in the v8 form, paging, update, the Note_Content limit, delete", async () => {
+    const deals = (await listPage("Deals", "Deal_Name", { perPage: 1 })).getObject().getData();
+    const parent = new Z.Notes.ParentId();
+    const module = new Z.Modules.MinifiedModule();
+    module.setAPIName("Deals");
+    await parent.setModule(module);
+    await parent.setId(deals[0].getId());
+    const note = (content) => {
+      const n = new Z.Notes.Note();
+      n.setNoteTitle("Sdk");
+      n.setNoteContent(content);
+      return n;
+    };
+    const ok = note("Kunde wünscht eine Demo\n見積書");
+    await ok.setParentId(parent);
+    const tooLong = note("x".repeat(65_536));
+    await tooLong.setParentId(parent);
+    const orphan = note("no parent");
+    const body = new Z.Notes.BodyWrapper();
+    body.setData([ok, tooLong, orphan]);
+    const ops = new Z.Notes.NotesOperations();
+    const res = await ops.createNotes(body);
+    assert.equal(res.getStatusCode(), 207);
+    const [created, long, noParent] = res.getObject().getData();
+    assert.ok(created instanceof Z.Notes.SuccessResponse, created?.constructor?.name);
+    assert.ok(long instanceof Z.Notes.APIException, long?.constructor?.name);
+    assert.equal(long.getCode().getValue(), "INVALID_DATA");
+    assert.equal(long.getDetails().get("api_name"), "Note_Content");
+    assert.equal(Number(long.getDetails().get("maximum_length")), 65_535);
+    assert.equal(noParent.getCode().getValue(), "MANDATORY_NOT_FOUND");
+    const id = BigInt(created.getDetails().get("id"));
+
+    const params = new Z.ParameterMap();
+    await params.add(Z.Notes.GetNoteParam.FIELDS, "Note_Content,Parent_Id,Owner");
+    const read = await ops.getNote(id, params, new Z.HeaderMap());
+    assert.equal(read.getStatusCode(), 200);
+    const n = read.getObject().getData()[0];
+    assert.equal(n.getNoteContent(), "Kunde wünscht eine Demo\n見積書");
+    assert.equal(n.getParentId().getModule().getAPIName(), "Deals");
+    assert.equal(n.getParentId().getId(), deals[0].getId());
+    assert.equal(n.getOwner().getEmail(), "ana.garcia@ferry-demo.example");
+
+    // Every note, seeded ones included, by page number.
+    let count = 0;
+    for (let page = 1; ; page++) {
+      const p = new Z.ParameterMap();
+      await p.add(Z.Notes.GetNotesParam.FIELDS, "Note_Content,Parent_Id");
+      await p.add(Z.Notes.GetNotesParam.PER_PAGE, "200");
+      await p.add(Z.Notes.GetNotesParam.PAGE, String(page));
+      const listed = await ops.getNotes(p, new Z.HeaderMap());
+      assert.equal(listed.getStatusCode(), 200);
+      const w = listed.getObject();
+      count += w.getData().length;
+      if (!w.getInfo().getMoreRecords()) break;
+    }
+    assert.ok(count > 1, "seeded notes are listed");
+    assert.equal(count, await moduleCount("Notes"));
+
+    const change = new Z.Notes.BodyWrapper();
+    const edit = new Z.Notes.Note();
+    edit.setNoteTitle("Sdk renamed");
+    change.setData([edit]);
+    const updated = await ops.updateNote(id, change);
+    assert.equal(updated.getStatusCode(), 200);
+    const del = await ops.deleteNote(id);
+    assert.equal(del.getStatusCode(), 200);
+    assert.equal(del.getObject().getData()[0].getCode().getValue(), "SUCCESS");
   });
 
   // Last in this suite: it re-initialises the SDK with a token the emulator never issued.

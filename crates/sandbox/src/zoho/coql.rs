@@ -19,7 +19,9 @@
 
 use serde_json::{Value as Json, json};
 
+use super::crm::CrmModule;
 use super::store::{Kind, Module, RequestError, Row, Store, Val};
+use crate::table::{Cell, Row as TRow, Show};
 
 /// Most values in one `in` / `not in`.
 pub const MAX_IN_VALUES: usize = 50;
@@ -185,7 +187,7 @@ impl Query {
         self.limit
     }
 
-    /// The module queried, if it is one the emulator holds.
+    /// The module queried, if it is one the original store holds.
     pub(crate) fn module(&self) -> Option<Module> {
         Module::parse(&self.module)
     }
@@ -593,42 +595,51 @@ fn eq(a: &Lit, b: &Lit) -> bool {
     compare(a, b) == Some(std::cmp::Ordering::Equal)
 }
 
-struct Resolved {
-    col: Col,
+/// A criterion whose column is resolved (`C`: a column of the original store or of a table).
+struct Resolved<C> {
+    col: C,
     op: Op,
     value: Option<Lit>,
 }
 
-enum RCond {
-    Atom(Resolved),
-    And(Box<RCond>, Box<RCond>),
-    Or(Box<RCond>, Box<RCond>),
+enum RCond<C> {
+    Atom(Resolved<C>),
+    And(Box<RCond<C>>, Box<RCond<C>>),
+    Or(Box<RCond<C>>, Box<RCond<C>>),
 }
 
-fn resolve_cond(store: &Store, module: Module, c: &Cond) -> Result<RCond, RequestError> {
+fn resolve_cond<C>(
+    c: &Cond,
+    resolve: &dyn Fn(&str) -> Result<C, RequestError>,
+) -> Result<RCond<C>, RequestError> {
     Ok(match c {
         Cond::Atom { col, op, value } => RCond::Atom(Resolved {
-            col: resolve(store, module, col)?,
+            col: resolve(col)?,
             op: op.clone(),
             value: value.clone(),
         }),
         Cond::And(a, b) => RCond::And(
-            Box::new(resolve_cond(store, module, a)?),
-            Box::new(resolve_cond(store, module, b)?),
+            Box::new(resolve_cond(a, resolve)?),
+            Box::new(resolve_cond(b, resolve)?),
         ),
         Cond::Or(a, b) => RCond::Or(
-            Box::new(resolve_cond(store, module, a)?),
-            Box::new(resolve_cond(store, module, b)?),
+            Box::new(resolve_cond(a, resolve)?),
+            Box::new(resolve_cond(b, resolve)?),
         ),
     })
 }
 
-fn matches(store: &Store, module: Module, row: &Row, c: &RCond) -> bool {
+fn matches(store: &Store, module: Module, row: &Row, c: &RCond<Col>) -> bool {
+    eval(c, &|col| value_of(store, module, row, col))
+}
+
+/// Whether a row whose column values `value` gives meets `c`.
+fn eval<C: Copy>(c: &RCond<C>, value: &dyn Fn(C) -> Option<Lit>) -> bool {
     match c {
-        RCond::And(a, b) => matches(store, module, row, a) && matches(store, module, row, b),
-        RCond::Or(a, b) => matches(store, module, row, a) || matches(store, module, row, b),
+        RCond::And(a, b) => eval(a, value) && eval(b, value),
+        RCond::Or(a, b) => eval(a, value) || eval(b, value),
         RCond::Atom(r) => {
-            let v = value_of(store, module, row, r.col);
+            let v = value(r.col);
             let cmp = |want: fn(std::cmp::Ordering) -> bool| match (&v, &r.value) {
                 (Some(a), Some(b)) => compare(a, b).is_some_and(want),
                 _ => false,
@@ -651,7 +662,7 @@ fn matches(store: &Store, module: Module, row: &Row, c: &RCond) -> bool {
 
 /// Candidate rows from an index when the condition allows it (an `in`/`=` on a unique field,
 /// or a range on `id`), so such queries do not scan the module. `None`: scan.
-fn candidates(store: &Store, module: Module, c: &RCond) -> Option<Vec<usize>> {
+fn candidates(store: &Store, module: Module, c: &RCond<Col>) -> Option<Vec<usize>> {
     let table = store.table(module);
     let RCond::Atom(r) = c else {
         if let RCond::And(a, b) = c {
@@ -693,6 +704,9 @@ fn candidates(store: &Store, module: Module, c: &RCond) -> Option<Vec<usize>> {
 
 /// Runs `q`: `Ok(None)` when nothing matches (Zoho answers 204).
 pub(crate) fn run(store: &Store, q: &Query) -> Result<Option<Json>, RequestError> {
+    if q.module == "Deals" {
+        return run_deals(store, q);
+    }
     let module = Module::parse(&q.module).ok_or_else(|| {
         RequestError::new(
             400,
@@ -709,7 +723,7 @@ pub(crate) fn run(store: &Store, q: &Query) -> Result<Option<Json>, RequestError
     let cond = q
         .cond
         .as_ref()
-        .map(|c| resolve_cond(store, module, c))
+        .map(|c| resolve_cond(c, &|col| resolve(store, module, col)))
         .transpose()?;
     let table = store.table(module);
     let mut hits: Vec<usize> = match cond.as_ref().and_then(|c| candidates(store, module, c)) {
@@ -746,6 +760,240 @@ pub(crate) fn run(store: &Store, q: &Query) -> Result<Option<Json>, RequestError
                     },
                 };
                 item.insert(name.clone(), v);
+            }
+            Json::Object(item)
+        })
+        .collect();
+    let more = q.offset + page.len() < total;
+    Ok(Some(
+        json!({"data": data, "info": {"count": page.len(), "more_records": more}}),
+    ))
+}
+
+/// A Deals column: the id, a field, a lookup's field, an owner's field, or a timestamp.
+#[derive(Clone, Copy)]
+enum DCol {
+    Id,
+    Created,
+    Modified,
+    Field(usize),
+    /// A lookup (`Account_Name`, `Contact_Name`) or one of its record's fields.
+    Lookup {
+        col: usize,
+        parent: Module,
+        sub: Option<usize>,
+    },
+    /// `Owner` or one of its user's fields (`email`, `first_name`, `last_name`, `full_name`).
+    Owner {
+        col: usize,
+        sub: Option<OwnerField>,
+    },
+}
+
+#[derive(Clone, Copy)]
+enum OwnerField {
+    Email,
+    FirstName,
+    LastName,
+    FullName,
+}
+
+fn resolve_deal(store: &Store, col: &str) -> Result<DCol, RequestError> {
+    let bad = || {
+        RequestError::new(
+            400,
+            "INVALID_QUERY",
+            "unsupported column",
+            json!({"column_name": col}),
+        )
+    };
+    let crm = &store.crm;
+    let (head, sub) = match col.split_once('.') {
+        Some((h, s)) => (h, Some(s)),
+        None => (col, None),
+    };
+    match head {
+        "id" if sub.is_none() => return Ok(DCol::Id),
+        "Created_Time" if sub.is_none() => return Ok(DCol::Created),
+        "Modified_Time" if sub.is_none() => return Ok(DCol::Modified),
+        _ => {}
+    }
+    let c = crm.deals.table.column(head).ok_or_else(bad)?;
+    if let Some(parent) = crm.lookup_module(CrmModule::Deals, c) {
+        let sub = match sub {
+            None | Some("id") => None,
+            Some(s) => Some(store.table(parent).schema.field(s).ok_or_else(bad)?),
+        };
+        return Ok(DCol::Lookup { col: c, parent, sub });
+    }
+    if crm.is_owner(CrmModule::Deals, c) {
+        let sub = match sub {
+            None | Some("id") => None,
+            Some("email") => Some(OwnerField::Email),
+            Some("first_name") => Some(OwnerField::FirstName),
+            Some("last_name") => Some(OwnerField::LastName),
+            Some("full_name") => Some(OwnerField::FullName),
+            Some(_) => return Err(bad()),
+        };
+        return Ok(DCol::Owner { col: c, sub });
+    }
+    match sub {
+        None => Ok(DCol::Field(c)),
+        Some(_) => Err(bad()),
+    }
+}
+
+fn cell_lit(cell: &Cell) -> Lit {
+    match cell {
+        Cell::Text(s) => Lit::Text(s.to_string()),
+        Cell::Int(n) => Lit::Num(n.to_string()),
+        Cell::Num(n) => Lit::Num(n.to_string()),
+        Cell::Bool(b) => Lit::Bool(*b),
+        Cell::Time(t) => Lit::Text(super::store::zoho_time(*t)),
+        Cell::Ref(id) => Lit::Num(id.to_string()),
+    }
+}
+
+fn owner_field(store: &Store, id: u64, sub: OwnerField) -> Option<String> {
+    let user = store.user(id)?;
+    Some(match sub {
+        OwnerField::Email => user.email.clone(),
+        OwnerField::FirstName => user.first_name.to_owned(),
+        OwnerField::LastName => user.last_name.to_owned(),
+        OwnerField::FullName => user.full_name(),
+    })
+}
+
+fn deal_value(store: &Store, row: &TRow, col: DCol) -> Option<Lit> {
+    match col {
+        DCol::Id => Some(Lit::Num(row.id.to_string())),
+        DCol::Created => Some(Lit::Text(super::store::zoho_time(row.created_ms))),
+        DCol::Modified => Some(Lit::Text(super::store::zoho_time(row.modified_ms))),
+        DCol::Field(c) => row.get(c).map(cell_lit),
+        DCol::Lookup { col, parent, sub } => {
+            let id = row.get(col)?.as_ref_id()?;
+            match sub {
+                None => Some(Lit::Num(id.to_string())),
+                Some(s) => store.parent_row(parent, id)?.values[s].as_ref().map(|v| match v {
+                    Val::Str(s) => Lit::Text(s.to_string()),
+                    Val::Bool(b) => Lit::Bool(*b),
+                    Val::Int(n) => Lit::Num(n.to_string()),
+                    Val::Num(n) => Lit::Num(n.to_string()),
+                    Val::Ref(id) => Lit::Num(id.to_string()),
+                }),
+            }
+        }
+        DCol::Owner { col, sub } => {
+            let id = row.get(col)?.as_ref_id()?;
+            match sub {
+                None => Some(Lit::Num(id.to_string())),
+                Some(f) => owner_field(store, id, f).map(Lit::Text),
+            }
+        }
+    }
+}
+
+fn deal_json(store: &Store, row: &TRow, col: DCol) -> Json {
+    match col {
+        DCol::Id => Json::String(row.id.to_string()),
+        DCol::Created => Json::String(super::store::zoho_time(row.created_ms)),
+        DCol::Modified => Json::String(super::store::zoho_time(row.modified_ms)),
+        DCol::Field(c) => super::crm::cell_json(store, CrmModule::Deals, row, c),
+        DCol::Lookup { col, parent, sub } => match (row.get(col).and_then(Cell::as_ref_id), sub) {
+            (Some(id), None) => json!({"id": id.to_string()}),
+            (Some(id), Some(s)) => store
+                .parent_row(parent, id)
+                .map_or(Json::Null, |pr| store.render_value(parent, pr, s)),
+            (None, _) => Json::Null,
+        },
+        DCol::Owner { col, sub } => match (row.get(col).and_then(Cell::as_ref_id), sub) {
+            (Some(id), None) => json!({"id": id.to_string()}),
+            (Some(id), Some(f)) => owner_field(store, id, f).map_or(Json::Null, Json::String),
+            (None, _) => Json::Null,
+        },
+    }
+}
+
+/// Candidate deals from an index when the condition allows it (`=`/`in` on a unique field, a
+/// range on `id`); `None`: every deal.
+fn deal_candidates<'a>(store: &'a Store, c: &RCond<DCol>) -> Option<Vec<&'a TRow>> {
+    let table = &store.crm.deals.table;
+    let r = match c {
+        RCond::And(a, b) => {
+            return deal_candidates(store, a).or_else(|| deal_candidates(store, b));
+        }
+        RCond::Or(..) => return None,
+        RCond::Atom(r) => r,
+    };
+    let text = |l: &Lit| match l {
+        Lit::Text(s) | Lit::Num(s) => Some(s.clone()),
+        Lit::Bool(_) => None,
+    };
+    let values: Vec<String> = match (&r.op, &r.value) {
+        (Op::Eq, Some(v)) => vec![text(v)?],
+        (Op::In(vs), _) => vs.iter().filter_map(text).collect(),
+        (Op::Gt | Op::Ge, Some(v)) if matches!(r.col, DCol::Id) => {
+            let id: u64 = text(v)?.parse().ok()?;
+            let after = id.checked_sub(1);
+            return Some(table.page(after, usize::MAX, Show::Live).rows);
+        }
+        _ => return None,
+    };
+    let mut rows: Vec<&TRow> = match r.col {
+        DCol::Id => values
+            .iter()
+            .filter_map(|v| v.parse::<u64>().ok())
+            .filter_map(|id| table.get(id))
+            .collect(),
+        DCol::Field(c) if table.def().columns[c].unique.is_some() => {
+            values.iter().filter_map(|v| table.find(c, v)).collect()
+        }
+        _ => return None,
+    };
+    rows.sort_unstable_by_key(|r| r.id);
+    rows.dedup_by_key(|r| r.id);
+    Some(rows)
+}
+
+/// Runs `q` over Deals (the table engine's rows).
+fn run_deals(store: &Store, q: &Query) -> Result<Option<Json>, RequestError> {
+    let cols: Vec<(String, DCol)> = q
+        .columns
+        .iter()
+        .map(|c| resolve_deal(store, c).map(|r| (c.clone(), r)))
+        .collect::<Result<_, _>>()?;
+    let cond = q
+        .cond
+        .as_ref()
+        .map(|c| resolve_cond(c, &|col| resolve_deal(store, col)))
+        .transpose()?;
+    let table = &store.crm.deals.table;
+    let candidates: Vec<&TRow> = match cond.as_ref().and_then(|c| deal_candidates(store, c)) {
+        Some(rows) => rows,
+        None => table.iter(Show::Live).collect(),
+    };
+    let mut hits: Vec<&TRow> = match &cond {
+        Some(c) => candidates
+            .into_iter()
+            .filter(|row| eval(c, &|col| deal_value(store, row, col)))
+            .collect(),
+        None => candidates,
+    };
+    if q.desc {
+        hits.reverse();
+    }
+    let total = hits.len();
+    let page: Vec<&TRow> = hits.into_iter().skip(q.offset).take(q.limit).collect();
+    if page.is_empty() {
+        return Ok(None);
+    }
+    let data: Vec<Json> = page
+        .iter()
+        .map(|row| {
+            let mut item = serde_json::Map::new();
+            item.insert("id".into(), Json::String(row.id.to_string()));
+            for (name, col) in &cols {
+                item.insert(name.clone(), deal_json(store, row, *col));
             }
             Json::Object(item)
         })

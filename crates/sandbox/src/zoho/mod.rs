@@ -7,7 +7,9 @@
 //! credits and the concurrency limit (429 `TOO_MANY_REQUESTS`). See `docs/connectors/zoho.md`
 //! for what it does not reproduce.
 
+mod api;
 mod coql;
+mod crm;
 mod store;
 
 use std::collections::{HashMap, VecDeque};
@@ -27,7 +29,10 @@ use rand::distr::Alphanumeric;
 use serde_json::{Map, Value as Json, json};
 
 use crate::faults::Faults;
+use crate::table;
 use crate::seed::SeedData;
+use crm::CrmModule;
+pub use crm::{CONTACT_ROLES, NOTE_CONTENT_MAX};
 pub use store::SourceIdField;
 use store::{FieldDef, Kind, Module, RequestError, Store, Val};
 
@@ -111,12 +116,35 @@ pub struct Seeded {
     /// Generated contacts left out because Zoho would refuse them (no last name, a malformed
     /// email, a value longer than its field).
     pub skipped_contacts: usize,
+    /// Deals created.
+    pub deals: usize,
+    /// Notes created.
+    pub notes: usize,
+    /// Generated notes left out: every parent was left out, or the body is longer than
+    /// Zoho's `Note_Content` holds.
+    pub skipped_notes: usize,
+}
+
+/// A module the emulator serves: Accounts and Contacts in the original store, Deals and Notes
+/// on the table engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Store(Module),
+    Crm(CrmModule),
+}
+
+impl Target {
+    fn parse(name: &str) -> Option<Target> {
+        Module::parse(name)
+            .map(Target::Store)
+            .or_else(|| CrmModule::parse(name).map(Target::Crm))
+    }
 }
 
 /// Where a page token stands.
 #[derive(Clone, Debug)]
 struct PageToken {
-    module: Module,
+    module: Target,
     desc: bool,
     /// The last id served.
     after: u64,
@@ -237,13 +265,20 @@ fn zoho_429(retry_after: Option<u64>) -> Response {
 impl Emulator {
     /// A new, empty org.
     pub fn new(options: Options) -> Emulator {
-        let store = Store::new(options.source_id_field.as_ref());
+        let org_id = options
+            .org_id
+            .clone()
+            .unwrap_or_else(|| format!("{}00000000001", crate::new_account_number()));
+        // Metadata ids (users, pipelines, layouts) start with the org's first eight digits.
+        let zgid = org_id
+            .get(..8)
+            .and_then(|p| p.parse::<u64>().ok())
+            .filter(|p| *p >= 10_000_000)
+            .unwrap_or(48_768_760);
+        let store = Store::new(options.source_id_field.as_ref(), zgid);
         Emulator {
             shared: Arc::new(Shared {
-                org_id: options
-                    .org_id
-                    .clone()
-                    .unwrap_or_else(|| format!("{}00000000001", crate::new_account_number())),
+                org_id,
                 options,
                 store: RwLock::new(store),
                 access: Mutex::new(HashMap::new()),
@@ -293,6 +328,7 @@ impl Emulator {
                 ("Region", text(&c.region)),
                 ("Seats", c.seats.map(|n| Val::Int(i64::from(n)))),
                 ("Tier", c.tier.map(|t| Val::Str(t.into()))),
+                ("Owner", Some(Val::Ref(store.user_id_of_seed(c.owner)))),
             ];
             account_ids.push(store.insert_seeded(
                 Module::Accounts,
@@ -310,6 +346,7 @@ impl Emulator {
                     .is_some_and(|i| s.chars().count() <= schema.fields[i].length)
             })
         };
+        let mut contact_ids: Vec<Option<u64>> = Vec::with_capacity(data.contacts.len());
         for c in &data.contacts {
             let ok = c.last_name.as_deref().is_some_and(|s| !s.is_empty())
                 && c.email.as_deref().is_none_or(store::valid_email)
@@ -320,6 +357,7 @@ impl Emulator {
                 && fits("Mailing_Street", &c.street);
             if !ok {
                 seeded.skipped_contacts += 1;
+                contact_ids.push(None);
                 continue;
             }
             let values = vec![
@@ -346,29 +384,82 @@ impl Emulator {
                         .and_then(|k| account_ids.get(k))
                         .map(|id| Val::Ref(*id)),
                 ),
+                ("Owner", Some(Val::Ref(store.user_id_of_seed(c.owner)))),
             ];
-            store.insert_seeded(Module::Contacts, values, c.created_at_ms, c.updated_at_ms);
+            contact_ids.push(Some(store.insert_seeded(
+                Module::Contacts,
+                values,
+                c.created_at_ms,
+                c.updated_at_ms,
+            )));
             seeded.contacts += 1;
         }
+        let deal_ids = seed_deals(&mut store, data, &account_ids, &contact_ids);
+        seeded.deals = deal_ids.iter().flatten().count();
+        let (notes, skipped) = seed_notes(&mut store, data, &account_ids, &contact_ids, &deal_ids);
+        seeded.notes = notes;
+        seeded.skipped_notes = skipped;
         tracing::debug!(
             accounts = seeded.accounts,
             contacts = seeded.contacts,
             skipped = seeded.skipped_contacts,
+            deals = seeded.deals,
+            notes = seeded.notes,
+            skipped_notes = seeded.skipped_notes,
             "seeded zoho"
         );
         seeded
     }
 
-    /// How many records `module` (`"Accounts"`, `"Contacts"`) holds.
+    /// How many records `module` (`"Accounts"`, `"Contacts"`, `"Deals"`, `"Notes"`) holds.
     pub fn count(&self, module: &str) -> usize {
-        let Some(module) = Module::parse(module) else {
+        let Some(target) = Target::parse(module) else {
             return 0;
         };
         self.shared
             .store
             .read()
-            .map(|s| s.table(module).rows.len())
+            .map(|s| match target {
+                Target::Store(m) => s.table(m).rows.len(),
+                Target::Crm(m) => s.crm.records(m).table.len(),
+            })
             .unwrap_or(0)
+    }
+
+    /// Deactivates the user whose email is `email` (ignoring case), as an admin would: still
+    /// listed (`status: "disabled"`), no longer a valid `Owner`. `false`: no such user.
+    pub fn deactivate_user(&self, email: &str) -> bool {
+        let mut store = self.shared.store.write().unwrap_or_else(|e| e.into_inner());
+        match store
+            .users
+            .iter_mut()
+            .find(|u| u.email.eq_ignore_ascii_case(email))
+        {
+            Some(u) => {
+                u.active = false;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The contact ids of deal `deal_id`'s contact roles, in id order.
+    pub fn deal_contact_roles(&self, deal_id: &str) -> Vec<String> {
+        let Ok(id) = deal_id.parse::<u64>() else {
+            return Vec::new();
+        };
+        self.shared
+            .store
+            .read()
+            .map(|s| {
+                s.crm
+                    .roles
+                    .from(id, None, usize::MAX)
+                    .into_iter()
+                    .map(|(c, _)| c.to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The ids of `module`'s records, as its connector reports them as source ids: a
@@ -435,7 +526,33 @@ impl Emulator {
                 get(fields_metadata).post(create_fields),
             )
             .route("/crm/v8/coql", post(coql_query))
-            .route("/crm/v8/{module}", get(list))
+            .route("/crm/v8/users", get(api::users))
+            .route("/crm/v8/users/{id}", get(api::user))
+            .route("/crm/v8/settings/layouts", get(api::layouts))
+            .route("/crm/v8/settings/pipeline", get(api::pipelines))
+            .route(
+                "/crm/v8/{module}",
+                get(list)
+                    .post(api::module_post)
+                    .put(api::module_put)
+                    .delete(api::module_delete),
+            )
+            .route(
+                "/crm/v8/{module}/{id}",
+                get(api::record_get)
+                    .put(api::record_put)
+                    .delete(api::record_delete),
+            )
+            .route(
+                "/crm/v8/{module}/{id}/Contact_Roles",
+                get(api::deal_roles).delete(api::deal_roles_delete),
+            )
+            .route(
+                "/crm/v8/{module}/{id}/Contact_Roles/{contact}",
+                get(api::deal_role_get)
+                    .put(api::deal_role_put)
+                    .delete(api::deal_role_delete),
+            )
             .route("/crm/v8/{module}/upsert", post(upsert))
             .route("/crm/v8/{module}/actions/count", get(record_count))
             .route("/crm/v8/org", get(org))
@@ -482,6 +599,15 @@ impl Emulator {
 }
 
 impl Shared {
+    /// Whether the `partial` fault fails the next record of a write.
+    fn partial_fails(&self) -> bool {
+        self.options.faults.partial.is_some_and(|p| {
+            self.options
+                .faults
+                .hits(crate::faults::PARTIAL_SALT, self.partial_inputs.next(), p)
+        })
+    }
+
     /// Books `cost` credits; false when the window's credits are used up.
     fn charge(&self, cost: u64) -> bool {
         match self.options.credits {
@@ -726,7 +852,7 @@ async fn fields_metadata(
             json!({"param_name": "module"}),
         );
     };
-    let Some(module) = Module::parse(&name) else {
+    let Some(target) = Target::parse(&name) else {
         return zoho_error(
             StatusCode::BAD_REQUEST,
             "INVALID_MODULE",
@@ -740,11 +866,15 @@ async fn fields_metadata(
     let Ok(store) = s.store.read() else {
         return internal();
     };
-    axum::Json(store.table(module).schema.describe()).into_response()
+    match target {
+        Target::Store(module) => axum::Json(store.table(module).schema.describe()),
+        Target::Crm(m) => axum::Json(store.crm.describe(m)),
+    }
+    .into_response()
 }
 
 /// One field of a create-field request, or why it cannot be created (Zoho's error item).
-fn new_field(store: &Store, module: Module, i: usize, f: &Json) -> Result<FieldDef, Json> {
+fn new_field(store: &Store, module: Target, i: usize, f: &Json) -> Result<FieldDef, Json> {
     let error = |code: &str, message: &str, key: &str| {
         json!({"code": code, "details": {"api_name": key, "json_path": format!("$.fields[{i}].{key}")},
                "message": message, "status": "error"})
@@ -764,10 +894,12 @@ fn new_field(store: &Store, module: Module, i: usize, f: &Json) -> Result<FieldD
     if api_name.is_empty() || !api_name.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return Err(error("INVALID_DATA", "invalid data", "field_label"));
     }
-    let schema = &store.table(module).schema;
-    let taken = schema.fields.iter().any(|d| {
-        d.api_name.eq_ignore_ascii_case(&api_name) || d.label.eq_ignore_ascii_case(label)
-    });
+    let taken = match module {
+        Target::Store(module) => store.table(module).schema.fields.iter().any(|d| {
+            d.api_name.eq_ignore_ascii_case(&api_name) || d.label.eq_ignore_ascii_case(label)
+        }),
+        Target::Crm(m) => store.crm.is_taken(m, &api_name, label),
+    };
     if taken {
         return Err(error(
             "ALREADY_USED",
@@ -853,7 +985,7 @@ async fn create_fields(
             json!({"param_name": "module"}),
         );
     };
-    let Some(module) = Module::parse(&name) else {
+    let Some(module) = Target::parse(&name) else {
         return zoho_error(
             StatusCode::BAD_REQUEST,
             "INVALID_MODULE",
@@ -907,12 +1039,14 @@ async fn create_fields(
         )
             .into_response();
     }
-    let table = store.table_mut(module);
     let created: Vec<Json> = defs
         .into_iter()
         .map(|def| {
-            let pos = table.add_field(def);
-            json!({"code": "SUCCESS", "details": {"id": store::field_id(pos)},
+            let id = match module {
+                Target::Store(module) => store::field_id(store.table_mut(module).add_field(def)),
+                Target::Crm(m) => store.crm.add_field(m, def),
+            };
+            json!({"code": "SUCCESS", "details": {"id": id},
                    "message": "field created", "status": "success"})
         })
         .collect();
@@ -949,7 +1083,7 @@ async fn list(
     Path(module): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Response {
-    let Some(module) = Module::parse(&module) else {
+    let Some(module) = Target::parse(&module) else {
         return invalid_module();
     };
     let Some(fields) = params.fields.filter(|f| !f.trim().is_empty()) else {
@@ -1069,50 +1203,56 @@ async fn list(
     let Ok(store) = s.store.read() else {
         return internal();
     };
-    let table = store.table(module);
-    let cols: Vec<usize> = names.iter().filter_map(|n| table.schema.field(n)).collect();
-    let n = table.rows.len();
-    // Positions in the requested order, as a range over the id-ordered rows.
-    let (begin, end) = match (start_after, desc) {
-        (None, false) => (offset.min(n), (offset + per_page).min(n)),
-        (None, true) => (
-            n.saturating_sub(offset + per_page),
-            n.saturating_sub(offset),
-        ),
-        (Some(after), false) => {
-            let b = table.rows.partition_point(|r| r.id <= after);
-            (b, (b + per_page).min(n))
-        }
-        (Some(after), true) => {
-            let e = table.rows.partition_point(|r| r.id < after);
-            (e.saturating_sub(per_page), e)
+    let (data, more, last_id) = match module {
+        Target::Crm(m) => api::list_page(&store, m, &names, start_after, offset, per_page, desc),
+        Target::Store(module) => {
+            let table = store.table(module);
+            let cols: Vec<usize> = names.iter().filter_map(|n| table.schema.field(n)).collect();
+            let n = table.rows.len();
+            // Positions in the requested order, as a range over the id-ordered rows.
+            let (begin, end) = match (start_after, desc) {
+                (None, false) => (offset.min(n), (offset + per_page).min(n)),
+                (None, true) => (
+                    n.saturating_sub(offset + per_page),
+                    n.saturating_sub(offset),
+                ),
+                (Some(after), false) => {
+                    let b = table.rows.partition_point(|r| r.id <= after);
+                    (b, (b + per_page).min(n))
+                }
+                (Some(after), true) => {
+                    let e = table.rows.partition_point(|r| r.id < after);
+                    (e.saturating_sub(per_page), e)
+                }
+            };
+            let mut positions: Vec<usize> = (begin..end).collect();
+            if desc {
+                positions.reverse();
+            }
+            let more = if desc { begin > 0 } else { end < n };
+            let data: Vec<Json> = positions
+                .iter()
+                .map(|&p| {
+                    let row = &table.rows[p];
+                    let mut item = Map::new();
+                    item.insert("id".into(), Json::String(row.id.to_string()));
+                    for &c in &cols {
+                        item.insert(
+                            table.schema.fields[c].api_name.clone(),
+                            store.render_value(module, row, c),
+                        );
+                    }
+                    Json::Object(item)
+                })
+                .collect();
+            let last_id = positions.last().map(|&p| table.rows[p].id).unwrap_or(0);
+            (data, more, last_id)
         }
     };
-    let mut positions: Vec<usize> = (begin..end).collect();
-    if desc {
-        positions.reverse();
-    }
-    if positions.is_empty() {
+    drop(store);
+    if data.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
     }
-    let more = if desc { begin > 0 } else { end < n };
-    let data: Vec<Json> = positions
-        .iter()
-        .map(|&p| {
-            let row = &table.rows[p];
-            let mut item = Map::new();
-            item.insert("id".into(), Json::String(row.id.to_string()));
-            for &c in &cols {
-                item.insert(
-                    table.schema.fields[c].api_name.clone(),
-                    store.render_value(module, row, c),
-                );
-            }
-            Json::Object(item)
-        })
-        .collect();
-    let last_id = positions.last().map(|&p| table.rows[p].id).unwrap_or(0);
-    drop(store);
     let served = served + data.len();
     let (next_token, expiry) = if more {
         let token = random_string(64);
@@ -1162,7 +1302,7 @@ async fn list(
 
 /// `GET /crm/v8/{module}/actions/count`: `{"count": n}` for one credit.
 async fn record_count(State(s): State<Arc<Shared>>, Path(module): Path<String>) -> Response {
-    let Some(module) = Module::parse(&module) else {
+    let Some(target) = Target::parse(&module) else {
         return invalid_module();
     };
     if !s.charge(1) {
@@ -1171,7 +1311,11 @@ async fn record_count(State(s): State<Arc<Shared>>, Path(module): Path<String>) 
     let Ok(store) = s.store.read() else {
         return internal();
     };
-    axum::Json(json!({"count": store.table(module).rows.len()})).into_response()
+    let count = match target {
+        Target::Store(module) => store.table(module).rows.len(),
+        Target::Crm(m) => store.crm.records(m).table.len(),
+    };
+    axum::Json(json!({ "count": count })).into_response()
 }
 
 /// `GET /crm/v8/org`: the org's details, in the documented shape (`{"org": [{…}]}`).
@@ -1201,8 +1345,13 @@ async fn org(State(s): State<Arc<Shared>>) -> Response {
 // ---- upsert --------------------------------------------------------------------------------
 
 async fn upsert(State(s): State<Arc<Shared>>, Path(module): Path<String>, body: Bytes) -> Response {
-    let Some(module) = Module::parse(&module) else {
-        return invalid_module();
+    let module = match Target::parse(&module) {
+        Some(Target::Store(m)) => m,
+        Some(Target::Crm(CrmModule::Deals)) => {
+            return api::write(&s, CrmModule::Deals, &body, api::Write::Upsert, None);
+        }
+        Some(Target::Crm(CrmModule::Notes)) => return invalid_url(),
+        None => return invalid_module(),
     };
     let Ok(body) = serde_json::from_slice::<Json>(&body) else {
         return zoho_error(
@@ -1299,16 +1448,7 @@ async fn upsert(State(s): State<Arc<Shared>>, Path(module): Path<String>, body: 
         return credits_exhausted();
     }
     // The `partial` fault: some records fail on Zoho's side and are not saved, the rest are.
-    let failed: Vec<bool> = objects
-        .iter()
-        .map(|_| {
-            s.options.faults.partial.is_some_and(|p| {
-                s.options
-                    .faults
-                    .hits(crate::faults::PARTIAL_SALT, s.partial_inputs.next(), p)
-            })
-        })
-        .collect();
+    let failed: Vec<bool> = objects.iter().map(|_| s.partial_fails()).collect();
     let kept: Vec<Map<String, Json>> = objects
         .into_iter()
         .zip(&failed)
@@ -1379,6 +1519,173 @@ async fn coql_query(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         Ok(None) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => request_error(e),
     }
+}
+
+/// Seeds the generated deals: `Pipeline` and `Stage` as this org labels the seed's stage, the
+/// company as `Account_Name`, the primary contact as `Contact_Name` and every contact (those
+/// seeded) as a contact role. Returns each seed deal's id.
+fn seed_deals(
+    store: &mut Store,
+    data: &SeedData,
+    account_ids: &[u64],
+    contact_ids: &[Option<u64>],
+) -> Vec<Option<u64>> {
+    let cols = {
+        let t = &store.crm.deals.table;
+        [
+            "Deal_Name",
+            "Amount",
+            "Currency",
+            "Closing_Date",
+            "Pipeline",
+            "Stage",
+            "Account_Name",
+            "Contact_Name",
+            "Owner",
+        ]
+        .map(|n| t.column(n))
+    };
+    let [
+        Some(name),
+        Some(amount),
+        Some(currency),
+        Some(closing),
+        Some(pipeline),
+        Some(stage),
+        Some(account),
+        Some(contact),
+        Some(owner),
+    ] = cols
+    else {
+        return Vec::new();
+    };
+    let mut ids = Vec::with_capacity(data.deals.len());
+    for d in &data.deals {
+        let (seed_pipeline, seed_stage) = d.seed_stage();
+        let Some(label) =
+            crate::accounts::vendor_stage(DEAL_STAGES, seed_pipeline.key, seed_stage.key)
+        else {
+            ids.push(None);
+            continue;
+        };
+        let contacts: Vec<u64> = d
+            .contacts
+            .iter()
+            .filter_map(|k| contact_ids.get(*k).copied().flatten())
+            .collect();
+        let mut deal_name: String = d.name.chars().take(crm::DEAL_NAME_MAX).collect();
+        if deal_name.is_empty() {
+            deal_name = format!("Deal {}", d.key);
+        }
+        let cells = vec![
+            (name, Some(table::Cell::Text(deal_name.into_boxed_str()))),
+            (amount, d.amount.map(table::Cell::Num)),
+            (
+                currency,
+                crm::CURRENCIES
+                    .contains(&d.currency)
+                    .then(|| table::Cell::Text(d.currency.into())),
+            ),
+            (closing, Some(table::Cell::Text(d.close_date.as_str().into()))),
+            (pipeline, Some(table::Cell::Text(label.pipeline.into()))),
+            (stage, Some(table::Cell::Text(label.stage.into()))),
+            (
+                account,
+                d.company
+                    .and_then(|k| account_ids.get(k))
+                    .map(|id| table::Cell::Ref(*id)),
+            ),
+            (contact, contacts.first().map(|id| table::Cell::Ref(*id))),
+            (
+                owner,
+                Some(table::Cell::Ref(store.user_id_of_seed(d.owner))),
+            ),
+        ];
+        let id = store
+            .crm
+            .deals
+            .table
+            .insert_checked(cells, d.created_at_ms, d.updated_at_ms);
+        store.crm.deals.reindex_seeded(id);
+        for (position, c) in contacts.iter().enumerate() {
+            store.crm.roles.link(id, *c, crm::seed_role(position));
+        }
+        ids.push(Some(id));
+    }
+    ids
+}
+
+/// Seeds the generated notes on one parent each (Zoho holds one): the first of deal, contact,
+/// company that was seeded. HTML bodies are seeded as the plain text Zoho holds. Returns (notes
+/// seeded, notes left out).
+fn seed_notes(
+    store: &mut Store,
+    data: &SeedData,
+    account_ids: &[u64],
+    contact_ids: &[Option<u64>],
+    deal_ids: &[Option<u64>],
+) -> (usize, usize) {
+    use crate::seed::SeedParent;
+    let cols = {
+        let t = &store.crm.notes.table;
+        ["Note_Content", "Parent_Id", "$se_module", "Owner"].map(|n| t.column(n))
+    };
+    let [Some(content), Some(parent), Some(se_module), Some(owner)] = cols else {
+        return (0, data.notes.len());
+    };
+    let (mut seeded, mut skipped) = (0, 0);
+    for n in &data.notes {
+        let resolve = |p: &SeedParent| -> Option<(&'static str, u64)> {
+            match *p {
+                SeedParent::Deal(k) => deal_ids.get(k).copied().flatten().map(|id| ("Deals", id)),
+                SeedParent::Contact(k) => contact_ids
+                    .get(k)
+                    .copied()
+                    .flatten()
+                    .map(|id| ("Contacts", id)),
+                SeedParent::Company(k) => account_ids.get(k).map(|id| ("Accounts", *id)),
+            }
+        };
+        let first = [0, 1, 2].iter().find_map(|rank| {
+            n.parents
+                .iter()
+                .filter(|p| {
+                    matches!(
+                        (rank, p),
+                        (0, SeedParent::Deal(_))
+                            | (1, SeedParent::Contact(_))
+                            | (2, SeedParent::Company(_))
+                    )
+                })
+                .find_map(resolve)
+        });
+        let body = if n.html {
+            crm::plain_text(&n.body)
+        } else {
+            n.body.clone()
+        };
+        let (Some((module, parent_id)), true) = (first, body.chars().count() <= NOTE_CONTENT_MAX)
+        else {
+            skipped += 1;
+            continue;
+        };
+        let cells = vec![
+            (content, Some(table::Cell::Text(body.into_boxed_str()))),
+            (parent, Some(table::Cell::Ref(parent_id))),
+            (se_module, Some(table::Cell::Text(module.into()))),
+            (
+                owner,
+                Some(table::Cell::Ref(store.user_id_of_seed(n.owner))),
+            ),
+        ];
+        store
+            .crm
+            .notes
+            .table
+            .insert_checked(cells, n.timestamp_ms, n.timestamp_ms);
+        seeded += 1;
+    }
+    (seeded, skipped)
 }
 
 #[cfg(test)]
@@ -1452,7 +1759,8 @@ impl crate::VendorEmulator for Emulator {
         crate::SeedSummary {
             companies: seeded.accounts,
             contacts: seeded.contacts,
-            ..Default::default()
+            deals: seeded.deals,
+            notes: seeded.notes,
         }
     }
 
@@ -1464,6 +1772,8 @@ impl crate::VendorEmulator for Emulator {
         match object {
             "companies" => Emulator::count(self, "Accounts"),
             "contacts" => Emulator::count(self, "Contacts"),
+            "deals" => Emulator::count(self, "Deals"),
+            "notes" => Emulator::count(self, "Notes"),
             _ => 0,
         }
     }

@@ -71,10 +71,12 @@ pub(crate) enum Kind {
     Date,
     Lookup(Module),
     DateTime,
+    /// A user of the org (`ownerlookup`): written `{"id"}`, read `{"name", "id", "email"}`.
+    Owner,
 }
 
 impl Kind {
-    fn data_type(self) -> &'static str {
+    pub(crate) fn data_type(self) -> &'static str {
         match self {
             Kind::Text => "text",
             Kind::Email => "email",
@@ -88,6 +90,7 @@ impl Kind {
             Kind::Date => "date",
             Kind::Lookup(_) => "lookup",
             Kind::DateTime => "datetime",
+            Kind::Owner => "ownerlookup",
         }
     }
 
@@ -109,12 +112,12 @@ impl Kind {
         })
     }
 
-    fn json_type(self) -> &'static str {
+    pub(crate) fn json_type(self) -> &'static str {
         match self {
             Kind::Integer => "integer",
             Kind::Currency | Kind::Double => "double",
             Kind::Boolean => "boolean",
-            Kind::Lookup(_) => "jsonobject",
+            Kind::Lookup(_) | Kind::Owner => "jsonobject",
             _ => "string",
         }
     }
@@ -259,6 +262,7 @@ impl Schema {
                     Kind::Lookup(Module::Accounts),
                     120,
                 ),
+                std_field("Owner", "Contact Owner", Kind::Owner, 120),
             ],
             Module::Accounts => vec![
                 FieldDef {
@@ -278,6 +282,7 @@ impl Schema {
                 std_field("Billing_State", "Billing State", Kind::Text, 100),
                 std_field("Billing_Code", "Billing Code", Kind::Text, 30),
                 std_field("Billing_Country", "Billing Country", Kind::Text, 100),
+                std_field("Owner", "Account Owner", Kind::Owner, 120),
             ],
         };
         fields.extend(custom_fields(module));
@@ -529,11 +534,41 @@ pub(crate) struct Store {
     accounts: Table,
     contacts: Table,
     next_id: u64,
+    /// The org's users ([`crate::accounts::account_users`]), the first being the API's
+    /// calling user (who writes, and owns what a write gives no owner).
+    pub users: Vec<User>,
+    /// Deals, Notes and the deals' contact roles (on the shared table engine).
+    pub crm: super::crm::Crm,
 }
 
-/// The user every record is owned by and written by.
-pub(crate) fn owner() -> Json {
-    json!({"name": "Sandbox Admin", "id": "4876876000000225013", "email": "admin@sandbox.invalid"})
+/// A user of the org, as `GET /crm/v8/users` lists them and `Owner` points at them.
+#[derive(Clone, Debug)]
+pub(crate) struct User {
+    /// The seed user's key ([`crate::accounts::SeedUser::key`]).
+    pub key: usize,
+    /// The user id (19 digits, local to this org).
+    pub id: u64,
+    pub email: String,
+    pub first_name: &'static str,
+    pub last_name: &'static str,
+    /// Deactivated users are listed (`status: "disabled"`) but cannot own records.
+    pub active: bool,
+}
+
+impl User {
+    pub(crate) fn full_name(&self) -> String {
+        format!("{} {}", self.first_name, self.last_name)
+    }
+
+    /// `{"name", "id"}`, as `Created_By` / `Modified_By` show a user.
+    pub(crate) fn minified(&self) -> Json {
+        json!({"name": self.full_name(), "id": self.id.to_string()})
+    }
+
+    /// `{"name", "id", "email"}`, as `Owner` reads.
+    pub(crate) fn owner_json(&self) -> Json {
+        json!({"name": self.full_name(), "id": self.id.to_string(), "email": self.email})
+    }
 }
 
 /// A timestamp as Zoho writes them: `2024-01-02T03:04:05+00:00`.
@@ -604,6 +639,15 @@ fn valid_date_time(s: &str) -> bool {
     valid_date(date) && time.get(..8).is_some_and(clock) && time.get(8..).is_some_and(offset)
 }
 
+/// The id of a lookup value `{"id": "…"}` (a string or a number).
+pub(crate) fn lookup_id(value: &Json) -> Option<u64> {
+    match value.get("id")? {
+        Json::String(s) => s.parse::<u64>().ok(),
+        Json::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}
+
 /// One per-record error: code, details (API name and JSON path), message.
 struct FieldError {
     code: &'static str,
@@ -624,12 +668,45 @@ pub(crate) struct ItemResult {
 }
 
 impl Store {
-    pub(crate) fn new(source_id: Option<&SourceIdField>) -> Store {
+    /// An empty org whose metadata ids (users, pipelines, layouts) start with `zgid` (eight
+    /// digits, from the org id), so that two orgs' ids differ.
+    pub(crate) fn new(source_id: Option<&SourceIdField>, zgid: u64) -> Store {
+        let users = crate::accounts::account_users("zoho")
+            .into_iter()
+            .map(|u| User {
+                key: u.key,
+                id: zgid * 100_000_000_000 + 2_250_001 + 1_000 * u.key as u64,
+                email: u.email,
+                first_name: u.first_name,
+                last_name: u.last_name,
+                active: u.active,
+            })
+            .collect();
         Store {
             accounts: Table::new(Module::Accounts, source_id),
             contacts: Table::new(Module::Contacts, source_id),
             next_id: FIRST_ID,
+            users,
+            crm: super::crm::Crm::new(source_id, zgid),
         }
+    }
+
+    /// The calling user: who writes, and who owns what a write gives no owner.
+    pub(crate) fn current_user(&self) -> &User {
+        &self.users[0]
+    }
+
+    /// User `id`, active or not.
+    pub(crate) fn user(&self, id: u64) -> Option<&User> {
+        self.users.iter().find(|u| u.id == id)
+    }
+
+    /// The id of seed user `key` in this org, or the calling user's when the org does not have
+    /// that user (a record is always owned by someone).
+    pub(crate) fn user_id_of_seed(&self, key: Option<usize>) -> u64 {
+        key.and_then(|k| self.users.iter().find(|u| u.key == k))
+            .unwrap_or(self.current_user())
+            .id
     }
 
     pub(crate) fn table(&self, module: Module) -> &Table {
@@ -700,6 +777,9 @@ impl Store {
             Some(Val::Num(n)) => serde_json::Number::from_f64(*n)
                 .map(Json::Number)
                 .unwrap_or(Json::Null),
+            Some(Val::Ref(id)) if def.kind == Kind::Owner => self
+                .user(*id)
+                .map_or_else(|| json!({"id": id.to_string()}), User::owner_json),
             Some(Val::Ref(id)) => {
                 let Kind::Lookup(parent) = def.kind else {
                     return Json::Null;
@@ -717,6 +797,17 @@ impl Store {
                     .map_or(Json::Null, Json::String);
                 json!({"name": name, "id": id.to_string()})
             }
+        }
+    }
+
+    /// The name a lookup to record `id` of `module` shows (`Account_Name`, a contact's
+    /// `Last_Name`).
+    pub(crate) fn record_name(&self, module: Module, id: u64) -> Option<String> {
+        let row = self.parent_row(module, id)?;
+        let f = self.table(module).schema.field(module.display_field())?;
+        match &row.values[f] {
+            Some(Val::Str(s)) => Some(s.to_string()),
+            _ => None,
         }
     }
 
@@ -792,15 +883,16 @@ impl Store {
                 Val::Str(s.into())
             }
             Kind::Lookup(parent) => {
-                let id = value
-                    .get("id")
-                    .and_then(|id| match id {
-                        Json::String(s) => s.parse::<u64>().ok(),
-                        Json::Number(n) => n.as_u64(),
-                        _ => None,
-                    })
-                    .ok_or_else(expected)?;
+                let id = lookup_id(value).ok_or_else(expected)?;
                 if self.parent_row(parent, id).is_none() {
+                    return Err(invalid(json!({})));
+                }
+                Val::Ref(id)
+            }
+            Kind::Owner => {
+                let id = lookup_id(value).ok_or_else(expected)?;
+                // An unknown or deactivated user: `INVALID_DATA` naming `Owner`.
+                if !self.user(id).is_some_and(|u| u.active) {
                     return Err(invalid(json!({})));
                 }
                 Val::Ref(id)
@@ -880,6 +972,12 @@ impl Store {
         for (f, v) in &given {
             values[*f] = v.clone();
         }
+        // No owner given (or cleared): the calling user owns the record.
+        if let Some(f) = schema.field("Owner") {
+            if values[f].is_none() {
+                values[f] = Some(Val::Ref(self.current_user().id));
+            }
+        }
         for (i, def) in schema.fields.iter().enumerate() {
             let supplied_invalid = errors
                 .iter()
@@ -902,7 +1000,7 @@ impl Store {
                         details: json!({
                             "api_name": def.api_name,
                             "json_path": format!("$.data[{index}].{}", def.api_name),
-                            "duplicate_record": {"id": dup_id, "module": {"api_name": module.name()}, "Owner": owner()},
+                            "duplicate_record": {"id": dup_id, "module": {"api_name": module.name()}, "Owner": self.current_user().owner_json()},
                         }),
                     });
                 }
@@ -947,7 +1045,7 @@ impl Store {
             }
         };
         let id = self.table(module).rows[pos].id;
-        let writer = json!({"name": "Sandbox Admin", "id": "4876876000000225013"});
+        let writer = self.current_user().minified();
         ItemResult {
             ok: true,
             body: json!({

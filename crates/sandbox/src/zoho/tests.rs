@@ -698,8 +698,17 @@ fn seeding_skips_what_zoho_refuses() {
 fn seeding_a_million_contacts() {
     let emulator = Emulator::new(Options::default());
     let started = std::time::Instant::now();
-    let seeded = emulator.seed(&generate(1_000_000, 1, &Mess::default()));
+    let data = generate(1_000_000, 1, &Mess::default());
+    let generated = started.elapsed();
+    let seeded = emulator.seed(&data);
     assert!(seeded.contacts > 990_000);
+    assert_eq!(seeded.deals, data.deals.len(), "250,000 deals");
+    assert!(seeded.notes + seeded.skipped_notes == data.notes.len());
+    assert!(seeded.notes > 490_000, "500,000 notes, a few on skipped contacts");
+    eprintln!(
+        "generated in {generated:?}, seeded in {:?}: {seeded:?}",
+        started.elapsed() - generated
+    );
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "{:?}",
@@ -922,4 +931,814 @@ async fn created_fields_are_listed_and_hold_values() {
         .post("/crm/v8/settings/fields", json!({"fields": [{"field_label": "Z", "data_type": "text"}]}))
         .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("REQUIRED_PARAM_MISSING")));
+}
+
+// ---- users, layouts, pipelines, owners, deals, contact roles, notes ------------------------
+
+impl Org {
+    async fn put(&self, path: &str, body: Json) -> (u16, Json) {
+        let (s, _, b) = self.call(reqwest::Method::PUT, path, Some(body)).await;
+        (s, b)
+    }
+
+    async fn delete(&self, path: &str) -> (u16, Json) {
+        let (s, _, b) = self.call(reqwest::Method::DELETE, path, None).await;
+        (s, b)
+    }
+
+    /// The id of the user whose email is `email`.
+    async fn user_id(&self, email: &str) -> String {
+        let (_, body) = self.get("/crm/v8/users?type=AllUsers").await;
+        body["users"]
+            .as_array()
+            .and_then(|u| u.iter().find(|u| u["email"] == email))
+            .and_then(|u| u["id"].as_str())
+            .unwrap_or_else(|| panic!("no user {email}"))
+            .to_owned()
+    }
+
+    /// Inserts one record through upsert (Accounts, Contacts) and returns its id.
+    async fn upsert_one(&self, module: &str, record: Json) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/crm/v8/{module}/upsert"),
+                json!({"data": [record], "duplicate_check_fields": ["Ferry_Source_Id"]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["data"][0]["details"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
+    /// Inserts deals; returns the status and per-record answers.
+    async fn insert(&self, module: &str, records: Json) -> (u16, Vec<Json>) {
+        let (status, body) = self
+            .post(&format!("/crm/v8/{module}"), json!({ "data": records }))
+            .await;
+        let items = body["data"].as_array().cloned().unwrap_or_default();
+        (status, items)
+    }
+}
+
+const ANA: &str = "ana.garcia@ferry-demo.example";
+const BEN: &str = "ben.okafor@ferry-demo.example";
+const HANA: &str = "hana.novak@ferry-demo.example";
+
+#[tokio::test]
+async fn users_list_by_type_and_page_with_deactivated_users_disabled() {
+    let org = org(Options::default()).await;
+    let (status, body) = org.get("/crm/v8/users?type=AllUsers").await;
+    assert_eq!(status, 200, "{body}");
+    let users = body["users"].as_array().expect("users");
+    let expected = crate::accounts::account_users("zoho");
+    assert_eq!(users.len(), expected.len());
+    assert!(
+        users
+            .iter()
+            .all(|u| u["email"] != "farah.haddad@ferry-demo.example"),
+        "Farah is not in this org"
+    );
+    let ana = &users[0];
+    assert_eq!(ana["email"], ANA);
+    assert_eq!(ana["full_name"], "Ana García");
+    assert_eq!(ana["status"], "active");
+    assert!(ana["id"].as_str().is_some_and(|id| id.len() == 19));
+    assert_eq!(body["info"]["more_records"], false);
+
+    let (_, page) = org.get("/crm/v8/users?per_page=3&page=3").await;
+    assert_eq!(page["users"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["info"]["page"], 3);
+    let (_, page) = org.get("/crm/v8/users?per_page=3&page=2").await;
+    assert_eq!(page["info"]["more_records"], true);
+    let (status, _) = org.get("/crm/v8/users?per_page=201").await;
+    assert_eq!(status, 400);
+    let (status, body) = org.get("/crm/v8/users?type=Everyone").await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_DATA")));
+
+    let (status, _) = org.get("/crm/v8/users?type=DeactiveUsers").await;
+    assert_eq!(status, 204, "nobody is deactivated yet");
+    assert!(org.emulator.deactivate_user("HANA.NOVAK@ferry-demo.example"));
+    let (_, body) = org.get("/crm/v8/users?type=DeactiveUsers").await;
+    let off = body["users"].as_array().expect("users");
+    assert_eq!(off.len(), 1);
+    assert_eq!((off[0]["email"].as_str(), off[0]["status"].as_str()), (Some(HANA), Some("disabled")));
+    let (_, body) = org.get("/crm/v8/users?type=ActiveUsers").await;
+    assert_eq!(body["users"].as_array().map(Vec::len), Some(expected.len() - 1));
+    let (_, body) = org.get("/crm/v8/users?type=CurrentUser").await;
+    assert_eq!(body["users"][0]["email"], ANA);
+
+    let ben = org.user_id(BEN).await;
+    let (status, body) = org.get(&format!("/crm/v8/users/{ben}")).await;
+    assert_eq!((status, body["users"][0]["email"].as_str()), (200, Some(BEN)));
+    let (status, _) = org.get("/crm/v8/users/1").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn pipelines_belong_to_the_deals_layout_and_share_stage_ids() {
+    let org = org(Options::default()).await;
+    let (status, body) = org.get("/crm/v8/settings/layouts?module=Deals").await;
+    assert_eq!(status, 200, "{body}");
+    let layout = body["layouts"][0]["id"].as_str().expect("layout id").to_owned();
+    let (status, body) = org.get("/crm/v8/settings/layouts").await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("REQUIRED_PARAM_MISSING")));
+
+    let (status, body) = org.get("/crm/v8/settings/pipeline").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "REQUIRED_PARAM_MISSING");
+    assert_eq!(body["details"]["param_name"], "layout_id");
+    let (status, body) = org.get("/crm/v8/settings/pipeline?layout_id=123").await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_DATA")));
+
+    let (status, body) = org
+        .get(&format!("/crm/v8/settings/pipeline?layout_id={layout}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let pipelines = body["pipeline"].as_array().expect("pipelines");
+    let names: Vec<&str> = pipelines
+        .iter()
+        .filter_map(|p| p["display_value"].as_str())
+        .collect();
+    assert_eq!(names, ["Standard", "Renewals"]);
+    assert_eq!(pipelines[0]["default"], true);
+    let stage = |p: usize, label: &str| -> Json {
+        pipelines[p]["maps"]
+            .as_array()
+            .and_then(|m| m.iter().find(|s| s["display_value"] == label).cloned())
+            .unwrap_or_else(|| panic!("no stage {label}"))
+    };
+    assert_eq!(stage(0, "Closed Won")["forecast_type"], "Closed Won");
+    assert_eq!(stage(1, "Closed Lost")["forecast_type"], "Closed Lost");
+    assert_eq!(stage(0, "Qualification")["forecast_type"], "Open");
+    assert_eq!(stage(0, "Qualification")["id"], stage(1, "Qualification")["id"]);
+    assert!(pipelines[1]["maps"].as_array().is_some_and(|m| m.len() == 4));
+    for p in pipelines {
+        assert_ne!(p["id"], p["display_value"], "ids are not labels");
+    }
+
+    // Another org: the same labels under other ids.
+    let other = self::org(Options::default()).await;
+    let (_, body) = other.get("/crm/v8/settings/layouts?module=Deals").await;
+    let other_layout = body["layouts"][0]["id"].as_str().expect("id").to_owned();
+    assert_ne!(layout, other_layout);
+    let (_, body) = other
+        .get(&format!("/crm/v8/settings/pipeline?layout_id={other_layout}"))
+        .await;
+    assert_eq!(body["pipeline"][0]["display_value"], "Standard");
+    assert_ne!(body["pipeline"][0]["id"], pipelines[0]["id"]);
+}
+
+#[tokio::test]
+async fn owners_on_accounts_and_contacts_default_to_the_caller_and_must_be_active_users() {
+    let org = org(Options::default()).await;
+    let ben = org.user_id(BEN).await;
+    let hana = org.user_id(HANA).await;
+    let account = org
+        .upsert_one("Accounts", json!({"Account_Name": "Owned Co", "Ferry_Source_Id": "o-1"}))
+        .await;
+    let contact = org
+        .upsert_one(
+            "Contacts",
+            json!({"Last_Name": "Owned", "Ferry_Source_Id": "o-2", "Owner": {"id": ben}}),
+        )
+        .await;
+    let (_, body) = org.get(&format!("/crm/v8/Accounts/{account}")).await;
+    assert_eq!(body["data"][0]["Owner"]["email"], ANA, "the caller by default");
+    let (_, body) = org.get("/crm/v8/Contacts?fields=Owner,Last_Name").await;
+    assert_eq!(body["data"][0]["id"], contact.as_str());
+    assert_eq!(body["data"][0]["Owner"]["id"], ben.as_str());
+    assert_eq!(body["data"][0]["Owner"]["email"], BEN);
+    // An update without Owner keeps it.
+    org.upsert_one("Contacts", json!({"Last_Name": "Owned 2", "Ferry_Source_Id": "o-2"}))
+        .await;
+    let record = org.emulator.record_by_source_id("Contacts", "o-2").expect("contact");
+    assert_eq!(record["Owner"]["email"], BEN);
+
+    for (owner, why) in [(json!({"id": "123"}), "unknown"), (json!({"id": hana}), "deactivated")] {
+        if why == "deactivated" {
+            org.emulator.deactivate_user(HANA);
+        }
+        let (status, body) = org
+            .post(
+                "/crm/v8/Contacts/upsert",
+                json!({"data": [{"Last_Name": "X", "Ferry_Source_Id": "o-3", "Owner": owner}]}),
+            )
+            .await;
+        assert_eq!(status, 400, "{why}: {body}");
+        let item = &body["data"][0];
+        assert_eq!(item["code"], "INVALID_DATA", "{why}");
+        assert_eq!(item["details"]["api_name"], "Owner", "{why}");
+        assert_eq!(item["details"]["json_path"], "$.data[0].Owner");
+    }
+    let (_, body) = org.get("/crm/v8/settings/fields?module=Contacts").await;
+    assert_eq!(field(&body, "Owner")["data_type"], "ownerlookup");
+}
+
+#[tokio::test]
+async fn deals_are_written_read_listed_and_deleted_with_stage_rules() {
+    let org = org(Options::default()).await;
+    let account = org
+        .upsert_one("Accounts", json!({"Account_Name": "Deal Co", "Ferry_Source_Id": "d-a"}))
+        .await;
+    let contact = org
+        .upsert_one("Contacts", json!({"Last_Name": "Buyer", "Ferry_Source_Id": "d-c"}))
+        .await;
+    let ben = org.user_id(BEN).await;
+    let (status, items) = org
+        .insert(
+            "Deals",
+            json!([
+                {"Deal_Name": "Big one", "Stage": "Negotiation/Review", "Pipeline": "Standard",
+                 "Amount": 1234.5, "Currency": "EUR", "Closing_Date": "2027-03-31",
+                 "Account_Name": {"id": account}, "Contact_Name": {"id": contact},
+                 "Owner": {"id": ben}, "Ferry_Source_Id": "deal-1"},
+                {"Deal_Name": "No stage", "Pipeline": "Standard"},
+                {"Deal_Name": "Wrong pipeline", "Pipeline": "Renewals", "Stage": "Needs Analysis"},
+                {"Deal_Name": "Bad account", "Pipeline": "Standard", "Stage": "Qualification",
+                 "Account_Name": {"id": "4876876000000000001"}},
+                {"Deal_Name": "Bad date", "Pipeline": "Standard", "Stage": "Qualification",
+                 "Closing_Date": "2027-02-30"},
+                {"Deal_Name": "x".repeat(121), "Pipeline": "Standard", "Stage": "Qualification"},
+            ]),
+        )
+        .await;
+    assert_eq!(status, 207);
+    assert_eq!(items[0]["code"], "SUCCESS", "{}", items[0]);
+    assert_eq!(items[0]["message"], "record added");
+    let codes: Vec<(&str, &str)> = items[1..]
+        .iter()
+        .map(|i| {
+            (
+                i["code"].as_str().unwrap_or(""),
+                i["details"]["api_name"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("MANDATORY_NOT_FOUND", "Stage"),
+            ("INVALID_DATA", "Stage"),
+            ("INVALID_DATA", "Account_Name"),
+            ("INVALID_DATA", "Closing_Date"),
+            ("INVALID_DATA", "Deal_Name"),
+        ]
+    );
+    assert_eq!(items[5]["details"]["maximum_length"], 120);
+    let deal = items[0]["details"]["id"].as_str().expect("id").to_owned();
+
+    let (status, body) = org.get(&format!("/crm/v8/Deals/{deal}")).await;
+    assert_eq!(status, 200, "{body}");
+    let d = &body["data"][0];
+    assert_eq!(d["Stage"], "Negotiation/Review");
+    assert_eq!(d["Pipeline"], "Standard");
+    assert_eq!(d["Amount"], 1234.5);
+    assert_eq!(d["Currency"], "EUR");
+    assert_eq!(d["Closing_Date"], "2027-03-31");
+    assert_eq!(d["Account_Name"], json!({"name": "Deal Co", "id": account}));
+    assert_eq!(d["Contact_Name"]["id"], contact.as_str());
+    assert_eq!(d["Owner"]["email"], BEN);
+    assert!(d["Created_Time"].is_string());
+    let (status, _) = org.get("/crm/v8/Deals/4876876010000999999").await;
+    assert_eq!(status, 204);
+
+    // Updates: by id in the body, and by the URL; closing it won.
+    let (status, body) = org
+        .put("/crm/v8/Deals", json!({"data": [{"id": deal, "Stage": "Closed Won"}, {"Stage": "Closed Won"}]}))
+        .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["data"][0]["message"], "record updated");
+    assert_eq!(body["data"][1]["code"], "MANDATORY_NOT_FOUND");
+    assert_eq!(body["data"][1]["details"]["api_name"], "id");
+    let (status, body) = org
+        .put(&format!("/crm/v8/Deals/{deal}"), json!({"data": [{"Pipeline": "Renewals"}]}))
+        .await;
+    assert_eq!(status, 200, "Closed Won is a Renewals stage too: {body}");
+    let (status, body) = org
+        .put(&format!("/crm/v8/Deals/{deal}"), json!({"data": [{"Stage": "Proposal/Price Quote"}]}))
+        .await;
+    assert_eq!((status, body["data"][0]["details"]["api_name"].as_str()), (400, Some("Stage")));
+    let (status, body) = org
+        .put("/crm/v8/Deals", json!({"data": [{"id": "4876876010000999999", "Stage": "Closed Won"}]}))
+        .await;
+    assert_eq!((status, body["data"][0]["code"].as_str()), (400, Some("INVALID_DATA")));
+
+    // Upsert: by the source id, then by Deal_Name (the system duplicate check) ignoring case.
+    let (status, body) = org
+        .post(
+            "/crm/v8/Deals/upsert",
+            json!({"data": [{"Deal_Name": "Renamed", "Ferry_Source_Id": "deal-1", "Pipeline": "Renewals", "Stage": "Closed Won"}],
+                   "duplicate_check_fields": ["Ferry_Source_Id"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["action"], "update");
+    assert_eq!(body["data"][0]["duplicate_field"], "Ferry_Source_Id");
+    assert_eq!(body["data"][0]["details"]["id"], deal.as_str());
+    let (_, body) = org
+        .post(
+            "/crm/v8/Deals/upsert",
+            json!({"data": [{"Deal_Name": "RENAMED", "Pipeline": "Renewals", "Stage": "Due"}]}),
+        )
+        .await;
+    assert_eq!(body["data"][0]["code"], "INVALID_DATA", "no stage Due: {body}");
+    let (_, body) = org
+        .post(
+            "/crm/v8/Deals/upsert",
+            json!({"data": [{"Deal_Name": "RENAMED", "Pipeline": "Renewals", "Stage": "Qualification"}]}),
+        )
+        .await;
+    assert_eq!(body["data"][0]["action"], "update", "{body}");
+    assert_eq!(body["data"][0]["duplicate_field"], "Deal_Name");
+    let (status, body) = org
+        .post(
+            "/crm/v8/Deals/upsert",
+            json!({"data": [{"Deal_Name": "Z"}], "duplicate_check_fields": ["Amount"]}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_DATA")));
+    let (_, body) = org
+        .insert(
+            "Deals",
+            json!([{"Deal_Name": "Dup", "Pipeline": "Standard", "Stage": "Qualification", "Ferry_Source_Id": "DEAL-1"}]),
+        )
+        .await;
+    assert_eq!(body[0]["code"], "DUPLICATE_DATA", "source ids compare ignoring case");
+    assert_eq!(body[0]["details"]["duplicate_record"]["id"], deal.as_str());
+
+    // Caps.
+    let many: Vec<Json> = (0..101)
+        .map(|i| json!({"Deal_Name": format!("d{i}"), "Pipeline": "Standard", "Stage": "Qualification"}))
+        .collect();
+    let (status, body) = org.post("/crm/v8/Deals", json!({ "data": many })).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("LIMIT_EXCEEDED")));
+
+    // Listing: fields are mandatory, pages by number and by token, in either order.
+    let batch: Vec<Json> = (0..100)
+        .map(|i| json!({"Deal_Name": format!("d{i}"), "Pipeline": "Standard", "Stage": "Qualification"}))
+        .collect();
+    let (status, _) = org.insert("Deals", json!(batch)).await;
+    assert_eq!(status, 201);
+    assert_eq!(org.emulator.count("Deals"), 101);
+    let (status, body) = org.get("/crm/v8/Deals").await;
+    assert_eq!((status, body["details"]["param_name"].as_str()), (400, Some("fields")));
+    for order in ["asc", "desc"] {
+        let mut seen = std::collections::HashSet::new();
+        let mut path = format!("/crm/v8/Deals?fields=Deal_Name,Stage&per_page=30&sort_order={order}");
+        let mut last: Option<u64> = None;
+        loop {
+            let (status, body) = org.get(&path).await;
+            assert_eq!(status, 200, "{body}");
+            for r in body["data"].as_array().expect("data") {
+                let id: u64 = r["id"].as_str().expect("id").parse().expect("number");
+                if let Some(l) = last {
+                    assert!(if order == "asc" { id > l } else { id < l });
+                }
+                last = Some(id);
+                assert!(seen.insert(id));
+                assert!(r["Stage"].is_string());
+            }
+            if body["info"]["more_records"] != true {
+                break;
+            }
+            let token = body["info"]["next_page_token"].as_str().expect("token");
+            path = format!(
+                "/crm/v8/Deals?fields=Deal_Name,Stage&per_page=30&sort_order={order}&page_token={token}"
+            );
+        }
+        assert_eq!(seen.len(), 101, "{order}");
+    }
+    let (_, body) = org
+        .get("/crm/v8/Deals?fields=Deal_Name&per_page=100&page=2&sort_order=asc")
+        .await;
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(1));
+    let (_, body) = org.get("/crm/v8/Deals/actions/count").await;
+    assert_eq!(body["count"], 101);
+
+    // Delete.
+    let (status, body) = org
+        .delete(&format!("/crm/v8/Deals?ids={deal},123"))
+        .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["data"][0]["code"], "SUCCESS");
+    assert_eq!(body["data"][1]["code"], "INVALID_DATA");
+    assert_eq!(org.emulator.count("Deals"), 100);
+    let (status, _) = org.get(&format!("/crm/v8/Deals/{deal}")).await;
+    assert_eq!(status, 204);
+    let (status, _) = org.delete("/crm/v8/Deals").await;
+    assert_eq!(status, 400);
+
+    let (_, body) = org.get("/crm/v8/settings/fields?module=Deals").await;
+    assert_eq!(field(&body, "Deal_Name")["system_mandatory"], true);
+    assert_eq!(field(&body, "Stage")["data_type"], "picklist");
+    assert_eq!(field(&body, "Stage")["system_mandatory"], true);
+    assert_eq!(field(&body, "Pipeline")["system_mandatory"], true);
+    assert_eq!(field(&body, "Owner")["data_type"], "ownerlookup");
+    assert_eq!(field(&body, "Amount")["data_type"], "currency");
+    assert_eq!(field(&body, "Account_Name")["lookup"]["module"]["api_name"], "Accounts");
+    assert_eq!(field(&body, "Ferry_Source_Id")["unique"]["case_sensitive"], false);
+    let stages: Vec<String> = options(field(&body, "Stage")).into_iter().map(|(d, _)| d).collect();
+    assert!(stages.contains(&"Closed Lost".to_owned()));
+}
+
+#[tokio::test]
+async fn contact_roles_link_many_contacts_to_a_deal() {
+    let org = org(Options::default()).await;
+    let mut contacts = Vec::new();
+    for i in 0..3 {
+        contacts.push(
+            org.upsert_one(
+                "Contacts",
+                json!({"Last_Name": format!("C{i}"), "Email": format!("c{i}@example.com"), "Ferry_Source_Id": format!("c-{i}")}),
+            )
+            .await,
+        );
+    }
+    let (_, items) = org
+        .insert("Deals", json!([{"Deal_Name": "Roles", "Pipeline": "Standard", "Stage": "Qualification"}]))
+        .await;
+    let deal = items[0]["details"]["id"].as_str().expect("id").to_owned();
+    let (status, _) = org.get(&format!("/crm/v8/Deals/{deal}/Contact_Roles")).await;
+    assert_eq!(status, 204);
+
+    let (status, body) = org.get("/crm/v8/Contacts/roles").await;
+    assert_eq!(status, 200);
+    let roles = body["contact_roles"].as_array().expect("roles");
+    assert_eq!(roles.len(), CONTACT_ROLES.len());
+    let evaluator_id = roles[1]["id"].as_str().expect("id").to_owned();
+    for (c, role) in contacts.iter().zip([
+        json!("Purchasing"),
+        json!({"id": evaluator_id}),
+        json!({"name": "Influencer"}),
+    ]) {
+        let (status, body) = org
+            .put(
+                &format!("/crm/v8/Deals/{deal}/Contact_Roles/{c}"),
+                json!({"data": [{"Contact_Role": role}]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"][0]["code"], "SUCCESS");
+    }
+    // A contact holds one role per deal: a second PUT replaces it.
+    let (status, _) = org
+        .put(
+            &format!("/crm/v8/Deals/{deal}/Contact_Roles/{}", contacts[0]),
+            json!({"data": [{"Contact_Role": "Decision Maker"}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = org
+        .get(&format!("/crm/v8/Deals/{deal}/Contact_Roles?fields=Email,Last_Name"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let data = body["data"].as_array().expect("data");
+    assert_eq!(data.len(), 3);
+    assert_eq!(data[0]["id"], contacts[0].as_str());
+    assert_eq!(data[0]["Contact_Role"]["name"], "Decision Maker");
+    assert_eq!(data[1]["Contact_Role"]["name"], "Evaluator");
+    assert_eq!(data[2]["Contact_Role"]["name"], "Influencer");
+    assert_eq!(data[2]["Email"], "c2@example.com");
+    let (_, body) = org
+        .get(&format!("/crm/v8/Deals/{deal}/Contact_Roles?per_page=2&page=2"))
+        .await;
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(1));
+
+    let (status, body) = org
+        .put(
+            &format!("/crm/v8/Deals/{deal}/Contact_Roles/{}", contacts[0]),
+            json!({"data": [{"Contact_Role": "Astronaut"}]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["data"][0]["code"], "INVALID_DATA");
+    assert_eq!(body["data"][0]["details"]["api_name"], "Contact_Role");
+    let (status, body) = org
+        .put(
+            &format!("/crm/v8/Deals/{deal}/Contact_Roles/{}", contacts[0]),
+            json!({"data": [{}]}),
+        )
+        .await;
+    assert_eq!((status, body["data"][0]["code"].as_str()), (400, Some("MANDATORY_NOT_FOUND")));
+    let (status, _) = org
+        .put(
+            &format!("/crm/v8/Deals/{deal}/Contact_Roles/4876876000000000009"),
+            json!({"data": [{"Contact_Role": "Purchasing"}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "no such contact");
+    let (status, _) = org
+        .put(
+            &format!("/crm/v8/Deals/4876876010000999999/Contact_Roles/{}", contacts[0]),
+            json!({"data": [{"Contact_Role": "Purchasing"}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "no such deal");
+
+    let (status, body) = org
+        .delete(&format!("/crm/v8/Deals/{deal}/Contact_Roles/{}", contacts[1]))
+        .await;
+    assert_eq!((status, body["data"][0]["code"].as_str()), (200, Some("SUCCESS")));
+    assert_eq!(
+        org.emulator.deal_contact_roles(&deal),
+        vec![contacts[0].clone(), contacts[2].clone()]
+    );
+    let (status, _) = org
+        .delete(&format!("/crm/v8/Deals/{deal}/Contact_Roles/{}", contacts[1]))
+        .await;
+    assert_eq!(status, 400, "already removed");
+    org.delete(&format!("/crm/v8/Deals?ids={deal}")).await;
+    assert!(org.emulator.deal_contact_roles(&deal).is_empty());
+}
+
+#[tokio::test]
+async fn notes_hang_on_one_parent_in_either_form_and_refuse_overlong_content() {
+    let org = org(Options::default()).await;
+    let contact = org
+        .upsert_one("Contacts", json!({"Last_Name": "Noted", "Ferry_Source_Id": "n-c"}))
+        .await;
+    let (_, items) = org
+        .insert("Deals", json!([{"Deal_Name": "Noted deal", "Pipeline": "Standard", "Stage": "Qualification"}]))
+        .await;
+    let deal = items[0]["details"]["id"].as_str().expect("id").to_owned();
+    let ben = org.user_id(BEN).await;
+    let longest = "é".repeat(NOTE_CONTENT_MAX);
+    let (status, items) = org
+        .insert(
+            "Notes",
+            json!([
+                {"Note_Content": "Rappel : devis révisé\nligne 2", "Parent_Id": {"module": {"api_name": "Deals"}, "id": deal}, "Owner": {"id": ben}},
+                {"Note_Title": "Flat", "Note_Content": longest, "Parent_Id": contact, "se_module": "Contacts"},
+                {"Parent_Id": {"module": {"api_name": "Deals"}, "id": deal}},
+                {"Note_Content": format!("{longest}x"), "Parent_Id": contact, "se_module": "Contacts"},
+                {"Note_Content": "orphan"},
+                {"Note_Content": "lost", "Parent_Id": {"module": {"api_name": "Deals"}, "id": "4876876010000999999"}},
+                {"Note_Content": "no module", "Parent_Id": contact},
+            ]),
+        )
+        .await;
+    assert_eq!(status, 207);
+    assert_eq!(items[0]["code"], "SUCCESS", "{}", items[0]);
+    assert_eq!(items[1]["code"], "SUCCESS", "65,535 characters fit: {}", items[1]["code"]);
+    assert_eq!(items[2]["code"], "EXPECTED_FIELD_MISSING");
+    assert_eq!(items[3]["code"], "INVALID_DATA");
+    assert_eq!(items[3]["details"]["api_name"], "Note_Content");
+    assert_eq!(items[3]["details"]["maximum_length"], NOTE_CONTENT_MAX);
+    assert_eq!(
+        (items[4]["code"].as_str(), items[4]["details"]["api_name"].as_str()),
+        (Some("MANDATORY_NOT_FOUND"), Some("Parent_Id"))
+    );
+    assert_eq!(items[5]["details"]["api_name"], "Parent_Id");
+    assert_eq!(items[6]["details"]["api_name"], "se_module");
+    let on_deal = items[0]["details"]["id"].as_str().expect("id").to_owned();
+    let on_contact = items[1]["details"]["id"].as_str().expect("id").to_owned();
+
+    let (status, body) = org.get("/crm/v8/Notes").await;
+    assert_eq!((status, body["details"]["param_name"].as_str()), (400, Some("fields")));
+    let (status, body) = org
+        .get("/crm/v8/Notes?fields=Note_Content,Parent_Id,Owner&sort_order=asc")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let data = body["data"].as_array().expect("data");
+    assert_eq!(data.len(), 2);
+    assert_eq!(data[0]["id"], on_deal.as_str());
+    assert_eq!(data[0]["Note_Content"], "Rappel : devis révisé\nligne 2");
+    assert_eq!(data[0]["Parent_Id"]["module"]["api_name"], "Deals");
+    assert_eq!(data[0]["Parent_Id"]["id"], deal.as_str());
+    assert_eq!(data[0]["Parent_Id"]["name"], "Noted deal");
+    assert_eq!(data[0]["Owner"]["email"], BEN);
+    assert_eq!(data[1]["Parent_Id"]["module"]["api_name"], "Contacts");
+    assert_eq!(data[1]["$se_module"], "Contacts");
+    assert_eq!(data[1]["Owner"]["email"], ANA, "the caller by default");
+
+    let (status, body) = org
+        .put(&format!("/crm/v8/Notes/{on_contact}"), json!({"data": [{"Note_Title": "Renamed"}]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = org.get(&format!("/crm/v8/Notes/{on_contact}")).await;
+    assert_eq!(body["data"][0]["Note_Title"], "Renamed");
+    assert_eq!(body["data"][0]["Parent_Id"]["id"], contact.as_str(), "parent kept");
+    let (status, body) = org
+        .put("/crm/v8/Notes", json!({"data": [{"id": on_contact, "Note_Content": null}]}))
+        .await;
+    assert_eq!(status, 200, "its title remains: {body}");
+    let (status, body) = org
+        .put("/crm/v8/Notes", json!({"data": [{"id": on_deal, "Note_Content": null}]}))
+        .await;
+    assert_eq!((status, body["data"][0]["code"].as_str()), (400, Some("EXPECTED_FIELD_MISSING")));
+    let (status, _) = org
+        .post("/crm/v8/Notes/upsert", json!({"data": [{"Note_Content": "x"}]}))
+        .await;
+    assert_eq!(status, 404, "Notes have no upsert");
+
+    let (status, body) = org.delete(&format!("/crm/v8/Notes?ids={on_deal}")).await;
+    assert_eq!((status, body["data"][0]["code"].as_str()), (200, Some("SUCCESS")));
+    assert_eq!(org.emulator.count("Notes"), 1);
+}
+
+#[test]
+fn seeded_deals_and_notes_cover_every_stage_roles_and_plain_bodies() {
+    use crate::VendorEmulator;
+    let emulator = Emulator::new(Options::default());
+    let data = generate(2_000, 5, &Mess::none());
+    let summary = VendorEmulator::seed(&emulator, &data);
+    assert_eq!(summary.companies, 400);
+    assert_eq!(summary.contacts, 2_000);
+    assert_eq!(summary.deals, data.deals.len());
+    assert_eq!(summary.notes, data.notes.len(), "every note has a seeded parent");
+    assert_eq!(VendorEmulator::count(&emulator, "deals"), summary.deals);
+    assert_eq!(VendorEmulator::count(&emulator, "notes"), summary.notes);
+
+    let store = emulator.shared.store.read().expect("store");
+    let deals = &store.crm.deals.table;
+    let stage = deals.column("Stage").expect("Stage");
+    let pipeline = deals.column("Pipeline").expect("Pipeline");
+    let mut placed = std::collections::HashSet::new();
+    for row in deals.iter(crate::table::Show::Live) {
+        let p = row.get(pipeline).and_then(crate::table::Cell::as_str).expect("pipeline");
+        let s = row.get(stage).and_then(crate::table::Cell::as_str).expect("stage");
+        placed.insert((p.to_owned(), s.to_owned()));
+    }
+    for label in DEAL_STAGES {
+        assert!(placed.contains(&(label.pipeline.to_owned(), label.stage.to_owned())), "{label:?}");
+    }
+    // The first seeded deal has five contacts: five contact roles, the first its Contact_Name.
+    let first = deals.iter(crate::table::Show::Live).next().expect("a deal");
+    let roles = store.crm.roles.from(first.id, None, 10);
+    assert_eq!(roles.len(), 5);
+    assert_eq!(data.deals[0].contacts.len(), 5);
+    let contact = deals.column("Contact_Name").expect("Contact_Name");
+    assert!(first.get(contact).is_some());
+
+    let notes = &store.crm.notes.table;
+    let content = notes.column("Note_Content").expect("content");
+    let se = notes.column("$se_module").expect("se");
+    let mut modules = std::collections::HashSet::new();
+    for (row, seed) in notes.iter(crate::table::Show::Live).zip(&data.notes) {
+        let body = row.get(content).and_then(crate::table::Cell::as_str).expect("body");
+        assert!(!body.contains("<p>"), "HTML is seeded as plain text");
+        assert_eq!(row.created_ms, seed.timestamp_ms, "the note's own time");
+        modules.insert(row.get(se).and_then(crate::table::Cell::as_str).expect("module").to_owned());
+    }
+    assert_eq!(modules.len(), 3, "notes on deals, contacts and accounts");
+    // The note with three parents hangs on its deal.
+    let first_note = notes.iter(crate::table::Show::Live).next().expect("note");
+    assert_eq!(first_note.get(se).and_then(crate::table::Cell::as_str), Some("Deals"));
+}
+
+#[tokio::test]
+async fn coql_reads_deals_by_source_id_and_by_id_with_lookups_and_owner() {
+    let org = org(Options::default()).await;
+    org.emulator.seed(&generate(1_000, 4, &Mess::none()));
+    let account = org
+        .upsert_one("Accounts", json!({"Account_Name": "Coql Co", "Ferry_Source_Id": "q-a"}))
+        .await;
+    let ben = org.user_id(BEN).await;
+    let (status, items) = org
+        .insert(
+            "Deals",
+            json!([
+                {"Deal_Name": "Q1", "Pipeline": "Standard", "Stage": "Closed Lost", "Amount": 10,
+                 "Account_Name": {"id": account}, "Owner": {"id": ben}, "Ferry_Source_Id": "q-1"},
+                {"Deal_Name": "Q2", "Pipeline": "Renewals", "Stage": "Qualification", "Ferry_Source_Id": "q-2"},
+            ]),
+        )
+        .await;
+    assert_eq!(status, 201, "{items:?}");
+    let q1 = items[0]["details"]["id"].as_str().expect("id").to_owned();
+    let coql = |q: String| {
+        let org = &org;
+        async move { org.post("/crm/v8/coql", json!({ "select_query": q })).await }
+    };
+    let (status, body) = coql(
+        "select Ferry_Source_Id, Deal_Name, Stage, Amount, Account_Name, Account_Name.Ferry_Source_Id, Owner, Owner.email from Deals where Ferry_Source_Id in ('Q-1', 'q-2', 'q-3') order by id asc limit 10".into(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rows = body["data"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["id"], q1.as_str());
+    assert_eq!(rows[0]["Stage"], "Closed Lost");
+    assert_eq!(rows[0]["Amount"], 10.0);
+    assert_eq!(rows[0]["Account_Name"], json!({"id": account}));
+    assert_eq!(rows[0]["Account_Name.Ferry_Source_Id"], "q-a");
+    assert_eq!(rows[0]["Owner"], json!({"id": ben}));
+    assert_eq!(rows[0]["Owner.email"], BEN);
+    assert_eq!(rows[1]["Owner.email"], ANA);
+
+    // Keyset paging over every deal, seeded ones included.
+    let total = org.emulator.count("Deals");
+    let mut seen = 0;
+    let mut last = 0u64;
+    loop {
+        let (status, body) = coql(format!(
+            "select id, Deal_Name from Deals where id > {last} order by id asc limit 100"
+        ))
+        .await;
+        if status == 204 {
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        let rows = body["data"].as_array().expect("rows");
+        seen += rows.len();
+        last = rows.last().and_then(|r| r["id"].as_str()).expect("id").parse().expect("id");
+        if body["info"]["more_records"] != true {
+            break;
+        }
+    }
+    assert_eq!(seen, total);
+    let (_, body) = coql(
+        "select id from Deals where (Ferry_Source_Id is not null and Stage = 'Closed Lost') limit 10".into(),
+    )
+    .await;
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(1));
+    let (status, body) = coql("select id from Deals where Nope = 1".into()).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_QUERY")));
+    let (status, body) = coql("select id from Notes limit 1".into()).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_QUERY")), "COQL has no Notes");
+}
+
+#[tokio::test]
+async fn custom_fields_created_on_deals_and_notes_hold_typed_values() {
+    let org = org(Options::default()).await;
+    let (status, body) = org
+        .post(
+            "/crm/v8/settings/fields?module=Deals",
+            json!({"fields": [
+                {"field_label": "Deal Region", "data_type": "text", "length": 20},
+                {"field_label": "Deal Score", "data_type": "integer"},
+                {"field_label": "Deal Tier", "data_type": "picklist",
+                 "pick_list_values": [{"display_value": "Gold"}, {"display_value": "Silver"}]},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let region_id = body["fields"][0]["details"]["id"].as_str().expect("id").to_owned();
+    let (status, body) = org
+        .post(
+            "/crm/v8/settings/fields?module=Deals",
+            json!({"fields": [{"field_label": "deal region", "data_type": "text"}]}),
+        )
+        .await;
+    assert_eq!((status, body["fields"][0]["code"].as_str()), (400, Some("ALREADY_USED")));
+    let (_, body) = org.get("/crm/v8/settings/fields?module=Deals").await;
+    assert_eq!(field(&body, "Deal_Region")["id"], region_id.as_str());
+    assert_eq!(field(&body, "Deal_Region")["custom_field"], true);
+    assert_eq!(field(&body, "Deal_Score")["data_type"], "integer");
+    assert_eq!(field(&body, "Stage")["custom_field"], false);
+    assert_eq!(
+        options(field(&body, "Deal_Tier")),
+        vec![("Gold".to_owned(), "Gold".to_owned()), ("Silver".to_owned(), "Silver".to_owned())]
+    );
+
+    let base = json!({"Deal_Name": "Custom", "Pipeline": "Standard", "Stage": "Qualification"});
+    let with = |extra: Json| {
+        let mut d = base.clone();
+        if let (Some(d), Some(e)) = (d.as_object_mut(), extra.as_object()) {
+            d.extend(e.clone());
+        }
+        d
+    };
+    let (status, items) = org
+        .insert(
+            "Deals",
+            json!([
+                with(json!({"Deal_Region": "Nordics", "Deal_Score": 7, "Deal_Tier": "Gold"})),
+                with(json!({"Deal_Score": "seven"})),
+                with(json!({"Deal_Region": "x".repeat(21)})),
+                with(json!({"Deal_Tier": "Platinum"})),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 207);
+    assert_eq!(items[0]["code"], "SUCCESS", "{}", items[0]);
+    assert_eq!(items[1]["details"]["expected_data_type"], "integer");
+    assert_eq!(items[2]["details"]["maximum_length"], 20);
+    assert_eq!(items[3]["details"]["api_name"], "Deal_Tier");
+    let id = items[0]["details"]["id"].as_str().expect("id");
+    let (_, body) = org
+        .get(&format!("/crm/v8/Deals/{id}?fields=Deal_Region,Deal_Score,Deal_Tier"))
+        .await;
+    assert_eq!(body["data"][0]["Deal_Region"], "Nordics");
+    assert_eq!(body["data"][0]["Deal_Score"], 7);
+    assert_eq!(body["data"][0]["Deal_Tier"], "Gold");
+    let (_, body) = org
+        .post(
+            "/crm/v8/coql",
+            json!({"select_query": "select Deal_Score from Deals where Deal_Region = 'Nordics'"}),
+        )
+        .await;
+    assert_eq!(body["data"][0]["Deal_Score"], 7);
+
+    let (status, body) = org
+        .post(
+            "/crm/v8/settings/fields?module=Notes",
+            json!({"fields": [{"field_label": "Source System", "data_type": "text"}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = org.get("/crm/v8/settings/fields?module=Notes").await;
+    assert_eq!(field(&body, "Source_System")["custom_field"], true);
 }
