@@ -12,7 +12,7 @@ use super::api::{API_PREFIX, Reply, Req};
 use super::error::ApiError;
 use super::odata::{self, COUNT_CAP, Expr, Lit, MAX_PAGE_SIZE};
 use super::records::{
-    self, Dv, OPPORTUNITY, Records, SALES_STAGES, SYSTEMUSER, Set, state_of_status,
+    self, Dv, OPPORTUNITY, Records, SALES_STAGES, Set, state_of_status,
 };
 use super::store::{
     Condition, KEY_COLUMN, KEY_NAME, Store, Table, Target, Undo, bind_path, guid, parse_address,
@@ -366,9 +366,7 @@ fn resolve_bind(
         return id.ok_or_else(|| ApiError::not_found(table, &address));
     }
     if target == "systemuser" {
-        if bound_set != SYSTEMUSER.set {
-            return Err(ApiError::bad_bind(reference));
-        }
+        // Owners are users or teams: `resolve_owner` answers both.
         return store.resolve_owner(set, reference);
     }
     let target_set = records::by_logical(target).ok_or_else(|| ApiError::bad_bind(reference))?;

@@ -789,3 +789,181 @@ async fn opportunities_page_with_next_links_filters_and_metadata() {
         .await;
     assert_eq!(keys["value"][0]["KeyAttributes"], json!(["ferry_sourceid"]));
 }
+
+#[tokio::test]
+async fn every_refusal_of_the_new_tables_has_its_dataverse_error() {
+    let env = env(Options {
+        enforce_required: true,
+        ..Options::default()
+    })
+    .await;
+    let (status, _, deal) = env
+        .patch(
+            "opportunities(ferry_sourceid='err-1')",
+            &[("Prefer", "return=representation")],
+            json!({"name": "Errors"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{deal}");
+    let id = deal["opportunityid"].as_str().expect("id").to_owned();
+    let etag = deal["@odata.etag"].as_str().expect("etag").to_owned();
+
+    // Owners: null, a team, a bind to the wrong table.
+    let (status, _, body) = env
+        .patch(&format!("opportunities({id})"), &[], json!({"ownerid@odata.bind": null}))
+        .await;
+    assert_eq!((status, code(&body)), (400, "0x80048d19"), "{body}");
+    let (status, _, body) = env
+        .patch(
+            "accounts(ferry_sourceid='err-acc')",
+            &[],
+            json!({"name": "A", "ownerid@odata.bind": null}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "0x80048d19"), "{body}");
+    let (status, _, body) = env
+        .patch(
+            &format!("opportunities({id})"),
+            &[],
+            json!({"ownerid@odata.bind": "/teams(00000000-0000-0000-0000-000000000007)"}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (404, "0x80040217"), "{body}");
+    assert!(message(&body).starts_with("team With Id"), "{body}");
+    let (status, _, body) = env
+        .patch(
+            &format!("opportunities({id})"),
+            &[],
+            json!({"customerid_account@odata.bind": "/contacts(00000000-0000-0000-0000-000000000007)"}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "0x80060888"), "{body}");
+    let (status, _, body) = env
+        .patch(
+            &format!("opportunities({id})"),
+            &[],
+            json!({"parentcontactid@odata.bind": 7}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "0x80048d19"), "{body}");
+
+    // Conditions and required columns.
+    let (status, _, body) = env
+        .patch(
+            "opportunities(ferry_sourceid='err-1')",
+            &[("If-None-Match", "*")],
+            json!({"name": "again"}),
+        )
+        .await;
+    assert_eq!(status, 412, "{body}");
+    let (status, _, _) = env
+        .patch(&format!("opportunities({id})"), &[("If-Match", &etag)], json!({"name": "v2"}))
+        .await;
+    assert_eq!(status, 204, "the current version");
+    let (status, _, body) = env
+        .patch(&format!("opportunities({id})"), &[("If-Match", &etag)], json!({"name": "v3"}))
+        .await;
+    assert_eq!((status, code(&body)), (412, "0x80060882"), "{body}");
+    let (status, _, body) = env
+        .patch(
+            "opportunities(ferry_sourceid='err-missing')",
+            &[("If-Match", "*")],
+            json!({"name": "n"}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (404, "0x80040217"), "{body}");
+    let (status, body) = env.post("opportunities", &[], json!({"description": "no name"})).await;
+    assert_eq!((status, code(&body)), (400, "0x80040200"), "{body}");
+    let (status, body) = env.post("opportunities", &[], json!(["not", "an", "object"])).await;
+    assert_eq!((status, code(&body)), (400, "0x80048d19"), "{body}");
+
+    // Query options the emulator does not serve on these tables.
+    for query in [
+        "opportunities?$expand=parentaccountid",
+        "opportunities?$orderby=name",
+        "opportunities?$skiptoken=nonsense",
+        "opportunities?$top=x",
+        "opportunities(ferry_sourceid='a', name='b')",
+        "opportunities(name='b')",
+    ] {
+        let (status, _, body) = env.get(query, &[]).await;
+        assert_eq!(status, 400, "{query}: {body}");
+    }
+    let (status, _, _) = env.get("systemusers(ferry_sourceid='x')", &[]).await;
+    assert_eq!(status, 400, "systemuser has no alternate key");
+    assert_eq!(env.delete("systemusers(00000000-0000-0000-0000-000000000001)").await, 405);
+
+    // Actions: bad actualend / actualrevenue, an unbound Status, -1 for the default.
+    let bind = format!("/opportunities({id})");
+    let (status, body) = env
+        .post(
+            "WinOpportunity",
+            &[],
+            json!({"Status": 3, "OpportunityClose": {"opportunityid@odata.bind": bind, "actualend": "soon"}}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "0x80048d19"), "{body}");
+    let (status, body) = env
+        .post(
+            "WinOpportunity",
+            &[],
+            json!({"Status": 3, "OpportunityClose": {"opportunityid@odata.bind": bind, "actualrevenue": "lots"}}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "0x80048d19"), "{body}");
+    let (status, body) = env
+        .post(
+            "LoseOpportunity",
+            &[],
+            json!({"Status": "lost", "OpportunityClose": {"opportunityid@odata.bind": bind}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _, body) = env.get("WinOpportunity", &[]).await;
+    assert_eq!(status, 405, "{body}");
+    let (status, body) = env
+        .post(
+            "LoseOpportunity",
+            &[],
+            json!({"Status": {"Value": -1}, "OpportunityClose": {"opportunityid@odata.bind": bind}}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (_, _, lost) = env
+        .get(&format!("opportunities({id})?$select=statecode,statuscode,actualvalue"), &[])
+        .await;
+    assert_eq!((lost["statecode"].as_i64(), lost["statuscode"].as_i64()), (Some(2), Some(4)));
+    assert!(lost["actualvalue"].is_null(), "a lost deal earns nothing");
+}
+
+#[tokio::test]
+async fn without_alternate_keys_the_new_tables_refuse_key_addressing() {
+    let env = env(Options {
+        alternate_keys: false,
+        ..Options::default()
+    })
+    .await;
+    let (status, _, body) = env
+        .patch("opportunities(ferry_sourceid='k')", &[], json!({"name": "n"}))
+        .await;
+    assert_eq!((status, code(&body)), (400, "0x80060888"), "{body}");
+    let (_, _, keys) = env
+        .get("EntityDefinitions(LogicalName='opportunity')/Keys", &[])
+        .await;
+    assert_eq!(keys["value"], json!([]));
+    // Two environments never share ids; one configured as the same organisation does.
+    let other = Emulator::new(Options::default());
+    let same = Emulator::new(Options {
+        organization_id: Some(env.emulator.organization_id()),
+        ..Options::default()
+    });
+    let app = |e: &Emulator| {
+        e.shared
+            .store
+            .read()
+            .map(|s| s.records.app_user())
+            .unwrap_or(0)
+    };
+    assert_ne!(app(&env.emulator), app(&other));
+    assert_eq!(app(&env.emulator), app(&same));
+}
