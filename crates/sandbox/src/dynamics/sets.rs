@@ -133,14 +133,142 @@ fn indexed(records: &Records, set: &'static Set, expr: &Expr) -> Option<Vec<u64>
     Some(ids)
 }
 
+/// One `$expand` item: a lookup's navigation property and the target's selected properties.
+struct Expand {
+    nav: &'static records::Nav,
+    select: Option<String>,
+}
+
+/// Splits `a,b($select=x,y),c` at the top-level commas.
+fn split_top(raw: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut start) = (Vec::new(), 0_i32, 0);
+    for (i, c) in raw.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(raw[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(raw[start..].trim());
+    out.into_iter().filter(|s| !s.is_empty()).collect()
+}
+
+/// `$expand` of lookups (`transactioncurrencyid($select=isocurrencycode)`,
+/// `parentaccountid`, `customerid_contact`, `objectid_opportunity`, …). The owner's navigation
+/// (`ownerid`, to the polymorphic `owner` table) is not expanded: read `_ownerid_value` and
+/// look the user up in `systemusers`.
+fn parse_expand(
+    store: &Store,
+    set: &'static Set,
+    raw: Option<&str>,
+) -> Result<Vec<Expand>, ApiError> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    split_top(raw)
+        .into_iter()
+        .map(|item| {
+            let (name, options) = match item.split_once('(') {
+                Some((name, rest)) => (
+                    name.trim(),
+                    Some(
+                        rest.strip_suffix(')')
+                            .ok_or_else(|| ApiError::query("Syntax error in $expand."))?,
+                    ),
+                ),
+                None => (item, None),
+            };
+            let nav = set
+                .navs
+                .iter()
+                .find(|n| n.name == name && n.column != "ownerid")
+                .ok_or_else(|| {
+                    ApiError::query(format!(
+                        "The emulator does not expand '{name}' on {} (it expands the lookups' navigation \
+                         properties other than ownerid).",
+                        set.set
+                    ))
+                })?;
+            let mut select = None;
+            for opt in options.map(|o| o.split(';').collect::<Vec<_>>()).unwrap_or_default() {
+                match opt.trim().split_once('=') {
+                    Some(("$select", cols)) => select = Some(cols.to_owned()),
+                    _ => {
+                        return Err(ApiError::query(
+                            "The emulator supports only $select inside $expand.",
+                        ));
+                    }
+                }
+            }
+            // Check the selection against the target now, so a bad name is a 400.
+            match Table::from_logical(nav.target) {
+                Some(table) => {
+                    odata::parse_select(store, table, select.as_deref())?;
+                }
+                None => {
+                    let target = records::by_logical(nav.target)
+                        .ok_or_else(|| ApiError::query("Unknown $expand target."))?;
+                    parse_select(target, select.as_deref())?;
+                }
+            }
+            Ok(Expand { nav, select })
+        })
+        .collect()
+}
+
+/// The expansions of `row`: each lookup's target record, or `null`.
+fn expanded(
+    store: &Store,
+    set: &'static Set,
+    row: &crate::table::Row,
+    expand: &[Expand],
+    body: &mut Json,
+) -> Result<(), ApiError> {
+    let records = &store.records;
+    for e in expand {
+        let value = set
+            .column(e.nav.column)
+            .and_then(|c| row.get(c))
+            .and_then(Cell::as_str)
+            .and_then(parse_guid);
+        // A multi-table lookup expands only through the navigation of the table it points at.
+        let kind = match e.nav.column {
+            "customerid" => set.column("customeridtype"),
+            "objectid" => set.column("objecttypecode"),
+            _ => None,
+        }
+        .and_then(|c| row.get(c))
+        .and_then(Cell::as_str);
+        let value = value.filter(|_| kind.is_none_or(|k| k == e.nav.target));
+        let target = match (value, Table::from_logical(e.nav.target)) {
+            (None, _) => Json::Null,
+            (Some(g), Some(table)) => {
+                let select = odata::parse_select(store, table, e.select.as_deref())?;
+                store
+                    .get(table, g)
+                    .map_or(Json::Null, |r| odata::render(store, table, r, &select, None))
+            }
+            (Some(g), None) => {
+                let target = records::by_logical(e.nav.target)
+                    .ok_or_else(|| ApiError::query("Unknown $expand target."))?;
+                let select = parse_select(target, e.select.as_deref())?;
+                records
+                    .get(target, g)
+                    .map_or(Json::Null, |r| records::render(records, target, r, &select))
+            }
+        };
+        body[e.nav.name] = target;
+    }
+    Ok(())
+}
+
 /// Answers a `GET` of the set or of one record.
 pub fn read(store: &Store, set: &'static Set, target: Option<&Target>, req: &Req) -> Result<Reply, ApiError> {
-    if param(req, "$expand").is_some() {
-        return Err(ApiError::query(format!(
-            "The emulator does not expand navigation properties of {}.",
-            set.set
-        )));
-    }
+    let expand = parse_expand(store, set, param(req, "$expand"))?;
     let select = parse_select(set, param(req, "$select"))?;
     let records = &store.records;
     if let Some(target) = target {
@@ -148,6 +276,7 @@ pub fn read(store: &Store, set: &'static Set, target: Option<&Target>, req: &Req
             .and_then(|id| records.table(set).get(id))
             .ok_or_else(|| not_found(store, set, target))?;
         let mut body = records::render(records, set, row, &select);
+        expanded(store, set, row, &expand, &mut body)?;
         body["@odata.context"] = Json::String(format!(
             "{}{API_PREFIX}$metadata#{}/$entity",
             req.base, set.set
@@ -243,8 +372,11 @@ pub fn read(store: &Store, set: &'static Set, target: Option<&Target>, req: &Req
     rows.truncate(page_size);
     let value: Vec<Json> = rows
         .iter()
-        .map(|r| records::render(records, set, r, &select))
-        .collect();
+        .map(|r| {
+            let mut body = records::render(records, set, r, &select);
+            expanded(store, set, r, &expand, &mut body).map(|()| body)
+        })
+        .collect::<Result<_, _>>()?;
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),

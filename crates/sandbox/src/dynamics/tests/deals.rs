@@ -388,6 +388,41 @@ async fn opportunities_upsert_by_key_with_binds_and_read_back_lookups() {
         .await;
     assert_eq!(found["value"][0]["opportunityid"], id.as_str());
 
+    // $expand of lookups: the currency's code, the account by its key, a customer of the
+    // other table is null.
+    let (status, _, expanded) = env
+        .get(
+            "opportunities?$select=name&$filter=ferry_sourceid eq 'deal-1'&$expand=transactioncurrencyid($select=isocurrencycode),parentaccountid($select=name,ferry_sourceid),customerid_account,customerid_contact($select=lastname)",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{expanded}");
+    let row = &expanded["value"][0];
+    assert_eq!(row["transactioncurrencyid"]["isocurrencycode"], "EUR");
+    assert_eq!(row["parentaccountid"]["ferry_sourceid"], "acc-1");
+    assert!(row["customerid_account"].is_null(), "the customer is now the contact");
+    assert_eq!(row["customerid_contact"]["lastname"], "con-1");
+    let (status, _, single) = env
+        .get(
+            &format!("opportunities({id})?$select=name&$expand=parentcontactid($select=lastname)"),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{single}");
+    assert_eq!(single["parentcontactid"]["contactid"], contact.as_str());
+    for bad in [
+        "ownerid",
+        "nosuchnav",
+        "transactioncurrencyid($select=nosuch)",
+        "parentaccountid($select=nosuch)",
+        "parentaccountid($top=1)",
+    ] {
+        let (status, _, body) = env
+            .get(&format!("opportunities?$expand={bad}"), &[])
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+
     // A create without currency or owner gets the base currency and the caller.
     let (status, _, plain) = env
         .post_repr("opportunities", json!({"name": "Plain"}))
@@ -879,7 +914,7 @@ async fn every_refusal_of_the_new_tables_has_its_dataverse_error() {
 
     // Query options the emulator does not serve on these tables.
     for query in [
-        "opportunities?$expand=parentaccountid",
+        "opportunities?$expand=ownerid",
         "opportunities?$orderby=name",
         "opportunities?$skiptoken=nonsense",
         "opportunities?$top=x",
