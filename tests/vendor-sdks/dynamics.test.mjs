@@ -361,6 +361,17 @@ describe("dynamics: dynamics-web-api", () => {
     assert.equal(deal.stepname, "2-Develop");
     assert.equal(deal._transactioncurrencyid_value, eur.transactioncurrencyid);
     assert.equal(deal.statecode, 0);
+    const withCodes = await api.retrieve({
+      collection: "opportunities",
+      key: deal.opportunityid,
+      select: ["name"],
+      expand: [
+        { property: "transactioncurrencyid", select: ["isocurrencycode"] },
+        { property: "parentcontactid", select: [KEY] },
+      ],
+    });
+    assert.equal(withCodes.transactioncurrencyid.isocurrencycode, "EUR");
+    assert.equal(withCodes.parentcontactid[KEY], "sdk-deal-con");
     await api.update({ collection: "opportunities", key: deal.opportunityid, data: { salesstage: 3 } });
 
     const closeBy = (status, id) => ({ Status: status, OpportunityClose: { subject: "Closed", "opportunityid@odata.bind": `/opportunities(${id})` } });
