@@ -1002,3 +1002,38 @@ async fn without_alternate_keys_the_new_tables_refuse_key_addressing() {
     assert_ne!(app(&env.emulator), app(&other));
     assert_eq!(app(&env.emulator), app(&same));
 }
+
+#[tokio::test]
+async fn an_upserted_deal_is_closed_by_its_alternate_key_in_one_change_set() {
+    let env = env(Options::default()).await;
+    let body = format!(
+        "--batch_t1\r\nContent-Type: multipart/mixed; boundary=changeset_c1\r\n\r\n\
+--changeset_c1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 1\r\n\r\n\
+PATCH {API_PREFIX}opportunities(ferry_sourceid='src-9') HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{{\"name\":\"Closed on arrival\",\"estimatedvalue\":42}}\r\n\
+--changeset_c1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 2\r\n\r\n\
+POST {API_PREFIX}WinOpportunity HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{{\"Status\":-1,\"OpportunityClose\":{{\"subject\":\"Won\",\"opportunityid@odata.bind\":\"/opportunities(ferry_sourceid='src-9')\"}}}}\r\n\
+--changeset_c1--\r\n--batch_t1--\r\n"
+    );
+    let (status, text) = super::post_batch(&env, body, false).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(text.matches("HTTP/1.1 204 No Content").count(), 2, "{text}");
+    let (_, _, deal) = env
+        .get(
+            "opportunities(ferry_sourceid='src-9')?$select=statecode,statuscode,actualvalue",
+            &[],
+        )
+        .await;
+    assert_eq!(deal["statecode"], 1);
+    assert_eq!(deal["statuscode"], 3);
+    assert_eq!(deal["actualvalue"], 42.0);
+    // A rerun's upsert of the closed deal is refused, as Dataverse refuses edits of closed
+    // opportunities: a sink must not rewrite a closed deal it already closed.
+    let (status, _, body) = env
+        .patch(
+            "opportunities(ferry_sourceid='src-9')",
+            &[],
+            json!({"name": "Closed on arrival"}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "0x80040203"), "{body}");
+}
