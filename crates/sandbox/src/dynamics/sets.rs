@@ -41,8 +41,7 @@ fn resolve(store: &Store, set: &'static Set, target: &Target) -> Result<Option<u
     })
 }
 
-fn not_found(store: &Store, set: &'static Set, target: &Target) -> ApiError {
-    let _ = store;
+fn not_found(set: &'static Set, target: &Target) -> ApiError {
     match target {
         Target::Id(g) => ApiError::does_not_exist(set.logical, *g),
         _ => ApiError::not_found(set, target),
@@ -274,7 +273,7 @@ pub fn read(store: &Store, set: &'static Set, target: Option<&Target>, req: &Req
     if let Some(target) = target {
         let row = resolve(store, set, target)?
             .and_then(|id| records.table(set).get(id))
-            .ok_or_else(|| not_found(store, set, target))?;
+            .ok_or_else(|| not_found(set, target))?;
         let mut body = records::render(records, set, row, &select);
         expanded(store, set, row, &expand, &mut body)?;
         body["@odata.context"] = Json::String(format!(
@@ -507,7 +506,7 @@ fn resolve_bind(
     }
     let address = parse_address(target_set, inner)?;
     let id = resolve(store, target_set, &address)?
-        .ok_or_else(|| not_found(store, target_set, &address))?;
+        .ok_or_else(|| not_found(target_set, &address))?;
     Ok(store.records.guid(target_set, id))
 }
 
@@ -549,7 +548,7 @@ pub fn write(
     }
     let existing = resolve(store, set, &target)?;
     if req.method == "DELETE" {
-        let id = existing.ok_or_else(|| not_found(store, set, &target))?;
+        let id = existing.ok_or_else(|| not_found(set, &target))?;
         store
             .records
             .delete(set, id, now)
@@ -566,11 +565,11 @@ pub fn write(
     }
     match (condition, existing) {
         (Condition::MustExist | Condition::Version(_), None) => {
-            return Err(not_found(store, set, &target));
+            return Err(not_found(set, &target));
         }
         (Condition::MustNotExist, Some(_)) => return Err(ApiError::exists()),
         (Condition::Version(v), Some(id))
-            if records::version_of(set, store.records.table(set).get(id).ok_or_else(|| not_found(store, set, &target))?)
+            if records::version_of(set, store.records.table(set).get(id).ok_or_else(|| not_found(set, &target))?)
                 .and_then(|n| u64::try_from(n).ok())
                 != Some(*v) =>
         {
@@ -581,7 +580,7 @@ pub fn write(
     if let (Target::Id(_), None) = (&target, existing) {
         // The engine numbers its rows itself: creating with a client-chosen GUID is not
         // emulated (documented); address by alternate key or POST instead.
-        return Err(not_found(store, set, &target));
+        return Err(not_found(set, &target));
     }
     let body: Map<String, Json> = match serde_json::from_str::<Json>(&req.body) {
         Ok(Json::Object(m)) => m,
@@ -725,7 +724,7 @@ pub fn write(
         let row = records
             .table(set)
             .get(id)
-            .ok_or_else(|| not_found(store, set, &Target::Id(records.guid(set, id))))?;
+            .ok_or_else(|| not_found(set, &Target::Id(records.guid(set, id))))?;
         let mut body = records::render(records, set, row, &select);
         body["@odata.context"] = Json::String(format!(
             "{}{API_PREFIX}$metadata#{}/$entity",
