@@ -1,7 +1,9 @@
 // DynamicsWebApi (`dynamics-web-api`, a maintained Dataverse Web API client; Microsoft publishes
 // no Node SDK for the Web API) against `ferry sandbox`'s Dataverse emulator: paging through
 // @odata.nextLink, upserts by alternate key in a $batch with per-request results, read-back by
-// key and by id, and the errors ferry's Dynamics connector relies on.
+// key and by id, and the errors ferry's Dynamics connector relies on; for deals, owners and
+// notes: systemusers, ownerid binds, opportunities with their stages and the WinOpportunity /
+// LoseOpportunity actions, and annotations.
 //
 // The token comes from a plain `fetch` to the emulator's Entra ID token endpoint (client
 // credentials): MSAL, which a real app would use, validates its authority against Microsoft's
@@ -252,6 +254,179 @@ describe("dynamics: dynamics-web-api", () => {
       }),
     );
     assert.equal(dup.status, 400);
+  });
+
+  test("systemusers: the account's users with $select/$filter, a disabled one, and WhoAmI's user", async () => {
+    const users = await api.retrieveAll({
+      collection: "systemusers",
+      select: ["fullname", "internalemailaddress", "isdisabled", "accessmode"],
+      maxPageSize: 3,
+    });
+    assert.ok(users.value.length > 3, "paged through nextLink");
+    const me = await api.callFunction("WhoAmI");
+    const app = users.value.find((u) => u.systemuserid === me.UserId);
+    assert.equal(app.accessmode, 4, "the application user is non-interactive");
+    const goro = users.value.find((u) => u.internalemailaddress === "goro.tanaka@ferry-demo.example");
+    assert.equal(goro.isdisabled, true);
+    const chloe = await api.retrieveMultiple({
+      collection: "systemusers",
+      select: ["internalemailaddress"],
+      filter: "internalemailaddress eq 'chloe.martin@ferry-demo.example' and isdisabled eq false",
+    });
+    assert.equal(chloe.value.length, 1);
+    assert.equal(chloe.value[0].internalemailaddress, "CHLOE.MARTIN@FERRY-DEMO.EXAMPLE", "held in capitals, matched ignoring case");
+  });
+
+  test("owners: ownerid@odata.bind sets _ownerid_value; unknown and disabled users are refused", async () => {
+    const user = async (email) =>
+      (await api.retrieveMultiple({ collection: "systemusers", select: ["systemuserid"], filter: `internalemailaddress eq '${email}'` })).value[0].systemuserid;
+    const ben = await user("ben.okafor@ferry-demo.example");
+    const row = await api.upsert({
+      collection: "accounts",
+      key: `${KEY}='sdk-owned'`,
+      data: { name: "Owned", "ownerid@odata.bind": `/systemusers(${ben})` },
+      returnRepresentation: true,
+      select: ["_ownerid_value"],
+    });
+    assert.equal(row._ownerid_value, ben);
+    const me = await api.callFunction("WhoAmI");
+    const plain = await api.create({ collection: "contacts", data: { lastname: "Unowned" }, returnRepresentation: true, select: ["_ownerid_value"] });
+    assert.equal(plain._ownerid_value, me.UserId, "the caller by default");
+    const unknown = await thrown(() =>
+      api.update({ collection: "accounts", key: row.accountid, data: { "ownerid@odata.bind": "/systemusers(5e5e5e5e-0000-0000-0000-0000000000ff)" } }),
+    );
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.code, "0x80040217");
+    assert.match(unknown.message, /^systemuser With Id = 5e5e5e5e-0000-0000-0000-0000000000ff Does Not Exist$/);
+    const goro = await user("goro.tanaka@ferry-demo.example");
+    const disabled = await thrown(() => api.update({ collection: "accounts", key: row.accountid, data: { "ownerid@odata.bind": `/systemusers(${goro})` } }));
+    assert.equal(disabled.status, 400);
+    assert.equal(disabled.code, "0x80040203");
+  });
+
+  test("opportunities: seeded ones page through nextLink in every state and stage; the stages are the process's", async () => {
+    const all = await api.retrieveAll({
+      collection: "opportunities",
+      select: ["name", "statecode", "statuscode", "salesstage", "_stageid_value", "_customerid_value", "_ownerid_value"],
+      maxPageSize: 40,
+    });
+    assert.ok(all.value.length > 40);
+    for (const state of [0, 1, 2]) assert.ok(all.value.some((o) => o.statecode === state), `statecode ${state}`);
+    for (const stage of [0, 1, 2, 3]) assert.ok(all.value.some((o) => o.salesstage === stage), `salesstage ${stage}`);
+    const stages = await api.retrieveMultiple({ collection: "processstages", select: ["stagename", "stagecategory", "_processid_value"] });
+    assert.deepEqual(stages.value.map((s) => s.stagename), ["Qualify", "Develop", "Propose", "Close"]);
+    const byId = new Map(stages.value.map((s) => [s.processstageid, s.stagecategory]));
+    assert.ok(all.value.every((o) => byId.get(o._stageid_value) === o.salesstage));
+    const flows = await api.retrieveMultiple({ collection: "workflows", select: ["name"], filter: "category eq 4" });
+    assert.equal(flows.value[0].name, "Opportunity Sales Process");
+    assert.equal(flows.value[0].workflowid, stages.value[0]._processid_value);
+    const won = await api.retrieveMultiple({ collection: "opportunities", select: ["name"], filter: "statecode eq 1", count: true });
+    assert.ok(won.oDataCount > 0 && won.oDataCount < all.value.length);
+  });
+
+  test("opportunities: upsert by key in a $batch with binds, read back, win, lose and the closed-deal errors", async () => {
+    await api.upsert({ collection: "accounts", key: `${KEY}='sdk-deal-acc'`, data: { name: "Deal Co" } });
+    await api.upsert({ collection: "contacts", key: `${KEY}='sdk-deal-con'`, data: { lastname: "Buyer" } });
+    const eur = (await api.retrieveMultiple({ collection: "transactioncurrencies", filter: "isocurrencycode eq 'EUR'" })).value[0];
+    api.startBatch();
+    const upsert = (key, data) =>
+      api.upsert({ collection: "opportunities", key: `${KEY}='${key}'`, data, returnRepresentation: true, select: ["opportunityid"], inChangeSet: false });
+    upsert("sdk-deal-1", {
+      name: "Big renewal",
+      estimatedvalue: 9999.5,
+      estimatedclosedate: "2027-06-30",
+      salesstage: 1,
+      "customerid_account@odata.bind": `/accounts(${KEY}='sdk-deal-acc')`,
+      "parentaccountid@odata.bind": `/accounts(${KEY}='sdk-deal-acc')`,
+      "parentcontactid@odata.bind": `/contacts(${KEY}='sdk-deal-con')`,
+      "transactioncurrencyid@odata.bind": `/transactioncurrencies(${eur.transactioncurrencyid})`,
+    });
+    upsert("sdk-deal-2", { name: "x".repeat(301) });
+    upsert("sdk-deal-3", { name: "Small one" });
+    const results = await api.executeBatch({ continueOnError: true });
+    assert.equal(results.length, 3);
+    assert.match(results[0].opportunityid, /^[0-9a-f-]{36}$/);
+    assert.ok(results[1] instanceof Error);
+    assert.equal(results[1].status, 400);
+    assert.equal(results[1].error.code, "0x80044331");
+    assert.match(results[2].opportunityid, /^[0-9a-f-]{36}$/);
+
+    const deal = await api.retrieve({
+      collection: "opportunities",
+      key: `${KEY}='sdk-deal-1'`,
+      select: ["name", "estimatedvalue", "estimatedclosedate", "stepname", "_customerid_value", "_parentcontactid_value", "_transactioncurrencyid_value", "statecode"],
+    });
+    assert.equal(deal.estimatedvalue, 9999.5);
+    assert.equal(deal.estimatedclosedate, "2027-06-30");
+    assert.equal(deal.stepname, "2-Develop");
+    assert.equal(deal._transactioncurrencyid_value, eur.transactioncurrencyid);
+    assert.equal(deal.statecode, 0);
+    const withCodes = await api.retrieve({
+      collection: "opportunities",
+      key: deal.opportunityid,
+      select: ["name"],
+      expand: [
+        { property: "transactioncurrencyid", select: ["isocurrencycode"] },
+        { property: "parentcontactid", select: [KEY] },
+      ],
+    });
+    assert.equal(withCodes.transactioncurrencyid.isocurrencycode, "EUR");
+    assert.equal(withCodes.parentcontactid[KEY], "sdk-deal-con");
+    await api.update({ collection: "opportunities", key: deal.opportunityid, data: { salesstage: 3 } });
+
+    const closeBy = (status, id) => ({ Status: status, OpportunityClose: { subject: "Closed", "opportunityid@odata.bind": `/opportunities(${id})` } });
+    const wrong = await thrown(() => api.callAction({ actionName: "WinOpportunity", action: closeBy(5, deal.opportunityid) }));
+    assert.equal(wrong.status, 400);
+    await api.callAction({ actionName: "WinOpportunity", action: closeBy(3, deal.opportunityid) });
+    const won = await api.retrieve({ collection: "opportunities", key: deal.opportunityid, select: ["statecode", "statuscode", "actualvalue", "actualclosedate"] });
+    assert.equal(won.statecode, 1);
+    assert.equal(won.statuscode, 3);
+    assert.equal(won.actualvalue, 9999.5);
+    assert.match(won.actualclosedate, /^\d{4}-\d{2}-\d{2}$/);
+    const readOnly = await thrown(() => api.update({ collection: "opportunities", key: deal.opportunityid, data: { name: "Renamed" } }));
+    assert.equal(readOnly.status, 400);
+    assert.equal(readOnly.code, "0x80040203");
+    const patchClose = await thrown(() => api.update({ collection: "opportunities", key: results[2].opportunityid, data: { statecode: 2 } }));
+    assert.equal(patchClose.status, 400, "closing takes the actions");
+    await api.callAction({ actionName: "LoseOpportunity", action: closeBy(4, results[2].opportunityid) });
+    const lost = await api.retrieve({ collection: "opportunities", key: results[2].opportunityid, select: ["statecode", "statuscode"] });
+    assert.deepEqual([lost.statecode, lost.statuscode], [2, 4]);
+
+    const attrs = await api.retrieveAttributes({ entityKey: "LogicalName='opportunity'", select: ["LogicalName", "AttributeType", "RequiredLevel"] });
+    const by = (name) => attrs.value.find((a) => a.LogicalName === name);
+    assert.equal(by("customerid").AttributeType, "Customer");
+    assert.equal(by("statecode").AttributeType, "State");
+    assert.equal(by("name").RequiredLevel.Value, "ApplicationRequired");
+  });
+
+  test("annotations: notes on a deal with their original time; notetext over 100,000 is refused", async () => {
+    const deal = await api.create({ collection: "opportunities", data: { name: "With notes" } });
+    const note = await api.upsert({
+      collection: "annotations",
+      key: `${KEY}='sdk-note-1'`,
+      data: {
+        subject: "Kick-off",
+        notetext: "<p>Réunion <b>ok</b></p>",
+        overriddencreatedon: "2020-02-29T12:00:00Z",
+        "objectid_opportunity@odata.bind": `/opportunities(${deal})`,
+      },
+      returnRepresentation: true,
+      select: ["notetext", "createdon", "_objectid_value", "objecttypecode", "_ownerid_value"],
+    });
+    assert.equal(note.notetext, "<p>Réunion <b>ok</b></p>");
+    // The client turns date-time strings into Dates.
+    assert.equal(new Date(note.createdon).toISOString(), "2020-02-29T12:00:00.000Z", "the note's own time");
+    assert.equal(note._objectid_value, deal);
+    assert.equal(note.objecttypecode, "opportunity");
+    const notes = await api.retrieveMultiple({ collection: "annotations", select: ["subject"], filter: `_objectid_value eq ${deal}` });
+    assert.equal(notes.value.length, 1);
+    const long = await thrown(() => api.create({ collection: "annotations", data: { notetext: "n".repeat(100_001) } }));
+    assert.equal(long.status, 400);
+    assert.equal(long.code, "0x80044331");
+    assert.match(long.message, /maximum allowed length of '100000'/);
+    await api.deleteRecord({ collection: "opportunities", key: deal });
+    const gone = await api.retrieveMultiple({ collection: "annotations", select: ["subject"], filter: `_objectid_value eq ${deal}` });
+    assert.equal(gone.value.length, 0, "notes are deleted with their parent");
   });
 
   test("a bad token is the client's error with 401 and WWW-Authenticate", async () => {

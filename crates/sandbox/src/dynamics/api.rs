@@ -7,6 +7,8 @@ use serde_json::{Map, Value as Json, json};
 use super::batch::{self, Item, PartResponse, ResponseItem};
 use super::error::ApiError;
 use super::odata::{self, COUNT_CAP, MAX_PAGE_SIZE};
+use super::records::{self, Set};
+use super::sets;
 use super::store::{
     Condition, KEY_COLUMN, KEY_NAME, Store, Table, Target, Undo, guid, parse_address,
 };
@@ -132,12 +134,27 @@ enum Resource {
     /// `EntityDefinitions(LogicalName='…')/Attributes…`, with what follows the entity.
     Attributes(Table, String),
     WhoAmI,
+    /// A table on the shared engine ([`super::records`]).
+    NewSet(&'static Set),
+    /// One of its records.
+    NewRecord(&'static Set, Target),
+    /// Its alternate keys.
+    NewKeys(&'static Set),
+    /// Its column definitions, with what follows the entity.
+    NewAttributes(&'static Set, String),
+    /// `WinOpportunity` or `LoseOpportunity`.
+    Action(&'static str),
 }
 
 fn resource(path: &str) -> Result<Resource, ApiError> {
     let path = path.trim_end_matches('/');
     if path == "WhoAmI" || path == "WhoAmI()" {
         return Ok(Resource::WhoAmI);
+    }
+    for action in ["WinOpportunity", "LoseOpportunity"] {
+        if path == action || path == format!("Microsoft.Dynamics.CRM.{action}") {
+            return Ok(Resource::Action(action));
+        }
     }
     if let Some(rest) = path.strip_prefix("EntityDefinitions(") {
         let (inner, tail) = rest
@@ -148,6 +165,15 @@ fn resource(path: &str) -> Result<Resource, ApiError> {
             .strip_prefix("LogicalName=")
             .map(|n| n.trim().trim_matches('\''))
             .ok_or_else(|| ApiError::no_resource(path))?;
+        if let Some(set) = records::by_logical(name) {
+            return match tail {
+                "/Keys" => Ok(Resource::NewKeys(set)),
+                t if t.starts_with("/Attributes") => Ok(Resource::NewAttributes(set, t.to_owned())),
+                _ => Err(ApiError::query(
+                    "The emulator serves only EntityDefinitions(LogicalName='…')/Keys and /Attributes of the metadata.",
+                )),
+            };
+        }
         let table = Table::from_logical(name).ok_or_else(|| ApiError::no_resource(path))?;
         return match tail {
             "/Keys" => Ok(Resource::Keys(table)),
@@ -160,9 +186,15 @@ fn resource(path: &str) -> Result<Resource, ApiError> {
     if let Some(table) = Table::from_set(path) {
         return Ok(Resource::Set(table));
     }
+    if let Some(set) = records::by_set(path) {
+        return Ok(Resource::NewSet(set));
+    }
     if let Some((set, inner)) = path.strip_suffix(')').and_then(|p| p.split_once('(')) {
         if let Some(table) = Table::from_set(set) {
             return Ok(Resource::Record(table, parse_address(table, inner)?));
+        }
+        if let Some(set) = records::by_set(set) {
+            return Ok(Resource::NewRecord(set, parse_address(set, inner)?));
         }
     }
     Err(ApiError::no_resource(path))
@@ -183,7 +215,7 @@ fn read_inner(store: &Store, req: &Req) -> Result<Reply, ApiError> {
             json!({
                 "@odata.context": format!("{}{API_PREFIX}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse", req.base),
                 "BusinessUnitId": "b0b0b0b0-0000-4000-8000-000000000001",
-                "UserId": "5e5e5e5e-0000-4000-8000-000000000001",
+                "UserId": guid(store.records.app_user()),
                 "OrganizationId": store.organization_id,
             }),
         )),
@@ -236,6 +268,13 @@ fn read_inner(store: &Store, req: &Req) -> Result<Reply, ApiError> {
             super::metadata::read(store, table, &tail, &req.query, &req.base)
         }
         Resource::Set(table) => list(store, table, req),
+        Resource::NewSet(set) => sets::read(store, set, None, req),
+        Resource::NewRecord(set, target) => sets::read(store, set, Some(&target), req),
+        Resource::NewKeys(set) => Ok(sets::keys(store, set, &req.base)),
+        Resource::NewAttributes(set, tail) => {
+            super::metadata::read_set(set, &tail, &req.query, &req.base)
+        }
+        Resource::Action(_) => Err(ApiError::method()),
     }
 }
 
@@ -410,6 +449,13 @@ fn write_inner(store: &mut Store, req: &Req, now: i64) -> Result<(Reply, Option<
             return Ok((super::metadata::create(store, table, &req.body, &req.base)?, None));
         }
         ("POST", Resource::Set(table)) => (table, Target::New),
+        ("POST", Resource::Action(action)) => return sets::close(store, action, req, now),
+        ("POST", Resource::NewSet(set)) => {
+            return sets::write(store, set, Target::New, req, &condition(req)?, now);
+        }
+        ("PATCH" | "DELETE", Resource::NewRecord(set, target)) => {
+            return sets::write(store, set, target, req, &condition(req)?, now);
+        }
         ("PATCH" | "DELETE", Resource::Record(table, target)) => (table, target),
         _ => return Err(ApiError::method()),
     };
@@ -427,12 +473,15 @@ fn write_inner(store: &mut Store, req: &Req, now: i64) -> Result<(Reply, Option<
         .ok_or_else(|| ApiError::not_found(table, &target))?;
         let previous = store.get(table, id).cloned();
         store.put_row(table, id, None);
+        // Opportunities and notes of the record go with it (Cascade), or lose the link
+        // (RemoveLink); this part is not undone by a failed change set (documented).
+        store.records.parent_deleted(&guid(id), now);
         let reply = Reply {
             status: 204,
             headers: Vec::new(),
             body: None,
         };
-        return Ok((reply, Some((table, id, previous))));
+        return Ok((reply, Some(Undo::Row(table, id, previous))));
     }
     let body: Map<String, Json> = match serde_json::from_str::<Json>(&req.body) {
         Ok(Json::Object(m)) => m,
@@ -590,8 +639,8 @@ pub fn run_batch(
                 }
                 match failure {
                     Some(error) => {
-                        for (table, id, previous) in undo.into_iter().rev() {
-                            store.put_row(table, id, previous);
+                        for u in undo.into_iter().rev() {
+                            store.undo(u);
                         }
                         let status = error.status;
                         out.push(ResponseItem::ChangeSet(vec![error]));

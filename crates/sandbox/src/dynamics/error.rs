@@ -7,6 +7,30 @@ use serde_json::{Value as Json, json};
 
 use super::store::{Table, Target, guid};
 
+/// A table as error messages and URLs name it: the older store's [`Table`]s and the tables on
+/// the shared engine alike.
+pub trait Entity {
+    /// The logical name (`account`).
+    fn logical(&self) -> &'static str;
+    /// The entity set name (`accounts`).
+    fn set(&self) -> &'static str;
+    /// The primary key column (`accountid`).
+    fn id_column(&self) -> &'static str;
+}
+
+impl Entity for Table {
+    fn logical(&self) -> &'static str {
+        Table::logical(*self)
+    }
+    fn set(&self) -> &'static str {
+        Table::set(*self)
+    }
+    fn id_column(&self) -> &'static str {
+        Table::id_column(*self)
+    }
+}
+
+
 /// An error answer: status, Dataverse error code, message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiError {
@@ -33,7 +57,7 @@ impl ApiError {
     }
 
     /// 404 for a record that does not exist.
-    pub fn not_found(table: Table, target: &Target) -> ApiError {
+    pub fn not_found(table: impl Entity + Copy, target: &Target) -> ApiError {
         let message = match target {
             Target::Id(id) => format!("{} With Id = {} Does Not Exist", table.logical(), guid(*id)),
             _ => format!(
@@ -63,7 +87,7 @@ impl ApiError {
     }
 
     /// 400 for a key that is not a defined alternate key (documented message).
-    pub fn invalid_key(table: Table) -> ApiError {
+    pub fn invalid_key(table: impl Entity + Copy) -> ApiError {
         let t = table.logical();
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -100,7 +124,7 @@ impl ApiError {
     }
 
     /// 400 for a property the entity type does not have.
-    pub fn unknown_property(table: Table, name: &str) -> ApiError {
+    pub fn unknown_property(table: impl Entity + Copy, name: &str) -> ApiError {
         ApiError::payload(
             table,
             &format!(
@@ -113,7 +137,7 @@ impl ApiError {
     }
 
     /// 400 for a payload the OData layer cannot read.
-    pub fn payload(table: Table, inner: &str) -> ApiError {
+    pub fn payload(table: impl Entity + Copy, inner: &str) -> ApiError {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "0x80048d19",
@@ -126,7 +150,7 @@ impl ApiError {
     }
 
     /// 400 for a value of the wrong JSON type (the message quotes the value, as Dataverse's does).
-    pub fn literal_mismatch(table: Table, value: &Json, edm: &str) -> ApiError {
+    pub fn literal_mismatch(table: impl Entity + Copy, value: &Json, edm: &str) -> ApiError {
         ApiError::payload(
             table,
             &format!(
@@ -139,7 +163,7 @@ impl ApiError {
     }
 
     /// 400 for text longer than the column allows (documented message).
-    pub fn too_long(table: Table, column: &str, max: usize) -> ApiError {
+    pub fn too_long(table: impl Entity + Copy, column: &str, max: usize) -> ApiError {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "0x80044331",
@@ -153,7 +177,7 @@ impl ApiError {
 
     /// 400 for a number outside the column's range (the message quotes the value).
     pub fn out_of_range(
-        table: Table,
+        table: impl Entity + Copy,
         column: &str,
         value: &Json,
         min: &str,
@@ -171,7 +195,7 @@ impl ApiError {
     }
 
     /// 400 for a choice value the option set does not have.
-    pub fn bad_choice(table: Table, column: &str, value: i64) -> ApiError {
+    pub fn bad_choice(table: impl Entity + Copy, column: &str, value: i64) -> ApiError {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "0x8004431a",
@@ -184,7 +208,7 @@ impl ApiError {
     }
 
     /// 400 for a missing required column (only when the emulator is told to enforce it).
-    pub fn required(table: Table, column: &str) -> ApiError {
+    pub fn required(table: impl Entity + Copy, column: &str) -> ApiError {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "0x80040200",
@@ -219,7 +243,7 @@ impl ApiError {
     }
 
     /// 404 for a column definition the table does not have.
-    pub fn no_attribute(table: Table, key: &str) -> ApiError {
+    pub fn no_attribute(table: impl Entity + Copy, key: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "0x80040217",
@@ -253,6 +277,75 @@ impl ApiError {
             StatusCode::METHOD_NOT_ALLOWED,
             "0x80060888",
             "The requested resource does not support http method.",
+        )
+    }
+}
+
+impl ApiError {
+    /// 404 for a record of `logical` that does not exist (Dataverse's "Does Not Exist").
+    pub fn does_not_exist(logical: &str, id: u128) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "0x80040217",
+            format!("{logical} With Id = {} Does Not Exist", guid(id)),
+        )
+    }
+
+    /// 400 for a disabled user as a record's owner. The documentation gives no code for this;
+    /// the emulator answers Dataverse's generic invalid-argument code with a message naming the
+    /// user (see `docs/connectors/dynamics.md`).
+    pub fn disabled_user(id: u128) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "0x80040203",
+            format!(
+                "The user with SystemUserId = {} is disabled. A disabled user cannot own records; assign the \
+                 record to an enabled user.",
+                guid(id)
+            ),
+        )
+    }
+
+    /// 400 for a change to a won or lost opportunity: closed opportunities are read-only until
+    /// reopened (documented behaviour; the code and wording are the emulator's).
+    pub fn closed_opportunity(id: u128) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "0x80040203",
+            format!(
+                "The opportunity with Id = {} is closed (won or lost) and is read-only. Reopen it (statecode 0) before \
+                 changing it.",
+                guid(id)
+            ),
+        )
+    }
+
+    /// 400 for `statecode` written to close an opportunity: closing takes `WinOpportunity` or
+    /// `LoseOpportunity`.
+    pub fn close_with_action() -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "0x80040203",
+            "An opportunity is closed as won or lost with the WinOpportunity or LoseOpportunity action, not by \
+             setting statecode or statuscode.",
+        )
+    }
+
+    /// 400 for an action's `Status` that is not a status of the state the action sets.
+    pub fn bad_status(action: &str, status: i64) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "0x80040203",
+            format!("{status} is not a valid status code for {action}."),
+        )
+    }
+
+    /// 400 for an action body without a required parameter.
+    pub fn missing_parameter(action: &str, name: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "0x80040203",
+            format!("Required parameter '{name}' of the {action} action is missing or not valid."),
         )
     }
 }

@@ -10,6 +10,8 @@ use serde_json::{Map, Value as Json, json};
 
 use super::api::{API_PREFIX, Reply};
 use super::error::ApiError;
+use super::error::Entity;
+use super::records::{Dv, Set};
 use super::store::{CustomColumn, CustomKind, Kind, Store, TIER_BASE, Table, guid, parse_guid};
 
 /// The customization prefix of the environment's default publisher: a created column's
@@ -31,6 +33,11 @@ const TYPES: &[(&str, &str, &str)] = &[
     ("DateTime", "DateTimeType", "DateTimeAttributeMetadata"),
     ("Picklist", "PicklistType", "PicklistAttributeMetadata"),
     ("Customer", "CustomerType", "LookupAttributeMetadata"),
+    ("Lookup", "LookupType", "LookupAttributeMetadata"),
+    ("Owner", "OwnerType", "LookupAttributeMetadata"),
+    ("State", "StateType", "StateAttributeMetadata"),
+    ("Status", "StatusType", "StatusAttributeMetadata"),
+    ("EntityName", "EntityNameType", "EntityNameAttributeMetadata"),
     ("Uniqueidentifier", "UniqueidentifierType", "UniqueIdentifierAttributeMetadata"),
 ];
 
@@ -69,7 +76,7 @@ fn derived_properties(kind: &str) -> &'static [&'static str] {
         "Money" => &["MinValue", "MaxValue", "Precision", "PrecisionSource"],
         "Boolean" => &["DefaultValue"],
         "DateTime" => &["Format", "DateTimeBehavior"],
-        "Customer" => &["Targets"],
+        "Customer" | "Lookup" | "Owner" => &["Targets"],
         _ => &[],
     }
 }
@@ -125,6 +132,7 @@ fn builtin_label(table: Table, name: &str) -> (&'static str, &'static str) {
         (_, "donotemail") => ("Do not allow Emails", "None"),
         (_, "donotbulkemail") => ("Do not allow Bulk Emails", "None"),
         (_, super::store::KEY_COLUMN) => ("Ferry Source Id", "None"),
+        (_, "ownerid") => ("Owner", "SystemRequired"),
         _ => ("", "None"),
     }
 }
@@ -297,6 +305,10 @@ fn attributes(store: &Store, table: Table) -> Vec<Attribute> {
                 );
                 "Picklist"
             }
+            Kind::Lookup if column.name == "ownerid" => {
+                derived.insert("Targets".into(), json!(["systemuser", "team"]));
+                "Owner"
+            }
             Kind::Lookup => {
                 derived.insert("Targets".into(), json!(["account", "contact"]));
                 "Customer"
@@ -418,7 +430,7 @@ fn type_of(kind: &str) -> (&'static str, &'static str) {
 }
 
 /// The whole JSON of `a` in its derived type, before `$select`.
-fn full(table: Table, a: &Attribute) -> Map<String, Json> {
+fn full(logical: &str, a: &Attribute) -> Map<String, Json> {
     let (type_name, odata_type) = type_of(a.kind);
     let mut m = Map::new();
     m.insert(
@@ -428,7 +440,7 @@ fn full(table: Table, a: &Attribute) -> Map<String, Json> {
     m.insert("MetadataId".into(), json!(guid(a.metadata_id)));
     m.insert("LogicalName".into(), json!(a.logical));
     m.insert("SchemaName".into(), json!(a.schema));
-    m.insert("EntityLogicalName".into(), json!(table.logical()));
+    m.insert("EntityLogicalName".into(), json!(logical));
     m.insert("AttributeType".into(), json!(a.kind));
     m.insert("AttributeTypeName".into(), json!({"Value": type_name}));
     m.insert("DisplayName".into(), label(&a.label));
@@ -535,7 +547,7 @@ fn key_matches(key: &str, a: &Attribute) -> bool {
 /// Reads `$select` and `$expand` against the (cast) type.
 fn shape(
     a: &Attribute,
-    table: Table,
+    entity: &str,
     cast: Option<&str>,
     select: Option<&str>,
     expand: Option<&str>,
@@ -544,7 +556,7 @@ fn shape(
         Some(k) => type_of(k).1,
         None => "AttributeMetadata",
     };
-    let all = full(table, a);
+    let all = full(entity, a);
     let mut out = match select.map(str::trim).filter(|s| !s.is_empty()) {
         None => all.clone(),
         Some(select) => {
@@ -566,7 +578,7 @@ fn shape(
     if let Some(expand) = expand.map(str::trim).filter(|s| !s.is_empty()) {
         for item in expand.split(',') {
             let nav = item.split('(').next().unwrap_or("").trim();
-            let allowed = matches!(cast, Some("Picklist" | "Boolean"));
+            let allowed = matches!(cast, Some("Picklist" | "Boolean" | "State" | "Status"));
             match nav {
                 "OptionSet" if allowed => {
                     out.insert("OptionSet".into(), option_set(a, &a.logical));
@@ -594,6 +606,26 @@ pub fn read(
     query: &[(String, String)],
     base: &str,
 ) -> Result<Reply, ApiError> {
+    read_attributes(table, attributes(store, table), tail, query, base)
+}
+
+/// Answers a `GET` of the column definitions of a table on the shared engine.
+pub fn read_set(
+    set: &'static Set,
+    tail: &str,
+    query: &[(String, String)],
+    base: &str,
+) -> Result<Reply, ApiError> {
+    read_attributes(set, set_attributes(set), tail, query, base)
+}
+
+fn read_attributes(
+    entity: impl Entity + Copy,
+    attrs: Vec<Attribute>,
+    tail: &str,
+    query: &[(String, String)],
+    base: &str,
+) -> Result<Reply, ApiError> {
     let path = parse_path(tail)?;
     let param = |name: &str| {
         query
@@ -607,20 +639,17 @@ pub fn read(
         ));
     }
     let (select, expand) = (param("$select"), param("$expand"));
-    let attrs = attributes(store, table);
+    let logical = entity.logical();
     let in_cast = |a: &&Attribute| path.cast.is_none_or(|k| a.kind == k);
-    let context = format!(
-        "{base}{API_PREFIX}$metadata#EntityDefinitions('{}')/Attributes",
-        table.logical()
-    );
+    let context = format!("{base}{API_PREFIX}$metadata#EntityDefinitions('{logical}')/Attributes");
     match &path.key {
         Some(key) => {
             let a = attrs
                 .iter()
                 .filter(in_cast)
                 .find(|a| key_matches(key, a))
-                .ok_or_else(|| ApiError::no_attribute(table, key))?;
-            let mut body = shape(a, table, path.cast, select, expand)?;
+                .ok_or_else(|| ApiError::no_attribute(entity, key))?;
+            let mut body = shape(a, logical, path.cast, select, expand)?;
             body["@odata.context"] = json!(format!("{context}/$entity"));
             Ok(Reply::json(200, body))
         }
@@ -628,7 +657,7 @@ pub fn read(
             let value: Vec<Json> = attrs
                 .iter()
                 .filter(in_cast)
-                .map(|a| shape(a, table, path.cast, select, expand))
+                .map(|a| shape(a, logical, path.cast, select, expand))
                 .collect::<Result<_, _>>()?;
             Ok(Reply::json(
                 200,
@@ -636,6 +665,172 @@ pub fn read(
             ))
         }
     }
+}
+
+/// The schema name Dataverse gives a standard column: the logical name with its words
+/// capitalised where the emulator knows them, else the first letter.
+fn set_schema(name: &str) -> String {
+    let known = [
+        ("estimatedvalue", "EstimatedValue"),
+        ("estimatedclosedate", "EstimatedCloseDate"),
+        ("actualvalue", "ActualValue"),
+        ("actualclosedate", "ActualCloseDate"),
+        ("closeprobability", "CloseProbability"),
+        ("transactioncurrencyid", "TransactionCurrencyId"),
+        ("parentaccountid", "ParentAccountId"),
+        ("parentcontactid", "ParentContactId"),
+        ("customerid", "CustomerId"),
+        ("customeridtype", "CustomerIdType"),
+        ("ownerid", "OwnerId"),
+        ("owneridtype", "OwnerIdType"),
+        ("statecode", "StateCode"),
+        ("statuscode", "StatusCode"),
+        ("salesstage", "SalesStage"),
+        ("stepname", "StepName"),
+        ("stageid", "StageId"),
+        ("processid", "ProcessId"),
+        ("notetext", "NoteText"),
+        ("isdocument", "IsDocument"),
+        ("filename", "FileName"),
+        ("mimetype", "MimeType"),
+        ("objectid", "ObjectId"),
+        ("objecttypecode", "ObjectTypeCode"),
+        ("overriddencreatedon", "OverriddenCreatedOn"),
+        ("fullname", "FullName"),
+        ("internalemailaddress", "InternalEMailAddress"),
+        ("isdisabled", "IsDisabled"),
+        ("accessmode", "AccessMode"),
+        ("versionnumber", "VersionNumber"),
+        (super::store::KEY_COLUMN, "ferry_SourceId"),
+    ];
+    known
+        .iter()
+        .find(|(l, _)| *l == name)
+        .map_or_else(|| builtin_schema(name), |(_, s)| (*s).to_owned())
+}
+
+/// Every attribute of a table on the shared engine: the primary key, its columns and the
+/// system timestamps.
+fn set_attributes(set: &'static Set) -> Vec<Attribute> {
+    let id = |n: u128| (u128::from(set.prefix) << 96) | (0x3e7a << 64) | n;
+    let mut out = vec![Attribute {
+        logical: set.id_column.into(),
+        schema: format!("{}Id", set.schema),
+        label: set.schema.into(),
+        kind: "Uniqueidentifier",
+        custom: false,
+        create: true,
+        update: false,
+        required: "SystemRequired",
+        primary_id: true,
+        primary_name: false,
+        metadata_id: id(1),
+        derived: Map::new(),
+        options: None,
+    }];
+    for (i, c) in set.columns.iter().enumerate() {
+        let mut derived = Map::new();
+        let mut options = None;
+        let kind = match c.dv {
+            Dv::Text(max) => {
+                derived.insert("MaxLength".into(), json!(max));
+                derived.insert("Format".into(), json!("Text"));
+                derived.insert("FormatName".into(), json!({"Value": "Text"}));
+                "String"
+            }
+            Dv::Memo(max) => {
+                derived.insert("MaxLength".into(), json!(max));
+                derived.insert(
+                    "Format".into(),
+                    json!(if c.name == "notetext" { "RichText" } else { "TextArea" }),
+                );
+                "Memo"
+            }
+            Dv::Money => {
+                derived.insert("MinValue".into(), json!(-super::records::MONEY_MAX));
+                derived.insert("MaxValue".into(), json!(super::records::MONEY_MAX));
+                derived.insert("Precision".into(), json!(2));
+                derived.insert("PrecisionSource".into(), json!(2));
+                "Money"
+            }
+            Dv::Int(min, max) => {
+                derived.insert("MinValue".into(), json!(min));
+                derived.insert("MaxValue".into(), json!(max));
+                derived.insert("Format".into(), json!("None"));
+                if c.name == "versionnumber" { "BigInt" } else { "Integer" }
+            }
+            Dv::Choice(_, values) => {
+                options = Some(values.iter().map(|(v, l)| (*v, (*l).to_owned())).collect());
+                match c.name {
+                    "statecode" => "State",
+                    "statuscode" => "Status",
+                    _ => "Picklist",
+                }
+            }
+            Dv::Date => {
+                derived.insert("Format".into(), json!("DateOnly"));
+                derived.insert("DateTimeBehavior".into(), json!({"Value": "DateOnly"}));
+                "DateTime"
+            }
+            Dv::DateTime => {
+                derived.insert("Format".into(), json!("DateAndTime"));
+                derived.insert("DateTimeBehavior".into(), json!({"Value": "UserLocal"}));
+                "DateTime"
+            }
+            Dv::Bool => {
+                options = Some(yes_no());
+                derived.insert("DefaultValue".into(), json!(false));
+                "Boolean"
+            }
+            Dv::Lookup(targets) => {
+                derived.insert("Targets".into(), json!(targets));
+                match c.name {
+                    "ownerid" => "Owner",
+                    "customerid" => "Customer",
+                    _ => "Lookup",
+                }
+            }
+            Dv::EntityName => "EntityName",
+        };
+        out.push(Attribute {
+            logical: c.name.into(),
+            schema: set_schema(c.name),
+            label: c.label.into(),
+            kind,
+            custom: c.name == super::store::KEY_COLUMN,
+            create: c.writable || c.name == "statecode",
+            update: c.writable || c.name == "statecode",
+            required: c.required,
+            primary_id: false,
+            primary_name: c.name == set.primary_name,
+            metadata_id: id(100 + i as u128),
+            derived,
+            options,
+        });
+    }
+    for (n, logical, schema, display) in [
+        (3, "createdon", "CreatedOn", "Created On"),
+        (4, "modifiedon", "ModifiedOn", "Modified On"),
+    ] {
+        let mut derived = Map::new();
+        derived.insert("Format".into(), json!("DateAndTime"));
+        out.push(Attribute {
+            logical: logical.into(),
+            schema: schema.into(),
+            label: display.into(),
+            kind: "DateTime",
+            custom: false,
+            create: false,
+            update: false,
+            required: "None",
+            primary_id: false,
+            primary_name: false,
+            metadata_id: id(n),
+            derived,
+            options: None,
+        });
+    }
+    out
 }
 
 fn localized(body: &Map<String, Json>, name: &str) -> Option<String> {

@@ -17,6 +17,8 @@ mod batch;
 mod error;
 mod metadata;
 mod odata;
+mod records;
+mod sets;
 mod store;
 
 use std::collections::{HashMap, VecDeque};
@@ -131,6 +133,13 @@ pub struct Seeded {
     /// Generated contacts left out because Dataverse could not hold them (a value longer than
     /// its column allows).
     pub skipped_contacts: usize,
+    /// Opportunities created.
+    pub opportunities: usize,
+    /// Notes (annotations) created.
+    pub annotations: usize,
+    /// Generated notes left out because Dataverse could not hold them (a body longer than
+    /// `notetext` allows, or no parent that was seeded).
+    pub skipped_annotations: usize,
 }
 
 /// The service protection counters of the one application user.
@@ -220,6 +229,12 @@ impl Emulator {
         store.organization_id = options.organization_id.clone().unwrap_or_else(|| {
             format!("0f0f0f0f-0000-4000-8000-{:012}", crate::new_account_number())
         });
+        // GUIDs of users, stages and records are the environment's own (FNV-1a of its id).
+        let salt = store
+            .organization_id
+            .bytes()
+            .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        store.records = records::Records::new(salt);
         Emulator {
             shared: Arc::new(Shared {
                 options,
@@ -283,6 +298,17 @@ impl Emulator {
             Some(v)
         };
         let whole = |n: Option<u32>| n.map(|n| Val::Int(i64::from(n)));
+        // A seeded record's owner: its seed user where this environment has them, else the
+        // application user (every record has an owner).
+        let users = store.records.users_by_key();
+        let app_user = store.records.app_user();
+        let owner = |key: Option<usize>| {
+            Some(Val::Ref(
+                key.and_then(|k| users.get(k).copied().flatten())
+                    .unwrap_or(app_user),
+            ))
+        };
+        let mut contact_ids: Vec<Option<u128>> = Vec::with_capacity(data.contacts.len());
         // A tier is stored as its option value, as Dataverse stores a choice.
         let tier = |label: Option<&str>| {
             label
@@ -322,6 +348,7 @@ impl Emulator {
                     ("new_region", text(&c.region)),
                     ("new_seats", whole(c.seats)),
                     ("new_tier", tier(c.tier)),
+                    ("ownerid", owner(c.owner)),
                 ],
             );
             // Generated companies always fit the account columns.
@@ -357,29 +384,53 @@ impl Emulator {
                             .and_then(|k| accounts.get(k).copied().flatten())
                             .map(Val::Ref),
                     ),
+                    ("ownerid", owner(c.owner)),
                 ],
             );
             match row {
                 Some(row) => {
-                    store.insert_seeded(Table::Contact, row, c.created_at_ms, c.updated_at_ms);
+                    let id =
+                        store.insert_seeded(Table::Contact, row, c.created_at_ms, c.updated_at_ms);
+                    contact_ids.push(Some(id));
                     seeded.contacts += 1;
                 }
-                None => seeded.skipped_contacts += 1,
+                None => {
+                    contact_ids.push(None);
+                    seeded.skipped_contacts += 1;
+                }
             }
         }
+        seed_records(
+            &mut store.records,
+            data,
+            &accounts,
+            &contact_ids,
+            &users,
+            &mut seeded,
+        );
         tracing::debug!(
             accounts = seeded.accounts,
             contacts = seeded.contacts,
             skipped = seeded.skipped_contacts,
+            opportunities = seeded.opportunities,
+            annotations = seeded.annotations,
+            skipped_annotations = seeded.skipped_annotations,
             "seeded dynamics"
         );
         seeded
     }
 
-    /// How many records of `table` (`"account"` or `"contact"`) the environment holds.
+    /// How many records of `table` (`"account"`, `"contact"`, `"opportunity"`, `"annotation"`)
+    /// the environment holds.
     pub fn count(&self, table: &str) -> usize {
         let Some(table) = Table::from_logical(table) else {
-            return 0;
+            return records::by_logical(table).map_or(0, |set| {
+                self.shared
+                    .store
+                    .read()
+                    .map(|s| s.records.table(set).len())
+                    .unwrap_or(0)
+            });
         };
         self.shared
             .store
@@ -462,6 +513,145 @@ impl Emulator {
         let rows = store.table(table).rows.len();
         if let Some(n) = crate::faults::shift_target(k, rows) {
             store.touch_nth(table, n, now);
+        }
+    }
+}
+
+/// Seeds the generated deals as opportunities and notes as annotations, born in Dataverse (no
+/// `ferry_sourceid`): an opportunity's stage is the sales stage of its seed stage's label in
+/// [`DEAL_STAGES`], a won or lost one is closed as `WinOpportunity` / `LoseOpportunity` would
+/// leave it; its potential customer is its account, else its first contact; its contact is the
+/// first of its contacts (Dataverse holds one). A note hangs on its first parent in the order
+/// deal, contact, company that was seeded (Dataverse holds one).
+fn seed_records(
+    records: &mut records::Records,
+    data: &SeedData,
+    accounts: &[Option<u128>],
+    contacts: &[Option<u128>],
+    users: &[Option<u128>],
+    seeded: &mut Seeded,
+) {
+    use crate::accounts::Outcome;
+    use crate::table::Cell;
+    let text = |s: &str| Some(Cell::Text(s.into()));
+    let lookup = |g: Option<u128>| g.map(|g| Cell::Text(store::guid(g).into()));
+    let app_user = store::guid(records.app_user());
+    let owner = |key: Option<usize>| {
+        key.and_then(|k| users.get(k).copied().flatten())
+            .map_or_else(|| app_user.clone(), store::guid)
+    };
+    let currencies: Vec<(&str, String)> = records::CURRENCIES
+        .iter()
+        .filter_map(|c| Some((c.0, records.currency(c.0)?)))
+        .collect();
+    let stage_ids: Vec<Option<String>> = records::SALES_STAGES
+        .iter()
+        .map(|(v, _)| records.stage(*v))
+        .collect();
+    let process = records.guid_text(&records::WORKFLOW, 1);
+    let mut deal_ids: Vec<Option<u128>> = Vec::with_capacity(data.deals.len());
+    for d in &data.deals {
+        let (pipeline, stage) = d.seed_stage();
+        let label = crate::accounts::vendor_stage(DEAL_STAGES, pipeline.key, stage.key)
+            .map_or("Qualify", |l| l.stage);
+        let (value, step) = records::SALES_STAGES
+            .iter()
+            .find(|(_, l)| *l == label)
+            .copied()
+            .unwrap_or((0, "Qualify"));
+        let (state, status) = match stage.outcome {
+            Outcome::Open => (0, 1),
+            Outcome::Won => (1, 3),
+            Outcome::Lost => (2, 5),
+        };
+        let account = d.company.and_then(|k| accounts.get(k).copied().flatten());
+        let contact = d
+            .contacts
+            .first()
+            .and_then(|k| contacts.get(*k).copied().flatten());
+        let (customer, customer_type) = match (account, contact) {
+            (Some(a), _) => (Some(a), Some("account")),
+            (None, Some(c)) => (Some(c), Some("contact")),
+            _ => (None, None),
+        };
+        let currency = currencies
+            .iter()
+            .find(|(code, _)| *code == d.currency)
+            .map(|(_, g)| g.as_str());
+        let closed = stage.outcome != Outcome::Open;
+        let amount = d.amount.map(|a| Cell::Num((a * 100.0).round() / 100.0));
+        let row = [
+            ("name", text(&d.name)),
+            ("estimatedvalue", amount.clone()),
+            ("estimatedclosedate", text(&d.close_date)),
+            ("transactioncurrencyid", currency.and_then(text)),
+            ("parentaccountid", lookup(account)),
+            ("parentcontactid", lookup(contact)),
+            ("customerid", lookup(customer)),
+            ("customeridtype", customer_type.and_then(text)),
+            ("ownerid", text(&owner(d.owner))),
+            ("owneridtype", text("systemuser")),
+            ("statecode", Some(Cell::Int(state))),
+            ("statuscode", Some(Cell::Int(status))),
+            ("salesstage", Some(Cell::Int(value))),
+            ("stepname", text(&format!("{}-{step}", value + 1))),
+            (
+                "stageid",
+                stage_ids
+                    .get(usize::try_from(value).unwrap_or(0))
+                    .cloned()
+                    .flatten()
+                    .and_then(|s| text(&s)),
+            ),
+            ("processid", text(&process)),
+            (
+                "actualclosedate",
+                if closed { text(&d.close_date) } else { None },
+            ),
+            (
+                "actualvalue",
+                if stage.outcome == Outcome::Won {
+                    amount
+                } else {
+                    None
+                },
+            ),
+        ];
+        let id = records.seed_row(&records::OPPORTUNITY, row, d.created_at_ms, d.updated_at_ms);
+        seeded.opportunities += usize::from(id.is_some());
+        deal_ids.push(id.map(|id| records.guid(&records::OPPORTUNITY, id)));
+    }
+    for n in &data.notes {
+        let parent_of = |p: &crate::seed::SeedParent| match *p {
+            crate::seed::SeedParent::Deal(k) => deal_ids
+                .get(k)
+                .copied()
+                .flatten()
+                .map(|g| (0, g, "opportunity")),
+            crate::seed::SeedParent::Contact(k) => {
+                contacts.get(k).copied().flatten().map(|g| (1, g, "contact"))
+            }
+            crate::seed::SeedParent::Company(k) => {
+                accounts.get(k).copied().flatten().map(|g| (2, g, "account"))
+            }
+        };
+        let parent = n.parents.iter().filter_map(parent_of).min_by_key(|p| p.0);
+        let Some((_, parent, kind)) = parent else {
+            seeded.skipped_annotations += 1;
+            continue;
+        };
+        let row = [
+            ("notetext", text(&n.body)),
+            ("isdocument", Some(Cell::Bool(false))),
+            ("objectid", text(&store::guid(parent))),
+            ("objecttypecode", text(kind)),
+            ("ownerid", text(&owner(n.owner))),
+            ("owneridtype", text("systemuser")),
+        ];
+        // Born in Dataverse: createdon is the note's time.
+        match records.seed_row(&records::ANNOTATION, row, n.timestamp_ms, n.timestamp_ms) {
+            Some(_) => seeded.annotations += 1,
+            None => seeded.skipped_annotations += 1,
         }
     }
 }
@@ -883,7 +1073,8 @@ impl crate::VendorEmulator for Emulator {
         crate::SeedSummary {
             companies: seeded.accounts,
             contacts: seeded.contacts,
-            ..Default::default()
+            deals: seeded.opportunities,
+            notes: seeded.annotations,
         }
     }
 
@@ -895,6 +1086,8 @@ impl crate::VendorEmulator for Emulator {
         match object {
             "companies" => Emulator::count(self, "account"),
             "contacts" => Emulator::count(self, "contact"),
+            "deals" => Emulator::count(self, "opportunity"),
+            "notes" => Emulator::count(self, "annotation"),
             _ => 0,
         }
     }

@@ -320,6 +320,13 @@ impl Parser {
 
 /// Parses a `$filter` and checks its columns exist on `table`.
 pub fn parse_filter(store: &Store, table: Table, raw: &str) -> Result<Expr, ApiError> {
+    let expr = parse_expr(raw)?;
+    check_columns(store, table, &expr)?;
+    Ok(expr)
+}
+
+/// Parses a `$filter` without checking its columns (the caller checks them against its table).
+pub fn parse_expr(raw: &str) -> Result<Expr, ApiError> {
     let mut parser = Parser {
         toks: tokenize(raw)?,
         at: 0,
@@ -330,7 +337,6 @@ pub fn parse_filter(store: &Store, table: Table, raw: &str) -> Result<Expr, ApiE
             "Syntax error in $filter: unexpected trailing input.",
         ));
     }
-    check_columns(store, table, &expr)?;
     Ok(expr)
 }
 
@@ -349,7 +355,8 @@ fn check_columns(store: &Store, table: Table, expr: &Expr) -> Result<(), ApiErro
     }
 }
 
-fn no_property(table: Table, name: &str) -> ApiError {
+/// 400 for a property `table` does not have.
+pub fn no_property(table: impl super::error::Entity, name: &str) -> ApiError {
     ApiError::query(format!(
         "Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{}'.",
         table.logical()
@@ -426,7 +433,8 @@ fn property(store: &Store, table: Table, row: &Row, name: &str) -> Json {
     }
 }
 
-fn lit_matches(value: &Json, lit: &Lit) -> bool {
+/// Whether a property's value satisfies a literal (strings compared ignoring case).
+pub fn lit_matches(value: &Json, lit: &Lit) -> bool {
     match (value, lit) {
         (Json::Null, Lit::Null) => true,
         (Json::Null, _) | (_, Lit::Null) => false,
@@ -619,7 +627,7 @@ pub fn render(
 
 /// The paging cookie in a `$skiptoken`, in Dataverse's shape: the page number and the last
 /// primary key of the page just returned.
-pub fn skiptoken(table: Table, page: u64, first: u128, last: u128) -> String {
+pub fn skiptoken(table: impl super::error::Entity, page: u64, first: u128, last: u128) -> String {
     let inner = format!(
         "<cookie page=\"{page}\"><{id} last=\"{{{last}}}\" first=\"{{{first}}}\" /></cookie>",
         id = table.id_column(),

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value as Json};
 
-use super::error::ApiError;
+use super::error::{ApiError, Entity};
 
 /// The alternate-key column ferry uses (created by the operator, as a custom column).
 pub const KEY_COLUMN: &str = "ferry_sourceid";
@@ -108,7 +108,8 @@ pub enum Kind {
     Money { min: f64, max: f64 },
     /// A choice (option set): one of the given values.
     Choice(&'static [i64]),
-    /// A lookup to an account; read as `_<name>_value`, set through a navigation property.
+    /// A lookup (to an account, or for `ownerid` to a user); read as `_<name>_value`, set through
+    /// a navigation property.
     Lookup,
 }
 
@@ -258,6 +259,7 @@ pub static CONTACT_COLUMNS: &[Column] = &[
         kind: Kind::Lookup,
     },
     text(KEY_COLUMN, 100),
+    OWNER,
 ];
 
 /// Account columns the emulator knows (a subset of the table's).
@@ -291,7 +293,15 @@ pub static ACCOUNT_COLUMNS: &[Column] = &[
     flag("donotemail"),
     flag("donotbulkemail"),
     text(KEY_COLUMN, 100),
+    OWNER,
 ];
+
+/// `ownerid`: the user who owns the record (set with `ownerid@odata.bind` to
+/// `/systemusers(<guid>)`, read as `_ownerid_value`; the caller when a create names none).
+const OWNER: Column = Column {
+    name: "ownerid",
+    kind: Kind::Lookup,
+};
 
 /// A stored value.
 #[derive(Clone, Debug, PartialEq)]
@@ -368,8 +378,16 @@ pub enum Target {
     Key(String),
 }
 
-/// The previous state of a row, to undo a write in a failed change set.
-pub type Undo = (Table, u128, Option<Row>);
+/// What undoes a write in a failed change set.
+#[derive(Clone, Debug)]
+pub enum Undo {
+    /// An account or contact: its previous state (`None`: it did not exist).
+    Row(Table, u128, Option<Row>),
+    /// A row created on the shared engine (set, row id): removed again.
+    Created(&'static str, u64),
+    /// A row of the shared engine changed: its previous cells, every column.
+    Updated(&'static str, u64, Vec<(usize, Option<crate::table::Cell>)>),
+}
 
 /// Every table.
 pub struct Store {
@@ -387,6 +405,8 @@ pub struct Store {
     /// column `i` is at index `table.columns().len() + i`.
     custom_accounts: Vec<CustomColumn>,
     custom_contacts: Vec<CustomColumn>,
+    /// The tables on the shared engine: opportunities, notes, users, currencies, stages.
+    pub records: super::records::Records,
 }
 
 /// Folds a key value the way the database collation compares it.
@@ -434,6 +454,7 @@ impl Store {
             version: 1_000_000,
             custom_accounts: seeded_columns(Table::Account),
             custom_contacts: seeded_columns(Table::Contact),
+            records: super::records::Records::new(0),
         }
     }
 
@@ -543,6 +564,24 @@ impl Store {
         }
     }
 
+    /// Undoes one write of a failed change set.
+    pub fn undo(&mut self, undo: Undo) {
+        match undo {
+            Undo::Row(table, id, previous) => self.put_row(table, id, previous),
+            Undo::Created(set, id) => {
+                if let Some(t) = self.records.tables.get_mut(set) {
+                    let _ = t.archive(id, 0);
+                }
+            }
+            Undo::Updated(set, id, cells) => {
+                if let Some(t) = self.records.tables.get_mut(set) {
+                    let modified = t.get(id).map_or(0, |r| r.modified_ms);
+                    let _ = t.update(id, cells, modified, true);
+                }
+            }
+        }
+    }
+
     /// Inserts a seeded row as-is (no validation beyond what the caller did).
     pub fn insert_seeded(
         &mut self,
@@ -626,6 +665,12 @@ impl Store {
         self.apply(table, body, &mut values)?;
         let created = existing.is_none();
         if created {
+            // A record always has an owner: the calling user unless the request names one.
+            if let Some(i) = table.column("ownerid") {
+                if values[i].is_none() {
+                    values[i] = Some(Val::Ref(self.records.app_user()));
+                }
+            }
             // On create, the key values in the URL are set on the record.
             if let Target::Key(key) = target {
                 values[table.key_index()] = Some(Val::Str(key.clone().into_boxed_str()));
@@ -670,7 +715,7 @@ impl Store {
                 version,
             }),
         );
-        Ok((id, created, (table, id, previous)))
+        Ok((id, created, Undo::Row(table, id, previous)))
     }
 
     /// Applies the body's columns and bindings to `values`, validating each.
@@ -684,11 +729,19 @@ impl Store {
             if let Some(nav) = name.strip_suffix("@odata.bind") {
                 let lookup = match (table, nav) {
                     (Table::Contact, "parentcustomerid_account") => "parentcustomerid",
+                    (_, "ownerid") => "ownerid",
                     _ => return Err(ApiError::unknown_property(table, nav)),
                 };
                 let index = table.column(lookup).unwrap_or(0);
                 values[index] = match value {
+                    // An owner cannot be removed, only changed.
+                    Json::Null if lookup == "ownerid" => {
+                        return Err(ApiError::payload(table, "ownerid cannot be set to null"));
+                    }
                     Json::Null => None,
+                    Json::String(reference) if lookup == "ownerid" => {
+                        Some(Val::Ref(self.resolve_owner(table, reference)?))
+                    }
                     Json::String(reference) => Some(Val::Ref(self.resolve_bind(reference)?)),
                     _ => return Err(ApiError::payload(table, "a bind must be a URL string")),
                 };
@@ -709,17 +762,31 @@ impl Store {
         Ok(())
     }
 
+    /// Resolves `/systemusers(<guid>)` to a user who may own records of `table`.
+    pub fn resolve_owner(&self, table: impl Entity + Copy, reference: &str) -> Result<u128, ApiError> {
+        let path = bind_path(reference).ok_or_else(|| ApiError::bad_bind(reference))?;
+        let Some((set, inner)) = path.strip_suffix(')').and_then(|p| p.split_once('(')) else {
+            return Err(ApiError::bad_bind(reference));
+        };
+        match set {
+            "systemusers" => {
+                let id = parse_guid(inner).ok_or_else(|| ApiError::invalid_key(table))?;
+                self.records.check_owner(id)?;
+                Ok(id)
+            }
+            // Teams own records too; the emulator's environment has none.
+            "teams" => Err(ApiError::does_not_exist(
+                "team",
+                parse_guid(inner).ok_or_else(|| ApiError::bad_bind(reference))?,
+            )),
+            _ => Err(ApiError::bad_bind(reference)),
+        }
+    }
+
     /// Resolves `/accounts(<guid>)` or `/accounts(ferry_sourceid='v')` to an account id.
     fn resolve_bind(&self, reference: &str) -> Result<u128, ApiError> {
-        let decoded = urlencoding::decode(reference).map_err(|_| ApiError::bad_bind(reference))?;
-        let reference = decoded.as_ref();
-        let path = match reference.find("/api/data/") {
-            Some(i) => reference[i..]
-                .split_once("/api/data/")
-                .and_then(|(_, rest)| rest.split_once('/'))
-                .map_or("", |(_, rest)| rest),
-            None => reference.trim_start_matches('/'),
-        };
+        let path = bind_path(reference).ok_or_else(|| ApiError::bad_bind(reference))?;
+        let path = path.as_str();
         let Some((set, inner)) = path.strip_suffix(')').and_then(|p| p.split_once('(')) else {
             return Err(ApiError::bad_bind(reference));
         };
@@ -743,13 +810,28 @@ impl Store {
     }
 }
 
+/// The `set(…)` part of an `@odata.bind` value (absolute URL, absolute path or relative),
+/// percent-decoded.
+pub fn bind_path(reference: &str) -> Option<String> {
+    let decoded = urlencoding::decode(reference).ok()?;
+    let reference = decoded.as_ref();
+    let path = match reference.find("/api/data/") {
+        Some(i) => reference[i..]
+            .split_once("/api/data/")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .map_or("", |(_, rest)| rest),
+        None => reference.trim_start_matches('/'),
+    };
+    Some(path.to_owned())
+}
+
 /// Characters the documentation says alternate-key values must not contain for `GET`/`PATCH`
 /// by key to work.
 pub const UNSUPPORTED_KEY_CHARS: &[char] = &['/', '<', '>', '*', '%', '&', ':', '\\', '?', '+'];
 
 /// Parses what is between the parentheses of `/{set}(…)`: a GUID or `ferry_sourceid='v'`
 /// (already percent-decoded).
-pub fn parse_address(table: Table, inner: &str) -> Result<Target, ApiError> {
+pub fn parse_address(table: impl super::error::Entity + Copy, inner: &str) -> Result<Target, ApiError> {
     if let Some(id) = parse_guid(inner) {
         return Ok(Target::Id(id));
     }

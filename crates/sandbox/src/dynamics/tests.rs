@@ -1008,3 +1008,5 @@ async fn created_columns_are_described_and_written_like_seeded_ones() {
         .await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("0x8004431a")));
 }
+
+mod deals;
