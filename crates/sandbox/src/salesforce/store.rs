@@ -31,6 +31,10 @@ pub(crate) struct Table {
     pub rows: Vec<Row>,
     /// External-id value → row (the field is unique and case-sensitive).
     pub by_ext: HashMap<Box<str>, u32>,
+    /// For a child object whose parent is set on create and never changes (a contact role's
+    /// `OpportunityId`, a note's `ParentId`): that field, and parent → children in row order,
+    /// so that `WHERE OpportunityId IN (…)` and the one-primary rule cost what they return.
+    pub children: Option<(usize, HashMap<(ObjectKind, u32), Vec<u32>>)>,
 }
 
 /// Every table of the org.
@@ -114,6 +118,8 @@ pub(crate) struct Change {
     object: ObjectKind,
     target: Target,
     values: Vec<(usize, Option<Val>)>,
+    /// `CreatedDate` written on create (audit fields), ms since the epoch.
+    created: Option<i64>,
 }
 
 /// A record of a write request and the sObject it is written to.
@@ -125,6 +131,64 @@ pub(crate) type ItemOutcome = Result<Change, (Option<String>, Vec<ItemError>)>;
 enum Conv {
     Item(ItemError),
     Request(RequestError),
+}
+
+impl Conv {
+    /// The error as a whole-request failure (a value the JSON parser could not read).
+    fn into_request(self) -> RequestError {
+        match self {
+            Conv::Request(e) => e,
+            Conv::Item(e) => RequestError::bad_request(e.status_code, e.message),
+        }
+    }
+}
+
+/// Epoch milliseconds of an ISO 8601 date and time (`2021-11-06T17:38:40.000+0000`,
+/// `…Z`, `…+01:00`, seconds fraction optional), as a datetime field takes it.
+pub(crate) fn parse_datetime(text: &str) -> Option<i64> {
+    let s = text.trim();
+    if !is_datetime(s) {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if s.as_bytes().get(13) != Some(&b':') || s.as_bytes().get(16) != Some(&b':') || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let padded = format!("{:0<3}", frac.get(..digits.min(3))?);
+        millis = padded.parse::<i64>().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_min = match rest {
+        "" | "Z" => 0,
+        zone => {
+            let sign = match zone.as_bytes().first() {
+                Some(b'+') => 1,
+                Some(b'-') => -1,
+                _ => return None,
+            };
+            let digits: String = zone[1..].chars().filter(|c| *c != ':').collect();
+            if digits.len() != 4 {
+                return None;
+            }
+            let hh = digits.get(..2)?.parse::<i64>().ok()?;
+            let mm = digits.get(2..)?.parse::<i64>().ok()?;
+            sign * (hh * 60 + mm)
+        }
+    };
+    // Howard Hinnant's days-from-civil.
+    let (y, m) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000 + millis)
 }
 
 fn parser_error(def: &FieldDef, value: &FieldValue<'_>) -> Conv {
@@ -227,10 +291,47 @@ fn out_of_range(def: &FieldDef, n: f64) -> Conv {
 
 impl Table {
     fn new(schema: Arc<SObject>) -> Table {
+        let children = schema
+            .fields
+            .iter()
+            .position(|f| f.create_only && (f.reference.is_some() || !f.poly.is_empty()))
+            .map(|field| (field, HashMap::new()));
         Table {
             schema,
             rows: Vec::new(),
             by_ext: HashMap::new(),
+            children,
+        }
+    }
+
+    /// The data slot of field `name`.
+    pub(crate) fn slot(&self, name: &str) -> Option<usize> {
+        match self.schema.fields[self.schema.field(name)?].slot {
+            Slot::Data(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The parent a child row hangs on, for the children index.
+    fn parent_key(&self, row: u32) -> Option<(ObjectKind, u32)> {
+        let (field, _) = self.children.as_ref()?;
+        let def = &self.schema.fields[*field];
+        let Slot::Data(slot) = def.slot else {
+            return None;
+        };
+        match self.rows.get(row as usize)?.values.get(slot)? {
+            Some(Val::Ref(r)) => Some((def.reference?.0, *r)),
+            Some(Val::Poly(o, r)) => Some((*o, *r)),
+            _ => None,
+        }
+    }
+
+    /// Files new row `row` under its parent in the children index.
+    fn index_child(&mut self, row: u32) {
+        if let Some(key) = self.parent_key(row) {
+            if let Some((_, index)) = self.children.as_mut() {
+                index.entry(key).or_default().push(row);
+            }
         }
     }
 
@@ -360,6 +461,9 @@ impl Store {
                 let Some(s) = normalise_text(s) else {
                     return Ok(None);
                 };
+                if !def.poly.is_empty() {
+                    return self.convert_poly(def, s);
+                }
                 let (parent, _) = def.reference.unwrap_or((ObjectKind::Account, "Account"));
                 match parse_record_id(parent, s) {
                     Ok(row) if (row as usize) < self.table(parent).rows.len() => {
@@ -378,6 +482,72 @@ impl Store {
                 }
             }
             _ => Err(parser_error(def, value)),
+        }
+    }
+
+    /// A polymorphic reference (Note's `ParentId`): the id's key prefix says which object it
+    /// points at, which must be one the field allows.
+    fn convert_poly(&self, def: &FieldDef, id: &str) -> Result<Option<Val>, Conv> {
+        let malformed = || {
+            Conv::Item(ItemError::new(
+                "MALFORMED_ID",
+                format!("{}: id value of incorrect type: {id}", def.label),
+                &[def.name],
+            ))
+        };
+        let parent = ObjectKind::of_id(id).ok_or_else(malformed)?;
+        let row = parse_record_id(parent, id).map_err(|_| malformed())?;
+        if !def.poly.contains(&parent) {
+            return Err(Conv::Item(ItemError::new(
+                "FIELD_INTEGRITY_EXCEPTION",
+                format!("{}: id value of incorrect type: {id}", def.label),
+                &[def.name],
+            )));
+        }
+        if (row as usize) < self.table(parent).rows.len() {
+            Ok(Some(Val::Poly(parent, row)))
+        } else {
+            Err(Conv::Item(ItemError::new(
+                "INVALID_CROSS_REFERENCE_KEY",
+                "invalid cross reference id".into(),
+                &[def.name],
+            )))
+        }
+    }
+
+    /// Whether user row `row` is active (a deactivated user may not own records).
+    pub(crate) fn user_active(&self, row: u32) -> bool {
+        let table = self.table(ObjectKind::User);
+        let Some(Slot::Data(slot)) = table.schema.field("IsActive").map(|i| table.schema.fields[i].slot)
+        else {
+            return false;
+        };
+        matches!(
+            table.rows.get(row as usize).and_then(|r| r.values.get(slot)),
+            Some(Some(Val::Bool(true)))
+        )
+    }
+
+    /// Salesforce's refusal of an owner who is deactivated.
+    fn inactive_owner(
+        &self,
+        object: ObjectKind,
+        def: &FieldDef,
+        value: &Option<Val>,
+    ) -> Option<ItemError> {
+        match (def.reference, value) {
+            (Some((ObjectKind::User, _)), Some(Val::Ref(row))) if !self.user_active(*row) => {
+                Some(ItemError::new(
+                "INACTIVE_OWNER_OR_USER",
+                format!(
+                    "operation performed with inactive user [{}] as owner of {}",
+                    record_id(ObjectKind::User, *row),
+                    object.label().to_lowercase()
+                ),
+                &[def.name],
+            ))
+            }
+            _ => None,
         }
     }
 
@@ -449,9 +619,23 @@ impl Store {
     ) -> Result<ItemOutcome, RequestError> {
         let table = self.table(object);
         let schema = &table.schema;
+        if !object.writable() {
+            let verb = if mode == Mode::Update { "updated" } else { "inserted" };
+            return Ok(Err((
+                None,
+                vec![ItemError::new(
+                    "INVALID_TYPE_FOR_OPERATION",
+                    format!("entity type cannot be {verb}: {}", object.label()),
+                    &[],
+                )],
+            )));
+        }
         let mut errors = Vec::new();
         let mut values: Vec<(usize, Option<Val>)> = Vec::new();
         let mut not_writable = Vec::new();
+        // Fields that may be written on create only, and `CreatedDate` (audit fields).
+        let mut create_only: Vec<&'static str> = Vec::new();
+        let mut created = None;
         let mut target = Target::New;
         let mut existing_id = None;
         let mut ext_key: Option<Option<Box<str>>> = None;
@@ -498,7 +682,12 @@ impl Store {
                 if let Some(i) = schema.relationship(key) {
                     let def = &schema.fields[i];
                     match self.resolve_parent(def, value) {
-                        Ok(v) => push_value(&mut values, def, v),
+                        Ok(v) => {
+                            if let Some(e) = self.inactive_owner(object, def, &v) {
+                                errors.push(e);
+                            }
+                            push_value(&mut values, def, v);
+                        }
                         Err(Conv::Item(e)) => errors.push(e),
                         Err(Conv::Request(e)) => return Err(e),
                     }
@@ -523,6 +712,20 @@ impl Store {
                 not_writable.push(def.name);
                 continue;
             }
+            if def.create_only {
+                create_only.push(def.name);
+            }
+            if def.slot == Slot::CreatedDate {
+                match value {
+                    FieldValue::Str(text) => match parse_datetime(text) {
+                        Some(ms) => created = Some(ms),
+                        None => return Err(parser_error(def, value).into_request()),
+                    },
+                    FieldValue::Null => {}
+                    _ => return Err(parser_error(def, value).into_request()),
+                }
+                continue;
+            }
             let converted = match self.convert(def, value) {
                 Ok(v) => v,
                 Err(Conv::Item(e)) => {
@@ -531,6 +734,9 @@ impl Store {
                 }
                 Err(Conv::Request(e)) => return Err(e),
             };
+            if let Some(e) = self.inactive_owner(object, def, &converted) {
+                errors.push(e);
+            }
             if schema.external_id == Some(i) {
                 if let Some(Val::Str(s)) = &converted {
                     ext_key = Some(Some(s.clone()));
@@ -539,17 +745,6 @@ impl Store {
                 }
             }
             push_value(&mut values, def, converted);
-        }
-        if !not_writable.is_empty() {
-            errors.push(ItemError::new(
-                "INVALID_FIELD_FOR_INSERT_UPDATE",
-                format!(
-                    "Unable to create/update fields: {}. Please check the security settings of this field and verify \
-                     that it is read/write for your profile or permission set.",
-                    not_writable.join(", ")
-                ),
-                &not_writable,
-            ));
         }
 
         if let Mode::Upsert { ext_field } = mode {
@@ -587,6 +782,22 @@ impl Store {
             }
         }
 
+        if matches!(target, Target::Existing(_)) {
+            not_writable.extend(create_only);
+            created = None;
+        }
+        if !not_writable.is_empty() {
+            errors.push(ItemError::new(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                format!(
+                    "Unable to create/update fields: {}. Please check the security settings of this field and verify \
+                     that it is read/write for your profile or permission set.",
+                    not_writable.join(", ")
+                ),
+                &not_writable,
+            ));
+        }
+
         // Required fields, judged on the record as it would be saved.
         let missing: Vec<&str> = schema
             .fields
@@ -621,6 +832,7 @@ impl Store {
                 object,
                 target,
                 values,
+                created,
             }))
         } else {
             Ok(Err((existing_id, errors)))
@@ -650,11 +862,20 @@ impl Store {
             }
         };
         let old_ext = table.ext_value(row).map(Box::<str>::from);
+        let written: Vec<usize> = change.values.iter().map(|(slot, _)| *slot).collect();
         let stored = &mut table.rows[row as usize];
         stored.modified = now;
+        if let Some(ms) = change.created.filter(|_| created) {
+            stored.created = ms;
+        }
         for (slot, value) in change.values {
             stored.values[slot] = value;
         }
+        if created {
+            table.index_child(row);
+        }
+        self.derive(object, row, created, &written, now);
+        let table = self.table_mut(object);
         if let Some(slot) = ext_slot {
             let new_ext = match &table.rows[row as usize].values[slot] {
                 Some(Val::Str(s)) => Some(s.clone()),
@@ -670,6 +891,80 @@ impl Store {
             }
         }
         (record_id(object, row), created)
+    }
+
+    /// What Salesforce sets itself when a record is saved: on create, the owner (the calling
+    /// user) and the currency (the corporate one) when the write named none; on an
+    /// opportunity, `IsClosed`, `IsWon`, `ForecastCategoryName` from its stage, and the
+    /// stage's probability unless the write set one; on a contact role made primary, every
+    /// other role of its opportunity made not primary (one primary per opportunity).
+    pub(crate) fn derive(&mut self, object: ObjectKind, row: u32, created: bool, written: &[usize], now: i64) {
+        let table = self.table_mut(object);
+        let mut set: Vec<(usize, Val)> = Vec::new();
+        let is_empty = |table: &Table, slot: usize| {
+            table.rows[row as usize].values.get(slot).is_none_or(Option::is_none)
+        };
+        if created {
+            if let Some(slot) = table.slot("OwnerId").filter(|s| is_empty(table, *s)) {
+                set.push((slot, Val::Ref(0)));
+            }
+            if let Some(slot) = table.slot("CurrencyIsoCode").filter(|s| is_empty(table, *s)) {
+                set.push((slot, Val::Str(super::schema::CURRENCIES[0].into())));
+            }
+        }
+        if object == ObjectKind::Opportunity {
+            let stage_slot = table.slot("StageName");
+            let stage = stage_slot
+                .filter(|s| created || written.contains(s))
+                .and_then(|s| match &table.rows[row as usize].values[s] {
+                    Some(Val::Str(label)) => super::schema::stages()
+                        .iter()
+                        .find(|st| st.label == &**label),
+                    _ => None,
+                });
+            if let Some(stage) = stage {
+                let derived = [
+                    ("IsClosed", Val::Bool(stage.closed)),
+                    ("IsWon", Val::Bool(stage.won)),
+                    ("ForecastCategoryName", Val::Str(stage.forecast.into())),
+                ];
+                for (name, value) in derived {
+                    if let Some(slot) = table.slot(name) {
+                        set.push((slot, value));
+                    }
+                }
+                if let Some(slot) = table.slot("Probability").filter(|s| !written.contains(s)) {
+                    set.push((slot, Val::Num(stage.probability)));
+                }
+            }
+        }
+        let stored = &mut table.rows[row as usize];
+        for (slot, value) in set {
+            stored.values[slot] = Some(value);
+        }
+        if object == ObjectKind::OpportunityContactRole {
+            let Some(primary) = table.slot("IsPrimary") else {
+                return;
+            };
+            let made_primary = written.contains(&primary)
+                && matches!(table.rows[row as usize].values[primary], Some(Val::Bool(true)));
+            let Some(key) = table.parent_key(row).filter(|_| made_primary) else {
+                return;
+            };
+            let siblings: Vec<u32> = table
+                .children
+                .as_ref()
+                .and_then(|(_, index)| index.get(&key))
+                .map(|rows| rows.iter().copied().filter(|r| *r != row).collect())
+                .unwrap_or_default();
+            for sibling in siblings {
+                let stored = &mut table.rows[sibling as usize];
+                if matches!(stored.values[primary], Some(Val::Bool(true))) {
+                    stored.values[primary] = Some(Val::Bool(false));
+                    stored.modified = now;
+                }
+            }
+        }
     }
 
     /// Runs a whole collections write: validation, duplicate external ids within the request,
@@ -807,6 +1102,7 @@ impl Store {
                     Cell::Double(*n)
                 }
                 Some(Val::Num(n)) => Cell::Num(*n),
+                Some(Val::Poly(o, r)) => Cell::Id(*o, *r),
                 Some(Val::Ref(r)) => {
                     let parent = table.schema.fields[field]
                         .reference
@@ -893,7 +1189,28 @@ impl Store {
                     && !matches!(filter.op, Op::Ne(_))
                     && literals.iter().all(|l| matches!(l, Literal::Str(_)));
                 let def = &table.schema.fields[col.field];
-                if indexed && table.schema.external_id == Some(col.field) {
+                let children = table
+                    .children
+                    .as_ref()
+                    .filter(|(field, _)| indexed && *field == col.field);
+                if let Some((_, index)) = children {
+                    let mut rows: Vec<u32> = literals
+                        .iter()
+                        .filter_map(|l| match l {
+                            Literal::Str(s) => {
+                                let parent = ObjectKind::of_id(s)?;
+                                let row = parse_record_id(parent, s).ok()?;
+                                index.get(&(parent, row))
+                            }
+                            _ => None,
+                        })
+                        .flatten()
+                        .copied()
+                        .collect();
+                    rows.sort_unstable();
+                    rows.dedup();
+                    rows
+                } else if indexed && table.schema.external_id == Some(col.field) {
                     let mut rows: Vec<u32> = literals
                         .iter()
                         .filter_map(|l| match l {
@@ -1072,7 +1389,9 @@ impl Store {
             modified,
             values: row.into_boxed_slice(),
         });
-        (table.rows.len() - 1) as u32
+        let row = (table.rows.len() - 1) as u32;
+        table.index_child(row);
+        row
     }
 }
 
