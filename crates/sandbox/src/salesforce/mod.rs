@@ -449,7 +449,8 @@ impl Emulator {
             let name = name_def
                 .as_ref()
                 .and_then(|def| store::convert_text(def, &d.name).ok().flatten());
-            let (Some(label), Some(name)) = (label, name) else {
+            let stage = label.and_then(|l| schema::stages().iter().find(|s| s.label == l.stage));
+            let (Some(stage), Some(name)) = (stage, name) else {
                 deal_rows.push(None);
                 continue;
             };
@@ -457,7 +458,12 @@ impl Emulator {
                 ObjectKind::Opportunity,
                 vec![
                     ("Name", Some(name)),
-                    ("StageName", Some(Val::Str(label.stage.into()))),
+                    ("StageName", Some(Val::Str(stage.label.into()))),
+                    // What a save derives from the stage, set at once rather than re-saved.
+                    ("IsClosed", Some(Val::Bool(stage.closed))),
+                    ("IsWon", Some(Val::Bool(stage.won))),
+                    ("ForecastCategoryName", Some(Val::Str(stage.forecast.into()))),
+                    ("Probability", Some(Val::Num(stage.probability))),
                     ("CloseDate", Some(Val::Str(d.close_date.as_str().into()))),
                     ("Amount", d.amount.map(Val::Num)),
                     ("CurrencyIsoCode", Some(Val::Str(d.currency.into()))),
@@ -472,7 +478,6 @@ impl Emulator {
                 d.created_at_ms,
                 d.updated_at_ms,
             );
-            store.derive(ObjectKind::Opportunity, row, true, &[], d.updated_at_ms);
             deal_rows.push(Some(row));
             seeded.opportunities += 1;
             let mut primary = true;
@@ -574,7 +579,7 @@ impl Emulator {
         self.shared
             .store
             .read()
-            .map(|s| s.table(object).rows.len())
+            .map(|s| s.table(object).len())
             .unwrap_or(0)
     }
 
@@ -583,7 +588,7 @@ impl Emulator {
     pub fn record_by_external_id(&self, sobject: &str, external_id: &str) -> Option<Json> {
         let object = ObjectKind::parse(sobject)?;
         let store = self.shared.store.read().ok()?;
-        let row = *store.table(object).by_ext.get(external_id)?;
+        let row = store.table(object).ext_row(external_id)?;
         render_record(&store, object, row, "v62.0")
     }
 
@@ -910,7 +915,7 @@ async fn retrieve(
     };
     let row = schema::parse_record_id(object, &id)
         .ok()
-        .filter(|row| (*row as usize) < store.table(object).rows.len());
+        .filter(|row| store.table(object).has(*row));
     match row.and_then(|row| render_record(&store, object, row, &version)) {
         Some(record) => axum::Json(record).into_response(),
         None => not_found(),
