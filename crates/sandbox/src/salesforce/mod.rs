@@ -8,8 +8,14 @@
 //! `REQUEST_LIMIT_EXCEEDED`). See `docs/connectors/salesforce.md` for what it does not
 //! reproduce.
 //!
+//! Besides Account and Contact, every org has its users (`User`, the owners `OwnerId` points
+//! at) and its opportunity stages (`OpportunityStage`, the `StageName` picklist), and holds
+//! Opportunity, OpportunityContactRole and classic Note records.
+//!
 //! Records live in per-object tables indexed by row (the record id encodes the row) and by
 //! external id, so a write or a lookup costs the same with a million records as with ten.
+//! Account and Contact rows are the store's own; the other objects' rows are tables of the
+//! sandbox's shared engine (`crate::table`), read by the same SOQL engine.
 
 mod body;
 mod faults;

@@ -654,10 +654,33 @@ async fn a_million_contacts_stay_fast() {
         .await;
     assert!(body["totalSize"].as_u64().unwrap() > 900_000);
     let scan = started.elapsed();
+    // A deal's contact roles and a record's notes, 200 parents at a time, as a reader asks.
+    let started = Instant::now();
+    let deals: Vec<String> = (0..200)
+        .map(|i| format!("'{}'", schema::record_id(ObjectKind::Opportunity, i * 7)))
+        .collect();
+    let (_, roles) = org
+        .query(&format!(
+            "SELECT ContactId, IsPrimary FROM OpportunityContactRole WHERE OpportunityId IN ({})",
+            deals.join(",")
+        ))
+        .await;
+    assert!(roles["totalSize"].as_u64().unwrap() > 0);
+    let (_, notes) = org
+        .query(&format!(
+            "SELECT Title FROM Note WHERE ParentId IN ({})",
+            deals.join(",")
+        ))
+        .await;
+    assert!(notes["totalSize"].as_u64().is_some());
+    let children = started.elapsed();
     println!(
-        "seed {seeding:?}, 10k upserts {writes:?}, indexed query {indexed:?}, full scan {scan:?}"
+        "seed {seeding:?} ({} deals, {} roles, {} notes), 10k upserts {writes:?}, indexed query \
+         {indexed:?}, full scan {scan:?}, roles and notes of 200 deals {children:?}",
+        seeded.opportunities, seeded.contact_roles, seeded.notes
     );
     assert!(indexed < Duration::from_millis(200) && writes < Duration::from_secs(10));
+    assert!(children < Duration::from_millis(400));
 }
 
 #[tokio::test]
