@@ -1635,3 +1635,34 @@ async fn the_new_objects_live_in_the_shared_table_engine() {
         .await;
     assert_eq!(rows["records"][0]["Strategic__c"], true);
 }
+
+#[tokio::test]
+async fn audit_dates_and_parent_ids_must_be_well_formed() {
+    let org = org(Options::default()).await;
+    let mut bad_date = opportunity("audit-1");
+    bad_date["CreatedDate"] = json!("yesterday");
+    let (status, body) = org.upsert("Opportunity", json!([bad_date]), false).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("JSON_PARSER_ERROR")), "{body}");
+    let mut offset = opportunity("audit-2");
+    offset["CreatedDate"] = json!("2024-01-01T01:30:00+01:30");
+    let (_, body) = org.upsert("Opportunity", json!([offset]), false).await;
+    assert_eq!(body[0]["success"], true, "{body}");
+    let (_, rows) = org
+        .query("SELECT CreatedDate FROM Opportunity WHERE Ferry_Source_Id__c = 'audit-2'")
+        .await;
+    assert_eq!(rows["records"][0]["CreatedDate"], "2024-01-01T00:00:00.000+0000");
+    let body = create(
+        &org,
+        json!([
+            {"attributes": {"type": "Note"}, "Title": "x", "ParentId": "zzz8d0000000001AAA"},
+            {"attributes": {"type": "Note"}, "Title": "x", "ParentId": "0018d0000000999AAA"},
+        ]),
+    )
+    .await;
+    assert_eq!(code(&body[0]), "MALFORMED_ID");
+    assert_eq!(code(&body[1]), "INVALID_CROSS_REFERENCE_KEY");
+    let (status, _, _) = org
+        .call(reqwest::Method::GET, &format!("{V}/sobjects/Lead/00Q8d0000000001AAA"), None)
+        .await;
+    assert_eq!(status, 404);
+}
