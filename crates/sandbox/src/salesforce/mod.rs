@@ -585,7 +585,7 @@ impl Emulator {
         self.shared
             .store
             .read()
-            .map(|s| s.table(object).len())
+            .map(|s| s.table(object).live_len())
             .unwrap_or(0)
     }
 
@@ -677,7 +677,7 @@ impl Emulator {
             .route("/services/data/{version}/query/{locator}", get(query_more))
             .route(
                 "/services/data/{version}/composite/sobjects",
-                post(create).patch(update),
+                post(create).patch(update).delete(delete),
             )
             .route(
                 "/services/data/{version}/composite/sobjects/{sobject}/{field}",
@@ -1014,6 +1014,38 @@ async fn create(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
 
 async fn update(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     write_by_type(&s, &body, Mode::Update)
+}
+
+/// `DELETE composite/sobjects?ids=a,b&allOrNone=false`: at most 200 ids, a result per id.
+async fn delete(
+    State(s): State<Arc<Shared>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let ids: Vec<&str> = params
+        .get("ids")
+        .map(|ids| ids.split(',').map(str::trim).filter(|id| !id.is_empty()).collect())
+        .unwrap_or_default();
+    if ids.is_empty() {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "MISSING_ARGUMENT",
+            "ids: The ids parameter is required",
+        );
+    }
+    if ids.len() > COLLECTION_LIMIT {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. cannot submit more than 200 records into this call",
+        );
+    }
+    let all_or_none = params
+        .get("allOrNone")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let Ok(mut store) = s.store.write() else {
+        return internal();
+    };
+    axum::Json(store.delete(&ids, all_or_none, now_ms())).into_response()
 }
 
 async fn upsert(

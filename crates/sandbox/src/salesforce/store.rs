@@ -495,7 +495,6 @@ impl Table {
     }
 
     /// Whether its rows live in the shared table engine.
-    #[cfg(test)]
     pub(crate) fn is_engine(&self) -> bool {
         matches!(self.rows, Rows::Engine(_))
     }
@@ -508,9 +507,34 @@ impl Table {
         }
     }
 
-    /// Whether row `row` exists.
+    /// Whether row `row` exists and is not deleted.
     pub(crate) fn has(&self, row: u32) -> bool {
-        (row as usize) < self.len()
+        match &self.rows {
+            Rows::Own(rows) => (row as usize) < rows.len(),
+            Rows::Engine(t) => t.get(u64::from(row)).is_some(),
+        }
+    }
+
+    /// How many records it holds, deleted ones not counted.
+    pub(crate) fn live_len(&self) -> usize {
+        match &self.rows {
+            Rows::Own(rows) => rows.len(),
+            Rows::Engine(t) => t.len(),
+        }
+    }
+
+    /// Whether any of its rows was deleted (then listings skip them).
+    fn has_deleted(&self) -> bool {
+        self.live_len() != self.len()
+    }
+
+    /// Deletes row `row` at `now` (the engine keeps it archived, its external id free again).
+    /// `false` when it was not live. The store's own rows (Account, Contact) are never deleted.
+    fn delete_row(&mut self, row: u32, now: i64) -> bool {
+        match &mut self.rows {
+            Rows::Own(_) => false,
+            Rows::Engine(t) => t.archive(u64::from(row), now).is_ok(),
+        }
     }
 
     /// When row `row` was created and last changed, ms since the epoch.
@@ -1275,11 +1299,90 @@ impl Store {
                 .map(|rows| rows.iter().copied().filter(|r| *r != row).collect())
                 .unwrap_or_default();
             for sibling in siblings {
-                if table.value(sibling, primary) == Some(V::Bool(true)) {
+                if table.has(sibling) && table.value(sibling, primary) == Some(V::Bool(true)) {
                     table.set(sibling, vec![(primary, Some(Val::Bool(false)))], now);
                 }
             }
         }
+    }
+
+    /// `DELETE composite/sobjects?ids=…`: each id's result in request order. Deleting an
+    /// opportunity deletes its contact roles and notes with it, as Salesforce does. Account
+    /// and Contact records are not deleted by the sandbox (`DELETE_FAILED`, documented).
+    pub(crate) fn delete(&mut self, ids: &[&str], all_or_none: bool, now: i64) -> Vec<SaveResult> {
+        let targets: Vec<Result<(ObjectKind, u32), ItemError>> = ids
+            .iter()
+            .map(|id| {
+                let malformed = || {
+                    ItemError::new(
+                        "MALFORMED_ID",
+                        format!("malformed id {id}"),
+                        &[],
+                    )
+                };
+                let object = ObjectKind::of_id(id).ok_or_else(malformed)?;
+                let row = parse_record_id(object, id).map_err(|_| malformed())?;
+                let table = self.table(object);
+                if !object.writable() || !table.is_engine() {
+                    return Err(ItemError::new(
+                        "DELETE_FAILED",
+                        format!("the sandbox does not delete {} records", object.name()),
+                        &[],
+                    ));
+                }
+                if !table.has(row) {
+                    return Err(ItemError::new("ENTITY_IS_DELETED", "entity is deleted".into(), &[]));
+                }
+                Ok((object, row))
+            })
+            .collect();
+        let failed = targets.iter().any(Result::is_err);
+        let mut results = Vec::with_capacity(targets.len());
+        for (target, id) in targets.into_iter().zip(ids) {
+            let result = match target {
+                Err(e) => failure(Some((*id).to_owned()), vec![e]),
+                Ok((object, row)) if all_or_none && failed => failure(
+                    Some(record_id(object, row)),
+                    vec![ItemError::new(
+                        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                        "Record rolled back because not all records were valid and the request was using AllOrNone header"
+                            .into(),
+                        &[],
+                    )],
+                ),
+                Ok((object, row)) => {
+                    if self.table_mut(object).delete_row(row, now) {
+                        if object == ObjectKind::Opportunity {
+                            for child in [ObjectKind::OpportunityContactRole, ObjectKind::Note] {
+                                let table = self.table_mut(child);
+                                let rows: Vec<u32> = table
+                                    .children
+                                    .as_ref()
+                                    .and_then(|(_, index)| index.get(&(object, row)))
+                                    .cloned()
+                                    .unwrap_or_default();
+                                for r in rows {
+                                    table.delete_row(r, now);
+                                }
+                            }
+                        }
+                        SaveResult {
+                            created: None,
+                            errors: Vec::new(),
+                            id: Some(record_id(object, row)),
+                            success: true,
+                        }
+                    } else {
+                        failure(
+                            Some(record_id(object, row)),
+                            vec![ItemError::new("ENTITY_IS_DELETED", "entity is deleted".into(), &[])],
+                        )
+                    }
+                }
+            };
+            results.push(result);
+        }
+        results
     }
 
     /// Runs a whole collections write: validation, duplicate external ids within the request,
@@ -1400,7 +1503,8 @@ impl Store {
     /// The value of `field` in row `row` of `object`.
     fn cell(&self, object: ObjectKind, row: u32, field: usize) -> Cell<'_> {
         let table = self.table(object);
-        if !table.has(row) {
+        // A row deleted after its query ran still renders (a query's rows are a snapshot).
+        if row as usize >= table.len() {
             return Cell::Null;
         }
         match table.schema.fields[field].slot {
@@ -1567,6 +1671,9 @@ impl Store {
                 }
             }
         };
+        if table.has_deleted() {
+            rows.retain(|row| table.has(*row));
+        }
         if let Some(order) = &query.order {
             let col = self.column(object, &order.path)?;
             let by_id = col.relationship.is_none()

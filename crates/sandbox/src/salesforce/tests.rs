@@ -1666,3 +1666,75 @@ async fn audit_dates_and_parent_ids_must_be_well_formed() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn deleting_an_opportunity_takes_its_roles_and_notes_with_it() {
+    let org = org(Options::default()).await;
+    let (_, deals) = org
+        .upsert("Opportunity", json!([opportunity("del-1"), opportunity("del-2")]), false)
+        .await;
+    let (d1, d2) = (deals[0]["id"].clone(), deals[1]["id"].clone());
+    let (_, contacts) = org.upsert("Contact", json!([contact("del-c", Some("Kept"))]), false).await;
+    let c = contacts[0]["id"].clone();
+    let body = create(
+        &org,
+        json!([
+            {"attributes": {"type": "OpportunityContactRole"}, "OpportunityId": d1, "ContactId": c},
+            {"attributes": {"type": "OpportunityContactRole"}, "OpportunityId": d2, "ContactId": c},
+            {"attributes": {"type": "Note"}, "ParentId": d1, "Title": "Gone with its deal"},
+            {"attributes": {"type": "Note"}, "ParentId": c, "Title": "Stays"},
+        ]),
+    )
+    .await;
+    assert!(body.as_array().expect("results").iter().all(|r| r["success"] == true), "{body}");
+    let delete = |ids: String, all_or_none: bool| {
+        let org = &org;
+        async move {
+            let (status, _, body) = org
+                .call(
+                    reqwest::Method::DELETE,
+                    &format!("{V}/composite/sobjects?ids={ids}&allOrNone={all_or_none}"),
+                    None,
+                )
+                .await;
+            (status, body)
+        }
+    };
+    let (d1s, d2s, cs) = (
+        d1.as_str().unwrap_or("").to_owned(),
+        d2.as_str().unwrap_or("").to_owned(),
+        c.as_str().unwrap_or("").to_owned(),
+    );
+    // allOrNone: a contact (which the sandbox does not delete) rolls the deal back.
+    let (status, body) = delete(format!("{d1s},{cs}"), true).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(code(&body[0]), "ALL_OR_NONE_OPERATION_ROLLED_BACK");
+    assert_eq!(code(&body[1]), "DELETE_FAILED");
+    assert_eq!(org.emulator.count("Opportunity"), 2);
+    let (_, body) = delete(format!("{d1s},006nope"), false).await;
+    assert_eq!(body[0]["success"], true, "{body}");
+    assert_eq!(code(&body[1]), "MALFORMED_ID");
+    assert_eq!(org.emulator.count("Opportunity"), 1);
+    assert_eq!(org.emulator.count("OpportunityContactRole"), 1, "its role went with it");
+    assert_eq!(org.emulator.count("Note"), 1, "its note went with it");
+    let (_, rows) = org.query("SELECT Id FROM Opportunity").await;
+    assert_eq!((rows["totalSize"].as_u64(), rows["records"][0]["Id"].as_str()), (Some(1), Some(d2s.as_str())));
+    let (_, rows) = org
+        .query(&format!("SELECT Id FROM OpportunityContactRole WHERE OpportunityId IN ('{d1s}', '{d2s}')"))
+        .await;
+    assert_eq!(rows["totalSize"], 1);
+    let (status, _, _) = org
+        .call(reqwest::Method::GET, &format!("{V}/sobjects/Opportunity/{d1s}"), None)
+        .await;
+    assert_eq!(status, 404);
+    let (_, body) = delete(d1s.clone(), false).await;
+    assert_eq!(code(&body[0]), "ENTITY_IS_DELETED");
+    let body = update(&org, json!([{"attributes": {"type": "Opportunity"}, "id": d1s, "Name": "Back"}])).await;
+    assert_eq!(code(&body[0]), "ENTITY_IS_DELETED");
+    // Its external id is free again: the same upsert creates a new record.
+    let (_, body) = org.upsert("Opportunity", json!([opportunity("del-1")]), false).await;
+    assert_eq!(body[0]["created"], true, "{body}");
+    assert_ne!(body[0]["id"], d1);
+    let (status, body) = delete(String::new(), false).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("MISSING_ARGUMENT")));
+}
