@@ -373,6 +373,14 @@ describe("salesforce: jsforce, deals, stages, owners and notes", () => {
     assert.deepEqual(first.filter((r) => r.IsPrimary).map((r) => r.Contact[EXT]), ["role-c4"]);
     const moved = await conn.sobject("OpportunityContactRole").update([{ Id: created[0].id, OpportunityId: deals[1].id }], { allOrNone: false });
     assert.equal(moved[0].errors[0].statusCode, "INVALID_FIELD_FOR_INSERT_UPDATE");
+
+    // Deleting a deal (sObject Collections DELETE) deletes its contact roles with it.
+    const gone = await conn.sobject("Opportunity").destroy([deals[0].id], { allOrNone: false });
+    assert.equal(gone[0].success, true);
+    const left = await conn.sobject("OpportunityContactRole").find({ OpportunityId: { $in: [deals[0].id, deals[1].id] } }, ["Id"]);
+    assert.equal(left.length, 1);
+    const again = await conn.sobject("Opportunity").destroy([deals[0].id], { allOrNone: false });
+    assert.equal(again[0].errors[0].statusCode, "ENTITY_IS_DELETED");
   });
 
   test("notes: one parent of any kind, bodies over 32,000 characters refused, never truncated", async () => {
