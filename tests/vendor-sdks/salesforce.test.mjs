@@ -1,6 +1,7 @@
 // jsforce (the community's Salesforce client, used by Salesforce's own CLI) against `ferry sandbox`'s
 // Salesforce emulator: the OAuth client-credentials flow, SOQL paging, sObject Collections upsert
-// and the errors ferry's Salesforce connector relies on.
+// and the errors ferry's Salesforce connector relies on; users, opportunity stages, opportunities,
+// contact roles and classic notes.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import jsforce from "jsforce";
@@ -236,6 +237,176 @@ describe("salesforce: jsforce, field metadata and custom fields", () => {
       conn.tooling.sobject("CustomField").create({ FullName: "Contact.Shoe_Size__c", Metadata: { type: "Text", label: "Shoe Size", length: 10 } }),
     );
     assert.equal(duplicate.errorCode, "DUPLICATE_DEVELOPER_NAME");
+  });
+});
+
+describe("salesforce: jsforce, deals, stages, owners and notes", () => {
+  let sb;
+  let conn;
+  before(async () => {
+    sb = await startSandbox("salesforce", { records: 500 });
+    conn = await connect(sb);
+  });
+  after(() => sb?.stop());
+
+  const userId = async (email) => (await conn.query(`SELECT Id FROM User WHERE Email = '${email}'`)).records[0].Id;
+
+  test("users: SOQL on User lists the org's users, the deactivated one with IsActive false", async () => {
+    const users = await conn.query("SELECT Id, Email, Name, Username, IsActive FROM User");
+    assert.ok(users.totalSize >= 8);
+    for (const u of users.records) assert.match(u.Id, /^005[0-9A-Za-z]{15}$/);
+    const me = users.records.find((u) => u.Id === conn.userInfo.id);
+    assert.ok(me, "the token's user is a User");
+    assert.equal(me.IsActive, true);
+    const inactive = await conn.sobject("User").find({ IsActive: false }, ["Email"]);
+    assert.deepEqual(inactive.map((u) => u.Email), ["goro.tanaka@ferry-demo.example"]);
+    // Salesforce keeps addresses as typed: this org holds Ana's in capitals.
+    assert.ok(users.records.some((u) => u.Email === "ANA.GARCIA@FERRY-DEMO.EXAMPLE"));
+  });
+
+  test("stages: OpportunityStage rows in order, and the same labels in StageName's picklist", async () => {
+    const stages = await conn
+      .sobject("OpportunityStage")
+      .find({ IsActive: true }, ["MasterLabel", "ApiName", "IsClosed", "IsWon", "SortOrder", "DefaultProbability"])
+      .sort({ SortOrder: 1 });
+    const labels = stages.map((s) => s.MasterLabel);
+    assert.ok(labels.includes("Prospecting") && labels.includes("Closed Won") && labels.includes("Closed Lost"));
+    const won = stages.find((s) => s.MasterLabel === "Closed Won");
+    assert.deepEqual([won.IsClosed, won.IsWon, won.DefaultProbability], [true, true, 100]);
+    const lost = stages.find((s) => s.MasterLabel === "Closed Lost");
+    assert.deepEqual([lost.IsClosed, lost.IsWon], [true, false]);
+    const d = await conn.sobject("Opportunity").describe();
+    const stageName = d.fields.find((f) => f.name === "StageName");
+    assert.equal(stageName.type, "picklist");
+    assert.deepEqual(stageName.picklistValues.map((v) => v.value), labels);
+    assert.equal(d.fields.find((f) => f.name === "CloseDate").nillable, false);
+    assert.equal(d.fields.find((f) => f.name === "IsWon").createable, false);
+    assert.equal(d.fields.find((f) => f.name === EXT).externalId, true);
+    const refused = await conn.sobject("OpportunityStage").create([{ MasterLabel: "Mine" }], { allOrNone: false });
+    assert.equal(refused[0].errors[0].statusCode, "INVALID_TYPE_FOR_OPERATION");
+  });
+
+  test("seeded opportunities page through nextRecordsUrl with their stages, owners and accounts", async () => {
+    const headers = { "Sforce-Query-Options": "batchSize=200" };
+    const count = await conn.query("SELECT COUNT() FROM Opportunity");
+    assert.ok(count.totalSize > 0);
+    const all = await conn
+      .query("SELECT Id, Name, StageName, IsClosed, IsWon, Amount, CloseDate, OwnerId, Owner.Email, AccountId FROM Opportunity ORDER BY Id")
+      .run({ autoFetch: true, maxFetch: 1e6, headers });
+    assert.equal(all.records.length, count.totalSize);
+    assert.ok(all.records.some((o) => o.IsWon === true));
+    assert.ok(all.records.some((o) => o.IsClosed === true && o.IsWon === false));
+    assert.ok(all.records.every((o) => /^\d{4}-\d{2}-\d{2}$/.test(o.CloseDate)));
+    assert.ok(all.records.some((o) => o.Owner && o.Owner.Email !== "integration@sandbox.example"));
+    const notes = await conn.query("SELECT Id, Title, Body, ParentId FROM Note", { headers });
+    assert.ok(notes.totalSize > 200, "more notes than one page");
+    assert.equal(notes.done, false);
+    const more = await conn.queryMore(notes.nextRecordsUrl, { headers });
+    assert.ok(more.records.length > 0);
+  });
+
+  test("opportunities: upsert by external id, stage rules, derived IsClosed/IsWon, read by id, update", async () => {
+    await conn.sobject("Account").upsert([{ [EXT]: "deal-acc", Name: "Deal Co" }], EXT);
+    const ben = await userId("ben.okafor@ferry-demo.example");
+    const res = await conn.sobject("Opportunity").upsert(
+      [
+        { [EXT]: "sdk-d1", Name: "Big deal", StageName: "Prospecting", CloseDate: "2027-06-30", Amount: 5000, CurrencyIsoCode: "EUR", OwnerId: ben, Account: { [EXT]: "deal-acc" } },
+        { [EXT]: "sdk-d2", Name: "No date", StageName: "Prospecting" },
+        { [EXT]: "sdk-d3", Name: "Odd stage", StageName: "Appointment Scheduled", CloseDate: "2027-01-01" },
+      ],
+      EXT,
+      { allOrNone: false },
+    );
+    assert.equal(res[0].success, true);
+    assert.equal(res[0].created, true);
+    assert.match(res[0].id, /^006/);
+    assert.equal(res[1].errors[0].statusCode, "REQUIRED_FIELD_MISSING");
+    assert.equal(res[2].errors[0].statusCode, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
+    let deal = await conn.sobject("Opportunity").retrieve(res[0].id);
+    assert.deepEqual([deal.StageName, deal.IsClosed, deal.IsWon, deal.OwnerId, deal.CurrencyIsoCode], ["Prospecting", false, false, ben, "EUR"]);
+    const updated = await conn.sobject("Opportunity").update([{ Id: res[0].id, StageName: "Closed Won" }], { allOrNone: false });
+    assert.equal(updated[0].success, true);
+    deal = await conn.sobject("Opportunity").retrieve(res[0].id);
+    assert.deepEqual([deal.IsClosed, deal.IsWon, deal.Probability], [true, true, 100]);
+    const e = await thrown(() => conn.sobject("Opportunity").retrieve("006000000000000AAA"));
+    assert.equal(e.errorCode, "NOT_FOUND");
+  });
+
+  test("owners: an inactive or unknown OwnerId is refused per record", async () => {
+    const goro = await userId("goro.tanaka@ferry-demo.example");
+    const res = await conn.sobject("Contact").upsert(
+      [
+        { [EXT]: "own-1", LastName: "Inactive", OwnerId: goro },
+        { [EXT]: "own-2", LastName: "Unknown", OwnerId: "0058d0000000999AAA" },
+        { [EXT]: "own-3", LastName: "Default" },
+      ],
+      EXT,
+      { allOrNone: false },
+    );
+    assert.equal(res[0].errors[0].statusCode, "INACTIVE_OWNER_OR_USER");
+    assert.equal(res[1].errors[0].statusCode, "INVALID_CROSS_REFERENCE_KEY");
+    const back = await conn.sobject("Contact").find({ [EXT]: "own-3" }, ["OwnerId"]);
+    assert.equal(back[0].OwnerId, conn.userInfo.id, "the calling user owns what it creates");
+  });
+
+  test("contact roles: every contact of a deal, one primary, read back WHERE OpportunityId IN (…)", async () => {
+    const deals = await conn.sobject("Opportunity").upsert(
+      [1, 2].map((n) => ({ [EXT]: `roles-${n}`, Name: `Roles ${n}`, StageName: "Qualification", CloseDate: "2027-02-01" })),
+      EXT,
+    );
+    const contacts = await conn.sobject("Contact").upsert(
+      [1, 2, 3, 4, 5].map((n) => ({ [EXT]: `role-c${n}`, LastName: `Contact ${n}` })),
+      EXT,
+    );
+    const roles = contacts.map((c, i) => ({ OpportunityId: deals[0].id, ContactId: c.id, Role: "Evaluator", IsPrimary: i === 0 }));
+    roles.push({ OpportunityId: deals[1].id, ContactId: contacts[0].id, IsPrimary: true });
+    const created = await conn.sobject("OpportunityContactRole").create(roles, { allOrNone: false });
+    assert.ok(created.every((r) => r.success), JSON.stringify(created));
+    assert.ok(created.every((r) => /^00K/.test(r.id)));
+    await conn.sobject("OpportunityContactRole").update([{ Id: created[3].id, IsPrimary: true }]);
+    const back = await conn
+      .sobject("OpportunityContactRole")
+      .find({ OpportunityId: { $in: [deals[0].id, deals[1].id] } }, ["OpportunityId", "ContactId", "IsPrimary", "Role", "Contact." + EXT]);
+    assert.equal(back.length, 6);
+    const first = back.filter((r) => r.OpportunityId === deals[0].id);
+    assert.equal(first.length, 5, "five contacts on one deal");
+    assert.deepEqual(first.filter((r) => r.IsPrimary).map((r) => r.Contact[EXT]), ["role-c4"]);
+    const moved = await conn.sobject("OpportunityContactRole").update([{ Id: created[0].id, OpportunityId: deals[1].id }], { allOrNone: false });
+    assert.equal(moved[0].errors[0].statusCode, "INVALID_FIELD_FOR_INSERT_UPDATE");
+
+    // Deleting a deal (sObject Collections DELETE) deletes its contact roles with it.
+    const gone = await conn.sobject("Opportunity").destroy([deals[0].id], { allOrNone: false });
+    assert.equal(gone[0].success, true);
+    const left = await conn.sobject("OpportunityContactRole").find({ OpportunityId: { $in: [deals[0].id, deals[1].id] } }, ["Id"]);
+    assert.equal(left.length, 1);
+    const again = await conn.sobject("Opportunity").destroy([deals[0].id], { allOrNone: false });
+    assert.equal(again[0].errors[0].statusCode, "ENTITY_IS_DELETED");
+  });
+
+  test("notes: one parent of any kind, bodies over 32,000 characters refused, never truncated", async () => {
+    const [acc] = await conn.sobject("Account").upsert([{ [EXT]: "note-acc", Name: "Noted Co" }], EXT);
+    const [deal] = await conn.sobject("Opportunity").upsert([{ [EXT]: "note-deal", Name: "Noted", StageName: "Prospecting", CloseDate: "2027-02-01" }], EXT);
+    const res = await conn.sobject("Note").create(
+      [
+        { ParentId: acc.id, Title: "Visite", Body: "Rappel : envoyer le devis révisé\n見積書を送付しました", CreatedDate: "2024-03-01T09:00:00.000+0000" },
+        { ParentId: deal.id, Title: "Too long", Body: "x".repeat(32_001) },
+        { Title: "No parent", Body: "x" },
+      ],
+      { allOrNone: false },
+    );
+    assert.equal(res[0].success, true);
+    assert.match(res[0].id, /^002/);
+    assert.equal(res[1].errors[0].statusCode, "STRING_TOO_LONG");
+    assert.equal(res[2].errors[0].statusCode, "REQUIRED_FIELD_MISSING");
+    const back = await conn.sobject("Note").find({ ParentId: { $in: [acc.id, deal.id] } }, ["Title", "Body", "ParentId", "OwnerId", "CreatedDate"]);
+    assert.equal(back.length, 1);
+    assert.equal(back[0].Body, "Rappel : envoyer le devis révisé\n見積書を送付しました");
+    assert.equal(back[0].CreatedDate, "2024-03-01T09:00:00.000+0000");
+    assert.equal(back[0].OwnerId, conn.userInfo.id);
+    const d = await conn.sobject("Note").describe();
+    const parent = d.fields.find((f) => f.name === "ParentId");
+    assert.deepEqual(parent.referenceTo, ["Account", "Contact", "Opportunity"]);
+    assert.equal(d.fields.find((f) => f.name === "Body").length, 32000);
   });
 });
 

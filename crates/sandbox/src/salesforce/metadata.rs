@@ -372,20 +372,10 @@ pub(crate) async fn create_record(
         .into_response()
 }
 
-/// The setup objects a query may read (`User`, `PermissionSet`): `None` for other objects,
-/// which the store answers. One user, one profile-owned permission set.
+/// The setup objects a query may read (`PermissionSet`): `None` for other objects, which the
+/// store answers (`User` among them). One profile-owned permission set.
 pub(crate) fn setup_query(query: &Query) -> Option<Response> {
     let (object, records) = match query.from.to_ascii_lowercase().as_str() {
-        "user" => (
-            "User",
-            vec![json!({
-                "Id": USER_ID,
-                "Username": "integration@sandbox.example",
-                "Name": "Integration User",
-                "ProfileId": PROFILE_ID,
-                "IsActive": true,
-            })],
-        ),
         "permissionset" => (
             "PermissionSet",
             vec![json!({

@@ -8,8 +8,14 @@
 //! `REQUEST_LIMIT_EXCEEDED`). See `docs/connectors/salesforce.md` for what it does not
 //! reproduce.
 //!
+//! Besides Account and Contact, every org has its users (`User`, the owners `OwnerId` points
+//! at) and its opportunity stages (`OpportunityStage`, the `StageName` picklist), and holds
+//! Opportunity, OpportunityContactRole and classic Note records.
+//!
 //! Records live in per-object tables indexed by row (the record id encodes the row) and by
 //! external id, so a write or a lookup costs the same with a million records as with ten.
+//! Account and Contact rows are the store's own; the other objects' rows are tables of the
+//! sandbox's shared engine (`crate::table`), read by the same SOQL engine.
 
 mod body;
 mod faults;
@@ -36,7 +42,7 @@ use rand::distr::Alphanumeric;
 use serde_json::{Value as Json, json};
 
 use crate::faults::Faults;
-use crate::seed::SeedData;
+use crate::seed::{SeedData, SeedParent};
 pub use schema::EXTERNAL_ID_FIELD;
 use schema::{ObjectKind, Val};
 use body::{FieldValue, Record};
@@ -101,6 +107,102 @@ impl Default for Options {
     }
 }
 
+/// Loads what an org is configured with before any record: the integration user every token
+/// acts as (row 0, [`metadata::USER_ID`]), the account's users ([`crate::accounts::account_users`],
+/// deactivated ones with `IsActive` false), and the `OpportunityStage` rows of the org's
+/// stages, in order.
+fn set_up_org(store: &mut Store) {
+    let text = |s: &str| Some(Val::Str(s.into()));
+    let user = |store: &mut Store, username: &str, email: &str, first: &str, last: &str, active| {
+        store.insert_seeded(
+            ObjectKind::User,
+            vec![
+                ("Username", text(username)),
+                ("Email", text(email)),
+                ("FirstName", text(first)),
+                ("LastName", text(last)),
+                ("Name", text(&format!("{first} {last}"))),
+                ("IsActive", Some(Val::Bool(active))),
+                ("ProfileId", text(metadata::PROFILE_ID)),
+            ],
+            ORG_CREATED_MS,
+            ORG_CREATED_MS,
+        );
+    };
+    user(
+        store,
+        "integration@sandbox.example",
+        "integration@sandbox.example",
+        "Integration",
+        "User",
+        true,
+    );
+    for u in crate::accounts::account_users("salesforce") {
+        let username = u.email.to_lowercase();
+        user(store, &username, &u.email, u.first_name, u.last_name, u.active);
+    }
+    for (i, stage) in schema::stages().iter().enumerate() {
+        store.insert_seeded(
+            ObjectKind::OpportunityStage,
+            vec![
+                ("MasterLabel", text(stage.label)),
+                ("ApiName", text(stage.label)),
+                ("IsActive", Some(Val::Bool(true))),
+                ("IsClosed", Some(Val::Bool(stage.closed))),
+                ("IsWon", Some(Val::Bool(stage.won))),
+                ("SortOrder", Some(Val::Int(i as i64 + 1))),
+                ("DefaultProbability", Some(Val::Num(stage.probability))),
+                ("ForecastCategoryName", text(stage.forecast)),
+            ],
+            ORG_CREATED_MS,
+            ORG_CREATED_MS,
+        );
+    }
+}
+
+/// When the emulated org was set up (its users' and stages' `CreatedDate`): 2019-01-01.
+const ORG_CREATED_MS: i64 = 1_546_300_800_000;
+
+/// The user row of each seed user ([`crate::accounts::USERS`] key → row), as [`set_up_org`]
+/// loads them; the integration user (row 0) for a user the org lacks.
+fn user_rows() -> Vec<u32> {
+    let users = crate::accounts::account_users("salesforce");
+    (0..crate::accounts::USERS.len())
+        .map(|k| {
+            users
+                .iter()
+                .position(|u| u.key == k)
+                .map_or(0, |at| at as u32 + 1)
+        })
+        .collect()
+}
+
+/// A note's HTML as the plain text a classic Note holds: paragraphs and line breaks become new
+/// lines, other tags go, the entities the generator writes are decoded.
+fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('>') else {
+            rest = &rest[open..];
+            break;
+        };
+        let tag = rest[open + 1..open + close].to_ascii_lowercase();
+        if (tag == "/p" || tag.starts_with("br")) && !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out.trim_end()
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
 /// What [`Emulator::seed`] loaded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Seeded {
@@ -111,6 +213,15 @@ pub struct Seeded {
     /// Generated contacts left out because Salesforce could not hold them (no last name, a
     /// malformed email, an over-long title): a real org never contains such records.
     pub skipped_contacts: usize,
+    /// Opportunities created.
+    pub opportunities: usize,
+    /// Contact roles created (a deal's contacts that were seeded).
+    pub contact_roles: usize,
+    /// Notes created (each on one parent: its deal, else its contact, else its company).
+    pub notes: usize,
+    /// Generated notes left out: none of their parents was seeded, or the body is longer than
+    /// a Note holds.
+    pub skipped_notes: usize,
 }
 
 struct Cursor {
@@ -202,9 +313,11 @@ fn random_string(len: usize) -> String {
 }
 
 impl Emulator {
-    /// A new, empty org.
+    /// A new, empty org: no records, but its users and its opportunity stages, as every org
+    /// is set up.
     pub fn new(options: Options) -> Emulator {
-        let store = Store::new(options.external_id_fields);
+        let mut store = Store::new(options.external_id_fields);
+        set_up_org(&mut store);
         Emulator {
             shared: Arc::new(Shared {
                 org_id: options
@@ -228,6 +341,9 @@ impl Emulator {
     pub fn seed(&self, data: &SeedData) -> Seeded {
         let mut store = self.shared.store.write().unwrap_or_else(|e| e.into_inner());
         let mut seeded = Seeded::default();
+        let users = user_rows();
+        // A seeded record's owner; the integration user when the seed names none.
+        let owner_row = |key: Option<usize>| Val::Ref(key.and_then(|k| users.get(k).copied()).unwrap_or(0));
         let mut account_rows = Vec::with_capacity(data.companies.len());
         let text = |v: &Option<String>| {
             v.as_deref()
@@ -253,6 +369,7 @@ impl Emulator {
                 ("Region__c", text(&c.region)),
                 ("Seats__c", c.seats.map(|n| Val::Num(f64::from(n)))),
                 ("Tier__c", c.tier.map(|t| Val::Str(t.into()))),
+                ("OwnerId", Some(owner_row(c.owner))),
             ];
             account_rows.push(store.insert_seeded(
                 ObjectKind::Account,
@@ -271,6 +388,7 @@ impl Emulator {
                 .ok_or(())?;
             store::convert_text(def, raw).map_err(|_| ())
         };
+        let mut contact_rows: Vec<Option<u32>> = Vec::with_capacity(data.contacts.len());
         for c in &data.contacts {
             let values: Result<Vec<(&str, Option<Val>)>, ()> = (|| {
                 let last = checked("LastName", &c.last_name)?;
@@ -307,31 +425,159 @@ impl Emulator {
                             .and_then(|k| account_rows.get(k))
                             .map(|r| Val::Ref(*r)),
                     ),
+                    ("OwnerId", Some(owner_row(c.owner))),
                 ])
             })();
             match values {
                 Ok(values) => {
-                    store.insert_seeded(
+                    contact_rows.push(Some(store.insert_seeded(
                         ObjectKind::Contact,
                         values,
                         c.created_at_ms,
                         c.updated_at_ms,
-                    );
+                    )));
                     seeded.contacts += 1;
                 }
-                Err(()) => seeded.skipped_contacts += 1,
+                Err(()) => {
+                    contact_rows.push(None);
+                    seeded.skipped_contacts += 1;
+                }
             }
+        }
+        let mut deal_rows: Vec<Option<u32>> = Vec::with_capacity(data.deals.len());
+        let name_def = {
+            let schema = &store.table(ObjectKind::Opportunity).schema;
+            schema.field("Name").map(|i| schema.fields[i].clone())
+        };
+        for d in &data.deals {
+            let (pipeline, stage) = d.seed_stage();
+            let label = crate::accounts::vendor_stage(DEAL_STAGES, pipeline.key, stage.key);
+            let name = name_def
+                .as_ref()
+                .and_then(|def| store::convert_text(def, &d.name).ok().flatten());
+            let stage = label.and_then(|l| schema::stages().iter().find(|s| s.label == l.stage));
+            let (Some(stage), Some(name)) = (stage, name) else {
+                deal_rows.push(None);
+                continue;
+            };
+            let row = store.insert_seeded(
+                ObjectKind::Opportunity,
+                vec![
+                    ("Name", Some(name)),
+                    ("StageName", Some(Val::Str(stage.label.into()))),
+                    // What a save derives from the stage, set at once rather than re-saved.
+                    ("IsClosed", Some(Val::Bool(stage.closed))),
+                    ("IsWon", Some(Val::Bool(stage.won))),
+                    ("ForecastCategoryName", Some(Val::Str(stage.forecast.into()))),
+                    ("Probability", Some(Val::Num(stage.probability))),
+                    ("CloseDate", Some(Val::Str(d.close_date.as_str().into()))),
+                    ("Amount", d.amount.map(Val::Num)),
+                    ("CurrencyIsoCode", Some(Val::Str(d.currency.into()))),
+                    (
+                        "AccountId",
+                        d.company
+                            .and_then(|k| account_rows.get(k))
+                            .map(|r| Val::Ref(*r)),
+                    ),
+                    ("OwnerId", Some(owner_row(d.owner))),
+                ],
+                d.created_at_ms,
+                d.updated_at_ms,
+            );
+            deal_rows.push(Some(row));
+            seeded.opportunities += 1;
+            let mut primary = true;
+            for (i, contact) in d.contacts.iter().enumerate() {
+                let Some(contact) = contact_rows.get(*contact).copied().flatten() else {
+                    continue;
+                };
+                let role = schema::CONTACT_ROLES[(d.key + i) % schema::CONTACT_ROLES.len()];
+                store.insert_seeded(
+                    ObjectKind::OpportunityContactRole,
+                    vec![
+                        ("OpportunityId", Some(Val::Ref(row))),
+                        ("ContactId", Some(Val::Ref(contact))),
+                        ("Role", Some(Val::Str(role.into()))),
+                        ("IsPrimary", Some(Val::Bool(primary))),
+                    ],
+                    d.created_at_ms,
+                    d.created_at_ms,
+                );
+                primary = false;
+                seeded.contact_roles += 1;
+            }
+        }
+        let body_max = {
+            let schema = &store.table(ObjectKind::Note).schema;
+            schema.field("Body").map_or(0, |i| schema.fields[i].length)
+        };
+        for n in &data.notes {
+            // One parent: the first of deal, contact, company that the org holds.
+            let parent = [0, 1, 2].into_iter().find_map(|rank| {
+                n.parents.iter().find_map(|p| match (rank, *p) {
+                    (0, SeedParent::Deal(k)) => deal_rows
+                        .get(k)
+                        .copied()
+                        .flatten()
+                        .map(|r| (ObjectKind::Opportunity, r)),
+                    (1, SeedParent::Contact(k)) => contact_rows
+                        .get(k)
+                        .copied()
+                        .flatten()
+                        .map(|r| (ObjectKind::Contact, r)),
+                    (2, SeedParent::Company(k)) => {
+                        account_rows.get(k).map(|r| (ObjectKind::Account, *r))
+                    }
+                    _ => None,
+                })
+            });
+            let body = if n.html {
+                html_to_text(&n.body)
+            } else {
+                n.body.clone()
+            };
+            let (Some((parent, parent_row)), true) = (parent, body.chars().count() <= body_max)
+            else {
+                seeded.skipped_notes += 1;
+                continue;
+            };
+            let title: String = body
+                .lines()
+                .next()
+                .unwrap_or("Note")
+                .trim()
+                .chars()
+                .take(80)
+                .collect();
+            store.insert_seeded(
+                ObjectKind::Note,
+                vec![
+                    ("Title", Some(Val::Str(title.into()))),
+                    ("Body", Some(Val::Str(body.into()))),
+                    ("ParentId", Some(Val::Poly(parent, parent_row))),
+                    ("OwnerId", Some(owner_row(n.owner))),
+                    ("IsPrivate", Some(Val::Bool(false))),
+                ],
+                n.timestamp_ms,
+                n.timestamp_ms,
+            );
+            seeded.notes += 1;
         }
         tracing::debug!(
             accounts = seeded.accounts,
             contacts = seeded.contacts,
             skipped = seeded.skipped_contacts,
+            opportunities = seeded.opportunities,
+            contact_roles = seeded.contact_roles,
+            notes = seeded.notes,
+            skipped_notes = seeded.skipped_notes,
             "seeded salesforce"
         );
         seeded
     }
 
-    /// How many records of `sobject` (`"Account"`, `"Contact"`) the org holds.
+    /// How many records of `sobject` (`"Account"`, `"Contact"`, `"Opportunity"`, `"Note"`, …)
+    /// the org holds.
     pub fn count(&self, sobject: &str) -> usize {
         let Some(object) = ObjectKind::parse(sobject) else {
             return 0;
@@ -339,7 +585,7 @@ impl Emulator {
         self.shared
             .store
             .read()
-            .map(|s| s.table(object).rows.len())
+            .map(|s| s.table(object).live_len())
             .unwrap_or(0)
     }
 
@@ -348,7 +594,20 @@ impl Emulator {
     pub fn record_by_external_id(&self, sobject: &str, external_id: &str) -> Option<Json> {
         let object = ObjectKind::parse(sobject)?;
         let store = self.shared.store.read().ok()?;
-        let row = *store.table(object).by_ext.get(external_id)?;
+        let row = store.table(object).ext_row(external_id)?;
+        render_record(&store, object, row, "v62.0")
+    }
+
+    /// The org id, as userinfo and the token's identity URL report it.
+    pub fn org_id(&self) -> &str {
+        &self.shared.org_id
+    }
+}
+
+/// Row `row` of `object` with every readable field, as a query selecting them all would
+/// return it (what `GET /sobjects/{SObject}/{id}` answers).
+fn render_record(store: &Store, object: ObjectKind, row: u32, version: &str) -> Option<Json> {
+    {
         let fields: Vec<String> = store
             .table(object)
             .schema
@@ -364,13 +623,11 @@ impl Emulator {
         ))
         .ok()?;
         let planned = store.run(&q).ok()?;
-        store.render(&planned, &[row], "v62.0").pop()
+        store.render(&planned, &[row], version).pop()
     }
+}
 
-    /// The org id, as userinfo and the token's identity URL report it.
-    pub fn org_id(&self) -> &str {
-        &self.shared.org_id
-    }
+impl Emulator {
 
     /// API calls counted against the daily allocation so far.
     pub fn api_usage(&self) -> u64 {
@@ -412,11 +669,15 @@ impl Emulator {
                 "/services/data/{version}/sobjects/{sobject}",
                 axum::routing::any(metadata::create_record),
             )
+            .route(
+                "/services/data/{version}/sobjects/{sobject}/{id}",
+                get(retrieve),
+            )
             .route("/services/data/{version}/query", get(query))
             .route("/services/data/{version}/query/{locator}", get(query_more))
             .route(
                 "/services/data/{version}/composite/sobjects",
-                post(create).patch(update),
+                post(create).patch(update).delete(delete),
             )
             .route(
                 "/services/data/{version}/composite/sobjects/{sobject}/{field}",
@@ -503,7 +764,7 @@ async fn token(
         "token_format": "opaque",
         "scope": "api",
         "instance_url": instance_url,
-        "id": format!("{instance_url}/id/{org}/0058d0000000001AAA"),
+        "id": format!("{instance_url}/id/{org}/{}", metadata::USER_ID),
         "token_type": "Bearer",
         "issued_at": now_ms().to_string(),
     }))
@@ -546,7 +807,7 @@ async fn userinfo(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response 
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
-    let user = "0058d0000000001AAA";
+    let user = metadata::USER_ID;
     axum::Json(json!({
         "sub": format!("http://{host}/id/{}/{user}", s.org_id),
         "user_id": user,
@@ -646,6 +907,27 @@ async fn describe(
     axum::Json(store.table(object).schema.describe(&version)).into_response()
 }
 
+/// `GET /services/data/vXX.X/sobjects/{SObject}/{id}`: one record with every field the user
+/// may read; 404 `NOT_FOUND` for an id of no record of that object.
+async fn retrieve(
+    State(s): State<Arc<Shared>>,
+    Path((version, sobject, id)): Path<(String, String, String)>,
+) -> Response {
+    let Some(object) = ObjectKind::parse(&sobject) else {
+        return not_found();
+    };
+    let Ok(store) = s.store.read() else {
+        return internal();
+    };
+    let row = schema::parse_record_id(object, &id)
+        .ok()
+        .filter(|row| store.table(object).has(*row));
+    match row.and_then(|row| render_record(&store, object, row, &version)) {
+        Some(record) => axum::Json(record).into_response(),
+        None => not_found(),
+    }
+}
+
 fn internal() -> Response {
     sf_error(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -732,6 +1014,38 @@ async fn create(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
 
 async fn update(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     write_by_type(&s, &body, Mode::Update)
+}
+
+/// `DELETE composite/sobjects?ids=a,b&allOrNone=false`: at most 200 ids, a result per id.
+async fn delete(
+    State(s): State<Arc<Shared>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let ids: Vec<&str> = params
+        .get("ids")
+        .map(|ids| ids.split(',').map(str::trim).filter(|id| !id.is_empty()).collect())
+        .unwrap_or_default();
+    if ids.is_empty() {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "MISSING_ARGUMENT",
+            "ids: The ids parameter is required",
+        );
+    }
+    if ids.len() > COLLECTION_LIMIT {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. cannot submit more than 200 records into this call",
+        );
+    }
+    let all_or_none = params
+        .get("allOrNone")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let Ok(mut store) = s.store.write() else {
+        return internal();
+    };
+    axum::Json(store.delete(&ids, all_or_none, now_ms())).into_response()
 }
 
 async fn upsert(
@@ -1014,7 +1328,8 @@ impl crate::VendorEmulator for Emulator {
         crate::SeedSummary {
             companies: seeded.accounts,
             contacts: seeded.contacts,
-            ..Default::default()
+            deals: seeded.opportunities,
+            notes: seeded.notes,
         }
     }
 
@@ -1026,6 +1341,8 @@ impl crate::VendorEmulator for Emulator {
         match object {
             "companies" => Emulator::count(self, "Account"),
             "contacts" => Emulator::count(self, "Contact"),
+            "deals" => Emulator::count(self, "Opportunity"),
+            "notes" => Emulator::count(self, "Note"),
             _ => 0,
         }
     }

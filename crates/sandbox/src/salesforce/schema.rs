@@ -113,6 +113,12 @@ pub(crate) struct FieldDef {
     pub external_id: bool,
     /// For references: the parent object and the relationship name used in SOQL and bodies.
     pub reference: Option<(ObjectKind, &'static str)>,
+    /// For a polymorphic reference (Note's `ParentId`): the objects it may point at, told
+    /// apart by the id's key prefix. `reference` is then `None`.
+    pub poly: &'static [ObjectKind],
+    /// Writable on create only (`updateable: false`), as OpportunityContactRole's
+    /// `OpportunityId` and Note's `ParentId`.
+    pub create_only: bool,
     pub slot: Slot,
 }
 
@@ -121,15 +127,35 @@ pub(crate) struct FieldDef {
 pub(crate) enum ObjectKind {
     Account,
     Contact,
+    Opportunity,
+    OpportunityContactRole,
+    Note,
+    /// The org's users: read with SOQL and pointed at by `OwnerId`, never written.
+    User,
+    /// The `StageName` picklist's values with their meaning: query and describe only.
+    OpportunityStage,
 }
 
 impl ObjectKind {
-    pub(crate) const ALL: [ObjectKind; 2] = [ObjectKind::Account, ObjectKind::Contact];
+    pub(crate) const ALL: [ObjectKind; 7] = [
+        ObjectKind::Account,
+        ObjectKind::Contact,
+        ObjectKind::Opportunity,
+        ObjectKind::OpportunityContactRole,
+        ObjectKind::Note,
+        ObjectKind::User,
+        ObjectKind::OpportunityStage,
+    ];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             ObjectKind::Account => "Account",
             ObjectKind::Contact => "Contact",
+            ObjectKind::Opportunity => "Opportunity",
+            ObjectKind::OpportunityContactRole => "OpportunityContactRole",
+            ObjectKind::Note => "Note",
+            ObjectKind::User => "User",
+            ObjectKind::OpportunityStage => "OpportunityStage",
         }
     }
 
@@ -144,15 +170,138 @@ impl ObjectKind {
         self as usize
     }
 
+    /// Whether clients may create and update its records (User and OpportunityStage are set
+    /// up in the org, not written through the API the sandbox serves).
+    pub(crate) fn writable(self) -> bool {
+        !matches!(self, ObjectKind::User | ObjectKind::OpportunityStage)
+    }
+
+    /// The object whose ids start with `id`'s key prefix.
+    pub(crate) fn of_id(id: &str) -> Option<ObjectKind> {
+        let prefix = id.get(..3)?;
+        ObjectKind::ALL.into_iter().find(|o| o.key_prefix() == prefix)
+    }
+
     fn key_prefix(self) -> &'static str {
         match self {
             ObjectKind::Account => "001",
             ObjectKind::Contact => "003",
+            ObjectKind::Opportunity => "006",
+            ObjectKind::OpportunityContactRole => "00K",
+            ObjectKind::Note => "002",
+            ObjectKind::User => "005",
+            ObjectKind::OpportunityStage => "01J",
         }
     }
 
-    fn label(self) -> &'static str {
-        self.name()
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            ObjectKind::OpportunityContactRole => "Opportunity Contact Role",
+            ObjectKind::OpportunityStage => "Opportunity Stage",
+            other => other.name(),
+        }
+    }
+}
+
+/// What a `ParentId` of a Note may point at (Salesforce allows more; these are what the
+/// emulator holds).
+pub(crate) const NOTE_PARENTS: &[ObjectKind] = &[
+    ObjectKind::Account,
+    ObjectKind::Contact,
+    ObjectKind::Opportunity,
+];
+
+/// The currencies of the emulated multi-currency org; the corporate currency first (what a
+/// record gets when a write names none).
+pub(crate) const CURRENCIES: &[&str] = &["USD", "EUR", "GBP", "CAD", "JPY"];
+
+/// The values of OpportunityContactRole's `Role` picklist in a new org (unrestricted).
+pub(crate) const CONTACT_ROLES: &[&str] = &[
+    "Business User",
+    "Decision Maker",
+    "Economic Buyer",
+    "Economic Decision Maker",
+    "Evaluator",
+    "Executive Sponsor",
+    "Influencer",
+    "Technical Buyer",
+    "Other",
+];
+
+/// One value of the `StageName` picklist and what it means (an `OpportunityStage` row).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Stage {
+    pub label: &'static str,
+    pub closed: bool,
+    pub won: bool,
+    pub probability: f64,
+    pub forecast: &'static str,
+}
+
+/// The org's stages: the one "pipeline" of [`super::DEAL_STAGES`], in order, closed and won as
+/// the seed stages kept in them are, with a new org's default probabilities.
+pub(crate) fn stages() -> &'static [Stage] {
+    static STAGES: std::sync::OnceLock<Vec<Stage>> = std::sync::OnceLock::new();
+    STAGES.get_or_init(build_stages)
+}
+
+fn build_stages() -> Vec<Stage> {
+    use crate::accounts::{Outcome, PIPELINES, account_pipelines};
+    let outcome = |label: &str| {
+        super::DEAL_STAGES
+            .iter()
+            .filter(|l| l.stage == label)
+            .find_map(|l| {
+                PIPELINES
+                    .iter()
+                    .find(|p| p.key == l.seed_pipeline)?
+                    .stages
+                    .iter()
+                    .find(|s| s.key == l.seed_stage)
+                    .map(|s| s.outcome)
+            })
+            .unwrap_or(Outcome::Open)
+    };
+    account_pipelines(super::DEAL_STAGES)
+        .into_iter()
+        .flat_map(|(_, stages)| stages)
+        .map(|label| {
+            let outcome = outcome(label);
+            let probability = match (outcome, label) {
+                (Outcome::Won, _) => 100.0,
+                (Outcome::Lost, _) => 0.0,
+                (_, "Prospecting" | "Qualification") => 10.0,
+                (_, "Needs Analysis") => 20.0,
+                (_, "Value Proposition") => 50.0,
+                (_, "Proposal/Price Quote") => 75.0,
+                (_, "Negotiation/Review") => 90.0,
+                _ => 50.0,
+            };
+            Stage {
+                label,
+                closed: outcome != Outcome::Open,
+                won: outcome == Outcome::Won,
+                probability,
+                forecast: match outcome {
+                    Outcome::Won => "Closed",
+                    Outcome::Lost => "Omitted",
+                    Outcome::Open => "Pipeline",
+                },
+            }
+        })
+        .collect()
+}
+
+/// The label of an object's `Id` field (`Account ID`).
+fn id_label(kind: ObjectKind) -> &'static str {
+    match kind {
+        ObjectKind::Account => "Account ID",
+        ObjectKind::Contact => "Contact ID",
+        ObjectKind::Opportunity => "Opportunity ID",
+        ObjectKind::OpportunityContactRole => "Opportunity Contact Role ID",
+        ObjectKind::Note => "Note ID",
+        ObjectKind::User => "User ID",
+        ObjectKind::OpportunityStage => "Opportunity Stage ID",
     }
 }
 
@@ -252,6 +401,8 @@ impl FieldDef {
             writable: true,
             external_id: false,
             reference: None,
+            poly: &[],
+            create_only: false,
             slot: Slot::Data(slot),
         }
     }
@@ -282,6 +433,7 @@ impl SObject {
                     20,
                 ),
                 Spec("BillingCountry", "Billing Country", Kind::String, 80),
+                Spec("OwnerId", "Owner ID", Kind::Reference, 18),
             ],
             ObjectKind::Contact => vec![
                 Spec("FirstName", "First Name", Kind::String, 40),
@@ -302,13 +454,112 @@ impl SObject {
                 Spec("MailingCountry", "Mailing Country", Kind::String, 80),
                 Spec("HasOptedOutOfEmail", "Email Opt Out", Kind::Boolean, 0),
                 Spec("AccountId", "Account ID", Kind::Reference, 18),
+                Spec("OwnerId", "Owner ID", Kind::Reference, 18),
+            ],
+            ObjectKind::Opportunity => vec![
+                Spec("Name", "Name", Kind::String, 120),
+                Spec("StageName", "Stage", Kind::Picklist, 255),
+                Spec("CloseDate", "Close Date", Kind::Date, 0),
+                Spec("Amount", "Amount", Kind::Currency, 0),
+                Spec("CurrencyIsoCode", "Opportunity Currency", Kind::Picklist, 3),
+                Spec("Probability", "Probability (%)", Kind::Double, 0),
+                Spec("Description", "Description", Kind::Textarea, 32_000),
+                Spec("AccountId", "Account ID", Kind::Reference, 18),
+                Spec("OwnerId", "Owner ID", Kind::Reference, 18),
+                Spec("IsClosed", "Closed", Kind::Boolean, 0),
+                Spec("IsWon", "Won", Kind::Boolean, 0),
+                Spec(
+                    "ForecastCategoryName",
+                    "Forecast Category",
+                    Kind::Picklist,
+                    40,
+                ),
+            ],
+            ObjectKind::OpportunityContactRole => vec![
+                Spec("OpportunityId", "Opportunity ID", Kind::Reference, 18),
+                Spec("ContactId", "Contact ID", Kind::Reference, 18),
+                Spec("Role", "Role", Kind::Picklist, 40),
+                Spec("IsPrimary", "Primary", Kind::Boolean, 0),
+            ],
+            ObjectKind::Note => vec![
+                Spec("Title", "Title", Kind::String, 80),
+                Spec("Body", "Body", Kind::Textarea, 32_000),
+                Spec("ParentId", "Parent ID", Kind::Reference, 18),
+                Spec("OwnerId", "Owner ID", Kind::Reference, 18),
+                Spec("IsPrivate", "Private", Kind::Boolean, 0),
+            ],
+            ObjectKind::User => vec![
+                Spec("Username", "Username", Kind::String, 80),
+                Spec("Email", "Email", Kind::Email, 128),
+                Spec("FirstName", "First Name", Kind::String, 40),
+                Spec("LastName", "Last Name", Kind::String, 80),
+                Spec("Name", "Full Name", Kind::String, 121),
+                Spec("IsActive", "Active", Kind::Boolean, 0),
+                Spec("ProfileId", "Profile ID", Kind::String, 18),
+            ],
+            ObjectKind::OpportunityStage => vec![
+                Spec("MasterLabel", "Master Label", Kind::String, 255),
+                Spec("ApiName", "Api Name", Kind::String, 255),
+                Spec("IsActive", "Active", Kind::Boolean, 0),
+                Spec("IsClosed", "Closed", Kind::Boolean, 0),
+                Spec("IsWon", "Won", Kind::Boolean, 0),
+                Spec("SortOrder", "Sort Order", Kind::Int, 0),
+                Spec("DefaultProbability", "Probability (%)", Kind::Double, 0),
+                Spec(
+                    "ForecastCategoryName",
+                    "Forecast Category",
+                    Kind::Picklist,
+                    40,
+                ),
             ],
         };
         let required = |name: &str| {
             matches!(
                 (kind, name),
-                (ObjectKind::Account, "Name") | (ObjectKind::Contact, "LastName")
+                (ObjectKind::Account, "Name")
+                    | (ObjectKind::Contact, "LastName")
+                    | (
+                        ObjectKind::Opportunity,
+                        "Name" | "StageName" | "CloseDate"
+                    )
+                    | (
+                        ObjectKind::OpportunityContactRole,
+                        "OpportunityId" | "ContactId"
+                    )
+                    | (ObjectKind::Note, "Title" | "ParentId")
             )
+        };
+        let reference = |name: &str| match name {
+            "AccountId" => Some((ObjectKind::Account, "Account")),
+            "OwnerId" => Some((ObjectKind::User, "Owner")),
+            "OpportunityId" => Some((ObjectKind::Opportunity, "Opportunity")),
+            "ContactId" => Some((ObjectKind::Contact, "Contact")),
+            _ => None,
+        };
+        let picklist = |name: &str| -> (Vec<&str>, bool) {
+            match (kind, name) {
+                (ObjectKind::Opportunity, "StageName") => {
+                    (stages().iter().map(|s| s.label).collect(), true)
+                }
+                (ObjectKind::Opportunity, "CurrencyIsoCode") => (CURRENCIES.to_vec(), true),
+                (_, "ForecastCategoryName") => (
+                    vec!["Omitted", "Pipeline", "Best Case", "Commit", "Closed"],
+                    true,
+                ),
+                (ObjectKind::OpportunityContactRole, "Role") => (CONTACT_ROLES.to_vec(), false),
+                _ => (Vec::new(), false),
+            }
+        };
+        // Derived or set up in the org: never written by clients.
+        let read_only = |name: &str| {
+            !kind.writable()
+                || matches!(
+                    (kind, name),
+                    (
+                        ObjectKind::Opportunity,
+                        "IsClosed" | "IsWon" | "ForecastCategoryName"
+                    )
+                )
         };
         let system = |name, label, kind, slot| FieldDef {
             length: if kind == Kind::Id { 18 } else { 0 },
@@ -318,17 +569,35 @@ impl SObject {
         };
         let mut fields = vec![system(
             "Id",
-            match kind {
-                ObjectKind::Account => "Account ID",
-                ObjectKind::Contact => "Contact ID",
-            },
+            id_label(kind),
             Kind::Id,
             Slot::Id,
         )];
         for (i, Spec(name, label, k, length)) in data.into_iter().enumerate() {
+            let (values, restricted) = picklist(name);
             fields.push(FieldDef {
                 required: required(name),
-                reference: (k == Kind::Reference).then_some((ObjectKind::Account, "Account")),
+                reference: (k == Kind::Reference).then(|| reference(name)).flatten(),
+                poly: if (kind, name) == (ObjectKind::Note, "ParentId") {
+                    NOTE_PARENTS
+                } else {
+                    &[]
+                },
+                create_only: matches!(
+                    (kind, name),
+                    (ObjectKind::OpportunityContactRole, "OpportunityId")
+                        | (ObjectKind::Note, "ParentId")
+                ),
+                writable: !read_only(name),
+                precision: if k == Kind::Double { 3 } else { 0 },
+                picklist: values
+                    .into_iter()
+                    .map(|v| PicklistValue {
+                        value: v.into(),
+                        label: v.into(),
+                    })
+                    .collect(),
+                restricted,
                 ..FieldDef::data(name, label, k, length, i)
             });
         }
@@ -338,7 +607,11 @@ impl SObject {
         }
         let mut data_slots = fields.len() - 1;
         let mut external_id = None;
-        if with_external_id {
+        let has_external_id = matches!(
+            kind,
+            ObjectKind::Account | ObjectKind::Contact | ObjectKind::Opportunity
+        );
+        if with_external_id && has_external_id {
             external_id = Some(fields.len());
             fields.push(FieldDef {
                 external_id: true,
@@ -352,12 +625,20 @@ impl SObject {
             });
             data_slots += 1;
         }
-        fields.push(system(
-            "CreatedDate",
-            "Created Date",
-            Kind::Datetime,
-            Slot::CreatedDate,
-        ));
+        // "Set Audit Fields upon Record Creation" is granted to the integration user, and the
+        // sandbox honours it on the objects whose history ferry carries: a deal's and a
+        // note's original creation time can be written on create (never on update).
+        let audit = matches!(kind, ObjectKind::Opportunity | ObjectKind::Note);
+        fields.push(FieldDef {
+            writable: audit,
+            create_only: audit,
+            ..system(
+                "CreatedDate",
+                "Created Date",
+                Kind::Datetime,
+                Slot::CreatedDate,
+            )
+        });
         fields.push(system(
             "LastModifiedDate",
             "Last Modified Date",
@@ -407,12 +688,15 @@ impl SObject {
         json!({
             "name": name,
             "label": self.kind.label(),
-            "labelPlural": format!("{}s", self.kind.label()),
+            "labelPlural": match self.kind {
+                ObjectKind::Opportunity => "Opportunities".to_owned(),
+                other => format!("{}s", other.label()),
+            },
             "keyPrefix": self.kind.key_prefix(),
             "custom": false,
-            "createable": true,
-            "updateable": true,
-            "deletable": true,
+            "createable": self.kind.writable(),
+            "updateable": self.kind.writable(),
+            "deletable": self.kind.writable(),
             "queryable": true,
             "fields": fields,
             "urls": {
@@ -476,8 +760,10 @@ fn describe_field(object: ObjectKind, f: &FieldDef) -> Json {
         "digits": digits,
         "nillable": !f.required && f.kind != Kind::Boolean && f.kind != Kind::Id && f.writable,
         "createable": f.writable,
-        "updateable": f.writable,
-        "defaultedOnCreate": !f.writable || f.kind == Kind::Boolean,
+        "updateable": f.writable && !f.create_only,
+        "defaultedOnCreate": !f.writable
+            || f.kind == Kind::Boolean
+            || matches!(f.name, "OwnerId" | "CurrencyIsoCode"),
         "externalId": f.external_id,
         "unique": f.external_id,
         "caseSensitive": f.external_id,
@@ -485,8 +771,15 @@ fn describe_field(object: ObjectKind, f: &FieldDef) -> Json {
         "custom": f.custom(),
         "filterable": true,
         "sortable": true,
-        "referenceTo": f.reference.map(|(o, _)| vec![o.name()]).unwrap_or_default(),
-        "relationshipName": f.reference.map(|(_, r)| r),
+        "referenceTo": match f.reference {
+            Some((o, _)) => vec![o.name()],
+            None => f.poly.iter().map(|o| o.name()).collect(),
+        },
+        "relationshipName": match f.reference {
+            Some((_, r)) => Some(r),
+            None => (!f.poly.is_empty()).then_some("Parent"),
+        },
+        "polymorphicForeignKey": !f.poly.is_empty(),
         "picklistValues": picklist,
         "restrictedPicklist": f.restricted,
     })
@@ -595,6 +888,8 @@ pub(crate) enum Val {
     Num(f64),
     /// A lookup: the parent's row index.
     Ref(u32),
+    /// A polymorphic lookup (Note's `ParentId`): the parent's object and row.
+    Poly(ObjectKind, u32),
 }
 
 /// Formats epoch milliseconds as Salesforce does: `2021-11-06T17:38:40.000+0000`.

@@ -14,6 +14,9 @@ use super::schema::{
     FieldDef, IdError, Kind, ObjectKind, RecordId, SObject, Slot, Val, datetime, normalise_text,
     parse_record_id, record_id, valid_email,
 };
+use crate::table::{
+    Cell as EngineCell, Column as EngineColumn, ColumnType, Fold, TableDef, TableError,
+};
 use crate::timestamp::AsText;
 use super::body::{FieldValue, Record};
 use super::soql::{self, Literal, Op, Select};
@@ -25,12 +28,199 @@ pub(crate) struct Row {
     pub values: Box<[Option<Val>]>,
 }
 
+/// Where an sObject's records live.
+pub(crate) enum Rows {
+    /// Account and Contact: the store's own rows (a value slot per field), as before the
+    /// sandbox had a shared table engine.
+    Own(Vec<Row>),
+    /// Every other object: a table of the sandbox's shared engine ([`crate::table`]), declared
+    /// from the sObject's schema ([`table_def`]): column `i` is data slot `i`, row id `n` is
+    /// the store's row `n` (ids start at 0 and nothing is deleted), and the engine checks
+    /// every write (types, limits, required, the unique external id) after Salesforce's own
+    /// rules have run.
+    Engine(crate::table::Table),
+}
+
+/// A stored value as the readers see it, wherever the row lives.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum V<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Num(f64),
+    Ref(u32),
+    Poly(ObjectKind, u32),
+}
+
+impl Val {
+    fn view(&self) -> V<'_> {
+        match self {
+            Val::Str(s) => V::Str(s),
+            Val::Bool(b) => V::Bool(*b),
+            Val::Int(n) => V::Int(*n),
+            Val::Num(n) => V::Num(*n),
+            Val::Ref(r) => V::Ref(*r),
+            Val::Poly(o, r) => V::Poly(*o, *r),
+        }
+    }
+
+    /// The engine's cell for this value. A polymorphic reference keeps its object in the high
+    /// half of the id (the object's position + 1, so that a plain reference has none).
+    fn into_cell(self) -> EngineCell {
+        match self {
+            Val::Str(s) => EngineCell::Text(s),
+            Val::Bool(b) => EngineCell::Bool(b),
+            Val::Int(n) => EngineCell::Int(n),
+            Val::Num(n) => EngineCell::Num(n),
+            Val::Ref(r) => EngineCell::Ref(u64::from(r)),
+            Val::Poly(o, r) => EngineCell::Ref(((o.index() as u64 + 1) << 32) | u64::from(r)),
+        }
+    }
+}
+
+fn cell_view(cell: &EngineCell) -> Option<V<'_>> {
+    Some(match cell {
+        EngineCell::Text(s) => V::Str(s),
+        EngineCell::Bool(b) => V::Bool(*b),
+        EngineCell::Int(n) => V::Int(*n),
+        EngineCell::Num(n) => V::Num(*n),
+        EngineCell::Time(_) => return None,
+        EngineCell::Ref(id) => {
+            let row = (*id & u64::from(u32::MAX)) as u32;
+            match (*id >> 32) as usize {
+                0 => V::Ref(row),
+                o => V::Poly(*ObjectKind::ALL.get(o - 1)?, row),
+            }
+        }
+    })
+}
+
+/// The engine's table of an sObject: a column per data slot, in slot order, typed, limited,
+/// required and unique as the schema says.
+pub(crate) fn table_def(schema: &SObject) -> TableDef {
+    let mut columns: Vec<Option<EngineColumn>> = vec![None; schema.data_slots];
+    for f in &schema.fields {
+        if let Slot::Data(slot) = f.slot {
+            if let Some(c) = columns.get_mut(slot) {
+                *c = Some(engine_column(f));
+            }
+        }
+    }
+    TableDef {
+        name: schema.kind.name(),
+        columns: columns
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| c.unwrap_or_else(|| EngineColumn::text(&format!("#{i}"), 0)))
+            .collect(),
+    }
+}
+
+/// The engine's column for field `f`. Field-level security and read-only fields are
+/// Salesforce's rules, applied before the engine sees a write: only derived fields are
+/// read-only columns.
+fn engine_column(f: &FieldDef) -> EngineColumn {
+    let ty = match f.kind {
+        Kind::Picklist if f.restricted => ColumnType::Choice {
+            options: f.picklist.iter().map(|v| v.value.to_string()).collect(),
+            fold: Fold::Exact,
+        },
+        Kind::Int => ColumnType::Integer {
+            min: -99_999_999,
+            max: 99_999_999,
+        },
+        Kind::Currency | Kind::Double => ColumnType::Number { max: 1e18 },
+        Kind::Boolean => ColumnType::Bool,
+        Kind::Date => ColumnType::Date,
+        Kind::Reference => ColumnType::Ref {
+            table: f.reference.map_or("Parent", |(o, _)| o.name()),
+        },
+        // Datetimes are kept as the text written, as the store's own rows keep them.
+        Kind::Datetime => ColumnType::Text { max: 64 },
+        _ => ColumnType::Text { max: f.length },
+    };
+    let mut column = EngineColumn::new(f.name, ty);
+    column.required = f.required;
+    column.read_only = !f.writable && !f.custom();
+    if f.external_id {
+        column.unique = Some(Fold::Exact);
+    }
+    column
+}
+
+/// Salesforce's per-record error for what the engine refused.
+fn engine_error(schema: &SObject, e: &TableError) -> Conv {
+    let label = |column: &str| {
+        schema
+            .field(column)
+            .map_or(column.to_owned(), |i| schema.fields[i].label.to_owned())
+    };
+    let item = |code, message: String, column: &str| {
+        let name = schema
+            .field(column)
+            .map_or("", |i| schema.fields[i].name);
+        Conv::Item(ItemError::new(code, message, &[name]))
+    };
+    match e {
+        TableError::TooLong { column, max, .. } => item(
+            "STRING_TOO_LONG",
+            format!("{}: data value too large (max length={max})", label(column)),
+            column,
+        ),
+        TableError::Required { column } => item(
+            "REQUIRED_FIELD_MISSING",
+            format!("Required fields are missing: [{column}]"),
+            column,
+        ),
+        TableError::Duplicate { column, existing } => item(
+            "DUPLICATE_VALUE",
+            format!(
+                "duplicate value found: {column} duplicates value on record with id: {}",
+                RecordId(schema.kind, *existing as u32)
+            ),
+            column,
+        ),
+        TableError::NotAnOption { column } => item(
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            format!("{}: bad value for restricted picklist field", label(column)),
+            column,
+        ),
+        TableError::OutOfRange { column } => item(
+            "NUMBER_OUTSIDE_VALID_RANGE",
+            format!("{}: value outside of valid range on numeric field", label(column)),
+            column,
+        ),
+        TableError::ReadOnly { column } => item(
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+            format!("Unable to create/update fields: {column}."),
+            column,
+        ),
+        TableError::BadDate { column } => Conv::Request(RequestError::bad_request(
+            "JSON_PARSER_ERROR",
+            format!("Cannot deserialize value of type `date` for {column}: not a calendar date"),
+        )),
+        other => Conv::Item(ItemError::new(
+            "FIELD_INTEGRITY_EXCEPTION",
+            other.to_string(),
+            &[],
+        )),
+    }
+}
+
+/// A parent (object and row) → its child rows, in row order.
+pub(crate) type Children = HashMap<(ObjectKind, u32), Vec<u32>>;
+
 /// One sObject's records.
 pub(crate) struct Table {
     pub schema: Arc<SObject>,
-    pub rows: Vec<Row>,
-    /// External-id value → row (the field is unique and case-sensitive).
-    pub by_ext: HashMap<Box<str>, u32>,
+    rows: Rows,
+    /// External-id value → row (the field is unique and case-sensitive), for the store's own
+    /// rows; the engine keeps its own unique index.
+    by_ext: HashMap<Box<str>, u32>,
+    /// For a child object whose parent is set on create and never changes (a contact role's
+    /// `OpportunityId`, a note's `ParentId`): that field, and parent → children in row order,
+    /// so that `WHERE OpportunityId IN (…)` and the one-primary rule cost what they return.
+    pub children: Option<(usize, Children)>,
 }
 
 /// Every table of the org.
@@ -114,6 +304,8 @@ pub(crate) struct Change {
     object: ObjectKind,
     target: Target,
     values: Vec<(usize, Option<Val>)>,
+    /// `CreatedDate` written on create (audit fields), ms since the epoch.
+    created: Option<i64>,
 }
 
 /// A record of a write request and the sObject it is written to.
@@ -125,6 +317,64 @@ pub(crate) type ItemOutcome = Result<Change, (Option<String>, Vec<ItemError>)>;
 enum Conv {
     Item(ItemError),
     Request(RequestError),
+}
+
+impl Conv {
+    /// The error as a whole-request failure (a value the JSON parser could not read).
+    fn into_request(self) -> RequestError {
+        match self {
+            Conv::Request(e) => e,
+            Conv::Item(e) => RequestError::bad_request(e.status_code, e.message),
+        }
+    }
+}
+
+/// Epoch milliseconds of an ISO 8601 date and time (`2021-11-06T17:38:40.000+0000`,
+/// `…Z`, `…+01:00`, seconds fraction optional), as a datetime field takes it.
+pub(crate) fn parse_datetime(text: &str) -> Option<i64> {
+    let s = text.trim();
+    if !is_datetime(s) {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if s.as_bytes().get(13) != Some(&b':') || s.as_bytes().get(16) != Some(&b':') || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let padded = format!("{:0<3}", frac.get(..digits.min(3))?);
+        millis = padded.parse::<i64>().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_min = match rest {
+        "" | "Z" => 0,
+        zone => {
+            let sign = match zone.as_bytes().first() {
+                Some(b'+') => 1,
+                Some(b'-') => -1,
+                _ => return None,
+            };
+            let digits: String = zone[1..].chars().filter(|c| *c != ':').collect();
+            if digits.len() != 4 {
+                return None;
+            }
+            let hh = digits.get(..2)?.parse::<i64>().ok()?;
+            let mm = digits.get(2..)?.parse::<i64>().ok()?;
+            sign * (hh * 60 + mm)
+        }
+    };
+    // Howard Hinnant's days-from-civil.
+    let (y, m) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000 + millis)
 }
 
 fn parser_error(def: &FieldDef, value: &FieldValue<'_>) -> Conv {
@@ -227,10 +477,214 @@ fn out_of_range(def: &FieldDef, n: f64) -> Conv {
 
 impl Table {
     fn new(schema: Arc<SObject>) -> Table {
+        let children = schema
+            .fields
+            .iter()
+            .position(|f| f.create_only && (f.reference.is_some() || !f.poly.is_empty()))
+            .map(|field| (field, HashMap::new()));
+        let rows = match schema.kind {
+            ObjectKind::Account | ObjectKind::Contact => Rows::Own(Vec::new()),
+            _ => Rows::Engine(crate::table::Table::new(table_def(&schema), 0)),
+        };
         Table {
             schema,
-            rows: Vec::new(),
+            rows,
             by_ext: HashMap::new(),
+            children,
+        }
+    }
+
+    /// Whether its rows live in the shared table engine.
+    pub(crate) fn is_engine(&self) -> bool {
+        matches!(self.rows, Rows::Engine(_))
+    }
+
+    /// How many rows it holds: ids `0..len` (no row is ever removed).
+    pub(crate) fn len(&self) -> usize {
+        match &self.rows {
+            Rows::Own(rows) => rows.len(),
+            Rows::Engine(t) => t.next_id() as usize,
+        }
+    }
+
+    /// Whether row `row` exists and is not deleted.
+    pub(crate) fn has(&self, row: u32) -> bool {
+        match &self.rows {
+            Rows::Own(rows) => (row as usize) < rows.len(),
+            Rows::Engine(t) => t.get(u64::from(row)).is_some(),
+        }
+    }
+
+    /// How many records it holds, deleted ones not counted.
+    pub(crate) fn live_len(&self) -> usize {
+        match &self.rows {
+            Rows::Own(rows) => rows.len(),
+            Rows::Engine(t) => t.len(),
+        }
+    }
+
+    /// Whether any of its rows was deleted (then listings skip them).
+    fn has_deleted(&self) -> bool {
+        self.live_len() != self.len()
+    }
+
+    /// Deletes row `row` at `now` (the engine keeps it archived, its external id free again).
+    /// `false` when it was not live. The store's own rows (Account, Contact) are never deleted.
+    fn delete_row(&mut self, row: u32, now: i64) -> bool {
+        match &mut self.rows {
+            Rows::Own(_) => false,
+            Rows::Engine(t) => t.archive(u64::from(row), now).is_ok(),
+        }
+    }
+
+    /// When row `row` was created and last changed, ms since the epoch.
+    fn times(&self, row: u32) -> Option<(i64, i64)> {
+        match &self.rows {
+            Rows::Own(rows) => rows.get(row as usize).map(|r| (r.created, r.modified)),
+            Rows::Engine(t) => t
+                .get_any(u64::from(row))
+                .map(|r| (r.created_ms, r.modified_ms)),
+        }
+    }
+
+    /// The value in data slot `slot` of row `row`.
+    pub(crate) fn value(&self, row: u32, slot: usize) -> Option<V<'_>> {
+        match &self.rows {
+            Rows::Own(rows) => rows
+                .get(row as usize)?
+                .values
+                .get(slot)?
+                .as_ref()
+                .map(Val::view),
+            Rows::Engine(t) => cell_view(t.get_any(u64::from(row))?.get(slot)?),
+        }
+    }
+
+    /// The row whose external id is `key`.
+    pub(crate) fn ext_row(&self, key: &str) -> Option<u32> {
+        match &self.rows {
+            Rows::Own(_) => self.by_ext.get(key).copied(),
+            Rows::Engine(t) => t.find(self.ext_slot()?, key).map(|r| r.id as u32),
+        }
+    }
+
+    /// Stores a new row of `values` (by data slot); returns it.
+    fn push(&mut self, values: Vec<(usize, Option<Val>)>, created: i64, modified: i64) -> u32 {
+        let row = match &mut self.rows {
+            Rows::Own(rows) => {
+                let mut stored = vec![None; self.schema.data_slots];
+                for (slot, value) in values {
+                    if let Some(at) = stored.get_mut(slot) {
+                        *at = value;
+                    }
+                }
+                rows.push(Row {
+                    created,
+                    modified,
+                    values: stored.into_boxed_slice(),
+                });
+                (rows.len() - 1) as u32
+            }
+            Rows::Engine(t) => {
+                let cells = values
+                    .into_iter()
+                    .map(|(slot, v)| (slot, v.map(Val::into_cell)))
+                    .collect();
+                t.insert_checked(cells, created, modified) as u32
+            }
+        };
+        self.index_child(row);
+        row
+    }
+
+    /// Writes `values` (by data slot) into row `row` at `now`.
+    fn set(&mut self, row: u32, values: Vec<(usize, Option<Val>)>, now: i64) {
+        match &mut self.rows {
+            Rows::Own(rows) => {
+                if let Some(stored) = rows.get_mut(row as usize) {
+                    stored.modified = now;
+                    for (slot, value) in values {
+                        if let Some(at) = stored.values.get_mut(slot) {
+                            *at = value;
+                        }
+                    }
+                }
+            }
+            Rows::Engine(t) => {
+                let cells = values
+                    .into_iter()
+                    .map(|(slot, v)| (slot, v.map(Val::into_cell)))
+                    .collect();
+                // Checked already: by Salesforce's rules, then by the engine in `prepare`.
+                if let Err(e) = t.update(u64::from(row), cells, now, true) {
+                    tracing::warn!(object = self.schema.kind.name(), row, error = %e, "a checked write was refused");
+                }
+            }
+        }
+    }
+
+    /// The engine's own check of a write Salesforce's rules let through (`target`: the row
+    /// it changes, `None` for a new one).
+    fn engine_check(
+        &self,
+        target: Option<u32>,
+        values: &[(usize, Option<Val>)],
+    ) -> Result<(), TableError> {
+        let Rows::Engine(t) = &self.rows else {
+            return Ok(());
+        };
+        let cells = values
+            .iter()
+            .map(|(slot, v)| (*slot, v.clone().map(Val::into_cell)))
+            .collect();
+        t.prepare(target.map(u64::from), cells, false).map(|_| ())
+    }
+
+    /// The data slot of field `name`.
+    pub(crate) fn slot(&self, name: &str) -> Option<usize> {
+        match self.schema.fields[self.schema.field(name)?].slot {
+            Slot::Data(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The parent a child row hangs on, for the children index.
+    fn parent_key(&self, row: u32) -> Option<(ObjectKind, u32)> {
+        let (field, _) = self.children.as_ref()?;
+        let def = &self.schema.fields[*field];
+        let Slot::Data(slot) = def.slot else {
+            return None;
+        };
+        match self.value(row, slot)? {
+            V::Ref(r) => Some((def.reference?.0, r)),
+            V::Poly(o, r) => Some((o, r)),
+            _ => None,
+        }
+    }
+
+    /// Keeps the external-id map of the store's own rows in step with row `row`, whose value
+    /// was `old` before the write (the engine indexes its rows itself).
+    fn reindex_ext(&mut self, row: u32, old: Option<Box<str>>) {
+        if !matches!(self.rows, Rows::Own(_)) {
+            return;
+        }
+        let new = self.ext_value(row).map(Box::<str>::from);
+        if old != new {
+            if let Some(old) = old {
+                self.by_ext.remove(&old);
+            }
+            if let Some(new) = new {
+                self.by_ext.insert(new, row);
+            }
+        }
+    }
+
+    /// Files new row `row` under its parent in the children index.
+    fn index_child(&mut self, row: u32) {
+        if let Some(key) = self.parent_key(row) {
+            if let Some((_, index)) = self.children.as_mut() {
+                index.entry(key).or_default().push(row);
+            }
         }
     }
 
@@ -244,9 +698,8 @@ impl Table {
     }
 
     fn ext_value(&self, row: u32) -> Option<&str> {
-        let slot = self.ext_slot()?;
-        match self.rows.get(row as usize)?.values.get(slot)? {
-            Some(Val::Str(s)) => Some(s),
+        match self.value(row, self.ext_slot()?)? {
+            V::Str(s) => Some(s),
             _ => None,
         }
     }
@@ -360,9 +813,12 @@ impl Store {
                 let Some(s) = normalise_text(s) else {
                     return Ok(None);
                 };
+                if !def.poly.is_empty() {
+                    return self.convert_poly(def, s);
+                }
                 let (parent, _) = def.reference.unwrap_or((ObjectKind::Account, "Account"));
                 match parse_record_id(parent, s) {
-                    Ok(row) if (row as usize) < self.table(parent).rows.len() => {
+                    Ok(row) if self.table(parent).has(row) => {
                         Ok(Some(Val::Ref(row)))
                     }
                     Ok(_) => Err(Conv::Item(ItemError::new(
@@ -378,6 +834,67 @@ impl Store {
                 }
             }
             _ => Err(parser_error(def, value)),
+        }
+    }
+
+    /// A polymorphic reference (Note's `ParentId`): the id's key prefix says which object it
+    /// points at, which must be one the field allows.
+    fn convert_poly(&self, def: &FieldDef, id: &str) -> Result<Option<Val>, Conv> {
+        let malformed = || {
+            Conv::Item(ItemError::new(
+                "MALFORMED_ID",
+                format!("{}: id value of incorrect type: {id}", def.label),
+                &[def.name],
+            ))
+        };
+        let parent = ObjectKind::of_id(id).ok_or_else(malformed)?;
+        let row = parse_record_id(parent, id).map_err(|_| malformed())?;
+        if !def.poly.contains(&parent) {
+            return Err(Conv::Item(ItemError::new(
+                "FIELD_INTEGRITY_EXCEPTION",
+                format!("{}: id value of incorrect type: {id}", def.label),
+                &[def.name],
+            )));
+        }
+        if self.table(parent).has(row) {
+            Ok(Some(Val::Poly(parent, row)))
+        } else {
+            Err(Conv::Item(ItemError::new(
+                "INVALID_CROSS_REFERENCE_KEY",
+                "invalid cross reference id".into(),
+                &[def.name],
+            )))
+        }
+    }
+
+    /// Whether user row `row` is active (a deactivated user may not own records).
+    pub(crate) fn user_active(&self, row: u32) -> bool {
+        let table = self.table(ObjectKind::User);
+        table
+            .slot("IsActive")
+            .is_some_and(|slot| table.value(row, slot) == Some(V::Bool(true)))
+    }
+
+    /// Salesforce's refusal of an owner who is deactivated.
+    fn inactive_owner(
+        &self,
+        object: ObjectKind,
+        def: &FieldDef,
+        value: &Option<Val>,
+    ) -> Option<ItemError> {
+        match (def.reference, value) {
+            (Some((ObjectKind::User, _)), Some(Val::Ref(row))) if !self.user_active(*row) => {
+                Some(ItemError::new(
+                "INACTIVE_OWNER_OR_USER",
+                format!(
+                    "operation performed with inactive user [{}] as owner of {}",
+                    record_id(ObjectKind::User, *row),
+                    object.label().to_lowercase()
+                ),
+                &[def.name],
+            ))
+            }
+            _ => None,
         }
     }
 
@@ -413,9 +930,7 @@ impl Store {
         };
         match field {
             Some(f) if f.external_id => {
-                let row = normalise_text(&raw)
-                    .and_then(|v| table.by_ext.get(v))
-                    .copied();
+                let row = normalise_text(&raw).and_then(|v| table.ext_row(v));
                 match row {
                     Some(row) => Ok(Some(Val::Ref(row))),
                     None => Err(Conv::Item(ItemError::new(
@@ -449,9 +964,23 @@ impl Store {
     ) -> Result<ItemOutcome, RequestError> {
         let table = self.table(object);
         let schema = &table.schema;
+        if !object.writable() {
+            let verb = if mode == Mode::Update { "updated" } else { "inserted" };
+            return Ok(Err((
+                None,
+                vec![ItemError::new(
+                    "INVALID_TYPE_FOR_OPERATION",
+                    format!("entity type cannot be {verb}: {}", object.label()),
+                    &[],
+                )],
+            )));
+        }
         let mut errors = Vec::new();
         let mut values: Vec<(usize, Option<Val>)> = Vec::new();
         let mut not_writable = Vec::new();
+        // Fields that may be written on create only, and `CreatedDate` (audit fields).
+        let mut create_only: Vec<&'static str> = Vec::new();
+        let mut created = None;
         let mut target = Target::New;
         let mut existing_id = None;
         let mut ext_key: Option<Option<Box<str>>> = None;
@@ -469,7 +998,7 @@ impl Store {
                         &[],
                     ));
                 }
-                Some(Ok(row)) if (row as usize) < table.rows.len() => {
+                Some(Ok(row)) if table.has(row) => {
                     target = Target::Existing(row);
                     existing_id = Some(record_id(object, row));
                 }
@@ -498,7 +1027,12 @@ impl Store {
                 if let Some(i) = schema.relationship(key) {
                     let def = &schema.fields[i];
                     match self.resolve_parent(def, value) {
-                        Ok(v) => push_value(&mut values, def, v),
+                        Ok(v) => {
+                            if let Some(e) = self.inactive_owner(object, def, &v) {
+                                errors.push(e);
+                            }
+                            push_value(&mut values, def, v);
+                        }
                         Err(Conv::Item(e)) => errors.push(e),
                         Err(Conv::Request(e)) => return Err(e),
                     }
@@ -523,6 +1057,20 @@ impl Store {
                 not_writable.push(def.name);
                 continue;
             }
+            if def.create_only {
+                create_only.push(def.name);
+            }
+            if def.slot == Slot::CreatedDate {
+                match value {
+                    FieldValue::Str(text) => match parse_datetime(text) {
+                        Some(ms) => created = Some(ms),
+                        None => return Err(parser_error(def, value).into_request()),
+                    },
+                    FieldValue::Null => {}
+                    _ => return Err(parser_error(def, value).into_request()),
+                }
+                continue;
+            }
             let converted = match self.convert(def, value) {
                 Ok(v) => v,
                 Err(Conv::Item(e)) => {
@@ -531,6 +1079,9 @@ impl Store {
                 }
                 Err(Conv::Request(e)) => return Err(e),
             };
+            if let Some(e) = self.inactive_owner(object, def, &converted) {
+                errors.push(e);
+            }
             if schema.external_id == Some(i) {
                 if let Some(Val::Str(s)) = &converted {
                     ext_key = Some(Some(s.clone()));
@@ -540,25 +1091,14 @@ impl Store {
             }
             push_value(&mut values, def, converted);
         }
-        if !not_writable.is_empty() {
-            errors.push(ItemError::new(
-                "INVALID_FIELD_FOR_INSERT_UPDATE",
-                format!(
-                    "Unable to create/update fields: {}. Please check the security settings of this field and verify \
-                     that it is read/write for your profile or permission set.",
-                    not_writable.join(", ")
-                ),
-                &not_writable,
-            ));
-        }
 
         if let Mode::Upsert { ext_field } = mode {
             let name = schema.fields[ext_field].name;
             match ext_key.clone().flatten() {
                 Some(key) => {
-                    if let Some(row) = table.by_ext.get(&key) {
-                        target = Target::Existing(*row);
-                        existing_id = Some(record_id(object, *row));
+                    if let Some(row) = table.ext_row(&key) {
+                        target = Target::Existing(row);
+                        existing_id = Some(record_id(object, row));
                     }
                 }
                 None => errors.push(ItemError::new(
@@ -569,7 +1109,7 @@ impl Store {
             }
         } else if let Some(Some(key)) = &ext_key {
             // Creating or updating may not take another record's unique value.
-            if let Some(&other) = table.by_ext.get(key) {
+            if let Some(other) = table.ext_row(key) {
                 if !matches!(target, Target::Existing(row) if row == other) {
                     let name = schema
                         .external_id
@@ -587,6 +1127,22 @@ impl Store {
             }
         }
 
+        if matches!(target, Target::Existing(_)) {
+            not_writable.extend(create_only);
+            created = None;
+        }
+        if !not_writable.is_empty() {
+            errors.push(ItemError::new(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                format!(
+                    "Unable to create/update fields: {}. Please check the security settings of this field and verify \
+                     that it is read/write for your profile or permission set.",
+                    not_writable.join(", ")
+                ),
+                &not_writable,
+            ));
+        }
+
         // Required fields, judged on the record as it would be saved.
         let missing: Vec<&str> = schema
             .fields
@@ -600,10 +1156,7 @@ impl Store {
                     Some((_, v)) => v.is_none(),
                     None => match target {
                         Target::New => true,
-                        Target::Existing(row) => table.rows[row as usize]
-                            .values
-                            .get(slot)
-                            .is_none_or(Option::is_none),
+                        Target::Existing(row) => table.value(row, slot).is_none(),
                     },
                 }
             })
@@ -617,10 +1170,23 @@ impl Store {
             ));
         }
         if errors.is_empty() {
+            let row = match target {
+                Target::Existing(row) => Some(row),
+                Target::New => None,
+            };
+            if let Err(e) = table.engine_check(row, &values) {
+                match engine_error(schema, &e) {
+                    Conv::Item(e) => errors.push(e),
+                    Conv::Request(e) => return Err(e),
+                }
+            }
+        }
+        if errors.is_empty() {
             Ok(Ok(Change {
                 object,
                 target,
                 values,
+                created,
             }))
         } else {
             Ok(Err((existing_id, errors)))
@@ -631,45 +1197,192 @@ impl Store {
     pub(crate) fn apply(&mut self, change: Change, now: i64) -> (String, bool) {
         let object = change.object;
         let table = self.table_mut(object);
-        let ext_slot = table.ext_slot();
+        let written: Vec<usize> = change.values.iter().map(|(slot, _)| *slot).collect();
         let (row, created) = match change.target {
-            Target::Existing(row) => (row, false),
+            Target::Existing(row) => {
+                let old_ext = table.ext_value(row).map(Box::<str>::from);
+                table.set(row, change.values, now);
+                table.reindex_ext(row, old_ext);
+                (row, false)
+            }
             Target::New => {
-                let mut values = vec![None; table.schema.data_slots];
-                for f in &table.schema.fields {
-                    if let (Kind::Boolean, Slot::Data(s)) = (f.kind, f.slot) {
-                        values[s] = Some(Val::Bool(false));
-                    }
-                }
-                table.rows.push(Row {
-                    created: now,
-                    modified: now,
-                    values: values.into_boxed_slice(),
-                });
-                ((table.rows.len() - 1) as u32, true)
+                // A new record's checkboxes are unticked unless written.
+                let mut values: Vec<(usize, Option<Val>)> = table
+                    .schema
+                    .fields
+                    .iter()
+                    .filter_map(|f| match (f.kind, f.slot) {
+                        (Kind::Boolean, Slot::Data(s)) if !written.contains(&s) => {
+                            Some((s, Some(Val::Bool(false))))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                values.extend(change.values);
+                let row = table.push(values, change.created.unwrap_or(now), now);
+                table.reindex_ext(row, None);
+                (row, true)
             }
         };
-        let old_ext = table.ext_value(row).map(Box::<str>::from);
-        let stored = &mut table.rows[row as usize];
-        stored.modified = now;
-        for (slot, value) in change.values {
-            stored.values[slot] = value;
+        self.derive(object, row, created, &written, now);
+        (record_id(object, row), created)
+    }
+
+    /// What Salesforce sets itself when a record is saved: on create, the owner (the calling
+    /// user) and the currency (the corporate one) when the write named none; on an
+    /// opportunity, `IsClosed`, `IsWon`, `ForecastCategoryName` from its stage, and the
+    /// stage's probability unless the write set one; on a contact role made primary, every
+    /// other role of its opportunity made not primary (one primary per opportunity).
+    fn derive(
+        &mut self,
+        object: ObjectKind,
+        row: u32,
+        created: bool,
+        written: &[usize],
+        now: i64,
+    ) {
+        let table = self.table_mut(object);
+        let mut set: Vec<(usize, Option<Val>)> = Vec::new();
+        if created {
+            if let Some(slot) = table.slot("OwnerId").filter(|s| table.value(row, *s).is_none()) {
+                set.push((slot, Some(Val::Ref(0))));
+            }
+            if let Some(slot) = table
+                .slot("CurrencyIsoCode")
+                .filter(|s| table.value(row, *s).is_none())
+            {
+                set.push((slot, Some(Val::Str(super::schema::CURRENCIES[0].into()))));
+            }
         }
-        if let Some(slot) = ext_slot {
-            let new_ext = match &table.rows[row as usize].values[slot] {
-                Some(Val::Str(s)) => Some(s.clone()),
-                _ => None,
-            };
-            if old_ext != new_ext {
-                if let Some(old) = old_ext {
-                    table.by_ext.remove(&old);
+        if object == ObjectKind::Opportunity {
+            let stage = table
+                .slot("StageName")
+                .filter(|s| created || written.contains(s))
+                .and_then(|s| match table.value(row, s) {
+                    Some(V::Str(label)) => {
+                        super::schema::stages().iter().find(|st| st.label == label)
+                    }
+                    _ => None,
+                });
+            if let Some(stage) = stage {
+                let derived = [
+                    ("IsClosed", Val::Bool(stage.closed)),
+                    ("IsWon", Val::Bool(stage.won)),
+                    ("ForecastCategoryName", Val::Str(stage.forecast.into())),
+                ];
+                for (name, value) in derived {
+                    if let Some(slot) = table.slot(name) {
+                        set.push((slot, Some(value)));
+                    }
                 }
-                if let Some(new) = new_ext {
-                    table.by_ext.insert(new, row);
+                if let Some(slot) = table.slot("Probability").filter(|s| !written.contains(s)) {
+                    set.push((slot, Some(Val::Num(stage.probability))));
                 }
             }
         }
-        (record_id(object, row), created)
+        if !set.is_empty() {
+            table.set(row, set, now);
+        }
+        if object == ObjectKind::OpportunityContactRole {
+            let Some(primary) = table.slot("IsPrimary") else {
+                return;
+            };
+            let made_primary =
+                written.contains(&primary) && table.value(row, primary) == Some(V::Bool(true));
+            let Some(key) = table.parent_key(row).filter(|_| made_primary) else {
+                return;
+            };
+            let siblings: Vec<u32> = table
+                .children
+                .as_ref()
+                .and_then(|(_, index)| index.get(&key))
+                .map(|rows| rows.iter().copied().filter(|r| *r != row).collect())
+                .unwrap_or_default();
+            for sibling in siblings {
+                if table.has(sibling) && table.value(sibling, primary) == Some(V::Bool(true)) {
+                    table.set(sibling, vec![(primary, Some(Val::Bool(false)))], now);
+                }
+            }
+        }
+    }
+
+    /// `DELETE composite/sobjects?ids=…`: each id's result in request order. Deleting an
+    /// opportunity deletes its contact roles and notes with it, as Salesforce does. Account
+    /// and Contact records are not deleted by the sandbox (`DELETE_FAILED`, documented).
+    pub(crate) fn delete(&mut self, ids: &[&str], all_or_none: bool, now: i64) -> Vec<SaveResult> {
+        let targets: Vec<Result<(ObjectKind, u32), ItemError>> = ids
+            .iter()
+            .map(|id| {
+                let malformed = || {
+                    ItemError::new(
+                        "MALFORMED_ID",
+                        format!("malformed id {id}"),
+                        &[],
+                    )
+                };
+                let object = ObjectKind::of_id(id).ok_or_else(malformed)?;
+                let row = parse_record_id(object, id).map_err(|_| malformed())?;
+                let table = self.table(object);
+                if !object.writable() || !table.is_engine() {
+                    return Err(ItemError::new(
+                        "DELETE_FAILED",
+                        format!("the sandbox does not delete {} records", object.name()),
+                        &[],
+                    ));
+                }
+                if !table.has(row) {
+                    return Err(ItemError::new("ENTITY_IS_DELETED", "entity is deleted".into(), &[]));
+                }
+                Ok((object, row))
+            })
+            .collect();
+        let failed = targets.iter().any(Result::is_err);
+        let mut results = Vec::with_capacity(targets.len());
+        for (target, id) in targets.into_iter().zip(ids) {
+            let result = match target {
+                Err(e) => failure(Some((*id).to_owned()), vec![e]),
+                Ok((object, row)) if all_or_none && failed => failure(
+                    Some(record_id(object, row)),
+                    vec![ItemError::new(
+                        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                        "Record rolled back because not all records were valid and the request was using AllOrNone header"
+                            .into(),
+                        &[],
+                    )],
+                ),
+                Ok((object, row)) => {
+                    if self.table_mut(object).delete_row(row, now) {
+                        if object == ObjectKind::Opportunity {
+                            for child in [ObjectKind::OpportunityContactRole, ObjectKind::Note] {
+                                let table = self.table_mut(child);
+                                let rows: Vec<u32> = table
+                                    .children
+                                    .as_ref()
+                                    .and_then(|(_, index)| index.get(&(object, row)))
+                                    .cloned()
+                                    .unwrap_or_default();
+                                for r in rows {
+                                    table.delete_row(r, now);
+                                }
+                            }
+                        }
+                        SaveResult {
+                            created: None,
+                            errors: Vec::new(),
+                            id: Some(record_id(object, row)),
+                            success: true,
+                        }
+                    } else {
+                        failure(
+                            Some(record_id(object, row)),
+                            vec![ItemError::new("ENTITY_IS_DELETED", "entity is deleted".into(), &[])],
+                        )
+                    }
+                }
+            };
+            results.push(result);
+        }
+        results
     }
 
     /// Runs a whole collections write: validation, duplicate external ids within the request,
@@ -790,29 +1503,31 @@ impl Store {
     /// The value of `field` in row `row` of `object`.
     fn cell(&self, object: ObjectKind, row: u32, field: usize) -> Cell<'_> {
         let table = self.table(object);
-        let Some(stored) = table.rows.get(row as usize) else {
+        // A row deleted after its query ran still renders (a query's rows are a snapshot).
+        if row as usize >= table.len() {
             return Cell::Null;
-        };
+        }
         match table.schema.fields[field].slot {
             Slot::Id => Cell::Id(object, row),
-            Slot::CreatedDate => Cell::Date(stored.created),
-            Slot::LastModifiedDate => Cell::Date(stored.modified),
-            Slot::Data(s) => match stored.values.get(s).and_then(Option::as_ref) {
+            Slot::CreatedDate => table.times(row).map_or(Cell::Null, |(c, _)| Cell::Date(c)),
+            Slot::LastModifiedDate => table.times(row).map_or(Cell::Null, |(_, m)| Cell::Date(m)),
+            Slot::Data(s) => match table.value(row, s) {
                 None => Cell::Null,
-                Some(Val::Str(v)) => Cell::Str(v),
-                Some(Val::Bool(b)) => Cell::Bool(*b),
-                Some(Val::Int(n)) => Cell::Num(*n as f64),
+                Some(V::Str(v)) => Cell::Str(v),
+                Some(V::Bool(b)) => Cell::Bool(b),
+                Some(V::Int(n)) => Cell::Num(n as f64),
                 // Custom Number fields are Java doubles on Salesforce: `12.0`, never `12`.
-                Some(Val::Num(n)) if table.schema.fields[field].kind == Kind::Double => {
-                    Cell::Double(*n)
+                Some(V::Num(n)) if table.schema.fields[field].kind == Kind::Double => {
+                    Cell::Double(n)
                 }
-                Some(Val::Num(n)) => Cell::Num(*n),
-                Some(Val::Ref(r)) => {
+                Some(V::Num(n)) => Cell::Num(n),
+                Some(V::Poly(o, r)) => Cell::Id(o, r),
+                Some(V::Ref(r)) => {
                     let parent = table.schema.fields[field]
                         .reference
                         .map(|(p, _)| p)
                         .unwrap_or(ObjectKind::Account);
-                    Cell::Id(parent, *r)
+                    Cell::Id(parent, r)
                 }
             },
         }
@@ -858,7 +1573,7 @@ impl Store {
                 .collect::<Result<Vec<_>, _>>()?,
         };
         let mut rows: Vec<u32> = match &query.filter {
-            None => (0..table.rows.len() as u32).collect(),
+            None => (0..table.len() as u32).collect(),
             Some(soql::Filter {
                 path,
                 op: Op::Gt(after),
@@ -880,7 +1595,7 @@ impl Store {
                         ));
                     }
                 };
-                (after.saturating_add(1)..table.rows.len() as u32).collect()
+                (after.saturating_add(1)..table.len() as u32).collect()
             }
             Some(filter) => {
                 let col = self.column(object, &filter.path)?;
@@ -893,11 +1608,32 @@ impl Store {
                     && !matches!(filter.op, Op::Ne(_))
                     && literals.iter().all(|l| matches!(l, Literal::Str(_)));
                 let def = &table.schema.fields[col.field];
-                if indexed && table.schema.external_id == Some(col.field) {
+                let children = table
+                    .children
+                    .as_ref()
+                    .filter(|(field, _)| indexed && *field == col.field);
+                if let Some((_, index)) = children {
                     let mut rows: Vec<u32> = literals
                         .iter()
                         .filter_map(|l| match l {
-                            Literal::Str(s) => table.by_ext.get(s.as_str()).copied(),
+                            Literal::Str(s) => {
+                                let parent = ObjectKind::of_id(s)?;
+                                let row = parse_record_id(parent, s).ok()?;
+                                index.get(&(parent, row))
+                            }
+                            _ => None,
+                        })
+                        .flatten()
+                        .copied()
+                        .collect();
+                    rows.sort_unstable();
+                    rows.dedup();
+                    rows
+                } else if indexed && table.schema.external_id == Some(col.field) {
+                    let mut rows: Vec<u32> = literals
+                        .iter()
+                        .filter_map(|l| match l {
+                            Literal::Str(s) => table.ext_row(s),
                             _ => None,
                         })
                         .collect();
@@ -911,7 +1647,7 @@ impl Store {
                             Literal::Str(s) => parse_record_id(object, s).ok(),
                             _ => None,
                         })
-                        .filter(|r| (*r as usize) < table.rows.len())
+                        .filter(|r| table.has(*r))
                         .collect();
                     rows.sort_unstable();
                     rows.dedup();
@@ -919,7 +1655,7 @@ impl Store {
                 } else {
                     let case_sensitive =
                         col.relationship.is_none() && table.schema.external_id == Some(col.field);
-                    (0..table.rows.len() as u32)
+                    (0..table.len() as u32)
                         .filter(|&row| {
                             let cell = self.column_cell(object, row, &col);
                             match &filter.op {
@@ -935,6 +1671,9 @@ impl Store {
                 }
             }
         };
+        if table.has_deleted() {
+            rows.retain(|row| table.has(*row));
+        }
         if let Some(order) = &query.order {
             let col = self.column(object, &order.path)?;
             let by_id = col.relationship.is_none()
@@ -1026,12 +1765,31 @@ impl Store {
         if def.external_id && schema.external_id.is_none() {
             schema.external_id = Some(schema.fields.len());
         }
+        let column = engine_column(&def);
         schema.fields.push(def);
-        for row in &mut table.rows {
-            let mut values = std::mem::take(&mut row.values).into_vec();
-            values.resize(slot + 1, None);
-            values[slot] = empty.clone();
-            row.values = values.into_boxed_slice();
+        match &mut table.rows {
+            Rows::Own(rows) => {
+                for row in rows {
+                    let mut values = std::mem::take(&mut row.values).into_vec();
+                    values.resize(slot + 1, None);
+                    values[slot] = empty.clone();
+                    row.values = values.into_boxed_slice();
+                }
+            }
+            Rows::Engine(t) => {
+                let at = t.add_column(column);
+                debug_assert_eq!(at, slot, "engine columns are the data slots");
+                if let Some(empty) = empty {
+                    let rows: Vec<(u64, i64)> = t
+                        .iter(crate::table::Show::All)
+                        .map(|r| (r.id, r.modified_ms))
+                        .collect();
+                    for (id, modified) in rows {
+                        // Adding a field changes no record's LastModifiedDate.
+                        let _ = t.update(id, vec![(at, Some(empty.clone().into_cell()))], modified, true);
+                    }
+                }
+            }
         }
         table.schema = Arc::new(schema);
         table.schema.fields.len() - 1
@@ -1057,22 +1815,21 @@ impl Store {
         modified: i64,
     ) -> u32 {
         let table = self.table_mut(object);
-        let mut row = vec![None; table.schema.data_slots];
+        let mut row = Vec::with_capacity(values.len());
         for (name, value) in values {
             if let Some(Slot::Data(s)) = table
                 .schema
                 .field(name)
                 .map(|i| table.schema.fields[i].slot)
             {
-                row[s] = value;
+                row.push((s, value));
             }
         }
-        table.rows.push(Row {
-            created,
-            modified,
-            values: row.into_boxed_slice(),
-        });
-        (table.rows.len() - 1) as u32
+        // The engine keeps cells in column order.
+        row.sort_by_key(|(s, _)| *s);
+        let row = table.push(row, created, modified);
+        table.reindex_ext(row, None);
+        row
     }
 }
 

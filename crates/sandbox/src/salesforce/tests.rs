@@ -605,8 +605,11 @@ fn seeding_is_quick() {
     let started = Instant::now();
     let seeded = emulator.seed(&data);
     assert_eq!(seeded.accounts, 40_000);
+    assert_eq!(seeded.opportunities, 50_000);
+    // Twice the rows of old (deals, their contact roles and notes besides the 240k companies
+    // and contacts): the bound doubles with them, in a debug build on a loaded machine.
     assert!(
-        started.elapsed() < Duration::from_secs(10),
+        started.elapsed() < Duration::from_secs(20),
         "{:?}",
         started.elapsed()
     );
@@ -651,10 +654,33 @@ async fn a_million_contacts_stay_fast() {
         .await;
     assert!(body["totalSize"].as_u64().unwrap() > 900_000);
     let scan = started.elapsed();
+    // A deal's contact roles and a record's notes, 200 parents at a time, as a reader asks.
+    let started = Instant::now();
+    let deals: Vec<String> = (0..200)
+        .map(|i| format!("'{}'", schema::record_id(ObjectKind::Opportunity, i * 7)))
+        .collect();
+    let (_, roles) = org
+        .query(&format!(
+            "SELECT ContactId, IsPrimary FROM OpportunityContactRole WHERE OpportunityId IN ({})",
+            deals.join(",")
+        ))
+        .await;
+    assert!(roles["totalSize"].as_u64().unwrap() > 0);
+    let (_, notes) = org
+        .query(&format!(
+            "SELECT Title FROM Note WHERE ParentId IN ({})",
+            deals.join(",")
+        ))
+        .await;
+    assert!(notes["totalSize"].as_u64().is_some());
+    let children = started.elapsed();
     println!(
-        "seed {seeding:?}, 10k upserts {writes:?}, indexed query {indexed:?}, full scan {scan:?}"
+        "seed {seeding:?} ({} deals, {} roles, {} notes), 10k upserts {writes:?}, indexed query \
+         {indexed:?}, full scan {scan:?}, roles and notes of 200 deals {children:?}",
+        seeded.opportunities, seeded.contact_roles, seeded.notes
     );
     assert!(indexed < Duration::from_millis(200) && writes < Duration::from_secs(10));
+    assert!(children < Duration::from_millis(400));
 }
 
 #[tokio::test]
@@ -1120,4 +1146,595 @@ async fn the_integration_user_and_its_profile_permission_set_are_queryable() {
     assert_eq!(body["totalSize"], 0);
     let (status, _) = org.query("SELECT Shoe FROM User").await;
     assert_eq!(status, 400);
+}
+
+// ---- users, stages, owners, opportunities, contact roles, notes ----------------------------
+
+async fn create(org: &Org, records: Json) -> Json {
+    let (status, _, body) = org
+        .call(
+            reqwest::Method::POST,
+            &format!("{V}/composite/sobjects"),
+            Some(json!({"allOrNone": false, "records": records})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn update(org: &Org, records: Json) -> Json {
+    let (status, _, body) = org
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{V}/composite/sobjects"),
+            Some(json!({"allOrNone": false, "records": records})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn code(result: &Json) -> &str {
+    result["errors"][0]["statusCode"].as_str().unwrap_or("")
+}
+
+/// The id of the account user with seed key `key`.
+async fn user_id(org: &Org, email: &str) -> String {
+    let (_, body) = org
+        .query(&format!("SELECT Id FROM User WHERE Email = '{email}'"))
+        .await;
+    body["records"][0]["Id"].as_str().expect("user").to_owned()
+}
+
+#[tokio::test]
+async fn users_and_stages_are_set_up_in_an_empty_org() {
+    let org = org(Options::default()).await;
+    assert_eq!(
+        schema::record_id(ObjectKind::User, 0),
+        metadata::USER_ID,
+        "the integration user is the first user"
+    );
+    let (status, body) = org
+        .query("SELECT Id, Email, Name, Username, IsActive FROM User ORDER BY Id")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let users = crate::accounts::account_users("salesforce");
+    assert_eq!(body["totalSize"], users.len() + 1);
+    assert_eq!(body["records"][0]["Id"], metadata::USER_ID);
+    assert_eq!(body["records"][1]["Email"], "ANA.GARCIA@FERRY-DEMO.EXAMPLE");
+    assert_eq!(body["records"][1]["Name"], "Ana García");
+    let (_, inactive) = org
+        .query("SELECT Email FROM User WHERE IsActive = false")
+        .await;
+    assert_eq!(inactive["totalSize"], 1);
+    assert_eq!(inactive["records"][0]["Email"], "goro.tanaka@ferry-demo.example");
+    let (_, body) = org
+        .query(
+            "SELECT MasterLabel, ApiName, IsClosed, IsWon, SortOrder, DefaultProbability \
+             FROM OpportunityStage WHERE IsActive = true ORDER BY SortOrder",
+        )
+        .await;
+    let labels: Vec<&str> = body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["MasterLabel"].as_str().unwrap_or(""))
+        .collect();
+    let configured = crate::accounts::account_pipelines(DEAL_STAGES);
+    assert_eq!(labels, configured[0].1, "one pipeline, its stages in order");
+    let won = &body["records"][4];
+    assert_eq!(
+        (&won["MasterLabel"], &won["IsClosed"], &won["IsWon"], &won["DefaultProbability"]),
+        (&json!("Closed Won"), &json!(true), &json!(true), &json!(100.0))
+    );
+    assert_eq!(body["records"][5]["IsWon"], false);
+    assert_eq!(body["records"][5]["IsClosed"], true);
+    let (_, _, describe) = org
+        .call(reqwest::Method::GET, &format!("{V}/sobjects/Opportunity/describe"), None)
+        .await;
+    let stage = described(&describe, "StageName").expect("StageName");
+    let values: Vec<&str> = stage["picklistValues"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|v| v["value"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(values, labels);
+    assert_eq!(stage["restrictedPicklist"], true);
+    let (_, _, describe) = org
+        .call(reqwest::Method::GET, &format!("{V}/sobjects/User/describe"), None)
+        .await;
+    assert_eq!(describe["createable"], false);
+    let body = create(
+        &org,
+        json!([{"attributes": {"type": "OpportunityStage"}, "MasterLabel": "New"}]),
+    )
+    .await;
+    assert_eq!(code(&body[0]), "INVALID_TYPE_FOR_OPERATION");
+}
+
+#[tokio::test]
+async fn owners_default_to_the_caller_and_inactive_or_unknown_owners_are_refused() {
+    let org = org(Options::default()).await;
+    let ben = user_id(&org, "ben.okafor@ferry-demo.example").await;
+    let goro = user_id(&org, "goro.tanaka@ferry-demo.example").await;
+    let body = create(
+        &org,
+        json!([
+            {"attributes": {"type": "Account"}, "Name": "Default owner"},
+            {"attributes": {"type": "Account"}, "Name": "Ben's", "OwnerId": ben},
+            {"attributes": {"type": "Account"}, "Name": "Goro's", "OwnerId": goro},
+            {"attributes": {"type": "Contact"}, "LastName": "Nobody's", "OwnerId": "0058d0000000999AAA"},
+            {"attributes": {"type": "Contact"}, "LastName": "Typo", "OwnerId": "005nope"},
+        ]),
+    )
+    .await;
+    assert_eq!(body[0]["success"], true, "{body}");
+    assert_eq!(body[1]["success"], true, "{body}");
+    assert_eq!(code(&body[2]), "INACTIVE_OWNER_OR_USER");
+    assert!(
+        body[2]["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&goro) && m.contains("account")),
+        "{body}"
+    );
+    assert_eq!(code(&body[3]), "INVALID_CROSS_REFERENCE_KEY");
+    assert_eq!(code(&body[4]), "MALFORMED_ID");
+    let (first, second) = (body[0]["id"].clone(), body[1]["id"].clone());
+    let (_, rows) = org
+        .query(&format!(
+            "SELECT OwnerId, Owner.Email FROM Account WHERE Id IN ('{}', '{}') ORDER BY Id",
+            first.as_str().unwrap_or(""),
+            second.as_str().unwrap_or("")
+        ))
+        .await;
+    assert_eq!(rows["records"][0]["OwnerId"], metadata::USER_ID);
+    assert_eq!(rows["records"][1]["OwnerId"], json!(ben));
+    assert_eq!(rows["records"][1]["Owner"]["Email"], "ben.okafor@ferry-demo.example");
+    // Reassigning to an inactive user is refused too; the record keeps its owner.
+    let body = update(
+        &org,
+        json!([{"attributes": {"type": "Account"}, "id": second, "OwnerId": goro}]),
+    )
+    .await;
+    assert_eq!(code(&body[0]), "INACTIVE_OWNER_OR_USER");
+}
+
+fn opportunity(ext: &str) -> Json {
+    json!({"attributes": {"type": "Opportunity"}, "Ferry_Source_Id__c": ext, "Name": format!("Deal {ext}"),
+           "StageName": "Prospecting", "CloseDate": "2027-03-31", "Amount": 1200.5})
+}
+
+#[tokio::test]
+async fn opportunities_hold_stage_labels_and_derive_closed_and_won() {
+    let org = org(Options::default()).await;
+    let (_, body) = org
+        .upsert("Account", json!([{"Ferry_Source_Id__c": "acc-1", "Name": "Acme"}]), false)
+        .await;
+    let account = body[0]["id"].as_str().expect("account").to_owned();
+    let mut won = opportunity("o-1");
+    won["StageName"] = json!("Closed Won");
+    won["Account"] = json!({"Ferry_Source_Id__c": "acc-1"});
+    won["CreatedDate"] = json!("2024-02-29T10:30:00.000+0000");
+    let mut no_close = opportunity("o-2");
+    no_close.as_object_mut().expect("object").remove("CloseDate");
+    let mut long_name = opportunity("o-3");
+    long_name["Name"] = json!("é".repeat(121));
+    let mut bad_stage = opportunity("o-4");
+    bad_stage["StageName"] = json!("Bogus");
+    let mut bad_currency = opportunity("o-5");
+    bad_currency["CurrencyIsoCode"] = json!("XYZ");
+    let mut derived = opportunity("o-6");
+    derived["IsWon"] = json!(true);
+    let mut euro = opportunity("o-7");
+    euro["CurrencyIsoCode"] = json!("EUR");
+    let (status, body) = org
+        .upsert(
+            "Opportunity",
+            json!([won, no_close, long_name, bad_stage, bad_currency, derived, euro]),
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["success"], true, "{body}");
+    assert_eq!(body[0]["created"], true);
+    assert_eq!(code(&body[1]), "REQUIRED_FIELD_MISSING");
+    assert_eq!(body[1]["errors"][0]["fields"], json!(["CloseDate"]));
+    assert_eq!(code(&body[2]), "STRING_TOO_LONG");
+    assert_eq!(code(&body[3]), "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
+    assert_eq!(code(&body[4]), "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
+    assert_eq!(code(&body[5]), "INVALID_FIELD_FOR_INSERT_UPDATE");
+    assert_eq!(body[6]["success"], true);
+    let id = body[0]["id"].as_str().expect("id").to_owned();
+    assert!(id.starts_with("006"));
+    let (status, _, record) = org
+        .call(reqwest::Method::GET, &format!("{V}/sobjects/Opportunity/{id}"), None)
+        .await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["attributes"]["type"], "Opportunity");
+    assert_eq!(record["StageName"], "Closed Won");
+    assert_eq!((&record["IsClosed"], &record["IsWon"]), (&json!(true), &json!(true)));
+    assert_eq!(record["Probability"], 100.0);
+    assert_eq!(record["ForecastCategoryName"], "Closed");
+    assert_eq!(record["CurrencyIsoCode"], "USD", "the corporate currency");
+    assert_eq!(record["AccountId"], json!(account));
+    assert_eq!(record["OwnerId"], metadata::USER_ID);
+    assert_eq!(record["CloseDate"], "2027-03-31");
+    assert_eq!(record["CreatedDate"], "2024-02-29T10:30:00.000+0000", "audit field kept");
+    // Lost: closed, not won. The stage is matched exactly, as a restricted picklist is.
+    let mut lost = opportunity("o-1");
+    lost["StageName"] = json!("Closed Lost");
+    let (_, body) = org.upsert("Opportunity", json!([lost]), false).await;
+    assert_eq!(body[0]["created"], false, "{body}");
+    let (_, rows) = org
+        .query(&format!(
+            "SELECT StageName, IsClosed, IsWon, Account.Ferry_Source_Id__c FROM Opportunity WHERE Id = '{id}'"
+        ))
+        .await;
+    let row = &rows["records"][0];
+    assert_eq!((&row["IsClosed"], &row["IsWon"]), (&json!(true), &json!(false)));
+    assert_eq!(row["Account"]["Ferry_Source_Id__c"], "acc-1");
+    // CreatedDate is written on create only.
+    let mut again = opportunity("o-1");
+    again["CreatedDate"] = json!("2020-01-01T00:00:00Z");
+    let (_, body) = org.upsert("Opportunity", json!([again]), false).await;
+    assert_eq!(code(&body[0]), "INVALID_FIELD_FOR_INSERT_UPDATE");
+    let (status, _, body) = org
+        .call(
+            reqwest::Method::GET,
+            &format!("{V}/sobjects/Opportunity/006000000000000AAA"),
+            None,
+        )
+        .await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (404, Some("NOT_FOUND")));
+    assert_eq!(org.emulator.count("Opportunity"), 2);
+}
+
+#[tokio::test]
+async fn contact_roles_keep_one_primary_and_their_opportunity() {
+    let org = org(Options::default()).await;
+    let (_, deals) = org
+        .upsert("Opportunity", json!([opportunity("d-1"), opportunity("d-2")]), false)
+        .await;
+    let (d1, d2) = (deals[0]["id"].clone(), deals[1]["id"].clone());
+    let (_, contacts) = org
+        .upsert(
+            "Contact",
+            json!([contact("c-1", Some("One")), contact("c-2", Some("Two")), contact("c-3", Some("Three"))]),
+            false,
+        )
+        .await;
+    let c: Vec<Json> = (0..3).map(|i| contacts[i]["id"].clone()).collect();
+    let role = |opp: &Json, contact: &Json, primary: bool| {
+        json!({"attributes": {"type": "OpportunityContactRole"}, "OpportunityId": opp,
+               "ContactId": contact, "Role": "Decision Maker", "IsPrimary": primary})
+    };
+    let body = create(
+        &org,
+        json!([
+            role(&d1, &c[0], true),
+            role(&d1, &c[1], false),
+            role(&d2, &c[2], true),
+            {"attributes": {"type": "OpportunityContactRole"}, "ContactId": c[0]},
+            {"attributes": {"type": "OpportunityContactRole"}, "OpportunityId": d1,
+             "Contact": {"Ferry_Source_Id__c": "c-3"}, "Role": "Someone we met"},
+        ]),
+    )
+    .await;
+    assert_eq!(body[0]["success"], true, "{body}");
+    assert_eq!(code(&body[3]), "REQUIRED_FIELD_MISSING");
+    assert_eq!(body[4]["success"], true, "a role outside the picklist is kept: {body}");
+    let second = body[1]["id"].clone();
+    assert!(second.as_str().is_some_and(|id| id.starts_with("00K")));
+    // Making the second role primary takes it from the first.
+    let body = update(
+        &org,
+        json!([{"attributes": {"type": "OpportunityContactRole"}, "id": second, "IsPrimary": true}]),
+    )
+    .await;
+    assert_eq!(body[0]["success"], true, "{body}");
+    let (status, rows) = org
+        .query(&format!(
+            "SELECT OpportunityId, ContactId, Contact.Ferry_Source_Id__c, Role, IsPrimary \
+             FROM OpportunityContactRole WHERE OpportunityId IN ('{}', '{}') ORDER BY Id",
+            d1.as_str().unwrap_or(""),
+            d2.as_str().unwrap_or("")
+        ))
+        .await;
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(rows["totalSize"], 4);
+    let of_d1: Vec<(&Json, &Json)> = rows["records"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["OpportunityId"] == d1)
+        .map(|r| (&r["Contact"]["Ferry_Source_Id__c"], &r["IsPrimary"]))
+        .collect();
+    assert_eq!(
+        of_d1,
+        vec![
+            (&json!("c-1"), &json!(false)),
+            (&json!("c-2"), &json!(true)),
+            (&json!("c-3"), &json!(false))
+        ]
+    );
+    // The opportunity of a role is set once.
+    let body = update(
+        &org,
+        json!([{"attributes": {"type": "OpportunityContactRole"}, "id": second, "OpportunityId": d2}]),
+    )
+    .await;
+    assert_eq!(code(&body[0]), "INVALID_FIELD_FOR_INSERT_UPDATE");
+    assert_eq!(body[0]["errors"][0]["fields"], json!(["OpportunityId"]));
+}
+
+#[tokio::test]
+async fn notes_hang_on_one_parent_and_refuse_long_bodies() {
+    let org = org(Options::default()).await;
+    let (_, accounts) = org
+        .upsert("Account", json!([{"Ferry_Source_Id__c": "a", "Name": "Acme"}]), false)
+        .await;
+    let (_, contacts) = org.upsert("Contact", json!([contact("c", Some("Gilmore"))]), false).await;
+    let (_, deals) = org.upsert("Opportunity", json!([opportunity("d")]), false).await;
+    let parents = [&accounts[0]["id"], &contacts[0]["id"], &deals[0]["id"]];
+    let note = |parent: &Json, title: &str, body: &str| {
+        json!({"attributes": {"type": "Note"}, "ParentId": parent, "Title": title, "Body": body,
+               "CreatedDate": "2023-05-01T08:00:00.000Z"})
+    };
+    let hana = user_id(&org, "hana.novak@ferry-demo.example").await;
+    let mut owned = note(parents[2], "Owned", "x");
+    owned["OwnerId"] = json!(hana);
+    let body = create(
+        &org,
+        json!([
+            note(parents[0], "Kickoff", "Rappel : envoyer le devis révisé\n見積書"),
+            note(parents[1], "Call", "<p>kept as written</p>"),
+            owned,
+            note(parents[2], &"t".repeat(81), "x"),
+            note(parents[2], "Long", &"b".repeat(32_001)),
+            note(&json!(metadata::USER_ID), "On a user", "x"),
+            {"attributes": {"type": "Note"}, "Title": "Orphan"},
+            note(parents[2], "Full", &"é".repeat(32_000)),
+        ]),
+    )
+    .await;
+    for i in [0, 1, 2, 7] {
+        assert_eq!(body[i]["success"], true, "{i}: {body}");
+        assert!(body[i]["id"].as_str().is_some_and(|id| id.starts_with("002")));
+    }
+    assert_eq!(code(&body[3]), "STRING_TOO_LONG");
+    assert_eq!(code(&body[4]), "STRING_TOO_LONG", "refused, never truncated");
+    assert_eq!(code(&body[5]), "FIELD_INTEGRITY_EXCEPTION");
+    assert_eq!(code(&body[6]), "REQUIRED_FIELD_MISSING");
+    let first = body[0]["id"].clone();
+    let (status, rows) = org
+        .query(&format!(
+            "SELECT Id, Title, Body, ParentId, OwnerId, IsPrivate, CreatedDate FROM Note \
+             WHERE ParentId IN ('{}', '{}') ORDER BY Id",
+            parents[0].as_str().unwrap_or(""),
+            parents[2].as_str().unwrap_or("")
+        ))
+        .await;
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(rows["totalSize"], 3);
+    let row = &rows["records"][0];
+    assert_eq!(row["Body"], "Rappel : envoyer le devis révisé\n見積書");
+    assert_eq!(row["ParentId"], *parents[0]);
+    assert_eq!(row["OwnerId"], metadata::USER_ID);
+    assert_eq!(row["IsPrivate"], false);
+    assert_eq!(row["CreatedDate"], "2023-05-01T08:00:00.000+0000");
+    assert_eq!(rows["records"][1]["OwnerId"], json!(hana));
+    let body = update(
+        &org,
+        json!([{"attributes": {"type": "Note"}, "id": first, "ParentId": parents[1], "Title": "Moved"}]),
+    )
+    .await;
+    assert_eq!(code(&body[0]), "INVALID_FIELD_FOR_INSERT_UPDATE");
+    let (_, _, describe) = org
+        .call(reqwest::Method::GET, &format!("{V}/sobjects/Note/describe"), None)
+        .await;
+    let parent = described(&describe, "ParentId").expect("ParentId");
+    assert_eq!(parent["referenceTo"], json!(["Account", "Contact", "Opportunity"]));
+    assert_eq!(parent["updateable"], false);
+    assert!(described(&describe, EXTERNAL_ID_FIELD).is_none(), "Note takes no custom fields");
+}
+
+#[test]
+fn seeded_deals_have_their_stages_roles_and_notes() {
+    let data = generate(600, 5, &Mess::default());
+    let emulator = Emulator::new(Options::default());
+    let seeded = emulator.seed(&data);
+    assert_eq!(seeded.opportunities, data.deals.len());
+    assert!(seeded.contact_roles > 0 && seeded.notes > 0);
+    assert_eq!(seeded.notes + seeded.skipped_notes, data.notes.len());
+    let summary = crate::VendorEmulator::seed(&Emulator::new(Options::default()), &data);
+    assert_eq!((summary.deals, summary.notes), (seeded.opportunities, seeded.notes));
+    assert_eq!(crate::VendorEmulator::count(&emulator, "deals"), data.deals.len());
+    assert_eq!(crate::VendorEmulator::count(&emulator, "notes"), seeded.notes);
+    let store = emulator.shared.store.read().expect("store");
+    let run = |q: &str| {
+        let planned = store.run(&soql::parse(q).expect("parse")).expect("run");
+        store.render(&planned, &planned.rows, "v62.0")
+    };
+    let deals = run("SELECT Id, StageName, IsClosed, IsWon, OwnerId FROM Opportunity");
+    for label in crate::accounts::account_pipelines(DEAL_STAGES)[0].1.iter() {
+        assert!(deals.iter().any(|d| d["StageName"] == *label), "a deal in {label}");
+    }
+    assert!(deals.iter().any(|d| d["IsWon"] == true));
+    assert!(deals.iter().any(|d| d["IsClosed"] == true && d["IsWon"] == false));
+    assert!(deals.iter().any(|d| d["OwnerId"] != metadata::USER_ID));
+    let roles = run("SELECT OpportunityId, IsPrimary FROM OpportunityContactRole");
+    assert_eq!(roles.len(), seeded.contact_roles);
+    let mut primaries: HashMap<String, usize> = HashMap::new();
+    for r in &roles {
+        if r["IsPrimary"] == true {
+            *primaries.entry(r["OpportunityId"].to_string()).or_default() += 1;
+        }
+    }
+    assert!(primaries.values().all(|n| *n == 1), "one primary per deal");
+    assert!(
+        data.deals.iter().any(|d| d.contacts.len() >= 5),
+        "the generator makes deals with five contacts"
+    );
+    let notes = run("SELECT Body, ParentId FROM Note");
+    let bodies: Vec<&str> = notes.iter().filter_map(|n| n["Body"].as_str()).collect();
+    assert_eq!(bodies.len(), notes.len());
+    assert!(
+        bodies.iter().all(|b| !b.contains("<p>") && !b.contains("<br>") && !b.contains("&amp;")),
+        "a classic Note holds plain text"
+    );
+    for prefix in ["001", "003", "006"] {
+        assert!(
+            notes.iter().any(|n| n["ParentId"].as_str().is_some_and(|p| p.starts_with(prefix))),
+            "notes on {prefix}"
+        );
+    }
+    assert!(notes.iter().any(|n| n["Body"].as_str().is_some_and(|b| !b.is_ascii())));
+}
+
+#[tokio::test]
+async fn the_new_objects_live_in_the_shared_table_engine() {
+    let org = org(Options::default()).await;
+    org.emulator.seed(&generate(40, 3, &Mess::default()));
+    {
+        let store = org.emulator.shared.store.read().expect("store");
+        for object in [
+            ObjectKind::Opportunity,
+            ObjectKind::OpportunityContactRole,
+            ObjectKind::Note,
+            ObjectKind::User,
+            ObjectKind::OpportunityStage,
+        ] {
+            assert!(store.table(object).is_engine(), "{object:?}");
+        }
+        assert!(!store.table(ObjectKind::Contact).is_engine());
+    }
+    // The engine's date column knows the calendar: Salesforce's parser refuses 30 February.
+    let mut bad = opportunity("cal-1");
+    bad["CloseDate"] = json!("2027-02-30");
+    let (status, body) = org.upsert("Opportunity", json!([bad]), false).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("JSON_PARSER_ERROR")), "{body}");
+    // A field added through the Tooling API becomes a column: existing rows hold it unticked.
+    let (status, body) = create_field(
+        &org,
+        "Opportunity.Strategic__c",
+        json!({"type": "Checkbox", "label": "Strategic", "defaultValue": "false"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = grant(&org, "Opportunity", "Strategic__c", true).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, rows) = org.query("SELECT Id, Strategic__c FROM Opportunity ORDER BY Id LIMIT 1").await;
+    assert_eq!(rows["records"][0]["Strategic__c"], false, "{rows}");
+    let mut strategic = opportunity("cal-2");
+    strategic["Strategic__c"] = json!(true);
+    let (_, body) = org.upsert("Opportunity", json!([strategic]), false).await;
+    assert_eq!(body[0]["success"], true, "{body}");
+    let (_, rows) = org
+        .query("SELECT Strategic__c FROM Opportunity WHERE Ferry_Source_Id__c = 'cal-2'")
+        .await;
+    assert_eq!(rows["records"][0]["Strategic__c"], true);
+}
+
+#[tokio::test]
+async fn audit_dates_and_parent_ids_must_be_well_formed() {
+    let org = org(Options::default()).await;
+    let mut bad_date = opportunity("audit-1");
+    bad_date["CreatedDate"] = json!("yesterday");
+    let (status, body) = org.upsert("Opportunity", json!([bad_date]), false).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("JSON_PARSER_ERROR")), "{body}");
+    let mut offset = opportunity("audit-2");
+    offset["CreatedDate"] = json!("2024-01-01T01:30:00+01:30");
+    let (_, body) = org.upsert("Opportunity", json!([offset]), false).await;
+    assert_eq!(body[0]["success"], true, "{body}");
+    let (_, rows) = org
+        .query("SELECT CreatedDate FROM Opportunity WHERE Ferry_Source_Id__c = 'audit-2'")
+        .await;
+    assert_eq!(rows["records"][0]["CreatedDate"], "2024-01-01T00:00:00.000+0000");
+    let body = create(
+        &org,
+        json!([
+            {"attributes": {"type": "Note"}, "Title": "x", "ParentId": "zzz8d0000000001AAA"},
+            {"attributes": {"type": "Note"}, "Title": "x", "ParentId": "0018d0000000999AAA"},
+        ]),
+    )
+    .await;
+    assert_eq!(code(&body[0]), "MALFORMED_ID");
+    assert_eq!(code(&body[1]), "INVALID_CROSS_REFERENCE_KEY");
+    let (status, _, _) = org
+        .call(reqwest::Method::GET, &format!("{V}/sobjects/Lead/00Q8d0000000001AAA"), None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn deleting_an_opportunity_takes_its_roles_and_notes_with_it() {
+    let org = org(Options::default()).await;
+    let (_, deals) = org
+        .upsert("Opportunity", json!([opportunity("del-1"), opportunity("del-2")]), false)
+        .await;
+    let (d1, d2) = (deals[0]["id"].clone(), deals[1]["id"].clone());
+    let (_, contacts) = org.upsert("Contact", json!([contact("del-c", Some("Kept"))]), false).await;
+    let c = contacts[0]["id"].clone();
+    let body = create(
+        &org,
+        json!([
+            {"attributes": {"type": "OpportunityContactRole"}, "OpportunityId": d1, "ContactId": c},
+            {"attributes": {"type": "OpportunityContactRole"}, "OpportunityId": d2, "ContactId": c},
+            {"attributes": {"type": "Note"}, "ParentId": d1, "Title": "Gone with its deal"},
+            {"attributes": {"type": "Note"}, "ParentId": c, "Title": "Stays"},
+        ]),
+    )
+    .await;
+    assert!(body.as_array().expect("results").iter().all(|r| r["success"] == true), "{body}");
+    let delete = |ids: String, all_or_none: bool| {
+        let org = &org;
+        async move {
+            let (status, _, body) = org
+                .call(
+                    reqwest::Method::DELETE,
+                    &format!("{V}/composite/sobjects?ids={ids}&allOrNone={all_or_none}"),
+                    None,
+                )
+                .await;
+            (status, body)
+        }
+    };
+    let (d1s, d2s, cs) = (
+        d1.as_str().unwrap_or("").to_owned(),
+        d2.as_str().unwrap_or("").to_owned(),
+        c.as_str().unwrap_or("").to_owned(),
+    );
+    // allOrNone: a contact (which the sandbox does not delete) rolls the deal back.
+    let (status, body) = delete(format!("{d1s},{cs}"), true).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(code(&body[0]), "ALL_OR_NONE_OPERATION_ROLLED_BACK");
+    assert_eq!(code(&body[1]), "DELETE_FAILED");
+    assert_eq!(org.emulator.count("Opportunity"), 2);
+    let (_, body) = delete(format!("{d1s},006nope"), false).await;
+    assert_eq!(body[0]["success"], true, "{body}");
+    assert_eq!(code(&body[1]), "MALFORMED_ID");
+    assert_eq!(org.emulator.count("Opportunity"), 1);
+    assert_eq!(org.emulator.count("OpportunityContactRole"), 1, "its role went with it");
+    assert_eq!(org.emulator.count("Note"), 1, "its note went with it");
+    let (_, rows) = org.query("SELECT Id FROM Opportunity").await;
+    assert_eq!((rows["totalSize"].as_u64(), rows["records"][0]["Id"].as_str()), (Some(1), Some(d2s.as_str())));
+    let (_, rows) = org
+        .query(&format!("SELECT Id FROM OpportunityContactRole WHERE OpportunityId IN ('{d1s}', '{d2s}')"))
+        .await;
+    assert_eq!(rows["totalSize"], 1);
+    let (status, _, _) = org
+        .call(reqwest::Method::GET, &format!("{V}/sobjects/Opportunity/{d1s}"), None)
+        .await;
+    assert_eq!(status, 404);
+    let (_, body) = delete(d1s.clone(), false).await;
+    assert_eq!(code(&body[0]), "ENTITY_IS_DELETED");
+    let body = update(&org, json!([{"attributes": {"type": "Opportunity"}, "id": d1s, "Name": "Back"}])).await;
+    assert_eq!(code(&body[0]), "ENTITY_IS_DELETED");
+    // Its external id is free again: the same upsert creates a new record.
+    let (_, body) = org.upsert("Opportunity", json!([opportunity("del-1")]), false).await;
+    assert_eq!(body[0]["created"], true, "{body}");
+    assert_ne!(body[0]["id"], d1);
+    let (status, body) = delete(String::new(), false).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("MISSING_ARGUMENT")));
 }
