@@ -712,20 +712,29 @@ fn deal_cells(
         cells.push((col, value.clone()));
         value
     };
+    // The close time follows the won or lost time unless given, or kept from before when
+    // neither the status nor that time changes.
+    let close = |given: Option<Option<Cell>>, at: Option<Cell>, stamped: bool| match given {
+        Some(v) => v,
+        None if stamped || reopened_or_switched => at,
+        None => existing.and_then(|r| r.get(d::CLOSE_TIME)).cloned().or(at),
+    };
     match status.as_str() {
         "won" => {
+            let given = won_time.is_some();
             let won = stamp(won_time, d::WON_TIME, &mut cells);
             cells.push((d::LOST_TIME, None));
             cells.push((d::LOST_REASON, None));
-            cells.push((d::CLOSE_TIME, close_time.unwrap_or(won)));
+            cells.push((d::CLOSE_TIME, close(close_time, won, given)));
         }
         "lost" => {
+            let given = lost_time.is_some();
             let lost = stamp(lost_time, d::LOST_TIME, &mut cells);
             cells.push((d::WON_TIME, None));
             if let Some(reason) = lost_reason {
                 cells.push((d::LOST_REASON, reason));
             }
-            cells.push((d::CLOSE_TIME, close_time.unwrap_or(lost)));
+            cells.push((d::CLOSE_TIME, close(close_time, lost, given)));
         }
         _ => {
             for col in [d::WON_TIME, d::LOST_TIME, d::CLOSE_TIME, d::LOST_REASON] {

@@ -1,5 +1,6 @@
-//! A faithful in-memory emulator of Pipedrive's API (v2 persons, organizations, search and
-//! fields; the v1 fields list), served over real HTTP.
+//! A faithful in-memory emulator of Pipedrive's API (v2 persons, organizations, deals, search,
+//! fields, pipelines and stages; v1 users, notes, deal participants and the fields lists), served
+//! over real HTTP.
 //!
 //! What it reproduces, from Pipedrive's documentation (see `docs/connectors/pipedrive.md`):
 //! `x-api-token` auth (and the legacy `api_token` query parameter) with Pipedrive's 401 body;

@@ -468,10 +468,13 @@ async fn injected_throttling_carries_the_pipedrive_body() {
 #[ignore = "slow in debug builds; run with --release -- --ignored"]
 fn seeding_a_million_contacts() {
     let emulator = Emulator::new(unlimited());
+    let seed = generate(1_000_000, 1, &Mess::default());
     let started = std::time::Instant::now();
-    let summary = emulator.seed(&generate(1_000_000, 1, &Mess::default()));
+    let summary = emulator.seed(&seed);
     assert!(summary.contacts > 999_000, "only nameless contacts are skipped");
     assert_eq!(emulator.count("contacts"), Some(summary.contacts));
+    assert_eq!(summary.deals, seed.deals.len());
+    assert_eq!(emulator.count("notes"), Some(seed.notes.len()));
     eprintln!("seeded in {:?}", started.elapsed());
 }
 
@@ -880,6 +883,21 @@ async fn deals_follow_pipedrives_stage_status_and_reference_rules() {
     assert_eq!(b["data"]["won_time"], "2025-05-01T10:00:00Z");
     assert_eq!(b["data"]["close_time"], "2025-05-01T10:00:00Z");
     assert_eq!(b["data"]["value"], 1200.5);
+    let (_, b) = api
+        .patch(
+            &format!("/api/v2/deals/{won}"),
+            json!({"close_time": "2025-05-02T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(b["data"]["close_time"], "2025-05-02T00:00:00Z");
+    let (_, b) = api
+        .patch(&format!("/api/v2/deals/{won}"), json!({"title": "Won again"}))
+        .await;
+    assert_eq!(
+        (&b["data"]["won_time"], &b["data"]["close_time"]),
+        (&json!("2025-05-01T10:00:00Z"), &json!("2025-05-02T00:00:00Z")),
+        "an edit keeps the close"
+    );
     let (s, b) = api
         .patch(
             &format!("/api/v2/deals/{won}"),
