@@ -474,7 +474,10 @@ fn seeding_a_million_contacts() {
     assert!(summary.contacts > 999_000, "only nameless contacts are skipped");
     assert_eq!(emulator.count("contacts"), Some(summary.contacts));
     assert_eq!(summary.deals, seed.deals.len());
-    assert_eq!(emulator.count("notes"), Some(seed.notes.len()));
+    assert_eq!(emulator.count("deals"), Some(summary.deals));
+    // Notes whose only parent is a contact Pipedrive cannot hold (no name) are skipped.
+    assert!(summary.notes * 1000 > seed.notes.len() * 999);
+    assert_eq!(emulator.count("notes"), Some(summary.notes));
     eprintln!("seeded in {:?}", started.elapsed());
 }
 
