@@ -23,6 +23,9 @@ use crate::table::{Cell, Row, Show};
 
 type Params = Query<HashMap<String, String>>;
 
+/// The (column, value) cells of a table write.
+type Cells = Vec<(usize, Option<Cell>)>;
+
 /// v1's default page size, and its largest.
 const V1_DEFAULT_LIMIT: usize = 100;
 const V1_MAX_LIMIT: usize = 500;
@@ -497,7 +500,7 @@ fn deal_cells(
     body: &Value,
     existing: Option<&Row>,
     now: i64,
-) -> Result<Vec<(usize, Option<Cell>)>, String> {
+) -> Result<Cells, String> {
     let crm = &data.crm;
     let Some(body) = body.as_object() else {
         return Err("Validation failed: body: Expected object".into());
@@ -1318,7 +1321,7 @@ fn note_cells(
     data: &Data,
     body: &Value,
     existing: Option<&Row>,
-) -> Result<(Vec<(usize, Option<Cell>)>, Option<i64>), String> {
+) -> Result<(Cells, Option<i64>), String> {
     let crm = &data.crm;
     let Some(body) = body.as_object() else {
         return Err("The request body must be a JSON object".into());
