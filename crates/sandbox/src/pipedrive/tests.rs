@@ -1249,3 +1249,96 @@ async fn sales_routes_draw_on_the_token_budget() {
         (1_000 - 52).to_string()
     );
 }
+
+#[tokio::test]
+async fn every_other_refusal_of_the_sales_routes() {
+    use reqwest::Method;
+    let emulator = Emulator::new(unlimited());
+    let api = Api::start(&emulator).await;
+    let (_, f) = api
+        .post(
+            "/api/v2/dealFields",
+            json!({"field_name": "Plan", "field_type": "enum", "options": [{"label": "A"}]}),
+        )
+        .await;
+    let plan = f["data"]["field_code"].as_str().unwrap().to_owned();
+    let (_, f) = api
+        .post(
+            "/api/v2/dealFields",
+            json!({"field_name": "Size", "field_type": "double"}),
+        )
+        .await;
+    let size = f["data"]["field_code"].as_str().unwrap().to_owned();
+    let deal = api.post("/api/v2/deals", json!({"title": "t"})).await.1["data"]["id"].clone();
+    let org = api.post("/api/v2/organizations", json!({"name": "o"})).await.1["data"]["id"].clone();
+    let many_ids = (1..=101).map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+    let many_keys = (0..16).map(|n| format!("k{n}")).collect::<Vec<_>>().join(",");
+    let cases: Vec<(Method, String, Option<Value>, u16)> = vec![
+        (Method::PUT, "/v1/users/1".into(), Some(json!({"active_flag": true})), 404),
+        (Method::PUT, "/v1/users/x".into(), Some(json!({"active_flag": true})), 400),
+        (Method::PUT, format!("/v1/users/{}", emulator.company_id() * 100 + 2), Some(json!({})), 400),
+        (Method::GET, "/v1/users/x".into(), None, 400),
+        (Method::POST, "/api/v2/dealFields".into(), Some(json!({"field_type": "varchar"})), 400),
+        (Method::POST, "/api/v2/dealFields".into(), Some(json!({"field_name": "n"})), 400),
+        (Method::POST, "/api/v2/dealFields".into(), Some(json!({"field_name": "n", "field_type": "enum"})), 400),
+        (Method::GET, format!("/api/v2/deals?ids={many_ids}"), None, 400),
+        (Method::GET, "/api/v2/deals?ids=a".into(), None, 400),
+        (Method::GET, "/api/v2/deals?filter_id=1".into(), None, 400),
+        (Method::GET, format!("/api/v2/deals?custom_fields={many_keys}"), None, 400),
+        (Method::GET, "/api/v2/deals?owner_id=me".into(), None, 400),
+        (Method::GET, "/api/v2/deals/x".into(), None, 400),
+        (Method::GET, "/api/v2/stages?sort_by=name".into(), None, 400),
+        (Method::GET, "/api/v2/pipelines?sort_direction=desc".into(), None, 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "is_deleted": true})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "label_ids": ["a"]})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "stage_id": null})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "pipeline_id": null})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": 5})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "value": "5"})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "status": "open", "close_time": "2026-01-01T00:00:00Z"})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "status": "won", "lost_time": "2026-01-01T00:00:00Z"})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "status": "won", "won_time": "soon"})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "custom_fields": {&plan: 999}})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "custom_fields": {&size: "big"}})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "custom_fields": []})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!([1])), 400),
+        (Method::DELETE, "/api/v2/deals/x".into(), None, 400),
+        (Method::GET, "/api/v2/deals/search?term=x&exact_match=true&fields=email".into(), None, 400),
+        (Method::GET, "/api/v2/deals/search?exact_match=true".into(), None, 400),
+        (Method::GET, "/v1/deals/x/participants".into(), None, 400),
+        (Method::GET, "/v1/deals/999/participants".into(), None, 404),
+        (Method::POST, format!("/v1/deals/{deal}/participants"), Some(json!({})), 400),
+        (Method::DELETE, format!("/v1/deals/{deal}/participants/x"), None, 400),
+        (Method::GET, "/v1/notes?sort=add_time%20DESC".into(), None, 400),
+        (Method::GET, "/v1/notes?start=-1".into(), None, 400),
+        (Method::GET, "/v1/notes?limit=x".into(), None, 400),
+        (Method::GET, "/v1/notes/x".into(), None, 400),
+        (Method::POST, "/v1/notes".into(), Some(json!({"content": 5, "org_id": org})), 400),
+        (Method::POST, "/v1/notes".into(), Some(json!({"content": "c", "org_id": "1"})), 400),
+        (Method::POST, "/v1/notes".into(), Some(json!({"content": "c", "org_id": org, "user_id": "me"})), 400),
+        (Method::POST, "/v1/notes".into(), Some(json!({"content": "c", "org_id": org, "pinned_to_deal_flag": 2})), 400),
+        (Method::POST, "/v1/notes".into(), Some(json!("text")), 400),
+        (Method::PUT, "/v1/notes/x".into(), Some(json!({"content": "c"})), 400),
+        (Method::DELETE, "/v1/notes/x".into(), None, 400),
+    ];
+    for (method, path, body, status) in cases {
+        let (s, _, b) = api.call(method.clone(), &path, body.clone()).await;
+        assert_eq!(s, status, "{method} {path} {body:?} → {b}");
+        assert_eq!(b["success"], false, "{method} {path}");
+    }
+    // Invalid JSON: v2 says ERR_BAD_REQUEST, v1 a plain 400.
+    for path in ["/api/v2/deals", "/v1/notes"] {
+        let resp = api
+            .http
+            .post(format!("{}{path}", api.base))
+            .header("x-api-token", TOKEN)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{path}");
+    }
+    assert_eq!(emulator.count("deals"), Some(1), "nothing refused was stored");
+    assert_eq!(emulator.count("notes"), Some(0));
+}
