@@ -1,7 +1,9 @@
 // Pipedrive's official Node client (`pipedrive`, its v2 API) against `ferry sandbox`'s Pipedrive
 // emulator: cursor paging, the source-id custom field, one-by-one writes (Pipedrive has no batch
 // or upsert endpoint), search by custom field, marketing_status, field metadata (v2 and v1 lists,
-// one field, creating an enum field with options), and the errors ferry relies on.
+// one field, creating an enum field with options), and the errors ferry relies on; and the sales
+// objects: v1 users, v2 pipelines and stages, v2 deals (filters, stage and status rules, deal
+// fields, exact search), v1 deal participants and v1 notes.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import axios from "axios";
@@ -233,6 +235,187 @@ describe("pipedrive: pipedrive (v2)", () => {
     // Through the SDK's class API the same 429 is its rejection with the envelope.
     const e = await thrown(() => pd.persons.getPersons({ limit: 1 }));
     assert.equal(e.errorCode, 429);
+  });
+});
+
+describe("pipedrive: users, pipelines, deals and notes", () => {
+  let sb;
+  let pd;
+  let v1c;
+  before(async () => {
+    sb = await startSandbox("pipedrive", { records: 200, flags: ["--limit", "pipedrive=none"] });
+    pd = apis(sb.url, sb.env.PIPEDRIVE_TOKEN);
+    v1c = new v1.Configuration({ apiKey: sb.env.PIPEDRIVE_TOKEN, basePath: `${sb.url}/v1` });
+    pd.deals = new v2.DealsApi(pd.config);
+    pd.pipelines = new v2.PipelinesApi(pd.config);
+    pd.stages = new v2.StagesApi(pd.config);
+    pd.dealFields = new v2.DealFieldsApi(pd.config);
+    pd.users = new v1.UsersApi(v1c);
+    pd.notes = new v1.NotesApi(v1c);
+    pd.v1deals = new v1.DealsApi(v1c);
+  });
+  after(() => sb?.stop());
+
+  const allDeals = async (params = {}) => {
+    const out = [];
+    let cursor;
+    do {
+      const res = await pd.deals.getDeals({ limit: 500, ...params, cursor });
+      assert.equal(res.success, true);
+      out.push(...res.data);
+      cursor = res.additional_data?.next_cursor ?? undefined;
+    } while (cursor);
+    return out;
+  };
+
+  test("users (v1): all, one, found by email, the current one; owners are users of this account", async () => {
+    const users = await pd.users.getUsers();
+    assert.equal(users.success, true);
+    assert.ok(users.data.length >= 5);
+    for (const u of users.data) {
+      assert.ok(Number.isInteger(u.id));
+      assert.match(u.email, /@/);
+      assert.equal(typeof u.active_flag, "boolean");
+    }
+    const me = await pd.users.getCurrentUser();
+    assert.equal(me.data.is_you, true);
+    assert.ok(users.data.some((u) => u.id === me.data.id));
+    const ben = users.data.find((u) => u.email === "ben.okafor@ferry-demo.example");
+    const one = await pd.users.getUser({ id: ben.id });
+    assert.equal(one.data.name, "Ben Okafor");
+    const found = await pd.users.findUsersByName({ term: "ben.okafor", search_by_email: 1 });
+    assert.deepEqual(found.data.map((u) => u.id), [ben.id]);
+    const missing = await thrown(() => pd.users.getUser({ id: 1 }));
+    assert.equal(missing.success, false);
+    // Seeded persons, organizations and deals are owned by users of this account.
+    const ids = new Set(users.data.map((u) => u.id));
+    const persons = await pd.persons.getPersons({ limit: 100 });
+    assert.ok(persons.data.every((p) => ids.has(p.owner_id)));
+    const owners = new Set(persons.data.map((p) => p.owner_id));
+    assert.ok(owners.size > 1, "seeded owners differ");
+    const bad = await thrown(() => pd.orgs.addOrganization({ AddOrganizationRequest: { name: "X", owner_id: 424242 } }));
+    assert.equal(bad.code, "ERR_SCHEMA_VALIDATION_FAILED");
+  });
+
+  test("pipelines and stages (v2) page by cursor; every stage holds seeded deals, won and lost are statuses", async () => {
+    const pipes = await pd.pipelines.getPipelines({ limit: 1 });
+    assert.equal(pipes.data.length, 1);
+    const rest = await pd.pipelines.getPipelines({ cursor: pipes.additional_data.next_cursor });
+    const pipelines = [...pipes.data, ...rest.data];
+    assert.deepEqual(pipelines.map((p) => p.name), ["Pipeline", "Renewals"]);
+    assert.equal(rest.additional_data.next_cursor, null);
+    const stages = await pd.stages.getStages({ pipeline_id: pipelines[0].id });
+    assert.deepEqual(stages.data.map((s) => s.order_nr), stages.data.map((_, i) => i + 1));
+    assert.ok(stages.data.every((s) => s.pipeline_id === pipelines[0].id && s.is_deleted === false));
+    assert.ok(stages.data.every((s) => typeof s.deal_probability === "number"));
+    const deals = await allDeals();
+    assert.ok(deals.length > 0);
+    const all = await pd.stages.getStages({ limit: 500 });
+    for (const s of all.data) assert.ok(deals.some((d) => d.stage_id === s.id), s.name);
+    const won = await allDeals({ status: "won" });
+    const lost = await allDeals({ status: "lost" });
+    assert.ok(won.length > 0 && lost.length > 0);
+    assert.ok(won.every((d) => d.status === "won" && d.won_time && d.close_time));
+    assert.ok(lost.every((d) => d.status === "lost" && d.lost_time));
+    const inStage = await allDeals({ stage_id: won[0].stage_id, status: "won" });
+    assert.ok(inStage.every((d) => d.stage_id === won[0].stage_id));
+  });
+
+  test("deals (v2): create, read, update, the source-id field and exact search, participants, delete", async () => {
+    const field = await pd.dealFields.addDealField({
+      AddDealFieldRequest: { field_name: "Ferry source id", field_type: "varchar" },
+    });
+    const key = field.data.field_code;
+    assert.match(key, /^[0-9a-f]{40}$/);
+    const [pipeline] = (await pd.pipelines.getPipelines()).data;
+    const stages = (await pd.stages.getStages({ pipeline_id: pipeline.id })).data;
+    const person = await pd.persons.addPerson({ AddPersonRequest: { name: "Deal Person" } });
+    const org = await pd.orgs.addOrganization({ AddOrganizationRequest: { name: "Deal Org" } });
+    const created = await pd.deals.addDeal({
+      AddDealRequest: {
+        title: "SDK deal – ünïcode",
+        value: 4200.5,
+        currency: "EUR",
+        stage_id: stages[1].id,
+        person_id: person.data.id,
+        org_id: org.data.id,
+        expected_close_date: "2027-03-31",
+        custom_fields: { [key]: "sdk-deal-1" },
+      },
+    });
+    assert.equal(created.success, true);
+    const d = created.data;
+    assert.equal(d.pipeline_id, pipeline.id, "the stage sets the pipeline");
+    assert.deepEqual([d.status, d.value, d.currency, d.expected_close_date], ["open", 4200.5, "EUR", "2027-03-31"]);
+    assert.equal(d.custom_fields[key], "sdk-deal-1");
+    const found = await pd.deals.searchDeals({ term: "sdk-deal-1", fields: "custom_fields", exact_match: true });
+    assert.deepEqual(found.data.items.map((i) => i.item.id), [d.id]);
+    const won = await pd.deals.updateDeal({ id: d.id, UpdateDealRequest: { status: "won", won_time: "2027-03-01T12:00:00Z" } });
+    assert.equal(won.data.status, "won");
+    assert.equal(won.data.close_time, "2027-03-01T12:00:00Z");
+    const read = await pd.deals.getDeal({ id: d.id });
+    assert.equal(read.data.won_time, "2027-03-01T12:00:00Z");
+    const mine = await allDeals({ person_id: person.data.id });
+    assert.deepEqual(mine.map((x) => x.id), [d.id]);
+    // More people through v1 participants; the deal's person takes part already.
+    const other = await pd.persons.addPerson({ AddPersonRequest: { name: "Second Person" } });
+    const added = await pd.v1deals.addDealParticipant({ id: d.id, AddDealParticipantRequest: { person_id: other.data.id } });
+    assert.equal(added.success, true);
+    const parts = await pd.v1deals.getDealParticipants({ id: d.id });
+    assert.deepEqual(parts.data.map((p) => p.person.id).sort(), [person.data.id, other.data.id].sort());
+    const noTitle = await thrown(() => pd.deals.addDeal({ AddDealRequest: { value: 1 } }));
+    assert.equal(noTitle.code, "ERR_SCHEMA_VALIDATION_FAILED");
+    const badStage = await thrown(() => pd.deals.addDeal({ AddDealRequest: { title: "x", stage_id: 1 } }));
+    assert.equal(badStage.success, false);
+    const gone = await pd.deals.deleteDeal({ id: d.id });
+    assert.equal(gone.data.id, d.id);
+    const missing = await thrown(() => pd.deals.getDeal({ id: d.id }));
+    assert.equal(missing.success, false);
+  });
+
+  test("notes (v1): HTML on a deal, a person and an organization at once, offset paging, update, delete, errors", async () => {
+    const listed = [];
+    let start = 0;
+    for (;;) {
+      const page = await pd.notes.getNotes({ start, limit: 100 });
+      assert.equal(page.success, true);
+      listed.push(...page.data);
+      const p = page.additional_data.pagination;
+      if (!p.more_items_in_collection) break;
+      start = p.next_start;
+    }
+    assert.ok(listed.length > 0);
+    assert.ok(listed.some((n) => [n.deal_id, n.person_id, n.org_id].filter((x) => x !== null).length === 3));
+    assert.ok(listed.every((n) => /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/.test(n.add_time)));
+    const [deal] = await allDeals({ status: "open" });
+    const added = await pd.notes.addNote({
+      AddNoteRequest: {
+        content: "<p>Réunion &amp; démo</p><br>見積書",
+        deal_id: deal.id,
+        person_id: deal.person_id ?? undefined,
+        org_id: deal.org_id ?? undefined,
+        add_time: "2024-03-01 09:30:00",
+      },
+    });
+    assert.equal(added.success, true);
+    const n = added.data;
+    assert.equal(n.content, "<p>Réunion &amp; démo</p><br>見積書");
+    assert.equal(n.add_time, "2024-03-01 09:30:00");
+    assert.equal(n.deal_id, deal.id);
+    const onDeal = await pd.notes.getNotes({ deal_id: deal.id });
+    assert.ok(onDeal.data.some((x) => x.id === n.id));
+    const updated = await pd.notes.updateNote({ id: n.id, NoteRequest: { content: "<b>edited</b>" } });
+    assert.equal(updated.data.content, "<b>edited</b>");
+    const one = await pd.notes.getNote({ id: n.id });
+    assert.equal(one.data.add_time, "2024-03-01 09:30:00");
+    const orphan = await thrown(() => pd.notes.addNote({ AddNoteRequest: { content: "nowhere" } }));
+    assert.equal(orphan.success, false);
+    const empty = await thrown(() => pd.notes.addNote({ AddNoteRequest: { content: "", deal_id: deal.id } }));
+    assert.equal(empty.success, false);
+    const deleted = await pd.notes.deleteNote({ id: n.id });
+    assert.equal(deleted.data, true);
+    const missing = await thrown(() => pd.notes.getNote({ id: n.id }));
+    assert.equal(missing.success, false);
   });
 });
 

@@ -81,7 +81,7 @@ fn unbase64(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Parses `limit`: default 100, 1 to 500.
-fn limit(params: &HashMap<String, String>) -> Result<usize, Response> {
+pub(super) fn limit(params: &HashMap<String, String>) -> Result<usize, Response> {
     match params.get("limit") {
         None => Ok(DEFAULT_LIMIT),
         Some(raw) => match raw.parse::<usize>() {
@@ -93,7 +93,7 @@ fn limit(params: &HashMap<String, String>) -> Result<usize, Response> {
     }
 }
 
-fn cursor(params: &HashMap<String, String>) -> Result<Option<u64>, Response> {
+pub(super) fn cursor(params: &HashMap<String, String>) -> Result<Option<u64>, Response> {
     match params.get("cursor").filter(|c| !c.is_empty()) {
         None => Ok(None),
         Some(c) => decode_cursor(c)
@@ -102,7 +102,7 @@ fn cursor(params: &HashMap<String, String>) -> Result<Option<u64>, Response> {
     }
 }
 
-fn csv(params: &HashMap<String, String>, key: &str) -> Vec<String> {
+pub(super) fn csv(params: &HashMap<String, String>, key: &str) -> Vec<String> {
     params
         .get(key)
         .map(|v| {
@@ -249,7 +249,7 @@ pub(crate) async fn get_one(
     }
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
+pub(super) fn parse_body(body: &Bytes) -> Result<Value, Response> {
     if body.is_empty() {
         return Ok(json!({}));
     }
@@ -292,9 +292,10 @@ async fn create(
     let campaigns = emulator.inner.options.campaigns_app;
     let mut data = emulator.write();
     let orgs_live = |id: u64| data.organizations.get(id).is_some();
+    let owner_ok = |id: u64| data.crm.check_owner("owner_id", id);
     let store = data.store(kind);
     let id = store.next_id();
-    let record = match store.apply(&body, None, id, now_ms(), campaigns, &orgs_live) {
+    let record = match store.apply(&body, None, id, now_ms(), campaigns, &orgs_live, &owner_ok) {
         Ok(r) => r,
         Err(e) => return invalid(e.0),
     };
@@ -323,11 +324,20 @@ pub(crate) async fn update(
     let campaigns = emulator.inner.options.campaigns_app;
     let mut data = emulator.write();
     let orgs_live = |id: u64| data.organizations.get(id).is_some();
+    let owner_ok = |id: u64| data.crm.check_owner("owner_id", id);
     let store = data.store(kind);
     let Some(existing) = store.get(id) else {
         return not_found(format!("{} not found", kind.noun()));
     };
-    let record = match store.apply(&body, Some(existing), id, now_ms(), campaigns, &orgs_live) {
+    let record = match store.apply(
+        &body,
+        Some(existing),
+        id,
+        now_ms(),
+        campaigns,
+        &orgs_live,
+        &owner_ok,
+    ) {
         Ok(r) => r,
         Err(e) => return invalid(e.0),
     };

@@ -2,9 +2,11 @@
 //! token budget, the burst window (and search's own window), the rate-limit headers and the
 //! 401/429 bodies.
 //!
-//! Token costs follow Pipedrive's published model (v1: single GET 2, list 20, write 10, search
-//! 40), with v2 endpoints at half ("v2 consume 50% fewer tokens"). The exact per-endpoint
-//! table is not reproduced; see `docs/connectors/pipedrive.md`.
+//! Token costs follow Pipedrive's published model (v1: single GET 2, list 20, write 10, delete
+//! 6, search 40), with v2 endpoints at half ("v2 consume 50% fewer tokens"): v2 deals list 10,
+//! one deal 1, create or update 5, delete 3, as the spec's `x-token-cost` gives them; v1 notes
+//! and users at the v1 figures, the current user (`/v1/users/me`) 2. The full per-endpoint table
+//! is not reproduced; see `docs/connectors/pipedrive.md`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -117,10 +119,12 @@ pub(crate) fn cost(method: &Method, path: &str) -> u64 {
     let v1_cost = if path.ends_with("/search") {
         40
     } else if *method == Method::GET {
-        // `/api/v2/persons/{id}` and `/v1/persons/{id}` are single reads; the rest are lists.
+        // `/api/v2/persons/{id}` and `/v1/persons/{id}` are single reads, and so is the
+        // current user (`/v1/users/me`, 2 tokens); the rest are lists.
         let single = segments
             .last()
-            .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()));
+            .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()))
+            || path == "/v1/users/me";
         if single { 2 } else { 20 }
     } else if *method == Method::DELETE {
         6
@@ -316,6 +320,27 @@ mod tests {
         assert_eq!(cost(&Method::POST, "/api/v2/persons"), 5);
         assert_eq!(cost(&Method::PATCH, "/api/v2/organizations/3"), 5);
         assert_eq!(cost(&Method::GET, "/v1/personFields"), 20);
+    }
+
+    #[test]
+    fn sales_objects_cost_what_pipedrive_documents() {
+        // v2 deals: list 10, one 1, create and update 5, delete 3, search 20.
+        assert_eq!(cost(&Method::GET, "/api/v2/deals"), 10);
+        assert_eq!(cost(&Method::GET, "/api/v2/deals/7"), 1);
+        assert_eq!(cost(&Method::POST, "/api/v2/deals"), 5);
+        assert_eq!(cost(&Method::PATCH, "/api/v2/deals/7"), 5);
+        assert_eq!(cost(&Method::DELETE, "/api/v2/deals/7"), 3);
+        assert_eq!(cost(&Method::GET, "/api/v2/deals/search"), 20);
+        assert_eq!(cost(&Method::GET, "/api/v2/stages"), 10);
+        // v1 notes and users: list 20, one 2, write 10, delete 6; the current user is one read.
+        assert_eq!(cost(&Method::GET, "/v1/notes"), 20);
+        assert_eq!(cost(&Method::GET, "/v1/notes/3"), 2);
+        assert_eq!(cost(&Method::POST, "/v1/notes"), 10);
+        assert_eq!(cost(&Method::PUT, "/v1/notes/3"), 10);
+        assert_eq!(cost(&Method::DELETE, "/v1/notes/3"), 6);
+        assert_eq!(cost(&Method::GET, "/v1/users"), 20);
+        assert_eq!(cost(&Method::GET, "/v1/users/12"), 2);
+        assert_eq!(cost(&Method::GET, "/v1/users/me"), 2);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! A faithful in-memory emulator of Pipedrive's API (v2 persons, organizations, search and
-//! fields; the v1 fields list), served over real HTTP.
+//! A faithful in-memory emulator of Pipedrive's API (v2 persons, organizations, deals, search,
+//! fields, pipelines and stages; v1 users, notes, deal participants and the fields lists), served
+//! over real HTTP.
 //!
 //! What it reproduces, from Pipedrive's documentation (see `docs/connectors/pipedrive.md`):
 //! `x-api-token` auth (and the legacy `api_token` query parameter) with Pipedrive's 401 body;
@@ -13,6 +14,8 @@
 //! `x-ratelimit-*` and `x-daily-ratelimit-token-remaining` headers and the 429 body.
 
 mod api;
+mod crm;
+mod crm_api;
 mod gate;
 mod store;
 
@@ -23,7 +26,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{delete, get};
 
 use crate::faults::Faults;
 use crate::seed::SeedData;
@@ -89,10 +92,11 @@ impl fmt::Debug for Options {
     }
 }
 
-/// Both entity types' records.
+/// Both entity types' records, and the account's users, pipelines, deals and notes.
 pub(crate) struct Data {
     persons: Store,
     organizations: Store,
+    crm: crm::Crm,
 }
 
 impl Data {
@@ -153,6 +157,7 @@ impl Emulator {
                 data: RwLock::new(Data {
                     persons: Store::new(Kind::Persons, company_id),
                     organizations: Store::new(Kind::Organizations, company_id),
+                    crm: crm::Crm::new(company_id),
                 }),
                 limits: Mutex::new(gate::Limits::default()),
                 stats: Stats::default(),
@@ -207,8 +212,10 @@ impl Emulator {
             data.persons.custom_field_named("Favourite Colour"),
             data.persons.custom_field_named("Loyalty Points"),
         );
+        let company = self.inner.company_id;
         for c in &seed.companies {
             let id = data.organizations.next_id();
+            let owner_id = c.owner.and_then(|k| data.crm.user_for_key(company, k));
             let mut address = std::collections::BTreeMap::new();
             for (part, value) in [
                 ("route", &c.street),
@@ -250,16 +257,22 @@ impl Emulator {
                 ]),
                 add_time_ms: c.created_at_ms,
                 update_time_ms: c.updated_at_ms,
+                owner_id,
                 ..Record::default()
             });
         }
         let mut contacts = 0;
+        // The person id of each seeded contact (0: not seeded), for deals and notes.
+        let mut person_of: Vec<u64> = Vec::with_capacity(seed.contacts.len());
         for c in &seed.contacts {
             let name = store::join_name(c.first_name.as_deref(), c.last_name.as_deref());
             if name.is_empty() {
+                person_of.push(0);
                 continue; // Pipedrive requires a name
             }
             let id = data.persons.next_id();
+            person_of.push(id);
+            let owner_id = c.owner.and_then(|k| data.crm.user_for_key(company, k));
             let emails: Vec<Channel> = c
                 .email
                 .iter()
@@ -305,19 +318,24 @@ impl Emulator {
                 ]),
                 add_time_ms: c.created_at_ms,
                 update_time_ms: c.updated_at_ms,
+                owner_id,
                 ..Record::default()
             });
             contacts += 1;
         }
+        let (deals, notes) = seed_sales(&mut data, seed, company, first_org, &person_of);
         tracing::debug!(
             organizations = seed.companies.len(),
             persons = contacts,
+            deals,
+            notes,
             "pipedrive emulator seeded"
         );
         crate::SeedSummary {
             companies: seed.companies.len(),
             contacts,
-            ..Default::default()
+            deals,
+            notes,
         }
     }
 
@@ -353,7 +371,49 @@ impl Emulator {
                 get(api::get_one).patch(api::update).delete(api::delete),
             )
             .route("/v1/{entity}", get(api::list_fields_v1))
-            .route("/v1/users/me", get(users_me))
+            .route("/v1/users", get(crm_api::users))
+            .route("/v1/users/me", get(crm_api::users_me))
+            .route("/v1/users/find", get(crm_api::find_users))
+            .route(
+                "/v1/users/{id}",
+                get(crm_api::user).put(crm_api::update_user),
+            )
+            .route("/api/v2/pipelines", get(crm_api::pipelines))
+            .route("/api/v2/stages", get(crm_api::stages))
+            .route(
+                "/api/v2/deals",
+                get(crm_api::list_deals).post(crm_api::create_deal),
+            )
+            .route("/api/v2/deals/search", get(crm_api::search_deals))
+            .route(
+                "/api/v2/deals/{id}",
+                get(crm_api::get_deal)
+                    .patch(crm_api::update_deal)
+                    .delete(crm_api::delete_deal),
+            )
+            .route(
+                "/api/v2/dealFields",
+                get(crm_api::list_deal_fields).post(crm_api::create_deal_field),
+            )
+            .route("/v1/dealFields", get(crm_api::list_deal_fields_v1))
+            .route(
+                "/v1/deals/{id}/participants",
+                get(crm_api::participants).post(crm_api::add_participant),
+            )
+            .route(
+                "/v1/deals/{id}/participants/{participant}",
+                delete(crm_api::delete_participant),
+            )
+            .route(
+                "/v1/notes",
+                get(crm_api::list_notes).post(crm_api::create_note),
+            )
+            .route(
+                "/v1/notes/{id}",
+                get(crm_api::get_note)
+                    .put(crm_api::update_note)
+                    .delete(crm_api::delete_note),
+            )
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -374,12 +434,15 @@ impl Emulator {
         )
     }
 
-    /// How many live records of `object` (`"companies"`/`"organizations"` or
-    /// `"contacts"`/`"persons"`) the emulator holds; `None` for an unknown type.
+    /// How many live records of `object` (`"companies"`/`"organizations"`,
+    /// `"contacts"`/`"persons"`, `"deals"`, `"notes"`) the emulator holds; `None` for an unknown
+    /// type.
     pub fn count(&self, object: &str) -> Option<usize> {
         let kind = match object {
             "companies" | "organizations" => Kind::Organizations,
             "contacts" | "persons" => Kind::Persons,
+            "deals" => return Some(self.read().crm.deals.len()),
+            "notes" => return Some(self.read().crm.notes.len()),
             _ => return None,
         };
         Some(self.read().store(kind).live())
@@ -408,6 +471,18 @@ impl Emulator {
     pub fn source_ids(&self, object: &str) -> Vec<String> {
         let kind = match object {
             "companies" | "organizations" => Kind::Organizations,
+            "deals" | "notes" => {
+                let data = self.read();
+                let table = if object == "deals" {
+                    &data.crm.deals
+                } else {
+                    &data.crm.notes
+                };
+                return table
+                    .iter(crate::table::Show::Live)
+                    .map(|r| r.id.to_string())
+                    .collect();
+            }
             _ => Kind::Persons,
         };
         let data = self.read();
@@ -423,6 +498,11 @@ impl Emulator {
     pub fn record(&self, object: &str, id: u64) -> Option<serde_json::Value> {
         let kind = match object {
             "companies" | "organizations" => Kind::Organizations,
+            "deals" => {
+                let data = self.read();
+                let row = data.crm.deals.get(id)?;
+                return Some(crm::render_deal(&data.crm, row, None));
+            }
             _ => Kind::Persons,
         };
         let data = self.read();
@@ -441,6 +521,16 @@ impl Emulator {
     pub fn custom_field_keys(&self, object: &str, name: &str) -> Vec<String> {
         let kind = match object {
             "companies" | "organizations" => Kind::Organizations,
+            "deals" => {
+                return self
+                    .read()
+                    .crm
+                    .deal_fields
+                    .iter()
+                    .filter(|f| f.custom && f.name == name)
+                    .map(|f| f.code.clone())
+                    .collect();
+            }
             _ => Kind::Persons,
         };
         let data = self.read();
@@ -451,6 +541,148 @@ impl Emulator {
             .map(|f| f.code.clone())
             .collect()
     }
+}
+
+/// Seeds deals and notes: a deal in the stage where this account keeps its seed stage, `won` or
+/// `lost` as the stage says (closed at its last update), owned by its seed owner when the
+/// account has that user (else by the token's user), with its company, its first contact as
+/// `person_id` and every contact as a participant; a note with every parent it has (Pipedrive
+/// holds a deal, a person and an organization at once; the first of each kind), at its
+/// original time, its plain text turned into the HTML Pipedrive holds. Returns (deals, notes).
+fn seed_sales(
+    data: &mut Data,
+    seed: &SeedData,
+    company: u64,
+    first_org: u64,
+    person_of: &[u64],
+) -> (usize, usize) {
+    use crate::table::Cell;
+    use crm::{d, n};
+    let crm = &mut data.crm;
+    let first_deal = crm.deals.next_id();
+    let org = |k: usize| first_org + k as u64;
+    let person = |k: usize| person_of.get(k).copied().filter(|id| *id != 0);
+    let mut deal_of: Vec<u64> = Vec::with_capacity(seed.deals.len());
+    for deal in &seed.deals {
+        let (pipeline, stage) = deal.seed_stage();
+        let Some(placed) = crm.seed_stage(pipeline.key, stage.key) else {
+            deal_of.push(0);
+            continue;
+        };
+        let (stage_id, pipeline_id) = (placed.id, crm.pipelines[placed.pipeline].id);
+        let owner = deal
+            .owner
+            .and_then(|k| crm.user_for_key(company, k))
+            .unwrap_or(crm.me);
+        let int = |v: u64| Some(Cell::Int(v as i64));
+        let mut cells = vec![
+            (d::TITLE, Some(Cell::Text(deal.name.as_str().into()))),
+            (d::OWNER, int(owner)),
+            (d::PIPELINE, int(pipeline_id)),
+            (d::STAGE, int(stage_id)),
+            (d::VALUE, Some(Cell::Num(deal.amount.unwrap_or(0.0)))),
+            (d::CURRENCY, Some(Cell::Text(deal.currency.into()))),
+            (
+                d::STATUS,
+                Some(Cell::Text(stage.outcome.as_str().into())),
+            ),
+            (
+                d::EXPECTED_CLOSE,
+                Some(Cell::Text(deal.close_date.as_str().into())),
+            ),
+            (d::STAGE_CHANGE, Some(Cell::Time(deal.updated_at_ms))),
+            (d::CREATOR, int(owner)),
+        ];
+        if let Some(c) = deal.company {
+            cells.push((d::ORG, int(org(c))));
+        }
+        if let Some(p) = deal.contacts.first().and_then(|k| person(*k)) {
+            cells.push((d::PERSON, int(p)));
+        }
+        let closed = Some(Cell::Time(deal.updated_at_ms));
+        match stage.outcome {
+            crate::accounts::Outcome::Won => {
+                cells.push((d::WON_TIME, closed.clone()));
+                cells.push((d::CLOSE_TIME, closed));
+            }
+            crate::accounts::Outcome::Lost => {
+                cells.push((d::LOST_TIME, closed.clone()));
+                cells.push((d::CLOSE_TIME, closed));
+            }
+            crate::accounts::Outcome::Open => {}
+        }
+        match crm.insert_deal(cells, deal.created_at_ms, deal.updated_at_ms) {
+            Ok(id) => {
+                deal_of.push(id);
+                for p in deal.contacts.iter().filter_map(|k| person(*k)) {
+                    crm.add_participant(id, p);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(deal = deal.key, error = %e, "seed deal refused");
+                deal_of.push(0);
+            }
+        }
+    }
+    let deals = deal_of.iter().filter(|id| **id >= first_deal).count();
+    let mut notes = 0;
+    for note in &seed.notes {
+        let (mut deal, mut contact, mut org_id) = (None, None, None);
+        for parent in &note.parents {
+            match *parent {
+                crate::seed::SeedParent::Deal(k) => {
+                    deal = deal.or(deal_of.get(k).copied().filter(|id| *id != 0));
+                }
+                crate::seed::SeedParent::Contact(k) => contact = contact.or(person(k)),
+                crate::seed::SeedParent::Company(k) => org_id = org_id.or(Some(org(k))),
+            }
+        }
+        if deal.is_none() && contact.is_none() && org_id.is_none() {
+            continue;
+        }
+        let author = note
+            .owner
+            .and_then(|k| crm.user_for_key(company, k))
+            .unwrap_or(crm.me);
+        let content = if note.html {
+            note.body.clone()
+        } else {
+            plain_to_html(&note.body)
+        };
+        let int = |v: Option<u64>| v.map(|v| Cell::Int(v as i64));
+        let cells = vec![
+            (n::CONTENT, Some(Cell::Text(content.into_boxed_str()))),
+            (n::USER, int(Some(author))),
+            (n::DEAL, int(deal)),
+            (n::PERSON, int(contact)),
+            (n::ORG, int(org_id)),
+            (n::LAST_UPDATE_USER, int(Some(author))),
+        ];
+        match crm.notes.prepare(None, cells, true) {
+            Ok(checked) => {
+                crm.notes
+                    .insert_checked(checked, note.timestamp_ms, note.timestamp_ms);
+                notes += 1;
+            }
+            Err(e) => tracing::warn!(note = note.key, error = %e, "seed note refused"),
+        }
+    }
+    (deals, notes)
+}
+
+/// Plain text as the HTML a Pipedrive note holds: escaped, line breaks as `<br>`.
+fn plain_to_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\n' => out.push_str("<br>"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A record's custom values from (field index, value) pairs, in field order, leaving out
@@ -468,36 +700,6 @@ fn custom_values<const N: usize>(
 
 async fn not_found() -> Response {
     gate::not_found("Unknown method .")
-}
-
-/// `GET /v1/users/me`: the token's user with the bound company data (id, name, domain), in the
-/// documented envelope.
-async fn users_me(
-    axum::extract::State(emulator): axum::extract::State<Emulator>,
-) -> axum::Json<serde_json::Value> {
-    let company = emulator.company_id();
-    axum::Json(serde_json::json!({
-        "success": true,
-        "data": {
-            "id": 1,
-            "name": "Sandbox User",
-            "default_currency": "USD",
-            "locale": "en_US",
-            "lang": 1,
-            "activated": true,
-            "is_admin": 1,
-            "role_id": 1,
-            "timezone_name": "Europe/Tallinn",
-            "timezone_offset": "+02:00",
-            "active_flag": true,
-            "has_created_company": true,
-            "company_id": company,
-            "company_name": "Sandbox Company",
-            "company_domain": format!("sandbox-{company}"),
-            "company_country": "EE",
-            "language": {"language_code": "en", "country_code": "US"},
-        }
-    }))
 }
 
 #[cfg(test)]

@@ -137,6 +137,8 @@ pub(crate) struct Record {
     pub emails: Vec<Channel>,
     pub phones: Vec<Channel>,
     pub org_id: Option<u64>,
+    /// The owning user; `None`: the account's default owner (the token's user).
+    pub owner_id: Option<u64>,
     /// `None`: not set (read as `no_consent`).
     pub marketing_status: Option<&'static str>,
     /// Whether the one allowed change of marketing status has been used.
@@ -195,6 +197,8 @@ pub(crate) struct Store {
     /// The id the next custom option gets (Pipedrive numbers options across the account).
     next_option_id: u64,
     index: HashMap<(SearchField, String), Vec<u64>>,
+    /// The owner of records that name none: the token's user.
+    default_owner: u64,
 }
 
 fn standard_fields(kind: Kind) -> Vec<Field> {
@@ -342,6 +346,7 @@ impl Store {
             next_field_id: 1,
             next_option_id: 1,
             index: HashMap::new(),
+            default_owner: super::crm::user_id(account, 0),
         };
         for custom in crate::seed::CUSTOM_FIELDS
             .iter()
@@ -535,7 +540,9 @@ impl Store {
     }
 
     /// Builds the record a POST (`existing` None) or PATCH body makes, validating it as the
-    /// v2 API does. `org_exists` answers whether an organization id is live.
+    /// v2 API does. `org_exists` answers whether an organization id is live, `owner_ok` whether
+    /// a user may own records (its error is the 400 message).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply(
         &self,
         body: &Json,
@@ -544,6 +551,7 @@ impl Store {
         now_ms: i64,
         campaigns: bool,
         org_exists: &dyn Fn(u64) -> bool,
+        owner_ok: &dyn Fn(u64) -> Result<(), String>,
     ) -> Result<Record, Invalid> {
         let Some(body) = body.as_object() else {
             return Err(Invalid("Validation failed: body: Expected object".into()));
@@ -652,6 +660,12 @@ impl Store {
                         type_name(v)
                     )));
                 }
+            }
+        }
+        if let Some(owner) = body.get("owner_id") {
+            r.owner_id = owner.as_u64();
+            if let Some(id) = r.owner_id {
+                owner_ok(id).map_err(Invalid)?;
             }
         }
         if let Some(v) = body.get("label_ids") {
@@ -785,7 +799,7 @@ impl Store {
         let mut out = json!({
             "id": r.id,
             "name": r.name,
-            "owner_id": 1,
+            "owner_id": r.owner_id.unwrap_or(self.default_owner),
             "add_time": format_rfc3339(r.add_time_ms),
             "update_time": format_rfc3339(r.update_time_ms),
             "is_deleted": r.deleted,
@@ -847,7 +861,7 @@ impl Store {
             "type": self.kind.item_type(),
             "name": r.name,
             "visible_to": 3,
-            "owner": {"id": 1},
+            "owner": {"id": r.owner_id.unwrap_or(self.default_owner)},
             "custom_fields": custom,
             "notes": [],
         });

@@ -468,10 +468,16 @@ async fn injected_throttling_carries_the_pipedrive_body() {
 #[ignore = "slow in debug builds; run with --release -- --ignored"]
 fn seeding_a_million_contacts() {
     let emulator = Emulator::new(unlimited());
+    let seed = generate(1_000_000, 1, &Mess::default());
     let started = std::time::Instant::now();
-    let summary = emulator.seed(&generate(1_000_000, 1, &Mess::default()));
+    let summary = emulator.seed(&seed);
     assert!(summary.contacts > 999_000, "only nameless contacts are skipped");
     assert_eq!(emulator.count("contacts"), Some(summary.contacts));
+    assert_eq!(summary.deals, seed.deals.len());
+    assert_eq!(emulator.count("deals"), Some(summary.deals));
+    // Notes whose only parent is a contact Pipedrive cannot hold (no name) are skipped.
+    assert!(summary.notes * 1000 > seed.notes.len() * 999);
+    assert_eq!(emulator.count("notes"), Some(summary.notes));
     eprintln!("seeded in {:?}", started.elapsed());
 }
 
@@ -667,4 +673,672 @@ async fn a_created_option_field_gets_option_ids_and_takes_them() {
     assert_eq!(b["data"]["custom_fields"][code], m);
     let (_, listed) = api.get("/api/v2/personFields").await;
     assert_eq!(field_named(&listed, "Size")["options"], field["options"]);
+}
+
+impl Api {
+    async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        let (s, _, b) = self.call(reqwest::Method::PUT, path, Some(body)).await;
+        (s, b)
+    }
+
+    async fn delete(&self, path: &str) -> (u16, Value) {
+        let (s, _, b) = self.call(reqwest::Method::DELETE, path, None).await;
+        (s, b)
+    }
+}
+
+/// The account's users by email.
+async fn user_ids(api: &Api) -> std::collections::HashMap<String, u64> {
+    let (s, b) = api.get("/v1/users").await;
+    assert_eq!(s, 200);
+    b["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["email"].as_str().unwrap().to_owned(), u["id"].as_u64().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn users_are_the_accounts_own_found_by_email_and_deactivated_users_own_nothing_new() {
+    let emulator = Emulator::new(unlimited());
+    let api = Api::start(&emulator).await;
+    let (s, b) = api.get("/v1/users").await;
+    assert_eq!(s, 200);
+    let users = b["data"].as_array().unwrap();
+    let expected = crate::accounts::account_users("pipedrive");
+    assert_eq!(users.len(), expected.len());
+    assert!(
+        users
+            .iter()
+            .all(|u| u["email"] != "hana.novak@ferry-demo.example"),
+        "Hana is not in this account"
+    );
+    assert!(users.iter().all(|u| u["active_flag"] == true));
+    let other = Emulator::new(unlimited());
+    let other_api = Api::start(&other).await;
+    let theirs = user_ids(&other_api).await;
+    let ours = user_ids(&api).await;
+    assert!(
+        ours.values().all(|id| !theirs.values().any(|t| t == id)),
+        "user ids belong to one account"
+    );
+    let ben = ours["ben.okafor@ferry-demo.example"];
+    let (s, b) = api.get(&format!("/v1/users/{ben}")).await;
+    assert_eq!((s, b["data"]["name"].as_str()), (200, Some("Ben Okafor")));
+    assert_eq!(api.get("/v1/users/1").await.0, 404);
+    let (s, b) = api
+        .get("/v1/users/find?term=BEN.OKAFOR@&search_by_email=1")
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(b["data"][0]["id"], ben);
+    assert_eq!(api.get("/v1/users/find").await.0, 400);
+    let (_, me) = api.get("/v1/users/me").await;
+    assert_eq!(me["data"]["is_you"], true);
+    assert_eq!(me["data"]["company_id"], emulator.company_id());
+    let me = me["data"]["id"].as_u64().unwrap();
+
+    // Owners on persons and organizations: the caller by default, any active user, never an
+    // unknown or deactivated one.
+    let (s, b) = api.post("/api/v2/persons", json!({"name": "Nobody's"})).await;
+    assert_eq!((s, b["data"]["owner_id"].as_u64()), (200, Some(me)));
+    let (s, b) = api
+        .post(
+            "/api/v2/organizations",
+            json!({"name": "Ben's", "owner_id": ben}),
+        )
+        .await;
+    assert_eq!((s, b["data"]["owner_id"].as_u64()), (200, Some(ben)));
+    let (s, b) = api
+        .post("/api/v2/persons", json!({"name": "X", "owner_id": 424242}))
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(b["code"], "ERR_SCHEMA_VALIDATION_FAILED");
+    assert!(b["error"].as_str().unwrap().contains("owner_id"), "{b}");
+    let (s, b) = api
+        .put(&format!("/v1/users/{ben}"), json!({"active_flag": false}))
+        .await;
+    assert_eq!((s, &b["data"]["active_flag"]), (200, &json!(false)));
+    let (s, b) = api
+        .patch("/api/v2/organizations/1", json!({"owner_id": ben}))
+        .await;
+    assert_eq!(s, 400);
+    assert!(b["error"].as_str().unwrap().contains("deactivated"), "{b}");
+    let (s, b) = api
+        .post("/api/v2/deals", json!({"title": "D", "owner_id": ben}))
+        .await;
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = api.get(&format!("/v1/users/{ben}")).await;
+    assert_eq!((s, &b["data"]["active_flag"]), (200, &json!(false)));
+}
+
+#[tokio::test]
+async fn pipelines_and_stages_page_by_cursor_with_the_accounts_ids() {
+    let emulator = Emulator::new(unlimited());
+    let api = Api::start(&emulator).await;
+    let (s, b) = api.get("/api/v2/pipelines?limit=1").await;
+    assert_eq!(s, 200);
+    assert_eq!(b["data"][0]["name"], "Pipeline");
+    let cursor = b["additional_data"]["next_cursor"].as_str().unwrap().to_owned();
+    let (_, b2) = api.get(&format!("/api/v2/pipelines?cursor={cursor}")).await;
+    assert_eq!(b2["data"][0]["name"], "Renewals");
+    assert!(b2["additional_data"]["next_cursor"].is_null());
+    let renewals = b2["data"][0]["id"].as_u64().unwrap();
+    let (s, b) = api
+        .get(&format!("/api/v2/stages?pipeline_id={renewals}"))
+        .await;
+    assert_eq!(s, 200);
+    let stages: Vec<(&str, u64)> = b["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["order_nr"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(stages, vec![("Renewal Due", 1), ("Negotiation", 2)]);
+    assert!(b["data"][0]["deal_probability"].is_number());
+    let (_, all) = api.get("/api/v2/stages?limit=3").await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 3);
+    assert!(all["additional_data"]["next_cursor"].is_string());
+    assert_eq!(api.get("/api/v2/stages?pipeline_id=x").await.0, 400);
+    assert_eq!(api.get("/api/v2/stages?limit=501").await.0, 400);
+}
+
+#[tokio::test]
+async fn deals_follow_pipedrives_stage_status_and_reference_rules() {
+    let emulator = Emulator::new(unlimited());
+    let api = Api::start(&emulator).await;
+    let (_, pipes) = api.get("/api/v2/pipelines").await;
+    let (sales, renewals) = (
+        pipes["data"][0]["id"].as_u64().unwrap(),
+        pipes["data"][1]["id"].as_u64().unwrap(),
+    );
+    let (_, stages) = api.get("/api/v2/stages").await;
+    let stage = |name: &str| {
+        stages["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let me = api.get("/v1/users/me").await.1["data"]["id"].as_u64().unwrap();
+    // Only the title is required; the rest defaults as Pipedrive documents.
+    let (s, b) = api.post("/api/v2/deals", json!({"title": "Só o título"})).await;
+    assert_eq!(s, 200, "{b}");
+    let d = &b["data"];
+    assert_eq!(d["pipeline_id"], sales);
+    assert_eq!(d["stage_id"], stage("Lead In"));
+    assert_eq!(
+        (&d["status"], &d["value"], &d["currency"], d["owner_id"].as_u64()),
+        (&json!("open"), &json!(0.0), &json!("USD"), Some(me))
+    );
+    let (s, b) = api.post("/api/v2/deals", json!({"value": 5})).await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("ERR_SCHEMA_VALIDATION_FAILED")));
+    assert!(b["error"].as_str().unwrap().contains("title"));
+    let (s, _) = api
+        .post("/api/v2/deals", json!({"title": "x".repeat(256)}))
+        .await;
+    assert_eq!(s, 400, "titles hold 255 characters");
+    let (s, b) = api
+        .post("/api/v2/deals", json!({"title": "t", "nope": 1}))
+        .await;
+    assert_eq!(s, 400);
+    assert!(b["error"].as_str().unwrap().contains("nope"));
+    // stage_id sets the pipeline (pipeline_id is ignored); a pipeline alone means its first stage.
+    let (_, b) = api
+        .post(
+            "/api/v2/deals",
+            json!({"title": "t", "stage_id": stage("Negotiation"), "pipeline_id": sales}),
+        )
+        .await;
+    assert_eq!(b["data"]["pipeline_id"], renewals);
+    let (_, b) = api
+        .post("/api/v2/deals", json!({"title": "t", "pipeline_id": renewals}))
+        .await;
+    assert_eq!(b["data"]["stage_id"], stage("Renewal Due"));
+    for bad in [
+        json!({"title": "t", "stage_id": 1}),
+        json!({"title": "t", "pipeline_id": 1}),
+        json!({"title": "t", "person_id": 99}),
+        json!({"title": "t", "org_id": 99}),
+        json!({"title": "t", "owner_id": 99}),
+        json!({"title": "t", "status": "closed"}),
+        json!({"title": "t", "currency": "usd"}),
+        json!({"title": "t", "expected_close_date": "2027-02-30"}),
+        json!({"title": "t", "lost_reason": "price"}),
+        json!({"title": "t", "won_time": "2026-01-01T00:00:00Z"}),
+        json!({"title": "t", "probability": 101}),
+    ] {
+        let (s, b) = api.post("/api/v2/deals", bad.clone()).await;
+        assert_eq!(s, 400, "{bad} → {b}");
+    }
+    // Won and lost stamp their times; reopening clears them.
+    let (_, b) = api
+        .post(
+            "/api/v2/deals",
+            json!({"title": "Won", "status": "won", "won_time": "2025-05-01T10:00:00Z",
+                   "value": 1200.5, "currency": "EUR", "expected_close_date": "2025-05-01"}),
+        )
+        .await;
+    let won = b["data"]["id"].as_u64().unwrap();
+    assert_eq!(b["data"]["won_time"], "2025-05-01T10:00:00Z");
+    assert_eq!(b["data"]["close_time"], "2025-05-01T10:00:00Z");
+    assert_eq!(b["data"]["value"], 1200.5);
+    let (_, b) = api
+        .patch(
+            &format!("/api/v2/deals/{won}"),
+            json!({"close_time": "2025-05-02T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(b["data"]["close_time"], "2025-05-02T00:00:00Z");
+    let (_, b) = api
+        .patch(&format!("/api/v2/deals/{won}"), json!({"title": "Won again"}))
+        .await;
+    assert_eq!(
+        (&b["data"]["won_time"], &b["data"]["close_time"]),
+        (&json!("2025-05-01T10:00:00Z"), &json!("2025-05-02T00:00:00Z")),
+        "an edit keeps the close"
+    );
+    let (s, b) = api
+        .patch(
+            &format!("/api/v2/deals/{won}"),
+            json!({"status": "lost", "lost_reason": "Budget"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b["data"]["won_time"].is_null() && b["data"]["lost_time"].is_string());
+    assert_eq!(b["data"]["lost_reason"], "Budget");
+    let (_, b) = api
+        .patch(&format!("/api/v2/deals/{won}"), json!({"status": "open"}))
+        .await;
+    assert!(b["data"]["close_time"].is_null() && b["data"]["lost_reason"].is_null());
+    // Delete: gone from reads and lists, listed with status=deleted.
+    assert_eq!(api.delete(&format!("/api/v2/deals/{won}")).await.0, 200);
+    assert_eq!(api.get(&format!("/api/v2/deals/{won}")).await.0, 404);
+    assert_eq!(api.delete(&format!("/api/v2/deals/{won}")).await.0, 404);
+    assert_eq!(
+        api.patch(&format!("/api/v2/deals/{won}"), json!({"title": "x"}))
+            .await
+            .0,
+        404
+    );
+    let (_, b) = api.get("/api/v2/deals?status=deleted").await;
+    let deleted: Vec<&Value> = b["data"].as_array().unwrap().iter().collect();
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0]["is_deleted"], true);
+    assert_eq!(emulator.count("deals"), Some(3));
+}
+
+#[tokio::test]
+async fn seeded_deals_list_by_cursor_with_every_filter() {
+    let emulator = Emulator::new(unlimited());
+    let seed = generate(400, 9, &Mess::none());
+    let summary = emulator.seed(&seed);
+    assert_eq!(summary.deals, seed.deals.len());
+    assert_eq!(emulator.count("deals"), Some(seed.deals.len()));
+    let api = Api::start(&emulator).await;
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (s, b) = api
+            .get(&format!("/api/v2/deals?limit=37&cursor={cursor}"))
+            .await;
+        assert_eq!(s, 200);
+        seen.extend(b["data"].as_array().unwrap().iter().map(|d| d["id"].as_u64().unwrap()));
+        match b["additional_data"]["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), seed.deals.len());
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    let count = |q: String| {
+        let api = &api;
+        async move {
+            let (s, b) = api.get(&format!("/api/v2/deals?limit=500&{q}")).await;
+            assert_eq!(s, 200, "{q}: {b}");
+            b["data"].as_array().unwrap().clone()
+        }
+    };
+    let won = count("status=won".into()).await;
+    let expected_won = seed
+        .deals
+        .iter()
+        .filter(|d| d.seed_stage().1.outcome == crate::accounts::Outcome::Won)
+        .count();
+    assert_eq!(won.len(), expected_won);
+    assert!(won.iter().all(|d| d["won_time"].is_string() && d["close_time"].is_string()));
+    let lost = count("status=lost,won".into()).await;
+    assert!(lost.len() > won.len());
+    let first = &won[0];
+    for key in ["owner_id", "stage_id", "pipeline_id", "org_id", "person_id"] {
+        if first[key].is_null() {
+            continue;
+        }
+        let hits = count(format!("{key}={}", first[key])).await;
+        assert!(!hits.is_empty() && hits.iter().all(|d| d[key] == first[key]), "{key}");
+    }
+    let since = first["update_time"].as_str().unwrap();
+    let recent = count(format!("updated_since={since}")).await;
+    assert!(
+        recent
+            .iter()
+            .all(|d| d["update_time"].as_str().unwrap() >= since)
+    );
+    let ids = count(format!("ids={},{}", seen[0], seen[1])).await;
+    assert_eq!(ids.len(), 2);
+    assert_eq!(api.get("/api/v2/deals?limit=501").await.0, 400);
+    assert_eq!(api.get("/api/v2/deals?status=closed").await.0, 400);
+    assert_eq!(api.get("/api/v2/deals?updated_since=yesterday").await.0, 400);
+    assert_eq!(api.get("/api/v2/deals?sort_by=title").await.0, 400);
+}
+
+#[tokio::test]
+async fn seeding_places_every_stage_owner_link_and_note_parent() {
+    let emulator = Emulator::new(unlimited());
+    let seed = generate(200, 3, &Mess::none());
+    let summary = emulator.seed(&seed);
+    assert_eq!((summary.deals, summary.notes), (seed.deals.len(), seed.notes.len()));
+    assert_eq!(emulator.count("notes"), Some(seed.notes.len()));
+    let api = Api::start(&emulator).await;
+    let users = user_ids(&api).await;
+    let me = api.get("/v1/users/me").await.1["data"]["id"].as_u64().unwrap();
+    let owner_of = |key: Option<usize>| {
+        key.and_then(|k| users.get(crate::accounts::USERS[k].email).copied())
+            .unwrap_or(me)
+    };
+    // Organizations and persons carry their seeded owners (the caller for Hana, who is not here).
+    let (_, org) = api.get("/api/v2/organizations/1").await;
+    assert_eq!(org["data"]["owner_id"].as_u64(), Some(owner_of(seed.companies[0].owner)));
+    // Deal 0: its five contacts, the first as person_id, all as participants.
+    let (_, deal) = api.get("/api/v2/deals/1").await;
+    let d0 = &seed.deals[0];
+    assert_eq!(deal["data"]["owner_id"].as_u64(), Some(owner_of(d0.owner)));
+    assert_eq!(deal["data"]["title"], d0.name.as_str());
+    assert_eq!(deal["data"]["expected_close_date"], d0.close_date.as_str());
+    let (s, parts) = api.get("/v1/deals/1/participants").await;
+    assert_eq!(s, 200);
+    assert_eq!(parts["data"].as_array().unwrap().len(), 5);
+    assert!(
+        parts["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["person"]["id"] == deal["data"]["person_id"])
+    );
+    // Every stage of both pipelines holds deals; won and lost are statuses.
+    let (_, stages) = api.get("/api/v2/stages").await;
+    for s in stages["data"].as_array().unwrap() {
+        let (_, b) = api.get(&format!("/api/v2/deals?stage_id={}", s["id"])).await;
+        assert!(!b["data"].as_array().unwrap().is_empty(), "{}", s["name"]);
+    }
+    // Note 0 hangs on a deal, a person and an organization at once, at its original time.
+    let (s, note) = api.get("/v1/notes/1").await;
+    assert_eq!(s, 200);
+    let n = &note["data"];
+    assert!(n["deal_id"].is_u64() && n["person_id"].is_u64() && n["org_id"].is_u64(), "{n}");
+    assert_eq!(
+        n["add_time"],
+        super::crm::format_v1_time(seed.notes[0].timestamp_ms)
+    );
+    assert_eq!(n["user_id"].as_u64(), Some(owner_of(seed.notes[0].owner)));
+    // Plain seed text is held as HTML.
+    let plain = seed.notes.iter().position(|n| !n.html).unwrap();
+    let (_, note) = api.get(&format!("/v1/notes/{}", plain + 1)).await;
+    let content = note["data"]["content"].as_str().unwrap();
+    assert!(content.contains("<br>") && !content.contains('\n'), "{content}");
+}
+
+#[tokio::test]
+async fn deal_custom_fields_hold_the_source_id_and_exact_search_finds_it() {
+    let emulator = Emulator::new(unlimited());
+    let api = Api::start(&emulator).await;
+    let (s, f) = api
+        .post(
+            "/api/v2/dealFields",
+            json!({"field_name": "Ferry source id", "field_type": "varchar"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let code = f["data"]["field_code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 40);
+    assert_eq!(emulator.custom_field_key("deals", "Ferry source id").as_deref(), Some(code.as_str()));
+    let (s, d) = api
+        .post(
+            "/api/v2/deals",
+            json!({"title": "Mirrored", "custom_fields": {&code: "hubspot:deal:77"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["data"]["custom_fields"][&code], "hubspot:deal:77");
+    let (s, b) = api
+        .get("/api/v2/deals/search?term=HUBSPOT:deal:77&fields=custom_fields&exact_match=true")
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["data"]["items"][0]["item"]["id"], d["data"]["id"]);
+    assert_eq!(b["data"]["items"][0]["item"]["type"], "deal");
+    let (_, none) = api
+        .get("/api/v2/deals/search?term=hubspot:deal:78&fields=custom_fields&exact_match=true")
+        .await;
+    assert!(none["data"]["items"].as_array().unwrap().is_empty());
+    assert_eq!(api.get("/api/v2/deals/search?term=ab").await.0, 400);
+    let (_, v1) = api.get("/v1/dealFields?limit=500").await;
+    assert!(v1["data"].as_array().unwrap().iter().any(|f| f["key"] == code.as_str()));
+    let (s, _) = api
+        .post(
+            "/api/v2/deals",
+            json!({"title": "t", "custom_fields": {"0000000000000000000000000000000000000000": "x"}}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = api
+        .post(
+            "/api/v2/dealFields",
+            json!({"field_name": "Where", "field_type": "address"}),
+        )
+        .await;
+    assert_eq!(s, 400, "a type the emulator does not create");
+}
+
+#[tokio::test]
+async fn deal_participants_are_added_listed_and_removed() {
+    let emulator = Emulator::new(unlimited());
+    let api = Api::start(&emulator).await;
+    let p1 = api.post("/api/v2/persons", json!({"name": "Ann"})).await.1["data"]["id"].clone();
+    let p2 = api.post("/api/v2/persons", json!({"name": "Bo"})).await.1["data"]["id"].clone();
+    let deal = api
+        .post("/api/v2/deals", json!({"title": "t", "person_id": p1}))
+        .await
+        .1["data"]["id"]
+        .as_u64()
+        .unwrap();
+    let path = format!("/v1/deals/{deal}/participants");
+    let (s, b) = api.post(&path, json!({"person_id": p2})).await;
+    assert_eq!(s, 200, "{b}");
+    let participant = b["data"]["id"].as_u64().unwrap();
+    assert_eq!(api.post(&path, json!({"person_id": p2})).await.0, 400, "twice");
+    assert_eq!(api.post(&path, json!({"person_id": 999})).await.0, 400);
+    assert_eq!(
+        api.post("/v1/deals/999/participants", json!({"person_id": p2}))
+            .await
+            .0,
+        404
+    );
+    let (_, list) = api.get(&path).await;
+    let people: Vec<&Value> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["person"]["id"])
+        .collect();
+    assert_eq!(people, vec![&p1, &p2], "the deal's person takes part too");
+    assert_eq!(api.delete(&format!("{path}/{participant}")).await.0, 200);
+    assert_eq!(api.delete(&format!("{path}/{participant}")).await.0, 404);
+    assert_eq!(api.get(&path).await.1["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn notes_hold_html_on_up_to_three_parents_and_page_by_offset() {
+    let emulator = Emulator::new(unlimited());
+    let api = Api::start(&emulator).await;
+    let org = api.post("/api/v2/organizations", json!({"name": "Acme"})).await.1["data"]["id"].clone();
+    let person = api.post("/api/v2/persons", json!({"name": "Ann"})).await.1["data"]["id"].clone();
+    let deal = api.post("/api/v2/deals", json!({"title": "t"})).await.1["data"]["id"].clone();
+    let users = user_ids(&api).await;
+    let dev = users["dev.patel@ferry-demo.example"];
+    let html = "<p>Réunion &amp; démo</p><br>見積書";
+    let (s, b) = api
+        .post(
+            "/v1/notes",
+            json!({"content": html, "deal_id": deal, "person_id": person, "org_id": org,
+                   "user_id": dev, "add_time": "2024-03-01 09:30:00"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let n = &b["data"];
+    assert_eq!(n["content"], html);
+    assert_eq!((&n["deal_id"], &n["person_id"], &n["org_id"]), (&deal, &person, &org));
+    assert_eq!(n["add_time"], "2024-03-01 09:30:00");
+    assert_eq!(n["user_id"], dev);
+    assert_eq!(n["organization"]["name"], "Acme");
+    let id = n["id"].as_u64().unwrap();
+    for (bad, why) in [
+        (json!({"deal_id": deal}), "content is required"),
+        (json!({"content": "  ", "deal_id": deal}), "empty content"),
+        (json!({"content": "x"}), "no parent"),
+        (json!({"content": "x", "deal_id": 999}), "missing deal"),
+        (json!({"content": "x", "org_id": org, "user_id": 5}), "unknown author"),
+        (json!({"content": "x", "org_id": org, "add_time": "2024-03-01T09:30:00Z"}), "v1 time"),
+        (json!({"content": "é".repeat(super::crm::NOTE_MAX + 1), "org_id": org}), "too long"),
+    ] {
+        let (s, b) = api.post("/v1/notes", bad).await;
+        assert_eq!(s, 400, "{why}: {b}");
+        assert_eq!(b["success"], false);
+        assert!(b.get("code").is_none(), "v1 errors carry no code");
+    }
+    assert_eq!(emulator.count("notes"), Some(1), "nothing truncated and kept");
+    let (s, b) = api
+        .post(
+            "/v1/notes",
+            json!({"content": "é".repeat(super::crm::NOTE_MAX), "person_id": person}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    for k in 0..5 {
+        api.post("/v1/notes", json!({"content": format!("n{k}"), "org_id": org}))
+            .await;
+    }
+    let (_, b) = api.get(&format!("/v1/notes?org_id={org}&limit=4")).await;
+    assert_eq!(b["data"].as_array().unwrap().len(), 4);
+    let p = &b["additional_data"]["pagination"];
+    assert_eq!((&p["more_items_in_collection"], &p["next_start"]), (&json!(true), &json!(4)));
+    let (_, b) = api.get(&format!("/v1/notes?org_id={org}&start=4&limit=4")).await;
+    assert_eq!(b["data"].as_array().unwrap().len(), 2);
+    assert_eq!(b["additional_data"]["pagination"]["more_items_in_collection"], false);
+    let (_, b) = api.get(&format!("/v1/notes?deal_id={deal}")).await;
+    assert_eq!(b["data"].as_array().unwrap().len(), 1);
+    let (_, b) = api.get(&format!("/v1/notes?user_id={dev}")).await;
+    assert_eq!(b["data"].as_array().unwrap().len(), 1);
+    let (_, b) = api.get(&format!("/v1/notes?person_id={person}")).await;
+    assert_eq!(b["data"].as_array().unwrap().len(), 2);
+    let (_, b) = api.get("/v1/notes?updated_since=2999-01-01T00:00:00Z").await;
+    assert!(b["data"].as_array().unwrap().is_empty());
+    assert_eq!(api.get("/v1/notes?updated_since=soon").await.0, 400);
+    // Update keeps the add time and at least one parent; delete answers `data: true`.
+    let (s, b) = api
+        .put(&format!("/v1/notes/{id}"), json!({"content": "<b>edited</b>", "deal_id": null}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["data"]["content"], "<b>edited</b>");
+    assert!(b["data"]["deal_id"].is_null());
+    assert_eq!(b["data"]["add_time"], "2024-03-01 09:30:00");
+    let (s, _) = api
+        .put(
+            &format!("/v1/notes/{id}"),
+            json!({"person_id": null, "org_id": null}),
+        )
+        .await;
+    assert_eq!(s, 400, "a note keeps a parent");
+    assert_eq!(api.put("/v1/notes/999", json!({"content": "x"})).await.0, 404);
+    let (s, b) = api.delete(&format!("/v1/notes/{id}")).await;
+    assert_eq!((s, &b["data"]), (200, &json!(true)));
+    assert_eq!(api.get(&format!("/v1/notes/{id}")).await.0, 404);
+    assert_eq!(api.delete(&format!("/v1/notes/{id}")).await.0, 404);
+}
+
+#[tokio::test]
+async fn sales_routes_draw_on_the_token_budget() {
+    let emulator = Emulator::new(Options {
+        burst_limit: None,
+        search_limit: None,
+        daily_token_budget: Some(1_000),
+        ..Options::default()
+    });
+    let api = Api::start(&emulator).await;
+    let before = emulator.tokens_used();
+    api.get("/api/v2/deals").await;
+    api.get("/v1/notes").await;
+    api.get("/v1/users/me").await;
+    assert_eq!(emulator.tokens_used() - before, 10 + 20 + 2);
+    let (s, h, _) = api.call(reqwest::Method::GET, "/v1/users", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        h["x-daily-ratelimit-token-remaining"].to_str().unwrap(),
+        (1_000 - 52).to_string()
+    );
+}
+
+#[tokio::test]
+async fn every_other_refusal_of_the_sales_routes() {
+    use reqwest::Method;
+    let emulator = Emulator::new(unlimited());
+    let api = Api::start(&emulator).await;
+    let (_, f) = api
+        .post(
+            "/api/v2/dealFields",
+            json!({"field_name": "Plan", "field_type": "enum", "options": [{"label": "A"}]}),
+        )
+        .await;
+    let plan = f["data"]["field_code"].as_str().unwrap().to_owned();
+    let (_, f) = api
+        .post(
+            "/api/v2/dealFields",
+            json!({"field_name": "Size", "field_type": "double"}),
+        )
+        .await;
+    let size = f["data"]["field_code"].as_str().unwrap().to_owned();
+    let deal = api.post("/api/v2/deals", json!({"title": "t"})).await.1["data"]["id"].clone();
+    let org = api.post("/api/v2/organizations", json!({"name": "o"})).await.1["data"]["id"].clone();
+    let many_ids = (1..=101).map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+    let many_keys = (0..16).map(|n| format!("k{n}")).collect::<Vec<_>>().join(",");
+    let cases: Vec<(Method, String, Option<Value>, u16)> = vec![
+        (Method::PUT, "/v1/users/1".into(), Some(json!({"active_flag": true})), 404),
+        (Method::PUT, "/v1/users/x".into(), Some(json!({"active_flag": true})), 400),
+        (Method::PUT, format!("/v1/users/{}", emulator.company_id() * 100 + 2), Some(json!({})), 400),
+        (Method::GET, "/v1/users/x".into(), None, 400),
+        (Method::POST, "/api/v2/dealFields".into(), Some(json!({"field_type": "varchar"})), 400),
+        (Method::POST, "/api/v2/dealFields".into(), Some(json!({"field_name": "n"})), 400),
+        (Method::POST, "/api/v2/dealFields".into(), Some(json!({"field_name": "n", "field_type": "enum"})), 400),
+        (Method::GET, format!("/api/v2/deals?ids={many_ids}"), None, 400),
+        (Method::GET, "/api/v2/deals?ids=a".into(), None, 400),
+        (Method::GET, "/api/v2/deals?filter_id=1".into(), None, 400),
+        (Method::GET, format!("/api/v2/deals?custom_fields={many_keys}"), None, 400),
+        (Method::GET, "/api/v2/deals?owner_id=me".into(), None, 400),
+        (Method::GET, "/api/v2/deals/x".into(), None, 400),
+        (Method::GET, "/api/v2/stages?sort_by=name".into(), None, 400),
+        (Method::GET, "/api/v2/pipelines?sort_direction=desc".into(), None, 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "is_deleted": true})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "label_ids": ["a"]})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "stage_id": null})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "pipeline_id": null})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": 5})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "value": "5"})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "status": "open", "close_time": "2026-01-01T00:00:00Z"})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "status": "won", "lost_time": "2026-01-01T00:00:00Z"})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "status": "won", "won_time": "soon"})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "custom_fields": {&plan: 999}})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "custom_fields": {&size: "big"}})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "custom_fields": []})), 400),
+        (Method::POST, "/api/v2/deals".into(), Some(json!([1])), 400),
+        (Method::DELETE, "/api/v2/deals/x".into(), None, 400),
+        (Method::GET, "/api/v2/deals/search?term=x&exact_match=true&fields=email".into(), None, 400),
+        (Method::GET, "/api/v2/deals/search?exact_match=true".into(), None, 400),
+        (Method::GET, "/v1/deals/x/participants".into(), None, 400),
+        (Method::GET, "/v1/deals/999/participants".into(), None, 404),
+        (Method::POST, format!("/v1/deals/{deal}/participants"), Some(json!({})), 400),
+        (Method::DELETE, format!("/v1/deals/{deal}/participants/x"), None, 400),
+        (Method::GET, "/v1/notes?sort=add_time%20DESC".into(), None, 400),
+        (Method::GET, "/v1/notes?start=-1".into(), None, 400),
+        (Method::GET, "/v1/notes?limit=x".into(), None, 400),
+        (Method::GET, "/v1/notes/x".into(), None, 400),
+        (Method::POST, "/v1/notes".into(), Some(json!({"content": 5, "org_id": org})), 400),
+        (Method::POST, "/v1/notes".into(), Some(json!({"content": "c", "org_id": "1"})), 400),
+        (Method::POST, "/v1/notes".into(), Some(json!({"content": "c", "org_id": org, "user_id": "me"})), 400),
+        (Method::POST, "/v1/notes".into(), Some(json!({"content": "c", "org_id": org, "pinned_to_deal_flag": 2})), 400),
+        (Method::POST, "/v1/notes".into(), Some(json!("text")), 400),
+        (Method::PUT, "/v1/notes/x".into(), Some(json!({"content": "c"})), 400),
+        (Method::DELETE, "/v1/notes/x".into(), None, 400),
+    ];
+    for (method, path, body, status) in cases {
+        let (s, _, b) = api.call(method.clone(), &path, body.clone()).await;
+        assert_eq!(s, status, "{method} {path} {body:?} → {b}");
+        assert_eq!(b["success"], false, "{method} {path}");
+    }
+    // Invalid JSON: v2 says ERR_BAD_REQUEST, v1 a plain 400.
+    for path in ["/api/v2/deals", "/v1/notes"] {
+        let resp = api
+            .http
+            .post(format!("{}{path}", api.base))
+            .header("x-api-token", TOKEN)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{path}");
+    }
+    assert_eq!(emulator.count("deals"), Some(1), "nothing refused was stored");
+    assert_eq!(emulator.count("notes"), Some(0));
 }
