@@ -610,16 +610,17 @@ async fn v4_association_batch_read() {
     );
 }
 
+/// Seeding speed is a benchmark matter (`ferry-bench` starts `ferry sandbox` with the data
+/// set it measures; `seeding_a_million_contacts` below times a release build): this only checks
+/// that a large seed is stored whole. A timed assertion here would fail on a loaded machine.
 #[test]
-fn seeding_many_contacts_is_quick() {
+fn seeding_many_contacts_stores_them_all() {
     let data = generate(100_000, 1, &Mess::default());
     let emulator = Emulator::new(Options::default());
-    let started = std::time::Instant::now();
     emulator.seed(&data);
-    let elapsed = started.elapsed();
     assert_eq!(emulator.count("contacts"), Some(100_000));
-    // Generous for debug builds; a release build seeds a million in about two seconds.
-    assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+    assert_eq!(emulator.count("deals"), Some(data.deals.len()));
+    assert_eq!(emulator.count("notes"), Some(data.notes.len()));
 }
 
 /// Run with `cargo test --release -p ferry-sandbox seeding_a_million -- --ignored --nocapture`.

@@ -597,22 +597,17 @@ fn release_labels() {
     assert_eq!(release_label(59), "Winter '24");
 }
 
+/// Seeding speed is a benchmark matter (`a_million_contacts_stay_fast`, ignored, times a
+/// release build; `ferry-bench` starts `ferry sandbox` with the data it measures): this checks a
+/// large seed is stored whole. A timed assertion here would fail on a loaded machine.
 #[test]
-fn seeding_is_quick() {
+fn seeding_many_records_stores_them_all() {
     // 200k keeps CI fast; `a_million_contacts_stay_fast` (ignored) covers the full size.
     let data = generate(200_000, 9, &Mess::default());
     let emulator = Emulator::new(Options::default());
-    let started = Instant::now();
     let seeded = emulator.seed(&data);
     assert_eq!(seeded.accounts, 40_000);
     assert_eq!(seeded.opportunities, 50_000);
-    // Twice the rows of old (deals, their contact roles and notes besides the 240k companies
-    // and contacts): the bound doubles with them, in a debug build on a loaded machine.
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "{:?}",
-        started.elapsed()
-    );
 }
 
 /// `cargo test -p ferry-sandbox --release -- --ignored a_million`: a million contacts in memory,
