@@ -19,6 +19,7 @@ pub mod source;
 
 mod batch;
 mod client;
+mod directory;
 mod fields;
 
 pub use config::DynamicsConfig;

@@ -504,6 +504,16 @@ impl Sink for DynamicsSink {
         })
     }
 
+    /// Every user of the environment (`systemusers`): who records may be owned by.
+    async fn users(&self) -> ConnectorResult<Vec<ferry_core::User>> {
+        crate::directory::users(&self.client, crate::directory::PAGE).await
+    }
+
+    /// The opportunity business process flows and their stages.
+    async fn pipelines(&self, object: ObjectType) -> ConnectorResult<Vec<ferry_core::Pipeline>> {
+        crate::directory::pipelines(&self.client, crate::directory::PAGE, object).await
+    }
+
     async fn check(&self) -> ConnectorResult<()> {
         self.client.authenticate().await?;
         let _: Json = self

@@ -111,6 +111,16 @@ impl Source for DynamicsSource {
         Some(self.client.stats())
     }
 
+    /// Every user of the environment (`systemusers`), paged as records are.
+    async fn users(&self) -> ConnectorResult<Vec<ferry_core::User>> {
+        crate::directory::users(&self.client, self.page_size).await
+    }
+
+    /// The opportunity business process flows and their stages.
+    async fn pipelines(&self, object: ObjectType) -> ConnectorResult<Vec<ferry_core::Pipeline>> {
+        crate::directory::pipelines(&self.client, self.page_size, object).await
+    }
+
     async fn check(&self) -> ConnectorResult<()> {
         self.client.authenticate().await?;
         let _: Json = self
