@@ -45,6 +45,8 @@ pub struct HubspotClient {
     exempt: HttpClient,
     base_url: Url,
     token: SecretString,
+    /// Records (and owners) per list page (`page_size`).
+    page_size: u32,
 }
 
 impl HubspotClient {
@@ -91,6 +93,7 @@ impl HubspotClient {
                 exempt,
                 base_url,
                 token,
+                page_size,
             },
             RoleSettings {
                 page_size,
@@ -301,6 +304,11 @@ impl HubspotClient {
             total.throttled.fetch_add(throttled, Ordering::Relaxed);
         }
         Arc::new(total)
+    }
+
+    /// Records per list page, as configured (`page_size`): also the owners list's page size.
+    pub(crate) fn page_size(&self) -> u32 {
+        self.page_size
     }
 
     /// The ten-second rate limit in force (search has its own five per second).

@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod config;
+mod directory;
 pub mod fields;
 pub mod mapping;
 pub mod objects;

@@ -1183,6 +1183,16 @@ impl Sink for HubspotSink {
         Some(self.client.stats())
     }
 
+    /// The owners, active and archived (`GET /crm/v3/owners`; scope `crm.objects.owners.read`).
+    async fn users(&self) -> ConnectorResult<Vec<ferry_core::User>> {
+        crate::directory::users(&self.client, self.client.page_size()).await
+    }
+
+    /// The deal pipelines (`GET /crm/v3/pipelines/deals`).
+    async fn pipelines(&self, object: ObjectType) -> ConnectorResult<Vec<ferry_core::Pipeline>> {
+        crate::directory::pipelines(&self.client, object).await
+    }
+
     /// The properties API (`GET /crm/v3/properties/{objectType}`; scope
     /// `crm.schemas.{objectType}.read`).
     async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {

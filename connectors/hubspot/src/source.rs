@@ -64,6 +64,16 @@ impl Source for HubspotSource {
         Some(self.client.stats())
     }
 
+    /// The owners, active and archived (`GET /crm/v3/owners`; scope `crm.objects.owners.read`).
+    async fn users(&self) -> ConnectorResult<Vec<ferry_core::User>> {
+        crate::directory::users(&self.client, self.page_size).await
+    }
+
+    /// The deal pipelines (`GET /crm/v3/pipelines/deals`).
+    async fn pipelines(&self, object: ObjectType) -> ConnectorResult<Vec<ferry_core::Pipeline>> {
+        crate::directory::pipelines(&self.client, object).await
+    }
+
     async fn check(&self) -> ConnectorResult<()> {
         let path = "/crm/v3/objects/contacts";
         let (endpoint, mut response) = self

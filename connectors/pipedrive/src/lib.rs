@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod config;
+mod directory;
 mod fields;
 pub mod mapping;
 pub mod objects;

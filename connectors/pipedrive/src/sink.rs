@@ -624,6 +624,16 @@ impl Sink for PipedriveSink {
         Some(self.client.stats())
     }
 
+    /// The company's users, active or not (`GET /v1/users`).
+    async fn users(&self) -> ConnectorResult<Vec<ferry_core::User>> {
+        crate::directory::users(&self.client).await
+    }
+
+    /// The deal pipelines and their stages (`GET /api/v2/pipelines`, `GET /api/v2/stages`).
+    async fn pipelines(&self, object: ObjectType) -> ConnectorResult<Vec<ferry_core::Pipeline>> {
+        crate::directory::pipelines(&self.client, object, self.settings.page_size).await
+    }
+
     /// The fields of `object` from Pipedrive's fields API (`GET /api/v2/{personFields|
     /// organizationFields}`), custom ones by their 40-character keys.
     async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {

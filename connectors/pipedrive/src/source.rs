@@ -61,6 +61,16 @@ impl Source for PipedriveSource {
         Some(self.client.stats())
     }
 
+    /// The company's users, active or not (`GET /v1/users`).
+    async fn users(&self) -> ConnectorResult<Vec<ferry_core::User>> {
+        crate::directory::users(&self.client).await
+    }
+
+    /// The deal pipelines and their stages (`GET /api/v2/pipelines`, `GET /api/v2/stages`).
+    async fn pipelines(&self, object: ObjectType) -> ConnectorResult<Vec<ferry_core::Pipeline>> {
+        crate::directory::pipelines(&self.client, object, self.page_size).await
+    }
+
     async fn check(&self) -> ConnectorResult<()> {
         self.client
             .get_small("/api/v2/persons", &[("limit", "1")])
