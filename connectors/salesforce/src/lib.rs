@@ -19,9 +19,11 @@ pub mod source;
 
 mod auth;
 mod client;
+mod directory;
 mod soql;
 
 pub use config::SalesforceConfig;
+pub use directory::{PIPELINE_ID, PIPELINE_LABEL};
 pub use policy::SalesforcePolicy;
 pub use sink::SalesforceSink;
 pub use source::SalesforceSource;

@@ -422,6 +422,17 @@ impl Sink for SalesforceSink {
         self.client.account_id().await.map(Some)
     }
 
+    /// Every user of the org, active or not (`SELECT Id, Email, IsActive FROM User`).
+    async fn users(&self) -> ConnectorResult<Vec<ferry_core::User>> {
+        crate::directory::users(&self.client).await
+    }
+
+    /// Deals: the active opportunity stages as one pipeline, `StageName` (see
+    /// [`crate::PIPELINE_ID`]).
+    async fn pipelines(&self, object: ObjectType) -> ConnectorResult<Vec<ferry_core::Pipeline>> {
+        crate::directory::pipelines(&self.client, object).await
+    }
+
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         Some(self.client.stats())
     }

@@ -167,6 +167,17 @@ impl Source for SalesforceSource {
         Some(self.client.stats())
     }
 
+    /// Every user of the org, active or not (`SELECT Id, Email, IsActive FROM User`).
+    async fn users(&self) -> ConnectorResult<Vec<ferry_core::User>> {
+        crate::directory::users(&self.client).await
+    }
+
+    /// Deals: the active opportunity stages as one pipeline, `StageName` (see
+    /// [`crate::PIPELINE_ID`]).
+    async fn pipelines(&self, object: ObjectType) -> ConnectorResult<Vec<ferry_core::Pipeline>> {
+        crate::directory::pipelines(&self.client, object).await
+    }
+
     async fn check(&self) -> ConnectorResult<()> {
         self.client.check().await
     }

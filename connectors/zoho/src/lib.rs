@@ -17,6 +17,7 @@ pub mod source;
 mod auth;
 mod client;
 mod coql;
+mod directory;
 mod fields;
 
 pub use config::{DataCentre, ZohoConfig};

@@ -491,6 +491,17 @@ impl Sink for ZohoSink {
         Some(self.client.stats())
     }
 
+    /// Every user of the org, active or not (`GET /crm/v8/users?type=AllUsers`, `page_size` a
+    /// page).
+    async fn users(&self) -> ConnectorResult<Vec<ferry_core::User>> {
+        crate::directory::users(&self.client, self.settings.page_size).await
+    }
+
+    /// Deals: the pipelines of the Deals layouts, ids as records hold them (display values).
+    async fn pipelines(&self, object: ObjectType) -> ConnectorResult<Vec<ferry_core::Pipeline>> {
+        crate::directory::pipelines(&self.client, object).await
+    }
+
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
         let row = mapping::binding(object)?;
         Ok(Capability {

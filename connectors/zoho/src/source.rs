@@ -192,6 +192,17 @@ impl Source for ZohoSource {
         Some(self.client.stats())
     }
 
+    /// Every user of the org, active or not (`GET /crm/v8/users?type=AllUsers`, `page_size` a
+    /// page).
+    async fn users(&self) -> ConnectorResult<Vec<ferry_core::User>> {
+        crate::directory::users(&self.client, self.settings.page_size).await
+    }
+
+    /// Deals: the pipelines of the Deals layouts, ids as records hold them (display values).
+    async fn pipelines(&self, object: ObjectType) -> ConnectorResult<Vec<ferry_core::Pipeline>> {
+        crate::directory::pipelines(&self.client, object).await
+    }
+
     async fn check(&self) -> ConnectorResult<()> {
         let path = "/crm/v8/Contacts";
         self.client
