@@ -4,17 +4,20 @@
 //! the engine translated it; and it can be told to store a wrong stage or owner, to show that
 //! verification catches it.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use common::MemorySource;
 use ferry_core::directory::DirectoryRules;
 use ferry_core::owners::{OwnerRules, Unmatched};
 use ferry_core::stages::StageRules;
 use ferry_core::{
-    Capability, ConnectorResult, ErrorKind, Mode, ObjectType, Outcome, Page, Pipeline,
-    PipelineStage, Progress, Record, RecordOutcome, RecordRejection, Report, RunOptions, Sink,
-    Source, StageOutcome, User, Value, Written, field, run,
+    Capability, ConnectorResult, ErrorKind, Mode, ObjectType, Outcome, Pipeline, PipelineStage,
+    Progress, Record, RecordOutcome, RecordRejection, Report, RunOptions, Sink, StageOutcome, User,
+    Value, Written, field, run,
 };
 
 fn user(id: &str, email: &str, active: bool) -> User {
@@ -137,47 +140,9 @@ fn contacts(n: usize) -> Vec<Record> {
         .collect()
 }
 
-struct MemorySource {
-    records: Vec<Record>,
-    pipelines: Vec<Pipeline>,
-    pages_read: Mutex<usize>,
-}
-
-impl MemorySource {
-    fn new(records: Vec<Record>) -> MemorySource {
-        MemorySource {
-            records,
-            pipelines: source_pipelines(false),
-            pages_read: Mutex::new(0),
-        }
-    }
-}
-
-#[async_trait]
-impl Source for MemorySource {
-    fn vendor(&self) -> &'static str {
-        "memsource"
-    }
-    async fn check(&self) -> ConnectorResult<()> {
-        Ok(())
-    }
-    async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
-        *self.pages_read.lock().unwrap() += 1;
-        let start: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
-        let all: Vec<&Record> = self.records.iter().filter(|r| r.object == object).collect();
-        let end = (start + 4).min(all.len());
-        Ok(Page {
-            records: all[start..end].iter().map(|r| (*r).clone()).collect(),
-            next: (end < all.len()).then(|| end.to_string()),
-            unreadable: Vec::new(),
-        })
-    }
-    async fn users(&self) -> ConnectorResult<Vec<User>> {
-        Ok(source_users())
-    }
-    async fn pipelines(&self, _: ObjectType) -> ConnectorResult<Vec<Pipeline>> {
-        Ok(self.pipelines.clone())
-    }
+/// The HubSpot-like source of these tests: four records to a page, its users and pipelines.
+fn memory_source(records: Vec<Record>) -> MemorySource {
+    MemorySource::new(records, 4).with_directory(source_users(), source_pipelines(false))
 }
 
 /// Stores records by source id as sent, refusing owners and stages that are not its own
@@ -404,7 +369,7 @@ async fn owners_and_stages_arrive_as_the_sinks_own_ids_and_verify() {
         default_owner: Some("k-ops"),
         ..MemorySink::default()
     });
-    let source = Arc::new(MemorySource::new(all_records()));
+    let source = Arc::new(memory_source(all_records()));
     let report = go(
         Mode::Migrate,
         source,
@@ -458,7 +423,7 @@ async fn owners_and_stages_arrive_as_the_sinks_own_ids_and_verify() {
     assert!(!json.contains("example"), "no email in the report: {json}");
 
     // `ferry verify`, a separate run, computes the same digests.
-    let source = Arc::new(MemorySource::new(all_records()));
+    let source = Arc::new(memory_source(all_records()));
     let verify = go(Mode::Verify, source, sink, rules(Unmatched::Unset)).await;
     assert_eq!(verify.outcome, Outcome::Verified, "{verify:#?}");
     for (m, v) in report.objects.iter().zip(&verify.objects) {
@@ -475,7 +440,7 @@ async fn owners_hash_as_emails_and_stages_as_labels_whatever_the_sinks_ids() {
             other_ids,
             ..MemorySink::default()
         });
-        let source = Arc::new(MemorySource::new(all_records()));
+        let source = Arc::new(memory_source(all_records()));
         let report = go(
             Mode::Migrate,
             source,
@@ -499,7 +464,7 @@ async fn owners_hash_as_emails_and_stages_as_labels_whatever_the_sinks_ids() {
 #[tokio::test]
 async fn unmatched_owners_get_the_fallback() {
     let sink = Arc::new(MemorySink::default());
-    let source = Arc::new(MemorySource::new(all_records()));
+    let source = Arc::new(memory_source(all_records()));
     let report = go(
         Mode::Migrate,
         source,
@@ -532,7 +497,7 @@ async fn unmatched_owners_get_the_fallback() {
 #[tokio::test]
 async fn unset_leaves_the_owner_out() {
     let sink = Arc::new(MemorySink::default());
-    let source = Arc::new(MemorySource::new(all_records()));
+    let source = Arc::new(memory_source(all_records()));
     let report = go(
         Mode::Migrate,
         source,
@@ -553,7 +518,7 @@ async fn unset_leaves_the_owner_out() {
 #[tokio::test]
 async fn reject_refuses_exactly_the_records_of_unmatched_owners() {
     let sink = Arc::new(MemorySink::default());
-    let source = Arc::new(MemorySource::new(all_records()));
+    let source = Arc::new(memory_source(all_records()));
     let report = go(
         Mode::Migrate,
         source,
@@ -590,10 +555,9 @@ async fn reject_refuses_exactly_the_records_of_unmatched_owners() {
 #[tokio::test]
 async fn unmapped_stages_refuse_the_run_before_anything_is_read_or_written() {
     let sink = Arc::new(MemorySink::default());
-    let source = Arc::new(MemorySource {
-        pipelines: source_pipelines(true),
-        ..MemorySource::new(all_records())
-    });
+    let mut source = memory_source(all_records());
+    source.pipelines = source_pipelines(true);
+    let source = Arc::new(source);
     let mut directory = rules(Unmatched::Unset);
     directory.deal_stages.pairs.clear();
     let report = go(
@@ -626,7 +590,7 @@ async fn a_stage_key_naming_no_source_stage_refuses_the_run() {
         .deal_stages
         .pairs
         .push(("Sales Pipeline/Closed Wonn".into(), "Closed Won".into()));
-    let source = Arc::new(MemorySource::new(all_records()));
+    let source = Arc::new(memory_source(all_records()));
     let report = go(
         Mode::Migrate,
         source,
@@ -656,7 +620,7 @@ async fn a_stage_the_source_does_not_define_refuses_the_record() {
     );
     let report = go(
         Mode::Migrate,
-        Arc::new(MemorySource::new(records)),
+        Arc::new(memory_source(records)),
         Arc::new(MemorySink::default()),
         rules(Unmatched::Unset),
     )
@@ -700,7 +664,7 @@ async fn a_wrong_stage_or_owner_in_the_sink_is_a_mismatch_naming_the_field() {
             field::OWNER,
         ),
     ] {
-        let source = Arc::new(MemorySource::new(all_records()));
+        let source = Arc::new(memory_source(all_records()));
         let report = go(
             Mode::Migrate,
             source,
@@ -733,7 +697,7 @@ async fn a_sink_storing_owners_without_users_stops_the_run_before_reading() {
         no_directory: true,
         ..MemorySink::default()
     });
-    let source = Arc::new(MemorySource::new(all_records()));
+    let source = Arc::new(memory_source(all_records()));
     let report = go(
         Mode::Migrate,
         Arc::clone(&source),
@@ -754,7 +718,7 @@ async fn a_sink_storing_owners_without_users_stops_the_run_before_reading() {
 async fn a_fallback_naming_an_inactive_sink_user_is_a_config_error_naming_the_key() {
     let mut directory = rules(Unmatched::Fallback);
     directory.owners.fallback = Some("cy@example.com".into());
-    let source = Arc::new(MemorySource::new(all_records()));
+    let source = Arc::new(memory_source(all_records()));
     let report = go(
         Mode::Migrate,
         source,
@@ -780,7 +744,7 @@ async fn won_and_lost_follow_the_deal_whether_its_vendor_keeps_them_in_a_status_
     deals[0].set(field::STATUS, Value::Text("won".into()));
     deals[3].set(field::STATUS, Value::Text("Lost".into()));
     records.extend(deals);
-    let source = Arc::new(MemorySource::new(records));
+    let source = Arc::new(memory_source(records));
     let report = go(
         Mode::Migrate,
         source,

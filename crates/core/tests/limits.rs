@@ -4,16 +4,18 @@
 //! edge's priority and is reported as not carried, and both verify. The sink stores the plain
 //! text of the bodies, as a vendor without HTML notes does, so HTML bodies verify too.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use common::MemorySource;
 use ferry_core::model::{FieldSpec, FieldType, Link, ObjectSpec, RefSpec, write_order};
 use ferry_core::quality::{NOT_CARRIED, TOO_LONG};
 use ferry_core::{
-    Capability, ConnectorResult, FieldLimit, Mode, ObjectType, Page, Progress, Record,
-    RecordOutcome, RecordRejection, Report, RunOptions, Sink, Source, Stage, Value, Written, field,
-    run,
+    Capability, ConnectorResult, FieldLimit, Mode, ObjectType, Progress, Record, RecordOutcome,
+    RecordRejection, Report, RunOptions, Sink, Stage, Value, Written, field, run,
 };
 
 const BODY: &str = "body";
@@ -48,29 +50,6 @@ static NOTES_SPEC: ObjectSpec = ObjectSpec {
     ],
 };
 const NOTES: ObjectType = ObjectType::new(&NOTES_SPEC);
-
-/// Reads the records it was given, a few to a page.
-struct MemorySource(Vec<Record>);
-
-#[async_trait]
-impl Source for MemorySource {
-    fn vendor(&self) -> &'static str {
-        "memsource"
-    }
-    async fn check(&self) -> ConnectorResult<()> {
-        Ok(())
-    }
-    async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
-        let start: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
-        let all: Vec<&Record> = self.0.iter().filter(|r| r.object == object).collect();
-        let end = (start + 3).min(all.len());
-        Ok(Page {
-            records: all[start..end].iter().map(|r| (*r).clone()).collect(),
-            next: (end < all.len()).then(|| end.to_string()),
-            unreadable: Vec::new(),
-        })
-    }
-}
 
 /// A sink of single-parent notes with plain-text bodies of at most [`MAX_BODY`] characters.
 /// Like a vendor, it refuses what it cannot hold (so a record the engine let through over a
@@ -247,7 +226,7 @@ async fn go(mode: Mode, sink: Arc<OneParentSink>) -> Report {
     let progress = Arc::new(Progress::new(&options.objects));
     run(
         mode,
-        Arc::new(MemorySource(crm())),
+        Arc::new(MemorySource::new(crm(), 3)),
         sink,
         &options,
         progress,

@@ -4,14 +4,17 @@
 //! contract (upsert by source id, references resolved to the sink's own ids and mapped back on
 //! read-back, an unresolved reference refused naming the field).
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use common::MemorySource;
 use ferry_core::model::{FieldSpec, FieldType, Link, ObjectSpec, RefSpec, write_order};
 use ferry_core::{
-    Capability, ConnectorResult, Mode, ObjectType, Page, Progress, Record, RecordOutcome,
-    RecordRejection, Report, RunOptions, Sink, Source, Value, Written, field, run,
+    Capability, ConnectorResult, Mode, ObjectType, Progress, Record, RecordOutcome,
+    RecordRejection, Report, RunOptions, Sink, Value, Written, field, run,
 };
 
 const BODY: &str = "body";
@@ -34,29 +37,6 @@ static NOTES_SPEC: ObjectSpec = ObjectSpec {
     ],
 };
 const NOTES: ObjectType = ObjectType::new(&NOTES_SPEC);
-
-/// Reads the records it was given, a few to a page.
-struct MemorySource(Vec<Record>);
-
-#[async_trait]
-impl Source for MemorySource {
-    fn vendor(&self) -> &'static str {
-        "memsource"
-    }
-    async fn check(&self) -> ConnectorResult<()> {
-        Ok(())
-    }
-    async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
-        let start: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
-        let all: Vec<&Record> = self.0.iter().filter(|r| r.object == object).collect();
-        let end = (start + 3).min(all.len());
-        Ok(Page {
-            records: all[start..end].iter().map(|r| (*r).clone()).collect(),
-            next: (end < all.len()).then(|| end.to_string()),
-            unreadable: Vec::new(),
-        })
-    }
-}
 
 /// A sink with ids of its own: records are keyed by (object, source id), references are stored
 /// as sink ids and turned back into source ids on read-back, as a vendor connector does.
@@ -278,7 +258,7 @@ async fn migrate(records: Vec<Record>, sink: Arc<MemorySink>) -> Report {
     let progress = Arc::new(Progress::new(&options.objects));
     run(
         Mode::Migrate,
-        Arc::new(MemorySource(records)),
+        Arc::new(MemorySource::new(records, 3)),
         sink,
         &options,
         progress,
@@ -388,7 +368,7 @@ async fn with_missing_references_dropped_a_note_keeps_its_other_parents() {
     let progress = Arc::new(Progress::new(&options.objects));
     let report = run(
         Mode::Migrate,
-        Arc::new(MemorySource(records)),
+        Arc::new(MemorySource::new(records, 3)),
         Arc::clone(&sink) as Arc<dyn Sink>,
         &options,
         progress,
@@ -444,7 +424,7 @@ async fn a_sink_without_a_binding_for_an_object_stops_the_run_before_reading() {
     let progress = Arc::new(Progress::new(&options.objects));
     let report = run(
         Mode::Migrate,
-        Arc::new(MemorySource(crm())),
+        Arc::new(MemorySource::new(crm(), 3)),
         Arc::clone(&sink) as Arc<dyn Sink>,
         &options,
         progress,
