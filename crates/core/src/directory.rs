@@ -363,10 +363,9 @@ fn translate_stage(
         .get(field::STATUS)
         .and_then(Value::as_text)
         .and_then(outcome_of);
-    let outcome = match status {
-        Some(StageOutcome::Won | StageOutcome::Lost) => status.unwrap_or(stage_outcome),
-        _ => stage_outcome,
-    };
+    let outcome = status
+        .filter(|s| *s != StageOutcome::Open)
+        .unwrap_or(stage_outcome);
     let (pipeline, stage) = map.closing_stage(pipeline, stage, outcome);
     let value = Value::Stage {
         pipeline: pipeline.to_owned(),
