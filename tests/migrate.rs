@@ -35,6 +35,17 @@ async fn clean_migration_verifies_everything_and_rerun_creates_no_duplicates() {
     );
     assert_eq!(p["digests_match"], true);
     assert_eq!(p["sent_digest"], p["read_back_digest"]);
+    // What each object cost: its requests are its own, and the run's total covers them all
+    // (plus the checks and metadata before the first object).
+    for side in ["source_http", "sink_http"] {
+        let (c, p) = (count(&c[side], "requests"), count(&p[side], "requests"));
+        assert!(c > 0 && p > 0, "{side}: companies {c}, contacts {p}");
+        assert!(
+            c + p < count(&report[side], "requests"),
+            "{side}: {report:#}"
+        );
+    }
+    assert!(count(c, "elapsed_ms") + count(p, "elapsed_ms") <= count(&report, "elapsed_ms"));
     assert_eq!(sandbox.salesforce_state.count("Contact"), contacts as usize);
     assert_eq!(
         sandbox.salesforce_state.count("Account"),

@@ -401,6 +401,8 @@ pub async fn run(
             .collect();
         let read_whole = earlier.resume_cursor.is_none() && earlier.settled == 0;
         let resume = earlier.resume_cursor;
+        let object_started = Instant::now();
+        let http_before = (snapshot(source.http_stats()), snapshot(sink.http_stats()));
         let result = run_object(
             mode,
             &source,
@@ -427,6 +429,9 @@ pub async fn run(
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let mut tally = std::mem::take(&mut *shared.tally());
         let r = &mut tally.report;
+        r.elapsed_ms = object_started.elapsed().as_millis() as u64;
+        r.source_http = http_since(source.http_stats(), http_before.0);
+        r.sink_http = http_since(sink.http_stats(), http_before.1);
         r.digests_match =
             r.sent_digest == r.read_back_digest && r.verified == r.sent_digest.count();
         // Records read but not settled: `migrate` settles a record when it is written or
@@ -492,6 +497,21 @@ async fn count_extras(sink: &Arc<dyn Sink>, shared: &Shared) -> StageResult<()> 
         tracing::debug!(%object, in_sink, read_back = found, "the sink's count lags behind the read-back");
     }
     Ok(())
+}
+
+/// A client's counts now: requests, retries, 429s.
+fn snapshot(stats: Option<Arc<crate::http::HttpStats>>) -> (u64, u64, u64) {
+    stats.map(|s| s.snapshot()).unwrap_or_default()
+}
+
+/// A client's counts since `before` was taken.
+fn http_since(stats: Option<Arc<crate::http::HttpStats>>, before: (u64, u64, u64)) -> HttpReport {
+    let now = snapshot(stats);
+    HttpReport {
+        requests: now.0.saturating_sub(before.0),
+        retries: now.1.saturating_sub(before.1),
+        throttled: now.2.saturating_sub(before.2),
+    }
 }
 
 fn http_report(stats: Option<Arc<crate::http::HttpStats>>) -> HttpReport {

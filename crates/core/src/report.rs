@@ -89,6 +89,12 @@ pub struct ObjectReport {
     /// Records in the sink carrying a source id beyond those this run read back: duplicates,
     /// or records whose source record is gone. Any makes the run a mismatch.
     pub extra_in_sink: u64,
+    /// Time spent on this object in this run, in milliseconds (objects run one after another).
+    pub elapsed_ms: u64,
+    /// Requests the source's client sent while this object ran: what reading it cost.
+    pub source_http: HttpReport,
+    /// Requests the sink's client sent while this object ran: writing, reading back, counting.
+    pub sink_http: HttpReport,
 }
 
 /// Request counts of one vendor's HTTP client.
