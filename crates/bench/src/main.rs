@@ -15,22 +15,26 @@ use anyhow::{Context, Result, bail};
 
 use scenario::{Bench, Figures};
 
-const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|latency]... \
-[--records N] [--ceiling-records N] [--repeat N] [--sink VENDOR]... [--no-build] [--ferry PATH] [--wrap CMD]
+const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|latency|crm]... \
+[--records N] [--ceiling-records N] [--crm-records N] [--repeat N] [--sink VENDOR]... [--no-build] [--ferry PATH] [--wrap CMD]
 
   ceiling   HubSpot sink limited to 190 requests/10 s: ceiling use with the limit configured, and learned
   sinks     ceiling use of Pipedrive, Dynamics, Zoho and Salesforce as the sink, at their documented limits
   overhead  HubSpot -> Salesforce, no limits: records/s of migrate + verify (default 1,000,000 contacts)
   memory    ferry's peak RSS at 100,000 and 1,000,000 contacts
+  crm       companies, contacts, deals and notes into each sink at its limit: records per request
+            and request-budget use for deals and notes (not part of `all`)
   latency   the ceiling run with 150 ms added to every request (8x the ceiling records)
-  all       every one of them (the default)
+  all       every one of them but crm (the default)
 
   --records N          contacts of the overhead run (companies: a fifth as many)
   --ceiling-records N  contacts seeded for the ceiling runs, which move the companies (a fifth);
                        of `sinks`, Pipedrive seeds a fifteenth as many (it moves 40 records/s)
                        and Dynamics twice as many (1,000 records/s)
+  --crm-records N      contacts seeded for the crm runs (default 10,000; Pipedrive a tenth)
   --repeat N           overhead runs to take the median of (default 3)
-  --sink VENDOR        `sinks` runs only this sink (repeatable): pipedrive, dynamics, zoho, salesforce
+  --sink VENDOR        `sinks` and `crm` run only this sink (repeatable): pipedrive, dynamics, zoho,
+                       salesforce (and hubspot for `crm`)
   --no-build           use target/release/ferry as it is
   --ferry PATH         the ferry binary to run
   --wrap \"CMD ARGS\"     run `ferry migrate` under CMD, e.g. --wrap \"valgrind --tool=callgrind\"
@@ -50,6 +54,7 @@ fn run() -> Result<()> {
     let mut which: Vec<String> = Vec::new();
     let mut overhead_records = 1_000_000usize;
     let mut ceiling_records = 75_000usize;
+    let mut crm_records = 10_000usize;
     let mut repeat = 3usize;
     let mut sinks: Vec<String> = Vec::new();
     let mut build = true;
@@ -65,6 +70,7 @@ fn run() -> Result<()> {
         match arg.as_str() {
             "--records" => overhead_records = number("--records")?,
             "--ceiling-records" => ceiling_records = number("--ceiling-records")?,
+            "--crm-records" => crm_records = number("--crm-records")?,
             "--repeat" => repeat = number("--repeat")?,
             "--sink" => sinks.push(args.next().context("--sink needs a vendor")?),
             "--no-build" => build = false,
@@ -77,7 +83,9 @@ fn run() -> Result<()> {
                 println!("{USAGE}");
                 return Ok(());
             }
-            "all" | "ceiling" | "sinks" | "overhead" | "memory" | "latency" => which.push(arg),
+            "all" | "ceiling" | "sinks" | "overhead" | "memory" | "latency" | "crm" => {
+                which.push(arg)
+            }
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
     }
@@ -102,6 +110,7 @@ fn run() -> Result<()> {
             // run, 0.6 % of this one. A real migration runs for hours.
             "latency" => bench.latency(ceiling_records * 8, &mut figures)?,
             "sinks" => bench.sinks(ceiling_records, &sinks, &mut figures)?,
+            "crm" => bench.crm(crm_records, &sinks, &mut figures)?,
             "overhead" => bench.overhead(overhead_records, repeat, &mut figures)?,
             "memory" => bench.memory(overhead_records, &mut figures)?,
             _ => {}

@@ -80,6 +80,16 @@ impl Run {
             .sum()
     }
 
+    fn object_http(&self, object: &str, side: &str, count: &str) -> u64 {
+        self.report["objects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| o["object"] == object)
+            .map(|o| o[side][count].as_u64().unwrap_or(0))
+            .sum()
+    }
+
     fn sink(&self, count: &str) -> u64 {
         self.report["sink_http"][count].as_u64().unwrap_or(0)
     }
@@ -312,6 +322,21 @@ impl Bench {
                 let _ = write!(config, "\n{}", crosswalk.to_config());
             }
         }
+        // Deals carry stages by label: the operator's table between the two accounts.
+        if migration.iter().any(|l| l.contains("\"deals\"")) {
+            if let (Some(from), Some(to)) = (
+                ferry_sandbox::emulator(plan.source),
+                ferry_sandbox::emulator(plan.sink),
+            ) {
+                let pairs =
+                    ferry_sandbox::accounts::stage_crosswalk(from.deal_stages, to.deal_stages);
+                let _ = write!(
+                    config,
+                    "\n{}",
+                    ferry_sandbox::accounts::stage_crosswalk_config(&pairs)
+                );
+            }
+        }
         let path = self.dir.join("bench.toml");
         std::fs::write(&path, &config)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -536,6 +561,84 @@ impl Bench {
             }
         };
         figures.push(line);
+        Ok(())
+    }
+
+    /// The whole CRM into each sink at its documented limit: companies, contacts, deals and
+    /// notes in one run, and for deals and notes (each written after its references) the
+    /// records per counted request and the share of the sink's request budget used while that
+    /// object ran (the report gives each object's requests and time).
+    /// `only`: the sinks to run (all when empty).
+    pub fn crm(&self, records: usize, only: &[String], figures: &mut Figures) -> Result<()> {
+        let cases = crm_cases(records)
+            .into_iter()
+            .filter(|c| only.is_empty() || only.iter().any(|o| o == c.sink));
+        for case in cases {
+            self.crm_run(&case, figures)?;
+        }
+        Ok(())
+    }
+
+    fn crm_run(&self, case: &SinkCase, figures: &mut Figures) -> Result<()> {
+        println!(
+            "== {}: {} -> {} ({}), companies, contacts, deals and notes of a {}-contact seed",
+            case.label, case.source, case.sink, case.limit_text, case.records
+        );
+        let plan = SandboxPlan {
+            source: case.source,
+            sink: case.sink,
+            records: case.records,
+            limits: case.limits.clone(),
+            latency_ms: case.latency_ms,
+            source_extra: case.source_extra.clone(),
+        };
+        let mut migration =
+            vec!["objects = [\"companies\", \"contacts\", \"deals\", \"notes\"]".to_owned()];
+        migration.extend(case.migration.iter().cloned());
+        // Pipedrive writes one record a request at 40 requests/s; the others are faster.
+        let timeout = Duration::from_secs((case.records as u64 * 3 / 10).max(120) + 600);
+        let run = self.migrate(&plan, &case.sink_extra, &migration, timeout)?;
+        println!("  {}", run.processes());
+        let mut parts = Vec::new();
+        for object in ["companies", "contacts", "deals", "notes"] {
+            let written = run.object(object, "written");
+            let verified = run.object(object, "verified");
+            let failed = run.object(object, "failed");
+            let elapsed = run.object(object, "elapsed_ms") as f64 / 1000.0;
+            let requests = run.object_http(object, "sink_http", "requests");
+            let throttled = run.object_http(object, "sink_http", "throttled");
+            let per_request = written as f64 / requests.max(1) as f64;
+            let rate = written as f64 / elapsed.max(0.001);
+            let share = match case.budget {
+                Budget::Rate {
+                    requests: n,
+                    window_secs,
+                } => format!(
+                    "{:.1}% of the request limit",
+                    requests as f64 / (n / window_secs * elapsed.max(0.001)) * 100.0
+                ),
+                Budget::Concurrency { slots, call_secs } => format!(
+                    "{:.1}% of {slots} calls in flight",
+                    requests as f64 / (slots / call_secs * elapsed.max(0.001)) * 100.0
+                ),
+                Budget::Daily { requests: a } => format!(
+                    "{:.1} M records per {:.0} k calls a day",
+                    a * per_request / 1e6,
+                    a / 1e3
+                ),
+            };
+            println!(
+                "  {object}: {written} written, {verified} verified, {failed} failed in {elapsed:.2} s; \
+                 {requests} sink requests ({per_request:.1} records per request), {rate:.1} records/s, {share}, \
+                 {throttled} answered 429"
+            );
+            if object == "deals" || object == "notes" {
+                parts.push(format!(
+                    "{object} {per_request:.1} records per request, {rate:.0} records/s, {share}, {throttled} 429s"
+                ));
+            }
+        }
+        figures.push(format!("{}: {}", case.label, parts.join("; ")));
         Ok(())
     }
 
@@ -807,6 +910,50 @@ fn sink_cases(records: usize) -> Vec<SinkCase> {
             derivation: "1,000 records / (5 upserts of 200 + 2 read-back queries of 500) = 142.9 records per request",
         },
     ]
+}
+
+/// The `crm` runs: each sink at the limit of its `sinks` case (HubSpot at 190 per 10 s), fed by
+/// an unthrottled source. Pipedrive seeds a tenth as many (one record a request at 40/s).
+fn crm_cases(records: usize) -> Vec<SinkCase> {
+    let mut cases: Vec<SinkCase> = sink_cases(records)
+        .into_iter()
+        .filter(|c| !c.label.contains("learned") && !c.label.contains("in flight"))
+        .map(|mut c| {
+            c.object = "crm";
+            c.records = if c.sink == "pipedrive" {
+                (records / 10).max(200)
+            } else {
+                records
+            };
+            c
+        })
+        .collect();
+    cases.insert(
+        0,
+        SinkCase {
+            label: "HubSpot sink, limit configured",
+            source: "salesforce",
+            sink: "hubspot",
+            object: "crm",
+            records,
+            limits: vec![
+                ("salesforce", "none".to_owned()),
+                ("hubspot", HUBSPOT_LIMIT.to_string()),
+            ],
+            latency_ms: None,
+            source_extra: Vec::new(),
+            sink_extra: vec![format!("rate_limit_per_10s = {HUBSPOT_LIMIT}")],
+            migration: Vec::new(),
+            budget: Budget::Rate {
+                requests: f64::from(HUBSPOT_LIMIT),
+                window_secs: HUBSPOT_WINDOW_SECS,
+            },
+            records_per_request: HUBSPOT_BATCH / 2.0,
+            limit_text: "190 requests per rolling 10 s",
+            derivation: "",
+        },
+    );
+    cases
 }
 
 impl Drop for Bench {
