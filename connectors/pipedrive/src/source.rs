@@ -5,7 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ferry_core::fields::{FieldBinding, FieldMaps, VendorField};
 use ferry_core::http::{HttpStats, RateLimit};
-use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source};
+use ferry_core::model::Link;
+use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source, Value as Canonical};
+use futures::StreamExt;
 use serde_json::Value;
 
 use crate::VENDOR;
@@ -21,6 +23,8 @@ use crate::objects;
 pub struct PipedriveSource {
     client: PipedriveClient,
     page_size: u32,
+    /// Requests in flight when reading per-record lists (a deal's participants).
+    concurrency: usize,
     /// The plain fields read per object: the standard table and the mapped fields.
     fields: FieldMaps,
 }
@@ -32,6 +36,7 @@ impl PipedriveSource {
         Ok(PipedriveSource {
             client,
             page_size: settings.page_size,
+            concurrency: settings.concurrency,
             fields: FieldMaps::new(
                 objects::OBJECTS
                     .iter()
@@ -43,6 +48,104 @@ impl PipedriveSource {
     /// The burst limit in force: the configured one, or what Pipedrive announced since.
     pub fn rate_limit(&self) -> Option<RateLimit> {
         self.client.rate_limit()
+    }
+}
+
+impl PipedriveSource {
+    /// Adds each record's participants (`GET /v1/{path}/{id}/participants`, offset-paged; one
+    /// request per record, as Pipedrive has no batch read of them) to its `links` field, after
+    /// the link its id field holds, each person once.
+    async fn add_participants(
+        &self,
+        row: &objects::PipedriveObject,
+        links: &objects::PipedriveLinks,
+        records: &mut [Result<ferry_core::Record, ferry_core::RecordRejection>],
+    ) -> ConnectorResult<()> {
+        let [(target, _)] = links.targets else {
+            return Ok(());
+        };
+        let reads: Vec<_> = records
+            .iter()
+            .enumerate()
+            .filter_map(|(at, r)| Some((at, r.as_ref().ok()?.source_id.parse::<u64>().ok()?)))
+            .map(|(at, id)| async move {
+                let path = format!("/v1/{}/{id}/participants", row.path);
+                Ok::<_, ConnectorError>((at, participants(&self.client, &path).await?))
+            })
+            .collect();
+        let answers: Vec<_> = futures::stream::iter(reads)
+            .buffered(self.concurrency)
+            .collect()
+            .await;
+        for answer in answers {
+            let (at, people) = answer?;
+            let Some(Ok(record)) = records.get_mut(at) else {
+                continue;
+            };
+            let mut all = match record.fields.remove(links.canonical) {
+                Some(Canonical::Links(l)) => l,
+                _ => Vec::new(),
+            };
+            for person in people {
+                let id = person.to_string();
+                if !all.iter().any(|l| l.object == *target && l.id == id) {
+                    all.push(Link {
+                        object: *target,
+                        id,
+                    });
+                }
+            }
+            if !all.is_empty() {
+                record.set(links.canonical, Canonical::Links(all));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The person ids of every participant `GET {path}` lists, following v1's offset paging.
+async fn participants(client: &PipedriveClient, path: &str) -> ConnectorResult<Vec<u64>> {
+    let malformed = |detail: &str| ConnectorError::Malformed {
+        vendor: VENDOR,
+        endpoint: format!("GET {}", crate::client::endpoint_path(path)),
+        detail: detail.to_owned(),
+    };
+    let mut out = Vec::new();
+    let mut start = 0u64;
+    loop {
+        let from = start.to_string();
+        let body = client
+            .get(path, &[("start", from.as_str()), ("limit", "500")])
+            .await?;
+        let items = match body.get("data") {
+            Some(Value::Array(items)) => items.as_slice(),
+            Some(Value::Null) | None => &[],
+            Some(_) => return Err(malformed("`data` is not a list")),
+        };
+        for item in items {
+            let person = item
+                .pointer("/person/id")
+                .or_else(|| item.pointer("/person_id/value"))
+                .or_else(|| item.get("person_id"))
+                .and_then(Value::as_u64)
+                .ok_or_else(|| malformed("a participant without a numeric person id"))?;
+            out.push(person);
+        }
+        let pagination = body.pointer("/additional_data/pagination");
+        let more = pagination
+            .and_then(|p| p.get("more_items_in_collection"))
+            .and_then(Value::as_bool)
+            == Some(true);
+        if !more {
+            return Ok(out);
+        }
+        match pagination
+            .and_then(|p| p.get("next_start"))
+            .and_then(Value::as_u64)
+        {
+            Some(next) if next > start => start = next,
+            _ => return Err(malformed("the next page's start does not move forward")),
+        }
     }
 }
 
@@ -135,12 +238,24 @@ impl Source for PipedriveSource {
             next,
             unreadable: Vec::new(),
         };
+        let mut mapped = Vec::with_capacity(items.len());
         for raw in items {
             let id =
                 mapping::id_of(raw).ok_or_else(|| malformed("a record without a numeric id"))?;
             // A reference holds the target's Pipedrive id, which is its source id.
-            let mapped = mapping::to_record(row, raw, id.to_string(), |_, id| id.to_string(), &map);
-            page.push(VENDOR, object, mapped);
+            mapped.push(mapping::to_record(
+                row,
+                raw,
+                id.to_string(),
+                |_, id| id.to_string(),
+                &map,
+            ));
+        }
+        for links in row.links.iter().filter(|l| l.participants) {
+            self.add_participants(row, links, &mut mapped).await?;
+        }
+        for record in mapped {
+            page.push(VENDOR, object, record);
         }
         page.log_read(VENDOR, object);
         Ok(page)

@@ -1,0 +1,251 @@
+//! A whole migration through `ferry_core::run` between two Pipedrive emulators (two companies):
+//! companies, contacts and deals with their owners (matched by email), stages (mapped by
+//! label), won and lost statuses and links, verified; a rerun creates nothing.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ferry_core::directory::DirectoryRules;
+use ferry_core::report::Progress;
+use ferry_core::stages::StageRules;
+use ferry_core::{Mode, ObjectType, Outcome, RunOptions, SecretRef, Sink, Source, run};
+use ferry_pipedrive::{PipedriveConfig, PipedriveSink, PipedriveSource};
+use ferry_sandbox::accounts::{self, Outcome as SeedOutcome};
+use ferry_sandbox::pipedrive::{Emulator, Options, SPEC, TOKEN};
+use ferry_sandbox::seed::{Mess, generate};
+use secrecy::SecretString;
+use serde_json::Value;
+
+/// The objects this connector moves, in write order.
+const OBJECTS: [ObjectType; 3] = [
+    ObjectType::COMPANIES,
+    ObjectType::CONTACTS,
+    ObjectType::DEALS,
+];
+
+async fn start() -> (Emulator, ferry_sandbox::Running) {
+    let emulator = Emulator::new(Options {
+        burst_limit: None,
+        search_limit: None,
+        daily_token_budget: None,
+        ..Options::default()
+    });
+    let running = ferry_sandbox::serve(
+        "pipedrive",
+        emulator.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve");
+    (emulator, running)
+}
+
+fn config(base_url: &str) -> PipedriveConfig {
+    PipedriveConfig {
+        base_url: Some(base_url.to_owned()),
+        rate_limit_per_2s: Some(20_000),
+        search_rate_limit_per_2s: Some(20_000),
+        concurrency: Some(8),
+        ..PipedriveConfig::new(SecretRef::in_memory(SecretString::from(TOKEN)))
+    }
+}
+
+async fn migrate(source: Arc<dyn Source>, sink: Arc<dyn Sink>) -> ferry_core::Report {
+    let options = RunOptions {
+        objects: OBJECTS.to_vec(),
+        directory: DirectoryRules {
+            deal_stages: StageRules {
+                pairs: accounts::stage_crosswalk(SPEC.deal_stages, SPEC.deal_stages),
+            },
+            ..DirectoryRules::default()
+        },
+        ..RunOptions::default()
+    };
+    let progress = Arc::new(Progress::new(&options.objects));
+    run(Mode::Migrate, source, sink, &options, progress).await
+}
+
+fn assert_verified(report: &ferry_core::Report, counts: [usize; 3]) {
+    assert_eq!(
+        report.outcome,
+        Outcome::Verified,
+        "error {:?}, failures {:?}",
+        report.error,
+        report.failures.iter().take(5).collect::<Vec<_>>()
+    );
+    let got: Vec<(Option<ObjectType>, u64, u64)> = report
+        .objects
+        .iter()
+        .map(|o| (o.object, o.read, o.verified))
+        .collect();
+    let want: Vec<(Option<ObjectType>, u64, u64)> = OBJECTS
+        .iter()
+        .zip(counts)
+        .map(|(o, n)| (Some(*o), n as u64, n as u64))
+        .collect();
+    assert_eq!(got, want);
+    assert!(report.objects.iter().all(|o| o.digests_match));
+}
+
+/// Each user's email by id, as `GET /v1/users` lists them.
+async fn emails(side: &dyn Source) -> HashMap<String, String> {
+    side.users()
+        .await
+        .expect("users")
+        .into_iter()
+        .map(|u| (u.id, u.email.to_lowercase()))
+        .collect()
+}
+
+/// The sink's deals by source id (the source's deal id), with every custom field.
+fn sink_deals(sink: &Emulator) -> HashMap<String, Value> {
+    let key = sink
+        .custom_field_key("deals", "Ferry source id")
+        .expect("the sink made its source-id field on deals");
+    sink.source_ids("deals")
+        .into_iter()
+        .filter_map(|id| sink.record("deals", id.parse().ok()?))
+        .map(|deal| {
+            (
+                deal["custom_fields"][&key]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                deal,
+            )
+        })
+        .collect()
+}
+
+/// The sink's source id of the person with sink id `id`.
+fn person_source_id(sink: &Emulator, id: u64) -> String {
+    let key = sink
+        .custom_field_key("persons", "Ferry source id")
+        .expect("source-id field on persons");
+    let person = sink.record("persons", id).expect("person");
+    person["custom_fields"][&key]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn pipedrive_to_pipedrive_moves_deals_with_owners_stages_statuses_and_links() {
+    let data = generate(40, 14, &Mess::none());
+    let (source_emulator, source_running) = start().await;
+    source_emulator.seed(&data);
+    let (sink_emulator, sink_running) = start().await;
+    let source =
+        Arc::new(PipedriveSource::new(config(&source_running.base_url), "source").unwrap());
+    let sink = Arc::new(PipedriveSink::new(config(&sink_running.base_url), "sink").unwrap());
+    let counts = [data.companies.len(), data.contacts.len(), data.deals.len()];
+
+    let report = migrate(source.clone(), sink.clone()).await;
+    assert_verified(&report, counts);
+    assert_eq!(sink_emulator.count("deals"), Some(data.deals.len()));
+
+    // Deals by seed order: source deal `k + 1` is seed deal `k`.
+    let deals = sink_deals(&sink_emulator);
+    assert_eq!(deals.len(), data.deals.len());
+    let (source_emails, sink_emails) = (
+        emails(&*source).await,
+        emails(&*sink_source(&sink_running)).await,
+    );
+    let mut closed = (0, 0);
+    let mut owned = 0;
+    for (k, seed) in data.deals.iter().enumerate() {
+        let source_deal = source_emulator
+            .record("deals", k as u64 + 1)
+            .expect("source deal");
+        let deal = &deals[&(k + 1).to_string()];
+        // Won and lost arrive won and lost.
+        let (_, stage) = seed.seed_stage();
+        let status = deal["status"].as_str().unwrap_or("");
+        match stage.outcome {
+            SeedOutcome::Won => {
+                assert_eq!(status, "won", "deal {k}");
+                closed.0 += 1;
+            }
+            SeedOutcome::Lost => {
+                assert_eq!(status, "lost", "deal {k}");
+                closed.1 += 1;
+            }
+            SeedOutcome::Open => assert_eq!(status, "open", "deal {k}"),
+        }
+        assert_eq!(deal["title"], source_deal["title"]);
+        assert_eq!(
+            deal["expected_close_date"],
+            source_deal["expected_close_date"]
+        );
+        // Owners: the sink user with the source owner's email.
+        let owner = |d: &Value, emails: &HashMap<String, String>| {
+            emails.get(&d["owner_id"].to_string()).cloned()
+        };
+        let source_owner = owner(&source_deal, &source_emails).expect("source owner listed");
+        assert_eq!(owner(deal, &sink_emails), Some(source_owner), "deal {k}");
+        owned += usize::from(seed.owner.is_some());
+        // The contact: the source's `person_id`, as the sink's person of that source id.
+        match source_deal["person_id"].as_u64() {
+            Some(person) => {
+                let sink_person = deal["person_id"].as_u64().expect("a person");
+                assert_eq!(
+                    person_source_id(&sink_emulator, sink_person),
+                    person.to_string()
+                );
+            }
+            None => assert_eq!(deal["person_id"], Value::Null),
+        }
+    }
+    assert!(
+        closed.0 > 0 && closed.1 > 0,
+        "won and lost deals seeded: {closed:?}"
+    );
+    // Every contact of a deal is read (its person and its other participants); Pipedrive holds
+    // one, so the others are reported per deal as not carried, never dropped silently.
+    let many: Vec<usize> = data
+        .deals
+        .iter()
+        .filter(|d| d.contacts.len() > 1)
+        .map(|d| d.key)
+        .collect();
+    let five = data
+        .deals
+        .iter()
+        .find(|d| d.contacts.len() == 5)
+        .expect("a deal with five contacts seeded");
+    let deals_report = &report.objects[2];
+    assert_eq!(
+        deals_report.links_not_carried.get("contacts"),
+        Some(&(many.len() as u64)),
+        "{:?}",
+        deals_report.links_not_carried
+    );
+    let five_id = (five.key + 1).to_string();
+    let warning = report
+        .warnings
+        .iter()
+        .find(|w| w.source_id == five_id && w.code == "NOT_CARRIED")
+        .expect("the five-contact deal is reported");
+    assert!(
+        warning.reason.contains("4 not carried"),
+        "{}",
+        warning.reason
+    );
+    assert!(owned > 0);
+
+    // A rerun updates every record and creates none.
+    let again = migrate(source, sink).await;
+    assert_verified(&again, counts);
+    assert!(
+        again.objects.iter().all(|o| o.created == 0),
+        "{:?}",
+        again.objects
+    );
+    assert_eq!(sink_emulator.count("deals"), Some(data.deals.len()));
+}
+
+/// A source reading the sink emulator (for its users).
+fn sink_source(running: &ferry_sandbox::Running) -> Arc<PipedriveSource> {
+    Arc::new(PipedriveSource::new(config(&running.base_url), "sink").unwrap())
+}
