@@ -1,5 +1,5 @@
-//! ferry's Pipedrive connector: reads and writes persons (canonical contacts) and
-//! organizations (canonical companies) through Pipedrive's v2 API, within its documented rate
+//! ferry's Pipedrive connector: reads and writes persons (canonical contacts), organizations
+//! (canonical companies) and deals, with their owners, through Pipedrive's v2 API, within its documented rate
 //! limits (a daily token budget, a two-second burst window, search's own window).
 //!
 //! Read top to bottom: [`config`] (the settings), [`policy`] (retries, rate-limit headers,
@@ -51,11 +51,11 @@ fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
     ferry_core::Permissions {
         needs: match role {
             ferry_core::Role::Source => {
-                "an API token of a user who can see the organizations and persons to move \
-                 (any user may list their fields)"
+                "an API token of a user who can see the organizations, persons and deals to move \
+                 (any user may list their fields, the users, pipelines and stages)"
             }
             ferry_core::Role::Sink => {
-                "an API token of a user who can add and edit organizations and persons; an admin's \
+                "an API token of a user who can add and edit organizations, persons and deals; an admin's \
                  token if ferry is to create custom fields (its source-id field, or mapped fields \
                  with create_missing_fields)"
             }

@@ -1,4 +1,5 @@
-//! Reading persons and organizations from Pipedrive's v2 list endpoints.
+//! Reading persons, organizations and deals from Pipedrive's v2 list endpoints (and each
+//! deal's participants from v1).
 
 use std::sync::Arc;
 
@@ -17,8 +18,9 @@ use crate::mapping;
 use crate::objects;
 
 /// A Pipedrive company account as a [`Source`]: pages through `GET /api/v2/{persons|
-/// organizations}` with Pipedrive's cursor, in id order. Source ids are Pipedrive ids, and so
-/// are references (a person's company is its `org_id`). Lists carry every custom field, so mapped custom fields
+/// organizations|deals}` with Pipedrive's cursor, in id order. Source ids are Pipedrive ids, and so
+/// are references (a person's company is its `org_id`) and links (a deal's contacts: its
+/// `person_id`, then its other participants). Lists carry every custom field, so mapped custom fields
 /// need no extra request.
 pub struct PipedriveSource {
     client: PipedriveClient,

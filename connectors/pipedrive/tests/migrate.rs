@@ -249,3 +249,70 @@ async fn pipedrive_to_pipedrive_moves_deals_with_owners_stages_statuses_and_link
 fn sink_source(running: &ferry_sandbox::Running) -> Arc<PipedriveSource> {
     Arc::new(PipedriveSource::new(config(&running.base_url), "sink").unwrap())
 }
+
+/// An owner or a stage the sink's account does not have is refused per deal, naming the
+/// field, never the value; the others are written.
+#[tokio::test]
+async fn a_deal_whose_owner_or_stage_pipedrive_refuses_is_refused_alone() {
+    use ferry_core::{Record, Value, field};
+    let (emulator, running) = start().await;
+    let sink = PipedriveSink::new(config(&running.base_url), "sink").unwrap();
+    sink.prepare(ObjectType::DEALS).await.expect("prepare");
+    let pipelines = sink.pipelines(ObjectType::DEALS).await.expect("pipelines");
+    let (pipeline, stage) = (&pipelines[0].id, &pipelines[0].stages[1].id);
+    // An active user other than the token's (the default owner).
+    let users = sink.users().await.expect("users");
+    let owner = users
+        .iter()
+        .filter(|u| u.active)
+        .nth(1)
+        .expect("a second active user")
+        .id
+        .clone();
+    let deal = |sid: &str, owner: &str, stage: &str| {
+        let mut r = Record::new(ObjectType::DEALS, sid);
+        r.set(field::NAME, Value::Text("Renewal".into()));
+        r.set(field::CURRENCY, Value::Text("EUR".into()));
+        r.set(field::OWNER, Value::Text(owner.into()));
+        r.set(field::STATUS, Value::Text("lost".into()));
+        r.set(
+            field::STAGE,
+            Value::Stage {
+                pipeline: pipeline.clone(),
+                stage: stage.into(),
+            },
+        );
+        r
+    };
+    let records = [
+        deal("d-ok", &owner, stage),
+        deal("d-owner", "1", stage),
+        deal("d-stage", &owner, "999999"),
+    ];
+    let out = sink
+        .upsert(ObjectType::DEALS, &records)
+        .await
+        .expect("upsert");
+    assert!(out[0].result.is_ok(), "{:?}", out[0]);
+    for (o, named) in out[1..]
+        .iter()
+        .zip(["owner_id (owner)", "stage_id (stage)"])
+    {
+        let refused = o.result.as_ref().expect_err("refused");
+        assert_eq!(refused.code, "ERR_SCHEMA_VALIDATION_FAILED");
+        assert!(refused.reason.contains(named), "{}", refused.reason);
+        assert!(!refused.reason.contains("999999"), "{}", refused.reason);
+    }
+    assert_eq!(emulator.count("deals"), Some(1));
+    let back = sink
+        .read_back(ObjectType::DEALS, &["d-ok".to_owned()])
+        .await
+        .expect("read back");
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].get(field::OWNER), Some(&Value::Text(owner.clone())));
+    assert_eq!(
+        back[0].get(field::STATUS),
+        Some(&Value::Text("lost".into()))
+    );
+    assert_eq!(back[0].get(field::STAGE), records[0].get(field::STAGE));
+}
