@@ -14,6 +14,7 @@ mod directory;
 mod fields;
 pub mod mapping;
 pub mod objects;
+mod participants;
 pub mod policy;
 pub mod sink;
 pub mod source;

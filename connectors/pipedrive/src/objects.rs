@@ -93,7 +93,8 @@ pub struct PipedriveLinks {
     /// Each target object and the top-level field holding its Pipedrive id.
     pub targets: &'static [(ObjectType, &'static str)],
     /// Whether the record holds more links to its (single) target as participants
-    /// (`GET /v1/{path}/{id}/participants`): the source reads them after the id field's one.
+    /// (`/v1/{path}/{id}/participants`): the source reads them after the id field's one, the
+    /// sink writes the first link in the id field and makes the participants the links.
     pub participants: bool,
 }
 
@@ -285,8 +286,8 @@ pub static OBJECTS: &[PipedriveObject] = &[
             missing_reason: "the company reference: no Pipedrive organization carries the deal's company as its \
                              source id (the company was not migrated, or was rejected)",
         }],
-        // One person per deal in `person_id`, the others as participants: the source reads
-        // them all (the person first); the sink writes the one, and the engine reports the rest.
+        // One person per deal in `person_id`, all of them as participants: the source reads
+        // them all (the person first), the sink writes them all.
         links: &[PipedriveLinks {
             canonical: field::CONTACTS,
             targets: &[(ObjectType::CONTACTS, "person_id")],
@@ -416,10 +417,11 @@ impl PipedriveObject {
     }
 
     /// What Pipedrive cannot hold of this object's fields: a link field holds one link per
-    /// target object (one `person_id` on a deal).
+    /// target object, unless participants hold more (a deal's persons).
     pub fn limits(&self) -> Vec<ferry_core::FieldLimit> {
         self.links
             .iter()
+            .filter(|l| !l.participants)
             .map(|l| ferry_core::FieldLimit::max_links(l.canonical, l.targets.len()))
             .collect()
     }
@@ -529,10 +531,8 @@ mod tests {
                 "status"
             ]
         );
-        assert_eq!(
-            deals.limits(),
-            [ferry_core::FieldLimit::max_links(field::CONTACTS, 1)]
-        );
+        // A deal holds many persons, as participants.
+        assert_eq!(deals.limits(), []);
     }
 
     #[test]

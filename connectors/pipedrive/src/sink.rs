@@ -397,7 +397,18 @@ impl PipedriveSink {
                     Err(rejection) => return Ok((i, Err(rejection))),
                 };
                 let existing = existing.get(&record.source_id).copied();
-                let result = self.write_one(row, record, key, existing, &linked).await?;
+                let result = self
+                    .write_one(row, record, key, existing, &linked.fields)
+                    .await?;
+                let result = match (result, &linked.participants) {
+                    (Ok(written), Some(people)) => {
+                        let id = written.sink_id.parse::<u64>().unwrap_or_default();
+                        self.set_participants(row, record, id, written.created, people)
+                            .await?
+                            .map(|()| written)
+                    }
+                    (result, _) => result,
+                };
                 Ok::<Answer, ConnectorError>((i, result))
             });
         }
@@ -491,6 +502,71 @@ impl PipedriveSink {
         }
     }
 
+    /// Makes `people` the participants of `row`'s record `id` (its `person_id`, the first, is
+    /// one already): adds the missing ones and removes the others, one request each (v1 has no
+    /// batch). A new record needs no read: Pipedrive made its person a participant. A person
+    /// Pipedrive refuses to add (it says so with a 400) refuses the record, naming the field.
+    async fn set_participants(
+        &self,
+        row: &PipedriveObject,
+        record: &Record,
+        id: u64,
+        created: bool,
+        people: &[u64],
+    ) -> ConnectorResult<Result<(), RecordRejection>> {
+        let path = format!("/v1/{}/{id}/participants", row.path);
+        let current: Vec<(u64, u64)> = if created {
+            people.first().map(|p| vec![(0, *p)]).unwrap_or_default()
+        } else {
+            crate::participants::list(&self.client, &path).await?
+        };
+        for &(participant, person) in &current {
+            if !people.contains(&person) {
+                let path = format!("{path}/{participant}");
+                let response = self.client.delete(&path).await?;
+                // 404: gone already (a resent delete).
+                if !response.is_success() && response.status.as_u16() != 404 {
+                    let endpoint = format!("DELETE {}", endpoint_path(&path));
+                    return Err(self.client.error_for(&endpoint, &response));
+                }
+            }
+        }
+        for &person in people {
+            if current.iter().any(|(_, p)| *p == person) {
+                continue;
+            }
+            let body = json!({"person_id": person});
+            let response = self.client.write(Method::POST, &path, &body).await?;
+            if response.is_success() {
+                continue;
+            }
+            if response.status.as_u16() == 400 {
+                // Added by a request whose answer was lost, or refused: the list says which.
+                let now = crate::participants::list(&self.client, &path).await?;
+                if now.iter().any(|(_, p)| *p == person) {
+                    continue;
+                }
+                let field = row
+                    .links
+                    .iter()
+                    .find(|l| l.participants)
+                    .map_or("links", |l| l.canonical);
+                return Ok(Err(RecordRejection {
+                    source_id: record.source_id.clone(),
+                    code: PARTICIPANT_REFUSED.to_owned(),
+                    reason: format!(
+                        "field `{field}`: Pipedrive refused to add a person to the {} as a \
+                         participant (the {} itself was written)",
+                        row.noun, row.noun
+                    ),
+                }));
+            }
+            let endpoint = format!("POST {}", endpoint_path(&path));
+            return Err(self.client.error_for(&endpoint, &response));
+        }
+        Ok(Ok(()))
+    }
+
     /// The Pipedrive id of each distinct `target` record among `source_ids` (those found).
     async fn target_ids(
         &self,
@@ -554,9 +630,13 @@ fn refusal(record: &Record, code: &str, reason: String) -> Result<Written, Recor
     })
 }
 
-/// The code of a record with more links to one object than Pipedrive holds there (one per
-/// object: a note's one deal, one person, one organization).
-pub const ONE_LINK_PER_OBJECT: &str = "ONE_LINK_PER_OBJECT";
+/// The code of a record one of whose persons Pipedrive refused to add as a participant.
+pub const PARTICIPANT_REFUSED: &str = "PARTICIPANT_REFUSED";
+
+/// The code of a record with links Pipedrive cannot hold: several to one object where one id
+/// field holds them and no participants hold more, or one to an object the field cannot
+/// point at.
+pub const LINK_NOT_HELD: &str = "LINK_NOT_HELD";
 
 /// The source ids of the `target` records `record` points at, through the row's references
 /// and links.
@@ -580,18 +660,29 @@ fn target_source_ids(row: &PipedriveObject, record: &Record, target: ObjectType)
     out
 }
 
-/// The Pipedrive id for each top-level id field of the row's references and links (`None`:
-/// no target, cleared), from `targets` (per object, source id → Pipedrive id). A target not
+/// What a record links to, resolved to Pipedrive ids.
+#[derive(Debug, Default, PartialEq)]
+struct Linked {
+    /// The Pipedrive id for each top-level id field of the row's references and links
+    /// (`None`: no target, cleared).
+    fields: Vec<(&'static str, Option<u64>)>,
+    /// Of a link field held as participants (a deal's persons): every target, the id field's
+    /// first.
+    participants: Option<Vec<u64>>,
+}
+
+/// What `record` links to, from `targets` (per object, source id → Pipedrive id). A target not
 /// found refuses the record, naming the field; so do links Pipedrive cannot hold (two of one
-/// object, or an object the field cannot point at).
+/// object where no participants hold more, or an object the field cannot point at).
 fn linked_ids(
     row: &PipedriveObject,
     record: &Record,
     targets: &HashMap<ObjectType, HashMap<String, u64>>,
-) -> Result<Vec<(&'static str, Option<u64>)>, RecordRejection> {
+) -> Result<Linked, RecordRejection> {
     let found =
         |target: ObjectType, sid: &str| targets.get(&target).and_then(|m| m.get(sid)).copied();
     let mut linked = Vec::new();
+    let mut participants = None;
     for reference in row.references {
         let id = match record.get(reference.canonical) {
             Some(Value::Reference(sid)) | Some(Value::Text(sid)) => {
@@ -616,12 +707,31 @@ fn linked_ids(
         if let Some(other) = links.iter().find(|l| link.vendor_of(l.object).is_none()) {
             return Err(RecordRejection {
                 source_id: record.source_id.clone(),
-                code: ONE_LINK_PER_OBJECT.to_owned(),
+                code: LINK_NOT_HELD.to_owned(),
                 reason: format!(
                     "field `{}` links to {}, which Pipedrive cannot hold there; not written",
                     link.canonical, other.object
                 ),
             });
+        }
+        if let (true, [(target, vendor)]) = (link.participants, link.targets) {
+            let mut ids = Vec::with_capacity(links.len());
+            for l in links {
+                match found(*target, &l.id) {
+                    Some(id) if ids.contains(&id) => {}
+                    Some(id) => ids.push(id),
+                    None => {
+                        return Err(Resolver::<u64>::unresolved(
+                            &record.source_id,
+                            link.canonical,
+                            *target,
+                        ));
+                    }
+                }
+            }
+            linked.push((*vendor, ids.first().copied()));
+            participants = Some(ids);
+            continue;
         }
         for &(target, vendor) in link.targets {
             let mut of_target = links.iter().filter(|l| l.object == target);
@@ -640,7 +750,7 @@ fn linked_ids(
                 (Some(_), Some(_)) => {
                     return Err(RecordRejection {
                         source_id: record.source_id.clone(),
-                        code: ONE_LINK_PER_OBJECT.to_owned(),
+                        code: LINK_NOT_HELD.to_owned(),
                         reason: format!(
                             "field `{}` has several links to {target} and Pipedrive holds one \
                              (`{vendor}`); not written",
@@ -652,7 +762,10 @@ fn linked_ids(
             linked.push((vendor, id));
         }
     }
-    Ok(linked)
+    Ok(Linked {
+        fields: linked,
+        participants,
+    })
 }
 
 /// A rejection's code and reason from Pipedrive's error body: the error code and the names of
@@ -864,8 +977,30 @@ impl Sink for PipedriveSink {
                 keep(raw, &mut raws);
             }
         }
-        // Each target's ids (references and links) mapped back to source ids.
+        // The participants of each record whose links they hold (a deal's persons): one read
+        // per record, as Pipedrive has no batch read of them.
         let row = objects::binding(object)?;
+        let mut people: HashMap<String, Vec<u64>> = HashMap::new();
+        if row.links.iter().any(|l| l.participants) {
+            let reads: Vec<_> = raws
+                .iter()
+                .filter_map(|(sid, raw)| Some((sid.clone(), mapping::id_of(raw)?)))
+                .map(|(sid, id)| async move {
+                    let path = format!("/v1/{}/{id}/participants", row.path);
+                    let list = crate::participants::list(&self.client, &path).await?;
+                    Ok::<_, ConnectorError>((sid, list))
+                })
+                .collect();
+            let answers = stream::iter(reads)
+                .buffer_unordered(self.settings.concurrency)
+                .collect::<Vec<_>>()
+                .await;
+            for answer in answers {
+                let (sid, list) = answer?;
+                people.insert(sid, list.into_iter().map(|(_, person)| person).collect());
+            }
+        }
+        // Each target's ids (references and links) mapped back to source ids.
         let mut known: HashMap<(ObjectType, u64), String> = HashMap::new();
         for target in row.targets() {
             let fields = row
@@ -875,7 +1010,7 @@ impl Sink for PipedriveSink {
                 .map(|r| r.vendor)
                 .chain(row.links.iter().filter_map(|l| l.vendor_of(target)));
             let fields: Vec<&str> = fields.collect();
-            let target_ids: Vec<u64> = raws
+            let mut target_ids: Vec<u64> = raws
                 .values()
                 .flat_map(|r| {
                     fields
@@ -883,6 +1018,13 @@ impl Sink for PipedriveSink {
                         .filter_map(|f| r.get(*f).and_then(Json::as_u64))
                 })
                 .collect();
+            if row
+                .links
+                .iter()
+                .any(|l| l.participants && l.vendor_of(target).is_some())
+            {
+                target_ids.extend(people.values().flatten());
+            }
             let found = self.source_ids_of(target, &target_ids).await?;
             known.extend(found.into_iter().map(|(id, sid)| ((target, id), sid)));
         }
@@ -896,8 +1038,14 @@ impl Sink for PipedriveSink {
         let map = self.fields.get(object);
         let mut out = Vec::with_capacity(raws.len());
         for (sid, raw) in raws {
+            let participants = people.remove(&sid).unwrap_or_default();
             match mapping::to_record(row, &raw, sid, source_id_of, &map) {
-                Ok(record) => out.push(record),
+                Ok(mut record) => {
+                    for link in row.links.iter().filter(|l| l.participants) {
+                        crate::participants::add_to(&mut record, link, &participants, source_id_of);
+                    }
+                    out.push(record);
+                }
                 Err(rejection) => {
                     tracing::warn!(vendor = VENDOR, %object, source_id = %rejection.source_id, "read-back record has unreadable values");
                 }
@@ -957,42 +1105,63 @@ mod tests {
     #[test]
     fn links_resolve_per_target_and_what_pipedrive_cannot_hold_refuses_the_record() {
         let row = objects::binding(ObjectType::DEALS).unwrap();
-        let link = |id: &str| ferry_core::model::Link {
-            object: ObjectType::CONTACTS,
+        let link = |object, id: &str| ferry_core::model::Link {
+            object,
             id: id.into(),
         };
+        let person = |id| link(ObjectType::CONTACTS, id);
         let targets = HashMap::from([
             (
                 ObjectType::COMPANIES,
                 HashMap::from([("co-1".to_owned(), 7)]),
             ),
-            (ObjectType::CONTACTS, HashMap::from([("p-1".to_owned(), 9)])),
+            (
+                ObjectType::CONTACTS,
+                HashMap::from([("p-1".to_owned(), 9), ("p-2".to_owned(), 4)]),
+            ),
         ]);
         let mut deal = Record::new(ObjectType::DEALS, "d-1");
         deal.set(ferry_core::field::COMPANY, Value::Reference("co-1".into()));
-        deal.set(ferry_core::field::CONTACTS, Value::Links(vec![link("p-1")]));
+        // The first person goes in `person_id`; all of them, once each, are the participants.
+        deal.set(
+            ferry_core::field::CONTACTS,
+            Value::Links(vec![person("p-1"), person("p-2"), person("p-1")]),
+        );
         assert_eq!(
             linked_ids(row, &deal, &targets).unwrap(),
-            [("org_id", Some(7)), ("person_id", Some(9))]
+            Linked {
+                fields: vec![("org_id", Some(7)), ("person_id", Some(9))],
+                participants: Some(vec![9, 4]),
+            }
         );
-        assert_eq!(target_source_ids(row, &deal, ObjectType::CONTACTS), ["p-1"]);
-        // No contact: `person_id` is cleared.
+        assert_eq!(
+            target_source_ids(row, &deal, ObjectType::CONTACTS),
+            ["p-1", "p-2", "p-1"]
+        );
+        // No contact: `person_id` is cleared, and so are the participants.
         deal.fields.remove(ferry_core::field::CONTACTS);
         assert_eq!(
             linked_ids(row, &deal, &targets).unwrap(),
-            [("org_id", Some(7)), ("person_id", None)]
+            Linked {
+                fields: vec![("org_id", Some(7)), ("person_id", None)],
+                participants: Some(vec![]),
+            }
         );
         let refused = |links: Vec<ferry_core::model::Link>| {
             let mut d = deal.clone();
             d.set(ferry_core::field::CONTACTS, Value::Links(links));
             linked_ids(row, &d, &targets).unwrap_err()
         };
-        let two = refused(vec![link("p-1"), link("p-2")]);
-        assert_eq!(two.code, ONE_LINK_PER_OBJECT);
-        assert!(two.reason.contains("person_id"), "{}", two.reason);
-        let unknown = refused(vec![link("p-2")]);
+        let elsewhere = refused(vec![link(ObjectType::COMPANIES, "co-1")]);
+        assert_eq!(elsewhere.code, LINK_NOT_HELD);
+        assert!(
+            elsewhere.reason.contains("companies"),
+            "{}",
+            elsewhere.reason
+        );
+        let unknown = refused(vec![person("p-1"), person("p-3")]);
         assert_eq!(unknown.code, ferry_core::resolver::UNRESOLVED_REFERENCE);
-        assert!(!unknown.reason.contains("p-2"), "{}", unknown.reason);
+        assert!(!unknown.reason.contains("p-3"), "{}", unknown.reason);
         deal.set(ferry_core::field::COMPANY, Value::Reference("co-2".into()));
         assert_eq!(
             linked_ids(row, &deal, &targets).unwrap_err().code,

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ferry_core::fields::{FieldBinding, FieldMaps, VendorField};
 use ferry_core::http::{HttpStats, RateLimit};
-use ferry_core::model::Link;
-use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source, Value as Canonical};
+use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source};
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -63,16 +62,13 @@ impl PipedriveSource {
         links: &objects::PipedriveLinks,
         records: &mut [Result<ferry_core::Record, ferry_core::RecordRejection>],
     ) -> ConnectorResult<()> {
-        let [(target, _)] = links.targets else {
-            return Ok(());
-        };
         let reads: Vec<_> = records
             .iter()
             .enumerate()
             .filter_map(|(at, r)| Some((at, r.as_ref().ok()?.source_id.parse::<u64>().ok()?)))
             .map(|(at, id)| async move {
                 let path = format!("/v1/{}/{id}/participants", row.path);
-                Ok::<_, ConnectorError>((at, participants(&self.client, &path).await?))
+                Ok::<_, ConnectorError>((at, crate::participants::list(&self.client, &path).await?))
             })
             .collect();
         let answers: Vec<_> = futures::stream::iter(reads)
@@ -81,73 +77,13 @@ impl PipedriveSource {
             .await;
         for answer in answers {
             let (at, people) = answer?;
-            let Some(Ok(record)) = records.get_mut(at) else {
-                continue;
-            };
-            let mut all = match record.fields.remove(links.canonical) {
-                Some(Canonical::Links(l)) => l,
-                _ => Vec::new(),
-            };
-            for person in people {
-                let id = person.to_string();
-                if !all.iter().any(|l| l.object == *target && l.id == id) {
-                    all.push(Link {
-                        object: *target,
-                        id,
-                    });
-                }
-            }
-            if !all.is_empty() {
-                record.set(links.canonical, Canonical::Links(all));
+            if let Some(Ok(record)) = records.get_mut(at) {
+                // Source ids are Pipedrive ids.
+                let people: Vec<u64> = people.into_iter().map(|(_, person)| person).collect();
+                crate::participants::add_to(record, links, &people, |_, id| id.to_string());
             }
         }
         Ok(())
-    }
-}
-
-/// The person ids of every participant `GET {path}` lists, following v1's offset paging.
-async fn participants(client: &PipedriveClient, path: &str) -> ConnectorResult<Vec<u64>> {
-    let malformed = |detail: &str| ConnectorError::Malformed {
-        vendor: VENDOR,
-        endpoint: format!("GET {}", crate::client::endpoint_path(path)),
-        detail: detail.to_owned(),
-    };
-    let mut out = Vec::new();
-    let mut start = 0u64;
-    loop {
-        let from = start.to_string();
-        let body = client
-            .get(path, &[("start", from.as_str()), ("limit", "500")])
-            .await?;
-        let items = match body.get("data") {
-            Some(Value::Array(items)) => items.as_slice(),
-            Some(Value::Null) | None => &[],
-            Some(_) => return Err(malformed("`data` is not a list")),
-        };
-        for item in items {
-            let person = item
-                .pointer("/person/id")
-                .or_else(|| item.pointer("/person_id/value"))
-                .or_else(|| item.get("person_id"))
-                .and_then(Value::as_u64)
-                .ok_or_else(|| malformed("a participant without a numeric person id"))?;
-            out.push(person);
-        }
-        let pagination = body.pointer("/additional_data/pagination");
-        let more = pagination
-            .and_then(|p| p.get("more_items_in_collection"))
-            .and_then(Value::as_bool)
-            == Some(true);
-        if !more {
-            return Ok(out);
-        }
-        match pagination
-            .and_then(|p| p.get("next_start"))
-            .and_then(Value::as_u64)
-        {
-            Some(next) if next > start => start = next,
-            _ => return Err(malformed("the next page's start does not move forward")),
-        }
     }
 }
 

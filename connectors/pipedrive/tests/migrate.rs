@@ -201,37 +201,34 @@ async fn pipedrive_to_pipedrive_moves_deals_with_owners_stages_statuses_and_link
         closed.0 > 0 && closed.1 > 0,
         "won and lost deals seeded: {closed:?}"
     );
-    // Every contact of a deal is read (its person and its other participants); Pipedrive holds
-    // one, so the others are reported per deal as not carried, never dropped silently.
-    let many: Vec<usize> = data
-        .deals
-        .iter()
-        .filter(|d| d.contacts.len() > 1)
-        .map(|d| d.key)
-        .collect();
+    // Every contact of a deal arrives: its person in `person_id`, all of them as participants.
     let five = data
         .deals
         .iter()
         .find(|d| d.contacts.len() == 5)
         .expect("a deal with five contacts seeded");
-    let deals_report = &report.objects[2];
-    assert_eq!(
-        deals_report.links_not_carried.get("contacts"),
-        Some(&(many.len() as u64)),
-        "{:?}",
-        deals_report.links_not_carried
-    );
     let five_id = (five.key + 1).to_string();
-    let warning = report
-        .warnings
-        .iter()
-        .find(|w| w.source_id == five_id && w.code == "NOT_CARRIED")
-        .expect("the five-contact deal is reported");
+    let source_five =
+        participant_source_ids(&source_running.base_url, five.key as u64 + 1, None).await;
+    assert_eq!(source_five.len(), 5);
+    let sink_five = deals[&five_id]["id"].as_u64().expect("id");
+    let key = sink_emulator
+        .custom_field_key("persons", "Ferry source id")
+        .expect("field");
+    let arrived = participant_source_ids(
+        &sink_running.base_url,
+        sink_five,
+        Some((&sink_emulator, &key)),
+    )
+    .await;
+    assert_eq!(arrived, source_five);
     assert!(
-        warning.reason.contains("4 not carried"),
-        "{}",
-        warning.reason
+        report.objects[2].links_not_carried.is_empty(),
+        "{:?}",
+        report.objects[2].links_not_carried
     );
+    let multi = data.deals.iter().filter(|d| d.contacts.len() > 1).count();
+    assert!(multi > 1, "deals with several contacts seeded");
     assert!(owned > 0);
 
     // A rerun updates every record and creates none.
@@ -243,6 +240,44 @@ async fn pipedrive_to_pipedrive_moves_deals_with_owners_stages_statuses_and_link
         again.objects
     );
     assert_eq!(sink_emulator.count("deals"), Some(data.deals.len()));
+}
+
+/// The participants of deal `id` at `base_url`, sorted, as source ids: the person ids
+/// themselves, or (with the sink emulator and its persons' source-id key) the source ids the
+/// sink's persons carry.
+async fn participant_source_ids(
+    base_url: &str,
+    id: u64,
+    sink: Option<(&Emulator, &str)>,
+) -> Vec<String> {
+    let body: Value = reqwest::Client::new()
+        .get(format!("{base_url}/v1/deals/{id}/participants?limit=500"))
+        .header("x-api-token", TOKEN)
+        .send()
+        .await
+        .expect("participants")
+        .json()
+        .await
+        .expect("JSON");
+    let mut out: Vec<String> = body["data"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| {
+            let person = p["person"]["id"].as_u64().expect("person id");
+            match sink {
+                None => person.to_string(),
+                Some((emulator, key)) => {
+                    emulator.record("persons", person).expect("person")["custom_fields"][key]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned()
+                }
+            }
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// A source reading the sink emulator (for its users).
@@ -315,4 +350,79 @@ async fn a_deal_whose_owner_or_stage_pipedrive_refuses_is_refused_alone() {
         Some(&Value::Text("lost".into()))
     );
     assert_eq!(back[0].get(field::STAGE), records[0].get(field::STAGE));
+}
+
+/// A deal's persons are made its participants on every write: added when new, removed when the
+/// source no longer has them, the first kept as `person_id`; read back as the deal's contacts.
+#[tokio::test]
+async fn a_deals_participants_follow_its_contacts() {
+    use ferry_core::model::Link;
+    use ferry_core::{Record, Value, field};
+    let (emulator, running) = start().await;
+    let sink = PipedriveSink::new(config(&running.base_url), "sink").unwrap();
+    sink.prepare(ObjectType::DEALS).await.expect("prepare");
+    let people: Vec<Record> = ["p-1", "p-2", "p-3"]
+        .iter()
+        .map(|sid| {
+            let mut r = Record::new(ObjectType::CONTACTS, *sid);
+            r.set(field::LAST_NAME, Value::Text(format!("Person {sid}")));
+            r
+        })
+        .collect();
+    let out = sink
+        .upsert(ObjectType::CONTACTS, &people)
+        .await
+        .expect("people");
+    assert!(out.iter().all(|o| o.result.is_ok()), "{out:?}");
+    let deal = |contacts: &[&str]| {
+        let mut r = Record::new(ObjectType::DEALS, "d-1");
+        r.set(field::NAME, Value::Text("Expansion".into()));
+        r.set(field::CURRENCY, Value::Text("EUR".into()));
+        r.set(
+            field::CONTACTS,
+            Value::Links(
+                contacts
+                    .iter()
+                    .map(|id| Link {
+                        object: ObjectType::CONTACTS,
+                        id: (*id).into(),
+                    })
+                    .collect(),
+            ),
+        );
+        r
+    };
+    let key = emulator
+        .custom_field_key("persons", "Ferry source id")
+        .expect("field");
+    for contacts in [&["p-2", "p-1", "p-3"][..], &["p-3"], &["p-1", "p-3"]] {
+        let record = deal(contacts);
+        let out = sink
+            .upsert(ObjectType::DEALS, std::slice::from_ref(&record))
+            .await
+            .expect("upsert");
+        assert!(out[0].result.is_ok(), "{out:?}");
+        let back = sink
+            .read_back(ObjectType::DEALS, &["d-1".to_owned()])
+            .await
+            .expect("read back");
+        let mut got: Vec<String> = match back[0].get(field::CONTACTS) {
+            Some(Value::Links(links)) => links.iter().map(|l| l.id.clone()).collect(),
+            other => panic!("{other:?}"),
+        };
+        got.sort();
+        let mut want: Vec<String> = contacts.iter().map(|s| (*s).to_owned()).collect();
+        want.sort();
+        assert_eq!(got, want);
+        let sink_id: u64 = out[0].result.as_ref().unwrap().sink_id.parse().unwrap();
+        assert_eq!(
+            participant_source_ids(&running.base_url, sink_id, Some((&emulator, &key))).await,
+            want
+        );
+        let person = emulator.record("deals", sink_id).expect("deal")["person_id"]
+            .as_u64()
+            .expect("a person");
+        assert_eq!(person_source_id(&emulator, person), contacts[0]);
+    }
+    assert_eq!(emulator.count("deals"), Some(1));
 }
