@@ -5,7 +5,8 @@
 //! Read top to bottom: [`config`] (the settings), [`policy`] (retries, rate-limit headers,
 //! error bodies), [`client`] (`x-api-token` auth, the envelope), [`objects`] (the binding
 //! table: Pipedrive's side of each object ferry moves), [`mapping`] (Pipedrive shapes
-//! ↔ canonical fields), `fields` (field metadata: list and create custom fields), [`source`]
+//! ↔ canonical fields), `fields` (field metadata: list and create custom fields),
+//! `participants` (a deal's persons), `directory` (users, pipelines and stages), [`source`]
 //! (cursor paging), [`sink`] (find by source id, then `PATCH` or `POST`). The sandbox's Pipedrive emulator backs the tests.
 
 pub mod client;
