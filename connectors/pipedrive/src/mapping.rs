@@ -4,7 +4,11 @@
 //! the phone labelled other than `mobile` (primary first) as `phone`, the one labelled
 //! `mobile` as `mobile_phone`, `org_id` as the `company` reference, and `marketing_status ==
 //! "unsubscribed"` as `email_opt_out`. Organizations ↔ companies: `name` and the address
-//! subfields (`route`, `locality`, `admin_area_level_1`, `postal_code`, `country`).
+//! subfields (`route`, `locality`, `admin_area_level_1`, `postal_code`, `country`). Deals ↔
+//! deals: `title`, `value` (0 reads as none), `currency`, `expected_close_date`, `status`,
+//! the stage as (`pipeline_id`, `stage_id`) (written as `stage_id`), `org_id` as the company
+//! and `person_id` as the first contact (the others are participants, `crate::participants`).
+//! Every object's `owner_id` is its owner, a user id written as a number.
 //! Pipedrive has no standard field for the rest of the canonical fields; they are not written
 //! and so not among [`PipedriveObject::stored_fields`].
 //!
