@@ -189,6 +189,11 @@ impl PipedriveClient {
         self.send(&self.http, method, path, &[], Some(body)).await
     }
 
+    /// `DELETE path`, with no body: the response, whatever its status.
+    pub(crate) async fn delete(&self, path: &str) -> ConnectorResult<HttpResponse> {
+        self.send(&self.http, Method::DELETE, path, &[], None).await
+    }
+
     /// A create (`POST path`): Pipedrive has no upsert, so a create sent twice makes two
     /// records. After a failure that leaves open whether Pipedrive saved it (the connection
     /// broke, a timeout, a 5xx), `landed` looks for it before it is sent again, and a 2xx whose

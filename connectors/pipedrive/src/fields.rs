@@ -66,18 +66,15 @@ pub(crate) async fn describe(
     }
 }
 
-/// Whether `name` looks like a custom field's key (40 lower-case hex characters).
-fn is_custom_key(name: &str) -> bool {
-    name.len() == 40 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
 /// Checks that each binding names a field this connector can read and write as one value: a
 /// plain top-level field or a custom field's key. Compound fields (emails, phones, the
 /// organization, the marketing status, the address) are refused, naming the field.
 pub(crate) fn check_bindings(object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
     let row = objects::binding(object)?;
     for b in bindings {
-        if !mapping::PLAIN_TOP_LEVEL.contains(&b.vendor.as_ref()) && !is_custom_key(&b.vendor) {
+        if !mapping::PLAIN_TOP_LEVEL.contains(&b.vendor.as_ref())
+            && !mapping::is_custom_key(&b.vendor)
+        {
             return Err(ConnectorError::Unsupported {
                 vendor: VENDOR,
                 detail: format!(

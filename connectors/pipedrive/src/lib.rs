@@ -1,11 +1,12 @@
-//! ferry's Pipedrive connector: reads and writes persons (canonical contacts) and
-//! organizations (canonical companies) through Pipedrive's v2 API, within its documented rate
+//! ferry's Pipedrive connector: reads and writes persons (canonical contacts), organizations
+//! (canonical companies) and deals, with their owners, through Pipedrive's v2 API, within its documented rate
 //! limits (a daily token budget, a two-second burst window, search's own window).
 //!
 //! Read top to bottom: [`config`] (the settings), [`policy`] (retries, rate-limit headers,
 //! error bodies), [`client`] (`x-api-token` auth, the envelope), [`objects`] (the binding
 //! table: Pipedrive's side of each object ferry moves), [`mapping`] (Pipedrive shapes
-//! ↔ canonical fields), `fields` (field metadata: list and create custom fields), [`source`]
+//! ↔ canonical fields), `fields` (field metadata: list and create custom fields),
+//! `participants` (a deal's persons), `directory` (users, pipelines and stages), [`source`]
 //! (cursor paging), [`sink`] (find by source id, then `PATCH` or `POST`). The sandbox's Pipedrive emulator backs the tests.
 
 pub mod client;
@@ -14,6 +15,7 @@ mod directory;
 mod fields;
 pub mod mapping;
 pub mod objects;
+mod participants;
 pub mod policy;
 pub mod sink;
 pub mod source;
@@ -51,11 +53,11 @@ fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
     ferry_core::Permissions {
         needs: match role {
             ferry_core::Role::Source => {
-                "an API token of a user who can see the organizations and persons to move \
-                 (any user may list their fields)"
+                "an API token of a user who can see the organizations, persons and deals to move \
+                 (any user may list their fields, the users, pipelines and stages)"
             }
             ferry_core::Role::Sink => {
-                "an API token of a user who can add and edit organizations and persons; an admin's \
+                "an API token of a user who can add and edit organizations, persons and deals; an admin's \
                  token if ferry is to create custom fields (its source-id field, or mapped fields \
                  with create_missing_fields)"
             }

@@ -4,7 +4,11 @@
 //! the phone labelled other than `mobile` (primary first) as `phone`, the one labelled
 //! `mobile` as `mobile_phone`, `org_id` as the `company` reference, and `marketing_status ==
 //! "unsubscribed"` as `email_opt_out`. Organizations ↔ companies: `name` and the address
-//! subfields (`route`, `locality`, `admin_area_level_1`, `postal_code`, `country`).
+//! subfields (`route`, `locality`, `admin_area_level_1`, `postal_code`, `country`). Deals ↔
+//! deals: `title`, `value` (0 reads as none), `currency`, `expected_close_date`, `status`,
+//! the stage as (`pipeline_id`, `stage_id`) (written as `stage_id`), `org_id` as the company
+//! and `person_id` as the first contact (the others are participants, `crate::participants`).
+//! Every object's `owner_id` is its owner, a user id written as a number.
 //! Pipedrive has no standard field for the rest of the canonical fields; they are not written
 //! and so not among [`PipedriveObject::stored_fields`].
 //!
@@ -17,11 +21,12 @@
 //! references, the marketing status, the address) are the row's other columns, read here.
 
 use ferry_core::fields::{FieldBinding, FieldKind, FieldMap, PicklistOption, VendorField};
-use ferry_core::{Record, RecordRejection, Value, field};
+use ferry_core::model::Link;
+use ferry_core::{FieldType, ObjectType, Record, RecordRejection, Value, field};
 use serde_json::{Map, Value as Json, json};
 
 use crate::VENDOR;
-use crate::objects::{NameRule, PipedriveObject, PipedriveReference, TIMESTAMPS};
+use crate::objects::{NameRule, PipedriveObject, TIMESTAMPS};
 
 /// The refusal code of a record whose value does not fit its mapped Pipedrive field.
 pub const UNWRITABLE_VALUE: &str = "UNWRITABLE_VALUE";
@@ -140,20 +145,26 @@ pub const ADDRESS_PARTS: &[(&str, &str)] = &[
     (field::COUNTRY, "country"),
 ];
 
+/// Whether `name` looks like a custom field's key (40 lower-case hex characters).
+pub(crate) fn is_custom_key(name: &str) -> bool {
+    name.len() == 40 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The custom-field keys among `map`'s vendor fields (what a read must ask for).
 pub fn custom_keys(map: &FieldMap) -> Vec<&str> {
     map.vendor_names()
         .into_iter()
-        .filter(|v| !PLAIN_TOP_LEVEL.contains(v))
+        .filter(|v| is_custom_key(v))
         .collect()
 }
 
-/// Where a binding's value sits in a v2 record: a top-level field, or under `custom_fields`.
+/// Where a binding's value sits in a v2 record: under `custom_fields` for a custom field's
+/// key, else a top-level field (the row's standard table).
 fn bound_value<'a>(raw: &'a Json, vendor: &str) -> Option<&'a Json> {
-    if PLAIN_TOP_LEVEL.contains(&vendor) {
-        raw.get(vendor)
-    } else {
+    if is_custom_key(vendor) {
         raw.get("custom_fields")?.get(vendor)
+    } else {
+        raw.get(vendor)
     }
 }
 
@@ -215,14 +226,14 @@ fn primary<'a>(list: &[(&'a str, &'a str, bool)]) -> Option<&'a str> {
 }
 
 /// Maps a Pipedrive record of `row`'s object to a canonical record with the given source id;
-/// `reference` gives the source id of the target of each of the row's references, from the
-/// Pipedrive id the record holds. A value that does not parse is a rejection naming the
-/// field, never the value.
+/// `reference` gives the source id of a target record (its object and the Pipedrive id the
+/// record holds), for the row's references and links. A value that does not parse is a
+/// rejection naming the field, never the value.
 pub fn to_record(
     row: &PipedriveObject,
     raw: &Json,
     source_id: String,
-    reference: impl Fn(&PipedriveReference, u64) -> String,
+    reference: impl Fn(ObjectType, u64) -> String,
     map: &FieldMap,
 ) -> Result<Record, RecordRejection> {
     let mut record = Record::new(row.object, source_id);
@@ -240,6 +251,13 @@ pub fn to_record(
                 "`{}` (Pipedrive `{}`, expected {})",
                 binding.canonical, binding.vendor, e.expected
             )),
+        }
+    }
+    for canonical in row.zero_is_unset {
+        if matches!(record.get(canonical), Some(Value::Decimal(n)) if *n == 0.0)
+            || matches!(record.get(canonical), Some(Value::Integer(0)))
+        {
+            record.fields.remove(*canonical);
         }
     }
     let mut set =
@@ -280,7 +298,23 @@ pub fn to_record(
     }
     for r in row.references {
         if let Some(id) = raw.get(r.vendor).and_then(Json::as_u64) {
-            record.set(r.canonical, Value::Reference(reference(r, id)));
+            record.set(r.canonical, Value::Reference(reference(r.target, id)));
+        }
+    }
+    for l in row.links {
+        let links: Vec<Link> = l
+            .targets
+            .iter()
+            .filter_map(|&(object, vendor)| {
+                let id = raw.get(vendor).and_then(Json::as_u64)?;
+                Some(Link {
+                    object,
+                    id: reference(object, id),
+                })
+            })
+            .collect();
+        if !links.is_empty() {
+            record.set(l.canonical, Value::Links(links));
         }
     }
     if let (Some(address), Some((&(street, route), parts))) = (
@@ -304,6 +338,23 @@ pub fn to_record(
     }
     for &(canonical, vendor) in TIMESTAMPS {
         set(&mut record, canonical, vendor, text(raw, vendor));
+    }
+    if let Some(stage) = &row.stage {
+        let id = |k: &str| raw.get(k).and_then(Json::as_u64);
+        match (id(stage.pipeline), id(stage.stage)) {
+            (Some(pipeline), Some(stage_id)) => record.set(
+                stage.canonical,
+                Value::Stage {
+                    pipeline: pipeline.to_string(),
+                    stage: stage_id.to_string(),
+                },
+            ),
+            (None, None) => {}
+            _ => problems.push(format!(
+                "`{}` (Pipedrive `{}` and `{}`, expected a pipeline and a stage)",
+                stage.canonical, stage.pipeline, stage.stage
+            )),
+        }
     }
     if problems.is_empty() {
         Ok(record)
@@ -355,25 +406,61 @@ fn bound_json(binding: &FieldBinding, record: &Record) -> Result<Json, RecordRej
         })
 }
 
+/// A Pipedrive id held as text (an owner's user id, a stage id) as the JSON number Pipedrive
+/// takes; a value that is no such number refuses the record, naming the field.
+fn id_json(
+    record: &Record,
+    canonical: &str,
+    vendor: &str,
+    text: &str,
+) -> Result<Json, RecordRejection> {
+    text.trim()
+        .parse::<u64>()
+        .map(|n| json!(n))
+        .map_err(|_| RecordRejection {
+            source_id: record.source_id.clone(),
+            code: UNWRITABLE_VALUE.into(),
+            reason: format!(
+                "`{canonical}` ({VENDOR} field `{vendor}`): the value is not a Pipedrive id"
+            ),
+        })
+}
+
 /// The v2 body that writes `record` of `row`'s object (a PATCH body clears what the record
-/// lacks). `source_key` is the source-id custom field's key; `linked` the Pipedrive id each
-/// of the row's references resolved to, in the row's order (`None`, or missing: no target);
-/// `map` the plain fields. A value a mapped field cannot take refuses the record.
+/// lacks, apart from its owner and stage: without one, Pipedrive's own default or the value
+/// it holds stays). `source_key` is the source-id custom field's key; `linked` the Pipedrive
+/// id each top-level id field of the row's references and links resolved to (`None`: no
+/// target, cleared); `map` the plain fields. A value a mapped field cannot take refuses the
+/// record.
 pub fn to_body(
     row: &PipedriveObject,
     record: &Record,
     source_key: &str,
-    linked: &[Option<u64>],
+    linked: &[(&str, Option<u64>)],
     map: &FieldMap,
 ) -> Result<Json, RecordRejection> {
     let mut body = Map::new();
     let mut custom = Map::new();
     for binding in map.iter() {
-        let value = bound_json(binding, record)?;
-        if PLAIN_TOP_LEVEL.contains(&binding.vendor.as_ref()) {
-            body.insert(binding.vendor.to_string(), value);
+        if is_custom_key(&binding.vendor) {
+            custom.insert(binding.vendor.to_string(), bound_json(binding, record)?);
+        } else if binding.ty == FieldType::Owner {
+            // The owner is a user id, a number; none: the token's user or the current owner.
+            if let Some(id) = record.get(&binding.canonical).and_then(Value::as_text) {
+                let id = id_json(record, &binding.canonical, &binding.vendor, id)?;
+                body.insert(binding.vendor.to_string(), id);
+            }
         } else {
-            custom.insert(binding.vendor.to_string(), value);
+            body.insert(binding.vendor.to_string(), bound_json(binding, record)?);
+        }
+    }
+    if let Some(stage) = &row.stage {
+        // The stage id sets the pipeline too.
+        if let Some(Value::Stage { stage: id, .. }) = record.get(stage.canonical) {
+            body.insert(
+                stage.stage.into(),
+                id_json(record, stage.canonical, stage.stage, id)?,
+            );
         }
     }
     match row.name {
@@ -393,6 +480,7 @@ pub fn to_body(
                 body.insert("name".into(), json!(""));
             }
         }
+        NameRule::Given => {}
     }
     for list in row.channels {
         let main = record_text(record, list.main);
@@ -405,8 +493,8 @@ pub fn to_body(
         }
         body.insert(list.vendor.into(), Json::Array(entries));
     }
-    for (at, r) in row.references.iter().enumerate() {
-        body.insert(r.vendor.into(), json!(linked.get(at).copied().flatten()));
+    for &(vendor, id) in linked {
+        body.insert(vendor.into(), json!(id));
     }
     if let Some(opt_out) = &row.opt_out {
         // Only an opt-out is ever written: a missing or false flag must not become consent,
@@ -470,7 +558,14 @@ mod tests {
     #[test]
     fn a_contact_round_trips_through_the_person_shape() {
         let r = contact();
-        let body = to_body(row(r.object), &r, "k", &[Some(7)], &standard_map(r.object)).unwrap();
+        let body = to_body(
+            row(r.object),
+            &r,
+            "k",
+            &[("org_id", Some(7))],
+            &standard_map(r.object),
+        )
+        .unwrap();
         assert_eq!(body["name"], "Zoë van der Berg");
         assert_eq!(body["org_id"], 7);
         assert_eq!(body["marketing_status"], "unsubscribed");
@@ -535,6 +630,140 @@ mod tests {
         let body = to_body(row(r.object), &r, "k", &[], &map).unwrap();
         assert_eq!(body["custom_fields"][SEATS], Json::Null);
         assert_eq!(body["custom_fields"][TIER], Json::Null);
+    }
+
+    fn deal() -> Record {
+        let mut r = Record::new(ObjectType::DEALS, "d-1");
+        r.set(field::NAME, Value::Text("Größere Lizenz".into()));
+        r.set(field::AMOUNT, Value::Decimal(1200.5));
+        r.set(field::CURRENCY, Value::Text("EUR".into()));
+        r.set(field::CLOSE_DATE, Value::Date(19_800));
+        r.set(
+            field::STAGE,
+            Value::Stage {
+                pipeline: "11".into(),
+                stage: "105".into(),
+            },
+        );
+        r.set(field::STATUS, Value::Text("won".into()));
+        r.set(field::OWNER, Value::Text("1234501".into()));
+        r.set(field::COMPANY, Value::Reference("co-1".into()));
+        r.set(
+            field::CONTACTS,
+            Value::Links(vec![Link {
+                object: ObjectType::CONTACTS,
+                id: "p-1".into(),
+            }]),
+        );
+        r
+    }
+
+    #[test]
+    fn a_deal_round_trips_with_its_stage_owner_date_and_links() {
+        let r = deal();
+        let map = standard_map(ObjectType::DEALS);
+        let linked = [("org_id", Some(7)), ("person_id", Some(9))];
+        let body = to_body(row(r.object), &r, "k", &linked, &map).unwrap();
+        assert_eq!(body["title"], "Größere Lizenz");
+        assert_eq!(body["value"], 1200.5);
+        assert_eq!(body["currency"], "EUR");
+        assert_eq!(body["expected_close_date"], "2024-03-18");
+        assert_eq!(body["status"], "won");
+        // Ids as numbers; the stage sets the pipeline, which is not sent.
+        assert_eq!(body["stage_id"], 105);
+        assert!(body.get("pipeline_id").is_none());
+        assert_eq!(body["owner_id"], 1_234_501);
+        assert_eq!(
+            (&body["org_id"], &body["person_id"]),
+            (&json!(7), &json!(9))
+        );
+        assert!(body.get("name").is_none(), "a deal has no `name`");
+        assert_eq!(body["custom_fields"]["k"], "d-1");
+        // What Pipedrive would answer for that body.
+        let mut stored = body.clone();
+        stored["id"] = json!(3);
+        stored["pipeline_id"] = json!(11);
+        let back = to_record(
+            row(ObjectType::DEALS),
+            &stored,
+            "d-1".into(),
+            |object, id| match (object.as_str(), id) {
+                ("companies", 7) => "co-1".into(),
+                ("contacts", 9) => "p-1".into(),
+                other => panic!("asked for {other:?}"),
+            },
+            &map,
+        )
+        .unwrap();
+        assert_eq!(back.get(field::OWNER), Some(&Value::Text("1234501".into())));
+        assert_eq!(back.get(field::CLOSE_DATE), Some(&Value::Date(19_800)));
+        assert_eq!(back.get(field::STAGE), r.get(field::STAGE));
+        assert_eq!(back.get(field::CONTACTS), r.get(field::CONTACTS));
+        let p = Projection::new(stored_fields(ObjectType::DEALS, &map));
+        assert_eq!(record_digest(&r, &p), record_digest(&back, &p));
+    }
+
+    #[test]
+    fn a_deal_without_owner_or_stage_leaves_them_to_pipedrive_and_bad_ids_refuse_it() {
+        let map = standard_map(ObjectType::DEALS);
+        let mut r = deal();
+        r.fields.remove(field::OWNER);
+        r.fields.remove(field::STAGE);
+        let body = to_body(row(r.object), &r, "k", &[], &map).unwrap();
+        assert!(body.get("owner_id").is_none() && body.get("stage_id").is_none());
+        for (field, value) in [
+            (field::OWNER, Value::Text("jane@example.org".into())),
+            (
+                field::STAGE,
+                Value::Stage {
+                    pipeline: "Sales".into(),
+                    stage: "Won".into(),
+                },
+            ),
+        ] {
+            let mut bad = deal();
+            bad.set(field, value);
+            let refused = to_body(row(bad.object), &bad, "k", &[], &map).unwrap_err();
+            assert_eq!(refused.code, UNWRITABLE_VALUE);
+            assert!(refused.reason.contains(field), "{}", refused.reason);
+            assert!(!refused.reason.contains("jane") && !refused.reason.contains("Won"));
+        }
+    }
+
+    #[test]
+    fn a_zero_deal_value_reads_as_no_amount_and_a_stage_needs_its_pipeline() {
+        let map = standard_map(ObjectType::DEALS);
+        let read = |raw: Json| {
+            to_record(
+                row(ObjectType::DEALS),
+                &raw,
+                "1".into(),
+                |_, id| id.to_string(),
+                &map,
+            )
+        };
+        let r = read(
+            json!({"id": 1, "title": "T", "value": 0, "owner_id": 5, "person_id": 4,
+            "pipeline_id": 2, "stage_id": 8, "add_time": "2024-01-02T03:04:05Z"}),
+        )
+        .unwrap();
+        assert_eq!(r.get(field::AMOUNT), None);
+        assert_eq!(r.get(field::OWNER), Some(&Value::Text("5".into())));
+        assert_eq!(
+            r.get(field::CONTACTS),
+            Some(&Value::Links(vec![Link {
+                object: ObjectType::CONTACTS,
+                id: "4".into()
+            }]))
+        );
+        assert_eq!(
+            read(json!({"id": 1, "value": 12}))
+                .unwrap()
+                .get(field::AMOUNT),
+            Some(&Value::Decimal(12.0))
+        );
+        let err = read(json!({"id": 1, "stage_id": 8})).unwrap_err();
+        assert!(err.reason.contains("pipeline_id"), "{}", err.reason);
     }
 
     #[test]

@@ -40,6 +40,14 @@ pub struct PipedriveObject {
     pub include_fields: &'static [&'static str],
     /// The references to other objects, each written as the target's Pipedrive id.
     pub references: &'static [PipedriveReference],
+    /// The link fields (canonical [`ferry_core::Value::Links`]): each target object in one
+    /// top-level id field, so the record holds at most one link per target.
+    pub links: &'static [PipedriveLinks],
+    /// Where the pipeline stage lives, if the object has one.
+    pub stage: Option<StageFields>,
+    /// Plain number fields Pipedrive fills with 0 when nothing is set (a deal's `value`): a 0
+    /// reads as no value, since Pipedrive cannot tell the two apart.
+    pub zero_is_unset: &'static [&'static str],
     /// The top-level fields a v2 `POST`/`PATCH` accepts (everything else a fields list shows
     /// is read-only, apart from custom fields).
     pub writable: &'static [&'static str],
@@ -60,6 +68,8 @@ pub enum NameRule {
     /// Sent as `""` when absent or null: the field is required, and Pipedrive's refusal then
     /// names it.
     Required,
+    /// Written by a binding of the standard table like any other field (a deal's `title`).
+    Given,
 }
 
 /// A list of `{value, label, primary}` entries holding one canonical field (and, for phones,
@@ -72,6 +82,42 @@ pub struct Channels {
     pub main: &'static str,
     /// The canonical field of the entry labelled mobile, if the list holds one apart.
     pub mobile: Option<&'static str>,
+}
+
+/// A link field: the top-level id field holding the link to each target object (one per
+/// target), in the priority order of the canonical field's targets.
+#[derive(Debug)]
+pub struct PipedriveLinks {
+    /// The canonical link field (`contacts` of a deal).
+    pub canonical: &'static str,
+    /// Each target object and the top-level field holding its Pipedrive id.
+    pub targets: &'static [(ObjectType, &'static str)],
+    /// Whether the record holds more links to its (single) target as participants
+    /// (`/v1/{path}/{id}/participants`): the source reads them after the id field's one, the
+    /// sink writes the first link in the id field and makes the participants the links.
+    pub participants: bool,
+}
+
+impl PipedriveLinks {
+    /// The field holding links to `target`, if this link field may point at it.
+    pub fn vendor_of(&self, target: ObjectType) -> Option<&'static str> {
+        self.targets
+            .iter()
+            .find(|(t, _)| *t == target)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// Where a record's pipeline stage lives: the stage id (which sets the pipeline on writes) and
+/// the pipeline id (read only).
+#[derive(Debug)]
+pub struct StageFields {
+    /// The canonical stage field.
+    pub canonical: &'static str,
+    /// The top-level field holding the pipeline id.
+    pub pipeline: &'static str,
+    /// The top-level field holding the stage id.
+    pub stage: &'static str,
 }
 
 /// Where an object's email opt-out lives.
@@ -112,7 +158,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         fields_path: "organizationFields",
         noun: "organization",
         settings_section: "Organization",
-        standard: &[(field::NAME, "name")],
+        standard: &[(field::NAME, "name"), (field::OWNER, "owner_id")],
         name: NameRule::Required,
         channels: &[],
         address: ADDRESS_PARTS,
@@ -120,6 +166,9 @@ pub static OBJECTS: &[PipedriveObject] = &[
         opt_out: None,
         include_fields: &[],
         references: &[],
+        links: &[],
+        stage: None,
+        zero_is_unset: &[],
         writable: &[
             "name",
             "owner_id",
@@ -131,6 +180,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         body_fields: &[
             ("name", "name"),
             ("address", "street, city, state, postal_code, country"),
+            ("owner_id", "owner"),
             ("custom_fields", "source id"),
         ],
         // Pipedrive refuses a nameless organization itself, naming `name`.
@@ -145,6 +195,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         standard: &[
             (field::FIRST_NAME, "first_name"),
             (field::LAST_NAME, "last_name"),
+            (field::OWNER, "owner_id"),
         ],
         name: NameRule::Joined(&["first_name", "last_name"]),
         channels: &[
@@ -177,6 +228,9 @@ pub static OBJECTS: &[PipedriveObject] = &[
             missing_reason: "the company reference: no Pipedrive organization carries the contact's company as its \
                              source id (the company was not migrated, or was rejected)",
         }],
+        links: &[],
+        stage: None,
+        zero_is_unset: &[],
         writable: &[
             "name",
             "first_name",
@@ -198,6 +252,83 @@ pub static OBJECTS: &[PipedriveObject] = &[
             ("phones", "phone, mobile_phone"),
             ("org_id", "company"),
             ("marketing_status", "email_opt_out"),
+            ("owner_id", "owner"),
+            ("custom_fields", "source id"),
+        ],
+        required: &[],
+    },
+    PipedriveObject {
+        object: ObjectType::DEALS,
+        path: "deals",
+        fields_path: "dealFields",
+        noun: "deal",
+        settings_section: "Deal",
+        standard: &[
+            (field::NAME, "title"),
+            (field::AMOUNT, "value"),
+            (field::CURRENCY, "currency"),
+            (field::CLOSE_DATE, "expected_close_date"),
+            // Pipedrive keeps won and lost in the status, beside the stage.
+            (field::STATUS, "status"),
+            (field::OWNER, "owner_id"),
+        ],
+        name: NameRule::Given,
+        channels: &[],
+        address: &[],
+        read_only: &[],
+        opt_out: None,
+        include_fields: &[],
+        references: &[PipedriveReference {
+            canonical: field::COMPANY,
+            vendor: "org_id",
+            target: ObjectType::COMPANIES,
+            missing_code: "COMPANY_NOT_FOUND",
+            missing_reason: "the company reference: no Pipedrive organization carries the deal's company as its \
+                             source id (the company was not migrated, or was rejected)",
+        }],
+        // One person per deal in `person_id`, all of them as participants: the source reads
+        // them all (the person first), the sink writes them all.
+        links: &[PipedriveLinks {
+            canonical: field::CONTACTS,
+            targets: &[(ObjectType::CONTACTS, "person_id")],
+            participants: true,
+        }],
+        stage: Some(StageFields {
+            canonical: field::STAGE,
+            pipeline: "pipeline_id",
+            stage: "stage_id",
+        }),
+        zero_is_unset: &[field::AMOUNT],
+        writable: &[
+            "title",
+            "owner_id",
+            "person_id",
+            "org_id",
+            "pipeline_id",
+            "stage_id",
+            "value",
+            "currency",
+            "status",
+            "probability",
+            "lost_reason",
+            "visible_to",
+            "close_time",
+            "won_time",
+            "lost_time",
+            "expected_close_date",
+            "label_ids",
+        ],
+        body_fields: &[
+            ("title", "name"),
+            ("value", "amount"),
+            ("currency", "currency"),
+            ("expected_close_date", "close_date"),
+            ("stage_id", "stage"),
+            ("pipeline_id", "stage"),
+            ("status", "status"),
+            ("owner_id", "owner"),
+            ("org_id", "company"),
+            ("person_id", "contacts"),
             ("custom_fields", "source id"),
         ],
         required: &[],
@@ -245,8 +376,20 @@ impl PipedriveObject {
         let reference = self.references.iter().find(|r| r.vendor == code);
         let opt_out = self.opt_out.as_ref().filter(|o| o.vendor == code);
         let timestamp = TIMESTAMPS.iter().find(|(_, v)| *v == code).map(|(c, _)| *c);
+        let link = self
+            .links
+            .iter()
+            .find(|l| l.targets.iter().any(|(_, v)| *v == code))
+            .map(|l| l.canonical);
+        let stage = self
+            .stage
+            .as_ref()
+            .filter(|s| s.stage == code)
+            .map(|s| s.canonical);
         channel
             .or(reference.map(|r| r.canonical))
+            .or(link)
+            .or(stage)
             .or(opt_out.map(|o| o.canonical))
             .or(timestamp)
     }
@@ -262,6 +405,8 @@ impl PipedriveObject {
         let mut fields: Vec<String> = channels
             .chain(self.opt_out.as_ref().map(|o| o.canonical))
             .chain(self.references.iter().map(|r| r.canonical))
+            .chain(self.links.iter().map(|l| l.canonical))
+            .chain(self.stage.as_ref().map(|s| s.canonical))
             .chain(self.address.iter().map(|(c, _)| *c))
             .map(str::to_owned)
             .collect();
@@ -269,6 +414,27 @@ impl PipedriveObject {
         fields.sort();
         fields.dedup();
         fields
+    }
+
+    /// What Pipedrive cannot hold of this object's fields: a link field holds one link per
+    /// target object, unless participants hold more (a deal's persons).
+    pub fn limits(&self) -> Vec<ferry_core::FieldLimit> {
+        self.links
+            .iter()
+            .filter(|l| !l.participants)
+            .map(|l| ferry_core::FieldLimit::max_links(l.canonical, l.targets.len()))
+            .collect()
+    }
+
+    /// The objects this one's records point at (references and links): their source-id
+    /// fields must exist for the sink to resolve the targets.
+    pub fn targets(&self) -> Vec<ObjectType> {
+        let mut out: Vec<ObjectType> = self.references.iter().map(|r| r.target).collect();
+        for link in self.links {
+            out.extend(link.targets.iter().map(|(t, _)| *t));
+        }
+        out.dedup();
+        out
     }
 }
 
@@ -279,7 +445,12 @@ mod tests {
 
     #[test]
     fn every_object_has_one_row_and_every_reference_target_has_one() {
-        for object in ObjectType::DEFAULT_RUN {
+        let bound = [
+            ObjectType::COMPANIES,
+            ObjectType::CONTACTS,
+            ObjectType::DEALS,
+        ];
+        for object in bound {
             let row = binding(object).unwrap();
             assert_eq!(row.object, object);
             assert_eq!(
@@ -296,7 +467,7 @@ mod tests {
                 assert!(row.writable.contains(&reference.vendor));
             }
         }
-        assert_eq!(object_types(), &ObjectType::DEFAULT_RUN[..]);
+        assert_eq!(object_types(), &bound[..]);
     }
 
     #[test]
@@ -328,14 +499,40 @@ mod tests {
                 "first_name",
                 "last_name",
                 "mobile_phone",
+                "owner",
                 "phone"
             ]
         );
         let companies = binding(ObjectType::COMPANIES).unwrap();
         assert_eq!(
             companies.stored_fields(&companies.standard_map()),
-            ["city", "country", "name", "postal_code", "state", "street"]
+            [
+                "city",
+                "country",
+                "name",
+                "owner",
+                "postal_code",
+                "state",
+                "street"
+            ]
         );
+        let deals = binding(ObjectType::DEALS).unwrap();
+        assert_eq!(
+            deals.stored_fields(&deals.standard_map()),
+            [
+                "amount",
+                "close_date",
+                "company",
+                "contacts",
+                "currency",
+                "name",
+                "owner",
+                "stage",
+                "status"
+            ]
+        );
+        // A deal holds many persons, as participants.
+        assert_eq!(deals.limits(), []);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::VENDOR;
 use crate::client::{PipedriveClient, endpoint_path};
 use crate::config::{MAX_IDS_PER_LIST, PipedriveConfig, Settings};
 use crate::mapping;
-use crate::objects::{self, PipedriveObject, PipedriveReference};
+use crate::objects::{self, PipedriveObject};
 use crate::policy::clean_code;
 
 /// Search results asked for per source id: more than one means duplicates to sort out.
@@ -370,13 +370,14 @@ impl PipedriveSink {
         let row = objects::binding(object)?;
         let source_ids: Vec<String> = chunk.iter().map(|(_, r)| r.source_id.clone()).collect();
         let existing = self.resolve(object, key, &source_ids).await?;
-        // The Pipedrive ids of the targets, per reference in the row's order.
-        let mut targets = Vec::with_capacity(row.references.len());
-        for reference in row.references {
-            targets.push(
-                self.target_ids(reference, chunk.iter().map(|(_, r)| *r))
-                    .await?,
-            );
+        // The Pipedrive ids of the targets, per target object (references and links).
+        let mut targets: HashMap<ObjectType, HashMap<String, u64>> = HashMap::new();
+        for target in row.targets() {
+            let sids = chunk
+                .iter()
+                .flat_map(|(_, r)| target_source_ids(row, r, target));
+            let ids = self.target_ids(target, sids).await?;
+            targets.insert(target, ids);
         }
         let needs_email = row.opt_out.as_ref().is_some_and(|o| o.needs_email);
         let mut writes = Vec::with_capacity(chunk.len());
@@ -391,21 +392,23 @@ impl PipedriveSink {
                     let reason = opt_out_not_representable_reason(VENDOR);
                     return Ok((i, refusal(record, OPT_OUT_NOT_REPRESENTABLE, reason)));
                 }
-                let mut linked = Vec::with_capacity(targets.len());
-                for (reference, ids) in row.references.iter().zip(targets) {
-                    match record.get(reference.canonical) {
-                        Some(Value::Reference(sid)) | Some(Value::Text(sid)) => {
-                            let Some(id) = ids.get(sid) else {
-                                let reason = reference.missing_reason.to_owned();
-                                return Ok((i, refusal(record, reference.missing_code, reason)));
-                            };
-                            linked.push(Some(*id));
-                        }
-                        _ => linked.push(None),
-                    }
-                }
+                let linked = match linked_ids(row, record, targets) {
+                    Ok(linked) => linked,
+                    Err(rejection) => return Ok((i, Err(rejection))),
+                };
                 let existing = existing.get(&record.source_id).copied();
-                let result = self.write_one(row, record, key, existing, &linked).await?;
+                let result = self
+                    .write_one(row, record, key, existing, &linked.fields)
+                    .await?;
+                let result = match (result, &linked.participants) {
+                    (Ok(written), Some(people)) => {
+                        let id = written.sink_id.parse::<u64>().unwrap_or_default();
+                        self.set_participants(row, record, id, written.created, people)
+                            .await?
+                            .map(|()| written)
+                    }
+                    (result, _) => result,
+                };
                 Ok::<Answer, ConnectorError>((i, result))
             });
         }
@@ -425,15 +428,15 @@ impl PipedriveSink {
     /// timeout, a 5xx), the record is looked up by its source id (`find`) before the `POST` is
     /// sent again, and a record found there is the one created.
     ///
-    /// `linked` holds the Pipedrive id of each of the row's references (`None`: the record has
-    /// none), already resolved.
+    /// `linked` holds the Pipedrive id of each id field of the row's references and links
+    /// (`None`: the record has none), already resolved.
     async fn write_one(
         &self,
         row: &PipedriveObject,
         record: &Record,
         key: &str,
         existing: Option<u64>,
-        linked: &[Option<u64>],
+        linked: &[(&str, Option<u64>)],
     ) -> ConnectorResult<Result<Written, RecordRejection>> {
         let object = row.object;
         let map = self.fields.get(object);
@@ -499,23 +502,85 @@ impl PipedriveSink {
         }
     }
 
-    /// The Pipedrive id of each distinct target of `reference` in `records` (those found).
-    async fn target_ids<'r>(
+    /// Makes `people` the participants of `row`'s record `id` (its `person_id`, the first, is
+    /// one already): adds the missing ones and removes the others, one request each (v1 has no
+    /// batch). A new record needs no read: Pipedrive made its person a participant. A person
+    /// Pipedrive refuses to add (it says so with a 400) refuses the record, naming the field.
+    async fn set_participants(
         &self,
-        reference: &PipedriveReference,
-        records: impl Iterator<Item = &'r Record>,
+        row: &PipedriveObject,
+        record: &Record,
+        id: u64,
+        created: bool,
+        people: &[u64],
+    ) -> ConnectorResult<Result<(), RecordRejection>> {
+        let path = format!("/v1/{}/{id}/participants", row.path);
+        let current: Vec<(u64, u64)> = if created {
+            people.first().map(|p| vec![(0, *p)]).unwrap_or_default()
+        } else {
+            crate::participants::list(&self.client, &path).await?
+        };
+        for &(participant, person) in &current {
+            if !people.contains(&person) {
+                let path = format!("{path}/{participant}");
+                let response = self.client.delete(&path).await?;
+                // 404: gone already (a resent delete).
+                if !response.is_success() && response.status.as_u16() != 404 {
+                    let endpoint = format!("DELETE {}", endpoint_path(&path));
+                    return Err(self.client.error_for(&endpoint, &response));
+                }
+            }
+        }
+        for &person in people {
+            if current.iter().any(|(_, p)| *p == person) {
+                continue;
+            }
+            let body = json!({"person_id": person});
+            let response = self.client.write(Method::POST, &path, &body).await?;
+            if response.is_success() {
+                continue;
+            }
+            if response.status.as_u16() == 400 {
+                // Added by a request whose answer was lost, or refused: the list says which.
+                let now = crate::participants::list(&self.client, &path).await?;
+                if now.iter().any(|(_, p)| *p == person) {
+                    continue;
+                }
+                let field = row
+                    .links
+                    .iter()
+                    .find(|l| l.participants)
+                    .map_or("links", |l| l.canonical);
+                return Ok(Err(RecordRejection {
+                    source_id: record.source_id.clone(),
+                    code: PARTICIPANT_REFUSED.to_owned(),
+                    reason: format!(
+                        "field `{field}`: Pipedrive refused to add a person to the {} as a \
+                         participant (the {} itself was written)",
+                        row.noun, row.noun
+                    ),
+                }));
+            }
+            let endpoint = format!("POST {}", endpoint_path(&path));
+            return Err(self.client.error_for(&endpoint, &response));
+        }
+        Ok(Ok(()))
+    }
+
+    /// The Pipedrive id of each distinct `target` record among `source_ids` (those found).
+    async fn target_ids(
+        &self,
+        target: ObjectType,
+        source_ids: impl Iterator<Item = String>,
     ) -> ConnectorResult<HashMap<String, u64>> {
-        let mut targets: Vec<String> = records
-            .filter_map(|r| r.text(reference.canonical))
-            .map(str::to_owned)
-            .collect();
+        let mut targets: Vec<String> = source_ids.collect();
         if targets.is_empty() {
             return Ok(HashMap::new());
         }
         targets.sort();
         targets.dedup();
-        match self.source_key(reference.target, false).await? {
-            Some(target_key) => self.resolve(reference.target, &target_key, &targets).await,
+        match self.source_key(target, false).await? {
+            Some(target_key) => self.resolve(target, &target_key, &targets).await,
             None => Ok(HashMap::new()),
         }
     }
@@ -565,6 +630,144 @@ fn refusal(record: &Record, code: &str, reason: String) -> Result<Written, Recor
     })
 }
 
+/// The code of a record one of whose persons Pipedrive refused to add as a participant.
+pub const PARTICIPANT_REFUSED: &str = "PARTICIPANT_REFUSED";
+
+/// The code of a record with links Pipedrive cannot hold: several to one object where one id
+/// field holds them and no participants hold more, or one to an object the field cannot
+/// point at.
+pub const LINK_NOT_HELD: &str = "LINK_NOT_HELD";
+
+/// The source ids of the `target` records `record` points at, through the row's references
+/// and links.
+fn target_source_ids(row: &PipedriveObject, record: &Record, target: ObjectType) -> Vec<String> {
+    let mut out = Vec::new();
+    for reference in row.references.iter().filter(|r| r.target == target) {
+        if let Some(sid) = record.text(reference.canonical) {
+            out.push(sid.to_owned());
+        }
+    }
+    for link in row.links {
+        if let Some(Value::Links(links)) = record.get(link.canonical) {
+            out.extend(
+                links
+                    .iter()
+                    .filter(|l| l.object == target)
+                    .map(|l| l.id.clone()),
+            );
+        }
+    }
+    out
+}
+
+/// What a record links to, resolved to Pipedrive ids.
+#[derive(Debug, Default, PartialEq)]
+struct Linked {
+    /// The Pipedrive id for each top-level id field of the row's references and links
+    /// (`None`: no target, cleared).
+    fields: Vec<(&'static str, Option<u64>)>,
+    /// Of a link field held as participants (a deal's persons): every target, the id field's
+    /// first.
+    participants: Option<Vec<u64>>,
+}
+
+/// What `record` links to, from `targets` (per object, source id → Pipedrive id). A target not
+/// found refuses the record, naming the field; so do links Pipedrive cannot hold (two of one
+/// object where no participants hold more, or an object the field cannot point at).
+fn linked_ids(
+    row: &PipedriveObject,
+    record: &Record,
+    targets: &HashMap<ObjectType, HashMap<String, u64>>,
+) -> Result<Linked, RecordRejection> {
+    let found =
+        |target: ObjectType, sid: &str| targets.get(&target).and_then(|m| m.get(sid)).copied();
+    let mut linked = Vec::new();
+    let mut participants = None;
+    for reference in row.references {
+        let id = match record.get(reference.canonical) {
+            Some(Value::Reference(sid)) | Some(Value::Text(sid)) => {
+                let Some(id) = found(reference.target, sid) else {
+                    return Err(RecordRejection {
+                        source_id: record.source_id.clone(),
+                        code: reference.missing_code.to_owned(),
+                        reason: reference.missing_reason.to_owned(),
+                    });
+                };
+                Some(id)
+            }
+            _ => None,
+        };
+        linked.push((reference.vendor, id));
+    }
+    for link in row.links {
+        let links: &[ferry_core::model::Link] = match record.get(link.canonical) {
+            Some(Value::Links(links)) => links,
+            _ => &[],
+        };
+        if let Some(other) = links.iter().find(|l| link.vendor_of(l.object).is_none()) {
+            return Err(RecordRejection {
+                source_id: record.source_id.clone(),
+                code: LINK_NOT_HELD.to_owned(),
+                reason: format!(
+                    "field `{}` links to {}, which Pipedrive cannot hold there; not written",
+                    link.canonical, other.object
+                ),
+            });
+        }
+        if let (true, [(target, vendor)]) = (link.participants, link.targets) {
+            let mut ids = Vec::with_capacity(links.len());
+            for l in links {
+                match found(*target, &l.id) {
+                    Some(id) if ids.contains(&id) => {}
+                    Some(id) => ids.push(id),
+                    None => {
+                        return Err(Resolver::<u64>::unresolved(
+                            &record.source_id,
+                            link.canonical,
+                            *target,
+                        ));
+                    }
+                }
+            }
+            linked.push((*vendor, ids.first().copied()));
+            participants = Some(ids);
+            continue;
+        }
+        for &(target, vendor) in link.targets {
+            let mut of_target = links.iter().filter(|l| l.object == target);
+            let id = match (of_target.next(), of_target.next()) {
+                (None, _) => None,
+                (Some(one), None) => match found(target, &one.id) {
+                    Some(id) => Some(id),
+                    None => {
+                        return Err(Resolver::<u64>::unresolved(
+                            &record.source_id,
+                            link.canonical,
+                            target,
+                        ));
+                    }
+                },
+                (Some(_), Some(_)) => {
+                    return Err(RecordRejection {
+                        source_id: record.source_id.clone(),
+                        code: LINK_NOT_HELD.to_owned(),
+                        reason: format!(
+                            "field `{}` has several links to {target} and Pipedrive holds one \
+                             (`{vendor}`); not written",
+                            link.canonical
+                        ),
+                    });
+                }
+            };
+            linked.push((vendor, id));
+        }
+    }
+    Ok(Linked {
+        fields: linked,
+        participants,
+    })
+}
+
 /// A rejection's code and reason from Pipedrive's error body: the error code and the names of
 /// the body fields the message mentions, never the message itself (it can quote values).
 fn rejection_reason(
@@ -592,10 +795,7 @@ fn rejection_reason(
     // A mapped custom field is named by its key (`custom_fields.<key>` in the message).
     named.extend(
         map.iter()
-            .filter(|b| {
-                !mapping::PLAIN_TOP_LEVEL.contains(&b.vendor.as_ref())
-                    && words.contains(b.vendor.as_ref())
-            })
+            .filter(|b| mapping::is_custom_key(&b.vendor) && words.contains(b.vendor.as_ref()))
             .map(|b| format!("custom_fields.{} ({})", b.vendor, b.canonical)),
     );
     let reason = if named.is_empty() {
@@ -668,7 +868,7 @@ impl Sink for PipedriveSink {
             stored: row.stored_fields(&self.fields.get(object)),
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
             opt_out_needs_email: row.opt_out.as_ref().is_some_and(|o| o.needs_email),
-            limits: Vec::new(),
+            limits: row.limits(),
         })
     }
 
@@ -684,8 +884,8 @@ impl Sink for PipedriveSink {
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
         let row = objects::binding(object)?;
         self.source_key(object, true).await?;
-        for reference in row.references {
-            self.source_key(reference.target, true).await?;
+        for target in row.targets() {
+            self.source_key(target, true).await?;
         }
         Ok(())
     }
@@ -777,36 +977,75 @@ impl Sink for PipedriveSink {
                 keep(raw, &mut raws);
             }
         }
-        // Each reference's target ids mapped back to source ids.
+        // The participants of each record whose links they hold (a deal's persons): one read
+        // per record, as Pipedrive has no batch read of them.
         let row = objects::binding(object)?;
-        let mut known: HashMap<(ObjectType, u64), String> = HashMap::new();
-        for reference in row.references {
-            let target_ids: Vec<u64> = raws
-                .values()
-                .filter_map(|r| r.get(reference.vendor).and_then(Json::as_u64))
-                .collect();
-            let found = self.source_ids_of(reference.target, &target_ids).await?;
-            known.extend(
-                found
-                    .into_iter()
-                    .map(|(id, sid)| ((reference.target, id), sid)),
-            );
-        }
-        let source_id_of = |reference: &PipedriveReference, id: u64| {
-            known
-                .get(&(reference.target, id))
-                .cloned()
-                .unwrap_or_else(|| {
-                    // A record ferry did not write: a reference that matches no source id.
-                    let noun = objects::binding(reference.target).map_or("record", |t| t.noun);
-                    format!("pipedrive-{noun}-{id}")
+        let mut people: HashMap<String, Vec<u64>> = HashMap::new();
+        if row.links.iter().any(|l| l.participants) {
+            let reads: Vec<_> = raws
+                .iter()
+                .filter_map(|(sid, raw)| Some((sid.clone(), mapping::id_of(raw)?)))
+                .map(|(sid, id)| async move {
+                    let path = format!("/v1/{}/{id}/participants", row.path);
+                    let list = crate::participants::list(&self.client, &path).await?;
+                    Ok::<_, ConnectorError>((sid, list))
                 })
+                .collect();
+            let answers = stream::iter(reads)
+                .buffer_unordered(self.settings.concurrency)
+                .collect::<Vec<_>>()
+                .await;
+            for answer in answers {
+                let (sid, list) = answer?;
+                people.insert(sid, list.into_iter().map(|(_, person)| person).collect());
+            }
+        }
+        // Each target's ids (references and links) mapped back to source ids.
+        let mut known: HashMap<(ObjectType, u64), String> = HashMap::new();
+        for target in row.targets() {
+            let fields = row
+                .references
+                .iter()
+                .filter(|r| r.target == target)
+                .map(|r| r.vendor)
+                .chain(row.links.iter().filter_map(|l| l.vendor_of(target)));
+            let fields: Vec<&str> = fields.collect();
+            let mut target_ids: Vec<u64> = raws
+                .values()
+                .flat_map(|r| {
+                    fields
+                        .iter()
+                        .filter_map(|f| r.get(*f).and_then(Json::as_u64))
+                })
+                .collect();
+            if row
+                .links
+                .iter()
+                .any(|l| l.participants && l.vendor_of(target).is_some())
+            {
+                target_ids.extend(people.values().flatten());
+            }
+            let found = self.source_ids_of(target, &target_ids).await?;
+            known.extend(found.into_iter().map(|(id, sid)| ((target, id), sid)));
+        }
+        let source_id_of = |target: ObjectType, id: u64| {
+            known.get(&(target, id)).cloned().unwrap_or_else(|| {
+                // A record ferry did not write: a reference that matches no source id.
+                let noun = objects::binding(target).map_or("record", |t| t.noun);
+                format!("pipedrive-{noun}-{id}")
+            })
         };
         let map = self.fields.get(object);
         let mut out = Vec::with_capacity(raws.len());
         for (sid, raw) in raws {
+            let participants = people.remove(&sid).unwrap_or_default();
             match mapping::to_record(row, &raw, sid, source_id_of, &map) {
-                Ok(record) => out.push(record),
+                Ok(mut record) => {
+                    for link in row.links.iter().filter(|l| l.participants) {
+                        crate::participants::add_to(&mut record, link, &participants, source_id_of);
+                    }
+                    out.push(record);
+                }
                 Err(rejection) => {
                     tracing::warn!(vendor = VENDOR, %object, source_id = %rejection.source_id, "read-back record has unreadable values");
                 }
@@ -862,6 +1101,73 @@ mod tests {
     use super::*;
     use ferry_core::SecretRef;
     use secrecy::SecretString;
+
+    #[test]
+    fn links_resolve_per_target_and_what_pipedrive_cannot_hold_refuses_the_record() {
+        let row = objects::binding(ObjectType::DEALS).unwrap();
+        let link = |object, id: &str| ferry_core::model::Link {
+            object,
+            id: id.into(),
+        };
+        let person = |id| link(ObjectType::CONTACTS, id);
+        let targets = HashMap::from([
+            (
+                ObjectType::COMPANIES,
+                HashMap::from([("co-1".to_owned(), 7)]),
+            ),
+            (
+                ObjectType::CONTACTS,
+                HashMap::from([("p-1".to_owned(), 9), ("p-2".to_owned(), 4)]),
+            ),
+        ]);
+        let mut deal = Record::new(ObjectType::DEALS, "d-1");
+        deal.set(ferry_core::field::COMPANY, Value::Reference("co-1".into()));
+        // The first person goes in `person_id`; all of them, once each, are the participants.
+        deal.set(
+            ferry_core::field::CONTACTS,
+            Value::Links(vec![person("p-1"), person("p-2"), person("p-1")]),
+        );
+        assert_eq!(
+            linked_ids(row, &deal, &targets).unwrap(),
+            Linked {
+                fields: vec![("org_id", Some(7)), ("person_id", Some(9))],
+                participants: Some(vec![9, 4]),
+            }
+        );
+        assert_eq!(
+            target_source_ids(row, &deal, ObjectType::CONTACTS),
+            ["p-1", "p-2", "p-1"]
+        );
+        // No contact: `person_id` is cleared, and so are the participants.
+        deal.fields.remove(ferry_core::field::CONTACTS);
+        assert_eq!(
+            linked_ids(row, &deal, &targets).unwrap(),
+            Linked {
+                fields: vec![("org_id", Some(7)), ("person_id", None)],
+                participants: Some(vec![]),
+            }
+        );
+        let refused = |links: Vec<ferry_core::model::Link>| {
+            let mut d = deal.clone();
+            d.set(ferry_core::field::CONTACTS, Value::Links(links));
+            linked_ids(row, &d, &targets).unwrap_err()
+        };
+        let elsewhere = refused(vec![link(ObjectType::COMPANIES, "co-1")]);
+        assert_eq!(elsewhere.code, LINK_NOT_HELD);
+        assert!(
+            elsewhere.reason.contains("companies"),
+            "{}",
+            elsewhere.reason
+        );
+        let unknown = refused(vec![person("p-1"), person("p-3")]);
+        assert_eq!(unknown.code, ferry_core::resolver::UNRESOLVED_REFERENCE);
+        assert!(!unknown.reason.contains("p-3"), "{}", unknown.reason);
+        deal.set(ferry_core::field::COMPANY, Value::Reference("co-2".into()));
+        assert_eq!(
+            linked_ids(row, &deal, &targets).unwrap_err().code,
+            "COMPANY_NOT_FOUND"
+        );
+    }
 
     /// Where to click comes from the object's row: persons and organizations each name their
     /// own section of Pipedrive's settings.

@@ -1,4 +1,5 @@
-//! Reading persons and organizations from Pipedrive's v2 list endpoints.
+//! Reading persons, organizations and deals from Pipedrive's v2 list endpoints (and each
+//! deal's participants from v1).
 
 use std::sync::Arc;
 
@@ -6,6 +7,7 @@ use async_trait::async_trait;
 use ferry_core::fields::{FieldBinding, FieldMaps, VendorField};
 use ferry_core::http::{HttpStats, RateLimit};
 use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source};
+use futures::StreamExt;
 use serde_json::Value;
 
 use crate::VENDOR;
@@ -15,12 +17,15 @@ use crate::mapping;
 use crate::objects;
 
 /// A Pipedrive company account as a [`Source`]: pages through `GET /api/v2/{persons|
-/// organizations}` with Pipedrive's cursor, in id order. Source ids are Pipedrive ids, and so
-/// are references (a person's company is its `org_id`). Lists carry every custom field, so mapped custom fields
+/// organizations|deals}` with Pipedrive's cursor, in id order. Source ids are Pipedrive ids, and so
+/// are references (a person's company is its `org_id`) and links (a deal's contacts: its
+/// `person_id`, then its other participants). Lists carry every custom field, so mapped custom fields
 /// need no extra request.
 pub struct PipedriveSource {
     client: PipedriveClient,
     page_size: u32,
+    /// Requests in flight when reading per-record lists (a deal's participants).
+    concurrency: usize,
     /// The plain fields read per object: the standard table and the mapped fields.
     fields: FieldMaps,
 }
@@ -32,6 +37,7 @@ impl PipedriveSource {
         Ok(PipedriveSource {
             client,
             page_size: settings.page_size,
+            concurrency: settings.concurrency,
             fields: FieldMaps::new(
                 objects::OBJECTS
                     .iter()
@@ -43,6 +49,41 @@ impl PipedriveSource {
     /// The burst limit in force: the configured one, or what Pipedrive announced since.
     pub fn rate_limit(&self) -> Option<RateLimit> {
         self.client.rate_limit()
+    }
+}
+
+impl PipedriveSource {
+    /// Adds each record's participants (`GET /v1/{path}/{id}/participants`, offset-paged; one
+    /// request per record, as Pipedrive has no batch read of them) to its `links` field, after
+    /// the link its id field holds, each person once.
+    async fn add_participants(
+        &self,
+        row: &objects::PipedriveObject,
+        links: &objects::PipedriveLinks,
+        records: &mut [Result<ferry_core::Record, ferry_core::RecordRejection>],
+    ) -> ConnectorResult<()> {
+        let reads: Vec<_> = records
+            .iter()
+            .enumerate()
+            .filter_map(|(at, r)| Some((at, r.as_ref().ok()?.source_id.parse::<u64>().ok()?)))
+            .map(|(at, id)| async move {
+                let path = format!("/v1/{}/{id}/participants", row.path);
+                Ok::<_, ConnectorError>((at, crate::participants::list(&self.client, &path).await?))
+            })
+            .collect();
+        let answers: Vec<_> = futures::stream::iter(reads)
+            .buffered(self.concurrency)
+            .collect()
+            .await;
+        for answer in answers {
+            let (at, people) = answer?;
+            if let Some(Ok(record)) = records.get_mut(at) {
+                // Source ids are Pipedrive ids.
+                let people: Vec<u64> = people.into_iter().map(|(_, person)| person).collect();
+                crate::participants::add_to(record, links, &people, |_, id| id.to_string());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -135,12 +176,24 @@ impl Source for PipedriveSource {
             next,
             unreadable: Vec::new(),
         };
+        let mut mapped = Vec::with_capacity(items.len());
         for raw in items {
             let id =
                 mapping::id_of(raw).ok_or_else(|| malformed("a record without a numeric id"))?;
             // A reference holds the target's Pipedrive id, which is its source id.
-            let mapped = mapping::to_record(row, raw, id.to_string(), |_, id| id.to_string(), &map);
-            page.push(VENDOR, object, mapped);
+            mapped.push(mapping::to_record(
+                row,
+                raw,
+                id.to_string(),
+                |_, id| id.to_string(),
+                &map,
+            ));
+        }
+        for links in row.links.iter().filter(|l| l.participants) {
+            self.add_participants(row, links, &mut mapped).await?;
+        }
+        for record in mapped {
+            page.push(VENDOR, object, record);
         }
         page.log_read(VENDOR, object);
         Ok(page)

@@ -1,0 +1,428 @@
+//! A whole migration through `ferry_core::run` between two Pipedrive emulators (two companies):
+//! companies, contacts and deals with their owners (matched by email), stages (mapped by
+//! label), won and lost statuses and links, verified; a rerun creates nothing.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ferry_core::directory::DirectoryRules;
+use ferry_core::report::Progress;
+use ferry_core::stages::StageRules;
+use ferry_core::{Mode, ObjectType, Outcome, RunOptions, SecretRef, Sink, Source, run};
+use ferry_pipedrive::{PipedriveConfig, PipedriveSink, PipedriveSource};
+use ferry_sandbox::accounts::{self, Outcome as SeedOutcome};
+use ferry_sandbox::pipedrive::{Emulator, Options, SPEC, TOKEN};
+use ferry_sandbox::seed::{Mess, generate};
+use secrecy::SecretString;
+use serde_json::Value;
+
+/// The objects this connector moves, in write order.
+const OBJECTS: [ObjectType; 3] = [
+    ObjectType::COMPANIES,
+    ObjectType::CONTACTS,
+    ObjectType::DEALS,
+];
+
+async fn start() -> (Emulator, ferry_sandbox::Running) {
+    let emulator = Emulator::new(Options {
+        burst_limit: None,
+        search_limit: None,
+        daily_token_budget: None,
+        ..Options::default()
+    });
+    let running = ferry_sandbox::serve(
+        "pipedrive",
+        emulator.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve");
+    (emulator, running)
+}
+
+fn config(base_url: &str) -> PipedriveConfig {
+    PipedriveConfig {
+        base_url: Some(base_url.to_owned()),
+        rate_limit_per_2s: Some(20_000),
+        search_rate_limit_per_2s: Some(20_000),
+        concurrency: Some(8),
+        ..PipedriveConfig::new(SecretRef::in_memory(SecretString::from(TOKEN)))
+    }
+}
+
+async fn migrate(source: Arc<dyn Source>, sink: Arc<dyn Sink>) -> ferry_core::Report {
+    let options = RunOptions {
+        objects: OBJECTS.to_vec(),
+        directory: DirectoryRules {
+            deal_stages: StageRules {
+                pairs: accounts::stage_crosswalk(SPEC.deal_stages, SPEC.deal_stages),
+            },
+            ..DirectoryRules::default()
+        },
+        ..RunOptions::default()
+    };
+    let progress = Arc::new(Progress::new(&options.objects));
+    run(Mode::Migrate, source, sink, &options, progress).await
+}
+
+fn assert_verified(report: &ferry_core::Report, counts: [usize; 3]) {
+    assert_eq!(
+        report.outcome,
+        Outcome::Verified,
+        "error {:?}, failures {:?}",
+        report.error,
+        report.failures.iter().take(5).collect::<Vec<_>>()
+    );
+    let got: Vec<(Option<ObjectType>, u64, u64)> = report
+        .objects
+        .iter()
+        .map(|o| (o.object, o.read, o.verified))
+        .collect();
+    let want: Vec<(Option<ObjectType>, u64, u64)> = OBJECTS
+        .iter()
+        .zip(counts)
+        .map(|(o, n)| (Some(*o), n as u64, n as u64))
+        .collect();
+    assert_eq!(got, want);
+    assert!(report.objects.iter().all(|o| o.digests_match));
+}
+
+/// Each user's email by id, as `GET /v1/users` lists them.
+async fn emails(side: &dyn Source) -> HashMap<String, String> {
+    side.users()
+        .await
+        .expect("users")
+        .into_iter()
+        .map(|u| (u.id, u.email.to_lowercase()))
+        .collect()
+}
+
+/// The sink's deals by source id (the source's deal id), with every custom field.
+fn sink_deals(sink: &Emulator) -> HashMap<String, Value> {
+    let key = sink
+        .custom_field_key("deals", "Ferry source id")
+        .expect("the sink made its source-id field on deals");
+    sink.source_ids("deals")
+        .into_iter()
+        .filter_map(|id| sink.record("deals", id.parse().ok()?))
+        .map(|deal| {
+            (
+                deal["custom_fields"][&key]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                deal,
+            )
+        })
+        .collect()
+}
+
+/// The sink's source id of the person with sink id `id`.
+fn person_source_id(sink: &Emulator, id: u64) -> String {
+    let key = sink
+        .custom_field_key("persons", "Ferry source id")
+        .expect("source-id field on persons");
+    let person = sink.record("persons", id).expect("person");
+    person["custom_fields"][&key]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn pipedrive_to_pipedrive_moves_deals_with_owners_stages_statuses_and_links() {
+    let data = generate(40, 14, &Mess::none());
+    let (source_emulator, source_running) = start().await;
+    source_emulator.seed(&data);
+    let (sink_emulator, sink_running) = start().await;
+    let source =
+        Arc::new(PipedriveSource::new(config(&source_running.base_url), "source").unwrap());
+    let sink = Arc::new(PipedriveSink::new(config(&sink_running.base_url), "sink").unwrap());
+    let counts = [data.companies.len(), data.contacts.len(), data.deals.len()];
+
+    let report = migrate(source.clone(), sink.clone()).await;
+    assert_verified(&report, counts);
+    assert_eq!(sink_emulator.count("deals"), Some(data.deals.len()));
+
+    // Deals by seed order: source deal `k + 1` is seed deal `k`.
+    let deals = sink_deals(&sink_emulator);
+    assert_eq!(deals.len(), data.deals.len());
+    let (source_emails, sink_emails) = (
+        emails(&*source).await,
+        emails(&*sink_source(&sink_running)).await,
+    );
+    let mut closed = (0, 0);
+    let mut owned = 0;
+    for (k, seed) in data.deals.iter().enumerate() {
+        let source_deal = source_emulator
+            .record("deals", k as u64 + 1)
+            .expect("source deal");
+        let deal = &deals[&(k + 1).to_string()];
+        // Won and lost arrive won and lost.
+        let (_, stage) = seed.seed_stage();
+        let status = deal["status"].as_str().unwrap_or("");
+        match stage.outcome {
+            SeedOutcome::Won => {
+                assert_eq!(status, "won", "deal {k}");
+                closed.0 += 1;
+            }
+            SeedOutcome::Lost => {
+                assert_eq!(status, "lost", "deal {k}");
+                closed.1 += 1;
+            }
+            SeedOutcome::Open => assert_eq!(status, "open", "deal {k}"),
+        }
+        assert_eq!(deal["title"], source_deal["title"]);
+        assert_eq!(
+            deal["expected_close_date"],
+            source_deal["expected_close_date"]
+        );
+        // Owners: the sink user with the source owner's email.
+        let owner = |d: &Value, emails: &HashMap<String, String>| {
+            emails.get(&d["owner_id"].to_string()).cloned()
+        };
+        let source_owner = owner(&source_deal, &source_emails).expect("source owner listed");
+        assert_eq!(owner(deal, &sink_emails), Some(source_owner), "deal {k}");
+        owned += usize::from(seed.owner.is_some());
+        // The contact: the source's `person_id`, as the sink's person of that source id.
+        match source_deal["person_id"].as_u64() {
+            Some(person) => {
+                let sink_person = deal["person_id"].as_u64().expect("a person");
+                assert_eq!(
+                    person_source_id(&sink_emulator, sink_person),
+                    person.to_string()
+                );
+            }
+            None => assert_eq!(deal["person_id"], Value::Null),
+        }
+    }
+    assert!(
+        closed.0 > 0 && closed.1 > 0,
+        "won and lost deals seeded: {closed:?}"
+    );
+    // Every contact of a deal arrives: its person in `person_id`, all of them as participants.
+    let five = data
+        .deals
+        .iter()
+        .find(|d| d.contacts.len() == 5)
+        .expect("a deal with five contacts seeded");
+    let five_id = (five.key + 1).to_string();
+    let source_five =
+        participant_source_ids(&source_running.base_url, five.key as u64 + 1, None).await;
+    assert_eq!(source_five.len(), 5);
+    let sink_five = deals[&five_id]["id"].as_u64().expect("id");
+    let key = sink_emulator
+        .custom_field_key("persons", "Ferry source id")
+        .expect("field");
+    let arrived = participant_source_ids(
+        &sink_running.base_url,
+        sink_five,
+        Some((&sink_emulator, &key)),
+    )
+    .await;
+    assert_eq!(arrived, source_five);
+    assert!(
+        report.objects[2].links_not_carried.is_empty(),
+        "{:?}",
+        report.objects[2].links_not_carried
+    );
+    let multi = data.deals.iter().filter(|d| d.contacts.len() > 1).count();
+    assert!(multi > 1, "deals with several contacts seeded");
+    assert!(owned > 0);
+
+    // A rerun updates every record and creates none.
+    let again = migrate(source, sink).await;
+    assert_verified(&again, counts);
+    assert!(
+        again.objects.iter().all(|o| o.created == 0),
+        "{:?}",
+        again.objects
+    );
+    assert_eq!(sink_emulator.count("deals"), Some(data.deals.len()));
+}
+
+/// The participants of deal `id` at `base_url`, sorted, as source ids: the person ids
+/// themselves, or (with the sink emulator and its persons' source-id key) the source ids the
+/// sink's persons carry.
+async fn participant_source_ids(
+    base_url: &str,
+    id: u64,
+    sink: Option<(&Emulator, &str)>,
+) -> Vec<String> {
+    let body: Value = reqwest::Client::new()
+        .get(format!("{base_url}/v1/deals/{id}/participants?limit=500"))
+        .header("x-api-token", TOKEN)
+        .send()
+        .await
+        .expect("participants")
+        .json()
+        .await
+        .expect("JSON");
+    let mut out: Vec<String> = body["data"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| {
+            let person = p["person"]["id"].as_u64().expect("person id");
+            match sink {
+                None => person.to_string(),
+                Some((emulator, key)) => {
+                    emulator.record("persons", person).expect("person")["custom_fields"][key]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned()
+                }
+            }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A source reading the sink emulator (for its users).
+fn sink_source(running: &ferry_sandbox::Running) -> Arc<PipedriveSource> {
+    Arc::new(PipedriveSource::new(config(&running.base_url), "sink").unwrap())
+}
+
+/// An owner or a stage the sink's account does not have is refused per deal, naming the
+/// field, never the value; the others are written.
+#[tokio::test]
+async fn a_deal_whose_owner_or_stage_pipedrive_refuses_is_refused_alone() {
+    use ferry_core::{Record, Value, field};
+    let (emulator, running) = start().await;
+    let sink = PipedriveSink::new(config(&running.base_url), "sink").unwrap();
+    sink.prepare(ObjectType::DEALS).await.expect("prepare");
+    let pipelines = sink.pipelines(ObjectType::DEALS).await.expect("pipelines");
+    let (pipeline, stage) = (&pipelines[0].id, &pipelines[0].stages[1].id);
+    // An active user other than the token's (the default owner).
+    let users = sink.users().await.expect("users");
+    let owner = users
+        .iter()
+        .filter(|u| u.active)
+        .nth(1)
+        .expect("a second active user")
+        .id
+        .clone();
+    let deal = |sid: &str, owner: &str, stage: &str| {
+        let mut r = Record::new(ObjectType::DEALS, sid);
+        r.set(field::NAME, Value::Text("Renewal".into()));
+        r.set(field::CURRENCY, Value::Text("EUR".into()));
+        r.set(field::OWNER, Value::Text(owner.into()));
+        r.set(field::STATUS, Value::Text("lost".into()));
+        r.set(
+            field::STAGE,
+            Value::Stage {
+                pipeline: pipeline.clone(),
+                stage: stage.into(),
+            },
+        );
+        r
+    };
+    let records = [
+        deal("d-ok", &owner, stage),
+        deal("d-owner", "1", stage),
+        deal("d-stage", &owner, "999999"),
+    ];
+    let out = sink
+        .upsert(ObjectType::DEALS, &records)
+        .await
+        .expect("upsert");
+    assert!(out[0].result.is_ok(), "{:?}", out[0]);
+    for (o, named) in out[1..]
+        .iter()
+        .zip(["owner_id (owner)", "stage_id (stage)"])
+    {
+        let refused = o.result.as_ref().expect_err("refused");
+        assert_eq!(refused.code, "ERR_SCHEMA_VALIDATION_FAILED");
+        assert!(refused.reason.contains(named), "{}", refused.reason);
+        assert!(!refused.reason.contains("999999"), "{}", refused.reason);
+    }
+    assert_eq!(emulator.count("deals"), Some(1));
+    let back = sink
+        .read_back(ObjectType::DEALS, &["d-ok".to_owned()])
+        .await
+        .expect("read back");
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].get(field::OWNER), Some(&Value::Text(owner.clone())));
+    assert_eq!(
+        back[0].get(field::STATUS),
+        Some(&Value::Text("lost".into()))
+    );
+    assert_eq!(back[0].get(field::STAGE), records[0].get(field::STAGE));
+}
+
+/// A deal's persons are made its participants on every write: added when new, removed when the
+/// source no longer has them, the first kept as `person_id`; read back as the deal's contacts.
+#[tokio::test]
+async fn a_deals_participants_follow_its_contacts() {
+    use ferry_core::model::Link;
+    use ferry_core::{Record, Value, field};
+    let (emulator, running) = start().await;
+    let sink = PipedriveSink::new(config(&running.base_url), "sink").unwrap();
+    sink.prepare(ObjectType::DEALS).await.expect("prepare");
+    let people: Vec<Record> = ["p-1", "p-2", "p-3"]
+        .iter()
+        .map(|sid| {
+            let mut r = Record::new(ObjectType::CONTACTS, *sid);
+            r.set(field::LAST_NAME, Value::Text(format!("Person {sid}")));
+            r
+        })
+        .collect();
+    let out = sink
+        .upsert(ObjectType::CONTACTS, &people)
+        .await
+        .expect("people");
+    assert!(out.iter().all(|o| o.result.is_ok()), "{out:?}");
+    let deal = |contacts: &[&str]| {
+        let mut r = Record::new(ObjectType::DEALS, "d-1");
+        r.set(field::NAME, Value::Text("Expansion".into()));
+        r.set(field::CURRENCY, Value::Text("EUR".into()));
+        r.set(
+            field::CONTACTS,
+            Value::Links(
+                contacts
+                    .iter()
+                    .map(|id| Link {
+                        object: ObjectType::CONTACTS,
+                        id: (*id).into(),
+                    })
+                    .collect(),
+            ),
+        );
+        r
+    };
+    let key = emulator
+        .custom_field_key("persons", "Ferry source id")
+        .expect("field");
+    for contacts in [&["p-2", "p-1", "p-3"][..], &["p-3"], &["p-1", "p-3"]] {
+        let record = deal(contacts);
+        let out = sink
+            .upsert(ObjectType::DEALS, std::slice::from_ref(&record))
+            .await
+            .expect("upsert");
+        assert!(out[0].result.is_ok(), "{out:?}");
+        let back = sink
+            .read_back(ObjectType::DEALS, &["d-1".to_owned()])
+            .await
+            .expect("read back");
+        let mut got: Vec<String> = match back[0].get(field::CONTACTS) {
+            Some(Value::Links(links)) => links.iter().map(|l| l.id.clone()).collect(),
+            other => panic!("{other:?}"),
+        };
+        got.sort();
+        let mut want: Vec<String> = contacts.iter().map(|s| (*s).to_owned()).collect();
+        want.sort();
+        assert_eq!(got, want);
+        let sink_id: u64 = out[0].result.as_ref().unwrap().sink_id.parse().unwrap();
+        assert_eq!(
+            participant_source_ids(&running.base_url, sink_id, Some((&emulator, &key))).await,
+            want
+        );
+        let person = emulator.record("deals", sink_id).expect("deal")["person_id"]
+            .as_u64()
+            .expect("a person");
+        assert_eq!(person_source_id(&emulator, person), contacts[0]);
+    }
+    assert_eq!(emulator.count("deals"), Some(1));
+}
