@@ -125,14 +125,19 @@ fn same_label(a: &str, b: &str) -> bool {
 
 impl Account<'_> {
     /// The account's user id for seed user `key`: the active user listed with that user's
-    /// address, if the account has one.
+    /// address; when the account lacks that user or has them deactivated, the first active user
+    /// (every generated record gets an owner, so a sink's default owner never stands in).
     pub(crate) fn owner(&self, key: Option<usize>) -> Option<Value> {
         let wanted = account_users(self.vendor)
             .into_iter()
-            .find(|u| Some(u.key) == key && u.active)?;
-        self.users
-            .iter()
-            .find(|u| u.active && same_label(&u.email, &wanted.email))
+            .find(|u| Some(u.key) == key && u.active);
+        let matching = wanted.and_then(|wanted| {
+            self.users
+                .iter()
+                .find(|u| u.active && same_label(&u.email, &wanted.email))
+        });
+        matching
+            .or_else(|| self.users.iter().find(|u| u.active))
             .map(|u| Value::Text(u.id.clone()))
     }
 

@@ -2,7 +2,7 @@
 //! under test is a sink. Test scaffolding, not a vendor.
 
 use async_trait::async_trait;
-use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Record, Source};
+use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Record, Source, User};
 
 /// Serves fixed records in pages of a fixed size, with the page offset as cursor.
 #[derive(Clone, Debug)]
@@ -66,6 +66,11 @@ impl Source for MemorySource {
 
     async fn count(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
         Ok(Some(self.records(object).len() as u64))
+    }
+
+    /// No users: its records name no owner, so a sink's own default applies to every one.
+    async fn users(&self) -> ConnectorResult<Vec<User>> {
+        Ok(Vec::new())
     }
 }
 

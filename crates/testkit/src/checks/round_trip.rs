@@ -18,7 +18,10 @@ use ferry_core::{
 };
 use ferry_sandbox::faults::Faults;
 
-use super::{Read, differing_fields, fit, fit_links, list, objects, prepare, read_all, write_all};
+use super::{
+    Read, as_compared, differing_fields, fit, fit_links, list, objects, prepare, read_all,
+    read_back_all, write_all,
+};
 use crate::data::{self, Account};
 use crate::harness::{Ctx, Stop, Verdict, ensure};
 
@@ -96,6 +99,45 @@ async fn directory(ctx: &Ctx, sink: &dyn Sink) -> Result<(Vec<User>, Vec<Pipelin
     Ok((users, pipelines))
 }
 
+/// Fails unless the sink's `read_back` returns every record of `written` once, equal by digest
+/// over the stored fields (references as source ids, as the engine verifies them).
+async fn read_back_equal(
+    ctx: &Ctx,
+    sink: &dyn Sink,
+    object: ObjectType,
+    written: &[Record],
+) -> Result<(), Stop> {
+    let ids: Vec<String> = written.iter().map(|r| r.source_id.clone()).collect();
+    let back = read_back_all(ctx, sink, object, &ids).await?;
+    let projection = Projection::new(super::capability(ctx, sink, object)?.stored);
+    let by_id: HashMap<&str, &Record> = back.iter().map(|r| (r.source_id.as_str(), r)).collect();
+    ensure!(
+        by_id.len() == back.len(),
+        "read_back returned a {object} more than once"
+    );
+    let mut missing = 0;
+    let mut fields = BTreeSet::new();
+    let mut mismatched = 0;
+    for sent in written {
+        let Some(got) = by_id.get(sent.source_id.as_str()) else {
+            missing += 1;
+            continue;
+        };
+        let got = as_compared(sent, got);
+        if record_digest(sent, &projection) != record_digest(&got, &projection) {
+            mismatched += 1;
+            fields.extend(differing_fields(sent, &got, &projection));
+        }
+    }
+    ensure!(
+        missing == 0 && mismatched == 0,
+        "read_back of {} written {object}: {missing} missing, {mismatched} with a different digest (differing fields: {})",
+        written.len(),
+        list(&fields)
+    );
+    Ok(())
+}
+
 /// Check 9: what the sink wrote, the source reads back unchanged.
 pub(crate) async fn round_trip(ctx: Arc<Ctx>) -> Verdict {
     let served = ctx.serve(Faults::default(), None).await?;
@@ -132,6 +174,7 @@ pub(crate) async fn round_trip(ctx: Arc<Ctx>) -> Verdict {
     prepare(&ctx, sink.as_ref()).await?;
     for object in objects(&ctx) {
         write_all(&ctx, sink.as_ref(), object, &written[&object]).await?;
+        read_back_equal(&ctx, sink.as_ref(), object, &written[&object]).await?;
     }
     let mut read: HashMap<ObjectType, Read> = HashMap::new();
     for object in objects(&ctx) {

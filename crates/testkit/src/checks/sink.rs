@@ -10,7 +10,8 @@ use ferry_core::{
 use ferry_sandbox::faults::Faults;
 
 use super::{
-    all_ok, differing_fields, fit, list, objects, prepare, read_back_all, upsert, write_all,
+    all_ok, as_compared, base_objects, differing_fields, fit, list, prepare, read_back_all, upsert,
+    write_all,
 };
 use crate::data;
 use crate::harness::{Ctx, Stop, Verdict, ensure};
@@ -34,7 +35,7 @@ fn generated(ctx: &Ctx, contacts: usize) -> HashMap<ObjectType, Vec<Record>> {
 pub(crate) async fn batch_size(ctx: Arc<Ctx>) -> Verdict {
     let served = ctx.serve(Faults::default(), None).await?;
     let sink = ctx.sink(&served, None)?;
-    let objects = objects(&ctx);
+    let objects = base_objects(&ctx);
     let mut sizes = HashMap::new();
     for &object in &objects {
         let declared = super::capability(&ctx, sink.as_ref(), object)?;
@@ -110,7 +111,7 @@ pub(crate) async fn idempotent_upsert(ctx: Arc<Ctx>) -> Verdict {
     let records = generated(&ctx, 20);
     prepare(&ctx, sink.as_ref()).await?;
     let mut first = HashMap::new();
-    for object in objects(&ctx) {
+    for object in base_objects(&ctx) {
         let these = &records[&object];
         let written = write_all(&ctx, sink.as_ref(), object, these).await?;
         let not_created = written.iter().filter(|w| !w.created).count();
@@ -122,7 +123,7 @@ pub(crate) async fn idempotent_upsert(ctx: Arc<Ctx>) -> Verdict {
         first.insert(object, (written, served.count(object)));
     }
     let mut parts = Vec::new();
-    for object in objects(&ctx) {
+    for object in base_objects(&ctx) {
         let these = &records[&object];
         let written = write_all(&ctx, sink.as_ref(), object, these).await?;
         let (before, count_before) = &first[&object];
@@ -173,7 +174,7 @@ pub(crate) async fn idempotent_upsert(ctx: Arc<Ctx>) -> Verdict {
 /// with their source no longer saying so (the opt-out `false`, then absent), read back opted
 /// out. A migration or a rerun must never make a person subscribable again.
 pub(crate) async fn opt_out_kept(ctx: Arc<Ctx>) -> Verdict {
-    if !objects(&ctx).contains(&ObjectType::CONTACTS) {
+    if !base_objects(&ctx).contains(&ObjectType::CONTACTS) {
         return Err(Stop::Skip(format!(
             "{} does not write contacts",
             ctx.vendor()
@@ -183,7 +184,7 @@ pub(crate) async fn opt_out_kept(ctx: Arc<Ctx>) -> Verdict {
     let sink = ctx.sink(&served, None)?;
     let records = generated(&ctx, 40);
     prepare(&ctx, sink.as_ref()).await?;
-    for object in objects(&ctx) {
+    for object in base_objects(&ctx) {
         if object != ObjectType::CONTACTS {
             write_all(&ctx, sink.as_ref(), object, &records[&object]).await?;
         }
@@ -237,14 +238,14 @@ pub(crate) async fn read_back(ctx: Arc<Ctx>) -> Verdict {
     let served = ctx.serve(Faults::default(), None).await?;
     let sink = ctx.sink(&served, None)?;
     let records = generated(&ctx, 60);
-    if objects(&ctx).contains(&ObjectType::CONTACTS) {
+    if base_objects(&ctx).contains(&ObjectType::CONTACTS) {
         let stored: BTreeSet<String> =
             super::capability(&ctx, sink.as_ref(), ObjectType::CONTACTS)?
                 .stored
                 .into_iter()
                 .collect();
         let mut required = vec![field::EMAIL_OPT_OUT];
-        if objects(&ctx).contains(&ObjectType::COMPANIES) {
+        if base_objects(&ctx).contains(&ObjectType::COMPANIES) {
             required.push(field::COMPANY);
         }
         for name in required {
@@ -256,14 +257,14 @@ pub(crate) async fn read_back(ctx: Arc<Ctx>) -> Verdict {
         let contacts = &records[&ObjectType::CONTACTS];
         ensure!(
             contacts.iter().any(data::opted_out)
-                && (!objects(&ctx).contains(&ObjectType::COMPANIES)
+                && (!base_objects(&ctx).contains(&ObjectType::COMPANIES)
                     || contacts.iter().any(|c| c.get(field::COMPANY).is_some())),
             "the generated contacts lack an opt-out or a company reference (a testkit bug)"
         );
     }
     prepare(&ctx, sink.as_ref()).await?;
     let mut parts = Vec::new();
-    for object in objects(&ctx) {
+    for object in base_objects(&ctx) {
         let written = &records[&object];
         write_all(&ctx, sink.as_ref(), object, written).await?;
         let projection = Projection::new(super::capability(&ctx, sink.as_ref(), object)?.stored);
@@ -287,9 +288,10 @@ pub(crate) async fn read_back(ctx: Arc<Ctx>) -> Verdict {
             match by_id.get(w.source_id.as_str()) {
                 None => missing += 1,
                 Some(r) => {
-                    if record_digest(w, &projection) != record_digest(r, &projection) {
+                    let r = as_compared(w, r);
+                    if record_digest(w, &projection) != record_digest(&r, &projection) {
                         mismatched += 1;
-                        fields.extend(differing_fields(w, r, &projection));
+                        fields.extend(differing_fields(w, &r, &projection));
                     }
                 }
             }
@@ -324,7 +326,7 @@ pub(crate) async fn read_back(ctx: Arc<Ctx>) -> Verdict {
         parts.push(detail);
     }
     // Ids never written are simply absent, not an error.
-    if let Some(&object) = objects(&ctx).first() {
+    if let Some(&object) = base_objects(&ctx).first() {
         let absent = sink
             .read_back(object, &["tk-never-written".to_owned()])
             .await
@@ -372,7 +374,7 @@ pub(crate) async fn refused_record(ctx: Arc<Ctx>) -> Verdict {
                 .into(),
         ));
     };
-    if !objects(&ctx).contains(&ObjectType::CONTACTS) {
+    if !base_objects(&ctx).contains(&ObjectType::CONTACTS) {
         return Err(Stop::Skip(format!(
             "{} does not write contacts",
             ctx.vendor()
@@ -509,7 +511,7 @@ async fn migrate_through(
     // wait, so more requests only make the check slower.
     let contacts = (batch + batch / 2).clamp(12, 250);
     let records = generated(ctx, contacts);
-    let objects = objects(ctx);
+    let objects = base_objects(ctx);
     let all: Vec<Record> = objects
         .iter()
         .flat_map(|o| records[o].iter().cloned())

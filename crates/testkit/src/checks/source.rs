@@ -10,7 +10,7 @@ use ferry_sandbox::SeedSummary;
 use ferry_sandbox::faults::Faults;
 use ferry_sandbox::seed::SeedData;
 
-use super::{Read, exactly_once, objects, read_all};
+use super::{Read, base_objects, exactly_once, read_all};
 use crate::data;
 use crate::harness::{Ctx, Stop, Verdict, ensure};
 
@@ -35,7 +35,7 @@ pub(crate) const LARGE_SOURCE_CONTACTS: usize = 12_000;
 
 async fn read_once(ctx: &Ctx) -> Result<FullRead, Stop> {
     let mut read = read_seeded(ctx, SOURCE_CONTACTS).await?;
-    if read.contacts.pages == 1 && objects(ctx).contains(&ObjectType::CONTACTS) {
+    if read.contacts.pages == 1 && base_objects(ctx).contains(&ObjectType::CONTACTS) {
         read = read_seeded(ctx, LARGE_SOURCE_CONTACTS).await?;
     }
     Ok(read)
@@ -58,7 +58,7 @@ async fn read_seeded(ctx: &Ctx, contacts: usize) -> Result<FullRead, Stop> {
         companies: Read::default(),
         contacts: Read::default(),
     };
-    for object in objects(ctx) {
+    for object in base_objects(ctx) {
         let companies = object == ObjectType::COMPANIES;
         let expected = if companies {
             seeded.companies
@@ -111,7 +111,7 @@ fn seeded_everything(read: &FullRead) -> Result<(), Stop> {
 pub(crate) async fn paging(ctx: Arc<Ctx>) -> Verdict {
     let read = full_read(&ctx).await?;
     let mut parts = Vec::new();
-    for object in objects(&ctx) {
+    for object in base_objects(&ctx) {
         let (got, expected) = if object == ObjectType::COMPANIES {
             (&read.companies, read.seeded.companies)
         } else {
@@ -125,7 +125,7 @@ pub(crate) async fn paging(ctx: Arc<Ctx>) -> Verdict {
             if got.pages == 1 { "" } else { "s" }
         ));
     }
-    if objects(&ctx).contains(&ObjectType::CONTACTS) {
+    if base_objects(&ctx).contains(&ObjectType::CONTACTS) {
         ensure!(
             read.contacts.pages > 1,
             "all {} contacts came in one page, so paging was never exercised",
@@ -141,7 +141,7 @@ pub(crate) async fn paging(ctx: Arc<Ctx>) -> Verdict {
 /// Check 2: each contact's company reference is the source id of a company that was read, the
 /// right one, and as many contacts have a company as were seeded with one.
 pub(crate) async fn associations(ctx: Arc<Ctx>) -> Verdict {
-    if !objects(&ctx).contains(&ObjectType::COMPANIES) {
+    if !base_objects(&ctx).contains(&ObjectType::COMPANIES) {
         return Err(Stop::Skip(format!(
             "{} does not read companies",
             ctx.vendor()
@@ -252,7 +252,7 @@ pub(crate) async fn associations(ctx: Arc<Ctx>) -> Verdict {
 
 /// Check 3: every opt-out is read, on the right contact.
 pub(crate) async fn opt_outs(ctx: Arc<Ctx>) -> Verdict {
-    if !objects(&ctx).contains(&ObjectType::CONTACTS) {
+    if !base_objects(&ctx).contains(&ObjectType::CONTACTS) {
         return Err(Stop::Skip(format!(
             "{} does not read contacts",
             ctx.vendor()
