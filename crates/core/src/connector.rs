@@ -421,6 +421,20 @@ pub trait Sink: Send + Sync {
         source_ids: &[String],
     ) -> ConnectorResult<Vec<Record>>;
 
+    /// Reads back `sent` (at most `read_back_size` records, as they were handed to `upsert`),
+    /// in canonical form; records not found are absent. What verification calls. By default
+    /// [`Sink::read_back`] by their source ids; a sink whose vendor has nowhere to keep a source
+    /// id on an object (Pipedrive's notes) overrides it to find each record by what was sent
+    /// (its parent and original time), and returns it under its source id.
+    async fn read_back_sent(
+        &self,
+        object: ObjectType,
+        sent: &[Record],
+    ) -> ConnectorResult<Vec<Record>> {
+        let ids: Vec<String> = sent.iter().map(|r| r.source_id.clone()).collect();
+        self.read_back(object, &ids).await
+    }
+
     /// How many records of `object` in the sink carry a source id (any source id, not only
     /// this run's). Verification compares it with the records it read back, which finds
     /// duplicates and records whose source record is gone. `None` when the vendor cannot say

@@ -944,8 +944,7 @@ async fn verify_stage(
             let chunk = std::mem::replace(&mut pending, rest);
             let sink = Arc::clone(sink);
             tasks.spawn(async move {
-                let ids: Vec<String> = chunk.records.iter().map(|r| r.source_id.clone()).collect();
-                let back = sink.read_back(object, &ids).await;
+                let back = sink.read_back_sent(object, &chunk.records).await;
                 (chunk, back)
             });
             continue;

@@ -164,6 +164,13 @@ impl Sink for MutantSink {
     ) -> ConnectorResult<Vec<Record>> {
         self.0.read_back(object, source_ids).await
     }
+    async fn read_back_sent(
+        &self,
+        object: ObjectType,
+        sent: &[Record],
+    ) -> ConnectorResult<Vec<Record>> {
+        self.0.read_back_sent(object, sent).await
+    }
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         self.0.http_stats()
     }

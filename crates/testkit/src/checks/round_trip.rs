@@ -20,7 +20,7 @@ use ferry_sandbox::faults::Faults;
 
 use super::{
     Read, as_compared, differing_fields, fit, fit_links, list, objects, prepare, read_all,
-    read_back_all, write_all,
+    write_all,
 };
 use crate::data::{self, Account};
 use crate::harness::{Ctx, Stop, Verdict, ensure};
@@ -99,7 +99,7 @@ async fn directory(ctx: &Ctx, sink: &dyn Sink) -> Result<(Vec<User>, Vec<Pipelin
     Ok((users, pipelines))
 }
 
-/// Fails unless the sink's `read_back` returns every record of `written` once, equal by digest
+/// Fails unless the sink's `read_back_sent` (what verification calls) returns every record of `written` once, equal by digest
 /// over the stored fields (references as source ids, as the engine verifies them).
 async fn read_back_equal(
     ctx: &Ctx,
@@ -107,8 +107,14 @@ async fn read_back_equal(
     object: ObjectType,
     written: &[Record],
 ) -> Result<(), Stop> {
-    let ids: Vec<String> = written.iter().map(|r| r.source_id.clone()).collect();
-    let back = read_back_all(ctx, sink, object, &ids).await?;
+    let mut back = Vec::with_capacity(written.len());
+    for chunk in written.chunks(super::capability(ctx, sink, object)?.read_back_size.max(1)) {
+        let mut got = sink
+            .read_back_sent(object, chunk)
+            .await
+            .map_err(|e| ctx.error(&format!("reading back {} {object}", chunk.len()), &e))?;
+        back.append(&mut got);
+    }
     let projection = Projection::new(super::capability(ctx, sink, object)?.stored);
     let by_id: HashMap<&str, &Record> = back.iter().map(|r| (r.source_id.as_str(), r)).collect();
     ensure!(
