@@ -20,6 +20,7 @@ pub mod source;
 mod auth;
 mod client;
 mod directory;
+mod links;
 mod soql;
 
 pub use config::SalesforceConfig;

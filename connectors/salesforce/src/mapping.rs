@@ -27,6 +27,7 @@ pub const ACCOUNT_FIELDS: &[(&str, &str)] = &[
     (field::STATE, "BillingState"),
     (field::POSTAL_CODE, "BillingPostalCode"),
     (field::COUNTRY, "BillingCountry"),
+    (field::OWNER, "OwnerId"),
 ];
 
 /// Contacts → Contact. The `company` reference is a row of its own (see [`OBJECTS`]).
@@ -43,6 +44,19 @@ pub const CONTACT_FIELDS: &[(&str, &str)] = &[
     (field::POSTAL_CODE, "MailingPostalCode"),
     (field::COUNTRY, "MailingCountry"),
     (field::EMAIL_OPT_OUT, "HasOptedOutOfEmail"),
+    (field::OWNER, "OwnerId"),
+];
+
+/// Deals → Opportunity. Won and lost are stages (`IsWon`, `IsClosed` follow `StageName`), so a
+/// deal has no status of its own; the `company` reference and the `contacts` links (contact
+/// roles) are rows of their own (see [`OBJECTS`]).
+pub const OPPORTUNITY_FIELDS: &[(&str, &str)] = &[
+    (field::NAME, "Name"),
+    (field::AMOUNT, "Amount"),
+    (field::CURRENCY, "CurrencyIsoCode"),
+    (field::CLOSE_DATE, "CloseDate"),
+    (field::STAGE, "StageName"),
+    (field::OWNER, "OwnerId"),
 ];
 
 /// System timestamps, read (never written: Salesforce sets them) when Salesforce is the source.
@@ -75,6 +89,29 @@ pub struct SalesforceObject {
     pub opt_out_needs_email: bool,
     /// The canonical opt-out flag of this object, written only when true (never cleared).
     pub opt_out: Option<&'static str>,
+    /// Its links held in rows of another sObject (a deal's contacts as contact roles).
+    pub links: Option<SalesforceLinks>,
+}
+
+/// A links field of a row and the rows that hold it.
+#[derive(Debug)]
+pub enum SalesforceLinks {
+    /// A deal's contacts: `OpportunityContactRole` rows (`OpportunityId`, `ContactId`), any
+    /// number per opportunity, read for a page of opportunities at once and written through
+    /// sObject Collections (see [`crate::links`]).
+    ContactRoles {
+        /// The canonical links field (`contacts`).
+        canonical: &'static str,
+    },
+}
+
+impl SalesforceLinks {
+    /// The canonical links field.
+    pub fn canonical(&self) -> &'static str {
+        match self {
+            SalesforceLinks::ContactRoles { canonical } => canonical,
+        }
+    }
 }
 
 /// A lookup from one object to another, e.g. a contact's company. Written as the relationship
@@ -106,7 +143,7 @@ impl SalesforceReference {
 }
 
 /// Every row, as a constant (so that [`OBJECT_TYPES`] can be derived from it).
-const ROWS: [SalesforceObject; 2] = [
+const ROWS: [SalesforceObject; 3] = [
     SalesforceObject {
         object: ObjectType::COMPANIES,
         sobject: "Account",
@@ -116,6 +153,7 @@ const ROWS: [SalesforceObject; 2] = [
         required: &[field::NAME],
         opt_out_needs_email: false,
         opt_out: None,
+        links: None,
     },
     SalesforceObject {
         object: ObjectType::CONTACTS,
@@ -131,6 +169,25 @@ const ROWS: [SalesforceObject; 2] = [
         required: &[field::LAST_NAME],
         opt_out_needs_email: false,
         opt_out: Some(field::EMAIL_OPT_OUT),
+        links: None,
+    },
+    SalesforceObject {
+        object: ObjectType::DEALS,
+        sobject: "Opportunity",
+        noun: "deal",
+        fields: OPPORTUNITY_FIELDS,
+        references: &[SalesforceReference {
+            canonical: field::COMPANY,
+            target: ObjectType::COMPANIES,
+            relationship: "Account",
+            id_field: "AccountId",
+        }],
+        required: &[field::NAME, field::STAGE, field::CLOSE_DATE],
+        opt_out_needs_email: false,
+        opt_out: None,
+        links: Some(SalesforceLinks::ContactRoles {
+            canonical: field::CONTACTS,
+        }),
     },
 ];
 
@@ -250,10 +307,11 @@ pub fn written_fields<'a>(map: &'a FieldMap, row: &SalesforceObject) -> Vec<&'a 
     names
 }
 
-/// The canonical fields the mapping writes and reads back (references included).
+/// The canonical fields the mapping writes and reads back (references and links included).
 pub fn stored_fields(map: &FieldMap, row: &SalesforceObject) -> Vec<String> {
     let mut names = map.canonical_names();
     names.extend(row.references.iter().map(|r| r.canonical.to_owned()));
+    names.extend(row.links.iter().map(|l| l.canonical().to_owned()));
     names
 }
 
@@ -421,6 +479,12 @@ impl Serialize for SalesforceBody<'_> {
                 // holds, and a new record is created not opted out anyway.
                 continue;
             }
+            if binding.ty == FieldType::Owner && value.is_none() {
+                // Every record has an owner: `OwnerId: null` is refused. Without one (an
+                // unmatched owner left unset) a create gets the calling user, an update keeps
+                // the record's.
+                continue;
+            }
             match value {
                 None => map.serialize_entry(binding.vendor.as_ref(), &())?,
                 Some(value) => map.serialize_entry(binding.vendor.as_ref(), value)?,
@@ -455,6 +519,17 @@ fn read_bound(
         Ok(Some(raw)) => raw,
         Err(()) => return Err("a single value"),
     };
+    if binding.ty == FieldType::Stage {
+        // Salesforce's one "pipeline" of stages: the value is the stage's id (its `ApiName`).
+        record.fields.insert(
+            binding.canonical.clone(),
+            Value::Stage {
+                pipeline: crate::PIPELINE_ID.to_owned(),
+                stage: raw.into_owned(),
+            },
+        );
+        return Ok(true);
+    }
     match binding.read(&raw) {
         Ok(Some(v)) => {
             record.fields.insert(binding.canonical.clone(), v);
@@ -613,7 +688,7 @@ mod tests {
 
     #[test]
     fn every_object_has_one_row_and_every_reference_a_target() {
-        for object in ObjectType::DEFAULT_RUN {
+        for object in OBJECT_TYPES {
             let rows = OBJECTS.iter().filter(|row| row.object == object).count();
             assert_eq!(rows, 1, "{object}");
             assert_eq!(binding(object).unwrap().object, object);
@@ -631,16 +706,15 @@ mod tests {
 
     #[test]
     fn every_canonical_field_but_system_timestamps_is_mapped() {
-        for object in ObjectType::DEFAULT_RUN {
+        for object in OBJECT_TYPES {
             let stored = stored_fields(standard(object), of(object));
             for spec in object.fields() {
-                // The owner is bound with the connector step of #14 (users and owners).
-                let system = spec.name == field::CREATED_AT
-                    || spec.name == field::UPDATED_AT
-                    || spec.name == field::OWNER;
+                let system = spec.name == field::CREATED_AT || spec.name == field::UPDATED_AT;
+                // Won and lost are stages on Salesforce: a deal has no status of its own.
+                let stage_based = object == ObjectType::DEALS && spec.name == field::STATUS;
                 assert_eq!(
                     stored.contains(&spec.name.to_owned()),
-                    !system,
+                    !system && !stage_based,
                     "{object} {}",
                     spec.name
                 );
@@ -661,6 +735,28 @@ mod tests {
             // Other absent fields are still cleared.
             assert_eq!(sf["Email"], Json::Null);
         }
+    }
+
+    #[test]
+    fn an_owner_is_written_and_read_but_never_cleared() {
+        let mut r = Record::new(ObjectType::COMPANIES, "co-1");
+        r.set(field::NAME, Value::Text("Acme".into()));
+        let sf = body(&r, "Ext__c").unwrap();
+        // `OwnerId: null` is refused by Salesforce: without an owner the org's default applies.
+        assert!(sf.get("OwnerId").is_none(), "{sf}");
+        r.set(field::OWNER, Value::Text("005000000000002AAA".into()));
+        let sf = body(&r, "Ext__c").unwrap();
+        assert_eq!(sf["OwnerId"], "005000000000002AAA");
+        let queried = row(serde_json::json!({"Id": "001", "Name": "Acme", "OwnerId": "005000000000002AAA"}));
+        let read = from_source(
+            of(ObjectType::COMPANIES),
+            "001",
+            &queried,
+            standard(ObjectType::COMPANIES),
+        )
+        .unwrap();
+        assert_eq!(read.text(field::OWNER), Some("005000000000002AAA"));
+        assert!(source_fields(of(ObjectType::CONTACTS), standard(ObjectType::CONTACTS)).contains(&"OwnerId"));
     }
 
     #[test]

@@ -18,7 +18,8 @@ use crate::VENDOR;
 use crate::client::{Call, Client};
 use crate::config::{SalesforceConfig, Settings};
 use crate::fields::{self, Describe};
-use crate::mapping::{self, OBJECTS, SalesforceBody, SalesforceObject};
+use crate::links;
+use crate::mapping::{self, OBJECTS, SalesforceBody, SalesforceLinks, SalesforceObject};
 use crate::policy::clean_code;
 use crate::soql;
 
@@ -258,7 +259,7 @@ impl SalesforceSink {
             rejected,
             "upserted"
         );
-        outcomes
+        let mut outcomes = outcomes
             .into_iter()
             .zip(records)
             .map(|(o, r)| {
@@ -268,7 +269,12 @@ impl SalesforceSink {
                     detail: format!("no outcome for record {}", r.source_id),
                 })
             })
-            .collect()
+            .collect::<ConnectorResult<Vec<RecordOutcome>>>()?;
+        if let Some(SalesforceLinks::ContactRoles { canonical }) = &row.links {
+            links::write_roles(&self.client, resend, ext, canonical, records, &mut outcomes)
+                .await?;
+        }
+        Ok(outcomes)
     }
 }
 
@@ -369,14 +375,17 @@ fn rejection_reason(
     (code.unwrap_or_else(|| "UNKNOWN".into()), reason)
 }
 
-/// The sObjects of the binding table that `keep` keeps, as `A and B`.
+/// The sObjects of the binding table that `keep` keeps, as `A, B and C`.
 fn sobjects(keep: impl Fn(&str) -> bool) -> String {
     let names: Vec<&str> = OBJECTS
         .iter()
         .map(|row| row.sobject)
         .filter(|s| keep(s))
         .collect();
-    names.join(" and ")
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
 }
 
 fn setup_missing_field(sobject: &str, ext: &str) -> ConnectorError {
@@ -468,6 +477,11 @@ impl Sink for SalesforceSink {
             self.check_object(mapping::binding(reference.target)?.sobject, &[])
                 .await?;
         }
+        if let Some(SalesforceLinks::ContactRoles { .. }) = &row.links {
+            // A contact role finds its contact through the contact's external id.
+            self.check_object(mapping::binding(ObjectType::CONTACTS)?.sobject, &[])
+                .await?;
+        }
         Ok(())
     }
 
@@ -521,7 +535,7 @@ impl Sink for SalesforceSink {
             .iter()
             .map(|r| format!("{}.{ext}", r.relationship))
             .collect();
-        let mut extra = vec![ext];
+        let mut extra = vec![ext, mapping::ID_FIELD];
         extra.extend(references.iter().map(String::as_str));
         let select = mapping::read_back_fields(&map, &extra);
         let prefix = format!(
@@ -530,14 +544,22 @@ impl Sink for SalesforceSink {
             row.sobject
         );
         let mut out = Vec::with_capacity(source_ids.len());
+        // The sink id of each record of `out`, for its links.
+        let mut ids = Vec::with_capacity(source_ids.len());
         for q in soql::in_queries(&prefix, source_ids) {
             self.client
                 .query_each(&q, |sf| {
                     if let Some(record) = mapping::from_salesforce(row, sf, ext, &map) {
                         out.push(record);
+                        let id = sf.get(mapping::ID_FIELD).and_then(|v| v.as_str());
+                        ids.push(id.unwrap_or_default().to_owned());
                     }
                 })
                 .await?;
+        }
+        if let Some(SalesforceLinks::ContactRoles { canonical }) = &row.links {
+            let roles = links::roles(&self.client, &ids, &format!("Contact.{ext}")).await?;
+            links::attach(&mut out, canonical, roles, |i, _| ids.get(i).cloned());
         }
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
         Ok(out)
@@ -584,14 +606,20 @@ mod tests {
         let ConnectorError::Setup { detail, .. } = setup_missing_field("Account", "Ext__c") else {
             panic!("not a setup error");
         };
-        assert!(detail.contains("Do the same on Contact. "), "{detail}");
         assert!(
-            detail.ends_with("text field on Account and Contact."),
+            detail.contains("Do the same on Contact and Opportunity. "),
+            "{detail}"
+        );
+        assert!(
+            detail.ends_with("text field on Account, Contact and Opportunity."),
             "{detail}"
         );
         let ConnectorError::Setup { detail, .. } = setup_missing_field("Contact", "Ext__c") else {
             panic!("not a setup error");
         };
-        assert!(detail.contains("Do the same on Account. "), "{detail}");
+        assert!(
+            detail.contains("Do the same on Account and Opportunity. "),
+            "{detail}"
+        );
     }
 }
