@@ -21,6 +21,7 @@ mod auth;
 mod client;
 mod directory;
 mod links;
+mod notes;
 mod soql;
 
 pub use config::SalesforceConfig;

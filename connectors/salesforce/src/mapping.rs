@@ -59,6 +59,32 @@ pub const OPPORTUNITY_FIELDS: &[(&str, &str)] = &[
     (field::OWNER, "OwnerId"),
 ];
 
+/// Notes → classic Note. `CreatedDate` is written on create only (the integration user may
+/// "Set Audit Fields upon Record Creation"); `Title` is ferry's key (see [`crate::notes`]) and
+/// the one parent is `ParentId` (see [`OBJECTS`]).
+pub const NOTE_FIELDS_SF: &[(&str, &str)] = &[
+    (field::BODY, "Body"),
+    (field::TIMESTAMP, "CreatedDate"),
+    (field::OWNER, "OwnerId"),
+];
+
+/// What a note's `ParentId` may point at, in the order a single parent is chosen, with the key
+/// prefix of their record ids (the first three characters, fixed for standard objects), which
+/// tells a polymorphic id's object.
+pub const NOTE_PARENTS: &[(ObjectType, &str)] = &[
+    (ObjectType::DEALS, "006"),
+    (ObjectType::CONTACTS, "003"),
+    (ObjectType::COMPANIES, "001"),
+];
+
+/// The object of a record id, by its key prefix, among a note's possible parents.
+pub fn parent_object(id: &str) -> Option<ObjectType> {
+    NOTE_PARENTS
+        .iter()
+        .find(|(_, prefix)| id.get(..3) == Some(*prefix))
+        .map(|(object, _)| *object)
+}
+
 /// System timestamps, read (never written: Salesforce sets them) when Salesforce is the source.
 pub const SYSTEM_TIMESTAMPS: &[(&str, &str)] = &[
     (field::CREATED_AT, "CreatedDate"),
@@ -103,13 +129,22 @@ pub enum SalesforceLinks {
         /// The canonical links field (`contacts`).
         canonical: &'static str,
     },
+    /// A note's one parent: a polymorphic lookup (`ParentId`) to an Account, a Contact or an
+    /// Opportunity, told apart by the id's key prefix ([`NOTE_PARENTS`]).
+    Parent {
+        /// The canonical links field (`parents`).
+        canonical: &'static str,
+        /// The lookup field.
+        id_field: &'static str,
+    },
 }
 
 impl SalesforceLinks {
     /// The canonical links field.
     pub fn canonical(&self) -> &'static str {
         match self {
-            SalesforceLinks::ContactRoles { canonical } => canonical,
+            SalesforceLinks::ContactRoles { canonical }
+            | SalesforceLinks::Parent { canonical, .. } => canonical,
         }
     }
 }
@@ -143,7 +178,7 @@ impl SalesforceReference {
 }
 
 /// Every row, as a constant (so that [`OBJECT_TYPES`] can be derived from it).
-const ROWS: [SalesforceObject; 3] = [
+const ROWS: [SalesforceObject; 4] = [
     SalesforceObject {
         object: ObjectType::COMPANIES,
         sobject: "Account",
@@ -187,6 +222,21 @@ const ROWS: [SalesforceObject; 3] = [
         opt_out: None,
         links: Some(SalesforceLinks::ContactRoles {
             canonical: field::CONTACTS,
+        }),
+    },
+    SalesforceObject {
+        object: ObjectType::NOTES,
+        sobject: "Note",
+        noun: "note",
+        fields: NOTE_FIELDS_SF,
+        references: &[],
+        // A Note without `ParentId` is refused (`REQUIRED_FIELD_MISSING`).
+        required: &[field::PARENTS],
+        opt_out_needs_email: false,
+        opt_out: None,
+        links: Some(SalesforceLinks::Parent {
+            canonical: field::PARENTS,
+            id_field: "ParentId",
         }),
     },
 ];
@@ -599,6 +649,9 @@ pub fn read_back_fields<'a>(map: &'a FieldMap, extra: &[&'a str]) -> Vec<&'a str
 pub fn source_fields<'a>(row: &SalesforceObject, map: &'a FieldMap) -> Vec<&'a str> {
     let mut extra = vec![ID_FIELD];
     extra.extend(row.references.iter().map(|r| r.id_field));
+    if let Some(SalesforceLinks::Parent { id_field, .. }) = &row.links {
+        extra.push(id_field);
+    }
     extra.extend(SYSTEM_TIMESTAMPS.iter().map(|(_, sf)| *sf));
     read_back_fields(map, &extra)
 }
@@ -645,6 +698,33 @@ pub fn from_source(
             Some(Err(())) => problems.push(format!(
                 "`{canonical}` (Salesforce field `{id_field}`, expected an {} id)",
                 reference.target_sobject()
+            )),
+        }
+    }
+    if let Some(SalesforceLinks::Parent {
+        canonical,
+        id_field,
+    }) = &row.links
+    {
+        match sf.get(id_field).map(scalar_text) {
+            None | Some(Ok(None)) => {}
+            Some(Ok(Some(parent))) => match parent_object(&parent) {
+                Some(object) => record.set(
+                    canonical,
+                    Value::Links(vec![ferry_core::model::Link {
+                        object,
+                        id: parent.into_owned(),
+                    }]),
+                ),
+                // A parent ferry does not move (a Case, an Asset…): the note has no parent here.
+                None => tracing::debug!(
+                    vendor = crate::VENDOR,
+                    id,
+                    "a note's parent is not an Account, Contact or Opportunity"
+                ),
+            },
+            Some(Err(())) => problems.push(format!(
+                "`{canonical}` (Salesforce field `{id_field}`, expected a record id)"
             )),
         }
     }

@@ -8,8 +8,8 @@ use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorFiel
 use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
-    Capability, ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome,
-    RecordRejection, Sink, Written,
+    Capability, ConnectorError, ConnectorResult, FieldLimit, ObjectType, Record, RecordOutcome,
+    RecordRejection, Sink, Written, field,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -19,6 +19,7 @@ use crate::client::{Call, Client};
 use crate::config::{SalesforceConfig, Settings};
 use crate::fields::{self, Describe};
 use crate::links;
+use crate::notes;
 use crate::mapping::{self, OBJECTS, SalesforceBody, SalesforceLinks, SalesforceObject};
 use crate::policy::clean_code;
 use crate::soql;
@@ -278,6 +279,40 @@ impl SalesforceSink {
     }
 }
 
+impl SalesforceSink {
+    /// Notes: `Note` takes the fields ferry writes, and every parent object has the
+    /// external-id field parents are found by.
+    async fn prepare_notes(&self, row: &SalesforceObject) -> ConnectorResult<()> {
+        let described = fields::describe(&self.client, row.sobject).await?;
+        let unwritable: Vec<&str> = ["Title", "Body", "ParentId", "OwnerId"]
+            .into_iter()
+            .filter(|name| !described.field(name).is_some_and(|f| f.createable))
+            .collect();
+        if !unwritable.is_empty() {
+            return Err(ConnectorError::Setup {
+                vendor: VENDOR,
+                detail: format!(
+                    "the integration user cannot create Note fields {}: give the connected app's run-as \
+                     user Create on Notes and edit access to those fields",
+                    unwritable.join(", ")
+                ),
+            });
+        }
+        if !described.field("CreatedDate").is_some_and(|f| f.createable) {
+            tracing::warn!(
+                vendor = VENDOR,
+                "Note.CreatedDate is not createable (\"Set Audit Fields upon Record Creation\" is off): \
+                 notes will be dated by the migration and their timestamps will not verify"
+            );
+        }
+        for (object, _) in mapping::NOTE_PARENTS {
+            self.check_object(mapping::binding(*object)?.sobject, &[])
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// Per-record error codes that say the record could not be saved *now*: another transaction
 /// held its row (or its parent's). Salesforce documents retrying them.
 const TRANSIENT_CODES: &[&str] = &["UNABLE_TO_LOCK_ROW"];
@@ -375,10 +410,12 @@ fn rejection_reason(
     (code.unwrap_or_else(|| "UNKNOWN".into()), reason)
 }
 
-/// The sObjects of the binding table that `keep` keeps, as `A, B and C`.
+/// The sObjects of the binding table that hold an external id and that `keep` keeps, as
+/// `A, B and C` (a Note takes no custom field: notes are keyed by title).
 fn sobjects(keep: impl Fn(&str) -> bool) -> String {
     let names: Vec<&str> = OBJECTS
         .iter()
+        .filter(|row| row.object != ObjectType::NOTES)
         .map(|row| row.sobject)
         .filter(|s| keep(s))
         .collect();
@@ -455,7 +492,14 @@ impl Sink for SalesforceSink {
             stored: mapping::stored_fields(&self.fields.get(object), row),
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
             opt_out_needs_email: row.opt_out_needs_email,
-            limits: Vec::new(),
+            limits: if object == ObjectType::NOTES {
+                vec![
+                    FieldLimit::max_chars(field::BODY, notes::MAX_BODY).of_plain_text(),
+                    FieldLimit::max_links(field::PARENTS, 1),
+                ]
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -465,6 +509,9 @@ impl Sink for SalesforceSink {
 
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
         let row = mapping::binding(object)?;
+        if object == ObjectType::NOTES {
+            return self.prepare_notes(row).await;
+        }
         let map = self.fields.get(object);
         let described = self
             .check_object(row.sobject, &mapping::written_fields(&map, row))
@@ -513,7 +560,12 @@ impl Sink for SalesforceSink {
     ) -> ConnectorResult<Vec<RecordOutcome>> {
         let mut outcomes = Vec::with_capacity(records.len());
         for chunk in records.chunks(crate::config::MAX_BATCH_SIZE.min(self.settings.batch_size)) {
-            outcomes.extend(self.upsert_chunk(object, chunk).await?);
+            if object == ObjectType::NOTES {
+                let resend = Resend::from_retry(&self.settings.retry);
+                outcomes.extend(notes::upsert(&self.client, resend, self.ext(), chunk).await?);
+            } else {
+                outcomes.extend(self.upsert_chunk(object, chunk).await?);
+            }
         }
         Ok(outcomes)
     }
@@ -525,6 +577,9 @@ impl Sink for SalesforceSink {
     ) -> ConnectorResult<Vec<Record>> {
         if source_ids.is_empty() {
             return Ok(Vec::new());
+        }
+        if object == ObjectType::NOTES {
+            return notes::read_back(&self.client, self.ext(), source_ids).await;
         }
         let row = mapping::binding(object)?;
         let ext = self.ext();
@@ -566,6 +621,10 @@ impl Sink for SalesforceSink {
     }
 
     async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
+        if object == ObjectType::NOTES {
+            // Notes are keyed by a title prefix, which only `LIKE` could count.
+            return Ok(None);
+        }
         let soql = format!(
             "SELECT COUNT() FROM {} WHERE {} != null",
             mapping::binding(object)?.sobject,

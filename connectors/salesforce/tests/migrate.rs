@@ -93,7 +93,7 @@ fn text(v: &Json) -> String {
 async fn migrate(source: Arc<dyn Source>, sink: Arc<dyn Sink>) -> ferry_core::Report {
     let stages = ferry_sandbox::salesforce::SPEC.deal_stages;
     let options = RunOptions {
-        objects: ferry_salesforce::spec().objects.to_vec(),
+        objects: ObjectType::ALL.to_vec(),
         directory: DirectoryRules {
             deal_stages: StageRules {
                 pairs: ferry_sandbox::accounts::stage_crosswalk(stages, stages),
@@ -197,8 +197,12 @@ async fn salesforce_to_salesforce_moves_every_object_verified_and_a_rerun_create
         (ObjectType::COMPANIES, seeded.accounts),
         (ObjectType::CONTACTS, seeded.contacts),
         (ObjectType::DEALS, seeded.opportunities),
+        (ObjectType::NOTES, seeded.notes),
     ];
-    assert!(seeded.opportunities > 10 && seeded.contact_roles > 10, "{seeded:?}");
+    assert!(
+        seeded.opportunities > 10 && seeded.contact_roles > 10 && seeded.notes > 10,
+        "{seeded:?}"
+    );
     let report = migrate(Arc::clone(&source), Arc::clone(&sink)).await;
     assert_verified(&report, &counts);
     assert_eq!(sink_org.count("Opportunity"), seeded.opportunities);
@@ -231,10 +235,40 @@ async fn salesforce_to_salesforce_moves_every_object_verified_and_a_rerun_create
         }
     }
 
+    // Every note on its one parent, with its body, its original time and its owner.
+    let mut sink_ids: BTreeMap<String, String> = BTreeMap::new();
+    for sobject in ["Account", "Contact", "Opportunity"] {
+        for r in query(to, &format!("SELECT Id, {EXT} FROM {sobject}")).await {
+            sink_ids.insert(text(&r["Id"]), text(&r[EXT]));
+        }
+    }
+    let note_soql = "SELECT Id, Title, Body, ParentId, CreatedDate, Owner.Email, Owner.IsActive FROM Note";
+    let from_notes = query(from, note_soql).await;
+    let sink_notes: BTreeMap<String, Json> = query(to, note_soql)
+        .await
+        .into_iter()
+        .map(|n| (text(&n["Title"]), n))
+        .collect();
+    assert_eq!(sink_notes.len(), from_notes.len(), "one note per source note");
+    for n in &from_notes {
+        let id = text(&n["Id"]);
+        let sink = &sink_notes[&format!("ferry:{id}")];
+        assert_eq!(sink["Body"], n["Body"], "note {id}");
+        assert_eq!(sink["CreatedDate"], n["CreatedDate"], "note {id}");
+        assert_eq!(sink_ids[&text(&sink["ParentId"])], text(&n["ParentId"]), "note {id}");
+        let owner = if n["Owner"]["IsActive"] == json!(true) {
+            text(&n["Owner"]["Email"]).to_lowercase()
+        } else {
+            integration.to_owned()
+        };
+        assert_eq!(text(&sink["Owner"]["Email"]).to_lowercase(), owner, "note {id}");
+    }
+
     // A rerun updates, never duplicates: no record and no contact role is created.
     let again = migrate(source, sink).await;
     assert_verified(&again, &counts);
     assert!(again.objects.iter().all(|o| o.created == 0), "{:?}", again.objects);
     assert_eq!(sink_org.count("Opportunity"), seeded.opportunities);
     assert_eq!(sink_org.count("OpportunityContactRole"), seeded.contact_roles);
+    assert_eq!(sink_org.count("Note"), seeded.notes);
 }
