@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use ferry_core::http::BodyCap;
 use ferry_core::json::{Field, Object};
-use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::model::Link;
+use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
     ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome, RecordRejection, Value,
 };
@@ -267,7 +267,13 @@ async fn create_roles(
         })
         .collect();
     let body = serde_json::json!({"allOrNone": false, "records": records});
-    let results = collection(client, Method::POST, Some(body.to_string().into_bytes()), &[]).await?;
+    let results = collection(
+        client,
+        Method::POST,
+        Some(body.to_string().into_bytes()),
+        &[],
+    )
+    .await?;
     if results.len() != items.len() {
         return Err(count_mismatch(client, "POST", results.len(), items.len()));
     }
@@ -375,7 +381,10 @@ mod tests {
         let by_ext = role(&sf, &["Contact", "Ext__c"]).expect("role");
         assert_eq!(by_ext.contact.as_deref(), Some("c-9"));
         let unmigrated = parse(r#"{"Id":"00K2","OpportunityId":"0061","Contact":{"Ext__c":null}}"#);
-        assert_eq!(role(&unmigrated, &["Contact", "Ext__c"]).unwrap().contact, None);
+        assert_eq!(
+            role(&unmigrated, &["Contact", "Ext__c"]).unwrap().contact,
+            None
+        );
         assert!(role(&parse(r#"{"Id":"00K3"}"#), &["ContactId"]).is_none());
     }
 
@@ -399,7 +408,9 @@ mod tests {
             role("4", "0062", None),
             role("5", "0063", Some("c-3")),
         ];
-        attach(&mut records, "contacts", roles, |_, r| Some(r.source_id.clone()));
+        attach(&mut records, "contacts", roles, |_, r| {
+            Some(r.source_id.clone())
+        });
         let ids = |r: &Record| match r.get("contacts") {
             Some(Value::Links(l)) => l.iter().map(|l| l.id.clone()).collect::<Vec<_>>(),
             _ => Vec::new(),
@@ -411,9 +422,18 @@ mod tests {
         deal.set(
             "contacts",
             Value::Links(vec![
-                Link { object: ObjectType::CONTACTS, id: "b".into() },
-                Link { object: ObjectType::CONTACTS, id: "a".into() },
-                Link { object: ObjectType::CONTACTS, id: "b".into() },
+                Link {
+                    object: ObjectType::CONTACTS,
+                    id: "b".into(),
+                },
+                Link {
+                    object: ObjectType::CONTACTS,
+                    id: "a".into(),
+                },
+                Link {
+                    object: ObjectType::CONTACTS,
+                    id: "b".into(),
+                },
             ]),
         );
         assert_eq!(wanted(&deal, "contacts"), ["b", "a"]);

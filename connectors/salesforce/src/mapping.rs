@@ -827,7 +827,8 @@ mod tests {
         r.set(field::OWNER, Value::Text("005000000000002AAA".into()));
         let sf = body(&r, "Ext__c").unwrap();
         assert_eq!(sf["OwnerId"], "005000000000002AAA");
-        let queried = row(serde_json::json!({"Id": "001", "Name": "Acme", "OwnerId": "005000000000002AAA"}));
+        let queried =
+            row(serde_json::json!({"Id": "001", "Name": "Acme", "OwnerId": "005000000000002AAA"}));
         let read = from_source(
             of(ObjectType::COMPANIES),
             "001",
@@ -836,7 +837,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(read.text(field::OWNER), Some("005000000000002AAA"));
-        assert!(source_fields(of(ObjectType::CONTACTS), standard(ObjectType::CONTACTS)).contains(&"OwnerId"));
+        assert!(
+            source_fields(of(ObjectType::CONTACTS), standard(ObjectType::CONTACTS))
+                .contains(&"OwnerId")
+        );
     }
 
     #[test]

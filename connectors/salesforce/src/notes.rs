@@ -60,9 +60,11 @@ fn parent(record: &Record) -> Option<&Link> {
     let Some(Value::Links(links)) = record.get(field::PARENTS) else {
         return None;
     };
-    NOTE_PARENTS
-        .iter()
-        .find_map(|(object, _)| links.iter().find(|l| l.object == *object && !l.id.is_empty()))
+    NOTE_PARENTS.iter().find_map(|(object, _)| {
+        links
+            .iter()
+            .find(|l| l.object == *object && !l.id.is_empty())
+    })
 }
 
 /// A note found by its title.
@@ -362,7 +364,10 @@ fn body(record: &Record, item: &Item) -> serde_json::Value {
         .and_then(Value::as_text)
         .map(ferry_core::richtext::to_plain)
         .filter(|b| !b.is_empty());
-    note.insert("Body".into(), text.map_or(serde_json::Value::Null, Into::into));
+    note.insert(
+        "Body".into(),
+        text.map_or(serde_json::Value::Null, Into::into),
+    );
     if let Some(owner) = record.text(field::OWNER).filter(|o| !o.is_empty()) {
         note.insert("OwnerId".into(), owner.into());
     }
@@ -499,7 +504,11 @@ pub(crate) async fn read_back(
             detail: detail.into(),
         });
     }
-    let wanted: Vec<String> = parent_ids.iter().filter(|p| !p.is_empty()).cloned().collect();
+    let wanted: Vec<String> = parent_ids
+        .iter()
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .collect();
     let sources = parent_sources(client, ext, &wanted).await?;
     for (record, parent) in out.iter_mut().zip(&parent_ids) {
         if let Some((object, id)) = sources.get(parent) {
@@ -512,7 +521,12 @@ pub(crate) async fn read_back(
             );
         }
     }
-    tracing::debug!(vendor = VENDOR, asked = source_ids.len(), found = out.len(), "notes read back");
+    tracing::debug!(
+        vendor = VENDOR,
+        asked = source_ids.len(),
+        found = out.len(),
+        "notes read back"
+    );
     Ok(out)
 }
 
@@ -573,7 +587,12 @@ mod tests {
         assert_eq!(json["Title"], "ferry:n-1");
         assert_eq!(json["ParentId"], "006000000000001AAA");
         assert_eq!(json["Body"], "Call & demo");
-        assert!(json["CreatedDate"].as_str().is_some_and(|d| d.starts_with("2021-11-06T17:38:40")), "{json}");
+        assert!(
+            json["CreatedDate"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("2021-11-06T17:38:40")),
+            "{json}"
+        );
         assert!(json.get("OwnerId").is_none(), "{json}");
         let update = Item {
             update: Some("002000000000001AAA".into()),

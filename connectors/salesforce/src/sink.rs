@@ -19,8 +19,8 @@ use crate::client::{Call, Client};
 use crate::config::{SalesforceConfig, Settings};
 use crate::fields::{self, Describe};
 use crate::links;
-use crate::notes;
 use crate::mapping::{self, OBJECTS, SalesforceBody, SalesforceLinks, SalesforceObject};
+use crate::notes;
 use crate::policy::clean_code;
 use crate::soql;
 

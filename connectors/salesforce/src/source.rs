@@ -1,5 +1,8 @@
-//! The Salesforce source: reads Accounts and Contacts with SOQL, in `Id` order, page by page
-//! through the query's `nextRecordsUrl`.
+//! The Salesforce source: reads Accounts, Contacts, Opportunities and Notes with SOQL, in `Id`
+//! order, page by page through the query's `nextRecordsUrl`. A page of opportunities comes with
+//! their contacts: one `OpportunityContactRole` query for the whole page (`WHERE OpportunityId
+//! IN (…)`). A note's one parent is its `ParentId`, a link to a deal, contact or company told
+//! apart by the id's key prefix.
 //!
 //! `/query` (not `/queryAll`) leaves deleted and archived records out. The cursor handed to the
 //! pipeline is the `nextRecordsUrl` and the `Id` of the last record read, separated by a space;

@@ -53,12 +53,20 @@ fn contact_ids(record: &Record) -> Vec<String> {
 
 /// A company `co-1`, contacts `c-1` to `c-3`, and the open stage deals are written in.
 async fn parents(sink: &SalesforceSink) -> Value {
-    for object in [ObjectType::COMPANIES, ObjectType::CONTACTS, ObjectType::DEALS, ObjectType::NOTES] {
+    for object in [
+        ObjectType::COMPANIES,
+        ObjectType::CONTACTS,
+        ObjectType::DEALS,
+        ObjectType::NOTES,
+    ] {
         sink.prepare(object).await.expect("prepare");
     }
     let mut company = Record::new(ObjectType::COMPANIES, "co-1");
     company.set(field::NAME, Value::Text("Acme".into()));
-    let written = sink.upsert(ObjectType::COMPANIES, &[company]).await.expect("company");
+    let written = sink
+        .upsert(ObjectType::COMPANIES, &[company])
+        .await
+        .expect("company");
     assert!(written[0].result.is_ok(), "{written:?}");
     let contacts: Vec<Record> = (1..=3)
         .map(|i| {
@@ -67,7 +75,10 @@ async fn parents(sink: &SalesforceSink) -> Value {
             c
         })
         .collect();
-    let written = sink.upsert(ObjectType::CONTACTS, &contacts).await.expect("contacts");
+    let written = sink
+        .upsert(ObjectType::CONTACTS, &contacts)
+        .await
+        .expect("contacts");
     assert!(written.iter().all(|o| o.result.is_ok()), "{written:?}");
     let pipelines = sink.pipelines(ObjectType::DEALS).await.expect("pipelines");
     Value::Stage {
@@ -86,7 +97,12 @@ fn deal(stage: &Value, contacts: &[&str]) -> Record {
     d.set(field::COMPANY, Value::Reference("co-1".into()));
     d.set(
         field::CONTACTS,
-        Value::Links(contacts.iter().map(|c| link(ObjectType::CONTACTS, c)).collect()),
+        Value::Links(
+            contacts
+                .iter()
+                .map(|c| link(ObjectType::CONTACTS, c))
+                .collect(),
+        ),
     );
     d
 }
@@ -100,13 +116,22 @@ async fn contact_roles_follow_the_deals_contacts() {
         .upsert(ObjectType::DEALS, &[deal(&stage, &["c-1", "c-2"])])
         .await
         .expect("deal");
-    assert!(written[0].result.as_ref().is_ok_and(|w| w.created), "{written:?}");
+    assert!(
+        written[0].result.as_ref().is_ok_and(|w| w.created),
+        "{written:?}"
+    );
     assert_eq!(emulator.count("OpportunityContactRole"), 2);
-    let back = sink.read_back(ObjectType::DEALS, &["d-1".into()]).await.expect("back");
+    let back = sink
+        .read_back(ObjectType::DEALS, &["d-1".into()])
+        .await
+        .expect("back");
     assert_eq!(contact_ids(&back[0]), ["c-1", "c-2"]);
     assert_eq!(back[0].get(field::STAGE), Some(&stage));
     assert_eq!(back[0].get(field::CLOSE_DATE), Some(&Value::Date(20_000)));
-    assert_eq!(back[0].get(field::COMPANY), Some(&Value::Reference("co-1".into())));
+    assert_eq!(
+        back[0].get(field::COMPANY),
+        Some(&Value::Reference("co-1".into()))
+    );
     assert_eq!(back[0].text(field::CURRENCY), Some("EUR"));
 
     // The source deal lost c-1 and gained c-3: one role removed, one added, c-2's kept.
@@ -114,9 +139,15 @@ async fn contact_roles_follow_the_deals_contacts() {
         .upsert(ObjectType::DEALS, &[deal(&stage, &["c-2", "c-3"])])
         .await
         .expect("deal again");
-    assert!(written[0].result.as_ref().is_ok_and(|w| !w.created), "{written:?}");
+    assert!(
+        written[0].result.as_ref().is_ok_and(|w| !w.created),
+        "{written:?}"
+    );
     assert_eq!(emulator.count("OpportunityContactRole"), 2);
-    let back = sink.read_back(ObjectType::DEALS, &["d-1".into()]).await.expect("back");
+    let back = sink
+        .read_back(ObjectType::DEALS, &["d-1".into()])
+        .await
+        .expect("back");
     assert_eq!(contact_ids(&back[0]), ["c-2", "c-3"]);
 
     // A contact the sink does not hold: the deal is refused naming it (by source id).
@@ -139,15 +170,24 @@ async fn a_note_lands_on_its_deal_once_with_its_time() {
         .expect("deal");
     assert!(written[0].result.is_ok(), "{written:?}");
 
-    let limits = sink.capability(ObjectType::NOTES).expect("capability").limits;
-    assert!(limits.contains(&FieldLimit::max_links(field::PARENTS, 1)), "{limits:?}");
+    let limits = sink
+        .capability(ObjectType::NOTES)
+        .expect("capability")
+        .limits;
+    assert!(
+        limits.contains(&FieldLimit::max_links(field::PARENTS, 1)),
+        "{limits:?}"
+    );
     assert!(
         limits.contains(&FieldLimit::max_chars(field::BODY, 32_000).of_plain_text()),
         "{limits:?}"
     );
 
     let mut note = Record::new(ObjectType::NOTES, "n-1");
-    note.set(field::BODY, Value::Text("<p>Called Ana &amp; Gorō</p>".into()));
+    note.set(
+        field::BODY,
+        Value::Text("<p>Called Ana &amp; Gorō</p>".into()),
+    );
     note.set(field::TIMESTAMP, Value::Timestamp(1_636_220_320_000));
     note.set(
         field::PARENTS,
@@ -158,19 +198,28 @@ async fn a_note_lands_on_its_deal_once_with_its_time() {
         ]),
     );
     for round in 0..2 {
-        let written = sink.upsert(ObjectType::NOTES, &[note.clone()]).await.expect("note");
+        let written = sink
+            .upsert(ObjectType::NOTES, &[note.clone()])
+            .await
+            .expect("note");
         let w = written[0].result.as_ref().expect("written");
         assert_eq!(w.created, round == 0, "round {round}");
     }
     assert_eq!(emulator.count("Note"), 1);
-    let back = sink.read_back(ObjectType::NOTES, &["n-1".into()]).await.expect("back");
+    let back = sink
+        .read_back(ObjectType::NOTES, &["n-1".into()])
+        .await
+        .expect("back");
     assert_eq!(back.len(), 1);
     assert_eq!(
         back[0].get(field::PARENTS),
         Some(&Value::Links(vec![link(ObjectType::DEALS, "d-1")]))
     );
     assert_eq!(back[0].text(field::BODY), Some("Called Ana & Gorō"));
-    assert_eq!(back[0].get(field::TIMESTAMP), Some(&Value::Timestamp(1_636_220_320_000)));
+    assert_eq!(
+        back[0].get(field::TIMESTAMP),
+        Some(&Value::Timestamp(1_636_220_320_000))
+    );
 
     // Without a parent the sink holds, or without any: refused, naming what is missing.
     let mut orphan = Record::new(ObjectType::NOTES, "n-2");
@@ -179,7 +228,10 @@ async fn a_note_lands_on_its_deal_once_with_its_time() {
         Value::Links(vec![link(ObjectType::DEALS, "d-404")]),
     );
     let bare = Record::new(ObjectType::NOTES, "n-3");
-    let refused = sink.upsert(ObjectType::NOTES, &[orphan, bare]).await.expect("refusals");
+    let refused = sink
+        .upsert(ObjectType::NOTES, &[orphan, bare])
+        .await
+        .expect("refusals");
     let first = refused[0].result.as_ref().expect_err("no such deal");
     assert_eq!(first.code, "INVALID_FIELD");
     assert!(first.reason.contains("d-404"), "{}", first.reason);

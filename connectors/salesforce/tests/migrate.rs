@@ -56,7 +56,10 @@ async fn query(base_url: &str, soql: &str) -> Vec<Json> {
         .json()
         .await
         .expect("token json");
-    let token = token["access_token"].as_str().expect("access_token").to_owned();
+    let token = token["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
     let mut records = Vec::new();
     let mut answer: Json = http
         .get(format!("{base_url}/services/data/v62.0/query"))
@@ -69,7 +72,13 @@ async fn query(base_url: &str, soql: &str) -> Vec<Json> {
         .await
         .expect("query json");
     loop {
-        records.extend(answer["records"].as_array().expect("records").iter().cloned());
+        records.extend(
+            answer["records"]
+                .as_array()
+                .expect("records")
+                .iter()
+                .cloned(),
+        );
         let Some(next) = answer["nextRecordsUrl"].as_str().map(str::to_owned) else {
             break;
         };
@@ -120,7 +129,11 @@ fn assert_verified(report: &ferry_core::Report, counts: &[(ObjectType, usize)]) 
             .iter()
             .find(|o| o.object == Some(*object))
             .unwrap_or_else(|| panic!("{object} not in the report"));
-        assert_eq!((o.read, o.verified), (*count as u64, *count as u64), "{object}");
+        assert_eq!(
+            (o.read, o.verified),
+            (*count as u64, *count as u64),
+            "{object}"
+        );
         assert!(o.digests_match, "{object}");
     }
 }
@@ -141,7 +154,9 @@ async fn roles(base_url: &str, deal: &str, contact: &str) -> BTreeMap<String, BT
 /// `(source id, stage, won, closed, owner email)` of every opportunity; the source id is the
 /// `Id` on the source, the external id on the sink.
 async fn deals(base_url: &str, id: &str) -> BTreeMap<String, (String, bool, bool, String)> {
-    let soql = format!("SELECT {id}, StageName, IsWon, IsClosed, Owner.Email, Owner.IsActive FROM Opportunity");
+    let soql = format!(
+        "SELECT {id}, StageName, IsWon, IsClosed, Owner.Email, Owner.IsActive FROM Opportunity"
+    );
     query(base_url, &soql)
         .await
         .into_iter()
@@ -221,8 +236,16 @@ async fn salesforce_to_salesforce_moves_every_object_verified_and_a_rerun_create
     let integration = "integration@sandbox.example";
     for (id, (stage, won, closed, owner)) in &from_deals {
         let sink = &sink_deals[id];
-        assert_eq!((&sink.0, sink.1, sink.2), (stage, *won, *closed), "deal {id}");
-        let expected = if owner == "(inactive)" { integration } else { owner.as_str() };
+        assert_eq!(
+            (&sink.0, sink.1, sink.2),
+            (stage, *won, *closed),
+            "deal {id}"
+        );
+        let expected = if owner == "(inactive)" {
+            integration
+        } else {
+            owner.as_str()
+        };
         assert_eq!(sink.3, expected, "deal {id}");
     }
     assert!(from_deals.values().any(|d| d.1), "a won deal");
@@ -242,33 +265,53 @@ async fn salesforce_to_salesforce_moves_every_object_verified_and_a_rerun_create
             sink_ids.insert(text(&r["Id"]), text(&r[EXT]));
         }
     }
-    let note_soql = "SELECT Id, Title, Body, ParentId, CreatedDate, Owner.Email, Owner.IsActive FROM Note";
+    let note_soql =
+        "SELECT Id, Title, Body, ParentId, CreatedDate, Owner.Email, Owner.IsActive FROM Note";
     let from_notes = query(from, note_soql).await;
     let sink_notes: BTreeMap<String, Json> = query(to, note_soql)
         .await
         .into_iter()
         .map(|n| (text(&n["Title"]), n))
         .collect();
-    assert_eq!(sink_notes.len(), from_notes.len(), "one note per source note");
+    assert_eq!(
+        sink_notes.len(),
+        from_notes.len(),
+        "one note per source note"
+    );
     for n in &from_notes {
         let id = text(&n["Id"]);
         let sink = &sink_notes[&format!("ferry:{id}")];
         assert_eq!(sink["Body"], n["Body"], "note {id}");
         assert_eq!(sink["CreatedDate"], n["CreatedDate"], "note {id}");
-        assert_eq!(sink_ids[&text(&sink["ParentId"])], text(&n["ParentId"]), "note {id}");
+        assert_eq!(
+            sink_ids[&text(&sink["ParentId"])],
+            text(&n["ParentId"]),
+            "note {id}"
+        );
         let owner = if n["Owner"]["IsActive"] == json!(true) {
             text(&n["Owner"]["Email"]).to_lowercase()
         } else {
             integration.to_owned()
         };
-        assert_eq!(text(&sink["Owner"]["Email"]).to_lowercase(), owner, "note {id}");
+        assert_eq!(
+            text(&sink["Owner"]["Email"]).to_lowercase(),
+            owner,
+            "note {id}"
+        );
     }
 
     // A rerun updates, never duplicates: no record and no contact role is created.
     let again = migrate(source, sink).await;
     assert_verified(&again, &counts);
-    assert!(again.objects.iter().all(|o| o.created == 0), "{:?}", again.objects);
+    assert!(
+        again.objects.iter().all(|o| o.created == 0),
+        "{:?}",
+        again.objects
+    );
     assert_eq!(sink_org.count("Opportunity"), seeded.opportunities);
-    assert_eq!(sink_org.count("OpportunityContactRole"), seeded.contact_roles);
+    assert_eq!(
+        sink_org.count("OpportunityContactRole"),
+        seeded.contact_roles
+    );
     assert_eq!(sink_org.count("Note"), seeded.notes);
 }
