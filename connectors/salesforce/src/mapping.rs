@@ -337,6 +337,14 @@ pub fn is_api_name(name: &str) -> bool {
 /// Checks that every binding names a field by an API name (they go into SOQL and request
 /// bodies), refusing the first that does not, by the config's `[fields.<object>]`.
 pub fn check_bindings(object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+    if object == ObjectType::NOTES && !bindings.is_empty() {
+        return Err(ConnectorError::Config {
+            vendor: crate::VENDOR,
+            key: format!("fields.{object}"),
+            detail: "a Salesforce Note takes no custom fields: ferry moves its body, time, owner and parent only"
+                .into(),
+        });
+    }
     match bindings.iter().find(|b| !is_api_name(&b.vendor)) {
         None => Ok(()),
         Some(b) => Err(ConnectorError::Config {
@@ -815,6 +823,105 @@ mod tests {
             // Other absent fields are still cleared.
             assert_eq!(sf["Email"], Json::Null);
         }
+    }
+
+    #[test]
+    fn notes_take_no_mapped_fields() {
+        let topic = FieldBinding::new("topic", "Topic__c", FieldType::Text);
+        let e = check_bindings(ObjectType::NOTES, std::slice::from_ref(&topic)).unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::Config { key, .. } if key == "fields.notes"),
+            "{e:?}"
+        );
+        assert!(check_bindings(ObjectType::NOTES, &[]).is_ok());
+        assert!(check_bindings(ObjectType::DEALS, &[topic]).is_ok());
+    }
+
+    #[test]
+    fn deals_carry_stage_dates_and_contacts_links() {
+        let sf = row(serde_json::json!({
+            "Id": "006000000000001AAA",
+            "Name": "Renewal",
+            "StageName": "Closed Won",
+            "CloseDate": "2024-03-01",
+            "Amount": 1250.5,
+            "CurrencyIsoCode": "EUR",
+            "AccountId": "001000000000001AAA",
+            "OwnerId": "005000000000002AAA",
+        }));
+        let deals = of(ObjectType::DEALS);
+        let r = from_source(
+            deals,
+            "006000000000001AAA",
+            &sf,
+            standard(ObjectType::DEALS),
+        )
+        .unwrap();
+        assert_eq!(
+            r.get(field::STAGE),
+            Some(&Value::Stage {
+                pipeline: crate::PIPELINE_ID.into(),
+                stage: "Closed Won".into()
+            })
+        );
+        assert_eq!(r.get(field::CLOSE_DATE), Some(&Value::Date(19_783)));
+        assert_eq!(r.get(field::AMOUNT), Some(&Value::Decimal(1250.5)));
+        assert_eq!(r.text(field::OWNER), Some("005000000000002AAA"));
+        assert_eq!(
+            r.get(field::COMPANY),
+            Some(&Value::Reference("001000000000001AAA".into()))
+        );
+        assert_eq!(r.get(field::STATUS), None, "won and lost are stages");
+        let sf = body(&r, "Ext__c").unwrap();
+        assert_eq!(sf["StageName"], "Closed Won");
+        assert_eq!(sf["CloseDate"], "2024-03-01");
+        assert_eq!(
+            sf["Account"],
+            serde_json::json!({"Ext__c": "001000000000001AAA"})
+        );
+        assert!(
+            sf.get(field::CONTACTS).is_none() && sf.get("IsWon").is_none(),
+            "{sf}"
+        );
+        assert!(stored_fields(standard(ObjectType::DEALS), deals).contains(&"contacts".to_owned()));
+    }
+
+    #[test]
+    fn a_notes_parent_is_a_link_told_by_its_id_prefix() {
+        let notes = of(ObjectType::NOTES);
+        for (parent, object) in [
+            ("006000000000001AAA", Some(ObjectType::DEALS)),
+            ("003000000000001AAA", Some(ObjectType::CONTACTS)),
+            ("001000000000001AAA", Some(ObjectType::COMPANIES)),
+            ("500000000000001AAA", None),
+        ] {
+            let sf = row(serde_json::json!({
+                "Id": "002000000000001AAA",
+                "Body": "Called",
+                "ParentId": parent,
+                "CreatedDate": "2021-11-06T17:38:40.000+0000",
+            }));
+            let r = from_source(
+                notes,
+                "002000000000001AAA",
+                &sf,
+                standard(ObjectType::NOTES),
+            )
+            .unwrap();
+            let expected = object.map(|object| {
+                Value::Links(vec![ferry_core::model::Link {
+                    object,
+                    id: parent.into(),
+                }])
+            });
+            assert_eq!(r.get(field::PARENTS), expected.as_ref(), "{parent}");
+            assert_eq!(
+                r.get(field::TIMESTAMP),
+                Some(&Value::Timestamp(1_636_220_320_000))
+            );
+            assert_eq!(r.text(field::BODY), Some("Called"));
+        }
+        assert!(source_fields(notes, standard(ObjectType::NOTES)).contains(&"ParentId"));
     }
 
     #[test]
