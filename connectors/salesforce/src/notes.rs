@@ -155,13 +155,16 @@ async fn parent_sources(
     Ok(out)
 }
 
-/// The notes keyed by the titles of `source_ids`, as `(source id, row)`, in `Id` order.
+/// The notes keyed by the titles of `source_ids`, as `(source id, row)`, in `Id` order. SOQL
+/// compares text ignoring case, so rows whose title names another source id (`ferry:ABC` for
+/// `ferry:abc`) are left out.
 async fn find(
     client: &Client,
     select: &str,
     source_ids: &[String],
     mut each: impl FnMut(&str, &ferry_core::json::Object<'_>),
 ) -> ConnectorResult<()> {
+    let asked: std::collections::HashSet<&str> = source_ids.iter().map(String::as_str).collect();
     let titles: Vec<String> = source_ids.iter().filter_map(|s| title(s)).collect();
     let prefix = format!("SELECT {select} FROM {SOBJECT} WHERE Title");
     for q in soql::in_queries(&prefix, &titles) {
@@ -172,6 +175,7 @@ async fn find(
                     .get("Title")
                     .and_then(|v| v.as_str())
                     .and_then(source_id_of)
+                    .filter(|source| asked.contains(source))
                 {
                     each(source, sf);
                 }
