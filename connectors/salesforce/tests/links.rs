@@ -221,6 +221,34 @@ async fn a_note_lands_on_its_deal_once_with_its_time() {
         Some(&Value::Timestamp(1_636_220_320_000))
     );
 
+    // `ParentId` cannot be updated: a note moved to another parent is created again there,
+    // and the old one removed.
+    note.set(
+        field::PARENTS,
+        Value::Links(vec![link(ObjectType::CONTACTS, "c-2")]),
+    );
+    let moved = sink
+        .upsert(ObjectType::NOTES, &[note.clone()])
+        .await
+        .expect("moved");
+    assert!(
+        moved[0].result.as_ref().is_ok_and(|w| w.created),
+        "{moved:?}"
+    );
+    assert_eq!(emulator.count("Note"), 1);
+    let back = sink
+        .read_back(ObjectType::NOTES, &["n-1".into()])
+        .await
+        .expect("back");
+    assert_eq!(
+        back[0].get(field::PARENTS),
+        Some(&Value::Links(vec![link(ObjectType::CONTACTS, "c-2")]))
+    );
+    assert_eq!(
+        back[0].get(field::TIMESTAMP),
+        Some(&Value::Timestamp(1_636_220_320_000))
+    );
+
     // Without a parent the sink holds, or without any: refused, naming what is missing.
     let mut orphan = Record::new(ObjectType::NOTES, "n-2");
     orphan.set(
