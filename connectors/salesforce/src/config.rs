@@ -14,7 +14,7 @@ use crate::VENDOR;
 pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
 /// The REST API version used unless `api_version` says otherwise.
 pub const DEFAULT_API_VERSION: &str = "62.0";
-/// The external-id field on Account and Contact unless `external_id_field` says otherwise.
+/// The external-id field on Account, Contact and Opportunity unless `external_id_field` says otherwise.
 pub const DEFAULT_EXTERNAL_ID_FIELD: &str = "Ferry_Source_Id__c";
 /// sObject Collections take at most 200 records per request.
 pub const MAX_BATCH_SIZE: usize = 200;
@@ -39,7 +39,7 @@ pub struct SalesforceConfig {
     /// The REST API version, e.g. `"62.0"` (46.0 or later: sObject Collections upsert). Default
     /// `"62.0"`.
     pub api_version: Option<String>,
-    /// The API name of the unique, case-sensitive External ID text field on Account and Contact
+    /// The API name of the unique, case-sensitive External ID text field on Account, Contact and Opportunity
     /// that holds each record's source id. Default `Ferry_Source_Id__c`. Sink only (a source's
     /// source ids are Salesforce record ids).
     pub external_id_field: Option<String>,

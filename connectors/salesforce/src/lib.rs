@@ -1,14 +1,17 @@
 //! ferry's Salesforce connector, both roles over one config, client and mapping:
-//! - a [`ferry_core::Source`] that reads Accounts and Contacts with SOQL in `Id` order, paging
-//!   through `nextRecordsUrl`;
-//! - a [`ferry_core::Sink`] that upserts Accounts and Contacts through sObject Collections keyed
-//!   by an External ID field holding each record's source id, and reads them back with SOQL for
-//!   checksum verification.
+//! - a [`ferry_core::Source`] that reads Accounts, Contacts, Opportunities (with their contact
+//!   roles, a page of opportunities at a time) and Notes with SOQL in `Id` order, paging through
+//!   `nextRecordsUrl`;
+//! - a [`ferry_core::Sink`] that upserts Accounts, Contacts and Opportunities through sObject
+//!   Collections keyed by an External ID field holding each record's source id, brings each
+//!   opportunity's contact roles to its contacts, writes Notes keyed by their title (a Note takes
+//!   no custom field), and reads them back with SOQL for checksum verification.
 //!
 //! Read top to bottom: [`config`] (the settings), `auth` (OAuth client credentials), `client`
 //! (authenticated calls, token renewal, queries and paging), [`policy`] (retries and error
 //! details), [`mapping`] (canonical ↔ Salesforce fields), [`fields`] (field metadata: describe
-//! and creating custom fields), `soql` (safe query building), [`source`], [`sink`].
+//! and creating custom fields), `soql` (safe query building), `directory` (users and stages),
+//! `links` (contact roles), `notes`, [`source`], [`sink`].
 
 pub mod config;
 pub mod fields;
@@ -20,6 +23,8 @@ pub mod source;
 mod auth;
 mod client;
 mod directory;
+mod links;
+mod notes;
 mod soql;
 
 pub use config::SalesforceConfig;
@@ -55,12 +60,17 @@ fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
     ferry_core::Permissions {
         needs: match role {
             ferry_core::Role::Source => {
-                "OAuth scope `api`; a run-as user with Read (not Create, Edit or Delete) on Account and Contact, \
-                 and read access (field-level security) to every custom field mapped"
+                "OAuth scope `api`; a run-as user with Read (not Create, Edit or Delete) on Account, Contact, \
+                 Opportunity, OpportunityContactRole and Note (and on User and OpportunityStage, for owners and \
+                 stages), and read access (field-level security) to every custom field mapped"
             }
             ferry_core::Role::Sink => {
-                "OAuth scope `api`; a run-as user with Read, Create and Edit on Account and Contact \
-                 (and Customize Application once, if the external-id field must be created); to create \
+                "OAuth scope `api`; a run-as user with Read, Create and Edit on Account, Contact, Opportunity \
+                 and Note, Read, Create, Edit and Delete on OpportunityContactRole (a deal's contacts) and Delete \
+                 on Note (a note whose parent changed is created again), Read on User and OpportunityStage, and \
+                 \"Set Audit Fields upon Record Creation\" (a note keeps its original time), and Customize \
+                 Application once, if the external-id field must be created on Account, Contact and \
+                 Opportunity; to create \
                  missing custom fields (`create_missing_fields`), also Customize Application, View Setup \
                  and Configuration, and Manage Profiles and Permission Sets (ferry grants the new field's \
                  field-level security on the run-as user's profile)"

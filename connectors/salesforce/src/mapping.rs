@@ -27,6 +27,7 @@ pub const ACCOUNT_FIELDS: &[(&str, &str)] = &[
     (field::STATE, "BillingState"),
     (field::POSTAL_CODE, "BillingPostalCode"),
     (field::COUNTRY, "BillingCountry"),
+    (field::OWNER, "OwnerId"),
 ];
 
 /// Contacts → Contact. The `company` reference is a row of its own (see [`OBJECTS`]).
@@ -43,7 +44,46 @@ pub const CONTACT_FIELDS: &[(&str, &str)] = &[
     (field::POSTAL_CODE, "MailingPostalCode"),
     (field::COUNTRY, "MailingCountry"),
     (field::EMAIL_OPT_OUT, "HasOptedOutOfEmail"),
+    (field::OWNER, "OwnerId"),
 ];
+
+/// Deals → Opportunity. Won and lost are stages (`IsWon`, `IsClosed` follow `StageName`), so a
+/// deal has no status of its own; the `company` reference and the `contacts` links (contact
+/// roles) are rows of their own (see [`OBJECTS`]).
+pub const OPPORTUNITY_FIELDS: &[(&str, &str)] = &[
+    (field::NAME, "Name"),
+    (field::AMOUNT, "Amount"),
+    (field::CURRENCY, "CurrencyIsoCode"),
+    (field::CLOSE_DATE, "CloseDate"),
+    (field::STAGE, "StageName"),
+    (field::OWNER, "OwnerId"),
+];
+
+/// Notes → classic Note. `CreatedDate` is written on create only (the integration user may
+/// "Set Audit Fields upon Record Creation"); `Title` is ferry's key (see [`crate::notes`]) and
+/// the one parent is `ParentId` (see [`OBJECTS`]).
+pub const NOTE_FIELDS_SF: &[(&str, &str)] = &[
+    (field::BODY, "Body"),
+    (field::TIMESTAMP, "CreatedDate"),
+    (field::OWNER, "OwnerId"),
+];
+
+/// What a note's `ParentId` may point at, in the order a single parent is chosen, with the key
+/// prefix of their record ids (the first three characters, fixed for standard objects), which
+/// tells a polymorphic id's object.
+pub const NOTE_PARENTS: &[(ObjectType, &str)] = &[
+    (ObjectType::DEALS, "006"),
+    (ObjectType::CONTACTS, "003"),
+    (ObjectType::COMPANIES, "001"),
+];
+
+/// The object of a record id, by its key prefix, among a note's possible parents.
+pub fn parent_object(id: &str) -> Option<ObjectType> {
+    NOTE_PARENTS
+        .iter()
+        .find(|(_, prefix)| id.get(..3) == Some(*prefix))
+        .map(|(object, _)| *object)
+}
 
 /// System timestamps, read (never written: Salesforce sets them) when Salesforce is the source.
 pub const SYSTEM_TIMESTAMPS: &[(&str, &str)] = &[
@@ -75,6 +115,38 @@ pub struct SalesforceObject {
     pub opt_out_needs_email: bool,
     /// The canonical opt-out flag of this object, written only when true (never cleared).
     pub opt_out: Option<&'static str>,
+    /// Its links held in rows of another sObject (a deal's contacts as contact roles).
+    pub links: Option<SalesforceLinks>,
+}
+
+/// A links field of a row and the rows that hold it.
+#[derive(Debug)]
+pub enum SalesforceLinks {
+    /// A deal's contacts: `OpportunityContactRole` rows (`OpportunityId`, `ContactId`), any
+    /// number per opportunity, read for a page of opportunities at once and written through
+    /// sObject Collections (see [`crate::links`]).
+    ContactRoles {
+        /// The canonical links field (`contacts`).
+        canonical: &'static str,
+    },
+    /// A note's one parent: a polymorphic lookup (`ParentId`) to an Account, a Contact or an
+    /// Opportunity, told apart by the id's key prefix ([`NOTE_PARENTS`]).
+    Parent {
+        /// The canonical links field (`parents`).
+        canonical: &'static str,
+        /// The lookup field.
+        id_field: &'static str,
+    },
+}
+
+impl SalesforceLinks {
+    /// The canonical links field.
+    pub fn canonical(&self) -> &'static str {
+        match self {
+            SalesforceLinks::ContactRoles { canonical }
+            | SalesforceLinks::Parent { canonical, .. } => canonical,
+        }
+    }
 }
 
 /// A lookup from one object to another, e.g. a contact's company. Written as the relationship
@@ -106,7 +178,7 @@ impl SalesforceReference {
 }
 
 /// Every row, as a constant (so that [`OBJECT_TYPES`] can be derived from it).
-const ROWS: [SalesforceObject; 2] = [
+const ROWS: [SalesforceObject; 4] = [
     SalesforceObject {
         object: ObjectType::COMPANIES,
         sobject: "Account",
@@ -116,6 +188,7 @@ const ROWS: [SalesforceObject; 2] = [
         required: &[field::NAME],
         opt_out_needs_email: false,
         opt_out: None,
+        links: None,
     },
     SalesforceObject {
         object: ObjectType::CONTACTS,
@@ -131,6 +204,40 @@ const ROWS: [SalesforceObject; 2] = [
         required: &[field::LAST_NAME],
         opt_out_needs_email: false,
         opt_out: Some(field::EMAIL_OPT_OUT),
+        links: None,
+    },
+    SalesforceObject {
+        object: ObjectType::DEALS,
+        sobject: "Opportunity",
+        noun: "deal",
+        fields: OPPORTUNITY_FIELDS,
+        references: &[SalesforceReference {
+            canonical: field::COMPANY,
+            target: ObjectType::COMPANIES,
+            relationship: "Account",
+            id_field: "AccountId",
+        }],
+        required: &[field::NAME, field::STAGE, field::CLOSE_DATE],
+        opt_out_needs_email: false,
+        opt_out: None,
+        links: Some(SalesforceLinks::ContactRoles {
+            canonical: field::CONTACTS,
+        }),
+    },
+    SalesforceObject {
+        object: ObjectType::NOTES,
+        sobject: "Note",
+        noun: "note",
+        fields: NOTE_FIELDS_SF,
+        references: &[],
+        // A Note without `ParentId` is refused (`REQUIRED_FIELD_MISSING`).
+        required: &[field::PARENTS],
+        opt_out_needs_email: false,
+        opt_out: None,
+        links: Some(SalesforceLinks::Parent {
+            canonical: field::PARENTS,
+            id_field: "ParentId",
+        }),
     },
 ];
 
@@ -230,6 +337,14 @@ pub fn is_api_name(name: &str) -> bool {
 /// Checks that every binding names a field by an API name (they go into SOQL and request
 /// bodies), refusing the first that does not, by the config's `[fields.<object>]`.
 pub fn check_bindings(object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
+    if object == ObjectType::NOTES && !bindings.is_empty() {
+        return Err(ConnectorError::Config {
+            vendor: crate::VENDOR,
+            key: format!("fields.{object}"),
+            detail: "a Salesforce Note takes no custom fields: ferry moves its body, time, owner and parent only"
+                .into(),
+        });
+    }
     match bindings.iter().find(|b| !is_api_name(&b.vendor)) {
         None => Ok(()),
         Some(b) => Err(ConnectorError::Config {
@@ -250,10 +365,11 @@ pub fn written_fields<'a>(map: &'a FieldMap, row: &SalesforceObject) -> Vec<&'a 
     names
 }
 
-/// The canonical fields the mapping writes and reads back (references included).
+/// The canonical fields the mapping writes and reads back (references and links included).
 pub fn stored_fields(map: &FieldMap, row: &SalesforceObject) -> Vec<String> {
     let mut names = map.canonical_names();
     names.extend(row.references.iter().map(|r| r.canonical.to_owned()));
+    names.extend(row.links.iter().map(|l| l.canonical().to_owned()));
     names
 }
 
@@ -421,6 +537,12 @@ impl Serialize for SalesforceBody<'_> {
                 // holds, and a new record is created not opted out anyway.
                 continue;
             }
+            if binding.ty == FieldType::Owner && value.is_none() {
+                // Every record has an owner: `OwnerId: null` is refused. Without one (an
+                // unmatched owner left unset) a create gets the calling user, an update keeps
+                // the record's.
+                continue;
+            }
             match value {
                 None => map.serialize_entry(binding.vendor.as_ref(), &())?,
                 Some(value) => map.serialize_entry(binding.vendor.as_ref(), value)?,
@@ -455,6 +577,17 @@ fn read_bound(
         Ok(Some(raw)) => raw,
         Err(()) => return Err("a single value"),
     };
+    if binding.ty == FieldType::Stage {
+        // Salesforce's one "pipeline" of stages: the value is the stage's id (its `ApiName`).
+        record.fields.insert(
+            binding.canonical.clone(),
+            Value::Stage {
+                pipeline: crate::PIPELINE_ID.to_owned(),
+                stage: raw.into_owned(),
+            },
+        );
+        return Ok(true);
+    }
     match binding.read(&raw) {
         Ok(Some(v)) => {
             record.fields.insert(binding.canonical.clone(), v);
@@ -524,6 +657,9 @@ pub fn read_back_fields<'a>(map: &'a FieldMap, extra: &[&'a str]) -> Vec<&'a str
 pub fn source_fields<'a>(row: &SalesforceObject, map: &'a FieldMap) -> Vec<&'a str> {
     let mut extra = vec![ID_FIELD];
     extra.extend(row.references.iter().map(|r| r.id_field));
+    if let Some(SalesforceLinks::Parent { id_field, .. }) = &row.links {
+        extra.push(id_field);
+    }
     extra.extend(SYSTEM_TIMESTAMPS.iter().map(|(_, sf)| *sf));
     read_back_fields(map, &extra)
 }
@@ -573,6 +709,33 @@ pub fn from_source(
             )),
         }
     }
+    if let Some(SalesforceLinks::Parent {
+        canonical,
+        id_field,
+    }) = &row.links
+    {
+        match sf.get(id_field).map(scalar_text) {
+            None | Some(Ok(None)) => {}
+            Some(Ok(Some(parent))) => match parent_object(&parent) {
+                Some(object) => record.set(
+                    canonical,
+                    Value::Links(vec![ferry_core::model::Link {
+                        object,
+                        id: parent.into_owned(),
+                    }]),
+                ),
+                // A parent ferry does not move (a Case, an Asset…): the note has no parent here.
+                None => tracing::debug!(
+                    vendor = crate::VENDOR,
+                    id,
+                    "a note's parent is not an Account, Contact or Opportunity"
+                ),
+            },
+            Some(Err(())) => problems.push(format!(
+                "`{canonical}` (Salesforce field `{id_field}`, expected a record id)"
+            )),
+        }
+    }
     if problems.is_empty() {
         Ok(record)
     } else {
@@ -613,7 +776,7 @@ mod tests {
 
     #[test]
     fn every_object_has_one_row_and_every_reference_a_target() {
-        for object in ObjectType::DEFAULT_RUN {
+        for object in OBJECT_TYPES {
             let rows = OBJECTS.iter().filter(|row| row.object == object).count();
             assert_eq!(rows, 1, "{object}");
             assert_eq!(binding(object).unwrap().object, object);
@@ -631,16 +794,15 @@ mod tests {
 
     #[test]
     fn every_canonical_field_but_system_timestamps_is_mapped() {
-        for object in ObjectType::DEFAULT_RUN {
+        for object in OBJECT_TYPES {
             let stored = stored_fields(standard(object), of(object));
             for spec in object.fields() {
-                // The owner is bound with the connector step of #14 (users and owners).
-                let system = spec.name == field::CREATED_AT
-                    || spec.name == field::UPDATED_AT
-                    || spec.name == field::OWNER;
+                let system = spec.name == field::CREATED_AT || spec.name == field::UPDATED_AT;
+                // Won and lost are stages on Salesforce: a deal has no status of its own.
+                let stage_based = object == ObjectType::DEALS && spec.name == field::STATUS;
                 assert_eq!(
                     stored.contains(&spec.name.to_owned()),
-                    !system,
+                    !system && !stage_based,
                     "{object} {}",
                     spec.name
                 );
@@ -661,6 +823,131 @@ mod tests {
             // Other absent fields are still cleared.
             assert_eq!(sf["Email"], Json::Null);
         }
+    }
+
+    #[test]
+    fn notes_take_no_mapped_fields() {
+        let topic = FieldBinding::new("topic", "Topic__c", FieldType::Text);
+        let e = check_bindings(ObjectType::NOTES, std::slice::from_ref(&topic)).unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::Config { key, .. } if key == "fields.notes"),
+            "{e:?}"
+        );
+        assert!(check_bindings(ObjectType::NOTES, &[]).is_ok());
+        assert!(check_bindings(ObjectType::DEALS, &[topic]).is_ok());
+    }
+
+    #[test]
+    fn deals_carry_stage_dates_and_contacts_links() {
+        let sf = row(serde_json::json!({
+            "Id": "006000000000001AAA",
+            "Name": "Renewal",
+            "StageName": "Closed Won",
+            "CloseDate": "2024-03-01",
+            "Amount": 1250.5,
+            "CurrencyIsoCode": "EUR",
+            "AccountId": "001000000000001AAA",
+            "OwnerId": "005000000000002AAA",
+        }));
+        let deals = of(ObjectType::DEALS);
+        let r = from_source(
+            deals,
+            "006000000000001AAA",
+            &sf,
+            standard(ObjectType::DEALS),
+        )
+        .unwrap();
+        assert_eq!(
+            r.get(field::STAGE),
+            Some(&Value::Stage {
+                pipeline: crate::PIPELINE_ID.into(),
+                stage: "Closed Won".into()
+            })
+        );
+        assert_eq!(r.get(field::CLOSE_DATE), Some(&Value::Date(19_783)));
+        assert_eq!(r.get(field::AMOUNT), Some(&Value::Decimal(1250.5)));
+        assert_eq!(r.text(field::OWNER), Some("005000000000002AAA"));
+        assert_eq!(
+            r.get(field::COMPANY),
+            Some(&Value::Reference("001000000000001AAA".into()))
+        );
+        assert_eq!(r.get(field::STATUS), None, "won and lost are stages");
+        let sf = body(&r, "Ext__c").unwrap();
+        assert_eq!(sf["StageName"], "Closed Won");
+        assert_eq!(sf["CloseDate"], "2024-03-01");
+        assert_eq!(
+            sf["Account"],
+            serde_json::json!({"Ext__c": "001000000000001AAA"})
+        );
+        assert!(
+            sf.get(field::CONTACTS).is_none() && sf.get("IsWon").is_none(),
+            "{sf}"
+        );
+        assert!(stored_fields(standard(ObjectType::DEALS), deals).contains(&"contacts".to_owned()));
+    }
+
+    #[test]
+    fn a_notes_parent_is_a_link_told_by_its_id_prefix() {
+        let notes = of(ObjectType::NOTES);
+        for (parent, object) in [
+            ("006000000000001AAA", Some(ObjectType::DEALS)),
+            ("003000000000001AAA", Some(ObjectType::CONTACTS)),
+            ("001000000000001AAA", Some(ObjectType::COMPANIES)),
+            ("500000000000001AAA", None),
+        ] {
+            let sf = row(serde_json::json!({
+                "Id": "002000000000001AAA",
+                "Body": "Called",
+                "ParentId": parent,
+                "CreatedDate": "2021-11-06T17:38:40.000+0000",
+            }));
+            let r = from_source(
+                notes,
+                "002000000000001AAA",
+                &sf,
+                standard(ObjectType::NOTES),
+            )
+            .unwrap();
+            let expected = object.map(|object| {
+                Value::Links(vec![ferry_core::model::Link {
+                    object,
+                    id: parent.into(),
+                }])
+            });
+            assert_eq!(r.get(field::PARENTS), expected.as_ref(), "{parent}");
+            assert_eq!(
+                r.get(field::TIMESTAMP),
+                Some(&Value::Timestamp(1_636_220_320_000))
+            );
+            assert_eq!(r.text(field::BODY), Some("Called"));
+        }
+        assert!(source_fields(notes, standard(ObjectType::NOTES)).contains(&"ParentId"));
+    }
+
+    #[test]
+    fn an_owner_is_written_and_read_but_never_cleared() {
+        let mut r = Record::new(ObjectType::COMPANIES, "co-1");
+        r.set(field::NAME, Value::Text("Acme".into()));
+        let sf = body(&r, "Ext__c").unwrap();
+        // `OwnerId: null` is refused by Salesforce: without an owner the org's default applies.
+        assert!(sf.get("OwnerId").is_none(), "{sf}");
+        r.set(field::OWNER, Value::Text("005000000000002AAA".into()));
+        let sf = body(&r, "Ext__c").unwrap();
+        assert_eq!(sf["OwnerId"], "005000000000002AAA");
+        let queried =
+            row(serde_json::json!({"Id": "001", "Name": "Acme", "OwnerId": "005000000000002AAA"}));
+        let read = from_source(
+            of(ObjectType::COMPANIES),
+            "001",
+            &queried,
+            standard(ObjectType::COMPANIES),
+        )
+        .unwrap();
+        assert_eq!(read.text(field::OWNER), Some("005000000000002AAA"));
+        assert!(
+            source_fields(of(ObjectType::CONTACTS), standard(ObjectType::CONTACTS))
+                .contains(&"OwnerId")
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorFiel
 use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
-    Capability, ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome,
-    RecordRejection, Sink, Written,
+    Capability, ConnectorError, ConnectorResult, FieldLimit, ObjectType, Record, RecordOutcome,
+    RecordRejection, Sink, Written, field,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -18,7 +18,9 @@ use crate::VENDOR;
 use crate::client::{Call, Client};
 use crate::config::{SalesforceConfig, Settings};
 use crate::fields::{self, Describe};
-use crate::mapping::{self, OBJECTS, SalesforceBody, SalesforceObject};
+use crate::links;
+use crate::mapping::{self, OBJECTS, SalesforceBody, SalesforceLinks, SalesforceObject};
+use crate::notes;
 use crate::policy::clean_code;
 use crate::soql;
 
@@ -258,7 +260,7 @@ impl SalesforceSink {
             rejected,
             "upserted"
         );
-        outcomes
+        let mut outcomes = outcomes
             .into_iter()
             .zip(records)
             .map(|(o, r)| {
@@ -268,7 +270,46 @@ impl SalesforceSink {
                     detail: format!("no outcome for record {}", r.source_id),
                 })
             })
-            .collect()
+            .collect::<ConnectorResult<Vec<RecordOutcome>>>()?;
+        if let Some(SalesforceLinks::ContactRoles { canonical }) = &row.links {
+            links::write_roles(&self.client, resend, ext, canonical, records, &mut outcomes)
+                .await?;
+        }
+        Ok(outcomes)
+    }
+}
+
+impl SalesforceSink {
+    /// Notes: `Note` takes the fields ferry writes, and every parent object has the
+    /// external-id field parents are found by.
+    async fn prepare_notes(&self, row: &SalesforceObject) -> ConnectorResult<()> {
+        let described = fields::describe(&self.client, row.sobject).await?;
+        let unwritable: Vec<&str> = ["Title", "Body", "ParentId", "OwnerId"]
+            .into_iter()
+            .filter(|name| !described.field(name).is_some_and(|f| f.createable))
+            .collect();
+        if !unwritable.is_empty() {
+            return Err(ConnectorError::Setup {
+                vendor: VENDOR,
+                detail: format!(
+                    "the integration user cannot create Note fields {}: give the connected app's run-as \
+                     user Create on Notes and edit access to those fields",
+                    unwritable.join(", ")
+                ),
+            });
+        }
+        if !described.field("CreatedDate").is_some_and(|f| f.createable) {
+            tracing::warn!(
+                vendor = VENDOR,
+                "Note.CreatedDate is not createable (\"Set Audit Fields upon Record Creation\" is off): \
+                 notes will be dated by the migration and their timestamps will not verify"
+            );
+        }
+        for (object, _) in mapping::NOTE_PARENTS {
+            self.check_object(mapping::binding(*object)?.sobject, &[])
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -369,14 +410,19 @@ fn rejection_reason(
     (code.unwrap_or_else(|| "UNKNOWN".into()), reason)
 }
 
-/// The sObjects of the binding table that `keep` keeps, as `A and B`.
+/// The sObjects of the binding table that hold an external id and that `keep` keeps, as
+/// `A, B and C` (a Note takes no custom field: notes are keyed by title).
 fn sobjects(keep: impl Fn(&str) -> bool) -> String {
     let names: Vec<&str> = OBJECTS
         .iter()
+        .filter(|row| row.object != ObjectType::NOTES)
         .map(|row| row.sobject)
         .filter(|s| keep(s))
         .collect();
-    names.join(" and ")
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
 }
 
 fn setup_missing_field(sobject: &str, ext: &str) -> ConnectorError {
@@ -446,7 +492,14 @@ impl Sink for SalesforceSink {
             stored: mapping::stored_fields(&self.fields.get(object), row),
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
             opt_out_needs_email: row.opt_out_needs_email,
-            limits: Vec::new(),
+            limits: if object == ObjectType::NOTES {
+                vec![
+                    FieldLimit::max_chars(field::BODY, notes::MAX_BODY).of_plain_text(),
+                    FieldLimit::max_links(field::PARENTS, 1),
+                ]
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -456,6 +509,9 @@ impl Sink for SalesforceSink {
 
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
         let row = mapping::binding(object)?;
+        if object == ObjectType::NOTES {
+            return self.prepare_notes(row).await;
+        }
         let map = self.fields.get(object);
         let described = self
             .check_object(row.sobject, &mapping::written_fields(&map, row))
@@ -466,6 +522,11 @@ impl Sink for SalesforceSink {
         for reference in row.references {
             // A reference finds its target through the target's external id.
             self.check_object(mapping::binding(reference.target)?.sobject, &[])
+                .await?;
+        }
+        if let Some(SalesforceLinks::ContactRoles { .. }) = &row.links {
+            // A contact role finds its contact through the contact's external id.
+            self.check_object(mapping::binding(ObjectType::CONTACTS)?.sobject, &[])
                 .await?;
         }
         Ok(())
@@ -499,7 +560,12 @@ impl Sink for SalesforceSink {
     ) -> ConnectorResult<Vec<RecordOutcome>> {
         let mut outcomes = Vec::with_capacity(records.len());
         for chunk in records.chunks(crate::config::MAX_BATCH_SIZE.min(self.settings.batch_size)) {
-            outcomes.extend(self.upsert_chunk(object, chunk).await?);
+            if object == ObjectType::NOTES {
+                let resend = Resend::from_retry(&self.settings.retry);
+                outcomes.extend(notes::upsert(&self.client, resend, self.ext(), chunk).await?);
+            } else {
+                outcomes.extend(self.upsert_chunk(object, chunk).await?);
+            }
         }
         Ok(outcomes)
     }
@@ -512,6 +578,9 @@ impl Sink for SalesforceSink {
         if source_ids.is_empty() {
             return Ok(Vec::new());
         }
+        if object == ObjectType::NOTES {
+            return notes::read_back(&self.client, self.ext(), source_ids).await;
+        }
         let row = mapping::binding(object)?;
         let ext = self.ext();
         let map = self.fields.get(object);
@@ -521,7 +590,7 @@ impl Sink for SalesforceSink {
             .iter()
             .map(|r| format!("{}.{ext}", r.relationship))
             .collect();
-        let mut extra = vec![ext];
+        let mut extra = vec![ext, mapping::ID_FIELD];
         extra.extend(references.iter().map(String::as_str));
         let select = mapping::read_back_fields(&map, &extra);
         let prefix = format!(
@@ -530,20 +599,32 @@ impl Sink for SalesforceSink {
             row.sobject
         );
         let mut out = Vec::with_capacity(source_ids.len());
+        // The sink id of each record of `out`, for its links.
+        let mut ids = Vec::with_capacity(source_ids.len());
         for q in soql::in_queries(&prefix, source_ids) {
             self.client
                 .query_each(&q, |sf| {
                     if let Some(record) = mapping::from_salesforce(row, sf, ext, &map) {
                         out.push(record);
+                        let id = sf.get(mapping::ID_FIELD).and_then(|v| v.as_str());
+                        ids.push(id.unwrap_or_default().to_owned());
                     }
                 })
                 .await?;
+        }
+        if let Some(SalesforceLinks::ContactRoles { canonical }) = &row.links {
+            let roles = links::roles(&self.client, &ids, &format!("Contact.{ext}")).await?;
+            links::attach(&mut out, canonical, roles, |i, _| ids.get(i).cloned());
         }
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
         Ok(out)
     }
 
     async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
+        if object == ObjectType::NOTES {
+            // Notes are keyed by a title prefix, which only `LIKE` could count.
+            return Ok(None);
+        }
         let soql = format!(
             "SELECT COUNT() FROM {} WHERE {} != null",
             mapping::binding(object)?.sobject,
@@ -584,14 +665,20 @@ mod tests {
         let ConnectorError::Setup { detail, .. } = setup_missing_field("Account", "Ext__c") else {
             panic!("not a setup error");
         };
-        assert!(detail.contains("Do the same on Contact. "), "{detail}");
         assert!(
-            detail.ends_with("text field on Account and Contact."),
+            detail.contains("Do the same on Contact and Opportunity. "),
+            "{detail}"
+        );
+        assert!(
+            detail.ends_with("text field on Account, Contact and Opportunity."),
             "{detail}"
         );
         let ConnectorError::Setup { detail, .. } = setup_missing_field("Contact", "Ext__c") else {
             panic!("not a setup error");
         };
-        assert!(detail.contains("Do the same on Account. "), "{detail}");
+        assert!(
+            detail.contains("Do the same on Account and Opportunity. "),
+            "{detail}"
+        );
     }
 }

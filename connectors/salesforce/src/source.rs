@@ -1,5 +1,8 @@
-//! The Salesforce source: reads Accounts and Contacts with SOQL, in `Id` order, page by page
-//! through the query's `nextRecordsUrl`.
+//! The Salesforce source: reads Accounts, Contacts, Opportunities and Notes with SOQL, in `Id`
+//! order, page by page through the query's `nextRecordsUrl`. A page of opportunities comes with
+//! their contacts: one `OpportunityContactRole` query for the whole page (`WHERE OpportunityId
+//! IN (…)`). A note's one parent is its `ParentId`, a link to a deal, contact or company told
+//! apart by the id's key prefix.
 //!
 //! `/query` (not `/queryAll`) leaves deleted and archived records out. The cursor handed to the
 //! pipeline is the `nextRecordsUrl` and the `Id` of the last record read, separated by a space;
@@ -19,7 +22,7 @@ use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source};
 use crate::VENDOR;
 use crate::client::{Client, QueryResponse};
 use crate::config::{SalesforceConfig, Settings};
-use crate::mapping::{self, ID_FIELD};
+use crate::mapping::{self, ID_FIELD, SalesforceLinks};
 
 /// Whether `id` has the shape of a Salesforce record id (15 or 18 letters and digits), so it
 /// can go into a query as a literal.
@@ -148,6 +151,26 @@ impl SalesforceSource {
     }
 }
 
+impl SalesforceSource {
+    /// `page` with the links its records hold in other rows: a page of deals with their
+    /// contacts, from one query of their contact roles (split only if the ids overflow a URL).
+    async fn with_links(&self, object: ObjectType, mut page: Page) -> ConnectorResult<Page> {
+        let row = mapping::binding(object)?;
+        let Some(SalesforceLinks::ContactRoles { canonical }) = &row.links else {
+            return Ok(page);
+        };
+        if page.records.is_empty() {
+            return Ok(page);
+        }
+        let ids: Vec<String> = page.records.iter().map(|r| r.source_id.clone()).collect();
+        let roles = crate::links::roles(&self.client, &ids, "ContactId").await?;
+        crate::links::attach(&mut page.records, canonical, roles, |_, r| {
+            Some(r.source_id.clone())
+        });
+        Ok(page)
+    }
+}
+
 #[async_trait]
 impl Source for SalesforceSource {
     fn vendor(&self) -> &'static str {
@@ -187,7 +210,8 @@ impl Source for SalesforceSource {
         let Some(cursor) = cursor else {
             self.respell(object).await?;
             let raw = self.client.query(&self.read_query(object)?, batch).await?;
-            return self.to_page(object, raw, None);
+            let page = self.to_page(object, raw, None)?;
+            return self.with_links(object, page).await;
         };
         // Cursors of older versions are the bare URL, without the last id.
         let (next, last) = match cursor.split_once(' ') {
@@ -209,7 +233,8 @@ impl Source for SalesforceSource {
             }
             (result, _) => result?,
         };
-        self.to_page(object, raw, last)
+        let page = self.to_page(object, raw, last)?;
+        self.with_links(object, page).await
     }
 
     /// `GET …/sobjects/{Account|Contact}/describe`.

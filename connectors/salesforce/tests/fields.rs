@@ -249,7 +249,11 @@ async fn digests(
     object: ObjectType,
     records: &[Record],
 ) -> (Vec<(String, String)>, Vec<(String, String)>) {
-    let projection = Projection::new(sink.capability(object).unwrap().stored);
+    // These records name no owner, so the org's default owner applies; the engine leaves the
+    // owner out of a read-back's digest then (`Directory::canonical_back`).
+    let mut stored = sink.capability(object).unwrap().stored;
+    stored.retain(|f| f != ferry_core::field::OWNER);
+    let projection = Projection::new(stored);
     let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
     let back = sink.read_back(object, &ids).await.expect("read back");
     let digest = |rs: &[Record]| {
