@@ -51,12 +51,12 @@ enum Mutation {
     SourceDropsInactiveUsers,
     /// The sink writes no record's owner.
     SinkDropsOwner,
-    /// The sink writes no deal's stage.
-    SinkDropsStage,
+    /// The sink writes each deal in the stage of the next deal of the batch.
+    SinkShiftsStages,
     /// The sink writes only the first of a deal's contacts.
     SinkDropsContactLinks,
-    /// The sink writes notes without their parents.
-    SinkDropsParents,
+    /// The sink hangs each note on the parents of the next note of the batch.
+    SinkShiftsParents,
 }
 
 static MUTATION: AtomicU8 = AtomicU8::new(Mutation::None as u8);
@@ -79,10 +79,21 @@ fn mutation() -> Mutation {
         SinkIgnoresMappedFields,
         SourceDropsInactiveUsers,
         SinkDropsOwner,
-        SinkDropsStage,
+        SinkShiftsStages,
         SinkDropsContactLinks,
-        SinkDropsParents,
+        SinkShiftsParents,
     ][MUTATION.load(Ordering::Relaxed) as usize]
+}
+
+/// Gives each record `field`'s value of the next record (the last gets the first's).
+fn shift(records: &mut [Record], field: &'static str) {
+    let values: Vec<Option<Value>> = records.iter().map(|r| r.get(field).cloned()).collect();
+    let n = values.len();
+    for (i, r) in records.iter_mut().enumerate() {
+        if let Some(v) = &values[(i + 1) % n] {
+            r.set(field, v.clone());
+        }
+    }
 }
 
 struct MutantSink(Arc<dyn Sink>);
@@ -119,12 +130,6 @@ impl Sink for MutantSink {
                 Mutation::SinkDropsOwner => {
                     r.fields.remove(field::OWNER);
                 }
-                Mutation::SinkDropsStage => {
-                    r.fields.remove(field::STAGE);
-                }
-                Mutation::SinkDropsParents => {
-                    r.fields.remove(field::PARENTS);
-                }
                 Mutation::SinkDropsContactLinks => {
                     if let Some(Value::Links(links)) = r.fields.get_mut(field::CONTACTS) {
                         links.truncate(1);
@@ -132,6 +137,11 @@ impl Sink for MutantSink {
                 }
                 _ => {}
             }
+        }
+        match mutation() {
+            Mutation::SinkShiftsStages => shift(&mut sent, field::STAGE),
+            Mutation::SinkShiftsParents => shift(&mut sent, field::PARENTS),
+            _ => {}
         }
         let mut outcomes = self.0.upsert(object, &sent).await?;
         match mutation() {
@@ -345,6 +355,10 @@ fn main() -> ExitCode {
         (SourceFixedAccountId, "account_id"),
         (SinkIgnoresMappedFields, "fields"),
         (SourceDropsInactiveUsers, "directory"),
+        (SinkDropsOwner, "round_trip"),
+        (SinkShiftsStages, "round_trip"),
+        (SinkDropsContactLinks, "round_trip"),
+        (SinkShiftsParents, "round_trip"),
         // Last: the log is the process's, so the leaked secret stays in it.
         (SinkLogsSecret, "secrets"),
     ];
