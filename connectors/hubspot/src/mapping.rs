@@ -9,7 +9,9 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use ferry_core::json::{Object, Text};
-use ferry_core::{FieldBinding, FieldMap, FieldMaps, Record, RecordRejection, Value, field};
+use ferry_core::{
+    FieldBinding, FieldMap, FieldMaps, FieldType, Record, RecordRejection, Value, field,
+};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -32,6 +34,7 @@ pub const CONTACT_PROPERTIES: &[(&str, &str)] = &[
     (field::EMAIL_OPT_OUT, "hs_email_optout"),
     (field::CREATED_AT, "createdate"),
     (field::UPDATED_AT, "lastmodifieddate"),
+    (field::OWNER, "hubspot_owner_id"),
 ];
 
 /// Canonical company field ↔ HubSpot company property.
@@ -49,7 +52,43 @@ pub const COMPANY_PROPERTIES: &[(&str, &str)] = &[
     (field::COUNTRY, "country"),
     (field::CREATED_AT, "createdate"),
     (field::UPDATED_AT, "hs_lastmodifieddate"),
+    (field::OWNER, "hubspot_owner_id"),
 ];
+
+/// Canonical deal field ↔ HubSpot deal property. The stage is `dealstage` with its pipeline
+/// in [`PIPELINE_PROPERTY`]; won and lost are stages in HubSpot, so a deal has no status.
+pub const DEAL_PROPERTIES: &[(&str, &str)] = &[
+    (field::NAME, "dealname"),
+    (field::AMOUNT, "amount"),
+    (field::CURRENCY, "deal_currency_code"),
+    (field::CLOSE_DATE, "closedate"),
+    (field::STAGE, "dealstage"),
+    (field::OWNER, "hubspot_owner_id"),
+    (field::CREATED_AT, "createdate"),
+    (field::UPDATED_AT, "hs_lastmodifieddate"),
+];
+
+/// Canonical note field ↔ HubSpot note property.
+pub const NOTE_PROPERTIES: &[(&str, &str)] = &[
+    (field::BODY, "hs_note_body"),
+    (field::TIMESTAMP, "hs_timestamp"),
+    (field::OWNER, "hubspot_owner_id"),
+    (field::CREATED_AT, "hs_createdate"),
+    (field::UPDATED_AT, "hs_lastmodifieddate"),
+];
+
+/// The property holding the pipeline of a stage property's stage (`dealstage`): stage ids
+/// are unique within their pipeline only.
+pub const PIPELINE_PROPERTY: &str = "pipeline";
+
+/// HubSpot's default pipeline's id: a deal whose `pipeline` is empty is in it (HubSpot's deals
+/// guide: without `pipeline` "the default pipeline is used").
+pub const DEFAULT_PIPELINE: &str = "default";
+
+/// Standard `datetime` properties holding a canonical date (a deal's `closedate`): written as
+/// midnight UTC in full ISO form, the form HubSpot documents for datetimes; read as the UTC day
+/// of the time they hold.
+pub const DATE_TIME_PROPERTIES: &[&str] = &["closedate"];
 
 /// The standard field map of `row`'s object: its table, typed by the canonical schema.
 pub fn standard_map(row: &HubspotBinding) -> FieldMap {
@@ -70,6 +109,7 @@ pub const NOT_WRITTEN: &[&str] = &[
     "createdate",
     "lastmodifieddate",
     "hs_lastmodifieddate",
+    "hs_createdate",
 ];
 
 /// The bindings of `map` a sink writes with each upsert.
@@ -86,8 +126,23 @@ pub fn stored_fields(row: &HubspotBinding, map: &FieldMap) -> Vec<String> {
         .map(|b| b.canonical.to_string())
         .collect();
     fields.extend(row.subscription.iter().map(|s| s.opt_out.to_owned()));
-    fields.extend(row.references.iter().map(|r| r.canonical.to_owned()));
+    for reference in row.references {
+        // A note's `parents` is one field of three references.
+        if !fields.iter().any(|f| f == reference.canonical) {
+            fields.push(reference.canonical.to_owned());
+        }
+    }
     fields
+}
+
+/// The properties to ask for to read the records of `map`: its properties, and the pipeline
+/// of a stage.
+pub fn read_properties(map: &FieldMap) -> Vec<&str> {
+    let mut properties = map.vendor_names();
+    if map.iter().any(|b| b.ty == FieldType::Stage) && !properties.contains(&PIPELINE_PROPERTY) {
+        properties.push(PIPELINE_PROPERTY);
+    }
+    properties
 }
 
 /// The HubSpot properties of an upsert of `record` through `map`: every written property,
@@ -99,21 +154,33 @@ pub fn to_properties(
     record: &Record,
     map: &FieldMap,
 ) -> Result<serde_json::Map<String, serde_json::Value>, RecordRejection> {
-    written_properties(map)
-        .map(|binding| {
-            let value = match record.get(&binding.canonical) {
-                None => String::new(),
-                Some(value) if binding.is_picklist() => {
-                    let label = value.to_vendor_string();
-                    binding
-                        .write_option(VENDOR, &record.source_id, &label)?
-                        .to_owned()
-                }
-                Some(value) => value.to_vendor_string(),
-            };
-            Ok((binding.vendor.to_string(), serde_json::Value::String(value)))
-        })
-        .collect()
+    let mut properties = serde_json::Map::new();
+    for binding in written_properties(map) {
+        let value = match record.get(&binding.canonical) {
+            None => String::new(),
+            Some(value) if binding.ty == FieldType::Stage => {
+                // The stage's id with its pipeline's: an id is unique within its pipeline only.
+                let (pipeline, stage) = match value {
+                    Value::Stage { pipeline, stage } => (pipeline.clone(), stage.clone()),
+                    other => (String::new(), other.to_vendor_string()),
+                };
+                properties.insert(PIPELINE_PROPERTY.to_owned(), pipeline.into());
+                stage
+            }
+            Some(value) if binding.is_picklist() => {
+                let label = value.to_vendor_string();
+                binding
+                    .write_option(VENDOR, &record.source_id, &label)?
+                    .to_owned()
+            }
+            Some(Value::Date(days)) if DATE_TIME_PROPERTIES.contains(&binding.vendor.as_ref()) => {
+                ferry_core::model::format_timestamp(days.saturating_mul(86_400_000))
+            }
+            Some(value) => value.to_vendor_string(),
+        };
+        properties.insert(binding.vendor.to_string(), serde_json::Value::String(value));
+    }
+    Ok(properties)
 }
 
 /// The canonical field a HubSpot property of `row`'s object maps to in the standard table, if
@@ -312,7 +379,18 @@ pub fn to_record(
         let Some(value) = value else {
             continue;
         };
-        match binding.read(&value) {
+        if binding.ty == FieldType::Stage {
+            let pipeline = raw
+                .property_text(PIPELINE_PROPERTY)
+                .unwrap_or(Cow::Borrowed(DEFAULT_PIPELINE));
+            let stage = Value::Stage {
+                pipeline: pipeline.into_owned(),
+                stage: value.into_owned(),
+            };
+            record.fields.insert(binding.canonical.clone(), stage);
+            continue;
+        }
+        match read_value(binding, &value) {
             Ok(Some(v)) => {
                 record.fields.insert(binding.canonical.clone(), v);
             }
@@ -323,7 +401,8 @@ pub fn to_record(
             )),
         }
     }
-    for reference in row.references {
+    // Link fields are read apart, through v4 association batch reads.
+    for reference in row.references.iter().filter(|r| !r.many) {
         if let Some(target) = raw.referenced(reference) {
             record.set(reference.canonical, Value::Reference(target.to_owned()));
         }
@@ -336,6 +415,20 @@ pub fn to_record(
             code: "UNREADABLE_VALUE".into(),
             reason: format!("value of {} could not be read", problems.join(", ")),
         })
+    }
+}
+
+/// A HubSpot value read as `binding`'s canonical type; a date held in a `datetime` property
+/// (a deal's `closedate`) is the UTC day of its time.
+fn read_value(
+    binding: &FieldBinding,
+    raw: &str,
+) -> Result<Option<Value>, ferry_core::model::ValueError> {
+    match binding.read(raw) {
+        Err(e) if binding.ty == FieldType::Date => ferry_core::model::parse_timestamp(raw)
+            .map(|ms| Some(Value::Date(ms.div_euclid(86_400_000))))
+            .ok_or(e),
+        read => read,
     }
 }
 
