@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use ferry_core::http::HttpStats;
 use ferry_core::{
     AccountId, Capability, ConnectorResult, ConnectorSpec, FieldBinding, NewField, ObjectType,
-    Page, Record, RecordOutcome, Sink, Source, Value, VendorField, field,
+    Page, Pipeline, Record, RecordOutcome, Sink, Source, User, Value, VendorField, field,
 };
 use ferry_testkit::Target;
 use ferry_testkit::selftest::{self, Status};
@@ -47,6 +47,16 @@ enum Mutation {
     SourceFixedAccountId,
     /// The sink accepts mapped fields but writes only its standard ones.
     SinkIgnoresMappedFields,
+    /// The source lists only active users (a deactivated owner then never matches by email).
+    SourceDropsInactiveUsers,
+    /// The sink writes no record's owner.
+    SinkDropsOwner,
+    /// The sink writes no deal's stage.
+    SinkDropsStage,
+    /// The sink writes only the first of a deal's contacts.
+    SinkDropsContactLinks,
+    /// The sink writes notes without their parents.
+    SinkDropsParents,
 }
 
 static MUTATION: AtomicU8 = AtomicU8::new(Mutation::None as u8);
@@ -67,6 +77,11 @@ fn mutation() -> Mutation {
         SourceMisnamesAuth,
         SourceFixedAccountId,
         SinkIgnoresMappedFields,
+        SourceDropsInactiveUsers,
+        SinkDropsOwner,
+        SinkDropsStage,
+        SinkDropsContactLinks,
+        SinkDropsParents,
     ][MUTATION.load(Ordering::Relaxed) as usize]
 }
 
@@ -96,9 +111,26 @@ impl Sink for MutantSink {
         records: &[Record],
     ) -> ConnectorResult<Vec<RecordOutcome>> {
         let mut sent = records.to_vec();
-        if mutation() == Mutation::SinkDropsOptOut {
-            for r in &mut sent {
-                r.fields.remove(field::EMAIL_OPT_OUT);
+        for r in &mut sent {
+            match mutation() {
+                Mutation::SinkDropsOptOut => {
+                    r.fields.remove(field::EMAIL_OPT_OUT);
+                }
+                Mutation::SinkDropsOwner => {
+                    r.fields.remove(field::OWNER);
+                }
+                Mutation::SinkDropsStage => {
+                    r.fields.remove(field::STAGE);
+                }
+                Mutation::SinkDropsParents => {
+                    r.fields.remove(field::PARENTS);
+                }
+                Mutation::SinkDropsContactLinks => {
+                    if let Some(Value::Links(links)) = r.fields.get_mut(field::CONTACTS) {
+                        links.truncate(1);
+                    }
+                }
+                _ => {}
             }
         }
         let mut outcomes = self.0.upsert(object, &sent).await?;
@@ -137,6 +169,12 @@ impl Sink for MutantSink {
     }
     async fn account_id(&self) -> ConnectorResult<Option<AccountId>> {
         self.0.account_id().await
+    }
+    async fn users(&self) -> ConnectorResult<Vec<User>> {
+        self.0.users().await
+    }
+    async fn pipelines(&self, object: ObjectType) -> ConnectorResult<Vec<Pipeline>> {
+        self.0.pipelines(object).await
     }
     async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
         self.0.describe(object).await
@@ -192,6 +230,16 @@ impl Source for MutantSource {
     }
     fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
         self.0.map_fields(object, bindings)
+    }
+    async fn users(&self) -> ConnectorResult<Vec<User>> {
+        let mut users = self.0.users().await?;
+        if mutation() == Mutation::SourceDropsInactiveUsers {
+            users.retain(|u| u.active);
+        }
+        Ok(users)
+    }
+    async fn pipelines(&self, object: ObjectType) -> ConnectorResult<Vec<Pipeline>> {
+        self.0.pipelines(object).await
     }
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
         let mut page = self.0.read_page(object, cursor).await?;
@@ -289,6 +337,7 @@ fn main() -> ExitCode {
         (SourceMisnamesAuth, "secrets"),
         (SourceFixedAccountId, "account_id"),
         (SinkIgnoresMappedFields, "fields"),
+        (SourceDropsInactiveUsers, "directory"),
         // Last: the log is the process's, so the leaked secret stays in it.
         (SinkLogsSecret, "secrets"),
     ];

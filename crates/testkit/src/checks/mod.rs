@@ -15,11 +15,13 @@
 //! | `sink::retries_429` | sink | a migration through throttling loses nothing |
 //! | `sink::retries_5xx` | sink | a migration through 503s loses nothing |
 //! | `fields` | both | the vendor's fields are listed (seeded custom fields with kinds and picklist options); mapped custom fields are read, written and read back equal, picklists as labels; an unknown label refuses its record only; a created field is listed and stored |
-//! | `round_trip` | both | records written by the sink read back through the source unchanged |
+//! | `round_trip` | both | records of every object the connector moves, written by the sink, read back through the source unchanged: fields, links (a contact's company, a deal's contacts, a note's parents), owners and stages |
+//! | `directory` | always | users (inactive ones marked) and deal pipelines with their stages are the account's, the same through source and sink |
 //! | `account_id` | always | the account id is non-empty, stable, the same through both roles, another account's differs |
 //! | `secrets` | always | no credential in any log line or error; wrong credentials are `Auth` errors |
 
 pub(crate) mod account;
+pub(crate) mod directory;
 pub(crate) mod fields;
 pub(crate) mod round_trip;
 pub(crate) mod secrets;
@@ -31,7 +33,8 @@ use std::sync::Arc;
 
 use ferry_core::checksum::is_blank;
 use ferry_core::{
-    ObjectType, Projection, Record, RecordOutcome, RecordRejection, Sink, Source, Written, field,
+    FieldLimit, ObjectType, Projection, Record, RecordOutcome, RecordRejection, Sink, Source,
+    Value, Written,
 };
 
 use crate::harness::{CheckFuture, Ctx, Stop, ensure};
@@ -115,6 +118,9 @@ pub(crate) fn all() -> Vec<Check> {
         check("round_trip", Both, Main, |c| {
             Box::pin(round_trip::round_trip(c))
         }),
+        check("directory", Always, Main, |c| {
+            Box::pin(directory::directory(c))
+        }),
         check("account_id", Always, Main, |c| {
             Box::pin(account::account_id_is_stable(c))
         }),
@@ -130,17 +136,52 @@ pub(crate) fn objects(ctx: &Ctx) -> Vec<ObjectType> {
         .collect()
 }
 
-/// `records` fitted to what the connector supports: contacts lose their company reference
-/// when the connector does not move companies.
+/// `records` fitted to what the connector supports: references to an object the connector
+/// does not move are dropped (a contact loses its company when companies are not moved).
 pub(crate) fn fit(ctx: &Ctx, mut records: Vec<Record>) -> Vec<Record> {
-    if !ctx
-        .target
-        .connector
-        .objects
-        .contains(&ObjectType::COMPANIES)
-    {
-        for r in &mut records {
-            r.fields.remove(field::COMPANY);
+    let moved = |o: &ObjectType| ctx.target.connector.objects.contains(o);
+    for r in &mut records {
+        for edge in r.object.references() {
+            match r.fields.get_mut(edge.field) {
+                Some(Value::Reference(_)) if !edge.targets.iter().all(moved) => {
+                    r.fields.remove(edge.field);
+                }
+                Some(Value::Links(links)) => {
+                    links.retain(|l| moved(&l.object));
+                    if links.is_empty() {
+                        r.fields.remove(edge.field);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    records
+}
+
+/// `records` with their links cut to what the sink holds, as the engine cuts them before a
+/// write (`Capability::limits`): the first links by the edge's target priority are kept.
+pub(crate) fn fit_links(mut records: Vec<Record>, limits: &[FieldLimit]) -> Vec<Record> {
+    for r in &mut records {
+        let object = r.object;
+        for limit in limits {
+            let Some(max) = limit.max_links else {
+                continue;
+            };
+            let Some(Value::Links(links)) = r.fields.get_mut(limit.field.as_str()) else {
+                continue;
+            };
+            let targets: &[ObjectType] = object
+                .references()
+                .find(|edge| edge.field == limit.field)
+                .map_or(&[], |edge| edge.targets);
+            links.sort_by_key(|l| {
+                targets
+                    .iter()
+                    .position(|t| *t == l.object)
+                    .unwrap_or(usize::MAX)
+            });
+            links.truncate(max);
         }
     }
     records
