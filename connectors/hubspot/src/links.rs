@@ -154,3 +154,48 @@ pub(crate) async fn read(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::ObjectType;
+
+    fn read(json: Json) -> AssociationRead {
+        serde_json::from_value(json).expect("an association read")
+    }
+
+    fn reference(object: ObjectType, target: ObjectType) -> &'static HubspotReference {
+        binding(object)
+            .expect("a row")
+            .references
+            .iter()
+            .find(|r| r.target == target)
+            .expect("a reference")
+    }
+
+    #[test]
+    fn a_link_field_takes_every_association_and_a_reference_the_primary() {
+        let answer = read(json!({"from": {"id": "3000001"}, "to": [
+            {"toObjectId": 11, "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 341, "label": null}]},
+            {"toObjectId": "12", "associationTypes": [
+                {"category": "HUBSPOT_DEFINED", "typeId": 5, "label": "Primary"},
+                {"category": "HUBSPOT_DEFINED", "typeId": 341, "label": null}]},
+        ]}));
+        let company = reference(ObjectType::DEALS, ObjectType::COMPANIES);
+        assert_eq!(answer.referenced(company), vec!["12"]);
+        let contacts = reference(ObjectType::DEALS, ObjectType::CONTACTS);
+        assert_eq!(answer.referenced(contacts), vec!["11", "12"]);
+        // No primary: the first listed.
+        let unlabelled = read(json!({"from": {"id": "1"}, "to": [
+            {"toObjectId": 21, "associationTypes": [{"typeId": 341}]},
+            {"toObjectId": 22, "associationTypes": [{"typeId": 341}]}]}));
+        assert_eq!(unlabelled.referenced(company), vec!["21"]);
+        // A type of another category is not HubSpot's primary label.
+        let custom = read(json!({"from": {"id": "1"}, "to": [
+            {"toObjectId": 31, "associationTypes": [{"category": "USER_DEFINED", "typeId": 341}]},
+            {"toObjectId": 32, "associationTypes": [{"category": "USER_DEFINED", "typeId": 5}]}]}));
+        assert_eq!(custom.referenced(company), vec!["31"]);
+        let none = read(json!({"from": {"id": "1"}}));
+        assert!(none.referenced(contacts).is_empty() && none.referenced(company).is_empty());
+    }
+}

@@ -572,4 +572,142 @@ mod tests {
         assert_eq!(refused.source_id, "1000001");
         assert!(!refused.reason.contains("Platinum"), "{}", refused.reason);
     }
+
+    fn deals() -> &'static HubspotBinding {
+        binding(ObjectType::DEALS).expect("a row")
+    }
+
+    fn notes() -> &'static HubspotBinding {
+        binding(ObjectType::NOTES).expect("a row")
+    }
+
+    #[test]
+    fn maps_a_deal_with_its_stage_in_its_pipeline_a_date_and_an_owner() {
+        let raw = object(serde_json::json!({
+            "id": "3000001",
+            "properties": {"dealname": "Renewal", "amount": "1500.5", "deal_currency_code": "EUR",
+                           "closedate": "2025-03-01T00:00:00.000Z", "pipeline": "7001",
+                           "dealstage": "7003", "hubspot_owner_id": "81234567",
+                           "createdate": "2024-01-02T03:04:05.000Z", "hs_lastmodifieddate": null},
+        }));
+        let r = to_record(deals(), &standard_map(deals()), &raw).expect("maps");
+        assert_eq!(r.text(field::NAME), Some("Renewal"));
+        assert_eq!(r.get(field::AMOUNT), Some(&Value::Decimal(1500.5)));
+        assert_eq!(r.text(field::CURRENCY), Some("EUR"));
+        assert_eq!(
+            r.get(field::STAGE),
+            Some(&Value::Stage {
+                pipeline: "7001".into(),
+                stage: "7003".into()
+            })
+        );
+        // 2025-03-01 is day 20148 since 1970-01-01.
+        assert_eq!(r.get(field::CLOSE_DATE), Some(&Value::Date(20_148)));
+        assert_eq!(r.text(field::OWNER), Some("81234567"));
+        assert!(matches!(r.get(field::CREATED_AT), Some(Value::Timestamp(_))));
+        // HubSpot keeps won and lost in the stage: a deal has no status.
+        assert_eq!(r.get(field::STATUS), None);
+        // Links are read apart (v4 batch reads), not from the list's associations.
+        assert_eq!(r.get(field::CONTACTS), None);
+
+        // A close date at another time of day is its UTC day; a deal without a pipeline is
+        // in the default one.
+        let raw = object(serde_json::json!({"id": "3000002",
+            "properties": {"closedate": "2025-03-01T17:30:00Z", "dealstage": "closedwon"}}));
+        let r = to_record(deals(), &standard_map(deals()), &raw).expect("maps");
+        assert_eq!(r.get(field::CLOSE_DATE), Some(&Value::Date(20_148)));
+        assert_eq!(
+            r.get(field::STAGE),
+            Some(&Value::Stage {
+                pipeline: DEFAULT_PIPELINE.into(),
+                stage: "closedwon".into()
+            })
+        );
+        let raw = object(serde_json::json!({"id": "3000003", "properties": {"closedate": "soon"}}));
+        let refused = to_record(deals(), &standard_map(deals()), &raw).expect_err("unreadable");
+        assert!(refused.reason.contains("close_date") && !refused.reason.contains("soon"));
+    }
+
+    #[test]
+    fn a_deal_is_written_with_its_stage_pipeline_and_close_date_at_midnight_utc() {
+        let mut d = Record::new(ObjectType::DEALS, "opp-1");
+        d.set(field::NAME, Value::Text("Renewal".into()));
+        d.set(
+            field::STAGE,
+            Value::Stage {
+                pipeline: "7001".into(),
+                stage: "7003".into(),
+            },
+        );
+        d.set(field::CLOSE_DATE, Value::Date(20_148));
+        d.set(field::STATUS, Value::Text("won".into()));
+        d.set(field::CREATED_AT, Value::Timestamp(0));
+        let map = standard_map(deals());
+        let props = to_properties(&d, &map).expect("writes");
+        assert_eq!(props["dealstage"], serde_json::json!("7003"));
+        assert_eq!(props[PIPELINE_PROPERTY], serde_json::json!("7001"));
+        assert_eq!(props["closedate"], serde_json::json!("2025-03-01T00:00:00.000Z"));
+        // No owner: the property is cleared, so the sink ends as the source.
+        assert_eq!(props["hubspot_owner_id"], serde_json::json!(""));
+        assert!(!props.contains_key("createdate") && !props.contains_key("status"));
+        let mut owned = d.clone();
+        owned.set(field::OWNER, Value::Text("81234567".into()));
+        let props = to_properties(&owned, &map).expect("writes");
+        assert_eq!(props["hubspot_owner_id"], serde_json::json!("81234567"));
+        // And read back as it was sent.
+        let back = object(serde_json::json!({"id": "9", "properties": props}));
+        let r = to_record(deals(), &map, &back).expect("maps");
+        for f in [field::STAGE, field::CLOSE_DATE, field::OWNER, field::NAME] {
+            assert_eq!(r.get(f), owned.get(f), "{f}");
+        }
+
+        let stored = stored_fields(deals(), &map);
+        for f in [
+            field::NAME,
+            field::AMOUNT,
+            field::CURRENCY,
+            field::CLOSE_DATE,
+            field::STAGE,
+            field::OWNER,
+            field::COMPANY,
+            field::CONTACTS,
+        ] {
+            assert!(stored.iter().any(|s| s == f), "{f} stored");
+        }
+        assert!(!stored.iter().any(|s| s == field::STATUS || s == field::CREATED_AT));
+    }
+
+    #[test]
+    fn a_note_keeps_its_body_timestamp_and_owner_and_lists_parents_once() {
+        let raw = object(serde_json::json!({"id": "4000001", "properties": {
+            "hs_note_body": "<p>Café &amp; résumé</p>", "hs_timestamp": "2024-05-06T07:08:09.010Z",
+            "hubspot_owner_id": "81234567", "hs_createdate": "2024-05-06T07:08:09.010Z"}}));
+        let map = standard_map(notes());
+        let r = to_record(notes(), &map, &raw).expect("maps");
+        assert_eq!(r.text(field::BODY), Some("<p>Café &amp; résumé</p>"));
+        assert!(matches!(r.get(field::TIMESTAMP), Some(Value::Timestamp(_))));
+        assert_eq!(r.text(field::OWNER), Some("81234567"));
+        let props = to_properties(&r, &map).expect("writes");
+        assert_eq!(props["hs_note_body"], serde_json::json!("<p>Café &amp; résumé</p>"));
+        assert_eq!(props["hs_timestamp"], serde_json::json!("2024-05-06T07:08:09.010Z"));
+        assert!(!props.contains_key("hs_createdate"));
+        let stored = stored_fields(notes(), &map);
+        assert_eq!(stored.iter().filter(|f| *f == field::PARENTS).count(), 1);
+        for f in [field::BODY, field::TIMESTAMP, field::OWNER] {
+            assert!(stored.iter().any(|s| s == f), "{f} stored");
+        }
+    }
+
+    #[test]
+    fn companies_and_contacts_carry_their_owner() {
+        for row in [companies(), contacts()] {
+            let map = standard_map(row);
+            let raw = object(serde_json::json!({"id": "1", "properties": {"hubspot_owner_id": "81234567"}}));
+            let r = to_record(row, &map, &raw).expect("maps");
+            assert_eq!(r.text(field::OWNER), Some("81234567"), "{}", row.object);
+            let props = to_properties(&r, &map).expect("writes");
+            assert_eq!(props["hubspot_owner_id"], serde_json::json!("81234567"));
+            assert!(stored_fields(row, &map).iter().any(|f| f == field::OWNER));
+        }
+    }
 }
