@@ -604,7 +604,10 @@ mod tests {
         // 2025-03-01 is day 20148 since 1970-01-01.
         assert_eq!(r.get(field::CLOSE_DATE), Some(&Value::Date(20_148)));
         assert_eq!(r.text(field::OWNER), Some("81234567"));
-        assert!(matches!(r.get(field::CREATED_AT), Some(Value::Timestamp(_))));
+        assert!(matches!(
+            r.get(field::CREATED_AT),
+            Some(Value::Timestamp(_))
+        ));
         // HubSpot keeps won and lost in the stage: a deal has no status.
         assert_eq!(r.get(field::STATUS), None);
         // Links are read apart (v4 batch reads), not from the list's associations.
@@ -646,7 +649,10 @@ mod tests {
         let props = to_properties(&d, &map).expect("writes");
         assert_eq!(props["dealstage"], serde_json::json!("7003"));
         assert_eq!(props[PIPELINE_PROPERTY], serde_json::json!("7001"));
-        assert_eq!(props["closedate"], serde_json::json!("2025-03-01T00:00:00.000Z"));
+        assert_eq!(
+            props["closedate"],
+            serde_json::json!("2025-03-01T00:00:00.000Z")
+        );
         // No owner: the property is cleared, so the sink ends as the source.
         assert_eq!(props["hubspot_owner_id"], serde_json::json!(""));
         assert!(!props.contains_key("createdate") && !props.contains_key("status"));
@@ -674,7 +680,11 @@ mod tests {
         ] {
             assert!(stored.iter().any(|s| s == f), "{f} stored");
         }
-        assert!(!stored.iter().any(|s| s == field::STATUS || s == field::CREATED_AT));
+        assert!(
+            !stored
+                .iter()
+                .any(|s| s == field::STATUS || s == field::CREATED_AT)
+        );
     }
 
     #[test]
@@ -688,8 +698,14 @@ mod tests {
         assert!(matches!(r.get(field::TIMESTAMP), Some(Value::Timestamp(_))));
         assert_eq!(r.text(field::OWNER), Some("81234567"));
         let props = to_properties(&r, &map).expect("writes");
-        assert_eq!(props["hs_note_body"], serde_json::json!("<p>Café &amp; résumé</p>"));
-        assert_eq!(props["hs_timestamp"], serde_json::json!("2024-05-06T07:08:09.010Z"));
+        assert_eq!(
+            props["hs_note_body"],
+            serde_json::json!("<p>Café &amp; résumé</p>")
+        );
+        assert_eq!(
+            props["hs_timestamp"],
+            serde_json::json!("2024-05-06T07:08:09.010Z")
+        );
         assert!(!props.contains_key("hs_createdate"));
         let stored = stored_fields(notes(), &map);
         assert_eq!(stored.iter().filter(|f| *f == field::PARENTS).count(), 1);
@@ -702,7 +718,9 @@ mod tests {
     fn companies_and_contacts_carry_their_owner() {
         for row in [companies(), contacts()] {
             let map = standard_map(row);
-            let raw = object(serde_json::json!({"id": "1", "properties": {"hubspot_owner_id": "81234567"}}));
+            let raw = object(
+                serde_json::json!({"id": "1", "properties": {"hubspot_owner_id": "81234567"}}),
+            );
             let r = to_record(row, &map, &raw).expect("maps");
             assert_eq!(r.text(field::OWNER), Some("81234567"), "{}", row.object);
             let props = to_properties(&r, &map).expect("writes");
