@@ -297,3 +297,47 @@ async fn all_four_objects_migrate_verified_with_links_stages_and_owners() {
         assert_eq!(to.count(object.as_str()), Some(n), "{object}");
     }
 }
+
+#[tokio::test]
+async fn links_are_read_with_one_request_per_reference_and_page_not_per_record() {
+    use ferry_core::Source;
+    let (from, running) = start().await;
+    let (deals, notes) = from.seed(&seed());
+    let source = HubspotSource::new(config(&running.base_url), "source").expect("source");
+    for (object, records, references) in
+        [(ObjectType::DEALS, deals, 2), (ObjectType::NOTES, notes, 3)]
+    {
+        let (before, _) = from.request_counts();
+        let (mut pages, mut read, mut linked) = (0, 0, 0);
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = source
+                .read_page(object, cursor.as_deref())
+                .await
+                .expect("page");
+            pages += 1;
+            read += page.records.len();
+            linked += page
+                .records
+                .iter()
+                .filter(|r| {
+                    r.get(ferry_core::field::CONTACTS).is_some()
+                        || r.get(ferry_core::field::PARENTS).is_some()
+                })
+                .count();
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let (after, _) = from.request_counts();
+        assert_eq!(read, records, "{object}");
+        assert!(linked > 0, "{object}");
+        assert!(pages > 1 || records <= 100, "{object}");
+        assert_eq!(
+            after - before,
+            pages * (1 + references),
+            "{object}: {pages} pages"
+        );
+    }
+}
