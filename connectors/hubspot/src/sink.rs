@@ -1,6 +1,7 @@
-//! Writing companies and contacts to HubSpot: batch upserts keyed by a unique custom property
-//! holding the source id, each reference of the object's row ([`crate::objects`]; a contact's
-//! primary company) as an association through the v4 association API, and the email opt-outs
+//! Writing companies, contacts, deals and notes to HubSpot: batch upserts keyed by a unique
+//! custom property holding the source id, each reference of the object's row
+//! ([`crate::objects`]: a contact's or deal's primary company, a deal's contacts, a note's
+//! parents) as associations through the v4 association API, and the email opt-outs
 //! of a row with a subscription through the communication-preferences API; read-back by source
 //! id for verification. Every object-specific choice is read from the row.
 
