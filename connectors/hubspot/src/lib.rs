@@ -1,6 +1,7 @@
-//! ferry's HubSpot connector: reads companies and contacts (with each contact's primary
-//! company) from HubSpot's CRM v3 API, and writes them back as a sink (upserts keyed by a
-//! unique source-id property, the primary company association, email opt-outs), within
+//! ferry's HubSpot connector: reads companies, contacts, deals and notes (with each contact's
+//! primary company, each deal's primary company and contacts, each note's deals, contacts and
+//! companies) from HubSpot's CRM v3 API and v4 associations, and writes them back as a sink
+//! (upserts keyed by a unique source-id property, the associations, email opt-outs), within
 //! HubSpot's documented rate limits.
 //!
 //! Read top to bottom: [`config`] (the settings), [`policy`] (retries, rate-limit headers,
@@ -14,6 +15,7 @@ pub mod client;
 pub mod config;
 mod directory;
 pub mod fields;
+mod links;
 pub mod mapping;
 pub mod objects;
 pub mod policy;
@@ -53,15 +55,18 @@ fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
     ferry_core::Permissions {
         needs: match role {
             ferry_core::Role::Source => {
-                "private-app scopes crm.objects.companies.read, crm.objects.contacts.read, \
-                 communication_preferences.read, and crm.schemas.companies.read and \
-                 crm.schemas.contacts.read (the properties API, for field metadata); no write scope"
+                "private-app scopes crm.objects.companies.read, crm.objects.contacts.read (contacts \
+                 and notes), crm.objects.deals.read, crm.objects.owners.read, \
+                 communication_preferences.read, and crm.schemas.companies.read, \
+                 crm.schemas.contacts.read and crm.schemas.deals.read (the properties API, for \
+                 field metadata); no write scope"
             }
             ferry_core::Role::Sink => {
-                "private-app scopes crm.objects.companies.read/.write, crm.objects.contacts.read/.write, \
-                 crm.schemas.companies.read/.write and crm.schemas.contacts.read/.write (field \
-                 metadata, the source-id property and created custom properties), \
-                 communication_preferences.read_write"
+                "private-app scopes crm.objects.companies.read/.write, crm.objects.contacts.read/.write \
+                 (contacts and notes), crm.objects.deals.read/.write, crm.objects.owners.read, \
+                 crm.schemas.companies.read/.write, crm.schemas.contacts.read/.write and \
+                 crm.schemas.deals.read/.write (field metadata, the source-id property and created \
+                 custom properties), communication_preferences.read_write"
             }
         },
         visibility: "HubSpot's CRM API does not expose a private-app token's scopes: review them in \

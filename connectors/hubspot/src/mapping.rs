@@ -9,7 +9,9 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use ferry_core::json::{Object, Text};
-use ferry_core::{FieldBinding, FieldMap, FieldMaps, Record, RecordRejection, Value, field};
+use ferry_core::{
+    FieldBinding, FieldMap, FieldMaps, FieldType, Record, RecordRejection, Value, field,
+};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -32,6 +34,7 @@ pub const CONTACT_PROPERTIES: &[(&str, &str)] = &[
     (field::EMAIL_OPT_OUT, "hs_email_optout"),
     (field::CREATED_AT, "createdate"),
     (field::UPDATED_AT, "lastmodifieddate"),
+    (field::OWNER, "hubspot_owner_id"),
 ];
 
 /// Canonical company field ↔ HubSpot company property.
@@ -49,7 +52,43 @@ pub const COMPANY_PROPERTIES: &[(&str, &str)] = &[
     (field::COUNTRY, "country"),
     (field::CREATED_AT, "createdate"),
     (field::UPDATED_AT, "hs_lastmodifieddate"),
+    (field::OWNER, "hubspot_owner_id"),
 ];
+
+/// Canonical deal field ↔ HubSpot deal property. The stage is `dealstage` with its pipeline
+/// in [`PIPELINE_PROPERTY`]; won and lost are stages in HubSpot, so a deal has no status.
+pub const DEAL_PROPERTIES: &[(&str, &str)] = &[
+    (field::NAME, "dealname"),
+    (field::AMOUNT, "amount"),
+    (field::CURRENCY, "deal_currency_code"),
+    (field::CLOSE_DATE, "closedate"),
+    (field::STAGE, "dealstage"),
+    (field::OWNER, "hubspot_owner_id"),
+    (field::CREATED_AT, "createdate"),
+    (field::UPDATED_AT, "hs_lastmodifieddate"),
+];
+
+/// Canonical note field ↔ HubSpot note property.
+pub const NOTE_PROPERTIES: &[(&str, &str)] = &[
+    (field::BODY, "hs_note_body"),
+    (field::TIMESTAMP, "hs_timestamp"),
+    (field::OWNER, "hubspot_owner_id"),
+    (field::CREATED_AT, "hs_createdate"),
+    (field::UPDATED_AT, "hs_lastmodifieddate"),
+];
+
+/// The property holding the pipeline of a stage property's stage (`dealstage`): stage ids
+/// are unique within their pipeline only.
+pub const PIPELINE_PROPERTY: &str = "pipeline";
+
+/// HubSpot's default pipeline's id: a deal whose `pipeline` is empty is in it (HubSpot's deals
+/// guide: without `pipeline` "the default pipeline is used").
+pub const DEFAULT_PIPELINE: &str = "default";
+
+/// Standard `datetime` properties holding a canonical date (a deal's `closedate`): written as
+/// midnight UTC in full ISO form, the form HubSpot documents for datetimes; read as the UTC day
+/// of the time they hold.
+pub const DATE_TIME_PROPERTIES: &[&str] = &["closedate"];
 
 /// The standard field map of `row`'s object: its table, typed by the canonical schema.
 pub fn standard_map(row: &HubspotBinding) -> FieldMap {
@@ -70,6 +109,7 @@ pub const NOT_WRITTEN: &[&str] = &[
     "createdate",
     "lastmodifieddate",
     "hs_lastmodifieddate",
+    "hs_createdate",
 ];
 
 /// The bindings of `map` a sink writes with each upsert.
@@ -86,8 +126,23 @@ pub fn stored_fields(row: &HubspotBinding, map: &FieldMap) -> Vec<String> {
         .map(|b| b.canonical.to_string())
         .collect();
     fields.extend(row.subscription.iter().map(|s| s.opt_out.to_owned()));
-    fields.extend(row.references.iter().map(|r| r.canonical.to_owned()));
+    for reference in row.references {
+        // A note's `parents` is one field of three references.
+        if !fields.iter().any(|f| f == reference.canonical) {
+            fields.push(reference.canonical.to_owned());
+        }
+    }
     fields
+}
+
+/// The properties to ask for to read the records of `map`: its properties, and the pipeline
+/// of a stage.
+pub fn read_properties(map: &FieldMap) -> Vec<&str> {
+    let mut properties = map.vendor_names();
+    if map.iter().any(|b| b.ty == FieldType::Stage) && !properties.contains(&PIPELINE_PROPERTY) {
+        properties.push(PIPELINE_PROPERTY);
+    }
+    properties
 }
 
 /// The HubSpot properties of an upsert of `record` through `map`: every written property,
@@ -99,21 +154,33 @@ pub fn to_properties(
     record: &Record,
     map: &FieldMap,
 ) -> Result<serde_json::Map<String, serde_json::Value>, RecordRejection> {
-    written_properties(map)
-        .map(|binding| {
-            let value = match record.get(&binding.canonical) {
-                None => String::new(),
-                Some(value) if binding.is_picklist() => {
-                    let label = value.to_vendor_string();
-                    binding
-                        .write_option(VENDOR, &record.source_id, &label)?
-                        .to_owned()
-                }
-                Some(value) => value.to_vendor_string(),
-            };
-            Ok((binding.vendor.to_string(), serde_json::Value::String(value)))
-        })
-        .collect()
+    let mut properties = serde_json::Map::new();
+    for binding in written_properties(map) {
+        let value = match record.get(&binding.canonical) {
+            None => String::new(),
+            Some(value) if binding.ty == FieldType::Stage => {
+                // The stage's id with its pipeline's: an id is unique within its pipeline only.
+                let (pipeline, stage) = match value {
+                    Value::Stage { pipeline, stage } => (pipeline.clone(), stage.clone()),
+                    other => (String::new(), other.to_vendor_string()),
+                };
+                properties.insert(PIPELINE_PROPERTY.to_owned(), pipeline.into());
+                stage
+            }
+            Some(value) if binding.is_picklist() => {
+                let label = value.to_vendor_string();
+                binding
+                    .write_option(VENDOR, &record.source_id, &label)?
+                    .to_owned()
+            }
+            Some(Value::Date(days)) if DATE_TIME_PROPERTIES.contains(&binding.vendor.as_ref()) => {
+                ferry_core::model::format_timestamp(days.saturating_mul(86_400_000))
+            }
+            Some(value) => value.to_vendor_string(),
+        };
+        properties.insert(binding.vendor.to_string(), serde_json::Value::String(value));
+    }
+    Ok(properties)
 }
 
 /// The canonical field a HubSpot property of `row`'s object maps to in the standard table, if
@@ -312,7 +379,18 @@ pub fn to_record(
         let Some(value) = value else {
             continue;
         };
-        match binding.read(&value) {
+        if binding.ty == FieldType::Stage {
+            let pipeline = raw
+                .property_text(PIPELINE_PROPERTY)
+                .unwrap_or(Cow::Borrowed(DEFAULT_PIPELINE));
+            let stage = Value::Stage {
+                pipeline: pipeline.into_owned(),
+                stage: value.into_owned(),
+            };
+            record.fields.insert(binding.canonical.clone(), stage);
+            continue;
+        }
+        match read_value(binding, &value) {
             Ok(Some(v)) => {
                 record.fields.insert(binding.canonical.clone(), v);
             }
@@ -323,7 +401,8 @@ pub fn to_record(
             )),
         }
     }
-    for reference in row.references {
+    // Link fields are read apart, through v4 association batch reads.
+    for reference in row.references.iter().filter(|r| !r.many) {
         if let Some(target) = raw.referenced(reference) {
             record.set(reference.canonical, Value::Reference(target.to_owned()));
         }
@@ -336,6 +415,20 @@ pub fn to_record(
             code: "UNREADABLE_VALUE".into(),
             reason: format!("value of {} could not be read", problems.join(", ")),
         })
+    }
+}
+
+/// A HubSpot value read as `binding`'s canonical type; a date held in a `datetime` property
+/// (a deal's `closedate`) is the UTC day of its time.
+fn read_value(
+    binding: &FieldBinding,
+    raw: &str,
+) -> Result<Option<Value>, ferry_core::model::ValueError> {
+    match binding.read(raw) {
+        Err(e) if binding.ty == FieldType::Date => ferry_core::model::parse_timestamp(raw)
+            .map(|ms| Some(Value::Date(ms.div_euclid(86_400_000))))
+            .ok_or(e),
+        read => read,
     }
 }
 
@@ -478,5 +571,161 @@ mod tests {
         assert_eq!(refused.code, ferry_core::fields::NO_SUCH_OPTION);
         assert_eq!(refused.source_id, "1000001");
         assert!(!refused.reason.contains("Platinum"), "{}", refused.reason);
+    }
+
+    fn deals() -> &'static HubspotBinding {
+        binding(ObjectType::DEALS).expect("a row")
+    }
+
+    fn notes() -> &'static HubspotBinding {
+        binding(ObjectType::NOTES).expect("a row")
+    }
+
+    #[test]
+    fn maps_a_deal_with_its_stage_in_its_pipeline_a_date_and_an_owner() {
+        let raw = object(serde_json::json!({
+            "id": "3000001",
+            "properties": {"dealname": "Renewal", "amount": "1500.5", "deal_currency_code": "EUR",
+                           "closedate": "2025-03-01T00:00:00.000Z", "pipeline": "7001",
+                           "dealstage": "7003", "hubspot_owner_id": "81234567",
+                           "createdate": "2024-01-02T03:04:05.000Z", "hs_lastmodifieddate": null},
+        }));
+        let r = to_record(deals(), &standard_map(deals()), &raw).expect("maps");
+        assert_eq!(r.text(field::NAME), Some("Renewal"));
+        assert_eq!(r.get(field::AMOUNT), Some(&Value::Decimal(1500.5)));
+        assert_eq!(r.text(field::CURRENCY), Some("EUR"));
+        assert_eq!(
+            r.get(field::STAGE),
+            Some(&Value::Stage {
+                pipeline: "7001".into(),
+                stage: "7003".into()
+            })
+        );
+        // 2025-03-01 is day 20148 since 1970-01-01.
+        assert_eq!(r.get(field::CLOSE_DATE), Some(&Value::Date(20_148)));
+        assert_eq!(r.text(field::OWNER), Some("81234567"));
+        assert!(matches!(
+            r.get(field::CREATED_AT),
+            Some(Value::Timestamp(_))
+        ));
+        // HubSpot keeps won and lost in the stage: a deal has no status.
+        assert_eq!(r.get(field::STATUS), None);
+        // Links are read apart (v4 batch reads), not from the list's associations.
+        assert_eq!(r.get(field::CONTACTS), None);
+
+        // A close date at another time of day is its UTC day; a deal without a pipeline is
+        // in the default one.
+        let raw = object(serde_json::json!({"id": "3000002",
+            "properties": {"closedate": "2025-03-01T17:30:00Z", "dealstage": "closedwon"}}));
+        let r = to_record(deals(), &standard_map(deals()), &raw).expect("maps");
+        assert_eq!(r.get(field::CLOSE_DATE), Some(&Value::Date(20_148)));
+        assert_eq!(
+            r.get(field::STAGE),
+            Some(&Value::Stage {
+                pipeline: DEFAULT_PIPELINE.into(),
+                stage: "closedwon".into()
+            })
+        );
+        let raw = object(serde_json::json!({"id": "3000003", "properties": {"closedate": "soon"}}));
+        let refused = to_record(deals(), &standard_map(deals()), &raw).expect_err("unreadable");
+        assert!(refused.reason.contains("close_date") && !refused.reason.contains("soon"));
+    }
+
+    #[test]
+    fn a_deal_is_written_with_its_stage_pipeline_and_close_date_at_midnight_utc() {
+        let mut d = Record::new(ObjectType::DEALS, "opp-1");
+        d.set(field::NAME, Value::Text("Renewal".into()));
+        d.set(
+            field::STAGE,
+            Value::Stage {
+                pipeline: "7001".into(),
+                stage: "7003".into(),
+            },
+        );
+        d.set(field::CLOSE_DATE, Value::Date(20_148));
+        d.set(field::STATUS, Value::Text("won".into()));
+        d.set(field::CREATED_AT, Value::Timestamp(0));
+        let map = standard_map(deals());
+        let props = to_properties(&d, &map).expect("writes");
+        assert_eq!(props["dealstage"], serde_json::json!("7003"));
+        assert_eq!(props[PIPELINE_PROPERTY], serde_json::json!("7001"));
+        assert_eq!(
+            props["closedate"],
+            serde_json::json!("2025-03-01T00:00:00.000Z")
+        );
+        // No owner: the property is cleared, so the sink ends as the source.
+        assert_eq!(props["hubspot_owner_id"], serde_json::json!(""));
+        assert!(!props.contains_key("createdate") && !props.contains_key("status"));
+        let mut owned = d.clone();
+        owned.set(field::OWNER, Value::Text("81234567".into()));
+        let props = to_properties(&owned, &map).expect("writes");
+        assert_eq!(props["hubspot_owner_id"], serde_json::json!("81234567"));
+        // And read back as it was sent.
+        let back = object(serde_json::json!({"id": "9", "properties": props}));
+        let r = to_record(deals(), &map, &back).expect("maps");
+        for f in [field::STAGE, field::CLOSE_DATE, field::OWNER, field::NAME] {
+            assert_eq!(r.get(f), owned.get(f), "{f}");
+        }
+
+        let stored = stored_fields(deals(), &map);
+        for f in [
+            field::NAME,
+            field::AMOUNT,
+            field::CURRENCY,
+            field::CLOSE_DATE,
+            field::STAGE,
+            field::OWNER,
+            field::COMPANY,
+            field::CONTACTS,
+        ] {
+            assert!(stored.iter().any(|s| s == f), "{f} stored");
+        }
+        assert!(
+            !stored
+                .iter()
+                .any(|s| s == field::STATUS || s == field::CREATED_AT)
+        );
+    }
+
+    #[test]
+    fn a_note_keeps_its_body_timestamp_and_owner_and_lists_parents_once() {
+        let raw = object(serde_json::json!({"id": "4000001", "properties": {
+            "hs_note_body": "<p>Café &amp; résumé</p>", "hs_timestamp": "2024-05-06T07:08:09.010Z",
+            "hubspot_owner_id": "81234567", "hs_createdate": "2024-05-06T07:08:09.010Z"}}));
+        let map = standard_map(notes());
+        let r = to_record(notes(), &map, &raw).expect("maps");
+        assert_eq!(r.text(field::BODY), Some("<p>Café &amp; résumé</p>"));
+        assert!(matches!(r.get(field::TIMESTAMP), Some(Value::Timestamp(_))));
+        assert_eq!(r.text(field::OWNER), Some("81234567"));
+        let props = to_properties(&r, &map).expect("writes");
+        assert_eq!(
+            props["hs_note_body"],
+            serde_json::json!("<p>Café &amp; résumé</p>")
+        );
+        assert_eq!(
+            props["hs_timestamp"],
+            serde_json::json!("2024-05-06T07:08:09.010Z")
+        );
+        assert!(!props.contains_key("hs_createdate"));
+        let stored = stored_fields(notes(), &map);
+        assert_eq!(stored.iter().filter(|f| *f == field::PARENTS).count(), 1);
+        for f in [field::BODY, field::TIMESTAMP, field::OWNER] {
+            assert!(stored.iter().any(|s| s == f), "{f} stored");
+        }
+    }
+
+    #[test]
+    fn companies_and_contacts_carry_their_owner() {
+        for row in [companies(), contacts()] {
+            let map = standard_map(row);
+            let raw = object(
+                serde_json::json!({"id": "1", "properties": {"hubspot_owner_id": "81234567"}}),
+            );
+            let r = to_record(row, &map, &raw).expect("maps");
+            assert_eq!(r.text(field::OWNER), Some("81234567"), "{}", row.object);
+            let props = to_properties(&r, &map).expect("writes");
+            assert_eq!(props["hubspot_owner_id"], serde_json::json!("81234567"));
+            assert!(stored_fields(row, &map).iter().any(|f| f == field::OWNER));
+        }
     }
 }

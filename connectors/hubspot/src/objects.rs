@@ -5,7 +5,7 @@
 use ferry_core::{ConnectorResult, ObjectType, field};
 
 use crate::VENDOR;
-use crate::mapping::{COMPANY_PROPERTIES, CONTACT_PROPERTIES};
+use crate::mapping::{COMPANY_PROPERTIES, CONTACT_PROPERTIES, DEAL_PROPERTIES, NOTE_PROPERTIES};
 
 /// One object ferry moves, as HubSpot holds it.
 #[derive(Debug)]
@@ -28,23 +28,34 @@ pub struct HubspotBinding {
     /// The references its records hold. Each is a HubSpot association, written after the
     /// upsert (a batch upsert takes none) and read back through the v4 associations API.
     pub references: &'static [HubspotReference],
-    /// Canonical fields HubSpot refuses a record without (none: every property is optional).
+    /// Canonical fields HubSpot refuses a record without: a deal's `dealname` and `dealstage`,
+    /// a note's `hs_timestamp` (contacts and companies need none).
     pub required: &'static [&'static str],
+    /// Canonical text fields HubSpot holds at most so many characters of (a note's body): the
+    /// engine refuses a longer one before writing (`TOO_LONG`), never truncating it.
+    pub max_chars: &'static [(&'static str, usize)],
     /// How its records' email opt-out is recorded, if they carry one.
     pub subscription: Option<Subscription>,
 }
 
-/// One reference as a HubSpot association, from the record of its row to its `target`.
+/// One reference as a HubSpot association, from the record of its row to its `target`. A link
+/// field with several target objects (a note's `parents`) has one reference per target, each
+/// holding the links to that object.
 #[derive(Debug)]
 pub struct HubspotReference {
-    /// The canonical field holding the target's source id (`company`).
+    /// The canonical field holding the target's source id (`company`), or the links to it
+    /// (`contacts`, `parents`).
     pub canonical: &'static str,
     /// The object it refers to.
     pub target: ObjectType,
     /// The `HUBSPOT_DEFINED` v4 association type written for it: 1 is a contact's primary
-    /// company. HubSpot moves that label to the company written; a former primary company
-    /// stays associated, unlabelled.
+    /// company, 5 a deal's. HubSpot moves that label to the company written; a former primary
+    /// company stays associated, unlabelled.
     pub association_type_id: i64,
+    /// Whether the field holds every associated record of the target (a `Value::Links` field:
+    /// a deal's contacts, a note's parents), kept equal to the source's set, rather than the
+    /// one record of the association type (the primary company).
+    pub many: bool,
     /// The same type's label in v3 list answers, which tells it apart from the record's other
     /// associations with the target (`contact_to_company`).
     pub list_label: &'static str,
@@ -82,6 +93,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         properties: COMPANY_PROPERTIES,
         references: &[],
         required: &[],
+        max_chars: &[],
         subscription: None,
     },
     HubspotBinding {
@@ -98,8 +110,10 @@ pub static OBJECTS: &[HubspotBinding] = &[
             list_label: "contact_to_company",
             title: "primary company",
             not_found_code: "COMPANY_NOT_FOUND",
+            many: false,
         }],
         required: &[],
+        max_chars: &[],
         subscription: Some(Subscription {
             opt_out: field::EMAIL_OPT_OUT,
             address: field::EMAIL,
@@ -107,6 +121,81 @@ pub static OBJECTS: &[HubspotBinding] = &[
             address_property: "email",
             channel: "EMAIL",
         }),
+    },
+    HubspotBinding {
+        object: ObjectType::DEALS,
+        path: "deals",
+        noun: "deal",
+        property_group: "dealinformation",
+        settings: "Settings → Properties → Deal properties",
+        properties: DEAL_PROPERTIES,
+        references: &[
+            HubspotReference {
+                canonical: field::COMPANY,
+                target: ObjectType::COMPANIES,
+                association_type_id: 5,
+                list_label: "deal_to_company",
+                title: "primary company",
+                not_found_code: "COMPANY_NOT_FOUND",
+                many: false,
+            },
+            HubspotReference {
+                canonical: field::CONTACTS,
+                target: ObjectType::CONTACTS,
+                association_type_id: 3,
+                list_label: "deal_to_contact",
+                title: "contact",
+                not_found_code: "CONTACT_NOT_FOUND",
+                many: true,
+            },
+        ],
+        // HubSpot's deals guide: "send dealname and dealstage" on create.
+        required: &[field::NAME, field::STAGE],
+        max_chars: &[],
+        subscription: None,
+    },
+    HubspotBinding {
+        object: ObjectType::NOTES,
+        path: "notes",
+        noun: "note",
+        property_group: "engagement",
+        settings: "Settings → Properties → Note properties",
+        properties: NOTE_PROPERTIES,
+        // A note holds every parent it is given, of each object.
+        references: &[
+            HubspotReference {
+                canonical: field::PARENTS,
+                target: ObjectType::DEALS,
+                association_type_id: 214,
+                list_label: "note_to_deal",
+                title: "deal",
+                not_found_code: "DEAL_NOT_FOUND",
+                many: true,
+            },
+            HubspotReference {
+                canonical: field::PARENTS,
+                target: ObjectType::CONTACTS,
+                association_type_id: 202,
+                list_label: "note_to_contact",
+                title: "contact",
+                not_found_code: "CONTACT_NOT_FOUND",
+                many: true,
+            },
+            HubspotReference {
+                canonical: field::PARENTS,
+                target: ObjectType::COMPANIES,
+                association_type_id: 190,
+                list_label: "note_to_company",
+                title: "company",
+                not_found_code: "COMPANY_NOT_FOUND",
+                many: true,
+            },
+        ],
+        // HubSpot's notes guide: `hs_timestamp` is required.
+        required: &[field::TIMESTAMP],
+        // "hs_note_body … ≤65,536 chars" (HubSpot's notes guide), HTML as written.
+        max_chars: &[(field::BODY, 65_536)],
+        subscription: None,
     },
 ];
 
@@ -124,6 +213,17 @@ pub const OBJECT_TYPES: [ObjectType; OBJECTS.len()] = {
 /// The row of `object`, or the refusal of an object this connector does not move.
 pub fn binding(object: ObjectType) -> ConnectorResult<&'static HubspotBinding> {
     ferry_core::kit::row_of(VENDOR, OBJECTS, object)
+}
+
+impl HubspotBinding {
+    /// Whether the source reads the row's references through v4 association batch reads (one
+    /// request per reference and page of records, 500 associations a record with paging)
+    /// rather than the list's `associations` parameter: a row with a link field, whose every
+    /// association counts, reads them all so. A contact's primary company is read from the
+    /// list.
+    pub fn reads_links_in_batches(&self) -> bool {
+        self.references.iter().any(|r| r.many)
+    }
 }
 
 impl ferry_core::kit::ObjectRow for HubspotBinding {
@@ -148,7 +248,7 @@ mod tests {
 
     #[test]
     fn every_object_has_exactly_one_row() {
-        for object in ObjectType::DEFAULT_RUN {
+        for object in ObjectType::ALL {
             let rows = OBJECTS.iter().filter(|row| row.object == object).count();
             assert_eq!(rows, 1, "{object}");
             assert_eq!(binding(object).expect("a row").object, object);
@@ -165,12 +265,15 @@ mod tests {
             for reference in row.references {
                 assert!(binding(reference.target).is_ok(), "{}", reference.canonical);
                 assert!(is_target(reference.target));
-                assert!(
-                    row.object.field(reference.canonical).is_some(),
-                    "{}.{}",
-                    row.object,
-                    reference.canonical
-                );
+                let Some(spec) = row.object.field(reference.canonical) else {
+                    panic!("{}.{} is no field", row.object, reference.canonical);
+                };
+                // A link field's references keep every association; a bare reference one.
+                let ferry_core::FieldType::Reference(to) = spec.ty else {
+                    panic!("{}.{} is no reference", row.object, reference.canonical);
+                };
+                assert_eq!(reference.many, to.is_links(), "{}", reference.canonical);
+                assert!(to.targets.contains(&reference.target));
             }
         }
     }

@@ -1,6 +1,7 @@
-//! Writing companies and contacts to HubSpot: batch upserts keyed by a unique custom property
-//! holding the source id, each reference of the object's row ([`crate::objects`]; a contact's
-//! primary company) as an association through the v4 association API, and the email opt-outs
+//! Writing companies, contacts, deals and notes to HubSpot: batch upserts keyed by a unique
+//! custom property holding the source id, each reference of the object's row
+//! ([`crate::objects`]: a contact's or deal's primary company, a deal's contacts, a note's
+//! parents) as associations through the v4 association API, and the email opt-outs
 //! of a row with a subscription through the communication-preferences API; read-back by source
 //! id for verification. Every object-specific choice is read from the row.
 
@@ -16,8 +17,9 @@ use ferry_core::quality::{
 use ferry_core::redact::clean_code;
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
-    Capability, ConnectorError, ConnectorResult, FieldBinding, FieldMaps, NewField, ObjectType,
-    Record, RecordOutcome, RecordRejection, Sink, Value, VendorField, Written,
+    Capability, ConnectorError, ConnectorResult, FieldBinding, FieldLimit, FieldMaps, NewField,
+    ObjectType, Record, RecordOutcome, RecordRejection, Sink, Value, VendorField, Written,
+    model::Link,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -31,8 +33,9 @@ use crate::objects::{self, HubspotBinding, HubspotReference, Subscription, bindi
 
 /// HubSpot's batch limit for the CRM objects API (create, update, upsert, read).
 pub const MAX_BATCH: usize = 100;
-/// HubSpot's batch-read limit for v4 associations (since 2025-02-10).
-const MAX_ASSOCIATION_READ: usize = 1000;
+/// Inputs per v4 association batch create: HubSpot's limit is reported as 2,000 by third
+/// parties only, so ferry stays at half of it.
+const MAX_ASSOCIATION_WRITE: usize = 1000;
 /// How many ids of one reference target (companies) the sink remembers (source id ↔ HubSpot
 /// id) before starting afresh: enough for most accounts' companies, small enough (about 6 MB
 /// at the bound with 18-character source ids) to never matter.
@@ -291,52 +294,6 @@ struct PropertyDef {
     has_unique_value: bool,
 }
 
-/// One record of a v4 association batch read: the associated records of `from`.
-#[derive(Deserialize)]
-struct AssociationRead {
-    from: ObjectRef,
-    #[serde(default)]
-    to: Vec<AssociatedObject>,
-    /// Present when `from` has more associations than one answer lists (500).
-    #[serde(default)]
-    paging: Option<mapping::Paging>,
-}
-
-#[derive(Deserialize)]
-struct ObjectRef {
-    #[serde(deserialize_with = "string_or_number")]
-    id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AssociatedObject {
-    #[serde(deserialize_with = "string_or_number")]
-    to_object_id: String,
-    #[serde(default)]
-    association_types: Vec<AssociationType>,
-}
-
-impl AssociatedObject {
-    /// Whether the association has the `HUBSPOT_DEFINED` type `type_id` (a reference's: a
-    /// contact's primary company).
-    fn has_type(&self, type_id: i64) -> bool {
-        self.association_types.iter().any(|a| {
-            a.type_id == Some(type_id)
-                && a.category.as_deref().is_none_or(|c| c == "HUBSPOT_DEFINED")
-        })
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AssociationType {
-    #[serde(default)]
-    category: Option<String>,
-    #[serde(default)]
-    type_id: Option<i64>,
-}
-
 /// One result of a v4 association batch create (`LabelsBetweenObjectPair`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -477,7 +434,7 @@ impl HubspotSink {
                     "the {object} property `{name}` exists but does not require unique values, so ferry cannot key \
                      its upserts on it (a rerun could not find the records it wrote). HubSpot cannot make an \
                      existing property unique. Either set `{key}` to an unused internal name, and ferry creates \
-                     that property with unique values on contacts and companies; or delete `{name}` ({settings}) \
+                     that property with unique values on every object it writes; or delete `{name}` ({settings}) \
                      and rerun, and ferry creates it again as unique."
                 ),
             });
@@ -653,8 +610,23 @@ impl HubspotSink {
         for ((i, _), outcome) in settled {
             outcomes[i] = Some(outcome);
         }
+        // The records written, whatever their references' steps make of their outcomes: a
+        // note whose deal is missing still gets its contacts.
+        let written: Vec<Option<Written>> = outcomes
+            .iter()
+            .map(|o| match o {
+                Some(Ok(w)) => Some(w.clone()),
+                _ => None,
+            })
+            .collect();
         for reference in row.references {
-            self.link(row, reference, records, &mut outcomes).await?;
+            if reference.many {
+                self.link_all(row, reference, records, &written, &mut outcomes)
+                    .await?;
+            } else {
+                self.link(row, reference, records, &written, &mut outcomes)
+                    .await?;
+            }
         }
         let created = outcomes
             .iter()
@@ -728,17 +700,16 @@ impl HubspotSink {
         row: &HubspotBinding,
         reference: &HubspotReference,
         records: &[Record],
+        written: &[Option<Written>],
         outcomes: &mut [Option<Result<Written, RecordRejection>>],
     ) -> ConnectorResult<()> {
         let target = binding(reference.target)?;
-        let written = |i: usize| match &outcomes[i] {
-            Some(Ok(w)) => Some(w.clone()),
-            _ => None,
-        };
         let mut wanted: Vec<(usize, String, &str)> = Vec::new();
         let mut unlink: Vec<String> = Vec::new();
         for (i, record) in records.iter().enumerate() {
-            let Some(w) = written(i) else { continue };
+            let Some(w) = written[i].clone() else {
+                continue;
+            };
             match record.get(reference.canonical) {
                 Some(Value::Reference(id) | Value::Text(id)) if !id.is_empty() => {
                     wanted.push((i, w.sink_id, id.as_str()));
@@ -815,6 +786,173 @@ impl HubspotSink {
         Ok(())
     }
 
+    /// Makes each written record's associations with `reference`'s target the set its link
+    /// field names (a deal's contacts; a note's parents of that object): creates the missing
+    /// ones and, on records updated rather than created, removes those the source no longer
+    /// holds. A target HubSpot does not have leaves the record written without it, refused
+    /// with the reference's not-found code naming the target's source ids.
+    async fn link_all(
+        &self,
+        row: &HubspotBinding,
+        reference: &HubspotReference,
+        records: &[Record],
+        written: &[Option<Written>],
+        outcomes: &mut [Option<Result<Written, RecordRejection>>],
+    ) -> ConnectorResult<()> {
+        let target = binding(reference.target)?;
+        // (record index, HubSpot id, created, the targets' source ids)
+        let mut linking: Vec<(usize, &str, bool, Vec<&str>)> = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            let Some(w) = &written[i] else { continue };
+            let mut wanted: Vec<&str> = match record.get(reference.canonical) {
+                Some(Value::Links(links)) => links
+                    .iter()
+                    .filter(|l| l.object == reference.target && !l.id.is_empty())
+                    .map(|l| l.id.as_str())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            wanted.sort_unstable();
+            wanted.dedup();
+            linking.push((i, w.sink_id.as_str(), w.created, wanted));
+        }
+        if linking.is_empty() {
+            return Ok(());
+        }
+        let targets: Vec<&str> = linking
+            .iter()
+            .flat_map(|(_, _, _, wanted)| wanted.iter().copied())
+            .collect();
+        let ids = if targets.is_empty() {
+            HashMap::new()
+        } else {
+            self.target_ids(target, &targets).await?
+        };
+        // What the updated records hold now; a created one holds nothing yet.
+        let updated: Vec<String> = linking
+            .iter()
+            .filter(|(_, _, created, _)| !created)
+            .map(|(_, id, _, _)| (*id).to_owned())
+            .collect();
+        let mut current: HashMap<String, Vec<String>> = HashMap::new();
+        if !updated.is_empty() {
+            for read in crate::links::read(&self.client, row, reference, &updated).await? {
+                let to = read.to.into_iter().map(|t| t.to_object_id).collect();
+                current.insert(read.from.id, to);
+            }
+        }
+        let types = json!([{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": reference.association_type_id}]);
+        let mut create: Vec<Json> = Vec::new();
+        let mut archive: Vec<Json> = Vec::new();
+        // HubSpot id → (record index, associations asked for it).
+        let mut pending: HashMap<&str, (usize, usize)> = HashMap::new();
+        for (i, from, _, wanted) in &linking {
+            let have = current.remove(*from).unwrap_or_default();
+            let mut want: Vec<&str> = Vec::with_capacity(wanted.len());
+            let mut missing: Vec<&str> = Vec::new();
+            for sid in wanted {
+                match ids.get(*sid) {
+                    Some(to) => want.push(to),
+                    None => missing.push(sid),
+                }
+            }
+            if !missing.is_empty() {
+                let shown: Vec<&str> = missing.iter().take(5).copied().collect();
+                let more = missing.len() - shown.len();
+                fail_after_write(
+                    &mut outcomes[*i],
+                    &records[*i],
+                    reference.not_found_code,
+                    format!(
+                        "the {noun} was written without {n} of its {title} links (field `{field}`): no HubSpot \
+                         {to_noun} has the source id {ids}{more} in `{property}` (not migrated, or rejected); a \
+                         rerun after they are written links them",
+                        noun = row.noun,
+                        n = missing.len(),
+                        title = reference.title,
+                        field = reference.canonical,
+                        to_noun = target.noun,
+                        ids = shown.join(", "),
+                        more = if more > 0 {
+                            format!(" and {more} more")
+                        } else {
+                            String::new()
+                        },
+                        property = self.source_id_property,
+                    ),
+                );
+            }
+            for to in &want {
+                if !have.iter().any(|h| h == to) {
+                    create.push(json!({"from": {"id": from}, "to": {"id": to}, "types": types}));
+                    pending.entry(*from).or_insert((*i, 0)).1 += 1;
+                }
+            }
+            let stale: Vec<Json> = have
+                .iter()
+                .filter(|h| !want.contains(&h.as_str()))
+                .map(|h| json!({"id": h}))
+                .collect();
+            if !stale.is_empty() {
+                archive.push(json!({"from": {"id": from}, "to": stale}));
+            }
+        }
+        let path = format!(
+            "/crm/v4/associations/{}/{}/batch/create",
+            row.path, target.path
+        );
+        let mut errors: Vec<BatchError> = Vec::new();
+        for chunk in create.chunks(MAX_ASSOCIATION_WRITE) {
+            let response: BatchResponse<Associated> = self
+                .client
+                .post_exempt(&path, &json!({ "inputs": chunk }))
+                .await?;
+            for done in &response.results {
+                if let Some((_, left)) = pending.get_mut(done.from_object_id.as_str()) {
+                    *left = left.saturating_sub(1);
+                }
+            }
+            errors.extend(response.errors);
+        }
+        for (from, (i, left)) in pending {
+            if left == 0 {
+                continue;
+            }
+            let why = errors
+                .iter()
+                .find(|e| e.context("fromObjectId").iter().any(|f| f == from))
+                .map(|e| e.summary(row))
+                .unwrap_or_else(|| "no result for them".into());
+            fail_after_write(
+                &mut outcomes[i],
+                &records[i],
+                "ASSOCIATION_FAILED",
+                format!(
+                    "the {} was written, but HubSpot refused {left} of its {} associations: {why}",
+                    row.noun, reference.title
+                ),
+            );
+        }
+        let path = format!(
+            "/crm/v4/associations/{}/{}/batch/archive",
+            row.path, target.path
+        );
+        for chunk in archive.chunks(MAX_BATCH) {
+            self.client
+                .post_exempt_raw(&path, &json!({ "inputs": chunk }))
+                .await?;
+        }
+        tracing::debug!(
+            vendor = VENDOR,
+            object = %row.object,
+            target = %target.object,
+            created = create.len(),
+            removed = archive.len(),
+            "linked"
+        );
+        Ok(())
+    }
+
     /// Removes every association with `reference`'s target of the given records of `row`'s
     /// object (HubSpot ids).
     async fn remove_associations(
@@ -824,7 +962,7 @@ impl HubspotSink {
         from: &[String],
     ) -> ConnectorResult<()> {
         let target = binding(reference.target)?;
-        let associations = self.read_associations(row, reference, from).await?;
+        let associations = crate::links::read(&self.client, row, reference, from).await?;
         let inputs: Vec<Json> = associations
             .into_iter()
             .filter(|a| !a.to.is_empty())
@@ -849,70 +987,6 @@ impl HubspotSink {
             );
         }
         Ok(())
-    }
-
-    /// The associations with `reference`'s target of the given records of `row`'s object
-    /// (HubSpot ids); records without any are absent (HubSpot lists them as errors of a 207).
-    async fn read_associations(
-        &self,
-        row: &HubspotBinding,
-        reference: &HubspotReference,
-        from: &[String],
-    ) -> ConnectorResult<Vec<AssociationRead>> {
-        let target = binding(reference.target)?;
-        let path = format!(
-            "/crm/v4/associations/{}/{}/batch/read",
-            row.path, target.path
-        );
-        let mut out: Vec<AssociationRead> = Vec::with_capacity(from.len());
-        let mut position: HashMap<String, usize> = HashMap::new();
-        let mut inputs: Vec<Json> = from.iter().map(|id| json!({"id": id})).collect();
-        // A record's associations come 500 to an answer. Later pages are read only for the
-        // records whose associated target of the reference's type (a contact's primary
-        // company) was not on the pages read so far.
-        while !inputs.is_empty() {
-            let mut next_inputs = Vec::new();
-            for chunk in inputs.chunks(MAX_ASSOCIATION_READ) {
-                let body = json!({ "inputs": chunk });
-                let response: BatchResponse<AssociationRead> =
-                    self.client.post_exempt(&path, &body).await?;
-                for mut read in response.results {
-                    let after = read.paging.take().and_then(|p| p.next).map(|n| n.after);
-                    let id = read.from.id.clone();
-                    let index = match position.get(&id) {
-                        Some(&i) => {
-                            out[i].to.append(&mut read.to);
-                            i
-                        }
-                        None => {
-                            position.insert(id.clone(), out.len());
-                            out.push(read);
-                            out.len() - 1
-                        }
-                    };
-                    let primary_seen = out[index]
-                        .to
-                        .iter()
-                        .any(|t| t.has_type(reference.association_type_id));
-                    if let (false, Some(after)) = (primary_seen, after) {
-                        let asked = chunk
-                            .iter()
-                            .find(|i| i["id"] == json!(id))
-                            .and_then(|i| i.get("after"));
-                        if asked.and_then(Json::as_str) == Some(after.as_str()) {
-                            return Err(ConnectorError::Malformed {
-                                vendor: VENDOR,
-                                endpoint: format!("POST {path}"),
-                                detail: "an association page's next cursor equals its own".into(),
-                            });
-                        }
-                        next_inputs.push(json!({"id": id, "after": after}));
-                    }
-                }
-            }
-            inputs = next_inputs;
-        }
-        Ok(out)
     }
 
     /// Unsubscribes the email addresses of the contacts in `inputs` whose source says they
@@ -1096,8 +1170,9 @@ impl HubspotSink {
     // -----------------------------------------------------------------------------------------
     // read back
 
-    /// Fills each read-back record's `reference` field (a contact's `company`) with the
-    /// source id of its associated target (its primary company).
+    /// Fills each read-back record's `reference` field with the source ids of its associated
+    /// targets: a contact's `company` with its primary company's, a deal's `contacts` (and
+    /// a note's `parents`, one target object per reference) with the links to every one.
     async fn read_back_reference(
         &self,
         row: &HubspotBinding,
@@ -1106,33 +1181,33 @@ impl HubspotSink {
     ) -> ConnectorResult<()> {
         let target = binding(reference.target)?;
         let ids: Vec<String> = found.iter().map(|(_, id)| id.clone()).collect();
-        let mut chosen: HashMap<String, String> = HashMap::new();
-        for association in self.read_associations(row, reference, &ids).await? {
-            // As the source reads it: the association of the reference's type (the primary
-            // company), else the first one listed.
-            let to = association
-                .to
-                .iter()
-                .find(|t| t.has_type(reference.association_type_id))
-                .or_else(|| association.to.first());
-            if let Some(to) = to {
-                chosen.insert(association.from.id, to.to_object_id.clone());
+        let mut chosen: HashMap<String, Vec<String>> = HashMap::new();
+        for association in crate::links::read(&self.client, row, reference, &ids).await? {
+            // As the source reads it.
+            let to: Vec<String> = association
+                .referenced(reference)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            if !to.is_empty() {
+                chosen.insert(association.from.id, to);
             }
         }
         let mut source_ids: HashMap<String, String> = HashMap::new();
         let mut unknown: Vec<String> = Vec::new();
         {
             let cache = self.ids(target.object);
-            for to in chosen.values() {
+            for to in chosen.values().flatten() {
                 match cache.as_ref().and_then(|c| c.source_id(to)) {
                     Some(sid) => {
                         source_ids.insert(to.clone(), sid.to_owned());
                     }
-                    None if !unknown.contains(to) => unknown.push(to.clone()),
-                    None => {}
+                    None => unknown.push(to.clone()),
                 }
             }
         }
+        unknown.sort_unstable();
+        unknown.dedup();
         let path = format!("/crm/v3/objects/{}/batch/read", target.path);
         for chunk in unknown.chunks(MAX_BATCH) {
             let body = json!({
@@ -1152,16 +1227,32 @@ impl HubspotSink {
                 }
             }
         }
+        // A record ferry did not write has no source id: name it so that it can never equal
+        // a source id, and the digest comparison flags the referring record.
+        let source_id = |to: &String| {
+            source_ids
+                .get(to)
+                .cloned()
+                .unwrap_or_else(|| format!("hubspot:{to}"))
+        };
         for (record, hubspot_id) in found.iter_mut() {
-            record.fields.remove(reference.canonical);
-            if let Some(to) = chosen.get(hubspot_id.as_str()) {
-                // A record ferry did not write has no source id: name it so that it can never
-                // equal a source id, and the digest comparison flags the referring record.
-                let id = source_ids
-                    .get(to)
-                    .cloned()
-                    .unwrap_or_else(|| format!("hubspot:{to}"));
-                record.set(reference.canonical, Value::Reference(id));
+            let Some(to) = chosen.get(hubspot_id.as_str()) else {
+                continue;
+            };
+            if !reference.many {
+                if let Some(to) = to.first() {
+                    record.set(reference.canonical, Value::Reference(source_id(to)));
+                }
+                continue;
+            }
+            let links = to.iter().map(|to| Link {
+                object: reference.target,
+                id: source_id(to),
+            });
+            // A note's parents gather the links of three references.
+            match record.fields.get_mut(reference.canonical) {
+                Some(Value::Links(existing)) => existing.extend(links),
+                _ => record.set(reference.canonical, Value::Links(links.collect())),
             }
         }
         Ok(())
@@ -1238,7 +1329,11 @@ impl Sink for HubspotSink {
             stored: mapping::stored_fields(row, &self.fields.get(object)),
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
             opt_out_needs_email: row.subscription.is_some(),
-            limits: Vec::new(),
+            limits: row
+                .max_chars
+                .iter()
+                .map(|&(field, max)| FieldLimit::max_chars(field, max))
+                .collect(),
         })
     }
 
@@ -1288,7 +1383,7 @@ impl Sink for HubspotSink {
         let row = binding(object)?;
         let path = format!("/crm/v3/objects/{}/batch/read", row.path);
         let map = self.fields.get(object);
-        let mut properties: Vec<&str> = map.vendor_names();
+        let mut properties: Vec<&str> = mapping::read_properties(&map);
         properties.push(&self.source_id_property);
         let mut found: Vec<(Record, String)> = Vec::with_capacity(source_ids.len());
         for chunk in source_ids.chunks(MAX_BATCH) {
@@ -1316,6 +1411,11 @@ impl Sink for HubspotSink {
             }
         }
         if !found.is_empty() {
+            for (record, _) in found.iter_mut() {
+                for reference in row.references {
+                    record.fields.remove(reference.canonical);
+                }
+            }
             for reference in row.references {
                 self.read_back_reference(row, reference, &mut found).await?;
             }

@@ -1,15 +1,18 @@
-//! Reading companies and contacts from HubSpot's v3 list endpoints.
+//! Reading companies, contacts, deals and notes from HubSpot's v3 list endpoints, with the
+//! links of deals and notes from v4 association batch reads.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use ferry_core::http::{BodyCap, HttpResponse, HttpStats, RateLimit};
+use ferry_core::model::Link;
 use ferry_core::{
     ConnectorError, ConnectorResult, FetchedPage, FieldBinding, FieldMap, FieldMaps, ObjectType,
-    Page, Source, VendorField,
+    Page, Source, Value, VendorField,
 };
-use serde_json::{Value, json};
+use serde_json::{Value as Json, json};
 
 use crate::VENDOR;
 use crate::client::HubspotClient;
@@ -95,8 +98,8 @@ impl Source for HubspotSource {
     async fn count(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
         let path = format!("/crm/v3/objects/{}/search", binding(object)?.path);
         let body = json!({"filterGroups": [], "properties": ["hs_object_id"], "limit": 1});
-        let response: Value = self.client.search_json(&path, &body).await?;
-        let total = response.get("total").and_then(Value::as_u64);
+        let response: Json = self.client.search_json(&path, &body).await?;
+        let total = response.get("total").and_then(Json::as_u64);
         tracing::debug!(vendor = VENDOR, %object, total, "counted records");
         Ok(total)
     }
@@ -133,7 +136,7 @@ impl Source for HubspotSource {
         let row = binding(object)?;
         let path = format!("/crm/v3/objects/{}", row.path);
         let map = self.fields.get(object);
-        let mut properties: Vec<&str> = map.vendor_names();
+        let mut properties: Vec<&str> = mapping::read_properties(&map);
         let copies_of = self
             .leave_out_copies
             .load(Ordering::Relaxed)
@@ -148,10 +151,13 @@ impl Source for HubspotSource {
             ("archived", "false"),
             ("properties", properties.as_str()),
         ];
-        // The targets of the object's references, as associations listed with each record.
+        // The targets of the object's references, as associations listed with each record,
+        // unless they are read in batches after the page.
+        let batches = row.reads_links_in_batches();
         let associations = row
             .references
             .iter()
+            .filter(|_| !batches)
             .map(|r| binding(r.target).map(|target| target.path))
             .collect::<ConnectorResult<Vec<_>>>()?
             .join(",");
@@ -162,6 +168,12 @@ impl Source for HubspotSource {
             query.push(("after", after));
         }
         let (endpoint, response) = self.client.get_ok(&path, &query).await?;
+        if batches {
+            let mut page = read_records(row, &map, &endpoint, response, copies_of.as_deref())?;
+            check_progress(&path, cursor, page.next.as_deref())?;
+            read_links(&self.client, row, &mut page).await?;
+            return Ok(FetchedPage::ready(page));
+        }
         // Skimming the answer for its cursor skips the records without reading them, a
         // fraction of the work; they are read later, while the next page is fetched. An answer
         // that cannot be skimmed (bytes that are not UTF-8, say) is read whole now.
@@ -183,6 +195,50 @@ impl Source for HubspotSource {
             }),
         })
     }
+}
+
+/// Sets the link fields of a page's records (a deal's company and contacts, a note's parents)
+/// from v4 association batch reads: one request per reference for the whole page (more only
+/// for a record with over 500 associations of one object), never one per record.
+async fn read_links(
+    client: &HubspotClient,
+    row: &HubspotBinding,
+    page: &mut Page,
+) -> ConnectorResult<()> {
+    if page.records.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = page.records.iter().map(|r| r.source_id.clone()).collect();
+    let position: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    for reference in row.references {
+        for read in crate::links::read(client, row, reference, &ids).await? {
+            let Some(&i) = position.get(read.from.id.as_str()) else {
+                continue;
+            };
+            let to = read.referenced(reference);
+            let record = &mut page.records[i];
+            if !reference.many {
+                if let Some(to) = to.first() {
+                    record.set(reference.canonical, Value::Reference((*to).to_owned()));
+                }
+                continue;
+            }
+            let links = to.iter().map(|to| Link {
+                object: reference.target,
+                id: (*to).to_owned(),
+            });
+            // A note's parents gather the links of three references.
+            match record.fields.get_mut(reference.canonical) {
+                Some(Value::Links(existing)) => existing.extend(links),
+                _ => record.set(reference.canonical, Value::Links(links.collect())),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a next-page cursor equal to the current one: paging would never end.

@@ -741,3 +741,141 @@ async fn a_primary_company_beyond_the_first_association_page_is_read_back() {
 
     assert_read_back_equal(&sink, ObjectType::CONTACTS, &[contact]).await;
 }
+
+fn links(object: ObjectType, ids: &[&str]) -> Value {
+    Value::Links(
+        ids.iter()
+            .map(|id| ferry_core::model::Link {
+                object,
+                id: (*id).to_owned(),
+            })
+            .collect(),
+    )
+}
+
+fn sorted_links(value: Option<&Value>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = match value {
+        Some(Value::Links(links)) => links
+            .iter()
+            .map(|l| (l.object.to_string(), l.id.clone()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn deal_and_note_links_follow_the_source_set_on_every_upsert() {
+    init();
+    let (hs, _) = start(unlimited()).await;
+    let sink = sink(&hs);
+    sink.prepare(ObjectType::NOTES)
+        .await
+        .expect("prepare notes");
+    sink.prepare(ObjectType::DEALS)
+        .await
+        .expect("prepare deals");
+    let mut company = Record::new(ObjectType::COMPANIES, "co-1");
+    company.set(field::NAME, Value::Text("Acme".into()));
+    assert!(
+        upsert_all(&sink, ObjectType::COMPANIES, &[company]).await[0]
+            .result
+            .is_ok()
+    );
+    let people: Vec<Record> = (1..=5)
+        .map(|i| {
+            let mut p = Record::new(ObjectType::CONTACTS, format!("p-{i}"));
+            p.set(field::EMAIL, Value::Text(format!("p{i}@example.com")));
+            p
+        })
+        .collect();
+    let written = upsert_all(&sink, ObjectType::CONTACTS, &people).await;
+    assert!(written.iter().all(|o| o.result.is_ok()), "{written:?}");
+
+    let stage = Value::Stage {
+        pipeline: "default".into(),
+        stage: "appointmentscheduled".into(),
+    };
+    let mut deal = Record::new(ObjectType::DEALS, "d-1");
+    deal.set(field::NAME, Value::Text("Big deal".into()));
+    deal.set(field::STAGE, stage);
+    deal.set(field::COMPANY, Value::Reference("co-1".into()));
+    deal.set(
+        field::CONTACTS,
+        links(ObjectType::CONTACTS, &["p-1", "p-2", "p-3", "p-4", "p-5"]),
+    );
+    let outcome = &upsert_all(&sink, ObjectType::DEALS, std::slice::from_ref(&deal)).await[0];
+    assert!(matches!(&outcome.result, Ok(w) if w.created), "{outcome:?}");
+    assert_read_back_equal(&sink, ObjectType::DEALS, std::slice::from_ref(&deal)).await;
+
+    // The source now holds two contacts, one of them not in HubSpot, and no company: the deal
+    // is written with the one, refused naming the other, and loses the rest.
+    let mut fewer = deal.clone();
+    fewer.fields.remove(field::COMPANY);
+    fewer.set(
+        field::CONTACTS,
+        links(ObjectType::CONTACTS, &["p-2", "p-9"]),
+    );
+    let outcome = &upsert_all(&sink, ObjectType::DEALS, std::slice::from_ref(&fewer)).await[0];
+    match &outcome.result {
+        Err(refused) => {
+            assert_eq!(refused.code, "CONTACT_NOT_FOUND");
+            assert!(refused.reason.contains("p-9"), "{}", refused.reason);
+        }
+        other => panic!("expected CONTACT_NOT_FOUND, got {other:?}"),
+    }
+    let back = sink
+        .read_back(ObjectType::DEALS, &["d-1".to_owned()])
+        .await
+        .expect("read back");
+    assert_eq!(
+        sorted_links(back[0].get(field::CONTACTS)),
+        vec![("contacts".to_owned(), "p-2".to_owned())]
+    );
+    assert_eq!(back[0].get(field::COMPANY), None);
+
+    // A note on a deal, a contact and a company holds all three, then what the source keeps.
+    let mut note = Record::new(ObjectType::NOTES, "n-1");
+    note.set(field::BODY, Value::Text("<p>Called <b>Zoë</b></p>".into()));
+    note.set(field::TIMESTAMP, Value::Timestamp(1_700_000_000_123));
+    let mut parents = links(ObjectType::DEALS, &["d-1"]);
+    if let (Value::Links(all), Value::Links(more)) =
+        (&mut parents, links(ObjectType::CONTACTS, &["p-1"]))
+    {
+        all.extend(more);
+        all.push(ferry_core::model::Link {
+            object: ObjectType::COMPANIES,
+            id: "co-1".into(),
+        });
+    }
+    note.set(field::PARENTS, parents);
+    let outcome = &upsert_all(&sink, ObjectType::NOTES, std::slice::from_ref(&note)).await[0];
+    assert!(outcome.result.is_ok(), "{outcome:?}");
+    assert_read_back_equal(&sink, ObjectType::NOTES, std::slice::from_ref(&note)).await;
+    let mut moved = note.clone();
+    moved.set(field::PARENTS, links(ObjectType::CONTACTS, &["p-2"]));
+    let outcome = &upsert_all(&sink, ObjectType::NOTES, std::slice::from_ref(&moved)).await[0];
+    assert!(
+        matches!(&outcome.result, Ok(w) if !w.created),
+        "{outcome:?}"
+    );
+    assert_read_back_equal(&sink, ObjectType::NOTES, std::slice::from_ref(&moved)).await;
+    let back = sink
+        .read_back(ObjectType::NOTES, &["n-1".to_owned()])
+        .await
+        .expect("read back");
+    assert_eq!(
+        sorted_links(back[0].get(field::PARENTS)),
+        vec![("contacts".to_owned(), "p-2".to_owned())]
+    );
+
+    let limits = sink.capability(ObjectType::NOTES).expect("notes").limits;
+    assert_eq!(
+        limits,
+        vec![ferry_core::FieldLimit::max_chars(field::BODY, 65_536)]
+    );
+    let deals = sink.capability(ObjectType::DEALS).expect("deals");
+    assert_eq!(deals.required, vec![field::NAME, field::STAGE]);
+    assert!(!deals.stored.iter().any(|f| f == field::STATUS));
+}
