@@ -1,0 +1,211 @@
+//! Deals, notes and owners through `ferry_core::run`: Dynamics → Dynamics, every object, each
+//! emulator on loopback; then what the sink environment holds, read through the connector.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use common::{config, read_all, start};
+use ferry_core::directory::DirectoryRules;
+use ferry_core::report::Progress;
+use ferry_core::stages::StageRules;
+use ferry_core::{Mode, ObjectType, Outcome, Record, RunOptions, Sink, Source, Value, field, run};
+use ferry_dynamics::{DynamicsSink, DynamicsSource};
+use ferry_sandbox::seed::{Mess, generate};
+
+fn options() -> RunOptions {
+    let spec = ferry_sandbox::dynamics::SPEC;
+    RunOptions {
+        objects: ObjectType::ALL.to_vec(),
+        directory: DirectoryRules {
+            deal_stages: StageRules {
+                pairs: ferry_sandbox::accounts::stage_crosswalk(spec.deal_stages, spec.deal_stages),
+            },
+            ..DirectoryRules::default()
+        },
+        ..RunOptions::default()
+    }
+}
+
+async fn migrate(source: Arc<dyn Source>, sink: Arc<dyn Sink>) -> ferry_core::Report {
+    let options = options();
+    let progress = Arc::new(Progress::new(&options.objects));
+    run(Mode::Migrate, source, sink, &options, progress).await
+}
+
+fn assert_verified(report: &ferry_core::Report, counts: &[(ObjectType, usize)]) {
+    assert_eq!(
+        report.outcome,
+        Outcome::Verified,
+        "error {:?}, failures {:?}",
+        report.error,
+        report.failures.iter().take(5).collect::<Vec<_>>()
+    );
+    for (object, n) in counts {
+        let o = report
+            .objects
+            .iter()
+            .find(|o| o.object == Some(*object))
+            .unwrap_or_else(|| panic!("{object} in the report"));
+        assert_eq!((o.read, o.verified), (*n as u64, *n as u64), "{object}");
+        assert!(o.digests_match, "{object}");
+        assert!(*n > 0, "{object}: the seed holds some");
+    }
+}
+
+/// Each user id of `users` → its email, lower case.
+fn emails(users: &[ferry_core::User]) -> BTreeMap<String, String> {
+    users
+        .iter()
+        .map(|u| (u.id.clone(), u.email.to_lowercase()))
+        .collect()
+}
+
+#[tokio::test]
+async fn dynamics_to_dynamics_moves_deals_notes_and_owners_verified_and_reruns_create_nothing() {
+    let (source_env, source_running) = start(ferry_sandbox::dynamics::Options::default()).await;
+    let (sink_env, sink_running) = start(ferry_sandbox::dynamics::Options::default()).await;
+    let data = generate(120, 41, &Mess::none());
+    let seeded = source_env.seed(&data);
+    let source =
+        Arc::new(DynamicsSource::new(config(&source_running.base_url), "source").expect("source"));
+    let sink = Arc::new(DynamicsSink::new(config(&sink_running.base_url), "sink").expect("sink"));
+    let counts = [
+        (ObjectType::COMPANIES, seeded.accounts),
+        (ObjectType::CONTACTS, seeded.contacts),
+        (ObjectType::DEALS, seeded.opportunities),
+        (ObjectType::NOTES, seeded.annotations),
+    ];
+
+    let report = migrate(source.clone(), sink.clone()).await;
+    assert_verified(&report, &counts);
+    for (object, n) in counts {
+        let o = report.objects.iter().find(|o| o.object == Some(object));
+        assert_eq!(o.map(|o| o.created), Some(n as u64), "{object} created");
+    }
+    // Nothing the sink could not hold: the timestamps aside, every field is carried, and a
+    // Dataverse source has one contact per deal and one parent per note.
+    for o in &report.objects {
+        assert!(o.links_not_carried.is_empty(), "{:?}", o.links_not_carried);
+    }
+    assert_eq!(sink_env.count("opportunity"), seeded.opportunities);
+    assert_eq!(sink_env.count("annotation"), seeded.annotations);
+
+    // A rerun updates in place: won and lost deals included (reopened, updated, closed again).
+    let again = migrate(source.clone(), sink.clone()).await;
+    assert_verified(&again, &counts);
+    for (object, n) in counts {
+        let o = again.objects.iter().find(|o| o.object == Some(object));
+        assert_eq!(
+            o.map(|o| (o.created, o.updated)),
+            Some((0, n as u64)),
+            "{object} on the rerun"
+        );
+    }
+    assert_eq!(sink_env.count("opportunity"), seeded.opportunities);
+    assert_eq!(sink_env.count("annotation"), seeded.annotations);
+
+    // What the sink holds, deal by deal and note by note, against the source.
+    let source_users = emails(&source.users().await.expect("source users"));
+    let sink_users = emails(&sink.users().await.expect("sink users"));
+    let owner_email = |users: &BTreeMap<String, String>, r: &Record| {
+        r.text(field::OWNER).and_then(|id| users.get(id)).cloned()
+    };
+    // Owners match active sink users by address; the others get the sink's default owner.
+    let active: Vec<String> = sink
+        .users()
+        .await
+        .expect("sink users")
+        .into_iter()
+        .filter(|u| u.active && !u.email.is_empty())
+        .map(|u| u.email.to_lowercase())
+        .collect();
+    let (deals, _) = read_all(source.as_ref(), ObjectType::DEALS).await;
+    let ids: Vec<String> = deals.iter().map(|d| d.source_id.clone()).collect();
+    let back: BTreeMap<String, Record> = sink
+        .read_back(ObjectType::DEALS, &ids)
+        .await
+        .expect("read back deals")
+        .into_iter()
+        .map(|r| (r.source_id.clone(), r))
+        .collect();
+    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    let mut owned_by_a_person = 0;
+    for deal in &deals {
+        let held = &back[&deal.source_id];
+        let status = deal.text(field::STATUS).expect("a status");
+        assert_eq!(held.text(field::STATUS), Some(status), "{}", deal.source_id);
+        *statuses.entry(status.to_owned()).or_default() += 1;
+        assert_eq!(held.get(field::CONTACTS), deal.get(field::CONTACTS));
+        assert_eq!(held.get(field::COMPANY), deal.get(field::COMPANY));
+        assert_eq!(held.get(field::CURRENCY), deal.get(field::CURRENCY));
+        assert_eq!(held.get(field::CLOSE_DATE), deal.get(field::CLOSE_DATE));
+        // The same stage, by label (ids are the environment's own).
+        let Some(Value::Stage { stage, .. }) = held.get(field::STAGE) else {
+            panic!("{}: no stage", deal.source_id);
+        };
+        let Some(Value::Stage { stage: was, .. }) = deal.get(field::STAGE) else {
+            panic!("{}: no source stage", deal.source_id);
+        };
+        assert_eq!(stage, was);
+        // The owner: the sink user with the source owner's address.
+        let (from, to) = (
+            owner_email(&source_users, deal),
+            owner_email(&sink_users, held),
+        );
+        if from.as_ref().is_some_and(|e| active.contains(e)) {
+            assert_eq!(from, to, "{}", deal.source_id);
+            owned_by_a_person += 1;
+        } else {
+            assert_eq!(
+                to.as_deref(),
+                Some(""),
+                "the application user owns {}",
+                deal.source_id
+            );
+        }
+    }
+    assert!(statuses.get("won").is_some_and(|n| *n > 0), "{statuses:?}");
+    assert!(statuses.get("lost").is_some_and(|n| *n > 0), "{statuses:?}");
+    assert!(statuses.get("open").is_some_and(|n| *n > 0), "{statuses:?}");
+    assert!(owned_by_a_person > 0);
+    // The seed's deal 0 has five contacts; Dataverse held its first.
+    let first = &back[&deals[0].source_id];
+    assert!(
+        matches!(first.get(field::CONTACTS), Some(Value::Links(l)) if l.len() == 1),
+        "{first:?}"
+    );
+
+    let (notes, _) = read_all(source.as_ref(), ObjectType::NOTES).await;
+    let ids: Vec<String> = notes.iter().map(|n| n.source_id.clone()).collect();
+    let back: BTreeMap<String, Record> = sink
+        .read_back(ObjectType::NOTES, &ids)
+        .await
+        .expect("read back notes")
+        .into_iter()
+        .map(|r| (r.source_id.clone(), r))
+        .collect();
+    let mut on = BTreeMap::<ObjectType, usize>::new();
+    for note in &notes {
+        let held = &back[&note.source_id];
+        assert_eq!(held.get(field::BODY), note.get(field::BODY));
+        assert_eq!(held.get(field::PARENTS), note.get(field::PARENTS));
+        // The note's original time, to the second Dataverse keeps.
+        assert_eq!(held.get(field::TIMESTAMP), note.get(field::TIMESTAMP));
+        let from = owner_email(&source_users, note);
+        if from.as_ref().is_some_and(|e| active.contains(e)) {
+            assert_eq!(from, owner_email(&sink_users, held), "{}", note.source_id);
+        }
+        if let Some(Value::Links(links)) = held.get(field::PARENTS) {
+            for link in links {
+                *on.entry(link.object).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(
+        on.len(),
+        3,
+        "notes on deals, contacts and companies: {on:?}"
+    );
+}
