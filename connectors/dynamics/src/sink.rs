@@ -520,11 +520,28 @@ fn rejection_reason(
         }
     }
     // A 404 on a record that binds a reference: the target is not in the sink.
-    let bound = t.references.iter().find_map(|r| {
-        let (target, _) = mapping::pointed_at(t, r, record)?;
-        let nav = r.navigations.iter().find(|(o, _)| *o == target)?.1;
-        Some((r, target, nav))
-    });
+    // Dataverse names the missing record's table ("… does not exist in contact entity",
+    // "contact With Id = … Does Not Exist"): the reference to that table, else the first bound.
+    let bound: Vec<_> = t
+        .references
+        .iter()
+        .filter_map(|r| {
+            let (target, _) = mapping::pointed_at(t, r, record)?;
+            let nav = r.navigations.iter().find(|(o, _)| *o == target)?.1;
+            Some((r, target, nav))
+        })
+        .collect();
+    let names_table = |target: ObjectType| {
+        mapping::binding(target).is_ok_and(|o| {
+            message.contains(&format!("in {} entity", o.logical))
+                || message.starts_with(&format!("{} With Id", o.logical))
+        })
+    };
+    let bound = bound
+        .iter()
+        .find(|(_, target, _)| names_table(*target))
+        .or(bound.first())
+        .copied();
     // Dataverse names the table of a missing lookup target ("systemuser With Id = … Does Not
     // Exist"); a table name is no value.
     let missing_user = message.to_ascii_lowercase().contains("systemuser");

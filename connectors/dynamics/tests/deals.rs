@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use common::{config, read_all, start};
+use common::{assert_read_back_equal, config, read_all, start, upsert_all};
 use ferry_core::directory::DirectoryRules;
 use ferry_core::report::Progress;
 use ferry_core::stages::StageRules;
@@ -208,4 +208,140 @@ async fn dynamics_to_dynamics_moves_deals_notes_and_owners_verified_and_reruns_c
         3,
         "notes on deals, contacts and companies: {on:?}"
     );
+}
+
+fn text(r: &mut Record, name: &'static str, value: &str) {
+    r.set(name, Value::Text(value.to_owned()));
+}
+
+fn link(object: ObjectType, id: &str) -> ferry_core::model::Link {
+    ferry_core::model::Link {
+        object,
+        id: id.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn the_sink_holds_one_contact_per_deal_one_parent_per_note_and_closes_won_and_lost_deals() {
+    let (env, running) = start(ferry_sandbox::dynamics::Options::default()).await;
+    let sink = DynamicsSink::new(config(&running.base_url), "sink").expect("sink");
+    for object in ObjectType::ALL {
+        sink.prepare(object).await.expect("prepare");
+    }
+    // What the engine is told: one link per lookup, the note body's length, and the fields
+    // that round-trip (status included: Dataverse keeps won and lost beside the stage).
+    let deals = sink.capability(ObjectType::DEALS).expect("deals");
+    assert_eq!(
+        deals.limits,
+        vec![ferry_core::FieldLimit::max_links(field::CONTACTS, 1)]
+    );
+    for f in [
+        field::NAME,
+        field::AMOUNT,
+        field::CURRENCY,
+        field::CLOSE_DATE,
+        field::STAGE,
+        field::STATUS,
+        field::OWNER,
+        field::COMPANY,
+        field::CONTACTS,
+    ] {
+        assert!(deals.stored.contains(&f.to_owned()), "{f}");
+    }
+    let notes = sink.capability(ObjectType::NOTES).expect("notes");
+    assert_eq!(
+        notes.limits,
+        vec![
+            ferry_core::FieldLimit::max_chars(field::BODY, 100_000),
+            ferry_core::FieldLimit::max_links(field::PARENTS, 1)
+        ]
+    );
+    assert!(!notes.stored.contains(&field::TIMESTAMP.to_owned()));
+
+    let mut company = Record::new(ObjectType::COMPANIES, "co-1");
+    text(&mut company, field::NAME, "Acme");
+    let mut person = Record::new(ObjectType::CONTACTS, "p-1");
+    text(&mut person, field::LAST_NAME, "Okafor");
+    upsert_all(&sink, ObjectType::COMPANIES, &[company]).await;
+    upsert_all(&sink, ObjectType::CONTACTS, &[person]).await;
+    let pipeline = sink
+        .pipelines(ObjectType::DEALS)
+        .await
+        .expect("pipelines")
+        .remove(0);
+    let deal = |id: &str, status: &str, stage: &str| {
+        let mut r = Record::new(ObjectType::DEALS, id);
+        text(&mut r, field::NAME, "Renewal");
+        r.set(field::AMOUNT, Value::Decimal(1200.0));
+        text(&mut r, field::CURRENCY, "EUR");
+        r.set(field::CLOSE_DATE, Value::Date(19_782));
+        r.set(
+            field::STAGE,
+            Value::Stage {
+                pipeline: pipeline.id.clone(),
+                stage: stage.to_owned(),
+            },
+        );
+        text(&mut r, field::STATUS, status);
+        r.set(field::COMPANY, Value::Reference("co-1".into()));
+        r.set(
+            field::CONTACTS,
+            Value::Links(vec![link(ObjectType::CONTACTS, "p-1")]),
+        );
+        r
+    };
+    let records = vec![
+        deal("d-open", "open", "1"),
+        deal("d-won", "won", "3"),
+        deal("d-lost", "lost", "3"),
+    ];
+    for round in 0..2 {
+        let outcomes = upsert_all(&sink, ObjectType::DEALS, &records).await;
+        for o in &outcomes {
+            let written = o.result.as_ref().expect("written");
+            assert_eq!(written.created, round == 0, "{}", o.source_id);
+            assert!(!written.sink_id.is_empty());
+        }
+        assert_read_back_equal(&sink, ObjectType::DEALS, &records).await;
+    }
+    assert_eq!(env.count("opportunity"), 3);
+
+    // A note on the deal; its body up to Dataverse's 100,000 characters, no more.
+    let mut note = Record::new(ObjectType::NOTES, "n-1");
+    text(&mut note, field::BODY, &"x".repeat(100_000));
+    note.set(
+        field::PARENTS,
+        Value::Links(vec![link(ObjectType::DEALS, "d-won")]),
+    );
+    let mut long = note.clone();
+    long.source_id = "n-2".into();
+    text(&mut long, field::BODY, &"x".repeat(100_001));
+    let outcomes = upsert_all(&sink, ObjectType::NOTES, &[note.clone(), long]).await;
+    assert!(outcomes[0].result.is_ok());
+    let refused = outcomes[1].result.as_ref().expect_err("over the limit");
+    assert_eq!(refused.code, "0x80044331");
+    assert!(
+        refused.reason.contains("notetext (body)"),
+        "{}",
+        refused.reason
+    );
+    assert_read_back_equal(&sink, ObjectType::NOTES, &[note]).await;
+
+    // A deal whose contact is not in the sink names the reference, not a value.
+    let mut orphan = deal("d-orphan", "open", "0");
+    orphan.set(
+        field::CONTACTS,
+        Value::Links(vec![link(ObjectType::CONTACTS, "p-missing")]),
+    );
+    let outcomes = upsert_all(&sink, ObjectType::DEALS, &[orphan]).await;
+    let refused = outcomes[0].result.as_ref().expect_err("no such contact");
+    assert_eq!(refused.code, "0x80040217");
+    assert!(
+        refused
+            .reason
+            .contains("contacts reference (parentcontactid): no contact has"),
+        "{}",
+        refused.reason
+    );
+    assert!(!refused.reason.contains("p-missing"));
 }
