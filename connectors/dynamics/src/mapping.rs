@@ -722,12 +722,13 @@ pub fn to_dataverse(
 }
 
 /// The close a won or lost `record` needs after its upsert: the action's name and body
-/// (`{"Status": n, "OpportunityClose": {"opportunityid@odata.bind": "/opportunities(<id>)",
-/// "actualend"?}}`), or `None` for an open one (or a table without a state).
+/// (`{"Status": n, "OpportunityClose": {"opportunityid@odata.bind": "/opportunities(<address>)",
+/// "actualend"?}}`, the address its id or its alternate key), or `None` for an open one (or a
+/// table without a state).
 pub fn close_action(
     table: &DataverseObject,
     record: &Record,
-    sink_id: &str,
+    address: &str,
 ) -> Option<(&'static str, Json)> {
     let status = table.status.as_ref()?;
     let word = record.text(status.canonical)?.trim().to_ascii_lowercase();
@@ -739,7 +740,7 @@ pub fn close_action(
     let mut close = Map::new();
     close.insert(
         status.close_bind.into(),
-        Json::String(format!("/{}({sink_id})", table.set)),
+        Json::String(format!("/{}({address})", table.set)),
     );
     if let Some(Value::Date(days)) = record.get(field::CLOSE_DATE) {
         close.insert(

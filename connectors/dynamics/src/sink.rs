@@ -198,8 +198,8 @@ impl DynamicsSink {
         let mut written: Vec<(usize, Written)> = Vec::new();
         for ((i, record, _), result) in settled {
             match result {
-                Ok(w) => match mapping::close_action(t, record, &w.sink_id) {
-                    Some((action, body)) if !w.sink_id.is_empty() => {
+                Ok(w) => match mapping::close_action(t, record, &self.address(&w, record)) {
+                    Some((action, body)) => {
                         let url = self.client.api_url(action)?;
                         let request = batch::Request {
                             method: "POST",
@@ -237,6 +237,16 @@ impl DynamicsSink {
             }
         }
         Ok(answers)
+    }
+
+    /// How a close action names the record just written: its id, or (should an answer lack
+    /// it) its alternate key.
+    fn address(&self, written: &Written, record: &Record) -> String {
+        if written.sink_id.is_empty() {
+            format!("{}={}", self.column, mapping::literal(&record.source_id))
+        } else {
+            written.sink_id.clone()
+        }
     }
 
     /// Sends one `$batch` of close actions (`WinOpportunity`, `LoseOpportunity`) and answers
