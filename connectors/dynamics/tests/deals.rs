@@ -345,3 +345,47 @@ async fn the_sink_holds_one_contact_per_deal_one_parent_per_note_and_closes_won_
     );
     assert!(!refused.reason.contains("p-missing"));
 }
+
+#[tokio::test]
+async fn owners_are_bound_by_user_id_and_a_missing_or_disabled_user_is_refused_naming_the_owner() {
+    let (_env, running) = start(ferry_sandbox::dynamics::Options::default()).await;
+    let sink = DynamicsSink::new(config(&running.base_url), "sink").expect("sink");
+    sink.prepare(ObjectType::COMPANIES).await.expect("prepare");
+    let users = sink.users().await.expect("users");
+    let active = users
+        .iter()
+        .find(|u| u.active && !u.email.is_empty())
+        .expect("an active user");
+    let disabled = users.iter().find(|u| !u.active).expect("a disabled user");
+    let company = |id: &str, owner: &str| {
+        let mut r = Record::new(ObjectType::COMPANIES, id);
+        text(&mut r, field::NAME, "Acme");
+        text(&mut r, field::OWNER, owner);
+        r
+    };
+    let owned = company("co-owned", &active.id);
+    let outcomes = upsert_all(
+        &sink,
+        ObjectType::COMPANIES,
+        &[
+            owned.clone(),
+            company("co-nobody", "5e5e5e5e-0000-0000-0000-00000000ffff"),
+            company("co-disabled", &disabled.id),
+        ],
+    )
+    .await;
+    assert!(outcomes[0].result.is_ok());
+    assert_read_back_equal(&sink, ObjectType::COMPANIES, &[owned]).await;
+    for (o, code) in outcomes[1..].iter().zip(["0x80040217", "0x80040203"]) {
+        let refused = o.result.as_ref().expect_err("refused");
+        assert_eq!(refused.code, code);
+        assert!(
+            refused
+                .reason
+                .starts_with("Dynamics refused the owner (ownerid)"),
+            "{}",
+            refused.reason
+        );
+        assert!(!refused.reason.contains(&disabled.id) && !refused.reason.contains("ffff"));
+    }
+}
