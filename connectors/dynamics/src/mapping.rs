@@ -527,8 +527,8 @@ pub fn key_segment(column: &str, value: &str) -> Option<String> {
 /// The environment's currencies: ISO code (upper case) → `transactioncurrencyid`.
 pub type Currencies = BTreeMap<String, String>;
 
-/// Whether `id` can stand in a `/systemusers(<id>)` bind: a GUID's characters only.
-fn is_guid_like(id: &str) -> bool {
+/// Whether `id` can stand as a record id in a path (`/systemusers(<id>)`): a GUID's characters only.
+pub(crate) fn is_guid_like(id: &str) -> bool {
     !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 

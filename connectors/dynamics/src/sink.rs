@@ -195,7 +195,7 @@ impl DynamicsSink {
         .await?;
         // Won and lost deals, upserted open, are closed now by the table's actions.
         let mut closing: Vec<Part<'r>> = Vec::new();
-        let mut written: Vec<(usize, Written)> = Vec::new();
+        let mut written: std::collections::HashMap<usize, Written> = Default::default();
         for ((i, record, _), result) in settled {
             match result {
                 Ok(w) => match mapping::close_action(t, record, &self.address(&w, record)) {
@@ -207,7 +207,7 @@ impl DynamicsSink {
                             body: body.to_string(),
                         };
                         closing.push((i, record, request));
-                        written.push((i, w));
+                        written.insert(i, w);
                     }
                     _ => answers.push((i, Ok(w))),
                 },
@@ -221,16 +221,10 @@ impl DynamicsSink {
             .await?;
             for ((i, _, _), result) in closed {
                 let outcome = match result {
-                    Ok(()) => written
-                        .iter()
-                        .find(|(at, _)| *at == i)
-                        .map(|(_, w)| Ok(w.clone()))
-                        .unwrap_or_else(|| {
-                            Ok(Written {
-                                sink_id: String::new(),
-                                created: false,
-                            })
-                        }),
+                    Ok(()) => Ok(written.remove(&i).unwrap_or(Written {
+                        sink_id: String::new(),
+                        created: false,
+                    })),
                     Err(rejection) => Err(rejection),
                 };
                 answers.push((i, outcome));
@@ -240,9 +234,9 @@ impl DynamicsSink {
     }
 
     /// How a close action names the record just written: its id, or (should an answer lack
-    /// it) its alternate key.
+    /// it, or hold something else) its alternate key.
     fn address(&self, written: &Written, record: &Record) -> String {
-        if written.sink_id.is_empty() {
+        if !mapping::is_guid_like(&written.sink_id) {
             format!("{}={}", self.column, mapping::literal(&record.source_id))
         } else {
             written.sink_id.clone()
