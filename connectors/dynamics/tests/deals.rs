@@ -389,3 +389,142 @@ async fn owners_are_bound_by_user_id_and_a_missing_or_disabled_user_is_refused_n
         assert!(!refused.reason.contains(&disabled.id) && !refused.reason.contains("ffff"));
     }
 }
+
+/// A Dynamics source whose first deal has five contacts and first note three parents, as other
+/// vendors hold them (Dataverse itself holds one of each): the real source otherwise.
+struct ManyLinks {
+    inner: DynamicsSource,
+    deal: (String, Vec<ferry_core::model::Link>),
+    note: (String, Vec<ferry_core::model::Link>),
+}
+
+#[async_trait::async_trait]
+impl Source for ManyLinks {
+    fn vendor(&self) -> &'static str {
+        self.inner.vendor()
+    }
+
+    async fn check(&self) -> ferry_core::ConnectorResult<()> {
+        self.inner.check().await
+    }
+
+    async fn account_id(&self) -> ferry_core::ConnectorResult<Option<ferry_core::AccountId>> {
+        self.inner.account_id().await
+    }
+
+    async fn users(&self) -> ferry_core::ConnectorResult<Vec<ferry_core::User>> {
+        self.inner.users().await
+    }
+
+    async fn pipelines(
+        &self,
+        object: ObjectType,
+    ) -> ferry_core::ConnectorResult<Vec<ferry_core::Pipeline>> {
+        self.inner.pipelines(object).await
+    }
+
+    async fn count(&self, object: ObjectType) -> ferry_core::ConnectorResult<Option<u64>> {
+        self.inner.count(object).await
+    }
+
+    async fn read_page(
+        &self,
+        object: ObjectType,
+        cursor: Option<&str>,
+    ) -> ferry_core::ConnectorResult<ferry_core::Page> {
+        let mut page = self.inner.read_page(object, cursor).await?;
+        for r in &mut page.records {
+            for (id, field, links) in [
+                (&self.deal.0, field::CONTACTS, &self.deal.1),
+                (&self.note.0, field::PARENTS, &self.note.1),
+            ] {
+                if r.object.field(field).is_some() && &r.source_id == id {
+                    r.set(field, Value::Links(links.clone()));
+                }
+            }
+        }
+        Ok(page)
+    }
+}
+
+#[tokio::test]
+async fn a_deal_with_five_contacts_and_a_note_with_three_parents_keep_one_and_report_the_rest() {
+    let (source_env, source_running) = start(ferry_sandbox::dynamics::Options::default()).await;
+    let (_sink_env, sink_running) = start(ferry_sandbox::dynamics::Options::default()).await;
+    let seeded = source_env.seed(&generate(60, 43, &Mess::none()));
+    let inner = DynamicsSource::new(config(&source_running.base_url), "source").expect("source");
+    let ids = |records: Vec<Record>| -> Vec<String> {
+        records.into_iter().map(|r| r.source_id).collect()
+    };
+    let companies = ids(read_all(&inner, ObjectType::COMPANIES).await.0);
+    let contacts = ids(read_all(&inner, ObjectType::CONTACTS).await.0);
+    let deals = ids(read_all(&inner, ObjectType::DEALS).await.0);
+    let notes = ids(read_all(&inner, ObjectType::NOTES).await.0);
+    let five: Vec<_> = contacts[..5]
+        .iter()
+        .map(|id| link(ObjectType::CONTACTS, id))
+        .collect();
+    // Company first: the engine keeps the deal, the first target of a note's parents.
+    let three = vec![
+        link(ObjectType::COMPANIES, &companies[0]),
+        link(ObjectType::CONTACTS, &contacts[0]),
+        link(ObjectType::DEALS, &deals[1]),
+    ];
+    let source = Arc::new(ManyLinks {
+        inner,
+        deal: (deals[0].clone(), five.clone()),
+        note: (notes[0].clone(), three),
+    });
+    let sink = Arc::new(DynamicsSink::new(config(&sink_running.base_url), "sink").expect("sink"));
+
+    let report = migrate(source, sink.clone()).await;
+    assert_verified(
+        &report,
+        &[
+            (ObjectType::COMPANIES, seeded.accounts),
+            (ObjectType::CONTACTS, seeded.contacts),
+            (ObjectType::DEALS, seeded.opportunities),
+            (ObjectType::NOTES, seeded.annotations),
+        ],
+    );
+    let not_carried = |object: ObjectType| {
+        report
+            .objects
+            .iter()
+            .find(|o| o.object == Some(object))
+            .map(|o| o.links_not_carried.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        not_carried(ObjectType::DEALS),
+        BTreeMap::from([(field::CONTACTS.to_owned(), 1)])
+    );
+    assert_eq!(
+        not_carried(ObjectType::NOTES),
+        BTreeMap::from([(field::PARENTS.to_owned(), 1)])
+    );
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.code == "NOT_CARRIED" && w.source_id == deals[0]),
+        "{:?}",
+        report.warnings
+    );
+    let deal = sink
+        .read_back(ObjectType::DEALS, &deals[..1])
+        .await
+        .expect("deal");
+    assert_eq!(
+        deal[0].get(field::CONTACTS),
+        Some(&Value::Links(vec![five[0].clone()]))
+    );
+    let note = sink
+        .read_back(ObjectType::NOTES, &notes[..1])
+        .await
+        .expect("note");
+    assert_eq!(
+        note[0].get(field::PARENTS),
+        Some(&Value::Links(vec![link(ObjectType::DEALS, &deals[1])]))
+    );
+}
