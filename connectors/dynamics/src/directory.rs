@@ -22,7 +22,7 @@ pub(crate) const PAGE: u32 = 500;
 
 /// Every row of entity set `set` matching `filter`, with the columns of `select`, `page` to a
 /// page, following `@odata.nextLink` within the environment.
-async fn all_rows(
+pub(crate) async fn all_rows(
     client: &Client,
     page: u32,
     set: &str,

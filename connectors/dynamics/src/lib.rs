@@ -1,6 +1,8 @@
-//! ferry's Microsoft Dynamics 365 / Dataverse connector: reads and writes accounts and
-//! contacts (with each contact's parent account and email opt-out) through the Dataverse Web
-//! API v9.2, authenticated as an application user with OAuth 2.0 client credentials.
+//! ferry's Microsoft Dynamics 365 / Dataverse connector: reads and writes accounts, contacts
+//! (with each contact's parent account and email opt-out), opportunities (deals: stage, won and
+//! lost, account and contact) and annotations (notes on a deal, contact or account), each with
+//! its owner, through the Dataverse Web API v9.2, authenticated as an application user with
+//! OAuth 2.0 client credentials.
 //!
 //! Writes are upserts by an alternate key holding each record's source id, sent as one
 //! `$batch` per upsert call with `odata.continue-on-error`; reads page with
@@ -54,12 +56,15 @@ fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
     ferry_core::Permissions {
         needs: match role {
             ferry_core::Role::Source => {
-                "an application user whose security role has Read on Account and Contact only"
+                "an application user whose security role has Read on Account, Contact, Opportunity, Note, \
+                 User, Currency, Process and Process Stage only"
             }
             ferry_core::Role::Sink => {
-                "an application user whose security role has Read, Create and Write on Account and \
-                 Contact (no Delete); with create_missing_fields, also the System Customizer role \
-                 (to create columns)"
+                "an application user whose security role has Read, Create and Write on Account, \
+                 Contact, Opportunity and Note, Create on Opportunity Close (to close won and lost \
+                 deals), Assign on those tables (to set owners), Read on User, Currency, Process \
+                 and Process Stage (no Delete); with create_missing_fields, also the System \
+                 Customizer role (to create columns)"
             }
         },
         visibility: "Dataverse rights come from the application user's security role, which the token \

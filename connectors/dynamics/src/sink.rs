@@ -23,7 +23,7 @@ use crate::VENDOR;
 use crate::batch;
 use crate::client::{Call, Client, endpoint};
 use crate::config::DynamicsConfig;
-use crate::mapping::{self, DataverseObject, Identity};
+use crate::mapping::{self, Currencies, DataverseObject, Identity};
 use crate::policy::parse_error;
 use crate::source::{COUNT_CAP, Collection, max_page_size};
 
@@ -47,6 +47,8 @@ pub struct DynamicsSink {
     fields: FieldMaps,
     /// The customization prefix of the columns `create_field` creates.
     publisher_prefix: String,
+    /// The environment's currencies by ISO code, read once when deals are first written.
+    currencies: tokio::sync::OnceCell<Currencies>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +77,7 @@ impl DynamicsSink {
             resend: Resend::from_retry(&settings.retry),
             fields: crate::fields::standard_maps(),
             publisher_prefix: settings.publisher_prefix.clone(),
+            currencies: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -109,6 +112,32 @@ impl DynamicsSink {
         }
     }
 
+    /// The environment's currencies (`GET transactioncurrencies`), read on first use.
+    async fn currencies(&self) -> ConnectorResult<&Currencies> {
+        self.currencies
+            .get_or_try_init(|| async {
+                let rows = crate::directory::all_rows(
+                    &self.client,
+                    crate::directory::PAGE,
+                    "transactioncurrencies",
+                    "transactioncurrencyid,isocurrencycode",
+                    None,
+                )
+                .await?;
+                let mut out = Currencies::new();
+                for row in &rows {
+                    let id = row.get("transactioncurrencyid").and_then(Json::as_str);
+                    let code = row.get("isocurrencycode").and_then(Json::as_str);
+                    if let (Some(id), Some(code)) = (id, code) {
+                        out.insert(code.trim().to_ascii_uppercase(), id.to_owned());
+                    }
+                }
+                tracing::debug!(vendor = VENDOR, currencies = out.len(), "read currencies");
+                Ok(out)
+            })
+            .await
+    }
+
     /// Writes one chunk of the frame ([`frame::upsert_in_batches`]) as one `$batch`: records
     /// whose key or values Dataverse cannot take are refused unsent; parts that failed for a
     /// transient reason (a 5xx, a 429) are sent again in a new batch, since upserts by key are
@@ -119,6 +148,11 @@ impl DynamicsSink {
         chunk: Vec<(usize, &'r Record)>,
     ) -> ConnectorResult<Vec<Answer>> {
         let map = self.fields.get(t.object);
+        let no_currencies = Currencies::new();
+        let currencies = match t.currency {
+            Some(_) => self.currencies().await?,
+            None => &no_currencies,
+        };
         let mut answers: Vec<Answer> = Vec::with_capacity(chunk.len());
         let mut pending: Vec<Part<'r>> = Vec::with_capacity(chunk.len());
         for (i, record) in chunk {
@@ -137,7 +171,7 @@ impl DynamicsSink {
                 ));
                 continue;
             };
-            let body = match mapping::to_dataverse(t, record, &self.column, &map) {
+            let body = match mapping::to_dataverse(t, record, &self.column, &map, currencies) {
                 Ok(body) => body,
                 Err(rejection) => {
                     answers.push((i, Err(rejection)));
@@ -159,8 +193,100 @@ impl DynamicsSink {
             self.send_parts(t, pending)
         })
         .await?;
-        answers.extend(settled.into_iter().map(|((i, _, _), result)| (i, result)));
+        // Won and lost deals, upserted open, are closed now by the table's actions.
+        let mut closing: Vec<Part<'r>> = Vec::new();
+        let mut written: std::collections::HashMap<usize, Written> = Default::default();
+        for ((i, record, _), result) in settled {
+            match result {
+                Ok(w) => match mapping::close_action(t, record, &self.address(&w, record)) {
+                    Some((action, body)) => {
+                        let url = self.client.api_url(action)?;
+                        let request = batch::Request {
+                            method: "POST",
+                            target: url.path().to_owned(),
+                            body: body.to_string(),
+                        };
+                        closing.push((i, record, request));
+                        written.insert(i, w);
+                    }
+                    _ => answers.push((i, Ok(w))),
+                },
+                Err(rejection) => answers.push((i, Err(rejection))),
+            }
+        }
+        if !closing.is_empty() {
+            let closed = settle(VENDOR, closing, self.resend, |pending| {
+                self.send_closes(pending)
+            })
+            .await?;
+            for ((i, _, _), result) in closed {
+                let outcome = match result {
+                    Ok(()) => Ok(written.remove(&i).unwrap_or(Written {
+                        sink_id: String::new(),
+                        created: false,
+                    })),
+                    Err(rejection) => Err(rejection),
+                };
+                answers.push((i, outcome));
+            }
+        }
         Ok(answers)
+    }
+
+    /// How a close action names the record just written: its id, or (should an answer lack
+    /// it, or hold something else) its alternate key.
+    fn address(&self, written: &Written, record: &Record) -> String {
+        if !mapping::is_guid_like(&written.sink_id) {
+            format!("{}={}", self.column, mapping::literal(&record.source_id))
+        } else {
+            written.sink_id.clone()
+        }
+    }
+
+    /// Sends one `$batch` of close actions (`WinOpportunity`, `LoseOpportunity`) and answers
+    /// each: closed, refused (the deal stays open in Dataverse; a rerun closes it), or failed for
+    /// a reason that passes.
+    async fn send_closes<'r>(
+        &self,
+        pending: Vec<Part<'r>>,
+    ) -> ConnectorResult<Vec<(Part<'r>, Attempt<Result<(), RecordRejection>>)>> {
+        let (_, parts) = self.send_batch(&pending).await?;
+        let mut out = Vec::with_capacity(pending.len());
+        for (sent, part) in pending.into_iter().zip(parts) {
+            let attempt = if (200..300).contains(&part.status) {
+                Attempt::Done(Ok(()))
+            } else {
+                let (code, _) = parse_error(part.body.as_bytes()).unwrap_or_default();
+                let code = if code.is_empty() {
+                    format!("HTTP_{}", part.status)
+                } else {
+                    code
+                };
+                let action = sent
+                    .2
+                    .target
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let refused = Err(reject(
+                    sent.1,
+                    &code,
+                    format!(
+                        "Dynamics wrote the deal but refused to close it ({action}, HTTP {}): it is open in Dynamics \
+                         until a rerun closes it",
+                        part.status
+                    ),
+                ));
+                if part.status == 429 || part.status >= 500 {
+                    Attempt::Again(refused)
+                } else {
+                    Attempt::Done(refused)
+                }
+            };
+            out.push((sent, attempt));
+        }
+        Ok(out)
     }
 
     /// Sends one `$batch` of `pending` requests and answers each: written, refused, or failed
@@ -381,7 +507,10 @@ fn rejection_reason(
     // Only names the mapping itself knows are repeated, so nothing from a value can leak.
     let mut known: Vec<&str> = mapping::columns(t, map);
     known.push(column);
-    known.extend(t.references.iter().map(|r| r.navigation));
+    for r in t.references {
+        known.extend(r.navigations.iter().map(|(_, nav)| *nav));
+        known.extend(r.mirrors.iter().copied());
+    }
     let mut named: Vec<String> = Vec::new();
     for quoted in message.split('\'').skip(1).step_by(2) {
         if let Some(c) = known.iter().find(|k| **k == quoted) {
@@ -395,15 +524,42 @@ fn rejection_reason(
         }
     }
     // A 404 on a record that binds a reference: the target is not in the sink.
-    let bound = t
+    // Dataverse names the missing record's table ("… does not exist in contact entity",
+    // "contact With Id = … Does Not Exist"): the reference to that table, else the first bound.
+    let bound: Vec<_> = t
         .references
         .iter()
-        .find(|r| record.text(r.canonical).is_some());
+        .filter_map(|r| {
+            let (target, _) = mapping::pointed_at(t, r, record)?;
+            let nav = r.navigations.iter().find(|(o, _)| *o == target)?.1;
+            Some((r, target, nav))
+        })
+        .collect();
+    let names_table = |target: ObjectType| {
+        mapping::binding(target).is_ok_and(|o| {
+            message.contains(&format!("in {} entity", o.logical))
+                || message.starts_with(&format!("{} With Id", o.logical))
+        })
+    };
+    let bound = bound
+        .iter()
+        .find(|(_, target, _)| names_table(*target))
+        .or(bound.first())
+        .copied();
+    // Dataverse names the table of a missing lookup target ("systemuser With Id = … Does Not
+    // Exist"); a table name is no value.
+    let missing_user = message.to_ascii_lowercase().contains("systemuser");
     let reason = if !named.is_empty() {
         format!("Dynamics refused field {}", named.join(", "))
-    } else if let (404, Some(reference)) = (status, bound) {
-        let (field, nav) = (reference.canonical, reference.navigation);
-        let target = mapping::binding(reference.target).map_or(field, |o| o.logical);
+    } else if t.owned && missing_user {
+        format!(
+            "Dynamics refused the owner (ownerid): the {} names a user this environment does not have, or one \
+             that is disabled",
+            t.logical
+        )
+    } else if let (404, Some((reference, target, nav))) = (status, bound) {
+        let field = reference.canonical;
+        let target = mapping::binding(target).map_or(field, |o| o.logical);
         format!(
             "Dynamics refused the {field} reference ({nav}): no {target} has the {}'s {field} as its {column} (the \
              {field} was not migrated, or was rejected)",
@@ -500,7 +656,7 @@ impl Sink for DynamicsSink {
             required: t.required.iter().map(|f| (*f).to_owned()).collect(),
             // The opt-out is held in consent columns of the record (`opt_out`), not per address.
             opt_out_needs_email: false,
-            limits: Vec::new(),
+            limits: mapping::limits(t),
         })
     }
 
@@ -527,14 +683,19 @@ impl Sink for DynamicsSink {
         let t = mapping::binding(object)?;
         self.check_key(t.logical).await?;
         // A reference binds to its target through the target's alternate key (contacts to
-        // their account).
+        // their account, notes to their deal, contact or account).
         let mut checked = vec![t.logical];
         for reference in t.references {
-            let target = mapping::binding(reference.target)?;
-            if !checked.contains(&target.logical) {
-                self.check_key(target.logical).await?;
-                checked.push(target.logical);
+            for target in reference.targets() {
+                let target = mapping::binding(target)?;
+                if !checked.contains(&target.logical) {
+                    self.check_key(target.logical).await?;
+                    checked.push(target.logical);
+                }
             }
+        }
+        if t.currency.is_some() {
+            self.currencies().await?;
         }
         Ok(())
     }
@@ -635,12 +796,16 @@ mod tests {
         let account = setup("account");
         assert!(
             account.contains(
-                "Do the same on the contact table, and give the application user create and write \
-                 privileges on both tables. Or set `sink.source_id_column` to the logical name of an \
-                 existing text column that is an alternate key of both account and contact."
+                "Do the same on the contact, opportunity and annotation tables, and give the application \
+                 user create and write privileges on each table. Or set `sink.source_id_column` to the \
+                 logical name of an existing text column that is an alternate key of each of account, \
+                 contact, opportunity and annotation."
             ),
             "{account}"
         );
-        assert!(setup("contact").contains("Do the same on the account table, and"));
+        assert!(
+            setup("contact")
+                .contains("Do the same on the account, opportunity and annotation tables, and")
+        );
     }
 }

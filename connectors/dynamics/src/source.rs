@@ -1,4 +1,5 @@
-//! Reading accounts and contacts: `GET /api/data/v9.2/{accounts|contacts}` in primary-key
+//! Reading accounts, contacts, opportunities and annotations:
+//! `GET /api/data/v9.2/{accounts|contacts|opportunities|annotations}` in primary-key
 //! order with `Prefer: odata.maxpagesize`, following `@odata.nextLink` unchanged (as the
 //! documentation requires) with the same page size on every page.
 
