@@ -309,6 +309,8 @@ pub async fn run(
     // Source ids of the objects read in full in this run, by object: the references to them
     // are checked against these. An object not read whole (e.g. after a resume) is absent.
     let mut known_parents = KnownIds::new();
+    // Parents the sink refused in this run: their children's references would point at nothing.
+    let mut refused_parents = KnownIds::new();
     // The objects some object of this run refers to (the schema's reference edges): their ids
     // are kept for the references' check.
     let referenced: Vec<ObjectType> = options
@@ -399,6 +401,11 @@ pub async fn run(
             .flat_map(|edge| edge.targets.iter())
             .filter_map(|target| Some((*target, Arc::clone(known_parents.get(target)?))))
             .collect();
+        let refused: KnownIds = object
+            .references()
+            .flat_map(|edge| edge.targets.iter())
+            .filter_map(|target| Some((*target, Arc::clone(refused_parents.get(target)?))))
+            .collect();
         let read_whole = earlier.resume_cursor.is_none() && earlier.settled == 0;
         let resume = earlier.resume_cursor;
         let object_started = Instant::now();
@@ -408,7 +415,7 @@ pub async fn run(
             &source,
             &sink,
             options,
-            (resume, parents),
+            (resume, parents, refused),
             &shared,
             counters,
         )
@@ -428,6 +435,19 @@ pub async fn run(
             .done
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let mut tally = std::mem::take(&mut *shared.tally());
+        if referenced.contains(&object) {
+            let mut refused = crate::quality::HashSeen::default();
+            // Refused before or at the write: not in the sink. (A record failing verification
+            // was written, and its children may refer to it.)
+            let unwritten = tally
+                .failures
+                .iter()
+                .filter(|f| f.object == object && f.stage != crate::report::Stage::Verify);
+            for f in unwritten {
+                refused.insert(crate::quality::id_hash(&f.source_id));
+            }
+            refused_parents.insert(object, Arc::new(refused));
+        }
         let r = &mut tally.report;
         r.elapsed_ms = object_started.elapsed().as_millis() as u64;
         r.source_http = http_since(source.http_stats(), http_before.0);
@@ -528,7 +548,7 @@ async fn run_object(
     source: &Arc<dyn Source>,
     sink: &Arc<dyn Sink>,
     options: &RunOptions,
-    (start, known_parents): (Option<String>, KnownIds),
+    (start, known_parents, refused_parents): (Option<String>, KnownIds, KnownIds),
     shared: &Arc<Shared>,
     counters: &ObjectProgress,
 ) -> StageResult<()> {
@@ -547,6 +567,7 @@ async fn run_object(
                 shared.capability.required.clone(),
                 known_parents,
             )
+            .with_refused_parents(refused_parents)
             .with_opt_out_needs_email(shared.capability.opt_out_needs_email)
             .with_limits(shared.capability.limits.clone())
             .with_value_maps(options.value_maps.get(&object).cloned().unwrap_or_default()),
@@ -1063,6 +1084,7 @@ mod tests {
     use super::*;
     use crate::connector::{Page, RecordOutcome, RecordRejection, Written};
     use crate::model::field;
+    use crate::quality::MissingReference;
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -1178,8 +1200,11 @@ mod tests {
                 .filter_map(|id| stored.get(id).cloned())
                 .collect())
         }
-        async fn count_with_source_id(&self, _: ObjectType) -> ConnectorResult<Option<u64>> {
-            Ok(Some(self.stored.lock().unwrap().len() as u64))
+        async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
+            let stored = self.stored.lock().unwrap();
+            Ok(Some(
+                stored.values().filter(|r| r.object == object).count() as u64
+            ))
         }
     }
 
@@ -1313,6 +1338,72 @@ mod tests {
         assert_eq!(refused, vec![("7", "MISSING_REFERENCE")]);
         let contacts = &report.objects[1];
         assert_eq!((contacts.written, contacts.failed), (39, 1));
+    }
+
+    #[tokio::test]
+    async fn references_to_a_parent_the_sink_refused_follow_missing_reference() {
+        let companies = (0..3).map(|i| {
+            let mut c = Record::new(ObjectType::COMPANIES, format!("c-{i}"));
+            c.set(field::NAME, Value::Text("Acme".into()));
+            if i == 1 {
+                // The memory sink refuses it.
+                c.set(field::LAST_NAME, Value::Text("REFUSE".into()));
+            }
+            c
+        });
+        let contacts = (0..6).map(|i| {
+            let mut c = contact(i, "Ng");
+            c.set(field::COMPANY, Value::Reference(format!("c-{}", i % 3)));
+            c
+        });
+        let records: Vec<Record> = companies.chain(contacts).collect();
+        for (policy, written, code) in [
+            (MissingReference::Reject, 4, "REFERENCE_REFUSED"),
+            (MissingReference::Drop, 6, ""),
+        ] {
+            let source = Arc::new(MemorySource {
+                records: records.clone(),
+                page: 5,
+            });
+            let mut options = RunOptions {
+                objects: vec![ObjectType::COMPANIES, ObjectType::CONTACTS],
+                ..RunOptions::default()
+            };
+            options.quality.missing_reference = policy;
+            let progress = Arc::new(Progress::new(&options.objects));
+            let sink = Arc::new(MemorySink::default());
+            let report = run(
+                Mode::Migrate,
+                source,
+                Arc::clone(&sink) as Arc<dyn Sink>,
+                &options,
+                progress,
+            )
+            .await;
+            let contacts_failed: Vec<(&str, &str)> = report
+                .failures
+                .iter()
+                .filter(|f| f.object == ObjectType::CONTACTS)
+                .map(|f| (f.source_id.as_str(), f.code.as_str()))
+                .collect();
+            let expected: Vec<(&str, &str)> = if code.is_empty() {
+                Vec::new()
+            } else {
+                vec![("1", code), ("4", code)]
+            };
+            assert_eq!(contacts_failed, expected, "{policy:?}");
+            assert_eq!(report.objects[1].written, written, "{policy:?}");
+            assert_eq!(report.outcome, Outcome::RecordsFailed, "{policy:?}");
+            if policy == MissingReference::Drop {
+                let warned = report
+                    .warnings
+                    .iter()
+                    .filter(|w| w.code == "REFERENCE_REFUSED");
+                assert_eq!(warned.count(), 2);
+                let stored = sink.stored.lock().unwrap();
+                assert_eq!(stored["1"].get(field::COMPANY), None, "written without it");
+            }
+        }
     }
 
     #[tokio::test]

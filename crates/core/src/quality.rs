@@ -331,6 +331,9 @@ pub struct QualityChecker {
     seen_emails: HashSeen,
     seen_ids: HashSeen,
     known_parents: KnownIds,
+    /// The source ids (hashed) of parent records the sink refused earlier in this run: a
+    /// reference to one would point at nothing in the sink.
+    refused_parents: KnownIds,
     /// Picklist labels carried from the source's list into the sink's ([`ValueMap`]).
     value_maps: Vec<ValueMap>,
     /// What the sink cannot hold of some fields ([`crate::Capability::limits`]).
@@ -357,6 +360,12 @@ fn names(objects: &[ObjectType]) -> String {
         .join(" or ")
 }
 
+/// The code of a record referring to a record the source does not have.
+pub const MISSING_REFERENCE: &str = "MISSING_REFERENCE";
+
+/// The code of a record referring to a record the sink refused earlier in the run.
+pub const REFERENCE_REFUSED: &str = "REFERENCE_REFUSED";
+
 /// The source ids (hashed) of the objects read whole earlier in this run, by object: a
 /// reference field is checked against the ids of its target, and not at all when its target
 /// was not read whole (not in the run, or resumed from a checkpoint).
@@ -380,6 +389,7 @@ impl QualityChecker {
             seen_emails: HashSeen::default(),
             seen_ids: HashSeen::default(),
             known_parents,
+            refused_parents: KnownIds::new(),
             value_maps: Vec::new(),
             limits: Vec::new(),
             links_not_carried: BTreeMap::new(),
@@ -682,6 +692,22 @@ impl QualityChecker {
         }
     }
 
+    /// References to these records (by object) are handled like references to records the source
+    /// does not have (`missing_reference`): the sink refused them earlier in this run, so the
+    /// reference would point at nothing, or make the sink write part of the record and refuse
+    /// the rest.
+    pub fn with_refused_parents(mut self, refused: KnownIds) -> QualityChecker {
+        self.refused_parents = refused;
+        self
+    }
+
+    /// Whether `id` is a record of `object` that the sink refused earlier in this run.
+    fn is_refused(&self, object: ObjectType, id: &str) -> bool {
+        self.refused_parents
+            .get(&object)
+            .is_some_and(|refused| refused.contains(id_hash(id)))
+    }
+
     /// Whether `id` is a record of `object` that this run knows the source does not have (only
     /// objects read whole in this run are known; a reference to any other is not judged).
     fn is_dangling(&self, object: ObjectType, id: &str) -> bool {
@@ -699,9 +725,13 @@ impl QualityChecker {
             let Some(value) = record.fields.get_mut(edge.field) else {
                 continue;
             };
+            let mut refused = 0;
             let dangling = match value {
                 Value::Reference(id) | Value::Text(id) => match edge.targets {
-                    [target] => usize::from(self.is_dangling(*target, id)),
+                    [target] => {
+                        refused = usize::from(self.is_refused(*target, id));
+                        usize::from(self.is_dangling(*target, id))
+                    }
                     _ => {
                         findings.push(Finding {
                             code: "REFERENCE_NOT_ALLOWED",
@@ -752,41 +782,66 @@ impl QualityChecker {
                         .iter()
                         .filter(|l| self.is_dangling(l.object, &l.id))
                         .count();
-                    if dangling > 0 && !reject {
-                        links.retain(|l| !self.is_dangling(l.object, &l.id));
+                    refused = links
+                        .iter()
+                        .filter(|l| self.is_refused(l.object, &l.id))
+                        .count();
+                    if (dangling > 0 || refused > 0) && !reject {
+                        links.retain(|l| {
+                            !self.is_dangling(l.object, &l.id) && !self.is_refused(l.object, &l.id)
+                        });
                     }
                     dangling
                 }
                 _ => 0,
             };
-            if dangling == 0 {
+            if dangling == 0 && refused == 0 {
                 continue;
             }
             if !reject && !matches!(record.get(edge.field), Some(Value::Links(_))) {
                 record.fields.remove(edge.field);
             }
-            let what = if dangling == 1 {
-                "a record".to_owned()
-            } else {
-                format!("{dangling} records")
-            };
-            findings.push(Finding {
-                code: "MISSING_REFERENCE",
-                reason: format!(
-                    "field `{}` refers to {what} the source does not have; {}",
-                    edge.field,
-                    if reject {
-                        "not written (migration.missing_reference decides)"
-                    } else {
-                        "written without it"
-                    }
-                ),
-                action: if reject {
-                    Action::Reject
+            let what = |n: usize| {
+                if n == 1 {
+                    "a record".to_owned()
                 } else {
-                    Action::Write
-                },
-            });
+                    format!("{n} records")
+                }
+            };
+            let outcome = if reject {
+                "not written (migration.missing_reference decides)"
+            } else {
+                "written without it"
+            };
+            let action = if reject {
+                Action::Reject
+            } else {
+                Action::Write
+            };
+            if dangling > 0 {
+                findings.push(Finding {
+                    code: MISSING_REFERENCE,
+                    reason: format!(
+                        "field `{}` refers to {} the source does not have; {outcome}",
+                        edge.field,
+                        what(dangling)
+                    ),
+                    action,
+                });
+            }
+            if refused > 0 {
+                findings.push(Finding {
+                    code: REFERENCE_REFUSED,
+                    reason: format!(
+                        "field `{}` refers to {} that {} refused earlier in this run (listed with \
+                         its own reason); {outcome}",
+                        edge.field,
+                        what(refused),
+                        self.sink
+                    ),
+                    action,
+                });
+            }
         }
     }
 
