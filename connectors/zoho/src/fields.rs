@@ -61,7 +61,9 @@ pub(crate) fn check_bindings(
         let name = b.vendor.as_ref();
         let problem = if !mapping::is_api_name(name) {
             Some("is not a Zoho API name (letters, digits and underscores, starting with a letter)")
-        } else if row.reference(name).is_some() {
+        } else if row.reference(name).is_some()
+            || row.bound_apart().iter().any(|(zoho, _)| *zoho == name)
+        {
             Some("is the lookup ferry writes the record's reference into")
         } else if mapping::SYSTEM_FIELDS.iter().any(|(_, zoho)| *zoho == name) {
             Some("is a system field Zoho sets itself")

@@ -19,6 +19,7 @@ mod client;
 mod coql;
 mod directory;
 mod fields;
+mod roles;
 
 pub use config::{DataCentre, ZohoConfig};
 pub use policy::ZohoPolicy;
