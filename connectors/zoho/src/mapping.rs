@@ -928,6 +928,143 @@ mod tests {
     }
 
     #[test]
+    fn deals_carry_stage_owner_date_and_company_both_ways() {
+        let z: Map<String, Json> = serde_json::from_value(serde_json::json!({
+            "id": "91", "Deal_Name": "Renewal", "Amount": 1200.5, "Currency": "EUR",
+            "Closing_Date": "2024-02-29", "Pipeline": {"name": "Renewals", "id": "7"},
+            "Stage": "Closed Won", "Owner": {"name": "Ana", "id": "555", "email": "a@x"},
+            "Account_Name": {"name": "Acme", "id": "77"}, "Contact_Name": {"id": "78"}
+        }))
+        .unwrap();
+        let deals = row(ObjectType::DEALS);
+        let r = from_zoho(&standard(ObjectType::DEALS), deals, &z).unwrap();
+        assert_eq!(r.get(field::CLOSE_DATE), Some(&Value::Date(19_782)));
+        assert_eq!(
+            r.get(field::STAGE),
+            Some(&Value::Stage {
+                pipeline: "Renewals".into(),
+                stage: "Closed Won".into()
+            })
+        );
+        assert_eq!(r.get(field::OWNER), Some(&Value::Text("555".into())));
+        assert_eq!(r.get(field::COMPANY), Some(&Value::Reference("77".into())));
+        assert_eq!(contact_name_of(&z).as_deref(), Some("78"));
+        assert_eq!(r.get(field::STATUS), None, "Zoho keeps no status");
+
+        let out = to_zoho(
+            &standard(ObjectType::DEALS),
+            deals,
+            &r,
+            "Src",
+            &[Some("4001")],
+        )
+        .unwrap();
+        assert_eq!(out["Pipeline"], "Renewals");
+        assert_eq!(out["Stage"], "Closed Won");
+        assert_eq!(out["Closing_Date"], "2024-02-29");
+        assert_eq!(out["Owner"], serde_json::json!({"id": "555"}));
+        assert_eq!(out["Account_Name"], serde_json::json!({"id": "4001"}));
+        assert_eq!(out["Src"], "91");
+
+        let mut unowned = r.clone();
+        unowned.fields.remove(field::OWNER);
+        unowned.fields.remove(field::STAGE);
+        let out = to_zoho(
+            &standard(ObjectType::DEALS),
+            deals,
+            &unowned,
+            "Src",
+            &[None],
+        )
+        .unwrap();
+        assert!(
+            out.get("Owner").is_none() && out.get("Stage").is_none(),
+            "no owner keeps Zoho's (the calling user's on a new record)"
+        );
+
+        let mut back = z.clone();
+        back.insert("Src".into(), Json::String("91".into()));
+        back.insert("Account_Name.Src".into(), Json::String("co-77".into()));
+        back.insert("Owner".into(), serde_json::json!({"id": "555"}));
+        let read = from_read_back(&standard(ObjectType::DEALS), deals, &back, "Src").unwrap();
+        assert_eq!(read.get(field::STAGE), r.get(field::STAGE));
+        assert_eq!(read.get(field::OWNER), r.get(field::OWNER));
+        assert_eq!(
+            read.get(field::COMPANY),
+            Some(&Value::Reference("co-77".into()))
+        );
+    }
+
+    #[test]
+    fn fields_bound_apart_cannot_be_mapped_again() {
+        for (object, zoho) in [
+            (ObjectType::COMPANIES, "Owner"),
+            (ObjectType::DEALS, "Stage"),
+            (ObjectType::DEALS, "Contact_Name"),
+            (ObjectType::NOTES, "Parent_Id"),
+        ] {
+            let b = FieldBinding::new("x", zoho, FieldType::Text);
+            let e = crate::fields::check_bindings(object, &[b], None).unwrap_err();
+            assert!(
+                e.to_string().contains("binds itself"),
+                "{object} {zoho}: {e}"
+            );
+        }
+        let free = FieldBinding::new("x", "Description", FieldType::Text);
+        assert!(crate::fields::check_bindings(ObjectType::DEALS, &[free], None).is_ok());
+    }
+
+    #[test]
+    fn a_note_reads_its_one_parent_in_either_form_and_writes_plain_text() {
+        let notes = row(ObjectType::NOTES);
+        let v8: Map<String, Json> = serde_json::from_value(serde_json::json!({
+            "id": "12", "Note_Content": "Hi", "Created_Time": "2024-01-02T03:04:05+00:00",
+            "Parent_Id": {"module": {"api_name": "Deals", "id": "9"}, "name": "D", "id": "31"},
+            "$se_module": "Deals", "Owner": {"id": "555"}
+        }))
+        .unwrap();
+        let r = from_zoho(&standard(ObjectType::NOTES), notes, &v8).unwrap();
+        assert_eq!(
+            r.get(field::PARENTS),
+            Some(&Value::Links(vec![ferry_core::model::Link {
+                object: ObjectType::DEALS,
+                id: "31".into()
+            }]))
+        );
+        assert!(matches!(r.get(field::TIMESTAMP), Some(Value::Timestamp(_))));
+        assert_eq!(r.get(field::BODY), Some(&Value::Text("Hi".into())));
+        let flat: Map<String, Json> = serde_json::from_value(serde_json::json!({
+            "Parent_Id": "44", "$se_module": "Accounts"
+        }))
+        .unwrap();
+        assert_eq!(parent_of(&flat), Some((ObjectType::COMPANIES, "44".into())));
+        let elsewhere: Map<String, Json> = serde_json::from_value(serde_json::json!({
+            "Parent_Id": {"module": {"api_name": "Leads"}, "id": "45"}
+        }))
+        .unwrap();
+        assert_eq!(parent_of(&elsewhere), None, "a module ferry does not move");
+
+        let mut html = Record::new(ObjectType::NOTES, "n-1");
+        html.set(
+            field::BODY,
+            Value::Text("<p>Call&nbsp;<b>back</b></p>".into()),
+        );
+        let out = to_zoho(&standard(ObjectType::NOTES), notes, &html, "Src", &[]).unwrap();
+        assert_eq!(
+            out["Note_Content"],
+            Json::String(ferry_core::richtext::to_plain(
+                "<p>Call&nbsp;<b>back</b></p>"
+            ))
+        );
+        assert!(!out["Note_Content"].as_str().unwrap_or("<").contains('<'));
+        assert!(
+            !stored_fields(&standard(ObjectType::NOTES), notes)
+                .contains(&field::TIMESTAMP.to_owned()),
+            "Created_Time is read-only"
+        );
+    }
+
+    #[test]
     fn every_object_has_exactly_one_row_and_references_point_at_rows() {
         for object in ObjectType::ALL {
             assert_eq!(
