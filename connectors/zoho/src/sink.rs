@@ -1,6 +1,8 @@
 //! The Zoho sink: upserts keyed by the source-id field (`duplicate_check_fields`), resolves
-//! each reference of a row of [`mapping::OBJECTS`] (a contact's company) to its target's Zoho
-//! id with COQL (cached per run), reads back with COQL.
+//! each reference and link of a row of [`mapping::OBJECTS`] (a contact's company, a deal's
+//! contacts, a note's parent) to its target's Zoho id with COQL (cached per run), keeps a
+//! deal's contact roles in step with its contacts, reads back with COQL. Notes, which Zoho can
+//! neither upsert nor query with COQL, are inserted or updated by id and read back by id.
 
 use std::collections::HashMap;
 use std::future::Future;

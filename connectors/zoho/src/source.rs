@@ -1,4 +1,4 @@
-//! Reading Accounts and Contacts from Zoho, in ascending id order.
+//! Reading Accounts, Contacts, Deals and Notes from Zoho, in ascending id order.
 //!
 //! The first page comes from the list endpoint (`page=1`). Every later page is a COQL query,
 //! `where id > {last id read} order by id asc`: unlike page numbers (offsets, which skip live
@@ -7,6 +7,10 @@
 //! nothing is skipped or read twice and a checkpoint's cursor never expires. Cursors are
 //! `k:{last id}`; `p:{page}` and `t:{last id}:{page token}` from checkpoints of earlier
 //! versions are still read (a `t:` cursor goes on by id).
+//!
+//! Notes are the exception: COQL does not serve them, so their later pages go on by Zoho's page
+//! token (`t:{last id}:{token}`), valid 24 hours and up to 100,000 records. A deal's contacts
+//! are its contact roles, read per deal of the page (Zoho has no read across deals).
 
 use std::sync::Arc;
 
