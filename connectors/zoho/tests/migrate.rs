@@ -213,3 +213,120 @@ async fn zoho_to_zoho_moves_deals_and_notes_with_owners_stages_and_links() {
         assert_eq!(back["Owner"]["email"].as_str().map(str::to_owned), owner);
     }
 }
+
+/// A source that reads a Zoho org and gives its first note two more parents (a contact and a
+/// company) and its second a body longer than Zoho's 65,535 characters: what a source holding
+/// several parents (HubSpot, Salesforce) or long HTML hands a Zoho sink.
+struct RicherNotes {
+    inner: ZohoSource,
+    extra_parents: Vec<ferry_core::model::Link>,
+    /// The source id of the note given more parents.
+    first: std::sync::Mutex<Option<String>>,
+}
+
+#[async_trait::async_trait]
+impl ferry_core::Source for RicherNotes {
+    fn vendor(&self) -> &'static str {
+        "zoho"
+    }
+
+    async fn check(&self) -> ferry_core::ConnectorResult<()> {
+        self.inner.check().await
+    }
+
+    async fn users(&self) -> ferry_core::ConnectorResult<Vec<ferry_core::User>> {
+        self.inner.users().await
+    }
+
+    async fn pipelines(
+        &self,
+        object: ObjectType,
+    ) -> ferry_core::ConnectorResult<Vec<ferry_core::Pipeline>> {
+        self.inner.pipelines(object).await
+    }
+
+    async fn count(&self, object: ObjectType) -> ferry_core::ConnectorResult<Option<u64>> {
+        self.inner.count(object).await
+    }
+
+    async fn read_page(
+        &self,
+        object: ObjectType,
+        cursor: Option<&str>,
+    ) -> ferry_core::ConnectorResult<ferry_core::Page> {
+        let mut page = self.inner.read_page(object, cursor).await?;
+        if object == ObjectType::NOTES && cursor.is_none() {
+            if let Some(ferry_core::Value::Links(links)) =
+                page.records[0].fields.get_mut(field::PARENTS)
+            {
+                links.extend(self.extra_parents.iter().cloned());
+            }
+            *self.first.lock().expect("lock") = Some(page.records[0].source_id.clone());
+            page.records[1].set(field::BODY, ferry_core::Value::Text("x".repeat(70_000)));
+        }
+        Ok(page)
+    }
+}
+
+#[tokio::test]
+async fn a_note_keeps_one_parent_and_a_too_long_body_is_refused_before_writing() {
+    let (from, from_running) = start(Options::default()).await;
+    let seeded = from.seed(&generate(40, 24, &Mess::none()));
+    let (to, to_running) = start(Options::default()).await;
+    let source = Arc::new(RicherNotes {
+        inner: ZohoSource::new(config(&from_running.base_url, json!({})), "source")
+            .expect("source"),
+        extra_parents: vec![
+            ferry_core::model::Link {
+                object: ObjectType::CONTACTS,
+                id: from.source_ids("Contacts")[0].clone(),
+            },
+            ferry_core::model::Link {
+                object: ObjectType::COMPANIES,
+                id: from.source_ids("Accounts")[0].clone(),
+            },
+        ],
+        first: std::sync::Mutex::new(None),
+    });
+    let options = RunOptions {
+        objects: ObjectType::ALL.to_vec(),
+        directory: ferry_core::directory::DirectoryRules {
+            deal_stages: ferry_core::stages::StageRules {
+                pairs: ferry_sandbox::accounts::stage_crosswalk(
+                    ferry_sandbox::zoho::SPEC.deal_stages,
+                    ferry_sandbox::zoho::SPEC.deal_stages,
+                ),
+            },
+            ..Default::default()
+        },
+        ..RunOptions::default()
+    };
+    let sink =
+        Arc::new(ZohoSink::new(config(&to_running.base_url, json!({})), "sink").expect("sink"));
+    let progress = Arc::new(Progress::new(&options.objects));
+    let report = ferry_core::run(Mode::Migrate, source.clone(), sink, &options, progress).await;
+    assert_eq!(
+        report.outcome,
+        Outcome::RecordsFailed,
+        "{:?} {:?}",
+        report.error,
+        report.failures
+    );
+    let notes = &report.objects[3];
+    assert_eq!(notes.links_not_carried.get(field::PARENTS), Some(&1));
+    assert_eq!(notes.verified, seeded.notes as u64 - 1);
+    assert!(notes.digests_match);
+    let refused: Vec<_> = report
+        .failures
+        .iter()
+        .map(|f| (f.object, f.code.as_str()))
+        .collect();
+    assert_eq!(refused, vec![(ObjectType::NOTES, "TOO_LONG")]);
+    assert_eq!(to.count("Notes"), seeded.notes - 1);
+    // The deal, first of deal, contact and company, is the one parent kept.
+    let first = source.first.lock().expect("lock").clone().expect("read");
+    let kept = to
+        .record_by_source_id("Notes", &first)
+        .expect("the first note");
+    assert_eq!(kept["$se_module"], "Deals");
+}
