@@ -596,7 +596,7 @@ impl ZohoSink {
     }
 
     /// One record's outcome from its item of a write's answer; `insert`: whether the write
-    /// was an insert (so a success created the record).
+    /// inserted it (an insert, or an upsert answered `action: insert`), so a success created it.
     fn attempt(
         &self,
         map: &FieldMap,
@@ -963,30 +963,8 @@ impl ZohoSink {
         let answers = self.items(&endpoint, &response, items.len())?;
         let mut out = Vec::with_capacity(items.len());
         for (item, answer) in items.into_iter().zip(answers) {
-            let record = item.1;
-            let attempt = if answer.get("status").and_then(Json::as_str) == Some("success") {
-                let sink_id = answer
-                    .get("details")
-                    .and_then(|d| d.get("id"))
-                    .and_then(Json::as_str)
-                    .filter(|id| !id.is_empty())
-                    .ok_or_else(|| ConnectorError::Malformed {
-                        vendor: VENDOR,
-                        endpoint: endpoint.clone(),
-                        detail: "a successful result has no details.id".into(),
-                    })?
-                    .to_owned();
-                let created = answer.get("action").and_then(Json::as_str) == Some("insert");
-                Attempt::Done(Ok(Written { sink_id, created }))
-            } else {
-                let (code, reason) = rejection_reason(map, row, &answer);
-                let refused = Err(reject(record, &code, reason));
-                if TRANSIENT_CODES.contains(&code.as_str()) {
-                    Attempt::Again(refused)
-                } else {
-                    Attempt::Done(refused)
-                }
-            };
+            let created = answer.get("action").and_then(Json::as_str) == Some("insert");
+            let attempt = self.attempt(map, row, &endpoint, item.1, &answer, created)?;
             out.push((item, attempt));
         }
         Ok(out)
