@@ -63,6 +63,8 @@ pub(crate) fn check_bindings(
             Some("is not a Zoho API name (letters, digits and underscores, starting with a letter)")
         } else if row.reference(name).is_some() {
             Some("is the lookup ferry writes the record's reference into")
+        } else if row.bound_apart().iter().any(|(zoho, _)| *zoho == name) {
+            Some("is a field ferry binds itself (the owner, the pipeline and stage, or a link)")
         } else if mapping::SYSTEM_FIELDS.iter().any(|(_, zoho)| *zoho == name) {
             Some("is a system field Zoho sets itself")
         } else if reserved == Some(name) || name.eq_ignore_ascii_case("id") {

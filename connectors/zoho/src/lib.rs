@@ -1,6 +1,7 @@
-//! ferry's Zoho CRM connector (API v8): a [`ferry_core::Source`] that pages through Contacts
-//! and Accounts, and a [`ferry_core::Sink`] that upserts them keyed by a unique custom field
-//! holding each record's source id, and reads them back with COQL for checksum verification.
+//! ferry's Zoho CRM connector (API v8): a [`ferry_core::Source`] that pages through Accounts,
+//! Contacts, Deals (with their contact roles) and Notes, and a [`ferry_core::Sink`] that writes
+//! them keyed by a unique custom field holding each record's source id (upserts; Notes, which
+//! Zoho cannot upsert, by insert or update), and reads them back for checksum verification.
 //!
 //! Read top to bottom: [`config`] (settings, data centres), `auth` (the OAuth refresh-token
 //! grant), `client` (authenticated calls, the concurrency limit, token renewal on 401),
@@ -19,6 +20,7 @@ mod client;
 mod coql;
 mod directory;
 mod fields;
+mod roles;
 
 pub use config::{DataCentre, ZohoConfig};
 pub use policy::ZohoPolicy;
@@ -62,12 +64,17 @@ fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
         needs: match role {
             ferry_core::Role::Source => {
                 "scopes ZohoCRM.modules.accounts.READ, ZohoCRM.modules.contacts.READ, \
-                 ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ, ZohoCRM.org.READ (the org id that \
-                 tells two accounts apart; not ZohoCRM.modules.ALL, which includes delete)"
+                 ZohoCRM.modules.deals.READ, ZohoCRM.modules.notes.READ, ZohoCRM.coql.READ, \
+                 ZohoCRM.settings.fields.READ, ZohoCRM.settings.layouts.READ, \
+                 ZohoCRM.settings.pipeline.READ, ZohoCRM.users.READ, ZohoCRM.org.READ (the org id \
+                 that tells two accounts apart; not ZohoCRM.modules.ALL, which includes delete)"
             }
             ferry_core::Role::Sink => {
                 "scopes ZohoCRM.modules.accounts.READ,CREATE,UPDATE and the same for contacts, \
-                 ZohoCRM.coql.READ, ZohoCRM.settings.fields.READ, ZohoCRM.org.READ (no DELETE); \
+                 deals and notes, ZohoCRM.coql.READ, \
+                 ZohoCRM.settings.fields.READ, ZohoCRM.settings.layouts.READ, \
+                 ZohoCRM.settings.pipeline.READ, ZohoCRM.settings.contact_roles.READ, \
+                 ZohoCRM.users.READ, ZohoCRM.org.READ (no DELETE); \
                  with create_missing_fields also ZohoCRM.settings.fields.CREATE, held by a user \
                  whose profile may customize modules (an administrator)"
             }

@@ -43,11 +43,51 @@ pub const CONTACT_FIELDS: &[(&str, &str)] = &[
     (field::EMAIL_OPT_OUT, "Email_Opt_Out"),
 ];
 
+/// Deals ↔ Deals. Pipeline and stage, the owner, the company and the contacts are bound apart
+/// (the rows' `stage`, [`OWNER`], `references` and `links`).
+pub const DEAL_FIELDS: &[(&str, &str)] = &[
+    (field::NAME, "Deal_Name"),
+    (field::AMOUNT, "Amount"),
+    (field::CURRENCY, "Currency"),
+    (field::CLOSE_DATE, "Closing_Date"),
+];
+
+/// Notes ↔ Notes: the body is `Note_Content`, plain text (a sink writes the plain form of a
+/// rich-text body). The parent and the owner are bound apart.
+pub const NOTE_FIELDS: &[(&str, &str)] = &[(field::BODY, "Note_Content")];
+
 /// System timestamps: read from a source, never written (Zoho sets them).
 pub const SYSTEM_FIELDS: &[(&str, &str)] = &[
     (field::CREATED_AT, "Created_Time"),
     (field::UPDATED_AT, "Modified_Time"),
 ];
+
+/// The owner lookup every module ferry moves holds (`ownerlookup`): written `{"id"}`, read
+/// `{"id", "name", "email"}` (COQL: `{"id"}`).
+pub const OWNER: &str = "Owner";
+
+/// A deal's pipeline and stage picklists, both holding display values.
+pub const PIPELINE: &str = "Pipeline";
+/// See [`PIPELINE`].
+pub const STAGE: &str = "Stage";
+
+/// A deal's one-contact lookup; its other contacts are contact roles.
+pub const CONTACT_NAME: &str = "Contact_Name";
+/// A note's parent lookup (`{"module": {"api_name"}, "id"}`) and its module beside it.
+pub const PARENT_ID: &str = "Parent_Id";
+/// See [`PARENT_ID`]: the parent's module as a read answers it.
+pub const SE_MODULE: &str = "$se_module";
+
+/// Links a row holds outside its lookups: many contacts per deal, or one parent per note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// A deal's `contacts`: its contact roles (`/Deals/{id}/Contact_Roles`) and its
+    /// `Contact_Name` lookup, read as one set; written as the lookup (the first contact) and a
+    /// role for every contact.
+    ContactRoles,
+    /// A note's `parents`: its one `Parent_Id` (a deal, contact or account).
+    NoteParent,
+}
 
 /// A reference a Zoho module holds: a lookup field whose value is `{"id": <the target's Zoho
 /// id>}`. The sink resolves the target's source id to that id through the target module's
@@ -81,6 +121,14 @@ pub struct ZohoObject {
     /// needed to hold it), written `true` only for a true opt-out and `false` otherwise, since
     /// a checkbox cannot be empty and `false` claims no consent.
     pub opt_out: Option<&'static str>,
+    /// Whether it holds a pipeline and stage ([`PIPELINE`], [`STAGE`]) as `stage`.
+    pub staged: bool,
+    /// The links it holds outside its lookups, if any.
+    pub links: Option<Links>,
+    /// Read-only fields a source reads besides [`SYSTEM_FIELDS`] (a note's time).
+    pub read_only: &'static [(&'static str, &'static str)],
+    /// Whether the module has `POST /{module}/upsert` (Notes has not).
+    pub upsert: bool,
 }
 
 /// Zoho's side of every object ferry moves: read top to bottom to see what maps where.
@@ -93,6 +141,10 @@ pub static OBJECTS: &[ZohoObject] = &[
         references: &[],
         required: &[field::NAME],
         opt_out: None,
+        staged: false,
+        links: None,
+        read_only: &[],
+        upsert: true,
     },
     ZohoObject {
         object: ObjectType::CONTACTS,
@@ -106,8 +158,51 @@ pub static OBJECTS: &[ZohoObject] = &[
         }],
         required: &[field::LAST_NAME],
         opt_out: Some(field::EMAIL_OPT_OUT),
+        staged: false,
+        links: None,
+        read_only: &[],
+        upsert: true,
+    },
+    ZohoObject {
+        object: ObjectType::DEALS,
+        module: "Deals",
+        record: "Deal",
+        fields: DEAL_FIELDS,
+        references: &[ZohoReference {
+            canonical: field::COMPANY,
+            lookup: "Account_Name",
+            target: ObjectType::COMPANIES,
+        }],
+        required: &[field::NAME],
+        opt_out: None,
+        staged: true,
+        links: Some(Links::ContactRoles),
+        read_only: &[],
+        upsert: true,
+    },
+    ZohoObject {
+        object: ObjectType::NOTES,
+        module: "Notes",
+        record: "Note",
+        fields: NOTE_FIELDS,
+        references: &[],
+        required: &[field::BODY],
+        opt_out: None,
+        staged: false,
+        links: Some(Links::NoteParent),
+        // Zoho stamps a note written through the API with the time of the write.
+        read_only: &[(field::TIMESTAMP, "Created_Time")],
+        upsert: false,
     },
 ];
+
+/// The canonical object of a Zoho module a note's parent may be in.
+pub fn object_of_module(module: &str) -> Option<ObjectType> {
+    OBJECTS
+        .iter()
+        .find(|row| row.module == module && row.object != ObjectType::NOTES)
+        .map(|row| row.object)
+}
 
 /// The row of `object`, or the refusal of an object this connector does not move.
 pub fn binding(object: ObjectType) -> ConnectorResult<&'static ZohoObject> {
@@ -132,13 +227,26 @@ pub fn standard_maps() -> FieldMaps {
     FieldMaps::new(OBJECTS.iter().map(|row| (row.object, row.standard())))
 }
 
-/// Whether some row's reference points at `object`, so the sink remembers the Zoho ids it
-/// writes for it.
+/// Whether some row's reference or links point at `object`, so the sink remembers the Zoho ids
+/// it writes for it (companies, contacts and deals: a note may hang on any of them).
 pub fn is_reference_target(object: ObjectType) -> bool {
     OBJECTS
         .iter()
         .flat_map(|row| row.references)
         .any(|reference| reference.target == object)
+        || OBJECTS.iter().any(|row| match row.links {
+            Some(Links::ContactRoles) => object == ObjectType::CONTACTS,
+            Some(Links::NoteParent) => object_of_module_of(object).is_some(),
+            None => false,
+        })
+}
+
+/// `object`'s module, when a note may hang on it.
+fn object_of_module_of(object: ObjectType) -> Option<&'static str> {
+    OBJECTS
+        .iter()
+        .find(|row| row.object == object && row.object != ObjectType::NOTES)
+        .map(|row| row.module)
 }
 
 impl ZohoObject {
@@ -151,6 +259,49 @@ impl ZohoObject {
     pub fn reference(&self, zoho: &str) -> Option<&'static ZohoReference> {
         self.references.iter().find(|r| r.lookup == zoho)
     }
+
+    /// The Zoho fields bound outside the field table (owner, pipeline and stage, the lookups
+    /// that carry links), with the canonical field each carries.
+    pub fn bound_apart(&self) -> Vec<(&'static str, &'static str)> {
+        let mut out = vec![(OWNER, field::OWNER)];
+        if self.staged {
+            out.push((PIPELINE, field::STAGE));
+            out.push((STAGE, field::STAGE));
+        }
+        match self.links {
+            Some(Links::ContactRoles) => out.push((CONTACT_NAME, field::CONTACTS)),
+            Some(Links::NoteParent) => out.push((PARENT_ID, field::PARENTS)),
+            None => {}
+        }
+        out
+    }
+
+    /// The objects its references and links point at.
+    pub fn link_targets(&self) -> Vec<ObjectType> {
+        let mut out: Vec<ObjectType> = self.references.iter().map(|r| r.target).collect();
+        match self.links {
+            Some(Links::ContactRoles) => out.push(ObjectType::CONTACTS),
+            Some(Links::NoteParent) => out.extend([
+                ObjectType::DEALS,
+                ObjectType::CONTACTS,
+                ObjectType::COMPANIES,
+            ]),
+            None => {}
+        }
+        out
+    }
+
+    /// The canonical fields the sink stores outside the field table: the references, the owner,
+    /// the stage and the links.
+    fn stored_apart(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.references.iter().map(|r| r.canonical).collect();
+        for (_, canonical) in self.bound_apart() {
+            if !names.contains(&canonical) {
+                names.push(canonical);
+            }
+        }
+        names
+    }
 }
 
 /// The Zoho fields a source reads for `row` (the `fields` parameter and COQL columns).
@@ -159,7 +310,10 @@ pub fn read_fields(map: &FieldMap, row: &ZohoObject) -> Vec<String> {
     for reference in row.references {
         names.push(reference.lookup.to_owned());
     }
-    for (_, zoho) in SYSTEM_FIELDS {
+    for (zoho, _) in row.bound_apart() {
+        names.push(zoho.to_owned());
+    }
+    for (_, zoho) in SYSTEM_FIELDS.iter().chain(row.read_only) {
         if !names.iter().any(|n| n == zoho) {
             names.push((*zoho).to_owned());
         }
@@ -167,20 +321,79 @@ pub fn read_fields(map: &FieldMap, row: &ZohoObject) -> Vec<String> {
     names
 }
 
-/// The canonical fields the sink writes and reads back.
+/// The canonical fields the sink writes and reads back. A note's `timestamp` is not among
+/// them: `Created_Time` is read-only, so Zoho stamps a written note with the time of the write.
 pub fn stored_fields(map: &FieldMap, row: &ZohoObject) -> Vec<String> {
     let mut names = map.canonical_names();
-    for reference in row.references {
-        names.push(reference.canonical.to_owned());
+    for canonical in row.stored_apart() {
+        names.push(canonical.to_owned());
     }
     names
 }
 
-/// The canonical name of a Zoho field in `map` (or a lookup), for messages.
+/// The canonical name of a Zoho field in `map` (or a field bound apart), for messages.
 pub fn canonical_of(map: &FieldMap, row: &ZohoObject, zoho: &str) -> Option<String> {
     map.by_vendor(zoho)
         .map(|b| b.canonical.to_string())
         .or_else(|| row.reference(zoho).map(|r| r.canonical.to_owned()))
+        .or_else(|| {
+            row.bound_apart()
+                .into_iter()
+                .find(|(z, _)| *z == zoho)
+                .map(|(_, c)| c.to_owned())
+        })
+}
+
+/// The user id of an owner lookup (`{"id": …}`), if set.
+fn owner_of(z: &Map<String, Json>) -> Option<String> {
+    z.get(OWNER)
+        .and_then(|o| o.get("id"))
+        .and_then(json_text)
+        .filter(|s| !s.is_empty())
+}
+
+/// A picklist value as records hold it: the display value, or `{"name"}` /
+/// `{"display_value"}` (Zoho leaves the shape of `Pipeline` on records undocumented).
+fn picklist_of(z: &Map<String, Json>, name: &str) -> Option<String> {
+    let v = z.get(name)?;
+    v.as_str()
+        .or_else(|| v.get("name").and_then(Json::as_str))
+        .or_else(|| v.get("display_value").and_then(Json::as_str))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// A deal's stage: its pipeline's and stage's display values (the ids `pipelines()` reports).
+fn stage_of(z: &Map<String, Json>) -> Option<Value> {
+    Some(Value::Stage {
+        pipeline: picklist_of(z, PIPELINE)?,
+        stage: picklist_of(z, STAGE)?,
+    })
+}
+
+/// A note's parent as a link to its Zoho record: `Parent_Id {module {api_name}, id}`, or the
+/// flat id with `$se_module` beside it. `None` without one, or in a module ferry does not move.
+pub fn parent_of(z: &Map<String, Json>) -> Option<(ObjectType, String)> {
+    let parent = z.get(PARENT_ID)?;
+    let id = match parent {
+        Json::Object(_) => parent.get("id").and_then(json_text),
+        other => json_text(other),
+    }
+    .filter(|s| !s.is_empty())?;
+    let module = parent
+        .get("module")
+        .and_then(|m| m.get("api_name").or(Some(m)))
+        .and_then(Json::as_str)
+        .or_else(|| z.get(SE_MODULE).and_then(Json::as_str))?;
+    Some((object_of_module(module)?, id))
+}
+
+/// The Zoho id of a deal's `Contact_Name` lookup, if set.
+pub fn contact_name_of(z: &Map<String, Json>) -> Option<String> {
+    z.get(CONTACT_NAME)
+        .and_then(|c| c.get("id"))
+        .and_then(json_text)
+        .filter(|s| !s.is_empty())
 }
 
 /// Whether `name` can be a Zoho API name: letters, digits and underscores, starting with a
@@ -220,6 +433,18 @@ fn read_into(
     }
 }
 
+/// Reads the owner and the stage of `z`, as a source and a read-back both hold them.
+fn read_apart(record: &mut Record, row: &ZohoObject, z: &Map<String, Json>) {
+    if let Some(owner) = owner_of(z) {
+        record.set(field::OWNER, Value::Text(owner));
+    }
+    if row.staged {
+        if let Some(stage) = stage_of(z) {
+            record.set(field::STAGE, stage);
+        }
+    }
+}
+
 /// The canonical record of a Zoho record read by a source: its Zoho id is the source id, and a
 /// reference (a contact's company) is its target's Zoho id. A value that does not fit its
 /// canonical type makes the record unreadable; the rejection names the field, never the value.
@@ -231,7 +456,9 @@ pub fn from_zoho(
     let id = z.get("id").and_then(json_text).unwrap_or_default();
     let mut record = Record::new(row.object, id.clone());
     let mut bad: Vec<String> = Vec::new();
-    let system = FieldMap::standard(row.object, SYSTEM_FIELDS);
+    let system: Vec<(&'static str, &'static str)> =
+        SYSTEM_FIELDS.iter().chain(row.read_only).copied().collect();
+    let system = FieldMap::standard(row.object, &system);
     for binding in map.iter().chain(system.iter()) {
         if let Err(expected) = read_into(&mut record, binding, z) {
             bad.push(format!(
@@ -244,6 +471,15 @@ pub fn from_zoho(
         let target = z.get(reference.lookup).and_then(|a| a.get("id"));
         if let Some(target) = target.and_then(json_text) {
             record.set(reference.canonical, Value::Reference(target));
+        }
+    }
+    read_apart(&mut record, row, z);
+    if row.links == Some(Links::NoteParent) {
+        if let Some((object, parent)) = parent_of(z) {
+            record.set(
+                field::PARENTS,
+                Value::Links(vec![ferry_core::model::Link { object, id: parent }]),
+            );
         }
     }
     if id.is_empty() {
@@ -284,6 +520,10 @@ pub fn to_zoho(
                 ),
                 None => return Err(invalid(record, b, "a picklist label")),
             },
+            // Zoho keeps a note's content as plain text: the plain form of a rich body.
+            Some(Value::Text(body)) if b.ty == FieldType::RichText => {
+                Json::String(ferry_core::richtext::to_plain(body))
+            }
             Some(v) => zoho_json(b.ty, v).map_err(|expected| invalid(record, b, expected))?,
         };
         if row.opt_out == Some(b.canonical.as_ref()) && value != Json::Bool(true) {
@@ -300,6 +540,17 @@ pub fn to_zoho(
             None => Json::Null,
         };
         out.insert(reference.lookup.into(), lookup);
+    }
+    // No owner leaves `Owner` out: Zoho gives a new record the calling user and keeps an
+    // existing record's owner (the engine's `unmatched = "unset"`).
+    if let Some(owner) = record.text(field::OWNER).filter(|o| !o.is_empty()) {
+        out.insert(OWNER.into(), serde_json::json!({ "id": owner }));
+    }
+    if row.staged {
+        if let Some(Value::Stage { pipeline, stage }) = record.get(field::STAGE) {
+            out.insert(PIPELINE.into(), Json::String(pipeline.clone()));
+            out.insert(STAGE.into(), Json::String(stage.clone()));
+        }
     }
     out.insert(
         source_id_field.to_owned(),
@@ -358,6 +609,7 @@ pub fn from_read_back(
             record.set(reference.canonical, Value::Reference(target));
         }
     }
+    read_apart(&mut record, row, z);
     Some(record)
 }
 
@@ -507,13 +759,15 @@ mod tests {
 
     #[test]
     fn every_canonical_field_but_system_timestamps_is_stored() {
-        for object in ObjectType::DEFAULT_RUN {
+        for object in ObjectType::ALL {
             let stored = stored_fields(&standard(object), row(object));
             for spec in object.fields() {
-                // The owner is bound with the connector step of #14 (users and owners).
+                // Zoho sets its timestamps (a note's time too: `Created_Time` is read-only), and
+                // a deal's outcome is its stage: Zoho keeps no status.
                 let system = spec.name == field::CREATED_AT
                     || spec.name == field::UPDATED_AT
-                    || spec.name == field::OWNER;
+                    || spec.name == field::STATUS
+                    || spec.name == field::TIMESTAMP;
                 assert_eq!(
                     stored.contains(&spec.name.to_owned()),
                     !system,
@@ -612,9 +866,9 @@ mod tests {
             stored_fields(&map, row(ObjectType::COMPANIES))
                 .iter()
                 .rev()
-                .take(2)
+                .take(3)
                 .collect::<Vec<_>>(),
-            ["seats", "tier"]
+            ["owner", "seats", "tier"]
         );
         w.fields
             .insert("tier".into(), Value::Text("Platinum".into()));
@@ -674,8 +928,145 @@ mod tests {
     }
 
     #[test]
+    fn deals_carry_stage_owner_date_and_company_both_ways() {
+        let z: Map<String, Json> = serde_json::from_value(serde_json::json!({
+            "id": "91", "Deal_Name": "Renewal", "Amount": 1200.5, "Currency": "EUR",
+            "Closing_Date": "2024-02-29", "Pipeline": {"name": "Renewals", "id": "7"},
+            "Stage": "Closed Won", "Owner": {"name": "Ana", "id": "555", "email": "a@x"},
+            "Account_Name": {"name": "Acme", "id": "77"}, "Contact_Name": {"id": "78"}
+        }))
+        .unwrap();
+        let deals = row(ObjectType::DEALS);
+        let r = from_zoho(&standard(ObjectType::DEALS), deals, &z).unwrap();
+        assert_eq!(r.get(field::CLOSE_DATE), Some(&Value::Date(19_782)));
+        assert_eq!(
+            r.get(field::STAGE),
+            Some(&Value::Stage {
+                pipeline: "Renewals".into(),
+                stage: "Closed Won".into()
+            })
+        );
+        assert_eq!(r.get(field::OWNER), Some(&Value::Text("555".into())));
+        assert_eq!(r.get(field::COMPANY), Some(&Value::Reference("77".into())));
+        assert_eq!(contact_name_of(&z).as_deref(), Some("78"));
+        assert_eq!(r.get(field::STATUS), None, "Zoho keeps no status");
+
+        let out = to_zoho(
+            &standard(ObjectType::DEALS),
+            deals,
+            &r,
+            "Src",
+            &[Some("4001")],
+        )
+        .unwrap();
+        assert_eq!(out["Pipeline"], "Renewals");
+        assert_eq!(out["Stage"], "Closed Won");
+        assert_eq!(out["Closing_Date"], "2024-02-29");
+        assert_eq!(out["Owner"], serde_json::json!({"id": "555"}));
+        assert_eq!(out["Account_Name"], serde_json::json!({"id": "4001"}));
+        assert_eq!(out["Src"], "91");
+
+        let mut unowned = r.clone();
+        unowned.fields.remove(field::OWNER);
+        unowned.fields.remove(field::STAGE);
+        let out = to_zoho(
+            &standard(ObjectType::DEALS),
+            deals,
+            &unowned,
+            "Src",
+            &[None],
+        )
+        .unwrap();
+        assert!(
+            out.get("Owner").is_none() && out.get("Stage").is_none(),
+            "no owner keeps Zoho's (the calling user's on a new record)"
+        );
+
+        let mut back = z.clone();
+        back.insert("Src".into(), Json::String("91".into()));
+        back.insert("Account_Name.Src".into(), Json::String("co-77".into()));
+        back.insert("Owner".into(), serde_json::json!({"id": "555"}));
+        let read = from_read_back(&standard(ObjectType::DEALS), deals, &back, "Src").unwrap();
+        assert_eq!(read.get(field::STAGE), r.get(field::STAGE));
+        assert_eq!(read.get(field::OWNER), r.get(field::OWNER));
+        assert_eq!(
+            read.get(field::COMPANY),
+            Some(&Value::Reference("co-77".into()))
+        );
+    }
+
+    #[test]
+    fn fields_bound_apart_cannot_be_mapped_again() {
+        for (object, zoho) in [
+            (ObjectType::COMPANIES, "Owner"),
+            (ObjectType::DEALS, "Stage"),
+            (ObjectType::DEALS, "Contact_Name"),
+            (ObjectType::NOTES, "Parent_Id"),
+        ] {
+            let b = FieldBinding::new("x", zoho, FieldType::Text);
+            let e = crate::fields::check_bindings(object, &[b], None).unwrap_err();
+            assert!(
+                e.to_string().contains("binds itself"),
+                "{object} {zoho}: {e}"
+            );
+        }
+        let free = FieldBinding::new("x", "Description", FieldType::Text);
+        assert!(crate::fields::check_bindings(ObjectType::DEALS, &[free], None).is_ok());
+    }
+
+    #[test]
+    fn a_note_reads_its_one_parent_in_either_form_and_writes_plain_text() {
+        let notes = row(ObjectType::NOTES);
+        let v8: Map<String, Json> = serde_json::from_value(serde_json::json!({
+            "id": "12", "Note_Content": "Hi", "Created_Time": "2024-01-02T03:04:05+00:00",
+            "Parent_Id": {"module": {"api_name": "Deals", "id": "9"}, "name": "D", "id": "31"},
+            "$se_module": "Deals", "Owner": {"id": "555"}
+        }))
+        .unwrap();
+        let r = from_zoho(&standard(ObjectType::NOTES), notes, &v8).unwrap();
+        assert_eq!(
+            r.get(field::PARENTS),
+            Some(&Value::Links(vec![ferry_core::model::Link {
+                object: ObjectType::DEALS,
+                id: "31".into()
+            }]))
+        );
+        assert!(matches!(r.get(field::TIMESTAMP), Some(Value::Timestamp(_))));
+        assert_eq!(r.get(field::BODY), Some(&Value::Text("Hi".into())));
+        let flat: Map<String, Json> = serde_json::from_value(serde_json::json!({
+            "Parent_Id": "44", "$se_module": "Accounts"
+        }))
+        .unwrap();
+        assert_eq!(parent_of(&flat), Some((ObjectType::COMPANIES, "44".into())));
+        let elsewhere: Map<String, Json> = serde_json::from_value(serde_json::json!({
+            "Parent_Id": {"module": {"api_name": "Leads"}, "id": "45"}
+        }))
+        .unwrap();
+        assert_eq!(parent_of(&elsewhere), None, "a module ferry does not move");
+
+        let mut html = Record::new(ObjectType::NOTES, "n-1");
+        html.set(
+            field::BODY,
+            Value::Text("<p>Call&nbsp;<b>back</b></p>".into()),
+        );
+        let out = to_zoho(&standard(ObjectType::NOTES), notes, &html, "Src", &[]).unwrap();
+        assert_eq!(
+            out["Note_Content"],
+            Json::String(ferry_core::richtext::to_plain(
+                "<p>Call&nbsp;<b>back</b></p>"
+            ))
+        );
+        assert!(!out["Note_Content"].as_str().unwrap_or("<").contains('<'));
+        assert!(
+            !stored_fields(&standard(ObjectType::NOTES), notes)
+                .contains(&field::TIMESTAMP.to_owned()),
+            "Created_Time is read-only"
+        );
+    }
+
+    #[test]
     fn every_object_has_exactly_one_row_and_references_point_at_rows() {
-        for object in ObjectType::DEFAULT_RUN {
+        for object in ObjectType::ALL {
             assert_eq!(
                 OBJECTS.iter().filter(|row| row.object == object).count(),
                 1,
@@ -683,7 +1074,7 @@ mod tests {
             );
             assert_eq!(binding(object).unwrap().object, object);
         }
-        assert_eq!(objects(), ObjectType::DEFAULT_RUN);
+        assert_eq!(objects(), ObjectType::ALL);
         for row in OBJECTS {
             for reference in row.references {
                 assert!(binding(reference.target).is_ok(), "{}", reference.lookup);
@@ -694,6 +1085,14 @@ mod tests {
             }
         }
         assert!(is_reference_target(ObjectType::COMPANIES));
-        assert!(!is_reference_target(ObjectType::CONTACTS));
+        assert!(
+            is_reference_target(ObjectType::CONTACTS),
+            "deals link contacts"
+        );
+        assert!(
+            is_reference_target(ObjectType::DEALS),
+            "notes hang on deals"
+        );
+        assert!(!is_reference_target(ObjectType::NOTES));
     }
 }

@@ -1,6 +1,8 @@
 //! The Zoho sink: upserts keyed by the source-id field (`duplicate_check_fields`), resolves
-//! each reference of a row of [`mapping::OBJECTS`] (a contact's company) to its target's Zoho
-//! id with COQL (cached per run), reads back with COQL.
+//! each reference and link of a row of [`mapping::OBJECTS`] (a contact's company, a deal's
+//! contacts, a note's parent) to its target's Zoho id with COQL (cached per run), keeps a
+//! deal's contact roles in step with its contacts, reads back with COQL. Notes, which Zoho can
+//! neither upsert nor query with COQL, are inserted or updated by id and read back by id.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,11 +14,12 @@ use async_trait::async_trait;
 use ferry_core::batch::{self, Answer};
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorField};
 use ferry_core::http::{HttpResponse, HttpStats};
+use ferry_core::model::Link;
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::resolver::Resolver;
 use ferry_core::{
-    Capability, ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome,
-    RecordRejection, Sink, Written,
+    Capability, ConnectorError, ConnectorResult, FieldLimit, ObjectType, Record, RecordOutcome,
+    RecordRejection, Sink, Value, Written,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -27,8 +30,13 @@ use crate::client::Client;
 use crate::config::{MAX_BATCH_SIZE, Settings, ZohoConfig};
 use crate::coql;
 use crate::fields;
-use crate::mapping::{self, ZohoObject, ZohoReference};
+use crate::mapping::{self, Links, ZohoObject, ZohoReference};
 use crate::policy::{clean_code, clean_name};
+use crate::roles;
+
+/// The most characters Zoho keeps in a note's `Note_Content` (Zoho's API reference,
+/// `notes.json`: `maxLen` 65535); longer content is refused, never truncated.
+pub const NOTE_CONTENT_MAX: usize = 65_535;
 
 /// Per-record error codes of a failure that passes: Zoho's server failed on that record and
 /// did not save it. Sending it again can succeed.
@@ -48,6 +56,16 @@ pub struct ZohoSink {
     /// The fields written and read back per object: the standard tables and the operator's
     /// mapped fields.
     maps: FieldMaps,
+    /// The id of the contact role given to contacts ferry adds to a deal, once read.
+    role: std::sync::Mutex<Option<String>>,
+}
+
+/// A record's links resolved to Zoho ids: a deal's contacts (in the record's order), or a
+/// note's parent (its module and id).
+#[derive(Default)]
+struct Resolved {
+    contacts: Vec<String>,
+    parent: Option<(&'static str, String)>,
 }
 
 /// A record to upsert: its input position, the record, and its Zoho body.
@@ -57,6 +75,21 @@ type Item<'r> = (usize, &'r Record, Json);
 struct QueryBody {
     #[serde(default)]
     data: Vec<Map<String, Json>>,
+}
+
+/// `select {columns} from {module} where id in (…)` for each 50 of `ids` (numeric ids only,
+/// checked by the caller).
+fn id_queries(columns: &[String], module: &str, ids: &[String]) -> Vec<String> {
+    ids.chunks(coql::MAX_IN_VALUES)
+        .map(|chunk| {
+            format!(
+                "select {} from {module} where id in ({}) limit {}",
+                columns.join(", "),
+                chunk.join(", "),
+                chunk.len()
+            )
+        })
+        .collect()
 }
 
 fn reject(record: &Record, code: &str, reason: String) -> RecordRejection {
@@ -132,6 +165,94 @@ fn rejection_reason(map: &FieldMap, row: &ZohoObject, item: &Json) -> (String, S
     (code, format!("Zoho refused {}", described.join("; ")))
 }
 
+/// The refusal of a record whose `field` links to a record the sink does not hold: names the
+/// field, never an id.
+fn unresolved_links(record: &Record, field: &str) -> RecordRejection {
+    reject(
+        record,
+        &format!("UNRESOLVED_{}", field.to_ascii_uppercase()),
+        format!(
+            "the {field} links: a linked record has no Zoho record with its source id (it was \
+             not migrated, or was rejected)"
+        ),
+    )
+}
+
+/// `record`'s links as Zoho ids, from `links` (source id → Zoho id per object), or the refusal
+/// of a record linking to one that cannot be found.
+fn links_of(
+    row: &ZohoObject,
+    record: &Record,
+    links: &HashMap<ObjectType, HashMap<String, String>>,
+) -> Result<Resolved, RecordRejection> {
+    let mut resolved = Resolved::default();
+    let (field, wanted) = match row.links {
+        None => return Ok(resolved),
+        Some(Links::ContactRoles) => (
+            ferry_core::field::CONTACTS,
+            link_list(record, ferry_core::field::CONTACTS),
+        ),
+        Some(Links::NoteParent) => (
+            ferry_core::field::PARENTS,
+            link_list(record, ferry_core::field::PARENTS),
+        ),
+    };
+    for link in wanted {
+        let Some(id) = links.get(&link.object).and_then(|ids| ids.get(&link.id)) else {
+            return Err(unresolved_links(record, field));
+        };
+        match row.links {
+            Some(Links::NoteParent) => {
+                // Zoho holds one parent: the engine keeps the first (deal, contact, company).
+                if resolved.parent.is_none() {
+                    let module = mapping::binding(link.object)
+                        .map(|r| r.module)
+                        .map_err(|_| unresolved_links(record, field))?;
+                    resolved.parent = Some((module, id.clone()));
+                }
+            }
+            _ => {
+                if !resolved.contacts.contains(id) {
+                    resolved.contacts.push(id.clone());
+                }
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+/// The links of `field` on `record` (none when it holds none).
+fn link_list<'a>(record: &'a Record, field: &str) -> Vec<&'a ferry_core::model::Link> {
+    match record.get(field) {
+        Some(ferry_core::Value::Links(links)) => links.iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Puts a record's resolved links into its Zoho body: a deal's first contact as its
+/// `Contact_Name` (the others become contact roles after the write), a note's `Parent_Id` in
+/// v8's form.
+fn put_links(row: &ZohoObject, resolved: &Resolved, body: &mut Map<String, Json>) {
+    match row.links {
+        Some(Links::ContactRoles) => {
+            let named = match resolved.contacts.first() {
+                Some(id) => json!({ "id": id }),
+                None => Json::Null,
+            };
+            body.insert(mapping::CONTACT_NAME.into(), named);
+        }
+        Some(Links::NoteParent) => {
+            if let Some((module, id)) = &resolved.parent {
+                body.insert(
+                    mapping::PARENT_ID.into(),
+                    json!({"module": {"api_name": module}, "id": id}),
+                );
+            }
+        }
+        None => {}
+    }
+}
+
 impl ZohoSink {
     /// Builds the sink from its config (no I/O: the token is refreshed on first use). Errors
     /// name the offending key as `{key_prefix}.{setting}`, e.g. `sink.client_secret`.
@@ -143,6 +264,7 @@ impl ZohoSink {
             client,
             targets: Resolver::with_limit(MAX_CACHED_TARGETS),
             maps: mapping::standard_maps(),
+            role: std::sync::Mutex::new(None),
         })
     }
 
@@ -306,6 +428,423 @@ impl ZohoSink {
             .await
     }
 
+    /// The Zoho ids of the records `chunk`'s links point at (a deal's contacts, a note's
+    /// parents), per object: from the cache, the misses looked up by source id.
+    async fn resolve_links(
+        &self,
+        row: &ZohoObject,
+        chunk: &[(usize, &Record)],
+    ) -> ConnectorResult<HashMap<ObjectType, HashMap<String, String>>> {
+        let field = match row.links {
+            None => return Ok(HashMap::new()),
+            Some(Links::ContactRoles) => ferry_core::field::CONTACTS,
+            Some(Links::NoteParent) => ferry_core::field::PARENTS,
+        };
+        let mut wanted: HashMap<ObjectType, Vec<&str>> = HashMap::new();
+        for (_, record) in chunk {
+            for link in link_list(record, field) {
+                wanted
+                    .entry(link.object)
+                    .or_default()
+                    .push(link.id.as_str());
+            }
+        }
+        let mut out = HashMap::new();
+        for (object, ids) in wanted {
+            let Ok(target) = mapping::binding(object) else {
+                continue;
+            };
+            let found = self
+                .targets
+                .resolve(object, ids, |missing| {
+                    self.lookup_targets(target.module, missing)
+                })
+                .await?;
+            out.insert(object, found);
+        }
+        Ok(out)
+    }
+
+    /// The id of the role ferry gives the contacts it adds to a deal (read once).
+    async fn role(&self) -> ConnectorResult<String> {
+        let cached = self
+            .role
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(role) = cached {
+            return Ok(role);
+        }
+        let role = roles::default_role(&self.client).await?;
+        *self
+            .role
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(role.clone());
+        Ok(role)
+    }
+
+    /// Makes deal `deal`'s contact roles the contacts `contacts`: a role for each contact
+    /// without one (a contact that holds a role keeps it), and none for the others. A deal
+    /// just created has none to read. A rerun therefore writes nothing and duplicates nothing.
+    async fn sync_roles(
+        &self,
+        deal: &str,
+        created: bool,
+        contacts: &[String],
+    ) -> ConnectorResult<()> {
+        let held: Vec<String> = if created {
+            Vec::new()
+        } else {
+            roles::contacts_of(&self.client, deal, "id")
+                .await?
+                .iter()
+                .filter_map(|c| roles::text(c, "id"))
+                .collect()
+        };
+        let missing: Vec<&String> = contacts.iter().filter(|c| !held.contains(c)).collect();
+        if !missing.is_empty() {
+            let role = self.role().await?;
+            let puts = missing
+                .iter()
+                .map(|c| roles::put(&self.client, deal, c, &role))
+                .collect();
+            for result in join_all(puts).await {
+                result?;
+            }
+        }
+        let extra: Vec<String> = held.into_iter().filter(|h| !contacts.contains(h)).collect();
+        if !extra.is_empty() {
+            roles::remove(&self.client, deal, &extra).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes notes, which Zoho cannot upsert: a note this run already wrote or found is
+    /// updated by its id (`PUT /crm/v8/Notes`); any other is inserted (`POST /crm/v8/Notes`),
+    /// and one Zoho refuses as a `DUPLICATE_DATA` of the source-id field (written before) is
+    /// updated as the `duplicate_record` Zoho names. Each is answered as by an upsert.
+    async fn send_notes<'r>(
+        &self,
+        map: &FieldMap,
+        row: &ZohoObject,
+        items: Vec<Item<'r>>,
+    ) -> ConnectorResult<Vec<(Item<'r>, Attempt<Result<Written, RecordRejection>>)>> {
+        let path = format!("/crm/v8/{}", row.module);
+        let endpoint_post = format!("POST {path}");
+        let endpoint_put = format!("PUT {path}");
+        let mut out = Vec::with_capacity(items.len());
+        let mut updates: Vec<(Item<'r>, String)> = Vec::new();
+        let mut inserts: Vec<Item<'r>> = Vec::new();
+        for item in items {
+            match self.targets.sink_id(row.object, &item.1.source_id) {
+                Some(id) => updates.push((item, id)),
+                None => inserts.push(item),
+            }
+        }
+        if !inserts.is_empty() {
+            let bodies: Vec<&Json> = inserts.iter().map(|(_, _, b)| b).collect();
+            let body = json!({"data": bodies, "trigger": []});
+            let response = self
+                .client
+                .send(Method::POST, &path, &[], Some(&body))
+                .await?;
+            let answers = self.items(&endpoint_post, &response, inserts.len())?;
+            for (item, answer) in inserts.into_iter().zip(answers) {
+                match self.duplicate_of(&answer) {
+                    Some(id) => updates.push((item, id)),
+                    None => {
+                        let attempt =
+                            self.attempt(map, row, &endpoint_post, item.1, &answer, true)?;
+                        out.push((item, attempt));
+                    }
+                }
+            }
+        }
+        if !updates.is_empty() {
+            let bodies: Vec<Json> = updates
+                .iter()
+                .map(|((_, _, b), id)| {
+                    let mut b = b.clone();
+                    if let Some(o) = b.as_object_mut() {
+                        o.insert("id".into(), Json::String(id.clone()));
+                    }
+                    b
+                })
+                .collect();
+            let body = json!({"data": bodies, "trigger": []});
+            let response = self
+                .client
+                .send(Method::PUT, &path, &[], Some(&body))
+                .await?;
+            let answers = self.items(&endpoint_put, &response, updates.len())?;
+            for ((item, _), answer) in updates.into_iter().zip(answers) {
+                let attempt = self.attempt(map, row, &endpoint_put, item.1, &answer, false)?;
+                out.push((item, attempt));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The id of the record holding the same source id, when `answer` is Zoho's
+    /// `DUPLICATE_DATA` on the source-id field.
+    fn duplicate_of(&self, answer: &Json) -> Option<String> {
+        let details = answer.get("details")?;
+        let on_src = answer.get("code").and_then(Json::as_str) == Some("DUPLICATE_DATA")
+            && details.get("api_name").and_then(Json::as_str) == Some(self.src());
+        let id = details.get("duplicate_record")?.get("id")?.as_str()?;
+        (on_src && crate::source::is_id(id)).then(|| id.to_owned())
+    }
+
+    /// One record's outcome from its item of a write's answer; `insert`: whether the write
+    /// inserted it (an insert, or an upsert answered `action: insert`), so a success created it.
+    fn attempt(
+        &self,
+        map: &FieldMap,
+        row: &ZohoObject,
+        endpoint: &str,
+        record: &Record,
+        answer: &Json,
+        insert: bool,
+    ) -> ConnectorResult<Attempt<Result<Written, RecordRejection>>> {
+        if answer.get("status").and_then(Json::as_str) == Some("success") {
+            let sink_id = answer
+                .get("details")
+                .and_then(|d| d.get("id"))
+                .and_then(Json::as_str)
+                .filter(|id| !id.is_empty())
+                .ok_or_else(|| ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: endpoint.to_owned(),
+                    detail: "a successful result has no details.id".into(),
+                })?
+                .to_owned();
+            return Ok(Attempt::Done(Ok(Written {
+                sink_id,
+                created: insert,
+            })));
+        }
+        let (code, reason) = rejection_reason(map, row, answer);
+        let refused = Err(reject(record, &code, reason));
+        Ok(if TRANSIENT_CODES.contains(&code.as_str()) {
+            Attempt::Again(refused)
+        } else {
+            Attempt::Done(refused)
+        })
+    }
+
+    /// Sets each read-back deal's `contacts` to the source ids of its `Contact_Name` and its
+    /// contact roles (one read per deal, in flight together). A linked contact without a
+    /// source id (not written by ferry) is named `zoho:{id}`, so it never matches one sent.
+    async fn read_back_contacts(
+        &self,
+        rows: &[Map<String, Json>],
+        records: &mut [Record],
+    ) -> ConnectorResult<()> {
+        let src = self.src();
+        let deals: Vec<String> = rows
+            .iter()
+            .map(|z| roles::text(z, "id").unwrap_or_default())
+            .collect();
+        let held = join_all(
+            deals
+                .iter()
+                .map(|deal| roles::contacts_of(&self.client, deal, src))
+                .collect(),
+        )
+        .await;
+        let named_key = format!("{}.{src}", mapping::CONTACT_NAME);
+        for ((z, record), contacts) in rows.iter().zip(records.iter_mut()).zip(held) {
+            let mut links: Vec<Link> = roles::text(z, &named_key)
+                .into_iter()
+                .chain(contacts?.iter().filter_map(|c| {
+                    roles::text(c, src)
+                        .or_else(|| roles::text(c, "id").map(|id| format!("zoho:{id}")))
+                }))
+                .map(|id| Link {
+                    object: ObjectType::CONTACTS,
+                    id,
+                })
+                .collect();
+            links.sort_unstable();
+            links.dedup();
+            if !links.is_empty() {
+                record.set(ferry_core::field::CONTACTS, Value::Links(links));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every note's source id → note id (`GET /crm/v8/Notes?fields={src}`, page by page): how
+    /// a sink finds notes it did not write in this run, since COQL does not serve Notes. Run
+    /// once; notes written later are remembered as they are written.
+    async fn scan_notes(&self, row: &ZohoObject) -> ConnectorResult<HashMap<String, String>> {
+        #[derive(Deserialize, Default)]
+        struct Info {
+            #[serde(default)]
+            more_records: bool,
+            #[serde(default)]
+            next_page_token: Option<String>,
+        }
+        #[derive(Deserialize, Default)]
+        struct Body {
+            #[serde(default)]
+            data: Vec<Map<String, Json>>,
+            #[serde(default)]
+            info: Info,
+        }
+        let path = format!("/crm/v8/{}", row.module);
+        let endpoint = format!("GET {path}");
+        let src = self.src();
+        let mut found = HashMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let position = match &token {
+                None => ("page", "1"),
+                Some(t) => ("page_token", t.as_str()),
+            };
+            let query = [
+                ("fields", src),
+                ("per_page", "200"),
+                ("sort_by", "id"),
+                ("sort_order", "asc"),
+                position,
+            ];
+            let response = self
+                .client
+                .send_ok(Method::GET, &path, &query, None)
+                .await?;
+            if response.status.as_u16() == 204 {
+                break;
+            }
+            let body: Body = response.json(VENDOR, &endpoint)?;
+            for z in &body.data {
+                if let (Some(id), Some(sid)) = (roles::text(z, "id"), roles::text(z, src)) {
+                    found.insert(sid, id);
+                }
+            }
+            match body.info.next_page_token.filter(|t| !t.is_empty()) {
+                Some(next) if body.info.more_records && token.as_deref() != Some(&next) => {
+                    token = Some(next);
+                }
+                _ => break,
+            }
+        }
+        for (sid, id) in &found {
+            self.targets.remember(row.object, sid, id.clone());
+        }
+        self.targets.mark_complete(row.object);
+        tracing::debug!(
+            vendor = VENDOR,
+            notes = found.len(),
+            "scanned notes for source ids"
+        );
+        Ok(found)
+    }
+
+    /// Notes read back by source id: each found through the run's cache (or one scan of the
+    /// module), then read by id (`GET /crm/v8/Notes/{id}`, in flight together: Notes has no
+    /// COQL and the list no filter), its parent mapped back to the parent's source id.
+    async fn read_back_notes(
+        &self,
+        row: &ZohoObject,
+        source_ids: &[String],
+    ) -> ConnectorResult<Vec<Record>> {
+        let src = self.src();
+        let map = self.maps.get(row.object);
+        let ids = self
+            .targets
+            .resolve(row.object, source_ids.iter().map(String::as_str), |_| {
+                self.scan_notes(row)
+            })
+            .await?;
+        let mut fields: Vec<String> = vec![src.to_owned()];
+        fields.extend(map.vendor_names().into_iter().map(str::to_owned));
+        fields.push(mapping::OWNER.into());
+        fields.push(mapping::PARENT_ID.into());
+        let fields = fields.join(",");
+        let wanted: Vec<&String> = source_ids.iter().filter_map(|s| ids.get(s)).collect();
+        let reads = join_all(
+            wanted
+                .iter()
+                .map(|id| self.note_by_id(row, id, &fields))
+                .collect(),
+        )
+        .await;
+        let mut notes = Vec::with_capacity(wanted.len());
+        for read in reads {
+            notes.extend(read?);
+        }
+        // Parents: Zoho ids back to source ids, from the cache or by COQL per module.
+        let mut missing: HashMap<ObjectType, Vec<String>> = HashMap::new();
+        for z in &notes {
+            if let Some((object, id)) = mapping::parent_of(z) {
+                if self.targets.source_id(object, &id).is_none() && crate::source::is_id(&id) {
+                    missing.entry(object).or_default().push(id);
+                }
+            }
+        }
+        for (object, ids) in missing {
+            let module = mapping::binding(object)?.module;
+            let columns = vec!["id".to_owned(), src.to_owned()];
+            for rows in join_all(
+                id_queries(&columns, module, &ids)
+                    .into_iter()
+                    .map(|q| self.coql(q))
+                    .collect(),
+            )
+            .await
+            {
+                for z in rows? {
+                    if let (Some(id), Some(sid)) = (roles::text(&z, "id"), roles::text(&z, src)) {
+                        self.targets.remember(object, &sid, id);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(notes.len());
+        for z in &notes {
+            let Some(mut record) = mapping::from_read_back(&map, row, z, src) else {
+                continue;
+            };
+            if let Some((object, id)) = mapping::parent_of(z) {
+                let parent = self
+                    .targets
+                    .source_id(object, &id)
+                    .unwrap_or_else(|| format!("zoho:{id}"));
+                record.set(
+                    ferry_core::field::PARENTS,
+                    Value::Links(vec![Link { object, id: parent }]),
+                );
+            }
+            out.push(record);
+        }
+        tracing::debug!(vendor = VENDOR, object = %row.object, asked = source_ids.len(), found = out.len(), "read back");
+        Ok(out)
+    }
+
+    /// One note by its id, with `fields`; `None` when Zoho has no such note (204).
+    async fn note_by_id(
+        &self,
+        row: &ZohoObject,
+        id: &str,
+        fields: &str,
+    ) -> ConnectorResult<Option<Map<String, Json>>> {
+        if !crate::source::is_id(id) {
+            return Ok(None);
+        }
+        let path = format!("/crm/v8/{}/{id}", row.module);
+        let response = self
+            .client
+            .send_ok(Method::GET, &path, &[("fields", fields)], None)
+            .await?;
+        if response.status.as_u16() == 204 {
+            return Ok(None);
+        }
+        let body: QueryBody =
+            response.json(VENDOR, &format!("GET /crm/v8/{}/{{id}}", row.module))?;
+        Ok(body.data.into_iter().next())
+    }
+
     /// Writes one chunk of [`batch::upsert_in_batches`] (at most 100 records, each with its
     /// input position) in one upsert, and answers each position.
     async fn upsert_chunk<'r>(
@@ -321,9 +860,11 @@ impl ZohoSink {
         for reference in row.references {
             resolved.push(self.resolve(reference, &chunk).await?);
         }
+        let links = self.resolve_links(row, &chunk).await?;
         let records = chunk.len();
         let mut answers: Vec<Answer> = Vec::with_capacity(records);
         let mut items: Vec<Item<'r>> = Vec::with_capacity(records);
+        let mut written_links: HashMap<usize, Resolved> = HashMap::new();
         'records: for (i, record) in chunk {
             let mut targets: Vec<Option<&str>> = Vec::with_capacity(row.references.len());
             for (reference, ids) in row.references.iter().zip(&resolved) {
@@ -337,24 +878,62 @@ impl ZohoSink {
                     }
                 }
             }
+            let resolved = match links_of(row, record, &links) {
+                Ok(resolved) => resolved,
+                Err(refused) => {
+                    answers.push((i, Err(refused)));
+                    continue 'records;
+                }
+            };
             match mapping::to_zoho(map, row, record, &src, &targets) {
-                Ok(body) => items.push((i, record, Json::Object(body))),
+                Ok(mut body) => {
+                    put_links(row, &resolved, &mut body);
+                    written_links.insert(i, resolved);
+                    items.push((i, record, Json::Object(body)));
+                }
                 Err(refused) => answers.push((i, Err(refused))),
             }
         }
         let resend = Resend::from_retry(&self.settings.retry);
-        let settled = settle(VENDOR, items, resend, |items| {
-            self.send_upsert(map, row, items)
-        })
-        .await?;
-        // What some reference points at is remembered as it is written.
-        let targeted = mapping::is_reference_target(object);
+        let settled = if row.upsert {
+            settle(VENDOR, items, resend, |items| {
+                self.send_upsert(map, row, items)
+            })
+            .await?
+        } else {
+            settle(VENDOR, items, resend, |items| {
+                self.send_notes(map, row, items)
+            })
+            .await?
+        };
+        // What some reference points at (and every note, to find it again) is remembered as it
+        // is written.
+        let remembered = mapping::is_reference_target(object) || !row.upsert;
+        let mut roles = Vec::new();
         for ((i, record, _), result) in settled {
-            if let (true, Ok(written)) = (targeted, &result) {
-                self.targets
-                    .remember(object, &record.source_id, written.sink_id.clone());
+            if let Ok(written) = &result {
+                if remembered {
+                    self.targets
+                        .remember(object, &record.source_id, written.sink_id.clone());
+                }
+                if row.links == Some(Links::ContactRoles) {
+                    let contacts = written_links.remove(&i).unwrap_or_default().contacts;
+                    roles.push((written.sink_id.clone(), written.created, contacts));
+                }
             }
             answers.push((i, result));
+        }
+        if !roles.is_empty() {
+            let synced = join_all(
+                roles
+                    .iter()
+                    .map(|(deal, created, contacts)| self.sync_roles(deal, *created, contacts))
+                    .collect(),
+            )
+            .await;
+            for result in synced {
+                result?;
+            }
         }
         let rejected = answers.iter().filter(|(_, r)| r.is_err()).count();
         tracing::debug!(vendor = VENDOR, module, records, rejected, "upserted");
@@ -384,30 +963,8 @@ impl ZohoSink {
         let answers = self.items(&endpoint, &response, items.len())?;
         let mut out = Vec::with_capacity(items.len());
         for (item, answer) in items.into_iter().zip(answers) {
-            let record = item.1;
-            let attempt = if answer.get("status").and_then(Json::as_str) == Some("success") {
-                let sink_id = answer
-                    .get("details")
-                    .and_then(|d| d.get("id"))
-                    .and_then(Json::as_str)
-                    .filter(|id| !id.is_empty())
-                    .ok_or_else(|| ConnectorError::Malformed {
-                        vendor: VENDOR,
-                        endpoint: endpoint.clone(),
-                        detail: "a successful result has no details.id".into(),
-                    })?
-                    .to_owned();
-                let created = answer.get("action").and_then(Json::as_str) == Some("insert");
-                Attempt::Done(Ok(Written { sink_id, created }))
-            } else {
-                let (code, reason) = rejection_reason(map, row, &answer);
-                let refused = Err(reject(record, &code, reason));
-                if TRANSIENT_CODES.contains(&code.as_str()) {
-                    Attempt::Again(refused)
-                } else {
-                    Attempt::Done(refused)
-                }
-            };
+            let created = answer.get("action").and_then(Json::as_str) == Some("insert");
+            let attempt = self.attempt(map, row, &endpoint, item.1, &answer, created)?;
             out.push((item, attempt));
         }
         Ok(out)
@@ -449,7 +1006,7 @@ impl ZohoSink {
 /// Runs `futures` concurrently and returns their outputs in input order: a small `join_all`,
 /// since this crate does not depend on `futures`. Each wake polls the futures still pending,
 /// which is cheap for the few queries of one read-back.
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
@@ -511,7 +1068,16 @@ impl Sink for ZohoSink {
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
             // Zoho's opt-out is a checkbox on the person (`opt_out`), not per address.
             opt_out_needs_email: false,
-            limits: Vec::new(),
+            limits: match row.links {
+                // `Note_Content` is plain text of at most 65,535 characters, and a note hangs
+                // on one parent.
+                Some(Links::NoteParent) => vec![
+                    FieldLimit::max_chars(ferry_core::field::BODY, NOTE_CONTENT_MAX)
+                        .of_plain_text(),
+                    FieldLimit::max_links(ferry_core::field::PARENTS, 1),
+                ],
+                _ => Vec::new(),
+            },
         })
     }
 
@@ -534,14 +1100,18 @@ impl Sink for ZohoSink {
             .filter(|n| !mapping::SYSTEM_FIELDS.iter().any(|(_, z)| z == n))
             .collect();
         self.check_module(row.module, &mapped).await?;
-        // A reference finds its target through the target's source id (contacts their Account).
+        // A reference or a link finds its target through the target's source id (contacts their
+        // Account, deals their contacts, notes their parent).
         let mut checked = vec![row.module];
-        for reference in row.references {
-            let target = mapping::binding(reference.target)?;
+        for target in row.link_targets() {
+            let target = mapping::binding(target)?;
             if !checked.contains(&target.module) {
                 self.check_module(target.module, &[]).await?;
                 checked.push(target.module);
             }
+        }
+        if row.links == Some(Links::ContactRoles) {
+            self.role().await?;
         }
         Ok(())
     }
@@ -569,6 +1139,9 @@ impl Sink for ZohoSink {
             return Ok(Vec::new());
         }
         let row = mapping::binding(object)?;
+        if !row.upsert {
+            return self.read_back_notes(row, source_ids).await;
+        }
         let src = self.src();
         let map = self.maps.get(object);
         let mut columns: Vec<String> = vec!["id".into(), src.to_owned()];
@@ -576,18 +1149,31 @@ impl Sink for ZohoSink {
         for reference in row.references {
             columns.push(format!("{}.{src}", reference.lookup));
         }
+        columns.push(mapping::OWNER.into());
+        if row.staged {
+            columns.push(mapping::PIPELINE.into());
+            columns.push(mapping::STAGE.into());
+        }
+        if row.links == Some(Links::ContactRoles) {
+            columns.push(format!("{}.{src}", mapping::CONTACT_NAME));
+        }
         // The queries (50 source ids each) go out together: one after another, a read-back of
         // 200 ids kept one call in flight where the org allows `max_concurrent_requests`, and
         // verification ran at half the speed of writing. The client's permits bound them.
         let queries = coql::in_queries(&columns, row.module, src, source_ids);
         let answers = join_all(queries.into_iter().map(|q| self.coql(q)).collect()).await;
         let mut out = Vec::with_capacity(source_ids.len());
+        let mut rows_read = Vec::new();
         for rows in answers {
             for z in rows? {
                 if let Some(record) = mapping::from_read_back(&map, row, &z, src) {
                     out.push(record);
+                    rows_read.push(z);
                 }
             }
+        }
+        if row.links == Some(Links::ContactRoles) {
+            self.read_back_contacts(&rows_read, &mut out).await?;
         }
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
         Ok(out)
@@ -619,7 +1205,12 @@ impl Sink for ZohoSink {
 
     async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
         const PAGE: usize = 2_000;
-        let (module, src) = (mapping::binding(object)?.module, self.src());
+        let row = mapping::binding(object)?;
+        if !row.upsert {
+            // COQL does not serve Notes: the list, page by page.
+            return Ok(Some(self.scan_notes(row).await?.len() as u64));
+        }
+        let (module, src) = (row.module, self.src());
         let mut count = 0u64;
         let mut last: Option<String> = None;
         loop {

@@ -1,4 +1,4 @@
-//! Reading Accounts and Contacts from Zoho, in ascending id order.
+//! Reading Accounts, Contacts, Deals and Notes from Zoho, in ascending id order.
 //!
 //! The first page comes from the list endpoint (`page=1`). Every later page is a COQL query,
 //! `where id > {last id read} order by id asc`: unlike page numbers (offsets, which skip live
@@ -7,13 +7,18 @@
 //! nothing is skipped or read twice and a checkpoint's cursor never expires. Cursors are
 //! `k:{last id}`; `p:{page}` and `t:{last id}:{page token}` from checkpoints of earlier
 //! versions are still read (a `t:` cursor goes on by id).
+//!
+//! Notes are the exception: COQL does not serve them, so their later pages go on by Zoho's page
+//! token (`t:{last id}:{token}`), valid 24 hours and up to 100,000 records. A deal's contacts
+//! are its contact roles, read per deal of the page (Zoho has no read across deals).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, VendorField};
 use ferry_core::http::{HttpResponse, HttpStats};
-use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source};
+use ferry_core::model::Link;
+use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source, Value};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
@@ -22,7 +27,8 @@ use crate::VENDOR;
 use crate::client::Client;
 use crate::config::{Settings, ZohoConfig};
 use crate::fields;
-use crate::mapping::{self, ZohoObject};
+use crate::mapping::{self, Links, ZohoObject};
+use crate::roles;
 
 /// A Zoho CRM org as a [`Source`].
 pub struct ZohoSource {
@@ -36,6 +42,8 @@ pub struct ZohoSource {
 struct Info {
     #[serde(default)]
     more_records: bool,
+    #[serde(default)]
+    next_page_token: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -49,7 +57,14 @@ struct ListBody {
 #[derive(Debug, PartialEq, Eq)]
 enum Cursor<'a> {
     Page(usize),
-    Keyset { last: &'a str },
+    Keyset {
+        last: &'a str,
+    },
+    /// A page token (Notes, which COQL does not serve), with the last id read before it.
+    Token {
+        last: &'a str,
+        token: &'a str,
+    },
 }
 
 fn parse_cursor(cursor: Option<&str>) -> Option<Cursor<'_>> {
@@ -60,8 +75,8 @@ fn parse_cursor(cursor: Option<&str>) -> Option<Cursor<'_>> {
         return n.parse().ok().filter(|n| *n >= 1).map(Cursor::Page);
     }
     if let Some(rest) = c.strip_prefix("t:") {
-        let (last, _token) = rest.split_once(':')?;
-        return Some(Cursor::Keyset { last });
+        let (last, token) = rest.split_once(':')?;
+        return Some(Cursor::Token { last, token });
     }
     let last = c.strip_prefix("k:")?;
     Some(Cursor::Keyset { last })
@@ -154,10 +169,15 @@ impl ZohoSource {
             }
             (false, _) => None,
         };
-        Ok(self.page(row, &body.data, next))
+        self.page(row, &body.data, next).await
     }
 
-    fn page(&self, row: &ZohoObject, data: &[Map<String, Json>], next: Option<String>) -> Page {
+    async fn page(
+        &self,
+        row: &ZohoObject,
+        data: &[Map<String, Json>],
+        next: Option<String>,
+    ) -> ConnectorResult<Page> {
         let object = row.object;
         let map: Arc<FieldMap> = self.maps.get(object);
         let mut page = Page {
@@ -168,8 +188,47 @@ impl ZohoSource {
         for raw in data {
             page.push(VENDOR, object, mapping::from_zoho(&map, row, raw));
         }
+        if row.links == Some(Links::ContactRoles) {
+            self.add_contacts(data, &mut page).await?;
+        }
         page.log_read(VENDOR, object);
-        page
+        Ok(page)
+    }
+
+    /// Sets each deal's `contacts`: its `Contact_Name` and its contact roles, read per deal
+    /// (Zoho has no read of several deals' roles), the deals' reads in flight together.
+    async fn add_contacts(
+        &self,
+        data: &[Map<String, Json>],
+        page: &mut Page,
+    ) -> ConnectorResult<()> {
+        let ids: Vec<&str> = page.records.iter().map(|r| r.source_id.as_str()).collect();
+        let roles = crate::sink::join_all(
+            ids.iter()
+                .map(|id| roles::contacts_of(&self.client, id, "id"))
+                .collect(),
+        )
+        .await;
+        for (record, contacts) in page.records.iter_mut().zip(roles) {
+            let named = data
+                .iter()
+                .find(|z| z.get("id").and_then(Json::as_str) == Some(record.source_id.as_str()))
+                .and_then(mapping::contact_name_of);
+            let mut links: Vec<Link> = named
+                .into_iter()
+                .chain(contacts?.iter().filter_map(|c| roles::text(c, "id")))
+                .map(|id| Link {
+                    object: ObjectType::CONTACTS,
+                    id,
+                })
+                .collect();
+            links.sort_unstable();
+            links.dedup();
+            if !links.is_empty() {
+                record.set(ferry_core::field::CONTACTS, Value::Links(links));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -252,12 +311,16 @@ impl Source for ZohoSource {
             detail: "the cursor is not one this source handed out".into(),
         };
         let position = parse_cursor(cursor).ok_or_else(bad_cursor)?;
-        let page = match position {
-            Cursor::Keyset { last } if is_id(last) => return self.keyset(row, last).await,
-            Cursor::Keyset { .. } => return Err(bad_cursor()),
-            Cursor::Page(n) => n.to_string(),
+        let (param, page) = match position {
+            // COQL does not serve Notes: they go on by page token.
+            Cursor::Token { token, .. } if !row.upsert => ("page_token", token.to_owned()),
+            Cursor::Keyset { last } | Cursor::Token { last, .. } if is_id(last) => {
+                return self.keyset(row, last).await;
+            }
+            Cursor::Keyset { .. } | Cursor::Token { .. } => return Err(bad_cursor()),
+            Cursor::Page(n) => ("page", n.to_string()),
         };
-        let body = match self.list(row, ("page", &page)).await? {
+        let body = match self.list(row, (param, &page)).await? {
             Ok(body) => body,
             Err(response) => return Err(self.client.error_for(&format!("GET {path}"), &response)),
         };
@@ -268,6 +331,18 @@ impl Source for ZohoSource {
             .and_then(Json::as_str);
         let next = match (body.info.more_records, last) {
             (false, _) => None,
+            (true, Some(last)) if is_id(last) && !row.upsert => {
+                match body.info.next_page_token.as_deref() {
+                    Some(token) if !token.is_empty() => Some(format!("t:{last}:{token}")),
+                    _ => {
+                        return Err(ConnectorError::Malformed {
+                            vendor: VENDOR,
+                            endpoint: format!("GET {path}"),
+                            detail: "more records announced without a next_page_token".into(),
+                        });
+                    }
+                }
+            }
             (true, Some(last)) if is_id(last) => Some(format!("k:{last}")),
             (true, _) => {
                 return Err(ConnectorError::Malformed {
@@ -277,7 +352,7 @@ impl Source for ZohoSource {
                 });
             }
         };
-        Ok(self.page(row, &body.data, next))
+        self.page(row, &body.data, next).await
     }
 }
 
@@ -291,8 +366,11 @@ mod tests {
         assert_eq!(parse_cursor(Some("p:7")), Some(Cursor::Page(7)));
         assert_eq!(
             parse_cursor(Some("t:123:abc:def")),
-            Some(Cursor::Keyset { last: "123" }),
-            "a page-token cursor of an earlier version goes on by id"
+            Some(Cursor::Token {
+                last: "123",
+                token: "abc:def"
+            }),
+            "a page-token cursor: Notes go on by the token, other modules by id"
         );
         assert_eq!(
             parse_cursor(Some("k:42")),

@@ -316,3 +316,147 @@ async fn a_source_id_twice_in_one_call_is_written_once_and_the_second_refused_un
     assert_eq!(emulator.count("Contacts"), 1);
     assert_read_back_equal(&sink, ObjectType::CONTACTS, &records[..1]).await;
 }
+
+/// A sink user's id (the org's first active user).
+async fn a_user(sink: &ZohoSink) -> String {
+    let users = sink.users().await.expect("users");
+    users
+        .iter()
+        .find(|u| u.active)
+        .map(|u| u.id.clone())
+        .expect("an active user")
+}
+
+fn links(object: ObjectType, ids: &[&str]) -> Value {
+    Value::Links(
+        ids.iter()
+            .map(|id| ferry_core::model::Link {
+                object,
+                id: (*id).to_owned(),
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn deals_keep_their_contacts_as_roles_and_notes_their_parent_across_reruns() {
+    let (emulator, running) = start(Options::default()).await;
+    let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+    for object in ObjectType::ALL {
+        sink.prepare(object).await.expect("prepare");
+    }
+    let owner = a_user(&sink).await;
+    let mut company = Record::new(ObjectType::COMPANIES, "co-1");
+    company.set(field::NAME, Value::Text("Acme".into()));
+    let contacts: Vec<Record> = (1..=5)
+        .map(|i| {
+            let mut c = Record::new(ObjectType::CONTACTS, format!("p-{i}"));
+            c.set(field::LAST_NAME, Value::Text(format!("Person {i}")));
+            c
+        })
+        .collect();
+    upsert_all(&sink, ObjectType::COMPANIES, std::slice::from_ref(&company)).await;
+    upsert_all(&sink, ObjectType::CONTACTS, &contacts).await;
+
+    let mut deal = Record::new(ObjectType::DEALS, "d-1");
+    deal.set(field::NAME, Value::Text("Big deal".into()));
+    deal.set(field::AMOUNT, Value::Decimal(1250.5));
+    deal.set(field::CURRENCY, Value::Text("EUR".into()));
+    deal.set(field::CLOSE_DATE, Value::Date(19_782));
+    deal.set(
+        field::STAGE,
+        Value::Stage {
+            pipeline: "Renewals".into(),
+            stage: "Closed Won".into(),
+        },
+    );
+    deal.set(field::OWNER, Value::Text(owner.clone()));
+    deal.set(field::COMPANY, Value::Reference("co-1".into()));
+    deal.set(
+        field::CONTACTS,
+        links(ObjectType::CONTACTS, &["p-1", "p-2", "p-3", "p-4", "p-5"]),
+    );
+    let written = upsert_all(&sink, ObjectType::DEALS, std::slice::from_ref(&deal)).await;
+    let deal_id = written[0].result.as_ref().expect("written").sink_id.clone();
+    assert_eq!(emulator.deal_contact_roles(&deal_id).len(), 5);
+    assert_read_back_equal(&sink, ObjectType::DEALS, std::slice::from_ref(&deal)).await;
+    let stored = emulator.record_by_source_id("Deals", "d-1").expect("deal");
+    assert_eq!(stored["Closing_Date"], "2024-02-29");
+    assert_eq!(stored["Owner"]["id"], json!(owner));
+
+    // Fewer contacts on a rerun: the others lose their role; nothing is duplicated.
+    deal.set(
+        field::CONTACTS,
+        links(ObjectType::CONTACTS, &["p-2", "p-3"]),
+    );
+    let again = upsert_all(&sink, ObjectType::DEALS, std::slice::from_ref(&deal)).await;
+    assert!(!again[0].result.as_ref().expect("written").created);
+    assert_eq!(emulator.deal_contact_roles(&deal_id).len(), 2);
+    assert_read_back_equal(&sink, ObjectType::DEALS, std::slice::from_ref(&deal)).await;
+    assert_eq!(emulator.count("Deals"), 1);
+
+    // A deal naming a contact that was never written is refused, naming the field.
+    let mut orphan = deal.clone();
+    orphan.source_id = "d-2".into();
+    orphan.set(
+        field::CONTACTS,
+        links(ObjectType::CONTACTS, &["p-1", "p-404"]),
+    );
+    let refused = upsert_all(&sink, ObjectType::DEALS, &[orphan]).await;
+    let rejection = refused[0].result.as_ref().expect_err("refused");
+    assert_eq!(rejection.code, "UNRESOLVED_CONTACTS");
+    assert!(!rejection.reason.contains("p-404"));
+
+    // Notes: one parent (Zoho's limit, declared), the plain form of an HTML body.
+    let capability = sink.capability(ObjectType::NOTES).expect("capability");
+    assert!(
+        capability
+            .limits
+            .contains(&ferry_core::FieldLimit::max_chars(field::BODY, 65_535).of_plain_text())
+    );
+    assert!(
+        capability
+            .limits
+            .contains(&ferry_core::FieldLimit::max_links(field::PARENTS, 1))
+    );
+    assert!(!capability.stored.contains(&field::TIMESTAMP.to_owned()));
+    let mut note = Record::new(ObjectType::NOTES, "n-1");
+    note.set(field::BODY, Value::Text("<p>Call <b>back</b></p>".into()));
+    note.set(field::OWNER, Value::Text(owner.clone()));
+    note.set(field::PARENTS, links(ObjectType::DEALS, &["d-1"]));
+    let mut on_contact = Record::new(ObjectType::NOTES, "n-2");
+    on_contact.set(field::BODY, Value::Text("Met at the fair".into()));
+    on_contact.set(field::PARENTS, links(ObjectType::CONTACTS, &["p-5"]));
+    let notes = vec![note, on_contact];
+    let written = upsert_all(&sink, ObjectType::NOTES, &notes).await;
+    assert!(
+        written
+            .iter()
+            .all(|o| o.result.as_ref().is_ok_and(|w| w.created))
+    );
+    assert_read_back_equal(&sink, ObjectType::NOTES, &notes).await;
+    let stored = emulator.record_by_source_id("Notes", "n-1").expect("note");
+    assert_eq!(stored["Note_Content"], "Call back");
+    assert_eq!(stored["Parent_Id"]["id"], json!(deal_id));
+
+    // A fresh sink (nothing cached) finds the notes by source id: a rerun updates them.
+    let fresh = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+    assert_read_back_equal(&fresh, ObjectType::NOTES, &notes).await;
+    assert_eq!(
+        fresh
+            .count_with_source_id(ObjectType::NOTES)
+            .await
+            .expect("count"),
+        Some(2)
+    );
+    let fresh = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+    let rerun = upsert_all(&fresh, ObjectType::NOTES, &notes).await;
+    assert!(
+        rerun
+            .iter()
+            .all(|o| o.result.as_ref().is_ok_and(|w| !w.created)),
+        "{rerun:?}"
+    );
+    assert_eq!(emulator.count("Notes"), 2);
+    assert_read_back_equal(&fresh, ObjectType::NOTES, &notes).await;
+}

@@ -139,3 +139,48 @@ async fn a_refused_refresh_token_is_an_auth_error_without_the_secret() {
     );
     assert!(!text.contains("definitely-wrong"), "{text}");
 }
+
+#[tokio::test]
+async fn deals_come_with_their_contact_roles_and_notes_page_by_token() {
+    let (emulator, running) = start(Options::default()).await;
+    let seeded = emulator.seed(&generate(1_000, 6, &Mess::none()));
+    let source = ZohoSource::new(
+        config(&running.base_url, json!({"page_size": 100})),
+        "source",
+    )
+    .expect("source");
+    let (deals, cursors) = read_all(&source, ObjectType::DEALS).await;
+    assert_eq!(deals.len(), seeded.deals);
+    assert!(!cursors.is_empty() && cursors.iter().all(|c| c.starts_with("k:")));
+    let mut with_contacts = 0;
+    for deal in &deals {
+        let roles = emulator.deal_contact_roles(&deal.source_id);
+        let read: Vec<String> = match deal.get(field::CONTACTS) {
+            Some(Value::Links(links)) => {
+                assert!(links.iter().all(|l| l.object == ObjectType::CONTACTS));
+                links.iter().map(|l| l.id.clone()).collect()
+            }
+            _ => Vec::new(),
+        };
+        let mut roles = roles.clone();
+        roles.sort();
+        assert_eq!(read, roles, "deal {}", deal.source_id);
+        with_contacts += usize::from(read.len() > 1);
+        assert!(matches!(deal.get(field::STAGE), Some(Value::Stage { .. })));
+    }
+    assert!(with_contacts > 0);
+
+    // COQL does not serve Notes: every page after the first goes on by page token.
+    let (notes, cursors) = read_all(&source, ObjectType::NOTES).await;
+    assert_eq!(notes.len(), seeded.notes);
+    assert!(seeded.notes > 300, "several pages");
+    assert!(cursors.len() >= 3, "{cursors:?}");
+    assert!(cursors.iter().all(|c| c.starts_with("t:")), "{cursors:?}");
+    let ids: HashSet<&str> = notes.iter().map(|r| r.source_id.as_str()).collect();
+    assert_eq!(ids.len(), notes.len(), "each note once");
+    assert!(notes.iter().all(|n| matches!(
+        n.get(field::PARENTS),
+        Some(Value::Links(links)) if links.len() == 1
+    )));
+    assert!(notes.iter().all(|n| n.get(field::TIMESTAMP).is_some()));
+}

@@ -475,9 +475,16 @@ impl Emulator {
             .unwrap_or_default()
     }
 
-    /// The record of `module` whose source-id field holds `source_id`, with every field as a
-    /// list read renders it (lookups as `{"name", "id"}`).
+    /// The record of `module` (Accounts, Contacts, Deals or Notes) whose source-id field holds
+    /// `source_id`, with every field as a read by id renders it (lookups as `{"name", "id"}`).
     pub fn record_by_source_id(&self, module: &str, source_id: &str) -> Option<Json> {
+        let src = &self.shared.options.source_id_field.as_ref()?.api_name;
+        if let Some(m) = CrmModule::parse(module) {
+            let store = self.shared.store.read().ok()?;
+            let table = &store.crm.records(m).table;
+            let row = table.find(table.column(src)?, source_id)?;
+            return Some(crm::render_row(&store, m, row, None));
+        }
         let module = Module::parse(module)?;
         let store = self.shared.store.read().ok()?;
         let table = store.table(module);
