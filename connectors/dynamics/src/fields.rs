@@ -4,7 +4,7 @@
 //! record value is ever read here.
 
 use ferry_core::fields::{
-    FieldBinding, FieldKind, FieldMaps, NewField, PicklistOption, VendorField,
+    FieldBinding, FieldKind, FieldMap, FieldMaps, NewField, PicklistOption, VendorField,
 };
 use ferry_core::http::BodyCap;
 use ferry_core::{ConnectorError, ConnectorResult, ObjectType};
@@ -43,7 +43,17 @@ pub(crate) fn map_fields(
             });
         }
     }
-    maps.map(object, &standard, bindings);
+    // A pair the field plan made of a column this connector maps itself (a deal's currency
+    // lookup, matched by its canonical `currency` with another vendor's currency list) is
+    // already carried by the row: binding it again would select and write the lookup as text.
+    let table = mapping::binding(object)?;
+    let none = FieldMap::standard(object, &[]);
+    let bindings: Vec<FieldBinding> = bindings
+        .iter()
+        .filter(|b| mapping::canonical_of(table, &none, &b.vendor).is_none())
+        .cloned()
+        .collect();
+    maps.map(object, &standard, &bindings);
     tracing::debug!(vendor = VENDOR, %object, mapped = bindings.len(), "mapped fields");
     Ok(())
 }
@@ -521,6 +531,24 @@ pub(crate) async fn create(
 mod tests {
     use super::*;
     use ferry_core::field;
+    use ferry_core::model::FieldType;
+
+    #[test]
+    fn a_pair_on_a_column_the_row_maps_itself_is_not_bound_again() {
+        // The field plan pairs a deal's currency with another vendor's currency list.
+        let maps = standard_maps();
+        let currency = FieldBinding::new(field::CURRENCY, "transactioncurrencyid", FieldType::Text);
+        let custom = FieldBinding::new("custom.region", "new_region", FieldType::Text);
+        map_fields(&maps, ObjectType::DEALS, &[currency, custom]).unwrap();
+        let select = mapping::select(
+            mapping::binding(ObjectType::DEALS).unwrap(),
+            &maps.get(ObjectType::DEALS),
+            &[],
+        );
+        let columns: Vec<&str> = select.split(',').collect();
+        assert!(!columns.contains(&"transactioncurrencyid"), "{select}");
+        assert!(columns.contains(&"new_region"), "{select}");
+    }
 
     #[test]
     fn kinds_follow_type_and_format() {
