@@ -1,5 +1,6 @@
 //! End-to-end: `ferry demo --from A --to B` exits 0 for every pair of vendors on the demo's
-//! messy data, as the README promises, through the real `ferry` binary.
+//! messy data, as the README promises, through the real `ferry` binary, moving companies,
+//! contacts, deals and notes, every written record verified.
 //!
 //! The demo's default data (seed 42, the default mess) at fewer records than the default
 //! 10,000, so that 20 runs in a debug build take seconds; [`sample_holds_every_kind_of_mess`]
@@ -144,8 +145,18 @@ async fn every_demo_pair_exits_0_on_its_messy_data() {
                 report["error"]
             ));
         }
+        // The whole CRM, every object each vendor holds.
+        let moved: Vec<&str> = report["objects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["object"].as_str())
+            .collect();
+        if moved != ["companies", "contacts", "deals", "notes"] {
+            problems.insert(format!("moved {moved:?}"));
+        }
         let mut failed = 0;
-        for object in ["companies", "contacts"] {
+        for object in moved {
             let o = common::object(&report, object);
             failed += common::count(o, "failed");
             if common::count(o, "verified") != common::count(o, "written")
