@@ -25,6 +25,9 @@ pub(crate) async fn describe(
     object: ObjectType,
 ) -> ConnectorResult<Vec<VendorField>> {
     let row = objects::binding(object)?;
+    if !row.source_id_field {
+        return Ok(note_fields());
+    }
     let path = path(row);
     let standard = row.standard_map();
     let mut out = Vec::new();
@@ -66,11 +69,74 @@ pub(crate) async fn describe(
     }
 }
 
+/// A note's fields: Pipedrive has no fields API for notes (and no custom note fields), so they
+/// are the v1 note's own, listed without a request.
+fn note_fields() -> Vec<VendorField> {
+    use ferry_core::FieldKind;
+    let field = |name: &str, kind, vendor_type: &str, canonical: Option<&str>| VendorField {
+        name: name.to_owned(),
+        label: name.to_owned(),
+        kind,
+        vendor_type: vendor_type.to_owned(),
+        custom: false,
+        writable: true,
+        options: Vec::new(),
+        canonical: canonical.map(str::to_owned),
+    };
+    vec![
+        field(
+            "content",
+            FieldKind::Text,
+            "html",
+            Some(ferry_core::field::BODY),
+        ),
+        field(
+            "add_time",
+            FieldKind::Timestamp,
+            "datetime",
+            Some(ferry_core::field::TIMESTAMP),
+        ),
+        field(
+            "user_id",
+            FieldKind::Reference,
+            "user",
+            Some(ferry_core::field::OWNER),
+        ),
+        field(
+            "deal_id",
+            FieldKind::Reference,
+            "deal",
+            Some(ferry_core::field::PARENTS),
+        ),
+        field(
+            "person_id",
+            FieldKind::Reference,
+            "person",
+            Some(ferry_core::field::PARENTS),
+        ),
+        field(
+            "org_id",
+            FieldKind::Reference,
+            "org",
+            Some(ferry_core::field::PARENTS),
+        ),
+    ]
+}
+
 /// Checks that each binding names a field this connector can read and write as one value: a
 /// plain top-level field or a custom field's key. Compound fields (emails, phones, the
 /// organization, the marketing status, the address) are refused, naming the field.
 pub(crate) fn check_bindings(object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
     let row = objects::binding(object)?;
+    if let (false, Some(b)) = (row.source_id_field, bindings.first()) {
+        return Err(ConnectorError::Unsupported {
+            vendor: VENDOR,
+            detail: format!(
+                "cannot map `{}` to a {} field: Pipedrive {}s have no custom fields",
+                b.canonical, row.noun, row.noun
+            ),
+        });
+    }
     for b in bindings {
         if !mapping::PLAIN_TOP_LEVEL.contains(&b.vendor.as_ref())
             && !mapping::is_custom_key(&b.vendor)
@@ -101,6 +167,12 @@ pub(crate) async fn create(
     field: &NewField,
 ) -> ConnectorResult<VendorField> {
     let row = objects::binding(object)?;
+    if !row.source_id_field {
+        return Err(ConnectorError::Unsupported {
+            vendor: VENDOR,
+            detail: format!("Pipedrive {}s have no custom fields to create", row.noun),
+        });
+    }
     let path = path(row);
     let endpoint = format!("POST {path}");
     let label = Some(field.label.trim())

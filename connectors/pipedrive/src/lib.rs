@@ -1,12 +1,14 @@
 //! ferry's Pipedrive connector: reads and writes persons (canonical contacts), organizations
-//! (canonical companies) and deals, with their owners, through Pipedrive's v2 API, within its documented rate
+//! (canonical companies), deals and notes, with their owners, through Pipedrive's v2 API (v1 for
+//! notes), within its documented rate
 //! limits (a daily token budget, a two-second burst window, search's own window).
 //!
 //! Read top to bottom: [`config`] (the settings), [`policy`] (retries, rate-limit headers,
 //! error bodies), [`client`] (`x-api-token` auth, the envelope), [`objects`] (the binding
 //! table: Pipedrive's side of each object ferry moves), [`mapping`] (Pipedrive shapes
 //! ↔ canonical fields), `fields` (field metadata: list and create custom fields),
-//! `participants` (a deal's persons), `directory` (users, pipelines and stages), [`source`]
+//! `participants` (a deal's persons), [`notes`] (v1 notes, found by their natural key),
+//! `directory` (users, pipelines and stages), [`source`]
 //! (cursor paging), [`sink`] (find by source id, then `PATCH` or `POST`). The sandbox's Pipedrive emulator backs the tests.
 
 pub mod client;
@@ -14,6 +16,7 @@ pub mod config;
 mod directory;
 mod fields;
 pub mod mapping;
+pub mod notes;
 pub mod objects;
 mod participants;
 pub mod policy;

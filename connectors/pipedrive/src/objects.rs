@@ -57,6 +57,11 @@ pub struct PipedriveObject {
     /// The canonical fields Pipedrive refuses a record without, for the engine's
     /// `missing_required` rule.
     pub required: &'static [&'static str],
+    /// Whether the object holds ferry's source id in a custom field. Notes have no custom
+    /// fields: the sink finds them by their natural key instead (`crate::notes`).
+    pub source_id_field: bool,
+    /// The most characters Pipedrive takes in a text field: canonical field and limit.
+    pub max_chars: &'static [(&'static str, usize)],
 }
 
 /// How a body's `name` is filled when no binding wrote it.
@@ -185,6 +190,8 @@ pub static OBJECTS: &[PipedriveObject] = &[
         ],
         // Pipedrive refuses a nameless organization itself, naming `name`.
         required: &[],
+        source_id_field: true,
+        max_chars: &[],
     },
     PipedriveObject {
         object: ObjectType::CONTACTS,
@@ -256,6 +263,8 @@ pub static OBJECTS: &[PipedriveObject] = &[
             ("custom_fields", "source id"),
         ],
         required: &[],
+        source_id_field: true,
+        max_chars: &[],
     },
     PipedriveObject {
         object: ObjectType::DEALS,
@@ -332,6 +341,55 @@ pub static OBJECTS: &[PipedriveObject] = &[
             ("custom_fields", "source id"),
         ],
         required: &[],
+        source_id_field: true,
+        max_chars: &[],
+    },
+    // v1 only. No custom fields, so no source id: found by parent and original time
+    // (`crate::notes`). One parent of each kind at once.
+    PipedriveObject {
+        object: ObjectType::NOTES,
+        path: "notes",
+        fields_path: "",
+        noun: "note",
+        settings_section: "",
+        standard: &[(field::BODY, "content"), (field::OWNER, "user_id")],
+        name: NameRule::Given,
+        channels: &[],
+        address: &[],
+        read_only: &[],
+        opt_out: None,
+        include_fields: &[],
+        references: &[],
+        links: &[PipedriveLinks {
+            canonical: field::PARENTS,
+            targets: &crate::notes::PARENT_FIELDS,
+            participants: false,
+        }],
+        stage: None,
+        zero_is_unset: &[],
+        writable: &[
+            "content",
+            "user_id",
+            "deal_id",
+            "person_id",
+            "org_id",
+            "add_time",
+            "pinned_to_deal_flag",
+            "pinned_to_person_flag",
+            "pinned_to_organization_flag",
+        ],
+        body_fields: &[
+            ("content", "body"),
+            ("user_id", "owner"),
+            ("deal_id", "parents"),
+            ("person_id", "parents"),
+            ("org_id", "parents"),
+            ("add_time", "timestamp"),
+        ],
+        // Pipedrive refuses a note without content.
+        required: &[field::BODY],
+        source_id_field: false,
+        max_chars: &[(field::BODY, crate::notes::BODY_MAX_CHARS)],
     },
 ];
 
@@ -417,12 +475,18 @@ impl PipedriveObject {
     }
 
     /// What Pipedrive cannot hold of this object's fields: a link field holds one link per
-    /// target object, unless participants hold more (a deal's persons).
+    /// target object, unless participants hold more (a deal's persons); some text fields
+    /// have a most characters (a note's body).
     pub fn limits(&self) -> Vec<ferry_core::FieldLimit> {
         self.links
             .iter()
             .filter(|l| !l.participants)
             .map(|l| ferry_core::FieldLimit::max_links(l.canonical, l.targets.len()))
+            .chain(
+                self.max_chars
+                    .iter()
+                    .map(|(f, max)| ferry_core::FieldLimit::max_chars(*f, *max)),
+            )
             .collect()
     }
 
@@ -445,11 +509,7 @@ mod tests {
 
     #[test]
     fn every_object_has_one_row_and_every_reference_target_has_one() {
-        let bound = [
-            ObjectType::COMPANIES,
-            ObjectType::CONTACTS,
-            ObjectType::DEALS,
-        ];
+        let bound = ObjectType::ALL;
         for object in bound {
             let row = binding(object).unwrap();
             assert_eq!(row.object, object);
@@ -533,6 +593,20 @@ mod tests {
         );
         // A deal holds many persons, as participants.
         assert_eq!(deals.limits(), []);
+        // A note: its body, author and parents (the original time keys it, see `notes`).
+        let notes = binding(ObjectType::NOTES).unwrap();
+        assert_eq!(
+            notes.stored_fields(&notes.standard_map()),
+            ["body", "owner", "parents"]
+        );
+        // One parent of each kind: three at most; the body as Pipedrive's limit.
+        assert_eq!(
+            notes.limits(),
+            [
+                ferry_core::FieldLimit::max_links("parents", 3),
+                ferry_core::FieldLimit::max_chars("body", 100_000)
+            ]
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::VENDOR;
 use crate::client::{PipedriveClient, endpoint_path};
 use crate::config::{MAX_IDS_PER_LIST, PipedriveConfig, Settings};
 use crate::mapping;
+use crate::notes::{self, NoteKey};
 use crate::objects::{self, PipedriveObject};
 use crate::policy::clean_code;
 
@@ -622,6 +623,263 @@ impl PipedriveSink {
     }
 }
 
+/// A note keyed for the sink: its parents' Pipedrive ids and its key, or its refusal.
+type KeyedNote = Result<(Vec<(&'static str, Option<u64>)>, NoteKey), RecordRejection>;
+
+/// Notes (v1): Pipedrive gives a note no custom field, so a note is found again by its natural
+/// key (`crate::notes::NoteKey`): one listing per key parent, then a `PUT` or a `POST`.
+impl PipedriveSink {
+    /// Resolves each note's parents to Pipedrive ids (one pass per parent object) and keys it;
+    /// a note without a parent or an original time, or with parents Pipedrive cannot hold, is
+    /// refused.
+    async fn key_notes(
+        &self,
+        row: &PipedriveObject,
+        records: &[&Record],
+    ) -> ConnectorResult<Vec<KeyedNote>> {
+        let mut targets: HashMap<ObjectType, HashMap<String, u64>> = HashMap::new();
+        for target in row.targets() {
+            let sids = records
+                .iter()
+                .flat_map(|r| target_source_ids(row, r, target));
+            targets.insert(target, self.target_ids(target, sids).await?);
+        }
+        Ok(records
+            .iter()
+            .map(|record| {
+                let linked = linked_ids(row, record, &targets)?.fields;
+                let not_keyed = |what: &str| RecordRejection {
+                    source_id: record.source_id.clone(),
+                    code: notes::NOTE_NOT_KEYED.to_owned(),
+                    reason: format!(
+                        "field `{what}` is empty: Pipedrive notes carry no source id, so ferry \
+                         finds a note by its first parent and original time; not written"
+                    ),
+                };
+                let parent = notes::key_parent(&linked)
+                    .ok_or_else(|| not_keyed(ferry_core::field::PARENTS))?;
+                let key = notes::key_of_record(record, parent)
+                    .ok_or_else(|| not_keyed(ferry_core::field::TIMESTAMP))?;
+                Ok((linked, key))
+            })
+            .collect())
+    }
+
+    /// Finds the Pipedrive note of each keyed note: the notes of each key parent are listed
+    /// once, a few parents at a time, and paired by the key ([`notes::pair`]), notes this run
+    /// already matched to other source ids left out. Also returns each match's listed note.
+    async fn match_notes(
+        &self,
+        records: &[&Record],
+        keyed: &[KeyedNote],
+    ) -> ConnectorResult<Vec<Option<(u64, Json)>>> {
+        let object = ObjectType::NOTES;
+        let mut by_parent: HashMap<(ObjectType, u64), Vec<usize>> = HashMap::new();
+        for (i, k) in keyed.iter().enumerate() {
+            if let Ok((_, key)) = k {
+                by_parent.entry(key.parent).or_default().push(i);
+            }
+        }
+        let listings: Vec<_> = by_parent
+            .keys()
+            .map(|parent| async move {
+                let held = notes::of_parent(&self.client, *parent).await?;
+                Ok::<_, ConnectorError>((*parent, held))
+            })
+            .collect();
+        let listed = stream::iter(listings)
+            .buffer_unordered(self.settings.concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        let mut out: Vec<Option<(u64, Json)>> = vec![None; keyed.len()];
+        for answer in listed {
+            let (parent, held) = answer?;
+            let at = &by_parent[&parent];
+            let ours: HashSet<&str> = at.iter().map(|&i| records[i].source_id.as_str()).collect();
+            let wanted: Vec<(NoteKey, Option<u64>)> = at
+                .iter()
+                .filter_map(|&i| {
+                    let key = keyed[i].as_ref().ok()?.1.clone();
+                    Some((key, self.ids.sink_id(object, &records[i].source_id)))
+                })
+                .collect();
+            // Notes this run wrote or matched for other source ids are theirs.
+            let claimed: HashSet<u64> = held
+                .iter()
+                .filter(|(id, _, _)| {
+                    self.ids
+                        .source_id(object, id)
+                        .is_some_and(|sid| !ours.contains(sid.as_str()))
+                })
+                .map(|(id, _, _)| *id)
+                .collect();
+            let keys: Vec<(u64, NoteKey)> =
+                held.iter().map(|(id, k, _)| (*id, k.clone())).collect();
+            let paired = notes::pair(&wanted, &keys, &claimed);
+            for (&i, found) in at.iter().zip(paired) {
+                out[i] = found.and_then(|id| {
+                    let raw = held.iter().find(|(h, _, _)| *h == id)?.2.clone();
+                    Some((id, raw))
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes one chunk of notes: keyed, matched, then each updated (`PUT /v1/notes/{id}`) or
+    /// created (`POST /v1/notes`), a few at a time.
+    async fn write_notes(
+        &self,
+        row: &'static PipedriveObject,
+        chunk: Vec<(usize, &Record)>,
+    ) -> ConnectorResult<Vec<Answer>> {
+        let records: Vec<&Record> = chunk.iter().map(|(_, r)| *r).collect();
+        let keyed = self.key_notes(row, &records).await?;
+        let matched = self.match_notes(&records, &keyed).await?;
+        let mut writes = Vec::with_capacity(chunk.len());
+        for (((i, record), keyed), matched) in chunk.into_iter().zip(keyed).zip(matched) {
+            writes.push(async move {
+                let (linked, key) = match keyed {
+                    Ok(k) => k,
+                    Err(rejection) => return Ok((i, Err(rejection))),
+                };
+                let existing = matched.map(|(id, _)| id);
+                let result = self
+                    .write_note(row, record, &linked, &key, existing)
+                    .await?;
+                Ok::<Answer, ConnectorError>((i, result))
+            });
+        }
+        stream::iter(writes)
+            .buffered(self.settings.concurrency)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Writes one note: `PUT` when it was matched (a `POST` if it vanished since), else `POST`
+    /// with its original time. After a failure that leaves open whether the `POST` landed, the
+    /// parent's notes are listed again and an unclaimed note with the same key is the one
+    /// created.
+    async fn write_note(
+        &self,
+        row: &PipedriveObject,
+        record: &Record,
+        linked: &[(&'static str, Option<u64>)],
+        key: &NoteKey,
+        existing: Option<u64>,
+    ) -> ConnectorResult<Result<Written, RecordRejection>> {
+        let object = row.object;
+        let mut target = existing;
+        loop {
+            let body = match notes::to_body(record, linked, target.is_none()) {
+                Ok(body) => body,
+                Err(rejection) => return Ok(Err(rejection)),
+            };
+            let (method, path) = match target {
+                Some(id) => (Method::PUT, format!("{}/{id}", notes::PATH)),
+                None => (Method::POST, notes::PATH.to_owned()),
+            };
+            let response = if target.is_some() {
+                self.client.write(method.clone(), &path, &body).await?
+            } else {
+                let landed = || async {
+                    let held = notes::of_parent(&self.client, key.parent).await?;
+                    Ok(held
+                        .into_iter()
+                        .find(|(id, k, _)| k == key && self.ids.source_id(object, id).is_none())
+                        .map(|(id, _, _)| id))
+                };
+                match self.client.create(&path, &body, landed).await? {
+                    Sent::Response(response) => response,
+                    Sent::Landed(id) => {
+                        self.ids.remember(object, &record.source_id, id);
+                        return Ok(Ok(Written {
+                            sink_id: id.to_string(),
+                            created: true,
+                        }));
+                    }
+                }
+            };
+            let status = response.status.as_u16();
+            if response.is_success() {
+                let endpoint = format!("{method} {}", endpoint_path(&path));
+                let answer: Json = response.json(VENDOR, &endpoint)?;
+                let id = answer
+                    .pointer("/data/id")
+                    .and_then(Json::as_u64)
+                    .ok_or_else(|| ConnectorError::Malformed {
+                        vendor: VENDOR,
+                        endpoint,
+                        detail: "a successful write without `data.id`".into(),
+                    })?;
+                self.ids.remember(object, &record.source_id, id);
+                return Ok(Ok(Written {
+                    sink_id: id.to_string(),
+                    created: target.is_none(),
+                }));
+            }
+            if status == 404 && target.is_some() {
+                // Deleted since it was listed: create it again.
+                target = None;
+                continue;
+            }
+            if matches!(status, 400 | 404 | 409 | 410 | 422) {
+                let (code, reason) = rejection_reason(row, &response, &self.fields.get(object));
+                return Ok(refusal(record, &code, reason));
+            }
+            return Err(self
+                .client
+                .error_for(&format!("{method} {}", endpoint_path(&path)), &response));
+        }
+    }
+
+    /// The notes `sent` (as handed to `upsert`) as Pipedrive holds them, found by their key
+    /// as the sink found them, in canonical form under each sent note's source id, parents
+    /// mapped back to source ids. Notes not found are absent.
+    async fn read_back_notes(&self, sent: &[Record]) -> ConnectorResult<Vec<Record>> {
+        let row = objects::binding(ObjectType::NOTES)?;
+        let records: Vec<&Record> = sent.iter().collect();
+        let keyed = self.key_notes(row, &records).await?;
+        let matched = self.match_notes(&records, &keyed).await?;
+        let found: Vec<(&Record, Json)> = records
+            .iter()
+            .zip(matched)
+            .filter_map(|(r, m)| Some((*r, m?.1)))
+            .collect();
+        let mut known: HashMap<(ObjectType, u64), String> = HashMap::new();
+        for (target, vendor) in notes::PARENT_FIELDS {
+            let ids: Vec<u64> = found
+                .iter()
+                .filter_map(|(_, raw)| raw.get(vendor).and_then(Json::as_u64))
+                .collect();
+            let sids = self.source_ids_of(target, &ids).await?;
+            known.extend(sids.into_iter().map(|(id, sid)| ((target, id), sid)));
+        }
+        let source_id_of = |target: ObjectType, id: u64| {
+            known.get(&(target, id)).cloned().unwrap_or_else(|| {
+                let noun = objects::binding(target).map_or("record", |t| t.noun);
+                format!("pipedrive-{noun}-{id}")
+            })
+        };
+        let mut out = Vec::with_capacity(found.len());
+        for (record, raw) in found {
+            if let Some(id) = mapping::id_of(&raw) {
+                self.ids.remember(ObjectType::NOTES, &record.source_id, id);
+            }
+            match notes::to_record(&raw, record.source_id.clone(), source_id_of) {
+                Ok(back) => out.push(back),
+                Err(rejection) => {
+                    tracing::warn!(vendor = VENDOR, object = %ObjectType::NOTES, source_id = %rejection.source_id, "read-back note has unreadable values");
+                }
+            }
+        }
+        tracing::debug!(vendor = VENDOR, object = %ObjectType::NOTES, asked = sent.len(), found = out.len(), "read back");
+        Ok(out)
+    }
+}
+
 fn refusal(record: &Record, code: &str, reason: String) -> Result<Written, RecordRejection> {
     Err(RecordRejection {
         source_id: record.source_id.clone(),
@@ -883,7 +1141,9 @@ impl Sink for PipedriveSink {
     /// targets (contacts need the organizations' one to resolve their company references).
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
         let row = objects::binding(object)?;
-        self.source_key(object, true).await?;
+        if row.source_id_field {
+            self.source_key(object, true).await?;
+        }
         for target in row.targets() {
             self.source_key(target, true).await?;
         }
@@ -895,6 +1155,18 @@ impl Sink for PipedriveSink {
         object: ObjectType,
         records: &[Record],
     ) -> ConnectorResult<Vec<RecordOutcome>> {
+        let row = objects::binding(object)?;
+        if !row.source_id_field {
+            let write = |chunk| self.write_notes(row, chunk);
+            return batch::upsert_in_batches(
+                VENDOR,
+                object,
+                records,
+                self.settings.batch_size,
+                write,
+            )
+            .await;
+        }
         let key = self
             .source_key(object, true)
             .await?
@@ -922,6 +1194,15 @@ impl Sink for PipedriveSink {
         object: ObjectType,
         source_ids: &[String],
     ) -> ConnectorResult<Vec<Record>> {
+        if !objects::binding(object)?.source_id_field {
+            return Err(ConnectorError::Unsupported {
+                vendor: VENDOR,
+                detail: format!(
+                    "{object} carry no source id in Pipedrive: they are read back by what was \
+                     sent (parent and original time), through `read_back_sent`"
+                ),
+            });
+        }
         if source_ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -1055,9 +1336,26 @@ impl Sink for PipedriveSink {
         Ok(out)
     }
 
+    /// Notes: found by their natural key (parent and original time) instead of a source id.
+    async fn read_back_sent(
+        &self,
+        object: ObjectType,
+        sent: &[Record],
+    ) -> ConnectorResult<Vec<Record>> {
+        if objects::binding(object)?.source_id_field {
+            let ids: Vec<String> = sent.iter().map(|r| r.source_id.clone()).collect();
+            return self.read_back(object, &ids).await;
+        }
+        self.read_back_notes(sent).await
+    }
+
     /// Pipedrive cannot filter a listing by a custom field, so this pages through every record
-    /// of the type with only the source-id field, 500 (the largest page) per request.
+    /// of the type with only the source-id field, 500 (the largest page) per request. Notes:
+    /// `None`, as nothing tells ferry's notes from others.
     async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
+        if !objects::binding(object)?.source_id_field {
+            return Ok(None);
+        }
         let Some(key) = self.source_key(object, false).await? else {
             return Ok(Some(0)); // no source-id field: no record carries one
         };

@@ -1,5 +1,5 @@
 //! Reading persons, organizations and deals from Pipedrive's v2 list endpoints (and each
-//! deal's participants from v1).
+//! deal's participants from v1), and notes from v1.
 
 use std::sync::Arc;
 
@@ -87,6 +87,40 @@ impl PipedriveSource {
     }
 }
 
+impl PipedriveSource {
+    /// A page of notes (`GET /v1/notes`, offset-paged in id order; the cursor is the offset):
+    /// body, original time, author and parents (Pipedrive ids, which are their source ids).
+    async fn read_notes(&self, cursor: Option<&str>) -> ConnectorResult<Page> {
+        let object = ObjectType::NOTES;
+        let malformed = |detail: &str| ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: format!("GET {}", crate::notes::PATH),
+            detail: detail.to_owned(),
+        };
+        let start = match cursor {
+            None => 0,
+            Some(c) => c
+                .parse::<u64>()
+                .map_err(|_| malformed("the resume cursor is not an offset"))?,
+        };
+        let limit = self.page_size.min(crate::notes::PAGE_LIMIT);
+        let (items, next) = crate::notes::page(&self.client, start, limit, None).await?;
+        let mut page = Page {
+            records: Vec::with_capacity(items.len()),
+            next: next.map(|n| n.to_string()),
+            unreadable: Vec::new(),
+        };
+        for raw in &items {
+            let id =
+                mapping::id_of(raw).ok_or_else(|| malformed("a record without a numeric id"))?;
+            let record = crate::notes::to_record(raw, id.to_string(), |_, id| id.to_string());
+            page.push(VENDOR, object, record);
+        }
+        page.log_read(VENDOR, object);
+        Ok(page)
+    }
+}
+
 #[async_trait]
 impl Source for PipedriveSource {
     fn vendor(&self) -> &'static str {
@@ -140,6 +174,9 @@ impl Source for PipedriveSource {
 
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
         let row = objects::binding(object)?;
+        if !row.source_id_field {
+            return self.read_notes(cursor).await;
+        }
         let map = self.fields.get(object);
         let path = format!("/api/v2/{}", row.path);
         let limit = self.page_size.to_string();

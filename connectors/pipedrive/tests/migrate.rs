@@ -1,6 +1,7 @@
 //! A whole migration through `ferry_core::run` between two Pipedrive emulators (two companies):
-//! companies, contacts and deals with their owners (matched by email), stages (mapped by
-//! label), won and lost statuses and links, verified; a rerun creates nothing.
+//! companies, contacts, deals and notes with their owners (matched by email), stages (mapped by
+//! label), won and lost statuses and links, verified; a rerun creates nothing; notes, which
+//! carry no source id, are found again by their parent and original time.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,15 +15,12 @@ use ferry_pipedrive::{PipedriveConfig, PipedriveSink, PipedriveSource};
 use ferry_sandbox::accounts::{self, Outcome as SeedOutcome};
 use ferry_sandbox::pipedrive::{Emulator, Options, SPEC, TOKEN};
 use ferry_sandbox::seed::{Mess, generate};
+use reqwest::Method;
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The objects this connector moves, in write order.
-const OBJECTS: [ObjectType; 3] = [
-    ObjectType::COMPANIES,
-    ObjectType::CONTACTS,
-    ObjectType::DEALS,
-];
+const OBJECTS: [ObjectType; 4] = ObjectType::ALL;
 
 async fn start() -> (Emulator, ferry_sandbox::Running) {
     let emulator = Emulator::new(Options {
@@ -66,7 +64,7 @@ async fn migrate(source: Arc<dyn Source>, sink: Arc<dyn Sink>) -> ferry_core::Re
     run(Mode::Migrate, source, sink, &options, progress).await
 }
 
-fn assert_verified(report: &ferry_core::Report, counts: [usize; 3]) {
+fn assert_verified(report: &ferry_core::Report, counts: [usize; 4]) {
     assert_eq!(
         report.outcome,
         Outcome::Verified,
@@ -139,11 +137,29 @@ async fn pipedrive_to_pipedrive_moves_deals_with_owners_stages_statuses_and_link
     let source =
         Arc::new(PipedriveSource::new(config(&source_running.base_url), "source").unwrap());
     let sink = Arc::new(PipedriveSink::new(config(&sink_running.base_url), "sink").unwrap());
-    let counts = [data.companies.len(), data.contacts.len(), data.deals.len()];
+    // Two notes of one deal in the same second, told apart by their text.
+    let same_second = "2023-05-06 07:08:09";
+    for body in ["<p>First call</p>", "<p>Second call</p>"] {
+        let note = json!({"content": body, "deal_id": 1, "add_time": same_second});
+        write_note(&source_running.base_url, Method::POST, "/v1/notes", &note).await;
+    }
+    let source_notes = source_emulator.count("notes").expect("notes");
+    let counts = [
+        data.companies.len(),
+        data.contacts.len(),
+        data.deals.len(),
+        source_notes,
+    ];
 
     let report = migrate(source.clone(), sink.clone()).await;
     assert_verified(&report, counts);
     assert_eq!(sink_emulator.count("deals"), Some(data.deals.len()));
+    assert_eq!(sink_emulator.count("notes"), Some(source_notes));
+    assert!(
+        report.objects[3].links_not_carried.is_empty(),
+        "{:?}",
+        report.objects[3].links_not_carried
+    );
 
     // Deals by seed order: source deal `k + 1` is seed deal `k`.
     let deals = sink_deals(&sink_emulator);
@@ -231,8 +247,66 @@ async fn pipedrive_to_pipedrive_moves_deals_with_owners_stages_statuses_and_link
     assert!(multi > 1, "deals with several contacts seeded");
     assert!(owned > 0);
 
-    // A rerun updates every record and creates none.
-    let again = migrate(source, sink).await;
+    // Every note arrives once, with its text, time and all of its parents (the seed's first
+    // note has a deal, a person and an organization).
+    let sink_deal_1 = deals["1"]["id"].as_u64().expect("id");
+    let by_key = |notes: &[Value]| {
+        let mut keys: Vec<(String, String)> = notes
+            .iter()
+            .map(|n| (n["add_time"].to_string(), n["content"].to_string()))
+            .collect();
+        keys.sort();
+        keys
+    };
+    let (from, to) = (
+        all_notes(&source_running.base_url).await,
+        all_notes(&sink_running.base_url).await,
+    );
+    assert_eq!(by_key(&from), by_key(&to));
+    let three = from
+        .iter()
+        .find(|n| {
+            ["deal_id", "person_id", "org_id"]
+                .iter()
+                .all(|f| n[f].is_u64())
+        })
+        .expect("a note with three parents seeded");
+    let arrived = to
+        .iter()
+        .find(|n| n["add_time"] == three["add_time"] && n["content"] == three["content"])
+        .expect("the note with three parents arrived");
+    let deal_sid = |id: u64| {
+        deals
+            .iter()
+            .find(|(_, d)| d["id"].as_u64() == Some(id))
+            .map(|(sid, _)| sid.clone())
+    };
+    let sink_sid = |kind: &str, id: &Value| {
+        let key = sink_emulator
+            .custom_field_key(kind, "Ferry source id")
+            .expect("field");
+        let raw = sink_emulator
+            .record(kind, id.as_u64().expect("a parent"))
+            .expect("parent");
+        raw["custom_fields"][&key].as_str().unwrap_or("").to_owned()
+    };
+    assert_eq!(
+        deal_sid(arrived["deal_id"].as_u64().expect("a deal")),
+        Some(three["deal_id"].to_string())
+    );
+    assert_eq!(
+        sink_sid("persons", &arrived["person_id"]),
+        three["person_id"].to_string()
+    );
+    assert_eq!(
+        sink_sid("organizations", &arrived["org_id"]),
+        three["org_id"].to_string()
+    );
+    assert_eq!(same_second_notes(&to, sink_deal_1, same_second).len(), 2);
+
+    // A rerun (a new process: nothing cached) updates every record and creates none.
+    let sink = Arc::new(PipedriveSink::new(config(&sink_running.base_url), "sink").unwrap());
+    let again = migrate(source.clone(), sink).await;
     assert_verified(&again, counts);
     assert!(
         again.objects.iter().all(|o| o.created == 0),
@@ -240,6 +314,86 @@ async fn pipedrive_to_pipedrive_moves_deals_with_owners_stages_statuses_and_link
         again.objects
     );
     assert_eq!(sink_emulator.count("deals"), Some(data.deals.len()));
+    assert_eq!(sink_emulator.count("notes"), Some(source_notes));
+
+    // A note edited in the source (same parent and time, another body) is updated in place.
+    let second = same_second_notes(&from, 1, same_second)
+        .into_iter()
+        .find(|(_, body)| body == "<p>Second call</p>")
+        .expect("the second note")
+        .0;
+    let edit = json!({"content": "<p>Second call, edited</p>"});
+    write_note(
+        &source_running.base_url,
+        Method::PUT,
+        &format!("/v1/notes/{second}"),
+        &edit,
+    )
+    .await;
+    let sink = Arc::new(PipedriveSink::new(config(&sink_running.base_url), "sink").unwrap());
+    let edited = migrate(source, sink).await;
+    assert_verified(&edited, counts);
+    assert!(
+        edited.objects.iter().all(|o| o.created == 0),
+        "{:?}",
+        edited.objects
+    );
+    assert_eq!(sink_emulator.count("notes"), Some(source_notes));
+    let now = all_notes(&sink_running.base_url).await;
+    let mut bodies: Vec<String> = same_second_notes(&now, sink_deal_1, same_second)
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies, ["<p>First call</p>", "<p>Second call, edited</p>"]);
+}
+
+/// Sends a note write (`POST /v1/notes`, `PUT /v1/notes/{id}`) to the emulator at `base_url`.
+async fn write_note(base_url: &str, method: Method, path: &str, body: &Value) {
+    let response = reqwest::Client::new()
+        .request(method, format!("{base_url}{path}"))
+        .header("x-api-token", TOKEN)
+        .json(body)
+        .send()
+        .await
+        .expect("note write");
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
+/// Every note at `base_url` (`GET /v1/notes`, all pages).
+async fn all_notes(base_url: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    loop {
+        let body: Value = reqwest::Client::new()
+            .get(format!("{base_url}/v1/notes?start={start}&limit=500"))
+            .header("x-api-token", TOKEN)
+            .send()
+            .await
+            .expect("notes")
+            .json()
+            .await
+            .expect("JSON");
+        out.extend(body["data"].as_array().expect("a list").iter().cloned());
+        match body["additional_data"]["pagination"]["next_start"].as_u64() {
+            Some(next) => start = next,
+            None => return out,
+        }
+    }
+}
+
+/// The notes of deal `deal` at time `add_time` among `notes`: id and content.
+fn same_second_notes(notes: &[Value], deal: u64, add_time: &str) -> Vec<(u64, String)> {
+    notes
+        .iter()
+        .filter(|n| n["deal_id"].as_u64() == Some(deal) && n["add_time"] == add_time)
+        .map(|n| {
+            (
+                n["id"].as_u64().expect("id"),
+                n["content"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
 }
 
 /// The participants of deal `id` at `base_url`, sorted, as source ids: the person ids
