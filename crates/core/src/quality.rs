@@ -498,8 +498,10 @@ impl QualityChecker {
             });
         }
         self.map_values(record, &mut findings);
-        self.check_required(record, &mut findings);
+        // References first: a link dropped there (`missing_reference = "drop"`) may leave a
+        // field the sink requires empty, which the required check must then see.
         self.check_references(record, &mut findings);
+        self.check_required(record, &mut findings);
         self.check_emails(record, &mut findings);
         // Listed only when nothing else refused the record already (an invalid address, say).
         let refused = findings.iter().any(|f| f.action == Action::Reject);
@@ -668,7 +670,21 @@ impl QualityChecker {
             {
                 continue;
             }
+            // A placeholder text is no record to link to: a required reference is refused.
+            let reference = matches!(
+                record.object.field(name).map(|f| f.ty),
+                Some(FieldType::Reference(_))
+            );
             match &self.rules.missing_required {
+                MissingRequired::Placeholder(_) if reference => findings.push(Finding {
+                    code: "MISSING_REQUIRED",
+                    reason: format!(
+                        "field `{name}` refers to no record and {} requires it; a placeholder cannot \
+                         stand for a record: not written",
+                        self.sink
+                    ),
+                    action: Action::Reject,
+                }),
                 MissingRequired::Reject => findings.push(Finding {
                     code: "MISSING_REQUIRED",
                     reason: format!(
@@ -1089,6 +1105,46 @@ mod tests {
             ("MISSING_REFERENCE", Action::Write)
         );
         assert_eq!(dangling.get(field::COMPANY), None);
+    }
+
+    #[test]
+    fn a_required_link_left_empty_by_dropping_refused_parents_is_missing() {
+        let mut refused = HashSeen::default();
+        refused.insert(id_hash("p-9"));
+        let refused = KnownIds::from([(ObjectType::CONTACTS, Arc::new(refused))]);
+        for missing_required in [
+            MissingRequired::Reject,
+            MissingRequired::Placeholder("n/a".into()),
+        ] {
+            let rules = QualityRules {
+                missing_reference: MissingReference::Drop,
+                missing_required,
+                ..QualityRules::default()
+            };
+            let mut q =
+                QualityChecker::new(rules, "onesink", vec!["parents".into()], KnownIds::new())
+                    .with_refused_parents(refused.clone());
+            let mut note = Record::new(ObjectType::NOTES, "n-1");
+            note.set(
+                field::PARENTS,
+                Value::Links(vec![crate::model::Link {
+                    object: ObjectType::CONTACTS,
+                    id: "p-9".into(),
+                }]),
+            );
+            let codes: Vec<(&str, Action)> = q
+                .check(&mut note)
+                .iter()
+                .map(|f| (f.code, f.action))
+                .collect();
+            assert_eq!(
+                codes,
+                [
+                    (REFERENCE_REFUSED, Action::Write),
+                    ("MISSING_REQUIRED", Action::Reject)
+                ]
+            );
+        }
     }
 
     #[test]
