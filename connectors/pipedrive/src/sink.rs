@@ -48,7 +48,15 @@ pub struct PipedriveSink {
     /// The plain fields written and read back per object: the standard table and the mapped
     /// fields.
     fields: FieldMaps,
+    /// Note writes to one parent take turns (by stripe of the parent): a note is found by its
+    /// parent's listing, and two batches listing one parent at once could both take the same
+    /// unclaimed note for two same-second source notes, one overwriting the other.
+    note_stripes: Vec<Arc<tokio::sync::Mutex<()>>>,
 }
+
+/// How many locks the notes' parents are spread over: batches writing notes of different
+/// parents rarely wait for each other, and the memory stays fixed however many parents.
+const NOTE_STRIPES: usize = 256;
 
 impl PipedriveSink {
     /// Builds the sink from its config (no I/O). Errors name `key_prefix.<key>`.
@@ -64,6 +72,7 @@ impl PipedriveSink {
                     .iter()
                     .map(|row| (row.object, row.standard_map())),
             ),
+            note_stripes: (0..NOTE_STRIPES).map(|_| Arc::default()).collect(),
         })
     }
 
@@ -623,6 +632,15 @@ impl PipedriveSink {
     }
 }
 
+/// The lock stripe of a note parent.
+fn stripe_of(parent: (ObjectType, u64)) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    parent.0.as_str().hash(&mut h);
+    parent.1.hash(&mut h);
+    (h.finish() % NOTE_STRIPES as u64) as usize
+}
+
 /// A note keyed for the sink: its parents' Pipedrive ids and its key, or its refusal.
 type KeyedNote = Result<(Vec<(&'static str, Option<u64>)>, NoteKey), RecordRejection>;
 
@@ -735,6 +753,19 @@ impl PipedriveSink {
     ) -> ConnectorResult<Vec<Answer>> {
         let records: Vec<&Record> = chunk.iter().map(|(_, r)| *r).collect();
         let keyed = self.key_notes(row, &records).await?;
+        // Held until every note of the chunk is written: listing, pairing and writing the notes
+        // of one parent is one step for the other batches. Taken in stripe order: no deadlock.
+        let mut stripes: Vec<usize> = keyed
+            .iter()
+            .filter_map(|k| k.as_ref().ok())
+            .map(|(_, key)| stripe_of(key.parent))
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut _turns = Vec::with_capacity(stripes.len());
+        for stripe in stripes {
+            _turns.push(Arc::clone(&self.note_stripes[stripe]).lock_owned().await);
+        }
         let matched = self.match_notes(&records, &keyed).await?;
         let mut writes = Vec::with_capacity(chunk.len());
         for (((i, record), keyed), matched) in chunk.into_iter().zip(keyed).zip(matched) {
