@@ -32,6 +32,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use ferry_core::checksum::is_blank;
+use ferry_core::quality::{KnownIds, QualityChecker, QualityRules};
 use ferry_core::{
     FieldLimit, ObjectType, Projection, Record, RecordOutcome, RecordRejection, Sink, Source,
     Value, Written,
@@ -182,30 +183,18 @@ pub(crate) fn fit(ctx: &Ctx, mut records: Vec<Record>) -> Vec<Record> {
     records
 }
 
-/// `records` with their links cut to what the sink holds, as the engine cuts them before a
-/// write (`Capability::limits`): the first links by the edge's target priority are kept.
+/// `records` with their links cut to what the sink holds, by the engine's own checker
+/// (`Capability::limits`): the first links by the edge's target priority are kept.
 pub(crate) fn fit_links(mut records: Vec<Record>, limits: &[FieldLimit]) -> Vec<Record> {
+    let mut checker = QualityChecker::new(
+        QualityRules::default(),
+        "testkit",
+        Vec::new(),
+        KnownIds::new(),
+    )
+    .with_limits(limits.to_vec());
     for r in &mut records {
-        let object = r.object;
-        for limit in limits {
-            let Some(max) = limit.max_links else {
-                continue;
-            };
-            let Some(Value::Links(links)) = r.fields.get_mut(limit.field.as_str()) else {
-                continue;
-            };
-            let targets: &[ObjectType] = object
-                .references()
-                .find(|edge| edge.field == limit.field)
-                .map_or(&[], |edge| edge.targets);
-            links.sort_by_key(|l| {
-                targets
-                    .iter()
-                    .position(|t| *t == l.object)
-                    .unwrap_or(usize::MAX)
-            });
-            links.truncate(max);
-        }
+        checker.check(r);
     }
     records
 }
