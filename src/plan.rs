@@ -92,14 +92,15 @@ pub async fn run(
         }
         if code == 0 {
             for &object in &options.objects {
-                let stored = match sink.capability(object) {
-                    Ok(capability) => capability.stored,
-                    Err(e) => {
-                        let _ = writeln!(out, "\n{}: {e}", object.as_str());
-                        code = EXIT_FAILED;
-                        continue;
-                    }
-                };
+                let stored =
+                    match ferry_core::pipeline::survey_capability(sink.as_ref(), object).await {
+                        Ok(capability) => capability.stored,
+                        Err(e) => {
+                            let _ = writeln!(out, "\n{}: {e}", object.as_str());
+                            code = EXIT_FAILED;
+                            continue;
+                        }
+                    };
                 let _ = writeln!(out, "\n{}:", object.as_str());
                 let _ = match source.count(object).await {
                     Ok(Some(n)) => writeln!(
@@ -189,11 +190,14 @@ pub async fn run(
             }
         }
         if code == 0 {
-            let capabilities: Vec<(ObjectType, Capability)> = options
-                .objects
-                .iter()
-                .filter_map(|&o| Some((o, sink.capability(o).ok()?)))
-                .collect();
+            let mut capabilities: Vec<(ObjectType, Capability)> = Vec::new();
+            for &o in &options.objects {
+                if let Ok(capability) =
+                    ferry_core::pipeline::survey_capability(sink.as_ref(), o).await
+                {
+                    capabilities.push((o, capability));
+                }
+            }
             let needs: Vec<(ObjectType, &Capability)> =
                 capabilities.iter().map(|(o, c)| (*o, c)).collect();
             match Directory::read(source.as_ref(), sink.as_ref(), &needs, &options.directory).await

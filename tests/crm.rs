@@ -58,11 +58,21 @@ async fn pair(from: &str, to: &str, contacts: usize) -> Pair {
 
 /// [`pair`] with `sink_faults` in the sink's emulator.
 async fn pair_with(from: &str, to: &str, contacts: usize, sink_faults: Faults) -> Pair {
+    let sink_state = (spec(to).build)(sink_faults, Limits::Unlimited);
+    pair_into(from, to, contacts, sink_state).await
+}
+
+/// [`pair`] into `sink_state`, an emulator of `to` built by the test.
+async fn pair_into(
+    from: &str,
+    to: &str,
+    contacts: usize,
+    sink_state: Arc<dyn VendorEmulator>,
+) -> Pair {
     let (from, to) = (spec(from), spec(to));
     let seeded = generate(contacts, 11, &Mess::none());
     let source_state = (from.build)(Faults::default(), Limits::Unlimited);
     source_state.seed(&seeded);
-    let sink_state = (to.build)(sink_faults, Limits::Unlimited);
     let source = serve(source_state.as_ref()).await;
     let sink = serve(sink_state.as_ref()).await;
     let dir = std::env::temp_dir().join(format!(
@@ -314,6 +324,62 @@ async fn unmatched_owners_rejected_refuse_exactly_their_records() {
         .map(|o| n(o, "records"))
         .sum();
     assert_eq!(listed as usize, expected.values().sum::<usize>());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_single_currency_org_refuses_exactly_the_deals_in_other_currencies() {
+    // Most Salesforce orgs keep every amount in their corporate currency and have no currency
+    // field: a deal in another currency cannot be held there, and is refused by source id.
+    let org = ferry_sandbox::salesforce::Emulator::new(ferry_sandbox::salesforce::Options {
+        multi_currency: false,
+        ..Default::default()
+    });
+    let pair = pair_into("hubspot", "salesforce", 80, Arc::new(org)).await;
+    let corporate = ferry_sandbox::salesforce::CORPORATE_CURRENCY;
+    let other: usize = pair
+        .seeded
+        .deals
+        .iter()
+        .filter(|d| d.currency != corporate)
+        .count();
+    assert!(
+        other > 0 && other < pair.seeded.deals.len(),
+        "the seed has deals in several currencies"
+    );
+    let config = pair.config(&pair.stages(), "missing_reference = \"drop\"", "");
+    let (code, report, stderr) = run("migrate", &config).await;
+    assert_eq!(code, 3, "{stderr}\n{report:#}");
+    let deals = object(&report, "deals");
+    assert_eq!(
+        (n(deals, "failed"), n(deals, "verified")),
+        (other as u64, (pair.seeded.deals.len() - other) as u64),
+        "{deals:#}"
+    );
+    assert_eq!(deals["digests_match"].as_bool(), Some(true), "{deals:#}");
+    let refused: Vec<&serde_json::Value> = report["failures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["object"] == "deals")
+        .collect();
+    assert_eq!(refused.len(), other);
+    for f in refused {
+        assert_eq!(f["code"], "VALUE_NOT_HELD", "{f}");
+        assert!(
+            !f["source_id"].as_str().unwrap_or_default().is_empty(),
+            "{f}"
+        );
+        assert!(
+            f["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("currency") && r.contains(corporate)),
+            "{f}"
+        );
+    }
+    for name in ["companies", "contacts"] {
+        let o = object(&report, name);
+        assert_eq!(n(o, "verified"), n(o, "read"), "{name}: {o:#}");
+    }
 }
 
 /// Vendors that hold one contact per deal, and one parent per note (as a source they deliver

@@ -10,8 +10,8 @@
 //! Read top to bottom: [`config`] (the settings), `auth` (OAuth client credentials), `client`
 //! (authenticated calls, token renewal, queries and paging), [`policy`] (retries and error
 //! details), [`mapping`] (canonical ↔ Salesforce fields), [`fields`] (field metadata: describe
-//! and creating custom fields), `soql` (safe query building), `directory` (users and stages),
-//! `links` (contact roles), `notes`, [`source`], [`sink`].
+//! and creating custom fields), `currency` (single-currency orgs), `soql` (safe query building),
+//! `directory` (users and stages), `links` (contact roles), `notes`, [`source`], [`sink`].
 
 pub mod config;
 pub mod fields;
@@ -22,6 +22,7 @@ pub mod source;
 
 mod auth;
 mod client;
+mod currency;
 mod directory;
 mod links;
 mod notes;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_core::currency::OrgCurrency;
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorField};
 use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
@@ -30,6 +31,8 @@ pub struct SalesforceSink {
     client: Client,
     /// The standard field maps, plus the fields the engine mapped.
     fields: FieldMaps,
+    /// Whether the org keeps every amount in one currency.
+    currency: OrgCurrency,
 }
 
 /// The body of an sObject Collections request.
@@ -69,6 +72,7 @@ impl SalesforceSink {
             settings,
             client,
             fields: mapping::standard_maps(),
+            currency: OrgCurrency::default(),
         })
     }
 
@@ -498,7 +502,7 @@ impl Sink for SalesforceSink {
                     FieldLimit::max_links(field::PARENTS, 1),
                 ]
             } else {
-                Vec::new()
+                self.currency.limits(object)
             },
         })
     }
@@ -507,11 +511,27 @@ impl Sink for SalesforceSink {
         self.client.check().await
     }
 
+    /// Deals: whether the org keeps one currency (see [`crate::currency`]).
+    async fn survey(&self, object: ObjectType) -> ConnectorResult<()> {
+        self.currency
+            .learn(object, &self.fields, || {
+                crate::currency::single(&self.client)
+            })
+            .await
+            .map(|_| ())
+    }
+
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
         let row = mapping::binding(object)?;
         if object == ObjectType::NOTES {
             return self.prepare_notes(row).await;
         }
+        // Normally surveyed already; a single-currency org has no currency field to check.
+        self.currency
+            .learn(object, &self.fields, || {
+                crate::currency::single(&self.client)
+            })
+            .await?;
         let map = self.fields.get(object);
         let described = self
             .check_object(row.sobject, &mapping::written_fields(&map, row))
@@ -541,6 +561,7 @@ impl Sink for SalesforceSink {
         let row = mapping::binding(object)?;
         mapping::check_bindings(object, bindings)?;
         self.fields.map(object, row.standard(), bindings);
+        self.currency.leave_out(object, &self.fields);
         Ok(())
     }
 

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_core::currency::OrgCurrency;
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, VendorField};
 use ferry_core::http::HttpStats;
 use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source};
@@ -41,6 +42,8 @@ pub struct SalesforceSource {
     client: Client,
     /// The standard field maps, plus the fields the engine mapped.
     fields: FieldMaps,
+    /// Whether the org keeps every amount in one currency.
+    currency: OrgCurrency,
 }
 
 impl SalesforceSource {
@@ -52,6 +55,7 @@ impl SalesforceSource {
             settings,
             client,
             fields: mapping::standard_maps(),
+            currency: OrgCurrency::default(),
         })
     }
 
@@ -171,6 +175,40 @@ impl SalesforceSource {
     }
 }
 
+impl SalesforceSource {
+    /// The page of `object` at `cursor`, its fields only (links and a single-currency org's
+    /// currency are added by [`Source::read_page`]).
+    async fn read_fields(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
+        let batch = Some(self.settings.query_batch_size);
+        let Some(cursor) = cursor else {
+            self.respell(object).await?;
+            let raw = self.client.query(&self.read_query(object)?, batch).await?;
+            return self.to_page(object, raw, None);
+        };
+        // Cursors of older versions are the bare URL, without the last id.
+        let (next, last) = match cursor.split_once(' ') {
+            Some((next, last)) if is_record_id(last) => (next, Some(last)),
+            Some(_) => {
+                return Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: format!("GET {}", self.client.data_path("query")),
+                    detail: "the cursor's last record id is not a Salesforce id".into(),
+                });
+            }
+            None => (cursor, None),
+        };
+        let raw = match (self.client.query_more(next, batch).await, last) {
+            (Err(e), Some(last)) if is_expired_locator(&e) => {
+                tracing::info!(vendor = VENDOR, %object, "the query locator expired; reading on after the last record read");
+                let soql = self.read_after_query(object, last)?;
+                self.client.query(&soql, batch).await?
+            }
+            (result, _) => result?,
+        };
+        self.to_page(object, raw, last)
+    }
+}
+
 #[async_trait]
 impl Source for SalesforceSource {
     fn vendor(&self) -> &'static str {
@@ -206,34 +244,13 @@ impl Source for SalesforceSource {
     }
 
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
-        let batch = Some(self.settings.query_batch_size);
-        let Some(cursor) = cursor else {
-            self.respell(object).await?;
-            let raw = self.client.query(&self.read_query(object)?, batch).await?;
-            let page = self.to_page(object, raw, None)?;
-            return self.with_links(object, page).await;
-        };
-        // Cursors of older versions are the bare URL, without the last id.
-        let (next, last) = match cursor.split_once(' ') {
-            Some((next, last)) if is_record_id(last) => (next, Some(last)),
-            Some(_) => {
-                return Err(ConnectorError::Malformed {
-                    vendor: VENDOR,
-                    endpoint: format!("GET {}", self.client.data_path("query")),
-                    detail: "the cursor's last record id is not a Salesforce id".into(),
-                });
-            }
-            None => (cursor, None),
-        };
-        let raw = match (self.client.query_more(next, batch).await, last) {
-            (Err(e), Some(last)) if is_expired_locator(&e) => {
-                tracing::info!(vendor = VENDOR, %object, "the query locator expired; reading on after the last record read");
-                let soql = self.read_after_query(object, last)?;
-                self.client.query(&soql, batch).await?
-            }
-            (result, _) => result?,
-        };
-        let page = self.to_page(object, raw, last)?;
+        self.currency
+            .learn(object, &self.fields, || {
+                crate::currency::single(&self.client)
+            })
+            .await?;
+        let mut page = self.read_fields(object, cursor).await?;
+        self.currency.stamp(object, &mut page.records);
         self.with_links(object, page).await
     }
 
@@ -246,6 +263,7 @@ impl Source for SalesforceSource {
         let row = mapping::binding(object)?;
         mapping::check_bindings(object, bindings)?;
         self.fields.map(object, row.standard(), bindings);
+        self.currency.leave_out(object, &self.fields);
         Ok(())
     }
 

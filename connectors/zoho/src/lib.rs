@@ -7,7 +7,7 @@
 //! grant), `client` (authenticated calls, the concurrency limit, token renewal on 401),
 //! [`policy`] (retries, error bodies), [`mapping`] (canonical ↔ Zoho fields), `fields`
 //! (field metadata: describe, mapped fields, creating fields), `coql` (safe query building),
-//! [`source`], [`sink`].
+//! `currency` (single-currency orgs), [`source`], [`sink`].
 
 pub mod config;
 pub mod mapping;
@@ -18,6 +18,7 @@ pub mod source;
 mod auth;
 mod client;
 mod coql;
+mod currency;
 mod directory;
 mod fields;
 mod roles;

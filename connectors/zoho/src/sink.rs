@@ -12,6 +12,7 @@ use std::task::Poll;
 
 use async_trait::async_trait;
 use ferry_core::batch::{self, Answer};
+use ferry_core::currency::OrgCurrency;
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorField};
 use ferry_core::http::{HttpResponse, HttpStats};
 use ferry_core::model::Link;
@@ -56,6 +57,8 @@ pub struct ZohoSink {
     /// The fields written and read back per object: the standard tables and the operator's
     /// mapped fields.
     maps: FieldMaps,
+    /// Whether the org keeps every amount in one currency.
+    currency: OrgCurrency,
     /// The id of the contact role given to contacts ferry adds to a deal, once read.
     role: std::sync::Mutex<Option<String>>,
 }
@@ -264,6 +267,7 @@ impl ZohoSink {
             client,
             targets: Resolver::with_limit(MAX_CACHED_TARGETS),
             maps: mapping::standard_maps(),
+            currency: OrgCurrency::default(),
             role: std::sync::Mutex::new(None),
         })
     }
@@ -1076,7 +1080,7 @@ impl Sink for ZohoSink {
                         .of_plain_text(),
                     FieldLimit::max_links(ferry_core::field::PARENTS, 1),
                 ],
-                _ => Vec::new(),
+                _ => self.currency.limits(object),
             },
         })
     }
@@ -1093,7 +1097,17 @@ impl Sink for ZohoSink {
         Ok(())
     }
 
+    /// Deals: whether the org keeps one currency (see [`crate::currency`]).
+    async fn survey(&self, object: ObjectType) -> ConnectorResult<()> {
+        self.currency
+            .learn(object, &self.maps, || crate::currency::single(&self.client))
+            .await
+            .map(|_| ())
+    }
+
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()> {
+        // Normally surveyed already; a single-currency org has no currency field to check.
+        self.survey(object).await?;
         let row = mapping::binding(object)?;
         let mapped: Vec<String> = mapping::read_fields(&self.maps.get(object), row)
             .into_iter()
@@ -1190,6 +1204,7 @@ impl Sink for ZohoSink {
         fields::check_bindings(object, bindings, Some(self.src()))?;
         let standard = mapping::binding(object)?.standard();
         self.maps.map(object, &standard, bindings);
+        self.currency.leave_out(object, &self.maps);
         Ok(())
     }
 

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_core::currency::OrgCurrency;
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, VendorField};
 use ferry_core::http::{HttpResponse, HttpStats};
 use ferry_core::model::Link;
@@ -36,6 +37,8 @@ pub struct ZohoSource {
     client: Client,
     /// The fields read per object: the standard tables and the operator's mapped fields.
     maps: FieldMaps,
+    /// Whether the org keeps every amount in one currency.
+    currency: OrgCurrency,
 }
 
 #[derive(Deserialize, Default)]
@@ -97,6 +100,7 @@ impl ZohoSource {
             settings,
             client,
             maps: mapping::standard_maps(),
+            currency: OrgCurrency::default(),
         })
     }
 
@@ -230,6 +234,65 @@ impl ZohoSource {
         }
         Ok(())
     }
+
+    /// The page of `object` at `cursor` as Zoho lists it (a single-currency org's currency is
+    /// added by [`Source::read_page`]).
+    async fn read_records(
+        &self,
+        object: ObjectType,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<Page> {
+        let row = mapping::binding(object)?;
+        let path = format!("/crm/v8/{}", row.module);
+        let bad_cursor = || ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: format!("GET {path}"),
+            detail: "the cursor is not one this source handed out".into(),
+        };
+        let position = parse_cursor(cursor).ok_or_else(bad_cursor)?;
+        let (param, page) = match position {
+            // COQL does not serve Notes: they go on by page token.
+            Cursor::Token { token, .. } if !row.upsert => ("page_token", token.to_owned()),
+            Cursor::Keyset { last } | Cursor::Token { last, .. } if is_id(last) => {
+                return self.keyset(row, last).await;
+            }
+            Cursor::Keyset { .. } | Cursor::Token { .. } => return Err(bad_cursor()),
+            Cursor::Page(n) => ("page", n.to_string()),
+        };
+        let body = match self.list(row, (param, &page)).await? {
+            Ok(body) => body,
+            Err(response) => return Err(self.client.error_for(&format!("GET {path}"), &response)),
+        };
+        let last = body
+            .data
+            .last()
+            .and_then(|r| r.get("id"))
+            .and_then(Json::as_str);
+        let next = match (body.info.more_records, last) {
+            (false, _) => None,
+            (true, Some(last)) if is_id(last) && !row.upsert => {
+                match body.info.next_page_token.as_deref() {
+                    Some(token) if !token.is_empty() => Some(format!("t:{last}:{token}")),
+                    _ => {
+                        return Err(ConnectorError::Malformed {
+                            vendor: VENDOR,
+                            endpoint: format!("GET {path}"),
+                            detail: "more records announced without a next_page_token".into(),
+                        });
+                    }
+                }
+            }
+            (true, Some(last)) if is_id(last) => Some(format!("k:{last}")),
+            (true, _) => {
+                return Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: format!("GET {path}"),
+                    detail: "more records announced after a page without a numeric last id".into(),
+                });
+            }
+        };
+        self.page(row, &body.data, next).await
+    }
 }
 
 #[async_trait]
@@ -299,60 +362,17 @@ impl Source for ZohoSource {
         fields::check_bindings(object, bindings, None)?;
         let standard = mapping::binding(object)?.standard();
         self.maps.map(object, &standard, bindings);
+        self.currency.leave_out(object, &self.maps);
         Ok(())
     }
 
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
-        let row = mapping::binding(object)?;
-        let path = format!("/crm/v8/{}", row.module);
-        let bad_cursor = || ConnectorError::Malformed {
-            vendor: VENDOR,
-            endpoint: format!("GET {path}"),
-            detail: "the cursor is not one this source handed out".into(),
-        };
-        let position = parse_cursor(cursor).ok_or_else(bad_cursor)?;
-        let (param, page) = match position {
-            // COQL does not serve Notes: they go on by page token.
-            Cursor::Token { token, .. } if !row.upsert => ("page_token", token.to_owned()),
-            Cursor::Keyset { last } | Cursor::Token { last, .. } if is_id(last) => {
-                return self.keyset(row, last).await;
-            }
-            Cursor::Keyset { .. } | Cursor::Token { .. } => return Err(bad_cursor()),
-            Cursor::Page(n) => ("page", n.to_string()),
-        };
-        let body = match self.list(row, (param, &page)).await? {
-            Ok(body) => body,
-            Err(response) => return Err(self.client.error_for(&format!("GET {path}"), &response)),
-        };
-        let last = body
-            .data
-            .last()
-            .and_then(|r| r.get("id"))
-            .and_then(Json::as_str);
-        let next = match (body.info.more_records, last) {
-            (false, _) => None,
-            (true, Some(last)) if is_id(last) && !row.upsert => {
-                match body.info.next_page_token.as_deref() {
-                    Some(token) if !token.is_empty() => Some(format!("t:{last}:{token}")),
-                    _ => {
-                        return Err(ConnectorError::Malformed {
-                            vendor: VENDOR,
-                            endpoint: format!("GET {path}"),
-                            detail: "more records announced without a next_page_token".into(),
-                        });
-                    }
-                }
-            }
-            (true, Some(last)) if is_id(last) => Some(format!("k:{last}")),
-            (true, _) => {
-                return Err(ConnectorError::Malformed {
-                    vendor: VENDOR,
-                    endpoint: format!("GET {path}"),
-                    detail: "more records announced after a page without a numeric last id".into(),
-                });
-            }
-        };
-        self.page(row, &body.data, next).await
+        self.currency
+            .learn(object, &self.maps, || crate::currency::single(&self.client))
+            .await?;
+        let mut page = self.read_records(object, cursor).await?;
+        self.currency.stamp(object, &mut page.records);
+        Ok(page)
     }
 }
 

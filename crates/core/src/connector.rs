@@ -328,7 +328,9 @@ pub struct Capability {
     /// body), the most links of a link field (one parent per note). The engine refuses a text
     /// over its limit before writing ([`crate::quality::TOO_LONG`]), never truncating it, and
     /// writes the links that fit, reporting each record that lost some
-    /// ([`crate::quality::NOT_CARRIED`]). Empty when the sink holds whatever it stores.
+    /// ([`crate::quality::NOT_CARRIED`]), and refuses a value outside the few the sink holds
+    /// ([`crate::quality::VALUE_NOT_HELD`]: a single-currency org's one currency). Empty when
+    /// the sink holds whatever it stores.
     pub limits: Vec<FieldLimit>,
 }
 
@@ -345,6 +347,9 @@ pub struct FieldLimit {
     /// The most links (a [`crate::Value::Links`] field) the sink holds in it, if it has a
     /// limit: 1 for a vendor that takes a single parent per note.
     pub max_links: Option<usize>,
+    /// The only values the sink holds in it, if it holds only some: an org that keeps every
+    /// amount in one currency holds that currency and no other. Compared ignoring case.
+    pub only_values: Option<Vec<String>>,
 }
 
 impl FieldLimit {
@@ -355,6 +360,7 @@ impl FieldLimit {
             max_chars: Some(max),
             counts_plain_text: false,
             max_links: None,
+            only_values: None,
         }
     }
 
@@ -365,6 +371,19 @@ impl FieldLimit {
             max_chars: None,
             counts_plain_text: false,
             max_links: Some(max),
+            only_values: None,
+        }
+    }
+
+    /// A field in which the sink holds only `values` (a single-currency org's currency): a
+    /// record with another value is refused, one without a value passes.
+    pub fn only_values(field: impl Into<String>, values: Vec<String>) -> FieldLimit {
+        FieldLimit {
+            field: field.into(),
+            max_chars: None,
+            counts_plain_text: false,
+            max_links: None,
+            only_values: Some(values),
         }
     }
 
@@ -399,6 +418,13 @@ pub trait Sink: Send + Sync {
 
     /// Checks connectivity and credentials with one cheap request.
     async fn check(&self) -> ConnectorResult<()>;
+
+    /// Reads the account settings that shape [`Sink::capability`] for `object`, where they
+    /// differ between accounts of one vendor (whether an org keeps amounts in one currency or
+    /// many). The engine calls it before asking the capability. Default: nothing to read.
+    async fn survey(&self, _object: ObjectType) -> ConnectorResult<()> {
+        Ok(())
+    }
 
     /// Makes sure `object` can be written (the external-id field exists, say). Fails with a
     /// [`crate::ConnectorError::Setup`] that says exactly what to do when it cannot.

@@ -488,6 +488,25 @@ impl FieldMaps {
         maps.get(&object).cloned().unwrap_or_default()
     }
 
+    /// Leaves `canonical` out of `object`'s map: the account has no field for it (a
+    /// single-currency org's currency), so it is neither written nor read.
+    pub fn leave_out(&self, object: ObjectType, canonical: &str) {
+        let mut maps = self
+            .maps
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(map) = maps.get_mut(&object)
+            && map.by_canonical(canonical).is_some()
+        {
+            let kept = map
+                .iter()
+                .filter(|b| b.canonical != canonical)
+                .cloned()
+                .collect();
+            *map = Arc::new(FieldMap::of(kept));
+        }
+    }
+
     /// Adds the operator's mapped fields to `object`'s map (replacing what was mapped before).
     pub fn map(&self, object: ObjectType, standard: &FieldMap, mapped: &[FieldBinding]) {
         let mut maps = self

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod checksum;
 pub mod connector;
+pub mod currency;
 pub mod directory;
 pub mod error;
 pub mod fieldplan;

@@ -326,7 +326,7 @@ pub async fn run(
     // has no binding for stops the run here, not after its parents were written.
     let mut capabilities = Vec::with_capacity(options.objects.len());
     for &object in &options.objects {
-        match sink.capability(object) {
+        match survey_capability(sink.as_ref(), object).await {
             Ok(capability) => capabilities.push(capability),
             Err(e) => {
                 report.fail(e.kind(), e.to_string());
@@ -605,6 +605,13 @@ async fn run_object(
     };
     // The first error in pipeline order is the cause; later ones are its consequences.
     read.and(written).and(verified)
+}
+
+/// What the sink does with `object` in this account: surveyed first, since some of it (a
+/// single-currency org) differs between accounts of one vendor.
+pub async fn survey_capability(sink: &dyn Sink, object: ObjectType) -> ConnectorResult<Capability> {
+    sink.survey(object).await?;
+    sink.capability(object)
 }
 
 /// Where and how the read stage reads.

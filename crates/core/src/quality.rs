@@ -295,6 +295,11 @@ pub const OPT_OUT_NOT_REPRESENTABLE: &str = "OPT_OUT_NOT_REPRESENTABLE";
 /// ([`crate::FieldLimit::max_chars`]); it is never truncated.
 pub const TOO_LONG: &str = "TOO_LONG";
 
+/// The code of a record refused because a field holds a value the sink cannot hold there
+/// ([`crate::FieldLimit::only_values`]: a deal in another currency than a single-currency
+/// org's).
+pub const VALUE_NOT_HELD: &str = "VALUE_NOT_HELD";
+
 /// The code of the warning for a record written with fewer links than it has, because the
 /// sink holds fewer in that field ([`crate::FieldLimit::max_links`]).
 pub const NOT_CARRIED: &str = "NOT_CARRIED";
@@ -523,8 +528,28 @@ impl QualityChecker {
     }
 
     /// Refuses texts longer than the sink holds, naming the field and the limit, never the
-    /// value (nor a part of it: nothing is truncated).
+    /// value (nor a part of it: nothing is truncated), and values the sink cannot hold there,
+    /// naming the ones it can (the sink's, never the record's).
     fn check_lengths(&self, record: &Record, findings: &mut Vec<Finding>) {
+        for limit in &self.limits {
+            let (Some(only), Some(Value::Text(text))) =
+                (&limit.only_values, record.get(&limit.field))
+            else {
+                continue;
+            };
+            if !only.iter().any(|v| v.eq_ignore_ascii_case(text.trim())) {
+                findings.push(Finding {
+                    code: VALUE_NOT_HELD,
+                    reason: format!(
+                        "field `{}` holds a value {} cannot hold there: it holds only {}; not written",
+                        limit.field,
+                        self.sink,
+                        only.join(", ")
+                    ),
+                    action: Action::Reject,
+                });
+            }
+        }
         for limit in &self.limits {
             let Some(max) = limit.max_chars else {
                 continue;
@@ -1393,6 +1418,33 @@ mod tests {
             "{}",
             f[0].reason
         );
+    }
+
+    #[test]
+    fn a_value_the_sink_cannot_hold_is_refused_naming_what_it_holds() {
+        let mut q = limited(vec![FieldLimit::only_values(
+            "currency",
+            vec!["EUR".into()],
+        )]);
+        let deal = |id: &str, currency: Option<&str>| {
+            let mut r = Record::new(ObjectType::DEALS, id);
+            r.set_named("name", Value::Text("Renewal".into()));
+            if let Some(c) = currency {
+                r.set_named("currency", Value::Text(c.into()));
+            }
+            r
+        };
+        let f = q.check(&mut deal("d-1", Some("USD")));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].code, VALUE_NOT_HELD);
+        assert_eq!(f[0].action, Action::Reject);
+        assert_eq!(
+            f[0].reason,
+            "field `currency` holds a value onesink cannot hold there: it holds only EUR; not written"
+        );
+        // Its own currency in any case passes, and so does a deal that states none.
+        assert!(q.check(&mut deal("d-2", Some("eur"))).is_empty());
+        assert!(q.check(&mut deal("d-3", None)).is_empty());
     }
 
     #[test]

@@ -106,6 +106,9 @@ impl Sink for MutantSink {
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
         self.0.capability(object)
     }
+    async fn survey(&self, object: ObjectType) -> ConnectorResult<()> {
+        self.0.survey(object).await
+    }
     async fn check(&self) -> ConnectorResult<()> {
         if mutation() == Mutation::SinkLogsSecret {
             let secret = std::env::var("SF_CLIENT_SECRET").unwrap_or_default();

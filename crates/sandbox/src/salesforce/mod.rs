@@ -90,7 +90,16 @@ pub struct Options {
     /// The org id (userinfo's `organization_id`, the token's identity URL). `None`: an id of
     /// its own, so two emulators are two orgs; set it to make two emulators claim one org.
     pub org_id: Option<String>,
+    /// Whether the org has multiple currencies enabled (records carry `CurrencyIsoCode`).
+    /// `false` is how most orgs run: every amount is in the corporate currency
+    /// ([`CORPORATE_CURRENCY`], `Organization.DefaultCurrencyIsoCode`) and no record has a
+    /// currency field.
+    pub multi_currency: bool,
 }
+
+/// The emulated org's corporate currency: what a record gets when a write names none, and
+/// every amount's currency in a single-currency org.
+pub const CORPORATE_CURRENCY: &str = schema::CURRENCIES[0];
 
 impl Default for Options {
     fn default() -> Self {
@@ -103,6 +112,7 @@ impl Default for Options {
             token_lifetime: None,
             query_locator_lifetime: QUERY_LOCATOR_LIFETIME,
             org_id: None,
+            multi_currency: true,
         }
     }
 }
@@ -141,6 +151,16 @@ fn set_up_org(store: &mut Store) {
         let username = u.email.to_lowercase();
         user(store, &username, &u.email, u.first_name, u.last_name, u.active);
     }
+    store.insert_seeded(
+        ObjectKind::Organization,
+        vec![
+            ("Name", text("Sandbox Org")),
+            ("DefaultCurrencyIsoCode", text(CORPORATE_CURRENCY)),
+            ("IsSandbox", Some(Val::Bool(false))),
+        ],
+        ORG_CREATED_MS,
+        ORG_CREATED_MS,
+    );
     for (i, stage) in schema::stages().iter().enumerate() {
         store.insert_seeded(
             ObjectKind::OpportunityStage,
@@ -316,7 +336,7 @@ impl Emulator {
     /// A new, empty org: no records, but its users and its opportunity stages, as every org
     /// is set up.
     pub fn new(options: Options) -> Emulator {
-        let mut store = Store::new(options.external_id_fields);
+        let mut store = Store::new(options.external_id_fields, options.multi_currency);
         set_up_org(&mut store);
         Emulator {
             shared: Arc::new(Shared {

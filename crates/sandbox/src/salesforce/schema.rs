@@ -134,10 +134,13 @@ pub(crate) enum ObjectKind {
     User,
     /// The `StageName` picklist's values with their meaning: query and describe only.
     OpportunityStage,
+    /// The org itself, one row: its corporate currency (`DefaultCurrencyIsoCode`), which is
+    /// every amount's currency in a single-currency org. Query and describe only.
+    Organization,
 }
 
 impl ObjectKind {
-    pub(crate) const ALL: [ObjectKind; 7] = [
+    pub(crate) const ALL: [ObjectKind; 8] = [
         ObjectKind::Account,
         ObjectKind::Contact,
         ObjectKind::Opportunity,
@@ -145,6 +148,7 @@ impl ObjectKind {
         ObjectKind::Note,
         ObjectKind::User,
         ObjectKind::OpportunityStage,
+        ObjectKind::Organization,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -156,6 +160,7 @@ impl ObjectKind {
             ObjectKind::Note => "Note",
             ObjectKind::User => "User",
             ObjectKind::OpportunityStage => "OpportunityStage",
+            ObjectKind::Organization => "Organization",
         }
     }
 
@@ -173,7 +178,10 @@ impl ObjectKind {
     /// Whether clients may create and update its records (User and OpportunityStage are set
     /// up in the org, not written through the API the sandbox serves).
     pub(crate) fn writable(self) -> bool {
-        !matches!(self, ObjectKind::User | ObjectKind::OpportunityStage)
+        !matches!(
+            self,
+            ObjectKind::User | ObjectKind::OpportunityStage | ObjectKind::Organization
+        )
     }
 
     /// The object whose ids start with `id`'s key prefix.
@@ -191,6 +199,7 @@ impl ObjectKind {
             ObjectKind::Note => "002",
             ObjectKind::User => "005",
             ObjectKind::OpportunityStage => "01J",
+            ObjectKind::Organization => "00D",
         }
     }
 
@@ -302,6 +311,7 @@ fn id_label(kind: ObjectKind) -> &'static str {
         ObjectKind::Note => "Note ID",
         ObjectKind::User => "User ID",
         ObjectKind::OpportunityStage => "Opportunity Stage ID",
+        ObjectKind::Organization => "Organization ID",
     }
 }
 
@@ -414,8 +424,10 @@ impl FieldDef {
 }
 
 impl SObject {
-    pub(crate) fn new(kind: ObjectKind, with_external_id: bool) -> SObject {
-        let data: Vec<Spec> = match kind {
+    /// `kind` as the org declares it: with ferry's external-id field if the operator created
+    /// it, and with `CurrencyIsoCode` on records only in a multi-currency org.
+    pub(crate) fn new(kind: ObjectKind, with_external_id: bool, multi_currency: bool) -> SObject {
+        let mut data: Vec<Spec> = match kind {
             ObjectKind::Account => vec![
                 Spec("Name", "Account Name", Kind::String, 255),
                 Spec("Website", "Website", Kind::Url, 255),
@@ -497,6 +509,16 @@ impl SObject {
                 Spec("IsActive", "Active", Kind::Boolean, 0),
                 Spec("ProfileId", "Profile ID", Kind::String, 18),
             ],
+            ObjectKind::Organization => vec![
+                Spec("Name", "Name", Kind::String, 80),
+                Spec(
+                    "DefaultCurrencyIsoCode",
+                    "Locale Currency",
+                    Kind::Picklist,
+                    255,
+                ),
+                Spec("IsSandbox", "Is Sandbox", Kind::Boolean, 0),
+            ],
             ObjectKind::OpportunityStage => vec![
                 Spec("MasterLabel", "Master Label", Kind::String, 255),
                 Spec("ApiName", "Api Name", Kind::String, 255),
@@ -513,6 +535,10 @@ impl SObject {
                 ),
             ],
         };
+        if !multi_currency {
+            // A single-currency org has no currency field on its records.
+            data.retain(|spec| spec.0 != "CurrencyIsoCode");
+        }
         let required = |name: &str| {
             matches!(
                 (kind, name),

@@ -706,10 +706,16 @@ impl Table {
 }
 
 impl Store {
-    pub(crate) fn new(with_external_id: bool) -> Store {
+    pub(crate) fn new(with_external_id: bool, multi_currency: bool) -> Store {
         let tables = ObjectKind::ALL
             .into_iter()
-            .map(|k| Table::new(Arc::new(SObject::new(k, with_external_id))))
+            .map(|k| {
+                Table::new(Arc::new(SObject::new(
+                    k,
+                    with_external_id,
+                    multi_currency,
+                )))
+            })
             .collect();
         Store { tables }
     }

@@ -423,13 +423,11 @@ pub(crate) struct Crm {
 }
 
 impl Crm {
-    pub(crate) fn new(source_id: Option<&SourceIdField>, zgid: u64) -> Crm {
+    /// The org's modules; Deals have a `Currency` field only with `multi_currency`.
+    pub(crate) fn new(source_id: Option<&SourceIdField>, zgid: u64, multi_currency: bool) -> Crm {
         let pipelines = pipelines();
         let pipeline_names: Vec<&str> = pipelines.iter().map(|(p, _)| *p).collect();
-        let deals = Records::new(
-            "Deals",
-            DEALS_FIRST_ID,
-            vec![
+        let mut deal_fields = vec![
                 Spec {
                     required: true,
                     ..spec(
@@ -479,10 +477,12 @@ impl Crm {
                     ColumnType::Ref { table: "users" },
                 ),
                 spec("Description", "Description", ZType::Textarea, text(32_000)),
-            ],
-            source_id,
-            Some("Deal_Name"),
-        );
+            ];
+        if !multi_currency {
+            // A single-currency org has no currency field on its records.
+            deal_fields.retain(|f| f.api_name != "Currency");
+        }
+        let deals = Records::new("Deals", DEALS_FIRST_ID, deal_fields, source_id, Some("Deal_Name"));
         let notes = Records::new(
             "Notes",
             NOTES_FIRST_ID,

@@ -82,7 +82,14 @@ pub struct Options {
     /// The org id (`GET /crm/v8/org`). `None`: an id of its own, so two emulators are two
     /// orgs; set it to make two emulators claim one org.
     pub org_id: Option<String>,
+    /// Whether multiple currencies are enabled (`mc_status`; Deals have a `Currency` field).
+    /// `false` is how most orgs run: every amount is in the home currency
+    /// ([`HOME_CURRENCY`]) and no record has a currency field.
+    pub multi_currency: bool,
 }
+
+/// The emulated org's home currency (`iso_code` of `GET /crm/v8/org`).
+pub const HOME_CURRENCY: &str = "USD";
 
 impl Default for Options {
     fn default() -> Self {
@@ -102,6 +109,7 @@ impl Default for Options {
             page_token_reach: 100_000,
             latency: Duration::ZERO,
             org_id: None,
+            multi_currency: true,
         }
     }
 }
@@ -275,7 +283,11 @@ impl Emulator {
             .and_then(|p| p.parse::<u64>().ok())
             .filter(|p| *p >= 10_000_000)
             .unwrap_or(48_768_760);
-        let store = Store::new(options.source_id_field.as_ref(), zgid);
+        let store = Store::new(
+            options.source_id_field.as_ref(),
+            zgid,
+            options.multi_currency,
+        );
         Emulator {
             shared: Arc::new(Shared {
                 org_id,
@@ -1339,7 +1351,8 @@ async fn org(State(s): State<Arc<Shared>>) -> Response {
         "primary_zuid": "71562802",
         "country_code": "US",
         "currency": "US Dollar",
-        "iso_code": "USD",
+        "iso_code": HOME_CURRENCY,
+        "mc_status": s.options.multi_currency,
         "currency_locale": "en_US",
         "time_zone": "America/Los_Angeles",
         "type": "production",
@@ -1537,12 +1550,13 @@ fn seed_deals(
     account_ids: &[u64],
     contact_ids: &[Option<u64>],
 ) -> Vec<Option<u64>> {
+    // A single-currency org has no `Currency` column: its deals are in the home currency.
+    let currency = store.crm.deals.table.column("Currency");
     let cols = {
         let t = &store.crm.deals.table;
         [
             "Deal_Name",
             "Amount",
-            "Currency",
             "Closing_Date",
             "Pipeline",
             "Stage",
@@ -1555,7 +1569,6 @@ fn seed_deals(
     let [
         Some(name),
         Some(amount),
-        Some(currency),
         Some(closing),
         Some(pipeline),
         Some(stage),
@@ -1584,15 +1597,9 @@ fn seed_deals(
         if deal_name.is_empty() {
             deal_name = format!("Deal {}", d.key);
         }
-        let cells = vec![
+        let mut cells = vec![
             (name, Some(table::Cell::Text(deal_name.into_boxed_str()))),
             (amount, d.amount.map(table::Cell::Num)),
-            (
-                currency,
-                crm::CURRENCIES
-                    .contains(&d.currency)
-                    .then(|| table::Cell::Text(d.currency.into())),
-            ),
             (closing, Some(table::Cell::Text(d.close_date.as_str().into()))),
             (pipeline, Some(table::Cell::Text(label.pipeline.into()))),
             (stage, Some(table::Cell::Text(label.stage.into()))),
@@ -1608,6 +1615,14 @@ fn seed_deals(
                 Some(table::Cell::Ref(store.user_id_of_seed(d.owner))),
             ),
         ];
+        if let Some(currency) = currency {
+            cells.push((
+                currency,
+                crm::CURRENCIES
+                    .contains(&d.currency)
+                    .then(|| table::Cell::Text(d.currency.into())),
+            ));
+        }
         let id = store
             .crm
             .deals

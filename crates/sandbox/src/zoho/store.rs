@@ -670,7 +670,7 @@ pub(crate) struct ItemResult {
 impl Store {
     /// An empty org whose metadata ids (users, pipelines, layouts) start with `zgid` (eight
     /// digits, from the org id), so that two orgs' ids differ.
-    pub(crate) fn new(source_id: Option<&SourceIdField>, zgid: u64) -> Store {
+    pub(crate) fn new(source_id: Option<&SourceIdField>, zgid: u64, multi_currency: bool) -> Store {
         let users = crate::accounts::account_users("zoho")
             .into_iter()
             .map(|u| User {
@@ -687,7 +687,7 @@ impl Store {
             contacts: Table::new(Module::Contacts, source_id),
             next_id: FIRST_ID,
             users,
-            crm: super::crm::Crm::new(source_id, zgid),
+            crm: super::crm::Crm::new(source_id, zgid, multi_currency),
         }
     }
 

@@ -155,7 +155,7 @@ pub(crate) async fn fields(ctx: Arc<Ctx>) -> Verdict {
             .map_err(|e| ctx.error(&format!("source map_fields({object})"), &e))?;
         sink.map_fields(object, &mapped)
             .map_err(|e| ctx.error(&format!("sink map_fields({object})"), &e))?;
-        let stored = super::capability(&ctx, sink.as_ref(), object)?.stored;
+        let stored = super::capability(&ctx, sink.as_ref(), object).await?.stored;
         for b in &mapped {
             ensure!(
                 stored.iter().any(|s| *s == b.canonical),
@@ -264,7 +264,8 @@ pub(crate) async fn fields(ctx: Arc<Ctx>) -> Verdict {
         }
         let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
         let back = read_back_all(&ctx, sink.as_ref(), object, &ids).await?;
-        let projection = Projection::new(super::capability(&ctx, sink.as_ref(), object)?.stored);
+        let projection =
+            Projection::new(super::capability(&ctx, sink.as_ref(), object).await?.stored);
         for sent in &records {
             let got = back.iter().find(|r| r.source_id == sent.source_id);
             let Some(got) = got else {

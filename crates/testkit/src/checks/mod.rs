@@ -361,12 +361,16 @@ pub(crate) async fn upsert(
     Ok(outcomes)
 }
 
-/// What the sink declares it does with `object`; a refusal fails the check, naming it.
-pub(crate) fn capability(
+/// What the sink declares it does with `object`, once it surveyed the account as the engine
+/// has it do; a refusal fails the check, naming it.
+pub(crate) async fn capability(
     ctx: &Ctx,
     sink: &dyn Sink,
     object: ObjectType,
 ) -> Result<ferry_core::Capability, Stop> {
+    sink.survey(object)
+        .await
+        .map_err(|e| ctx.error(&format!("survey({object})"), &e))?;
     sink.capability(object)
         .map_err(|e| ctx.error(&format!("capability({object})"), &e))
 }
@@ -379,7 +383,7 @@ pub(crate) async fn write_all(
     records: &[Record],
 ) -> Result<Vec<Written>, Stop> {
     let mut written = Vec::with_capacity(records.len());
-    for chunk in records.chunks(capability(ctx, sink, object)?.batch_size.max(1)) {
+    for chunk in records.chunks(capability(ctx, sink, object).await?.batch_size.max(1)) {
         let outcomes = upsert(ctx, sink, object, chunk).await?;
         written.extend(all_ok(object, outcomes)?);
     }
@@ -420,7 +424,7 @@ pub(crate) async fn read_back_all(
     ids: &[String],
 ) -> Result<Vec<Record>, Stop> {
     let mut records = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(capability(ctx, sink, object)?.read_back_size.max(1)) {
+    for chunk in ids.chunks(capability(ctx, sink, object).await?.read_back_size.max(1)) {
         let mut got = sink
             .read_back(object, chunk)
             .await

@@ -67,9 +67,9 @@ fn neutral(record: &Record, digests: &Digests) -> Record {
 }
 
 /// Whether the sink stores a field the account's directory decides: an owner or a stage.
-fn needs_directory(ctx: &Ctx, sink: &dyn Sink) -> Result<bool, Stop> {
+async fn needs_directory(ctx: &Ctx, sink: &dyn Sink) -> Result<bool, Stop> {
     for object in objects(ctx) {
-        let stored = super::capability(ctx, sink, object)?.stored;
+        let stored = super::capability(ctx, sink, object).await?.stored;
         if stored
             .iter()
             .any(|f| f == field::OWNER || f == field::STAGE)
@@ -82,7 +82,7 @@ fn needs_directory(ctx: &Ctx, sink: &dyn Sink) -> Result<bool, Stop> {
 
 /// The sink's users and deal pipelines, as the engine asks for them before a run.
 async fn directory(ctx: &Ctx, sink: &dyn Sink) -> Result<(Vec<User>, Vec<Pipeline>), Stop> {
-    if !needs_directory(ctx, sink)? {
+    if !needs_directory(ctx, sink).await? {
         return Ok((Vec::new(), Vec::new()));
     }
     let users = sink
@@ -108,14 +108,19 @@ async fn read_back_equal(
     written: &[Record],
 ) -> Result<(), Stop> {
     let mut back = Vec::with_capacity(written.len());
-    for chunk in written.chunks(super::capability(ctx, sink, object)?.read_back_size.max(1)) {
+    for chunk in written.chunks(
+        super::capability(ctx, sink, object)
+            .await?
+            .read_back_size
+            .max(1),
+    ) {
         let mut got = sink
             .read_back_sent(object, chunk)
             .await
             .map_err(|e| ctx.error(&format!("reading back {} {object}", chunk.len()), &e))?;
         back.append(&mut got);
     }
-    let projection = Projection::new(super::capability(ctx, sink, object)?.stored);
+    let projection = Projection::new(super::capability(ctx, sink, object).await?.stored);
     let by_id: HashMap<&str, &Record> = back.iter().map(|r| (r.source_id.as_str(), r)).collect();
     ensure!(
         by_id.len() == back.len(),
@@ -170,7 +175,7 @@ pub(crate) async fn round_trip(ctx: Arc<Ctx>) -> Verdict {
     }
     let mut written: HashMap<ObjectType, Vec<Record>> = HashMap::new();
     for object in objects(&ctx) {
-        let limits = super::capability(&ctx, sink.as_ref(), object)?.limits;
+        let limits = super::capability(&ctx, sink.as_ref(), object).await?.limits;
         let fitted = fit_links(
             fit(&ctx, records.remove(&object).unwrap_or_default()),
             &limits,
@@ -195,7 +200,8 @@ pub(crate) async fn round_trip(ctx: Arc<Ctx>) -> Verdict {
     let mut read_digests = Digests::new();
     let mut parts = Vec::new();
     for object in objects(&ctx) {
-        let projection = Projection::new(super::capability(&ctx, sink.as_ref(), object)?.stored);
+        let projection =
+            Projection::new(super::capability(&ctx, sink.as_ref(), object).await?.stored);
         let digest_all = |records: &[Record], digests: &Digests| {
             let mut all: Vec<(Digest, Record)> = records
                 .iter()

@@ -38,7 +38,7 @@ pub(crate) async fn batch_size(ctx: Arc<Ctx>) -> Verdict {
     let objects = base_objects(&ctx);
     let mut sizes = HashMap::new();
     for &object in &objects {
-        let declared = super::capability(&ctx, sink.as_ref(), object)?;
+        let declared = super::capability(&ctx, sink.as_ref(), object).await?;
         let (batch, read_back) = (declared.batch_size, declared.read_back_size);
         ensure!(
             (1..=MAX_SANE_SIZE).contains(&batch) && (1..=MAX_SANE_SIZE).contains(&read_back),
@@ -239,11 +239,11 @@ pub(crate) async fn read_back(ctx: Arc<Ctx>) -> Verdict {
     let sink = ctx.sink(&served, None)?;
     let records = generated(&ctx, 60);
     if base_objects(&ctx).contains(&ObjectType::CONTACTS) {
-        let stored: BTreeSet<String> =
-            super::capability(&ctx, sink.as_ref(), ObjectType::CONTACTS)?
-                .stored
-                .into_iter()
-                .collect();
+        let stored: BTreeSet<String> = super::capability(&ctx, sink.as_ref(), ObjectType::CONTACTS)
+            .await?
+            .stored
+            .into_iter()
+            .collect();
         let mut required = vec![field::EMAIL_OPT_OUT];
         if base_objects(&ctx).contains(&ObjectType::COMPANIES) {
             required.push(field::COMPANY);
@@ -267,7 +267,8 @@ pub(crate) async fn read_back(ctx: Arc<Ctx>) -> Verdict {
     for object in base_objects(&ctx) {
         let written = &records[&object];
         write_all(&ctx, sink.as_ref(), object, written).await?;
-        let projection = Projection::new(super::capability(&ctx, sink.as_ref(), object)?.stored);
+        let projection =
+            Projection::new(super::capability(&ctx, sink.as_ref(), object).await?.stored);
         let ids: Vec<String> = written.iter().map(|r| r.source_id.clone()).collect();
         let got = read_back_all(&ctx, sink.as_ref(), object, &ids).await?;
         let mut by_id: HashMap<&str, &Record> = HashMap::new();
@@ -454,7 +455,11 @@ pub(crate) async fn refused_record(ctx: Arc<Ctx>) -> Verdict {
     valid.source_id = "tk-contact-valid".into();
     let pair = [refused.clone(), valid];
     let mut pair_detail = String::new();
-    if super::capability(&ctx, sink.as_ref(), ObjectType::CONTACTS)?.batch_size >= 2 {
+    if super::capability(&ctx, sink.as_ref(), ObjectType::CONTACTS)
+        .await?
+        .batch_size
+        >= 2
+    {
         let outcomes = upsert(&ctx, sink.as_ref(), ObjectType::CONTACTS, &pair).await?;
         match (&outcomes[0].result, &outcomes[1].result) {
             (Err(_), Ok(_)) => {}
@@ -504,7 +509,8 @@ async fn migrate_through(
 ) -> Verdict {
     let served = ctx.serve(faults, None).await?;
     let sink: Arc<dyn Sink> = ctx.sink(&served, None)?;
-    let batch = super::capability(ctx, sink.as_ref(), ObjectType::CONTACTS)?
+    let batch = super::capability(ctx, sink.as_ref(), ObjectType::CONTACTS)
+        .await?
         .batch_size
         .clamp(1, MAX_SANE_SIZE);
     // Two batches of contacts where that stays small: each injected fault costs a retry's
