@@ -681,7 +681,7 @@ mod tests {
             Config::parse(GOOD).unwrap().directory,
             DirectoryRules::default()
         );
-        // Deals and notes may be named; the default run is still companies and contacts.
+        // Deals and notes may be named; the default run is the whole CRM.
         let all = GOOD.replace(
             r#"["contacts", "companies"]"#,
             r#"["notes", "deals", "contacts", "companies"]"#,
@@ -701,7 +701,7 @@ mod tests {
         );
         assert_eq!(
             MigrationConfig::default().object_types().unwrap(),
-            vec![ObjectType::COMPANIES, ObjectType::CONTACTS]
+            ObjectType::ALL.to_vec()
         );
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::{config, in_memory, start};
 use ferry_core::report::Progress;
-use ferry_core::{Mode, Outcome, RunOptions, Sink, Source, run};
+use ferry_core::{Mode, ObjectType, Outcome, RunOptions, Sink, Source, run};
 use ferry_dynamics::{DynamicsSink, DynamicsSource};
 use ferry_sandbox::seed::{Mess, generate};
 
@@ -17,7 +17,10 @@ fn loopback() -> SocketAddr {
 }
 
 async fn migrate(source: Arc<dyn Source>, sink: Arc<dyn Sink>) -> ferry_core::Report {
-    let options = RunOptions::default();
+    let options = RunOptions {
+        objects: vec![ObjectType::COMPANIES, ObjectType::CONTACTS],
+        ..RunOptions::default()
+    };
     let progress = Arc::new(Progress::new(&options.objects));
     run(Mode::Migrate, source, sink, &options, progress).await
 }

@@ -588,7 +588,10 @@ async fn migration_from_one_hubspot_account_to_another_is_verified() {
     let (sink_hs, sink_emulator) = start(unlimited()).await;
     let source = HubspotSource::new(config(&source_hs.base_url), "source").expect("source");
     let sink = sink(&sink_hs);
-    let options = RunOptions::default();
+    let options = RunOptions {
+        objects: vec![ObjectType::COMPANIES, ObjectType::CONTACTS],
+        ..RunOptions::default()
+    };
     let progress = Arc::new(Progress::new(&options.objects));
     let report = ferry_core::run(
         Mode::Migrate,
@@ -635,7 +638,10 @@ async fn a_migration_refuses_email_less_opt_outs_once_and_finds_nothing_extra() 
     source_emulator.seed(&data);
     let (sink_hs, sink_emulator) = start(unlimited()).await;
     let source = HubspotSource::new(config(&source_hs.base_url), "source").expect("source");
-    let options = RunOptions::default();
+    let options = RunOptions {
+        objects: vec![ObjectType::COMPANIES, ObjectType::CONTACTS],
+        ..RunOptions::default()
+    };
     let progress = Arc::new(Progress::new(&options.objects));
     let report = ferry_core::run(
         Mode::Migrate,

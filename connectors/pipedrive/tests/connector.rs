@@ -715,7 +715,10 @@ fn hubspot_source(base_url: &str) -> ferry_hubspot::HubspotSource {
 }
 
 async fn migrate(source: Arc<dyn Source>, sink: Arc<dyn Sink>) -> ferry_core::Report {
-    let options = RunOptions::default();
+    let options = RunOptions {
+        objects: vec![ObjectType::COMPANIES, ObjectType::CONTACTS],
+        ..RunOptions::default()
+    };
     let progress = Arc::new(Progress::new(&options.objects));
     ferry_core::run(Mode::Migrate, source, sink, &options, progress).await
 }

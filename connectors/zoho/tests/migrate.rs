@@ -18,7 +18,10 @@ async fn migrate(
     source: Arc<dyn ferry_core::Source>,
     sink: Arc<dyn ferry_core::Sink>,
 ) -> ferry_core::Report {
-    let options = RunOptions::default();
+    let options = RunOptions {
+        objects: vec![ObjectType::COMPANIES, ObjectType::CONTACTS],
+        ..RunOptions::default()
+    };
     let progress = Arc::new(Progress::new(&options.objects));
     ferry_core::run(Mode::Migrate, source, sink, &options, progress).await
 }

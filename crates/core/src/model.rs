@@ -64,9 +64,9 @@ impl ObjectType {
         ObjectType::NOTES,
     ];
 
-    /// The objects a run moves when its configuration lists none: those every connector
-    /// supports today (deals and notes are named in `migration.objects` explicitly).
-    pub const DEFAULT_RUN: [ObjectType; 2] = [ObjectType::COMPANIES, ObjectType::CONTACTS];
+    /// The objects a run moves when its configuration lists none: the whole CRM (every
+    /// connector moves all of them).
+    pub const DEFAULT_RUN: [ObjectType; 4] = ObjectType::ALL;
 
     /// The object `spec` describes.
     pub const fn new(spec: &'static ObjectSpec) -> ObjectType {
@@ -1052,10 +1052,7 @@ mod tests {
                 many: true
             })
         );
-        assert_eq!(
-            ObjectType::DEFAULT_RUN,
-            [ObjectType::COMPANIES, ObjectType::CONTACTS]
-        );
+        assert_eq!(ObjectType::DEFAULT_RUN, ObjectType::ALL);
     }
 
     #[test]
