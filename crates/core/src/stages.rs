@@ -298,7 +298,8 @@ impl StageMap {
         if !self.unmapped.is_empty() {
             parts.push(format!(
                 "{} of the source map to no single sink stage: {}; map {} in [mapping.deal_stages] \
-                 (\"source pipeline/source stage\" = \"sink stage\")",
+                 (\"source pipeline/source stage\" = \"sink stage\"), or leave deals out of \
+                 migration.objects",
                 crate::report::count(self.unmapped.len() as u64, "stage", "stages"),
                 self.unmapped
                     .iter()
