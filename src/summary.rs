@@ -209,6 +209,24 @@ pub fn human(report: &Report) -> String {
             fields.join(", ")
         );
     }
+    for o in report
+        .objects
+        .iter()
+        .filter(|o| !o.times_rounded.is_empty())
+    {
+        let name = o.object.map(|o| o.as_str()).unwrap_or("?");
+        let fields: Vec<String> = o
+            .times_rounded
+            .iter()
+            .map(|(field, n)| format!("{field} on {}", count(*n, "record", "records")))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {name:<10} times kept to the second ({} keeps no fractions; each record is a TIME_ROUNDED warning): {}",
+            report.sink,
+            fields.join(", ")
+        );
+    }
     list(&mut out, "failed records", &report.failures);
     list(&mut out, "warnings (records written)", &report.warnings);
     let _ = writeln!(
@@ -399,6 +417,22 @@ mod tests {
         );
         r.objects[0].links_not_carried.clear();
         assert!(!human(&r).contains("links not carried"));
+    }
+
+    #[test]
+    fn times_rounded_are_counted_per_object_and_field() {
+        let mut r = report("migrate", Outcome::Verified);
+        r.objects[0].times_rounded = [("timestamp".to_owned(), 3)].into();
+        let text = human(&r);
+        assert!(
+            text.contains(
+                "  contacts   times kept to the second (salesforce keeps no fractions; each record \
+                 is a TIME_ROUNDED warning): timestamp on 3 records"
+            ),
+            "{text}"
+        );
+        r.objects[0].times_rounded.clear();
+        assert!(!human(&r).contains("times kept"));
     }
 
     #[test]

@@ -339,7 +339,7 @@ impl DataverseReference {
 }
 
 /// The canonical fields the sink writes and reads back through `map`: exactly what
-/// round-trips. A note's timestamp is written but not listed: Dataverse keeps whole seconds.
+/// round-trips. A note's timestamp is among them, kept to the second ([`limits`]).
 pub fn stored_fields(table: &DataverseObject, map: &FieldMap) -> Vec<String> {
     let mut names = map.canonical_names();
     names.extend(table.opt_out.iter().map(|o| o.canonical.to_owned()));
@@ -352,11 +352,13 @@ pub fn stored_fields(table: &DataverseObject, map: &FieldMap) -> Vec<String> {
     }
     names.extend(table.stage.iter().map(|s| s.canonical.to_owned()));
     names.extend(table.status.iter().map(|s| s.canonical.to_owned()));
+    names.extend(table.timestamp.iter().map(|(c, _, _)| (*c).to_owned()));
     names
 }
 
-/// What the sink cannot hold of `table`'s fields: the longest texts, and one link in a link
-/// field held in a single lookup.
+/// What the sink cannot hold of `table`'s fields: the longest texts, one link in a link field
+/// held in a single lookup, and a fraction of a second in a timestamp (Dataverse keeps whole
+/// seconds).
 pub fn limits(table: &DataverseObject) -> Vec<ferry_core::FieldLimit> {
     let mut limits: Vec<ferry_core::FieldLimit> = table
         .max_chars
@@ -368,6 +370,12 @@ pub fn limits(table: &DataverseObject) -> Vec<ferry_core::FieldLimit> {
             limits.push(ferry_core::FieldLimit::max_links(reference.canonical, 1));
         }
     }
+    limits.extend(
+        table
+            .timestamp
+            .iter()
+            .map(|(canonical, _, _)| ferry_core::FieldLimit::to_the_second(*canonical)),
+    );
     limits
 }
 
@@ -916,17 +924,12 @@ mod tests {
     }
 
     #[test]
-    fn every_canonical_field_but_industry_and_timestamps_is_stored() {
+    fn every_canonical_field_but_industry_and_system_times_is_stored() {
         for object in ObjectType::ALL {
             let stored = stored_fields(table(object), &standard(object));
             for spec in object.fields() {
-                // A note's timestamp is written on create, but Dataverse keeps whole seconds.
-                let left_out = [
-                    field::CREATED_AT,
-                    field::UPDATED_AT,
-                    field::INDUSTRY,
-                    field::TIMESTAMP,
-                ];
+                // A note's timestamp is stored, to the second (see `limits`).
+                let left_out = [field::CREATED_AT, field::UPDATED_AT, field::INDUSTRY];
                 assert_eq!(
                     stored.contains(&spec.name.to_owned()),
                     !left_out.contains(&spec.name),
@@ -1284,7 +1287,8 @@ mod tests {
             limits(t),
             vec![
                 ferry_core::FieldLimit::max_chars(field::BODY, 100_000),
-                ferry_core::FieldLimit::max_links(field::PARENTS, 1)
+                ferry_core::FieldLimit::max_links(field::PARENTS, 1),
+                ferry_core::FieldLimit::to_the_second(field::TIMESTAMP)
             ]
         );
         assert_eq!(

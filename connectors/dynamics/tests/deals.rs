@@ -253,10 +253,12 @@ async fn the_sink_holds_one_contact_per_deal_one_parent_per_note_and_closes_won_
         notes.limits,
         vec![
             ferry_core::FieldLimit::max_chars(field::BODY, 100_000),
-            ferry_core::FieldLimit::max_links(field::PARENTS, 1)
+            ferry_core::FieldLimit::max_links(field::PARENTS, 1),
+            ferry_core::FieldLimit::to_the_second(field::TIMESTAMP)
         ]
     );
-    assert!(!notes.stored.contains(&field::TIMESTAMP.to_owned()));
+    // Kept to the second, and verified so.
+    assert!(notes.stored.contains(&field::TIMESTAMP.to_owned()));
 
     let mut company = Record::new(ObjectType::COMPANIES, "co-1");
     text(&mut company, field::NAME, "Acme");

@@ -62,6 +62,9 @@ pub struct PipedriveObject {
     pub source_id_field: bool,
     /// The most characters Pipedrive takes in a text field: canonical field and limit.
     pub max_chars: &'static [(&'static str, usize)],
+    /// Timestamp fields written and read back to the whole second (`YYYY-MM-DD HH:MM:SS`): a
+    /// note's original time.
+    pub to_the_second: &'static [&'static str],
 }
 
 /// How a body's `name` is filled when no binding wrote it.
@@ -192,6 +195,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         required: &[],
         source_id_field: true,
         max_chars: &[],
+        to_the_second: &[],
     },
     PipedriveObject {
         object: ObjectType::CONTACTS,
@@ -265,6 +269,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         required: &[],
         source_id_field: true,
         max_chars: &[],
+        to_the_second: &[],
     },
     PipedriveObject {
         object: ObjectType::DEALS,
@@ -343,6 +348,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         required: &[],
         source_id_field: true,
         max_chars: &[],
+        to_the_second: &[],
     },
     // v1 only. No custom fields, so no source id: found by parent and original time
     // (`crate::notes`). One parent of each kind at once.
@@ -390,6 +396,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         required: &[field::BODY],
         source_id_field: false,
         max_chars: &[(field::BODY, crate::notes::BODY_MAX_CHARS)],
+        to_the_second: &[field::TIMESTAMP],
     },
 ];
 
@@ -466,6 +473,7 @@ impl PipedriveObject {
             .chain(self.links.iter().map(|l| l.canonical))
             .chain(self.stage.as_ref().map(|s| s.canonical))
             .chain(self.address.iter().map(|(c, _)| *c))
+            .chain(self.to_the_second.iter().copied())
             .map(str::to_owned)
             .collect();
         fields.extend(map.canonical_names());
@@ -486,6 +494,11 @@ impl PipedriveObject {
                 self.max_chars
                     .iter()
                     .map(|(f, max)| ferry_core::FieldLimit::max_chars(*f, *max)),
+            )
+            .chain(
+                self.to_the_second
+                    .iter()
+                    .map(|f| ferry_core::FieldLimit::to_the_second(*f)),
             )
             .collect()
     }
@@ -593,18 +606,20 @@ mod tests {
         );
         // A deal holds many persons, as participants.
         assert_eq!(deals.limits(), []);
-        // A note: its body, author and parents (the original time keys it, see `notes`).
+        // A note: its body, author, parents and original time (which also keys it, see
+        // `notes`), to the second.
         let notes = binding(ObjectType::NOTES).unwrap();
         assert_eq!(
             notes.stored_fields(&notes.standard_map()),
-            ["body", "owner", "parents"]
+            ["body", "owner", "parents", "timestamp"]
         );
         // One parent of each kind: three at most; the body as Pipedrive's limit.
         assert_eq!(
             notes.limits(),
             [
                 ferry_core::FieldLimit::max_links("parents", 3),
-                ferry_core::FieldLimit::max_chars("body", 100_000)
+                ferry_core::FieldLimit::max_chars("body", 100_000),
+                ferry_core::FieldLimit::to_the_second("timestamp")
             ]
         );
     }

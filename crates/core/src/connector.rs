@@ -329,8 +329,9 @@ pub struct Capability {
     /// over its limit before writing ([`crate::quality::TOO_LONG`]), never truncating it, and
     /// writes the links that fit, reporting each record that lost some
     /// ([`crate::quality::NOT_CARRIED`]), and refuses a value outside the few the sink holds
-    /// ([`crate::quality::VALUE_NOT_HELD`]: a single-currency org's one currency). Empty when
-    /// the sink holds whatever it stores.
+    /// ([`crate::quality::VALUE_NOT_HELD`]: a single-currency org's one currency), and keeps a
+    /// timestamp to the sink's precision ([`crate::quality::TIME_ROUNDED`]). Empty when the
+    /// sink holds whatever it stores.
     pub limits: Vec<FieldLimit>,
 }
 
@@ -350,6 +351,9 @@ pub struct FieldLimit {
     /// The only values the sink holds in it, if it holds only some: an org that keeps every
     /// amount in one currency holds that currency and no other. Compared ignoring case.
     pub only_values: Option<Vec<String>>,
+    /// The finest time the sink keeps in a timestamp field, in milliseconds, if coarser than
+    /// one: 1,000 for a vendor that keeps whole seconds.
+    pub precision_ms: Option<i64>,
 }
 
 impl FieldLimit {
@@ -361,6 +365,7 @@ impl FieldLimit {
             counts_plain_text: false,
             max_links: None,
             only_values: None,
+            precision_ms: None,
         }
     }
 
@@ -372,6 +377,20 @@ impl FieldLimit {
             counts_plain_text: false,
             max_links: Some(max),
             only_values: None,
+            precision_ms: None,
+        }
+    }
+
+    /// A timestamp field the sink keeps to the whole second: the engine writes and verifies
+    /// the time to the second, and says which records lost a fraction of a second.
+    pub fn to_the_second(field: impl Into<String>) -> FieldLimit {
+        FieldLimit {
+            field: field.into(),
+            max_chars: None,
+            counts_plain_text: false,
+            max_links: None,
+            only_values: None,
+            precision_ms: Some(1_000),
         }
     }
 
@@ -384,6 +403,7 @@ impl FieldLimit {
             counts_plain_text: false,
             max_links: None,
             only_values: Some(values),
+            precision_ms: None,
         }
     }
 

@@ -732,6 +732,9 @@ async fn read_stage(
         if !quality.links_not_carried().is_empty() {
             shared.tally().report.links_not_carried = quality.links_not_carried().clone();
         }
+        if !quality.times_rounded().is_empty() {
+            shared.tally().report.times_rounded = quality.times_rounded().clone();
+        }
         shared.close_page(seq, downstream, settled_now, page.next.clone())?;
         match page.next {
             Some(next) if cursor.as_deref() == Some(next.as_str()) => {

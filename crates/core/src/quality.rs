@@ -300,6 +300,10 @@ pub const TOO_LONG: &str = "TOO_LONG";
 /// org's).
 pub const VALUE_NOT_HELD: &str = "VALUE_NOT_HELD";
 
+/// The code of the warning for a record whose timestamp had a fraction of a second the sink
+/// does not keep ([`crate::FieldLimit::to_the_second`]): written and verified to the second.
+pub const TIME_ROUNDED: &str = "TIME_ROUNDED";
+
 /// The code of the warning for a record written with fewer links than it has, because the
 /// sink holds fewer in that field ([`crate::FieldLimit::max_links`]).
 pub const NOT_CARRIED: &str = "NOT_CARRIED";
@@ -345,6 +349,8 @@ pub struct QualityChecker {
     limits: Vec<FieldLimit>,
     /// Per link field, how many records were written with links left out.
     links_not_carried: BTreeMap<String, u64>,
+    /// Per timestamp field, the records whose time was cut to the sink's precision.
+    times_rounded: BTreeMap<String, u64>,
 }
 
 /// Object names in priority order for messages: `deals, contacts, companies`.
@@ -398,6 +404,7 @@ impl QualityChecker {
             value_maps: Vec::new(),
             limits: Vec::new(),
             links_not_carried: BTreeMap::new(),
+            times_rounded: BTreeMap::new(),
         }
     }
 
@@ -415,6 +422,12 @@ impl QualityChecker {
     /// ([`NOT_CARRIED`]).
     pub fn links_not_carried(&self) -> &BTreeMap<String, u64> {
         &self.links_not_carried
+    }
+
+    /// Per timestamp field, how many records had a time finer than the sink keeps
+    /// ([`TIME_ROUNDED`]).
+    pub fn times_rounded(&self) -> &BTreeMap<String, u64> {
+        &self.times_rounded
     }
 
     /// Carries picklist labels into the sink's list before anything else is checked: a label
@@ -519,9 +532,10 @@ impl QualityChecker {
         }
         if !self.limits.is_empty() {
             self.check_lengths(record, &mut findings);
-            // Links are cut only from a record that is written.
+            // Links are cut, and times rounded, only in a record that is written.
             if !findings.iter().any(|f| f.action == Action::Reject) {
                 self.fit_links(record, &mut findings);
+                self.round_times(record, &mut findings);
             }
         }
         findings
@@ -640,6 +654,34 @@ impl QualityChecker {
                 .links_not_carried
                 .entry(limit.field.clone())
                 .or_default() += 1;
+        }
+    }
+
+    /// Cuts timestamps to the precision the sink keeps, so that the digest covers the time as
+    /// the sink will hold it, and says so for each record that lost a fraction.
+    fn round_times(&mut self, record: &mut Record, findings: &mut Vec<Finding>) {
+        for limit in &self.limits {
+            let Some(precision) = limit.precision_ms.filter(|p| *p > 1) else {
+                continue;
+            };
+            let Some(Value::Timestamp(ms)) = record.fields.get_mut(limit.field.as_str()) else {
+                continue;
+            };
+            let fraction = ms.rem_euclid(precision);
+            if fraction == 0 {
+                continue;
+            }
+            *ms -= fraction;
+            findings.push(Finding {
+                code: TIME_ROUNDED,
+                reason: format!(
+                    "field `{}` has a fraction of a second and {} keeps whole seconds there: \
+                     written and verified to the second",
+                    limit.field, self.sink
+                ),
+                action: Action::Write,
+            });
+            *self.times_rounded.entry(limit.field.clone()).or_default() += 1;
         }
     }
 
@@ -1418,6 +1460,34 @@ mod tests {
             "{}",
             f[0].reason
         );
+    }
+
+    #[test]
+    fn a_time_finer_than_the_sink_keeps_is_cut_to_the_second_and_said() {
+        let mut q = limited(vec![FieldLimit::to_the_second("timestamp")]);
+        let mut fine = note("n-1", "hi", &[]);
+        fine.set_named("timestamp", Value::Timestamp(1_704_164_645_999));
+        let f = q.check(&mut fine);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].code, f[0].action), (TIME_ROUNDED, Action::Write));
+        assert_eq!(
+            f[0].reason,
+            "field `timestamp` has a fraction of a second and onesink keeps whole seconds \
+             there: written and verified to the second"
+        );
+        assert_eq!(
+            fine.get("timestamp"),
+            Some(&Value::Timestamp(1_704_164_645_000))
+        );
+        // Whole seconds, and times before 1970, are kept to the second as well.
+        let mut whole = note("n-2", "hi", &[]);
+        whole.set_named("timestamp", Value::Timestamp(1_704_164_645_000));
+        assert!(q.check(&mut whole).is_empty());
+        let mut early = note("n-3", "hi", &[]);
+        early.set_named("timestamp", Value::Timestamp(-1_500));
+        assert_eq!(q.check(&mut early)[0].code, TIME_ROUNDED);
+        assert_eq!(early.get("timestamp"), Some(&Value::Timestamp(-2_000)));
+        assert_eq!(q.times_rounded().get("timestamp"), Some(&2));
     }
 
     #[test]

@@ -82,6 +82,10 @@ pub struct ObjectReport {
     /// holds fewer there ([`crate::FieldLimit::max_links`]); each is listed in the warnings
     /// (`NOT_CARRIED`) with how many links of which objects.
     pub links_not_carried: std::collections::BTreeMap<String, u64>,
+    /// Per timestamp field, how many records had a time finer than the sink keeps, written and
+    /// verified to the sink's precision ([`crate::FieldLimit::to_the_second`]); each is listed
+    /// in the warnings (`TIME_ROUNDED`).
+    pub times_rounded: std::collections::BTreeMap<String, u64>,
     /// Records of this object in the sink that carry a source id, counted once the object was
     /// finished; `None` when not counted (the sink cannot count, or the run did not read the
     /// source whole, e.g. after a resume).

@@ -2,7 +2,8 @@
 //! sink: a note body longer than the sink's limit is refused before the write (never
 //! truncated), a note with more parents than the sink holds arrives with the first by the
 //! edge's priority and is reported as not carried, and both verify. The sink stores the plain
-//! text of the bodies, as a vendor without HTML notes does, so HTML bodies verify too.
+//! text of the bodies, as a vendor without HTML notes does, so HTML bodies verify too, and
+//! keeps a note's time to the second, so a time with milliseconds is cut before the digest.
 
 mod common;
 
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use common::MemorySource;
 use ferry_core::model::{FieldSpec, FieldType, Link, ObjectSpec, RefSpec, write_order};
-use ferry_core::quality::{NOT_CARRIED, TOO_LONG};
+use ferry_core::quality::{NOT_CARRIED, TIME_ROUNDED, TOO_LONG};
 use ferry_core::{
     Capability, ConnectorResult, FieldLimit, Mode, ObjectType, Progress, Record, RecordOutcome,
     RecordRejection, Report, RunOptions, Sink, Stage, Value, Written, field, run,
@@ -20,6 +21,7 @@ use ferry_core::{
 
 const BODY: &str = "body";
 const PARENTS: &str = "parents";
+const TIME: &str = "timestamp";
 /// The sink's longest body, HubSpot's `hs_note_body`.
 const MAX_BODY: usize = 65_536;
 
@@ -47,11 +49,16 @@ static NOTES_SPEC: ObjectSpec = ObjectSpec {
                 many: true,
             }),
         },
+        FieldSpec {
+            name: TIME,
+            ty: FieldType::Timestamp,
+        },
     ],
 };
 const NOTES: ObjectType = ObjectType::new(&NOTES_SPEC);
 
-/// A sink of single-parent notes with plain-text bodies of at most [`MAX_BODY`] characters.
+/// A sink of single-parent notes with plain-text bodies of at most [`MAX_BODY`] characters,
+/// and times to the second.
 /// Like a vendor, it refuses what it cannot hold (so a record the engine let through over a
 /// limit shows up as the sink's refusal, not the engine's), and it stores the plain form of a
 /// body.
@@ -74,6 +81,7 @@ impl Sink for OneParentSink {
             vec![
                 FieldLimit::max_chars(BODY, MAX_BODY).of_plain_text(),
                 FieldLimit::max_links(PARENTS, 1),
+                FieldLimit::to_the_second(TIME),
             ]
         } else {
             Vec::new()
@@ -115,6 +123,9 @@ impl Sink for OneParentSink {
                     if body.chars().count() > MAX_BODY {
                         refused = Some("STRING_TOO_LONG");
                     }
+                }
+                if let Some(Value::Timestamp(ms)) = copy.fields.get_mut(TIME) {
+                    *ms -= ms.rem_euclid(1_000);
                 }
                 if matches!(copy.get(PARENTS), Some(Value::Links(l)) if l.len() > 1) {
                     refused = Some("ONE_PARENT_ONLY");
@@ -211,6 +222,9 @@ fn crm() -> Vec<Record> {
         let mut n = Record::new(NOTES, id);
         n.set_named(BODY, Value::Text(body));
         n.set_named(PARENTS, Value::Links(parents));
+        // One note's time has milliseconds; the others are whole seconds.
+        let ms = if id == "n-plain" { 250 } else { 0 };
+        n.set_named(TIME, Value::Timestamp(1_704_164_645_000 + ms));
         records.push(n);
     }
     records
@@ -325,6 +339,15 @@ async fn a_body_too_long_is_refused_and_parents_beyond_the_limit_are_reported_no
         notes.links_not_carried,
         BTreeMap::from([(PARENTS.to_owned(), 2)])
     );
+    // The time with milliseconds: cut to the second the sink keeps, said, and verified.
+    let rounded: Vec<&str> = report
+        .warnings
+        .iter()
+        .filter(|w| w.code == TIME_ROUNDED)
+        .map(|w| w.source_id.as_str())
+        .collect();
+    assert_eq!(rounded, ["n-plain"]);
+    assert_eq!(notes.times_rounded, BTreeMap::from([(TIME.to_owned(), 1)]));
     let json = serde_json::to_string(&report).unwrap();
     assert!(
         json.contains("\"links_not_carried\":{\"parents\":2}") && !json.contains("Łódź"),
@@ -362,9 +385,12 @@ async fn without_the_declared_limits_the_sink_refuses_them_itself() {
         codes,
         [
             ("n-long", "STRING_TOO_LONG"),
+            ("n-plain", "CHECKSUM_MISMATCH"),
             ("n-three", "ONE_PARENT_ONLY"),
             ("n-two", "ONE_PARENT_ONLY")
         ]
     );
+    // The time with milliseconds reads back cut to the second: a mismatch.
+    assert_eq!(notes_of(&report).mismatched, 1);
     assert!(notes_of(&report).links_not_carried.is_empty());
 }
