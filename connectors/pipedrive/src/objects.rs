@@ -483,13 +483,13 @@ impl PipedriveObject {
     }
 
     /// What Pipedrive cannot hold of this object's fields: a link field holds one link per
-    /// target object, unless participants hold more (a deal's persons); some text fields
-    /// have a most characters (a note's body).
+    /// target object (a note's one deal, one person, one organisation), unless participants
+    /// hold more (a deal's persons); some text fields have a most characters (a note's body).
     pub fn limits(&self) -> Vec<ferry_core::FieldLimit> {
         self.links
             .iter()
             .filter(|l| !l.participants)
-            .map(|l| ferry_core::FieldLimit::max_links(l.canonical, l.targets.len()))
+            .map(|l| ferry_core::FieldLimit::max_links_per_target(l.canonical, 1))
             .chain(
                 self.max_chars
                     .iter()
@@ -613,11 +613,11 @@ mod tests {
             notes.stored_fields(&notes.standard_map()),
             ["body", "owner", "parents", "timestamp"]
         );
-        // One parent of each kind: three at most; the body as Pipedrive's limit.
+        // One parent of each kind; the body as Pipedrive's limit.
         assert_eq!(
             notes.limits(),
             [
-                ferry_core::FieldLimit::max_links("parents", 3),
+                ferry_core::FieldLimit::max_links_per_target("parents", 1),
                 ferry_core::FieldLimit::max_chars("body", 100_000),
                 ferry_core::FieldLimit::to_the_second("timestamp")
             ]

@@ -348,6 +348,9 @@ pub struct FieldLimit {
     /// The most links (a [`crate::Value::Links`] field) the sink holds in it, if it has a
     /// limit: 1 for a vendor that takes a single parent per note.
     pub max_links: Option<usize>,
+    /// The most links to each target object the sink holds in it, if it has a limit: 1 for a
+    /// vendor that hangs a note on one deal, one person and one organisation at most.
+    pub max_per_target: Option<usize>,
     /// The only values the sink holds in it, if it holds only some: an org that keeps every
     /// amount in one currency holds that currency and no other. Compared ignoring case.
     pub only_values: Option<Vec<String>>,
@@ -364,6 +367,7 @@ impl FieldLimit {
             max_chars: Some(max),
             counts_plain_text: false,
             max_links: None,
+            max_per_target: None,
             only_values: None,
             precision_ms: None,
         }
@@ -376,6 +380,21 @@ impl FieldLimit {
             max_chars: None,
             counts_plain_text: false,
             max_links: Some(max),
+            max_per_target: None,
+            only_values: None,
+            precision_ms: None,
+        }
+    }
+
+    /// A link field holding at most `max` links to each of its target objects (one deal, one
+    /// person and one organisation per note).
+    pub fn max_links_per_target(field: impl Into<String>, max: usize) -> FieldLimit {
+        FieldLimit {
+            field: field.into(),
+            max_chars: None,
+            counts_plain_text: false,
+            max_links: None,
+            max_per_target: Some(max),
             only_values: None,
             precision_ms: None,
         }
@@ -389,6 +408,7 @@ impl FieldLimit {
             max_chars: None,
             counts_plain_text: false,
             max_links: None,
+            max_per_target: None,
             only_values: None,
             precision_ms: Some(1_000),
         }
@@ -402,6 +422,7 @@ impl FieldLimit {
             max_chars: None,
             counts_plain_text: false,
             max_links: None,
+            max_per_target: None,
             only_values: Some(values),
             precision_ms: None,
         }

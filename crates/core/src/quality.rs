@@ -601,16 +601,25 @@ impl QualityChecker {
     fn fit_links(&mut self, record: &mut Record, findings: &mut Vec<Finding>) {
         let object = record.object;
         for limit in &self.limits {
-            let Some(max) = limit.max_links else {
-                continue;
+            let holds = match (limit.max_links, limit.max_per_target) {
+                (Some(max), None) => format!("at most {max}"),
+                (None, Some(each)) => format!("at most {each} of each object"),
+                (Some(max), Some(each)) => format!("at most {max}, {each} of each object,"),
+                (None, None) => continue,
             };
+            let max = limit.max_links.unwrap_or(usize::MAX);
+            let per_target = limit.max_per_target.unwrap_or(usize::MAX);
             let Some(Value::Links(links)) = record.fields.get_mut(limit.field.as_str()) else {
                 continue;
             };
             // A link listed twice is one link (the checksum counts it once too).
             let mut seen = HashSet::new();
             links.retain(|l| seen.insert((l.object, l.id.clone())));
-            if links.len() <= max {
+            let mut per_object: BTreeMap<ObjectType, usize> = BTreeMap::new();
+            for link in links.iter() {
+                *per_object.entry(link.object).or_default() += 1;
+            }
+            if links.len() <= max && per_object.values().all(|n| *n <= per_target) {
                 continue;
             }
             let targets: &[ObjectType] = object
@@ -624,7 +633,20 @@ impl QualityChecker {
                     .position(|t| *t == l.object)
                     .unwrap_or(usize::MAX)
             });
-            let left_out = links.split_off(max);
+            let total = links.len();
+            let mut kept_of: BTreeMap<ObjectType, usize> = BTreeMap::new();
+            let mut left_out = Vec::new();
+            let mut kept = Vec::with_capacity(total.min(max));
+            for link in links.drain(..) {
+                let of = kept_of.entry(link.object).or_default();
+                if kept.len() < max && *of < per_target {
+                    *of += 1;
+                    kept.push(link);
+                } else {
+                    left_out.push(link);
+                }
+            }
+            *links = kept;
             let mut by_object: BTreeMap<ObjectType, u64> = BTreeMap::new();
             for link in &left_out {
                 *by_object.entry(link.object).or_default() += 1;
@@ -641,10 +663,10 @@ impl QualityChecker {
             findings.push(Finding {
                 code: NOT_CARRIED,
                 reason: format!(
-                    "field `{}` has {} and {} holds at most {max} there: {} not carried \
+                    "field `{}` has {} and {} holds {holds} there: {} not carried \
                      ({which}); written with {kept}",
                     limit.field,
-                    crate::report::count((links.len() + left_out.len()) as u64, "link", "links"),
+                    crate::report::count(total as u64, "link", "links"),
                     self.sink,
                     left_out.len()
                 ),
@@ -1460,6 +1482,54 @@ mod tests {
             "{}",
             f[0].reason
         );
+    }
+
+    #[test]
+    fn links_beyond_one_per_target_are_cut_per_object_and_reported() {
+        // One deal, one person and one organisation per note (Pipedrive).
+        let mut q = limited(vec![FieldLimit::max_links_per_target("parents", 1)]);
+        let deals = ObjectType::new(&DEALS);
+        let mut n = note(
+            "n-1",
+            "x",
+            &[
+                (ObjectType::CONTACTS, "p-1"),
+                (ObjectType::COMPANIES, "co-1"),
+                (ObjectType::CONTACTS, "p-2"),
+                (deals, "d-1"),
+            ],
+        );
+        let f = q.check(&mut n);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].code, f[0].action), (NOT_CARRIED, Action::Write));
+        assert_eq!(
+            f[0].reason,
+            "field `parents` has 4 links and onesink holds at most 1 of each object there: 1 not \
+             carried (1 of contacts); written with the first by priority (deals, contacts, \
+             companies)"
+        );
+        let kept: Vec<(ObjectType, &str)> = match n.get("parents") {
+            Some(Value::Links(l)) => l.iter().map(|l| (l.object, l.id.as_str())).collect(),
+            _ => Vec::new(),
+        };
+        assert_eq!(
+            kept,
+            [
+                (deals, "d-1"),
+                (ObjectType::CONTACTS, "p-1"),
+                (ObjectType::COMPANIES, "co-1")
+            ]
+        );
+        // One of each: nothing cut, nothing said.
+        let mut fits = note(
+            "n-2",
+            "x",
+            &[
+                (ObjectType::CONTACTS, "p-1"),
+                (ObjectType::COMPANIES, "co-1"),
+            ],
+        );
+        assert!(q.check(&mut fits).is_empty());
     }
 
     #[test]
