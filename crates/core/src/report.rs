@@ -95,6 +95,10 @@ pub struct ObjectReport {
     pub source_http: HttpReport,
     /// Requests the sink's client sent while this object ran: writing, reading back, counting.
     pub sink_http: HttpReport,
+    /// `sync` only: whether the read was full or incremental, and the watermark before and
+    /// after. Absent from other commands' reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::sync::SyncReport>,
 }
 
 /// Request counts of one vendor's HTTP client.
