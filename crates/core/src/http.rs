@@ -227,7 +227,12 @@ impl HttpResponse {
     /// The vendor's clock when it answered: the `Date` header (RFC 9110, whole seconds), in
     /// milliseconds since the Unix epoch. `None` when absent or unreadable.
     pub fn date_ms(&self) -> Option<i64> {
-        let raw = self.headers.get(reqwest::header::DATE)?.to_str().ok()?.trim();
+        let raw = self
+            .headers
+            .get(reqwest::header::DATE)?
+            .to_str()
+            .ok()?
+            .trim();
         let when = httpdate::parse_http_date(raw).ok()?;
         let since = when.duration_since(std::time::UNIX_EPOCH).ok()?;
         i64::try_from(since.as_millis()).ok()

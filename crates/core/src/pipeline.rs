@@ -505,7 +505,10 @@ pub async fn run(
             if let Err(e) = &saved {
                 tracing::error!(object = %object, error = %e, "cannot save the sync state");
                 if report.error.is_none() {
-                    report.fail(ErrorKind::Internal, format!("cannot save the sync state: {e}"));
+                    report.fail(
+                        ErrorKind::Internal,
+                        format!("cannot save the sync state: {e}"),
+                    );
                 }
             }
             if !clean {
@@ -513,7 +516,11 @@ pub async fn run(
             }
             let before = since.as_ref().map(crate::sync::Watermark::to_rfc3339);
             r.sync = Some(crate::sync::SyncReport {
-                read: if since.is_some() { "incremental" } else { "full" },
+                read: if since.is_some() {
+                    "incremental"
+                } else {
+                    "full"
+                },
                 watermark_after: match saved {
                     Ok(()) => after.as_ref().map(crate::sync::Watermark::to_rfc3339),
                     Err(_) => before.clone(),
@@ -1349,7 +1356,7 @@ mod tests {
             reads: AtomicUsize::new(0),
         });
         let dyn_source: Arc<dyn Source> = source.clone();
-        let mut pager = Pager::start(&dyn_source, ObjectType::CONTACTS, None);
+        let mut pager = Pager::start(&dyn_source, ObjectType::CONTACTS, None, None);
         // Nothing takes the pages yet: the pager holds PAGES_AHEAD, plus one waiting to go,
         // and fetches no more however long it is left.
         let reads = || source.reads.load(Ordering::SeqCst);

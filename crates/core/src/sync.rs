@@ -414,7 +414,11 @@ mod tests {
     fn a_state_round_trips_and_holds_only_watermarks() {
         let path = dir("round").join("state.json");
         let state = StateFile::open(&path, "fp", "salesforce", "hubspot").unwrap();
-        assert_eq!(state.since(ObjectType::CONTACTS), None, "a first sync is full");
+        assert_eq!(
+            state.since(ObjectType::CONTACTS),
+            None,
+            "a first sync is full"
+        );
         let mark = Watermark::at(1_765_000_000_000);
         state.advance(ObjectType::CONTACTS, mark.clone()).unwrap();
         assert!(!crate::checkpoint::temp_path(&path).exists());
@@ -494,7 +498,11 @@ mod tests {
     fn the_watermark_moves_only_to_a_settled_point_before_the_read() {
         let overlap = std::time::Duration::from_secs(300);
         let point = Watermark::settled_before(1_765_000_123_456, overlap);
-        assert_eq!(point.at_ms, 1_765_000_123_000 - 300_000, "less the overlap, whole seconds");
+        assert_eq!(
+            point.at_ms,
+            1_765_000_123_000 - 300_000,
+            "less the overlap, whole seconds"
+        );
         let previous = Watermark::at(1_000);
         assert_eq!(
             next_watermark(Some(&previous), &point, true),
