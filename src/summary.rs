@@ -93,6 +93,26 @@ pub fn human(report: &Report) -> String {
             count(resumed, "record was", "records were")
         );
     }
+    for o in &report.objects {
+        let (Some(object), Some(sync)) = (o.object, &o.sync) else {
+            continue;
+        };
+        let read = match &sync.watermark_before {
+            Some(since) => format!("incremental read of the changes since {since}"),
+            None => "full read".to_owned(),
+        };
+        let after = sync.watermark_after.as_deref().unwrap_or("none");
+        let _ = writeln!(
+            out,
+            "sync {object}: {read}, {}; watermark {}",
+            count(o.read, "record", "records"),
+            if sync.advanced {
+                format!("now {after}")
+            } else {
+                format!("kept at {after}: the next sync reads these changes again")
+            }
+        );
+    }
     // Only a migration keeps a checkpoint: a verify has nothing to resume.
     if report.command == "migrate"
         && matches!(report.outcome, Outcome::Interrupted | Outcome::Failed)
@@ -299,7 +319,7 @@ pub fn sandbox(status: &hardening::Status) -> String {
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect();
-            line.push_str(&format!(" except checkpoint files in {}", dirs.join(", ")));
+            line.push_str(&format!(" except checkpoint and sync state files in {}", dirs.join(", ")));
         }
     }
     if status.core_dumps_disabled {
@@ -425,7 +445,7 @@ mod tests {
         assert_eq!(
             sandbox(&status),
             "sandbox: Landlock enforced (kernel ABI 7): no filesystem writes except checkpoint \
-             files in /var/lib/ferry; core dumps disabled\n"
+             and sync state files in /var/lib/ferry; core dumps disabled\n"
         );
         status.writable.clear();
         assert!(sandbox(&status).contains("no filesystem writes at all;"));

@@ -166,6 +166,8 @@ pub enum ErrorKind {
     Internal,
     /// The run was asked to stop (SIGINT/SIGTERM).
     Interrupted,
+    /// Another `ferry sync` holds the lock of the same sync state; nothing was done.
+    Locked,
 }
 
 impl ErrorKind {
@@ -178,6 +180,7 @@ impl ErrorKind {
             ErrorKind::Vendor => "vendor",
             ErrorKind::Internal => "internal",
             ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Locked => "locked",
         }
     }
 }
