@@ -131,8 +131,14 @@ impl SyncConfig {
                  not built yet)"
             ),
         }
-        if self.state.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
-            bail!("config key `sync.state`: is empty; name a file such as \"ferry-sync-state.json\"");
+        if self
+            .state
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            bail!(
+                "config key `sync.state`: is empty; name a file such as \"ferry-sync-state.json\""
+            );
         }
         Ok(())
     }

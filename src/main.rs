@@ -298,9 +298,11 @@ async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> 
             plan::run(args, run, setup).await
         }
         (Command::Fields(args), _) => fields::run(args).await,
-        (Command::Migrate(_) | Command::Sync(_) | Command::Verify(_) | Command::Plan(_), None) => Err(
-            CliError::failed(anyhow::anyhow!("internal error: the run was not prepared")),
-        ),
+        (Command::Migrate(_) | Command::Sync(_) | Command::Verify(_) | Command::Plan(_), None) => {
+            Err(CliError::failed(anyhow::anyhow!(
+                "internal error: the run was not prepared"
+            )))
+        }
         (
             Command::Check {
                 config,

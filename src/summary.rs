@@ -319,7 +319,10 @@ pub fn sandbox(status: &hardening::Status) -> String {
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect();
-            line.push_str(&format!(" except checkpoint and sync state files in {}", dirs.join(", ")));
+            line.push_str(&format!(
+                " except checkpoint and sync state files in {}",
+                dirs.join(", ")
+            ));
         }
     }
     if status.core_dumps_disabled {
