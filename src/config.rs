@@ -782,6 +782,44 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_sync_table_parses_and_names_its_keys() {
+        let config = Config::parse(GOOD).unwrap();
+        assert_eq!(config.sync.deletes, "ignore");
+        assert_eq!(config.sync.max_deletes, 100);
+        let err = format!("{:#}", config.sync.state_path().unwrap_err());
+        assert!(
+            err.contains("`sync.state`") && err.contains("required"),
+            "{err}"
+        );
+
+        let text = format!("{GOOD}\n[sync]\nstate = \"s.json\"\nmax_deletes = 7\n");
+        let config = Config::parse(&text).unwrap();
+        assert_eq!(config.sync.state_path().unwrap(), Path::new("s.json"));
+        assert_eq!(config.sync.max_deletes, 7);
+
+        for (extra, says) in [
+            (
+                r#"deletes = "archive""#,
+                r#"`sync.deletes`: "archive" is not built yet"#,
+            ),
+            (
+                r#"deletes = "delete""#,
+                r#"`sync.deletes`: "delete" is not built yet"#,
+            ),
+            (
+                r#"deletes = "purge""#,
+                r#"`sync.deletes`: must be "ignore""#,
+            ),
+            (r#"state = """#, "`sync.state`: is empty"),
+            (r#"states = "x""#, "unknown field `states`"),
+        ] {
+            let text = format!("{GOOD}\n[sync]\n{extra}\n");
+            let err = format!("{:#}", Config::parse(&text).unwrap_err());
+            assert!(err.contains(says), "{extra}: {err}");
+        }
+    }
+
     /// The error of `GOOD` with `migration.objects` replaced and `extra` appended, in full.
     fn mapping_error(objects: &str, extra: &str) -> String {
         let text = GOOD.replace(r#"["contacts", "companies"]"#, objects) + extra;
