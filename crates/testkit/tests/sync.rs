@@ -5,7 +5,7 @@
 //! changes is refused before anything is written.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -107,7 +107,7 @@ fn state_path(name: &str) -> PathBuf {
     dir.join("state.json")
 }
 
-async fn sync(source: Arc<dyn Source>, sink: Arc<MemorySink>, state: &PathBuf) -> Report {
+async fn sync(source: Arc<dyn Source>, sink: Arc<MemorySink>, state: &Path) -> Report {
     let file = StateFile::open(state, "fp", source.vendor(), sink.vendor()).unwrap();
     let options = RunOptions {
         objects: vec![ObjectType::COMPANIES, ObjectType::CONTACTS],
