@@ -262,6 +262,7 @@ async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> 
         }
         (Command::Sync(args), Some(mut run)) => {
             guard_same_account(&run, args.allow_same_account).await?;
+            check_sync_accounts(&run).await?;
             let setup = map_fields(&mut run, fields::Creating::Allowed).await?;
             run_config(Mode::Migrate, args, run, cli.quiet, setup).await
         }
@@ -476,6 +477,26 @@ fn refuse_static_same_account(
         ))),
         _ => Ok(()),
     }
+}
+
+/// Refuses (exit 2) a sync whose credentials reach other accounts than its state was written
+/// for (by the vendors' account ids), and records them in a new state. An account id that
+/// cannot be read is not compared (the config's fingerprint still is).
+async fn check_sync_accounts(run: &Prepared) -> Result<(), CliError> {
+    let Some(state) = &run.options.sync else {
+        return Ok(());
+    };
+    let (source, sink) = tokio::join!(run.source.account_id(), run.sink.account_id());
+    let known = |role: &str, id: ferry_core::ConnectorResult<Option<ferry_core::AccountId>>| {
+        id.unwrap_or_else(|e| {
+            tracing::warn!(role, error = %e, "the account id cannot be read; not compared with the sync state's");
+            None
+        })
+    };
+    let (source, sink) = (known("source", source), known("sink", sink));
+    state
+        .check_accounts(source.as_ref(), sink.as_ref())
+        .map_err(CliError::config)
 }
 
 /// Resolves the config's field map against both vendors' fields (creating sink fields when

@@ -276,6 +276,13 @@ async fn a_sync_moves_everything_then_exactly_what_changed_then_nothing() {
             "{text}"
         );
     }
+    // And the accounts it belongs to, as the vendors name them.
+    assert_eq!(
+        state["source_account"].as_str(),
+        Some(format!("org id {}", pair.org.org_id()).as_str()),
+        "{text}"
+    );
+    assert!(state["sink_account"].is_string(), "{text}");
     let first_marks: Vec<String> = OBJECTS
         .iter()
         .map(|o| watermark(&pair.state(), o).expect("watermark"))

@@ -133,6 +133,12 @@ pub struct SyncState {
     pub source: String,
     /// The sink vendor it belongs to, for messages.
     pub sink: String,
+    /// The source's account as its vendor names it (`org id 00D…`), once known.
+    #[serde(default)]
+    pub source_account: Option<String>,
+    /// The sink's account as its vendor names it (`portal id 123`), once known.
+    #[serde(default)]
+    pub sink_account: Option<String>,
     /// A hash of the configuration it belongs to (accounts, objects, field maps): a state is
     /// never used by another.
     pub fingerprint: String,
@@ -225,7 +231,7 @@ impl StateFile {
                 source: source.to_owned(),
                 sink: sink.to_owned(),
                 fingerprint: fingerprint.to_owned(),
-                objects: BTreeMap::new(),
+                ..SyncState::default()
             },
             Err(source) => {
                 return Err(StateError::Io {
@@ -288,6 +294,41 @@ impl StateFile {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Checks the accounts the credentials reach now (as the vendors name them, `None` when a
+    /// vendor cannot say) against those the state was written for, and records them in a state
+    /// that has none yet: a state is never used for another account, even when the config's
+    /// text is the same (a credential reference that now names another org, say).
+    pub fn check_accounts(
+        &self,
+        source: Option<&crate::AccountId>,
+        sink: Option<&crate::AccountId>,
+    ) -> Result<(), StateError> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        for (role, vendor, now, saved) in [
+            ("source", &state.source, source, &mut state.source_account),
+            ("sink", &state.sink, sink, &mut state.sink_account),
+        ] {
+            let Some(now) = now.map(|a| format!("{} {}", a.kind, a.id)) else {
+                continue;
+            };
+            match saved {
+                Some(was) if *was != now => {
+                    return Err(StateError::OtherSync {
+                        path: self.path.clone(),
+                        detail: format!(
+                            "the {role} {vendor} account {was}, and the {role}'s credentials now \
+                             reach {now}"
+                        ),
+                    });
+                }
+                Some(_) => {}
+                None => *saved = Some(now),
+            }
+        }
+        Ok(())
     }
 
     /// The watermark of `object`: where its next read starts; `None` for a full read.
@@ -474,6 +515,33 @@ mod tests {
             err.contains("not valid JSON") && !err.contains("secretish"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_state_of_another_account_is_refused() {
+        let path = dir("accounts").join("state.json");
+        let org = |id: &str| crate::AccountId {
+            kind: "org id",
+            id: id.into(),
+        };
+        let state = StateFile::open(&path, "fp", "salesforce", "hubspot").unwrap();
+        state.check_accounts(Some(&org("00DA")), None).unwrap();
+        state
+            .advance(ObjectType::COMPANIES, Watermark::at(1_000))
+            .unwrap();
+        let again = StateFile::open(&path, "fp", "salesforce", "hubspot").unwrap();
+        again.check_accounts(Some(&org("00DA")), None).unwrap();
+        let err = again
+            .check_accounts(Some(&org("00DB")), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("source salesforce account org id 00DA")
+                && err.contains("now reach org id 00DB"),
+            "{err}"
+        );
+        // A vendor that cannot name its account is not compared.
+        again.check_accounts(None, None).unwrap();
     }
 
     #[test]
