@@ -343,6 +343,18 @@ async fn a_sync_moves_everything_then_exactly_what_changed_then_nothing() {
         assert_eq!(n(&o["source_http"], "requests"), requests(name), "{o:#}");
     }
     let third_usage = pair.org.api_usage() - usage;
+    // The human summary says so, object by object.
+    let out = ferry(&["sync", "--config", &config, "-q"], &all_credentials()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for name in OBJECTS {
+        assert!(
+            stdout.contains(&format!(
+                "sync {name}: incremental read of the changes since "
+            )) && stdout.contains("0 records; watermark now "),
+            "{stdout}"
+        );
+    }
     eprintln!(
         "Salesforce API calls: second sync (5 changes) {second_usage}, third sync (none) {third_usage}"
     );
