@@ -13,7 +13,11 @@ const LISTED: usize = 20;
 /// The report as a person reads it.
 pub fn human(report: &Report) -> String {
     let mut out = String::new();
+    let nothing_read = report.objects.iter().all(|o| o.read == 0);
     let verdict = match report.outcome {
+        Outcome::Verified if report.command == "sync" && nothing_read => {
+            "nothing changed since the last sync: 0 records read, nothing written"
+        }
         Outcome::Verified => "every record written and verified",
         Outcome::RecordsFailed => {
             "every written record verified; some records failed (listed below)"

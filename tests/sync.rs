@@ -347,6 +347,10 @@ async fn a_sync_moves_everything_then_exactly_what_changed_then_nothing() {
     let out = ferry(&["sync", "--config", &config, "-q"], &all_credentials()).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("nothing changed since the last sync: 0 records read"),
+        "{stdout}"
+    );
     for name in OBJECTS {
         assert!(
             stdout.contains(&format!(
