@@ -42,6 +42,8 @@ pub struct Config {
     pub create_missing_fields: bool,
     /// `[mapping.owners]` and `[mapping.deal_stages]`: how owners and stages are mapped.
     pub directory: DirectoryRules,
+    /// The `[sync]` table: `ferry sync`'s state file and deletion policy.
+    pub sync: SyncConfig,
 }
 
 /// A connector's table: its name and the rest of its settings.
@@ -73,6 +75,134 @@ struct RawConfig {
     /// `[mapping.owners]` and `[mapping.deal_stages]`.
     #[serde(default)]
     mapping: RawMapping,
+    /// `[sync]`: `ferry sync`'s settings.
+    #[serde(default)]
+    sync: SyncConfig,
+}
+
+/// The `[sync]` table: what `ferry sync` keeps between runs and how it treats deletions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// The state file: per object, the watermark the next sync reads changes from (no record
+    /// data). Required by `ferry sync`. Relative paths are relative to the working directory.
+    #[serde(default)]
+    pub state: Option<PathBuf>,
+    /// What a sync does with records deleted in the source: only `"ignore"` for now (they stay
+    /// in the sink); `"archive"` and `"delete"` come with deletions.
+    #[serde(default = "default_deletes")]
+    pub deletes: String,
+    /// The most sink records one sync may delete or archive before it stops, once deletions
+    /// are carried. Parsed now; no deletion is made yet. Default 100.
+    #[serde(default = "default_max_deletes")]
+    pub max_deletes: u64,
+}
+
+fn default_deletes() -> String {
+    "ignore".into()
+}
+
+fn default_max_deletes() -> u64 {
+    100
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            state: None,
+            deletes: default_deletes(),
+            max_deletes: default_max_deletes(),
+        }
+    }
+}
+
+impl SyncConfig {
+    /// Checks the values serde's types cannot express.
+    fn validate(&self) -> anyhow::Result<()> {
+        match self.deletes.as_str() {
+            "ignore" => {}
+            "archive" | "delete" => bail!(
+                "config key `sync.deletes`: \"{}\" is not built yet; only \"ignore\" (records \
+                 deleted in the source stay in the sink) is accepted for now",
+                self.deletes
+            ),
+            _ => bail!(
+                "config key `sync.deletes`: must be \"ignore\" (\"archive\" and \"delete\" are \
+                 not built yet)"
+            ),
+        }
+        if self
+            .state
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            bail!(
+                "config key `sync.state`: is empty; name a file such as \"ferry-sync-state.json\""
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks that the state file (if any) can be written where it is configured (see
+    /// [`check_file_key`]).
+    pub fn check_state_path(&self) -> anyhow::Result<()> {
+        match &self.state {
+            Some(path) => check_file_key("sync.state", path, "ferry-sync-state.json"),
+            None => Ok(()),
+        }
+    }
+
+    /// The state file `ferry sync` needs, or an error naming `sync.state`.
+    pub fn state_path(&self) -> anyhow::Result<&Path> {
+        self.state.as_deref().ok_or_else(|| {
+            anyhow!(
+                "config key `sync.state`: is required by `ferry sync`; name the file that keeps \
+                 each object's watermark between syncs, e.g. `[sync]` state = \"ferry-sync-state.json\""
+            )
+        })
+    }
+}
+
+/// Checks that `path`, the value of config key `key`, names a file that can be written: not
+/// empty, not a directory, in an existing directory this user may write. Done when the config
+/// is loaded, so that a bad path stops the run before any vendor is written to.
+fn check_file_key(key: &str, path: &Path, example: &str) -> anyhow::Result<()> {
+    let bad = |what: String| anyhow!("config key `{key}`: {what}");
+    if path.as_os_str().is_empty() {
+        return Err(bad(format!("is empty; name a file such as \"{example}\"")));
+    }
+    if path.as_os_str().as_encoded_bytes().ends_with(b"/") || path.is_dir() {
+        return Err(bad(format!(
+            "`{}` names a directory; name a file in it, such as \"{}/{example}\"",
+            path.display(),
+            path.display().to_string().trim_end_matches('/')
+        )));
+    }
+    let dir = checkpoint_dir(path);
+    match std::fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(bad(format!(
+                "`{}` is not a directory, so `{}` cannot be created",
+                dir.display(),
+                path.display()
+            )));
+        }
+        Err(e) => {
+            return Err(bad(format!(
+                "the directory `{}` cannot be used ({}); create it or name another file",
+                dir.display(),
+                e.kind()
+            )));
+        }
+    }
+    if !writable_dir(&dir) {
+        return Err(bad(format!(
+            "the directory `{}` is not writable by this user",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The `[mapping]` table: owners and stages, which are matched rather than copied.
@@ -347,6 +477,10 @@ impl Config {
             .migration
             .check_checkpoint_path()
             .with_context(|| format!("config file {}", path.display()))?;
+        config
+            .sync
+            .check_state_path()
+            .with_context(|| format!("config file {}", path.display()))?;
         Ok(config)
     }
 
@@ -371,6 +505,7 @@ impl Config {
         };
         raw.migration.validate()?;
         let fields = field_settings(raw.fields, raw.values, &raw.migration)?;
+        raw.sync.validate()?;
         let directory = directory_rules(raw.mapping, &raw.migration)?;
         Ok(Config {
             source,
@@ -379,6 +514,7 @@ impl Config {
             fields,
             create_missing_fields,
             directory,
+            sync: raw.sync,
         })
     }
 }
@@ -644,6 +780,44 @@ mod tests {
             config.source.settings.contains_key("token")
                 && !config.source.settings.contains_key("connector")
         );
+    }
+
+    #[test]
+    fn the_sync_table_parses_and_names_its_keys() {
+        let config = Config::parse(GOOD).unwrap();
+        assert_eq!(config.sync.deletes, "ignore");
+        assert_eq!(config.sync.max_deletes, 100);
+        let err = format!("{:#}", config.sync.state_path().unwrap_err());
+        assert!(
+            err.contains("`sync.state`") && err.contains("required"),
+            "{err}"
+        );
+
+        let text = format!("{GOOD}\n[sync]\nstate = \"s.json\"\nmax_deletes = 7\n");
+        let config = Config::parse(&text).unwrap();
+        assert_eq!(config.sync.state_path().unwrap(), Path::new("s.json"));
+        assert_eq!(config.sync.max_deletes, 7);
+
+        for (extra, says) in [
+            (
+                r#"deletes = "archive""#,
+                r#"`sync.deletes`: "archive" is not built yet"#,
+            ),
+            (
+                r#"deletes = "delete""#,
+                r#"`sync.deletes`: "delete" is not built yet"#,
+            ),
+            (
+                r#"deletes = "purge""#,
+                r#"`sync.deletes`: must be "ignore""#,
+            ),
+            (r#"state = """#, "`sync.state`: is empty"),
+            (r#"states = "x""#, "unknown field `states`"),
+        ] {
+            let text = format!("{GOOD}\n[sync]\n{extra}\n");
+            let err = format!("{:#}", Config::parse(&text).unwrap_err());
+            assert!(err.contains(says), "{extra}: {err}");
+        }
     }
 
     /// The error of `GOOD` with `migration.objects` replaced and `extra` appended, in full.

@@ -183,6 +183,7 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<u8, CliError> {
             deal_stages: demo_deal_stages(from.spec, to.spec),
             ..Default::default()
         },
+        sync: Default::default(),
     };
     let source = crate::connectors::source(&config.source)?;
     let sink = crate::connectors::sink(&config.sink)?;

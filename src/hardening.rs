@@ -11,7 +11,7 @@
 //! - [`seal`] applies a Landlock ruleset that handles every filesystem *write* right (create,
 //!   write, truncate, remove, rename, link, make directories, sockets, fifos, devices and
 //!   symlinks) and grants them nowhere, except where the run is configured to write: the
-//!   checkpoint. Reads stay allowed (config, CA certificates, `/etc/resolv.conf`, `/proc`).
+//!   checkpoint, and `ferry sync`'s state file. Reads stay allowed (config, CA certificates, `/etc/resolv.conf`, `/proc`).
 //!
 //! Landlock restricts the calling thread and the threads it creates afterwards (the kernel's
 //! all-threads flag needs Landlock ABI 8, Linux 7.0), so `main` seals before the async runtime
@@ -70,16 +70,16 @@ pub fn status() -> Option<&'static Status> {
     STATUS.get()
 }
 
-/// Forbids this process filesystem writes, except for `checkpoint` (and its `.tmp` sibling and
-/// the rename between them). Best effort: on a kernel with an older Landlock the rights it
+/// Forbids this process filesystem writes, except for the `files` it keeps (the checkpoint,
+/// `ferry sync`'s state: each with its `.tmp` sibling and the rename between them). Best effort: on a kernel with an older Landlock the rights it
 /// lacks stay unrestricted, and without Landlock nothing is; the returned status says which.
 /// Must run before any thread is started.
-pub fn seal(checkpoint: Option<&Path>) -> &'static Status {
+pub fn seal(files: &[&Path]) -> &'static Status {
     let core = CORE_DUMPS
         .get()
         .cloned()
         .unwrap_or_else(|| Err("not attempted".into()));
-    let mut status = landlock(checkpoint);
+    let mut status = landlock(files);
     status.core_dumps_disabled = core.is_ok();
     status.core_dumps_detail = core.err().unwrap_or_default();
     if status.landlock != "enforced" {
@@ -101,7 +101,7 @@ fn checkpoint_dir(checkpoint: &Path) -> PathBuf {
 }
 
 #[cfg(target_os = "linux")]
-fn landlock(checkpoint: Option<&Path>) -> Status {
+fn landlock(files: &[&Path]) -> Status {
     use landlock::{
         ABI, AccessFs, LandlockStatus, PathBeneath, PathFd, Ruleset, RulesetAttr,
         RulesetCreatedAttr, RulesetStatus,
@@ -130,16 +130,20 @@ fn landlock(checkpoint: Option<&Path>) -> Status {
         if let Ok(fd) = PathFd::new("/dev/null") {
             ruleset = ruleset.add_rule(PathBeneath::new(fd, AccessFs::WriteFile))?;
         }
-        if let Some(path) = checkpoint {
+        for path in files {
             let dir = checkpoint_dir(path);
             match PathFd::new(&dir) {
                 Ok(fd) => {
                     ruleset = ruleset.add_rule(PathBeneath::new(fd, checkpoint_rights))?;
-                    writable.push(std::fs::canonicalize(&dir).unwrap_or(dir));
+                    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+                    if !writable.contains(&dir) {
+                        writable.push(dir);
+                    }
                 }
                 Err(_) => notes.push(format!(
-                    "the checkpoint's directory {} does not exist, so no write is allowed there",
-                    dir.display()
+                    "the directory {} of {} does not exist, so no write is allowed there",
+                    dir.display(),
+                    path.display()
                 )),
             }
         }
@@ -230,7 +234,7 @@ fn landlock(checkpoint: Option<&Path>) -> Status {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn landlock(_checkpoint: Option<&Path>) -> Status {
+fn landlock(_files: &[&Path]) -> Status {
     Status {
         landlock: "unavailable",
         abi: None,
@@ -261,7 +265,7 @@ mod tests {
         let sealed = {
             let (checkpoint, outside, base) = (checkpoint.clone(), outside.clone(), base.clone());
             std::thread::spawn(move || {
-                let status = seal(Some(&checkpoint)).clone();
+                let status = seal(&[&checkpoint]).clone();
                 if status.landlock == "unavailable" {
                     return status;
                 }

@@ -45,6 +45,8 @@ use ferry_core::{ErrorKind, Mode, Outcome, Progress, Report, Role, RunOptions};
 pub const EXIT_CONFIG: u8 = 2;
 /// Exit code when the run failed (network, credentials, vendor errors).
 pub const EXIT_FAILED: u8 = 1;
+/// Exit code when another `ferry sync` holds the sync state's lock (see README: exit codes).
+pub const EXIT_LOCKED: u8 = 5;
 
 #[derive(Parser)]
 #[command(
@@ -105,6 +107,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Migrates the objects named in the config from source to sink, then verifies them.
     Migrate(MigrateArgs),
+    /// Moves what changed in the source since the last sync (everything, the first time), then
+    /// verifies it; `[sync] state` keeps each object's watermark between runs.
+    Sync(RunArgs),
     /// Re-reads source and sink and compares checksums, writing nothing.
     Verify(RunArgs),
     /// A dry run: checks config and connectivity, reads each object's first page and shows
@@ -213,6 +218,7 @@ fn main() -> ExitCode {
 fn json_command(command: &Command) -> Option<&'static str> {
     match command {
         Command::Migrate(args) if args.run.report == ReportFormat::Json => Some("migrate"),
+        Command::Sync(args) if args.report == ReportFormat::Json => Some("sync"),
         Command::Verify(args) if args.report == ReportFormat::Json => Some("verify"),
         _ => None,
     }
@@ -254,6 +260,12 @@ async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> 
             let setup = map_fields(&mut run, fields::Creating::Allowed).await?;
             run_config(Mode::Migrate, args.run, run, cli.quiet, setup).await
         }
+        (Command::Sync(args), Some(mut run)) => {
+            guard_same_account(&run, args.allow_same_account).await?;
+            check_sync_accounts(&run).await?;
+            let setup = map_fields(&mut run, fields::Creating::Allowed).await?;
+            run_config(Mode::Migrate, args, run, cli.quiet, setup).await
+        }
         (Command::Verify(args), Some(mut run)) => {
             guard_same_account(&run, args.allow_same_account).await?;
             let setup = map_fields(&mut run, fields::Creating::Never).await?;
@@ -287,9 +299,11 @@ async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> 
             plan::run(args, run, setup).await
         }
         (Command::Fields(args), _) => fields::run(args).await,
-        (Command::Migrate(_) | Command::Verify(_) | Command::Plan(_), None) => Err(
-            CliError::failed(anyhow::anyhow!("internal error: the run was not prepared")),
-        ),
+        (Command::Migrate(_) | Command::Sync(_) | Command::Verify(_) | Command::Plan(_), None) => {
+            Err(CliError::failed(anyhow::anyhow!(
+                "internal error: the run was not prepared"
+            )))
+        }
         (
             Command::Check {
                 config,
@@ -316,6 +330,10 @@ pub struct Prepared {
     pub sink: Arc<dyn ferry_core::Sink>,
     /// The run's options, with the checkpoint opened.
     pub options: RunOptions,
+    /// `sync`: the lock of the sync state, held until the process ends.
+    pub lock: Option<ferry_core::sync::StateLock>,
+    /// The command's name in the report: `migrate`, `sync`, `verify`.
+    pub command: &'static str,
 }
 
 /// Sets up the commands that handle customer data and seals the filesystem (Landlock) for
@@ -323,19 +341,25 @@ pub struct Prepared {
 fn prepare(command: &Command) -> Result<Option<Prepared>, CliError> {
     let prepared = match command {
         Command::Migrate(args) => Some(prepare_run(
-            Mode::Migrate,
+            "migrate",
             &args.run.config,
             args.fresh,
             args.run.allow_same_account,
         )?),
+        Command::Sync(args) => Some(prepare_run(
+            "sync",
+            &args.config,
+            false,
+            args.allow_same_account,
+        )?),
         Command::Verify(args) => Some(prepare_run(
-            Mode::Verify,
+            "verify",
             &args.config,
             false,
             args.allow_same_account,
         )?),
         Command::Plan(args) => Some(prepare_run(
-            Mode::Verify,
+            "plan",
             &args.config,
             false,
             args.allow_same_account,
@@ -345,19 +369,23 @@ fn prepare(command: &Command) -> Result<Option<Prepared>, CliError> {
             return Ok(None);
         }
     };
-    let checkpoint = prepared
-        .as_ref()
-        .and_then(|p| p.options.checkpoint.as_deref())
-        .map(|c| c.path());
-    hardening::seal(checkpoint);
+    let options = prepared.as_ref().map(|p| &p.options);
+    let writable: Vec<&Path> = options
+        .and_then(|o| o.checkpoint.as_deref())
+        .map(|c| c.path())
+        .into_iter()
+        .chain(options.and_then(|o| o.sync.as_deref()).map(|s| s.path()))
+        .collect();
+    hardening::seal(&writable);
     Ok(prepared)
 }
 
 /// Loads the config, builds both connectors (running any secret commands) and opens the
-/// checkpoint (`migrate` only). No network I/O. Refuses source and sink in the same account
-/// by their settings before anything else, unless `allow_same_account`.
+/// checkpoint (`migrate` only) or takes the lock of the sync state and opens it (`sync`). No
+/// network I/O. Refuses source and sink in the same account by their settings before anything
+/// else, unless `allow_same_account`.
 fn prepare_run(
-    mode: Mode,
+    command: &'static str,
     config_path: &Path,
     fresh: bool,
     allow_same_account: bool,
@@ -369,8 +397,16 @@ fn prepare_run(
     }
     let source = connectors::source(&config.source)?;
     let sink = connectors::sink(&config.sink)?;
-    let checkpoint = match (&config.migration.checkpoint, mode) {
-        (Some(path), Mode::Migrate) => {
+    // A sync keeps its state instead of a checkpoint: a stopped sync reads again from the
+    // watermarks, which move only once an object settled.
+    let (lock, sync) = if command == "sync" {
+        let (lock, state) = open_sync_state(&config, source.vendor(), sink.vendor())?;
+        (Some(lock), Some(Arc::new(state)))
+    } else {
+        (None, None)
+    };
+    let checkpoint = match (&config.migration.checkpoint, command) {
+        (Some(path), "migrate") => {
             let fingerprint = config.fingerprint().map_err(CliError::config)?;
             let file = ferry_core::checkpoint::CheckpointFile::open(path, &fingerprint, fresh)
                 .map_err(|e| match e {
@@ -389,13 +425,42 @@ fn prepare_run(
         stop: None,
         value_maps: Default::default(),
         directory: config.directory.clone(),
+        sync,
     };
     Ok(Prepared {
         config,
         source,
         sink,
         options,
+        lock,
+        command,
     })
+}
+
+/// Takes the lock of the configured sync state (refusing at once, exit 5, when another sync
+/// holds it) and opens the state, refusing one written for another source, sink or
+/// configuration.
+fn open_sync_state(
+    config: &config::Config,
+    source: &str,
+    sink: &str,
+) -> Result<(ferry_core::sync::StateLock, ferry_core::sync::StateFile), CliError> {
+    use ferry_core::sync::StateError;
+    let path = config.sync.state_path().map_err(CliError::config)?;
+    let sorted = |e: StateError| match e {
+        StateError::Locked { .. } => CliError {
+            code: EXIT_LOCKED,
+            kind: ErrorKind::Locked,
+            error: e.into(),
+        },
+        StateError::Io { .. } => CliError::failed(e),
+        StateError::Unreadable { .. } | StateError::OtherSync { .. } => CliError::config(e),
+    };
+    let lock = ferry_core::sync::lock(path).map_err(sorted)?;
+    let fingerprint = config.fingerprint().map_err(CliError::config)?;
+    let state =
+        ferry_core::sync::StateFile::open(path, &fingerprint, source, sink).map_err(sorted)?;
+    Ok((lock, state))
 }
 
 /// Refuses (exit 2) a config whose source and sink name the same account by their settings
@@ -412,6 +477,26 @@ fn refuse_static_same_account(
         ))),
         _ => Ok(()),
     }
+}
+
+/// Refuses (exit 2) a sync whose credentials reach other accounts than its state was written
+/// for (by the vendors' account ids), and records them in a new state. An account id that
+/// cannot be read is not compared (the config's fingerprint still is).
+async fn check_sync_accounts(run: &Prepared) -> Result<(), CliError> {
+    let Some(state) = &run.options.sync else {
+        return Ok(());
+    };
+    let (source, sink) = tokio::join!(run.source.account_id(), run.sink.account_id());
+    let known = |role: &str, id: ferry_core::ConnectorResult<Option<ferry_core::AccountId>>| {
+        id.unwrap_or_else(|e| {
+            tracing::warn!(role, error = %e, "the account id cannot be read; not compared with the sync state's");
+            None
+        })
+    };
+    let (source, sink) = (known("source", source), known("sink", sink));
+    state
+        .check_accounts(source.as_ref(), sink.as_ref())
+        .map_err(CliError::config)
 }
 
 /// Resolves the config's field map against both vendors' fields (creating sink fields when
@@ -457,9 +542,14 @@ async fn run_config(
         source,
         sink,
         options,
+        lock,
+        command,
         ..
     } = prepared;
     let mut report = execute(mode, source, sink, &options, quiet, args.progress_interval).await;
+    report.command = command;
+    // Released only now, once the state holds this run's last watermark.
+    drop(lock);
     report.fields_created = setup
         .created
         .iter()
@@ -481,6 +571,12 @@ pub async fn execute(
     let progress = Arc::new(Progress::new(&options.objects));
     let objects: Vec<&str> = options.objects.iter().map(|o| o.as_str()).collect();
     let heading = match mode {
+        Mode::Migrate if options.sync.is_some() => format!(
+            "sync: reading what changed in {} since the last sync from {}, writing to {}",
+            objects.join(", "),
+            source.vendor(),
+            sink.vendor()
+        ),
         Mode::Migrate => format!(
             "migrate: reading {} from {}, writing to {}",
             objects.join(", "),

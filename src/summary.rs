@@ -13,7 +13,11 @@ const LISTED: usize = 20;
 /// The report as a person reads it.
 pub fn human(report: &Report) -> String {
     let mut out = String::new();
+    let nothing_read = report.objects.iter().all(|o| o.read == 0);
     let verdict = match report.outcome {
+        Outcome::Verified if report.command == "sync" && nothing_read => {
+            "nothing changed since the last sync: 0 records read, nothing written"
+        }
         Outcome::Verified => "every record written and verified",
         Outcome::RecordsFailed => {
             "every written record verified; some records failed (listed below)"
@@ -91,6 +95,26 @@ pub fn human(report: &Report) -> String {
             out,
             "resumed from the checkpoint: {} settled by earlier runs and not read again",
             count(resumed, "record was", "records were")
+        );
+    }
+    for o in &report.objects {
+        let (Some(object), Some(sync)) = (o.object, &o.sync) else {
+            continue;
+        };
+        let read = match &sync.watermark_before {
+            Some(since) => format!("incremental read of the changes since {since}"),
+            None => "full read".to_owned(),
+        };
+        let after = sync.watermark_after.as_deref().unwrap_or("none");
+        let _ = writeln!(
+            out,
+            "sync {object}: {read}, {}; watermark {}",
+            count(o.read, "record", "records"),
+            if sync.advanced {
+                format!("now {after}")
+            } else {
+                format!("kept at {after}: the next sync reads these changes again")
+            }
         );
     }
     // Only a migration keeps a checkpoint: a verify has nothing to resume.
@@ -317,7 +341,10 @@ pub fn sandbox(status: &hardening::Status) -> String {
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect();
-            line.push_str(&format!(" except checkpoint files in {}", dirs.join(", ")));
+            line.push_str(&format!(
+                " except checkpoint and sync state files in {}",
+                dirs.join(", ")
+            ));
         }
     }
     if status.core_dumps_disabled {
@@ -459,7 +486,7 @@ mod tests {
         assert_eq!(
             sandbox(&status),
             "sandbox: Landlock enforced (kernel ABI 7): no filesystem writes except checkpoint \
-             files in /var/lib/ferry; core dumps disabled\n"
+             and sync state files in /var/lib/ferry; core dumps disabled\n"
         );
         status.writable.clear();
         assert!(sandbox(&status).contains("no filesystem writes at all;"));

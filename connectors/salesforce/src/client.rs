@@ -164,6 +164,29 @@ impl Client {
         ferry_core::AccountId::from_json(VENDOR, &endpoint, "org id", &answer, "/organization_id")
     }
 
+    /// The org's clock now: the `Date` header of `GET …/limits` (one cheap request), in ms
+    /// since the epoch, whole seconds.
+    pub(crate) async fn server_time_ms(&self) -> ConnectorResult<i64> {
+        let path = self.data_path("limits");
+        let response = self
+            .send(Call {
+                method: Method::GET,
+                path: &path,
+                query: &[],
+                body: None,
+                headers: &[],
+                cap: BodyCap::Small,
+            })
+            .await?;
+        response.date_ms().ok_or_else(|| ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: format!("GET {path}"),
+            detail: "the answer has no readable Date header, so the org's clock, where the next \
+                     sync starts, is unknown"
+                .into(),
+        })
+    }
+
     /// The first page of `soql` (`GET …/query?q=`, which leaves deleted records out), with
     /// `batch_size` records per page if given.
     pub(crate) async fn query(

@@ -423,3 +423,132 @@ async fn migration_from_salesforce_into_an_empty_org_verifies() {
     }
     assert!(linked > 0 && opted_out > 0, "{linked} {opted_out}");
 }
+
+/// Changes `Title` of the contacts `ids` through the org's REST API, as a user would.
+async fn retitle(running: &ferry_sandbox::Running, ids: &[String]) {
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{}/services/oauth2/token", running.base_url))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", ferry_sandbox::SALESFORCE_CLIENT_ID),
+            ("client_secret", ferry_sandbox::SALESFORCE_CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token JSON");
+    for chunk in ids.chunks(200) {
+        retitle_batch(&http, running, &token, chunk).await;
+    }
+}
+
+async fn retitle_batch(
+    http: &reqwest::Client,
+    running: &ferry_sandbox::Running,
+    token: &serde_json::Value,
+    ids: &[String],
+) {
+    let records: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| json!({"attributes": {"type": "Contact"}, "Id": id, "Title": "Retitled"}))
+        .collect();
+    let answer: serde_json::Value = http
+        .patch(format!(
+            "{}/services/data/v62.0/composite/sobjects",
+            running.base_url
+        ))
+        .bearer_auth(token["access_token"].as_str().expect("access token"))
+        .json(&json!({"allOrNone": true, "records": records}))
+        .send()
+        .await
+        .expect("update")
+        .json()
+        .await
+        .expect("update JSON");
+    assert!(
+        answer
+            .as_array()
+            .expect("results")
+            .iter()
+            .all(|r| r["success"] == true),
+        "{answer}"
+    );
+}
+
+/// Every record of `object` changed since `since`, and how many pages it took.
+async fn read_changed(
+    source: &SalesforceSource,
+    object: ObjectType,
+    since: &ferry_core::Watermark,
+) -> (Vec<Record>, usize) {
+    let (mut records, mut pages) = (Vec::new(), 0);
+    let mut cursor: Option<String> = None;
+    loop {
+        let fetched = source
+            .fetch_changed_page(object, since, cursor.as_deref())
+            .await
+            .expect("changed page");
+        let page = (fetched.records)().expect("records");
+        pages += 1;
+        records.extend(page.records);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    (records, pages)
+}
+
+#[tokio::test]
+async fn reads_only_the_records_changed_since_the_sync_point_in_modstamp_order() {
+    let (emulator, running) = start(Options::default()).await;
+    let data = seeded(&emulator, 300, 5, &Mess::none());
+    let source = source(&running, 200);
+    let (all, _) = read_all(&source, ObjectType::CONTACTS).await;
+    let point = source
+        .sync_point(ObjectType::CONTACTS)
+        .await
+        .expect("point");
+    // Nothing changed since the seed (history): an incremental read finds nothing.
+    let (none, _) = read_changed(&source, ObjectType::CONTACTS, &point).await;
+    assert!(none.is_empty(), "{} read", none.len());
+
+    emulator.advance_clock(std::time::Duration::from_secs(3600));
+    // 250 changed, over two pages of 200, each changed in reverse id order.
+    let ids: Vec<String> = all
+        .iter()
+        .rev()
+        .take(250)
+        .map(|r| r.source_id.clone())
+        .collect();
+    retitle(&running, &ids).await;
+    let (changed, pages) = read_changed(&source, ObjectType::CONTACTS, &point).await;
+    assert_eq!(pages, 2);
+    let got: HashSet<&str> = changed.iter().map(|r| r.source_id.as_str()).collect();
+    assert_eq!(got.len(), 250, "each changed record once");
+    assert_eq!(got, ids.iter().map(String::as_str).collect::<HashSet<_>>());
+    assert!(
+        changed
+            .iter()
+            .all(|r| r.text(field::JOB_TITLE) == Some("Retitled"))
+    );
+
+    // The next sync point is the org's clock (an hour on) less the overlap.
+    let next = source
+        .sync_point(ObjectType::CONTACTS)
+        .await
+        .expect("point");
+    let overlap = ferry_salesforce::source::SYNC_OVERLAP.as_millis() as i64;
+    assert!(
+        next.at_ms - point.at_ms >= 3_600_000 && next.at_ms - point.at_ms < 3_600_000 + 60_000,
+        "{point:?} → {next:?}"
+    );
+    assert_eq!(next.at_ms % 1000, 0, "whole seconds");
+    // Changes just before it are inside the overlap: read again, never missed.
+    let (again, _) = read_changed(&source, ObjectType::CONTACTS, &next).await;
+    assert_eq!(again.len(), 250, "within the {overlap} ms overlap");
+    let _ = data;
+}

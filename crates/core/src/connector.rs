@@ -19,6 +19,7 @@ use crate::error::{ConnectorError, ConnectorResult};
 use crate::fields::{FieldBinding, NewField, VendorField};
 use crate::http::HttpStats;
 use crate::model::{ObjectType, Record};
+use crate::sync::Watermark;
 
 /// One page of records read from a source, and the cursor of the next page if there is one.
 #[derive(Debug, Default)]
@@ -189,6 +190,16 @@ fn no_directory(vendor: &'static str, what: &str) -> ConnectorError {
     }
 }
 
+/// The refusal of a connector that cannot read only the records changed since a watermark.
+fn no_changes(vendor: &'static str, object: ObjectType) -> ConnectorError {
+    ConnectorError::Unsupported {
+        vendor,
+        detail: format!(
+            "this connector cannot read only the {object} changed since the last sync yet, so              `ferry sync` cannot use it as a source (`ferry migrate` reads everything)"
+        ),
+    }
+}
+
 /// A vendor to read records from.
 #[async_trait]
 pub trait Source: Send + Sync {
@@ -211,6 +222,26 @@ pub trait Source: Send + Sync {
         cursor: Option<&str>,
     ) -> ConnectorResult<FetchedPage> {
         Ok(FetchedPage::ready(self.read_page(object, cursor).await?))
+    }
+
+    /// Fetches the page of `object` at `cursor` (`None` for the first page) of the records
+    /// changed at or after `since`, as [`Source::fetch_page`] does for all of them. A source
+    /// that cannot read changes says so: the default is [`ConnectorError::Unsupported`], never
+    /// a full read passed off as an incremental one.
+    async fn fetch_changed_page(
+        &self,
+        object: ObjectType,
+        _since: &Watermark,
+        _cursor: Option<&str>,
+    ) -> ConnectorResult<FetchedPage> {
+        Err(no_changes(self.vendor(), object))
+    }
+
+    /// Where the next incremental read of `object` may start once a read begun now has
+    /// settled: the vendor's own clock now, less the connector's overlap (clock skew, writes
+    /// committed after their timestamp). Asked before each sync's read of `object`.
+    async fn sync_point(&self, object: ObjectType) -> ConnectorResult<Watermark> {
+        Err(no_changes(self.vendor(), object))
     }
 
     /// How many records of `object` there are, if the vendor can say cheaply (for progress

@@ -224,6 +224,20 @@ impl HttpResponse {
         )
     }
 
+    /// The vendor's clock when it answered: the `Date` header (RFC 9110, whole seconds), in
+    /// milliseconds since the Unix epoch. `None` when absent or unreadable.
+    pub fn date_ms(&self) -> Option<i64> {
+        let raw = self
+            .headers
+            .get(reqwest::header::DATE)?
+            .to_str()
+            .ok()?
+            .trim();
+        let when = httpdate::parse_http_date(raw).ok()?;
+        let since = when.duration_since(std::time::UNIX_EPOCH).ok()?;
+        i64::try_from(since.as_millis()).ok()
+    }
+
     /// A header's value as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())

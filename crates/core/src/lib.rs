@@ -25,6 +25,7 @@ pub mod resolver;
 pub mod richtext;
 pub mod secret;
 pub mod stages;
+pub mod sync;
 
 pub use checksum::{AggregateDigest, Digest, Projection, record_digest};
 pub use connector::{
@@ -42,3 +43,4 @@ pub use model::{
 pub use pipeline::{Mode, RunOptions, run};
 pub use report::{ErrorKind, Failure, Outcome, Progress, Report, Stage, UnmatchedOwner};
 pub use secret::{SecretError, SecretRef};
+pub use sync::Watermark;

@@ -81,6 +81,9 @@ pub struct RunOptions {
     /// How owners and stages are mapped (`[mapping.owners]`, `[mapping.deal_stages]`): applied
     /// when the sink stores an owner or stage field of the run ([`crate::directory`]).
     pub directory: crate::directory::DirectoryRules,
+    /// `ferry sync`'s state (migrations only): each object is read from its watermark (in full
+    /// when it has none), and its watermark moves once every record it read settled.
+    pub sync: Option<Arc<crate::sync::StateFile>>,
 }
 
 impl Default for RunOptions {
@@ -93,6 +96,7 @@ impl Default for RunOptions {
             stop: None,
             value_maps: Default::default(),
             directory: Default::default(),
+            sync: None,
         }
     }
 }
@@ -356,6 +360,7 @@ pub async fn run(
             return report;
         }
     };
+    let syncing = mode == Mode::Migrate;
     for (&object, capability) in options.objects.iter().zip(capabilities) {
         let counters = progress.of(object).unwrap_or(&fallback);
         let earlier = checkpoint.map(|c| c.object(object)).unwrap_or_default();
@@ -406,16 +411,30 @@ pub async fn run(
             .flat_map(|edge| edge.targets.iter())
             .filter_map(|target| Some((*target, Arc::clone(refused_parents.get(target)?))))
             .collect();
-        let read_whole = earlier.resume_cursor.is_none() && earlier.settled == 0;
         let resume = earlier.resume_cursor;
         let object_started = Instant::now();
         let http_before = (snapshot(source.http_stats()), snapshot(sink.http_stats()));
+        // A sync takes the source's sync point before reading: the watermark moves there once
+        // every record read has settled, never past a change this read may have missed.
+        let sync = match (syncing, options.sync.as_ref()) {
+            (true, Some(state)) => match source.sync_point(object).await {
+                Ok(point) => Some((Arc::clone(state), state.since(object), point)),
+                Err(e) => {
+                    tracing::error!(object = %object, error = %e, kind = %e.kind(), "no sync point");
+                    report.fail(e.kind(), e.to_string());
+                    break;
+                }
+            },
+            _ => None,
+        };
+        let since = sync.as_ref().and_then(|(_, since, _)| since.clone());
+        let read_whole = resume.is_none() && earlier.settled == 0 && since.is_none();
         let result = run_object(
             mode,
             &source,
             &sink,
             options,
-            (resume, parents, refused),
+            (resume, since.clone(), parents, refused),
             &shared,
             counters,
         )
@@ -425,7 +444,10 @@ pub async fn run(
             Ok(()) if finished && read_whole => count_extras(&sink, &shared).await,
             other => other,
         };
-        if finished {
+        // Only an object read whole names every parent: after a resume or an incremental
+        // read, children's references are not checked against the few ids read (the sink
+        // holds the parents of earlier runs).
+        if finished && read_whole {
             if let Some(ids) = &shared.ids_read {
                 let ids = std::mem::take(&mut *ids.lock().unwrap_or_else(PoisonError::into_inner));
                 known_parents.insert(object, Arc::new(ids));
@@ -460,12 +482,52 @@ pub async fn run(
             Mode::Migrate => r.written + r.failed + r.skipped,
             Mode::Verify => r.verified + r.mismatched + r.not_in_sink + r.failed + r.skipped,
         };
+        let clean = result.is_ok()
+            && !shared.interrupted.load(Ordering::Relaxed)
+            && r.failed == 0
+            && r.mismatched == 0
+            && r.digests_match;
         if let Err(e) = result {
             r.unprocessed = r.read.saturating_sub(settled);
             tracing::error!(object = %object, error = %e, kind = %e.kind(), "run stopped");
             report.fail(e.kind(), e.to_string());
         } else if shared.interrupted.load(Ordering::Relaxed) {
             r.unprocessed = r.read.saturating_sub(settled);
+        }
+        if let Some((state, since, point)) = sync {
+            let after = crate::sync::next_watermark(since.as_ref(), &point, clean);
+            let advanced = clean && after.as_ref() != since.as_ref();
+            let saved = if advanced {
+                state.advance(object, point)
+            } else {
+                Ok(())
+            };
+            if let Err(e) = &saved {
+                tracing::error!(object = %object, error = %e, "cannot save the sync state");
+                if report.error.is_none() {
+                    report.fail(
+                        ErrorKind::Internal,
+                        format!("cannot save the sync state: {e}"),
+                    );
+                }
+            }
+            if !clean {
+                tracing::warn!(object = %object, "not every record settled: the watermark stays, the next sync reads these changes again");
+            }
+            let before = since.as_ref().map(crate::sync::Watermark::to_rfc3339);
+            r.sync = Some(crate::sync::SyncReport {
+                read: if since.is_some() {
+                    "incremental"
+                } else {
+                    "full"
+                },
+                watermark_after: match saved {
+                    Ok(()) => after.as_ref().map(crate::sync::Watermark::to_rfc3339),
+                    Err(_) => before.clone(),
+                },
+                watermark_before: before,
+                advanced: advanced && saved.is_ok(),
+            });
         }
         report.objects.push(tally.report);
         report.failures.append(&mut tally.failures);
@@ -548,7 +610,12 @@ async fn run_object(
     source: &Arc<dyn Source>,
     sink: &Arc<dyn Sink>,
     options: &RunOptions,
-    (start, known_parents, refused_parents): (Option<String>, KnownIds, KnownIds),
+    (start, since, known_parents, refused_parents): (
+        Option<String>,
+        Option<crate::sync::Watermark>,
+        KnownIds,
+        KnownIds,
+    ),
     shared: &Arc<Shared>,
     counters: &ObjectProgress,
 ) -> StageResult<()> {
@@ -557,6 +624,7 @@ async fn run_object(
     let batch_size = shared.capability.batch_size.max(1);
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(in_flight);
     let (verify_tx, verify_rx) = mpsc::channel::<Batch>(in_flight);
+    let incremental = since.is_some();
 
     let reader = read_stage(
         source,
@@ -573,6 +641,7 @@ async fn run_object(
             .with_value_maps(options.value_maps.get(&object).cloned().unwrap_or_default()),
             batch_size,
             start,
+            since,
             stop: options.stop.clone(),
         },
         batch_tx,
@@ -582,6 +651,10 @@ async fn run_object(
     let verifier = verify_stage(sink, mode, in_flight, verify_rx, shared, counters);
     // The count only feeds progress bars: it runs beside the read and may fail quietly.
     let count = async {
+        // The count is of every record: no ETA for an incremental read.
+        if incremental {
+            return;
+        }
         if let Ok(Some(n)) = source.count(object).await {
             counters
                 .expected
@@ -620,6 +693,8 @@ struct ReadPlan {
     batch_size: usize,
     /// The cursor to start at (a checkpoint's), or `None` for the first page.
     start: Option<String>,
+    /// Read only the records changed at or after this watermark (a sync); `None`: all.
+    since: Option<crate::sync::Watermark>,
     stop: Option<watch::Receiver<bool>>,
 }
 
@@ -635,6 +710,7 @@ async fn read_stage(
         mut quality,
         batch_size,
         start,
+        since,
         mut stop,
     } = plan;
     let mut not_carried: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
@@ -643,7 +719,7 @@ async fn read_stage(
     // Pages come one after another (each needs the cursor of the one before), so a task of
     // their own fetches them, a few ahead: the vendor serves and the connector parses the next
     // pages while this one is checked and batched.
-    let mut pager = Pager::start(source, shared.object, cursor.clone());
+    let mut pager = Pager::start(source, shared.object, cursor.clone(), since);
     loop {
         let stopping =
             |stop: &Option<watch::Receiver<bool>>| stop.as_ref().is_some_and(|s| *s.borrow());
@@ -778,8 +854,14 @@ struct Pager {
 }
 
 impl Pager {
-    /// Starts fetching the pages of `object` from `cursor` (`None`: the first page).
-    fn start(source: &Arc<dyn Source>, object: ObjectType, mut cursor: Option<String>) -> Pager {
+    /// Starts fetching the pages of `object` from `cursor` (`None`: the first page): every
+    /// record, or with `since` only those changed at or after it.
+    fn start(
+        source: &Arc<dyn Source>,
+        object: ObjectType,
+        mut cursor: Option<String>,
+        since: Option<crate::sync::Watermark>,
+    ) -> Pager {
         let (tx, pages) = mpsc::channel::<PageTask>(PAGES_AHEAD);
         let source = Arc::clone(source);
         let vendor = source.vendor();
@@ -787,7 +869,15 @@ impl Pager {
             loop {
                 // After an error, the last page or a cursor that repeats (the reader reports
                 // that), there is nothing more to fetch.
-                let (next, records) = match source.fetch_page(object, cursor.as_deref()).await {
+                let fetched = match &since {
+                    None => source.fetch_page(object, cursor.as_deref()).await,
+                    Some(since) => {
+                        source
+                            .fetch_changed_page(object, since, cursor.as_deref())
+                            .await
+                    }
+                };
+                let (next, records) = match fetched {
                     Ok(fetched) => {
                         let next = fetched.next.filter(|next| Some(next) != cursor.as_ref());
                         let read = fetched.records;
@@ -1276,7 +1366,7 @@ mod tests {
             reads: AtomicUsize::new(0),
         });
         let dyn_source: Arc<dyn Source> = source.clone();
-        let mut pager = Pager::start(&dyn_source, ObjectType::CONTACTS, None);
+        let mut pager = Pager::start(&dyn_source, ObjectType::CONTACTS, None, None);
         // Nothing takes the pages yet: the pager holds PAGES_AHEAD, plus one waiting to go,
         // and fetches no more however long it is left.
         let reads = || source.reads.load(Ordering::SeqCst);

@@ -99,6 +99,10 @@ pub struct ObjectReport {
     pub source_http: HttpReport,
     /// Requests the sink's client sent while this object ran: writing, reading back, counting.
     pub sink_http: HttpReport,
+    /// `sync` only: whether the read was full or incremental, and the watermark before and
+    /// after. Absent from other commands' reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::sync::SyncReport>,
 }
 
 /// Request counts of one vendor's HTTP client.
@@ -166,6 +170,8 @@ pub enum ErrorKind {
     Internal,
     /// The run was asked to stop (SIGINT/SIGTERM).
     Interrupted,
+    /// Another `ferry sync` holds the lock of the same sync state; nothing was done.
+    Locked,
 }
 
 impl ErrorKind {
@@ -178,6 +184,7 @@ impl ErrorKind {
             ErrorKind::Vendor => "vendor",
             ErrorKind::Internal => "internal",
             ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Locked => "locked",
         }
     }
 }

@@ -18,6 +18,28 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Epoch milliseconds as an HTTP date (RFC 9110's IMF-fixdate, whole seconds):
+/// `Sun, 06 Dec 2026 16:47:33 GMT`, what a `Date` header holds.
+pub(crate) fn http_date(ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    // 1970-01-01 was a Thursday.
+    let weekday = DAYS[(days + 4).rem_euclid(7) as usize];
+    let month = MONTHS[(m - 1).clamp(0, 11) as usize];
+    format!(
+        "{weekday}, {d:02} {month} {y:04} {:02}:{:02}:{:02} GMT",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
 /// Epoch milliseconds shown as `2021-11-06T17:38:40.000` followed by a zone suffix.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Iso8601 {

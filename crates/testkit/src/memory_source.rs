@@ -1,31 +1,41 @@
 //! A [`Source`] over records held in memory: the other end of a migration when the connector
-//! under test is a sink. Test scaffolding, not a vendor.
+//! under test is a sink, and a source of changes for the engine's incremental reads. Test
+//! scaffolding, not a vendor.
+
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Record, Source, User};
+use ferry_core::{
+    ConnectorError, ConnectorResult, FetchedPage, ObjectType, Page, Record, Source, User, Watermark,
+};
 
-/// Serves fixed records in pages of a fixed size, with the page offset as cursor.
+/// Serves records in pages of a fixed size, with the page offset as cursor. Each record has a
+/// change time on the source's own clock ([`MemorySource::set_clock`]), which
+/// [`MemorySource::change`] moves, as a vendor's modification stamp moves.
 #[derive(Clone, Debug)]
 pub struct MemorySource {
-    companies: Vec<Record>,
-    contacts: Vec<Record>,
+    state: Arc<Mutex<State>>,
     page_size: usize,
 }
 
-impl MemorySource {
-    /// A source of `records` (sorted into their object types, order kept), `page_size` per page.
-    pub fn new(records: impl IntoIterator<Item = Record>, page_size: usize) -> MemorySource {
-        let (companies, contacts) = records
-            .into_iter()
-            .partition(|r| r.object == ObjectType::COMPANIES);
-        MemorySource {
-            companies,
-            contacts,
-            page_size: page_size.max(1),
-        }
-    }
+#[derive(Debug, Default)]
+struct State {
+    companies: Vec<Stamped>,
+    contacts: Vec<Stamped>,
+    /// The source's clock, ms since the epoch.
+    now_ms: i64,
+    /// Records returned by incremental reads so far.
+    changed_read: u64,
+}
 
-    fn records(&self, object: ObjectType) -> &[Record] {
+#[derive(Clone, Debug)]
+struct Stamped {
+    record: Record,
+    modified_ms: i64,
+}
+
+impl State {
+    fn records(&self, object: ObjectType) -> &[Stamped] {
         if object == ObjectType::COMPANIES {
             &self.companies
         } else if object == ObjectType::CONTACTS {
@@ -33,6 +43,86 @@ impl MemorySource {
         } else {
             &[]
         }
+    }
+
+    fn records_mut(&mut self, object: ObjectType) -> Option<&mut Vec<Stamped>> {
+        if object == ObjectType::COMPANIES {
+            Some(&mut self.companies)
+        } else if object == ObjectType::CONTACTS {
+            Some(&mut self.contacts)
+        } else {
+            None
+        }
+    }
+}
+
+/// The offset a cursor names.
+fn offset(object: ObjectType, cursor: Option<&str>) -> ConnectorResult<usize> {
+    match cursor {
+        None => Ok(0),
+        Some(c) => c.parse::<usize>().map_err(|_| ConnectorError::Malformed {
+            vendor: "memory",
+            endpoint: format!("read {object}"),
+            detail: "the cursor is not a page offset".into(),
+        }),
+    }
+}
+
+impl MemorySource {
+    /// A source of `records` (sorted into their object types, order kept), `page_size` per page,
+    /// each changed at time 0 of a clock that stands at 0.
+    pub fn new(records: impl IntoIterator<Item = Record>, page_size: usize) -> MemorySource {
+        let stamp = |record| Stamped {
+            record,
+            modified_ms: 0,
+        };
+        let (companies, contacts): (Vec<Record>, Vec<Record>) = records
+            .into_iter()
+            .partition(|r| r.object == ObjectType::COMPANIES);
+        MemorySource {
+            state: Arc::new(Mutex::new(State {
+                companies: companies.into_iter().map(stamp).collect(),
+                contacts: contacts.into_iter().map(stamp).collect(),
+                ..State::default()
+            })),
+            page_size: page_size.max(1),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets the source's clock to `now_ms`: what [`Source::sync_point`] reports, and the time
+    /// [`MemorySource::change`] stamps.
+    pub fn set_clock(&self, now_ms: i64) {
+        self.state().now_ms = now_ms;
+    }
+
+    /// Replaces the record with `record`'s source id (or adds it), stamped with the clock's
+    /// time, as an edit in the vendor's UI would.
+    pub fn change(&self, record: Record) {
+        let mut state = self.state();
+        let now = state.now_ms;
+        let Some(records) = state.records_mut(record.object) else {
+            return;
+        };
+        let stamped = Stamped {
+            modified_ms: now,
+            record,
+        };
+        match records
+            .iter_mut()
+            .find(|s| s.record.source_id == stamped.record.source_id)
+        {
+            Some(old) => *old = stamped,
+            None => records.push(stamped),
+        }
+    }
+
+    /// How many records incremental reads have returned so far.
+    pub fn changed_read(&self) -> u64 {
+        self.state().changed_read
     }
 }
 
@@ -47,25 +137,62 @@ impl Source for MemorySource {
     }
 
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
-        let records = self.records(object);
-        let start = match cursor {
-            None => 0,
-            Some(c) => c.parse::<usize>().map_err(|_| ConnectorError::Malformed {
-                vendor: "memory",
-                endpoint: format!("read {object}"),
-                detail: "the cursor is not a page offset".into(),
-            })?,
-        };
+        let state = self.state();
+        let records = state.records(object);
+        let start = offset(object, cursor)?;
         let end = (start + self.page_size).min(records.len());
         Ok(Page {
-            records: records.get(start..end).unwrap_or_default().to_vec(),
+            records: records
+                .get(start..end)
+                .unwrap_or_default()
+                .iter()
+                .map(|s| s.record.clone())
+                .collect(),
             next: (end < records.len()).then(|| end.to_string()),
             unreadable: Vec::new(),
         })
     }
 
+    /// The records changed at or after `since`, in (change time, source id) order, paged by
+    /// offset into that order.
+    async fn fetch_changed_page(
+        &self,
+        object: ObjectType,
+        since: &Watermark,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<FetchedPage> {
+        let mut state = self.state();
+        let mut changed: Vec<&Stamped> = state
+            .records(object)
+            .iter()
+            .filter(|s| s.modified_ms >= since.at_ms)
+            .collect();
+        changed.sort_by(|a, b| {
+            (a.modified_ms, &a.record.source_id).cmp(&(b.modified_ms, &b.record.source_id))
+        });
+        let start = offset(object, cursor)?;
+        let end = (start + self.page_size).min(changed.len());
+        let page = Page {
+            records: changed
+                .get(start..end)
+                .unwrap_or_default()
+                .iter()
+                .map(|s| s.record.clone())
+                .collect(),
+            next: (end < changed.len()).then(|| end.to_string()),
+            unreadable: Vec::new(),
+        };
+        state.changed_read += page.records.len() as u64;
+        Ok(FetchedPage::ready(page))
+    }
+
+    /// The clock now, with no overlap: the memory source commits every change at once.
+    async fn sync_point(&self, _object: ObjectType) -> ConnectorResult<Watermark> {
+        Ok(Watermark::at(self.state().now_ms))
+    }
+
     async fn count(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
-        Ok(Some(self.records(object).len() as u64))
+        Ok(Some(self.state().records(object).len() as u64))
     }
 
     /// No users: its records name no owner, so a sink's own default applies to every one.
@@ -97,5 +224,34 @@ mod tests {
         assert_eq!(seen, ["0", "1", "2", "3", "4", "5", "6"]);
         let empty = source.read_page(ObjectType::COMPANIES, None).await.unwrap();
         assert!(empty.records.is_empty() && empty.next.is_none());
+    }
+
+    #[tokio::test]
+    async fn reads_only_the_records_changed_since_a_watermark_in_change_order() {
+        let records = (0..5).map(|i| Record::new(ObjectType::CONTACTS, i.to_string()));
+        let source = MemorySource::new(records, 2);
+        source.set_clock(5_000);
+        source.change(Record::new(ObjectType::CONTACTS, "3"));
+        source.set_clock(6_000);
+        source.change(Record::new(ObjectType::CONTACTS, "1"));
+        let since = Watermark::at(5_000);
+        let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let fetched = source
+                .fetch_changed_page(ObjectType::CONTACTS, &since, cursor.as_deref())
+                .await
+                .unwrap();
+            let page = (fetched.records)().unwrap();
+            seen.extend(page.records.into_iter().map(|r| r.source_id));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["3", "1"]);
+        assert_eq!(
+            source.sync_point(ObjectType::CONTACTS).await.unwrap(),
+            Watermark::at(6_000)
+        );
     }
 }

@@ -25,7 +25,7 @@ mod soql;
 mod store;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -269,6 +269,15 @@ struct Shared {
     usage: AtomicU64,
     cursors: Mutex<Cursors>,
     next_cursor: AtomicU64,
+    /// How far the org's clock is ahead of the machine's ([`Emulator::advance_clock`]).
+    clock_ahead_ms: AtomicI64,
+}
+
+impl Shared {
+    /// The org's clock: what changes are stamped with and what the `Date` header says.
+    fn now_ms(&self) -> i64 {
+        now_ms() + self.clock_ahead_ms.load(Ordering::Relaxed)
+    }
 }
 
 /// The emulator's shared state; clones share the same org.
@@ -351,6 +360,7 @@ impl Emulator {
                 usage: AtomicU64::new(0),
                 cursors: Mutex::new(Cursors::default()),
                 next_cursor: AtomicU64::new(1),
+                clock_ahead_ms: AtomicI64::new(0),
             }),
         }
     }
@@ -671,6 +681,14 @@ impl Emulator {
         }
     }
 
+    /// Moves the org's clock `by` ahead, as time passing would: later changes are stamped
+    /// (`SystemModstamp`, `LastModifiedDate`) and answers dated (`Date`) that much later. A
+    /// test hook, so that incremental reads are tested without waiting.
+    pub fn advance_clock(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.shared.clock_ahead_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
     /// The HTTP routes, with the configured faults injected.
     pub fn router(&self) -> Router {
         let state = Arc::clone(&self.shared);
@@ -722,6 +740,10 @@ impl Emulator {
             .route("/services/data/", get(versions))
             .merge(data)
             .fallback(|| async { not_found() })
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&state),
+                date_header,
+            ))
             .with_state(state);
         let expiring = self.clone();
         let router = crate::faults::expiring(router, &self.shared.options.faults, move || {
@@ -729,6 +751,16 @@ impl Emulator {
         });
         crate::faults::inject(router, self.shared.options.faults.clone(), salesforce_429)
     }
+}
+
+/// Dates every answer by the org's clock, as Salesforce's `Date` header does: what a client
+/// takes the org's time from (incremental reads start from it).
+async fn date_header(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if let Ok(date) = HeaderValue::from_str(&crate::timestamp::http_date(s.now_ms())) {
+        response.headers_mut().insert(header::DATE, date);
+    }
+    response
 }
 
 // ---- auth, versions, limits ----------------------------------------------------------------
@@ -786,7 +818,7 @@ async fn token(
         "instance_url": instance_url,
         "id": format!("{instance_url}/id/{org}/{}", metadata::USER_ID),
         "token_type": "Bearer",
-        "issued_at": now_ms().to_string(),
+        "issued_at": s.now_ms().to_string(),
     }))
     .into_response()
 }
@@ -1010,7 +1042,7 @@ fn run_write(s: &Shared, items: Vec<Item<'_>>, mode: Mode, all_or_none: bool) ->
     let Ok(mut store) = s.store.write() else {
         return internal();
     };
-    match store.write(items, mode, all_or_none, now_ms()) {
+    match store.write(items, mode, all_or_none, s.now_ms()) {
         Ok(results) => axum::Json(results).into_response(),
         Err(e) => request_error(e),
     }
@@ -1065,7 +1097,7 @@ async fn delete(
     let Ok(mut store) = s.store.write() else {
         return internal();
     };
-    axum::Json(store.delete(&ids, all_or_none, now_ms())).into_response()
+    axum::Json(store.delete(&ids, all_or_none, s.now_ms())).into_response()
 }
 
 async fn upsert(

@@ -78,6 +78,9 @@ pub(crate) enum Slot {
     Id,
     CreatedDate,
     LastModifiedDate,
+    /// When a user or an automated process last changed the record: what incremental reads
+    /// filter on.
+    SystemModstamp,
     /// An index into the row's values.
     Data(usize),
 }
@@ -670,6 +673,12 @@ impl SObject {
             "Last Modified Date",
             Kind::Datetime,
             Slot::LastModifiedDate,
+        ));
+        fields.push(system(
+            "SystemModstamp",
+            "System Modstamp",
+            Kind::Datetime,
+            Slot::SystemModstamp,
         ));
         SObject {
             kind,

@@ -6,15 +6,18 @@
 //! SELECT COUNT() | field [, field]...      fields may be relationship paths: Account.Name
 //! FROM Account | Contact
 //! [WHERE field IN (literal, ...) | field = literal | field != literal | field <> literal
-//!        | Id > 'id']
-//! [ORDER BY field [ASC | DESC] [NULLS FIRST | NULLS LAST]]
+//!        | Id > 'id' | datetime-field > datetime | datetime-field >= datetime]
+//! [ORDER BY field [ASC | DESC] [NULLS FIRST | NULLS LAST] [, field ...]]
 //! [LIMIT n]
 //! ```
 //!
 //! Literals are single-quoted strings (with SOQL's backslash escapes `\' \" \\ \n \r \t \b \f`),
-//! `null`, `true`, `false` and numbers. Keywords are case-insensitive. `>` compares only `Id`
-//! (keyset paging: `WHERE Id > '…' ORDER BY Id`). Anything else (AND/OR, LIKE, <, >= or > on
-//! other fields, GROUP BY, OFFSET, subqueries, date literals, bind variables) is answered with
+//! `null`, `true`, `false`, numbers and date-time literals in UTC, unquoted as SOQL has them
+//! (`2026-12-06T16:47:33Z`, with optional fraction). Keywords are case-insensitive. `>` compares
+//! `Id` (keyset paging: `WHERE Id > '…' ORDER BY Id`) or a date-time field with a date-time
+//! literal; `>=` only the latter (incremental reads: `WHERE SystemModstamp >= … ORDER BY
+//! SystemModstamp, Id`). Anything else (AND/OR, LIKE, <, > on other fields, GROUP BY, OFFSET,
+//! subqueries, date literals such as `TODAY`, bind variables) is answered with
 //! `MALFORMED_QUERY`, as Salesforce answers syntax it does not know, so nobody mistakes the
 //! sandbox for the full language.
 
@@ -24,7 +27,8 @@ pub(crate) struct Query {
     pub select: Select,
     pub from: String,
     pub filter: Option<Filter>,
-    pub order: Option<Order>,
+    /// ORDER BY's keys, in order (empty: no ORDER BY).
+    pub order: Vec<Order>,
     pub limit: Option<usize>,
 }
 
@@ -57,8 +61,10 @@ pub(crate) enum Op {
     In(Vec<Literal>),
     Eq(Literal),
     Ne(Literal),
-    /// `>`: the store accepts it on `Id` only.
+    /// `>`: the store accepts it on `Id`, and on date-time fields with a date-time literal.
     Gt(Literal),
+    /// `>=`: the store accepts it on date-time fields with a date-time literal only.
+    Ge(Literal),
 }
 
 /// A literal value.
@@ -67,6 +73,8 @@ pub(crate) enum Literal {
     Str(String),
     Num(f64),
     Bool(bool),
+    /// A date-time literal, as ms since the epoch (UTC).
+    DateTime(i64),
     Null,
 }
 
@@ -89,6 +97,8 @@ enum Token {
     Eq,
     Ne,
     Gt,
+    Ge,
+    DateTime(i64),
     Other(char),
 }
 
@@ -104,6 +114,8 @@ impl Token {
             Token::Eq => "=".into(),
             Token::Ne => "!=".into(),
             Token::Gt => ">".into(),
+            Token::Ge => ">=".into(),
+            Token::DateTime(_) => "date-time literal".into(),
             Token::Other(c) => c.to_string(),
         }
     }
@@ -129,7 +141,10 @@ fn tokenize(q: &str) -> Result<Vec<Token>, String> {
             '>' => {
                 chars.next();
                 match chars.peek() {
-                    Some('=') => out.push(Token::Other('>')),
+                    Some('=') => {
+                        chars.next();
+                        out.push(Token::Ge);
+                    }
                     _ => out.push(Token::Gt),
                 }
             }
@@ -170,6 +185,15 @@ fn tokenize(q: &str) -> Result<Vec<Token>, String> {
                 }
                 out.push(Token::Str(s));
             }
+            // A date-time literal: `2026-12-06T16:47:33Z`, unquoted.
+            c if c.is_ascii_digit() && datetime_at(&chars).is_some() => {
+                if let Some((ms, len)) = datetime_at(&chars) {
+                    for _ in 0..len {
+                        chars.next();
+                    }
+                    out.push(Token::DateTime(ms));
+                }
+            }
             c if c.is_ascii_digit() || c == '-' || c == '.' => {
                 let mut s = String::new();
                 while let Some(&d) = chars.peek() {
@@ -203,6 +227,63 @@ fn tokenize(q: &str) -> Result<Vec<Token>, String> {
         }
     }
     Ok(out)
+}
+
+/// The date-time literal the text at `chars` starts with, if it does: its ms since the epoch
+/// and its length in characters.
+fn datetime_at(chars: &std::iter::Peekable<std::str::Chars<'_>>) -> Option<(i64, usize)> {
+    let word: String = chars
+        .clone()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ':' | '.' | '+'))
+        .collect();
+    if word.len() < 20 || word.as_bytes().get(10) != Some(&b'T') {
+        return None;
+    }
+    let ms = parse_datetime(&word)?;
+    Some((ms, word.chars().count()))
+}
+
+/// `YYYY-MM-DDThh:mm:ss[.fff](Z|+00:00|+0000)` as ms since the epoch: SOQL's date-time literal,
+/// in UTC only (the sandbox's subset).
+pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let padded: String = frac[..digits].chars().chain("000".chars()).take(3).collect();
+        millis = padded.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    if !matches!(rest, "Z" | "+00:00" | "+0000") {
+        return None;
+    }
+    // Howard Hinnant's days-from-civil.
+    let yy = if m <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1000 + millis)
 }
 
 struct Parser {
@@ -282,6 +363,7 @@ impl Parser {
         match self.next() {
             Some(Token::Str(s)) => Ok(Literal::Str(s)),
             Some(Token::Num(n)) => Ok(Literal::Num(n)),
+            Some(Token::DateTime(ms)) => Ok(Literal::DateTime(ms)),
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("null") => Ok(Literal::Null),
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("true") => Ok(Literal::Bool(true)),
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("false") => Ok(Literal::Bool(false)),
@@ -338,6 +420,7 @@ pub(crate) fn parse(q: &str) -> Result<Query, String> {
             Some(Token::Eq) => Op::Eq(p.literal()?),
             Some(Token::Ne) => Op::Ne(p.literal()?),
             Some(Token::Gt) => Op::Gt(p.literal()?),
+            Some(Token::Ge) => Op::Ge(p.literal()?),
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("IN") => {
                 p.expect(Token::LParen)?;
                 let mut values = vec![p.literal()?];
@@ -355,31 +438,37 @@ pub(crate) fn parse(q: &str) -> Result<Query, String> {
         };
         filter = Some(Filter { path, op });
     }
-    let mut order = None;
+    let mut order = Vec::new();
     if p.keyword("ORDER") {
         p.expect_keyword("BY")?;
-        let path = p.path()?;
-        let descending = if p.keyword("DESC") {
-            true
-        } else {
-            p.keyword("ASC");
-            false
-        };
-        // Salesforce's default: NULLS FIRST ascending, NULLS LAST descending.
-        let mut nulls_last = descending;
-        if p.keyword("NULLS") {
-            if p.keyword("LAST") {
-                nulls_last = true;
+        loop {
+            let path = p.path()?;
+            let descending = if p.keyword("DESC") {
+                true
             } else {
-                p.expect_keyword("FIRST")?;
-                nulls_last = false;
+                p.keyword("ASC");
+                false
+            };
+            // Salesforce's default: NULLS FIRST ascending, NULLS LAST descending.
+            let mut nulls_last = descending;
+            if p.keyword("NULLS") {
+                if p.keyword("LAST") {
+                    nulls_last = true;
+                } else {
+                    p.expect_keyword("FIRST")?;
+                    nulls_last = false;
+                }
             }
+            order.push(Order {
+                path,
+                descending,
+                nulls_last,
+            });
+            if p.peek() != Some(&Token::Comma) {
+                break;
+            }
+            p.pos += 1;
         }
-        order = Some(Order {
-            path,
-            descending,
-            nulls_last,
-        });
     }
     let mut limit = None;
     if p.keyword("LIMIT") {
@@ -434,7 +523,7 @@ mod tests {
         assert_eq!(values[1], Literal::Str("o'brien".into()));
         assert_eq!(values[2], Literal::Str("back\\slash".into()));
         assert_eq!(
-            q.order.as_ref().map(|o| (o.descending, o.nulls_last)),
+            q.order.first().map(|o| (o.descending, o.nulls_last)),
             Some((true, true))
         );
         assert_eq!(q.limit, Some(10));
@@ -449,7 +538,28 @@ mod tests {
             q.filter.unwrap().op,
             Op::Gt(Literal::Str("003xx0000000001".into()))
         );
-        assert!(parse("SELECT Id FROM Contact WHERE Id >= 'a'").is_err());
+        assert!(parse("SELECT Id FROM Contact WHERE Id >> 'a'").is_err());
+    }
+
+    #[test]
+    fn parses_incremental_reads() {
+        let q = parse(
+            "SELECT Id FROM Contact WHERE SystemModstamp >= 2026-12-06T16:47:33Z \
+             ORDER BY SystemModstamp, Id",
+        )
+        .unwrap();
+        assert_eq!(
+            q.filter.unwrap().op,
+            Op::Ge(Literal::DateTime(1_796_575_653_000))
+        );
+        let keys: Vec<&str> = q.order.iter().map(|o| o.path.field.as_str()).collect();
+        assert_eq!(keys, ["SystemModstamp", "Id"]);
+        let q = parse("SELECT Id FROM Contact WHERE SystemModstamp > 2026-12-06T16:47:33.250Z")
+            .unwrap();
+        assert_eq!(
+            q.filter.unwrap().op,
+            Op::Gt(Literal::DateTime(1_796_575_653_250))
+        );
     }
 
     #[test]
@@ -462,7 +572,9 @@ mod tests {
             "SELECT FROM Contact",
             "SELECT Id FROM Contact WHERE Name = 'unterminated",
             "DELETE FROM Contact",
-            "SELECT Id FROM Contact WHERE CreatedDate > 2020-01-01T00:00:00Z",
+            "SELECT Id FROM Contact WHERE CreatedDate < 2020-01-01T00:00:00Z",
+            "SELECT Id FROM Contact WHERE CreatedDate > TODAY",
+            "SELECT Id FROM Contact ORDER BY Name,",
         ] {
             assert!(parse(q).is_err(), "{q}");
         }

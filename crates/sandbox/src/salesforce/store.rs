@@ -1516,7 +1516,10 @@ impl Store {
         match table.schema.fields[field].slot {
             Slot::Id => Cell::Id(object, row),
             Slot::CreatedDate => table.times(row).map_or(Cell::Null, |(c, _)| Cell::Date(c)),
-            Slot::LastModifiedDate => table.times(row).map_or(Cell::Null, |(_, m)| Cell::Date(m)),
+            // Every change of a record moves both: the emulator's changes are all API writes.
+            Slot::LastModifiedDate | Slot::SystemModstamp => {
+                table.times(row).map_or(Cell::Null, |(_, m)| Cell::Date(m))
+            }
             Slot::Data(s) => match table.value(row, s) {
                 None => Cell::Null,
                 Some(V::Str(v)) => Cell::Str(v),
@@ -1582,6 +1585,37 @@ impl Store {
             None => (0..table.len() as u32).collect(),
             Some(soql::Filter {
                 path,
+                op: op @ (Op::Gt(Literal::DateTime(_)) | Op::Ge(_)),
+            }) => {
+                let col = self.column(object, path)?;
+                let def = &table.schema.fields[col.field];
+                let (Op::Gt(Literal::DateTime(at)) | Op::Ge(Literal::DateTime(at))) = op else {
+                    return Err(RequestError::bad_request(
+                        "MALFORMED_QUERY",
+                        "the sandbox compares with >= only a date-time field with a date-time literal"
+                            .to_owned(),
+                    ));
+                };
+                if col.relationship.is_some() || def.kind != Kind::Datetime {
+                    return Err(RequestError::bad_request(
+                        "INVALID_FIELD",
+                        format!(
+                            "the sandbox compares with > and >= a date-time literal only to a \
+                             date-time field of the queried object, and '{}' is not one",
+                            def.name
+                        ),
+                    ));
+                }
+                let strict = matches!(op, Op::Gt(_));
+                (0..table.len() as u32)
+                    .filter(|&row| match self.column_cell(object, row, &col) {
+                        Cell::Date(ms) => ms > *at || (!strict && ms == *at),
+                        _ => false,
+                    })
+                    .collect()
+            }
+            Some(soql::Filter {
+                path,
                 op: Op::Gt(after),
             }) => {
                 let col = self.column(object, path)?;
@@ -1608,7 +1642,7 @@ impl Store {
                 let literals: &[Literal] = match &filter.op {
                     Op::In(v) => v,
                     Op::Eq(v) => std::slice::from_ref(v),
-                    Op::Ne(_) | Op::Gt(_) => &[],
+                    Op::Ne(_) | Op::Gt(_) | Op::Ge(_) => &[],
                 };
                 let indexed = col.relationship.is_none()
                     && !matches!(filter.op, Op::Ne(_))
@@ -1670,7 +1704,7 @@ impl Store {
                                 }
                                 Op::Eq(l) => cell.matches(l, case_sensitive),
                                 Op::Ne(l) => !cell.matches(l, case_sensitive),
-                                Op::Gt(_) => false, // answered above
+                                Op::Gt(_) | Op::Ge(_) => false, // answered above
                             }
                         })
                         .collect()
@@ -1680,46 +1714,55 @@ impl Store {
         if table.has_deleted() {
             rows.retain(|row| table.has(*row));
         }
-        if let Some(order) = &query.order {
-            let col = self.column(object, &order.path)?;
-            let by_id = col.relationship.is_none()
-                && matches!(table.schema.fields[col.field].slot, Slot::Id);
-            if by_id {
-                debug_assert!(rows.is_sorted());
-                // Rows are already in id order (the id encodes the row, and every filter
-                // yields ascending rows): sorting a million of them per query is wasted work.
-                if order.descending {
-                    rows.reverse();
-                }
-            } else {
-                rows.sort_by(|&a, &b| {
-                    let (x, y) = (
-                        self.column_cell(object, a, &col),
-                        self.column_cell(object, b, &col),
-                    );
-                    match (x.is_null(), y.is_null()) {
-                        (true, true) => Ordering::Equal,
-                        (true, false) => {
-                            if order.nulls_last {
-                                Ordering::Greater
-                            } else {
-                                Ordering::Less
-                            }
-                        }
-                        (false, true) => {
-                            if order.nulls_last {
-                                Ordering::Less
-                            } else {
-                                Ordering::Greater
-                            }
-                        }
-                        (false, false) => {
-                            let o = x.compare(&y);
-                            if order.descending { o.reverse() } else { o }
-                        }
-                    }
-                });
+        let keys = query
+            .order
+            .iter()
+            .map(|order| Ok((order, self.column(object, &order.path)?)))
+            .collect::<Result<Vec<_>, RequestError>>()?;
+        if let [(order, col)] = keys.as_slice()
+            && col.relationship.is_none()
+            && matches!(table.schema.fields[col.field].slot, Slot::Id)
+        {
+            debug_assert!(rows.is_sorted());
+            // Rows are already in id order (the id encodes the row, and every filter
+            // yields ascending rows): sorting a million of them per query is wasted work.
+            if order.descending {
+                rows.reverse();
             }
+        } else if !keys.is_empty() {
+            // Each key in turn; the sort is stable, so ties on every key stay in id order.
+            rows.sort_by(|&a, &b| {
+                keys.iter()
+                    .map(|(order, col)| {
+                        let (x, y) = (
+                            self.column_cell(object, a, col),
+                            self.column_cell(object, b, col),
+                        );
+                        match (x.is_null(), y.is_null()) {
+                            (true, true) => Ordering::Equal,
+                            (true, false) => {
+                                if order.nulls_last {
+                                    Ordering::Greater
+                                } else {
+                                    Ordering::Less
+                                }
+                            }
+                            (false, true) => {
+                                if order.nulls_last {
+                                    Ordering::Less
+                                } else {
+                                    Ordering::Greater
+                                }
+                            }
+                            (false, false) => {
+                                let o = x.compare(&y);
+                                if order.descending { o.reverse() } else { o }
+                            }
+                        }
+                    })
+                    .find(|o| *o != Ordering::Equal)
+                    .unwrap_or(Ordering::Equal)
+            });
         }
         if let Some(limit) = query.limit {
             rows.truncate(limit);
@@ -2095,6 +2138,7 @@ impl Cell<'_> {
             }
             (Cell::Bool(b), Literal::Bool(l)) => b == l,
             (Cell::Num(n) | Cell::Double(n), Literal::Num(l)) => n == l,
+            (Cell::Date(ms), Literal::DateTime(l)) => ms == l,
             _ => false,
         }
     }

@@ -1,0 +1,604 @@
+//! Scheduled syncs: watermarks, the state file that keeps them between runs, and its lock.
+//!
+//! A sync reads, per object, only the records changed since the object's watermark: the point
+//! of the source's change history up to which every change was moved. The source says where
+//! the next watermark may be ([`crate::Source::sync_point`]): its own clock when the read
+//! starts, less an overlap for clock skew and for writes that commit after their timestamp. The
+//! next read starts there (`>=`), so a change is read again rather than missed; the upsert
+//! absorbs the repeats, which count as updated, never created.
+//!
+//! The state file holds, per object, the watermark (and room for a vendor's delta token and a
+//! deletions cursor), and which configuration it belongs to. It holds no record, no field
+//! value and no secret. It is replaced atomically (`<path>.tmp`, fsync, rename, fsync of the
+//! directory) after each object settled, so a run killed at any point leaves a valid state: the
+//! one before the object under way. An advisory lock on `<path>.lock`, which the kernel drops
+//! when the process dies, keeps two syncs off one state.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ObjectType, format_timestamp, parse_timestamp};
+
+/// The state format this build writes and reads.
+pub const STATE_VERSION: u32 = 1;
+
+/// A point in a source's change history: an incremental read returns the records changed at or
+/// after it. Vendor-neutral, and no customer data: a UTC instant and, for sources that break
+/// ties by id, the id of the last record read at that instant.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "RawWatermark", into = "RawWatermark")]
+pub struct Watermark {
+    /// The instant, in milliseconds since the Unix epoch, UTC.
+    pub at_ms: i64,
+    /// A tie-breaker within `at_ms` (a record id), for sources that page on it; `None` when
+    /// the source reads every record of the instant again.
+    pub after_id: Option<String>,
+}
+
+/// How a watermark is written in the state file and the report: RFC 3339 text.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatermark {
+    at: String,
+    #[serde(default)]
+    after_id: Option<String>,
+}
+
+impl TryFrom<RawWatermark> for Watermark {
+    type Error = String;
+
+    fn try_from(raw: RawWatermark) -> Result<Self, Self::Error> {
+        let at_ms = parse_timestamp(&raw.at)
+            .filter(|_| raw.at.contains('T'))
+            .ok_or_else(|| "a watermark's `at` is not an RFC 3339 timestamp".to_owned())?;
+        Ok(Watermark {
+            at_ms,
+            after_id: raw.after_id,
+        })
+    }
+}
+
+impl From<Watermark> for RawWatermark {
+    fn from(w: Watermark) -> Self {
+        RawWatermark {
+            at: format_timestamp(w.at_ms),
+            after_id: w.after_id,
+        }
+    }
+}
+
+impl Watermark {
+    /// The watermark at `at_ms`, with no tie-breaker.
+    pub fn at(at_ms: i64) -> Watermark {
+        Watermark {
+            at_ms,
+            after_id: None,
+        }
+    }
+
+    /// Where the next read may start when a read begins at the vendor's clock `vendor_now_ms`:
+    /// that instant less `overlap`, truncated to the whole second (vendors filter on seconds;
+    /// earlier is always safe, later never is).
+    pub fn settled_before(vendor_now_ms: i64, overlap: std::time::Duration) -> Watermark {
+        let overlap_ms = i64::try_from(overlap.as_millis()).unwrap_or(i64::MAX);
+        let at = vendor_now_ms.saturating_sub(overlap_ms);
+        Watermark::at(at - at.rem_euclid(1000))
+    }
+
+    /// The instant as RFC 3339 UTC with milliseconds (`2026-12-06T16:47:33.000Z`).
+    pub fn to_rfc3339(&self) -> String {
+        format_timestamp(self.at_ms)
+    }
+}
+
+/// The watermark an object keeps after a sync: `point` (the source's sync point, taken before
+/// the read) when every record read settled (written and verified), else the `previous` one,
+/// so that the next sync reads the same changes again. Never anything later than `point`.
+pub fn next_watermark(
+    previous: Option<&Watermark>,
+    point: &Watermark,
+    settled: bool,
+) -> Option<Watermark> {
+    if settled {
+        Some(point.clone())
+    } else {
+        previous.cloned()
+    }
+}
+
+/// What one object's sync did with its watermark, for the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// `"full"` (no watermark yet: every record was read) or `"incremental"`.
+    pub read: &'static str,
+    /// The watermark the read started from (RFC 3339), `None` for a full read.
+    pub watermark_before: Option<String>,
+    /// The watermark the state holds now (RFC 3339): the new one when the object settled,
+    /// else the one before.
+    pub watermark_after: Option<String>,
+    /// Whether this run moved the watermark (and saved the state).
+    pub advanced: bool,
+}
+
+/// The saved state of the syncs of one configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncState {
+    /// The format version.
+    pub version: u32,
+    /// The source vendor it belongs to, for messages.
+    pub source: String,
+    /// The sink vendor it belongs to, for messages.
+    pub sink: String,
+    /// The source's account as its vendor names it (`org id 00D…`), once known.
+    #[serde(default)]
+    pub source_account: Option<String>,
+    /// The sink's account as its vendor names it (`portal id 123`), once known.
+    #[serde(default)]
+    pub sink_account: Option<String>,
+    /// A hash of the configuration it belongs to (accounts, objects, field maps): a state is
+    /// never used by another.
+    pub fingerprint: String,
+    /// Per object type, where its syncs got to.
+    pub objects: BTreeMap<ObjectType, ObjectState>,
+}
+
+/// Where the syncs of one object type got to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectState {
+    /// Every change before it was moved; `None`: no sync settled yet (the next one reads all).
+    pub watermark: Option<Watermark>,
+    /// A vendor's change-tracking token (Dataverse's delta link), for sources that have one.
+    #[serde(default)]
+    pub delta_token: Option<String>,
+    /// Where reading the vendor's deletions got to, once deletions are carried.
+    #[serde(default)]
+    pub deletions_cursor: Option<String>,
+    /// When the watermark last moved, by ferry's clock (RFC 3339), for people reading the file.
+    #[serde(default)]
+    pub synced_at: Option<String>,
+}
+
+/// Why a state file could not be used. Names the file, never its content.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Reading or writing the file failed.
+    #[error("sync state {path}: {source}")]
+    Io {
+        /// The state file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a state this build can read.
+    #[error(
+        "sync state {path} is not a ferry sync state this version can read ({detail}); move it \
+         away to start again with a full sync"
+    )]
+    Unreadable {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The file belongs to another source, sink or configuration.
+    #[error(
+        "sync state {path} belongs to {detail}; using it would skip changes this configuration \
+         never moved. Name another `sync.state` file, or move this one away to start with a full sync"
+    )]
+    OtherSync {
+        /// The state file.
+        path: PathBuf,
+        /// Whose it is.
+        detail: String,
+    },
+    /// Another process holds the state's lock.
+    #[error(
+        "sync state {path} is in use: another `ferry sync` holds its lock ({lock}); wait for it \
+         to finish (the lock is released when that process ends, even if it is killed)"
+    )]
+    Locked {
+        /// The state file.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+}
+
+/// A state file being kept by a sync run.
+#[derive(Debug)]
+pub struct StateFile {
+    path: PathBuf,
+    state: Mutex<SyncState>,
+}
+
+impl StateFile {
+    /// Opens the state at `path` for the configuration with `fingerprint` syncing `source` to
+    /// `sink`: a missing file is a first sync (no watermarks); a file of another version, pair
+    /// or configuration is refused.
+    pub fn open(
+        path: &Path,
+        fingerprint: &str,
+        source: &str,
+        sink: &str,
+    ) -> Result<StateFile, StateError> {
+        let state = match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => SyncState {
+                version: STATE_VERSION,
+                source: source.to_owned(),
+                sink: sink.to_owned(),
+                fingerprint: fingerprint.to_owned(),
+                ..SyncState::default()
+            },
+            Err(source) => {
+                return Err(StateError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+            Ok(bytes) => {
+                let unreadable = |detail: String| StateError::Unreadable {
+                    path: path.to_owned(),
+                    detail,
+                };
+                let version: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    unreadable(format!(
+                        "not valid JSON at line {} column {}",
+                        e.line(),
+                        e.column()
+                    ))
+                })?;
+                match version.get("version").and_then(serde_json::Value::as_u64) {
+                    Some(v) if v == u64::from(STATE_VERSION) => {}
+                    Some(v) => {
+                        return Err(unreadable(format!(
+                            "format version {v}, expected {STATE_VERSION}"
+                        )));
+                    }
+                    None => return Err(unreadable("no format version".into())),
+                }
+                let saved: SyncState = serde_json::from_value(version).map_err(|e| {
+                    // serde names the field; the value is a watermark or an id, not customer
+                    // data, but the message stays generic like the checkpoint's.
+                    unreadable(crate::kit::without_value(&e.to_string()))
+                })?;
+                if saved.source != source || saved.sink != sink {
+                    return Err(StateError::OtherSync {
+                        path: path.to_owned(),
+                        detail: format!(
+                            "a sync from {} to {}, and this configuration syncs {source} to {sink}",
+                            saved.source, saved.sink
+                        ),
+                    });
+                }
+                if saved.fingerprint != fingerprint {
+                    return Err(StateError::OtherSync {
+                        path: path.to_owned(),
+                        detail: "another configuration (the source or sink account, the objects \
+                                 or the field mappings changed)"
+                            .into(),
+                    });
+                }
+                saved
+            }
+        };
+        Ok(StateFile {
+            path: path.to_owned(),
+            state: Mutex::new(state),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Checks the accounts the credentials reach now (as the vendors name them, `None` when a
+    /// vendor cannot say) against those the state was written for, and records them in a state
+    /// that has none yet: a state is never used for another account, even when the config's
+    /// text is the same (a credential reference that now names another org, say).
+    pub fn check_accounts(
+        &self,
+        source: Option<&crate::AccountId>,
+        sink: Option<&crate::AccountId>,
+    ) -> Result<(), StateError> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        for (role, vendor, now, saved) in [
+            ("source", &state.source, source, &mut state.source_account),
+            ("sink", &state.sink, sink, &mut state.sink_account),
+        ] {
+            let Some(now) = now.map(|a| format!("{} {}", a.kind, a.id)) else {
+                continue;
+            };
+            match saved {
+                Some(was) if *was != now => {
+                    return Err(StateError::OtherSync {
+                        path: self.path.clone(),
+                        detail: format!(
+                            "the {role} {vendor} account {was}, and the {role}'s credentials now \
+                             reach {now}"
+                        ),
+                    });
+                }
+                Some(_) => {}
+                None => *saved = Some(now),
+            }
+        }
+        Ok(())
+    }
+
+    /// The watermark of `object`: where its next read starts; `None` for a full read.
+    pub fn since(&self, object: ObjectType) -> Option<Watermark> {
+        self.lock()
+            .objects
+            .get(&object)
+            .and_then(|o| o.watermark.clone())
+    }
+
+    /// Moves the watermark of `object` to `to` (its run settled) and writes the file.
+    pub fn advance(&self, object: ObjectType, to: Watermark) -> Result<(), StateError> {
+        {
+            let mut state = self.lock();
+            let entry = state.objects.entry(object).or_default();
+            entry.watermark = Some(to);
+            entry.synced_at = Some(format_timestamp(now_ms()));
+        }
+        self.save()
+    }
+
+    /// Writes the state now, atomically ([`write_atomically`]).
+    pub fn save(&self) -> Result<(), StateError> {
+        let bytes =
+            serde_json::to_vec_pretty(&*self.lock()).map_err(|e| StateError::Unreadable {
+                path: self.path.clone(),
+                detail: e.to_string(),
+            })?;
+        write_atomically(&self.path, &bytes).map_err(|source| StateError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// A copy of the current state.
+    pub fn snapshot(&self) -> SyncState {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Replaces `path` with `bytes` so that a crash at any point leaves either the old file or the
+/// new one whole: write `<path>.tmp`, fsync it, rename it over `path`, fsync the directory (the
+/// rename itself is only durable once the directory is). On error, `path` is untouched.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = crate::checkpoint::temp_path(path);
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path)?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// The lock file beside a state file: `<path>.lock`.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// The advisory lock on a state file, held while the value lives (and by the kernel until the
+/// process ends, however it ends).
+#[derive(Debug)]
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
+/// Takes the lock of the state at `path` (on `<path>.lock`, created if missing), at once or not
+/// at all: [`StateError::Locked`] when another process holds it.
+pub fn lock(path: &Path) -> Result<StateLock, StateError> {
+    let lock = lock_path(path);
+    let io = |source| StateError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(io)?;
+    // std's advisory lock (flock on Unix), stable since Rust 1.89: the toolchain builds with
+    // 1.95, while the workspace's declared minimum stays 1.85 (raising it turns on lints for
+    // let-chains across the code base).
+    #[allow(clippy::incompatible_msrv)]
+    let locked = file.try_lock();
+    match locked {
+        Ok(()) => Ok(StateLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Locked {
+            path: path.to_owned(),
+            lock,
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ferry-sync-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_state_round_trips_and_holds_only_watermarks() {
+        let path = dir("round").join("state.json");
+        let state = StateFile::open(&path, "fp", "salesforce", "hubspot").unwrap();
+        assert_eq!(
+            state.since(ObjectType::CONTACTS),
+            None,
+            "a first sync is full"
+        );
+        let mark = Watermark::at(1_765_000_000_000);
+        state.advance(ObjectType::CONTACTS, mark.clone()).unwrap();
+        assert!(!crate::checkpoint::temp_path(&path).exists());
+
+        let again = StateFile::open(&path, "fp", "salesforce", "hubspot").unwrap();
+        assert_eq!(again.since(ObjectType::CONTACTS), Some(mark));
+        assert_eq!(again.since(ObjectType::COMPANIES), None);
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            json["objects"]["contacts"]["watermark"]["at"],
+            "2025-12-06T05:46:40.000Z"
+        );
+        let entry = json["objects"]["contacts"].as_object().unwrap();
+        for room in ["delta_token", "deletions_cursor"] {
+            assert!(entry.contains_key(room), "{room} has its place: {json:#}");
+        }
+    }
+
+    #[test]
+    fn a_state_of_another_pair_or_configuration_is_refused() {
+        let path = dir("other").join("state.json");
+        let state = StateFile::open(&path, "fp", "salesforce", "hubspot").unwrap();
+        state
+            .advance(ObjectType::COMPANIES, Watermark::at(1_000))
+            .unwrap();
+        let err = StateFile::open(&path, "fp", "hubspot", "salesforce")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("from salesforce to hubspot") && err.contains("sync.state"),
+            "{err}"
+        );
+        let err = StateFile::open(&path, "other", "salesforce", "hubspot")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("another configuration"), "{err}");
+        std::fs::write(&path, br#"{"version": 9}"#).unwrap();
+        let err = StateFile::open(&path, "fp", "salesforce", "hubspot")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("format version 9"), "{err}");
+        std::fs::write(&path, b"{\"secretish\": ").unwrap();
+        let err = StateFile::open(&path, "fp", "salesforce", "hubspot")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not valid JSON") && !err.contains("secretish"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_state_of_another_account_is_refused() {
+        let path = dir("accounts").join("state.json");
+        let org = |id: &str| crate::AccountId {
+            kind: "org id",
+            id: id.into(),
+        };
+        let state = StateFile::open(&path, "fp", "salesforce", "hubspot").unwrap();
+        state.check_accounts(Some(&org("00DA")), None).unwrap();
+        state
+            .advance(ObjectType::COMPANIES, Watermark::at(1_000))
+            .unwrap();
+        let again = StateFile::open(&path, "fp", "salesforce", "hubspot").unwrap();
+        again.check_accounts(Some(&org("00DA")), None).unwrap();
+        let err = again
+            .check_accounts(Some(&org("00DB")), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("source salesforce account org id 00DA")
+                && err.contains("now reach org id 00DB"),
+            "{err}"
+        );
+        // A vendor that cannot name its account is not compared.
+        again.check_accounts(None, None).unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_state() {
+        let path = dir("atomic").join("state.json");
+        let state = StateFile::open(&path, "fp", "salesforce", "hubspot").unwrap();
+        state
+            .advance(ObjectType::COMPANIES, Watermark::at(1_000))
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // The temporary file cannot be created: a directory is in its place.
+        std::fs::create_dir(crate::checkpoint::temp_path(&path)).unwrap();
+        assert!(
+            state
+                .advance(ObjectType::COMPANIES, Watermark::at(9_000))
+                .is_err()
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the old state stays");
+        let reopened = StateFile::open(&path, "fp", "salesforce", "hubspot").unwrap();
+        assert_eq!(
+            reopened.since(ObjectType::COMPANIES),
+            Some(Watermark::at(1_000))
+        );
+    }
+
+    #[test]
+    fn the_watermark_moves_only_to_a_settled_point_before_the_read() {
+        let overlap = std::time::Duration::from_secs(300);
+        let point = Watermark::settled_before(1_765_000_123_456, overlap);
+        assert_eq!(
+            point.at_ms,
+            1_765_000_123_000 - 300_000,
+            "less the overlap, whole seconds"
+        );
+        let previous = Watermark::at(1_000);
+        assert_eq!(
+            next_watermark(Some(&previous), &point, true),
+            Some(point.clone())
+        );
+        assert_eq!(
+            next_watermark(Some(&previous), &point, false),
+            Some(previous),
+            "an object that did not settle keeps its watermark"
+        );
+        assert_eq!(next_watermark(None, &point, false), None);
+    }
+
+    #[test]
+    fn a_second_lock_on_one_state_is_refused_until_the_first_is_dropped() {
+        let path = dir("lock").join("state.json");
+        let first = lock(&path).unwrap();
+        let err = lock(&path).unwrap_err();
+        assert!(
+            matches!(err, StateError::Locked { .. }) && err.to_string().contains("state.json"),
+            "{err}"
+        );
+        drop(first);
+        assert!(lock(&path).is_ok());
+    }
+}
