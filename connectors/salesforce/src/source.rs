@@ -292,8 +292,13 @@ impl Source for SalesforceSource {
         since: &Watermark,
         cursor: Option<&str>,
     ) -> ConnectorResult<FetchedPage> {
+        self.currency
+            .learn(object, &self.fields, || {
+                crate::currency::single(&self.client)
+            })
+            .await?;
         let batch = Some(self.settings.query_batch_size);
-        let page = match cursor {
+        let mut page = match cursor {
             None => {
                 self.respell(object).await?;
                 let soql = self.changed_query(object, since)?;
@@ -315,6 +320,7 @@ impl Source for SalesforceSource {
                 self.to_page(object, raw, last)?
             }
         };
+        self.currency.stamp(object, &mut page.records);
         Ok(FetchedPage::ready(self.with_links(object, page).await?))
     }
 
