@@ -315,6 +315,8 @@ async fn the_sink_holds_one_contact_per_deal_one_parent_per_note_and_closes_won_
         field::PARENTS,
         Value::Links(vec![link(ObjectType::DEALS, "d-won")]),
     );
+    // Its original time, to the second Dataverse keeps (every source's notes have one).
+    note.set(field::TIMESTAMP, Value::Timestamp(1_700_000_000_000));
     let mut long = note.clone();
     long.source_id = "n-2".into();
     text(&mut long, field::BODY, &"x".repeat(100_001));
