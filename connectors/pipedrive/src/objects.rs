@@ -45,9 +45,11 @@ pub struct PipedriveObject {
     pub links: &'static [PipedriveLinks],
     /// Where the pipeline stage lives, if the object has one.
     pub stage: Option<StageFields>,
-    /// Plain number fields Pipedrive fills with 0 when nothing is set (a deal's `value`): a 0
-    /// reads as no value, since Pipedrive cannot tell the two apart.
-    pub zero_is_unset: &'static [&'static str],
+    /// Plain fields Pipedrive fills in when a record is written without them, with the value
+    /// it holds then (a deal's `value` 0): declared to the engine
+    /// ([`ferry_core::FieldLimit::unset_reads_as`]), which gives a record without one that
+    /// value, so a 0 read back is the record's own 0 and reads as 0.
+    pub unset_reads_as: &'static [(&'static str, &'static str)],
     /// The top-level fields a v2 `POST`/`PATCH` accepts (everything else a fields list shows
     /// is read-only, apart from custom fields).
     pub writable: &'static [&'static str],
@@ -173,7 +175,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         references: &[],
         links: &[],
         stage: None,
-        zero_is_unset: &[],
+        unset_reads_as: &[],
         writable: &[
             "name",
             "owner_id",
@@ -237,7 +239,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         }],
         links: &[],
         stage: None,
-        zero_is_unset: &[],
+        unset_reads_as: &[],
         writable: &[
             "name",
             "first_name",
@@ -307,7 +309,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
             pipeline: "pipeline_id",
             stage: "stage_id",
         }),
-        zero_is_unset: &[field::AMOUNT],
+        unset_reads_as: &[(field::AMOUNT, "0")],
         writable: &[
             "title",
             "owner_id",
@@ -366,7 +368,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
             participants: false,
         }],
         stage: None,
-        zero_is_unset: &[],
+        unset_reads_as: &[],
         writable: &[
             "content",
             "user_id",
@@ -487,6 +489,11 @@ impl PipedriveObject {
                     .iter()
                     .map(|(f, max)| ferry_core::FieldLimit::max_chars(*f, *max)),
             )
+            .chain(
+                self.unset_reads_as
+                    .iter()
+                    .map(|(f, value)| ferry_core::FieldLimit::unset_reads_as(*f, *value)),
+            )
             .collect()
     }
 
@@ -591,8 +598,11 @@ mod tests {
                 "status"
             ]
         );
-        // A deal holds many persons, as participants.
-        assert_eq!(deals.limits(), []);
+        // A deal holds many persons, as participants; Pipedrive gives one without a value 0.
+        assert_eq!(
+            deals.limits(),
+            [ferry_core::FieldLimit::unset_reads_as("amount", "0")]
+        );
         // A note: its body, author and parents (the original time keys it, see `notes`).
         let notes = binding(ObjectType::NOTES).unwrap();
         assert_eq!(

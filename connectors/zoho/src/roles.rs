@@ -148,7 +148,11 @@ pub(crate) async fn put(
 fn refused(response: &HttpResponse) -> Option<String> {
     let status = response.status.as_u16();
     let body: Json = serde_json::from_slice(&response.body).ok()?;
-    let error = match body.get("data").and_then(Json::as_array).and_then(|d| d.first()) {
+    let error = match body
+        .get("data")
+        .and_then(Json::as_array)
+        .and_then(|d| d.first())
+    {
         Some(item) if item.get("status").and_then(Json::as_str) == Some("error") => item,
         Some(_) => return None,
         None if (400..500).contains(&status) && status != 429 => &body,

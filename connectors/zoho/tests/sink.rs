@@ -523,7 +523,10 @@ async fn a_role_zoho_refuses_refuses_only_that_deal_and_the_run_goes_on() {
     // Another user deletes p-2 between the contact write and the next deals.
     delete_contact(&running.base_url, &gone).await;
     let deals = [deal("d-2", &["p-1", "p-2"]), deal("d-3", &["p-1"])];
-    let outcomes = sink.upsert(ObjectType::DEALS, &deals).await.expect("the run goes on");
+    let outcomes = sink
+        .upsert(ObjectType::DEALS, &deals)
+        .await
+        .expect("the run goes on");
     let refused = outcomes[0].result.as_ref().expect_err("d-2 is refused");
     assert_eq!(outcomes[0].source_id, "d-2");
     assert_eq!(refused.source_id, "d-2");
@@ -533,7 +536,9 @@ async fn a_role_zoho_refuses_refuses_only_that_deal_and_the_run_goes_on() {
     assert!(!refused.reason.contains("Person"), "no value: {refused:?}");
     assert!(outcomes[1].result.is_ok(), "d-3 is written: {outcomes:?}");
     // What is left: d-2's row, with the contact that could be linked.
-    let saved = emulator.record_by_source_id("Deals", "d-2").expect("d-2's row");
+    let saved = emulator
+        .record_by_source_id("Deals", "d-2")
+        .expect("d-2's row");
     let saved_id = saved["id"].as_str().expect("id").to_owned();
     assert_eq!(emulator.deal_contact_roles(&saved_id).len(), 1);
 }

@@ -329,8 +329,10 @@ pub struct Capability {
     /// over its limit before writing ([`crate::quality::TOO_LONG`]), never truncating it, and
     /// writes the links that fit, reporting each record that lost some
     /// ([`crate::quality::NOT_CARRIED`]), and refuses a value outside the few the sink holds
-    /// ([`crate::quality::VALUE_NOT_HELD`]: a single-currency org's one currency). Empty when
-    /// the sink holds whatever it stores.
+    /// ([`crate::quality::VALUE_NOT_HELD`]: a single-currency org's one currency), and gives a
+    /// record without a field the value the sink fills in for it
+    /// ([`crate::quality::SINK_DEFAULT`]). Empty when the sink holds whatever it stores, as
+    /// sent.
     pub limits: Vec<FieldLimit>,
 }
 
@@ -350,6 +352,12 @@ pub struct FieldLimit {
     /// The only values the sink holds in it, if it holds only some: an org that keeps every
     /// amount in one currency holds that currency and no other. Compared ignoring case.
     pub only_values: Option<Vec<String>>,
+    /// What the sink holds in the field when a record is written without it, if it fills it
+    /// in (Pipedrive: a deal's `value` 0, its `currency` the user's default), as text parsed
+    /// as the field's type. The engine gives a record without the field this value before
+    /// the digest and the write ([`crate::quality::SINK_DEFAULT`], a warning), so verification
+    /// compares what the sink holds rather than calling the sink's own default a difference.
+    pub unset_reads_as: Option<String>,
 }
 
 impl FieldLimit {
@@ -361,6 +369,7 @@ impl FieldLimit {
             counts_plain_text: false,
             max_links: None,
             only_values: None,
+            unset_reads_as: None,
         }
     }
 
@@ -372,6 +381,7 @@ impl FieldLimit {
             counts_plain_text: false,
             max_links: Some(max),
             only_values: None,
+            unset_reads_as: None,
         }
     }
 
@@ -384,6 +394,20 @@ impl FieldLimit {
             counts_plain_text: false,
             max_links: None,
             only_values: Some(values),
+            unset_reads_as: None,
+        }
+    }
+
+    /// A field the sink fills in with `value` when a record is written without it (see
+    /// [`FieldLimit::unset_reads_as`]): Pipedrive's deal `amount` 0.
+    pub fn unset_reads_as(field: impl Into<String>, value: impl Into<String>) -> FieldLimit {
+        FieldLimit {
+            field: field.into(),
+            max_chars: None,
+            counts_plain_text: false,
+            max_links: None,
+            only_values: None,
+            unset_reads_as: Some(value.into()),
         }
     }
 
