@@ -541,4 +541,19 @@ async fn a_role_zoho_refuses_refuses_only_that_deal_and_the_run_goes_on() {
         .expect("d-2's row");
     let saved_id = saved["id"].as_str().expect("id").to_owned();
     assert_eq!(emulator.deal_contact_roles(&saved_id).len(), 1);
+
+    // A rerun (a new sink: nothing cached) finds the contact gone before writing, and updates
+    // nothing twice: the deal is refused as linking to a contact the sink does not hold.
+    let rerun = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+    let again = rerun
+        .upsert(ObjectType::DEALS, &deals)
+        .await
+        .expect("the rerun goes on");
+    let refused = again[0].result.as_ref().expect_err("d-2 is refused again");
+    assert_eq!(refused.code, "UNRESOLVED_CONTACTS");
+    assert!(
+        again[1].result.as_ref().is_ok_and(|w| !w.created),
+        "{again:?}"
+    );
+    assert_eq!(emulator.count("Deals"), 3);
 }
