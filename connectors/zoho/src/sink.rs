@@ -516,7 +516,7 @@ impl ZohoSink {
     /// without one (a contact that holds a role keeps it), and none for the others. A deal
     /// just created has none to read. A rerun therefore writes nothing and duplicates nothing.
     /// A role Zoho refuses for this deal (a contact deleted meanwhile) is answered as that
-    /// role's [`RoleRefused`], after the deal's other roles are written.
+    /// role's [`RoleRefused`], after the deal's other roles are written and removed.
     async fn sync_roles(
         &self,
         deal: &str,
@@ -533,13 +533,13 @@ impl ZohoSink {
                 .collect()
         };
         let missing: Vec<&String> = contacts.iter().filter(|c| !held.contains(c)).collect();
+        let mut refused = None;
         if !missing.is_empty() {
             let role = self.role().await?;
             let puts = missing
                 .iter()
                 .map(|c| roles::put(&self.client, deal, c, &role))
                 .collect();
-            let mut refused = None;
             for (contact, result) in missing.iter().zip(join_all(puts).await) {
                 if let (Some(code), None) = (result?, &refused) {
                     let position = contacts.iter().position(|c| c == *contact).unwrap_or(0);
@@ -550,15 +550,14 @@ impl ZohoSink {
                     });
                 }
             }
-            if refused.is_some() {
-                return Ok(refused);
-            }
         }
+        // Contacts the record no longer lists lose their role even when an added one was
+        // refused: the deal is left as near to the record as Zoho allows.
         let extra: Vec<String> = held.into_iter().filter(|h| !contacts.contains(h)).collect();
         if !extra.is_empty() {
             roles::remove(&self.client, deal, &extra).await?;
         }
-        Ok(None)
+        Ok(refused)
     }
 
     /// Writes notes, which Zoho cannot upsert: a note this run already wrote or found is
