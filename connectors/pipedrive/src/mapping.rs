@@ -5,7 +5,8 @@
 //! `mobile` as `mobile_phone`, `org_id` as the `company` reference, and `marketing_status ==
 //! "unsubscribed"` as `email_opt_out`. Organizations ↔ companies: `name` and the address
 //! subfields (`route`, `locality`, `admin_area_level_1`, `postal_code`, `country`). Deals ↔
-//! deals: `title`, `value` (0 reads as none), `currency`, `expected_close_date`, `status`,
+//! deals: `title`, `value` (0 reads as 0: Pipedrive's value for none, declared as
+//! the sink's default for an unset amount), `currency`, `expected_close_date`, `status`,
 //! the stage as (`pipeline_id`, `stage_id`) (written as `stage_id`), `org_id` as the company
 //! and `person_id` as the first contact (the others are participants, `crate::participants`).
 //! Every object's `owner_id` is its owner, a user id written as a number.
@@ -251,13 +252,6 @@ pub fn to_record(
                 "`{}` (Pipedrive `{}`, expected {})",
                 binding.canonical, binding.vendor, e.expected
             )),
-        }
-    }
-    for canonical in row.zero_is_unset {
-        if matches!(record.get(canonical), Some(Value::Decimal(n)) if *n == 0.0)
-            || matches!(record.get(canonical), Some(Value::Integer(0)))
-        {
-            record.fields.remove(*canonical);
         }
     }
     let mut set =
@@ -731,7 +725,7 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_deal_value_reads_as_no_amount_and_a_stage_needs_its_pipeline() {
+    fn a_zero_deal_value_reads_as_0_and_a_stage_needs_its_pipeline() {
         let map = standard_map(ObjectType::DEALS);
         let read = |raw: Json| {
             to_record(
@@ -747,7 +741,7 @@ mod tests {
             "pipeline_id": 2, "stage_id": 8, "add_time": "2024-01-02T03:04:05Z"}),
         )
         .unwrap();
-        assert_eq!(r.get(field::AMOUNT), None);
+        assert_eq!(r.get(field::AMOUNT), Some(&Value::Decimal(0.0)));
         assert_eq!(r.get(field::OWNER), Some(&Value::Text("5".into())));
         assert_eq!(
             r.get(field::CONTACTS),

@@ -45,9 +45,11 @@ pub struct PipedriveObject {
     pub links: &'static [PipedriveLinks],
     /// Where the pipeline stage lives, if the object has one.
     pub stage: Option<StageFields>,
-    /// Plain number fields Pipedrive fills with 0 when nothing is set (a deal's `value`): a 0
-    /// reads as no value, since Pipedrive cannot tell the two apart.
-    pub zero_is_unset: &'static [&'static str],
+    /// Plain fields Pipedrive fills in when a record is written without them, with the value
+    /// it holds then (a deal's `value` 0): declared to the engine
+    /// ([`ferry_core::FieldLimit::unset_reads_as`]), which gives a record without one that
+    /// value, so a 0 read back is the record's own 0 and reads as 0.
+    pub unset_reads_as: &'static [(&'static str, &'static str)],
     /// The top-level fields a v2 `POST`/`PATCH` accepts (everything else a fields list shows
     /// is read-only, apart from custom fields).
     pub writable: &'static [&'static str],
@@ -176,7 +178,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         references: &[],
         links: &[],
         stage: None,
-        zero_is_unset: &[],
+        unset_reads_as: &[],
         writable: &[
             "name",
             "owner_id",
@@ -241,7 +243,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         }],
         links: &[],
         stage: None,
-        zero_is_unset: &[],
+        unset_reads_as: &[],
         writable: &[
             "name",
             "first_name",
@@ -312,7 +314,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
             pipeline: "pipeline_id",
             stage: "stage_id",
         }),
-        zero_is_unset: &[field::AMOUNT],
+        unset_reads_as: &[(field::AMOUNT, "0")],
         writable: &[
             "title",
             "owner_id",
@@ -372,7 +374,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
             participants: false,
         }],
         stage: None,
-        zero_is_unset: &[],
+        unset_reads_as: &[],
         writable: &[
             "content",
             "user_id",
@@ -500,6 +502,11 @@ impl PipedriveObject {
                     .iter()
                     .map(|f| ferry_core::FieldLimit::to_the_second(*f)),
             )
+            .chain(
+                self.unset_reads_as
+                    .iter()
+                    .map(|(f, value)| ferry_core::FieldLimit::unset_reads_as(*f, *value)),
+            )
             .collect()
     }
 
@@ -604,8 +611,11 @@ mod tests {
                 "status"
             ]
         );
-        // A deal holds many persons, as participants.
-        assert_eq!(deals.limits(), []);
+        // A deal holds many persons, as participants; Pipedrive gives one without a value 0.
+        assert_eq!(
+            deals.limits(),
+            [ferry_core::FieldLimit::unset_reads_as("amount", "0")]
+        );
         // A note: its body, author, parents and original time (which also keys it, see
         // `notes`), to the second.
         let notes = binding(ObjectType::NOTES).unwrap();

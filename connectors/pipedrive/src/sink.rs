@@ -14,8 +14,8 @@ use ferry_core::quality::{
 };
 use ferry_core::resolver::Resolver;
 use ferry_core::{
-    Capability, ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome,
-    RecordRejection, Sink, Value, Written,
+    Capability, ConnectorError, ConnectorResult, FieldLimit, ObjectType, Record, RecordOutcome,
+    RecordRejection, Sink, Value, Written, field,
 };
 use futures::stream::{self, StreamExt};
 use reqwest::Method;
@@ -52,6 +52,10 @@ pub struct PipedriveSink {
     /// parent's listing, and two batches listing one parent at once could both take the same
     /// unclaimed note for two same-second source notes, one overwriting the other.
     note_stripes: Vec<Arc<tokio::sync::Mutex<()>>>,
+    /// The token user's default currency, which Pipedrive gives a deal written without one
+    /// (`default_currency` of `GET /v1/users/me`): learned once, by [`Sink::survey`] of deals.
+    /// `None` inside when the answer names none.
+    default_currency: tokio::sync::OnceCell<Option<String>>,
 }
 
 /// How many locks the notes' parents are spread over: batches writing notes of different
@@ -73,7 +77,27 @@ impl PipedriveSink {
                     .map(|row| (row.object, row.standard_map())),
             ),
             note_stripes: (0..NOTE_STRIPES).map(|_| Arc::default()).collect(),
+            default_currency: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The token user's default currency (`GET /v1/users/me`, `data.default_currency`), which
+    /// Pipedrive gives a deal written without a currency; `None` when it names no ISO code.
+    async fn learn_default_currency(&self) -> ConnectorResult<Option<String>> {
+        let me = self.client.get_small("/v1/users/me", &[]).await?;
+        let currency = me
+            .pointer("/data/default_currency")
+            .and_then(Json::as_str)
+            .map(str::trim)
+            .filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()))
+            .map(str::to_owned);
+        match &currency {
+            Some(c) => {
+                tracing::debug!(vendor = VENDOR, currency = %c, "the user's default currency")
+            }
+            None => tracing::debug!(vendor = VENDOR, "the user names no default currency"),
+        }
+        Ok(currency)
     }
 
     /// The key of the source-id custom field of `object`, found by name (and created when
@@ -1151,14 +1175,37 @@ impl Sink for PipedriveSink {
     /// valid email address.
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
         let row = objects::binding(object)?;
+        let stored = row.stored_fields(&self.fields.get(object));
+        let mut limits = row.limits();
+        // A deal written without a currency gets the user's default (learned by `survey`).
+        if let Some(Some(currency)) = self.default_currency.get() {
+            if object == ObjectType::DEALS && stored.iter().any(|f| f == field::CURRENCY) {
+                limits.push(FieldLimit::unset_reads_as(
+                    field::CURRENCY,
+                    currency.clone(),
+                ));
+            }
+        }
+        limits.retain(|l| l.unset_reads_as.is_none() || stored.contains(&l.field));
         Ok(Capability {
             batch_size: self.settings.batch_size,
             read_back_size: MAX_IDS_PER_LIST,
-            stored: row.stored_fields(&self.fields.get(object)),
+            stored,
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
             opt_out_needs_email: row.opt_out.as_ref().is_some_and(|o| o.needs_email),
-            limits: row.limits(),
+            limits,
         })
+    }
+
+    /// For deals: the token user's default currency, which Pipedrive gives a deal written
+    /// without one (read once, `GET /v1/users/me`).
+    async fn survey(&self, object: ObjectType) -> ConnectorResult<()> {
+        if object == ObjectType::DEALS {
+            self.default_currency
+                .get_or_try_init(|| self.learn_default_currency())
+                .await?;
+        }
+        Ok(())
     }
 
     async fn check(&self) -> ConnectorResult<()> {

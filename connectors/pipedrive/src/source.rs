@@ -52,15 +52,23 @@ impl PipedriveSource {
     }
 }
 
+/// A page of records as listed, before each record's participants are added: the records
+/// (or why one could not be read) and the next page's cursor.
+struct Listed {
+    records: Vec<Result<ferry_core::Record, ferry_core::RecordRejection>>,
+    next: Option<String>,
+}
+
 impl PipedriveSource {
     /// Adds each record's participants (`GET /v1/{path}/{id}/participants`, offset-paged; one
     /// request per record, as Pipedrive has no batch read of them) to its `links` field, after
-    /// the link its id field holds, each person once.
+    /// the link its id field holds, each person once. A record deleted since it was listed
+    /// (404) no longer exists: it is left out of the page, logged by id.
     async fn add_participants(
         &self,
         row: &objects::PipedriveObject,
         links: &objects::PipedriveLinks,
-        records: &mut [Result<ferry_core::Record, ferry_core::RecordRejection>],
+        records: &mut Vec<Result<ferry_core::Record, ferry_core::RecordRejection>>,
     ) -> ConnectorResult<()> {
         let reads: Vec<_> = records
             .iter()
@@ -68,19 +76,39 @@ impl PipedriveSource {
             .filter_map(|(at, r)| Some((at, r.as_ref().ok()?.source_id.parse::<u64>().ok()?)))
             .map(|(at, id)| async move {
                 let path = format!("/v1/{}/{id}/participants", row.path);
-                Ok::<_, ConnectorError>((at, crate::participants::list(&self.client, &path).await?))
+                match crate::participants::list(&self.client, &path).await {
+                    Ok(people) => Ok((at, Some(people))),
+                    Err(ConnectorError::Status { status: 404, .. }) => Ok((at, None)),
+                    Err(e) => Err(e),
+                }
             })
             .collect();
         let answers: Vec<_> = futures::stream::iter(reads)
             .buffered(self.concurrency)
             .collect()
             .await;
+        let mut gone = Vec::new();
         for answer in answers {
             let (at, people) = answer?;
+            let Some(people) = people else {
+                gone.push(at);
+                continue;
+            };
             if let Some(Ok(record)) = records.get_mut(at) {
                 // Source ids are Pipedrive ids.
                 let people: Vec<u64> = people.into_iter().map(|(_, person)| person).collect();
                 crate::participants::add_to(record, links, &people, |_, id| id.to_string());
+            }
+        }
+        for at in gone.into_iter().rev() {
+            let removed = records.remove(at);
+            if let Ok(record) = removed {
+                tracing::info!(
+                    vendor = VENDOR,
+                    object = %row.object,
+                    source_id = record.source_id.as_str(),
+                    "deleted since it was listed (its participants read answered 404): left out"
+                );
             }
         }
         Ok(())
@@ -177,7 +205,20 @@ impl Source for PipedriveSource {
         if !row.source_id_field {
             return self.read_notes(cursor).await;
         }
-        let map = self.fields.get(object);
+        let listed = self.list_page(row, cursor).await?;
+        self.complete_page(row, listed).await
+    }
+}
+
+impl PipedriveSource {
+    /// One page of `row`'s list (`GET /api/v2/{path}`), mapped to records, without the
+    /// participants (see [`PipedriveSource::complete_page`]).
+    async fn list_page(
+        &self,
+        row: &objects::PipedriveObject,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<Listed> {
+        let map = self.fields.get(row.object);
         let path = format!("/api/v2/{}", row.path);
         let limit = self.page_size.to_string();
         let include = row.include_fields.join(",");
@@ -208,17 +249,12 @@ impl Source for PipedriveSource {
                 "the next-page cursor equals the current one; paging would never end",
             ));
         }
-        let mut page = Page {
-            records: Vec::with_capacity(items.len()),
-            next,
-            unreadable: Vec::new(),
-        };
-        let mut mapped = Vec::with_capacity(items.len());
+        let mut records = Vec::with_capacity(items.len());
         for raw in items {
             let id =
                 mapping::id_of(raw).ok_or_else(|| malformed("a record without a numeric id"))?;
             // A reference holds the target's Pipedrive id, which is its source id.
-            mapped.push(mapping::to_record(
+            records.push(mapping::to_record(
                 row,
                 raw,
                 id.to_string(),
@@ -226,13 +262,113 @@ impl Source for PipedriveSource {
                 &map,
             ));
         }
+        Ok(Listed { records, next })
+    }
+
+    /// The page of a [`PipedriveSource::list_page`]: each record with its participants, less
+    /// the records deleted in between.
+    async fn complete_page(
+        &self,
+        row: &objects::PipedriveObject,
+        listed: Listed,
+    ) -> ConnectorResult<Page> {
+        let Listed { mut records, next } = listed;
+        let listed = records.len();
         for links in row.links.iter().filter(|l| l.participants) {
-            self.add_participants(row, links, &mut mapped).await?;
+            self.add_participants(row, links, &mut records).await?;
         }
-        for record in mapped {
-            page.push(VENDOR, object, record);
+        let gone = listed - records.len();
+        if gone > 0 {
+            tracing::info!(
+                vendor = VENDOR,
+                object = %row.object,
+                gone,
+                "records deleted between the list and their participants read were left out"
+            );
         }
-        page.log_read(VENDOR, object);
+        let mut page = Page {
+            records: Vec::with_capacity(records.len()),
+            next,
+            unreadable: Vec::new(),
+        };
+        for record in records {
+            page.push(VENDOR, row.object, record);
+        }
+        page.log_read(VENDOR, row.object);
         Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::{SecretRef, field};
+    use ferry_sandbox::pipedrive::{Emulator, Options, TOKEN};
+    use ferry_sandbox::seed::{Mess, generate};
+    use secrecy::SecretString;
+
+    /// A deal deleted between the list and its participants read (the page's read split in
+    /// two, the delete sent through the emulator's API in between) is left out of the page;
+    /// the others come with their contacts.
+    #[tokio::test]
+    async fn a_deal_deleted_before_its_participants_are_read_is_left_out() {
+        let emulator = Emulator::new(Options {
+            burst_limit: None,
+            search_limit: None,
+            daily_token_budget: None,
+            ..Options::default()
+        });
+        let seeded = emulator.seed(&generate(40, 3, &Mess::none()));
+        assert!(seeded.deals >= 3, "{seeded:?}");
+        let running = ferry_sandbox::serve(
+            "pipedrive",
+            emulator.router(),
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .expect("serve");
+        let config = PipedriveConfig {
+            base_url: Some(running.base_url.clone()),
+            rate_limit_per_2s: Some(20_000),
+            search_rate_limit_per_2s: Some(20_000),
+            max_retries: Some(2),
+            ..PipedriveConfig::new(SecretRef::in_memory(SecretString::from(TOKEN)))
+        };
+        let source = PipedriveSource::new(config, "source").expect("source");
+        let row = objects::binding(ObjectType::DEALS).expect("deals");
+        let listed = source.list_page(row, None).await.expect("list");
+        let ids: Vec<String> = listed
+            .records
+            .iter()
+            .map(|r| r.as_ref().expect("read").source_id.clone())
+            .collect();
+        assert_eq!(ids.len(), seeded.deals);
+        let gone = ids[1].clone();
+        let deleted = reqwest::Client::new()
+            .delete(format!("{}/api/v2/deals/{gone}", running.base_url))
+            .header("x-api-token", TOKEN)
+            .send()
+            .await
+            .expect("delete");
+        assert_eq!(deleted.status().as_u16(), 200);
+
+        let page = source
+            .complete_page(row, listed)
+            .await
+            .expect("the run goes on");
+        let read: Vec<&str> = page.records.iter().map(|r| r.source_id.as_str()).collect();
+        let expected: Vec<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| *id != gone)
+            .collect();
+        assert_eq!(read, expected);
+        assert!(page.unreadable.is_empty());
+        assert!(
+            page.records
+                .iter()
+                .any(|r| matches!(r.get(field::CONTACTS), Some(ferry_core::Value::Links(l)) if !l.is_empty())),
+            "the others keep their participants"
+        );
     }
 }

@@ -580,3 +580,98 @@ async fn a_deals_participants_follow_its_contacts() {
     }
     assert_eq!(emulator.count("deals"), Some(1));
 }
+
+/// Pipedrive gives a deal written without a value 0, and one without a currency the user's
+/// default currency. The sink declares both (the currency learned by `survey` from
+/// `GET /v1/users/me`), the engine's checker gives a deal without them those values with a
+/// `SINK_DEFAULT` warning, and what is read back matches what was checked: a deal's own
+/// amount of 0 included, and a deal's own currency kept.
+#[tokio::test]
+async fn pipedrives_defaults_for_an_unset_amount_and_currency_verify() {
+    use ferry_core::quality::{Action, KnownIds, QualityChecker, QualityRules, SINK_DEFAULT};
+    use ferry_core::{Projection, Record, Value, field, record_digest};
+    let emulator = Emulator::new(Options {
+        burst_limit: None,
+        search_limit: None,
+        daily_token_budget: None,
+        default_currency: "EUR".into(),
+        ..Options::default()
+    });
+    let running = ferry_sandbox::serve(
+        "pipedrive",
+        emulator.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve");
+    let sink = PipedriveSink::new(config(&running.base_url), "sink").unwrap();
+    sink.survey(ObjectType::DEALS).await.expect("survey");
+    let capability = sink.capability(ObjectType::DEALS).expect("capability");
+    sink.prepare(ObjectType::DEALS).await.expect("prepare");
+    let pipelines = sink.pipelines(ObjectType::DEALS).await.expect("pipelines");
+    let stage = Value::Stage {
+        pipeline: pipelines[0].id.clone(),
+        stage: pipelines[0].stages[0].id.clone(),
+    };
+    let deal = |sid: &str, amount: Option<f64>, currency: Option<&str>| {
+        let mut r = Record::new(ObjectType::DEALS, sid);
+        r.set(field::NAME, Value::Text(format!("Deal {sid}")));
+        r.set(field::STAGE, stage.clone());
+        if let Some(a) = amount {
+            r.set(field::AMOUNT, Value::Decimal(a));
+        }
+        if let Some(c) = currency {
+            r.set(field::CURRENCY, Value::Text(c.into()));
+        }
+        r
+    };
+    let mut records = vec![
+        deal("d-zero", Some(0.0), Some("GBP")),
+        deal("d-bare", None, None),
+        deal("d-some", Some(1250.5), Some("USD")),
+    ];
+    let mut checker = QualityChecker::new(
+        QualityRules::default(),
+        "pipedrive",
+        capability.required.clone(),
+        KnownIds::new(),
+    )
+    .with_limits(capability.limits.clone());
+    let findings: Vec<_> = records.iter_mut().map(|r| checker.check(r)).collect();
+    assert!(
+        findings[0].is_empty() && findings[2].is_empty(),
+        "{findings:?}"
+    );
+    let warned: Vec<(&str, Action)> = findings[1].iter().map(|f| (f.code, f.action)).collect();
+    assert_eq!(warned, [(SINK_DEFAULT, Action::Write); 2], "{findings:?}");
+    assert!(findings[1][1].reason.contains("EUR"), "{findings:?}");
+    let out = sink
+        .upsert(ObjectType::DEALS, &records)
+        .await
+        .expect("upsert");
+    assert!(out.iter().all(|o| o.result.is_ok()), "{out:?}");
+    let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
+    let mut back = sink
+        .read_back(ObjectType::DEALS, &ids)
+        .await
+        .expect("read back");
+    back.sort_by(|a, b| {
+        ids.iter()
+            .position(|i| *i == a.source_id)
+            .cmp(&ids.iter().position(|i| *i == b.source_id))
+    });
+    assert_eq!(back.len(), 3);
+    assert_eq!(
+        back[1].get(field::CURRENCY),
+        Some(&Value::Text("EUR".into()))
+    );
+    let projection = Projection::new([field::NAME, field::AMOUNT, field::CURRENCY, field::STAGE]);
+    for (sent, got) in records.iter().zip(&back) {
+        assert_eq!(
+            record_digest(sent, &projection),
+            record_digest(got, &projection),
+            "{} sent {sent:?}, read back {got:?}",
+            sent.source_id
+        );
+    }
+}

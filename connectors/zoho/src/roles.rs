@@ -8,7 +8,9 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::VENDOR;
 use crate::client::Client;
+use crate::policy::clean_code;
 use crate::source::is_id;
+use ferry_core::http::HttpResponse;
 use ferry_core::{ConnectorError, ConnectorResult};
 
 /// Contacts a roles page asks for (Zoho's most a page).
@@ -117,17 +119,52 @@ pub(crate) async fn default_role(client: &Client) -> ConnectorResult<String> {
 }
 
 /// Gives contact `contact` the role `role` on deal `deal`
-/// (`PUT /crm/v8/Deals/{deal}/Contact_Roles/{contact}`).
+/// (`PUT /crm/v8/Deals/{deal}/Contact_Roles/{contact}`). `Some(code)` when Zoho refuses it
+/// for this deal or contact (a contact deleted meanwhile: `INVALID_DATA`), which refuses that
+/// deal only; a refusal of the role itself (the same for every deal), a spent credit budget or
+/// exhausted retries of a transient failure stop the run.
 pub(crate) async fn put(
     client: &Client,
     deal: &str,
     contact: &str,
     role: &str,
-) -> ConnectorResult<()> {
+) -> ConnectorResult<Option<String>> {
     let path = format!("/crm/v8/Deals/{deal}/Contact_Roles/{contact}");
     let body = json!({"data": [{"Contact_Role": {"id": role}}]});
-    client.send_ok(Method::PUT, &path, &[], Some(&body)).await?;
-    Ok(())
+    let response = client.send(Method::PUT, &path, &[], Some(&body)).await?;
+    if let Some(code) = refused(&response) {
+        return Ok(Some(code));
+    }
+    if response.is_success() {
+        Ok(None)
+    } else {
+        Err(client.error_for(&format!("PUT {path}"), &response))
+    }
+}
+
+/// The code of a role write Zoho refused for its deal or contact: a 4xx (not 429, which is a
+/// spent budget once retries are done) or an item with status `error`, whose error does not
+/// name the `Contact_Role` (a role refused is refused for every deal: a whole-run error).
+fn refused(response: &HttpResponse) -> Option<String> {
+    let status = response.status.as_u16();
+    let body: Json = serde_json::from_slice(&response.body).ok()?;
+    let error = match body
+        .get("data")
+        .and_then(Json::as_array)
+        .and_then(|d| d.first())
+    {
+        Some(item) if item.get("status").and_then(Json::as_str) == Some("error") => item,
+        Some(_) => return None,
+        None if (400..500).contains(&status) && status != 429 => &body,
+        None => return None,
+    };
+    let names_role = error
+        .get("details")
+        .and_then(|d| d.get("api_name"))
+        .and_then(Json::as_str)
+        == Some("Contact_Role");
+    let code = clean_code(error.get("code").and_then(Json::as_str).unwrap_or_default());
+    (!names_role && !code.is_empty()).then_some(code)
 }
 
 /// Removes the roles of `contacts` on deal `deal` (`DELETE …/Contact_Roles?ids=`, 100 a call).

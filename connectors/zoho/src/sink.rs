@@ -71,6 +71,31 @@ struct Resolved {
     parent: Option<(&'static str, String)>,
 }
 
+/// A contact role Zoho refused for one deal: its error code, and which of the deal's contact
+/// links it was (1-based, of `of`).
+struct RoleRefused {
+    code: String,
+    position: usize,
+    of: usize,
+}
+
+/// The refusal of a deal whose row was saved but one of whose contact roles Zoho refused:
+/// names the link by position, never its id or a value.
+fn role_refused(record: &Record, refused: &RoleRefused) -> RecordRejection {
+    reject(
+        record,
+        &refused.code,
+        format!(
+            "Zoho refused {} on the contact role of {} link {} of {} (Contact_Roles; the \
+             contact was deleted, or cannot be linked): the deal is saved without that contact",
+            refused.code,
+            ferry_core::field::CONTACTS,
+            refused.position,
+            refused.of
+        ),
+    )
+}
+
 /// A record to upsert: its input position, the record, and its Zoho body.
 type Item<'r> = (usize, &'r Record, Json);
 
@@ -490,12 +515,14 @@ impl ZohoSink {
     /// Makes deal `deal`'s contact roles the contacts `contacts`: a role for each contact
     /// without one (a contact that holds a role keeps it), and none for the others. A deal
     /// just created has none to read. A rerun therefore writes nothing and duplicates nothing.
+    /// A role Zoho refuses for this deal (a contact deleted meanwhile) is answered as that
+    /// role's [`RoleRefused`], after the deal's other roles are written and removed.
     async fn sync_roles(
         &self,
         deal: &str,
         created: bool,
         contacts: &[String],
-    ) -> ConnectorResult<()> {
+    ) -> ConnectorResult<Option<RoleRefused>> {
         let held: Vec<String> = if created {
             Vec::new()
         } else {
@@ -506,21 +533,31 @@ impl ZohoSink {
                 .collect()
         };
         let missing: Vec<&String> = contacts.iter().filter(|c| !held.contains(c)).collect();
+        let mut refused = None;
         if !missing.is_empty() {
             let role = self.role().await?;
             let puts = missing
                 .iter()
                 .map(|c| roles::put(&self.client, deal, c, &role))
                 .collect();
-            for result in join_all(puts).await {
-                result?;
+            for (contact, result) in missing.iter().zip(join_all(puts).await) {
+                if let (Some(code), None) = (result?, &refused) {
+                    let position = contacts.iter().position(|c| c == *contact).unwrap_or(0);
+                    refused = Some(RoleRefused {
+                        code,
+                        position: position + 1,
+                        of: contacts.len(),
+                    });
+                }
             }
         }
+        // Contacts the record no longer lists lose their role even when an added one was
+        // refused: the deal is left as near to the record as Zoho allows.
         let extra: Vec<String> = held.into_iter().filter(|h| !contacts.contains(h)).collect();
         if !extra.is_empty() {
             roles::remove(&self.client, deal, &extra).await?;
         }
-        Ok(())
+        Ok(refused)
     }
 
     /// Writes notes, which Zoho cannot upsert: a note this run already wrote or found is
@@ -922,7 +959,13 @@ impl ZohoSink {
                 }
                 if row.links == Some(Links::ContactRoles) {
                     let contacts = written_links.remove(&i).unwrap_or_default().contacts;
-                    roles.push((written.sink_id.clone(), written.created, contacts));
+                    roles.push((
+                        answers.len(),
+                        record,
+                        written.sink_id.clone(),
+                        written.created,
+                        contacts,
+                    ));
                 }
             }
             answers.push((i, result));
@@ -931,12 +974,27 @@ impl ZohoSink {
             let synced = join_all(
                 roles
                     .iter()
-                    .map(|(deal, created, contacts)| self.sync_roles(deal, *created, contacts))
+                    .map(|(_, _, deal, created, contacts)| {
+                        self.sync_roles(deal, *created, contacts)
+                    })
                     .collect(),
             )
             .await;
-            for result in synced {
-                result?;
+            // A deal one of whose roles Zoho refused is refused: its row is saved, but it
+            // lacks that contact, so it must not count as written (nor verify).
+            for ((at, record, ..), result) in roles.iter().zip(synced) {
+                let (Some(refused), Some(answer)) = (result?, answers.get_mut(*at)) else {
+                    continue;
+                };
+                tracing::info!(
+                    vendor = VENDOR,
+                    module,
+                    source_id = record.source_id.as_str(),
+                    position = refused.position,
+                    code = refused.code.as_str(),
+                    "Zoho refused a contact role: the deal is refused"
+                );
+                answer.1 = Err(role_refused(record, &refused));
             }
         }
         let rejected = answers.iter().filter(|(_, r)| r.is_err()).count();

@@ -460,3 +460,100 @@ async fn deals_keep_their_contacts_as_roles_and_notes_their_parent_across_reruns
     assert_eq!(emulator.count("Notes"), 2);
     assert_read_back_equal(&fresh, ObjectType::NOTES, &notes).await;
 }
+
+/// Deletes contact `id` through the emulator's API, as another user of the org would.
+async fn delete_contact(base_url: &str, id: &str) {
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{base_url}/oauth/v2/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", ferry_sandbox::zoho::ZOHO_CLIENT_ID),
+            ("client_secret", ferry_sandbox::zoho::ZOHO_CLIENT_SECRET),
+            ("refresh_token", ferry_sandbox::zoho::ZOHO_REFRESH_TOKEN),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token json");
+    let access = token["access_token"].as_str().expect("access_token");
+    let response = http
+        .delete(format!("{base_url}/crm/v8/Contacts/{id}"))
+        .header("Authorization", format!("Zoho-oauthtoken {access}"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status().as_u16(), 200, "the contact is deleted");
+}
+
+#[tokio::test]
+async fn a_role_zoho_refuses_refuses_only_that_deal_and_the_run_goes_on() {
+    let (emulator, running) = start(Options::default()).await;
+    let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+    for object in [ObjectType::CONTACTS, ObjectType::DEALS] {
+        sink.prepare(object).await.expect("prepare");
+    }
+    let contacts: Vec<Record> = (1..=2)
+        .map(|i| {
+            let mut c = Record::new(ObjectType::CONTACTS, format!("p-{i}"));
+            c.set(field::LAST_NAME, Value::Text(format!("Person {i}")));
+            c
+        })
+        .collect();
+    let written = upsert_all(&sink, ObjectType::CONTACTS, &contacts).await;
+    let gone = written[1].result.as_ref().expect("written").sink_id.clone();
+    let deal = |id: &str, contacts: &[&str]| {
+        let mut d = Record::new(ObjectType::DEALS, id);
+        d.set(field::NAME, Value::Text(format!("Deal {id}")));
+        d.set(
+            field::STAGE,
+            Value::Stage {
+                pipeline: "Renewals".into(),
+                stage: "Closed Won".into(),
+            },
+        );
+        d.set(field::CONTACTS, links(ObjectType::CONTACTS, contacts));
+        d
+    };
+    // The sink learns both contacts' Zoho ids on the first deal.
+    let first = upsert_all(&sink, ObjectType::DEALS, &[deal("d-1", &["p-1", "p-2"])]).await;
+    assert!(first[0].result.is_ok(), "{first:?}");
+    // Another user deletes p-2 between the contact write and the next deals.
+    delete_contact(&running.base_url, &gone).await;
+    let deals = [deal("d-2", &["p-1", "p-2"]), deal("d-3", &["p-1"])];
+    let outcomes = sink
+        .upsert(ObjectType::DEALS, &deals)
+        .await
+        .expect("the run goes on");
+    let refused = outcomes[0].result.as_ref().expect_err("d-2 is refused");
+    assert_eq!(outcomes[0].source_id, "d-2");
+    assert_eq!(refused.source_id, "d-2");
+    assert!(refused.code.contains("INVALID_DATA"), "{refused:?}");
+    assert!(refused.reason.contains("contacts"), "{refused:?}");
+    assert!(!refused.reason.contains("p-2") && !refused.reason.contains(&gone));
+    assert!(!refused.reason.contains("Person"), "no value: {refused:?}");
+    assert!(outcomes[1].result.is_ok(), "d-3 is written: {outcomes:?}");
+    // What is left: d-2's row, with the contact that could be linked.
+    let saved = emulator
+        .record_by_source_id("Deals", "d-2")
+        .expect("d-2's row");
+    let saved_id = saved["id"].as_str().expect("id").to_owned();
+    assert_eq!(emulator.deal_contact_roles(&saved_id).len(), 1);
+
+    // A rerun (a new sink: nothing cached) finds the contact gone before writing, and updates
+    // nothing twice: the deal is refused as linking to a contact the sink does not hold.
+    let rerun = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+    let again = rerun
+        .upsert(ObjectType::DEALS, &deals)
+        .await
+        .expect("the rerun goes on");
+    let refused = again[0].result.as_ref().expect_err("d-2 is refused again");
+    assert_eq!(refused.code, "UNRESOLVED_CONTACTS");
+    assert!(
+        again[1].result.as_ref().is_ok_and(|w| !w.created),
+        "{again:?}"
+    );
+    assert_eq!(emulator.count("Deals"), 3);
+}

@@ -360,9 +360,10 @@ pub struct Capability {
     /// over its limit before writing ([`crate::quality::TOO_LONG`]), never truncating it, and
     /// writes the links that fit, reporting each record that lost some
     /// ([`crate::quality::NOT_CARRIED`]), and refuses a value outside the few the sink holds
-    /// ([`crate::quality::VALUE_NOT_HELD`]: a single-currency org's one currency), and keeps a
-    /// timestamp to the sink's precision ([`crate::quality::TIME_ROUNDED`]). Empty when the
-    /// sink holds whatever it stores.
+    /// ([`crate::quality::VALUE_NOT_HELD`]: a single-currency org's one currency), keeps a
+    /// timestamp to the sink's precision ([`crate::quality::TIME_ROUNDED`]), and gives a record
+    /// without a field the value the sink fills in for it ([`crate::quality::SINK_DEFAULT`]).
+    /// Empty when the sink holds whatever it stores, as sent.
     pub limits: Vec<FieldLimit>,
 }
 
@@ -388,32 +389,42 @@ pub struct FieldLimit {
     /// The finest time the sink keeps in a timestamp field, in milliseconds, if coarser than
     /// one: 1,000 for a vendor that keeps whole seconds.
     pub precision_ms: Option<i64>,
+    /// What the sink holds in the field when a record is written without it, if it fills it
+    /// in (Pipedrive: a deal's `value` 0, its `currency` the user's default), as text parsed
+    /// as the field's type. The engine gives a record without the field this value before
+    /// the digest and the write ([`crate::quality::SINK_DEFAULT`], a warning), so verification
+    /// compares what the sink holds rather than calling the sink's own default a difference.
+    pub unset_reads_as: Option<String>,
 }
 
 impl FieldLimit {
-    /// A text field of at most `max` characters, counted on the text as carried.
-    pub fn max_chars(field: impl Into<String>, max: usize) -> FieldLimit {
+    /// No limit on `field` yet: what each kind of limit below starts from.
+    fn on(field: impl Into<String>) -> FieldLimit {
         FieldLimit {
             field: field.into(),
-            max_chars: Some(max),
+            max_chars: None,
             counts_plain_text: false,
             max_links: None,
             max_per_target: None,
             only_values: None,
             precision_ms: None,
+            unset_reads_as: None,
+        }
+    }
+
+    /// A text field of at most `max` characters, counted on the text as carried.
+    pub fn max_chars(field: impl Into<String>, max: usize) -> FieldLimit {
+        FieldLimit {
+            max_chars: Some(max),
+            ..FieldLimit::on(field)
         }
     }
 
     /// A link field holding at most `max` links.
     pub fn max_links(field: impl Into<String>, max: usize) -> FieldLimit {
         FieldLimit {
-            field: field.into(),
-            max_chars: None,
-            counts_plain_text: false,
             max_links: Some(max),
-            max_per_target: None,
-            only_values: None,
-            precision_ms: None,
+            ..FieldLimit::on(field)
         }
     }
 
@@ -421,13 +432,8 @@ impl FieldLimit {
     /// person and one organisation per note).
     pub fn max_links_per_target(field: impl Into<String>, max: usize) -> FieldLimit {
         FieldLimit {
-            field: field.into(),
-            max_chars: None,
-            counts_plain_text: false,
-            max_links: None,
             max_per_target: Some(max),
-            only_values: None,
-            precision_ms: None,
+            ..FieldLimit::on(field)
         }
     }
 
@@ -435,13 +441,8 @@ impl FieldLimit {
     /// the time to the second, and says which records lost a fraction of a second.
     pub fn to_the_second(field: impl Into<String>) -> FieldLimit {
         FieldLimit {
-            field: field.into(),
-            max_chars: None,
-            counts_plain_text: false,
-            max_links: None,
-            max_per_target: None,
-            only_values: None,
             precision_ms: Some(1_000),
+            ..FieldLimit::on(field)
         }
     }
 
@@ -449,13 +450,17 @@ impl FieldLimit {
     /// record with another value is refused, one without a value passes.
     pub fn only_values(field: impl Into<String>, values: Vec<String>) -> FieldLimit {
         FieldLimit {
-            field: field.into(),
-            max_chars: None,
-            counts_plain_text: false,
-            max_links: None,
-            max_per_target: None,
             only_values: Some(values),
-            precision_ms: None,
+            ..FieldLimit::on(field)
+        }
+    }
+
+    /// A field the sink fills in with `value` when a record is written without it (see
+    /// [`FieldLimit::unset_reads_as`]): Pipedrive's deal `amount` 0.
+    pub fn unset_reads_as(field: impl Into<String>, value: impl Into<String>) -> FieldLimit {
+        FieldLimit {
+            unset_reads_as: Some(value.into()),
+            ..FieldLimit::on(field)
         }
     }
 

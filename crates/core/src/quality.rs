@@ -304,6 +304,11 @@ pub const VALUE_NOT_HELD: &str = "VALUE_NOT_HELD";
 /// does not keep ([`crate::FieldLimit::to_the_second`]): written and verified to the second.
 pub const TIME_ROUNDED: &str = "TIME_ROUNDED";
 
+/// The code of the warning for a record written without a field that the sink fills in with
+/// a value of its own ([`crate::FieldLimit::unset_reads_as`]: Pipedrive's deal amount 0): the
+/// record is written, and verified, with that value.
+pub const SINK_DEFAULT: &str = "SINK_DEFAULT";
+
 /// The code of the warning for a record written with fewer links than it has, because the
 /// sink holds fewer in that field ([`crate::FieldLimit::max_links`]).
 pub const NOT_CARRIED: &str = "NOT_CARRIED";
@@ -532,10 +537,12 @@ impl QualityChecker {
         }
         if !self.limits.is_empty() {
             self.check_lengths(record, &mut findings);
-            // Links are cut, and times rounded, only in a record that is written.
+            // Links are cut, times rounded and the sink's defaults given, only in a record
+            // that is written.
             if !findings.iter().any(|f| f.action == Action::Reject) {
                 self.fit_links(record, &mut findings);
                 self.round_times(record, &mut findings);
+                self.fill_defaults(record, &mut findings);
             }
         }
         findings
@@ -594,6 +601,48 @@ impl QualityChecker {
                     action: Action::Reject,
                 });
             }
+        }
+    }
+
+    /// Gives a record without a field the value the sink fills in for it, so that the digest
+    /// covers what the sink will hold, and says so (the sink's value, never a record's).
+    fn fill_defaults(&self, record: &mut Record, findings: &mut Vec<Finding>) {
+        for limit in &self.limits {
+            let Some(default) = &limit.unset_reads_as else {
+                continue;
+            };
+            let unset = match record.get(&limit.field) {
+                None => true,
+                Some(Value::Text(text)) => text.trim().is_empty(),
+                Some(_) => false,
+            };
+            if !unset {
+                continue;
+            }
+            let spec = record.object.field(&limit.field);
+            let ty = spec.map_or(FieldType::Text, |s| s.ty);
+            // A default that does not parse as the field's type is the connector's mistake:
+            // the record keeps the field unset (and verification shows the difference).
+            let Ok(Some(value)) = Value::parse(ty, default) else {
+                continue;
+            };
+            match spec {
+                Some(spec) => record.set(spec.name, value),
+                None => {
+                    record
+                        .fields
+                        .insert(std::borrow::Cow::Owned(limit.field.clone()), value);
+                }
+            }
+            findings.push(Finding {
+                code: SINK_DEFAULT,
+                reason: format!(
+                    "field `{}` is unset, and {} holds an unset one as {default}: written and \
+                     verified as {default}",
+                    limit.field, self.sink
+                ),
+                action: Action::Write,
+            });
         }
     }
 
@@ -1585,6 +1634,65 @@ mod tests {
         // Its own currency in any case passes, and so does a deal that states none.
         assert!(q.check(&mut deal("d-2", Some("eur"))).is_empty());
         assert!(q.check(&mut deal("d-3", None)).is_empty());
+    }
+
+    #[test]
+    fn a_field_the_sink_fills_in_is_given_its_value_with_a_warning_and_a_set_one_is_kept() {
+        let mut q = limited(vec![
+            FieldLimit::max_chars("name", 20),
+            FieldLimit::unset_reads_as("amount", "0"),
+            FieldLimit::unset_reads_as("currency", "USD"),
+        ]);
+        let deal = |id: &str, name: &str, amount: Option<f64>, currency: Option<&str>| {
+            let mut r = Record::new(ObjectType::DEALS, id);
+            r.set_named("name", Value::Text(name.into()));
+            if let Some(a) = amount {
+                r.set_named("amount", Value::Decimal(a));
+            }
+            if let Some(c) = currency {
+                r.set_named("currency", Value::Text(c.into()));
+            }
+            r
+        };
+        // Neither set: both get the sink's value, each with a warning naming the sink's value.
+        let mut bare = deal("d-1", "Renewal", None, None);
+        let f = q.check(&mut bare);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(
+            f.iter()
+                .all(|f| (f.code, f.action) == (SINK_DEFAULT, Action::Write))
+        );
+        assert_eq!(
+            f[0].reason,
+            "field `amount` is unset, and onesink holds an unset one as 0: written and verified as 0"
+        );
+        assert!(f[1].reason.contains("`currency`") && f[1].reason.contains("as USD"));
+        assert_eq!(bare.get("amount"), Some(&Value::Decimal(0.0)));
+        assert_eq!(bare.get("currency"), Some(&Value::Text("USD".into())));
+        // The digest covers what the sink will hold: the same as a deal sent with them.
+        let projection = crate::checksum::Projection::new(["name", "amount", "currency"]);
+        assert_eq!(
+            crate::checksum::record_digest(&bare, &projection),
+            crate::checksum::record_digest(
+                &deal("d-1", "Renewal", Some(0.0), Some("USD")),
+                &projection
+            )
+        );
+        // Set values, an amount of 0 among them, are the record's own: kept, no finding.
+        let mut set = deal("d-2", "Renewal", Some(0.0), Some("EUR"));
+        assert!(q.check(&mut set).is_empty());
+        assert_eq!(set.get("currency"), Some(&Value::Text("EUR".into())));
+        // A blank text is unset.
+        let mut blank = deal("d-3", "Renewal", Some(5.0), Some(" "));
+        let f = q.check(&mut blank);
+        assert_eq!((f.len(), f[0].code), (1, SINK_DEFAULT));
+        assert_eq!(blank.get("currency"), Some(&Value::Text("USD".into())));
+        // A refused record is left as it was: no default, no warning.
+        let mut refused = deal("d-4", "A name far too long for it", None, None);
+        let f = q.check(&mut refused);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].code, TOO_LONG);
+        assert_eq!(refused.get("amount"), None);
     }
 
     #[test]

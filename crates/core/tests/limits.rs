@@ -3,7 +3,9 @@
 //! truncated), a note with more parents than the sink holds arrives with the first by the
 //! edge's priority and is reported as not carried, and both verify. The sink stores the plain
 //! text of the bodies, as a vendor without HTML notes does, so HTML bodies verify too, and
-//! keeps a note's time to the second, so a time with milliseconds is cut before the digest.
+//! keeps a note's time to the second, so a time with milliseconds is cut before the digest. It
+//! also fills in a company's city when none is written, as Pipedrive does a deal's amount: a
+//! company without one is written and verified with the sink's value, as a warning.
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use common::MemorySource;
 use ferry_core::model::{FieldSpec, FieldType, Link, ObjectSpec, RefSpec, write_order};
-use ferry_core::quality::{NOT_CARRIED, TIME_ROUNDED, TOO_LONG};
+use ferry_core::quality::{NOT_CARRIED, SINK_DEFAULT, TIME_ROUNDED, TOO_LONG};
 use ferry_core::{
     Capability, ConnectorResult, FieldLimit, Mode, ObjectType, Progress, Record, RecordOutcome,
     RecordRejection, Report, RunOptions, Sink, Stage, Value, Written, field, run,
@@ -24,6 +26,8 @@ const PARENTS: &str = "parents";
 const TIME: &str = "timestamp";
 /// The sink's longest body, HubSpot's `hs_note_body`.
 const MAX_BODY: usize = 65_536;
+/// The city the sink gives a company written without one.
+const SINK_CITY: &str = "Tallinn";
 
 static DEALS_SPEC: ObjectSpec = ObjectSpec {
     name: "deals",
@@ -77,12 +81,16 @@ impl Sink for OneParentSink {
         "onesink"
     }
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
-        let limits = if object == NOTES && !self.declare_nothing {
+        let limits = if self.declare_nothing {
+            Vec::new()
+        } else if object == NOTES {
             vec![
                 FieldLimit::max_chars(BODY, MAX_BODY).of_plain_text(),
                 FieldLimit::max_links(PARENTS, 1),
                 FieldLimit::to_the_second(TIME),
             ]
+        } else if object == ObjectType::COMPANIES {
+            vec![FieldLimit::unset_reads_as(field::CITY, SINK_CITY)]
         } else {
             Vec::new()
         };
@@ -116,6 +124,10 @@ impl Sink for OneParentSink {
         for record in records {
             let mut copy = record.clone();
             let mut refused = None;
+            // Like a vendor with a default, it holds its own value where none is written.
+            if object == ObjectType::COMPANIES && copy.get(field::CITY).is_none() {
+                copy.set(field::CITY, Value::Text(SINK_CITY.into()));
+            }
             if object == NOTES {
                 self.sent.lock().unwrap().push(record.source_id.clone());
                 if let Some(Value::Text(body)) = copy.fields.get_mut(BODY) {
@@ -180,6 +192,10 @@ fn crm() -> Vec<Record> {
     for i in 0..2 {
         let mut c = Record::new(ObjectType::COMPANIES, format!("co-{i}"));
         c.set(field::NAME, Value::Text(format!("Company {i}")));
+        // co-0 has no city: the sink gives it its own.
+        if i == 1 {
+            c.set(field::CITY, Value::Text("Riga".into()));
+        }
         records.push(c);
         let mut p = Record::new(ObjectType::CONTACTS, format!("p-{i}"));
         p.set(field::LAST_NAME, Value::Text(format!("Person {i}")));
@@ -354,6 +370,27 @@ async fn a_body_too_long_is_refused_and_parents_beyond_the_limit_are_reported_no
         "{json}"
     );
 
+    // The company without a city: written and verified with the sink's, one warning saying so.
+    let defaulted: Vec<(&str, &str)> = report
+        .warnings
+        .iter()
+        .filter(|w| w.code == SINK_DEFAULT)
+        .map(|w| (w.source_id.as_str(), w.reason.as_str()))
+        .collect();
+    assert_eq!(
+        defaulted,
+        [(
+            "co-0",
+            "field `city` is unset, and onesink holds an unset one as Tallinn: written and \
+             verified as Tallinn"
+        )]
+    );
+    let companies = companies_of(&report);
+    assert_eq!(
+        (companies.written, companies.verified, companies.mismatched),
+        (2, 2, 0)
+    );
+
     // A verify afterwards agrees: the links carried are what the sink holds.
     let verified = go(Mode::Verify, Arc::clone(&sink)).await;
     let notes = notes_of(&verified);
@@ -364,12 +401,22 @@ async fn a_body_too_long_is_refused_and_parents_beyond_the_limit_are_reported_no
         verified.failures
     );
     assert!(notes.digests_match);
+    assert_eq!(companies_of(&verified).mismatched, 0);
+}
+
+fn companies_of(report: &Report) -> &ferry_core::report::ObjectReport {
+    report
+        .objects
+        .iter()
+        .find(|o| o.object == Some(ObjectType::COMPANIES))
+        .unwrap()
 }
 
 #[tokio::test]
 async fn without_the_declared_limits_the_sink_refuses_them_itself() {
     // The same run to a sink that declares nothing: the engine sends every note, and the sink
-    // refuses the long one and those with several parents. This is what the checks above spare.
+    // refuses the long one and those with several parents; the company it gave a city of its
+    // own does not verify. This is what the checks above spare.
     let sink = Arc::new(OneParentSink {
         declare_nothing: true,
         ..OneParentSink::default()
@@ -384,6 +431,8 @@ async fn without_the_declared_limits_the_sink_refuses_them_itself() {
     assert_eq!(
         codes,
         [
+            // The company the sink gave its own city reads back with it: a mismatch.
+            ("co-0", "CHECKSUM_MISMATCH"),
             ("n-long", "STRING_TOO_LONG"),
             ("n-plain", "CHECKSUM_MISMATCH"),
             ("n-three", "ONE_PARENT_ONLY"),
@@ -393,4 +442,6 @@ async fn without_the_declared_limits_the_sink_refuses_them_itself() {
     // The time with milliseconds reads back cut to the second: a mismatch.
     assert_eq!(notes_of(&report).mismatched, 1);
     assert!(notes_of(&report).links_not_carried.is_empty());
+    assert_eq!(companies_of(&report).mismatched, 1, "{:?}", report.failures);
+    assert!(report.warnings.iter().all(|w| w.code != SINK_DEFAULT));
 }

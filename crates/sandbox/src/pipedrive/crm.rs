@@ -169,6 +169,9 @@ pub(crate) struct Crm {
     /// The id of the token's user (the account's first user, an admin): the owner and author
     /// of what a write leaves unowned.
     pub me: u64,
+    /// The users' default currency (one for all: the emulator's users share it), given to a
+    /// deal created without a currency.
+    pub default_currency: String,
     pub pipelines: Vec<Pipeline>,
     pub stages: Vec<Stage>,
     pub deals: Table,
@@ -253,6 +256,7 @@ impl Crm {
         Crm {
             users,
             me,
+            default_currency: "USD".to_owned(),
             pipelines,
             stages,
             deals: Table::new(deal_def(), 1),
@@ -550,7 +554,7 @@ pub(crate) fn render_user(crm: &Crm, u: &User) -> Value {
     json!({
         "id": u.id,
         "name": u.name,
-        "default_currency": "USD",
+        "default_currency": crm.default_currency,
         "locale": "en_US",
         "lang": 1,
         "email": u.email,

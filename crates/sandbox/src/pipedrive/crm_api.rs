@@ -646,8 +646,10 @@ fn deal_cells(
             }
             cells.push((d::CURRENCY, Some(Cell::Text(c))));
         }
-        Some(_) => cells.push((d::CURRENCY, Some(Cell::Text("USD".into())))),
-        None if existing.is_none() => cells.push((d::CURRENCY, Some(Cell::Text("USD".into())))),
+        Some(_) => cells.push((d::CURRENCY, Some(Cell::Text(crm.default_currency.as_str().into())))),
+        None if existing.is_none() => {
+            cells.push((d::CURRENCY, Some(Cell::Text(crm.default_currency.as_str().into()))));
+        }
         None => {}
     }
     for (k, col) in [

@@ -61,6 +61,9 @@ pub struct Options {
     /// The company id (`GET /v1/users/me`). `None`: a number of its own, so two emulators are
     /// two companies; set it to make two emulators claim one company.
     pub company_id: Option<u64>,
+    /// The token user's default currency (`default_currency` of `GET /v1/users/me`), which
+    /// Pipedrive gives a deal written without a currency. "USD" by default.
+    pub default_currency: String,
 }
 
 impl Default for Options {
@@ -74,6 +77,7 @@ impl Default for Options {
             daily_token_budget: Some(BASE_TOKENS_PER_SEAT * 3 * 10),
             campaigns_app: true,
             company_id: None,
+            default_currency: "USD".to_owned(),
         }
     }
 }
@@ -88,6 +92,7 @@ impl fmt::Debug for Options {
             .field("daily_token_budget", &self.daily_token_budget)
             .field("campaigns_app", &self.campaigns_app)
             .field("company_id", &self.company_id)
+            .field("default_currency", &self.default_currency)
             .finish()
     }
 }
@@ -149,6 +154,8 @@ impl Emulator {
         let company_id = options
             .company_id
             .unwrap_or_else(crate::new_account_number);
+        let mut crm = crm::Crm::new(company_id);
+        crm.default_currency = options.default_currency.clone();
         Emulator {
             inner: Arc::new(Inner {
                 company_id,
@@ -157,7 +164,7 @@ impl Emulator {
                 data: RwLock::new(Data {
                     persons: Store::new(Kind::Persons, company_id),
                     organizations: Store::new(Kind::Organizations, company_id),
-                    crm: crm::Crm::new(company_id),
+                    crm,
                 }),
                 limits: Mutex::new(gate::Limits::default()),
                 stats: Stats::default(),

@@ -638,15 +638,39 @@ pub(super) async fn module_delete(
     delete(&s, m, &ids)
 }
 
-/// `DELETE /crm/v8/{module}/{id}`.
+/// `DELETE /crm/v8/{module}/{id}` (Deals, Notes, Contacts).
 pub(super) async fn record_delete(
     State(s): State<Arc<Shared>>,
     Path((module, id)): Path<(String, String)>,
 ) -> Response {
+    if module == "Contacts" {
+        return delete_contact(&s, &id);
+    }
     let Some(m) = CrmModule::parse(&module) else {
         return not_emulated(&module);
     };
     delete(&s, m, &[id.as_str()])
+}
+
+/// `DELETE /crm/v8/Contacts/{id}`: the contact and its roles on deals go (as another user
+/// deleting it would).
+fn delete_contact(s: &Shared, raw: &str) -> Response {
+    if !s.charge(1) {
+        return credits_exhausted();
+    }
+    let Ok(mut store) = s.store.write() else {
+        return internal();
+    };
+    let deleted = raw
+        .parse::<u64>()
+        .is_ok_and(|id| store.delete(Module::Contacts, id));
+    let result = if deleted {
+        json!({"code": "SUCCESS", "details": {"id": raw}, "message": "record deleted", "status": "success"})
+    } else {
+        json!({"code": "INVALID_DATA", "details": {"id": raw},
+               "message": "the related id given seems to be invalid", "status": "error"})
+    };
+    respond(vec![(deleted, result)], StatusCode::OK)
 }
 
 fn delete(s: &Shared, m: CrmModule, ids: &[&str]) -> Response {

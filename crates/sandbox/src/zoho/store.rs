@@ -493,6 +493,23 @@ impl Table {
         }
     }
 
+    /// Removes record `id` (a delete); the unique indexes, which hold row positions, are
+    /// rebuilt. Whether the record was there.
+    pub(crate) fn remove(&mut self, id: u64) -> bool {
+        let Some(pos) = self.position(id) else {
+            return false;
+        };
+        self.rows.remove(pos);
+        for map in self.unique.values_mut() {
+            map.clear();
+        }
+        self.system_dup.clear();
+        for pos in 0..self.rows.len() {
+            self.index(pos);
+        }
+        true
+    }
+
     fn unindex(&mut self, pos: usize) {
         let row = &self.rows[pos];
         for (field, map) in self.unique.iter_mut() {
@@ -729,6 +746,18 @@ impl Store {
             Module::Accounts => &mut self.accounts,
             Module::Contacts => &mut self.contacts,
         }
+    }
+
+    /// Deletes record `id` of `module`; a contact's roles on deals go with it. Lookups that
+    /// name it (a deal's `Contact_Name`, a note's parent) are left as they are.
+    pub(crate) fn delete(&mut self, module: Module, id: u64) -> bool {
+        if !self.table_mut(module).remove(id) {
+            return false;
+        }
+        if module == Module::Contacts {
+            self.crm.roles.unlink_all_to(id);
+        }
+        true
     }
 
     /// Appends a record without validation (seeding); returns its id.

@@ -1449,6 +1449,25 @@ async fn contact_roles_link_many_contacts_to_a_deal() {
         .delete(&format!("/crm/v8/Deals/{deal}/Contact_Roles/{}", contacts[1]))
         .await;
     assert_eq!(status, 400, "already removed");
+
+    // Deleting a contact takes its roles with it; its id is then invalid for a role write,
+    // and the other contacts are still found by their unique fields.
+    let (status, body) = org.delete(&format!("/crm/v8/Contacts/{}", contacts[2])).await;
+    assert_eq!((status, body["data"][0]["code"].as_str()), (200, Some("SUCCESS")));
+    assert_eq!(org.emulator.deal_contact_roles(&deal), vec![contacts[0].clone()]);
+    assert_eq!(org.emulator.count("Contacts"), 2);
+    assert!(org.emulator.record_by_source_id("Contacts", "c-2").is_none());
+    assert!(org.emulator.record_by_source_id("Contacts", "c-1").is_some());
+    let (status, body) = org
+        .put(
+            &format!("/crm/v8/Deals/{deal}/Contact_Roles/{}", contacts[2]),
+            json!({"data": [{"Contact_Role": "Purchasing"}]}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_DATA")), "{body}");
+    let (status, _) = org.delete(&format!("/crm/v8/Contacts/{}", contacts[2])).await;
+    assert_eq!(status, 400, "already deleted");
+
     org.delete(&format!("/crm/v8/Deals?ids={deal}")).await;
     assert!(org.emulator.deal_contact_roles(&deal).is_empty());
 }
