@@ -12,7 +12,9 @@ use ferry_core::ObjectType;
 use ferry_core::directory::DirectoryRules;
 use ferry_core::fieldplan::FieldSettings;
 use ferry_core::owners::{OwnerRules, Unmatched, normalise_email};
-use ferry_core::quality::{InvalidEmail, MissingReference, MissingRequired, QualityRules};
+use ferry_core::quality::{
+    InvalidEmail, MissingReference, MissingRequired, PaymentData, QualityRules,
+};
 use ferry_core::stages::StageRules;
 use serde::Deserialize;
 
@@ -250,6 +252,11 @@ pub struct MigrationConfig {
     /// Records holding more than this many bytes of text are refused. Default 1 MiB.
     #[serde(default = "default_max_record_bytes")]
     pub max_record_bytes: usize,
+    /// What to do with a payment card or bank account number found in a text field: `"flag"`
+    /// (default: written, and listed as a warning), `"refuse"` (not written, listed as
+    /// failed) or `"redact"` (written with the number masked, listed as a warning).
+    #[serde(default)]
+    pub payment_data: PaymentData,
 }
 
 fn default_max_record_bytes() -> usize {
@@ -266,6 +273,7 @@ impl Default for MigrationConfig {
             missing_required: MissingRequired::default(),
             missing_reference: MissingReference::default(),
             max_record_bytes: default_max_record_bytes(),
+            payment_data: PaymentData::default(),
         }
     }
 }
@@ -289,6 +297,7 @@ impl MigrationConfig {
             max_record_bytes: self.max_record_bytes,
             missing_required: self.missing_required.clone(),
             missing_reference: self.missing_reference,
+            payment_data: self.payment_data,
         }
     }
 

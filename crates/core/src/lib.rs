@@ -24,6 +24,7 @@ pub mod resend;
 pub mod resolver;
 pub mod richtext;
 pub mod secret;
+pub mod sensitive;
 pub mod stages;
 pub mod sync;
 

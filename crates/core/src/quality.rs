@@ -44,6 +44,28 @@ pub enum MissingReference {
     Drop,
 }
 
+/// What to do with a record holding a payment card number or a bank account number (IBAN) in
+/// a text field ([`crate::sensitive`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentData {
+    /// Write it as it is, and list a warning naming the record, object and field (the default:
+    /// a migration is the moment to find them; the operator decides).
+    #[default]
+    Flag,
+    /// Do not write it; list it as failed.
+    Refuse,
+    /// Write it with each number masked but its last four characters, and list a warning; the
+    /// digest covers the masked text, which is what the sink holds.
+    Redact,
+}
+
+/// The code of a record holding what looks like a payment card number in a text field.
+pub const PAYMENT_CARD: &str = "PAYMENT_CARD";
+
+/// The code of a record holding what looks like a bank account number (IBAN) in a text field.
+pub const BANK_ACCOUNT: &str = "BANK_ACCOUNT";
+
 /// The data-quality rules of a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QualityRules {
@@ -56,6 +78,8 @@ pub struct QualityRules {
     pub missing_required: MissingRequired,
     /// References to records the source does not have.
     pub missing_reference: MissingReference,
+    /// Payment card and bank account numbers in text fields.
+    pub payment_data: PaymentData,
 }
 
 impl Default for QualityRules {
@@ -65,6 +89,7 @@ impl Default for QualityRules {
             max_record_bytes: 1 << 20,
             missing_required: MissingRequired::Reject,
             missing_reference: MissingReference::Reject,
+            payment_data: PaymentData::Flag,
         }
     }
 }
@@ -526,6 +551,7 @@ impl QualityChecker {
         self.check_references(record, &mut findings);
         self.check_required(record, &mut findings);
         self.check_emails(record, &mut findings);
+        self.check_payment_data(record, &mut findings);
         // Listed only when nothing else refused the record already (an invalid address, say).
         let refused = findings.iter().any(|f| f.action == Action::Reject);
         if self.opt_out_needs_email && !refused && opt_out_without_address(record) {
@@ -546,6 +572,69 @@ impl QualityChecker {
             }
         }
         findings
+    }
+
+    /// Finds payment card and bank account numbers in the record's texts (not in email
+    /// addresses, phone numbers or owner ids) and flags, refuses or masks them per the run's
+    /// rule, naming the field and the kind, never the number.
+    fn check_payment_data(&self, record: &mut Record, findings: &mut Vec<Finding>) {
+        let object = record.object;
+        let rule = self.rules.payment_data;
+        for (name, value) in record.fields.iter_mut() {
+            let Value::Text(text) = value else {
+                continue;
+            };
+            let ty = object.field(name).map(|f| f.ty);
+            if matches!(
+                ty,
+                Some(FieldType::Email | FieldType::Phone | FieldType::Owner)
+            ) {
+                continue;
+            }
+            let found = crate::sensitive::find(text);
+            if found.is_empty() {
+                continue;
+            }
+            let mut kinds: Vec<crate::sensitive::Kind> = found.iter().map(|f| f.kind).collect();
+            kinds.sort();
+            kinds.dedup();
+            let (action, outcome) = match rule {
+                PaymentData::Flag => (
+                    Action::Write,
+                    "written as read (migration.payment_data = \"flag\")",
+                ),
+                PaymentData::Refuse => (
+                    Action::Reject,
+                    "not written (migration.payment_data = \"refuse\")",
+                ),
+                PaymentData::Redact => (
+                    Action::Write,
+                    "written with the number masked but its last four characters (migration.payment_data = \"redact\")",
+                ),
+            };
+            if rule == PaymentData::Redact {
+                *text = crate::sensitive::mask(text, &found);
+            }
+            for kind in kinds {
+                let count = found.iter().filter(|f| f.kind == kind).count();
+                findings.push(Finding {
+                    code: match kind {
+                        crate::sensitive::Kind::PaymentCard => PAYMENT_CARD,
+                        crate::sensitive::Kind::Iban => BANK_ACCOUNT,
+                    },
+                    reason: format!(
+                        "field `{name}` holds {}{}; {outcome}",
+                        kind.describe(),
+                        if count > 1 {
+                            format!(" ({count} of them)")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    action,
+                });
+            }
+        }
     }
 
     /// Refuses texts longer than the sink holds, naming the field and the limit, never the
@@ -1607,6 +1696,53 @@ mod tests {
         assert_eq!(q.check(&mut early)[0].code, TIME_ROUNDED);
         assert_eq!(early.get("timestamp"), Some(&Value::Timestamp(-2_000)));
         assert_eq!(q.times_rounded().get("timestamp"), Some(&2));
+    }
+
+    #[test]
+    fn payment_data_in_free_text_is_flagged_refused_or_masked_never_shown() {
+        let body = "Card 4111 1111 1111 1111, IBAN DE89 3704 0044 0532 0130 00, call +49 151 1";
+        let run = |rule: PaymentData| {
+            let rules = QualityRules {
+                payment_data: rule,
+                ..QualityRules::default()
+            };
+            let mut q = QualityChecker::new(rules, "onesink", vec![], KnownIds::new());
+            let mut n = note("n-1", body, &[]);
+            let findings = q.check(&mut n);
+            (findings, n.text("body").map(str::to_owned))
+        };
+        let (flagged, kept) = run(PaymentData::Flag);
+        let codes: Vec<(&str, Action)> = flagged.iter().map(|f| (f.code, f.action)).collect();
+        assert_eq!(
+            codes,
+            [(PAYMENT_CARD, Action::Write), (BANK_ACCOUNT, Action::Write)]
+        );
+        assert_eq!(
+            flagged[0].reason,
+            "field `body` holds a payment card number; written as read (migration.payment_data = \"flag\")"
+        );
+        assert_eq!(kept.as_deref(), Some(body), "flagged, not changed");
+        for f in &flagged {
+            assert!(
+                !f.reason.contains("4111") && !f.reason.contains("3704"),
+                "{}",
+                f.reason
+            );
+        }
+        let (refused, _) = run(PaymentData::Refuse);
+        assert!(refused.iter().all(|f| f.action == Action::Reject));
+        let (masked, text) = run(PaymentData::Redact);
+        assert!(masked.iter().all(|f| f.action == Action::Write));
+        assert_eq!(
+            text.as_deref(),
+            Some("Card **** **** **** 1111, IBAN **** **** **** **** **30 00, call +49 151 1")
+        );
+        // An email address or a phone number is never taken for one.
+        let mut contact = Record::new(ObjectType::CONTACTS, "c-1");
+        contact.set(field::PHONE, Value::Text("4111 1111 1111 1111".into()));
+        let mut q =
+            QualityChecker::new(QualityRules::default(), "onesink", vec![], KnownIds::new());
+        assert!(q.check(&mut contact).is_empty());
     }
 
     #[test]
