@@ -84,31 +84,44 @@ async fn edit(base_url: &str, object: &str, id: u64, property: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn over_10000_changes_tied_on_one_timestamp_are_read_once_each_at_five_searches_a_second()
-{
+async fn over_10000_changes_tied_on_one_timestamp_are_read_once_each_at_five_searches_a_second() {
     init();
     let (hs, emulator) = emulator(10_300).await;
     let first = source(&hs.base_url);
     // The watermark of an earlier sync; then a bulk job stamps 10,150 contacts at one instant,
     // one of which is archived, and users edit 3 others a second later.
-    let since = first.sync_point(ObjectType::CONTACTS).await.expect("sync point");
+    let since = first
+        .sync_point(ObjectType::CONTACTS)
+        .await
+        .expect("sync point");
     emulator.advance_clock(Duration::from_secs(600));
     let stamped = emulator.bulk_stamp("contacts", 10_150);
     assert_eq!(stamped.len(), 10_150);
     assert!(emulator.archive("contacts", stamped[7]));
     emulator.advance_clock(Duration::from_secs(1));
-    let edited = [stamped[10_149] + 1, stamped[10_149] + 50, stamped[10_149] + 120];
+    let edited = [
+        stamped[10_149] + 1,
+        stamped[10_149] + 50,
+        stamped[10_149] + 120,
+    ];
     for id in edited {
         edit(&hs.base_url, "contacts", id, "jobtitle").await;
     }
     emulator.advance_clock(Duration::from_secs(1));
-    let mut expected: Vec<u64> = stamped.iter().copied().filter(|id| *id != stamped[7]).collect();
+    let mut expected: Vec<u64> = stamped
+        .iter()
+        .copied()
+        .filter(|id| *id != stamped[7])
+        .collect();
     expected.extend(edited);
     assert!(expected.len() > 10_000);
 
     let (requests_before, _) = emulator.request_counts();
     let started = Instant::now();
-    let point = first.sync_point(ObjectType::CONTACTS).await.expect("sync point");
+    let point = first
+        .sync_point(ObjectType::CONTACTS)
+        .await
+        .expect("sync point");
     assert!(point.at_ms > since.at_ms);
     // Twenty pages, then a new process resumes from the cursor.
     let (mut records, pages_before, cursor) =
@@ -138,7 +151,10 @@ async fn over_10000_changes_tied_on_one_timestamp_are_read_once_each_at_five_sea
     let searches = pages_before + pages_after;
     assert_eq!(searches, expected.len().div_ceil(200));
     assert_eq!(requests_after - requests_before, (2 * searches + 1) as u64);
-    assert_eq!(throttled, 0, "the emulator's five-per-second search limit refused nothing");
+    assert_eq!(
+        throttled, 0,
+        "the emulator's five-per-second search limit refused nothing"
+    );
     assert!(
         elapsed >= Duration::from_secs_f64((searches - 1) as f64 / 5.0),
         "paced at five searches a second at most: {searches} in {elapsed:?}"
@@ -166,7 +182,11 @@ async fn changes_of_every_object_are_read_with_their_links_as_a_full_read_reads_
         let (requests, _) = emulator.request_counts();
         let (none, pages, _) = read_changes(&source, object, &since, None, 5).await;
         assert_eq!((none.len(), pages), (0, 1), "{name}");
-        assert_eq!(emulator.request_counts().0 - requests, 1, "{name}: one search");
+        assert_eq!(
+            emulator.request_counts().0 - requests,
+            1,
+            "{name}: one search"
+        );
 
         emulator.advance_clock(Duration::from_secs(60));
         let stamped = emulator.bulk_stamp(name, 2);
@@ -176,21 +196,30 @@ async fn changes_of_every_object_are_read_with_their_links_as_a_full_read_reads_
         let mut all = Vec::new();
         let mut cursor = None;
         loop {
-            let page = source.read_page(object, cursor.as_deref()).await.expect("page");
+            let page = source
+                .read_page(object, cursor.as_deref())
+                .await
+                .expect("page");
             all.extend(page.records);
             match page.next {
                 Some(next) => cursor = Some(next),
                 None => break,
             }
         }
-        let ids: Vec<u64> = all.iter().map(|r| r.source_id.parse().expect("id")).collect();
+        let ids: Vec<u64> = all
+            .iter()
+            .map(|r| r.source_id.parse().expect("id"))
+            .collect();
         let edited = ids[ids.len() - 1];
         edit(&hs.base_url, name, edited, property).await;
         emulator.advance_clock(Duration::from_secs(1));
         source.sync_point(object).await.expect("sync point");
         let (changed, _, _) = read_changes(&source, object, &since, None, 5).await;
         let full: HashMap<&str, &Record> = all.iter().map(|r| (r.source_id.as_str(), r)).collect();
-        let changed_ids: Vec<u64> = changed.iter().map(|r| r.source_id.parse().expect("id")).collect();
+        let changed_ids: Vec<u64> = changed
+            .iter()
+            .map(|r| r.source_id.parse().expect("id"))
+            .collect();
         assert_eq!(changed_ids, [stamped[0], stamped[1], edited], "{name}");
         for record in &changed[..2] {
             assert_eq!(
