@@ -263,3 +263,65 @@ async fn a_cursor_that_is_not_two_numbers_is_refused_naming_the_endpoint() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_storm_of_429s_on_search_is_outlasted_by_a_read_of_changes_not_by_a_count() {
+    init();
+    // Every 4 requests, the last 3 are refused with HubSpot's 429: requests 2-4, 6-8, ….
+    let storm = || Options {
+        faults: ferry_sandbox::faults::Faults {
+            storm: Some(ferry_sandbox::faults::Storm { burst: 3, every: 4 }),
+            retry_after_secs: Some(0),
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    // The count's search (request 2) gives up after two retries: it only feeds an estimate.
+    let counted = Emulator::new(storm());
+    counted.seed(&generate(30, 13, &Mess::default()));
+    let running = ferry_sandbox::serve(
+        "hubspot",
+        counted.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve");
+    let counting = source(&running.base_url);
+    counting
+        .sync_point(ObjectType::CONTACTS)
+        .await
+        .expect("sync point");
+    assert!(counting.count(ObjectType::CONTACTS).await.is_err());
+
+    // A read of changes meets the same storm on its search and its association read, and
+    // outlasts both with the run's retries.
+    let changed = Emulator::new(storm());
+    changed.seed(&generate(30, 13, &Mess::default()));
+    let running = ferry_sandbox::serve(
+        "hubspot",
+        changed.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve");
+    let reading = source(&running.base_url);
+    // Since the epoch: every contact.
+    reading
+        .sync_point(ObjectType::CONTACTS)
+        .await
+        .expect("sync point");
+    let (records, pages, _) =
+        read_changes(&reading, ObjectType::CONTACTS, &Watermark::at(0), None, 5).await;
+    let read: Vec<u64> = records
+        .iter()
+        .map(|r| r.source_id.parse().expect("id"))
+        .collect();
+    let all: Vec<u64> = (0..30).map(|i| 2_000_001 + i).collect();
+    assert_eq!((read, pages), (all, 1));
+    let (_, retries, throttled) = reading.http_stats().expect("stats").snapshot();
+    assert_eq!(
+        (retries, throttled),
+        (6, 6),
+        "three 429s on the search, three on the links"
+    );
+}
