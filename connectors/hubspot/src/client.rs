@@ -38,6 +38,11 @@ pub struct HubspotClient {
     /// per-second window; another app searching the same account still can, and its 429 is
     /// retried like any other.
     search: HttpClient,
+    /// Search for incremental reads (`ferry sync`), where it is the read itself, not an
+    /// estimate: the same five per second, with the run's own patience (timeouts and
+    /// retries). It never runs beside `search`: the count only runs on full reads, which never
+    /// search, so the account's search limit is never shared between them.
+    changes: HttpClient,
     /// The v4 association batch endpoints, which HubSpot's spec also exempts from the
     /// ten-second bucket (`x-hubspot-rate-limit-exemptions: ten-secondly`): paced by the burst
     /// limiter they would only slow the sink down. Unpaced, they still count towards the daily
@@ -80,16 +85,22 @@ impl HubspotClient {
             None,
             retry.clone(),
         )?;
-        let http = HttpClient::new(Arc::new(policy), Some(rate_limit), retry)?;
+        let http = HttpClient::new(Arc::new(policy), Some(rate_limit), retry.clone())?;
         let search = HttpClient::new(
             Arc::new(HubspotPolicy::ignoring_announced_limits()),
             Some(RateLimit::new(SEARCH_LIMIT, Duration::from_secs(1))),
             search_retry,
         )?;
+        let changes = HttpClient::new(
+            Arc::new(HubspotPolicy::ignoring_announced_limits()),
+            Some(RateLimit::new(SEARCH_LIMIT, Duration::from_secs(1))),
+            retry,
+        )?;
         Ok((
             HubspotClient {
                 http,
                 search,
+                changes,
                 exempt,
                 base_url,
                 token,
@@ -293,11 +304,54 @@ impl HubspotClient {
         response.json(crate::VENDOR, &endpoint)
     }
 
+    /// `POST path` with the JSON `body` through the search client of incremental reads (five
+    /// per second, the run's patience): the 2xx response and the endpoint's name, for parsing
+    /// into types that borrow from the body. Errors name the endpoint, never the body.
+    pub(crate) async fn search_changes(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> ConnectorResult<(String, HttpResponse)> {
+        let endpoint = format!("POST {path}");
+        let url = self.url(path);
+        let response = self
+            .changes
+            .send(&endpoint, |c| {
+                c.post(url.clone())
+                    .bearer_auth(self.token.expose_secret())
+                    .json(body)
+            })
+            .await?;
+        if !response.is_success() {
+            return Err(self.changes.error_for(&endpoint, &response));
+        }
+        Ok((endpoint, response))
+    }
+
+    /// HubSpot's clock now, in epoch milliseconds: the `Date` header of `GET
+    /// /account-info/v3/details` (a small answer, no scope needed).
+    pub(crate) async fn server_time_ms(&self) -> ConnectorResult<i64> {
+        let path = "/account-info/v3/details";
+        let (endpoint, response) = self.get_ok_capped(path, &[], BodyCap::Small).await?;
+        response.date_ms().ok_or_else(|| ConnectorError::Malformed {
+            vendor: crate::VENDOR,
+            endpoint,
+            detail: "the answer has no readable Date header, so HubSpot's clock, where the next \
+                     sync starts, is unknown"
+                .into(),
+        })
+    }
+
     /// The counters of requests, retries and 429s, search and association batches included: a
-    /// snapshot summing all three clients, taken when called.
+    /// snapshot summing all four clients, taken when called.
     pub fn stats(&self) -> Arc<HttpStats> {
         let total = HttpStats::default();
-        for stats in [self.http.stats(), self.search.stats(), self.exempt.stats()] {
+        for stats in [
+            self.http.stats(),
+            self.search.stats(),
+            self.changes.stats(),
+            self.exempt.stats(),
+        ] {
             let (requests, retries, throttled) = stats.snapshot();
             total.requests.fetch_add(requests, Ordering::Relaxed);
             total.retries.fetch_add(retries, Ordering::Relaxed);

@@ -36,6 +36,9 @@ pub struct HubspotBinding {
     pub max_chars: &'static [(&'static str, usize)],
     /// How its records' email opt-out is recorded, if they carry one.
     pub subscription: Option<Subscription>,
+    /// The property every change of a record's properties moves, what incremental reads
+    /// filter on: `lastmodifieddate` on contacts, `hs_lastmodifieddate` on the others.
+    pub modified_property: &'static str,
 }
 
 /// One reference as a HubSpot association, from the record of its row to its `target`. A link
@@ -95,6 +98,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         required: &[],
         max_chars: &[],
         subscription: None,
+        modified_property: "hs_lastmodifieddate",
     },
     HubspotBinding {
         object: ObjectType::CONTACTS,
@@ -121,6 +125,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
             address_property: "email",
             channel: "EMAIL",
         }),
+        modified_property: "lastmodifieddate",
     },
     HubspotBinding {
         object: ObjectType::DEALS,
@@ -153,6 +158,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         required: &[field::NAME, field::STAGE],
         max_chars: &[],
         subscription: None,
+        modified_property: "hs_lastmodifieddate",
     },
     HubspotBinding {
         object: ObjectType::NOTES,
@@ -196,6 +202,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         // "hs_note_body … ≤65,536 chars" (HubSpot's notes guide), HTML as written.
         max_chars: &[(field::BODY, 65_536)],
         subscription: None,
+        modified_property: "hs_lastmodifieddate",
     },
 ];
 

@@ -1,16 +1,30 @@
 //! Reading companies, contacts, deals and notes from HubSpot's v3 list endpoints, with the
 //! links of deals and notes from v4 association batch reads.
+//!
+//! Incremental reads (`ferry sync`) go through CRM search (`POST
+//! /crm/v3/objects/{type}/search`), 200 records a request, filtered on the last-modified
+//! property (`lastmodifieddate` on contacts, `hs_lastmodifieddate` on the others):
+//! `modified >= since AND modified <= readStart AND hs_object_id > lastId`, sorted by
+//! `hs_object_id`. Every page is a new query from the last id read (keyset paging), so no query
+//! ever pages past HubSpot's 10,000-result cap, a window whose records all share one timestamp
+//! (bulk jobs stamp more than 10,000 at once) still ends, and records that change while the
+//! read runs shift nothing (search's `after` is an offset: paging one query by it would skip a
+//! record each time one left the results). The cursor is `readStart:lastId`, two numbers, no
+//! customer data. `readStart` is HubSpot's clock when the sync point was taken, so changes
+//! made during the read are left to the next sync, whose watermark is earlier. Search answers
+//! carry no associations: every object's links come from v4 association batch reads.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_core::http::{BodyCap, HttpResponse, HttpStats, RateLimit};
 use ferry_core::model::Link;
 use ferry_core::{
     ConnectorError, ConnectorResult, FetchedPage, FieldBinding, FieldMap, FieldMaps, ObjectType,
-    Page, Source, Value, VendorField,
+    Page, Source, Value, VendorField, Watermark,
 };
 use serde_json::{Value as Json, json};
 
@@ -19,6 +33,16 @@ use crate::client::HubspotClient;
 use crate::config::HubspotConfig;
 use crate::mapping::{self, ListPaging, ListResponse};
 use crate::objects::{HubspotBinding, binding};
+
+/// How far before HubSpot's clock at the start of a read the next incremental read starts:
+/// search shows "new or updated records … after a few moments" (its index lags the writes),
+/// and hosts' clocks drift. Changes inside the overlap are read twice; the upsert counts them
+/// as updated.
+pub const SYNC_OVERLAP: Duration = Duration::from_secs(300);
+
+/// Records per search request: HubSpot's most ("The maximum number of supported objects per
+/// page is 200").
+const SEARCH_PAGE: usize = 200;
 
 /// A HubSpot account as a [`Source`]: pages through `GET /crm/v3/objects/{type}` in id order.
 pub struct HubspotSource {
@@ -30,6 +54,9 @@ pub struct HubspotSource {
     leave_out_copies: AtomicBool,
     /// The properties read per object: the standard table and the operator's mapped fields.
     fields: FieldMaps,
+    /// HubSpot's clock when each object's sync point was taken: where its incremental read
+    /// stops (`modified <= readStart`).
+    read_starts: Mutex<HashMap<ObjectType, i64>>,
 }
 
 impl HubspotSource {
@@ -42,6 +69,7 @@ impl HubspotSource {
             source_id_property: role.source_id_property,
             leave_out_copies: AtomicBool::new(false),
             fields: mapping::field_maps(),
+            read_starts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -50,6 +78,53 @@ impl HubspotSource {
     pub fn rate_limit(&self) -> Option<RateLimit> {
         self.client.rate_limit()
     }
+
+    /// The properties a read of `object` asks for, and the source-id property whose records
+    /// are left out (a copy within one account).
+    fn read_properties(&self, object: ObjectType) -> (Arc<FieldMap>, Vec<String>, Option<String>) {
+        let map = self.fields.get(object);
+        let mut properties: Vec<String> = mapping::read_properties(&map)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let copies_of = self
+            .leave_out_copies
+            .load(Ordering::Relaxed)
+            .then(|| self.source_id_property.clone());
+        if let Some(property) = &copies_of {
+            properties.push(property.clone());
+        }
+        (map, properties, copies_of)
+    }
+
+    /// Where an incremental read of `object` begun now stops: HubSpot's clock when its sync
+    /// point was taken, or now (one request) if none was.
+    async fn read_start(&self, object: ObjectType) -> ConnectorResult<i64> {
+        let known = self
+            .read_starts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&object)
+            .copied();
+        match known {
+            Some(at) => Ok(at),
+            None => self.client.server_time_ms().await,
+        }
+    }
+}
+
+/// The cursor of an incremental read: where the read stops (`readStart`, epoch ms) and the
+/// last record id read. Two numbers: no customer data.
+fn changes_cursor(path: &str, cursor: &str) -> ConnectorResult<(i64, u64)> {
+    cursor
+        .split_once(':')
+        .and_then(|(until, last)| Some((until.parse().ok()?, last.parse().ok()?)))
+        .ok_or_else(|| ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: format!("POST {path}"),
+            detail: "the cursor of an incremental read is not `<read start>:<last record id>`"
+                .into(),
+        })
 }
 
 #[async_trait]
@@ -126,6 +201,89 @@ impl Source for HubspotSource {
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
         let fetched = self.fetch_page(object, cursor).await?;
         (fetched.records)()
+    }
+
+    /// One search of the records changed at or after `since` and at or before the read's
+    /// start, after the cursor's last id, in id order, 200 at most, with their links from
+    /// association batch reads (see the module's documentation).
+    async fn fetch_changed_page(
+        &self,
+        object: ObjectType,
+        since: &Watermark,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<FetchedPage> {
+        let row = binding(object)?;
+        let path = format!("/crm/v3/objects/{}/search", row.path);
+        let (until, last_id) = match cursor {
+            None => (self.read_start(object).await?, None),
+            Some(cursor) => {
+                let (until, last) = changes_cursor(&path, cursor)?;
+                (until, Some(last))
+            }
+        };
+        let (map, properties, copies_of) = self.read_properties(object);
+        let mut filters = vec![
+            json!({"propertyName": row.modified_property, "operator": "GTE",
+                   "value": since.at_ms.to_string()}),
+            json!({"propertyName": row.modified_property, "operator": "LTE",
+                   "value": until.to_string()}),
+        ];
+        if let Some(last) = last_id {
+            filters.push(
+                json!({"propertyName": "hs_object_id", "operator": "GT", "value": last.to_string()}),
+            );
+        }
+        let body = json!({
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+            "properties": properties,
+            "limit": SEARCH_PAGE,
+        });
+        let (endpoint, mut response) = self.client.search_changes(&path, &body).await?;
+        let answer: ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
+        // The last id of the answer, whether or not its record is kept: the next query starts
+        // after it. Ids must rise, or keyset paging could loop or skip.
+        let mut last = last_id;
+        for raw in &answer.results {
+            let id: u64 = raw.id.parse().map_err(|_| ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint: endpoint.clone(),
+                detail: "a search result's id is not a number".into(),
+            })?;
+            if last.is_some_and(|l| id <= l) {
+                return Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: endpoint.clone(),
+                    detail: "search results sorted by hs_object_id came out of order".into(),
+                });
+            }
+            last = Some(id);
+        }
+        let more = answer.paging.as_ref().is_some_and(|p| p.next.is_some());
+        let next = match last {
+            Some(last) if more && !answer.results.is_empty() => Some(format!("{until}:{last}")),
+            _ => None,
+        };
+        let mut page = page_of(row, &map, &answer, copies_of.as_deref());
+        drop(answer);
+        page.next = next;
+        if !row.references.is_empty() {
+            read_links(&self.client, row, &mut page).await?;
+        }
+        tracing::debug!(vendor = VENDOR, %object, records = page.records.len(), "read changes");
+        Ok(FetchedPage::ready(page))
+    }
+
+    /// HubSpot's clock (the `Date` header of `GET /account-info/v3/details`) less
+    /// [`SYNC_OVERLAP`]; the clock itself is where the read of `object` that follows stops.
+    async fn sync_point(&self, object: ObjectType) -> ConnectorResult<Watermark> {
+        binding(object)?;
+        let now = self.client.server_time_ms().await?;
+        self.read_starts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(object, now);
+        Ok(Watermark::settled_before(now, SYNC_OVERLAP))
     }
 
     async fn fetch_page(
@@ -263,6 +421,17 @@ fn read_records(
     copies_of: Option<&str>,
 ) -> ConnectorResult<Page> {
     let response: ListResponse<'_> = response.json_borrowed(VENDOR, endpoint)?;
+    Ok(page_of(row, map, &response, copies_of))
+}
+
+/// The records of a list or search answer as a page, with the answer's cursor, leaving out
+/// those with a value in the property `copies_of` names.
+fn page_of(
+    row: &HubspotBinding,
+    map: &FieldMap,
+    response: &ListResponse<'_>,
+    copies_of: Option<&str>,
+) -> Page {
     let mut page = Page {
         records: Vec::with_capacity(response.results.len()),
         next: response
@@ -284,5 +453,5 @@ fn read_records(
         tracing::debug!(vendor = VENDOR, object = %row.object, copies, "left out ferry's copies");
     }
     page.log_read(VENDOR, row.object);
-    Ok(page)
+    page
 }

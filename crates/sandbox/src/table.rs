@@ -663,6 +663,18 @@ impl Table {
         Ok(())
     }
 
+    /// Stamps live row `id` as modified at `now_ms`, leaving its cells alone (a vendor's bulk
+    /// job touching records). Returns whether the row is live.
+    pub fn touch(&mut self, id: u64, now_ms: i64) -> bool {
+        match self.position(id).filter(|at| self.rows[*at].is_live()) {
+            Some(at) => {
+                self.rows[at].modified_ms = now_ms;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Archives (soft-deletes) live row `id` at `now_ms`; its unique values are free again.
     pub fn archive(&mut self, id: u64, now_ms: i64) -> Result<(), TableError> {
         let at = self

@@ -920,7 +920,7 @@ fn run_batch(
             Err(e) => planned.push(Err(e)),
         }
     }
-    let now = now_ms();
+    let now = emulator.now_ms();
     let mut outcomes = Vec::with_capacity(planned.len());
     for (i, p) in planned.into_iter().enumerate() {
         let trace = traces.as_ref().and_then(|t| t.get(i)).cloned();
@@ -1121,7 +1121,7 @@ pub(crate) async fn batch(
             )
         }
         "archive" => {
-            let now = now_ms();
+            let now = emulator.now_ms();
             let mut data = emulator.write();
             let store = data.store_mut(kind);
             for input in inputs {
@@ -1169,7 +1169,7 @@ pub(crate) async fn create_one(
         }
         Err(e) => return e.response(),
     };
-    let now = now_ms();
+    let now = emulator.now_ms();
     let id = data
         .store_mut(kind)
         .create(now, now, prep.company.flatten(), &prep.pairs());
@@ -1231,7 +1231,7 @@ pub(crate) async fn update_one(
         Err(InputError::NotFound(_)) => return not_found(kind, &id),
         Err(e) => return e.response(),
     };
-    let now = now_ms();
+    let now = emulator.now_ms();
     data.store_mut(kind)
         .update(target, now, &prep.pairs(), prep.company);
     if kind == Kind::Contacts {
@@ -1261,7 +1261,7 @@ pub(crate) async fn archive_one(
         return unknown_object(&object);
     };
     if let Ok(id) = id.parse() {
-        emulator.write().store_mut(kind).archive(id, now_ms());
+        emulator.write().store_mut(kind).archive(id, emulator.now_ms());
     }
     StatusCode::NO_CONTENT.into_response()
 }

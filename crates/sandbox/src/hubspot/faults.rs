@@ -44,7 +44,7 @@ pub(crate) fn later_page(request: &Request, _body: &[u8]) -> Option<Kind> {
 
 /// Creates record number `k` of the shift, and updates an existing record.
 pub(crate) fn change(emulator: &Emulator, kind: Kind, k: u64) {
-    let now = now_ms();
+    let now = emulator.now_ms();
     let mut data = emulator.write();
     let store = data.store_mut(kind);
     let values: &[(&str, String)] = &match kind {

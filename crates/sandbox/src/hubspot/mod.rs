@@ -30,7 +30,7 @@ mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use axum::Router;
@@ -187,6 +187,8 @@ struct Inner {
     pipelines: Vec<account::Pipeline>,
     /// Each seed user's owner id in this account (`None`: not a user here), by user key.
     owner_ids: Vec<Option<u64>>,
+    /// How far the account's clock is ahead of the machine's ([`Emulator::advance_clock`]).
+    clock_ahead_ms: AtomicI64,
 }
 
 /// The emulator's shared state; clones share it.
@@ -239,8 +241,60 @@ impl Emulator {
                 stats: Stats::default(),
                 pipelines,
                 owner_ids,
+                clock_ahead_ms: AtomicI64::new(0),
             }),
         }
+    }
+
+    /// The account's clock: what writes stamp records' last-modified time with, and what the
+    /// `Date` header says.
+    pub(crate) fn now_ms(&self) -> i64 {
+        api::now_ms() + self.inner.clock_ahead_ms.load(Ordering::Relaxed)
+    }
+
+    /// Moves the account's clock `by` ahead, as time passing would: later writes are stamped
+    /// and answers dated (`Date`) that much later. A test hook, so that incremental reads are
+    /// tested without waiting.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.inner.clock_ahead_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// Stamps the first `n` live records of `object` (in id order) as modified now, all with
+    /// one last-modified time and no other change, as HubSpot's imports and bulk jobs do.
+    /// Returns the ids stamped. A test hook for incremental reads' ties on one timestamp.
+    pub fn bulk_stamp(&self, object: &str, n: usize) -> Vec<u64> {
+        let now = self.now_ms();
+        let mut data = self.write();
+        if let Some(obj) = records::Obj::parse(object) {
+            let Some(table) = data.tables.get_mut(obj.table()) else {
+                return Vec::new();
+            };
+            let ids: Vec<u64> = table
+                .iter(crate::table::Show::Live)
+                .take(n)
+                .map(|r| r.id)
+                .collect();
+            for &id in &ids {
+                table.touch(id, now);
+            }
+            return ids;
+        }
+        let Some(kind) = Kind::parse(object) else {
+            return Vec::new();
+        };
+        let store = data.store_mut(kind);
+        let ids: Vec<u64> = store
+            .starting_at(0)
+            .iter()
+            .filter(|r| !r.is_archived())
+            .take(n)
+            .map(|r| r.id)
+            .collect();
+        for &id in &ids {
+            store.update(id, now, &[], None);
+        }
+        ids
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, Data> {
@@ -477,6 +531,10 @@ impl Emulator {
                 self.clone(),
                 gate::gate,
             ))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                date_header,
+            ))
             .with_state(self.clone());
         let shifted = self.clone();
         let routes = crate::faults::shifting(
@@ -528,12 +586,13 @@ impl Emulator {
             return data
                 .tables
                 .get_mut(obj.table())
-                .is_some_and(|t| t.archive(id, api::now_ms()).is_ok());
+                .is_some_and(|t| t.archive(id, self.now_ms()).is_ok());
         }
         let Some(kind) = Kind::parse(object) else {
             return false;
         };
-        self.write().store_mut(kind).archive(id, api::now_ms())
+        let now = self.now_ms();
+        self.write().store_mut(kind).archive(id, now)
     }
 
     /// Overwrites one stored property value without validation, to plant data HubSpot would
@@ -550,6 +609,22 @@ impl Emulator {
             None => false,
         }
     }
+}
+
+/// Dates every answer by the account's clock, as HubSpot's `Date` header does: what a client
+/// takes HubSpot's time from (incremental reads start from it).
+async fn date_header(
+    axum::extract::State(emulator): axum::extract::State<Emulator>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if let Ok(date) =
+        axum::http::HeaderValue::from_str(&crate::timestamp::http_date(emulator.now_ms()))
+    {
+        response.headers_mut().insert(axum::http::header::DATE, date);
+    }
+    response
 }
 
 /// `GET /account-info/v3/details` (or a date version): the account's portal id and settings,

@@ -154,7 +154,7 @@ pub(crate) async fn batch_unsubscribe_all(
     else {
         return validation("inputs must be an array of email addresses");
     };
-    let now = now_ms();
+    let now = emulator.now_ms();
     let mut data = emulator.write();
     let (mut results, mut errors) = (Vec::new(), Vec::new());
     for email in emails {
@@ -189,7 +189,7 @@ pub(crate) async fn unsubscribe_all(
     if !valid_email(&subscriber) {
         return validation(format!("{subscriber} is not a valid email address"));
     }
-    let now = now_ms();
+    let now = emulator.now_ms();
     let changed = unsubscribe(&mut emulator.write(), &subscriber, now);
     batch_response(
         StatusCode::OK,

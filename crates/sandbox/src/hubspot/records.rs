@@ -960,7 +960,7 @@ fn apply(
     traces: Option<&[String]>,
     upsert: bool,
 ) -> (Vec<Value>, Vec<Value>) {
-    let now = now_ms();
+    let now = emulator.now_ms();
     let mut outcomes: Vec<Result<(u64, bool), InputError>> = Vec::with_capacity(planned.len());
     for plan in planned {
         let Some(table) = data.tables.get_mut(obj.table()) else {
@@ -1173,7 +1173,7 @@ pub(crate) fn batch(
             )
         }
         "archive" => {
-            let now = now_ms();
+            let now = emulator.now_ms();
             let mut data = emulator.write();
             if let Some(table) = data.tables.get_mut(obj.table()) {
                 for input in inputs {
@@ -1242,7 +1242,7 @@ pub(crate) fn update_one(
 pub(crate) fn archive_one(emulator: &Emulator, obj: Obj, id: &str) -> Response {
     if let Ok(id) = id.parse() {
         if let Some(table) = emulator.write().tables.get_mut(obj.table()) {
-            let _ = table.archive(id, now_ms());
+            let _ = table.archive(id, emulator.now_ms());
         }
     }
     StatusCode::NO_CONTENT.into_response()

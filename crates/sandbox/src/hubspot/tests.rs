@@ -2272,3 +2272,151 @@ async fn single_association_writes_of_deals_and_notes() {
     .await;
     assert_eq!(status, 400, "a deal→contact type between a deal and a company");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Incremental reads: the last-modified time, the clock, bulk stamps
+
+/// The ids a search of `object` finds with `filters`, sorted by `hs_object_id`, 200 a page
+/// through `after`; and the `total` of the first page.
+async fn search_ids(base: &str, object: &str, filters: Value) -> (Vec<u64>, u64) {
+    let mut found = Vec::new();
+    let mut after: Option<String> = None;
+    let mut total = None;
+    loop {
+        let mut body = json!({
+            "filterGroups": [{"filters": filters.clone()}],
+            "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+            "limit": 200,
+        });
+        if let Some(a) = &after {
+            body["after"] = json!(a);
+        }
+        let (status, _, body) = search(base, object, body).await;
+        assert_eq!(status, 200, "{body}");
+        let total = *total.get_or_insert(body["total"].as_u64().expect("total"));
+        found.extend(ids(&body).iter().map(|id| id.parse::<u64>().expect("numeric id")));
+        match body["paging"]["next"]["after"].as_str() {
+            Some(a) => after = Some(a.to_owned()),
+            None => return (found, total),
+        }
+    }
+}
+
+fn modified(object: &str) -> &'static str {
+    if object == "contacts" {
+        "lastmodifieddate"
+    } else {
+        "hs_lastmodifieddate"
+    }
+}
+
+#[tokio::test]
+async fn writes_stamp_the_last_modified_time_from_the_account_clock_that_dates_answers() {
+    let (hs, emulator, _) = start(unlimited_search(), 40).await;
+    emulator.advance_clock(std::time::Duration::from_secs(30 * 86_400));
+    let (status, headers, _) = get(&hs.base_url, "/account-info/v3/details", crate::HUBSPOT_TOKEN).await;
+    assert_eq!(status, 200);
+    let date = headers[reqwest::header::DATE].to_str().expect("Date").to_owned();
+    let clock = emulator.now_ms();
+    assert!(
+        [clock - 1000, clock].iter().any(|ms| crate::timestamp::http_date(*ms) == date),
+        "the Date header follows the account's clock: {date}"
+    );
+    let since = (clock - clock.rem_euclid(1000)).to_string();
+    for (object, property) in [
+        ("companies", "name"),
+        ("contacts", "jobtitle"),
+        ("deals", "dealname"),
+        ("notes", "hs_note_body"),
+    ] {
+        let (unchanged, _) = search_ids(
+            &hs.base_url,
+            object,
+            json!([{"propertyName": modified(object), "operator": "GTE", "value": since}]),
+        )
+        .await;
+        assert_eq!(unchanged, Vec::<u64>::new(), "{object}: nothing changed since");
+        let (all, _) = search_ids(&hs.base_url, object, json!([])).await;
+        assert!(all.len() >= 3, "{object}: seeded");
+        let (status, body) = patch(
+            &hs.base_url,
+            &format!("/crm/v3/objects/{object}/{}", all[1]),
+            json!({"properties": {property: "Changed later"}}),
+        )
+        .await;
+        assert_eq!(status, 200, "{object}: {body}");
+        assert!(emulator.archive(object, all[2]));
+        // Archiving alone is not a change search can see: archived records never appear.
+        let (changed, total) = search_ids(
+            &hs.base_url,
+            object,
+            json!([{"propertyName": modified(object), "operator": "GTE", "value": since}]),
+        )
+        .await;
+        assert_eq!((changed, total), (vec![all[1]], 1), "{object}");
+        let (between, _) = search_ids(
+            &hs.base_url,
+            object,
+            json!([{"propertyName": modified(object), "operator": "BETWEEN",
+                    "value": since, "highValue": (clock + 60_000).to_string()}]),
+        )
+        .await;
+        assert_eq!(between, vec![all[1]], "{object}: BETWEEN");
+        let (before, _) = search_ids(
+            &hs.base_url,
+            object,
+            json!([{"propertyName": modified(object), "operator": "LT", "value": since}]),
+        )
+        .await;
+        assert!(!before.contains(&all[1]) && !before.contains(&all[2]), "{object}: LT");
+    }
+}
+
+#[tokio::test]
+async fn a_bulk_stamp_ties_over_10000_records_which_only_an_id_keyset_reads_past_the_cap() {
+    let (hs, emulator, _) = start(unlimited_search(), 10_100).await;
+    emulator.advance_clock(std::time::Duration::from_secs(3600));
+    let stamped = emulator.bulk_stamp("contacts", 10_050);
+    assert_eq!(stamped.len(), 10_050);
+    let at = emulator.read().contacts.get(stamped[0]).expect("stamped").updated;
+    assert!(
+        stamped.iter().all(|id| emulator.read().contacts.get(*id).map(|r| r.updated) == Some(at)),
+        "one timestamp for all"
+    );
+    let tie = json!([{"propertyName": "lastmodifieddate", "operator": "EQ", "value": at.to_string()}]);
+    // Windowing on the timestamp alone cannot get past the 10,000th: the next page is a 400.
+    let (status, _, body) = search(
+        &hs.base_url,
+        "contacts",
+        json!({"filterGroups": [{"filters": tie}], "limit": 200, "after": "9800",
+               "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], json!(10_050));
+    assert_eq!(body["paging"]["next"]["after"], json!("10000"));
+    let first: Vec<u64> = ids(&body).iter().map(|i| i.parse().expect("id")).collect();
+    assert!(first.windows(2).all(|w| w[0] < w[1]), "sorted by hs_object_id");
+    let (status, _, body) = search(
+        &hs.base_url,
+        "contacts",
+        json!({"filterGroups": [{"filters": tie}], "limit": 200, "after": "10000"}),
+    )
+    .await;
+    assert_eq!((status, body["category"].as_str()), (400, Some("VALIDATION_ERROR")), "{body}");
+    // A new query from the last id read gets the rest.
+    let last = *first.last().expect("a page");
+    let mut rest = tie.as_array().expect("filters").clone();
+    rest.push(json!({"propertyName": "hs_object_id", "operator": "GT", "value": last.to_string()}));
+    let (after, total) = search_ids(&hs.base_url, "contacts", Value::Array(rest)).await;
+    assert_eq!(total, 50);
+    assert_eq!(after, stamped[10_000..].to_vec());
+    // A second sort rule is refused.
+    let (status, _, body) = search(
+        &hs.base_url,
+        "contacts",
+        json!({"sorts": ["lastmodifieddate", "hs_object_id"]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+}

@@ -1,0 +1,283 @@
+//! End-to-end: `ferry sync` through the real binary from a HubSpot emulator (the source, read
+//! incrementally through CRM search) into a Salesforce emulator, every object. A first sync
+//! moves everything; records of every object changed in HubSpot afterwards (a deal's contacts
+//! among them) are exactly what the next sync reads and writes, verified; a sync with nothing
+//! changed reads nothing and exits 0.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{all_credentials, ferry, industry_table};
+use ferry_sandbox::accounts::{stage_crosswalk, stage_crosswalk_config};
+use ferry_sandbox::faults::Faults;
+use ferry_sandbox::hubspot;
+use ferry_sandbox::seed::{Mess, generate};
+use ferry_sandbox::{Limits, Running, VendorEmulator};
+
+const OBJECTS: [&str; 4] = ["companies", "contacts", "deals", "notes"];
+
+/// A seeded HubSpot account, an empty Salesforce org, and a directory for config and state.
+struct Pair {
+    source: Running,
+    portal: hubspot::Emulator,
+    sink: Running,
+    sink_state: Arc<dyn VendorEmulator>,
+    dir: PathBuf,
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn pair(contacts: usize) -> Pair {
+    let portal = hubspot::Emulator::new(hubspot::Options::default());
+    portal.seed(&generate(contacts, 11, &Mess::none()));
+    let salesforce = ferry_sandbox::emulator("salesforce").expect("salesforce emulator");
+    let sink_state = (salesforce.build)(Faults::default(), Limits::Unlimited);
+    let any = "127.0.0.1:0".parse().expect("loopback address");
+    let source = ferry_sandbox::serve("hubspot", portal.router(), any)
+        .await
+        .expect("serve hubspot");
+    let sink = ferry_sandbox::serve("salesforce", sink_state.router(), any)
+        .await
+        .expect("serve salesforce");
+    let dir = std::env::temp_dir().join(format!("ferry-sync-hubspot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("test dir");
+    Pair {
+        source,
+        portal,
+        sink,
+        sink_state,
+        dir,
+    }
+}
+
+/// A `[source]` or `[sink]` table for `vendor`'s emulator at `base_url`.
+fn table(role: &str, vendor: &str, base_url: &str) -> String {
+    let spec = ferry_sandbox::emulator(vendor).expect("emulator");
+    let mut out = format!("[{role}]\nconnector = \"{vendor}\"\n");
+    for (key, value) in (spec.connector_settings)(base_url) {
+        match value.parse::<u64>() {
+            Ok(n) => writeln!(out, "{key} = {n}"),
+            Err(_) => writeln!(out, "{key} = {}", toml::Value::String(value)),
+        }
+        .expect("write to a String");
+    }
+    out
+}
+
+impl Pair {
+    /// Writes the config (every object, the stage table, the state file); returns its path.
+    fn config(&self) -> String {
+        let (hs, sf) = (
+            ferry_sandbox::emulator("hubspot").expect("hubspot"),
+            ferry_sandbox::emulator("salesforce").expect("salesforce"),
+        );
+        let state = self.dir.join("state.json");
+        let path = self.dir.join("ferry.toml");
+        let text = format!(
+            "version = 1\n\n{}\n{}\n[migration]\nobjects = {OBJECTS:?}\n\n[sync]\nstate = {:?}\n\n{}\n{}\n",
+            table("source", "hubspot", &self.source.base_url),
+            table("sink", "salesforce", &self.sink.base_url),
+            state.display().to_string(),
+            industry_table(&hs, &sf),
+            stage_crosswalk_config(&stage_crosswalk(hs.deal_stages, sf.deal_stages)),
+        );
+        std::fs::write(&path, text).expect("write config");
+        path.to_string_lossy().into_owned()
+    }
+
+    fn counts(&self, of: &dyn Fn(&str) -> usize) -> Vec<usize> {
+        OBJECTS.iter().map(|o| of(o)).collect()
+    }
+
+    /// `method path` on the HubSpot emulator with `body`, as an app's call would.
+    async fn hubspot(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.source.base_url))
+            .bearer_auth(ferry_sandbox::HUBSPOT_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.expect("request");
+        assert!(answer.status().is_success(), "{path}: {}", answer.status());
+        answer.json().await.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The ids of the first 100 live records of `object`, in id order.
+    async fn ids(&self, object: &str) -> Vec<String> {
+        let list = self
+            .hubspot(
+                reqwest::Method::GET,
+                &format!("/crm/v3/objects/{object}?limit=100"),
+                None,
+            )
+            .await;
+        list["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| r["id"].as_str().expect("id").to_owned())
+            .collect()
+    }
+
+    /// Sets `property` on record `id` of `object`, as a user's edit would.
+    async fn edit(&self, object: &str, id: &str, property: &str, value: &str) {
+        self.hubspot(
+            reqwest::Method::PATCH,
+            &format!("/crm/v3/objects/{object}/{id}"),
+            Some(serde_json::json!({"properties": {property: value}})),
+        )
+        .await;
+    }
+}
+
+/// Runs `ferry <command> --config <config> --report json -q`.
+async fn run(command: &str, config: &str) -> (i32, serde_json::Value, String) {
+    let out = ferry(
+        &[command, "--config", config, "--report", "json", "-q"],
+        &all_credentials(),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not a JSON report ({e}); stderr:\n{stderr}\nstdout:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code().unwrap_or(-1), report, stderr)
+}
+
+fn object<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["objects"]
+        .as_array()
+        .and_then(|objects| objects.iter().find(|o| o["object"] == name))
+        .unwrap_or_else(|| panic!("no {name} in report: {report:#}"))
+}
+
+fn n(value: &serde_json::Value, key: &str) -> u64 {
+    value[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no count {key} in {value:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hubspot_sync_moves_everything_then_exactly_what_changed_then_nothing() {
+    let pair = pair(40).await;
+    let config = pair.config();
+    let totals = pair.counts(&|o| pair.portal.count(o).expect("a HubSpot object"));
+
+    // First sync: a full read of every object, everything created, watermarks set.
+    let (code, first, stderr) = run("sync", &config).await;
+    assert_eq!(code, 0, "{first:#}\n{stderr}");
+    for (name, total) in OBJECTS.iter().zip(&totals) {
+        let o = object(&first, name);
+        assert_eq!(
+            (n(o, "read"), n(o, "created")),
+            (*total as u64, *total as u64),
+            "{o:#}"
+        );
+        assert_eq!(o["sync"]["read"], "full", "{o:#}");
+        assert_eq!(o["sync"]["advanced"], true, "{o:#}");
+    }
+    assert_eq!(pair.counts(&|o| pair.sink_state.count(o)), totals);
+
+    // An hour on, one record of every object changes in HubSpot, and a deal gains a contact
+    // (with its amount: an association alone does not move the last-modified time).
+    pair.portal.advance_clock(Duration::from_secs(3600));
+    let (companies, contacts, deals, notes) = (
+        pair.ids("companies").await,
+        pair.ids("contacts").await,
+        pair.ids("deals").await,
+        pair.ids("notes").await,
+    );
+    pair.edit("companies", &companies[1], "city", "Gdańsk")
+        .await;
+    pair.edit("contacts", &contacts[2], "jobtitle", "Head of Sync")
+        .await;
+    pair.edit("deals", &deals[0], "amount", "4711").await;
+    let newcomer = contacts.last().expect("contacts");
+    pair.hubspot(
+        reqwest::Method::PUT,
+        &format!(
+            "/crm/v4/objects/deals/{}/associations/default/contacts/{newcomer}",
+            deals[0]
+        ),
+        None,
+    )
+    .await;
+    pair.edit("notes", &notes[3], "hs_note_body", "<p>Synced again</p>")
+        .await;
+    pair.portal.advance_clock(Duration::from_secs(3600));
+    let (requests, throttled) = pair.portal.request_counts();
+    let (code, second, stderr) = run("sync", &config).await;
+    assert_eq!(code, 0, "{second:#}\n{stderr}");
+    assert_eq!(second["outcome"], "verified", "{second:#}");
+    let mut requests_by_object = Vec::new();
+    for name in OBJECTS {
+        let o = object(&second, name);
+        assert_eq!(
+            (
+                n(o, "read"),
+                n(o, "created"),
+                n(o, "updated"),
+                n(o, "verified")
+            ),
+            (1, 0, 1, 1),
+            "exactly the changed record: {o:#}"
+        );
+        assert_eq!(o["sync"]["read"], "incremental", "{o:#}");
+        assert_eq!(o["sync"]["advanced"], true, "{o:#}");
+        requests_by_object.push(n(&o["source_http"], "requests"));
+    }
+    let (after, throttled_after) = pair.portal.request_counts();
+    assert_eq!(throttled_after, throttled, "no search refused");
+    assert_eq!(
+        pair.counts(&|o| pair.sink_state.count(o)),
+        totals,
+        "nothing created"
+    );
+    eprintln!(
+        "HubSpot requests, second sync (4 changes): {} in all, per object {requests_by_object:?}",
+        after - requests
+    );
+    // Per object: HubSpot's clock and one search, and one association batch read per
+    // reference (a contact's company; a deal's company and contacts; a note's three parents).
+    let reading = [2u64, 3, 4, 5];
+
+    // Nothing changed: nothing read, exit 0.
+    let (requests, _) = pair.portal.request_counts();
+    let (code, third, stderr) = run("sync", &config).await;
+    assert_eq!(code, 0, "{third:#}\n{stderr}");
+    assert_eq!(third["outcome"], "verified", "{third:#}");
+    let mut idle_by_object = Vec::new();
+    for name in OBJECTS {
+        let o = object(&third, name);
+        assert_eq!((n(o, "read"), n(o, "written")), (0, 0), "{o:#}");
+        idle_by_object.push(n(&o["source_http"], "requests"));
+    }
+    let (after, _) = pair.portal.request_counts();
+    eprintln!(
+        "HubSpot requests, third sync (no change): {} in all, per object {idle_by_object:?}",
+        after - requests
+    );
+    assert_eq!(requests_by_object, reading, "reading the changes");
+    // Reading nothing: the clock and one search, no association read.
+    assert_eq!(idle_by_object, [2, 2, 2, 2], "reading no change");
+
+    // The whole sink agrees with the source, the deal's new contact included.
+    let (code, verified, stderr) = run("verify", &config).await;
+    assert_eq!(code, 0, "{verified:#}\n{stderr}");
+}
