@@ -497,12 +497,12 @@ impl Config {
     /// text: a secret pasted into the file (the usual reason it stops parsing) would be shown.
     pub fn parse(text: &str) -> anyhow::Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
-        if let Some(version) = raw.version {
-            if version != CONFIG_VERSION {
-                bail!(
-                    "config key `version`: this ferry reads version {CONFIG_VERSION}, the file says {version}"
-                );
-            }
+        if let Some(version) = raw.version
+            && version != CONFIG_VERSION
+        {
+            bail!(
+                "config key `version`: this ferry reads version {CONFIG_VERSION}, the file says {version}"
+            );
         }
         let source = connector_table("source", raw.source)?;
         let mut sink = connector_table("sink", raw.sink)?;

@@ -495,14 +495,15 @@ pub fn mask(value: &Value) -> String {
 
 fn mask_text(text: &str) -> String {
     let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
-    if let Some((local, domain)) = text.split_once('@') {
-        if !local.is_empty() && !domain.is_empty() {
-            let tld = domain
-                .rsplit_once('.')
-                .map(|(_, tld)| format!(".{tld}"))
-                .unwrap_or_default();
-            return format!("{}***@{}***{tld}", first(local), first(domain));
-        }
+    if let Some((local, domain)) = text.split_once('@')
+        && !local.is_empty()
+        && !domain.is_empty()
+    {
+        let tld = domain
+            .rsplit_once('.')
+            .map(|(_, tld)| format!(".{tld}"))
+            .unwrap_or_default();
+        return format!("{}***@{}***{tld}", first(local), first(domain));
     }
     if text.is_empty() {
         return String::new();

@@ -194,16 +194,16 @@ fn cases() -> Vec<Case> {
     let both: Vec<&'static str> = others()
         .filter(|v| Emulator::seeds_as_source(v) && Emulator::answers_per_record(v))
         .collect();
-    if let (Some(&sink), Some(&source)) = (both.first(), both.last()) {
-        if source != sink {
-            cases.push(case(
-                format!("all at once, {source} to {sink}"),
-                (source, sink),
-                (ALL_SOURCE, ALL_SINK),
-                1,
-                Expect::Retries { throttled: true },
-            ));
-        }
+    if let (Some(&sink), Some(&source)) = (both.first(), both.last())
+        && source != sink
+    {
+        cases.push(case(
+            format!("all at once, {source} to {sink}"),
+            (source, sink),
+            (ALL_SOURCE, ALL_SINK),
+            1,
+            Expect::Retries { throttled: true },
+        ));
     }
     cases
 }

@@ -379,7 +379,6 @@ async fn a_sync_on_a_locked_state_refuses_at_once_with_exit_5() {
         .write(true)
         .open(&lock_path)
         .expect("lock file");
-    #[allow(clippy::incompatible_msrv)] // std's flock, stable since 1.89 (see ferry_core::sync)
     held.try_lock().expect("the test holds the lock");
 
     let (code, report, stderr) = run("sync", &config).await;

@@ -718,13 +718,13 @@ pub fn to_dataverse(
     if let Some(status) = &table.status {
         out.insert(status.column.into(), Json::from(0));
     }
-    if let Some((canonical, column, _)) = table.timestamp {
-        if let Some(value) = record.get(canonical) {
-            let json = value
-                .to_json(FieldType::Timestamp)
-                .map_err(|expected| unwritable(record, canonical, expected))?;
-            out.insert(column.into(), json);
-        }
+    if let Some((canonical, column, _)) = table.timestamp
+        && let Some(value) = record.get(canonical)
+    {
+        let json = value
+            .to_json(FieldType::Timestamp)
+            .map_err(|expected| unwritable(record, canonical, expected))?;
+        out.insert(column.into(), json);
     }
     Ok(out)
 }
@@ -851,19 +851,18 @@ pub fn from_dataverse(
             record.set(reference.canonical, Value::Reference(link.id));
         }
     }
-    if table.owned {
-        if let Some(owner) = row.get(OWNER_VALUE).and_then(json_text) {
-            record.set(field::OWNER, Value::Text(owner));
-        }
+    if table.owned
+        && let Some(owner) = row.get(OWNER_VALUE).and_then(json_text)
+    {
+        record.set(field::OWNER, Value::Text(owner));
     }
-    if let Some(nav) = table.currency {
-        if let Some(code) = row
+    if let Some(nav) = table.currency
+        && let Some(code) = row
             .get(nav)
             .and_then(|c| c.get(CURRENCY_CODE))
             .and_then(json_text)
-        {
-            record.set(field::CURRENCY, Value::Text(code));
-        }
+    {
+        record.set(field::CURRENCY, Value::Text(code));
     }
     if let Some(stage) = &table.stage {
         let process = row.get(stage.process).and_then(json_text);
@@ -887,10 +886,10 @@ pub fn from_dataverse(
             None => {}
         }
     }
-    if let Some((canonical, _, column)) = table.timestamp {
-        if let Some(raw) = row.get(column).and_then(json_text) {
-            set(&mut record, &mut bad, canonical, &raw);
-        }
+    if let Some((canonical, _, column)) = table.timestamp
+        && let Some(raw) = row.get(column).and_then(json_text)
+    {
+        set(&mut record, &mut bad, canonical, &raw);
     }
     if let Identity::Source = identity {
         for (canonical, column) in TIMESTAMPS {

@@ -256,13 +256,13 @@ pub fn to_record(
     }
     let mut set =
         |record: &mut Record, canonical: &'static str, vendor: &str, value: Option<&str>| {
-            if let Some(value) = value {
-                if let Err(e) = record.set_parsed(canonical, value) {
-                    problems.push(format!(
-                        "`{canonical}` (Pipedrive `{vendor}`, expected {})",
-                        e.expected
-                    ));
-                }
+            if let Some(value) = value
+                && let Err(e) = record.set_parsed(canonical, value)
+            {
+                problems.push(format!(
+                    "`{canonical}` (Pipedrive `{vendor}`, expected {})",
+                    e.expected
+                ));
             }
         };
     for list in row.channels {
@@ -285,10 +285,10 @@ pub fn to_record(
     for &(canonical, vendor) in row.read_only {
         set(&mut record, canonical, vendor, text(raw, vendor));
     }
-    if let Some(opt_out) = &row.opt_out {
-        if let Some(status) = text(raw, opt_out.vendor) {
-            record.set(opt_out.canonical, Value::Bool(status == opt_out.opted_out));
-        }
+    if let Some(opt_out) = &row.opt_out
+        && let Some(status) = text(raw, opt_out.vendor)
+    {
+        record.set(opt_out.canonical, Value::Bool(status == opt_out.opted_out));
     }
     for r in row.references {
         if let Some(id) = raw.get(r.vendor).and_then(Json::as_u64) {

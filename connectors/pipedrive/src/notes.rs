@@ -176,10 +176,8 @@ pub(crate) fn to_body(
     for (vendor, id) in linked {
         body.insert((*vendor).into(), json!(id));
     }
-    if create {
-        if let Some(Value::Timestamp(ms)) = record.get(field::TIMESTAMP) {
-            body.insert("add_time".into(), json!(add_time(*ms)));
-        }
+    if create && let Some(Value::Timestamp(ms)) = record.get(field::TIMESTAMP) {
+        body.insert("add_time".into(), json!(add_time(*ms)));
     }
     Ok(Json::Object(body))
 }

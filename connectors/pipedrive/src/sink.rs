@@ -1178,13 +1178,14 @@ impl Sink for PipedriveSink {
         let stored = row.stored_fields(&self.fields.get(object));
         let mut limits = row.limits();
         // A deal written without a currency gets the user's default (learned by `survey`).
-        if let Some(Some(currency)) = self.default_currency.get() {
-            if object == ObjectType::DEALS && stored.iter().any(|f| f == field::CURRENCY) {
-                limits.push(FieldLimit::unset_reads_as(
-                    field::CURRENCY,
-                    currency.clone(),
-                ));
-            }
+        if let Some(Some(currency)) = self.default_currency.get()
+            && object == ObjectType::DEALS
+            && stored.iter().any(|f| f == field::CURRENCY)
+        {
+            limits.push(FieldLimit::unset_reads_as(
+                field::CURRENCY,
+                currency.clone(),
+            ));
         }
         limits.retain(|l| l.unset_reads_as.is_none() || stored.contains(&l.field));
         Ok(Capability {
@@ -1295,10 +1296,11 @@ impl Sink for PipedriveSink {
             .collect();
         let mut raws: HashMap<String, Json> = HashMap::new();
         let keep = |raw: Json, raws: &mut HashMap<String, Json>| {
-            if let Some(sid) = mapping::custom_text(&raw, &key) {
-                if wanted.contains(sid.as_str()) && !raws.contains_key(&sid) {
-                    raws.insert(sid, raw);
-                }
+            if let Some(sid) = mapping::custom_text(&raw, &key)
+                && wanted.contains(sid.as_str())
+                && !raws.contains_key(&sid)
+            {
+                raws.insert(sid, raw);
             }
         };
         let mut fetched = self.fetch(object, &key, &cached).await?;

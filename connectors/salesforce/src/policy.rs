@@ -64,25 +64,23 @@ impl VendorPolicy for SalesforcePolicy {
     }
 
     fn error_detail(&self, response: &HttpResponse) -> String {
-        if let Ok(errors) = serde_json::from_slice::<Vec<RestError>>(&response.body) {
-            if let Some(e) = errors.first() {
-                let code = clean_code(&e.error_code);
-                let detail = if code == REQUEST_LIMIT_EXCEEDED && response.status.as_u16() == 403 {
-                    format!(
-                        "{code}: {} The org's rolling 24-hour API allocation is used up; retrying cannot help \
+        if let Ok(errors) = serde_json::from_slice::<Vec<RestError>>(&response.body)
+            && let Some(e) = errors.first()
+        {
+            let code = clean_code(&e.error_code);
+            let detail = if code == REQUEST_LIMIT_EXCEEDED && response.status.as_u16() == 403 {
+                format!(
+                    "{code}: {} The org's rolling 24-hour API allocation is used up; retrying cannot help \
                          until usage falls (see Setup → Company Information → API Requests, Last 24 Hours, or ask \
                          Salesforce for a higher allocation)",
-                        e.message
-                    )
-                } else if SAFE_MESSAGES.contains(&code.as_str()) {
-                    format!("{code}: {}", e.message)
-                } else {
-                    format!(
-                        "{code} (Salesforce's message is not repeated: it may quote record data)"
-                    )
-                };
-                return truncate(&detail);
-            }
+                    e.message
+                )
+            } else if SAFE_MESSAGES.contains(&code.as_str()) {
+                format!("{code}: {}", e.message)
+            } else {
+                format!("{code} (Salesforce's message is not repeated: it may quote record data)")
+            };
+            return truncate(&detail);
         }
         if let Ok(e) = serde_json::from_slice::<OAuthError>(&response.body) {
             return truncate(&format!(

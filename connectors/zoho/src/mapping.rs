@@ -438,10 +438,10 @@ fn read_apart(record: &mut Record, row: &ZohoObject, z: &Map<String, Json>) {
     if let Some(owner) = owner_of(z) {
         record.set(field::OWNER, Value::Text(owner));
     }
-    if row.staged {
-        if let Some(stage) = stage_of(z) {
-            record.set(field::STAGE, stage);
-        }
+    if row.staged
+        && let Some(stage) = stage_of(z)
+    {
+        record.set(field::STAGE, stage);
     }
 }
 
@@ -474,13 +474,13 @@ pub fn from_zoho(
         }
     }
     read_apart(&mut record, row, z);
-    if row.links == Some(Links::NoteParent) {
-        if let Some((object, parent)) = parent_of(z) {
-            record.set(
-                field::PARENTS,
-                Value::Links(vec![ferry_core::model::Link { object, id: parent }]),
-            );
-        }
+    if row.links == Some(Links::NoteParent)
+        && let Some((object, parent)) = parent_of(z)
+    {
+        record.set(
+            field::PARENTS,
+            Value::Links(vec![ferry_core::model::Link { object, id: parent }]),
+        );
     }
     if id.is_empty() {
         bad.push("the record has no id".into());
@@ -546,11 +546,11 @@ pub fn to_zoho(
     if let Some(owner) = record.text(field::OWNER).filter(|o| !o.is_empty()) {
         out.insert(OWNER.into(), serde_json::json!({ "id": owner }));
     }
-    if row.staged {
-        if let Some(Value::Stage { pipeline, stage }) = record.get(field::STAGE) {
-            out.insert(PIPELINE.into(), Json::String(pipeline.clone()));
-            out.insert(STAGE.into(), Json::String(stage.clone()));
-        }
+    if row.staged
+        && let Some(Value::Stage { pipeline, stage }) = record.get(field::STAGE)
+    {
+        out.insert(PIPELINE.into(), Json::String(pipeline.clone()));
+        out.insert(STAGE.into(), Json::String(stage.clone()));
     }
     out.insert(
         source_id_field.to_owned(),

@@ -93,44 +93,44 @@ impl VendorPolicy for ZohoPolicy {
     }
 
     fn error_detail(&self, response: &HttpResponse) -> String {
-        if let Ok(e) = serde_json::from_slice::<ErrorBody>(&response.body) {
-            if !e.code.is_empty() {
-                let code = clean_code(&e.code);
-                let mut detail = if SAFE_MESSAGES.contains(&code.as_str()) {
-                    format!("{code}: {}", e.message)
-                } else {
-                    format!("{code} (Zoho's message is not repeated: it may quote record data)")
-                };
-                if let Some(details) = e.details.as_object() {
-                    let parts: Vec<String> = SAFE_DETAILS
-                        .iter()
-                        .filter_map(|k| {
-                            let v = details.get(*k)?;
-                            let v = match v {
-                                Json::String(s) => clean_name(s),
-                                Json::Number(n) => n.to_string(),
-                                _ => return None,
-                            };
-                            Some(format!("{k}={v}"))
-                        })
-                        .collect();
-                    if !parts.is_empty() {
-                        detail.push_str(&format!(" ({})", parts.join(", ")));
-                    }
+        if let Ok(e) = serde_json::from_slice::<ErrorBody>(&response.body)
+            && !e.code.is_empty()
+        {
+            let code = clean_code(&e.code);
+            let mut detail = if SAFE_MESSAGES.contains(&code.as_str()) {
+                format!("{code}: {}", e.message)
+            } else {
+                format!("{code} (Zoho's message is not repeated: it may quote record data)")
+            };
+            if let Some(details) = e.details.as_object() {
+                let parts: Vec<String> = SAFE_DETAILS
+                    .iter()
+                    .filter_map(|k| {
+                        let v = details.get(*k)?;
+                        let v = match v {
+                            Json::String(s) => clean_name(s),
+                            Json::Number(n) => n.to_string(),
+                            _ => return None,
+                        };
+                        Some(format!("{k}={v}"))
+                    })
+                    .collect();
+                if !parts.is_empty() {
+                    detail.push_str(&format!(" ({})", parts.join(", ")));
                 }
-                if credits_exhausted(response) {
-                    detail.push_str(
+            }
+            if credits_exhausted(response) {
+                detail.push_str(
                         "; the org's rolling 24-hour API credits are used up, and retrying cannot help until usage \
                          falls (Setup → Developer Hub → APIs → API Dashboard shows the usage; Zoho sells add-on credits)",
                     );
-                }
-                return truncate(&detail);
             }
+            return truncate(&detail);
         }
-        if let Ok(Json::Object(o)) = serde_json::from_slice::<Json>(&response.body) {
-            if let Some(Json::String(error)) = o.get("error") {
-                return format!("OAuth error {}", clean_code(error));
-            }
+        if let Ok(Json::Object(o)) = serde_json::from_slice::<Json>(&response.body)
+            && let Some(Json::String(error)) = o.get("error")
+        {
+            return format!("OAuth error {}", clean_code(error));
         }
         format!("{} bytes of unrecognised error body", response.body.len())
     }

@@ -818,10 +818,11 @@ impl ZohoSink {
         // Parents: Zoho ids back to source ids, from the cache or by COQL per module.
         let mut missing: HashMap<ObjectType, Vec<String>> = HashMap::new();
         for z in &notes {
-            if let Some((object, id)) = mapping::parent_of(z) {
-                if self.targets.source_id(object, &id).is_none() && crate::source::is_id(&id) {
-                    missing.entry(object).or_default().push(id);
-                }
+            if let Some((object, id)) = mapping::parent_of(z)
+                && self.targets.source_id(object, &id).is_none()
+                && crate::source::is_id(&id)
+            {
+                missing.entry(object).or_default().push(id);
             }
         }
         for (object, ids) in missing {

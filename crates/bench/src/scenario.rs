@@ -241,13 +241,13 @@ impl Bench {
                 table = Some(vendor);
             } else if line.is_empty() || line.starts_with('[') {
                 table = None;
-            } else if let Some(vendor) = &table {
-                if line.contains(" = ") {
-                    settings
-                        .entry(vendor.clone())
-                        .or_default()
-                        .push(line.to_owned());
-                }
+            } else if let Some(vendor) = &table
+                && line.contains(" = ")
+            {
+                settings
+                    .entry(vendor.clone())
+                    .or_default()
+                    .push(line.to_owned());
             }
         }
         for vendor in [plan.source, plan.sink] {
@@ -317,25 +317,23 @@ impl Bench {
         if let (Some(from), Some(to)) = (
             ferry_sandbox::emulator(plan.source),
             ferry_sandbox::emulator(plan.sink),
-        ) {
-            if let Some(crosswalk) = ferry_sandbox::industry_crosswalk(&from, &to) {
-                let _ = write!(config, "\n{}", crosswalk.to_config());
-            }
+        ) && let Some(crosswalk) = ferry_sandbox::industry_crosswalk(&from, &to)
+        {
+            let _ = write!(config, "\n{}", crosswalk.to_config());
         }
         // Deals carry stages by label: the operator's table between the two accounts.
-        if migration.iter().any(|l| l.contains("\"deals\"")) {
-            if let (Some(from), Some(to)) = (
+        if migration.iter().any(|l| l.contains("\"deals\""))
+            && let (Some(from), Some(to)) = (
                 ferry_sandbox::emulator(plan.source),
                 ferry_sandbox::emulator(plan.sink),
-            ) {
-                let pairs =
-                    ferry_sandbox::accounts::stage_crosswalk(from.deal_stages, to.deal_stages);
-                let _ = write!(
-                    config,
-                    "\n{}",
-                    ferry_sandbox::accounts::stage_crosswalk_config(&pairs)
-                );
-            }
+            )
+        {
+            let pairs = ferry_sandbox::accounts::stage_crosswalk(from.deal_stages, to.deal_stages);
+            let _ = write!(
+                config,
+                "\n{}",
+                ferry_sandbox::accounts::stage_crosswalk_config(&pairs)
+            );
         }
         let path = self.dir.join("bench.toml");
         std::fs::write(&path, &config)

@@ -89,17 +89,17 @@ pub fn record_digest(record: &Record, projection: &Projection) -> Digest {
         if covered.peek() != Some(&name) || is_blank(value) {
             continue;
         }
-        if let (true, Value::Text(text)) = (rich, value) {
-            if is_rich_text(record.object, name) {
-                // The plain form: the same note in HTML and in plain text hashes the same.
-                let plain = crate::richtext::to_plain(text);
-                if !plain.is_empty() {
-                    put_str(&mut h, name);
-                    h.update([b'T']);
-                    put_str(&mut h, &plain);
-                }
-                continue;
+        if let (true, Value::Text(text)) = (rich, value)
+            && is_rich_text(record.object, name)
+        {
+            // The plain form: the same note in HTML and in plain text hashes the same.
+            let plain = crate::richtext::to_plain(text);
+            if !plain.is_empty() {
+                put_str(&mut h, name);
+                h.update([b'T']);
+                put_str(&mut h, &plain);
             }
+            continue;
         }
         put_str(&mut h, name);
         put_value(&mut h, value);

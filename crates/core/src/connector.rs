@@ -195,7 +195,8 @@ fn no_changes(vendor: &'static str, object: ObjectType) -> ConnectorError {
     ConnectorError::Unsupported {
         vendor,
         detail: format!(
-            "this connector cannot read only the {object} changed since the last sync yet, so              `ferry sync` cannot use it as a source (`ferry migrate` reads everything)"
+            "this connector cannot read only the {object} changed since the last sync yet, so \
+             `ferry sync` cannot use it as a source (`ferry migrate` reads everything)"
         ),
     }
 }

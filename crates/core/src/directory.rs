@@ -312,10 +312,10 @@ impl Directory {
                     };
                 }
                 (FieldType::Stage, Value::Stage { pipeline, stage }) => {
-                    if let Some(map) = self.stages.get(&record.object) {
-                        if let Some((p, s)) = map.sink_labels(pipeline, stage) {
-                            (*pipeline, *stage) = (p.clone(), s.clone());
-                        }
+                    if let Some(map) = self.stages.get(&record.object)
+                        && let Some((p, s)) = map.sink_labels(pipeline, stage)
+                    {
+                        (*pipeline, *stage) = (p.clone(), s.clone());
                     }
                 }
                 _ => {}

@@ -420,16 +420,16 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
         let map = &mut out.value_maps[at];
         for (from, to) in entries {
             let to = target(to);
-            if let (Some(label), Some(labels)) = (&to, &map.sink_labels) {
-                if !labels.iter().any(|l| same_label(l, label)) {
-                    errors.push(FieldPlanError::NoSuchSinkLabel {
-                        object,
-                        field: field.clone(),
-                        sink: map.sink_field.clone(),
-                        from: from.clone(),
-                    });
-                    continue;
-                }
+            if let (Some(label), Some(labels)) = (&to, &map.sink_labels)
+                && !labels.iter().any(|l| same_label(l, label))
+            {
+                errors.push(FieldPlanError::NoSuchSinkLabel {
+                    object,
+                    field: field.clone(),
+                    sink: map.sink_field.clone(),
+                    from: from.clone(),
+                });
+                continue;
             }
             // Spelt as the sink spells it, so that read-back compares equal.
             let to = to.map(|label| {

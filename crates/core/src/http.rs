@@ -421,10 +421,10 @@ impl Limiter {
     }
 
     fn replace(&self, limit: RateLimit) {
-        if let Ok(mut current) = self.current.lock() {
-            if current.as_ref().map(|(l, _)| *l) != Some(limit) {
-                *current = Some((limit, Arc::new(build_limiter(limit))));
-            }
+        if let Ok(mut current) = self.current.lock()
+            && current.as_ref().map(|(l, _)| *l) != Some(limit)
+        {
+            *current = Some((limit, Arc::new(build_limiter(limit))));
         }
     }
 }
@@ -467,10 +467,10 @@ fn has_answered(origin: &str) -> bool {
 
 /// Records that the host `origin` answered.
 fn mark_answered(origin: String) {
-    if let Ok(mut hosts) = ANSWERED.lock() {
-        if !hosts.contains(&origin) {
-            hosts.insert(origin);
-        }
+    if let Ok(mut hosts) = ANSWERED.lock()
+        && !hosts.contains(&origin)
+    {
+        hosts.insert(origin);
     }
 }
 
@@ -697,10 +697,10 @@ impl HttpClient {
             Ok::<_, Stop>(found)
         };
         let attempt = || async {
-            if unsure.swap(false, Ordering::Relaxed) {
-                if let Some(found) = check().await? {
-                    return Ok(Sent::Landed(found));
-                }
+            if unsure.swap(false, Ordering::Relaxed)
+                && let Some(found) = check().await?
+            {
+                return Ok(Sent::Landed(found));
             }
             let n = attempts.fetch_add(1, Ordering::Relaxed) + 1;
             let response = match self.attempt(endpoint, cap, build).await {
@@ -759,10 +759,10 @@ impl HttpClient {
             Err(Stop::Check(e) | Stop::Fatal(e)) => Err(e),
             Err(Stop::Transient(Transient { reason, .. })) => {
                 // Out of retries after an ambiguous failure: the write may still have landed.
-                if unsure.load(Ordering::Relaxed) {
-                    if let Ok(Some(found)) = check().await {
-                        return Ok(Sent::Landed(found));
-                    }
+                if unsure.load(Ordering::Relaxed)
+                    && let Ok(Some(found)) = check().await
+                {
+                    return Ok(Sent::Landed(found));
                 }
                 Err(ConnectorError::RetriesExhausted {
                     vendor,
@@ -824,10 +824,10 @@ impl HttpClient {
             limiter.until_ready().await;
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut last) = LAST_REQUEST.lock() {
-            if last.get(vendor).is_none_or(|e| e != endpoint) {
-                last.insert(vendor, endpoint.to_owned());
-            }
+        if let Ok(mut last) = LAST_REQUEST.lock()
+            && last.get(vendor).is_none_or(|e| e != endpoint)
+        {
+            last.insert(vendor, endpoint.to_owned());
         }
         let transient = |e: reqwest::Error| {
             Stop::Transient(Transient {
@@ -869,12 +869,12 @@ impl HttpClient {
             })
         };
         let limit = cap.bytes();
-        if let Some(length) = response.content_length() {
-            if length > limit as u64 {
-                return Err(too_big(format!(
-                    "announces {length} bytes (Content-Length)"
-                )));
-            }
+        if let Some(length) = response.content_length()
+            && length > limit as u64
+        {
+            return Err(too_big(format!(
+                "announces {length} bytes (Content-Length)"
+            )));
         }
         // One chunk (the usual case for a small answer) is kept as it is; more are gathered.
         let mut single: Option<Bytes> = None;

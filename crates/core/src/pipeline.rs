@@ -447,11 +447,12 @@ pub async fn run(
         // Only an object read whole names every parent: after a resume or an incremental
         // read, children's references are not checked against the few ids read (the sink
         // holds the parents of earlier runs).
-        if finished && read_whole {
-            if let Some(ids) = &shared.ids_read {
-                let ids = std::mem::take(&mut *ids.lock().unwrap_or_else(PoisonError::into_inner));
-                known_parents.insert(object, Arc::new(ids));
-            }
+        if finished
+            && read_whole
+            && let Some(ids) = &shared.ids_read
+        {
+            let ids = std::mem::take(&mut *ids.lock().unwrap_or_else(PoisonError::into_inner));
+            known_parents.insert(object, Arc::new(ids));
         }
         counters
             .done

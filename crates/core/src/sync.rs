@@ -430,10 +430,7 @@ pub fn lock(path: &Path) -> Result<StateLock, StateError> {
         .write(true)
         .open(&lock)
         .map_err(io)?;
-    // std's advisory lock (flock on Unix), stable since Rust 1.89: the toolchain builds with
-    // 1.95, while the workspace's declared minimum stays 1.85 (raising it turns on lints for
-    // let-chains across the code base).
-    #[allow(clippy::incompatible_msrv)]
+    // std's advisory lock (flock on Unix), stable since Rust 1.89, the workspace's minimum.
     let locked = file.try_lock();
     match locked {
         Ok(()) => Ok(StateLock { _file: file }),

@@ -174,10 +174,10 @@ impl Sink for MemorySink {
             .into_iter()
             .map(|r| {
                 let mut back = self.map_back(r);
-                if self.lose_a_link_of.as_deref() == Some(back.source_id.as_str()) {
-                    if let Some(Value::Links(links)) = back.fields.get_mut(PARENTS) {
-                        links.pop();
-                    }
+                if self.lose_a_link_of.as_deref() == Some(back.source_id.as_str())
+                    && let Some(Value::Links(links)) = back.fields.get_mut(PARENTS)
+                {
+                    links.pop();
                 }
                 back
             })

@@ -283,7 +283,7 @@ impl Faults {
     fn throttles(&self, n: u64) -> bool {
         let every = self
             .throttle_every
-            .is_some_and(|every| every > 0 && n % every == 0);
+            .is_some_and(|every| every > 0 && n.is_multiple_of(every));
         let storm = self.storm.is_some_and(|s| {
             s.every > 0 && (n.saturating_sub(1)) % s.every >= s.every.saturating_sub(s.burst)
         });
@@ -343,14 +343,14 @@ pub fn inject(router: Router, faults: Faults, throttled: fn(Option<u64>) -> Resp
                 }
                 if faults
                     .unavailable_every
-                    .is_some_and(|every| every > 0 && n % every == 0)
+                    .is_some_and(|every| every > 0 && n.is_multiple_of(every))
                 {
                     return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
                 }
-                if let Some(percent) = faults.server_errors {
-                    if faults.hits(salt::SERVER_ERROR, n, percent) {
-                        return gateway_error(mix(faults.seed ^ salt::SERVER_ERROR_KIND ^ n));
-                    }
+                if let Some(percent) = faults.server_errors
+                    && faults.hits(salt::SERVER_ERROR, n, percent)
+                {
+                    return gateway_error(mix(faults.seed ^ salt::SERVER_ERROR_KIND ^ n));
                 }
                 let after = if faults
                     .resets
@@ -504,10 +504,11 @@ fn email_values(body: &[u8]) -> Vec<(usize, usize, usize)> {
         if body[open] != b'"' || open + 1 == at || before != Some(&b':') {
             continue;
         }
-        if let Some(close) = (at + 1..body.len()).find(|&i| !local(body[i])) {
-            if body[close] == b'"' && close > at + 1 {
-                found.push((open + 1, close, at));
-            }
+        if let Some(close) = (at + 1..body.len()).find(|&i| !local(body[i]))
+            && body[close] == b'"'
+            && close > at + 1
+        {
+            found.push((open + 1, close, at));
         }
     }
     found
@@ -582,16 +583,15 @@ where
                 let response = next.run(request).await;
                 if let (Some(every), Some(token), Ok(mut served)) =
                     (revoke_every, token, served.lock())
+                    && response.status() != StatusCode::UNAUTHORIZED
                 {
-                    if response.status() != StatusCode::UNAUTHORIZED {
-                        if served.len() > 1_000 {
-                            served.clear(); // tokens long gone: keep the map small
-                        }
-                        let count = served.entry(token).or_insert(0);
-                        *count += 1;
-                        if *count == every {
-                            expire();
-                        }
+                    if served.len() > 1_000 {
+                        served.clear(); // tokens long gone: keep the map small
+                    }
+                    let count = served.entry(token).or_insert(0);
+                    *count += 1;
+                    if *count == every {
+                        expire();
                     }
                 }
                 response

@@ -734,7 +734,7 @@ fn note_body(rng: &mut StdRng, key: usize) -> (String, bool) {
     ];
     let first = pick(rng, TOPICS);
     let second = pick(rng, TOPICS);
-    if key % 3 == 0 {
+    if key.is_multiple_of(3) {
         let escape = |s: &str| {
             s.replace('&', "&amp;")
                 .replace('<', "&lt;")

@@ -758,14 +758,14 @@ impl Tables {
             let (Some(col), Some(Cell::Ref(id))) = (table.def.columns.get(*column), cell) else {
                 continue;
             };
-            if let ColumnType::Ref { table: target } = col.ty {
-                if self.get(target).and_then(|t| t.get(*id)).is_none() {
-                    return Err(TableError::MissingRef {
-                        column: col.name.clone(),
-                        table: target,
-                        id: *id,
-                    });
-                }
+            if let ColumnType::Ref { table: target } = col.ty
+                && self.get(target).and_then(|t| t.get(*id)).is_none()
+            {
+                return Err(TableError::MissingRef {
+                    column: col.name.clone(),
+                    table: target,
+                    id: *id,
+                });
             }
         }
         Ok(())

@@ -384,8 +384,8 @@ fn list(store: &Store, table: Table, req: &Req) -> Result<Reply, ApiError> {
         body.insert("@odata.count".into(), json!(n.min(COUNT_CAP)));
     }
     body.insert("value".into(), Json::Array(value));
-    if more {
-        if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+    if more
+        && let (Some(first), Some(last)) = (rows.first(), rows.last()) {
             let token = odata::skiptoken(table, page_number, first.id, last.id);
             let mut query: Vec<String> = req
                 .query
@@ -404,7 +404,6 @@ fn list(store: &Store, table: Table, req: &Req) -> Result<Reply, ApiError> {
                 )),
             );
         }
-    }
     let mut reply = Reply::json(200, Json::Object(body));
     if let Some(n) = req.prefs.max_page_size {
         reply.headers.push((
@@ -653,11 +652,10 @@ pub fn run_batch(
                 }
             }
         };
-        if let Some(status) = failed_status {
-            if !continue_on_error {
+        if let Some(status) = failed_status
+            && !continue_on_error {
                 return (status, out);
             }
-        }
     }
     (200, out)
 }

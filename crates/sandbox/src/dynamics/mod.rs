@@ -288,11 +288,10 @@ impl Emulator {
                     }) => Some(*max),
                     _ => None,
                 };
-                if let (Some(Val::Str(s)), Some(max)) = (&val, max) {
-                    if s.chars().count() > max {
+                if let (Some(Val::Str(s)), Some(max)) = (&val, max)
+                    && s.chars().count() > max {
                         return None;
                     }
-                }
                 v[i] = val;
             }
             Some(v)
@@ -960,7 +959,7 @@ fn serve_api(
                 let every = s
                     .options
                     .batch_part_error_every
-                    .is_some_and(|every| every > 0 && n % every == 0);
+                    .is_some_and(|every| every > 0 && n.is_multiple_of(every));
                 let faults = &s.options.faults;
                 every
                     || faults

@@ -397,8 +397,8 @@ pub fn read(store: &Store, set: &'static Set, target: Option<&Target>, req: &Req
         body.insert("@odata.count".into(), json!(n.min(COUNT_CAP)));
     }
     body.insert("value".into(), Json::Array(value));
-    if more {
-        if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+    if more
+        && let (Some(first), Some(last)) = (rows.first(), rows.last()) {
             let token = odata::skiptoken(
                 set,
                 page_number,
@@ -422,7 +422,6 @@ pub fn read(store: &Store, set: &'static Set, target: Option<&Target>, req: &Req
                 )),
             );
         }
-    }
     let mut reply = Reply::json(200, Json::Object(body));
     if let Some(n) = req.prefs.max_page_size {
         reply.headers.push((
@@ -642,12 +641,11 @@ pub fn write(
         if name == "overriddencreatedon" {
             // Valid for create only: the record's createdon becomes this time, and the column
             // keeps when the record was really created (migrated).
-            if created {
-                if let Some(Cell::Time(ms)) = records::convert(set, col, value)? {
+            if created
+                && let Some(Cell::Time(ms)) = records::convert(set, col, value)? {
                     created_ms = ms;
                     cells.push((at, Some(Cell::Time(now))));
                 }
-            }
             continue;
         }
         if !col.writable && name != "statecode" {
@@ -660,23 +658,20 @@ pub fn write(
         opportunity_rules(store, existing, &mut cells, created)?;
     }
     if created {
-        if let Target::Key(key) = &target {
-            if let Some(at) = column(KEY_COLUMN) {
+        if let Target::Key(key) = &target
+            && let Some(at) = column(KEY_COLUMN) {
                 cells.push((at, Some(Cell::Text(key.as_str().into()))));
             }
-        }
-        if let (Some(owner), Some(kind)) = (column("ownerid"), column("owneridtype")) {
-            if !cells.iter().any(|(c, _)| *c == owner) {
+        if let (Some(owner), Some(kind)) = (column("ownerid"), column("owneridtype"))
+            && !cells.iter().any(|(c, _)| *c == owner) {
                 let me = guid(store.records.app_user());
                 cells.push((owner, Some(Cell::Text(me.into()))));
                 cells.push((kind, Some(Cell::Text("systemuser".into()))));
             }
-        }
-        if let Some(at) = column("isdocument") {
-            if !cells.iter().any(|(c, _)| *c == at) {
+        if let Some(at) = column("isdocument")
+            && !cells.iter().any(|(c, _)| *c == at) {
                 cells.push((at, Some(Cell::Bool(false))));
             }
-        }
         if store.enforce_required && std::ptr::eq(set, &OPPORTUNITY) {
             let named = column("name")
                 .is_some_and(|at| cells.iter().rev().find(|(c, _)| *c == at).is_some_and(|(_, v)| v.is_some()));
@@ -772,13 +767,12 @@ fn opportunity_rules(
     if matches!(state, Some(Some(s)) if s != 0) {
         return Err(ApiError::close_with_action());
     }
-    if let Some(Some(s)) = status {
-        if state_of_status(s) != Some(0) {
+    if let Some(Some(s)) = status
+        && state_of_status(s) != Some(0) {
             return Err(ApiError::close_with_action());
         }
-    }
-    if let (Some(state_at), Some(status_at)) = (state_at, status_at) {
-        if created || reopening {
+    if let (Some(state_at), Some(status_at)) = (state_at, status_at)
+        && (created || reopening) {
             cells.retain(|(c, _)| *c != state_at);
             cells.push((state_at, Some(Cell::Int(0))));
             if status.flatten().is_none() {
@@ -786,17 +780,15 @@ fn opportunity_rules(
                 cells.push((status_at, Some(Cell::Int(1))));
             }
         }
-    }
     if created {
-        if let Some(at) = set.column("transactioncurrencyid") {
-            if !cells.iter().any(|(c, v)| *c == at && v.is_some()) {
+        if let Some(at) = set.column("transactioncurrencyid")
+            && !cells.iter().any(|(c, v)| *c == at && v.is_some()) {
                 // The organisation's base currency, as Dataverse defaults it.
                 if let Some(base) = records.currency(records::CURRENCIES[0].0) {
                     cells.retain(|(c, _)| *c != at);
                     cells.push((at, Some(Cell::Text(base.into()))));
                 }
             }
-        }
         if let Some(at) = set.column("processid") {
             cells.push((at, Some(Cell::Text(records.guid_text(&records::WORKFLOW, 1).into()))));
         }
@@ -815,13 +807,11 @@ fn opportunity_rules(
             cells.push((at, Some(Cell::Text(stage_id.into()))));
         }
         let step_at = set.column("stepname");
-        if let Some(step_at) = step_at {
-            if !cells.iter().any(|(c, _)| *c == step_at) {
-                if let Some((_, label)) = SALES_STAGES.iter().find(|s| s.0 == value) {
+        if let Some(step_at) = step_at
+            && !cells.iter().any(|(c, _)| *c == step_at)
+                && let Some((_, label)) = SALES_STAGES.iter().find(|s| s.0 == value) {
                     cells.push((step_at, Some(Cell::Text(format!("{}-{label}", value + 1).into()))));
                 }
-            }
-        }
     }
     Ok(())
 }

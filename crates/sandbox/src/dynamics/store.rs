@@ -548,14 +548,13 @@ impl Store {
     pub fn put_row(&mut self, table: Table, id: u128, row: Option<Row>) {
         let key_index = table.key_index();
         let data = self.table_mut(table);
-        if let Some(old) = data.rows.remove(&id) {
-            if let Some(Val::Str(k)) = &old.values[key_index] {
+        if let Some(old) = data.rows.remove(&id)
+            && let Some(Val::Str(k)) = &old.values[key_index] {
                 let folded = fold(k);
                 if data.by_key.get(&folded) == Some(&id) {
                     data.by_key.remove(&folded);
                 }
             }
-        }
         if let Some(row) = row {
             if let Some(Val::Str(k)) = &row.values[key_index] {
                 data.by_key.insert(fold(k), id);
@@ -666,11 +665,10 @@ impl Store {
         let created = existing.is_none();
         if created {
             // A record always has an owner: the calling user unless the request names one.
-            if let Some(i) = table.column("ownerid") {
-                if values[i].is_none() {
+            if let Some(i) = table.column("ownerid")
+                && values[i].is_none() {
                     values[i] = Some(Val::Ref(self.records.app_user()));
                 }
-            }
             // On create, the key values in the URL are set on the record.
             if let Target::Key(key) = target {
                 values[table.key_index()] = Some(Val::Str(key.clone().into_boxed_str()));
@@ -686,14 +684,13 @@ impl Store {
             }
         }
         let key_index = table.key_index();
-        if self.keys_defined {
-            if let Some(Val::Str(k)) = &values[key_index] {
+        if self.keys_defined
+            && let Some(Val::Str(k)) = &values[key_index] {
                 let holder = self.id_by_key(table, k);
                 if holder.is_some() && holder != existing {
                     return Err(ApiError::duplicate_key());
                 }
             }
-        }
         let id = match existing {
             Some(id) => id,
             None => match target {

@@ -1240,11 +1240,10 @@ pub(crate) fn update_one(
 
 /// `DELETE /crm/v3/objects/{deals|notes}/{id}`: archives ("moves to the recycling bin"), 204.
 pub(crate) fn archive_one(emulator: &Emulator, obj: Obj, id: &str) -> Response {
-    if let Ok(id) = id.parse() {
-        if let Some(table) = emulator.write().tables.get_mut(obj.table()) {
+    if let Ok(id) = id.parse()
+        && let Some(table) = emulator.write().tables.get_mut(obj.table()) {
             let _ = table.archive(id, emulator.now_ms());
         }
-    }
     StatusCode::NO_CONTENT.into_response()
 }
 

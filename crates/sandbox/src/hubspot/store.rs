@@ -714,13 +714,11 @@ impl ObjectStore {
         };
         let rec = &mut self.records[pos];
         for (&prop, index) in self.unique.iter_mut() {
-            if changes.iter().any(|(p, _)| *p == prop) {
-                if let Some(old) = rec.get(prop) {
-                    if index.get(old) == Some(&id) {
+            if changes.iter().any(|(p, _)| *p == prop)
+                && let Some(old) = rec.get(prop)
+                    && index.get(old) == Some(&id) {
                         index.remove(old);
                     }
-                }
-            }
         }
         rec.set(changes);
         rec.updated = now;
@@ -759,11 +757,10 @@ impl ObjectStore {
         rec.archived_at = Some(now);
         rec.updated = now;
         for (&prop, index) in self.unique.iter_mut() {
-            if let Some(old) = rec.get(prop) {
-                if index.get(old) == Some(&id) {
+            if let Some(old) = rec.get(prop)
+                && index.get(old) == Some(&id) {
                     index.remove(old);
                 }
-            }
         }
         true
     }

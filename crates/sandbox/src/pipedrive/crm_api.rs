@@ -579,23 +579,21 @@ fn deal_cells(
         cells.push((d::OWNER, Some(Cell::Int(crm.me as i64))));
     }
     if let Some(person) = id_of("person_id")? {
-        if let Some(p) = person {
-            if data.persons.get(p).is_none() {
+        if let Some(p) = person
+            && data.persons.get(p).is_none() {
                 return Err(format!(
                     "Validation failed: person_id: Person with id {p} does not exist"
                 ));
             }
-        }
         cells.push((d::PERSON, person.map(|p| Cell::Int(p as i64))));
     }
     if let Some(org) = id_of("org_id")? {
-        if let Some(o) = org {
-            if data.organizations.get(o).is_none() {
+        if let Some(o) = org
+            && data.organizations.get(o).is_none() {
                 return Err(format!(
                     "Validation failed: org_id: Organization with id {o} does not exist"
                 ));
             }
-        }
         cells.push((d::ORG, org.map(|o| Cell::Int(o as i64))));
     }
     // Stage and pipeline.
@@ -663,11 +661,10 @@ fn deal_cells(
     if let Some(date) = text("expected_close_date")? {
         cells.push((d::EXPECTED_CLOSE, date));
     }
-    if let Some(v) = body.get("label_ids") {
-        if !v.as_array().is_some_and(|a| a.iter().all(Value::is_u64)) {
+    if let Some(v) = body.get("label_ids")
+        && !v.as_array().is_some_and(|a| a.iter().all(Value::is_u64)) {
             return Err("Validation failed: label_ids: Expected array of numbers".into());
         }
-    }
     // Status and its times.
     let was = existing
         .and_then(|r| r.get(d::STATUS))

@@ -653,14 +653,13 @@ impl Store {
             }
         }
         for k in ["owner_id", "visible_to"] {
-            if let Some(v) = body.get(k) {
-                if !v.is_null() && !v.is_u64() {
+            if let Some(v) = body.get(k)
+                && !v.is_null() && !v.is_u64() {
                     return Err(Invalid(format!(
                         "Validation failed: {k}: Expected number, received {}",
                         type_name(v)
                     )));
                 }
-            }
         }
         if let Some(owner) = body.get("owner_id") {
             r.owner_id = owner.as_u64();
@@ -668,13 +667,12 @@ impl Store {
                 owner_ok(id).map_err(Invalid)?;
             }
         }
-        if let Some(v) = body.get("label_ids") {
-            if !v.as_array().is_some_and(|a| a.iter().all(Json::is_u64)) {
+        if let Some(v) = body.get("label_ids")
+            && !v.as_array().is_some_and(|a| a.iter().all(Json::is_u64)) {
                 return Err(Invalid(
                     "Validation failed: label_ids: Expected array of numbers".into(),
                 ));
             }
-        }
         if self.kind == Kind::Persons {
             if let Some(v) = body.get("org_id") {
                 r.org_id = match v {

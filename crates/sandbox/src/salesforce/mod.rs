@@ -1141,8 +1141,8 @@ async fn upsert(
         Err(e) => return request_error(e),
     };
     for record in &body.records {
-        if let Some(name) = record_type(record) {
-            if ObjectKind::parse(name) != Some(object) {
+        if let Some(name) = record_type(record)
+            && ObjectKind::parse(name) != Some(object) {
                 return sf_error(
                     StatusCode::BAD_REQUEST,
                     "INVALID_TYPE",
@@ -1152,7 +1152,6 @@ async fn upsert(
                     ),
                 );
             }
-        }
     }
     let items = body.records.iter().map(|r| (object, r)).collect();
     run_write(&s, items, Mode::Upsert { ext_field }, body.all_or_none)

@@ -100,11 +100,10 @@ fn cell_view(cell: &EngineCell) -> Option<V<'_>> {
 pub(crate) fn table_def(schema: &SObject) -> TableDef {
     let mut columns: Vec<Option<EngineColumn>> = vec![None; schema.data_slots];
     for f in &schema.fields {
-        if let Slot::Data(slot) = f.slot {
-            if let Some(c) = columns.get_mut(slot) {
+        if let Slot::Data(slot) = f.slot
+            && let Some(c) = columns.get_mut(slot) {
                 *c = Some(engine_column(f));
             }
-        }
     }
     TableDef {
         name: schema.kind.name(),
@@ -681,11 +680,10 @@ impl Table {
 
     /// Files new row `row` under its parent in the children index.
     fn index_child(&mut self, row: u32) {
-        if let Some(key) = self.parent_key(row) {
-            if let Some((_, index)) = self.children.as_mut() {
+        if let Some(key) = self.parent_key(row)
+            && let Some((_, index)) = self.children.as_mut() {
                 index.entry(key).or_default().push(row);
             }
-        }
     }
 
     fn ext_slot(&self) -> Option<usize> {
@@ -1115,8 +1113,8 @@ impl Store {
             }
         } else if let Some(Some(key)) = &ext_key {
             // Creating or updating may not take another record's unique value.
-            if let Some(other) = table.ext_row(key) {
-                if !matches!(target, Target::Existing(row) if row == other) {
+            if let Some(other) = table.ext_row(key)
+                && !matches!(target, Target::Existing(row) if row == other) {
                     let name = schema
                         .external_id
                         .map(|i| schema.fields[i].name)
@@ -1130,7 +1128,6 @@ impl Store {
                         &[name],
                     ));
                 }
-            }
         }
 
         if matches!(target, Target::Existing(_)) {

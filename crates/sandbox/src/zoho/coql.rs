@@ -417,8 +417,8 @@ pub(crate) fn parse(q: &str) -> Result<Query, RequestError> {
     } else {
         None
     };
-    if let Some(c) = &cond {
-        if c.criteria() > MAX_CRITERIA {
+    if let Some(c) = &cond
+        && c.criteria() > MAX_CRITERIA {
             return Err(RequestError::new(
                 400,
                 "LIMIT_EXCEEDED",
@@ -426,7 +426,6 @@ pub(crate) fn parse(q: &str) -> Result<Query, RequestError> {
                 json!({"limit": MAX_CRITERIA}),
             ));
         }
-    }
     let mut desc = false;
     if p.keyword("order") {
         p.expect_keyword("by")?;

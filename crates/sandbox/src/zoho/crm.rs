@@ -232,11 +232,10 @@ impl Records {
         let Some((col, index)) = self.system_dup.as_mut() else {
             return;
         };
-        if let Some(old) = before {
-            if index.get(&old) == Some(&id) {
+        if let Some(old) = before
+            && index.get(&old) == Some(&id) {
                 index.remove(&old);
             }
-        }
         let now = self
             .table
             .get(id)
@@ -1039,11 +1038,10 @@ fn prepare_one(
     let existing = target.and_then(|id| recs.table.get(id));
     module_rules(store, m, index, &cells, existing)?;
     // No owner given on a new record (or cleared): the calling user owns it.
-    if let Some(owner) = recs.col("Owner") {
-        if merged(&cells, existing, owner).is_none() {
+    if let Some(owner) = recs.col("Owner")
+        && merged(&cells, existing, owner).is_none() {
             cells.push((owner, Some(Cell::Ref(store.current_user().id))));
         }
-    }
     let owner_json = store.current_user().owner_json();
     let cells = recs
         .table

@@ -484,13 +484,12 @@ impl Table {
                 map.insert(unique_key(s, cs), pos);
             }
         }
-        if let Some(f) = self.system_dup_field() {
-            if let Some(Val::Str(s)) = &row.values[f] {
+        if let Some(f) = self.system_dup_field()
+            && let Some(Val::Str(s)) = &row.values[f] {
                 self.system_dup
                     .entry(s.to_lowercase().into_boxed_str())
                     .or_insert(pos);
             }
-        }
     }
 
     /// Removes record `id` (a delete); the unique indexes, which hold row positions, are
@@ -518,14 +517,13 @@ impl Table {
                 map.remove(&unique_key(s, cs));
             }
         }
-        if let Some(f) = self.system_dup_field() {
-            if let Some(Val::Str(s)) = &row.values[f] {
+        if let Some(f) = self.system_dup_field()
+            && let Some(Val::Str(s)) = &row.values[f] {
                 let key = s.to_lowercase().into_boxed_str();
                 if self.system_dup.get(&key) == Some(&pos) {
                     self.system_dup.remove(&key);
                 }
             }
-        }
     }
 }
 
@@ -1002,11 +1000,10 @@ impl Store {
             values[*f] = v.clone();
         }
         // No owner given (or cleared): the calling user owns the record.
-        if let Some(f) = schema.field("Owner") {
-            if values[f].is_none() {
+        if let Some(f) = schema.field("Owner")
+            && values[f].is_none() {
                 values[f] = Some(Val::Ref(self.current_user().id));
             }
-        }
         for (i, def) in schema.fields.iter().enumerate() {
             let supplied_invalid = errors
                 .iter()
