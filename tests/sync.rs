@@ -6,13 +6,14 @@
 
 mod common;
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{all_credentials, ferry, industry_table};
+use common::{
+    all_credentials, count as n, emulator_table, ferry, industry_table, object, run_config,
+};
 use ferry_sandbox::faults::Faults;
 use ferry_sandbox::salesforce;
 use ferry_sandbox::seed::{Mess, generate};
@@ -65,16 +66,6 @@ async fn pair(contacts: usize, sink_faults: Faults) -> Pair {
     }
 }
 
-/// A `[source]` or `[sink]` table for `vendor`'s emulator at `base_url`.
-fn table(role: &str, vendor: &str, base_url: &str) -> String {
-    let spec = ferry_sandbox::emulator(vendor).expect("emulator");
-    let mut out = format!("[{role}]\nconnector = \"{vendor}\"\n");
-    for (key, value) in (spec.connector_settings)(base_url) {
-        writeln!(out, "{key} = {}", toml::Value::String(value)).expect("write to a String");
-    }
-    out
-}
-
 impl Pair {
     fn state(&self) -> PathBuf {
         self.dir.join("state.json")
@@ -89,8 +80,8 @@ impl Pair {
         );
         let text = format!(
             "version = 1\n\n{}\n{}\n[migration]\nobjects = {OBJECTS:?}\n{migration}\n\n[sync]\n{sync}\n\n{}\n",
-            table("source", "salesforce", &self.source.base_url),
-            table("sink", "hubspot", &self.sink.base_url),
+            emulator_table("source", "salesforce", &self.source.base_url),
+            emulator_table("sink", "hubspot", &self.sink.base_url),
             industry_table(&sf, &hs),
         );
         std::fs::write(&path, text).expect("write config");
@@ -193,32 +184,7 @@ impl Pair {
 
 /// Runs `ferry <command> --config <config> --report json -q`.
 async fn run(command: &str, config: &str) -> (i32, serde_json::Value, String) {
-    let out = ferry(
-        &[command, "--config", config, "--report", "json", "-q"],
-        &all_credentials(),
-    )
-    .await;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not a JSON report ({e}); stderr:\n{stderr}\nstdout:\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    (out.status.code().unwrap_or(-1), report, stderr)
-}
-
-fn object<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["objects"]
-        .as_array()
-        .and_then(|objects| objects.iter().find(|o| o["object"] == name))
-        .unwrap_or_else(|| panic!("no {name} in report: {report:#}"))
-}
-
-fn n(value: &serde_json::Value, key: &str) -> u64 {
-    value[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no count {key} in {value:#}"))
+    run_config(command, config, &all_credentials()).await
 }
 
 /// Salesforce requests an incremental read of `object` takes when nothing needs a second

@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{all_credentials, ferry, industry_table};
+use common::{all_credentials, count as n, emulator_table, industry_table, object, run_config};
 use ferry_sandbox::accounts::{stage_crosswalk, stage_crosswalk_config};
 use ferry_sandbox::faults::Faults;
 use ferry_sandbox::hubspot;
@@ -58,20 +57,6 @@ async fn pair(contacts: usize) -> Pair {
     }
 }
 
-/// A `[source]` or `[sink]` table for `vendor`'s emulator at `base_url`.
-fn table(role: &str, vendor: &str, base_url: &str) -> String {
-    let spec = ferry_sandbox::emulator(vendor).expect("emulator");
-    let mut out = format!("[{role}]\nconnector = \"{vendor}\"\n");
-    for (key, value) in (spec.connector_settings)(base_url) {
-        match value.parse::<u64>() {
-            Ok(n) => writeln!(out, "{key} = {n}"),
-            Err(_) => writeln!(out, "{key} = {}", toml::Value::String(value)),
-        }
-        .expect("write to a String");
-    }
-    out
-}
-
 impl Pair {
     /// Writes the config (every object, the stage table, the state file); returns its path.
     fn config(&self) -> String {
@@ -83,8 +68,8 @@ impl Pair {
         let path = self.dir.join("ferry.toml");
         let text = format!(
             "version = 1\n\n{}\n{}\n[migration]\nobjects = {OBJECTS:?}\n\n[sync]\nstate = {:?}\n\n{}\n{}\n",
-            table("source", "hubspot", &self.source.base_url),
-            table("sink", "salesforce", &self.sink.base_url),
+            emulator_table("source", "hubspot", &self.source.base_url),
+            emulator_table("sink", "salesforce", &self.sink.base_url),
             state.display().to_string(),
             industry_table(&hs, &sf),
             stage_crosswalk_config(&stage_crosswalk(hs.deal_stages, sf.deal_stages)),
@@ -145,32 +130,7 @@ impl Pair {
 
 /// Runs `ferry <command> --config <config> --report json -q`.
 async fn run(command: &str, config: &str) -> (i32, serde_json::Value, String) {
-    let out = ferry(
-        &[command, "--config", config, "--report", "json", "-q"],
-        &all_credentials(),
-    )
-    .await;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not a JSON report ({e}); stderr:\n{stderr}\nstdout:\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    (out.status.code().unwrap_or(-1), report, stderr)
-}
-
-fn object<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["objects"]
-        .as_array()
-        .and_then(|objects| objects.iter().find(|o| o["object"] == name))
-        .unwrap_or_else(|| panic!("no {name} in report: {report:#}"))
-}
-
-fn n(value: &serde_json::Value, key: &str) -> u64 {
-    value[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no count {key} in {value:#}"))
+    run_config(command, config, &all_credentials()).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

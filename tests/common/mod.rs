@@ -194,9 +194,18 @@ pub async fn run_json(
     sandbox: &Sandbox,
     env: &[(&str, String)],
 ) -> (i32, serde_json::Value, String) {
-    let config = sandbox.config.to_string_lossy().into_owned();
+    run_config(command, &sandbox.config.to_string_lossy(), env).await
+}
+
+/// Runs `ferry <command> --config <config> --report json -q` and parses the report: the exit
+/// code, the report and stderr.
+pub async fn run_config(
+    command: &str,
+    config: &str,
+    env: &[(&str, String)],
+) -> (i32, serde_json::Value, String) {
     let out = ferry(
-        &[command, "--config", &config, "--report", "json", "-q"],
+        &[command, "--config", config, "--report", "json", "-q"],
         env,
     )
     .await;
@@ -210,6 +219,20 @@ pub async fn run_json(
     (out.status.code().unwrap_or(-1), report, stderr)
 }
 
+/// A `[source]` or `[sink]` table for `vendor`'s emulator at `base_url`, with the emulator's
+/// connector settings (numbers as TOML integers).
+pub fn emulator_table(role: &str, vendor: &str, base_url: &str) -> String {
+    let spec = ferry_sandbox::emulator(vendor).expect("emulator");
+    let mut out = format!("[{role}]\nconnector = \"{vendor}\"\n");
+    for (key, value) in (spec.connector_settings)(base_url) {
+        match value.parse::<u64>() {
+            Ok(n) => out.push_str(&format!("{key} = {n}\n")),
+            Err(_) => out.push_str(&format!("{key} = {}\n", toml::Value::String(value))),
+        }
+    }
+    out
+}
+
 /// The report's per-object entry for `object`.
 pub fn object<'a>(report: &'a serde_json::Value, object: &str) -> &'a serde_json::Value {
     report["objects"]
@@ -218,6 +241,7 @@ pub fn object<'a>(report: &'a serde_json::Value, object: &str) -> &'a serde_json
         .unwrap_or_else(|| panic!("no {object} in report: {report:#}"))
 }
 
+/// The count `key` of a report entry.
 pub fn count(value: &serde_json::Value, key: &str) -> u64 {
     value[key]
         .as_u64()
