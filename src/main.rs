@@ -82,7 +82,7 @@ struct RunArgs {
     /// How to print the final report on stdout.
     #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
     report: ReportFormat,
-    /// Seconds between progress lines when stderr is not a terminal.
+    /// Seconds between progress lines when stderr is not a terminal, or `NO_COLOR` is set.
     #[arg(long, default_value_t = 5)]
     progress_interval: u64,
     /// Run even though source and sink are the same account (a copy within one account; the
@@ -243,10 +243,10 @@ fn init_logging(verbose: u8) {
     // Directive targets match by prefix, so `ferry` covers every ferry crate (ferry_core,
     // ferry_hubspot, …) and nothing else.
     let filter = std::env::var("FERRY_LOG").unwrap_or_else(|_| format!("warn,ferry={level}"));
-    // Colours only on a terminal: in a CI log or a file, escape codes are noise.
+    // Colours only on a terminal without NO_COLOR: in a CI log or a file, escape codes are noise.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(out::styled_stderr())
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)
         .init();

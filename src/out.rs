@@ -35,3 +35,11 @@ pub fn write_err(args: std::fmt::Arguments<'_>) {
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.write_fmt(args).and_then(|()| stderr.flush());
 }
+
+/// Whether stderr gets bars and colours: only on a terminal, and not when `NO_COLOR` is set to
+/// anything but the empty string (<https://no-color.org>). Otherwise progress is plain
+/// periodic lines and logs carry no escape codes, as a CI log or a file wants.
+pub fn styled_stderr() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}

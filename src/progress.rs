@@ -1,6 +1,5 @@
 //! Live progress: bars on a terminal, plain periodic lines otherwise (CI logs).
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -18,8 +17,9 @@ pub struct Display {
 }
 
 impl Display {
-    /// Starts showing `progress` on stderr: bars on a terminal; when not, `heading` (what is
-    /// read from where) at once, then a line every `interval`; nothing when `quiet`.
+    /// Starts showing `progress` on stderr: bars on a terminal; when not, or with `NO_COLOR`,
+    /// `heading` (what is read from where) at once, then a line every `interval`; nothing
+    /// when `quiet`.
     pub fn start(
         progress: Arc<Progress>,
         quiet: bool,
@@ -29,7 +29,7 @@ impl Display {
         let (stop, stopped) = watch::channel(false);
         let task = if quiet {
             tokio::spawn(async {})
-        } else if std::io::stderr().is_terminal() {
+        } else if crate::out::styled_stderr() {
             tokio::spawn(bars(progress, stopped))
         } else {
             // At once, so that a CI log shows what is going on before the first interval ends

@@ -1,5 +1,5 @@
 //! End-to-end: what the `ferry` binary prints and how it exits: a closed stdout, colours in a
-//! log that is not a terminal, the first progress line, `verify` after refusals, `verify`'s
+//! log that is not a terminal or under `NO_COLOR`, the first progress line, `verify` after refusals, `verify`'s
 //! arguments, and the error kind of the JSON report.
 
 mod common;
@@ -123,6 +123,55 @@ async fn logs_and_progress_without_a_terminal_have_no_colours_and_start_at_once(
         ),
         "stderr:\n{stderr}"
     );
+}
+
+/// Runs ferry with `args` and `env` on a pseudo-terminal (util-linux `script`, as an operator's
+/// shell would); returns the exit code and everything it drew there, stdout and stderr alike.
+async fn ferry_on_a_terminal(args: &[&str], env: &[(&str, String)]) -> (i32, String) {
+    let line = std::iter::once(env!("CARGO_BIN_EXE_ferry"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = tokio::process::Command::new("script");
+    cmd.args(["--quiet", "--return", "--command", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .env_remove("FERRY_LOG")
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .await
+        .expect("run ferry under script (util-linux)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_color_on_a_terminal_gives_plain_lines_instead_of_bars() {
+    let sandbox = start(Setup::clean(100)).await;
+    let config = sandbox.config.to_string_lossy().into_owned();
+    let args = ["migrate", "--config", &config, "--progress-interval", "600"];
+    let heading = "progress: migrate: reading companies";
+
+    // On a terminal: bars, drawn with escape codes, and no plain progress line.
+    let (code, drawn) = ferry_on_a_terminal(&args, &sandbox_env()).await;
+    assert_eq!(code, 0, "{drawn}");
+    assert!(drawn.contains('\u{1b}'), "bars on a terminal:\n{drawn:?}");
+    assert!(!drawn.contains(heading), "{drawn}");
+
+    // The same terminal with NO_COLOR: the plain lines a log gets, no escape code at all.
+    let mut env = sandbox_env();
+    env.push(("NO_COLOR", "1".to_owned()));
+    let (code, plain) = ferry_on_a_terminal(&args, &env).await;
+    assert_eq!(code, 0, "{plain}");
+    assert!(plain.contains(heading), "{plain}");
+    assert!(!plain.contains('\u{1b}'), "escape codes:\n{plain:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
