@@ -13,7 +13,7 @@ use ferry_core::directory::DirectoryRules;
 use ferry_core::fieldplan::FieldSettings;
 use ferry_core::owners::{OwnerRules, Unmatched, normalise_email};
 use ferry_core::quality::{
-    InvalidEmail, MissingReference, MissingRequired, PaymentData, QualityRules,
+    InvalidEmail, MissingReference, MissingRequired, PaymentData, Phones, QualityRules,
 };
 use ferry_core::stages::StageRules;
 use serde::Deserialize;
@@ -257,6 +257,16 @@ pub struct MigrationConfig {
     /// failed) or `"redact"` (written with the number masked, listed as a warning).
     #[serde(default)]
     pub payment_data: PaymentData,
+    /// What to do with phone numbers: `"off"` (default: carried unchecked), `"check"` (an
+    /// invalid one is listed as a warning) or `"normalize"` (checked, and valid ones written
+    /// as E.164).
+    #[serde(default)]
+    pub phones: Phones,
+    /// The region (ISO 3166-1 code or English country name) of phone numbers in national
+    /// form, for records whose `country` names none. Default: none (such numbers are not
+    /// judged).
+    #[serde(default)]
+    pub phone_region: Option<String>,
 }
 
 fn default_max_record_bytes() -> usize {
@@ -274,6 +284,8 @@ impl Default for MigrationConfig {
             missing_reference: MissingReference::default(),
             max_record_bytes: default_max_record_bytes(),
             payment_data: PaymentData::default(),
+            phones: Phones::default(),
+            phone_region: None,
         }
     }
 }
@@ -298,6 +310,12 @@ impl MigrationConfig {
             missing_required: self.missing_required.clone(),
             missing_reference: self.missing_reference,
             payment_data: self.payment_data,
+            phones: self.phones,
+            // Checked by `validate`.
+            phone_region: self
+                .phone_region
+                .as_deref()
+                .and_then(ferry_core::phone::Region::of_country),
         }
     }
 
@@ -352,6 +370,22 @@ impl MigrationConfig {
                      such as \"{}ferry-checkpoint.json\"",
                     path.display(),
                     path.display()
+                );
+            }
+        }
+        if let Some(region) = &self.phone_region {
+            if ferry_core::phone::Region::of_country(region).is_none() {
+                bail!(
+                    "config key `migration.phone_region`: names no country with a phone numbering \
+                     plan (value not shown); give an ISO 3166-1 code such as \"DE\" or an English \
+                     country name such as \"Germany\""
+                );
+            }
+            if self.phones == Phones::Off {
+                bail!(
+                    "config key `migration.phone_region`: is set, but `migration.phones` is \
+                     \"off\" (the default), so no number is read in it; set `phones = \"check\"` \
+                     or `\"normalize\"`, or remove `phone_region`"
                 );
             }
         }
@@ -1023,6 +1057,36 @@ mod tests {
                 "connector = \"salesforce\"\ncreate_missing_fields = \"yes\""
             ))
             .contains("sink.create_missing_fields")
+        );
+    }
+
+    #[test]
+    fn phone_settings_parse_and_their_mistakes_name_the_key_without_the_value() {
+        let with = |extra: &str| GOOD.replace("[migration]", &format!("[migration]\n{extra}"));
+        let rules = Config::parse(&with("phones = \"normalize\"\nphone_region = \"Germany\""))
+            .unwrap()
+            .migration
+            .quality_rules();
+        assert_eq!(rules.phones, Phones::Normalize);
+        assert_eq!(rules.phone_region.as_ref().map(|r| r.code()), Some("DE"));
+        let defaults = Config::parse(GOOD).unwrap().migration.quality_rules();
+        assert_eq!(
+            (defaults.phones, defaults.phone_region),
+            (Phones::Off, None)
+        );
+        let err = |text: &str| format!("{:#}", Config::parse(text).unwrap_err());
+        let unknown = err(&with("phones = \"check\"\nphone_region = \"Atlantis\""));
+        assert!(unknown.contains("migration.phone_region"), "{unknown}");
+        assert!(!unknown.contains("Atlantis"), "{unknown}");
+        let unused = err(&with("phone_region = \"DE\""));
+        assert!(
+            unused.contains("migration.phone_region") && unused.contains("migration.phones"),
+            "{unused}"
+        );
+        let choice = err(&with("phones = \"e164\""));
+        assert!(
+            choice.contains("phones") && !choice.contains("e164"),
+            "{choice}"
         );
     }
 

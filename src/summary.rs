@@ -251,6 +251,23 @@ pub fn human(report: &Report) -> String {
             fields.join(", ")
         );
     }
+    for o in report
+        .objects
+        .iter()
+        .filter(|o| !o.phones_normalized.is_empty())
+    {
+        let name = o.object.map(|o| o.as_str()).unwrap_or("?");
+        let fields: Vec<String> = o
+            .phones_normalized
+            .iter()
+            .map(|(field, n)| format!("{field} {}", count(*n, "number", "numbers")))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {name:<10} phone numbers written in E.164 form, not as read (migration.phones = \"normalize\"): {}",
+            fields.join(", ")
+        );
+    }
     list(&mut out, "failed records", &report.failures);
     list(&mut out, "warnings (records written)", &report.warnings);
     let _ = writeln!(
@@ -460,6 +477,23 @@ mod tests {
         );
         r.objects[0].times_rounded.clear();
         assert!(!human(&r).contains("times kept"));
+    }
+
+    #[test]
+    fn normalised_phone_numbers_are_counted_per_object_and_field() {
+        let mut r = report("migrate", Outcome::Verified);
+        r.objects[0].phones_normalized =
+            [("mobile_phone".to_owned(), 1), ("phone".to_owned(), 7)].into();
+        let text = human(&r);
+        assert!(
+            text.contains(
+                "  contacts   phone numbers written in E.164 form, not as read \
+                 (migration.phones = \"normalize\"): mobile_phone 1 number, phone 7 numbers"
+            ),
+            "{text}"
+        );
+        r.objects[0].phones_normalized.clear();
+        assert!(!human(&r).contains("E.164"));
     }
 
     #[test]

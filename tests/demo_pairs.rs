@@ -28,7 +28,7 @@ const OPT_OUT_PER_ADDRESS: &[&str] = &["hubspot", "pipedrive"];
 fn sample_holds_every_kind_of_mess() {
     let data = generate(CONTACTS, SEED, &Mess::default());
     let contacts = &data.contacts;
-    let plausible = |e: &str| ferry_core::quality::is_plausible_email(e);
+    let plausible = |e: &str| ferry_core::email::is_valid(e);
     let mut emails = HashSet::new();
     let kinds = [
         (

@@ -359,3 +359,121 @@ async fn a_configured_placeholder_fills_missing_required_fields_and_says_so() {
         .count();
     assert_eq!(filled, nameless, "every filled record is listed");
 }
+
+/// `method path` on the sandbox's HubSpot emulator, as an app's call would.
+async fn hubspot_call(
+    sandbox: &Sandbox,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", sandbox.hubspot.base_url))
+        .bearer_auth(ferry_sandbox::HUBSPOT_TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let answer = request.send().await.expect("request");
+    assert!(answer.status().is_success(), "{path}: {}", answer.status());
+    answer.json().await.expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn phones_are_normalised_on_request_and_placeholder_and_role_addresses_flagged() {
+    let sandbox = start(Setup::clean(150)).await;
+    let list = hubspot_call(
+        &sandbox,
+        reqwest::Method::GET,
+        "/crm/v3/objects/contacts?limit=100&properties=phone,mobilephone,country,email",
+        None,
+    )
+    .await;
+    let contacts = list["results"].as_array().expect("results").clone();
+    let id = |i: usize| contacts[i]["id"].as_str().expect("id").to_owned();
+    // A national number in the contact's own country, one read in the run's region, and an
+    // invalid one; a placeholder address and a role account.
+    let edits = [
+        (
+            0,
+            serde_json::json!({"phone": "030 1234567", "country": "Germany"}),
+        ),
+        (
+            1,
+            serde_json::json!({"phone": "(415) 555-0123", "country": ""}),
+        ),
+        (2, serde_json::json!({"phone": "+1 555 123 4567"})),
+        (3, serde_json::json!({"email": "noreply@shop.example.org"})),
+        (4, serde_json::json!({"email": "info@acme.example.org"})),
+    ];
+    for (i, properties) in &edits {
+        hubspot_call(
+            &sandbox,
+            reqwest::Method::PATCH,
+            &format!("/crm/v3/objects/contacts/{}", id(*i)),
+            Some(serde_json::json!({ "properties": properties })),
+        )
+        .await;
+    }
+    write_config(
+        &sandbox.config,
+        &sandbox.hubspot.base_url,
+        &sandbox.salesforce.base_url,
+        "phones = \"normalize\"\nphone_region = \"US\"",
+    );
+
+    let (code, report, stderr) = run_json("migrate", &sandbox, &sandbox_env()).await;
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    assert_eq!(report["outcome"], "verified", "{report:#}");
+    let sink_phone = |i: usize| {
+        sandbox
+            .salesforce_state
+            .record_by_external_id("Contact", &id(i))
+            .and_then(|r| r["Phone"].as_str().map(str::to_owned))
+    };
+    assert_eq!(sink_phone(0).as_deref(), Some("+49301234567"));
+    assert_eq!(sink_phone(1).as_deref(), Some("+14155550123"));
+    assert_eq!(sink_phone(2).as_deref(), Some("+1 555 123 4567"), "as read");
+    // The seeded numbers are international: each arrives as `+` and its digits, or as read
+    // with an INVALID_PHONE warning naming its record.
+    let warned = |code: &str| -> Vec<String> {
+        report["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .filter(|w| w["code"] == code)
+            .map(|w| w["source_id"].as_str().expect("source id").to_owned())
+            .collect()
+    };
+    let invalid = warned("INVALID_PHONE");
+    assert!(invalid.contains(&id(2)), "{invalid:?}");
+    for (i, contact) in contacts.iter().enumerate().skip(3) {
+        let Some(read) = contact["properties"]["phone"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+        else {
+            continue;
+        };
+        let digits: String = read.chars().filter(|c| c.is_ascii_digit()).collect();
+        let stored = sink_phone(i).expect("a phone in the sink");
+        if invalid.contains(&id(i)) {
+            assert_eq!(stored, read, "an invalid number is written as read");
+        } else {
+            assert_eq!(stored, format!("+{digits}"), "{read}");
+        }
+    }
+    let normalized = object(&report, "contacts")["phones_normalized"]["phone"]
+        .as_u64()
+        .expect("phones_normalized.phone");
+    assert!(normalized >= 2, "{report:#}");
+    assert_eq!(warned("PLACEHOLDER_EMAIL"), [id(3)]);
+    assert_eq!(warned("ROLE_EMAIL"), [id(4)]);
+    let text = report.to_string();
+    for value in ["noreply@shop", "info@acme", "030 1234567", "555-0123"] {
+        assert!(!text.contains(value), "{value} in the report");
+    }
+
+    // `verify` reads the source again and normalises it the same way: the sink agrees.
+    let (code, verified, stderr) = run_json("verify", &sandbox, &sandbox_env()).await;
+    assert_eq!(code, 0, "{stderr}\n{verified:#}");
+    assert_eq!(verified["outcome"], "verified");
+}

@@ -812,6 +812,9 @@ async fn read_stage(
         if !quality.times_rounded().is_empty() {
             shared.tally().report.times_rounded = quality.times_rounded().clone();
         }
+        if !quality.phones_normalized().is_empty() {
+            shared.tally().report.phones_normalized = quality.phones_normalized().clone();
+        }
         shared.close_page(seq, downstream, settled_now, page.next.clone())?;
         match page.next {
             Some(next) if cursor.as_deref() == Some(next.as_str()) => {

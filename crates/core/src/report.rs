@@ -86,6 +86,9 @@ pub struct ObjectReport {
     /// verified to the sink's precision ([`crate::FieldLimit::to_the_second`]); each is listed
     /// in the warnings (`TIME_ROUNDED`).
     pub times_rounded: std::collections::BTreeMap<String, u64>,
+    /// Per phone field, how many numbers were written in E.164 form instead of as read
+    /// (`migration.phones = "normalize"`); the digests cover that form, which the sink holds.
+    pub phones_normalized: std::collections::BTreeMap<String, u64>,
     /// Records of this object in the sink that carry a source id, counted once the object was
     /// finished; `None` when not counted (the sink cannot count, or the run did not read the
     /// source whole, e.g. after a resume).
