@@ -136,9 +136,21 @@ async fn first_ids(base_url: &str, path: &str, n: usize) -> Vec<u64> {
 /// Per object: its list (all records, id order), a record's path, and whether it is a v1
 /// note (edited by `PUT` of its content) rather than a v2 record (`PATCH`).
 const ROUTES: [(ObjectType, &str, &str); 4] = [
-    (ObjectType::COMPANIES, "/api/v2/organizations?limit=500", "/api/v2/organizations"),
-    (ObjectType::CONTACTS, "/api/v2/persons?limit=500", "/api/v2/persons"),
-    (ObjectType::DEALS, "/api/v2/deals?limit=500", "/api/v2/deals"),
+    (
+        ObjectType::COMPANIES,
+        "/api/v2/organizations?limit=500",
+        "/api/v2/organizations",
+    ),
+    (
+        ObjectType::CONTACTS,
+        "/api/v2/persons?limit=500",
+        "/api/v2/persons",
+    ),
+    (
+        ObjectType::DEALS,
+        "/api/v2/deals?limit=500",
+        "/api/v2/deals",
+    ),
     (ObjectType::NOTES, "/v1/notes?limit=500", "/v1/notes"),
 ];
 
@@ -159,11 +171,17 @@ fn list_path(object: ObjectType) -> &'static str {
 async fn edit(base_url: &str, object: ObjectType, id: u64, n: u64) {
     let path = format!("{}/{id}", route(object).1);
     let (method, body) = if object == ObjectType::NOTES {
-        (reqwest::Method::PUT, json!({"content": format!("<p>Edited {n}</p>")}))
+        (
+            reqwest::Method::PUT,
+            json!({"content": format!("<p>Edited {n}</p>")}),
+        )
     } else if object == ObjectType::DEALS {
         (reqwest::Method::PATCH, json!({"value": 1000 + n}))
     } else {
-        (reqwest::Method::PATCH, json!({"name": format!("Edited {n}")}))
+        (
+            reqwest::Method::PATCH,
+            json!({"name": format!("Edited {n}")}),
+        )
     };
     call(base_url, method, &path, body).await;
 }
@@ -219,11 +237,19 @@ async fn exactly_the_changed_records_are_read_as_a_full_read_gives_them() {
         let (before, _) = emulator.request_counts();
         let (records, pages, _) = read_changes(&source, *object, point, None, 10).await;
         let (after, _) = emulator.request_counts();
-        assert_eq!(ids(&records), *edited, "{object}: exactly the changed records");
+        assert_eq!(
+            ids(&records),
+            *edited,
+            "{object}: exactly the changed records"
+        );
         assert_eq!(pages, 1);
         let full = full_read(&source, *object).await;
         for r in &records {
-            assert_eq!(Some(r), full.get(&r.source_id), "{object}: as a full read gives it");
+            assert_eq!(
+                Some(r),
+                full.get(&r.source_id),
+                "{object}: as a full read gives it"
+            );
         }
         // The list, and a deal's participants per deal read.
         let participants = if *object == ObjectType::DEALS { 2 } else { 0 };
@@ -264,7 +290,10 @@ async fn the_sync_point_is_pipedrives_clock_less_the_overlap() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_millis() as i64;
-    let point = source.sync_point(ObjectType::DEALS).await.expect("sync point");
+    let point = source
+        .sync_point(ObjectType::DEALS)
+        .await
+        .expect("sync point");
     let overlap = SYNC_OVERLAP.as_millis() as i64;
     let vendor = host + 11 * 365 * 86_400_000;
     assert!(
@@ -308,8 +337,14 @@ async fn records_at_exactly_the_watermark_are_read() {
         assert_eq!(ids(&records), persons, "at {}", since.to_rfc3339());
     }
     let (&last, tied) = times.iter().next_back().expect("edits");
-    let (records, _, _) =
-        read_changes(&source, ObjectType::CONTACTS, &Watermark::at(last), None, 10).await;
+    let (records, _, _) = read_changes(
+        &source,
+        ObjectType::CONTACTS,
+        &Watermark::at(last),
+        None,
+        10,
+    )
+    .await;
     assert_eq!(ids(&records), *tied, "the last second's edits, every one");
     let (records, _, _) = read_changes(
         &source,
