@@ -1464,14 +1464,22 @@ async fn writes_stamp_update_time_by_the_accounts_clock_and_lists_filter_on_it()
 
     // Ties at the bound: `updated_since` at a record's exact time reads it, a second later
     // does not; `updated_until` at it leaves it out, a second later takes it in.
-    let (_, b) = api.get(&format!("/api/v2/deals/{deal}")).await;
-    let at = store::parse_rfc3339(b["data"]["update_time"].as_str().unwrap()).unwrap();
-    for path in ["/api/v2/organizations", "/api/v2/persons", "/api/v2/deals"] {
-        assert!(!list(path, since(at)).await.is_empty(), "{path} at its bound");
+    for (path, id) in [
+        ("/api/v2/organizations", org),
+        ("/api/v2/persons", person),
+        ("/api/v2/deals", deal),
+    ] {
+        let (_, b) = api.get(&format!("{path}/{id}")).await;
+        let at = store::parse_rfc3339(b["data"]["update_time"].as_str().unwrap()).unwrap();
+        assert_eq!(list(path, since(at)).await, [id], "{path} at its bound");
         assert!(list(path, since(at + 1000)).await.is_empty(), "{path} past it");
-        assert!(!list(path, format!("{}&{}", since(t2), until(at + 1000))).await.is_empty());
+        let window = |end: i64| format!("{}&{}", since(t2), until(end));
+        assert_eq!(list(path, window(at + 1000)).await, [id], "{path}");
+        assert!(list(path, window(at)).await.is_empty(), "{path}: until excludes");
     }
-    assert_eq!(list("/api/v2/deals", format!("{}&{}", since(t2), until(at))).await, [0u64; 0]);
+    let (_, b) = api.get(&format!("/v1/notes/{note}")).await;
+    let v1 = b["data"]["update_time"].as_str().unwrap().replace(' ', "T") + "Z";
+    let at = store::parse_rfc3339(&v1).unwrap();
     assert_eq!(list("/v1/notes", since(at)).await, [note]);
     assert!(list("/v1/notes", since(at + 1000)).await.is_empty());
     // `ids` and paging keep the filter.
