@@ -166,6 +166,32 @@ impl PipedriveClient {
         )
     }
 
+    /// Pipedrive's clock now, in epoch milliseconds (whole seconds): the `Date` header of `GET
+    /// /v1/users/me`, a small answer every token may read.
+    pub(crate) async fn server_time_ms(&self) -> ConnectorResult<i64> {
+        const PATH: &str = "/v1/users/me";
+        let endpoint = format!("GET {PATH}");
+        let url = self.url(PATH, &[]);
+        let response = self
+            .http
+            .send_capped(
+                &endpoint,
+                BodyCap::Small,
+                self.request(Method::GET, url, None),
+            )
+            .await?;
+        if !response.is_success() {
+            return Err(self.http.error_for(&endpoint, &response));
+        }
+        response.date_ms().ok_or_else(|| ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint,
+            detail: "the answer has no readable Date header, so Pipedrive's clock, where the \
+                     next sync starts, is unknown"
+                .into(),
+        })
+    }
+
     /// `GET path?query` through the search limiter.
     pub(crate) async fn search(
         &self,

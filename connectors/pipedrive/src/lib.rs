@@ -9,7 +9,7 @@
 //! ↔ canonical fields), `fields` (field metadata: list and create custom fields),
 //! `participants` (a deal's persons), [`notes`] (v1 notes, found by their natural key),
 //! `directory` (users, pipelines and stages), [`source`]
-//! (cursor paging), [`sink`] (find by source id, then `PATCH` or `POST`). The sandbox's Pipedrive emulator backs the tests.
+//! (cursor paging; `updated_since` for `ferry sync`'s incremental reads), [`sink`] (find by source id, then `PATCH` or `POST`). The sandbox's Pipedrive emulator backs the tests.
 
 pub mod client;
 pub mod config;

@@ -242,13 +242,14 @@ pub(crate) fn to_record(
     }
 }
 
-/// One page of `GET /v1/notes` (id order) from offset `start`, with `filter` (a parent's id
-/// field and id) if any: the notes and the next page's start, if there is one.
+/// One page of `GET /v1/notes` (id order) from offset `start`, with `filters` (a parent's id
+/// field and id, `updated_since`) if any: the notes and the next page's start, if there is
+/// one.
 pub(crate) async fn page(
     client: &PipedriveClient,
     start: u64,
     limit: u32,
-    filter: Option<(&str, u64)>,
+    filters: &[(&str, &str)],
 ) -> ConnectorResult<(Vec<Json>, Option<u64>)> {
     let malformed = |detail: &str| ConnectorError::Malformed {
         vendor: VENDOR,
@@ -256,15 +257,12 @@ pub(crate) async fn page(
         detail: detail.to_owned(),
     };
     let (from, limit) = (start.to_string(), limit.to_string());
-    let filter_id = filter.map(|(_, id)| id.to_string());
     let mut query = vec![
         ("start", from.as_str()),
         ("limit", limit.as_str()),
         ("sort", "id ASC"),
     ];
-    if let (Some((field, _)), Some(id)) = (filter, &filter_id) {
-        query.push((field, id.as_str()));
-    }
+    query.extend_from_slice(filters);
     let body = client.get(PATH, &query).await?;
     let items = match body.get("data") {
         Some(Json::Array(items)) => items.clone(),
@@ -294,11 +292,12 @@ pub(crate) async fn of_parent(
     client: &PipedriveClient,
     parent: (ObjectType, u64),
 ) -> ConnectorResult<Vec<(u64, NoteKey, Json)>> {
-    let filter = (filter_of(parent.0), parent.1);
+    let id = parent.1.to_string();
+    let filter = [(filter_of(parent.0), id.as_str())];
     let mut out = Vec::new();
     let mut start = 0;
     loop {
-        let (items, next) = page(client, start, PAGE_LIMIT, Some(filter)).await?;
+        let (items, next) = page(client, start, PAGE_LIMIT, &filter).await?;
         for raw in items {
             // The filter already holds; a note without an id or time cannot be anyone's match.
             if let (Some(id), Some(key)) = (crate::mapping::id_of(&raw), key_of_raw(&raw, parent)) {

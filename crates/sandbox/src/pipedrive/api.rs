@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::gate::{error, invalid, not_found, ok};
 use super::store::{CREATABLE_FIELD_TYPES, Kind, Record, SearchField, Store};
-use super::{Emulator, now_ms};
+use super::Emulator;
 
 /// Pipedrive's default page size.
 const DEFAULT_LIMIT: usize = 100;
@@ -136,7 +136,8 @@ fn read_shape(params: &HashMap<String, String>, campaigns: bool) -> Result<ReadS
     })
 }
 
-/// `GET /api/v2/{persons|organizations}`: cursor paging in id order, or `ids`.
+/// `GET /api/v2/{persons|organizations}`: cursor paging in id order, or `ids`, filtered on
+/// `org_id` (persons) and `updated_since`/`updated_until`.
 pub(crate) async fn list(
     State(emulator): State<Emulator>,
     Path(segment): Path<String>,
@@ -162,11 +163,20 @@ pub(crate) async fn list(
     {
         return invalid("Validation failed: sort_by: the emulator sorts by id ascending only");
     }
-    if params.contains_key("updated_since") || params.contains_key("filter_id") {
-        return invalid(
-            "Validation failed: the emulator supports neither updated_since nor filter_id",
-        );
+    if params.contains_key("filter_id") {
+        return invalid("Validation failed: filter_id: the emulator has no saved filters");
     }
+    // `update_time` at or after `updated_since`, before `updated_until` (RFC 3339).
+    let (since, until) = match (
+        super::crm_api::time_param(&params, "updated_since"),
+        super::crm_api::time_param(&params, "updated_until"),
+    ) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let changed = |r: &Record| {
+        since.is_none_or(|t| r.update_time_ms >= t) && until.is_none_or(|t| r.update_time_ms < t)
+    };
     let data = emulator.read();
     let store = data.store(kind);
     let custom = shape.custom_only.as_deref();
@@ -189,6 +199,7 @@ pub(crate) async fn list(
         let items: Vec<Value> = wanted
             .iter()
             .filter_map(|id| store.get(*id))
+            .filter(|r| changed(r))
             .map(|r| store.render(r, custom, shape.marketing))
             .collect();
         return ok(json!(items), json!({"next_cursor": null}));
@@ -204,7 +215,7 @@ pub(crate) async fn list(
         let (page, next) = store.page(position, limit - items.len());
         items.extend(
             page.into_iter()
-                .filter(|r| org_filter.is_none_or(|o| r.org_id == Some(o)))
+                .filter(|r| org_filter.is_none_or(|o| r.org_id == Some(o)) && changed(r))
                 .map(|r| store.render(r, custom, shape.marketing)),
         );
         match next {
@@ -295,7 +306,7 @@ async fn create(
     let owner_ok = |id: u64| data.crm.check_owner("owner_id", id);
     let store = data.store(kind);
     let id = store.next_id();
-    let record = match store.apply(&body, None, id, now_ms(), campaigns, &orgs_live, &owner_ok) {
+    let record = match store.apply(&body, None, id, emulator.now_ms(), campaigns, &orgs_live, &owner_ok) {
         Ok(r) => r,
         Err(e) => return invalid(e.0),
     };
@@ -333,7 +344,7 @@ pub(crate) async fn update(
         &body,
         Some(existing),
         id,
-        now_ms(),
+        emulator.now_ms(),
         campaigns,
         &orgs_live,
         &owner_ok,

@@ -18,7 +18,7 @@ use super::crm::{
 };
 use super::gate::{error, invalid, not_found, ok};
 use super::store::parse_rfc3339;
-use super::{Data, Emulator, now_ms};
+use super::{Data, Emulator};
 use crate::table::{Cell, Row, Show};
 
 type Params = Query<HashMap<String, String>>;
@@ -50,7 +50,7 @@ fn number_param(params: &HashMap<String, String>, key: &str) -> Result<Option<u6
     }
 }
 
-fn time_param(params: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Response> {
+pub(super) fn time_param(params: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Response> {
     match params.get(key).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => parse_rfc3339(v).map(Some).ok_or_else(|| {
@@ -797,7 +797,7 @@ pub(crate) async fn create_deal(State(emulator): State<Emulator>, body: Bytes) -
         Ok(b) => b,
         Err(r) => return r,
     };
-    let now = now_ms();
+    let now = emulator.now_ms();
     let mut data = emulator.write();
     let cells = match deal_cells(&data, &body, None, now) {
         Ok(mut c) => {
@@ -835,7 +835,7 @@ pub(crate) async fn update_deal(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let now = now_ms();
+    let now = emulator.now_ms();
     let mut data = emulator.write();
     let Some(existing) = data.crm.deals.get(id) else {
         return not_found("Deal not found");
@@ -867,7 +867,7 @@ pub(crate) async fn delete_deal(
         Err(r) => return r,
     };
     let mut data = emulator.write();
-    match data.crm.deals.archive(id, now_ms()) {
+    match data.crm.deals.archive(id, emulator.now_ms()) {
         Ok(()) => ok(json!({"id": id}), Value::Null),
         Err(_) => not_found("Deal not found"),
     }
@@ -1406,7 +1406,7 @@ pub(crate) async fn create_note(State(emulator): State<Emulator>, body: Bytes) -
         Ok(b) => b,
         Err(_) => return bad_request("The request body is not valid JSON"),
     };
-    let now = now_ms();
+    let now = emulator.now_ms();
     let mut data = emulator.write();
     let (cells, add_time) = match note_cells(&data, &body, None) {
         Ok(c) => c,
@@ -1445,7 +1445,7 @@ pub(crate) async fn update_note(
         Ok((c, _)) => c,
         Err(m) => return bad_request(m),
     };
-    if let Err(e) = data.crm.notes.update(id, cells, now_ms(), true) {
+    if let Err(e) = data.crm.notes.update(id, cells, emulator.now_ms(), true) {
         return bad_request(table_message(&e));
     }
     match data.crm.notes.get(id) {
@@ -1463,7 +1463,7 @@ pub(crate) async fn delete_note(
         return bad_request("id must be a number");
     };
     let mut data = emulator.write();
-    match data.crm.notes.archive(id, now_ms()) {
+    match data.crm.notes.archive(id, emulator.now_ms()) {
         Ok(()) => ok(json!(true), Value::Null),
         Err(_) => not_found("Note not found"),
     }

@@ -22,7 +22,6 @@ mod store;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::response::Response;
@@ -133,6 +132,8 @@ struct Inner {
     data: RwLock<Data>,
     limits: Mutex<gate::Limits>,
     stats: Stats,
+    /// The account's clock ([`Emulator::advance_clock`] moves it).
+    clock: crate::clock::Clock,
 }
 
 /// The emulator's shared state; clones share it.
@@ -141,12 +142,6 @@ pub struct Emulator {
     inner: Arc<Inner>,
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 impl Emulator {
     /// A new, empty emulator.
@@ -168,8 +163,25 @@ impl Emulator {
                 }),
                 limits: Mutex::new(gate::Limits::default()),
                 stats: Stats::default(),
+                clock: crate::clock::Clock::default(),
             }),
         }
+    }
+
+    /// The account's clock in whole seconds: what writes stamp `update_time` (and `add_time`)
+    /// with, and what the `Date` header says. Pipedrive shows both times to the second
+    /// (`2024-01-01T12:34:56Z`, v1 `2024-01-01 12:34:56`), so records written in one second
+    /// tie.
+    pub(crate) fn now_ms(&self) -> i64 {
+        let now = self.inner.clock.now_ms();
+        now - now.rem_euclid(1000)
+    }
+
+    /// Moves the account's clock `by` ahead, as time passing would: later writes are stamped
+    /// and answers dated (`Date`) that much later. A test hook, so that incremental reads are
+    /// tested without waiting.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        self.inner.clock.advance(by);
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, Data> {
@@ -351,7 +363,7 @@ impl Emulator {
     /// so a reader in id order meets the new ones on later pages and never skips or repeats
     /// an old one.
     fn shift(&self, kind: Kind, k: u64) {
-        let now = now_ms();
+        let now = self.now_ms();
         self.seed(&crate::seed::shifted(kind == Kind::Organizations, k, now));
         let mut data = self.write();
         let store = data.store_mut(kind);
@@ -425,6 +437,10 @@ impl Emulator {
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 gate::gate,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                self.inner.clock.clone(),
+                crate::clock::date_header,
             ))
             .with_state(self.clone());
         let shifted = self.clone();

@@ -1342,3 +1342,165 @@ async fn every_other_refusal_of_the_sales_routes() {
     assert_eq!(emulator.count("deals"), Some(1), "nothing refused was stored");
     assert_eq!(emulator.count("notes"), Some(0));
 }
+
+/// The ids a list answers (`data[].id`), in its order.
+fn listed_ids(body: &Value) -> Vec<u64> {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect()
+}
+
+/// `time` (epoch ms) as a query value: RFC 3339 in whole seconds, `+` escaped.
+fn rfc3339_query(ms: i64) -> String {
+    store::format_rfc3339(ms).replace('+', "%2B")
+}
+
+/// Every write (create, update, a deal's person, a note's edit) stamps `update_time` with the
+/// account's clock, which tests move ahead; `updated_since` (≥) and `updated_until` (<) filter
+/// on it on persons, organizations and deals, `updated_since` on notes, to the second; a
+/// participant added or removed leaves the deal's time alone (Pipedrive documents no such
+/// stamp); every answer carries the clock in `Date`.
+#[tokio::test]
+async fn writes_stamp_update_time_by_the_accounts_clock_and_lists_filter_on_it() {
+    let emulator = Emulator::new(unlimited());
+    emulator.seed(&generate(30, 3, &Mess::none()));
+    let api = Api::start(&emulator).await;
+    // A year on: every seeded record is older than what follows.
+    emulator.advance_clock(std::time::Duration::from_secs(365 * 86_400));
+    let before = emulator.now_ms();
+    let (status, headers, _) = api.call(reqwest::Method::GET, "/v1/users/me", None).await;
+    let after = emulator.now_ms();
+    assert_eq!(status, 200);
+    let date = headers.get("date").unwrap().to_str().unwrap();
+    assert!(
+        [before, after].iter().any(|t| crate::timestamp::http_date(*t) == date),
+        "{date}"
+    );
+    let (status, headers, _) = api.call(reqwest::Method::GET, "/nowhere", None).await;
+    assert_eq!(status, 404);
+    assert!(headers.contains_key("date"), "every answer is dated");
+
+    let t1 = emulator.now_ms();
+    let org = api.post("/api/v2/organizations", json!({"name": "Acme"})).await.1["data"]["id"]
+        .as_u64()
+        .unwrap();
+    let person = api
+        .post("/api/v2/persons", json!({"name": "Ann", "org_id": org}))
+        .await
+        .1["data"]["id"]
+        .as_u64()
+        .unwrap();
+    let other = api.post("/api/v2/persons", json!({"name": "Bo"})).await.1["data"]["id"]
+        .as_u64()
+        .unwrap();
+    let deal = api
+        .post("/api/v2/deals", json!({"title": "t", "person_id": person}))
+        .await
+        .1["data"]["id"]
+        .as_u64()
+        .unwrap();
+    let note = api
+        .post("/v1/notes", json!({"content": "<p>n</p>", "deal_id": deal}))
+        .await
+        .1["data"]["id"]
+        .as_u64()
+        .unwrap();
+    let since = |t: i64| format!("updated_since={}", rfc3339_query(t));
+    let until = |t: i64| format!("updated_until={}", rfc3339_query(t));
+    let list = |path: &'static str, query: String| {
+        let api = &api;
+        async move {
+            let (s, b) = api.get(&format!("{path}?{query}")).await;
+            assert_eq!(s, 200, "{path}?{query}: {b}");
+            listed_ids(&b)
+        }
+    };
+    assert_eq!(list("/api/v2/organizations", since(t1)).await, [org]);
+    assert_eq!(list("/api/v2/persons", since(t1)).await, [person, other]);
+    assert_eq!(list("/api/v2/deals", since(t1)).await, [deal]);
+    assert_eq!(list("/v1/notes", since(t1)).await, [note]);
+    let created = api.get(&format!("/api/v2/persons/{person}")).await.1["data"]["update_time"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stamped = store::parse_rfc3339(&created).unwrap();
+    assert!(stamped >= t1 && stamped % 1000 == 0, "{created}: whole seconds");
+
+    // An hour on, every record but `other` changes; a participant added to the deal and taken
+    // away again does not move it.
+    emulator.advance_clock(std::time::Duration::from_secs(3600));
+    let t2 = emulator.now_ms();
+    let path = format!("/v1/deals/{deal}/participants");
+    let (s, b) = api.post(&path, json!({"person_id": other})).await;
+    assert_eq!(s, 200, "{b}");
+    let participant = b["data"]["id"].as_u64().unwrap();
+    assert_eq!(api.delete(&format!("{path}/{participant}")).await.0, 200);
+    assert!(list("/api/v2/deals", since(t2)).await.is_empty(), "participants move nothing");
+    for (path, body) in [
+        (format!("/api/v2/organizations/{org}"), json!({"name": "Acme Ltd"})),
+        (format!("/api/v2/persons/{person}"), json!({"org_id": null})),
+        (format!("/api/v2/deals/{deal}"), json!({"person_id": other})),
+    ] {
+        let (s, b) = api.patch(&path, body).await;
+        assert_eq!(s, 200, "{path}: {b}");
+    }
+    let (s, b) = api
+        .put(&format!("/v1/notes/{note}"), json!({"content": "<p>edited</p>"}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(list("/api/v2/organizations", since(t2)).await, [org]);
+    assert_eq!(list("/api/v2/persons", since(t2)).await, [person]);
+    assert_eq!(list("/api/v2/deals", since(t2)).await, [deal]);
+    assert_eq!(list("/v1/notes", since(t2)).await, [note]);
+    // Between the two: only `other`, unchanged since its creation.
+    assert_eq!(
+        list("/api/v2/persons", format!("{}&{}", since(t1), until(t2))).await,
+        [other]
+    );
+    assert!(list("/api/v2/deals", format!("{}&{}", since(t1), until(t2))).await.is_empty());
+
+    // Ties at the bound: `updated_since` at a record's exact time reads it, a second later
+    // does not; `updated_until` at it leaves it out, a second later takes it in.
+    for (path, id) in [
+        ("/api/v2/organizations", org),
+        ("/api/v2/persons", person),
+        ("/api/v2/deals", deal),
+    ] {
+        let (_, b) = api.get(&format!("{path}/{id}")).await;
+        let at = store::parse_rfc3339(b["data"]["update_time"].as_str().unwrap()).unwrap();
+        assert_eq!(list(path, since(at)).await, [id], "{path} at its bound");
+        assert!(list(path, since(at + 1000)).await.is_empty(), "{path} past it");
+        let window = |end: i64| format!("{}&{}", since(t2), until(end));
+        assert_eq!(list(path, window(at + 1000)).await, [id], "{path}");
+        assert!(list(path, window(at)).await.is_empty(), "{path}: until excludes");
+    }
+    let (_, b) = api.get(&format!("/v1/notes/{note}")).await;
+    let v1 = b["data"]["update_time"].as_str().unwrap().replace(' ', "T") + "Z";
+    let at = store::parse_rfc3339(&v1).unwrap();
+    assert_eq!(list("/v1/notes", since(at)).await, [note]);
+    assert!(list("/v1/notes", since(at + 1000)).await.is_empty());
+    // `ids` and paging keep the filter.
+    assert_eq!(
+        list("/api/v2/persons", format!("ids={person},{other}&{}", since(t2))).await,
+        [person]
+    );
+    let (_, page) = api.get(&format!("/api/v2/persons?limit=1&{}", since(t1))).await;
+    assert_eq!(listed_ids(&page), [person]);
+    let cursor = page["additional_data"]["next_cursor"].as_str().unwrap().to_owned();
+    let (_, page) = api
+        .get(&format!("/api/v2/persons?limit=1&cursor={cursor}&{}", since(t1)))
+        .await;
+    assert_eq!(listed_ids(&page), [other]);
+
+    for bad in [
+        "/api/v2/persons?updated_since=yesterday",
+        "/api/v2/organizations?updated_until=2024-13-01",
+        "/api/v2/deals?updated_until=soon",
+        "/v1/notes?updated_since=2024-01-01",
+    ] {
+        assert_eq!(api.get(bad).await.0, 400, "{bad}");
+    }
+}
