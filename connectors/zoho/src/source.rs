@@ -27,11 +27,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_core::connector::FetchedPage;
 use ferry_core::currency::OrgCurrency;
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, VendorField};
 use ferry_core::http::{HttpResponse, HttpStats};
 use ferry_core::model::Link;
-use ferry_core::connector::FetchedPage;
 use ferry_core::sync::Watermark;
 use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source, Value};
 use reqwest::Method;
@@ -154,7 +154,11 @@ impl ZohoSource {
         let path = format!("/crm/v8/{}", row.module);
         let fields = mapping::read_fields(&self.maps.get(row.object), row).join(",");
         let per_page = self.settings.page_size.to_string();
-        let sort_by = if since.is_some() { "Modified_Time" } else { "id" };
+        let sort_by = if since.is_some() {
+            "Modified_Time"
+        } else {
+            "id"
+        };
         let query = [
             ("fields", fields.as_str()),
             ("per_page", per_page.as_str()),
@@ -162,7 +166,10 @@ impl ZohoSource {
             ("sort_order", "asc"),
             position,
         ];
-        let headers: Vec<(&str, &str)> = since.map(|t| ("If-Modified-Since", t)).into_iter().collect();
+        let headers: Vec<(&str, &str)> = since
+            .map(|t| ("If-Modified-Since", t))
+            .into_iter()
+            .collect();
         let response = self
             .client
             .send_with(Method::GET, &path, &query, None, &headers)
@@ -393,7 +400,10 @@ impl ZohoSource {
                 self.list(row, ("page_token", token), Some(&zoho_time(window)))
                     .await?
             }
-            None => self.list(row, ("page", "1"), Some(&zoho_time(window))).await?,
+            None => {
+                self.list(row, ("page", "1"), Some(&zoho_time(window)))
+                    .await?
+            }
         };
         if let (Err(refused), Some(last)) = (&body, last)
             && matches!(
@@ -414,7 +424,9 @@ impl ZohoSource {
                 });
             }
             window = last - 1000;
-            body = self.list(row, ("page", "1"), Some(&zoho_time(window))).await?;
+            body = self
+                .list(row, ("page", "1"), Some(&zoho_time(window)))
+                .await?;
         }
         let body = body.map_err(|response| self.client.error_for(&path, &response))?;
         let last_ms = body
@@ -423,7 +435,11 @@ impl ZohoSource {
             .and_then(|r| r.get("Modified_Time"))
             .and_then(Json::as_str)
             .and_then(ferry_core::model::parse_timestamp);
-        let next = match (body.info.more_records, body.info.next_page_token.as_deref(), last_ms) {
+        let next = match (
+            body.info.more_records,
+            body.info.next_page_token.as_deref(),
+            last_ms,
+        ) {
             (false, _, _) => None,
             (true, Some(token), Some(ms)) if !token.is_empty() => {
                 Some(format!("w:{window}:{ms}:{token}"))

@@ -48,7 +48,10 @@ impl Api {
             .json()
             .await
             .expect("token json");
-        let token = answer["access_token"].as_str().expect("access_token").to_owned();
+        let token = answer["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned();
         Api {
             base_url: base_url.to_owned(),
             http,
@@ -100,10 +103,7 @@ impl Api {
                     json!({"Email": email, "Title": format!("Edited {n}")}),
                 )
             }
-            "Deals" => (
-                format!("/crm/v8/Deals/{id}"),
-                json!({"Amount": 1000 + n}),
-            ),
+            "Deals" => (format!("/crm/v8/Deals/{id}"), json!({"Amount": 1000 + n})),
             _ => (
                 format!("/crm/v8/Notes/{id}"),
                 json!({"Note_Content": format!("Edited since {n}")}),
@@ -114,7 +114,9 @@ impl Api {
         } else {
             reqwest::Method::PUT
         };
-        let answer = self.call(method, &path, Some(json!({"data": [record]}))).await;
+        let answer = self
+            .call(method, &path, Some(json!({"data": [record]})))
+            .await;
         assert_eq!(answer["data"][0]["status"], "success", "{answer}");
     }
 }
@@ -176,7 +178,10 @@ async fn only_changed_records_of_every_object_are_read_as_a_full_read_builds_the
         before.insert(object, read_all(&source, object).await.0);
     }
     emulator.advance_clock(Duration::from_secs(3600));
-    let point = source.sync_point(ObjectType::COMPANIES).await.expect("sync point");
+    let point = source
+        .sync_point(ObjectType::COMPANIES)
+        .await
+        .expect("sync point");
     let clock = emulator.now_ms();
     assert!(
         (clock - 300_000 - 2000..=clock - 300_000).contains(&point.at_ms),
@@ -194,7 +199,10 @@ async fn only_changed_records_of_every_object_are_read_as_a_full_read_builds_the
     let mut edited: HashMap<ObjectType, Vec<String>> = HashMap::new();
     for (object, module) in OBJECTS {
         let all = &before[&object];
-        let picked: Vec<String> = [1, 4, 7].iter().map(|&i| all[i].source_id.clone()).collect();
+        let picked: Vec<String> = [1, 4, 7]
+            .iter()
+            .map(|&i| all[i].source_id.clone())
+            .collect();
         for (n, id) in picked.iter().enumerate() {
             api.edit(module, id, n).await;
         }
@@ -236,7 +244,11 @@ async fn a_record_stamped_at_the_watermark_second_is_read_and_one_a_second_befor
             .expect("Modified_Time");
         let at = Watermark::at(stamped);
         let (read, _, _) = read_changes(&source, object, &at, None, 5).await;
-        assert_eq!(ids(&read), vec![id.clone()], "{object}: at the watermark's second");
+        assert_eq!(
+            ids(&read),
+            vec![id.clone()],
+            "{object}: at the watermark's second"
+        );
         let after = Watermark::at(stamped + 1000);
         let (read, _, _) = read_changes(&source, object, &after, None, 5).await;
         assert!(read.is_empty(), "{object}: stamped before the watermark");
@@ -260,11 +272,8 @@ async fn many_changes_page_and_a_read_resumes_from_its_cursor_in_a_new_process()
         let (first, pages, cursor) = read_changes(&source, object, &since, None, 2).await;
         assert_eq!((first.len(), pages), (10, 2), "{object}");
         let cursor = cursor.expect("more pages");
-        let resumed = ZohoSource::new(
-            config(&running.base_url, json!({"page_size": 5})),
-            "source",
-        )
-        .expect("source");
+        let resumed = ZohoSource::new(config(&running.base_url, json!({"page_size": 5})), "source")
+            .expect("source");
         let (rest, pages, end) = read_changes(&resumed, object, &since, Some(cursor), 10).await;
         assert_eq!((rest.len(), pages, end), (2, 1, None), "{object}");
         let all_read: Vec<Record> = first.into_iter().chain(rest).collect();
@@ -287,11 +296,8 @@ async fn notes_past_a_page_tokens_reach_go_on_in_a_new_time_window() {
     emulator.advance_clock(Duration::from_secs(3600));
     let since = Watermark::at(emulator.now_ms() - 1000);
     let (notes, _) = read_all(&source, ObjectType::NOTES).await;
-    let source = ZohoSource::new(
-        config(&running.base_url, json!({"page_size": 2})),
-        "source",
-    )
-    .expect("source");
+    let source = ZohoSource::new(config(&running.base_url, json!({"page_size": 2})), "source")
+        .expect("source");
     let picked: Vec<String> = notes.iter().take(15).map(|r| r.source_id.clone()).collect();
     for (n, id) in picked.iter().enumerate() {
         api.edit("Notes", id, n).await;
@@ -304,7 +310,10 @@ async fn notes_past_a_page_tokens_reach_go_on_in_a_new_time_window() {
     assert_eq!(end, None);
     let unique: HashSet<&str> = read.iter().map(|r| r.source_id.as_str()).collect();
     let want: HashSet<&str> = picked.iter().map(String::as_str).collect();
-    assert_eq!(unique, want, "every changed note, none lost at a window's edge");
+    assert_eq!(
+        unique, want,
+        "every changed note, none lost at a window's edge"
+    );
     assert!(
         read.len() > picked.len() && pages > picked.len() / 2,
         "windows overlap by their last second: {} records in {pages} pages",
