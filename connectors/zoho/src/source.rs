@@ -20,9 +20,10 @@
 //! read runs may be passed over if its id was read already: its new `Modified_Time` is after
 //! the sync point, so the next sync reads it. Notes: the list with `If-Modified-Since`
 //! (304 when nothing changed), `sort_by=Modified_Time` ascending, page 1 then page tokens
-//! (`w:{last Modified_Time in ms}:{token}`); when a token runs out (100,000 records, or 24
-//! hours) the read starts again from the last `Modified_Time` read, less a second: a new time
-//! window, its first records read twice and absorbed by the upsert.
+//! (`w:{window}:{last Modified_Time}:{token}`, times in ms); when a token runs out (100,000
+//! records, 24 hours, or unknown after a restart) the read starts again from the last
+//! `Modified_Time` read, less a second: a new time window, its first records read twice and
+//! absorbed by the upsert.
 
 use std::sync::Arc;
 
@@ -411,8 +412,8 @@ impl ZohoSource {
                 Some("PAGINATION_LIMIT_EXCEEDED" | "EXPIRED_VALUE" | "INVALID_DATA")
             )
         {
-            // The token ran out (its 100,000 records, or its 24 hours): a new window from the
-            // last Modified_Time read.
+            // The token ran out (its 100,000 records, its 24 hours, or Zoho no longer knows
+            // it): a new window from the last Modified_Time read.
             tracing::debug!(vendor = VENDOR, %object, "page token spent: a new time window");
             if last - 1000 <= window {
                 return Err(ConnectorError::Malformed {
@@ -592,5 +593,12 @@ mod tests {
         assert_eq!(parse_cursor(Some("p:0")), None);
         assert_eq!(parse_cursor(Some("zzz")), None);
         assert!(!is_id("1 or 1=1"));
+    }
+
+    #[test]
+    fn watermarks_become_zoho_date_times_in_whole_seconds() {
+        assert_eq!(zoho_time(1_654_094_108_469), "2022-06-01T14:35:08+00:00");
+        assert_eq!(zoho_time(0), "1970-01-01T00:00:00+00:00");
+        assert_eq!(zoho_time(-1), "1969-12-31T23:59:59+00:00");
     }
 }
