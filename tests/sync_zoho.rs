@@ -268,6 +268,23 @@ async fn a_zoho_sync_moves_everything_then_exactly_what_changed_then_nothing() {
     // Reading the changes: the same, and the changed deal's contact roles.
     assert_eq!(requests_by_object, [2, 2, 4, 2], "reading the changes");
 
+    // Not seen so far: the sink's copy of the quiet deal lacks its new contact.
+    let (code, unseen, stderr) = run("verify", &config).await;
+    assert_eq!(code, 3, "{unseen:#}\n{stderr}");
+    let failures = unseen["failures"].as_array().expect("failures");
+    assert_eq!(failures.len(), 1, "{unseen:#}");
+    assert_eq!(
+        (&failures[0]["object"], &failures[0]["source_id"]),
+        (&json!("deals"), &json!(quiet_deal)),
+        "{unseen:#}"
+    );
+    assert!(
+        failures[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("differ: contacts")),
+        "{unseen:#}"
+    );
+
     // The quiet deal's new contact shows once the deal itself changes.
     pair.org.advance_clock(Duration::from_secs(60));
     pair.write(
