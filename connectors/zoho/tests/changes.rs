@@ -320,3 +320,32 @@ async fn notes_past_a_page_tokens_reach_go_on_in_a_new_time_window() {
         read.len()
     );
 }
+
+#[tokio::test]
+async fn a_mass_update_on_one_second_is_read_through_each_record_once() {
+    let (emulator, running, source, _api) = seeded(Options::default(), 150, 200).await;
+    emulator.advance_clock(Duration::from_secs(3600));
+    let since = Watermark::at(emulator.now_ms() - 1000);
+    let paged = ZohoSource::new(config(&running.base_url, json!({"page_size": 7})), "source")
+        .expect("source");
+    for (object, module) in OBJECTS {
+        // Every record on one Modified_Time second, several pages of them.
+        let stamped = emulator.mass_update(module);
+        let (all, _) = read_all(&source, object).await;
+        assert_eq!(all.len(), stamped, "{object}");
+        assert!(stamped > 14, "{object}: {stamped}");
+        let (read, pages, end) = read_changes(&paged, object, &since, None, 100).await;
+        assert_eq!(end, None);
+        assert_eq!(pages, stamped.div_ceil(7), "{object}");
+        let unique: HashSet<&str> = read.iter().map(|r| r.source_id.as_str()).collect();
+        assert_eq!(
+            (unique.len(), read.len()),
+            (stamped, stamped),
+            "{object}: each once"
+        );
+        assert_eq!(
+            read, all,
+            "{object}: as the full read builds them, in id order"
+        );
+    }
+}

@@ -549,6 +549,31 @@ impl Emulator {
         self.shared.clock.advance(by);
     }
 
+    /// Stamps every live record of `module` as modified now by the org's clock, cells left
+    /// alone, as a mass update or an import does: thousands of records on one `Modified_Time`
+    /// second. Returns how many (0 for an unknown module). A test hook for ties.
+    pub fn mass_update(&self, module: &str) -> usize {
+        let now = self.shared.clock.now_ms();
+        let Some(target) = Target::parse(module) else {
+            return 0;
+        };
+        let mut store = self.shared.store.write().unwrap_or_else(|e| e.into_inner());
+        match target {
+            Target::Store(m) => {
+                let rows = store.table(m).rows.len();
+                for n in 0..rows {
+                    store.touch_nth(m, n, now);
+                }
+                rows
+            }
+            Target::Crm(m) => {
+                let table = &mut store.crm.records_mut(m).table;
+                let ids: Vec<u64> = table.iter(table::Show::Live).map(|r| r.id).collect();
+                ids.iter().filter(|id| table.touch(**id, now)).count()
+            }
+        }
+    }
+
     /// The HTTP routes, with the configured faults injected.
     pub fn router(&self) -> Router {
         let state = Arc::clone(&self.shared);
