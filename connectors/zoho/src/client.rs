@@ -60,6 +60,18 @@ impl Client {
         query: &[(&str, &str)],
         body: Option<&serde_json::Value>,
     ) -> ConnectorResult<HttpResponse> {
+        self.send_with(method, path, query, body, &[]).await
+    }
+
+    /// Like [`Client::send`], with extra request `headers` (`If-Modified-Since`).
+    pub(crate) async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> ConnectorResult<HttpResponse> {
         let endpoint = format!("{method} {path}");
         if !path.starts_with("/crm/v8/") || path.contains("..") || path.contains("//") {
             return Err(ConnectorError::Malformed {
@@ -107,6 +119,9 @@ impl Client {
                             .request(method.clone(), url.clone())
                             .header(AUTHORIZATION, header.as_str())
                             .header(ACCEPT, "application/json");
+                        for (name, value) in headers {
+                            request = request.header(*name, *value);
+                        }
                         if let Some(body) = &body {
                             request = request
                                 .header(CONTENT_TYPE, "application/json")
@@ -157,6 +172,20 @@ impl Client {
         let endpoint = format!("GET {PATH}");
         let answer: serde_json::Value = response.json(VENDOR, &endpoint)?;
         ferry_core::AccountId::from_json(VENDOR, &endpoint, "org id", &answer, "/org/0/id")
+    }
+
+    /// Zoho's clock now: the `Date` header of `GET /crm/v8/org` (one credit), in ms since the
+    /// epoch, whole seconds.
+    pub(crate) async fn server_time_ms(&self) -> ConnectorResult<i64> {
+        const PATH: &str = "/crm/v8/org";
+        let response = self.send_ok(Method::GET, PATH, &[], None).await?;
+        response.date_ms().ok_or_else(|| ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: format!("GET {PATH}"),
+            detail: "the answer has no readable Date header, so Zoho's clock, where the next \
+                     sync starts, is unknown"
+                .into(),
+        })
     }
 
     /// A final error response as a [`ConnectorError`].

@@ -11,14 +11,29 @@
 //! Notes are the exception: COQL does not serve them, so their later pages go on by Zoho's page
 //! token (`t:{last id}:{token}`), valid 24 hours and up to 100,000 records. A deal's contacts
 //! are its contact roles, read per deal of the page (Zoho has no read across deals).
+//!
+//! Changes (`ferry sync`) are read the same two ways, filtered on `Modified_Time`, so a record
+//! read as a change is built exactly as a full read builds it. Accounts, Contacts and Deals:
+//! COQL `where Modified_Time >= '{since}' [and id > {last id}] order by id asc`. Ordering by
+//! id, not by time, makes ties at one second harmless and needs no offset (COQL's stops at
+//! 100,000), and the cursor is the full read's `k:{last id}`. A record changed again while the
+//! read runs may be passed over if its id was read already: its new `Modified_Time` is after
+//! the sync point, so the next sync reads it. Notes: the list with `If-Modified-Since`
+//! (304 when nothing changed), `sort_by=Modified_Time` ascending, page 1 then page tokens
+//! (`w:{window}:{last Modified_Time}:{token}`, times in ms); when a token runs out (100,000
+//! records, 24 hours, or unknown after a restart) the read starts again from the last
+//! `Modified_Time` read, less a second: a new time window, its first records read twice and
+//! absorbed by the upsert.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_core::connector::FetchedPage;
 use ferry_core::currency::OrgCurrency;
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, VendorField};
 use ferry_core::http::{HttpResponse, HttpStats};
 use ferry_core::model::Link;
+use ferry_core::sync::Watermark;
 use ferry_core::{ConnectorError, ConnectorResult, ObjectType, Page, Source, Value};
 use reqwest::Method;
 use serde::Deserialize;
@@ -55,6 +70,18 @@ struct ListBody {
     data: Vec<Map<String, Json>>,
     #[serde(default)]
     info: Info,
+}
+
+/// How much earlier than Zoho's clock the next incremental read starts: `Modified_Time` has
+/// whole seconds, Zoho's API front ends and the database that stamps records need not share a
+/// clock to the second, and automation (workflow field updates, blueprints) can commit after
+/// the time it stamps. Records of the overlap are read again; the sink's upsert absorbs them.
+pub const SYNC_OVERLAP: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `ms` as a Zoho date-time literal, `2026-12-06T16:47:33+00:00` (whole seconds, UTC).
+fn zoho_time(ms: i64) -> String {
+    let text = ferry_core::model::format_timestamp(ms - ms.rem_euclid(1000));
+    format!("{}+00:00", text.get(..19).unwrap_or(&text))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -116,22 +143,41 @@ impl ZohoSource {
         response.json(VENDOR, &format!("GET {path}"))
     }
 
+    /// A list page of `row` at `position`: in id order, or (`since` given) the records
+    /// modified after `since` (`If-Modified-Since`) in `Modified_Time` order. 304 (nothing
+    /// modified) is an empty page.
     async fn list(
         &self,
         row: &ZohoObject,
         position: (&str, &str),
+        since: Option<&str>,
     ) -> ConnectorResult<Result<ListBody, HttpResponse>> {
         let path = format!("/crm/v8/{}", row.module);
         let fields = mapping::read_fields(&self.maps.get(row.object), row).join(",");
         let per_page = self.settings.page_size.to_string();
+        let sort_by = if since.is_some() {
+            "Modified_Time"
+        } else {
+            "id"
+        };
         let query = [
             ("fields", fields.as_str()),
             ("per_page", per_page.as_str()),
-            ("sort_by", "id"),
+            ("sort_by", sort_by),
             ("sort_order", "asc"),
             position,
         ];
-        let response = self.client.send(Method::GET, &path, &query, None).await?;
+        let headers: Vec<(&str, &str)> = since
+            .map(|t| ("If-Modified-Since", t))
+            .into_iter()
+            .collect();
+        let response = self
+            .client
+            .send_with(Method::GET, &path, &query, None, &headers)
+            .await?;
+        if since.is_some() && response.status.as_u16() == 304 {
+            return Ok(Ok(ListBody::default()));
+        }
         if response.is_success() {
             Ok(Ok(self.body(&path, &response)?))
         } else {
@@ -139,10 +185,28 @@ impl ZohoSource {
         }
     }
 
-    async fn keyset(&self, row: &ZohoObject, last: &str) -> ConnectorResult<Page> {
+    /// The COQL page of `row` after id `last` (if given) among the records modified at or
+    /// after `since` (if given), in id order.
+    async fn keyset(
+        &self,
+        row: &ZohoObject,
+        since: Option<&str>,
+        last: Option<&str>,
+    ) -> ConnectorResult<Page> {
         let path = "/crm/v8/coql";
+        let criteria: Vec<String> = since
+            .map(|t| format!("Modified_Time >= {}", crate::coql::quote(t)))
+            .into_iter()
+            .chain(last.map(|id| format!("id > {id}")))
+            .collect();
+        // COQL needs a `where`: every id is above 0.
+        let criteria = if criteria.is_empty() {
+            "id > 0".to_owned()
+        } else {
+            criteria.join(" and ")
+        };
         let query = format!(
-            "select {} from {} where id > {last} order by id asc limit {}",
+            "select {} from {} where {criteria} order by id asc limit {}",
             mapping::read_fields(&self.maps.get(row.object), row).join(", "),
             row.module,
             self.settings.page_size
@@ -163,7 +227,7 @@ impl ZohoSource {
             .and_then(|r| r.get("id"))
             .and_then(Json::as_str);
         let next = match (body.info.more_records, new_last) {
-            (true, Some(id)) if id != last => Some(format!("k:{id}")),
+            (true, Some(id)) if Some(id) != last && is_id(id) => Some(format!("k:{id}")),
             (true, _) => {
                 return Err(ConnectorError::Malformed {
                     vendor: VENDOR,
@@ -254,12 +318,12 @@ impl ZohoSource {
             // COQL does not serve Notes: they go on by page token.
             Cursor::Token { token, .. } if !row.upsert => ("page_token", token.to_owned()),
             Cursor::Keyset { last } | Cursor::Token { last, .. } if is_id(last) => {
-                return self.keyset(row, last).await;
+                return self.keyset(row, None, Some(last)).await;
             }
             Cursor::Keyset { .. } | Cursor::Token { .. } => return Err(bad_cursor()),
             Cursor::Page(n) => ("page", n.to_string()),
         };
-        let body = match self.list(row, (param, &page)).await? {
+        let body = match self.list(row, (param, &page), None).await? {
             Ok(body) => body,
             Err(response) => return Err(self.client.error_for(&format!("GET {path}"), &response)),
         };
@@ -292,6 +356,113 @@ impl ZohoSource {
             }
         };
         self.page(row, &body.data, next).await
+    }
+}
+
+impl ZohoSource {
+    /// The page of `object`'s records modified since `since` at `cursor`, as Zoho lists them.
+    async fn read_changed(
+        &self,
+        object: ObjectType,
+        since: &Watermark,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<Page> {
+        let row = mapping::binding(object)?;
+        let since_text = zoho_time(since.at_ms);
+        if row.upsert {
+            let last = match cursor {
+                None => None,
+                Some(c) => match parse_cursor(Some(c)) {
+                    Some(Cursor::Keyset { last }) if is_id(last) => Some(last),
+                    _ => return Err(self.bad_cursor("POST /crm/v8/coql")),
+                },
+            };
+            return self.keyset(row, Some(&since_text), last).await;
+        }
+        // Notes: If-Modified-Since, in Modified_Time order. Whether Zoho lists a record
+        // stamped exactly at that second is not documented: ask from a second earlier.
+        let path = format!("GET /crm/v8/{}", row.module);
+        // The window (If-Modified-Since, ms) a token was issued under, the last Modified_Time
+        // read, and the token.
+        let (mut window, last, token) = match cursor {
+            None => (since.at_ms - 1000, None, None),
+            Some(c) => {
+                let mut parts = c.strip_prefix("w:").unwrap_or_default().splitn(3, ':');
+                let mut ms = || parts.next().and_then(|p| p.parse::<i64>().ok());
+                let (window, last) = (ms(), ms());
+                match (window, last, parts.next()) {
+                    (Some(w), Some(l), Some(t)) if !t.is_empty() => (w, Some(l), Some(t)),
+                    _ => return Err(self.bad_cursor(&path)),
+                }
+            }
+        };
+        let mut body = match token {
+            Some(token) => {
+                self.list(row, ("page_token", token), Some(&zoho_time(window)))
+                    .await?
+            }
+            None => {
+                self.list(row, ("page", "1"), Some(&zoho_time(window)))
+                    .await?
+            }
+        };
+        if let (Err(refused), Some(last)) = (&body, last)
+            && matches!(
+                crate::policy::error_code(refused).as_deref(),
+                Some("PAGINATION_LIMIT_EXCEEDED" | "EXPIRED_VALUE" | "INVALID_DATA")
+            )
+        {
+            // The token ran out (its 100,000 records, its 24 hours, or Zoho no longer knows
+            // it): a new window from the last Modified_Time read.
+            tracing::debug!(vendor = VENDOR, %object, "page token spent: a new time window");
+            if last - 1000 <= window {
+                return Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: path,
+                    detail: "more notes changed within one second than a page token reaches, \
+                             so the time window cannot move on"
+                        .into(),
+                });
+            }
+            window = last - 1000;
+            body = self
+                .list(row, ("page", "1"), Some(&zoho_time(window)))
+                .await?;
+        }
+        let body = body.map_err(|response| self.client.error_for(&path, &response))?;
+        let last_ms = body
+            .data
+            .last()
+            .and_then(|r| r.get("Modified_Time"))
+            .and_then(Json::as_str)
+            .and_then(ferry_core::model::parse_timestamp);
+        let next = match (
+            body.info.more_records,
+            body.info.next_page_token.as_deref(),
+            last_ms,
+        ) {
+            (false, _, _) => None,
+            (true, Some(token), Some(ms)) if !token.is_empty() => {
+                Some(format!("w:{window}:{ms}:{token}"))
+            }
+            (true, ..) => {
+                return Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: path,
+                    detail: "more records announced without a next_page_token or a Modified_Time"
+                        .into(),
+                });
+            }
+        };
+        self.page(row, &body.data, next).await
+    }
+
+    fn bad_cursor(&self, endpoint: &str) -> ConnectorError {
+        ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: endpoint.to_owned(),
+            detail: "the cursor is not one this source handed out".into(),
+        }
     }
 }
 
@@ -366,6 +537,29 @@ impl Source for ZohoSource {
         Ok(())
     }
 
+    /// Accounts, Contacts, Deals: COQL on `Modified_Time >= since`, in id order; Notes: the
+    /// list with `If-Modified-Since` (see the module's documentation).
+    async fn fetch_changed_page(
+        &self,
+        object: ObjectType,
+        since: &Watermark,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<FetchedPage> {
+        self.currency
+            .learn(object, &self.maps, || crate::currency::single(&self.client))
+            .await?;
+        let mut page = self.read_changed(object, since, cursor).await?;
+        self.currency.stamp(object, &mut page.records);
+        Ok(FetchedPage::ready(page))
+    }
+
+    /// Zoho's clock (the `Date` header of `GET /crm/v8/org`) less [`SYNC_OVERLAP`].
+    async fn sync_point(&self, object: ObjectType) -> ConnectorResult<Watermark> {
+        mapping::binding(object)?;
+        let now = self.client.server_time_ms().await?;
+        Ok(Watermark::settled_before(now, SYNC_OVERLAP))
+    }
+
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
         self.currency
             .learn(object, &self.maps, || crate::currency::single(&self.client))
@@ -399,5 +593,12 @@ mod tests {
         assert_eq!(parse_cursor(Some("p:0")), None);
         assert_eq!(parse_cursor(Some("zzz")), None);
         assert!(!is_id("1 or 1=1"));
+    }
+
+    #[test]
+    fn watermarks_become_zoho_date_times_in_whole_seconds() {
+        assert_eq!(zoho_time(1_654_094_108_469), "2022-06-01T14:35:08+00:00");
+        assert_eq!(zoho_time(0), "1970-01-01T00:00:00+00:00");
+        assert_eq!(zoho_time(-1), "1969-12-31T23:59:59+00:00");
     }
 }

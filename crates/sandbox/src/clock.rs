@@ -37,6 +37,14 @@ impl Clock {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.ahead_ms.fetch_add(ms, Ordering::Relaxed);
     }
+
+    /// Dates `response` by this clock (`Date`, RFC 9110's IMF-fixdate), as vendors date
+    /// every answer.
+    pub(crate) fn date(&self, response: &mut Response) {
+        if let Ok(date) = HeaderValue::from_str(&crate::timestamp::http_date(self.now_ms())) {
+            response.headers_mut().insert(DATE, date);
+        }
+    }
 }
 
 /// Dates every answer by the account's clock, as a vendor's own `Date` header does (RFC 9110,
@@ -47,8 +55,29 @@ pub(crate) async fn date_header(
     next: Next,
 ) -> Response {
     let mut response = next.run(request).await;
-    if let Ok(date) = HeaderValue::from_str(&crate::timestamp::http_date(clock.now_ms())) {
-        response.headers_mut().insert(DATE, date);
-    }
+    clock.date(&mut response);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advancing_moves_now_and_the_date_header() {
+        let clock = Clock::default();
+        let before = clock.now_ms();
+        clock.advance(Duration::from_secs(3600));
+        let after = clock.now_ms();
+        assert!(after - before >= 3_600_000 && after - before < 3_660_000);
+        let mut response = Response::new(axum::body::Body::empty());
+        clock.date(&mut response);
+        let date = response.headers()[DATE].to_str().expect("ascii");
+        assert!(
+            [after, after + 1000]
+                .iter()
+                .any(|ms| crate::timestamp::http_date(*ms) == date),
+            "{date}"
+        );
+    }
 }

@@ -18,6 +18,68 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Days since 1970-01-01 of a (year, month, day), the inverse of [`civil_from_days`].
+pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses ISO 8601 with a zone, `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`, into epoch
+/// milliseconds; `None` for anything else.
+pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| num_in(s, r);
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = s.get(19..)?;
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let digits: String = frac[..n].chars().chain("000".chars()).take(3).collect();
+        millis = digits.parse().ok()?;
+        rest = &frac[n..];
+    }
+    let offset = match rest.as_bytes() {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let minutes = num_in(rest, 1..3)? * 60 + num_in(rest, 4..6)?;
+            if *sign == b'-' { -minutes } else { minutes }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo, d);
+    Some((days * 86_400 + h * 3600 + mi * 60 + se - offset * 60) * 1000 + millis)
+}
+
+fn num_in(s: &str, r: std::ops::Range<usize>) -> Option<i64> {
+    let t = s.get(r)?;
+    t.bytes()
+        .all(|c| c.is_ascii_digit())
+        .then(|| t.parse().ok())?
+}
+
 /// Epoch milliseconds as an HTTP date (RFC 9110's IMF-fixdate, whole seconds):
 /// `Sun, 06 Dec 2026 16:47:33 GMT`, what a `Date` header holds.
 pub(crate) fn http_date(ms: i64) -> String {
@@ -139,5 +201,34 @@ impl fmt::Write for StackText {
         dest.copy_from_slice(s.as_bytes());
         self.len = end;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_with_offsets_parses_and_round_trips_days() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2022-06-01T14:35:08+00:00"),
+            Some(1_654_094_108_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2022-06-01T20:05:08.469+05:30"),
+            Some(1_654_094_108_469)
+        );
+        assert_eq!(
+            parse_rfc3339("2022-06-01T14:35:08"),
+            None,
+            "a zone is required"
+        );
+        assert_eq!(parse_rfc3339("2022-06-01 14:35:08+00:00"), None);
+        assert_eq!(parse_rfc3339("2022-13-01T14:35:08Z"), None);
+        for days in [-1000, 0, 19_000, 40_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
     }
 }

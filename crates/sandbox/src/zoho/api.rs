@@ -17,7 +17,7 @@ use super::crm::{self, CONTACT_ROLES, CrmModule, DEALS_LAYOUT, Mode, meta_id};
 use super::store::{Module, Store, User};
 use super::{
     MAX_PER_PAGE, Shared, Target, WRITE_LIMIT, credits_exhausted, internal, internal_error_item,
-    invalid_module, invalid_param, now_ms, zoho_error,
+    invalid_module, invalid_param, zoho_error,
 };
 use crate::accounts::Outcome;
 
@@ -517,7 +517,7 @@ pub(super) fn write(
         Write::Update => Mode::Update(path_id),
         Write::Upsert => Mode::Upsert(&dup_columns),
     };
-    let now = now_ms();
+    let now = s.clock.now_ms();
     let results: Vec<(bool, Json)> = records
         .iter()
         .enumerate()
@@ -680,7 +680,7 @@ fn delete(s: &Shared, m: CrmModule, ids: &[&str]) -> Response {
     let Ok(mut store) = s.store.write() else {
         return internal();
     };
-    let now = now_ms();
+    let now = s.clock.now_ms();
     let results = ids
         .iter()
         .map(|raw| {

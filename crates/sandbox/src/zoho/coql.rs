@@ -569,7 +569,8 @@ fn value_of(store: &Store, module: Module, row: &Row, col: Col) -> Option<Lit> {
 }
 
 /// Compares two literals: when either is a number (ids are numbers), as whole numbers if both
-/// are (ids exceed an `f64`'s precision) or else as decimals; two texts case-insensitively.
+/// are (ids exceed an `f64`'s precision) or else as decimals; two date-times (ISO 8601 with an
+/// offset, as `Modified_Time`) as instants; other texts case-insensitively.
 fn compare(a: &Lit, b: &Lit) -> Option<std::cmp::Ordering> {
     fn raw(l: &Lit) -> Option<&str> {
         match l {
@@ -579,7 +580,14 @@ fn compare(a: &Lit, b: &Lit) -> Option<std::cmp::Ordering> {
     }
     match (a, b) {
         (Lit::Bool(x), Lit::Bool(y)) => Some(x.cmp(y)),
-        (Lit::Text(x), Lit::Text(y)) => Some(x.to_lowercase().cmp(&y.to_lowercase())),
+        // Date-times compare as instants, whatever their offsets.
+        (Lit::Text(x), Lit::Text(y)) => match (
+            crate::timestamp::parse_rfc3339(x),
+            crate::timestamp::parse_rfc3339(y),
+        ) {
+            (Some(p), Some(q)) => Some(p.cmp(&q)),
+            _ => Some(x.to_lowercase().cmp(&y.to_lowercase())),
+        },
         _ => {
             let (x, y) = (raw(a)?, raw(b)?);
             if let (Ok(p), Ok(q)) = (x.parse::<i128>(), y.parse::<i128>()) {

@@ -15,7 +15,7 @@ mod store;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -154,6 +154,10 @@ impl Target {
 struct PageToken {
     module: Target,
     desc: bool,
+    /// The order and `If-Modified-Since` of the list that issued it (the generic path's).
+    by: Option<(Order, Option<i64>)>,
+    /// The last record served: its sort key (the id, or a time in ms) and id.
+    after_key: i64,
     /// The last id served.
     after: u64,
     /// Records served so far through this chain of tokens.
@@ -180,6 +184,8 @@ struct Shared {
     requests: AtomicU64,
     /// Records received by upserts, numbered for the `partial` fault.
     partial_inputs: crate::faults::Counter,
+    /// The org's clock: what writes stamp `Modified_Time` with and answers' `Date` shows.
+    clock: crate::clock::Clock,
 }
 
 /// The emulator's shared state; clones share the same org.
@@ -188,12 +194,6 @@ pub struct Emulator {
     shared: Arc<Shared>,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn random_string(len: usize) -> String {
     rand::rng()
@@ -299,6 +299,7 @@ impl Emulator {
                 in_flight: AtomicUsize::new(0),
                 requests: AtomicU64::new(0),
                 partial_inputs: crate::faults::Counter::default(),
+                clock: crate::clock::Clock::default(),
             }),
         }
     }
@@ -536,6 +537,43 @@ impl Emulator {
         &self.shared.org_id
     }
 
+    /// The org's clock, in ms since the epoch: what writes stamp `Modified_Time` with.
+    pub fn now_ms(&self) -> i64 {
+        self.shared.clock.now_ms()
+    }
+
+    /// Moves the org's clock `by` ahead, as time passing would: later writes are stamped and
+    /// answers dated (`Date`) that much later. A test hook, so that incremental reads are
+    /// tested without waiting.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.clock.advance(by);
+    }
+
+    /// Stamps every live record of `module` as modified now by the org's clock, cells left
+    /// alone, as a mass update or an import does: thousands of records on one `Modified_Time`
+    /// second. Returns how many (0 for an unknown module). A test hook for ties.
+    pub fn mass_update(&self, module: &str) -> usize {
+        let now = self.shared.clock.now_ms();
+        let Some(target) = Target::parse(module) else {
+            return 0;
+        };
+        let mut store = self.shared.store.write().unwrap_or_else(|e| e.into_inner());
+        match target {
+            Target::Store(m) => {
+                let rows = store.table(m).rows.len();
+                for n in 0..rows {
+                    store.touch_nth(m, n, now);
+                }
+                rows
+            }
+            Target::Crm(m) => {
+                let table = &mut store.crm.records_mut(m).table;
+                let ids: Vec<u64> = table.iter(table::Show::Live).map(|r| r.id).collect();
+                ids.iter().filter(|id| table.touch(**id, now)).count()
+            }
+        }
+    }
+
     /// The HTTP routes, with the configured faults injected.
     pub fn router(&self) -> Router {
         let state = Arc::clone(&self.shared);
@@ -587,7 +625,8 @@ impl Emulator {
             .route("/oauth/v2/token", post(token))
             .merge(api)
             .fallback(|| async { invalid_url() })
-            .with_state(state);
+            .with_state(Arc::clone(&state))
+            .layer(axum::middleware::from_fn_with_state(state, date_header));
         let expiring = self.clone();
         let router = crate::faults::expiring(router, &self.shared.options.faults, move || {
             expiring.expire_tokens()
@@ -607,7 +646,7 @@ impl Emulator {
     /// existed at the start: page numbers (offsets) and page tokens (the last id) then neither
     /// skip nor repeat an old record, and the new ones come on later pages.
     fn shift(&self, module: Module, k: u64) {
-        let now = now_ms();
+        let now = self.shared.clock.now_ms();
         self.seed(&crate::seed::shifted(module == Module::Accounts, k, now));
         let mut store = self.shared.store.write().unwrap_or_else(|e| e.into_inner());
         let rows = store.table(module).rows.len();
@@ -615,6 +654,13 @@ impl Emulator {
             store.touch_nth(module, n, now);
         }
     }
+}
+
+/// Dates every answer by the org's clock (`Date`): what a client takes Zoho's time from.
+async fn date_header(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    s.clock.date(&mut response);
+    response
 }
 
 impl Shared {
@@ -1097,10 +1143,115 @@ fn invalid_param(param: &str) -> Response {
     )
 }
 
+/// What a list is sorted by (`sort_by`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    Id,
+    Created,
+    Modified,
+}
+
+impl Order {
+    fn name(self) -> &'static str {
+        match self {
+            Order::Id => "id",
+            Order::Created => "Created_Time",
+            Order::Modified => "Modified_Time",
+        }
+    }
+}
+
+/// One record of the original store as a list item: its id and the fields asked for.
+fn store_item(store: &Store, module: Module, row: &store::Row, cols: &[usize]) -> Json {
+    let table = store.table(module);
+    let mut item = Map::new();
+    item.insert("id".into(), Json::String(row.id.to_string()));
+    for &c in cols {
+        item.insert(
+            table.schema.fields[c].api_name.clone(),
+            store.render_value(module, row, c),
+        );
+    }
+    Json::Object(item)
+}
+
+/// A list page sorted by `order` (ties by id), of the records modified after `since` if
+/// given, starting past the record `after` (its sort key and id) or `offset` records in:
+/// the items, whether more follow, and the last record's (sort key, id). `Modified_Time` has
+/// whole seconds, so "after `since`" compares seconds: a record stamped in the same second as
+/// `If-Modified-Since` is not listed (whether Zoho lists it is not documented; this is the
+/// stricter reading, which a client's overlap must absorb).
+#[allow(clippy::too_many_arguments)]
+fn list_sorted(
+    store: &Store,
+    module: Target,
+    names: &[&str],
+    (order, since): (Order, Option<i64>),
+    after: Option<(i64, u64)>,
+    offset: usize,
+    per_page: usize,
+    desc: bool,
+) -> (Vec<Json>, bool, (i64, u64)) {
+    let key = |id: u64, created: i64, modified: i64| match order {
+        Order::Id => i64::try_from(id).unwrap_or(i64::MAX),
+        Order::Created => created,
+        Order::Modified => modified,
+    };
+    let changed = |modified: i64| since.is_none_or(|t| modified.div_euclid(1000) > t.div_euclid(1000));
+    let mut keys: Vec<(i64, u64)> = match module {
+        Target::Store(m) => store
+            .table(m)
+            .rows
+            .iter()
+            .filter(|r| changed(r.modified_ms))
+            .map(|r| (key(r.id, r.created_ms, r.modified_ms), r.id))
+            .collect(),
+        Target::Crm(m) => store
+            .crm
+            .records(m)
+            .table
+            .iter(table::Show::Live)
+            .filter(|r| changed(r.modified_ms))
+            .map(|r| (key(r.id, r.created_ms, r.modified_ms), r.id))
+            .collect(),
+    };
+    keys.sort_unstable();
+    if desc {
+        keys.reverse();
+    }
+    let begin = match after {
+        Some(a) if desc => keys.partition_point(|k| *k >= a),
+        Some(a) => keys.partition_point(|k| *k <= a),
+        None => offset.min(keys.len()),
+    };
+    let end = (begin + per_page).min(keys.len());
+    let page = &keys[begin..end];
+    let data = page
+        .iter()
+        .filter_map(|&(_, id)| match module {
+            Target::Store(m) => {
+                let table = store.table(m);
+                let cols: Vec<usize> = names.iter().filter_map(|n| table.schema.field(n)).collect();
+                let row = &table.rows[table.position(id)?];
+                Some(store_item(store, m, row, &cols))
+            }
+            Target::Crm(m) => {
+                let row = store.crm.records(m).table.get(id)?;
+                Some(crm::render_row(store, m, row, Some(names)))
+            }
+        })
+        .collect();
+    (data, end < keys.len(), page.last().copied().unwrap_or((0, 0)))
+}
+
+/// `GET /crm/v8/{module}`: a page of records, by page number (up to the 2,000th record) or
+/// page token, sorted by `sort_by`, only those modified after `If-Modified-Since` if sent
+/// (304 Not Modified when there are none).
 async fn list(
     State(s): State<Arc<Shared>>,
     Path(module): Path<String>,
     Query(params): Query<ListParams>,
+    headers: HeaderMap,
 ) -> Response {
     let Some(module) = Target::parse(&module) else {
         return invalid_module();
@@ -1131,18 +1282,35 @@ async fn list(
         Some(Ok(n)) if (1..=MAX_PER_PAGE).contains(&n) => n,
         Some(_) => return invalid_param("per_page"),
     };
-    match params.sort_by.as_deref() {
-        None | Some("id") => {}
-        // Sorting by Created_Time / Modified_Time is documented but not emulated.
+    let order = match params.sort_by.as_deref() {
+        None | Some("id") => Order::Id,
+        Some("Created_Time") => Order::Created,
+        Some("Modified_Time") => Order::Modified,
         Some(_) => {
             return zoho_error(
                 StatusCode::BAD_REQUEST,
                 "INVALID_DATA",
-                "the sandbox only sorts by id",
-                json!({"param_name": "sort_by", "supported_values": ["id"]}),
+                "invalid data",
+                json!({"param_name": "sort_by", "supported_values": ["id", "Created_Time", "Modified_Time"]}),
             );
         }
-    }
+    };
+    let since = match headers.get(header::IF_MODIFIED_SINCE) {
+        None => None,
+        Some(v) => match v.to_str().ok().and_then(crate::timestamp::parse_rfc3339) {
+            Some(ms) => Some(ms),
+            None => {
+                return zoho_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_DATA",
+                    "invalid data",
+                    json!({"header_name": "If-Modified-Since"}),
+                );
+            }
+        },
+    };
+    // Sorting by a time or filtering by one takes the general path; by id alone, the index.
+    let by = (order != Order::Id || since.is_some()).then_some((order, since));
     let desc = match params.sort_order.as_deref() {
         None | Some("desc") => true,
         Some("asc") => false,
@@ -1178,12 +1346,21 @@ async fn list(
                     json!({"api_name": "page_token", "json_path": "page_token"}),
                 );
             }
-            if t.module != module || t.desc != desc {
+            if t.module != module || t.desc != desc || t.by != by {
+                let param = if t.module != module {
+                    "module"
+                } else if t.desc != desc {
+                    "sort_order"
+                } else if t.by.map(|b| b.0) != by.map(|b| b.0) {
+                    "sort_by"
+                } else {
+                    "If-Modified-Since"
+                };
                 return zoho_error(
                     StatusCode::BAD_REQUEST,
                     "TOKEN_BOUND_DATA_MISMATCH",
                     "the page token does not belong to this request",
-                    json!({"param_name": if t.module != module { "module" } else { "sort_order" }}),
+                    json!({"param_name": param}),
                 );
             }
             if t.served >= s.options.page_token_reach {
@@ -1197,7 +1374,7 @@ async fn list(
                     json!({"param_name": "page_token"}),
                 );
             }
-            (Some(t.after), 0, t.served, t.served / per_page + 1)
+            (Some((t.after_key, t.after)), 0, t.served, t.served / per_page + 1)
         }
         None => {
             let page = match params.page.as_deref().map(str::parse::<usize>) {
@@ -1222,9 +1399,25 @@ async fn list(
     let Ok(store) = s.store.read() else {
         return internal();
     };
-    let (data, more, last_id) = match module {
-        Target::Crm(m) => api::list_page(&store, m, &names, start_after, offset, per_page, desc),
-        Target::Store(module) => {
+    let (data, more, last) = match (module, by) {
+        (_, Some(by)) => list_sorted(
+            &store,
+            module,
+            &names,
+            by,
+            start_after,
+            offset,
+            per_page,
+            desc,
+        ),
+        (Target::Crm(m), None) => {
+            let after = start_after.map(|a| a.1);
+            let (data, more, last) =
+                api::list_page(&store, m, &names, after, offset, per_page, desc);
+            (data, more, (i64::try_from(last).unwrap_or(i64::MAX), last))
+        }
+        (Target::Store(module), None) => {
+            let start_after = start_after.map(|a| a.1);
             let table = store.table(module);
             let cols: Vec<usize> = names.iter().filter_map(|n| table.schema.field(n)).collect();
             let n = table.rows.len();
@@ -1251,25 +1444,17 @@ async fn list(
             let more = if desc { begin > 0 } else { end < n };
             let data: Vec<Json> = positions
                 .iter()
-                .map(|&p| {
-                    let row = &table.rows[p];
-                    let mut item = Map::new();
-                    item.insert("id".into(), Json::String(row.id.to_string()));
-                    for &c in &cols {
-                        item.insert(
-                            table.schema.fields[c].api_name.clone(),
-                            store.render_value(module, row, c),
-                        );
-                    }
-                    Json::Object(item)
-                })
+                .map(|&p| store_item(&store, module, &table.rows[p], &cols))
                 .collect();
             let last_id = positions.last().map(|&p| table.rows[p].id).unwrap_or(0);
-            (data, more, last_id)
+            (data, more, (i64::try_from(last_id).unwrap_or(i64::MAX), last_id))
         }
     };
     drop(store);
     if data.is_empty() {
+        if since.is_some() {
+            return StatusCode::NOT_MODIFIED.into_response();
+        }
         return StatusCode::NO_CONTENT.into_response();
     }
     let served = served + data.len();
@@ -1281,7 +1466,9 @@ async fn list(
                 PageToken {
                     module,
                     desc,
-                    after: last_id,
+                    by,
+                    after_key: last.0,
+                    after: last.1,
                     served,
                     issued: Instant::now(),
                 },
@@ -1295,7 +1482,7 @@ async fn list(
         }
         (
             Json::String(token),
-            Json::String(store::zoho_time(now_ms() + 24 * 3600 * 1000)),
+            Json::String(store::zoho_time(s.clock.now_ms() + 24 * 3600 * 1000)),
         )
     } else {
         (Json::Null, Json::Null)
@@ -1306,7 +1493,7 @@ async fn list(
             "per_page": per_page,
             "count": data.len(),
             "page": page,
-            "sort_by": "id",
+            "sort_by": order.name(),
             "sort_order": if desc { "desc" } else { "asc" },
             "more_records": more,
             "next_page_token": next_token,
@@ -1476,7 +1663,7 @@ async fn upsert(State(s): State<Arc<Shared>>, Path(module): Path<String>, body: 
         .map(|(o, _)| o)
         .collect();
     let mut saved = store
-        .upsert(module, &kept, &dup_fields, now_ms())
+        .upsert(module, &kept, &dup_fields, s.clock.now_ms())
         .into_iter();
     drop(store);
     let results: Vec<(bool, Json)> = failed

@@ -1761,3 +1761,229 @@ async fn custom_fields_created_on_deals_and_notes_hold_typed_values() {
     let (_, body) = org.get("/crm/v8/settings/fields?module=Notes").await;
     assert_eq!(field(&body, "Source_System")["custom_field"], true);
 }
+
+// ---- Incremental reads: the org's clock, Modified_Time, If-Modified-Since ----------------
+
+/// Two records of every module written now; returns their ids (Accounts, Contacts, Deals,
+/// Notes) and the deal's first contact.
+async fn two_of_each(org: &Org) -> [Vec<String>; 4] {
+    let mut ids: [Vec<String>; 4] = Default::default();
+    for i in 0..2 {
+        ids[0].push(
+            org.upsert_one(
+                "Accounts",
+                json!({"Account_Name": format!("Acct {i}"), "Ferry_Source_Id": format!("a-{i}")}),
+            )
+            .await,
+        );
+        ids[1].push(
+            org.upsert_one(
+                "Contacts",
+                json!({"Last_Name": format!("C{i}"), "Email": format!("c{i}@example.com"), "Ferry_Source_Id": format!("c-{i}")}),
+            )
+            .await,
+        );
+        let (_, items) = org
+            .insert("Deals", json!([{"Deal_Name": format!("D{i}"), "Pipeline": "Standard", "Stage": "Qualification"}]))
+            .await;
+        ids[2].push(items[0]["details"]["id"].as_str().expect("id").to_owned());
+        let (_, items) = org
+            .insert(
+                "Notes",
+                json!([{"Note_Content": format!("n{i}"), "Parent_Id": ids[1][i], "se_module": "Contacts"}]),
+            )
+            .await;
+        ids[3].push(items[0]["details"]["id"].as_str().expect("id").to_owned());
+    }
+    ids
+}
+
+/// The ids a list of `module` with `If-Modified-Since: since` answers, and its status.
+async fn modified_since(org: &Org, module: &str, since: &str, extra: &str) -> (u16, Vec<String>) {
+    let resp = org
+        .http
+        .get(format!(
+            "{}/crm/v8/{module}?fields=Modified_Time&sort_by=Modified_Time&sort_order=asc{extra}",
+            org.running.base_url
+        ))
+        .header("Authorization", format!("Zoho-oauthtoken {}", org.token))
+        .header("If-Modified-Since", since)
+        .send()
+        .await
+        .expect("send");
+    let status = resp.status().as_u16();
+    let body: Json = resp.json().await.unwrap_or(Json::Null);
+    let ids = body["data"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|r| r["id"].as_str().expect("id").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    (status, ids)
+}
+
+/// `ms` as ISO 8601 in India's offset (+05:30), as Zoho's docs write times.
+fn in_india(ms: i64) -> String {
+    let shifted = store::zoho_time(ms + 19_800_000);
+    format!("{}+05:30", &shifted[..19])
+}
+
+#[tokio::test]
+async fn writes_stamp_modified_time_from_the_org_clock_that_dates_answers() {
+    let org = org(Options::default()).await;
+    org.emulator.advance_clock(Duration::from_secs(30 * 86_400));
+    let (_, headers, _) = org.call(reqwest::Method::GET, "/crm/v8/org", None).await;
+    let date = headers["date"].to_str().expect("ascii").to_owned();
+    let clock = org.emulator.now_ms();
+    assert!(
+        [clock - 1000, clock].iter().any(|ms| crate::timestamp::http_date(*ms) == date),
+        "the Date header follows the org's clock: {date}"
+    );
+    let ids = two_of_each(&org).await;
+    org.emulator.advance_clock(Duration::from_secs(3600));
+    let since = in_india(org.emulator.now_ms());
+    org.emulator.advance_clock(Duration::from_secs(5));
+    let edited_at = org.emulator.now_ms();
+
+    // Nothing changed since: 304 on every module.
+    for module in ["Accounts", "Contacts", "Deals", "Notes"] {
+        assert_eq!(modified_since(&org, module, &since, "").await, (304, vec![]), "{module}");
+    }
+    // A deal's contact role changes: Zoho does not document that this modifies the deal.
+    let (status, body) = org
+        .put(
+            &format!("/crm/v8/Deals/{}/Contact_Roles/{}", ids[2][0], ids[1][0]),
+            json!({"data": [{"Contact_Role": "Purchasing"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(modified_since(&org, "Deals", &since, "").await.0, 304);
+
+    // One edit of each module: each is the one record modified since.
+    org.upsert_one("Accounts", json!({"Ferry_Source_Id": "a-1", "Phone": "+1 555 0100"}))
+        .await;
+    org.upsert_one("Contacts", json!({"Ferry_Source_Id": "c-0", "Title": "CTO"}))
+        .await;
+    let (status, body) = org
+        .put(&format!("/crm/v8/Deals/{}", ids[2][1]), json!({"data": [{"Amount": 12.5}]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = org
+        .put(&format!("/crm/v8/Notes/{}", ids[3][0]), json!({"data": [{"Note_Content": "edited"}]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for (module, id) in [
+        ("Accounts", &ids[0][1]),
+        ("Contacts", &ids[1][0]),
+        ("Deals", &ids[2][1]),
+        ("Notes", &ids[3][0]),
+    ] {
+        assert_eq!(
+            modified_since(&org, module, &since, "").await,
+            (200, vec![id.clone()]),
+            "{module}"
+        );
+        let (status, body) = org
+            .get(&format!("/crm/v8/{module}/{id}?fields=Modified_Time"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let stamped = body["data"][0]["Modified_Time"].as_str().expect("time");
+        assert!(
+            [edited_at, edited_at + 1000].iter().any(|ms| store::zoho_time(*ms) == stamped),
+            "{module}: stamped by the org's clock, {stamped}"
+        );
+        // COQL filters on the same time, whatever the literal's offset (not Notes: COQL does
+        // not serve them).
+        if module != "Notes" {
+            let (status, body) = org
+                .post(
+                    "/crm/v8/coql",
+                    json!({"select_query": format!(
+                        "select Modified_Time from {module} where Modified_Time >= '{since}' and id > 0 order by id asc limit 10"
+                    )}),
+                )
+                .await;
+            assert_eq!(status, 200, "{module}: {body}");
+            assert_eq!(body["data"].as_array().map(Vec::len), Some(1), "{module}: {body}");
+            assert_eq!(body["data"][0]["id"], id.as_str());
+        }
+    }
+    // Exactly at the second of the edit: not "modified since" (the stricter reading).
+    let (_, body) = org
+        .get(&format!("/crm/v8/Notes/{}?fields=Modified_Time", ids[3][0]))
+        .await;
+    let at = body["data"][0]["Modified_Time"].as_str().expect("time");
+    assert_eq!(modified_since(&org, "Notes", at, "").await.0, 304);
+}
+
+#[tokio::test]
+async fn modified_lists_page_by_token_bound_to_their_filter_and_refuse_bad_dates() {
+    let org = org(Options {
+        page_token_reach: 4,
+        ..Options::default()
+    })
+    .await;
+    let contact = org
+        .upsert_one("Contacts", json!({"Last_Name": "N", "Ferry_Source_Id": "n"}))
+        .await;
+    let since = in_india(org.emulator.now_ms() - 60_000);
+    let mut notes = Vec::new();
+    for i in 0..5 {
+        let (_, items) = org
+            .insert("Notes", json!([{"Note_Content": format!("n{i}"), "Parent_Id": contact, "se_module": "Contacts"}]))
+            .await;
+        notes.push(items[0]["details"]["id"].as_str().expect("id").to_owned());
+        org.emulator.advance_clock(Duration::from_secs(1));
+    }
+    // Edited last, the first note sorts last by Modified_Time.
+    org.put(&format!("/crm/v8/Notes/{}", notes[0]), json!({"data": [{"Note_Content": "again"}]}))
+        .await;
+    let want: Vec<String> = notes[1..].iter().chain(&notes[..1]).cloned().collect();
+    let fetch = |extra: String| {
+        let org = &org;
+        let since = since.clone();
+        async move {
+            org.http
+                .get(format!(
+                    "{}/crm/v8/Notes?fields=Note_Content&sort_by=Modified_Time&sort_order=asc&per_page=2{extra}",
+                    org.running.base_url
+                ))
+                .header("Authorization", format!("Zoho-oauthtoken {}", org.token))
+                .header("If-Modified-Since", since)
+                .send()
+                .await
+                .expect("send")
+                .json::<Json>()
+                .await
+                .expect("json")
+        }
+    };
+    let first = fetch(String::new()).await;
+    assert_eq!(first["info"]["sort_by"], "Modified_Time");
+    let token = first["info"]["next_page_token"].as_str().expect("token").to_owned();
+    let second = fetch(format!("&page_token={token}")).await;
+    let mut got: Vec<String> = [&first, &second]
+        .iter()
+        .flat_map(|b| b["data"].as_array().expect("data").iter())
+        .map(|r| r["id"].as_str().expect("id").to_owned())
+        .collect();
+    let token2 = second["info"]["next_page_token"].as_str().expect("token").to_owned();
+    // Past the token's reach (4 here, 100,000 at Zoho): PAGINATION_LIMIT_EXCEEDED.
+    let third = fetch(format!("&page_token={token2}")).await;
+    assert_eq!(third["code"], "PAGINATION_LIMIT_EXCEEDED", "{third}");
+    got.push(want[4].clone());
+    assert_eq!(got, want, "in Modified_Time order, ties by id");
+
+    // The token belongs to its filter and order.
+    let (status, body) = org
+        .get(&format!("/crm/v8/Notes?fields=Note_Content&per_page=2&sort_order=asc&page_token={token}"))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("TOKEN_BOUND_DATA_MISMATCH")));
+    // A date Zoho cannot read is refused, not taken as "no filter".
+    let (status, _) = modified_since(&org, "Notes", "yesterday", "").await;
+    assert_eq!(status, 400);
+    let (status, body) = org.get("/crm/v8/Notes?fields=Note_Content&sort_by=Last_Name").await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_DATA")));
+}
