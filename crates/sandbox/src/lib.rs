@@ -3,6 +3,7 @@
 //! sandbox` and the benchmarks; never by a real migration.
 
 pub mod accounts;
+mod clock;
 pub mod faults;
 pub mod seed;
 pub mod table;
