@@ -470,6 +470,33 @@ impl Emulator {
         self.shared.clock.advance(by);
     }
 
+    /// Stamps the first `n` rows of `table` (`"account"`, `"contact"`, `"opportunity"`,
+    /// `"annotation"`, in key order) as modified now, all with one `modifiedon` and no other
+    /// change, as a bulk `UpdateMultiple` or a plug-in touching many rows does. Returns their
+    /// GUIDs. A test hook for incremental reads' ties on one timestamp.
+    pub fn bulk_stamp(&self, table: &str, n: usize) -> Vec<String> {
+        let now = self.shared.clock.now_ms();
+        let mut store = self
+            .shared
+            .store
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = Table::from_logical(table) {
+            let ids: Vec<u128> = store.table(t).rows.keys().take(n).copied().collect();
+            (0..ids.len()).for_each(|i| store.touch_nth(t, i, now));
+            return ids.into_iter().map(store::guid).collect();
+        }
+        match records::by_logical(table) {
+            Some(set) => store
+                .records
+                .touch_first(set, n, now)
+                .into_iter()
+                .map(store::guid)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// Invalidates every access token issued so far: the next call with one gets 401.
     pub fn expire_tokens(&self) {
         if let Ok(mut tokens) = self.shared.tokens.lock() {
