@@ -9,7 +9,8 @@
 //! (`EntityDefinitions(…)/Attributes`, with the seeded custom columns) and creating columns;
 //! service protection limits (requests and execution time per sliding window, concurrent
 //! requests) with 429, `Retry-After` and the `x-ms-ratelimit-*` headers; Dataverse's error
-//! bodies. See
+//! bodies; `modifiedon` stamped by the environment's clock (which `Date` gives and tests can
+//! advance), filtered (`gt`/`ge`/`lt`/`le`) and ordered by for incremental reads. See
 //! `docs/connectors/dynamics.md` for what it does not reproduce.
 
 mod api;
