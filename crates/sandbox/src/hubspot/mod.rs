@@ -30,7 +30,7 @@ mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use axum::Router;
@@ -187,8 +187,8 @@ struct Inner {
     pipelines: Vec<account::Pipeline>,
     /// Each seed user's owner id in this account (`None`: not a user here), by user key.
     owner_ids: Vec<Option<u64>>,
-    /// How far the account's clock is ahead of the machine's ([`Emulator::advance_clock`]).
-    clock_ahead_ms: AtomicI64,
+    /// The account's clock ([`Emulator::advance_clock`]).
+    clock: Arc<crate::clock::Clock>,
 }
 
 /// The emulator's shared state; clones share it.
@@ -241,7 +241,7 @@ impl Emulator {
                 stats: Stats::default(),
                 pipelines,
                 owner_ids,
-                clock_ahead_ms: AtomicI64::new(0),
+                clock: Arc::default(),
             }),
         }
     }
@@ -249,15 +249,14 @@ impl Emulator {
     /// The account's clock: what writes stamp records' last-modified time with, and what the
     /// `Date` header says.
     pub(crate) fn now_ms(&self) -> i64 {
-        api::now_ms() + self.inner.clock_ahead_ms.load(Ordering::Relaxed)
+        self.inner.clock.now_ms()
     }
 
     /// Moves the account's clock `by` ahead, as time passing would: later writes are stamped
     /// and answers dated (`Date`) that much later. A test hook, so that incremental reads are
     /// tested without waiting.
     pub fn advance_clock(&self, by: std::time::Duration) {
-        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.inner.clock_ahead_ms.fetch_add(ms, Ordering::Relaxed);
+        self.inner.clock.advance(by);
     }
 
     /// Stamps the first `n` live records of `object` (in id order) as modified now, all with
@@ -532,8 +531,8 @@ impl Emulator {
                 gate::gate,
             ))
             .layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                date_header,
+                Arc::clone(&self.inner.clock),
+                crate::clock::date_header,
             ))
             .with_state(self.clone());
         let shifted = self.clone();
@@ -609,22 +608,6 @@ impl Emulator {
             None => false,
         }
     }
-}
-
-/// Dates every answer by the account's clock, as HubSpot's `Date` header does: what a client
-/// takes HubSpot's time from (incremental reads start from it).
-async fn date_header(
-    axum::extract::State(emulator): axum::extract::State<Emulator>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let mut response = next.run(request).await;
-    if let Ok(date) =
-        axum::http::HeaderValue::from_str(&crate::timestamp::http_date(emulator.now_ms()))
-    {
-        response.headers_mut().insert(axum::http::header::DATE, date);
-    }
-    response
 }
 
 /// `GET /account-info/v3/details` (or a date version): the account's portal id and settings,

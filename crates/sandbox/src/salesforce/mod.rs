@@ -25,9 +25,9 @@ mod soql;
 mod store;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -270,13 +270,13 @@ struct Shared {
     cursors: Mutex<Cursors>,
     next_cursor: AtomicU64,
     /// How far the org's clock is ahead of the machine's ([`Emulator::advance_clock`]).
-    clock_ahead_ms: AtomicI64,
+    clock: Arc<crate::clock::Clock>,
 }
 
 impl Shared {
     /// The org's clock: what changes are stamped with and what the `Date` header says.
     fn now_ms(&self) -> i64 {
-        now_ms() + self.clock_ahead_ms.load(Ordering::Relaxed)
+        self.clock.now_ms()
     }
 }
 
@@ -284,13 +284,6 @@ impl Shared {
 #[derive(Clone)]
 pub struct Emulator {
     shared: Arc<Shared>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Salesforce's error body: `[{"message": …, "errorCode": …}]`.
@@ -360,7 +353,7 @@ impl Emulator {
                 usage: AtomicU64::new(0),
                 cursors: Mutex::new(Cursors::default()),
                 next_cursor: AtomicU64::new(1),
-                clock_ahead_ms: AtomicI64::new(0),
+                clock: Arc::default(),
             }),
         }
     }
@@ -685,8 +678,7 @@ impl Emulator {
     /// (`SystemModstamp`, `LastModifiedDate`) and answers dated (`Date`) that much later. A
     /// test hook, so that incremental reads are tested without waiting.
     pub fn advance_clock(&self, by: Duration) {
-        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.shared.clock_ahead_ms.fetch_add(ms, Ordering::Relaxed);
+        self.shared.clock.advance(by);
     }
 
     /// The HTTP routes, with the configured faults injected.
@@ -741,8 +733,8 @@ impl Emulator {
             .merge(data)
             .fallback(|| async { not_found() })
             .layer(axum::middleware::from_fn_with_state(
-                Arc::clone(&state),
-                date_header,
+                Arc::clone(&state.clock),
+                crate::clock::date_header,
             ))
             .with_state(state);
         let expiring = self.clone();
@@ -751,16 +743,6 @@ impl Emulator {
         });
         crate::faults::inject(router, self.shared.options.faults.clone(), salesforce_429)
     }
-}
-
-/// Dates every answer by the org's clock, as Salesforce's `Date` header does: what a client
-/// takes the org's time from (incremental reads start from it).
-async fn date_header(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    if let Ok(date) = HeaderValue::from_str(&crate::timestamp::http_date(s.now_ms())) {
-        response.headers_mut().insert(header::DATE, date);
-    }
-    response
 }
 
 // ---- auth, versions, limits ----------------------------------------------------------------
