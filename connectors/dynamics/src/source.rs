@@ -261,3 +261,20 @@ impl Source for DynamicsSource {
         Ok(Watermark::settled_before(now, SYNC_OVERLAP))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watermark_becomes_a_whole_second_literal_rounded_down() {
+        // 2026-12-06T16:47:33.999Z: the literal is the second it falls in, never later.
+        let at = 1_796_575_653_999;
+        assert_eq!(whole_second(&Watermark::at(at)), "2026-12-06T16:47:33Z");
+        assert_eq!(
+            whole_second(&Watermark::at(at - 999)),
+            "2026-12-06T16:47:33Z"
+        );
+        assert_eq!(whole_second(&Watermark::at(0)), "1970-01-01T00:00:00Z");
+    }
+}
