@@ -245,6 +245,26 @@ impl Client {
         )
     }
 
+    /// The environment's clock: the `Date` header of a `GET WhoAmI` (whole seconds), in
+    /// milliseconds since the Unix epoch.
+    pub(crate) async fn server_time_ms(&self) -> ConnectorResult<i64> {
+        let call = Call {
+            method: Method::GET,
+            url: self.api_url("WhoAmI")?,
+            headers: &[],
+            body: None,
+            cap: BodyCap::Small,
+        };
+        let response = self.send_ok(&call).await?;
+        response.date_ms().ok_or_else(|| ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: endpoint(&call.method, &call.url),
+            detail: "the answer has no readable Date header, so the environment's clock, where \
+                     the next sync starts, is unknown"
+                .into(),
+        })
+    }
+
     /// `GET` a JSON resource.
     pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
         &self,

@@ -6,7 +6,8 @@
 //!
 //! Writes are upserts by an alternate key holding each record's source id, sent as one
 //! `$batch` per upsert call with `odata.continue-on-error`; reads page with
-//! `@odata.nextLink`; read-back filters on the alternate key.
+//! `@odata.nextLink`, and `ferry sync`'s incremental reads filter and order on `modifiedon`;
+//! read-back filters on the alternate key.
 //!
 //! Read top to bottom: [`config`] (the settings), [`policy`] (error bodies), `client` (token,
 //! concurrency, requests), [`mapping`] (canonical ↔ Dataverse columns), `fields` (column

@@ -289,18 +289,7 @@ fn list(store: &Store, table: Table, req: &Req) -> Result<Reply, ApiError> {
     let filter = param(req, "$filter")
         .map(|f| odata::parse_filter(store, table, f))
         .transpose()?;
-    if let Some(order) = param(req, "$orderby") {
-        let mut words = order.split_whitespace();
-        let column = words.next().unwrap_or("");
-        let direction = words.next().unwrap_or("asc");
-        if column != table.id_column() || direction != "asc" || words.next().is_some() {
-            return Err(ApiError::query(format!(
-                "The emulator orders only by the primary key ascending ($orderby={} asc), which is also the order \
-                 without $orderby.",
-                table.id_column()
-            )));
-        }
-    }
+    let order = odata::parse_orderby(param(req, "$orderby"), table.id_column())?;
     let top = param(req, "$top")
         .map(|t| {
             t.parse::<usize>()
@@ -308,11 +297,19 @@ fn list(store: &Store, table: Table, req: &Req) -> Result<Reply, ApiError> {
         })
         .transpose()?;
     let count = param(req, "$count").is_some_and(|c| c.eq_ignore_ascii_case("true"));
-    let (page_number, after) = match param(req, "$skiptoken") {
-        Some(token) => odata::parse_skiptoken(token)
-            .map(|(p, last)| (p, Some(last)))
-            .ok_or_else(|| ApiError::query("The $skiptoken is not a valid paging cookie."))?,
-        None => (1, None),
+    let bad_token = || ApiError::query("The $skiptoken is not a valid paging cookie.");
+    let (page_number, after, after_modified) = match param(req, "$skiptoken") {
+        Some(token) => {
+            let (page, last) = odata::parse_skiptoken(token).ok_or_else(bad_token)?;
+            let modified = match order {
+                odata::Order::Key => None,
+                odata::Order::Modified => {
+                    Some(odata::skiptoken_modified(token).ok_or_else(bad_token)?)
+                }
+            };
+            (page, Some(last), modified)
+        }
+        None => (1, None, None),
     };
     // $top is ignored when odata.maxpagesize is given (documented).
     let (page_size, paged) = match (req.prefs.max_page_size, top) {
@@ -331,8 +328,24 @@ fn list(store: &Store, table: Table, req: &Req) -> Result<Reply, ApiError> {
     };
     let mut rows: Vec<&super::store::Row> = Vec::with_capacity(page_size.min(1024) + 1);
     let mut total = None;
-    match &candidates {
-        Some(ids) => {
+    match (&candidates, order) {
+        (_, odata::Order::Modified) => {
+            // Every match, sorted: the emulator keeps no index on `modifiedon`.
+            let mut all: Vec<&super::store::Row> = match &candidates {
+                Some(ids) => ids.iter().filter_map(|id| data.rows.get(id)).collect(),
+                None => data.rows.values().collect(),
+            };
+            all.retain(matching);
+            all.sort_by_key(|r| (r.modified, r.id));
+            total = Some(all.len());
+            let after = after.map(|a| (after_modified.unwrap_or(i64::MIN), a));
+            rows.extend(
+                all.into_iter()
+                    .filter(|r| after.is_none_or(|a| (r.modified, r.id) > a))
+                    .take(page_size + 1),
+            );
+        }
+        (Some(ids), odata::Order::Key) => {
             let all: Vec<&super::store::Row> = ids
                 .iter()
                 .filter_map(|id| data.rows.get(id))
@@ -345,7 +358,7 @@ fn list(store: &Store, table: Table, req: &Req) -> Result<Reply, ApiError> {
                     .take(page_size + 1),
             );
         }
-        None => {
+        (None, odata::Order::Key) => {
             let range = match after {
                 Some(a) => data
                     .rows
@@ -386,7 +399,8 @@ fn list(store: &Store, table: Table, req: &Req) -> Result<Reply, ApiError> {
     body.insert("value".into(), Json::Array(value));
     if more
         && let (Some(first), Some(last)) = (rows.first(), rows.last()) {
-            let token = odata::skiptoken(table, page_number, first.id, last.id);
+            let modified = (order == odata::Order::Modified).then_some((first.modified, last.modified));
+            let token = odata::skiptoken(table, page_number, first.id, last.id, modified);
             let mut query: Vec<String> = req
                 .query
                 .iter()

@@ -9,7 +9,8 @@
 //! (`EntityDefinitions(…)/Attributes`, with the seeded custom columns) and creating columns;
 //! service protection limits (requests and execution time per sliding window, concurrent
 //! requests) with 429, `Retry-After` and the `x-ms-ratelimit-*` headers; Dataverse's error
-//! bodies. See
+//! bodies; `modifiedon` stamped by the environment's clock (which `Date` gives and tests can
+//! advance), filtered (`gt`/`ge`/`lt`/`le`) and ordered by for incremental reads. See
 //! `docs/connectors/dynamics.md` for what it does not reproduce.
 
 mod api;
@@ -24,7 +25,7 @@ mod store;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -160,19 +161,14 @@ struct Shared {
     in_flight: AtomicUsize,
     requests: AtomicU64,
     batch_parts: AtomicU64,
+    /// The environment's clock: what writes stamp `modifiedon` with and what `Date` says.
+    clock: crate::clock::Clock,
 }
 
 /// The emulator's shared state; clones share the same environment.
 #[derive(Clone)]
 pub struct Emulator {
     shared: Arc<Shared>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn random_string(len: usize) -> String {
@@ -244,6 +240,7 @@ impl Emulator {
                 in_flight: AtomicUsize::new(0),
                 requests: AtomicU64::new(0),
                 batch_parts: AtomicU64::new(0),
+                clock: crate::clock::Clock::default(),
             }),
         }
     }
@@ -467,6 +464,40 @@ impl Emulator {
         self.shared.requests.load(Ordering::Relaxed)
     }
 
+    /// Moves the environment's clock `by` ahead, as time passing would: later writes are
+    /// stamped (`modifiedon`) and answers dated (`Date`) that much later. A test hook, so that
+    /// incremental reads are tested without waiting.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.clock.advance(by);
+    }
+
+    /// Stamps the first `n` rows of `table` (`"account"`, `"contact"`, `"opportunity"`,
+    /// `"annotation"`, in key order) as modified now, all with one `modifiedon` and no other
+    /// change, as a bulk `UpdateMultiple` or a plug-in touching many rows does. Returns their
+    /// GUIDs. A test hook for incremental reads' ties on one timestamp.
+    pub fn bulk_stamp(&self, table: &str, n: usize) -> Vec<String> {
+        let now = self.shared.clock.now_ms();
+        let mut store = self
+            .shared
+            .store
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = Table::from_logical(table) {
+            let ids: Vec<u128> = store.table(t).rows.keys().take(n).copied().collect();
+            (0..ids.len()).for_each(|i| store.touch_nth(t, i, now));
+            return ids.into_iter().map(store::guid).collect();
+        }
+        match records::by_logical(table) {
+            Some(set) => store
+                .records
+                .touch_first(set, n, now)
+                .into_iter()
+                .map(store::guid)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// Invalidates every access token issued so far: the next call with one gets 401.
     pub fn expire_tokens(&self) {
         if let Ok(mut tokens) = self.shared.tokens.lock() {
@@ -481,7 +512,11 @@ impl Emulator {
             .route("/{tenant}/oauth2/v2.0/token", post(token))
             .route("/api/data/v9.2/{*rest}", any(web_api))
             .fallback(|| async { error_response(&error::ApiError::no_resource("(unknown path)")) })
-            .with_state(state);
+            .with_state(state)
+            .layer(axum::middleware::from_fn_with_state(
+                self.shared.clock.clone(),
+                crate::clock::date_header,
+            ));
         let expiring = self.clone();
         let router = crate::faults::expiring(router, &self.shared.options.faults, move || {
             expiring.expire_tokens()
@@ -502,7 +537,7 @@ impl Emulator {
     /// new record is read if its key sorts after the cookie (Dataverse's own keys are
     /// sequential, so it does).
     fn shift(&self, table: Table, k: u64) {
-        let now = now_ms();
+        let now = self.shared.clock.now_ms();
         self.seed(&crate::seed::shifted(table == Table::Account, k, now));
         let mut store = self
             .shared
@@ -953,7 +988,7 @@ fn serve_api(
             &items,
             prefs.continue_on_error,
             &base,
-            now_ms(),
+            s.clock.now_ms(),
             || {
                 let n = s.batch_parts.fetch_add(1, Ordering::Relaxed) + 1;
                 let every = s
@@ -994,7 +1029,7 @@ fn serve_api(
         api::read(&store, &req)
     } else {
         let mut store = s.store.write().unwrap_or_else(PoisonError::into_inner);
-        api::write(&mut store, &req, now_ms()).0
+        api::write(&mut store, &req, s.clock.now_ms()).0
     };
     reply_response(reply)
 }

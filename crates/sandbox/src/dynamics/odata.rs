@@ -1,9 +1,12 @@
 //! The OData query options the emulator understands, and how rows are rendered.
 //!
-//! `$filter` supports the subset ferry and common integrations use: `eq`, `ne`, `and`, `or`,
-//! parentheses, and `Microsoft.Dynamics.CRM.In(PropertyName='…',PropertyValues=[…])`. Anything
+//! `$filter` supports the subset ferry and common integrations use: `eq`, `ne`, `gt`, `ge`,
+//! `lt`, `le`, `and`, `or`, parentheses, and
+//! `Microsoft.Dynamics.CRM.In(PropertyName='…',PropertyValues=[…])`; date-time literals are
+//! unquoted ISO 8601 (`modifiedon ge 2024-01-02T03:04:05Z`), as OData writes them. Anything
 //! else is a 400, never a silently wrong answer. String comparison folds case, as Dataverse's
-//! collation does.
+//! collation does. `$orderby` is the primary key, or `modifiedon` with the primary key breaking
+//! ties (what an incremental read pages on).
 
 use serde_json::{Map, Value as Json, json};
 
@@ -28,6 +31,59 @@ pub enum Lit {
     Null,
     /// An unquoted GUID.
     Guid(u128),
+    /// An unquoted ISO-8601 date-time, in epoch milliseconds.
+    DateTime(i64),
+}
+
+impl Lit {
+    /// The literal's EDM type, as OData names it in errors.
+    fn edm_type(&self) -> &'static str {
+        match self {
+            Lit::Str(_) => "Edm.String",
+            Lit::Bool(_) => "Edm.Boolean",
+            Lit::Num(n) if n.fract() == 0.0 => "Edm.Int32",
+            Lit::Num(_) => "Edm.Decimal",
+            Lit::Null => "<null>",
+            Lit::Guid(_) => "Edm.Guid",
+            Lit::DateTime(_) => "Edm.DateTimeOffset",
+        }
+    }
+}
+
+/// An ordering comparison in a filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmp {
+    /// `gt`.
+    Gt,
+    /// `ge`.
+    Ge,
+    /// `lt`.
+    Lt,
+    /// `le`.
+    Le,
+}
+
+impl Cmp {
+    /// The operator kind, as OData names it in errors.
+    fn kind(self) -> &'static str {
+        match self {
+            Cmp::Gt => "GreaterThan",
+            Cmp::Ge => "GreaterThanOrEqual",
+            Cmp::Lt => "LessThan",
+            Cmp::Le => "LessThanOrEqual",
+        }
+    }
+
+    /// Whether `ordering` (value against literal) satisfies the comparison.
+    fn holds(self, ordering: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::{Greater, Less};
+        match self {
+            Cmp::Gt => ordering == Greater,
+            Cmp::Ge => ordering != Less,
+            Cmp::Lt => ordering == Less,
+            Cmp::Le => ordering != Greater,
+        }
+    }
 }
 
 /// A parsed `$filter`.
@@ -43,6 +99,8 @@ pub enum Expr {
     Ne(String, Lit),
     /// `Microsoft.Dynamics.CRM.In(…)`.
     In(String, Vec<Lit>),
+    /// `column gt|ge|lt|le literal`.
+    Cmp(String, Cmp, Lit),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +114,7 @@ enum Tok {
     CloseBracket,
     Comma,
     Equals,
+    DateTime(i64),
 }
 
 fn tokenize(s: &str) -> Result<Vec<Tok>, ApiError> {
@@ -117,13 +176,24 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, ApiError> {
             _ if c.is_ascii_digit() || c == '-' => {
                 let start = i;
                 while i < chars.len()
-                    && (chars[i].is_ascii_alphanumeric() || chars[i] == '-' || chars[i] == '.')
+                    && (chars[i].is_ascii_alphanumeric()
+                        || matches!(chars[i], '-' | '.' | ':' | '+'))
                 {
                     i += 1;
                 }
                 let word: String = chars[start..i].iter().collect();
                 if let Some(id) = parse_guid(&word) {
                     out.push(Tok::Ident(format!("guid:{id}")));
+                } else if word.contains('T') && word.contains(':') {
+                    // ODataLib's message for a date-time literal it cannot read.
+                    let ms = super::records::parse_datetime(&word)
+                        .filter(|_| has_zone(&word))
+                        .ok_or_else(|| {
+                            ApiError::query(format!(
+                                "Unrecognized 'Edm.DateTimeOffset' literal '{word}' at '{start}' in '{s}'."
+                            ))
+                        })?;
+                    out.push(Tok::DateTime(ms));
                 } else {
                     let n = word
                         .parse::<f64>()
@@ -155,6 +225,17 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, ApiError> {
         }
     }
     Ok(out)
+}
+
+/// Whether a date-time literal ends in a zone (`Z` or `±hh:mm`), which an
+/// `Edm.DateTimeOffset` needs.
+fn has_zone(word: &str) -> bool {
+    let offset = word
+        .len()
+        .checked_sub(6)
+        .and_then(|at| word.get(at..))
+        .is_some_and(|t| (t.starts_with('+') || t.starts_with('-')) && t.get(3..4) == Some(":"));
+    word.ends_with('Z') || offset
 }
 
 struct Parser {
@@ -215,6 +296,7 @@ impl Parser {
         match self.next() {
             Some(Tok::Str(s)) => Ok(Lit::Str(s)),
             Some(Tok::Num(n)) => Ok(Lit::Num(n)),
+            Some(Tok::DateTime(ms)) => Ok(Lit::DateTime(ms)),
             Some(Tok::Ident(w)) => match w.as_str() {
                 "true" => Ok(Lit::Bool(true)),
                 "false" => Ok(Lit::Bool(false)),
@@ -307,9 +389,13 @@ impl Parser {
                 match op.as_str() {
                     "eq" => Ok(Expr::Eq(column, lit)),
                     "ne" => Ok(Expr::Ne(column, lit)),
+                    "gt" => Ok(Expr::Cmp(column, Cmp::Gt, lit)),
+                    "ge" => Ok(Expr::Cmp(column, Cmp::Ge, lit)),
+                    "lt" => Ok(Expr::Cmp(column, Cmp::Lt, lit)),
+                    "le" => Ok(Expr::Cmp(column, Cmp::Le, lit)),
                     other => Err(ApiError::query(format!(
-                        "The emulator does not implement the $filter operator '{other}' (only eq, ne, and, or, \
-                         Microsoft.Dynamics.CRM.In)."
+                        "The emulator does not implement the $filter operator '{other}' (only eq, ne, gt, ge, \
+                         lt, le, and, or, Microsoft.Dynamics.CRM.In)."
                     ))),
                 }
             }
@@ -345,14 +431,50 @@ fn check_columns(store: &Store, table: Table, expr: &Expr) -> Result<(), ApiErro
         Expr::And(parts) | Expr::Or(parts) => {
             parts.iter().try_for_each(|p| check_columns(store, table, p))
         }
-        Expr::Eq(c, _) | Expr::Ne(c, _) | Expr::In(c, _) => {
+        Expr::Eq(c, _) | Expr::Ne(c, _) | Expr::In(c, _) | Expr::Cmp(c, _, _) => {
             if is_property(store, table, c) {
-                Ok(())
+                check_types(expr)
             } else {
                 Err(no_property(table, c))
             }
         }
     }
+}
+
+/// Refuses a comparison of a system date-time column (`createdon`, `modifiedon`) with
+/// anything but a date-time (or null), with ODataLib's message.
+pub fn check_types(expr: &Expr) -> Result<(), ApiError> {
+    let (kind, c, lit) = match expr {
+        Expr::Eq(c, lit) => ("Equal", c, lit),
+        Expr::Ne(c, lit) => ("NotEqual", c, lit),
+        Expr::Cmp(c, op, lit) => (op.kind(), c, lit),
+        _ => return Ok(()),
+    };
+    let system_time = c == "createdon" || c == "modifiedon";
+    if system_time && !matches!(lit, Lit::DateTime(_) | Lit::Null) {
+        return Err(ApiError::query(format!(
+            "A binary operator with incompatible types was detected. Found operand types \
+             'Edm.DateTimeOffset' and '{}' for operator kind '{kind}'.",
+            lit.edm_type()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a property's value satisfies an ordering comparison with a literal: numbers with
+/// numbers, date-times with date-times (`exact_ms`, the stored instant, when the property is
+/// a system time rendered to the second), text with text (ignoring case). Anything else, and
+/// null, never does (SQL's unknown).
+pub fn cmp_matches(value: &Json, exact_ms: Option<i64>, op: Cmp, lit: &Lit) -> bool {
+    let ordering = match (value, lit) {
+        (_, Lit::DateTime(t)) => exact_ms
+            .or_else(|| value.as_str().and_then(super::records::parse_datetime))
+            .map(|v| v.cmp(t)),
+        (Json::Number(n), Lit::Num(l)) => n.as_f64().and_then(|v| v.partial_cmp(l)),
+        (Json::String(s), Lit::Str(l)) => Some(s.to_lowercase().cmp(&l.to_lowercase())),
+        _ => None,
+    };
+    ordering.is_some_and(|o| op.holds(o))
 }
 
 /// 400 for a property `table` does not have.
@@ -442,6 +564,7 @@ pub fn lit_matches(value: &Json, lit: &Lit) -> bool {
         (Json::String(s), Lit::Guid(id)) => parse_guid(s) == Some(*id),
         (Json::Bool(b), Lit::Bool(l)) => b == l,
         (Json::Number(n), Lit::Num(l)) => n.as_f64() == Some(*l),
+        (Json::String(s), Lit::DateTime(t)) => super::records::parse_datetime(s) == Some(*t),
         _ => false,
     }
 }
@@ -456,6 +579,14 @@ pub fn matches(store: &Store, table: Table, row: &Row, expr: &Expr) -> bool {
         Expr::In(c, lits) => {
             let v = property(store, table, row, c);
             lits.iter().any(|l| lit_matches(&v, l))
+        }
+        Expr::Cmp(c, op, lit) => {
+            let exact = match c.as_str() {
+                "createdon" => Some(row.created),
+                "modifiedon" => Some(row.modified),
+                _ => None,
+            };
+            cmp_matches(&property(store, table, row, c), exact, *op, lit)
         }
     }
 }
@@ -625,11 +756,63 @@ pub fn render(
     Json::Object(out)
 }
 
+/// The order of a list's rows (`$orderby`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// By primary key, ascending: also the order without `$orderby`.
+    Key,
+    /// By `modifiedon` ascending, ties by primary key ascending (which Dataverse appends to
+    /// page on, whether asked or not).
+    Modified,
+}
+
+/// Parses `$orderby`: `<id> asc`, `modifiedon asc` or `modifiedon asc,<id> asc` (`asc` may be
+/// left out). Any other order is a 400 naming what the emulator does.
+pub fn parse_orderby(raw: Option<&str>, id_column: &str) -> Result<Order, ApiError> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(Order::Key);
+    };
+    let items: Vec<(&str, &str)> = raw
+        .split(',')
+        .map(|item| {
+            let mut words = item.split_whitespace();
+            let column = words.next().unwrap_or("");
+            let direction = words.next().unwrap_or("asc");
+            if words.next().is_some() {
+                ("", "")
+            } else {
+                (column, direction)
+            }
+        })
+        .collect();
+    let ascending = items.iter().all(|(_, d)| d.eq_ignore_ascii_case("asc"));
+    let columns: Vec<&str> = items.iter().map(|(c, _)| *c).collect();
+    match columns.as_slice() {
+        [c] if ascending && *c == id_column => Ok(Order::Key),
+        ["modifiedon"] if ascending => Ok(Order::Modified),
+        ["modifiedon", c] if ascending && *c == id_column => Ok(Order::Modified),
+        _ => Err(ApiError::query(format!(
+            "The emulator orders only by the primary key ascending ($orderby={id_column} asc, also the order \
+             without $orderby) or by modifiedon ascending ($orderby=modifiedon asc,{id_column} asc)."
+        ))),
+    }
+}
+
 /// The paging cookie in a `$skiptoken`, in Dataverse's shape: the page number and the last
-/// primary key of the page just returned.
-pub fn skiptoken(table: impl super::error::Entity, page: u64, first: u128, last: u128) -> String {
+/// primary key of the page just returned, and for a page ordered by `modifiedon` the last and
+/// first `modifiedon` too (a FetchXML paging cookie holds every order column's values).
+pub fn skiptoken(
+    table: impl super::error::Entity,
+    page: u64,
+    first: u128,
+    last: u128,
+    modified: Option<(i64, i64)>,
+) -> String {
+    let order = modified.map_or(String::new(), |(first, last)| {
+        format!("<modifiedon last=\"{last}\" first=\"{first}\" />")
+    });
     let inner = format!(
-        "<cookie page=\"{page}\"><{id} last=\"{{{last}}}\" first=\"{{{first}}}\" /></cookie>",
+        "<cookie page=\"{page}\">{order}<{id} last=\"{{{last}}}\" first=\"{{{first}}}\" /></cookie>",
         id = table.id_column(),
         last = guid(last).to_uppercase(),
         first = guid(first).to_uppercase(),
@@ -639,6 +822,15 @@ pub fn skiptoken(table: impl super::error::Entity, page: u64, first: u128, last:
         page + 1,
         urlencoding::encode(&inner)
     )
+}
+
+/// Where a page ordered by `modifiedon` resumes: after this `modifiedon` (epoch ms) and
+/// primary key, from a `$skiptoken` (already query-decoded once).
+pub fn skiptoken_modified(raw: &str) -> Option<i64> {
+    let cookie = raw.split("pagingcookie=\"").nth(1)?.split('"').next()?;
+    let cookie = urlencoding::decode(cookie).ok()?;
+    let inner = cookie.split("<modifiedon ").nth(1)?;
+    inner.split("last=\"").nth(1)?.split('"').next()?.parse().ok()
 }
 
 /// The page number and last key of a `$skiptoken` (already query-decoded once).
@@ -652,6 +844,7 @@ pub fn parse_skiptoken(raw: &str) -> Option<(u64, u128)> {
         .ok()?;
     let cookie = raw.split("pagingcookie=\"").nth(1)?.split('"').next()?;
     let cookie = urlencoding::decode(cookie).ok()?;
-    let last = cookie.split("last=\"").nth(1)?.split('"').next()?;
-    Some((page, parse_guid(last)?))
+    // The primary key's element: its values are braced GUIDs (`modifiedon`'s are not).
+    let last = cookie.split("last=\"{").nth(1)?.split('"').next()?;
+    Some((page, parse_guid(&format!("{{{last}"))?))
 }

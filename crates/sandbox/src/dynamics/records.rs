@@ -674,6 +674,22 @@ impl Records {
         Ok(())
     }
 
+    /// Stamps the first `n` live rows of `set` (in key order) as modified at `now`, cells
+    /// untouched; returns their GUIDs.
+    pub fn touch_first(&mut self, set: &Set, n: usize, now: i64) -> Vec<u128> {
+        let ids: Vec<u64> = self
+            .table(set)
+            .iter(crate::table::Show::Live)
+            .take(n)
+            .map(|r| r.id)
+            .collect();
+        let table = self.table_mut(set);
+        ids.iter().for_each(|id| {
+            table.touch(*id, now);
+        });
+        ids.iter().map(|id| self.guid(set, *id)).collect()
+    }
+
     /// Deletes row `id` of `set` and what Dataverse deletes with it: an opportunity's notes.
     pub fn delete(&mut self, set: &Set, id: u64, now: i64) -> Result<(), TableError> {
         let guid = self.guid_text(set, id);

@@ -67,9 +67,9 @@ fn parse_select(set: &Set, raw: Option<&str>) -> Result<Vec<String>, ApiError> {
 fn check_columns(set: &'static Set, expr: &Expr) -> Result<(), ApiError> {
     match expr {
         Expr::And(parts) | Expr::Or(parts) => parts.iter().try_for_each(|p| check_columns(set, p)),
-        Expr::Eq(c, _) | Expr::Ne(c, _) | Expr::In(c, _) => {
+        Expr::Eq(c, _) | Expr::Ne(c, _) | Expr::In(c, _) | Expr::Cmp(c, _, _) => {
             if records::is_property(set, c) {
-                Ok(())
+                odata::check_types(expr)
             } else {
                 Err(odata::no_property(set, c))
             }
@@ -87,6 +87,14 @@ fn matches(records: &Records, set: &Set, row: &crate::table::Row, expr: &Expr) -
         Expr::In(c, lits) => {
             let v = value(c);
             lits.iter().any(|l| odata::lit_matches(&v, l))
+        }
+        Expr::Cmp(c, op, lit) => {
+            let exact = match c.as_str() {
+                "createdon" => Some(row.created_ms),
+                "modifiedon" => Some(row.modified_ms),
+                _ => None,
+            };
+            odata::cmp_matches(&value(c), exact, *op, lit)
         }
     }
 }
@@ -285,18 +293,7 @@ pub fn read(store: &Store, set: &'static Set, target: Option<&Target>, req: &Req
     if param(req, "$skip").is_some() {
         return Err(ApiError::query("The query parameter $skip is not supported"));
     }
-    if let Some(order) = param(req, "$orderby") {
-        let mut words = order.split_whitespace();
-        let column = words.next().unwrap_or("");
-        let direction = words.next().unwrap_or("asc");
-        if column != set.id_column || direction != "asc" || words.next().is_some() {
-            return Err(ApiError::query(format!(
-                "The emulator orders only by the primary key ascending ($orderby={} asc), which is also the order \
-                 without $orderby.",
-                set.id_column
-            )));
-        }
-    }
+    let order = odata::parse_orderby(param(req, "$orderby"), set.id_column)?;
     let filter = param(req, "$filter").map(odata::parse_expr).transpose()?;
     if let Some(f) = &filter {
         check_columns(set, f)?;
@@ -308,16 +305,20 @@ pub fn read(store: &Store, set: &'static Set, target: Option<&Target>, req: &Req
         })
         .transpose()?;
     let count = param(req, "$count").is_some_and(|c| c.eq_ignore_ascii_case("true"));
-    let (page_number, after) = match param(req, "$skiptoken") {
+    let bad_token = || ApiError::query("The $skiptoken is not a valid paging cookie.");
+    let (page_number, after, after_modified) = match param(req, "$skiptoken") {
         Some(token) => {
-            let (page, last) = odata::parse_skiptoken(token)
-                .ok_or_else(|| ApiError::query("The $skiptoken is not a valid paging cookie."))?;
-            let last = records
-                .row_id(set, last)
-                .ok_or_else(|| ApiError::query("The $skiptoken is not a valid paging cookie."))?;
-            (page, Some(last))
+            let (page, last) = odata::parse_skiptoken(token).ok_or_else(bad_token)?;
+            let last = records.row_id(set, last).ok_or_else(bad_token)?;
+            let modified = match order {
+                odata::Order::Key => None,
+                odata::Order::Modified => {
+                    Some(odata::skiptoken_modified(token).ok_or_else(bad_token)?)
+                }
+            };
+            (page, Some(last), modified)
         }
-        None => (1, None),
+        None => (1, None, None),
     };
     // $top is ignored when odata.maxpagesize is given (documented).
     let (page_size, paged) = match (req.prefs.max_page_size, top) {
@@ -334,8 +335,24 @@ pub fn read(store: &Store, set: &'static Set, target: Option<&Target>, req: &Req
     let candidates = filter.as_ref().and_then(|f| indexed(records, set, f));
     let mut rows: Vec<&crate::table::Row> = Vec::with_capacity(page_size.min(1024) + 1);
     let mut total = None;
-    match &candidates {
-        Some(ids) => {
+    match (&candidates, order) {
+        (_, odata::Order::Modified) => {
+            // Every match, sorted: the emulator keeps no index on `modifiedon`.
+            let mut all: Vec<&crate::table::Row> = match &candidates {
+                Some(ids) => ids.iter().filter_map(|id| table.get(*id)).collect(),
+                None => table.iter(Show::Live).collect(),
+            };
+            all.retain(matching);
+            all.sort_by_key(|r| (r.modified_ms, r.id));
+            total = Some(all.len());
+            let after = after.map(|a| (after_modified.unwrap_or(i64::MIN), a));
+            rows.extend(
+                all.into_iter()
+                    .filter(|r| after.is_none_or(|a| (r.modified_ms, r.id) > a))
+                    .take(page_size + 1),
+            );
+        }
+        (Some(ids), odata::Order::Key) => {
             let all: Vec<&crate::table::Row> = ids
                 .iter()
                 .filter_map(|id| table.get(*id))
@@ -348,7 +365,7 @@ pub fn read(store: &Store, set: &'static Set, target: Option<&Target>, req: &Req
                     .take(page_size + 1),
             );
         }
-        None => {
+        (None, odata::Order::Key) => {
             let mut from = after;
             'pages: loop {
                 let page = table.page(from, 1024, Show::Live);
@@ -399,11 +416,14 @@ pub fn read(store: &Store, set: &'static Set, target: Option<&Target>, req: &Req
     body.insert("value".into(), Json::Array(value));
     if more
         && let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+            let modified =
+                (order == odata::Order::Modified).then_some((first.modified_ms, last.modified_ms));
             let token = odata::skiptoken(
                 set,
                 page_number,
                 records.guid(set, first.id),
                 records.guid(set, last.id),
+                modified,
             );
             let mut query: Vec<String> = req
                 .query

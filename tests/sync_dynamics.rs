@@ -1,0 +1,269 @@
+//! End-to-end: `ferry sync` through the real binary from a Dataverse emulator (the source, read
+//! incrementally by `modifiedon`) into a Salesforce emulator, every object. A first sync moves
+//! everything; records of every object changed in Dataverse afterwards (a deal's contact among
+//! them) are exactly what the next sync reads and writes, verified; a sync with nothing changed
+//! reads nothing, exits 0 and costs Dataverse a known number of requests.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{all_credentials, count as n, emulator_table, industry_table, object, run_config};
+use ferry_sandbox::accounts::{stage_crosswalk, stage_crosswalk_config};
+use ferry_sandbox::dynamics;
+use ferry_sandbox::faults::Faults;
+use ferry_sandbox::seed::{Mess, generate};
+use ferry_sandbox::{Limits, Running, VendorEmulator};
+use serde_json::{Value as Json, json};
+
+const OBJECTS: [&str; 4] = ["companies", "contacts", "deals", "notes"];
+
+/// A seeded Dataverse environment, an empty Salesforce org, and a directory for config and
+/// state.
+struct Pair {
+    source: Running,
+    environment: dynamics::Emulator,
+    sink: Running,
+    sink_state: Arc<dyn VendorEmulator>,
+    dir: PathBuf,
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn pair(contacts: usize) -> Pair {
+    let environment = dynamics::Emulator::new(dynamics::Options::default());
+    environment.seed(&generate(contacts, 11, &Mess::none()));
+    let salesforce = ferry_sandbox::emulator("salesforce").expect("salesforce emulator");
+    let sink_state = (salesforce.build)(Faults::default(), Limits::Unlimited);
+    let any = "127.0.0.1:0".parse().expect("loopback address");
+    let source = ferry_sandbox::serve("dynamics", environment.router(), any)
+        .await
+        .expect("serve dynamics");
+    let sink = ferry_sandbox::serve("salesforce", sink_state.router(), any)
+        .await
+        .expect("serve salesforce");
+    let dir = std::env::temp_dir().join(format!("ferry-sync-dynamics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("test dir");
+    Pair {
+        source,
+        environment,
+        sink,
+        sink_state,
+        dir,
+    }
+}
+
+impl Pair {
+    /// Writes the config (every object, the stage table, the state file); returns its path.
+    fn config(&self) -> String {
+        let (dv, sf) = (
+            ferry_sandbox::emulator("dynamics").expect("dynamics"),
+            ferry_sandbox::emulator("salesforce").expect("salesforce"),
+        );
+        let state = self.dir.join("state.json");
+        let path = self.dir.join("ferry.toml");
+        let text = format!(
+            "version = 1\n\n{}\n{}\n[migration]\nobjects = {OBJECTS:?}\n\n[sync]\nstate = {:?}\n\n{}\n{}\n",
+            emulator_table("source", "dynamics", &self.source.base_url),
+            emulator_table("sink", "salesforce", &self.sink.base_url),
+            state.display().to_string(),
+            industry_table(&dv, &sf),
+            stage_crosswalk_config(&stage_crosswalk(dv.deal_stages, sf.deal_stages)),
+        );
+        std::fs::write(&path, text).expect("write config");
+        path.to_string_lossy().into_owned()
+    }
+
+    fn counts(&self, of: &dyn Fn(&str) -> usize) -> Vec<usize> {
+        OBJECTS.iter().map(|o| of(o)).collect()
+    }
+
+    /// An application user's access token for the environment.
+    async fn token(&self) -> String {
+        let base = &self.source.base_url;
+        let answer: Json = reqwest::Client::new()
+            .post(format!("{base}/{}/oauth2/v2.0/token", dynamics::TENANT_ID))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", dynamics::CLIENT_ID),
+                ("client_secret", dynamics::CLIENT_SECRET),
+                ("scope", &format!("{base}/.default")),
+            ])
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("token json");
+        answer["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// `method path` on the Web API with `body`, as another application's call would.
+    async fn web_api(&self, method: reqwest::Method, path: &str, body: Option<Json>) -> Json {
+        let mut request = reqwest::Client::new()
+            .request(
+                method,
+                format!("{}/api/data/v9.2/{path}", self.source.base_url),
+            )
+            .bearer_auth(self.token().await);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.expect("request");
+        assert!(answer.status().is_success(), "{path}: {}", answer.status());
+        answer.json().await.unwrap_or(Json::Null)
+    }
+
+    /// The first 50 rows of entity set `set`, with `select`, in key order.
+    async fn rows(&self, set: &str, select: &str) -> Vec<Json> {
+        let page = self
+            .web_api(
+                reqwest::Method::GET,
+                &format!("{set}?$select={select}&$top=50"),
+                None,
+            )
+            .await;
+        page["value"].as_array().expect("value").clone()
+    }
+}
+
+/// Runs `ferry <command> --config <config> --report json -q`.
+async fn run(command: &str, config: &str) -> (i32, Json, String) {
+    run_config(command, config, &all_credentials()).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dynamics_sync_moves_everything_then_exactly_what_changed_then_nothing() {
+    let pair = pair(40).await;
+    let config = pair.config();
+    let tables = ["account", "contact", "opportunity", "annotation"];
+    let totals: Vec<usize> = tables.iter().map(|t| pair.environment.count(t)).collect();
+
+    // First sync: a full read of every object, everything created, watermarks set.
+    let (code, first, stderr) = run("sync", &config).await;
+    assert_eq!(code, 0, "{first:#}\n{stderr}");
+    for (name, total) in OBJECTS.iter().zip(&totals) {
+        let o = object(&first, name);
+        assert_eq!(
+            (n(o, "read"), n(o, "created")),
+            (*total as u64, *total as u64),
+            "{o:#}"
+        );
+        assert_eq!(o["sync"]["read"], "full", "{o:#}");
+        assert_eq!(o["sync"]["advanced"], true, "{o:#}");
+    }
+    assert_eq!(pair.counts(&|o| pair.sink_state.count(o)), totals);
+
+    // An hour on, one record of every object changes in Dataverse: an account's phone, a
+    // contact's title, a deal gains a contact (its own `parentcontactid` lookup: the deal's
+    // row is updated), a note's text.
+    pair.environment.advance_clock(Duration::from_secs(3600));
+    let accounts = pair.rows("accounts", "accountid").await;
+    let contacts = pair.rows("contacts", "contactid").await;
+    let deals = pair
+        .rows("opportunities", "opportunityid,_parentcontactid_value")
+        .await;
+    let notes = pair.rows("annotations", "annotationid").await;
+    let id = |row: &Json, column: &str| row[column].as_str().expect("an id").to_owned();
+    let deal = deals
+        .iter()
+        .find(|d| d["_parentcontactid_value"].is_null())
+        .expect("a deal without a contact");
+    let patch = reqwest::Method::PATCH;
+    pair.web_api(
+        patch.clone(),
+        &format!("accounts({})", id(&accounts[1], "accountid")),
+        Some(json!({"telephone1": "+48 58 555 0100"})),
+    )
+    .await;
+    pair.web_api(
+        patch.clone(),
+        &format!("contacts({})", id(&contacts[2], "contactid")),
+        Some(json!({"jobtitle": "Head of Sync"})),
+    )
+    .await;
+    pair.web_api(
+        patch.clone(),
+        &format!("opportunities({})", id(deal, "opportunityid")),
+        Some(json!({
+            "parentcontactid@odata.bind": format!("/contacts({})", id(&contacts[5], "contactid"))
+        })),
+    )
+    .await;
+    pair.web_api(
+        patch,
+        &format!("annotations({})", id(&notes[3], "annotationid")),
+        Some(json!({"notetext": "Synced again"})),
+    )
+    .await;
+    pair.environment.advance_clock(Duration::from_secs(3600));
+    let requests = pair.environment.requests();
+    let (code, second, stderr) = run("sync", &config).await;
+    assert_eq!(code, 0, "{second:#}\n{stderr}");
+    assert_eq!(second["outcome"], "verified", "{second:#}");
+    let mut requests_by_object = Vec::new();
+    for name in OBJECTS {
+        let o = object(&second, name);
+        assert_eq!(
+            (
+                n(o, "read"),
+                n(o, "created"),
+                n(o, "updated"),
+                n(o, "verified")
+            ),
+            (1, 0, 1, 1),
+            "exactly the changed record: {o:#}"
+        );
+        assert_eq!(o["sync"]["read"], "incremental", "{o:#}");
+        assert_eq!(o["sync"]["advanced"], true, "{o:#}");
+        requests_by_object.push(n(&o["source_http"], "requests"));
+    }
+    assert_eq!(
+        pair.counts(&|o| pair.sink_state.count(o)),
+        totals,
+        "nothing created"
+    );
+    let second_requests = pair.environment.requests() - requests;
+    eprintln!(
+        "Dataverse requests, second sync (4 changes): {second_requests} in all, per object {requests_by_object:?}"
+    );
+
+    // Nothing changed: nothing read, exit 0.
+    let requests = pair.environment.requests();
+    let (code, third, stderr) = run("sync", &config).await;
+    assert_eq!(code, 0, "{third:#}\n{stderr}");
+    assert_eq!(third["outcome"], "verified", "{third:#}");
+    let mut idle_by_object = Vec::new();
+    for name in OBJECTS {
+        let o = object(&third, name);
+        assert_eq!((n(o, "read"), n(o, "written")), (0, 0), "{o:#}");
+        idle_by_object.push(n(&o["source_http"], "requests"));
+    }
+    let idle = pair.environment.requests() - requests;
+    eprintln!(
+        "Dataverse requests, third sync (no change): {idle} in all, per object {idle_by_object:?}"
+    );
+    // Per object: the environment's clock (`WhoAmI`) and one page of changes; the links come
+    // with the records (lookup columns), so nothing else is read.
+    assert_eq!(requests_by_object, [2, 2, 2, 2], "reading the changes");
+    assert_eq!(idle_by_object, [2, 2, 2, 2], "reading no change");
+    // The whole run, as the environment counted it: those 8; `WhoAmI` once more (the
+    // organisation id, to refuse writing into the environment read); the column definitions
+    // of each table (its attributes and their string, choice and date-time casts: 16); users,
+    // business process flows and their stages (3), for owners and stages.
+    assert_eq!(idle, 28, "the whole run, as the environment counted it");
+    assert_eq!(
+        second_requests, 28,
+        "reading four changes costs no more requests"
+    );
+
+    // The whole sink agrees with the source, the deal's new contact included.
+    let (code, verified, stderr) = run("verify", &config).await;
+    assert_eq!(code, 0, "{verified:#}\n{stderr}");
+}
