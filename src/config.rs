@@ -13,7 +13,8 @@ use ferry_core::directory::DirectoryRules;
 use ferry_core::fieldplan::FieldSettings;
 use ferry_core::owners::{OwnerRules, Unmatched, normalise_email};
 use ferry_core::quality::{
-    InvalidEmail, MissingReference, MissingRequired, PaymentData, Phones, QualityRules,
+    DuplicateMatching, Duplicates, InvalidEmail, MissingReference, MissingRequired, PaymentData,
+    Phones, QualityRules,
 };
 use ferry_core::stages::StageRules;
 use serde::Deserialize;
@@ -267,6 +268,17 @@ pub struct MigrationConfig {
     /// judged).
     #[serde(default)]
     pub phone_region: Option<String>,
+    /// What to do with a person the source holds twice (same email, same phone and a similar
+    /// name, or a near-identical name at the same company or email domain): `"flag"` (default:
+    /// written, and listed as a warning naming the first record) or `"skip"` (only the first
+    /// is written).
+    #[serde(default)]
+    pub duplicates: Duplicates,
+    /// What counts as the same person twice: `"email"` (default: the same address; 8 bytes a
+    /// record) or `"full"` (also the same phone and a similar name, or a near-identical name
+    /// at the same company or email domain; about 143 bytes a record).
+    #[serde(default)]
+    pub duplicate_matching: DuplicateMatching,
 }
 
 fn default_max_record_bytes() -> usize {
@@ -286,6 +298,8 @@ impl Default for MigrationConfig {
             payment_data: PaymentData::default(),
             phones: Phones::default(),
             phone_region: None,
+            duplicates: Duplicates::default(),
+            duplicate_matching: DuplicateMatching::default(),
         }
     }
 }
@@ -311,6 +325,8 @@ impl MigrationConfig {
             missing_reference: self.missing_reference,
             payment_data: self.payment_data,
             phones: self.phones,
+            duplicates: self.duplicates,
+            duplicate_matching: self.duplicate_matching,
             // Checked by `validate`.
             phone_region: self
                 .phone_region

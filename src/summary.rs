@@ -268,6 +268,31 @@ pub fn human(report: &Report) -> String {
             fields.join(", ")
         );
     }
+    for o in report
+        .objects
+        .iter()
+        .filter(|o| !o.duplicate_clusters.is_empty())
+    {
+        let name = o.object.map(|o| o.as_str()).unwrap_or("?");
+        let records: usize = o.duplicate_clusters.iter().map(Vec::len).sum();
+        let by: Vec<String> = o
+            .duplicates
+            .iter()
+            .map(|(code, n)| {
+                format!(
+                    "{} {n}",
+                    code.trim_start_matches("DUPLICATE_").to_lowercase()
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {name:<10} the same person more than once: {} of {} (found by {}); the report lists them (`duplicate_clusters`)",
+            count(o.duplicate_clusters.len() as u64, "cluster", "clusters"),
+            count(records as u64, "record", "records"),
+            by.join(", ")
+        );
+    }
     list(&mut out, "failed records", &report.failures);
     list(&mut out, "warnings (records written)", &report.warnings);
     let _ = writeln!(
@@ -494,6 +519,28 @@ mod tests {
         );
         r.objects[0].phones_normalized.clear();
         assert!(!human(&r).contains("E.164"));
+    }
+
+    #[test]
+    fn duplicate_people_are_summed_up_per_object() {
+        let mut r = report("migrate", Outcome::Verified);
+        r.objects[0].duplicates = [
+            ("DUPLICATE_EMAIL".to_owned(), 2),
+            ("DUPLICATE_NAME".to_owned(), 1),
+        ]
+        .into();
+        r.objects[0].duplicate_clusters = vec![
+            vec!["1".into(), "4".into(), "9".into()],
+            vec!["2".into(), "3".into()],
+        ];
+        let text = human(&r);
+        assert!(
+            text.contains(
+                "  contacts   the same person more than once: 2 clusters of 5 records (found by \
+                 email 2, name 1)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

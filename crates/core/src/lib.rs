@@ -7,6 +7,7 @@ pub mod checksum;
 pub mod connector;
 pub mod currency;
 pub mod directory;
+pub mod duplicates;
 pub mod email;
 pub mod error;
 pub mod fieldplan;

@@ -815,6 +815,13 @@ async fn read_stage(
         if !quality.phones_normalized().is_empty() {
             shared.tally().report.phones_normalized = quality.phones_normalized().clone();
         }
+        if !quality.duplicates_found().is_empty() {
+            shared.tally().report.duplicates = quality
+                .duplicates_found()
+                .iter()
+                .map(|(code, n)| ((*code).to_owned(), *n))
+                .collect();
+        }
         shared.close_page(seq, downstream, settled_now, page.next.clone())?;
         match page.next {
             Some(next) if cursor.as_deref() == Some(next.as_str()) => {
@@ -831,6 +838,7 @@ async fn read_stage(
         }
     }
     shared.tally().report.fields_not_carried = not_carried.into_iter().collect();
+    shared.tally().report.duplicate_clusters = quality.duplicate_clusters();
     if let Some(ids) = &shared.ids_read {
         // The checker already holds the hash of every source id it saw, duplicates once: the
         // parents' ids for the children's references, without a second set beside it.

@@ -75,6 +75,33 @@ pub enum Phones {
     Normalize,
 }
 
+/// What to do with a person the source holds twice ([`crate::duplicates`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Duplicates {
+    /// Write every record, and list each later one as a warning naming the cluster's first
+    /// record (the default: only the operator can say which record is right).
+    #[default]
+    Flag,
+    /// Write the first record of each cluster only; list each later one as skipped, naming
+    /// the record kept.
+    Skip,
+}
+
+/// What counts as the same person twice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DuplicateMatching {
+    /// The same email address only: one 8-byte hash a record (the default, which keeps a
+    /// million contacts within ferry's memory target).
+    #[default]
+    Email,
+    /// The same email; the same phone and a similar name; a near-identical name at the same
+    /// company or email domain ([`crate::duplicates`]): about 143 bytes a record, and the
+    /// report lists the clusters.
+    Full,
+}
+
 /// The code of a record with a phone number that is not valid in its country's plan.
 pub const INVALID_PHONE: &str = "INVALID_PHONE";
 
@@ -108,6 +135,10 @@ pub struct QualityRules {
     pub phones: Phones,
     /// The region of numbers in national form, when the record's `country` names none.
     pub phone_region: Option<crate::phone::Region>,
+    /// People the source holds twice.
+    pub duplicates: Duplicates,
+    /// What counts as the same person twice.
+    pub duplicate_matching: DuplicateMatching,
 }
 
 impl Default for QualityRules {
@@ -120,6 +151,8 @@ impl Default for QualityRules {
             payment_data: PaymentData::Flag,
             phones: Phones::Off,
             phone_region: None,
+            duplicates: Duplicates::Flag,
+            duplicate_matching: DuplicateMatching::Email,
         }
     }
 }
@@ -375,7 +408,10 @@ pub struct QualityChecker {
     /// Whether the sink keeps opt-outs per email address ([`crate::Sink::opt_out_needs_email`]).
     opt_out_needs_email: bool,
     sink: &'static str,
+    /// Hashes of the email addresses seen so far (`DuplicateMatching::Email`).
     seen_emails: HashSeen,
+    /// People seen so far (`DuplicateMatching::Full`, objects with an email field).
+    people: crate::duplicates::DuplicateFinder,
     seen_ids: HashSeen,
     known_parents: KnownIds,
     /// The source ids (hashed) of parent records the sink refused earlier in this run: a
@@ -391,6 +427,8 @@ pub struct QualityChecker {
     times_rounded: BTreeMap<String, u64>,
     /// Per phone field, the numbers written in E.164 form ([`Phones::Normalize`]).
     phones_normalized: BTreeMap<String, u64>,
+    /// Per kind of evidence, the records found to be duplicates.
+    duplicates_found: BTreeMap<&'static str, u64>,
 }
 
 /// Object names in priority order for messages: `deals, contacts, companies`.
@@ -438,6 +476,7 @@ impl QualityChecker {
             opt_out_needs_email: false,
             sink,
             seen_emails: HashSeen::default(),
+            people: crate::duplicates::DuplicateFinder::default(),
             seen_ids: HashSeen::default(),
             known_parents,
             refused_parents: KnownIds::new(),
@@ -446,6 +485,7 @@ impl QualityChecker {
             links_not_carried: BTreeMap::new(),
             times_rounded: BTreeMap::new(),
             phones_normalized: BTreeMap::new(),
+            duplicates_found: BTreeMap::new(),
         }
     }
 
@@ -568,6 +608,12 @@ impl QualityChecker {
         self.check_references(record, &mut findings);
         self.check_required(record, &mut findings);
         self.check_emails(record, &mut findings);
+        if let Some(duplicate) = self.check_duplicates(record) {
+            findings.push(duplicate);
+            if self.rules.duplicates == Duplicates::Skip {
+                return findings;
+            }
+        }
         self.check_phones(record, &mut findings);
         self.check_payment_data(record, &mut findings);
         // Listed only when nothing else refused the record already (an invalid address, say).
@@ -590,6 +636,70 @@ impl QualityChecker {
             }
         }
         findings
+    }
+
+    /// Whether `record` is a person seen earlier in the run ([`crate::duplicates`]): by
+    /// email, phone or name, for objects with an email field. Names the first record of the
+    /// cluster by source id, never a value.
+    fn check_duplicates(&mut self, record: &Record) -> Option<Finding> {
+        record.object.field(field::EMAIL)?;
+        let (evidence, first) = match self.rules.duplicate_matching {
+            DuplicateMatching::Full => {
+                let duplicate = self.people.observe(record)?;
+                (duplicate.evidence, Some(duplicate.first))
+            }
+            DuplicateMatching::Email => {
+                let email = record
+                    .text(field::EMAIL)
+                    .filter(|e| crate::email::is_valid(e))?;
+                if self
+                    .seen_emails
+                    .insert(id_hash(&email.trim().to_lowercase()))
+                {
+                    return None;
+                }
+                (crate::duplicates::Evidence::Email, None)
+            }
+        };
+        *self.duplicates_found.entry(evidence.code()).or_default() += 1;
+        let earlier = match &first {
+            Some(id) => format!("source record `{id}`, read earlier"),
+            None => "a record read earlier".to_owned(),
+        };
+        let (action, outcome) = match (self.rules.duplicates, &first) {
+            (Duplicates::Flag, _) => (
+                Action::Write,
+                "both were written (migration.duplicates = \"flag\")".to_owned(),
+            ),
+            (Duplicates::Skip, Some(id)) => (
+                Action::Skip,
+                format!("not written: `{id}` was kept (migration.duplicates = \"skip\")"),
+            ),
+            (Duplicates::Skip, None) => (
+                Action::Skip,
+                "not written: the earlier one was kept (migration.duplicates = \"skip\")"
+                    .to_owned(),
+            ),
+        };
+        Some(Finding {
+            code: evidence.code(),
+            reason: format!(
+                "{} as {earlier}: the same person entered twice; {outcome}",
+                evidence.describe()
+            ),
+            action,
+        })
+    }
+
+    /// Per code (`DUPLICATE_EMAIL`, `DUPLICATE_PHONE`, `DUPLICATE_NAME`), how many records so
+    /// far were found to be a person read earlier.
+    pub fn duplicates_found(&self) -> &BTreeMap<&'static str, u64> {
+        &self.duplicates_found
+    }
+
+    /// The clusters of duplicate people found so far, each as its records' source ids.
+    pub fn duplicate_clusters(&mut self) -> Vec<Vec<String>> {
+        self.people.clusters()
     }
 
     /// Checks the record's phone numbers against their country's plan (the region its
@@ -1148,7 +1258,7 @@ impl QualityChecker {
         }
     }
 
-    fn check_emails(&mut self, record: &Record, findings: &mut Vec<Finding>) {
+    fn check_emails(&self, record: &Record, findings: &mut Vec<Finding>) {
         for spec in record
             .object
             .fields()
@@ -1183,19 +1293,6 @@ impl QualityChecker {
                 findings.push(Finding {
                     code,
                     reason: format!("field `{}` is {what}; written as read", spec.name),
-                    action: Action::Write,
-                });
-            }
-            if !self
-                .seen_emails
-                .insert(id_hash(&email.trim().to_lowercase()))
-            {
-                findings.push(Finding {
-                    code: "DUPLICATE_EMAIL",
-                    reason: format!(
-                        "field `{}` has the same address as a record read earlier; both were written",
-                        spec.name
-                    ),
                     action: Action::Write,
                 });
             }
@@ -1362,6 +1459,49 @@ mod tests {
             phones(normalize, Some("Japan"), "12"),
             (vec![INVALID_PHONE], Some("12".into()), None)
         );
+    }
+
+    #[test]
+    fn full_matching_names_the_first_record_and_skip_keeps_only_it() {
+        let person = |id: &str, first: &str, email: &str| {
+            let mut r = named(id, email);
+            r.set(field::FIRST_NAME, Value::Text(first.into()));
+            r.set(field::COMPANY, Value::Reference("co-1".into()));
+            r
+        };
+        for (policy, action) in [
+            (Duplicates::Flag, Action::Write),
+            (Duplicates::Skip, Action::Skip),
+        ] {
+            let mut q = checker(QualityRules {
+                duplicates: policy,
+                duplicate_matching: DuplicateMatching::Full,
+                ..QualityRules::default()
+            });
+            let first = q.check(&mut person("1", "Jonas", "jonas@acme.example.org"));
+            assert!(first.is_empty(), "{first:?}");
+            // Another address at the same company, a typo in the name: the same person.
+            let f = q.check(&mut person("2", "Jnoas", "j2@gmail.com"));
+            assert_eq!(
+                (f[0].code, f[0].action),
+                ("DUPLICATE_NAME", action),
+                "{f:?}"
+            );
+            assert!(f[0].reason.contains("`1`"), "{}", f[0].reason);
+            assert!(!f[0].reason.contains("Jnoas") && !f[0].reason.contains("gmail"));
+            assert_eq!(
+                q.duplicate_clusters(),
+                vec![vec!["1".to_owned(), "2".to_owned()]]
+            );
+            assert_eq!(q.duplicates_found().get("DUPLICATE_NAME"), Some(&1));
+        }
+        // By default only the address counts: the typo'd name under another address passes.
+        let mut q = checker(QualityRules::default());
+        let first = q.check(&mut person("1", "Jonas", "jonas@acme.example.org"));
+        assert!(first.is_empty(), "{first:?}");
+        let second = q.check(&mut person("2", "Jnoas", "j2@gmail.com"));
+        assert!(second.is_empty(), "{second:?}");
+        assert!(q.duplicate_clusters().is_empty());
     }
 
     #[test]

@@ -89,6 +89,13 @@ pub struct ObjectReport {
     /// Per phone field, how many numbers were written in E.164 form instead of as read
     /// (`migration.phones = "normalize"`); the digests cover that form, which the sink holds.
     pub phones_normalized: std::collections::BTreeMap<String, u64>,
+    /// Per code (`DUPLICATE_EMAIL`, `DUPLICATE_PHONE`, `DUPLICATE_NAME`), how many records
+    /// were taken for a person read earlier in the run (`migration.duplicates`); each is
+    /// listed in the warnings, or skipped.
+    pub duplicates: std::collections::BTreeMap<String, u64>,
+    /// The records taken for one person, each cluster as source ids in the order read (its
+    /// first is the record `skip` keeps). Filled once the object's read has finished.
+    pub duplicate_clusters: Vec<Vec<String>>,
     /// Records of this object in the sink that carry a source id, counted once the object was
     /// finished; `None` when not counted (the sink cannot count, or the run did not read the
     /// source whole, e.g. after a resume).
