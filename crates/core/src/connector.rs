@@ -667,7 +667,9 @@ pub trait Sink: Send + Sync {
 
     /// Archives or deletes the sink records of `object` that carry `source_ids` (at most
     /// `batch_size`), found by ferry's source id only, returning one outcome per id in the same
-    /// order. A refusal is an outcome; only a failure of the whole request is an `Err`.
+    /// order. A refusal is an outcome; only a failure of the whole request is an `Err`. No ids:
+    /// no request, `Ok` of nothing (the engine asks so before a sync, to refuse a sink that
+    /// cannot remove).
     async fn remove(
         &self,
         object: ObjectType,

@@ -63,7 +63,13 @@ pub async fn detect(
     sink: &dyn Sink,
     state: &StateFile,
     objects: &[(ObjectType, usize)],
+    how: Removal,
 ) -> ConnectorResult<Vec<Detected>> {
+    // A sink that cannot remove is refused on the first sync already, not once there is
+    // something to remove: removing no record asks nothing of the vendor.
+    for &(object, _) in objects {
+        sink.remove(object, &[], how).await?;
+    }
     let mut detected = Vec::with_capacity(objects.len());
     for &(object, read_back_size) in objects {
         let point = source.sync_point(object).await?;

@@ -381,7 +381,8 @@ pub async fn run(
                 .zip(capabilities.iter().map(|c| c.read_back_size))
                 .collect();
             let detected =
-                crate::deletions::detect(source.as_ref(), sink.as_ref(), state, &objects).await;
+                crate::deletions::detect(source.as_ref(), sink.as_ref(), state, &objects, how)
+                    .await;
             let refusal = match &detected {
                 Ok(d) => crate::deletions::refusal(d, &options.deletes)
                     .map(|message| (ErrorKind::MassDelete, message)),

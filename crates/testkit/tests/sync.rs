@@ -120,6 +120,9 @@ impl Sink for MemorySink {
         how: Removal,
     ) -> ConnectorResult<Vec<RemoveOutcome>> {
         assert!(ids.len() <= 3, "more than batch_size");
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut stored = self.stored.lock().unwrap();
         let mut removed = self.removed.lock().unwrap();
         Ok(ids
@@ -586,4 +589,58 @@ async fn a_refused_removal_is_listed_and_keeps_the_deletions_cursor() {
         saved.snapshot().objects[&ObjectType::COMPANIES].deletions_cursor,
         Some(Watermark::at(3_000_000))
     );
+}
+
+#[tokio::test]
+async fn a_sink_that_cannot_remove_is_refused_on_the_first_sync() {
+    /// The memory sink without `remove`: the trait's default.
+    struct NoRemove(MemorySink);
+    #[async_trait]
+    impl Sink for NoRemove {
+        fn vendor(&self) -> &'static str {
+            "noremove"
+        }
+        fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+            self.0.capability(object)
+        }
+        async fn check(&self) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn upsert(&self, o: ObjectType, r: &[Record]) -> ConnectorResult<Vec<RecordOutcome>> {
+            self.0.upsert(o, r).await
+        }
+        async fn read_back(&self, o: ObjectType, ids: &[String]) -> ConnectorResult<Vec<Record>> {
+            self.0.read_back(o, ids).await
+        }
+    }
+    let state = state_path("noremove");
+    let source = MemorySource::new((0..2).map(company), 2);
+    let sink = Arc::new(NoRemove(MemorySink::default()));
+    let file = StateFile::open(&state, "fp", "memory", "noremove").unwrap();
+    let options = RunOptions {
+        objects: vec![ObjectType::COMPANIES],
+        sync: Some(Arc::new(file)),
+        deletes: policy(Some(Removal::Archive), 100, false),
+        ..RunOptions::default()
+    };
+    let progress = Arc::new(Progress::new(&options.objects));
+    let report = ferry_core::run(
+        Mode::Migrate,
+        Arc::new(source),
+        sink.clone(),
+        &options,
+        progress,
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert_eq!(report.error_kind, Some(ferry_core::ErrorKind::Config));
+    let error = report.error.unwrap_or_default();
+    assert!(
+        error.contains("noremove") && error.contains("must stay \"ignore\""),
+        "{error}"
+    );
+    assert_eq!(*sink.0.upserted.lock().unwrap(), 0);
 }
