@@ -19,8 +19,7 @@ use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
     Capability, ConnectorError, ConnectorResult, FieldBinding, FieldLimit, FieldMaps, IdPage,
     NewField, ObjectType, Record, RecordOutcome, RecordRejection, Removal, RemoveOutcome, Removed,
-    Sink, Value, VendorField, Written,
-    model::Link,
+    Sink, Value, VendorField, Written, model::Link,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -1502,7 +1501,8 @@ impl Sink for HubspotSink {
         let archive = format!("/crm/v3/objects/{}/batch/archive", row.path);
         let hubspot_ids: Vec<&String> = source_ids.iter().filter_map(|id| found.get(id)).collect();
         for chunk in hubspot_ids.chunks(MAX_BATCH) {
-            let body = json!({"inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
+            let body =
+                json!({"inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
             self.client.post_ok(&archive, &[], &body).await?;
         }
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), archived = hubspot_ids.len(), "archived");
