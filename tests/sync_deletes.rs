@@ -228,6 +228,11 @@ async fn deletions_in_the_source_follow_each_policy() {
         let (code, second, stderr) = sync(&config, &[]).await;
         assert_eq!(code, 0, "{policy}: {second:#}\n{stderr}");
         assert_eq!(second["outcome"], "verified", "{policy}");
+        eprintln!(
+            "{policy}: requests of the sync after the deletes: salesforce {}, hubspot {}",
+            n(&second["source_http"], "requests"),
+            n(&second["sink_http"], "requests")
+        );
         match policy {
             "ignore" => {
                 assert_eq!(pair.sink_counts(), synced, "the sink keeps them");
