@@ -4,7 +4,8 @@
 //! are archived under `archive` and `delete` (HubSpot's one removal); a sync that would remove
 //! more than `max_deletes` exits 3 with the sink untouched until `--allow-mass-delete`; when
 //! the Recycle Bin forgot the deletes, id sets are compared, and a record made in HubSpot (no
-//! source id) is never removed.
+//! source id) is never removed. From HubSpot into Salesforce, an archived company whose contact
+//! is still live is not deleted (Salesforce would take the contact with it).
 
 mod common;
 
@@ -333,4 +334,117 @@ async fn forgotten_deletes_are_found_by_id_sets_and_records_made_in_the_sink_sta
         "the sink follows, but for its own"
     );
     assert!(pair.live_in_hubspot(&made).await, "never removed");
+}
+
+/// From HubSpot (its archived list) into Salesforce: an archived contact is deleted; an
+/// archived company whose contact is still live in HubSpot is not, since Salesforce would
+/// delete that contact with it: refused (`WOULD_CASCADE`, exit 3), listed, kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn from_hubspot_archives_into_salesforce_never_take_live_children_with_them() {
+    let portal = ferry_sandbox::hubspot::Emulator::new(ferry_sandbox::hubspot::Options::default());
+    portal.seed(&generate(30, 29, &Mess::none()));
+    let salesforce = ferry_sandbox::emulator("salesforce").expect("salesforce emulator");
+    let org = (salesforce.build)(Faults::default(), Limits::Unlimited);
+    let any = "127.0.0.1:0".parse().expect("loopback address");
+    let source = ferry_sandbox::serve("hubspot", portal.router(), any)
+        .await
+        .expect("serve hubspot");
+    let sink = ferry_sandbox::serve("salesforce", org.router(), any)
+        .await
+        .expect("serve salesforce");
+    let dir = std::env::temp_dir().join(format!(
+        "ferry-sync-deletes-hs-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("test dir");
+    let hs = ferry_sandbox::emulator("hubspot").expect("hubspot");
+    let config = dir.join("ferry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n\n{}\n{}\n[migration]\nobjects = [\"companies\", \"contacts\"]\n\n\
+             [sync]\nstate = {:?}\ndeletes = \"archive\"\n\n{}\n",
+            emulator_table("source", "hubspot", &source.base_url),
+            emulator_table("sink", "salesforce", &sink.base_url),
+            dir.join("state.json").display().to_string(),
+            industry_table(&hs, &salesforce),
+        ),
+    )
+    .expect("write config");
+    let config = config.to_string_lossy().into_owned();
+    let (code, first, stderr) = sync(&config, &[]).await;
+    assert_eq!(code, 0, "{first:#}\n{stderr}");
+    let synced = (org.count("companies"), org.count("contacts"));
+
+    // A contact with a company: its company is archived, the contact stays; another contact
+    // is archived.
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = &http;
+        let base = &source.base_url;
+        async move {
+            http.get(format!("{base}{path}"))
+                .bearer_auth(ferry_sandbox::HUBSPOT_TOKEN)
+                .send()
+                .await
+                .expect("request")
+                .json::<serde_json::Value>()
+                .await
+                .expect("JSON")
+        }
+    };
+    let contacts = get("/crm/v3/objects/contacts?limit=100&associations=companies".into()).await;
+    let contacts = contacts["results"].as_array().expect("results");
+    let kept = contacts
+        .iter()
+        .find(|c| c["associations"]["companies"]["results"][0]["id"].is_string())
+        .expect("a contact with a company");
+    let company = kept["associations"]["companies"]["results"][0]["id"]
+        .as_str()
+        .expect("company id")
+        .to_owned();
+    let gone = contacts
+        .iter()
+        .find(|c| c["id"] != kept["id"])
+        .expect("another contact")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    portal.advance_clock(Duration::from_secs(3600));
+    assert!(portal.archive("contacts", gone.parse().expect("numeric id")));
+    assert!(portal.archive("companies", company.parse().expect("numeric id")));
+    portal.advance_clock(Duration::from_secs(3600));
+
+    let (code, second, stderr) = sync(&config, &[]).await;
+    assert_eq!(code, 3, "{second:#}\n{stderr}");
+    assert_eq!(second["outcome"], "records_failed");
+    let contacts = object(&second, "contacts");
+    let companies = object(&second, "companies");
+    assert_eq!(
+        (n(contacts, "deleted"), n(contacts, "not_removed")),
+        (1, 0),
+        "{contacts:#}"
+    );
+    assert_eq!(
+        (n(companies, "deleted"), n(companies, "not_removed")),
+        (0, 1),
+        "{companies:#}"
+    );
+    let failure = second["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .find(|f| f["stage"] == "remove")
+        .expect("the refused removal");
+    assert_eq!(
+        (failure["source_id"].as_str(), failure["code"].as_str()),
+        (Some(company.as_str()), Some("WOULD_CASCADE"))
+    );
+    assert_eq!(
+        (org.count("companies"), org.count("contacts")),
+        (synced.0, synced.1 - 1),
+        "the live contact and its company stay"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
