@@ -91,12 +91,12 @@ pub struct SyncConfig {
     /// data). Required by `ferry sync`. Relative paths are relative to the working directory.
     #[serde(default)]
     pub state: Option<PathBuf>,
-    /// What a sync does with records deleted in the source: only `"ignore"` for now (they stay
-    /// in the sink); `"archive"` and `"delete"` come with deletions.
+    /// What a sync does with records deleted in the source: `"ignore"` (the default: they
+    /// stay in the sink), `"archive"` (the sink's soft delete) or `"delete"`.
     #[serde(default = "default_deletes")]
     pub deletes: String,
-    /// The most sink records one sync may delete or archive before it stops, once deletions
-    /// are carried. Parsed now; no deletion is made yet. Default 100.
+    /// The most sink records one sync may archive or delete: a sync that would remove more is
+    /// refused (exit 3) before it writes anything, unless `--allow-mass-delete`. Default 100.
     #[serde(default = "default_max_deletes")]
     pub max_deletes: u64,
 }
@@ -120,20 +120,22 @@ impl Default for SyncConfig {
 }
 
 impl SyncConfig {
-    /// Checks the values serde's types cannot express.
-    fn validate(&self) -> anyhow::Result<()> {
+    /// How the sink removes records deleted in the source; `None` for `"ignore"`.
+    pub fn removal(&self) -> anyhow::Result<Option<ferry_core::Removal>> {
         match self.deletes.as_str() {
-            "ignore" => {}
-            "archive" | "delete" => bail!(
-                "config key `sync.deletes`: \"{}\" is not built yet; only \"ignore\" (records \
-                 deleted in the source stay in the sink) is accepted for now",
-                self.deletes
-            ),
+            "ignore" => Ok(None),
+            "archive" => Ok(Some(ferry_core::Removal::Archive)),
+            "delete" => Ok(Some(ferry_core::Removal::Delete)),
             _ => bail!(
-                "config key `sync.deletes`: must be \"ignore\" (\"archive\" and \"delete\" are \
-                 not built yet)"
+                "config key `sync.deletes`: must be \"ignore\" (records deleted in the source \
+                 stay in the sink), \"archive\" or \"delete\""
             ),
         }
+    }
+
+    /// Checks the values serde's types cannot express.
+    fn validate(&self) -> anyhow::Result<()> {
+        self.removal()?;
         if self
             .state
             .as_ref()
@@ -857,15 +859,16 @@ mod tests {
         assert_eq!(config.sync.state_path().unwrap(), Path::new("s.json"));
         assert_eq!(config.sync.max_deletes, 7);
 
+        assert_eq!(config.sync.removal().unwrap(), None);
+        for (value, removal) in [
+            ("archive", ferry_core::Removal::Archive),
+            ("delete", ferry_core::Removal::Delete),
+        ] {
+            let text = format!("{GOOD}\n[sync]\ndeletes = \"{value}\"\n");
+            let config = Config::parse(&text).unwrap();
+            assert_eq!(config.sync.removal().unwrap(), Some(removal));
+        }
         for (extra, says) in [
-            (
-                r#"deletes = "archive""#,
-                r#"`sync.deletes`: "archive" is not built yet"#,
-            ),
-            (
-                r#"deletes = "delete""#,
-                r#"`sync.deletes`: "delete" is not built yet"#,
-            ),
             (
                 r#"deletes = "purge""#,
                 r#"`sync.deletes`: must be "ignore""#,

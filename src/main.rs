@@ -91,6 +91,17 @@ struct RunArgs {
     allow_same_account: bool,
 }
 
+/// `sync`'s arguments: the shared ones and `--allow-mass-delete`.
+#[derive(clap::Args)]
+struct SyncArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Archive or delete (`[sync] deletes`) even more sink records than `[sync] max_deletes`
+    /// allows in this run.
+    #[arg(long)]
+    allow_mass_delete: bool,
+}
+
 /// `migrate`'s arguments: the shared ones and `--fresh` (a verify keeps no checkpoint).
 #[derive(clap::Args)]
 struct MigrateArgs {
@@ -108,8 +119,9 @@ enum Command {
     /// Migrates the objects named in the config from source to sink, then verifies them.
     Migrate(MigrateArgs),
     /// Moves what changed in the source since the last sync (everything, the first time), then
-    /// verifies it; `[sync] state` keeps each object's watermark between runs.
-    Sync(RunArgs),
+    /// verifies it; `[sync] state` keeps each object's watermark between runs, and `[sync]
+    /// deletes` says what becomes of records deleted in the source.
+    Sync(SyncArgs),
     /// Re-reads source and sink and compares checksums, writing nothing.
     Verify(RunArgs),
     /// A dry run: checks config and connectivity, reads each object's first page and shows
@@ -218,7 +230,7 @@ fn main() -> ExitCode {
 fn json_command(command: &Command) -> Option<&'static str> {
     match command {
         Command::Migrate(args) if args.run.report == ReportFormat::Json => Some("migrate"),
-        Command::Sync(args) if args.report == ReportFormat::Json => Some("sync"),
+        Command::Sync(args) if args.run.report == ReportFormat::Json => Some("sync"),
         Command::Verify(args) if args.report == ReportFormat::Json => Some("verify"),
         _ => None,
     }
@@ -261,10 +273,11 @@ async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> 
             run_config(Mode::Migrate, args.run, run, cli.quiet, setup).await
         }
         (Command::Sync(args), Some(mut run)) => {
-            guard_same_account(&run, args.allow_same_account).await?;
+            guard_same_account(&run, args.run.allow_same_account).await?;
             check_sync_accounts(&run).await?;
+            run.options.deletes.allow_mass_delete = args.allow_mass_delete;
             let setup = map_fields(&mut run, fields::Creating::Allowed).await?;
-            run_config(Mode::Migrate, args, run, cli.quiet, setup).await
+            run_config(Mode::Migrate, args.run, run, cli.quiet, setup).await
         }
         (Command::Verify(args), Some(mut run)) => {
             guard_same_account(&run, args.allow_same_account).await?;
@@ -348,9 +361,9 @@ fn prepare(command: &Command) -> Result<Option<Prepared>, CliError> {
         )?),
         Command::Sync(args) => Some(prepare_run(
             "sync",
-            &args.config,
+            &args.run.config,
             false,
-            args.allow_same_account,
+            args.run.allow_same_account,
         )?),
         Command::Verify(args) => Some(prepare_run(
             "verify",
@@ -425,6 +438,11 @@ fn prepare_run(
         stop: None,
         value_maps: Default::default(),
         directory: config.directory.clone(),
+        deletes: ferry_core::deletions::DeletePolicy {
+            removal: config.sync.removal().map_err(CliError::config)?,
+            max_deletes: config.sync.max_deletes,
+            allow_mass_delete: false,
+        },
         sync,
     };
     Ok(Prepared {

@@ -13,7 +13,10 @@ const LISTED: usize = 20;
 /// The report as a person reads it.
 pub fn human(report: &Report) -> String {
     let mut out = String::new();
-    let nothing_read = report.objects.iter().all(|o| o.read == 0);
+    let nothing_read = report
+        .objects
+        .iter()
+        .all(|o| o.read == 0 && o.archived + o.deleted + o.not_removed == 0);
     let verdict = match report.outcome {
         Outcome::Verified if report.command == "sync" && nothing_read => {
             "nothing changed since the last sync: 0 records read, nothing written"
@@ -158,6 +161,23 @@ pub fn human(report: &Report) -> String {
                 "{:<10} {} read but not processed because the run stopped",
                 "",
                 count(o.unprocessed, "record", "records")
+            );
+        }
+        if o.archived + o.deleted + o.not_removed > 0 {
+            let _ = writeln!(
+                out,
+                "{:<10} gone from the source: {} archived, {} deleted in the sink{}",
+                "",
+                o.archived,
+                o.deleted,
+                if o.not_removed > 0 {
+                    format!(
+                        "; {} NOT removed (refused, listed below)",
+                        count(o.not_removed, "record", "records")
+                    )
+                } else {
+                    String::new()
+                }
             );
         }
         if o.not_in_sink > 0 {

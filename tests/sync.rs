@@ -438,9 +438,9 @@ async fn sync_settings_are_checked_naming_their_keys() {
     for (sync, key, says) in [
         ("", "sync.state", "required by `ferry sync`"),
         (
-            "state = \"s.json\"\ndeletes = \"archive\"",
+            "state = \"s.json\"\ndeletes = \"purge\"",
             "sync.deletes",
-            "not built yet",
+            "must be \"ignore\"",
         ),
         ("state = \"s.json\"\nturbo = true", "turbo", "unknown field"),
     ] {

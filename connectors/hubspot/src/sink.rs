@@ -17,9 +17,9 @@ use ferry_core::quality::{
 use ferry_core::redact::clean_code;
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
-    Capability, ConnectorError, ConnectorResult, FieldBinding, FieldLimit, FieldMaps, NewField,
-    ObjectType, Record, RecordOutcome, RecordRejection, Sink, Value, VendorField, Written,
-    model::Link,
+    Capability, ConnectorError, ConnectorResult, FieldBinding, FieldLimit, FieldMaps, IdPage,
+    NewField, ObjectType, Record, RecordOutcome, RecordRejection, Removal, RemoveOutcome, Removed,
+    Sink, Value, VendorField, Written, model::Link,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -1422,6 +1422,101 @@ impl Sink for HubspotSink {
         }
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = found.len(), "read back");
         Ok(found.into_iter().map(|(record, _)| record).collect())
+    }
+
+    /// `GET /crm/v3/objects/{type}?properties=<source id property>` (100 a page): the list
+    /// endpoint, not search, which stops at 10,000 results. Records without a source id (made
+    /// in HubSpot) are not listed.
+    async fn source_ids_page(
+        &self,
+        object: ObjectType,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<IdPage> {
+        let path = format!("/crm/v3/objects/{}", binding(object)?.path);
+        let limit = MAX_BATCH.to_string();
+        let mut query = vec![
+            ("limit", limit.as_str()),
+            ("archived", "false"),
+            ("properties", self.source_id_property.as_str()),
+        ];
+        if let Some(after) = cursor {
+            query.push(("after", after));
+        }
+        let (endpoint, mut response) = self.client.get_ok(&path, &query).await?;
+        let response: mapping::ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
+        let next = response
+            .paging
+            .as_ref()
+            .and_then(|p| p.next.as_ref())
+            .map(|n| n.after.clone());
+        if next.is_some() && next.as_deref() == cursor {
+            return Err(ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint,
+                detail: "the next-page cursor equals the current one; paging would never end"
+                    .into(),
+            });
+        }
+        Ok(IdPage {
+            ids: response
+                .results
+                .iter()
+                .filter_map(|raw| raw.property(&self.source_id_property))
+                .collect(),
+            next,
+        })
+    }
+
+    /// Finds the records by the source-id property (`batch/read` with `idProperty`, so a
+    /// record without one is never found), then `POST …/batch/archive`. HubSpot has no other
+    /// delete through this API: `Delete` is the same archive (restorable from the recycling
+    /// bin for 90 days), and each is reported as archived.
+    async fn remove(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+        _how: Removal,
+    ) -> ConnectorResult<Vec<RemoveOutcome>> {
+        let row = binding(object)?;
+        if source_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let read = format!("/crm/v3/objects/{}/batch/read", row.path);
+        let mut found: HashMap<String, String> = HashMap::with_capacity(source_ids.len());
+        for chunk in source_ids.chunks(MAX_BATCH) {
+            let body = json!({
+                "idProperty": self.source_id_property,
+                "properties": [self.source_id_property],
+                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+            });
+            let (endpoint, mut response) = self.client.post_ok(&read, &[], &body).await?;
+            let response: BatchResponse<HubspotObject<'_>> =
+                response.json_borrowed(VENDOR, &endpoint)?;
+            for raw in response.results {
+                if let Some(source_id) = raw.property(&self.source_id_property) {
+                    found.insert(source_id, raw.id);
+                }
+            }
+        }
+        let archive = format!("/crm/v3/objects/{}/batch/archive", row.path);
+        let hubspot_ids: Vec<&String> = source_ids.iter().filter_map(|id| found.get(id)).collect();
+        for chunk in hubspot_ids.chunks(MAX_BATCH) {
+            let body =
+                json!({"inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
+            self.client.post_ok(&archive, &[], &body).await?;
+        }
+        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), archived = hubspot_ids.len(), "archived");
+        Ok(source_ids
+            .iter()
+            .map(|id| RemoveOutcome {
+                source_id: id.clone(),
+                result: Ok(if found.contains_key(id) {
+                    Removed::Archived
+                } else {
+                    Removed::Absent
+                }),
+            })
+            .collect())
     }
 
     async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {

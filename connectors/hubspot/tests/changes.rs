@@ -325,3 +325,81 @@ async fn a_storm_of_429s_on_search_is_outlasted_by_a_read_of_changes_not_by_a_co
         "three 429s on the search, three on the links"
     );
 }
+
+/// Every id `source` reads of `object` archived since `since`, and the number of pages; `None`
+/// when the deletions are lost.
+async fn read_archived(
+    source: &HubspotSource,
+    object: ObjectType,
+    since: &Watermark,
+) -> Option<(HashSet<String>, usize)> {
+    let (mut ids, mut cursor, mut pages) = (HashSet::new(), None::<String>, 0);
+    loop {
+        pages += 1;
+        match source
+            .fetch_deleted_page(object, since, cursor.as_deref())
+            .await
+            .expect("archived")
+        {
+            ferry_core::DeletedPage::Lost => return None,
+            ferry_core::DeletedPage::Ids { ids: page, next } => {
+                ids.extend(page);
+                match next {
+                    Some(next) => cursor = Some(next),
+                    None => return Some((ids, pages)),
+                }
+            }
+        }
+    }
+}
+
+/// Archived records, which search never shows, are read from the `archived=true` list (every
+/// page, 100 a page), keeping those archived at or after the watermark; beyond the recycling
+/// bin's 90 days, deletions are lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_archived_since_the_watermark_are_read_from_the_archived_list() {
+    init();
+    let (hs, emulator) = emulator(300).await;
+    let source = source(&hs.base_url);
+    let (all, _, _) =
+        read_changes(&source, ObjectType::CONTACTS, &Watermark::at(0), None, 10).await;
+    let ids: Vec<u64> = all
+        .iter()
+        .map(|r| r.source_id.parse().expect("numeric id"))
+        .collect();
+    assert!(emulator.archive("contacts", ids[0]), "archived long before");
+    emulator.advance_clock(Duration::from_secs(3600));
+    let since = source
+        .sync_point(ObjectType::CONTACTS)
+        .await
+        .expect("sync point");
+    emulator.advance_clock(Duration::from_secs(600));
+    let archived: HashSet<String> = ids[1..=105]
+        .iter()
+        .map(|id| {
+            assert!(emulator.archive("contacts", *id));
+            id.to_string()
+        })
+        .collect();
+    let (got, pages) = read_archived(&source, ObjectType::CONTACTS, &since)
+        .await
+        .expect("not lost");
+    assert_eq!(got, archived, "only those archived since");
+    assert_eq!(pages, 2, "106 archived, 100 a page");
+    // Beyond the overlap: a later sync point is after those archives.
+    emulator.advance_clock(Duration::from_secs(600));
+    let later = source
+        .sync_point(ObjectType::CONTACTS)
+        .await
+        .expect("sync point");
+    emulator.advance_clock(Duration::from_secs(600));
+    let (none, _) = read_archived(&source, ObjectType::CONTACTS, &later)
+        .await
+        .expect("not lost");
+    assert!(none.is_empty(), "{none:?}");
+    emulator.advance_clock(Duration::from_secs(91 * 86_400));
+    assert_eq!(
+        read_archived(&source, ObjectType::CONTACTS, &later).await,
+        None
+    );
+}

@@ -885,3 +885,94 @@ async fn deal_and_note_links_follow_the_source_set_on_every_upsert() {
     assert_eq!(deals.required, vec![field::NAME, field::STAGE]);
     assert!(!deals.stored.iter().any(|f| f == field::STATUS));
 }
+
+/// The sink lists the source ids its records carry (never a record made in HubSpot, which has
+/// none) and archives by source id only: found ones are archived (listed with
+/// `archived=true`), unknown ones are absent, a record made in HubSpot stays.
+#[tokio::test]
+async fn lists_source_ids_and_archives_only_records_carrying_one() {
+    init();
+    let (hs, emulator) = start(unlimited()).await;
+    let sink = sink(&hs);
+    let object = ObjectType::COMPANIES;
+    sink.prepare(object).await.expect("prepare");
+    let records: Vec<Record> = (0..130)
+        .map(|i| {
+            let mut r = Record::new(object, format!("sf-{i:03}"));
+            r.set(field::NAME, Value::Text(format!("Company {i}")));
+            r
+        })
+        .collect();
+    upsert_all(&sink, object, &records).await;
+    let (status, made) = post(
+        &hs.base_url,
+        "/crm/v3/objects/companies",
+        json!({"properties": {"name": "Made in HubSpot"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        sink.remove(object, &[], ferry_core::Removal::Archive)
+            .await
+            .expect("nothing to remove"),
+        Vec::new()
+    );
+
+    let (mut listed, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let page = sink
+            .source_ids_page(object, cursor.as_deref())
+            .await
+            .expect("ids");
+        pages += 1;
+        listed.extend(page.ids);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    listed.sort();
+    let expected: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
+    assert_eq!(listed, expected, "only ferry's records, each once");
+    assert_eq!(pages, 2, "100 a page");
+
+    let ids = ["sf-004".to_owned(), "nope".to_owned(), "sf-120".to_owned()];
+    let outcomes = sink
+        .remove(object, &ids, ferry_core::Removal::Delete)
+        .await
+        .expect("remove");
+    let got: Vec<(&str, ferry_core::Removed)> = outcomes
+        .iter()
+        .map(|o| (o.source_id.as_str(), o.result.clone().expect("no refusal")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("sf-004", ferry_core::Removed::Archived),
+            ("nope", ferry_core::Removed::Absent),
+            ("sf-120", ferry_core::Removed::Archived),
+        ]
+    );
+    assert_eq!(emulator.count("companies"), Some(129), "130 + 1 made - 2");
+    let (_, archived) = get(&hs.base_url, "/crm/v3/objects/companies?archived=true").await;
+    assert_eq!(
+        archived["results"].as_array().map(Vec::len),
+        Some(2),
+        "{archived}"
+    );
+    let back = sink.read_back(object, &ids).await.expect("read back");
+    assert!(
+        back.is_empty(),
+        "archived records are not found by source id"
+    );
+    // Again: nothing left to archive under those ids.
+    let again = sink
+        .remove(object, &ids, ferry_core::Removal::Archive)
+        .await
+        .expect("remove");
+    assert!(
+        again
+            .iter()
+            .all(|o| o.result == Ok(ferry_core::Removed::Absent))
+    );
+}

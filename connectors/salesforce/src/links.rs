@@ -297,21 +297,31 @@ async fn delete_roles(
     roles: &[(usize, String)],
 ) -> ConnectorResult<Vec<Option<String>>> {
     let ids: Vec<&str> = roles.iter().map(|(_, id)| id.as_str()).collect();
-    let ids = ids.join(",");
+    Ok(delete_ids(client, &ids)
+        .await?
+        .into_iter()
+        .map(|code| code.filter(|c| c != "ENTITY_IS_DELETED"))
+        .collect())
+}
+
+/// `DELETE …/composite/sobjects?ids=…&allOrNone=false` (at most 200 ids): each record's
+/// refusal code (`ENTITY_IS_DELETED` for one deleted already), or `None` when deleted.
+pub(crate) async fn delete_ids(
+    client: &Client,
+    ids: &[&str],
+) -> ConnectorResult<Vec<Option<String>>> {
+    let joined = ids.join(",");
     let results = collection(
         client,
         Method::DELETE,
         None,
-        &[("ids", &ids), ("allOrNone", "false")],
+        &[("ids", &joined), ("allOrNone", "false")],
     )
     .await?;
-    if results.len() != roles.len() {
-        return Err(count_mismatch(client, "DELETE", results.len(), roles.len()));
+    if results.len() != ids.len() {
+        return Err(count_mismatch(client, "DELETE", results.len(), ids.len()));
     }
-    Ok(results
-        .iter()
-        .map(|r| outcome(r).filter(|c| c != "ENTITY_IS_DELETED"))
-        .collect())
+    Ok(results.iter().map(outcome).collect())
 }
 
 /// `None` for a saved record, else its first error's code.

@@ -158,7 +158,7 @@ async fn parent_sources(
 /// The notes keyed by the titles of `source_ids`, as `(source id, row)`, in `Id` order. SOQL
 /// compares text ignoring case, so rows whose title names another source id (`ferry:ABC` for
 /// `ferry:abc`) are left out.
-async fn find(
+pub(crate) async fn find(
     client: &Client,
     select: &str,
     source_ids: &[String],

@@ -1,6 +1,7 @@
 //! The Salesforce sink: upserts through sObject Collections keyed by the external-id field,
 //! reads back through SOQL.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -9,8 +10,8 @@ use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorFiel
 use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
-    Capability, ConnectorError, ConnectorResult, FieldLimit, ObjectType, Record, RecordOutcome,
-    RecordRejection, Sink, Written, field,
+    Capability, ConnectorError, ConnectorResult, FieldLimit, IdPage, ObjectType, Record,
+    RecordOutcome, RecordRejection, Removal, RemoveOutcome, Removed, Sink, Written, field,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -641,6 +642,150 @@ impl Sink for SalesforceSink {
         Ok(out)
     }
 
+    /// `SELECT <ext> FROM <sObject> WHERE <ext> != null ORDER BY Id` (notes: `Title`, kept when
+    /// it starts with ferry's prefix), paged through `nextRecordsUrl`: records without ferry's
+    /// key are not listed.
+    async fn source_ids_page(
+        &self,
+        object: ObjectType,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<IdPage> {
+        let row = mapping::binding(object)?;
+        let notes = object == ObjectType::NOTES;
+        let key = if notes { "Title" } else { self.ext() };
+        let mut response = match cursor {
+            None => {
+                // Notes' titles are filtered on ferry's prefix here: `LIKE` is not needed.
+                let soql = format!(
+                    "SELECT {key} FROM {} WHERE {key} != null ORDER BY {}",
+                    row.sobject,
+                    mapping::ID_FIELD
+                );
+                self.client.query(&soql, None).await?
+            }
+            Some(next) => self.client.query_more(next, None).await?,
+        };
+        let page = response.page()?;
+        let ids = page
+            .records
+            .iter()
+            .filter_map(|r| r.get(key).and_then(|v| v.as_str()))
+            .filter_map(|v| {
+                if notes {
+                    notes::source_id_of(v)
+                } else {
+                    Some(v)
+                }
+            })
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let next = if page.done {
+            None
+        } else {
+            Some(
+                page.next_records_url
+                    .ok_or_else(|| ConnectorError::Malformed {
+                        vendor: VENDOR,
+                        endpoint: format!("GET {}", self.client.data_path("query")),
+                        detail: "a page with done: false has no nextRecordsUrl".into(),
+                    })?,
+            )
+        };
+        Ok(IdPage { ids, next })
+    }
+
+    /// Finds the records by ferry's key only (the external-id field; a note's `Title`), then
+    /// `DELETE …/composite/sobjects?ids=` (200 a request) into the Recycle Bin, Salesforce's
+    /// only removal through this API: `Archive` and `Delete` make the same call, reported as
+    /// deleted. A record Salesforce would delete others with (an account's contacts,
+    /// opportunities and notes; a contact's or opportunity's notes) while any of them is still
+    /// there is refused (`WOULD_CASCADE`), never deleted: children are removed first, so only
+    /// children still live in the source remain.
+    async fn remove(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+        _how: Removal,
+    ) -> ConnectorResult<Vec<RemoveOutcome>> {
+        let row = mapping::binding(object)?;
+        if source_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Source id → Salesforce id.
+        let mut found: HashMap<String, String> = HashMap::with_capacity(source_ids.len());
+        if object == ObjectType::NOTES {
+            notes::find(&self.client, "Id, Title", source_ids, |source, sf| {
+                if let Some(id) = sf.get(mapping::ID_FIELD).and_then(|v| v.as_str()) {
+                    found.insert(source.to_owned(), id.to_owned());
+                }
+            })
+            .await?;
+        } else {
+            let ext = self.ext();
+            let prefix = format!(
+                "SELECT {}, {ext} FROM {} WHERE {ext}",
+                mapping::ID_FIELD,
+                row.sobject
+            );
+            for q in soql::in_queries(&prefix, source_ids) {
+                self.client
+                    .query_each(&q, |sf| {
+                        let text = |f: &str| sf.get(f).and_then(|v| v.as_str());
+                        if let (Some(id), Some(source)) = (text(mapping::ID_FIELD), text(ext)) {
+                            found.insert(source.to_owned(), id.to_owned());
+                        }
+                    })
+                    .await?;
+            }
+        }
+        let ids: Vec<String> = found.values().cloned().collect();
+        let with_children = self.with_children(object, &ids).await?;
+        let mut refused: HashMap<String, String> = HashMap::new();
+        let deletable: Vec<&str> = ids
+            .iter()
+            .filter(|id| !with_children.contains(*id))
+            .map(String::as_str)
+            .collect();
+        for chunk in deletable.chunks(COLLECTION_LIMIT) {
+            let codes = links::delete_ids(&self.client, chunk).await?;
+            for (id, code) in chunk.iter().zip(codes) {
+                if let Some(code) = code.filter(|c| c != "ENTITY_IS_DELETED") {
+                    refused.insert((*id).to_owned(), code);
+                }
+            }
+        }
+        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = ids.len(), kept_for_children = with_children.len(), "deleted");
+        Ok(source_ids
+            .iter()
+            .map(|source| {
+                let result = match found.get(source) {
+                    None => Ok(Removed::Absent),
+                    Some(id) if with_children.contains(id) => Err(RecordRejection {
+                        source_id: source.clone(),
+                        code: "WOULD_CASCADE".into(),
+                        reason: format!(
+                            "Salesforce would delete the {} still on it with it; not deleted",
+                            row.sobject
+                        ),
+                    }),
+                    Some(id) => match refused.get(id) {
+                        Some(code) => Err(RecordRejection {
+                            source_id: source.clone(),
+                            code: code.clone(),
+                            reason: format!("Salesforce refused to delete the {}", row.sobject),
+                        }),
+                        None => Ok(Removed::Deleted),
+                    },
+                };
+                RemoveOutcome {
+                    source_id: source.clone(),
+                    result,
+                }
+            })
+            .collect())
+    }
+
     async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
         if object == ObjectType::NOTES {
             // Notes are keyed by a title prefix, which only `LIKE` could count.
@@ -652,6 +797,46 @@ impl Sink for SalesforceSink {
             self.ext()
         );
         Ok(self.client.query(&soql, None).await?.page()?.total_size)
+    }
+}
+
+/// Most ids one `DELETE …/composite/sobjects` carries.
+const COLLECTION_LIMIT: usize = 200;
+
+impl SalesforceSink {
+    /// Of the Salesforce ids `ids` of `object`, those that records Salesforce deletes with them
+    /// still refer to: an account's contacts, opportunities and notes; a contact's or an
+    /// opportunity's notes (contact roles only link, and go with either end).
+    async fn with_children(
+        &self,
+        object: ObjectType,
+        ids: &[String],
+    ) -> ConnectorResult<HashSet<String>> {
+        let children: &[(&str, &str)] = if object == ObjectType::COMPANIES {
+            &[
+                ("Contact", "AccountId"),
+                ("Opportunity", "AccountId"),
+                ("Note", "ParentId"),
+            ]
+        } else if object == ObjectType::CONTACTS || object == ObjectType::DEALS {
+            &[("Note", "ParentId")]
+        } else {
+            &[]
+        };
+        let mut parents = HashSet::new();
+        for (sobject, field) in children {
+            let prefix = format!("SELECT {field} FROM {sobject} WHERE {field}");
+            for q in soql::in_queries(&prefix, ids) {
+                self.client
+                    .query_each(&q, |sf| {
+                        if let Some(parent) = sf.get(field).and_then(|v| v.as_str()) {
+                            parents.insert(parent.to_owned());
+                        }
+                    })
+                    .await?;
+            }
+        }
+        Ok(parents)
     }
 }
 

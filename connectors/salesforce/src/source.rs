@@ -16,22 +16,31 @@
 //! SystemModstamp, Id`: `SystemModstamp` moves on every change, by a user or by automation
 //! (`LastModifiedDate` only on users' changes). The sync point is the org's clock, the `Date`
 //! header of a `GET …/limits`, less [`SYNC_OVERLAP`].
+//!
+//! Deletions (`[sync] deletes`) come from getDeleted, `GET …/sobjects/{sobject}/deleted/?start=
+//! &end=`, for every object read (classic `Note` supports it, unlike `ContentNote`). It covers
+//! the Recycle Bin's 15 days, less when the bin was emptied: when `earliestDateAvailable` is
+//! later than the watermark, or the watermark is older than 15 days, deletions were lost and
+//! the engine compares id sets instead.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::currency::OrgCurrency;
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, VendorField};
+use ferry_core::http::BodyCap;
 use ferry_core::http::HttpStats;
 use ferry_core::{
-    ConnectorError, ConnectorResult, FetchedPage, ObjectType, Page, Source, Watermark,
+    ConnectorError, ConnectorResult, DeletedPage, FetchedPage, IdPage, ObjectType, Page, Source,
+    Watermark,
 };
+use reqwest::Method;
 
 use crate::VENDOR;
 
 /// The field every change of a record moves, by a user or by automation.
 const MODSTAMP: &str = "SystemModstamp";
-use crate::client::{Client, QueryResponse};
+use crate::client::{Call, Client, QueryResponse};
 use crate::config::{SalesforceConfig, Settings};
 use crate::mapping::{self, ID_FIELD, SalesforceLinks};
 
@@ -40,6 +49,23 @@ use crate::mapping::{self, ID_FIELD, SalesforceLinks};
 /// (long Apex transactions, bulk jobs, a workflow's field updates), and hosts' clocks drift.
 /// Changes inside the overlap are read twice; the upsert counts them as updated.
 pub const SYNC_OVERLAP: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// How far back getDeleted reaches: the Recycle Bin keeps deletes for 15 days.
+pub const DELETED_WINDOW_MS: i64 = 15 * 86_400_000;
+
+/// A getDeleted answer; `deletedDate` is not needed (the window is the watermark's).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeletedAnswer {
+    deleted_records: Vec<DeletedRecord>,
+    earliest_date_available: Option<String>,
+}
+
+/// One record of a getDeleted answer.
+#[derive(serde::Deserialize)]
+struct DeletedRecord {
+    id: String,
+}
 
 /// Whether `id` has the shape of a Salesforce record id (15 or 18 letters and digits), so it
 /// can go into a query as a literal.
@@ -322,6 +348,97 @@ impl Source for SalesforceSource {
         };
         self.currency.stamp(object, &mut page.records);
         Ok(FetchedPage::ready(self.with_links(object, page).await?))
+    }
+
+    /// getDeleted from `since` (to the minute, as Salesforce reads it) to the org's clock now:
+    /// one page, which holds every id. [`DeletedPage::Lost`] when `since` is beyond the
+    /// Recycle Bin's 15 days or `earliestDateAvailable` (the last purged delete) is after it.
+    async fn fetch_deleted_page(
+        &self,
+        object: ObjectType,
+        since: &Watermark,
+        _cursor: Option<&str>,
+    ) -> ConnectorResult<DeletedPage> {
+        let row = mapping::binding(object)?;
+        let now = self.client.server_time_ms().await?;
+        if since.at_ms < now - DELETED_WINDOW_MS {
+            tracing::info!(vendor = VENDOR, %object, "the last sync is older than the Recycle Bin's 15 days");
+            return Ok(DeletedPage::Lost);
+        }
+        let minute = |ms: i64| {
+            ferry_core::model::format_timestamp(ms - ms.rem_euclid(60_000)).replace(".000Z", "Z")
+        };
+        let (start, end) = (minute(since.at_ms), minute(now));
+        let path = self
+            .client
+            .data_path(&format!("sobjects/{}/deleted/", row.sobject));
+        let response = self
+            .client
+            .send(Call {
+                method: Method::GET,
+                path: &path,
+                query: &[("start", start.as_str()), ("end", end.as_str())],
+                body: None,
+                headers: &[],
+                cap: BodyCap::Page,
+            })
+            .await?;
+        let endpoint = format!("GET {path}");
+        let answer: DeletedAnswer = response.json(VENDOR, &endpoint)?;
+        let earliest = match answer.earliest_date_available.as_deref() {
+            None => None,
+            Some(raw) => Some(ferry_core::model::parse_timestamp(raw).ok_or_else(|| {
+                ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: endpoint.clone(),
+                    detail: "earliestDateAvailable is not a date-time".into(),
+                }
+            })?),
+        };
+        if earliest.is_some_and(|earliest| earliest > since.at_ms) {
+            tracing::info!(vendor = VENDOR, %object, "deletes after the last sync were purged from the Recycle Bin");
+            return Ok(DeletedPage::Lost);
+        }
+        let ids: Vec<String> = answer.deleted_records.into_iter().map(|r| r.id).collect();
+        tracing::debug!(vendor = VENDOR, %object, deleted = ids.len(), "read deletions");
+        Ok(DeletedPage::Ids { ids, next: None })
+    }
+
+    /// `SELECT Id FROM … ORDER BY Id`, paged through `nextRecordsUrl`: the live ids alone, for
+    /// an id-set comparison.
+    async fn fetch_ids_page(
+        &self,
+        object: ObjectType,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<IdPage> {
+        let row = mapping::binding(object)?;
+        let batch = Some(self.settings.query_batch_size);
+        let mut response = match cursor {
+            None => {
+                let soql = format!("SELECT {ID_FIELD} FROM {} ORDER BY {ID_FIELD}", row.sobject);
+                self.client.query(&soql, batch).await?
+            }
+            Some(next) => self.client.query_more(next, batch).await?,
+        };
+        let page = response.page()?;
+        let ids = page
+            .records
+            .iter()
+            .filter_map(|r| r.get(ID_FIELD).and_then(|v| v.as_str()).map(str::to_owned))
+            .collect();
+        let next = if page.done {
+            None
+        } else {
+            Some(
+                page.next_records_url
+                    .ok_or_else(|| ConnectorError::Malformed {
+                        vendor: VENDOR,
+                        endpoint: format!("GET {}", self.client.data_path("query")),
+                        detail: "a page with done: false has no nextRecordsUrl".into(),
+                    })?,
+            )
+        };
+        Ok(IdPage { ids, next })
     }
 
     /// The org's clock (the `Date` header of `GET …/limits`) less [`SYNC_OVERLAP`].

@@ -425,3 +425,93 @@ async fn exhausted_daily_allocation_is_final() {
         "token, check, describe, one refused upsert: no retries"
     );
 }
+
+/// Lists the source ids the org's records carry and deletes by them only: an unknown id is
+/// absent, and an account whose contacts would go with it is refused, never deleted.
+#[tokio::test]
+async fn lists_source_ids_and_deletes_only_what_would_take_nothing_else_with_it() {
+    let (emulator, running) = start(Options::default()).await;
+    let sink = sink(&running);
+    for object in [ObjectType::COMPANIES, ObjectType::CONTACTS] {
+        sink.prepare(object).await.expect("prepare");
+    }
+    let companies: Vec<Record> = (0..3)
+        .map(|i| {
+            let mut r = Record::new(ObjectType::COMPANIES, format!("c{i}"));
+            r.set(field::NAME, Value::Text(format!("Company {i}")));
+            r
+        })
+        .collect();
+    let contacts: Vec<Record> = (0..2)
+        .map(|i| {
+            let mut r = Record::new(ObjectType::CONTACTS, format!("p{i}"));
+            r.set(field::LAST_NAME, Value::Text(format!("Person {i}")));
+            r.set(field::COMPANY, Value::Reference(format!("c{i}")));
+            r
+        })
+        .collect();
+    upsert_all(&sink, ObjectType::COMPANIES, &companies).await;
+    upsert_all(&sink, ObjectType::CONTACTS, &contacts).await;
+    let listed = sink
+        .source_ids_page(ObjectType::COMPANIES, None)
+        .await
+        .expect("ids");
+    assert_eq!((listed.ids.len(), listed.next), (3, None));
+    assert_eq!(
+        sink.remove(ObjectType::CONTACTS, &[], ferry_core::Removal::Delete)
+            .await
+            .expect("nothing"),
+        Vec::new()
+    );
+
+    let removed = |outcomes: Vec<ferry_core::RemoveOutcome>| -> Vec<(String, String)> {
+        outcomes
+            .into_iter()
+            .map(|o| {
+                let what = match o.result {
+                    Ok(r) => format!("{r:?}"),
+                    Err(e) => e.code,
+                };
+                (o.source_id, what)
+            })
+            .collect()
+    };
+    let ids = ["p1".to_owned(), "nope".to_owned()];
+    let got = removed(
+        sink.remove(ObjectType::CONTACTS, &ids, ferry_core::Removal::Archive)
+            .await
+            .expect("remove"),
+    );
+    assert_eq!(
+        got,
+        [
+            ("p1".into(), "Deleted".into()),
+            ("nope".into(), "Absent".into())
+        ]
+    );
+    assert_eq!(emulator.count("Contact"), 1);
+    let ids: Vec<String> = companies.iter().map(|c| c.source_id.clone()).collect();
+    let got = removed(
+        sink.remove(ObjectType::COMPANIES, &ids, ferry_core::Removal::Delete)
+            .await
+            .expect("remove"),
+    );
+    assert_eq!(
+        got,
+        [
+            ("c0".into(), "WOULD_CASCADE".into()),
+            ("c1".into(), "Deleted".into()),
+            ("c2".into(), "Deleted".into()),
+        ]
+    );
+    assert_eq!(
+        (emulator.count("Account"), emulator.count("Contact")),
+        (1, 1),
+        "the contact still in the source stays, and its account with it"
+    );
+    let listed = sink
+        .source_ids_page(ObjectType::CONTACTS, None)
+        .await
+        .expect("ids");
+    assert_eq!(listed.ids, ["p0"]);
+}

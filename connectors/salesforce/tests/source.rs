@@ -552,3 +552,146 @@ async fn reads_only_the_records_changed_since_the_sync_point_in_modstamp_order()
     assert_eq!(again.len(), 250, "within the {overlap} ms overlap");
     let _ = data;
 }
+
+/// Deletes the records `ids` through the org's REST API (`DELETE composite/sobjects`).
+async fn delete(running: &ferry_sandbox::Running, ids: &[String]) {
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{}/services/oauth2/token", running.base_url))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", ferry_sandbox::SALESFORCE_CLIENT_ID),
+            ("client_secret", ferry_sandbox::SALESFORCE_CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token JSON");
+    let answer: serde_json::Value = http
+        .delete(format!(
+            "{}/services/data/v62.0/composite/sobjects?ids={}",
+            running.base_url,
+            ids.join(",")
+        ))
+        .bearer_auth(token["access_token"].as_str().expect("access token"))
+        .send()
+        .await
+        .expect("delete")
+        .json()
+        .await
+        .expect("delete JSON");
+    assert!(
+        answer
+            .as_array()
+            .expect("results")
+            .iter()
+            .all(|r| r["success"] == true),
+        "{answer}"
+    );
+}
+
+async fn deleted_since(
+    source: &SalesforceSource,
+    object: ObjectType,
+    since: &ferry_core::Watermark,
+) -> Option<HashSet<String>> {
+    match source
+        .fetch_deleted_page(object, since, None)
+        .await
+        .expect("deleted page")
+    {
+        ferry_core::DeletedPage::Ids { ids, next } => {
+            assert_eq!(next, None, "getDeleted has one page");
+            Some(ids.into_iter().collect())
+        }
+        ferry_core::DeletedPage::Lost => None,
+    }
+}
+
+/// getDeleted names what was deleted since a sync point (contacts deleted with their account
+/// too); once the Recycle Bin was emptied after it, or 15 days passed, deletions are lost and
+/// the engine is told to compare id sets. The live ids page through `SELECT Id`.
+#[tokio::test]
+async fn reads_the_deletions_since_the_sync_point_until_the_bin_forgets_them() {
+    let (emulator, running) = start(Options::default()).await;
+    seeded(&emulator, 450, 9, &Mess::none());
+    let source = source(&running, 200);
+    let point = source
+        .sync_point(ObjectType::CONTACTS)
+        .await
+        .expect("point");
+    assert_eq!(
+        deleted_since(&source, ObjectType::CONTACTS, &point).await,
+        Some(HashSet::new())
+    );
+    emulator.advance_clock(std::time::Duration::from_secs(600));
+    let (contacts, _) = read_all(&source, ObjectType::CONTACTS).await;
+    let (companies, _) = read_all(&source, ObjectType::COMPANIES).await;
+    let company = &companies[0].source_id;
+    let of_company: HashSet<String> = contacts
+        .iter()
+        .filter(|c| c.get(field::COMPANY) == Some(&Value::Reference(company.clone())))
+        .map(|c| c.source_id.clone())
+        .collect();
+    let lone = contacts
+        .iter()
+        .find(|c| !of_company.contains(&c.source_id))
+        .expect("a contact of another company")
+        .source_id
+        .clone();
+    delete(&running, &[company.clone(), lone.clone()]).await;
+    let mut expected = of_company.clone();
+    expected.insert(lone.clone());
+    assert_eq!(
+        deleted_since(&source, ObjectType::CONTACTS, &point).await,
+        Some(expected)
+    );
+    assert_eq!(
+        deleted_since(&source, ObjectType::COMPANIES, &point).await,
+        Some(HashSet::from([company.clone()]))
+    );
+    // Ids only, paged: every live contact once, the deleted ones not.
+    let (mut live, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        pages += 1;
+        let page = source
+            .fetch_ids_page(ObjectType::CONTACTS, cursor.as_deref())
+            .await
+            .expect("ids");
+        live.extend(page.ids);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        live.iter().collect::<HashSet<_>>().len(),
+        contacts.len() - of_company.len() - 1
+    );
+    assert!(!live.contains(&lone));
+
+    // Emptied from the bin after the sync point: lost.
+    emulator.advance_clock(std::time::Duration::from_secs(600));
+    emulator.purge_deleted(std::time::Duration::from_secs(60));
+    assert_eq!(
+        deleted_since(&source, ObjectType::CONTACTS, &point).await,
+        None
+    );
+    // A later sync point is fine again; one older than 15 days is lost without asking.
+    let later = source
+        .sync_point(ObjectType::CONTACTS)
+        .await
+        .expect("point");
+    assert_eq!(
+        deleted_since(&source, ObjectType::CONTACTS, &later).await,
+        Some(HashSet::new())
+    );
+    emulator.advance_clock(std::time::Duration::from_secs(16 * 86_400));
+    assert_eq!(
+        deleted_since(&source, ObjectType::CONTACTS, &later).await,
+        None
+    );
+}

@@ -201,6 +201,80 @@ fn no_changes(vendor: &'static str, object: ObjectType) -> ConnectorError {
     }
 }
 
+/// How a sink takes away a record deleted in the source (`[sync] deletes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Removal {
+    /// The sink's soft delete: archive, recycle bin, deactivate.
+    Archive,
+    /// The sink's delete (which for some vendors is the same soft delete: see each connector).
+    Delete,
+}
+
+/// One page of what a source says was deleted since a watermark.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeletedPage {
+    /// The source ids of records deleted (or archived) at or after the watermark, and the
+    /// cursor of the next page (`None` on the last).
+    Ids {
+        /// Source ids, in no particular order; repeats are harmless.
+        ids: Vec<String>,
+        /// The opaque cursor of the next page.
+        next: Option<String>,
+    },
+    /// The source no longer knows every deletion since the watermark (its log was trimmed, the
+    /// window was missed): the engine compares id sets instead.
+    Lost,
+}
+
+/// One page of ids: the source's live records, or the sink's records that carry a source id.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct IdPage {
+    /// Source ids on this page.
+    pub ids: Vec<String>,
+    /// The opaque cursor of the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// What a sink did with one record it was asked to remove.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// Archived (soft-deleted; the vendor can restore it).
+    Archived,
+    /// Deleted.
+    Deleted,
+    /// No sink record carries that source id (never written, or removed already).
+    Absent,
+}
+
+/// The outcome of removing one record, by source id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoveOutcome {
+    /// The record's source id.
+    pub source_id: String,
+    /// What was done, or why the sink refused.
+    pub result: Result<Removed, RecordRejection>,
+}
+
+/// The refusal of a connector that cannot learn its vendor's deletions.
+fn no_deletions(vendor: &'static str, object: ObjectType) -> ConnectorError {
+    ConnectorError::Unsupported {
+        vendor,
+        detail: format!("this connector cannot read which {object} were deleted"),
+    }
+}
+
+/// The refusal of a sink that cannot list or remove its records by source id.
+fn cannot_remove(vendor: &'static str, object: ObjectType, what: &str) -> ConnectorError {
+    ConnectorError::Unsupported {
+        vendor,
+        detail: format!(
+            "this connector cannot {what} {object} by ferry's source id yet, so `[sync] deletes` \
+             must stay \"ignore\" for it"
+        ),
+    }
+}
+
 /// A vendor to read records from.
 #[async_trait]
 pub trait Source: Send + Sync {
@@ -243,6 +317,40 @@ pub trait Source: Send + Sync {
     /// committed after their timestamp). Asked before each sync's read of `object`.
     async fn sync_point(&self, object: ObjectType) -> ConnectorResult<Watermark> {
         Err(no_changes(self.vendor(), object))
+    }
+
+    /// Fetches the page at `cursor` of the source ids of `object` deleted (or archived) at or
+    /// after `since`, or [`DeletedPage::Lost`] when the vendor no longer knows them all. A
+    /// source without a deletion log says so: the default is [`ConnectorError::Unsupported`],
+    /// never a silent "nothing deleted"; the engine then compares id sets.
+    async fn fetch_deleted_page(
+        &self,
+        object: ObjectType,
+        _since: &Watermark,
+        _cursor: Option<&str>,
+    ) -> ConnectorResult<DeletedPage> {
+        Err(no_deletions(self.vendor(), object))
+    }
+
+    /// Fetches the page at `cursor` of the source ids of every live record of `object`, for an
+    /// id-set comparison. The default reads whole pages ([`Source::fetch_page`]); a source
+    /// that can list ids alone should override it. Unreadable records are live and count.
+    async fn fetch_ids_page(
+        &self,
+        object: ObjectType,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<IdPage> {
+        let fetched = self.fetch_page(object, cursor).await?;
+        let page = (fetched.records)()?;
+        Ok(IdPage {
+            ids: page
+                .records
+                .into_iter()
+                .map(|r| r.source_id)
+                .chain(page.unreadable.into_iter().map(|u| u.source_id))
+                .collect(),
+            next: page.next,
+        })
     }
 
     /// How many records of `object` there are, if the vendor can say cheaply (for progress
@@ -545,6 +653,30 @@ pub trait Sink: Send + Sync {
     /// within a bounded number of requests.
     async fn count_with_source_id(&self, _object: ObjectType) -> ConnectorResult<Option<u64>> {
         Ok(None)
+    }
+
+    /// Fetches the page at `cursor` of the source ids carried by `object`'s records in the sink
+    /// (records without one are never listed), for an id-set comparison.
+    async fn source_ids_page(
+        &self,
+        object: ObjectType,
+        _cursor: Option<&str>,
+    ) -> ConnectorResult<IdPage> {
+        Err(cannot_remove(self.vendor(), object, "list"))
+    }
+
+    /// Archives or deletes the sink records of `object` that carry `source_ids` (at most
+    /// `batch_size`), found by ferry's source id only, returning one outcome per id in the same
+    /// order. A refusal is an outcome; only a failure of the whole request is an `Err`. No ids:
+    /// no request, `Ok` of nothing (the engine asks so before a sync, to refuse a sink that
+    /// cannot remove).
+    async fn remove(
+        &self,
+        object: ObjectType,
+        _source_ids: &[String],
+        _how: Removal,
+    ) -> ConnectorResult<Vec<RemoveOutcome>> {
+        Err(cannot_remove(self.vendor(), object, "remove"))
     }
 
     /// The request counters of this connector's HTTP client, for the report.

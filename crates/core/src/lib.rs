@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod checksum;
 pub mod connector;
 pub mod currency;
+pub mod deletions;
 pub mod directory;
 pub mod duplicates;
 pub mod email;
@@ -33,8 +34,9 @@ pub mod sync;
 
 pub use checksum::{AggregateDigest, Digest, Projection, record_digest};
 pub use connector::{
-    AccountId, Capability, FetchedPage, FieldLimit, Page, Pipeline, PipelineStage, RecordOutcome,
-    RecordRejection, Sink, Source, StageOutcome, User, Written,
+    AccountId, Capability, DeletedPage, FetchedPage, FieldLimit, IdPage, Page, Pipeline,
+    PipelineStage, RecordOutcome, RecordRejection, Removal, RemoveOutcome, Removed, Sink, Source,
+    StageOutcome, User, Written,
 };
 pub use error::{ConnectorError, ConnectorResult};
 pub use fields::{

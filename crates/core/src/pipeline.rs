@@ -84,6 +84,8 @@ pub struct RunOptions {
     /// `ferry sync`'s state (migrations only): each object is read from its watermark (in full
     /// when it has none), and its watermark moves once every record it read settled.
     pub sync: Option<Arc<crate::sync::StateFile>>,
+    /// `ferry sync` only: what is done with records deleted in the source.
+    pub deletes: crate::deletions::DeletePolicy,
 }
 
 impl Default for RunOptions {
@@ -97,6 +99,7 @@ impl Default for RunOptions {
             value_maps: Default::default(),
             directory: Default::default(),
             sync: None,
+            deletes: Default::default(),
         }
     }
 }
@@ -361,6 +364,41 @@ pub async fn run(
         }
     };
     let syncing = mode == Mode::Migrate;
+    let batch_sizes: HashMap<ObjectType, usize> = options
+        .objects
+        .iter()
+        .copied()
+        .zip(capabilities.iter().map(|c| c.batch_size))
+        .collect();
+    // Deletions are learnt and counted before anything is written, so that a mass delete is
+    // refused with the sink untouched.
+    let removing = match (syncing, options.sync.as_ref(), options.deletes.removal) {
+        (true, Some(state), Some(how)) => {
+            let objects: Vec<(ObjectType, usize)> = options
+                .objects
+                .iter()
+                .copied()
+                .zip(capabilities.iter().map(|c| c.read_back_size))
+                .collect();
+            let detected =
+                crate::deletions::detect(source.as_ref(), sink.as_ref(), state, &objects, how)
+                    .await;
+            let refusal = match &detected {
+                Ok(d) => crate::deletions::refusal(d, &options.deletes)
+                    .map(|message| (ErrorKind::MassDelete, message)),
+                Err(e) => Some((e.kind(), e.to_string())),
+            };
+            if let Some((kind, message)) = refusal {
+                tracing::error!(%kind, "sync refused before writing");
+                report.fail(kind, message);
+                report.elapsed_ms = started.elapsed().as_millis() as u64;
+                report.settle_outcome();
+                return report;
+            }
+            detected.ok().map(|d| (Arc::clone(state), how, d))
+        }
+        _ => None,
+    };
     for (&object, capability) in options.objects.iter().zip(capabilities) {
         let counters = progress.of(object).unwrap_or(&fallback);
         let earlier = checkpoint.map(|c| c.object(object)).unwrap_or_default();
@@ -528,6 +566,8 @@ pub async fn run(
                 },
                 watermark_before: before,
                 advanced: advanced && saved.is_ok(),
+                deletions: None,
+                deletions_after: None,
             });
         }
         report.objects.push(tally.report);
@@ -539,6 +579,21 @@ pub async fn run(
         if report.error.is_some() || report.interrupted {
             break; // children of a failed parent object would only fail on their references
         }
+    }
+    if let Some((state, how, detected)) = removing
+        && report.error.is_none()
+        && !report.interrupted
+    {
+        crate::deletions::remove(
+            &sink,
+            detected,
+            how,
+            |object| batch_sizes.get(&object).copied().unwrap_or(1),
+            &state,
+            options.stop.as_ref(),
+            &mut report,
+        )
+        .await;
     }
     if let Some(checkpoint) = checkpoint {
         let finished = report.error.is_none() && !report.interrupted;

@@ -22,6 +22,8 @@ pub enum Stage {
     Write,
     /// The record read back from the sink differs from what was written, or is missing.
     Verify,
+    /// `sync`: the sink refused to archive or delete a record deleted in the source.
+    Remove,
 }
 
 /// One record that did not make it, or a warning about one that did.
@@ -103,6 +105,12 @@ pub struct ObjectReport {
     /// Records in the sink carrying a source id beyond those this run read back: duplicates,
     /// or records whose source record is gone. Any makes the run a mismatch.
     pub extra_in_sink: u64,
+    /// `sync`: sink records archived because their source record was deleted or archived.
+    pub archived: u64,
+    /// `sync`: sink records deleted because their source record was deleted or archived.
+    pub deleted: u64,
+    /// `sync`: sink records to remove that the sink refused (listed among the failures).
+    pub not_removed: u64,
     /// Time spent on this object in this run, in milliseconds (objects run one after another).
     pub elapsed_ms: u64,
     /// Requests the source's client sent while this object ran: what reading it cost.
@@ -182,6 +190,9 @@ pub enum ErrorKind {
     Interrupted,
     /// Another `ferry sync` holds the lock of the same sync state; nothing was done.
     Locked,
+    /// `sync` would remove more records than `[sync] max_deletes` allows; nothing was written
+    /// or removed (`--allow-mass-delete` lets it through).
+    MassDelete,
 }
 
 impl ErrorKind {
@@ -195,6 +206,7 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Locked => "locked",
+            ErrorKind::MassDelete => "mass_delete",
         }
     }
 }
@@ -274,7 +286,7 @@ impl Report {
         } else if self
             .objects
             .iter()
-            .any(|o| o.failed > 0 || o.unprocessed > 0)
+            .any(|o| o.failed > 0 || o.unprocessed > 0 || o.not_removed > 0)
         {
             Outcome::RecordsFailed
         } else if self.objects.iter().any(|o| o.not_in_sink > 0) {
@@ -294,10 +306,12 @@ impl Report {
     }
 
     /// The process exit code (documented in the README): the outcome's, except that a run
-    /// stopped by a configuration error exits 2 like any other configuration error.
+    /// stopped by a configuration error exits 2 like any other configuration error, and a sync
+    /// refused as a mass delete exits 3, as records it did not carry do.
     pub fn exit_code(&self) -> u8 {
         match (self.outcome, self.error_kind) {
             (Outcome::Failed, Some(ErrorKind::Config)) => 2,
+            (Outcome::Failed, Some(ErrorKind::MassDelete)) => 3,
             (outcome, _) => outcome.exit_code(),
         }
     }

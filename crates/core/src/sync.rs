@@ -122,6 +122,14 @@ pub struct SyncReport {
     pub watermark_after: Option<String>,
     /// Whether this run moved the watermark (and saved the state).
     pub advanced: bool,
+    /// How deletions were learnt (`[sync] deletes` other than `"ignore"`): `"source"` (the
+    /// vendor's deletion log), `"id_sets"` (the source's ids compared with the sink's), or
+    /// `"first_sync"` (nothing to learn yet); absent when deletions are ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletions: Option<&'static str>,
+    /// The deletions cursor the state holds now (RFC 3339), when deletions are carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletions_after: Option<String>,
 }
 
 /// The saved state of the syncs of one configuration.
@@ -154,9 +162,10 @@ pub struct ObjectState {
     /// A vendor's change-tracking token (Dataverse's delta link), for sources that have one.
     #[serde(default)]
     pub delta_token: Option<String>,
-    /// Where reading the vendor's deletions got to, once deletions are carried.
+    /// Every deletion before it was carried (`[sync] deletes` other than `"ignore"`): where the
+    /// next read of the source's deletions starts. `None`: the object's watermark serves.
     #[serde(default)]
-    pub deletions_cursor: Option<String>,
+    pub deletions_cursor: Option<Watermark>,
     /// When the watermark last moved, by ferry's clock (RFC 3339), for people reading the file.
     #[serde(default)]
     pub synced_at: Option<String>,
@@ -347,6 +356,26 @@ impl StateFile {
             entry.watermark = Some(to);
             entry.synced_at = Some(format_timestamp(now_ms()));
         }
+        self.save()
+    }
+
+    /// Where the next read of `object`'s deletions starts: its deletions cursor, else its
+    /// watermark (the sink holds nothing the source deleted before that); `None` before the
+    /// first sync settled.
+    pub fn deletions_since(&self, object: ObjectType) -> Option<Watermark> {
+        self.lock()
+            .objects
+            .get(&object)
+            .and_then(|o| o.deletions_cursor.clone().or_else(|| o.watermark.clone()))
+    }
+
+    /// Moves the deletions cursor of `object` to `to` (its removals settled) and writes the file.
+    pub fn advance_deletions(&self, object: ObjectType, to: Watermark) -> Result<(), StateError> {
+        self.lock()
+            .objects
+            .entry(object)
+            .or_default()
+            .deletions_cursor = Some(to);
         self.save()
     }
 

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use ferry_core::{
-    ConnectorError, ConnectorResult, FetchedPage, ObjectType, Page, Record, Source, User, Watermark,
+    ConnectorError, ConnectorResult, DeletedPage, FetchedPage, ObjectType, Page, Record, Source,
+    User, Watermark,
 };
 
 /// Serves records in pages of a fixed size, with the page offset as cursor. Each record has a
@@ -26,6 +27,12 @@ struct State {
     now_ms: i64,
     /// Records returned by incremental reads so far.
     changed_read: u64,
+    /// The deletion log: (object, source id, deleted at).
+    deleted: Vec<(ObjectType, String, i64)>,
+    /// Deletions before this time were trimmed from the log (`None`: it keeps them all).
+    log_starts_ms: Option<i64>,
+    /// Whether the source has no deletion log at all (the trait's default).
+    no_log: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -120,6 +127,29 @@ impl MemorySource {
         }
     }
 
+    /// Deletes the record of `object` with `source_id`, logging the deletion at the clock's time.
+    pub fn delete(&self, object: ObjectType, source_id: &str) {
+        let mut state = self.state();
+        let now = state.now_ms;
+        if let Some(records) = state.records_mut(object) {
+            records.retain(|s| s.record.source_id != source_id);
+        }
+        state.deleted.push((object, source_id.to_owned(), now));
+    }
+
+    /// Trims the deletion log before `at_ms`, as a vendor's purge does: a read of deletions
+    /// since earlier than that is [`DeletedPage::Lost`].
+    pub fn trim_deletion_log(&self, at_ms: i64) {
+        let mut state = self.state();
+        state.deleted.retain(|d| d.2 >= at_ms);
+        state.log_starts_ms = Some(at_ms);
+    }
+
+    /// Makes the source one without a deletion log, as most vendors' connectors are.
+    pub fn without_deletion_log(&self) {
+        self.state().no_log = true;
+    }
+
     /// How many records incremental reads have returned so far.
     pub fn changed_read(&self) -> u64 {
         self.state().changed_read
@@ -184,6 +214,42 @@ impl Source for MemorySource {
         };
         state.changed_read += page.records.len() as u64;
         Ok(FetchedPage::ready(page))
+    }
+
+    /// The ids deleted at or after `since`, one page of `page_size` at a time, by offset.
+    async fn fetch_deleted_page(
+        &self,
+        object: ObjectType,
+        since: &Watermark,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<DeletedPage> {
+        let state = self.state();
+        if state.no_log {
+            return Err(ConnectorError::Unsupported {
+                vendor: "memory",
+                detail: "no deletion log".into(),
+            });
+        }
+        if state.log_starts_ms.is_some_and(|start| since.at_ms < start) {
+            return Ok(DeletedPage::Lost);
+        }
+        let ids: Vec<&String> = state
+            .deleted
+            .iter()
+            .filter(|(o, _, at)| *o == object && *at >= since.at_ms)
+            .map(|(_, id, _)| id)
+            .collect();
+        let start = offset(object, cursor)?;
+        let end = (start + self.page_size).min(ids.len());
+        Ok(DeletedPage::Ids {
+            ids: ids
+                .get(start..end)
+                .unwrap_or_default()
+                .iter()
+                .map(|id| (*id).clone())
+                .collect(),
+            next: (end < ids.len()).then(|| end.to_string()),
+        })
     }
 
     /// The clock now, with no overlap: the memory source commits every change at once.

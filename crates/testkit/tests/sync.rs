@@ -2,14 +2,18 @@
 //! and the sync state in a temporary directory. A first sync reads everything and sets the
 //! watermarks; a second reads only the changed records and updates them; a third reads none;
 //! an object whose records did not all settle keeps its watermark; a source that cannot read
-//! changes is refused before anything is written.
+//! changes is refused before anything is written. Deletions in the source follow `[sync]
+//! deletes`; a mass delete is refused before anything is written.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use ferry_core::connector::{Capability, RecordOutcome, RecordRejection, Written};
+use ferry_core::connector::{
+    Capability, IdPage, RecordOutcome, RecordRejection, Removal, RemoveOutcome, Removed, Written,
+};
+use ferry_core::deletions::DeletePolicy;
 use ferry_core::sync::StateFile;
 use ferry_core::{
     ConnectorResult, Mode, ObjectType, Outcome, Page, Progress, Record, Report, RunOptions, Sink,
@@ -17,11 +21,14 @@ use ferry_core::{
 };
 use ferry_testkit::MemorySource;
 
-/// Stores records by source id; refuses those whose last name is "REFUSE".
+/// Stores records by source id; refuses those whose last name is "REFUSE", and to remove those
+/// whose last name is "KEEP".
 #[derive(Default)]
 struct MemorySink {
     stored: Mutex<HashMap<String, Record>>,
     upserted: Mutex<u64>,
+    /// Records removed, in order, with how.
+    removed: Mutex<Vec<(ObjectType, String, Removal)>>,
 }
 
 #[async_trait]
@@ -84,6 +91,63 @@ impl Sink for MemorySink {
             .filter_map(|id| stored.get(id).cloned())
             .collect())
     }
+    /// Every source id of `object`, in one page per two ids (to cross page boundaries).
+    async fn source_ids_page(
+        &self,
+        object: ObjectType,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<IdPage> {
+        let mut ids: Vec<String> = self
+            .stored
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|r| r.object == object)
+            .map(|r| r.source_id.clone())
+            .collect();
+        ids.sort();
+        let start: usize = cursor.map_or(0, |c| c.parse().unwrap());
+        let end = (start + 2).min(ids.len());
+        Ok(IdPage {
+            ids: ids[start..end].to_vec(),
+            next: (end < ids.len()).then(|| end.to_string()),
+        })
+    }
+    async fn remove(
+        &self,
+        object: ObjectType,
+        ids: &[String],
+        how: Removal,
+    ) -> ConnectorResult<Vec<RemoveOutcome>> {
+        assert!(ids.len() <= 3, "more than batch_size");
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut stored = self.stored.lock().unwrap();
+        let mut removed = self.removed.lock().unwrap();
+        Ok(ids
+            .iter()
+            .map(|id| RemoveOutcome {
+                source_id: id.clone(),
+                result: match stored.get(id) {
+                    None => Ok(Removed::Absent),
+                    Some(r) if r.text(field::LAST_NAME) == Some("KEEP") => Err(RecordRejection {
+                        source_id: id.clone(),
+                        code: "LOCKED".into(),
+                        reason: "the record is locked".into(),
+                    }),
+                    Some(_) => {
+                        stored.remove(id);
+                        removed.push((object, id.clone(), how));
+                        Ok(match how {
+                            Removal::Archive => Removed::Archived,
+                            Removal::Delete => Removed::Deleted,
+                        })
+                    }
+                },
+            })
+            .collect())
+    }
 }
 
 fn company(i: usize) -> Record {
@@ -108,10 +172,20 @@ fn state_path(name: &str) -> PathBuf {
 }
 
 async fn sync(source: Arc<dyn Source>, sink: Arc<MemorySink>, state: &Path) -> Report {
+    sync_deleting(source, sink, state, DeletePolicy::default()).await
+}
+
+async fn sync_deleting(
+    source: Arc<dyn Source>,
+    sink: Arc<MemorySink>,
+    state: &Path,
+    deletes: DeletePolicy,
+) -> Report {
     let file = StateFile::open(state, "fp", source.vendor(), sink.vendor()).unwrap();
     let options = RunOptions {
         objects: vec![ObjectType::COMPANIES, ObjectType::CONTACTS],
         sync: Some(Arc::new(file)),
+        deletes,
         ..RunOptions::default()
     };
     let progress = Arc::new(Progress::new(&options.objects));
@@ -267,4 +341,306 @@ async fn a_source_that_cannot_read_changes_is_refused_before_any_write() {
     );
     assert_eq!(*sink.upserted.lock().unwrap(), 0);
     assert!(!state.exists(), "no state is written");
+}
+
+fn policy(removal: Option<Removal>, max_deletes: u64, allow_mass_delete: bool) -> DeletePolicy {
+    DeletePolicy {
+        removal,
+        max_deletes,
+        allow_mass_delete,
+    }
+}
+
+/// A source of 3 companies and 6 contacts, synced once into `sink` (the first sync learns no
+/// deletions: it sets the cursors), then 2 contacts and 1 company deleted in the source.
+async fn synced_then_deleted(
+    name: &str,
+    removal: Option<Removal>,
+) -> (MemorySource, Arc<MemorySink>, PathBuf) {
+    let state = state_path(name);
+    let source = MemorySource::new(
+        (0..3)
+            .map(company)
+            .chain((0..6).map(|i| contact(i, "Nowak"))),
+        2,
+    );
+    source.set_clock(1_000_000);
+    let sink = Arc::new(MemorySink::default());
+    let first = sync_deleting(
+        Arc::new(source.clone()),
+        Arc::clone(&sink),
+        &state,
+        policy(removal, 100, false),
+    )
+    .await;
+    assert_eq!(first.outcome, Outcome::Verified, "{first:#?}");
+    assert!(first.objects.iter().all(|o| o.archived + o.deleted == 0));
+    source.set_clock(2_000_000);
+    source.delete(ObjectType::CONTACTS, "p1");
+    source.delete(ObjectType::CONTACTS, "p4");
+    // A company whose contacts were deleted with it, as the source's cascade would.
+    source.delete(ObjectType::COMPANIES, "c2");
+    source.delete(ObjectType::CONTACTS, "p2");
+    source.delete(ObjectType::CONTACTS, "p5");
+    source.set_clock(3_000_000);
+    (source, sink, state)
+}
+
+fn in_sink(sink: &MemorySink) -> Vec<String> {
+    let mut ids: Vec<String> = sink.stored.lock().unwrap().keys().cloned().collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn deletions_in_the_source_follow_the_policy_children_first() {
+    // ignore: the sink keeps them, nothing is even read of the deletions.
+    let (source, sink, state) = synced_then_deleted("ignore", None).await;
+    let report = sync(Arc::new(source.clone()), Arc::clone(&sink), &state).await;
+    assert_eq!(report.outcome, Outcome::Verified, "{report:#?}");
+    assert_eq!(in_sink(&sink).len(), 9);
+    assert!(sink.removed.lock().unwrap().is_empty());
+    let marks = object(&report, ObjectType::CONTACTS).sync.clone().unwrap();
+    assert_eq!(marks.deletions, None);
+
+    for (name, how) in [("archive", Removal::Archive), ("delete", Removal::Delete)] {
+        let (source, sink, state) = synced_then_deleted(name, Some(how)).await;
+        let report = sync_deleting(
+            Arc::new(source.clone()),
+            Arc::clone(&sink),
+            &state,
+            policy(Some(how), 100, false),
+        )
+        .await;
+        assert_eq!(report.outcome, Outcome::Verified, "{report:#?}");
+        assert_eq!(
+            in_sink(&sink),
+            ["c0", "c1", "p0", "p3"],
+            "{name}: the deleted records are gone"
+        );
+        let removed = sink.removed.lock().unwrap().clone();
+        assert_eq!(
+            removed
+                .iter()
+                .map(|(o, id, h)| (*o, id.as_str(), *h))
+                .collect::<Vec<_>>(),
+            [
+                (ObjectType::CONTACTS, "p1", how),
+                (ObjectType::CONTACTS, "p4", how),
+                (ObjectType::CONTACTS, "p2", how),
+                (ObjectType::CONTACTS, "p5", how),
+                (ObjectType::COMPANIES, "c2", how),
+            ],
+            "{name}: children before parents, in the log's order"
+        );
+        let contacts = object(&report, ObjectType::CONTACTS);
+        let companies = object(&report, ObjectType::COMPANIES);
+        let counts = |o: &ferry_core::report::ObjectReport| (o.archived, o.deleted);
+        match how {
+            Removal::Archive => {
+                assert_eq!((counts(contacts), counts(companies)), ((4, 0), (1, 0)))
+            }
+            Removal::Delete => {
+                assert_eq!((counts(contacts), counts(companies)), ((0, 4), (0, 1)))
+            }
+        }
+        let marks = contacts.sync.clone().unwrap();
+        assert_eq!(marks.deletions, Some("source"));
+        assert_eq!(
+            marks.deletions_after.as_deref(),
+            Some("1970-01-01T00:50:00.000Z"),
+            "the cursor moves to the point taken before the deletions were read"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["objects"][1]["archived"], counts(contacts).0);
+        assert_eq!(json["objects"][1]["deleted"], counts(contacts).1);
+
+        // Nothing deleted since: nothing removed, nothing asked of the sink.
+        let again = sync_deleting(
+            Arc::new(source.clone()),
+            Arc::clone(&sink),
+            &state,
+            policy(Some(how), 100, false),
+        )
+        .await;
+        assert_eq!(again.outcome, Outcome::Verified, "{again:#?}");
+        assert_eq!(sink.removed.lock().unwrap().len(), 5);
+    }
+}
+
+#[tokio::test]
+async fn a_mass_delete_is_refused_before_anything_is_written_unless_allowed() {
+    let (source, sink, state) = synced_then_deleted("mass", Some(Removal::Archive)).await;
+    source.change(contact(0, "Changed"));
+    let before = std::fs::read(&state).unwrap();
+    let refused = sync_deleting(
+        Arc::new(source.clone()),
+        Arc::clone(&sink),
+        &state,
+        policy(Some(Removal::Archive), 4, false),
+    )
+    .await;
+    assert_eq!(refused.outcome, Outcome::Failed, "{refused:#?}");
+    assert_eq!(refused.error_kind, Some(ferry_core::ErrorKind::MassDelete));
+    assert_eq!(refused.exit_code(), 3);
+    let error = refused.error.clone().unwrap();
+    assert!(
+        error.contains("would remove 5 records")
+            && error.contains("4 contacts")
+            && error.contains("1 companies")
+            && error.contains("max_deletes` = 4")
+            && error.contains("--allow-mass-delete"),
+        "{error}"
+    );
+    assert_eq!(in_sink(&sink).len(), 9, "nothing removed");
+    assert_eq!(
+        sink.stored.lock().unwrap()["p0"].text(field::LAST_NAME),
+        Some("Nowak"),
+        "nothing written"
+    );
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        before,
+        "the state is untouched"
+    );
+
+    // Allowed: the same sync writes and removes.
+    let allowed = sync_deleting(
+        Arc::new(source.clone()),
+        Arc::clone(&sink),
+        &state,
+        policy(Some(Removal::Archive), 4, true),
+    )
+    .await;
+    assert_eq!(allowed.outcome, Outcome::Verified, "{allowed:#?}");
+    assert_eq!(in_sink(&sink), ["c0", "c1", "p0", "p3"]);
+    assert_eq!(
+        sink.stored.lock().unwrap()["p0"].text(field::LAST_NAME),
+        Some("Changed")
+    );
+}
+
+#[tokio::test]
+async fn a_lost_or_missing_deletion_log_falls_back_to_id_sets() {
+    for lost in ["trimmed", "none"] {
+        let (source, sink, state) =
+            synced_then_deleted(&format!("lost-{lost}"), Some(Removal::Delete)).await;
+        match lost {
+            "trimmed" => source.trim_deletion_log(2_500_000),
+            _ => source.without_deletion_log(),
+        }
+        let report = sync_deleting(
+            Arc::new(source.clone()),
+            Arc::clone(&sink),
+            &state,
+            policy(Some(Removal::Delete), 100, false),
+        )
+        .await;
+        assert_eq!(report.outcome, Outcome::Verified, "{lost}: {report:#?}");
+        assert_eq!(in_sink(&sink), ["c0", "c1", "p0", "p3"], "{lost}");
+        let marks = object(&report, ObjectType::CONTACTS).sync.clone().unwrap();
+        assert_eq!(marks.deletions, Some("id_sets"), "{lost}");
+        assert_eq!(object(&report, ObjectType::CONTACTS).deleted, 4);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_removal_is_listed_and_keeps_the_deletions_cursor() {
+    let (source, sink, state) = synced_then_deleted("refused", Some(Removal::Archive)).await;
+    sink.stored
+        .lock()
+        .unwrap()
+        .get_mut("p4")
+        .unwrap()
+        .set(field::LAST_NAME, Value::Text("KEEP".into()));
+    let report = sync_deleting(
+        Arc::new(source.clone()),
+        Arc::clone(&sink),
+        &state,
+        policy(Some(Removal::Archive), 100, false),
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::RecordsFailed, "{report:#?}");
+    assert_eq!(report.outcome.exit_code(), 3);
+    let contacts = object(&report, ObjectType::CONTACTS);
+    assert_eq!((contacts.archived, contacts.not_removed), (3, 1));
+    let failure = &report.failures[0];
+    assert_eq!(
+        (
+            failure.source_id.as_str(),
+            failure.stage,
+            failure.code.as_str()
+        ),
+        ("p4", ferry_core::Stage::Remove, "LOCKED")
+    );
+    assert_eq!(
+        object(&report, ObjectType::COMPANIES).archived,
+        1,
+        "the run goes on"
+    );
+    let saved = StateFile::open(&state, "fp", "memory", "memsink").unwrap();
+    let contacts_state = &saved.snapshot().objects[&ObjectType::CONTACTS];
+    assert_eq!(
+        contacts_state.deletions_cursor,
+        Some(Watermark::at(1_000_000)),
+        "contacts did not settle: their deletions are read again"
+    );
+    assert_eq!(
+        saved.snapshot().objects[&ObjectType::COMPANIES].deletions_cursor,
+        Some(Watermark::at(3_000_000))
+    );
+}
+
+#[tokio::test]
+async fn a_sink_that_cannot_remove_is_refused_on_the_first_sync() {
+    /// The memory sink without `remove`: the trait's default.
+    struct NoRemove(MemorySink);
+    #[async_trait]
+    impl Sink for NoRemove {
+        fn vendor(&self) -> &'static str {
+            "noremove"
+        }
+        fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+            self.0.capability(object)
+        }
+        async fn check(&self) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn upsert(&self, o: ObjectType, r: &[Record]) -> ConnectorResult<Vec<RecordOutcome>> {
+            self.0.upsert(o, r).await
+        }
+        async fn read_back(&self, o: ObjectType, ids: &[String]) -> ConnectorResult<Vec<Record>> {
+            self.0.read_back(o, ids).await
+        }
+    }
+    let state = state_path("noremove");
+    let source = MemorySource::new((0..2).map(company), 2);
+    let sink = Arc::new(NoRemove(MemorySink::default()));
+    let file = StateFile::open(&state, "fp", "memory", "noremove").unwrap();
+    let options = RunOptions {
+        objects: vec![ObjectType::COMPANIES],
+        sync: Some(Arc::new(file)),
+        deletes: policy(Some(Removal::Archive), 100, false),
+        ..RunOptions::default()
+    };
+    let progress = Arc::new(Progress::new(&options.objects));
+    let report = ferry_core::run(
+        Mode::Migrate,
+        Arc::new(source),
+        sink.clone(),
+        &options,
+        progress,
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert_eq!(report.error_kind, Some(ferry_core::ErrorKind::Config));
+    let error = report.error.unwrap_or_default();
+    assert!(
+        error.contains("noremove") && error.contains("must stay \"ignore\""),
+        "{error}"
+    );
+    assert_eq!(*sink.0.upserted.lock().unwrap(), 0);
 }

@@ -681,6 +681,16 @@ impl Emulator {
         self.shared.clock.advance(by);
     }
 
+    /// Empties the Recycle Bin of the deletes more than `older_than` before the org's clock, as
+    /// `emptyRecycleBin` or the bin's own purge does: `getDeleted` no longer reports them, and
+    /// its `earliestDateAvailable` moves to the last one purged. A test hook.
+    pub fn purge_deleted(&self, older_than: Duration) {
+        let ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        if let Ok(mut store) = self.shared.store.write() {
+            store.purge_deleted(self.shared.now_ms().saturating_sub(ms));
+        }
+    }
+
     /// The HTTP routes, with the configured faults injected.
     pub fn router(&self) -> Router {
         let state = Arc::clone(&self.shared);
@@ -702,6 +712,10 @@ impl Emulator {
             .route(
                 "/services/data/{version}/sobjects/{sobject}/{id}",
                 get(retrieve),
+            )
+            .route(
+                "/services/data/{version}/sobjects/{sobject}/deleted/",
+                get(get_deleted),
             )
             .route("/services/data/{version}/query", get(query))
             .route("/services/data/{version}/query/{locator}", get(query_more))
@@ -960,6 +974,54 @@ async fn retrieve(
         Some(record) => axum::Json(record).into_response(),
         None => not_found(),
     }
+}
+
+/// `GET sobjects/{sobject}/deleted/?start=&end=` (getDeleted): the records deleted between
+/// `start` and `end` (ISO 8601; the seconds are dropped, as Salesforce does), each with its
+/// `deletedDate`, and `earliestDateAvailable` (see [`Store::deleted_between`]) and
+/// `latestDateCovered` (`end` to the minute). No paging: the answer holds every id.
+async fn get_deleted(
+    State(s): State<Arc<Shared>>,
+    Path((_version, sobject)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(object) = ObjectKind::parse(&sobject) else {
+        return not_found();
+    };
+    let to_minute = |name: &str| {
+        params
+            .get(name)
+            .and_then(|v| soql::parse_datetime(v))
+            .map(|ms| ms - ms.rem_euclid(60_000))
+    };
+    let (Some(start), Some(end)) = (to_minute("start"), to_minute("end")) else {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REPLICATION_DATE",
+            "start and end must be ISO 8601 date-times",
+        );
+    };
+    if end < start {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REPLICATION_DATE",
+            "end date cannot be before start date",
+        );
+    }
+    let Ok(store) = s.store.read() else {
+        return internal();
+    };
+    let (records, earliest) = store.deleted_between(object, start, end + 59_999, s.now_ms());
+    let deleted: Vec<Json> = records
+        .into_iter()
+        .map(|(id, at)| json!({"id": id, "deletedDate": schema::format_datetime(at)}))
+        .collect();
+    axum::Json(json!({
+        "deletedRecords": deleted,
+        "earliestDateAvailable": schema::format_datetime(earliest),
+        "latestDateCovered": schema::format_datetime(end),
+    }))
+    .into_response()
 }
 
 fn internal() -> Response {

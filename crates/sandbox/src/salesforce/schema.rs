@@ -928,7 +928,6 @@ pub(crate) enum Val {
 }
 
 /// Formats epoch milliseconds as Salesforce does: `2021-11-06T17:38:40.000+0000`.
-#[cfg(test)]
 pub(crate) fn format_datetime(ms: i64) -> String {
     datetime(ms).to_string()
 }

@@ -26,6 +26,8 @@ pub(crate) struct Row {
     pub created: i64,
     pub modified: i64,
     pub values: Box<[Option<Val>]>,
+    /// When it was deleted (into the Recycle Bin), if it was.
+    pub deleted: Option<i64>,
 }
 
 /// Where an sObject's records live.
@@ -220,11 +222,18 @@ pub(crate) struct Table {
     /// `OpportunityId`, a note's `ParentId`): that field, and parent → children in row order,
     /// so that `WHERE OpportunityId IN (…)` and the one-primary rule cost what they return.
     pub children: Option<(usize, Children)>,
+    /// How many of the store's own rows were deleted (the engine counts its own).
+    own_deleted: usize,
 }
 
 /// Every table of the org.
 pub(crate) struct Store {
     pub tables: Vec<Table>,
+    /// Every delete, in order: the object, the row and when (what `getDeleted` reports).
+    pub deleted_log: Vec<(ObjectKind, u32, i64)>,
+    /// When the last delete physically purged from the Recycle Bin was deleted, if any was
+    /// (`earliestDateAvailable`: deletes before it are no longer reported).
+    pub purged_through: Option<i64>,
 }
 
 /// A per-record error, as sObject Collections report it. Serialised with its fields in this
@@ -490,10 +499,13 @@ impl Table {
             rows,
             by_ext: HashMap::new(),
             children,
+            own_deleted: 0,
         }
     }
 
+
     /// Whether its rows live in the shared table engine.
+    #[cfg(test)]
     pub(crate) fn is_engine(&self) -> bool {
         matches!(self.rows, Rows::Engine(_))
     }
@@ -509,7 +521,7 @@ impl Table {
     /// Whether row `row` exists and is not deleted.
     pub(crate) fn has(&self, row: u32) -> bool {
         match &self.rows {
-            Rows::Own(rows) => (row as usize) < rows.len(),
+            Rows::Own(rows) => rows.get(row as usize).is_some_and(|r| r.deleted.is_none()),
             Rows::Engine(t) => t.get(u64::from(row)).is_some(),
         }
     }
@@ -517,7 +529,7 @@ impl Table {
     /// How many records it holds, deleted ones not counted.
     pub(crate) fn live_len(&self) -> usize {
         match &self.rows {
-            Rows::Own(rows) => rows.len(),
+            Rows::Own(rows) => rows.len() - self.own_deleted,
             Rows::Engine(t) => t.len(),
         }
     }
@@ -527,13 +539,46 @@ impl Table {
         self.live_len() != self.len()
     }
 
-    /// Deletes row `row` at `now` (the engine keeps it archived, its external id free again).
-    /// `false` when it was not live. The store's own rows (Account, Contact) are never deleted.
+    /// Deletes row `row` at `now` (kept, as in the Recycle Bin, its external id free again).
+    /// `false` when it was not live.
     fn delete_row(&mut self, row: u32, now: i64) -> bool {
+        if !self.has(row) {
+            return false;
+        }
+        let ext = self.ext_value(row).map(Box::<str>::from);
         match &mut self.rows {
-            Rows::Own(_) => false,
+            Rows::Own(rows) => {
+                if let Some(r) = rows.get_mut(row as usize) {
+                    r.deleted = Some(now);
+                }
+                self.own_deleted += 1;
+                if let Some(ext) = ext {
+                    self.by_ext.remove(&ext);
+                }
+                true
+            }
             Rows::Engine(t) => t.archive(u64::from(row), now).is_ok(),
         }
+    }
+
+    /// The live rows whose field `name` refers to `parent` (a plain or polymorphic reference).
+    fn referring(&self, name: &str, parent: (ObjectKind, u32)) -> Vec<u32> {
+        let Some(field) = self.schema.field(name) else {
+            return Vec::new();
+        };
+        let def = &self.schema.fields[field];
+        let Slot::Data(slot) = def.slot else {
+            return Vec::new();
+        };
+        let target = def.reference.map(|r| r.0);
+        (0..self.len() as u32)
+            .filter(|row| self.has(*row))
+            .filter(|row| match self.value(*row, slot) {
+                Some(V::Ref(r)) => target == Some(parent.0) && r == parent.1,
+                Some(V::Poly(o, r)) => (o, r) == parent,
+                _ => false,
+            })
+            .collect()
     }
 
     /// When row `row` was created and last changed, ms since the epoch.
@@ -581,6 +626,7 @@ impl Table {
                     created,
                     modified,
                     values: stored.into_boxed_slice(),
+                    deleted: None,
                 });
                 (rows.len() - 1) as u32
             }
@@ -703,6 +749,9 @@ impl Table {
     }
 }
 
+/// How long the Recycle Bin keeps deleted records: 15 days.
+pub(crate) const RECYCLE_BIN_MS: i64 = 15 * 86_400_000;
+
 impl Store {
     pub(crate) fn new(with_external_id: bool, multi_currency: bool) -> Store {
         let tables = ObjectKind::ALL
@@ -715,7 +764,11 @@ impl Store {
                 )))
             })
             .collect();
-        Store { tables }
+        Store {
+            tables,
+            deleted_log: Vec::new(),
+            purged_through: None,
+        }
     }
 
     pub(crate) fn table(&self, object: ObjectKind) -> &Table {
@@ -1309,9 +1362,90 @@ impl Store {
         }
     }
 
-    /// `DELETE composite/sobjects?ids=…`: each id's result in request order. Deleting an
-    /// opportunity deletes its contact roles and notes with it, as Salesforce does. Account
-    /// and Contact records are not deleted by the sandbox (`DELETE_FAILED`, documented).
+    /// Deletes row `row` of `object` at `now` with what Salesforce deletes with it: an
+    /// account's contacts, opportunities and notes; a contact's notes and contact roles; an
+    /// opportunity's contact roles and notes. Each goes into the deletion log. `false` when
+    /// the row was not live.
+    fn delete_with_children(&mut self, object: ObjectKind, row: u32, now: i64) -> bool {
+        if !self.table_mut(object).delete_row(row, now) {
+            return false;
+        }
+        self.deleted_log.push((object, row, now));
+        let children: &[(ObjectKind, &str)] = match object {
+            ObjectKind::Account => &[
+                (ObjectKind::Contact, "AccountId"),
+                (ObjectKind::Opportunity, "AccountId"),
+                (ObjectKind::Note, "ParentId"),
+            ],
+            ObjectKind::Contact => &[
+                (ObjectKind::Note, "ParentId"),
+                (ObjectKind::OpportunityContactRole, "ContactId"),
+            ],
+            ObjectKind::Opportunity => &[
+                (ObjectKind::OpportunityContactRole, "OpportunityId"),
+                (ObjectKind::Note, "ParentId"),
+            ],
+            _ => &[],
+        };
+        for &(child, field) in children {
+            let table = self.table(child);
+            // An indexed parent (a contact role's opportunity, a note's parent) costs what it
+            // holds; other references are scanned (deletes are rare).
+            let rows: Vec<u32> = match &table.children {
+                Some((f, index)) if table.schema.fields[*f].name == field => index
+                    .get(&(object, row))
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|r| table.has(*r))
+                    .collect(),
+                _ => table.referring(field, (object, row)),
+            };
+            for r in rows {
+                self.delete_with_children(child, r, now);
+            }
+        }
+        true
+    }
+
+    /// `getDeleted`: the rows of `object` deleted within `start..=end` (ms), with the time each
+    /// was deleted, and `earliestDateAvailable`: the last purged delete, or the start of the
+    /// Recycle Bin's 15 days before `now`, whichever is later.
+    pub(crate) fn deleted_between(
+        &self,
+        object: ObjectKind,
+        start: i64,
+        end: i64,
+        now: i64,
+    ) -> (Vec<(String, i64)>, i64) {
+        let window = now - RECYCLE_BIN_MS;
+        let earliest = self.purged_through.map_or(window, |p| p.max(window));
+        let records = self
+            .deleted_log
+            .iter()
+            .filter(|(o, _, at)| *o == object && *at >= start && *at <= end && *at >= earliest)
+            .map(|(o, row, at)| (record_id(*o, *row), *at))
+            .collect();
+        (records, earliest)
+    }
+
+    /// Empties the Recycle Bin of the deletes before `before` (ms): `getDeleted` no longer
+    /// reports them, and says so in `earliestDateAvailable`.
+    pub(crate) fn purge_deleted(&mut self, before: i64) {
+        let last = self
+            .deleted_log
+            .iter()
+            .filter(|(_, _, at)| *at < before)
+            .map(|(_, _, at)| *at)
+            .max();
+        self.deleted_log.retain(|(_, _, at)| *at >= before);
+        if let Some(last) = last {
+            self.purged_through = Some(self.purged_through.map_or(last, |p| p.max(last)));
+        }
+    }
+
+    /// `DELETE composite/sobjects?ids=…`: each id's result in request order, with what
+    /// Salesforce deletes with each record ([`Store::delete_with_children`]).
     pub(crate) fn delete(&mut self, ids: &[&str], all_or_none: bool, now: i64) -> Vec<SaveResult> {
         let targets: Vec<Result<(ObjectKind, u32), ItemError>> = ids
             .iter()
@@ -1326,7 +1460,7 @@ impl Store {
                 let object = ObjectKind::of_id(id).ok_or_else(malformed)?;
                 let row = parse_record_id(object, id).map_err(|_| malformed())?;
                 let table = self.table(object);
-                if !object.writable() || !table.is_engine() {
+                if !object.writable() {
                     return Err(ItemError::new(
                         "DELETE_FAILED",
                         format!("the sandbox does not delete {} records", object.name()),
@@ -1354,21 +1488,7 @@ impl Store {
                     )],
                 ),
                 Ok((object, row)) => {
-                    if self.table_mut(object).delete_row(row, now) {
-                        if object == ObjectKind::Opportunity {
-                            for child in [ObjectKind::OpportunityContactRole, ObjectKind::Note] {
-                                let table = self.table_mut(child);
-                                let rows: Vec<u32> = table
-                                    .children
-                                    .as_ref()
-                                    .and_then(|(_, index)| index.get(&(object, row)))
-                                    .cloned()
-                                    .unwrap_or_default();
-                                for r in rows {
-                                    table.delete_row(r, now);
-                                }
-                            }
-                        }
+                    if self.delete_with_children(object, row, now) {
                         SaveResult {
                             created: None,
                             errors: Vec::new(),

@@ -1700,11 +1700,12 @@ async fn deleting_an_opportunity_takes_its_roles_and_notes_with_it() {
         d2.as_str().unwrap_or("").to_owned(),
         c.as_str().unwrap_or("").to_owned(),
     );
-    // allOrNone: a contact (which the sandbox does not delete) rolls the deal back.
-    let (status, body) = delete(format!("{d1s},{cs}"), true).await;
+    // allOrNone: a malformed id rolls the deal back.
+    let (status, body) = delete(format!("{d1s},006nope"), true).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(code(&body[0]), "ALL_OR_NONE_OPERATION_ROLLED_BACK");
-    assert_eq!(code(&body[1]), "DELETE_FAILED");
+    assert_eq!(code(&body[1]), "MALFORMED_ID");
+    assert_eq!(org.emulator.count("Contact"), 1, "{cs} stays");
     assert_eq!(org.emulator.count("Opportunity"), 2);
     let (_, body) = delete(format!("{d1s},006nope"), false).await;
     assert_eq!(body[0]["success"], true, "{body}");
@@ -1823,4 +1824,103 @@ async fn incremental_reads_filter_and_order_on_system_modstamp() {
         .query(&format!("SELECT Id FROM Contact WHERE LastName >= {since}"))
         .await;
     assert_eq!(status, 400, "{refused}");
+}
+
+/// Deleting an account takes its contacts, opportunities and notes with it; getDeleted lists
+/// each deleted record of an object between `start` and `end` (seconds dropped) with its
+/// `deletedDate`, and `earliestDateAvailable` moves when the Recycle Bin is emptied or the 15
+/// days pass.
+#[tokio::test]
+async fn deleted_records_are_listed_by_get_deleted_until_purged() {
+    let org = org(Options::default()).await;
+    let (_, accounts) = org
+        .upsert(
+            "Account",
+            json!([
+                {"attributes": {"type": "Account"}, "Ferry_Source_Id__c": "a-1", "Name": "Gone"},
+                {"attributes": {"type": "Account"}, "Ferry_Source_Id__c": "a-2", "Name": "Kept"},
+            ]),
+            false,
+        )
+        .await;
+    let (a1, a2) = (accounts[0]["id"].clone(), accounts[1]["id"].clone());
+    let mut c1 = contact("c-1", Some("Of gone"));
+    c1["AccountId"] = a1.clone();
+    let mut c2 = contact("c-2", Some("Of kept"));
+    c2["AccountId"] = a2.clone();
+    let (_, contacts) = org.upsert("Contact", json!([c1, c2]), false).await;
+    let c2id = contacts[1]["id"].as_str().expect("id").to_owned();
+    let mut deal = opportunity("d-1");
+    deal["AccountId"] = a1.clone();
+    let (_, deals) = org.upsert("Opportunity", json!([deal]), false).await;
+    assert_eq!(deals[0]["success"], true, "{deals}");
+    let body = create(
+        &org,
+        json!([
+            {"attributes": {"type": "Note"}, "ParentId": a1, "Title": "Gone with its account"},
+            {"attributes": {"type": "Note"}, "ParentId": c2id, "Title": "Gone with its contact"},
+        ]),
+    )
+    .await;
+    assert!(body.as_array().expect("results").iter().all(|r| r["success"] == true), "{body}");
+
+    let (status, _, before) = org.call(reqwest::Method::GET, &format!("{V}/limits"), None).await;
+    assert_eq!(status, 200, "{before}");
+    let start = "2020-01-01T00:00:00Z";
+    let a1s = a1.as_str().expect("id").to_owned();
+    let (_, _, body) = org
+        .call(reqwest::Method::DELETE, &format!("{V}/composite/sobjects?ids={a1s},{c2id}"), None)
+        .await;
+    assert!(body.as_array().expect("results").iter().all(|r| r["success"] == true), "{body}");
+    assert_eq!(
+        ["Account", "Contact", "Opportunity", "Note"].map(|o| org.emulator.count(o)),
+        [1, 0, 0, 0]
+    );
+    let deleted = |sobject: &'static str, start: String, end: String| {
+        let org = &org;
+        async move {
+            let (status, _, body) = org
+                .call(
+                    reqwest::Method::GET,
+                    &format!("{V}/sobjects/{sobject}/deleted/?start={start}&end={end}"),
+                    None,
+                )
+                .await;
+            (status, body)
+        }
+    };
+    let end = "2100-01-01T00:00:59Z".to_owned();
+    let (status, body) = deleted("Contact", start.into(), end.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<&str> = body["deletedRecords"]
+        .as_array()
+        .expect("deletedRecords")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 2, "the account's contact and the one deleted: {body}");
+    assert!(ids.contains(&c2id.as_str()));
+    assert!(body["deletedRecords"][0]["deletedDate"].as_str().expect("date").ends_with("+0000"));
+    assert_eq!(body["latestDateCovered"], "2100-01-01T00:00:00.000+0000", "seconds dropped");
+    for sobject in ["Account", "Opportunity", "Note"] {
+        let (_, body) = deleted(sobject, start.into(), end.clone()).await;
+        let n = body["deletedRecords"].as_array().map(Vec::len);
+        assert_eq!(n, Some(if sobject == "Note" { 2 } else { 1 }), "{sobject}: {body}");
+    }
+    // A window that ends before the deletes holds none of them.
+    let (_, body) = deleted("Contact", start.into(), "2020-01-02T00:00:00Z".into()).await;
+    assert_eq!(body["deletedRecords"], json!([]));
+    // Emptied from the bin: no longer listed, and the earliest date available says so.
+    org.emulator.advance_clock(Duration::from_secs(120));
+    org.emulator.purge_deleted(Duration::from_secs(60));
+    let (_, body) = deleted("Contact", start.into(), end.clone()).await;
+    assert_eq!(body["deletedRecords"], json!([]), "{body}");
+    let earliest = body["earliestDateAvailable"].as_str().expect("earliest");
+    assert!(earliest > "2020-01-01", "{earliest}");
+    // 15 days on, the window starts 15 days back.
+    org.emulator.advance_clock(Duration::from_secs(16 * 86_400));
+    let (_, body) = deleted("Contact", start.into(), end.clone()).await;
+    assert!(body["earliestDateAvailable"].as_str().expect("earliest") > earliest, "{body}");
+    let (status, body) = deleted("Contact", "yesterday".into(), end).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_REPLICATION_DATE")));
 }
