@@ -115,6 +115,8 @@ pub fn human(report: &Report) -> String {
             count(o.read, "record", "records"),
             if sync.advanced {
                 format!("now {after}")
+            } else if sync.settled {
+                format!("now {after}, as before (the sync point has not moved since the last sync)")
             } else {
                 format!("kept at {after}: the next sync reads these changes again")
             }

@@ -566,6 +566,7 @@ pub async fn run(
                 },
                 watermark_before: before,
                 advanced: advanced && saved.is_ok(),
+                settled: clean && saved.is_ok(),
                 deletions: None,
                 deletions_after: None,
             });

@@ -122,6 +122,9 @@ pub struct SyncReport {
     pub watermark_after: Option<String>,
     /// Whether this run moved the watermark (and saved the state).
     pub advanced: bool,
+    /// Whether every record the object read settled: the watermark is then the sync point,
+    /// moved or (a sync within the same second as the last) already there.
+    pub settled: bool,
     /// How deletions were learnt (`[sync] deletes` other than `"ignore"`): `"source"` (the
     /// vendor's deletion log), `"id_sets"` (the source's ids compared with the sink's), or
     /// `"first_sync"` (nothing to learn yet); absent when deletions are ignored.
