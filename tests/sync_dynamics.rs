@@ -6,84 +6,31 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{all_credentials, count as n, emulator_table, industry_table, object, run_config};
-use ferry_sandbox::accounts::{stage_crosswalk, stage_crosswalk_config};
+use common::{SyncPair, all_credentials, count as n, object, run_config};
+use ferry_sandbox::VendorEmulator;
 use ferry_sandbox::dynamics;
-use ferry_sandbox::faults::Faults;
 use ferry_sandbox::seed::{Mess, generate};
-use ferry_sandbox::{Limits, Running, VendorEmulator};
 use serde_json::{Value as Json, json};
 
 const OBJECTS: [&str; 4] = ["companies", "contacts", "deals", "notes"];
 
-/// A seeded Dataverse environment, an empty Salesforce org, and a directory for config and
-/// state.
-struct Pair {
-    source: Running,
-    environment: dynamics::Emulator,
-    sink: Running,
-    sink_state: Arc<dyn VendorEmulator>,
-    dir: PathBuf,
+/// Counts per object of `OBJECTS`, by `of`.
+fn counts(of: &dyn Fn(&str) -> usize) -> Vec<usize> {
+    OBJECTS.iter().map(|o| of(o)).collect()
 }
 
-impl Drop for Pair {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+/// A seeded dynamics account as the source, an empty Salesforce org as the sink.
+type Pair = SyncPair<dynamics::Emulator>;
 
 async fn pair(contacts: usize) -> Pair {
     let environment = dynamics::Emulator::new(dynamics::Options::default());
     environment.seed(&generate(contacts, 11, &Mess::none()));
-    let salesforce = ferry_sandbox::emulator("salesforce").expect("salesforce emulator");
-    let sink_state = (salesforce.build)(Faults::default(), Limits::Unlimited);
-    let any = "127.0.0.1:0".parse().expect("loopback address");
-    let source = ferry_sandbox::serve("dynamics", environment.router(), any)
-        .await
-        .expect("serve dynamics");
-    let sink = ferry_sandbox::serve("salesforce", sink_state.router(), any)
-        .await
-        .expect("serve salesforce");
-    let dir = std::env::temp_dir().join(format!("ferry-sync-dynamics-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("test dir");
-    Pair {
-        source,
-        environment,
-        sink,
-        sink_state,
-        dir,
-    }
+    SyncPair::start("dynamics", environment, "salesforce").await
 }
 
 impl Pair {
-    /// Writes the config (every object, the stage table, the state file); returns its path.
-    fn config(&self) -> String {
-        let (dv, sf) = (
-            ferry_sandbox::emulator("dynamics").expect("dynamics"),
-            ferry_sandbox::emulator("salesforce").expect("salesforce"),
-        );
-        let state = self.dir.join("state.json");
-        let path = self.dir.join("ferry.toml");
-        let text = format!(
-            "version = 1\n\n{}\n{}\n[migration]\nobjects = {OBJECTS:?}\n\n[sync]\nstate = {:?}\n\n{}\n{}\n",
-            emulator_table("source", "dynamics", &self.source.base_url),
-            emulator_table("sink", "salesforce", &self.sink.base_url),
-            state.display().to_string(),
-            industry_table(&dv, &sf),
-            stage_crosswalk_config(&stage_crosswalk(dv.deal_stages, sf.deal_stages)),
-        );
-        std::fs::write(&path, text).expect("write config");
-        path.to_string_lossy().into_owned()
-    }
-
-    fn counts(&self, of: &dyn Fn(&str) -> usize) -> Vec<usize> {
-        OBJECTS.iter().map(|o| of(o)).collect()
-    }
-
     /// An application user's access token for the environment.
     async fn token(&self) -> String {
         let base = &self.source.base_url;
@@ -141,9 +88,9 @@ async fn run(command: &str, config: &str) -> (i32, Json, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dynamics_sync_moves_everything_then_exactly_what_changed_then_nothing() {
     let pair = pair(40).await;
-    let config = pair.config();
+    let config = pair.config(&OBJECTS);
     let tables = ["account", "contact", "opportunity", "annotation"];
-    let totals: Vec<usize> = tables.iter().map(|t| pair.environment.count(t)).collect();
+    let totals: Vec<usize> = tables.iter().map(|t| pair.account.count(t)).collect();
 
     // First sync: a full read of every object, everything created, watermarks set.
     let (code, first, stderr) = run("sync", &config).await;
@@ -158,12 +105,12 @@ async fn a_dynamics_sync_moves_everything_then_exactly_what_changed_then_nothing
         assert_eq!(o["sync"]["read"], "full", "{o:#}");
         assert_eq!(o["sync"]["advanced"], true, "{o:#}");
     }
-    assert_eq!(pair.counts(&|o| pair.sink_state.count(o)), totals);
+    assert_eq!(counts(&|o| pair.sink_state.count(o)), totals);
 
     // An hour on, one record of every object changes in Dataverse: an account's phone, a
     // contact's title, a deal gains a contact (its own `parentcontactid` lookup: the deal's
     // row is updated), a note's text.
-    pair.environment.advance_clock(Duration::from_secs(3600));
+    pair.account.advance_clock(Duration::from_secs(3600));
     let accounts = pair.rows("accounts", "accountid").await;
     let contacts = pair.rows("contacts", "contactid").await;
     let deals = pair
@@ -202,8 +149,8 @@ async fn a_dynamics_sync_moves_everything_then_exactly_what_changed_then_nothing
         Some(json!({"notetext": "Synced again"})),
     )
     .await;
-    pair.environment.advance_clock(Duration::from_secs(3600));
-    let requests = pair.environment.requests();
+    pair.account.advance_clock(Duration::from_secs(3600));
+    let requests = pair.account.requests();
     let (code, second, stderr) = run("sync", &config).await;
     assert_eq!(code, 0, "{second:#}\n{stderr}");
     assert_eq!(second["outcome"], "verified", "{second:#}");
@@ -225,17 +172,17 @@ async fn a_dynamics_sync_moves_everything_then_exactly_what_changed_then_nothing
         requests_by_object.push(n(&o["source_http"], "requests"));
     }
     assert_eq!(
-        pair.counts(&|o| pair.sink_state.count(o)),
+        counts(&|o| pair.sink_state.count(o)),
         totals,
         "nothing created"
     );
-    let second_requests = pair.environment.requests() - requests;
+    let second_requests = pair.account.requests() - requests;
     eprintln!(
         "Dataverse requests, second sync (4 changes): {second_requests} in all, per object {requests_by_object:?}"
     );
 
     // Nothing changed: nothing read, exit 0.
-    let requests = pair.environment.requests();
+    let requests = pair.account.requests();
     let (code, third, stderr) = run("sync", &config).await;
     assert_eq!(code, 0, "{third:#}\n{stderr}");
     assert_eq!(third["outcome"], "verified", "{third:#}");
@@ -245,7 +192,7 @@ async fn a_dynamics_sync_moves_everything_then_exactly_what_changed_then_nothing
         assert_eq!((n(o, "read"), n(o, "written")), (0, 0), "{o:#}");
         idle_by_object.push(n(&o["source_http"], "requests"));
     }
-    let idle = pair.environment.requests() - requests;
+    let idle = pair.account.requests() - requests;
     eprintln!(
         "Dataverse requests, third sync (no change): {idle} in all, per object {idle_by_object:?}"
     );

@@ -6,82 +6,29 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{all_credentials, count as n, emulator_table, industry_table, object, run_config};
-use ferry_sandbox::accounts::{stage_crosswalk, stage_crosswalk_config};
-use ferry_sandbox::faults::Faults;
+use common::{SyncPair, all_credentials, count as n, object, run_config};
 use ferry_sandbox::hubspot;
 use ferry_sandbox::seed::{Mess, generate};
-use ferry_sandbox::{Limits, Running, VendorEmulator};
 
 const OBJECTS: [&str; 4] = ["companies", "contacts", "deals", "notes"];
 
-/// A seeded HubSpot account, an empty Salesforce org, and a directory for config and state.
-struct Pair {
-    source: Running,
-    portal: hubspot::Emulator,
-    sink: Running,
-    sink_state: Arc<dyn VendorEmulator>,
-    dir: PathBuf,
+/// Counts per object of `OBJECTS`, by `of`.
+fn counts(of: &dyn Fn(&str) -> usize) -> Vec<usize> {
+    OBJECTS.iter().map(|o| of(o)).collect()
 }
 
-impl Drop for Pair {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+/// A seeded hubspot account as the source, an empty Salesforce org as the sink.
+type Pair = SyncPair<hubspot::Emulator>;
 
 async fn pair(contacts: usize) -> Pair {
     let portal = hubspot::Emulator::new(hubspot::Options::default());
     portal.seed(&generate(contacts, 11, &Mess::none()));
-    let salesforce = ferry_sandbox::emulator("salesforce").expect("salesforce emulator");
-    let sink_state = (salesforce.build)(Faults::default(), Limits::Unlimited);
-    let any = "127.0.0.1:0".parse().expect("loopback address");
-    let source = ferry_sandbox::serve("hubspot", portal.router(), any)
-        .await
-        .expect("serve hubspot");
-    let sink = ferry_sandbox::serve("salesforce", sink_state.router(), any)
-        .await
-        .expect("serve salesforce");
-    let dir = std::env::temp_dir().join(format!("ferry-sync-hubspot-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("test dir");
-    Pair {
-        source,
-        portal,
-        sink,
-        sink_state,
-        dir,
-    }
+    SyncPair::start("hubspot", portal, "salesforce").await
 }
 
 impl Pair {
-    /// Writes the config (every object, the stage table, the state file); returns its path.
-    fn config(&self) -> String {
-        let (hs, sf) = (
-            ferry_sandbox::emulator("hubspot").expect("hubspot"),
-            ferry_sandbox::emulator("salesforce").expect("salesforce"),
-        );
-        let state = self.dir.join("state.json");
-        let path = self.dir.join("ferry.toml");
-        let text = format!(
-            "version = 1\n\n{}\n{}\n[migration]\nobjects = {OBJECTS:?}\n\n[sync]\nstate = {:?}\n\n{}\n{}\n",
-            emulator_table("source", "hubspot", &self.source.base_url),
-            emulator_table("sink", "salesforce", &self.sink.base_url),
-            state.display().to_string(),
-            industry_table(&hs, &sf),
-            stage_crosswalk_config(&stage_crosswalk(hs.deal_stages, sf.deal_stages)),
-        );
-        std::fs::write(&path, text).expect("write config");
-        path.to_string_lossy().into_owned()
-    }
-
-    fn counts(&self, of: &dyn Fn(&str) -> usize) -> Vec<usize> {
-        OBJECTS.iter().map(|o| of(o)).collect()
-    }
-
     /// `method path` on the HubSpot emulator with `body`, as an app's call would.
     async fn hubspot(
         &self,
@@ -136,8 +83,8 @@ async fn run(command: &str, config: &str) -> (i32, serde_json::Value, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hubspot_sync_moves_everything_then_exactly_what_changed_then_nothing() {
     let pair = pair(40).await;
-    let config = pair.config();
-    let totals = pair.counts(&|o| pair.portal.count(o).expect("a HubSpot object"));
+    let config = pair.config(&OBJECTS);
+    let totals = counts(&|o| pair.account.count(o).expect("a HubSpot object"));
 
     // First sync: a full read of every object, everything created, watermarks set.
     let (code, first, stderr) = run("sync", &config).await;
@@ -152,11 +99,11 @@ async fn a_hubspot_sync_moves_everything_then_exactly_what_changed_then_nothing(
         assert_eq!(o["sync"]["read"], "full", "{o:#}");
         assert_eq!(o["sync"]["advanced"], true, "{o:#}");
     }
-    assert_eq!(pair.counts(&|o| pair.sink_state.count(o)), totals);
+    assert_eq!(counts(&|o| pair.sink_state.count(o)), totals);
 
     // An hour on, one record of every object changes in HubSpot, and a deal gains a contact
     // (with its amount: an association alone does not move the last-modified time).
-    pair.portal.advance_clock(Duration::from_secs(3600));
+    pair.account.advance_clock(Duration::from_secs(3600));
     let (companies, contacts, deals, notes) = (
         pair.ids("companies").await,
         pair.ids("contacts").await,
@@ -180,8 +127,8 @@ async fn a_hubspot_sync_moves_everything_then_exactly_what_changed_then_nothing(
     .await;
     pair.edit("notes", &notes[3], "hs_note_body", "<p>Synced again</p>")
         .await;
-    pair.portal.advance_clock(Duration::from_secs(3600));
-    let (requests, throttled) = pair.portal.request_counts();
+    pair.account.advance_clock(Duration::from_secs(3600));
+    let (requests, throttled) = pair.account.request_counts();
     let (code, second, stderr) = run("sync", &config).await;
     assert_eq!(code, 0, "{second:#}\n{stderr}");
     assert_eq!(second["outcome"], "verified", "{second:#}");
@@ -202,10 +149,10 @@ async fn a_hubspot_sync_moves_everything_then_exactly_what_changed_then_nothing(
         assert_eq!(o["sync"]["advanced"], true, "{o:#}");
         requests_by_object.push(n(&o["source_http"], "requests"));
     }
-    let (after, throttled_after) = pair.portal.request_counts();
+    let (after, throttled_after) = pair.account.request_counts();
     assert_eq!(throttled_after, throttled, "no search refused");
     assert_eq!(
-        pair.counts(&|o| pair.sink_state.count(o)),
+        counts(&|o| pair.sink_state.count(o)),
         totals,
         "nothing created"
     );
@@ -218,7 +165,7 @@ async fn a_hubspot_sync_moves_everything_then_exactly_what_changed_then_nothing(
     let reading = [2u64, 3, 4, 5];
 
     // Nothing changed: nothing read, exit 0.
-    let (requests, _) = pair.portal.request_counts();
+    let (requests, _) = pair.account.request_counts();
     let (code, third, stderr) = run("sync", &config).await;
     assert_eq!(code, 0, "{third:#}\n{stderr}");
     assert_eq!(third["outcome"], "verified", "{third:#}");
@@ -228,7 +175,7 @@ async fn a_hubspot_sync_moves_everything_then_exactly_what_changed_then_nothing(
         assert_eq!((n(o, "read"), n(o, "written")), (0, 0), "{o:#}");
         idle_by_object.push(n(&o["source_http"], "requests"));
     }
-    let (after, _) = pair.portal.request_counts();
+    let (after, _) = pair.account.request_counts();
     eprintln!(
         "HubSpot requests, third sync (no change): {} in all, per object {idle_by_object:?}",
         after - requests

@@ -7,82 +7,29 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{all_credentials, count as n, emulator_table, industry_table, object, run_config};
-use ferry_sandbox::accounts::{stage_crosswalk, stage_crosswalk_config};
-use ferry_sandbox::faults::Faults;
+use common::{SyncPair, all_credentials, count as n, object, run_config};
 use ferry_sandbox::pipedrive;
 use ferry_sandbox::seed::{Mess, generate};
-use ferry_sandbox::{Limits, Running, VendorEmulator};
 
 const OBJECTS: [&str; 4] = ["companies", "contacts", "deals", "notes"];
 
-/// A seeded Pipedrive account, an empty Salesforce org, and a directory for config and state.
-struct Pair {
-    source: Running,
-    account: pipedrive::Emulator,
-    sink: Running,
-    sink_state: Arc<dyn VendorEmulator>,
-    dir: PathBuf,
+/// Counts per object of `OBJECTS`, by `of`.
+fn counts(of: &dyn Fn(&str) -> usize) -> Vec<usize> {
+    OBJECTS.iter().map(|o| of(o)).collect()
 }
 
-impl Drop for Pair {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+/// A seeded pipedrive account as the source, an empty Salesforce org as the sink.
+type Pair = SyncPair<pipedrive::Emulator>;
 
 async fn pair(contacts: usize) -> Pair {
     let account = pipedrive::Emulator::new(pipedrive::Options::default());
     account.seed(&generate(contacts, 11, &Mess::none()));
-    let salesforce = ferry_sandbox::emulator("salesforce").expect("salesforce emulator");
-    let sink_state = (salesforce.build)(Faults::default(), Limits::Unlimited);
-    let any = "127.0.0.1:0".parse().expect("loopback address");
-    let source = ferry_sandbox::serve("pipedrive", account.router(), any)
-        .await
-        .expect("serve pipedrive");
-    let sink = ferry_sandbox::serve("salesforce", sink_state.router(), any)
-        .await
-        .expect("serve salesforce");
-    let dir = std::env::temp_dir().join(format!("ferry-sync-pipedrive-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("test dir");
-    Pair {
-        source,
-        account,
-        sink,
-        sink_state,
-        dir,
-    }
+    SyncPair::start("pipedrive", account, "salesforce").await
 }
 
 impl Pair {
-    /// Writes the config (every object, the stage table, the state file); returns its path.
-    fn config(&self) -> String {
-        let (pd, sf) = (
-            ferry_sandbox::emulator("pipedrive").expect("pipedrive"),
-            ferry_sandbox::emulator("salesforce").expect("salesforce"),
-        );
-        let state = self.dir.join("state.json");
-        let path = self.dir.join("ferry.toml");
-        let text = format!(
-            "version = 1\n\n{}\n{}\n[migration]\nobjects = {OBJECTS:?}\n\n[sync]\nstate = {:?}\n\n{}\n{}\n",
-            emulator_table("source", "pipedrive", &self.source.base_url),
-            emulator_table("sink", "salesforce", &self.sink.base_url),
-            state.display().to_string(),
-            industry_table(&pd, &sf),
-            stage_crosswalk_config(&stage_crosswalk(pd.deal_stages, sf.deal_stages)),
-        );
-        std::fs::write(&path, text).expect("write config");
-        path.to_string_lossy().into_owned()
-    }
-
-    fn counts(&self, of: &dyn Fn(&str) -> usize) -> Vec<usize> {
-        OBJECTS.iter().map(|o| of(o)).collect()
-    }
-
     /// `method path` on the Pipedrive emulator with `body`, as an app's call would: the
     /// answer's `data`.
     async fn pipedrive(
@@ -140,8 +87,8 @@ const IDLE_SYNC_REQUESTS: u64 = 1 + 3 + 1 + 1 + 2 + 4 * 2;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pipedrive_sync_moves_everything_then_exactly_what_changed_then_nothing() {
     let pair = pair(40).await;
-    let config = pair.config();
-    let totals = pair.counts(&|o| pair.account.count(o).expect("a Pipedrive object"));
+    let config = pair.config(&OBJECTS);
+    let totals = counts(&|o| pair.account.count(o).expect("a Pipedrive object"));
 
     // First sync: a full read of every object, everything created, watermarks set.
     let (code, first, stderr) = run("sync", &config).await;
@@ -156,7 +103,7 @@ async fn a_pipedrive_sync_moves_everything_then_exactly_what_changed_then_nothin
         assert_eq!(o["sync"]["read"], "full", "{o:#}");
         assert_eq!(o["sync"]["advanced"], true, "{o:#}");
     }
-    assert_eq!(pair.counts(&|o| pair.sink_state.count(o)), totals);
+    assert_eq!(counts(&|o| pair.sink_state.count(o)), totals);
 
     // An hour on, one record of every object changes in Pipedrive. The deal gets another
     // person and a participant too, with its value: a participant added alone does not move
@@ -236,7 +183,7 @@ async fn a_pipedrive_sync_moves_everything_then_exactly_what_changed_then_nothin
     let (after, throttled_after) = pair.account.request_counts();
     assert_eq!(throttled_after, throttled, "nothing refused");
     assert_eq!(
-        pair.counts(&|o| pair.sink_state.count(o)),
+        counts(&|o| pair.sink_state.count(o)),
         totals,
         "nothing created"
     );

@@ -8,108 +8,59 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{all_credentials, count as n, emulator_table, industry_table, object, run_config};
-use ferry_sandbox::accounts::{stage_crosswalk, stage_crosswalk_config};
-use ferry_sandbox::faults::Faults;
+use common::{SyncPair, all_credentials, count as n, object, run_config};
+use ferry_sandbox::VendorEmulator;
 use ferry_sandbox::seed::{Mess, generate};
 use ferry_sandbox::zoho;
-use ferry_sandbox::{Limits, Running, VendorEmulator};
 use serde_json::{Value as Json, json};
 
 const OBJECTS: [&str; 4] = ["companies", "contacts", "deals", "notes"];
 
-/// A seeded Zoho org, an empty Salesforce org, and a directory for config and state.
-struct Pair {
-    source: Running,
-    org: zoho::Emulator,
-    sink: Running,
-    sink_state: Arc<dyn VendorEmulator>,
-    dir: PathBuf,
-    token: String,
+/// Counts per object of `OBJECTS`, by `of`.
+fn counts(of: &dyn Fn(&str) -> usize) -> Vec<usize> {
+    OBJECTS.iter().map(|o| of(o)).collect()
 }
 
-impl Drop for Pair {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+/// A seeded zoho account as the source, an empty Salesforce org as the sink.
+type Pair = SyncPair<zoho::Emulator>;
 
 async fn pair(contacts: usize) -> Pair {
     let org = zoho::Emulator::new(zoho::Options::default());
     org.seed(&generate(contacts, 11, &Mess::none()));
-    let salesforce = ferry_sandbox::emulator("salesforce").expect("salesforce emulator");
-    let sink_state = (salesforce.build)(Faults::default(), Limits::Unlimited);
-    let any = "127.0.0.1:0".parse().expect("loopback address");
-    let source = ferry_sandbox::serve("zoho", org.router(), any)
-        .await
-        .expect("serve zoho");
-    let sink = ferry_sandbox::serve("salesforce", sink_state.router(), any)
-        .await
-        .expect("serve salesforce");
-    let dir = std::env::temp_dir().join(format!("ferry-sync-zoho-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("test dir");
-    let answer: Json = reqwest::Client::new()
-        .post(format!("{}/oauth/v2/token", source.base_url))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", zoho::ZOHO_CLIENT_ID),
-            ("client_secret", zoho::ZOHO_CLIENT_SECRET),
-            ("refresh_token", zoho::ZOHO_REFRESH_TOKEN),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("token json");
-    let token = answer["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned();
-    Pair {
-        source,
-        org,
-        sink,
-        sink_state,
-        dir,
-        token,
-    }
+    SyncPair::start("zoho", org, "salesforce").await
 }
 
 impl Pair {
-    /// Writes the config (every object, the stage table, the state file); returns its path.
-    fn config(&self) -> String {
-        let (zo, sf) = (
-            ferry_sandbox::emulator("zoho").expect("zoho"),
-            ferry_sandbox::emulator("salesforce").expect("salesforce"),
-        );
-        let state = self.dir.join("state.json");
-        let path = self.dir.join("ferry.toml");
-        let text = format!(
-            "version = 1\n\n{}\n{}\n[migration]\nobjects = {OBJECTS:?}\n\n[sync]\nstate = {:?}\n\n{}\n{}\n",
-            emulator_table("source", "zoho", &self.source.base_url),
-            emulator_table("sink", "salesforce", &self.sink.base_url),
-            state.display().to_string(),
-            industry_table(&zo, &sf),
-            stage_crosswalk_config(&stage_crosswalk(zo.deal_stages, sf.deal_stages)),
-        );
-        std::fs::write(&path, text).expect("write config");
-        path.to_string_lossy().into_owned()
-    }
-
-    fn counts(&self, of: &dyn Fn(&str) -> usize) -> Vec<usize> {
-        OBJECTS.iter().map(|o| of(o)).collect()
+    /// An access token for the org, as an app gets one.
+    async fn token(&self) -> String {
+        let answer: Json = reqwest::Client::new()
+            .post(format!("{}/oauth/v2/token", self.source.base_url))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", zoho::ZOHO_CLIENT_ID),
+                ("client_secret", zoho::ZOHO_CLIENT_SECRET),
+                ("refresh_token", zoho::ZOHO_REFRESH_TOKEN),
+            ])
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("token json");
+        answer["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
     }
 
     /// `method path` on the Zoho emulator with `body`, as an app's call would.
     async fn zoho(&self, method: reqwest::Method, path: &str, body: Option<Json>) -> Json {
+        let token = self.token().await;
         let mut request = reqwest::Client::new()
             .request(method, format!("{}{path}", self.source.base_url))
-            .header("Authorization", format!("Zoho-oauthtoken {}", self.token));
+            .header("Authorization", format!("Zoho-oauthtoken {token}"));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -157,8 +108,8 @@ async fn run(command: &str, config: &str) -> (i32, Json, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_zoho_sync_moves_everything_then_exactly_what_changed_then_nothing() {
     let pair = pair(40).await;
-    let config = pair.config();
-    let totals = pair.counts(&|o| VendorEmulator::count(&pair.org, o));
+    let config = pair.config(&OBJECTS);
+    let totals = counts(&|o| VendorEmulator::count(&pair.account, o));
 
     // First sync: a full read of every object, everything created, watermarks set.
     let (code, first, stderr) = run("sync", &config).await;
@@ -173,11 +124,11 @@ async fn a_zoho_sync_moves_everything_then_exactly_what_changed_then_nothing() {
         assert_eq!(o["sync"]["read"], "full", "{o:#}");
         assert_eq!(o["sync"]["advanced"], true, "{o:#}");
     }
-    assert_eq!(pair.counts(&|o| pair.sink_state.count(o)), totals);
+    assert_eq!(counts(&|o| pair.sink_state.count(o)), totals);
 
     // An hour on, one record of every object changes in Zoho, and the changed deal gains a
     // contact role. Another deal gains a role and nothing else: not seen.
-    pair.org.advance_clock(Duration::from_secs(3600));
+    pair.account.advance_clock(Duration::from_secs(3600));
     let accounts = pair.list("Accounts", "Account_Name").await;
     let contacts = pair.list("Contacts", "Email").await;
     let deals = pair.list("Deals", "Deal_Name").await;
@@ -212,8 +163,8 @@ async fn a_zoho_sync_moves_everything_then_exactly_what_changed_then_nothing() {
         json!({"Note_Content": "Synced again"}),
     )
     .await;
-    pair.org.advance_clock(Duration::from_secs(3600));
-    let requests = pair.org.requests();
+    pair.account.advance_clock(Duration::from_secs(3600));
+    let requests = pair.account.requests();
     let (code, second, stderr) = run("sync", &config).await;
     assert_eq!(code, 0, "{second:#}\n{stderr}");
     assert_eq!(second["outcome"], "verified", "{second:#}");
@@ -235,17 +186,17 @@ async fn a_zoho_sync_moves_everything_then_exactly_what_changed_then_nothing() {
         requests_by_object.push(n(&o["source_http"], "requests"));
     }
     assert_eq!(
-        pair.counts(&|o| pair.sink_state.count(o)),
+        counts(&|o| pair.sink_state.count(o)),
         totals,
         "nothing created"
     );
     eprintln!(
         "Zoho requests, second sync (4 changes): {} in all, per object {requests_by_object:?}",
-        pair.org.requests() - requests
+        pair.account.requests() - requests
     );
 
     // Nothing changed: nothing read, exit 0.
-    let requests = pair.org.requests();
+    let requests = pair.account.requests();
     let (code, third, stderr) = run("sync", &config).await;
     assert_eq!(code, 0, "{third:#}\n{stderr}");
     assert_eq!(third["outcome"], "verified", "{third:#}");
@@ -255,7 +206,7 @@ async fn a_zoho_sync_moves_everything_then_exactly_what_changed_then_nothing() {
         assert_eq!((n(o, "read"), n(o, "written")), (0, 0), "{o:#}");
         idle_by_object.push(n(&o["source_http"], "requests"));
     }
-    let idle = pair.org.requests() - requests;
+    let idle = pair.account.requests() - requests;
     eprintln!(
         "Zoho requests, third sync (no change): {idle} in all, per object {idle_by_object:?}"
     );
@@ -286,14 +237,14 @@ async fn a_zoho_sync_moves_everything_then_exactly_what_changed_then_nothing() {
     );
 
     // The quiet deal's new contact shows once the deal itself changes.
-    pair.org.advance_clock(Duration::from_secs(60));
+    pair.account.advance_clock(Duration::from_secs(60));
     pair.write(
         put,
         &format!("/crm/v8/Deals/{quiet_deal}"),
         json!({"Amount": 815}),
     )
     .await;
-    pair.org.advance_clock(Duration::from_secs(3600));
+    pair.account.advance_clock(Duration::from_secs(3600));
     let (code, fourth, stderr) = run("sync", &config).await;
     assert_eq!(code, 0, "{fourth:#}\n{stderr}");
     let o = object(&fourth, "deals");

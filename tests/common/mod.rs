@@ -247,3 +247,81 @@ pub fn count(value: &serde_json::Value, key: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("no count {key} in {value:#}"))
 }
+
+static SYNC_PAIRS: AtomicUsize = AtomicUsize::new(0);
+
+/// A seeded source emulator and an empty sink emulator, served on loopback, and a directory
+/// for the config and the sync state: the setup of the end-to-end `ferry sync` tests. `account`
+/// is the source emulator's own handle, for the vendor's edits and its clock.
+pub struct SyncPair<E> {
+    pub source: Running,
+    pub account: E,
+    pub sink: Running,
+    pub sink_state: std::sync::Arc<dyn ferry_sandbox::VendorEmulator>,
+    pub dir: PathBuf,
+    vendors: (&'static str, &'static str),
+}
+
+impl<E> Drop for SyncPair<E> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl<E: ferry_sandbox::VendorEmulator> SyncPair<E> {
+    /// Serves `account` (already seeded) as `source_vendor`, and a new, empty, unlimited
+    /// emulator of `sink_vendor`.
+    pub async fn start(source_vendor: &'static str, account: E, sink_vendor: &'static str) -> Self {
+        let spec = ferry_sandbox::emulator(sink_vendor).expect("sink emulator");
+        let sink_state = (spec.build)(Faults::default(), ferry_sandbox::Limits::Unlimited);
+        let any = "127.0.0.1:0".parse().expect("loopback address");
+        let source = ferry_sandbox::serve(source_vendor, account.router(), any)
+            .await
+            .expect("serve the source");
+        let sink = ferry_sandbox::serve(sink_vendor, sink_state.router(), any)
+            .await
+            .expect("serve the sink");
+        let dir = std::env::temp_dir().join(format!(
+            "ferry-sync-{source_vendor}-{}-{}",
+            std::process::id(),
+            SYNC_PAIRS.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("test dir");
+        SyncPair {
+            source,
+            account,
+            sink,
+            sink_state,
+            dir,
+            vendors: (source_vendor, sink_vendor),
+        }
+    }
+
+    /// The sync state file the config names.
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    /// Writes the config (`objects`, the industry and stage tables both vendors need, the
+    /// state file); returns its path.
+    pub fn config(&self, objects: &[&str]) -> String {
+        let (from, to) = self.vendors;
+        let (source, sink) = (
+            ferry_sandbox::emulator(from).expect("source emulator"),
+            ferry_sandbox::emulator(to).expect("sink emulator"),
+        );
+        let path = self.dir.join("ferry.toml");
+        let text = format!(
+            "version = 1\n\n{}\n{}\n[migration]\nobjects = {objects:?}\n\n[sync]\nstate = {:?}\n\n{}\n{}\n",
+            emulator_table("source", from, &self.source.base_url),
+            emulator_table("sink", to, &self.sink.base_url),
+            self.state().display().to_string(),
+            industry_table(&source, &sink),
+            ferry_sandbox::accounts::stage_crosswalk_config(
+                &ferry_sandbox::accounts::stage_crosswalk(source.deal_stages, sink.deal_stages)
+            ),
+        );
+        std::fs::write(&path, text).expect("write config");
+        path.to_string_lossy().into_owned()
+    }
+}
