@@ -66,7 +66,11 @@ impl Sandbox {
         writeln!(self.stdin, "{command}")
             .and_then(|()| self.stdin.flush())
             .with_context(|| format!("cannot send `{command}` to the sandbox"))?;
-        let answered = |l: &str| ["touched ", "advanced ", "error: "].iter().any(|a| l.starts_with(a));
+        let answered = |l: &str| {
+            ["touched ", "advanced ", "error: "]
+                .iter()
+                .any(|a| l.starts_with(a))
+        };
         let lines = child::next_line(&self.lines, answered, Duration::from_secs(60))
             .with_context(|| format!("the sandbox did not answer `{command}`"))?;
         let answer = lines.last().cloned().unwrap_or_default();
@@ -341,7 +345,11 @@ impl Bench {
             let _ = writeln!(config, "{line}");
         }
         if let Some(state) = sync_state {
-            let _ = writeln!(config, "\n[sync]\nstate = {:?}", state.display().to_string());
+            let _ = writeln!(
+                config,
+                "\n[sync]\nstate = {:?}",
+                state.display().to_string()
+            );
         }
         let verb = if sync_state.is_some() {
             "sync"
@@ -1067,7 +1075,10 @@ impl Bench {
     pub fn sync(&self, records: usize, sources: &[String], figures: &mut Figures) -> Result<()> {
         for wanted in sources {
             if !SYNC_SOURCES.contains(&wanted.as_str()) {
-                bail!("--source {wanted}: expected one of {}", SYNC_SOURCES.join(", "));
+                bail!(
+                    "--source {wanted}: expected one of {}",
+                    SYNC_SOURCES.join(", ")
+                );
             }
         }
         let mut table = vec![
@@ -1129,7 +1140,14 @@ impl Bench {
             println!("  full (first) sync: {}", full.line());
             let advance = format!("advance {SYNC_INTERVAL_SECS}");
             sandbox.command(&advance)?;
-            let unchanged = SyncFigures::of(&self.sync_once(&sandbox, &plan, &sink_extra, &migration, &state, timeout)?);
+            let unchanged = SyncFigures::of(&self.sync_once(
+                &sandbox,
+                &plan,
+                &sink_extra,
+                &migration,
+                &state,
+                timeout,
+            )?);
             println!("  no-change sync:    {}", unchanged.line());
             let mut changed = Vec::new();
             for object in SYNC_OBJECTS {
@@ -1145,7 +1163,14 @@ impl Bench {
             // one starts: a read ends at the vendor's clock in whole seconds (`Date`), so a
             // change in that same second is left to the sync after.
             sandbox.command(&advance)?;
-            let one = SyncFigures::of(&self.sync_once(&sandbox, &plan, &sink_extra, &migration, &state, timeout)?);
+            let one = SyncFigures::of(&self.sync_once(
+                &sandbox,
+                &plan,
+                &sink_extra,
+                &migration,
+                &state,
+                timeout,
+            )?);
             println!("  1 % sync:          {}", one.line());
             let exact: Vec<String> = SYNC_OBJECTS
                 .iter()
@@ -1160,7 +1185,10 @@ impl Bench {
                 .zip(&one.objects)
                 .all(|(c, (_, _, read))| c == read);
             if !all_exact {
-                println!("  !! the 1 % sync read other than the changed records: {}", exact.join(", "));
+                println!(
+                    "  !! the 1 % sync read other than the changed records: {}",
+                    exact.join(", ")
+                );
             }
             let total = |f: &SyncFigures| f.source + f.sink;
             let ratio = |f: &SyncFigures| total(f) as f64 / total(&full).max(1) as f64 * 100.0;
