@@ -14,7 +14,7 @@ use ferry_sandbox::seed::{Mess, generate};
 
 const OBJECTS: [&str; 2] = ["companies", "contacts"];
 
-/// One source vendor into `sink`: first sync, an hour later every 10th record touched, sync.
+/// One source vendor into `sink`: first sync, every 10th record touched, an hour on a sync.
 async fn touched_records_are_what_the_next_sync_reads(source: &str, sink: &str) {
     let (from, to) = (
         ferry_sandbox::emulator(source).expect("source emulator"),
@@ -56,8 +56,8 @@ async fn touched_records_are_what_the_next_sync_reads(source: &str, sink: &str) 
         .collect();
     assert_eq!(touched, expected, "{source}");
     // The next sync an hour on, as an hourly one would run: past every connector's overlap,
-    // and never in the second of the changes (a read ends at the vendor's clock in whole
-    // seconds, so a change in the second it starts is left to the sync after).
+    // and never in the second of the changes (a read that ends at the vendor's clock in whole
+    // seconds, as HubSpot's does, leaves a change in the second it starts to the sync after).
     org.advance_clock(Duration::from_secs(3600));
     sink_state.advance_clock(Duration::from_secs(3600));
     let (code, second, stderr) = run_config("sync", &config, &all_credentials()).await;

@@ -1160,8 +1160,8 @@ impl Bench {
                 changed.push(n);
             }
             // The changes are made in the hour between two syncs, not in the second the next
-            // one starts: a read ends at the vendor's clock in whole seconds (`Date`), so a
-            // change in that same second is left to the sync after.
+            // one starts: a read that ends at the vendor's clock in whole seconds (`Date`,
+            // as HubSpot's does) leaves a change in that same second to the sync after.
             sandbox.command(&advance)?;
             let one = SyncFigures::of(&self.sync_once(
                 &sandbox,
