@@ -1,11 +1,12 @@
 //! `ferry sandbox`: every vendor's emulator on its own loopback port, for trying ferry by hand.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::{BufRead as _, Write as _};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use ferry_sandbox::faults::Faults;
-use ferry_sandbox::{Limits, SandboxConfig, VendorSetup, seed::Mess};
+use ferry_sandbox::{Limits, SandboxConfig, VendorEmulator, VendorSetup, seed::Mess};
 
 use ferry_core::report::count;
 
@@ -243,6 +244,11 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
     out.push_str(&settings_text(&blocks, example));
     let _ = writeln!(
         out,
+        "Commands on stdin, one a line: `{TOUCH_USAGE}` (every Nth record of OBJECT, changed \
+         now) and `{ADVANCE_USAGE}` (every emulator's clock)."
+    );
+    let _ = writeln!(
+        out,
         "Ready. Ctrl-C stops the emulators (their data lives only in memory)."
     );
     let mut stdout = std::io::stdout().lock();
@@ -253,8 +259,65 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
         tracing::debug!(error = %e, "the start-up banner could not be printed");
     }
     drop(stdout);
+    let served: Vec<Served> = sandbox
+        .emulators
+        .iter()
+        .map(|e| (e.spec.vendor, Arc::clone(&e.emulator)))
+        .collect();
+    // A blocking read, on a thread of its own: the process ends at Ctrl-C or SIGTERM whether
+    // or not stdin is still open.
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let answer = command(&served, &line);
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{answer}").and_then(|()| stdout.flush());
+        }
+    });
     wait_for_shutdown().await;
     Ok(0)
+}
+
+/// An emulator `ferry sandbox` serves, by vendor, for its stdin commands.
+type Served = (&'static str, Arc<dyn VendorEmulator>);
+
+const TOUCH_USAGE: &str = "touch VENDOR OBJECT N";
+const ADVANCE_USAGE: &str = "advance SECONDS";
+
+/// Runs one stdin command (`touch VENDOR OBJECT N`, `advance SECONDS`) and returns its answer
+/// line: `touched …`, `advanced …`, or `error: …`. Sandbox-only hooks that change records and
+/// move time as users and the clock would, so that `ferry sync` has changes to read.
+fn command(served: &[Served], line: &str) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["touch", vendor, object, every] => {
+            let Some((_, emulator)) = served.iter().find(|(v, _)| v == vendor) else {
+                return format!("error: no `{vendor}` emulator is served");
+            };
+            if !["companies", "contacts", "deals", "notes"].contains(object) {
+                return format!("error: `{object}`: expected companies, contacts, deals or notes");
+            }
+            match every.parse::<usize>() {
+                Ok(n) if n > 0 => {
+                    format!("touched {} {object} of {vendor}", emulator.touch(object, n))
+                }
+                _ => format!("error: `{every}`: expected every how many records, 1 or more"),
+            }
+        }
+        ["advance", secs] => match secs.parse::<u64>() {
+            Ok(secs) => {
+                for (_, emulator) in served {
+                    emulator.advance_clock(std::time::Duration::from_secs(secs));
+                }
+                format!("advanced the clocks {secs} s")
+            }
+            Err(_) => format!("error: `{secs}`: expected whole seconds"),
+        },
+        _ => format!("error: expected `{TOUCH_USAGE}` or `{ADVANCE_USAGE}`"),
+    }
 }
 
 /// The banner's connector settings: one TOML table per emulator, each ready to paste into a
@@ -422,6 +485,41 @@ mod tests {
         let text = describe_faults(&faults);
         assert!(text.contains("429 every request"), "{text}");
         assert!(text.contains("503 every 7 requests"), "{text}");
+    }
+
+    #[test]
+    fn stdin_commands_touch_records_and_move_the_clocks() {
+        let data = ferry_sandbox::seed::generate(100, 7, &Mess::none());
+        let served: Vec<Served> = ["hubspot", "salesforce"]
+            .iter()
+            .map(|v| {
+                let spec = ferry_sandbox::emulator(v).expect("a known emulator");
+                let emulator = (spec.build)(Faults::default(), Limits::Unlimited);
+                emulator.seed(&data);
+                (spec.vendor, emulator)
+            })
+            .collect();
+        assert_eq!(
+            command(&served, "touch salesforce contacts 10"),
+            "touched 10 contacts of salesforce"
+        );
+        assert_eq!(
+            command(&served, "touch  hubspot companies 7 "),
+            "touched 3 companies of hubspot"
+        );
+        assert_eq!(
+            command(&served, "advance 3600"),
+            "advanced the clocks 3600 s"
+        );
+        for bad in [
+            "touch zoho contacts 10",
+            "touch hubspot owners 10",
+            "touch hubspot contacts 0",
+            "advance soon",
+            "touch hubspot",
+        ] {
+            assert!(command(&served, bad).starts_with("error: "), "{bad}");
+        }
     }
 
     #[test]

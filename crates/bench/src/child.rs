@@ -111,35 +111,49 @@ pub fn drain(pipe: impl Read + Send + 'static) -> JoinHandle<String> {
 }
 
 /// Reads lines of `stdout` until one equals or starts with `until`, within `timeout`; returns
-/// the lines read, and keeps draining the rest in the background.
-pub fn lines_until(stdout: ChildStdout, until: &str, timeout: Duration) -> Result<Vec<String>> {
+/// the lines read, and the lines that follow as they come (read in the background, so the
+/// child never blocks on a full pipe even when nobody takes them).
+pub fn lines_until(
+    stdout: ChildStdout,
+    until: &str,
+    timeout: Duration,
+) -> Result<(Vec<String>, mpsc::Receiver<String>)> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                // Nobody listens any more: keep reading so the child never blocks.
-                continue;
-            }
+            // Once nobody listens, the send fails: keep reading so the child never blocks.
+            let _ = tx.send(line);
         }
     });
+    let lines = next_line(&rx, |l| l.starts_with(until), timeout)
+        .with_context(|| format!("waiting for `{until}`"))?;
+    Ok((lines, rx))
+}
+
+/// Takes lines from `rx` until one `done` accepts, within `timeout`; returns them all.
+pub fn next_line(
+    rx: &mpsc::Receiver<String>,
+    done: impl Fn(&str) -> bool,
+    timeout: Duration,
+) -> Result<Vec<String>> {
     let deadline = Instant::now() + timeout;
     let mut lines = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
-                let done = line.starts_with(until);
+                let finished = done(&line);
                 lines.push(line);
-                if done {
+                if finished {
                     return Ok(lines);
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                bail!("no `{until}` within {} s", timeout.as_secs())
+                bail!("no answer within {} s", timeout.as_secs())
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                bail!("the process ended before `{until}`:\n{}", lines.join("\n"))
+                bail!("the process ended:\n{}", lines.join("\n"))
             }
         }
     }

@@ -15,8 +15,9 @@ use anyhow::{Context, Result, bail};
 
 use scenario::{Bench, Figures};
 
-const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|latency|crm]... \
-[--records N] [--ceiling-records N] [--crm-records N] [--repeat N] [--sink VENDOR]... [--no-build] [--ferry PATH] [--wrap CMD]
+const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|latency|crm|sync]... \
+[--records N] [--ceiling-records N] [--crm-records N] [--sync-records N] [--repeat N] [--sink VENDOR]... \
+[--source VENDOR]... [--no-build] [--ferry PATH] [--wrap CMD]
 
   ceiling   HubSpot sink limited to 190 requests/10 s: ceiling use with the limit configured, and learned
   sinks     ceiling use of Pipedrive, Dynamics, Zoho and Salesforce as the sink, at their documented limits
@@ -25,16 +26,22 @@ const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|laten
   crm       companies, contacts, deals and notes into each sink at its limit: records per request
             and request-budget use for deals and notes (not part of `all`)
   latency   the ceiling run with 150 ms added to every request (8x the ceiling records)
-  all       every one of them but crm (the default)
+  sync      each vendor as the source of `ferry sync` (into Salesforce; Salesforce into HubSpot),
+            no limits: requests of the first (full) sync, of one with nothing changed and of one
+            with 1 % of the companies and contacts changed (not part of `all`)
+  all       every one of them but crm and sync (the default)
 
   --records N          contacts of the overhead run (companies: a fifth as many)
   --ceiling-records N  contacts seeded for the ceiling runs, which move the companies (a fifth);
                        of `sinks`, Pipedrive seeds a fifteenth as many (it moves 40 records/s)
                        and Dynamics twice as many (1,000 records/s)
   --crm-records N      contacts seeded for the crm runs (default 10,000; Pipedrive a tenth)
+  --sync-records N     contacts seeded for the sync runs (default 10,000; companies: a fifth)
   --repeat N           overhead runs to take the median of (default 3)
   --sink VENDOR        `sinks` and `crm` run only this sink (repeatable): pipedrive, dynamics, zoho,
                        salesforce (and hubspot for `crm`)
+  --source VENDOR      `sync` runs only this source (repeatable): hubspot, salesforce, pipedrive,
+                       zoho, dynamics
   --no-build           use target/release/ferry as it is
   --ferry PATH         the ferry binary to run
   --wrap \"CMD ARGS\"     run `ferry migrate` under CMD, e.g. --wrap \"valgrind --tool=callgrind\"
@@ -55,8 +62,10 @@ fn run() -> Result<()> {
     let mut overhead_records = 1_000_000usize;
     let mut ceiling_records = 75_000usize;
     let mut crm_records = 10_000usize;
+    let mut sync_records = 10_000usize;
     let mut repeat = 3usize;
     let mut sinks: Vec<String> = Vec::new();
+    let mut sources: Vec<String> = Vec::new();
     let mut build = true;
     let mut ferry: Option<PathBuf> = None;
     let mut wrap: Vec<String> = Vec::new();
@@ -71,8 +80,10 @@ fn run() -> Result<()> {
             "--records" => overhead_records = number("--records")?,
             "--ceiling-records" => ceiling_records = number("--ceiling-records")?,
             "--crm-records" => crm_records = number("--crm-records")?,
+            "--sync-records" => sync_records = number("--sync-records")?,
             "--repeat" => repeat = number("--repeat")?,
             "--sink" => sinks.push(args.next().context("--sink needs a vendor")?),
+            "--source" => sources.push(args.next().context("--source needs a vendor")?),
             "--no-build" => build = false,
             "--ferry" => ferry = Some(args.next().context("--ferry needs a path")?.into()),
             "--wrap" => {
@@ -83,7 +94,7 @@ fn run() -> Result<()> {
                 println!("{USAGE}");
                 return Ok(());
             }
-            "all" | "ceiling" | "sinks" | "overhead" | "memory" | "latency" | "crm" => {
+            "all" | "ceiling" | "sinks" | "overhead" | "memory" | "latency" | "crm" | "sync" => {
                 which.push(arg)
             }
             other => bail!("unknown argument `{other}`\n{USAGE}"),
@@ -111,6 +122,7 @@ fn run() -> Result<()> {
             "latency" => bench.latency(ceiling_records * 8, &mut figures)?,
             "sinks" => bench.sinks(ceiling_records, &sinks, &mut figures)?,
             "crm" => bench.crm(crm_records, &sinks, &mut figures)?,
+            "sync" => bench.sync(sync_records, &sources, &mut figures)?,
             "overhead" => bench.overhead(overhead_records, repeat, &mut figures)?,
             "memory" => bench.memory(overhead_records, &mut figures)?,
             _ => {}

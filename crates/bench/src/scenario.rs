@@ -2,8 +2,10 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -52,6 +54,31 @@ struct Sandbox {
     /// CPU time spent before serving (generating and seeding the data).
     cpu_at_ready: Duration,
     ready_after: Duration,
+    /// Its stdin, for its commands (`touch`, `advance`), and the lines it prints after the
+    /// banner, for their answers.
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Sandbox {
+    /// Runs one of `ferry sandbox`'s stdin commands; returns its answer line.
+    fn command(&mut self, command: &str) -> Result<String> {
+        writeln!(self.stdin, "{command}")
+            .and_then(|()| self.stdin.flush())
+            .with_context(|| format!("cannot send `{command}` to the sandbox"))?;
+        let answered = |l: &str| {
+            ["touched ", "advanced ", "error: "]
+                .iter()
+                .any(|a| l.starts_with(a))
+        };
+        let lines = child::next_line(&self.lines, answered, Duration::from_secs(60))
+            .with_context(|| format!("the sandbox did not answer `{command}`"))?;
+        let answer = lines.last().cloned().unwrap_or_default();
+        if answer.starts_with("error: ") {
+            bail!("the sandbox refused `{command}`: {answer}");
+        }
+        Ok(answer)
+    }
 }
 
 /// One measured `ferry migrate`.
@@ -210,13 +237,15 @@ impl Bench {
         }
         let started = Instant::now();
         let mut child = command
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .context("cannot start ferry sandbox")?;
         let stdout = child.stdout.take().context("sandbox stdout")?;
-        let lines = match child::lines_until(stdout, "Ready.", Duration::from_secs(900)) {
-            Ok(lines) => lines,
+        let stdin = child.stdin.take().context("sandbox stdin")?;
+        let (lines, rest) = match child::lines_until(stdout, "Ready.", Duration::from_secs(900)) {
+            Ok(read) => read,
             Err(e) => {
                 let _ = child::terminate(&mut child, started);
                 return Err(e.context("ferry sandbox did not start"));
@@ -263,6 +292,8 @@ impl Bench {
             env,
             cpu_at_ready,
             ready_after,
+            stdin,
+            lines: rest,
         })
     }
 
@@ -275,7 +306,7 @@ impl Bench {
         timeout: Duration,
     ) -> Result<Run> {
         let mut sandbox = self.start_sandbox(plan)?;
-        let result = self.migrate_against(&sandbox, plan, sink_extra, migration, timeout);
+        let result = self.migrate_against(&sandbox, plan, sink_extra, migration, None, timeout);
         let stopped = child::terminate(&mut sandbox.child, sandbox.started);
         let (report, ferry) = result?;
         let sandbox_usage = stopped.context("stopping the sandbox")?;
@@ -294,6 +325,7 @@ impl Bench {
         plan: &SandboxPlan,
         sink_extra: &[String],
         migration: &[String],
+        sync_state: Option<&Path>,
         timeout: Duration,
     ) -> Result<(Json, Usage)> {
         let mut config = String::from(
@@ -312,6 +344,18 @@ impl Bench {
         for line in migration {
             let _ = writeln!(config, "{line}");
         }
+        if let Some(state) = sync_state {
+            let _ = writeln!(
+                config,
+                "\n[sync]\nstate = {:?}",
+                state.display().to_string()
+            );
+        }
+        let verb = if sync_state.is_some() {
+            "sync"
+        } else {
+            "migrate"
+        };
         // The seeded industries, carried from the source's list into the sink's as an operator
         // would map them; without it, companies whose label the sink lacks would be refused.
         if let (Some(from), Some(to)) = (
@@ -348,31 +392,31 @@ impl Bench {
             None => Command::new(&self.ferry),
         };
         let mut ferry = command
-            .args(["migrate", "-q", "--report", "json", "--config"])
+            .args([verb, "-q", "--report", "json", "--config"])
             .arg(&path)
             .envs(sandbox.env.iter().map(|(k, v)| (k, v)))
             .env_remove("FERRY_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .context("cannot start ferry migrate")?;
+            .with_context(|| format!("cannot start ferry {verb}"))?;
         let stdout = child::drain(ferry.stdout.take().context("ferry stdout")?);
         let stderr = child::drain(ferry.stderr.take().context("ferry stderr")?);
         let usage = child::wait(&mut ferry, started, timeout);
         let _ = std::fs::remove_file(&path);
-        let usage = usage.context("ferry migrate")?;
+        let usage = usage.with_context(|| format!("ferry {verb}"))?;
         let stdout = stdout.join().unwrap_or_default();
         let stderr = stderr.join().unwrap_or_default();
         let report: Json = serde_json::from_str(&stdout).with_context(|| {
             format!(
-                "ferry migrate (exit {}) printed no JSON report; stderr:\n{stderr}",
+                "ferry {verb} (exit {}) printed no JSON report; stderr:\n{stderr}",
                 usage.code
             )
         })?;
         // 0: all verified; 3: some records refused (listed in the report). Both are complete runs.
         if usage.code != 0 && usage.code != 3 {
             bail!(
-                "ferry migrate exited {}: {}\n{stderr}",
+                "ferry {verb} exited {}: {}\n{stderr}",
                 usage.code,
                 report["error"]
             );
@@ -957,5 +1001,245 @@ fn crm_cases(records: usize) -> Vec<SinkCase> {
 impl Drop for Bench {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every vendor, as the source of the `sync` runs.
+const SYNC_SOURCES: [&str; 5] = ["hubspot", "salesforce", "pipedrive", "zoho", "dynamics"];
+/// The objects the `sync` runs move.
+const SYNC_OBJECTS: [&str; 2] = ["companies", "contacts"];
+/// The records the 1 % sync changes: every 100th of each object.
+const SYNC_EVERY: usize = 100;
+/// How far the emulators' clocks move between two syncs (after the changes, which are made
+/// between them): an hourly sync, and well past every connector's overlap (5 minutes at most),
+/// so that no sync re-reads the previous one's changes.
+const SYNC_INTERVAL_SECS: u64 = 3600;
+
+/// One `ferry sync` of the `sync` runs: requests per object and in all, read, elapsed.
+struct SyncFigures {
+    /// (source requests, sink requests, records read) per object of [`SYNC_OBJECTS`].
+    objects: Vec<(u64, u64, u64)>,
+    source: u64,
+    sink: u64,
+    elapsed: f64,
+}
+
+impl SyncFigures {
+    fn of(report: &Json) -> SyncFigures {
+        let run = Run {
+            report: report.clone(),
+            ferry: Usage::default(),
+            sandbox: Usage::default(),
+            sandbox_serving_cpu: Duration::ZERO,
+            seeding: Duration::ZERO,
+        };
+        SyncFigures {
+            objects: SYNC_OBJECTS
+                .iter()
+                .map(|o| {
+                    (
+                        run.object_http(o, "source_http", "requests"),
+                        run.object_http(o, "sink_http", "requests"),
+                        run.object(o, "read"),
+                    )
+                })
+                .collect(),
+            source: run.source("requests"),
+            sink: run.sink("requests"),
+            elapsed: run.elapsed(),
+        }
+    }
+
+    fn line(&self) -> String {
+        let objects: Vec<String> = SYNC_OBJECTS
+            .iter()
+            .zip(&self.objects)
+            .map(|(o, (source, sink, read))| {
+                format!("{o}: {read} read, source {source}, sink {sink}")
+            })
+            .collect();
+        format!(
+            "requests: source {}, sink {} ({}) in {:.2} s",
+            self.source,
+            self.sink,
+            objects.join("; "),
+            self.elapsed
+        )
+    }
+}
+
+impl Bench {
+    /// The `sync` runs: for each source vendor, into an empty sink, a first `ferry sync` (a
+    /// full read), one with nothing changed and one with 1 % of every object changed, each
+    /// costed in requests against the first.
+    pub fn sync(&self, records: usize, sources: &[String], figures: &mut Figures) -> Result<()> {
+        for wanted in sources {
+            if !SYNC_SOURCES.contains(&wanted.as_str()) {
+                bail!(
+                    "--source {wanted}: expected one of {}",
+                    SYNC_SOURCES.join(", ")
+                );
+            }
+        }
+        let mut table = vec![
+            "| source → sink | full sync: source + sink requests | no change: source + sink | ratio | 1 %: source + sink | ratio | 1 % read = changed |".to_owned(),
+            "|---|---|---|---|---|---|---|".to_owned(),
+        ];
+        for source in SYNC_SOURCES
+            .iter()
+            .filter(|s| sources.is_empty() || sources.iter().any(|w| w == *s))
+        {
+            table.push(self.sync_run(source, records, figures)?);
+        }
+        println!("{}\n", table.join("\n"));
+        Ok(())
+    }
+
+    fn sync_run(&self, source: &str, records: usize, figures: &mut Figures) -> Result<String> {
+        let sink = if source == "salesforce" {
+            "hubspot"
+        } else {
+            "salesforce"
+        };
+        println!(
+            "== sync {source} -> {sink}, no limits, {records} contacts + {} companies",
+            records / 5
+        );
+        // HubSpot's connector paces itself at the default plan's 100 per 10 s unless told
+        // otherwise; an emulator without limits announces none. Pacing changes no count.
+        let unpaced = |vendor: &str| -> Vec<String> {
+            if vendor == "hubspot" {
+                vec![format!("rate_limit_per_10s = {}", u32::MAX)]
+            } else {
+                Vec::new()
+            }
+        };
+        let plan = SandboxPlan {
+            source,
+            sink,
+            records,
+            limits: vec![(source, "none".to_owned()), (sink, "none".to_owned())],
+            latency_ms: None,
+            source_extra: unpaced(source),
+        };
+        let sink_extra = unpaced(sink);
+        let migration = vec![format!("objects = {SYNC_OBJECTS:?}")];
+        let state = self.dir.join(format!("sync-{source}.json"));
+        let _ = std::fs::remove_file(&state);
+        let timeout = Duration::from_secs(300 + records as u64 / 20);
+        let mut sandbox = self.start_sandbox(&plan)?;
+        let result = (|| -> Result<String> {
+            let full = SyncFigures::of(&self.sync_once(
+                &sandbox,
+                &plan,
+                &sink_extra,
+                &migration,
+                &state,
+                timeout,
+            )?);
+            println!("  full (first) sync: {}", full.line());
+            let advance = format!("advance {SYNC_INTERVAL_SECS}");
+            sandbox.command(&advance)?;
+            let unchanged = SyncFigures::of(&self.sync_once(
+                &sandbox,
+                &plan,
+                &sink_extra,
+                &migration,
+                &state,
+                timeout,
+            )?);
+            println!("  no-change sync:    {}", unchanged.line());
+            let mut changed = Vec::new();
+            for object in SYNC_OBJECTS {
+                let answer = sandbox.command(&format!("touch {source} {object} {SYNC_EVERY}"))?;
+                let n: u64 = answer
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse().ok())
+                    .with_context(|| format!("unexpected answer `{answer}`"))?;
+                changed.push(n);
+            }
+            // The changes are made in the hour between two syncs, not in the second the next
+            // one starts: a read that ends at the vendor's clock in whole seconds (`Date`,
+            // as HubSpot's does) leaves a change in that same second to the sync after.
+            sandbox.command(&advance)?;
+            let one = SyncFigures::of(&self.sync_once(
+                &sandbox,
+                &plan,
+                &sink_extra,
+                &migration,
+                &state,
+                timeout,
+            )?);
+            println!("  1 % sync:          {}", one.line());
+            let exact: Vec<String> = SYNC_OBJECTS
+                .iter()
+                .zip(changed.iter().zip(&one.objects))
+                .map(|(o, (changed, (_, _, read)))| {
+                    let mark = if changed == read { "" } else { " ≠" };
+                    format!("{o} {read}/{changed}{mark}")
+                })
+                .collect();
+            let all_exact = changed
+                .iter()
+                .zip(&one.objects)
+                .all(|(c, (_, _, read))| c == read);
+            if !all_exact {
+                println!(
+                    "  !! the 1 % sync read other than the changed records: {}",
+                    exact.join(", ")
+                );
+            }
+            let total = |f: &SyncFigures| f.source + f.sink;
+            let ratio = |f: &SyncFigures| total(f) as f64 / total(&full).max(1) as f64 * 100.0;
+            figures.push(format!(
+                "sync {source} -> {sink}, {records} contacts: full {} + {} requests ({:.1} s); \
+                 no change {} + {} ({:.2} %, {:.2} s); 1 % changed {} + {} ({:.2} %, {:.2} s), read/changed {}",
+                full.source,
+                full.sink,
+                full.elapsed,
+                unchanged.source,
+                unchanged.sink,
+                ratio(&unchanged),
+                unchanged.elapsed,
+                one.source,
+                one.sink,
+                ratio(&one),
+                one.elapsed,
+                exact.join(", "),
+            ));
+            Ok(format!(
+                "| {source} → {sink} | {} + {} = {} | {} + {} = {} | {:.2} % | {} + {} = {} | {:.2} % | {} |",
+                full.source,
+                full.sink,
+                total(&full),
+                unchanged.source,
+                unchanged.sink,
+                total(&unchanged),
+                ratio(&unchanged),
+                one.source,
+                one.sink,
+                total(&one),
+                ratio(&one),
+                exact.join(", "),
+            ))
+        })();
+        let _ = child::terminate(&mut sandbox.child, sandbox.started);
+        let _ = std::fs::remove_file(&state);
+        result
+    }
+
+    /// One `ferry sync` against `sandbox`; its report.
+    fn sync_once(
+        &self,
+        sandbox: &Sandbox,
+        plan: &SandboxPlan,
+        sink_extra: &[String],
+        migration: &[String],
+        state: &Path,
+        timeout: Duration,
+    ) -> Result<Json> {
+        self.migrate_against(sandbox, plan, sink_extra, migration, Some(state), timeout)
+            .map(|(report, _)| report)
     }
 }

@@ -79,6 +79,21 @@ pub trait VendorEmulator: Send + Sync {
     /// How many live records of `object` (`"companies"`, `"contacts"`, `"deals"`, `"notes"`) it
     /// holds now.
     fn count(&self, object: &str) -> usize;
+    /// Stamps every `every_nth` live record of `object` (the first, the `every_nth + 1`th, …
+    /// in the emulator's own order) as modified now by the account's clock, cells untouched,
+    /// as other users' edits would; returns how many it stamped (0 for an object it cannot
+    /// stamp, or `every_nth` 0). A sandbox hook: `ferry sandbox`'s `touch` command and the sync
+    /// benchmark change records through it.
+    fn touch(&self, object: &str, every_nth: usize) -> usize;
+    /// Moves the account's clock `by` ahead, as time passing would (later writes are stamped,
+    /// and answers dated, that much later). A sandbox hook, like [`VendorEmulator::touch`].
+    fn advance_clock(&self, by: std::time::Duration);
+}
+
+/// The positions `0, every_nth, 2 * every_nth, …` below `len`: which records
+/// [`VendorEmulator::touch`] stamps (none when `every_nth` is 0).
+pub(crate) fn every_nth(len: usize, every_nth: usize) -> impl Iterator<Item = usize> {
+    (0..if every_nth == 0 { 0 } else { len }).step_by(every_nth.max(1))
 }
 
 /// How to make one vendor's emulator and point that vendor's connector at it.
@@ -348,4 +363,32 @@ pub async fn start(config: SandboxConfig) -> io::Result<Sandbox> {
         });
     }
     Ok(Sandbox { emulators })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_vendor_touches_every_nth_record_of_every_object() {
+        let data = seed::generate(100, 3, &seed::Mess::none());
+        for spec in emulators() {
+            let emulator = (spec.build)(faults::Faults::default(), Limits::Unlimited);
+            emulator.seed(&data);
+            for object in ["companies", "contacts", "deals", "notes"] {
+                let live = emulator.count(object);
+                assert!(live > 0, "{} {object}: seeded", spec.vendor);
+                assert_eq!(
+                    emulator.touch(object, 10),
+                    live.div_ceil(10),
+                    "{} {object}",
+                    spec.vendor
+                );
+                assert_eq!(emulator.touch(object, 1), live, "{} {object}", spec.vendor);
+                assert_eq!(emulator.touch(object, 0), 0, "{} {object}", spec.vendor);
+                assert_eq!(emulator.count(object), live, "{} {object}", spec.vendor);
+            }
+            assert_eq!(emulator.touch("owners", 1), 0, "{}", spec.vendor);
+        }
+    }
 }

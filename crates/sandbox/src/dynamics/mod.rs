@@ -498,6 +498,27 @@ impl Emulator {
         }
     }
 
+    /// Stamps every `every_nth` row of `table` (`"account"`, … in key order) as modified now,
+    /// with no other change, as other users' edits would; returns how many.
+    fn stamp_every(&self, table: &str, every_nth: usize) -> usize {
+        let now = self.shared.clock.now_ms();
+        let mut store = self
+            .shared
+            .store
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = Table::from_logical(table) {
+            let rows = store.table(t).rows.len();
+            let picked: Vec<usize> = crate::every_nth(rows, every_nth).collect();
+            picked.iter().for_each(|at| store.touch_nth(t, *at, now));
+            return picked.len();
+        }
+        match records::by_logical(table) {
+            Some(set) => store.records.touch_every(set, every_nth, now),
+            None => 0,
+        }
+    }
+
     /// Invalidates every access token issued so far: the next call with one gets 401.
     pub fn expire_tokens(&self) {
         if let Ok(mut tokens) = self.shared.tokens.lock() {
@@ -1124,6 +1145,21 @@ impl crate::VendorEmulator for Emulator {
             "notes" => Emulator::count(self, "annotation"),
             _ => 0,
         }
+    }
+
+    fn touch(&self, object: &str, every_nth: usize) -> usize {
+        let table = match object {
+            "companies" => "account",
+            "contacts" => "contact",
+            "deals" => "opportunity",
+            "notes" => "annotation",
+            _ => return 0,
+        };
+        self.stamp_every(table, every_nth)
+    }
+
+    fn advance_clock(&self, by: Duration) {
+        Emulator::advance_clock(self, by);
     }
 }
 

@@ -690,6 +690,20 @@ impl Records {
         ids.iter().map(|id| self.guid(set, *id)).collect()
     }
 
+    /// Stamps every `every_nth` live row of `set` (in key order) as modified at `now`, cells
+    /// untouched; returns how many.
+    pub fn touch_every(&mut self, set: &Set, every_nth: usize, now: i64) -> usize {
+        let ids: Vec<u64> = self
+            .table(set)
+            .iter(crate::table::Show::Live)
+            .map(|r| r.id)
+            .collect();
+        let table = self.table_mut(set);
+        crate::every_nth(ids.len(), every_nth)
+            .filter(|at| table.touch(ids[*at], now))
+            .count()
+    }
+
     /// Deletes row `id` of `set` and what Dataverse deletes with it: an opportunity's notes.
     pub fn delete(&mut self, set: &Set, id: u64, now: i64) -> Result<(), TableError> {
         let guid = self.guid_text(set, id);

@@ -263,6 +263,12 @@ impl Emulator {
     /// one last-modified time and no other change, as HubSpot's imports and bulk jobs do.
     /// Returns the ids stamped. A test hook for incremental reads' ties on one timestamp.
     pub fn bulk_stamp(&self, object: &str, n: usize) -> Vec<u64> {
+        self.stamp(object, |at| at < n)
+    }
+
+    /// Stamps the live records of `object` whose position (in id order) `pick` takes as
+    /// modified now, with no other change; returns their ids.
+    fn stamp(&self, object: &str, pick: impl Fn(usize) -> bool) -> Vec<u64> {
         let now = self.now_ms();
         let mut data = self.write();
         if let Some(obj) = records::Obj::parse(object) {
@@ -271,8 +277,9 @@ impl Emulator {
             };
             let ids: Vec<u64> = table
                 .iter(crate::table::Show::Live)
-                .take(n)
-                .map(|r| r.id)
+                .enumerate()
+                .filter(|(at, _)| pick(*at))
+                .map(|(_, r)| r.id)
                 .collect();
             for &id in &ids {
                 table.touch(id, now);
@@ -287,8 +294,9 @@ impl Emulator {
             .starting_at(0)
             .iter()
             .filter(|r| !r.is_archived())
-            .take(n)
-            .map(|r| r.id)
+            .enumerate()
+            .filter(|(at, _)| pick(*at))
+            .map(|(_, r)| r.id)
             .collect();
         for &id in &ids {
             store.update(id, now, &[], None);
@@ -716,5 +724,16 @@ impl crate::VendorEmulator for Emulator {
 
     fn count(&self, object: &str) -> usize {
         Emulator::count(self, object).unwrap_or(0)
+    }
+
+    fn touch(&self, object: &str, every_nth: usize) -> usize {
+        if every_nth == 0 {
+            return 0;
+        }
+        self.stamp(object, |at| at % every_nth == 0).len()
+    }
+
+    fn advance_clock(&self, by: std::time::Duration) {
+        Emulator::advance_clock(self, by);
     }
 }

@@ -803,6 +803,38 @@ impl crate::VendorEmulator for Emulator {
     fn count(&self, object: &str) -> usize {
         Emulator::count(self, object).unwrap_or(0)
     }
+
+    fn touch(&self, object: &str, every_nth: usize) -> usize {
+        let now = self.now_ms();
+        let mut data = self.write();
+        let kind = match object {
+            "companies" => Kind::Organizations,
+            "contacts" => Kind::Persons,
+            "deals" | "notes" => {
+                let table = match object {
+                    "deals" => &mut data.crm.deals,
+                    _ => &mut data.crm.notes,
+                };
+                let ids: Vec<u64> = table
+                    .iter(crate::table::Show::Live)
+                    .map(|r| r.id)
+                    .collect();
+                return crate::every_nth(ids.len(), every_nth)
+                    .filter(|at| table.touch(ids[*at], now))
+                    .count();
+            }
+            _ => return 0,
+        };
+        let store = data.store_mut(kind);
+        let live = store.live();
+        crate::every_nth(live, every_nth)
+            .filter(|n| store.touch_nth(*n, now).is_some())
+            .count()
+    }
+
+    fn advance_clock(&self, by: std::time::Duration) {
+        Emulator::advance_clock(self, by);
+    }
 }
 
 /// The kind a request lists a later page of (it carries a cursor), for `shift`.

@@ -1441,4 +1441,27 @@ impl crate::VendorEmulator for Emulator {
             _ => 0,
         }
     }
+
+    fn touch(&self, object: &str, every_nth: usize) -> usize {
+        let sobject = match object {
+            "companies" => "Account",
+            "contacts" => "Contact",
+            "deals" => "Opportunity",
+            "notes" => "Note",
+            _ => return 0,
+        };
+        let Some(kind) = ObjectKind::parse(sobject) else {
+            return 0;
+        };
+        let now = self.shared.now_ms();
+        self.shared
+            .store
+            .write()
+            .map(|mut store| store.touch_every(kind, every_nth, now))
+            .unwrap_or(0)
+    }
+
+    fn advance_clock(&self, by: Duration) {
+        Emulator::advance_clock(self, by);
+    }
 }

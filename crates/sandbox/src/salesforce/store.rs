@@ -561,6 +561,21 @@ impl Table {
         }
     }
 
+    /// Stamps row `row` as changed at `now` (`SystemModstamp`, `LastModifiedDate`), values
+    /// untouched; `false` when it is not live.
+    fn touch(&mut self, row: u32, now: i64) -> bool {
+        if !self.has(row) {
+            return false;
+        }
+        match &mut self.rows {
+            Rows::Own(rows) => rows
+                .get_mut(row as usize)
+                .map(|r| r.modified = now)
+                .is_some(),
+            Rows::Engine(t) => t.touch(u64::from(row), now),
+        }
+    }
+
     /// The live rows whose field `name` refers to `parent` (a plain or polymorphic reference).
     fn referring(&self, name: &str, parent: (ObjectKind, u32)) -> Vec<u32> {
         let Some(field) = self.schema.field(name) else {
@@ -777,6 +792,16 @@ impl Store {
 
     fn table_mut(&mut self, object: ObjectKind) -> &mut Table {
         &mut self.tables[object.index()]
+    }
+
+    /// Stamps every `every_nth` live record of `object` (in id order) as changed at `now`,
+    /// values untouched, as other users' edits would; returns how many.
+    pub(crate) fn touch_every(&mut self, object: ObjectKind, every_nth: usize, now: i64) -> usize {
+        let table = self.table_mut(object);
+        let live: Vec<u32> = (0..table.len() as u32).filter(|r| table.has(*r)).collect();
+        crate::every_nth(live.len(), every_nth)
+            .filter(|at| table.touch(live[*at], now))
+            .count()
     }
 
     /// The value of JSON `value` for field `def` of `object`, by Salesforce's rules.

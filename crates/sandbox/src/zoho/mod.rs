@@ -553,6 +553,12 @@ impl Emulator {
     /// alone, as a mass update or an import does: thousands of records on one `Modified_Time`
     /// second. Returns how many (0 for an unknown module). A test hook for ties.
     pub fn mass_update(&self, module: &str) -> usize {
+        self.stamp_every(module, 1)
+    }
+
+    /// Stamps every `every_nth` live record of `module` (in id order) as modified now by the
+    /// org's clock, cells left alone; returns how many (0 for an unknown module).
+    fn stamp_every(&self, module: &str, every_nth: usize) -> usize {
         let now = self.shared.clock.now_ms();
         let Some(target) = Target::parse(module) else {
             return 0;
@@ -561,15 +567,16 @@ impl Emulator {
         match target {
             Target::Store(m) => {
                 let rows = store.table(m).rows.len();
-                for n in 0..rows {
-                    store.touch_nth(m, n, now);
-                }
-                rows
+                let picked: Vec<usize> = crate::every_nth(rows, every_nth).collect();
+                picked.iter().for_each(|n| store.touch_nth(m, *n, now));
+                picked.len()
             }
             Target::Crm(m) => {
                 let table = &mut store.crm.records_mut(m).table;
                 let ids: Vec<u64> = table.iter(table::Show::Live).map(|r| r.id).collect();
-                ids.iter().filter(|id| table.touch(**id, now)).count()
+                crate::every_nth(ids.len(), every_nth)
+                    .filter(|at| table.touch(ids[*at], now))
+                    .count()
             }
         }
     }
@@ -1985,6 +1992,21 @@ impl crate::VendorEmulator for Emulator {
             "notes" => Emulator::count(self, "Notes"),
             _ => 0,
         }
+    }
+
+    fn touch(&self, object: &str, every_nth: usize) -> usize {
+        let module = match object {
+            "companies" => "Accounts",
+            "contacts" => "Contacts",
+            "deals" => "Deals",
+            "notes" => "Notes",
+            _ => return 0,
+        };
+        self.stamp_every(module, every_nth)
+    }
+
+    fn advance_clock(&self, by: Duration) {
+        Emulator::advance_clock(self, by);
     }
 }
 
