@@ -9,7 +9,6 @@ mod common;
 use std::time::Duration;
 
 use common::{SyncPair, all_credentials, count as n, object, run_config};
-use ferry_sandbox::VendorEmulator;
 use ferry_sandbox::dynamics;
 use ferry_sandbox::seed::{Mess, generate};
 use serde_json::{Value as Json, json};
