@@ -64,8 +64,9 @@ fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
                 "an application user whose security role has Read, Create and Write on Account, \
                  Contact, Opportunity and Note, Create on Opportunity Close (to close won and lost \
                  deals), Assign on those tables (to set owners), Read on User, Currency, Process \
-                 and Process Stage (no Delete); with create_missing_fields, also the System \
-                 Customizer role (to create columns)"
+                 and Process Stage (no Delete unless `[sync] deletes = \"delete\"`: then Delete on \
+                 those four tables); with create_missing_fields, also the System Customizer role \
+                 (to create columns)"
             }
         },
         visibility: "Dataverse rights come from the application user's security role, which the token \

@@ -169,7 +169,36 @@ pub struct DataverseObject {
     pub timestamp: Option<(&'static str, &'static str, &'static str)>,
     /// The most characters a canonical text field holds.
     pub max_chars: &'static [(&'static str, usize)],
+    /// The rows Dataverse deletes with a record of this table (relationships whose Delete
+    /// behaviour is Cascade by default); RemoveLink relationships are not listed.
+    pub cascades: &'static [Cascade],
 }
+
+/// Rows Dataverse deletes with the record their lookup holds.
+#[derive(Debug)]
+pub struct Cascade {
+    /// The child table's entity set (`opportunities`).
+    pub set: &'static str,
+    /// The child's lookup value as read and filtered (`_customerid_value`).
+    pub lookup: &'static str,
+    /// The children as a message names them (`opportunities linked by customerid`).
+    pub name: &'static str,
+}
+
+/// A record's notes (`Account_Annotation`, `Contact_Annotation`, `Opportunity_Annotation`:
+/// Delete = Cascade).
+const NOTES_CASCADE: Cascade = Cascade {
+    set: "annotations",
+    lookup: "_objectid_value",
+    name: "notes",
+};
+/// Opportunities whose potential customer is the record (`opportunity_customer_accounts`,
+/// `opportunity_customer_contacts`: Delete = Cascade; `parentaccountid` only unlinks).
+const CUSTOMER_CASCADE: Cascade = Cascade {
+    set: "opportunities",
+    lookup: "_customerid_value",
+    name: "opportunities (customerid)",
+};
 
 /// Dataverse's side of every object ferry moves: read top to bottom to see what maps where.
 pub static OBJECTS: &[DataverseObject] = &[
@@ -188,6 +217,16 @@ pub static OBJECTS: &[DataverseObject] = &[
         status: None,
         timestamp: None,
         max_chars: &[],
+        // `contact_customer_accounts` is a parental relationship: its contacts go too.
+        cascades: &[
+            Cascade {
+                set: "contacts",
+                lookup: "_parentcustomerid_value",
+                name: "contacts (parentcustomerid)",
+            },
+            CUSTOMER_CASCADE,
+            NOTES_CASCADE,
+        ],
     },
     DataverseObject {
         object: ObjectType::CONTACTS,
@@ -212,6 +251,7 @@ pub static OBJECTS: &[DataverseObject] = &[
         status: None,
         timestamp: None,
         max_chars: &[],
+        cascades: &[CUSTOMER_CASCADE, NOTES_CASCADE],
     },
     DataverseObject {
         object: ObjectType::DEALS,
@@ -255,6 +295,7 @@ pub static OBJECTS: &[DataverseObject] = &[
         }),
         timestamp: None,
         max_chars: &[],
+        cascades: &[NOTES_CASCADE],
     },
     DataverseObject {
         object: ObjectType::NOTES,
@@ -281,6 +322,7 @@ pub static OBJECTS: &[DataverseObject] = &[
         status: None,
         timestamp: Some((field::TIMESTAMP, "overriddencreatedon", "createdon")),
         max_chars: &[(field::BODY, NOTETEXT_MAX)],
+        cascades: &[],
     },
 ];
 

@@ -3,6 +3,7 @@
 //! `Prefer: odata.continue-on-error` so each record succeeds or fails on its own; read-back
 //! with `$filter=Microsoft.Dynamics.CRM.In(…)` on the source-id column.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,8 +12,8 @@ use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorFiel
 use ferry_core::http::{BodyCap, HttpStats};
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
-    Capability, ConnectorError, ConnectorResult, ObjectType, Record, RecordOutcome,
-    RecordRejection, Sink, Written,
+    Capability, ConnectorError, ConnectorResult, IdPage, ObjectType, Record, RecordOutcome,
+    RecordRejection, Removal, RemoveOutcome, Removed, Sink, Written,
 };
 use rand::Rng;
 use reqwest::Method;
@@ -250,7 +251,7 @@ impl DynamicsSink {
         &self,
         pending: Vec<Part<'r>>,
     ) -> ConnectorResult<Vec<(Part<'r>, Attempt<Result<(), RecordRejection>>)>> {
-        let (_, parts) = self.send_batch(&pending).await?;
+        let (_, parts) = self.send_batch(&requests_of(&pending)).await?;
         let mut out = Vec::with_capacity(pending.len());
         for (sent, part) in pending.into_iter().zip(parts) {
             let attempt = if (200..300).contains(&part.status) {
@@ -297,7 +298,7 @@ impl DynamicsSink {
         pending: Vec<Part<'r>>,
     ) -> ConnectorResult<Vec<(Part<'r>, Attempt<Result<Written, RecordRejection>>)>> {
         let map = self.fields.get(t.object);
-        let (_, parts) = self.send_batch(&pending).await?;
+        let (_, parts) = self.send_batch(&requests_of(&pending)).await?;
         let mut out = Vec::with_capacity(pending.len());
         for (sent, part) in pending.into_iter().zip(parts) {
             let record = sent.1;
@@ -335,17 +336,16 @@ impl DynamicsSink {
     /// endpoint's name and one response per request, in order.
     async fn send_batch(
         &self,
-        pending: &[Part<'_>],
+        requests: &[&batch::Request],
     ) -> ConnectorResult<(String, Vec<batch::Response>)> {
         let boundary = format!("batch_ferry_{:016x}", rand::rng().random::<u64>());
-        let requests: Vec<&batch::Request> = pending.iter().map(|(_, _, r)| r).collect();
         let call = Call {
             method: Method::POST,
             url: self.client.api_url("$batch")?,
             headers: &[("Prefer", "odata.continue-on-error")],
             body: Some((
                 format!("multipart/mixed; boundary={boundary}"),
-                batch::build(&boundary, &requests).into_bytes(),
+                batch::build(&boundary, requests).into_bytes(),
             )),
             cap: BodyCap::Page,
         };
@@ -353,10 +353,11 @@ impl DynamicsSink {
         let mut attempt = 0;
         loop {
             let response = self.client.send_ok(&call).await?;
-            match Self::parts_of(&name, &response, pending.len()) {
+            match Self::parts_of(&name, &response, requests.len()) {
                 Ok(parts) => return Ok((name, parts)),
                 // A batch answer cut short (by a proxy or an overloaded server) is sent again:
-                // every request in it is an upsert by key, so repeating it is safe.
+                // every request in it is an upsert by key, a close or a delete, so repeating
+                // it is safe (a delete repeated answers 404: absent).
                 Err(e) if attempt < CUT_BATCH_RETRIES => {
                     attempt += 1;
                     tracing::debug!(vendor = VENDOR, attempt, error = %e, "batch answer unreadable; sending the batch again");
@@ -399,59 +400,189 @@ impl DynamicsSink {
         ids: &[&String],
     ) -> ConnectorResult<Vec<Record>> {
         let map = self.fields.get(t.object);
-        let values: Vec<String> = ids.iter().map(|id| mapping::literal(id)).collect();
-        let filter = format!(
-            "Microsoft.Dynamics.CRM.In(PropertyName='{}',PropertyValues=[{}])",
-            self.column,
-            values.join(",")
-        );
         let mut url = self.client.api_url(t.set)?;
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("$select", &mapping::select(t, &map, &[&self.column]));
-            q.append_pair("$filter", &filter);
+            q.append_pair("$filter", &self.in_filter(ids));
             if let Some(expand) = mapping::expand(t, Identity::ReadBack(&self.column)) {
                 q.append_pair("$expand", &expand);
             }
         }
-        let prefer = max_page_size(crate::config::MAX_PAGE_SIZE);
         let mut out = Vec::with_capacity(ids.len());
-        let mut next = Some(url);
-        let expected = format!("{}{}?", self.client.api_base(), t.set);
-        while let Some(url) = next.take() {
-            let page: Collection = self.client.get_json(url, &[("Prefer", &prefer)]).await?;
-            for row in &page.value {
-                match mapping::from_dataverse(t, row, Identity::ReadBack(&self.column), &map) {
-                    Some(Ok(record)) => out.push(record),
-                    // A value that does not fit is left out of the record, so the digest
-                    // comparison names the field.
-                    Some(Err(rejection)) => {
-                        tracing::debug!(vendor = VENDOR, id = %rejection.source_id, "unreadable value on read-back");
-                    }
-                    None => {}
+        self.each_row(t.set, url, |row| {
+            match mapping::from_dataverse(t, row, Identity::ReadBack(&self.column), &map) {
+                Some(Ok(record)) => out.push(record),
+                // A value that does not fit is left out of the record, so the digest
+                // comparison names the field.
+                Some(Err(rejection)) => {
+                    tracing::debug!(vendor = VENDOR, id = %rejection.source_id, "unreadable value on read-back");
                 }
+                None => {}
             }
-            if let Some(link) = page.next_link {
-                if !link.starts_with(&expected) {
-                    return Err(ConnectorError::Malformed {
-                        vendor: VENDOR,
-                        endpoint: format!("GET {}{}", self.client.api_base().path(), t.set),
-                        detail:
-                            "the @odata.nextLink does not point at this environment's entity set"
-                                .into(),
-                    });
-                }
-                next = Some(
-                    url::Url::parse(&link).map_err(|e| ConnectorError::Malformed {
-                        vendor: VENDOR,
-                        endpoint: format!("GET {}{}", self.client.api_base().path(), t.set),
-                        detail: format!("the @odata.nextLink is not a URL: {e}"),
-                    })?,
-                );
-            }
-        }
+        })
+        .await?;
         Ok(out)
     }
+
+    /// The `$filter` of the records whose source id is one of `ids`.
+    fn in_filter(&self, ids: &[&String]) -> String {
+        let values: Vec<String> = ids.iter().map(|id| mapping::literal(id)).collect();
+        format!(
+            "Microsoft.Dynamics.CRM.In(PropertyName='{}',PropertyValues=[{}])",
+            self.column,
+            values.join(",")
+        )
+    }
+
+    /// The URL of the next page an `@odata.nextLink` names, refused unless it points at this
+    /// environment's entity set `set`.
+    fn next_url(&self, set: &str, link: &str) -> ConnectorResult<url::Url> {
+        let malformed = |detail: String| ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: format!("GET {}{set}", self.client.api_base().path()),
+            detail,
+        };
+        if !link.starts_with(&format!("{}{set}?", self.client.api_base())) {
+            return Err(malformed(
+                "the @odata.nextLink does not point at this environment's entity set".into(),
+            ));
+        }
+        url::Url::parse(link)
+            .map_err(|e| malformed(format!("the @odata.nextLink is not a URL: {e}")))
+    }
+
+    /// Every row of a query (`url` on entity set `set`), following `@odata.nextLink`.
+    async fn each_row(
+        &self,
+        set: &str,
+        url: url::Url,
+        mut each: impl FnMut(&serde_json::Map<String, Json>),
+    ) -> ConnectorResult<()> {
+        let prefer = max_page_size(crate::config::MAX_PAGE_SIZE);
+        let mut next = Some(url);
+        while let Some(url) = next.take() {
+            let page: Collection = self.client.get_json(url, &[("Prefer", &prefer)]).await?;
+            page.value.iter().for_each(&mut each);
+            next = page
+                .next_link
+                .map(|link| self.next_url(set, &link))
+                .transpose()?;
+        }
+        Ok(())
+    }
+
+    /// Source id → Dataverse id of the records of `t` that carry `source_ids`.
+    async fn find(
+        &self,
+        t: &DataverseObject,
+        source_ids: &[String],
+    ) -> ConnectorResult<HashMap<String, String>> {
+        let mut found = HashMap::with_capacity(source_ids.len());
+        for chunk in filter_chunks(source_ids) {
+            let mut url = self.client.api_url(t.set)?;
+            url.query_pairs_mut()
+                .append_pair("$select", &format!("{},{}", t.id, self.column))
+                .append_pair("$filter", &self.in_filter(&chunk));
+            self.each_row(t.set, url, |row| {
+                let text = |c: &str| row.get(c).and_then(Json::as_str);
+                if let (Some(id), Some(source)) = (text(t.id), text(&self.column)) {
+                    found.insert(source.to_owned(), id.to_owned());
+                }
+            })
+            .await?;
+        }
+        Ok(found)
+    }
+
+    /// Of the Dataverse ids `ids` of `t`, those that rows Dataverse would delete with them
+    /// still point at, each with how many of each kind (`t.cascades`, in order).
+    async fn with_children(
+        &self,
+        t: &DataverseObject,
+        ids: &[String],
+    ) -> ConnectorResult<HashMap<String, Vec<usize>>> {
+        let mut children: HashMap<String, Vec<usize>> = HashMap::new();
+        for (k, cascade) in t.cascades.iter().enumerate() {
+            for chunk in ids.chunks(CHILD_FILTER_IDS) {
+                let filter: Vec<String> = chunk
+                    .iter()
+                    .map(|id| format!("{} eq {id}", cascade.lookup))
+                    .collect();
+                let mut url = self.client.api_url(cascade.set)?;
+                url.query_pairs_mut()
+                    .append_pair("$select", cascade.lookup)
+                    .append_pair("$filter", &filter.join(" or "));
+                self.each_row(cascade.set, url, |row| {
+                    if let Some(parent) = row.get(cascade.lookup).and_then(Json::as_str) {
+                        let counts = children
+                            .entry(parent.to_lowercase())
+                            .or_insert_with(|| vec![0; t.cascades.len()]);
+                        counts[k] += 1;
+                    }
+                })
+                .await?;
+            }
+        }
+        Ok(children)
+    }
+
+    /// Sends one `$batch` of deletes and answers each: deleted, absent (404: removed already),
+    /// refused, or failed for a reason that passes (a 429 or 5xx part, sent again).
+    async fn send_deletes(
+        &self,
+        pending: Vec<(String, batch::Request)>,
+    ) -> ConnectorResult<Vec<DeleteAnswer>> {
+        let requests: Vec<&batch::Request> = pending.iter().map(|(_, r)| r).collect();
+        let (_, parts) = self.send_batch(&requests).await?;
+        Ok(pending
+            .into_iter()
+            .zip(parts)
+            .map(|(sent, part)| {
+                let answer = match part.status {
+                    200..=299 => Ok(Removed::Deleted),
+                    404 => Ok(Removed::Absent),
+                    status => {
+                        let (code, _) = parse_error(part.body.as_bytes()).unwrap_or_default();
+                        Err(if code.is_empty() {
+                            format!("HTTP_{status}")
+                        } else {
+                            code
+                        })
+                    }
+                };
+                let attempt = if part.status == 429 || part.status >= 500 {
+                    Attempt::Again(answer)
+                } else {
+                    Attempt::Done(answer)
+                };
+                (sent, attempt)
+            })
+            .collect())
+    }
+}
+
+/// One delete of a `$batch` (by Dataverse id) and its answer (an error code when refused).
+type DeleteAnswer = ((String, batch::Request), Attempt<Result<Removed, String>>);
+
+/// Most parent ids one child query filters on (`_x_value eq <guid> or …`, about 60 characters
+/// each, so the URL stays well within limits).
+const CHILD_FILTER_IDS: usize = 50;
+
+/// What would go with a record that still has `counts` of `t.cascades`.
+fn cascade_reason(t: &DataverseObject, counts: &[usize]) -> String {
+    let what: Vec<String> = t
+        .cascades
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| format!("{n} {}", c.name))
+        .collect();
+    format!(
+        "Dataverse would delete the {} still on this {} with it (and what hangs on them); not deleted",
+        prose(&what.iter().map(String::as_str).collect::<Vec<_>>()),
+        t.logical
+    )
 }
 
 /// Splits `ids` into read-back chunks whose `$filter` value lists stay within
@@ -478,6 +609,11 @@ fn filter_chunks(ids: &[String]) -> Vec<Vec<&String>> {
         chunks.push(chunk);
     }
     chunks
+}
+
+/// The requests of `pending`, in order.
+fn requests_of<'p>(pending: &'p [Part<'_>]) -> Vec<&'p batch::Request> {
+    pending.iter().map(|(_, _, r)| r).collect()
 }
 
 fn reject(record: &Record, code: &str, reason: String) -> RecordRejection {
@@ -743,6 +879,118 @@ impl Sink for DynamicsSink {
             .await?;
         // Dataverse stops counting at 5,000: a capped count proves nothing.
         Ok(page.count.filter(|n| *n < COUNT_CAP))
+    }
+
+    /// `GET /<set>?$select=<column>&$filter=<column> ne null`, paged through
+    /// `@odata.nextLink`: records without ferry's source id are not listed.
+    async fn source_ids_page(
+        &self,
+        object: ObjectType,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<IdPage> {
+        let t = mapping::binding(object)?;
+        let url = match cursor {
+            Some(link) => self.next_url(t.set, link)?,
+            None => {
+                let mut url = self.client.api_url(t.set)?;
+                url.query_pairs_mut()
+                    .append_pair("$select", &self.column)
+                    .append_pair("$filter", &format!("{} ne null", self.column));
+                url
+            }
+        };
+        let prefer = max_page_size(crate::config::MAX_PAGE_SIZE);
+        let page: Collection = self.client.get_json(url, &[("Prefer", &prefer)]).await?;
+        let ids = page
+            .value
+            .iter()
+            .filter_map(|row| row.get(&self.column).and_then(Json::as_str))
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let next = page
+            .next_link
+            .map(|link| self.next_url(t.set, &link).map(String::from))
+            .transpose()?;
+        Ok(IdPage { ids, next })
+    }
+
+    /// Finds the records by ferry's source id only, then `DELETE /<set>(<guid>)` in a
+    /// `$batch`: a hard delete, Dataverse having no archive for these tables, so only
+    /// `Delete` is taken (`Archive` is refused before the sync). A record Dataverse would
+    /// delete others with (an account's contacts, its opportunities by `customerid` and its
+    /// notes; a contact's such opportunities and notes; an opportunity's notes) while any of
+    /// them is still there is refused (`WOULD_CASCADE`), naming what would go: children are
+    /// removed first, so only children still live in the source remain.
+    async fn remove(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+        how: Removal,
+    ) -> ConnectorResult<Vec<RemoveOutcome>> {
+        let t = mapping::binding(object)?;
+        if how == Removal::Archive {
+            return Err(ConnectorError::Unsupported {
+                vendor: VENDOR,
+                detail: "Dataverse has no archive or recycle bin for accounts, contacts, opportunities \
+                         and notes: a removal is a permanent delete. Set `[sync] deletes = \"delete\"` \
+                         to delete them, or keep \"ignore\""
+                    .into(),
+            });
+        }
+        if source_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = self.find(t, source_ids).await?;
+        let ids: Vec<String> = found.values().map(|id| id.to_lowercase()).collect();
+        let with_children = self.with_children(t, &ids).await?;
+        let deletable: Vec<&String> = ids
+            .iter()
+            .filter(|id| !with_children.contains_key(*id))
+            .collect();
+        let mut answers: HashMap<String, Result<Removed, String>> = HashMap::new();
+        for chunk in deletable.chunks(self.batch_size.max(1)) {
+            let mut items = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                let url = self.client.api_url(&format!("{}({id})", t.set))?;
+                let request = batch::Request {
+                    method: "DELETE",
+                    target: url.path().to_owned(),
+                    body: String::new(),
+                };
+                items.push(((*id).clone(), request));
+            }
+            let settled =
+                settle(VENDOR, items, self.resend, |items| self.send_deletes(items)).await?;
+            answers.extend(settled.into_iter().map(|((id, _), answer)| (id, answer)));
+        }
+        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = ids.len(), kept_for_children = with_children.len(), "deleted");
+        Ok(source_ids
+            .iter()
+            .map(|source| {
+                let result = match found.get(source).map(|id| id.to_lowercase()) {
+                    None => Ok(Removed::Absent),
+                    Some(id) => match (with_children.get(&id), answers.get(&id)) {
+                        (Some(counts), _) => Err(RecordRejection {
+                            source_id: source.clone(),
+                            code: "WOULD_CASCADE".into(),
+                            reason: cascade_reason(t, counts),
+                        }),
+                        (None, Some(Ok(removed))) => Ok(*removed),
+                        (None, Some(Err(code))) => Err(RecordRejection {
+                            source_id: source.clone(),
+                            code: code.clone(),
+                            reason: format!("Dataverse refused to delete the {}", t.logical),
+                        }),
+                        (None, None) => Ok(Removed::Absent),
+                    },
+                };
+                RemoveOutcome {
+                    source_id: source.clone(),
+                    result,
+                }
+            })
+            .collect())
     }
 }
 

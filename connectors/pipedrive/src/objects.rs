@@ -62,6 +62,10 @@ pub struct PipedriveObject {
     /// Whether the object holds ferry's source id in a custom field. Notes have no custom
     /// fields: the sink finds them by their natural key instead (`crate::notes`).
     pub source_id_field: bool,
+    /// Whether its v2 list takes `status=deleted` (records deleted in the last 30 days, before
+    /// Pipedrive purges them): only deals document it; the others' deletions are found by
+    /// comparing id sets.
+    pub lists_deleted: bool,
     /// The most characters Pipedrive takes in a text field: canonical field and limit.
     pub max_chars: &'static [(&'static str, usize)],
     /// Timestamp fields written and read back to the whole second (`YYYY-MM-DD HH:MM:SS`): a
@@ -196,6 +200,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         // Pipedrive refuses a nameless organization itself, naming `name`.
         required: &[],
         source_id_field: true,
+        lists_deleted: false,
         max_chars: &[],
         to_the_second: &[],
     },
@@ -270,6 +275,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         ],
         required: &[],
         source_id_field: true,
+        lists_deleted: false,
         max_chars: &[],
         to_the_second: &[],
     },
@@ -349,6 +355,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         ],
         required: &[],
         source_id_field: true,
+        lists_deleted: true,
         max_chars: &[],
         to_the_second: &[],
     },
@@ -397,6 +404,7 @@ pub static OBJECTS: &[PipedriveObject] = &[
         // Pipedrive refuses a note without content.
         required: &[field::BODY],
         source_id_field: false,
+        lists_deleted: false,
         max_chars: &[(field::BODY, crate::notes::BODY_MAX_CHARS)],
         to_the_second: &[field::TIMESTAMP],
     },

@@ -14,8 +14,8 @@ use ferry_core::quality::{
 };
 use ferry_core::resolver::Resolver;
 use ferry_core::{
-    Capability, ConnectorError, ConnectorResult, FieldLimit, ObjectType, Record, RecordOutcome,
-    RecordRejection, Sink, Value, Written, field,
+    Capability, ConnectorError, ConnectorResult, FieldLimit, IdPage, ObjectType, Record,
+    RecordOutcome, RecordRejection, Removal, RemoveOutcome, Removed, Sink, Value, Written, field,
 };
 use futures::stream::{self, StreamExt};
 use reqwest::Method;
@@ -1432,6 +1432,124 @@ impl Sink for PipedriveSink {
     /// Pipedrive cannot filter a listing by a custom field, so this pages through every record
     /// of the type with only the source-id field, 500 (the largest page) per request. Notes:
     /// `None`, as nothing tells ferry's notes from others.
+    /// `GET /api/v2/{path}?custom_fields=<key>&limit=500`, cursor by cursor: the source ids
+    /// the source-id field holds (records without one are not listed). Notes carry none: no
+    /// page lists any.
+    async fn source_ids_page(
+        &self,
+        object: ObjectType,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<IdPage> {
+        let row = objects::binding(object)?;
+        if !row.source_id_field {
+            return Ok(IdPage::default());
+        }
+        let Some(key) = self.source_key(object, false).await? else {
+            return Ok(IdPage::default()); // no source-id field: no record carries one
+        };
+        let path = format!("/api/v2/{}", row.path);
+        let mut query = vec![("limit", "500"), ("custom_fields", key.as_str())];
+        if let Some(c) = cursor {
+            query.push(("cursor", c));
+        }
+        let body = self.client.get(&path, &query).await?;
+        let ids = body
+            .get("data")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|raw| mapping::custom_text(raw, &key))
+            .filter(|s| !s.is_empty())
+            .collect();
+        let next = body
+            .pointer("/additional_data/next_cursor")
+            .and_then(Json::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned);
+        Ok(IdPage { ids, next })
+    }
+
+    /// Finds the records by the source-id field only (an exact search per id, confirmed by
+    /// reading the candidates), then `DELETE /api/v2/{path}/{id}`, one request each, a few at
+    /// a time. Pipedrive marks the record deleted and purges it 30 days later (restorable
+    /// until then): its only removal through the API, so `Archive` and `Delete` make the same
+    /// call, reported as deleted. Notes carry no source id in Pipedrive (they are matched by
+    /// parent and time on write), so a sync that removes notes is refused before it starts.
+    async fn remove(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+        _how: Removal,
+    ) -> ConnectorResult<Vec<RemoveOutcome>> {
+        let row = objects::binding(object)?;
+        if !row.source_id_field {
+            return Err(ConnectorError::Unsupported {
+                vendor: VENDOR,
+                detail: format!(
+                    "Pipedrive {object} carry no source id, so ferry cannot find the ones deleted in \
+                     the source: leave {object} out of `[migration] objects` for a sync with \
+                     `[sync] deletes`, or keep \"ignore\""
+                ),
+            });
+        }
+        if source_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = match self.source_key(object, false).await? {
+            Some(key) => self.find(object, &key, source_ids).await?,
+            None => HashMap::new(), // no source-id field: nothing was ever written
+        };
+        let deletes: Vec<_> = found
+            .values()
+            .map(|id| {
+                let path = format!("/api/v2/{}/{id}", row.path);
+                async move {
+                    let response = self.client.delete(&path).await?;
+                    let status = response.status.as_u16();
+                    let result = if response.is_success() {
+                        Ok(Removed::Deleted)
+                    } else if status == 404 {
+                        Ok(Removed::Absent) // deleted meanwhile
+                    } else if status == 403 || status == 400 {
+                        Err(format!("HTTP_{status}"))
+                    } else {
+                        let endpoint = format!("DELETE {}", endpoint_path(&path));
+                        return Err(self.client.error_for(&endpoint, &response));
+                    };
+                    Ok::<_, ConnectorError>((*id, result))
+                }
+            })
+            .collect();
+        let answers = stream::iter(deletes)
+            .buffer_unordered(self.settings.concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        let mut done: HashMap<u64, Result<Removed, String>> = HashMap::new();
+        for answer in answers {
+            let (id, result) = answer?;
+            done.insert(id, result);
+        }
+        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = found.len(), "deleted");
+        Ok(source_ids
+            .iter()
+            .map(|sid| {
+                let result = match found.get(sid).and_then(|id| done.get(id)) {
+                    None => Ok(Removed::Absent),
+                    Some(Ok(removed)) => Ok(*removed),
+                    Some(Err(code)) => Err(RecordRejection {
+                        source_id: sid.clone(),
+                        code: code.clone(),
+                        reason: format!("Pipedrive refused to delete the {}", row.noun),
+                    }),
+                };
+                RemoveOutcome {
+                    source_id: sid.clone(),
+                    result,
+                }
+            })
+            .collect())
+    }
+
     async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
         if !objects::binding(object)?.source_id_field {
             return Ok(None);

@@ -75,7 +75,9 @@ fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
                  deals and notes, ZohoCRM.coql.READ, \
                  ZohoCRM.settings.fields.READ, ZohoCRM.settings.layouts.READ, \
                  ZohoCRM.settings.pipeline.READ, ZohoCRM.settings.contact_roles.READ, \
-                 ZohoCRM.users.READ, ZohoCRM.org.READ (no DELETE); \
+                 ZohoCRM.users.READ, ZohoCRM.org.READ (no DELETE, unless `[sync] deletes` is \
+                 \"archive\" or \"delete\": then ZohoCRM.modules.<module>.DELETE too, which \
+                 `ferry check` still names as beyond a migration's needs); \
                  with create_missing_fields also ZohoCRM.settings.fields.CREATE, held by a user \
                  whose profile may customize modules (an administrator)"
             }

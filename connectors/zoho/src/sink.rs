@@ -19,8 +19,8 @@ use ferry_core::model::Link;
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::resolver::Resolver;
 use ferry_core::{
-    Capability, ConnectorError, ConnectorResult, FieldLimit, ObjectType, Record, RecordOutcome,
-    RecordRejection, Sink, Value, Written,
+    Capability, ConnectorError, ConnectorResult, FieldLimit, IdPage, ObjectType, Record,
+    RecordOutcome, RecordRejection, Removal, RemoveOutcome, Removed, Sink, Value, Written,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -1250,6 +1250,144 @@ impl Sink for ZohoSink {
         }
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
         Ok(out)
+    }
+
+    /// Upserted modules: COQL `select id, <src> from <module> where <src> is not null order by
+    /// id asc limit 2000`, the cursor the last id read (records without a source id are not
+    /// listed). Notes, which COQL does not serve: one scan of the list, in one page.
+    async fn source_ids_page(
+        &self,
+        object: ObjectType,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<IdPage> {
+        const PAGE: usize = 2_000;
+        let row = mapping::binding(object)?;
+        if !row.upsert {
+            let ids = self.scan_notes(row).await?.into_keys().collect();
+            return Ok(IdPage { ids, next: None });
+        }
+        let (module, src) = (row.module, self.src());
+        let criteria = match cursor {
+            None => format!("{src} is not null"),
+            // Only a numeric id goes back into a query.
+            Some(id) if crate::source::is_id(id) => format!("({src} is not null and id > {id})"),
+            Some(_) => {
+                return Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: "POST /crm/v8/coql".into(),
+                    detail: "a record id that is not a number".into(),
+                });
+            }
+        };
+        let rows = self
+            .coql(format!(
+                "select id, {src} from {module} where {criteria} order by id asc limit {PAGE}"
+            ))
+            .await?;
+        let ids = rows
+            .iter()
+            .filter_map(|r| r.get(src).and_then(Json::as_str))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let next = (rows.len() == PAGE)
+            .then(|| rows.last().and_then(|r| r.get("id")).and_then(Json::as_str))
+            .flatten()
+            .map(str::to_owned);
+        Ok(IdPage { ids, next })
+    }
+
+    /// Finds the records by the source-id field only (COQL, 50 ids a query; notes through one
+    /// scan of the list), then `DELETE /crm/v8/{module}?ids=…` (100 a request) into Zoho's
+    /// recycle bin, where the org can restore them: Zoho's only removal through the API, so
+    /// `Archive` and `Delete` make the same call, reported as deleted. A record Zoho no
+    /// longer finds (`INVALID_DATA` on its id: deleted meanwhile) is absent.
+    async fn remove(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+        _how: Removal,
+    ) -> ConnectorResult<Vec<RemoveOutcome>> {
+        const DELETE_LIMIT: usize = 100;
+        let row = mapping::binding(object)?;
+        if source_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found: HashMap<String, String> = if row.upsert {
+            self.lookup_targets(row.module, source_ids.to_vec()).await?
+        } else {
+            let mut all = self.scan_notes(row).await?;
+            source_ids
+                .iter()
+                .filter_map(|sid| all.remove_entry(sid))
+                .collect()
+        };
+        let ids: Vec<&str> = found
+            .values()
+            .map(String::as_str)
+            .filter(|id| crate::source::is_id(id))
+            .collect();
+        let path = format!("/crm/v8/{}", row.module);
+        let endpoint = format!("DELETE {path}");
+        let mut answers: HashMap<String, Result<Removed, String>> = HashMap::new();
+        for chunk in ids.chunks(DELETE_LIMIT) {
+            let list = chunk.join(",");
+            let response = self
+                .client
+                .send(Method::DELETE, &path, &[("ids", list.as_str())], None)
+                .await?;
+            // 200 all deleted, 207 some, 400 none: each with its per-record results.
+            if !matches!(response.status.as_u16(), 200 | 207 | 400) {
+                return Err(self.client.error_for(&endpoint, &response));
+            }
+            let body: QueryBody = response.json(VENDOR, &endpoint)?;
+            if body.data.len() != chunk.len() && response.status.as_u16() == 400 {
+                return Err(self.client.error_for(&endpoint, &response));
+            }
+            for item in &body.data {
+                let Some(id) = item
+                    .get("details")
+                    .and_then(Json::as_object)
+                    .and_then(|d| roles::text(d, "id"))
+                else {
+                    continue;
+                };
+                let code = roles::text(item, "code").unwrap_or_default();
+                let answer = match code.as_str() {
+                    "SUCCESS" => Ok(Removed::Deleted),
+                    "INVALID_DATA" => Ok(Removed::Absent),
+                    other => Err(ferry_core::redact::clean_code(other)),
+                };
+                answers.insert(id, answer);
+            }
+        }
+        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = found.len(), "deleted");
+        Ok(source_ids
+            .iter()
+            .map(|sid| {
+                let result = match found.get(sid).map(|id| answers.get(id)) {
+                    None => Ok(Removed::Absent),
+                    Some(Some(Ok(removed))) => Ok(*removed),
+                    Some(Some(Err(code))) => Err(RecordRejection {
+                        source_id: sid.clone(),
+                        code: code.clone(),
+                        reason: format!("Zoho refused to delete the record from {}", row.module),
+                    }),
+                    Some(None) => Err(RecordRejection {
+                        source_id: sid.clone(),
+                        code: "NO_ANSWER".into(),
+                        reason: format!(
+                            "Zoho's answer to the delete named no result for this record of {}",
+                            row.module
+                        ),
+                    }),
+                };
+                RemoveOutcome {
+                    source_id: sid.clone(),
+                    result,
+                }
+            })
+            .collect())
     }
 
     /// Zoho has no count with criteria outside COQL aggregates, so this pages through the ids

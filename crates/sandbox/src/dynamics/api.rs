@@ -485,10 +485,10 @@ fn write_inner(store: &mut Store, req: &Req, now: i64) -> Result<(Reply, Option<
         }
         .ok_or_else(|| ApiError::not_found(table, &target))?;
         let previous = store.get(table, id).cloned();
-        store.put_row(table, id, None);
-        // Opportunities and notes of the record go with it (Cascade), or lose the link
-        // (RemoveLink); this part is not undone by a failed change set (documented).
-        store.records.parent_deleted(&guid(id), now);
+        // An account's contacts, and the opportunities and notes of what is deleted, go with
+        // it (Cascade), or lose the link (RemoveLink); only the row itself is undone by a
+        // failed change set (documented).
+        store.delete_row(table, id, now);
         let reply = Reply {
             status: 204,
             headers: Vec::new(),

@@ -563,6 +563,27 @@ impl Store {
         }
     }
 
+    /// Deletes row `id` of `table` and what Dataverse deletes with it: an account's contacts
+    /// (`contact_customer_accounts` is parental: Delete = Cascade), and through
+    /// [`Records::parent_deleted`](super::records::Records::parent_deleted) the opportunities
+    /// and notes of each deleted row.
+    pub fn delete_row(&mut self, table: Table, id: u128, now: i64) {
+        self.put_row(table, id, None);
+        if table == Table::Account {
+            let contacts: Vec<u128> = self
+                .table(Table::Contact)
+                .rows
+                .values()
+                .filter(|r| r.get(Table::Contact, "parentcustomerid") == Some(&Val::Ref(id)))
+                .map(|r| r.id)
+                .collect();
+            for contact in contacts {
+                self.delete_row(Table::Contact, contact, now);
+            }
+        }
+        self.records.parent_deleted(&guid(id), now);
+    }
+
     /// Undoes one write of a failed change set.
     pub fn undo(&mut self, undo: Undo) {
         match undo {

@@ -304,6 +304,9 @@ pub(super) async fn pipelines(
 #[derive(serde::Deserialize)]
 pub(super) struct RecordParams {
     fields: Option<String>,
+    /// `type` of the deleted-records list.
+    #[serde(rename = "type")]
+    kind: Option<String>,
     ids: Option<String>,
     page: Option<String>,
     per_page: Option<String>,
@@ -315,9 +318,13 @@ pub(super) async fn record_get(
     State(s): State<Arc<Shared>>,
     Path((module, id)): Path<(String, String)>,
     Query(params): Query<RecordParams>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     if module == "Contacts" && id == "roles" {
         return contact_roles(s);
+    }
+    if id == "deleted" {
+        return deleted_list(&s, &module, &params, &headers);
     }
     let Some(target) = Target::parse(&module) else {
         return invalid_module();
@@ -614,13 +621,13 @@ pub(super) struct IdsParam {
     ids: Option<String>,
 }
 
-/// `DELETE /crm/v8/{module}?ids=` (at most 100): per-record results.
+/// `DELETE /crm/v8/{module}?ids=` (at most 100): per-record results, into the recycle bin.
 pub(super) async fn module_delete(
     State(s): State<Arc<Shared>>,
     Path(module): Path<String>,
     Query(params): Query<IdsParam>,
 ) -> Response {
-    let Some(m) = CrmModule::parse(&module) else {
+    let Some(m) = Target::parse(&module) else {
         return not_emulated(&module);
     };
     let Some(ids) = params.ids.filter(|i| !i.trim().is_empty()) else {
@@ -649,7 +656,7 @@ pub(super) async fn record_delete(
     let Some(m) = CrmModule::parse(&module) else {
         return not_emulated(&module);
     };
-    delete(&s, m, &[id.as_str()])
+    delete(&s, Target::Crm(m), &[id.as_str()])
 }
 
 /// `DELETE /crm/v8/Contacts/{id}`: the contact and its roles on deals go (as another user
@@ -661,9 +668,10 @@ fn delete_contact(s: &Shared, raw: &str) -> Response {
     let Ok(mut store) = s.store.write() else {
         return internal();
     };
+    let now = s.clock.now_ms();
     let deleted = raw
         .parse::<u64>()
-        .is_ok_and(|id| store.delete(Module::Contacts, id));
+        .is_ok_and(|id| delete_one(&mut store, Target::Store(Module::Contacts), id, now));
     let result = if deleted {
         json!({"code": "SUCCESS", "details": {"id": raw}, "message": "record deleted", "status": "success"})
     } else {
@@ -673,7 +681,26 @@ fn delete_contact(s: &Shared, raw: &str) -> Response {
     respond(vec![(deleted, result)], StatusCode::OK)
 }
 
-fn delete(s: &Shared, m: CrmModule, ids: &[&str]) -> Response {
+/// Deletes record `id` of `m` (into the recycle bin: listed by `GET /{module}/deleted`).
+fn delete_one(store: &mut Store, m: Target, id: u64, now: i64) -> bool {
+    let (deleted, module) = match m {
+        Target::Store(module) => (store.delete(module, id), module.name()),
+        Target::Crm(crm_module) => (
+            crm::delete_one(store, crm_module, id, now),
+            crm_module.name(),
+        ),
+    };
+    if deleted {
+        store.deleted.push(super::store::Deleted {
+            module,
+            id,
+            at_ms: now,
+        });
+    }
+    deleted
+}
+
+fn delete(s: &Shared, m: Target, ids: &[&str]) -> Response {
     if !s.charge(ids.len().div_ceil(10) as u64) {
         return credits_exhausted();
     }
@@ -686,7 +713,7 @@ fn delete(s: &Shared, m: CrmModule, ids: &[&str]) -> Response {
         .map(|raw| {
             let deleted = raw
                 .parse::<u64>()
-                .is_ok_and(|id| crm::delete_one(&mut store, m, id, now));
+                .is_ok_and(|id| delete_one(&mut store, m, id, now));
             if deleted {
                 (
                     true,
@@ -702,6 +729,84 @@ fn delete(s: &Shared, m: CrmModule, ids: &[&str]) -> Response {
         })
         .collect();
     respond(results, StatusCode::OK)
+}
+
+/// `GET /crm/v8/{module}/deleted?type=all|recycle|permanent&page=&per_page=` with an optional
+/// `If-Modified-Since`: the records deleted (at or after it), oldest first, `{id, display_name,
+/// type, deleted_by, created_by, deleted_time}` and `info.more_records`; 204 when none.
+fn deleted_list(
+    s: &Shared,
+    module: &str,
+    params: &RecordParams,
+    headers: &axum::http::HeaderMap,
+) -> Response {
+    let Some(target) = Target::parse(module) else {
+        return invalid_module();
+    };
+    let name = match target {
+        Target::Store(m) => m.name(),
+        Target::Crm(m) => m.name(),
+    };
+    match params.kind.as_deref() {
+        None | Some("all") | Some("recycle") => {}
+        Some("permanent") => return StatusCode::NO_CONTENT.into_response(),
+        Some(_) => return invalid_param("type"),
+    }
+    let since = match headers.get(axum::http::header::IF_MODIFIED_SINCE) {
+        None => None,
+        Some(v) => match v.to_str().ok().and_then(crate::timestamp::parse_rfc3339) {
+            Some(ms) => Some(ms),
+            None => {
+                return zoho_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_DATA",
+                    "invalid data",
+                    json!({"header_name": "If-Modified-Since"}),
+                );
+            }
+        },
+    };
+    let (page, per_page) = match paging(params.page.as_deref(), params.per_page.as_deref()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !s.charge(1) {
+        return credits_exhausted();
+    }
+    let Ok(store) = s.store.read() else {
+        return internal();
+    };
+    let me = store.current_user().owner_json();
+    let all: Vec<&super::store::Deleted> = store
+        .deleted
+        .iter()
+        .filter(|d| d.module == name && since.is_none_or(|t| d.at_ms >= t))
+        .collect();
+    let from = (page - 1) * per_page;
+    let data: Vec<Json> = all
+        .iter()
+        .skip(from)
+        .take(per_page)
+        .map(|d| {
+            json!({
+                "id": d.id.to_string(),
+                "display_name": null,
+                "type": "recycle",
+                "deleted_by": me,
+                "created_by": me,
+                "deleted_time": super::store::zoho_time(d.at_ms),
+            })
+        })
+        .collect();
+    if data.is_empty() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let more = all.len() > from + data.len();
+    axum::Json(json!({
+        "data": data,
+        "info": {"per_page": per_page, "count": data.len(), "page": page, "more_records": more},
+    }))
+    .into_response()
 }
 
 // ---- contact roles ----------------------------------------------------------------------------

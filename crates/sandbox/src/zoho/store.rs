@@ -554,6 +554,20 @@ pub(crate) struct Store {
     pub users: Vec<User>,
     /// Deals, Notes and the deals' contact roles (on the shared table engine).
     pub crm: super::crm::Crm,
+    /// Every record deleted through the API, oldest first: what `GET /{module}/deleted` lists
+    /// (the recycle bin is never emptied here).
+    pub deleted: Vec<Deleted>,
+}
+
+/// A deleted record, as `GET /crm/v8/{module}/deleted` lists it.
+#[derive(Clone, Debug)]
+pub(crate) struct Deleted {
+    /// The module's API name (`Accounts`).
+    pub module: &'static str,
+    /// The record's id.
+    pub id: u64,
+    /// When it was deleted, epoch milliseconds.
+    pub at_ms: i64,
 }
 
 /// A user of the org, as `GET /crm/v8/users` lists them and `Owner` points at them.
@@ -703,6 +717,7 @@ impl Store {
             next_id: FIRST_ID,
             users,
             crm: super::crm::Crm::new(source_id, zgid, multi_currency),
+            deleted: Vec::new(),
         }
     }
 

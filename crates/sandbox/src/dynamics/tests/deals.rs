@@ -694,10 +694,21 @@ async fn notes_hang_on_one_parent_keep_their_time_and_refuse_overlong_text() {
 }
 
 #[tokio::test]
-async fn deleting_an_account_cascades_to_its_deals_and_notes_and_unlinks_the_rest() {
+async fn deleting_an_account_cascades_to_its_contacts_deals_and_notes_and_unlinks_the_rest() {
     let env = env(Options::default()).await;
     let account = env.account("cascade").await;
     let contact = env.contact("cascade-c").await;
+    // A contact of the account (`contact_customer_accounts`, parental): it goes, with its note.
+    let (status, _, child) = env
+        .patch(
+            "contacts(ferry_sourceid='cascade-child')",
+            &[("Prefer", "return=representation")],
+            json!({"lastname": "child", "parentcustomerid_account@odata.bind": format!("/accounts({account})")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{child}");
+    let child = child["contactid"].as_str().expect("id").to_owned();
+    let contacts = env.emulator.count("contact");
     let (_, _, owned) = env
         .post_repr(
             "opportunities",
@@ -720,6 +731,7 @@ async fn deleting_an_account_cascades_to_its_deals_and_notes_and_unlinks_the_res
         ("objectid_account", "accounts", &account),
         ("objectid_opportunity", "opportunities", &owned),
         ("objectid_opportunity", "opportunities", &linked),
+        ("objectid_contact", "contacts", &child),
     ] {
         let (status, body) = env
             .post(
@@ -730,10 +742,17 @@ async fn deleting_an_account_cascades_to_its_deals_and_notes_and_unlinks_the_res
             .await;
         assert_eq!(status, 204, "{body}");
     }
-    assert_eq!(env.emulator.count("annotation"), 3);
+    assert_eq!(env.emulator.count("annotation"), 4);
     assert_eq!(env.delete(&format!("accounts({account})")).await, 204);
+    assert_eq!(env.emulator.count("contact"), contacts - 1, "its contact went");
+    let (status, _, _) = env.get(&format!("contacts({child})"), &[]).await;
+    assert_eq!(status, 404);
     assert_eq!(env.emulator.count("opportunity"), 1, "the customer's deal went");
-    assert_eq!(env.emulator.count("annotation"), 1, "with its notes and the account's");
+    assert_eq!(
+        env.emulator.count("annotation"),
+        1,
+        "with its notes, the account's and the contact's"
+    );
     let (status, _, body) = env.get(&format!("opportunities({owned})"), &[]).await;
     assert_eq!((status, code(&body)), (404, "0x80040217"));
     let (_, _, kept) = env
