@@ -423,7 +423,9 @@ fn phone_key(phone: &str) -> Option<u64> {
     let number = phone.split(['x', 'X', '#', ';']).next().unwrap_or_default();
     let digits: Vec<u8> = number.bytes().filter(u8::is_ascii_digit).collect();
     let tail = digits.get(digits.len().checked_sub(PHONE_DIGITS)?..)?;
-    std::str::from_utf8(tail).ok().map(|tail| key(Key::Phone, &[tail]))
+    std::str::from_utf8(tail)
+        .ok()
+        .map(|tail| key(Key::Phone, &[tail]))
 }
 
 #[cfg(test)]
