@@ -17,9 +17,8 @@
 
 use std::hash::Hasher;
 
-use crate::quality::{HashIndex, reserve_lean};
-
 use crate::model::{Record, Value, field};
+use crate::quality::{HashIndex, reserve_lean};
 
 /// Jaro-Winkler similarity at or above which two names in one block are one person's.
 pub const NAME_SIMILARITY: f64 = 0.93;
@@ -118,7 +117,8 @@ enum Key {
     Block = 3,
 }
 
-/// The 64-bit hash of `value` as a `kind` of key.
+/// The 64-bit hash of `parts` as a `kind` of key (each part ended by a NUL, so that parts
+/// cannot run into each other).
 fn key(kind: Key, parts: &[&str]) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     h.write_u8(kind as u8);
