@@ -276,9 +276,9 @@ pub struct MigrationConfig {
     /// is written).
     #[serde(default)]
     pub duplicates: Duplicates,
-    /// What counts as the same person twice: `"full"` (default: the same address, the same
-    /// phone and a similar name, or a near-identical name at the same company or email domain;
-    /// about 60 bytes a record) or `"email"` (the same address only; 8 bytes a record).
+    /// What counts as the same person twice: `"email"` (default: the same address; 8 bytes a
+    /// record) or `"full"` (also the same phone and a similar name, or a near-identical name
+    /// at the same company or email domain; about 60 bytes a record, plus each finding).
     #[serde(default)]
     pub duplicate_matching: DuplicateMatching,
 }
