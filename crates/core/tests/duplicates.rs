@@ -295,7 +295,7 @@ fn seeded_duplicates_are_found_with_high_precision_and_recall() {
 /// What the finder holds per record at 300,000 contacts (60 bytes when measured; 59 at a
 /// million) with 18-character ids (Salesforce's) read in order, nine in ten with an address
 /// and six in ten with a number: printed for `docs/performance.md`, and held under 64 bytes,
-/// the budget that lets full matching be the default within ferry's memory target.
+/// the finder's share of ferry's memory target at a million contacts.
 #[test]
 fn the_finder_keeps_under_64_bytes_a_record() {
     let _alone = ONE_AT_A_TIME
