@@ -278,7 +278,7 @@ pub struct MigrationConfig {
     pub duplicates: Duplicates,
     /// What counts as the same person twice: `"email"` (default: the same address; 8 bytes a
     /// record) or `"full"` (also the same phone and a similar name, or a near-identical name
-    /// at the same company or email domain; about 143 bytes a record).
+    /// at the same company or email domain; about 60 bytes a record, plus each finding).
     #[serde(default)]
     pub duplicate_matching: DuplicateMatching,
 }

@@ -13,11 +13,12 @@
 //!
 //! Records found alike are joined into clusters (union-find); a cluster is named by its first
 //! record. Nothing of a record is kept but hashes, its source id and its folded name, in flat
-//! arenas: about 90 bytes a record (`docs/performance.md`).
+//! arenas: about 60 bytes a record (`docs/performance.md`).
 
-use std::collections::HashMap;
+use std::hash::Hasher;
 
 use crate::model::{Record, Value, field};
+use crate::quality::{HashIndex, reserve_lean};
 
 /// Jaro-Winkler similarity at or above which two names in one block are one person's.
 pub const NAME_SIMILARITY: f64 = 0.93;
@@ -104,6 +105,30 @@ fn shared_mail_domain(domain: &str) -> bool {
 /// The end of a block's chain.
 const END: u32 = u32::MAX;
 
+/// What a key in the finder's index stands for, hashed in front of its value so that an
+/// email address, a phone number and a block never share a key.
+#[derive(Clone, Copy)]
+enum Key {
+    /// An email address: the first record with it.
+    Email = 1,
+    /// A phone number's last digits: the first record with it.
+    Phone = 2,
+    /// A block: its latest record.
+    Block = 3,
+}
+
+/// The 64-bit hash of `parts` as a `kind` of key (each part ended by a NUL, so that parts
+/// cannot run into each other).
+fn key(kind: Key, parts: &[&str]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    h.write_u8(kind as u8);
+    for part in parts {
+        h.write(part.as_bytes());
+        h.write_u8(0);
+    }
+    h.finish()
+}
+
 /// Why a record is taken for one read earlier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Evidence {
@@ -145,18 +170,17 @@ pub struct Duplicate {
 }
 
 /// Finds duplicate people among the records it is shown, in the order shown.
+///
+/// Per record it keeps its source id and folded name front-coded ([`Strings`]), its
+/// union-find parent and its place in its blocks' chains; the first record of each email
+/// address and phone number and the latest of each block are found through one
+/// [`HashIndex`]: about 60 bytes a record in all (`docs/performance.md`).
 #[derive(Debug, Default)]
 pub struct DuplicateFinder {
-    /// Source ids, end to end; `id_ends[i]` is where record `i`'s ends.
-    ids: String,
-    id_ends: Vec<u32>,
-    /// Folded names ("jane doe"), end to end.
-    names: String,
-    name_ends: Vec<u32>,
-    by_email: HashMap<u64, u32>,
-    by_phone: HashMap<u64, u32>,
-    /// The latest record of each block.
-    block_head: HashMap<u64, u32>,
+    ids: Strings,
+    /// Folded names ("jane doe").
+    names: Strings,
+    keys: HashIndex<u32>,
     /// Per record, the record before it in each of its (up to two) blocks.
     block_next: Vec<[u32; 2]>,
     /// Union-find parents; a root is its cluster's first record.
@@ -173,12 +197,12 @@ impl DuplicateFinder {
         if index == END {
             return None;
         }
-        self.ids.push_str(&record.source_id);
-        self.id_ends.push(self.ids.len() as u32);
+        self.ids.push(&record.source_id);
         let name = folded_name(record);
-        self.names.push_str(&name);
-        self.name_ends.push(self.names.len() as u32);
+        self.names.push(&name);
+        reserve_lean(&mut self.parent, 1);
         self.parent.push(index);
+        reserve_lean(&mut self.block_next, 1);
         self.block_next.push([END; 2]);
 
         let email = record
@@ -187,21 +211,23 @@ impl DuplicateFinder {
             .filter(|e| crate::email::is_valid(e));
         let mut matches: Vec<(u32, Evidence)> = Vec::new();
         if let Some(email) = &email {
-            match self.by_email.get(&crate::quality::id_hash(email)) {
-                Some(&earlier) => matches.push((earlier, Evidence::Email)),
+            let hash = key(Key::Email, &[email]);
+            match self.keys.get(hash) {
+                Some(earlier) => matches.push((earlier, Evidence::Email)),
                 None => {
-                    self.by_email.insert(crate::quality::id_hash(email), index);
+                    self.keys.insert(hash, index);
                 }
             }
         }
+        let mut other = Vec::new();
         for phone in [field::PHONE, field::MOBILE_PHONE]
             .iter()
             .filter_map(|f| record.text(f))
             .filter_map(phone_key)
         {
-            match self.by_phone.get(&phone) {
-                Some(&earlier) => {
-                    let other = self.name(earlier);
+            match self.keys.get(phone) {
+                Some(earlier) => {
+                    let other = self.names.get_into(earlier, &mut other);
                     if name.is_empty()
                         || other.is_empty()
                         || strsim::jaro_winkler(&name, other) >= PHONE_NAME_SIMILARITY
@@ -210,38 +236,38 @@ impl DuplicateFinder {
                     }
                 }
                 None => {
-                    self.by_phone.insert(phone, index);
+                    self.keys.insert(phone, index);
                 }
             }
         }
         if !name.is_empty() {
             let initial = name.rsplit(' ').next().and_then(|l| l.chars().next());
+            let initial = initial.map(String::from).unwrap_or_default();
             let bases = [
                 record.get(field::COMPANY).and_then(|v| match v {
-                    Value::Reference(id) => Some(format!("company\u{0}{id}")),
+                    Value::Reference(id) => Some(key(Key::Block, &["company", id, &initial])),
                     _ => None,
                 }),
                 email
                     .as_deref()
                     .and_then(|e| e.rsplit_once('@'))
                     .filter(|(_, domain)| !shared_mail_domain(domain))
-                    .map(|(_, domain)| format!("domain\u{0}{domain}")),
+                    .map(|(_, domain)| key(Key::Block, &["domain", domain, &initial])),
             ];
-            for (slot, base) in bases.iter().enumerate() {
-                let Some(base) = base else { continue };
-                let block = crate::quality::id_hash(&format!("{base}\u{0}{initial:?}"));
-                let mut at = self.block_head.get(&block).copied().unwrap_or(END);
+            for (slot, block) in bases.iter().enumerate() {
+                let Some(block) = *block else { continue };
+                let mut at = self.keys.insert(block, index).unwrap_or(END);
                 self.block_next[index as usize][slot] = at;
                 let mut depth = 0;
                 while at != END && depth < BLOCK_DEPTH {
-                    if strsim::jaro_winkler(&name, self.name(at)) >= NAME_SIMILARITY {
+                    let other = self.names.get_into(at, &mut other);
+                    if strsim::jaro_winkler(&name, other) >= NAME_SIMILARITY {
                         matches.push((at, Evidence::Name));
                         break;
                     }
                     at = self.block_next[at as usize][slot];
                     depth += 1;
                 }
-                self.block_head.insert(block, index);
             }
         }
         // The strongest evidence names the finding; every match joins the cluster.
@@ -251,7 +277,7 @@ impl DuplicateFinder {
             root = self.union(root, earlier);
         }
         Some(Duplicate {
-            first: self.id(root).to_owned(),
+            first: self.ids.get(root),
             evidence,
         })
     }
@@ -259,32 +285,16 @@ impl DuplicateFinder {
     /// The clusters of two or more records found so far, each as its records' source ids in
     /// the order read, the clusters in the order of their first record.
     pub fn clusters(&mut self) -> Vec<Vec<String>> {
-        let mut by_root: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+        let mut by_root: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
         for i in 0..self.parent.len() as u32 {
             let root = self.find(i);
-            by_root.entry(root).or_default().push(self.id(i).to_owned());
+            by_root.entry(root).or_default().push(i);
         }
-        by_root.into_values().filter(|c| c.len() > 1).collect()
-    }
-
-    fn id(&self, i: u32) -> &str {
-        let i = i as usize;
-        let start = if i == 0 {
-            0
-        } else {
-            self.id_ends[i - 1] as usize
-        };
-        &self.ids[start..self.id_ends[i] as usize]
-    }
-
-    fn name(&self, i: u32) -> &str {
-        let i = i as usize;
-        let start = if i == 0 {
-            0
-        } else {
-            self.name_ends[i - 1] as usize
-        };
-        &self.names[start..self.name_ends[i] as usize]
+        by_root
+            .into_values()
+            .filter(|c| c.len() > 1)
+            .map(|c| c.into_iter().map(|i| self.ids.get(i)).collect())
+            .collect()
     }
 
     fn find(&mut self, mut i: u32) -> u32 {
@@ -302,6 +312,87 @@ impl DuplicateFinder {
         let (first, second) = (ra.min(rb), ra.max(rb));
         self.parent[second as usize] = first;
         first
+    }
+}
+
+/// How many strings share one start offset in [`Strings`]: reading one decodes at most this
+/// many.
+const GROUP: usize = 16;
+
+/// Strings end to end, front-coded: each as the length of the prefix it shares with the one
+/// before, then the rest. Source ids read in order share most of their characters
+/// (`0035g00000AbCdE`, `0035g00000AbCdF`), so an 18-character id costs about five bytes; a
+/// start offset is kept only for every [`GROUP`]th string.
+#[derive(Debug, Default)]
+struct Strings {
+    bytes: Vec<u8>,
+    /// Where each group of strings starts in `bytes`.
+    starts: Vec<usize>,
+    len: usize,
+    /// The string pushed last.
+    last: Vec<u8>,
+}
+
+impl Strings {
+    fn push(&mut self, s: &str) {
+        let s = s.as_bytes();
+        let shared = if self.len.is_multiple_of(GROUP) {
+            reserve_lean(&mut self.starts, 1);
+            self.starts.push(self.bytes.len());
+            0
+        } else {
+            self.last.iter().zip(s).take_while(|(a, b)| a == b).count()
+        };
+        reserve_lean(&mut self.bytes, s.len() - shared + 10);
+        push_varint(&mut self.bytes, shared);
+        push_varint(&mut self.bytes, s.len() - shared);
+        self.bytes.extend_from_slice(&s[shared..]);
+        self.last.clear();
+        self.last.extend_from_slice(s);
+        self.len += 1;
+    }
+
+    /// String `i`, decoded into `buf`.
+    fn get_into<'a>(&self, i: u32, buf: &'a mut Vec<u8>) -> &'a str {
+        let i = i as usize;
+        buf.clear();
+        let mut at = self.starts[i / GROUP];
+        for _ in 0..=i % GROUP {
+            let shared = read_varint(&self.bytes, &mut at);
+            let rest = read_varint(&self.bytes, &mut at);
+            buf.truncate(shared);
+            buf.extend_from_slice(&self.bytes[at..at + rest]);
+            at += rest;
+        }
+        // Whole strings were pushed, so the bytes are valid UTF-8.
+        std::str::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// String `i`.
+    fn get(&self, i: u32) -> String {
+        self.get_into(i, &mut Vec::new()).to_owned()
+    }
+}
+
+/// `n` in seven-bit groups, low first, the high bit set on all but the last: one byte under 128.
+fn push_varint(bytes: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        bytes.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    bytes.push(n as u8);
+}
+
+fn read_varint(bytes: &[u8], at: &mut usize) -> usize {
+    let (mut n, mut shift) = (0usize, 0);
+    loop {
+        let b = bytes[*at];
+        *at += 1;
+        n |= usize::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return n;
+        }
+        shift += 7;
     }
 }
 
@@ -332,7 +423,9 @@ fn phone_key(phone: &str) -> Option<u64> {
     let number = phone.split(['x', 'X', '#', ';']).next().unwrap_or_default();
     let digits: Vec<u8> = number.bytes().filter(u8::is_ascii_digit).collect();
     let tail = digits.get(digits.len().checked_sub(PHONE_DIGITS)?..)?;
-    std::str::from_utf8(tail).ok().map(crate::quality::id_hash)
+    std::str::from_utf8(tail)
+        .ok()
+        .map(|tail| key(Key::Phone, &[tail]))
 }
 
 #[cfg(test)]
@@ -441,6 +534,20 @@ mod tests {
         ));
         assert_eq!(d.map(|d| d.first), Some("a".into()));
         assert_eq!(f.clusters(), vec![vec!["a", "b", "c"]]);
+    }
+
+    #[test]
+    fn front_coded_strings_read_back_as_pushed() {
+        let long = "ü".repeat(100); // 200 bytes: lengths over one varint byte
+        let mut pushed: Vec<String> = (0..100).map(|i| format!("003{i:015}")).collect();
+        pushed.extend(["", "Jürgen", "Jürg", long.as_str(), "0035g", "x"].map(String::from));
+        let mut strings = Strings::default();
+        for s in &pushed {
+            strings.push(s);
+        }
+        for (i, s) in pushed.iter().enumerate() {
+            assert_eq!(&strings.get(i as u32), s, "string {i}");
+        }
     }
 
     #[test]

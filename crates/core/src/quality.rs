@@ -1,7 +1,7 @@
 //! Data-quality checks on records as they are read: invalid data is found and reported, not
 //! silently carried into the sink.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -92,13 +92,15 @@ pub enum Duplicates {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DuplicateMatching {
-    /// The same email address only: one 8-byte hash a record (the default, which keeps a
-    /// million contacts within ferry's memory target).
+    /// The same email address only: one 8-byte hash a record (the default: see `Full`).
     #[default]
     Email,
     /// The same email; the same phone and a similar name; a near-identical name at the same
-    /// company or email domain ([`crate::duplicates`]): about 143 bytes a record, and the
-    /// report lists the clusters.
+    /// company or email domain ([`crate::duplicates`]): about 60 bytes a record, and the
+    /// report lists the clusters. Not the default: the benchmark's seeded contacts (a few
+    /// first and last names under a few shared domains) took ferry to 1.3 GB at a million,
+    /// most likely in findings kept for the report (`docs/performance.md`, "Duplicate finder
+    /// memory").
     Full,
 }
 
@@ -187,50 +189,97 @@ pub fn id_hash(value: &str) -> u64 {
     h.finish()
 }
 
-/// A set of 64-bit hashes that costs 8 bytes per member: a sorted vector, plus the latest
-/// members in a small hash set that is merged into it in bulk. A `HashSet<u64>` costs 16 to
-/// 28 bytes per member (load factor, and the old table beside the new one while it grows),
-/// which made the duplicate checks most of ferry's memory at a million records.
-///
-/// A binary search of a vector of a million hashes misses the cache at most of its 20 steps,
-/// which made lookups a tenth of ferry's CPU time. So the vector is indexed by the top bits
-/// of the hash (the hashes are uniform): one lookup in a small index, then a search among
-/// about 16 neighbours, for under half a byte per member.
+/// A set of 64-bit hashes that costs 8 bytes per member: a [`HashIndex`] with no values.
 #[derive(Debug, Default)]
 pub struct HashSeen {
-    sorted: Vec<u64>,
-    /// `index[b]..index[b + 1]`: where the members whose top `bits` bits are `b` lie in
-    /// `sorted`. Empty while `bits` is 0.
-    index: Vec<u32>,
-    bits: u32,
-    recent: HashSet<u64, BuildHasherDefault<AlreadyHashed>>,
+    members: HashIndex<()>,
 }
-
-/// The fewest members gathered before a merge; later, a 64th of the set, so that each member
-/// is moved about 64 times in all however large the set grows.
-const MIN_MERGE: usize = 4096;
-
-/// About how many members share one index slot.
-const PER_SLOT: usize = 16;
 
 impl HashSeen {
     /// Adds `hash`; `false` if it was already there.
     pub fn insert(&mut self, hash: u64) -> bool {
-        if self.in_sorted(hash) || !self.recent.insert(hash) {
-            return false;
-        }
-        if self.recent.len() >= MIN_MERGE.max(self.sorted.len() / 64) {
-            self.merge();
-        }
-        true
+        self.members.insert(hash, ()).is_none()
     }
 
     /// Whether `hash` is a member.
     pub fn contains(&self, hash: u64) -> bool {
-        self.recent.contains(&hash) || self.in_sorted(hash)
+        self.members.get(hash).is_some()
     }
 
     /// How many members there are.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A map from 64-bit hashes to small values that costs 8 bytes per key plus the value's size:
+/// a sorted vector of keys beside one of values, plus the latest keys in a small hash map
+/// that is merged into them in bulk. A `HashMap<u64, _>` costs 16 to 28 bytes per key (load
+/// factor, and the old table beside the new one while it grows), which made the duplicate
+/// checks most of ferry's memory at a million records.
+///
+/// A binary search of a vector of a million hashes misses the cache at most of its 20 steps,
+/// which made lookups a tenth of ferry's CPU time. So the vector is indexed by the top bits
+/// of the hash (the hashes are uniform): one lookup in a small index, then a search among
+/// about 16 neighbours, for under half a byte per key.
+#[derive(Debug)]
+pub struct HashIndex<V> {
+    sorted: Vec<u64>,
+    /// `values[i]` belongs to `sorted[i]`.
+    values: Vec<V>,
+    /// `index[b]..index[b + 1]`: where the keys whose top `bits` bits are `b` lie in
+    /// `sorted`. Empty while `bits` is 0.
+    index: Vec<u32>,
+    bits: u32,
+    recent: HashMap<u64, V, BuildHasherDefault<AlreadyHashed>>,
+}
+
+impl<V> Default for HashIndex<V> {
+    fn default() -> Self {
+        HashIndex {
+            sorted: Vec::new(),
+            values: Vec::new(),
+            index: Vec::new(),
+            bits: 0,
+            recent: HashMap::default(),
+        }
+    }
+}
+
+/// The fewest keys gathered before a merge; later, a 64th of the map, so that each key is
+/// moved about 64 times in all however large the map grows.
+const MIN_MERGE: usize = 4096;
+
+/// About how many keys share one index slot.
+const PER_SLOT: usize = 16;
+
+impl<V: Copy> HashIndex<V> {
+    /// Sets the value of `hash`; returns the one it replaces.
+    pub fn insert(&mut self, hash: u64, value: V) -> Option<V> {
+        if let Some(at) = self.in_sorted(hash) {
+            return Some(std::mem::replace(&mut self.values[at], value));
+        }
+        let previous = self.recent.insert(hash, value);
+        if previous.is_none() && self.recent.len() >= MIN_MERGE.max(self.sorted.len() / 64) {
+            self.merge();
+        }
+        previous
+    }
+
+    /// The value of `hash`, if it is a key.
+    pub fn get(&self, hash: u64) -> Option<V> {
+        match self.in_sorted(hash) {
+            Some(at) => Some(self.values[at]),
+            None => self.recent.get(&hash).copied(),
+        }
+    }
+
+    /// How many keys there are.
     pub fn len(&self) -> usize {
         self.sorted.len() + self.recent.len()
     }
@@ -240,33 +289,43 @@ impl HashSeen {
         self.len() == 0
     }
 
-    fn in_sorted(&self, hash: u64) -> bool {
-        let slot = match self.bits {
-            0 => &self.sorted[..],
+    /// Where `hash` lies in `sorted`.
+    fn in_sorted(&self, hash: u64) -> Option<usize> {
+        let (start, end) = match self.bits {
+            0 => (0, self.sorted.len()),
             bits => {
                 let b = (hash >> (64 - bits)) as usize;
-                let (start, end) = (self.index[b] as usize, self.index[b + 1] as usize);
-                &self.sorted[start..end]
+                (self.index[b] as usize, self.index[b + 1] as usize)
             }
         };
-        slot.binary_search(&hash).is_ok()
+        self.sorted[start..end]
+            .binary_search(&hash)
+            .ok()
+            .map(|at| start + at)
     }
 
-    /// Moves the recent members into the sorted vector, merging from the back in place, and
+    /// Moves the recent keys into the sorted vector, merging from the back in place, and
     /// rebuilds the index.
     fn merge(&mut self) {
-        let mut fresh: Vec<u64> = self.recent.drain().collect();
-        fresh.sort_unstable();
+        let mut fresh: Vec<(u64, V)> = self.recent.drain().collect();
+        fresh.sort_unstable_by_key(|(hash, _)| *hash);
         let old = self.sorted.len();
+        let Some(&(_, filler)) = fresh.first() else {
+            return;
+        };
+        reserve_lean(&mut self.sorted, fresh.len());
+        reserve_lean(&mut self.values, fresh.len());
         self.sorted.resize(old + fresh.len(), 0);
+        self.values.resize(old + fresh.len(), filler);
         let (mut i, mut j) = (old, fresh.len());
         while j > 0 {
             let k = i + j - 1;
-            if i > 0 && self.sorted[i - 1] > fresh[j - 1] {
+            if i > 0 && self.sorted[i - 1] > fresh[j - 1].0 {
                 self.sorted[k] = self.sorted[i - 1];
+                self.values[k] = self.values[i - 1];
                 i -= 1;
             } else {
-                self.sorted[k] = fresh[j - 1];
+                (self.sorted[k], self.values[k]) = fresh[j - 1];
                 j -= 1;
             }
         }
@@ -274,7 +333,7 @@ impl HashSeen {
     }
 
     fn reindex(&mut self) {
-        // Positions are u32, so a set beyond 4 billion members goes without an index.
+        // Positions are u32, so a map beyond 4 billion keys goes without an index.
         let n = self.sorted.len();
         self.bits = match n / PER_SLOT {
             0 => 0,
@@ -296,6 +355,16 @@ impl HashSeen {
             self.index.push(at as u32);
         }
         self.index.push(n as u32);
+    }
+}
+
+/// Makes room in `v` for `more` items, growing it by an eighth rather than doubling it: for
+/// the vectors that grow with every record read, so that they hold at most an eighth more
+/// than they use instead of up to twice as much. Growth stays geometric, so pushes stay
+/// amortised constant time.
+pub fn reserve_lean<T>(v: &mut Vec<T>, more: usize) {
+    if v.capacity() - v.len() < more {
+        v.reserve_exact(more.max(v.len() / 8).max(1024));
     }
 }
 
@@ -1305,6 +1374,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hash_index_keeps_each_keys_latest_value_across_merges() {
+        let mut index = HashIndex::<u32>::default();
+        let mix = |i: u64| i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17);
+        for i in 0..100_000u32 {
+            assert_eq!(index.insert(mix(u64::from(i)), i), None, "{i} is new");
+            // Each key set again later: the new value replaces the old, merged or not.
+            let again = i / 3;
+            assert_eq!(
+                index.insert(mix(u64::from(again)), again + 1),
+                Some(if again * 3 < i { again + 1 } else { again }),
+                "{again} set again at {i}"
+            );
+        }
+        assert_eq!(index.len(), 100_000);
+        assert!(index.bits > 0, "large enough to be indexed");
+        assert_eq!(index.get(mix(99_999)), Some(99_999));
+        assert_eq!(index.get(mix(3)), Some(4));
+        assert_eq!(index.get(mix(100_000)), None);
+    }
+
+    #[test]
     fn hash_seen_is_an_exact_set_across_merges() {
         let mut seen = HashSeen::default();
         let mix = |i: u64| i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17);
@@ -1313,7 +1403,7 @@ mod tests {
             assert!(!seen.insert(mix(i / 2)), "{} was added before", i / 2);
         }
         assert_eq!(seen.len(), 200_000);
-        assert!(seen.bits > 0, "large enough to be indexed");
+        assert!(seen.members.bits > 0, "large enough to be indexed");
         // Hashes at the very ends of the range land in the first and last slots (0 is mix(0)).
         for edge in [1, 2, u64::MAX - 1, u64::MAX] {
             assert!(!seen.contains(edge));
@@ -1325,14 +1415,14 @@ mod tests {
             seen.insert(mix(i));
         }
         // Enough to merge at least once, so the edges went through the index.
-        assert!(seen.recent.len() < MIN_MERGE.max(seen.sorted.len() / 64));
+        assert!(seen.members.recent.len() < MIN_MERGE.max(seen.members.sorted.len() / 64));
         assert!(
             [0, 1, 2, u64::MAX - 1, u64::MAX]
                 .iter()
                 .all(|e| seen.contains(*e))
         );
         assert!(
-            seen.sorted.windows(2).all(|w| w[0] < w[1]),
+            seen.members.sorted.windows(2).all(|w| w[0] < w[1]),
             "sorted, no repeats"
         );
         assert!((0..200_000).all(|i| seen.contains(mix(i))));
