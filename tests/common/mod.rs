@@ -325,3 +325,44 @@ impl<E: ferry_sandbox::VendorEmulator> SyncPair<E> {
         path.to_string_lossy().into_owned()
     }
 }
+
+/// Asserts that a first sync read every object in full, created `totals` of each and set its
+/// watermark.
+pub fn assert_full_sync(report: &serde_json::Value, objects: &[&str], totals: &[usize]) {
+    for (name, total) in objects.iter().zip(totals) {
+        let o = object(report, name);
+        assert_eq!(
+            (count(o, "read"), count(o, "created")),
+            (*total as u64, *total as u64),
+            "{o:#}"
+        );
+        assert_eq!(o["sync"]["read"], "full", "{o:#}");
+        assert_eq!(o["sync"]["advanced"], true, "{o:#}");
+    }
+}
+
+/// Asserts that an incremental sync read, updated and verified exactly one changed record of
+/// each object, created nothing and moved each watermark; returns the source's requests per
+/// object.
+pub fn assert_one_change_each(report: &serde_json::Value, objects: &[&str]) -> Vec<u64> {
+    assert_eq!(report["outcome"], "verified", "{report:#}");
+    objects
+        .iter()
+        .map(|name| {
+            let o = object(report, name);
+            assert_eq!(
+                (
+                    count(o, "read"),
+                    count(o, "created"),
+                    count(o, "updated"),
+                    count(o, "verified")
+                ),
+                (1, 0, 1, 1),
+                "exactly the changed record: {o:#}"
+            );
+            assert_eq!(o["sync"]["read"], "incremental", "{o:#}");
+            assert_eq!(o["sync"]["advanced"], true, "{o:#}");
+            count(&o["source_http"], "requests")
+        })
+        .collect()
+}
