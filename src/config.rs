@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use ferry_core::ObjectType;
+use ferry_core::consent::ConsentPolicy;
 use ferry_core::directory::DirectoryRules;
 use ferry_core::fieldplan::FieldSettings;
 use ferry_core::owners::{OwnerRules, Unmatched, normalise_email};
@@ -47,6 +48,8 @@ pub struct Config {
     pub directory: DirectoryRules,
     /// The `[sync]` table: `ferry sync`'s state file and deletion policy.
     pub sync: SyncConfig,
+    /// The `[consent]` table: opt-outs the operator accepts to lose.
+    pub consent: ConsentPolicy,
 }
 
 /// A connector's table: its name and the rest of its settings.
@@ -81,6 +84,41 @@ struct RawConfig {
     /// `[sync]`: `ferry sync`'s settings.
     #[serde(default)]
     sync: SyncConfig,
+    /// `[consent]`: what the consent guard may let go.
+    #[serde(default)]
+    consent: RawConsent,
+}
+
+/// The `[consent]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsent {
+    /// Opt-out fields (`do_not_call`) the operator accepts to lose where the sink cannot hold
+    /// them.
+    #[serde(default)]
+    accept_loss: Vec<String>,
+}
+
+impl RawConsent {
+    /// The policy, each name checked against the model's opt-outs.
+    fn policy(self) -> anyhow::Result<ConsentPolicy> {
+        for name in &self.accept_loss {
+            if ferry_core::model::opt_out(name).is_none() {
+                let known: Vec<&str> = ferry_core::model::OPT_OUTS
+                    .iter()
+                    .map(|o| o.field)
+                    .collect();
+                bail!(
+                    "config key `consent.accept_loss`: `{name}` is not an opt-out ferry carries; \
+                     the opt-outs are {}",
+                    known.join(", ")
+                );
+            }
+        }
+        Ok(ConsentPolicy {
+            accept_loss: self.accept_loss,
+        })
+    }
 }
 
 /// The `[sync]` table: what `ferry sync` keeps between runs and how it treats deletions.
@@ -567,6 +605,7 @@ impl Config {
         raw.migration.validate()?;
         let fields = field_settings(raw.fields, raw.values, &raw.migration)?;
         raw.sync.validate()?;
+        let consent = raw.consent.policy()?;
         let directory = directory_rules(raw.mapping, &raw.migration)?;
         Ok(Config {
             source,
@@ -576,6 +615,7 @@ impl Config {
             create_missing_fields,
             directory,
             sync: raw.sync,
+            consent,
         })
     }
 }

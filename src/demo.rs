@@ -184,6 +184,7 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<u8, CliError> {
             ..Default::default()
         },
         sync: Default::default(),
+        consent: Default::default(),
     };
     let source = crate::connectors::source(&config.source)?;
     let sink = crate::connectors::sink(&config.sink)?;

@@ -444,6 +444,7 @@ fn prepare_run(
             allow_mass_delete: false,
         },
         sync,
+        consent: config.consent.clone(),
     };
     Ok(Prepared {
         config,

@@ -66,8 +66,28 @@ pub const OWNER_NAV: &str = "ownerid";
 /// How a read selects the owner lookup's value.
 pub const OWNER_VALUE: &str = "_ownerid_value";
 
-/// The two consent columns an opt-out sets, and reads from.
+/// The two consent columns an email opt-out sets, and reads from.
 pub const OPT_OUT_COLUMNS: [&str; 2] = ["donotemail", "donotbulkemail"];
+/// A contact's consent columns, per canonical opt-out: every column of an opt-out is set by a
+/// `true`, and any one set reads as opted out.
+pub const CONTACT_OPT_OUTS: &[DataverseOptOut] = &[
+    DataverseOptOut {
+        canonical: field::EMAIL_OPT_OUT,
+        columns: &OPT_OUT_COLUMNS,
+    },
+    DataverseOptOut {
+        canonical: field::DO_NOT_CALL,
+        columns: &["donotphone"],
+    },
+    DataverseOptOut {
+        canonical: field::FAX_OPT_OUT,
+        columns: &["donotfax"],
+    },
+    DataverseOptOut {
+        canonical: field::POSTAL_OPT_OUT,
+        columns: &["donotpostalmail", "donotbulkpostalmail"],
+    },
+];
 /// The contact's navigation property to its parent account.
 pub const COMPANY_NAV: &str = "parentcustomerid_account";
 
@@ -150,8 +170,8 @@ pub struct DataverseObject {
     pub fields: &'static [(&'static str, &'static str)],
     /// The references it holds, each bound by its target's alternate key.
     pub references: &'static [DataverseReference],
-    /// Its consent columns, if it carries an opt-out.
-    pub opt_out: Option<DataverseOptOut>,
+    /// Its consent columns, one entry per opt-out it carries.
+    pub opt_outs: &'static [DataverseOptOut],
     /// The canonical fields Dataverse refuses a record without. None: Dataverse does not
     /// enforce "business required" columns (a contact's last name) through the Web API.
     pub required: &'static [&'static str],
@@ -209,7 +229,7 @@ pub static OBJECTS: &[DataverseObject] = &[
         id: "accountid",
         fields: ACCOUNT_FIELDS,
         references: &[],
-        opt_out: None,
+        opt_outs: &[],
         required: &[],
         owned: true,
         currency: None,
@@ -240,10 +260,7 @@ pub static OBJECTS: &[DataverseObject] = &[
             navigations: &[(ObjectType::COMPANIES, COMPANY_NAV)],
             mirrors: &[],
         }],
-        opt_out: Some(DataverseOptOut {
-            canonical: field::EMAIL_OPT_OUT,
-            columns: &OPT_OUT_COLUMNS,
-        }),
+        opt_outs: CONTACT_OPT_OUTS,
         required: &[],
         owned: true,
         currency: None,
@@ -277,7 +294,7 @@ pub static OBJECTS: &[DataverseObject] = &[
                 mirrors: &[],
             },
         ],
-        opt_out: None,
+        opt_outs: &[],
         required: &[],
         owned: true,
         currency: Some("transactioncurrencyid"),
@@ -314,7 +331,7 @@ pub static OBJECTS: &[DataverseObject] = &[
             ],
             mirrors: &[],
         }],
-        opt_out: None,
+        opt_outs: &[],
         required: &[],
         owned: true,
         currency: None,
@@ -384,7 +401,7 @@ impl DataverseReference {
 /// round-trips. A note's timestamp is among them, kept to the second ([`limits`]).
 pub fn stored_fields(table: &DataverseObject, map: &FieldMap) -> Vec<String> {
     let mut names = map.canonical_names();
-    names.extend(table.opt_out.iter().map(|o| o.canonical.to_owned()));
+    names.extend(table.opt_outs.iter().map(|o| o.canonical.to_owned()));
     names.extend(table.references.iter().map(|r| r.canonical.to_owned()));
     if table.owned {
         names.push(field::OWNER.to_owned());
@@ -425,7 +442,7 @@ pub fn limits(table: &DataverseObject) -> Vec<ferry_core::FieldLimit> {
 /// naming columns in rejections).
 pub fn columns<'a>(table: &DataverseObject, map: &'a FieldMap) -> Vec<&'a str> {
     let mut names = map.vendor_names();
-    if let Some(opt_out) = &table.opt_out {
+    for opt_out in table.opt_outs {
         names.extend(opt_out.columns);
     }
     if table.owned {
@@ -445,11 +462,7 @@ pub fn columns<'a>(table: &DataverseObject, map: &'a FieldMap) -> Vec<&'a str> {
 
 /// The canonical field a column maps to through `map`, for naming it beside the column.
 pub fn canonical_of(table: &DataverseObject, map: &FieldMap, column: &str) -> Option<String> {
-    if let Some(opt_out) = table
-        .opt_out
-        .as_ref()
-        .filter(|o| o.columns.contains(&column))
-    {
+    if let Some(opt_out) = table.opt_outs.iter().find(|o| o.columns.contains(&column)) {
         return Some(opt_out.canonical.to_owned());
     }
     let reference = table.references.iter().find(|r| {
@@ -653,7 +666,7 @@ pub fn to_dataverse(
         };
         out.insert(b.vendor.to_string(), value);
     }
-    if let Some(opt_out) = &table.opt_out {
+    for opt_out in table.opt_outs {
         let opted_out = match record.get(opt_out.canonical) {
             None => false,
             Some(v) => match v.to_json(FieldType::Bool) {
@@ -858,7 +871,7 @@ pub fn from_dataverse(
             bad.push(e.field.to_owned());
         }
     };
-    if let Some(opt_out) = &table.opt_out {
+    for opt_out in table.opt_outs {
         let opted_out = opt_out
             .columns
             .iter()
@@ -969,8 +982,14 @@ mod tests {
         for object in ObjectType::ALL {
             let stored = stored_fields(table(object), &standard(object));
             for spec in object.fields() {
-                // A note's timestamp is stored, to the second (see `limits`).
-                let left_out = [field::CREATED_AT, field::UPDATED_AT, field::INDUSTRY];
+                // A note's timestamp is stored, to the second (see `limits`). Dataverse has no
+                // text-message consent column.
+                let left_out = [
+                    field::CREATED_AT,
+                    field::UPDATED_AT,
+                    field::INDUSTRY,
+                    field::SMS_OPT_OUT,
+                ];
                 assert_eq!(
                     stored.contains(&spec.name.to_owned()),
                     !left_out.contains(&spec.name),

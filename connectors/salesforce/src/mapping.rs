@@ -44,6 +44,8 @@ pub const CONTACT_FIELDS: &[(&str, &str)] = &[
     (field::POSTAL_CODE, "MailingPostalCode"),
     (field::COUNTRY, "MailingCountry"),
     (field::EMAIL_OPT_OUT, "HasOptedOutOfEmail"),
+    (field::DO_NOT_CALL, "DoNotCall"),
+    (field::FAX_OPT_OUT, "HasOptedOutOfFax"),
     (field::OWNER, "OwnerId"),
 ];
 
@@ -113,8 +115,6 @@ pub struct SalesforceObject {
     /// Whether the opt-out needs an email address ([`ferry_core::Capability::opt_out_needs_email`]):
     /// Salesforce keeps it as a flag on the record (`HasOptedOutOfEmail`), so never.
     pub opt_out_needs_email: bool,
-    /// The canonical opt-out flag of this object, written only when true (never cleared).
-    pub opt_out: Option<&'static str>,
     /// Its links held in rows of another sObject (a deal's contacts as contact roles).
     pub links: Option<SalesforceLinks>,
 }
@@ -187,7 +187,6 @@ const ROWS: [SalesforceObject; 4] = [
         references: &[],
         required: &[field::NAME],
         opt_out_needs_email: false,
-        opt_out: None,
         links: None,
     },
     SalesforceObject {
@@ -203,7 +202,6 @@ const ROWS: [SalesforceObject; 4] = [
         }],
         required: &[field::LAST_NAME],
         opt_out_needs_email: false,
-        opt_out: Some(field::EMAIL_OPT_OUT),
         links: None,
     },
     SalesforceObject {
@@ -219,7 +217,6 @@ const ROWS: [SalesforceObject; 4] = [
         }],
         required: &[field::NAME, field::STAGE, field::CLOSE_DATE],
         opt_out_needs_email: false,
-        opt_out: None,
         links: Some(SalesforceLinks::ContactRoles {
             canonical: field::CONTACTS,
         }),
@@ -233,7 +230,6 @@ const ROWS: [SalesforceObject; 4] = [
         // A Note without `ParentId` is refused (`REQUIRED_FIELD_MISSING`).
         required: &[field::PARENTS],
         opt_out_needs_email: false,
-        opt_out: None,
         links: Some(SalesforceLinks::Parent {
             canonical: field::PARENTS,
             id_field: "ParentId",
@@ -532,7 +528,7 @@ impl Serialize for SalesforceBody<'_> {
         map.serialize_entry("attributes", &Attributes(self.row.sobject))?;
         for (binding, value) in self.map.iter().zip(&self.values) {
             let opted_out = matches!(value, Some(JsonValue::Bool(true)));
-            if self.row.opt_out == Some(binding.canonical.as_ref()) && !opted_out {
+            if ferry_core::model::opt_out(&binding.canonical).is_some() && !opted_out {
                 // Only a true opt-out is written: `false` or `null` would clear one Salesforce
                 // holds, and a new record is created not opted out anyway.
                 continue;
@@ -800,9 +796,11 @@ mod tests {
                 let system = spec.name == field::CREATED_AT || spec.name == field::UPDATED_AT;
                 // Won and lost are stages on Salesforce: a deal has no status of its own.
                 let stage_based = object == ObjectType::DEALS && spec.name == field::STATUS;
+                // Salesforce keeps no text-message or postal opt-out on a contact.
+                let no_column = [field::SMS_OPT_OUT, field::POSTAL_OPT_OUT].contains(&spec.name);
                 assert_eq!(
                     stored.contains(&spec.name.to_owned()),
-                    !system && !stage_based,
+                    !system && !stage_based && !no_column,
                     "{object} {}",
                     spec.name
                 );
@@ -817,9 +815,13 @@ mod tests {
             r.set(field::LAST_NAME, Value::Text("Gilmore".into()));
             if let Some(b) = flag {
                 r.set(field::EMAIL_OPT_OUT, Value::Bool(b));
+                r.set(field::DO_NOT_CALL, Value::Bool(b));
+                r.set(field::FAX_OPT_OUT, Value::Bool(b));
             }
             let sf = body(&r, "Ext__c").unwrap();
-            assert!(sf.get("HasOptedOutOfEmail").is_none(), "{flag:?}: {sf}");
+            for opt_out in ["HasOptedOutOfEmail", "DoNotCall", "HasOptedOutOfFax"] {
+                assert!(sf.get(opt_out).is_none(), "{flag:?}: {sf}");
+            }
             // Other absent fields are still cleared.
             assert_eq!(sf["Email"], Json::Null);
         }

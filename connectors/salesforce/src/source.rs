@@ -468,4 +468,24 @@ impl Source for SalesforceSource {
         tracing::debug!(vendor = VENDOR, %object, total, "counted records");
         Ok(total)
     }
+
+    /// One `COUNT()` query filtered on the opt-out's checkbox.
+    async fn count_opted_out(&self, object: ObjectType, field: &str) -> ConnectorResult<u64> {
+        let row = mapping::binding(object)?;
+        let map = self.fields.get(object);
+        let Some(binding) = map.by_canonical(field) else {
+            return Ok(0);
+        };
+        let soql = format!(
+            "SELECT COUNT() FROM {} WHERE {} = true",
+            row.sobject, binding.vendor
+        );
+        let total = self.client.query(&soql, None).await?.page()?.total_size;
+        // Never read a missing count as "nobody opted out".
+        total.ok_or_else(|| ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: format!("{} opt-out count", row.sobject),
+            detail: "the COUNT() answer has no totalSize".into(),
+        })
+    }
 }

@@ -359,6 +359,27 @@ pub trait Source: Send + Sync {
         Ok(None)
     }
 
+    /// How many records of `object` are opted out in the opt-out field `field` (canonical,
+    /// e.g. `do_not_call`), asked before a run whose sink cannot hold that opt-out. The
+    /// default reads every page and counts; a source whose vendor can count by a filter (one
+    /// query) should override it.
+    async fn count_opted_out(&self, object: ObjectType, field: &str) -> ConnectorResult<u64> {
+        let mut n = 0u64;
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.read_page(object, cursor.as_deref()).await?;
+            n += page
+                .records
+                .iter()
+                .filter(|r| r.get(field) == Some(&crate::Value::Bool(true)))
+                .count() as u64;
+            match page.next {
+                Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
+                _ => return Ok(n),
+            }
+        }
+    }
+
     /// The request counters of this connector's HTTP client, for the report.
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         None

@@ -214,6 +214,19 @@ pub enum FieldPlanError {
         first: String,
         second: String,
     },
+    /// A pair would write a sink opt-out from something other than the same opt-out.
+    #[error(
+        "config key `fields.{object}.{key}`: sink field `{sink}` holds the `{opt_out}` opt-out; \
+         only the source's own `{opt_out}` may be written into it (mapping `{source_field}` \
+         there could turn an opted-out person reachable)"
+    )]
+    ConsentWeakened {
+        object: ObjectType,
+        key: String,
+        source_field: String,
+        sink: String,
+        opt_out: String,
+    },
     /// `[values.<object>.<field>]` names a field that is not carried.
     #[error(
         "config key `values.{object}.{field}`: no carried {object} field is called `{field}` \
@@ -333,6 +346,18 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
                 source_kind: src.kind,
                 sink: dst.name.clone(),
                 sink_kind: dst.kind,
+            });
+            continue;
+        }
+        if let Some(opt_out) = dst.canonical.as_deref().and_then(crate::model::opt_out)
+            && src.canonical.as_deref() != Some(opt_out.field)
+        {
+            errors.push(FieldPlanError::ConsentWeakened {
+                object,
+                key: from.clone(),
+                source_field: src.name.clone(),
+                sink: dst.name.clone(),
+                opt_out: opt_out.field.to_owned(),
             });
             continue;
         }
@@ -671,6 +696,50 @@ mod tests {
                 .collect(),
             values: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn an_opt_out_maps_to_a_custom_field_but_nothing_else_may_write_a_sink_opt_out() {
+        let sf = vec![
+            field(
+                "DoNotCall",
+                "Do Not Call",
+                FieldKind::Bool,
+                Some("do_not_call"),
+            ),
+            field("Newsletter__c", "Newsletter", FieldKind::Bool, None),
+        ];
+        let hs = vec![
+            field("ferry_do_not_call", "Do not call", FieldKind::Bool, None),
+            field(
+                "hs_email_optout",
+                "Unsubscribed",
+                FieldKind::Bool,
+                Some("email_opt_out"),
+            ),
+        ];
+        let contacts = |settings: &FieldSettings| {
+            plan(&PlanInput {
+                object: ObjectType::CONTACTS,
+                ..input(&sf, &hs, settings)
+            })
+        };
+        // The opt-out travels under its own canonical name, so the guard sees the sink hold it.
+        let held = contacts(&pairs(&[("DoNotCall", "ferry_do_not_call")]));
+        assert!(held.errors.is_empty(), "{:?}", held.errors);
+        assert_eq!(held.sink_bindings[0].canonical, "do_not_call");
+        // Another field into the sink's opt-out could write "not opted out" over it.
+        let weakened = contacts(&pairs(&[("Newsletter__c", "hs_email_optout")]));
+        assert!(
+            matches!(&weakened.errors[..], [FieldPlanError::ConsentWeakened { opt_out, .. }] if opt_out == "email_opt_out"),
+            "{:?}",
+            weakened.errors
+        );
+        assert!(
+            weakened.errors[0]
+                .to_string()
+                .contains("`fields.contacts.Newsletter__c`")
+        );
     }
 
     #[test]

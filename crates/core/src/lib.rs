@@ -5,6 +5,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod checksum;
 pub mod connector;
+pub mod consent;
 pub mod currency;
 pub mod deletions;
 pub mod directory;
@@ -44,7 +45,7 @@ pub use fields::{
 };
 pub use kit::{AccountSettings, ConnectorSpec, Permissions, Role};
 pub use model::{
-    Edge, FieldSpec, FieldType, ObjectType, OrderError, Record, Value, field, write_order,
+    Edge, FieldSpec, FieldType, ObjectType, OptOut, OrderError, Record, Value, field, write_order,
 };
 pub use pipeline::{Mode, RunOptions, run};
 pub use report::{ErrorKind, Failure, Outcome, Progress, Report, Stage, UnmatchedOwner};

@@ -98,6 +98,13 @@ impl ObjectType {
         self.fields().iter().find(|f| f.name == name)
     }
 
+    /// The opt-outs this object's records can hold (contacts: every channel).
+    pub fn opt_outs(self) -> impl Iterator<Item = &'static OptOut> {
+        OPT_OUTS
+            .iter()
+            .filter(move |o| self.field(o.field).is_some())
+    }
+
     /// The references this object's records hold: one per reference field of its schema.
     pub fn references(self) -> impl Iterator<Item = Edge> {
         self.fields().iter().filter_map(|f| match f.ty {
@@ -321,7 +328,16 @@ pub mod field {
     pub const STATE: &str = "state";
     pub const POSTAL_CODE: &str = "postal_code";
     pub const COUNTRY: &str = "country";
+    /// Opted out of marketing email (every consent field: [`super::OPT_OUTS`]).
     pub const EMAIL_OPT_OUT: &str = "email_opt_out";
+    /// Asked not to be phoned.
+    pub const DO_NOT_CALL: &str = "do_not_call";
+    /// Opted out of text messages.
+    pub const SMS_OPT_OUT: &str = "sms_opt_out";
+    /// Opted out of faxes.
+    pub const FAX_OPT_OUT: &str = "fax_opt_out";
+    /// Opted out of postal mail.
+    pub const POSTAL_OPT_OUT: &str = "postal_opt_out";
     pub const CREATED_AT: &str = "created_at";
     pub const UPDATED_AT: &str = "updated_at";
     /// On a contact: the source id of its primary company.
@@ -371,6 +387,10 @@ pub static CONTACT_FIELDS: &[FieldSpec] = &[
     spec(field::POSTAL_CODE, FieldType::Text),
     spec(field::COUNTRY, FieldType::Text),
     spec(field::EMAIL_OPT_OUT, FieldType::Bool),
+    spec(field::DO_NOT_CALL, FieldType::Bool),
+    spec(field::SMS_OPT_OUT, FieldType::Bool),
+    spec(field::FAX_OPT_OUT, FieldType::Bool),
+    spec(field::POSTAL_OPT_OUT, FieldType::Bool),
     spec(field::CREATED_AT, FieldType::Timestamp),
     spec(field::UPDATED_AT, FieldType::Timestamp),
     spec(
@@ -379,6 +399,48 @@ pub static CONTACT_FIELDS: &[FieldSpec] = &[
     ),
     spec(field::OWNER, FieldType::Owner),
 ];
+
+/// A channel a person can opt out of, and the canonical field that holds the opt-out.
+///
+/// Consent is schema, not a branch on a field name: the engine's consent guard
+/// (`crate::consent`) and the duplicates merge read this list, so a channel added here is
+/// guarded everywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptOut {
+    /// The canonical field, a [`FieldType::Bool`]; `true` means opted out.
+    pub field: &'static str,
+    /// The channel as reports name it: `email`, `phone`, `sms`, `fax`, `postal`.
+    pub channel: &'static str,
+}
+
+/// Every opt-out the model carries, in report order.
+pub static OPT_OUTS: &[OptOut] = &[
+    OptOut {
+        field: field::EMAIL_OPT_OUT,
+        channel: "email",
+    },
+    OptOut {
+        field: field::DO_NOT_CALL,
+        channel: "phone",
+    },
+    OptOut {
+        field: field::SMS_OPT_OUT,
+        channel: "sms",
+    },
+    OptOut {
+        field: field::FAX_OPT_OUT,
+        channel: "fax",
+    },
+    OptOut {
+        field: field::POSTAL_OPT_OUT,
+        channel: "postal",
+    },
+];
+
+/// The opt-out `field` holds, if it is a consent field.
+pub fn opt_out(field: &str) -> Option<&'static OptOut> {
+    OPT_OUTS.iter().find(|o| o.field == field)
+}
 
 /// The canonical company fields.
 pub static COMPANY_FIELDS: &[FieldSpec] = &[

@@ -86,6 +86,8 @@ pub struct RunOptions {
     pub sync: Option<Arc<crate::sync::StateFile>>,
     /// `ferry sync` only: what is done with records deleted in the source.
     pub deletes: crate::deletions::DeletePolicy,
+    /// Opt-outs the operator accepts to lose where the sink cannot hold them (`[consent]`).
+    pub consent: crate::consent::ConsentPolicy,
 }
 
 impl Default for RunOptions {
@@ -100,6 +102,7 @@ impl Default for RunOptions {
             directory: Default::default(),
             sync: None,
             deletes: Default::default(),
+            consent: Default::default(),
         }
     }
 }
@@ -188,6 +191,10 @@ struct Shared {
     ids_read: Option<Mutex<crate::quality::HashSeen>>,
     /// Owners and stages from the source's ids to the sink's, and their digest form.
     directory: Arc<Directory>,
+    /// The sink's name, for the consent guard's messages.
+    sink: &'static str,
+    /// Opt-outs the operator accepts to lose.
+    consent: crate::consent::ConsentPolicy,
 }
 
 /// What the stages found, gathered as they go so a failed run still reports what it did.
@@ -343,6 +350,28 @@ pub async fn run(
             }
         }
     }
+    // Consent before anything is read or written: an opt-out some source record holds that the
+    // sink cannot hold refuses the run (exit 2), naming each and the ways on.
+    if mode == Mode::Migrate {
+        let objects: Vec<(ObjectType, &Capability)> =
+            options.objects.iter().copied().zip(&capabilities).collect();
+        let unheld = unheld_opt_outs(source.as_ref(), &objects, &options.consent).await;
+        let refusal = match &unheld {
+            Ok(unheld) if unheld.is_empty() => None,
+            Ok(unheld) => Some((
+                ErrorKind::Config,
+                crate::consent::refusal(unheld, source.vendor(), sink.vendor()),
+            )),
+            Err(e) => Some((e.kind(), e.to_string())),
+        };
+        if let Some((kind, message)) = refusal {
+            tracing::error!(%kind, "run refused before writing: consent");
+            report.fail(kind, message);
+            report.elapsed_ms = started.elapsed().as_millis() as u64;
+            report.settle_outcome();
+            return report;
+        }
+    }
     // Users and pipelines, read and mapped before any record: an unmapped stage or an owner
     // rule naming no sink user stops the run here, before anything is written.
     let needs: Vec<(ObjectType, &Capability)> =
@@ -435,6 +464,8 @@ pub async fn run(
             ids_read: (referenced.contains(&object) && earlier.resume_cursor.is_none())
                 .then(|| Mutex::new(crate::quality::HashSeen::default())),
             directory: Arc::clone(&directory),
+            sink: sink.vendor(),
+            consent: options.consent.clone(),
         });
         if earlier.resume_cursor.is_some() {
             tracing::info!(object = %object, settled = earlier.settled, "resuming from the checkpoint");
@@ -771,6 +802,7 @@ async fn read_stage(
         mut stop,
     } = plan;
     let mut not_carried: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut consent = crate::consent::ConsentCounts::new();
     let mut cursor: Option<String> = start;
     let mut batch = Batch::default();
     // Pages come one after another (each needs the cursor of the one before), so a task of
@@ -823,6 +855,13 @@ async fn read_stage(
             if findings.iter().all(|f| f.action == Action::Write) {
                 findings.extend(shared.directory.translate(&mut record));
             }
+            findings.extend(crate::consent::check(
+                &record,
+                &shared.projection,
+                &shared.consent,
+                shared.sink,
+                &mut consent,
+            ));
             let action = findings
                 .iter()
                 .map(|f| f.action)
@@ -848,9 +887,11 @@ async fn read_stage(
                 }
             }
             if action != Action::Write {
+                crate::consent::count_refused(&record, &mut consent);
                 settled_now += 1;
                 continue;
             }
+            crate::consent::strip_opt_ins(&mut record);
             shared.sent_downstream(seq);
             batch.records.push(record);
             batch.pages.push(seq);
@@ -861,6 +902,10 @@ async fn read_stage(
                     return Ok(()); // the writer stopped; its error tells why
                 }
             }
+        }
+        if !consent.is_empty() {
+            crate::consent::merge(&mut shared.tally().report.consent, &consent);
+            consent.clear();
         }
         if !quality.links_not_carried().is_empty() {
             shared.tally().report.links_not_carried = quality.links_not_carried().clone();
@@ -1083,6 +1128,7 @@ fn settle_writes(
             }
             Err(rejection) => {
                 tally.report.failed += 1;
+                crate::consent::count_refused(&record, &mut tally.report.consent);
                 rejected_pages.push(page);
                 let failure = shared.failure(
                     &record.source_id,
@@ -1203,6 +1249,15 @@ fn compare(
         tally.found_in_sink += 1;
         tally.report.sent_digest.add(&expected);
         let stored = shared.directory.canonical_back(record, stored);
+        let stored = match crate::consent::keep_sink_opt_outs(
+            record,
+            &stored,
+            &shared.projection,
+            &mut tally.report.consent,
+        ) {
+            Some(standing) => std::borrow::Cow::Owned(standing),
+            None => stored,
+        };
         let actual = record_digest(&stored, &shared.projection);
         tally.report.read_back_digest.add(&actual);
         if actual == expected {
@@ -1238,6 +1293,54 @@ fn differing_fields(a: &Record, b: &Record, projection: &Projection) -> Vec<Stri
         .filter(|f| norm(a.get(f), f) != norm(b.get(f), f))
         .cloned()
         .collect()
+}
+
+/// The opt-outs of the run's objects that the sink cannot hold, that the operator has not
+/// accepted to lose, and that some source record holds, with how many. A source that
+/// describes its fields is asked only about the opt-outs it has; the count is the source's
+/// ([`Source::count_opted_out`]).
+async fn unheld_opt_outs(
+    source: &dyn Source,
+    objects: &[(ObjectType, &Capability)],
+    policy: &crate::consent::ConsentPolicy,
+) -> ConnectorResult<Vec<crate::consent::Unheld>> {
+    let mut found = Vec::new();
+    for &(object, capability) in objects {
+        let stored = Projection::new(capability.stored.iter().cloned());
+        let unheld = crate::consent::unheld(object, &stored, policy);
+        if unheld.is_empty() {
+            continue;
+        }
+        let described = match source.describe(object).await {
+            Ok(fields) => Some(fields),
+            Err(ConnectorError::Unsupported { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        for opt_out in unheld {
+            let source_field = match &described {
+                Some(fields) => {
+                    match fields
+                        .iter()
+                        .find(|f| f.canonical.as_deref() == Some(opt_out.field))
+                    {
+                        Some(f) => Some(f.name.clone()),
+                        None => continue, // the source has no such opt-out
+                    }
+                }
+                None => None,
+            };
+            let records = source.count_opted_out(object, opt_out.field).await?;
+            if records > 0 {
+                found.push(crate::consent::Unheld {
+                    object,
+                    opt_out,
+                    source_field,
+                    records,
+                });
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// A stage's task that panicked or was cancelled: ferry's fault, not the vendor's.

@@ -98,6 +98,10 @@ pub struct ObjectReport {
     /// The records taken for one person, each cluster as source ids in the order read (its
     /// first is the record `skip` keeps). Filled once the object's read has finished.
     pub duplicate_clusters: Vec<Vec<String>>,
+    /// Per channel (`email`, `phone`, `sms`, `fax`, `postal`), the opted-out records read, kept
+    /// opted out in the sink, refused, lost as `[consent] accept_loss` allows, and the sink's
+    /// own opt-outs left standing. Only channels some record was opted out of appear.
+    pub consent: crate::consent::ConsentCounts,
     /// Records of this object in the sink that carry a source id, counted once the object was
     /// finished; `None` when not counted (the sink cannot count, or the run did not read the
     /// source whole, e.g. after a resume).

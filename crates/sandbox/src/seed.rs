@@ -56,6 +56,14 @@ pub struct SeedContact {
     pub country: Option<String>,
     /// Unsubscribed from all marketing email.
     pub email_opt_out: bool,
+    /// Asked not to be phoned ([`Mess::opt_out_channels`]).
+    pub do_not_call: bool,
+    /// Opted out of text messages.
+    pub sms_opt_out: bool,
+    /// Opted out of faxes.
+    pub fax_opt_out: bool,
+    /// Opted out of postal mail.
+    pub postal_opt_out: bool,
     /// The contact's primary company, as a key into [`SeedData::companies`].
     pub company: Option<usize>,
     /// Milliseconds since the Unix epoch.
@@ -218,6 +226,10 @@ pub struct Mess {
     /// some vendors (HubSpot, Pipedrive) keep opt-outs per email address and cannot record one
     /// without an address, so ferry reports them: valid data for one vendor, not for all.
     pub opt_out_without_email: bool,
+    /// Contacts opted out of each channel beside email (phone, SMS, fax, post), each channel
+    /// drawn on its own. Off by default: a sink without a field for such an opt-out refuses
+    /// the run (the consent guard), so only the runs that test it seed them.
+    pub opt_out_channels: f64,
 }
 
 impl Default for Mess {
@@ -229,6 +241,7 @@ impl Default for Mess {
             no_company: 0.1,
             overlong_title: 0.001,
             opt_out_without_email: true,
+            opt_out_channels: 0.0,
         }
     }
 }
@@ -243,8 +256,21 @@ impl Mess {
             no_company: 0.1,
             overlong_title: 0.0,
             opt_out_without_email: false,
+            opt_out_channels: 0.0,
         }
     }
+}
+
+/// Whether contact `key` is opted out of channel `channel` at `rate`: drawn from the key, not
+/// the generator, so that turning the channels on leaves every other seeded value as it was.
+fn channel_opt_out(key: usize, channel: u64, rate: f64) -> bool {
+    if rate <= 0.0 {
+        return false;
+    }
+    let mut h = (key as u64 ^ channel.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h ^= h >> 31;
+    (h % 10_000) < (rate * 10_000.0) as u64
 }
 
 const FIRST: &[&str] = &[
@@ -464,6 +490,10 @@ pub fn shifted(company: bool, k: u64, now_ms: i64) -> SeedData {
             postal_code: None,
             country: None,
             email_opt_out: false,
+            do_not_call: false,
+            sms_opt_out: false,
+            fax_opt_out: false,
+            postal_opt_out: false,
             company: None,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
@@ -576,6 +606,10 @@ pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {
             }),
             country: maybe(&mut rng, 0.7, |_| country.to_owned()),
             email_opt_out: rng.random_bool(0.15) && (mess.opt_out_without_email || has_email),
+            do_not_call: channel_opt_out(key, 1, mess.opt_out_channels),
+            sms_opt_out: channel_opt_out(key, 2, mess.opt_out_channels),
+            fax_opt_out: channel_opt_out(key, 3, mess.opt_out_channels),
+            postal_opt_out: channel_opt_out(key, 4, mess.opt_out_channels),
             company: (!rng.random_bool(mess.no_company))
                 .then(|| rng.random_range(0..company_count)),
             created_at_ms: created,

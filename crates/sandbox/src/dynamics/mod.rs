@@ -257,8 +257,8 @@ impl Emulator {
 
     /// Loads generated data as native Dataverse records: companies become accounts, contacts
     /// contacts whose `parentcustomerid` is their account. No `ferry_sourceid` is set (these
-    /// records were born in Dataverse). An opt-out sets both `donotemail` and
-    /// `donotbulkemail`. Contacts with a value longer than its column are left out and counted.
+    /// records were born in Dataverse). An email opt-out sets both `donotemail` and
+    /// `donotbulkemail`, a postal one both `donotpostalmail` and `donotbulkpostalmail`. Contacts with a value longer than its column are left out and counted.
     pub fn seed(&self, data: &SeedData) -> Seeded {
         let mut store = self
             .shared
@@ -372,6 +372,10 @@ impl Emulator {
                     ("address1_country", text(&c.country)),
                     ("donotemail", Some(Val::Bool(c.email_opt_out))),
                     ("donotbulkemail", Some(Val::Bool(c.email_opt_out))),
+                    ("donotphone", Some(Val::Bool(c.do_not_call))),
+                    ("donotfax", Some(Val::Bool(c.fax_opt_out))),
+                    ("donotpostalmail", Some(Val::Bool(c.postal_opt_out))),
+                    ("donotbulkpostalmail", Some(Val::Bool(c.postal_opt_out))),
                     ("new_favouritecolour", text(&c.favourite_colour)),
                     ("new_loyaltypoints", whole(c.loyalty_points)),
                     (

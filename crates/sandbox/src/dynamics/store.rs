@@ -253,7 +253,9 @@ pub static CONTACT_COLUMNS: &[Column] = &[
     flag("donotemail"),
     flag("donotbulkemail"),
     flag("donotphone"),
+    flag("donotfax"),
     flag("donotpostalmail"),
+    flag("donotbulkpostalmail"),
     Column {
         name: "parentcustomerid",
         kind: Kind::Lookup,

@@ -434,6 +434,8 @@ impl Emulator {
                     ),
                     ("MailingCountry", checked("MailingCountry", &c.country)?),
                     ("HasOptedOutOfEmail", Some(Val::Bool(c.email_opt_out))),
+                    ("DoNotCall", Some(Val::Bool(c.do_not_call))),
+                    ("HasOptedOutOfFax", Some(Val::Bool(c.fax_opt_out))),
                     (
                         "Favourite_Colour__c",
                         checked("Favourite_Colour__c", &c.favourite_colour)?,

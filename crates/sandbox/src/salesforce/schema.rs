@@ -468,6 +468,8 @@ impl SObject {
                 ),
                 Spec("MailingCountry", "Mailing Country", Kind::String, 80),
                 Spec("HasOptedOutOfEmail", "Email Opt Out", Kind::Boolean, 0),
+                Spec("DoNotCall", "Do Not Call", Kind::Boolean, 0),
+                Spec("HasOptedOutOfFax", "Fax Opt Out", Kind::Boolean, 0),
                 Spec("AccountId", "Account ID", Kind::Reference, 18),
                 Spec("OwnerId", "Owner ID", Kind::Reference, 18),
             ],
