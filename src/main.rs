@@ -309,7 +309,7 @@ async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> 
                     }
                 ))
             })??;
-            plan::run(args, run, setup).await
+            plan::run(args, run, setup, cli.quiet).await
         }
         (Command::Fields(args), _) => fields::run(args).await,
         (Command::Migrate(_) | Command::Sync(_) | Command::Verify(_) | Command::Plan(_), None) => {
@@ -608,6 +608,13 @@ pub async fn execute(
             source.vendor(),
             sink.vendor()
         ),
+        Mode::Check => format!(
+            "plan: reading {} from {} and checking every record as a migration to {} would, \
+             writing nothing",
+            objects.join(", "),
+            source.vendor(),
+            sink.vendor()
+        ),
     };
     let display = progress::Display::start(
         Arc::clone(&progress),
@@ -660,7 +667,9 @@ async fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>, mode: Mode) {
                 Mode::Migrate => eprintln!(
                     "ferry: abandoning the batches in flight; rerun the same command to resume"
                 ),
-                Mode::Verify => eprintln!("ferry: abandoning the batches in flight"),
+                Mode::Verify | Mode::Check => {
+                    eprintln!("ferry: abandoning the batches in flight")
+                }
             }
             std::process::exit(i32::from(Outcome::Interrupted.exit_code()));
         }

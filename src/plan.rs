@@ -5,14 +5,15 @@
 //! Also the wording of the scope warning `ferry check` prints; what each vendor's credentials
 //! need lives in its connector's spec (`ConnectorSpec::permissions`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ferry_core::directory::Directory;
 use ferry_core::owners::{OwnerMap, Unmatched};
 use ferry_core::stages::StageMap;
-use ferry_core::{Capability, ObjectType, Record, Role, Value};
+use ferry_core::{Capability, Mode, ObjectType, Record, Report, Role, Value};
 
 use crate::{CliError, EXIT_CONFIG, EXIT_FAILED, Prepared, hardening, summary};
 
@@ -32,6 +33,14 @@ pub struct PlanArgs {
     /// Run even though source and sink are the same account.
     #[arg(long)]
     pub allow_same_account: bool,
+    /// Skip the whole-source check: read only each object's first page (quick, but says
+    /// nothing of consent, findings or duplicates beyond it).
+    #[arg(long)]
+    pub first_page_only: bool,
+    /// Seconds between progress lines of the whole-source check when stderr is not a
+    /// terminal, or `NO_COLOR` is set.
+    #[arg(long, default_value_t = 5)]
+    pub progress_interval: u64,
 }
 
 /// The default of `ferry plan --deadline`. The dry run makes a handful of requests per object
@@ -46,6 +55,9 @@ const UNMAPPED_LISTED: usize = 5;
 /// Records previewed per object.
 const PREVIEW: usize = 3;
 
+/// Source ids listed per finding code by the whole-source check.
+const FIRST_IDS: usize = 5;
+
 /// Runs the dry run and prints it on stdout. Exit 0 when both vendors answered and every first
 /// page was read, 2 when stages are unmapped or the owner rules name no active sink user (a
 /// migration would refuse to start), 1 otherwise.
@@ -53,6 +65,7 @@ pub async fn run(
     args: PlanArgs,
     prepared: Prepared,
     setup: crate::fields::FieldSetup,
+    quiet: bool,
 ) -> Result<u8, CliError> {
     let Prepared {
         source,
@@ -60,6 +73,7 @@ pub async fn run(
         options,
         ..
     } = prepared;
+    let (source_for_check, sink_for_check) = (Arc::clone(&source), Arc::clone(&sink));
     let mut out = String::new();
     if args.show_values {
         let warning = "warning: --show-values: the preview below shows customer data unmasked";
@@ -253,10 +267,121 @@ owners and stages: {e}"
         code = EXIT_FAILED;
     }
     print!("{out}");
+    if code != EXIT_FAILED && !args.first_page_only {
+        // The whole source, checked as a migration checks it before writing. No deadline:
+        // it reads every record (progress on stderr; a signal stops it and what was checked
+        // is shown).
+        let report = crate::execute(
+            Mode::Check,
+            source_for_check,
+            sink_for_check,
+            &options,
+            quiet,
+            args.progress_interval,
+        )
+        .await;
+        let mut checked = String::new();
+        describe_check(&mut checked, &report);
+        print!("{checked}");
+        if !report.blocked.is_empty() {
+            code = EXIT_CONFIG;
+        } else if report.error.is_some() {
+            code = EXIT_FAILED;
+        }
+    }
     if let Some(status) = hardening::status() {
         print!("\n{}", summary::sandbox(status));
     }
     Ok(code)
+}
+
+/// The whole-source check: per object, what a migration would write and refuse, the findings
+/// by code with counts and the first source ids, consent per channel and duplicate clusters;
+/// then what would stop a migration before it writes. Ids and counts only, never a value.
+fn describe_check(out: &mut String, report: &Report) {
+    let _ = writeln!(
+        out,
+        "\nwhole source checked, as a migration checks each record before writing (nothing \
+         written):"
+    );
+    for o in &report.objects {
+        let Some(object) = o.object else { continue };
+        let _ = writeln!(
+            out,
+            "{object}: {} read; {} would be written, {} refused, {} skipped{}",
+            o.read,
+            o.checked,
+            o.failed,
+            o.skipped,
+            if o.unprocessed > 0 {
+                format!(", {} not checked (the check stopped)", o.unprocessed)
+            } else {
+                String::new()
+            }
+        );
+        for (label, list) in [("refused", &report.failures), ("flagged", &report.warnings)] {
+            let mut by_code: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for f in list.iter().filter(|f| f.object == object) {
+                by_code.entry(&f.code).or_default().push(&f.source_id);
+            }
+            for (code, ids) in by_code {
+                let first: Vec<String> = ids
+                    .iter()
+                    .take(FIRST_IDS)
+                    .map(|id| escape_control(id))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  {label} {code}: {}{} ({}{})",
+                    ids.len(),
+                    match code {
+                        "PAYMENT_CARD" | "BANK_ACCOUNT" => " (dangerous data)",
+                        _ => "",
+                    },
+                    first.join(", "),
+                    if ids.len() > FIRST_IDS { ", …" } else { "" }
+                );
+            }
+        }
+        for (channel, c) in &o.consent {
+            let _ = writeln!(
+                out,
+                "  consent, {channel}: {} opted out; {} refused, {} lost as accept_loss allows",
+                c.opted_out, c.refused, c.lost
+            );
+        }
+        if !o.duplicate_clusters.is_empty() {
+            let mut sizes: BTreeMap<usize, usize> = BTreeMap::new();
+            for cluster in &o.duplicate_clusters {
+                *sizes.entry(cluster.len()).or_default() += 1;
+            }
+            let sizes: Vec<String> = sizes
+                .iter()
+                .map(|(size, n)| format!("{n} of {size}"))
+                .collect();
+            let first: Vec<String> = o
+                .duplicate_clusters
+                .iter()
+                .take(FIRST_IDS)
+                .map(|c| format!("[{}]", escape_control(&c.join(", "))))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  duplicate clusters: {} ({}); first: {}",
+                o.duplicate_clusters.len(),
+                sizes.join(", "),
+                first.join(" ")
+            );
+        }
+    }
+    for blocked in &report.blocked {
+        let _ = writeln!(out, "a migration would refuse to start: {blocked}");
+    }
+    if let Some(error) = &report.error {
+        let _ = writeln!(out, "the check stopped: {error}");
+    } else if report.interrupted {
+        let _ = writeln!(out, "the check was stopped before the end of the source");
+    }
 }
 
 /// The most unmatched source user ids `plan` lists by id.

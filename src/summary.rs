@@ -454,6 +454,7 @@ mod tests {
             checkpoint_saved: false,
             fields_created: Vec::new(),
             owners_unmatched: Vec::new(),
+            blocked: Vec::new(),
         }
     }
 

@@ -59,6 +59,11 @@ pub enum Mode {
     Migrate,
     /// Read the source and the sink and compare, writing nothing.
     Verify,
+    /// Read the source and apply every check a migration applies before writing (quality,
+    /// dangerous data, duplicates, consent, owners, stages), writing nothing and reading
+    /// nothing back: `ferry plan`'s whole-source check. What would stop a migration before it
+    /// writes is listed in [`crate::Report::blocked`] instead of stopping this run.
+    Check,
 }
 
 /// How a run is carried out.
@@ -296,6 +301,7 @@ pub async fn run(
         command: match mode {
             Mode::Migrate => "migrate",
             Mode::Verify => "verify",
+            Mode::Check => "plan",
         },
         source: source.vendor(),
         sink: sink.vendor(),
@@ -313,6 +319,7 @@ pub async fn run(
         checkpoint_saved: false,
         fields_created: Vec::new(),
         owners_unmatched: Vec::new(),
+        blocked: Vec::new(),
     };
     let checkpoint = options
         .checkpoint
@@ -352,7 +359,7 @@ pub async fn run(
     }
     // Consent before anything is read or written: an opt-out some source record holds that the
     // sink cannot hold refuses the run (exit 2), naming each and the ways on.
-    if mode == Mode::Migrate {
+    if mode != Mode::Verify {
         let objects: Vec<(ObjectType, &Capability)> =
             options.objects.iter().copied().zip(&capabilities).collect();
         let unheld = unheld_opt_outs(source.as_ref(), &objects, &options.consent).await;
@@ -364,7 +371,9 @@ pub async fn run(
             )),
             Err(e) => Some((e.kind(), e.to_string())),
         };
-        if let Some((kind, message)) = refusal {
+        if let (Mode::Check, Some((ErrorKind::Config, message))) = (mode, &refusal) {
+            report.blocked.push(message.clone());
+        } else if let Some((kind, message)) = refusal {
             tracing::error!(%kind, "run refused before writing: consent");
             report.fail(kind, message);
             report.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -380,6 +389,11 @@ pub async fn run(
         .await
         .and_then(|directory| match directory.problem() {
             None => Ok(directory),
+            // A check goes on with the stages that map, so the rest is checked too.
+            Some(problem) if mode == Mode::Check => {
+                report.blocked.push(problem.to_string());
+                Ok(directory)
+            }
             Some(problem) => Err(problem),
         });
     let directory = match directory {
@@ -510,7 +524,9 @@ pub async fn run(
         .await;
         let finished = result.is_ok() && !shared.interrupted.load(Ordering::Relaxed);
         let result = match result {
-            Ok(()) if finished && read_whole => count_extras(&sink, &shared).await,
+            Ok(()) if finished && read_whole && mode != Mode::Check => {
+                count_extras(&sink, &shared).await
+            }
             other => other,
         };
         // Only an object read whole names every parent: after a resume or an incremental
@@ -551,6 +567,7 @@ pub async fn run(
         let settled = match mode {
             Mode::Migrate => r.written + r.failed + r.skipped,
             Mode::Verify => r.verified + r.mismatched + r.not_in_sink + r.failed + r.skipped,
+            Mode::Check => r.checked + r.failed + r.skipped,
         };
         let clean = result.is_ok()
             && !shared.interrupted.load(Ordering::Relaxed)
@@ -762,6 +779,11 @@ async fn run_object(
         Mode::Verify => {
             let forward = forward_stage(batch_rx, verify_tx);
             tokio::join!(async { tokio::join!(reader, forward, verifier) }, count)
+        }
+        Mode::Check => {
+            drop(verify_tx);
+            let passed = pass_stage(batch_rx, shared);
+            tokio::join!(async { tokio::join!(reader, passed, verifier) }, count)
         }
     };
     // The first error in pipeline order is the cause; later ones are its consequences.
@@ -1041,6 +1063,17 @@ impl Drop for Pager {
 }
 
 /// Verify mode: records go straight from the reader to the verifier.
+/// `Mode::Check`: the records that passed every check are counted and settled, unwritten.
+async fn pass_stage(mut rx: mpsc::Receiver<Batch>, shared: &Shared) -> StageResult<()> {
+    while let Some(batch) = rx.recv().await {
+        shared.tally().report.checked += batch.len() as u64;
+        for page in batch.pages {
+            shared.settle(page, 1)?;
+        }
+    }
+    Ok(())
+}
+
 async fn forward_stage(mut rx: mpsc::Receiver<Batch>, tx: mpsc::Sender<Batch>) -> StageResult<()> {
     while let Some(batch) = rx.recv().await {
         if tx.send(batch).await.is_err() {
@@ -1224,7 +1257,8 @@ fn compare(
         let expected = record_digest(&shared.directory.canonical_sent(record), &shared.projection);
         let Some(stored) = back.get(record.source_id.as_str()) else {
             let failure = match mode {
-                Mode::Migrate => {
+                // A check reads nothing back: `compare` never sees its records.
+                Mode::Migrate | Mode::Check => {
                     tally.report.sent_digest.add(&expected);
                     tally.report.mismatched += 1;
                     let reason =

@@ -41,6 +41,10 @@ pub struct Failure {
     pub reason: String,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Per-object counts and digests.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ObjectReport {
@@ -98,6 +102,10 @@ pub struct ObjectReport {
     /// The records taken for one person, each cluster as source ids in the order read (its
     /// first is the record `skip` keeps). Filled once the object's read has finished.
     pub duplicate_clusters: Vec<Vec<String>>,
+    /// `plan`'s whole-source check: records that passed every check a migration applies
+    /// before writing, and so would be written.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub checked: u64,
     /// Per channel (`email`, `phone`, `sms`, `fax`, `postal`), the opted-out records read, kept
     /// opted out in the sink, refused, lost as `[consent] accept_loss` allows, and the sink's
     /// own opt-outs left standing. Only channels some record was opted out of appear.
@@ -261,6 +269,10 @@ pub struct Report {
     /// Owners of records read that have no active sink user with their email, by source user
     /// id (never an email or a name), with what was done with their records.
     pub owners_unmatched: Vec<UnmatchedOwner>,
+    /// `plan` only: what would stop a migration before it writes anything (a consent field
+    /// the sink cannot hold, a stage that maps to none), each as the migration would say it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<String>,
 }
 
 /// A source user who owns records of the run but has no active sink user with the same email.
