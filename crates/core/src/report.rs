@@ -98,6 +98,9 @@ pub struct ObjectReport {
     /// The records taken for one person, each cluster as source ids in the order read (its
     /// first is the record `skip` keeps). Filled once the object's read has finished.
     pub duplicate_clusters: Vec<Vec<String>>,
+    /// Email addresses whose domain DNS did not answer for (a timeout, SERVFAIL) under
+    /// `migration.email_mx_check`: neither flagged nor passed.
+    pub mx_unchecked: u64,
     /// Records of this object in the sink that carry a source id, counted once the object was
     /// finished; `None` when not counted (the sink cannot count, or the run did not read the
     /// source whole, e.g. after a resume).
