@@ -272,7 +272,10 @@ mod tests {
 
     #[test]
     fn domains_are_asked_for_in_ascii_lower_case() {
-        assert_eq!(domain_of("Jane@Example.COM").as_deref(), Some("example.com"));
+        assert_eq!(
+            domain_of("Jane@Example.COM").as_deref(),
+            Some("example.com")
+        );
         assert_eq!(
             domain_of("josé@Bücher.de").as_deref(),
             Some("xn--bcher-kva.de")

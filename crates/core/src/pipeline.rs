@@ -366,7 +366,12 @@ pub async fn run(
         }
     };
     // One checker for the whole run: each domain is asked once, whichever object holds it.
-    let mx = match options.quality.email_mx.clone().map(crate::mx::MxChecker::new) {
+    let mx = match options
+        .quality
+        .email_mx
+        .clone()
+        .map(crate::mx::MxChecker::new)
+    {
         None => None,
         Some(Ok(mx)) => Some(Arc::new(mx)),
         Some(Err(e)) => {

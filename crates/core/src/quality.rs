@@ -619,6 +619,14 @@ impl QualityChecker {
         self.mx_unchecked
     }
 
+    /// The email domain check alone ([`EMAIL_DOMAIN_NO_MX`], [`EMAIL_DOMAIN_NO_MAIL`]) on a
+    /// record whose domains were looked up: `ferry plan`'s view of the first page.
+    pub fn mail_domain_findings(&mut self, record: &Record) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        self.check_mail_domains(record, &mut findings);
+        findings
+    }
+
     /// Applies the sink's per-field limits ([`crate::Capability::limits`]): a text over its
     /// length is refused ([`TOO_LONG`]); a link field with more links than the sink holds keeps
     /// the first ones, by the priority of the edge's targets (the order of

@@ -107,7 +107,12 @@ async fn each_kind_of_domain_gets_its_verdict_and_is_asked_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn at_most_the_concurrency_limit_is_asked_at_once_each_within_the_timeout() {
-    let silent = ["s1.ferry-test.net", "s2.ferry-test.net", "s3.ferry-test.net", "s4.ferry-test.net"];
+    let silent = [
+        "s1.ferry-test.net",
+        "s2.ferry-test.net",
+        "s3.ferry-test.net",
+        "s4.ferry-test.net",
+    ];
     let zone = zone(&silent).await;
     for (concurrency, waves) in [(2u32, 2u32), (4, 1)] {
         let mx = checker(&zone, concurrency as usize);
@@ -133,13 +138,9 @@ fn contact(id: &str, email: &str) -> Record {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_quality_checks_flag_by_field_and_send_only_domains() {
     let zone = zone(&["silent.ferry-test.net"]).await;
-    let mut quality = QualityChecker::new(
-        QualityRules::default(),
-        "sink",
-        Vec::new(),
-        KnownIds::new(),
-    )
-    .with_mx(Some(Arc::new(checker(&zone, 8))));
+    let mut quality =
+        QualityChecker::new(QualityRules::default(), "sink", Vec::new(), KnownIds::new())
+            .with_mx(Some(Arc::new(checker(&zone, 8))));
     let mut records = vec![
         contact("c-mx", "jane.doe@withmx.ferry-test.net"),
         contact("c-a", "Max.Muster@AOnly.ferry-test.net"),
@@ -164,7 +165,8 @@ async fn the_quality_checks_flag_by_field_and_send_only_domains() {
             let email = record.text(field::EMAIL).expect("email");
             let (local, domain) = email.rsplit_once('@').unwrap_or((email, email));
             assert!(
-                !f.reason.contains(local) && !f.reason.to_lowercase().contains(&domain.to_lowercase()),
+                !f.reason.contains(local)
+                    && !f.reason.to_lowercase().contains(&domain.to_lowercase()),
                 "{}",
                 f.reason
             );

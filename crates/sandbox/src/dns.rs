@@ -119,7 +119,10 @@ fn answer(
     let records: Vec<RData> = match (entries.get(name), ty) {
         (Some(Entry::Silent), _) => return None,
         (Some(Entry::Mx(host)), RecordType::MX) => {
-            vec![RData::MX(MX::new(10, Name::from_ascii(format!("{host}.")).ok()?))]
+            vec![RData::MX(MX::new(
+                10,
+                Name::from_ascii(format!("{host}.")).ok()?,
+            ))]
         }
         (Some(Entry::NullMx), RecordType::MX) => vec![RData::MX(MX::new(0, Name::root()))],
         (Some(Entry::Address(ip)), RecordType::A) => vec![RData::A(A(*ip))],
