@@ -137,7 +137,9 @@ impl MxChecker {
                 .map_err(|e| MxError::SystemConfig(e.to_string()))?,
         };
         let options: &mut ResolverOpts = builder.options_mut();
-        options.timeout = settings.timeout;
+        // Half the budget per attempt: a question lost on the way (UDP) is sent once more
+        // within the domain's timeout.
+        options.timeout = settings.timeout / 2;
         options.attempts = 1;
         // The checker keeps its own verdicts; the resolver's cache would only hold names.
         options.cache_size = 0;
