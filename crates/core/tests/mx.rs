@@ -205,3 +205,21 @@ async fn the_quality_checks_flag_by_field_and_send_only_domains() {
         assert!(asked.iter().all(|name| !name.contains(&local)), "{local}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_answers_nothing_is_given_up_on_for_the_rest_of_the_run() {
+    let silent: Vec<String> = (0..64).map(|i| format!("s{i}.ferry-test.net")).collect();
+    let names: Vec<&str> = silent.iter().map(String::as_str).collect();
+    let zone = zone(&names).await;
+    let mx = checker(&zone, 64);
+    mx.look_up(silent.clone()).await;
+    assert!(silent.iter().all(|d| mx.verdict(d) == Some(Verdict::Unchecked)));
+    // A domain the zone would answer for is no longer asked: a dead server costs a timeout
+    // per new domain otherwise.
+    let asked = zone.questions().len();
+    let started = Instant::now();
+    mx.look_up(["withmx.ferry-test.net".to_owned()]).await;
+    assert!(started.elapsed() < TIMEOUT);
+    assert_eq!(mx.verdict("withmx.ferry-test.net"), Some(Verdict::Unchecked));
+    assert_eq!(zone.questions().len(), asked);
+}
