@@ -213,13 +213,20 @@ async fn a_server_that_answers_nothing_is_given_up_on_for_the_rest_of_the_run() 
     let zone = zone(&names).await;
     let mx = checker(&zone, 64);
     mx.look_up(silent.clone()).await;
-    assert!(silent.iter().all(|d| mx.verdict(d) == Some(Verdict::Unchecked)));
+    assert!(
+        silent
+            .iter()
+            .all(|d| mx.verdict(d) == Some(Verdict::Unchecked))
+    );
     // A domain the zone would answer for is no longer asked: a dead server costs a timeout
     // per new domain otherwise.
     let asked = zone.questions().len();
     let started = Instant::now();
     mx.look_up(["withmx.ferry-test.net".to_owned()]).await;
     assert!(started.elapsed() < TIMEOUT);
-    assert_eq!(mx.verdict("withmx.ferry-test.net"), Some(Verdict::Unchecked));
+    assert_eq!(
+        mx.verdict("withmx.ferry-test.net"),
+        Some(Verdict::Unchecked)
+    );
     assert_eq!(zone.questions().len(), asked);
 }
