@@ -319,6 +319,22 @@ pub struct MigrationConfig {
     /// at the same company or email domain; about 60 bytes a record, plus each finding).
     #[serde(default)]
     pub duplicate_matching: DuplicateMatching,
+    /// Whether each email address's domain is asked of DNS whether it takes mail (MX, or A or
+    /// AAAA): a domain that does not exist, has none, or publishes a null MX is listed as a
+    /// warning. Only the domain is sent, never the address. Default: false.
+    #[serde(default)]
+    pub email_mx_check: bool,
+    /// How long one domain's DNS questions may take together, in milliseconds (1 to 60000).
+    /// Default 2000; set only with `email_mx_check`.
+    #[serde(default)]
+    pub mx_timeout_ms: Option<u64>,
+    /// Domains asked about at once (1 to 256). Default 8; set only with `email_mx_check`.
+    #[serde(default)]
+    pub mx_concurrency: Option<usize>,
+    /// The DNS server asked, as `"ip:port"` or an IP (port 53). Default: the system resolver's
+    /// configuration (`/etc/resolv.conf`); set only with `email_mx_check`.
+    #[serde(default)]
+    pub dns_server: Option<String>,
 }
 
 fn default_max_record_bytes() -> usize {
@@ -340,8 +356,27 @@ impl Default for MigrationConfig {
             phone_region: None,
             duplicates: Duplicates::default(),
             duplicate_matching: DuplicateMatching::default(),
+            email_mx_check: false,
+            mx_timeout_ms: None,
+            mx_concurrency: None,
+            dns_server: None,
         }
     }
+}
+
+/// The longest `migration.mx_timeout_ms`: a minute per domain.
+const MX_TIMEOUT_MS_LIMIT: u64 = 60_000;
+
+/// The most `migration.mx_concurrency`.
+const MX_CONCURRENCY_LIMIT: usize = 256;
+
+/// `migration.dns_server` as a socket address: `ip:port`, or an IP alone for port 53.
+fn dns_server(text: &str) -> Option<std::net::SocketAddr> {
+    text.parse().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+    })
 }
 
 fn default_objects() -> Vec<String> {
@@ -367,6 +402,17 @@ impl MigrationConfig {
             phones: self.phones,
             duplicates: self.duplicates,
             duplicate_matching: self.duplicate_matching,
+            email_mx: self.email_mx_check.then(|| {
+                let defaults = ferry_core::mx::MxSettings::default();
+                ferry_core::mx::MxSettings {
+                    timeout: self
+                        .mx_timeout_ms
+                        .map_or(defaults.timeout, std::time::Duration::from_millis),
+                    concurrency: self.mx_concurrency.unwrap_or(defaults.concurrency),
+                    // Checked by `validate`.
+                    server: self.dns_server.as_deref().and_then(dns_server),
+                }
+            }),
             // Checked by `validate`.
             phone_region: self
                 .phone_region
@@ -445,7 +491,52 @@ impl MigrationConfig {
                 );
             }
         }
+        self.validate_mx_check()?;
         self.object_types().map(|_| ())
+    }
+
+    /// Checks the email MX check's keys: in range, and set only with the check on.
+    fn validate_mx_check(&self) -> anyhow::Result<()> {
+        let set = [
+            ("mx_timeout_ms", self.mx_timeout_ms.is_some()),
+            ("mx_concurrency", self.mx_concurrency.is_some()),
+            ("dns_server", self.dns_server.is_some()),
+        ];
+        if !self.email_mx_check
+            && let Some((key, _)) = set.iter().find(|(_, set)| *set)
+        {
+            bail!(
+                "config key `migration.{key}`: is set, but `migration.email_mx_check` is false \
+                 (the default), so no domain is looked up; set `email_mx_check = true`, or \
+                 remove `{key}`"
+            );
+        }
+        if let Some(ms) = self.mx_timeout_ms
+            && !(1..=MX_TIMEOUT_MS_LIMIT).contains(&ms)
+        {
+            bail!(
+                "config key `migration.mx_timeout_ms`: must be between 1 and {MX_TIMEOUT_MS_LIMIT}, \
+                 got {ms}; the default is 2000"
+            );
+        }
+        if let Some(n) = self.mx_concurrency
+            && !(1..=MX_CONCURRENCY_LIMIT).contains(&n)
+        {
+            bail!(
+                "config key `migration.mx_concurrency`: must be between 1 and \
+                 {MX_CONCURRENCY_LIMIT}, got {n}; the default is 8"
+            );
+        }
+        if let Some(server) = &self.dns_server
+            && dns_server(server).is_none()
+        {
+            bail!(
+                "config key `migration.dns_server`: is not an IP address with an optional port \
+                 (value not shown); write it as \"192.0.2.53\" or \"127.0.0.1:5353\", or remove the \
+                 key to use the system resolver"
+            );
+        }
+        Ok(())
     }
 
     /// Checks that the checkpoint (if any) can be written where it is configured: not a
@@ -1147,6 +1238,76 @@ mod tests {
             choice.contains("phones") && !choice.contains("e164"),
             "{choice}"
         );
+    }
+
+    #[test]
+    fn mx_check_settings_parse_and_their_mistakes_name_the_key() {
+        let with = |extra: &str| GOOD.replace("[migration]", &format!("[migration]\n{extra}"));
+        assert_eq!(
+            Config::parse(GOOD)
+                .unwrap()
+                .migration
+                .quality_rules()
+                .email_mx,
+            None
+        );
+        let on = Config::parse(&with("email_mx_check = true"))
+            .unwrap()
+            .migration
+            .quality_rules();
+        assert_eq!(on.email_mx, Some(ferry_core::mx::MxSettings::default()));
+        let set = Config::parse(&with(
+            "email_mx_check = true\nmx_timeout_ms = 500\nmx_concurrency = 2\ndns_server = \"127.0.0.1:5353\"",
+        ))
+        .unwrap()
+        .migration
+        .quality_rules();
+        assert_eq!(
+            set.email_mx,
+            Some(ferry_core::mx::MxSettings {
+                timeout: std::time::Duration::from_millis(500),
+                concurrency: 2,
+                server: Some("127.0.0.1:5353".parse().unwrap()),
+            })
+        );
+        let port_53 = Config::parse(&with("email_mx_check = true\ndns_server = \"::1\""))
+            .unwrap()
+            .migration
+            .quality_rules();
+        assert_eq!(
+            port_53.email_mx.and_then(|s| s.server),
+            Some("[::1]:53".parse().unwrap())
+        );
+        let err = |text: &str| format!("{:#}", Config::parse(text).unwrap_err());
+        for (extra, key) in [
+            (
+                "email_mx_check = true\nmx_timeout_ms = 0",
+                "migration.mx_timeout_ms",
+            ),
+            (
+                "email_mx_check = true\nmx_timeout_ms = 60001",
+                "migration.mx_timeout_ms",
+            ),
+            (
+                "email_mx_check = true\nmx_concurrency = 0",
+                "migration.mx_concurrency",
+            ),
+            (
+                "email_mx_check = true\nmx_concurrency = 257",
+                "migration.mx_concurrency",
+            ),
+            (
+                "email_mx_check = true\ndns_server = \"dns.corp:53\"",
+                "migration.dns_server",
+            ),
+            ("dns_server = \"127.0.0.1\"", "migration.dns_server"),
+            ("mx_concurrency = 4", "migration.mx_concurrency"),
+            ("email_mx_check = \"yes\"", "email_mx_check"),
+        ] {
+            let message = err(&with(extra));
+            assert!(message.contains(key), "{extra}: {message}");
+            assert!(!message.contains("dns.corp"), "{message}");
+        }
     }
 
     #[test]

@@ -104,6 +104,21 @@ pub async fn run(
                 }
             }
         }
+        // The email domain check, when configured, asks DNS about the first pages' domains.
+        let mx = match options
+            .quality
+            .email_mx
+            .clone()
+            .map(ferry_core::mx::MxChecker::new)
+        {
+            Some(Ok(mx)) => Some(std::sync::Arc::new(mx)),
+            Some(Err(e)) => {
+                let _ = writeln!(out, "email MX check: {e}");
+                code = EXIT_CONFIG;
+                None
+            }
+            None => None,
+        };
         if code == 0 {
             for &object in &options.objects {
                 let stored =
@@ -169,6 +184,10 @@ pub async fn run(
                             )
                         );
                     }
+                }
+                if mx.is_some() {
+                    describe_mail_domains(&mut out, &page.records, &options.quality, mx.clone())
+                        .await;
                 }
                 let not_carried = not_carried(&page.records, &stored);
                 if !not_carried.is_empty() {
@@ -381,6 +400,61 @@ fn describe_check(out: &mut String, report: &Report) {
         let _ = writeln!(out, "the check stopped: {error}");
     } else if report.interrupted {
         let _ = writeln!(out, "the check was stopped before the end of the source");
+    }
+}
+
+/// The most records `plan` lists by source id for one email domain finding.
+const MX_LISTED: usize = 5;
+
+/// The first page's email domain findings (`migration.email_mx_check`), per code with the
+/// records' source ids, and how many addresses DNS did not answer for. Never a domain.
+async fn describe_mail_domains(
+    out: &mut String,
+    records: &[Record],
+    rules: &ferry_core::quality::QualityRules,
+    mx: Option<std::sync::Arc<ferry_core::mx::MxChecker>>,
+) {
+    let mut quality = ferry_core::quality::QualityChecker::new(
+        rules.clone(),
+        "plan",
+        Vec::new(),
+        Default::default(),
+    )
+    .with_mx(mx);
+    quality.look_up_domains(records).await;
+    let mut by_code: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for record in records {
+        for finding in quality.mail_domain_findings(record) {
+            by_code
+                .entry(finding.code)
+                .or_default()
+                .push(&record.source_id);
+        }
+    }
+    for (code, ids) in by_code {
+        let listed: Vec<String> = ids
+            .iter()
+            .take(MX_LISTED)
+            .map(|id| format!("`{}`", escape_control(id)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  first page: {} (a warning in a migration, written as read): {}{}",
+            ferry_core::report::count(
+                ids.len() as u64,
+                &format!("record with {code}"),
+                &format!("records with {code}")
+            ),
+            listed.join(", "),
+            if ids.len() > MX_LISTED { ", ..." } else { "" }
+        );
+    }
+    if quality.mx_unchecked() > 0 {
+        let _ = writeln!(
+            out,
+            "  first page: {} whose domain DNS did not answer for (not checked)",
+            ferry_core::report::count(quality.mx_unchecked(), "address", "addresses")
+        );
     }
 }
 

@@ -290,6 +290,15 @@ pub fn human(report: &Report) -> String {
             fields.join(", ")
         );
     }
+    for o in report.objects.iter().filter(|o| o.mx_unchecked > 0) {
+        let name = o.object.map(|o| o.as_str()).unwrap_or("?");
+        let _ = writeln!(
+            out,
+            "  {name:<10} warning: {} whose email domain DNS did not answer for (timeout or server \
+             failure; migration.email_mx_check): neither flagged nor passed",
+            count(o.mx_unchecked, "address", "addresses")
+        );
+    }
     for o in report
         .objects
         .iter()
@@ -525,6 +534,22 @@ mod tests {
         );
         r.objects[0].times_rounded.clear();
         assert!(!human(&r).contains("times kept"));
+    }
+
+    #[test]
+    fn unchecked_email_domains_are_one_warning_per_object() {
+        let mut r = report("migrate", Outcome::Verified);
+        r.objects[0].mx_unchecked = 3;
+        let text = human(&r);
+        assert_eq!(text.matches("did not answer").count(), 1, "{text}");
+        assert!(
+            text.contains(
+                "  contacts   warning: 3 addresses whose email domain DNS did not answer for"
+            ),
+            "{text}"
+        );
+        r.objects[0].mx_unchecked = 0;
+        assert!(!human(&r).contains("did not answer"));
     }
 
     #[test]

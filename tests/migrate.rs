@@ -361,24 +361,6 @@ async fn a_configured_placeholder_fills_missing_required_fields_and_says_so() {
     assert_eq!(filled, nameless, "every filled record is listed");
 }
 
-/// `method path` on the sandbox's HubSpot emulator, as an app's call would.
-async fn hubspot_call(
-    sandbox: &Sandbox,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<serde_json::Value>,
-) -> serde_json::Value {
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{}{path}", sandbox.hubspot.base_url))
-        .bearer_auth(ferry_sandbox::HUBSPOT_TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let answer = request.send().await.expect("request");
-    assert!(answer.status().is_success(), "{path}: {}", answer.status());
-    answer.json().await.expect("JSON")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn phones_are_normalised_on_request_and_placeholder_and_role_addresses_flagged() {
     let sandbox = start(Setup::clean(150)).await;

@@ -366,3 +366,22 @@ pub fn assert_one_change_each(report: &serde_json::Value, objects: &[&str]) -> V
         })
         .collect()
 }
+
+/// `method path` on the sandbox's HubSpot emulator, as an app's call would (to edit its
+/// records before a run); panics on an error status.
+pub async fn hubspot_call(
+    sandbox: &Sandbox,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", sandbox.hubspot.base_url))
+        .bearer_auth(ferry_sandbox::HUBSPOT_TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let answer = request.send().await.expect("request");
+    assert!(answer.status().is_success(), "{path}: {}", answer.status());
+    answer.json().await.expect("JSON")
+}

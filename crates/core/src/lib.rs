@@ -18,6 +18,7 @@ pub mod http;
 pub mod json;
 pub mod kit;
 pub mod model;
+pub mod mx;
 pub mod oauth;
 pub mod owners;
 pub mod phone;

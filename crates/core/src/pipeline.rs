@@ -200,6 +200,8 @@ struct Shared {
     sink: &'static str,
     /// Opt-outs the operator accepts to lose.
     consent: crate::consent::ConsentPolicy,
+    /// The email domain check, shared by the run's objects (`None`: off).
+    mx: Option<Arc<crate::mx::MxChecker>>,
 }
 
 /// What the stages found, gathered as they go so a failed run still reports what it did.
@@ -406,6 +408,22 @@ pub async fn run(
             return report;
         }
     };
+    // One checker for the whole run: each domain is asked once, whichever object holds it.
+    let mx = match options
+        .quality
+        .email_mx
+        .clone()
+        .map(crate::mx::MxChecker::new)
+    {
+        None => None,
+        Some(Ok(mx)) => Some(Arc::new(mx)),
+        Some(Err(e)) => {
+            report.fail(ErrorKind::Config, e.to_string());
+            report.elapsed_ms = started.elapsed().as_millis() as u64;
+            report.settle_outcome();
+            return report;
+        }
+    };
     let syncing = mode == Mode::Migrate;
     let batch_sizes: HashMap<ObjectType, usize> = options
         .objects
@@ -480,6 +498,7 @@ pub async fn run(
             directory: Arc::clone(&directory),
             sink: sink.vendor(),
             consent: options.consent.clone(),
+            mx: mx.clone(),
         });
         if earlier.resume_cursor.is_some() {
             tracing::info!(object = %object, settled = earlier.settled, "resuming from the checkpoint");
@@ -743,7 +762,8 @@ async fn run_object(
             .with_refused_parents(refused_parents)
             .with_opt_out_needs_email(shared.capability.opt_out_needs_email)
             .with_limits(shared.capability.limits.clone())
-            .with_value_maps(options.value_maps.get(&object).cloned().unwrap_or_default()),
+            .with_value_maps(options.value_maps.get(&object).cloned().unwrap_or_default())
+            .with_mx(shared.mx.clone()),
             batch_size,
             start,
             since,
@@ -864,6 +884,7 @@ async fn read_stage(
             }
         }
         ObjectProgress::add(&counters.failed, page.unreadable.len() as u64);
+        quality.look_up_domains(&page.records).await;
         for mut record in page.records {
             for (name, value) in &record.fields {
                 if !crate::checksum::is_blank(value)
@@ -938,6 +959,9 @@ async fn read_stage(
         if !quality.phones_normalized().is_empty() {
             shared.tally().report.phones_normalized = quality.phones_normalized().clone();
         }
+        if quality.mx_unchecked() > 0 {
+            shared.tally().report.mx_unchecked = quality.mx_unchecked();
+        }
         if !quality.duplicates_found().is_empty() {
             shared.tally().report.duplicates = quality
                 .duplicates_found()
@@ -962,6 +986,14 @@ async fn read_stage(
     }
     shared.tally().report.fields_not_carried = not_carried.into_iter().collect();
     shared.tally().report.duplicate_clusters = quality.duplicate_clusters();
+    if quality.mx_unchecked() > 0 {
+        tracing::warn!(
+            object = %shared.object,
+            addresses = quality.mx_unchecked(),
+            "email MX check: DNS did not answer for the domains of some addresses (timeout or \
+             server failure); they were neither flagged nor passed (mx_unchecked)"
+        );
+    }
     if let Some(ids) = &shared.ids_read {
         // The checker already holds the hash of every source id it saw, duplicates once: the
         // parents' ids for the children's references, without a second set beside it.

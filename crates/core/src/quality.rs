@@ -113,6 +113,14 @@ pub const PLACEHOLDER_EMAIL: &str = "PLACEHOLDER_EMAIL";
 /// The code of a record whose email address is a shared mailbox (a role account).
 pub const ROLE_EMAIL: &str = "ROLE_EMAIL";
 
+/// The code of a record whose email domain publishes a "null MX" (RFC 7505): it takes no mail
+/// (`migration.email_mx_check`).
+pub const EMAIL_DOMAIN_NO_MAIL: &str = "EMAIL_DOMAIN_NO_MAIL";
+
+/// The code of a record whose email domain does not exist or has no MX, A or AAAA record
+/// (`migration.email_mx_check`).
+pub const EMAIL_DOMAIN_NO_MX: &str = "EMAIL_DOMAIN_NO_MX";
+
 /// The code of a record holding what looks like a payment card number in a text field.
 pub const PAYMENT_CARD: &str = "PAYMENT_CARD";
 
@@ -141,6 +149,8 @@ pub struct QualityRules {
     pub duplicates: Duplicates,
     /// What counts as the same person twice.
     pub duplicate_matching: DuplicateMatching,
+    /// The DNS check of email domains ([`crate::mx`]); `None`: off (the default).
+    pub email_mx: Option<crate::mx::MxSettings>,
 }
 
 impl Default for QualityRules {
@@ -155,6 +165,7 @@ impl Default for QualityRules {
             phone_region: None,
             duplicates: Duplicates::Flag,
             duplicate_matching: DuplicateMatching::Email,
+            email_mx: None,
         }
     }
 }
@@ -470,6 +481,24 @@ pub fn opt_out_not_representable_reason(sink: &str) -> String {
     )
 }
 
+/// Whether the domain of `email` is worth asking DNS about: a valid address that is not a
+/// placeholder (whose reserved or made-up domain is flagged already).
+fn mail_domain_checked(email: &str) -> bool {
+    crate::email::is_valid(email)
+        && crate::email::concern(email) != Some(crate::email::Concern::Placeholder)
+}
+
+/// The addresses of `record`'s email fields whose domains the DNS check asks about.
+fn checked_addresses(record: &Record) -> impl Iterator<Item = &str> {
+    record
+        .object
+        .fields()
+        .iter()
+        .filter(|f| f.ty == FieldType::Email)
+        .filter_map(|spec| record.text(spec.name))
+        .filter(|email| mail_domain_checked(email))
+}
+
 /// Checks records one by one, remembering hashes of emails and source ids to find duplicates.
 pub struct QualityChecker {
     rules: QualityRules,
@@ -498,6 +527,10 @@ pub struct QualityChecker {
     phones_normalized: BTreeMap<String, u64>,
     /// Per kind of evidence, the records found to be duplicates.
     duplicates_found: BTreeMap<&'static str, u64>,
+    /// The DNS check of email domains, shared by the run's objects (`None`: off).
+    mx: Option<Arc<crate::mx::MxChecker>>,
+    /// Addresses whose domain DNS could not answer for ([`crate::mx::Verdict::Unchecked`]).
+    mx_unchecked: u64,
 }
 
 /// Object names in priority order for messages: `deals, contacts, companies`.
@@ -555,7 +588,43 @@ impl QualityChecker {
             times_rounded: BTreeMap::new(),
             phones_normalized: BTreeMap::new(),
             duplicates_found: BTreeMap::new(),
+            mx: None,
+            mx_unchecked: 0,
         }
+    }
+
+    /// Checks each address's domain against the verdicts of `mx` ([`EMAIL_DOMAIN_NO_MX`],
+    /// [`EMAIL_DOMAIN_NO_MAIL`]); [`QualityChecker::look_up_domains`] asks DNS for them first.
+    pub fn with_mx(mut self, mx: Option<Arc<crate::mx::MxChecker>>) -> QualityChecker {
+        self.mx = mx;
+        self
+    }
+
+    /// Looks up the email domains of `records` that the run has not asked about yet, before
+    /// they are checked. Returns at once when the DNS check is off.
+    pub async fn look_up_domains(&self, records: &[Record]) {
+        let Some(mx) = &self.mx else {
+            return;
+        };
+        let domains: Vec<String> = records
+            .iter()
+            .flat_map(|record| checked_addresses(record).filter_map(crate::mx::domain_of))
+            .collect();
+        mx.look_up(domains).await;
+    }
+
+    /// How many addresses so far had a domain DNS could not answer for (a timeout, SERVFAIL):
+    /// neither flagged nor passed.
+    pub fn mx_unchecked(&self) -> u64 {
+        self.mx_unchecked
+    }
+
+    /// The email domain check alone ([`EMAIL_DOMAIN_NO_MX`], [`EMAIL_DOMAIN_NO_MAIL`]) on a
+    /// record whose domains were looked up: `ferry plan`'s view of the first page.
+    pub fn mail_domain_findings(&mut self, record: &Record) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        self.check_mail_domains(record, &mut findings);
+        findings
     }
 
     /// Applies the sink's per-field limits ([`crate::Capability::limits`]): a text over its
@@ -1327,7 +1396,7 @@ impl QualityChecker {
         }
     }
 
-    fn check_emails(&self, record: &Record, findings: &mut Vec<Finding>) {
+    fn check_emails(&mut self, record: &Record, findings: &mut Vec<Finding>) {
         for spec in record
             .object
             .fields()
@@ -1365,6 +1434,53 @@ impl QualityChecker {
                     action: Action::Write,
                 });
             }
+        }
+        self.check_mail_domains(record, findings);
+    }
+
+    /// Flags addresses whose domain takes no mail, per the verdicts looked up before
+    /// ([`QualityChecker::look_up_domains`]). Names the field, never the address or domain.
+    fn check_mail_domains(&mut self, record: &Record, findings: &mut Vec<Finding>) {
+        let Some(mx) = &self.mx else {
+            return;
+        };
+        for spec in record
+            .object
+            .fields()
+            .iter()
+            .filter(|f| f.ty == FieldType::Email)
+        {
+            let Some(domain) = record
+                .text(spec.name)
+                .filter(|email| mail_domain_checked(email))
+                .and_then(crate::mx::domain_of)
+            else {
+                continue;
+            };
+            let (code, what) = match mx.verdict(&domain) {
+                Some(crate::mx::Verdict::NoMail) => (
+                    EMAIL_DOMAIN_NO_MAIL,
+                    "publishes a null MX (RFC 7505): it accepts no mail",
+                ),
+                Some(crate::mx::Verdict::NoMx) => (
+                    EMAIL_DOMAIN_NO_MX,
+                    "does not exist or has no mail server (no MX, A or AAAA record)",
+                ),
+                Some(crate::mx::Verdict::Unchecked) | None => {
+                    self.mx_unchecked += 1;
+                    continue;
+                }
+                Some(crate::mx::Verdict::Accepts) => continue,
+            };
+            findings.push(Finding {
+                code,
+                reason: format!(
+                    "the domain of the address in field `{}` {what}; written as read \
+                     (migration.email_mx_check)",
+                    spec.name
+                ),
+                action: Action::Write,
+            });
         }
     }
 }

@@ -110,6 +110,9 @@ pub struct ObjectReport {
     /// opted out in the sink, refused, lost as `[consent] accept_loss` allows, and the sink's
     /// own opt-outs left standing. Only channels some record was opted out of appear.
     pub consent: crate::consent::ConsentCounts,
+    /// Email addresses whose domain DNS did not answer for (a timeout, SERVFAIL) under
+    /// `migration.email_mx_check`: neither flagged nor passed.
+    pub mx_unchecked: u64,
     /// Records of this object in the sink that carry a source id, counted once the object was
     /// finished; `None` when not counted (the sink cannot count, or the run did not read the
     /// source whole, e.g. after a resume).

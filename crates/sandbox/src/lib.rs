@@ -4,6 +4,7 @@
 
 pub mod accounts;
 mod clock;
+pub mod dns;
 pub mod faults;
 pub mod seed;
 pub mod table;
