@@ -109,9 +109,22 @@ pub fn human(report: &Report) -> String {
             None => "full read".to_owned(),
         };
         let after = sync.watermark_after.as_deref().unwrap_or("none");
+        let unchanged = if o.unchanged_skipped > 0 {
+            format!(
+                " ({} as the last sync wrote {}, not written again)",
+                count(o.unchanged_skipped, "unchanged", "unchanged"),
+                if o.unchanged_skipped == 1 {
+                    "it"
+                } else {
+                    "them"
+                }
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "sync {object}: {read}, {}; watermark {}",
+            "sync {object}: {read}, {}{unchanged}; watermark {}",
             count(o.read, "record", "records"),
             if sync.advanced {
                 format!("now {after}")
@@ -319,17 +332,41 @@ pub fn human(report: &Report) -> String {
     list(&mut out, "warnings (records written)", &report.warnings);
     let _ = writeln!(
         out,
-        "\nrequests: {} {} ({} retried, {} throttled); {} {} ({} retried, {} throttled)",
+        "\nrequests: {} {}; {} {}",
         report.source,
-        report.source_http.requests,
-        report.source_http.retries,
-        report.source_http.throttled,
+        requests(&report.source_http),
         report.sink,
-        report.sink_http.requests,
-        report.sink_http.retries,
-        report.sink_http.throttled
+        requests(&report.sink_http)
     );
     out
+}
+
+/// One vendor's request counts, and the time its limits made ferry wait when there was any:
+/// "120 (2 retried, 2 throttled, waited 3.0 s on 429 and Retry-After)".
+fn requests(http: &ferry_core::report::HttpReport) -> String {
+    let seconds = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
+    let mut waits = Vec::new();
+    if http.paced_ms > 0 {
+        waits.push(format!(
+            "{} paced to the rate limit",
+            seconds(http.paced_ms)
+        ));
+    }
+    if http.throttled_wait_ms > 0 {
+        waits.push(format!(
+            "{} on 429 and Retry-After",
+            seconds(http.throttled_wait_ms)
+        ));
+    }
+    let waited = if waits.is_empty() {
+        String::new()
+    } else {
+        format!(", waited {}", waits.join(" and "))
+    };
+    format!(
+        "{} ({} retried, {} throttled{waited})",
+        http.requests, http.retries, http.throttled
+    )
 }
 
 fn list(out: &mut String, title: &str, entries: &[Failure]) {

@@ -188,6 +188,42 @@ struct Shared {
     ids_read: Option<Mutex<crate::quality::HashSeen>>,
     /// Owners and stages from the source's ids to the sink's, and their digest form.
     directory: Arc<Directory>,
+    /// `sync`, incremental reads: the records the last sync wrote that this read may repeat,
+    /// and those this run keeps for the next.
+    unchanged: Option<Unchanged>,
+}
+
+/// The digests of records a sync reads again through its overlap with the last one: a record
+/// whose digest equals the one the last sync wrote and verified is not written again.
+struct Unchanged {
+    /// By source id, the digests the last settled sync kept.
+    previous: std::collections::BTreeMap<String, crate::sync::RecordHash>,
+    /// The sync point of this read: records modified at or after it are read again by the
+    /// next sync, so their digests are kept for it.
+    from_ms: i64,
+    /// The digests this run keeps for the next sync: records verified, or found unchanged,
+    /// and modified at or after `from_ms`.
+    kept: Mutex<std::collections::BTreeMap<String, crate::sync::RecordHash>>,
+}
+
+impl Unchanged {
+    /// Keeps `record`'s digest for the next sync if that sync's read repeats it. A record with
+    /// no modified time is not kept (and so never skipped).
+    fn keep(&self, record: &Record, digest: &crate::checksum::Digest) {
+        let repeated = matches!(
+            record.get(crate::model::field::UPDATED_AT),
+            Some(Value::Timestamp(ms)) if *ms >= self.from_ms
+        );
+        if repeated {
+            self.kept
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(
+                    record.source_id.clone(),
+                    crate::sync::RecordHash::of(digest),
+                );
+        }
+    }
 }
 
 /// What the stages found, gathered as they go so a failed run still reports what it did.
@@ -417,6 +453,35 @@ pub async fn run(
             report.objects.push(object_report);
             continue;
         }
+        let object_started = Instant::now();
+        let http_before = (
+            http_report(source.http_stats()),
+            http_report(sink.http_stats()),
+        );
+        // A sync takes the source's sync point before reading: the watermark moves there once
+        // every record read has settled, never past a change this read may have missed.
+        let sync = match (syncing, options.sync.as_ref()) {
+            (true, Some(state)) => match source.sync_point(object).await {
+                Ok(point) => Some((Arc::clone(state), state.since(object), point)),
+                Err(e) => {
+                    tracing::error!(object = %object, error = %e, kind = %e.kind(), "no sync point");
+                    report.fail(e.kind(), e.to_string());
+                    break;
+                }
+            },
+            _ => None,
+        };
+        let since = sync.as_ref().and_then(|(_, since, _)| since.clone());
+        // Only an incremental read skips unchanged records: a full read counts the sink's
+        // records against those it read back, and a skipped record is not read back.
+        let unchanged = sync.as_ref().map(|(state, since, point)| Unchanged {
+            previous: match since {
+                Some(_) => state.digests(object),
+                None => Default::default(),
+            },
+            from_ms: point.at_ms,
+            kept: Mutex::default(),
+        });
         let shared = Arc::new(Shared {
             object,
             projection: Projection::new(capability.stored.iter().cloned()),
@@ -435,6 +500,7 @@ pub async fn run(
             ids_read: (referenced.contains(&object) && earlier.resume_cursor.is_none())
                 .then(|| Mutex::new(crate::quality::HashSeen::default())),
             directory: Arc::clone(&directory),
+            unchanged,
         });
         if earlier.resume_cursor.is_some() {
             tracing::info!(object = %object, settled = earlier.settled, "resuming from the checkpoint");
@@ -450,22 +516,6 @@ pub async fn run(
             .filter_map(|target| Some((*target, Arc::clone(refused_parents.get(target)?))))
             .collect();
         let resume = earlier.resume_cursor;
-        let object_started = Instant::now();
-        let http_before = (snapshot(source.http_stats()), snapshot(sink.http_stats()));
-        // A sync takes the source's sync point before reading: the watermark moves there once
-        // every record read has settled, never past a change this read may have missed.
-        let sync = match (syncing, options.sync.as_ref()) {
-            (true, Some(state)) => match source.sync_point(object).await {
-                Ok(point) => Some((Arc::clone(state), state.since(object), point)),
-                Err(e) => {
-                    tracing::error!(object = %object, error = %e, kind = %e.kind(), "no sync point");
-                    report.fail(e.kind(), e.to_string());
-                    break;
-                }
-            },
-            _ => None,
-        };
-        let since = sync.as_ref().and_then(|(_, since, _)| since.clone());
         let read_whole = resume.is_none() && earlier.settled == 0 && since.is_none();
         let result = run_object(
             mode,
@@ -511,14 +561,14 @@ pub async fn run(
         }
         let r = &mut tally.report;
         r.elapsed_ms = object_started.elapsed().as_millis() as u64;
-        r.source_http = http_since(source.http_stats(), http_before.0);
-        r.sink_http = http_since(sink.http_stats(), http_before.1);
+        r.source_http = http_report(source.http_stats()).since(&http_before.0);
+        r.sink_http = http_report(sink.http_stats()).since(&http_before.1);
         r.digests_match =
             r.sent_digest == r.read_back_digest && r.verified == r.sent_digest.count();
         // Records read but not settled: `migrate` settles a record when it is written or
         // fails; `verify` writes nothing and settles a record when it is compared.
         let settled = match mode {
-            Mode::Migrate => r.written + r.failed + r.skipped,
+            Mode::Migrate => r.written + r.failed + r.skipped + r.unchanged_skipped,
             Mode::Verify => r.verified + r.mismatched + r.not_in_sink + r.failed + r.skipped,
         };
         let clean = result.is_ok()
@@ -536,8 +586,28 @@ pub async fn run(
         if let Some((state, since, point)) = sync {
             let after = crate::sync::next_watermark(since.as_ref(), &point, clean);
             let advanced = clean && after.as_ref() != since.as_ref();
+            // The digests the next sync compares with: this run's once it settled, else the
+            // last one's (the watermark stays, so the same records are read again). Records
+            // about to be removed from the sink are forgotten, so that one restored in the
+            // source is written again.
+            let mut digests = match &shared.unchanged {
+                Some(u) if clean => {
+                    std::mem::take(&mut *u.kept.lock().unwrap_or_else(PoisonError::into_inner))
+                }
+                _ => state.digests(object),
+            };
+            if let Some((_, _, detected)) = &removing {
+                for d in detected.iter().filter(|d| d.object == object) {
+                    for id in &d.ids {
+                        digests.remove(id);
+                    }
+                }
+            }
+            let digests_changed = state.keep_digests(object, digests);
             let saved = if advanced {
                 state.advance(object, point)
+            } else if digests_changed {
+                state.save()
             } else {
                 Ok(())
             };
@@ -638,28 +708,9 @@ async fn count_extras(sink: &Arc<dyn Sink>, shared: &Shared) -> StageResult<()> 
     Ok(())
 }
 
-/// A client's counts now: requests, retries, 429s.
-fn snapshot(stats: Option<Arc<crate::http::HttpStats>>) -> (u64, u64, u64) {
-    stats.map(|s| s.snapshot()).unwrap_or_default()
-}
-
-/// A client's counts since `before` was taken.
-fn http_since(stats: Option<Arc<crate::http::HttpStats>>, before: (u64, u64, u64)) -> HttpReport {
-    let now = snapshot(stats);
-    HttpReport {
-        requests: now.0.saturating_sub(before.0),
-        retries: now.1.saturating_sub(before.1),
-        throttled: now.2.saturating_sub(before.2),
-    }
-}
-
+/// A client's counters now (zero for a connector without one).
 fn http_report(stats: Option<Arc<crate::http::HttpStats>>) -> HttpReport {
-    let (requests, retries, throttled) = stats.map(|s| s.snapshot()).unwrap_or_default();
-    HttpReport {
-        requests,
-        retries,
-        throttled,
-    }
+    stats.map(|s| s.report()).unwrap_or_default()
 }
 
 async fn run_object(
@@ -850,6 +901,18 @@ async fn read_stage(
             if action != Action::Write {
                 settled_now += 1;
                 continue;
+            }
+            if let Some(unchanged) = &shared.unchanged
+                && let Some(before) = unchanged.previous.get(&record.source_id)
+            {
+                let sent = shared.directory.canonical_sent(&record);
+                let digest = record_digest(&sent, &shared.projection);
+                if crate::sync::RecordHash::of(&digest) == *before {
+                    unchanged.keep(&record, &digest);
+                    shared.tally().report.unchanged_skipped += 1;
+                    settled_now += 1;
+                    continue;
+                }
             }
             shared.sent_downstream(seq);
             batch.records.push(record);
@@ -1207,6 +1270,9 @@ fn compare(
         tally.report.read_back_digest.add(&actual);
         if actual == expected {
             verified += 1;
+            if let Some(unchanged) = &shared.unchanged {
+                unchanged.keep(record, &expected);
+            }
         } else {
             tally.report.mismatched += 1;
             let sent = shared.directory.canonical_sent(record);
