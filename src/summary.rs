@@ -531,6 +531,34 @@ mod tests {
     }
 
     #[test]
+    fn rate_limit_waits_are_shown_per_vendor_only_when_there_were_any() {
+        let mut r = report("sync", Outcome::Verified);
+        r.source_http.requests = 12;
+        r.sink_http = ferry_core::report::HttpReport {
+            requests: 40,
+            retries: 3,
+            throttled: 3,
+            paced_ms: 1_250,
+            throttled_wait_ms: 3_004,
+        };
+        let text = human(&r);
+        assert!(
+            text.contains(
+                "requests: hubspot 12 (0 retried, 0 throttled); salesforce 40 (3 retried, 3 \
+                 throttled, waited 1.2 s paced to the rate limit and 3.0 s on 429 and Retry-After)"
+            ),
+            "{text}"
+        );
+        r.sink_http.paced_ms = 0;
+        assert!(
+            human(&r).contains("(3 retried, 3 throttled, waited 3.0 s on 429 and Retry-After)")
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["sink_http"]["throttled_wait_ms"], 3_004);
+        assert_eq!(json["source_http"]["paced_ms"], 0);
+    }
+
+    #[test]
     fn links_not_carried_are_counted_per_object_and_field() {
         let mut r = report("migrate", Outcome::Verified);
         r.objects[0].links_not_carried =

@@ -101,7 +101,10 @@ async fn records_read_again_unchanged_are_skipped_and_a_change_in_the_overlap_is
     let first = sync(&config).await;
     for name in OBJECTS {
         let o = object(&first, name);
-        assert_eq!(n(o, "created"), pair.account.count(name).expect("count") as u64);
+        assert_eq!(
+            n(o, "created"),
+            pair.account.count(name).expect("count") as u64
+        );
         assert_eq!(n(o, "unchanged_skipped"), 0, "{o:#}");
         assert_eq!(digests(&pair, name), 0);
     }
@@ -131,7 +134,10 @@ async fn records_read_again_unchanged_are_skipped_and_a_change_in_the_overlap_is
     }
     assert!(!writes(&pair.take_sink_requests()).is_empty());
     let state = std::fs::read_to_string(pair.state()).expect("state");
-    assert!(!state.contains('@') && !state.contains("example"), "{state}");
+    assert!(
+        !state.contains('@') && !state.contains("example"),
+        "{state}"
+    );
 
     // A sync right after it reads the same records again through the overlap: every one is as
     // the last sync wrote it, so none is written, and the sink sees no write at all.
@@ -218,7 +224,10 @@ async fn the_report_counts_the_time_each_vendors_limits_made_ferry_wait() {
     // Salesforce's client has no rate limit configured: nothing paced it.
     assert_eq!(n(sink, "paced_ms"), 0, "{sink}");
     // The source's requests queued for their turn at 2 per second, and it never saw a 429.
-    assert!(n(source, "paced_ms") >= 500, "one 0.5 s turn at least: {source}");
+    assert!(
+        n(source, "paced_ms") >= 500,
+        "one 0.5 s turn at least: {source}"
+    );
     assert_eq!(
         (n(source, "throttled"), n(source, "throttled_wait_ms")),
         (0, 0),
@@ -247,7 +256,8 @@ async fn the_report_counts_the_time_each_vendors_limits_made_ferry_wait() {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_no_limits_and_no_faults_nothing_waits() {
     // Salesforce as the source, with no rate limit configured, into an unlimited HubSpot.
-    let org = ferry_sandbox::salesforce::Emulator::new(ferry_sandbox::salesforce::Options::default());
+    let org =
+        ferry_sandbox::salesforce::Emulator::new(ferry_sandbox::salesforce::Options::default());
     org.seed(&generate(10, 29, &Mess::none()));
     let pair = SyncPair::start("salesforce", org, "hubspot").await;
     let config = pair.config(&OBJECTS);

@@ -290,9 +290,11 @@ impl<E: ferry_sandbox::VendorEmulator> SyncPair<E> {
         let source = ferry_sandbox::serve(source_vendor, account.router(), any)
             .await
             .expect("serve the source");
-        let sink_traffic = std::sync::Arc::new(std::sync::Mutex::new(
-            std::collections::BTreeMap::<String, u64>::new(),
-        ));
+        let sink_traffic =
+            std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+                String,
+                u64,
+            >::new()));
         let log = std::sync::Arc::clone(&sink_traffic);
         let router = sink_state.router().layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
@@ -329,12 +331,7 @@ impl<E: ferry_sandbox::VendorEmulator> SyncPair<E> {
 
     /// The requests the sink served since the last call, by `"METHOD /path"` (no query).
     pub fn take_sink_requests(&self) -> std::collections::BTreeMap<String, u64> {
-        std::mem::take(
-            &mut *self
-                .sink_traffic
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        )
+        std::mem::take(&mut *self.sink_traffic.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The sync state file the config names.

@@ -4,12 +4,14 @@
 //! of the source's change history up to which every change was moved. The source says where
 //! the next watermark may be ([`crate::Source::sync_point`]): its own clock when the read
 //! starts, less an overlap for clock skew and for writes that commit after their timestamp. The
-//! next read starts there (`>=`), so a change is read again rather than missed; the upsert
-//! absorbs the repeats, which count as updated, never created.
+//! next read starts there (`>=`), so a change is read again rather than missed; a repeat whose
+//! digest equals the one the last sync wrote is not written again (`unchanged_skipped`), and
+//! the upsert absorbs the others, which count as updated, never created.
 //!
 //! The state file holds, per object, the watermark (and room for a vendor's delta token and a
-//! deletions cursor), and which configuration it belongs to. It holds no record, no field
-//! value and no secret. It is replaced atomically (`<path>.tmp`, fsync, rename, fsync of the
+//! deletions cursor), the digests of the records the next read repeats through its overlap (so
+//! that those still as written are not written again), and which configuration it belongs to.
+//! It holds no record, no field value and no secret: ids and hashes. It is replaced atomically (`<path>.tmp`, fsync, rename, fsync of the
 //! directory) after each object settled, so a run killed at any point leaves a valid state: the
 //! one before the object under way. An advisory lock on `<path>.lock`, which the kernel drops
 //! when the process dies, keeps two syncs off one state.
@@ -33,7 +35,7 @@ pub const OLDEST_STATE_VERSION: u32 = 1;
 
 /// The bytes of a record's SHA-256 digest ([`crate::checksum::record_digest`]) the state keeps:
 /// 128 bits, so two different records of one object share a hash with odds of 2^-64 even
-/// among billions, and a record's entry in the state file is some 70 bytes (its id, 32 hex
+/// among billions, and a record's entry in the state file is 48 bytes plus its id (32 hex
 /// digits, quotes and indentation).
 pub const RECORD_HASH_BYTES: usize = 16;
 
