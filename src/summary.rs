@@ -13,13 +13,24 @@ const LISTED: usize = 20;
 /// The report as a person reads it.
 pub fn human(report: &Report) -> String {
     let mut out = String::new();
-    let nothing_read = report
+    // A sync whose every record read was as the last sync wrote it changed nothing either.
+    let nothing_changed = report
         .objects
         .iter()
-        .all(|o| o.read == 0 && o.archived + o.deleted + o.not_removed == 0);
+        .all(|o| o.read == o.unchanged_skipped && o.archived + o.deleted + o.not_removed == 0);
+    let read_again: u64 = report.objects.iter().map(|o| o.unchanged_skipped).sum();
+    let unchanged;
     let verdict = match report.outcome {
-        Outcome::Verified if report.command == "sync" && nothing_read => {
+        Outcome::Verified if report.command == "sync" && nothing_changed && read_again == 0 => {
             "nothing changed since the last sync: 0 records read, nothing written"
+        }
+        Outcome::Verified if report.command == "sync" && nothing_changed => {
+            unchanged = format!(
+                "nothing changed since the last sync: {} read again, as the last sync wrote \
+                 them; nothing written",
+                count(read_again, "record", "records")
+            );
+            &unchanged
         }
         Outcome::Verified => "every record written and verified",
         Outcome::RecordsFailed => {
@@ -552,6 +563,19 @@ mod tests {
         r.sink_http.paced_ms = 0;
         assert!(
             human(&r).contains("(3 retried, 3 throttled, waited 3.0 s on 429 and Retry-After)")
+        );
+        assert!(
+            human(&r).contains("every record written and verified"),
+            "11 read, none unchanged"
+        );
+        r.objects[0].unchanged_skipped = 11;
+        assert!(
+            human(&r).contains(
+                "nothing changed since the last sync: 11 records read again, as the last sync \
+                 wrote them; nothing written"
+            ),
+            "{}",
+            human(&r)
         );
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["sink_http"]["throttled_wait_ms"], 3_004);

@@ -167,6 +167,10 @@ async fn records_read_again_unchanged_are_skipped_and_a_change_in_the_overlap_is
         stdout.contains(&format!(
             "{} records ({} unchanged as the last sync wrote them, not written again)",
             touched[1], touched[1]
+        )) && stdout.contains(&format!(
+            "nothing changed since the last sync: {} records read again, as the last sync wrote \
+             them; nothing written",
+            touched.iter().sum::<u64>()
         )),
         "{stdout}"
     );
