@@ -204,9 +204,36 @@ struct Unchanged {
     /// The digests this run keeps for the next sync: records verified, or found unchanged,
     /// and modified at or after `from_ms`.
     kept: Mutex<std::collections::BTreeMap<String, crate::sync::RecordHash>>,
+    /// Ids of `previous` read with another digest and sent to the sink: what the sink holds of
+    /// them is no longer what `previous` says, unless this run verified it.
+    changed: Mutex<Vec<String>>,
 }
 
 impl Unchanged {
+    /// The digests the next sync compares with. Once the object settled, this run's. Else its
+    /// watermark stays and the next sync reads the same records again: the last sync's
+    /// digests, less those of records sent to the sink since, plus those this run verified.
+    fn for_next_sync(
+        &self,
+        settled: bool,
+    ) -> std::collections::BTreeMap<String, crate::sync::RecordHash> {
+        let kept = std::mem::take(&mut *self.kept.lock().unwrap_or_else(PoisonError::into_inner));
+        if settled {
+            return kept;
+        }
+        let mut digests = self.previous.clone();
+        for id in self
+            .changed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            digests.remove(id);
+        }
+        digests.extend(kept);
+        digests
+    }
+
     /// Keeps `record`'s digest for the next sync if that sync's read repeats it. A record with
     /// no modified time is not kept (and so never skipped).
     fn keep(&self, record: &Record, digest: &crate::checksum::Digest) {
@@ -481,6 +508,7 @@ pub async fn run(
             },
             from_ms: point.at_ms,
             kept: Mutex::default(),
+            changed: Mutex::default(),
         });
         let shared = Arc::new(Shared {
             object,
@@ -586,15 +614,11 @@ pub async fn run(
         if let Some((state, since, point)) = sync {
             let after = crate::sync::next_watermark(since.as_ref(), &point, clean);
             let advanced = clean && after.as_ref() != since.as_ref();
-            // The digests the next sync compares with: this run's once it settled, else the
-            // last one's (the watermark stays, so the same records are read again). Records
-            // about to be removed from the sink are forgotten, so that one restored in the
-            // source is written again.
+            // Records about to be removed from the sink are forgotten, so that one restored in
+            // the source is written again.
             let mut digests = match &shared.unchanged {
-                Some(u) if clean => {
-                    std::mem::take(&mut *u.kept.lock().unwrap_or_else(PoisonError::into_inner))
-                }
-                _ => state.digests(object),
+                Some(u) => u.for_next_sync(clean),
+                None => state.digests(object),
             };
             if let Some((_, _, detected)) = &removing {
                 for d in detected.iter().filter(|d| d.object == object) {
@@ -913,6 +937,11 @@ async fn read_stage(
                     settled_now += 1;
                     continue;
                 }
+                unchanged
+                    .changed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(record.source_id.clone());
             }
             shared.sent_downstream(seq);
             batch.records.push(record);
@@ -2069,6 +2098,161 @@ mod tests {
                 .is_empty(),
             "a finished migration starts afresh"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A source whose records carry `updated_at`, read whole or changed at or after a
+    /// watermark, with a clock the test sets: its sync point is the clock less 300 s.
+    struct ChangingSource {
+        records: Mutex<Vec<Record>>,
+        clock_ms: std::sync::atomic::AtomicI64,
+    }
+
+    impl ChangingSource {
+        fn page(&self, since: Option<&crate::sync::Watermark>) -> crate::connector::FetchedPage {
+            let records = self
+                .records
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| match (since, r.get(field::UPDATED_AT)) {
+                    (None, _) => true,
+                    (Some(since), Some(Value::Timestamp(ms))) => *ms >= since.at_ms,
+                    (Some(_), _) => true,
+                })
+                .cloned()
+                .collect();
+            crate::connector::FetchedPage::ready(Page {
+                records,
+                next: None,
+                unreadable: Vec::new(),
+            })
+        }
+
+        /// Sets `last_name` of record `i` and stamps it modified at `at_ms`.
+        fn change(&self, i: usize, last_name: &str, at_ms: i64) {
+            let mut records = self.records.lock().unwrap();
+            records[i].set(field::LAST_NAME, Value::Text(last_name.into()));
+            records[i].set(field::UPDATED_AT, Value::Timestamp(at_ms));
+        }
+    }
+
+    #[async_trait]
+    impl Source for ChangingSource {
+        fn vendor(&self) -> &'static str {
+            "changing"
+        }
+        async fn check(&self) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn read_page(&self, _: ObjectType, _: Option<&str>) -> ConnectorResult<Page> {
+            (self.page(None).records)()
+        }
+        async fn fetch_changed_page(
+            &self,
+            _: ObjectType,
+            since: &crate::sync::Watermark,
+            _: Option<&str>,
+        ) -> ConnectorResult<crate::connector::FetchedPage> {
+            Ok(self.page(Some(since)))
+        }
+        async fn sync_point(&self, _: ObjectType) -> ConnectorResult<crate::sync::Watermark> {
+            Ok(crate::sync::Watermark::settled_before(
+                self.clock_ms.load(Ordering::SeqCst),
+                std::time::Duration::from_secs(300),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sync_skips_records_read_again_unchanged_and_keeps_their_digests_for_the_next() {
+        const T0: i64 = 1_765_000_000_000;
+        let records = (0..10)
+            .map(|i| {
+                let mut r = contact(i, "Ng");
+                // 0 to 4 changed long ago; 5 to 9 a minute before the first sync.
+                let at = if i < 5 { T0 - 3_600_000 } else { T0 - 60_000 };
+                r.set(field::UPDATED_AT, Value::Timestamp(at));
+                r
+            })
+            .collect();
+        let source = Arc::new(ChangingSource {
+            records: Mutex::new(records),
+            clock_ms: std::sync::atomic::AtomicI64::new(T0),
+        });
+        let sink = Arc::new(MemorySink::default());
+        let dir = std::env::temp_dir().join(format!("ferry-unchanged-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let state = Arc::new(
+            crate::sync::StateFile::open(&dir.join("state.json"), "fp", "changing", "memsink")
+                .unwrap(),
+        );
+        let options = RunOptions {
+            objects: vec![ObjectType::CONTACTS],
+            sync: Some(Arc::clone(&state)),
+            ..RunOptions::default()
+        };
+        let sync = || async {
+            sink.max_in_flight.store(0, Ordering::SeqCst);
+            let progress = Arc::new(Progress::new(&options.objects));
+            let dyn_source: Arc<dyn Source> = source.clone();
+            let report = run(Mode::Migrate, dyn_source, sink.clone(), &options, progress).await;
+            let upserted = sink.max_in_flight.load(Ordering::SeqCst) > 0;
+            (report.objects[0].clone(), upserted)
+        };
+        let kept = || -> Vec<String> { state.digests(ObjectType::CONTACTS).into_keys().collect() };
+
+        // The full read writes all ten and keeps the digests of the five modified inside the
+        // overlap before the sync point (T0 - 300 s).
+        let (first, _) = sync().await;
+        assert_eq!((first.read, first.created), (10, 10));
+        assert_eq!(kept(), ["5", "6", "7", "8", "9"]);
+
+        // Ten seconds on, the read repeats those five: unchanged, not sent to the sink, and
+        // settled, so the watermark moves and the digests are kept again.
+        source.clock_ms.store(T0 + 10_000, Ordering::SeqCst);
+        let (second, upserted) = sync().await;
+        assert_eq!(
+            (second.read, second.unchanged_skipped, second.written),
+            (5, 5, 0)
+        );
+        assert!(!upserted, "nothing sent to the sink");
+        let sync_report = second.sync.as_ref().unwrap();
+        assert!(
+            sync_report.advanced && sync_report.settled,
+            "{sync_report:?}"
+        );
+        assert_eq!(kept(), ["5", "6", "7", "8", "9"]);
+
+        // Contact 6 changes inside the overlap: written, its new digest kept; the rest skipped.
+        source.change(6, "Nguyen", T0 + 15_000);
+        source.clock_ms.store(T0 + 20_000, Ordering::SeqCst);
+        let (third, upserted) = sync().await;
+        assert_eq!(
+            (
+                third.read,
+                third.updated,
+                third.verified,
+                third.unchanged_skipped
+            ),
+            (5, 1, 1, 4)
+        );
+        assert!(upserted);
+        assert_eq!(kept(), ["5", "6", "7", "8", "9"]);
+        let digests = state.digests(ObjectType::CONTACTS);
+
+        // A run that does not settle (the sink refuses contact 8) keeps the watermark, and the
+        // digests of what the sink is known to hold: the last ones, less contact 8's, which
+        // was sent again.
+        source.change(8, "REFUSE", T0 + 25_000);
+        source.clock_ms.store(T0 + 30_000, Ordering::SeqCst);
+        let (fourth, _) = sync().await;
+        assert_eq!((fourth.failed, fourth.unchanged_skipped), (1, 4));
+        assert!(!fourth.sync.as_ref().unwrap().settled);
+        let mut without_8 = digests.clone();
+        without_8.remove("8");
+        assert_eq!(state.digests(ObjectType::CONTACTS), without_8);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
