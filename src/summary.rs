@@ -13,13 +13,24 @@ const LISTED: usize = 20;
 /// The report as a person reads it.
 pub fn human(report: &Report) -> String {
     let mut out = String::new();
-    let nothing_read = report
+    // A sync whose every record read was as the last sync wrote it changed nothing either.
+    let nothing_changed = report
         .objects
         .iter()
-        .all(|o| o.read == 0 && o.archived + o.deleted + o.not_removed == 0);
+        .all(|o| o.read == o.unchanged_skipped && o.archived + o.deleted + o.not_removed == 0);
+    let read_again: u64 = report.objects.iter().map(|o| o.unchanged_skipped).sum();
+    let unchanged;
     let verdict = match report.outcome {
-        Outcome::Verified if report.command == "sync" && nothing_read => {
+        Outcome::Verified if report.command == "sync" && nothing_changed && read_again == 0 => {
             "nothing changed since the last sync: 0 records read, nothing written"
+        }
+        Outcome::Verified if report.command == "sync" && nothing_changed => {
+            unchanged = format!(
+                "nothing changed since the last sync: {} read again, as the last sync wrote \
+                 them; nothing written",
+                count(read_again, "record", "records")
+            );
+            &unchanged
         }
         Outcome::Verified => "every record written and verified",
         Outcome::RecordsFailed => {
@@ -109,9 +120,22 @@ pub fn human(report: &Report) -> String {
             None => "full read".to_owned(),
         };
         let after = sync.watermark_after.as_deref().unwrap_or("none");
+        let unchanged = if o.unchanged_skipped > 0 {
+            format!(
+                " ({} as the last sync wrote {}, not written again)",
+                count(o.unchanged_skipped, "unchanged", "unchanged"),
+                if o.unchanged_skipped == 1 {
+                    "it"
+                } else {
+                    "them"
+                }
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "sync {object}: {read}, {}; watermark {}",
+            "sync {object}: {read}, {}{unchanged}; watermark {}",
             count(o.read, "record", "records"),
             if sync.advanced {
                 format!("now {after}")
@@ -328,17 +352,41 @@ pub fn human(report: &Report) -> String {
     list(&mut out, "warnings (records written)", &report.warnings);
     let _ = writeln!(
         out,
-        "\nrequests: {} {} ({} retried, {} throttled); {} {} ({} retried, {} throttled)",
+        "\nrequests: {} {}; {} {}",
         report.source,
-        report.source_http.requests,
-        report.source_http.retries,
-        report.source_http.throttled,
+        requests(&report.source_http),
         report.sink,
-        report.sink_http.requests,
-        report.sink_http.retries,
-        report.sink_http.throttled
+        requests(&report.sink_http)
     );
     out
+}
+
+/// One vendor's request counts, and the time its limits made ferry wait when there was any:
+/// "120 (2 retried, 2 throttled, waited 3.0 s on 429 and Retry-After)".
+fn requests(http: &ferry_core::report::HttpReport) -> String {
+    let seconds = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
+    let mut waits = Vec::new();
+    if http.paced_ms > 0 {
+        waits.push(format!(
+            "{} paced to the rate limit",
+            seconds(http.paced_ms)
+        ));
+    }
+    if http.throttled_wait_ms > 0 {
+        waits.push(format!(
+            "{} on 429 and Retry-After",
+            seconds(http.throttled_wait_ms)
+        ));
+    }
+    let waited = if waits.is_empty() {
+        String::new()
+    } else {
+        format!(", waited {}", waits.join(" and "))
+    };
+    format!(
+        "{} ({} retried, {} throttled{waited})",
+        http.requests, http.retries, http.throttled
+    )
 }
 
 fn list(out: &mut String, title: &str, entries: &[Failure]) {
@@ -501,6 +549,47 @@ mod tests {
             json["owners_unmatched"][0],
             serde_json::json!({"source_user_id": "101", "records": 4, "action": "reject"})
         );
+    }
+
+    #[test]
+    fn rate_limit_waits_are_shown_per_vendor_only_when_there_were_any() {
+        let mut r = report("sync", Outcome::Verified);
+        r.source_http.requests = 12;
+        r.sink_http = ferry_core::report::HttpReport {
+            requests: 40,
+            retries: 3,
+            throttled: 3,
+            paced_ms: 1_250,
+            throttled_wait_ms: 3_004,
+        };
+        let text = human(&r);
+        assert!(
+            text.contains(
+                "requests: hubspot 12 (0 retried, 0 throttled); salesforce 40 (3 retried, 3 \
+                 throttled, waited 1.2 s paced to the rate limit and 3.0 s on 429 and Retry-After)"
+            ),
+            "{text}"
+        );
+        r.sink_http.paced_ms = 0;
+        assert!(
+            human(&r).contains("(3 retried, 3 throttled, waited 3.0 s on 429 and Retry-After)")
+        );
+        assert!(
+            human(&r).contains("every record written and verified"),
+            "11 read, none unchanged"
+        );
+        r.objects[0].unchanged_skipped = 11;
+        assert!(
+            human(&r).contains(
+                "nothing changed since the last sync: 11 records read again, as the last sync \
+                 wrote them; nothing written"
+            ),
+            "{}",
+            human(&r)
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["sink_http"]["throttled_wait_ms"], 3_004);
+        assert_eq!(json["source_http"]["paced_ms"], 0);
     }
 
     #[test]

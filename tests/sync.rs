@@ -238,7 +238,13 @@ async fn a_sync_moves_everything_then_exactly_what_changed_then_nothing() {
             .collect();
         assert_eq!(
             keys,
-            ["deletions_cursor", "delta_token", "synced_at", "watermark"],
+            [
+                "deletions_cursor",
+                "delta_token",
+                "digests",
+                "synced_at",
+                "watermark"
+            ],
             "{text}"
         );
     }

@@ -260,6 +260,8 @@ pub struct SyncPair<E> {
     pub sink_state: std::sync::Arc<dyn ferry_sandbox::VendorEmulator>,
     pub dir: PathBuf,
     vendors: (&'static str, &'static str),
+    /// The requests the sink served, by `"METHOD /path"`.
+    sink_traffic: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
 }
 
 impl<E> Drop for SyncPair<E> {
@@ -272,13 +274,42 @@ impl<E: ferry_sandbox::VendorEmulator> SyncPair<E> {
     /// Serves `account` (already seeded) as `source_vendor`, and a new, empty, unlimited
     /// emulator of `sink_vendor`.
     pub async fn start(source_vendor: &'static str, account: E, sink_vendor: &'static str) -> Self {
+        Self::start_with(source_vendor, account, sink_vendor, Faults::default()).await
+    }
+
+    /// [`SyncPair::start`] with the sink emulator injecting `sink_faults`.
+    pub async fn start_with(
+        source_vendor: &'static str,
+        account: E,
+        sink_vendor: &'static str,
+        sink_faults: Faults,
+    ) -> Self {
         let spec = ferry_sandbox::emulator(sink_vendor).expect("sink emulator");
-        let sink_state = (spec.build)(Faults::default(), ferry_sandbox::Limits::Unlimited);
+        let sink_state = (spec.build)(sink_faults, ferry_sandbox::Limits::Unlimited);
         let any = "127.0.0.1:0".parse().expect("loopback address");
         let source = ferry_sandbox::serve(source_vendor, account.router(), any)
             .await
             .expect("serve the source");
-        let sink = ferry_sandbox::serve(sink_vendor, sink_state.router(), any)
+        let sink_traffic =
+            std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+                String,
+                u64,
+            >::new()));
+        let log = std::sync::Arc::clone(&sink_traffic);
+        let router = sink_state.router().layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let log = std::sync::Arc::clone(&log);
+                async move {
+                    let endpoint = format!("{} {}", request.method(), request.uri().path());
+                    *log.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(endpoint)
+                        .or_default() += 1;
+                    next.run(request).await
+                }
+            },
+        ));
+        let sink = ferry_sandbox::serve(sink_vendor, router, any)
             .await
             .expect("serve the sink");
         let dir = std::env::temp_dir().join(format!(
@@ -294,7 +325,13 @@ impl<E: ferry_sandbox::VendorEmulator> SyncPair<E> {
             sink_state,
             dir,
             vendors: (source_vendor, sink_vendor),
+            sink_traffic,
         }
+    }
+
+    /// The requests the sink served since the last call, by `"METHOD /path"` (no query).
+    pub fn take_sink_requests(&self) -> std::collections::BTreeMap<String, u64> {
+        std::mem::take(&mut *self.sink_traffic.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The sync state file the config names.

@@ -2,7 +2,6 @@
 //! through ferry's shared HTTP layer (rate limiting, retries, vendor-aware errors).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ferry_core::http::{BodyCap, HttpClient, HttpResponse, HttpStats, RateLimit, RetrySettings};
@@ -342,8 +341,8 @@ impl HubspotClient {
         })
     }
 
-    /// The counters of requests, retries and 429s, search and association batches included: a
-    /// snapshot summing all four clients, taken when called.
+    /// The counters of requests, retries, 429s and waits, search and association batches
+    /// included: a snapshot summing all four clients, taken when called.
     pub fn stats(&self) -> Arc<HttpStats> {
         let total = HttpStats::default();
         for stats in [
@@ -352,10 +351,7 @@ impl HubspotClient {
             self.changes.stats(),
             self.exempt.stats(),
         ] {
-            let (requests, retries, throttled) = stats.snapshot();
-            total.requests.fetch_add(requests, Ordering::Relaxed);
-            total.retries.fetch_add(retries, Ordering::Relaxed);
-            total.throttled.fetch_add(throttled, Ordering::Relaxed);
+            total.absorb(&stats);
         }
         Arc::new(total)
     }

@@ -383,6 +383,12 @@ pub struct HttpStats {
     pub retries: AtomicU64,
     /// Responses with status 429.
     pub throttled: AtomicU64,
+    /// Microseconds requests waited on the client's own pacer (the configured or announced
+    /// rate limit) before they were sent, summed over requests (concurrent waits each count).
+    pub paced_us: AtomicU64,
+    /// Microseconds slept before retrying a request the vendor throttled (a 429, or any answer
+    /// with `Retry-After`), summed over requests like `paced_us`.
+    pub throttled_wait_us: AtomicU64,
 }
 
 impl HttpStats {
@@ -393,6 +399,37 @@ impl HttpStats {
             self.retries.load(Ordering::Relaxed),
             self.throttled.load(Ordering::Relaxed),
         )
+    }
+
+    /// The counters now, waits included, as the report shows them.
+    pub fn report(&self) -> crate::report::HttpReport {
+        let (requests, retries, throttled) = self.snapshot();
+        crate::report::HttpReport {
+            requests,
+            retries,
+            throttled,
+            paced_ms: self.paced_us.load(Ordering::Relaxed) / 1000,
+            throttled_wait_ms: self.throttled_wait_us.load(Ordering::Relaxed) / 1000,
+        }
+    }
+
+    /// Adds `other`'s counters to these: one vendor account's clients counted as one.
+    pub fn absorb(&self, other: &HttpStats) {
+        for (to, from) in [
+            (&self.requests, &other.requests),
+            (&self.retries, &other.retries),
+            (&self.throttled, &other.throttled),
+            (&self.paced_us, &other.paced_us),
+            (&self.throttled_wait_us, &other.throttled_wait_us),
+        ] {
+            to.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
+    /// Adds the time since `since` to `counter`, in microseconds.
+    fn add_wait(counter: &AtomicU64, since: Instant) {
+        let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        counter.fetch_add(us, Ordering::Relaxed);
     }
 }
 
@@ -513,6 +550,9 @@ struct Transient {
     /// and no answer says it was refused (a dropped connection, a timeout, a 5xx). `false` only
     /// when it certainly was not: the connection could not be made, or a 429 refused it.
     ambiguous: bool,
+    /// Whether the vendor throttled the request (a 429, or an answer with `Retry-After`): the
+    /// wait before the retry is then the vendor's limit, counted in `throttled_wait_us`.
+    throttled: bool,
 }
 
 /// Why the retry loop stopped without a response.
@@ -732,13 +772,32 @@ impl HttpClient {
                         response.status.as_u16()
                     ),
                     ambiguous: true,
+                    throttled: false,
                 }));
             }
             Ok(Sent::Response(response))
         };
+        // Set by `notify` when the retry it announces follows a throttled answer, so that the
+        // sleep after it is counted as the vendor's limit.
+        // (backon wants a sleeper that owns what it uses.)
+        let throttled_sleep = Arc::new(AtomicBool::new(false));
+        let sleep = {
+            let (throttled_sleep, stats) = (Arc::clone(&throttled_sleep), Arc::clone(&self.stats));
+            move |wait: Duration| {
+                let throttled = throttled_sleep.swap(false, Ordering::Relaxed);
+                let stats = Arc::clone(&stats);
+                async move {
+                    let sleeping = Instant::now();
+                    tokio::time::sleep(wait).await;
+                    if throttled {
+                        HttpStats::add_wait(&stats.throttled_wait_us, sleeping);
+                    }
+                }
+            }
+        };
         let result = attempt
             .retry(backoff)
-            .sleep(tokio::time::sleep)
+            .sleep(sleep)
             .when(|stop| matches!(stop, Stop::Transient(_)))
             .adjust(|stop, planned| match stop {
                 // The vendor's word beats our schedule when it asks for longer.
@@ -750,6 +809,7 @@ impl HttpClient {
             .notify(|stop, wait| {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
                 if let Stop::Transient(e) = stop {
+                    throttled_sleep.store(e.throttled, Ordering::Relaxed);
                     self.log_retry(endpoint, attempts.load(Ordering::Relaxed), wait, &e.reason);
                 }
             })
@@ -820,8 +880,12 @@ impl HttpClient {
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     {
         let vendor = self.policy.vendor();
-        if let Some(limiter) = self.limiter.get() {
+        if let Some(limiter) = self.limiter.get()
+            && limiter.check().is_err()
+        {
+            let waiting = Instant::now();
             limiter.until_ready().await;
+            HttpStats::add_wait(&self.stats.paced_us, waiting);
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut last) = LAST_REQUEST.lock()
@@ -835,6 +899,7 @@ impl HttpClient {
                 reason: self.describe_error(&e),
                 // Only a connection never made certainly kept the request from the vendor.
                 ambiguous: !e.is_connect(),
+                throttled: false,
             })
         };
         let request = build(&self.client).build().map_err(transient)?;
@@ -915,11 +980,13 @@ impl HttpClient {
                     status = status.as_u16(),
                     "transient failure"
                 );
+                let throttled = status == StatusCode::TOO_MANY_REQUESTS || after.is_some();
                 Err(Stop::Transient(Transient {
                     after,
                     reason,
                     // A 429 refuses the request; a 5xx or 408 may come after it was carried out.
                     ambiguous: status != StatusCode::TOO_MANY_REQUESTS,
+                    throttled,
                 }))
             }
         }
@@ -1183,6 +1250,11 @@ mod tests {
         assert_eq!(hits.load(Ordering::SeqCst), 3);
         let (requests, retries, throttled) = client.stats().snapshot();
         assert_eq!((requests, retries, throttled), (3, 2, 1));
+        assert_eq!(
+            client.stats().report().paced_ms,
+            0,
+            "no rate limit: no pacing"
+        );
     }
 
     #[tokio::test]
@@ -1196,6 +1268,10 @@ mod tests {
             "waited {:?}",
             started.elapsed()
         );
+        // The report counts the sleep the vendor asked for, apart from pacing.
+        let report = client.stats().report();
+        assert!(report.throttled_wait_ms >= 1000, "{report:?}");
+        assert_eq!(report.paced_ms, 0, "{report:?}");
     }
 
     #[tokio::test]
@@ -1259,6 +1335,11 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+        // Six of the seven attempts waited some 100 ms each for a permit; a 503 without
+        // `Retry-After` is no throttling, so its backoff is not counted as such.
+        let report = client.stats().report();
+        assert!(report.paced_ms >= 400, "{report:?}");
+        assert_eq!(report.throttled_wait_ms, 0, "{report:?}");
     }
 
     #[test]

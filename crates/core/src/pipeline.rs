@@ -202,6 +202,69 @@ struct Shared {
     consent: crate::consent::ConsentPolicy,
     /// The email domain check, shared by the run's objects (`None`: off).
     mx: Option<Arc<crate::mx::MxChecker>>,
+    /// `sync`, incremental reads: the records the last sync wrote that this read may repeat,
+    /// and those this run keeps for the next.
+    unchanged: Option<Unchanged>,
+}
+
+/// The digests of records a sync reads again through its overlap with the last one: a record
+/// whose digest equals the one the last sync wrote and verified is not written again.
+struct Unchanged {
+    /// By source id, the digests the last settled sync kept.
+    previous: std::collections::BTreeMap<String, crate::sync::RecordHash>,
+    /// The sync point of this read: records modified at or after it are read again by the
+    /// next sync, so their digests are kept for it.
+    from_ms: i64,
+    /// The digests this run keeps for the next sync: records verified, or found unchanged,
+    /// and modified at or after `from_ms`.
+    kept: Mutex<std::collections::BTreeMap<String, crate::sync::RecordHash>>,
+    /// Ids of `previous` read with another digest and sent to the sink: what the sink holds of
+    /// them is no longer what `previous` says, unless this run verified it.
+    changed: Mutex<Vec<String>>,
+}
+
+impl Unchanged {
+    /// The digests the next sync compares with. Once the object settled, this run's. Else its
+    /// watermark stays and the next sync reads the same records again: the last sync's
+    /// digests, less those of records sent to the sink since, plus those this run verified.
+    fn for_next_sync(
+        &self,
+        settled: bool,
+    ) -> std::collections::BTreeMap<String, crate::sync::RecordHash> {
+        let kept = std::mem::take(&mut *self.kept.lock().unwrap_or_else(PoisonError::into_inner));
+        if settled {
+            return kept;
+        }
+        let mut digests = self.previous.clone();
+        for id in self
+            .changed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            digests.remove(id);
+        }
+        digests.extend(kept);
+        digests
+    }
+
+    /// Keeps `record`'s digest for the next sync if that sync's read repeats it. A record with
+    /// no modified time is not kept (and so never skipped).
+    fn keep(&self, record: &Record, digest: &crate::checksum::Digest) {
+        let repeated = matches!(
+            record.get(crate::model::field::UPDATED_AT),
+            Some(Value::Timestamp(ms)) if *ms >= self.from_ms
+        );
+        if repeated {
+            self.kept
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(
+                    record.source_id.clone(),
+                    crate::sync::RecordHash::of(digest),
+                );
+        }
+    }
 }
 
 /// What the stages found, gathered as they go so a failed run still reports what it did.
@@ -478,6 +541,36 @@ pub async fn run(
             report.objects.push(object_report);
             continue;
         }
+        let object_started = Instant::now();
+        let http_before = (
+            http_report(source.http_stats()),
+            http_report(sink.http_stats()),
+        );
+        // A sync takes the source's sync point before reading: the watermark moves there once
+        // every record read has settled, never past a change this read may have missed.
+        let sync = match (syncing, options.sync.as_ref()) {
+            (true, Some(state)) => match source.sync_point(object).await {
+                Ok(point) => Some((Arc::clone(state), state.since(object), point)),
+                Err(e) => {
+                    tracing::error!(object = %object, error = %e, kind = %e.kind(), "no sync point");
+                    report.fail(e.kind(), e.to_string());
+                    break;
+                }
+            },
+            _ => None,
+        };
+        let since = sync.as_ref().and_then(|(_, since, _)| since.clone());
+        // Only an incremental read skips unchanged records: a full read counts the sink's
+        // records against those it read back, and a skipped record is not read back.
+        let unchanged = sync.as_ref().map(|(state, since, point)| Unchanged {
+            previous: match since {
+                Some(_) => state.digests(object),
+                None => Default::default(),
+            },
+            from_ms: point.at_ms,
+            kept: Mutex::default(),
+            changed: Mutex::default(),
+        });
         let shared = Arc::new(Shared {
             object,
             projection: Projection::new(capability.stored.iter().cloned()),
@@ -499,6 +592,7 @@ pub async fn run(
             sink: sink.vendor(),
             consent: options.consent.clone(),
             mx: mx.clone(),
+            unchanged,
         });
         if earlier.resume_cursor.is_some() {
             tracing::info!(object = %object, settled = earlier.settled, "resuming from the checkpoint");
@@ -514,22 +608,6 @@ pub async fn run(
             .filter_map(|target| Some((*target, Arc::clone(refused_parents.get(target)?))))
             .collect();
         let resume = earlier.resume_cursor;
-        let object_started = Instant::now();
-        let http_before = (snapshot(source.http_stats()), snapshot(sink.http_stats()));
-        // A sync takes the source's sync point before reading: the watermark moves there once
-        // every record read has settled, never past a change this read may have missed.
-        let sync = match (syncing, options.sync.as_ref()) {
-            (true, Some(state)) => match source.sync_point(object).await {
-                Ok(point) => Some((Arc::clone(state), state.since(object), point)),
-                Err(e) => {
-                    tracing::error!(object = %object, error = %e, kind = %e.kind(), "no sync point");
-                    report.fail(e.kind(), e.to_string());
-                    break;
-                }
-            },
-            _ => None,
-        };
-        let since = sync.as_ref().and_then(|(_, since, _)| since.clone());
         let read_whole = resume.is_none() && earlier.settled == 0 && since.is_none();
         let result = run_object(
             mode,
@@ -577,14 +655,14 @@ pub async fn run(
         }
         let r = &mut tally.report;
         r.elapsed_ms = object_started.elapsed().as_millis() as u64;
-        r.source_http = http_since(source.http_stats(), http_before.0);
-        r.sink_http = http_since(sink.http_stats(), http_before.1);
+        r.source_http = http_report(source.http_stats()).since(&http_before.0);
+        r.sink_http = http_report(sink.http_stats()).since(&http_before.1);
         r.digests_match =
             r.sent_digest == r.read_back_digest && r.verified == r.sent_digest.count();
         // Records read but not settled: `migrate` settles a record when it is written or
         // fails; `verify` writes nothing and settles a record when it is compared.
         let settled = match mode {
-            Mode::Migrate => r.written + r.failed + r.skipped,
+            Mode::Migrate => r.written + r.failed + r.skipped + r.unchanged_skipped,
             Mode::Verify => r.verified + r.mismatched + r.not_in_sink + r.failed + r.skipped,
             Mode::Check => r.checked + r.failed + r.skipped,
         };
@@ -603,8 +681,24 @@ pub async fn run(
         if let Some((state, since, point)) = sync {
             let after = crate::sync::next_watermark(since.as_ref(), &point, clean);
             let advanced = clean && after.as_ref() != since.as_ref();
+            // Records about to be removed from the sink are forgotten, so that one restored in
+            // the source is written again.
+            let mut digests = match &shared.unchanged {
+                Some(u) => u.for_next_sync(clean),
+                None => state.digests(object),
+            };
+            if let Some((_, _, detected)) = &removing {
+                for d in detected.iter().filter(|d| d.object == object) {
+                    for id in &d.ids {
+                        digests.remove(id);
+                    }
+                }
+            }
+            let digests_changed = state.keep_digests(object, digests);
             let saved = if advanced {
                 state.advance(object, point)
+            } else if digests_changed {
+                state.save()
             } else {
                 Ok(())
             };
@@ -705,28 +799,9 @@ async fn count_extras(sink: &Arc<dyn Sink>, shared: &Shared) -> StageResult<()> 
     Ok(())
 }
 
-/// A client's counts now: requests, retries, 429s.
-fn snapshot(stats: Option<Arc<crate::http::HttpStats>>) -> (u64, u64, u64) {
-    stats.map(|s| s.snapshot()).unwrap_or_default()
-}
-
-/// A client's counts since `before` was taken.
-fn http_since(stats: Option<Arc<crate::http::HttpStats>>, before: (u64, u64, u64)) -> HttpReport {
-    let now = snapshot(stats);
-    HttpReport {
-        requests: now.0.saturating_sub(before.0),
-        retries: now.1.saturating_sub(before.1),
-        throttled: now.2.saturating_sub(before.2),
-    }
-}
-
+/// A client's counters now (zero for a connector without one).
 fn http_report(stats: Option<Arc<crate::http::HttpStats>>) -> HttpReport {
-    let (requests, retries, throttled) = stats.map(|s| s.snapshot()).unwrap_or_default();
-    HttpReport {
-        requests,
-        retries,
-        throttled,
-    }
+    stats.map(|s| s.report()).unwrap_or_default()
 }
 
 async fn run_object(
@@ -935,6 +1010,23 @@ async fn read_stage(
                 continue;
             }
             crate::consent::strip_opt_ins(&mut record);
+            if let Some(unchanged) = &shared.unchanged
+                && let Some(before) = unchanged.previous.get(&record.source_id)
+            {
+                let sent = shared.directory.canonical_sent(&record);
+                let digest = record_digest(&sent, &shared.projection);
+                if crate::sync::RecordHash::of(&digest) == *before {
+                    unchanged.keep(&record, &digest);
+                    shared.tally().report.unchanged_skipped += 1;
+                    settled_now += 1;
+                    continue;
+                }
+                unchanged
+                    .changed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(record.source_id.clone());
+            }
             shared.sent_downstream(seq);
             batch.records.push(record);
             batch.pages.push(seq);
@@ -1328,6 +1420,9 @@ fn compare(
         tally.report.read_back_digest.add(&actual);
         if actual == expected {
             verified += 1;
+            if let Some(unchanged) = &shared.unchanged {
+                unchanged.keep(record, &expected);
+            }
         } else {
             tally.report.mismatched += 1;
             let sent = shared.directory.canonical_sent(record);
@@ -2172,6 +2267,161 @@ mod tests {
                 .is_empty(),
             "a finished migration starts afresh"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A source whose records carry `updated_at`, read whole or changed at or after a
+    /// watermark, with a clock the test sets: its sync point is the clock less 300 s.
+    struct ChangingSource {
+        records: Mutex<Vec<Record>>,
+        clock_ms: std::sync::atomic::AtomicI64,
+    }
+
+    impl ChangingSource {
+        fn page(&self, since: Option<&crate::sync::Watermark>) -> crate::connector::FetchedPage {
+            let records = self
+                .records
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| match (since, r.get(field::UPDATED_AT)) {
+                    (None, _) => true,
+                    (Some(since), Some(Value::Timestamp(ms))) => *ms >= since.at_ms,
+                    (Some(_), _) => true,
+                })
+                .cloned()
+                .collect();
+            crate::connector::FetchedPage::ready(Page {
+                records,
+                next: None,
+                unreadable: Vec::new(),
+            })
+        }
+
+        /// Sets `last_name` of record `i` and stamps it modified at `at_ms`.
+        fn change(&self, i: usize, last_name: &str, at_ms: i64) {
+            let mut records = self.records.lock().unwrap();
+            records[i].set(field::LAST_NAME, Value::Text(last_name.into()));
+            records[i].set(field::UPDATED_AT, Value::Timestamp(at_ms));
+        }
+    }
+
+    #[async_trait]
+    impl Source for ChangingSource {
+        fn vendor(&self) -> &'static str {
+            "changing"
+        }
+        async fn check(&self) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn read_page(&self, _: ObjectType, _: Option<&str>) -> ConnectorResult<Page> {
+            (self.page(None).records)()
+        }
+        async fn fetch_changed_page(
+            &self,
+            _: ObjectType,
+            since: &crate::sync::Watermark,
+            _: Option<&str>,
+        ) -> ConnectorResult<crate::connector::FetchedPage> {
+            Ok(self.page(Some(since)))
+        }
+        async fn sync_point(&self, _: ObjectType) -> ConnectorResult<crate::sync::Watermark> {
+            Ok(crate::sync::Watermark::settled_before(
+                self.clock_ms.load(Ordering::SeqCst),
+                std::time::Duration::from_secs(300),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sync_skips_records_read_again_unchanged_and_keeps_their_digests_for_the_next() {
+        const T0: i64 = 1_765_000_000_000;
+        let records = (0..10)
+            .map(|i| {
+                let mut r = contact(i, "Ng");
+                // 0 to 4 changed long ago; 5 to 9 a minute before the first sync.
+                let at = if i < 5 { T0 - 3_600_000 } else { T0 - 60_000 };
+                r.set(field::UPDATED_AT, Value::Timestamp(at));
+                r
+            })
+            .collect();
+        let source = Arc::new(ChangingSource {
+            records: Mutex::new(records),
+            clock_ms: std::sync::atomic::AtomicI64::new(T0),
+        });
+        let sink = Arc::new(MemorySink::default());
+        let dir = std::env::temp_dir().join(format!("ferry-unchanged-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let state = Arc::new(
+            crate::sync::StateFile::open(&dir.join("state.json"), "fp", "changing", "memsink")
+                .unwrap(),
+        );
+        let options = RunOptions {
+            objects: vec![ObjectType::CONTACTS],
+            sync: Some(Arc::clone(&state)),
+            ..RunOptions::default()
+        };
+        let sync = || async {
+            sink.max_in_flight.store(0, Ordering::SeqCst);
+            let progress = Arc::new(Progress::new(&options.objects));
+            let dyn_source: Arc<dyn Source> = source.clone();
+            let report = run(Mode::Migrate, dyn_source, sink.clone(), &options, progress).await;
+            let upserted = sink.max_in_flight.load(Ordering::SeqCst) > 0;
+            (report.objects[0].clone(), upserted)
+        };
+        let kept = || -> Vec<String> { state.digests(ObjectType::CONTACTS).into_keys().collect() };
+
+        // The full read writes all ten and keeps the digests of the five modified inside the
+        // overlap before the sync point (T0 - 300 s).
+        let (first, _) = sync().await;
+        assert_eq!((first.read, first.created), (10, 10));
+        assert_eq!(kept(), ["5", "6", "7", "8", "9"]);
+
+        // Ten seconds on, the read repeats those five: unchanged, not sent to the sink, and
+        // settled, so the watermark moves and the digests are kept again.
+        source.clock_ms.store(T0 + 10_000, Ordering::SeqCst);
+        let (second, upserted) = sync().await;
+        assert_eq!(
+            (second.read, second.unchanged_skipped, second.written),
+            (5, 5, 0)
+        );
+        assert!(!upserted, "nothing sent to the sink");
+        let sync_report = second.sync.as_ref().unwrap();
+        assert!(
+            sync_report.advanced && sync_report.settled,
+            "{sync_report:?}"
+        );
+        assert_eq!(kept(), ["5", "6", "7", "8", "9"]);
+
+        // Contact 6 changes inside the overlap: written, its new digest kept; the rest skipped.
+        source.change(6, "Nguyen", T0 + 15_000);
+        source.clock_ms.store(T0 + 20_000, Ordering::SeqCst);
+        let (third, upserted) = sync().await;
+        assert_eq!(
+            (
+                third.read,
+                third.updated,
+                third.verified,
+                third.unchanged_skipped
+            ),
+            (5, 1, 1, 4)
+        );
+        assert!(upserted);
+        assert_eq!(kept(), ["5", "6", "7", "8", "9"]);
+        let digests = state.digests(ObjectType::CONTACTS);
+
+        // A run that does not settle (the sink refuses contact 8) keeps the watermark, and the
+        // digests of what the sink is known to hold: the last ones, less contact 8's, which
+        // was sent again.
+        source.change(8, "REFUSE", T0 + 25_000);
+        source.clock_ms.store(T0 + 30_000, Ordering::SeqCst);
+        let (fourth, _) = sync().await;
+        assert_eq!((fourth.failed, fourth.unchanged_skipped), (1, 4));
+        assert!(!fourth.sync.as_ref().unwrap().settled);
+        let mut without_8 = digests.clone();
+        without_8.remove("8");
+        assert_eq!(state.digests(ObjectType::CONTACTS), without_8);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

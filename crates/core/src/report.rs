@@ -62,6 +62,10 @@ pub struct ObjectReport {
     pub failed: u64,
     /// Records the source returned more than once in this run, written once (listed as warnings).
     pub skipped: u64,
+    /// `sync`: records read again (the read's overlap with the last sync, or a record the
+    /// vendor stamped as modified with no change ferry carries) whose digest equals the one
+    /// the last sync wrote and verified: not written again. Settled, neither failed nor lost.
+    pub unchanged_skipped: u64,
     /// Records read back from the sink with a checksum equal to the one written.
     pub verified: u64,
     /// Records whose read-back differs from what was written, or (`migrate`) that the sink
@@ -147,6 +151,28 @@ pub struct HttpReport {
     pub retries: u64,
     /// 429 responses received.
     pub throttled: u64,
+    /// Milliseconds requests waited on ferry's own pacing to the vendor's rate limit (the
+    /// configured one, or the one the vendor announced in its headers) before they were sent.
+    /// Summed over requests, so with requests in flight at once it can exceed the elapsed time.
+    pub paced_ms: u64,
+    /// Milliseconds slept before retrying requests the vendor throttled (a 429, or a 503 with
+    /// `Retry-After`), at least as long as its `Retry-After` asked; summed like `paced_ms`.
+    pub throttled_wait_ms: u64,
+}
+
+impl HttpReport {
+    /// What was counted between `before` and `self` (two readings of one client's counters).
+    pub fn since(&self, before: &HttpReport) -> HttpReport {
+        HttpReport {
+            requests: self.requests.saturating_sub(before.requests),
+            retries: self.retries.saturating_sub(before.retries),
+            throttled: self.throttled.saturating_sub(before.throttled),
+            paced_ms: self.paced_ms.saturating_sub(before.paced_ms),
+            throttled_wait_ms: self
+                .throttled_wait_ms
+                .saturating_sub(before.throttled_wait_ms),
+        }
+    }
 }
 
 /// How a run ended.

@@ -4,12 +4,14 @@
 //! of the source's change history up to which every change was moved. The source says where
 //! the next watermark may be ([`crate::Source::sync_point`]): its own clock when the read
 //! starts, less an overlap for clock skew and for writes that commit after their timestamp. The
-//! next read starts there (`>=`), so a change is read again rather than missed; the upsert
-//! absorbs the repeats, which count as updated, never created.
+//! next read starts there (`>=`), so a change is read again rather than missed; a repeat whose
+//! digest equals the one the last sync wrote is not written again (`unchanged_skipped`), and
+//! the upsert absorbs the others, which count as updated, never created.
 //!
 //! The state file holds, per object, the watermark (and room for a vendor's delta token and a
-//! deletions cursor), and which configuration it belongs to. It holds no record, no field
-//! value and no secret. It is replaced atomically (`<path>.tmp`, fsync, rename, fsync of the
+//! deletions cursor), the digests of the records the next read repeats through its overlap (so
+//! that those still as written are not written again), and which configuration it belongs to.
+//! It holds no record, no field value and no secret: ids and hashes. It is replaced atomically (`<path>.tmp`, fsync, rename, fsync of the
 //! directory) after each object settled, so a run killed at any point leaves a valid state: the
 //! one before the object under way. An advisory lock on `<path>.lock`, which the kernel drops
 //! when the process dies, keeps two syncs off one state.
@@ -23,8 +25,54 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{ObjectType, format_timestamp, parse_timestamp};
 
-/// The state format this build writes and reads.
-pub const STATE_VERSION: u32 = 1;
+/// The state format this build writes. Version 2 added each object's record digests
+/// ([`ObjectState::digests`]).
+pub const STATE_VERSION: u32 = 2;
+
+/// The oldest state format this build reads: a version 1 state has no digests, so its first
+/// sync skips nothing as unchanged.
+pub const OLDEST_STATE_VERSION: u32 = 1;
+
+/// The bytes of a record's SHA-256 digest ([`crate::checksum::record_digest`]) the state keeps:
+/// 128 bits, so two different records of one object share a hash with odds of 2^-64 even
+/// among billions, and a record's entry in the state file is 48 bytes plus its id (32 hex
+/// digits, quotes and indentation).
+pub const RECORD_HASH_BYTES: usize = 16;
+
+/// A record's digest as the state keeps it: the first [`RECORD_HASH_BYTES`] of the SHA-256
+/// digest the verification computes of what was written, written as hex. A hash, never a
+/// value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RecordHash(pub [u8; RECORD_HASH_BYTES]);
+
+impl RecordHash {
+    /// The hash kept of `digest`.
+    pub fn of(digest: &crate::checksum::Digest) -> RecordHash {
+        let mut hash = [0u8; RECORD_HASH_BYTES];
+        hash.copy_from_slice(&digest.0[..RECORD_HASH_BYTES]);
+        RecordHash(hash)
+    }
+}
+
+impl Serialize for RecordHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let mut hash = [0u8; RECORD_HASH_BYTES];
+        hex::decode_to_slice(&text, &mut hash).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "a record digest is not {} hex digits",
+                RECORD_HASH_BYTES * 2
+            ))
+        })?;
+        Ok(RecordHash(hash))
+    }
+}
 
 /// A point in a source's change history: an incremental read returns the records changed at or
 /// after it. Vendor-neutral, and no customer data: a UTC instant and, for sources that break
@@ -172,6 +220,12 @@ pub struct ObjectState {
     /// When the watermark last moved, by ferry's clock (RFC 3339), for people reading the file.
     #[serde(default)]
     pub synced_at: Option<String>,
+    /// By source id, the digest of each record the last settled sync wrote and verified (or
+    /// found unchanged) whose modified time is at or after the watermark: the records the next
+    /// read repeats through its overlap. A record read again with the same digest is not
+    /// written again. Ids and hashes only; empty in a version 1 state.
+    #[serde(default)]
+    pub digests: BTreeMap<String, RecordHash>,
 }
 
 /// Why a state file could not be used. Names the file, never its content.
@@ -264,15 +318,17 @@ impl StateFile {
                     ))
                 })?;
                 match version.get("version").and_then(serde_json::Value::as_u64) {
-                    Some(v) if v == u64::from(STATE_VERSION) => {}
+                    Some(v)
+                        if (u64::from(OLDEST_STATE_VERSION)..=u64::from(STATE_VERSION))
+                            .contains(&v) => {}
                     Some(v) => {
                         return Err(unreadable(format!(
-                            "format version {v}, expected {STATE_VERSION}"
+                            "format version {v}, expected {OLDEST_STATE_VERSION} to {STATE_VERSION}"
                         )));
                     }
                     None => return Err(unreadable("no format version".into())),
                 }
-                let saved: SyncState = serde_json::from_value(version).map_err(|e| {
+                let mut saved: SyncState = serde_json::from_value(version).map_err(|e| {
                     // serde names the field; the value is a watermark or an id, not customer
                     // data, but the message stays generic like the checkpoint's.
                     unreadable(crate::kit::without_value(&e.to_string()))
@@ -294,6 +350,8 @@ impl StateFile {
                             .into(),
                     });
                 }
+                // An older state is written back in this build's format.
+                saved.version = STATE_VERSION;
                 saved
             }
         };
@@ -360,6 +418,27 @@ impl StateFile {
             entry.synced_at = Some(format_timestamp(now_ms()));
         }
         self.save()
+    }
+
+    /// The digests the last settled sync kept of `object`'s records ([`ObjectState::digests`]).
+    pub fn digests(&self, object: ObjectType) -> BTreeMap<String, RecordHash> {
+        self.lock()
+            .objects
+            .get(&object)
+            .map(|o| o.digests.clone())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the digests kept of `object`'s records, to be written with the next save;
+    /// returns whether they changed.
+    pub fn keep_digests(&self, object: ObjectType, digests: BTreeMap<String, RecordHash>) -> bool {
+        let mut state = self.lock();
+        let entry = state.objects.entry(object).or_default();
+        if entry.digests == digests {
+            return false;
+        }
+        entry.digests = digests;
+        true
     }
 
     /// Where the next read of `object`'s deletions starts: its deletions cursor, else its
@@ -508,9 +587,106 @@ mod tests {
             "2025-12-06T05:46:40.000Z"
         );
         let entry = json["objects"]["contacts"].as_object().unwrap();
-        for room in ["delta_token", "deletions_cursor"] {
+        for room in ["delta_token", "deletions_cursor", "digests"] {
             assert!(entry.contains_key(room), "{room} has its place: {json:#}");
         }
+    }
+
+    fn hash(byte: u8) -> RecordHash {
+        RecordHash([byte; RECORD_HASH_BYTES])
+    }
+
+    #[test]
+    fn record_digests_round_trip_as_hex_beside_the_watermark() {
+        let path = dir("digests").join("state.json");
+        let state = StateFile::open(&path, "fp", "salesforce", "hubspot").unwrap();
+        assert!(state.digests(ObjectType::CONTACTS).is_empty());
+        let kept: BTreeMap<String, RecordHash> = [
+            ("003A".to_owned(), hash(0xab)),
+            ("003B".to_owned(), hash(0x01)),
+        ]
+        .into();
+        assert!(state.keep_digests(ObjectType::CONTACTS, kept.clone()));
+        assert!(
+            !state.keep_digests(ObjectType::CONTACTS, kept.clone()),
+            "the same digests change nothing"
+        );
+        state
+            .advance(ObjectType::CONTACTS, Watermark::at(1_000))
+            .unwrap();
+
+        let again = StateFile::open(&path, "fp", "salesforce", "hubspot").unwrap();
+        assert_eq!(again.digests(ObjectType::CONTACTS), kept);
+        assert!(again.digests(ObjectType::COMPANIES).is_empty());
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(json["version"], STATE_VERSION);
+        assert_eq!(
+            json["objects"]["contacts"]["digests"]["003A"],
+            "ab".repeat(RECORD_HASH_BYTES)
+        );
+
+        // A digest that is not 32 hex digits makes the state unreadable, naming no value.
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace(&"ab".repeat(RECORD_HASH_BYTES), "zz-not-hex");
+        std::fs::write(&path, text).unwrap();
+        let err = StateFile::open(&path, "fp", "salesforce", "hubspot")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("32 hex digits") && !err.contains("zz-not-hex"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_version_1_state_loads_with_no_digests_and_is_written_back_as_version_2() {
+        let path = dir("v1").join("state.json");
+        // A state as ferry wrote it before record digests were kept.
+        let v1 = r#"{
+  "version": 1,
+  "source": "salesforce",
+  "sink": "hubspot",
+  "source_account": "org id 00DA",
+  "sink_account": null,
+  "fingerprint": "fp",
+  "objects": {
+    "contacts": {
+      "watermark": { "at": "2025-12-06T05:46:40.000Z", "after_id": null },
+      "delta_token": null,
+      "deletions_cursor": null,
+      "synced_at": "2025-12-06T05:51:40.000Z"
+    }
+  }
+}"#;
+        std::fs::write(&path, v1).unwrap();
+        let state = StateFile::open(&path, "fp", "salesforce", "hubspot").unwrap();
+        assert_eq!(
+            state.since(ObjectType::CONTACTS),
+            Some(Watermark::at(1_765_000_000_000))
+        );
+        assert!(
+            state.digests(ObjectType::CONTACTS).is_empty(),
+            "no digests: nothing is skipped"
+        );
+        state.keep_digests(ObjectType::CONTACTS, [("003A".to_owned(), hash(7))].into());
+        state.save().unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(json["version"], 2, "{json:#}");
+        assert_eq!(json["source_account"], "org id 00DA");
+        assert_eq!(
+            json["objects"]["contacts"]["watermark"]["at"],
+            "2025-12-06T05:46:40.000Z"
+        );
+        assert_eq!(
+            StateFile::open(&path, "fp", "salesforce", "hubspot")
+                .unwrap()
+                .digests(ObjectType::CONTACTS)
+                .len(),
+            1
+        );
     }
 
     #[test]
