@@ -183,6 +183,15 @@ impl SyncConfig {
                 "config key `sync.state`: is empty; name a file such as \"ferry-sync-state.json\""
             );
         }
+        // "sink" is the name a state kept in the sink would take: never a file of that name
+        // created beside the config by mistake.
+        if self.state.as_deref() == Some(Path::new("sink")) {
+            bail!(
+                "config key `sync.state`: \"sink\" (the state kept in the sink) is not \
+                 supported yet; name a file such as \"ferry-sync-state.json\" (\"./sink\" \
+                 names a file called sink)"
+            );
+        }
         Ok(())
     }
 
@@ -1005,6 +1014,7 @@ mod tests {
                 r#"`sync.deletes`: must be "ignore""#,
             ),
             (r#"state = """#, "`sync.state`: is empty"),
+            (r#"state = "sink""#, "`sync.state`: \"sink\" (the state kept in the sink) is not"),
             (r#"states = "x""#, "unknown field `states`"),
         ] {
             let text = format!("{GOOD}\n[sync]\n{extra}\n");
