@@ -13,7 +13,7 @@ use ferry_core::directory::DirectoryRules;
 use ferry_core::fieldplan::FieldSettings;
 use ferry_core::owners::{OwnerRules, Unmatched, normalise_email};
 use ferry_core::quality::{
-    DuplicateMatching, Duplicates, InvalidEmail, MissingReference, MissingRequired, PaymentData,
+    DuplicateMatching, Duplicates, InvalidEmail, MergeSurvivor, MissingReference, MissingRequired, PaymentData,
     Phones, QualityRules,
 };
 use ferry_core::stages::StageRules;
@@ -272,10 +272,16 @@ pub struct MigrationConfig {
     pub phone_region: Option<String>,
     /// What to do with a person the source holds twice (same email, same phone and a similar
     /// name, or a near-identical name at the same company or email domain): `"flag"` (default:
-    /// written, and listed as a warning naming the first record) or `"skip"` (only the first
-    /// is written).
+    /// written, and listed as a warning naming the first record), `"skip"` (only the first
+    /// is written) or `"merge"` (one survivor written, filled from the others; references to
+    /// the others re-pointed to it).
     #[serde(default)]
     pub duplicates: Duplicates,
+    /// Which record of a cluster survives `duplicates = "merge"`: `"complete"` (default: the
+    /// most fields filled) or `"latest"` (the latest `updated_at`); ties go to the latest
+    /// update, then the lowest source id.
+    #[serde(default)]
+    pub merge_survivor: MergeSurvivor,
     /// What counts as the same person twice: `"email"` (default: the same address; 8 bytes a
     /// record) or `"full"` (also the same phone and a similar name, or a near-identical name
     /// at the same company or email domain; about 60 bytes a record, plus each finding).
@@ -302,6 +308,7 @@ impl Default for MigrationConfig {
             phone_region: None,
             duplicates: Duplicates::default(),
             duplicate_matching: DuplicateMatching::default(),
+            merge_survivor: MergeSurvivor::default(),
         }
     }
 }
@@ -329,6 +336,7 @@ impl MigrationConfig {
             phones: self.phones,
             duplicates: self.duplicates,
             duplicate_matching: self.duplicate_matching,
+            merge_survivor: self.merge_survivor,
             // Checked by `validate`.
             phone_region: self
                 .phone_region

@@ -353,6 +353,11 @@ pub mod field {
     pub const PARENTS: &str = "parents";
 }
 
+/// The consent flags whose `true` withholds consent (an email opt-out, a do-not-call): when
+/// duplicates are merged, the survivor keeps each one set if any record of its cluster had it
+/// (`crate::duplicates::join_opt_outs`). A new flag of that kind is listed here.
+pub const OPT_OUT_FIELDS: &[&str] = &[field::EMAIL_OPT_OUT];
+
 const fn spec(name: &'static str, ty: FieldType) -> FieldSpec {
     FieldSpec { name, ty }
 }

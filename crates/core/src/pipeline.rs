@@ -21,9 +21,12 @@ use crate::checkpoint::{CheckpointFile, ObjectCheckpoint};
 use crate::checksum::{Projection, record_digest};
 use crate::connector::{Capability, Sink, Source};
 use crate::directory::Directory;
+use crate::duplicates::{Merge, MergePlan, MergePlanner, MergePlans, Merger, Rank, Taken};
 use crate::error::{ConnectorError, ConnectorResult};
-use crate::model::{ObjectType, Record, Value};
-use crate::quality::{Action, KnownIds, QualityChecker, QualityRules};
+use crate::model::{ObjectType, Record, Value, field};
+use crate::quality::{
+    Action, DuplicateMatching, Duplicates, KnownIds, QualityChecker, QualityRules,
+};
 use crate::report::{
     ErrorKind, Failure, HttpReport, ObjectProgress, ObjectReport, Outcome, Progress, Report, Stage,
 };
@@ -399,9 +402,37 @@ pub async fn run(
         }
         _ => None,
     };
+    // The merges of the objects run so far: later objects' references follow them.
+    let mut merges = MergePlans::new();
     for (&object, capability) in options.objects.iter().zip(capabilities) {
         let counters = progress.of(object).unwrap_or(&fallback);
-        let earlier = checkpoint.map(|c| c.object(object)).unwrap_or_default();
+        let mut earlier = checkpoint.map(|c| c.object(object)).unwrap_or_default();
+        let projection = Projection::new(capability.stored.iter().cloned());
+        // Duplicates are merged by a plan of the whole object, read first: also when the
+        // object finished in an earlier run, since its children's references follow the plan.
+        let merging = options.quality.duplicates == Duplicates::Merge
+            && object.field(field::EMAIL).is_some();
+        if merging {
+            match plan_merges(&source, object, &projection, options).await {
+                Ok(Some(plan)) => {
+                    merges.insert(object, Arc::new(plan));
+                }
+                Ok(None) => {
+                    report.interrupted = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(object = %object, error = %e, kind = %e.kind(), "cannot plan the merges");
+                    report.fail(e.kind(), e.to_string());
+                    break;
+                }
+            }
+            // A survivor needs its whole cluster: an object stopped half-way is read again
+            // from its start (writes are upserts by source id, so nothing is written twice).
+            if !earlier.done {
+                earlier = Default::default();
+            }
+        }
         counters
             .already_done
             .store(earlier.settled, Ordering::Relaxed);
@@ -419,7 +450,7 @@ pub async fn run(
         }
         let shared = Arc::new(Shared {
             object,
-            projection: Projection::new(capability.stored.iter().cloned()),
+            projection,
             capability,
             tally: Mutex::new(Tally {
                 report: object_report,
@@ -465,7 +496,11 @@ pub async fn run(
             },
             _ => None,
         };
-        let since = sync.as_ref().and_then(|(_, since, _)| since.clone());
+        // A merged object is read whole: a changed record's cluster may hold unchanged ones.
+        let since = sync
+            .as_ref()
+            .and_then(|(_, since, _)| since.clone())
+            .filter(|_| !merging);
         let read_whole = resume.is_none() && earlier.settled == 0 && since.is_none();
         let result = run_object(
             mode,
@@ -473,6 +508,7 @@ pub async fn run(
             &sink,
             options,
             (resume, since.clone(), parents, refused),
+            &merges,
             &shared,
             counters,
         )
@@ -518,8 +554,10 @@ pub async fn run(
         // Records read but not settled: `migrate` settles a record when it is written or
         // fails; `verify` writes nothing and settles a record when it is compared.
         let settled = match mode {
-            Mode::Migrate => r.written + r.failed + r.skipped,
-            Mode::Verify => r.verified + r.mismatched + r.not_in_sink + r.failed + r.skipped,
+            Mode::Migrate => r.written + r.failed + r.skipped + r.merged,
+            Mode::Verify => {
+                r.verified + r.mismatched + r.not_in_sink + r.failed + r.skipped + r.merged
+            }
         };
         let clean = result.is_ok()
             && !shared.interrupted.load(Ordering::Relaxed)
@@ -673,6 +711,7 @@ async fn run_object(
         KnownIds,
         KnownIds,
     ),
+    merges: &MergePlans,
     shared: &Arc<Shared>,
     counters: &ObjectProgress,
 ) -> StageResult<()> {
@@ -700,6 +739,8 @@ async fn run_object(
             start,
             since,
             stop: options.stop.clone(),
+            merges: merges.clone(),
+            merger: merges.get(&object).map(|plan| Merger::new(Arc::clone(plan))),
         },
         batch_tx,
         shared,
@@ -744,6 +785,34 @@ pub async fn survey_capability(sink: &dyn Sink, object: ObjectType) -> Connector
     sink.capability(object)
 }
 
+/// The first read of an object whose duplicates are merged ([`crate::duplicates`]): every
+/// record, for its clusters and their survivors. `None` when the run was told to stop.
+async fn plan_merges(
+    source: &Arc<dyn Source>,
+    object: ObjectType,
+    projection: &Projection,
+    options: &RunOptions,
+) -> StageResult<Option<MergePlan>> {
+    let full = options.quality.duplicate_matching == DuplicateMatching::Full;
+    let mut planner = MergePlanner::new(full);
+    let mut pager = Pager::start(source, object, None, None);
+    loop {
+        if options.stop.as_ref().is_some_and(|s| *s.borrow()) {
+            return Ok(None);
+        }
+        let page = pager.next().await?;
+        for record in &page.records {
+            planner.observe(record, Rank::of(record, |f| projection.contains(f)));
+        }
+        if page.next.is_none() {
+            break;
+        }
+    }
+    let plan = planner.finish(options.quality.merge_survivor);
+    tracing::info!(object = %object, clusters = plan.clusters().len(), "merges planned");
+    Ok(Some(plan))
+}
+
 /// Where and how the read stage reads.
 struct ReadPlan {
     quality: QualityChecker,
@@ -753,6 +822,11 @@ struct ReadPlan {
     /// Read only the records changed at or after this watermark (a sync); `None`: all.
     since: Option<crate::sync::Watermark>,
     stop: Option<watch::Receiver<bool>>,
+    /// The merges of the objects run before: references to a merged-away record are
+    /// re-pointed to its survivor before the record is checked.
+    merges: MergePlans,
+    /// This object's merges, when its duplicates are merged.
+    merger: Option<Merger<u64>>,
 }
 
 /// Reads every page of the object, checks each record and sends full batches downstream.
@@ -769,6 +843,8 @@ async fn read_stage(
         start,
         since,
         mut stop,
+        merges,
+        mut merger,
     } = plan;
     let mut not_carried: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut cursor: Option<String> = start;
@@ -810,7 +886,64 @@ async fn read_stage(
             }
         }
         ObjectProgress::add(&counters.failed, page.unreadable.len() as u64);
+        // Records to check and pass on, each with the page it was held from (a record of a
+        // merged cluster, outstanding on its page since it was read), or `None`: this page.
+        let mut ready: Vec<(Record, Option<u64>)> = Vec::with_capacity(page.records.len());
+        let mut merged: Vec<crate::duplicates::Merged<u64>> = Vec::new();
         for mut record in page.records {
+            crate::duplicates::repoint(&mut record, &merges);
+            let Some(merger) = merger.as_mut() else {
+                ready.push((record, None));
+                continue;
+            };
+            match merger.take(record, seq) {
+                Taken::Alone(record, _) => ready.push((record, None)),
+                Taken::Again(record, _) => {
+                    settled_now += 1;
+                    let mut tally = shared.tally();
+                    tally.report.skipped += 1;
+                    let reason = "the source returned this record twice; it was merged once".into();
+                    let warning = shared.failure(
+                        &record.source_id,
+                        Stage::Validate,
+                        "DUPLICATE_SOURCE_RECORD",
+                        reason,
+                    );
+                    tally.warnings.push(warning);
+                }
+                taken => {
+                    // Held for its cluster: outstanding on this page until merged.
+                    shared.sent_downstream(seq);
+                    downstream += 1;
+                    if let Taken::Merged(m) = taken {
+                        merged.push(m);
+                    }
+                }
+            }
+        }
+        if let Some(merger) = merger.as_mut().filter(|_| page.next.is_none()) {
+            // The last page: clusters with a record the source no longer returned.
+            merged.extend(merger.finish());
+        }
+        for m in merged {
+            let ids: Vec<String> = m.merged.iter().map(|(id, _)| id.clone()).collect();
+            for (id, held_on) in &m.merged {
+                quality.first_sight(id);
+                shared.settle(*held_on, 1)?;
+            }
+            {
+                let mut tally = shared.tally();
+                tally.report.merged += ids.len() as u64;
+                tally.report.merges.push(Merge {
+                    survivor: m.survivor_id,
+                    merged: ids,
+                });
+            }
+            if let Some((survivor, held_on)) = m.survivor {
+                ready.push((survivor, Some(held_on)));
+            }
+        }
+        for (mut record, held_on) in ready {
             for (name, value) in &record.fields {
                 if !crate::checksum::is_blank(value)
                     && !shared.projection.contains(name)
@@ -848,13 +981,22 @@ async fn read_stage(
                 }
             }
             if action != Action::Write {
-                settled_now += 1;
+                match held_on {
+                    Some(held_on) => shared.settle(held_on, 1)?,
+                    None => settled_now += 1,
+                }
                 continue;
             }
-            shared.sent_downstream(seq);
+            let page_of = match held_on {
+                Some(held_on) => held_on,
+                None => {
+                    shared.sent_downstream(seq);
+                    downstream += 1;
+                    seq
+                }
+            };
             batch.records.push(record);
-            batch.pages.push(seq);
-            downstream += 1;
+            batch.pages.push(page_of);
             if batch.len() >= batch_size {
                 let full = std::mem::take(&mut batch);
                 if tx.send(full).await.is_err() {
@@ -894,7 +1036,18 @@ async fn read_stage(
         }
     }
     shared.tally().report.fields_not_carried = not_carried.into_iter().collect();
-    shared.tally().report.duplicate_clusters = quality.duplicate_clusters();
+    match merger.as_ref().and_then(|_| merges.get(&shared.object)) {
+        Some(plan) => {
+            let mut tally = shared.tally();
+            tally.report.duplicates = plan
+                .found()
+                .iter()
+                .map(|(code, n)| ((*code).to_owned(), *n))
+                .collect();
+            tally.report.duplicate_clusters = plan.clusters().to_vec();
+        }
+        None => shared.tally().report.duplicate_clusters = quality.duplicate_clusters(),
+    }
     if let Some(ids) = &shared.ids_read {
         // The checker already holds the hash of every source id it saw, duplicates once: the
         // parents' ids for the children's references, without a second set beside it.
@@ -1694,6 +1847,89 @@ mod tests {
             "{}",
             f.reason
         );
+    }
+
+    #[tokio::test]
+    async fn merged_duplicates_write_one_filled_survivor_and_children_point_at_it() {
+        use crate::model::Link;
+        // Contacts 3, 8 and 12 are one person (one address), on three pages of five: 8 is the
+        // most complete and survives; 3 alone opted out; 12 alone knows the phone.
+        let mut records: Vec<Record> = (0..15).map(|i| contact(i, "Ng")).collect();
+        for i in [3, 8, 12] {
+            records[i].set(field::EMAIL, Value::Text("same@gmail.com".into()));
+        }
+        records[3].set(field::EMAIL_OPT_OUT, Value::Bool(true));
+        records[3].fields.remove(field::CITY);
+        records[8].set(field::JOB_TITLE, Value::Text("CFO".into()));
+        records[8].set(field::STREET, Value::Text("1 Rynek".into()));
+        records[12].set(field::PHONE, Value::Text("+48 12 345 67 89".into()));
+        let link = |id: &str| Link {
+            object: ObjectType::CONTACTS,
+            id: id.into(),
+        };
+        let mut note = Record::new(ObjectType::NOTES, "n1");
+        note.set(field::BODY, Value::Text("called".into()));
+        note.set(
+            field::PARENTS,
+            Value::Links(vec![link("3"), link("12"), link("5")]),
+        );
+        records.push(note);
+        let options = RunOptions {
+            objects: vec![ObjectType::CONTACTS, ObjectType::NOTES],
+            quality: QualityRules {
+                duplicates: Duplicates::Merge,
+                ..QualityRules::default()
+            },
+            ..RunOptions::default()
+        };
+        let sink = Arc::new(MemorySink::default());
+        let source = Arc::new(MemorySource { records, page: 5 });
+        let progress = Arc::new(Progress::new(&options.objects));
+        let report = run(
+            Mode::Migrate,
+            Arc::clone(&source) as Arc<dyn Source>,
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            &options,
+            progress,
+        )
+        .await;
+        assert_eq!(report.outcome, Outcome::Verified, "{report:#?}");
+        let o = &report.objects[0];
+        assert_eq!(
+            (o.read, o.written, o.merged, o.verified, o.failed, o.skipped),
+            (15, 13, 2, 13, 0, 0),
+            "merged records are settled, neither failed nor lost"
+        );
+        assert!(o.digests_match);
+        assert_eq!((o.in_sink, o.extra_in_sink), (Some(13), 0));
+        assert_eq!(
+            o.merges,
+            vec![crate::duplicates::Merge {
+                survivor: "8".into(),
+                merged: vec!["12".into(), "3".into()],
+            }]
+        );
+        assert_eq!(o.duplicate_clusters, vec![vec!["3", "8", "12"]]);
+        assert_eq!(o.duplicates.get("DUPLICATE_EMAIL"), Some(&2));
+        let stored = sink.stored.lock().unwrap().clone();
+        assert!(!stored.contains_key("3") && !stored.contains_key("12"));
+        let survivor = &stored["8"];
+        assert_eq!(survivor.text(field::PHONE), Some("+48 12 345 67 89"));
+        assert_eq!(survivor.text(field::JOB_TITLE), Some("CFO"));
+        assert_eq!(survivor.get(field::EMAIL_OPT_OUT), Some(&Value::Bool(true)));
+        assert_eq!(
+            stored["n1"].get(field::PARENTS),
+            Some(&Value::Links(vec![link("8"), link("5")])),
+            "re-pointed to the survivor, once"
+        );
+        assert_eq!(report.objects[1].verified, 1);
+
+        // Verifying afterwards applies the same merges: everything agrees.
+        let progress = Arc::new(Progress::new(&options.objects));
+        let verify = run(Mode::Verify, source, sink, &options, progress).await;
+        assert_eq!(verify.outcome, Outcome::Verified, "{verify:#?}");
+        let o = &verify.objects[0];
+        assert_eq!((o.verified, o.merged, o.not_in_sink), (13, 2, 0));
     }
 
     #[tokio::test]

@@ -86,6 +86,24 @@ pub enum Duplicates {
     /// Write the first record of each cluster only; list each later one as skipped, naming
     /// the record kept.
     Skip,
+    /// Write one record per cluster, its survivor ([`MergeSurvivor`]), with its empty fields
+    /// filled from the others and every opt-out any of them has; the others are not written,
+    /// and later objects' references to them point at the survivor
+    /// ([`crate::duplicates`]). The object is read twice.
+    Merge,
+}
+
+/// Which record of a cluster survives a merge (`migration.merge_survivor`). Ties go to the
+/// latest `updated_at`, then to the lowest source id, so that the choice is the same on
+/// every run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MergeSurvivor {
+    /// The record with the most fields filled that the sink stores (the default).
+    #[default]
+    Complete,
+    /// The record updated last (`updated_at`).
+    Latest,
 }
 
 /// What counts as the same person twice.
@@ -141,6 +159,8 @@ pub struct QualityRules {
     pub duplicates: Duplicates,
     /// What counts as the same person twice.
     pub duplicate_matching: DuplicateMatching,
+    /// Which record of a cluster survives `duplicates = "merge"`.
+    pub merge_survivor: MergeSurvivor,
 }
 
 impl Default for QualityRules {
@@ -155,6 +175,7 @@ impl Default for QualityRules {
             phone_region: None,
             duplicates: Duplicates::Flag,
             duplicate_matching: DuplicateMatching::Email,
+            merge_survivor: MergeSurvivor::Complete,
         }
     }
 }
@@ -712,6 +733,9 @@ impl QualityChecker {
     /// cluster by source id, never a value.
     fn check_duplicates(&mut self, record: &Record) -> Option<Finding> {
         record.object.field(field::EMAIL)?;
+        if self.rules.duplicates == Duplicates::Merge {
+            return None; // merged before the check, by a plan of the whole object
+        }
         let (evidence, first) = match self.rules.duplicate_matching {
             DuplicateMatching::Full => {
                 let duplicate = self.people.observe(record)?;
@@ -740,11 +764,11 @@ impl QualityChecker {
                 Action::Write,
                 "both were written (migration.duplicates = \"flag\")".to_owned(),
             ),
-            (Duplicates::Skip, Some(id)) => (
+            (Duplicates::Skip | Duplicates::Merge, Some(id)) => (
                 Action::Skip,
                 format!("not written: `{id}` was kept (migration.duplicates = \"skip\")"),
             ),
-            (Duplicates::Skip, None) => (
+            (Duplicates::Skip | Duplicates::Merge, None) => (
                 Action::Skip,
                 "not written: the earlier one was kept (migration.duplicates = \"skip\")"
                     .to_owned(),
@@ -1085,6 +1109,12 @@ impl QualityChecker {
     }
 
     /// The hashes of every source id checked (see [`id_hash`]), for the children's checker.
+    /// Notes the source id of a record that is not checked (merged into another): `false`
+    /// when the source returned it earlier in the run.
+    pub fn first_sight(&mut self, source_id: &str) -> bool {
+        self.seen_ids.insert(id_hash(source_id))
+    }
+
     pub fn into_seen_ids(self) -> HashSeen {
         self.seen_ids
     }

@@ -98,6 +98,11 @@ pub struct ObjectReport {
     /// The records taken for one person, each cluster as source ids in the order read (its
     /// first is the record `skip` keeps). Filled once the object's read has finished.
     pub duplicate_clusters: Vec<Vec<String>>,
+    /// Records merged into another record of their cluster (`migration.duplicates = "merge"`):
+    /// not written, and settled (neither failed nor lost).
+    pub merged: u64,
+    /// Each merge by source ids: the survivor written and the records merged into it.
+    pub merges: Vec<crate::duplicates::Merge>,
     /// Records of this object in the sink that carry a source id, counted once the object was
     /// finished; `None` when not counted (the sink cannot count, or the run did not read the
     /// source whole, e.g. after a resume).
