@@ -39,6 +39,19 @@ pub const PHONE_NAME_SIMILARITY: f64 = 0.80;
 /// The most earlier names of its block a new name is compared with.
 pub const BLOCK_DEPTH: usize = 64;
 
+/// The most findings listed in a report per code (`DUPLICATE_NAME`, ...) and the most
+/// clusters listed per object; the counts stay exact. A run over data full of namesakes finds
+/// hundreds of thousands: listing each, with its reason, took ferry to 1.3 GB at a million.
+pub const LISTED: usize = 1000;
+
+/// The most source ids listed of one cluster (its first ones, in the order read).
+pub const LISTED_IDS: usize = 20;
+
+/// The most records a cluster may have to be merged: a larger one is namesakes chained
+/// together, or a shared mailbox, not one person entered again; its records are written as
+/// they are (and listed among the clusters).
+pub const MERGE_MAX: usize = 20;
+
 /// Digits of a phone number compared: enough to tell numbers apart, few enough that a national
 /// and an international form of one number agree.
 const PHONE_DIGITS: usize = 9;
@@ -158,6 +171,13 @@ impl Evidence {
             Evidence::Phone => "DUPLICATE_PHONE",
             Evidence::Name => "DUPLICATE_NAME",
         }
+    }
+
+    /// Whether `code` is a duplicate finding's.
+    pub fn is_code(code: &str) -> bool {
+        [Evidence::Email, Evidence::Phone, Evidence::Name]
+            .iter()
+            .any(|e| e.code() == code)
     }
 
     /// The evidence in words, for reasons.
@@ -312,6 +332,18 @@ impl DuplicateFinder {
             .into_iter()
             .map(|c| c.into_iter().map(|i| self.ids.get(i)).collect())
             .collect()
+    }
+
+    /// How many clusters of two or more records were found, and the first [`LISTED`] of them,
+    /// each as its first [`LISTED_IDS`] source ids: what a report lists.
+    pub fn listed_clusters(&mut self) -> (u64, Vec<Vec<String>>) {
+        let clusters = self.cluster_indices();
+        let listed = clusters
+            .iter()
+            .take(LISTED)
+            .map(|c| c.iter().take(LISTED_IDS).map(|&i| self.ids.get(i)).collect())
+            .collect();
+        (clusters.len() as u64, listed)
     }
 
     /// [`DuplicateFinder::clusters`] as the records' places in the order observed.
@@ -498,7 +530,18 @@ impl MergePlanner {
             found: std::mem::take(&mut self.found),
             ..MergePlan::default()
         };
-        for indices in self.finder.cluster_indices() {
+        let clusters = self.finder.cluster_indices();
+        plan.clusters_found = clusters.len() as u64;
+        for indices in clusters {
+            if plan.read.len() < LISTED {
+                let listed = indices.iter().take(LISTED_IDS);
+                plan.read
+                    .push(listed.map(|&i| self.finder.ids.get(i)).collect());
+            }
+            if indices.len() > MERGE_MAX {
+                plan.too_large += 1;
+                continue;
+            }
             let read: Vec<String> = indices.iter().map(|&i| self.finder.ids.get(i)).collect();
             let mut ranked: Vec<(Rank, String)> = indices
                 .iter()
@@ -512,7 +555,9 @@ impl MergePlanner {
             }
             plan.ranked
                 .push(ranked.into_iter().map(|(_, id)| id).collect());
-            plan.read.push(read);
+        }
+        if plan.too_large > 0 {
+            tracing::warn!(clusters = plan.too_large, max = MERGE_MAX, "clusters too large to be one person: not merged");
         }
         plan
     }
@@ -526,8 +571,12 @@ pub struct MergePlan {
     members: HashIndex<u32>,
     /// Per cluster, its members' source ids in survivor-rank order: the survivor first.
     ranked: Vec<Vec<String>>,
-    /// Per cluster, its members' source ids in the order read.
+    /// The first [`LISTED`] clusters, each as its first [`LISTED_IDS`] source ids, read order.
     read: Vec<Vec<String>>,
+    /// Clusters found, listed or not, merged or not.
+    clusters_found: u64,
+    /// Clusters of more than [`MERGE_MAX`] records: not merged.
+    too_large: u64,
     /// Per code (`DUPLICATE_EMAIL`, ...), the records found to be a person read earlier.
     found: BTreeMap<&'static str, u64>,
 }
@@ -550,9 +599,20 @@ impl MergePlan {
         (survivor != id).then_some(survivor.as_str())
     }
 
-    /// The clusters, each as its records' source ids in the order read.
+    /// The first [`LISTED`] clusters, each as its first [`LISTED_IDS`] records' source ids in
+    /// the order read.
     pub fn clusters(&self) -> &[Vec<String>] {
         &self.read
+    }
+
+    /// How many clusters were found.
+    pub fn clusters_found(&self) -> u64 {
+        self.clusters_found
+    }
+
+    /// How many clusters were too large to merge ([`MERGE_MAX`]).
+    pub fn too_large(&self) -> u64 {
+        self.too_large
     }
 
     /// Per code, the records found to be a person read earlier.
@@ -1080,6 +1140,20 @@ mod tests {
         assert_eq!(open.len(), 1);
         assert!(open[0].survivor.is_none());
         assert_eq!(open[0].merged, vec![("1".to_owned(), 20)]);
+    }
+
+    #[test]
+    fn a_cluster_too_large_to_be_one_person_is_not_merged_and_listing_is_bounded() {
+        let people: Vec<(Record, i64)> = (0..=MERGE_MAX)
+            .map(|i| (person(&format!("{i:03}"), "", "", "info@acme.example", "", ""), 1))
+            .collect();
+        let big = plan(MergeSurvivor::Complete, &people);
+        assert_eq!((big.clusters_found(), big.too_large()), (1, 1));
+        assert_eq!(big.survivor_of("001"), None, "written as it is");
+        assert_eq!(big.clusters()[0].len(), LISTED_IDS, "the first ids listed");
+        let small = plan(MergeSurvivor::Complete, &people[..MERGE_MAX]);
+        assert_eq!((small.clusters_found(), small.too_large()), (1, 0));
+        assert!(small.survivor_of("001").is_some());
     }
 
     #[test]

@@ -847,6 +847,9 @@ async fn read_stage(
         mut merger,
     } = plan;
     let mut not_carried: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    // Per duplicate code, the findings so far: beyond [`crate::duplicates::LISTED`] they are
+    // counted (`duplicates`), not listed.
+    let mut listed_duplicates: HashMap<&'static str, usize> = HashMap::new();
     let mut cursor: Option<String> = start;
     let mut batch = Batch::default();
     // Pages come one after another (each needs the cursor of the one before), so a task of
@@ -964,6 +967,14 @@ async fn read_stage(
             if !findings.is_empty() {
                 let mut tally = shared.tally();
                 for f in findings {
+                    // Duplicates are counted in full; only the first few are listed.
+                    if crate::duplicates::Evidence::is_code(f.code) {
+                        let n = listed_duplicates.entry(f.code).or_insert(0usize);
+                        *n += 1;
+                        if *n > crate::duplicates::LISTED {
+                            continue;
+                        }
+                    }
                     let entry =
                         shared.failure(&record.source_id, Stage::Validate, f.code, f.reason);
                     match f.action {
@@ -1045,8 +1056,14 @@ async fn read_stage(
                 .map(|(code, n)| ((*code).to_owned(), *n))
                 .collect();
             tally.report.duplicate_clusters = plan.clusters().to_vec();
+            tally.report.duplicate_clusters_found = plan.clusters_found();
         }
-        None => shared.tally().report.duplicate_clusters = quality.duplicate_clusters(),
+        None => {
+            let (found, listed) = quality.listed_duplicate_clusters();
+            let mut tally = shared.tally();
+            tally.report.duplicate_clusters = listed;
+            tally.report.duplicate_clusters_found = found;
+        }
     }
     if let Some(ids) = &shared.ids_read {
         // The checker already holds the hash of every source id it saw, duplicates once: the
@@ -1847,6 +1864,37 @@ mod tests {
             "{}",
             f.reason
         );
+    }
+
+    #[tokio::test]
+    async fn duplicate_findings_are_counted_in_full_but_listed_only_up_to_a_bound() {
+        let extra = 30;
+        let records: Vec<Record> = (0..crate::duplicates::LISTED + 1 + extra)
+            .map(|i| {
+                let mut r = contact(i, "Ng");
+                r.set(field::EMAIL, Value::Text("same@gmail.com".into()));
+                r
+            })
+            .collect();
+        let options = RunOptions {
+            objects: vec![ObjectType::CONTACTS],
+            quality: QualityRules {
+                duplicate_matching: DuplicateMatching::Full,
+                ..QualityRules::default()
+            },
+            ..RunOptions::default()
+        };
+        let source = Arc::new(MemorySource { records, page: 50 });
+        let sink = Arc::new(MemorySink::default());
+        let progress = Arc::new(Progress::new(&options.objects));
+        let report = run(Mode::Migrate, source, sink, &options, progress).await;
+        let o = &report.objects[0];
+        let found = (crate::duplicates::LISTED + extra) as u64;
+        assert_eq!(o.duplicates.get("DUPLICATE_EMAIL"), Some(&found));
+        assert_eq!(o.written, found + 1, "flagged, all written");
+        assert_eq!(report.warnings.len(), crate::duplicates::LISTED);
+        assert_eq!(o.duplicate_clusters_found, 1);
+        assert_eq!(o.duplicate_clusters[0].len(), crate::duplicates::LISTED_IDS);
     }
 
     #[tokio::test]

@@ -795,6 +795,12 @@ impl QualityChecker {
         self.people.clusters()
     }
 
+    /// How many clusters of duplicate people were found so far, and the first of them as a
+    /// report lists them ([`crate::duplicates::DuplicateFinder::listed_clusters`]).
+    pub fn listed_duplicate_clusters(&mut self) -> (u64, Vec<Vec<String>>) {
+        self.people.listed_clusters()
+    }
+
     /// Checks the record's phone numbers against their country's plan (the region its
     /// `country` field names, else the run's), listing an invalid one as a warning and, under
     /// [`Phones::Normalize`], writing a valid one without an extension in E.164 form. Names

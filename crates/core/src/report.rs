@@ -96,8 +96,11 @@ pub struct ObjectReport {
     /// listed in the warnings, or skipped.
     pub duplicates: std::collections::BTreeMap<String, u64>,
     /// The records taken for one person, each cluster as source ids in the order read (its
-    /// first is the record `skip` keeps). Filled once the object's read has finished.
+    /// first is the record `skip` keeps): the first 1,000 clusters, each by its first 20 ids
+    /// (`crate::duplicates::LISTED`). Filled once the object's read has finished.
     pub duplicate_clusters: Vec<Vec<String>>,
+    /// How many clusters were found, listed or not.
+    pub duplicate_clusters_found: u64,
     /// Records merged into another record of their cluster (`migration.duplicates = "merge"`):
     /// not written, and settled (neither failed nor lost).
     pub merged: u64,
