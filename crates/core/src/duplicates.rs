@@ -491,11 +491,13 @@ pub struct Merge {
 }
 
 /// The first read of a merged object: finds its clusters ([`DuplicateFinder`]) and keeps
-/// each record's [`Rank`] (12 bytes more a record) to choose the survivors.
+/// each record's [`Rank`] (10 bytes more a record) to choose the survivors.
 #[derive(Debug)]
 pub struct MergePlanner {
     finder: DuplicateFinder,
-    ranks: Vec<Rank>,
+    /// Per record, [`Rank::filled`] and [`Rank::updated_at`], apart: a `Rank` is padded to 16.
+    filled: Vec<u16>,
+    updated_at: Vec<i64>,
     found: BTreeMap<&'static str, u64>,
 }
 
@@ -508,7 +510,8 @@ impl MergePlanner {
             } else {
                 DuplicateFinder::emails_only()
             },
-            ranks: Vec::new(),
+            filled: Vec::new(),
+            updated_at: Vec::new(),
             found: BTreeMap::new(),
         }
     }
@@ -518,9 +521,11 @@ impl MergePlanner {
         if let Some(duplicate) = self.finder.observe(record) {
             *self.found.entry(duplicate.evidence.code()).or_default() += 1;
         }
-        if self.ranks.len() < self.finder.parent.len() {
-            reserve_lean(&mut self.ranks, 1);
-            self.ranks.push(rank);
+        if self.filled.len() < self.finder.parent.len() {
+            reserve_lean(&mut self.filled, 1);
+            self.filled.push(rank.filled);
+            reserve_lean(&mut self.updated_at, 1);
+            self.updated_at.push(rank.updated_at);
         }
     }
 
@@ -546,7 +551,13 @@ impl MergePlanner {
             let mut ranked: Vec<(Rank, String)> = indices
                 .iter()
                 .zip(&read)
-                .map(|(&i, id)| (self.ranks[i as usize], id.clone()))
+                .map(|(&i, id)| {
+                    let rank = Rank {
+                        filled: self.filled[i as usize],
+                        updated_at: self.updated_at[i as usize],
+                    };
+                    (rank, id.clone())
+                })
                 .collect();
             ranked.sort_by(|a, b| survivor_order(rule, (a.0, &a.1), (b.0, &b.1)));
             let cluster = plan.ranked.len() as u32;
