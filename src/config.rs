@@ -13,8 +13,8 @@ use ferry_core::directory::DirectoryRules;
 use ferry_core::fieldplan::FieldSettings;
 use ferry_core::owners::{OwnerRules, Unmatched, normalise_email};
 use ferry_core::quality::{
-    DuplicateMatching, Duplicates, InvalidEmail, MergeSurvivor, MissingReference, MissingRequired, PaymentData,
-    Phones, QualityRules,
+    DuplicateMatching, Duplicates, InvalidEmail, MergeSurvivor, MissingReference, MissingRequired,
+    PaymentData, Phones, QualityRules,
 };
 use ferry_core::stages::StageRules;
 use serde::Deserialize;

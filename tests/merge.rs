@@ -129,7 +129,10 @@ async fn a_person_entered_three_times_arrives_once_with_their_deal_and_note() {
     assert_eq!(sink_state.count("contacts"), (seeded - 2) as usize);
     let merges = contacts["merges"].as_array().expect("merges");
     assert_eq!(merges.len(), 1, "{merges:#?}");
-    let survivor = merges[0]["survivor"].as_str().expect("survivor id").to_owned();
+    let survivor = merges[0]["survivor"]
+        .as_str()
+        .expect("survivor id")
+        .to_owned();
     let merged: Vec<String> = merges[0]["merged"]
         .as_array()
         .expect("merged ids")

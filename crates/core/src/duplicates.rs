@@ -341,7 +341,12 @@ impl DuplicateFinder {
         let listed = clusters
             .iter()
             .take(LISTED)
-            .map(|c| c.iter().take(LISTED_IDS).map(|&i| self.ids.get(i)).collect())
+            .map(|c| {
+                c.iter()
+                    .take(LISTED_IDS)
+                    .map(|&i| self.ids.get(i))
+                    .collect()
+            })
             .collect();
         (clusters.len() as u64, listed)
     }
@@ -568,7 +573,11 @@ impl MergePlanner {
                 .push(ranked.into_iter().map(|(_, id)| id).collect());
         }
         if plan.too_large > 0 {
-            tracing::warn!(clusters = plan.too_large, max = MERGE_MAX, "clusters too large to be one person: not merged");
+            tracing::warn!(
+                clusters = plan.too_large,
+                max = MERGE_MAX,
+                "clusters too large to be one person: not merged"
+            );
         }
         plan
     }
@@ -1012,17 +1021,31 @@ mod tests {
     #[test]
     fn the_survivor_is_the_most_complete_or_the_latest_and_ties_are_decided_by_id() {
         let sparse = person("b", "Jane", "Doe", "jane@acme.example", "", "");
-        let full = person("c", "Jane", "Doe", "jane@acme.example", "+1 415 555 0101", "c1");
+        let full = person(
+            "c",
+            "Jane",
+            "Doe",
+            "jane@acme.example",
+            "+1 415 555 0101",
+            "c1",
+        );
         let people = [(sparse.clone(), 300), (full.clone(), 100)];
         let complete = plan(MergeSurvivor::Complete, &people);
         assert_eq!(complete.survivor_of("b"), Some("c"), "most fields filled");
-        assert_eq!(complete.survivor_of("c"), None, "the survivor merges into nobody");
+        assert_eq!(
+            complete.survivor_of("c"),
+            None,
+            "the survivor merges into nobody"
+        );
         let latest = plan(MergeSurvivor::Latest, &people);
         assert_eq!(latest.survivor_of("c"), Some("b"), "updated last");
         // Equal fields: the later update; equal updates too: the lowest source id, whatever
         // the order read.
         let a = person("a", "Jane", "Doe", "jane@acme.example", "", "");
-        let tie = plan(MergeSurvivor::Complete, &[(sparse.clone(), 5), (a.clone(), 9)]);
+        let tie = plan(
+            MergeSurvivor::Complete,
+            &[(sparse.clone(), 5), (a.clone(), 9)],
+        );
         assert_eq!(tie.survivor_of("b"), Some("a"));
         for order in [[(sparse.clone(), 5), (a.clone(), 5)], [(a, 5), (sparse, 5)]] {
             for rule in [MergeSurvivor::Complete, MergeSurvivor::Latest] {
@@ -1046,7 +1069,11 @@ mod tests {
         fill(&mut survivor, &[second, third]);
         let text = |f| survivor.text(f).map(str::to_owned);
         assert_eq!(text(field::FIRST_NAME).as_deref(), Some("Jane"), "kept");
-        assert_eq!(text(field::PHONE).as_deref(), Some("+1 415 555 0101"), "second first");
+        assert_eq!(
+            text(field::PHONE).as_deref(),
+            Some("+1 415 555 0101"),
+            "second first"
+        );
         assert_eq!(text(field::CITY).as_deref(), Some("Leeds"));
         assert_eq!(text(field::COMPANY).as_deref(), Some("c9"));
         assert_eq!(
@@ -1081,11 +1108,17 @@ mod tests {
         let people = [
             (person("k", "Jane", "Doe", "jane@acme.example", "", ""), 1),
             (person("m", "Jane", "Doe", "jane@acme.example", "", "c1"), 2),
-            (person("o", "Omar", "Haddad", "omar@acme.example", "", ""), 3),
+            (
+                person("o", "Omar", "Haddad", "omar@acme.example", "", ""),
+                3,
+            ),
         ];
-        let plans: MergePlans = [(ObjectType::CONTACTS, Arc::new(plan(MergeSurvivor::Complete, &people)))]
-            .into_iter()
-            .collect();
+        let plans: MergePlans = [(
+            ObjectType::CONTACTS,
+            Arc::new(plan(MergeSurvivor::Complete, &people)),
+        )]
+        .into_iter()
+        .collect();
         let link = |object, id: &str| Link {
             object,
             id: id.into(),
@@ -1110,7 +1143,10 @@ mod tests {
         );
         assert_eq!(deal.text(field::COMPANY), Some("k"));
         let mut note = Record::new(ObjectType::NOTES, "n1");
-        let parents = vec![link(ObjectType::DEALS, "d1"), link(ObjectType::CONTACTS, "k")];
+        let parents = vec![
+            link(ObjectType::DEALS, "d1"),
+            link(ObjectType::CONTACTS, "k"),
+        ];
         note.set(field::PARENTS, Value::Links(parents));
         assert_eq!(repoint(&mut note, &plans), 1);
         assert_eq!(
@@ -1127,7 +1163,17 @@ mod tests {
         let people = [
             (person("1", "Jane", "Doe", "jane@acme.example", "", ""), 1),
             (person("2", "Bo", "Kim", "bo@x.example", "", ""), 1),
-            (person("3", "Jane", "Doe", "jane@acme.example", "+1 415 555 0101", "c1"), 1),
+            (
+                person(
+                    "3",
+                    "Jane",
+                    "Doe",
+                    "jane@acme.example",
+                    "+1 415 555 0101",
+                    "c1",
+                ),
+                1,
+            ),
         ];
         let plan = Arc::new(plan(MergeSurvivor::Complete, &people));
         let mut merger = Merger::new(Arc::clone(&plan));
@@ -1141,7 +1187,10 @@ mod tests {
         let (survivor, tag) = m.survivor.expect("the survivor was read");
         assert_eq!((survivor.source_id.as_str(), tag), ("3", 12));
         assert_eq!(m.merged, vec![("1".to_owned(), 10)]);
-        assert!(matches!(take(&mut merger, 0, 13), Taken::Again(..)), "read twice");
+        assert!(
+            matches!(take(&mut merger, 0, 13), Taken::Again(..)),
+            "read twice"
+        );
         assert!(merger.finish().is_empty());
 
         // The survivor gone by the second read: the others are merged, nothing is written.
@@ -1156,7 +1205,12 @@ mod tests {
     #[test]
     fn a_cluster_too_large_to_be_one_person_is_not_merged_and_listing_is_bounded() {
         let people: Vec<(Record, i64)> = (0..=MERGE_MAX)
-            .map(|i| (person(&format!("{i:03}"), "", "", "info@acme.example", "", ""), 1))
+            .map(|i| {
+                (
+                    person(&format!("{i:03}"), "", "", "info@acme.example", "", ""),
+                    1,
+                )
+            })
             .collect();
         let big = plan(MergeSurvivor::Complete, &people);
         assert_eq!((big.clusters_found(), big.too_large()), (1, 1));
@@ -1170,7 +1224,14 @@ mod tests {
     #[test]
     fn email_only_finders_ignore_phones_and_names() {
         let mut f = DuplicateFinder::emails_only();
-        f.observe(&person("1", "Jane", "Doe", "jane@acme.example", "+1 415 555 0101", "c1"));
+        f.observe(&person(
+            "1",
+            "Jane",
+            "Doe",
+            "jane@acme.example",
+            "+1 415 555 0101",
+            "c1",
+        ));
         let phone = person("2", "Jane", "Doe", "", "+1 415 555 0101", "c1");
         assert_eq!(f.observe(&phone), None);
         let email = person("3", "", "", "JANE@acme.example", "", "");

@@ -410,8 +410,8 @@ pub async fn run(
         let projection = Projection::new(capability.stored.iter().cloned());
         // Duplicates are merged by a plan of the whole object, read first: also when the
         // object finished in an earlier run, since its children's references follow the plan.
-        let merging = options.quality.duplicates == Duplicates::Merge
-            && object.field(field::EMAIL).is_some();
+        let merging =
+            options.quality.duplicates == Duplicates::Merge && object.field(field::EMAIL).is_some();
         if merging {
             match plan_merges(&source, object, &projection, options).await {
                 Ok(Some(plan)) => {
@@ -740,7 +740,9 @@ async fn run_object(
             since,
             stop: options.stop.clone(),
             merges: merges.clone(),
-            merger: merges.get(&object).map(|plan| Merger::new(Arc::clone(plan))),
+            merger: merges
+                .get(&object)
+                .map(|plan| Merger::new(Arc::clone(plan))),
         },
         batch_tx,
         shared,
