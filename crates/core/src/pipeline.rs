@@ -406,6 +406,9 @@ pub async fn run(
     let mut merges = MergePlans::new();
     for (&object, capability) in options.objects.iter().zip(capabilities) {
         let counters = progress.of(object).unwrap_or(&fallback);
+        // From here: a merge's planning read is part of the object's time and requests.
+        let object_started = Instant::now();
+        let http_before = (snapshot(source.http_stats()), snapshot(sink.http_stats()));
         let mut earlier = checkpoint.map(|c| c.object(object)).unwrap_or_default();
         let projection = Projection::new(capability.stored.iter().cloned());
         // Duplicates are merged by a plan of the whole object, read first: also when the
@@ -481,8 +484,6 @@ pub async fn run(
             .filter_map(|target| Some((*target, Arc::clone(refused_parents.get(target)?))))
             .collect();
         let resume = earlier.resume_cursor;
-        let object_started = Instant::now();
-        let http_before = (snapshot(source.http_stats()), snapshot(sink.http_stats()));
         // A sync takes the source's sync point before reading: the watermark moves there once
         // every record read has settled, never past a change this read may have missed.
         let sync = match (syncing, options.sync.as_ref()) {
@@ -811,7 +812,7 @@ async fn plan_merges(
         }
     }
     let plan = planner.finish(options.quality.merge_survivor);
-    tracing::info!(object = %object, clusters = plan.clusters().len(), "merges planned");
+    tracing::info!(object = %object, clusters = plan.clusters_found(), "merges planned");
     Ok(Some(plan))
 }
 
