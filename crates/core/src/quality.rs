@@ -115,10 +115,9 @@ pub enum DuplicateMatching {
     Email,
     /// The same email; the same phone and a similar name; a near-identical name at the same
     /// company or email domain ([`crate::duplicates`]): about 60 bytes a record, and the
-    /// report lists the clusters. Not the default: the benchmark's seeded contacts (a few
-    /// first and last names under a few shared domains) took ferry to 1.3 GB at a million,
-    /// most likely in findings kept for the report (`docs/performance.md`, "Duplicate finder
-    /// memory").
+    /// report lists the clusters. Not the default: it about doubles ferry's CPU per record
+    /// (131 MiB at a million of the benchmark's contacts, within the memory target, once the
+    /// report's lists were bounded: `docs/performance.md`, "Duplicate finder memory").
     Full,
 }
 
