@@ -508,8 +508,7 @@ pub async fn run(
             &source,
             &sink,
             options,
-            (resume, since.clone(), parents, refused),
-            &merges,
+            (resume, since.clone(), parents, refused, merges.clone()),
             &shared,
             counters,
         )
@@ -706,13 +705,13 @@ async fn run_object(
     source: &Arc<dyn Source>,
     sink: &Arc<dyn Sink>,
     options: &RunOptions,
-    (start, since, known_parents, refused_parents): (
+    (start, since, known_parents, refused_parents, merges): (
         Option<String>,
         Option<crate::sync::Watermark>,
         KnownIds,
         KnownIds,
+        MergePlans,
     ),
-    merges: &MergePlans,
     shared: &Arc<Shared>,
     counters: &ObjectProgress,
 ) -> StageResult<()> {
@@ -740,10 +739,10 @@ async fn run_object(
             start,
             since,
             stop: options.stop.clone(),
-            merges: merges.clone(),
             merger: merges
                 .get(&object)
                 .map(|plan| Merger::new(Arc::clone(plan))),
+            merges,
         },
         batch_tx,
         shared,

@@ -305,7 +305,7 @@ fn sample(i: usize) -> Record {
         field::LAST_NAME,
         Value::Text(LAST[(i / 7) % LAST.len()].into()),
     );
-    if i % 10 != 0 {
+    if !i.is_multiple_of(10) {
         r.set(
             field::EMAIL,
             Value::Text(format!("person{i}@co{}.example", i / 9)),
