@@ -2199,6 +2199,86 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_merge_never_checkpoints_past_a_held_record_and_resumes_from_the_start() {
+        let dir = std::env::temp_dir().join(format!("ferry-merge-resume-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("checkpoint.json");
+        let _ = std::fs::remove_file(&path);
+        // One person on page 8 and on the last page: the first is held all the way.
+        let mut records: Vec<Record> = (0..200).map(|i| contact(i, "Ng")).collect();
+        for i in [40, 195] {
+            records[i].set(field::EMAIL, Value::Text("same@gmail.com".into()));
+        }
+        records[195].set(field::JOB_TITLE, Value::Text("CFO".into()));
+        let quality = QualityRules {
+            duplicates: Duplicates::Merge,
+            ..QualityRules::default()
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let sink = Arc::new(StoppingSink::new(stop_tx, StopOn::Upsert, 5));
+        let options = RunOptions {
+            objects: vec![ObjectType::CONTACTS],
+            checkpoint: Some(Arc::new(CheckpointFile::open(&path, "fp", false).unwrap())),
+            stop: Some(stop_rx),
+            quality: quality.clone(),
+            ..RunOptions::default()
+        };
+        let source = Arc::new(MemorySource {
+            records: records.clone(),
+            page: 5,
+        });
+        let first = run(
+            Mode::Migrate,
+            source,
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            &options,
+            Arc::new(Progress::new(&options.objects)),
+        )
+        .await;
+        assert_eq!(first.outcome, Outcome::Interrupted);
+        assert!(first.objects[0].written > 0 && first.objects[0].read < 195);
+        let saved = CheckpointFile::open(&path, "fp", false)
+            .unwrap()
+            .object(ObjectType::CONTACTS);
+        assert!(
+            saved.settled > 0 && saved.settled <= 40,
+            "never past page 8, which holds a record of an open cluster: {saved:?}"
+        );
+
+        let options = RunOptions {
+            objects: vec![ObjectType::CONTACTS],
+            checkpoint: Some(Arc::new(CheckpointFile::open(&path, "fp", false).unwrap())),
+            quality,
+            ..RunOptions::default()
+        };
+        let source = Arc::new(MemorySource { records, page: 5 });
+        let second = run(
+            Mode::Migrate,
+            source,
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            &options,
+            Arc::new(Progress::new(&options.objects)),
+        )
+        .await;
+        assert_eq!(second.outcome, Outcome::Verified, "{second:?}");
+        let o = &second.objects[0];
+        assert_eq!(
+            (o.already_done, o.read, o.written, o.merged),
+            (0, 200, 199, 1),
+            "read again from the start: the survivor needs its whole cluster"
+        );
+        let stored = sink.inner.stored.lock().unwrap();
+        assert_eq!(stored.len(), 199);
+        assert_eq!(stored["195"].text(field::JOB_TITLE), Some("CFO"));
+        assert!(
+            !stored.contains_key("40"),
+            "merged into 195, the more complete"
+        );
+        drop(stored);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
     async fn an_interrupted_run_resumes_from_its_checkpoint() {
         let dir = std::env::temp_dir().join(format!("ferry-resume-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
