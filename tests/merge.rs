@@ -1,7 +1,8 @@
 //! End-to-end: `migration.duplicates = "merge"` through the real binary, from a Salesforce
 //! emulator (which, like Salesforce, holds one person twice under one address) into a HubSpot
 //! emulator (which, like HubSpot, could not: its contacts' emails are unique). One person
-//! entered three times arrives once, filled from the other two; the deal and the note hung on
+//! entered three times arrives once, filled from the other two and opted out as one of them
+//! was; the deal and the note hung on
 //! the records merged away hang on the survivor; the report lists the merge by source ids; the
 //! run verifies, and a later `ferry verify` agrees.
 
@@ -149,10 +150,11 @@ async fn a_person_entered_three_times_arrives_once_with_their_deal_and_note() {
         assert_eq!(n(o, "verified"), n(o, "read"), "{object_name}");
     }
 
-    // The survivor is the most complete record, filled with the mobile number of another.
+    // The survivor is the most complete record, filled with the mobile number of another, and
+    // opted out as another was.
     let by_source_id = |id: &str| {
         format!(
-            "/crm/v3/objects/contacts/{id}?idProperty=ferry_source_id&properties=email,jobtitle,mobilephone,city"
+            "/crm/v3/objects/contacts/{id}?idProperty=ferry_source_id&properties=email,jobtitle,mobilephone,city,hs_email_optout"
         )
     };
     let kept = hubspot_get(&sink.base_url, &by_source_id(&survivor)).await;
@@ -160,6 +162,10 @@ async fn a_person_entered_three_times_arrives_once_with_their_deal_and_note() {
     assert_eq!(props["jobtitle"], "CFO");
     assert_eq!(props["city"], "Leeds");
     assert_eq!(props["mobilephone"], MOBILE, "filled from a merged record");
+    assert_eq!(
+        props["hs_email_optout"], "true",
+        "opted out: a merged record was, and a merge never weakens an opt-out"
+    );
     let kept_id = kept["id"].as_str().expect("HubSpot id").to_owned();
 
     // The deal and the note hang on the survivor, once.
