@@ -584,7 +584,8 @@ impl MergePlanner {
 }
 
 /// The clusters of one object and their survivors, decided before any of its records is
-/// written: about 150 bytes per record in a cluster (its id, a hash, its cluster's list), nothing for the others.
+/// written: about 150 bytes per record in a cluster (its id, a hash, its cluster's list),
+/// nothing for the others.
 #[derive(Debug, Default)]
 pub struct MergePlan {
     /// A member's source id (hashed) to its cluster.
