@@ -14,8 +14,8 @@ use ferry_core::directory::DirectoryRules;
 use ferry_core::fieldplan::FieldSettings;
 use ferry_core::owners::{OwnerRules, Unmatched, normalise_email};
 use ferry_core::quality::{
-    DuplicateMatching, Duplicates, InvalidEmail, MissingReference, MissingRequired, PaymentData,
-    Phones, QualityRules,
+    DuplicateMatching, Duplicates, InvalidEmail, MergeSurvivor, MissingReference, MissingRequired,
+    PaymentData, Phones, QualityRules,
 };
 use ferry_core::stages::StageRules;
 use serde::Deserialize;
@@ -319,10 +319,16 @@ pub struct MigrationConfig {
     pub phone_region: Option<String>,
     /// What to do with a person the source holds twice (same email, same phone and a similar
     /// name, or a near-identical name at the same company or email domain): `"flag"` (default:
-    /// written, and listed as a warning naming the first record) or `"skip"` (only the first
-    /// is written).
+    /// written, and listed as a warning naming the first record), `"skip"` (only the first
+    /// is written) or `"merge"` (one survivor written, filled from the others; references to
+    /// the others re-pointed to it).
     #[serde(default)]
     pub duplicates: Duplicates,
+    /// Which record of a cluster survives `duplicates = "merge"`: `"complete"` (default: the
+    /// most fields filled) or `"latest"` (the latest `updated_at`); ties go to the latest
+    /// update, then the lowest source id.
+    #[serde(default)]
+    pub merge_survivor: MergeSurvivor,
     /// What counts as the same person twice: `"email"` (default: the same address; 8 bytes a
     /// record) or `"full"` (also the same phone and a similar name, or a near-identical name
     /// at the same company or email domain; about 60 bytes a record, plus each finding).
@@ -369,6 +375,7 @@ impl Default for MigrationConfig {
             mx_timeout_ms: None,
             mx_concurrency: None,
             dns_server: None,
+            merge_survivor: MergeSurvivor::default(),
         }
     }
 }
@@ -422,6 +429,7 @@ impl MigrationConfig {
                     server: self.dns_server.as_deref().and_then(dns_server),
                 }
             }),
+            merge_survivor: self.merge_survivor,
             // Checked by `validate`.
             phone_region: self
                 .phone_region
@@ -1014,7 +1022,10 @@ mod tests {
                 r#"`sync.deletes`: must be "ignore""#,
             ),
             (r#"state = """#, "`sync.state`: is empty"),
-            (r#"state = "sink""#, "`sync.state`: \"sink\" (the state kept in the sink) is not"),
+            (
+                r#"state = "sink""#,
+                "`sync.state`: \"sink\" (the state kept in the sink) is not",
+            ),
             (r#"states = "x""#, "unknown field `states`"),
         ] {
             let text = format!("{GOOD}\n[sync]\n{extra}\n");

@@ -327,11 +327,16 @@ fn describe_check(out: &mut String, report: &Report) {
         let Some(object) = o.object else { continue };
         let _ = writeln!(
             out,
-            "{object}: {} read; {} would be written, {} refused, {} skipped{}",
+            "{object}: {} read; {} would be written, {} refused, {} skipped{}{}",
             o.read,
             o.checked,
             o.failed,
             o.skipped,
+            if o.merged > 0 {
+                format!(", {} merged into a duplicate", o.merged)
+            } else {
+                String::new()
+            },
             if o.unprocessed > 0 {
                 format!(", {} not checked (the check stopped)", o.unprocessed)
             } else {
@@ -386,8 +391,8 @@ fn describe_check(out: &mut String, report: &Report) {
                 .collect();
             let _ = writeln!(
                 out,
-                "  duplicate clusters: {} ({}); first: {}",
-                o.duplicate_clusters.len(),
+                "  duplicate clusters: {} (of those listed: {}); first: {}",
+                o.duplicate_clusters_found,
                 sizes.join(", "),
                 first.join(" ")
             );

@@ -329,7 +329,8 @@ pub fn human(report: &Report) -> String {
         .filter(|o| !o.duplicate_clusters.is_empty())
     {
         let name = o.object.map(|o| o.as_str()).unwrap_or("?");
-        let records: usize = o.duplicate_clusters.iter().map(Vec::len).sum();
+        // Each cluster's first record, and every later one (counted by evidence).
+        let records = o.duplicate_clusters_found + o.duplicates.values().sum::<u64>();
         let by: Vec<String> = o
             .duplicates
             .iter()
@@ -343,10 +344,18 @@ pub fn human(report: &Report) -> String {
         let _ = writeln!(
             out,
             "  {name:<10} the same person more than once: {} of {} (found by {}); the report lists them (`duplicate_clusters`)",
-            count(o.duplicate_clusters.len() as u64, "cluster", "clusters"),
-            count(records as u64, "record", "records"),
+            count(o.duplicate_clusters_found, "cluster", "clusters"),
+            count(records, "record", "records"),
             by.join(", ")
         );
+        if o.merged > 0 {
+            let _ = writeln!(
+                out,
+                "  {name:<10} merged (migration.duplicates = \"merge\"): {} into {}; the report lists each (`merges`)",
+                count(o.merged, "record", "records"),
+                count(o.merges.len() as u64, "survivor", "survivors"),
+            );
+        }
     }
     list(&mut out, "failed records", &report.failures);
     list(&mut out, "warnings (records written)", &report.warnings);
@@ -670,6 +679,7 @@ mod tests {
             vec!["1".into(), "4".into(), "9".into()],
             vec!["2".into(), "3".into()],
         ];
+        r.objects[0].duplicate_clusters_found = 2;
         let text = human(&r);
         assert!(
             text.contains(

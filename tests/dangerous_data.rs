@@ -82,7 +82,10 @@ async fn numbers_are_found_by_field_redacted_and_verified_or_refused_and_never_s
     let (code, report, stderr) = run_json("migrate", &sandbox, &sandbox_env()).await;
     let shown = format!("{report}\n{stderr}");
     for number in [CARD, IBAN] {
-        assert!(!digits(&shown).contains(&digits(number)), "a number in the output");
+        assert!(
+            !digits(&shown).contains(&digits(number)),
+            "a number in the output"
+        );
     }
     assert_eq!(code, 3, "refused records → exit 3; {stderr}");
     let mut refused = payment_findings(&report, "failures");
@@ -92,7 +95,11 @@ async fn numbers_are_found_by_field_redacted_and_verified_or_refused_and_never_s
         ("PAYMENT_CARD".to_owned(), ids[0].clone(), "job_title"),
     ];
     expected.sort();
-    assert_eq!(refused.len(), 2, "exactly the seeded numbers, not the near misses: {refused:?}");
+    assert_eq!(
+        refused.len(),
+        2,
+        "exactly the seeded numbers, not the near misses: {refused:?}"
+    );
     for ((code, id, reason), (want_code, want_id, field)) in refused.iter().zip(&expected) {
         assert_eq!((code, id), (want_code, want_id));
         assert!(reason.contains(&format!("`{field}`")), "{reason}");
@@ -127,11 +134,20 @@ async fn numbers_are_found_by_field_redacted_and_verified_or_refused_and_never_s
             .expect("written")
     };
     let title = stored(&ids[0], "Title");
-    assert!(title.starts_with("Buyer, card ") && title.ends_with(" on file"), "{title}");
-    assert!(!digits(&title).contains(&digits(CARD)) && title.contains("1111"), "{title}");
+    assert!(
+        title.starts_with("Buyer, card ") && title.ends_with(" on file"),
+        "{title}"
+    );
+    assert!(
+        !digits(&title).contains(&digits(CARD)) && title.contains("1111"),
+        "{title}"
+    );
     let street = stored(&ids[1], "MailingStreet");
     assert!(!digits(&street).contains(&digits(IBAN)), "{street}");
     // The near misses travel as read.
     assert_eq!(stored(&ids[2], "Title"), format!("Ref {NOT_A_CARD}"));
-    assert_eq!(stored(&ids[3], "MailingStreet"), format!("Ref {NOT_AN_IBAN}"));
+    assert_eq!(
+        stored(&ids[3], "MailingStreet"),
+        format!("Ref {NOT_AN_IBAN}")
+    );
 }

@@ -126,11 +126,11 @@ async fn plan_predicts_what_a_migration_refuses_and_flags_and_writes_nothing() {
         planned_flagged
     );
     let contacts = object(&report, "contacts");
-    let clusters = contacts["duplicate_clusters"].as_array().expect("clusters");
     assert!(
-        clusters_line
-            .trim_start()
-            .starts_with(&format!("duplicate clusters: {} (", clusters.len())),
+        clusters_line.trim_start().starts_with(&format!(
+            "duplicate clusters: {} (",
+            count(contacts, "duplicate_clusters_found")
+        )),
         "{clusters_line}"
     );
     let written_or_refused_by_sink = count(contacts, "written")

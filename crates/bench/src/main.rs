@@ -17,7 +17,7 @@ use scenario::{Bench, Figures};
 
 const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|latency|crm|sync]... \
 [--records N] [--ceiling-records N] [--crm-records N] [--sync-records N] [--repeat N] [--sink VENDOR]... \
-[--source VENDOR]... [--no-build] [--ferry PATH] [--wrap CMD]
+[--source VENDOR]... [--migration LINE]... [--no-build] [--ferry PATH] [--wrap CMD]
 
   ceiling   HubSpot sink limited to 190 requests/10 s: ceiling use with the limit configured, and learned
   sinks     ceiling use of Pipedrive, Dynamics, Zoho and Salesforce as the sink, at their documented limits
@@ -42,6 +42,8 @@ const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|laten
                        salesforce (and hubspot for `crm`)
   --source VENDOR      `sync` runs only this source (repeatable): hubspot, salesforce, pipedrive,
                        zoho, dynamics
+  --migration LINE     a line added to `[migration]` of the overhead and memory runs (repeatable),
+                       e.g. --migration 'duplicate_matching = \"full\"' for the duplicate finder's memory
   --no-build           use target/release/ferry as it is
   --ferry PATH         the ferry binary to run
   --wrap \"CMD ARGS\"     run `ferry migrate` under CMD, e.g. --wrap \"valgrind --tool=callgrind\"
@@ -69,6 +71,7 @@ fn run() -> Result<()> {
     let mut build = true;
     let mut ferry: Option<PathBuf> = None;
     let mut wrap: Vec<String> = Vec::new();
+    let mut migration: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut number = |name: &str| -> Result<usize> {
@@ -84,6 +87,7 @@ fn run() -> Result<()> {
             "--repeat" => repeat = number("--repeat")?,
             "--sink" => sinks.push(args.next().context("--sink needs a vendor")?),
             "--source" => sources.push(args.next().context("--source needs a vendor")?),
+            "--migration" => migration.push(args.next().context("--migration needs a line")?),
             "--no-build" => build = false,
             "--ferry" => ferry = Some(args.next().context("--ferry needs a path")?.into()),
             "--wrap" => {
@@ -109,7 +113,7 @@ fn run() -> Result<()> {
         Some(path) => path,
         None => locate_ferry(build)?,
     };
-    let bench = Bench::new(ferry, wrap)?;
+    let bench = Bench::new(ferry, wrap)?.with_migration(migration);
     println!("{}", bench.machine());
     let mut figures = Figures::default();
     for w in &which {

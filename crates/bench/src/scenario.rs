@@ -30,6 +30,8 @@ pub struct Bench {
     wrap: Vec<String>,
     dir: PathBuf,
     overhead_runs: std::cell::RefCell<HashMap<usize, Run>>,
+    /// Lines added to `[migration]` of the overhead and memory runs (`--migration`).
+    migration: Vec<String>,
 }
 
 /// What the sandbox serves in one run.
@@ -174,7 +176,15 @@ impl Bench {
             wrap,
             dir,
             overhead_runs: Default::default(),
+            migration: Vec::new(),
         })
+    }
+
+    /// Adds `lines` to `[migration]` of the overhead and memory runs: what they measure
+    /// (`duplicate_matching = "full"`, the duplicate finder's memory).
+    pub fn with_migration(mut self, lines: Vec<String>) -> Bench {
+        self.migration = lines;
+        self
     }
 
     /// The machine: cores, CPU model, memory, load.
@@ -712,7 +722,8 @@ impl Bench {
             // and an emulator without limits announces none: tell it there are none.
             source_extra: vec![format!("rate_limit_per_10s = {}", u32::MAX)],
         };
-        let migration = vec!["objects = [\"companies\", \"contacts\"]".to_owned()];
+        let mut migration = vec!["objects = [\"companies\", \"contacts\"]".to_owned()];
+        migration.extend(self.migration.iter().cloned());
         let timeout = Duration::from_secs(120 + records as u64 / 500);
         let run = self.migrate(&plan, &[], &migration, timeout)?;
         println!(

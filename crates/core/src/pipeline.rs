@@ -21,9 +21,12 @@ use crate::checkpoint::{CheckpointFile, ObjectCheckpoint};
 use crate::checksum::{Projection, record_digest};
 use crate::connector::{Capability, Sink, Source};
 use crate::directory::Directory;
+use crate::duplicates::{Merge, MergePlan, MergePlanner, MergePlans, Merger, Rank, Taken};
 use crate::error::{ConnectorError, ConnectorResult};
-use crate::model::{ObjectType, Record, Value};
-use crate::quality::{Action, KnownIds, QualityChecker, QualityRules};
+use crate::model::{ObjectType, Record, Value, field};
+use crate::quality::{
+    Action, DuplicateMatching, Duplicates, KnownIds, QualityChecker, QualityRules,
+};
 use crate::report::{
     ErrorKind, Failure, HttpReport, ObjectProgress, ObjectReport, Outcome, Progress, Report, Stage,
 };
@@ -523,9 +526,43 @@ pub async fn run(
         }
         _ => None,
     };
+    // The merges of the objects run so far: later objects' references follow them.
+    let mut merges = MergePlans::new();
     for (&object, capability) in options.objects.iter().zip(capabilities) {
         let counters = progress.of(object).unwrap_or(&fallback);
-        let earlier = checkpoint.map(|c| c.object(object)).unwrap_or_default();
+        // From here: a merge's planning read is part of the object's time and requests.
+        let object_started = Instant::now();
+        let http_before = (
+            http_report(source.http_stats()),
+            http_report(sink.http_stats()),
+        );
+        let mut earlier = checkpoint.map(|c| c.object(object)).unwrap_or_default();
+        let projection = Projection::new(capability.stored.iter().cloned());
+        // Duplicates are merged by a plan of the whole object, read first: also when the
+        // object finished in an earlier run, since its children's references follow the plan.
+        let merging =
+            options.quality.duplicates == Duplicates::Merge && object.field(field::EMAIL).is_some();
+        if merging {
+            match plan_merges(&source, object, &projection, options).await {
+                Ok(Some(plan)) => {
+                    merges.insert(object, Arc::new(plan));
+                }
+                Ok(None) => {
+                    report.interrupted = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(object = %object, error = %e, kind = %e.kind(), "cannot plan the merges");
+                    report.fail(e.kind(), e.to_string());
+                    break;
+                }
+            }
+            // A survivor needs its whole cluster: an object stopped half-way is read again
+            // from its start (writes are upserts by source id, so nothing is written twice).
+            if !earlier.done {
+                earlier = Default::default();
+            }
+        }
         counters
             .already_done
             .store(earlier.settled, Ordering::Relaxed);
@@ -541,11 +578,6 @@ pub async fn run(
             report.objects.push(object_report);
             continue;
         }
-        let object_started = Instant::now();
-        let http_before = (
-            http_report(source.http_stats()),
-            http_report(sink.http_stats()),
-        );
         // A sync takes the source's sync point before reading: the watermark moves there once
         // every record read has settled, never past a change this read may have missed.
         let sync = match (syncing, options.sync.as_ref()) {
@@ -559,10 +591,14 @@ pub async fn run(
             },
             _ => None,
         };
-        let since = sync.as_ref().and_then(|(_, since, _)| since.clone());
+        // A merged object is read whole: a changed record's cluster may hold unchanged ones.
+        let since = sync
+            .as_ref()
+            .and_then(|(_, since, _)| since.clone())
+            .filter(|_| !merging);
         // Only an incremental read skips unchanged records: a full read counts the sink's
         // records against those it read back, and a skipped record is not read back.
-        let unchanged = sync.as_ref().map(|(state, since, point)| Unchanged {
+        let unchanged = sync.as_ref().map(|(state, _, point)| Unchanged {
             previous: match since {
                 Some(_) => state.digests(object),
                 None => Default::default(),
@@ -573,7 +609,7 @@ pub async fn run(
         });
         let shared = Arc::new(Shared {
             object,
-            projection: Projection::new(capability.stored.iter().cloned()),
+            projection,
             capability,
             tally: Mutex::new(Tally {
                 report: object_report,
@@ -614,7 +650,7 @@ pub async fn run(
             &source,
             &sink,
             options,
-            (resume, since.clone(), parents, refused),
+            (resume, since.clone(), parents, refused, merges.clone()),
             &shared,
             counters,
         )
@@ -662,9 +698,11 @@ pub async fn run(
         // Records read but not settled: `migrate` settles a record when it is written or
         // fails; `verify` writes nothing and settles a record when it is compared.
         let settled = match mode {
-            Mode::Migrate => r.written + r.failed + r.skipped + r.unchanged_skipped,
-            Mode::Verify => r.verified + r.mismatched + r.not_in_sink + r.failed + r.skipped,
-            Mode::Check => r.checked + r.failed + r.skipped,
+            Mode::Migrate => r.written + r.failed + r.skipped + r.unchanged_skipped + r.merged,
+            Mode::Verify => {
+                r.verified + r.mismatched + r.not_in_sink + r.failed + r.skipped + r.merged
+            }
+            Mode::Check => r.checked + r.failed + r.skipped + r.merged,
         };
         let clean = result.is_ok()
             && !shared.interrupted.load(Ordering::Relaxed)
@@ -809,11 +847,12 @@ async fn run_object(
     source: &Arc<dyn Source>,
     sink: &Arc<dyn Sink>,
     options: &RunOptions,
-    (start, since, known_parents, refused_parents): (
+    (start, since, known_parents, refused_parents, merges): (
         Option<String>,
         Option<crate::sync::Watermark>,
         KnownIds,
         KnownIds,
+        MergePlans,
     ),
     shared: &Arc<Shared>,
     counters: &ObjectProgress,
@@ -843,6 +882,10 @@ async fn run_object(
             start,
             since,
             stop: options.stop.clone(),
+            merger: merges
+                .get(&object)
+                .map(|plan| Merger::new(Arc::clone(plan))),
+            merges,
         },
         batch_tx,
         shared,
@@ -892,6 +935,34 @@ pub async fn survey_capability(sink: &dyn Sink, object: ObjectType) -> Connector
     sink.capability(object)
 }
 
+/// The first read of an object whose duplicates are merged ([`crate::duplicates`]): every
+/// record, for its clusters and their survivors. `None` when the run was told to stop.
+async fn plan_merges(
+    source: &Arc<dyn Source>,
+    object: ObjectType,
+    projection: &Projection,
+    options: &RunOptions,
+) -> StageResult<Option<MergePlan>> {
+    let full = options.quality.duplicate_matching == DuplicateMatching::Full;
+    let mut planner = MergePlanner::new(full);
+    let mut pager = Pager::start(source, object, None, None);
+    loop {
+        if options.stop.as_ref().is_some_and(|s| *s.borrow()) {
+            return Ok(None);
+        }
+        let page = pager.next().await?;
+        for record in &page.records {
+            planner.observe(record, Rank::of(record, |f| projection.contains(f)));
+        }
+        if page.next.is_none() {
+            break;
+        }
+    }
+    let plan = planner.finish(options.quality.merge_survivor);
+    tracing::info!(object = %object, clusters = plan.clusters_found(), "merges planned");
+    Ok(Some(plan))
+}
+
 /// Where and how the read stage reads.
 struct ReadPlan {
     quality: QualityChecker,
@@ -901,6 +972,11 @@ struct ReadPlan {
     /// Read only the records changed at or after this watermark (a sync); `None`: all.
     since: Option<crate::sync::Watermark>,
     stop: Option<watch::Receiver<bool>>,
+    /// The merges of the objects run before: references to a merged-away record are
+    /// re-pointed to its survivor before the record is checked.
+    merges: MergePlans,
+    /// This object's merges, when its duplicates are merged.
+    merger: Option<Merger<u64>>,
 }
 
 /// Reads every page of the object, checks each record and sends full batches downstream.
@@ -917,9 +993,14 @@ async fn read_stage(
         start,
         since,
         mut stop,
+        merges,
+        mut merger,
     } = plan;
     let mut not_carried: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut consent = crate::consent::ConsentCounts::new();
+    // Per duplicate code, the findings so far: beyond [`crate::duplicates::LISTED`] they are
+    // counted (`duplicates`), not listed.
+    let mut listed_duplicates: HashMap<&'static str, usize> = HashMap::new();
     let mut cursor: Option<String> = start;
     let mut batch = Batch::default();
     // Pages come one after another (each needs the cursor of the one before), so a task of
@@ -960,7 +1041,64 @@ async fn read_stage(
         }
         ObjectProgress::add(&counters.failed, page.unreadable.len() as u64);
         quality.look_up_domains(&page.records).await;
+        // Records to check and pass on, each with the page it was held from (a record of a
+        // merged cluster, outstanding on its page since it was read), or `None`: this page.
+        let mut ready: Vec<(Record, Option<u64>)> = Vec::with_capacity(page.records.len());
+        let mut merged: Vec<crate::duplicates::Merged<u64>> = Vec::new();
         for mut record in page.records {
+            crate::duplicates::repoint(&mut record, &merges);
+            let Some(merger) = merger.as_mut() else {
+                ready.push((record, None));
+                continue;
+            };
+            match merger.take(record, seq) {
+                Taken::Alone(record, _) => ready.push((record, None)),
+                Taken::Again(record, _) => {
+                    settled_now += 1;
+                    let mut tally = shared.tally();
+                    tally.report.skipped += 1;
+                    let reason = "the source returned this record twice; it was merged once".into();
+                    let warning = shared.failure(
+                        &record.source_id,
+                        Stage::Validate,
+                        "DUPLICATE_SOURCE_RECORD",
+                        reason,
+                    );
+                    tally.warnings.push(warning);
+                }
+                taken => {
+                    // Held for its cluster: outstanding on this page until merged.
+                    shared.sent_downstream(seq);
+                    downstream += 1;
+                    if let Taken::Merged(m) = taken {
+                        merged.push(m);
+                    }
+                }
+            }
+        }
+        if let Some(merger) = merger.as_mut().filter(|_| page.next.is_none()) {
+            // The last page: clusters with a record the source no longer returned.
+            merged.extend(merger.finish());
+        }
+        for m in merged {
+            let ids: Vec<String> = m.merged.iter().map(|(id, _)| id.clone()).collect();
+            for (id, held_on) in &m.merged {
+                quality.first_sight(id);
+                shared.settle(*held_on, 1)?;
+            }
+            {
+                let mut tally = shared.tally();
+                tally.report.merged += ids.len() as u64;
+                tally.report.merges.push(Merge {
+                    survivor: m.survivor_id,
+                    merged: ids,
+                });
+            }
+            if let Some((survivor, held_on)) = m.survivor {
+                ready.push((survivor, Some(held_on)));
+            }
+        }
+        for (mut record, held_on) in ready {
             for (name, value) in &record.fields {
                 if !crate::checksum::is_blank(value)
                     && !shared.projection.contains(name)
@@ -988,6 +1126,14 @@ async fn read_stage(
             if !findings.is_empty() {
                 let mut tally = shared.tally();
                 for f in findings {
+                    // Duplicates are counted in full; only the first few are listed.
+                    if crate::duplicates::Evidence::is_code(f.code) {
+                        let n = listed_duplicates.entry(f.code).or_insert(0usize);
+                        *n += 1;
+                        if *n > crate::duplicates::LISTED {
+                            continue;
+                        }
+                    }
                     let entry =
                         shared.failure(&record.source_id, Stage::Validate, f.code, f.reason);
                     match f.action {
@@ -1006,7 +1152,10 @@ async fn read_stage(
             }
             if action != Action::Write {
                 crate::consent::count_refused(&record, &mut consent);
-                settled_now += 1;
+                match held_on {
+                    Some(held_on) => shared.settle(held_on, 1)?,
+                    None => settled_now += 1,
+                }
                 continue;
             }
             crate::consent::strip_opt_ins(&mut record);
@@ -1018,7 +1167,10 @@ async fn read_stage(
                 if crate::sync::RecordHash::of(&digest) == *before {
                     unchanged.keep(&record, &digest);
                     shared.tally().report.unchanged_skipped += 1;
-                    settled_now += 1;
+                    match held_on {
+                        Some(held_on) => shared.settle(held_on, 1)?,
+                        None => settled_now += 1,
+                    }
                     continue;
                 }
                 unchanged
@@ -1027,10 +1179,16 @@ async fn read_stage(
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(record.source_id.clone());
             }
-            shared.sent_downstream(seq);
+            let page_of = match held_on {
+                Some(held_on) => held_on,
+                None => {
+                    shared.sent_downstream(seq);
+                    downstream += 1;
+                    seq
+                }
+            };
             batch.records.push(record);
-            batch.pages.push(seq);
-            downstream += 1;
+            batch.pages.push(page_of);
             if batch.len() >= batch_size {
                 let full = std::mem::take(&mut batch);
                 if tx.send(full).await.is_err() {
@@ -1077,7 +1235,24 @@ async fn read_stage(
         }
     }
     shared.tally().report.fields_not_carried = not_carried.into_iter().collect();
-    shared.tally().report.duplicate_clusters = quality.duplicate_clusters();
+    match merger.as_ref().and_then(|_| merges.get(&shared.object)) {
+        Some(plan) => {
+            let mut tally = shared.tally();
+            tally.report.duplicates = plan
+                .found()
+                .iter()
+                .map(|(code, n)| ((*code).to_owned(), *n))
+                .collect();
+            tally.report.duplicate_clusters = plan.clusters().to_vec();
+            tally.report.duplicate_clusters_found = plan.clusters_found();
+        }
+        None => {
+            let (found, listed) = quality.listed_duplicate_clusters();
+            let mut tally = shared.tally();
+            tally.report.duplicate_clusters = listed;
+            tally.report.duplicate_clusters_found = found;
+        }
+    }
     if quality.mx_unchecked() > 0 {
         tracing::warn!(
             object = %shared.object,
@@ -1961,6 +2136,120 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn duplicate_findings_are_counted_in_full_but_listed_only_up_to_a_bound() {
+        let extra = 30;
+        let records: Vec<Record> = (0..crate::duplicates::LISTED + 1 + extra)
+            .map(|i| {
+                let mut r = contact(i, "Ng");
+                r.set(field::EMAIL, Value::Text("same@gmail.com".into()));
+                r
+            })
+            .collect();
+        let options = RunOptions {
+            objects: vec![ObjectType::CONTACTS],
+            quality: QualityRules {
+                duplicate_matching: DuplicateMatching::Full,
+                ..QualityRules::default()
+            },
+            ..RunOptions::default()
+        };
+        let source = Arc::new(MemorySource { records, page: 50 });
+        let sink = Arc::new(MemorySink::default());
+        let progress = Arc::new(Progress::new(&options.objects));
+        let report = run(Mode::Migrate, source, sink, &options, progress).await;
+        let o = &report.objects[0];
+        let found = (crate::duplicates::LISTED + extra) as u64;
+        assert_eq!(o.duplicates.get("DUPLICATE_EMAIL"), Some(&found));
+        assert_eq!(o.written, found + 1, "flagged, all written");
+        assert_eq!(report.warnings.len(), crate::duplicates::LISTED);
+        assert_eq!(o.duplicate_clusters_found, 1);
+        assert_eq!(o.duplicate_clusters[0].len(), crate::duplicates::LISTED_IDS);
+    }
+
+    #[tokio::test]
+    async fn merged_duplicates_write_one_filled_survivor_and_children_point_at_it() {
+        use crate::model::Link;
+        // Contacts 3, 8 and 12 are one person (one address), on three pages of five: 8 is the
+        // most complete and survives; 3 alone opted out; 12 alone knows the phone.
+        let mut records: Vec<Record> = (0..15).map(|i| contact(i, "Ng")).collect();
+        for i in [3, 8, 12] {
+            records[i].set(field::EMAIL, Value::Text("same@gmail.com".into()));
+        }
+        records[3].set(field::EMAIL_OPT_OUT, Value::Bool(true));
+        records[3].fields.remove(field::CITY);
+        records[8].set(field::JOB_TITLE, Value::Text("CFO".into()));
+        records[8].set(field::STREET, Value::Text("1 Rynek".into()));
+        records[12].set(field::PHONE, Value::Text("+48 12 345 67 89".into()));
+        let link = |id: &str| Link {
+            object: ObjectType::CONTACTS,
+            id: id.into(),
+        };
+        let mut note = Record::new(ObjectType::NOTES, "n1");
+        note.set(field::BODY, Value::Text("called".into()));
+        note.set(
+            field::PARENTS,
+            Value::Links(vec![link("3"), link("12"), link("5")]),
+        );
+        records.push(note);
+        let options = RunOptions {
+            objects: vec![ObjectType::CONTACTS, ObjectType::NOTES],
+            quality: QualityRules {
+                duplicates: Duplicates::Merge,
+                ..QualityRules::default()
+            },
+            ..RunOptions::default()
+        };
+        let sink = Arc::new(MemorySink::default());
+        let source = Arc::new(MemorySource { records, page: 5 });
+        let progress = Arc::new(Progress::new(&options.objects));
+        let report = run(
+            Mode::Migrate,
+            Arc::clone(&source) as Arc<dyn Source>,
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            &options,
+            progress,
+        )
+        .await;
+        assert_eq!(report.outcome, Outcome::Verified, "{report:#?}");
+        let o = &report.objects[0];
+        assert_eq!(
+            (o.read, o.written, o.merged, o.verified, o.failed, o.skipped),
+            (15, 13, 2, 13, 0, 0),
+            "merged records are settled, neither failed nor lost"
+        );
+        assert!(o.digests_match);
+        assert_eq!((o.in_sink, o.extra_in_sink), (Some(13), 0));
+        assert_eq!(
+            o.merges,
+            vec![crate::duplicates::Merge {
+                survivor: "8".into(),
+                merged: vec!["12".into(), "3".into()],
+            }]
+        );
+        assert_eq!(o.duplicate_clusters, vec![vec!["3", "8", "12"]]);
+        assert_eq!(o.duplicates.get("DUPLICATE_EMAIL"), Some(&2));
+        let stored = sink.stored.lock().unwrap().clone();
+        assert!(!stored.contains_key("3") && !stored.contains_key("12"));
+        let survivor = &stored["8"];
+        assert_eq!(survivor.text(field::PHONE), Some("+48 12 345 67 89"));
+        assert_eq!(survivor.text(field::JOB_TITLE), Some("CFO"));
+        assert_eq!(survivor.get(field::EMAIL_OPT_OUT), Some(&Value::Bool(true)));
+        assert_eq!(
+            stored["n1"].get(field::PARENTS),
+            Some(&Value::Links(vec![link("8"), link("5")])),
+            "re-pointed to the survivor, once"
+        );
+        assert_eq!(report.objects[1].verified, 1);
+
+        // Verifying afterwards applies the same merges: everything agrees.
+        let progress = Arc::new(Progress::new(&options.objects));
+        let verify = run(Mode::Verify, source, sink, &options, progress).await;
+        assert_eq!(verify.outcome, Outcome::Verified, "{verify:#?}");
+        let o = &verify.objects[0];
+        assert_eq!((o.verified, o.merged, o.not_in_sink), (13, 2, 0));
+    }
+
+    #[tokio::test]
     async fn verify_mode_finds_records_missing_from_the_sink() {
         let records: Vec<Record> = (0..25).map(|i| contact(i, "Ng")).collect();
         let sink = Arc::new(MemorySink::default());
@@ -2174,6 +2463,86 @@ mod tests {
             self.count(StopOn::ReadBack);
             self.inner.read_back(o, ids).await
         }
+    }
+
+    #[tokio::test]
+    async fn a_merge_never_checkpoints_past_a_held_record_and_resumes_from_the_start() {
+        let dir = std::env::temp_dir().join(format!("ferry-merge-resume-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("checkpoint.json");
+        let _ = std::fs::remove_file(&path);
+        // One person on page 8 and on the last page: the first is held all the way.
+        let mut records: Vec<Record> = (0..200).map(|i| contact(i, "Ng")).collect();
+        for i in [40, 195] {
+            records[i].set(field::EMAIL, Value::Text("same@gmail.com".into()));
+        }
+        records[195].set(field::JOB_TITLE, Value::Text("CFO".into()));
+        let quality = QualityRules {
+            duplicates: Duplicates::Merge,
+            ..QualityRules::default()
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let sink = Arc::new(StoppingSink::new(stop_tx, StopOn::Upsert, 5));
+        let options = RunOptions {
+            objects: vec![ObjectType::CONTACTS],
+            checkpoint: Some(Arc::new(CheckpointFile::open(&path, "fp", false).unwrap())),
+            stop: Some(stop_rx),
+            quality: quality.clone(),
+            ..RunOptions::default()
+        };
+        let source = Arc::new(MemorySource {
+            records: records.clone(),
+            page: 5,
+        });
+        let first = run(
+            Mode::Migrate,
+            source,
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            &options,
+            Arc::new(Progress::new(&options.objects)),
+        )
+        .await;
+        assert_eq!(first.outcome, Outcome::Interrupted);
+        assert!(first.objects[0].written > 0 && first.objects[0].read < 195);
+        let saved = CheckpointFile::open(&path, "fp", false)
+            .unwrap()
+            .object(ObjectType::CONTACTS);
+        assert!(
+            saved.settled > 0 && saved.settled <= 40,
+            "never past page 8, which holds a record of an open cluster: {saved:?}"
+        );
+
+        let options = RunOptions {
+            objects: vec![ObjectType::CONTACTS],
+            checkpoint: Some(Arc::new(CheckpointFile::open(&path, "fp", false).unwrap())),
+            quality,
+            ..RunOptions::default()
+        };
+        let source = Arc::new(MemorySource { records, page: 5 });
+        let second = run(
+            Mode::Migrate,
+            source,
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            &options,
+            Arc::new(Progress::new(&options.objects)),
+        )
+        .await;
+        assert_eq!(second.outcome, Outcome::Verified, "{second:?}");
+        let o = &second.objects[0];
+        assert_eq!(
+            (o.already_done, o.read, o.written, o.merged),
+            (0, 200, 199, 1),
+            "read again from the start: the survivor needs its whole cluster"
+        );
+        let stored = sink.inner.stored.lock().unwrap();
+        assert_eq!(stored.len(), 199);
+        assert_eq!(stored["195"].text(field::JOB_TITLE), Some("CFO"));
+        assert!(
+            !stored.contains_key("40"),
+            "merged into 195, the more complete"
+        );
+        drop(stored);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

@@ -86,6 +86,24 @@ pub enum Duplicates {
     /// Write the first record of each cluster only; list each later one as skipped, naming
     /// the record kept.
     Skip,
+    /// Write one record per cluster, its survivor ([`MergeSurvivor`]), with its empty fields
+    /// filled from the others and every opt-out any of them has; the others are not written,
+    /// and later objects' references to them point at the survivor
+    /// ([`crate::duplicates`]). The object is read twice.
+    Merge,
+}
+
+/// Which record of a cluster survives a merge (`migration.merge_survivor`). Ties go to the
+/// latest `updated_at`, then to the lowest source id, so that the choice is the same on
+/// every run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MergeSurvivor {
+    /// The record with the most fields filled that the sink stores (the default).
+    #[default]
+    Complete,
+    /// The record updated last (`updated_at`).
+    Latest,
 }
 
 /// What counts as the same person twice.
@@ -97,10 +115,9 @@ pub enum DuplicateMatching {
     Email,
     /// The same email; the same phone and a similar name; a near-identical name at the same
     /// company or email domain ([`crate::duplicates`]): about 60 bytes a record, and the
-    /// report lists the clusters. Not the default: the benchmark's seeded contacts (a few
-    /// first and last names under a few shared domains) took ferry to 1.3 GB at a million,
-    /// most likely in findings kept for the report (`docs/performance.md`, "Duplicate finder
-    /// memory").
+    /// report lists the clusters. Not the default: it about doubles ferry's CPU per record
+    /// (131 MiB at a million of the benchmark's contacts, within the memory target, once the
+    /// report's lists were bounded: `docs/performance.md`, "Duplicate finder memory").
     Full,
 }
 
@@ -151,6 +168,8 @@ pub struct QualityRules {
     pub duplicate_matching: DuplicateMatching,
     /// The DNS check of email domains ([`crate::mx`]); `None`: off (the default).
     pub email_mx: Option<crate::mx::MxSettings>,
+    /// Which record of a cluster survives `duplicates = "merge"`.
+    pub merge_survivor: MergeSurvivor,
 }
 
 impl Default for QualityRules {
@@ -166,6 +185,7 @@ impl Default for QualityRules {
             duplicates: Duplicates::Flag,
             duplicate_matching: DuplicateMatching::Email,
             email_mx: None,
+            merge_survivor: MergeSurvivor::Complete,
         }
     }
 }
@@ -781,6 +801,9 @@ impl QualityChecker {
     /// cluster by source id, never a value.
     fn check_duplicates(&mut self, record: &Record) -> Option<Finding> {
         record.object.field(field::EMAIL)?;
+        if self.rules.duplicates == Duplicates::Merge {
+            return None; // merged before the check, by a plan of the whole object
+        }
         let (evidence, first) = match self.rules.duplicate_matching {
             DuplicateMatching::Full => {
                 let duplicate = self.people.observe(record)?;
@@ -809,11 +832,11 @@ impl QualityChecker {
                 Action::Write,
                 "both were written (migration.duplicates = \"flag\")".to_owned(),
             ),
-            (Duplicates::Skip, Some(id)) => (
+            (Duplicates::Skip | Duplicates::Merge, Some(id)) => (
                 Action::Skip,
                 format!("not written: `{id}` was kept (migration.duplicates = \"skip\")"),
             ),
-            (Duplicates::Skip, None) => (
+            (Duplicates::Skip | Duplicates::Merge, None) => (
                 Action::Skip,
                 "not written: the earlier one was kept (migration.duplicates = \"skip\")"
                     .to_owned(),
@@ -838,6 +861,12 @@ impl QualityChecker {
     /// The clusters of duplicate people found so far, each as its records' source ids.
     pub fn duplicate_clusters(&mut self) -> Vec<Vec<String>> {
         self.people.clusters()
+    }
+
+    /// How many clusters of duplicate people were found so far, and the first of them as a
+    /// report lists them ([`crate::duplicates::DuplicateFinder::listed_clusters`]).
+    pub fn listed_duplicate_clusters(&mut self) -> (u64, Vec<Vec<String>>) {
+        self.people.listed_clusters()
     }
 
     /// Checks the record's phone numbers against their country's plan (the region its
@@ -1154,6 +1183,12 @@ impl QualityChecker {
     }
 
     /// The hashes of every source id checked (see [`id_hash`]), for the children's checker.
+    /// Notes the source id of a record that is not checked (merged into another): `false`
+    /// when the source returned it earlier in the run.
+    pub fn first_sight(&mut self, source_id: &str) -> bool {
+        self.seen_ids.insert(id_hash(source_id))
+    }
+
     pub fn into_seen_ids(self) -> HashSeen {
         self.seen_ids
     }

@@ -104,7 +104,8 @@ pub struct ObjectReport {
     /// listed in the warnings, or skipped.
     pub duplicates: std::collections::BTreeMap<String, u64>,
     /// The records taken for one person, each cluster as source ids in the order read (its
-    /// first is the record `skip` keeps). Filled once the object's read has finished.
+    /// first is the record `skip` keeps): the first 1,000 clusters, each by its first 20 ids
+    /// (`crate::duplicates::LISTED`). Filled once the object's read has finished.
     pub duplicate_clusters: Vec<Vec<String>>,
     /// `plan`'s whole-source check: records that passed every check a migration applies
     /// before writing, and so would be written.
@@ -117,6 +118,13 @@ pub struct ObjectReport {
     /// Email addresses whose domain DNS did not answer for (a timeout, SERVFAIL) under
     /// `migration.email_mx_check`: neither flagged nor passed.
     pub mx_unchecked: u64,
+    /// How many clusters were found, listed or not.
+    pub duplicate_clusters_found: u64,
+    /// Records merged into another record of their cluster (`migration.duplicates = "merge"`):
+    /// not written, and settled (neither failed nor lost).
+    pub merged: u64,
+    /// Each merge by source ids: the survivor written and the records merged into it.
+    pub merges: Vec<crate::duplicates::Merge>,
     /// Records of this object in the sink that carry a source id, counted once the object was
     /// finished; `None` when not counted (the sink cannot count, or the run did not read the
     /// source whole, e.g. after a resume).

@@ -8,7 +8,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use ferry_core::duplicates::DuplicateFinder;
+use ferry_core::duplicates::{DuplicateFinder, MergePlanner, Rank};
+use ferry_core::quality::MergeSurvivor;
 use ferry_core::{ObjectType, Record, Value, field};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -292,6 +293,37 @@ fn seeded_duplicates_are_found_with_high_precision_and_recall() {
     assert!(recall >= 0.90, "recall {recall:.3}");
 }
 
+/// The `i`th record of the memory tests: an 18-character id in order, nine in ten with an
+/// address, six in ten with a number, nine people a company.
+fn sample(i: usize) -> Record {
+    let mut r = Record::new(ObjectType::CONTACTS, format!("003{i:015}"));
+    r.set(
+        field::FIRST_NAME,
+        Value::Text(FIRST[i % FIRST.len()].into()),
+    );
+    r.set(
+        field::LAST_NAME,
+        Value::Text(LAST[(i / 7) % LAST.len()].into()),
+    );
+    if !i.is_multiple_of(10) {
+        r.set(
+            field::EMAIL,
+            Value::Text(format!("person{i}@co{}.example", i / 9)),
+        );
+    }
+    if i % 5 < 3 {
+        r.set(
+            field::PHONE,
+            Value::Text(format!("+44 20 {:04} {:04}", i / 10_000, i % 10_000)),
+        );
+    }
+    r.set(
+        field::COMPANY,
+        Value::Reference(format!("001{:015}", i / 9)),
+    );
+    r
+}
+
 /// What the finder holds per record at 300,000 contacts (60 bytes when measured; 59 at a
 /// million) with 18-character ids (Salesforce's) read in order, nine in ten with an address
 /// and six in ten with a number: printed for `docs/performance.md`, and held under 64 bytes,
@@ -305,31 +337,7 @@ fn the_finder_keeps_under_64_bytes_a_record() {
     let mut finder = DuplicateFinder::default();
     let before = HELD.load(Ordering::Relaxed);
     for i in 0..records {
-        let mut r = Record::new(ObjectType::CONTACTS, format!("003{i:015}"));
-        r.set(
-            field::FIRST_NAME,
-            Value::Text(FIRST[i % FIRST.len()].into()),
-        );
-        r.set(
-            field::LAST_NAME,
-            Value::Text(LAST[(i / 7) % LAST.len()].into()),
-        );
-        if i % 10 != 0 {
-            r.set(
-                field::EMAIL,
-                Value::Text(format!("person{i}@co{}.example", i / 9)),
-            );
-        }
-        if i % 5 < 3 {
-            r.set(
-                field::PHONE,
-                Value::Text(format!("+44 20 {:04} {:04}", i / 10_000, i % 10_000)),
-            );
-        }
-        r.set(
-            field::COMPANY,
-            Value::Reference(format!("001{:015}", i / 9)),
-        );
+        let r = sample(i);
         finder.observe(&r);
         drop(r);
     }
@@ -340,4 +348,32 @@ fn the_finder_keeps_under_64_bytes_a_record() {
     );
     assert!(per_record < 64.0, "{per_record:.0} bytes a record");
     drop(finder);
+}
+
+/// What a merge's first read holds per record (the finder and each record's rank), and what
+/// its plan keeps afterwards per record in a cluster: printed for `docs/data-quality.md`, and
+/// held under 74 bytes a record while planning.
+#[test]
+fn the_merge_planner_keeps_under_74_bytes_a_record() {
+    let _alone = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let records = 300_000;
+    let before = HELD.load(Ordering::Relaxed);
+    let mut planner = MergePlanner::new(true);
+    for i in 0..records {
+        let mut r = sample(i);
+        r.set(field::UPDATED_AT, Value::Timestamp(i as i64));
+        planner.observe(&r, Rank::of(&r, |_| true));
+    }
+    let planning = HELD.load(Ordering::Relaxed) - before;
+    let per_record = planning as f64 / records as f64;
+    let plan = planner.finish(MergeSurvivor::Complete);
+    let kept = HELD.load(Ordering::Relaxed) - before;
+    println!(
+        "merge planner: {per_record:.0} bytes a record while planning; the plan of {} clusters: {kept} bytes",
+        plan.clusters_found()
+    );
+    assert!(per_record < 74.0, "{per_record:.0} bytes a record");
+    drop(plan);
 }
