@@ -338,7 +338,7 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
             });
             continue;
         }
-        if !src.kind.fits(dst.kind) {
+        if !src.kind.fits(dst.kind) && !opt_out_into_text(src, dst) {
             errors.push(FieldPlanError::TypeMismatch {
                 object,
                 key: from.clone(),
@@ -495,8 +495,12 @@ fn push_pair(
     dst: &VendorField,
     configured: bool,
 ) {
-    // The sink's type: what is written and read back, so both digests agree.
-    let ty = dst.kind.canonical_type().unwrap_or(FieldType::Text);
+    // The sink's type: what is written and read back, so both digests agree. An opt-out
+    // stays a flag whatever field holds it: the consent guard reads it as one.
+    let ty = match crate::model::opt_out(&canonical) {
+        Some(_) => FieldType::Bool,
+        None => dst.kind.canonical_type().unwrap_or(FieldType::Text),
+    };
     let binding = |f: &VendorField| FieldBinding {
         options: if f.kind == FieldKind::Picklist {
             f.options.clone()
@@ -527,13 +531,32 @@ fn push_pair(
     });
 }
 
+/// Whether `src` is an opt-out flag going into a text field: a vendor without a checkbox
+/// field (Pipedrive) holds it so. The opt-out travels as a flag; the sink writes it as
+/// `"true"` (only ever when true) and reads `"true"` back as the flag.
+fn opt_out_into_text(src: &VendorField, dst: &VendorField) -> bool {
+    src.kind == FieldKind::Bool
+        && dst.kind == FieldKind::Text
+        && src
+            .canonical
+            .as_deref()
+            .and_then(crate::model::opt_out)
+            .is_some()
+}
+
 /// The field a config names: by its name, else by its label when one field has it (Pipedrive's
 /// keys are hashes that differ per account; people name its fields by label).
 pub fn find<'a>(fields: &'a [VendorField], name: &str) -> Option<&'a VendorField> {
     if let Some(f) = fields.iter().find(|f| f.name == name) {
         return Some(f);
     }
-    let mut by_label = fields.iter().filter(|f| same_label(&f.label, name));
+    // By label too as ferry labels a field it creates under that name (`Do_Not_Call__c` →
+    // "Do Not Call"), so that the run that created it, and every rerun, finds it whatever
+    // name the vendor gave it (`do_not_call`, `Do_Not_Call__c`, a Pipedrive key).
+    let created = label_for(name);
+    let mut by_label = fields.iter().filter(|f| {
+        same_label(&f.label, name) || created.as_deref().is_some_and(|l| same_label(&f.label, l))
+    });
     match (by_label.next(), by_label.next()) {
         (Some(f), None) => Some(f),
         _ => None,
