@@ -766,6 +766,47 @@ mod tests {
     }
 
     #[test]
+    fn an_opt_out_may_go_into_a_text_field_as_a_flag_and_a_created_field_is_found_by_its_label() {
+        let sf = vec![
+            field(
+                "DoNotCall",
+                "Do Not Call",
+                FieldKind::Bool,
+                Some("do_not_call"),
+            ),
+            field("Newsletter__c", "Newsletter", FieldKind::Bool, None),
+        ];
+        // Pipedrive: a text field created for `Ferry_Do_Not_Call`, named by a key.
+        let pd = vec![
+            field("9f3a", "Ferry Do Not Call", FieldKind::Text, None),
+            field("77b1", "News", FieldKind::Text, None),
+        ];
+        let contacts = |settings: &FieldSettings| {
+            plan(&PlanInput {
+                object: ObjectType::CONTACTS,
+                ..input(&sf, &pd, settings)
+            })
+        };
+        let held = contacts(&pairs(&[("DoNotCall", "Ferry_Do_Not_Call")]));
+        assert!(held.errors.is_empty(), "{:?}", held.errors);
+        assert_eq!(held.sink_bindings[0].vendor, "9f3a");
+        // Read and written as a flag on both sides, whatever field holds it.
+        assert!(
+            held.source_bindings
+                .iter()
+                .chain(&held.sink_bindings)
+                .all(|b| b.canonical == "do_not_call" && b.ty == FieldType::Bool)
+        );
+        // Only an opt-out: another flag into text is a mismatch.
+        let other = contacts(&pairs(&[("Newsletter__c", "News")]));
+        assert!(
+            matches!(&other.errors[..], [FieldPlanError::TypeMismatch { .. }]),
+            "{:?}",
+            other.errors
+        );
+    }
+
+    #[test]
     fn mapped_fields_bind_both_sides_under_one_canonical_name() {
         let (sf, hs) = (salesforce(), hubspot());
         let settings = pairs(&[
