@@ -20,7 +20,7 @@ use serde_json::{Value as Json, json};
 
 const VENDORS: [&str; 5] = ["hubspot", "salesforce", "pipedrive", "zoho", "dynamics"];
 const OBJECTS: [&str; 2] = ["companies", "contacts"];
-const CONTACTS: usize = 300;
+const CONTACTS: usize = 200;
 
 /// The opt-outs each vendor keeps on a contact, as (canonical field, the vendor's field as a
 /// `[fields.contacts]` pair names it on the source side).
