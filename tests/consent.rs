@@ -560,6 +560,15 @@ async fn an_accepted_loss_writes_each_record_without_it_and_lists_it_by_source_i
         "{report:#}"
     );
     assert_eq!(pair.sink_counts(), pair.source_counts());
+    // The summary says it in plain words, a line per channel (a rerun: upserts, nothing new).
+    let out = common::ferry(&["migrate", "--config", &config], &all_credentials()).await;
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let phone = seeded(s, "do_not_call");
+    let line = format!(
+        "contacts   consent, phone: {phone} records opted out: 0 kept opted out in pipedrive, 0 \
+         refused, {phone} lost (written without it: [consent] accept_loss)"
+    );
+    assert!(summary.contains(&line), "no `{line}` in:\n{summary}");
 }
 
 /// `method path` with `body` on `vendor`'s emulator at `base`, signed in as another app of the
