@@ -357,6 +357,7 @@ pub fn human(report: &Report) -> String {
             );
         }
     }
+    consent_lines(&mut out, report);
     list(&mut out, "failed records", &report.failures);
     list(&mut out, "warnings (records written)", &report.warnings);
     let _ = writeln!(
@@ -396,6 +397,41 @@ fn requests(http: &ferry_core::report::HttpReport) -> String {
         "{} ({} retried, {} throttled{waited})",
         http.requests, http.retries, http.throttled
     )
+}
+
+/// One line per object and channel with opted-out records: how many were read opted out, and
+/// of those how many the sink holds opted out (verified), were refused and were written
+/// without the opt-out as `[consent] accept_loss` allows; then the sink's own opt-outs left
+/// standing.
+fn consent_lines(out: &mut String, report: &Report) {
+    for o in &report.objects {
+        let name = o.object.map(|o| o.as_str()).unwrap_or("?");
+        for (channel, c) in &o.consent {
+            if c.opted_out + c.kept_in_sink == 0 {
+                continue;
+            }
+            let mut line = format!(
+                "  {name:<10} consent, {channel}: {} opted out: {} kept opted out in {}, {} refused, {} lost",
+                count(c.opted_out, "record", "records"),
+                c.kept,
+                report.sink,
+                c.refused,
+                c.lost
+            );
+            if c.lost > 0 {
+                line.push_str(" (written without it: [consent] accept_loss)");
+            }
+            if c.kept_in_sink > 0 {
+                let _ = write!(
+                    line,
+                    "; {} opted out in {} only, left opted out",
+                    count(c.kept_in_sink, "more record", "more records"),
+                    report.sink
+                );
+            }
+            let _ = writeln!(out, "{line}");
+        }
+    }
 }
 
 fn list(out: &mut String, title: &str, entries: &[Failure]) {
@@ -688,6 +724,34 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn each_channel_with_opt_outs_gets_a_consent_line() {
+        let mut r = report("migrate", Outcome::Verified);
+        r.objects[0].consent.insert(
+            "phone",
+            ferry_core::consent::ChannelCounts {
+                opted_out: 5,
+                kept: 3,
+                refused: 1,
+                lost: 1,
+                kept_in_sink: 2,
+            },
+        );
+        r.objects[0]
+            .consent
+            .insert("fax", ferry_core::consent::ChannelCounts::default());
+        let text = human(&r);
+        assert!(
+            text.contains(
+                "  contacts   consent, phone: 5 records opted out: 3 kept opted out in salesforce, \
+                 1 refused, 1 lost (written without it: [consent] accept_loss); 2 more records \
+                 opted out in salesforce only, left opted out"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("consent, fax"), "{text}");
     }
 
     #[test]

@@ -660,6 +660,12 @@ pub fn to_dataverse(
 ) -> Result<Map<String, Json>, RecordRejection> {
     let mut out = Map::new();
     for b in map.iter() {
+        if ferry_core::model::opt_out(&b.canonical).is_some()
+            && record.get(&b.canonical) != Some(&Value::Bool(true))
+        {
+            // A mapped opt-out column too: only `true` is written, an opt-out is never cleared.
+            continue;
+        }
         let value = match record.get(&b.canonical) {
             None => Json::Null,
             Some(v) => column_value(record, b, v)?,

@@ -219,6 +219,34 @@ impl Source for DynamicsSource {
         Ok(count)
     }
 
+    /// One `$count` of the rows any of whose consent columns is set
+    /// (`$filter=donotphone eq true`, `donotemail eq true or donotbulkemail eq true`), a page of
+    /// one row; at Dataverse's count cap (5,000), or for an opt-out in a mapped column, every
+    /// page is read and counted instead.
+    async fn count_opted_out(&self, object: ObjectType, field: &str) -> ConnectorResult<u64> {
+        let t = mapping::binding(object)?;
+        let Some(opt_out) = t.opt_outs.iter().find(|o| o.canonical == field) else {
+            return ferry_core::connector::count_opted_out_by_reading(self, object, field).await;
+        };
+        let filter: Vec<String> = opt_out
+            .columns
+            .iter()
+            .map(|c| format!("{c} eq true"))
+            .collect();
+        let mut url = self.client.api_url(t.set)?;
+        url.query_pairs_mut()
+            .append_pair("$select", t.id)
+            .append_pair("$filter", &filter.join(" or "))
+            .append_pair("$count", "true");
+        let prefer = max_page_size(1);
+        let page: Collection = self.client.get_json(url, &[("Prefer", &prefer)]).await?;
+        match page.count {
+            Some(n) if n < COUNT_CAP => Ok(n),
+            // Capped (or not counted): never read a capped count as the number opted out.
+            _ => ferry_core::connector::count_opted_out_by_reading(self, object, field).await,
+        }
+    }
+
     /// The table's column definitions (`GET EntityDefinitions(LogicalName='…')/Attributes`).
     async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
         crate::fields::describe(&self.client, object).await

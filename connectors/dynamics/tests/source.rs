@@ -111,6 +111,40 @@ async fn count_at_the_cap_is_unknown() {
 }
 
 #[tokio::test]
+async fn opt_outs_are_counted_per_channel_with_one_request_each() {
+    let (emulator, running) = start(Options::default()).await;
+    let data = generate(
+        300,
+        16,
+        &Mess {
+            opt_out_channels: 0.1,
+            ..Mess::none()
+        },
+    );
+    emulator.seed(&data);
+    let source = source(&running.base_url, 50);
+    source.check().await.expect("check");
+    type Flag = fn(&ferry_sandbox::seed::SeedContact) -> bool;
+    let channels: [(&str, Flag); 4] = [
+        (field::EMAIL_OPT_OUT, |c| c.email_opt_out),
+        (field::DO_NOT_CALL, |c| c.do_not_call),
+        (field::FAX_OPT_OUT, |c| c.fax_opt_out),
+        (field::POSTAL_OPT_OUT, |c| c.postal_opt_out),
+    ];
+    for (canonical, seeded) in channels {
+        let expected = data.contacts.iter().filter(|c| seeded(c)).count() as u64;
+        assert!(expected > 0, "{canonical}: nothing seeded");
+        let before = emulator.requests();
+        let counted = source
+            .count_opted_out(ObjectType::CONTACTS, canonical)
+            .await
+            .expect("count");
+        assert_eq!(counted, expected, "{canonical}");
+        assert_eq!(emulator.requests() - before, 1, "{canonical}: one $count");
+    }
+}
+
+#[tokio::test]
 async fn a_foreign_next_link_is_refused() {
     let (_emulator, running) = start(Options::default()).await;
     let source = source(&running.base_url, 10);

@@ -147,7 +147,7 @@ pub fn read_properties(map: &FieldMap) -> Vec<&str> {
 
 /// The HubSpot properties of an upsert of `record` through `map`: every written property,
 /// with `""` for a field the record lacks, so that an upsert clears what the source no longer
-/// holds and the sink ends equal to the source. A picklist label becomes its internal value;
+/// holds and the sink ends equal to the source; an opt-out only when it is `true`. A picklist label becomes its internal value;
 /// a label the property's options lack refuses the record (`NO_SUCH_OPTION`), naming the
 /// field, never the value.
 pub fn to_properties(
@@ -156,6 +156,12 @@ pub fn to_properties(
 ) -> Result<serde_json::Map<String, serde_json::Value>, RecordRejection> {
     let mut properties = serde_json::Map::new();
     for binding in written_properties(map) {
+        if ferry_core::model::opt_out(&binding.canonical).is_some()
+            && record.get(&binding.canonical) != Some(&Value::Bool(true))
+        {
+            // Only an opt-out is ever written: `""` or `false` would clear one HubSpot holds.
+            continue;
+        }
         let value = match record.get(&binding.canonical) {
             None => String::new(),
             Some(value) if binding.ty == FieldType::Stage => {

@@ -61,16 +61,18 @@ pub fn kind_of(code: &str, field_type: &str) -> FieldKind {
 
 /// The Pipedrive `field_type` a new field of `kind` is created with, if Pipedrive has one:
 /// numbers are `double` (Pipedrive has no integer or checkbox custom field, and no
-/// date-and-time one).
+/// date-and-time one). A checkbox becomes a text field: Pipedrive has no other place for a
+/// flag such as a do-not-call opt-out, which ferry writes there as `"true"` (and only when
+/// true, see [`to_body`]) and reads back as a flag.
 pub fn field_type_for(kind: FieldKind) -> Option<&'static str> {
     Some(match kind {
-        FieldKind::Text | FieldKind::Email => "varchar",
+        FieldKind::Text | FieldKind::Email | FieldKind::Bool => "varchar",
         FieldKind::Phone => "phone",
         FieldKind::Integer | FieldKind::Decimal => "double",
         FieldKind::Date => "date",
         FieldKind::Picklist => "enum",
         FieldKind::MultiPicklist => "set",
-        FieldKind::Bool | FieldKind::Timestamp | FieldKind::Reference | FieldKind::Other => {
+        FieldKind::Timestamp | FieldKind::Reference | FieldKind::Other => {
             return None;
         }
     })
@@ -436,7 +438,12 @@ pub fn to_body(
     let mut body = Map::new();
     let mut custom = Map::new();
     for binding in map.iter() {
-        if is_custom_key(&binding.vendor) {
+        if ferry_core::model::opt_out(&binding.canonical).is_some() {
+            // Only an opt-out is ever written: `null` would clear one Pipedrive holds.
+            if record.get(&binding.canonical).and_then(Value::as_bool) == Some(true) {
+                custom.insert(binding.vendor.to_string(), json!("true"));
+            }
+        } else if is_custom_key(&binding.vendor) {
             custom.insert(binding.vendor.to_string(), bound_json(binding, record)?);
         } else if binding.ty == FieldType::Owner {
             // The owner is a user id, a number; none: the token's user or the current owner.

@@ -413,14 +413,15 @@ async fn create_field_then_describe_shows_it_and_a_record_can_be_written_into_it
     assert!(outcomes[0].result.is_ok(), "{outcomes:?}");
     read_back_equal(&sink, ObjectType::CONTACTS, &[&r]).await;
 
-    // What Pipedrive has no custom field type for is refused, naming the field and endpoint.
+    // What Pipedrive has no custom field type for (a date and time) is refused, naming the
+    // field and endpoint.
     let err = sink
         .create_field(
             ObjectType::COMPANIES,
             &NewField {
-                name: "active".into(),
-                label: "Active".into(),
-                kind: FieldKind::Bool,
+                name: "renewed_at".into(),
+                label: "Renewed at".into(),
+                kind: FieldKind::Timestamp,
                 options: Vec::new(),
             },
         )
@@ -431,7 +432,7 @@ async fn create_field_then_describe_shows_it_and_a_record_can_be_written_into_it
     assert!(
         text.contains("pipedrive")
             && text.contains("POST /api/v2/organizationFields")
-            && text.contains("Active"),
+            && text.contains("Renewed at"),
         "{text}"
     );
     // A compound field cannot be mapped.

@@ -526,7 +526,9 @@ pub fn to_zoho(
             }
             Some(v) => zoho_json(b.ty, v).map_err(|expected| invalid(record, b, expected))?,
         };
-        if row.opt_out == Some(b.canonical.as_ref()) && value != Json::Bool(true) {
+        let opt_out = row.opt_out == Some(b.canonical.as_ref())
+            || ferry_core::model::opt_out(&b.canonical).is_some();
+        if opt_out && value != Json::Bool(true) {
             // Only a true opt-out is a fact to carry. Anything else leaves the field out: Zoho
             // keeps what it holds on an update (an opt-out is never cleared) and creates the
             // record not opted out.

@@ -364,20 +364,7 @@ pub trait Source: Send + Sync {
     /// default reads every page and counts; a source whose vendor can count by a filter (one
     /// query) should override it.
     async fn count_opted_out(&self, object: ObjectType, field: &str) -> ConnectorResult<u64> {
-        let mut n = 0u64;
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self.read_page(object, cursor.as_deref()).await?;
-            n += page
-                .records
-                .iter()
-                .filter(|r| r.get(field) == Some(&crate::Value::Bool(true)))
-                .count() as u64;
-            match page.next {
-                Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
-                _ => return Ok(n),
-            }
-        }
+        count_opted_out_by_reading(self, object, field).await
     }
 
     /// The request counters of this connector's HTTP client, for the report.
@@ -608,6 +595,30 @@ impl Capability {
         ConnectorError::Unsupported {
             vendor,
             detail: format!("this connector cannot write {object}"),
+        }
+    }
+}
+
+/// [`Source::count_opted_out`] by reading every page of `object` and counting the records
+/// opted out in `field`: the default, and the fallback of a source whose count by filter is
+/// capped.
+pub async fn count_opted_out_by_reading<S: Source + ?Sized>(
+    source: &S,
+    object: ObjectType,
+    field: &str,
+) -> ConnectorResult<u64> {
+    let mut n = 0u64;
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = source.read_page(object, cursor.as_deref()).await?;
+        n += page
+            .records
+            .iter()
+            .filter(|r| r.get(field) == Some(&crate::Value::Bool(true)))
+            .count() as u64;
+        match page.next {
+            Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
+            _ => return Ok(n),
         }
     }
 }

@@ -338,7 +338,7 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
             });
             continue;
         }
-        if !src.kind.fits(dst.kind) {
+        if !src.kind.fits(dst.kind) && !opt_out_into_text(src, dst) {
             errors.push(FieldPlanError::TypeMismatch {
                 object,
                 key: from.clone(),
@@ -495,8 +495,12 @@ fn push_pair(
     dst: &VendorField,
     configured: bool,
 ) {
-    // The sink's type: what is written and read back, so both digests agree.
-    let ty = dst.kind.canonical_type().unwrap_or(FieldType::Text);
+    // The sink's type: what is written and read back, so both digests agree. An opt-out
+    // stays a flag whatever field holds it: the consent guard reads it as one.
+    let ty = match crate::model::opt_out(&canonical) {
+        Some(_) => FieldType::Bool,
+        None => dst.kind.canonical_type().unwrap_or(FieldType::Text),
+    };
     let binding = |f: &VendorField| FieldBinding {
         options: if f.kind == FieldKind::Picklist {
             f.options.clone()
@@ -527,13 +531,32 @@ fn push_pair(
     });
 }
 
+/// Whether `src` is an opt-out flag going into a text field: a vendor without a checkbox
+/// field (Pipedrive) holds it so. The opt-out travels as a flag; the sink writes it as
+/// `"true"` (only ever when true) and reads `"true"` back as the flag.
+fn opt_out_into_text(src: &VendorField, dst: &VendorField) -> bool {
+    src.kind == FieldKind::Bool
+        && dst.kind == FieldKind::Text
+        && src
+            .canonical
+            .as_deref()
+            .and_then(crate::model::opt_out)
+            .is_some()
+}
+
 /// The field a config names: by its name, else by its label when one field has it (Pipedrive's
 /// keys are hashes that differ per account; people name its fields by label).
 pub fn find<'a>(fields: &'a [VendorField], name: &str) -> Option<&'a VendorField> {
     if let Some(f) = fields.iter().find(|f| f.name == name) {
         return Some(f);
     }
-    let mut by_label = fields.iter().filter(|f| same_label(&f.label, name));
+    // By label too as ferry labels a field it creates under that name (`Do_Not_Call__c` →
+    // "Do Not Call"), so that the run that created it, and every rerun, finds it whatever
+    // name the vendor gave it (`do_not_call`, `Do_Not_Call__c`, a Pipedrive key).
+    let created = label_for(name);
+    let mut by_label = fields.iter().filter(|f| {
+        same_label(&f.label, name) || created.as_deref().is_some_and(|l| same_label(&f.label, l))
+    });
     match (by_label.next(), by_label.next()) {
         (Some(f), None) => Some(f),
         _ => None,
@@ -739,6 +762,47 @@ mod tests {
             weakened.errors[0]
                 .to_string()
                 .contains("`fields.contacts.Newsletter__c`")
+        );
+    }
+
+    #[test]
+    fn an_opt_out_may_go_into_a_text_field_as_a_flag_and_a_created_field_is_found_by_its_label() {
+        let sf = vec![
+            field(
+                "DoNotCall",
+                "Do Not Call",
+                FieldKind::Bool,
+                Some("do_not_call"),
+            ),
+            field("Newsletter__c", "Newsletter", FieldKind::Bool, None),
+        ];
+        // Pipedrive: a text field created for `Ferry_Do_Not_Call`, named by a key.
+        let pd = vec![
+            field("9f3a", "Ferry Do Not Call", FieldKind::Text, None),
+            field("77b1", "News", FieldKind::Text, None),
+        ];
+        let contacts = |settings: &FieldSettings| {
+            plan(&PlanInput {
+                object: ObjectType::CONTACTS,
+                ..input(&sf, &pd, settings)
+            })
+        };
+        let held = contacts(&pairs(&[("DoNotCall", "Ferry_Do_Not_Call")]));
+        assert!(held.errors.is_empty(), "{:?}", held.errors);
+        assert_eq!(held.sink_bindings[0].vendor, "9f3a");
+        // Read and written as a flag on both sides, whatever field holds it.
+        assert!(
+            held.source_bindings
+                .iter()
+                .chain(&held.sink_bindings)
+                .all(|b| b.canonical == "do_not_call" && b.ty == FieldType::Bool)
+        );
+        // Only an opt-out: another flag into text is a mismatch.
+        let other = contacts(&pairs(&[("Newsletter__c", "News")]));
+        assert!(
+            matches!(&other.errors[..], [FieldPlanError::TypeMismatch { .. }]),
+            "{:?}",
+            other.errors
         );
     }
 

@@ -89,6 +89,11 @@ pub trait VendorEmulator: Send + Sync {
     /// Moves the account's clock `by` ahead, as time passing would (later writes are stamped,
     /// and answers dated, that much later). A sandbox hook, like [`VendorEmulator::touch`].
     fn advance_clock(&self, by: std::time::Duration);
+    /// Every live record of `object` (`"companies"` or `"contacts"`; none for the others) as
+    /// the vendor's API renders a read of it, every field under the vendor's name. A sandbox
+    /// hook for tests that look into the account itself (the consent tests read each
+    /// contact's opt-outs there).
+    fn records(&self, object: &str) -> Vec<serde_json::Value>;
 }
 
 /// The positions `0, every_nth, 2 * every_nth, …` below `len`: which records

@@ -1165,6 +1165,26 @@ impl crate::VendorEmulator for Emulator {
     fn advance_clock(&self, by: Duration) {
         Emulator::advance_clock(self, by);
     }
+
+    fn records(&self, object: &str) -> Vec<Json> {
+        let table = match object {
+            "companies" => "account",
+            "contacts" => "contact",
+            _ => return Vec::new(),
+        };
+        let (Some(table), Ok(store)) = (Table::from_logical(table), self.shared.store.read()) else {
+            return Vec::new();
+        };
+        let Ok(select) = odata::parse_select(&store, table, None) else {
+            return Vec::new();
+        };
+        store
+            .table(table)
+            .rows
+            .values()
+            .map(|row| odata::render(&store, table, row, &select, None))
+            .collect()
+    }
 }
 
 /// The table a request lists a later page of (it carries a `$skiptoken`), for `shift`.

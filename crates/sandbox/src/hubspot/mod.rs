@@ -736,4 +736,28 @@ impl crate::VendorEmulator for Emulator {
     fn advance_clock(&self, by: std::time::Duration) {
         Emulator::advance_clock(self, by);
     }
+
+    fn records(&self, object: &str) -> Vec<serde_json::Value> {
+        let Some(kind) = Kind::parse(object) else {
+            return Vec::new();
+        };
+        let data = self.read();
+        let store = data.store(kind);
+        store
+            .starting_at(0)
+            .iter()
+            .filter(|r| !r.is_archived())
+            .map(|r| {
+                let properties: serde_json::Map<String, serde_json::Value> = store
+                    .full_selection(r)
+                    .into_iter()
+                    .filter_map(|p| {
+                        let value = store.value(r, p)?;
+                        Some((store.prop(p).name.clone(), value.into_owned().into()))
+                    })
+                    .collect();
+                serde_json::json!({"id": r.id.to_string(), "properties": properties})
+            })
+            .collect()
+    }
 }

@@ -835,6 +835,16 @@ impl crate::VendorEmulator for Emulator {
     fn advance_clock(&self, by: std::time::Duration) {
         Emulator::advance_clock(self, by);
     }
+
+    fn records(&self, object: &str) -> Vec<serde_json::Value> {
+        if !matches!(object, "companies" | "contacts") {
+            return Vec::new();
+        }
+        self.source_ids(object)
+            .iter()
+            .filter_map(|id| self.record(object, id.parse().ok()?))
+            .collect()
+    }
 }
 
 /// The kind a request lists a later page of (it carries a cursor), for `shift`.

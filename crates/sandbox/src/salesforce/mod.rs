@@ -1466,4 +1466,20 @@ impl crate::VendorEmulator for Emulator {
     fn advance_clock(&self, by: Duration) {
         Emulator::advance_clock(self, by);
     }
+
+    fn records(&self, object: &str) -> Vec<Json> {
+        let sobject = match object {
+            "companies" => "Account",
+            "contacts" => "Contact",
+            _ => return Vec::new(),
+        };
+        let (Some(kind), Ok(store)) = (ObjectKind::parse(sobject), self.shared.store.read()) else {
+            return Vec::new();
+        };
+        let table = store.table(kind);
+        (0..table.len() as u32)
+            .filter(|row| table.has(*row))
+            .filter_map(|row| render_record(&store, kind, row, "v62.0"))
+            .collect()
+    }
 }

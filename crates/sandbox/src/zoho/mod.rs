@@ -2008,6 +2008,30 @@ impl crate::VendorEmulator for Emulator {
     fn advance_clock(&self, by: Duration) {
         Emulator::advance_clock(self, by);
     }
+
+    fn records(&self, object: &str) -> Vec<Json> {
+        let module = match object {
+            "companies" => "Accounts",
+            "contacts" => "Contacts",
+            _ => return Vec::new(),
+        };
+        let (Some(module), Ok(store)) = (Module::parse(module), self.shared.store.read()) else {
+            return Vec::new();
+        };
+        let table = store.table(module);
+        table
+            .rows
+            .iter()
+            .map(|row| {
+                let mut out = Map::new();
+                out.insert("id".into(), Json::String(row.id.to_string()));
+                for (i, f) in table.schema.fields.iter().enumerate() {
+                    out.insert(f.api_name.clone(), store.render_value(module, row, i));
+                }
+                Json::Object(out)
+            })
+            .collect()
+    }
 }
 
 /// The module a request lists a later page of, for `shift`: a list with `page` above 1 or a

@@ -1,0 +1,901 @@
+//! End-to-end: consent on every channel, through the real `ferry` binary between two vendors'
+//! emulators (issue 16). Contacts opted out of email, phone, fax and post arrive opted out in
+//! every sink, through a custom field where the sink has no standard one; a sink that cannot
+//! hold an opt-out the source holds makes ferry refuse before writing anything, unless the
+//! operator accepts the loss by name; a sync never turns a sink's opt-out back on.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{all_credentials, count as n, emulator_table, industry_table, object, run_config};
+use ferry_sandbox::faults::Faults;
+use ferry_sandbox::seed::{Mess, SeedContact, SeedData, generate};
+use ferry_sandbox::{Limits, Running, VendorEmulator};
+use serde_json::{Value as Json, json};
+
+const VENDORS: [&str; 5] = ["hubspot", "salesforce", "pipedrive", "zoho", "dynamics"];
+const OBJECTS: [&str; 2] = ["companies", "contacts"];
+const CONTACTS: usize = 200;
+
+/// The opt-outs each vendor keeps on a contact, as (canonical field, the vendor's field as a
+/// `[fields.contacts]` pair names it on the source side).
+fn held(vendor: &str) -> &'static [(&'static str, &'static str)] {
+    match vendor {
+        "salesforce" => &[
+            ("email_opt_out", "HasOptedOutOfEmail"),
+            ("do_not_call", "DoNotCall"),
+            ("fax_opt_out", "HasOptedOutOfFax"),
+        ],
+        "dynamics" => &[
+            ("email_opt_out", "donotemail"),
+            ("do_not_call", "donotphone"),
+            ("fax_opt_out", "donotfax"),
+            ("postal_opt_out", "donotpostalmail"),
+        ],
+        "hubspot" => &[("email_opt_out", "hs_email_optout")],
+        "pipedrive" => &[("email_opt_out", "marketing_status")],
+        "zoho" => &[("email_opt_out", "Email_Opt_Out")],
+        other => panic!("no vendor {other}"),
+    }
+}
+
+/// The sink field an operator creates for an opt-out the sink has no field for.
+fn new_field(canonical: &str) -> &'static str {
+    match canonical {
+        "do_not_call" => "Ferry_Do_Not_Call",
+        "fax_opt_out" => "Ferry_Fax_Opt_Out",
+        "postal_opt_out" => "Ferry_Postal_Opt_Out",
+        other => panic!("no new field for {other}"),
+    }
+}
+
+/// The report's channel of an opt-out field.
+fn channel(canonical: &str) -> &'static str {
+    ferry_core::model::opt_out(canonical)
+        .expect("an opt-out field")
+        .channel
+}
+
+/// Whether a seeded contact is opted out in `canonical`.
+fn seeded_out(c: &SeedContact, canonical: &str) -> bool {
+    match canonical {
+        "email_opt_out" => c.email_opt_out,
+        "do_not_call" => c.do_not_call,
+        "sms_opt_out" => c.sms_opt_out,
+        "fax_opt_out" => c.fax_opt_out,
+        "postal_opt_out" => c.postal_opt_out,
+        other => panic!("no opt-out {other}"),
+    }
+}
+
+/// How many seeded contacts are opted out in `canonical`.
+fn seeded(data: &SeedData, canonical: &str) -> u64 {
+    data.contacts
+        .iter()
+        .filter(|c| seeded_out(c, canonical))
+        .count() as u64
+}
+
+/// The opt-outs `from` holds that `to` has no field for.
+fn unheld(from: &str, to: &str) -> Vec<(&'static str, &'static str)> {
+    held(from)
+        .iter()
+        .filter(|(c, _)| !held(to).iter().any(|(d, _)| d == c))
+        .copied()
+        .collect()
+}
+
+/// Clean data with contacts opted out of every channel, email included.
+fn opted_out_seed() -> SeedData {
+    let data = generate(
+        CONTACTS,
+        16,
+        &Mess {
+            opt_out_channels: 0.1,
+            ..Mess::none()
+        },
+    );
+    for o in ferry_core::model::OPT_OUTS {
+        assert!(
+            seeded(&data, o.field) >= 10,
+            "the seed holds too few {} opt-outs to prove anything",
+            o.field
+        );
+    }
+    data
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Two emulators, the source seeded, the sink empty, and a directory for the config.
+struct Pair {
+    from: &'static str,
+    to: &'static str,
+    source: Running,
+    sink: Running,
+    source_state: Arc<dyn VendorEmulator>,
+    sink_state: Arc<dyn VendorEmulator>,
+    seeded: SeedData,
+    dir: PathBuf,
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn serve(emulator: &dyn VendorEmulator) -> Running {
+    let any = "127.0.0.1:0".parse().expect("loopback address");
+    ferry_sandbox::serve("emulator", emulator.router(), any)
+        .await
+        .expect("serve the emulator")
+}
+
+async fn pair(from: &'static str, to: &'static str) -> Pair {
+    let build = |v: &str| {
+        ferry_sandbox::emulator(v)
+            .expect("an emulator of every vendor")
+            .build
+    };
+    let seeded = opted_out_seed();
+    let source_state = build(from)(Faults::default(), Limits::Unlimited);
+    source_state.seed(&seeded);
+    let sink_state = build(to)(Faults::default(), Limits::Unlimited);
+    let (source, sink) = (
+        serve(source_state.as_ref()).await,
+        serve(sink_state.as_ref()).await,
+    );
+    let dir = std::env::temp_dir().join(format!(
+        "ferry-consent-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("test dir");
+    Pair {
+        from,
+        to,
+        source,
+        sink,
+        source_state,
+        sink_state,
+        seeded,
+        dir,
+    }
+}
+
+impl Pair {
+    /// Writes the config: companies and contacts, `mapped` opt-outs each into a new sink
+    /// field (created by ferry), and `more` appended; returns its path.
+    fn config(&self, mapped: &[(&str, &str)], more: &str) -> String {
+        let spec = |v: &str| ferry_sandbox::emulator(v).expect("emulator");
+        let mut text = format!(
+            "version = 1\n\n{}\n{}",
+            emulator_table("source", self.from, &self.source.base_url),
+            emulator_table("sink", self.to, &self.sink.base_url),
+        );
+        if !mapped.is_empty() {
+            text.push_str("create_missing_fields = true\n");
+        }
+        write!(
+            text,
+            "\n[migration]\nobjects = {OBJECTS:?}\n\n{}\n",
+            industry_table(&spec(self.from), &spec(self.to))
+        )
+        .expect("write to a String");
+        if !mapped.is_empty() {
+            text.push_str("\n[fields.contacts]\n");
+            for (canonical, source_field) in mapped {
+                writeln!(text, "{source_field:?} = {:?}", new_field(canonical))
+                    .expect("write to a String");
+            }
+        }
+        text.push_str(more);
+        let path = self.dir.join("ferry.toml");
+        std::fs::write(&path, text).expect("write config");
+        path.to_string_lossy().into_owned()
+    }
+
+    fn sink_counts(&self) -> Vec<usize> {
+        OBJECTS.iter().map(|o| self.sink_state.count(o)).collect()
+    }
+
+    fn source_counts(&self) -> Vec<usize> {
+        OBJECTS.iter().map(|o| self.source_state.count(o)).collect()
+    }
+}
+
+async fn run(command: &str, config: &str) -> (i32, serde_json::Value, String) {
+    run_config(command, config, &all_credentials()).await
+}
+
+/// What a failure shows of a report: its outcome, error, contacts and first failures.
+fn brief(report: &Json) -> String {
+    let contacts = report["objects"]
+        .as_array()
+        .and_then(|all| all.iter().find(|o| o["object"] == "contacts"));
+    let failures: Vec<&Json> = report["failures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(3)
+        .collect();
+    format!(
+        "outcome {}, error {}\ncontacts {contacts:#?}\nfailures {failures:#?}",
+        report["outcome"], report["error"]
+    )
+}
+
+/// The report's consent counts of `channel` for contacts (zeros when absent).
+fn consent<'a>(report: &'a serde_json::Value, channel: &str) -> &'a serde_json::Value {
+    &object(report, "contacts")["consent"][channel]
+}
+
+fn c(counts: &serde_json::Value, key: &str) -> u64 {
+    counts[key].as_u64().unwrap_or(0)
+}
+
+/// A record's id in `vendor`'s account, as its connector names it as a source id.
+fn record_id(vendor: &str, record: &Json) -> String {
+    let id = match vendor {
+        "salesforce" => &record["Id"],
+        "dynamics" => &record["contactid"],
+        _ => &record["id"],
+    };
+    match id {
+        Json::String(s) => s.clone(),
+        Json::Number(n) => n.to_string(),
+        other => panic!("{vendor}: no id in {other}"),
+    }
+}
+
+/// The source ids a record in `vendor`'s account may hold ferry's source id in: its source-id
+/// field (every custom text value in Pipedrive, whose custom fields are keyed by hashes).
+fn source_ids_held(vendor: &str, record: &Json) -> Vec<String> {
+    let text = |v: &Json| v.as_str().map(str::to_owned);
+    match vendor {
+        "hubspot" => text(&record["properties"]["ferry_source_id"])
+            .into_iter()
+            .collect(),
+        "salesforce" => text(&record["Ferry_Source_Id__c"]).into_iter().collect(),
+        "zoho" => text(&record["Ferry_Source_Id"]).into_iter().collect(),
+        "dynamics" => text(&record["ferry_sourceid"]).into_iter().collect(),
+        "pipedrive" => record["custom_fields"]
+            .as_object()
+            .into_iter()
+            .flat_map(|f| f.values().filter_map(text))
+            .collect(),
+        other => panic!("no vendor {other}"),
+    }
+}
+
+/// Whether `field` of a record in `vendor`'s account says "opted out".
+fn flag(vendor: &str, record: &Json, field: &str) -> bool {
+    match (vendor, field) {
+        ("hubspot", _) => record["properties"][field] == "true",
+        ("pipedrive", "marketing_status") => record[field] == "unsubscribed",
+        ("pipedrive", _) => record["custom_fields"][field] == "true",
+        _ => record[field] == true,
+    }
+}
+
+/// The email address of a contact in `vendor`'s account.
+fn email(vendor: &str, record: &Json) -> Option<String> {
+    let value = match vendor {
+        "hubspot" => &record["properties"]["email"],
+        "salesforce" => &record["Email"],
+        "zoho" => &record["Email"],
+        "dynamics" => &record["emailaddress1"],
+        "pipedrive" => &record["emails"][0]["value"],
+        other => panic!("no vendor {other}"),
+    };
+    value.as_str().filter(|e| !e.is_empty()).map(str::to_owned)
+}
+
+/// The sink's names of the fields ferry created for `mapped` opt-outs, found by the label it
+/// gave them (`ferry fields`: Pipedrive names its fields by hashed keys).
+async fn created_fields(config: &str, mapped: &[(&str, &str)]) -> BTreeMap<String, String> {
+    if mapped.is_empty() {
+        return BTreeMap::new();
+    }
+    let out = common::ferry(
+        &["fields", "--config", config, "--report", "json"],
+        &all_credentials(),
+    )
+    .await;
+    let fields: Json = serde_json::from_slice(&out.stdout).unwrap_or(Json::Null);
+    mapped
+        .iter()
+        .map(|(canonical, _)| {
+            let label = new_field(canonical).replace('_', " ");
+            let name = common::field_name_by_label(&fields, "contacts", "sink", &label)
+                .unwrap_or_else(|| panic!("no sink field labelled {label}: {fields:#}"));
+            ((*canonical).to_owned(), name)
+        })
+        .collect()
+}
+
+/// The sink field that holds opt-out `canonical`: the sink's own, else the one created for it.
+fn sink_field(to: &str, canonical: &str, created: &BTreeMap<String, String>) -> String {
+    match held(to).iter().find(|(c, _)| *c == canonical) {
+        Some((_, f)) => (*f).to_owned(),
+        None => created[canonical].clone(),
+    }
+}
+
+/// Looks into both accounts: every contact opted out of a channel in the source (as many as
+/// seeded) is opted out of it in the sink, in the sink's field for it.
+fn opted_out_in_the_sink(pair: &Pair, created: &BTreeMap<String, String>) -> Result<(), String> {
+    let (from, to) = (pair.from, pair.to);
+    let mut by_source_id: BTreeMap<String, Json> = BTreeMap::new();
+    for r in pair.sink_state.records("contacts") {
+        for id in source_ids_held(to, &r) {
+            by_source_id.insert(id, r.clone());
+        }
+    }
+    let mut found: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in pair.source_state.records("contacts") {
+        let id = record_id(from, &r);
+        for (canonical, field) in held(from) {
+            if !flag(from, &r, field) {
+                continue;
+            }
+            *found.entry(canonical).or_default() += 1;
+            let Some(written) = by_source_id.get(&id) else {
+                return Err(format!("{from} -> {to}: contact {id} is not in the sink"));
+            };
+            let into = sink_field(to, canonical, created);
+            if !flag(to, written, &into) {
+                return Err(format!(
+                    "{from} -> {to}: contact {id} is opted out of {} in the source, not in the \
+                     sink's `{into}`",
+                    channel(canonical)
+                ));
+            }
+        }
+    }
+    for (canonical, _) in held(from) {
+        let (got, want) = (
+            found.get(canonical).copied().unwrap_or(0),
+            seeded(&pair.seeded, canonical),
+        );
+        if got != want {
+            return Err(format!(
+                "{from} -> {to}: the source holds {got} contacts opted out in `{canonical}`, \
+                 {want} seeded"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One pair, every opt-out the sink lacks mapped to a new sink field: everything verified and
+/// every opt-out counted read and kept, as seeded. `Err` says what went wrong.
+async fn every_opt_out_kept(from: &'static str, to: &'static str) -> Result<(), String> {
+    let pair = pair(from, to).await;
+    let mapped = unheld(from, to);
+    let config = pair.config(&mapped, "");
+    let (code, report, stderr) = run("migrate", &config).await;
+    let fail = |what: String| {
+        format!(
+            "{from} -> {to}: {what}\nstderr: {stderr}\n{}",
+            brief(&report)
+        )
+    };
+    if (code, report["outcome"].as_str()) != (0, Some("verified")) {
+        return Err(fail(format!("exit {code}, not verified")));
+    }
+    for name in OBJECTS {
+        let o = object(&report, name);
+        if n(o, "verified") != n(o, "read") || o["digests_match"] != true {
+            return Err(fail(format!("{name} not all verified")));
+        }
+    }
+    if pair.sink_counts() != pair.source_counts() {
+        return Err(fail(format!(
+            "sink holds {:?}, source {:?}",
+            pair.sink_counts(),
+            pair.source_counts()
+        )));
+    }
+    if report["fields_created"].as_array().map_or(0, Vec::len) != mapped.len() {
+        return Err(fail(format!(
+            "{} fields created, {} mapped",
+            report["fields_created"],
+            mapped.len()
+        )));
+    }
+    for o in ferry_core::model::OPT_OUTS {
+        let counts = consent(&report, o.channel);
+        let expected = if held(from).iter().any(|(f, _)| *f == o.field) {
+            seeded(&pair.seeded, o.field)
+        } else {
+            0
+        };
+        let got = (
+            c(counts, "opted_out"),
+            c(counts, "kept"),
+            c(counts, "refused"),
+            c(counts, "lost"),
+        );
+        if got != (expected, expected, 0, 0) {
+            return Err(fail(format!(
+                "{}: (opted out, kept, refused, lost) {got:?}, seeded {expected}",
+                o.channel
+            )));
+        }
+    }
+    let created = created_fields(&config, &mapped).await;
+    opted_out_in_the_sink(&pair, &created).map_err(fail)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_pair_keeps_every_opt_out_mapping_what_the_sink_lacks_to_a_new_field() {
+    let pairs: Vec<(&'static str, &'static str)> = VENDORS
+        .iter()
+        .flat_map(|a| {
+            VENDORS
+                .iter()
+                .filter(move |b| *b != a)
+                .map(move |b| (*a, *b))
+        })
+        .collect();
+    assert_eq!(pairs.len(), 20);
+    // Pairs whose sink lacks a field the source holds map it: the test covers that path.
+    assert!(
+        pairs
+            .iter()
+            .filter(|(a, b)| !unheld(a, b).is_empty())
+            .count()
+            >= 7
+    );
+    let runs = pairs
+        .iter()
+        .map(|(from, to)| tokio::spawn(every_opt_out_kept(from, to)));
+    let mut failures = Vec::new();
+    for run in runs {
+        match run.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(e),
+            Err(e) => failures.push(format!("task: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_lacking_an_opt_out_refuses_the_run_before_writing_anything() {
+    for (from, to) in [("salesforce", "pipedrive"), ("dynamics", "hubspot")] {
+        let pair = pair(from, to).await;
+        let config = pair.config(&[], "");
+        let (code, report, stderr) = run("migrate", &config).await;
+        assert_eq!(code, 2, "{from} -> {to}: {stderr}\n{report:#}");
+        let error = report["error"].as_str().unwrap_or_default();
+        let lacking = unheld(from, to);
+        assert!(!lacking.is_empty());
+        for (canonical, source_field) in lacking {
+            let expected = format!(
+                "{} opted out of {}",
+                seeded(&pair.seeded, canonical),
+                channel(canonical)
+            );
+            assert!(
+                error.contains(&expected),
+                "{from} -> {to}: no `{expected}` in {error}"
+            );
+            assert!(
+                error.contains(&format!("\"{source_field}\" = \"<{to} field>\"")),
+                "{from} -> {to}: the field map is not offered for {source_field}: {error}"
+            );
+            assert!(
+                error.contains(&format!("accept_loss = [\"{canonical}\"]")),
+                "{from} -> {to}: accepting the loss is not offered for {canonical}: {error}"
+            );
+        }
+        assert!(
+            !error.contains("email"),
+            "{from} -> {to}: the email opt-out is held: {error}"
+        );
+        assert_eq!(
+            pair.sink_counts(),
+            vec![0; OBJECTS.len()],
+            "{from} -> {to}: nothing may be written"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_accepted_loss_writes_each_record_without_it_and_lists_it_by_source_id() {
+    let pair = pair("salesforce", "pipedrive").await;
+    let config = pair.config(
+        &[],
+        "\n[consent]\naccept_loss = [\"do_not_call\", \"fax_opt_out\"]\n",
+    );
+    let (code, report, stderr) = run("migrate", &config).await;
+    assert_eq!(
+        (code, report["outcome"].as_str()),
+        (0, Some("verified")),
+        "{stderr}\n{report:#}"
+    );
+    let mut lost: BTreeMap<&str, u64> = BTreeMap::new();
+    for w in report["warnings"].as_array().into_iter().flatten() {
+        if w["code"] == "CONSENT_LOST" {
+            assert_eq!(w["object"], "contacts", "{w}");
+            assert!(
+                !w["source_id"].as_str().unwrap_or_default().is_empty(),
+                "a CONSENT_LOST warning without a source id: {w}"
+            );
+            let reason = w["reason"].as_str().unwrap_or_default();
+            let ch = ["phone", "fax"]
+                .into_iter()
+                .find(|ch| reason.contains(&format!("opted out of {ch}")))
+                .unwrap_or_else(|| panic!("no channel in {w}"));
+            *lost.entry(ch).or_default() += 1;
+        }
+    }
+    let s = &pair.seeded;
+    let expected: BTreeMap<&str, u64> = [
+        ("fax", seeded(s, "fax_opt_out")),
+        ("phone", seeded(s, "do_not_call")),
+    ]
+    .into();
+    assert_eq!(lost, expected, "{report:#}");
+    for (ch, n) in &expected {
+        let counts = consent(&report, ch);
+        assert_eq!(
+            (c(counts, "opted_out"), c(counts, "lost"), c(counts, "kept")),
+            (*n, *n, 0),
+            "{ch}: {report:#}"
+        );
+    }
+    let email = consent(&report, "email");
+    assert_eq!(
+        (c(email, "opted_out"), c(email, "kept")),
+        (seeded(s, "email_opt_out"), seeded(s, "email_opt_out")),
+        "{report:#}"
+    );
+    assert_eq!(pair.sink_counts(), pair.source_counts());
+    // The summary says it in plain words, a line per channel (a rerun: upserts, nothing new).
+    let out = common::ferry(&["migrate", "--config", &config], &all_credentials()).await;
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let phone = seeded(s, "do_not_call");
+    let line = format!(
+        "contacts   consent, phone: {phone} records opted out: 0 kept opted out in pipedrive, 0 \
+         refused, {phone} lost (written without it: [consent] accept_loss)"
+    );
+    assert!(summary.contains(&line), "no `{line}` in:\n{summary}");
+}
+
+/// `method path` with `body` on `vendor`'s emulator at `base`, signed in as another app of the
+/// account would be; the answer's JSON (`null` when it has none).
+async fn api(
+    vendor: &str,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Json>,
+) -> Json {
+    let http = reqwest::Client::new();
+    let token = |url: String, form: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        async move {
+            let answer: Json = http
+                .post(url)
+                .form(&form)
+                .send()
+                .await
+                .expect("token")
+                .json()
+                .await
+                .expect("token JSON");
+            answer["access_token"]
+                .as_str()
+                .expect("access token")
+                .to_owned()
+        }
+    };
+    let request = http.request(method, format!("{base}{path}"));
+    let request = match vendor {
+        "hubspot" => request.bearer_auth(ferry_sandbox::HUBSPOT_TOKEN),
+        "pipedrive" => request.header("x-api-token", ferry_sandbox::pipedrive::TOKEN),
+        "salesforce" => request.bearer_auth(
+            token(
+                format!("{base}/services/oauth2/token"),
+                vec![
+                    ("grant_type", "client_credentials".into()),
+                    ("client_id", ferry_sandbox::SALESFORCE_CLIENT_ID.into()),
+                    (
+                        "client_secret",
+                        ferry_sandbox::SALESFORCE_CLIENT_SECRET.into(),
+                    ),
+                ],
+            )
+            .await,
+        ),
+        "zoho" => {
+            use ferry_sandbox::zoho;
+            let t = token(
+                format!("{base}/oauth/v2/token"),
+                vec![
+                    ("grant_type", "refresh_token".into()),
+                    ("client_id", zoho::ZOHO_CLIENT_ID.into()),
+                    ("client_secret", zoho::ZOHO_CLIENT_SECRET.into()),
+                    ("refresh_token", zoho::ZOHO_REFRESH_TOKEN.into()),
+                ],
+            )
+            .await;
+            request.header("Authorization", format!("Zoho-oauthtoken {t}"))
+        }
+        "dynamics" => {
+            use ferry_sandbox::dynamics;
+            request.bearer_auth(
+                token(
+                    format!("{base}/{}/oauth2/v2.0/token", dynamics::TENANT_ID),
+                    vec![
+                        ("grant_type", "client_credentials".into()),
+                        ("client_id", dynamics::CLIENT_ID.into()),
+                        ("client_secret", dynamics::CLIENT_SECRET.into()),
+                        ("scope", format!("{base}/.default")),
+                    ],
+                )
+                .await,
+            )
+        }
+        other => panic!("no vendor {other}"),
+    };
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    let answer = request.send().await.expect("request");
+    let status = answer.status();
+    let text = answer.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{vendor} {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Json::Null)
+}
+
+/// Sets `fields` (the account's own names and values) on contact `id` (in Zoho: its email
+/// address) in `vendor`'s account, as a user's edit would.
+async fn edit(vendor: &str, base: &str, id: &str, fields: Json) {
+    use reqwest::Method;
+    match vendor {
+        "hubspot" => {
+            let path = format!("/crm/v3/objects/contacts/{id}");
+            api(
+                vendor,
+                base,
+                Method::PATCH,
+                &path,
+                Some(json!({"properties": fields})),
+            )
+            .await;
+        }
+        "pipedrive" => {
+            let path = format!("/api/v2/persons/{id}");
+            api(vendor, base, Method::PATCH, &path, Some(fields)).await;
+        }
+        "zoho" => {
+            // The emulator updates contacts through upsert (matched by email) only: `id` here
+            // is the contact's email address.
+            let mut record = fields;
+            record["Email"] = json!(id);
+            let body = json!({"data": [record]});
+            let path = "/crm/v8/Contacts/upsert";
+            let answer = api(vendor, base, Method::POST, path, Some(body)).await;
+            assert_eq!(answer["data"][0]["status"], "success", "{answer}");
+        }
+        "salesforce" => {
+            let mut record = json!({"attributes": {"type": "Contact"}, "Id": id});
+            for (k, v) in fields.as_object().expect("fields") {
+                record[k] = v.clone();
+            }
+            let path = "/services/data/v62.0/composite/sobjects";
+            let body = json!({"allOrNone": true, "records": [record]});
+            let answer = api(vendor, base, Method::PATCH, path, Some(body)).await;
+            assert!(
+                answer
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(|r| r["success"] == true)),
+                "{answer}"
+            );
+        }
+        "dynamics" => {
+            let path = format!("/api/data/v9.2/contacts({id})");
+            api(vendor, base, Method::PATCH, &path, Some(fields)).await;
+        }
+        other => panic!("no vendor {other}"),
+    }
+}
+
+/// Opts contact `record` of `vendor`'s account out of email, and of each field of `more` (the
+/// account's names), as a user of that account would.
+async fn opt_out_in(vendor: &str, base: &str, record: &Json, more: &[String]) {
+    let id = record_id(vendor, record);
+    let mut fields = serde_json::Map::new();
+    let yes = |f: &mut serde_json::Map<String, Json>, name: &str| {
+        f.insert(
+            name.to_owned(),
+            if vendor == "hubspot" {
+                json!("true")
+            } else {
+                json!(true)
+            },
+        );
+    };
+    match vendor {
+        "hubspot" => {
+            // Email opt-outs are the communication-preferences API's, by address.
+            let address = email(vendor, record).expect("an email address");
+            let path = format!(
+                "/communication-preferences/v4/statuses/{address}/unsubscribe-all?channel=EMAIL"
+            );
+            api(vendor, base, reqwest::Method::POST, &path, None).await;
+        }
+        "pipedrive" => {
+            fields.insert("marketing_status".into(), json!("unsubscribed"));
+        }
+        "zoho" => yes(&mut fields, "Email_Opt_Out"),
+        "salesforce" => yes(&mut fields, "HasOptedOutOfEmail"),
+        "dynamics" => {
+            yes(&mut fields, "donotemail");
+            yes(&mut fields, "donotbulkemail");
+        }
+        other => panic!("no vendor {other}"),
+    }
+    if vendor == "pipedrive" {
+        let custom: serde_json::Map<String, Json> =
+            more.iter().map(|k| (k.clone(), json!("true"))).collect();
+        if !custom.is_empty() {
+            fields.insert("custom_fields".into(), Json::Object(custom));
+        }
+    } else {
+        for name in more {
+            yes(&mut fields, name);
+        }
+    }
+    if !fields.is_empty() {
+        let id = match vendor {
+            "zoho" => email(vendor, record).expect("an email address"),
+            _ => id,
+        };
+        edit(vendor, base, &id, Json::Object(fields)).await;
+    }
+}
+
+/// One sink: a first sync; then in the sink a contact the source has not opted out is opted
+/// out of email and phone, and in the source that contact changes and another, opted out of
+/// email, opts back in; the next sync leaves both opted out in the sink, verified, and counts
+/// them as the sink's own.
+async fn a_sink_opt_out_stands(to: &'static str) -> Result<(), String> {
+    let from = if to == "dynamics" {
+        "salesforce"
+    } else {
+        "dynamics"
+    };
+    let pair = pair(from, to).await;
+    let mapped = unheld(from, to);
+    let state = pair.dir.join("state.json");
+    let config = pair.config(
+        &mapped,
+        &format!("\n[sync]\nstate = {:?}\n", state.display().to_string()),
+    );
+    let (code, first, stderr) = run("sync", &config).await;
+    let fail = |what: &str, report: &Json| {
+        format!(
+            "{from} -> {to}: {what}\nstderr: {stderr}\n{}",
+            brief(report)
+        )
+    };
+    if (code, first["outcome"].as_str()) != (0, Some("verified")) {
+        return Err(fail("the first sync is not verified", &first));
+    }
+    let created = created_fields(&config, &mapped).await;
+    let phone = sink_field(to, "do_not_call", &created);
+
+    // A: reachable on every channel the source holds; B: opted out of email only.
+    let contacts = pair.source_state.records("contacts");
+    let opted = |r: &Json| -> Vec<&str> {
+        held(from)
+            .iter()
+            .filter(|(_, f)| flag(from, r, f))
+            .map(|(c, _)| *c)
+            .collect()
+    };
+    let a = contacts
+        .iter()
+        .find(|r| email(from, r).is_some() && opted(r).is_empty())
+        .expect("a contact opted out of nothing");
+    let b = contacts
+        .iter()
+        .find(|r| email(from, r).is_some() && opted(r) == ["email_opt_out"])
+        .expect("a contact opted out of email only");
+    let (a_id, b_id) = (record_id(from, a), record_id(from, b));
+    let in_sink = |id: &str| {
+        pair.sink_state
+            .records("contacts")
+            .into_iter()
+            .find(|r| source_ids_held(to, r).iter().any(|s| s == id))
+            .unwrap_or_else(|| panic!("{from} -> {to}: {id} is not in the sink"))
+    };
+    opt_out_in(
+        to,
+        &pair.sink.base_url,
+        &in_sink(&a_id),
+        std::slice::from_ref(&phone),
+    )
+    .await;
+    pair.source_state
+        .advance_clock(std::time::Duration::from_secs(3600));
+    let (title, opt_in) = match from {
+        "dynamics" => (
+            json!({"jobtitle": "Consent Officer"}),
+            json!({"donotemail": false, "donotbulkemail": false}),
+        ),
+        _ => (
+            json!({"Title": "Consent Officer"}),
+            json!({"HasOptedOutOfEmail": false}),
+        ),
+    };
+    edit(from, &pair.source.base_url, &a_id, title).await;
+    edit(from, &pair.source.base_url, &b_id, opt_in).await;
+    pair.source_state
+        .advance_clock(std::time::Duration::from_secs(3600));
+
+    let (code, second, stderr2) = run("sync", &config).await;
+    let fail2 = |what: &str| {
+        format!(
+            "{from} -> {to}: {what}\nstderr: {stderr2}\n{}",
+            brief(&second)
+        )
+    };
+    if (code, second["outcome"].as_str()) != (0, Some("verified")) {
+        return Err(fail2("the second sync is not verified"));
+    }
+    let contacts = object(&second, "contacts");
+    if n(contacts, "read") != 2 || n(contacts, "verified") != 2 {
+        return Err(fail2("not exactly the two changed contacts"));
+    }
+    let kept = |ch: &str| c(consent(&second, ch), "kept_in_sink");
+    if (kept("email"), kept("phone")) != (2, 1) {
+        return Err(fail2(
+            "the sink's own opt-outs are not counted: email 2, phone 1",
+        ));
+    }
+    let (a_now, b_now) = (in_sink(&a_id), in_sink(&b_id));
+    let email_field = held(to)[0].1;
+    for (who, record, fields) in [
+        ("A", &a_now, vec![email_field.to_owned(), phone.clone()]),
+        ("B", &b_now, vec![email_field.to_owned()]),
+    ] {
+        for f in fields {
+            if !flag(to, record, &f) {
+                return Err(fail2(&format!(
+                    "contact {who} is no longer opted out in the sink's `{f}`: {record:#}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_never_turns_a_sink_opt_out_back_on() {
+    let runs: Vec<_> = VENDORS
+        .iter()
+        .map(|to| tokio::spawn(a_sink_opt_out_stands(to)))
+        .collect();
+    let mut failures = Vec::new();
+    for run in runs {
+        match run.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(e),
+            Err(e) => failures.push(format!("task: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
