@@ -209,6 +209,7 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<u8, CliError> {
         .iter()
         .map(|(object, plan)| (*object, plan.value_maps.clone()))
         .collect();
+    options.source_fields = setup.source_fields;
     let report = crate::execute(Mode::Migrate, source, sink, &options, quiet, 5).await;
     crate::print_report(&report, args.report)?;
     let code = report.exit_code();

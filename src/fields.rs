@@ -45,6 +45,9 @@ pub struct FieldSetup {
     pub plans: BTreeMap<ObjectType, FieldPlan>,
     /// Fields created in the sink by this run.
     pub created: Vec<CreatedField>,
+    /// The source's fields per object, as it described them: the run's consent guard asks
+    /// which opt-outs the source holds without describing it again.
+    pub source_fields: BTreeMap<ObjectType, Vec<VendorField>>,
 }
 
 /// Both sides' field metadata of `object`; `None` when a connector cannot describe its fields
@@ -112,6 +115,7 @@ pub async fn resolve(
         let Some((from, mut to)) = described else {
             continue;
         };
+        setup.source_fields.insert(object, from.clone());
         let input = |to: &[VendorField]| -> FieldPlan {
             fieldplan::plan(&PlanInput {
                 object,

@@ -448,6 +448,7 @@ fn prepare_run(
         },
         sync,
         consent: config.consent.clone(),
+        source_fields: Default::default(),
     };
     Ok(Prepared {
         config,
@@ -541,6 +542,7 @@ async fn map_fields(
         .iter()
         .map(|(object, plan)| (*object, plan.value_maps.clone()))
         .collect();
+    run.options.source_fields = setup.source_fields.clone();
     Ok(setup)
 }
 

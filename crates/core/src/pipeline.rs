@@ -96,6 +96,9 @@ pub struct RunOptions {
     pub deletes: crate::deletions::DeletePolicy,
     /// Opt-outs the operator accepts to lose where the sink cannot hold them (`[consent]`).
     pub consent: crate::consent::ConsentPolicy,
+    /// The source's fields per object, when the caller already read them
+    /// ([`Source::describe`]): the consent guard then does not ask again.
+    pub source_fields: std::collections::BTreeMap<ObjectType, Vec<crate::fields::VendorField>>,
 }
 
 impl Default for RunOptions {
@@ -111,6 +114,7 @@ impl Default for RunOptions {
             sync: None,
             deletes: Default::default(),
             consent: Default::default(),
+            source_fields: Default::default(),
         }
     }
 }
@@ -430,7 +434,7 @@ pub async fn run(
     if mode != Mode::Verify {
         let objects: Vec<(ObjectType, &Capability)> =
             options.objects.iter().copied().zip(&capabilities).collect();
-        let unheld = unheld_opt_outs(source.as_ref(), &objects, &options.consent).await;
+        let unheld = unheld_opt_outs(source.as_ref(), &objects, options).await;
         let refusal = match &unheld {
             Ok(unheld) if unheld.is_empty() => None,
             Ok(unheld) => Some((
@@ -1638,19 +1642,22 @@ fn differing_fields(a: &Record, b: &Record, projection: &Projection) -> Vec<Stri
 async fn unheld_opt_outs(
     source: &dyn Source,
     objects: &[(ObjectType, &Capability)],
-    policy: &crate::consent::ConsentPolicy,
+    options: &RunOptions,
 ) -> ConnectorResult<Vec<crate::consent::Unheld>> {
     let mut found = Vec::new();
     for &(object, capability) in objects {
         let stored = Projection::new(capability.stored.iter().cloned());
-        let unheld = crate::consent::unheld(object, &stored, policy);
+        let unheld = crate::consent::unheld(object, &stored, &options.consent);
         if unheld.is_empty() {
             continue;
         }
-        let described = match source.describe(object).await {
-            Ok(fields) => Some(fields),
-            Err(ConnectorError::Unsupported { .. }) => None,
-            Err(e) => return Err(e),
+        let described = match options.source_fields.get(&object) {
+            Some(fields) => Some(fields.clone()),
+            None => match source.describe(object).await {
+                Ok(fields) => Some(fields),
+                Err(ConnectorError::Unsupported { .. }) => None,
+                Err(e) => return Err(e),
+            },
         };
         for opt_out in unheld {
             let source_field = match &described {
