@@ -169,15 +169,28 @@ async fn pair(from: &'static str, to: &'static str) -> Pair {
     }
 }
 
+/// The settings that lift a connector's own pacing, for an emulator built without limits:
+/// Pipedrive's default of 20 requests per 2 s (one search per record read back) would
+/// otherwise make a pair of a few hundred contacts take a minute, and pacing is not what these
+/// tests are about.
+fn unpaced(vendor: &str) -> &'static str {
+    match vendor {
+        "pipedrive" => "rate_limit_per_2s = 100000\nsearch_rate_limit_per_2s = 100000\n",
+        _ => "",
+    }
+}
+
 impl Pair {
     /// Writes the config: companies and contacts, `mapped` opt-outs each into a new sink
     /// field (created by ferry), and `more` appended; returns its path.
     fn config(&self, mapped: &[(&str, &str)], more: &str) -> String {
         let spec = |v: &str| ferry_sandbox::emulator(v).expect("emulator");
         let mut text = format!(
-            "version = 1\n\n{}\n{}",
+            "version = 1\n\n{}{}\n{}{}",
             emulator_table("source", self.from, &self.source.base_url),
+            unpaced(self.from),
             emulator_table("sink", self.to, &self.sink.base_url),
+            unpaced(self.to),
         );
         if !mapped.is_empty() {
             text.push_str("create_missing_fields = true\n");
