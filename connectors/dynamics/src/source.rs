@@ -51,7 +51,7 @@ pub(crate) struct Collection {
 /// starts: `modifiedon` is stamped when the transaction writes the row, which becomes visible
 /// when it commits (a plug-in's long transaction, a `$batch` change set, a bulk
 /// `UpdateMultiple`), and the environment's servers' clocks drift. Changes inside the overlap
-/// are read twice; the upsert counts them as updated.
+/// are read twice; the second read of one that did not change is skipped (`unchanged_skipped`).
 pub const SYNC_OVERLAP: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// `@odata.count` stops at this; a count of exactly this says "this many or more".

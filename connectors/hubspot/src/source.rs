@@ -36,8 +36,8 @@ use crate::objects::{HubspotBinding, binding};
 
 /// How far before HubSpot's clock at the start of a read the next incremental read starts:
 /// search shows "new or updated records … after a few moments" (its index lags the writes),
-/// and hosts' clocks drift. Changes inside the overlap are read twice; the upsert counts them
-/// as updated.
+/// and hosts' clocks drift. Changes inside the overlap are read twice; the second read of one
+/// that did not change is skipped (`unchanged_skipped`).
 pub const SYNC_OVERLAP: Duration = Duration::from_secs(300);
 
 /// Records per search request: HubSpot's most ("The maximum number of supported objects per

@@ -33,8 +33,8 @@ use crate::objects;
 /// the `Date` header the clock comes from) nor when a write becomes visible to the lists, and
 /// its workflow automations write records on their own shortly after the change that triggered
 /// them; API hosts' clocks may drift apart too. With nothing documented, the same five minutes
-/// as HubSpot's search lag: changes inside the overlap are read twice, and the upsert counts
-/// them as updated.
+/// as HubSpot's search lag: changes inside the overlap are read twice, and the second read of
+/// one that did not change is skipped (`unchanged_skipped`).
 pub const SYNC_OVERLAP: Duration = Duration::from_secs(300);
 
 /// How long Pipedrive keeps a deleted deal (and lists it with `status=deleted`) before it

@@ -47,7 +47,8 @@ use crate::mapping::{self, ID_FIELD, SalesforceLinks};
 /// How far before the org's clock at the start of a read the next incremental read starts:
 /// `SystemModstamp` is stamped when a transaction starts and becomes visible when it commits
 /// (long Apex transactions, bulk jobs, a workflow's field updates), and hosts' clocks drift.
-/// Changes inside the overlap are read twice; the upsert counts them as updated.
+/// Changes inside the overlap are read twice; the second read of one that did not change is
+/// skipped (`unchanged_skipped`).
 pub const SYNC_OVERLAP: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// How far back getDeleted reaches: the Recycle Bin keeps deletes for 15 days.
