@@ -55,6 +55,7 @@
 pub mod checks;
 mod data;
 mod harness;
+pub mod memory_sink;
 pub mod memory_source;
 pub mod refusals;
 
@@ -64,6 +65,7 @@ use ferry_core::{ConnectorSpec, Record};
 use ferry_sandbox::EmulatorSpec;
 
 pub use data::canonical_records;
+pub use memory_sink::MemorySink;
 pub use memory_source::MemorySource;
 
 /// What the suite runs against: one connector and its vendor's emulator.

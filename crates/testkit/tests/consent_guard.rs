@@ -3,79 +3,20 @@
 //! record opted out after the source counted (a stale count) is refused on its own, never
 //! written reachable; an accepted loss writes it without the opt-out and lists it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::connector::{Capability, Page, RecordOutcome, Written};
+use ferry_core::connector::Page;
 use ferry_core::consent::{CONSENT_LOST, CONSENT_NOT_HELD, ConsentPolicy};
 use ferry_core::{
     ConnectorResult, ErrorKind, Mode, ObjectType, Outcome, Progress, Record, Report, RunOptions,
     Sink, Source, Value, field, run,
 };
-use ferry_testkit::MemorySource;
+use ferry_testkit::{MemorySink, MemorySource};
 
-/// Stores contacts as written; holds every contact field but the owner and `do_not_call`.
-#[derive(Default)]
-struct NoPhoneConsentSink {
-    stored: Mutex<HashMap<String, Record>>,
-}
-
-#[async_trait]
-impl Sink for NoPhoneConsentSink {
-    fn vendor(&self) -> &'static str {
-        "memsink"
-    }
-    fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
-        Ok(Capability {
-            batch_size: 10,
-            read_back_size: 10,
-            stored: object
-                .fields()
-                .iter()
-                .filter(|f| f.name != field::OWNER && f.name != field::DO_NOT_CALL)
-                .map(|f| f.name.to_owned())
-                .collect(),
-            required: Vec::new(),
-            opt_out_needs_email: false,
-            limits: Vec::new(),
-        })
-    }
-    async fn check(&self) -> ConnectorResult<()> {
-        Ok(())
-    }
-    async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
-        Ok(())
-    }
-    async fn upsert(
-        &self,
-        _: ObjectType,
-        records: &[Record],
-    ) -> ConnectorResult<Vec<RecordOutcome>> {
-        let mut stored = self.stored.lock().unwrap();
-        Ok(records
-            .iter()
-            .map(|r| {
-                // What the sink cannot hold, it does not keep.
-                let mut kept = r.clone();
-                kept.fields.remove(field::DO_NOT_CALL);
-                RecordOutcome {
-                    source_id: r.source_id.clone(),
-                    result: Ok(Written {
-                        sink_id: format!("s-{}", r.source_id),
-                        created: stored.insert(r.source_id.clone(), kept).is_none(),
-                    }),
-                }
-            })
-            .collect())
-    }
-    async fn read_back(&self, _: ObjectType, ids: &[String]) -> ConnectorResult<Vec<Record>> {
-        let stored = self.stored.lock().unwrap();
-        Ok(ids
-            .iter()
-            .filter_map(|id| stored.get(id).cloned())
-            .collect())
-    }
+/// A sink in memory with no place for a do-not-call.
+fn no_phone_consent_sink() -> MemorySink {
+    MemorySink::new(10).without(field::DO_NOT_CALL)
 }
 
 /// A source whose opt-out count is stale: it says nobody opted out, as a count taken just
@@ -116,11 +57,8 @@ fn contacts() -> Vec<Record> {
     ]
 }
 
-async fn migrate(
-    source: Arc<dyn Source>,
-    consent: ConsentPolicy,
-) -> (Report, Arc<NoPhoneConsentSink>) {
-    let sink = Arc::new(NoPhoneConsentSink::default());
+async fn migrate(source: Arc<dyn Source>, consent: ConsentPolicy) -> (Report, Arc<MemorySink>) {
+    let sink = Arc::new(no_phone_consent_sink());
     let options = RunOptions {
         objects: vec![ObjectType::CONTACTS],
         consent,
@@ -148,7 +86,7 @@ async fn a_source_holding_an_opt_out_the_sink_cannot_hold_is_refused_before_writ
         error.contains("2 opted out of phone (`do_not_call`)") && error.contains("accept_loss"),
         "{error}"
     );
-    assert!(sink.stored.lock().unwrap().is_empty(), "nothing written");
+    assert!(sink.is_empty(), "nothing written");
 }
 
 #[tokio::test]
@@ -166,9 +104,8 @@ async fn a_record_opted_out_after_the_count_is_refused_on_its_own_never_written_
         refused,
         [("c-both", CONSENT_NOT_HELD), ("c-call", CONSENT_NOT_HELD)]
     );
-    let stored = sink.stored.lock().unwrap();
-    assert!(!stored.contains_key("c-call") && !stored.contains_key("c-both"));
-    assert!(stored.contains_key("c-mail") && stored.contains_key("c-none"));
+    let stored = sink.ids();
+    assert_eq!(stored, ["c-mail", "c-none"]);
     let consent = &report.objects[0].consent;
     assert_eq!(
         (consent["phone"].opted_out, consent["phone"].refused),
@@ -201,7 +138,7 @@ async fn an_accepted_loss_writes_without_the_opt_out_and_lists_each_record() {
         .collect();
     lost.sort();
     assert_eq!(lost, ["c-both", "c-call"]);
-    assert_eq!(sink.stored.lock().unwrap().len(), 4);
+    assert_eq!(sink.len(), 4);
     let consent = &report.objects[0].consent;
     assert_eq!((consent["phone"].lost, consent["email"].kept), (2, 2));
 }

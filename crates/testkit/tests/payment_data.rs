@@ -2,75 +2,13 @@
 //! source and a sink in memory, under each `migration.payment_data` rule: flagged and written
 //! as read, refused, or written masked; each case verified, and never a number in the report.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use ferry_core::connector::{Capability, RecordOutcome, Written};
 use ferry_core::quality::{BANK_ACCOUNT, PAYMENT_CARD, PaymentData, QualityRules};
 use ferry_core::{
-    ConnectorResult, Mode, ObjectType, Outcome, Progress, Record, Report, RunOptions, Sink, Value,
-    field, run,
+    Mode, ObjectType, Outcome, Progress, Record, Report, RunOptions, Sink, Value, field, run,
 };
-use ferry_testkit::MemorySource;
-
-/// Stores companies as written.
-#[derive(Default)]
-struct MemorySink {
-    stored: Mutex<HashMap<String, Record>>,
-}
-
-#[async_trait]
-impl Sink for MemorySink {
-    fn vendor(&self) -> &'static str {
-        "memsink"
-    }
-    fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
-        Ok(Capability {
-            batch_size: 10,
-            read_back_size: 10,
-            stored: object
-                .fields()
-                .iter()
-                .filter(|f| f.name != field::OWNER)
-                .map(|f| f.name.to_owned())
-                .collect(),
-            required: Vec::new(),
-            opt_out_needs_email: false,
-            limits: Vec::new(),
-        })
-    }
-    async fn check(&self) -> ConnectorResult<()> {
-        Ok(())
-    }
-    async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
-        Ok(())
-    }
-    async fn upsert(
-        &self,
-        _: ObjectType,
-        records: &[Record],
-    ) -> ConnectorResult<Vec<RecordOutcome>> {
-        let mut stored = self.stored.lock().unwrap();
-        Ok(records
-            .iter()
-            .map(|r| RecordOutcome {
-                source_id: r.source_id.clone(),
-                result: Ok(Written {
-                    sink_id: format!("s-{}", r.source_id),
-                    created: stored.insert(r.source_id.clone(), r.clone()).is_none(),
-                }),
-            })
-            .collect())
-    }
-    async fn read_back(&self, _: ObjectType, ids: &[String]) -> ConnectorResult<Vec<Record>> {
-        let stored = self.stored.lock().unwrap();
-        Ok(ids
-            .iter()
-            .filter_map(|id| stored.get(id).cloned())
-            .collect())
-    }
-}
+use ferry_testkit::{MemorySink, MemorySource};
 
 const CARD_STREET: &str = "Paid by 4111 1111 1111 1111, Main St 1";
 const IBAN_CITY: &str = "Refund to GB82WEST12345698765432";
@@ -91,7 +29,7 @@ fn companies() -> Vec<Record> {
 }
 
 async fn migrate(rule: PaymentData) -> (Report, Arc<MemorySink>) {
-    let sink = Arc::new(MemorySink::default());
+    let sink = Arc::new(MemorySink::new(10));
     let options = RunOptions {
         objects: vec![ObjectType::COMPANIES],
         quality: QualityRules {
@@ -117,8 +55,7 @@ async fn migrate(rule: PaymentData) -> (Report, Arc<MemorySink>) {
 }
 
 fn stored(sink: &MemorySink, id: &str, name: &str) -> Option<String> {
-    let stored = sink.stored.lock().unwrap();
-    stored.get(id).and_then(|r| r.text(name)).map(str::to_owned)
+    sink.get(id).and_then(|r| r.text(name).map(str::to_owned))
 }
 
 #[tokio::test]
@@ -149,7 +86,7 @@ async fn flagged_by_default_refused_or_masked_as_the_operator_chose() {
         .map(|f| f.source_id.as_str())
         .collect();
     assert_eq!(refused, ["co-card", "co-iban"]);
-    assert_eq!(sink.stored.lock().unwrap().len(), 1);
+    assert_eq!(sink.len(), 1);
 
     // Redact: written masked, and verified as masked (the digest covers what the sink holds).
     let (report, sink) = migrate(PaymentData::Redact).await;

@@ -5,149 +5,23 @@
 //! changes is refused before anything is written. Deletions in the source follow `[sync]
 //! deletes`; a mass delete is refused before anything is written.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::connector::{
-    Capability, IdPage, RecordOutcome, RecordRejection, Removal, RemoveOutcome, Removed, Written,
-};
+use ferry_core::connector::{Capability, RecordOutcome, Removal};
 use ferry_core::deletions::DeletePolicy;
 use ferry_core::sync::StateFile;
 use ferry_core::{
     ConnectorResult, Mode, ObjectType, Outcome, Page, Progress, Record, Report, RunOptions, Sink,
     Source, Value, Watermark, field,
 };
-use ferry_testkit::MemorySource;
+use ferry_testkit::memory_sink::KEEP;
+use ferry_testkit::{MemorySink, MemorySource};
 
-/// Stores records by source id; refuses those whose last name is "REFUSE", and to remove those
-/// whose last name is "KEEP".
-#[derive(Default)]
-struct MemorySink {
-    stored: Mutex<HashMap<String, Record>>,
-    upserted: Mutex<u64>,
-    /// Records removed, in order, with how.
-    removed: Mutex<Vec<(ObjectType, String, Removal)>>,
-}
-
-#[async_trait]
-impl Sink for MemorySink {
-    fn vendor(&self) -> &'static str {
-        "memsink"
-    }
-    fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
-        Ok(Capability {
-            batch_size: 3,
-            read_back_size: 3,
-            stored: object
-                .fields()
-                .iter()
-                .filter(|f| f.name != field::CREATED_AT && f.name != field::OWNER)
-                .map(|f| f.name.to_owned())
-                .collect(),
-            required: Vec::new(),
-            opt_out_needs_email: false,
-            limits: Vec::new(),
-        })
-    }
-    async fn check(&self) -> ConnectorResult<()> {
-        Ok(())
-    }
-    async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
-        Ok(())
-    }
-    async fn upsert(
-        &self,
-        _: ObjectType,
-        records: &[Record],
-    ) -> ConnectorResult<Vec<RecordOutcome>> {
-        let mut stored = self.stored.lock().unwrap();
-        *self.upserted.lock().unwrap() += records.len() as u64;
-        Ok(records
-            .iter()
-            .map(|r| RecordOutcome {
-                source_id: r.source_id.clone(),
-                result: if r.text(field::LAST_NAME) == Some("REFUSE") {
-                    Err(RecordRejection {
-                        source_id: r.source_id.clone(),
-                        code: "REFUSED".into(),
-                        reason: "refused".into(),
-                    })
-                } else {
-                    let created = stored.insert(r.source_id.clone(), r.clone()).is_none();
-                    Ok(Written {
-                        sink_id: format!("s{}", r.source_id),
-                        created,
-                    })
-                },
-            })
-            .collect())
-    }
-    async fn read_back(&self, _: ObjectType, ids: &[String]) -> ConnectorResult<Vec<Record>> {
-        let stored = self.stored.lock().unwrap();
-        Ok(ids
-            .iter()
-            .filter_map(|id| stored.get(id).cloned())
-            .collect())
-    }
-    /// Every source id of `object`, in one page per two ids (to cross page boundaries).
-    async fn source_ids_page(
-        &self,
-        object: ObjectType,
-        cursor: Option<&str>,
-    ) -> ConnectorResult<IdPage> {
-        let mut ids: Vec<String> = self
-            .stored
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|r| r.object == object)
-            .map(|r| r.source_id.clone())
-            .collect();
-        ids.sort();
-        let start: usize = cursor.map_or(0, |c| c.parse().unwrap());
-        let end = (start + 2).min(ids.len());
-        Ok(IdPage {
-            ids: ids[start..end].to_vec(),
-            next: (end < ids.len()).then(|| end.to_string()),
-        })
-    }
-    async fn remove(
-        &self,
-        object: ObjectType,
-        ids: &[String],
-        how: Removal,
-    ) -> ConnectorResult<Vec<RemoveOutcome>> {
-        assert!(ids.len() <= 3, "more than batch_size");
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut stored = self.stored.lock().unwrap();
-        let mut removed = self.removed.lock().unwrap();
-        Ok(ids
-            .iter()
-            .map(|id| RemoveOutcome {
-                source_id: id.clone(),
-                result: match stored.get(id) {
-                    None => Ok(Removed::Absent),
-                    Some(r) if r.text(field::LAST_NAME) == Some("KEEP") => Err(RecordRejection {
-                        source_id: id.clone(),
-                        code: "LOCKED".into(),
-                        reason: "the record is locked".into(),
-                    }),
-                    Some(_) => {
-                        stored.remove(id);
-                        removed.push((object, id.clone(), how));
-                        Ok(match how {
-                            Removal::Archive => Removed::Archived,
-                            Removal::Delete => Removed::Deleted,
-                        })
-                    }
-                },
-            })
-            .collect())
-    }
+/// The sink of these tests: three records a call, no creation time held.
+fn memory_sink() -> MemorySink {
+    MemorySink::new(3).without(field::CREATED_AT)
 }
 
 fn company(i: usize) -> Record {
@@ -208,7 +82,7 @@ async fn a_sync_reads_everything_once_then_only_what_changed() {
         .chain((0..10).map(|i| contact(i, "Nowak")));
     let source = MemorySource::new(records, 4);
     source.set_clock(1_000_000);
-    let sink = Arc::new(MemorySink::default());
+    let sink = Arc::new(memory_sink());
 
     let first = sync(Arc::new(source.clone()), Arc::clone(&sink), &state).await;
     assert_eq!(first.outcome, Outcome::Verified, "{first:#?}");
@@ -253,8 +127,11 @@ async fn a_sync_reads_everything_once_then_only_what_changed() {
         Some("1970-01-01T00:50:00.000Z")
     );
     assert_eq!(
-        sink.stored.lock().unwrap()["p7"].text(field::LAST_NAME),
-        Some("Wiśniewska")
+        sink.get("p7")
+            .unwrap()
+            .text(field::LAST_NAME)
+            .map(str::to_owned),
+        Some("Wiśniewska".to_owned())
     );
     assert_eq!(source.changed_read(), 3);
 
@@ -263,7 +140,7 @@ async fn a_sync_reads_everything_once_then_only_what_changed() {
     assert_eq!(third.outcome.exit_code(), 0);
     assert!(third.objects.iter().all(|o| o.read == 0 && o.written == 0));
     assert_eq!(source.changed_read(), 3, "nothing changed, nothing read");
-    assert_eq!(sink.stored.lock().unwrap().len(), 13);
+    assert_eq!(sink.len(), 13);
 }
 
 #[tokio::test]
@@ -276,7 +153,7 @@ async fn an_object_whose_records_did_not_all_settle_keeps_its_watermark() {
         10,
     );
     source.set_clock(1_000_000);
-    let sink = Arc::new(MemorySink::default());
+    let sink = Arc::new(memory_sink());
     let first = sync(Arc::new(source.clone()), Arc::clone(&sink), &state).await;
     assert_eq!(first.outcome, Outcome::Verified, "{first:#?}");
 
@@ -330,7 +207,7 @@ impl Source for FullOnly {
 #[tokio::test]
 async fn a_source_that_cannot_read_changes_is_refused_before_any_write() {
     let state = state_path("unsupported");
-    let sink = Arc::new(MemorySink::default());
+    let sink = Arc::new(memory_sink());
     let report = sync(Arc::new(FullOnly), Arc::clone(&sink), &state).await;
     assert_eq!(report.outcome, Outcome::Failed);
     assert_eq!(report.error_kind, Some(ferry_core::ErrorKind::Config));
@@ -339,7 +216,7 @@ async fn a_source_that_cannot_read_changes_is_refused_before_any_write() {
         error.contains("fullonly") && error.contains("changed since"),
         "{error}"
     );
-    assert_eq!(*sink.upserted.lock().unwrap(), 0);
+    assert_eq!(sink.upserted(), 0);
     assert!(!state.exists(), "no state is written");
 }
 
@@ -365,7 +242,7 @@ async fn synced_then_deleted(
         2,
     );
     source.set_clock(1_000_000);
-    let sink = Arc::new(MemorySink::default());
+    let sink = Arc::new(memory_sink());
     let first = sync_deleting(
         Arc::new(source.clone()),
         Arc::clone(&sink),
@@ -387,9 +264,7 @@ async fn synced_then_deleted(
 }
 
 fn in_sink(sink: &MemorySink) -> Vec<String> {
-    let mut ids: Vec<String> = sink.stored.lock().unwrap().keys().cloned().collect();
-    ids.sort();
-    ids
+    sink.ids()
 }
 
 #[tokio::test]
@@ -399,7 +274,7 @@ async fn deletions_in_the_source_follow_the_policy_children_first() {
     let report = sync(Arc::new(source.clone()), Arc::clone(&sink), &state).await;
     assert_eq!(report.outcome, Outcome::Verified, "{report:#?}");
     assert_eq!(in_sink(&sink).len(), 9);
-    assert!(sink.removed.lock().unwrap().is_empty());
+    assert!(sink.removed().is_empty());
     let marks = object(&report, ObjectType::CONTACTS).sync.clone().unwrap();
     assert_eq!(marks.deletions, None);
 
@@ -418,7 +293,7 @@ async fn deletions_in_the_source_follow_the_policy_children_first() {
             ["c0", "c1", "p0", "p3"],
             "{name}: the deleted records are gone"
         );
-        let removed = sink.removed.lock().unwrap().clone();
+        let removed = sink.removed();
         assert_eq!(
             removed
                 .iter()
@@ -464,7 +339,7 @@ async fn deletions_in_the_source_follow_the_policy_children_first() {
         )
         .await;
         assert_eq!(again.outcome, Outcome::Verified, "{again:#?}");
-        assert_eq!(sink.removed.lock().unwrap().len(), 5);
+        assert_eq!(sink.removed().len(), 5);
     }
 }
 
@@ -494,8 +369,11 @@ async fn a_mass_delete_is_refused_before_anything_is_written_unless_allowed() {
     );
     assert_eq!(in_sink(&sink).len(), 9, "nothing removed");
     assert_eq!(
-        sink.stored.lock().unwrap()["p0"].text(field::LAST_NAME),
-        Some("Nowak"),
+        sink.get("p0")
+            .unwrap()
+            .text(field::LAST_NAME)
+            .map(str::to_owned),
+        Some("Nowak".to_owned()),
         "nothing written"
     );
     assert_eq!(
@@ -515,8 +393,11 @@ async fn a_mass_delete_is_refused_before_anything_is_written_unless_allowed() {
     assert_eq!(allowed.outcome, Outcome::Verified, "{allowed:#?}");
     assert_eq!(in_sink(&sink), ["c0", "c1", "p0", "p3"]);
     assert_eq!(
-        sink.stored.lock().unwrap()["p0"].text(field::LAST_NAME),
-        Some("Changed")
+        sink.get("p0")
+            .unwrap()
+            .text(field::LAST_NAME)
+            .map(str::to_owned),
+        Some("Changed".to_owned())
     );
 }
 
@@ -547,12 +428,9 @@ async fn a_lost_or_missing_deletion_log_falls_back_to_id_sets() {
 #[tokio::test]
 async fn a_refused_removal_is_listed_and_keeps_the_deletions_cursor() {
     let (source, sink, state) = synced_then_deleted("refused", Some(Removal::Archive)).await;
-    sink.stored
-        .lock()
-        .unwrap()
-        .get_mut("p4")
-        .unwrap()
-        .set(field::LAST_NAME, Value::Text("KEEP".into()));
+    let mut locked = sink.get("p4").expect("p4 in the sink");
+    locked.set(field::LAST_NAME, Value::Text(KEEP.into()));
+    sink.put(locked);
     let report = sync_deleting(
         Arc::new(source.clone()),
         Arc::clone(&sink),
@@ -618,7 +496,7 @@ async fn a_sink_that_cannot_remove_is_refused_on_the_first_sync() {
     }
     let state = state_path("noremove");
     let source = MemorySource::new((0..2).map(company), 2);
-    let sink = Arc::new(NoRemove(MemorySink::default()));
+    let sink = Arc::new(NoRemove(memory_sink()));
     let file = StateFile::open(&state, "fp", "memory", "noremove").unwrap();
     let options = RunOptions {
         objects: vec![ObjectType::COMPANIES],
@@ -642,5 +520,5 @@ async fn a_sink_that_cannot_remove_is_refused_on_the_first_sync() {
         error.contains("noremove") && error.contains("must stay \"ignore\""),
         "{error}"
     );
-    assert_eq!(*sink.0.upserted.lock().unwrap(), 0);
+    assert_eq!(sink.0.upserted(), 0);
 }
