@@ -194,7 +194,27 @@ impl Client {
         soql: &str,
         batch_size: Option<usize>,
     ) -> ConnectorResult<QueryResponse> {
-        let path = self.data_path("query");
+        self.query_resource("query", soql, batch_size).await
+    }
+
+    /// The first page of `soql` through `GET …/queryAll?q=`: live records and those deleted
+    /// into the Recycle Bin. Its `nextRecordsUrl` names `query` (Salesforce's own), so later
+    /// pages come through [`Client::query_more`].
+    pub(crate) async fn query_all(
+        &self,
+        soql: &str,
+        batch_size: Option<usize>,
+    ) -> ConnectorResult<QueryResponse> {
+        self.query_resource("queryAll", soql, batch_size).await
+    }
+
+    async fn query_resource(
+        &self,
+        resource: &str,
+        soql: &str,
+        batch_size: Option<usize>,
+    ) -> ConnectorResult<QueryResponse> {
+        let path = self.data_path(resource);
         let options = batch_size.map(|n| format!("batchSize={n}"));
         let headers: Vec<(&'static str, &str)> = options
             .as_deref()

@@ -14,8 +14,10 @@
 //!
 //! Incremental reads (`ferry sync`) query `WHERE SystemModstamp >= <watermark> ORDER BY
 //! SystemModstamp, Id`: `SystemModstamp` moves on every change, by a user or by automation
-//! (`LastModifiedDate` only on users' changes). The sync point is the org's clock, the `Date`
-//! header of a `GET …/limits`, less [`SYNC_OVERLAP`].
+//! (`LastModifiedDate` only on users' changes). Deals then go on with the opportunities whose
+//! contact roles changed (`queryAll` on `OpportunityContactRole`, deleted roles included),
+//! since a role's change need not move its opportunity's stamp. The sync point is the org's
+//! clock, the `Date` header of a `GET …/limits`, less [`SYNC_OVERLAP`].
 //!
 //! Deletions (`[sync] deletes`) come from getDeleted, `GET …/sobjects/{sobject}/deleted/?start=
 //! &end=`, for every object read (classic `Note` supports it, unlike `ContentNote`). It covers
@@ -42,6 +44,7 @@ use crate::VENDOR;
 const MODSTAMP: &str = "SystemModstamp";
 use crate::client::{Call, Client, QueryResponse};
 use crate::config::{SalesforceConfig, Settings};
+use crate::links::ROLE_SOBJECT;
 use crate::mapping::{self, ID_FIELD, SalesforceLinks};
 
 /// How far before the org's clock at the start of a read the next incremental read starts:
@@ -50,6 +53,10 @@ use crate::mapping::{self, ID_FIELD, SalesforceLinks};
 /// Changes inside the overlap are read twice; the second read of one that did not change is
 /// skipped (`unchanged_skipped`).
 pub const SYNC_OVERLAP: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The cursor of the second part of an incremental read of deals: the opportunities whose
+/// contact roles changed (followed by the role query's `nextRecordsUrl` once it has one).
+const ROLES_CURSOR: &str = "roles";
 
 /// How far back getDeleted reaches: the Recycle Bin keeps deletes for 15 days.
 pub const DELETED_WINDOW_MS: i64 = 15 * 86_400_000;
@@ -212,6 +219,81 @@ impl SalesforceSource {
 }
 
 impl SalesforceSource {
+    /// One page of the opportunities whose contact roles were added, changed or deleted at or
+    /// after `since`: a page of `queryAll` (deleted roles are in the Recycle Bin, and deleting
+    /// moves a role's stamp) of `SELECT OpportunityId FROM OpportunityContactRole WHERE
+    /// SystemModstamp >= …`, then those opportunities by id with their contacts. `next` is the
+    /// role query's `nextRecordsUrl`, empty on the first page. An opportunity whose roles
+    /// span pages, or which changed itself too, is read more than once; the engine skips a
+    /// repeat that is as it wrote it.
+    async fn role_changes_page(
+        &self,
+        object: ObjectType,
+        since: &Watermark,
+        next: &str,
+    ) -> ConnectorResult<FetchedPage> {
+        let row = mapping::binding(object)?;
+        let batch = Some(self.settings.query_batch_size);
+        let mut roles = if next.is_empty() {
+            self.respell(object).await?;
+            let at = since.at_ms - since.at_ms.rem_euclid(1000);
+            let literal = ferry_core::model::format_timestamp(at).replace(".000Z", "Z");
+            let soql = format!(
+                "SELECT OpportunityId FROM {ROLE_SOBJECT} WHERE {MODSTAMP} >= {literal} \
+                 ORDER BY {MODSTAMP}, {ID_FIELD}"
+            );
+            self.client.query_all(&soql, batch).await?
+        } else {
+            self.client.query_more(next, batch).await?
+        };
+        let raw = roles.page()?;
+        let mut ids: Vec<String> = raw
+            .records
+            .iter()
+            .filter_map(|r| r.get("OpportunityId").and_then(|v| v.as_str()))
+            .filter(|id| is_record_id(id))
+            .map(str::to_owned)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let following = match (raw.done, raw.next_records_url) {
+            (true, _) => None,
+            (false, Some(url)) => Some(format!("{ROLES_CURSOR} {url}")),
+            (false, None) => {
+                return Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: format!("GET {}", self.client.data_path("queryAll")),
+                    detail: "a page with done: false has no nextRecordsUrl".into(),
+                });
+            }
+        };
+        let mut page = Page {
+            records: Vec::with_capacity(ids.len()),
+            next: following,
+            unreadable: Vec::new(),
+        };
+        let prefix = format!(
+            "SELECT {} FROM {} WHERE {ID_FIELD}",
+            mapping::source_fields(row, &self.fields.get(object)).join(", "),
+            row.sobject
+        );
+        for soql in crate::soql::in_queries(&prefix, &ids) {
+            let mut response = self.client.query(&soql, batch).await?;
+            loop {
+                let part = self.to_page(object, response, None)?;
+                page.records.extend(part.records);
+                page.unreadable.extend(part.unreadable);
+                match part.next.as_deref().and_then(|n| n.split_once(' ')) {
+                    Some((url, _)) => response = self.client.query_more(url, batch).await?,
+                    None => break,
+                }
+            }
+        }
+        tracing::debug!(vendor = VENDOR, %object, read = page.records.len(), "read deals whose contact roles changed");
+        self.currency.stamp(object, &mut page.records);
+        Ok(FetchedPage::ready(self.with_links(object, page).await?))
+    }
+
     /// `page` with the links its records hold in other rows: a page of deals with their
     /// contacts, from one query of their contact roles (split only if the ids overflow a URL).
     async fn with_links(&self, object: ObjectType, mut page: Page) -> ConnectorResult<Page> {
@@ -324,6 +406,11 @@ impl Source for SalesforceSource {
                 crate::currency::single(&self.client)
             })
             .await?;
+        if let Some(next) = cursor.and_then(|c| c.strip_prefix(ROLES_CURSOR)) {
+            return self
+                .role_changes_page(object, since, next.trim_start())
+                .await;
+        }
         let batch = Some(self.settings.query_batch_size);
         let mut page = match cursor {
             None => {
@@ -347,6 +434,12 @@ impl Source for SalesforceSource {
                 self.to_page(object, raw, last)?
             }
         };
+        let row = mapping::binding(object)?;
+        if page.next.is_none() && matches!(row.links, Some(SalesforceLinks::ContactRoles { .. })) {
+            // A deal's contacts are rows of their own, whose changes need not move the
+            // opportunity's stamp: those are read next.
+            page.next = Some(ROLES_CURSOR.to_owned());
+        }
         self.currency.stamp(object, &mut page.records);
         Ok(FetchedPage::ready(self.with_links(object, page).await?))
     }

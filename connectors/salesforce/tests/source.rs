@@ -427,19 +427,7 @@ async fn migration_from_salesforce_into_an_empty_org_verifies() {
 /// Changes `Title` of the contacts `ids` through the org's REST API, as a user would.
 async fn retitle(running: &ferry_sandbox::Running, ids: &[String]) {
     let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{}/services/oauth2/token", running.base_url))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", ferry_sandbox::SALESFORCE_CLIENT_ID),
-            ("client_secret", ferry_sandbox::SALESFORCE_CLIENT_SECRET),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("token JSON");
+    let token = org_token(&http, running).await;
     for chunk in ids.chunks(200) {
         retitle_batch(&http, running, &token, chunk).await;
     }
@@ -448,7 +436,7 @@ async fn retitle(running: &ferry_sandbox::Running, ids: &[String]) {
 async fn retitle_batch(
     http: &reqwest::Client,
     running: &ferry_sandbox::Running,
-    token: &serde_json::Value,
+    token: &str,
     ids: &[String],
 ) {
     let records: Vec<serde_json::Value> = ids
@@ -460,7 +448,7 @@ async fn retitle_batch(
             "{}/services/data/v62.0/composite/sobjects",
             running.base_url
         ))
-        .bearer_auth(token["access_token"].as_str().expect("access token"))
+        .bearer_auth(token)
         .json(&json!({"allOrNone": true, "records": records}))
         .send()
         .await
@@ -556,26 +544,14 @@ async fn reads_only_the_records_changed_since_the_sync_point_in_modstamp_order()
 /// Deletes the records `ids` through the org's REST API (`DELETE composite/sobjects`).
 async fn delete(running: &ferry_sandbox::Running, ids: &[String]) {
     let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{}/services/oauth2/token", running.base_url))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", ferry_sandbox::SALESFORCE_CLIENT_ID),
-            ("client_secret", ferry_sandbox::SALESFORCE_CLIENT_SECRET),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("token JSON");
+    let token = org_token(&http, running).await;
     let answer: serde_json::Value = http
         .delete(format!(
             "{}/services/data/v62.0/composite/sobjects?ids={}",
             running.base_url,
             ids.join(",")
         ))
-        .bearer_auth(token["access_token"].as_str().expect("access token"))
+        .bearer_auth(&token)
         .send()
         .await
         .expect("delete")
@@ -694,4 +670,132 @@ async fn reads_the_deletions_since_the_sync_point_until_the_bin_forgets_them() {
         deleted_since(&source, ObjectType::CONTACTS, &later).await,
         None
     );
+}
+
+/// A token of the org's own client credentials, as an app of the org would hold.
+async fn org_token(http: &reqwest::Client, running: &ferry_sandbox::Running) -> String {
+    let token: serde_json::Value = http
+        .post(format!("{}/services/oauth2/token", running.base_url))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", ferry_sandbox::SALESFORCE_CLIENT_ID),
+            ("client_secret", ferry_sandbox::SALESFORCE_CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token JSON");
+    token["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
+}
+
+/// The contact ids a deal record links to, sorted.
+fn deal_contacts(deal: &Record) -> Vec<String> {
+    let mut ids: Vec<String> = match deal.get(field::CONTACTS) {
+        Some(Value::Links(links)) => links.iter().map(|l| l.id.clone()).collect(),
+        _ => Vec::new(),
+    };
+    ids.sort();
+    ids
+}
+
+/// A deal whose only change is its contacts (a contact role added to one opportunity, and
+/// one deleted from another) is read again by the next incremental read, with its contacts
+/// as they now are: Salesforce keeps the roles in rows of their own, whose changes need not
+/// move the opportunity's stamp (the emulator never moves it).
+#[tokio::test]
+async fn a_deal_whose_contact_roles_alone_changed_is_read_again() {
+    let (emulator, running) = start(Options::default()).await;
+    seeded(&emulator, 200, 21, &Mess::none());
+    let source = source(&running, 200);
+    let (deals, _) = read_all(&source, ObjectType::DEALS).await;
+    let (contacts, _) = read_all(&source, ObjectType::CONTACTS).await;
+    let point = source.sync_point(ObjectType::DEALS).await.expect("point");
+    let (none, pages) = read_changed(&source, ObjectType::DEALS, &point).await;
+    assert!(none.is_empty(), "{} read", none.len());
+    assert_eq!(pages, 2, "the deals, then the deals whose roles changed");
+
+    emulator.advance_clock(std::time::Duration::from_secs(3600));
+    let gains = deals
+        .iter()
+        .find(|d| deal_contacts(d).is_empty())
+        .expect("a deal without contacts");
+    let loses = deals
+        .iter()
+        .find(|d| deal_contacts(d).len() >= 2)
+        .expect("a deal with two contacts");
+    let newcomer = &contacts[7].source_id;
+    let http = reqwest::Client::new();
+    let token = org_token(&http, &running).await;
+    let data = format!("{}/services/data/v62.0", running.base_url);
+    let created: serde_json::Value = http
+        .post(format!("{data}/composite/sobjects"))
+        .bearer_auth(&token)
+        .json(&json!({"allOrNone": true, "records": [{
+            "attributes": {"type": "OpportunityContactRole"},
+            "OpportunityId": gains.source_id, "ContactId": newcomer, "IsPrimary": true,
+        }]}))
+        .send()
+        .await
+        .expect("create role")
+        .json()
+        .await
+        .expect("create JSON");
+    assert_eq!(created[0]["success"], true, "{created}");
+    let roles: serde_json::Value = http
+        .get(format!("{data}/query"))
+        .query(&[(
+            "q",
+            format!(
+                "SELECT Id, ContactId FROM OpportunityContactRole WHERE OpportunityId = '{}' ORDER BY Id",
+                loses.source_id
+            ),
+        )])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("roles")
+        .json()
+        .await
+        .expect("roles JSON");
+    let gone = &roles["records"][0];
+    delete(
+        &running,
+        &[gone["Id"].as_str().expect("role id").to_owned()],
+    )
+    .await;
+
+    let (changed, _) = read_changed(&source, ObjectType::DEALS, &point).await;
+    let mut read: Vec<&str> = changed.iter().map(|r| r.source_id.as_str()).collect();
+    read.sort_unstable();
+    let mut expected = vec![gains.source_id.as_str(), loses.source_id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(read, expected, "exactly the two deals whose roles changed");
+    let now_of = |id: &str| {
+        deal_contacts(
+            changed
+                .iter()
+                .find(|r| r.source_id == id)
+                .expect("read again"),
+        )
+    };
+    assert_eq!(now_of(&gains.source_id), vec![newcomer.clone()]);
+    let mut kept = deal_contacts(loses);
+    kept.retain(|c| Some(c.as_str()) != gone["ContactId"].as_str());
+    assert_eq!(now_of(&loses.source_id), kept);
+    assert!(
+        changed.iter().all(|r| r.text(field::NAME).is_some()),
+        "read whole, not only their links"
+    );
+
+    // An hour on, nothing changed since: nothing read.
+    emulator.advance_clock(std::time::Duration::from_secs(3600));
+    let later = source.sync_point(ObjectType::DEALS).await.expect("point");
+    emulator.advance_clock(std::time::Duration::from_secs(3600));
+    let (none, _) = read_changed(&source, ObjectType::DEALS, &later).await;
+    assert!(none.is_empty(), "{} read", none.len());
 }

@@ -721,6 +721,8 @@ impl Emulator {
             )
             .route("/services/data/{version}/query", get(query))
             .route("/services/data/{version}/query/{locator}", get(query_more))
+            .route("/services/data/{version}/queryAll", get(query_all))
+            .route("/services/data/{version}/queryAll/{locator}", get(query_more))
             .route(
                 "/services/data/{version}/composite/sobjects",
                 post(create).patch(update).delete(delete),
@@ -1291,6 +1293,29 @@ async fn query(
     uri: axum::http::Uri,
     params: Result<Query<QueryParams>, QueryRejection>,
 ) -> Response {
+    run_query(&s, &version, &headers, &uri, params, false)
+}
+
+/// `queryAll`: the query over live records and those in the Recycle Bin. Its
+/// `nextRecordsUrl` names `query`, as Salesforce's does; either resource follows the locator.
+async fn query_all(
+    State(s): State<Arc<Shared>>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    params: Result<Query<QueryParams>, QueryRejection>,
+) -> Response {
+    run_query(&s, &version, &headers, &uri, params, true)
+}
+
+fn run_query(
+    s: &Arc<Shared>,
+    version: &str,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    params: Result<Query<QueryParams>, QueryRejection>,
+    in_bin: bool,
+) -> Response {
     if uri.to_string().len() > MAX_URI_BYTES {
         return sf_error(
             StatusCode::URI_TOO_LONG,
@@ -1316,17 +1341,22 @@ async fn query(
         let Ok(store) = s.store.read() else {
             return internal();
         };
-        match store.run(&parsed) {
+        let planned = if in_bin {
+            store.run_all(&parsed)
+        } else {
+            store.run(&parsed)
+        };
+        match planned {
             Ok(p) => p,
             Err(e) => return request_error(e),
         }
     };
     let cursor = Arc::new(Cursor {
         planned,
-        batch: batch_size(&headers),
+        batch: batch_size(headers),
         opened: Instant::now(),
     });
-    query_page(&s, cursor, None, 0, &version)
+    query_page(s, cursor, None, 0, version)
 }
 
 async fn query_more(

@@ -596,14 +596,19 @@ impl Table {
             .collect()
     }
 
-    /// When row `row` was created and last changed, ms since the epoch.
+    /// When row `row` was created and last changed, ms since the epoch. Deleting a record is
+    /// a change: it moves the stamp, which is how `queryAll … WHERE SystemModstamp >= …` finds
+    /// what was deleted since.
     fn times(&self, row: u32) -> Option<(i64, i64)> {
-        match &self.rows {
-            Rows::Own(rows) => rows.get(row as usize).map(|r| (r.created, r.modified)),
+        let (created, modified, deleted) = match &self.rows {
+            Rows::Own(rows) => rows
+                .get(row as usize)
+                .map(|r| (r.created, r.modified, r.deleted))?,
             Rows::Engine(t) => t
                 .get_any(u64::from(row))
-                .map(|r| (r.created_ms, r.modified_ms)),
-        }
+                .map(|r| (r.created_ms, r.modified_ms, r.archived_ms))?,
+        };
+        Some((created, deleted.map_or(modified, |d| d.max(modified))))
     }
 
     /// The value in data slot `slot` of row `row`.
@@ -1702,8 +1707,18 @@ impl Store {
         }
     }
 
-    /// Plans and runs `query`, returning the matching rows in order.
+    /// Plans and runs `query`, returning the matching live rows in order.
     pub(crate) fn run(&self, query: &soql::Query) -> Result<Planned, RequestError> {
+        self.run_over(query, false)
+    }
+
+    /// `queryAll`: [`Store::run`] over the live rows and those deleted into the Recycle Bin
+    /// (not yet purged from it).
+    pub(crate) fn run_all(&self, query: &soql::Query) -> Result<Planned, RequestError> {
+        self.run_over(query, true)
+    }
+
+    fn run_over(&self, query: &soql::Query, in_bin: bool) -> Result<Planned, RequestError> {
         let object = ObjectKind::parse(&query.from).ok_or_else(|| {
             RequestError::bad_request(
                 "INVALID_TYPE",
@@ -1854,7 +1869,16 @@ impl Store {
             }
         };
         if table.has_deleted() {
-            rows.retain(|row| table.has(*row));
+            let binned: std::collections::HashSet<u32> = if in_bin {
+                self.deleted_log
+                    .iter()
+                    .filter(|(o, _, _)| *o == object)
+                    .map(|(_, row, _)| *row)
+                    .collect()
+            } else {
+                Default::default()
+            };
+            rows.retain(|row| table.has(*row) || binned.contains(row));
         }
         let keys = query
             .order
