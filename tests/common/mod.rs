@@ -260,8 +260,31 @@ pub struct SyncPair<E> {
     pub sink_state: std::sync::Arc<dyn ferry_sandbox::VendorEmulator>,
     pub dir: PathBuf,
     vendors: (&'static str, &'static str),
+    /// The requests the source served, by `"METHOD /path"`.
+    source_traffic: Traffic,
     /// The requests the sink served, by `"METHOD /path"`.
-    sink_traffic: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+    sink_traffic: Traffic,
+}
+
+/// Requests served, by `"METHOD /path"` (no query).
+type Traffic = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>;
+
+/// `router` counting every request it serves into `traffic`.
+fn logged(router: axum::Router, traffic: &Traffic) -> axum::Router {
+    let log = std::sync::Arc::clone(traffic);
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let log = std::sync::Arc::clone(&log);
+            async move {
+                let endpoint = format!("{} {}", request.method(), request.uri().path());
+                *log.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(endpoint)
+                    .or_default() += 1;
+                next.run(request).await
+            }
+        },
+    ))
 }
 
 impl<E> Drop for SyncPair<E> {
@@ -287,31 +310,19 @@ impl<E: ferry_sandbox::VendorEmulator> SyncPair<E> {
         let spec = ferry_sandbox::emulator(sink_vendor).expect("sink emulator");
         let sink_state = (spec.build)(sink_faults, ferry_sandbox::Limits::Unlimited);
         let any = "127.0.0.1:0".parse().expect("loopback address");
-        let source = ferry_sandbox::serve(source_vendor, account.router(), any)
-            .await
-            .expect("serve the source");
-        let sink_traffic =
-            std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
-                String,
-                u64,
-            >::new()));
-        let log = std::sync::Arc::clone(&sink_traffic);
-        let router = sink_state.router().layer(axum::middleware::from_fn(
-            move |request: axum::extract::Request, next: axum::middleware::Next| {
-                let log = std::sync::Arc::clone(&log);
-                async move {
-                    let endpoint = format!("{} {}", request.method(), request.uri().path());
-                    *log.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .entry(endpoint)
-                        .or_default() += 1;
-                    next.run(request).await
-                }
-            },
-        ));
-        let sink = ferry_sandbox::serve(sink_vendor, router, any)
-            .await
-            .expect("serve the sink");
+        let source_traffic = Traffic::default();
+        let source = ferry_sandbox::serve(
+            source_vendor,
+            logged(account.router(), &source_traffic),
+            any,
+        )
+        .await
+        .expect("serve the source");
+        let sink_traffic = Traffic::default();
+        let sink =
+            ferry_sandbox::serve(sink_vendor, logged(sink_state.router(), &sink_traffic), any)
+                .await
+                .expect("serve the sink");
         let dir = std::env::temp_dir().join(format!(
             "ferry-sync-{source_vendor}-{}-{}",
             std::process::id(),
@@ -325,6 +336,7 @@ impl<E: ferry_sandbox::VendorEmulator> SyncPair<E> {
             sink_state,
             dir,
             vendors: (source_vendor, sink_vendor),
+            source_traffic,
             sink_traffic,
         }
     }
@@ -332,6 +344,16 @@ impl<E: ferry_sandbox::VendorEmulator> SyncPair<E> {
     /// The requests the sink served since the last call, by `"METHOD /path"` (no query).
     pub fn take_sink_requests(&self) -> std::collections::BTreeMap<String, u64> {
         std::mem::take(&mut *self.sink_traffic.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The requests the source served since the last call, by `"METHOD /path"` (no query).
+    pub fn take_source_requests(&self) -> std::collections::BTreeMap<String, u64> {
+        std::mem::take(
+            &mut *self
+                .source_traffic
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// The sync state file the config names.

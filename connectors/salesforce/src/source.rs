@@ -234,8 +234,8 @@ impl SalesforceSource {
     ) -> ConnectorResult<FetchedPage> {
         let row = mapping::binding(object)?;
         let batch = Some(self.settings.query_batch_size);
+        // The fields were spelled by the first part of the read (`respell`).
         let mut roles = if next.is_empty() {
-            self.respell(object).await?;
             let at = since.at_ms - since.at_ms.rem_euclid(1000);
             let literal = ferry_core::model::format_timestamp(at).replace(".000Z", "Z");
             let soql = format!(
