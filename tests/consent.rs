@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{all_credentials, count as n, emulator_table, industry_table, object, run_config};
+use common::{
+    all_credentials, count as n, emulator_table, industry_table, object, run_config, unpaced,
+};
 use ferry_sandbox::faults::Faults;
 use ferry_sandbox::seed::{Mess, SeedContact, SeedData, generate};
 use ferry_sandbox::{Limits, Running, VendorEmulator};
@@ -166,17 +168,6 @@ async fn pair(from: &'static str, to: &'static str) -> Pair {
         sink_state,
         seeded,
         dir,
-    }
-}
-
-/// The settings that lift a connector's own pacing, for an emulator built without limits:
-/// Pipedrive's default of 20 requests per 2 s (one search per record read back) would
-/// otherwise make a pair of a few hundred contacts take a minute, and pacing is not what these
-/// tests are about.
-fn unpaced(vendor: &str) -> &'static str {
-    match vendor {
-        "pipedrive" => "rate_limit_per_2s = 100000\nsearch_rate_limit_per_2s = 100000\n",
-        _ => "",
     }
 }
 

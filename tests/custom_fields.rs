@@ -22,7 +22,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use ferry_sandbox::seed::{CUSTOM_FIELDS, Mess, TIERS};
-use ferry_sandbox::{SandboxConfig, VendorSetup};
+use ferry_sandbox::{Limits, SandboxConfig, VendorSetup};
 
 const CONTACTS: usize = 60;
 /// The generator seed: its 12 companies hold industries of every kind the emulators' lists
@@ -86,9 +86,17 @@ async fn run_pair(from: &'static str, to: &'static str, dir: &Path) -> Result<bo
         records: CONTACTS,
         seed: SEED,
         mess: Mess::none(),
+        // Limits are not what this test is about: the emulators enforce none, and the
+        // connectors' own pacing is lifted (`common::unpaced`).
         vendors: vec![
-            VendorSetup::ephemeral(spec(from)?, true),
-            VendorSetup::ephemeral(spec(to)?, false),
+            VendorSetup {
+                limits: Limits::Unlimited,
+                ..VendorSetup::ephemeral(spec(from)?, true)
+            },
+            VendorSetup {
+                limits: Limits::Unlimited,
+                ..VendorSetup::ephemeral(spec(to)?, false)
+            },
         ],
     })
     .await
@@ -98,14 +106,18 @@ async fn run_pair(from: &'static str, to: &'static str, dir: &Path) -> Result<bo
     let pair = Pair {
         dir: dir.to_owned(),
         base: format!(
-            "version = 1\n{}{}{migration}",
+            "version = 1\n{}{}{}{}{migration}",
             common::connector_table("source", from, &source.connector_settings()),
+            common::unpaced(from),
             common::connector_table("sink", to, &sink.connector_settings()),
+            common::unpaced(to),
         ),
         reverse_base: format!(
-            "version = 1\n{}{}{migration}",
+            "version = 1\n{}{}{}{}{migration}",
             common::connector_table("source", to, &sink.connector_settings()),
+            common::unpaced(to),
             common::connector_table("sink", from, &source.connector_settings()),
+            common::unpaced(from),
         ),
     };
     let env = common::all_credentials();

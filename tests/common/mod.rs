@@ -158,6 +158,17 @@ pub fn connector_table(role: &str, connector: &str, settings: &[(&'static str, S
     text
 }
 
+/// Connector settings lifting a connector's own pacing, for tests against emulators without
+/// limits: Pipedrive's default of 20 requests per 2 s (one search per record read back) would
+/// otherwise make a pair of a few hundred contacts take a minute, and pacing is not what those
+/// tests are about. Appended to the connector's table.
+pub fn unpaced(vendor: &str) -> &'static str {
+    match vendor {
+        "pipedrive" => "rate_limit_per_2s = 100000\nsearch_rate_limit_per_2s = 100000\n",
+        _ => "",
+    }
+}
+
 /// The API name of the custom field labelled `label` on `object`'s `side` (`"source"` or
 /// `"sink"`) of a `ferry fields --report json` report.
 pub fn field_name_by_label(
