@@ -1651,14 +1651,15 @@ async fn unheld_opt_outs(
         if unheld.is_empty() {
             continue;
         }
-        let described = match options.source_fields.get(&object) {
-            Some(fields) => Some(fields.clone()),
-            None => match source.describe(object).await {
-                Ok(fields) => Some(fields),
-                Err(ConnectorError::Unsupported { .. }) => None,
-                Err(e) => return Err(e),
-            },
-        };
+        let described: Option<std::borrow::Cow<'_, [crate::fields::VendorField]>> =
+            match options.source_fields.get(&object) {
+                Some(fields) => Some(std::borrow::Cow::Borrowed(fields.as_slice())),
+                None => match source.describe(object).await {
+                    Ok(fields) => Some(std::borrow::Cow::Owned(fields)),
+                    Err(ConnectorError::Unsupported { .. }) => None,
+                    Err(e) => return Err(e),
+                },
+            };
         for opt_out in unheld {
             let source_field = match &described {
                 Some(fields) => {
