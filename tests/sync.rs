@@ -152,33 +152,7 @@ impl Pair {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> serde_json::Value {
-        let http = reqwest::Client::new();
-        let token: serde_json::Value = http
-            .post(format!("{}/services/oauth2/token", self.source.base_url))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", ferry_sandbox::SALESFORCE_CLIENT_ID),
-                ("client_secret", ferry_sandbox::SALESFORCE_CLIENT_SECRET),
-            ])
-            .send()
-            .await
-            .expect("token")
-            .json()
-            .await
-            .expect("token JSON");
-        let mut request = http
-            .request(method, format!("{}{path}", self.source.base_url))
-            .bearer_auth(token["access_token"].as_str().expect("access token"));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("JSON answer")
+        common::salesforce_call(&self.source.base_url, method, path, &[], body).await
     }
 }
 

@@ -143,28 +143,7 @@ impl Pair {
     }
 
     async fn rest(&self, method: reqwest::Method, path: &str) -> serde_json::Value {
-        let http = reqwest::Client::new();
-        let token: serde_json::Value = http
-            .post(format!("{}/services/oauth2/token", self.source.base_url))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", ferry_sandbox::SALESFORCE_CLIENT_ID),
-                ("client_secret", ferry_sandbox::SALESFORCE_CLIENT_SECRET),
-            ])
-            .send()
-            .await
-            .expect("token")
-            .json()
-            .await
-            .expect("token JSON");
-        http.request(method, format!("{}{path}", self.source.base_url))
-            .bearer_auth(token["access_token"].as_str().expect("access token"))
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("JSON answer")
+        common::salesforce_call(&self.source.base_url, method, path, &[], None).await
     }
 
     /// Creates a company directly in HubSpot: it carries no source id.

@@ -51,31 +51,8 @@ impl Pair {
         query: &[(&str, &str)],
         body: Option<Json>,
     ) -> Json {
-        let http = reqwest::Client::new();
-        let base = &self.source.base_url;
-        let token: Json = http
-            .post(format!("{base}/services/oauth2/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", ferry_sandbox::SALESFORCE_CLIENT_ID),
-                ("client_secret", ferry_sandbox::SALESFORCE_CLIENT_SECRET),
-            ])
-            .send()
-            .await
-            .expect("token")
-            .json()
-            .await
-            .expect("token JSON");
-        let mut request = http
-            .request(method, format!("{base}/services/data/v62.0/{path}"))
-            .query(query)
-            .bearer_auth(token["access_token"].as_str().expect("access token"));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let answer = request.send().await.expect("request");
-        assert!(answer.status().is_success(), "{path}: {}", answer.status());
-        answer.json().await.unwrap_or(Json::Null)
+        let path = format!("/services/data/v62.0/{path}");
+        common::salesforce_call(&self.source.base_url, method, &path, query, body).await
     }
 
     /// The `Id`s of the first 50 records of `sobject`, in id order.

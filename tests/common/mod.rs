@@ -158,6 +158,42 @@ pub fn connector_table(role: &str, connector: &str, settings: &[(&'static str, S
     text
 }
 
+/// `method path?query` on a Salesforce emulator at `base_url` with `body`, signed in with the
+/// sandbox's client credentials, as another app of the org would call it; the JSON answer
+/// (`Null` when there is none). Panics on an error status.
+pub async fn salesforce_call(
+    base_url: &str,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{base_url}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", ferry_sandbox::SALESFORCE_CLIENT_ID),
+            ("client_secret", ferry_sandbox::SALESFORCE_CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token JSON");
+    let mut request = http
+        .request(method, format!("{base_url}{path}"))
+        .query(query)
+        .bearer_auth(token["access_token"].as_str().expect("access token"));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let answer = request.send().await.expect("request");
+    assert!(answer.status().is_success(), "{path}: {}", answer.status());
+    answer.json().await.unwrap_or(serde_json::Value::Null)
+}
+
 /// Connector settings lifting a connector's own pacing, for tests against emulators without
 /// limits: Pipedrive's default of 20 requests per 2 s (one search per record read back) would
 /// otherwise make a pair of a few hundred contacts take a minute, and pacing is not what those
