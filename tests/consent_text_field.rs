@@ -1,8 +1,8 @@
 //! End-to-end: an opt-out the sink has no field for, mapped by the operator into one of the
 //! sink's existing text fields (not a checkbox ferry creates), through the real `ferry` binary.
-//! Dataverse holds postal opt-outs, which Salesforce, HubSpot and Pipedrive have no field for:
-//! mapped into each one's "Favourite Colour" text field, every contact opted out of post
-//! arrives with `true` there, as many as were seeded, and the run verifies.
+//! Dataverse holds postal opt-outs, which Salesforce, HubSpot, Zoho CRM and Pipedrive have no
+//! field for: mapped into each one's "Favourite Colour" text field, every contact opted out of
+//! post arrives with `true` there, as many as were seeded, and the run verifies.
 
 mod common;
 
@@ -12,9 +12,7 @@ use ferry_sandbox::faults::Faults;
 use ferry_sandbox::seed::{Mess, generate};
 use serde_json::Value as Json;
 
-/// Zoho is not among them yet: its sink sends the flag as JSON `true`, which Zoho refuses
-/// for a text field (`INVALID_DATA`), so each opted-out contact is refused, not written.
-const SINKS: [&str; 3] = ["salesforce", "hubspot", "pipedrive"];
+const SINKS: [&str; 4] = ["salesforce", "hubspot", "zoho", "pipedrive"];
 
 /// The text held in `field` of a sink's stored contact `record`, as each emulator keeps it.
 fn text(vendor: &str, record: &Json, field: &str) -> Option<String> {

@@ -508,6 +508,7 @@ pub fn to_zoho(
     record: &Record,
     source_id_field: &str,
     targets: &[Option<&str>],
+    text_flags: &std::collections::HashSet<String>,
 ) -> Result<Map<String, Json>, RecordRejection> {
     let mut out = Map::new();
     for b in map.iter() {
@@ -532,6 +533,11 @@ pub fn to_zoho(
             // Only a true opt-out is a fact to carry. Anything else leaves the field out: Zoho
             // keeps what it holds on an update (an opt-out is never cleared) and creates the
             // record not opted out.
+            continue;
+        }
+        if opt_out && text_flags.contains(b.vendor.as_ref()) {
+            // An opt-out mapped into a text field: Zoho refuses a JSON `true` there.
+            out.insert(b.vendor.to_string(), Json::String("true".into()));
             continue;
         }
         out.insert(b.vendor.to_string(), value);
@@ -797,6 +803,7 @@ mod tests {
             &r,
             "Src",
             &[Some("4876")],
+            &Default::default(),
         )
         .unwrap();
         assert_eq!(z["Account_Name"], serde_json::json!({"id": "4876"}));
@@ -813,12 +820,28 @@ mod tests {
         c.set(field::EMPLOYEE_COUNT, Value::Text("250".into()));
         c.set(field::ANNUAL_REVENUE, Value::Decimal(1000.5));
         let companies = standard(ObjectType::COMPANIES);
-        let z = to_zoho(&companies, row(ObjectType::COMPANIES), &c, "Src", &[]).unwrap();
+        let z = to_zoho(
+            &companies,
+            row(ObjectType::COMPANIES),
+            &c,
+            "Src",
+            &[],
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(z["Employees"], Json::from(250));
         assert_eq!(z["Annual_Revenue"], serde_json::json!(1000.5));
         assert_eq!(z["Src"], Json::String("co-9".into()));
         c.set(field::EMPLOYEE_COUNT, Value::Text("lots".into()));
-        let refused = to_zoho(&companies, row(ObjectType::COMPANIES), &c, "Src", &[]).unwrap_err();
+        let refused = to_zoho(
+            &companies,
+            row(ObjectType::COMPANIES),
+            &c,
+            "Src",
+            &[],
+            &Default::default(),
+        )
+        .unwrap_err();
         assert_eq!(refused.code, "INVALID_VALUE");
         assert!(
             refused.reason.starts_with(field::EMPLOYEE_COUNT) && !refused.reason.contains("lots")
@@ -838,6 +861,7 @@ mod tests {
                 &r,
                 "Src",
                 &[],
+                &Default::default(),
             )
             .unwrap();
             assert!(z.get("Email_Opt_Out").is_none(), "{flag:?}: {z:?}");
@@ -865,7 +889,15 @@ mod tests {
         let mut w = Record::new(ObjectType::COMPANIES, "co-1");
         w.fields.insert("tier".into(), Value::Text(" gold".into()));
         w.fields.insert("seats".into(), Value::Integer(12));
-        let out = to_zoho(&map, row(ObjectType::COMPANIES), &w, "Src", &[]).unwrap();
+        let out = to_zoho(
+            &map,
+            row(ObjectType::COMPANIES),
+            &w,
+            "Src",
+            &[],
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(out["Tier"], Json::String("T1".into()));
         assert_eq!(out["Seats"], Json::from(12));
         assert_eq!(
@@ -878,14 +910,29 @@ mod tests {
         );
         w.fields
             .insert("tier".into(), Value::Text("Platinum".into()));
-        let refused = to_zoho(&map, row(ObjectType::COMPANIES), &w, "Src", &[]).unwrap_err();
+        let refused = to_zoho(
+            &map,
+            row(ObjectType::COMPANIES),
+            &w,
+            "Src",
+            &[],
+            &Default::default(),
+        )
+        .unwrap_err();
         assert_eq!(refused.code, ferry_core::fields::NO_SUCH_OPTION);
         assert!(!refused.reason.contains("Platinum"));
         w.fields.insert("tier".into(), Value::Integer(3));
         assert_eq!(
-            to_zoho(&map, row(ObjectType::COMPANIES), &w, "Src", &[])
-                .unwrap_err()
-                .code,
+            to_zoho(
+                &map,
+                row(ObjectType::COMPANIES),
+                &w,
+                "Src",
+                &[],
+                &Default::default()
+            )
+            .unwrap_err()
+            .code,
             "INVALID_VALUE"
         );
 
@@ -895,7 +942,15 @@ mod tests {
         w.fields
             .insert("renewal_at".into(), Value::Timestamp(1_704_164_645_678));
         assert_eq!(
-            to_zoho(&map, row(ObjectType::COMPANIES), &w, "Src", &[]).unwrap()["Renewal_At"],
+            to_zoho(
+                &map,
+                row(ObjectType::COMPANIES),
+                &w,
+                "Src",
+                &[],
+                &Default::default()
+            )
+            .unwrap()["Renewal_At"],
             "2024-01-02T03:04:05+00:00"
         );
     }
@@ -963,6 +1018,7 @@ mod tests {
             &r,
             "Src",
             &[Some("4001")],
+            &Default::default(),
         )
         .unwrap();
         assert_eq!(out["Pipeline"], "Renewals");
@@ -981,6 +1037,7 @@ mod tests {
             &unowned,
             "Src",
             &[None],
+            &Default::default(),
         )
         .unwrap();
         assert!(
@@ -1055,7 +1112,15 @@ mod tests {
             field::BODY,
             Value::Text("<p>Call&nbsp;<b>back</b></p>".into()),
         );
-        let out = to_zoho(&standard(ObjectType::NOTES), notes, &html, "Src", &[]).unwrap();
+        let out = to_zoho(
+            &standard(ObjectType::NOTES),
+            notes,
+            &html,
+            "Src",
+            &[],
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(
             out["Note_Content"],
             Json::String(ferry_core::richtext::to_plain(

@@ -4,7 +4,7 @@
 //! deal's contact roles in step with its contacts, reads back with COQL. Notes, which Zoho can
 //! neither upsert nor query with COQL, are inserted or updated by id and read back by id.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -61,6 +61,9 @@ pub struct ZohoSink {
     currency: OrgCurrency,
     /// The id of the contact role given to contacts ferry adds to a deal, once read.
     role: std::sync::Mutex<Option<String>>,
+    /// Per object, the mapped opt-outs whose Zoho field is text rather than a checkbox
+    /// (learnt by `prepare`): the flag goes there as `"true"`, which Zoho takes for text.
+    text_flags: std::sync::Mutex<HashMap<ObjectType, HashSet<String>>>,
 }
 
 /// A record's links resolved to Zoho ids: a deal's contacts (in the record's order), or a
@@ -294,6 +297,7 @@ impl ZohoSink {
             maps: mapping::standard_maps(),
             currency: OrgCurrency::default(),
             role: std::sync::Mutex::new(None),
+            text_flags: std::sync::Mutex::default(),
         })
     }
 
@@ -356,7 +360,12 @@ impl ZohoSink {
     }
 
     /// Checks `module` has the source-id field, unique and of type text, and every mapped field.
-    async fn check_module(&self, module: &str, mapped: &[String]) -> ConnectorResult<()> {
+    /// Checks `module`'s source-id field and `mapped` fields; returns its fields as described.
+    async fn check_module(
+        &self,
+        module: &str,
+        mapped: &[String],
+    ) -> ConnectorResult<mapping::FieldsBody> {
         let body = fields::fetch(&self.client, module).await?;
         let find = |name: &str| body.fields.iter().find(|f| f.api_name == name);
         let src = self.src();
@@ -432,7 +441,7 @@ impl ZohoSink {
                 ),
             });
         }
-        Ok(())
+        Ok(body)
     }
 
     /// The Zoho ids of the targets `chunk`'s records refer to through `reference`: from the
@@ -903,6 +912,13 @@ impl ZohoSink {
             resolved.push(self.resolve(reference, &chunk).await?);
         }
         let links = self.resolve_links(row, &chunk).await?;
+        let text_flags = self
+            .text_flags
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&object)
+            .cloned()
+            .unwrap_or_default();
         let records = chunk.len();
         let mut answers: Vec<Answer> = Vec::with_capacity(records);
         let mut items: Vec<Item<'r>> = Vec::with_capacity(records);
@@ -927,7 +943,7 @@ impl ZohoSink {
                     continue 'records;
                 }
             };
-            match mapping::to_zoho(map, row, record, &src, &targets) {
+            match mapping::to_zoho(map, row, record, &src, &targets, &text_flags) {
                 Ok(mut body) => {
                     put_links(row, &resolved, &mut body);
                     written_links.insert(i, resolved);
@@ -1172,7 +1188,24 @@ impl Sink for ZohoSink {
             .into_iter()
             .filter(|n| !mapping::SYSTEM_FIELDS.iter().any(|(_, z)| z == n))
             .collect();
-        self.check_module(row.module, &mapped).await?;
+        let described = self.check_module(row.module, &mapped).await?;
+        let text_flags: HashSet<String> = self
+            .maps
+            .get(object)
+            .iter()
+            .filter(|b| ferry_core::model::opt_out(&b.canonical).is_some())
+            .filter(|b| {
+                described.fields.iter().any(|f| {
+                    f.api_name == b.vendor.as_ref()
+                        && matches!(f.data_type.as_str(), "text" | "textarea")
+                })
+            })
+            .map(|b| b.vendor.to_string())
+            .collect();
+        self.text_flags
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(object, text_flags);
         // A reference or a link finds its target through the target's source id (contacts their
         // Account, deals their contacts, notes their parent).
         let mut checked = vec![row.module];
