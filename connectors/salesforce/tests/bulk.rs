@@ -274,3 +274,22 @@ async fn polling_rides_out_429s_through_the_shared_retry() {
         "a throttled call is not an API call"
     );
 }
+
+#[tokio::test]
+async fn a_session_expiring_between_job_calls_is_renewed() {
+    let (emulator, _running, bulk) = start(Faults::parse("expire:2").expect("faults")).await;
+    let rows = contacts(0, 30);
+    let outcome = bulk.ingest(&upsert(&rows)).await.expect("ingest");
+    assert_eq!(outcome.job_error, None);
+    assert!(
+        outcome
+            .rows
+            .iter()
+            .all(|r| !matches!(r, RowOutcome::Unprocessed))
+    );
+    assert_eq!(
+        emulator.count("Contact"),
+        30 - 4,
+        "every row but the four refused ones saved"
+    );
+}

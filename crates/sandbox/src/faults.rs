@@ -948,6 +948,8 @@ mod tests {
         assert!(all.shift.is_some() && all.expire_after.is_some() && all.bad_utf8.is_some());
         assert_eq!(all.revoke_after, Some(DEFAULT_REVOKE_AFTER));
         assert_eq!(Faults::parse("revoke:4").unwrap().revoke_after, Some(4));
+        assert!(all.bulk_fail.is_some() && all.bulk_cut.is_some());
+        assert_eq!(Faults::parse("bulkcut:30").unwrap().bulk_cut, Some(30));
         assert_eq!(all.retry_after_secs, None);
         assert_eq!(all, Faults::all());
 

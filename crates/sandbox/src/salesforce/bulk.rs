@@ -26,7 +26,7 @@ use serde_json::{Value as Json, json};
 
 use super::body::{FieldValue, Record};
 use super::schema::{self, ObjectKind};
-use super::store::{Column, ItemError, Mode, Store};
+use super::store::{Column, ItemError, Mode, RequestError, RowResult, Store};
 use super::{Shared, internal, metadata, not_found, sf_error, soql};
 use crate::faults::{BULK_SALT, Counter, PARTIAL_SALT};
 
@@ -101,17 +101,18 @@ struct Format {
 
 impl Format {
     /// The format a create request names (COMMA and LF by default).
-    fn parse(body: &Json) -> Result<Format, Response> {
+    fn parse(body: &Json) -> Result<Format, RequestError> {
         let delimiter = match body.get("columnDelimiter").and_then(Json::as_str) {
             None => DELIMITERS[0],
-            Some(name) => *DELIMITERS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
-                invalid_job(&format!("Invalid columnDelimiter: {name}"))
-            })?,
+            Some(name) => *DELIMITERS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(|| job_error(format!("Invalid columnDelimiter: {name}")))?,
         };
         let crlf = match body.get("lineEnding").and_then(Json::as_str) {
             None | Some("LF") => false,
             Some("CRLF") => true,
-            Some(other) => return Err(invalid_job(&format!("Invalid lineEnding: {other}"))),
+            Some(other) => return Err(job_error(format!("Invalid lineEnding: {other}"))),
         };
         Ok(Format { delimiter, crlf })
     }
@@ -239,6 +240,10 @@ fn invalid_job(message: &str) -> Response {
     sf_error(StatusCode::BAD_REQUEST, "INVALIDJOB", message)
 }
 
+fn job_error(message: String) -> RequestError {
+    RequestError::bad_request("INVALIDJOB", message)
+}
+
 fn invalid_state(message: &str) -> Response {
     sf_error(StatusCode::CONFLICT, "INVALIDJOBSTATE", message)
 }
@@ -250,16 +255,12 @@ fn api_version(version: &str) -> f64 {
         .unwrap_or_default()
 }
 
-fn parse_json(body: &Bytes) -> Result<Json, Response> {
+fn parse_json(body: &Bytes) -> Result<Json, RequestError> {
     serde_json::from_slice::<Json>(body)
         .ok()
         .filter(Json::is_object)
         .ok_or_else(|| {
-            sf_error(
-                StatusCode::BAD_REQUEST,
-                "JSON_PARSER_ERROR",
-                "The request body is not a JSON object.",
-            )
+            RequestError::bad_request("JSON_PARSER_ERROR", "The request body is not a JSON object.")
         })
 }
 
@@ -348,7 +349,7 @@ pub(super) async fn create_ingest(
 ) -> Response {
     let body = match parse_json(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return super::request_error(e),
     };
     let text = |k: &str| body.get(k).and_then(Json::as_str);
     let Some(object) = text("object").and_then(ObjectKind::parse) else {
@@ -378,7 +379,7 @@ pub(super) async fn create_ingest(
     }
     let format = match Format::parse(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(e) => return super::request_error(e),
     };
     let external_id_field = match (operation, text("externalIdFieldName")) {
         (Operation::Upsert, None) => {
@@ -495,7 +496,7 @@ pub(super) async fn patch_ingest(
 ) -> Response {
     let body = match parse_json(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return super::request_error(e),
     };
     let wanted = body.get("state").and_then(Json::as_str).unwrap_or_default().to_owned();
     let now = s.now_ms();
@@ -759,7 +760,7 @@ fn process(
                     .is_some_and(|p| faults.hits(PARTIAL_SALT, row_counter.next(), p))
             })
             .collect();
-        let outcomes: Vec<Result<(String, bool), (Option<String>, Vec<ItemError>)>> =
+        let outcomes: Vec<RowResult> =
             if job.operation == Operation::Delete {
                 let ids: Vec<&str> = chunk
                     .iter()
@@ -950,7 +951,7 @@ pub(super) async fn create_query(
 ) -> Response {
     let body = match parse_json(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return super::request_error(e),
     };
     let all = match body.get("operation").and_then(Json::as_str) {
         Some("query") => false,
@@ -962,7 +963,7 @@ pub(super) async fn create_query(
     }
     let format = match Format::parse(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(e) => return super::request_error(e),
     };
     let Some(text) = body.get("query").and_then(Json::as_str) else {
         return sf_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "A query has to be specified");
@@ -1065,7 +1066,7 @@ pub(super) async fn patch_query(
 ) -> Response {
     let body = match parse_json(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return super::request_error(e),
     };
     let wanted = body.get("state").and_then(Json::as_str).unwrap_or_default().to_owned();
     let Ok(mut jobs) = s.bulk.lock() else {

@@ -338,6 +338,10 @@ pub(crate) struct Change {
 /// A record of a write request and the sObject it is written to.
 pub(crate) type Item<'a> = (ObjectKind, &'a Record<'a>);
 
+/// A record written on its own: its id and whether it was created, or its id (if known) and
+/// its errors.
+pub(crate) type RowResult = Result<(String, bool), (Option<String>, Vec<ItemError>)>;
+
 /// The result of one record of a write request.
 pub(crate) type ItemOutcome = Result<Change, (Option<String>, Vec<ItemError>)>;
 
@@ -1646,7 +1650,7 @@ impl Store {
         items: &[Item<'_>],
         mode: Mode,
         now: i64,
-    ) -> Vec<Result<(String, bool), (Option<String>, Vec<ItemError>)>> {
+    ) -> Vec<RowResult> {
         let outcomes = self.prepare_all(items, mode, true).unwrap_or_default();
         outcomes
             .into_iter()
