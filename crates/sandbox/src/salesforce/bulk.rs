@@ -78,7 +78,10 @@ impl JobState {
     }
 
     fn finished(self) -> bool {
-        matches!(self, JobState::JobComplete | JobState::Failed | JobState::Aborted)
+        matches!(
+            self,
+            JobState::JobComplete | JobState::Failed | JobState::Aborted
+        )
     }
 }
 
@@ -260,7 +263,10 @@ fn parse_json(body: &Bytes) -> Result<Json, RequestError> {
         .ok()
         .filter(Json::is_object)
         .ok_or_else(|| {
-            RequestError::bad_request("JSON_PARSER_ERROR", "The request body is not a JSON object.")
+            RequestError::bad_request(
+                "JSON_PARSER_ERROR",
+                "The request body is not a JSON object.",
+            )
         })
 }
 
@@ -498,7 +504,11 @@ pub(super) async fn patch_ingest(
         Ok(b) => b,
         Err(e) => return super::request_error(e),
     };
-    let wanted = body.get("state").and_then(Json::as_str).unwrap_or_default().to_owned();
+    let wanted = body
+        .get("state")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let now = s.now_ms();
     let Ok(mut guard) = s.bulk.lock() else {
         return internal();
@@ -625,7 +635,12 @@ enum Target {
 }
 
 /// The header's columns, or the job's `errorMessage` for a column the object lacks.
-fn targets(store: &Store, object: ObjectKind, operation: Operation, header: &[String]) -> Result<Vec<Target>, String> {
+fn targets(
+    store: &Store,
+    object: ObjectKind,
+    operation: Operation,
+    header: &[String],
+) -> Result<Vec<Target>, String> {
     let schema = &store.table(object).schema;
     let not_found = |name: &str| format!("InvalidBatch : Field name not found : {name}");
     if operation == Operation::Delete {
@@ -738,7 +753,10 @@ fn process(
         Operation::Update => Mode::Update,
         Operation::Upsert | Operation::Delete => {
             let schema = &store.table(job.object).schema;
-            let ext = job.external_id_field.as_deref().and_then(|f| schema.field(f));
+            let ext = job
+                .external_id_field
+                .as_deref()
+                .and_then(|f| schema.field(f));
             match ext {
                 Some(ext_field) => Mode::Upsert { ext_field },
                 None => Mode::Update,
@@ -749,7 +767,10 @@ fn process(
     let mut rows = rows.into_iter();
     let mut done = 0;
     while done < stop_at {
-        let chunk: Vec<Vec<String>> = rows.by_ref().take(BATCH_RECORDS.min(stop_at - done)).collect();
+        let chunk: Vec<Vec<String>> = rows
+            .by_ref()
+            .take(BATCH_RECORDS.min(stop_at - done))
+            .collect();
         done += chunk.len();
         // Rows another transaction holds (the `partial` fault) fail without being written.
         let locked: Vec<bool> = chunk
@@ -760,29 +781,28 @@ fn process(
                     .is_some_and(|p| faults.hits(PARTIAL_SALT, row_counter.next(), p))
             })
             .collect();
-        let outcomes: Vec<RowResult> =
-            if job.operation == Operation::Delete {
-                let ids: Vec<&str> = chunk
-                    .iter()
-                    .zip(&locked)
-                    .filter(|(_, l)| !**l)
-                    .map(|(row, _)| row.first().map_or("", String::as_str))
-                    .collect();
-                store
-                    .delete(&ids, false, now)
-                    .into_iter()
-                    .map(|r| r.into_outcome().map(|id| (id, false)))
-                    .collect()
-            } else {
-                let records: Vec<Record<'_>> = chunk
-                    .iter()
-                    .zip(&locked)
-                    .filter(|(_, l)| !**l)
-                    .map(|(row, _)| row_record(&targets, row))
-                    .collect();
-                let items: Vec<_> = records.iter().map(|r| (job.object, r)).collect();
-                store.write_each(&items, mode, now)
-            };
+        let outcomes: Vec<RowResult> = if job.operation == Operation::Delete {
+            let ids: Vec<&str> = chunk
+                .iter()
+                .zip(&locked)
+                .filter(|(_, l)| !**l)
+                .map(|(row, _)| row.first().map_or("", String::as_str))
+                .collect();
+            store
+                .delete(&ids, false, now)
+                .into_iter()
+                .map(|r| r.into_outcome().map(|id| (id, false)))
+                .collect()
+        } else {
+            let records: Vec<Record<'_>> = chunk
+                .iter()
+                .zip(&locked)
+                .filter(|(_, l)| !**l)
+                .map(|(row, _)| row_record(&targets, row))
+                .collect();
+            let items: Vec<_> = records.iter().map(|r| (job.object, r)).collect();
+            store.write_each(&items, mode, now)
+        };
         let mut outcomes = outcomes.into_iter();
         for (row, locked) in chunk.into_iter().zip(locked) {
             let outcome = if locked {
@@ -837,10 +857,9 @@ fn cells(row: &[String]) -> Vec<Cow<'_, str>> {
 
 fn csv_response(body: Vec<u8>) -> Response {
     let mut response = Bytes::from(body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
     response
 }
 
@@ -866,30 +885,34 @@ fn ingest_results(s: &Shared, id: &str, set: ResultSet) -> Response {
                 .into_iter()
                 .chain(original)
                 .collect();
-            job.format.write(std::iter::once(header).chain(r.successful.iter().map(
-                |(id, created, row)| {
-                    let mut out = vec![Cow::Borrowed(id.as_str()), Cow::Owned(created.to_string())];
-                    out.extend(cells(row));
-                    out
-                },
-            )))
+            job.format
+                .write(std::iter::once(header).chain(r.successful.iter().map(
+                    |(id, created, row)| {
+                        let mut out =
+                            vec![Cow::Borrowed(id.as_str()), Cow::Owned(created.to_string())];
+                        out.extend(cells(row));
+                        out
+                    },
+                )))
         }
         ResultSet::Failed => {
             let header = [Cow::Borrowed("sf__Id"), Cow::Borrowed("sf__Error")]
                 .into_iter()
                 .chain(original)
                 .collect();
-            job.format.write(std::iter::once(header).chain(r.failed.iter().map(
-                |(id, error, row)| {
-                    let mut out = vec![Cow::Borrowed(id.as_str()), Cow::Borrowed(error.as_str())];
-                    out.extend(cells(row));
-                    out
-                },
-            )))
+            job.format
+                .write(
+                    std::iter::once(header).chain(r.failed.iter().map(|(id, error, row)| {
+                        let mut out =
+                            vec![Cow::Borrowed(id.as_str()), Cow::Borrowed(error.as_str())];
+                        out.extend(cells(row));
+                        out
+                    })),
+                )
         }
-        ResultSet::Unprocessed => job
-            .format
-            .write(std::iter::once(original.collect()).chain(r.unprocessed.iter().map(|row| cells(row)))),
+        ResultSet::Unprocessed => job.format.write(
+            std::iter::once(original.collect()).chain(r.unprocessed.iter().map(|row| cells(row))),
+        ),
     };
     csv_response(body)
 }
@@ -921,7 +944,10 @@ pub(super) async fn delete_ingest(
         return not_found();
     };
     if matches!(job.state, JobState::Open | JobState::InProgress) {
-        return invalid_state(&format!("Job {id} is {}; it cannot be deleted", job.state.name()));
+        return invalid_state(&format!(
+            "Job {id} is {}; it cannot be deleted",
+            job.state.name()
+        ));
     }
     jobs.ingest.remove(&id);
     jobs.order.retain(|j| *j != id);
@@ -938,7 +964,13 @@ pub(super) async fn list_ingest(State(s): State<Arc<Shared>>) -> Response {
     let Ok(jobs) = s.bulk.lock() else {
         return internal();
     };
-    list(jobs.order.iter().filter_map(|id| jobs.ingest.get(id)).map(IngestJob::info).collect())
+    list(
+        jobs.order
+            .iter()
+            .filter_map(|id| jobs.ingest.get(id))
+            .map(IngestJob::info)
+            .collect(),
+    )
 }
 
 // ---- query -------------------------------------------------------------------------------
@@ -958,7 +990,11 @@ pub(super) async fn create_query(
         Some("queryAll") => true,
         other => return invalid_job(&format!("Invalid operation: {}", other.unwrap_or_default())),
     };
-    if body.get("contentType").and_then(Json::as_str).is_some_and(|t| t != "CSV") {
+    if body
+        .get("contentType")
+        .and_then(Json::as_str)
+        .is_some_and(|t| t != "CSV")
+    {
         return invalid_job("contentType must be CSV");
     }
     let format = match Format::parse(&body) {
@@ -966,7 +1002,11 @@ pub(super) async fn create_query(
         Err(e) => return super::request_error(e),
     };
     let Some(text) = body.get("query").and_then(Json::as_str) else {
-        return sf_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "A query has to be specified");
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "A query has to be specified",
+        );
     };
     let query = match soql::parse(text) {
         Ok(q) => q,
@@ -1038,9 +1078,10 @@ pub(super) async fn query_info(
             let Ok(store) = s.store.read() else {
                 return internal();
             };
-            match store.run(&job.query).and_then(|planned| {
-                Ok((store.select_columns(&job.query)?, planned.rows))
-            }) {
+            match store
+                .run(&job.query)
+                .and_then(|planned| Ok((store.select_columns(&job.query)?, planned.rows)))
+            {
                 Ok((columns, rows)) => {
                     job.columns = columns;
                     job.rows = rows;
@@ -1068,7 +1109,11 @@ pub(super) async fn patch_query(
         Ok(b) => b,
         Err(e) => return super::request_error(e),
     };
-    let wanted = body.get("state").and_then(Json::as_str).unwrap_or_default().to_owned();
+    let wanted = body
+        .get("state")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let Ok(mut jobs) = s.bulk.lock() else {
         return internal();
     };
@@ -1079,7 +1124,10 @@ pub(super) async fn patch_query(
         return invalid_job(&format!("Invalid state: {wanted}"));
     }
     if job.state.finished() {
-        return invalid_state(&format!("Job {id} is {}; it cannot be aborted", job.state.name()));
+        return invalid_state(&format!(
+            "Job {id} is {}; it cannot be aborted",
+            job.state.name()
+        ));
     }
     job.state = JobState::Aborted;
     job.modstamp = s.now_ms();
@@ -1168,7 +1216,12 @@ pub(super) async fn query_results(
                 ),
             );
         }
-        (job.object, job.format, job.columns.clone(), Arc::clone(&job.rows))
+        (
+            job.object,
+            job.format,
+            job.columns.clone(),
+            Arc::clone(&job.rows),
+        )
     };
     let (object, format, columns, rows) = page;
     let offset = match params.locator.as_deref() {
@@ -1201,16 +1254,25 @@ pub(super) async fn query_results(
     let Ok(store) = s.store.read() else {
         return internal();
     };
-    let header = columns.iter().map(|(h, _)| Cow::Borrowed(h.as_str())).collect();
-    let body = format.write(std::iter::once(header).chain(rows[offset..end].iter().map(|row| {
-        columns
-            .iter()
-            .map(|(_, col)| Cow::Owned(store.cell_text(object, *row, col)))
-            .collect()
-    })));
+    let header = columns
+        .iter()
+        .map(|(h, _)| Cow::Borrowed(h.as_str()))
+        .collect();
+    let body = format.write(
+        std::iter::once(header).chain(rows[offset..end].iter().map(|row| {
+            columns
+                .iter()
+                .map(|(_, col)| Cow::Owned(store.cell_text(object, *row, col)))
+                .collect()
+        })),
+    );
     drop(store);
     let mut response = csv_response(body);
-    let next = if end < rows.len() { locator(end) } else { "null".to_owned() };
+    let next = if end < rows.len() {
+        locator(end)
+    } else {
+        "null".to_owned()
+    };
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&next) {
         headers.insert("sforce-locator", v);
@@ -1231,7 +1293,10 @@ pub(super) async fn delete_query(
         return not_found();
     };
     if matches!(job.state, JobState::InProgress) {
-        return invalid_state(&format!("Job {id} is {}; it cannot be deleted", job.state.name()));
+        return invalid_state(&format!(
+            "Job {id} is {}; it cannot be deleted",
+            job.state.name()
+        ));
     }
     jobs.query.remove(&id);
     jobs.order.retain(|j| *j != id);
@@ -1243,7 +1308,13 @@ pub(super) async fn list_query(State(s): State<Arc<Shared>>) -> Response {
     let Ok(jobs) = s.bulk.lock() else {
         return internal();
     };
-    list(jobs.order.iter().filter_map(|id| jobs.query.get(id)).map(QueryJob::info).collect())
+    list(
+        jobs.order
+            .iter()
+            .filter_map(|id| jobs.query.get(id))
+            .map(QueryJob::info)
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -17,7 +17,10 @@ impl Org {
 
     /// A JSON call: status and body (`null` when there is none).
     async fn bulk(&self, method: Method, path: &str, body: Option<Json>) -> (u16, Json) {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(&self.token);
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -63,7 +66,11 @@ impl Org {
         let (status, body) = self.put_csv(&id, csv.to_owned()).await;
         assert_eq!(status, 201, "{body}");
         let (status, info) = self
-            .bulk(Method::PATCH, &format!("/jobs/ingest/{id}"), Some(json!({"state": "UploadComplete"})))
+            .bulk(
+                Method::PATCH,
+                &format!("/jobs/ingest/{id}"),
+                Some(json!({"state": "UploadComplete"})),
+            )
             .await;
         assert_eq!(status, 200, "{info}");
         id
@@ -72,12 +79,17 @@ impl Org {
     /// Polls a job's info until it is finished: the info and how many polls it took.
     async fn finish(&self, kind: &str, id: &str) -> (Json, usize) {
         for polls in 1..=10 {
-            let (status, info) = self.bulk(Method::GET, &format!("/jobs/{kind}/{id}"), None).await;
+            let (status, info) = self
+                .bulk(Method::GET, &format!("/jobs/{kind}/{id}"), None)
+                .await;
             if status == 429 {
                 continue;
             }
             assert_eq!(status, 200, "{info}");
-            if matches!(info["state"].as_str(), Some("JobComplete" | "Failed" | "Aborted")) {
+            if matches!(
+                info["state"].as_str(),
+                Some("JobComplete" | "Failed" | "Aborted")
+            ) {
                 return (info, polls);
             }
         }
@@ -117,7 +129,10 @@ async fn an_insert_job_moves_through_its_states_and_books_every_row() {
     assert_eq!(info["jobType"], "V2Ingest");
     assert_eq!(info["lineEnding"], "LF");
     assert_eq!(info["columnDelimiter"], "COMMA");
-    assert_eq!(info["contentUrl"], format!("services/data/v62.0/jobs/ingest/{id}/batches"));
+    assert_eq!(
+        info["contentUrl"],
+        format!("services/data/v62.0/jobs/ingest/{id}/batches")
+    );
 
     let csv = "FirstName,LastName,Email\nLorelai,Gilmore,lorelai@example.org\nRory,,rory@example.org\nLuke,Danes,not-an-email\nSookie,St. James,\n";
     let (status, body) = org.put_csv(&id, csv).await;
@@ -125,27 +140,46 @@ async fn an_insert_job_moves_through_its_states_and_books_every_row() {
     let (status, body) = org.put_csv(&id, csv).await;
     assert_eq!(status, 409, "one upload per job");
     assert_eq!(body[0]["errorCode"], "INVALIDJOBSTATE");
-    let (status, _, _) = org.get_csv(&format!("/jobs/ingest/{id}/successfulResults")).await;
+    let (status, _, _) = org
+        .get_csv(&format!("/jobs/ingest/{id}/successfulResults"))
+        .await;
     assert_eq!(status, 409, "no results before the job is processed");
 
     let (status, info) = org
-        .bulk(Method::PATCH, &format!("/jobs/ingest/{id}"), Some(json!({"state": "UploadComplete"})))
+        .bulk(
+            Method::PATCH,
+            &format!("/jobs/ingest/{id}"),
+            Some(json!({"state": "UploadComplete"})),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(info["state"], "UploadComplete");
-    assert_eq!(org.emulator.count("Contact"), 0, "nothing written before processing");
-    let (_, info) = org.bulk(Method::GET, &format!("/jobs/ingest/{id}"), None).await;
+    assert_eq!(
+        org.emulator.count("Contact"),
+        0,
+        "nothing written before processing"
+    );
+    let (_, info) = org
+        .bulk(Method::GET, &format!("/jobs/ingest/{id}"), None)
+        .await;
     assert_eq!(info["state"], "InProgress");
-    let (_, info) = org.bulk(Method::GET, &format!("/jobs/ingest/{id}"), None).await;
+    let (_, info) = org
+        .bulk(Method::GET, &format!("/jobs/ingest/{id}"), None)
+        .await;
     assert_eq!(info["state"], "JobComplete");
     assert_eq!(info["numberRecordsProcessed"], 4);
     assert_eq!(info["numberRecordsFailed"], 2);
     assert_eq!(org.emulator.count("Contact"), 2);
 
-    let (status, headers, text) = org.get_csv(&format!("/jobs/ingest/{id}/successfulResults")).await;
+    let (status, headers, text) = org
+        .get_csv(&format!("/jobs/ingest/{id}/successfulResults"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "text/csv");
-    assert!(text.starts_with("\"sf__Id\",\"sf__Created\",\"FirstName\",\"LastName\",\"Email\"\n"), "{text}");
+    assert!(
+        text.starts_with("\"sf__Id\",\"sf__Created\",\"FirstName\",\"LastName\",\"Email\"\n"),
+        "{text}"
+    );
     let ok = rows(&text, b',');
     assert_eq!(ok.len(), 3);
     assert_eq!(ok[1][1], "true");
@@ -153,9 +187,14 @@ async fn an_insert_job_moves_through_its_states_and_books_every_row() {
     assert!(ok[1][0].starts_with("003"), "{:?}", ok[1]);
     assert_eq!(ok[2][2..], ["Sookie", "St. James", ""]);
 
-    let (_, _, text) = org.get_csv(&format!("/jobs/ingest/{id}/failedResults")).await;
+    let (_, _, text) = org
+        .get_csv(&format!("/jobs/ingest/{id}/failedResults"))
+        .await;
     let failed = rows(&text, b',');
-    assert_eq!(failed[0], ["sf__Id", "sf__Error", "FirstName", "LastName", "Email"]);
+    assert_eq!(
+        failed[0],
+        ["sf__Id", "sf__Error", "FirstName", "LastName", "Email"]
+    );
     assert_eq!(failed[1][0], "");
     assert_eq!(
         failed[1][1],
@@ -166,7 +205,9 @@ async fn an_insert_job_moves_through_its_states_and_books_every_row() {
         failed[2][1],
         "INVALID_EMAIL_ADDRESS:Email: invalid email address: not-an-email:Email --"
     );
-    let (_, _, text) = org.get_csv(&format!("/jobs/ingest/{id}/unprocessedrecords")).await;
+    let (_, _, text) = org
+        .get_csv(&format!("/jobs/ingest/{id}/unprocessedrecords"))
+        .await;
     assert_eq!(rows(&text, b','), [["FirstName", "LastName", "Email"]]);
 
     let (status, list) = org.bulk(Method::GET, "/jobs/ingest", None).await;
@@ -175,11 +216,19 @@ async fn an_insert_job_moves_through_its_states_and_books_every_row() {
     assert_eq!(list["records"][0]["id"], id.as_str());
 
     let before = org.emulator.api_usage();
-    let (status, _) = org.bulk(Method::DELETE, &format!("/jobs/ingest/{id}"), None).await;
+    let (status, _) = org
+        .bulk(Method::DELETE, &format!("/jobs/ingest/{id}"), None)
+        .await;
     assert_eq!(status, 204);
-    let (status, _) = org.bulk(Method::GET, &format!("/jobs/ingest/{id}"), None).await;
+    let (status, _) = org
+        .bulk(Method::GET, &format!("/jobs/ingest/{id}"), None)
+        .await;
     assert_eq!(status, 404);
-    assert_eq!(org.emulator.api_usage(), before + 2, "every Bulk call is an API call");
+    assert_eq!(
+        org.emulator.api_usage(),
+        before + 2,
+        "every Bulk call is an API call"
+    );
 }
 
 #[tokio::test]
@@ -218,10 +267,19 @@ async fn every_delimiter_and_line_ending_with_quoted_delimiters_quotes_and_newli
                 .record_by_external_id("Contact", &ext)
                 .expect("saved");
             assert_eq!(record["Title"], title.as_str(), "{name} {crlf}");
-            assert_eq!(record["MailingStreet"], description.as_str(), "{name} {crlf}");
+            assert_eq!(
+                record["MailingStreet"],
+                description.as_str(),
+                "{name} {crlf}"
+            );
             // The results come back in the job's own format.
-            let (_, _, text) = org.get_csv(&format!("/jobs/ingest/{id}/successfulResults")).await;
-            assert!(text.contains(&format!("\"sf__Id\"{d}\"sf__Created\"{d}")), "{text}");
+            let (_, _, text) = org
+                .get_csv(&format!("/jobs/ingest/{id}/successfulResults"))
+                .await;
+            assert!(
+                text.contains(&format!("\"sf__Id\"{d}\"sf__Created\"{d}")),
+                "{text}"
+            );
             assert!(text.ends_with(eol), "{name}: {text:?}");
             let ok = rows(&text, d as u8);
             assert_eq!(ok[1][4], title);
@@ -241,7 +299,9 @@ async fn upsert_update_and_delete_by_row_with_empty_cells_kept_and_na_cleared() 
     assert_eq!(polls, 2, "UploadComplete, then InProgress, then done");
     assert_eq!(info["externalIdFieldName"], EXTERNAL_ID_FIELD);
     assert_eq!(info["numberRecordsFailed"], 1);
-    let (_, _, text) = org.get_csv(&format!("/jobs/ingest/{id}/failedResults")).await;
+    let (_, _, text) = org
+        .get_csv(&format!("/jobs/ingest/{id}/failedResults"))
+        .await;
     let failed = rows(&text, b',');
     assert_eq!(
         failed[1][1],
@@ -252,10 +312,15 @@ async fn upsert_update_and_delete_by_row_with_empty_cells_kept_and_na_cleared() 
     let csv = format!("{EXTERNAL_ID_FIELD},LastName,Title,Email\nu1,,Chief,#N/A\nu3,Hastings,,\n");
     let id = org.load(contact_job("upsert"), &csv).await;
     org.finish("ingest", &id).await;
-    let (_, _, text) = org.get_csv(&format!("/jobs/ingest/{id}/successfulResults")).await;
+    let (_, _, text) = org
+        .get_csv(&format!("/jobs/ingest/{id}/successfulResults"))
+        .await;
     let ok = rows(&text, b',');
     assert_eq!((ok[1][1].as_str(), ok[2][1].as_str()), ("false", "true"));
-    let u1 = org.emulator.record_by_external_id("Contact", "u1").expect("u1");
+    let u1 = org
+        .emulator
+        .record_by_external_id("Contact", "u1")
+        .expect("u1");
     assert_eq!(u1["LastName"], "Gilmore");
     assert_eq!(u1["Title"], "Chief");
     assert_eq!(u1["Email"], Json::Null);
@@ -263,32 +328,62 @@ async fn upsert_update_and_delete_by_row_with_empty_cells_kept_and_na_cleared() 
 
     // Update by Id, a malformed id failing alone.
     let id = org
-        .load(contact_job("update"), &format!("Id,Title\n{u1_id},Publisher\n001nope,X\n"))
+        .load(
+            contact_job("update"),
+            &format!("Id,Title\n{u1_id},Publisher\n001nope,X\n"),
+        )
         .await;
     let (info, _) = org.finish("ingest", &id).await;
-    assert_eq!((info["numberRecordsProcessed"].clone(), info["numberRecordsFailed"].clone()), (json!(2), json!(1)));
-    let u1 = org.emulator.record_by_external_id("Contact", "u1").expect("u1");
+    assert_eq!(
+        (
+            info["numberRecordsProcessed"].clone(),
+            info["numberRecordsFailed"].clone()
+        ),
+        (json!(2), json!(1))
+    );
+    let u1 = org
+        .emulator
+        .record_by_external_id("Contact", "u1")
+        .expect("u1");
     assert_eq!(u1["Title"], "Publisher");
 
     // A parent named by its external id in the header.
     let id = org
-        .load(json!({"object": "Account", "operation": "insert"}), &format!("Name,{EXTERNAL_ID_FIELD}\nStars Hollow Gazette,a1\n"))
+        .load(
+            json!({"object": "Account", "operation": "insert"}),
+            &format!("Name,{EXTERNAL_ID_FIELD}\nStars Hollow Gazette,a1\n"),
+        )
         .await;
     org.finish("ingest", &id).await;
     let id = org
-        .load(contact_job("upsert"), &format!("{EXTERNAL_ID_FIELD},Account.{EXTERNAL_ID_FIELD}\nu3,a1\n"))
+        .load(
+            contact_job("upsert"),
+            &format!("{EXTERNAL_ID_FIELD},Account.{EXTERNAL_ID_FIELD}\nu3,a1\n"),
+        )
         .await;
     let (info, _) = org.finish("ingest", &id).await;
     assert_eq!(info["numberRecordsFailed"], 0, "{info}");
-    let account = org.emulator.record_by_external_id("Account", "a1").expect("a1");
-    let u3 = org.emulator.record_by_external_id("Contact", "u3").expect("u3");
+    let account = org
+        .emulator
+        .record_by_external_id("Account", "a1")
+        .expect("a1");
+    let u3 = org
+        .emulator
+        .record_by_external_id("Contact", "u3")
+        .expect("u3");
     assert_eq!(u3["AccountId"], account["Id"]);
 
     // Delete by Id.
-    let id = org.load(contact_job("delete"), &format!("Id\n{u1_id}\n")).await;
+    let id = org
+        .load(contact_job("delete"), &format!("Id\n{u1_id}\n"))
+        .await;
     let (info, _) = org.finish("ingest", &id).await;
     assert_eq!(info["numberRecordsProcessed"], 1);
-    assert!(org.emulator.record_by_external_id("Contact", "u1").is_none());
+    assert!(
+        org.emulator
+            .record_by_external_id("Contact", "u1")
+            .is_none()
+    );
     assert_eq!(org.emulator.count("Contact"), 2);
 }
 
@@ -296,11 +391,22 @@ async fn upsert_update_and_delete_by_row_with_empty_cells_kept_and_na_cleared() 
 async fn bad_jobs_and_bad_data_are_refused_as_salesforce_refuses_them() {
     let org = org(Options::default()).await;
     let (status, body) = org
-        .bulk(Method::POST, "/jobs/ingest", Some(json!({"object": "Contact", "operation": "upsert"})))
+        .bulk(
+            Method::POST,
+            "/jobs/ingest",
+            Some(json!({"object": "Contact", "operation": "upsert"})),
+        )
         .await;
-    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALIDJOB")));
+    assert_eq!(
+        (status, body[0]["errorCode"].as_str()),
+        (400, Some("INVALIDJOB"))
+    );
     let (status, _) = org
-        .bulk(Method::POST, "/jobs/ingest", Some(json!({"object": "Nope__c", "operation": "insert"})))
+        .bulk(
+            Method::POST,
+            "/jobs/ingest",
+            Some(json!({"object": "Nope__c", "operation": "insert"})),
+        )
         .await;
     assert_eq!(status, 400);
     let mut job = contact_job("insert");
@@ -309,7 +415,9 @@ async fn bad_jobs_and_bad_data_are_refused_as_salesforce_refuses_them() {
     assert_eq!(status, 400);
 
     // Data whose lines end otherwise than the job says: the job fails.
-    let id = org.load(contact_job("insert"), "LastName\r\nGilmore\r\n").await;
+    let id = org
+        .load(contact_job("insert"), "LastName\r\nGilmore\r\n")
+        .await;
     let (info, _) = org.finish("ingest", &id).await;
     assert_eq!(info["state"], "Failed");
     assert_eq!(
@@ -317,31 +425,58 @@ async fn bad_jobs_and_bad_data_are_refused_as_salesforce_refuses_them() {
         "ClientInputError : LineEnding is invalid on user data. Current LineEnding setting is LF"
     );
     // A column the object lacks: the job fails, every row unprocessed.
-    let id = org.load(contact_job("insert"), "LastName,Nope__c\nGilmore,x\n").await;
+    let id = org
+        .load(contact_job("insert"), "LastName,Nope__c\nGilmore,x\n")
+        .await;
     let (info, _) = org.finish("ingest", &id).await;
     assert_eq!(info["state"], "Failed");
-    assert_eq!(info["errorMessage"], "InvalidBatch : Field name not found : Nope__c");
-    let (_, _, text) = org.get_csv(&format!("/jobs/ingest/{id}/unprocessedrecords")).await;
-    assert_eq!(rows(&text, b','), [["LastName", "Nope__c"], ["Gilmore", "x"]]);
+    assert_eq!(
+        info["errorMessage"],
+        "InvalidBatch : Field name not found : Nope__c"
+    );
+    let (_, _, text) = org
+        .get_csv(&format!("/jobs/ingest/{id}/unprocessedrecords"))
+        .await;
+    assert_eq!(
+        rows(&text, b','),
+        [["LastName", "Nope__c"], ["Gilmore", "x"]]
+    );
     assert_eq!(org.emulator.count("Contact"), 0);
 
     // Closing twice, uploading to a closed job, aborting.
     let (status, _) = org
-        .bulk(Method::PATCH, &format!("/jobs/ingest/{id}"), Some(json!({"state": "UploadComplete"})))
+        .bulk(
+            Method::PATCH,
+            &format!("/jobs/ingest/{id}"),
+            Some(json!({"state": "UploadComplete"})),
+        )
         .await;
     assert_eq!(status, 409);
     let (status, _) = org.put_csv(&id, "LastName\nX\n").await;
     assert_eq!(status, 409);
-    let (_, info) = org.bulk(Method::POST, "/jobs/ingest", Some(contact_job("insert"))).await;
+    let (_, info) = org
+        .bulk(Method::POST, "/jobs/ingest", Some(contact_job("insert")))
+        .await;
     let open = info["id"].as_str().expect("id").to_owned();
-    let (status, _) = org.bulk(Method::DELETE, &format!("/jobs/ingest/{open}"), None).await;
-    assert_eq!(status, 409, "an open job is closed or aborted before it is deleted");
+    let (status, _) = org
+        .bulk(Method::DELETE, &format!("/jobs/ingest/{open}"), None)
+        .await;
+    assert_eq!(
+        status, 409,
+        "an open job is closed or aborted before it is deleted"
+    );
     org.put_csv(&open, "LastName\nGilmore\n").await;
     let (_, info) = org
-        .bulk(Method::PATCH, &format!("/jobs/ingest/{open}"), Some(json!({"state": "Aborted"})))
+        .bulk(
+            Method::PATCH,
+            &format!("/jobs/ingest/{open}"),
+            Some(json!({"state": "Aborted"})),
+        )
         .await;
     assert_eq!(info["state"], "Aborted");
-    let (_, _, text) = org.get_csv(&format!("/jobs/ingest/{open}/unprocessedrecords")).await;
+    let (_, _, text) = org
+        .get_csv(&format!("/jobs/ingest/{open}/unprocessedrecords"))
+        .await;
     assert_eq!(rows(&text, b','), [["LastName"], ["Gilmore"]]);
     assert_eq!(org.emulator.count("Contact"), 0);
 
@@ -356,9 +491,13 @@ async fn bad_jobs_and_bad_data_are_refused_as_salesforce_refuses_them() {
         .await
         .expect("send");
     assert_eq!(resp.status(), 415);
-    let (_, info) = org.bulk(Method::POST, "/jobs/ingest", Some(contact_job("insert"))).await;
+    let (_, info) = org
+        .bulk(Method::POST, "/jobs/ingest", Some(contact_job("insert")))
+        .await;
     let big = info["id"].as_str().expect("id").to_owned();
-    let (status, body) = org.put_csv(&big, vec![b'x'; bulk::MAX_UPLOAD_BYTES + 1]).await;
+    let (status, body) = org
+        .put_csv(&big, vec![b'x'; bulk::MAX_UPLOAD_BYTES + 1])
+        .await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body[0]["errorCode"], "EXCEEDED_MAX_SIZE_REQUEST");
 }
@@ -383,10 +522,19 @@ async fn partial_fails_rows_with_unable_to_lock_row_and_saves_the_rest() {
     assert_eq!(info["state"], "JobComplete");
     let failed = info["numberRecordsFailed"].as_u64().expect("n") as usize;
     assert!((5..=30).contains(&failed), "{failed}");
-    let (_, _, text) = org.get_csv(&format!("/jobs/ingest/{id}/failedResults")).await;
+    let (_, _, text) = org
+        .get_csv(&format!("/jobs/ingest/{id}/failedResults"))
+        .await;
     for row in rows(&text, b',').iter().skip(1) {
-        assert_eq!(row[1], "UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record or 1 records:--");
-        assert!(org.emulator.record_by_external_id("Contact", &row[2]).is_none());
+        assert_eq!(
+            row[1],
+            "UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record or 1 records:--"
+        );
+        assert!(
+            org.emulator
+                .record_by_external_id("Contact", &row[2])
+                .is_none()
+        );
     }
     assert_eq!(org.emulator.count("Contact"), 50 - failed);
 }
@@ -404,11 +552,15 @@ async fn bulkcut_fails_a_job_part_way_and_bulkfail_before_any_row() {
     assert_eq!(info["numberRecordsProcessed"], 4);
     assert_eq!(info["retries"], 20);
     assert!(info["errorMessage"].as_str().is_some_and(|m| !m.is_empty()));
-    let (_, _, text) = org_cut.get_csv(&format!("/jobs/ingest/{id}/unprocessedrecords")).await;
+    let (_, _, text) = org_cut
+        .get_csv(&format!("/jobs/ingest/{id}/unprocessedrecords"))
+        .await;
     let unprocessed = rows(&text, b',');
     assert_eq!(unprocessed.len(), 1 + 3);
     assert_eq!(unprocessed[1], ["f4", "Last4"]);
-    let (_, _, text) = org_cut.get_csv(&format!("/jobs/ingest/{id}/successfulResults")).await;
+    let (_, _, text) = org_cut
+        .get_csv(&format!("/jobs/ingest/{id}/successfulResults"))
+        .await;
     assert_eq!(rows(&text, b',').len(), 1 + 4);
     assert_eq!(org_cut.emulator.count("Contact"), 4);
 
@@ -421,7 +573,9 @@ async fn bulkcut_fails_a_job_part_way_and_bulkfail_before_any_row() {
     let (info, _) = org_fail.finish("ingest", &id).await;
     assert_eq!(info["state"], "Failed");
     assert_eq!(info["numberRecordsProcessed"], 0);
-    let (_, _, text) = org_fail.get_csv(&format!("/jobs/ingest/{id}/unprocessedrecords")).await;
+    let (_, _, text) = org_fail
+        .get_csv(&format!("/jobs/ingest/{id}/unprocessedrecords"))
+        .await;
     assert_eq!(rows(&text, b',').len(), 1 + 7);
     assert_eq!(org_fail.emulator.count("Contact"), 0);
 }
@@ -437,23 +591,34 @@ async fn polling_meets_the_injected_429s_and_they_are_not_counted() {
     })
     .await;
     // The token was request 1.
-    let (status, info) = org.bulk(Method::POST, "/jobs/ingest", Some(contact_job("insert"))).await;
+    let (status, info) = org
+        .bulk(Method::POST, "/jobs/ingest", Some(contact_job("insert")))
+        .await;
     assert_eq!(status, 200, "{info}");
     let id = info["id"].as_str().expect("id").to_owned();
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        let (status, _) = org.bulk(Method::GET, &format!("/jobs/ingest/{id}"), None).await;
+        let (status, _) = org
+            .bulk(Method::GET, &format!("/jobs/ingest/{id}"), None)
+            .await;
         statuses.push(status);
     }
     assert_eq!(statuses, [429, 200, 200, 429, 200, 200]);
-    assert_eq!(org.emulator.api_usage(), 1 + 4, "throttled calls are not API calls");
+    assert_eq!(
+        org.emulator.api_usage(),
+        1 + 4,
+        "throttled calls are not API calls"
+    );
 }
 
 #[tokio::test]
 async fn a_query_job_completes_then_pages_by_locator_in_its_own_format() {
     let org = org(Options::default()).await;
     let id = org
-        .load(json!({"object": "Account", "operation": "insert"}), &format!("Name,{EXTERNAL_ID_FIELD}\n\"Doose's, Market\",a1\n"))
+        .load(
+            json!({"object": "Account", "operation": "insert"}),
+            &format!("Name,{EXTERNAL_ID_FIELD}\n\"Doose's, Market\",a1\n"),
+        )
         .await;
     org.finish("ingest", &id).await;
     let mut csv = format!("{EXTERNAL_ID_FIELD},LastName,Account.{EXTERNAL_ID_FIELD}\n");
@@ -498,8 +663,15 @@ async fn a_query_job_completes_then_pages_by_locator_in_its_own_format() {
         pages += 1;
         assert!(text.ends_with("\r\n"));
         let page = rows(&text, b'\t');
-        assert_eq!(page[0], [EXTERNAL_ID_FIELD, "Id", "Account.Name"], "every page has the header");
-        assert_eq!(headers["sforce-numberofrecords"], (page.len() - 1).to_string().as_str());
+        assert_eq!(
+            page[0],
+            [EXTERNAL_ID_FIELD, "Id", "Account.Name"],
+            "every page has the header"
+        );
+        assert_eq!(
+            headers["sforce-numberofrecords"],
+            (page.len() - 1).to_string().as_str()
+        );
         all.extend(page.into_iter().skip(1));
         let next = headers["sforce-locator"].to_str().expect("text").to_owned();
         if next == "null" {
@@ -517,26 +689,44 @@ async fn a_query_job_completes_then_pages_by_locator_in_its_own_format() {
     // The same version that created it, a locator it handed out.
     let resp = org
         .http
-        .get(format!("{}/services/data/v61.0/jobs/query/{id}/results", org.running.base_url))
+        .get(format!(
+            "{}/services/data/v61.0/jobs/query/{id}/results",
+            org.running.base_url
+        ))
         .bearer_auth(&org.token)
         .send()
         .await
         .expect("send");
     assert_eq!(resp.status(), 409);
-    let (status, _, _) = org.get_csv(&format!("/jobs/query/{id}/results?locator=bogus")).await;
+    let (status, _, _) = org
+        .get_csv(&format!("/jobs/query/{id}/results?locator=bogus"))
+        .await;
     assert_eq!(status, 400);
     // Aggregates and bad SOQL are refused at creation.
     let (status, _) = org
-        .bulk(Method::POST, "/jobs/query", Some(json!({"operation": "query", "query": "SELECT COUNT() FROM Contact"})))
+        .bulk(
+            Method::POST,
+            "/jobs/query",
+            Some(json!({"operation": "query", "query": "SELECT COUNT() FROM Contact"})),
+        )
         .await;
     assert_eq!(status, 400);
     let (status, body) = org
-        .bulk(Method::POST, "/jobs/query", Some(json!({"operation": "query", "query": "SELECT Nope FROM Contact"})))
+        .bulk(
+            Method::POST,
+            "/jobs/query",
+            Some(json!({"operation": "query", "query": "SELECT Nope FROM Contact"})),
+        )
         .await;
-    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_FIELD")));
+    assert_eq!(
+        (status, body[0]["errorCode"].as_str()),
+        (400, Some("INVALID_FIELD"))
+    );
     let (status, list) = org.bulk(Method::GET, "/jobs/query", None).await;
     assert_eq!(status, 200);
     assert_eq!(list["records"].as_array().map(Vec::len), Some(1));
-    let (status, _) = org.bulk(Method::DELETE, &format!("/jobs/query/{id}"), None).await;
+    let (status, _) = org
+        .bulk(Method::DELETE, &format!("/jobs/query/{id}"), None)
+        .await;
     assert_eq!(status, 204);
 }
