@@ -1,7 +1,7 @@
 // jsforce (the community's Salesforce client, used by Salesforce's own CLI) against `ferry sandbox`'s
 // Salesforce emulator: the OAuth client-credentials flow, SOQL paging, sObject Collections upsert
 // and the errors ferry's Salesforce connector relies on; users, opportunity stages, opportunities,
-// contact roles and classic notes.
+// contact roles and classic notes; jsforce's Bulk API 2.0 client (`conn.bulk2`) loading and querying.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import jsforce from "jsforce";
@@ -421,6 +421,115 @@ describe("salesforce: injected 429s (ferry sandbox --throttle)", () => {
       const e = await thrown(() => conn.sobject("Contact").upsert([{ [EXT]: "t-1", LastName: "T" }], EXT));
       assert.equal(e.errorCode, "REQUEST_LIMIT_EXCEEDED");
       assert.equal(e.name, "REQUEST_LIMIT_EXCEEDED");
+    } finally {
+      await sb.stop();
+    }
+  });
+});
+
+/** The records of a jsforce record stream. */
+function collect(stream) {
+  return new Promise((resolve, reject) => {
+    const out = [];
+    stream.on("record", (r) => out.push(r));
+    stream.on("end", () => resolve(out));
+    stream.on("error", reject);
+  });
+}
+
+describe("salesforce: jsforce bulk2 (Bulk API 2.0)", () => {
+  let sb;
+  let conn;
+  before(async () => {
+    sb = await startSandbox("salesforce", { records: 60 });
+    conn = await connect(sb);
+    // The emulator moves a job on at each poll: no need to wait a second between them.
+    conn.bulk2.pollInterval = 20;
+    conn.bulk2.pollTimeout = 10_000;
+  });
+  after(() => sb?.stop());
+
+  test("insert: each record booked successful or failed, with Salesforce's sf__ columns", async () => {
+    const input = [
+      { [EXT]: "bulk-1", FirstName: "Lorelai", LastName: "Gilmore", Email: "lorelai@example.org" },
+      // jsforce writes null as #N/A: the required LastName is cleared, so the row fails alone.
+      { [EXT]: "bulk-2", FirstName: "Rory", LastName: null, Email: "rory@example.org" },
+      { [EXT]: "bulk-3", FirstName: "Luke, \"the\" diner", LastName: "Danes", Email: "luke@example.org" },
+    ];
+    const res = await conn.bulk2.loadAndWaitForResults({ object: "Contact", operation: "insert", input });
+    assert.equal(res.successfulResults.length, 2);
+    assert.equal(res.failedResults.length, 1);
+    assert.equal(res.unprocessedRecords.length, 0);
+    for (const r of res.successfulResults) {
+      assert.match(r.sf__Id, /^003[0-9A-Za-z]{15}$/);
+      assert.equal(r.sf__Created, "true");
+    }
+    const luke = res.successfulResults.find((r) => r[EXT] === "bulk-3");
+    assert.equal(luke.FirstName, 'Luke, "the" diner');
+    const failed = res.failedResults[0];
+    assert.equal(failed[EXT], "bulk-2");
+    assert.equal(failed.sf__Error, "REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]:LastName --");
+    const back = await conn.sobject("Contact").retrieve(luke.sf__Id);
+    assert.equal(back.FirstName, 'Luke, "the" diner');
+    assert.equal(back[EXT], "bulk-3");
+  });
+
+  test("upsert by external id: existing records updated, new ones created, a bad row refused alone", async () => {
+    const job = conn.bulk2.createJob({ object: "Contact", operation: "upsert", externalIdFieldName: EXT });
+    const states = [];
+    job.on("inProgress", (info) => states.push(info.state));
+    await job.open();
+    assert.equal(job.getInfo().state, "Open");
+    await job.uploadData([
+      { [EXT]: "bulk-1", Title: "Innkeeper", Email: "lorelai@example.org" },
+      { [EXT]: "bulk-4", Title: "Chef", Email: "sookie@example.org" },
+      { [EXT]: "bulk-5", Title: "Troubadour", Email: "not-an-email" },
+    ].map((r) => ({ ...r, LastName: r[EXT] === "bulk-1" ? "Gilmore" : "St. James" })));
+    await job.close();
+    await job.poll();
+    // Closed, the job is UploadComplete; the first poll finds it InProgress, the next complete.
+    assert.deepEqual(states, ["InProgress"]);
+    assert.equal(job.getInfo().state, "JobComplete");
+    assert.equal(job.getInfo().numberRecordsProcessed, 3);
+    assert.equal(job.getInfo().numberRecordsFailed, 1);
+    const res = await job.getAllResults();
+    const created = Object.fromEntries(res.successfulResults.map((r) => [r[EXT], r.sf__Created]));
+    assert.deepEqual(created, { "bulk-1": "false", "bulk-4": "true" });
+    assert.match(res.failedResults[0].sf__Error, /^INVALID_EMAIL_ADDRESS:/);
+    const q = await conn.query(`SELECT Title FROM Contact WHERE ${EXT} = 'bulk-1'`);
+    assert.equal(q.records[0].Title, "Innkeeper");
+    await job.delete();
+    const gone = await thrown(() => job.check());
+    assert.equal(gone.errorCode, "NOT_FOUND");
+  });
+
+  test("bulk query: every seeded contact through the results endpoint, columns in SELECT order", async () => {
+    const stream = await conn.bulk2.query(`SELECT Id, ${EXT}, LastName, Account.Name FROM Contact`);
+    const records = await collect(stream);
+    assert.equal(records.length, sb.seeded.contacts + 3);
+    assert.deepEqual(Object.keys(records[0]), ["Id", EXT, "LastName", "Account.Name"]);
+    assert.ok(records.every((r) => /^003/.test(r.Id)));
+    const ours = records.filter((r) => r[EXT].startsWith("bulk-")).map((r) => r[EXT]).sort();
+    assert.deepEqual(ours, ["bulk-1", "bulk-3", "bulk-4"]);
+  });
+});
+
+describe("salesforce: jsforce bulk2 against failing jobs (ferry sandbox --faults)", () => {
+  test("a job that fails part-way: jsforce reports the errorMessage; the rest are unprocessed records", async () => {
+    const sb = await startSandbox("salesforce", { records: 10, flags: ["--faults", "salesforce=bulkcut:100"] });
+    try {
+      const conn = await connect(sb);
+      conn.bulk2.pollInterval = 20;
+      const job = conn.bulk2.createJob({ object: "Contact", operation: "insert" });
+      await job.open();
+      await job.uploadData(Array.from({ length: 6 }, (_, i) => ({ [EXT]: `cut-${i}`, LastName: `Cut${i}` })));
+      await job.close();
+      const e = await thrown(() => job.poll());
+      assert.match(e.message, /^Ingest job failed to complete due to: \S/);
+      assert.equal(job.getInfo().state, "Failed");
+      const res = await job.getAllResults();
+      assert.equal(res.successfulResults.length, 3);
+      assert.deepEqual(res.unprocessedRecords.map((r) => r[EXT]), ["cut-3", "cut-4", "cut-5"]);
     } finally {
       await sb.stop();
     }

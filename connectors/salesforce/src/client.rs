@@ -345,20 +345,26 @@ impl Client {
                 url.query_pairs_mut().extend_pairs(call.query);
             }
             let token = session.secret();
+            // JSON both ways unless the call says otherwise (Bulk API 2.0 sends and reads CSV).
+            let named = |h: &str| call.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(h));
+            let (accept, content_type) = (!named(ACCEPT.as_str()), !named(CONTENT_TYPE.as_str()));
             let response = self
                 .http
                 .send_capped(&endpoint, call.cap, |c| {
                     let mut request = c
                         .request(call.method.clone(), url.clone())
-                        .bearer_auth(token.expose_secret())
-                        .header(ACCEPT, "application/json");
+                        .bearer_auth(token.expose_secret());
+                    if accept {
+                        request = request.header(ACCEPT, "application/json");
+                    }
                     for (name, value) in call.headers {
                         request = request.header(*name, *value);
                     }
                     if let Some(body) = &call.body {
-                        request = request
-                            .header(CONTENT_TYPE, "application/json")
-                            .body(body.clone());
+                        if content_type {
+                            request = request.header(CONTENT_TYPE, "application/json");
+                        }
+                        request = request.body(body.clone());
                     }
                     request
                 })

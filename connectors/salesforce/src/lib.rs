@@ -11,8 +11,10 @@
 //! (authenticated calls, token renewal, queries and paging), [`policy`] (retries and error
 //! details), [`mapping`] (canonical ↔ Salesforce fields), [`fields`] (field metadata: describe
 //! and creating custom fields), `currency` (single-currency orgs), `soql` (safe query building),
-//! `directory` (users and stages), `links` (contact roles), `notes`, [`source`], [`sink`].
+//! `directory` (users and stages), `links` (contact roles), `notes`, [`source`], [`sink`];
+//! [`bulk`], a Bulk API 2.0 client the sink does not use yet.
 
+pub mod bulk;
 pub mod config;
 pub mod fields;
 pub mod mapping;

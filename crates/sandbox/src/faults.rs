@@ -80,6 +80,12 @@ pub struct Faults {
     /// Vendor-specific: percentage of a batch write's inputs that fail with the vendor's
     /// transient per-record error (a row lock) while the rest of the batch succeeds.
     pub partial: Option<u32>,
+    /// Vendor-specific (Salesforce Bulk API 2.0): percentage of ingest jobs that end `Failed`
+    /// before processing any record, every row unprocessed.
+    pub bulk_fail: Option<u32>,
+    /// Vendor-specific (Salesforce Bulk API 2.0): percentage of ingest jobs that end `Failed`
+    /// part-way: the first half of their rows processed (saved or failed), the rest unprocessed.
+    pub bulk_cut: Option<u32>,
     /// Vendor-specific: between one page of a listing and the next, this many records of the
     /// listed type are created and as many existing ones updated.
     pub shift: Option<u32>,
@@ -102,7 +108,8 @@ pub struct Faults {
 
 /// The fault names a profile is written with, in the order `all` lists them.
 pub const NAMES: &[&str] = &[
-    "storm", "5xx", "reset", "slow", "truncate", "badutf8", "partial", "shift", "expire", "revoke",
+    "storm", "5xx", "reset", "slow", "truncate", "badutf8", "partial", "bulkfail", "bulkcut",
+    "shift", "expire", "revoke",
 ];
 
 /// Defaults of a named fault written without a value.
@@ -121,6 +128,8 @@ impl Faults {
     pub fn any(&self) -> bool {
         self.any_generic()
             || self.partial.is_some()
+            || self.bulk_fail.is_some()
+            || self.bulk_cut.is_some()
             || self.shift.is_some()
             || self.expire_after.is_some()
             || self.revoke_after.is_some()
@@ -154,7 +163,8 @@ impl Faults {
     ///
     /// `storm[:BURST/EVERY]` (default 3/40), `retry-after[:SECS]` (sent with every injected 429;
     /// default 1), `5xx[:PCT]`, `reset[:PCT]`, `truncate[:PCT]`, `badutf8[:PCT]` (of email
-    /// addresses), `partial[:PCT]`, `slow[:PCT]`
+    /// addresses), `partial[:PCT]`, `bulkfail[:PCT]`, `bulkcut[:PCT]` (of Bulk ingest jobs),
+    /// `slow[:PCT]`
     /// (percentages default to 5), `slow-ms:MS` (how long slow answers are held, default 2500,
     /// and switches `slow` on), `shift[:N]` (records created and updated between pages,
     /// default 2), `expire[:N]` (uses of a token before it expires, default 50), `revoke[:N]`
@@ -234,6 +244,8 @@ impl Faults {
             "truncate" => self.truncated = Some(percent(value)?),
             "badutf8" => self.bad_utf8 = Some(percent(value)?),
             "partial" => self.partial = Some(percent(value)?),
+            "bulkfail" => self.bulk_fail = Some(percent(value)?),
+            "bulkcut" => self.bulk_cut = Some(percent(value)?),
             "slow" => {
                 let delay = self.slow.map_or(DEFAULT_SLOW, |s| s.delay);
                 self.slow = Some(Slow {
@@ -311,6 +323,8 @@ mod salt {
 
 /// The salt of the per-input `partial` decisions, for the emulators.
 pub const PARTIAL_SALT: u64 = 6;
+/// The salt of the per-job `bulkfail` and `bulkcut` decisions, for the emulators.
+pub const BULK_SALT: u64 = 8;
 
 /// What happens to one request after it was carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -934,6 +948,8 @@ mod tests {
         assert!(all.shift.is_some() && all.expire_after.is_some() && all.bad_utf8.is_some());
         assert_eq!(all.revoke_after, Some(DEFAULT_REVOKE_AFTER));
         assert_eq!(Faults::parse("revoke:4").unwrap().revoke_after, Some(4));
+        assert!(all.bulk_fail.is_some() && all.bulk_cut.is_some());
+        assert_eq!(Faults::parse("bulkcut:30").unwrap().bulk_cut, Some(30));
         assert_eq!(all.retry_after_secs, None);
         assert_eq!(all, Faults::all());
 

@@ -65,6 +65,20 @@ impl Record<'_> {
     }
 }
 
+impl<'a> Record<'a> {
+    /// A record of `fields` (a row of a Bulk API 2.0 upload): sorted by name, a repeated name
+    /// keeping its last value, as a JSON body's record is.
+    pub(crate) fn from_fields(mut fields: Vec<(Cow<'a, str>, FieldValue<'a>)>) -> Record<'a> {
+        if !fields.is_sorted_by(|a, b| a.0 < b.0) {
+            // Reversed, a stable sort and `dedup` keep the last of a repeated name.
+            fields.reverse();
+            fields.sort_by(|a, b| a.0.cmp(&b.0));
+            fields.dedup_by(|a, b| a.0 == b.0);
+        }
+        Record { fields }
+    }
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct RecordVisitor<'a>(std::marker::PhantomData<Record<'a>>);
@@ -92,13 +106,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
                     fields.push((key, map.next_value()?));
                 }
                 // Clients that build bodies from sorted maps (ferry does) send names in order.
-                if !fields.is_sorted_by(|a: &(Cow<str>, _), b| a.0 < b.0) {
-                    // Reversed, a stable sort and `dedup` keep the last of a repeated name.
-                    fields.reverse();
-                    fields.sort_by(|a, b| a.0.cmp(&b.0));
-                    fields.dedup_by(|a, b| a.0 == b.0);
-                }
-                Ok(Record { fields })
+                Ok(Record::from_fields(fields))
             }
         }
 

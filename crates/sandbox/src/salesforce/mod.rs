@@ -18,6 +18,7 @@
 //! sandbox's shared engine (`crate::table`), read by the same SOQL engine.
 
 mod body;
+mod bulk;
 mod faults;
 mod metadata;
 mod schema;
@@ -36,7 +37,8 @@ use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, patch, post, put};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::{Value as Json, json};
@@ -271,6 +273,8 @@ struct Shared {
     next_cursor: AtomicU64,
     /// The org's clock ([`Emulator::advance_clock`] moves it).
     clock: crate::clock::Clock,
+    /// Bulk API 2.0 jobs.
+    bulk: Mutex<bulk::Jobs>,
 }
 
 impl Shared {
@@ -354,6 +358,7 @@ impl Emulator {
                 cursors: Mutex::new(Cursors::default()),
                 next_cursor: AtomicU64::new(1),
                 clock: crate::clock::Clock::default(),
+                bulk: Mutex::default(),
             }),
         }
     }
@@ -730,6 +735,42 @@ impl Emulator {
             .route(
                 "/services/data/{version}/composite/sobjects/{sobject}/{field}",
                 patch(upsert),
+            )
+            .route(
+                "/services/data/{version}/jobs/ingest",
+                post(bulk::create_ingest).get(bulk::list_ingest),
+            )
+            .route(
+                "/services/data/{version}/jobs/ingest/{id}",
+                get(bulk::ingest_info)
+                    .patch(bulk::patch_ingest)
+                    .delete(bulk::delete_ingest),
+            )
+            .route(
+                "/services/data/{version}/jobs/ingest/{id}/batches",
+                put(bulk::upload).layer(DefaultBodyLimit::max(bulk::MAX_UPLOAD_BYTES)),
+            )
+            .route(
+                "/services/data/{version}/jobs/ingest/{id}/{set}",
+                get(bulk::ingest_result_set),
+            )
+            .route(
+                "/services/data/{version}/jobs/ingest/{id}/{set}/",
+                get(bulk::ingest_result_set),
+            )
+            .route(
+                "/services/data/{version}/jobs/query",
+                post(bulk::create_query).get(bulk::list_query),
+            )
+            .route(
+                "/services/data/{version}/jobs/query/{id}",
+                get(bulk::query_info)
+                    .patch(bulk::patch_query)
+                    .delete(bulk::delete_query),
+            )
+            .route(
+                "/services/data/{version}/jobs/query/{id}/results",
+                get(bulk::query_results),
             )
             .route(
                 "/services/data/{version}/{*rest}",
@@ -1390,6 +1431,8 @@ async fn query_more(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod bulk_tests;
 
 /// Salesforce has no pipelines: `StageName` is one picklist (a new org's values), reported as
 /// one pipeline; won and lost are stages (`OpportunityStage.IsWon`, `IsClosed`).

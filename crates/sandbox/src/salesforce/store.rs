@@ -247,6 +247,15 @@ pub(crate) struct ItemError {
 }
 
 impl ItemError {
+    /// The error of a record another transaction holds locked (a transient failure).
+    pub(crate) fn locked() -> ItemError {
+        ItemError::new(
+            "UNABLE_TO_LOCK_ROW",
+            "unable to obtain exclusive access to this record or 1 records".into(),
+            &[],
+        )
+    }
+
     fn new(status_code: &'static str, message: String, fields: &[&str]) -> ItemError {
         ItemError {
             status_code,
@@ -266,6 +275,16 @@ pub(crate) struct SaveResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<String>,
     success: bool,
+}
+
+impl SaveResult {
+    /// The result as the record's id, or its id (if known) and its errors.
+    pub(crate) fn into_outcome(self) -> Result<String, (Option<String>, Vec<ItemError>)> {
+        match self.id {
+            Some(id) if self.success => Ok(id),
+            id => Err((id, self.errors)),
+        }
+    }
 }
 
 /// A failure of the whole request (HTTP 4xx with Salesforce's error array).
@@ -318,6 +337,10 @@ pub(crate) struct Change {
 
 /// A record of a write request and the sObject it is written to.
 pub(crate) type Item<'a> = (ObjectKind, &'a Record<'a>);
+
+/// A record written on its own: its id and whether it was created, or its id (if known) and
+/// its errors.
+pub(crate) type RowResult = Result<(String, bool), (Option<String>, Vec<ItemError>)>;
 
 /// The result of one record of a write request.
 pub(crate) type ItemOutcome = Result<Change, (Option<String>, Vec<ItemError>)>;
@@ -1547,33 +1570,7 @@ impl Store {
         all_or_none: bool,
         now: i64,
     ) -> Result<Vec<SaveResult>, RequestError> {
-        let mut outcomes = Vec::with_capacity(items.len());
-        let mut seen: HashSet<(ObjectKind, String)> = HashSet::new();
-        for (object, record) in &items {
-            let mut outcome = self.prepare(*object, record, mode)?;
-            if let (Mode::Upsert { ext_field }, Ok(_)) = (mode, &outcome) {
-                let schema = &self.table(*object).schema;
-                let name = schema.fields[ext_field].name;
-                let key = record
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .and_then(|(_, v)| v.as_str())
-                    .and_then(normalise_text)
-                    .unwrap_or_default()
-                    .to_owned();
-                if !seen.insert((*object, key.clone())) {
-                    outcome = Err((
-                        None,
-                        vec![ItemError::new(
-                            "DUPLICATE_EXTERNAL_ID",
-                            format!("Duplicate external id specified: {key}"),
-                            &[name],
-                        )],
-                    ));
-                }
-            }
-            outcomes.push(outcome);
-        }
+        let outcomes = self.prepare_all(&items, mode, false)?;
         let failed = outcomes.iter().any(Result::is_err);
         let mut results = Vec::with_capacity(outcomes.len());
         for outcome in outcomes {
@@ -1604,6 +1601,66 @@ impl Store {
             results.push(result);
         }
         Ok(results)
+    }
+
+    /// Validates every record of a write: [`Store::prepare`] each, then duplicate external ids
+    /// within the request refused. With `per_record`, a record that would fail the whole
+    /// request (a value the parser cannot read, an unknown field) fails on its own instead, as
+    /// Bulk API 2.0 reports it per row.
+    fn prepare_all(
+        &self,
+        items: &[Item<'_>],
+        mode: Mode,
+        per_record: bool,
+    ) -> Result<Vec<ItemOutcome>, RequestError> {
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut seen: HashSet<(ObjectKind, String)> = HashSet::new();
+        for (object, record) in items {
+            let mut outcome = match self.prepare(*object, record, mode) {
+                Ok(outcome) => outcome,
+                Err(e) if per_record => Err((None, vec![ItemError::new(e.error_code, e.message, &[])])),
+                Err(e) => return Err(e),
+            };
+            if let (Mode::Upsert { ext_field }, Ok(_)) = (mode, &outcome) {
+                let schema = &self.table(*object).schema;
+                let name = schema.fields[ext_field].name;
+                let key = record
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .and_then(|(_, v)| v.as_str())
+                    .and_then(normalise_text)
+                    .unwrap_or_default()
+                    .to_owned();
+                if !seen.insert((*object, key.clone())) {
+                    outcome = Err((
+                        None,
+                        vec![ItemError::new(
+                            "DUPLICATE_EXTERNAL_ID",
+                            format!("Duplicate external id specified: {key}"),
+                            &[name],
+                        )],
+                    ));
+                }
+            }
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// Writes each record on its own (Bulk API 2.0 ingest): a record's errors, of whatever
+    /// kind, fail that record only; duplicate external ids within `items` are refused.
+    /// Each result: the record id and whether it was created, or the id (if known) and errors.
+    pub(crate) fn write_each(
+        &mut self,
+        items: &[Item<'_>],
+        mode: Mode,
+        now: i64,
+    ) -> Vec<RowResult> {
+        let outcomes = self.prepare_all(items, mode, true).unwrap_or_default();
+        outcomes
+            .into_iter()
+            .map(|outcome| outcome.map(|change| self.apply(change, now)))
+            .collect()
     }
 
     // ---- queries ---------------------------------------------------------------------------
@@ -1704,6 +1761,49 @@ impl Store {
                 Some(p) => self.cell(parent, p, col.field),
                 None => Cell::Null,
             },
+        }
+    }
+
+    /// The columns of `query`'s SELECT list in order, each with its header (the path as the
+    /// query writes it), as Bulk API 2.0 query results lay them out.
+    pub(crate) fn select_columns(
+        &self,
+        query: &soql::Query,
+    ) -> Result<Vec<(String, Column)>, RequestError> {
+        let object = ObjectKind::parse(&query.from).ok_or_else(|| {
+            RequestError::bad_request(
+                "INVALID_TYPE",
+                format!("sObject type '{}' is not supported.", query.from),
+            )
+        })?;
+        let Select::Fields(paths) = &query.select else {
+            return Ok(Vec::new());
+        };
+        paths
+            .iter()
+            .map(|path| {
+                let header = match &path.relationship {
+                    Some(rel) => format!("{rel}.{}", path.field),
+                    None => path.field.clone(),
+                };
+                Ok((header, self.column(object, path)?))
+            })
+            .collect()
+    }
+
+    /// The value of `col` in row `row` of `object` as CSV text: empty for null, ids, `true` /
+    /// `false`, numbers as JSON writes them, date-times as Salesforce formats them.
+    pub(crate) fn cell_text(&self, object: ObjectKind, row: u32, col: &Column) -> String {
+        match self.column_cell(object, row, col) {
+            Cell::Null => String::new(),
+            Cell::Id(o, r) => record_id(o, r),
+            Cell::Str(s) => s.to_owned(),
+            Cell::Bool(b) => b.to_string(),
+            Cell::Num(n) if n.fract() == 0.0 && n.abs() < 9e15 => (n as i64).to_string(),
+            Cell::Num(n) | Cell::Double(n) if !n.is_finite() => String::new(),
+            Cell::Double(n) if n.fract() == 0.0 => format!("{n:.1}"),
+            Cell::Num(n) | Cell::Double(n) => n.to_string(),
+            Cell::Date(ms) => datetime(ms).to_string(),
         }
     }
 

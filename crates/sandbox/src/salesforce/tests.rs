@@ -9,14 +9,15 @@ use crate::seed::{Mess, generate};
 
 const V: &str = "/services/data/v62.0";
 
-struct Org {
-    emulator: Emulator,
-    running: crate::Running,
-    http: reqwest::Client,
-    token: String,
+/// An org served on loopback with a session (shared with the Bulk API tests).
+pub(super) struct Org {
+    pub(super) emulator: Emulator,
+    pub(super) running: crate::Running,
+    pub(super) http: reqwest::Client,
+    pub(super) token: String,
 }
 
-async fn org(options: Options) -> Org {
+pub(super) async fn org(options: Options) -> Org {
     let emulator = Emulator::new(options);
     let running = crate::serve(
         "salesforce",
