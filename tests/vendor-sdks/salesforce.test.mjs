@@ -514,7 +514,28 @@ describe("salesforce: jsforce bulk2 (Bulk API 2.0)", () => {
   });
 });
 
-describe("salesforce: jsforce bulk2 against failing jobs (ferry sandbox --faults)", () => {
+describe("salesforce: jsforce bulk2 under faults (ferry sandbox --throttle, --faults)", () => {
+  test("polls under 429s: jsforce retries the throttled job-info and results GETs, which are not API calls", async () => {
+    const sb = await startSandbox("salesforce", { records: 10, flags: ["--throttle", "salesforce=5"] });
+    try {
+      const conn = await connect(sb); // request 1
+      conn.bulk2.pollInterval = 20;
+      // 2 create, 3 upload, 4 close, 5 first poll: 429, retried as 6 (InProgress), 7 JobComplete,
+      // 8 to 10 the three result sets, one of them throttled and retried as 11.
+      const res = await conn.bulk2.loadAndWaitForResults({
+        object: "Contact",
+        operation: "insert",
+        input: [{ [EXT]: "poll-1", LastName: "Poll" }, { [EXT]: "poll-2", LastName: "Polled" }],
+      });
+      assert.equal(res.successfulResults.length, 2);
+      assert.equal(res.failedResults.length, 0);
+      const limits = await conn.limits(); // 12
+      assert.equal(limits.DailyApiRequests.Max - limits.DailyApiRequests.Remaining, 9);
+    } finally {
+      await sb.stop();
+    }
+  });
+
   test("a job that fails part-way: jsforce reports the errorMessage; the rest are unprocessed records", async () => {
     const sb = await startSandbox("salesforce", { records: 10, flags: ["--faults", "salesforce=bulkcut:100"] });
     try {

@@ -7,6 +7,7 @@
 //! Not wired into the sink yet: the sink writes through sObject Collections.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,15 +116,34 @@ pub enum RowOutcome {
     Unprocessed,
 }
 
-/// A finished ingest job.
+/// One job an ingest ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobRun {
+    /// The job's id.
+    pub id: String,
+    /// The input rows it carried.
+    pub rows: Range<usize>,
+    /// Its `errorMessage` when it ended `Failed` (or a note when it ended otherwise unfinished).
+    pub error: Option<String>,
+}
+
+/// A finished ingest: the jobs it took and every row's outcome.
 #[derive(Clone, Debug)]
 pub struct IngestOutcome {
-    /// The job's id.
-    pub job_id: String,
-    /// The job's `errorMessage` when it ended `Failed`.
-    pub job_error: Option<String>,
+    /// The jobs, in order: more than one when the rows' CSV is larger than one upload takes.
+    pub jobs: Vec<JobRun>,
     /// One outcome per input row, in input order.
     pub rows: Vec<RowOutcome>,
+}
+
+impl IngestOutcome {
+    /// The error messages of the jobs that did not complete.
+    pub fn job_errors(&self) -> Vec<&str> {
+        self.jobs
+            .iter()
+            .filter_map(|j| j.error.as_deref())
+            .collect()
+    }
 }
 
 /// A job's info, as far as the client reads it.
@@ -148,6 +168,8 @@ pub struct QueryRead {
 pub struct BulkClient {
     client: Client,
     polling: Polling,
+    /// The most CSV bytes one job carries.
+    max_upload: usize,
 }
 
 impl BulkClient {
@@ -157,7 +179,15 @@ impl BulkClient {
         Ok(BulkClient {
             client,
             polling: Polling::default(),
+            max_upload: MAX_UPLOAD_BYTES,
         })
+    }
+
+    /// The same client putting at most `bytes` of CSV in one job (never more than
+    /// [`MAX_UPLOAD_BYTES`]): more rows go to further jobs.
+    pub fn with_max_upload(mut self, bytes: usize) -> BulkClient {
+        self.max_upload = bytes.min(MAX_UPLOAD_BYTES);
+        self
     }
 
     /// The same client polling as `polling` says.
@@ -195,9 +225,37 @@ impl BulkClient {
         response.json(VENDOR, &Self::endpoint(&method, path))
     }
 
-    /// Runs an ingest job to its end and books every row: saved, failed or unprocessed.
+    /// Runs ingest jobs to their end and books every row: saved, failed or unprocessed. The
+    /// rows go in one job, or in several, one after the other, when their CSV is larger than
+    /// one upload takes.
     pub async fn ingest(&self, job: &Ingest<'_>) -> ConnectorResult<IngestOutcome> {
-        let csv = to_csv(job)?;
+        let parts = to_csv(job, self.max_upload)?;
+        let mut outcome = IngestOutcome {
+            jobs: Vec::with_capacity(parts.len()),
+            rows: Vec::with_capacity(job.rows.len()),
+        };
+        for (range, csv) in parts {
+            let part = Ingest {
+                rows: &job.rows[range.clone()],
+                ..*job
+            };
+            let (id, error, rows) = self.ingest_one(&part, csv).await?;
+            outcome.jobs.push(JobRun {
+                id,
+                rows: range,
+                error,
+            });
+            outcome.rows.extend(rows);
+        }
+        Ok(outcome)
+    }
+
+    /// One job of `job`'s rows, whose CSV is `csv`: its id, its error, and each row's outcome.
+    async fn ingest_one(
+        &self,
+        job: &Ingest<'_>,
+        csv: Vec<u8>,
+    ) -> ConnectorResult<(String, Option<String>, Vec<RowOutcome>)> {
         let mut create = serde_json::json!({
             "object": job.object,
             "operation": job.operation.name(),
@@ -257,14 +315,15 @@ impl BulkClient {
             book(key, RowOutcome::Failed { id, code, fields });
         })?;
         // Rows in no result set stay unprocessed, whatever `unprocessedrecords` says.
-        Ok(IngestOutcome {
-            job_id: id.to_owned(),
-            job_error: (info.state == "Failed").then(|| {
+        let error = match info.state.as_str() {
+            "JobComplete" => None,
+            "Failed" => Some(
                 info.error_message
-                    .unwrap_or_else(|| "the job failed without an errorMessage".into())
-            }),
-            rows,
-        })
+                    .unwrap_or_else(|| "the job failed without an errorMessage".into()),
+            ),
+            _ => Some("the job was aborted".into()),
+        };
+        Ok((id.to_owned(), error, rows))
     }
 
     /// Polls `job_path` until the job is `JobComplete`, `Failed` or `Aborted`.
@@ -459,8 +518,9 @@ fn malformed(endpoint: &str, e: &csv::Error) -> ConnectorError {
     }
 }
 
-/// The job's CSV, in memory: the header, then each row (`None` as [`CLEAR`]).
-fn to_csv(job: &Ingest<'_>) -> ConnectorResult<Vec<u8>> {
+/// The job's CSV, in memory, in parts of at most `max` bytes: each the header, then rows
+/// (`None` as [`CLEAR`]), with the input rows it holds.
+fn to_csv(job: &Ingest<'_>, max: usize) -> ConnectorResult<Vec<(Range<usize>, Vec<u8>)>> {
     let bad = |detail: String| ConnectorError::Malformed {
         vendor: VENDOR,
         endpoint: "PUT jobs/ingest/{id}/batches".into(),
@@ -469,11 +529,20 @@ fn to_csv(job: &Ingest<'_>) -> ConnectorResult<Vec<u8>> {
     if job.key_column >= job.columns.len() {
         return Err(bad("the key column is not one of the columns".into()));
     }
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    let failed = |e: csv::Error| bad(format!("the CSV cannot be written: {e}"));
-    writer.write_record(job.columns).map_err(failed)?;
+    // Each line is encoded on its own, so that a part never grows past `max`.
+    let encode = |cells: &mut dyn Iterator<Item = &str>| -> ConnectorResult<Vec<u8>> {
+        let mut line = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .buffer_capacity(512)
+            .from_writer(Vec::new());
+        line.write_record(cells)
+            .map_err(|e| bad(format!("the CSV cannot be written: {e}")))?;
+        line.into_inner()
+            .map_err(|e| bad(format!("the CSV cannot be written: {e}")))
+    };
+    let header = encode(&mut job.columns.iter().copied())?;
+    let mut parts: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
+    let mut current = (0..0, header.clone());
     for (i, row) in job.rows.iter().enumerate() {
         if row.len() != job.columns.len() {
             return Err(bad(format!(
@@ -482,20 +551,22 @@ fn to_csv(job: &Ingest<'_>) -> ConnectorResult<Vec<u8>> {
                 job.columns.len()
             )));
         }
-        writer
-            .write_record(row.iter().map(|c| c.as_deref().unwrap_or(CLEAR)))
-            .map_err(failed)?;
+        let bytes = encode(&mut row.iter().map(|c| c.as_deref().unwrap_or(CLEAR)))?;
+        if header.len() + bytes.len() > max {
+            return Err(bad(format!(
+                "row {i} takes {} bytes of CSV, more than the {max} one job takes",
+                bytes.len()
+            )));
+        }
+        if current.1.len() + bytes.len() > max {
+            let next = (i..i, header.clone());
+            parts.push(std::mem::replace(&mut current, next));
+        }
+        current.0.end = i + 1;
+        current.1.extend_from_slice(&bytes);
     }
-    let csv = writer
-        .into_inner()
-        .map_err(|e| bad(format!("the CSV cannot be written: {e}")))?;
-    if csv.len() > MAX_UPLOAD_BYTES {
-        return Err(bad(format!(
-            "{} bytes of CSV exceed the {MAX_UPLOAD_BYTES} bytes one job takes: split the rows",
-            csv.len()
-        )));
-    }
-    Ok(csv)
+    parts.push(current);
+    Ok(parts)
 }
 
 /// Each key value's input rows, in order (a key given twice is booked to its rows in turn).
@@ -623,15 +694,27 @@ mod tests {
             rows: &rows,
             key_column: 0,
         };
-        let csv = String::from_utf8(to_csv(&job).expect("csv")).expect("utf-8");
+        let parts = to_csv(&job, MAX_UPLOAD_BYTES).expect("csv");
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].0, 0..2);
+        let csv = String::from_utf8(parts[0].1.clone()).expect("utf-8");
         assert_eq!(
             csv,
             "Ext__c,Name,Phone\ns1,\"Doose's, \"\"Market\"\"\",#N/A\ns2,\"two\nlines\",\n"
         );
+        // 18 bytes of header and 30 and 16 of rows: a part of 50 bytes holds one row.
+        let parts = to_csv(&job, 50).expect("csv");
+        let split: Vec<_> = parts
+            .iter()
+            .map(|(r, csv)| (r.clone(), csv.len()))
+            .collect();
+        assert_eq!(split, [(0..1, 18 + 30), (1..2, 18 + 16)]);
+        assert!(parts[1].1.starts_with(b"Ext__c,Name,Phone\n"));
+        assert!(to_csv(&job, 40).is_err(), "a row larger than a job takes");
         let bad = Ingest {
             key_column: 3,
             ..job
         };
-        assert!(to_csv(&bad).is_err());
+        assert!(to_csv(&bad, MAX_UPLOAD_BYTES).is_err());
     }
 }

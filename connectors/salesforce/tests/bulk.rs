@@ -80,7 +80,7 @@ async fn an_upsert_job_books_every_row_in_input_order_in_seven_api_calls() {
     let (emulator, _running, bulk) = start(Faults::default()).await;
     let rows = contacts(0, 2_500);
     let outcome = bulk.ingest(&upsert(&rows)).await.expect("ingest");
-    assert_eq!(outcome.job_error, None);
+    assert_eq!(outcome.job_errors(), Vec::<&str>::new());
     assert_eq!(outcome.rows.len(), rows.len());
     let mut saved = 0;
     for (i, row) in outcome.rows.iter().enumerate() {
@@ -215,7 +215,7 @@ async fn a_job_failed_part_way_books_the_rest_unprocessed_and_locked_rows_failed
     let (emulator, _running, bulk) = start(Faults::parse("bulkcut:100").expect("faults")).await;
     let rows = contacts(0, 40);
     let outcome = bulk.ingest(&upsert(&rows)).await.expect("ingest");
-    assert!(outcome.job_error.is_some());
+    assert_eq!(outcome.job_errors().len(), 1);
     for (i, row) in outcome.rows.iter().enumerate() {
         match (i < 20, row) {
             (true, RowOutcome::Saved { .. } | RowOutcome::Failed { .. }) => {}
@@ -259,7 +259,7 @@ async fn polling_rides_out_429s_through_the_shared_retry() {
     let (emulator, _running, bulk) = start(faults).await;
     let rows = contacts(0, 30);
     let outcome = bulk.ingest(&upsert(&rows)).await.expect("ingest");
-    assert_eq!(outcome.job_error, None);
+    assert_eq!(outcome.job_errors(), Vec::<&str>::new());
     assert!(
         outcome
             .rows
@@ -280,7 +280,7 @@ async fn a_session_expiring_between_job_calls_is_renewed() {
     let (emulator, _running, bulk) = start(Faults::parse("expire:2").expect("faults")).await;
     let rows = contacts(0, 30);
     let outcome = bulk.ingest(&upsert(&rows)).await.expect("ingest");
-    assert_eq!(outcome.job_error, None);
+    assert_eq!(outcome.job_errors(), Vec::<&str>::new());
     assert!(
         outcome
             .rows
@@ -292,4 +292,34 @@ async fn a_session_expiring_between_job_calls_is_renewed() {
         30 - 4,
         "every row but the four refused ones saved"
     );
+}
+
+#[tokio::test]
+async fn rows_larger_than_one_upload_go_in_several_jobs_booked_in_input_order() {
+    let (emulator, _running, bulk) = start(Faults::default()).await;
+    let bulk = bulk.with_max_upload(2_000);
+    let rows = contacts(0, 300);
+    let outcome = bulk.ingest(&upsert(&rows)).await.expect("ingest");
+    assert!(outcome.jobs.len() > 1, "{} jobs", outcome.jobs.len());
+    let mut next = 0;
+    for job in &outcome.jobs {
+        assert_eq!(job.rows.start, next, "the jobs cover the rows in order");
+        assert_eq!(job.error, None);
+        next = job.rows.end;
+    }
+    assert_eq!(next, 300);
+    for (i, row) in outcome.rows.iter().enumerate() {
+        let refused = i % 10 == 3 || i % 25 == 7;
+        match row {
+            RowOutcome::Saved { id, .. } if !refused => {
+                let record = emulator
+                    .record_by_external_id("Contact", &format!("c{i}"))
+                    .expect("saved");
+                assert_eq!(record["Id"], id.as_str(), "row {i}");
+            }
+            RowOutcome::Failed { .. } if refused => {}
+            other => panic!("row {i}: {other:?}"),
+        }
+    }
+    assert_eq!(emulator.api_usage(), 7 * outcome.jobs.len() as u64);
 }
