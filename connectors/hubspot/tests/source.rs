@@ -123,6 +123,11 @@ async fn reads_every_company_and_contact_once_with_associations_and_opt_outs() {
             record.get(field::EMAIL_OPT_OUT),
             Some(&Value::Bool(seeded.email_opt_out))
         );
+        // SMS opt-outs come from communication preferences, by mobile number: true or absent.
+        assert_eq!(
+            record.get(field::SMS_OPT_OUT),
+            seeded.sms_opt_out.then_some(&Value::Bool(true))
+        );
         assert_eq!(record.text(field::EMAIL), seeded.email.as_deref());
         assert_eq!(record.text(field::LAST_NAME), seeded.last_name.as_deref());
         assert_eq!(
@@ -151,9 +156,18 @@ async fn reads_every_company_and_contact_once_with_associations_and_opt_outs() {
     assert_eq!((retries, throttled), (0, 0));
     assert_eq!(
         requests,
-        1 + 2 + 10,
-        "check, 2 company pages, 10 contact pages"
+        1 + 2 + 10 + pages_with_mobiles(&data, 100),
+        "check, 2 company pages, 10 contact pages, a read of SMS statuses per page with mobiles"
     );
+}
+
+/// How many pages of `per_page` seeded contacts hold a mobile number: each costs one batch
+/// read of its numbers' SMS statuses (at most 100 numbers a page here).
+fn pages_with_mobiles(data: &ferry_sandbox::seed::SeedData, per_page: usize) -> u64 {
+    data.contacts
+        .chunks(per_page)
+        .filter(|page| page.iter().any(|c| c.mobile_phone.is_some()))
+        .count() as u64
 }
 
 #[tokio::test]
@@ -263,10 +277,12 @@ async fn a_tight_burst_limit_is_respected_with_zero_429s() {
         .http_stats()
         .expect("hubspot counts requests")
         .snapshot();
-    assert_eq!((requests, retries, throttled), (22, 0, 0));
+    // And a read of SMS statuses after each page holding a mobile number.
+    let expected = 22 + pages_with_mobiles(&data, 5);
+    assert_eq!((requests, retries, throttled), (expected, 0, 0));
     assert_eq!(
         emulator.request_counts(),
-        (22, 0),
+        (expected, 0),
         "the emulator refused nothing"
     );
     assert!(

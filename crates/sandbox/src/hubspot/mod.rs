@@ -109,6 +109,8 @@ pub(crate) struct Data {
     /// Phone numbers (E.164) unsubscribed from all text messages: like email, the opt-out is
     /// the number's, not a record's; no property on the contact shows it.
     sms_opted_out: HashSet<Box<str>>,
+    /// Subscribers' statuses per subscription type, with legal basis and timestamp.
+    type_statuses: preferences::TypeStatuses,
     /// Contact → companies associated without the primary label (the primary company is
     /// `Rec::company`). Empty unless the v4 association endpoints add some, so seeded data
     /// pays nothing for it.
@@ -235,6 +237,7 @@ impl Emulator {
             companies: ObjectStore::new(Kind::Companies),
             opted_out: HashSet::new(),
             sms_opted_out: HashSet::new(),
+            type_statuses: preferences::TypeStatuses::new(),
             unlabeled: HashMap::new(),
             tables,
             props,
@@ -471,6 +474,11 @@ impl Emulator {
             })
             .filter(|n| preferences::is_e164(n));
         data.sms_opted_out.extend(texts_refused);
+        for c in &seed.contacts {
+            if let Some(email) = c.email.as_deref() {
+                preferences::seeded_statuses(c.key, email, c.updated_at_ms, &mut data.type_statuses);
+            }
+        }
         let (deals, notes) =
             records::seed(self, &mut data, seed, first_company, first_contact, owner_ids);
         tracing::debug!(
@@ -531,6 +539,22 @@ impl Emulator {
             .route(
                 "/communication-preferences/{version}/statuses/batch/unsubscribe-all",
                 post(preferences::batch_unsubscribe_all),
+            )
+            .route(
+                "/communication-preferences/{version}/definitions",
+                get(preferences::definitions),
+            )
+            .route(
+                "/communication-preferences/{version}/statuses/batch/read",
+                post(preferences::batch_read_statuses),
+            )
+            .route(
+                "/communication-preferences/{version}/statuses/batch/write",
+                post(preferences::batch_write_statuses),
+            )
+            .route(
+                "/communication-preferences/{version}/statuses/{subscriber}",
+                post(preferences::write_status),
             )
             .route(
                 "/communication-preferences/{version}/statuses/batch/unsubscribe-all/read",

@@ -31,9 +31,73 @@ use super::{Data, Emulator};
 /// Addresses per batch unsubscribe. HubSpot's limit for this endpoint is UNCONFIRMED; 100
 /// (its common CRM batch size) keeps a client that relies on more from passing here.
 const MAX_UNSUBSCRIBE_BATCH: usize = 100;
-/// The emulated account's one email subscription type.
+/// The subscription type an unsubscribe-all answer names (the account's first).
 const SUBSCRIPTION_ID: u64 = 1;
 const SUBSCRIPTION_NAME: &str = "Marketing Information";
+
+/// One subscription type of the emulated account (`GET /definitions`).
+pub(crate) struct Definition {
+    /// Its id (HubSpot answers it as a string in definitions, a number in statuses).
+    pub(crate) id: u64,
+    /// Its name, which an account's user gives it.
+    pub(crate) name: &'static str,
+    /// The channel its statuses are kept on.
+    pub(crate) channel: Channel,
+    /// Its purpose, as the definitions answer names it [UNCONFIRMED values].
+    purpose: &'static str,
+}
+
+/// The account's subscription types: three on email, one on SMS.
+pub(crate) static DEFINITIONS: &[Definition] = &[
+    Definition {
+        id: SUBSCRIPTION_ID,
+        name: SUBSCRIPTION_NAME,
+        channel: Channel::Email,
+        purpose: "Marketing",
+    },
+    Definition {
+        id: 2,
+        name: "One to One",
+        channel: Channel::Email,
+        purpose: "Sales",
+    },
+    Definition {
+        id: 3,
+        name: "Customer Service Communication",
+        channel: Channel::Email,
+        purpose: "Customer Service",
+    },
+    Definition {
+        id: 4,
+        name: "SMS Marketing",
+        channel: Channel::Sms,
+        purpose: "Marketing",
+    },
+];
+
+/// The legal bases HubSpot documents for a status (`legalBasis`).
+pub(crate) const LEGAL_BASES: &[&str] = &[
+    "LEGITIMATE_INTEREST_PQL",
+    "LEGITIMATE_INTEREST_CLIENT",
+    "PERFORMANCE_OF_CONTRACT",
+    "CONSENT_WITH_NOTICE",
+    "NON_GDPR",
+];
+
+/// One subscriber's status on one subscription type, as last set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TypeStatus {
+    /// `SUBSCRIBED` or `NOT_SUBSCRIBED` (a type never set is `NOT_SPECIFIED`, not kept).
+    pub(crate) status: &'static str,
+    /// The legal basis given with it, if any.
+    pub(crate) legal_basis: Option<&'static str>,
+    /// The explanation given with the legal basis, if any.
+    pub(crate) explanation: Option<String>,
+    /// When it was set (epoch ms): HubSpot's clock, never the caller's.
+    pub(crate) timestamp: i64,
+    /// Who set it (`source`).
+    pub(crate) source: &'static str,
+}
 
 /// Whether `version` is a path version HubSpot serves these endpoints under: `v4`, or a
 /// dated one such as `2026-03`.
@@ -360,4 +424,279 @@ pub(crate) async fn batch_read_unsubscribe_all(
     }
     drop(data);
     batch_response(StatusCode::OK, results, errors, started)
+}
+
+/// Subscribers' statuses per subscription type: (channel, subscriber key) → type id → status.
+pub(crate) type TypeStatuses =
+    std::collections::HashMap<(Channel, Box<str>), std::collections::BTreeMap<u64, TypeStatus>>;
+
+/// `GET /communication-preferences/{version}/definitions`: the account's subscription types.
+pub(crate) async fn definitions(
+    State(_emulator): State<Emulator>,
+    Path(version): Path<String>,
+) -> Response {
+    let started = now_ms();
+    if !known_version(&version) {
+        return unknown_version();
+    }
+    let created = format_timestamp(0);
+    let results: Vec<Value> = DEFINITIONS
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id.to_string(),
+                "name": d.name,
+                "description": format!("{} ({})", d.name, d.channel.as_str()),
+                "isActive": true,
+                "isDefault": d.id == SUBSCRIPTION_ID,
+                "isInternal": false,
+                "businessUnitId": 0,
+                "communicationMethod": d.channel.as_str(),
+                "purpose": d.purpose,
+                "createdAt": created,
+                "updatedAt": created,
+                "subscriptionTranslations": [],
+            })
+        })
+        .collect();
+    batch_response(StatusCode::OK, results, Vec::new(), started)
+}
+
+/// A subscriber's status on definition `d` in HubSpot's `PublicStatus` shape.
+fn type_status(data: &Data, d: &Definition, subscriber: &str) -> Value {
+    let kept = data
+        .type_statuses
+        .get(&(d.channel, d.channel.key(subscriber)))
+        .and_then(|types| types.get(&d.id));
+    let mut out = json!({
+        "channel": d.channel.as_str(),
+        "subscriberIdString": subscriber,
+        "subscriptionId": d.id,
+        "subscriptionName": d.name,
+        "businessUnitId": 0,
+    });
+    match kept {
+        Some(t) => {
+            out["status"] = json!(t.status);
+            out["source"] = json!(t.source);
+            out["timestamp"] = json!(format_timestamp(t.timestamp));
+            if let Some(basis) = t.legal_basis {
+                out["legalBasis"] = json!(basis);
+            }
+            if let Some(explanation) = &t.explanation {
+                out["legalBasisExplanation"] = json!(explanation);
+            }
+        }
+        None => {
+            out["status"] = json!("NOT_SPECIFIED");
+            out["source"] = json!("");
+            out["timestamp"] = json!(format_timestamp(0));
+        }
+    }
+    out
+}
+
+/// `POST /communication-preferences/{version}/statuses/batch/read?channel=` with
+/// `{"inputs": [subscriber, …]}`: each subscriber's status on every subscription type of the
+/// channel (`NOT_SPECIFIED` where never set); 207 with an error per malformed subscriber id.
+/// 403 `MISSING_SCOPES` without the batch scopes.
+pub(crate) async fn batch_read_statuses(
+    State(emulator): State<Emulator>,
+    Path(version): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let started = now_ms();
+    if !known_version(&version) {
+        return unknown_version();
+    }
+    if !emulator.inner.options.batch_subscriptions {
+        return missing_batch_scope("communication_preferences.statuses.batch.read");
+    }
+    let channel = match check_channel(query.as_deref(), true) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let subscribers = match subscriber_inputs(&body) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let data = emulator.read();
+    let (mut results, mut errors) = (Vec::new(), Vec::new());
+    for subscriber in &subscribers {
+        if !channel.valid(subscriber) {
+            errors.push(invalid_subscriber(channel, subscriber));
+            continue;
+        }
+        let statuses: Vec<Value> = DEFINITIONS
+            .iter()
+            .filter(|d| d.channel == channel)
+            .map(|d| type_status(&data, d, subscriber))
+            .collect();
+        results.push(json!({"subscriberIdString": subscriber, "statuses": statuses}));
+    }
+    drop(data);
+    batch_response(StatusCode::OK, results, errors, started)
+}
+
+/// One status write (`PublicStatusRequest`), checked; `Err` is the message of its 400.
+fn set_status(
+    data: &mut Data,
+    subscriber: &str,
+    input: &Value,
+    now: i64,
+) -> Result<Value, String> {
+    let text = |k: &str| input.get(k).and_then(Value::as_str);
+    let channel = text("channel")
+        .and_then(Channel::parse)
+        .ok_or("channel must be EMAIL or SMS")?;
+    if !channel.valid(subscriber) {
+        return Err(channel.invalid(subscriber));
+    }
+    let status = match text("statusState") {
+        Some("SUBSCRIBED") => "SUBSCRIBED",
+        Some("NOT_SUBSCRIBED") => "NOT_SUBSCRIBED",
+        Some("NOT_SPECIFIED") => "NOT_SPECIFIED",
+        _ => return Err("statusState must be SUBSCRIBED, NOT_SUBSCRIBED or NOT_SPECIFIED".into()),
+    };
+    let id = input
+        .get("subscriptionId")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .ok_or("Some required fields were not set: [subscriptionId]")?;
+    let definition = DEFINITIONS
+        .iter()
+        .find(|d| d.id == id && d.channel == channel)
+        .ok_or_else(|| format!("subscription {id} is not a {} subscription", channel.as_str()))?;
+    let legal_basis = match text("legalBasis") {
+        None => None,
+        Some(b) => Some(
+            *LEGAL_BASES
+                .iter()
+                .find(|l| **l == b)
+                .ok_or_else(|| format!("Invalid legalBasis: {b}"))?,
+        ),
+    };
+    let key = (channel, channel.key(subscriber));
+    let types = data.type_statuses.entry(key).or_default();
+    if status == "NOT_SPECIFIED" {
+        types.remove(&id);
+    } else {
+        types.insert(
+            id,
+            TypeStatus {
+                status,
+                legal_basis,
+                explanation: text("legalBasisExplanation").map(str::to_owned),
+                timestamp: now,
+                source: "Public API",
+            },
+        );
+    }
+    Ok(type_status(data, definition, subscriber))
+}
+
+/// `POST /communication-preferences/{version}/statuses/{subscriber}` with `{channel,
+/// statusState, subscriptionId, legalBasis, legalBasisExplanation}`: sets the subscriber's
+/// status on one type (v4 may subscribe again one who unsubscribed); the timestamp is
+/// HubSpot's clock. 400 for a malformed request.
+pub(crate) async fn write_status(
+    State(emulator): State<Emulator>,
+    Path((version, subscriber)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if !known_version(&version) {
+        return unknown_version();
+    }
+    let input = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let now = emulator.now_ms();
+    match set_status(&mut emulator.write(), &subscriber, &input, now) {
+        Ok(status) => (StatusCode::OK, Json(status)).into_response(),
+        Err(message) => validation(message),
+    }
+}
+
+/// `POST /communication-preferences/{version}/statuses/batch/write` with `{"inputs":
+/// [{subscriberIdString, channel, statusState, subscriptionId, legalBasis, …}]}`: 200, or 207
+/// with an error per input refused. 403 `MISSING_SCOPES` without the batch scopes.
+pub(crate) async fn batch_write_statuses(
+    State(emulator): State<Emulator>,
+    Path(version): Path<String>,
+    body: Bytes,
+) -> Response {
+    let started = now_ms();
+    if !known_version(&version) {
+        return unknown_version();
+    }
+    if !emulator.inner.options.batch_subscriptions {
+        return missing_batch_scope("communication_preferences.statuses.batch.write");
+    }
+    let body = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(inputs) = body.get("inputs").and_then(Value::as_array) else {
+        return validation("Some required fields were not set: [inputs]");
+    };
+    if inputs.len() > MAX_UNSUBSCRIBE_BATCH {
+        return too_many_inputs(MAX_UNSUBSCRIBE_BATCH, inputs.len());
+    }
+    let now = emulator.now_ms();
+    let mut data = emulator.write();
+    let (mut results, mut errors) = (Vec::new(), Vec::new());
+    for input in inputs {
+        let subscriber = input
+            .get("subscriberIdString")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match set_status(&mut data, subscriber, input, now) {
+            Ok(status) => results.push(status),
+            Err(message) => errors.push(json!({
+                "status": "error",
+                "category": "VALIDATION_ERROR",
+                "message": message,
+                "context": {"subscriberIdString": [subscriber]},
+            })),
+        }
+    }
+    drop(data);
+    batch_response(StatusCode::OK, results, errors, started)
+}
+
+/// The seeded statuses of contact `key` with address `email`: every seventh contact
+/// unsubscribed from "One to One" on legitimate interest, every eleventh subscribed to
+/// "Marketing Information" with consent and an explanation. Drawn from the key, so a seed
+/// gives the same statuses whatever else it holds.
+pub(crate) fn seeded_statuses(key: usize, email: &str, at: i64, out: &mut TypeStatuses) {
+    let mut set = |id: u64, status: TypeStatus| {
+        out.entry((Channel::Email, Channel::Email.key(email)))
+            .or_default()
+            .insert(id, status);
+    };
+    if key % 7 == 3 {
+        set(
+            2,
+            TypeStatus {
+                status: "NOT_SUBSCRIBED",
+                legal_basis: Some("LEGITIMATE_INTEREST_CLIENT"),
+                explanation: Some("Asked not to be contacted by sales.".into()),
+                timestamp: at,
+                source: "Self Service Resubscription",
+            },
+        );
+    }
+    if key % 11 == 5 {
+        set(
+            SUBSCRIPTION_ID,
+            TypeStatus {
+                status: "SUBSCRIBED",
+                legal_basis: Some("CONSENT_WITH_NOTICE"),
+                explanation: Some("Signed up on the newsletter form.".into()),
+                timestamp: at,
+                source: "Form",
+            },
+        );
+    }
 }
