@@ -1,6 +1,7 @@
 //! End-to-end: consent on every channel, through the real `ferry` binary between two vendors'
-//! emulators (issue 16). Contacts opted out of email, phone, fax and post arrive opted out in
-//! every sink, through a custom field where the sink has no standard one; a sink that cannot
+//! emulators (issue 16). Contacts opted out of email, phone, SMS (HubSpot's, per mobile
+//! number), fax and post arrive opted out in every sink, through a custom field where the sink
+//! has no standard one; a sink that cannot
 //! hold an opt-out the source holds makes ferry refuse before writing anything, unless the
 //! operator accepts the loss by name; a sync never turns a sink's opt-out back on.
 
