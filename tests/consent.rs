@@ -1,12 +1,13 @@
 //! End-to-end: consent on every channel, through the real `ferry` binary between two vendors'
-//! emulators (issue 16). Contacts opted out of email, phone, fax and post arrive opted out in
-//! every sink, through a custom field where the sink has no standard one; a sink that cannot
+//! emulators (issue 16). Contacts opted out of email, phone, SMS (HubSpot's, per mobile
+//! number), fax and post arrive opted out in every sink, through a custom field where the sink
+//! has no standard one; a sink that cannot
 //! hold an opt-out the source holds makes ferry refuse before writing anything, unless the
 //! operator accepts the loss by name; a sync never turns a sink's opt-out back on.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,7 +40,12 @@ fn held(vendor: &str) -> &'static [(&'static str, &'static str)] {
             ("fax_opt_out", "donotfax"),
             ("postal_opt_out", "donotpostalmail"),
         ],
-        "hubspot" => &[("email_opt_out", "hs_email_optout")],
+        // SMS opt-outs are the communication-preferences API's, by mobile number: the
+        // connector shows them as a read-only field named `sms_opt_out`.
+        "hubspot" => &[
+            ("email_opt_out", "hs_email_optout"),
+            ("sms_opt_out", "sms_opt_out"),
+        ],
         "pipedrive" => &[("email_opt_out", "marketing_status")],
         "zoho" => &[("email_opt_out", "Email_Opt_Out")],
         other => panic!("no vendor {other}"),
@@ -52,6 +58,7 @@ fn new_field(canonical: &str) -> &'static str {
         "do_not_call" => "Ferry_Do_Not_Call",
         "fax_opt_out" => "Ferry_Fax_Opt_Out",
         "postal_opt_out" => "Ferry_Postal_Opt_Out",
+        "sms_opt_out" => "Ferry_Sms_Opt_Out",
         other => panic!("no new field for {other}"),
     }
 }
@@ -332,10 +339,80 @@ fn sink_field(to: &str, canonical: &str, created: &BTreeMap<String, String>) -> 
     }
 }
 
+/// The ids of the contacts of a HubSpot account whose mobile number is unsubscribed from all
+/// text messages, asked through the account's communication-preferences API (the opt-out is
+/// the number's, on no property of the contact).
+async fn hubspot_sms_opted_out(base: &str, contacts: &[Json]) -> BTreeSet<String> {
+    let e164 = |r: &Json| {
+        let text = r["properties"]["mobilephone"].as_str()?;
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        text.starts_with('+').then(|| format!("+{digits}"))
+    };
+    let numbered: Vec<(String, String)> = contacts
+        .iter()
+        .filter_map(|r| Some((record_id("hubspot", r), e164(r)?)))
+        .collect();
+    let mut out = BTreeSet::new();
+    for chunk in numbered.chunks(100) {
+        let inputs: Vec<&str> = chunk.iter().map(|(_, n)| n.as_str()).collect();
+        let answer = api(
+            "hubspot",
+            base,
+            reqwest::Method::POST,
+            "/communication-preferences/v4/statuses/batch/unsubscribe-all/read?channel=SMS",
+            Some(json!({ "inputs": inputs })),
+        )
+        .await;
+        for result in answer["results"].as_array().into_iter().flatten() {
+            let out_of_sms = result["wideStatuses"]
+                .as_array()
+                .is_some_and(|w| w.iter().any(|s| s["status"] == "NOT_SUBSCRIBED"));
+            if out_of_sms {
+                let number = result["subscriberIdString"].as_str().unwrap_or_default();
+                out.extend(
+                    chunk
+                        .iter()
+                        .filter(|(_, n)| n == number)
+                        .map(|(id, _)| id.clone()),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Whether a contact of `vendor`'s account is opted out in `field`: HubSpot's SMS opt-outs are
+/// looked up in `sms` (the ids [`hubspot_sms_opted_out`] found), every other in the record.
+fn opted(vendor: &str, record: &Json, field: &str, sms: &BTreeSet<String>) -> bool {
+    if vendor == "hubspot" && field == "sms_opt_out" {
+        return sms.contains(&record_id(vendor, record));
+    }
+    flag(vendor, record, field)
+}
+
 /// Looks into both accounts: every contact opted out of a channel in the source (as many as
 /// seeded) is opted out of it in the sink, in the sink's field for it.
-fn opted_out_in_the_sink(pair: &Pair, created: &BTreeMap<String, String>) -> Result<(), String> {
+async fn opted_out_in_the_sink(
+    pair: &Pair,
+    created: &BTreeMap<String, String>,
+) -> Result<(), String> {
     let (from, to) = (pair.from, pair.to);
+    let sms = |vendor: &str, state: &Arc<dyn VendorEmulator>, base: &str| {
+        let (vendor, records, base) = (
+            vendor.to_owned(),
+            state.records("contacts"),
+            base.to_owned(),
+        );
+        async move {
+            if vendor == "hubspot" {
+                hubspot_sms_opted_out(&base, &records).await
+            } else {
+                BTreeSet::new()
+            }
+        }
+    };
+    let source_sms = sms(from, &pair.source_state, &pair.source.base_url).await;
+    let sink_sms = sms(to, &pair.sink_state, &pair.sink.base_url).await;
     let mut by_source_id: BTreeMap<String, Json> = BTreeMap::new();
     for r in pair.sink_state.records("contacts") {
         for id in source_ids_held(to, &r) {
@@ -346,7 +423,7 @@ fn opted_out_in_the_sink(pair: &Pair, created: &BTreeMap<String, String>) -> Res
     for r in pair.source_state.records("contacts") {
         let id = record_id(from, &r);
         for (canonical, field) in held(from) {
-            if !flag(from, &r, field) {
+            if !opted(from, &r, field, &source_sms) {
                 continue;
             }
             *found.entry(canonical).or_default() += 1;
@@ -354,7 +431,7 @@ fn opted_out_in_the_sink(pair: &Pair, created: &BTreeMap<String, String>) -> Res
                 return Err(format!("{from} -> {to}: contact {id} is not in the sink"));
             };
             let into = sink_field(to, canonical, created);
-            if !flag(to, written, &into) {
+            if !opted(to, written, &into, &sink_sms) {
                 return Err(format!(
                     "{from} -> {to}: contact {id} is opted out of {} in the source, not in the \
                      sink's `{into}`",
@@ -435,7 +512,7 @@ async fn every_opt_out_kept(from: &'static str, to: &'static str) -> Result<(), 
         }
     }
     let created = created_fields(&config, &mapped).await;
-    opted_out_in_the_sink(&pair, &created).map_err(fail)
+    opted_out_in_the_sink(&pair, &created).await.map_err(fail)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -142,14 +142,34 @@ pub(crate) async fn describe(
         .get_ok_capped(&path, &[("archived", "false")], BodyCap::Page)
         .await?;
     let list: PropertyList = response.json(VENDOR, &endpoint)?;
-    let fields: Vec<VendorField> = list
+    let mut fields: Vec<VendorField> = list
         .results
         .into_iter()
         .filter(|p| !p.archived)
         .map(|p| p.into_field(row))
         .collect();
+    fields.extend(row.read_through_preferences().map(preference_field));
     tracing::debug!(vendor = VENDOR, %object, fields = fields.len(), "described");
     Ok(fields)
+}
+
+/// An opt-out HubSpot keeps in its communication-preferences API and shows on no property
+/// (SMS), as a read-only field named by its canonical name: the source reads it, a field map
+/// can name it (`"sms_opt_out" = "<sink field>"`), a HubSpot sink records it through the API.
+fn preference_field(subscription: &crate::objects::Subscription) -> VendorField {
+    VendorField {
+        name: subscription.opt_out.to_owned(),
+        label: format!(
+            "Unsubscribed from all {} (communication preferences)",
+            subscription.channel
+        ),
+        kind: FieldKind::Bool,
+        vendor_type: format!("communication-preferences/{}", subscription.channel),
+        custom: false,
+        writable: false,
+        options: Vec::new(),
+        canonical: Some(subscription.opt_out.to_owned()),
+    }
 }
 
 /// The internal name HubSpot accepts for a property asked for as `name`: lower-case ASCII

@@ -19,6 +19,7 @@ mod links;
 pub mod mapping;
 pub mod objects;
 pub mod policy;
+pub mod preferences;
 pub mod sink;
 pub mod source;
 

@@ -119,13 +119,17 @@ pub fn written_properties(map: &FieldMap) -> impl Iterator<Item = &FieldBinding>
 }
 
 /// The canonical fields a HubSpot sink stores and reads back: the written properties of `map`
-/// (standard and mapped), the opt-out the row's subscription records, and its references (its
+/// (standard and mapped), the opt-outs the row's subscriptions record, and its references (its
 /// associations).
 pub fn stored_fields(row: &HubspotBinding, map: &FieldMap) -> Vec<String> {
     let mut fields: Vec<String> = written_properties(map)
         .map(|b| b.canonical.to_string())
         .collect();
-    fields.extend(row.subscription.iter().map(|s| s.opt_out.to_owned()));
+    for subscription in row.subscriptions {
+        if !fields.iter().any(|f| f == subscription.opt_out) {
+            fields.push(subscription.opt_out.to_owned());
+        }
+    }
     for reference in row.references {
         // A note's `parents` is one field of three references.
         if !fields.iter().any(|f| f == reference.canonical) {
@@ -138,7 +142,12 @@ pub fn stored_fields(row: &HubspotBinding, map: &FieldMap) -> Vec<String> {
 /// The properties to ask for to read the records of `map`: its properties, and the pipeline
 /// of a stage.
 pub fn read_properties(map: &FieldMap) -> Vec<&str> {
-    let mut properties = map.vendor_names();
+    // An opt-out read through the communication-preferences API is no property.
+    let mut properties: Vec<&str> = map
+        .vendor_names()
+        .into_iter()
+        .filter(|name| ferry_core::model::opt_out(name).is_none())
+        .collect();
     if map.iter().any(|b| b.ty == FieldType::Stage) && !properties.contains(&PIPELINE_PROPERTY) {
         properties.push(PIPELINE_PROPERTY);
     }

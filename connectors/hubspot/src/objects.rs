@@ -34,8 +34,9 @@ pub struct HubspotBinding {
     /// Canonical text fields HubSpot holds at most so many characters of (a note's body): the
     /// engine refuses a longer one before writing (`TOO_LONG`), never truncating it.
     pub max_chars: &'static [(&'static str, usize)],
-    /// How its records' email opt-out is recorded, if they carry one.
-    pub subscription: Option<Subscription>,
+    /// How its records' opt-outs kept by HubSpot's communication preferences are read and
+    /// recorded, one per channel (empty: the object has none).
+    pub subscriptions: &'static [Subscription],
     /// The property every change of a record's properties moves, what incremental reads
     /// filter on: `lastmodifieddate` on contacts, `hs_lastmodifieddate` on the others.
     pub modified_property: &'static str,
@@ -68,22 +69,43 @@ pub struct HubspotReference {
     pub not_found_code: &'static str,
 }
 
-/// An email opt-out kept per address by HubSpot's communication-preferences API: the
-/// property on the record is read-only (`READ_ONLY_VALUE`), so the opt-out is recorded by
-/// unsubscribing the address before the record is written.
+/// An opt-out HubSpot keeps per subscriber (an email address, a phone number) in its
+/// communication-preferences API, not on the record: it is recorded by unsubscribing the
+/// subscriber from all of the channel before the record is written, and read from the
+/// record's property where HubSpot shows one (`hs_email_optout`, read-only), else from the
+/// API itself (v4 batch read of the channel's wide statuses).
 #[derive(Debug)]
 pub struct Subscription {
-    /// The canonical opt-out field (true: unsubscribe the address from all email).
+    /// The canonical opt-out field (true: unsubscribe the subscriber from all of the channel).
     pub opt_out: &'static str,
-    /// The canonical field holding the address the opt-out is recorded against.
+    /// The canonical field holding the subscriber: an email address, or a phone number that
+    /// is sent in E.164 form (read in the region of the record's country when it is national).
     pub address: &'static str,
-    /// The read-only property HubSpot shows the opt-out in on the record.
-    pub opt_out_property: &'static str,
-    /// The property holding the address on the record.
+    /// The read-only property HubSpot shows the opt-out in on the record, if it has one.
+    pub opt_out_property: Option<&'static str>,
+    /// The property holding the subscriber on the record.
     pub address_property: &'static str,
-    /// The subscription channel unsubscribed (`channel=` of the unsubscribe calls).
+    /// The subscription channel (`channel=` of the calls): `EMAIL`, `SMS`.
     pub channel: &'static str,
 }
+
+/// The contact's subscriptions: all email, by address; all text messages, by mobile number.
+pub static CONTACT_SUBSCRIPTIONS: &[Subscription] = &[
+    Subscription {
+        opt_out: field::EMAIL_OPT_OUT,
+        address: field::EMAIL,
+        opt_out_property: Some("hs_email_optout"),
+        address_property: "email",
+        channel: "EMAIL",
+    },
+    Subscription {
+        opt_out: field::SMS_OPT_OUT,
+        address: field::MOBILE_PHONE,
+        opt_out_property: None,
+        address_property: "mobilephone",
+        channel: "SMS",
+    },
+];
 
 /// Every object the HubSpot connector moves, in the order of its registry entry.
 pub static OBJECTS: &[HubspotBinding] = &[
@@ -97,7 +119,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         references: &[],
         required: &[],
         max_chars: &[],
-        subscription: None,
+        subscriptions: &[],
         modified_property: "hs_lastmodifieddate",
     },
     HubspotBinding {
@@ -118,13 +140,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         }],
         required: &[],
         max_chars: &[],
-        subscription: Some(Subscription {
-            opt_out: field::EMAIL_OPT_OUT,
-            address: field::EMAIL,
-            opt_out_property: "hs_email_optout",
-            address_property: "email",
-            channel: "EMAIL",
-        }),
+        subscriptions: CONTACT_SUBSCRIPTIONS,
         modified_property: "lastmodifieddate",
     },
     HubspotBinding {
@@ -157,7 +173,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         // HubSpot's deals guide: "send dealname and dealstage" on create.
         required: &[field::NAME, field::STAGE],
         max_chars: &[],
-        subscription: None,
+        subscriptions: &[],
         modified_property: "hs_lastmodifieddate",
     },
     HubspotBinding {
@@ -201,7 +217,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         required: &[field::TIMESTAMP],
         // "hs_note_body … ≤65,536 chars" (HubSpot's notes guide), HTML as written.
         max_chars: &[(field::BODY, 65_536)],
-        subscription: None,
+        subscriptions: &[],
         modified_property: "hs_lastmodifieddate",
     },
 ];
@@ -230,6 +246,16 @@ impl HubspotBinding {
     /// list.
     pub fn reads_links_in_batches(&self) -> bool {
         self.references.iter().any(|r| r.many)
+    }
+}
+
+impl HubspotBinding {
+    /// The subscriptions HubSpot shows on no property of the record, read through the
+    /// communication-preferences API after each page (SMS).
+    pub fn read_through_preferences(&self) -> impl Iterator<Item = &Subscription> {
+        self.subscriptions
+            .iter()
+            .filter(|s| s.opt_out_property.is_none())
     }
 }
 

@@ -1,8 +1,8 @@
 //! Writing companies, contacts, deals and notes to HubSpot: batch upserts keyed by a unique
 //! custom property holding the source id, each reference of the object's row
 //! ([`crate::objects`]: a contact's or deal's primary company, a deal's contacts, a note's
-//! parents) as associations through the v4 association API, and the email opt-outs
-//! of a row with a subscription through the communication-preferences API; read-back by source
+//! parents) as associations through the v4 association API, and the opt-outs of a row's
+//! subscriptions (email, SMS) through the communication-preferences API; read-back by source
 //! id for verification. Every object-specific choice is read from the row.
 
 use std::collections::{HashMap, HashSet};
@@ -64,6 +64,9 @@ pub struct HubspotSink {
     /// Set once the batch unsubscribe endpoint answered 403 (it needs Marketing Hub
     /// Enterprise): from then on opt-outs go one address per request.
     single_unsubscribe: AtomicBool,
+    /// Set once HubSpot refuses the batch read of subscription statuses (it needs Marketing
+    /// Hub Enterprise): read-back then asks one subscriber per request.
+    single_status_read: AtomicBool,
     /// The properties written and read back per object: the standard table and the
     /// operator's mapped fields.
     fields: FieldMaps,
@@ -302,6 +305,14 @@ struct Associated {
     from_object_id: String,
 }
 
+/// What a subscription's subscriber is, in messages: "email address", "mobile number".
+fn subscriber_noun(subscription: &Subscription) -> &'static str {
+    match subscription.address {
+        ferry_core::field::EMAIL => "email address",
+        _ => "mobile number",
+    }
+}
+
 /// One result of a batch unsubscribe.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -353,6 +364,7 @@ impl HubspotSink {
                 .map(|object| (object, Mutex::new(TargetIds::default())))
                 .collect(),
             single_unsubscribe: AtomicBool::new(false),
+            single_status_read: AtomicBool::new(false),
             fields: mapping::field_maps(),
         })
     }
@@ -563,7 +575,7 @@ impl HubspotSink {
             // HubSpot records an opt-out against an email address only: a contact without one
             // would arrive subscribable, so it is refused before anything of it is written
             // (the engine refuses it earlier; this guards callers that skip the engine).
-            if row.subscription.is_some() && opt_out_without_address(record) {
+            if !row.subscriptions.is_empty() && opt_out_without_address(record) {
                 outcomes[i] = Some(Err(rejection(
                     record,
                     OPT_OUT_NOT_REPRESENTABLE,
@@ -591,7 +603,7 @@ impl HubspotSink {
                 }),
             ));
         }
-        if let Some(subscription) = &row.subscription {
+        for subscription in row.subscriptions {
             inputs = self
                 .record_opt_outs(row, subscription, records, inputs, &mut outcomes)
                 .await?;
@@ -989,10 +1001,11 @@ impl HubspotSink {
         Ok(())
     }
 
-    /// Unsubscribes the email addresses of the contacts in `inputs` whose source says they
-    /// opted out from all email, before the contacts are written: HubSpot keeps the opt-out
-    /// per address, and an address may be unsubscribed before a contact holds it. A contact
-    /// whose address HubSpot refuses to unsubscribe is refused and left out of the returned
+    /// Unsubscribes the subscribers (email addresses, mobile numbers) of the contacts in
+    /// `inputs` whose source says they opted out of `subscription`'s channel, before the
+    /// contacts are written: HubSpot keeps the opt-out per subscriber, and a subscriber may be
+    /// unsubscribed before a contact holds it. A contact whose subscriber HubSpot refuses to
+    /// unsubscribe, or who has none HubSpot could take, is refused and left out of the returned
     /// inputs, so it is never written without its opt-out. Never subscribes anyone: a `false`
     /// or absent opt-out is left as HubSpot has it.
     async fn record_opt_outs(
@@ -1005,18 +1018,36 @@ impl HubspotSink {
     ) -> ConnectorResult<Vec<(usize, Json)>> {
         let channel = [("channel", subscription.channel)];
         let mut emails: Vec<(usize, String)> = Vec::new();
+        let mut not_recorded: HashSet<usize> = HashSet::new();
         for (i, _) in &inputs {
             let record = &records[*i];
             if record.get(subscription.opt_out) != Some(&Value::Bool(true)) {
                 continue;
             }
-            // Contacts without an address were refused already (`upsert_chunk`).
-            if let Some(email) = record.text(subscription.address).filter(|e| !e.is_empty()) {
-                emails.push((*i, email.to_owned()));
+            match crate::preferences::subscriber(subscription, record) {
+                Some(id) => emails.push((*i, id)),
+                None => {
+                    outcomes[*i] = Some(Err(rejection(
+                        record,
+                        "OPT_OUT_NOT_RECORDED",
+                        format!(
+                            "field `{}` is true but field `{}` holds no {} HubSpot can record \
+                             the opt-out against, so the contact was not written: it would have \
+                             arrived subscribable",
+                            subscription.opt_out,
+                            subscription.address,
+                            subscriber_noun(subscription)
+                        ),
+                    )));
+                    not_recorded.insert(*i);
+                }
             }
         }
         if emails.is_empty() {
-            return Ok(inputs);
+            return Ok(inputs
+                .into_iter()
+                .filter(|(i, _)| !not_recorded.contains(i))
+                .collect());
         }
         let mut refused: HashMap<String, String> = HashMap::new();
         let mut done: HashSet<String> = HashSet::new();
@@ -1027,25 +1058,27 @@ impl HubspotSink {
             }
         }
         if !self.single_unsubscribe.load(Ordering::Relaxed) {
-            let body = json!({ "inputs": unique });
-            let (endpoint, response) = self
-                .client
-                .send(
-                    Method::POST,
-                    "/communication-preferences/v4/statuses/batch/unsubscribe-all",
-                    &channel,
-                    Some(&body),
-                )
-                .await?;
-            if response.status.as_u16() == 403 {
-                tracing::warn!(
-                    vendor = VENDOR,
-                    "the batch unsubscribe endpoint is refused (it needs Marketing Hub Enterprise); recording opt-outs one address per request"
-                );
-                self.single_unsubscribe.store(true, Ordering::Relaxed);
-            } else if !response.is_success() {
-                return Err(self.client.error_for(&endpoint, &response));
-            } else {
+            for chunk in unique.chunks(crate::preferences::MAX_SUBSCRIBERS) {
+                let body = json!({ "inputs": chunk });
+                let (endpoint, response) = self
+                    .client
+                    .send(
+                        Method::POST,
+                        "/communication-preferences/v4/statuses/batch/unsubscribe-all",
+                        &channel,
+                        Some(&body),
+                    )
+                    .await?;
+                if response.status.as_u16() == 403 {
+                    tracing::warn!(
+                        vendor = VENDOR,
+                        "the batch unsubscribe endpoint is refused (it needs Marketing Hub Enterprise); recording opt-outs one subscriber per request"
+                    );
+                    self.single_unsubscribe.store(true, Ordering::Relaxed);
+                    break;
+                } else if !response.is_success() {
+                    return Err(self.client.error_for(&endpoint, &response));
+                }
                 let answer: BatchResponse<Unsubscribed> = response.json(VENDOR, &endpoint)?;
                 done.extend(
                     answer
@@ -1061,7 +1094,7 @@ impl HubspotSink {
             }
         }
         if self.single_unsubscribe.load(Ordering::Relaxed) {
-            // One request per address: on a rerun most are unsubscribed already, as the
+            // One request per subscriber: on a rerun most are unsubscribed already, as the
             // contacts written before show; one batch read finds them.
             let already = self
                 .unsubscribed_already(row, subscription, records, &emails)
@@ -1071,12 +1104,12 @@ impl HubspotSink {
                 if known {
                     done.insert(email.to_lowercase());
                 }
-                !known
+                !known && !done.contains(&email.to_lowercase())
             });
             for email in unique {
-                // The address is personal data: the endpoint is named without it.
+                // The subscriber is personal data: the endpoint is named without it.
                 let endpoint =
-                    "POST /communication-preferences/v4/statuses/{email}/unsubscribe-all"
+                    "POST /communication-preferences/v4/statuses/{subscriber}/unsubscribe-all"
                         .to_owned();
                 let path = format!(
                     "/communication-preferences/v4/statuses/{}/unsubscribe-all",
@@ -1101,7 +1134,6 @@ impl HubspotSink {
                 }
             }
         }
-        let mut not_recorded: HashSet<usize> = HashSet::new();
         for (i, email) in emails {
             let key = email.to_lowercase();
             if done.contains(&key) {
@@ -1110,13 +1142,15 @@ impl HubspotSink {
             let why = refused
                 .get(&key)
                 .cloned()
-                .unwrap_or_else(|| "no result for the address".into());
+                .unwrap_or_else(|| "no result for the subscriber".into());
             outcomes[i] = Some(Err(rejection(
                 &records[i],
                 "OPT_OUT_NOT_RECORDED",
                 format!(
-                    "HubSpot refused to unsubscribe the contact's email address ({why}), so the contact \
-                     was not written: it would have arrived subscribable"
+                    "HubSpot refused to unsubscribe the contact's {} from {} ({why}), so the \
+                     contact was not written: it would have arrived subscribable",
+                    subscriber_noun(subscription),
+                    subscription.channel
                 ),
             )));
             not_recorded.insert(i);
@@ -1127,8 +1161,10 @@ impl HubspotSink {
             .collect())
     }
 
-    /// The addresses (lower-cased) among `emails` (record index, address) that HubSpot shows
-    /// unsubscribed from all email on the contacts ferry wrote for those records before.
+    /// The subscribers (lower-cased) among `emails` (record index, subscriber) that HubSpot
+    /// shows unsubscribed from all of the channel: on the contacts ferry wrote for those
+    /// records before, where a property shows it; else none (each is unsubscribed again,
+    /// which changes nothing).
     async fn unsubscribed_already(
         &self,
         row: &HubspotBinding,
@@ -1136,6 +1172,9 @@ impl HubspotSink {
         records: &[Record],
         emails: &[(usize, String)],
     ) -> ConnectorResult<HashSet<String>> {
+        let Some(opt_out_property) = subscription.opt_out_property else {
+            return Ok(HashSet::new());
+        };
         let path = format!("/crm/v3/objects/{}/batch/read", row.path);
         let mut unsubscribed = HashSet::new();
         let ids: Vec<&str> = emails
@@ -1145,18 +1184,14 @@ impl HubspotSink {
         for chunk in ids.chunks(MAX_BATCH) {
             let body = json!({
                 "idProperty": self.source_id_property,
-                "properties": [subscription.address_property, subscription.opt_out_property],
+                "properties": [subscription.address_property, opt_out_property],
                 "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
             });
             let (endpoint, mut response) = self.client.post_ok(&path, &[], &body).await?;
             let response: BatchResponse<HubspotObject<'_>> =
                 response.json_borrowed(VENDOR, &endpoint)?;
             for contact in response.results {
-                if contact
-                    .property_text(subscription.opt_out_property)
-                    .as_deref()
-                    != Some("true")
-                {
+                if contact.property_text(opt_out_property).as_deref() != Some("true") {
                     continue;
                 }
                 if let Some(email) = contact.property_text(subscription.address_property) {
@@ -1169,6 +1204,18 @@ impl HubspotSink {
 
     // -----------------------------------------------------------------------------------------
     // read back
+
+    /// Sets the opt-outs of read-back records that HubSpot shows on no property (SMS), from
+    /// the communication-preferences API.
+    async fn read_back_opt_outs(
+        &self,
+        row: &HubspotBinding,
+        found: &mut [(Record, String)],
+    ) -> ConnectorResult<()> {
+        let records = found.iter_mut().map(|(record, _)| record).collect();
+        crate::preferences::read_opt_outs(&self.client, row, records, &self.single_status_read)
+            .await
+    }
 
     /// Fills each read-back record's `reference` field with the source ids of its associated
     /// targets: a contact's `company` with its primary company's, a deal's `contacts` (and
@@ -1328,7 +1375,7 @@ impl Sink for HubspotSink {
             read_back_size: MAX_BATCH,
             stored: mapping::stored_fields(row, &self.fields.get(object)),
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
-            opt_out_needs_email: row.subscription.is_some(),
+            opt_out_needs_email: !row.subscriptions.is_empty(),
             limits: row
                 .max_chars
                 .iter()
@@ -1411,6 +1458,7 @@ impl Sink for HubspotSink {
             }
         }
         if !found.is_empty() {
+            self.read_back_opt_outs(row, &mut found).await?;
             for (record, _) in found.iter_mut() {
                 for reference in row.references {
                     record.fields.remove(reference.canonical);

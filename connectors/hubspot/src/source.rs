@@ -57,6 +57,9 @@ pub struct HubspotSource {
     /// HubSpot's clock when each object's sync point was taken: where its incremental read
     /// stops (`modified <= readStart`).
     read_starts: Mutex<HashMap<ObjectType, i64>>,
+    /// Set once HubSpot refuses the batch read of subscription statuses (it needs Marketing
+    /// Hub Enterprise): SMS opt-outs are then read one subscriber per request.
+    single_status_read: AtomicBool,
 }
 
 impl HubspotSource {
@@ -70,6 +73,7 @@ impl HubspotSource {
             leave_out_copies: AtomicBool::new(false),
             fields: mapping::field_maps(),
             read_starts: Mutex::new(HashMap::new()),
+            single_status_read: AtomicBool::new(false),
         })
     }
 
@@ -110,6 +114,16 @@ impl HubspotSource {
             Some(at) => Ok(at),
             None => self.client.server_time_ms().await,
         }
+    }
+}
+
+impl HubspotSource {
+    /// Sets the page's opt-outs HubSpot shows on no property (SMS), from the
+    /// communication-preferences API.
+    async fn read_opt_outs(&self, row: &HubspotBinding, page: &mut Page) -> ConnectorResult<()> {
+        let records = page.records.iter_mut().collect();
+        crate::preferences::read_opt_outs(&self.client, row, records, &self.single_status_read)
+            .await
     }
 }
 
@@ -270,6 +284,7 @@ impl Source for HubspotSource {
         if !row.references.is_empty() {
             read_links(&self.client, row, &mut page).await?;
         }
+        self.read_opt_outs(row, &mut page).await?;
         tracing::debug!(vendor = VENDOR, %object, records = page.records.len(), "read changes");
         Ok(FetchedPage::ready(page))
     }
@@ -372,10 +387,15 @@ impl Source for HubspotSource {
             query.push(("after", after));
         }
         let (endpoint, response) = self.client.get_ok(&path, &query).await?;
-        if batches {
+        // Opt-outs shown on no property (SMS) are read after the page, like links in batches.
+        let preferences = row.read_through_preferences().next().is_some();
+        if batches || preferences {
             let mut page = read_records(row, &map, &endpoint, response, copies_of.as_deref())?;
             check_progress(&path, cursor, page.next.as_deref())?;
-            read_links(&self.client, row, &mut page).await?;
+            if batches {
+                read_links(&self.client, row, &mut page).await?;
+            }
+            self.read_opt_outs(row, &mut page).await?;
             return Ok(FetchedPage::ready(page));
         }
         // Skimming the answer for its cursor skips the records without reading them, a

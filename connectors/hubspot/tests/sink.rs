@@ -512,6 +512,96 @@ async fn an_opted_out_contact_without_an_address_is_refused_before_anything_is_w
     );
 }
 
+/// SMS opt-outs are recorded per mobile number (E.164) before the contact is written, with
+/// and without the batch scopes; read back for verification; a contact opted out of SMS with
+/// no number HubSpot can take is refused, never written; nobody is subscribed.
+#[tokio::test]
+async fn sms_opt_outs_are_recorded_by_mobile_number_and_read_back() {
+    init();
+    for batch in [true, false] {
+        let (hs, emulator) = start(Options {
+            batch_subscriptions: batch,
+            ..unlimited()
+        })
+        .await;
+        let sink = sink(&hs);
+        sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
+        let records: Vec<Record> = (0..6)
+            .map(|i| {
+                let mut r = Record::new(ObjectType::CONTACTS, format!("s-{i}"));
+                r.set(field::EMAIL, Value::Text(format!("sms{i}@example.com")));
+                match i {
+                    // National form, read in the contact's country.
+                    0 => {
+                        r.set(field::MOBILE_PHONE, Value::Text("0151 2345678 0".into()));
+                        r.set(field::COUNTRY, Value::Text("Germany".into()));
+                    }
+                    // No number at all.
+                    4 => {}
+                    _ => r.set(
+                        field::MOBILE_PHONE,
+                        Value::Text(format!("+44 7700 90012{i}")),
+                    ),
+                }
+                // Contact 1 is not opted out; contact 5 says so explicitly.
+                match i {
+                    1 => {}
+                    5 => r.set(field::SMS_OPT_OUT, Value::Bool(false)),
+                    _ => r.set(field::SMS_OPT_OUT, Value::Bool(true)),
+                }
+                r
+            })
+            .collect();
+        let outcomes = sink
+            .upsert(ObjectType::CONTACTS, &records)
+            .await
+            .expect("upsert");
+        for o in &outcomes {
+            match (o.source_id.as_str(), &o.result) {
+                ("s-4", Err(refused)) => {
+                    assert_eq!(refused.code, "OPT_OUT_NOT_RECORDED", "{refused:?}");
+                    assert!(
+                        refused.reason.contains("`sms_opt_out`")
+                            && refused.reason.contains("`mobile_phone`"),
+                        "{refused:?}"
+                    );
+                }
+                (_, Ok(_)) if o.source_id != "s-4" => {}
+                other => panic!("batch {batch}: {other:?}"),
+            }
+        }
+        assert_eq!(emulator.count("contacts"), Some(5), "s-4 is never written");
+        let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
+        let back = sink
+            .read_back(ObjectType::CONTACTS, &ids)
+            .await
+            .expect("read back");
+        assert_eq!(back.len(), 5);
+        for r in &back {
+            let expected = ["s-0", "s-2", "s-3"].contains(&r.source_id.as_str());
+            assert_eq!(
+                r.get(field::SMS_OPT_OUT),
+                expected.then_some(&Value::Bool(true)),
+                "batch {batch}: {}",
+                r.source_id
+            );
+        }
+        // Through the API: the numbers, in E.164, are unsubscribed from all text messages.
+        let read =
+            "/communication-preferences/v4/statuses/%2B4915123456780/unsubscribe-all?channel=SMS";
+        let (status, body) = get(&hs.base_url, read).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body["results"][0]["status"],
+            json!("NOT_SUBSCRIBED"),
+            "{body}"
+        );
+        let read =
+            "/communication-preferences/v4/statuses/%2B447700900121/unsubscribe-all?channel=SMS";
+        assert_eq!(get(&hs.base_url, read).await.1["results"], json!([]));
+    }
+}
+
 #[tokio::test]
 async fn opt_outs_go_one_by_one_without_the_batch_scopes() {
     init();

@@ -123,6 +123,11 @@ async fn reads_every_company_and_contact_once_with_associations_and_opt_outs() {
             record.get(field::EMAIL_OPT_OUT),
             Some(&Value::Bool(seeded.email_opt_out))
         );
+        // SMS opt-outs come from communication preferences, by mobile number: true or absent.
+        assert_eq!(
+            record.get(field::SMS_OPT_OUT),
+            seeded.sms_opt_out.then_some(&Value::Bool(true))
+        );
         assert_eq!(record.text(field::EMAIL), seeded.email.as_deref());
         assert_eq!(record.text(field::LAST_NAME), seeded.last_name.as_deref());
         assert_eq!(
@@ -151,9 +156,18 @@ async fn reads_every_company_and_contact_once_with_associations_and_opt_outs() {
     assert_eq!((retries, throttled), (0, 0));
     assert_eq!(
         requests,
-        1 + 2 + 10,
-        "check, 2 company pages, 10 contact pages"
+        1 + 2 + 10 + pages_with_mobiles(&data, 100),
+        "check, 2 company pages, 10 contact pages, a read of SMS statuses per page with mobiles"
     );
+}
+
+/// How many pages of `per_page` seeded contacts hold a mobile number: each costs one batch
+/// read of its numbers' SMS statuses (at most 100 numbers a page here).
+fn pages_with_mobiles(data: &ferry_sandbox::seed::SeedData, per_page: usize) -> u64 {
+    data.contacts
+        .chunks(per_page)
+        .filter(|page| page.iter().any(|c| c.mobile_phone.is_some()))
+        .count() as u64
 }
 
 #[tokio::test]
@@ -263,10 +277,12 @@ async fn a_tight_burst_limit_is_respected_with_zero_429s() {
         .http_stats()
         .expect("hubspot counts requests")
         .snapshot();
-    assert_eq!((requests, retries, throttled), (22, 0, 0));
+    // And a read of SMS statuses after each page holding a mobile number.
+    let expected = 22 + pages_with_mobiles(&data, 5);
+    assert_eq!((requests, retries, throttled), (expected, 0, 0));
     assert_eq!(
         emulator.request_counts(),
-        (22, 0),
+        (expected, 0),
         "the emulator refused nothing"
     );
     assert!(
@@ -503,4 +519,70 @@ async fn an_announced_limit_replaces_the_default_and_is_capped_by_a_configured_o
     let source = capped(&starter.base_url);
     source.check().await.expect("check");
     assert_eq!(source.rate_limit(), per_10s(100));
+}
+
+/// SMS opt-outs are read per mobile number from communication preferences, in one batch read
+/// a page, or one request a number where the account lacks the batch scopes; `describe` shows
+/// them as a read-only flag named `sms_opt_out`, so the consent guard finds them.
+#[tokio::test]
+async fn sms_opt_outs_are_read_per_mobile_number_with_or_without_the_batch_scopes() {
+    init();
+    let data = generate(
+        120,
+        5,
+        &Mess {
+            opt_out_channels: 0.2,
+            ..Mess::none()
+        },
+    );
+    let opted: usize = data.contacts.iter().filter(|c| c.sms_opt_out).count();
+    assert!(opted >= 10, "too few seeded SMS opt-outs: {opted}");
+    let mobiles = data
+        .contacts
+        .iter()
+        .filter(|c| c.mobile_phone.is_some())
+        .count() as u64;
+    for batch in [true, false] {
+        let emulator = Emulator::new(Options {
+            burst_limit: None,
+            batch_subscriptions: batch,
+            ..Options::default()
+        });
+        emulator.seed(&data);
+        let hs = ferry_sandbox::serve(
+            "hubspot",
+            emulator.router(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .expect("serve");
+        let source = HubspotSource::new(config(&hs.base_url, TOKEN_VAR), "source").expect("source");
+        let fields = source
+            .describe(ObjectType::CONTACTS)
+            .await
+            .expect("describe");
+        let sms = fields
+            .iter()
+            .find(|f| f.canonical.as_deref() == Some(field::SMS_OPT_OUT))
+            .expect("an SMS opt-out field");
+        assert_eq!((sms.name.as_str(), sms.writable), ("sms_opt_out", false));
+        let contacts = read_all(&source, ObjectType::CONTACTS).await;
+        for (record, seeded) in contacts.iter().zip(&data.contacts) {
+            assert_eq!(
+                record.get(field::SMS_OPT_OUT),
+                seeded.sms_opt_out.then_some(&Value::Bool(true)),
+                "batch {batch}: contact {}",
+                record.source_id
+            );
+        }
+        let (requests, _, _) = source.http_stats().expect("stats").snapshot();
+        // describe, 2 pages of 100, and the statuses: a batch read a page, else the batch's
+        // 403 and one request a number.
+        let expected = if batch {
+            1 + 2 + 2
+        } else {
+            1 + 2 + 1 + mobiles
+        };
+        assert_eq!(requests, expected, "batch {batch}");
+    }
 }

@@ -592,8 +592,15 @@ pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {
                     key % 10_000
                 )
             }),
+            // A contact opted out of text messages has a mobile number: the opt-out is the
+            // number's where the vendor keeps it per subscriber (HubSpot). Drawn from the key,
+            // after the generator, so every other seeded value stays as it was.
             mobile_phone: maybe(&mut rng, 0.4, |rng| {
                 format!("+49 151 {:08}", rng.random_range(0..100_000_000))
+            })
+            .or_else(|| {
+                channel_opt_out(key, 2, mess.opt_out_channels)
+                    .then(|| format!("+49 151 {:08}", 10_000_000 + key))
             }),
             job_title,
             street: maybe(&mut rng, 0.5, |rng| {

@@ -106,6 +106,11 @@ pub(crate) struct Data {
     /// Email addresses unsubscribed from all email, lower-cased. HubSpot ties the opt-out to
     /// the address, not the record: a contact created later with the address is opted out too.
     opted_out: HashSet<Box<str>>,
+    /// Phone numbers (E.164) unsubscribed from all text messages: like email, the opt-out is
+    /// the number's, not a record's; no property on the contact shows it.
+    sms_opted_out: HashSet<Box<str>>,
+    /// Subscribers' statuses per subscription type, with legal basis and timestamp.
+    type_statuses: preferences::TypeStatuses,
     /// Contact → companies associated without the primary label (the primary company is
     /// `Rec::company`). Empty unless the v4 association endpoints add some, so seeded data
     /// pays nothing for it.
@@ -147,6 +152,22 @@ impl Data {
             out.extend(extra.iter().filter(|c| live(c)).map(|c| (*c, false)));
         }
         out
+    }
+
+    /// The subscribers unsubscribed from all of `channel`.
+    pub(crate) fn wide(&self, channel: preferences::Channel) -> &HashSet<Box<str>> {
+        match channel {
+            preferences::Channel::Email => &self.opted_out,
+            preferences::Channel::Sms => &self.sms_opted_out,
+        }
+    }
+
+    /// [`Data::wide`], to change.
+    pub(crate) fn wide_mut(&mut self, channel: preferences::Channel) -> &mut HashSet<Box<str>> {
+        match channel {
+            preferences::Channel::Email => &mut self.opted_out,
+            preferences::Channel::Sms => &mut self.sms_opted_out,
+        }
     }
 
     /// Marks contact `id` opted out if its email address has unsubscribed from all email.
@@ -215,6 +236,8 @@ impl Emulator {
             contacts: ObjectStore::new(Kind::Contacts),
             companies: ObjectStore::new(Kind::Companies),
             opted_out: HashSet::new(),
+            sms_opted_out: HashSet::new(),
+            type_statuses: preferences::TypeStatuses::new(),
             unlabeled: HashMap::new(),
             tables,
             props,
@@ -435,6 +458,27 @@ impl Emulator {
             .filter_map(|c| c.email.as_deref())
             .map(|e| e.to_lowercase().into_boxed_str());
         data.opted_out.extend(unsubscribed);
+        // A seeded SMS opt-out is its contact's mobile number's, in E.164 (seeded numbers are
+        // international: `+`, digits and spaces).
+        let texts_refused = seed
+            .contacts
+            .iter()
+            .filter(|c| c.sms_opt_out)
+            .filter_map(|c| c.mobile_phone.as_deref())
+            .map(|n| {
+                let e164: String = n
+                    .chars()
+                    .filter(|c| *c == '+' || c.is_ascii_digit())
+                    .collect();
+                e164.into_boxed_str()
+            })
+            .filter(|n| preferences::is_e164(n));
+        data.sms_opted_out.extend(texts_refused);
+        for c in &seed.contacts {
+            if let Some(email) = c.email.as_deref() {
+                preferences::seeded_statuses(c.key, email, c.updated_at_ms, &mut data.type_statuses);
+            }
+        }
         let (deals, notes) =
             records::seed(self, &mut data, seed, first_company, first_contact, owner_ids);
         tracing::debug!(
@@ -495,6 +539,26 @@ impl Emulator {
             .route(
                 "/communication-preferences/{version}/statuses/batch/unsubscribe-all",
                 post(preferences::batch_unsubscribe_all),
+            )
+            .route(
+                "/communication-preferences/{version}/definitions",
+                get(preferences::definitions),
+            )
+            .route(
+                "/communication-preferences/{version}/statuses/batch/read",
+                post(preferences::batch_read_statuses),
+            )
+            .route(
+                "/communication-preferences/{version}/statuses/batch/write",
+                post(preferences::batch_write_statuses),
+            )
+            .route(
+                "/communication-preferences/{version}/statuses/{subscriber}",
+                post(preferences::write_status),
+            )
+            .route(
+                "/communication-preferences/{version}/statuses/batch/unsubscribe-all/read",
+                post(preferences::batch_read_unsubscribe_all),
             )
             .route(
                 "/communication-preferences/{version}/statuses/{subscriber}/unsubscribe-all",

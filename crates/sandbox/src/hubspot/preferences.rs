@@ -1,11 +1,17 @@
-//! The communication-preferences endpoints that unsubscribe an email address from all email
+//! The communication-preferences endpoints that unsubscribe a subscriber from all of a channel
 //! (v4, also under dated versions such as `2026-03`), which is how HubSpot records an opt-out:
 //! `hs_email_optout` is read-only through the CRM objects API.
 //!
-//! As in HubSpot, the opt-out belongs to the address, not to a contact record: an address may
-//! be unsubscribed with no contact holding it, and a contact created later with that address
-//! is opted out too. The batch endpoint needs Marketing Hub Enterprise
-//! (`Options::batch_subscriptions`). Nothing here can subscribe an address again.
+//! Two channels: `EMAIL`, whose subscriber is an email address, and `SMS`, whose subscriber is
+//! a phone number in E.164 form (`+4915112345678`). HubSpot's v4 reference lists `EMAIL` as
+//! the channel; SMS subscriptions (Marketing SMS add-on) are kept per number the same way
+//! [UNCONFIRMED through the public API: the emulator serves them as it serves email].
+//!
+//! As in HubSpot, the opt-out belongs to the subscriber, not to a contact record: an address
+//! may be unsubscribed with no contact holding it, and a contact created later with that
+//! address is opted out too (`hs_email_optout`; SMS has no property on the record). The batch
+//! endpoints need Marketing Hub Enterprise (`Options::batch_subscriptions`). Nothing here can
+//! subscribe a subscriber again.
 
 // Helpers return a finished HubSpot error `Response` as their `Err`: it is sent as is, once.
 #![allow(clippy::result_large_err)]
@@ -25,9 +31,73 @@ use super::{Data, Emulator};
 /// Addresses per batch unsubscribe. HubSpot's limit for this endpoint is UNCONFIRMED; 100
 /// (its common CRM batch size) keeps a client that relies on more from passing here.
 const MAX_UNSUBSCRIBE_BATCH: usize = 100;
-/// The emulated account's one email subscription type.
+/// The subscription type an unsubscribe-all answer names (the account's first).
 const SUBSCRIPTION_ID: u64 = 1;
 const SUBSCRIPTION_NAME: &str = "Marketing Information";
+
+/// One subscription type of the emulated account (`GET /definitions`).
+pub(crate) struct Definition {
+    /// Its id (HubSpot answers it as a string in definitions, a number in statuses).
+    pub(crate) id: u64,
+    /// Its name, which an account's user gives it.
+    pub(crate) name: &'static str,
+    /// The channel its statuses are kept on.
+    pub(crate) channel: Channel,
+    /// Its purpose, as the definitions answer names it [UNCONFIRMED values].
+    purpose: &'static str,
+}
+
+/// The account's subscription types: three on email, one on SMS.
+pub(crate) static DEFINITIONS: &[Definition] = &[
+    Definition {
+        id: SUBSCRIPTION_ID,
+        name: SUBSCRIPTION_NAME,
+        channel: Channel::Email,
+        purpose: "Marketing",
+    },
+    Definition {
+        id: 2,
+        name: "One to One",
+        channel: Channel::Email,
+        purpose: "Sales",
+    },
+    Definition {
+        id: 3,
+        name: "Customer Service Communication",
+        channel: Channel::Email,
+        purpose: "Customer Service",
+    },
+    Definition {
+        id: 4,
+        name: "SMS Marketing",
+        channel: Channel::Sms,
+        purpose: "Marketing",
+    },
+];
+
+/// The legal bases HubSpot documents for a status (`legalBasis`).
+pub(crate) const LEGAL_BASES: &[&str] = &[
+    "LEGITIMATE_INTEREST_PQL",
+    "LEGITIMATE_INTEREST_CLIENT",
+    "PERFORMANCE_OF_CONTRACT",
+    "CONSENT_WITH_NOTICE",
+    "NON_GDPR",
+];
+
+/// One subscriber's status on one subscription type, as last set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TypeStatus {
+    /// `SUBSCRIBED` or `NOT_SUBSCRIBED` (a type never set is `NOT_SPECIFIED`, not kept).
+    pub(crate) status: &'static str,
+    /// The legal basis given with it, if any.
+    pub(crate) legal_basis: Option<&'static str>,
+    /// The explanation given with the legal basis, if any.
+    pub(crate) explanation: Option<String>,
+    /// When it was set (epoch ms): HubSpot's clock, never the caller's.
+    pub(crate) timestamp: i64,
+    /// Who set it (`source`).
+    pub(crate) source: &'static str,
+}
 
 /// Whether `version` is a path version HubSpot serves these endpoints under: `v4`, or a
 /// dated one such as `2026-03`.
@@ -49,33 +119,96 @@ fn unknown_version() -> Response {
     )
 }
 
-/// The `channel` query parameter: `EMAIL` is the only channel; `required` says whether it may
-/// be absent.
-fn check_channel(query: Option<&str>, required: bool) -> Result<(), Response> {
+/// A subscription channel, and how its subscribers are named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Channel {
+    /// Email; the subscriber is an address (kept lower-cased).
+    Email,
+    /// Text messages; the subscriber is an E.164 phone number.
+    Sms,
+}
+
+impl Channel {
+    /// The channel as the API spells it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "EMAIL",
+            Channel::Sms => "SMS",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Channel> {
+        match name {
+            "EMAIL" => Some(Channel::Email),
+            "SMS" => Some(Channel::Sms),
+            _ => None,
+        }
+    }
+
+    /// Whether `subscriber` is a subscriber id of this channel.
+    fn valid(self, subscriber: &str) -> bool {
+        match self {
+            Channel::Email => valid_email(subscriber),
+            Channel::Sms => is_e164(subscriber),
+        }
+    }
+
+    /// The key a subscriber is kept under.
+    pub(crate) fn key(self, subscriber: &str) -> Box<str> {
+        match self {
+            Channel::Email => subscriber.to_lowercase().into_boxed_str(),
+            Channel::Sms => subscriber.into(),
+        }
+    }
+
+    fn invalid(self, subscriber: &str) -> String {
+        match self {
+            Channel::Email => format!("{subscriber} is not a valid email address"),
+            Channel::Sms => format!("{subscriber} is not a phone number in E.164 form"),
+        }
+    }
+}
+
+/// `+` and 7 to 15 digits, the first not 0 (ITU-T E.164).
+pub(crate) fn is_e164(number: &str) -> bool {
+    number.strip_prefix('+').is_some_and(|digits| {
+        (7..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+    })
+}
+
+/// The `channel` query parameter, `EMAIL` or `SMS`; `required` says whether it may be absent
+/// (then `EMAIL`).
+fn check_channel(query: Option<&str>, required: bool) -> Result<Channel, Response> {
     let channel = query.unwrap_or_default().split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (k == "channel").then_some(v)
     });
     match channel {
-        Some("EMAIL") => Ok(()),
-        None if !required => Ok(()),
+        None if !required => Ok(Channel::Email),
         None => Err(validation(
             "Some required query parameters were not set: [channel]",
         )),
-        Some(other) => Err(validation(format!(
-            "Invalid value for query parameter `channel`: {other} (expected EMAIL)"
-        ))),
+        Some(name) => Channel::parse(name).ok_or_else(|| {
+            validation(format!(
+                "Invalid value for query parameter `channel`: {name} (expected EMAIL or SMS)"
+            ))
+        }),
     }
 }
 
-/// Unsubscribes `email` from all email; returns whether its status changed.
-fn unsubscribe(data: &mut Data, email: &str, now: i64) -> bool {
-    let changed = data.opted_out.insert(email.to_lowercase().into_boxed_str());
+/// Unsubscribes `subscriber` from all of `channel`; returns whether its status changed.
+fn unsubscribe(data: &mut Data, channel: Channel, subscriber: &str, now: i64) -> bool {
+    let changed = data.wide_mut(channel).insert(channel.key(subscriber));
+    if channel != Channel::Email {
+        return changed;
+    }
     let contacts = data.store_mut(Kind::Contacts);
     let holder = contacts.prop_id("email").and_then(|p| {
         contacts
-            .find_unique(p, email)
-            .or_else(|| contacts.find_unique(p, &email.to_lowercase()))
+            .find_unique(p, subscriber)
+            .or_else(|| contacts.find_unique(p, &subscriber.to_lowercase()))
     });
     if let Some(id) = holder {
         data.sync_opt_out(id, now);
@@ -83,13 +216,13 @@ fn unsubscribe(data: &mut Data, email: &str, now: i64) -> bool {
     changed
 }
 
-/// The status of one address after an unsubscribe, in HubSpot's `PublicStatus` shape.
-fn status(email: &str, changed: bool, now: i64) -> Value {
+/// The status of one subscriber after an unsubscribe, in HubSpot's `PublicStatus` shape.
+fn status(channel: Channel, subscriber: &str, changed: bool, now: i64) -> Value {
     json!({
-        "channel": "EMAIL",
+        "channel": channel.as_str(),
         "source": "Public API",
         "status": "NOT_SUBSCRIBED",
-        "subscriberIdString": email,
+        "subscriberIdString": subscriber,
         "subscriptionId": SUBSCRIPTION_ID,
         "subscriptionName": SUBSCRIPTION_NAME,
         "timestamp": format_timestamp(now),
@@ -98,17 +231,66 @@ fn status(email: &str, changed: bool, now: i64) -> Value {
     })
 }
 
-fn invalid_address(email: &str) -> Value {
+fn invalid_subscriber(channel: Channel, subscriber: &str) -> Value {
     json!({
         "status": "error",
         "category": "VALIDATION_ERROR",
-        "message": format!("{email} is not a valid email address"),
-        "context": {"subscriberIdString": [email]},
+        "message": channel.invalid(subscriber),
+        "context": {"subscriberIdString": [subscriber]},
     })
 }
 
-/// `POST /communication-preferences/{version}/statuses/batch/unsubscribe-all` with
-/// `{"inputs": [email, …]}`: 200, or 207 with an error per malformed address. 403
+/// The 403 of a batch endpoint the account lacks the scopes of (Marketing Hub Enterprise).
+fn missing_batch_scope(scope: &str) -> Response {
+    let mut extra = Map::new();
+    extra.insert(
+        "errors".into(),
+        json!([{"message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": [scope]}}]),
+    );
+    error_with(
+        StatusCode::FORBIDDEN,
+        "MISSING_SCOPES",
+        "This app hasn't been granted all required scopes to make this call.",
+        extra,
+    )
+}
+
+/// The `inputs` of a batch body: an array of subscriber ids, at most
+/// [`MAX_UNSUBSCRIBE_BATCH`].
+fn subscriber_inputs(body: &Bytes) -> Result<Vec<String>, Response> {
+    let body = parse_body(body)?;
+    let Some(inputs) = body.get("inputs").and_then(Value::as_array) else {
+        return Err(validation("Some required fields were not set: [inputs]"));
+    };
+    if inputs.len() > MAX_UNSUBSCRIBE_BATCH {
+        return Err(too_many_inputs(MAX_UNSUBSCRIBE_BATCH, inputs.len()));
+    }
+    inputs
+        .iter()
+        .map(|v| v.as_str().map(str::to_owned))
+        .collect::<Option<Vec<String>>>()
+        .ok_or_else(|| validation("inputs must be an array of subscriber ids"))
+}
+
+/// A subscriber's wide status in HubSpot's `PublicWideStatus` shape, if it opted out.
+fn wide_status(data: &Data, channel: Channel, subscriber: &str) -> Option<Value> {
+    data.wide(channel)
+        .contains(channel.key(subscriber).as_ref())
+        .then(|| {
+            json!({
+                "channel": channel.as_str(),
+                "status": "NOT_SUBSCRIBED",
+                "subscriberIdString": subscriber,
+                "timestamp": format_timestamp(now_ms()),
+                "wideStatusType": "PORTAL_WIDE",
+            })
+        })
+}
+
+/// `POST /communication-preferences/{version}/statuses/batch/unsubscribe-all?channel=` with
+/// `{"inputs": [subscriber, …]}` (`channel` defaults to `EMAIL`): 200, or 207 with an error
+/// per malformed subscriber id. 403
 /// `MISSING_SCOPES` when the account lacks the batch scopes (Marketing Hub Enterprise).
 pub(crate) async fn batch_unsubscribe_all(
     State(emulator): State<Emulator>,
@@ -121,21 +303,335 @@ pub(crate) async fn batch_unsubscribe_all(
         return unknown_version();
     }
     if !emulator.inner.options.batch_subscriptions {
-        let mut extra = Map::new();
-        extra.insert(
-            "errors".into(),
-            json!([{"message": "One or more of the following scopes are required.",
-                    "context": {"requiredGranularScopes": ["communication_preferences.statuses.batch.write"]}}]),
-        );
-        return error_with(
-            StatusCode::FORBIDDEN,
-            "MISSING_SCOPES",
-            "This app hasn't been granted all required scopes to make this call.",
-            extra,
+        return missing_batch_scope("communication_preferences.statuses.batch.write");
+    }
+    let channel = match check_channel(query.as_deref(), false) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let subscribers = match subscriber_inputs(&body) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = emulator.now_ms();
+    let mut data = emulator.write();
+    let (mut results, mut errors) = (Vec::new(), Vec::new());
+    for subscriber in &subscribers {
+        if !channel.valid(subscriber) {
+            errors.push(invalid_subscriber(channel, subscriber));
+            continue;
+        }
+        let changed = unsubscribe(&mut data, channel, subscriber, now);
+        results.push(json!({
+            "subscriberIdString": subscriber,
+            "statuses": [status(channel, subscriber, changed, now)],
+        }));
+    }
+    drop(data);
+    batch_response(StatusCode::OK, results, errors, started)
+}
+
+/// `POST /communication-preferences/{version}/statuses/{subscriber}/unsubscribe-all?channel=`:
+/// one subscriber; 200, or 400 for a malformed subscriber id.
+pub(crate) async fn unsubscribe_all(
+    State(emulator): State<Emulator>,
+    Path((version, subscriber)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let started = now_ms();
+    if !known_version(&version) {
+        return unknown_version();
+    }
+    let channel = match check_channel(query.as_deref(), true) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if !channel.valid(&subscriber) {
+        return validation(channel.invalid(&subscriber));
+    }
+    let now = emulator.now_ms();
+    let changed = unsubscribe(&mut emulator.write(), channel, &subscriber, now);
+    batch_response(
+        StatusCode::OK,
+        vec![status(channel, &subscriber, changed, now)],
+        Vec::new(),
+        started,
+    )
+}
+
+/// `GET /communication-preferences/{version}/statuses/{subscriber}/unsubscribe-all?channel=`:
+/// the subscriber's wide status; `results` is empty when it has not opted out of all of the
+/// channel (`EMAIL` when absent).
+pub(crate) async fn read_unsubscribe_all(
+    State(emulator): State<Emulator>,
+    Path((version, subscriber)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let started = now_ms();
+    if !known_version(&version) {
+        return unknown_version();
+    }
+    let channel = match check_channel(query.as_deref(), false) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let results: Vec<Value> = wide_status(&emulator.read(), channel, &subscriber)
+        .into_iter()
+        .collect();
+    let body = json!({
+        "status": "COMPLETE",
+        "results": results,
+        "startedAt": format_timestamp(started),
+        "completedAt": format_timestamp(now_ms()),
+    });
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// `POST /communication-preferences/{version}/statuses/batch/unsubscribe-all/read?channel=`
+/// with `{"inputs": [subscriber, …]}`: each subscriber with its `wideStatuses` (empty when it
+/// has not opted out of all of the channel); 207 with an error per malformed subscriber id.
+/// 403 `MISSING_SCOPES` without the batch scopes (Marketing Hub Enterprise).
+pub(crate) async fn batch_read_unsubscribe_all(
+    State(emulator): State<Emulator>,
+    Path(version): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let started = now_ms();
+    if !known_version(&version) {
+        return unknown_version();
+    }
+    if !emulator.inner.options.batch_subscriptions {
+        return missing_batch_scope("communication_preferences.statuses.batch.read");
+    }
+    let channel = match check_channel(query.as_deref(), true) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let subscribers = match subscriber_inputs(&body) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let data = emulator.read();
+    let (mut results, mut errors) = (Vec::new(), Vec::new());
+    for subscriber in &subscribers {
+        if !channel.valid(subscriber) {
+            errors.push(invalid_subscriber(channel, subscriber));
+            continue;
+        }
+        let wide: Vec<Value> = wide_status(&data, channel, subscriber).into_iter().collect();
+        results.push(json!({"subscriberIdString": subscriber, "wideStatuses": wide}));
+    }
+    drop(data);
+    batch_response(StatusCode::OK, results, errors, started)
+}
+
+/// Subscribers' statuses per subscription type: (channel, subscriber key) → type id → status.
+pub(crate) type TypeStatuses =
+    std::collections::HashMap<(Channel, Box<str>), std::collections::BTreeMap<u64, TypeStatus>>;
+
+/// `GET /communication-preferences/{version}/definitions`: the account's subscription types.
+pub(crate) async fn definitions(
+    State(_emulator): State<Emulator>,
+    Path(version): Path<String>,
+) -> Response {
+    let started = now_ms();
+    if !known_version(&version) {
+        return unknown_version();
+    }
+    let created = format_timestamp(0);
+    let results: Vec<Value> = DEFINITIONS
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id.to_string(),
+                "name": d.name,
+                "description": format!("{} ({})", d.name, d.channel.as_str()),
+                "isActive": true,
+                "isDefault": d.id == SUBSCRIPTION_ID,
+                "isInternal": false,
+                "businessUnitId": 0,
+                "communicationMethod": d.channel.as_str(),
+                "purpose": d.purpose,
+                "createdAt": created,
+                "updatedAt": created,
+                "subscriptionTranslations": [],
+            })
+        })
+        .collect();
+    batch_response(StatusCode::OK, results, Vec::new(), started)
+}
+
+/// A subscriber's status on definition `d` in HubSpot's `PublicStatus` shape.
+fn type_status(data: &Data, d: &Definition, subscriber: &str) -> Value {
+    let kept = data
+        .type_statuses
+        .get(&(d.channel, d.channel.key(subscriber)))
+        .and_then(|types| types.get(&d.id));
+    let mut out = json!({
+        "channel": d.channel.as_str(),
+        "subscriberIdString": subscriber,
+        "subscriptionId": d.id,
+        "subscriptionName": d.name,
+        "businessUnitId": 0,
+    });
+    match kept {
+        Some(t) => {
+            out["status"] = json!(t.status);
+            out["source"] = json!(t.source);
+            out["timestamp"] = json!(format_timestamp(t.timestamp));
+            if let Some(basis) = t.legal_basis {
+                out["legalBasis"] = json!(basis);
+            }
+            if let Some(explanation) = &t.explanation {
+                out["legalBasisExplanation"] = json!(explanation);
+            }
+        }
+        None => {
+            out["status"] = json!("NOT_SPECIFIED");
+            out["source"] = json!("");
+            out["timestamp"] = json!(format_timestamp(0));
+        }
+    }
+    out
+}
+
+/// `POST /communication-preferences/{version}/statuses/batch/read?channel=` with
+/// `{"inputs": [subscriber, …]}`: each subscriber's status on every subscription type of the
+/// channel (`NOT_SPECIFIED` where never set); 207 with an error per malformed subscriber id.
+/// 403 `MISSING_SCOPES` without the batch scopes.
+pub(crate) async fn batch_read_statuses(
+    State(emulator): State<Emulator>,
+    Path(version): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let started = now_ms();
+    if !known_version(&version) {
+        return unknown_version();
+    }
+    if !emulator.inner.options.batch_subscriptions {
+        return missing_batch_scope("communication_preferences.statuses.batch.read");
+    }
+    let channel = match check_channel(query.as_deref(), true) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let subscribers = match subscriber_inputs(&body) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let data = emulator.read();
+    let (mut results, mut errors) = (Vec::new(), Vec::new());
+    for subscriber in &subscribers {
+        if !channel.valid(subscriber) {
+            errors.push(invalid_subscriber(channel, subscriber));
+            continue;
+        }
+        let statuses: Vec<Value> = DEFINITIONS
+            .iter()
+            .filter(|d| d.channel == channel)
+            .map(|d| type_status(&data, d, subscriber))
+            .collect();
+        results.push(json!({"subscriberIdString": subscriber, "statuses": statuses}));
+    }
+    drop(data);
+    batch_response(StatusCode::OK, results, errors, started)
+}
+
+/// One status write (`PublicStatusRequest`), checked; `Err` is the message of its 400.
+fn set_status(
+    data: &mut Data,
+    subscriber: &str,
+    input: &Value,
+    now: i64,
+) -> Result<Value, String> {
+    let text = |k: &str| input.get(k).and_then(Value::as_str);
+    let channel = text("channel")
+        .and_then(Channel::parse)
+        .ok_or("channel must be EMAIL or SMS")?;
+    if !channel.valid(subscriber) {
+        return Err(channel.invalid(subscriber));
+    }
+    let status = match text("statusState") {
+        Some("SUBSCRIBED") => "SUBSCRIBED",
+        Some("NOT_SUBSCRIBED") => "NOT_SUBSCRIBED",
+        Some("NOT_SPECIFIED") => "NOT_SPECIFIED",
+        _ => return Err("statusState must be SUBSCRIBED, NOT_SUBSCRIBED or NOT_SPECIFIED".into()),
+    };
+    let id = input
+        .get("subscriptionId")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .ok_or("Some required fields were not set: [subscriptionId]")?;
+    let definition = DEFINITIONS
+        .iter()
+        .find(|d| d.id == id && d.channel == channel)
+        .ok_or_else(|| format!("subscription {id} is not a {} subscription", channel.as_str()))?;
+    let legal_basis = match text("legalBasis") {
+        None => None,
+        Some(b) => Some(
+            *LEGAL_BASES
+                .iter()
+                .find(|l| **l == b)
+                .ok_or_else(|| format!("Invalid legalBasis: {b}"))?,
+        ),
+    };
+    let key = (channel, channel.key(subscriber));
+    let types = data.type_statuses.entry(key).or_default();
+    if status == "NOT_SPECIFIED" {
+        types.remove(&id);
+    } else {
+        types.insert(
+            id,
+            TypeStatus {
+                status,
+                legal_basis,
+                explanation: text("legalBasisExplanation").map(str::to_owned),
+                timestamp: now,
+                source: "Public API",
+            },
         );
     }
-    if let Err(r) = check_channel(query.as_deref(), false) {
-        return r;
+    Ok(type_status(data, definition, subscriber))
+}
+
+/// `POST /communication-preferences/{version}/statuses/{subscriber}` with `{channel,
+/// statusState, subscriptionId, legalBasis, legalBasisExplanation}`: sets the subscriber's
+/// status on one type (v4 may subscribe again one who unsubscribed); the timestamp is
+/// HubSpot's clock. 400 for a malformed request.
+pub(crate) async fn write_status(
+    State(emulator): State<Emulator>,
+    Path((version, subscriber)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if !known_version(&version) {
+        return unknown_version();
+    }
+    let input = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let now = emulator.now_ms();
+    match set_status(&mut emulator.write(), &subscriber, &input, now) {
+        Ok(status) => (StatusCode::OK, Json(status)).into_response(),
+        Err(message) => validation(message),
+    }
+}
+
+/// `POST /communication-preferences/{version}/statuses/batch/write` with `{"inputs":
+/// [{subscriberIdString, channel, statusState, subscriptionId, legalBasis, …}]}`: 200, or 207
+/// with an error per input refused. 403 `MISSING_SCOPES` without the batch scopes.
+pub(crate) async fn batch_write_statuses(
+    State(emulator): State<Emulator>,
+    Path(version): Path<String>,
+    body: Bytes,
+) -> Response {
+    let started = now_ms();
+    if !known_version(&version) {
+        return unknown_version();
+    }
+    if !emulator.inner.options.batch_subscriptions {
+        return missing_batch_scope("communication_preferences.statuses.batch.write");
     }
     let body = match parse_body(&body) {
         Ok(b) => b,
@@ -147,92 +643,60 @@ pub(crate) async fn batch_unsubscribe_all(
     if inputs.len() > MAX_UNSUBSCRIBE_BATCH {
         return too_many_inputs(MAX_UNSUBSCRIBE_BATCH, inputs.len());
     }
-    let Some(emails) = inputs
-        .iter()
-        .map(Value::as_str)
-        .collect::<Option<Vec<&str>>>()
-    else {
-        return validation("inputs must be an array of email addresses");
-    };
     let now = emulator.now_ms();
     let mut data = emulator.write();
     let (mut results, mut errors) = (Vec::new(), Vec::new());
-    for email in emails {
-        if !valid_email(email) {
-            errors.push(invalid_address(email));
-            continue;
+    for input in inputs {
+        let subscriber = input
+            .get("subscriberIdString")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match set_status(&mut data, subscriber, input, now) {
+            Ok(status) => results.push(status),
+            Err(message) => errors.push(json!({
+                "status": "error",
+                "category": "VALIDATION_ERROR",
+                "message": message,
+                "context": {"subscriberIdString": [subscriber]},
+            })),
         }
-        let changed = unsubscribe(&mut data, email, now);
-        results.push(json!({
-            "subscriberIdString": email,
-            "statuses": [status(email, changed, now)],
-        }));
     }
     drop(data);
     batch_response(StatusCode::OK, results, errors, started)
 }
 
-/// `POST /communication-preferences/{version}/statuses/{email}/unsubscribe-all?channel=EMAIL`:
-/// one address; 200, or 400 for a malformed address.
-pub(crate) async fn unsubscribe_all(
-    State(emulator): State<Emulator>,
-    Path((version, subscriber)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let started = now_ms();
-    if !known_version(&version) {
-        return unknown_version();
-    }
-    if let Err(r) = check_channel(query.as_deref(), true) {
-        return r;
-    }
-    if !valid_email(&subscriber) {
-        return validation(format!("{subscriber} is not a valid email address"));
-    }
-    let now = emulator.now_ms();
-    let changed = unsubscribe(&mut emulator.write(), &subscriber, now);
-    batch_response(
-        StatusCode::OK,
-        vec![status(&subscriber, changed, now)],
-        Vec::new(),
-        started,
-    )
-}
-
-/// `GET /communication-preferences/{version}/statuses/{email}/unsubscribe-all`: the address's
-/// wide status; `results` is empty when it has not opted out of all email.
-pub(crate) async fn read_unsubscribe_all(
-    State(emulator): State<Emulator>,
-    Path((version, subscriber)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let started = now_ms();
-    if !known_version(&version) {
-        return unknown_version();
-    }
-    if let Err(r) = check_channel(query.as_deref(), false) {
-        return r;
-    }
-    let opted_out = emulator
-        .read()
-        .opted_out
-        .contains(subscriber.to_lowercase().as_str());
-    let results = if opted_out {
-        vec![json!({
-            "channel": "EMAIL",
-            "status": "NOT_SUBSCRIBED",
-            "subscriberIdString": subscriber,
-            "timestamp": format_timestamp(now_ms()),
-            "wideStatusType": "PORTAL_WIDE",
-        })]
-    } else {
-        Vec::new()
+/// The seeded statuses of contact `key` with address `email`: every seventh contact
+/// unsubscribed from "One to One" on legitimate interest, every eleventh subscribed to
+/// "Marketing Information" with consent and an explanation. Drawn from the key, so a seed
+/// gives the same statuses whatever else it holds.
+pub(crate) fn seeded_statuses(key: usize, email: &str, at: i64, out: &mut TypeStatuses) {
+    let mut set = |id: u64, status: TypeStatus| {
+        out.entry((Channel::Email, Channel::Email.key(email)))
+            .or_default()
+            .insert(id, status);
     };
-    let body = json!({
-        "status": "COMPLETE",
-        "results": results,
-        "startedAt": format_timestamp(started),
-        "completedAt": format_timestamp(now_ms()),
-    });
-    (StatusCode::OK, Json(body)).into_response()
+    if key % 7 == 3 {
+        set(
+            2,
+            TypeStatus {
+                status: "NOT_SUBSCRIBED",
+                legal_basis: Some("LEGITIMATE_INTEREST_CLIENT"),
+                explanation: Some("Asked not to be contacted by sales.".into()),
+                timestamp: at,
+                source: "Self Service Resubscription",
+            },
+        );
+    }
+    if key % 11 == 5 {
+        set(
+            SUBSCRIPTION_ID,
+            TypeStatus {
+                status: "SUBSCRIBED",
+                legal_basis: Some("CONSENT_WITH_NOTICE"),
+                explanation: Some("Signed up on the newsletter form.".into()),
+                timestamp: at,
+                source: "Form",
+            },
+        );
+    }
 }

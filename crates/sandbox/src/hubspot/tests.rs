@@ -1134,6 +1134,124 @@ async fn opt_outs_only_through_communication_preferences() {
 }
 
 #[tokio::test]
+async fn sms_opt_outs_are_the_numbers_in_e164() {
+    let (hs, _, _) = start(unlimited(), 0).await;
+    let (status, body) = post(
+        &hs.base_url,
+        "/communication-preferences/v4/statuses/batch/unsubscribe-all?channel=SMS",
+        json!({"inputs": ["+4915112345678", "0151 12345678"]}),
+    )
+    .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["results"][0]["statuses"][0]["channel"], json!("SMS"));
+    assert_eq!(
+        body["errors"][0]["context"]["subscriberIdString"],
+        json!(["0151 12345678"])
+    );
+    let read = "/communication-preferences/v4/statuses/batch/unsubscribe-all/read?channel=SMS";
+    let (status, body) = post(
+        &hs.base_url,
+        read,
+        json!({"inputs": ["+4915112345678", "+4915100000000"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["results"][0]["wideStatuses"][0]["status"],
+        json!("NOT_SUBSCRIBED")
+    );
+    assert_eq!(body["results"][1]["wideStatuses"], json!([]));
+    // The number is not an email address: the email channel does not hold it.
+    let (_, _, email) = get(
+        &hs.base_url,
+        "/communication-preferences/v4/statuses/%2B4915112345678/unsubscribe-all?channel=EMAIL",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(email["results"], json!([]));
+    let (_, _, sms) = get(
+        &hs.base_url,
+        "/communication-preferences/v4/statuses/%2B4915112345678/unsubscribe-all?channel=SMS",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(sms["results"][0]["status"], json!("NOT_SUBSCRIBED"));
+    assert_eq!(post(&hs.base_url, read, json!({"inputs": []})).await.0, 200);
+}
+
+#[tokio::test]
+async fn statuses_per_subscription_type_keep_legal_basis_and_hubspots_timestamp() {
+    let (hs, _, data) = start(unlimited(), 40).await;
+    let (status, _, defs) = get(
+        &hs.base_url,
+        "/communication-preferences/2026-03/definitions",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = defs["results"]
+        .as_array()
+        .expect("definitions")
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert!(names.contains(&"One to One") && names.contains(&"SMS Marketing"), "{names:?}");
+
+    // Seeded: every seventh contact unsubscribed from One to One, on a legal basis.
+    let seeded = data
+        .contacts
+        .iter()
+        .find(|c| c.key % 7 == 3 && c.email.is_some())
+        .expect("a seeded per-type unsubscription");
+    let email = seeded.email.clone().expect("an address");
+    let read = "/communication-preferences/v4/statuses/batch/read?channel=EMAIL";
+    let (status, body) = post(&hs.base_url, read, json!({"inputs": [email]})).await;
+    assert_eq!(status, 200, "{body}");
+    let statuses = body["results"][0]["statuses"].as_array().expect("statuses");
+    assert_eq!(statuses.len(), 3, "one per email type");
+    let one = statuses
+        .iter()
+        .find(|s| s["subscriptionName"] == "One to One")
+        .expect("One to One");
+    assert_eq!(one["status"], json!("NOT_SUBSCRIBED"));
+    assert_eq!(one["legalBasis"], json!("LEGITIMATE_INTEREST_CLIENT"));
+
+    // A write sets status and legal basis; the timestamp is HubSpot's, whatever is sent.
+    let write = json!({"channel": "EMAIL", "statusState": "SUBSCRIBED", "subscriptionId": 3,
+                       "legalBasis": "PERFORMANCE_OF_CONTRACT", "legalBasisExplanation": "Contract",
+                       "timestamp": "2001-01-01T00:00:00Z"});
+    let path = "/communication-preferences/v4/statuses/new%40example.com";
+    let (status, body) = post(&hs.base_url, path, write).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["legalBasis"], json!("PERFORMANCE_OF_CONTRACT"));
+    assert_ne!(body["timestamp"], json!("2001-01-01T00:00:00Z"));
+    let bad = json!({"channel": "EMAIL", "statusState": "SUBSCRIBED", "subscriptionId": 4});
+    assert_eq!(post(&hs.base_url, path, bad).await.0, 400, "type 4 is an SMS type");
+    let bad = json!({"channel": "EMAIL", "statusState": "SUBSCRIBED", "subscriptionId": 3, "legalBasis": "WHIM"});
+    assert_eq!(post(&hs.base_url, path, bad).await.0, 400);
+    let (status, body) = post(
+        &hs.base_url,
+        "/communication-preferences/v4/statuses/batch/write",
+        json!({"inputs": [
+            {"subscriberIdString": "new@example.com", "channel": "EMAIL", "statusState": "NOT_SUBSCRIBED", "subscriptionId": 2},
+            {"subscriberIdString": "broken@", "channel": "EMAIL", "statusState": "NOT_SUBSCRIBED", "subscriptionId": 2},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 207, "{body}");
+    let (_, body) = post(&hs.base_url, read, json!({"inputs": ["NEW@example.com"]})).await;
+    let by_name = |name: &str| {
+        body["results"][0]["statuses"]
+            .as_array()
+            .and_then(|s| s.iter().find(|x| x["subscriptionName"] == name).cloned())
+            .expect("a status")
+    };
+    assert_eq!(by_name("One to One")["status"], json!("NOT_SUBSCRIBED"));
+    assert_eq!(by_name("Customer Service Communication")["status"], json!("SUBSCRIBED"));
+    assert_eq!(by_name("Marketing Information")["status"], json!("NOT_SPECIFIED"));
+}
+
+#[tokio::test]
 async fn batch_unsubscribe_needs_the_batch_scopes() {
     let (hs, _, _) = start(
         Options {

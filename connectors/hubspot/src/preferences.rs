@@ -1,0 +1,252 @@
+//! Reading the opt-outs HubSpot keeps per subscriber and shows on no property of the record
+//! (SMS), through the communication-preferences v4 API: the wide ("unsubscribe from all")
+//! status of each subscriber of a page, one batch read per 100 subscribers, or one request
+//! per subscriber where the account lacks the batch scopes (Marketing Hub Enterprise).
+//!
+//! A subscriber is an email address, or a phone number sent in E.164 form (`+4915112345678`):
+//! a number written with its country code is reformatted; a national one is read in the
+//! region of the record's country. The subscriber is personal data: endpoints are named
+//! without it in messages and logs.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ferry_core::phone::{Reading, Region};
+use ferry_core::{ConnectorResult, FieldType, Record, Value, field};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::VENDOR;
+use crate::client::HubspotClient;
+use crate::objects::{HubspotBinding, Subscription};
+
+/// Subscribers per batch read. HubSpot's limit for this endpoint is UNCONFIRMED; 100 is its
+/// common batch size.
+pub const MAX_SUBSCRIBERS: usize = 100;
+
+/// The batch read of wide statuses.
+const BATCH_READ: &str = "/communication-preferences/v4/statuses/batch/unsubscribe-all/read";
+
+/// The subscriber id `record` is opted out of `subscription`'s channel under: its address, or
+/// its phone number in E.164 form. `None` when it has none HubSpot could take.
+pub fn subscriber(subscription: &Subscription, record: &Record) -> Option<String> {
+    let text = record
+        .text(subscription.address)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())?;
+    let phone = record
+        .object
+        .field(subscription.address)
+        .is_some_and(|f| f.ty == FieldType::Phone);
+    if !phone {
+        return Some(text.to_owned());
+    }
+    // A number with its country code needs no region, and one given makes the parser drop
+    // digits of some (`+49 151 …` read in the US loses the `1` of `151`).
+    let international = text.starts_with('+') || text.starts_with("00");
+    let region = record
+        .text(field::COUNTRY)
+        .filter(|_| !international)
+        .and_then(Region::of_country);
+    match ferry_core::phone::read(text, region) {
+        Reading::Valid { e164, .. } => Some(e164),
+        // Not in libphonenumber's plans, but written internationally: its digits are its form.
+        _ => {
+            let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+            let international = text.starts_with('+');
+            (international && (7..=15).contains(&digits.len()) && !digits.starts_with('0'))
+                .then(|| format!("+{digits}"))
+        }
+    }
+}
+
+/// A batch answer of wide statuses.
+#[derive(Deserialize)]
+struct WideAnswer {
+    #[serde(default)]
+    results: Vec<WideResult>,
+}
+
+/// One subscriber's wide statuses.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WideResult {
+    subscriber_id_string: String,
+    #[serde(default)]
+    wide_statuses: Vec<WideStatus>,
+}
+
+/// One wide status (`PublicWideStatus`).
+#[derive(Deserialize)]
+struct WideStatus {
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    status: String,
+}
+
+/// A single read's answer: the subscriber's wide statuses.
+#[derive(Deserialize)]
+struct SingleAnswer {
+    #[serde(default)]
+    results: Vec<WideStatus>,
+}
+
+/// Whether `statuses` say unsubscribed from all of `channel`.
+fn unsubscribed(statuses: &[WideStatus], channel: &str) -> bool {
+    statuses
+        .iter()
+        .any(|s| s.channel == channel && s.status == "NOT_SUBSCRIBED")
+}
+
+/// The subscribers among `subscribers` HubSpot shows unsubscribed from all of
+/// `subscription`'s channel. `single` is set once the batch read is refused (403: the account
+/// lacks the batch scopes), and then each subscriber is asked alone.
+pub async fn unsubscribed_of(
+    client: &HubspotClient,
+    subscription: &Subscription,
+    subscribers: &[String],
+    single: &AtomicBool,
+) -> ConnectorResult<HashSet<String>> {
+    let channel = subscription.channel;
+    let query = [("channel", channel)];
+    let mut out = HashSet::new();
+    if !single.load(Ordering::Relaxed) {
+        for chunk in subscribers.chunks(MAX_SUBSCRIBERS) {
+            let body = json!({ "inputs": chunk });
+            let (endpoint, response) = client
+                .send(Method::POST, BATCH_READ, &query, Some(&body))
+                .await?;
+            if response.status.as_u16() == 403 {
+                tracing::warn!(
+                    vendor = VENDOR,
+                    channel,
+                    "the batch read of subscription statuses is refused (it needs Marketing Hub Enterprise); reading one subscriber per request"
+                );
+                single.store(true, Ordering::Relaxed);
+                break;
+            }
+            if !response.is_success() {
+                return Err(client.error_for(&endpoint, &response));
+            }
+            // A malformed subscriber id is a per-input error: HubSpot holds no opt-out for it.
+            let answer: WideAnswer = response.json(VENDOR, &endpoint)?;
+            out.extend(
+                answer
+                    .results
+                    .into_iter()
+                    .filter(|r| unsubscribed(&r.wide_statuses, channel))
+                    .map(|r| r.subscriber_id_string),
+            );
+        }
+        if !single.load(Ordering::Relaxed) {
+            return Ok(out);
+        }
+        out.clear();
+    }
+    for subscriber in subscribers {
+        let endpoint =
+            "GET /communication-preferences/v4/statuses/{subscriber}/unsubscribe-all".to_owned();
+        let path = format!(
+            "/communication-preferences/v4/statuses/{}/unsubscribe-all",
+            urlencoding::encode(subscriber)
+        );
+        let (endpoint, response) = client
+            .send_as(endpoint, Method::GET, &path, &query, None)
+            .await?;
+        match response.status.as_u16() {
+            200..=299 => {
+                let answer: SingleAnswer = response.json(VENDOR, &endpoint)?;
+                if unsubscribed(&answer.results, channel) {
+                    out.insert(subscriber.clone());
+                }
+            }
+            // A subscriber id HubSpot cannot take holds no opt-out.
+            400 | 404 => {}
+            _ => return Err(client.error_for(&endpoint, &response)),
+        }
+    }
+    Ok(out)
+}
+
+/// Sets each record's opt-out of every subscription of `row` that HubSpot shows on no
+/// property ([`HubspotBinding::read_through_preferences`]): `true` where its subscriber is
+/// unsubscribed from all of the channel; otherwise the field stays absent (nothing to carry).
+pub async fn read_opt_outs(
+    client: &HubspotClient,
+    row: &HubspotBinding,
+    mut records: Vec<&mut Record>,
+    single: &AtomicBool,
+) -> ConnectorResult<()> {
+    for subscription in row.read_through_preferences() {
+        let mut subscribers: Vec<String> = Vec::new();
+        let ids: Vec<Option<String>> = records
+            .iter_mut()
+            .map(|record| {
+                record.fields.remove(subscription.opt_out);
+                subscriber(subscription, record)
+            })
+            .collect();
+        for id in ids.iter().flatten() {
+            if !subscribers.contains(id) {
+                subscribers.push(id.clone());
+            }
+        }
+        if subscribers.is_empty() {
+            continue;
+        }
+        let out = unsubscribed_of(client, subscription, &subscribers, single).await?;
+        let mut n = 0usize;
+        for (record, id) in records.iter_mut().zip(&ids) {
+            if id.as_ref().is_some_and(|id| out.contains(id)) {
+                record.set(subscription.opt_out, Value::Bool(true));
+                n += 1;
+            }
+        }
+        tracing::debug!(vendor = VENDOR, object = %row.object, channel = subscription.channel, subscribers = subscribers.len(), opted_out = n, "read opt-outs");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::CONTACT_SUBSCRIPTIONS;
+    use ferry_core::ObjectType;
+
+    fn contact(mobile: &str, country: Option<&str>) -> Record {
+        let mut r = Record::new(ObjectType::CONTACTS, "1");
+        r.set(field::MOBILE_PHONE, Value::Text(mobile.into()));
+        if let Some(c) = country {
+            r.set(field::COUNTRY, Value::Text(c.into()));
+        }
+        r
+    }
+
+    #[test]
+    fn an_sms_subscriber_is_the_mobile_number_in_e164() {
+        let sms = &CONTACT_SUBSCRIPTIONS[1];
+        assert_eq!(sms.channel, "SMS");
+        let id = |m: &str, c: Option<&str>| subscriber(sms, &contact(m, c));
+        assert_eq!(
+            id("+49 151 1234 5678", None).as_deref(),
+            Some("+4915112345678")
+        );
+        assert_eq!(
+            id("0151 12345678", Some("Germany")).as_deref(),
+            Some("+4915112345678")
+        );
+        assert_eq!(id("0151 12345678", None), None, "national, no region");
+        // The country's region is for national numbers only.
+        assert_eq!(
+            id("+49 151 10220802", Some("Canada")).as_deref(),
+            Some("+4915110220802")
+        );
+        assert_eq!(id("  ", None), None);
+        let email = &CONTACT_SUBSCRIPTIONS[0];
+        let mut r = contact("+49 151 1234 5678", None);
+        r.set(field::EMAIL, Value::Text("A@example.org".into()));
+        assert_eq!(subscriber(email, &r).as_deref(), Some("A@example.org"));
+    }
+}
