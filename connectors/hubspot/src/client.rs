@@ -37,10 +37,11 @@ pub struct HubspotClient {
     /// per-second window; another app searching the same account still can, and its 429 is
     /// retried like any other.
     search: HttpClient,
-    /// Search for incremental reads (`ferry sync`), where it is the read itself, not an
-    /// estimate: the same five per second, with the run's own patience (timeouts and
-    /// retries). It never runs beside `search`: the count only runs on full reads, which never
-    /// search, so the account's search limit is never shared between them.
+    /// Search where it is the work itself, not an estimate: a source's incremental reads
+    /// (`ferry sync`) and a sink's read-backs. The same five per second, with the run's own
+    /// patience (timeouts and retries). A source's never runs beside its `search`: the count
+    /// only runs on full reads, which never search. A sink's count runs once an object is
+    /// finished, after its read-backs.
     changes: HttpClient,
     /// The v4 association batch endpoints, which HubSpot's spec also exempts from the
     /// ten-second bucket (`x-hubspot-rate-limit-exemptions: ten-secondly`): paced by the burst
@@ -303,8 +304,8 @@ impl HubspotClient {
         response.json(crate::VENDOR, &endpoint)
     }
 
-    /// `POST path` with the JSON `body` through the search client of incremental reads (five
-    /// per second, the run's patience): the 2xx response and the endpoint's name, for parsing
+    /// `POST path` with the JSON `body` through the search client of incremental reads and
+    /// read-backs (five per second, the run's patience): the 2xx response and the endpoint's name, for parsing
     /// into types that borrow from the body. Errors name the endpoint, never the body.
     pub(crate) async fn search_changes(
         &self,
