@@ -1312,7 +1312,7 @@ impl HubspotSink {
             "limit": SEARCH_PAGE,
         });
         let path = format!("/crm/v3/objects/{}/search", row.path);
-        let (endpoint, mut response) = self.client.search_changes(&path, &body).await?;
+        let (endpoint, mut response) = self.client.search_ok(&path, &body).await?;
         let page: mapping::ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
         let mut found = Vec::with_capacity(page.results.len());
         for raw in &page.results {

@@ -758,6 +758,12 @@ impl Bench {
             let (requests, cost, throttled) =
                 (http("requests"), http("budget_cost"), http("throttled"));
             let per_cost = verified as f64 / cost.max(1) as f64;
+            // Below one record per unit (Pipedrive's tokens), the cost per record reads better.
+            let per = if per_cost >= 1.0 || verified == 0 {
+                format!("{per_cost:.1} records per {}", unit.trim_end_matches('s'))
+            } else {
+                format!("{:.1} {unit} per record", cost as f64 / verified as f64)
+            };
             let rate = verified as f64 / elapsed.max(0.001);
             let use_ = ceiling_use(
                 case.budget,
@@ -767,8 +773,7 @@ impl Bench {
             );
             format!(
                 "{label}: {verified} verified in {elapsed:.2} s ({rate:.0}/s), {requests} sink requests, \
-                 {cost} {unit}: {per_cost:.1} records per {}, {use_}, {throttled} 429s",
-                unit.trim_end_matches('s')
+                 {cost} {unit}: {per}, {use_}, {throttled} 429s"
             )
         };
         let mut parts = Vec::new();
