@@ -1724,6 +1724,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn read_backs_search_unless_search_is_saturated_and_batch_reads_are_under_their_share() {
+        let balance = ReadBackBalance::default();
+        let mut places = vec![
+            balance.search(200).expect("search is free"),
+            balance
+                .search(200)
+                .expect("one search in flight is not saturated"),
+        ];
+        // Saturated from here on; batch reads may carry one record in five of those asked.
+        for asked in [600, 800] {
+            let place = balance.search(200);
+            assert!(
+                place.is_some(),
+                "{asked} asked: 200 by batch read is over a fifth"
+            );
+            places.extend(place);
+        }
+        assert!(
+            balance.search(200).is_none(),
+            "1,000 asked: 200 by batch read"
+        );
+        assert!(
+            balance.search(200).is_some(),
+            "1,200 asked: 400 by batch read is over"
+        );
+        assert_eq!(
+            balance.searching.load(Ordering::Relaxed),
+            4,
+            "a place is held while kept"
+        );
+        drop(places);
+        assert_eq!(balance.searching.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn write_times_are_taken_once_and_only_for_known_records() {
+        let balance = ReadBackBalance::default();
+        balance.written("a", Some("2026-12-07T00:00:00.000Z"));
+        balance.written("b", None);
+        let ids = ["a".to_owned(), "b".to_owned()];
+        let taken = balance.take_written(&ids);
+        assert_eq!(taken.len(), 1);
+        assert!(taken.contains_key("a"));
+        assert!(balance.take_written(&ids).is_empty(), "taken once");
+    }
+
+    #[test]
     fn company_ids_answer_both_ways() {
         let mut ids = TargetIds::default();
         ids.insert("001A", "1234");
