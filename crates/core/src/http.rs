@@ -2092,6 +2092,42 @@ mod tests {
         assert!(checked_base_url("v", "base_url", "not a url").is_err());
     }
 
+    /// Prices a request by its body's length, so that the test can tell what was priced.
+    struct ByBody;
+    impl VendorPolicy for ByBody {
+        fn vendor(&self) -> &'static str {
+            "testvendor"
+        }
+        fn request_cost(&self, _method: &Method, url: &Url, body: Option<&[u8]>) -> u64 {
+            if path_matches(url.path(), "free") {
+                return 0;
+            }
+            body.map_or(1, |b| b.len() as u64)
+        }
+    }
+
+    #[tokio::test]
+    async fn every_attempt_costs_what_the_policy_prices_it_at() {
+        let (url, _) = scripted(vec![(429, vec![]), (200, vec![]), (200, vec![])]).await;
+        let client = HttpClient::new(Arc::new(ByBody), None, fast()).unwrap();
+        client
+            .send("POST /x", |c| c.post(&url).body("12345"))
+            .await
+            .unwrap();
+        let free = url.replace("/x", "/free");
+        client.send("GET /free", |c| c.get(&free)).await.unwrap();
+        let report = client.stats().report();
+        assert_eq!(report.requests, 3);
+        assert_eq!(
+            report.budget_cost, 10,
+            "the 429'd attempt and its retry, 5 each"
+        );
+        let absorbed = HttpStats::default();
+        absorbed.absorb(&client.stats());
+        assert_eq!(absorbed.report().budget_cost, 10);
+        assert_eq!(report.since(&absorbed.report()).budget_cost, 0);
+    }
+
     #[test]
     fn path_patterns_match_the_last_segments() {
         assert!(path_matches(
