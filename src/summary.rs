@@ -606,6 +606,7 @@ mod tests {
             throttled: 3,
             paced_ms: 1_250,
             throttled_wait_ms: 3_004,
+            ..Default::default()
         };
         let text = human(&r);
         assert!(

@@ -7,6 +7,7 @@
 
 use ferry_core::http::{HttpResponse, VendorPolicy};
 use ferry_core::redact::{clean_code, truncate};
+use reqwest::{Method, Url};
 use serde::Deserialize;
 
 use crate::VENDOR;
@@ -79,6 +80,13 @@ impl VendorPolicy for DynamicsPolicy {
         VENDOR
     }
 
+    /// Service protection counts requests per user over 300 s, a `$batch` as one ("A batch
+    /// counts as one request toward the request-count limit", api-limits.md); the token
+    /// requests to Microsoft Entra ID (`…/oauth2/v2.0/token`) are not Dataverse requests.
+    fn request_cost(&self, _method: &Method, url: &Url, _body: Option<&[u8]>) -> u64 {
+        u64::from(!url.path().contains("/oauth2/"))
+    }
+
     fn error_detail(&self, response: &HttpResponse) -> String {
         describe(response.status.as_u16(), &response.body)
     }
@@ -113,6 +121,22 @@ mod tests {
         assert_eq!(
             detail.chars().count(),
             ferry_core::redact::MAX_MESSAGE_CHARS
+        );
+    }
+
+    fn url(s: &str) -> reqwest::Url {
+        reqwest::Url::parse(s).expect("url")
+    }
+
+    #[test]
+    fn a_batch_is_one_request_and_tokens_are_free() {
+        let cost = |u: &str| {
+            DynamicsPolicy.request_cost(&reqwest::Method::POST, &url(u), Some(b"--batch_1"))
+        };
+        assert_eq!(cost("https://org.crm.dynamics.com/api/data/v9.2/$batch"), 1);
+        assert_eq!(
+            cost("https://login.microsoftonline.com/tenant/oauth2/v2.0/token"),
+            0
         );
     }
 }

@@ -18,8 +18,9 @@ use crate::policy::HubspotPolicy;
 /// HubSpot's search limit: "The search endpoints are rate limited to five requests per second
 /// per account" (an older changelog says four per token; the current guide says five).
 const SEARCH_LIMIT: u32 = 5;
-/// The search client's patience: search only feeds progress estimates, so a slow or refusing
-/// search endpoint must not hold up a run for long.
+/// The search client's patience: it feeds progress estimates, the sink's count, and read-backs
+/// that fall back to batch read, so a slow or refusing search endpoint must not hold up a run
+/// for long.
 const SEARCH_MAX_RETRIES: usize = 2;
 /// The longest one search request may take.
 const SEARCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -301,6 +302,32 @@ impl HubspotClient {
             return Err(self.search.error_for(&endpoint, &response));
         }
         response.json(crate::VENDOR, &endpoint)
+    }
+
+    /// `POST path` with the JSON `body` through the search client of estimates and counts (five
+    /// per second, short patience): the 2xx response and the endpoint's name, for parsing into
+    /// types that borrow from the body. A sink's read-back searches here, so that its searches
+    /// and its count share one limiter; a search that fails is read back by batch read instead,
+    /// so the short patience costs nothing but counted requests.
+    pub(crate) async fn search_ok(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> ConnectorResult<(String, HttpResponse)> {
+        let endpoint = format!("POST {path}");
+        let url = self.url(path);
+        let response = self
+            .search
+            .send(&endpoint, |c| {
+                c.post(url.clone())
+                    .bearer_auth(self.token.expose_secret())
+                    .json(body)
+            })
+            .await?;
+        if !response.is_success() {
+            return Err(self.search.error_for(&endpoint, &response));
+        }
+        Ok((endpoint, response))
     }
 
     /// `POST path` with the JSON `body` through the search client of incremental reads (five

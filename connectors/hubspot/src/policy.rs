@@ -3,15 +3,24 @@
 
 use std::time::Duration;
 
-use ferry_core::http::{HttpResponse, RateLimit, VendorPolicy, Verdict, default_classify};
+use ferry_core::http::{
+    HttpResponse, RateLimit, VendorPolicy, Verdict, default_classify, path_matches,
+};
 use ferry_core::redact::{clean_code, truncate};
 use reqwest::header::HeaderMap;
+use reqwest::{Method, Url};
 use serde_json::Value;
 
 use crate::VENDOR;
 
 /// HubSpot's documented minimum wait after a 423 Locked ("Locks will last for 2 seconds").
 const LOCKED_WAIT: Duration = Duration::from_secs(2);
+
+/// The endpoints HubSpot's spec marks `"x-hubspot-rate-limit-exemptions": ["ten-secondly"]`:
+/// CRM search (five per second of its own) and the v4 association batches. They count against
+/// the daily limit, not the ten-second window ([`VendorPolicy::request_cost`] is zero).
+pub const TEN_SECONDLY_EXEMPT: &[&str] =
+    &["crm/v3/objects/*/search", "crm/v4/associations/*/*/batch/*"];
 
 /// What an announced rate limit (`X-HubSpot-RateLimit-Max` per `-Interval-Milliseconds`) does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +70,14 @@ fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
 impl VendorPolicy for HubspotPolicy {
     fn vendor(&self) -> &'static str {
         VENDOR
+    }
+
+    /// One request of the ten-second window, or none for the endpoints HubSpot exempts from it.
+    fn request_cost(&self, _method: &Method, url: &Url, _body: Option<&[u8]>) -> u64 {
+        let exempt = TEN_SECONDLY_EXEMPT
+            .iter()
+            .any(|pattern| path_matches(url.path(), pattern));
+        u64::from(!exempt)
     }
 
     /// 429 (burst), 408 and 5xx retry with backoff (HubSpot sends no `Retry-After` on 429);
@@ -320,6 +337,66 @@ mod tests {
         assert!(
             p.error_detail(&response(500, &[], &long)).chars().count()
                 <= ferry_core::redact::MAX_MESSAGE_CHARS
+        );
+    }
+
+    fn url(s: &str) -> reqwest::Url {
+        reqwest::Url::parse(s).expect("url")
+    }
+
+    #[test]
+    fn search_and_v4_association_batches_cost_nothing_in_the_window() {
+        let cost =
+            |m: reqwest::Method, u: &str| HubspotPolicy::uncapped().request_cost(&m, &url(u), None);
+        let base = "http://127.0.0.1:1/prefix";
+        assert_eq!(
+            cost(
+                reqwest::Method::POST,
+                &format!("{base}/crm/v3/objects/contacts/search")
+            ),
+            0
+        );
+        assert_eq!(
+            cost(
+                reqwest::Method::POST,
+                &format!("{base}/crm/v4/associations/contacts/companies/batch/read")
+            ),
+            0
+        );
+        assert_eq!(
+            cost(
+                reqwest::Method::POST,
+                &format!("{base}/crm/v4/associations/contacts/companies/batch/create")
+            ),
+            0
+        );
+        assert_eq!(
+            cost(
+                reqwest::Method::POST,
+                &format!("{base}/crm/v3/objects/contacts/batch/read")
+            ),
+            1
+        );
+        assert_eq!(
+            cost(
+                reqwest::Method::POST,
+                &format!("{base}/crm/v3/objects/contacts/batch/upsert")
+            ),
+            1
+        );
+        assert_eq!(
+            cost(
+                reqwest::Method::GET,
+                &format!("{base}/crm/v4/objects/contacts/1/associations/companies")
+            ),
+            1
+        );
+        assert_eq!(
+            cost(
+                reqwest::Method::GET,
+                &format!("{base}/crm/v3/objects/contacts")
+            ),
+            1
         );
     }
 }

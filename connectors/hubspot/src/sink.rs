@@ -70,6 +70,94 @@ pub struct HubspotSink {
     /// The properties written and read back per object: the standard table and the
     /// operator's mapped fields.
     fields: FieldMaps,
+    /// How read-backs are shared between search and batch read.
+    read_back: ReadBackBalance,
+}
+
+/// Source ids per `IN` filter of a read-back search. The search guide names no limit on an
+/// `IN` filter's values; 100, a batch's worth, keeps each filter modest, and a read-back of
+/// [`SEARCH_PAGE`] ids is one search of two filter groups (of the five allowed).
+const SEARCH_IN_VALUES: usize = 100;
+/// "The maximum number of supported objects per page is 200": the ids one read-back search
+/// carries, so that one page answers it.
+pub const SEARCH_PAGE: usize = 200;
+/// Read-back searches in flight (waiting for search's five per second, or for the answer) at
+/// or above which search counts as saturated and a read-back may go to batch read instead.
+const SEARCHES_AHEAD: usize = 2;
+/// At most one read-back record in this many goes to batch read because search is saturated:
+/// batch reads count against the ten-second window, searches do not. With two upserts per
+/// search of 200 records, one in five keeps a run at about 83 records per counted request
+/// (200 records over 2 upserts and 0.4 batch reads) while search, at five a second, carries
+/// four fifths.
+const BATCH_READ_ONE_IN: u64 = 5;
+
+/// How read-backs are shared between search (exempt from the ten-second window, five a
+/// second) and batch read (counted): search first, unless it is saturated and batch reads have
+/// carried less than their share; batch read for whatever search did not return (not indexed
+/// yet, or an older version than the one written).
+#[derive(Default)]
+struct ReadBackBalance {
+    /// Read-back searches in flight.
+    searching: std::sync::atomic::AtomicUsize,
+    /// Records asked for by read-backs, and of those, asked for by batch read because search
+    /// was saturated.
+    asked: std::sync::atomic::AtomicU64,
+    overflow: std::sync::atomic::AtomicU64,
+    /// The `updatedAt` of each record written and not yet read back, by source id (epoch
+    /// ms): a search result older than it is a version search has not indexed yet.
+    written_at: Mutex<HashMap<String, i64>>,
+}
+
+/// Holds one place among the read-back searches in flight.
+struct Searching<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Searching<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl ReadBackBalance {
+    /// Whether a read-back of `n` records searches (holding a place while it does) or goes
+    /// to batch read at once.
+    fn search(&self, n: usize) -> Option<Searching<'_>> {
+        let n = n as u64;
+        let asked = self.asked.fetch_add(n, Ordering::Relaxed) + n;
+        let busy = self.searching.load(Ordering::Relaxed) >= SEARCHES_AHEAD;
+        if busy {
+            let overflow = self.overflow.load(Ordering::Relaxed);
+            if (overflow + n) * BATCH_READ_ONE_IN <= asked {
+                self.overflow.fetch_add(n, Ordering::Relaxed);
+                return None;
+            }
+        }
+        self.searching.fetch_add(1, Ordering::Relaxed);
+        Some(Searching(&self.searching))
+    }
+
+    /// Remembers when HubSpot saved the record with `source_id`.
+    fn written(&self, source_id: &str, updated_at: Option<&str>) {
+        let Some(at) = updated_at.and_then(ferry_core::model::parse_timestamp) else {
+            return;
+        };
+        let mut written = self
+            .written_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        written.insert(source_id.to_owned(), at);
+    }
+
+    /// Takes the write times of `source_ids` (those known).
+    fn take_written(&self, source_ids: &[String]) -> HashMap<String, i64> {
+        let mut written = self
+            .written_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        source_ids
+            .iter()
+            .filter_map(|id| written.remove_entry(id.as_str()))
+            .collect()
+    }
 }
 
 /// The ids of one reference target (companies) both ways, for this run: filled by its upserts
@@ -169,6 +257,9 @@ struct WriteResult {
     object_write_trace_id: Option<String>,
     #[serde(default)]
     properties: HashMap<String, Json>,
+    /// When HubSpot saved it (ISO-8601): a read-back search must show this version or later.
+    #[serde(default)]
+    updated_at: Option<String>,
 }
 
 /// One per-input error of a 207 answer. Its `message` is deliberately not read: HubSpot's
@@ -366,6 +457,7 @@ impl HubspotSink {
             single_unsubscribe: AtomicBool::new(false),
             single_status_read: AtomicBool::new(false),
             fields: mapping::field_maps(),
+            read_back: ReadBackBalance::default(),
         })
     }
 
@@ -504,6 +596,8 @@ impl HubspotSink {
             if let Some(mut ids) = self.ids(row.object) {
                 ids.insert(&records[i].source_id, &result.id);
             }
+            self.read_back
+                .written(&records[i].source_id, result.updated_at.as_deref());
             let written = Written {
                 sink_id: result.id,
                 created: result.new.unwrap_or(false),
@@ -1217,6 +1311,72 @@ impl HubspotSink {
             .await
     }
 
+    /// One record as read back, under its source id, with its HubSpot id; `None` for a record
+    /// without a source id or with values that cannot be read (logged by id).
+    fn read_record(
+        &self,
+        row: &HubspotBinding,
+        map: &ferry_core::FieldMap,
+        raw: &HubspotObject<'_>,
+    ) -> Option<(Record, String)> {
+        let source_id = raw.property(&self.source_id_property)?;
+        match mapping::to_record(row, map, raw) {
+            Ok(mut record) => {
+                record.source_id = source_id;
+                Some((record, raw.id.clone()))
+            }
+            Err(_) => {
+                tracing::warn!(vendor = VENDOR, object = %row.object, id = %raw.id, "read back a record with unreadable values");
+                None
+            }
+        }
+    }
+
+    /// The records of `source_ids` that one search returns at the version written or later
+    /// (`written`: their `updatedAt` when written, epoch ms). Ids go `SEARCH_IN_VALUES` to an
+    /// `IN` filter, a filter group each; at most [`SEARCH_PAGE`] ids, so one page holds them.
+    async fn search_back(
+        &self,
+        row: &HubspotBinding,
+        map: &ferry_core::FieldMap,
+        properties: &[&str],
+        source_ids: &[String],
+        written: &HashMap<String, i64>,
+    ) -> ConnectorResult<Vec<(Record, String)>> {
+        let groups: Vec<Json> = source_ids
+            .chunks(SEARCH_IN_VALUES)
+            .map(|ids| {
+                json!({"filters": [{
+                    "propertyName": self.source_id_property,
+                    "operator": "IN",
+                    "values": ids,
+                }]})
+            })
+            .collect();
+        let body = json!({
+            "filterGroups": groups,
+            "properties": properties,
+            "limit": SEARCH_PAGE,
+        });
+        let path = format!("/crm/v3/objects/{}/search", row.path);
+        let (endpoint, mut response) = self.client.search_ok(&path, &body).await?;
+        let page: mapping::ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
+        let mut found = Vec::with_capacity(page.results.len());
+        for raw in &page.results {
+            let current = raw.property(&self.source_id_property).is_some_and(|sid| {
+                let seen = raw
+                    .updated_at
+                    .as_deref()
+                    .and_then(ferry_core::model::parse_timestamp);
+                matches!((written.get(sid.as_str()), seen), (Some(w), Some(s)) if s >= *w)
+            });
+            if current && let Some(record) = self.read_record(row, map, raw) {
+                found.push(record);
+            }
+        }
+        Ok(found)
+    }
+
     /// Fills each read-back record's `reference` field with the source ids of its associated
     /// targets: a contact's `company` with its primary company's, a deal's `contacts` (and
     /// a note's `parents`, one target object per reference) with the links to every one.
@@ -1372,7 +1532,7 @@ impl Sink for HubspotSink {
         let row = binding(object)?;
         Ok(Capability {
             batch_size: MAX_BATCH,
-            read_back_size: MAX_BATCH,
+            read_back_size: SEARCH_PAGE,
             stored: mapping::stored_fields(row, &self.fields.get(object)),
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
             opt_out_needs_email: !row.subscriptions.is_empty(),
@@ -1422,18 +1582,53 @@ impl Sink for HubspotSink {
         Ok(outcomes)
     }
 
+    /// Search first (`POST …/search`, the source ids in `IN` filters: exempt from the
+    /// ten-second window), then `batch/read` by the source-id property for every id search
+    /// did not return as written (not indexed yet, or indexed at an older version than the
+    /// one written), or for all of them when search is saturated and batch reads are under
+    /// their share ([`ReadBackBalance`]). Every record is read back from HubSpot either way.
     async fn read_back(
         &self,
         object: ObjectType,
         source_ids: &[String],
     ) -> ConnectorResult<Vec<Record>> {
         let row = binding(object)?;
-        let path = format!("/crm/v3/objects/{}/batch/read", row.path);
         let map = self.fields.get(object);
         let mut properties: Vec<&str> = mapping::read_properties(&map);
         properties.push(&self.source_id_property);
         let mut found: Vec<(Record, String)> = Vec::with_capacity(source_ids.len());
-        for chunk in source_ids.chunks(MAX_BATCH) {
+        // Only records this sink wrote have a known version to hold search's answer to.
+        let written = self.read_back.take_written(source_ids);
+        let searchable: Vec<String> = source_ids
+            .iter()
+            .filter(|id| written.contains_key(id.as_str()))
+            .cloned()
+            .collect();
+        let mut searched = 0;
+        if !searchable.is_empty()
+            && let Some(_place) = self.read_back.search(searchable.len())
+        {
+            match self
+                .search_back(row, &map, &properties, &searchable, &written)
+                .await
+            {
+                Ok(records) => {
+                    searched = records.len();
+                    found = records;
+                }
+                Err(e) => {
+                    tracing::debug!(vendor = VENDOR, %object, error = %e, "read-back search failed; reading back by batch read");
+                }
+            }
+        }
+        let by_search: HashSet<&str> = found.iter().map(|(r, _)| r.source_id.as_str()).collect();
+        let rest: Vec<&String> = source_ids
+            .iter()
+            .filter(|id| !by_search.contains(id.as_str()))
+            .collect();
+        let path = format!("/crm/v3/objects/{}/batch/read", row.path);
+        let mut batch_read: Vec<(Record, String)> = Vec::new();
+        for chunk in rest.chunks(MAX_BATCH) {
             let body = json!({
                 "idProperty": self.source_id_property,
                 "properties": properties,
@@ -1443,20 +1638,12 @@ impl Sink for HubspotSink {
             let response: BatchResponse<HubspotObject<'_>> =
                 response.json_borrowed(VENDOR, &endpoint)?;
             for raw in response.results {
-                let Some(source_id) = raw.property(&self.source_id_property) else {
-                    continue;
-                };
-                match mapping::to_record(row, &map, &raw) {
-                    Ok(mut record) => {
-                        record.source_id = source_id;
-                        found.push((record, raw.id));
-                    }
-                    Err(_) => {
-                        tracing::warn!(vendor = VENDOR, %object, id = %raw.id, "read back a record with unreadable values");
-                    }
+                if let Some(found) = self.read_record(row, &map, &raw) {
+                    batch_read.push(found);
                 }
             }
         }
+        found.extend(batch_read);
         if !found.is_empty() {
             self.read_back_opt_outs(row, &mut found).await?;
             for (record, _) in found.iter_mut() {
@@ -1468,7 +1655,7 @@ impl Sink for HubspotSink {
                 self.read_back_reference(row, reference, &mut found).await?;
             }
         }
-        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = found.len(), "read back");
+        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), searched, found = found.len(), "read back");
         Ok(found.into_iter().map(|(record, _)| record).collect())
     }
 
@@ -1583,6 +1770,53 @@ impl Sink for HubspotSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_backs_search_unless_search_is_saturated_and_batch_reads_are_under_their_share() {
+        let balance = ReadBackBalance::default();
+        let mut places = vec![
+            balance.search(200).expect("search is free"),
+            balance
+                .search(200)
+                .expect("one search in flight is not saturated"),
+        ];
+        // Saturated from here on; batch reads may carry one record in five of those asked.
+        for asked in [600, 800] {
+            let place = balance.search(200);
+            assert!(
+                place.is_some(),
+                "{asked} asked: 200 by batch read is over a fifth"
+            );
+            places.extend(place);
+        }
+        assert!(
+            balance.search(200).is_none(),
+            "1,000 asked: 200 by batch read"
+        );
+        assert!(
+            balance.search(200).is_some(),
+            "1,200 asked: 400 by batch read is over"
+        );
+        assert_eq!(
+            balance.searching.load(Ordering::Relaxed),
+            4,
+            "a place is held while kept"
+        );
+        drop(places);
+        assert_eq!(balance.searching.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn write_times_are_taken_once_and_only_for_known_records() {
+        let balance = ReadBackBalance::default();
+        balance.written("a", Some("2026-12-07T00:00:00.000Z"));
+        balance.written("b", None);
+        let ids = ["a".to_owned(), "b".to_owned()];
+        let taken = balance.take_written(&ids);
+        assert_eq!(taken.len(), 1);
+        assert!(taken.contains_key("a"));
+        assert!(balance.take_written(&ids).is_empty(), "taken once");
+    }
 
     #[test]
     fn company_ids_answer_both_ways() {

@@ -270,6 +270,8 @@ impl PipedriveClient {
             total.requests.fetch_add(requests, Ordering::Relaxed);
             total.retries.fetch_add(retries, Ordering::Relaxed);
             total.throttled.fetch_add(throttled, Ordering::Relaxed);
+            let cost = stats.budget_cost.load(Ordering::Relaxed);
+            total.budget_cost.fetch_add(cost, Ordering::Relaxed);
         }
         Arc::new(total)
     }

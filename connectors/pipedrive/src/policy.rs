@@ -8,6 +8,7 @@ use ferry_core::http::{HttpResponse, RateLimit, VendorPolicy, Verdict, default_c
 pub(crate) use ferry_core::redact::clean_code;
 use ferry_core::redact::truncate;
 use reqwest::header::HeaderMap;
+use reqwest::{Method, Url};
 use serde_json::Value;
 
 use crate::VENDOR;
@@ -18,6 +19,36 @@ pub const WINDOW: Duration = Duration::from_secs(2);
 /// `x-daily-ratelimit-token-remaining` is below this is the daily budget running out: no
 /// retry can succeed before the budget resets at midnight.
 pub const MAX_REQUEST_TOKENS: u64 = 40;
+
+/// The tokens one request costs, by Pipedrive's published model: v1 a single GET 2, a list
+/// 20, a write 10, a delete 6, a search 40; v2 endpoints half of that ("v2 consume 50% fewer
+/// tokens"; the spec's `x-token-cost` gives deals 10, 1, 5, 3). The OAuth token endpoint is not
+/// the API and costs none.
+pub fn tokens(method: &Method, path: &str) -> u64 {
+    if path.ends_with("/oauth/token") {
+        return 0;
+    }
+    let v1 = if path.ends_with("/search") {
+        40
+    } else if *method == Method::GET {
+        let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+        let single = !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit());
+        if single || path.ends_with("/v1/users/me") {
+            2
+        } else {
+            20
+        }
+    } else if *method == Method::DELETE {
+        6
+    } else {
+        10
+    };
+    if path.contains("/api/v2/") {
+        (v1 / 2).max(1)
+    } else {
+        v1
+    }
+}
 
 /// What an announced limit does to the limit in force.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +101,11 @@ pub(crate) fn is_daily_budget_exhausted(response: &HttpResponse) -> bool {
 impl VendorPolicy for PipedrivePolicy {
     fn vendor(&self) -> &'static str {
         VENDOR
+    }
+
+    /// Tokens of the daily budget: see [`tokens`].
+    fn request_cost(&self, method: &Method, url: &Url, _body: Option<&[u8]>) -> u64 {
+        tokens(method, url.path())
     }
 
     /// 429s of the burst window retry after `x-ratelimit-reset` seconds (or `Retry-After`);
@@ -234,5 +270,20 @@ mod tests {
             detail.chars().count(),
             ferry_core::redact::MAX_MESSAGE_CHARS
         );
+    }
+
+    #[test]
+    fn tokens_follow_the_published_model() {
+        use reqwest::Method;
+        assert_eq!(tokens(&Method::GET, "/api/v2/persons"), 10);
+        assert_eq!(tokens(&Method::GET, "/api/v2/persons/17"), 1);
+        assert_eq!(tokens(&Method::GET, "/api/v2/persons/search"), 20);
+        assert_eq!(tokens(&Method::POST, "/api/v2/persons"), 5);
+        assert_eq!(tokens(&Method::PATCH, "/api/v2/organizations/3"), 5);
+        assert_eq!(tokens(&Method::GET, "/v1/users/me"), 2);
+        assert_eq!(tokens(&Method::GET, "/v1/notes"), 20);
+        assert_eq!(tokens(&Method::POST, "/v1/deals/4/participants"), 10);
+        assert_eq!(tokens(&Method::DELETE, "/v1/notes/4"), 6);
+        assert_eq!(tokens(&Method::POST, "/oauth/token"), 0);
     }
 }

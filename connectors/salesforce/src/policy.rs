@@ -8,6 +8,7 @@
 use ferry_core::http::{HttpResponse, VendorPolicy};
 pub(crate) use ferry_core::redact::clean_code;
 use ferry_core::redact::truncate;
+use reqwest::{Method, Url};
 use serde::Deserialize;
 
 use crate::VENDOR;
@@ -61,6 +62,12 @@ pub(crate) fn error_code(response: &HttpResponse) -> Option<String> {
 impl VendorPolicy for SalesforcePolicy {
     fn vendor(&self) -> &'static str {
         VENDOR
+    }
+
+    /// Every REST call counts against the org's daily API requests; the OAuth endpoints
+    /// (`/services/oauth2/…`: token, user info) are not API calls.
+    fn request_cost(&self, _method: &Method, url: &Url, _body: Option<&[u8]>) -> u64 {
+        u64::from(!url.path().contains("/services/oauth2/"))
     }
 
     fn error_detail(&self, response: &HttpResponse) -> String {
@@ -165,6 +172,27 @@ mod tests {
         assert_eq!(
             detail.chars().count(),
             ferry_core::redact::MAX_MESSAGE_CHARS
+        );
+    }
+
+    fn url(s: &str) -> reqwest::Url {
+        reqwest::Url::parse(s).expect("url")
+    }
+
+    #[test]
+    fn every_rest_call_costs_one_api_call_and_oauth_none() {
+        let cost = |u: &str| SalesforcePolicy.request_cost(&reqwest::Method::GET, &url(u), None);
+        assert_eq!(
+            cost("https://x.my.salesforce.com/services/data/v62.0/query"),
+            1
+        );
+        assert_eq!(
+            cost("https://x.my.salesforce.com/services/data/v62.0/composite/sobjects/Account"),
+            1
+        );
+        assert_eq!(
+            cost("https://login.salesforce.com/services/oauth2/token"),
+            0
         );
     }
 }

@@ -6,10 +6,12 @@
 //! are used: fewer left than ferry's dearest call costs (an upsert of 100 records, 10 credits)
 //! makes the 429 final. No `Retry-After` is documented; one is honoured if sent.
 
-use ferry_core::http::{HttpResponse, VendorPolicy, Verdict, default_classify};
+use ferry_core::http::{HttpResponse, VendorPolicy, Verdict, default_classify, path_matches};
 pub(crate) use ferry_core::redact::clean_code;
 use ferry_core::redact::truncate;
+use reqwest::{Method, Url};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value as Json;
 
 use crate::VENDOR;
@@ -42,6 +44,56 @@ const SAFE_DETAILS: &[&str] = &["param_name", "api_name", "limit", "resource_pat
 
 /// The credits of ferry's dearest call: an upsert of 100 records (one credit per ten).
 pub const DEAREST_CALL: u64 = 10;
+
+/// Records per credit of an insert, update, upsert or delete ("1 credit per 10 records").
+const RECORDS_PER_CREDIT: u64 = 10;
+
+/// The credits one call costs (Zoho's API limits page): an insert, update or upsert one per ten
+/// records of its `data`, a delete one per ten `ids`, a COQL query one, two or three by its
+/// `LIMIT` (up to 200, 1,000, 2,000), any other call one. Token requests go to Zoho's accounts
+/// server, not the CRM API, and cost none.
+pub fn credits(method: &Method, url: &Url, body: Option<&[u8]>) -> u64 {
+    let path = url.path();
+    if !path.contains("/crm/") {
+        return 0;
+    }
+    if path_matches(path, "crm/*/coql") {
+        return match body.and_then(coql_limit) {
+            Some(0..=200) | None => 1,
+            Some(201..=1000) => 2,
+            Some(_) => 3,
+        };
+    }
+    let records = if *method == Method::DELETE {
+        url.query_pairs()
+            .find(|(k, _)| k == "ids")
+            .map(|(_, ids)| ids.split(',').count() as u64)
+    } else if matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+        body.and_then(|b| serde_json::from_slice::<DataBody>(b).ok())
+            .map(|b| b.data.len() as u64)
+    } else {
+        None
+    };
+    records.map_or(1, |n| n.div_ceil(RECORDS_PER_CREDIT).max(1))
+}
+
+/// A write body, for counting its records.
+#[derive(Deserialize)]
+struct DataBody {
+    data: Vec<IgnoredAny>,
+}
+
+/// The `LIMIT` of a COQL body (`{"select_query": "… limit N"}`, or `limit offset, N`).
+fn coql_limit(body: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Coql {
+        select_query: String,
+    }
+    let query = serde_json::from_slice::<Coql>(body).ok()?.select_query;
+    let lower = query.to_ascii_lowercase();
+    let tail = &lower[lower.rfind(" limit ")? + " limit ".len()..];
+    tail.rsplit(',').next()?.trim().parse().ok()
+}
 
 /// Zoho's [`VendorPolicy`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -83,6 +135,11 @@ pub(crate) fn credits_exhausted(response: &HttpResponse) -> bool {
 impl VendorPolicy for ZohoPolicy {
     fn vendor(&self) -> &'static str {
         VENDOR
+    }
+
+    /// Credits, as the API limits page prices calls: see [`credits`].
+    fn request_cost(&self, method: &Method, url: &Url, body: Option<&[u8]>) -> u64 {
+        credits(method, url, body)
     }
 
     fn classify(&self, response: &HttpResponse) -> Verdict {
@@ -209,6 +266,82 @@ mod tests {
         assert_eq!(
             detail.chars().count(),
             ferry_core::redact::MAX_MESSAGE_CHARS
+        );
+    }
+
+    fn url(s: &str) -> reqwest::Url {
+        reqwest::Url::parse(s).expect("url")
+    }
+
+    #[test]
+    fn credits_follow_the_records_and_the_coql_limit() {
+        use reqwest::Method;
+        let base = "http://127.0.0.1:1/crm/v8";
+        let data = |n: usize| format!("{{\"data\":[{}]}}", vec!["{}"; n].join(","));
+        let c = |m: Method, u: String, b: Option<String>| {
+            credits(&m, &url(&u), b.as_deref().map(str::as_bytes))
+        };
+        assert_eq!(
+            c(
+                Method::POST,
+                format!("{base}/Contacts/upsert"),
+                Some(data(100))
+            ),
+            10
+        );
+        assert_eq!(
+            c(
+                Method::POST,
+                format!("{base}/Contacts/upsert"),
+                Some(data(11))
+            ),
+            2
+        );
+        assert_eq!(
+            c(Method::POST, format!("{base}/Contacts"), Some(data(1))),
+            1
+        );
+        assert_eq!(
+            c(
+                Method::DELETE,
+                format!("{base}/Contacts?ids=1,2,3,4,5,6,7,8,9,10,11"),
+                None
+            ),
+            2
+        );
+        let coql = |q: &str| Some(format!("{{\"select_query\":\"{q}\"}}"));
+        assert_eq!(
+            c(
+                Method::POST,
+                format!("{base}/coql"),
+                coql("select id from Contacts where id in (1) limit 100")
+            ),
+            1
+        );
+        assert_eq!(
+            c(
+                Method::POST,
+                format!("{base}/coql"),
+                coql("select id from Contacts order by id asc LIMIT 1000")
+            ),
+            2
+        );
+        assert_eq!(
+            c(
+                Method::POST,
+                format!("{base}/coql"),
+                coql("select id from Contacts limit 0, 2000")
+            ),
+            3
+        );
+        assert_eq!(c(Method::GET, format!("{base}/Contacts?ids=1,2"), None), 1);
+        assert_eq!(
+            c(
+                Method::POST,
+                "http://127.0.0.1:1/oauth/v2/token".into(),
+                None
+            ),
+            0
         );
     }
 }

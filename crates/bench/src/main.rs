@@ -15,8 +15,8 @@ use anyhow::{Context, Result, bail};
 
 use scenario::{Bench, Figures};
 
-const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|latency|crm|sync]... \
-[--records N] [--ceiling-records N] [--crm-records N] [--sync-records N] [--repeat N] [--sink VENDOR]... \
+const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|latency|crm|sync|budget]... \
+[--records N] [--ceiling-records N] [--crm-records N] [--sync-records N] [--budget-records N] [--repeat N] [--sink VENDOR]... \
 [--source VENDOR]... [--migration LINE]... [--no-build] [--ferry PATH] [--wrap CMD]
 
   ceiling   HubSpot sink limited to 190 requests/10 s: ceiling use with the limit configured, and learned
@@ -29,7 +29,10 @@ const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|laten
   sync      each vendor as the source of `ferry sync` (into Salesforce; Salesforce into HubSpot),
             no limits: requests of the first (full) sync, of one with nothing changed and of one
             with 1 % of the companies and contacts changed (not part of `all`)
-  all       every one of them but crm and sync (the default)
+  budget    companies and contacts into each sink at its limit, with and without 150 ms added:
+            records verified per unit of the vendor's limiting budget (report `budget_cost`)
+            and use of the limit, per object and per run (not part of `all`)
+  all       every one of them but crm, sync and budget (the default)
 
   --records N          contacts of the overhead run (companies: a fifth as many)
   --ceiling-records N  contacts seeded for the ceiling runs, which move the companies (a fifth);
@@ -37,9 +40,11 @@ const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|laten
                        and Dynamics twice as many (1,000 records/s)
   --crm-records N      contacts seeded for the crm runs (default 10,000; Pipedrive a tenth)
   --sync-records N     contacts seeded for the sync runs (default 10,000; companies: a fifth)
+  --budget-records N   contacts seeded for the HubSpot budget runs (default 20,000; the other
+                       sinks a tenth as many, Pipedrive a hundredth)
   --repeat N           overhead runs to take the median of (default 3)
   --sink VENDOR        `sinks` and `crm` run only this sink (repeatable): pipedrive, dynamics, zoho,
-                       salesforce (and hubspot for `crm`)
+                       salesforce (and hubspot for `crm` and `budget`)
   --source VENDOR      `sync` runs only this source (repeatable): hubspot, salesforce, pipedrive,
                        zoho, dynamics
   --migration LINE     a line added to `[migration]` of the overhead and memory runs (repeatable),
@@ -65,6 +70,7 @@ fn run() -> Result<()> {
     let mut ceiling_records = 75_000usize;
     let mut crm_records = 10_000usize;
     let mut sync_records = 10_000usize;
+    let mut budget_records = 20_000usize;
     let mut repeat = 3usize;
     let mut sinks: Vec<String> = Vec::new();
     let mut sources: Vec<String> = Vec::new();
@@ -84,6 +90,7 @@ fn run() -> Result<()> {
             "--ceiling-records" => ceiling_records = number("--ceiling-records")?,
             "--crm-records" => crm_records = number("--crm-records")?,
             "--sync-records" => sync_records = number("--sync-records")?,
+            "--budget-records" => budget_records = number("--budget-records")?,
             "--repeat" => repeat = number("--repeat")?,
             "--sink" => sinks.push(args.next().context("--sink needs a vendor")?),
             "--source" => sources.push(args.next().context("--source needs a vendor")?),
@@ -98,9 +105,8 @@ fn run() -> Result<()> {
                 println!("{USAGE}");
                 return Ok(());
             }
-            "all" | "ceiling" | "sinks" | "overhead" | "memory" | "latency" | "crm" | "sync" => {
-                which.push(arg)
-            }
+            "all" | "ceiling" | "sinks" | "overhead" | "memory" | "latency" | "crm" | "sync"
+            | "budget" => which.push(arg),
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
     }
@@ -127,6 +133,7 @@ fn run() -> Result<()> {
             "sinks" => bench.sinks(ceiling_records, &sinks, &mut figures)?,
             "crm" => bench.crm(crm_records, &sinks, &mut figures)?,
             "sync" => bench.sync(sync_records, &sources, &mut figures)?,
+            "budget" => bench.budget(budget_records, &sinks, &mut figures)?,
             "overhead" => bench.overhead(overhead_records, repeat, &mut figures)?,
             "memory" => bench.memory(overhead_records, &mut figures)?,
             _ => {}

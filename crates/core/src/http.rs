@@ -279,6 +279,24 @@ pub trait VendorPolicy: Send + Sync + 'static {
     fn error_detail(&self, response: &HttpResponse) -> String {
         format!("{} bytes of error body", response.body.len())
     }
+
+    /// What one attempt of the request `method url` (with `body`, when it has one in memory)
+    /// costs against the vendor's limiting budget, in that budget's units: requests in a
+    /// window, API calls of a daily quota, credits, tokens. Zero for what the vendor exempts
+    /// (a token endpoint, HubSpot's search). The default counts every request as one.
+    fn request_cost(&self, _method: &Method, _url: &Url, _body: Option<&[u8]>) -> u64 {
+        1
+    }
+}
+
+/// Whether the URL path `path` ends with the segments of `pattern` (`*` stands for any one
+/// segment): how policies name endpoints in their cost tables, whatever prefix a base URL adds.
+pub fn path_matches(path: &str, pattern: &str) -> bool {
+    let mut path = path.trim_end_matches('/').rsplit('/');
+    pattern
+        .trim_matches('/')
+        .rsplit('/')
+        .all(|want| path.next().is_some_and(|got| want == "*" || want == got))
 }
 
 /// The standard classification: 408, 429 and 5xx are transient.
@@ -389,6 +407,9 @@ pub struct HttpStats {
     /// Microseconds slept before retrying a request the vendor throttled (a 429, or any answer
     /// with `Retry-After`), summed over requests like `paced_us`.
     pub throttled_wait_us: AtomicU64,
+    /// What the attempts cost against the vendor's limiting budget, in its units
+    /// ([`VendorPolicy::request_cost`]).
+    pub budget_cost: AtomicU64,
 }
 
 impl HttpStats {
@@ -410,6 +431,7 @@ impl HttpStats {
             throttled,
             paced_ms: self.paced_us.load(Ordering::Relaxed) / 1000,
             throttled_wait_ms: self.throttled_wait_us.load(Ordering::Relaxed) / 1000,
+            budget_cost: self.budget_cost.load(Ordering::Relaxed),
         }
     }
 
@@ -421,6 +443,7 @@ impl HttpStats {
             (&self.throttled, &other.throttled),
             (&self.paced_us, &other.paced_us),
             (&self.throttled_wait_us, &other.throttled_wait_us),
+            (&self.budget_cost, &other.budget_cost),
         ] {
             to.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
         }
@@ -903,6 +926,12 @@ impl HttpClient {
             })
         };
         let request = build(&self.client).build().map_err(transient)?;
+        let cost = self.policy.request_cost(
+            request.method(),
+            request.url(),
+            request.body().and_then(reqwest::Body::as_bytes),
+        );
+        self.stats.budget_cost.fetch_add(cost, Ordering::Relaxed);
         let origin = request.url().origin().ascii_serialization();
         let mut response = match self.client.execute(request).await {
             Ok(response) => response,
@@ -2061,5 +2090,58 @@ mod tests {
             "https://h.example:8443/a/b"
         );
         assert!(checked_base_url("v", "base_url", "not a url").is_err());
+    }
+
+    /// Prices a request by its body's length, so that the test can tell what was priced.
+    struct ByBody;
+    impl VendorPolicy for ByBody {
+        fn vendor(&self) -> &'static str {
+            "testvendor"
+        }
+        fn request_cost(&self, _method: &Method, url: &Url, body: Option<&[u8]>) -> u64 {
+            if path_matches(url.path(), "free") {
+                return 0;
+            }
+            body.map_or(1, |b| b.len() as u64)
+        }
+    }
+
+    #[tokio::test]
+    async fn every_attempt_costs_what_the_policy_prices_it_at() {
+        let (url, _) = scripted(vec![(429, vec![]), (200, vec![]), (200, vec![])]).await;
+        let client = HttpClient::new(Arc::new(ByBody), None, fast()).unwrap();
+        client
+            .send("POST /x", |c| c.post(&url).body("12345"))
+            .await
+            .unwrap();
+        let free = url.replace("/x", "/free");
+        client.send("GET /free", |c| c.get(&free)).await.unwrap();
+        let report = client.stats().report();
+        assert_eq!(report.requests, 3);
+        assert_eq!(
+            report.budget_cost, 10,
+            "the 429'd attempt and its retry, 5 each"
+        );
+        let absorbed = HttpStats::default();
+        absorbed.absorb(&client.stats());
+        assert_eq!(absorbed.report().budget_cost, 10);
+        assert_eq!(report.since(&absorbed.report()).budget_cost, 0);
+    }
+
+    #[test]
+    fn path_patterns_match_the_last_segments() {
+        assert!(path_matches(
+            "/p/crm/v3/objects/contacts/search",
+            "crm/v3/objects/*/search"
+        ));
+        assert!(path_matches(
+            "/crm/v3/objects/contacts/search/",
+            "crm/v3/objects/*/search"
+        ));
+        assert!(!path_matches(
+            "/crm/v3/objects/contacts/batch/read",
+            "crm/v3/objects/*/search"
+        ));
+        assert!(!path_matches("/search", "crm/v3/objects/*/search"));
     }
 }

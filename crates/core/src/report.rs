@@ -166,6 +166,11 @@ pub struct HttpReport {
     /// Milliseconds slept before retrying requests the vendor throttled (a 429, or a 503 with
     /// `Retry-After`), at least as long as its `Retry-After` asked; summed like `paced_ms`.
     pub throttled_wait_ms: u64,
+    /// What these requests cost against the vendor's limiting budget, in its units: HubSpot,
+    /// requests in the ten-second window (search and the v4 association batches are exempt);
+    /// Salesforce, API calls of the daily quota; Dynamics 365, requests of the 5-minute window
+    /// (a `$batch` is one); Zoho, credits; Pipedrive, tokens. Token requests cost nothing.
+    pub budget_cost: u64,
 }
 
 impl HttpReport {
@@ -179,6 +184,7 @@ impl HttpReport {
             throttled_wait_ms: self
                 .throttled_wait_ms
                 .saturating_sub(before.throttled_wait_ms),
+            budget_cost: self.budget_cost.saturating_sub(before.budget_cost),
         }
     }
 }

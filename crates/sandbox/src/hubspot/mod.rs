@@ -69,6 +69,9 @@ pub struct Options {
     /// The account's portal id (`GET /account-info/v3/details`). `None`: a number of its own,
     /// so two emulators are two accounts; set it to make two emulators claim one account.
     pub portal_id: Option<u64>,
+    /// How long a contact or company written is absent from search ("newly written records
+    /// appear after a short indexing delay"; HubSpot states no length). `None`: at once.
+    pub search_lag: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -81,6 +84,7 @@ impl Default for Options {
             search_limit: Some(5),
             batch_subscriptions: true,
             portal_id: None,
+            search_lag: None,
         }
     }
 }
@@ -273,6 +277,14 @@ impl Emulator {
     /// `Date` header says.
     pub(crate) fn now_ms(&self) -> i64 {
         self.inner.clock.now_ms()
+    }
+
+    /// The search index's lag behind writes ([`Options::search_lag`]), in milliseconds.
+    pub(crate) fn search_lag_ms(&self) -> Option<i64> {
+        self.inner
+            .options
+            .search_lag
+            .map(|lag| i64::try_from(lag.as_millis()).unwrap_or(i64::MAX))
     }
 
     /// Moves the account's clock `by` ahead, as time passing would: later writes are stamped

@@ -7,13 +7,16 @@
 //! (epoch milliseconds or ISO-8601), and everything else as text, ignoring case. The free-text
 //! `query` and the token operators are refused with a 400 that says the emulator lacks them,
 //! rather than answered wrongly. The rate limit (5 per second, no rate-limit headers) is the
-//! gate's business.
+//! gate's business. "Newly written records appear after a short indexing delay": HubSpot
+//! states no length, so by default search sees every write at once; `Options::search_lag`
+//! keeps contacts and companies out of search for that long after each write.
 
 // Helpers return a finished HubSpot error `Response` as their `Err`: it is sent as is, once.
 #![allow(clippy::result_large_err)]
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::collections::HashSet;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -43,6 +46,11 @@ pub(crate) trait Source {
     fn live(&self) -> Box<dyn Iterator<Item = &Self::Row> + '_>;
     /// The record as a search result, with the properties the body asks for.
     fn result(&self, row: &Self::Row, body: &Value) -> Value;
+    /// When the record was last written (epoch ms), for the index's lag; records of stores
+    /// that do not say are never lagged.
+    fn updated(_row: &Self::Row) -> i64 {
+        i64::MIN
+    }
 }
 
 impl Source for ObjectStore {
@@ -64,6 +72,9 @@ impl Source for ObjectStore {
     }
     fn result(&self, row: &Rec, body: &Value) -> Value {
         Value::Object(record_json(self, row, &body_selection(self, body)))
+    }
+    fn updated(row: &Rec) -> i64 {
+        row.updated
     }
 }
 
@@ -135,6 +146,9 @@ struct Filter {
     value: Option<String>,
     high: Option<String>,
     values: Vec<String>,
+    /// For `IN` / `NOT_IN` on a text property: the values lower-cased, so that a record is
+    /// matched by one lookup, not a comparison per value (a read-back searches 200 ids).
+    text_values: Option<HashSet<String>>,
 }
 
 /// A scalar given as a JSON string, number or boolean, as text.
@@ -189,12 +203,16 @@ fn parse_filter<S: Source>(store: &S, raw: &Value) -> Result<Filter, Response> {
             "The filter on {name} needs `{field}` for operator {operator:?}"
         )));
     }
+    let text = !matches!(store.prop_type(prop), "number" | "date" | "datetime");
+    let text_values = (text && matches!(operator, Operator::In | Operator::NotIn))
+        .then(|| values.iter().map(|v| v.to_lowercase()).collect());
     Ok(Filter {
         prop,
         operator,
         value,
         high,
         values,
+        text_values,
     })
 }
 
@@ -223,6 +241,9 @@ impl Filter {
             _ => None,
         };
         let equal_any = || {
+            if let Some(set) = &self.text_values {
+                return stored.is_some_and(|s| set.contains(&s.to_lowercase()));
+            }
             self.values.iter().any(|g| {
                 stored.is_some_and(|s| compare(store, self.prop, s, g) == Some(Ordering::Equal))
             })
@@ -367,20 +388,25 @@ pub(crate) async fn search(
     if !body.is_object() {
         return validation("The request body must be a JSON object");
     }
+    // Records written within the lag are not indexed yet.
+    let indexed_by = emulator
+        .search_lag_ms()
+        .map_or(i64::MAX, |lag| emulator.now_ms().saturating_sub(lag));
     let data = emulator.read();
     let answer = match obj {
         Some(obj) => match super::records::searchable(&emulator, &data, obj) {
-            Some(source) => run(&source, &body),
+            Some(source) => run(&source, &body, indexed_by),
             None => Err(unknown_object(&object)),
         },
-        None => run(data.store(kind), &body),
+        None => run(data.store(kind), &body, indexed_by),
     };
     match answer {
         Ok(r) | Err(r) => r,
     }
 }
 
-fn run<S: Source>(store: &S, body: &Value) -> Result<Response, Response> {
+/// Answers the search `body` over the records of `store` written at or before `indexed_by`.
+fn run<S: Source>(store: &S, body: &Value, indexed_by: i64) -> Result<Response, Response> {
     let limit = match body.get("limit") {
         None | Some(Value::Null) => DEFAULT_LIMIT,
         Some(raw) => match integer(raw) {
@@ -424,10 +450,11 @@ fn run<S: Source>(store: &S, body: &Value) -> Result<Response, Response> {
     let groups = parse_groups(store, body)?;
     let sort = parse_sort(store, body)?;
     let wanted = |rec: &&S::Row| {
-        groups.is_empty()
+        S::updated(rec) <= indexed_by
+            && (groups.is_empty()
             || groups
                 .iter()
-                .any(|g| g.iter().all(|f| f.matches(store, *rec)))
+                .any(|g| g.iter().all(|f| f.matches(store, *rec))))
     };
     // Results past the 10,000th can never be paged to, so a page never holds any.
     let end = (offset + limit).min(MAX_RESULTS);
