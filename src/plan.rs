@@ -297,6 +297,7 @@ owners and stages: {e}"
             &options,
             quiet,
             args.progress_interval,
+            None,
         )
         .await;
         let mut checked = String::new();

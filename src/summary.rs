@@ -40,6 +40,9 @@ pub fn human(report: &Report) -> String {
             "VERIFICATION MISMATCH: the sink differs from what was sent (listed below)"
         }
         Outcome::Failed => "FAILED before finishing",
+        Outcome::Interrupted if report.stopped == Some("daily_quota") => {
+            "STOPPED at the daily request quota before finishing"
+        }
         Outcome::Interrupted => "STOPPED on request before finishing",
         Outcome::NotInSink => {
             "every record in the sink agrees with the source; some source records are NOT IN THE SINK (listed below)"
@@ -56,6 +59,26 @@ pub fn human(report: &Report) -> String {
     if let Some(error) = &report.error {
         let kind = report.error_kind.map_or("", ErrorKind::as_str);
         let _ = writeln!(out, "error ({kind}): {error}");
+    }
+    if let Some(q) = &report.daily_quota {
+        let _ = match q.share {
+            Some(share) => writeln!(
+                out,
+                "stopped at the daily quota of the {} ({}): this run used {} of the {} left when                  it started, its share of {:.0}% (daily_quota_share); {} left of {}",
+                q.role,
+                q.vendor,
+                q.used,
+                q.remaining_at_start,
+                share * 100.0,
+                q.remaining,
+                q.limit
+            ),
+            None => writeln!(
+                out,
+                "stopped at the daily quota of the {} ({}): the vendor refused a request because                  the day's quota of {} is used up",
+                q.role, q.vendor, q.limit
+            ),
+        };
     }
     let not_in_sink: u64 = report.objects.iter().map(|o| o.not_in_sink).sum();
     if not_in_sink > 0 {
@@ -557,6 +580,8 @@ mod tests {
             fields_created: Vec::new(),
             owners_unmatched: Vec::new(),
             blocked: Vec::new(),
+            stopped: None,
+            daily_quota: None,
         }
     }
 
@@ -606,6 +631,7 @@ mod tests {
             throttled: 3,
             paced_ms: 1_250,
             throttled_wait_ms: 3_004,
+            daily_quota: None,
         };
         let text = human(&r);
         assert!(

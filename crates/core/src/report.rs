@@ -166,6 +166,10 @@ pub struct HttpReport {
     /// Milliseconds slept before retrying requests the vendor throttled (a 429, or a 503 with
     /// `Retry-After`), at least as long as its `Retry-After` asked; summed like `paced_ms`.
     pub throttled_wait_ms: u64,
+    /// The vendor account's daily request quota as its last answer stated it (limit and
+    /// remaining); absent when its answers state none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_quota: Option<crate::quota::DailyQuota>,
 }
 
 impl HttpReport {
@@ -179,6 +183,7 @@ impl HttpReport {
             throttled_wait_ms: self
                 .throttled_wait_ms
                 .saturating_sub(before.throttled_wait_ms),
+            daily_quota: self.daily_quota,
         }
     }
 }
@@ -242,6 +247,10 @@ pub enum ErrorKind {
     /// `sync` would remove more records than `[sync] max_deletes` allows; nothing was written
     /// or removed (`--allow-mass-delete` lets it through).
     MassDelete,
+    /// The run stopped at a vendor account's daily request quota: at the configured share of
+    /// what was left when it started (`[migration] daily_quota_share`), or refused by the
+    /// vendor for it. Resumable once the quota allows (exit 4).
+    DailyQuota,
 }
 
 impl ErrorKind {
@@ -256,6 +265,7 @@ impl ErrorKind {
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Locked => "locked",
             ErrorKind::MassDelete => "mass_delete",
+            ErrorKind::DailyQuota => "daily_quota",
         }
     }
 }
@@ -310,6 +320,13 @@ pub struct Report {
     /// the sink cannot hold, a stage that maps to none), each as the migration would say it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub blocked: Vec<String>,
+    /// Why ferry stopped the run on its own before finishing: `"daily_quota"` (see
+    /// [`Report::stop_for_daily_quota`]); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<&'static str>,
+    /// The vendor account's daily quota that stopped the run, when `stopped` says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_quota: Option<crate::quota::QuotaStop>,
 }
 
 /// A source user who owns records of the run but has no active sink user with the same email.
@@ -358,6 +375,15 @@ impl Report {
         self.error = Some(message);
     }
 
+    /// Records that the run stopped at a daily quota: `stopped` `"daily_quota"`, error kind
+    /// `daily_quota`, exit 4 like a run stopped on request (batches in flight settled, progress
+    /// saved), whether ferry stopped it at its share or the vendor refused a request for it.
+    pub fn stop_for_daily_quota(&mut self, stop: crate::quota::QuotaStop) {
+        self.stopped = Some("daily_quota");
+        self.daily_quota = Some(stop);
+        self.error_kind = Some(ErrorKind::DailyQuota);
+    }
+
     /// The process exit code (documented in the README): the outcome's, except that a run
     /// stopped by a configuration error exits 2 like any other configuration error, and a sync
     /// refused as a mass delete exits 3, as records it did not carry do.
@@ -365,6 +391,7 @@ impl Report {
         match (self.outcome, self.error_kind) {
             (Outcome::Failed, Some(ErrorKind::Config)) => 2,
             (Outcome::Failed, Some(ErrorKind::MassDelete)) => 3,
+            (Outcome::Failed, Some(ErrorKind::DailyQuota)) => 4,
             (outcome, _) => outcome.exit_code(),
         }
     }
