@@ -488,6 +488,23 @@ impl Sink for SalesforceSink {
         Some(self.client.stats())
     }
 
+    /// Per batch of `batch_size`: one sObject Collections upsert and one read-back query, and
+    /// for an object with contact roles one query of them. Notes (two writes per note): unknown.
+    fn requests_per_record(&self, object: ObjectType) -> Option<f64> {
+        if object == ObjectType::NOTES {
+            return None;
+        }
+        let row = mapping::binding(object).ok()?;
+        let roles = usize::from(matches!(
+            row.links,
+            Some(SalesforceLinks::ContactRoles { .. })
+        ));
+        let batch = crate::config::MAX_BATCH_SIZE
+            .min(self.settings.batch_size)
+            .max(1);
+        Some((2 + roles) as f64 / batch as f64)
+    }
+
     // Salesforce refuses an Account without Name and a Contact without LastName (REQUIRED_FIELD_MISSING).
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
         let row = mapping::binding(object)?;

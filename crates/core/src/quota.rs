@@ -180,6 +180,16 @@ pub fn allowed_share(remaining: u64, share: f64) -> u64 {
     (remaining as f64 * share).floor() as u64
 }
 
+/// The requests a run will spend on one vendor: per object, its record count times the
+/// connector's requests per record, rounded up, and one more (a count, a last page, a
+/// survey). `None` when a count or a figure is unknown.
+pub fn estimate_requests(objects: &[(Option<u64>, Option<f64>)]) -> Option<u64> {
+    objects.iter().try_fold(0u64, |total, (count, per_record)| {
+        let requests = ((*count)? as f64 * (*per_record)?).ceil() as u64;
+        Some(total + requests + 1)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +259,18 @@ mod tests {
         let mut guard = QuotaGuard::new("source", "hubspot", 1.0);
         assert_eq!(guard.check(q(1)), None);
         assert!(guard.check(q(0)).is_some(), "all of it used");
+    }
+
+    #[test]
+    fn the_estimate_is_unknown_when_any_part_is() {
+        assert_eq!(
+            estimate_requests(&[(Some(1000), Some(0.01)), (Some(150), Some(0.01))]),
+            Some(10 + 1 + 2 + 1)
+        );
+        assert_eq!(estimate_requests(&[(Some(0), Some(0.5))]), Some(1));
+        assert_eq!(estimate_requests(&[(None, Some(0.01))]), None);
+        assert_eq!(estimate_requests(&[(Some(5), None)]), None);
+        assert_eq!(estimate_requests(&[]), Some(0));
     }
 
     #[test]

@@ -222,21 +222,35 @@ pub enum Limits {
     /// per burst window (HubSpot's 190 per 10 s on Professional), or for Zoho, which counts no
     /// requests per window, concurrent calls (10 on Standard). Ignored by vendors without one.
     Burst(u32),
+    /// The documented limits, with a daily quota of this many: HubSpot's daily requests,
+    /// Salesforce's daily API allocation, Pipedrive's daily token budget (`daily:N`; see
+    /// [`DAILY_QUOTA_VENDORS`]).
+    Daily(u64),
 }
 
+/// The emulators whose daily quota `--limit VENDOR=daily:N` sets.
+pub const DAILY_QUOTA_VENDORS: &[&str] = &["hubspot", "salesforce", "pipedrive"];
+
 impl Limits {
-    /// Parses `none` or a number of requests per burst window.
+    /// Parses `none`, `documented`, a number of requests per burst window, or `daily:N`.
     pub fn parse(text: &str) -> Result<Limits, String> {
         match text.trim() {
             "none" => Ok(Limits::Unlimited),
             "documented" => Ok(Limits::Documented),
+            daily if daily.starts_with("daily:") => daily["daily:".len()..]
+                .parse::<u64>()
+                .ok()
+                .map(Limits::Daily)
+                .ok_or_else(|| format!("`{daily}`: expected `daily:N`, N a number of requests")),
             n => n
                 .parse::<u32>()
                 .ok()
                 .filter(|n| *n > 0)
                 .map(Limits::Burst)
                 .ok_or_else(|| {
-                    format!("`{n}`: expected `none`, `documented` or a number of requests")
+                    format!(
+                        "`{n}`: expected `none`, `documented`, a number of requests or `daily:N`"
+                    )
                 }),
         }
     }
