@@ -145,7 +145,7 @@ impl QuotaGuard {
         self.start = Some(start);
         let now = reading.unwrap_or(start);
         let used = start.remaining.saturating_sub(now.remaining);
-        (used >= allowed_share(start.remaining, self.share)).then(|| QuotaStop {
+        (used >= allowed_share(start.remaining, self.share)).then_some(QuotaStop {
             role: self.role,
             vendor: self.vendor,
             limit: now.limit,
