@@ -390,6 +390,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn limits_parse_a_daily_quota() {
+        assert_eq!(Limits::parse("daily:500"), Ok(Limits::Daily(500)));
+        assert_eq!(Limits::parse("190"), Ok(Limits::Burst(190)));
+        assert_eq!(Limits::parse("none"), Ok(Limits::Unlimited));
+        for bad in ["daily:", "daily:x", "daily:-1", "weekly:5", "0"] {
+            assert!(Limits::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// `daily:N` sets the daily quota HubSpot's headers state (as ferry reads them).
+    #[tokio::test]
+    async fn a_daily_limit_reaches_the_headers() {
+        let any = "127.0.0.1:0".parse().expect("loopback");
+        let client = reqwest::Client::new();
+        let hub = (hubspot::SPEC.build)(faults::Faults::default(), Limits::Daily(7));
+        let running = serve("hubspot", hub.router(), any).await.expect("serve");
+        let answer = client
+            .get(format!("{}/crm/v3/objects/contacts", running.base_url))
+            .bearer_auth(HUBSPOT_TOKEN)
+            .send()
+            .await
+            .expect("list");
+        let header = |name: &str| {
+            answer
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(header("x-hubspot-ratelimit-daily").as_deref(), Some("7"));
+        assert_eq!(
+            header("x-hubspot-ratelimit-daily-remaining").as_deref(),
+            Some("6")
+        );
+    }
+
+    #[test]
     fn every_vendor_touches_every_nth_record_of_every_object() {
         let data = seed::generate(100, 3, &seed::Mess::none());
         for spec in emulators() {
