@@ -237,16 +237,70 @@ async fn migrate_stops_at_its_share_of_the_daily_quota_and_resumes_exactly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_vendors_own_refusal_is_reported_as_the_daily_quota() {
     let sandbox = start(Setup::clean(CONTACTS)).await;
-    // A share of 1 lets the run use all of it; the vendor refuses the call after the last.
     configure(&sandbox, Some(1.0));
-    sandbox.salesforce_state.set_api_usage(ALLOCATION - 40);
+    let config = sandbox.config.to_string_lossy().into_owned();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.args(["migrate", "--config", &config, "--report", "json", "-q"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in sandbox_env() {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn ferry");
+    // Once the run is writing, other integrations spend the rest of the day's allocation: the
+    // next call is refused (403 REQUEST_LIMIT_EXCEEDED) before any answer said none was left.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sandbox.salesforce_state.api_usage() < 30 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    sandbox.salesforce_state.set_api_usage(ALLOCATION);
+    let out = child.wait_with_output().await.expect("wait for ferry");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(out.status.code(), Some(4), "{stderr}\n{report:#}");
+    assert_eq!(report["stopped"], "daily_quota", "{report:#}");
+    assert_eq!(report["error_kind"], "daily_quota", "{report:#}");
+    let quota = &report["daily_quota"];
+    assert_eq!(
+        (&quota["role"], &quota["vendor"]),
+        (&"sink".into(), &"salesforce".into())
+    );
+    assert!(quota["share"].is_null(), "the vendor refused: {report:#}");
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("REQUEST_LIMIT_EXCEEDED")),
+        "the vendor's own code is kept: {report:#}"
+    );
+
+    sandbox.salesforce_state.set_api_usage(0);
+    let (code, report, stderr) = run_json("migrate", &sandbox, &sandbox_env()).await;
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    assert_sink_exact(&sandbox).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sources_daily_quota_stops_the_run_too() {
+    let sandbox = start(Setup::clean(CONTACTS)).await;
+    configure(&sandbox, Some(1.0));
+    // HubSpot's documented 250,000 a day in the emulator, all but a handful used by other apps;
+    // a share of 1 lets the run use every one of them.
+    sandbox.hubspot_state.set_daily_used(250_000 - 12);
     let (code, report, stderr) = run_json("migrate", &sandbox, &sandbox_env()).await;
     assert_eq!(code, 4, "{stderr}\n{report:#}");
     assert_eq!(report["stopped"], "daily_quota", "{report:#}");
-    assert_eq!(report["error_kind"], "daily_quota", "{report:#}");
-    assert_eq!(report["daily_quota"]["vendor"], "salesforce", "{report:#}");
+    let quota = &report["daily_quota"];
+    assert_eq!(
+        (&quota["role"], &quota["vendor"]),
+        (&"source".into(), &"hubspot".into())
+    );
+    assert_eq!(quota["limit"], 250_000, "{report:#}");
+    assert_eq!(quota["remaining"], 0, "{report:#}");
 
-    sandbox.salesforce_state.set_api_usage(0);
+    sandbox.hubspot_state.set_daily_used(0);
     let (code, report, stderr) = run_json("migrate", &sandbox, &sandbox_env()).await;
     assert_eq!(code, 0, "{stderr}\n{report:#}");
     assert_sink_exact(&sandbox).await;
