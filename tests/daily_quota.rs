@@ -23,6 +23,11 @@ const ALLOCATION: u64 = 100_000;
 /// Writes the config: HubSpot to Salesforce in batches of [`SINK_BATCH`], a checkpoint, and
 /// `share` as `daily_quota_share` (none: the default).
 fn configure(sandbox: &Sandbox, share: Option<f64>) -> std::path::PathBuf {
+    configure_with(sandbox, share, "")
+}
+
+/// [`configure`] with `sync` appended (a `[sync]` table, or nothing).
+fn configure_with(sandbox: &Sandbox, share: Option<f64>, sync: &str) -> std::path::PathBuf {
     let checkpoint = sandbox.config.with_file_name("checkpoint.json");
     let share = share
         .map(|s| format!("daily_quota_share = {s}\n"))
@@ -46,6 +51,7 @@ batch_size = {SINK_BATCH}
 objects = ["companies", "contacts"]
 checkpoint = {checkpoint:?}
 {share}
+{sync}
 {industries}"#,
         hubspot = sandbox.hubspot.base_url,
         salesforce = sandbox.salesforce.base_url,
@@ -302,6 +308,27 @@ async fn the_sources_daily_quota_stops_the_run_too() {
 
     sandbox.hubspot_state.set_daily_used(0);
     let (code, report, stderr) = run_json("migrate", &sandbox, &sandbox_env()).await;
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    assert_sink_exact(&sandbox).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_stops_at_its_share_too_and_the_next_sync_finishes_exactly() {
+    let sandbox = start(Setup::clean(CONTACTS)).await;
+    let state = sandbox.config.with_file_name("sync-state.json");
+    configure_with(
+        &sandbox,
+        Some(0.5),
+        &format!("[sync]\nstate = {:?}\n", state.display().to_string()),
+    );
+    sandbox.salesforce_state.set_api_usage(ALLOCATION - 200);
+    let (code, report, stderr) = run_json("sync", &sandbox, &sandbox_env()).await;
+    assert_eq!(code, 4, "{stderr}\n{report:#}");
+    assert_eq!(report["stopped"], "daily_quota", "{report:#}");
+    assert_eq!(report["daily_quota"]["vendor"], "salesforce", "{report:#}");
+
+    sandbox.salesforce_state.set_api_usage(0);
+    let (code, report, stderr) = run_json("sync", &sandbox, &sandbox_env()).await;
     assert_eq!(code, 0, "{stderr}\n{report:#}");
     assert_sink_exact(&sandbox).await;
 }
