@@ -60,7 +60,8 @@ const FIRST_IDS: usize = 5;
 
 /// Runs the dry run and prints it on stdout. Exit 0 when both vendors answered and every first
 /// page was read, 2 when stages are unmapped or the owner rules name no active sink user (a
-/// migration would refuse to start), 1 otherwise.
+/// migration would refuse to start) or a migration would need more than `daily_quota_share`
+/// of a vendor's daily quota (it would stop part-way), 1 otherwise.
 pub async fn run(
     args: PlanArgs,
     prepared: Prepared,
