@@ -332,3 +332,16 @@ async fn a_sync_stops_at_its_share_too_and_the_next_sync_finishes_exactly() {
     assert_eq!(code, 0, "{stderr}\n{report:#}");
     assert_sink_exact(&sandbox).await;
 }
+
+#[tokio::test]
+async fn sandbox_daily_limits_are_refused_where_there_is_none_to_set() {
+    for (flag, said) in [
+        ("zoho=daily:5", "has no daily quota to set"),
+        ("salesforce=daily:lots", "expected `daily:N`"),
+    ] {
+        let out = ferry(&["sandbox", "--any-port", "--limit", flag], &[]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(stderr.contains(said), "{flag}: {stderr}");
+    }
+}
