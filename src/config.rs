@@ -350,7 +350,17 @@ pub struct MigrationConfig {
     /// configuration (`/etc/resolv.conf`); set only with `email_mx_check`.
     #[serde(default)]
     pub dns_server: Option<String>,
+    /// The share (above 0, at most 1) of a vendor account's daily request quota left when a
+    /// `migrate` or `sync` starts that it may use: once it has, it stops cleanly (exit 4,
+    /// resumable). Checked per vendor from the quota its answers state (HubSpot's daily
+    /// headers, Salesforce's `Sforce-Limit-Info`). Default 0.9: the quota is shared with every
+    /// other integration of the account, so a tenth of it stays theirs.
+    #[serde(default)]
+    pub daily_quota_share: Option<f64>,
 }
+
+/// The default of `[migration] daily_quota_share`.
+pub const DEFAULT_DAILY_QUOTA_SHARE: f64 = 0.9;
 
 fn default_max_record_bytes() -> usize {
     QualityRules::default().max_record_bytes
@@ -376,6 +386,7 @@ impl Default for MigrationConfig {
             mx_concurrency: None,
             dns_server: None,
             merge_survivor: MergeSurvivor::default(),
+            daily_quota_share: None,
         }
     }
 }
@@ -460,8 +471,22 @@ impl MigrationConfig {
             .map_err(|e| anyhow!("config key `migration.objects`: {e}"))
     }
 
+    /// The share of the daily quota left at the start a run may use (`daily_quota_share`).
+    pub fn daily_quota_share(&self) -> f64 {
+        self.daily_quota_share.unwrap_or(DEFAULT_DAILY_QUOTA_SHARE)
+    }
+
     /// Checks values that serde's types cannot express.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(share) = self.daily_quota_share
+            && !(share > 0.0 && share <= 1.0)
+        {
+            bail!(
+                "config key `migration.daily_quota_share`: must be above 0 and at most 1 (a share \
+                 of the daily quota left when the run starts), got {share}; the default is \
+                 {DEFAULT_DAILY_QUOTA_SHARE}"
+            );
+        }
         if !(1..=64).contains(&self.batches_in_flight) {
             bail!(
                 "config key `migration.batches_in_flight`: must be between 1 and 64, got {}",
@@ -1342,6 +1367,37 @@ mod tests {
         assert!(
             err(&GOOD.replace("[migration]", "[migration]\nbatches_in_flight = 0"))
                 .contains("batches_in_flight")
+        );
+        for bad in ["0", "0.0", "-0.5", "1.5", "nan", "inf"] {
+            let text = GOOD.replace(
+                "[migration]",
+                &format!("[migration]\ndaily_quota_share = {bad}"),
+            );
+            assert!(
+                err(&text).contains("migration.daily_quota_share"),
+                "{bad}: {}",
+                err(&text)
+            );
+        }
+        assert!(
+            err(&GOOD.replace("[migration]", "[migration]\ndaily_quota_share = \"most\""))
+                .contains("daily_quota_share")
+        );
+        let share = |v: &str| {
+            Config::parse(&GOOD.replace(
+                "[migration]",
+                &format!("[migration]\ndaily_quota_share = {v}"),
+            ))
+            .map(|c| c.migration.daily_quota_share())
+            .ok()
+        };
+        assert_eq!(share("0.5"), Some(0.5));
+        assert_eq!(share("1"), Some(1.0), "an integer is a share too");
+        assert_eq!(
+            Config::parse(GOOD)
+                .map(|c| c.migration.daily_quota_share())
+                .ok(),
+            Some(DEFAULT_DAILY_QUOTA_SHARE)
         );
     }
 

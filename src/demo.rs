@@ -210,7 +210,7 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<u8, CliError> {
         .map(|(object, plan)| (*object, plan.value_maps.clone()))
         .collect();
     options.source_fields = setup.source_fields;
-    let report = crate::execute(Mode::Migrate, source, sink, &options, quiet, 5).await;
+    let report = crate::execute(Mode::Migrate, source, sink, &options, quiet, 5, None).await;
     crate::print_report(&report, args.report)?;
     let code = report.exit_code();
     if report.outcome == Outcome::RecordsFailed && !args.strict {

@@ -39,6 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use ferry_core::quota::{QuotaGuard, QuotaStop};
 use ferry_core::{ErrorKind, Mode, Outcome, Progress, Report, Role, RunOptions};
 
 /// Exit code when the configuration is wrong (see README: exit codes).
@@ -568,9 +569,21 @@ async fn run_config(
         options,
         lock,
         command,
+        config,
         ..
     } = prepared;
-    let mut report = execute(mode, source, sink, &options, quiet, args.progress_interval).await;
+    // Only a run that writes spends a day's quota worth stopping for; a verify reads.
+    let share = (mode == Mode::Migrate).then(|| config.migration.daily_quota_share());
+    let mut report = execute(
+        mode,
+        source,
+        sink,
+        &options,
+        quiet,
+        args.progress_interval,
+        share,
+    )
+    .await;
     report.command = command;
     // Released only now, once the state holds this run's last watermark.
     drop(lock);
@@ -583,7 +596,9 @@ async fn run_config(
     Ok(report.exit_code())
 }
 
-/// Runs the pipeline with a progress display.
+/// Runs the pipeline with a progress display. With `daily_quota_share`, the run stops cleanly
+/// once it has used that share of a vendor account's daily quota left when it started
+/// ([`stop_at_daily_quota`]).
 pub async fn execute(
     mode: Mode,
     source: Arc<dyn ferry_core::Source>,
@@ -591,6 +606,7 @@ pub async fn execute(
     options: &RunOptions,
     quiet: bool,
     progress_interval: u64,
+    daily_quota_share: Option<f64>,
 ) -> Report {
     let progress = Arc::new(Progress::new(&options.objects));
     let objects: Vec<&str> = options.objects.iter().map(|o| o.as_str()).collect();
@@ -628,15 +644,92 @@ pub async fn execute(
         heading,
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let signals = tokio::spawn(stop_on_signals(stop, mode));
+    let signals = tokio::spawn(stop_on_signals(stop.clone(), mode));
+    let quota_stop: Arc<std::sync::Mutex<Option<QuotaStop>>> = Arc::default();
+    let guard = daily_quota_share.map(|share| {
+        tokio::spawn(stop_at_daily_quota(
+            Arc::clone(&source),
+            Arc::clone(&sink),
+            share,
+            stop,
+            Arc::clone(&quota_stop),
+        ))
+    });
     let options = RunOptions {
         stop: Some(stopped),
         ..options.clone()
     };
-    let report = ferry_core::run(mode, source, sink, &options, progress).await;
+    let (source_stats, sink_stats) = (Arc::clone(&source), Arc::clone(&sink));
+    let mut report = ferry_core::run(mode, source, sink, &options, progress).await;
     signals.abort();
+    if let Some(guard) = guard {
+        guard.abort();
+    }
+    let stopped_at = quota_stop.lock().ok().and_then(|mut s| s.take());
+    if let Some(stop) = stopped_at.filter(|_| report.interrupted && report.error.is_none()) {
+        report.stop_for_daily_quota(stop);
+    } else if report.error.is_some() {
+        // The vendor refused a request for its daily quota: said so, not as a vendor error.
+        let refused = [
+            ("source", report.source, source_stats.http_stats()),
+            ("sink", report.sink, sink_stats.http_stats()),
+        ]
+        .into_iter()
+        .find_map(|(role, vendor, stats)| {
+            let stats = stats?;
+            stats
+                .daily_quota
+                .exhausted()
+                .then(|| ferry_core::quota::refused(role, vendor, stats.daily_quota.get()))
+        });
+        if let Some(refused) = refused {
+            report.stop_for_daily_quota(refused);
+        }
+    }
     display.finish().await;
     report
+}
+
+/// Every 50 ms, reads each vendor account's daily quota from its client's latest answer and,
+/// once the run has used `share` of what was left at the first reading, asks the run to stop
+/// (as the first Ctrl-C does: no new page is read, batches in flight settle, progress is
+/// saved) and keeps why in `found`. A vendor whose answers state no quota is never stopped.
+async fn stop_at_daily_quota(
+    source: Arc<dyn ferry_core::Source>,
+    sink: Arc<dyn ferry_core::Sink>,
+    share: f64,
+    stop: tokio::sync::watch::Sender<bool>,
+    found: Arc<std::sync::Mutex<Option<QuotaStop>>>,
+) {
+    let mut guards = [
+        QuotaGuard::new("source", source.vendor(), share),
+        QuotaGuard::new("sink", sink.vendor(), share),
+    ];
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        for (guard, stats) in guards
+            .iter_mut()
+            .zip([source.http_stats(), sink.http_stats()])
+        {
+            let reading = stats.and_then(|s| s.daily_quota.get());
+            if let Some(reached) = guard.check(reading) {
+                eprintln!(
+                    "ferry: stopping: the run used {} of the {} requests left of {}'s daily quota \
+                     when it started ({:.0}%, daily_quota_share); finishing the batches in flight",
+                    reached.used,
+                    reached.remaining_at_start,
+                    reached.vendor,
+                    share * 100.0
+                );
+                if let Ok(mut found) = found.lock() {
+                    *found = Some(reached);
+                }
+                let _ = stop.send(true);
+                return;
+            }
+        }
+    }
 }
 
 /// The first SIGINT or SIGTERM asks the run to stop: no new page is read, batches in flight

@@ -60,7 +60,8 @@ const FIRST_IDS: usize = 5;
 
 /// Runs the dry run and prints it on stdout. Exit 0 when both vendors answered and every first
 /// page was read, 2 when stages are unmapped or the owner rules name no active sink user (a
-/// migration would refuse to start), 1 otherwise.
+/// migration would refuse to start) or a migration would need more than `daily_quota_share`
+/// of a vendor's daily quota (it would stop part-way), 1 otherwise.
 pub async fn run(
     args: PlanArgs,
     prepared: Prepared,
@@ -71,8 +72,10 @@ pub async fn run(
         source,
         sink,
         options,
+        config,
         ..
     } = prepared;
+    let share = config.migration.daily_quota_share();
     let (source_for_check, sink_for_check) = (Arc::clone(&source), Arc::clone(&sink));
     let mut out = String::new();
     if args.show_values {
@@ -88,6 +91,8 @@ pub async fn run(
         args.config.display()
     );
     let mut code = 0;
+    // Each object's record count, where the source could say.
+    let mut counts: Vec<(ObjectType, Option<u64>)> = Vec::new();
     let deadline = std::time::Duration::from_secs(args.deadline);
     let work = async {
         for (role, vendor, result) in [
@@ -131,7 +136,9 @@ pub async fn run(
                         }
                     };
                 let _ = writeln!(out, "\n{}:", object.as_str());
-                let _ = match source.count(object).await {
+                let counted = source.count(object).await;
+                counts.push((object, counted.as_ref().ok().copied().flatten()));
+                let _ = match counted {
                     Ok(Some(n)) => writeln!(
                         out,
                         "  {} in {}",
@@ -261,6 +268,9 @@ owners and stages: {e}"
                     };
                 }
             }
+            if describe_daily_quota(&mut out, source.as_ref(), sink.as_ref(), &counts, share) {
+                code = EXIT_CONFIG;
+            }
         }
     };
     if tokio::time::timeout(deadline, work).await.is_err() {
@@ -297,6 +307,7 @@ owners and stages: {e}"
             &options,
             quiet,
             args.progress_interval,
+            None,
         )
         .await;
         let mut checked = String::new();
@@ -406,6 +417,93 @@ fn describe_check(out: &mut String, report: &Report) {
     } else if report.interrupted {
         let _ = writeln!(out, "the check was stopped before the end of the source");
     }
+}
+
+/// Per vendor: the daily request quota its answers stated so far (plan's own requests have
+/// been made by now: HubSpot's headers come with its first call, Salesforce's with every
+/// call), the requests a migration would spend from the record counts and each connector's
+/// requests per record, and whether that is more than the share a migration may use
+/// (`daily_quota_share`). `true` when it is: a migration would stop part-way, at the share.
+fn describe_daily_quota(
+    out: &mut String,
+    source: &dyn ferry_core::Source,
+    sink: &dyn ferry_core::Sink,
+    counts: &[(ObjectType, Option<u64>)],
+    share: f64,
+) -> bool {
+    use ferry_core::quota::{allowed_share, estimate_requests};
+    let _ = writeln!(
+        out,
+        "\ndaily request quota (a migration stops once it has used {:.0}% of what is left when it \
+         starts: daily_quota_share):",
+        share * 100.0
+    );
+    let source_needs: Vec<(Option<u64>, Option<f64>)> = counts
+        .iter()
+        .map(|(o, n)| (*n, source.requests_per_record(*o)))
+        .collect();
+    let sink_needs: Vec<(Option<u64>, Option<f64>)> = counts
+        .iter()
+        .map(|(o, n)| (*n, sink.requests_per_record(*o)))
+        .collect();
+    let mut exceeded = false;
+    for (role, vendor, stats, needs) in [
+        ("source", source.vendor(), source.http_stats(), source_needs),
+        ("sink", sink.vendor(), sink.http_stats(), sink_needs),
+    ] {
+        let quota = stats.and_then(|s| s.daily_quota.get());
+        let estimate = estimate_requests(&needs);
+        let needs = match estimate {
+            Some(n) => format!(
+                "a migration needs about {}",
+                ferry_core::report::count(n, "request", "requests")
+            ),
+            None => "the requests a migration needs are unknown (a record count or the \
+                     connector's requests per record is)"
+                .to_owned(),
+        };
+        let Some(quota) = quota else {
+            let _ = writeln!(
+                out,
+                "  {role} {vendor}: daily quota unknown (its answers state none); {needs}"
+            );
+            continue;
+        };
+        let allowed = allowed_share(quota.remaining, share);
+        let verdict = match estimate {
+            Some(n) if n > allowed => {
+                exceeded = true;
+                format!(
+                    ": {}% of what is left, MORE than the {allowed} it may use; a migration would \
+                     stop part-way (exit 4) and resume when the quota allows",
+                    percent(n, quota.remaining)
+                )
+            }
+            Some(n) => format!(" ({}% of what is left)", percent(n, quota.remaining)),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {role} {vendor}: {} of {} left today; {needs}{verdict}",
+            quota.remaining, quota.limit
+        );
+    }
+    if exceeded {
+        let _ = writeln!(
+            out,
+            "a migration would stop part-way: it needs more than daily_quota_share of a daily \
+             quota (above)"
+        );
+    }
+    exceeded
+}
+
+/// `part` as a whole percentage of `whole` (rounded up: 0 only when `part` is 0).
+fn percent(part: u64, whole: u64) -> u64 {
+    if whole == 0 {
+        return if part == 0 { 0 } else { 100 };
+    }
+    (part.saturating_mul(100)).div_ceil(whole)
 }
 
 /// The most records `plan` lists by source id for one email domain finding.

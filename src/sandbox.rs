@@ -39,7 +39,9 @@ pub struct SandboxArgs {
     /// Rate limits of VENDOR's emulator (repeatable): `none` (no limits at all, to measure
     /// ferry alone), `documented` (the default), or N requests per the vendor's burst window
     /// (`--limit hubspot=190`: HubSpot Professional's 190 per 10 s; pipedrive counts per 2 s;
-    /// for zoho, N concurrent calls: `--limit zoho=10`, the Standard edition's).
+    /// for zoho, N concurrent calls: `--limit zoho=10`, the Standard edition's), or
+    /// `daily:N`, a daily quota of N (HubSpot's daily requests, Salesforce's daily API
+    /// allocation, Pipedrive's daily tokens: `--limit salesforce=daily:500`).
     #[arg(long = "limit", value_name = "VENDOR=LIMIT")]
     limit: Vec<String>,
     /// Milliseconds added to every request VENDOR's emulator answers, as a distant vendor's
@@ -106,6 +108,14 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
         if matches!(parsed, Limits::Burst(_)) && unsettable {
             return Err(CliError::config(anyhow::anyhow!(
                 "--limit `{l}`: {vendor} has no limit a number can set (only `none` or `documented`)"
+            )));
+        }
+        if matches!(parsed, Limits::Daily(_))
+            && !ferry_sandbox::DAILY_QUOTA_VENDORS.contains(&vendor)
+        {
+            return Err(CliError::config(anyhow::anyhow!(
+                "--limit `{l}`: {vendor}'s emulator has no daily quota to set (those that do: {})",
+                ferry_sandbox::DAILY_QUOTA_VENDORS.join(", ")
             )));
         }
         limits.push((vendor.to_owned(), parsed));
@@ -213,6 +223,9 @@ pub async fn run(args: SandboxArgs) -> Result<u8, CliError> {
                     "         limits: {n} {}",
                     e.spec.limit_unit.unwrap_or("requests")
                 );
+            }
+            Limits::Daily(n) => {
+                let _ = writeln!(out, "         limits: a daily quota of {n}");
             }
         }
         let faults = faults_of(e.spec.vendor);

@@ -32,6 +32,9 @@ pub fn human(report: &Report) -> String {
             );
             &unchanged
         }
+        Outcome::Interrupted | Outcome::Failed if report.stopped == Some("daily_quota") => {
+            "STOPPED at the daily request quota before finishing"
+        }
         Outcome::Verified => "every record written and verified",
         Outcome::RecordsFailed => {
             "every written record verified; some records failed (listed below)"
@@ -56,6 +59,28 @@ pub fn human(report: &Report) -> String {
     if let Some(error) = &report.error {
         let kind = report.error_kind.map_or("", ErrorKind::as_str);
         let _ = writeln!(out, "error ({kind}): {error}");
+    }
+    if let Some(q) = &report.daily_quota {
+        let _ = match q.share {
+            Some(share) => writeln!(
+                out,
+                "stopped at the daily quota of the {} ({}): this run used {} of the {} left when \
+                 it started, its share of {:.0}% (daily_quota_share); {} left of {}",
+                q.role,
+                q.vendor,
+                q.used,
+                q.remaining_at_start,
+                share * 100.0,
+                q.remaining,
+                q.limit
+            ),
+            None => writeln!(
+                out,
+                "stopped at the daily quota of the {} ({}): the vendor refused a request because \
+                 the day's quota of {} is used up",
+                q.role, q.vendor, q.limit
+            ),
+        };
     }
     let not_in_sink: u64 = report.objects.iter().map(|o| o.not_in_sink).sum();
     if not_in_sink > 0 {
@@ -557,6 +582,8 @@ mod tests {
             fields_created: Vec::new(),
             owners_unmatched: Vec::new(),
             blocked: Vec::new(),
+            stopped: None,
+            daily_quota: None,
         }
     }
 
@@ -594,6 +621,42 @@ mod tests {
             json["owners_unmatched"][0],
             serde_json::json!({"source_user_id": "101", "records": 4, "action": "reject"})
         );
+    }
+
+    #[test]
+    fn a_stop_at_the_daily_quota_says_whose_and_how_much() {
+        let mut r = report("migrate", Outcome::Interrupted);
+        r.stop_for_daily_quota(ferry_core::quota::QuotaStop {
+            role: "sink",
+            vendor: "salesforce",
+            limit: 100_000,
+            remaining_at_start: 194,
+            remaining: 91,
+            used: 103,
+            share: Some(0.5),
+        });
+        let text = human(&r);
+        assert!(
+            text.contains("STOPPED at the daily request quota"),
+            "{text}"
+        );
+        assert!(
+            text.contains("used 103 of the 194 left when it started, its share of 50%"),
+            "{text}"
+        );
+        assert_eq!(r.exit_code(), 4);
+        let json: serde_json::Value =
+            serde_json::from_str(&json(&r, None).expect("json")).expect("parses");
+        assert_eq!(json["stopped"], "daily_quota", "{json}");
+        assert_eq!(json["error_kind"], "daily_quota", "{json}");
+        assert_eq!(json["daily_quota"]["used"], 103, "{json}");
+
+        let mut r = report("migrate", Outcome::Failed);
+        r.error = Some("REQUEST_LIMIT_EXCEEDED".into());
+        r.stop_for_daily_quota(ferry_core::quota::refused("sink", "salesforce", None));
+        let text = human(&r);
+        assert!(text.contains("the vendor refused a request"), "{text}");
+        assert_eq!(r.exit_code(), 4, "resumable, like a stop at the share");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use ferry_core::http::{
     HttpResponse, RateLimit, VendorPolicy, Verdict, default_classify, path_matches,
 };
+use ferry_core::quota::DailyQuota;
 use ferry_core::redact::{clean_code, truncate};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, Url};
@@ -67,6 +68,18 @@ fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
+/// Whether a 429's body names the daily limit (`policyName` `DAILY`), not the burst window.
+fn is_daily_429(response: &HttpResponse) -> bool {
+    serde_json::from_slice::<Value>(&response.body)
+        .ok()
+        .and_then(|b| {
+            b.get("policyName")
+                .and_then(Value::as_str)
+                .map(|p| p == "DAILY")
+        })
+        .unwrap_or(false)
+}
+
 impl VendorPolicy for HubspotPolicy {
     fn vendor(&self) -> &'static str {
         VENDOR
@@ -98,18 +111,7 @@ impl VendorPolicy for HubspotPolicy {
                 after: response.retry_after(),
                 reason: "HTTP 477 Migration in Progress".into(),
             },
-            429 => {
-                let body: Option<Value> = serde_json::from_slice(&response.body).ok();
-                let policy = body
-                    .as_ref()
-                    .and_then(|b| b.get("policyName"))
-                    .and_then(Value::as_str);
-                if policy == Some("DAILY") {
-                    Verdict::Done
-                } else {
-                    default_classify(response)
-                }
-            }
+            429 if is_daily_429(response) => Verdict::Done,
             _ => default_classify(response),
         }
     }
@@ -139,6 +141,22 @@ impl VendorPolicy for HubspotPolicy {
             }
             Announced::Ignored => None,
         }
+    }
+
+    /// The account's daily limit from `X-HubSpot-RateLimit-Daily` and `-Daily-Remaining`
+    /// (private-app tokens; HubSpot sends neither to OAuth calls nor on search answers).
+    fn daily_quota(&self, headers: &HeaderMap) -> Option<DailyQuota> {
+        let limit = header_number(headers, "x-hubspot-ratelimit-daily").filter(|n| *n > 0)?;
+        let remaining = header_number(headers, "x-hubspot-ratelimit-daily-remaining")?;
+        Some(DailyQuota {
+            limit,
+            remaining: remaining.min(limit),
+        })
+    }
+
+    /// A 429 whose `policyName` is `DAILY` ("You have reached your daily limit.").
+    fn daily_quota_refused(&self, response: &HttpResponse) -> bool {
+        response.status.as_u16() == 429 && is_daily_429(response)
     }
 
     /// `CATEGORY: message` from HubSpot's error body. Validation messages quote the values
@@ -298,6 +316,46 @@ mod tests {
             Some(RateLimit::new(1, Duration::from_secs(1)))
         );
         assert_eq!(p.announced_limit(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn the_daily_pair_is_read_and_a_daily_429_is_known() {
+        let p = policy();
+        let headers = response(
+            200,
+            &[
+                ("x-hubspot-ratelimit-daily", "250000"),
+                ("x-hubspot-ratelimit-daily-remaining", "249990"),
+            ],
+            "",
+        )
+        .headers;
+        assert_eq!(
+            p.daily_quota(&headers),
+            Some(DailyQuota {
+                limit: 250_000,
+                remaining: 249_990
+            })
+        );
+        assert_eq!(
+            p.daily_quota(&announcing("190", "10000")),
+            None,
+            "OAuth calls carry the burst headers without the daily pair: unknown"
+        );
+        let half = response(200, &[("x-hubspot-ratelimit-daily", "10")], "").headers;
+        assert_eq!(p.daily_quota(&half), None);
+        let daily = response(
+            429,
+            &[],
+            r#"{"status":"error","message":"You have reached your daily limit.","errorType":"RATE_LIMIT","policyName":"DAILY"}"#,
+        );
+        assert!(p.daily_quota_refused(&daily));
+        assert!(!p.daily_quota_refused(&response(
+            429,
+            &[],
+            r#"{"policyName":"TEN_SECONDLY_ROLLING"}"#
+        )));
+        assert!(!p.daily_quota_refused(&response(200, &[], r#"{"policyName":"DAILY"}"#)));
     }
 
     #[test]

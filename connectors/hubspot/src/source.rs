@@ -156,6 +156,18 @@ impl Source for HubspotSource {
         Some(self.client.stats())
     }
 
+    /// A list call per page of `page_size`, and one v4 association batch read per reference
+    /// of an object whose links are read in batches.
+    fn requests_per_record(&self, object: ObjectType) -> Option<f64> {
+        let row = binding(object).ok()?;
+        let links = if row.reads_links_in_batches() {
+            row.references.len()
+        } else {
+            0
+        };
+        Some((1 + links) as f64 / f64::from(self.page_size.max(1)))
+    }
+
     /// The owners, active and archived (`GET /crm/v3/owners`; scope `crm.objects.owners.read`).
     async fn users(&self) -> ConnectorResult<Vec<ferry_core::User>> {
         crate::directory::users(&self.client, self.page_size).await

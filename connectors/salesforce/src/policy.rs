@@ -6,8 +6,10 @@
 //! could not reach the instance) are retried as usual.
 
 use ferry_core::http::{HttpResponse, VendorPolicy};
+use ferry_core::quota::{DailyQuota, parse_api_usage};
 pub(crate) use ferry_core::redact::clean_code;
 use ferry_core::redact::truncate;
+use reqwest::header::HeaderMap;
 use reqwest::{Method, Url};
 use serde::Deserialize;
 
@@ -70,6 +72,30 @@ impl VendorPolicy for SalesforcePolicy {
         u64::from(!url.path().contains("/services/oauth2/"))
     }
 
+    /// The org's rolling 24-hour API allocation from `Sforce-Limit-Info: api-usage=USED/MAX`,
+    /// sent on every REST answer.
+    fn daily_quota(&self, headers: &HeaderMap) -> Option<DailyQuota> {
+        parse_api_usage(headers.get("sforce-limit-info")?.to_str().ok()?)
+    }
+
+    /// A 403 `REQUEST_LIMIT_EXCEEDED` for the allocation ("TotalRequests Limit exceeded.", or
+    /// an `api-usage` at or over it), not for too many long-running requests at once.
+    fn daily_quota_refused(&self, response: &HttpResponse) -> bool {
+        if response.status.as_u16() != 403 {
+            return false;
+        }
+        let Ok(errors) = serde_json::from_slice::<Vec<RestError>>(&response.body) else {
+            return false;
+        };
+        errors.first().is_some_and(|e| {
+            e.error_code == REQUEST_LIMIT_EXCEEDED
+                && (e.message.contains("TotalRequests")
+                    || self
+                        .daily_quota(&response.headers)
+                        .is_some_and(|q| q.remaining == 0))
+        })
+    }
+
     fn error_detail(&self, response: &HttpResponse) -> String {
         if let Ok(errors) = serde_json::from_slice::<Vec<RestError>>(&response.body)
             && let Some(e) = errors.first()
@@ -105,7 +131,7 @@ mod tests {
     use super::*;
     use ferry_core::http::{Verdict, default_classify};
     use reqwest::StatusCode;
-    use reqwest::header::HeaderMap;
+    use reqwest::header::HeaderValue;
 
     fn response(status: u16, body: &str) -> HttpResponse {
         HttpResponse {
@@ -135,6 +161,32 @@ mod tests {
             SalesforcePolicy.classify(&response(503, "")),
             Verdict::Retry { .. }
         ));
+    }
+
+    #[test]
+    fn sforce_limit_info_gives_the_daily_allocation() {
+        let mut r = response(200, "[]");
+        assert_eq!(SalesforcePolicy.daily_quota(&r.headers), None);
+        r.headers.insert(
+            "sforce-limit-info",
+            HeaderValue::from_static("api-usage=10018/100000; api-bursts=1/750"),
+        );
+        assert_eq!(
+            SalesforcePolicy.daily_quota(&r.headers),
+            Some(DailyQuota {
+                limit: 100_000,
+                remaining: 89_982
+            })
+        );
+        let limit =
+            r#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
+        assert!(SalesforcePolicy.daily_quota_refused(&response(403, limit)));
+        let concurrent = r#"[{"message":"ConcurrentPerOrgLongTxn Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
+        assert!(
+            !SalesforcePolicy.daily_quota_refused(&response(403, concurrent)),
+            "too many long requests at once is not the daily allocation"
+        );
+        assert!(!SalesforcePolicy.daily_quota_refused(&response(400, limit)));
     }
 
     #[test]

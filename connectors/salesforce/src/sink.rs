@@ -488,6 +488,25 @@ impl Sink for SalesforceSink {
         Some(self.client.stats())
     }
 
+    /// One sObject Collections upsert per batch of `batch_size`, and one read-back query per
+    /// `read_back_size` records (plus one query of contact roles for an object that has them).
+    /// Notes (two writes per note): unknown.
+    fn requests_per_record(&self, object: ObjectType) -> Option<f64> {
+        if object == ObjectType::NOTES {
+            return None;
+        }
+        let row = mapping::binding(object).ok()?;
+        let roles = usize::from(matches!(
+            row.links,
+            Some(SalesforceLinks::ContactRoles { .. })
+        ));
+        let batch = crate::config::MAX_BATCH_SIZE
+            .min(self.settings.batch_size)
+            .max(1);
+        let read_back = self.settings.read_back_size.max(1);
+        Some(1.0 / batch as f64 + (1 + roles) as f64 / read_back as f64)
+    }
+
     // Salesforce refuses an Account without Name and a Contact without LastName (REQUIRED_FIELD_MISSING).
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
         let row = mapping::binding(object)?;

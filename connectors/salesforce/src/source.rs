@@ -366,6 +366,17 @@ impl Source for SalesforceSource {
         Some(self.client.stats())
     }
 
+    /// A query page of `query_batch_size` records (Salesforce's `batchSize`), and for an object
+    /// with contact roles one query of them per page.
+    fn requests_per_record(&self, object: ObjectType) -> Option<f64> {
+        let row = mapping::binding(object).ok()?;
+        let roles = usize::from(matches!(
+            row.links,
+            Some(SalesforceLinks::ContactRoles { .. })
+        ));
+        Some((1 + roles) as f64 / self.settings.query_batch_size.max(1) as f64)
+    }
+
     /// Every user of the org, active or not (`SELECT Id, Email, IsActive FROM User`).
     async fn users(&self) -> ConnectorResult<Vec<ferry_core::User>> {
         crate::directory::users(&self.client).await

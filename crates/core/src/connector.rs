@@ -367,6 +367,13 @@ pub trait Source: Send + Sync {
         count_opted_out_by_reading(self, object, field).await
     }
 
+    /// Requests reading `object` costs per record, from the connector's page size (a page's
+    /// list call and any per-page reads of its links, over the records a page holds):
+    /// `ferry plan`'s estimate of a run's requests. `None` (the default): unknown.
+    fn requests_per_record(&self, _object: ObjectType) -> Option<f64> {
+        None
+    }
+
     /// The request counters of this connector's HTTP client, for the report.
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         None
@@ -709,6 +716,13 @@ pub trait Sink: Send + Sync {
         _how: Removal,
     ) -> ConnectorResult<Vec<RemoveOutcome>> {
         Err(cannot_remove(self.vendor(), object, "remove"))
+    }
+
+    /// Requests writing `object` costs per record, from the connector's batch size (a batch's
+    /// write, read-back and link calls, over the records a batch holds): `ferry plan`'s
+    /// estimate of a run's requests. `None` (the default): unknown.
+    fn requests_per_record(&self, _object: ObjectType) -> Option<f64> {
+        None
     }
 
     /// The request counters of this connector's HTTP client, for the report.

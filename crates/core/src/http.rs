@@ -274,6 +274,18 @@ pub trait VendorPolicy: Send + Sync + 'static {
         None
     }
 
+    /// The account's daily request quota as the response's headers state it, if they do
+    /// (none: unknown, never guessed).
+    fn daily_quota(&self, _headers: &HeaderMap) -> Option<crate::quota::DailyQuota> {
+        None
+    }
+
+    /// Whether `response` refuses the request because the account's daily quota is used up
+    /// (no retry can succeed before it resets).
+    fn daily_quota_refused(&self, _response: &HttpResponse) -> bool {
+        false
+    }
+
     /// A one-line account of an error response, from the vendor's error body. Must not quote
     /// record values; vendor error codes and messages about the request are fine.
     fn error_detail(&self, response: &HttpResponse) -> String {
@@ -410,6 +422,8 @@ pub struct HttpStats {
     /// What the attempts cost against the vendor's limiting budget, in its units
     /// ([`VendorPolicy::request_cost`]).
     pub budget_cost: AtomicU64,
+    /// The vendor account's daily quota, as its latest answer stated it.
+    pub daily_quota: crate::quota::QuotaCell,
 }
 
 impl HttpStats {
@@ -432,6 +446,7 @@ impl HttpStats {
             paced_ms: self.paced_us.load(Ordering::Relaxed) / 1000,
             throttled_wait_ms: self.throttled_wait_us.load(Ordering::Relaxed) / 1000,
             budget_cost: self.budget_cost.load(Ordering::Relaxed),
+            daily_quota: self.daily_quota.get(),
         }
     }
 
@@ -447,6 +462,7 @@ impl HttpStats {
         ] {
             to.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
         }
+        self.daily_quota.absorb(&other.daily_quota);
     }
 
     /// Adds the time since `since` to `counter`, in microseconds.
@@ -1000,6 +1016,12 @@ impl HttpClient {
         if let Some(limit) = self.policy.announced_limit(&response.headers) {
             self.limiter.replace(limit);
         }
+        if let Some(quota) = self.policy.daily_quota(&response.headers) {
+            self.stats.daily_quota.note(quota);
+        }
+        if self.policy.daily_quota_refused(&response) {
+            self.stats.daily_quota.note_exhausted();
+        }
         match self.policy.classify(&response) {
             Verdict::Done => Ok(response),
             Verdict::Retry { after, reason } => {
@@ -1283,6 +1305,53 @@ mod tests {
             client.stats().report().paced_ms,
             0,
             "no rate limit: no pacing"
+        );
+    }
+
+    /// A policy reading a test header `x-daily: USED/MAX` and refusing on 418.
+    struct Daily;
+    impl VendorPolicy for Daily {
+        fn vendor(&self) -> &'static str {
+            "testvendor"
+        }
+        fn daily_quota(&self, headers: &HeaderMap) -> Option<crate::quota::DailyQuota> {
+            let value = headers.get("x-daily")?.to_str().ok()?;
+            crate::quota::parse_api_usage(&format!("api-usage={value}"))
+        }
+        fn daily_quota_refused(&self, response: &HttpResponse) -> bool {
+            response.status.as_u16() == 418
+        }
+    }
+
+    #[tokio::test]
+    async fn the_daily_quota_is_read_from_each_answer_and_reported() {
+        let (url, _) = scripted(vec![
+            (200, vec![]),
+            (200, vec![("x-daily", "3/10")]),
+            (200, vec![("x-daily", "4/10")]),
+            (418, vec![]),
+        ])
+        .await;
+        let client = HttpClient::new(Arc::new(Daily), None, fast()).unwrap();
+        client.send("GET /x", |c| c.get(&url)).await.unwrap();
+        assert_eq!(
+            client.stats().report().daily_quota,
+            None,
+            "no header: unknown"
+        );
+        client.send("GET /x", |c| c.get(&url)).await.unwrap();
+        client.send("GET /x", |c| c.get(&url)).await.unwrap();
+        let reading = crate::quota::DailyQuota {
+            limit: 10,
+            remaining: 6,
+        };
+        assert_eq!(client.stats().report().daily_quota, Some(reading));
+        assert!(!client.stats().daily_quota.exhausted());
+        client.send("GET /x", |c| c.get(&url)).await.unwrap();
+        assert!(client.stats().daily_quota.exhausted());
+        assert_eq!(
+            client.stats().daily_quota.get().map(|q| q.remaining),
+            Some(0)
         );
     }
 

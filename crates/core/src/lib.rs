@@ -24,6 +24,7 @@ pub mod owners;
 pub mod phone;
 pub mod pipeline;
 pub mod quality;
+pub mod quota;
 pub mod redact;
 pub mod report;
 pub mod resend;

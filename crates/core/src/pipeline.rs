@@ -392,6 +392,8 @@ pub async fn run(
         fields_created: Vec::new(),
         owners_unmatched: Vec::new(),
         blocked: Vec::new(),
+        stopped: None,
+        daily_quota: None,
     };
     let checkpoint = options
         .checkpoint

@@ -171,6 +171,10 @@ pub struct HttpReport {
     /// Salesforce, API calls of the daily quota; Dynamics 365, requests of the 5-minute window
     /// (a `$batch` is one); Zoho, credits; Pipedrive, tokens. Token requests cost nothing.
     pub budget_cost: u64,
+    /// The vendor account's daily request quota as its last answer stated it (limit and
+    /// remaining); absent when its answers state none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_quota: Option<crate::quota::DailyQuota>,
 }
 
 impl HttpReport {
@@ -185,6 +189,7 @@ impl HttpReport {
                 .throttled_wait_ms
                 .saturating_sub(before.throttled_wait_ms),
             budget_cost: self.budget_cost.saturating_sub(before.budget_cost),
+            daily_quota: self.daily_quota,
         }
     }
 }
@@ -248,6 +253,10 @@ pub enum ErrorKind {
     /// `sync` would remove more records than `[sync] max_deletes` allows; nothing was written
     /// or removed (`--allow-mass-delete` lets it through).
     MassDelete,
+    /// The run stopped at a vendor account's daily request quota: at the configured share of
+    /// what was left when it started (`[migration] daily_quota_share`), or refused by the
+    /// vendor for it. Resumable once the quota allows (exit 4).
+    DailyQuota,
 }
 
 impl ErrorKind {
@@ -262,6 +271,7 @@ impl ErrorKind {
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Locked => "locked",
             ErrorKind::MassDelete => "mass_delete",
+            ErrorKind::DailyQuota => "daily_quota",
         }
     }
 }
@@ -316,6 +326,13 @@ pub struct Report {
     /// the sink cannot hold, a stage that maps to none), each as the migration would say it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub blocked: Vec<String>,
+    /// Why ferry stopped the run on its own before finishing: `"daily_quota"` (see
+    /// [`Report::stop_for_daily_quota`]); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<&'static str>,
+    /// The vendor account's daily quota that stopped the run, when `stopped` says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_quota: Option<crate::quota::QuotaStop>,
 }
 
 /// A source user who owns records of the run but has no active sink user with the same email.
@@ -364,6 +381,15 @@ impl Report {
         self.error = Some(message);
     }
 
+    /// Records that the run stopped at a daily quota: `stopped` `"daily_quota"`, error kind
+    /// `daily_quota`, exit 4 like a run stopped on request (batches in flight settled, progress
+    /// saved), whether ferry stopped it at its share or the vendor refused a request for it.
+    pub fn stop_for_daily_quota(&mut self, stop: crate::quota::QuotaStop) {
+        self.stopped = Some("daily_quota");
+        self.daily_quota = Some(stop);
+        self.error_kind = Some(ErrorKind::DailyQuota);
+    }
+
     /// The process exit code (documented in the README): the outcome's, except that a run
     /// stopped by a configuration error exits 2 like any other configuration error, and a sync
     /// refused as a mass delete exits 3, as records it did not carry do.
@@ -371,6 +397,7 @@ impl Report {
         match (self.outcome, self.error_kind) {
             (Outcome::Failed, Some(ErrorKind::Config)) => 2,
             (Outcome::Failed, Some(ErrorKind::MassDelete)) => 3,
+            (Outcome::Failed, Some(ErrorKind::DailyQuota)) => 4,
             (outcome, _) => outcome.exit_code(),
         }
     }

@@ -222,21 +222,35 @@ pub enum Limits {
     /// per burst window (HubSpot's 190 per 10 s on Professional), or for Zoho, which counts no
     /// requests per window, concurrent calls (10 on Standard). Ignored by vendors without one.
     Burst(u32),
+    /// The documented limits, with a daily quota of this many: HubSpot's daily requests,
+    /// Salesforce's daily API allocation, Pipedrive's daily token budget (`daily:N`; see
+    /// [`DAILY_QUOTA_VENDORS`]).
+    Daily(u64),
 }
 
+/// The emulators whose daily quota `--limit VENDOR=daily:N` sets.
+pub const DAILY_QUOTA_VENDORS: &[&str] = &["hubspot", "salesforce", "pipedrive"];
+
 impl Limits {
-    /// Parses `none` or a number of requests per burst window.
+    /// Parses `none`, `documented`, a number of requests per burst window, or `daily:N`.
     pub fn parse(text: &str) -> Result<Limits, String> {
         match text.trim() {
             "none" => Ok(Limits::Unlimited),
             "documented" => Ok(Limits::Documented),
+            daily if daily.starts_with("daily:") => daily["daily:".len()..]
+                .parse::<u64>()
+                .ok()
+                .map(Limits::Daily)
+                .ok_or_else(|| format!("`{daily}`: expected `daily:N`, N a number of requests")),
             n => n
                 .parse::<u32>()
                 .ok()
                 .filter(|n| *n > 0)
                 .map(Limits::Burst)
                 .ok_or_else(|| {
-                    format!("`{n}`: expected `none`, `documented` or a number of requests")
+                    format!(
+                        "`{n}`: expected `none`, `documented`, a number of requests or `daily:N`"
+                    )
                 }),
         }
     }
@@ -374,6 +388,43 @@ pub async fn start(config: SandboxConfig) -> io::Result<Sandbox> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_parse_a_daily_quota() {
+        assert_eq!(Limits::parse("daily:500"), Ok(Limits::Daily(500)));
+        assert_eq!(Limits::parse("190"), Ok(Limits::Burst(190)));
+        assert_eq!(Limits::parse("none"), Ok(Limits::Unlimited));
+        for bad in ["daily:", "daily:x", "daily:-1", "weekly:5", "0"] {
+            assert!(Limits::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// `daily:N` sets the daily quota HubSpot's headers state (as ferry reads them).
+    #[tokio::test]
+    async fn a_daily_limit_reaches_the_headers() {
+        let any = "127.0.0.1:0".parse().expect("loopback");
+        let client = reqwest::Client::new();
+        let hub = (hubspot::SPEC.build)(faults::Faults::default(), Limits::Daily(7));
+        let running = serve("hubspot", hub.router(), any).await.expect("serve");
+        let answer = client
+            .get(format!("{}/crm/v3/objects/contacts", running.base_url))
+            .bearer_auth(HUBSPOT_TOKEN)
+            .send()
+            .await
+            .expect("list");
+        let header = |name: &str| {
+            answer
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(header("x-hubspot-ratelimit-daily").as_deref(), Some("7"));
+        assert_eq!(
+            header("x-hubspot-ratelimit-daily-remaining").as_deref(),
+            Some("6")
+        );
+    }
 
     #[test]
     fn every_vendor_touches_every_nth_record_of_every_object() {

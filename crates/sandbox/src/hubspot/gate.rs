@@ -76,6 +76,11 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
+    /// Sets the requests counted against the daily limit (0: a new day).
+    pub(crate) fn set_daily_used(&mut self, used: u64) {
+        self.daily_used = used;
+    }
+
     /// Counts a request if the limits allow it; `Err` names the limit that refused it.
     fn admit(
         &mut self,

@@ -223,6 +223,14 @@ pub struct Emulator {
 }
 
 impl Emulator {
+    /// Sets the requests counted against the daily limit: other apps' calls of the account
+    /// (a higher count), or midnight passing (0).
+    pub fn set_daily_used(&self, used: u64) {
+        if let Ok(mut limits) = self.inner.limits.lock() {
+            limits.set_daily_used(used);
+        }
+    }
+
     /// A new, empty emulator.
     pub fn new(options: Options) -> Emulator {
         let portal_id = options
@@ -763,6 +771,7 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
                 options.search_limit = None;
             }
             crate::Limits::Burst(n) => options.burst_limit = Some(n),
+            crate::Limits::Daily(n) => options.daily_limit = Some(n),
         }
         std::sync::Arc::new(Emulator::new(options))
     },

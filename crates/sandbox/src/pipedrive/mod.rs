@@ -768,6 +768,7 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
                 options.daily_token_budget = None;
             }
             crate::Limits::Burst(n) => options.burst_limit = Some(n),
+            crate::Limits::Daily(n) => options.daily_token_budget = Some(n),
         }
         Arc::new(Emulator::new(options))
     },

@@ -664,6 +664,12 @@ impl Emulator {
         self.shared.usage.load(Ordering::Relaxed)
     }
 
+    /// Sets the API calls counted against the daily allocation: other integrations' calls
+    /// (a higher count), or the rolling 24 hours moving on (0: a new day).
+    pub fn set_api_usage(&self, used: u64) {
+        self.shared.usage.store(used, Ordering::Relaxed);
+    }
+
     /// Invalidates every access token issued so far, as a session timeout or a revoked
     /// session does: the next call with one gets 401 `INVALID_SESSION_ID`.
     pub fn expire_tokens(&self) {
@@ -1470,8 +1476,10 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
             faults,
             ..Options::default()
         };
-        if limits == crate::Limits::Unlimited {
-            options.daily_api_limit = 1_000_000_000;
+        match limits {
+            crate::Limits::Unlimited => options.daily_api_limit = 1_000_000_000,
+            crate::Limits::Daily(n) => options.daily_api_limit = n,
+            crate::Limits::Documented | crate::Limits::Burst(_) => {}
         }
         std::sync::Arc::new(Emulator::new(options))
     },

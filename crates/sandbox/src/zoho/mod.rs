@@ -1957,6 +1957,7 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
                 options.credits = None;
             }
             crate::Limits::Burst(n) => options.concurrency_limit = Some(n as usize),
+            crate::Limits::Daily(_) => {}
         }
         std::sync::Arc::new(Emulator::new(options))
     },
