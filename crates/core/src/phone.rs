@@ -67,6 +67,9 @@ pub fn read(text: &str, region: Option<Region>) -> Reading {
         (None, Some(rest)) => format!("+{rest}"),
         _ => text.to_owned(),
     };
+    // A number with its `+` needs no region, and giving one can misread it: the parser strips
+    // the region's national prefix after the country code (`+49 151 …` in the US lost its `1`).
+    let region = if text.starts_with('+') { None } else { region };
     match phonenumber::parse(region.map(|r| r.0), &text) {
         Ok(number) if phonenumber::is_valid(&number) => Reading::Valid {
             e164: number.format().mode(phonenumber::Mode::E164).to_string(),
@@ -133,6 +136,14 @@ mod tests {
             ("03-1234-5678", Some("JP"), "+81312345678"),
             ("+48 601 234 567", None, "+48601234567"),
             ("tel:+14155550123", None, "+14155550123"),
+            // With its country code, a number is read the same in any region.
+            ("+49 151 10220802", None, "+4915110220802"),
+            ("+49 151 10220802", Some("US"), "+4915110220802"),
+            ("+49 151 10220802", Some("CA"), "+4915110220802"),
+            ("+49 151 10220802", Some("DE"), "+4915110220802"),
+            ("0049 151 10220802", Some("DE"), "+4915110220802"),
+            ("+1 415 555 0123", Some("US"), "+14155550123"),
+            ("+1 415 555 0123", Some("GB"), "+14155550123"),
         ] {
             let region = region_code.and_then(region);
             assert_eq!(
