@@ -138,10 +138,10 @@ async fn a_hubspot_sync_moves_everything_then_exactly_what_changed_then_nothing(
         after - requests
     );
     // Per object: HubSpot's clock and one search, and one association batch read per
-    // reference (a contact's company; a deal's company and contacts; a note's three parents);
-    // for contacts also one batch read of SMS statuses, the edited contact holding a mobile
-    // number (SMS opt-outs are kept per number, on no property).
-    let reading = [2u64, 4, 4, 5];
+    // reference (a contact's company; a deal's company and contacts; a note's three parents).
+    // No SMS statuses are read: this account has no SMS subscription type (no SMS add-on),
+    // as the consent guard's one look at its subscription types (before the run) found.
+    let reading = [2u64, 3, 4, 5];
 
     // Nothing changed: nothing read, exit 0.
     let (requests, _) = pair.account.request_counts();

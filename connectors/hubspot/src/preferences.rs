@@ -170,16 +170,61 @@ pub async fn unsubscribed_of(
     Ok(out)
 }
 
+/// The channels the account has subscription types on (`communicationMethod` of `GET
+/// /communication-preferences/v4/definitions`, upper-cased), or `None` when the account does
+/// not say (the endpoint refused: every channel is then read). An account without the SMS
+/// add-on has no SMS type, so nobody in it can be unsubscribed from SMS, and its SMS statuses
+/// need no reading. [UNCONFIRMED: the values of `communicationMethod`.]
+pub async fn channels(client: &HubspotClient) -> ConnectorResult<Option<HashSet<String>>> {
+    #[derive(serde::Deserialize)]
+    struct Definitions {
+        #[serde(default)]
+        results: Vec<Definition>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Definition {
+        #[serde(default, rename = "communicationMethod")]
+        communication_method: Option<String>,
+    }
+    let path = "/communication-preferences/v4/definitions";
+    let (endpoint, response) = client.send(Method::GET, path, &[], None).await?;
+    if !response.is_success() {
+        tracing::debug!(
+            vendor = VENDOR,
+            status = response.status.as_u16(),
+            "subscription definitions not readable: every channel is read"
+        );
+        return Ok(None);
+    }
+    let answer: Definitions = response.json(VENDOR, &endpoint)?;
+    Ok(Some(
+        answer
+            .results
+            .into_iter()
+            .filter_map(|d| d.communication_method)
+            .map(|m| m.to_ascii_uppercase())
+            .collect(),
+    ))
+}
+
 /// Sets each record's opt-out of every subscription of `row` that HubSpot shows on no
 /// property ([`HubspotBinding::read_through_preferences`]): `true` where its subscriber is
 /// unsubscribed from all of the channel; otherwise the field stays absent (nothing to carry).
+/// A channel not in `channels` (when known) is not read: the account has no type on it.
 pub async fn read_opt_outs(
     client: &HubspotClient,
     row: &HubspotBinding,
     mut records: Vec<&mut Record>,
     single: &AtomicBool,
+    channels: Option<&HashSet<String>>,
 ) -> ConnectorResult<()> {
     for subscription in row.read_through_preferences() {
+        if channels.is_some_and(|c| !c.contains(subscription.channel)) {
+            for record in records.iter_mut() {
+                record.fields.remove(subscription.opt_out);
+            }
+            continue;
+        }
         let mut subscribers: Vec<String> = Vec::new();
         let ids: Vec<Option<String>> = records
             .iter_mut()

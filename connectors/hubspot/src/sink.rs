@@ -1307,8 +1307,14 @@ impl HubspotSink {
         found: &mut [(Record, String)],
     ) -> ConnectorResult<()> {
         let records = found.iter_mut().map(|(record, _)| record).collect();
-        crate::preferences::read_opt_outs(&self.client, row, records, &self.single_status_read)
-            .await
+        crate::preferences::read_opt_outs(
+            &self.client,
+            row,
+            records,
+            &self.single_status_read,
+            None,
+        )
+        .await
     }
 
     /// One record as read back, under its source id, with its HubSpot id; `None` for a record

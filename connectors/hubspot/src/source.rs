@@ -14,7 +14,7 @@
 //! made during the read are left to the next sync, whose watermark is earlier. Search answers
 //! carry no associations: every object's links come from v4 association batch reads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -60,6 +60,9 @@ pub struct HubspotSource {
     /// Set once HubSpot refuses the batch read of subscription statuses (it needs Marketing
     /// Hub Enterprise): SMS opt-outs are then read one subscriber per request.
     single_status_read: AtomicBool,
+    /// The channels the account has subscription types on, once asked (`None` inside: the
+    /// account does not say, so every channel is read).
+    channels: tokio::sync::OnceCell<Option<HashSet<String>>>,
 }
 
 impl HubspotSource {
@@ -74,6 +77,7 @@ impl HubspotSource {
             fields: mapping::field_maps(),
             read_starts: Mutex::new(HashMap::new()),
             single_status_read: AtomicBool::new(false),
+            channels: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -121,9 +125,28 @@ impl HubspotSource {
     /// Sets the page's opt-outs HubSpot shows on no property (SMS), from the
     /// communication-preferences API.
     async fn read_opt_outs(&self, row: &HubspotBinding, page: &mut Page) -> ConnectorResult<()> {
+        if page.records.is_empty() || row.read_through_preferences().next().is_none() {
+            return Ok(());
+        }
+        let channels = self.channels().await?;
         let records = page.records.iter_mut().collect();
-        crate::preferences::read_opt_outs(&self.client, row, records, &self.single_status_read)
-            .await
+        crate::preferences::read_opt_outs(
+            &self.client,
+            row,
+            records,
+            &self.single_status_read,
+            channels,
+        )
+        .await
+    }
+
+    /// The channels the account has subscription types on, asked once.
+    async fn channels(&self) -> ConnectorResult<Option<&HashSet<String>>> {
+        let channels = self
+            .channels
+            .get_or_try_init(|| crate::preferences::channels(&self.client))
+            .await?;
+        Ok(channels.as_ref())
     }
 }
 
@@ -203,6 +226,23 @@ impl Source for HubspotSource {
         let total = response.get("total").and_then(Json::as_u64);
         tracing::debug!(vendor = VENDOR, %object, total, "counted records");
         Ok(total)
+    }
+
+    /// An opt-out HubSpot keeps on a channel the account has no subscription type on (SMS
+    /// without the add-on) is held by nobody: 0, without reading. Any other is counted by
+    /// reading every page (no search filter can find an SMS status).
+    async fn count_opted_out(&self, object: ObjectType, field: &str) -> ConnectorResult<u64> {
+        let row = binding(object)?;
+        if let Some(subscription) = row.read_through_preferences().find(|s| s.opt_out == field)
+            && self
+                .channels()
+                .await?
+                .is_some_and(|c| !c.contains(subscription.channel))
+        {
+            tracing::debug!(vendor = VENDOR, %object, channel = subscription.channel, "no subscription type on the channel: nobody opted out of it");
+            return Ok(0);
+        }
+        ferry_core::connector::count_opted_out_by_reading(self, object, field).await
     }
 
     /// Lists ask for the source-id property (`source_id_property`, as the sink's table sets

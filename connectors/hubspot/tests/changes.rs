@@ -147,24 +147,14 @@ async fn over_10000_changes_tied_on_one_timestamp_are_read_once_each_at_five_sea
     assert_eq!(unique.len(), read.len(), "no record read twice");
     assert_eq!(read, expected, "every change read once, in id order");
     // 10,152 records at 200 a search: 51 searches, each with one association batch read
-    // (the contacts' companies) and the batch reads of the page's mobile numbers' SMS
-    // statuses (100 numbers a read), and one request for HubSpot's clock.
+    // (the contacts' companies), one request for HubSpot's clock, and one for the account's
+    // subscription types per process (two: the read resumes in a new one): this account has
+    // none on SMS (no SMS add-on), so no page's mobile numbers are looked up.
     let searches = pages_before + pages_after;
     assert_eq!(searches, expected.len().div_ceil(200));
-    let sms_reads: usize = records
-        .chunks(200)
-        .map(|page| {
-            let numbers: HashSet<&str> = page
-                .iter()
-                .filter_map(|r| r.text(ferry_core::field::MOBILE_PHONE))
-                .collect();
-            numbers.len().div_ceil(100)
-        })
-        .sum();
-    assert!(sms_reads >= searches, "every page has mobile numbers");
     assert_eq!(
         requests_after - requests_before,
-        (2 * searches + sms_reads + 1) as u64
+        (2 * searches + 1 + 2) as u64
     );
     assert_eq!(
         throttled, 0,

@@ -431,17 +431,22 @@ pub(crate) type TypeStatuses =
     std::collections::HashMap<(Channel, Box<str>), std::collections::BTreeMap<u64, TypeStatus>>;
 
 /// `GET /communication-preferences/{version}/definitions`: the account's subscription types.
+///
+/// The SMS type is listed only by an account that holds SMS statuses (seeded or written): one
+/// without them stands for an account without HubSpot's SMS add-on, which has no SMS type.
 pub(crate) async fn definitions(
-    State(_emulator): State<Emulator>,
+    State(emulator): State<Emulator>,
     Path(version): Path<String>,
 ) -> Response {
     let started = now_ms();
     if !known_version(&version) {
         return unknown_version();
     }
+    let has_sms = !emulator.read().wide(Channel::Sms).is_empty();
     let created = format_timestamp(0);
     let results: Vec<Value> = DEFINITIONS
         .iter()
+        .filter(|d| d.channel != Channel::Sms || has_sms)
         .map(|d| {
             json!({
                 "id": d.id.to_string(),
