@@ -157,8 +157,9 @@ async fn contacts_with_companies_read_back_through_search_equal() {
         .filter(|c| c.get(ferry_core::field::EMAIL).is_some())
         .collect();
     let (_, counted) = write_and_read_back(&sink, ObjectType::CONTACTS, &contacts).await;
-    assert_eq!(
-        counted, 0,
-        "the contacts by search, their companies by v4 association batch read (exempt)"
-    );
+    // The contacts by search and their companies by v4 association batch read (both exempt);
+    // what counts is one batch read of the read-back's mobile numbers' SMS statuses per
+    // read-back of 200 (SMS opt-outs are kept per number, on no property).
+    let read_backs = contacts.len().div_ceil(200) as u64;
+    assert_eq!(counted, read_backs);
 }
