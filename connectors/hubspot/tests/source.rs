@@ -156,18 +156,10 @@ async fn reads_every_company_and_contact_once_with_associations_and_opt_outs() {
     assert_eq!((retries, throttled), (0, 0));
     assert_eq!(
         requests,
-        1 + 2 + 10 + pages_with_mobiles(&data, 100),
-        "check, 2 company pages, 10 contact pages, a read of SMS statuses per page with mobiles"
+        1 + 2 + 10 + 1,
+        "check, 2 company pages, 10 contact pages, and one look at the account's subscription \
+         types: none on SMS, so no page's SMS statuses are read"
     );
-}
-
-/// How many pages of `per_page` seeded contacts hold a mobile number: each costs one batch
-/// read of its numbers' SMS statuses (at most 100 numbers a page here).
-fn pages_with_mobiles(data: &ferry_sandbox::seed::SeedData, per_page: usize) -> u64 {
-    data.contacts
-        .chunks(per_page)
-        .filter(|page| page.iter().any(|c| c.mobile_phone.is_some()))
-        .count() as u64
 }
 
 #[tokio::test]
@@ -277,8 +269,8 @@ async fn a_tight_burst_limit_is_respected_with_zero_429s() {
         .http_stats()
         .expect("hubspot counts requests")
         .snapshot();
-    // And a read of SMS statuses after each page holding a mobile number.
-    let expected = 22 + pages_with_mobiles(&data, 5);
+    // And one look at the account's subscription types: none on SMS, so no SMS statuses.
+    let expected = 22 + 1;
     assert_eq!((requests, retries, throttled), (expected, 0, 0));
     assert_eq!(
         emulator.request_counts(),
@@ -576,12 +568,12 @@ async fn sms_opt_outs_are_read_per_mobile_number_with_or_without_the_batch_scope
             );
         }
         let (requests, _, _) = source.http_stats().expect("stats").snapshot();
-        // describe, 2 pages of 100, and the statuses: a batch read a page, else the batch's
-        // 403 and one request a number.
+        // describe, 2 pages of 100, the account's subscription types (one on SMS), and the
+        // statuses: a batch read a page, else the batch's 403 and one request a number.
         let expected = if batch {
-            1 + 2 + 2
+            1 + 2 + 1 + 2
         } else {
-            1 + 2 + 1 + mobiles
+            1 + 2 + 1 + 1 + mobiles
         };
         assert_eq!(requests, expected, "batch {batch}");
     }
