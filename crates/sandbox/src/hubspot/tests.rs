@@ -1195,7 +1195,28 @@ async fn statuses_per_subscription_type_keep_legal_basis_and_hubspots_timestamp(
         .iter()
         .filter_map(|d| d["name"].as_str())
         .collect();
-    assert!(names.contains(&"One to One") && names.contains(&"SMS Marketing"), "{names:?}");
+    // No SMS status in this account (no SMS add-on): no SMS type.
+    assert!(names.contains(&"One to One") && !names.contains(&"SMS Marketing"), "{names:?}");
+    let (status, body) = post(
+        &hs.base_url,
+        "/communication-preferences/v4/statuses/batch/unsubscribe-all?channel=SMS",
+        json!({"inputs": ["+4915112345678"]}),
+    )
+    .await;
+    assert!((200..300).contains(&status), "{body}");
+    let (_, _, defs) = get(
+        &hs.base_url,
+        "/communication-preferences/v4/definitions",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
+    let sms: Vec<&Value> = defs["results"]
+        .as_array()
+        .expect("definitions")
+        .iter()
+        .filter(|d| d["communicationMethod"] == "SMS")
+        .collect();
+    assert_eq!(sms.len(), 1, "an account holding SMS statuses has its SMS type: {defs}");
 
     // Seeded: every seventh contact unsubscribed from One to One, on a legal basis.
     let seeded = data
