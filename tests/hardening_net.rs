@@ -64,10 +64,10 @@ async fn hostile(mode: Hostile) -> (String, Arc<AtomicUsize>) {
 
 /// A loopback URL where nothing listens: the connection is refused.
 fn refused() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let url = format!("http://{}", listener.local_addr().expect("local addr"));
-    drop(listener);
-    url
+    // Port 1 (tcpmux): nothing listens there, and no server is ever handed it for `:0`, so
+    // another test's emulator cannot take it between choosing it and using it (a port bound
+    // and dropped could be reused at once).
+    "http://127.0.0.1:1".to_owned()
 }
 
 /// What a run of the binary came to.
