@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use ferry_core::http::{BodyCap, HttpClient, HttpResponse, HttpStats, RateLimit, Sent};
 use ferry_core::{ConnectorError, ConnectorResult};
@@ -262,16 +261,11 @@ impl PipedriveClient {
         self.http.error_for(endpoint, response)
     }
 
-    /// Requests, retries and 429s of both clients, summed when called.
+    /// Both clients' counters (requests, retries, 429s, waits, budget cost), summed when called.
     pub fn stats(&self) -> Arc<HttpStats> {
         let total = HttpStats::default();
         for stats in [self.http.stats(), self.search.stats()] {
-            let (requests, retries, throttled) = stats.snapshot();
-            total.requests.fetch_add(requests, Ordering::Relaxed);
-            total.retries.fetch_add(retries, Ordering::Relaxed);
-            total.throttled.fetch_add(throttled, Ordering::Relaxed);
-            let cost = stats.budget_cost.load(Ordering::Relaxed);
-            total.budget_cost.fetch_add(cost, Ordering::Relaxed);
+            total.absorb(&stats);
         }
         Arc::new(total)
     }

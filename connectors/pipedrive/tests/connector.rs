@@ -482,11 +482,14 @@ async fn throttling_is_retried_and_nothing_is_lost() {
     assert!(outcomes.iter().all(|o| o.result.is_ok()));
     read_back_digests_equal(&sink, ObjectType::COMPANIES, &companies).await;
     assert_eq!(emulator.count("companies"), Some(companies.len()));
-    let (_, retries, throttled) = sink.http_stats().expect("stats").snapshot();
+    let stats = sink.http_stats().expect("stats");
+    let (_, retries, throttled) = stats.snapshot();
     assert!(
         throttled > 0 && retries >= throttled,
         "retried {retries} of {throttled}"
     );
+    // The time the 429s made the sink wait reaches the report too, not only their count.
+    assert!(stats.report().throttled_wait_ms > 0, "{:?}", stats.report());
 }
 
 /// The source id each person the emulator holds carries, by Pipedrive id (from any field
