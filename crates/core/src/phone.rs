@@ -70,13 +70,26 @@ pub fn read(text: &str, region: Option<Region>) -> Reading {
     // A number with its `+` needs no region, and giving one can misread it: the parser strips
     // the region's national prefix after the country code (`+49 151 …` in the US lost its `1`).
     let region = if text.starts_with('+') { None } else { region };
-    match phonenumber::parse(region.map(|r| r.0), &text) {
-        Ok(number) if phonenumber::is_valid(&number) => Reading::Valid {
-            e164: number.format().mode(phonenumber::Mode::E164).to_string(),
-            extension: number.extension().is_some(),
+    match parse_valid(region, &text) {
+        Some(reading) => reading,
+        // `00` is not the international prefix everywhere (NANP dials `011`, Japan `010`),
+        // but where it is not, no national number starts with it either: read it as `+`.
+        None => match text.strip_prefix("00") {
+            Some(rest) if region.is_some() => {
+                parse_valid(None, &format!("+{rest}")).unwrap_or(Reading::Invalid)
+            }
+            _ => Reading::Invalid,
         },
-        _ => Reading::Invalid,
     }
+}
+
+/// `text` parsed in `region`, if it is a valid number there.
+fn parse_valid(region: Option<Region>, text: &str) -> Option<Reading> {
+    let number = phonenumber::parse(region.map(|r| r.0), text).ok()?;
+    phonenumber::is_valid(&number).then(|| Reading::Valid {
+        e164: number.format().mode(phonenumber::Mode::E164).to_string(),
+        extension: number.extension().is_some(),
+    })
 }
 
 #[cfg(test)]
@@ -142,6 +155,11 @@ mod tests {
             ("+49 151 10220802", Some("CA"), "+4915110220802"),
             ("+49 151 10220802", Some("DE"), "+4915110220802"),
             ("0049 151 10220802", Some("DE"), "+4915110220802"),
+            // `00` where the international prefix is another (`011` in NANP, `010` in Japan).
+            ("0049 151 10220802", Some("US"), "+4915110220802"),
+            ("0044 20 7946 0018", Some("CA"), "+442079460018"),
+            ("0049 30 123456", Some("JP"), "+4930123456"),
+            ("011 49 30 123456", Some("US"), "+4930123456"),
             ("+1 415 555 0123", Some("US"), "+14155550123"),
             ("+1 415 555 0123", Some("GB"), "+14155550123"),
         ] {
