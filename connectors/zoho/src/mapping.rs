@@ -765,6 +765,16 @@ mod tests {
         row(object).standard()
     }
 
+    /// `to_zoho` with the test source-id field `Src` and no opt-out mapped into a text field.
+    fn to_zoho_plain(
+        map: &FieldMap,
+        row: &ZohoObject,
+        record: &Record,
+        targets: &[Option<&str>],
+    ) -> Result<Map<String, Json>, RecordRejection> {
+        to_zoho(map, row, record, "Src", targets, &Default::default())
+    }
+
     #[test]
     fn every_canonical_field_but_system_timestamps_is_stored() {
         for object in ObjectType::ALL {
@@ -797,15 +807,7 @@ mod tests {
         r.set(field::EMAIL_OPT_OUT, Value::Bool(true));
         r.set(field::COMPANY, Value::Reference("co-9".into()));
         let contacts = standard(ObjectType::CONTACTS);
-        let z = to_zoho(
-            &contacts,
-            row(ObjectType::CONTACTS),
-            &r,
-            "Src",
-            &[Some("4876")],
-            &Default::default(),
-        )
-        .unwrap();
+        let z = to_zoho_plain(&contacts, row(ObjectType::CONTACTS), &r, &[Some("4876")]).unwrap();
         assert_eq!(z["Account_Name"], serde_json::json!({"id": "4876"}));
         assert_eq!(z["Email_Opt_Out"], Json::Bool(true));
         assert_eq!(z["Email"], Json::Null);
@@ -820,28 +822,12 @@ mod tests {
         c.set(field::EMPLOYEE_COUNT, Value::Text("250".into()));
         c.set(field::ANNUAL_REVENUE, Value::Decimal(1000.5));
         let companies = standard(ObjectType::COMPANIES);
-        let z = to_zoho(
-            &companies,
-            row(ObjectType::COMPANIES),
-            &c,
-            "Src",
-            &[],
-            &Default::default(),
-        )
-        .unwrap();
+        let z = to_zoho_plain(&companies, row(ObjectType::COMPANIES), &c, &[]).unwrap();
         assert_eq!(z["Employees"], Json::from(250));
         assert_eq!(z["Annual_Revenue"], serde_json::json!(1000.5));
         assert_eq!(z["Src"], Json::String("co-9".into()));
         c.set(field::EMPLOYEE_COUNT, Value::Text("lots".into()));
-        let refused = to_zoho(
-            &companies,
-            row(ObjectType::COMPANIES),
-            &c,
-            "Src",
-            &[],
-            &Default::default(),
-        )
-        .unwrap_err();
+        let refused = to_zoho_plain(&companies, row(ObjectType::COMPANIES), &c, &[]).unwrap_err();
         assert_eq!(refused.code, "INVALID_VALUE");
         assert!(
             refused.reason.starts_with(field::EMPLOYEE_COUNT) && !refused.reason.contains("lots")
@@ -855,13 +841,11 @@ mod tests {
             if let Some(b) = flag {
                 r.set(field::EMAIL_OPT_OUT, Value::Bool(b));
             }
-            let z = to_zoho(
+            let z = to_zoho_plain(
                 &standard(ObjectType::CONTACTS),
                 row(ObjectType::CONTACTS),
                 &r,
-                "Src",
                 &[],
-                &Default::default(),
             )
             .unwrap();
             assert!(z.get("Email_Opt_Out").is_none(), "{flag:?}: {z:?}");
@@ -889,15 +873,7 @@ mod tests {
         let mut w = Record::new(ObjectType::COMPANIES, "co-1");
         w.fields.insert("tier".into(), Value::Text(" gold".into()));
         w.fields.insert("seats".into(), Value::Integer(12));
-        let out = to_zoho(
-            &map,
-            row(ObjectType::COMPANIES),
-            &w,
-            "Src",
-            &[],
-            &Default::default(),
-        )
-        .unwrap();
+        let out = to_zoho_plain(&map, row(ObjectType::COMPANIES), &w, &[]).unwrap();
         assert_eq!(out["Tier"], Json::String("T1".into()));
         assert_eq!(out["Seats"], Json::from(12));
         assert_eq!(
@@ -910,29 +886,14 @@ mod tests {
         );
         w.fields
             .insert("tier".into(), Value::Text("Platinum".into()));
-        let refused = to_zoho(
-            &map,
-            row(ObjectType::COMPANIES),
-            &w,
-            "Src",
-            &[],
-            &Default::default(),
-        )
-        .unwrap_err();
+        let refused = to_zoho_plain(&map, row(ObjectType::COMPANIES), &w, &[]).unwrap_err();
         assert_eq!(refused.code, ferry_core::fields::NO_SUCH_OPTION);
         assert!(!refused.reason.contains("Platinum"));
         w.fields.insert("tier".into(), Value::Integer(3));
         assert_eq!(
-            to_zoho(
-                &map,
-                row(ObjectType::COMPANIES),
-                &w,
-                "Src",
-                &[],
-                &Default::default()
-            )
-            .unwrap_err()
-            .code,
+            to_zoho_plain(&map, row(ObjectType::COMPANIES), &w, &[])
+                .unwrap_err()
+                .code,
             "INVALID_VALUE"
         );
 
@@ -942,15 +903,7 @@ mod tests {
         w.fields
             .insert("renewal_at".into(), Value::Timestamp(1_704_164_645_678));
         assert_eq!(
-            to_zoho(
-                &map,
-                row(ObjectType::COMPANIES),
-                &w,
-                "Src",
-                &[],
-                &Default::default()
-            )
-            .unwrap()["Renewal_At"],
+            to_zoho_plain(&map, row(ObjectType::COMPANIES), &w, &[]).unwrap()["Renewal_At"],
             "2024-01-02T03:04:05+00:00"
         );
     }
@@ -1012,15 +965,7 @@ mod tests {
         assert_eq!(contact_name_of(&z).as_deref(), Some("78"));
         assert_eq!(r.get(field::STATUS), None, "Zoho keeps no status");
 
-        let out = to_zoho(
-            &standard(ObjectType::DEALS),
-            deals,
-            &r,
-            "Src",
-            &[Some("4001")],
-            &Default::default(),
-        )
-        .unwrap();
+        let out = to_zoho_plain(&standard(ObjectType::DEALS), deals, &r, &[Some("4001")]).unwrap();
         assert_eq!(out["Pipeline"], "Renewals");
         assert_eq!(out["Stage"], "Closed Won");
         assert_eq!(out["Closing_Date"], "2024-02-29");
@@ -1031,15 +976,7 @@ mod tests {
         let mut unowned = r.clone();
         unowned.fields.remove(field::OWNER);
         unowned.fields.remove(field::STAGE);
-        let out = to_zoho(
-            &standard(ObjectType::DEALS),
-            deals,
-            &unowned,
-            "Src",
-            &[None],
-            &Default::default(),
-        )
-        .unwrap();
+        let out = to_zoho_plain(&standard(ObjectType::DEALS), deals, &unowned, &[None]).unwrap();
         assert!(
             out.get("Owner").is_none() && out.get("Stage").is_none(),
             "no owner keeps Zoho's (the calling user's on a new record)"
@@ -1112,15 +1049,7 @@ mod tests {
             field::BODY,
             Value::Text("<p>Call&nbsp;<b>back</b></p>".into()),
         );
-        let out = to_zoho(
-            &standard(ObjectType::NOTES),
-            notes,
-            &html,
-            "Src",
-            &[],
-            &Default::default(),
-        )
-        .unwrap();
+        let out = to_zoho_plain(&standard(ObjectType::NOTES), notes, &html, &[]).unwrap();
         assert_eq!(
             out["Note_Content"],
             Json::String(ferry_core::richtext::to_plain(
