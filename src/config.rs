@@ -277,9 +277,10 @@ pub struct MigrationConfig {
     /// Default: `["companies", "contacts"]`.
     #[serde(default = "default_objects")]
     pub objects: Vec<String>,
-    /// Sink batches (writes, and read-backs) in flight at once. Default 4.
-    #[serde(default = "default_in_flight")]
-    pub batches_in_flight: usize,
+    /// Sink batches (writes, and read-backs) in flight at once. Default 4, or the sink's
+    /// concurrent-call limit where that is what limits it (see [`Self::in_flight`]).
+    #[serde(default)]
+    pub batches_in_flight: Option<usize>,
     /// What to do with a malformed email address: `"reject"` (default; the record is listed as
     /// failed and not written) or `"warn"` (written, and listed as a warning).
     #[serde(default)]
@@ -370,7 +371,7 @@ impl Default for MigrationConfig {
     fn default() -> Self {
         MigrationConfig {
             objects: default_objects(),
-            batches_in_flight: default_in_flight(),
+            batches_in_flight: None,
             invalid_email: InvalidEmail::default(),
             checkpoint: None,
             missing_required: MissingRequired::default(),
@@ -413,11 +414,23 @@ fn default_objects() -> Vec<String> {
         .collect()
 }
 
-fn default_in_flight() -> usize {
-    4
-}
+/// Batches in flight when the config names none and the sink has no concurrency limit.
+const DEFAULT_IN_FLIGHT: usize = 4;
+/// Most batches in flight a config may ask for.
+const MAX_IN_FLIGHT: usize = 64;
 
 impl MigrationConfig {
+    /// Batches in flight: as configured, else at least as many as the calls the sink may have
+    /// in flight at once (`sink_concurrency`: Zoho's concurrency limit), so that a sink limited
+    /// by concurrency, not rate, has every call slot busy; else 4.
+    pub fn in_flight(&self, sink_concurrency: Option<usize>) -> usize {
+        self.batches_in_flight.unwrap_or_else(|| {
+            sink_concurrency.map_or(DEFAULT_IN_FLIGHT, |n| {
+                n.clamp(DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT)
+            })
+        })
+    }
+
     /// The data-quality rules these settings describe.
     pub fn quality_rules(&self) -> QualityRules {
         QualityRules {
@@ -487,10 +500,12 @@ impl MigrationConfig {
                  {DEFAULT_DAILY_QUOTA_SHARE}"
             );
         }
-        if !(1..=64).contains(&self.batches_in_flight) {
+        if let Some(n) = self.batches_in_flight
+            && !(1..=MAX_IN_FLIGHT).contains(&n)
+        {
             bail!(
-                "config key `migration.batches_in_flight`: must be between 1 and 64, got {}",
-                self.batches_in_flight
+                "config key `migration.batches_in_flight`: must be between 1 and {MAX_IN_FLIGHT}, \
+                 got {n}"
             );
         }
         if !(1..=MAX_RECORD_BYTES_LIMIT).contains(&self.max_record_bytes) {
@@ -1354,6 +1369,18 @@ mod tests {
             assert!(message.contains(key), "{extra}: {message}");
             assert!(!message.contains("dns.corp"), "{message}");
         }
+    }
+
+    #[test]
+    fn batches_in_flight_default_to_the_sinks_concurrency_unless_configured() {
+        let config = Config::parse(GOOD).expect("config");
+        assert_eq!(config.migration.in_flight(None), 4);
+        assert_eq!(config.migration.in_flight(Some(2)), 4);
+        assert_eq!(config.migration.in_flight(Some(10)), 10);
+        assert_eq!(config.migration.in_flight(Some(500)), 64);
+        let set = Config::parse(&GOOD.replace("[migration]", "[migration]\nbatches_in_flight = 3"))
+            .expect("config");
+        assert_eq!(set.migration.in_flight(Some(10)), 3);
     }
 
     #[test]

@@ -436,7 +436,7 @@ fn prepare_run(
     };
     let options = RunOptions {
         objects: config.migration.object_types().map_err(CliError::config)?,
-        batches_in_flight: config.migration.batches_in_flight,
+        batches_in_flight: config.migration.in_flight(sink.concurrent_calls()),
         quality: config.migration.quality_rules(),
         checkpoint,
         stop: None,

@@ -1123,6 +1123,11 @@ impl Sink for ZohoSink {
         self.client.account_id().await.map(Some)
     }
 
+    /// Zoho limits an account by calls in flight, not by rate: `max_concurrent_requests`.
+    fn concurrent_calls(&self) -> Option<usize> {
+        Some(self.settings.max_concurrent)
+    }
+
     fn http_stats(&self) -> Option<Arc<HttpStats>> {
         Some(self.client.stats())
     }
@@ -1456,6 +1461,18 @@ impl Sink for ZohoSink {
             return Ok(Some(self.scan_notes(row).await?.len() as u64));
         }
         let (module, src) = (row.module, self.src());
+        // One aggregate query answers it; an account that refuses aggregates (a 400) is
+        // counted by paging the ids instead.
+        let aggregate = format!("select COUNT(id) from {module} where {src} is not null");
+        match self.coql(aggregate).await {
+            Ok(rows) => {
+                if let Some(count) = aggregate_count(&rows) {
+                    return Ok(Some(count));
+                }
+            }
+            Err(ConnectorError::Status { status: 400, .. }) => {}
+            Err(e) => return Err(e),
+        }
         let mut count = 0u64;
         let mut last: Option<String> = None;
         loop {
@@ -1488,9 +1505,48 @@ impl Sink for ZohoSink {
     }
 }
 
+/// The number a `select COUNT(id)` answered: in its one row, the column named after the
+/// aggregate (`COUNT(id)`, any case), or `None` for any other shape. No row is a count of zero.
+fn aggregate_count(rows: &[Map<String, Json>]) -> Option<u64> {
+    let row = match rows {
+        [] => return Some(0),
+        [row] => row,
+        _ => return None,
+    };
+    let (_, value) = row
+        .iter()
+        .find(|(k, _)| k.to_ascii_lowercase().starts_with("count("))?;
+    match value {
+        Json::Number(n) => n.as_u64(),
+        Json::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_aggregate_answer_is_read_by_its_count_column_and_anything_else_is_no_count() {
+        let rows = |v: Json| -> Vec<Map<String, Json>> { serde_json::from_value(v).expect("rows") };
+        assert_eq!(
+            aggregate_count(&rows(json!([{"COUNT(id)": 1234}]))),
+            Some(1234)
+        );
+        assert_eq!(
+            aggregate_count(&rows(json!([{"count(id)": "7", "id": "1"}]))),
+            Some(7)
+        );
+        assert_eq!(aggregate_count(&[]), Some(0));
+        // Not an aggregate's answer: the ids are paged instead.
+        assert_eq!(aggregate_count(&rows(json!([{"id": "5"}]))), None);
+        assert_eq!(
+            aggregate_count(&rows(json!([{"COUNT(id)": 1}, {"COUNT(id)": 2}]))),
+            None
+        );
+        assert_eq!(aggregate_count(&rows(json!([{"COUNT(id)": -1}]))), None);
+    }
 
     #[tokio::test]
     async fn join_all_runs_the_futures_together_and_keeps_their_order() {

@@ -557,3 +557,37 @@ async fn a_role_zoho_refuses_refuses_only_that_deal_and_the_run_goes_on() {
     );
     assert_eq!(emulator.count("Deals"), 3);
 }
+
+#[tokio::test]
+async fn the_sinks_count_is_one_coql_count_or_pages_of_ids_where_aggregates_are_refused() {
+    let (companies, _) = ferry_testkit::canonical_records(&generate(10_500, 5, &Mess::none()));
+    assert_eq!(companies.len(), 2_100);
+    for (coql_count, expected_requests) in [(true, 1), (false, 2)] {
+        let (emulator, running) = start(Options {
+            coql_count,
+            ..Options::default()
+        })
+        .await;
+        let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+        sink.prepare(ObjectType::COMPANIES).await.expect("prepare");
+        let outcomes = upsert_all(&sink, ObjectType::COMPANIES, &companies).await;
+        assert!(outcomes.iter().all(|o| o.result.is_ok()));
+        let before = emulator.requests();
+        let count = sink
+            .count_with_source_id(ObjectType::COMPANIES)
+            .await
+            .expect("count");
+        assert_eq!(
+            count,
+            Some(companies.len() as u64),
+            "coql_count {coql_count}"
+        );
+        // 2,100 ids are two pages of 2,000; the aggregate needs one call (plus, where refused,
+        // the refused one).
+        assert_eq!(
+            emulator.requests() - before,
+            expected_requests + u64::from(!coql_count),
+            "coql_count {coql_count}"
+        );
+    }
+}

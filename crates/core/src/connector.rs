@@ -718,6 +718,14 @@ pub trait Sink: Send + Sync {
         Err(cannot_remove(self.vendor(), object, "remove"))
     }
 
+    /// The API calls the vendor lets this sink's account have in flight at once, when that,
+    /// not a rate, is what limits it (Zoho's concurrency limit): unless the config names
+    /// `batches_in_flight`, a run keeps at least that many batches in flight. `None` (the
+    /// default): no such limit.
+    fn concurrent_calls(&self) -> Option<usize> {
+        None
+    }
+
     /// Requests writing `object` costs per record, from the connector's batch size (a batch's
     /// write, read-back and link calls, over the records a batch holds): `ferry plan`'s
     /// estimate of a run's requests. `None` (the default): unknown.

@@ -3,7 +3,7 @@
 //! Grammar (keywords case-insensitive):
 //!
 //! ```text
-//! select <col> {, <col>} from <Module> [where <cond>] [order by <col> [asc|desc]]
+//! select (<col> {, <col>} | COUNT(id)) from <Module> [where <cond>] [order by <col> [asc|desc]]
 //!        [limit <n> [offset <m>] | limit <m>, <n>]
 //! <col>  := Field | Lookup.Field | id
 //! <cond> := <atom> | ( <cond> ) | <cond> (and|or) <cond>      -- at most two per bracket level
@@ -16,6 +16,10 @@
 //! 50 selected columns, `LIMIT` up to 2,000 (default 200), and no record past the 100,000th
 //! through `OFFSET`. More than two criteria at one bracket level is refused, as Zoho asks for
 //! `((A and B) and C)`. Anything else is a `SYNTAX_ERROR`; it never silently answers wrong.
+//!
+//! `COUNT(id)` (COQL's aggregates, v4 and later) answers one row holding the number of records
+//! that match, under the key as written (`{"COUNT(id)": 120}`) [the key's form UNCONFIRMED];
+//! the other aggregates are not served.
 
 use serde_json::{Value as Json, json};
 
@@ -42,7 +46,7 @@ enum Tok {
     Sym(&'static str),
 }
 
-fn syntax(near: &str) -> RequestError {
+pub(crate) fn syntax(near: &str) -> RequestError {
     RequestError::new(
         400,
         "SYNTAX_ERROR",
@@ -174,6 +178,8 @@ impl Cond {
 #[derive(Debug)]
 pub(crate) struct Query {
     columns: Vec<String>,
+    /// `COUNT(id)` as written, when the query counts instead of listing.
+    count: Option<String>,
     module: String,
     cond: Option<Cond>,
     desc: bool,
@@ -182,6 +188,19 @@ pub(crate) struct Query {
 }
 
 impl Query {
+    /// A `COUNT(id)` query's answer, `matching` records counted; `None` for a listing.
+    fn count_answer(&self, matching: usize) -> Option<Json> {
+        let name = self.count.as_ref()?;
+        Some(
+            json!({"data": [{name.as_str(): matching}], "info": {"count": 1, "more_records": false}}),
+        )
+    }
+
+    /// Whether the query is a `COUNT(id)`.
+    pub(crate) fn counts(&self) -> bool {
+        self.count.is_some()
+    }
+
     /// The `LIMIT` asked for (for the credit cost).
     pub(crate) fn limit(&self) -> usize {
         self.limit
@@ -398,10 +417,20 @@ pub(crate) fn parse(q: &str) -> Result<Query, RequestError> {
         pos: 0,
     };
     p.expect_keyword("select")?;
-    let mut columns = vec![p.word()?];
-    while p.sym(",") {
-        columns.push(p.word()?);
-    }
+    let first = p.word()?;
+    let (columns, count) = if first.eq_ignore_ascii_case("count") && p.sym("(") {
+        let inner = p.word()?;
+        if !inner.eq_ignore_ascii_case("id") || !p.sym(")") {
+            return Err(syntax(&inner));
+        }
+        (Vec::new(), Some(format!("{first}({inner})")))
+    } else {
+        let mut columns = vec![first];
+        while p.sym(",") {
+            columns.push(p.word()?);
+        }
+        (columns, None)
+    };
     if columns.len() > MAX_COLUMNS {
         return Err(RequestError::new(
             400,
@@ -418,14 +447,15 @@ pub(crate) fn parse(q: &str) -> Result<Query, RequestError> {
         None
     };
     if let Some(c) = &cond
-        && c.criteria() > MAX_CRITERIA {
-            return Err(RequestError::new(
-                400,
-                "LIMIT_EXCEEDED",
-                "the number of criteria exceeds the limit",
-                json!({"limit": MAX_CRITERIA}),
-            ));
-        }
+        && c.criteria() > MAX_CRITERIA
+    {
+        return Err(RequestError::new(
+            400,
+            "LIMIT_EXCEEDED",
+            "the number of criteria exceeds the limit",
+            json!({"limit": MAX_CRITERIA}),
+        ));
+    }
     let mut desc = false;
     if p.keyword("order") {
         p.expect_keyword("by")?;
@@ -473,6 +503,7 @@ pub(crate) fn parse(q: &str) -> Result<Query, RequestError> {
     }
     Ok(Query {
         columns,
+        count,
         module,
         cond,
         desc,
@@ -740,6 +771,9 @@ pub(crate) fn run(store: &Store, q: &Query) -> Result<Option<Json>, RequestError
     if let Some(c) = &cond {
         hits.retain(|&p| matches(store, module, &table.rows[p], c));
     }
+    if let Some(answer) = q.count_answer(hits.len()) {
+        return Ok(Some(answer));
+    }
     if q.desc {
         hits.reverse();
     }
@@ -831,7 +865,11 @@ fn resolve_deal(store: &Store, col: &str) -> Result<DCol, RequestError> {
             None | Some("id") => None,
             Some(s) => Some(store.table(parent).schema.field(s).ok_or_else(bad)?),
         };
-        return Ok(DCol::Lookup { col: c, parent, sub });
+        return Ok(DCol::Lookup {
+            col: c,
+            parent,
+            sub,
+        });
     }
     if crm.is_owner(CrmModule::Deals, c) {
         let sub = match sub {
@@ -881,13 +919,15 @@ fn deal_value(store: &Store, row: &TRow, col: DCol) -> Option<Lit> {
             let id = row.get(col)?.as_ref_id()?;
             match sub {
                 None => Some(Lit::Num(id.to_string())),
-                Some(s) => store.parent_row(parent, id)?.values[s].as_ref().map(|v| match v {
-                    Val::Str(s) => Lit::Text(s.to_string()),
-                    Val::Bool(b) => Lit::Bool(*b),
-                    Val::Int(n) => Lit::Num(n.to_string()),
-                    Val::Num(n) => Lit::Num(n.to_string()),
-                    Val::Ref(id) => Lit::Num(id.to_string()),
-                }),
+                Some(s) => store.parent_row(parent, id)?.values[s]
+                    .as_ref()
+                    .map(|v| match v {
+                        Val::Str(s) => Lit::Text(s.to_string()),
+                        Val::Bool(b) => Lit::Bool(*b),
+                        Val::Int(n) => Lit::Num(n.to_string()),
+                        Val::Num(n) => Lit::Num(n.to_string()),
+                        Val::Ref(id) => Lit::Num(id.to_string()),
+                    }),
             }
         }
         DCol::Owner { col, sub } => {
@@ -986,6 +1026,9 @@ fn run_deals(store: &Store, q: &Query) -> Result<Option<Json>, RequestError> {
             .collect(),
         None => candidates,
     };
+    if let Some(answer) = q.count_answer(hits.len()) {
+        return Ok(Some(answer));
+    }
     if q.desc {
         hits.reverse();
     }
@@ -1014,6 +1057,23 @@ fn run_deals(store: &Store, q: &Query) -> Result<Option<Json>, RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_of_ids_is_the_one_aggregate_served() {
+        let q = parse("select COUNT(id) from Contacts where Src is not null").unwrap();
+        assert_eq!(q.count.as_deref(), Some("COUNT(id)"));
+        assert_eq!(
+            q.count_answer(7),
+            Some(json!({"data": [{"COUNT(id)": 7}], "info": {"count": 1, "more_records": false}}))
+        );
+        for refused in [
+            "select COUNT(Email) from Contacts",
+            "select SUM(id) from Contacts",
+            "select COUNT(id from Contacts",
+        ] {
+            assert!(parse(refused).is_err(), "{refused}");
+        }
+    }
 
     #[test]
     fn parses_the_documented_shapes() {

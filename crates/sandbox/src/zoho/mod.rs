@@ -86,6 +86,9 @@ pub struct Options {
     /// `false` is how most orgs run: every amount is in the home currency
     /// ([`HOME_CURRENCY`]) and no record has a currency field.
     pub multi_currency: bool,
+    /// Whether COQL serves `COUNT(id)`; `false` refuses it as a syntax error, as an API
+    /// version before aggregates would, so a client's fallback can be tested.
+    pub coql_count: bool,
 }
 
 /// The emulated org's home currency (`iso_code` of `GET /crm/v8/org`).
@@ -110,6 +113,7 @@ impl Default for Options {
             latency: Duration::ZERO,
             org_id: None,
             multi_currency: true,
+            coql_count: true,
         }
     }
 }
@@ -1713,6 +1717,9 @@ async fn coql_query(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         );
     };
     let parsed = match coql::parse(&query) {
+        Ok(q) if q.counts() && !s.options.coql_count => {
+            return request_error(coql::syntax("COUNT"));
+        }
         Ok(q) => q,
         Err(e) => return request_error(e),
     };
