@@ -25,8 +25,9 @@ pub const MAX_BATCH_SIZE: usize = 1_000;
 /// Records per upsert `$batch` by default: small enough that one batch's execution time stays
 /// well inside the per-window execution-time limit, large enough to save requests.
 pub const DEFAULT_BATCH_SIZE: usize = 100;
-/// Source ids per read-back call by default.
-pub const DEFAULT_READ_BACK_SIZE: usize = 100;
+/// Source ids per read-back call by default: the ids of ten upsert batches, read back in one
+/// `$batch` of a few long `GET`s (one request against the five-minute budget).
+pub const DEFAULT_READ_BACK_SIZE: usize = 1_000;
 /// Service protection: requests per user per sliding five minutes.
 pub const DEFAULT_REQUESTS_PER_5MIN: u32 = 6_000;
 /// Service protection: concurrent requests per user.
@@ -340,7 +341,7 @@ mod tests {
         assert_eq!(s.source_id_column, "ferry_sourceid");
         assert_eq!(
             (s.page_size, s.batch_size, s.read_back_size, s.concurrency),
-            (5000, 100, 100, 8)
+            (5000, 100, 1000, 8)
         );
         assert_eq!(s.rate_limit, RateLimit::new(6000, Duration::from_secs(300)));
     }

@@ -32,6 +32,12 @@ use crate::source::{COUNT_CAP, Collection, max_page_size};
 const CUT_BATCH_RETRIES: usize = 3;
 /// Longest `$filter` a read-back puts in one URL; longer id lists are split.
 const MAX_FILTER_CHARS: usize = 6_000;
+/// Longest `$filter` of a read-back `GET` sent inside a `$batch`, where Dataverse allows URLs
+/// of 32,768 characters (VENDOR-FACTS §5.4), less room for the path, `$select` and `$expand`
+/// (checked per URL: a longer one goes out on its own).
+const MAX_BATCH_FILTER_CHARS: usize = 24_000;
+/// Longest URL of a `GET` inside a `$batch`.
+const MAX_BATCH_URL_CHARS: usize = 32_768;
 
 /// One request of a `$batch` with its record and the record's input position.
 type Part<'r> = (usize, &'r Record, batch::Request);
@@ -393,12 +399,8 @@ impl DynamicsSink {
         Ok(parts)
     }
 
-    /// Reads back the records whose source ids are `ids` (one filter, all pages).
-    async fn read_chunk(
-        &self,
-        t: &DataverseObject,
-        ids: &[&String],
-    ) -> ConnectorResult<Vec<Record>> {
+    /// The read-back query of the records whose source ids are `ids`.
+    fn read_back_url(&self, t: &DataverseObject, ids: &[&String]) -> ConnectorResult<url::Url> {
         let map = self.fields.get(t.object);
         let mut url = self.client.api_url(t.set)?;
         {
@@ -409,19 +411,101 @@ impl DynamicsSink {
                 q.append_pair("$expand", &expand);
             }
         }
+        Ok(url)
+    }
+
+    /// A read-back row in canonical form, if it is one of ferry's records and readable.
+    fn read_back_row(
+        t: &DataverseObject,
+        row: &serde_json::Map<String, Json>,
+        column: &str,
+        map: &ferry_core::fields::FieldMap,
+        out: &mut Vec<Record>,
+    ) {
+        match mapping::from_dataverse(t, row, Identity::ReadBack(column), map) {
+            Some(Ok(record)) => out.push(record),
+            // A value that does not fit is left out of the record, so the digest comparison
+            // names the field.
+            Some(Err(rejection)) => {
+                tracing::debug!(vendor = VENDOR, id = %rejection.source_id, "unreadable value on read-back");
+            }
+            None => {}
+        }
+    }
+
+    /// Reads back the records whose source ids are `ids` (one filter, all pages).
+    async fn read_chunk(
+        &self,
+        t: &DataverseObject,
+        ids: &[&String],
+    ) -> ConnectorResult<Vec<Record>> {
+        let map = self.fields.get(t.object);
+        let url = self.read_back_url(t, ids)?;
         let mut out = Vec::with_capacity(ids.len());
         self.each_row(t.set, url, |row| {
-            match mapping::from_dataverse(t, row, Identity::ReadBack(&self.column), &map) {
-                Some(Ok(record)) => out.push(record),
-                // A value that does not fit is left out of the record, so the digest
-                // comparison names the field.
-                Some(Err(rejection)) => {
-                    tracing::debug!(vendor = VENDOR, id = %rejection.source_id, "unreadable value on read-back");
-                }
-                None => {}
-            }
+            Self::read_back_row(t, row, &self.column, &map, &mut out)
         })
         .await?;
+        Ok(out)
+    }
+
+    /// Reads back the records of several filters in one `$batch` of `GET`s: one request
+    /// against the five-minute budget however many URLs the ids need. A filter whose URL is
+    /// too long for a batch, or whose answer has more pages, is read on its own.
+    async fn read_chunks_batched(
+        &self,
+        t: &DataverseObject,
+        chunks: &[Vec<&String>],
+    ) -> ConnectorResult<Vec<Record>> {
+        let map = self.fields.get(t.object);
+        let mut out = Vec::new();
+        let mut requests = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let url = self.read_back_url(t, chunk)?;
+            let target = match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_owned(),
+            };
+            if target.len() > MAX_BATCH_URL_CHARS {
+                out.extend(self.read_chunk(t, chunk).await?);
+                continue;
+            }
+            requests.push(batch::Request {
+                method: "GET",
+                target,
+                body: String::new(),
+            });
+        }
+        if requests.is_empty() {
+            return Ok(out);
+        }
+        let (name, parts) = self.send_batch(&requests.iter().collect::<Vec<_>>()).await?;
+        for part in parts {
+            if part.status != 200 {
+                return Err(ConnectorError::Status {
+                    vendor: VENDOR,
+                    endpoint: format!("{name} (a read-back GET of {})", t.set),
+                    status: part.status,
+                    detail: crate::policy::describe(part.status, part.body.as_bytes()),
+                });
+            }
+            let page: Collection =
+                serde_json::from_str(&part.body).map_err(|e| ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint: name.clone(),
+                    detail: format!("a read-back answer in the batch is not a collection: {e}"),
+                })?;
+            for row in &page.value {
+                Self::read_back_row(t, row, &self.column, &map, &mut out);
+            }
+            if let Some(link) = page.next_link {
+                let next = self.next_url(t.set, &link)?;
+                self.each_row(t.set, next, |row| {
+                    Self::read_back_row(t, row, &self.column, &map, &mut out)
+                })
+                .await?;
+            }
+        }
         Ok(out)
     }
 
@@ -479,7 +563,7 @@ impl DynamicsSink {
         source_ids: &[String],
     ) -> ConnectorResult<HashMap<String, String>> {
         let mut found = HashMap::with_capacity(source_ids.len());
-        for chunk in filter_chunks(source_ids) {
+        for chunk in filter_chunks(source_ids, MAX_FILTER_CHARS) {
             let mut url = self.client.api_url(t.set)?;
             url.query_pairs_mut()
                 .append_pair("$select", &format!("{},{}", t.id, self.column))
@@ -585,20 +669,20 @@ fn cascade_reason(t: &DataverseObject, counts: &[usize]) -> String {
     )
 }
 
-/// Splits `ids` into read-back chunks whose `$filter` value lists stay within
-/// [`MAX_FILTER_CHARS`] once percent-encoded (a single huge id still gets a chunk of its own).
+/// Splits `ids` into read-back chunks whose `$filter` value lists stay within `max_chars`
+/// once percent-encoded (a single huge id still gets a chunk of its own).
 ///
 /// Each id is counted as the URL carries it. Counting three characters a byte, as if every
 /// byte were encoded, split a read-back of 100 Salesforce ids (18 characters) in two, so
 /// verifying cost three requests per 100 records instead of two.
-fn filter_chunks(ids: &[String]) -> Vec<Vec<&String>> {
+fn filter_chunks(ids: &[String], max_chars: usize) -> Vec<Vec<&String>> {
     let mut chunks = Vec::new();
     let mut chunk: Vec<&String> = Vec::new();
     let mut chars = 0usize;
     for id in ids {
         // The quoted literal percent-encoded, and its comma (`%2C`).
         let cost = urlencoding::encode(&mapping::literal(id)).len() + 3;
-        if !chunk.is_empty() && chars + cost > MAX_FILTER_CHARS {
+        if !chunk.is_empty() && chars + cost > max_chars {
             chunks.push(std::mem::take(&mut chunk));
             chars = 0;
         }
@@ -858,10 +942,15 @@ impl Sink for DynamicsSink {
         source_ids: &[String],
     ) -> ConnectorResult<Vec<Record>> {
         let t = mapping::binding(object)?;
-        let mut out = Vec::with_capacity(source_ids.len());
-        for chunk in filter_chunks(source_ids) {
-            out.extend(self.read_chunk(t, &chunk).await?);
-        }
+        let out = match filter_chunks(source_ids, MAX_FILTER_CHARS).as_slice() {
+            [] => Vec::new(),
+            [one] => self.read_chunk(t, one).await?,
+            // More ids than one URL carries: longer URLs, all in one `$batch`.
+            _ => {
+                let chunks = filter_chunks(source_ids, MAX_BATCH_FILTER_CHARS);
+                self.read_chunks_batched(t, &chunks).await?
+            }
+        };
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
         Ok(out)
     }
@@ -1008,10 +1097,10 @@ mod tests {
     fn read_back_chunks_count_ids_as_the_url_carries_them() {
         // A read-back of 100 Salesforce ids is one request.
         let salesforce: Vec<String> = (0..100).map(|i| format!("001Ws00000{i:08}")).collect();
-        assert_eq!(filter_chunks(&salesforce).len(), 1);
+        assert_eq!(filter_chunks(&salesforce, MAX_FILTER_CHARS).len(), 1);
         // Ids whose every byte is encoded still fit the limit, in more chunks.
         let wide: Vec<String> = (0..300).map(|i| format!("é'ü {i:06}")).collect();
-        let chunks = filter_chunks(&wide);
+        let chunks = filter_chunks(&wide, MAX_FILTER_CHARS);
         assert!(chunks.len() > 1);
         assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 300);
         for chunk in &chunks {
@@ -1019,8 +1108,8 @@ mod tests {
         }
         // One id too long for the limit gets a chunk of its own.
         let huge = vec!["a".repeat(MAX_FILTER_CHARS), "b".into()];
-        assert_eq!(filter_chunks(&huge).len(), 2);
-        assert!(filter_chunks(&[]).is_empty());
+        assert_eq!(filter_chunks(&huge, MAX_FILTER_CHARS).len(), 2);
+        assert!(filter_chunks(&[], MAX_FILTER_CHARS).is_empty());
     }
 
     #[test]

@@ -386,3 +386,22 @@ async fn ids_that_cannot_be_upserted_are_refused_unsent_and_outcomes_keep_input_
     assert_eq!(emulator.requests() - before, 2, "two $batch requests");
     assert_eq!(emulator.count("account"), 3);
 }
+
+#[tokio::test]
+async fn a_thousand_records_are_read_back_in_one_batch_of_long_gets() {
+    let (emulator, running) = start(Options::default()).await;
+    let sink = sink(&running);
+    sink.prepare(ObjectType::COMPANIES).await.expect("prepare");
+    let (mut companies, _) = ferry_testkit::canonical_records(&generate(5_000, 3, &Mess::none()));
+    // Source ids as long as Salesforce's, so that the ids need several URLs of 6,000 characters.
+    for (i, c) in companies.iter_mut().enumerate() {
+        c.source_id = format!("001Ws00000{i:08}AAA");
+    }
+    assert_eq!(companies.len(), 1_000);
+    assert_eq!(sink.capability(ObjectType::COMPANIES).unwrap().read_back_size, 1_000);
+    let outcomes = upsert_all(&sink, ObjectType::COMPANIES, &companies).await;
+    assert!(outcomes.iter().all(|o| o.result.is_ok()));
+    let before = emulator.requests();
+    assert_read_back_equal(&sink, ObjectType::COMPANIES, &companies).await;
+    assert_eq!(emulator.requests() - before, 1, "one $batch for 1,000 ids");
+}
