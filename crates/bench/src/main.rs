@@ -37,7 +37,7 @@ const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|laten
   --records N          contacts of the overhead run (companies: a fifth as many)
   --ceiling-records N  contacts seeded for the ceiling runs, which move the companies (a fifth);
                        of `sinks`, Pipedrive seeds a fifteenth as many (it moves 40 records/s)
-                       and Dynamics twice as many (1,000 records/s)
+                       and Dynamics twice as many (up to 1,818 records/s)
   --crm-records N      contacts seeded for the crm runs (default 10,000; Pipedrive a tenth)
   --sync-records N     contacts seeded for the sync runs (default 10,000; companies: a fifth)
   --budget-records N   contacts seeded for the HubSpot budget runs (default 20,000; the other
