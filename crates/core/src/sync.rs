@@ -24,6 +24,7 @@ use std::sync::{Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ObjectType, format_timestamp, parse_timestamp};
+use crate::state_store::{StateStore, StoreError};
 
 /// The state format this build writes. Version 2 added each object's record digests
 /// ([`ObjectState::digests`]).
@@ -228,7 +229,7 @@ pub struct ObjectState {
     pub digests: BTreeMap<String, RecordHash>,
 }
 
-/// Why a state file could not be used. Names the file, never its content.
+/// Why a sync state could not be used. Names where it is kept, never its content.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// Reading or writing the file failed.
@@ -239,27 +240,30 @@ pub enum StateError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The file is not a state this build can read.
+    /// The state is not one this build can read.
     #[error(
-        "sync state {path} is not a ferry sync state this version can read ({detail}); move it \
-         away to start again with a full sync"
+        "{place} is not a ferry sync state this version can read ({detail}); {remedy}"
     )]
     Unreadable {
-        /// The state file.
-        path: PathBuf,
+        /// Where the state is kept (`sync state ferry-sync-state.json`).
+        place: String,
         /// What is wrong with it.
         detail: String,
+        /// How to start again.
+        remedy: &'static str,
     },
-    /// The file belongs to another source, sink or configuration.
+    /// The state belongs to another source, sink or configuration.
     #[error(
-        "sync state {path} belongs to {detail}; using it would skip changes this configuration \
-         never moved. Name another `sync.state` file, or move this one away to start with a full sync"
+        "{place} belongs to {detail}; using it would skip changes this configuration never \
+         moved. {remedy}"
     )]
     OtherSync {
-        /// The state file.
-        path: PathBuf,
+        /// Where the state is kept.
+        place: String,
         /// Whose it is.
         detail: String,
+        /// How to start again.
+        remedy: &'static str,
     },
     /// Another process holds the state's lock.
     #[error(
@@ -272,12 +276,30 @@ pub enum StateError {
         /// The lock file.
         lock: PathBuf,
     },
+    /// Another run holds the lease of a state kept in the sink.
+    #[error("the sync state in the sink is in use: {0}")]
+    LeaseHeld(crate::state_store::LeaseError),
+    /// The store of a state kept in the sink failed, or the state does not fit in it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// A state file being kept by a sync run.
+/// How to start again from a state file that cannot be used.
+const FILE_REMEDY_UNREADABLE: &str = "move it away to start again with a full sync";
+/// How to start again from a state file of another sync.
+const FILE_REMEDY_OTHER: &str =
+    "Name another `sync.state` file, or move this one away to start with a full sync";
+/// How to start again from a state kept in the sink that cannot be used.
+const SINK_REMEDY: &str = "delete that environment variable (definition and value) in the sink to \
+     start again with a full sync";
+
+/// A sync state being kept by a sync run, in a file or in the sink ([`StateStore`]). Saved
+/// whole, replacing the previous one only if no other writer replaced it since it was read.
 #[derive(Debug)]
 pub struct StateFile {
-    path: PathBuf,
+    store: Box<dyn StateStore>,
+    path: Option<PathBuf>,
+    version: Mutex<Option<String>>,
     state: Mutex<SyncState>,
 }
 
@@ -291,26 +313,76 @@ impl StateFile {
         source: &str,
         sink: &str,
     ) -> Result<StateFile, StateError> {
-        let state = match std::fs::read(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => SyncState {
-                version: STATE_VERSION,
-                source: source.to_owned(),
-                sink: sink.to_owned(),
-                fingerprint: fingerprint.to_owned(),
-                ..SyncState::default()
-            },
+        let store = crate::state_store::FileStore::new(path);
+        let stored = match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => {
                 return Err(StateError::Io {
                     path: path.to_owned(),
                     source,
                 });
             }
-            Ok(bytes) => {
+            Ok(bytes) => Some(bytes),
+        };
+        let mut file = Self::from_stored(
+            Box::new(store),
+            stored.as_deref(),
+            None,
+            fingerprint,
+            source,
+            sink,
+        )?;
+        file.path = Some(path.to_owned());
+        Ok(file)
+    }
+
+    /// Opens the state kept in `store` (a sink's, [`crate::Sink::state_store`]), like
+    /// [`StateFile::open`]: none yet is a first sync; one of another pair or configuration is
+    /// refused. Its saves are compact JSON that must fit the store ([`StateFile::save`]).
+    pub fn open_in(
+        store: Box<dyn StateStore>,
+        fingerprint: &str,
+        source: &str,
+        sink: &str,
+    ) -> Result<StateFile, StateError> {
+        let stored = store.read()?;
+        let (bytes, version) = match &stored {
+            Some(s) => (Some(s.text.as_bytes()), Some(s.version.clone())),
+            None => (None, None),
+        };
+        Self::from_stored(store, bytes, version, fingerprint, source, sink)
+    }
+
+    fn from_stored(
+        store: Box<dyn StateStore>,
+        bytes: Option<&[u8]>,
+        version: Option<String>,
+        fingerprint: &str,
+        source: &str,
+        sink: &str,
+    ) -> Result<StateFile, StateError> {
+        let place = store.name();
+        let in_file = store.capacity().is_none();
+        let (unreadable_remedy, other_remedy) = if in_file {
+            (FILE_REMEDY_UNREADABLE, FILE_REMEDY_OTHER)
+        } else {
+            (SINK_REMEDY, SINK_REMEDY)
+        };
+        let state = match bytes {
+            None => SyncState {
+                version: STATE_VERSION,
+                source: source.to_owned(),
+                sink: sink.to_owned(),
+                fingerprint: fingerprint.to_owned(),
+                ..SyncState::default()
+            },
+            Some(bytes) => {
                 let unreadable = |detail: String| StateError::Unreadable {
-                    path: path.to_owned(),
+                    place: place.clone(),
                     detail,
+                    remedy: unreadable_remedy,
                 };
-                let version: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                let version: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
                     unreadable(format!(
                         "not valid JSON at line {} column {}",
                         e.line(),
@@ -335,7 +407,8 @@ impl StateFile {
                 })?;
                 if saved.source != source || saved.sink != sink {
                     return Err(StateError::OtherSync {
-                        path: path.to_owned(),
+                        place: place.clone(),
+                        remedy: other_remedy,
                         detail: format!(
                             "a sync from {} to {}, and this configuration syncs {source} to {sink}",
                             saved.source, saved.sink
@@ -344,7 +417,8 @@ impl StateFile {
                 }
                 if saved.fingerprint != fingerprint {
                     return Err(StateError::OtherSync {
-                        path: path.to_owned(),
+                        place: place.clone(),
+                        remedy: other_remedy,
                         detail: "another configuration (the source or sink account, the objects \
                                  or the field mappings changed)"
                             .into(),
@@ -356,14 +430,21 @@ impl StateFile {
             }
         };
         Ok(StateFile {
-            path: path.to_owned(),
+            store,
+            path: None,
+            version: Mutex::new(version),
             state: Mutex::new(state),
         })
     }
 
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The state file's path; `None` for a state kept in the sink.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Where the state is kept, for messages and the plan.
+    pub fn place(&self) -> String {
+        self.store.name()
     }
 
     /// Checks the accounts the credentials reach now (as the vendors name them, `None` when a
@@ -387,7 +468,12 @@ impl StateFile {
             match saved {
                 Some(was) if *was != now => {
                     return Err(StateError::OtherSync {
-                        path: self.path.clone(),
+                        place: self.store.name(),
+                        remedy: if self.path.is_some() {
+                            FILE_REMEDY_OTHER
+                        } else {
+                            SINK_REMEDY
+                        },
                         detail: format!(
                             "the {role} {vendor} account {was}, and the {role}'s credentials now \
                              reach {now}"
@@ -461,17 +547,61 @@ impl StateFile {
         self.save()
     }
 
-    /// Writes the state now, atomically ([`write_atomically`]).
+    /// Writes the state now, whole: a file atomically ([`write_atomically`]); a state in the
+    /// sink as compact JSON, replacing the version this run read or wrote last, and without
+    /// the record digests when they do not fit the store (the next sync then counts the
+    /// records its overlap repeats as updated, not unchanged). A state that does not fit even
+    /// so is refused, and the one before stays.
     pub fn save(&self) -> Result<(), StateError> {
-        let bytes =
-            serde_json::to_vec_pretty(&*self.lock()).map_err(|e| StateError::Unreadable {
-                path: self.path.clone(),
-                detail: e.to_string(),
-            })?;
-        write_atomically(&self.path, &bytes).map_err(|source| StateError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        let state = self.lock().clone();
+        let unreadable = |e: serde_json::Error| StateError::Unreadable {
+            place: self.store.name(),
+            detail: e.to_string(),
+            remedy: FILE_REMEDY_UNREADABLE,
+        };
+        let text = match self.store.capacity() {
+            None => String::from_utf8(serde_json::to_vec_pretty(&state).map_err(unreadable)?)
+                .unwrap_or_default(),
+            Some(max) => {
+                let full = serde_json::to_string(&state).map_err(unreadable)?;
+                if full.chars().count() <= max {
+                    full
+                } else {
+                    let mut lean = state;
+                    for object in lean.objects.values_mut() {
+                        object.digests.clear();
+                    }
+                    let lean = serde_json::to_string(&lean).map_err(unreadable)?;
+                    let len = lean.chars().count();
+                    if len > max {
+                        return Err(StoreError::TooLarge {
+                            store: self.store.name(),
+                            len,
+                            max,
+                        }
+                        .into());
+                    }
+                    tracing::info!(
+                        chars = full.chars().count(),
+                        max,
+                        "the record digests do not fit the sync state in the sink: left out"
+                    );
+                    lean
+                }
+            }
+        };
+        let mut version = self.version.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.store.write(&text, version.as_deref()) {
+            Ok(new) => {
+                *version = Some(new);
+                Ok(())
+            }
+            Err(StoreError::Failed { detail, .. }) if self.path.is_some() => Err(StateError::Io {
+                path: self.path.clone().unwrap_or_default(),
+                source: std::io::Error::other(detail),
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A copy of the current state.
@@ -484,7 +614,8 @@ impl StateFile {
     }
 }
 
-fn now_ms() -> i64 {
+/// Now by ferry's clock, in milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -524,7 +655,58 @@ pub fn lock_path(path: &Path) -> PathBuf {
 /// process ends, however it ends).
 #[derive(Debug)]
 pub struct StateLock {
-    _file: std::fs::File,
+    _held: Held,
+}
+
+/// What a [`StateLock`] holds: the state file's `flock`, or the lease of a state in the sink.
+#[derive(Debug)]
+enum Held {
+    File(#[allow(dead_code)] std::fs::File),
+    Lease(#[allow(dead_code)] crate::state_store::LeaseKeeper),
+}
+
+/// The name of the environment variable (or other record) a sink keeps the state of one
+/// configuration in: `ferry_state_` and 16 hex digits of a hash of the source vendor and the
+/// configuration's fingerprint, so that two configurations writing into one sink never share
+/// one. `ferry_lease_…` with the same digits holds its lease. No customer data.
+pub fn sink_state_key(source: &str, fingerprint: &str) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(format!("{source}\n{fingerprint}").as_bytes());
+    hex::encode(&hash[..8])
+}
+
+/// Takes the lease of the state `sink` keeps for this configuration (refusing at once while
+/// another run holds it, [`StateError::LeaseHeld`]), renewed until the returned lock is
+/// dropped, and opens the state; `None` when the sink keeps no state.
+pub fn open_in_sink(
+    sink: &dyn crate::Sink,
+    fingerprint: &str,
+    source: &str,
+    lease: std::time::Duration,
+) -> Result<Option<(StateLock, StateFile)>, StateError> {
+    let key = sink_state_key(source, fingerprint);
+    let (Some(state), Some(lease_store)) = (
+        sink.state_store(&format!("ferry_state_{key}")),
+        sink.state_store(&format!("ferry_lease_{key}")),
+    ) else {
+        return Ok(None);
+    };
+    let holder = crate::state_store::holder_id();
+    let taken =
+        crate::state_store::Lease::acquire(std::sync::Arc::from(lease_store), &holder, lease, now_ms())
+            .map_err(|e| match e {
+                crate::state_store::LeaseError::Store(e) => StateError::Store(e),
+                held => StateError::LeaseHeld(held),
+            })?;
+    let keeper = crate::state_store::LeaseKeeper::start(taken);
+    tracing::info!(store = %state.name(), "sync state lease taken");
+    let file = StateFile::open_in(state, fingerprint, source, sink.vendor())?;
+    Ok(Some((
+        StateLock {
+            _held: Held::Lease(keeper),
+        },
+        file,
+    )))
 }
 
 /// Takes the lock of the state at `path` (on `<path>.lock`, created if missing), at once or not
@@ -544,7 +726,9 @@ pub fn lock(path: &Path) -> Result<StateLock, StateError> {
     // std's advisory lock (flock on Unix), stable since Rust 1.89, the workspace's minimum.
     let locked = file.try_lock();
     match locked {
-        Ok(()) => Ok(StateLock { _file: file }),
+        Ok(()) => Ok(StateLock {
+            _held: Held::File(file),
+        }),
         Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Locked {
             path: path.to_owned(),
             lock,
