@@ -24,6 +24,7 @@ mod batch;
 mod client;
 mod directory;
 mod fields;
+mod state;
 
 pub use config::DynamicsConfig;
 pub use policy::DynamicsPolicy;
