@@ -365,6 +365,16 @@ pub struct MemoryStore {
     pub capacity: Option<usize>,
 }
 
+impl MemoryStore {
+    /// An empty store holding at most `capacity` characters (`None`: any).
+    pub fn with_capacity(capacity: Option<usize>) -> MemoryStore {
+        MemoryStore {
+            doc: Mutex::default(),
+            capacity,
+        }
+    }
+}
+
 impl StateStore for MemoryStore {
     fn name(&self) -> String {
         "memory store".into()

@@ -978,6 +978,107 @@ mod tests {
         assert_eq!(next_watermark(None, &point, false), None);
     }
 
+    /// A store that shares its document with the test, through an `Arc`.
+    #[derive(Debug)]
+    struct Shared(std::sync::Arc<crate::state_store::MemoryStore>);
+
+    impl StateStore for Shared {
+        fn name(&self) -> String {
+            "dynamics environment variable ferry_state_x".into()
+        }
+        fn capacity(&self) -> Option<usize> {
+            self.0.capacity
+        }
+        fn read(&self) -> Result<Option<crate::state_store::Stored>, StoreError> {
+            self.0.read()
+        }
+        fn write(&self, text: &str, version: Option<&str>) -> Result<String, StoreError> {
+            self.0.write(text, version)
+        }
+    }
+
+    fn store(capacity: usize) -> std::sync::Arc<crate::state_store::MemoryStore> {
+        std::sync::Arc::new(crate::state_store::MemoryStore::with_capacity(Some(
+            capacity,
+        )))
+    }
+
+    #[test]
+    fn a_state_in_the_sink_is_compact_whole_and_replaced_only_at_the_version_it_read() {
+        let doc = store(2_000);
+        let open = || StateFile::open_in(Box::new(Shared(doc.clone())), "fp", "salesforce", "dynamics");
+        let state = open().unwrap();
+        assert_eq!(state.path(), None);
+        state
+            .advance(ObjectType::CONTACTS, Watermark::at(1_765_000_000_000))
+            .unwrap();
+        let text = doc.read().unwrap().unwrap().text;
+        assert!(!text.contains('\n'), "compact: {text}");
+        let again = open().unwrap();
+        assert_eq!(
+            again.since(ObjectType::CONTACTS),
+            Some(Watermark::at(1_765_000_000_000))
+        );
+        // Another run replaced it since `state` wrote it: `state`'s next save is refused, and
+        // the other run's state stays whole.
+        again
+            .advance(ObjectType::COMPANIES, Watermark::at(5_000))
+            .unwrap();
+        let err = state
+            .advance(ObjectType::CONTACTS, Watermark::at(1_765_000_100_000))
+            .unwrap_err();
+        assert!(
+            matches!(err, StateError::Store(StoreError::Conflict { .. })),
+            "{err}"
+        );
+        let kept = open().unwrap();
+        assert_eq!(kept.since(ObjectType::COMPANIES), Some(Watermark::at(5_000)));
+        // Another configuration's state is refused, saying how to start again.
+        let err = StateFile::open_in(Box::new(Shared(doc.clone())), "other", "salesforce", "dynamics")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ferry_state_x") && err.contains("delete that environment variable"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn digests_that_do_not_fit_the_sink_are_left_out_and_a_state_that_does_not_fit_is_refused() {
+        let doc = store(600);
+        let state =
+            StateFile::open_in(Box::new(Shared(doc.clone())), "fp", "salesforce", "dynamics")
+                .unwrap();
+        let many: BTreeMap<String, RecordHash> =
+            (0..20).map(|i| (format!("003{i:04}"), hash(i))).collect();
+        state.keep_digests(ObjectType::CONTACTS, many.clone());
+        state
+            .advance(ObjectType::CONTACTS, Watermark::at(1_000))
+            .unwrap();
+        let saved = StateFile::open_in(Box::new(Shared(doc.clone())), "fp", "salesforce", "dynamics")
+            .unwrap();
+        assert_eq!(saved.since(ObjectType::CONTACTS), Some(Watermark::at(1_000)));
+        assert!(saved.digests(ObjectType::CONTACTS).is_empty(), "left out");
+        // A few fit, and are kept.
+        state.keep_digests(ObjectType::CONTACTS, many.into_iter().take(2).collect());
+        state.save().unwrap();
+        let saved = StateFile::open_in(Box::new(Shared(doc.clone())), "fp", "salesforce", "dynamics")
+            .unwrap();
+        assert_eq!(saved.digests(ObjectType::CONTACTS).len(), 2);
+
+        // Too small for even the watermarks: refused, naming both sizes, the old state stays.
+        let tiny = store(100);
+        let state =
+            StateFile::open_in(Box::new(Shared(tiny.clone())), "fp", "salesforce", "dynamics")
+                .unwrap();
+        let err = state
+            .advance(ObjectType::CONTACTS, Watermark::at(1_000))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at most 100 characters"), "{err}");
+        assert_eq!(tiny.read().unwrap(), None);
+    }
+
     #[test]
     fn a_second_lock_on_one_state_is_refused_until_the_first_is_dropped() {
         let path = dir("lock").join("state.json");
