@@ -694,14 +694,6 @@ pub trait Sink: Send + Sync {
         Ok(None)
     }
 
-    /// A place in the sink's account to keep `ferry sync`'s state named `name` (`[sync] state =
-    /// "sink"`): one small text document replaced by compare-and-swap
-    /// ([`crate::state_store::StateStore`]). Default: `None`, the vendor has no such place
-    /// without creating schema, or no compare-and-swap. Called within the async runtime.
-    fn state_store(&self, _name: &str) -> Option<Box<dyn crate::state_store::StateStore>> {
-        None
-    }
-
     /// Fetches the page at `cursor` of the source ids carried by `object`'s records in the sink
     /// (records without one are never listed), for an id-set comparison.
     async fn source_ids_page(
@@ -790,6 +782,14 @@ pub trait Sink: Send + Sync {
                 field.name
             ),
         })
+    }
+
+    /// A place in the sink's account to keep `ferry sync`'s state named `name` (`[sync] state =
+    /// "sink"`): one small text document replaced by compare-and-swap
+    /// ([`crate::state_store::StateStore`]). Default: `None`, the vendor has no such place
+    /// without creating schema, or no compare-and-swap. Called within the async runtime.
+    fn state_store(&self, _name: &str) -> Option<Box<dyn crate::state_store::StateStore>> {
+        None
     }
 }
 
