@@ -1110,7 +1110,10 @@ mod tests {
                 "`sync.state`: \"sink\" cannot be used with the salesforce sink: Salesforce has \
                  no place",
             ),
-            (r#"lease_seconds = 0"#, "`sync.lease_seconds`: must be at least 1"),
+            (
+                r#"lease_seconds = 0"#,
+                "`sync.lease_seconds`: must be at least 1",
+            ),
             (r#"states = "x""#, "unknown field `states`"),
         ] {
             let text = format!("{GOOD}\n[sync]\n{extra}\n");
@@ -1126,11 +1129,15 @@ mod tests {
             ("pipedrive", "without creating schema"),
             ("zoho", "no compare-and-swap"),
         ] {
-            let text = GOOD.replace(r#"connector = "salesforce""#, &format!("connector = \"{sink}\""))
-                + "\n[sync]\nstate = \"sink\"\n";
+            let text = GOOD.replace(
+                r#"connector = "salesforce""#,
+                &format!("connector = \"{sink}\""),
+            ) + "\n[sync]\nstate = \"sink\"\n";
             let err = format!("{:#}", Config::parse(&text).unwrap_err());
             assert!(
-                err.contains("`sync.state`") && err.contains(&format!("the {sink} sink")) && err.contains(why),
+                err.contains("`sync.state`")
+                    && err.contains(&format!("the {sink} sink"))
+                    && err.contains(why),
                 "{sink}: {err}"
             );
         }

@@ -392,7 +392,11 @@ fn prepare(command: &Command) -> Result<Option<Prepared>, CliError> {
         .and_then(|o| o.checkpoint.as_deref())
         .map(|c| c.path())
         .into_iter()
-        .chain(options.and_then(|o| o.sync.as_deref()).and_then(|s| s.path()))
+        .chain(
+            options
+                .and_then(|o| o.sync.as_deref())
+                .and_then(|s| s.path()),
+        )
         .collect();
     hardening::seal(&writable);
     Ok(prepared)

@@ -98,8 +98,12 @@ async fn variables(pair: &Pair) -> std::collections::BTreeMap<String, String> {
         .iter()
         .filter_map(|v| {
             let name = v["schemaname"].as_str()?;
-            name.starts_with("ferry_")
-                .then(|| (name.to_owned(), v["value"].as_str().unwrap_or("").to_owned()))
+            name.starts_with("ferry_").then(|| {
+                (
+                    name.to_owned(),
+                    v["value"].as_str().unwrap_or("").to_owned(),
+                )
+            })
         })
         .collect()
 }
@@ -137,7 +141,10 @@ impl Pair {
             None,
         )
         .await;
-        let id = answer["records"][0]["Id"].as_str().expect("an id").to_owned();
+        let id = answer["records"][0]["Id"]
+            .as_str()
+            .expect("an id")
+            .to_owned();
         common::salesforce_call(
             &self.source.base_url,
             reqwest::Method::PATCH,
@@ -176,9 +183,15 @@ async fn the_state_lives_in_dataverse_and_the_next_sync_moves_only_what_changed(
         assert!(watermark(&state, name).is_some(), "{state:?}");
     }
     let state = state.expect("a state");
-    assert_eq!((state["source"].as_str(), state["sink"].as_str()), (Some("salesforce"), Some("dynamics")));
+    assert_eq!(
+        (state["source"].as_str(), state["sink"].as_str()),
+        (Some("salesforce"), Some("dynamics"))
+    );
     let lease: Json = serde_json::from_str(
-        vars.iter().find(|(k, _)| k.starts_with("ferry_lease_")).expect("a lease").1,
+        vars.iter()
+            .find(|(k, _)| k.starts_with("ferry_lease_"))
+            .expect("a lease")
+            .1,
     )
     .expect("lease JSON");
     assert_eq!(lease["holder"], "", "freed by the run that ended: {lease}");
@@ -199,7 +212,8 @@ async fn the_state_lives_in_dataverse_and_the_next_sync_moves_only_what_changed(
     // An hour on, one record of each object changes: the next sync reads exactly those.
     pair.account.advance_clock(Duration::from_secs(3600));
     pair.change_one("Account", "Phone", "+1 555 0100").await;
-    pair.change_one("Contact", "Title", "Chief Ferry Officer").await;
+    pair.change_one("Contact", "Title", "Chief Ferry Officer")
+        .await;
     pair.take_source_requests();
     let (code, second, stderr) = run(&config).await;
     assert_eq!(code, 0, "{second:#}\n{stderr}");
@@ -207,7 +221,11 @@ async fn the_state_lives_in_dataverse_and_the_next_sync_moves_only_what_changed(
     for name in OBJECTS {
         let o = object(&second, name);
         assert_eq!(o["sync"]["read"], "incremental", "{o:#}");
-        assert_eq!((n(o, "read"), n(o, "created"), n(o, "updated")), (1, 0, 1), "{o:#}");
+        assert_eq!(
+            (n(o, "read"), n(o, "created"), n(o, "updated")),
+            (1, 0, 1),
+            "{o:#}"
+        );
     }
     let source_requests: u64 = pair.take_source_requests().values().sum();
     eprintln!("second sync: {source_requests} source requests");
@@ -246,7 +264,10 @@ async fn a_concurrent_sync_is_refused_and_a_killed_runs_lease_expires() {
     let mut refused = false;
     for _ in 0..3_000 {
         let contacts = pair.sink_state.count("contacts");
-        if contacts > 0 && contacts < totals[1] && watermark(&state(&pair).await, "companies").is_some() {
+        if contacts > 0
+            && contacts < totals[1]
+            && watermark(&state(&pair).await, "companies").is_some()
+        {
             if !refused {
                 // A second sync while the first runs: refused at once, naming the sink.
                 let (code, report, stderr) = run(&config).await;
@@ -294,7 +315,10 @@ async fn a_concurrent_sync_is_refused_and_a_killed_runs_lease_expires() {
     let contacts = object(&report, "contacts");
     assert_eq!(contacts["sync"]["read"], "full", "{contacts:#}");
     assert_eq!(n(contacts, "read"), totals[1] as u64);
-    assert!(n(contacts, "updated") > 0, "the killed run's writes are updated: {contacts:#}");
+    assert!(
+        n(contacts, "updated") > 0,
+        "the killed run's writes are updated: {contacts:#}"
+    );
     assert_eq!(pair.sink_counts(), totals, "nothing duplicated");
     assert!(watermark(&state(&pair).await, "contacts").is_some());
 }
@@ -313,7 +337,9 @@ async fn a_state_in_a_hubspot_sink_is_refused_naming_the_key() {
     let (code, report, stderr) = run(&path).await;
     assert_eq!(code, 2, "{report:#}\n{stderr}");
     assert!(
-        stderr.contains("`sync.state`") && stderr.contains("hubspot sink") && stderr.contains("without creating schema"),
+        stderr.contains("`sync.state`")
+            && stderr.contains("hubspot sink")
+            && stderr.contains("without creating schema"),
         "{stderr}"
     );
     assert_eq!(pair.sink_state.count("contacts"), 0, "nothing written");

@@ -150,15 +150,17 @@ impl EnvironmentStore {
         }
     }
 
-    async fn write_async(&self, text: &str, version: Option<&str>) -> ConnectorResult<Option<String>> {
+    async fn write_async(
+        &self,
+        text: &str,
+        version: Option<&str>,
+    ) -> ConnectorResult<Option<String>> {
         if let Some(version) = version {
             let (id, etag) = version.split_once(' ').unwrap_or((version, "*"));
             let written = self
                 .send_write(
                     Method::PATCH,
-                    &format!(
-                        "environmentvariablevalues({id})?$select=environmentvariablevalueid"
-                    ),
+                    &format!("environmentvariablevalues({id})?$select=environmentvariablevalueid"),
                     Some(etag),
                     json!({ "value": text }),
                 )
@@ -191,7 +193,10 @@ impl EnvironmentStore {
                         }),
                     )
                     .await?;
-                match created.as_ref().and_then(|c| c["environmentvariabledefinitionid"].as_str()) {
+                match created
+                    .as_ref()
+                    .and_then(|c| c["environmentvariabledefinitionid"].as_str())
+                {
                     Some(id) => id.to_owned(),
                     None => return Ok(None),
                 }
@@ -257,10 +262,12 @@ impl StateStore for EnvironmentStore {
     }
 
     fn read(&self) -> Result<Option<Stored>, StoreError> {
-        Ok(self.block(self.find_value())?.map(|(id, text, etag)| Stored {
-            text,
-            version: version(&id, &etag),
-        }))
+        Ok(self
+            .block(self.find_value())?
+            .map(|(id, text, etag)| Stored {
+                text,
+                version: version(&id, &etag),
+            }))
     }
 
     fn write(&self, text: &str, version: Option<&str>) -> Result<String, StoreError> {

@@ -48,12 +48,18 @@ async fn the_state_is_an_environment_variable_replaced_only_at_its_version() {
     // A writer holding the old version lost the race: refused, and the document stays.
     let err = store.write("{\"a\":3}", Some(&first)).unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
-    assert!(err.to_string().contains("ferry_state_00112233aabbccdd"), "{err}");
+    assert!(
+        err.to_string().contains("ferry_state_00112233aabbccdd"),
+        "{err}"
+    );
     assert_eq!(store.read().unwrap().unwrap().text, "{\"a\":2}");
 
     // Longer than the value column holds: refused before any request, naming both sizes.
     let err = store.write(&"x".repeat(2_001), Some(&second)).unwrap_err();
-    assert!(err.to_string().contains("2000") && err.to_string().contains("2001"), "{err}");
+    assert!(
+        err.to_string().contains("2000") && err.to_string().contains("2001"),
+        "{err}"
+    );
 
     // The state of another configuration is another variable.
     let other = sink.state_store("ferry_state_ffffffffffffffff").unwrap();

@@ -445,7 +445,9 @@ mod tests {
         // The race: both read "no lease", both write; the store lets only the first through.
         let store: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
         store.write(&record_text("run a", MIN, 0), None).unwrap();
-        let err = store.write(&record_text("run b", MIN, 0), None).unwrap_err();
+        let err = store
+            .write(&record_text("run b", MIN, 0), None)
+            .unwrap_err();
         assert!(matches!(err, StoreError::Conflict { .. }));
         let err = Lease::acquire(Arc::clone(&store), "run b", MIN, 10).unwrap_err();
         assert!(matches!(err, LeaseError::Held { .. }), "{err}");
@@ -455,14 +457,16 @@ mod tests {
     fn a_keeper_renews_the_lease_and_frees_it_when_dropped() {
         let store: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
         let length = Duration::from_secs(1);
-        let lease = Lease::acquire(Arc::clone(&store), "run a", length, crate::sync::now_ms())
-            .unwrap();
+        let lease =
+            Lease::acquire(Arc::clone(&store), "run a", length, crate::sync::now_ms()).unwrap();
         let keeper = LeaseKeeper::start(lease);
         let version = |s: &Arc<dyn StateStore>| s.read().unwrap().unwrap().version;
         let before = version(&store);
         std::thread::sleep(heartbeat(length) * 3);
         assert_ne!(version(&store), before, "renewed");
-        assert!(Lease::acquire(Arc::clone(&store), "run b", length, crate::sync::now_ms()).is_err());
+        assert!(
+            Lease::acquire(Arc::clone(&store), "run b", length, crate::sync::now_ms()).is_err()
+        );
         drop(keeper);
         let record: LeaseRecord =
             serde_json::from_str(&store.read().unwrap().unwrap().text).unwrap();

@@ -241,9 +241,7 @@ pub enum StateError {
         source: std::io::Error,
     },
     /// The state is not one this build can read.
-    #[error(
-        "{place} is not a ferry sync state this version can read ({detail}); {remedy}"
-    )]
+    #[error("{place} is not a ferry sync state this version can read ({detail}); {remedy}")]
     Unreadable {
         /// Where the state is kept (`sync state ferry-sync-state.json`).
         place: String,
@@ -692,12 +690,16 @@ pub fn open_in_sink(
         return Ok(None);
     };
     let holder = crate::state_store::holder_id();
-    let taken =
-        crate::state_store::Lease::acquire(std::sync::Arc::from(lease_store), &holder, lease, now_ms())
-            .map_err(|e| match e {
-                crate::state_store::LeaseError::Store(e) => StateError::Store(e),
-                held => StateError::LeaseHeld(held),
-            })?;
+    let taken = crate::state_store::Lease::acquire(
+        std::sync::Arc::from(lease_store),
+        &holder,
+        lease,
+        now_ms(),
+    )
+    .map_err(|e| match e {
+        crate::state_store::LeaseError::Store(e) => StateError::Store(e),
+        held => StateError::LeaseHeld(held),
+    })?;
     let keeper = crate::state_store::LeaseKeeper::start(taken);
     tracing::info!(store = %state.name(), "sync state lease taken");
     let file = StateFile::open_in(state, fingerprint, source, sink.vendor())?;
@@ -1006,7 +1008,14 @@ mod tests {
     #[test]
     fn a_state_in_the_sink_is_compact_whole_and_replaced_only_at_the_version_it_read() {
         let doc = store(2_000);
-        let open = || StateFile::open_in(Box::new(Shared(doc.clone())), "fp", "salesforce", "dynamics");
+        let open = || {
+            StateFile::open_in(
+                Box::new(Shared(doc.clone())),
+                "fp",
+                "salesforce",
+                "dynamics",
+            )
+        };
         let state = open().unwrap();
         assert_eq!(state.path(), None);
         state
@@ -1032,11 +1041,19 @@ mod tests {
             "{err}"
         );
         let kept = open().unwrap();
-        assert_eq!(kept.since(ObjectType::COMPANIES), Some(Watermark::at(5_000)));
+        assert_eq!(
+            kept.since(ObjectType::COMPANIES),
+            Some(Watermark::at(5_000))
+        );
         // Another configuration's state is refused, saying how to start again.
-        let err = StateFile::open_in(Box::new(Shared(doc.clone())), "other", "salesforce", "dynamics")
-            .unwrap_err()
-            .to_string();
+        let err = StateFile::open_in(
+            Box::new(Shared(doc.clone())),
+            "other",
+            "salesforce",
+            "dynamics",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("ferry_state_x") && err.contains("delete that environment variable"),
             "{err}"
@@ -1046,31 +1063,52 @@ mod tests {
     #[test]
     fn digests_that_do_not_fit_the_sink_are_left_out_and_a_state_that_does_not_fit_is_refused() {
         let doc = store(600);
-        let state =
-            StateFile::open_in(Box::new(Shared(doc.clone())), "fp", "salesforce", "dynamics")
-                .unwrap();
+        let state = StateFile::open_in(
+            Box::new(Shared(doc.clone())),
+            "fp",
+            "salesforce",
+            "dynamics",
+        )
+        .unwrap();
         let many: BTreeMap<String, RecordHash> =
             (0..20).map(|i| (format!("003{i:04}"), hash(i))).collect();
         state.keep_digests(ObjectType::CONTACTS, many.clone());
         state
             .advance(ObjectType::CONTACTS, Watermark::at(1_000))
             .unwrap();
-        let saved = StateFile::open_in(Box::new(Shared(doc.clone())), "fp", "salesforce", "dynamics")
-            .unwrap();
-        assert_eq!(saved.since(ObjectType::CONTACTS), Some(Watermark::at(1_000)));
+        let saved = StateFile::open_in(
+            Box::new(Shared(doc.clone())),
+            "fp",
+            "salesforce",
+            "dynamics",
+        )
+        .unwrap();
+        assert_eq!(
+            saved.since(ObjectType::CONTACTS),
+            Some(Watermark::at(1_000))
+        );
         assert!(saved.digests(ObjectType::CONTACTS).is_empty(), "left out");
         // A few fit, and are kept.
         state.keep_digests(ObjectType::CONTACTS, many.into_iter().take(2).collect());
         state.save().unwrap();
-        let saved = StateFile::open_in(Box::new(Shared(doc.clone())), "fp", "salesforce", "dynamics")
-            .unwrap();
+        let saved = StateFile::open_in(
+            Box::new(Shared(doc.clone())),
+            "fp",
+            "salesforce",
+            "dynamics",
+        )
+        .unwrap();
         assert_eq!(saved.digests(ObjectType::CONTACTS).len(), 2);
 
         // Too small for even the watermarks: refused, naming both sizes, the old state stays.
         let tiny = store(100);
-        let state =
-            StateFile::open_in(Box::new(Shared(tiny.clone())), "fp", "salesforce", "dynamics")
-                .unwrap();
+        let state = StateFile::open_in(
+            Box::new(Shared(tiny.clone())),
+            "fp",
+            "salesforce",
+            "dynamics",
+        )
+        .unwrap();
         let err = state
             .advance(ObjectType::CONTACTS, Watermark::at(1_000))
             .unwrap_err()
