@@ -199,6 +199,16 @@ async fn the_state_lives_in_dataverse_and_the_next_sync_moves_only_what_changed(
     let keys: Vec<&str> = vars.keys().map(|k| k.rsplit('_').next().unwrap()).collect();
     assert_eq!(keys[0], keys[1]);
     assert_eq!(keys[0].len(), 16);
+    // `ferry plan` says where the state lives.
+    let out = common::ferry(&["plan", "--config", &config], &all_credentials()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "sync state: in the dynamics sink, environment variable ferry_state_{}",
+            keys[0]
+        )),
+        "{stdout}"
+    );
     // The definitions are there too, typed JSON.
     let definitions = dataverse(
         &pair,
@@ -215,6 +225,7 @@ async fn the_state_lives_in_dataverse_and_the_next_sync_moves_only_what_changed(
     pair.change_one("Contact", "Title", "Chief Ferry Officer")
         .await;
     pair.take_source_requests();
+    pair.take_sink_requests();
     let (code, second, stderr) = run(&config).await;
     assert_eq!(code, 0, "{second:#}\n{stderr}");
     assert_eq!(second["outcome"], "verified", "{second:#}");
@@ -228,7 +239,18 @@ async fn the_state_lives_in_dataverse_and_the_next_sync_moves_only_what_changed(
         );
     }
     let source_requests: u64 = pair.take_source_requests().values().sum();
-    eprintln!("second sync: {source_requests} source requests");
+    // The state's own requests: the lease read, taken and freed, the state read and one
+    // save per object (and a renewal if the run outlasts a quarter of the lease).
+    let state_requests: u64 = pair
+        .take_sink_requests()
+        .iter()
+        .filter(|(endpoint, _)| endpoint.contains("environmentvariable"))
+        .map(|(_, n)| n)
+        .sum();
+    eprintln!(
+        "second sync: {source_requests} source requests, {state_requests} sink requests for the state"
+    );
+    assert!((6..=10).contains(&state_requests), "{state_requests}");
     assert_eq!(pair.sink_counts(), totals, "nothing duplicated");
     let after = self::state(&pair).await;
     assert!(watermark(&after, "contacts") > watermark(&Some(state), "contacts"));
