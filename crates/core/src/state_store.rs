@@ -328,8 +328,8 @@ impl LeaseKeeper {
     }
 
     /// The lease kept.
-    pub fn lease(&self) -> &Lease {
-        &self.lease
+    pub fn lease(&self) -> Arc<Lease> {
+        Arc::clone(&self.lease)
     }
 }
 

@@ -299,6 +299,8 @@ pub struct StateFile {
     path: Option<PathBuf>,
     version: Mutex<Option<String>>,
     state: Mutex<SyncState>,
+    /// The lease guarding a state in the sink: once another run took it, this one saves nothing.
+    lease: Option<std::sync::Arc<crate::state_store::Lease>>,
 }
 
 impl StateFile {
@@ -432,6 +434,7 @@ impl StateFile {
             path: None,
             version: Mutex::new(version),
             state: Mutex::new(state),
+            lease: None,
         })
     }
 
@@ -551,6 +554,12 @@ impl StateFile {
     /// records its overlap repeats as updated, not unchanged). A state that does not fit even
     /// so is refused, and the one before stays.
     pub fn save(&self) -> Result<(), StateError> {
+        if let Some(lease) = self.lease.as_ref().filter(|l| l.lost()) {
+            return Err(StoreError::Conflict {
+                store: lease.store_name(),
+            }
+            .into());
+        }
         let state = self.lock().clone();
         let unreadable = |e: serde_json::Error| StateError::Unreadable {
             place: self.store.name(),
@@ -702,7 +711,8 @@ pub fn open_in_sink(
     })?;
     let keeper = crate::state_store::LeaseKeeper::start(taken);
     tracing::info!(store = %state.name(), "sync state lease taken");
-    let file = StateFile::open_in(state, fingerprint, source, sink.vendor())?;
+    let mut file = StateFile::open_in(state, fingerprint, source, sink.vendor())?;
+    file.lease = Some(keeper.lease());
     Ok(Some((
         StateLock {
             _held: Held::Lease(keeper),
@@ -1058,6 +1068,41 @@ mod tests {
             err.contains("ferry_state_x") && err.contains("delete that environment variable"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_run_that_lost_its_lease_saves_nothing() {
+        use crate::state_store::{Lease, MemoryStore};
+        let leases: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(MemoryStore::default());
+        let minute = std::time::Duration::from_secs(60);
+        let doc = store(2_000);
+        let mut state = StateFile::open_in(
+            Box::new(Shared(doc.clone())),
+            "fp",
+            "salesforce",
+            "dynamics",
+        )
+        .unwrap();
+        let lease = std::sync::Arc::new(
+            Lease::acquire(std::sync::Arc::clone(&leases), "run a", minute, 0).unwrap(),
+        );
+        state.lease = Some(std::sync::Arc::clone(&lease));
+        state
+            .advance(ObjectType::CONTACTS, Watermark::at(1_000))
+            .unwrap();
+        // Stalled past its expiry, the run's lease is taken by the next; its renewal finds out.
+        Lease::acquire(std::sync::Arc::clone(&leases), "run b", minute, 61_000).unwrap();
+        assert!(lease.renew(62_000).is_err());
+        let err = state
+            .advance(ObjectType::CONTACTS, Watermark::at(9_000))
+            .unwrap_err();
+        assert!(
+            matches!(err, StateError::Store(StoreError::Conflict { .. })),
+            "{err}"
+        );
+        let kept =
+            StateFile::open_in(Box::new(Shared(doc)), "fp", "salesforce", "dynamics").unwrap();
+        assert_eq!(kept.since(ObjectType::CONTACTS), Some(Watermark::at(1_000)));
     }
 
     #[test]
