@@ -33,23 +33,44 @@ async fn pair(contacts: usize, sink_faults: Faults) -> Pair {
 /// The pair's config with the state kept in the sink, a short lease and `sink_lines` added
 /// to the `[sink]` table.
 fn sink_state_config(pair: &Pair, sink_lines: &str) -> String {
+    sink_state_config_with(
+        pair,
+        sink_lines,
+        &format!("[sync]\nstate = \"sink\"\nlease_seconds = {LEASE_SECONDS}\n"),
+    )
+}
+
+/// The `[sync]` table `docs/scheduled-sync.md` shows for a state in the sink, as operators
+/// copy it.
+fn documented_sync_table() -> String {
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/scheduled-sync.md"
+    ))
+    .expect("docs/scheduled-sync.md");
+    let start = page
+        .find("```toml state-in-sink\n")
+        .expect("the state-in-sink block")
+        + "```toml state-in-sink\n".len();
+    let len = page[start..].find("```").expect("the block's end");
+    page[start..start + len].to_owned()
+}
+
+/// The pair's config with `sync_table` as its `[sync]` table and `sink_lines` added to the
+/// `[sink]` table.
+fn sink_state_config_with(pair: &Pair, sink_lines: &str, sync_table: &str) -> String {
     let path = pair.config(&OBJECTS);
     let mut text = std::fs::read_to_string(&path).expect("config");
     // Deals are not synced here: no stage table (it comes last).
     if let Some(at) = text.find("[mapping.deal_stages]") {
         text.truncate(at);
     }
-    let state_line = format!("state = {:?}", pair.state().display().to_string());
+    let state_line = format!("[sync]\nstate = {:?}\n", pair.state().display().to_string());
     assert!(text.contains(&state_line), "{text}");
-    let text = text
-        .replace(
-            &state_line,
-            &format!("state = \"sink\"\nlease_seconds = {LEASE_SECONDS}"),
-        )
-        .replace(
-            "[sink]\nconnector = \"dynamics\"\n",
-            &format!("[sink]\nconnector = \"dynamics\"\n{sink_lines}"),
-        );
+    let text = text.replace(&state_line, sync_table).replace(
+        "[sink]\nconnector = \"dynamics\"\n",
+        &format!("[sink]\nconnector = \"dynamics\"\n{sink_lines}"),
+    );
     std::fs::write(&path, text).expect("config");
     path
 }
@@ -162,7 +183,8 @@ impl Pair {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_state_lives_in_dataverse_and_the_next_sync_moves_only_what_changed() {
     let pair = pair(30, Faults::default()).await;
-    let config = sink_state_config(&pair, "");
+    // The `[sync]` table as the scheduled-sync page shows it.
+    let config = sink_state_config_with(&pair, "", &documented_sync_table());
     let totals = pair.source_counts();
 
     let (code, first, stderr) = run(&config).await;
