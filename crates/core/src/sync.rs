@@ -567,8 +567,7 @@ impl StateFile {
             remedy: FILE_REMEDY_UNREADABLE,
         };
         let text = match self.store.capacity() {
-            None => String::from_utf8(serde_json::to_vec_pretty(&state).map_err(unreadable)?)
-                .unwrap_or_default(),
+            None => serde_json::to_string_pretty(&state).map_err(unreadable)?,
             Some(max) => {
                 let full = serde_json::to_string(&state).map_err(unreadable)?;
                 if full.chars().count() <= max {
