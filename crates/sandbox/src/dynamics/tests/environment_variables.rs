@@ -67,6 +67,18 @@ async fn environment_variables_are_created_read_by_schema_name_and_replaced_only
     assert_eq!(page["value"][0]["value"], "{\"v\":1}");
     assert_eq!(page["value"][0]["@odata.etag"], first_etag.as_str());
 
+    // Or read with its definition expanded, in one request.
+    let (status, _, page) = env
+        .get(
+            "environmentvariablevalues?$select=value&$expand=EnvironmentVariableDefinitionId($select=schemaname,type)",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let definition = &page["value"][0]["EnvironmentVariableDefinitionId"];
+    assert_eq!(definition["schemaname"], "ferry_state_0123456789abcdef", "{page}");
+    assert_eq!(definition["type"], 100_000_003, "{page}");
+
     // Replaced at its version: a new ETag. Replaced again at the old one: 412, unchanged.
     let record = format!("environmentvariablevalues({value_id})");
     let (status, _, replaced) = env
