@@ -126,9 +126,14 @@ impl RawConsent {
 #[serde(deny_unknown_fields)]
 pub struct SyncConfig {
     /// The state file: per object, the watermark the next sync reads changes from (no record
-    /// data). Required by `ferry sync`. Relative paths are relative to the working directory.
+    /// data). Required by `ferry sync`. Relative paths are relative to the working directory;
+    /// `"sink"` keeps it in the sink, where the vendor allows ([`SyncConfig::in_sink`]).
     #[serde(default)]
     pub state: Option<PathBuf>,
+    /// With `state = "sink"`: how long the lease on the state lasts unless renewed (it is
+    /// renewed every quarter of it), so how long a killed sync blocks the next. Default 120.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
     /// What a sync does with records deleted in the source: `"ignore"` (the default: they
     /// stay in the sink), `"archive"` (the sink's soft delete) or `"delete"`.
     #[serde(default = "default_deletes")]
@@ -147,10 +152,41 @@ fn default_max_deletes() -> u64 {
     100
 }
 
+fn default_lease_seconds() -> u64 {
+    120
+}
+
+/// Why a sink vendor cannot keep `ferry sync`'s state (`[sync] state = "sink"`): data, one
+/// line per vendor without a place for a small text value that needs no new schema, or
+/// without compare-and-swap on it. A vendor not listed keeps it if its connector offers a
+/// place ([`ferry_core::Sink::state_store`]).
+const NO_STATE_IN_SINK: &[(&str, &str)] = &[
+    (
+        "hubspot",
+        "HubSpot has no place for a small text value without creating schema (a custom object \
+         or property)",
+    ),
+    (
+        "salesforce",
+        "Salesforce has no place for a small text value without creating schema (a custom \
+         object or custom setting)",
+    ),
+    (
+        "pipedrive",
+        "Pipedrive has no place for a small text value without creating schema (a custom field)",
+    ),
+    (
+        "zoho",
+        "Zoho CRM's org variables cannot be replaced conditionally (no compare-and-swap), so \
+         two syncs could overwrite each other's state",
+    ),
+];
+
 impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig {
             state: None,
+            lease_seconds: default_lease_seconds(),
             deletes: default_deletes(),
             max_deletes: default_max_deletes(),
         }
@@ -183,22 +219,43 @@ impl SyncConfig {
                 "config key `sync.state`: is empty; name a file such as \"ferry-sync-state.json\""
             );
         }
-        // "sink" is the name a state kept in the sink would take: never a file of that name
-        // created beside the config by mistake.
-        if self.state.as_deref() == Some(Path::new("sink")) {
+        if self.lease_seconds == 0 {
+            bail!("config key `sync.lease_seconds`: must be at least 1 (default 120)");
+        }
+        Ok(())
+    }
+
+    /// Whether the state is kept in the sink (`state = "sink"`; `"./sink"` names a file).
+    pub fn in_sink(&self) -> bool {
+        self.state.as_deref() == Some(Path::new("sink"))
+    }
+
+    /// Refuses `state = "sink"` for a sink vendor that cannot keep it, naming the key, the
+    /// vendor and why.
+    fn check_sink_vendor(&self, sink: &str) -> anyhow::Result<()> {
+        if !self.in_sink() {
+            return Ok(());
+        }
+        if let Some((_, why)) = NO_STATE_IN_SINK.iter().find(|(v, _)| *v == sink) {
             bail!(
-                "config key `sync.state`: \"sink\" (the state kept in the sink) is not \
-                 supported yet; name a file such as \"ferry-sync-state.json\" (\"./sink\" \
-                 names a file called sink)"
+                "config key `sync.state`: \"sink\" cannot be used with the {sink} sink: {why}; \
+                 name a file such as \"ferry-sync-state.json\" (\"./sink\" names a file called \
+                 sink)"
             );
         }
         Ok(())
+    }
+
+    /// The lease length of a state kept in the sink.
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_seconds)
     }
 
     /// Checks that the state file (if any) can be written where it is configured (see
     /// [`check_file_key`]).
     pub fn check_state_path(&self) -> anyhow::Result<()> {
         match &self.state {
+            Some(_) if self.in_sink() => Ok(()),
             Some(path) => check_file_key("sync.state", path, "ferry-sync-state.json"),
             None => Ok(()),
         }
@@ -753,6 +810,7 @@ impl Config {
         raw.migration.validate()?;
         let fields = field_settings(raw.fields, raw.values, &raw.migration)?;
         raw.sync.validate()?;
+        raw.sync.check_sink_vendor(&sink.connector)?;
         let consent = raw.consent.policy()?;
         let directory = directory_rules(raw.mapping, &raw.migration)?;
         Ok(Config {
@@ -1064,7 +1122,12 @@ mod tests {
             (r#"state = """#, "`sync.state`: is empty"),
             (
                 r#"state = "sink""#,
-                "`sync.state`: \"sink\" (the state kept in the sink) is not",
+                "`sync.state`: \"sink\" cannot be used with the salesforce sink: Salesforce has \
+                 no place",
+            ),
+            (
+                r#"lease_seconds = 0"#,
+                "`sync.lease_seconds`: must be at least 1",
             ),
             (r#"states = "x""#, "unknown field `states`"),
         ] {
@@ -1072,6 +1135,38 @@ mod tests {
             let err = format!("{:#}", Config::parse(&text).unwrap_err());
             assert!(err.contains(says), "{extra}: {err}");
         }
+    }
+
+    #[test]
+    fn a_state_in_the_sink_is_kept_where_the_vendor_allows_and_refused_elsewhere() {
+        for (sink, why) in [
+            ("hubspot", "without creating schema"),
+            ("pipedrive", "without creating schema"),
+            ("zoho", "no compare-and-swap"),
+        ] {
+            let text = GOOD.replace(
+                r#"connector = "salesforce""#,
+                &format!("connector = \"{sink}\""),
+            ) + "\n[sync]\nstate = \"sink\"\n";
+            let err = format!("{:#}", Config::parse(&text).unwrap_err());
+            assert!(
+                err.contains("`sync.state`")
+                    && err.contains(&format!("the {sink} sink"))
+                    && err.contains(why),
+                "{sink}: {err}"
+            );
+        }
+        let text = GOOD.replace(r#"connector = "salesforce""#, r#"connector = "dynamics""#)
+            + "\n[sync]\nstate = \"sink\"\nlease_seconds = 5\n";
+        let config = Config::parse(&text).unwrap();
+        assert!(config.sync.in_sink());
+        assert_eq!(config.sync.lease(), std::time::Duration::from_secs(5));
+        config.sync.check_state_path().unwrap();
+        // "./sink" is a file called sink, for any sink.
+        let text = format!("{GOOD}\n[sync]\nstate = \"./sink\"\n");
+        let config = Config::parse(&text).unwrap();
+        assert!(!config.sync.in_sink());
+        assert_eq!(Config::parse(GOOD).unwrap().sync.lease_seconds, 120);
     }
 
     /// The error of `GOOD` with `migration.objects` replaced and `extra` appended, in full.

@@ -278,6 +278,7 @@ async fn dispatch(cli: Cli, prepared: Option<Prepared>) -> Result<u8, CliError> 
         }
         (Command::Sync(args), Some(mut run)) => {
             guard_same_account(&run, args.run.allow_same_account).await?;
+            open_sink_state(&mut run).await?;
             check_sync_accounts(&run).await?;
             run.options.deletes.allow_mass_delete = args.allow_mass_delete;
             let setup = map_fields(&mut run, fields::Creating::Allowed).await?;
@@ -391,7 +392,11 @@ fn prepare(command: &Command) -> Result<Option<Prepared>, CliError> {
         .and_then(|o| o.checkpoint.as_deref())
         .map(|c| c.path())
         .into_iter()
-        .chain(options.and_then(|o| o.sync.as_deref()).map(|s| s.path()))
+        .chain(
+            options
+                .and_then(|o| o.sync.as_deref())
+                .and_then(|s| s.path()),
+        )
         .collect();
     hardening::seal(&writable);
     Ok(prepared)
@@ -416,7 +421,8 @@ fn prepare_run(
     let sink = connectors::sink(&config.sink)?;
     // A sync keeps its state instead of a checkpoint: a stopped sync reads again from the
     // watermarks, which move only once an object settled.
-    let (lock, sync) = if command == "sync" {
+    // A state kept in the sink is opened once the runtime runs ([`open_sink_state`]).
+    let (lock, sync) = if command == "sync" && !config.sync.in_sink() {
         let (lock, state) = open_sync_state(&config, source.vendor(), sink.vendor())?;
         (Some(lock), Some(Arc::new(state)))
     } else {
@@ -469,22 +475,54 @@ fn open_sync_state(
     source: &str,
     sink: &str,
 ) -> Result<(ferry_core::sync::StateLock, ferry_core::sync::StateFile), CliError> {
-    use ferry_core::sync::StateError;
     let path = config.sync.state_path().map_err(CliError::config)?;
-    let sorted = |e: StateError| match e {
-        StateError::Locked { .. } => CliError {
-            code: EXIT_LOCKED,
-            kind: ErrorKind::Locked,
-            error: e.into(),
-        },
-        StateError::Io { .. } => CliError::failed(e),
-        StateError::Unreadable { .. } | StateError::OtherSync { .. } => CliError::config(e),
-    };
     let lock = ferry_core::sync::lock(path).map_err(sorted)?;
     let fingerprint = config.fingerprint().map_err(CliError::config)?;
     let state =
         ferry_core::sync::StateFile::open(path, &fingerprint, source, sink).map_err(sorted)?;
     Ok((lock, state))
+}
+
+/// The exit code and kind of a sync state that cannot be used: held by another sync (exit 5),
+/// unreadable or another sync's (a config error), or not read or written (failed).
+fn sorted(e: ferry_core::sync::StateError) -> CliError {
+    use ferry_core::sync::StateError;
+    match e {
+        StateError::Locked { .. } | StateError::LeaseHeld(_) => CliError {
+            code: EXIT_LOCKED,
+            kind: ErrorKind::Locked,
+            error: e.into(),
+        },
+        StateError::Io { .. } | StateError::Store(_) => CliError::failed(e),
+        StateError::Unreadable { .. } | StateError::OtherSync { .. } => CliError::config(e),
+    }
+}
+
+/// `[sync] state = "sink"`: takes the lease of the state the sink keeps for this configuration
+/// (refusing at once, exit 5, while another sync holds it) and opens the state, before
+/// anything is read or written. Refuses (exit 2) a sink that keeps none.
+async fn open_sink_state(run: &mut Prepared) -> Result<(), CliError> {
+    if !run.config.sync.in_sink() {
+        return Ok(());
+    }
+    let fingerprint = run.config.fingerprint().map_err(CliError::config)?;
+    let opened = ferry_core::sync::open_in_sink(
+        &*run.sink,
+        &fingerprint,
+        run.source.vendor(),
+        run.config.sync.lease(),
+    )
+    .map_err(sorted)?;
+    let Some((lock, state)) = opened else {
+        return Err(CliError::config(anyhow::anyhow!(
+            "config key `sync.state`: \"sink\" cannot be used with the {} sink: its connector \
+             has no place to keep the sync state; name a file such as \"ferry-sync-state.json\"",
+            run.sink.vendor()
+        )));
+    };
+    run.lock = Some(lock);
+    run.options.sync = Some(Arc::new(state));
+    Ok(())
 }
 
 /// Refuses (exit 2) a config whose source and sink name the same account by their settings

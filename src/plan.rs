@@ -58,6 +58,21 @@ const PREVIEW: usize = 3;
 /// Source ids listed per finding code by the whole-source check.
 const FIRST_IDS: usize = 5;
 
+/// Where `ferry sync` keeps its state for this config, when `[sync] state` is set: a file, or
+/// the environment variables of the sink and how long a killed run's lease blocks the next.
+fn sync_state_line(config: &crate::config::Config, source: &str, sink: &str) -> Option<String> {
+    let state = config.sync.state.as_ref()?;
+    if !config.sync.in_sink() {
+        return Some(format!("sync state: the file {}", state.display()));
+    }
+    let key = ferry_core::sync::sink_state_key(source, &config.fingerprint().ok()?);
+    Some(format!(
+        "sync state: in the {sink} sink, environment variable ferry_state_{key} (lease \
+         ferry_lease_{key}: a killed sync blocks the next for up to {} s)",
+        config.sync.lease_seconds
+    ))
+}
+
 /// Runs the dry run and prints it on stdout. Exit 0 when both vendors answered and every first
 /// page was read, 2 when stages are unmapped or the owner rules name no active sink user (a
 /// migration would refuse to start) or a migration would need more than `daily_quota_share`
@@ -90,6 +105,9 @@ pub async fn run(
         sink.vendor(),
         args.config.display()
     );
+    if let Some(line) = sync_state_line(&config, source.vendor(), sink.vendor()) {
+        let _ = writeln!(out, "{line}");
+    }
     let mut code = 0;
     // Each object's record count, where the source could say.
     let mut counts: Vec<(ObjectType, Option<u64>)> = Vec::new();

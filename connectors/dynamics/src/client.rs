@@ -230,6 +230,11 @@ impl Client {
         }
     }
 
+    /// The error for a non-2xx `response` to `endpoint`, naming the vendor and endpoint.
+    pub(crate) fn error_for(&self, endpoint: &str, response: &HttpResponse) -> ConnectorError {
+        self.http.error_for(endpoint, response)
+    }
+
     /// The organisation id of the environment, from the `WhoAmI` function
     /// (`GET /api/data/v9.2/WhoAmI`, `OrganizationId`).
     pub(crate) async fn account_id(&self) -> ConnectorResult<ferry_core::AccountId> {

@@ -24,6 +24,7 @@ mod batch;
 mod client;
 mod directory;
 mod fields;
+mod state;
 
 pub use config::DynamicsConfig;
 pub use policy::DynamicsPolicy;
@@ -66,7 +67,8 @@ fn permissions(role: ferry_core::Role) -> ferry_core::Permissions {
                  deals), Assign on those tables (to set owners), Read on User, Currency, Process \
                  and Process Stage (no Delete unless `[sync] deletes = \"delete\"`: then Delete on \
                  those four tables); with create_missing_fields, also the System Customizer role \
-                 (to create columns)"
+                 (to create columns); with `[sync] state = \"sink\"`, Create, Read and Write on \
+                 Environment Variable Definition and Environment Variable Value"
             }
         },
         visibility: "Dataverse rights come from the application user's security role, which the token \

@@ -44,7 +44,7 @@ type Part<'r> = (usize, &'r Record, batch::Request);
 
 /// A Dataverse environment as a [`Sink`].
 pub struct DynamicsSink {
-    client: Client,
+    client: Arc<Client>,
     column: String,
     batch_size: usize,
     read_back_size: usize,
@@ -77,7 +77,7 @@ impl DynamicsSink {
     pub fn new(config: DynamicsConfig, key_prefix: &str) -> ConnectorResult<DynamicsSink> {
         let settings = config.settings(key_prefix)?;
         Ok(DynamicsSink {
-            client: Client::new(&settings)?,
+            client: Arc::new(Client::new(&settings)?),
             column: settings.source_id_column.clone(),
             batch_size: settings.batch_size,
             read_back_size: settings.read_back_size,
@@ -836,6 +836,16 @@ fn setup_missing_key(logical: &str, column: &str) -> ConnectorError {
 impl Sink for DynamicsSink {
     fn vendor(&self) -> &'static str {
         VENDOR
+    }
+
+    /// An environment variable of the environment (`[sync] state = "sink"`, see `state`).
+    fn state_store(&self, name: &str) -> Option<Box<dyn ferry_core::state_store::StateStore>> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        Some(Box::new(crate::state::EnvironmentStore::new(
+            Arc::clone(&self.client),
+            name,
+            runtime,
+        )))
     }
 
     /// The account's organisation id (`GET WhoAmI`).

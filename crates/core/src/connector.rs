@@ -791,6 +791,14 @@ pub trait Sink: Send + Sync {
             ),
         })
     }
+
+    /// A place in the sink's account to keep `ferry sync`'s state named `name` (`[sync] state =
+    /// "sink"`): one small text document replaced by compare-and-swap
+    /// ([`crate::state_store::StateStore`]). Default: `None`, the vendor has no such place
+    /// without creating schema, or no compare-and-swap. Called within the async runtime.
+    fn state_store(&self, _name: &str) -> Option<Box<dyn crate::state_store::StateStore>> {
+        None
+    }
 }
 
 /// The refusal of a connector that cannot map fields beyond its standard table.

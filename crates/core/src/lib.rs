@@ -33,6 +33,7 @@ pub mod richtext;
 pub mod secret;
 pub mod sensitive;
 pub mod stages;
+pub mod state_store;
 pub mod sync;
 
 pub use checksum::{AggregateDigest, Digest, Projection, record_digest};

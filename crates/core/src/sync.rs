@@ -24,6 +24,7 @@ use std::sync::{Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ObjectType, format_timestamp, parse_timestamp};
+use crate::state_store::{StateStore, StoreError};
 
 /// The state format this build writes. Version 2 added each object's record digests
 /// ([`ObjectState::digests`]).
@@ -228,7 +229,7 @@ pub struct ObjectState {
     pub digests: BTreeMap<String, RecordHash>,
 }
 
-/// Why a state file could not be used. Names the file, never its content.
+/// Why a sync state could not be used. Names where it is kept, never its content.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// Reading or writing the file failed.
@@ -239,27 +240,28 @@ pub enum StateError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The file is not a state this build can read.
-    #[error(
-        "sync state {path} is not a ferry sync state this version can read ({detail}); move it \
-         away to start again with a full sync"
-    )]
+    /// The state is not one this build can read.
+    #[error("{place} is not a ferry sync state this version can read ({detail}); {remedy}")]
     Unreadable {
-        /// The state file.
-        path: PathBuf,
+        /// Where the state is kept (`sync state ferry-sync-state.json`).
+        place: String,
         /// What is wrong with it.
         detail: String,
+        /// How to start again.
+        remedy: &'static str,
     },
-    /// The file belongs to another source, sink or configuration.
+    /// The state belongs to another source, sink or configuration.
     #[error(
-        "sync state {path} belongs to {detail}; using it would skip changes this configuration \
-         never moved. Name another `sync.state` file, or move this one away to start with a full sync"
+        "{place} belongs to {detail}; using it would skip changes this configuration never \
+         moved. {remedy}"
     )]
     OtherSync {
-        /// The state file.
-        path: PathBuf,
+        /// Where the state is kept.
+        place: String,
         /// Whose it is.
         detail: String,
+        /// How to start again.
+        remedy: &'static str,
     },
     /// Another process holds the state's lock.
     #[error(
@@ -272,13 +274,33 @@ pub enum StateError {
         /// The lock file.
         lock: PathBuf,
     },
+    /// Another run holds the lease of a state kept in the sink.
+    #[error("the sync state in the sink is in use: {0}")]
+    LeaseHeld(crate::state_store::LeaseError),
+    /// The store of a state kept in the sink failed, or the state does not fit in it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// A state file being kept by a sync run.
+/// How to start again from a state file that cannot be used.
+const FILE_REMEDY_UNREADABLE: &str = "move it away to start again with a full sync";
+/// How to start again from a state file of another sync.
+const FILE_REMEDY_OTHER: &str =
+    "Name another `sync.state` file, or move this one away to start with a full sync";
+/// How to start again from a state kept in the sink that cannot be used.
+const SINK_REMEDY: &str = "delete that environment variable (definition and value) in the sink to \
+     start again with a full sync";
+
+/// A sync state being kept by a sync run, in a file or in the sink ([`StateStore`]). Saved
+/// whole, replacing the previous one only if no other writer replaced it since it was read.
 #[derive(Debug)]
 pub struct StateFile {
-    path: PathBuf,
+    store: Box<dyn StateStore>,
+    path: Option<PathBuf>,
+    version: Mutex<Option<String>>,
     state: Mutex<SyncState>,
+    /// The lease guarding a state in the sink: once another run took it, this one saves nothing.
+    lease: Option<std::sync::Arc<crate::state_store::Lease>>,
 }
 
 impl StateFile {
@@ -291,26 +313,76 @@ impl StateFile {
         source: &str,
         sink: &str,
     ) -> Result<StateFile, StateError> {
-        let state = match std::fs::read(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => SyncState {
-                version: STATE_VERSION,
-                source: source.to_owned(),
-                sink: sink.to_owned(),
-                fingerprint: fingerprint.to_owned(),
-                ..SyncState::default()
-            },
+        let store = crate::state_store::FileStore::new(path);
+        let stored = match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => {
                 return Err(StateError::Io {
                     path: path.to_owned(),
                     source,
                 });
             }
-            Ok(bytes) => {
+            Ok(bytes) => Some(bytes),
+        };
+        let mut file = Self::from_stored(
+            Box::new(store),
+            stored.as_deref(),
+            None,
+            fingerprint,
+            source,
+            sink,
+        )?;
+        file.path = Some(path.to_owned());
+        Ok(file)
+    }
+
+    /// Opens the state kept in `store` (a sink's, [`crate::Sink::state_store`]), like
+    /// [`StateFile::open`]: none yet is a first sync; one of another pair or configuration is
+    /// refused. Its saves are compact JSON that must fit the store ([`StateFile::save`]).
+    pub fn open_in(
+        store: Box<dyn StateStore>,
+        fingerprint: &str,
+        source: &str,
+        sink: &str,
+    ) -> Result<StateFile, StateError> {
+        let stored = store.read()?;
+        let (bytes, version) = match &stored {
+            Some(s) => (Some(s.text.as_bytes()), Some(s.version.clone())),
+            None => (None, None),
+        };
+        Self::from_stored(store, bytes, version, fingerprint, source, sink)
+    }
+
+    fn from_stored(
+        store: Box<dyn StateStore>,
+        bytes: Option<&[u8]>,
+        version: Option<String>,
+        fingerprint: &str,
+        source: &str,
+        sink: &str,
+    ) -> Result<StateFile, StateError> {
+        let place = store.name();
+        let in_file = store.capacity().is_none();
+        let (unreadable_remedy, other_remedy) = if in_file {
+            (FILE_REMEDY_UNREADABLE, FILE_REMEDY_OTHER)
+        } else {
+            (SINK_REMEDY, SINK_REMEDY)
+        };
+        let state = match bytes {
+            None => SyncState {
+                version: STATE_VERSION,
+                source: source.to_owned(),
+                sink: sink.to_owned(),
+                fingerprint: fingerprint.to_owned(),
+                ..SyncState::default()
+            },
+            Some(bytes) => {
                 let unreadable = |detail: String| StateError::Unreadable {
-                    path: path.to_owned(),
+                    place: place.clone(),
                     detail,
+                    remedy: unreadable_remedy,
                 };
-                let version: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                let version: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
                     unreadable(format!(
                         "not valid JSON at line {} column {}",
                         e.line(),
@@ -335,7 +407,8 @@ impl StateFile {
                 })?;
                 if saved.source != source || saved.sink != sink {
                     return Err(StateError::OtherSync {
-                        path: path.to_owned(),
+                        place: place.clone(),
+                        remedy: other_remedy,
                         detail: format!(
                             "a sync from {} to {}, and this configuration syncs {source} to {sink}",
                             saved.source, saved.sink
@@ -344,7 +417,8 @@ impl StateFile {
                 }
                 if saved.fingerprint != fingerprint {
                     return Err(StateError::OtherSync {
-                        path: path.to_owned(),
+                        place: place.clone(),
+                        remedy: other_remedy,
                         detail: "another configuration (the source or sink account, the objects \
                                  or the field mappings changed)"
                             .into(),
@@ -356,14 +430,22 @@ impl StateFile {
             }
         };
         Ok(StateFile {
-            path: path.to_owned(),
+            store,
+            path: None,
+            version: Mutex::new(version),
             state: Mutex::new(state),
+            lease: None,
         })
     }
 
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The state file's path; `None` for a state kept in the sink.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Where the state is kept, for messages and the plan.
+    pub fn place(&self) -> String {
+        self.store.name()
     }
 
     /// Checks the accounts the credentials reach now (as the vendors name them, `None` when a
@@ -387,7 +469,12 @@ impl StateFile {
             match saved {
                 Some(was) if *was != now => {
                     return Err(StateError::OtherSync {
-                        path: self.path.clone(),
+                        place: self.store.name(),
+                        remedy: if self.path.is_some() {
+                            FILE_REMEDY_OTHER
+                        } else {
+                            SINK_REMEDY
+                        },
                         detail: format!(
                             "the {role} {vendor} account {was}, and the {role}'s credentials now \
                              reach {now}"
@@ -461,17 +548,66 @@ impl StateFile {
         self.save()
     }
 
-    /// Writes the state now, atomically ([`write_atomically`]).
+    /// Writes the state now, whole: a file atomically ([`write_atomically`]); a state in the
+    /// sink as compact JSON, replacing the version this run read or wrote last, and without
+    /// the record digests when they do not fit the store (the next sync then counts the
+    /// records its overlap repeats as updated, not unchanged). A state that does not fit even
+    /// so is refused, and the one before stays.
     pub fn save(&self) -> Result<(), StateError> {
-        let bytes =
-            serde_json::to_vec_pretty(&*self.lock()).map_err(|e| StateError::Unreadable {
-                path: self.path.clone(),
-                detail: e.to_string(),
-            })?;
-        write_atomically(&self.path, &bytes).map_err(|source| StateError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        if let Some(lease) = self.lease.as_ref().filter(|l| l.lost()) {
+            return Err(StoreError::Conflict {
+                store: lease.store_name(),
+            }
+            .into());
+        }
+        let state = self.lock().clone();
+        let unreadable = |e: serde_json::Error| StateError::Unreadable {
+            place: self.store.name(),
+            detail: e.to_string(),
+            remedy: FILE_REMEDY_UNREADABLE,
+        };
+        let text = match self.store.capacity() {
+            None => serde_json::to_string_pretty(&state).map_err(unreadable)?,
+            Some(max) => {
+                let full = serde_json::to_string(&state).map_err(unreadable)?;
+                if full.chars().count() <= max {
+                    full
+                } else {
+                    let mut lean = state;
+                    for object in lean.objects.values_mut() {
+                        object.digests.clear();
+                    }
+                    let lean = serde_json::to_string(&lean).map_err(unreadable)?;
+                    let len = lean.chars().count();
+                    if len > max {
+                        return Err(StoreError::TooLarge {
+                            store: self.store.name(),
+                            len,
+                            max,
+                        }
+                        .into());
+                    }
+                    tracing::info!(
+                        chars = full.chars().count(),
+                        max,
+                        "the record digests do not fit the sync state in the sink: left out"
+                    );
+                    lean
+                }
+            }
+        };
+        let mut version = self.version.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.store.write(&text, version.as_deref()) {
+            Ok(new) => {
+                *version = Some(new);
+                Ok(())
+            }
+            Err(StoreError::Failed { detail, .. }) if self.path.is_some() => Err(StateError::Io {
+                path: self.path.clone().unwrap_or_default(),
+                source: std::io::Error::other(detail),
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A copy of the current state.
@@ -484,7 +620,8 @@ impl StateFile {
     }
 }
 
-fn now_ms() -> i64 {
+/// Now by ferry's clock, in milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -524,7 +661,63 @@ pub fn lock_path(path: &Path) -> PathBuf {
 /// process ends, however it ends).
 #[derive(Debug)]
 pub struct StateLock {
-    _file: std::fs::File,
+    _held: Held,
+}
+
+/// What a [`StateLock`] holds: the state file's `flock`, or the lease of a state in the sink.
+#[derive(Debug)]
+enum Held {
+    File(#[allow(dead_code)] std::fs::File),
+    Lease(#[allow(dead_code)] crate::state_store::LeaseKeeper),
+}
+
+/// The name of the environment variable (or other record) a sink keeps the state of one
+/// configuration in: `ferry_state_` and 16 hex digits of a hash of the source vendor and the
+/// configuration's fingerprint, so that two configurations writing into one sink never share
+/// one. `ferry_lease_…` with the same digits holds its lease. No customer data.
+pub fn sink_state_key(source: &str, fingerprint: &str) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(format!("{source}\n{fingerprint}").as_bytes());
+    hex::encode(&hash[..8])
+}
+
+/// Takes the lease of the state `sink` keeps for this configuration (refusing at once while
+/// another run holds it, [`StateError::LeaseHeld`]), renewed until the returned lock is
+/// dropped, and opens the state; `None` when the sink keeps no state.
+pub fn open_in_sink(
+    sink: &dyn crate::Sink,
+    fingerprint: &str,
+    source: &str,
+    lease: std::time::Duration,
+) -> Result<Option<(StateLock, StateFile)>, StateError> {
+    let key = sink_state_key(source, fingerprint);
+    let (Some(state), Some(lease_store)) = (
+        sink.state_store(&format!("ferry_state_{key}")),
+        sink.state_store(&format!("ferry_lease_{key}")),
+    ) else {
+        return Ok(None);
+    };
+    let holder = crate::state_store::holder_id();
+    let taken = crate::state_store::Lease::acquire(
+        std::sync::Arc::from(lease_store),
+        &holder,
+        lease,
+        now_ms(),
+    )
+    .map_err(|e| match e {
+        crate::state_store::LeaseError::Store(e) => StateError::Store(e),
+        held => StateError::LeaseHeld(held),
+    })?;
+    let keeper = crate::state_store::LeaseKeeper::start(taken);
+    tracing::info!(store = %state.name(), "sync state lease taken");
+    let mut file = StateFile::open_in(state, fingerprint, source, sink.vendor())?;
+    file.lease = Some(keeper.lease());
+    Ok(Some((
+        StateLock {
+            _held: Held::Lease(keeper),
+        },
+        file,
+    )))
 }
 
 /// Takes the lock of the state at `path` (on `<path>.lock`, created if missing), at once or not
@@ -544,7 +737,9 @@ pub fn lock(path: &Path) -> Result<StateLock, StateError> {
     // std's advisory lock (flock on Unix), stable since Rust 1.89, the workspace's minimum.
     let locked = file.try_lock();
     match locked {
-        Ok(()) => Ok(StateLock { _file: file }),
+        Ok(()) => Ok(StateLock {
+            _held: Held::File(file),
+        }),
         Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Locked {
             path: path.to_owned(),
             lock,
@@ -792,6 +987,178 @@ mod tests {
             "an object that did not settle keeps its watermark"
         );
         assert_eq!(next_watermark(None, &point, false), None);
+    }
+
+    /// A store that shares its document with the test, through an `Arc`.
+    #[derive(Debug)]
+    struct Shared(std::sync::Arc<crate::state_store::MemoryStore>);
+
+    impl StateStore for Shared {
+        fn name(&self) -> String {
+            "dynamics environment variable ferry_state_x".into()
+        }
+        fn capacity(&self) -> Option<usize> {
+            self.0.capacity
+        }
+        fn read(&self) -> Result<Option<crate::state_store::Stored>, StoreError> {
+            self.0.read()
+        }
+        fn write(&self, text: &str, version: Option<&str>) -> Result<String, StoreError> {
+            self.0.write(text, version)
+        }
+    }
+
+    fn store(capacity: usize) -> std::sync::Arc<crate::state_store::MemoryStore> {
+        std::sync::Arc::new(crate::state_store::MemoryStore::with_capacity(Some(
+            capacity,
+        )))
+    }
+
+    #[test]
+    fn a_state_in_the_sink_is_compact_whole_and_replaced_only_at_the_version_it_read() {
+        let doc = store(2_000);
+        let open = || {
+            StateFile::open_in(
+                Box::new(Shared(doc.clone())),
+                "fp",
+                "salesforce",
+                "dynamics",
+            )
+        };
+        let state = open().unwrap();
+        assert_eq!(state.path(), None);
+        state
+            .advance(ObjectType::CONTACTS, Watermark::at(1_765_000_000_000))
+            .unwrap();
+        let text = doc.read().unwrap().unwrap().text;
+        assert!(!text.contains('\n'), "compact: {text}");
+        let again = open().unwrap();
+        assert_eq!(
+            again.since(ObjectType::CONTACTS),
+            Some(Watermark::at(1_765_000_000_000))
+        );
+        // Another run replaced it since `state` wrote it: `state`'s next save is refused, and
+        // the other run's state stays whole.
+        again
+            .advance(ObjectType::COMPANIES, Watermark::at(5_000))
+            .unwrap();
+        let err = state
+            .advance(ObjectType::CONTACTS, Watermark::at(1_765_000_100_000))
+            .unwrap_err();
+        assert!(
+            matches!(err, StateError::Store(StoreError::Conflict { .. })),
+            "{err}"
+        );
+        let kept = open().unwrap();
+        assert_eq!(
+            kept.since(ObjectType::COMPANIES),
+            Some(Watermark::at(5_000))
+        );
+        // Another configuration's state is refused, saying how to start again.
+        let err = StateFile::open_in(
+            Box::new(Shared(doc.clone())),
+            "other",
+            "salesforce",
+            "dynamics",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ferry_state_x") && err.contains("delete that environment variable"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_run_that_lost_its_lease_saves_nothing() {
+        use crate::state_store::{Lease, MemoryStore};
+        let leases: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(MemoryStore::default());
+        let minute = std::time::Duration::from_secs(60);
+        let doc = store(2_000);
+        let mut state = StateFile::open_in(
+            Box::new(Shared(doc.clone())),
+            "fp",
+            "salesforce",
+            "dynamics",
+        )
+        .unwrap();
+        let lease = std::sync::Arc::new(
+            Lease::acquire(std::sync::Arc::clone(&leases), "run a", minute, 0).unwrap(),
+        );
+        state.lease = Some(std::sync::Arc::clone(&lease));
+        state
+            .advance(ObjectType::CONTACTS, Watermark::at(1_000))
+            .unwrap();
+        // Stalled past its expiry, the run's lease is taken by the next; its renewal finds out.
+        Lease::acquire(std::sync::Arc::clone(&leases), "run b", minute, 61_000).unwrap();
+        assert!(lease.renew(62_000).is_err());
+        let err = state
+            .advance(ObjectType::CONTACTS, Watermark::at(9_000))
+            .unwrap_err();
+        assert!(
+            matches!(err, StateError::Store(StoreError::Conflict { .. })),
+            "{err}"
+        );
+        let kept =
+            StateFile::open_in(Box::new(Shared(doc)), "fp", "salesforce", "dynamics").unwrap();
+        assert_eq!(kept.since(ObjectType::CONTACTS), Some(Watermark::at(1_000)));
+    }
+
+    #[test]
+    fn digests_that_do_not_fit_the_sink_are_left_out_and_a_state_that_does_not_fit_is_refused() {
+        let doc = store(600);
+        let state = StateFile::open_in(
+            Box::new(Shared(doc.clone())),
+            "fp",
+            "salesforce",
+            "dynamics",
+        )
+        .unwrap();
+        let many: BTreeMap<String, RecordHash> =
+            (0..20).map(|i| (format!("003{i:04}"), hash(i))).collect();
+        state.keep_digests(ObjectType::CONTACTS, many.clone());
+        state
+            .advance(ObjectType::CONTACTS, Watermark::at(1_000))
+            .unwrap();
+        let saved = StateFile::open_in(
+            Box::new(Shared(doc.clone())),
+            "fp",
+            "salesforce",
+            "dynamics",
+        )
+        .unwrap();
+        assert_eq!(
+            saved.since(ObjectType::CONTACTS),
+            Some(Watermark::at(1_000))
+        );
+        assert!(saved.digests(ObjectType::CONTACTS).is_empty(), "left out");
+        // A few fit, and are kept.
+        state.keep_digests(ObjectType::CONTACTS, many.into_iter().take(2).collect());
+        state.save().unwrap();
+        let saved = StateFile::open_in(
+            Box::new(Shared(doc.clone())),
+            "fp",
+            "salesforce",
+            "dynamics",
+        )
+        .unwrap();
+        assert_eq!(saved.digests(ObjectType::CONTACTS).len(), 2);
+
+        // Too small for even the watermarks: refused, naming both sizes, the old state stays.
+        let tiny = store(100);
+        let state = StateFile::open_in(
+            Box::new(Shared(tiny.clone())),
+            "fp",
+            "salesforce",
+            "dynamics",
+        )
+        .unwrap();
+        let err = state
+            .advance(ObjectType::CONTACTS, Watermark::at(1_000))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at most 100 characters"), "{err}");
+        assert_eq!(tiny.read().unwrap(), None);
     }
 
     #[test]

@@ -119,6 +119,8 @@ pub struct Set {
     pub writable: bool,
     /// Whether it has the `ferry_sourceid` alternate key.
     pub keyed: bool,
+    /// Columns whose values are unique in the table (ignoring case), besides the key.
+    pub unique: &'static [&'static str],
 }
 
 impl Entity for &Set {
@@ -161,7 +163,7 @@ impl Set {
                         Dv::EntityName => ColumnType::Text { max: 64 },
                     };
                     let column = Column::new(c.name, ty);
-                    if c.name == KEY_COLUMN {
+                    if c.name == KEY_COLUMN || self.unique.contains(&c.name) {
                         // Dataverse's collation ignores case: so does the key.
                         column.unique(Fold::Case)
                     } else {
@@ -277,6 +279,7 @@ pub static OPPORTUNITY: Set = Set {
     ],
     writable: true,
     keyed: true,
+    unique: &[],
 };
 
 /// `annotation` (a note).
@@ -313,6 +316,7 @@ pub static ANNOTATION: Set = Set {
     ],
     writable: true,
     keyed: true,
+    unique: &[],
 };
 
 /// `systemuser`: the environment's users (configured, not written through the emulator).
@@ -351,6 +355,7 @@ pub static SYSTEMUSER: Set = Set {
     navs: &[],
     writable: false,
     keyed: false,
+    unique: &[],
 };
 
 /// `transactioncurrency`: the environment's currencies.
@@ -372,6 +377,7 @@ pub static CURRENCY: Set = Set {
     navs: &[],
     writable: false,
     keyed: false,
+    unique: &[],
 };
 
 /// `processstage`: the stages of the environment's business process flows.
@@ -396,6 +402,7 @@ pub static PROCESS_STAGE: Set = Set {
     navs: &[],
     writable: false,
     keyed: false,
+    unique: &[],
 };
 
 /// `workflow`: the environment's processes (here the one business process flow).
@@ -435,6 +442,76 @@ pub static WORKFLOW: Set = Set {
     navs: &[],
     writable: false,
     keyed: false,
+    unique: &[],
+};
+
+/// The longest environment variable value (`defaultvalue`, `value`: `Memo`, 2,000 characters).
+pub const ENVIRONMENT_VALUE_MAX: usize = 2_000;
+
+/// `environmentvariabledefinition`: a setting of the environment (its schema name, type and
+/// default value). Schema names are unique in an environment.
+pub static ENVIRONMENT_VARIABLE_DEFINITION: Set = Set {
+    logical: "environmentvariabledefinition",
+    set: "environmentvariabledefinitions",
+    id_column: "environmentvariabledefinitionid",
+    schema: "EnvironmentVariableDefinition",
+    prefix: 0xe5d0_0000,
+    primary_name: "schemaname",
+    columns: &[
+        req(col("schemaname", Dv::Text(100), "Schema Name")),
+        req(col("displayname", Dv::Text(100), "Display Name")),
+        col("description", Dv::Memo(2_000), "Description"),
+        req(col(
+            "type",
+            Dv::Choice(
+                "environmentvariabledefinition_type",
+                &[
+                    (100_000_000, "String"),
+                    (100_000_001, "Number"),
+                    (100_000_002, "Boolean"),
+                    (100_000_003, "JSON"),
+                    (100_000_004, "Data source"),
+                    (100_000_005, "Secret"),
+                ],
+            ),
+            "Type",
+        )),
+        col("defaultvalue", Dv::Memo(ENVIRONMENT_VALUE_MAX), "Default Value"),
+        system(col("versionnumber", Dv::Int(0, i64::MAX), "Version Number")),
+    ],
+    navs: &[],
+    writable: true,
+    keyed: false,
+    unique: &["schemaname"],
+};
+
+/// `environmentvariablevalue`: the current value of an environment variable, linked to its
+/// definition.
+pub static ENVIRONMENT_VARIABLE_VALUE: Set = Set {
+    logical: "environmentvariablevalue",
+    set: "environmentvariablevalues",
+    id_column: "environmentvariablevalueid",
+    schema: "EnvironmentVariableValue",
+    prefix: 0xe5e0_0000,
+    primary_name: "schemaname",
+    columns: &[
+        col("schemaname", Dv::Text(100), "Schema Name"),
+        col("value", Dv::Memo(ENVIRONMENT_VALUE_MAX), "Value"),
+        col(
+            "environmentvariabledefinitionid",
+            Dv::Lookup(&["environmentvariabledefinition"]),
+            "Environment Variable Definition",
+        ),
+        system(col("versionnumber", Dv::Int(0, i64::MAX), "Version Number")),
+    ],
+    navs: &[nav(
+        "EnvironmentVariableDefinitionId",
+        "environmentvariabledefinitionid",
+        "environmentvariabledefinition",
+    )],
+    writable: true,
+    keyed: false,
+    unique: &[],
 };
 
 /// Every table on the engine, in the order they are created.
@@ -445,6 +522,8 @@ pub static SETS: &[&Set] = &[
     &PROCESS_STAGE,
     &OPPORTUNITY,
     &ANNOTATION,
+    &ENVIRONMENT_VARIABLE_DEFINITION,
+    &ENVIRONMENT_VARIABLE_VALUE,
 ];
 
 /// The set named `name` (entity set name).

@@ -568,6 +568,19 @@ pub fn write(
     let existing = resolve(store, set, &target)?;
     if req.method == "DELETE" {
         let id = existing.ok_or_else(|| not_found(set, &target))?;
+        // `If-Match` on a delete: only this version (optimistic concurrency, documented for
+        // every table).
+        if let Condition::Version(v) = condition
+            && store
+                .records
+                .table(set)
+                .get(id)
+                .and_then(|row| records::version_of(set, row))
+                .and_then(|n| u64::try_from(n).ok())
+                != Some(*v)
+        {
+            return Err(ApiError::precondition_failed());
+        }
         store
             .records
             .delete(set, id, now)

@@ -1011,3 +1011,4 @@ async fn created_columns_are_described_and_written_like_seeded_ones() {
 
 mod changes;
 mod deals;
+mod environment_variables;
