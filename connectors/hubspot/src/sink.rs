@@ -33,6 +33,14 @@ use crate::objects::{self, HubspotBinding, HubspotReference, Subscription, bindi
 
 /// HubSpot's batch limit for the CRM objects API (create, update, upsert, read).
 pub const MAX_BATCH: usize = 100;
+/// Records per engine batch of an object with subscriptions (contacts), written in upserts of
+/// [`MAX_BATCH`]: the opt-outs of the whole batch go in one unsubscribe call per
+/// [`crate::preferences::MAX_SUBSCRIBERS`] subscribers, so with 15 % opted out a batch of 500
+/// needs one such call where five batches of 100 needed five. A batch is settled only once
+/// its opt-outs are recorded.
+pub const OPT_OUT_BATCH: usize = 500;
+// A batch's associations go in one create call.
+const _: () = assert!(OPT_OUT_BATCH <= MAX_ASSOCIATION_WRITE);
 /// Inputs per v4 association batch create: HubSpot's limit is reported as 2,000 by third
 /// parties only, so ferry stays at half of it.
 const MAX_ASSOCIATION_WRITE: usize = 1000;
@@ -72,6 +80,10 @@ pub struct HubspotSink {
     fields: FieldMaps,
     /// How read-backs are shared between search and batch read.
     read_back: ReadBackBalance,
+    /// The channels the account has subscription types on, read once by [`Sink::survey`]
+    /// ([`crate::preferences::channels`]); `None` inside when the account does not say (every
+    /// channel is then written and read). Unset (no survey): likewise.
+    channels: tokio::sync::OnceCell<Option<HashSet<String>>>,
 }
 
 /// Source ids per `IN` filter of a read-back search. The search guide names no limit on an
@@ -411,6 +423,16 @@ struct Unsubscribed {
     subscriber_id_string: String,
 }
 
+/// Records per engine batch of `row`'s object: [`OPT_OUT_BATCH`] where opt-outs are recorded
+/// per batch, else one upsert call's [`MAX_BATCH`].
+fn batch_size(row: &HubspotBinding) -> usize {
+    if row.subscriptions.is_empty() {
+        MAX_BATCH
+    } else {
+        OPT_OUT_BATCH
+    }
+}
+
 fn rejection(record: &Record, code: &str, reason: String) -> RecordRejection {
     RecordRejection {
         source_id: record.source_id.clone(),
@@ -458,12 +480,29 @@ impl HubspotSink {
             single_status_read: AtomicBool::new(false),
             fields: mapping::field_maps(),
             read_back: ReadBackBalance::default(),
+            channels: tokio::sync::OnceCell::new(),
         })
     }
 
     /// The internal name of the property holding each record's source id.
     pub fn source_id_property(&self) -> &str {
         &self.source_id_property
+    }
+
+    /// Whether the account can hold opt-outs of `subscription`'s channel: it has a
+    /// subscription type on it, or does not say (or was not surveyed).
+    fn holds_channel(&self, subscription: &Subscription) -> bool {
+        match self.channels.get() {
+            Some(Some(channels)) => channels.contains(subscription.channel),
+            _ => true,
+        }
+    }
+
+    /// Whether the operator mapped `subscription`'s opt-out to a property of `row`'s object,
+    /// which then holds it where the account has no subscription type on its channel.
+    fn in_property(&self, row: &HubspotBinding, subscription: &Subscription) -> bool {
+        mapping::written_properties(&self.fields.get(row.object))
+            .any(|b| b.canonical == subscription.opt_out)
     }
 
     /// The ids remembered of `object`, if some reference targets it.
@@ -635,10 +674,29 @@ impl HubspotSink {
             .collect())
     }
 
-    /// Upserts at most [`MAX_BATCH`] records of `row`'s object; with a subscription, records
-    /// their opt-outs first; with references, links their targets after. Returns one outcome
-    /// per record, in order.
-    async fn upsert_chunk(
+    /// Sends `inputs` in batch upserts of at most [`MAX_BATCH`], one after another, and
+    /// answers each input as [`Self::send_inputs`] does: a refusal in one upsert call refuses
+    /// exactly its inputs.
+    async fn send_all(
+        &self,
+        row: &HubspotBinding,
+        records: &[Record],
+        inputs: Vec<(usize, Json)>,
+    ) -> ConnectorResult<Vec<((usize, Json), Attempt<InputOutcome>)>> {
+        let mut answered = Vec::with_capacity(inputs.len());
+        let mut inputs = inputs.into_iter().peekable();
+        while inputs.peek().is_some() {
+            let call: Vec<(usize, Json)> = inputs.by_ref().take(MAX_BATCH).collect();
+            answered.extend(self.send_inputs(row, records, call).await?);
+        }
+        Ok(answered)
+    }
+
+    /// Upserts one engine batch of `row`'s object ([`batch_size`] records at most) in upsert
+    /// calls of [`MAX_BATCH`]; with a subscription, records the opt-outs of the whole batch
+    /// first; with references, links their targets after. Returns one outcome per record, in
+    /// order.
+    async fn upsert_batch(
         &self,
         row: &HubspotBinding,
         records: &[Record],
@@ -710,7 +768,7 @@ impl HubspotSink {
             max_wait: LOCKED_WAIT,
         };
         let settled = settle(VENDOR, inputs, locked, |inputs| {
-            self.send_inputs(row, records, inputs)
+            self.send_all(row, records, inputs)
         })
         .await?;
         for ((i, _), outcome) in settled {
@@ -1113,9 +1171,27 @@ impl HubspotSink {
         let channel = [("channel", subscription.channel)];
         let mut emails: Vec<(usize, String)> = Vec::new();
         let mut not_recorded: HashSet<usize> = HashSet::new();
+        let held = self.holds_channel(subscription);
+        if !held && self.in_property(row, subscription) {
+            return Ok(inputs);
+        }
         for (i, _) in &inputs {
             let record = &records[*i];
             if record.get(subscription.opt_out) != Some(&Value::Bool(true)) {
+                continue;
+            }
+            if !held {
+                outcomes[*i] = Some(Err(rejection(
+                    record,
+                    "OPT_OUT_NOT_RECORDED",
+                    format!(
+                        "field `{}` is true but the HubSpot account has no {} subscription type \
+                         (the {} add-on), so it cannot hold the opt-out and the contact was not \
+                         written: it would have arrived subscribable",
+                        subscription.opt_out, subscription.channel, subscription.channel
+                    ),
+                )));
+                not_recorded.insert(*i);
                 continue;
             }
             match crate::preferences::subscriber(subscription, record) {
@@ -1306,15 +1382,35 @@ impl HubspotSink {
         row: &HubspotBinding,
         found: &mut [(Record, String)],
     ) -> ConnectorResult<()> {
+        let channels = self.channels.get().and_then(Option::as_ref);
+        // An opt-out of a channel the account lacks, held in a mapped property, is read back
+        // from it: kept across the read of the others.
+        let in_property: Vec<&Subscription> = row
+            .subscriptions
+            .iter()
+            .filter(|s| !self.holds_channel(s) && self.in_property(row, s))
+            .collect();
+        let kept: Vec<Vec<Option<Value>>> = found
+            .iter()
+            .map(|(r, _)| in_property.iter().map(|s| r.get(s.opt_out).cloned()).collect())
+            .collect();
         let records = found.iter_mut().map(|(record, _)| record).collect();
         crate::preferences::read_opt_outs(
             &self.client,
             row,
             records,
             &self.single_status_read,
-            None,
+            channels,
         )
-        .await
+        .await?;
+        for ((record, _), values) in found.iter_mut().zip(kept) {
+            for (s, value) in in_property.iter().zip(values) {
+                if let Some(value) = value {
+                    record.set(s.opt_out, value);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One record as read back, under its source id, with its HubSpot id; `None` for a record
@@ -1487,6 +1583,28 @@ impl Sink for HubspotSink {
         Some(self.client.stats())
     }
 
+    /// An upsert call per [`MAX_BATCH`] records; per engine batch, an association create per
+    /// reference and at most one unsubscribe call per channel the account holds (one per 100
+    /// opted-out subscribers, sent only where a batch has one); per read-back of
+    /// [`SEARCH_PAGE`], one search, an association read per reference, and a status read per
+    /// channel shown on no property (SMS). Counted as requests of the day, exempt or not.
+    fn requests_per_record(&self, object: ObjectType) -> Option<f64> {
+        let row = binding(object).ok()?;
+        let references = row.references.len() as f64;
+        let held: Vec<&Subscription> = row
+            .subscriptions
+            .iter()
+            .filter(|s| self.holds_channel(s))
+            .collect();
+        let unsubscribes = held.len() as f64;
+        let status_reads = held.iter().filter(|s| s.opt_out_property.is_none()).count() as f64;
+        Some(
+            1.0 / MAX_BATCH as f64
+                + (references + unsubscribes) / batch_size(row) as f64
+                + (1.0 + references + status_reads) / SEARCH_PAGE as f64,
+        )
+    }
+
     /// The owners, active and archived (`GET /crm/v3/owners`; scope `crm.objects.owners.read`).
     async fn users(&self) -> ConnectorResult<Vec<ferry_core::User>> {
         crate::directory::users(&self.client, self.client.page_size()).await
@@ -1536,10 +1654,19 @@ impl Sink for HubspotSink {
     /// read-only).
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
         let row = binding(object)?;
+        let map = self.fields.get(object);
+        let mut stored = mapping::stored_fields(row, &map);
+        // An opt-out of a channel the account has no subscription type on (SMS without the
+        // add-on) cannot be held, unless a mapped property holds it.
+        for subscription in row.subscriptions {
+            if !self.holds_channel(subscription) && !self.in_property(row, subscription) {
+                stored.retain(|f| f != subscription.opt_out);
+            }
+        }
         Ok(Capability {
-            batch_size: MAX_BATCH,
+            batch_size: batch_size(row),
             read_back_size: SEARCH_PAGE,
-            stored: mapping::stored_fields(row, &self.fields.get(object)),
+            stored,
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
             opt_out_needs_email: !row.subscriptions.is_empty(),
             limits: row
@@ -1548,6 +1675,19 @@ impl Sink for HubspotSink {
                 .map(|&(field, max)| FieldLimit::max_chars(field, max))
                 .collect(),
         })
+    }
+
+    /// For an object with subscriptions (contacts): the channels the account has
+    /// subscription types on (`GET /communication-preferences/v4/definitions`, read once). An
+    /// account without the SMS add-on has no SMS type: it holds no SMS opt-out, and its SMS
+    /// statuses are not read back.
+    async fn survey(&self, object: ObjectType) -> ConnectorResult<()> {
+        if !binding(object)?.subscriptions.is_empty() {
+            self.channels
+                .get_or_try_init(|| crate::preferences::channels(&self.client))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn check(&self) -> ConnectorResult<()> {
@@ -1582,8 +1722,8 @@ impl Sink for HubspotSink {
     ) -> ConnectorResult<Vec<RecordOutcome>> {
         let row = binding(object)?;
         let mut outcomes = Vec::with_capacity(records.len());
-        for chunk in records.chunks(MAX_BATCH) {
-            outcomes.extend(self.upsert_chunk(row, chunk).await?);
+        for chunk in records.chunks(batch_size(row)) {
+            outcomes.extend(self.upsert_batch(row, chunk).await?);
         }
         Ok(outcomes)
     }
