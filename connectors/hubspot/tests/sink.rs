@@ -1090,6 +1090,16 @@ async fn an_account_without_the_sms_addon_holds_no_sms_opt_out() {
             "{stored:?}"
         );
         assert!(stored.iter().any(|f| f == field::EMAIL_OPT_OUT));
+        // `ferry plan`'s estimate: per contact, an upsert per 100; per batch of 500, the
+        // company association and the email unsubscribe call (and SMS's, with the add-on);
+        // per read-back of 200, the search, the company association read (and the SMS status
+        // read, with the add-on).
+        let per_contact = sink.requests_per_record(ObjectType::CONTACTS).unwrap();
+        let sms = if sms_addon { 1.0 } else { 0.0 };
+        let expected = 0.01 + (2.0 + sms) / 500.0 + (2.0 + sms) / 200.0;
+        assert!((per_contact - expected).abs() < 1e-9, "{per_contact}");
+        let per_company = sink.requests_per_record(ObjectType::COMPANIES).unwrap();
+        assert!((per_company - 0.015).abs() < 1e-9, "{per_company}");
         let records: Vec<Record> = (0..4)
             .map(|i| {
                 let mut r = Record::new(ObjectType::CONTACTS, format!("n-{i}"));
