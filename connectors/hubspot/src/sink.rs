@@ -1390,7 +1390,12 @@ impl HubspotSink {
             .collect();
         let kept: Vec<Vec<Option<Value>>> = found
             .iter()
-            .map(|(r, _)| in_property.iter().map(|s| r.get(s.opt_out).cloned()).collect())
+            .map(|(r, _)| {
+                in_property
+                    .iter()
+                    .map(|s| r.get(s.opt_out).cloned())
+                    .collect()
+            })
             .collect();
         let records = found.iter_mut().map(|(record, _)| record).collect();
         crate::preferences::read_opt_outs(

@@ -228,7 +228,10 @@ async fn contacts_with_opt_outs_cost_at_least_80_records_per_counted_request() {
     sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
     let before = counters(&sink);
     for batch in contacts.chunks(500) {
-        let outcomes = sink.upsert(ObjectType::CONTACTS, batch).await.expect("upsert");
+        let outcomes = sink
+            .upsert(ObjectType::CONTACTS, batch)
+            .await
+            .expect("upsert");
         assert!(outcomes.iter().all(|o| o.result.is_ok()), "{outcomes:?}");
     }
     let written = counters(&sink);

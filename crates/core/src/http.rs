@@ -1453,18 +1453,29 @@ mod tests {
     #[test]
     fn the_limiter_paces_fractional_rates_exactly() {
         let search = pacing(RateLimit::new(5, Duration::from_secs(1)));
-        assert_eq!(search.0, Duration::from_nanos(204_081_632), "4.9 a second, not 4");
+        assert_eq!(
+            search.0,
+            Duration::from_nanos(204_081_632),
+            "4.9 a second, not 4"
+        );
         assert_eq!(search.1.get(), 1);
         let window = pacing(RateLimit::new(190, Duration::from_secs(10)));
         assert_eq!(window.0, Duration::from_nanos(53_705_692), "186.2 per 10 s");
         let free = pacing(RateLimit::new(100, Duration::from_secs(10)));
-        assert_eq!(free.0, Duration::from_nanos(102_040_816), "98 per 10 s, as before");
+        assert_eq!(
+            free.0,
+            Duration::from_nanos(102_040_816),
+            "98 per 10 s, as before"
+        );
         // Never faster than 98% of the budget, for any budget.
         for requests in 1..=1000 {
             let per = Duration::from_secs(10);
             let (interval, _) = pacing(RateLimit::new(requests, per));
             let in_window = per.as_nanos() / interval.as_nanos();
-            assert!(in_window * 100 <= u128::from(requests) * 98 + 99, "{requests}");
+            assert!(
+                in_window * 100 <= u128::from(requests) * 98 + 99,
+                "{requests}"
+            );
         }
     }
 
