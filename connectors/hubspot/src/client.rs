@@ -18,7 +18,7 @@ use crate::policy::HubspotPolicy;
 /// HubSpot's search limit: "The search endpoints are rate limited to five requests per second
 /// per account" (an older changelog says four per token; the current guide says five).
 const SEARCH_LIMIT: u32 = 5;
-/// The second the read-back and count search client paces [`SEARCH_LIMIT`] over: 100 ms
+/// The second the search clients pace [`SEARCH_LIMIT`] over: 100 ms
 /// longer than HubSpot's, so that a request delayed up to about 120 ms on its way (a loaded
 /// machine, the network) still finds at most five in any second HubSpot counts: at 98 % of
 /// 5 per 1.1 s (4.45 a second) six requests span 1.12 s, where at 4.9 a second they span
@@ -99,7 +99,7 @@ impl HubspotClient {
         )?;
         let changes = HttpClient::new(
             Arc::new(HubspotPolicy::ignoring_announced_limits()),
-            Some(RateLimit::new(SEARCH_LIMIT, Duration::from_secs(1))),
+            Some(RateLimit::new(SEARCH_LIMIT, SEARCH_PACED_OVER)),
             retry,
         )?;
         Ok((
