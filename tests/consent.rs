@@ -155,7 +155,7 @@ async fn pair(from: &'static str, to: &'static str) -> Pair {
     let seeded = opted_out_seed();
     let source_state = build(from)(Faults::default(), Limits::Unlimited);
     source_state.seed(&seeded);
-    let sink_state = build(to)(Faults::default(), Limits::Unlimited);
+    let sink_state = common::opt_out_sink(to);
     let (source, sink) = (
         serve(source_state.as_ref()).await,
         serve(sink_state.as_ref()).await,

@@ -40,7 +40,7 @@ async fn carried_into_text(to: &'static str) -> Result<(), String> {
     }
     let source = build("dynamics")(Faults::default(), Limits::Unlimited);
     source.seed(&data);
-    let sink = build(to)(Faults::default(), Limits::Unlimited);
+    let sink = common::opt_out_sink(to);
     let any = "127.0.0.1:0".parse().expect("loopback");
     let (s, k) = (
         ferry_sandbox::serve("dynamics", source.router(), any)

@@ -27,6 +27,25 @@ impl Drop for Sandbox {
     }
 }
 
+/// An emulator of `vendor` without rate limits, empty, to be a consent test's sink: HubSpot's
+/// account has the SMS add-on, so that it can hold SMS opt-outs (without it, HubSpot has no
+/// SMS subscription type and the sink refuses them).
+pub fn opt_out_sink(vendor: &str) -> std::sync::Arc<dyn ferry_sandbox::VendorEmulator> {
+    if vendor == "hubspot" {
+        return std::sync::Arc::new(hubspot::Emulator::new(hubspot::Options {
+            burst_limit: None,
+            daily_limit: None,
+            search_limit: None,
+            sms_addon: true,
+            ..hubspot::Options::default()
+        }));
+    }
+    let build = ferry_sandbox::emulator(vendor)
+        .expect("an emulator of every vendor")
+        .build;
+    build(Faults::default(), ferry_sandbox::Limits::Unlimited)
+}
+
 /// What to start.
 pub struct Setup {
     pub contacts: usize,

@@ -1066,3 +1066,134 @@ async fn lists_source_ids_and_archives_only_records_carrying_one() {
             .all(|o| o.result == Ok(ferry_core::Removed::Absent))
     );
 }
+
+/// Without the SMS add-on the account has no SMS subscription type (the survey reads the
+/// types): it cannot hold an SMS opt-out, so the capability stores none, a contact opted out
+/// of SMS is refused unwritten (the engine's consent guard refuses such a run before), and
+/// read-back reads no SMS status.
+#[tokio::test]
+async fn an_account_without_the_sms_addon_holds_no_sms_opt_out() {
+    init();
+    for sms_addon in [false, true] {
+        let (hs, emulator) = start(Options {
+            sms_addon,
+            ..unlimited()
+        })
+        .await;
+        let sink = sink(&hs);
+        sink.survey(ObjectType::CONTACTS).await.expect("survey");
+        sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
+        let stored = sink.capability(ObjectType::CONTACTS).unwrap().stored;
+        assert_eq!(
+            stored.iter().any(|f| f == field::SMS_OPT_OUT),
+            sms_addon,
+            "{stored:?}"
+        );
+        assert!(stored.iter().any(|f| f == field::EMAIL_OPT_OUT));
+        // `ferry plan`'s estimate: per contact, an upsert per 100; per batch of 500, the
+        // company association and the email unsubscribe call (and SMS's, with the add-on);
+        // per read-back of 200, the search, the company association read (and the SMS status
+        // read, with the add-on).
+        let per_contact = sink.requests_per_record(ObjectType::CONTACTS).unwrap();
+        let sms = if sms_addon { 1.0 } else { 0.0 };
+        let expected = 0.01 + (2.0 + sms) / 500.0 + (2.0 + sms) / 200.0;
+        assert!((per_contact - expected).abs() < 1e-9, "{per_contact}");
+        let per_company = sink.requests_per_record(ObjectType::COMPANIES).unwrap();
+        assert!((per_company - 0.015).abs() < 1e-9, "{per_company}");
+        let records: Vec<Record> = (0..4)
+            .map(|i| {
+                let mut r = Record::new(ObjectType::CONTACTS, format!("n-{i}"));
+                r.set(field::EMAIL, Value::Text(format!("n{i}@example.com")));
+                r.set(
+                    field::MOBILE_PHONE,
+                    Value::Text(format!("+44 7700 90013{i}")),
+                );
+                r.set(field::SMS_OPT_OUT, Value::Bool(i % 2 == 0));
+                r
+            })
+            .collect();
+        let outcomes = sink
+            .upsert(ObjectType::CONTACTS, &records)
+            .await
+            .expect("upsert");
+        for (i, o) in outcomes.iter().enumerate() {
+            match &o.result {
+                Err(refused) if !sms_addon && i % 2 == 0 => {
+                    assert_eq!(refused.code, "OPT_OUT_NOT_RECORDED", "{refused:?}");
+                    assert!(
+                        refused.reason.contains("no SMS subscription type"),
+                        "{refused:?}"
+                    );
+                }
+                Ok(_) if sms_addon || i % 2 == 1 => {}
+                other => panic!("add-on {sms_addon}, n-{i}: {other:?}"),
+            }
+        }
+        let written = if sms_addon { 4 } else { 2 };
+        assert_eq!(emulator.count("contacts"), Some(written));
+        let counted = || sink.http_stats().expect("stats").report().budget_cost;
+        let before = counted();
+        // As the engine does: only what was accepted is read back.
+        let ids: Vec<String> = outcomes
+            .iter()
+            .filter(|o| o.result.is_ok())
+            .map(|o| o.source_id.clone())
+            .collect();
+        let back = sink
+            .read_back(ObjectType::CONTACTS, &ids)
+            .await
+            .expect("read back");
+        assert_eq!(back.len(), written);
+        // A search and an association read (exempt), and with the add-on one batch read of
+        // SMS statuses (counted).
+        assert_eq!(counted() - before, u64::from(sms_addon));
+    }
+}
+
+/// A batch of 500 contacts goes in five upsert calls of 100 and one unsubscribe call for all
+/// of its opt-outs; a record HubSpot refuses in one of the upsert calls is refused alone.
+#[tokio::test]
+async fn a_batch_of_500_records_its_opt_outs_in_one_call_and_refuses_only_what_hubspot_refuses() {
+    init();
+    let (hs, emulator) = start(unlimited()).await;
+    let sink = sink(&hs);
+    sink.survey(ObjectType::CONTACTS).await.expect("survey");
+    sink.prepare(ObjectType::CONTACTS).await.expect("prepare");
+    assert_eq!(
+        sink.capability(ObjectType::CONTACTS).unwrap().batch_size,
+        500
+    );
+    let records: Vec<Record> = (0..500)
+        .map(|i| {
+            let mut r = Record::new(ObjectType::CONTACTS, format!("b-{i}"));
+            let email = if i == 250 {
+                "not an address".to_owned()
+            } else {
+                format!("b{i}@example.com")
+            };
+            r.set(field::EMAIL, Value::Text(email));
+            r.set(field::EMAIL_OPT_OUT, Value::Bool(i % 7 == 0 && i != 250));
+            r
+        })
+        .collect();
+    let before = sink.http_stats().expect("stats").report();
+    let outcomes = sink
+        .upsert(ObjectType::CONTACTS, &records)
+        .await
+        .expect("upsert");
+    let after = sink.http_stats().expect("stats").report();
+    let refused: Vec<&RecordOutcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].source_id, "b-250");
+    assert_eq!(emulator.count("contacts"), Some(499));
+    assert_eq!(
+        after.requests - before.requests,
+        6,
+        "five upserts of 100 and one unsubscribe call for the batch's 72 opt-outs"
+    );
+    let read = "/communication-preferences/v4/statuses/b497%40example.com/unsubscribe-all";
+    assert_eq!(
+        get(&hs.base_url, read).await.1["results"][0]["status"],
+        json!("NOT_SUBSCRIBED")
+    );
+}

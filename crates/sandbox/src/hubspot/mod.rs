@@ -72,6 +72,10 @@ pub struct Options {
     /// How long a contact or company written is absent from search ("newly written records
     /// appear after a short indexing delay"; HubSpot states no length). `None`: at once.
     pub search_lag: Option<std::time::Duration>,
+    /// Whether the account has HubSpot's SMS add-on, and so an SMS subscription type (listed
+    /// by `GET /communication-preferences/v4/definitions`). Seeding SMS opt-outs switches it
+    /// on: an account holding them has the add-on. `false`: only email types are listed.
+    pub sms_addon: bool,
 }
 
 impl Default for Options {
@@ -85,6 +89,7 @@ impl Default for Options {
             batch_subscriptions: true,
             portal_id: None,
             search_lag: None,
+            sms_addon: false,
         }
     }
 }
@@ -99,6 +104,8 @@ impl fmt::Debug for Options {
             .field("search_limit", &self.search_limit)
             .field("batch_subscriptions", &self.batch_subscriptions)
             .field("portal_id", &self.portal_id)
+            .field("search_lag", &self.search_lag)
+            .field("sms_addon", &self.sms_addon)
             .finish()
     }
 }
@@ -113,6 +120,9 @@ pub(crate) struct Data {
     /// Phone numbers (E.164) unsubscribed from all text messages: like email, the opt-out is
     /// the number's, not a record's; no property on the contact shows it.
     sms_opted_out: HashSet<Box<str>>,
+    /// Whether the account has the SMS add-on ([`Options::sms_addon`], or seeded SMS
+    /// opt-outs).
+    pub(crate) sms_addon: bool,
     /// Subscribers' statuses per subscription type, with legal basis and timestamp.
     type_statuses: preferences::TypeStatuses,
     /// Contact → companies associated without the primary label (the primary company is
@@ -249,6 +259,7 @@ impl Emulator {
             companies: ObjectStore::new(Kind::Companies),
             opted_out: HashSet::new(),
             sms_opted_out: HashSet::new(),
+            sms_addon: options.sms_addon,
             type_statuses: preferences::TypeStatuses::new(),
             unlabeled: HashMap::new(),
             tables,
@@ -494,6 +505,7 @@ impl Emulator {
             })
             .filter(|n| preferences::is_e164(n));
         data.sms_opted_out.extend(texts_refused);
+        data.sms_addon |= !data.sms_opted_out.is_empty();
         for c in &seed.contacts {
             if let Some(email) = c.email.as_deref() {
                 preferences::seeded_statuses(c.key, email, c.updated_at_ms, &mut data.type_statuses);

@@ -256,21 +256,56 @@ fn missing_batch_scope(scope: &str) -> Response {
     )
 }
 
-/// The `inputs` of a batch body: an array of subscriber ids, at most
-/// [`MAX_UNSUBSCRIBE_BATCH`].
-fn subscriber_inputs(body: &Bytes) -> Result<Vec<String>, Response> {
-    let body = parse_body(body)?;
-    let Some(inputs) = body.get("inputs").and_then(Value::as_array) else {
+/// What every batch endpoint checks first: the path version, the batch `scope` (Marketing
+/// Hub Enterprise), and the body's `inputs`, at most [`MAX_UNSUBSCRIBE_BATCH`]; the inputs, or
+/// the error answer.
+fn batch_inputs(
+    emulator: &Emulator,
+    version: &str,
+    scope: &str,
+    body: &Bytes,
+) -> Result<Vec<Value>, Response> {
+    if !known_version(version) {
+        return Err(unknown_version());
+    }
+    if !emulator.inner.options.batch_subscriptions {
+        return Err(missing_batch_scope(scope));
+    }
+    let mut body = parse_body(body)?;
+    let Some(Value::Array(inputs)) = body.get_mut("inputs").map(Value::take) else {
         return Err(validation("Some required fields were not set: [inputs]"));
     };
     if inputs.len() > MAX_UNSUBSCRIBE_BATCH {
         return Err(too_many_inputs(MAX_UNSUBSCRIBE_BATCH, inputs.len()));
     }
+    Ok(inputs)
+}
+
+/// `inputs` as subscriber ids (strings).
+fn subscriber_ids(inputs: Vec<Value>) -> Result<Vec<String>, Response> {
     inputs
-        .iter()
-        .map(|v| v.as_str().map(str::to_owned))
+        .into_iter()
+        .map(|v| match v {
+            Value::String(s) => Some(s),
+            _ => None,
+        })
         .collect::<Option<Vec<String>>>()
         .ok_or_else(|| validation("inputs must be an array of subscriber ids"))
+}
+
+/// [`batch_inputs`] as subscriber ids, and the `channel` query parameter (`required`, or
+/// `EMAIL` when absent).
+fn batch_subscribers(
+    emulator: &Emulator,
+    version: &str,
+    scope: &str,
+    query: Option<&str>,
+    required: bool,
+    body: &Bytes,
+) -> Result<(Channel, Vec<String>), Response> {
+    let inputs = batch_inputs(emulator, version, scope, body)?;
+    let channel = check_channel(query, required)?;
+    Ok((channel, subscriber_ids(inputs)?))
 }
 
 /// A subscriber's wide status in HubSpot's `PublicWideStatus` shape, if it opted out.
@@ -299,20 +334,12 @@ pub(crate) async fn batch_unsubscribe_all(
     body: Bytes,
 ) -> Response {
     let started = now_ms();
-    if !known_version(&version) {
-        return unknown_version();
-    }
-    if !emulator.inner.options.batch_subscriptions {
-        return missing_batch_scope("communication_preferences.statuses.batch.write");
-    }
-    let channel = match check_channel(query.as_deref(), false) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let subscribers = match subscriber_inputs(&body) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let scope = "communication_preferences.statuses.batch.write";
+    let (channel, subscribers) =
+        match batch_subscribers(&emulator, &version, scope, query.as_deref(), false, &body) {
+            Ok(checked) => checked,
+            Err(r) => return r,
+        };
     let now = emulator.now_ms();
     let mut data = emulator.write();
     let (mut results, mut errors) = (Vec::new(), Vec::new());
@@ -398,20 +425,12 @@ pub(crate) async fn batch_read_unsubscribe_all(
     body: Bytes,
 ) -> Response {
     let started = now_ms();
-    if !known_version(&version) {
-        return unknown_version();
-    }
-    if !emulator.inner.options.batch_subscriptions {
-        return missing_batch_scope("communication_preferences.statuses.batch.read");
-    }
-    let channel = match check_channel(query.as_deref(), true) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let subscribers = match subscriber_inputs(&body) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let scope = "communication_preferences.statuses.batch.read";
+    let (channel, subscribers) =
+        match batch_subscribers(&emulator, &version, scope, query.as_deref(), true, &body) {
+            Ok(checked) => checked,
+            Err(r) => return r,
+        };
     let data = emulator.read();
     let (mut results, mut errors) = (Vec::new(), Vec::new());
     for subscriber in &subscribers {
@@ -432,8 +451,8 @@ pub(crate) type TypeStatuses =
 
 /// `GET /communication-preferences/{version}/definitions`: the account's subscription types.
 ///
-/// The SMS type is listed only by an account that holds SMS statuses (seeded or written): one
-/// without them stands for an account without HubSpot's SMS add-on, which has no SMS type.
+/// The SMS type is listed only by an account with HubSpot's SMS add-on ([`super::Options::sms_addon`],
+/// or seeded SMS opt-outs): one without it has no SMS type.
 pub(crate) async fn definitions(
     State(emulator): State<Emulator>,
     Path(version): Path<String>,
@@ -442,7 +461,7 @@ pub(crate) async fn definitions(
     if !known_version(&version) {
         return unknown_version();
     }
-    let has_sms = !emulator.read().wide(Channel::Sms).is_empty();
+    let has_sms = emulator.read().sms_addon;
     let created = format_timestamp(0);
     let results: Vec<Value> = DEFINITIONS
         .iter()
@@ -512,20 +531,12 @@ pub(crate) async fn batch_read_statuses(
     body: Bytes,
 ) -> Response {
     let started = now_ms();
-    if !known_version(&version) {
-        return unknown_version();
-    }
-    if !emulator.inner.options.batch_subscriptions {
-        return missing_batch_scope("communication_preferences.statuses.batch.read");
-    }
-    let channel = match check_channel(query.as_deref(), true) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let subscribers = match subscriber_inputs(&body) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let scope = "communication_preferences.statuses.batch.read";
+    let (channel, subscribers) =
+        match batch_subscribers(&emulator, &version, scope, query.as_deref(), true, &body) {
+            Ok(checked) => checked,
+            Err(r) => return r,
+        };
     let data = emulator.read();
     let (mut results, mut errors) = (Vec::new(), Vec::new());
     for subscriber in &subscribers {
@@ -632,26 +643,15 @@ pub(crate) async fn batch_write_statuses(
     body: Bytes,
 ) -> Response {
     let started = now_ms();
-    if !known_version(&version) {
-        return unknown_version();
-    }
-    if !emulator.inner.options.batch_subscriptions {
-        return missing_batch_scope("communication_preferences.statuses.batch.write");
-    }
-    let body = match parse_body(&body) {
-        Ok(b) => b,
+    let scope = "communication_preferences.statuses.batch.write";
+    let inputs = match batch_inputs(&emulator, &version, scope, &body) {
+        Ok(inputs) => inputs,
         Err(r) => return r,
     };
-    let Some(inputs) = body.get("inputs").and_then(Value::as_array) else {
-        return validation("Some required fields were not set: [inputs]");
-    };
-    if inputs.len() > MAX_UNSUBSCRIBE_BATCH {
-        return too_many_inputs(MAX_UNSUBSCRIBE_BATCH, inputs.len());
-    }
     let now = emulator.now_ms();
     let mut data = emulator.write();
     let (mut results, mut errors) = (Vec::new(), Vec::new());
-    for input in inputs {
+    for input in &inputs {
         let subscriber = input
             .get("subscriberIdString")
             .and_then(Value::as_str)

@@ -1204,19 +1204,38 @@ async fn statuses_per_subscription_type_keep_legal_basis_and_hubspots_timestamp(
     )
     .await;
     assert!((200..300).contains(&status), "{body}");
-    let (_, _, defs) = get(
-        &hs.base_url,
-        "/communication-preferences/v4/definitions",
-        crate::HUBSPOT_TOKEN,
+    let sms_types = |defs: &Value| {
+        defs["results"]
+            .as_array()
+            .expect("definitions")
+            .iter()
+            .filter(|d| d["communicationMethod"] == "SMS")
+            .count()
+    };
+    let definitions = "/communication-preferences/v4/definitions";
+    let (_, _, defs) = get(&hs.base_url, definitions, crate::HUBSPOT_TOKEN).await;
+    assert_eq!(sms_types(&defs), 0, "a write does not buy the SMS add-on: {defs}");
+    let (with_addon, _, _) = start(
+        Options {
+            sms_addon: true,
+            ..unlimited()
+        },
+        1,
     )
     .await;
-    let sms: Vec<&Value> = defs["results"]
-        .as_array()
-        .expect("definitions")
-        .iter()
-        .filter(|d| d["communicationMethod"] == "SMS")
-        .collect();
-    assert_eq!(sms.len(), 1, "an account holding SMS statuses has its SMS type: {defs}");
+    let (_, _, defs) = get(&with_addon.base_url, definitions, crate::HUBSPOT_TOKEN).await;
+    assert_eq!(sms_types(&defs), 1, "an account with the add-on has its SMS type: {defs}");
+    let sms_seeded = Emulator::new(unlimited());
+    let mut seed = generate(40, 7, &Mess::default());
+    seed.contacts.iter_mut().for_each(|c| {
+        c.sms_opt_out = true;
+        c.mobile_phone = Some("+49 151 12345678".into());
+    });
+    sms_seeded.seed(&seed);
+    assert!(
+        sms_seeded.read().sms_addon,
+        "an account seeded with SMS opt-outs has the add-on"
+    );
 
     // Seeded: every seventh contact unsubscribed from One to One, on a legal basis.
     let seeded = data
