@@ -36,6 +36,9 @@ pub const MAX_UPLOAD_BYTES: usize = 100 * 1024 * 1024;
 /// Records Salesforce processes together: it splits an ingest job's data into batches of
 /// 10,000 records; duplicate external ids are judged within one.
 const BATCH_RECORDS: usize = 10_000;
+/// The longest SOQL statement Salesforce takes ("Maximum length of SOQL statements: by
+/// default, 100,000 characters").
+pub const MAX_SOQL_CHARS: usize = 100_000;
 /// Rows in one page of query results when the client names no `maxRecords`.
 pub const DEFAULT_QUERY_PAGE: usize = 50_000;
 /// The `retries` a job reports when the `bulkfail` / `bulkcut` faults fail it: Salesforce
@@ -1008,6 +1011,13 @@ pub(super) async fn create_query(
             "A query has to be specified",
         );
     };
+    if text.chars().count() > MAX_SOQL_CHARS {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            &format!("Query exceeds the maximum length of {MAX_SOQL_CHARS} characters"),
+        );
+    }
     let query = match soql::parse(text) {
         Ok(q) => q,
         Err(message) => return sf_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", &message),
