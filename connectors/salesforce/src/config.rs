@@ -55,6 +55,7 @@ pub struct SalesforceConfig {
     /// Records of one object from which `ferry migrate` writes it through Bulk API 2.0 ingest
     /// jobs of 10,000 records and reads it back through Bulk query jobs, instead of sObject
     /// Collections of 200 and SOQL pages. At least 1. Default 10,000. Sink only.
+    #[serde(default, deserialize_with = "ferry_core::kit::lenient_number")]
     pub bulk_threshold: Option<u64>,
     /// Records per SOQL page when reading, 200 to 2,000, sent as `Sforce-Query-Options:
     /// batchSize=N` (Salesforce treats it as a hint and may return fewer). Default 2,000.

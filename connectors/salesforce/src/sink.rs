@@ -102,6 +102,13 @@ impl SalesforceSink {
             .is_ok_and(|objects| objects.contains(&object))
     }
 
+    /// Whether `records` records of `object` go in one Bulk job (or query jobs): a bulk
+    /// object's batch of at least [`BULK_MIN_RECORDS`], or of `bulk_threshold` if that is less.
+    fn in_bulk(&self, object: ObjectType, records: usize) -> bool {
+        let least = BULK_MIN_RECORDS.min(self.settings.bulk_threshold as usize);
+        records >= least && self.is_bulk(object)
+    }
+
     /// How many access tokens this sink has fetched (1 unless sessions expired).
     pub fn token_fetches(&self) -> u64 {
         self.client.token_fetches()
@@ -433,8 +440,9 @@ impl SalesforceSink {
 /// Records per batch of an object written through Bulk API 2.0: one ingest job each, the
 /// size of the batches Salesforce processes a job's data in.
 pub const BULK_BATCH_SIZE: usize = 10_000;
-/// The fewest records sent as one Bulk job (the last batch of an object can be small): a job
-/// takes about six calls, what 1,000 records take through sObject Collections.
+/// The fewest records sent as one Bulk job (the last batch of an object can be small), unless
+/// `bulk_threshold` is lower: a job takes about six calls, what 1,000 records take through
+/// sObject Collections.
 pub const BULK_MIN_RECORDS: usize = 1_000;
 /// Jobs a row the Bulk API did not process (or refused with a transient code) is sent again in.
 const BULK_ROUNDS: usize = 3;
@@ -842,7 +850,7 @@ impl Sink for SalesforceSink {
         object: ObjectType,
         records: &[Record],
     ) -> ConnectorResult<Vec<RecordOutcome>> {
-        if records.len() >= BULK_MIN_RECORDS && self.is_bulk(object) {
+        if self.in_bulk(object, records.len()) {
             return self.upsert_chunk(object, records, true).await;
         }
         let mut outcomes = Vec::with_capacity(records.len());
@@ -895,7 +903,7 @@ impl Sink for SalesforceSink {
                 ids.push(id.unwrap_or_default().to_owned());
             }
         };
-        if source_ids.len() >= BULK_MIN_RECORDS && self.is_bulk(object) {
+        if self.in_bulk(object, source_ids.len()) {
             // Query jobs, each statement up to SOQL's 100,000 characters, the same mapping.
             for q in soql::in_statements(&prefix, source_ids) {
                 self.bulk
