@@ -66,7 +66,11 @@ async fn twenty_five_thousand_contacts_go_through_bulk_jobs_verified() {
     assert_eq!(report["outcome"], "verified");
     for (name, n) in [("companies", 5_000u64), ("contacts", 25_000)] {
         let o = object(&report, name);
-        assert_eq!((count(o, "written"), count(o, "verified")), (n, n), "{name}");
+        assert_eq!(
+            (count(o, "written"), count(o, "verified")),
+            (n, n),
+            "{name}"
+        );
         // sObject Collections would take n / 200 upserts and n / 500 read-back queries (143
         // records a request); a job of 10,000 takes six calls, its read-back four or eight.
         let requests = count(&o["sink_http"], "requests");

@@ -266,7 +266,12 @@ impl SalesforceSink {
         let failed_jobs = outcome.job_errors().len();
         if failed_jobs > 0 {
             // The job's message can quote values: only the count is logged.
-            tracing::warn!(vendor = VENDOR, sobject = row.sobject, failed_jobs, "a Bulk job ended before processing every row: its unprocessed rows are sent again");
+            tracing::warn!(
+                vendor = VENDOR,
+                sobject = row.sobject,
+                failed_jobs,
+                "a Bulk job ended before processing every row: its unprocessed rows are sent again"
+            );
         }
         let mut out = Vec::with_capacity(items.len());
         for (item, result) in items.into_iter().zip(outcome.rows) {

@@ -104,6 +104,10 @@ mod tests {
         let ids: Vec<String> = (0..20_000).map(|i| format!("{i:0>10}")).collect();
         let statements = in_statements("SELECT Id FROM Contact WHERE X__c", &ids);
         assert_eq!(statements.len(), 3);
-        assert!(statements.iter().all(|q| q.chars().count() <= MAX_SOQL_CHARS));
+        assert!(
+            statements
+                .iter()
+                .all(|q| q.chars().count() <= MAX_SOQL_CHARS)
+        );
     }
 }

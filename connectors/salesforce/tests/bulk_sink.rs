@@ -74,7 +74,11 @@ async fn assert_read_back_equal(sink: &SalesforceSink, object: ObjectType, recor
     for chunk in ids.chunks(sink.capability(object).unwrap().read_back_size) {
         back.extend(sink.read_back(object, chunk).await.expect("read back"));
     }
-    assert_eq!(back.len(), records.len(), "{object}: every record read back");
+    assert_eq!(
+        back.len(),
+        records.len(),
+        "{object}: every record read back"
+    );
     let digests = |records: &[Record]| {
         let mut d: Vec<_> = records
             .iter()
@@ -220,7 +224,13 @@ async fn bulk_refusals_are_booked_as_the_rest_path_books_them() {
     for i in 0..4 {
         let r = rejection(i);
         assert_eq!(r.source_id, records[i].source_id);
-        for value in ["lorelai", "Senior Vice", "co-missing-77", "Gilmore", "Danes"] {
+        for value in [
+            "lorelai",
+            "Senior Vice",
+            "co-missing-77",
+            "Gilmore",
+            "Danes",
+        ] {
             assert!(
                 !r.reason.contains(value) && !r.code.contains(value),
                 "{r:?} quotes a value"
@@ -268,11 +278,11 @@ async fn rows_a_failed_job_left_unprocessed_are_sent_again_then_reported() {
         .upsert(ObjectType::CONTACTS, &fine_contacts(1_000))
         .await
         .expect("upsert");
-    assert!(
-        outcomes
-            .iter()
-            .all(|o| o.result.as_ref().is_err_and(|r| r.code == "BULK_UNPROCESSED"))
-    );
+    assert!(outcomes.iter().all(|o| {
+        o.result
+            .as_ref()
+            .is_err_and(|r| r.code == "BULK_UNPROCESSED")
+    }));
     assert_eq!(emulator.count("Contact"), 0);
 }
 
