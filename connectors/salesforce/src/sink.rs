@@ -464,6 +464,11 @@ fn is_transient(errors: &[SaveError]) -> bool {
             .all(|e| TRANSIENT_CODES.contains(&e.status_code.as_str()))
 }
 
+/// A Bulk upsert's rows of cells (`None` clears the field).
+type CsvRows = Vec<Vec<Option<String>>>;
+/// The (name, value) pairs of a record read from CSV.
+type Fields<'a> = Vec<(Cow<'a, str>, Field<'a>)>;
+
 /// The rows of a Bulk upsert: the very bodies sObject Collections would carry, flattened to
 /// CSV columns. A parent found by external id (`Account: {ext: …}`) becomes the column
 /// `Account.<ext>`; `null` (or an empty text, which Salesforce stores as null) clears the field
@@ -472,7 +477,7 @@ fn is_transient(errors: &[SaveError]) -> bool {
 fn csv_rows(
     items: &[(usize, SalesforceBody<'_>)],
     ext: &str,
-) -> serde_json::Result<(Vec<String>, Vec<Vec<Option<String>>>)> {
+) -> serde_json::Result<(Vec<String>, CsvRows)> {
     let mut columns: Vec<String> = vec![ext.to_owned()];
     let mut at: HashMap<String, usize> = HashMap::from([(ext.to_owned(), 0)]);
     let mut rows: Vec<Vec<(usize, Option<String>)>> = Vec::with_capacity(items.len());
@@ -529,8 +534,8 @@ fn cell_text(value: &serde_json::Value) -> Option<String> {
 /// A row of a Bulk query's CSV as the record a SOQL page holds: an empty cell is `null`, and
 /// a column `Account.<ext>` is field `<ext>` of the nested object `Account`.
 fn csv_object<'a>(header: &'a [String], cells: &[&'a str]) -> Object<'a> {
-    let mut fields: Vec<(Cow<'a, str>, Field<'a>)> = Vec::with_capacity(header.len());
-    let mut parents: Vec<(&'a str, Vec<(Cow<'a, str>, Field<'a>)>)> = Vec::new();
+    let mut fields: Fields<'a> = Vec::with_capacity(header.len());
+    let mut parents: Vec<(&'a str, Fields<'a>)> = Vec::new();
     for (name, cell) in header.iter().zip(cells) {
         let value = if cell.is_empty() {
             Field::Null
@@ -750,10 +755,11 @@ impl Sink for SalesforceSink {
 
     /// An object of at least `bulk_threshold` records goes through Bulk API 2.0.
     fn expect(&self, object: ObjectType, records: u64) {
-        if records >= self.settings.bulk_threshold && self.wants_size(object) {
-            if let Ok(mut objects) = self.bulk_objects.lock() {
-                objects.insert(object);
-            }
+        if records >= self.settings.bulk_threshold
+            && self.wants_size(object)
+            && let Ok(mut objects) = self.bulk_objects.lock()
+        {
+            objects.insert(object);
             tracing::info!(vendor = VENDOR, %object, records, threshold = self.settings.bulk_threshold, "writing through Bulk API 2.0");
         }
     }

@@ -221,9 +221,9 @@ async fn bulk_refusals_are_booked_as_the_rest_path_books_them() {
         "{}",
         rejection(3).reason
     );
-    for i in 0..4 {
+    for (i, record) in records.iter().enumerate().take(4) {
         let r = rejection(i);
-        assert_eq!(r.source_id, records[i].source_id);
+        assert_eq!(r.source_id, record.source_id);
         for value in [
             "lorelai",
             "Senior Vice",
