@@ -13,6 +13,9 @@
 //! that processes the data and reports `JobComplete` (or `Failed`). Query jobs go the same way
 //! from `UploadComplete`, and their rows are the ones the query matches when it completes.
 
+// A route's error answer is the `Response` it stops at, as in the other emulators' APIs.
+#![allow(clippy::result_large_err)]
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -869,7 +872,7 @@ fn csv_response(body: Vec<u8>) -> Response {
 
 /// `GET /jobs/ingest/{id}/successfulResults` (`failedResults`, `unprocessedrecords`).
 fn ingest_results(s: &Shared, id: &str, set: ResultSet) -> Answer {
-    let mut jobs = lock_jobs(&s)?;
+    let mut jobs = lock_jobs(s)?;
     let job = job_for(&mut jobs.ingest, id)?;
     if !job.state.finished() {
         return Err(invalid_state(&format!(
