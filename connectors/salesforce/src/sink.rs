@@ -250,7 +250,6 @@ impl SalesforceSink {
             detail: format!("cannot encode the rows: {e}"),
         })?;
         let column_names: Vec<&str> = columns.iter().map(String::as_str).collect();
-        let key_column = columns.iter().position(|c| c == ext).unwrap_or_default();
         let outcome = self
             .bulk
             .ingest(&Ingest {
@@ -260,7 +259,8 @@ impl SalesforceSink {
                 },
                 columns: &column_names,
                 rows: &rows,
-                key_column,
+                // `csv_rows` puts the external id first.
+                key_column: 0,
             })
             .await?;
         let failed_jobs = outcome.job_errors().len();
@@ -483,7 +483,8 @@ fn csv_rows(
     let mut rows: Vec<Vec<(usize, Option<String>)>> = Vec::with_capacity(items.len());
     for (_, body) in items {
         let serde_json::Value::Object(fields) = serde_json::to_value(body)? else {
-            continue;
+            // A body is always a map; a row left out would book results to the wrong records.
+            return Err(serde::ser::Error::custom("a body is not a JSON object"));
         };
         let mut cells = Vec::with_capacity(fields.len());
         let mut cell = |name: String, value: &serde_json::Value| {
@@ -1136,6 +1137,22 @@ impl SalesforceSink {
 mod tests {
     use super::*;
     use ferry_core::{Value, field};
+
+    /// A Bulk query row reads as a SOQL page's record: empty cells null, `Parent.Field`
+    /// columns a nested parent, a parent with no value null.
+    #[test]
+    fn csv_rows_read_as_soql_records() {
+        let header: Vec<String> = ["Id", "Account.Ext__c", "LastName", "Email"]
+            .map(String::from)
+            .to_vec();
+        let row = csv_object(&header, &["003A", "co-1", "Gilmore", ""]);
+        let parent = row.get("Account").and_then(|a| a.get("Ext__c"));
+        assert_eq!(parent.and_then(Field::as_str), Some("co-1"));
+        assert_eq!(row.get("LastName").and_then(Field::as_str), Some("Gilmore"));
+        assert!(matches!(row.get("Email"), Some(Field::Null)));
+        let orphan = csv_object(&header, &["003B", "", "Danes", "l@example.org"]);
+        assert!(matches!(orphan.get("Account"), Some(Field::Null)));
+    }
 
     /// The messages read the table and say what they said when they named objects in code.
     #[test]
