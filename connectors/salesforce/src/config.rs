@@ -20,6 +20,10 @@ pub const DEFAULT_EXTERNAL_ID_FIELD: &str = "Ferry_Source_Id__c";
 pub const MAX_BATCH_SIZE: usize = 200;
 /// Source ids per read-back call by default (one SOQL page holds up to 2,000 records).
 pub const DEFAULT_READ_BACK_SIZE: usize = 500;
+/// Records of one object from which a migration writes it through Bulk API 2.0 by default:
+/// below it, sObject Collections cost at most 50 calls and answer at once, where a Bulk job
+/// waits for Salesforce's queue; above it, each job of 10,000 records replaces 50 calls.
+pub const DEFAULT_BULK_THRESHOLD: u64 = 10_000;
 /// The SOQL page sizes Salesforce accepts in `Sforce-Query-Options: batchSize=N` (default 2,000).
 pub const QUERY_BATCH_SIZES: std::ops::RangeInclusive<usize> = 200..=2000;
 
@@ -48,6 +52,11 @@ pub struct SalesforceConfig {
     /// Source ids per read-back call, 1 to 2,000 (queries are split further to keep URLs
     /// short). Default 500. Sink only.
     pub read_back_size: Option<usize>,
+    /// Records of one object from which `ferry migrate` writes it through Bulk API 2.0 ingest
+    /// jobs of 10,000 records and reads it back through Bulk query jobs, instead of sObject
+    /// Collections of 200 and SOQL pages. At least 1. Default 10,000. Sink only.
+    #[serde(default, deserialize_with = "ferry_core::kit::lenient_number")]
+    pub bulk_threshold: Option<u64>,
     /// Records per SOQL page when reading, 200 to 2,000, sent as `Sforce-Query-Options:
     /// batchSize=N` (Salesforce treats it as a hint and may return fewer). Default 2,000.
     /// Source only.
@@ -72,6 +81,7 @@ impl SalesforceConfig {
             external_id_field: None,
             batch_size: None,
             read_back_size: None,
+            bulk_threshold: None,
             query_batch_size: None,
             timeout_secs: None,
             max_retries: None,
@@ -89,6 +99,7 @@ pub(crate) struct Settings {
     pub external_id_field: String,
     pub batch_size: usize,
     pub read_back_size: usize,
+    pub bulk_threshold: u64,
     pub query_batch_size: usize,
     pub retry: RetrySettings,
     pub rate_limit: Option<RateLimit>,
@@ -166,6 +177,14 @@ impl SalesforceConfig {
                 format!("{read_back_size} is out of range: 1 to 2000"),
             ));
         }
+        let bulk_threshold = self.bulk_threshold.unwrap_or(DEFAULT_BULK_THRESHOLD);
+        if bulk_threshold == 0 {
+            return Err(bad(
+                "bulk_threshold",
+                "must be at least 1 (set it above your largest object to keep sObject Collections)"
+                    .into(),
+            ));
+        }
         let query_batch_size = self.query_batch_size.unwrap_or(*QUERY_BATCH_SIZES.end());
         if !QUERY_BATCH_SIZES.contains(&query_batch_size) {
             return Err(bad(
@@ -192,6 +211,7 @@ impl SalesforceConfig {
             external_id_field,
             batch_size,
             read_back_size,
+            bulk_threshold,
             query_batch_size,
             retry,
             rate_limit,
@@ -240,6 +260,7 @@ mod tests {
         assert!(with("api_version", "latest".into()).contains("sink.api_version"));
         assert!(with("external_id_field", "Ext' OR 1=1".into()).contains("sink.external_id_field"));
         assert!(with("batch_size", 201.into()).contains("sink.batch_size"));
+        assert!(with("bulk_threshold", 0.into()).contains("sink.bulk_threshold"));
         assert!(with("requests_per_second", 0.into()).contains("sink.requests_per_second"));
         assert!(with("query_batch_size", 199.into()).contains("sink.query_batch_size"));
         assert!(with("query_batch_size", 2001.into()).contains("sink.query_batch_size"));

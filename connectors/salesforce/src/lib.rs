@@ -5,14 +5,16 @@
 //! - a [`ferry_core::Sink`] that upserts Accounts, Contacts and Opportunities through sObject
 //!   Collections keyed by an External ID field holding each record's source id, brings each
 //!   opportunity's contact roles to its contacts, writes Notes keyed by their title (a Note takes
-//!   no custom field), and reads them back with SOQL for checksum verification.
+//!   no custom field), and reads them back with SOQL for checksum verification; an object of
+//!   at least `bulk_threshold` records through Bulk API 2.0 jobs instead.
 //!
 //! Read top to bottom: [`config`] (the settings), `auth` (OAuth client credentials), `client`
 //! (authenticated calls, token renewal, queries and paging), [`policy`] (retries and error
 //! details), [`mapping`] (canonical ↔ Salesforce fields), [`fields`] (field metadata: describe
 //! and creating custom fields), `currency` (single-currency orgs), `soql` (safe query building),
 //! `directory` (users and stages), `links` (contact roles), `notes`, [`source`], [`sink`];
-//! [`bulk`], a Bulk API 2.0 client the sink does not use yet.
+//! [`bulk`], the Bulk API 2.0 client the sink writes and reads back large objects through
+//! (`bulk_threshold`).
 
 pub mod bulk;
 pub mod config;

@@ -1,13 +1,16 @@
 //! The Salesforce sink: upserts through sObject Collections keyed by the external-id field,
-//! reads back through SOQL.
+//! reads back through SOQL; a large object (`bulk_threshold`) through Bulk API 2.0 ingest and
+//! query jobs instead.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ferry_core::currency::OrgCurrency;
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorField};
 use ferry_core::http::{BodyCap, HttpStats};
+use ferry_core::json::{Field, Object};
 use ferry_core::resend::{Attempt, Resend, settle};
 use ferry_core::{
     Capability, ConnectorError, ConnectorResult, FieldLimit, IdPage, ObjectType, Record,
@@ -17,6 +20,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use crate::VENDOR;
+use crate::bulk::{BulkClient, Ingest, Operation, Polling, RowOutcome};
 use crate::client::{Call, Client};
 use crate::config::{SalesforceConfig, Settings};
 use crate::fields::{self, Describe};
@@ -29,7 +33,12 @@ use crate::soql;
 /// A Salesforce org as a sink.
 pub struct SalesforceSink {
     settings: Settings,
-    client: Client,
+    client: Arc<Client>,
+    /// Bulk API 2.0 through the same client.
+    bulk: BulkClient,
+    /// The objects this run writes through Bulk API 2.0: those the source counted at least
+    /// `bulk_threshold` records of.
+    bulk_objects: Mutex<HashSet<ObjectType>>,
     /// The standard field maps, plus the fields the engine mapped.
     fields: FieldMaps,
     /// Whether the org keeps every amount in one currency.
@@ -69,12 +78,35 @@ impl SalesforceSink {
     /// name the offending key as `{key_prefix}.{setting}`, e.g. `sink.client_secret`.
     pub fn new(config: SalesforceConfig, key_prefix: &str) -> ConnectorResult<SalesforceSink> {
         let (settings, client) = Client::build(&config, key_prefix)?;
+        let client = Arc::new(client);
         Ok(SalesforceSink {
             settings,
+            bulk: BulkClient::over(Arc::clone(&client)),
+            bulk_objects: Mutex::new(HashSet::new()),
             client,
             fields: mapping::standard_maps(),
             currency: OrgCurrency::default(),
         })
+    }
+
+    /// The same sink polling its Bulk jobs as `polling` says (tests poll faster).
+    pub fn with_bulk_polling(mut self, polling: Polling) -> SalesforceSink {
+        self.bulk = self.bulk.with_polling(polling);
+        self
+    }
+
+    /// Whether `object` is written and read back through Bulk API 2.0 in this run.
+    pub fn is_bulk(&self, object: ObjectType) -> bool {
+        self.bulk_objects
+            .lock()
+            .is_ok_and(|objects| objects.contains(&object))
+    }
+
+    /// Whether `records` records of `object` go in one Bulk job (or query jobs): a bulk
+    /// object's batch of at least [`BULK_MIN_RECORDS`], or of `bulk_threshold` if that is less.
+    fn in_bulk(&self, object: ObjectType, records: usize) -> bool {
+        let least = BULK_MIN_RECORDS.min(self.settings.bulk_threshold as usize);
+        records >= least && self.is_bulk(object)
     }
 
     /// How many access tokens this sink has fetched (1 unless sessions expired).
@@ -201,11 +233,90 @@ impl SalesforceSink {
         Ok(out)
     }
 
-    /// Sends one collection upsert of at most 200 records; returns outcomes in input order.
+    /// Sends one Bulk API 2.0 upsert job of `items` (record index, body) and answers each:
+    /// saved, refused, or to be sent again in a new job (a transient refusal, or a row the job
+    /// did not process because it failed or was aborted part-way).
+    async fn send_job<'r>(
+        &self,
+        row: &SalesforceObject,
+        records: &[Record],
+        items: Vec<(usize, SalesforceBody<'r>)>,
+        map: &FieldMap,
+    ) -> ConnectorResult<Vec<((usize, SalesforceBody<'r>), Attempt<RecordOutcome>)>> {
+        let ext = self.ext();
+        let (columns, rows) = csv_rows(&items, ext).map_err(|e| ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: format!("PUT jobs/ingest ({})", row.sobject),
+            detail: format!("cannot encode the rows: {e}"),
+        })?;
+        let column_names: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let outcome = self
+            .bulk
+            .ingest(&Ingest {
+                object: row.sobject,
+                operation: Operation::Upsert {
+                    external_id_field: ext,
+                },
+                columns: &column_names,
+                rows: &rows,
+                // `csv_rows` puts the external id first.
+                key_column: 0,
+            })
+            .await?;
+        let failed_jobs = outcome.job_errors().len();
+        if failed_jobs > 0 {
+            // The job's message can quote values: only the count is logged.
+            tracing::warn!(
+                vendor = VENDOR,
+                sobject = row.sobject,
+                failed_jobs,
+                "a Bulk job ended before processing every row: its unprocessed rows are sent again"
+            );
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (item, result) in items.into_iter().zip(outcome.rows) {
+            let record = &records[item.0];
+            let attempt = match result {
+                RowOutcome::Saved { id, created } => Attempt::Done(RecordOutcome {
+                    source_id: record.source_id.clone(),
+                    result: Ok(Written {
+                        sink_id: id,
+                        created,
+                    }),
+                }),
+                RowOutcome::Failed { code, fields, .. } => {
+                    let errors = [SaveError {
+                        status_code: code,
+                        fields,
+                    }];
+                    let (code, reason) = rejection_reason(record, row, &errors, ext, map);
+                    let refused = reject(record, &code, reason);
+                    if is_transient(&errors) {
+                        Attempt::Again(refused)
+                    } else {
+                        Attempt::Done(refused)
+                    }
+                }
+                RowOutcome::Unprocessed => Attempt::Again(reject(
+                    record,
+                    "BULK_UNPROCESSED",
+                    "the Bulk API job ended (failed or aborted) before it processed the record, \
+                     in every job it was sent in: not written"
+                        .into(),
+                )),
+            };
+            out.push((item, attempt));
+        }
+        Ok(out)
+    }
+
+    /// Upserts `records` in one call of their own: sObject Collections (at most 200), or with
+    /// `bulk` one Bulk API 2.0 job; returns outcomes in input order.
     async fn upsert_chunk(
         &self,
         object: ObjectType,
         records: &[Record],
+        bulk: bool,
     ) -> ConnectorResult<Vec<RecordOutcome>> {
         let row = mapping::binding(object)?;
         let sobject = row.sobject;
@@ -240,10 +351,22 @@ impl SalesforceSink {
         // smaller collection, after a backoff; the rest of their collection is already saved.
         let items: Vec<(usize, SalesforceBody<'_>)> = sent.into_iter().zip(bodies).collect();
         let resend = Resend::from_retry(&self.settings.retry);
-        let settled = settle(VENDOR, items, resend, |items| {
-            self.send_collection(row, records, items, &map)
-        })
-        .await?;
+        let settled = if bulk {
+            // Each round is a new job: a few, not `max_retries`.
+            let rounds = Resend {
+                rounds: resend.rounds.min(BULK_ROUNDS),
+                ..resend
+            };
+            settle(VENDOR, items, rounds, |items| {
+                self.send_job(row, records, items, &map)
+            })
+            .await?
+        } else {
+            settle(VENDOR, items, resend, |items| {
+                self.send_collection(row, records, items, &map)
+            })
+            .await?
+        };
         for ((i, _), outcome) in settled {
             outcomes[i] = Some(outcome);
         }
@@ -263,6 +386,7 @@ impl SalesforceSink {
             records = records.len(),
             created = written,
             rejected,
+            bulk,
             "upserted"
         );
         let mut outcomes = outcomes
@@ -318,6 +442,16 @@ impl SalesforceSink {
     }
 }
 
+/// Records per batch of an object written through Bulk API 2.0: one ingest job each, the
+/// size of the batches Salesforce processes a job's data in.
+pub const BULK_BATCH_SIZE: usize = 10_000;
+/// The fewest records sent as one Bulk job (the last batch of an object can be small), unless
+/// `bulk_threshold` is lower: a job takes about six calls, what 1,000 records take through
+/// sObject Collections.
+pub const BULK_MIN_RECORDS: usize = 1_000;
+/// Jobs a row the Bulk API did not process (or refused with a transient code) is sent again in.
+const BULK_ROUNDS: usize = 3;
+
 /// Per-record error codes that say the record could not be saved *now*: another transaction
 /// held its row (or its parent's). Salesforce documents retrying them.
 const TRANSIENT_CODES: &[&str] = &["UNABLE_TO_LOCK_ROW"];
@@ -328,6 +462,108 @@ fn is_transient(errors: &[SaveError]) -> bool {
         && errors
             .iter()
             .all(|e| TRANSIENT_CODES.contains(&e.status_code.as_str()))
+}
+
+/// A Bulk upsert's rows of cells (`None` clears the field).
+type CsvRows = Vec<Vec<Option<String>>>;
+/// The (name, value) pairs of a record read from CSV.
+type Fields<'a> = Vec<(Cow<'a, str>, Field<'a>)>;
+
+/// The rows of a Bulk upsert: the very bodies sObject Collections would carry, flattened to
+/// CSV columns. A parent found by external id (`Account: {ext: …}`) becomes the column
+/// `Account.<ext>`; `null` (or an empty text, which Salesforce stores as null) clears the field
+/// ([`crate::bulk::CLEAR`]); a field a body leaves out (an opt-out not set, no owner) is an
+/// empty cell, which leaves it as it is, as leaving it out of the JSON does.
+fn csv_rows(
+    items: &[(usize, SalesforceBody<'_>)],
+    ext: &str,
+) -> serde_json::Result<(Vec<String>, CsvRows)> {
+    let mut columns: Vec<String> = vec![ext.to_owned()];
+    let mut at: HashMap<String, usize> = HashMap::from([(ext.to_owned(), 0)]);
+    let mut rows: Vec<Vec<(usize, Option<String>)>> = Vec::with_capacity(items.len());
+    for (_, body) in items {
+        let serde_json::Value::Object(fields) = serde_json::to_value(body)? else {
+            // A body is always a map; a row left out would book results to the wrong records.
+            return Err(serde::ser::Error::custom("a body is not a JSON object"));
+        };
+        let mut cells = Vec::with_capacity(fields.len());
+        let mut cell = |name: String, value: &serde_json::Value| {
+            let next = columns.len();
+            let i = *at.entry(name.clone()).or_insert(next);
+            if i == next {
+                columns.push(name);
+            }
+            cells.push((i, cell_text(value)));
+        };
+        for (name, value) in &fields {
+            match value {
+                _ if name == "attributes" => {}
+                serde_json::Value::Object(parent) => {
+                    for (key, value) in parent {
+                        cell(format!("{name}.{key}"), value);
+                    }
+                }
+                value => cell(name.clone(), value),
+            }
+        }
+        rows.push(cells);
+    }
+    let width = columns.len();
+    let rows = rows
+        .into_iter()
+        .map(|cells| {
+            let mut row = vec![Some(String::new()); width];
+            for (i, value) in cells {
+                row[i] = value;
+            }
+            row
+        })
+        .collect();
+    Ok((columns, rows))
+}
+
+/// A JSON value as a Bulk CSV cell: `None` clears the field.
+fn cell_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) if s.is_empty() => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// A row of a Bulk query's CSV as the record a SOQL page holds: an empty cell is `null`, and
+/// a column `Account.<ext>` is field `<ext>` of the nested object `Account`.
+fn csv_object<'a>(header: &'a [String], cells: &[&'a str]) -> Object<'a> {
+    let mut fields: Fields<'a> = Vec::with_capacity(header.len());
+    let mut parents: Vec<(&'a str, Fields<'a>)> = Vec::new();
+    for (name, cell) in header.iter().zip(cells) {
+        let value = if cell.is_empty() {
+            Field::Null
+        } else {
+            Field::Text(Cow::Borrowed(*cell))
+        };
+        match name.split_once('.') {
+            Some((parent, field)) => {
+                let field = (Cow::Borrowed(field), value);
+                match parents.iter_mut().find(|(p, _)| *p == parent) {
+                    Some((_, nested)) => nested.push(field),
+                    None => parents.push((parent, vec![field])),
+                }
+            }
+            None => fields.push((Cow::Borrowed(name.as_str()), value)),
+        }
+    }
+    for (parent, nested) in parents {
+        // A parent with no value in any of its columns is no parent, as `null` in JSON.
+        let value = if nested.iter().all(|(_, v)| matches!(v, Field::Null)) {
+            Field::Null
+        } else {
+            Field::Object(nested.into_iter().collect())
+        };
+        fields.push((Cow::Borrowed(parent), value));
+    }
+    fields.into_iter().collect()
 }
 
 fn reject(record: &Record, code: &str, reason: String) -> RecordOutcome {
@@ -489,8 +725,8 @@ impl Sink for SalesforceSink {
     }
 
     /// One sObject Collections upsert per batch of `batch_size`, and one read-back query per
-    /// `read_back_size` records (plus one query of contact roles for an object that has them).
-    /// Notes (two writes per note): unknown.
+    /// `read_back_size` records (plus one query of contact roles for an object that has them);
+    /// through Bulk, a job and two query jobs per 10,000. Notes (two writes per note): unknown.
     fn requests_per_record(&self, object: ObjectType) -> Option<f64> {
         if object == ObjectType::NOTES {
             return None;
@@ -500,6 +736,12 @@ impl Sink for SalesforceSink {
             row.links,
             Some(SalesforceLinks::ContactRoles { .. })
         ));
+        if self.is_bulk(object) {
+            // Per job of 10,000: create, upload, close, two polls, the saved rows; read back
+            // by two query jobs (10,000 ids of about 15 characters fill 100,000 of SOQL
+            // twice), each a create, two polls and a page.
+            return Some((6 + 2 * 4 + roles) as f64 / BULK_BATCH_SIZE as f64);
+        }
         let batch = crate::config::MAX_BATCH_SIZE
             .min(self.settings.batch_size)
             .max(1);
@@ -507,12 +749,33 @@ impl Sink for SalesforceSink {
         Some(1.0 / batch as f64 + (1 + roles) as f64 / read_back as f64)
     }
 
+    /// Every object but notes (written two calls a note, keyed by title) can go through Bulk.
+    fn wants_size(&self, object: ObjectType) -> bool {
+        object != ObjectType::NOTES
+    }
+
+    /// An object of at least `bulk_threshold` records goes through Bulk API 2.0.
+    fn expect(&self, object: ObjectType, records: u64) {
+        if records >= self.settings.bulk_threshold
+            && self.wants_size(object)
+            && let Ok(mut objects) = self.bulk_objects.lock()
+        {
+            objects.insert(object);
+            tracing::info!(vendor = VENDOR, %object, records, threshold = self.settings.bulk_threshold, "writing through Bulk API 2.0");
+        }
+    }
+
     // Salesforce refuses an Account without Name and a Contact without LastName (REQUIRED_FIELD_MISSING).
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
         let row = mapping::binding(object)?;
+        let (batch_size, read_back_size) = if self.is_bulk(object) {
+            (BULK_BATCH_SIZE, BULK_BATCH_SIZE)
+        } else {
+            (self.settings.batch_size, self.settings.read_back_size)
+        };
         Ok(Capability {
-            batch_size: self.settings.batch_size,
-            read_back_size: self.settings.read_back_size,
+            batch_size,
+            read_back_size,
             stored: mapping::stored_fields(&self.fields.get(object), row),
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
             opt_out_needs_email: row.opt_out_needs_email,
@@ -599,13 +862,16 @@ impl Sink for SalesforceSink {
         object: ObjectType,
         records: &[Record],
     ) -> ConnectorResult<Vec<RecordOutcome>> {
+        if self.in_bulk(object, records.len()) {
+            return self.upsert_chunk(object, records, true).await;
+        }
         let mut outcomes = Vec::with_capacity(records.len());
         for chunk in records.chunks(crate::config::MAX_BATCH_SIZE.min(self.settings.batch_size)) {
             if object == ObjectType::NOTES {
                 let resend = Resend::from_retry(&self.settings.retry);
                 outcomes.extend(notes::upsert(&self.client, resend, self.ext(), chunk).await?);
             } else {
-                outcomes.extend(self.upsert_chunk(object, chunk).await?);
+                outcomes.extend(self.upsert_chunk(object, chunk, false).await?);
             }
         }
         Ok(outcomes)
@@ -642,16 +908,24 @@ impl Sink for SalesforceSink {
         let mut out = Vec::with_capacity(source_ids.len());
         // The sink id of each record of `out`, for its links.
         let mut ids = Vec::with_capacity(source_ids.len());
-        for q in soql::in_queries(&prefix, source_ids) {
-            self.client
-                .query_each(&q, |sf| {
-                    if let Some(record) = mapping::from_salesforce(row, sf, ext, &map) {
-                        out.push(record);
-                        let id = sf.get(mapping::ID_FIELD).and_then(|v| v.as_str());
-                        ids.push(id.unwrap_or_default().to_owned());
-                    }
-                })
-                .await?;
+        let mut each = |sf: &Object<'_>| {
+            if let Some(record) = mapping::from_salesforce(row, sf, ext, &map) {
+                out.push(record);
+                let id = sf.get(mapping::ID_FIELD).and_then(|v| v.as_str());
+                ids.push(id.unwrap_or_default().to_owned());
+            }
+        };
+        if self.in_bulk(object, source_ids.len()) {
+            // Query jobs, each statement up to SOQL's 100,000 characters, the same mapping.
+            for q in soql::in_statements(&prefix, source_ids) {
+                self.bulk
+                    .query_each(&q, None, |header, cells| each(&csv_object(header, cells)))
+                    .await?;
+            }
+        } else {
+            for q in soql::in_queries(&prefix, source_ids) {
+                self.client.query_each(&q, &mut each).await?;
+            }
         }
         if let Some(SalesforceLinks::ContactRoles { canonical }) = &row.links {
             let roles = links::roles(&self.client, &ids, &format!("Contact.{ext}")).await?;
@@ -863,6 +1137,22 @@ impl SalesforceSink {
 mod tests {
     use super::*;
     use ferry_core::{Value, field};
+
+    /// A Bulk query row reads as a SOQL page's record: empty cells null, `Parent.Field`
+    /// columns a nested parent, a parent with no value null.
+    #[test]
+    fn csv_rows_read_as_soql_records() {
+        let header: Vec<String> = ["Id", "Account.Ext__c", "LastName", "Email"]
+            .map(String::from)
+            .to_vec();
+        let row = csv_object(&header, &["003A", "co-1", "Gilmore", ""]);
+        let parent = row.get("Account").and_then(|a| a.get("Ext__c"));
+        assert_eq!(parent.and_then(Field::as_str), Some("co-1"));
+        assert_eq!(row.get("LastName").and_then(Field::as_str), Some("Gilmore"));
+        assert!(matches!(row.get("Email"), Some(Field::Null)));
+        let orphan = csv_object(&header, &["003B", "", "Danes", "l@example.org"]);
+        assert!(matches!(orphan.get("Account"), Some(Field::Null)));
+    }
 
     /// The messages read the table and say what they said when they named objects in code.
     #[test]

@@ -25,17 +25,39 @@ pub(crate) fn literal(value: &str) -> String {
     out
 }
 
+/// Longest SOQL statement ferry sends in a Bulk query job: Salesforce's limit is 100,000
+/// characters ("Maximum length of SOQL statements").
+pub(crate) const MAX_SOQL_CHARS: usize = 100_000;
+
 /// `{prefix} IN ('a','b',…)` queries covering `values`, each at most [`MAX_ENCODED_QUERY`]
 /// bytes once URL-encoded (a single huge value still gets a query of its own).
 pub(crate) fn in_queries(prefix: &str, values: &[String]) -> Vec<String> {
-    let base = urlencoding::encode(prefix).len() + urlencoding::encode(" IN ()").len();
+    let encoded = |s: &str| urlencoding::encode(s).len();
+    split_in(prefix, values, MAX_ENCODED_QUERY, encoded)
+}
+
+/// `{prefix} IN (…)` statements covering `values`, each at most [`MAX_SOQL_CHARS`]
+/// characters: what a Bulk query job (a POST body, no URL) takes.
+pub(crate) fn in_statements(prefix: &str, values: &[String]) -> Vec<String> {
+    split_in(prefix, values, MAX_SOQL_CHARS, |s| s.chars().count())
+}
+
+/// `{prefix} IN (…)` queries covering `values`, each at most `max` long as `len` measures.
+fn split_in(
+    prefix: &str,
+    values: &[String],
+    max: usize,
+    len: impl Fn(&str) -> usize,
+) -> Vec<String> {
+    let base = len(prefix) + len(" IN ()");
+    let comma = len(",");
     let mut queries = Vec::new();
     let mut current: Vec<String> = Vec::new();
     let mut size = base;
     for v in values {
         let lit = literal(v);
-        let cost = urlencoding::encode(&lit).len() + 3; // and a comma, encoded
-        if !current.is_empty() && size + cost > MAX_ENCODED_QUERY {
+        let cost = len(&lit) + comma;
+        if !current.is_empty() && size + cost > max {
             queries.push(format!("{prefix} IN ({})", current.join(",")));
             current.clear();
             size = base;
@@ -77,6 +99,15 @@ mod tests {
         assert_eq!(
             in_queries("SELECT Id FROM Contact WHERE X__c", &["1".into()]).len(),
             1
+        );
+        // A Bulk statement is measured in characters: 20,000 ids of 10 take three.
+        let ids: Vec<String> = (0..20_000).map(|i| format!("{i:0>10}")).collect();
+        let statements = in_statements("SELECT Id FROM Contact WHERE X__c", &ids);
+        assert_eq!(statements.len(), 3);
+        assert!(
+            statements
+                .iter()
+                .all(|q| q.chars().count() <= MAX_SOQL_CHARS)
         );
     }
 }

@@ -135,7 +135,7 @@ async fn an_upsert_job_books_every_row_in_input_order_in_seven_api_calls() {
 }
 
 #[tokio::test]
-async fn a_hundred_thousand_records_take_seven_api_calls_and_one_query_job_reads_them_back() {
+async fn a_hundred_thousand_records_take_six_api_calls_and_one_query_job_reads_them_back() {
     let (emulator, _running, bulk) = start(Faults::default()).await;
     let n = 100_000;
     let rows: Vec<Vec<Option<String>>> = (0..n)
@@ -149,7 +149,9 @@ async fn a_hundred_thousand_records_take_seven_api_calls_and_one_query_job_reads
             .all(|r| matches!(r, RowOutcome::Saved { created: true, .. }))
     );
     let calls = emulator.api_usage();
-    assert_eq!(calls, 7);
+    // Create, upload, close, two polls, the saved rows: a job that says none failed has no
+    // failed rows to fetch.
+    assert_eq!(calls, 6);
     assert!(
         n as u64 / calls >= 2_000,
         "{} records per API call",

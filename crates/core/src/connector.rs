@@ -651,6 +651,17 @@ pub trait Sink: Send + Sync {
         Ok(())
     }
 
+    /// Whether the sink writes `object` differently by its size (Salesforce's Bulk API for a
+    /// large one): a migration then counts the source's records first and hands the count to
+    /// [`Sink::expect`], before it asks the capability. Default: no.
+    fn wants_size(&self, _object: ObjectType) -> bool {
+        false
+    }
+
+    /// Told, before [`Sink::capability`], how many records of `object` a migration reads (the
+    /// source's count), when [`Sink::wants_size`] asked for it. Default: ignored.
+    fn expect(&self, _object: ObjectType, _records: u64) {}
+
     /// Makes sure `object` can be written (the external-id field exists, say). Fails with a
     /// [`crate::ConnectorError::Setup`] that says exactly what to do when it cannot.
     async fn prepare(&self, object: ObjectType) -> ConnectorResult<()>;

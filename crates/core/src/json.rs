@@ -66,6 +66,12 @@ pub enum Field<'a> {
     Array,
 }
 
+impl<'a> FromIterator<(Cow<'a, str>, Field<'a>)> for Object<'a> {
+    fn from_iter<I: IntoIterator<Item = (Cow<'a, str>, Field<'a>)>>(fields: I) -> Self {
+        Object(fields.into_iter().collect())
+    }
+}
+
 impl<'a> Object<'a> {
     /// The value of field `name`, if the record has it.
     pub fn get(&self, name: &str) -> Option<&Field<'a>> {

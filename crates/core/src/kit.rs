@@ -95,6 +95,31 @@ pub fn no_excess_scopes(_role: Role, _granted: &[String]) -> Vec<String> {
     Vec::new()
 }
 
+/// A setting's number written as a number or as a string of digits (`deserialize_with`): the
+/// conformance suite and `ferry sandbox` hand every setting over as text, so `"1000"` must
+/// mean the same as `1000`.
+pub fn lenient_number<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr + serde::Deserialize<'de>,
+{
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrText<T> {
+        Number(T),
+        Text(String),
+    }
+    match <Option<NumberOrText<T>> as serde::Deserialize>::deserialize(d)? {
+        None => Ok(None),
+        Some(NumberOrText::Number(n)) => Ok(Some(n)),
+        Some(NumberOrText::Text(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("expected a whole number")),
+    }
+}
+
 /// Parses a connector's config table into its config type. Errors name the table and the key
 /// serde complains about (`unknown field`, `missing field`), never a value.
 pub fn parse_settings<T: DeserializeOwned>(

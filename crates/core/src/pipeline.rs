@@ -421,6 +421,15 @@ pub async fn run(
     // has no binding for stops the run here, not after its parents were written.
     let mut capabilities = Vec::with_capacity(options.objects.len());
     for &object in &options.objects {
+        // A sink that writes (and reads back) a large object differently is told its size
+        // first; not in a sync, whose incremental read holds fewer records than the count.
+        let sized = matches!(mode, Mode::Migrate | Mode::Verify) && options.sync.is_none();
+        if sized
+            && sink.wants_size(object)
+            && let Ok(Some(n)) = source.count(object).await
+        {
+            sink.expect(object, n);
+        }
         match survey_capability(sink.as_ref(), object).await {
             Ok(capability) => capabilities.push(capability),
             Err(e) => {

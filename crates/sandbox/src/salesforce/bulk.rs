@@ -13,6 +13,9 @@
 //! that processes the data and reports `JobComplete` (or `Failed`). Query jobs go the same way
 //! from `UploadComplete`, and their rows are the ones the query matches when it completes.
 
+// A route's error answer is the `Response` it stops at, as in the other emulators' APIs.
+#![allow(clippy::result_large_err)]
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +39,9 @@ pub const MAX_UPLOAD_BYTES: usize = 100 * 1024 * 1024;
 /// Records Salesforce processes together: it splits an ingest job's data into batches of
 /// 10,000 records; duplicate external ids are judged within one.
 const BATCH_RECORDS: usize = 10_000;
+/// The longest SOQL statement Salesforce takes ("Maximum length of SOQL statements: by
+/// default, 100,000 characters").
+pub const MAX_SOQL_CHARS: usize = 100_000;
 /// Rows in one page of query results when the client names no `maxRecords`.
 pub const DEFAULT_QUERY_PAGE: usize = 50_000;
 /// The `retries` a job reports when the `bulkfail` / `bulkcut` faults fail it: Salesforce
@@ -247,6 +253,19 @@ fn job_error(message: String) -> RequestError {
     RequestError::bad_request("INVALIDJOB", message)
 }
 
+/// What a route answers: its response, or the error answer it stopped at.
+type Answer = Result<Response, Response>;
+
+/// The jobs, locked, or the 500 answer (a poisoned lock).
+fn lock_jobs(s: &Shared) -> Result<std::sync::MutexGuard<'_, Jobs>, Response> {
+    s.bulk.lock().map_err(|_| internal())
+}
+
+/// The job `id` of one of the jobs' tables (ingest or query), or the 404 answer.
+fn job_for<'j, J>(table: &'j mut HashMap<String, J>, id: &str) -> Result<&'j mut J, Response> {
+    table.get_mut(id).ok_or_else(not_found)
+}
+
 fn invalid_state(message: &str) -> Response {
     sf_error(StatusCode::CONFLICT, "INVALIDJOBSTATE", message)
 }
@@ -443,7 +462,7 @@ pub(super) async fn upload(
     Path((_version, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
+) -> Answer {
     let too_large = || {
         sf_error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -456,42 +475,38 @@ pub(super) async fn upload(
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_UPLOAD_BYTES) {
-        return too_large();
+        return Err(too_large());
     }
     let Ok(body) = body else {
-        return too_large();
+        return Err(too_large());
     };
     if body.len() > MAX_UPLOAD_BYTES {
-        return too_large();
+        return Err(too_large());
     }
     if !content_type_is(&headers, "text/csv") {
-        return sf_error(
+        return Err(sf_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "INVALIDCONTENTTYPE",
             "Job data must be uploaded as text/csv",
-        );
+        ));
     }
     let now = s.now_ms();
-    let Ok(mut jobs) = s.bulk.lock() else {
-        return internal();
-    };
-    let Some(job) = jobs.ingest.get_mut(&id) else {
-        return not_found();
-    };
+    let mut jobs = lock_jobs(&s)?;
+    let job = job_for(&mut jobs.ingest, &id)?;
     if job.state != JobState::Open {
-        return invalid_state(&format!(
+        return Err(invalid_state(&format!(
             "Job data can be uploaded only while the job is Open; job {id} is {}",
             job.state.name()
-        ));
+        )));
     }
     if job.data.is_some() {
-        return invalid_state(&format!(
+        return Err(invalid_state(&format!(
             "Found multiple contents for job: <{id}>, please 'Close' / 'Abort' / 'Delete' the current Job then create a new Job and make sure you only do 'PUT' once on a given Job."
-        ));
+        )));
     }
     job.data = Some(body);
     job.modstamp = now;
-    StatusCode::CREATED.into_response()
+    Ok(StatusCode::CREATED.into_response())
 }
 
 /// `PATCH /jobs/{ingest|query}/{id}` with `{"state": "UploadComplete" | "Aborted"}`.
@@ -499,10 +514,10 @@ pub(super) async fn patch_ingest(
     State(s): State<Arc<Shared>>,
     Path((_version, id)): Path<(String, String)>,
     body: Bytes,
-) -> Response {
+) -> Answer {
     let body = match parse_json(&body) {
         Ok(b) => b,
-        Err(e) => return super::request_error(e),
+        Err(e) => return Err(super::request_error(e)),
     };
     let wanted = body
         .get("state")
@@ -510,13 +525,9 @@ pub(super) async fn patch_ingest(
         .unwrap_or_default()
         .to_owned();
     let now = s.now_ms();
-    let Ok(mut guard) = s.bulk.lock() else {
-        return internal();
-    };
+    let mut guard = lock_jobs(&s)?;
     let jobs = &mut *guard;
-    let Some(job) = jobs.ingest.get_mut(&id) else {
-        return not_found();
-    };
+    let job = job_for(&mut jobs.ingest, &id)?;
     match (wanted.as_str(), job.state) {
         ("UploadComplete", JobState::Open) => {
             job.state = JobState::UploadComplete;
@@ -526,15 +537,15 @@ pub(super) async fn patch_ingest(
             abort_results(job);
         }
         ("UploadComplete" | "Aborted", state) => {
-            return invalid_state(&format!(
+            return Err(invalid_state(&format!(
                 "Job {id} is {}; it cannot move to {wanted}",
                 state.name()
-            ));
+            )));
         }
-        _ => return invalid_job(&format!("Invalid state: {wanted}")),
+        _ => return Err(invalid_job(&format!("Invalid state: {wanted}"))),
     }
     job.modstamp = now;
-    axum::Json(job.info()).into_response()
+    Ok(axum::Json(job.info()).into_response())
 }
 
 /// An aborted job's data, every row unprocessed.
@@ -552,15 +563,11 @@ fn abort_results(job: &mut IngestJob) {
 pub(super) async fn ingest_info(
     State(s): State<Arc<Shared>>,
     Path((_version, id)): Path<(String, String)>,
-) -> Response {
+) -> Answer {
     let now = s.now_ms();
-    let Ok(mut guard) = s.bulk.lock() else {
-        return internal();
-    };
+    let mut guard = lock_jobs(&s)?;
     let jobs = &mut *guard;
-    let Some(job) = jobs.ingest.get_mut(&id) else {
-        return not_found();
-    };
+    let job = job_for(&mut jobs.ingest, &id)?;
     match job.state {
         JobState::UploadComplete => {
             job.state = JobState::InProgress;
@@ -576,7 +583,7 @@ pub(super) async fn ingest_info(
                 .bulk_cut
                 .is_some_and(|p| faults.hits(BULK_SALT + 1, n, p));
             let Ok(mut store) = s.store.write() else {
-                return internal();
+                return Err(internal());
             };
             let stop = if fail {
                 Some(0)
@@ -590,7 +597,7 @@ pub(super) async fn ingest_info(
         }
         _ => {}
     }
-    axum::Json(job.info()).into_response()
+    Ok(axum::Json(job.info()).into_response())
 }
 
 /// The header and the rows of a job's data, each cell as uploaded.
@@ -864,18 +871,14 @@ fn csv_response(body: Vec<u8>) -> Response {
 }
 
 /// `GET /jobs/ingest/{id}/successfulResults` (`failedResults`, `unprocessedrecords`).
-fn ingest_results(s: &Shared, id: &str, set: ResultSet) -> Response {
-    let Ok(jobs) = s.bulk.lock() else {
-        return internal();
-    };
-    let Some(job) = jobs.ingest.get(id) else {
-        return not_found();
-    };
+fn ingest_results(s: &Shared, id: &str, set: ResultSet) -> Answer {
+    let mut jobs = lock_jobs(s)?;
+    let job = job_for(&mut jobs.ingest, id)?;
     if !job.state.finished() {
-        return invalid_state(&format!(
+        return Err(invalid_state(&format!(
             "The results of job {id} are available once it is complete; it is {}",
             job.state.name()
-        ));
+        )));
     }
     let r = &job.results;
     let original = r.header.iter().map(|h| Cow::Borrowed(h.as_str()));
@@ -914,19 +917,19 @@ fn ingest_results(s: &Shared, id: &str, set: ResultSet) -> Response {
             std::iter::once(original.collect()).chain(r.unprocessed.iter().map(|row| cells(row))),
         ),
     };
-    csv_response(body)
+    Ok(csv_response(body))
 }
 
 /// `GET /jobs/ingest/{id}/{set}`.
 pub(super) async fn ingest_result_set(
     State(s): State<Arc<Shared>>,
     Path((_version, id, set)): Path<(String, String, String)>,
-) -> Response {
+) -> Answer {
     let set = match set.as_str() {
         "successfulResults" => ResultSet::Successful,
         "failedResults" => ResultSet::Failed,
         "unprocessedrecords" => ResultSet::Unprocessed,
-        _ => return not_found(),
+        _ => return Err(not_found()),
     };
     ingest_results(&s, &id, set)
 }
@@ -936,22 +939,18 @@ pub(super) async fn ingest_result_set(
 pub(super) async fn delete_ingest(
     State(s): State<Arc<Shared>>,
     Path((_version, id)): Path<(String, String)>,
-) -> Response {
-    let Ok(mut jobs) = s.bulk.lock() else {
-        return internal();
-    };
-    let Some(job) = jobs.ingest.get(&id) else {
-        return not_found();
-    };
+) -> Answer {
+    let mut jobs = lock_jobs(&s)?;
+    let job = job_for(&mut jobs.ingest, &id)?;
     if matches!(job.state, JobState::Open | JobState::InProgress) {
-        return invalid_state(&format!(
+        return Err(invalid_state(&format!(
             "Job {id} is {}; it cannot be deleted",
             job.state.name()
-        ));
+        )));
     }
     jobs.ingest.remove(&id);
     jobs.order.retain(|j| *j != id);
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /jobs/ingest` (or `/jobs/query`): every job of the kind, oldest first, in one page.
@@ -1008,6 +1007,13 @@ pub(super) async fn create_query(
             "A query has to be specified",
         );
     };
+    if text.chars().count() > MAX_SOQL_CHARS {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            &format!("Query exceeds the maximum length of {MAX_SOQL_CHARS} characters"),
+        );
+    }
     let query = match soql::parse(text) {
         Ok(q) => q,
         Err(message) => return sf_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", &message),
@@ -1061,14 +1067,10 @@ pub(super) async fn create_query(
 pub(super) async fn query_info(
     State(s): State<Arc<Shared>>,
     Path((_version, id)): Path<(String, String)>,
-) -> Response {
+) -> Answer {
     let now = s.now_ms();
-    let Ok(mut jobs) = s.bulk.lock() else {
-        return internal();
-    };
-    let Some(job) = jobs.query.get_mut(&id) else {
-        return not_found();
-    };
+    let mut jobs = lock_jobs(&s)?;
+    let job = job_for(&mut jobs.query, &id)?;
     match job.state {
         JobState::UploadComplete => {
             job.state = JobState::InProgress;
@@ -1076,7 +1078,7 @@ pub(super) async fn query_info(
         }
         JobState::InProgress => {
             let Ok(store) = s.store.read() else {
-                return internal();
+                return Err(internal());
             };
             match store
                 .run(&job.query)
@@ -1096,7 +1098,7 @@ pub(super) async fn query_info(
         }
         _ => {}
     }
-    axum::Json(job.info()).into_response()
+    Ok(axum::Json(job.info()).into_response())
 }
 
 /// `PATCH /jobs/query/{id}` with `{"state": "Aborted"}`.
@@ -1104,34 +1106,30 @@ pub(super) async fn patch_query(
     State(s): State<Arc<Shared>>,
     Path((_version, id)): Path<(String, String)>,
     body: Bytes,
-) -> Response {
+) -> Answer {
     let body = match parse_json(&body) {
         Ok(b) => b,
-        Err(e) => return super::request_error(e),
+        Err(e) => return Err(super::request_error(e)),
     };
     let wanted = body
         .get("state")
         .and_then(Json::as_str)
         .unwrap_or_default()
         .to_owned();
-    let Ok(mut jobs) = s.bulk.lock() else {
-        return internal();
-    };
-    let Some(job) = jobs.query.get_mut(&id) else {
-        return not_found();
-    };
+    let mut jobs = lock_jobs(&s)?;
+    let job = job_for(&mut jobs.query, &id)?;
     if wanted != "Aborted" {
-        return invalid_job(&format!("Invalid state: {wanted}"));
+        return Err(invalid_job(&format!("Invalid state: {wanted}")));
     }
     if job.state.finished() {
-        return invalid_state(&format!(
+        return Err(invalid_state(&format!(
             "Job {id} is {}; it cannot be aborted",
             job.state.name()
-        ));
+        )));
     }
     job.state = JobState::Aborted;
     job.modstamp = s.now_ms();
-    axum::Json(job.info()).into_response()
+    Ok(axum::Json(job.info()).into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -1188,33 +1186,29 @@ pub(super) async fn query_results(
     State(s): State<Arc<Shared>>,
     Path((version, id)): Path<(String, String)>,
     Query(params): Query<ResultsParams>,
-) -> Response {
+) -> Answer {
     let page = {
-        let Ok(jobs) = s.bulk.lock() else {
-            return internal();
-        };
-        let Some(job) = jobs.query.get(&id) else {
-            return not_found();
-        };
+        let mut jobs = lock_jobs(&s)?;
+        let job = job_for(&mut jobs.query, &id)?;
         if job.state != JobState::JobComplete {
-            return sf_error(
+            return Err(sf_error(
                 StatusCode::PRECONDITION_FAILED,
                 "JOB_NOT_COMPLETE",
                 &format!(
                     "can only download query results of successfully completed bulk job with status: JOB_COMPLETE. Current status: {}",
                     job.state.status()
                 ),
-            );
+            ));
         }
         if job.version != version {
-            return sf_error(
+            return Err(sf_error(
                 StatusCode::CONFLICT,
                 "INVALIDVERSION",
                 &format!(
                     "The results of job {id} are read with the API version that created it ({})",
                     job.version
                 ),
-            );
+            ));
         }
         (
             job.object,
@@ -1229,11 +1223,11 @@ pub(super) async fn query_results(
         Some(text) => match offset_of(text).filter(|n| *n <= rows.len()) {
             Some(n) => n,
             None => {
-                return sf_error(
+                return Err(sf_error(
                     StatusCode::BAD_REQUEST,
                     "INVALIDLOCATOR",
                     "The locator is not one this job handed out",
-                );
+                ));
             }
         },
     };
@@ -1242,17 +1236,17 @@ pub(super) async fn query_results(
         Some(n) => match n.parse::<usize>() {
             Ok(n) if n > 0 => n,
             _ => {
-                return sf_error(
+                return Err(sf_error(
                     StatusCode::BAD_REQUEST,
                     "INVALIDPARAMETER",
                     "maxRecords must be a positive whole number",
-                );
+                ));
             }
         },
     };
     let end = offset.saturating_add(max).min(rows.len());
     let Ok(store) = s.store.read() else {
-        return internal();
+        return Err(internal());
     };
     let header = columns
         .iter()
@@ -1278,29 +1272,25 @@ pub(super) async fn query_results(
         headers.insert("sforce-locator", v);
     }
     headers.insert("sforce-numberofrecords", HeaderValue::from(end - offset));
-    response
+    Ok(response)
 }
 
 /// `DELETE /jobs/query/{id}`: 204, once the job is finished.
 pub(super) async fn delete_query(
     State(s): State<Arc<Shared>>,
     Path((_version, id)): Path<(String, String)>,
-) -> Response {
-    let Ok(mut jobs) = s.bulk.lock() else {
-        return internal();
-    };
-    let Some(job) = jobs.query.get(&id) else {
-        return not_found();
-    };
+) -> Answer {
+    let mut jobs = lock_jobs(&s)?;
+    let job = job_for(&mut jobs.query, &id)?;
     if matches!(job.state, JobState::InProgress) {
-        return invalid_state(&format!(
+        return Err(invalid_state(&format!(
             "Job {id} is {}; it cannot be deleted",
             job.state.name()
-        ));
+        )));
     }
     jobs.query.remove(&id);
     jobs.order.retain(|j| *j != id);
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /jobs/query`.

@@ -722,6 +722,24 @@ async fn a_query_job_completes_then_pages_by_locator_in_its_own_format() {
         (status, body[0]["errorCode"].as_str()),
         (400, Some("INVALID_FIELD"))
     );
+    // A statement longer than SOQL's 100,000 characters, however valid.
+    let ids: Vec<String> = (0..8_000).map(|i| format!("'{i:0>10}'")).collect();
+    let long = format!(
+        "SELECT Id FROM Contact WHERE Ferry_Source_Id__c IN ({})",
+        ids.join(",")
+    );
+    assert!(long.len() > 100_000);
+    let (status, body) = org
+        .bulk(
+            Method::POST,
+            "/jobs/query",
+            Some(json!({"operation": "query", "query": long})),
+        )
+        .await;
+    assert_eq!(
+        (status, body[0]["errorCode"].as_str()),
+        (400, Some("MALFORMED_QUERY"))
+    );
     let (status, list) = org.bulk(Method::GET, "/jobs/query", None).await;
     assert_eq!(status, 200);
     assert_eq!(list["records"].as_array().map(Vec::len), Some(1));

@@ -1,0 +1,148 @@
+//! End-to-end: `ferry migrate` HubSpot → Salesforce with a low `bulk_threshold`, so companies
+//! and contacts go through Bulk API 2.0 ingest and query jobs: verified exactly, in a few
+//! calls per 10,000 records; then killed (SIGKILL) in the middle of the jobs and run again,
+//! ending exact with no duplicates.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ferry_sandbox::hubspot;
+
+/// The sandbox's config with `bulk_threshold` (and `extra` in `[migration]`).
+fn bulk_config(sandbox: &Sandbox, threshold: u64, extra: &str) -> String {
+    write_config(
+        &sandbox.config,
+        &sandbox.hubspot.base_url,
+        &sandbox.salesforce.base_url,
+        extra,
+    );
+    let text = std::fs::read_to_string(&sandbox.config).expect("read config");
+    let secret = "client_secret = \"${SF_CLIENT_SECRET}\"\n";
+    assert!(text.contains(secret));
+    let text = text.replacen(
+        secret,
+        &format!("{secret}bulk_threshold = {threshold}\n"),
+        1,
+    );
+    std::fs::write(&sandbox.config, text).expect("write config");
+    sandbox.config.to_string_lossy().into_owned()
+}
+
+/// Every seeded company and contact is in the Salesforce emulator exactly once.
+fn assert_sink_matches_source(sandbox: &Sandbox) {
+    for (sobject, first_id, n) in [
+        (
+            "Account",
+            hubspot::FIRST_COMPANY_ID,
+            sandbox.seeded.companies.len(),
+        ),
+        (
+            "Contact",
+            hubspot::FIRST_CONTACT_ID,
+            sandbox.seeded.contacts.len(),
+        ),
+    ] {
+        assert_eq!(sandbox.salesforce_state.count(sobject), n, "{sobject}");
+        let missing = (first_id..first_id + n as u64)
+            .filter(|id| {
+                sandbox
+                    .salesforce_state
+                    .record_by_external_id(sobject, &id.to_string())
+                    .is_none()
+            })
+            .count();
+        assert_eq!(missing, 0, "{sobject} missing");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_five_thousand_contacts_go_through_bulk_jobs_verified() {
+    let sandbox = start(Setup::clean(25_000)).await;
+    let config = bulk_config(&sandbox, 1_000, "");
+    let (code, report, stderr) = run_config("migrate", &config, &sandbox_env()).await;
+    assert_eq!(code, 0, "stderr:\n{stderr}\n{report:#}");
+    assert_eq!(report["outcome"], "verified");
+    for (name, n) in [("companies", 5_000u64), ("contacts", 25_000)] {
+        let o = object(&report, name);
+        assert_eq!(
+            (count(o, "written"), count(o, "verified")),
+            (n, n),
+            "{name}"
+        );
+        // sObject Collections would take n / 200 upserts and n / 500 read-back queries (143
+        // records a request); a job of 10,000 takes six calls, its read-back four or eight.
+        let requests = count(&o["sink_http"], "requests");
+        let per_call = n as f64 / requests as f64;
+        eprintln!("{name}: {n} records, {requests} sink requests, {per_call:.0} a request");
+        assert!(
+            per_call > 300.0,
+            "{name}: {requests} sink requests for {n} records"
+        );
+    }
+    assert_sink_matches_source(&sandbox);
+
+    // A rerun writes every record again by its external id: updates, no duplicates.
+    let (code, report, stderr) = run_config("migrate", &config, &sandbox_env()).await;
+    assert_eq!(code, 0, "stderr:\n{stderr}\n{report:#}");
+    assert_eq!(report["outcome"], "verified");
+    assert_eq!(count(object(&report, "contacts"), "updated"), 25_000);
+    assert_sink_matches_source(&sandbox);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_in_the_middle_of_bulk_jobs_then_resumed_exact_without_duplicates() {
+    let sandbox = start(Setup::clean(15_000)).await;
+    let checkpoint = sandbox.config.with_file_name("checkpoint.json");
+    let config = bulk_config(
+        &sandbox,
+        1_000,
+        &format!("checkpoint = {:?}", checkpoint.display().to_string()),
+    );
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.args(["migrate", "--config", &config, "--report", "json", "-q"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in sandbox_env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn ferry");
+    // Killed once the first contacts job has written its rows, while others are in flight.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while sandbox.salesforce_state.count("Contact") == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no contact written");
+        assert!(child.try_wait().expect("wait").is_none(), "ferry ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.start_kill().expect("SIGKILL");
+    let status = child.wait().await.expect("wait for ferry");
+    assert!(status.code().is_none(), "killed, not finished: {status:?}");
+    let written_before = sandbox.salesforce_state.count("Contact");
+    assert!(written_before < 15_000, "{written_before}");
+    let text = std::fs::read_to_string(&checkpoint).expect("a checkpoint");
+    let saved: serde_json::Value = serde_json::from_str(&text).expect("checkpoint JSON");
+    assert_eq!(saved["complete"], false);
+
+    let (code, report, stderr) = run_config("migrate", &config, &sandbox_env()).await;
+    assert_eq!(code, 0, "stderr:\n{stderr}\n{report:#}");
+    assert_eq!(report["outcome"], "verified");
+    assert_sink_matches_source(&sandbox);
+
+    let (code, verified, stderr) = run_config("verify", &config, &sandbox_env()).await;
+    assert_eq!(code, 0, "{stderr}\n{verified:#}");
+    for (name, n) in [("companies", 3_000u64), ("contacts", 15_000)] {
+        let o = object(&verified, name);
+        assert_eq!(
+            (
+                count(o, "verified"),
+                count(o, "in_sink"),
+                count(o, "extra_in_sink")
+            ),
+            (n, n, 0),
+            "{name}"
+        );
+    }
+}
