@@ -20,10 +20,12 @@ pub const DEFAULT_EXTERNAL_ID_FIELD: &str = "Ferry_Source_Id__c";
 pub const MAX_BATCH_SIZE: usize = 200;
 /// Source ids per read-back call by default (one SOQL page holds up to 2,000 records).
 pub const DEFAULT_READ_BACK_SIZE: usize = 500;
-/// Records of one object from which a migration writes it through Bulk API 2.0 by default:
-/// below it, sObject Collections cost at most 50 calls and answer at once, where a Bulk job
-/// waits for Salesforce's queue; above it, each job of 10,000 records replaces 50 calls.
-pub const DEFAULT_BULK_THRESHOLD: u64 = 10_000;
+/// Records of one object from which a migration writes it through Bulk API 2.0 when the
+/// config names none: never. Bulk is opt-in (`bulk_threshold = 10000` is the advised value)
+/// until its memory is bounded: jobs of 10,000 records with 4 batches in flight peaked at
+/// 221.6 MiB for 100,000 contacts, where sObject Collections move 1,000,000 in 38.8 MiB
+/// (docs/performance.md).
+pub const DEFAULT_BULK_THRESHOLD: u64 = u64::MAX;
 /// The SOQL page sizes Salesforce accepts in `Sforce-Query-Options: batchSize=N` (default 2,000).
 pub const QUERY_BATCH_SIZES: std::ops::RangeInclusive<usize> = 200..=2000;
 
@@ -54,7 +56,7 @@ pub struct SalesforceConfig {
     pub read_back_size: Option<usize>,
     /// Records of one object from which `ferry migrate` writes it through Bulk API 2.0 ingest
     /// jobs of 10,000 records and reads it back through Bulk query jobs, instead of sObject
-    /// Collections of 200 and SOQL pages. At least 1. Default 10,000. Sink only.
+    /// Collections of 200 and SOQL pages. At least 1. Default: never (Bulk is opt-in). Sink only.
     #[serde(default, deserialize_with = "ferry_core::kit::lenient_number")]
     pub bulk_threshold: Option<u64>,
     /// Records per SOQL page when reading, 200 to 2,000, sent as `Sforce-Query-Options:

@@ -751,7 +751,8 @@ impl Sink for SalesforceSink {
 
     /// Every object but notes (written two calls a note, keyed by title) can go through Bulk.
     fn wants_size(&self, object: ObjectType) -> bool {
-        object != ObjectType::NOTES
+        // Without a threshold (Bulk off) the migration need not count the source first.
+        object != ObjectType::NOTES && self.settings.bulk_threshold < u64::MAX
     }
 
     /// An object of at least `bulk_threshold` records goes through Bulk API 2.0.
