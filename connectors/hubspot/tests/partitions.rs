@@ -16,13 +16,18 @@ use ferry_sandbox::hubspot::{Emulator, Options};
 use ferry_sandbox::seed::{Mess, generate};
 
 const TOKEN_VAR: &str = "FERRY_HUBSPOT_PARTITIONS_TEST_TOKEN";
+const BAD_VAR: &str = "FERRY_HUBSPOT_PARTITIONS_BAD_TOKEN";
+const BAD: &str = "pat-na1-not-the-right-token-0815";
 
-/// Sets the test token once, before any test does anything else.
+/// Sets the test tokens once, before any test does anything else.
 fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // SAFETY: every test waits on this `Once` before starting any other thread or I/O.
-        unsafe { std::env::set_var(TOKEN_VAR, ferry_sandbox::HUBSPOT_TOKEN) };
+        unsafe {
+            std::env::set_var(TOKEN_VAR, ferry_sandbox::HUBSPOT_TOKEN);
+            std::env::set_var(BAD_VAR, BAD);
+        }
     });
 }
 
@@ -322,4 +327,24 @@ async fn at_150_ms_a_request_the_split_read_passes_the_lists_667_records_a_secon
         0,
         "no request refused with 429"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_token_fails_a_partitioned_read_as_an_auth_error_without_the_token() {
+    init();
+    let (hs, _emulator) = emulator(Options::default(), 10, false).await;
+    let config = HubspotConfig {
+        base_url: Some(hs.base_url.clone()),
+        read_partitions: Some(true),
+        ..HubspotConfig::new(SecretRef::env(BAD_VAR))
+    };
+    let source = HubspotSource::new(config, "source").expect("source");
+    let Err(err) = source.fetch_page(ObjectType::CONTACTS, None).await else {
+        panic!("a bad token read");
+    };
+    assert!(
+        matches!(err, ferry_core::ConnectorError::Auth { status: 401, .. }),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains(BAD), "{err}");
 }
