@@ -1,6 +1,12 @@
 //! Reading companies, contacts, deals and notes from HubSpot's v3 list endpoints, with the
 //! links of deals and notes from v4 association batch reads.
 //!
+//! Full reads are partitioned by default (`read_partitions`): the list reads up from the lowest
+//! id while up to three search lanes read down from the highest, each search a keyset query
+//! below the lowest id its lane read, side by side, until they meet (see `Split`). The list
+//! is one chain of requests, so with a vendor's latency it alone cannot reach HubSpot's read
+//! limit; search has a limit of its own, exempt from the ten-second bucket.
+//!
 //! Incremental reads (`ferry sync`) go through CRM search (`POST
 //! /crm/v3/objects/{type}/search`), 200 records a request, filtered on the last-modified
 //! property (`lastmodifieddate` on contacts, `hs_lastmodifieddate` on the others):
@@ -44,7 +50,8 @@ pub const SYNC_OVERLAP: Duration = Duration::from_secs(300);
 /// page is 200").
 const SEARCH_PAGE: usize = 200;
 
-/// A HubSpot account as a [`Source`]: pages through `GET /crm/v3/objects/{type}` in id order.
+/// A HubSpot account as a [`Source`]: pages through `GET /crm/v3/objects/{type}` in id order,
+/// beside CRM search on full reads unless `read_partitions` is off.
 pub struct HubspotSource {
     client: HubspotClient,
     page_size: u32,
