@@ -16,10 +16,8 @@ use crate::config::{HubspotConfig, RoleSettings, Settings};
 use crate::policy::HubspotPolicy;
 
 /// HubSpot's search limit: "The search endpoints are rate limited to five requests per second
-/// per account" (an older changelog says four per token; the current guide says five). Given
-/// as 50 per 10 s: the limiter paces at 98% of a budget in whole requests, which of 5 is 4 a
-/// second, of 50 is 49 per 10 s (one every 204 ms, so never more than 5 in any second).
-const SEARCH_LIMIT_PER_10S: u32 = 50;
+/// per account" (an older changelog says four per token; the current guide says five).
+const SEARCH_LIMIT: u32 = 5;
 /// The search client's patience: it feeds progress estimates, the sink's count, and read-backs
 /// that fall back to batch read, so a slow or refusing search endpoint must not hold up a run
 /// for long.
@@ -42,7 +40,8 @@ pub struct HubspotClient {
     search: HttpClient,
     /// Search for a source's reads, where it is the read itself, not an estimate: incremental
     /// reads (`ferry sync`) and the search side of a partitioned full read. The same five per
-    /// second, with the run's own patience (timeouts and retries). Only the count (one search
+    /// second (which the limiter's rounding to whole requests makes four), with the run's own
+    /// patience (timeouts and retries). Only the count (one search
     /// per object, beside a full read) runs through `search` at the same time.
     reads: HttpClient,
     /// The v4 association batch endpoints, which HubSpot's spec also exempts from the
@@ -90,18 +89,12 @@ impl HubspotClient {
         let http = HttpClient::new(Arc::new(policy), Some(rate_limit), retry.clone())?;
         let search = HttpClient::new(
             Arc::new(HubspotPolicy::ignoring_announced_limits()),
-            Some(RateLimit::new(
-                SEARCH_LIMIT_PER_10S,
-                Duration::from_secs(10),
-            )),
+            Some(RateLimit::new(SEARCH_LIMIT, Duration::from_secs(1))),
             search_retry,
         )?;
         let reads = HttpClient::new(
             Arc::new(HubspotPolicy::ignoring_announced_limits()),
-            Some(RateLimit::new(
-                SEARCH_LIMIT_PER_10S,
-                Duration::from_secs(10),
-            )),
+            Some(RateLimit::new(SEARCH_LIMIT, Duration::from_secs(1))),
             retry,
         )?;
         Ok((

@@ -622,7 +622,7 @@ fn page_of(
 
 /// The prefix of a partitioned full read's cursor; a list cursor never starts with it.
 const SPLIT_PREFIX: &str = "split:";
-/// Search requests per round of a partitioned read: about four seconds at search's five per
+/// Search requests per round of a partitioned read: five seconds at the search client's four a
 /// second, long enough that the requests a round cannot overlap (each lane's last page's
 /// links) cost little, short enough that a checkpoint is never far behind.
 const SEARCH_PAGES_PER_ROUND: usize = 20;
@@ -630,12 +630,12 @@ const SEARCH_PAGES_PER_ROUND: usize = 20;
 /// still holds about as many records as its searches.
 const LIST_PAGES_PER_ROUND: usize = 40;
 /// Search lanes at most: each is a chain of requests (a request's range depends on the one
-/// before), so one lane searches at most once per round trip; three keep search at its five a
-/// second with round trips of up to 600 ms.
+/// before), so one lane searches at most once per round trip; three keep search at its four a
+/// second with round trips of up to 750 ms.
 const SEARCH_LANES: usize = 3;
 /// How many search lanes the list reads as fast as, for sharing out ranges: at 150 ms a
-/// request, a list page of 100 every 150 ms against a lane's 200 every 600 ms (three lanes at
-/// five searches a second). Only a guess at the balance: a lane that ends first is refilled
+/// request, a list page of 100 every 150 ms against a lane's 200 every 750 ms (three lanes at
+/// four searches a second), about two and a half. Only a guess at the balance: a lane that ends first is refilled
 /// by splitting the widest range left.
 const LIST_LANES: u64 = 2;
 /// The narrowest id range split in two for another lane: narrower ones end within a few

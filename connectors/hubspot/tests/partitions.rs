@@ -320,8 +320,9 @@ async fn at_150_ms_a_request_the_split_read_passes_the_lists_667_records_a_secon
         split.records.len() + split.unreadable.len(),
         emulator.count("contacts").expect("contacts")
     );
-    // The list alone reads at most 100 records per 150 ms.
-    assert!(rate > 1_000.0, "{rate:.0} records/s");
+    // The list alone reads at most 100 records per 150 ms, 667 a second; search adds up to
+    // 800 (four a second). 800 leaves room for a loaded machine.
+    assert!(rate > 800.0, "{rate:.0} records/s");
     assert_eq!(
         emulator.request_counts().1,
         0,
