@@ -122,13 +122,19 @@ async fn killed_at_random_points_then_resumed_the_sink_matches_the_source_every_
     );
 }
 
-/// HubSpot's full reads are partitioned by default: the list beside search lanes, one round
-/// a page. Killed as soon as the checkpoint holds such a read's cursor (the list's position and
-/// every lane's), the rerun resumes each side where it stood and the sink ends exact.
+/// HubSpot's partitioned full reads (`read_partitions = true`): the list beside search lanes,
+/// one round a page. Killed as soon as the checkpoint holds such a read's cursor (the list's
+/// position and every lane's), the rerun resumes each side where it stood and the sink ends
+/// exact.
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_mid_way_through_a_partitioned_hubspot_read_the_rerun_resumes_it_exactly() {
     let sandbox = start(Setup::clean(6_000)).await;
     let checkpoint = checkpointed(&sandbox);
+    let text = std::fs::read_to_string(&sandbox.config).expect("config");
+    let token = "token = \"${HUBSPOT_TOKEN}\"\n";
+    assert!(text.contains(token), "{text}");
+    let text = text.replacen(token, &format!("{token}read_partitions = true\n"), 1);
+    std::fs::write(&sandbox.config, text).expect("config");
     let config = sandbox.config.to_string_lossy().into_owned();
     let mut child = spawn_migrate(&config);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);

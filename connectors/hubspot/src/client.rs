@@ -110,7 +110,7 @@ impl HubspotClient {
             RoleSettings {
                 page_size,
                 source_id_property,
-                read_partitions: config.read_partitions.unwrap_or(true),
+                read_partitions: config.read_partitions.unwrap_or(false),
             },
         ))
     }

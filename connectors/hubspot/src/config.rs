@@ -48,9 +48,9 @@ pub struct HubspotConfig {
     /// companies, that holds each record's source id (upserts are keyed by it, so reruns update
     /// instead of duplicating); default `ferry_source_id`. `prepare` creates it when missing.
     pub source_id_property: Option<String>,
-    /// Source only: whether a full read splits each object in two, the list endpoint reading
-    /// up from the lowest id while CRM search reads down from the highest, in parallel (see
-    /// `docs/connectors/hubspot.md`); default `true`. `false` reads through the list alone.
+    /// Source only: whether a full read splits each object between the list endpoint, reading
+    /// up from the lowest id, and CRM search lanes reading down from the highest, side by side
+    /// (see `docs/connectors/hubspot.md`); default `false`, the list alone.
     pub read_partitions: Option<bool>,
 }
 

@@ -1,7 +1,7 @@
 //! Reading companies, contacts, deals and notes from HubSpot's v3 list endpoints, with the
 //! links of deals and notes from v4 association batch reads.
 //!
-//! Full reads are partitioned by default (`read_partitions`): the list reads up from the lowest
+//! Full reads can be partitioned (`read_partitions`, off by default): the list reads up from the lowest
 //! id while up to three search lanes read down from the highest, each search a keyset query
 //! below the lowest id its lane read, side by side, until they meet (see `Split`). The list
 //! is one chain of requests, so with a vendor's latency it alone cannot reach HubSpot's read
@@ -51,7 +51,7 @@ pub const SYNC_OVERLAP: Duration = Duration::from_secs(300);
 const SEARCH_PAGE: usize = 200;
 
 /// A HubSpot account as a [`Source`]: pages through `GET /crm/v3/objects/{type}` in id order,
-/// beside CRM search on full reads unless `read_partitions` is off.
+/// beside CRM search on full reads when `read_partitions` is on.
 pub struct HubspotSource {
     client: HubspotClient,
     page_size: u32,
