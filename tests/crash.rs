@@ -122,6 +122,58 @@ async fn killed_at_random_points_then_resumed_the_sink_matches_the_source_every_
     );
 }
 
+/// HubSpot's partitioned full reads (`read_partitions = true`): the list beside search lanes,
+/// one round a page. Killed as soon as the checkpoint holds such a read's cursor (the list's
+/// position and every lane's), the rerun resumes each side where it stood and the sink ends
+/// exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_mid_way_through_a_partitioned_hubspot_read_the_rerun_resumes_it_exactly() {
+    let sandbox = start(Setup::clean(6_000)).await;
+    let checkpoint = checkpointed(&sandbox);
+    let text = std::fs::read_to_string(&sandbox.config).expect("config");
+    let token = "token = \"${HUBSPOT_TOKEN}\"\n";
+    assert!(text.contains(token), "{text}");
+    let text = text.replacen(token, &format!("{token}read_partitions = true\n"), 1);
+    std::fs::write(&sandbox.config, text).expect("config");
+    let config = sandbox.config.to_string_lossy().into_owned();
+    let mut child = spawn_migrate(&config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut split = None;
+    while std::time::Instant::now() < deadline {
+        let text = std::fs::read_to_string(&checkpoint).unwrap_or_default();
+        if text.contains("\"split:") {
+            split = Some(text);
+            break;
+        }
+        if child.try_wait().expect("poll ferry").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = child.start_kill(); // SIGKILL
+    let status = child.wait().await.expect("wait for ferry");
+    let split = split.expect("a checkpoint mid-way through a partitioned read");
+    assert!(
+        status.code().is_none(),
+        "ferry finished before the kill: {status:?}"
+    );
+    let (settled_before, complete) = settled(&checkpoint).expect("checkpoint");
+    assert!(settled_before > 0 && !complete, "{split}");
+
+    let (code, report, stderr) = run_json("migrate", &sandbox, &sandbox_env()).await;
+    assert_eq!(code, 0, "stderr:\n{stderr}\n{report:#}");
+    assert_eq!(report["outcome"], "verified");
+    assert_sink_matches_source(&sandbox, 0);
+    // The rerun read only what the checkpoint had not settled.
+    let contacts = object(&report, "contacts");
+    let companies = object(&report, "companies");
+    assert!(
+        count(contacts, "read") + count(companies, "read")
+            < (sandbox.seeded.contacts.len() + sandbox.seeded.companies.len()) as u64,
+        "{report:#}"
+    );
+}
+
 /// Every seeded company and contact is in the Salesforce emulator exactly once under its
 /// source id (the external id is unique there), and nothing else is.
 fn assert_sink_matches_source(sandbox: &Sandbox, cycle: usize) {

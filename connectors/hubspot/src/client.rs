@@ -44,11 +44,12 @@ pub struct HubspotClient {
     /// per-second window; another app searching the same account still can, and its 429 is
     /// retried like any other.
     search: HttpClient,
-    /// Search for incremental reads (`ferry sync`), where it is the read itself, not an
-    /// estimate: the same five per second, with the run's own patience (timeouts and
-    /// retries). It never runs beside `search`: the count only runs on full reads, which never
-    /// search, so the account's search limit is never shared between them.
-    changes: HttpClient,
+    /// Search for a source's reads, where it is the read itself, not an estimate: incremental
+    /// reads (`ferry sync`) and the search side of a partitioned full read. The same five per
+    /// second (which the limiter's rounding to whole requests makes four), with the run's own
+    /// patience (timeouts and retries). Only the count (one search per object, beside a full
+    /// read) runs through `search` at the same time.
+    reads: HttpClient,
     /// The v4 association batch endpoints, which HubSpot's spec also exempts from the
     /// ten-second bucket (`x-hubspot-rate-limit-exemptions: ten-secondly`): paced by the burst
     /// limiter they would only slow the sink down. Unpaced, they still count towards the daily
@@ -97,7 +98,7 @@ impl HubspotClient {
             Some(RateLimit::new(SEARCH_LIMIT, SEARCH_PACED_OVER)),
             search_retry,
         )?;
-        let changes = HttpClient::new(
+        let reads = HttpClient::new(
             Arc::new(HubspotPolicy::ignoring_announced_limits()),
             Some(RateLimit::new(SEARCH_LIMIT, SEARCH_PACED_OVER)),
             retry,
@@ -106,7 +107,7 @@ impl HubspotClient {
             HubspotClient {
                 http,
                 search,
-                changes,
+                reads,
                 exempt,
                 base_url,
                 token,
@@ -115,6 +116,7 @@ impl HubspotClient {
             RoleSettings {
                 page_size,
                 source_id_property,
+                read_partitions: config.read_partitions.unwrap_or(false),
             },
         ))
     }
@@ -294,19 +296,7 @@ impl HubspotClient {
         path: &str,
         body: &Value,
     ) -> ConnectorResult<T> {
-        let endpoint = format!("POST {path}");
-        let url = self.url(path);
-        let response = self
-            .search
-            .send(&endpoint, |c| {
-                c.post(url.clone())
-                    .bearer_auth(self.token.expose_secret())
-                    .json(body)
-            })
-            .await?;
-        if !response.is_success() {
-            return Err(self.search.error_for(&endpoint, &response));
-        }
+        let (endpoint, response) = self.search_ok(path, body).await?;
         response.json(crate::VENDOR, &endpoint)
     }
 
@@ -320,34 +310,31 @@ impl HubspotClient {
         path: &str,
         body: &Value,
     ) -> ConnectorResult<(String, HttpResponse)> {
-        let endpoint = format!("POST {path}");
-        let url = self.url(path);
-        let response = self
-            .search
-            .send(&endpoint, |c| {
-                c.post(url.clone())
-                    .bearer_auth(self.token.expose_secret())
-                    .json(body)
-            })
-            .await?;
-        if !response.is_success() {
-            return Err(self.search.error_for(&endpoint, &response));
-        }
-        Ok((endpoint, response))
+        self.post_search(&self.search, path, body).await
     }
 
-    /// `POST path` with the JSON `body` through the search client of incremental reads (five
-    /// per second, the run's patience): the 2xx response and the endpoint's name, for parsing
-    /// into types that borrow from the body. Errors name the endpoint, never the body.
-    pub(crate) async fn search_changes(
+    /// `POST path` with the JSON `body` through the search client of a source's reads (five per
+    /// second, the run's patience): incremental reads and the search side of a partitioned
+    /// full read. The 2xx response and the endpoint's name, for parsing into types that
+    /// borrow from the body. Errors name the endpoint, never the body.
+    pub(crate) async fn search_read(
         &self,
+        path: &str,
+        body: &Value,
+    ) -> ConnectorResult<(String, HttpResponse)> {
+        self.post_search(&self.reads, path, body).await
+    }
+
+    /// `POST path` with the JSON `body` through `client`, one of the two search clients.
+    async fn post_search(
+        &self,
+        client: &HttpClient,
         path: &str,
         body: &Value,
     ) -> ConnectorResult<(String, HttpResponse)> {
         let endpoint = format!("POST {path}");
         let url = self.url(path);
-        let response = self
-            .changes
+        let response = client
             .send(&endpoint, |c| {
                 c.post(url.clone())
                     .bearer_auth(self.token.expose_secret())
@@ -355,7 +342,7 @@ impl HubspotClient {
             })
             .await?;
         if !response.is_success() {
-            return Err(self.changes.error_for(&endpoint, &response));
+            return Err(client.error_for(&endpoint, &response));
         }
         Ok((endpoint, response))
     }
@@ -381,7 +368,7 @@ impl HubspotClient {
         for stats in [
             self.http.stats(),
             self.search.stats(),
-            self.changes.stats(),
+            self.reads.stats(),
             self.exempt.stats(),
         ] {
             total.absorb(&stats);

@@ -48,6 +48,10 @@ pub struct HubspotConfig {
     /// companies, that holds each record's source id (upserts are keyed by it, so reruns update
     /// instead of duplicating); default `ferry_source_id`. `prepare` creates it when missing.
     pub source_id_property: Option<String>,
+    /// Source only: whether a full read splits each object between the list endpoint, reading
+    /// up from the lowest id, and CRM search lanes reading down from the highest, side by side
+    /// (see `docs/connectors/hubspot.md`); default `false`, the list alone.
+    pub read_partitions: Option<bool>,
 }
 
 /// Validated settings, with the token read from the environment.
@@ -68,6 +72,8 @@ pub(crate) struct Settings {
 pub(crate) struct RoleSettings {
     pub page_size: u32,
     pub source_id_property: String,
+    /// Whether a source splits its full reads between the list and search (`read_partitions`).
+    pub read_partitions: bool,
 }
 
 fn key(prefix: &str, name: &str) -> String {
@@ -89,6 +95,7 @@ impl HubspotConfig {
             timeout_secs: None,
             max_retries: None,
             source_id_property: None,
+            read_partitions: None,
         }
     }
 

@@ -1,6 +1,12 @@
 //! Reading companies, contacts, deals and notes from HubSpot's v3 list endpoints, with the
 //! links of deals and notes from v4 association batch reads.
 //!
+//! Full reads can be partitioned (`read_partitions`, off by default): the list reads up from the lowest
+//! id while up to three search lanes read down from the highest, each search a keyset query
+//! below the lowest id its lane read, side by side, until they meet (see `Split`). The list
+//! is one chain of requests, so with a vendor's latency it alone cannot reach HubSpot's read
+//! limit; search has a limit of its own, exempt from the ten-second bucket.
+//!
 //! Incremental reads (`ferry sync`) go through CRM search (`POST
 //! /crm/v3/objects/{type}/search`), 200 records a request, filtered on the last-modified
 //! property (`lastmodifieddate` on contacts, `hs_lastmodifieddate` on the others):
@@ -15,7 +21,7 @@
 //! carry no associations: every object's links come from v4 association batch reads.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -44,7 +50,8 @@ pub const SYNC_OVERLAP: Duration = Duration::from_secs(300);
 /// page is 200").
 const SEARCH_PAGE: usize = 200;
 
-/// A HubSpot account as a [`Source`]: pages through `GET /crm/v3/objects/{type}` in id order.
+/// A HubSpot account as a [`Source`]: pages through `GET /crm/v3/objects/{type}` in id order,
+/// beside CRM search on full reads when `read_partitions` is on.
 pub struct HubspotSource {
     client: HubspotClient,
     page_size: u32,
@@ -63,6 +70,8 @@ pub struct HubspotSource {
     /// The channels the account has subscription types on, once asked (`None` inside: the
     /// account does not say, so every channel is read).
     channels: tokio::sync::OnceCell<Option<HashSet<String>>>,
+    /// Whether full reads are split between the list and search (`read_partitions`).
+    read_partitions: bool,
 }
 
 impl HubspotSource {
@@ -78,6 +87,7 @@ impl HubspotSource {
             read_starts: Mutex::new(HashMap::new()),
             single_status_read: AtomicBool::new(false),
             channels: tokio::sync::OnceCell::new(),
+            read_partitions: role.read_partitions,
         })
     }
 
@@ -222,6 +232,9 @@ impl Source for HubspotSource {
     async fn count(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
         let path = format!("/crm/v3/objects/{}/search", binding(object)?.path);
         let body = json!({"filterGroups": [], "properties": ["hs_object_id"], "limit": 1});
+        // With the short patience of estimates: a partitioned read's searches beside it go
+        // through another limiter, so at most one second holds one search too many (a 429,
+        // retried), at the start of each object's read.
         let response: Json = self.client.search_json(&path, &body).await?;
         let total = response.get("total").and_then(Json::as_u64);
         tracing::debug!(vendor = VENDOR, %object, total, "counted records");
@@ -305,7 +318,7 @@ impl Source for HubspotSource {
             "properties": properties,
             "limit": SEARCH_PAGE,
         });
-        let (endpoint, mut response) = self.client.search_changes(&path, &body).await?;
+        let (endpoint, mut response) = self.client.search_read(&path, &body).await?;
         let answer: ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
         // The last id of the answer, whether or not its record is kept: the next query starts
         // after it. Ids must rise, or keyset paging could loop or skip.
@@ -406,6 +419,13 @@ impl Source for HubspotSource {
     ) -> ConnectorResult<FetchedPage> {
         let row = binding(object)?;
         let path = format!("/crm/v3/objects/{}", row.path);
+        let split = match cursor {
+            None => self.read_partitions.then(Split::default),
+            Some(cursor) => Split::parse(&path, cursor)?,
+        };
+        if let Some(split) = split {
+            return Ok(FetchedPage::ready(self.read_split(row, split).await?));
+        }
         let map = self.fields.get(object);
         let mut properties: Vec<&str> = mapping::read_properties(&map);
         let copies_of = self
@@ -422,16 +442,8 @@ impl Source for HubspotSource {
             ("archived", "false"),
             ("properties", properties.as_str()),
         ];
-        // The targets of the object's references, as associations listed with each record,
-        // unless they are read in batches after the page.
         let batches = row.reads_links_in_batches();
-        let associations = row
-            .references
-            .iter()
-            .filter(|_| !batches)
-            .map(|r| binding(r.target).map(|target| target.path))
-            .collect::<ConnectorResult<Vec<_>>>()?
-            .join(",");
+        let associations = listed_associations(row)?;
         if !associations.is_empty() {
             query.push(("associations", associations.as_str()));
         }
@@ -471,6 +483,19 @@ impl Source for HubspotSource {
             }),
         })
     }
+}
+
+/// The targets of the object's references, as associations listed with each record on a list
+/// page (comma-separated), unless they are read in batches after the page.
+fn listed_associations(row: &HubspotBinding) -> ConnectorResult<String> {
+    let batches = row.reads_links_in_batches();
+    Ok(row
+        .references
+        .iter()
+        .filter(|_| !batches)
+        .map(|r| binding(r.target).map(|target| target.path))
+        .collect::<ConnectorResult<Vec<_>>>()?
+        .join(","))
 }
 
 /// Sets the link fields of a page's records (a deal's company and contacts, a note's parents)
@@ -593,4 +618,549 @@ fn page_of(
     }
     page.log_read(VENDOR, row.object);
     page
+}
+
+/// The prefix of a partitioned full read's cursor; a list cursor never starts with it.
+const SPLIT_PREFIX: &str = "split:";
+/// Search requests per round of a partitioned read: five seconds at the search client's four a
+/// second, long enough that the requests a round cannot overlap (each lane's last page's
+/// links) cost little, short enough that a checkpoint is never far behind.
+const SEARCH_PAGES_PER_ROUND: usize = 20;
+/// List pages per round at most: where lists are fast (no latency, a high limit), a round
+/// still holds about as many records as its searches.
+const LIST_PAGES_PER_ROUND: usize = 40;
+/// Search lanes at most: each is a chain of requests (a request's range depends on the one
+/// before), so one lane searches at most once per round trip; three keep search at its four a
+/// second with round trips of up to 750 ms.
+const SEARCH_LANES: usize = 3;
+/// How many search lanes the list reads as fast as, for sharing out ranges: at 150 ms a
+/// request, a list page of 100 every 150 ms against a lane's 200 every 750 ms (three lanes at
+/// four searches a second), about two and a half. Only a guess at the balance: a lane that ends first is refilled
+/// by splitting the widest range left.
+const LIST_LANES: u64 = 2;
+/// The narrowest id range split in two for another lane: narrower ones end within a few
+/// requests anyway.
+const MIN_SPLIT_SPAN: u64 = 5 * SEARCH_PAGE as u64;
+
+/// A search lane of a partitioned read: the ids from `lo` up to `floor` (exclusive) that it
+/// has still to read, highest first. Above `floor`, up to the lane above, it has read
+/// everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Lane {
+    /// The lowest id of its range; `None` for the lowest lane while the list reads: its range
+    /// then ends at the list's position, and the two meet.
+    lo: Option<u64>,
+    /// The lowest id it has read (`None`: nothing yet, and no upper bound).
+    floor: Option<u64>,
+}
+
+/// Where a partitioned full read stands (see `docs/connectors/hubspot.md`). The list reads up
+/// from the lowest id; search lanes read down, each request a new query below the lowest id
+/// its lane returned. The cursor holds ids and the list's own cursor: no customer data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Split {
+    /// The highest id the list has returned (0: none yet); `None` once the list is done.
+    last: Option<u64>,
+    /// The list's cursor (`None`: its first page).
+    after: Option<String>,
+    /// The search lanes not done, lowest first.
+    lanes: Vec<Lane>,
+}
+
+impl Default for Split {
+    fn default() -> Self {
+        Split {
+            last: Some(0),
+            after: None,
+            lanes: vec![Lane {
+                lo: None,
+                floor: None,
+            }],
+        }
+    }
+}
+
+impl Split {
+    /// The split read `cursor` names; `Ok(None)` for a list cursor (a read begun unsplit).
+    fn parse(path: &str, cursor: &str) -> ConnectorResult<Option<Split>> {
+        let Some(rest) = cursor.strip_prefix(SPLIT_PREFIX) else {
+            return Ok(None);
+        };
+        let malformed = || ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: format!("GET {path}"),
+            detail:
+                "the cursor of a partitioned read is not `split:<last id>:<lanes>:<list cursor>`"
+                    .into(),
+        };
+        let number = |s: &str| -> ConnectorResult<Option<u64>> {
+            match s {
+                "" => Ok(None),
+                s => s.parse().map(Some).map_err(|_| malformed()),
+            }
+        };
+        // The list cursor comes last: it is HubSpot's and may hold anything.
+        let mut parts = rest.splitn(3, ':');
+        let (Some(last), Some(lanes), Some(after)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed());
+        };
+        let last = match last {
+            "-" => None,
+            l => Some(number(l)?.ok_or_else(malformed)?),
+        };
+        let lanes = lanes
+            .split(',')
+            .filter(|l| !l.is_empty())
+            .map(|lane| {
+                let (lo, floor) = lane.split_once('-').ok_or_else(malformed)?;
+                Ok(Lane {
+                    lo: number(lo)?,
+                    floor: number(floor)?,
+                })
+            })
+            .collect::<ConnectorResult<Vec<Lane>>>()?;
+        // Only the lowest lane meets the list, and only while the list reads.
+        let open = lanes.iter().filter(|l| l.lo.is_none()).count();
+        if open != usize::from(last.is_some())
+            || lanes.first().is_some_and(|l| l.lo.is_some() && open > 0)
+        {
+            return Err(malformed());
+        }
+        Ok(Some(Split {
+            last,
+            after: (!after.is_empty()).then(|| after.to_owned()),
+            lanes,
+        }))
+    }
+
+    /// The cursor that resumes the read here.
+    fn cursor(&self) -> String {
+        let text = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+        let last = self.last.map_or_else(|| "-".to_owned(), |l| l.to_string());
+        let lanes: Vec<String> = self
+            .lanes
+            .iter()
+            .map(|l| format!("{}-{}", text(l.lo), text(l.floor)))
+            .collect();
+        let after = self.after.as_deref().unwrap_or_default();
+        format!("{SPLIT_PREFIX}{last}:{}:{after}", lanes.join(","))
+    }
+
+    /// Splits the widest lane in two while there are fewer than [`SEARCH_LANES`]: the lower
+    /// part becomes a lane of its own, read down from the split. The list reads beside the
+    /// lowest lane about as fast as [`LIST_LANES`] lanes, so that lane's range counts for a
+    /// share of its width and keeps most of it when split: the list then stays busy to the
+    /// end, rather than meeting its lane early and leaving search to read the rest alone.
+    fn widen(&mut self) {
+        while self.lanes.len() < SEARCH_LANES {
+            let list = self.last.unwrap_or(0).saturating_add(1);
+            let widest = self
+                .lanes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| {
+                    let lo = l.lo.unwrap_or(list);
+                    let span = l.floor?.saturating_sub(lo);
+                    let readers = if l.lo.is_none() { 1 + LIST_LANES } else { 1 };
+                    Some((i, lo, span, span / readers))
+                })
+                .max_by_key(|&(.., share)| share);
+            let Some((i, lo, span, _)) = widest.filter(|&(_, _, span, _)| span >= MIN_SPLIT_SPAN)
+            else {
+                return;
+            };
+            // The new lane above takes one reader's share of the range: a half of a fixed
+            // lane's, less of the list's lane's.
+            let readers = if self.lanes[i].lo.is_none() {
+                2 + LIST_LANES
+            } else {
+                2
+            };
+            let at = lo + span - span / readers;
+            let lower = Lane {
+                lo: self.lanes[i].lo,
+                floor: Some(at),
+            };
+            self.lanes[i].lo = Some(at);
+            self.lanes.insert(i, lower);
+        }
+    }
+}
+
+/// What a round's list side read: its records, where it stands, and whether it ran out.
+struct ListSide {
+    page: Page,
+    last: u64,
+    after: Option<String>,
+    ended: bool,
+}
+
+/// What a round's search lane read: its pages, the lowest id read, and whether it read every
+/// record left in its range.
+struct LaneSide {
+    pages: Vec<Page>,
+    floor: Option<u64>,
+    exhausted: bool,
+}
+
+/// What one search request returned: its page (links and opt-outs not yet read), its lowest
+/// id, and whether it was full.
+struct SearchPage {
+    page: Page,
+    lowest: Option<u64>,
+    full: bool,
+}
+
+/// The id of a record HubSpot returned, as a number.
+fn numeric_id(endpoint: &str, id: &str) -> ConnectorResult<u64> {
+    id.parse().map_err(|_| ConnectorError::Malformed {
+        vendor: VENDOR,
+        endpoint: endpoint.to_owned(),
+        detail: "a record id is not a number".into(),
+    })
+}
+
+/// What the list and the search lanes of a round share: the list's position, the lowest
+/// lane's floor (where the list stops), the search requests left in the round, and whether
+/// the round is ending.
+struct Round {
+    list_last: AtomicU64,
+    floor: AtomicU64,
+    searches: AtomicUsize,
+    stop: AtomicBool,
+}
+
+impl HubspotSource {
+    /// One round of a partitioned full read: list pages and search lanes side by side, each
+    /// stopping when they meet, run out, or have read the round's share.
+    async fn read_split(
+        &self,
+        row: &'static HubspotBinding,
+        mut split: Split,
+    ) -> ConnectorResult<Page> {
+        let (map, properties, copies_of) = self.read_properties(row.object);
+        split.widen();
+        // Until the highest id is known, a round is one search: the next splits the range.
+        let searches = if split.lanes.iter().any(|l| l.floor.is_none()) {
+            1
+        } else {
+            SEARCH_PAGES_PER_ROUND
+        };
+        let open = split.lanes.iter().find(|l| l.lo.is_none());
+        let round = Round {
+            list_last: AtomicU64::new(split.last.unwrap_or(0)),
+            floor: AtomicU64::new(open.and_then(|l| l.floor).unwrap_or(u64::MAX)),
+            searches: AtomicUsize::new(searches),
+            stop: AtomicBool::new(split.lanes.is_empty()),
+        };
+        let list = async {
+            match split.last {
+                Some(last) => {
+                    let side = self
+                        .list_side(
+                            row,
+                            &map,
+                            &properties,
+                            copies_of.as_deref(),
+                            last,
+                            split.after.clone(),
+                            &round,
+                        )
+                        .await?;
+                    Ok(Some(side))
+                }
+                None => Ok(None),
+            }
+        };
+        let lanes = futures::future::try_join_all(split.lanes.iter().map(|lane| {
+            self.lane_side(
+                row,
+                &map,
+                &properties,
+                copies_of.as_deref(),
+                split.last.unwrap_or(0),
+                *lane,
+                &round,
+            )
+        }));
+        let (list, lanes) = tokio::try_join!(list, lanes)?;
+        let mut page = Page::default();
+        let mut next = Split {
+            last: None,
+            after: None,
+            lanes: Vec::new(),
+        };
+        for (lane, side) in split.lanes.iter().zip(lanes) {
+            for part in side.pages {
+                page.records.extend(part.records);
+                page.unreadable.extend(part.unreadable);
+            }
+            if lane.lo.is_none() {
+                // The lane that meets the list: the list's records from where it read are
+                // read twice, and only its copy is kept.
+                let (Some(list), Some(start)) = (&list, split.last) else {
+                    continue;
+                };
+                let cut = if side.exhausted {
+                    start.saturating_add(1)
+                } else {
+                    side.floor.unwrap_or(u64::MAX)
+                };
+                let below = |id: &str| id.parse::<u64>().is_ok_and(|id| id < cut);
+                page.records.extend(
+                    list.page
+                        .records
+                        .iter()
+                        .filter(|r| below(&r.source_id))
+                        .cloned(),
+                );
+                page.unreadable.extend(
+                    list.page
+                        .unreadable
+                        .iter()
+                        .filter(|r| below(&r.source_id))
+                        .cloned(),
+                );
+                let met = side.exhausted || list.ended || list.last.saturating_add(1) >= cut;
+                if !met {
+                    next.last = Some(list.last);
+                    next.after = list.after.clone();
+                    next.lanes.push(Lane {
+                        lo: None,
+                        floor: side.floor,
+                    });
+                }
+            } else if !side.exhausted {
+                next.lanes.push(Lane {
+                    lo: lane.lo,
+                    floor: side.floor,
+                });
+            }
+        }
+        page.records
+            .sort_by_key(|r| r.source_id.parse::<u64>().unwrap_or(u64::MAX));
+        let done = next.last.is_none() && next.lanes.is_empty();
+        tracing::debug!(vendor = VENDOR, object = %row.object, records = page.records.len(), lanes = next.lanes.len(), list = next.last.is_some(), done, "read a partitioned round");
+        page.next = (!done).then(|| next.cursor());
+        Ok(page)
+    }
+
+    /// The list side of a round: pages in id order from `after`, with the links and opt-outs
+    /// the list path reads, until the list meets the lowest lane, runs out, or has read its
+    /// share.
+    #[allow(clippy::too_many_arguments)]
+    async fn list_side(
+        &self,
+        row: &'static HubspotBinding,
+        map: &FieldMap,
+        properties: &[String],
+        copies_of: Option<&str>,
+        last: u64,
+        after: Option<String>,
+        round: &Round,
+    ) -> ConnectorResult<ListSide> {
+        let path = format!("/crm/v3/objects/{}", row.path);
+        let properties = properties.join(",");
+        let limit = self.page_size.to_string();
+        let associations = listed_associations(row)?;
+        let mut side = ListSide {
+            page: Page::default(),
+            last,
+            after,
+            ended: false,
+        };
+        for _ in 0..LIST_PAGES_PER_ROUND {
+            if round.stop.load(Ordering::Relaxed) {
+                return Ok(side);
+            }
+            let mut query = vec![
+                ("limit", limit.as_str()),
+                ("archived", "false"),
+                ("properties", properties.as_str()),
+            ];
+            if !associations.is_empty() {
+                query.push(("associations", associations.as_str()));
+            }
+            if let Some(after) = &side.after {
+                query.push(("after", after.as_str()));
+            }
+            let (endpoint, mut response) = self.client.get_ok(&path, &query).await?;
+            let answer: ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
+            // Meeting search relies on the list's id order: an answer out of it is refused
+            // rather than read past (`read_partitions = false` reads without relying on it).
+            for raw in &answer.results {
+                let id = numeric_id(&endpoint, &raw.id)?;
+                if id <= side.last {
+                    return Err(ConnectorError::Malformed {
+                        vendor: VENDOR,
+                        endpoint,
+                        detail: "the list answered out of id order, which a partitioned read \
+                                 relies on (set read_partitions = false)"
+                            .into(),
+                    });
+                }
+                side.last = id;
+            }
+            let mut page = page_of(row, map, &answer, copies_of);
+            drop(answer);
+            check_progress(&path, side.after.as_deref(), page.next.as_deref())?;
+            round.list_last.store(side.last, Ordering::Relaxed);
+            if row.reads_links_in_batches() {
+                read_links(&self.client, row, &mut page).await?;
+            }
+            self.read_opt_outs(row, &mut page).await?;
+            side.after = page.next.take();
+            side.page.records.append(&mut page.records);
+            side.page.unreadable.append(&mut page.unreadable);
+            if side.after.is_none() {
+                side.ended = true;
+                break;
+            }
+            if side.last >= round.floor.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        round.stop.store(true, Ordering::Relaxed);
+        Ok(side)
+    }
+
+    /// One search lane of a round: requests down from its floor, each a new query below the
+    /// lowest id read, while the round has searches left. Each page's links and opt-outs are
+    /// read while the next page is searched for. The lane that meets the list searches above
+    /// `list_start` (the list's position when the round began) and stops where the list is.
+    #[allow(clippy::too_many_arguments)]
+    async fn lane_side(
+        &self,
+        row: &'static HubspotBinding,
+        map: &FieldMap,
+        properties: &[String],
+        copies_of: Option<&str>,
+        list_start: u64,
+        lane: Lane,
+        round: &Round,
+    ) -> ConnectorResult<LaneSide> {
+        let mut side = LaneSide {
+            pages: Vec::new(),
+            floor: lane.floor,
+            exhausted: false,
+        };
+        // The ids above `above` (exclusive) are the lane's.
+        let above = match lane.lo {
+            Some(lo) => lo.saturating_sub(1),
+            None => list_start,
+        };
+        let mut pending: Option<Page> = None;
+        loop {
+            let taken = round
+                .searches
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            if round.stop.load(Ordering::Relaxed) || taken.is_err() {
+                break;
+            }
+            let search = self.search_below(row, map, properties, copies_of, above, side.floor);
+            let (searched, completed) = tokio::join!(search, self.complete(row, pending.take()));
+            side.pages.extend(completed?);
+            let searched = searched?;
+            pending = Some(searched.page);
+            if let Some(lowest) = searched.lowest {
+                side.floor = Some(lowest);
+                if lane.lo.is_none() {
+                    round.floor.store(lowest, Ordering::Relaxed);
+                }
+            }
+            if !searched.full {
+                side.exhausted = true;
+                break;
+            }
+            if lane.lo.is_none()
+                && side
+                    .floor
+                    .is_some_and(|f| f <= round.list_last.load(Ordering::Relaxed))
+            {
+                break;
+            }
+        }
+        side.pages.extend(self.complete(row, pending).await?);
+        // The round ends with its searches: the list stops too. (With no list, nothing waits.)
+        if round.searches.load(Ordering::Relaxed) == 0 || lane.lo.is_none() {
+            round.stop.store(true, Ordering::Relaxed);
+        }
+        Ok(side)
+    }
+
+    /// Reads a search page's links (search answers carry no associations) and opt-outs.
+    async fn complete(
+        &self,
+        row: &HubspotBinding,
+        page: Option<Page>,
+    ) -> ConnectorResult<Option<Page>> {
+        let Some(mut page) = page else {
+            return Ok(None);
+        };
+        if !row.references.is_empty() {
+            read_links(&self.client, row, &mut page).await?;
+        }
+        self.read_opt_outs(row, &mut page).await?;
+        Ok(Some(page))
+    }
+
+    /// One search of the records with ids above `above` and below `below`, highest first, 200
+    /// at most.
+    async fn search_below(
+        &self,
+        row: &HubspotBinding,
+        map: &FieldMap,
+        properties: &[String],
+        copies_of: Option<&str>,
+        above: u64,
+        below: Option<u64>,
+    ) -> ConnectorResult<SearchPage> {
+        let path = format!("/crm/v3/objects/{}/search", row.path);
+        let mut filters = Vec::new();
+        if above > 0 {
+            filters.push(
+                json!({"propertyName": "hs_object_id", "operator": "GT", "value": above.to_string()}),
+            );
+        }
+        if let Some(below) = below {
+            filters.push(
+                json!({"propertyName": "hs_object_id", "operator": "LT", "value": below.to_string()}),
+            );
+        }
+        let groups = if filters.is_empty() {
+            json!([])
+        } else {
+            json!([{ "filters": filters }])
+        };
+        let body = json!({
+            "filterGroups": groups,
+            "sorts": [{"propertyName": "hs_object_id", "direction": "DESCENDING"}],
+            "properties": properties,
+            "limit": SEARCH_PAGE,
+        });
+        let (endpoint, mut response) = self.client.search_read(&path, &body).await?;
+        let answer: ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
+        // Ids must fall, inside the bounds asked for, or the read could skip or repeat.
+        let mut lowest: Option<u64> = None;
+        for raw in &answer.results {
+            let id = numeric_id(&endpoint, &raw.id)?;
+            let in_order = lowest.is_none_or(|l| id < l);
+            if !in_order || id <= above || below.is_some_and(|b| id >= b) {
+                return Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint,
+                    detail: "search results sorted by hs_object_id came out of order or out of \
+                             the range asked for"
+                        .into(),
+                });
+            }
+            lowest = Some(id);
+        }
+        let full = answer.results.len() >= SEARCH_PAGE
+            && answer.paging.as_ref().is_some_and(|p| p.next.is_some());
+        let mut page = page_of(row, map, &answer, copies_of);
+        page.next = None;
+        Ok(SearchPage { page, lowest, full })
+    }
 }

@@ -303,7 +303,12 @@ async fn links_are_read_with_one_request_per_reference_and_page_not_per_record()
     use ferry_core::Source;
     let (from, running) = start().await;
     let (deals, notes) = from.seed(&seed());
-    let source = HubspotSource::new(config(&running.base_url), "source").expect("source");
+    // The list path's requests: a partitioned read searches too (tests/partitions.rs).
+    let list_only = HubspotConfig {
+        read_partitions: Some(false),
+        ..config(&running.base_url)
+    };
+    let source = HubspotSource::new(list_only, "source").expect("source");
     for (object, records, references) in
         [(ObjectType::DEALS, deals, 2), (ObjectType::NOTES, notes, 3)]
     {

@@ -47,10 +47,13 @@ async fn emulator(
     (running, emulator, data)
 }
 
+/// The list path's config: these tests count its requests and follow its pages in id order
+/// (the partitioned read has its own, tests/partitions.rs).
 fn config(base_url: &str, token_var: &str) -> HubspotConfig {
     HubspotConfig {
         base_url: Some(base_url.to_owned()),
         timeout_secs: Some(10),
+        read_partitions: Some(false),
         ..HubspotConfig::new(SecretRef::env(token_var))
     }
 }

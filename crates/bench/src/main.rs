@@ -15,8 +15,8 @@ use anyhow::{Context, Result, bail};
 
 use scenario::{Bench, Figures};
 
-const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|latency|crm|sync|budget]... \
-[--records N] [--ceiling-records N] [--crm-records N] [--sync-records N] [--budget-records N] [--repeat N] [--sink VENDOR]... \
+const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|latency|source|crm|sync|budget]... \
+[--records N] [--ceiling-records N] [--source-records N] [--crm-records N] [--sync-records N] [--budget-records N] [--repeat N] [--sink VENDOR]... \
 [--source VENDOR]... [--migration LINE]... [--no-build] [--ferry PATH] [--wrap CMD]
 
   ceiling   HubSpot sink limited to 190 requests/10 s: ceiling use with the limit configured, and learned
@@ -26,6 +26,9 @@ const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|laten
   crm       companies, contacts, deals and notes into each sink at its limit: records per request
             and request-budget use for deals and notes (not part of `all`)
   latency   the ceiling run with 150 ms added to every request (8x the ceiling records)
+  source    HubSpot as the source with 150 ms added to its answers: the contacts' read rate
+            through the list alone and partitioned (read_partitions), against 1,900 records/s
+            (not part of `all`)
   sync      each vendor as the source of `ferry sync` (into Salesforce; Salesforce into HubSpot),
             no limits: requests of the first (full) sync, of one with nothing changed and of one
             with 1 % of the companies and contacts changed (not part of `all`)
@@ -35,6 +38,7 @@ const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|laten
   all       every one of them but crm, sync and budget (the default)
 
   --records N          contacts of the overhead run (companies: a fifth as many)
+  --source-records N   contacts of the source run (default 50,000)
   --ceiling-records N  contacts seeded for the ceiling runs, which move the companies (a fifth);
                        of `sinks`, Pipedrive seeds a fifteenth as many (it moves 40 records/s)
                        and Dynamics twice as many (up to 1,818 records/s)
@@ -68,6 +72,7 @@ fn run() -> Result<()> {
     let mut which: Vec<String> = Vec::new();
     let mut overhead_records = 1_000_000usize;
     let mut ceiling_records = 75_000usize;
+    let mut source_records = 50_000usize;
     let mut crm_records = 10_000usize;
     let mut sync_records = 10_000usize;
     let mut budget_records = 20_000usize;
@@ -88,6 +93,7 @@ fn run() -> Result<()> {
         match arg.as_str() {
             "--records" => overhead_records = number("--records")?,
             "--ceiling-records" => ceiling_records = number("--ceiling-records")?,
+            "--source-records" => source_records = number("--source-records")?,
             "--crm-records" => crm_records = number("--crm-records")?,
             "--sync-records" => sync_records = number("--sync-records")?,
             "--budget-records" => budget_records = number("--budget-records")?,
@@ -105,8 +111,8 @@ fn run() -> Result<()> {
                 println!("{USAGE}");
                 return Ok(());
             }
-            "all" | "ceiling" | "sinks" | "overhead" | "memory" | "latency" | "crm" | "sync"
-            | "budget" => which.push(arg),
+            "all" | "ceiling" | "sinks" | "overhead" | "memory" | "latency" | "source" | "crm"
+            | "sync" | "budget" => which.push(arg),
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
     }
@@ -131,6 +137,7 @@ fn run() -> Result<()> {
             // run, 0.6 % of this one. A real migration runs for hours.
             "latency" => bench.latency(ceiling_records * 8, &mut figures)?,
             "sinks" => bench.sinks(ceiling_records, &sinks, &mut figures)?,
+            "source" => bench.source_latency(source_records, &mut figures)?,
             "crm" => bench.crm(crm_records, &sinks, &mut figures)?,
             "sync" => bench.sync(sync_records, &sources, &mut figures)?,
             "budget" => bench.budget(budget_records, &sinks, &mut figures)?,

@@ -473,7 +473,15 @@ fn run<S: Source>(store: &S, body: &Value, indexed_by: i64) -> Result<Response, 
         }
         Some((prop, descending)) => {
             let mut all: Vec<&S::Row> = store.live().filter(wanted).collect();
-            all.sort_by(|a, b| sort_order(store, prop, descending, a, b));
+            if store.prop("hs_object_id") == Some(prop) {
+                // Live records come in id order, which is hs_object_id's: a sort would only
+                // cost time (keyset reads sort by it on every page).
+                if descending {
+                    all.reverse();
+                }
+            } else {
+                all.sort_by(|a, b| sort_order(store, prop, descending, a, b));
+            }
             let total = all.len();
             let page = all
                 .get(offset.min(total)..end.min(total))
