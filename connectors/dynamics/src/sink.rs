@@ -479,7 +479,9 @@ impl DynamicsSink {
         if requests.is_empty() {
             return Ok(out);
         }
-        let (name, parts) = self.send_batch(&requests.iter().collect::<Vec<_>>()).await?;
+        let (name, parts) = self
+            .send_batch(&requests.iter().collect::<Vec<_>>())
+            .await?;
         for part in parts {
             if part.status != 200 {
                 return Err(ConnectorError::Status {

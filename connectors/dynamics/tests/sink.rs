@@ -398,7 +398,12 @@ async fn a_thousand_records_are_read_back_in_one_batch_of_long_gets() {
         c.source_id = format!("001Ws00000{i:08}AAA");
     }
     assert_eq!(companies.len(), 1_000);
-    assert_eq!(sink.capability(ObjectType::COMPANIES).unwrap().read_back_size, 1_000);
+    assert_eq!(
+        sink.capability(ObjectType::COMPANIES)
+            .unwrap()
+            .read_back_size,
+        1_000
+    );
     let outcomes = upsert_all(&sink, ObjectType::COMPANIES, &companies).await;
     assert!(outcomes.iter().all(|o| o.result.is_ok()));
     let before = emulator.requests();

@@ -397,27 +397,26 @@ fn list(store: &Store, table: Table, req: &Req) -> Result<Reply, ApiError> {
         body.insert("@odata.count".into(), json!(n.min(COUNT_CAP)));
     }
     body.insert("value".into(), Json::Array(value));
-    if more
-        && let (Some(first), Some(last)) = (rows.first(), rows.last()) {
-            let modified = (order == odata::Order::Modified).then_some((first.modified, last.modified));
-            let token = odata::skiptoken(table, page_number, first.id, last.id, modified);
-            let mut query: Vec<String> = req
-                .query
-                .iter()
-                .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
-                .map(|(k, v)| format!("{k}={}", urlencoding::encode(v)))
-                .collect();
-            query.push(format!("$skiptoken={}", urlencoding::encode(&token)));
-            body.insert(
-                "@odata.nextLink".into(),
-                Json::String(format!(
-                    "{}{API_PREFIX}{}?{}",
-                    req.base,
-                    table.set(),
-                    query.join("&")
-                )),
-            );
-        }
+    if more && let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+        let modified = (order == odata::Order::Modified).then_some((first.modified, last.modified));
+        let token = odata::skiptoken(table, page_number, first.id, last.id, modified);
+        let mut query: Vec<String> = req
+            .query
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
+            .map(|(k, v)| format!("{k}={}", urlencoding::encode(v)))
+            .collect();
+        query.push(format!("$skiptoken={}", urlencoding::encode(&token)));
+        body.insert(
+            "@odata.nextLink".into(),
+            Json::String(format!(
+                "{}{API_PREFIX}{}?{}",
+                req.base,
+                table.set(),
+                query.join("&")
+            )),
+        );
+    }
     let mut reply = Reply::json(200, Json::Object(body));
     if let Some(n) = req.prefs.max_page_size {
         reply.headers.push((
@@ -457,9 +456,14 @@ pub fn write(store: &mut Store, req: &Req, now: i64) -> (Reply, Option<Undo>) {
 
 fn write_inner(store: &mut Store, req: &Req, now: i64) -> Result<(Reply, Option<Undo>), ApiError> {
     let (table, target) = match (req.method.as_str(), resource(&req.path)?) {
-        ("POST", Resource::Attributes(table, tail)) if tail.trim_end_matches('/') == "/Attributes" => {
+        ("POST", Resource::Attributes(table, tail))
+            if tail.trim_end_matches('/') == "/Attributes" =>
+        {
             // A definition change, not a row: nothing for a change set to undo.
-            return Ok((super::metadata::create(store, table, &req.body, &req.base)?, None));
+            return Ok((
+                super::metadata::create(store, table, &req.body, &req.base)?,
+                None,
+            ));
         }
         ("POST", Resource::Set(table)) => (table, Target::New),
         ("POST", Resource::Action(action)) => return sets::close(store, action, req, now),
@@ -667,9 +671,10 @@ pub fn run_batch(
             }
         };
         if let Some(status) = failed_status
-            && !continue_on_error {
-                return (status, out);
-            }
+            && !continue_on_error
+        {
+            return (status, out);
+        }
     }
     (200, out)
 }

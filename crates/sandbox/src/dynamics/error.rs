@@ -30,7 +30,6 @@ impl Entity for Table {
     }
 }
 
-
 /// An error answer: status, Dataverse error code, message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiError {

@@ -37,8 +37,16 @@ const TYPES: &[(&str, &str, &str)] = &[
     ("Owner", "OwnerType", "LookupAttributeMetadata"),
     ("State", "StateType", "StateAttributeMetadata"),
     ("Status", "StatusType", "StatusAttributeMetadata"),
-    ("EntityName", "EntityNameType", "EntityNameAttributeMetadata"),
-    ("Uniqueidentifier", "UniqueidentifierType", "UniqueIdentifierAttributeMetadata"),
+    (
+        "EntityName",
+        "EntityNameType",
+        "EntityNameAttributeMetadata",
+    ),
+    (
+        "Uniqueidentifier",
+        "UniqueidentifierType",
+        "UniqueIdentifierAttributeMetadata",
+    ),
 ];
 
 /// The properties of the base `AttributeMetadata` type, which `$select` may name without a cast.
@@ -224,21 +232,22 @@ fn system_id(table: Table, n: u128) -> u128 {
 /// columns the emulator keeps, and the custom columns.
 fn attributes(store: &Store, table: Table) -> Vec<Attribute> {
     let mut out = Vec::new();
-    let system = |n: u128, logical: &str, schema: &str, label: &str, kind: &'static str| Attribute {
-        logical: logical.into(),
-        schema: schema.into(),
-        label: label.into(),
-        kind,
-        custom: false,
-        create: false,
-        update: false,
-        required: "SystemRequired",
-        primary_id: false,
-        primary_name: false,
-        metadata_id: system_id(table, n),
-        derived: Map::new(),
-        options: None,
-    };
+    let system =
+        |n: u128, logical: &str, schema: &str, label: &str, kind: &'static str| Attribute {
+            logical: logical.into(),
+            schema: schema.into(),
+            label: label.into(),
+            kind,
+            custom: false,
+            create: false,
+            update: false,
+            required: "SystemRequired",
+            primary_id: false,
+            primary_name: false,
+            metadata_id: system_id(table, n),
+            derived: Map::new(),
+            options: None,
+        };
     let mut id = system(
         1,
         table.id_column(),
@@ -340,13 +349,20 @@ fn attributes(store: &Store, table: Table) -> Vec<Attribute> {
         full.primary_name = true;
         full.derived.insert("MaxLength".into(), json!(160));
         full.derived.insert("Format".into(), json!("Text"));
-        full.derived.insert("FormatName".into(), json!({"Value": "Text"}));
+        full.derived
+            .insert("FormatName".into(), json!({"Value": "Text"}));
         out.push(full);
     }
     for (n, logical, schema, display, kind) in [
         (3, "createdon", "CreatedOn", "Created On", "DateTime"),
         (4, "modifiedon", "ModifiedOn", "Modified On", "DateTime"),
-        (5, "versionnumber", "VersionNumber", "Version Number", "BigInt"),
+        (
+            5,
+            "versionnumber",
+            "VersionNumber",
+            "Version Number",
+            "BigInt",
+        ),
     ] {
         let mut a = system(n, logical, schema, display, kind);
         a.required = "None";
@@ -400,7 +416,11 @@ fn custom_attribute(c: &CustomColumn) -> Attribute {
         CustomKind::DateTime { date_only } => {
             derived.insert(
                 "Format".into(),
-                json!(if *date_only { "DateOnly" } else { "DateAndTime" }),
+                json!(if *date_only {
+                    "DateOnly"
+                } else {
+                    "DateAndTime"
+                }),
             );
             "DateTime"
         }
@@ -430,7 +450,9 @@ fn type_of(kind: &str) -> (&'static str, &'static str) {
     TYPES
         .iter()
         .find(|(k, _, _)| *k == kind)
-        .map_or(("StringType", "StringAttributeMetadata"), |(_, n, t)| (n, t))
+        .map_or(("StringType", "StringAttributeMetadata"), |(_, n, t)| {
+            (n, t)
+        })
 }
 
 /// The whole JSON of `a` in its derived type, before `$select`.
@@ -746,7 +768,11 @@ fn set_attributes(set: &'static Set) -> Vec<Attribute> {
                 derived.insert("MaxLength".into(), json!(max));
                 derived.insert(
                     "Format".into(),
-                    json!(if c.name == "notetext" { "RichText" } else { "TextArea" }),
+                    json!(if c.name == "notetext" {
+                        "RichText"
+                    } else {
+                        "TextArea"
+                    }),
                 );
                 "Memo"
             }
@@ -761,7 +787,11 @@ fn set_attributes(set: &'static Set) -> Vec<Attribute> {
                 derived.insert("MinValue".into(), json!(min));
                 derived.insert("MaxValue".into(), json!(max));
                 derived.insert("Format".into(), json!("None"));
-                if c.name == "versionnumber" { "BigInt" } else { "Integer" }
+                if c.name == "versionnumber" {
+                    "BigInt"
+                } else {
+                    "Integer"
+                }
             }
             Dv::Choice(_, values) => {
                 options = Some(values.iter().map(|(v, l)| (*v, (*l).to_owned())).collect());
@@ -853,7 +883,12 @@ fn number(body: &Map<String, Json>, name: &str) -> Option<f64> {
 
 /// Answers a `POST` of `EntityDefinitions(LogicalName='…')/Attributes`: creates the custom
 /// column the body defines and answers 204 with its `OData-EntityId`.
-pub fn create(store: &mut Store, table: Table, req_body: &str, base: &str) -> Result<Reply, ApiError> {
+pub fn create(
+    store: &mut Store,
+    table: Table,
+    req_body: &str,
+    base: &str,
+) -> Result<Reply, ApiError> {
     let bad = |m: &str| ApiError::metadata(m);
     let Ok(Json::Object(body)) = serde_json::from_str::<Json>(req_body) else {
         return Err(bad("The request body is not a JSON object."));
@@ -886,25 +921,33 @@ pub fn create(store: &mut Store, table: Table, req_body: &str, base: &str) -> Re
     }
     let logical = schema.to_ascii_lowercase();
     if store.column(table, &logical).is_some()
-        || attributes(store, table).iter().any(|a| a.logical == logical)
+        || attributes(store, table)
+            .iter()
+            .any(|a| a.logical == logical)
     {
         return Err(ApiError::duplicate_attribute(table, &logical));
     }
     let display = localized(&body, "DisplayName")
         .filter(|l| !l.trim().is_empty())
-        .ok_or_else(|| bad("The attribute definition needs a DisplayName with a LocalizedLabel."))?;
+        .ok_or_else(|| {
+            bad("The attribute definition needs a DisplayName with a LocalizedLabel.")
+        })?;
     let kind = match odata_type {
         "StringAttributeMetadata" => {
             let max = number(&body, "MaxLength").unwrap_or(100.0);
             if !(1.0..=4000.0).contains(&max) {
-                return Err(bad("MaxLength of a string column must be between 1 and 4000."));
+                return Err(bad(
+                    "MaxLength of a string column must be between 1 and 4000.",
+                ));
             }
             CustomKind::String { max: max as usize }
         }
         "MemoAttributeMetadata" => {
             let max = number(&body, "MaxLength").unwrap_or(2000.0);
             if !(1.0..=1_048_576.0).contains(&max) {
-                return Err(bad("MaxLength of a memo column must be between 1 and 1048576."));
+                return Err(bad(
+                    "MaxLength of a memo column must be between 1 and 1048576.",
+                ));
             }
             CustomKind::Memo { max: max as usize }
         }
@@ -915,7 +958,9 @@ pub fn create(store: &mut Store, table: Table, req_body: &str, base: &str) -> Re
         "DecimalAttributeMetadata" => {
             let precision = number(&body, "Precision").unwrap_or(2.0);
             if !(0.0..=10.0).contains(&precision) {
-                return Err(bad("Precision of a decimal column must be between 0 and 10."));
+                return Err(bad(
+                    "Precision of a decimal column must be between 0 and 10.",
+                ));
             }
             CustomKind::Decimal {
                 min: number(&body, "MinValue").unwrap_or(-100_000_000_000.0),
@@ -925,11 +970,18 @@ pub fn create(store: &mut Store, table: Table, req_body: &str, base: &str) -> Re
         }
         "BooleanAttributeMetadata" => CustomKind::Boolean,
         "DateTimeAttributeMetadata" => {
-            let format = body.get("Format").and_then(Json::as_str).unwrap_or("DateOnly");
+            let format = body
+                .get("Format")
+                .and_then(Json::as_str)
+                .unwrap_or("DateOnly");
             match format {
                 "DateOnly" => CustomKind::DateTime { date_only: true },
                 "DateAndTime" => CustomKind::DateTime { date_only: false },
-                _ => return Err(bad("Format of a date and time column must be DateOnly or DateAndTime.")),
+                _ => {
+                    return Err(bad(
+                        "Format of a date and time column must be DateOnly or DateAndTime.",
+                    ));
+                }
             }
         }
         "PicklistAttributeMetadata" => {

@@ -223,13 +223,15 @@ impl Emulator {
     pub fn new(options: Options) -> Emulator {
         let mut store = Store::new(options.alternate_keys, options.enforce_required);
         store.organization_id = options.organization_id.clone().unwrap_or_else(|| {
-            format!("0f0f0f0f-0000-4000-8000-{:012}", crate::new_account_number())
+            format!(
+                "0f0f0f0f-0000-4000-8000-{:012}",
+                crate::new_account_number()
+            )
         });
         // GUIDs of users, stages and records are the environment's own (FNV-1a of its id).
-        let salt = store
-            .organization_id
-            .bytes()
-            .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        let salt = store.organization_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
         store.records = records::Records::new(salt);
         Emulator {
             shared: Arc::new(Shared {
@@ -286,9 +288,10 @@ impl Emulator {
                     _ => None,
                 };
                 if let (Some(Val::Str(s)), Some(max)) = (&val, max)
-                    && s.chars().count() > max {
-                        return None;
-                    }
+                    && s.chars().count() > max
+                {
+                    return None;
+                }
                 v[i] = val;
             }
             Some(v)
@@ -448,7 +451,13 @@ impl Emulator {
         self.shared
             .store
             .read()
-            .map(|s| s.table(table).rows.keys().map(|id| store::guid(*id)).collect())
+            .map(|s| {
+                s.table(table)
+                    .rows
+                    .keys()
+                    .map(|id| store::guid(*id))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -687,12 +696,16 @@ fn seed_records(
                 .copied()
                 .flatten()
                 .map(|g| (0, g, "opportunity")),
-            crate::seed::SeedParent::Contact(k) => {
-                contacts.get(k).copied().flatten().map(|g| (1, g, "contact"))
-            }
-            crate::seed::SeedParent::Company(k) => {
-                accounts.get(k).copied().flatten().map(|g| (2, g, "account"))
-            }
+            crate::seed::SeedParent::Contact(k) => contacts
+                .get(k)
+                .copied()
+                .flatten()
+                .map(|g| (1, g, "contact")),
+            crate::seed::SeedParent::Company(k) => accounts
+                .get(k)
+                .copied()
+                .flatten()
+                .map(|g| (2, g, "account")),
         };
         let parent = n.parents.iter().filter_map(parent_of).min_by_key(|p| p.0);
         let Some((_, parent, kind)) = parent else {
@@ -1072,7 +1085,12 @@ pub(crate) const DEAL_STAGES: &[crate::accounts::StageLabel] = &[
     crate::accounts::stage_label("sales", "won", "Opportunity Sales Process", "Close"),
     crate::accounts::stage_label("sales", "lost", "Opportunity Sales Process", "Close"),
     crate::accounts::stage_label("renewals", "due", "Opportunity Sales Process", "Qualify"),
-    crate::accounts::stage_label("renewals", "negotiation", "Opportunity Sales Process", "Propose"),
+    crate::accounts::stage_label(
+        "renewals",
+        "negotiation",
+        "Opportunity Sales Process",
+        "Propose",
+    ),
     crate::accounts::stage_label("renewals", "renewed", "Opportunity Sales Process", "Close"),
     crate::accounts::stage_label("renewals", "churned", "Opportunity Sales Process", "Close"),
 ];
@@ -1172,7 +1190,8 @@ impl crate::VendorEmulator for Emulator {
             "contacts" => "contact",
             _ => return Vec::new(),
         };
-        let (Some(table), Ok(store)) = (Table::from_logical(table), self.shared.store.read()) else {
+        let (Some(table), Ok(store)) = (Table::from_logical(table), self.shared.store.read())
+        else {
             return Vec::new();
         };
         let Ok(select) = odata::parse_select(&store, table, None) else {

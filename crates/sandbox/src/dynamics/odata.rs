@@ -428,9 +428,9 @@ pub fn parse_expr(raw: &str) -> Result<Expr, ApiError> {
 
 fn check_columns(store: &Store, table: Table, expr: &Expr) -> Result<(), ApiError> {
     match expr {
-        Expr::And(parts) | Expr::Or(parts) => {
-            parts.iter().try_for_each(|p| check_columns(store, table, p))
-        }
+        Expr::And(parts) | Expr::Or(parts) => parts
+            .iter()
+            .try_for_each(|p| check_columns(store, table, p)),
         Expr::Eq(c, _) | Expr::Ne(c, _) | Expr::In(c, _) | Expr::Cmp(c, _, _) => {
             if is_property(store, table, c) {
                 check_types(expr)
@@ -830,7 +830,13 @@ pub fn skiptoken_modified(raw: &str) -> Option<i64> {
     let cookie = raw.split("pagingcookie=\"").nth(1)?.split('"').next()?;
     let cookie = urlencoding::decode(cookie).ok()?;
     let inner = cookie.split("<modifiedon ").nth(1)?;
-    inner.split("last=\"").nth(1)?.split('"').next()?.parse().ok()
+    inner
+        .split("last=\"")
+        .nth(1)?
+        .split('"')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The page number and last key of a `$skiptoken` (already query-decoded once).

@@ -194,12 +194,8 @@ pub const OPPORTUNITY_STATUSES: &[(i64, &str)] = &[
     (5, "Out-Sold"),
 ];
 /// `salesstage`: the stages of the "Opportunity Sales Process" business process flow.
-pub const SALES_STAGES: &[(i64, &str)] = &[
-    (0, "Qualify"),
-    (1, "Develop"),
-    (2, "Propose"),
-    (3, "Close"),
-];
+pub const SALES_STAGES: &[(i64, &str)] =
+    &[(0, "Qualify"), (1, "Develop"), (2, "Propose"), (3, "Close")];
 
 /// The state a `statuscode` belongs to.
 pub fn state_of_status(status: i64) -> Option<i64> {
@@ -241,7 +237,11 @@ pub static OPPORTUNITY: Set = Set {
             Dv::Lookup(&["account", "contact"]),
             "Potential Customer",
         )),
-        system(col("customeridtype", Dv::EntityName, "Potential Customer Type")),
+        system(col(
+            "customeridtype",
+            Dv::EntityName,
+            "Potential Customer Type",
+        )),
         col("ownerid", Dv::Lookup(OWNER_TARGETS), "Owner"),
         system(col("owneridtype", Dv::EntityName, "Owner Type")),
         system(col(
@@ -260,7 +260,11 @@ pub static OPPORTUNITY: Set = Set {
             "Sales Stage",
         ),
         col("stepname", Dv::Text(200), "Pipeline Phase"),
-        system(col("stageid", Dv::Lookup(&["processstage"]), "Process Stage")),
+        system(col(
+            "stageid",
+            Dv::Lookup(&["processstage"]),
+            "Process Stage",
+        )),
         system(col("processid", Dv::Lookup(&["workflow"]), "Process")),
         col(KEY_COLUMN, Dv::Text(100), "Ferry Source Id"),
         system(col("versionnumber", Dv::Int(0, i64::MAX), "Version Number")),
@@ -476,7 +480,11 @@ pub static ENVIRONMENT_VARIABLE_DEFINITION: Set = Set {
             ),
             "Type",
         )),
-        col("defaultvalue", Dv::Memo(ENVIRONMENT_VALUE_MAX), "Default Value"),
+        col(
+            "defaultvalue",
+            Dv::Memo(ENVIRONMENT_VALUE_MAX),
+            "Default Value",
+        ),
         system(col("versionnumber", Dv::Int(0, i64::MAX), "Version Number")),
     ],
     navs: &[],
@@ -710,7 +718,10 @@ impl Records {
     pub fn users_by_key(&self) -> Vec<Option<u128>> {
         let mut out = vec![None; crate::accounts::USERS.len()];
         // Users were added after the application user (row 1), in `account_users` order.
-        for (n, user) in crate::accounts::account_users("dynamics").iter().enumerate() {
+        for (n, user) in crate::accounts::account_users("dynamics")
+            .iter()
+            .enumerate()
+        {
             if let Some(slot) = out.get_mut(user.key) {
                 *slot = Some(self.guid(&SYSTEMUSER, n as u64 + 2));
             }
@@ -819,7 +830,11 @@ impl Records {
             let v = self.next_version();
             let mut cells = vec![(version, Some(Cell::Int(v)))];
             for c in [account, contact] {
-                if self.table(&OPPORTUNITY).get(id).is_some_and(|r| holds(r, c)) {
+                if self
+                    .table(&OPPORTUNITY)
+                    .get(id)
+                    .is_some_and(|r| holds(r, c))
+                {
                     cells.push((c, None));
                 }
             }
@@ -861,8 +876,7 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
         num(rest.get(3..5)?)?,
         num(rest.get(6..8)?)?,
     );
-    if rest.get(2..3) != Some(":") || rest.get(5..6) != Some(":") || hh > 23 || mm > 59 || ss > 60
-    {
+    if rest.get(2..3) != Some(":") || rest.get(5..6) != Some(":") || hh > 23 || mm > 59 || ss > 60 {
         return None;
     }
     let mut tail = &rest[8..];
@@ -872,7 +886,11 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
         if digits == 0 {
             return None;
         }
-        let ms: String = frac[..digits].chars().chain("000".chars()).take(3).collect();
+        let ms: String = frac[..digits]
+            .chars()
+            .chain("000".chars())
+            .take(3)
+            .collect();
         millis = num(&ms)?;
         tail = &frac[digits..];
     }
@@ -1039,7 +1057,10 @@ pub fn render(records: &Records, set: &Set, row: &Row, select: &[String]) -> Jso
             _ => None,
         })
         .unwrap_or(0);
-    out.insert("@odata.etag".into(), Json::String(format!("W/\"{version}\"")));
+    out.insert(
+        "@odata.etag".into(),
+        Json::String(format!("W/\"{version}\"")),
+    );
     for name in select {
         out.insert(name.clone(), property(records, set, row, name));
     }

@@ -11,9 +11,7 @@ use crate::table::{Cell, Show, TableError};
 use super::api::{API_PREFIX, Reply, Req};
 use super::error::ApiError;
 use super::odata::{self, COUNT_CAP, Expr, Lit, MAX_PAGE_SIZE};
-use super::records::{
-    self, Dv, OPPORTUNITY, Records, SALES_STAGES, Set, state_of_status,
-};
+use super::records::{self, Dv, OPPORTUNITY, Records, SALES_STAGES, Set, state_of_status};
 use super::store::{
     Condition, KEY_COLUMN, KEY_NAME, Store, Table, Target, Undo, bind_path, guid, parse_address,
     parse_guid,
@@ -255,9 +253,9 @@ fn expanded(
             (None, _) => Json::Null,
             (Some(g), Some(table)) => {
                 let select = odata::parse_select(store, table, e.select.as_deref())?;
-                store
-                    .get(table, g)
-                    .map_or(Json::Null, |r| odata::render(store, table, r, &select, None))
+                store.get(table, g).map_or(Json::Null, |r| {
+                    odata::render(store, table, r, &select, None)
+                })
             }
             (Some(g), None) => {
                 let target = records::by_logical(e.nav.target)
@@ -274,7 +272,12 @@ fn expanded(
 }
 
 /// Answers a `GET` of the set or of one record.
-pub fn read(store: &Store, set: &'static Set, target: Option<&Target>, req: &Req) -> Result<Reply, ApiError> {
+pub fn read(
+    store: &Store,
+    set: &'static Set,
+    target: Option<&Target>,
+    req: &Req,
+) -> Result<Reply, ApiError> {
     let expand = parse_expand(store, set, param(req, "$expand"))?;
     let select = parse_select(set, param(req, "$select"))?;
     let records = &store.records;
@@ -291,7 +294,9 @@ pub fn read(store: &Store, set: &'static Set, target: Option<&Target>, req: &Req
         return Ok(Reply::json(200, body));
     }
     if param(req, "$skip").is_some() {
-        return Err(ApiError::query("The query parameter $skip is not supported"));
+        return Err(ApiError::query(
+            "The query parameter $skip is not supported",
+        ));
     }
     let order = odata::parse_orderby(param(req, "$orderby"), set.id_column)?;
     let filter = param(req, "$filter").map(odata::parse_expr).transpose()?;
@@ -414,34 +419,33 @@ pub fn read(store: &Store, set: &'static Set, target: Option<&Target>, req: &Req
         body.insert("@odata.count".into(), json!(n.min(COUNT_CAP)));
     }
     body.insert("value".into(), Json::Array(value));
-    if more
-        && let (Some(first), Some(last)) = (rows.first(), rows.last()) {
-            let modified =
-                (order == odata::Order::Modified).then_some((first.modified_ms, last.modified_ms));
-            let token = odata::skiptoken(
-                set,
-                page_number,
-                records.guid(set, first.id),
-                records.guid(set, last.id),
-                modified,
-            );
-            let mut query: Vec<String> = req
-                .query
-                .iter()
-                .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
-                .map(|(k, v)| format!("{k}={}", urlencoding::encode(v)))
-                .collect();
-            query.push(format!("$skiptoken={}", urlencoding::encode(&token)));
-            body.insert(
-                "@odata.nextLink".into(),
-                Json::String(format!(
-                    "{}{API_PREFIX}{}?{}",
-                    req.base,
-                    set.set,
-                    query.join("&")
-                )),
-            );
-        }
+    if more && let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+        let modified =
+            (order == odata::Order::Modified).then_some((first.modified_ms, last.modified_ms));
+        let token = odata::skiptoken(
+            set,
+            page_number,
+            records.guid(set, first.id),
+            records.guid(set, last.id),
+            modified,
+        );
+        let mut query: Vec<String> = req
+            .query
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
+            .map(|(k, v)| format!("{k}={}", urlencoding::encode(v)))
+            .collect();
+        query.push(format!("$skiptoken={}", urlencoding::encode(&token)));
+        body.insert(
+            "@odata.nextLink".into(),
+            Json::String(format!(
+                "{}{API_PREFIX}{}?{}",
+                req.base,
+                set.set,
+                query.join("&")
+            )),
+        );
+    }
     let mut reply = Reply::json(200, Json::Object(body));
     if let Some(n) = req.prefs.max_page_size {
         reply.headers.push((
@@ -524,8 +528,8 @@ fn resolve_bind(
         return Err(ApiError::bad_bind(reference));
     }
     let address = parse_address(target_set, inner)?;
-    let id = resolve(store, target_set, &address)?
-        .ok_or_else(|| not_found(target_set, &address))?;
+    let id =
+        resolve(store, target_set, &address)?.ok_or_else(|| not_found(target_set, &address))?;
     Ok(store.records.guid(target_set, id))
 }
 
@@ -539,10 +543,14 @@ fn snapshot(records: &Records, set: &'static Set, id: u64) -> Vec<(usize, Option
 
 fn int_of(cells: &[(usize, Option<Cell>)], at: Option<usize>) -> Option<Option<i64>> {
     let at = at?;
-    cells.iter().rev().find(|(c, _)| *c == at).map(|(_, v)| match v {
-        Some(Cell::Int(n)) => Some(*n),
-        _ => None,
-    })
+    cells
+        .iter()
+        .rev()
+        .find(|(c, _)| *c == at)
+        .map(|(_, v)| match v {
+            Some(Cell::Int(n)) => Some(*n),
+            _ => None,
+        })
 }
 
 fn stored_int(records: &Records, set: &Set, id: Option<u64>, name: &str) -> Option<i64> {
@@ -601,8 +609,15 @@ pub fn write(
         }
         (Condition::MustNotExist, Some(_)) => return Err(ApiError::exists()),
         (Condition::Version(v), Some(id))
-            if records::version_of(set, store.records.table(set).get(id).ok_or_else(|| not_found(set, &target))?)
-                .and_then(|n| u64::try_from(n).ok())
+            if records::version_of(
+                set,
+                store
+                    .records
+                    .table(set)
+                    .get(id)
+                    .ok_or_else(|| not_found(set, &target))?,
+            )
+            .and_then(|n| u64::try_from(n).ok())
                 != Some(*v) =>
         {
             return Err(ApiError::precondition_failed());
@@ -674,11 +689,10 @@ pub fn write(
         if name == "overriddencreatedon" {
             // Valid for create only: the record's createdon becomes this time, and the column
             // keeps when the record was really created (migrated).
-            if created
-                && let Some(Cell::Time(ms)) = records::convert(set, col, value)? {
-                    created_ms = ms;
-                    cells.push((at, Some(Cell::Time(now))));
-                }
+            if created && let Some(Cell::Time(ms)) = records::convert(set, col, value)? {
+                created_ms = ms;
+                cells.push((at, Some(Cell::Time(now))));
+            }
             continue;
         }
         if !col.writable && name != "statecode" {
@@ -692,22 +706,30 @@ pub fn write(
     }
     if created {
         if let Target::Key(key) = &target
-            && let Some(at) = column(KEY_COLUMN) {
-                cells.push((at, Some(Cell::Text(key.as_str().into()))));
-            }
+            && let Some(at) = column(KEY_COLUMN)
+        {
+            cells.push((at, Some(Cell::Text(key.as_str().into()))));
+        }
         if let (Some(owner), Some(kind)) = (column("ownerid"), column("owneridtype"))
-            && !cells.iter().any(|(c, _)| *c == owner) {
-                let me = guid(store.records.app_user());
-                cells.push((owner, Some(Cell::Text(me.into()))));
-                cells.push((kind, Some(Cell::Text("systemuser".into()))));
-            }
+            && !cells.iter().any(|(c, _)| *c == owner)
+        {
+            let me = guid(store.records.app_user());
+            cells.push((owner, Some(Cell::Text(me.into()))));
+            cells.push((kind, Some(Cell::Text("systemuser".into()))));
+        }
         if let Some(at) = column("isdocument")
-            && !cells.iter().any(|(c, _)| *c == at) {
-                cells.push((at, Some(Cell::Bool(false))));
-            }
+            && !cells.iter().any(|(c, _)| *c == at)
+        {
+            cells.push((at, Some(Cell::Bool(false))));
+        }
         if store.enforce_required && std::ptr::eq(set, &OPPORTUNITY) {
-            let named = column("name")
-                .is_some_and(|at| cells.iter().rev().find(|(c, _)| *c == at).is_some_and(|(_, v)| v.is_some()));
+            let named = column("name").is_some_and(|at| {
+                cells
+                    .iter()
+                    .rev()
+                    .find(|(c, _)| *c == at)
+                    .is_some_and(|(_, v)| v.is_some())
+            });
             if !named {
                 return Err(ApiError::required(set, "name"));
             }
@@ -801,29 +823,35 @@ fn opportunity_rules(
         return Err(ApiError::close_with_action());
     }
     if let Some(Some(s)) = status
-        && state_of_status(s) != Some(0) {
-            return Err(ApiError::close_with_action());
-        }
+        && state_of_status(s) != Some(0)
+    {
+        return Err(ApiError::close_with_action());
+    }
     if let (Some(state_at), Some(status_at)) = (state_at, status_at)
-        && (created || reopening) {
-            cells.retain(|(c, _)| *c != state_at);
-            cells.push((state_at, Some(Cell::Int(0))));
-            if status.flatten().is_none() {
-                cells.retain(|(c, _)| *c != status_at);
-                cells.push((status_at, Some(Cell::Int(1))));
-            }
+        && (created || reopening)
+    {
+        cells.retain(|(c, _)| *c != state_at);
+        cells.push((state_at, Some(Cell::Int(0))));
+        if status.flatten().is_none() {
+            cells.retain(|(c, _)| *c != status_at);
+            cells.push((status_at, Some(Cell::Int(1))));
         }
+    }
     if created {
         if let Some(at) = set.column("transactioncurrencyid")
-            && !cells.iter().any(|(c, v)| *c == at && v.is_some()) {
-                // The organisation's base currency, as Dataverse defaults it.
-                if let Some(base) = records.currency(records::CURRENCIES[0].0) {
-                    cells.retain(|(c, _)| *c != at);
-                    cells.push((at, Some(Cell::Text(base.into()))));
-                }
+            && !cells.iter().any(|(c, v)| *c == at && v.is_some())
+        {
+            // The organisation's base currency, as Dataverse defaults it.
+            if let Some(base) = records.currency(records::CURRENCIES[0].0) {
+                cells.retain(|(c, _)| *c != at);
+                cells.push((at, Some(Cell::Text(base.into()))));
             }
+        }
         if let Some(at) = set.column("processid") {
-            cells.push((at, Some(Cell::Text(records.guid_text(&records::WORKFLOW, 1).into()))));
+            cells.push((
+                at,
+                Some(Cell::Text(records.guid_text(&records::WORKFLOW, 1).into())),
+            ));
         }
     }
     let stage_at = set.column("salesstage");
@@ -842,9 +870,13 @@ fn opportunity_rules(
         let step_at = set.column("stepname");
         if let Some(step_at) = step_at
             && !cells.iter().any(|(c, _)| *c == step_at)
-                && let Some((_, label)) = SALES_STAGES.iter().find(|s| s.0 == value) {
-                    cells.push((step_at, Some(Cell::Text(format!("{}-{label}", value + 1).into()))));
-                }
+            && let Some((_, label)) = SALES_STAGES.iter().find(|s| s.0 == value)
+        {
+            cells.push((
+                step_at,
+                Some(Cell::Text(format!("{}-{label}", value + 1).into())),
+            ));
+        }
     }
     Ok(())
 }
@@ -853,13 +885,20 @@ fn opportunity_rules(
 /// {"opportunityid@odata.bind": "/opportunities(<id>)", "actualrevenue"?, "actualend"?,
 /// "subject"?, "description"?}}`. Closes the opportunity (state Won or Lost, the given status
 /// reason), sets its actual revenue and close date; 204.
-pub fn close(store: &mut Store, action: &str, req: &Req, now: i64) -> Result<(Reply, Option<Undo>), ApiError> {
+pub fn close(
+    store: &mut Store,
+    action: &str,
+    req: &Req,
+    now: i64,
+) -> Result<(Reply, Option<Undo>), ApiError> {
     let won = action == "WinOpportunity";
     let Ok(Json::Object(body)) = serde_json::from_str::<Json>(&req.body) else {
         return Err(ApiError::missing_parameter(action, "OpportunityClose"));
     };
     let status = match body.get("Status") {
-        Some(Json::Number(n)) => n.as_i64().ok_or_else(|| ApiError::missing_parameter(action, "Status"))?,
+        Some(Json::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| ApiError::missing_parameter(action, "Status"))?,
         Some(Json::Object(o)) => o
             .get("Value")
             .and_then(Json::as_i64)

@@ -169,22 +169,27 @@ pub enum Col<'a> {
 /// default publisher's prefix `new_` (the sandbox's seeded "Region", "Seats", "Tier",
 /// "Favourite Colour" and "Loyalty Points").
 fn seeded_columns(table: Table) -> Vec<CustomColumn> {
-    let column = |n: u128, logical: &str, schema: &str, label: &str, kind: CustomKind| {
-        CustomColumn {
+    let column =
+        |n: u128, logical: &str, schema: &str, label: &str, kind: CustomKind| CustomColumn {
             logical: logical.to_owned(),
             schema: schema.to_owned(),
             label: label.to_owned(),
             kind,
             metadata_id: (0xc5c5_0000_u128 << 96) | (table.id_prefix() << 32) | n,
-        }
-    };
+        };
     let whole = CustomKind::Integer {
         min: -2_147_483_648,
         max: 2_147_483_647,
     };
     match table {
         Table::Account => vec![
-            column(1, "new_region", "new_Region", "Region", CustomKind::String { max: 100 }),
+            column(
+                1,
+                "new_region",
+                "new_Region",
+                "Region",
+                CustomKind::String { max: 100 },
+            ),
             column(2, "new_seats", "new_Seats", "Seats", whole),
             column(
                 3,
@@ -208,7 +213,13 @@ fn seeded_columns(table: Table) -> Vec<CustomColumn> {
                 "Favourite Colour",
                 CustomKind::String { max: 100 },
             ),
-            column(4, "new_loyaltypoints", "new_LoyaltyPoints", "Loyalty Points", whole),
+            column(
+                4,
+                "new_loyaltypoints",
+                "new_LoyaltyPoints",
+                "Loyalty Points",
+                whole,
+            ),
         ],
     }
 }
@@ -551,12 +562,13 @@ impl Store {
         let key_index = table.key_index();
         let data = self.table_mut(table);
         if let Some(old) = data.rows.remove(&id)
-            && let Some(Val::Str(k)) = &old.values[key_index] {
-                let folded = fold(k);
-                if data.by_key.get(&folded) == Some(&id) {
-                    data.by_key.remove(&folded);
-                }
+            && let Some(Val::Str(k)) = &old.values[key_index]
+        {
+            let folded = fold(k);
+            if data.by_key.get(&folded) == Some(&id) {
+                data.by_key.remove(&folded);
             }
+        }
         if let Some(row) = row {
             if let Some(Val::Str(k)) = &row.values[key_index] {
                 data.by_key.insert(fold(k), id);
@@ -689,9 +701,10 @@ impl Store {
         if created {
             // A record always has an owner: the calling user unless the request names one.
             if let Some(i) = table.column("ownerid")
-                && values[i].is_none() {
-                    values[i] = Some(Val::Ref(self.records.app_user()));
-                }
+                && values[i].is_none()
+            {
+                values[i] = Some(Val::Ref(self.records.app_user()));
+            }
             // On create, the key values in the URL are set on the record.
             if let Target::Key(key) = target {
                 values[table.key_index()] = Some(Val::Str(key.clone().into_boxed_str()));
@@ -708,12 +721,13 @@ impl Store {
         }
         let key_index = table.key_index();
         if self.keys_defined
-            && let Some(Val::Str(k)) = &values[key_index] {
-                let holder = self.id_by_key(table, k);
-                if holder.is_some() && holder != existing {
-                    return Err(ApiError::duplicate_key());
-                }
+            && let Some(Val::Str(k)) = &values[key_index]
+        {
+            let holder = self.id_by_key(table, k);
+            if holder.is_some() && holder != existing {
+                return Err(ApiError::duplicate_key());
             }
+        }
         let id = match existing {
             Some(id) => id,
             None => match target {
@@ -783,7 +797,11 @@ impl Store {
     }
 
     /// Resolves `/systemusers(<guid>)` to a user who may own records of `table`.
-    pub fn resolve_owner(&self, table: impl Entity + Copy, reference: &str) -> Result<u128, ApiError> {
+    pub fn resolve_owner(
+        &self,
+        table: impl Entity + Copy,
+        reference: &str,
+    ) -> Result<u128, ApiError> {
         let path = bind_path(reference).ok_or_else(|| ApiError::bad_bind(reference))?;
         let Some((set, inner)) = path.strip_suffix(')').and_then(|p| p.split_once('(')) else {
             return Err(ApiError::bad_bind(reference));
@@ -851,7 +869,10 @@ pub const UNSUPPORTED_KEY_CHARS: &[char] = &['/', '<', '>', '*', '%', '&', ':', 
 
 /// Parses what is between the parentheses of `/{set}(…)`: a GUID or `ferry_sourceid='v'`
 /// (already percent-decoded).
-pub fn parse_address(table: impl super::error::Entity + Copy, inner: &str) -> Result<Target, ApiError> {
+pub fn parse_address(
+    table: impl super::error::Entity + Copy,
+    inner: &str,
+) -> Result<Target, ApiError> {
     if let Some(id) = parse_guid(inner) {
         return Ok(Target::Id(id));
     }
@@ -955,7 +976,11 @@ fn is_date(s: &str) -> bool {
 }
 
 /// Converts a JSON value for a custom column, as the Web API deserialises and validates it.
-fn convert_custom(table: Table, column: &CustomColumn, value: &Json) -> Result<Option<Val>, ApiError> {
+fn convert_custom(
+    table: Table,
+    column: &CustomColumn,
+    value: &Json,
+) -> Result<Option<Val>, ApiError> {
     if value.is_null() {
         return Ok(match column.kind {
             CustomKind::Boolean => Some(Val::Bool(false)),

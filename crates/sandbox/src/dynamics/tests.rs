@@ -743,8 +743,14 @@ async fn column_definitions_list_standard_system_and_custom_columns() {
     assert_eq!(region["AttributeType"], "String");
     assert_eq!(region["SchemaName"], "new_Region");
     assert_eq!(region["IsCustomAttribute"], true);
-    assert_eq!(region["@odata.type"], "#Microsoft.Dynamics.CRM.StringAttributeMetadata");
-    assert_eq!(region["DisplayName"]["UserLocalizedLabel"]["Label"], "Region");
+    assert_eq!(
+        region["@odata.type"],
+        "#Microsoft.Dynamics.CRM.StringAttributeMetadata"
+    );
+    assert_eq!(
+        region["DisplayName"]["UserLocalizedLabel"]["Label"],
+        "Region"
+    );
     assert!(region["MetadataId"].is_string());
     // $select keeps only what was asked (and the type and id).
     assert!(region.get("MaxLength").is_none() && region.get("RequiredLevel").is_none());
@@ -757,15 +763,27 @@ async fn column_definitions_list_standard_system_and_custom_columns() {
         (&created["IsValidForCreate"], &created["IsValidForUpdate"]),
         (&json!(false), &json!(false))
     );
-    assert_eq!(find(&accounts, "accountid")["AttributeType"], "Uniqueidentifier");
+    assert_eq!(
+        find(&accounts, "accountid")["AttributeType"],
+        "Uniqueidentifier"
+    );
     let contacts = attributes(
         &env,
         &format!("EntityDefinitions(LogicalName='contact')/Attributes?{select}"),
     )
     .await;
-    assert_eq!(find(&contacts, "new_favouritecolour")["AttributeType"], "String");
-    assert_eq!(find(&contacts, "new_loyaltypoints")["AttributeType"], "Integer");
-    assert_eq!(find(&contacts, "parentcustomerid")["AttributeType"], "Customer");
+    assert_eq!(
+        find(&contacts, "new_favouritecolour")["AttributeType"],
+        "String"
+    );
+    assert_eq!(
+        find(&contacts, "new_loyaltypoints")["AttributeType"],
+        "Integer"
+    );
+    assert_eq!(
+        find(&contacts, "parentcustomerid")["AttributeType"],
+        "Customer"
+    );
     assert_eq!(find(&contacts, "fullname")["IsValidForCreate"], false);
     // Derived properties need a cast; OptionSet is expanded on the choice type only.
     let (status, _, answer) = env
@@ -787,7 +805,11 @@ async fn column_definitions_list_standard_system_and_custom_columns() {
         "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata?$select=LogicalName,MaxLength",
     )
     .await;
-    assert!(strings.iter().all(|a| a["@odata.type"] == "#Microsoft.Dynamics.CRM.StringAttributeMetadata"));
+    assert!(
+        strings
+            .iter()
+            .all(|a| a["@odata.type"] == "#Microsoft.Dynamics.CRM.StringAttributeMetadata")
+    );
     assert_eq!(find(&strings, "name")["MaxLength"], 160);
     assert_eq!(find(&strings, "new_region")["MaxLength"], 100);
 }
@@ -853,10 +875,7 @@ async fn seeded_records_carry_custom_values_returned_when_selected() {
     let data = generate(60, 7, &Mess::default());
     env.emulator.seed(&data);
     let (status, _, page) = env
-        .get(
-            "accounts?$select=name,new_region,new_seats,new_tier",
-            &[],
-        )
+        .get("accounts?$select=name,new_region,new_seats,new_tier", &[])
         .await;
     assert_eq!(status, 200, "{page}");
     let rows = page["value"].as_array().unwrap();
@@ -875,7 +894,10 @@ async fn seeded_records_carry_custom_values_returned_when_selected() {
     let (_, _, page) = env.get("accounts?$select=name", &[]).await;
     assert!(page["value"][0].get("new_region").is_none());
     let (_, _, page) = env
-        .get("contacts?$select=lastname,new_favouritecolour,new_loyaltypoints", &[])
+        .get(
+            "contacts?$select=lastname,new_favouritecolour,new_loyaltypoints",
+            &[],
+        )
         .await;
     let rows = page["value"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["new_favouritecolour"].is_string()));
@@ -894,7 +916,11 @@ async fn custom_values_are_validated_like_the_web_api_does() {
         .await;
     assert_eq!(status, 201, "{answer}");
     assert_eq!(
-        (&answer["new_region"], &answer["new_seats"], &answer["new_tier"]),
+        (
+            &answer["new_region"],
+            &answer["new_seats"],
+            &answer["new_tier"]
+        ),
         (&json!("EMEA"), &json!(12), &json!(100_000_001))
     );
     for (body, code, needle) in [
@@ -902,20 +928,33 @@ async fn custom_values_are_validated_like_the_web_api_does() {
         (json!({"new_seats": "twelve"}), "0x80048d19", "Edm.Int32"),
         (json!({"new_region": 5}), "0x80048d19", "Edm.String"),
         (json!({"new_regoin": "x"}), "0x80048d19", "'new_regoin'"),
-        (json!({"new_region": "x".repeat(101)}), "0x80044331", "'new_region'"),
+        (
+            json!({"new_region": "x".repeat(101)}),
+            "0x80044331",
+            "'new_region'",
+        ),
     ] {
         let (status, _, answer) = env
             .patch("accounts(ferry_sourceid='a1')", &[], body.clone())
             .await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(answer["error"]["code"], code, "{answer}");
-        assert!(answer["error"]["message"].as_str().unwrap().contains(needle), "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(needle),
+            "{answer}"
+        );
     }
     // Filtering on a custom column works too.
     let (status, _, page) = env
         .get("accounts?$select=name&$filter=new_region eq 'emea'", &[])
         .await;
-    assert_eq!((status, page["value"].as_array().map(Vec::len)), (200, Some(1)));
+    assert_eq!(
+        (status, page["value"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
 }
 
 #[tokio::test]
@@ -962,14 +1001,32 @@ async fn created_columns_are_described_and_written_like_seeded_ones() {
     assert_eq!(status, 204);
     // Same name again, no prefix, an unsupported type: refused.
     for (body, needle) in [
-        (json!({"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": "new_segment", "DisplayName": label("x")}), "already exists"),
-        (json!({"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": "Segment2", "DisplayName": label("x")}), "prefix"),
-        (json!({"@odata.type": "Microsoft.Dynamics.CRM.MoneyAttributeMetadata", "SchemaName": "new_Cash", "DisplayName": label("x")}), "Money"),
-        (json!({"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": "new_Nameless"}), "DisplayName"),
+        (
+            json!({"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": "new_segment", "DisplayName": label("x")}),
+            "already exists",
+        ),
+        (
+            json!({"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": "Segment2", "DisplayName": label("x")}),
+            "prefix",
+        ),
+        (
+            json!({"@odata.type": "Microsoft.Dynamics.CRM.MoneyAttributeMetadata", "SchemaName": "new_Cash", "DisplayName": label("x")}),
+            "Money",
+        ),
+        (
+            json!({"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": "new_Nameless"}),
+            "DisplayName",
+        ),
     ] {
         let (status, _, answer) = env.send(reqwest::Method::POST, &url, &[], Some(body)).await;
         assert_eq!(status, 400, "{answer}");
-        assert!(answer["error"]["message"].as_str().unwrap().contains(needle), "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(needle),
+            "{answer}"
+        );
     }
     let choices = attributes(
         &env,
@@ -987,13 +1044,23 @@ async fn created_columns_are_described_and_written_like_seeded_ones() {
     assert_eq!(values, [100_000_000, 100_000_001]);
     // A contact written before the column existed reads it as null; new writes hold it.
     let (status, _, _) = env
-        .patch("contacts(ferry_sourceid='c1')", &[], json!({"lastname": "Ng"}))
+        .patch(
+            "contacts(ferry_sourceid='c1')",
+            &[],
+            json!({"lastname": "Ng"}),
+        )
         .await;
     assert_eq!(status, 204);
     let (_, _, row) = env
-        .get("contacts(ferry_sourceid='c1')?$select=new_segment,new_score", &[])
+        .get(
+            "contacts(ferry_sourceid='c1')?$select=new_segment,new_score",
+            &[],
+        )
         .await;
-    assert_eq!((&row["new_segment"], &row["new_score"]), (&Json::Null, &Json::Null));
+    assert_eq!(
+        (&row["new_segment"], &row["new_score"]),
+        (&Json::Null, &Json::Null)
+    );
     let (status, _, row) = env
         .patch(
             "contacts(ferry_sourceid='c1')?$select=new_segment,new_score",
@@ -1002,11 +1069,21 @@ async fn created_columns_are_described_and_written_like_seeded_ones() {
         )
         .await;
     assert_eq!(status, 200, "{row}");
-    assert_eq!((&row["new_segment"], &row["new_score"]), (&json!(100_000_001), &json!(4.3)));
+    assert_eq!(
+        (&row["new_segment"], &row["new_score"]),
+        (&json!(100_000_001), &json!(4.3))
+    );
     let (status, _, answer) = env
-        .patch("contacts(ferry_sourceid='c1')", &[], json!({"new_segment": 100_000_005}))
+        .patch(
+            "contacts(ferry_sourceid='c1')",
+            &[],
+            json!({"new_segment": 100_000_005}),
+        )
         .await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("0x8004431a")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("0x8004431a"))
+    );
 }
 
 mod changes;

@@ -15,9 +15,9 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::http::header::HOST;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -77,10 +77,7 @@ pub(crate) fn owners_table(portal: u64) -> (Table, Vec<Option<u64>>) {
             (EMAIL, Some(Cell::Text(user.email.as_str().into()))),
             (FIRST_NAME, Some(Cell::Text(user.first_name.into()))),
             (LAST_NAME, Some(Cell::Text(user.last_name.into()))),
-            (
-                USER_ID,
-                Some(Cell::Int(first_user + user.key as i64)),
-            ),
+            (USER_ID, Some(Cell::Int(first_user + user.key as i64))),
         ];
         let id = table.insert_checked(cells, CONFIGURED_MS, CONFIGURED_MS);
         if !user.active {
@@ -493,7 +490,12 @@ mod tests {
         let lost = pipelines[0].stage("closedlost").expect("closed lost");
         assert_eq!((lost.outcome, lost.probability), (Outcome::Lost, 0.0));
         assert!(pipelines[1].id.parse::<u64>().is_ok());
-        assert!(pipelines[1].stages.iter().all(|s| s.id.parse::<u64>().is_ok()));
+        assert!(
+            pipelines[1]
+                .stages
+                .iter()
+                .all(|s| s.id.parse::<u64>().is_ok())
+        );
         assert_ne!(pipelines[1].id, super::pipelines(12_345_679)[1].id);
         for p in &pipelines {
             for s in &p.stages {

@@ -220,7 +220,10 @@ pub(crate) fn record_json(store: &ObjectStore, rec: &Rec, selection: &[u16]) -> 
 
 /// The selected properties as (name, id), in name order: the order a `serde_json::Map` (a
 /// sorted map here) writes them in, which the emulator's answers have always had.
-pub(crate) fn sorted_selection<'s>(store: &'s ObjectStore, selection: &[u16]) -> Vec<(&'s str, u16)> {
+pub(crate) fn sorted_selection<'s>(
+    store: &'s ObjectStore,
+    selection: &[u16],
+) -> Vec<(&'s str, u16)> {
     let mut props: Vec<(&str, u16)> = selection
         .iter()
         .map(|&p| (store.prop(p).name.as_str(), p))
@@ -1261,7 +1264,10 @@ pub(crate) async fn archive_one(
         return unknown_object(&object);
     };
     if let Ok(id) = id.parse() {
-        emulator.write().store_mut(kind).archive(id, emulator.now_ms());
+        emulator
+            .write()
+            .store_mut(kind)
+            .archive(id, emulator.now_ms());
     }
     StatusCode::NO_CONTENT.into_response()
 }
@@ -1551,9 +1557,8 @@ pub(crate) async fn association_batch_read(
         to.sort_unstable();
         let offset = offsets.get(&id).copied().unwrap_or(0).min(to.len());
         let end = offset.saturating_add(ASSOCIATION_PAGE).min(to.len());
-        let paging = (end < to.len()).then(|| {
-            json!({"next": {"after": encode_cursor(end as u64), "link": null}})
-        });
+        let paging = (end < to.len())
+            .then(|| json!({"next": {"after": encode_cursor(end as u64), "link": null}}));
         let to: Vec<Value> = to[offset..end]
             .iter()
             .copied()
@@ -1660,4 +1665,3 @@ mod tests {
         );
     }
 }
-

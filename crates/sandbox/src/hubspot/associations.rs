@@ -116,9 +116,10 @@ fn associate(data: &mut Data, contact: u64, company: u64, primary: bool) {
         let others = data.unlabeled.entry(contact).or_default();
         others.retain(|c| *c != company);
         if let Some(previous) = current
-            && !others.contains(&previous) {
-                others.push(previous);
-            }
+            && !others.contains(&previous)
+        {
+            others.push(previous);
+        }
         if others.is_empty() {
             data.unlabeled.remove(&contact);
         }

@@ -225,7 +225,10 @@ mod tests {
                 .unwrap();
             pages += 1;
             for r in page["results"].as_array().unwrap() {
-                assert!(read.insert(r["id"].as_str().unwrap().to_owned()), "read twice");
+                assert!(
+                    read.insert(r["id"].as_str().unwrap().to_owned()),
+                    "read twice"
+                );
             }
             after = page["paging"]["next"]["after"].as_str().map(str::to_owned);
             if after.is_none() {
@@ -234,7 +237,11 @@ mod tests {
         }
         let created = 2 * (pages - 1);
         assert_eq!(emulator.count("contacts"), Some(120 + created));
-        assert_eq!(read.len(), 120 + created, "every record, old and new, read once");
+        assert_eq!(
+            read.len(),
+            120 + created,
+            "every record, old and new, read once"
+        );
     }
 
     #[tokio::test]
@@ -265,7 +272,10 @@ mod tests {
         assert_eq!(body["numErrors"], errors.len());
         for e in errors {
             assert_eq!(e["category"], "LOCKED");
-            assert_eq!(e["context"]["objectWriteTraceId"].as_array().unwrap().len(), 1);
+            assert_eq!(
+                e["context"]["objectWriteTraceId"].as_array().unwrap().len(),
+                1
+            );
         }
         assert_eq!(emulator.count("contacts"), Some(results.len()));
     }

@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::api::{
-    ASSOCIATION_PAGE, MAX_ASSOCIATION_BATCH, Params, batch_response, decode_cursor,
-    encode_cursor, id_text, inputs, now_ms, unknown_object,
+    ASSOCIATION_PAGE, MAX_ASSOCIATION_BATCH, Params, batch_response, decode_cursor, encode_cursor,
+    id_text, inputs, now_ms, unknown_object,
 };
 use super::respond::validation;
 use super::store::Kind;
@@ -141,18 +141,126 @@ const fn t(
 
 /// The association types the emulator serves (HubSpot's v4 guide, HUBSPOT_DEFINED).
 const TYPES: &[AssocType] = &[
-    t(Side::Deal, Side::Contact, 3, Set::DealContacts, true, 3, 3, None),
-    t(Side::Contact, Side::Deal, 4, Set::DealContacts, false, 3, 3, None),
-    t(Side::Deal, Side::Company, 341, Set::DealCompanies, true, 341, 341, None),
-    t(Side::Deal, Side::Company, 5, Set::DealCompanies, true, 5, 341, Some("Primary")),
-    t(Side::Company, Side::Deal, 342, Set::DealCompanies, false, 341, 341, None),
-    t(Side::Company, Side::Deal, 6, Set::DealCompanies, false, 5, 341, Some("Primary")),
-    t(Side::Note, Side::Contact, 202, Set::NoteContacts, true, 202, 202, None),
-    t(Side::Contact, Side::Note, 201, Set::NoteContacts, false, 202, 202, None),
-    t(Side::Note, Side::Company, 190, Set::NoteCompanies, true, 190, 190, None),
-    t(Side::Company, Side::Note, 189, Set::NoteCompanies, false, 190, 190, None),
-    t(Side::Note, Side::Deal, 214, Set::NoteDeals, true, 214, 214, None),
-    t(Side::Deal, Side::Note, 213, Set::NoteDeals, false, 214, 214, None),
+    t(
+        Side::Deal,
+        Side::Contact,
+        3,
+        Set::DealContacts,
+        true,
+        3,
+        3,
+        None,
+    ),
+    t(
+        Side::Contact,
+        Side::Deal,
+        4,
+        Set::DealContacts,
+        false,
+        3,
+        3,
+        None,
+    ),
+    t(
+        Side::Deal,
+        Side::Company,
+        341,
+        Set::DealCompanies,
+        true,
+        341,
+        341,
+        None,
+    ),
+    t(
+        Side::Deal,
+        Side::Company,
+        5,
+        Set::DealCompanies,
+        true,
+        5,
+        341,
+        Some("Primary"),
+    ),
+    t(
+        Side::Company,
+        Side::Deal,
+        342,
+        Set::DealCompanies,
+        false,
+        341,
+        341,
+        None,
+    ),
+    t(
+        Side::Company,
+        Side::Deal,
+        6,
+        Set::DealCompanies,
+        false,
+        5,
+        341,
+        Some("Primary"),
+    ),
+    t(
+        Side::Note,
+        Side::Contact,
+        202,
+        Set::NoteContacts,
+        true,
+        202,
+        202,
+        None,
+    ),
+    t(
+        Side::Contact,
+        Side::Note,
+        201,
+        Set::NoteContacts,
+        false,
+        202,
+        202,
+        None,
+    ),
+    t(
+        Side::Note,
+        Side::Company,
+        190,
+        Set::NoteCompanies,
+        true,
+        190,
+        190,
+        None,
+    ),
+    t(
+        Side::Company,
+        Side::Note,
+        189,
+        Set::NoteCompanies,
+        false,
+        190,
+        190,
+        None,
+    ),
+    t(
+        Side::Note,
+        Side::Deal,
+        214,
+        Set::NoteDeals,
+        true,
+        214,
+        214,
+        None,
+    ),
+    t(
+        Side::Deal,
+        Side::Note,
+        213,
+        Set::NoteDeals,
+        false,
+        214,
+        214,
+        None,
+    ),
 ];
 
 /// The association type `type_id` from `from`; `None` if the emulator does not know it.
@@ -508,8 +616,7 @@ pub(crate) fn batch_archive(emulator: &Emulator, from: &str, to: &str, body: &Va
     };
     let mut pairs = Vec::new();
     for input in inputs {
-        let Some(a) = id_text(input.pointer("/from/id")).and_then(|s| s.parse::<u64>().ok())
-        else {
+        let Some(a) = id_text(input.pointer("/from/id")).and_then(|s| s.parse::<u64>().ok()) else {
             return validation("Some required fields were not set: [from]");
         };
         let Some(to) = input.get("to").and_then(Value::as_array) else {
@@ -550,7 +657,9 @@ pub(crate) fn list_of(
         Some(after) => match decode_cursor(after) {
             Some(o) => usize::try_from(o).unwrap_or(usize::MAX),
             None => {
-                return validation("Invalid value for query parameter `after`: not a paging cursor");
+                return validation(
+                    "Invalid value for query parameter `after`: not a paging cursor",
+                );
             }
         },
     };
@@ -622,13 +731,7 @@ pub(crate) fn v3_associations(
 }
 
 /// The two records of a per-record association write, both live; `Err` is HubSpot-style 400.
-fn pair_of(
-    data: &Data,
-    from: Side,
-    to: Side,
-    a: &str,
-    b: &str,
-) -> Result<(u64, u64), Response> {
+fn pair_of(data: &Data, from: Side, to: Side, a: &str, b: &str) -> Result<(u64, u64), Response> {
     live_pair(data, from, to, a, b).ok_or_else(|| {
         super::respond::error(
             StatusCode::BAD_REQUEST,
@@ -684,7 +787,10 @@ pub(crate) fn put_labelled(
     let mut kinds = Vec::with_capacity(types.len());
     for ty in types {
         let id = ty.get("associationTypeId").and_then(Value::as_i64);
-        match id.and_then(|id| assoc_type(from, id)).filter(|k| k.to == to) {
+        match id
+            .and_then(|id| assoc_type(from, id))
+            .filter(|k| k.to == to)
+        {
             Some(kind) => kinds.push(kind),
             None => {
                 return validation(format!(

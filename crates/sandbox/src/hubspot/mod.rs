@@ -243,9 +243,7 @@ impl Emulator {
 
     /// A new, empty emulator.
     pub fn new(options: Options) -> Emulator {
-        let portal_id = options
-            .portal_id
-            .unwrap_or_else(crate::new_account_number);
+        let portal_id = options.portal_id.unwrap_or_else(crate::new_account_number);
         let (owners, owner_ids) = account::owners_table(portal_id);
         let pipelines = account::pipelines(portal_id);
         let (record_tables, props) = records::tables(&pipelines);
@@ -508,11 +506,22 @@ impl Emulator {
         data.sms_addon |= !data.sms_opted_out.is_empty();
         for c in &seed.contacts {
             if let Some(email) = c.email.as_deref() {
-                preferences::seeded_statuses(c.key, email, c.updated_at_ms, &mut data.type_statuses);
+                preferences::seeded_statuses(
+                    c.key,
+                    email,
+                    c.updated_at_ms,
+                    &mut data.type_statuses,
+                );
             }
         }
-        let (deals, notes) =
-            records::seed(self, &mut data, seed, first_company, first_contact, owner_ids);
+        let (deals, notes) = records::seed(
+            self,
+            &mut data,
+            seed,
+            first_company,
+            first_contact,
+            owner_ids,
+        );
         tracing::debug!(
             companies = seed.companies.len(),
             contacts = seed.contacts.len(),
@@ -748,7 +757,12 @@ mod tests;
 pub(crate) const DEAL_STAGES: &[crate::accounts::StageLabel] = &[
     crate::accounts::stage_label("sales", "new", "Sales Pipeline", "Appointment Scheduled"),
     crate::accounts::stage_label("sales", "qualified", "Sales Pipeline", "Qualified To Buy"),
-    crate::accounts::stage_label("sales", "proposal", "Sales Pipeline", "Presentation Scheduled"),
+    crate::accounts::stage_label(
+        "sales",
+        "proposal",
+        "Sales Pipeline",
+        "Presentation Scheduled",
+    ),
     crate::accounts::stage_label("sales", "negotiation", "Sales Pipeline", "Contract Sent"),
     crate::accounts::stage_label("sales", "won", "Sales Pipeline", "Closed Won"),
     crate::accounts::stage_label("sales", "lost", "Sales Pipeline", "Closed Lost"),

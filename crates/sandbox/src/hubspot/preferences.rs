@@ -438,7 +438,9 @@ pub(crate) async fn batch_read_unsubscribe_all(
             errors.push(invalid_subscriber(channel, subscriber));
             continue;
         }
-        let wide: Vec<Value> = wide_status(&data, channel, subscriber).into_iter().collect();
+        let wide: Vec<Value> = wide_status(&data, channel, subscriber)
+            .into_iter()
+            .collect();
         results.push(json!({"subscriberIdString": subscriber, "wideStatuses": wide}));
     }
     drop(data);
@@ -556,12 +558,7 @@ pub(crate) async fn batch_read_statuses(
 }
 
 /// One status write (`PublicStatusRequest`), checked; `Err` is the message of its 400.
-fn set_status(
-    data: &mut Data,
-    subscriber: &str,
-    input: &Value,
-    now: i64,
-) -> Result<Value, String> {
+fn set_status(data: &mut Data, subscriber: &str, input: &Value, now: i64) -> Result<Value, String> {
     let text = |k: &str| input.get(k).and_then(Value::as_str);
     let channel = text("channel")
         .and_then(Channel::parse)
@@ -582,7 +579,12 @@ fn set_status(
     let definition = DEFINITIONS
         .iter()
         .find(|d| d.id == id && d.channel == channel)
-        .ok_or_else(|| format!("subscription {id} is not a {} subscription", channel.as_str()))?;
+        .ok_or_else(|| {
+            format!(
+                "subscription {id} is not a {} subscription",
+                channel.as_str()
+            )
+        })?;
     let legal_basis = match text("legalBasis") {
         None => None,
         Some(b) => Some(

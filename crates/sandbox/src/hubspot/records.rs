@@ -117,7 +117,10 @@ pub(crate) enum Derived {
 impl Derived {
     /// Whether HubSpot returns it whatever properties were asked for.
     fn always(self) -> bool {
-        matches!(self, Derived::ObjectId | Derived::Created | Derived::Modified)
+        matches!(
+            self,
+            Derived::ObjectId | Derived::Created | Derived::Modified
+        )
     }
 }
 
@@ -216,11 +219,23 @@ pub(crate) fn tables(pipelines: &[Pipeline]) -> (Vec<Table>, Props) {
         ),
         stored(
             Column::text("closed_won_reason", MAX_TEXT_VALUE),
-            prop(d, "closed_won_reason", "Closed Won Reason", "string", "textarea"),
+            prop(
+                d,
+                "closed_won_reason",
+                "Closed Won Reason",
+                "string",
+                "textarea",
+            ),
         ),
         stored(
             Column::text("closed_lost_reason", MAX_TEXT_VALUE),
-            prop(d, "closed_lost_reason", "Closed Lost Reason", "string", "textarea"),
+            prop(
+                d,
+                "closed_lost_reason",
+                "Closed Lost Reason",
+                "string",
+                "textarea",
+            ),
         ),
     ];
     let n = Obj::Notes;
@@ -236,11 +251,23 @@ pub(crate) fn tables(pipelines: &[Pipeline]) -> (Vec<Table>, Props) {
         ),
         stored(
             Column::new("hubspot_owner_id", owner),
-            prop(n, "hubspot_owner_id", "Activity assigned to", "enumeration", "select"),
+            prop(
+                n,
+                "hubspot_owner_id",
+                "Activity assigned to",
+                "enumeration",
+                "select",
+            ),
         ),
         stored(
             Column::text("hs_attachment_ids", MAX_TEXT_VALUE),
-            prop(n, "hs_attachment_ids", "Attached file IDs", "enumeration", "checkbox"),
+            prop(
+                n,
+                "hs_attachment_ids",
+                "Attached file IDs",
+                "enumeration",
+                "checkbox",
+            ),
         ),
     ];
     let build = |obj: Obj, columns: Vec<(Column, Prop)>, extra: Vec<Prop>| {
@@ -258,9 +285,27 @@ pub(crate) fn tables(pipelines: &[Pipeline]) -> (Vec<Table>, Props) {
         vec![
             derived(d, "hs_object_id", "Record ID", "number", Derived::ObjectId),
             derived(d, "createdate", "Create Date", "datetime", Derived::Created),
-            derived(d, "hs_lastmodifieddate", "Last Modified Date", "datetime", Derived::Modified),
-            derived(d, "hs_is_closed", "Is Deal Closed?", "bool", Derived::IsClosed),
-            derived(d, "hs_is_closed_won", "Is Closed Won", "bool", Derived::IsClosedWon),
+            derived(
+                d,
+                "hs_lastmodifieddate",
+                "Last Modified Date",
+                "datetime",
+                Derived::Modified,
+            ),
+            derived(
+                d,
+                "hs_is_closed",
+                "Is Deal Closed?",
+                "bool",
+                Derived::IsClosed,
+            ),
+            derived(
+                d,
+                "hs_is_closed_won",
+                "Is Closed Won",
+                "bool",
+                Derived::IsClosedWon,
+            ),
         ],
     );
     let (notes, note_props) = build(
@@ -268,8 +313,20 @@ pub(crate) fn tables(pipelines: &[Pipeline]) -> (Vec<Table>, Props) {
         note_columns,
         vec![
             derived(n, "hs_object_id", "Record ID", "number", Derived::ObjectId),
-            derived(n, "hs_createdate", "Created at", "datetime", Derived::Created),
-            derived(n, "hs_lastmodifieddate", "Last Modified Date", "datetime", Derived::Modified),
+            derived(
+                n,
+                "hs_createdate",
+                "Created at",
+                "datetime",
+                Derived::Created,
+            ),
+            derived(
+                n,
+                "hs_lastmodifieddate",
+                "Last Modified Date",
+                "datetime",
+                Derived::Modified,
+            ),
         ],
     );
     (vec![deals, notes], [deal_props, note_props])
@@ -481,7 +538,12 @@ fn missing_table(obj: Obj) -> Response {
 
 /// `GET /crm/v3/objects/{deals|notes}`: one page in id order, `limit` ≤ 100 (default 10),
 /// opaque `after` cursor, `properties`, `associations`, `archived`.
-pub(crate) fn list(emulator: &Emulator, obj: Obj, params: &Params, headers: &HeaderMap) -> Response {
+pub(crate) fn list(
+    emulator: &Emulator,
+    obj: Obj,
+    params: &Params,
+    headers: &HeaderMap,
+) -> Response {
     let limit = match params.limit(DEFAULT_LIMIT, MAX_LIMIT) {
         Ok(l) => l,
         Err(r) => return r,
@@ -703,7 +765,10 @@ fn table_error(err: TableError, written: impl Fn(&str) -> String, obj: Obj) -> I
         TableError::WrongType { column, .. } => one(
             "INVALID_PROPERTY_VALUE",
             column.clone(),
-            format!("{} was not a valid value for property {column}.", written(&column)),
+            format!(
+                "{} was not a valid value for property {column}.",
+                written(&column)
+            ),
         ),
         TableError::TooLong { column, max, .. } => one(
             "VALUE_TOO_LONG",
@@ -713,12 +778,18 @@ fn table_error(err: TableError, written: impl Fn(&str) -> String, obj: Obj) -> I
         TableError::OutOfRange { column } => one(
             "INVALID_INTEGER",
             column.clone(),
-            format!("{} is out of range for property {column}.", written(&column)),
+            format!(
+                "{} is out of range for property {column}.",
+                written(&column)
+            ),
         ),
         TableError::BadDate { column } => one(
             "INVALID_DATE",
             column.clone(),
-            format!("{} was not a valid date for property {column}.", written(&column)),
+            format!(
+                "{} was not a valid date for property {column}.",
+                written(&column)
+            ),
         ),
         TableError::NotAnOption { column } | TableError::MissingRef { column, .. } => one(
             "INVALID_OPTION",
@@ -731,7 +802,10 @@ fn table_error(err: TableError, written: impl Fn(&str) -> String, obj: Obj) -> I
         TableError::Required { column } => one(
             "REQUIRED_PROPERTY",
             column.clone(),
-            format!("Property \"{column}\" is required to create a {}.", obj.upper().to_lowercase()),
+            format!(
+                "Property \"{column}\" is required to create a {}.",
+                obj.upper().to_lowercase()
+            ),
         ),
         TableError::Duplicate { existing, .. } => InputError::Conflict(format!(
             "{} already exists. Existing ID: {existing}",
@@ -784,7 +858,9 @@ fn prepare(
                 continue;
             };
             let def = &view.props[p].def;
-            let column = table.column(name).filter(|_| view.props[p].derived.is_none());
+            let column = table
+                .column(name)
+                .filter(|_| view.props[p].derived.is_none());
             let Some(column) = column.filter(|_| !def.read_only) else {
                 problems.push((
                     "READ_ONLY_VALUE",
@@ -849,9 +925,10 @@ fn deal_rules(
     existing: Option<u64>,
     written: &impl Fn(&str) -> String,
 ) -> Result<(), InputError> {
-    let (Some(pipeline_col), Some(stage_col)) =
-        (view.table.column("pipeline"), view.table.column("dealstage"))
-    else {
+    let (Some(pipeline_col), Some(stage_col)) = (
+        view.table.column("pipeline"),
+        view.table.column("dealstage"),
+    ) else {
         return Ok(());
     };
     let current = |col: usize| {
@@ -1081,7 +1158,11 @@ fn plan_create(
     emulator: &Emulator,
     obj: Obj,
 ) -> impl Fn(&Data, &Value, &mut BatchValues) -> Result<Plan, InputError> + '_ {
-    move |data, input, batch| Ok(Plan::Create(prepare(emulator, data, obj, input, None, batch)?))
+    move |data, input, batch| {
+        Ok(Plan::Create(prepare(
+            emulator, data, obj, input, None, batch,
+        )?))
+    }
 }
 
 fn plan_upsert(
@@ -1241,9 +1322,10 @@ pub(crate) fn update_one(
 /// `DELETE /crm/v3/objects/{deals|notes}/{id}`: archives ("moves to the recycling bin"), 204.
 pub(crate) fn archive_one(emulator: &Emulator, obj: Obj, id: &str) -> Response {
     if let Ok(id) = id.parse()
-        && let Some(table) = emulator.write().tables.get_mut(obj.table()) {
-            let _ = table.archive(id, emulator.now_ms());
-        }
+        && let Some(table) = emulator.write().tables.get_mut(obj.table())
+    {
+        let _ = table.archive(id, emulator.now_ms());
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -1253,9 +1335,7 @@ pub(crate) fn archive_one(emulator: &Emulator, obj: Obj, id: &str) -> Response {
 /// The options HubSpot lists for an enumeration the account fills: pipelines, stages,
 /// currencies and owners.
 fn account_options(emulator: &Emulator, data: &Data, name: &str) -> Option<Vec<Value>> {
-    let option = |i: usize, label: String, value: String| {
-        json!({"label": label, "value": value, "displayOrder": i, "hidden": false})
-    };
+    let option = |i: usize, label: String, value: String| json!({"label": label, "value": value, "displayOrder": i, "hidden": false});
     let pipelines = &emulator.inner.pipelines;
     Some(match name {
         "pipeline" => pipelines
@@ -1340,7 +1420,10 @@ pub(crate) fn add_property(emulator: &Emulator, obj: Obj, def: PropDef) -> Respo
         },
     };
     let mut data = emulator.write();
-    if data.props[obj.index()].iter().any(|p| p.def.name == def.name) {
+    if data.props[obj.index()]
+        .iter()
+        .any(|p| p.def.name == def.name)
+    {
         return error(
             StatusCode::CONFLICT,
             "OBJECT_ALREADY_EXISTS",
@@ -1398,8 +1481,8 @@ pub(crate) fn seed(
     let mut deal_ids: Vec<Option<u64>> = Vec::with_capacity(seed.deals.len());
     for d in &seed.deals {
         let (seed_pipeline, seed_stage) = d.seed_stage();
-        let place = vendor_stage(super::DEAL_STAGES, seed_pipeline.key, seed_stage.key)
-            .and_then(|label| {
+        let place =
+            vendor_stage(super::DEAL_STAGES, seed_pipeline.key, seed_stage.key).and_then(|label| {
                 let p = pipelines.iter().find(|p| p.label == label.pipeline)?;
                 let s = p.stages.iter().find(|s| s.label == label.stage)?;
                 Some((p.id.as_str(), s.id.as_str()))

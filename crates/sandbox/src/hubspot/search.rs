@@ -357,7 +357,13 @@ fn parse_sort<S: Source>(store: &S, body: &Value) -> Result<Option<(usize, bool)
 }
 
 /// Orders two records by `prop`; records without a value come last, ties go by id.
-fn sort_order<S: Source>(store: &S, prop: usize, descending: bool, a: &S::Row, b: &S::Row) -> Ordering {
+fn sort_order<S: Source>(
+    store: &S,
+    prop: usize,
+    descending: bool,
+    a: &S::Row,
+    b: &S::Row,
+) -> Ordering {
     let (va, vb) = (store.value(a, prop), store.value(b, prop));
     let by_value = match (va.as_deref(), vb.as_deref()) {
         (Some(x), Some(y)) => {
@@ -452,9 +458,9 @@ fn run<S: Source>(store: &S, body: &Value, indexed_by: i64) -> Result<Response, 
     let wanted = |rec: &&S::Row| {
         S::updated(rec) <= indexed_by
             && (groups.is_empty()
-            || groups
-                .iter()
-                .any(|g| g.iter().all(|f| f.matches(store, *rec))))
+                || groups
+                    .iter()
+                    .any(|g| g.iter().all(|f| f.matches(store, *rec))))
     };
     // Results past the 10,000th can never be paged to, so a page never holds any.
     let end = (offset + limit).min(MAX_RESULTS);
@@ -490,10 +496,7 @@ fn run<S: Source>(store: &S, body: &Value, indexed_by: i64) -> Result<Response, 
             (total, page)
         }
     };
-    let results: Vec<Value> = page
-        .iter()
-        .map(|rec| store.result(rec, body))
-        .collect();
+    let results: Vec<Value> = page.iter().map(|rec| store.result(rec, body)).collect();
     let next = offset + results.len();
     let mut response = json!({ "total": total, "results": results });
     if !results.is_empty() && next < total {

@@ -716,9 +716,10 @@ impl ObjectStore {
         for (&prop, index) in self.unique.iter_mut() {
             if changes.iter().any(|(p, _)| *p == prop)
                 && let Some(old) = rec.get(prop)
-                    && index.get(old) == Some(&id) {
-                        index.remove(old);
-                    }
+                && index.get(old) == Some(&id)
+            {
+                index.remove(old);
+            }
         }
         rec.set(changes);
         rec.updated = now;
@@ -758,9 +759,10 @@ impl ObjectStore {
         rec.updated = now;
         for (&prop, index) in self.unique.iter_mut() {
             if let Some(old) = rec.get(prop)
-                && index.get(old) == Some(&id) {
-                    index.remove(old);
-                }
+                && index.get(old) == Some(&id)
+            {
+                index.remove(old);
+            }
         }
         true
     }

@@ -1196,7 +1196,10 @@ async fn statuses_per_subscription_type_keep_legal_basis_and_hubspots_timestamp(
         .filter_map(|d| d["name"].as_str())
         .collect();
     // No SMS status in this account (no SMS add-on): no SMS type.
-    assert!(names.contains(&"One to One") && !names.contains(&"SMS Marketing"), "{names:?}");
+    assert!(
+        names.contains(&"One to One") && !names.contains(&"SMS Marketing"),
+        "{names:?}"
+    );
     let (status, body) = post(
         &hs.base_url,
         "/communication-preferences/v4/statuses/batch/unsubscribe-all?channel=SMS",
@@ -1214,7 +1217,11 @@ async fn statuses_per_subscription_type_keep_legal_basis_and_hubspots_timestamp(
     };
     let definitions = "/communication-preferences/v4/definitions";
     let (_, _, defs) = get(&hs.base_url, definitions, crate::HUBSPOT_TOKEN).await;
-    assert_eq!(sms_types(&defs), 0, "a write does not buy the SMS add-on: {defs}");
+    assert_eq!(
+        sms_types(&defs),
+        0,
+        "a write does not buy the SMS add-on: {defs}"
+    );
     let (with_addon, _, _) = start(
         Options {
             sms_addon: true,
@@ -1224,7 +1231,11 @@ async fn statuses_per_subscription_type_keep_legal_basis_and_hubspots_timestamp(
     )
     .await;
     let (_, _, defs) = get(&with_addon.base_url, definitions, crate::HUBSPOT_TOKEN).await;
-    assert_eq!(sms_types(&defs), 1, "an account with the add-on has its SMS type: {defs}");
+    assert_eq!(
+        sms_types(&defs),
+        1,
+        "an account with the add-on has its SMS type: {defs}"
+    );
     let sms_seeded = Emulator::new(unlimited());
     let mut seed = generate(40, 7, &Mess::default());
     seed.contacts.iter_mut().for_each(|c| {
@@ -1266,7 +1277,11 @@ async fn statuses_per_subscription_type_keep_legal_basis_and_hubspots_timestamp(
     assert_eq!(body["legalBasis"], json!("PERFORMANCE_OF_CONTRACT"));
     assert_ne!(body["timestamp"], json!("2001-01-01T00:00:00Z"));
     let bad = json!({"channel": "EMAIL", "statusState": "SUBSCRIBED", "subscriptionId": 4});
-    assert_eq!(post(&hs.base_url, path, bad).await.0, 400, "type 4 is an SMS type");
+    assert_eq!(
+        post(&hs.base_url, path, bad).await.0,
+        400,
+        "type 4 is an SMS type"
+    );
     let bad = json!({"channel": "EMAIL", "statusState": "SUBSCRIBED", "subscriptionId": 3, "legalBasis": "WHIM"});
     assert_eq!(post(&hs.base_url, path, bad).await.0, 400);
     let (status, body) = post(
@@ -1287,8 +1302,14 @@ async fn statuses_per_subscription_type_keep_legal_basis_and_hubspots_timestamp(
             .expect("a status")
     };
     assert_eq!(by_name("One to One")["status"], json!("NOT_SUBSCRIBED"));
-    assert_eq!(by_name("Customer Service Communication")["status"], json!("SUBSCRIBED"));
-    assert_eq!(by_name("Marketing Information")["status"], json!("NOT_SPECIFIED"));
+    assert_eq!(
+        by_name("Customer Service Communication")["status"],
+        json!("SUBSCRIBED")
+    );
+    assert_eq!(
+        by_name("Marketing Information")["status"],
+        json!("NOT_SPECIFIED")
+    );
 }
 
 #[tokio::test]
@@ -1379,7 +1400,12 @@ async fn properties_list_the_seeded_custom_fields_and_industry_options() {
         .as_array()
         .expect("options")
         .iter()
-        .map(|o| (o["value"].as_str().unwrap_or(""), o["label"].as_str().unwrap_or("")))
+        .map(|o| {
+            (
+                o["value"].as_str().unwrap_or(""),
+                o["label"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     assert_eq!(
         options,
@@ -1390,13 +1416,20 @@ async fn properties_list_the_seeded_custom_fields_and_industry_options() {
     assert_eq!(industry["hubspotDefined"], json!(true));
     let options = industry["options"].as_array().expect("industry options");
     assert_eq!(options.len(), super::fields::INDUSTRIES.len());
-    assert!(options.iter().any(|o| o["value"] == json!("COMPUTER_SOFTWARE")
-        && o["label"] == json!("Computer Software")));
+    assert!(
+        options
+            .iter()
+            .any(|o| o["value"] == json!("COMPUTER_SOFTWARE")
+                && o["label"] == json!("Computer Software"))
+    );
     // System properties are listed, read-only.
     let id = property(&hs.base_url, "contacts", "hs_object_id").await;
     assert_eq!(id["modificationMetadata"]["readOnlyValue"], json!(true));
     // The contact custom fields are not company properties.
-    assert_eq!(property(&hs.base_url, "companies", "loyalty_points").await, Value::Null);
+    assert_eq!(
+        property(&hs.base_url, "companies", "loyalty_points").await,
+        Value::Null
+    );
 }
 
 #[tokio::test]
@@ -1431,14 +1464,22 @@ async fn seeded_custom_values_are_returned_only_when_asked_for() {
             company.tier.map(str::to_lowercase).as_deref()
         );
     }
-    assert!(data.companies.iter().any(|c| c.tier.is_some() && c.seats.is_some()));
+    assert!(
+        data.companies
+            .iter()
+            .any(|c| c.tier.is_some() && c.seats.is_some())
+    );
     let (_, _, contacts) = get(
         &hs.base_url,
         "/crm/v3/objects/contacts?limit=100&properties=favourite_colour,loyalty_points",
         crate::HUBSPOT_TOKEN,
     )
     .await;
-    for (contact, r) in data.contacts.iter().zip(contacts["results"].as_array().expect("results")) {
+    for (contact, r) in data
+        .contacts
+        .iter()
+        .zip(contacts["results"].as_array().expect("results"))
+    {
         let props = &r["properties"];
         assert_eq!(
             props["favourite_colour"].as_str(),
@@ -1454,7 +1495,8 @@ async fn seeded_custom_values_are_returned_only_when_asked_for() {
 #[tokio::test]
 async fn custom_values_are_checked_on_write() {
     let (hs, _, _) = start(unlimited(), 3).await;
-    let create = |props: Value| json!({"inputs": [{"properties": props, "objectWriteTraceId": "t"}]});
+    let create =
+        |props: Value| json!({"inputs": [{"properties": props, "objectWriteTraceId": "t"}]});
     let (status, body) = post(
         &hs.base_url,
         "/crm/v3/objects/companies/batch/create",
@@ -1476,7 +1518,10 @@ async fn custom_values_are_checked_on_write() {
         (json!({"name": "B", "tier": "Silver"}), "INVALID_OPTION"),
         (json!({"name": "B", "tier": "platinum"}), "INVALID_OPTION"),
         (json!({"name": "B", "seats": "a dozen"}), "INVALID_INTEGER"),
-        (json!({"name": "B", "shoe_size": "9"}), "PROPERTY_DOESNT_EXIST"),
+        (
+            json!({"name": "B", "shoe_size": "9"}),
+            "PROPERTY_DOESNT_EXIST",
+        ),
     ] {
         let (status, body) = post(
             &hs.base_url,
@@ -1503,7 +1548,10 @@ async fn custom_values_are_checked_on_write() {
         if ok {
             assert!(status == 201 || status == 200, "{industry}: {body}");
         } else {
-            assert!(body.to_string().contains("INVALID_OPTION"), "{industry}: {body}");
+            assert!(
+                body.to_string().contains("INVALID_OPTION"),
+                "{industry}: {body}"
+            );
         }
     }
 }
@@ -1530,9 +1578,7 @@ async fn a_created_enumeration_property_works_like_a_seeded_one() {
         let (status, body) = post(&hs.base_url, "/crm/v3/properties/companies", p).await;
         assert_eq!(status, 400, "{body}");
     }
-    let create = |tier: &str| {
-        json!({"inputs": [{"properties": {"name": "D", "size_band": tier}, "objectWriteTraceId": "t"}]})
-    };
+    let create = |tier: &str| json!({"inputs": [{"properties": {"name": "D", "size_band": tier}, "objectWriteTraceId": "t"}]});
     let (status, body) = post(
         &hs.base_url,
         "/crm/v3/objects/companies/batch/create",
@@ -1619,7 +1665,10 @@ async fn owners_list_page_filter_by_email_and_show_deactivated_users_as_archived
     let after = first["paging"]["next"]["after"].as_str().expect("paging");
     let (_, second) = read(
         &hs.base_url,
-        &format!("/crm/v3/owners?limit=3&after={}", urlencoding::encode(after)),
+        &format!(
+            "/crm/v3/owners?limit=3&after={}",
+            urlencoding::encode(after)
+        ),
     )
     .await;
     let mut ids: Vec<String> = [&first, &second]
@@ -1642,7 +1691,10 @@ async fn owners_list_page_filter_by_email_and_show_deactivated_users_as_archived
     assert_eq!(ana["type"], json!("PERSON"));
     assert_eq!(ana["archived"], json!(false));
     assert!(ana["userId"].is_number() && ana["id"].is_string());
-    assert_ne!(ana["id"].as_str(), ana["userId"].to_string().as_str().into());
+    assert_ne!(
+        ana["id"].as_str(),
+        ana["userId"].to_string().as_str().into()
+    );
 
     let (_, by_email) = read(
         &hs.base_url,
@@ -1678,10 +1730,17 @@ async fn owners_list_page_filter_by_email_and_show_deactivated_users_as_archived
     let hana = archived[0]["id"].as_str().expect("id");
     let (status, _) = read(&hs.base_url, &format!("/crm/v3/owners/{hana}")).await;
     assert_eq!(status, 404, "an archived owner needs archived=true");
-    let (status, _) = read(&hs.base_url, &format!("/crm/v3/owners/{hana}?archived=true")).await;
+    let (status, _) = read(
+        &hs.base_url,
+        &format!("/crm/v3/owners/{hana}?archived=true"),
+    )
+    .await;
     assert_eq!(status, 200);
     let (status, body) = read(&hs.base_url, "/crm/v3/owners/1").await;
-    assert_eq!((status, body["category"].as_str()), (404, Some("OBJECT_NOT_FOUND")));
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (404, Some("OBJECT_NOT_FOUND"))
+    );
     let (status, _) = read(&hs.base_url, "/crm/v3/owners?limit=501").await;
     assert_eq!(status, 400);
 }
@@ -1709,11 +1768,26 @@ async fn deal_pipelines_with_stage_ids_probability_and_closed_flags() {
     let stages = sales["stages"].as_array().expect("stages");
     assert_eq!(stages[0]["id"], json!("appointmentscheduled"));
     assert_eq!(stages[0]["label"], json!("Appointment Scheduled"));
-    assert_eq!(stages[0]["metadata"], json!({"isClosed": "false", "probability": "0.2"}));
-    let won = stages.iter().find(|s| s["id"] == json!("closedwon")).expect("won");
-    assert_eq!(won["metadata"], json!({"isClosed": "true", "probability": "1.0"}));
-    let lost = stages.iter().find(|s| s["id"] == json!("closedlost")).expect("lost");
-    assert_eq!(lost["metadata"], json!({"isClosed": "true", "probability": "0.0"}));
+    assert_eq!(
+        stages[0]["metadata"],
+        json!({"isClosed": "false", "probability": "0.2"})
+    );
+    let won = stages
+        .iter()
+        .find(|s| s["id"] == json!("closedwon"))
+        .expect("won");
+    assert_eq!(
+        won["metadata"],
+        json!({"isClosed": "true", "probability": "1.0"})
+    );
+    let lost = stages
+        .iter()
+        .find(|s| s["id"] == json!("closedlost"))
+        .expect("lost");
+    assert_eq!(
+        lost["metadata"],
+        json!({"isClosed": "true", "probability": "0.0"})
+    );
     let renewals = &pipelines[1];
     assert_eq!(renewals["label"], json!("Renewals"));
     let id = renewals["id"].as_str().expect("id");
@@ -1723,13 +1797,26 @@ async fn deal_pipelines_with_stage_ids_probability_and_closed_flags() {
 
     let (status, one) = read(&hs.base_url, &format!("/crm/v3/pipelines/0-3/{id}")).await;
     assert_eq!((status, &one["label"]), (200, &json!("Renewals")));
-    let (status, stages) = read(&hs.base_url, &format!("/crm/v3/pipelines/deals/{id}/stages")).await;
-    assert_eq!((status, stages["results"].as_array().map(Vec::len)), (200, Some(4)));
-    let (status, s) =
-        read(&hs.base_url, &format!("/crm/v3/pipelines/deals/{id}/stages/{stage}")).await;
+    let (status, stages) = read(
+        &hs.base_url,
+        &format!("/crm/v3/pipelines/deals/{id}/stages"),
+    )
+    .await;
+    assert_eq!(
+        (status, stages["results"].as_array().map(Vec::len)),
+        (200, Some(4))
+    );
+    let (status, s) = read(
+        &hs.base_url,
+        &format!("/crm/v3/pipelines/deals/{id}/stages/{stage}"),
+    )
+    .await;
     assert_eq!((status, &s["label"]), (200, &json!("Renewal Due")));
     let (status, body) = read(&hs.base_url, "/crm/v3/pipelines/deals/nope").await;
-    assert_eq!((status, body["category"].as_str()), (404, Some("OBJECT_NOT_FOUND")));
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (404, Some("OBJECT_NOT_FOUND"))
+    );
     let (status, _) = read(&hs.base_url, "/crm/v3/pipelines/deals/default/stages/nope").await;
     assert_eq!(status, 404);
     let (status, _) = read(&hs.base_url, "/crm/v3/pipelines/widgets").await;
@@ -1744,11 +1831,23 @@ async fn owners_on_contacts_and_companies_are_seeded_readable_and_checked() {
             .map(|id| json!(id.to_string()))
             .unwrap_or(Value::Null)
     };
-    let contacts = list_all(&hs.base_url, "contacts", 100, "&properties=hubspot_owner_id").await;
+    let contacts = list_all(
+        &hs.base_url,
+        "contacts",
+        100,
+        "&properties=hubspot_owner_id",
+    )
+    .await;
     for (r, seeded) in contacts.iter().zip(&data.contacts) {
         assert_eq!(r["properties"]["hubspot_owner_id"], owner_of(seeded.owner));
     }
-    let companies = list_all(&hs.base_url, "companies", 100, "&properties=hubspot_owner_id").await;
+    let companies = list_all(
+        &hs.base_url,
+        "companies",
+        100,
+        "&properties=hubspot_owner_id",
+    )
+    .await;
     for (r, seeded) in companies.iter().zip(&data.companies) {
         assert_eq!(r["properties"]["hubspot_owner_id"], owner_of(seeded.owner));
     }
@@ -1777,9 +1876,17 @@ async fn owners_on_contacts_and_companies_are_seeded_readable_and_checked() {
             vec![("INVALID_OPTION".to_owned(), "hubspot_owner_id".to_owned())]
         );
     }
-    let (_, prop) = read(&hs.base_url, "/crm/v3/properties/companies/hubspot_owner_id").await;
+    let (_, prop) = read(
+        &hs.base_url,
+        "/crm/v3/properties/companies/hubspot_owner_id",
+    )
+    .await;
     assert_eq!(prop["type"], json!("enumeration"));
-    assert_eq!(prop["options"].as_array().map(Vec::len), Some(6), "active owners");
+    assert_eq!(
+        prop["options"].as_array().map(Vec::len),
+        Some(6),
+        "active owners"
+    );
 }
 
 #[tokio::test]
@@ -1801,11 +1908,13 @@ async fn seeded_deals_list_with_stage_ids_owner_currency_and_won_lost() {
         let p = &r["properties"];
         assert_eq!(p["dealname"], json!(seeded.name));
         assert_eq!(p["deal_currency_code"], json!(seeded.currency));
-        assert_eq!(p["closedate"], json!(format!("{}T00:00:00.000Z", seeded.close_date)));
+        assert_eq!(
+            p["closedate"],
+            json!(format!("{}T00:00:00.000Z", seeded.close_date))
+        );
         let (seed_pipeline, seed_stage) = seeded.seed_stage();
-        let label =
-            crate::accounts::vendor_stage(DEAL_STAGES, seed_pipeline.key, seed_stage.key)
-                .expect("placed");
+        let label = crate::accounts::vendor_stage(DEAL_STAGES, seed_pipeline.key, seed_stage.key)
+            .expect("placed");
         let pipeline = pipelines
             .iter()
             .find(|x| x.label == label.pipeline)
@@ -1818,8 +1927,14 @@ async fn seeded_deals_list_with_stage_ids_owner_currency_and_won_lost() {
             .expect("stage");
         assert_eq!(p["dealstage"], json!(stage.id));
         let outcome = seed_stage.outcome;
-        assert_eq!(p["hs_is_closed_won"], json!((outcome == crate::accounts::Outcome::Won).to_string()));
-        assert_eq!(p["hs_is_closed"], json!((outcome != crate::accounts::Outcome::Open).to_string()));
+        assert_eq!(
+            p["hs_is_closed_won"],
+            json!((outcome == crate::accounts::Outcome::Won).to_string())
+        );
+        assert_eq!(
+            p["hs_is_closed"],
+            json!((outcome != crate::accounts::Outcome::Open).to_string())
+        );
         match outcome {
             crate::accounts::Outcome::Won => won += 1,
             crate::accounts::Outcome::Lost => lost += 1,
@@ -1837,7 +1952,14 @@ async fn seeded_deals_list_with_stage_ids_owner_currency_and_won_lost() {
     }
     assert!(won > 0 && lost > 0);
     // The default properties of a deal.
-    let (_, one) = read(&hs.base_url, &format!("/crm/v3/objects/deals/{}", deals[0]["id"].as_str().unwrap_or_default())).await;
+    let (_, one) = read(
+        &hs.base_url,
+        &format!(
+            "/crm/v3/objects/deals/{}",
+            deals[0]["id"].as_str().unwrap_or_default()
+        ),
+    )
+    .await;
     let keys: HashSet<&str> = one["properties"]
         .as_object()
         .expect("properties")
@@ -1858,7 +1980,10 @@ async fn seeded_deals_list_with_stage_ids_owner_currency_and_won_lost() {
     .collect();
     assert_eq!(keys, expected);
     let (status, body) = read(&hs.base_url, "/crm/v3/objects/deals?limit=101").await;
-    assert_eq!((status, body["category"].as_str()), (400, Some("VALIDATION_ERROR")));
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
 }
 
 #[tokio::test]
@@ -1869,10 +1994,18 @@ async fn deal_writes_follow_hubspots_stage_pipeline_currency_and_owner_rules() {
     let base = &hs.base_url;
     let create = |props: Value| {
         let base = base.clone();
-        async move { post(&base, "/crm/v3/objects/deals", json!({ "properties": props })).await }
+        async move {
+            post(
+                &base,
+                "/crm/v3/objects/deals",
+                json!({ "properties": props }),
+            )
+            .await
+        }
     };
     // Name and stage: the default pipeline is assumed.
-    let (status, deal) = create(json!({"dealname": "Plain", "dealstage": "qualifiedtobuy", "amount": 1200.5})).await;
+    let (status, deal) =
+        create(json!({"dealname": "Plain", "dealstage": "qualifiedtobuy", "amount": 1200.5})).await;
     assert_eq!(status, 201, "{deal}");
     assert_eq!(deal["properties"]["pipeline"], json!("default"));
     assert_eq!(deal["properties"]["amount"], json!("1200.5"));
@@ -1880,20 +2013,76 @@ async fn deal_writes_follow_hubspots_stage_pipeline_currency_and_owner_rules() {
     let id = deal["id"].as_str().expect("id").to_owned();
 
     let cases = [
-        (json!({"dealstage": "qualifiedtobuy"}), "REQUIRED_PROPERTY", "dealname"),
-        (json!({"dealname": "No stage"}), "REQUIRED_PROPERTY", "dealstage"),
-        (json!({"dealname": "Label", "dealstage": "Closed Won"}), "INVALID_OPTION", "dealstage"),
-        (json!({"dealname": "Wrong pipeline", "dealstage": renewal_stage}), "INVALID_OPTION", "dealstage"),
-        (json!({"dealname": "Wrong pipeline", "pipeline": "default", "dealstage": renewal_stage}), "INVALID_OPTION", "dealstage"),
-        (json!({"dealname": "Bad pipeline", "pipeline": "Renewals", "dealstage": renewal_stage}), "INVALID_OPTION", "pipeline"),
-        (json!({"dealname": "Yen", "dealstage": "closedwon", "deal_currency_code": "JPY"}), "INVALID_OPTION", "deal_currency_code"),
-        (json!({"dealname": "Amount", "dealstage": "closedwon", "amount": "lots"}), "INVALID_INTEGER", "amount"),
-        (json!({"dealname": "Date", "dealstage": "closedwon", "closedate": "soon"}), "INVALID_DATE", "closedate"),
-        (json!({"dealname": "Owner", "dealstage": "closedwon", "hubspot_owner_id": emulator.inner.owner_ids[7].expect("Hana").to_string()}), "INVALID_OPTION", "hubspot_owner_id"),
-        (json!({"dealname": "Owner", "dealstage": "closedwon", "hubspot_owner_id": "99"}), "INVALID_OPTION", "hubspot_owner_id"),
-        (json!({"dealname": "Closed", "dealstage": "closedwon", "hs_is_closed_won": "true"}), "READ_ONLY_VALUE", "hs_is_closed_won"),
-        (json!({"dealname": "x".repeat(65_537), "dealstage": "closedwon"}), "VALUE_TOO_LONG", "dealname"),
-        (json!({"dealname": "Nope", "dealstage": "closedwon", "nope": "1"}), "PROPERTY_DOESNT_EXIST", "nope"),
+        (
+            json!({"dealstage": "qualifiedtobuy"}),
+            "REQUIRED_PROPERTY",
+            "dealname",
+        ),
+        (
+            json!({"dealname": "No stage"}),
+            "REQUIRED_PROPERTY",
+            "dealstage",
+        ),
+        (
+            json!({"dealname": "Label", "dealstage": "Closed Won"}),
+            "INVALID_OPTION",
+            "dealstage",
+        ),
+        (
+            json!({"dealname": "Wrong pipeline", "dealstage": renewal_stage}),
+            "INVALID_OPTION",
+            "dealstage",
+        ),
+        (
+            json!({"dealname": "Wrong pipeline", "pipeline": "default", "dealstage": renewal_stage}),
+            "INVALID_OPTION",
+            "dealstage",
+        ),
+        (
+            json!({"dealname": "Bad pipeline", "pipeline": "Renewals", "dealstage": renewal_stage}),
+            "INVALID_OPTION",
+            "pipeline",
+        ),
+        (
+            json!({"dealname": "Yen", "dealstage": "closedwon", "deal_currency_code": "JPY"}),
+            "INVALID_OPTION",
+            "deal_currency_code",
+        ),
+        (
+            json!({"dealname": "Amount", "dealstage": "closedwon", "amount": "lots"}),
+            "INVALID_INTEGER",
+            "amount",
+        ),
+        (
+            json!({"dealname": "Date", "dealstage": "closedwon", "closedate": "soon"}),
+            "INVALID_DATE",
+            "closedate",
+        ),
+        (
+            json!({"dealname": "Owner", "dealstage": "closedwon", "hubspot_owner_id": emulator.inner.owner_ids[7].expect("Hana").to_string()}),
+            "INVALID_OPTION",
+            "hubspot_owner_id",
+        ),
+        (
+            json!({"dealname": "Owner", "dealstage": "closedwon", "hubspot_owner_id": "99"}),
+            "INVALID_OPTION",
+            "hubspot_owner_id",
+        ),
+        (
+            json!({"dealname": "Closed", "dealstage": "closedwon", "hs_is_closed_won": "true"}),
+            "READ_ONLY_VALUE",
+            "hs_is_closed_won",
+        ),
+        (
+            json!({"dealname": "x".repeat(65_537), "dealstage": "closedwon"}),
+            "VALUE_TOO_LONG",
+            "dealname",
+        ),
+        (
+            json!({"dealname": "Nope", "dealstage": "closedwon", "nope": "1"}),
+            "PROPERTY_DOESNT_EXIST",
+            "nope",
+        ),
     ];
     for (props, code, name) in cases {
         let (status, body) = create(props.clone()).await;
@@ -1916,12 +2105,20 @@ async fn deal_writes_follow_hubspots_stage_pipeline_currency_and_owner_rules() {
     assert_eq!(status, 201, "{renewal}");
     assert_eq!(renewal["properties"]["hs_is_closed_won"], json!("true"));
     assert_eq!(renewal["properties"]["hubspot_owner_id"], json!(owner));
-    assert_eq!(renewal["properties"]["closedate"], json!("2025-03-01T00:00:00.000Z"));
+    assert_eq!(
+        renewal["properties"]["closedate"],
+        json!("2025-03-01T00:00:00.000Z")
+    );
     assert_eq!(emulator.count("deals"), before.map(|n| n + 1));
 
     // Updates: moving to a stage of another pipeline needs the pipeline too.
     let path = format!("/crm/v3/objects/deals/{id}");
-    let (status, body) = patch(base, &path, json!({"properties": {"dealstage": renewal_stage}})).await;
+    let (status, body) = patch(
+        base,
+        &path,
+        json!({"properties": {"dealstage": renewal_stage}}),
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = patch(
         base,
@@ -1932,11 +2129,27 @@ async fn deal_writes_follow_hubspots_stage_pipeline_currency_and_owner_rules() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["properties"]["pipeline"], json!(renewals.id));
     let (status, body) = patch(base, &path, json!({"properties": {"dealname": ""}})).await;
-    assert_eq!((status, property_errors(&body)), (400, vec![("REQUIRED_PROPERTY".to_owned(), "dealname".to_owned())]));
-    let (status, _) = patch(base, "/crm/v3/objects/deals/42", json!({"properties": {"dealname": "x"}})).await;
+    assert_eq!(
+        (status, property_errors(&body)),
+        (
+            400,
+            vec![("REQUIRED_PROPERTY".to_owned(), "dealname".to_owned())]
+        )
+    );
+    let (status, _) = patch(
+        base,
+        "/crm/v3/objects/deals/42",
+        json!({"properties": {"dealname": "x"}}),
+    )
+    .await;
     assert_eq!(status, 404);
     // Closed won, then lost: HubSpot keeps a closed deal editable.
-    let (status, body) = patch(base, &path, json!({"properties": {"pipeline": "default", "dealstage": "closedlost"}})).await;
+    let (status, body) = patch(
+        base,
+        &path,
+        json!({"properties": {"pipeline": "default", "dealstage": "closedlost"}}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["properties"]["hs_is_closed_won"], json!("false"));
     assert_eq!(body["properties"]["hs_is_closed"], json!("true"));
@@ -1960,25 +2173,46 @@ async fn deal_batches_cap_inputs_report_per_input_errors_and_upsert_by_source_id
     let too_many: Vec<Value> = (0..101)
         .map(|i| json!({"properties": {"dealname": format!("d{i}"), "dealstage": "closedwon"}}))
         .collect();
-    let (status, body) = post(base, "/crm/v3/objects/0-3/batch/create", json!({"inputs": too_many})).await;
-    assert_eq!((status, body["category"].as_str()), (400, Some("VALIDATION_ERROR")));
+    let (status, body) = post(
+        base,
+        "/crm/v3/objects/0-3/batch/create",
+        json!({"inputs": too_many}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
     // One bad input fails the batch, unless every input has a trace id.
     let inputs = json!([
         {"properties": {"dealname": "ok", "dealstage": "closedwon"}},
         {"properties": {"dealname": "bad", "dealstage": "nope"}},
     ]);
     let before = emulator.count("deals");
-    let (status, _) = post(base, "/crm/v3/objects/deals/batch/create", json!({"inputs": inputs})).await;
+    let (status, _) = post(
+        base,
+        "/crm/v3/objects/deals/batch/create",
+        json!({"inputs": inputs}),
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(emulator.count("deals"), before);
     let traced = json!([
         {"objectWriteTraceId": "a", "properties": {"dealname": "ok", "dealstage": "closedwon"}},
         {"objectWriteTraceId": "b", "properties": {"dealname": "bad", "dealstage": "nope"}},
     ]);
-    let (status, body) = post(base, "/crm/v3/objects/deals/batch/create", json!({"inputs": traced})).await;
+    let (status, body) = post(
+        base,
+        "/crm/v3/objects/deals/batch/create",
+        json!({"inputs": traced}),
+    )
+    .await;
     assert_eq!(status, 207, "{body}");
     assert_eq!(body["results"][0]["objectWriteTraceId"], json!("a"));
-    assert_eq!(body["errors"][0]["context"]["objectWriteTraceId"], json!(["b"]));
+    assert_eq!(
+        body["errors"][0]["context"]["objectWriteTraceId"],
+        json!(["b"])
+    );
     assert_eq!(emulator.count("deals"), before.map(|n| n + 1));
 
     // The connector's unique source-id property, then upserts keyed by it.
@@ -2010,9 +2244,19 @@ async fn deal_batches_cap_inputs_report_per_input_errors_and_upsert_by_source_id
     assert_eq!(status, 200, "{second}");
     assert_eq!(second["results"][0]["new"], json!(false));
     assert_eq!(second["results"][0]["id"], id);
-    assert_eq!(second["results"][0]["properties"]["ferry_source_id"], json!("src-1"));
-    let (status, by_source) = read(base, "/crm/v3/objects/deals/src-1?idProperty=ferry_source_id&properties=dealname").await;
-    assert_eq!((status, &by_source["properties"]["dealname"]), (200, &json!("Second")));
+    assert_eq!(
+        second["results"][0]["properties"]["ferry_source_id"],
+        json!("src-1")
+    );
+    let (status, by_source) = read(
+        base,
+        "/crm/v3/objects/deals/src-1?idProperty=ferry_source_id&properties=dealname",
+    )
+    .await;
+    assert_eq!(
+        (status, &by_source["properties"]["dealname"]),
+        (200, &json!("Second"))
+    );
     // A duplicate source id on create is a conflict.
     let (status, body) = post(
         base,
@@ -2029,7 +2273,10 @@ async fn deal_batches_cap_inputs_report_per_input_errors_and_upsert_by_source_id
     )
     .await;
     assert_eq!(status, 207, "{body}");
-    assert_eq!(body["results"][0]["properties"]["dealname"], json!("Second"));
+    assert_eq!(
+        body["results"][0]["properties"]["dealname"],
+        json!("Second")
+    );
     assert_eq!(body["errors"][0]["context"]["ids"], json!(["1"]));
     let (status, body) = post(
         base,
@@ -2040,7 +2287,12 @@ async fn deal_batches_cap_inputs_report_per_input_errors_and_upsert_by_source_id
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["results"][0]["properties"]["amount"], json!("10"));
     let count = emulator.count("deals");
-    let (status, _) = post(base, "/crm/v3/objects/deals/batch/archive", json!({"inputs": [{"id": id}]})).await;
+    let (status, _) = post(
+        base,
+        "/crm/v3/objects/deals/batch/archive",
+        json!({"inputs": [{"id": id}]}),
+    )
+    .await;
     assert_eq!(status, 204);
     assert_eq!(emulator.count("deals"), count.map(|n| n - 1));
 }
@@ -2094,7 +2346,11 @@ async fn deal_and_note_associations_read_write_and_archive() {
         .find_map(|(i, d)| d.company.map(|c| (i, c)))
         .expect("a deal with a company");
     let deal = first_deal + key as u64;
-    let (_, companies) = read(base, &format!("/crm/v4/objects/deals/{deal}/associations/companies")).await;
+    let (_, companies) = read(
+        base,
+        &format!("/crm/v4/objects/deals/{deal}/associations/companies"),
+    )
+    .await;
     assert_eq!(
         companies["results"],
         json!([{"toObjectId": FIRST_COMPANY_ID + with_company as u64, "associationTypes": [
@@ -2103,8 +2359,17 @@ async fn deal_and_note_associations_read_write_and_archive() {
         ]}])
     );
     // v3 reads carry associations when asked.
-    let (_, v3) = read(base, &format!("/crm/v3/objects/deals/{first_deal}?associations=contacts")).await;
-    assert_eq!(v3["associations"]["contacts"]["results"].as_array().map(Vec::len), Some(5));
+    let (_, v3) = read(
+        base,
+        &format!("/crm/v3/objects/deals/{first_deal}?associations=contacts"),
+    )
+    .await;
+    assert_eq!(
+        v3["associations"]["contacts"]["results"]
+            .as_array()
+            .map(Vec::len),
+        Some(5)
+    );
 
     // Note 0 hangs on a deal, a contact and a company.
     let first_note = 4_000_001u64;
@@ -2113,9 +2378,20 @@ async fn deal_and_note_associations_read_write_and_archive() {
         crate::seed::SeedParent::Contact(k) => ("contacts", FIRST_CONTACT_ID + *k as u64),
         crate::seed::SeedParent::Company(k) => ("companies", FIRST_COMPANY_ID + *k as u64),
     }) {
-        let (status, body) = read(base, &format!("/crm/v4/objects/notes/{first_note}/associations/{object}")).await;
+        let (status, body) = read(
+            base,
+            &format!("/crm/v4/objects/notes/{first_note}/associations/{object}"),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
-        assert!(body["results"].as_array().expect("results").iter().any(|r| r["toObjectId"] == json!(parent)), "{object}: {body}");
+        assert!(
+            body["results"]
+                .as_array()
+                .expect("results")
+                .iter()
+                .any(|r| r["toObjectId"] == json!(parent)),
+            "{object}: {body}"
+        );
     }
     assert_eq!(emulator.count("notes"), Some(data.notes.len()));
 
@@ -2129,10 +2405,26 @@ async fn deal_and_note_associations_read_write_and_archive() {
     .await;
     assert_eq!(status, 201, "{note}");
     let note_id = note["id"].as_str().expect("id").to_owned();
-    assert_eq!(note["properties"]["hs_note_body"], json!("<p>Grüße &amp; 見積</p>"));
-    assert_eq!(note["properties"]["hs_timestamp"], json!("2024-05-01T10:00:00.000Z"));
-    let (_, on_deal) = read(base, &format!("/crm/v4/objects/deals/{deal}/associations/notes")).await;
-    assert!(on_deal["results"].as_array().expect("results").iter().any(|r| r["toObjectId"] == json!(note_id.parse::<u64>().unwrap_or_default())));
+    assert_eq!(
+        note["properties"]["hs_note_body"],
+        json!("<p>Grüße &amp; 見積</p>")
+    );
+    assert_eq!(
+        note["properties"]["hs_timestamp"],
+        json!("2024-05-01T10:00:00.000Z")
+    );
+    let (_, on_deal) = read(
+        base,
+        &format!("/crm/v4/objects/deals/{deal}/associations/notes"),
+    )
+    .await;
+    assert!(
+        on_deal["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .any(|r| r["toObjectId"] == json!(note_id.parse::<u64>().unwrap_or_default()))
+    );
     let contact = FIRST_CONTACT_ID + 3;
     let (status, body) = post(
         base,
@@ -2161,7 +2453,10 @@ async fn deal_and_note_associations_read_write_and_archive() {
     )
     .await;
     assert_eq!(status, 207, "{body}");
-    assert_eq!(body["errors"][0]["subCategory"], json!("crm.associations.NO_ASSOCIATIONS_FOUND"));
+    assert_eq!(
+        body["errors"][0]["subCategory"],
+        json!("crm.associations.NO_ASSOCIATIONS_FOUND")
+    );
     // A deal's primary company moves; the former one stays unlabelled.
     let other = FIRST_COMPANY_ID + ((with_company + 1) % data.companies.len()) as u64;
     let (status, body) = post(
@@ -2172,24 +2467,42 @@ async fn deal_and_note_associations_read_write_and_archive() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let (_, companies) = read(base, &format!("/crm/v4/objects/deals/{deal}/associations/companies")).await;
+    let (_, companies) = read(
+        base,
+        &format!("/crm/v4/objects/deals/{deal}/associations/companies"),
+    )
+    .await;
     let primaries: Vec<u64> = companies["results"]
         .as_array()
         .expect("results")
         .iter()
-        .filter(|r| r["associationTypes"].as_array().is_some_and(|t| t.iter().any(|t| t["typeId"] == json!(5))))
+        .filter(|r| {
+            r["associationTypes"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["typeId"] == json!(5)))
+        })
         .filter_map(|r| r["toObjectId"].as_u64())
         .collect();
     assert_eq!(primaries, vec![other]);
     assert_eq!(companies["results"].as_array().map(Vec::len), Some(2));
     // Inputs over the caps.
     let many: Vec<Value> = (0..1001).map(|i| json!({"id": i.to_string()})).collect();
-    let (status, _) = post(base, "/crm/v4/associations/deals/contacts/batch/read", json!({"inputs": many})).await;
+    let (status, _) = post(
+        base,
+        "/crm/v4/associations/deals/contacts/batch/read",
+        json!({"inputs": many}),
+    )
+    .await;
     assert_eq!(status, 400);
     let many: Vec<Value> = (0..2001)
         .map(|i| json!({"from": {"id": i.to_string()}, "to": {"id": "1"}, "types": []}))
         .collect();
-    let (status, _) = post(base, "/crm/v4/associations/deals/contacts/batch/create", json!({"inputs": many})).await;
+    let (status, _) = post(
+        base,
+        "/crm/v4/associations/deals/contacts/batch/create",
+        json!({"inputs": many}),
+    )
+    .await;
     assert_eq!(status, 400);
 }
 
@@ -2197,7 +2510,13 @@ async fn deal_and_note_associations_read_write_and_archive() {
 async fn notes_need_a_timestamp_and_refuse_an_overlong_body() {
     let (hs, emulator, data) = start(unlimited(), 40).await;
     let base = &hs.base_url;
-    let notes = list_all(base, "notes", 100, "&properties=hs_note_body,hs_timestamp,hubspot_owner_id").await;
+    let notes = list_all(
+        base,
+        "notes",
+        100,
+        "&properties=hs_note_body,hs_timestamp,hubspot_owner_id",
+    )
+    .await;
     assert_eq!(notes.len(), data.notes.len());
     for (r, seeded) in notes.iter().zip(&data.notes) {
         assert_eq!(r["properties"]["hs_note_body"], json!(seeded.body));
@@ -2206,10 +2525,22 @@ async fn notes_need_a_timestamp_and_refuse_an_overlong_body() {
             json!(crate::hubspot::store::format_timestamp(seeded.timestamp_ms))
         );
     }
-    assert!(notes.iter().any(|n| n["properties"]["hs_note_body"].as_str().is_some_and(|b| b.starts_with("<p>"))));
-    let (status, body) = post(base, "/crm/v3/objects/notes", json!({"properties": {"hs_note_body": "x"}})).await;
+    assert!(notes.iter().any(|n| {
+        n["properties"]["hs_note_body"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("<p>"))
+    }));
+    let (status, body) = post(
+        base,
+        "/crm/v3/objects/notes",
+        json!({"properties": {"hs_note_body": "x"}}),
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(property_errors(&body), vec![("REQUIRED_PROPERTY".to_owned(), "hs_timestamp".to_owned())]);
+    assert_eq!(
+        property_errors(&body),
+        vec![("REQUIRED_PROPERTY".to_owned(), "hs_timestamp".to_owned())]
+    );
     let before = emulator.count("notes");
     let (status, body) = post(
         base,
@@ -2218,7 +2549,10 @@ async fn notes_need_a_timestamp_and_refuse_an_overlong_body() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(property_errors(&body), vec![("VALUE_TOO_LONG".to_owned(), "hs_note_body".to_owned())]);
+    assert_eq!(
+        property_errors(&body),
+        vec![("VALUE_TOO_LONG".to_owned(), "hs_note_body".to_owned())]
+    );
     assert_eq!(emulator.count("notes"), before, "refused, not truncated");
     let (status, body) = post(
         base,
@@ -2227,7 +2561,12 @@ async fn notes_need_a_timestamp_and_refuse_an_overlong_body() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(body["properties"]["hs_note_body"].as_str().map(|b| b.chars().count()), Some(65_536));
+    assert_eq!(
+        body["properties"]["hs_note_body"]
+            .as_str()
+            .map(|b| b.chars().count()),
+        Some(65_536)
+    );
     let (status, body) = post(
         base,
         "/crm/v3/objects/notes",
@@ -2235,7 +2574,11 @@ async fn notes_need_a_timestamp_and_refuse_an_overlong_body() {
                "associations": [{"to": {"id": "1"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}]}]}),
     )
     .await;
-    assert_eq!((status, body["category"].as_str()), (400, Some("VALIDATION_ERROR")), "{body}");
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("VALIDATION_ERROR")),
+        "{body}"
+    );
     let (_, props) = read(base, "/crm/v3/properties/notes").await;
     let names: Vec<&str> = props["results"]
         .as_array()
@@ -2243,7 +2586,12 @@ async fn notes_need_a_timestamp_and_refuse_an_overlong_body() {
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    for name in ["hs_timestamp", "hs_note_body", "hubspot_owner_id", "hs_object_id"] {
+    for name in [
+        "hs_timestamp",
+        "hs_note_body",
+        "hubspot_owner_id",
+        "hs_object_id",
+    ] {
         assert!(names.contains(&name), "{name}");
     }
 }
@@ -2253,7 +2601,10 @@ fn seeding_reports_deals_and_notes() {
     let data = generate(400, 3, &Mess::default());
     let emulator = Emulator::new(Options::default());
     let summary = crate::VendorEmulator::seed(&emulator, &data);
-    assert_eq!((summary.deals, summary.notes), (data.deals.len(), data.notes.len()));
+    assert_eq!(
+        (summary.deals, summary.notes),
+        (data.deals.len(), data.notes.len())
+    );
     assert_eq!(crate::VendorEmulator::count(&emulator, "deals"), 100);
     assert_eq!(crate::VendorEmulator::count(&emulator, "notes"), 200);
 }
@@ -2324,7 +2675,8 @@ async fn new_endpoints_sit_behind_auth_rate_limits_and_partial_faults() {
         assert_eq!(body["category"], json!("INVALID_AUTHENTICATION"));
         assert!(headers.get("x-hubspot-ratelimit-max").is_none());
     }
-    let (status, headers, _) = get(&hs.base_url, "/crm/v3/objects/deals", crate::HUBSPOT_TOKEN).await;
+    let (status, headers, _) =
+        get(&hs.base_url, "/crm/v3/objects/deals", crate::HUBSPOT_TOKEN).await;
     assert_eq!(status, 200);
     assert!(headers.get("x-hubspot-ratelimit-daily-remaining").is_some());
 
@@ -2338,7 +2690,12 @@ async fn new_endpoints_sit_behind_auth_rate_limits_and_partial_faults() {
     )
     .await;
     let mut statuses = Vec::new();
-    for path in ["/crm/v3/owners", "/crm/v3/pipelines/deals", "/crm/v3/objects/notes", "/crm/v3/objects/deals"] {
+    for path in [
+        "/crm/v3/owners",
+        "/crm/v3/pipelines/deals",
+        "/crm/v3/objects/notes",
+        "/crm/v3/objects/deals",
+    ] {
         statuses.push(get(&limited.base_url, path, crate::HUBSPOT_TOKEN).await.0);
     }
     assert_eq!(statuses, vec![200, 200, 200, 429]);
@@ -2394,9 +2751,22 @@ async fn single_association_writes_of_deals_and_notes() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["results"][0]["associationSpec"]["associationTypeId"], json!(214));
-    let (_, listed) = read(base, &format!("/crm/v4/objects/deals/{deal}/associations/notes")).await;
-    assert!(listed["results"].as_array().expect("results").iter().any(|r| r["toObjectId"] == json!(note)));
+    assert_eq!(
+        body["results"][0]["associationSpec"]["associationTypeId"],
+        json!(214)
+    );
+    let (_, listed) = read(
+        base,
+        &format!("/crm/v4/objects/deals/{deal}/associations/notes"),
+    )
+    .await;
+    assert!(
+        listed["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .any(|r| r["toObjectId"] == json!(note))
+    );
     let (status, body) = send(
         reqwest::Method::PUT,
         format!("/crm/v4/objects/deals/{deal}/associations/companies/{company}"),
@@ -2413,8 +2783,18 @@ async fn single_association_writes_of_deals_and_notes() {
     )
     .await;
     assert_eq!(status, 204);
-    let (_, listed) = read(base, &format!("/crm/v4/objects/deals/{deal}/associations/companies")).await;
-    assert!(!listed["results"].as_array().expect("results").iter().any(|r| r["toObjectId"] == json!(company)));
+    let (_, listed) = read(
+        base,
+        &format!("/crm/v4/objects/deals/{deal}/associations/companies"),
+    )
+    .await;
+    assert!(
+        !listed["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .any(|r| r["toObjectId"] == json!(company))
+    );
     let (status, _) = send(
         reqwest::Method::PUT,
         format!("/crm/v4/objects/deals/{deal}/associations/default/contacts/1"),
@@ -2428,7 +2808,10 @@ async fn single_association_writes_of_deals_and_notes() {
         Some(json!([{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}])),
     )
     .await;
-    assert_eq!(status, 400, "a deal→contact type between a deal and a company");
+    assert_eq!(
+        status, 400,
+        "a deal→contact type between a deal and a company"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2452,7 +2835,11 @@ async fn search_ids(base: &str, object: &str, filters: Value) -> (Vec<u64>, u64)
         let (status, _, body) = search(base, object, body).await;
         assert_eq!(status, 200, "{body}");
         let total = *total.get_or_insert(body["total"].as_u64().expect("total"));
-        found.extend(ids(&body).iter().map(|id| id.parse::<u64>().expect("numeric id")));
+        found.extend(
+            ids(&body)
+                .iter()
+                .map(|id| id.parse::<u64>().expect("numeric id")),
+        );
         match body["paging"]["next"]["after"].as_str() {
             Some(a) => after = Some(a.to_owned()),
             None => return (found, total),
@@ -2472,12 +2859,22 @@ fn modified(object: &str) -> &'static str {
 async fn writes_stamp_the_last_modified_time_from_the_account_clock_that_dates_answers() {
     let (hs, emulator, _) = start(unlimited_search(), 40).await;
     emulator.advance_clock(std::time::Duration::from_secs(30 * 86_400));
-    let (status, headers, _) = get(&hs.base_url, "/account-info/v3/details", crate::HUBSPOT_TOKEN).await;
+    let (status, headers, _) = get(
+        &hs.base_url,
+        "/account-info/v3/details",
+        crate::HUBSPOT_TOKEN,
+    )
+    .await;
     assert_eq!(status, 200);
-    let date = headers[reqwest::header::DATE].to_str().expect("Date").to_owned();
+    let date = headers[reqwest::header::DATE]
+        .to_str()
+        .expect("Date")
+        .to_owned();
     let clock = emulator.now_ms();
     assert!(
-        [clock - 1000, clock].iter().any(|ms| crate::timestamp::http_date(*ms) == date),
+        [clock - 1000, clock]
+            .iter()
+            .any(|ms| crate::timestamp::http_date(*ms) == date),
         "the Date header follows the account's clock: {date}"
     );
     let since = (clock - clock.rem_euclid(1000)).to_string();
@@ -2493,7 +2890,11 @@ async fn writes_stamp_the_last_modified_time_from_the_account_clock_that_dates_a
             json!([{"propertyName": modified(object), "operator": "GTE", "value": since}]),
         )
         .await;
-        assert_eq!(unchanged, Vec::<u64>::new(), "{object}: nothing changed since");
+        assert_eq!(
+            unchanged,
+            Vec::<u64>::new(),
+            "{object}: nothing changed since"
+        );
         let (all, _) = search_ids(&hs.base_url, object, json!([])).await;
         assert!(all.len() >= 3, "{object}: seeded");
         let (status, body) = patch(
@@ -2526,7 +2927,10 @@ async fn writes_stamp_the_last_modified_time_from_the_account_clock_that_dates_a
             json!([{"propertyName": modified(object), "operator": "LT", "value": since}]),
         )
         .await;
-        assert!(!before.contains(&all[1]) && !before.contains(&all[2]), "{object}: LT");
+        assert!(
+            !before.contains(&all[1]) && !before.contains(&all[2]),
+            "{object}: LT"
+        );
     }
 }
 
@@ -2536,12 +2940,20 @@ async fn a_bulk_stamp_ties_over_10000_records_which_only_an_id_keyset_reads_past
     emulator.advance_clock(std::time::Duration::from_secs(3600));
     let stamped = emulator.bulk_stamp("contacts", 10_050);
     assert_eq!(stamped.len(), 10_050);
-    let at = emulator.read().contacts.get(stamped[0]).expect("stamped").updated;
+    let at = emulator
+        .read()
+        .contacts
+        .get(stamped[0])
+        .expect("stamped")
+        .updated;
     assert!(
-        stamped.iter().all(|id| emulator.read().contacts.get(*id).map(|r| r.updated) == Some(at)),
+        stamped
+            .iter()
+            .all(|id| emulator.read().contacts.get(*id).map(|r| r.updated) == Some(at)),
         "one timestamp for all"
     );
-    let tie = json!([{"propertyName": "lastmodifieddate", "operator": "EQ", "value": at.to_string()}]);
+    let tie =
+        json!([{"propertyName": "lastmodifieddate", "operator": "EQ", "value": at.to_string()}]);
     // Windowing on the timestamp alone cannot get past the 10,000th: the next page is a 400.
     let (status, _, body) = search(
         &hs.base_url,
@@ -2554,14 +2966,21 @@ async fn a_bulk_stamp_ties_over_10000_records_which_only_an_id_keyset_reads_past
     assert_eq!(body["total"], json!(10_050));
     assert_eq!(body["paging"]["next"]["after"], json!("10000"));
     let first: Vec<u64> = ids(&body).iter().map(|i| i.parse().expect("id")).collect();
-    assert!(first.windows(2).all(|w| w[0] < w[1]), "sorted by hs_object_id");
+    assert!(
+        first.windows(2).all(|w| w[0] < w[1]),
+        "sorted by hs_object_id"
+    );
     let (status, _, body) = search(
         &hs.base_url,
         "contacts",
         json!({"filterGroups": [{"filters": tie}], "limit": 200, "after": "10000"}),
     )
     .await;
-    assert_eq!((status, body["category"].as_str()), (400, Some("VALIDATION_ERROR")), "{body}");
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("VALIDATION_ERROR")),
+        "{body}"
+    );
     // A new query from the last id read gets the rest.
     let last = *first.last().expect("a page");
     let mut rest = tie.as_array().expect("filters").clone();

@@ -13,9 +13,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use super::Emulator;
 use super::gate::{error, invalid, not_found, ok};
 use super::store::{CREATABLE_FIELD_TYPES, Kind, Record, SearchField, Store};
-use super::Emulator;
 
 /// Pipedrive's default page size.
 const DEFAULT_LIMIT: usize = 100;
@@ -306,7 +306,15 @@ async fn create(
     let owner_ok = |id: u64| data.crm.check_owner("owner_id", id);
     let store = data.store(kind);
     let id = store.next_id();
-    let record = match store.apply(&body, None, id, emulator.now_ms(), campaigns, &orgs_live, &owner_ok) {
+    let record = match store.apply(
+        &body,
+        None,
+        id,
+        emulator.now_ms(),
+        campaigns,
+        &orgs_live,
+        &owner_ok,
+    ) {
         Ok(r) => r,
         Err(e) => return invalid(e.0),
     };
@@ -564,9 +572,7 @@ async fn create_field(
                 {
                     Some(label) => labels.push(label),
                     None => {
-                        return invalid(format!(
-                            "Validation failed: options.{i}.label: Required"
-                        ));
+                        return invalid(format!("Validation failed: options.{i}.label: Required"));
                     }
                 }
             }

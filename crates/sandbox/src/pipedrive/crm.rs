@@ -314,7 +314,12 @@ impl Crm {
     }
 
     /// Adds a custom deal field (a column of the deals table); returns its index in the list.
-    pub(crate) fn add_deal_field(&mut self, name: &str, field_type: &str, options: &[&str]) -> usize {
+    pub(crate) fn add_deal_field(
+        &mut self,
+        name: &str,
+        field_type: &str,
+        options: &[&str],
+    ) -> usize {
         let code = field_hash();
         let ty = match field_type {
             "double" | "monetary" => ColumnType::Number { max: 1e15 },
@@ -591,7 +596,10 @@ mod tests {
     fn account_metadata_is_local_to_the_account() {
         let a = Crm::new(12_345_678);
         let b = Crm::new(12_345_679);
-        assert_eq!(a.users.len(), crate::accounts::account_users("pipedrive").len());
+        assert_eq!(
+            a.users.len(),
+            crate::accounts::account_users("pipedrive").len()
+        );
         assert!(a.users.iter().all(|u| b.user(u.id).is_none()));
         assert!(a.stages.iter().all(|s| b.stage(s.id).is_none()));
         assert_eq!(a.pipelines.len(), 2);

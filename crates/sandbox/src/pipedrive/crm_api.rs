@@ -50,7 +50,10 @@ fn number_param(params: &HashMap<String, String>, key: &str) -> Result<Option<u6
     }
 }
 
-pub(super) fn time_param(params: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Response> {
+pub(super) fn time_param(
+    params: &HashMap<String, String>,
+    key: &str,
+) -> Result<Option<i64>, Response> {
     match params.get(key).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => parse_rfc3339(v).map(Some).ok_or_else(|| {
@@ -580,20 +583,22 @@ fn deal_cells(
     }
     if let Some(person) = id_of("person_id")? {
         if let Some(p) = person
-            && data.persons.get(p).is_none() {
-                return Err(format!(
-                    "Validation failed: person_id: Person with id {p} does not exist"
-                ));
-            }
+            && data.persons.get(p).is_none()
+        {
+            return Err(format!(
+                "Validation failed: person_id: Person with id {p} does not exist"
+            ));
+        }
         cells.push((d::PERSON, person.map(|p| Cell::Int(p as i64))));
     }
     if let Some(org) = id_of("org_id")? {
         if let Some(o) = org
-            && data.organizations.get(o).is_none() {
-                return Err(format!(
-                    "Validation failed: org_id: Organization with id {o} does not exist"
-                ));
-            }
+            && data.organizations.get(o).is_none()
+        {
+            return Err(format!(
+                "Validation failed: org_id: Organization with id {o} does not exist"
+            ));
+        }
         cells.push((d::ORG, org.map(|o| Cell::Int(o as i64))));
     }
     // Stage and pipeline.
@@ -603,9 +608,13 @@ fn deal_cells(
         })?),
         (Some(None), _) => return Err("Validation failed: stage_id: Expected number".into()),
         (None, Some(Some(p))) => {
-            let pipeline = crm.pipelines.iter().position(|x| x.id == p).ok_or_else(|| {
-                format!("Validation failed: pipeline_id: Pipeline with id {p} does not exist")
-            })?;
+            let pipeline = crm
+                .pipelines
+                .iter()
+                .position(|x| x.id == p)
+                .ok_or_else(|| {
+                    format!("Validation failed: pipeline_id: Pipeline with id {p} does not exist")
+                })?;
             let current = existing
                 .and_then(|r| cell_id(r, d::STAGE))
                 .and_then(|s| crm.stage(s))
@@ -644,9 +653,15 @@ fn deal_cells(
             }
             cells.push((d::CURRENCY, Some(Cell::Text(c))));
         }
-        Some(_) => cells.push((d::CURRENCY, Some(Cell::Text(crm.default_currency.as_str().into())))),
+        Some(_) => cells.push((
+            d::CURRENCY,
+            Some(Cell::Text(crm.default_currency.as_str().into())),
+        )),
         None if existing.is_none() => {
-            cells.push((d::CURRENCY, Some(Cell::Text(crm.default_currency.as_str().into()))));
+            cells.push((
+                d::CURRENCY,
+                Some(Cell::Text(crm.default_currency.as_str().into())),
+            ));
         }
         None => {}
     }
@@ -662,9 +677,10 @@ fn deal_cells(
         cells.push((d::EXPECTED_CLOSE, date));
     }
     if let Some(v) = body.get("label_ids")
-        && !v.as_array().is_some_and(|a| a.iter().all(Value::is_u64)) {
-            return Err("Validation failed: label_ids: Expected array of numbers".into());
-        }
+        && !v.as_array().is_some_and(|a| a.iter().all(Value::is_u64))
+    {
+        return Err("Validation failed: label_ids: Expected array of numbers".into());
+    }
     // Status and its times.
     let was = existing
         .and_then(|r| r.get(d::STATUS))
@@ -758,7 +774,9 @@ fn deal_cells(
             let cell = match (field.field_type.as_str(), value) {
                 (_, Value::Null) => None,
                 ("enum", v) => {
-                    let id = v.as_u64().filter(|id| field.options.iter().any(|(o, _)| o == id));
+                    let id = v
+                        .as_u64()
+                        .filter(|id| field.options.iter().any(|(o, _)| o == id));
                     match id {
                         Some(id) => Some(Cell::Int(id as i64)),
                         None => {
@@ -1058,7 +1076,14 @@ pub(crate) async fn list_deal_fields_v1(
 }
 
 /// Deal field types the emulator creates.
-const DEAL_FIELD_TYPES: &[&str] = &["varchar", "varchar_auto", "text", "double", "monetary", "enum"];
+const DEAL_FIELD_TYPES: &[&str] = &[
+    "varchar",
+    "varchar_auto",
+    "text",
+    "double",
+    "monetary",
+    "enum",
+];
 
 /// `POST /api/v2/dealFields`: a custom deal field.
 pub(crate) async fn create_deal_field(State(emulator): State<Emulator>, body: Bytes) -> Response {
@@ -1338,7 +1363,11 @@ fn note_cells(
     }
     let mut parents = 0;
     for (k, col, exists) in [
-        ("deal_id", n::DEAL, &(|id| crm.deals.get(id).is_some()) as &dyn Fn(u64) -> bool),
+        (
+            "deal_id",
+            n::DEAL,
+            &(|id| crm.deals.get(id).is_some()) as &dyn Fn(u64) -> bool,
+        ),
         ("person_id", n::PERSON, &|id| data.persons.get(id).is_some()),
         ("org_id", n::ORG, &|id| data.organizations.get(id).is_some()),
     ] {
@@ -1350,9 +1379,7 @@ fn note_cells(
             }
             Some(Value::Null) => cells.push((col, None)),
             Some(v) => {
-                let id = v
-                    .as_u64()
-                    .ok_or_else(|| format!("{k} must be a number"))?;
+                let id = v.as_u64().ok_or_else(|| format!("{k} must be a number"))?;
                 if !exists(id) {
                     return Err(format!("{k}: no such record with id {id}"));
                 }

@@ -142,13 +142,10 @@ pub struct Emulator {
     inner: Arc<Inner>,
 }
 
-
 impl Emulator {
     /// A new, empty emulator.
     pub fn new(options: Options) -> Emulator {
-        let company_id = options
-            .company_id
-            .unwrap_or_else(crate::new_account_number);
+        let company_id = options.company_id.unwrap_or_else(crate::new_account_number);
         let mut crm = crm::Crm::new(company_id);
         crm.default_currency = options.default_currency.clone();
         Emulator {
@@ -605,10 +602,7 @@ fn seed_sales(
             (d::STAGE, int(stage_id)),
             (d::VALUE, Some(Cell::Num(deal.amount.unwrap_or(0.0)))),
             (d::CURRENCY, Some(Cell::Text(deal.currency.into()))),
-            (
-                d::STATUS,
-                Some(Cell::Text(stage.outcome.as_str().into())),
-            ),
+            (d::STATUS, Some(Cell::Text(stage.outcome.as_str().into()))),
             (
                 d::EXPECTED_CLOSE,
                 Some(Cell::Text(deal.close_date.as_str().into())),
@@ -816,10 +810,7 @@ impl crate::VendorEmulator for Emulator {
                     "deals" => &mut data.crm.deals,
                     _ => &mut data.crm.notes,
                 };
-                let ids: Vec<u64> = table
-                    .iter(crate::table::Show::Live)
-                    .map(|r| r.id)
-                    .collect();
+                let ids: Vec<u64> = table.iter(crate::table::Show::Live).map(|r| r.id).collect();
                 return crate::every_nth(ids.len(), every_nth)
                     .filter(|at| table.touch(ids[*at], now))
                     .count();

@@ -425,7 +425,13 @@ impl Store {
         self.push_field(field_hash(), name, field_type, options)
     }
 
-    fn push_field(&mut self, code: String, name: &str, field_type: &str, options: &[&str]) -> usize {
+    fn push_field(
+        &mut self,
+        code: String,
+        name: &str,
+        field_type: &str,
+        options: &[&str],
+    ) -> usize {
         let options = options
             .iter()
             .map(|label| {
@@ -654,12 +660,14 @@ impl Store {
         }
         for k in ["owner_id", "visible_to"] {
             if let Some(v) = body.get(k)
-                && !v.is_null() && !v.is_u64() {
-                    return Err(Invalid(format!(
-                        "Validation failed: {k}: Expected number, received {}",
-                        type_name(v)
-                    )));
-                }
+                && !v.is_null()
+                && !v.is_u64()
+            {
+                return Err(Invalid(format!(
+                    "Validation failed: {k}: Expected number, received {}",
+                    type_name(v)
+                )));
+            }
         }
         if let Some(owner) = body.get("owner_id") {
             r.owner_id = owner.as_u64();
@@ -668,11 +676,12 @@ impl Store {
             }
         }
         if let Some(v) = body.get("label_ids")
-            && !v.as_array().is_some_and(|a| a.iter().all(Json::is_u64)) {
-                return Err(Invalid(
-                    "Validation failed: label_ids: Expected array of numbers".into(),
-                ));
-            }
+            && !v.as_array().is_some_and(|a| a.iter().all(Json::is_u64))
+        {
+            return Err(Invalid(
+                "Validation failed: label_ids: Expected array of numbers".into(),
+            ));
+        }
         if self.kind == Kind::Persons {
             if let Some(v) = body.get("org_id") {
                 r.org_id = match v {
@@ -1000,7 +1009,10 @@ fn check_custom(field: &Field, code: &str, value: &Json) -> Result<Option<Json>,
             }
         }
         ("set", Json::Array(ids)) => {
-            if ids.iter().all(|id| field.options.iter().any(|o| o.id == *id)) {
+            if ids
+                .iter()
+                .all(|id| field.options.iter().any(|o| o.id == *id))
+            {
                 Ok(Some(value.clone()).filter(|_| !ids.is_empty()))
             } else {
                 Err(no_option(code))

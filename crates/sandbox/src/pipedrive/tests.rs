@@ -368,11 +368,7 @@ async fn seeding_never_invents_consent() {
         .iter()
         .filter(|p| p["marketing_status"] == "unsubscribed")
         .count();
-    let expected = data
-        .contacts
-        .iter()
-        .filter(|c| c.email_opt_out)
-        .count();
+    let expected = data.contacts.iter().filter(|c| c.email_opt_out).count();
     assert_eq!(unsubscribed, expected);
     assert!(unsubscribed > 0);
 }
@@ -471,7 +467,10 @@ fn seeding_a_million_contacts() {
     let seed = generate(1_000_000, 1, &Mess::default());
     let started = std::time::Instant::now();
     let summary = emulator.seed(&seed);
-    assert!(summary.contacts > 999_000, "only nameless contacts are skipped");
+    assert!(
+        summary.contacts > 999_000,
+        "only nameless contacts are skipped"
+    );
     assert_eq!(emulator.count("contacts"), Some(summary.contacts));
     assert_eq!(summary.deals, seed.deals.len());
     assert_eq!(emulator.count("deals"), Some(summary.deals));
@@ -506,7 +505,11 @@ async fn seeded_custom_fields_are_listed_with_options_and_hold_the_seed_values()
         field_named(&orgs, "Tier"),
     );
     assert_eq!(
-        (&region["field_type"], &seats["field_type"], &tier["field_type"]),
+        (
+            &region["field_type"],
+            &seats["field_type"],
+            &tier["field_type"]
+        ),
         (&json!("varchar"), &json!("double"), &json!("enum"))
     );
     for f in [region, seats, tier] {
@@ -521,18 +524,39 @@ async fn seeded_custom_fields_are_listed_with_options_and_hold_the_seed_values()
     }
     assert_eq!(region["options"], Value::Null);
     let options = tier["options"].as_array().unwrap();
-    let labels: Vec<&str> = options.iter().map(|o| o["label"].as_str().unwrap()).collect();
+    let labels: Vec<&str> = options
+        .iter()
+        .map(|o| o["label"].as_str().unwrap())
+        .collect();
     assert_eq!(labels, crate::seed::TIERS);
-    assert!(options.iter().all(|o| o["id"].is_u64()), "custom option ids are numbers");
+    assert!(
+        options.iter().all(|o| o["id"].is_u64()),
+        "custom option ids are numbers"
+    );
     let name = field_named(&orgs, "Name");
-    assert_eq!((&name["field_code"], &name["is_custom_field"]), (&json!("name"), &json!(false)));
-    assert_eq!(field_named(&orgs, "Address")["subfields"][0]["field_code"], "value");
+    assert_eq!(
+        (&name["field_code"], &name["is_custom_field"]),
+        (&json!("name"), &json!(false))
+    );
+    assert_eq!(
+        field_named(&orgs, "Address")["subfields"][0]["field_code"],
+        "value"
+    );
     let (_, persons) = api.get("/api/v2/personFields").await;
-    assert_eq!(field_named(&persons, "Favourite Colour")["field_type"], "varchar");
-    assert_eq!(field_named(&persons, "Loyalty Points")["field_type"], "double");
+    assert_eq!(
+        field_named(&persons, "Favourite Colour")["field_type"],
+        "varchar"
+    );
+    assert_eq!(
+        field_named(&persons, "Loyalty Points")["field_type"],
+        "double"
+    );
     let marketing = field_named(&persons, "Marketing status");
     assert_eq!(marketing["is_optional_response_field"], true);
-    assert_eq!(marketing["options"][0]["id"], "no_consent", "built-in ids are names");
+    assert_eq!(
+        marketing["options"][0]["id"], "no_consent",
+        "built-in ids are names"
+    );
     // v1 lists the same keys and options.
     let (_, v1) = api.get("/v1/organizationFields").await;
     let v1_tier = v1["data"]
@@ -545,7 +569,10 @@ async fn seeded_custom_fields_are_listed_with_options_and_hold_the_seed_values()
     assert_eq!(v1_tier["options"], tier["options"]);
     // One field by its code.
     let (s, one) = api
-        .get(&format!("/api/v2/organizationFields/{}", tier["field_code"].as_str().unwrap()))
+        .get(&format!(
+            "/api/v2/organizationFields/{}",
+            tier["field_code"].as_str().unwrap()
+        ))
         .await;
     assert_eq!((s, &one["data"]["field_name"]), (200, &json!("Tier")));
     let (s, _) = api.get("/api/v2/organizationFields/nope").await;
@@ -572,18 +599,31 @@ async fn seeded_custom_fields_are_listed_with_options_and_hold_the_seed_values()
             company.tier.map_or(Value::Null, option_id)
         );
     }
-    assert!(seed.companies.iter().any(|c| c.tier.is_some() && c.seats.is_some()));
+    assert!(
+        seed.companies
+            .iter()
+            .any(|c| c.tier.is_some() && c.seats.is_some())
+    );
     let (_, people) = api.get("/api/v2/persons?limit=500").await;
     let colour = key(field_named(&persons, "Favourite Colour"));
     let points = key(field_named(&persons, "Loyalty Points"));
     let named: Vec<_> = seed
         .contacts
         .iter()
-        .filter(|c| !crate::pipedrive::store::join_name(c.first_name.as_deref(), c.last_name.as_deref()).is_empty())
+        .filter(|c| {
+            !crate::pipedrive::store::join_name(c.first_name.as_deref(), c.last_name.as_deref())
+                .is_empty()
+        })
         .collect();
     for (contact, item) in named.iter().zip(people["data"].as_array().unwrap()) {
-        assert_eq!(item["custom_fields"][&colour], json!(contact.favourite_colour));
-        assert_eq!(item["custom_fields"][&points], json!(contact.loyalty_points));
+        assert_eq!(
+            item["custom_fields"][&colour],
+            json!(contact.favourite_colour)
+        );
+        assert_eq!(
+            item["custom_fields"][&points],
+            json!(contact.loyalty_points)
+        );
     }
     assert!(named.iter().any(|c| c.loyalty_points.is_some()));
 }
@@ -606,7 +646,10 @@ async fn custom_values_are_checked_by_type_and_option() {
     ];
     for custom in bad {
         let (s, b) = api
-            .post("/api/v2/organizations", json!({"name": "A", "custom_fields": custom}))
+            .post(
+                "/api/v2/organizations",
+                json!({"name": "A", "custom_fields": custom}),
+            )
             .await;
         assert_eq!(s, 400, "{custom} must be refused: {b}");
         assert_eq!(b["success"], false);
@@ -620,7 +663,9 @@ async fn custom_values_are_checked_by_type_and_option() {
     assert_eq!(s, 200, "{b}");
     let id = b["data"]["id"].as_u64().unwrap();
     let (_, one) = api
-        .get(&format!("/api/v2/organizations/{id}?custom_fields={tier},{seats}"))
+        .get(&format!(
+            "/api/v2/organizations/{id}?custom_fields={tier},{seats}"
+        ))
         .await;
     let custom = one["data"]["custom_fields"].as_object().unwrap();
     assert_eq!(custom.len(), 2, "only the fields asked for: {custom:?}");
@@ -643,7 +688,10 @@ async fn a_created_option_field_gets_option_ids_and_takes_them() {
     let emulator = Emulator::new(unlimited());
     let api = Api::start(&emulator).await;
     let (s, b) = api
-        .post("/api/v2/personFields", json!({"field_name": "Size", "field_type": "enum"}))
+        .post(
+            "/api/v2/personFields",
+            json!({"field_name": "Size", "field_type": "enum"}),
+        )
         .await;
     assert_eq!(s, 400, "enum needs options: {b}");
     let (s, b) = api
@@ -661,13 +709,19 @@ async fn a_created_option_field_gets_option_ids_and_takes_them() {
         .await;
     assert_eq!(s, 200, "{b}");
     let field = &b["data"];
-    assert_eq!((&field["field_name"], &field["is_custom_field"]), (&json!("Size"), &json!(true)));
+    assert_eq!(
+        (&field["field_name"], &field["is_custom_field"]),
+        (&json!("Size"), &json!(true))
+    );
     let code = field["field_code"].as_str().unwrap();
     let m = field["options"][1]["id"].clone();
     assert_eq!(field["options"][1]["label"], "M");
     assert!(m.is_u64());
     let (s, b) = api
-        .post("/api/v2/persons", json!({"name": "P", "custom_fields": {code: m}}))
+        .post(
+            "/api/v2/persons",
+            json!({"name": "P", "custom_fields": {code: m}}),
+        )
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["data"]["custom_fields"][code], m);
@@ -695,7 +749,12 @@ async fn user_ids(api: &Api) -> std::collections::HashMap<String, u64> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|u| (u["email"].as_str().unwrap().to_owned(), u["id"].as_u64().unwrap()))
+        .map(|u| {
+            (
+                u["email"].as_str().unwrap().to_owned(),
+                u["id"].as_u64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -740,7 +799,9 @@ async fn users_are_the_accounts_own_found_by_email_and_deactivated_users_own_not
 
     // Owners on persons and organizations: the caller by default, any active user, never an
     // unknown or deactivated one.
-    let (s, b) = api.post("/api/v2/persons", json!({"name": "Nobody's"})).await;
+    let (s, b) = api
+        .post("/api/v2/persons", json!({"name": "Nobody's"}))
+        .await;
     assert_eq!((s, b["data"]["owner_id"].as_u64()), (200, Some(me)));
     let (s, b) = api
         .post(
@@ -779,7 +840,10 @@ async fn pipelines_and_stages_page_by_cursor_with_the_accounts_ids() {
     let (s, b) = api.get("/api/v2/pipelines?limit=1").await;
     assert_eq!(s, 200);
     assert_eq!(b["data"][0]["name"], "Pipeline");
-    let cursor = b["additional_data"]["next_cursor"].as_str().unwrap().to_owned();
+    let cursor = b["additional_data"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (_, b2) = api.get(&format!("/api/v2/pipelines?cursor={cursor}")).await;
     assert_eq!(b2["data"][0]["name"], "Renewals");
     assert!(b2["additional_data"]["next_cursor"].is_null());
@@ -823,19 +887,31 @@ async fn deals_follow_pipedrives_stage_status_and_reference_rules() {
             .as_u64()
             .unwrap()
     };
-    let me = api.get("/v1/users/me").await.1["data"]["id"].as_u64().unwrap();
+    let me = api.get("/v1/users/me").await.1["data"]["id"]
+        .as_u64()
+        .unwrap();
     // Only the title is required; the rest defaults as Pipedrive documents.
-    let (s, b) = api.post("/api/v2/deals", json!({"title": "Só o título"})).await;
+    let (s, b) = api
+        .post("/api/v2/deals", json!({"title": "Só o título"}))
+        .await;
     assert_eq!(s, 200, "{b}");
     let d = &b["data"];
     assert_eq!(d["pipeline_id"], sales);
     assert_eq!(d["stage_id"], stage("Lead In"));
     assert_eq!(
-        (&d["status"], &d["value"], &d["currency"], d["owner_id"].as_u64()),
+        (
+            &d["status"],
+            &d["value"],
+            &d["currency"],
+            d["owner_id"].as_u64()
+        ),
         (&json!("open"), &json!(0.0), &json!("USD"), Some(me))
     );
     let (s, b) = api.post("/api/v2/deals", json!({"value": 5})).await;
-    assert_eq!((s, b["code"].as_str()), (400, Some("ERR_SCHEMA_VALIDATION_FAILED")));
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (400, Some("ERR_SCHEMA_VALIDATION_FAILED"))
+    );
     assert!(b["error"].as_str().unwrap().contains("title"));
     let (s, _) = api
         .post("/api/v2/deals", json!({"title": "x".repeat(256)}))
@@ -855,7 +931,10 @@ async fn deals_follow_pipedrives_stage_status_and_reference_rules() {
         .await;
     assert_eq!(b["data"]["pipeline_id"], renewals);
     let (_, b) = api
-        .post("/api/v2/deals", json!({"title": "t", "pipeline_id": renewals}))
+        .post(
+            "/api/v2/deals",
+            json!({"title": "t", "pipeline_id": renewals}),
+        )
         .await;
     assert_eq!(b["data"]["stage_id"], stage("Renewal Due"));
     for bad in [
@@ -894,11 +973,17 @@ async fn deals_follow_pipedrives_stage_status_and_reference_rules() {
         .await;
     assert_eq!(b["data"]["close_time"], "2025-05-02T00:00:00Z");
     let (_, b) = api
-        .patch(&format!("/api/v2/deals/{won}"), json!({"title": "Won again"}))
+        .patch(
+            &format!("/api/v2/deals/{won}"),
+            json!({"title": "Won again"}),
+        )
         .await;
     assert_eq!(
         (&b["data"]["won_time"], &b["data"]["close_time"]),
-        (&json!("2025-05-01T10:00:00Z"), &json!("2025-05-02T00:00:00Z")),
+        (
+            &json!("2025-05-01T10:00:00Z"),
+            &json!("2025-05-02T00:00:00Z")
+        ),
         "an edit keeps the close"
     );
     let (s, b) = api
@@ -946,7 +1031,13 @@ async fn seeded_deals_list_by_cursor_with_every_filter() {
             .get(&format!("/api/v2/deals?limit=37&cursor={cursor}"))
             .await;
         assert_eq!(s, 200);
-        seen.extend(b["data"].as_array().unwrap().iter().map(|d| d["id"].as_u64().unwrap()));
+        seen.extend(
+            b["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_u64().unwrap()),
+        );
         match b["additional_data"]["next_cursor"].as_str() {
             Some(c) => cursor = c.to_owned(),
             None => break,
@@ -969,7 +1060,10 @@ async fn seeded_deals_list_by_cursor_with_every_filter() {
         .filter(|d| d.seed_stage().1.outcome == crate::accounts::Outcome::Won)
         .count();
     assert_eq!(won.len(), expected_won);
-    assert!(won.iter().all(|d| d["won_time"].is_string() && d["close_time"].is_string()));
+    assert!(
+        won.iter()
+            .all(|d| d["won_time"].is_string() && d["close_time"].is_string())
+    );
     let lost = count("status=lost,won".into()).await;
     assert!(lost.len() > won.len());
     let first = &won[0];
@@ -978,7 +1072,10 @@ async fn seeded_deals_list_by_cursor_with_every_filter() {
             continue;
         }
         let hits = count(format!("{key}={}", first[key])).await;
-        assert!(!hits.is_empty() && hits.iter().all(|d| d[key] == first[key]), "{key}");
+        assert!(
+            !hits.is_empty() && hits.iter().all(|d| d[key] == first[key]),
+            "{key}"
+        );
     }
     let since = first["update_time"].as_str().unwrap();
     let recent = count(format!("updated_since={since}")).await;
@@ -991,7 +1088,10 @@ async fn seeded_deals_list_by_cursor_with_every_filter() {
     assert_eq!(ids.len(), 2);
     assert_eq!(api.get("/api/v2/deals?limit=501").await.0, 400);
     assert_eq!(api.get("/api/v2/deals?status=closed").await.0, 400);
-    assert_eq!(api.get("/api/v2/deals?updated_since=yesterday").await.0, 400);
+    assert_eq!(
+        api.get("/api/v2/deals?updated_since=yesterday").await.0,
+        400
+    );
     assert_eq!(api.get("/api/v2/deals?sort_by=title").await.0, 400);
 }
 
@@ -1000,18 +1100,26 @@ async fn seeding_places_every_stage_owner_link_and_note_parent() {
     let emulator = Emulator::new(unlimited());
     let seed = generate(200, 3, &Mess::none());
     let summary = emulator.seed(&seed);
-    assert_eq!((summary.deals, summary.notes), (seed.deals.len(), seed.notes.len()));
+    assert_eq!(
+        (summary.deals, summary.notes),
+        (seed.deals.len(), seed.notes.len())
+    );
     assert_eq!(emulator.count("notes"), Some(seed.notes.len()));
     let api = Api::start(&emulator).await;
     let users = user_ids(&api).await;
-    let me = api.get("/v1/users/me").await.1["data"]["id"].as_u64().unwrap();
+    let me = api.get("/v1/users/me").await.1["data"]["id"]
+        .as_u64()
+        .unwrap();
     let owner_of = |key: Option<usize>| {
         key.and_then(|k| users.get(crate::accounts::USERS[k].email).copied())
             .unwrap_or(me)
     };
     // Organizations and persons carry their seeded owners (the caller for Hana, who is not here).
     let (_, org) = api.get("/api/v2/organizations/1").await;
-    assert_eq!(org["data"]["owner_id"].as_u64(), Some(owner_of(seed.companies[0].owner)));
+    assert_eq!(
+        org["data"]["owner_id"].as_u64(),
+        Some(owner_of(seed.companies[0].owner))
+    );
     // Deal 0: its five contacts, the first as person_id, all as participants.
     let (_, deal) = api.get("/api/v2/deals/1").await;
     let d0 = &seed.deals[0];
@@ -1031,14 +1139,19 @@ async fn seeding_places_every_stage_owner_link_and_note_parent() {
     // Every stage of both pipelines holds deals; won and lost are statuses.
     let (_, stages) = api.get("/api/v2/stages").await;
     for s in stages["data"].as_array().unwrap() {
-        let (_, b) = api.get(&format!("/api/v2/deals?stage_id={}", s["id"])).await;
+        let (_, b) = api
+            .get(&format!("/api/v2/deals?stage_id={}", s["id"]))
+            .await;
         assert!(!b["data"].as_array().unwrap().is_empty(), "{}", s["name"]);
     }
     // Note 0 hangs on a deal, a person and an organization at once, at its original time.
     let (s, note) = api.get("/v1/notes/1").await;
     assert_eq!(s, 200);
     let n = &note["data"];
-    assert!(n["deal_id"].is_u64() && n["person_id"].is_u64() && n["org_id"].is_u64(), "{n}");
+    assert!(
+        n["deal_id"].is_u64() && n["person_id"].is_u64() && n["org_id"].is_u64(),
+        "{n}"
+    );
     assert_eq!(
         n["add_time"],
         super::crm::format_v1_time(seed.notes[0].timestamp_ms)
@@ -1048,7 +1161,10 @@ async fn seeding_places_every_stage_owner_link_and_note_parent() {
     let plain = seed.notes.iter().position(|n| !n.html).unwrap();
     let (_, note) = api.get(&format!("/v1/notes/{}", plain + 1)).await;
     let content = note["data"]["content"].as_str().unwrap();
-    assert!(content.contains("<br>") && !content.contains('\n'), "{content}");
+    assert!(
+        content.contains("<br>") && !content.contains('\n'),
+        "{content}"
+    );
 }
 
 #[tokio::test]
@@ -1064,7 +1180,12 @@ async fn deal_custom_fields_hold_the_source_id_and_exact_search_finds_it() {
     assert_eq!(s, 200);
     let code = f["data"]["field_code"].as_str().unwrap().to_owned();
     assert_eq!(code.len(), 40);
-    assert_eq!(emulator.custom_field_key("deals", "Ferry source id").as_deref(), Some(code.as_str()));
+    assert_eq!(
+        emulator
+            .custom_field_key("deals", "Ferry source id")
+            .as_deref(),
+        Some(code.as_str())
+    );
     let (s, d) = api
         .post(
             "/api/v2/deals",
@@ -1085,7 +1206,13 @@ async fn deal_custom_fields_hold_the_source_id_and_exact_search_finds_it() {
     assert!(none["data"]["items"].as_array().unwrap().is_empty());
     assert_eq!(api.get("/api/v2/deals/search?term=ab").await.0, 400);
     let (_, v1) = api.get("/v1/dealFields?limit=500").await;
-    assert!(v1["data"].as_array().unwrap().iter().any(|f| f["key"] == code.as_str()));
+    assert!(
+        v1["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["key"] == code.as_str())
+    );
     let (s, _) = api
         .post(
             "/api/v2/deals",
@@ -1118,7 +1245,11 @@ async fn deal_participants_are_added_listed_and_removed() {
     let (s, b) = api.post(&path, json!({"person_id": p2})).await;
     assert_eq!(s, 200, "{b}");
     let participant = b["data"]["id"].as_u64().unwrap();
-    assert_eq!(api.post(&path, json!({"person_id": p2})).await.0, 400, "twice");
+    assert_eq!(
+        api.post(&path, json!({"person_id": p2})).await.0,
+        400,
+        "twice"
+    );
     assert_eq!(api.post(&path, json!({"person_id": 999})).await.0, 400);
     assert_eq!(
         api.post("/v1/deals/999/participants", json!({"person_id": p2}))
@@ -1143,7 +1274,11 @@ async fn deal_participants_are_added_listed_and_removed() {
 async fn notes_hold_html_on_up_to_three_parents_and_page_by_offset() {
     let emulator = Emulator::new(unlimited());
     let api = Api::start(&emulator).await;
-    let org = api.post("/api/v2/organizations", json!({"name": "Acme"})).await.1["data"]["id"].clone();
+    let org = api
+        .post("/api/v2/organizations", json!({"name": "Acme"}))
+        .await
+        .1["data"]["id"]
+        .clone();
     let person = api.post("/api/v2/persons", json!({"name": "Ann"})).await.1["data"]["id"].clone();
     let deal = api.post("/api/v2/deals", json!({"title": "t"})).await.1["data"]["id"].clone();
     let users = user_ids(&api).await;
@@ -1159,7 +1294,10 @@ async fn notes_hold_html_on_up_to_three_parents_and_page_by_offset() {
     assert_eq!(s, 200, "{b}");
     let n = &b["data"];
     assert_eq!(n["content"], html);
-    assert_eq!((&n["deal_id"], &n["person_id"], &n["org_id"]), (&deal, &person, &org));
+    assert_eq!(
+        (&n["deal_id"], &n["person_id"], &n["org_id"]),
+        (&deal, &person, &org)
+    );
     assert_eq!(n["add_time"], "2024-03-01 09:30:00");
     assert_eq!(n["user_id"], dev);
     assert_eq!(n["organization"]["name"], "Acme");
@@ -1169,16 +1307,29 @@ async fn notes_hold_html_on_up_to_three_parents_and_page_by_offset() {
         (json!({"content": "  ", "deal_id": deal}), "empty content"),
         (json!({"content": "x"}), "no parent"),
         (json!({"content": "x", "deal_id": 999}), "missing deal"),
-        (json!({"content": "x", "org_id": org, "user_id": 5}), "unknown author"),
-        (json!({"content": "x", "org_id": org, "add_time": "2024-03-01T09:30:00Z"}), "v1 time"),
-        (json!({"content": "é".repeat(super::crm::NOTE_MAX + 1), "org_id": org}), "too long"),
+        (
+            json!({"content": "x", "org_id": org, "user_id": 5}),
+            "unknown author",
+        ),
+        (
+            json!({"content": "x", "org_id": org, "add_time": "2024-03-01T09:30:00Z"}),
+            "v1 time",
+        ),
+        (
+            json!({"content": "é".repeat(super::crm::NOTE_MAX + 1), "org_id": org}),
+            "too long",
+        ),
     ] {
         let (s, b) = api.post("/v1/notes", bad).await;
         assert_eq!(s, 400, "{why}: {b}");
         assert_eq!(b["success"], false);
         assert!(b.get("code").is_none(), "v1 errors carry no code");
     }
-    assert_eq!(emulator.count("notes"), Some(1), "nothing truncated and kept");
+    assert_eq!(
+        emulator.count("notes"),
+        Some(1),
+        "nothing truncated and kept"
+    );
     let (s, b) = api
         .post(
             "/v1/notes",
@@ -1187,28 +1338,44 @@ async fn notes_hold_html_on_up_to_three_parents_and_page_by_offset() {
         .await;
     assert_eq!(s, 200, "{b}");
     for k in 0..5 {
-        api.post("/v1/notes", json!({"content": format!("n{k}"), "org_id": org}))
-            .await;
+        api.post(
+            "/v1/notes",
+            json!({"content": format!("n{k}"), "org_id": org}),
+        )
+        .await;
     }
     let (_, b) = api.get(&format!("/v1/notes?org_id={org}&limit=4")).await;
     assert_eq!(b["data"].as_array().unwrap().len(), 4);
     let p = &b["additional_data"]["pagination"];
-    assert_eq!((&p["more_items_in_collection"], &p["next_start"]), (&json!(true), &json!(4)));
-    let (_, b) = api.get(&format!("/v1/notes?org_id={org}&start=4&limit=4")).await;
+    assert_eq!(
+        (&p["more_items_in_collection"], &p["next_start"]),
+        (&json!(true), &json!(4))
+    );
+    let (_, b) = api
+        .get(&format!("/v1/notes?org_id={org}&start=4&limit=4"))
+        .await;
     assert_eq!(b["data"].as_array().unwrap().len(), 2);
-    assert_eq!(b["additional_data"]["pagination"]["more_items_in_collection"], false);
+    assert_eq!(
+        b["additional_data"]["pagination"]["more_items_in_collection"],
+        false
+    );
     let (_, b) = api.get(&format!("/v1/notes?deal_id={deal}")).await;
     assert_eq!(b["data"].as_array().unwrap().len(), 1);
     let (_, b) = api.get(&format!("/v1/notes?user_id={dev}")).await;
     assert_eq!(b["data"].as_array().unwrap().len(), 1);
     let (_, b) = api.get(&format!("/v1/notes?person_id={person}")).await;
     assert_eq!(b["data"].as_array().unwrap().len(), 2);
-    let (_, b) = api.get("/v1/notes?updated_since=2999-01-01T00:00:00Z").await;
+    let (_, b) = api
+        .get("/v1/notes?updated_since=2999-01-01T00:00:00Z")
+        .await;
     assert!(b["data"].as_array().unwrap().is_empty());
     assert_eq!(api.get("/v1/notes?updated_since=soon").await.0, 400);
     // Update keeps the add time and at least one parent; delete answers `data: true`.
     let (s, b) = api
-        .put(&format!("/v1/notes/{id}"), json!({"content": "<b>edited</b>", "deal_id": null}))
+        .put(
+            &format!("/v1/notes/{id}"),
+            json!({"content": "<b>edited</b>", "deal_id": null}),
+        )
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["data"]["content"], "<b>edited</b>");
@@ -1221,7 +1388,10 @@ async fn notes_hold_html_on_up_to_three_parents_and_page_by_offset() {
         )
         .await;
     assert_eq!(s, 400, "a note keeps a parent");
-    assert_eq!(api.put("/v1/notes/999", json!({"content": "x"})).await.0, 404);
+    assert_eq!(
+        api.put("/v1/notes/999", json!({"content": "x"})).await.0,
+        404
+    );
     let (s, b) = api.delete(&format!("/v1/notes/{id}")).await;
     assert_eq!((s, &b["data"]), (200, &json!(true)));
     assert_eq!(api.get(&format!("/v1/notes/{id}")).await.0, 404);
@@ -1270,55 +1440,220 @@ async fn every_other_refusal_of_the_sales_routes() {
         .await;
     let size = f["data"]["field_code"].as_str().unwrap().to_owned();
     let deal = api.post("/api/v2/deals", json!({"title": "t"})).await.1["data"]["id"].clone();
-    let org = api.post("/api/v2/organizations", json!({"name": "o"})).await.1["data"]["id"].clone();
-    let many_ids = (1..=101).map(|n| n.to_string()).collect::<Vec<_>>().join(",");
-    let many_keys = (0..16).map(|n| format!("k{n}")).collect::<Vec<_>>().join(",");
+    let org = api
+        .post("/api/v2/organizations", json!({"name": "o"}))
+        .await
+        .1["data"]["id"]
+        .clone();
+    let many_ids = (1..=101)
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let many_keys = (0..16)
+        .map(|n| format!("k{n}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let cases: Vec<(Method, String, Option<Value>, u16)> = vec![
-        (Method::PUT, "/v1/users/1".into(), Some(json!({"active_flag": true})), 404),
-        (Method::PUT, "/v1/users/x".into(), Some(json!({"active_flag": true})), 400),
-        (Method::PUT, format!("/v1/users/{}", emulator.company_id() * 100 + 2), Some(json!({})), 400),
+        (
+            Method::PUT,
+            "/v1/users/1".into(),
+            Some(json!({"active_flag": true})),
+            404,
+        ),
+        (
+            Method::PUT,
+            "/v1/users/x".into(),
+            Some(json!({"active_flag": true})),
+            400,
+        ),
+        (
+            Method::PUT,
+            format!("/v1/users/{}", emulator.company_id() * 100 + 2),
+            Some(json!({})),
+            400,
+        ),
         (Method::GET, "/v1/users/x".into(), None, 400),
-        (Method::POST, "/api/v2/dealFields".into(), Some(json!({"field_type": "varchar"})), 400),
-        (Method::POST, "/api/v2/dealFields".into(), Some(json!({"field_name": "n"})), 400),
-        (Method::POST, "/api/v2/dealFields".into(), Some(json!({"field_name": "n", "field_type": "enum"})), 400),
-        (Method::GET, format!("/api/v2/deals?ids={many_ids}"), None, 400),
+        (
+            Method::POST,
+            "/api/v2/dealFields".into(),
+            Some(json!({"field_type": "varchar"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v2/dealFields".into(),
+            Some(json!({"field_name": "n"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v2/dealFields".into(),
+            Some(json!({"field_name": "n", "field_type": "enum"})),
+            400,
+        ),
+        (
+            Method::GET,
+            format!("/api/v2/deals?ids={many_ids}"),
+            None,
+            400,
+        ),
         (Method::GET, "/api/v2/deals?ids=a".into(), None, 400),
         (Method::GET, "/api/v2/deals?filter_id=1".into(), None, 400),
-        (Method::GET, format!("/api/v2/deals?custom_fields={many_keys}"), None, 400),
+        (
+            Method::GET,
+            format!("/api/v2/deals?custom_fields={many_keys}"),
+            None,
+            400,
+        ),
         (Method::GET, "/api/v2/deals?owner_id=me".into(), None, 400),
         (Method::GET, "/api/v2/deals/x".into(), None, 400),
         (Method::GET, "/api/v2/stages?sort_by=name".into(), None, 400),
-        (Method::GET, "/api/v2/pipelines?sort_direction=desc".into(), None, 400),
-        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "is_deleted": true})), 400),
-        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "label_ids": ["a"]})), 400),
-        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "stage_id": null})), 400),
-        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "pipeline_id": null})), 400),
-        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": 5})), 400),
-        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "value": "5"})), 400),
-        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "status": "open", "close_time": "2026-01-01T00:00:00Z"})), 400),
-        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "status": "won", "lost_time": "2026-01-01T00:00:00Z"})), 400),
-        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "status": "won", "won_time": "soon"})), 400),
-        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "custom_fields": {&plan: 999}})), 400),
-        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "custom_fields": {&size: "big"}})), 400),
-        (Method::POST, "/api/v2/deals".into(), Some(json!({"title": "t", "custom_fields": []})), 400),
+        (
+            Method::GET,
+            "/api/v2/pipelines?sort_direction=desc".into(),
+            None,
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v2/deals".into(),
+            Some(json!({"title": "t", "is_deleted": true})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v2/deals".into(),
+            Some(json!({"title": "t", "label_ids": ["a"]})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v2/deals".into(),
+            Some(json!({"title": "t", "stage_id": null})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v2/deals".into(),
+            Some(json!({"title": "t", "pipeline_id": null})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v2/deals".into(),
+            Some(json!({"title": 5})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v2/deals".into(),
+            Some(json!({"title": "t", "value": "5"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v2/deals".into(),
+            Some(json!({"title": "t", "status": "open", "close_time": "2026-01-01T00:00:00Z"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v2/deals".into(),
+            Some(json!({"title": "t", "status": "won", "lost_time": "2026-01-01T00:00:00Z"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v2/deals".into(),
+            Some(json!({"title": "t", "status": "won", "won_time": "soon"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v2/deals".into(),
+            Some(json!({"title": "t", "custom_fields": {&plan: 999}})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v2/deals".into(),
+            Some(json!({"title": "t", "custom_fields": {&size: "big"}})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v2/deals".into(),
+            Some(json!({"title": "t", "custom_fields": []})),
+            400,
+        ),
         (Method::POST, "/api/v2/deals".into(), Some(json!([1])), 400),
         (Method::DELETE, "/api/v2/deals/x".into(), None, 400),
-        (Method::GET, "/api/v2/deals/search?term=x&exact_match=true&fields=email".into(), None, 400),
-        (Method::GET, "/api/v2/deals/search?exact_match=true".into(), None, 400),
+        (
+            Method::GET,
+            "/api/v2/deals/search?term=x&exact_match=true&fields=email".into(),
+            None,
+            400,
+        ),
+        (
+            Method::GET,
+            "/api/v2/deals/search?exact_match=true".into(),
+            None,
+            400,
+        ),
         (Method::GET, "/v1/deals/x/participants".into(), None, 400),
         (Method::GET, "/v1/deals/999/participants".into(), None, 404),
-        (Method::POST, format!("/v1/deals/{deal}/participants"), Some(json!({})), 400),
-        (Method::DELETE, format!("/v1/deals/{deal}/participants/x"), None, 400),
-        (Method::GET, "/v1/notes?sort=add_time%20DESC".into(), None, 400),
+        (
+            Method::POST,
+            format!("/v1/deals/{deal}/participants"),
+            Some(json!({})),
+            400,
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/deals/{deal}/participants/x"),
+            None,
+            400,
+        ),
+        (
+            Method::GET,
+            "/v1/notes?sort=add_time%20DESC".into(),
+            None,
+            400,
+        ),
         (Method::GET, "/v1/notes?start=-1".into(), None, 400),
         (Method::GET, "/v1/notes?limit=x".into(), None, 400),
         (Method::GET, "/v1/notes/x".into(), None, 400),
-        (Method::POST, "/v1/notes".into(), Some(json!({"content": 5, "org_id": org})), 400),
-        (Method::POST, "/v1/notes".into(), Some(json!({"content": "c", "org_id": "1"})), 400),
-        (Method::POST, "/v1/notes".into(), Some(json!({"content": "c", "org_id": org, "user_id": "me"})), 400),
-        (Method::POST, "/v1/notes".into(), Some(json!({"content": "c", "org_id": org, "pinned_to_deal_flag": 2})), 400),
+        (
+            Method::POST,
+            "/v1/notes".into(),
+            Some(json!({"content": 5, "org_id": org})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/notes".into(),
+            Some(json!({"content": "c", "org_id": "1"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/notes".into(),
+            Some(json!({"content": "c", "org_id": org, "user_id": "me"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/notes".into(),
+            Some(json!({"content": "c", "org_id": org, "pinned_to_deal_flag": 2})),
+            400,
+        ),
         (Method::POST, "/v1/notes".into(), Some(json!("text")), 400),
-        (Method::PUT, "/v1/notes/x".into(), Some(json!({"content": "c"})), 400),
+        (
+            Method::PUT,
+            "/v1/notes/x".into(),
+            Some(json!({"content": "c"})),
+            400,
+        ),
         (Method::DELETE, "/v1/notes/x".into(), None, 400),
     ];
     for (method, path, body, status) in cases {
@@ -1339,7 +1674,11 @@ async fn every_other_refusal_of_the_sales_routes() {
             .unwrap();
         assert_eq!(resp.status().as_u16(), 400, "{path}");
     }
-    assert_eq!(emulator.count("deals"), Some(1), "nothing refused was stored");
+    assert_eq!(
+        emulator.count("deals"),
+        Some(1),
+        "nothing refused was stored"
+    );
     assert_eq!(emulator.count("notes"), Some(0));
 }
 
@@ -1376,7 +1715,9 @@ async fn writes_stamp_update_time_by_the_accounts_clock_and_lists_filter_on_it()
     assert_eq!(status, 200);
     let date = headers.get("date").unwrap().to_str().unwrap();
     assert!(
-        [before, after].iter().any(|t| crate::timestamp::http_date(*t) == date),
+        [before, after]
+            .iter()
+            .any(|t| crate::timestamp::http_date(*t) == date),
         "{date}"
     );
     let (status, headers, _) = api.call(reqwest::Method::GET, "/nowhere", None).await;
@@ -1384,7 +1725,10 @@ async fn writes_stamp_update_time_by_the_accounts_clock_and_lists_filter_on_it()
     assert!(headers.contains_key("date"), "every answer is dated");
 
     let t1 = emulator.now_ms();
-    let org = api.post("/api/v2/organizations", json!({"name": "Acme"})).await.1["data"]["id"]
+    let org = api
+        .post("/api/v2/organizations", json!({"name": "Acme"}))
+        .await
+        .1["data"]["id"]
         .as_u64()
         .unwrap();
     let person = api
@@ -1427,7 +1771,10 @@ async fn writes_stamp_update_time_by_the_accounts_clock_and_lists_filter_on_it()
         .unwrap()
         .to_owned();
     let stamped = store::parse_rfc3339(&created).unwrap();
-    assert!(stamped >= t1 && stamped % 1000 == 0, "{created}: whole seconds");
+    assert!(
+        stamped >= t1 && stamped % 1000 == 0,
+        "{created}: whole seconds"
+    );
 
     // An hour on, every record but `other` changes; a participant added to the deal and taken
     // away again does not move it.
@@ -1438,9 +1785,15 @@ async fn writes_stamp_update_time_by_the_accounts_clock_and_lists_filter_on_it()
     assert_eq!(s, 200, "{b}");
     let participant = b["data"]["id"].as_u64().unwrap();
     assert_eq!(api.delete(&format!("{path}/{participant}")).await.0, 200);
-    assert!(list("/api/v2/deals", since(t2)).await.is_empty(), "participants move nothing");
+    assert!(
+        list("/api/v2/deals", since(t2)).await.is_empty(),
+        "participants move nothing"
+    );
     for (path, body) in [
-        (format!("/api/v2/organizations/{org}"), json!({"name": "Acme Ltd"})),
+        (
+            format!("/api/v2/organizations/{org}"),
+            json!({"name": "Acme Ltd"}),
+        ),
         (format!("/api/v2/persons/{person}"), json!({"org_id": null})),
         (format!("/api/v2/deals/{deal}"), json!({"person_id": other})),
     ] {
@@ -1448,7 +1801,10 @@ async fn writes_stamp_update_time_by_the_accounts_clock_and_lists_filter_on_it()
         assert_eq!(s, 200, "{path}: {b}");
     }
     let (s, b) = api
-        .put(&format!("/v1/notes/{note}"), json!({"content": "<p>edited</p>"}))
+        .put(
+            &format!("/v1/notes/{note}"),
+            json!({"content": "<p>edited</p>"}),
+        )
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(list("/api/v2/organizations", since(t2)).await, [org]);
@@ -1460,7 +1816,11 @@ async fn writes_stamp_update_time_by_the_accounts_clock_and_lists_filter_on_it()
         list("/api/v2/persons", format!("{}&{}", since(t1), until(t2))).await,
         [other]
     );
-    assert!(list("/api/v2/deals", format!("{}&{}", since(t1), until(t2))).await.is_empty());
+    assert!(
+        list("/api/v2/deals", format!("{}&{}", since(t1), until(t2)))
+            .await
+            .is_empty()
+    );
 
     // Ties at the bound: `updated_since` at a record's exact time reads it, a second later
     // does not; `updated_until` at it leaves it out, a second later takes it in.
@@ -1472,10 +1832,16 @@ async fn writes_stamp_update_time_by_the_accounts_clock_and_lists_filter_on_it()
         let (_, b) = api.get(&format!("{path}/{id}")).await;
         let at = store::parse_rfc3339(b["data"]["update_time"].as_str().unwrap()).unwrap();
         assert_eq!(list(path, since(at)).await, [id], "{path} at its bound");
-        assert!(list(path, since(at + 1000)).await.is_empty(), "{path} past it");
+        assert!(
+            list(path, since(at + 1000)).await.is_empty(),
+            "{path} past it"
+        );
         let window = |end: i64| format!("{}&{}", since(t2), until(end));
         assert_eq!(list(path, window(at + 1000)).await, [id], "{path}");
-        assert!(list(path, window(at)).await.is_empty(), "{path}: until excludes");
+        assert!(
+            list(path, window(at)).await.is_empty(),
+            "{path}: until excludes"
+        );
     }
     let (_, b) = api.get(&format!("/v1/notes/{note}")).await;
     let v1 = b["data"]["update_time"].as_str().unwrap().replace(' ', "T") + "Z";
@@ -1484,14 +1850,26 @@ async fn writes_stamp_update_time_by_the_accounts_clock_and_lists_filter_on_it()
     assert!(list("/v1/notes", since(at + 1000)).await.is_empty());
     // `ids` and paging keep the filter.
     assert_eq!(
-        list("/api/v2/persons", format!("ids={person},{other}&{}", since(t2))).await,
+        list(
+            "/api/v2/persons",
+            format!("ids={person},{other}&{}", since(t2))
+        )
+        .await,
         [person]
     );
-    let (_, page) = api.get(&format!("/api/v2/persons?limit=1&{}", since(t1))).await;
-    assert_eq!(listed_ids(&page), [person]);
-    let cursor = page["additional_data"]["next_cursor"].as_str().unwrap().to_owned();
     let (_, page) = api
-        .get(&format!("/api/v2/persons?limit=1&cursor={cursor}&{}", since(t1)))
+        .get(&format!("/api/v2/persons?limit=1&{}", since(t1)))
+        .await;
+    assert_eq!(listed_ids(&page), [person]);
+    let cursor = page["additional_data"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, page) = api
+        .get(&format!(
+            "/api/v2/persons?limit=1&cursor={cursor}&{}",
+            since(t1)
+        ))
         .await;
     assert_eq!(listed_ids(&page), [other]);
 

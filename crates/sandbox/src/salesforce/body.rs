@@ -201,8 +201,8 @@ mod tests {
     #[test]
     fn a_record_that_is_not_an_object_fails_as_a_map_would() {
         let ours = serde_json::from_str::<Vec<Record>>(r#"[{}, "x"]"#).unwrap_err();
-        let map = serde_json::from_str::<Vec<serde_json::Map<String, Json>>>(r#"[{}, "x"]"#)
-            .unwrap_err();
+        let map =
+            serde_json::from_str::<Vec<serde_json::Map<String, Json>>>(r#"[{}, "x"]"#).unwrap_err();
         assert_eq!(ours.to_string(), map.to_string());
     }
 }

@@ -155,9 +155,13 @@ mod tests {
             faults: Faults::parse("partial:30,seed:4").unwrap(),
             ..Options::default()
         });
-        let running = crate::serve("salesforce", emulator.router(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let running = crate::serve(
+            "salesforce",
+            emulator.router(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
         let http = reqwest::Client::new();
         let token = token(&http, &running.base_url).await;
         let records: Vec<Json> = (0..50)
@@ -173,7 +177,9 @@ mod tests {
         assert_eq!(response.status(), 200);
         let results: Vec<Json> = response.json().await.unwrap();
         assert_eq!(results.len(), 50, "one result per record, in order");
-        let locked: Vec<usize> = (0..50).filter(|i| results[*i]["success"] == false).collect();
+        let locked: Vec<usize> = (0..50)
+            .filter(|i| results[*i]["success"] == false)
+            .collect();
         assert!((5..=30).contains(&locked.len()), "{} locked", locked.len());
         for (i, result) in results.iter().enumerate() {
             let saved = emulator
@@ -196,9 +202,13 @@ mod tests {
             faults: Faults::parse("expire:3").unwrap(),
             ..Options::default()
         });
-        let running = crate::serve("salesforce", emulator.router(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let running = crate::serve(
+            "salesforce",
+            emulator.router(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
         let http = reqwest::Client::new();
         let limits = format!("{}/services/data/v62.0/limits", running.base_url);
         let first = token(&http, &running.base_url).await;

@@ -14,9 +14,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
-use super::schema::{
-    FieldDef, Kind, MAX_CUSTOM_FIELDS, ObjectKind, PicklistValue, normalise_text,
-};
+use super::schema::{FieldDef, Kind, MAX_CUSTOM_FIELDS, ObjectKind, PicklistValue, normalise_text};
 use super::soql::{Literal, Op, Query, Select};
 use super::{Shared, internal, not_found, sf_error};
 
@@ -84,7 +82,11 @@ pub(crate) async fn create_custom_field(
         return not_found();
     }
     let Ok(body) = serde_json::from_slice::<Json>(&body) else {
-        return bad("JSON_PARSER_ERROR", "The request body is not valid JSON", &[]);
+        return bad(
+            "JSON_PARSER_ERROR",
+            "The request body is not valid JSON",
+            &[],
+        );
     };
     let Some(full_name) = body.get("FullName").and_then(Json::as_str) else {
         return bad(
@@ -207,7 +209,11 @@ fn field_def(metadata: &Json, label: &str) -> Result<FieldDef, String> {
         "Url" => base(Kind::Url, 255),
         "Checkbox" => match metadata.get("defaultValue").and_then(Json::as_str) {
             Some("true" | "false") => base(Kind::Boolean, 0),
-            _ => return Err(invalid("Default Value: a checkbox needs defaultValue true or false")),
+            _ => {
+                return Err(invalid(
+                    "Default Value: a checkbox needs defaultValue true or false",
+                ));
+            }
         },
         "Date" => base(Kind::Date, 0),
         "DateTime" => base(Kind::Datetime, 0),
@@ -252,7 +258,9 @@ fn field_def(metadata: &Json, label: &str) -> Result<FieldDef, String> {
                 })
                 .unwrap_or_default();
             if values.is_empty() {
-                return Err(invalid("a picklist needs valueSet.valueSetDefinition.value"));
+                return Err(invalid(
+                    "a picklist needs valueSet.valueSetDefinition.value",
+                ));
             }
             FieldDef {
                 picklist: values,
@@ -276,7 +284,11 @@ pub(crate) async fn create_record(
         return not_found();
     }
     let Ok(body) = serde_json::from_slice::<Json>(&body) else {
-        return bad("JSON_PARSER_ERROR", "The request body is not valid JSON", &[]);
+        return bad(
+            "JSON_PARSER_ERROR",
+            "The request body is not valid JSON",
+            &[],
+        );
     };
     let text = |key: &str| body.get(key).and_then(Json::as_str).unwrap_or("");
     let flag = |key: &str| body.get(key).and_then(Json::as_bool).unwrap_or(false);
@@ -455,8 +467,5 @@ pub(crate) fn setup_query(query: &Query) -> Option<Response> {
         }
         out.push(Json::Object(row));
     }
-    Some(
-        axum::Json(json!({"totalSize": out.len(), "done": true, "records": out}))
-            .into_response(),
-    )
+    Some(axum::Json(json!({"totalSize": out.len(), "done": true, "records": out})).into_response())
 }

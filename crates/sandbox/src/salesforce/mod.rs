@@ -32,12 +32,12 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, patch, post, put};
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -45,9 +45,9 @@ use serde_json::{Value as Json, json};
 
 use crate::faults::Faults;
 use crate::seed::{SeedData, SeedParent};
+use body::{FieldValue, Record};
 pub use schema::EXTERNAL_ID_FIELD;
 use schema::{ObjectKind, Val};
-use body::{FieldValue, Record};
 use store::{Item, Mode, Planned, RequestError, Store};
 
 /// The API versions the emulator serves (and lists at `GET /services/data/`).
@@ -151,7 +151,14 @@ fn set_up_org(store: &mut Store) {
     );
     for u in crate::accounts::account_users("salesforce") {
         let username = u.email.to_lowercase();
-        user(store, &username, &u.email, u.first_name, u.last_name, u.active);
+        user(
+            store,
+            &username,
+            &u.email,
+            u.first_name,
+            u.last_name,
+            u.active,
+        );
     }
     store.insert_seeded(
         ObjectKind::Organization,
@@ -371,7 +378,8 @@ impl Emulator {
         let mut seeded = Seeded::default();
         let users = user_rows();
         // A seeded record's owner; the integration user when the seed names none.
-        let owner_row = |key: Option<usize>| Val::Ref(key.and_then(|k| users.get(k).copied()).unwrap_or(0));
+        let owner_row =
+            |key: Option<usize>| Val::Ref(key.and_then(|k| users.get(k).copied()).unwrap_or(0));
         let mut account_rows = Vec::with_capacity(data.companies.len());
         let text = |v: &Option<String>| {
             v.as_deref()
@@ -498,7 +506,10 @@ impl Emulator {
                     // What a save derives from the stage, set at once rather than re-saved.
                     ("IsClosed", Some(Val::Bool(stage.closed))),
                     ("IsWon", Some(Val::Bool(stage.won))),
-                    ("ForecastCategoryName", Some(Val::Str(stage.forecast.into()))),
+                    (
+                        "ForecastCategoryName",
+                        Some(Val::Str(stage.forecast.into())),
+                    ),
                     ("Probability", Some(Val::Num(stage.probability))),
                     ("CloseDate", Some(Val::Str(d.close_date.as_str().into()))),
                     ("Amount", d.amount.map(Val::Num)),
@@ -658,7 +669,6 @@ fn render_record(store: &Store, object: ObjectKind, row: u32, version: &str) -> 
 }
 
 impl Emulator {
-
     /// API calls counted against the daily allocation so far.
     pub fn api_usage(&self) -> u64 {
         self.shared.usage.load(Ordering::Relaxed)
@@ -733,7 +743,10 @@ impl Emulator {
             .route("/services/data/{version}/query", get(query))
             .route("/services/data/{version}/query/{locator}", get(query_more))
             .route("/services/data/{version}/queryAll", get(query_all))
-            .route("/services/data/{version}/queryAll/{locator}", get(query_more))
+            .route(
+                "/services/data/{version}/queryAll/{locator}",
+                get(query_more),
+            )
             .route(
                 "/services/data/{version}/composite/sobjects",
                 post(create).patch(update).delete(delete),
@@ -1170,7 +1183,12 @@ async fn delete(
 ) -> Response {
     let ids: Vec<&str> = params
         .get("ids")
-        .map(|ids| ids.split(',').map(str::trim).filter(|id| !id.is_empty()).collect())
+        .map(|ids| {
+            ids.split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     if ids.is_empty() {
         return sf_error(
@@ -1237,16 +1255,17 @@ async fn upsert(
     };
     for record in &body.records {
         if let Some(name) = record_type(record)
-            && ObjectKind::parse(name) != Some(object) {
-                return sf_error(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_TYPE",
-                    &format!(
-                        "Record of type {name} does not match the sObject type in the URI: {}",
-                        object.name()
-                    ),
-                );
-            }
+            && ObjectKind::parse(name) != Some(object)
+        {
+            return sf_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_TYPE",
+                &format!(
+                    "Record of type {name} does not match the sObject type in the URI: {}",
+                    object.name()
+                ),
+            );
+        }
     }
     let items = body.records.iter().map(|r| (object, r)).collect();
     run_write(&s, items, Mode::Upsert { ext_field }, body.all_or_none)
@@ -1436,9 +1455,9 @@ async fn query_more(
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod bulk_tests;
+#[cfg(test)]
+mod tests;
 
 /// Salesforce has no pipelines: `StageName` is one picklist (a new org's values), reported as
 /// one pipeline; won and lost are stages (`OpportunityStage.IsWon`, `IsClosed`).
@@ -1446,11 +1465,21 @@ pub(crate) const DEAL_STAGES: &[crate::accounts::StageLabel] = &[
     crate::accounts::stage_label("sales", "new", "Sales Process", "Prospecting"),
     crate::accounts::stage_label("sales", "qualified", "Sales Process", "Qualification"),
     crate::accounts::stage_label("sales", "proposal", "Sales Process", "Proposal/Price Quote"),
-    crate::accounts::stage_label("sales", "negotiation", "Sales Process", "Negotiation/Review"),
+    crate::accounts::stage_label(
+        "sales",
+        "negotiation",
+        "Sales Process",
+        "Negotiation/Review",
+    ),
     crate::accounts::stage_label("sales", "won", "Sales Process", "Closed Won"),
     crate::accounts::stage_label("sales", "lost", "Sales Process", "Closed Lost"),
     crate::accounts::stage_label("renewals", "due", "Sales Process", "Needs Analysis"),
-    crate::accounts::stage_label("renewals", "negotiation", "Sales Process", "Negotiation/Review"),
+    crate::accounts::stage_label(
+        "renewals",
+        "negotiation",
+        "Sales Process",
+        "Negotiation/Review",
+    ),
     crate::accounts::stage_label("renewals", "renewed", "Sales Process", "Closed Won"),
     crate::accounts::stage_label("renewals", "churned", "Sales Process", "Closed Lost"),
 ];

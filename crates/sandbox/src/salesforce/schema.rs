@@ -2,7 +2,6 @@
 //! lengths as Salesforce's standard object reference documents them, record ids, and the
 //! value rules Salesforce applies on save (trimming, empty-is-null, length, email shape).
 
-
 use serde_json::{Value as Json, json};
 
 use crate::timestamp::Iso8601;
@@ -190,7 +189,9 @@ impl ObjectKind {
     /// The object whose ids start with `id`'s key prefix.
     pub(crate) fn of_id(id: &str) -> Option<ObjectKind> {
         let prefix = id.get(..3)?;
-        ObjectKind::ALL.into_iter().find(|o| o.key_prefix() == prefix)
+        ObjectKind::ALL
+            .into_iter()
+            .find(|o| o.key_prefix() == prefix)
     }
 
     fn key_prefix(self) -> &'static str {
@@ -549,10 +550,7 @@ impl SObject {
                 (kind, name),
                 (ObjectKind::Account, "Name")
                     | (ObjectKind::Contact, "LastName")
-                    | (
-                        ObjectKind::Opportunity,
-                        "Name" | "StageName" | "CloseDate"
-                    )
+                    | (ObjectKind::Opportunity, "Name" | "StageName" | "CloseDate")
                     | (
                         ObjectKind::OpportunityContactRole,
                         "OpportunityId" | "ContactId"
@@ -598,12 +596,7 @@ impl SObject {
             slot,
             ..FieldDef::data(name, label, kind, 0, 0)
         };
-        let mut fields = vec![system(
-            "Id",
-            id_label(kind),
-            Kind::Id,
-            Slot::Id,
-        )];
+        let mut fields = vec![system("Id", id_label(kind), Kind::Id, Slot::Id)];
         for (i, Spec(name, label, k, length)) in data.into_iter().enumerate() {
             let (values, restricted) = picklist(name);
             fields.push(FieldDef {
@@ -708,9 +701,10 @@ impl SObject {
 
     /// The reference field whose relationship is called `name` (e.g. Contact's `Account`).
     pub(crate) fn relationship(&self, name: &str) -> Option<usize> {
-        self.fields
-            .iter()
-            .position(|f| f.reference.is_some_and(|(_, rel)| rel.eq_ignore_ascii_case(name)))
+        self.fields.iter().position(|f| {
+            f.reference
+                .is_some_and(|(_, rel)| rel.eq_ignore_ascii_case(name))
+        })
     }
 
     /// The `describe` body.

@@ -247,7 +247,12 @@ fn datetime_at(chars: &std::iter::Peekable<std::str::Chars<'_>>) -> Option<(i64,
 /// in UTC only (the sandbox's subset).
 pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':'
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
     {
         return None;
     }
@@ -269,7 +274,11 @@ pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
         if digits == 0 {
             return None;
         }
-        let padded: String = frac[..digits].chars().chain("000".chars()).take(3).collect();
+        let padded: String = frac[..digits]
+            .chars()
+            .chain("000".chars())
+            .take(3)
+            .collect();
         millis = padded.parse().ok()?;
         rest = &frac[digits..];
     }

@@ -10,16 +10,16 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value as Json;
 
+use super::body::{FieldValue, Record};
 use super::schema::{
     FieldDef, IdError, Kind, ObjectKind, RecordId, SObject, Slot, Val, datetime, normalise_text,
     parse_record_id, record_id, valid_email,
 };
+use super::soql::{self, Literal, Op, Select};
 use crate::table::{
     Cell as EngineCell, Column as EngineColumn, ColumnType, Fold, TableDef, TableError,
 };
 use crate::timestamp::AsText;
-use super::body::{FieldValue, Record};
-use super::soql::{self, Literal, Op, Select};
 
 /// One stored record.
 pub(crate) struct Row {
@@ -103,9 +103,10 @@ pub(crate) fn table_def(schema: &SObject) -> TableDef {
     let mut columns: Vec<Option<EngineColumn>> = vec![None; schema.data_slots];
     for f in &schema.fields {
         if let Slot::Data(slot) = f.slot
-            && let Some(c) = columns.get_mut(slot) {
-                *c = Some(engine_column(f));
-            }
+            && let Some(c) = columns.get_mut(slot)
+        {
+            *c = Some(engine_column(f));
+        }
     }
     TableDef {
         name: schema.kind.name(),
@@ -157,9 +158,7 @@ fn engine_error(schema: &SObject, e: &TableError) -> Conv {
             .map_or(column.to_owned(), |i| schema.fields[i].label.to_owned())
     };
     let item = |code, message: String, column: &str| {
-        let name = schema
-            .field(column)
-            .map_or("", |i| schema.fields[i].name);
+        let name = schema.field(column).map_or("", |i| schema.fields[i].name);
         Conv::Item(ItemError::new(code, message, &[name]))
     };
     match e {
@@ -188,7 +187,10 @@ fn engine_error(schema: &SObject, e: &TableError) -> Conv {
         ),
         TableError::OutOfRange { column } => item(
             "NUMBER_OUTSIDE_VALID_RANGE",
-            format!("{}: value outside of valid range on numeric field", label(column)),
+            format!(
+                "{}: value outside of valid range on numeric field",
+                label(column)
+            ),
             column,
         ),
         TableError::ReadOnly { column } => item(
@@ -370,7 +372,12 @@ pub(crate) fn parse_datetime(text: &str) -> Option<i64> {
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if s.as_bytes().get(13) != Some(&b':') || s.as_bytes().get(16) != Some(&b':') || h > 23 || mi > 59 || sec > 60 {
+    if s.as_bytes().get(13) != Some(&b':')
+        || s.as_bytes().get(16) != Some(&b':')
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
         return None;
     }
     let mut rest = &s[19..];
@@ -399,7 +406,11 @@ pub(crate) fn parse_datetime(text: &str) -> Option<i64> {
         }
     };
     // Howard Hinnant's days-from-civil.
-    let (y, m) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let (y, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + d - 1;
@@ -464,7 +475,10 @@ pub(crate) fn convert_text(def: &FieldDef, raw: &str) -> Result<Option<Val>, Ite
     {
         return Err(ItemError::new(
             "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-            format!("{}: bad value for restricted picklist field: {text}", def.label),
+            format!(
+                "{}: bad value for restricted picklist field: {text}",
+                def.label
+            ),
             &[def.name],
         ));
     }
@@ -525,7 +539,6 @@ impl Table {
             own_deleted: 0,
         }
     }
-
 
     /// Whether its rows live in the shared table engine.
     #[cfg(test)]
@@ -770,9 +783,10 @@ impl Table {
     /// Files new row `row` under its parent in the children index.
     fn index_child(&mut self, row: u32) {
         if let Some(key) = self.parent_key(row)
-            && let Some((_, index)) = self.children.as_mut() {
-                index.entry(key).or_default().push(row);
-            }
+            && let Some((_, index)) = self.children.as_mut()
+        {
+            index.entry(key).or_default().push(row);
+        }
     }
 
     fn ext_slot(&self) -> Option<usize> {
@@ -799,13 +813,7 @@ impl Store {
     pub(crate) fn new(with_external_id: bool, multi_currency: bool) -> Store {
         let tables = ObjectKind::ALL
             .into_iter()
-            .map(|k| {
-                Table::new(Arc::new(SObject::new(
-                    k,
-                    with_external_id,
-                    multi_currency,
-                )))
-            })
+            .map(|k| Table::new(Arc::new(SObject::new(k, with_external_id, multi_currency))))
             .collect();
         Store {
             tables,
@@ -928,9 +936,7 @@ impl Store {
                 }
                 let (parent, _) = def.reference.unwrap_or((ObjectKind::Account, "Account"));
                 match parse_record_id(parent, s) {
-                    Ok(row) if self.table(parent).has(row) => {
-                        Ok(Some(Val::Ref(row)))
-                    }
+                    Ok(row) if self.table(parent).has(row) => Ok(Some(Val::Ref(row))),
                     Ok(_) => Err(Conv::Item(ItemError::new(
                         "INVALID_CROSS_REFERENCE_KEY",
                         "invalid cross reference id".into(),
@@ -995,14 +1001,14 @@ impl Store {
         match (def.reference, value) {
             (Some((ObjectKind::User, _)), Some(Val::Ref(row))) if !self.user_active(*row) => {
                 Some(ItemError::new(
-                "INACTIVE_OWNER_OR_USER",
-                format!(
-                    "operation performed with inactive user [{}] as owner of {}",
-                    record_id(ObjectKind::User, *row),
-                    object.label().to_lowercase()
-                ),
-                &[def.name],
-            ))
+                    "INACTIVE_OWNER_OR_USER",
+                    format!(
+                        "operation performed with inactive user [{}] as owner of {}",
+                        record_id(ObjectKind::User, *row),
+                        object.label().to_lowercase()
+                    ),
+                    &[def.name],
+                ))
             }
             _ => None,
         }
@@ -1075,7 +1081,11 @@ impl Store {
         let table = self.table(object);
         let schema = &table.schema;
         if !object.writable() {
-            let verb = if mode == Mode::Update { "updated" } else { "inserted" };
+            let verb = if mode == Mode::Update {
+                "updated"
+            } else {
+                "inserted"
+            };
             return Ok(Err((
                 None,
                 vec![ItemError::new(
@@ -1220,20 +1230,21 @@ impl Store {
         } else if let Some(Some(key)) = &ext_key {
             // Creating or updating may not take another record's unique value.
             if let Some(other) = table.ext_row(key)
-                && !matches!(target, Target::Existing(row) if row == other) {
-                    let name = schema
-                        .external_id
-                        .map(|i| schema.fields[i].name)
-                        .unwrap_or_default();
-                    errors.push(ItemError::new(
-                        "DUPLICATE_VALUE",
-                        format!(
-                            "duplicate value found: {name} duplicates value on record with id: {}",
-                            record_id(object, other)
-                        ),
-                        &[name],
-                    ));
-                }
+                && !matches!(target, Target::Existing(row) if row == other)
+            {
+                let name = schema
+                    .external_id
+                    .map(|i| schema.fields[i].name)
+                    .unwrap_or_default();
+                errors.push(ItemError::new(
+                    "DUPLICATE_VALUE",
+                    format!(
+                        "duplicate value found: {name} duplicates value on record with id: {}",
+                        record_id(object, other)
+                    ),
+                    &[name],
+                ));
+            }
         }
 
         if matches!(target, Target::Existing(_)) {
@@ -1342,18 +1353,14 @@ impl Store {
     /// opportunity, `IsClosed`, `IsWon`, `ForecastCategoryName` from its stage, and the
     /// stage's probability unless the write set one; on a contact role made primary, every
     /// other role of its opportunity made not primary (one primary per opportunity).
-    fn derive(
-        &mut self,
-        object: ObjectKind,
-        row: u32,
-        created: bool,
-        written: &[usize],
-        now: i64,
-    ) {
+    fn derive(&mut self, object: ObjectKind, row: u32, created: bool, written: &[usize], now: i64) {
         let table = self.table_mut(object);
         let mut set: Vec<(usize, Option<Val>)> = Vec::new();
         if created {
-            if let Some(slot) = table.slot("OwnerId").filter(|s| table.value(row, *s).is_none()) {
+            if let Some(slot) = table
+                .slot("OwnerId")
+                .filter(|s| table.value(row, *s).is_none())
+            {
                 set.push((slot, Some(Val::Ref(0))));
             }
             if let Some(slot) = table
@@ -1503,13 +1510,8 @@ impl Store {
         let targets: Vec<Result<(ObjectKind, u32), ItemError>> = ids
             .iter()
             .map(|id| {
-                let malformed = || {
-                    ItemError::new(
-                        "MALFORMED_ID",
-                        format!("malformed id {id}"),
-                        &[],
-                    )
-                };
+                let malformed =
+                    || ItemError::new("MALFORMED_ID", format!("malformed id {id}"), &[]);
                 let object = ObjectKind::of_id(id).ok_or_else(malformed)?;
                 let row = parse_record_id(object, id).map_err(|_| malformed())?;
                 let table = self.table(object);
@@ -1521,7 +1523,11 @@ impl Store {
                     ));
                 }
                 if !table.has(row) {
-                    return Err(ItemError::new("ENTITY_IS_DELETED", "entity is deleted".into(), &[]));
+                    return Err(ItemError::new(
+                        "ENTITY_IS_DELETED",
+                        "entity is deleted".into(),
+                        &[],
+                    ));
                 }
                 Ok((object, row))
             })
@@ -1618,7 +1624,9 @@ impl Store {
         for (object, record) in items {
             let mut outcome = match self.prepare(*object, record, mode) {
                 Ok(outcome) => outcome,
-                Err(e) if per_record => Err((None, vec![ItemError::new(e.error_code, e.message, &[])])),
+                Err(e) if per_record => {
+                    Err((None, vec![ItemError::new(e.error_code, e.message, &[])]))
+                }
                 Err(e) => return Err(e),
             };
             if let (Mode::Upsert { ext_field }, Ok(_)) = (mode, &outcome) {
@@ -1876,8 +1884,8 @@ impl Store {
                 op: Op::Gt(after),
             }) => {
                 let col = self.column(object, path)?;
-                let is_id = col.relationship.is_none()
-                    && table.schema.fields[col.field].kind == Kind::Id;
+                let is_id =
+                    col.relationship.is_none() && table.schema.fields[col.field].kind == Kind::Id;
                 let after = match after {
                     Literal::Str(s) if is_id => parse_record_id(object, s).map_err(|_| {
                         RequestError::bad_request(
@@ -2101,7 +2109,12 @@ impl Store {
                         .collect();
                     for (id, modified) in rows {
                         // Adding a field changes no record's LastModifiedDate.
-                        let _ = t.update(id, vec![(at, Some(empty.clone().into_cell()))], modified, true);
+                        let _ = t.update(
+                            id,
+                            vec![(at, Some(empty.clone().into_cell()))],
+                            modified,
+                            true,
+                        );
                     }
                 }
             }
@@ -2208,7 +2221,12 @@ enum Entry {
 }
 
 /// The keys of a query's records and what each holds, sorted by key; built once per query.
-fn layout(store: &Store, object: ObjectKind, columns: &[Column], names: &[&'static str]) -> Vec<(&'static str, Entry)> {
+fn layout(
+    store: &Store,
+    object: ObjectKind,
+    columns: &[Column],
+    names: &[&'static str],
+) -> Vec<(&'static str, Entry)> {
     let schema = &store.table(object).schema;
     let mut keys: BTreeMap<&'static str, Entry> = BTreeMap::new();
     keys.insert("attributes", Entry::Attributes);
@@ -2249,10 +2267,11 @@ pub(crate) struct Records<'a> {
 
 impl Serialize for Records<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.rows.iter().map(|&row| RecordView {
-            records: self,
-            row,
-        }))
+        s.collect_seq(
+            self.rows
+                .iter()
+                .map(|&row| RecordView { records: self, row }),
+        )
     }
 }
 
@@ -2282,7 +2301,9 @@ impl Serialize for RecordView<'_> {
                         version,
                     },
                 )?,
-                Entry::Field(field) => map.serialize_entry(key, &store.cell(object, row, *field))?,
+                Entry::Field(field) => {
+                    map.serialize_entry(key, &store.cell(object, row, *field))?
+                }
                 Entry::Parent {
                     via,
                     parent,

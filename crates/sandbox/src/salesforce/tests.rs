@@ -822,7 +822,11 @@ async fn userinfo_names_the_org_of_the_token_and_each_emulator_is_an_org() {
         .token(crate::SALESFORCE_CLIENT_ID, crate::SALESFORCE_CLIENT_SECRET)
         .await;
     assert!(token["id"].as_str().is_some_and(|u| u.contains(id)));
-    assert!(token["access_token"].as_str().is_some_and(|t| t.starts_with(&id[..15])));
+    assert!(
+        token["access_token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with(&id[..15]))
+    );
     // Not counted against the API allocation.
     assert_eq!(org_a.emulator.api_usage(), 0);
     // Without a valid token: the REST API's 401.
@@ -856,17 +860,36 @@ fn described(body: &Json, name: &str) -> Option<Json> {
 async fn describe_lists_the_seeded_custom_fields_with_types_and_picklists() {
     let org = org(Options::default()).await;
     let (_, _, account) = org
-        .call(reqwest::Method::GET, &format!("{V}/sobjects/Account/describe"), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("{V}/sobjects/Account/describe"),
+            None,
+        )
         .await;
     let region = described(&account, "Region__c").unwrap();
     assert_eq!(
-        (&region["type"], &region["length"], &region["custom"], &region["createable"]),
+        (
+            &region["type"],
+            &region["length"],
+            &region["custom"],
+            &region["createable"]
+        ),
         (&json!("string"), &json!(255), &json!(true), &json!(true))
     );
     let seats = described(&account, "Seats__c").unwrap();
     assert_eq!(
-        (&seats["type"], &seats["precision"], &seats["scale"], &seats["soapType"]),
-        (&json!("double"), &json!(18), &json!(0), &json!("xsd:double"))
+        (
+            &seats["type"],
+            &seats["precision"],
+            &seats["scale"],
+            &seats["soapType"]
+        ),
+        (
+            &json!("double"),
+            &json!(18),
+            &json!(0),
+            &json!("xsd:double")
+        )
     );
     let tier = described(&account, "Tier__c").unwrap();
     assert_eq!(tier["type"], "picklist");
@@ -877,19 +900,35 @@ async fn describe_lists_the_seeded_custom_fields_with_types_and_picklists() {
         .iter()
         .map(|v| (v["value"].as_str().unwrap(), v["label"].as_str().unwrap()))
         .collect();
-    assert_eq!(values, [("Gold", "Gold"), ("Silver", "Silver"), ("Bronze", "Bronze")]);
+    assert_eq!(
+        values,
+        [("Gold", "Gold"), ("Silver", "Silver"), ("Bronze", "Bronze")]
+    );
     let industry = described(&account, "Industry").unwrap();
     assert_eq!(industry["custom"], false);
     assert_eq!(industry["restrictedPicklist"], false);
     assert!(industry["picklistValues"].as_array().unwrap().len() > 20);
     let id = described(&account, "Id").unwrap();
-    assert_eq!((&id["createable"], &id["custom"]), (&json!(false), &json!(false)));
+    assert_eq!(
+        (&id["createable"], &id["custom"]),
+        (&json!(false), &json!(false))
+    );
 
     let (_, _, contact) = org
-        .call(reqwest::Method::GET, &format!("{V}/sobjects/Contact/describe"), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("{V}/sobjects/Contact/describe"),
+            None,
+        )
         .await;
-    assert_eq!(described(&contact, "Favourite_Colour__c").unwrap()["type"], "string");
-    assert_eq!(described(&contact, "Loyalty_Points__c").unwrap()["type"], "double");
+    assert_eq!(
+        described(&contact, "Favourite_Colour__c").unwrap()["type"],
+        "string"
+    );
+    assert_eq!(
+        described(&contact, "Loyalty_Points__c").unwrap()["type"],
+        "double"
+    );
 }
 
 #[tokio::test]
@@ -905,7 +944,10 @@ async fn seeded_records_carry_custom_values_returned_only_when_selected() {
     for (record, company) in records.iter().zip(&data.companies) {
         assert_eq!(record["Region__c"].as_str(), company.region.as_deref());
         assert_eq!(record["Seats__c"].as_f64(), company.seats.map(f64::from));
-        assert!(record["Seats__c"].is_null() || record["Seats__c"].is_f64(), "a double");
+        assert!(
+            record["Seats__c"].is_null() || record["Seats__c"].is_f64(),
+            "a double"
+        );
         assert_eq!(record["Tier__c"].as_str(), company.tier);
     }
     assert!(records.iter().any(|r| r["Tier__c"].is_string()));
@@ -925,7 +967,8 @@ async fn seeded_records_carry_custom_values_returned_only_when_selected() {
 async fn custom_fields_are_written_checked_and_read() {
     let org = org(Options::default()).await;
     let account = |ext: &str, extra: Json| {
-        let mut a = json!({"attributes": {"type": "Account"}, "Ferry_Source_Id__c": ext, "Name": "Acme"});
+        let mut a =
+            json!({"attributes": {"type": "Account"}, "Ferry_Source_Id__c": ext, "Name": "Acme"});
         for (k, v) in extra.as_object().unwrap() {
             a[k] = v.clone();
         }
@@ -935,7 +978,10 @@ async fn custom_fields_are_written_checked_and_read() {
         .upsert(
             "Account",
             json!([
-                account("a1", json!({"Region__c": "EMEA", "Seats__c": 42, "Tier__c": "Gold"})),
+                account(
+                    "a1",
+                    json!({"Region__c": "EMEA", "Seats__c": 42, "Tier__c": "Gold"})
+                ),
                 account("a2", json!({"Tier__c": "Platinum"})),
                 account("a3", json!({"Seats__c": 1e18})),
             ]),
@@ -949,25 +995,48 @@ async fn custom_fields_are_written_checked_and_read() {
         "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
     );
     assert_eq!(body[1]["errors"][0]["fields"], json!(["Tier__c"]));
-    assert_eq!(body[2]["errors"][0]["statusCode"], "NUMBER_OUTSIDE_VALID_RANGE");
+    assert_eq!(
+        body[2]["errors"][0]["statusCode"],
+        "NUMBER_OUTSIDE_VALID_RANGE"
+    );
     let (_, body) = org
         .query("SELECT Region__c, Seats__c, Tier__c FROM Account WHERE Ferry_Source_Id__c = 'a1'")
         .await;
     let r = &body["records"][0];
-    assert_eq!((&r["Region__c"], &r["Seats__c"], &r["Tier__c"]), (&json!("EMEA"), &json!(42.0), &json!("Gold")));
+    assert_eq!(
+        (&r["Region__c"], &r["Seats__c"], &r["Tier__c"]),
+        (&json!("EMEA"), &json!(42.0), &json!("Gold"))
+    );
 
     // A text into a number field fails the whole request, as Salesforce's JSON parser does.
     let (status, body) = org
-        .upsert("Account", json!([account("a4", json!({"Seats__c": "many"}))]), false)
+        .upsert(
+            "Account",
+            json!([account("a4", json!({"Seats__c": "many"}))]),
+            false,
+        )
         .await;
-    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("JSON_PARSER_ERROR")));
+    assert_eq!(
+        (status, &body[0]["errorCode"]),
+        (400, &json!("JSON_PARSER_ERROR"))
+    );
     // An unknown field too.
     let (status, body) = org
-        .upsert("Account", json!([account("a5", json!({"Nope__c": "x"}))]), false)
+        .upsert(
+            "Account",
+            json!([account("a5", json!({"Nope__c": "x"}))]),
+            false,
+        )
         .await;
-    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("INVALID_FIELD")));
+    assert_eq!(
+        (status, &body[0]["errorCode"]),
+        (400, &json!("INVALID_FIELD"))
+    );
     let (status, body) = org.query("SELECT Nope__c FROM Account").await;
-    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("INVALID_FIELD")));
+    assert_eq!(
+        (status, &body[0]["errorCode"]),
+        (400, &json!("INVALID_FIELD"))
+    );
 }
 
 async fn create_field(org: &Org, full_name: &str, metadata: Json) -> (u16, Json) {
@@ -1013,16 +1082,26 @@ async fn created_fields_stay_invisible_until_field_permissions_grant_them() {
     assert!(body["id"].as_str().unwrap().starts_with("00N"), "{body}");
 
     let describe = || async {
-        org.call(reqwest::Method::GET, &format!("{V}/sobjects/Contact/describe"), None)
-            .await
-            .2
+        org.call(
+            reqwest::Method::GET,
+            &format!("{V}/sobjects/Contact/describe"),
+            None,
+        )
+        .await
+        .2
     };
     assert!(described(&describe().await, "Shoe_Size__c").is_none());
     let (status, body) = org.query("SELECT Shoe_Size__c FROM Contact").await;
-    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("INVALID_FIELD")));
+    assert_eq!(
+        (status, &body[0]["errorCode"]),
+        (400, &json!("INVALID_FIELD"))
+    );
     let write = json!([{"attributes": {"type": "Contact"}, "Ferry_Source_Id__c": "s1", "LastName": "Gilmore", "Shoe_Size__c": 8.5}]);
     let (status, body) = org.upsert("Contact", write.clone(), false).await;
-    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("INVALID_FIELD")));
+    assert_eq!(
+        (status, &body[0]["errorCode"]),
+        (400, &json!("INVALID_FIELD"))
+    );
 
     // The same name again is a duplicate, even while invisible.
     let (status, body) = create_field(
@@ -1031,23 +1110,47 @@ async fn created_fields_stay_invisible_until_field_permissions_grant_them() {
         json!({"type": "Text", "label": "Shoe Size", "length": 10}),
     )
     .await;
-    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("DUPLICATE_DEVELOPER_NAME")));
+    assert_eq!(
+        (status, &body[0]["errorCode"]),
+        (400, &json!("DUPLICATE_DEVELOPER_NAME"))
+    );
 
     // Read only: described, queryable, not writable.
     let (status, body) = grant(&org, "Contact", "Shoe_Size__c", false).await;
     assert_eq!(status, 201, "{body}");
     let field = described(&describe().await, "Shoe_Size__c").unwrap();
     assert_eq!(
-        (&field["type"], &field["precision"], &field["scale"], &field["createable"], &field["custom"]),
-        (&json!("double"), &json!(4), &json!(1), &json!(false), &json!(true))
+        (
+            &field["type"],
+            &field["precision"],
+            &field["scale"],
+            &field["createable"],
+            &field["custom"]
+        ),
+        (
+            &json!("double"),
+            &json!(4),
+            &json!(1),
+            &json!(false),
+            &json!(true)
+        )
     );
     let (_, body) = org.upsert("Contact", write.clone(), false).await;
-    assert_eq!(body[0]["errors"][0]["statusCode"], "INVALID_FIELD_FOR_INSERT_UPDATE");
+    assert_eq!(
+        body[0]["errors"][0]["statusCode"],
+        "INVALID_FIELD_FOR_INSERT_UPDATE"
+    );
     let (status, body) = org.query("SELECT Id, Shoe_Size__c FROM Contact").await;
     assert_eq!(status, 200, "{body}");
-    assert!(body["records"][0]["Shoe_Size__c"].is_null(), "existing rows hold it empty");
+    assert!(
+        body["records"][0]["Shoe_Size__c"].is_null(),
+        "existing rows hold it empty"
+    );
     let (status, body) = grant(&org, "Contact", "Shoe_Size__c", false).await;
-    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("DUPLICATE_VALUE")));
+    assert_eq!(
+        (status, &body[0]["errorCode"]),
+        (400, &json!("DUPLICATE_VALUE"))
+    );
 }
 
 #[tokio::test]
@@ -1061,18 +1164,38 @@ async fn a_granted_field_works_like_a_seeded_one() {
             {"fullName": "Customer", "label": "Customer", "default": false},
         ]}},
     });
-    assert_eq!(create_field(&org, "Account.Stage__c", picklist).await.0, 201);
     assert_eq!(
-        create_field(&org, "Account.Vip__c", json!({"type": "Checkbox", "label": "VIP", "defaultValue": "false"})).await.0,
+        create_field(&org, "Account.Stage__c", picklist).await.0,
+        201
+    );
+    assert_eq!(
+        create_field(
+            &org,
+            "Account.Vip__c",
+            json!({"type": "Checkbox", "label": "VIP", "defaultValue": "false"})
+        )
+        .await
+        .0,
         201
     );
     assert_eq!(grant(&org, "Account", "Stage__c", true).await.0, 201);
     assert_eq!(grant(&org, "Account", "Vip__c", true).await.0, 201);
     let (_, _, account) = org
-        .call(reqwest::Method::GET, &format!("{V}/sobjects/Account/describe"), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("{V}/sobjects/Account/describe"),
+            None,
+        )
         .await;
     let stage = described(&account, "Stage__c").unwrap();
-    assert_eq!((&stage["type"], &stage["restrictedPicklist"], &stage["updateable"]), (&json!("picklist"), &json!(true), &json!(true)));
+    assert_eq!(
+        (
+            &stage["type"],
+            &stage["restrictedPicklist"],
+            &stage["updateable"]
+        ),
+        (&json!("picklist"), &json!(true), &json!(true))
+    );
     assert_eq!(stage["picklistValues"][1]["label"], "Customer");
     let (status, body) = org
         .upsert(
@@ -1086,30 +1209,79 @@ async fn a_granted_field_works_like_a_seeded_one() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body[0]["success"], true, "{body}");
-    assert_eq!(body[1]["errors"][0]["statusCode"], "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
-    let (_, body) = org.query("SELECT Stage__c, Vip__c FROM Account WHERE Ferry_Source_Id__c = 'x1'").await;
-    assert_eq!((&body["records"][0]["Stage__c"], &body["records"][0]["Vip__c"]), (&json!("Customer"), &json!(true)));
+    assert_eq!(
+        body[1]["errors"][0]["statusCode"],
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    );
+    let (_, body) = org
+        .query("SELECT Stage__c, Vip__c FROM Account WHERE Ferry_Source_Id__c = 'x1'")
+        .await;
+    assert_eq!(
+        (
+            &body["records"][0]["Stage__c"],
+            &body["records"][0]["Vip__c"]
+        ),
+        (&json!("Customer"), &json!(true))
+    );
 }
 
 #[tokio::test]
 async fn tooling_and_field_permissions_refuse_bad_requests() {
     let org = org(Options::default()).await;
     for (full_name, metadata, code) in [
-        ("Account.Bad", json!({"type": "Text", "label": "Bad", "length": 10}), "FIELD_INTEGRITY_EXCEPTION"),
-        ("Account.Two__Parts__c", json!({"type": "Text", "label": "X", "length": 10}), "FIELD_INTEGRITY_EXCEPTION"),
-        ("Widget.Region__c", json!({"type": "Text", "label": "X", "length": 10}), "FIELD_INTEGRITY_EXCEPTION"),
-        ("Account.Region__c", json!({"type": "Text", "label": "Region", "length": 255}), "DUPLICATE_DEVELOPER_NAME"),
-        ("Account.Long__c", json!({"type": "Text", "label": "Long", "length": 256}), "FIELD_INTEGRITY_EXCEPTION"),
-        ("Account.Nolabel__c", json!({"type": "Text", "length": 10}), "REQUIRED_FIELD_MISSING"),
-        ("Account.Geo__c", json!({"type": "Location", "label": "Geo"}), "FIELD_INTEGRITY_EXCEPTION"),
+        (
+            "Account.Bad",
+            json!({"type": "Text", "label": "Bad", "length": 10}),
+            "FIELD_INTEGRITY_EXCEPTION",
+        ),
+        (
+            "Account.Two__Parts__c",
+            json!({"type": "Text", "label": "X", "length": 10}),
+            "FIELD_INTEGRITY_EXCEPTION",
+        ),
+        (
+            "Widget.Region__c",
+            json!({"type": "Text", "label": "X", "length": 10}),
+            "FIELD_INTEGRITY_EXCEPTION",
+        ),
+        (
+            "Account.Region__c",
+            json!({"type": "Text", "label": "Region", "length": 255}),
+            "DUPLICATE_DEVELOPER_NAME",
+        ),
+        (
+            "Account.Long__c",
+            json!({"type": "Text", "label": "Long", "length": 256}),
+            "FIELD_INTEGRITY_EXCEPTION",
+        ),
+        (
+            "Account.Nolabel__c",
+            json!({"type": "Text", "length": 10}),
+            "REQUIRED_FIELD_MISSING",
+        ),
+        (
+            "Account.Geo__c",
+            json!({"type": "Location", "label": "Geo"}),
+            "FIELD_INTEGRITY_EXCEPTION",
+        ),
     ] {
         let (status, body) = create_field(&org, full_name, metadata).await;
-        assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some(code)), "{full_name}: {body}");
+        assert_eq!(
+            (status, body[0]["errorCode"].as_str()),
+            (400, Some(code)),
+            "{full_name}: {body}"
+        );
     }
     let (status, body) = grant(&org, "Account", "Nothing__c", true).await;
-    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST")));
+    assert_eq!(
+        (status, &body[0]["errorCode"]),
+        (400, &json!("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"))
+    );
     let (status, body) = grant(&org, "Account", "Name", true).await;
-    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("FIELD_INTEGRITY_EXCEPTION")));
+    assert_eq!(
+        (status, &body[0]["errorCode"]),
+        (400, &json!("FIELD_INTEGRITY_EXCEPTION"))
+    );
     let (status, _, body) = org
         .call(
             reqwest::Method::POST,
@@ -1117,10 +1289,17 @@ async fn tooling_and_field_permissions_refuse_bad_requests() {
             Some(json!({"ParentId": "0PS8d0000000099AAA", "SobjectType": "Account", "Field": "Account.Region__c", "PermissionsRead": true})),
         )
         .await;
-    assert_eq!((status, &body[0]["errorCode"]), (400, &json!("INVALID_CROSS_REFERENCE_KEY")));
+    assert_eq!(
+        (status, &body[0]["errorCode"]),
+        (400, &json!("INVALID_CROSS_REFERENCE_KEY"))
+    );
     // Other single-record creates stay unserved, as before.
     let (status, _, _) = org
-        .call(reqwest::Method::POST, &format!("{V}/sobjects/Account"), Some(json!({"Name": "A"})))
+        .call(
+            reqwest::Method::POST,
+            &format!("{V}/sobjects/Account"),
+            Some(json!({"Name": "A"})),
+        )
         .await;
     assert_eq!(status, 404);
 }
@@ -1129,16 +1308,23 @@ async fn tooling_and_field_permissions_refuse_bad_requests() {
 async fn the_integration_user_and_its_profile_permission_set_are_queryable() {
     let org = org(Options::default()).await;
     let (status, body) = org
-        .query(&format!("SELECT Id, ProfileId FROM User WHERE Id = '{}'", super::metadata::USER_ID))
+        .query(&format!(
+            "SELECT Id, ProfileId FROM User WHERE Id = '{}'",
+            super::metadata::USER_ID
+        ))
         .await;
     assert_eq!(status, 200, "{body}");
     let profile = body["records"][0]["ProfileId"].as_str().unwrap().to_owned();
     let (status, body) = org
-        .query(&format!("SELECT Id FROM PermissionSet WHERE ProfileId = '{profile}'"))
+        .query(&format!(
+            "SELECT Id FROM PermissionSet WHERE ProfileId = '{profile}'"
+        ))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["records"][0]["Id"], super::metadata::PERMISSION_SET_ID);
-    let (_, body) = org.query("SELECT Id FROM PermissionSet WHERE ProfileId = '00e000000000000AAA'").await;
+    let (_, body) = org
+        .query("SELECT Id FROM PermissionSet WHERE ProfileId = '00e000000000000AAA'")
+        .await;
     assert_eq!(body["totalSize"], 0);
     let (status, _) = org.query("SELECT Shoe FROM User").await;
     assert_eq!(status, 400);
@@ -1203,7 +1389,10 @@ async fn users_and_stages_are_set_up_in_an_empty_org() {
         .query("SELECT Email FROM User WHERE IsActive = false")
         .await;
     assert_eq!(inactive["totalSize"], 1);
-    assert_eq!(inactive["records"][0]["Email"], "goro.tanaka@ferry-demo.example");
+    assert_eq!(
+        inactive["records"][0]["Email"],
+        "goro.tanaka@ferry-demo.example"
+    );
     let (_, body) = org
         .query(
             "SELECT MasterLabel, ApiName, IsClosed, IsWon, SortOrder, DefaultProbability \
@@ -1220,13 +1409,27 @@ async fn users_and_stages_are_set_up_in_an_empty_org() {
     assert_eq!(labels, configured[0].1, "one pipeline, its stages in order");
     let won = &body["records"][4];
     assert_eq!(
-        (&won["MasterLabel"], &won["IsClosed"], &won["IsWon"], &won["DefaultProbability"]),
-        (&json!("Closed Won"), &json!(true), &json!(true), &json!(100.0))
+        (
+            &won["MasterLabel"],
+            &won["IsClosed"],
+            &won["IsWon"],
+            &won["DefaultProbability"]
+        ),
+        (
+            &json!("Closed Won"),
+            &json!(true),
+            &json!(true),
+            &json!(100.0)
+        )
     );
     assert_eq!(body["records"][5]["IsWon"], false);
     assert_eq!(body["records"][5]["IsClosed"], true);
     let (_, _, describe) = org
-        .call(reqwest::Method::GET, &format!("{V}/sobjects/Opportunity/describe"), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("{V}/sobjects/Opportunity/describe"),
+            None,
+        )
         .await;
     let stage = described(&describe, "StageName").expect("StageName");
     let values: Vec<&str> = stage["picklistValues"]
@@ -1238,7 +1441,11 @@ async fn users_and_stages_are_set_up_in_an_empty_org() {
     assert_eq!(values, labels);
     assert_eq!(stage["restrictedPicklist"], true);
     let (_, _, describe) = org
-        .call(reqwest::Method::GET, &format!("{V}/sobjects/User/describe"), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("{V}/sobjects/User/describe"),
+            None,
+        )
         .await;
     assert_eq!(describe["createable"], false);
     let body = create(
@@ -1286,7 +1493,10 @@ async fn owners_default_to_the_caller_and_inactive_or_unknown_owners_are_refused
         .await;
     assert_eq!(rows["records"][0]["OwnerId"], metadata::USER_ID);
     assert_eq!(rows["records"][1]["OwnerId"], json!(ben));
-    assert_eq!(rows["records"][1]["Owner"]["Email"], "ben.okafor@ferry-demo.example");
+    assert_eq!(
+        rows["records"][1]["Owner"]["Email"],
+        "ben.okafor@ferry-demo.example"
+    );
     // Reassigning to an inactive user is refused too; the record keeps its owner.
     let body = update(
         &org,
@@ -1305,7 +1515,11 @@ fn opportunity(ext: &str) -> Json {
 async fn opportunities_hold_stage_labels_and_derive_closed_and_won() {
     let org = org(Options::default()).await;
     let (_, body) = org
-        .upsert("Account", json!([{"Ferry_Source_Id__c": "acc-1", "Name": "Acme"}]), false)
+        .upsert(
+            "Account",
+            json!([{"Ferry_Source_Id__c": "acc-1", "Name": "Acme"}]),
+            false,
+        )
         .await;
     let account = body[0]["id"].as_str().expect("account").to_owned();
     let mut won = opportunity("o-1");
@@ -1313,7 +1527,10 @@ async fn opportunities_hold_stage_labels_and_derive_closed_and_won() {
     won["Account"] = json!({"Ferry_Source_Id__c": "acc-1"});
     won["CreatedDate"] = json!("2024-02-29T10:30:00.000+0000");
     let mut no_close = opportunity("o-2");
-    no_close.as_object_mut().expect("object").remove("CloseDate");
+    no_close
+        .as_object_mut()
+        .expect("object")
+        .remove("CloseDate");
     let mut long_name = opportunity("o-3");
     long_name["Name"] = json!("é".repeat(121));
     let mut bad_stage = opportunity("o-4");
@@ -1327,7 +1544,15 @@ async fn opportunities_hold_stage_labels_and_derive_closed_and_won() {
     let (status, body) = org
         .upsert(
             "Opportunity",
-            json!([won, no_close, long_name, bad_stage, bad_currency, derived, euro]),
+            json!([
+                won,
+                no_close,
+                long_name,
+                bad_stage,
+                bad_currency,
+                derived,
+                euro
+            ]),
             false,
         )
         .await;
@@ -1344,19 +1569,29 @@ async fn opportunities_hold_stage_labels_and_derive_closed_and_won() {
     let id = body[0]["id"].as_str().expect("id").to_owned();
     assert!(id.starts_with("006"));
     let (status, _, record) = org
-        .call(reqwest::Method::GET, &format!("{V}/sobjects/Opportunity/{id}"), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("{V}/sobjects/Opportunity/{id}"),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{record}");
     assert_eq!(record["attributes"]["type"], "Opportunity");
     assert_eq!(record["StageName"], "Closed Won");
-    assert_eq!((&record["IsClosed"], &record["IsWon"]), (&json!(true), &json!(true)));
+    assert_eq!(
+        (&record["IsClosed"], &record["IsWon"]),
+        (&json!(true), &json!(true))
+    );
     assert_eq!(record["Probability"], 100.0);
     assert_eq!(record["ForecastCategoryName"], "Closed");
     assert_eq!(record["CurrencyIsoCode"], "USD", "the corporate currency");
     assert_eq!(record["AccountId"], json!(account));
     assert_eq!(record["OwnerId"], metadata::USER_ID);
     assert_eq!(record["CloseDate"], "2027-03-31");
-    assert_eq!(record["CreatedDate"], "2024-02-29T10:30:00.000+0000", "audit field kept");
+    assert_eq!(
+        record["CreatedDate"], "2024-02-29T10:30:00.000+0000",
+        "audit field kept"
+    );
     // Lost: closed, not won. The stage is matched exactly, as a restricted picklist is.
     let mut lost = opportunity("o-1");
     lost["StageName"] = json!("Closed Lost");
@@ -1368,7 +1603,10 @@ async fn opportunities_hold_stage_labels_and_derive_closed_and_won() {
         ))
         .await;
     let row = &rows["records"][0];
-    assert_eq!((&row["IsClosed"], &row["IsWon"]), (&json!(true), &json!(false)));
+    assert_eq!(
+        (&row["IsClosed"], &row["IsWon"]),
+        (&json!(true), &json!(false))
+    );
     assert_eq!(row["Account"]["Ferry_Source_Id__c"], "acc-1");
     // CreatedDate is written on create only.
     let mut again = opportunity("o-1");
@@ -1382,7 +1620,10 @@ async fn opportunities_hold_stage_labels_and_derive_closed_and_won() {
             None,
         )
         .await;
-    assert_eq!((status, body[0]["errorCode"].as_str()), (404, Some("NOT_FOUND")));
+    assert_eq!(
+        (status, body[0]["errorCode"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
     assert_eq!(org.emulator.count("Opportunity"), 2);
 }
 
@@ -1390,13 +1631,21 @@ async fn opportunities_hold_stage_labels_and_derive_closed_and_won() {
 async fn contact_roles_keep_one_primary_and_their_opportunity() {
     let org = org(Options::default()).await;
     let (_, deals) = org
-        .upsert("Opportunity", json!([opportunity("d-1"), opportunity("d-2")]), false)
+        .upsert(
+            "Opportunity",
+            json!([opportunity("d-1"), opportunity("d-2")]),
+            false,
+        )
         .await;
     let (d1, d2) = (deals[0]["id"].clone(), deals[1]["id"].clone());
     let (_, contacts) = org
         .upsert(
             "Contact",
-            json!([contact("c-1", Some("One")), contact("c-2", Some("Two")), contact("c-3", Some("Three"))]),
+            json!([
+                contact("c-1", Some("One")),
+                contact("c-2", Some("Two")),
+                contact("c-3", Some("Three"))
+            ]),
             false,
         )
         .await;
@@ -1419,7 +1668,10 @@ async fn contact_roles_keep_one_primary_and_their_opportunity() {
     .await;
     assert_eq!(body[0]["success"], true, "{body}");
     assert_eq!(code(&body[3]), "REQUIRED_FIELD_MISSING");
-    assert_eq!(body[4]["success"], true, "a role outside the picklist is kept: {body}");
+    assert_eq!(
+        body[4]["success"], true,
+        "a role outside the picklist is kept: {body}"
+    );
     let second = body[1]["id"].clone();
     assert!(second.as_str().is_some_and(|id| id.starts_with("00K")));
     // Making the second role primary takes it from the first.
@@ -1468,10 +1720,18 @@ async fn contact_roles_keep_one_primary_and_their_opportunity() {
 async fn notes_hang_on_one_parent_and_refuse_long_bodies() {
     let org = org(Options::default()).await;
     let (_, accounts) = org
-        .upsert("Account", json!([{"Ferry_Source_Id__c": "a", "Name": "Acme"}]), false)
+        .upsert(
+            "Account",
+            json!([{"Ferry_Source_Id__c": "a", "Name": "Acme"}]),
+            false,
+        )
         .await;
-    let (_, contacts) = org.upsert("Contact", json!([contact("c", Some("Gilmore"))]), false).await;
-    let (_, deals) = org.upsert("Opportunity", json!([opportunity("d")]), false).await;
+    let (_, contacts) = org
+        .upsert("Contact", json!([contact("c", Some("Gilmore"))]), false)
+        .await;
+    let (_, deals) = org
+        .upsert("Opportunity", json!([opportunity("d")]), false)
+        .await;
     let parents = [&accounts[0]["id"], &contacts[0]["id"], &deals[0]["id"]];
     let note = |parent: &Json, title: &str, body: &str| {
         json!({"attributes": {"type": "Note"}, "ParentId": parent, "Title": title, "Body": body,
@@ -1496,10 +1756,18 @@ async fn notes_hang_on_one_parent_and_refuse_long_bodies() {
     .await;
     for i in [0, 1, 2, 7] {
         assert_eq!(body[i]["success"], true, "{i}: {body}");
-        assert!(body[i]["id"].as_str().is_some_and(|id| id.starts_with("002")));
+        assert!(
+            body[i]["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("002"))
+        );
     }
     assert_eq!(code(&body[3]), "STRING_TOO_LONG");
-    assert_eq!(code(&body[4]), "STRING_TOO_LONG", "refused, never truncated");
+    assert_eq!(
+        code(&body[4]),
+        "STRING_TOO_LONG",
+        "refused, never truncated"
+    );
     assert_eq!(code(&body[5]), "FIELD_INTEGRITY_EXCEPTION");
     assert_eq!(code(&body[6]), "REQUIRED_FIELD_MISSING");
     let first = body[0]["id"].clone();
@@ -1527,12 +1795,22 @@ async fn notes_hang_on_one_parent_and_refuse_long_bodies() {
     .await;
     assert_eq!(code(&body[0]), "INVALID_FIELD_FOR_INSERT_UPDATE");
     let (_, _, describe) = org
-        .call(reqwest::Method::GET, &format!("{V}/sobjects/Note/describe"), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("{V}/sobjects/Note/describe"),
+            None,
+        )
         .await;
     let parent = described(&describe, "ParentId").expect("ParentId");
-    assert_eq!(parent["referenceTo"], json!(["Account", "Contact", "Opportunity"]));
+    assert_eq!(
+        parent["referenceTo"],
+        json!(["Account", "Contact", "Opportunity"])
+    );
     assert_eq!(parent["updateable"], false);
-    assert!(described(&describe, EXTERNAL_ID_FIELD).is_none(), "Note takes no custom fields");
+    assert!(
+        described(&describe, EXTERNAL_ID_FIELD).is_none(),
+        "Note takes no custom fields"
+    );
 }
 
 #[test]
@@ -1544,9 +1822,18 @@ fn seeded_deals_have_their_stages_roles_and_notes() {
     assert!(seeded.contact_roles > 0 && seeded.notes > 0);
     assert_eq!(seeded.notes + seeded.skipped_notes, data.notes.len());
     let summary = crate::VendorEmulator::seed(&Emulator::new(Options::default()), &data);
-    assert_eq!((summary.deals, summary.notes), (seeded.opportunities, seeded.notes));
-    assert_eq!(crate::VendorEmulator::count(&emulator, "deals"), data.deals.len());
-    assert_eq!(crate::VendorEmulator::count(&emulator, "notes"), seeded.notes);
+    assert_eq!(
+        (summary.deals, summary.notes),
+        (seeded.opportunities, seeded.notes)
+    );
+    assert_eq!(
+        crate::VendorEmulator::count(&emulator, "deals"),
+        data.deals.len()
+    );
+    assert_eq!(
+        crate::VendorEmulator::count(&emulator, "notes"),
+        seeded.notes
+    );
     let store = emulator.shared.store.read().expect("store");
     let run = |q: &str| {
         let planned = store.run(&soql::parse(q).expect("parse")).expect("run");
@@ -1554,10 +1841,17 @@ fn seeded_deals_have_their_stages_roles_and_notes() {
     };
     let deals = run("SELECT Id, StageName, IsClosed, IsWon, OwnerId FROM Opportunity");
     for label in crate::accounts::account_pipelines(DEAL_STAGES)[0].1.iter() {
-        assert!(deals.iter().any(|d| d["StageName"] == *label), "a deal in {label}");
+        assert!(
+            deals.iter().any(|d| d["StageName"] == *label),
+            "a deal in {label}"
+        );
     }
     assert!(deals.iter().any(|d| d["IsWon"] == true));
-    assert!(deals.iter().any(|d| d["IsClosed"] == true && d["IsWon"] == false));
+    assert!(
+        deals
+            .iter()
+            .any(|d| d["IsClosed"] == true && d["IsWon"] == false)
+    );
     assert!(deals.iter().any(|d| d["OwnerId"] != metadata::USER_ID));
     let roles = run("SELECT OpportunityId, IsPrimary FROM OpportunityContactRole");
     assert_eq!(roles.len(), seeded.contact_roles);
@@ -1576,16 +1870,24 @@ fn seeded_deals_have_their_stages_roles_and_notes() {
     let bodies: Vec<&str> = notes.iter().filter_map(|n| n["Body"].as_str()).collect();
     assert_eq!(bodies.len(), notes.len());
     assert!(
-        bodies.iter().all(|b| !b.contains("<p>") && !b.contains("<br>") && !b.contains("&amp;")),
+        bodies
+            .iter()
+            .all(|b| !b.contains("<p>") && !b.contains("<br>") && !b.contains("&amp;")),
         "a classic Note holds plain text"
     );
     for prefix in ["001", "003", "006"] {
         assert!(
-            notes.iter().any(|n| n["ParentId"].as_str().is_some_and(|p| p.starts_with(prefix))),
+            notes.iter().any(|n| n["ParentId"]
+                .as_str()
+                .is_some_and(|p| p.starts_with(prefix))),
             "notes on {prefix}"
         );
     }
-    assert!(notes.iter().any(|n| n["Body"].as_str().is_some_and(|b| !b.is_ascii())));
+    assert!(
+        notes
+            .iter()
+            .any(|n| n["Body"].as_str().is_some_and(|b| !b.is_ascii()))
+    );
 }
 
 #[tokio::test]
@@ -1609,7 +1911,11 @@ async fn the_new_objects_live_in_the_shared_table_engine() {
     let mut bad = opportunity("cal-1");
     bad["CloseDate"] = json!("2027-02-30");
     let (status, body) = org.upsert("Opportunity", json!([bad]), false).await;
-    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("JSON_PARSER_ERROR")), "{body}");
+    assert_eq!(
+        (status, body[0]["errorCode"].as_str()),
+        (400, Some("JSON_PARSER_ERROR")),
+        "{body}"
+    );
     // A field added through the Tooling API becomes a column: existing rows hold it unticked.
     let (status, body) = create_field(
         &org,
@@ -1620,7 +1926,9 @@ async fn the_new_objects_live_in_the_shared_table_engine() {
     assert_eq!(status, 201, "{body}");
     let (status, body) = grant(&org, "Opportunity", "Strategic__c", true).await;
     assert_eq!(status, 201, "{body}");
-    let (_, rows) = org.query("SELECT Id, Strategic__c FROM Opportunity ORDER BY Id LIMIT 1").await;
+    let (_, rows) = org
+        .query("SELECT Id, Strategic__c FROM Opportunity ORDER BY Id LIMIT 1")
+        .await;
     assert_eq!(rows["records"][0]["Strategic__c"], false, "{rows}");
     let mut strategic = opportunity("cal-2");
     strategic["Strategic__c"] = json!(true);
@@ -1638,7 +1946,11 @@ async fn audit_dates_and_parent_ids_must_be_well_formed() {
     let mut bad_date = opportunity("audit-1");
     bad_date["CreatedDate"] = json!("yesterday");
     let (status, body) = org.upsert("Opportunity", json!([bad_date]), false).await;
-    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("JSON_PARSER_ERROR")), "{body}");
+    assert_eq!(
+        (status, body[0]["errorCode"].as_str()),
+        (400, Some("JSON_PARSER_ERROR")),
+        "{body}"
+    );
     let mut offset = opportunity("audit-2");
     offset["CreatedDate"] = json!("2024-01-01T01:30:00+01:30");
     let (_, body) = org.upsert("Opportunity", json!([offset]), false).await;
@@ -1646,7 +1958,10 @@ async fn audit_dates_and_parent_ids_must_be_well_formed() {
     let (_, rows) = org
         .query("SELECT CreatedDate FROM Opportunity WHERE Ferry_Source_Id__c = 'audit-2'")
         .await;
-    assert_eq!(rows["records"][0]["CreatedDate"], "2024-01-01T00:00:00.000+0000");
+    assert_eq!(
+        rows["records"][0]["CreatedDate"],
+        "2024-01-01T00:00:00.000+0000"
+    );
     let body = create(
         &org,
         json!([
@@ -1658,7 +1973,11 @@ async fn audit_dates_and_parent_ids_must_be_well_formed() {
     assert_eq!(code(&body[0]), "MALFORMED_ID");
     assert_eq!(code(&body[1]), "INVALID_CROSS_REFERENCE_KEY");
     let (status, _, _) = org
-        .call(reqwest::Method::GET, &format!("{V}/sobjects/Lead/00Q8d0000000001AAA"), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("{V}/sobjects/Lead/00Q8d0000000001AAA"),
+            None,
+        )
         .await;
     assert_eq!(status, 404);
 }
@@ -1667,10 +1986,16 @@ async fn audit_dates_and_parent_ids_must_be_well_formed() {
 async fn deleting_an_opportunity_takes_its_roles_and_notes_with_it() {
     let org = org(Options::default()).await;
     let (_, deals) = org
-        .upsert("Opportunity", json!([opportunity("del-1"), opportunity("del-2")]), false)
+        .upsert(
+            "Opportunity",
+            json!([opportunity("del-1"), opportunity("del-2")]),
+            false,
+        )
         .await;
     let (d1, d2) = (deals[0]["id"].clone(), deals[1]["id"].clone());
-    let (_, contacts) = org.upsert("Contact", json!([contact("del-c", Some("Kept"))]), false).await;
+    let (_, contacts) = org
+        .upsert("Contact", json!([contact("del-c", Some("Kept"))]), false)
+        .await;
     let c = contacts[0]["id"].clone();
     let body = create(
         &org,
@@ -1682,7 +2007,13 @@ async fn deleting_an_opportunity_takes_its_roles_and_notes_with_it() {
         ]),
     )
     .await;
-    assert!(body.as_array().expect("results").iter().all(|r| r["success"] == true), "{body}");
+    assert!(
+        body.as_array()
+            .expect("results")
+            .iter()
+            .all(|r| r["success"] == true),
+        "{body}"
+    );
     let delete = |ids: String, all_or_none: bool| {
         let org = &org;
         async move {
@@ -1712,28 +2043,53 @@ async fn deleting_an_opportunity_takes_its_roles_and_notes_with_it() {
     assert_eq!(body[0]["success"], true, "{body}");
     assert_eq!(code(&body[1]), "MALFORMED_ID");
     assert_eq!(org.emulator.count("Opportunity"), 1);
-    assert_eq!(org.emulator.count("OpportunityContactRole"), 1, "its role went with it");
+    assert_eq!(
+        org.emulator.count("OpportunityContactRole"),
+        1,
+        "its role went with it"
+    );
     assert_eq!(org.emulator.count("Note"), 1, "its note went with it");
     let (_, rows) = org.query("SELECT Id FROM Opportunity").await;
-    assert_eq!((rows["totalSize"].as_u64(), rows["records"][0]["Id"].as_str()), (Some(1), Some(d2s.as_str())));
+    assert_eq!(
+        (
+            rows["totalSize"].as_u64(),
+            rows["records"][0]["Id"].as_str()
+        ),
+        (Some(1), Some(d2s.as_str()))
+    );
     let (_, rows) = org
-        .query(&format!("SELECT Id FROM OpportunityContactRole WHERE OpportunityId IN ('{d1s}', '{d2s}')"))
+        .query(&format!(
+            "SELECT Id FROM OpportunityContactRole WHERE OpportunityId IN ('{d1s}', '{d2s}')"
+        ))
         .await;
     assert_eq!(rows["totalSize"], 1);
     let (status, _, _) = org
-        .call(reqwest::Method::GET, &format!("{V}/sobjects/Opportunity/{d1s}"), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("{V}/sobjects/Opportunity/{d1s}"),
+            None,
+        )
         .await;
     assert_eq!(status, 404);
     let (_, body) = delete(d1s.clone(), false).await;
     assert_eq!(code(&body[0]), "ENTITY_IS_DELETED");
-    let body = update(&org, json!([{"attributes": {"type": "Opportunity"}, "id": d1s, "Name": "Back"}])).await;
+    let body = update(
+        &org,
+        json!([{"attributes": {"type": "Opportunity"}, "id": d1s, "Name": "Back"}]),
+    )
+    .await;
     assert_eq!(code(&body[0]), "ENTITY_IS_DELETED");
     // Its external id is free again: the same upsert creates a new record.
-    let (_, body) = org.upsert("Opportunity", json!([opportunity("del-1")]), false).await;
+    let (_, body) = org
+        .upsert("Opportunity", json!([opportunity("del-1")]), false)
+        .await;
     assert_eq!(body[0]["created"], true, "{body}");
     assert_ne!(body[0]["id"], d1);
     let (status, body) = delete(String::new(), false).await;
-    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("MISSING_ARGUMENT")));
+    assert_eq!(
+        (status, body[0]["errorCode"].as_str()),
+        (400, Some("MISSING_ARGUMENT"))
+    );
 }
 
 /// SOQL `WHERE SystemModstamp >= … ORDER BY SystemModstamp, Id`: every change moves the stamp,
@@ -1817,7 +2173,9 @@ async fn incremental_reads_filter_and_order_on_system_modstamp() {
         .await;
     assert!(at["totalSize"].as_u64().unwrap() >= 1, "{at}");
     let (_, after) = org
-        .query(&format!("SELECT Id FROM Contact WHERE SystemModstamp > {latest}"))
+        .query(&format!(
+            "SELECT Id FROM Contact WHERE SystemModstamp > {latest}"
+        ))
         .await;
     assert_eq!(after["totalSize"], 0, "{after}");
     // Only date-time fields compare with a date-time literal.
@@ -1863,16 +2221,34 @@ async fn deleted_records_are_listed_by_get_deleted_until_purged() {
         ]),
     )
     .await;
-    assert!(body.as_array().expect("results").iter().all(|r| r["success"] == true), "{body}");
+    assert!(
+        body.as_array()
+            .expect("results")
+            .iter()
+            .all(|r| r["success"] == true),
+        "{body}"
+    );
 
-    let (status, _, before) = org.call(reqwest::Method::GET, &format!("{V}/limits"), None).await;
+    let (status, _, before) = org
+        .call(reqwest::Method::GET, &format!("{V}/limits"), None)
+        .await;
     assert_eq!(status, 200, "{before}");
     let start = "2020-01-01T00:00:00Z";
     let a1s = a1.as_str().expect("id").to_owned();
     let (_, _, body) = org
-        .call(reqwest::Method::DELETE, &format!("{V}/composite/sobjects?ids={a1s},{c2id}"), None)
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{V}/composite/sobjects?ids={a1s},{c2id}"),
+            None,
+        )
         .await;
-    assert!(body.as_array().expect("results").iter().all(|r| r["success"] == true), "{body}");
+    assert!(
+        body.as_array()
+            .expect("results")
+            .iter()
+            .all(|r| r["success"] == true),
+        "{body}"
+    );
     assert_eq!(
         ["Account", "Contact", "Opportunity", "Note"].map(|o| org.emulator.count(o)),
         [1, 0, 0, 0]
@@ -1899,14 +2275,30 @@ async fn deleted_records_are_listed_by_get_deleted_until_purged() {
         .iter()
         .filter_map(|r| r["id"].as_str())
         .collect();
-    assert_eq!(ids.len(), 2, "the account's contact and the one deleted: {body}");
+    assert_eq!(
+        ids.len(),
+        2,
+        "the account's contact and the one deleted: {body}"
+    );
     assert!(ids.contains(&c2id.as_str()));
-    assert!(body["deletedRecords"][0]["deletedDate"].as_str().expect("date").ends_with("+0000"));
-    assert_eq!(body["latestDateCovered"], "2100-01-01T00:00:00.000+0000", "seconds dropped");
+    assert!(
+        body["deletedRecords"][0]["deletedDate"]
+            .as_str()
+            .expect("date")
+            .ends_with("+0000")
+    );
+    assert_eq!(
+        body["latestDateCovered"], "2100-01-01T00:00:00.000+0000",
+        "seconds dropped"
+    );
     for sobject in ["Account", "Opportunity", "Note"] {
         let (_, body) = deleted(sobject, start.into(), end.clone()).await;
         let n = body["deletedRecords"].as_array().map(Vec::len);
-        assert_eq!(n, Some(if sobject == "Note" { 2 } else { 1 }), "{sobject}: {body}");
+        assert_eq!(
+            n,
+            Some(if sobject == "Note" { 2 } else { 1 }),
+            "{sobject}: {body}"
+        );
     }
     // A window that ends before the deletes holds none of them.
     let (_, body) = deleted("Contact", start.into(), "2020-01-02T00:00:00Z".into()).await;
@@ -1921,7 +2313,13 @@ async fn deleted_records_are_listed_by_get_deleted_until_purged() {
     // 15 days on, the window starts 15 days back.
     org.emulator.advance_clock(Duration::from_secs(16 * 86_400));
     let (_, body) = deleted("Contact", start.into(), end.clone()).await;
-    assert!(body["earliestDateAvailable"].as_str().expect("earliest") > earliest, "{body}");
+    assert!(
+        body["earliestDateAvailable"].as_str().expect("earliest") > earliest,
+        "{body}"
+    );
     let (status, body) = deleted("Contact", "yesterday".into(), end).await;
-    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_REPLICATION_DATE")));
+    assert_eq!(
+        (status, body[0]["errorCode"].as_str()),
+        (400, Some("INVALID_REPLICATION_DATE"))
+    );
 }

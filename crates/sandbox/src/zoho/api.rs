@@ -112,10 +112,11 @@ pub(super) async fn users(
             );
         }
     };
-    let ids: Option<Vec<u64>> = params
-        .ids
-        .as_deref()
-        .map(|ids| ids.split(',').filter_map(|i| i.trim().parse().ok()).collect());
+    let ids: Option<Vec<u64>> = params.ids.as_deref().map(|ids| {
+        ids.split(',')
+            .filter_map(|i| i.trim().parse().ok())
+            .collect()
+    });
     if !s.charge(1) {
         return credits_exhausted();
     }
@@ -338,10 +339,12 @@ pub(super) async fn record_get(
     let Ok(id) = id.parse::<u64>() else {
         return StatusCode::NO_CONTENT.into_response();
     };
-    let names: Option<Vec<&str>> = params
-        .fields
-        .as_deref()
-        .map(|f| f.split(',').map(str::trim).filter(|f| !f.is_empty()).collect());
+    let names: Option<Vec<&str>> = params.fields.as_deref().map(|f| {
+        f.split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .collect()
+    });
     let record = match target {
         Target::Crm(m) => store
             .crm
@@ -865,14 +868,22 @@ fn roles_of_deal(
         Err(r) => return r,
     };
     let zgid = store.crm.zgid;
-    let ids: Option<Vec<u64>> = only.map(|c| vec![c]).or_else(|| params
-        .ids
-        .as_deref()
-        .map(|ids| ids.split(',').filter_map(|i| i.trim().parse().ok()).collect()));
+    let ids: Option<Vec<u64>> = only.map(|c| vec![c]).or_else(|| {
+        params.ids.as_deref().map(|ids| {
+            ids.split(',')
+                .filter_map(|i| i.trim().parse().ok())
+                .collect()
+        })
+    });
     let names: Vec<&str> = params
         .fields
         .as_deref()
-        .map(|f| f.split(',').map(str::trim).filter(|f| !f.is_empty()).collect())
+        .map(|f| {
+            f.split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .collect()
+        })
         .unwrap_or_else(|| vec!["Last_Name", "First_Name", "Email"]);
     let links: Vec<(u64, u32)> = store
         .crm
@@ -980,7 +991,11 @@ pub(super) async fn deal_role_put(
         );
     };
     let item = |code: &str, message: &str, details: Json| {
-        let status = if code == "SUCCESS" { "success" } else { "error" };
+        let status = if code == "SUCCESS" {
+            "success"
+        } else {
+            "error"
+        };
         json!({"data": [{"code": code, "details": details, "message": message, "status": status}]})
     };
     let Some(role) = role else {
@@ -1100,8 +1115,10 @@ pub(super) async fn deal_role_delete(
             json!({"resource_path_index": 4}),
         );
     }
-    axum::Json(json!({"data": [{"code": "SUCCESS", "details": {"id": contact},
-        "message": "relation removed", "status": "success"}]}))
+    axum::Json(
+        json!({"data": [{"code": "SUCCESS", "details": {"id": contact},
+        "message": "relation removed", "status": "success"}]}),
+    )
     .into_response()
 }
 

@@ -12,7 +12,9 @@ use serde_json::{Map, Value as Json, json};
 
 use super::store::{self, FieldDef, Kind, Module, SourceIdField, Store};
 use crate::accounts::Outcome;
-use crate::table::{Cell, Column, ColumnType, Fold, LinkSet, Row, Show, Table, TableDef, TableError};
+use crate::table::{
+    Cell, Column, ColumnType, Fold, LinkSet, Row, Show, Table, TableDef, TableError,
+};
 
 /// The first Deal id (19 digits, apart from Accounts' and Contacts').
 pub(crate) const DEALS_FIRST_ID: u64 = 4_876_876_010_000_100_001;
@@ -233,9 +235,10 @@ impl Records {
             return;
         };
         if let Some(old) = before
-            && index.get(&old) == Some(&id) {
-                index.remove(&old);
-            }
+            && index.get(&old) == Some(&id)
+        {
+            index.remove(&old);
+        }
         let now = self
             .table
             .get(id)
@@ -427,66 +430,77 @@ impl Crm {
         let pipelines = pipelines();
         let pipeline_names: Vec<&str> = pipelines.iter().map(|(p, _)| *p).collect();
         let mut deal_fields = vec![
-                Spec {
-                    required: true,
-                    ..spec(
-                        "Deal_Name",
-                        "Deal Name",
-                        ZType::Text,
-                        text(DEAL_NAME_MAX),
-                    )
-                },
-                spec(
-                    "Amount",
-                    "Amount",
-                    ZType::Currency,
-                    ColumnType::Number { max: 1e16 },
-                ),
-                spec("Currency", "Currency", ZType::Picklist, choice(CURRENCIES)),
-                spec("Closing_Date", "Closing Date", ZType::Date, ColumnType::Date),
-                Spec {
-                    required: true,
-                    ..spec(
-                        "Pipeline",
-                        "Pipeline",
-                        ZType::Picklist,
-                        choice(&pipeline_names),
-                    )
-                },
-                Spec {
-                    required: true,
-                    ..spec("Stage", "Stage", ZType::Picklist, choice(&stage_options()))
-                },
-                spec(
-                    "Account_Name",
-                    "Account Name",
-                    ZType::Lookup(Module::Accounts),
-                    ColumnType::Ref { table: "Accounts" },
-                ),
-                spec(
-                    "Contact_Name",
-                    "Contact Name",
-                    ZType::Lookup(Module::Contacts),
-                    ColumnType::Ref { table: "Contacts" },
-                ),
-                spec(
-                    "Owner",
-                    "Deal Owner",
-                    ZType::Owner,
-                    ColumnType::Ref { table: "users" },
-                ),
-                spec("Description", "Description", ZType::Textarea, text(32_000)),
-            ];
+            Spec {
+                required: true,
+                ..spec("Deal_Name", "Deal Name", ZType::Text, text(DEAL_NAME_MAX))
+            },
+            spec(
+                "Amount",
+                "Amount",
+                ZType::Currency,
+                ColumnType::Number { max: 1e16 },
+            ),
+            spec("Currency", "Currency", ZType::Picklist, choice(CURRENCIES)),
+            spec(
+                "Closing_Date",
+                "Closing Date",
+                ZType::Date,
+                ColumnType::Date,
+            ),
+            Spec {
+                required: true,
+                ..spec(
+                    "Pipeline",
+                    "Pipeline",
+                    ZType::Picklist,
+                    choice(&pipeline_names),
+                )
+            },
+            Spec {
+                required: true,
+                ..spec("Stage", "Stage", ZType::Picklist, choice(&stage_options()))
+            },
+            spec(
+                "Account_Name",
+                "Account Name",
+                ZType::Lookup(Module::Accounts),
+                ColumnType::Ref { table: "Accounts" },
+            ),
+            spec(
+                "Contact_Name",
+                "Contact Name",
+                ZType::Lookup(Module::Contacts),
+                ColumnType::Ref { table: "Contacts" },
+            ),
+            spec(
+                "Owner",
+                "Deal Owner",
+                ZType::Owner,
+                ColumnType::Ref { table: "users" },
+            ),
+            spec("Description", "Description", ZType::Textarea, text(32_000)),
+        ];
         if !multi_currency {
             // A single-currency org has no currency field on its records.
             deal_fields.retain(|f| f.api_name != "Currency");
         }
-        let deals = Records::new("Deals", DEALS_FIRST_ID, deal_fields, source_id, Some("Deal_Name"));
+        let deals = Records::new(
+            "Deals",
+            DEALS_FIRST_ID,
+            deal_fields,
+            source_id,
+            Some("Deal_Name"),
+        );
         let notes = Records::new(
             "Notes",
             NOTES_FIRST_ID,
             vec![
-                spec("Note_Title", "Note Title", ZType::Text, text(NOTE_TITLE_MAX)),
+                spec(
+                    "Note_Title",
+                    "Note Title",
+                    ZType::Text,
+                    text(NOTE_TITLE_MAX),
+                ),
                 spec(
                     "Note_Content",
                     "Note Content",
@@ -567,7 +581,9 @@ impl Crm {
             .columns
             .iter()
             .zip(&recs.fields)
-            .any(|(c, f)| c.name.eq_ignore_ascii_case(api_name) || f.label.eq_ignore_ascii_case(label))
+            .any(|(c, f)| {
+                c.name.eq_ignore_ascii_case(api_name) || f.label.eq_ignore_ascii_case(label)
+            })
             || ["Created_Time", "Modified_Time"]
                 .iter()
                 .any(|n| n.eq_ignore_ascii_case(api_name))
@@ -790,7 +806,8 @@ fn cells_of(
             }
             ZType::Parent => None,
             ZType::Custom(kind) => {
-                let wrong = || invalid(index, name, json!({"expected_data_type": kind.data_type()}));
+                let wrong =
+                    || invalid(index, name, json!({"expected_data_type": kind.data_type()}));
                 match kind {
                     Kind::Integer => Some(Cell::Int(value.as_i64().ok_or_else(wrong)?)),
                     Kind::Double | Kind::Currency => Some(Cell::Num(
@@ -869,7 +886,10 @@ fn module_rules(
             if let (Some(pipeline), Some(stage)) = (pipeline, stage) {
                 // Values are matched as the picklist stores them, so compare after the table's
                 // own check has normalised them: here, exactly as written.
-                if recs.table.check(p, Some(Cell::Text(pipeline.into()))).is_ok()
+                if recs
+                    .table
+                    .check(p, Some(Cell::Text(pipeline.into())))
+                    .is_ok()
                     && recs.table.check(s, Some(Cell::Text(stage.into()))).is_ok()
                     && !store.crm.stage_in(pipeline, stage)
                 {
@@ -899,7 +919,9 @@ fn module_rules(
                     ]}),
                 ));
             }
-            let parent = recs.col("Parent_Id").and_then(|c| merged(cells, existing, c));
+            let parent = recs
+                .col("Parent_Id")
+                .and_then(|c| merged(cells, existing, c));
             if parent.is_none() {
                 return Err(mandatory(index, "Parent_Id"));
             }
@@ -1039,9 +1061,10 @@ fn prepare_one(
     module_rules(store, m, index, &cells, existing)?;
     // No owner given on a new record (or cleared): the calling user owns it.
     if let Some(owner) = recs.col("Owner")
-        && merged(&cells, existing, owner).is_none() {
-            cells.push((owner, Some(Cell::Ref(store.current_user().id))));
-        }
+        && merged(&cells, existing, owner).is_none()
+    {
+        cells.push((owner, Some(Cell::Ref(store.current_user().id))));
+    }
     let owner_json = store.current_user().owner_json();
     let cells = recs
         .table

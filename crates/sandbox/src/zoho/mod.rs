@@ -29,8 +29,8 @@ use rand::distr::Alphanumeric;
 use serde_json::{Map, Value as Json, json};
 
 use crate::faults::Faults;
-use crate::table;
 use crate::seed::SeedData;
+use crate::table;
 use crm::CrmModule;
 pub use crm::{CONTACT_ROLES, NOTE_CONTENT_MAX};
 pub use store::SourceIdField;
@@ -197,7 +197,6 @@ struct Shared {
 pub struct Emulator {
     shared: Arc<Shared>,
 }
-
 
 fn random_string(len: usize) -> String {
     rand::rng()
@@ -488,7 +487,13 @@ impl Emulator {
         self.shared
             .store
             .read()
-            .map(|s| s.table(module).rows.iter().map(|r| r.id.to_string()).collect())
+            .map(|s| {
+                s.table(module)
+                    .rows
+                    .iter()
+                    .map(|r| r.id.to_string())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -1100,9 +1105,11 @@ async fn create_fields(
     for (i, f) in requested.iter().enumerate() {
         match new_field(&store, module, i, f) {
             Ok(def) if defs.iter().any(|d: &FieldDef| d.api_name == def.api_name) => {
-                refused.push(json!({"code": "ALREADY_USED", "details": {"api_name": "field_label",
+                refused.push(
+                    json!({"code": "ALREADY_USED", "details": {"api_name": "field_label",
                     "json_path": format!("$.fields[{i}].field_label")},
-                    "message": "the field label is already used", "status": "error"}));
+                    "message": "the field label is already used", "status": "error"}),
+                );
             }
             Ok(def) => defs.push(def),
             Err(e) => refused.push(e),
@@ -1208,7 +1215,8 @@ fn list_sorted(
         Order::Created => created,
         Order::Modified => modified,
     };
-    let changed = |modified: i64| since.is_none_or(|t| modified.div_euclid(1000) > t.div_euclid(1000));
+    let changed =
+        |modified: i64| since.is_none_or(|t| modified.div_euclid(1000) > t.div_euclid(1000));
     let mut keys: Vec<(i64, u64)> = match module {
         Target::Store(m) => store
             .table(m)
@@ -1252,7 +1260,11 @@ fn list_sorted(
             }
         })
         .collect();
-    (data, end < keys.len(), page.last().copied().unwrap_or((0, 0)))
+    (
+        data,
+        end < keys.len(),
+        page.last().copied().unwrap_or((0, 0)),
+    )
 }
 
 /// `GET /crm/v8/{module}`: a page of records, by page number (up to the 2,000th record) or
@@ -1385,7 +1397,12 @@ async fn list(
                     json!({"param_name": "page_token"}),
                 );
             }
-            (Some((t.after_key, t.after)), 0, t.served, t.served / per_page + 1)
+            (
+                Some((t.after_key, t.after)),
+                0,
+                t.served,
+                t.served / per_page + 1,
+            )
         }
         None => {
             let page = match params.page.as_deref().map(str::parse::<usize>) {
@@ -1458,7 +1475,11 @@ async fn list(
                 .map(|&p| store_item(&store, module, &table.rows[p], &cols))
                 .collect();
             let last_id = positions.last().map(|&p| table.rows[p].id).unwrap_or(0);
-            (data, more, (i64::try_from(last_id).unwrap_or(i64::MAX), last_id))
+            (
+                data,
+                more,
+                (i64::try_from(last_id).unwrap_or(i64::MAX), last_id),
+            )
         }
     };
     drop(store);
@@ -1801,7 +1822,10 @@ fn seed_deals(
         let mut cells = vec![
             (name, Some(table::Cell::Text(deal_name.into_boxed_str()))),
             (amount, d.amount.map(table::Cell::Num)),
-            (closing, Some(table::Cell::Text(d.close_date.as_str().into()))),
+            (
+                closing,
+                Some(table::Cell::Text(d.close_date.as_str().into())),
+            ),
             (pipeline, Some(table::Cell::Text(label.pipeline.into()))),
             (stage, Some(table::Cell::Text(label.stage.into()))),
             (

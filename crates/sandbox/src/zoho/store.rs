@@ -485,11 +485,12 @@ impl Table {
             }
         }
         if let Some(f) = self.system_dup_field()
-            && let Some(Val::Str(s)) = &row.values[f] {
-                self.system_dup
-                    .entry(s.to_lowercase().into_boxed_str())
-                    .or_insert(pos);
-            }
+            && let Some(Val::Str(s)) = &row.values[f]
+        {
+            self.system_dup
+                .entry(s.to_lowercase().into_boxed_str())
+                .or_insert(pos);
+        }
     }
 
     /// Removes record `id` (a delete); the unique indexes, which hold row positions, are
@@ -518,12 +519,13 @@ impl Table {
             }
         }
         if let Some(f) = self.system_dup_field()
-            && let Some(Val::Str(s)) = &row.values[f] {
-                let key = s.to_lowercase().into_boxed_str();
-                if self.system_dup.get(&key) == Some(&pos) {
-                    self.system_dup.remove(&key);
-                }
+            && let Some(Val::Str(s)) = &row.values[f]
+        {
+            let key = s.to_lowercase().into_boxed_str();
+            if self.system_dup.get(&key) == Some(&pos) {
+                self.system_dup.remove(&key);
             }
+        }
     }
 }
 
@@ -1016,9 +1018,10 @@ impl Store {
         }
         // No owner given (or cleared): the calling user owns the record.
         if let Some(f) = schema.field("Owner")
-            && values[f].is_none() {
-                values[f] = Some(Val::Ref(self.current_user().id));
-            }
+            && values[f].is_none()
+        {
+            values[f] = Some(Val::Ref(self.current_user().id));
+        }
         for (i, def) in schema.fields.iter().enumerate() {
             let supplied_invalid = errors
                 .iter()

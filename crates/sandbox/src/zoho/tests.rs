@@ -136,12 +136,22 @@ async fn token_grant_from_query_parameters_and_multipart_bodies() {
         urlencoding::encode(ZOHO_CLIENT_SECRET),
         urlencoding::encode(ZOHO_REFRESH_TOKEN)
     );
-    let body: Json = org.http.post(url).send().await.unwrap().json().await.unwrap();
+    let body: Json = org
+        .http
+        .post(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["token_type"], "Bearer", "{body}");
 
     let boundary = "--------------------------123456789012345678901234";
     let field = |name: &str, value: &str| {
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
     };
     let multipart = |secret: &str| {
         format!(
@@ -181,7 +191,12 @@ async fn token_grant_from_query_parameters_and_multipart_bodies() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 204);
-    let bad: Json = send(multipart("wrong")).await.unwrap().json().await.unwrap();
+    let bad: Json = send(multipart("wrong"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(bad, json!({"error": "invalid_client_secret"}));
     let broken: Json = send("not multipart".into())
         .await
@@ -389,7 +404,11 @@ async fn partial_fails_some_records_with_internal_error_and_saves_the_rest() {
     for item in items.iter().filter(|i| i["status"] == "error") {
         assert_eq!(item["code"], "INTERNAL_ERROR");
     }
-    assert_eq!(org.emulator.count("Accounts"), 40 - failed, "failed records not saved");
+    assert_eq!(
+        org.emulator.count("Accounts"),
+        40 - failed,
+        "failed records not saved"
+    );
 }
 
 #[tokio::test]
@@ -704,7 +723,10 @@ fn seeding_a_million_contacts() {
     assert!(seeded.contacts > 990_000);
     assert_eq!(seeded.deals, data.deals.len(), "250,000 deals");
     assert!(seeded.notes + seeded.skipped_notes == data.notes.len());
-    assert!(seeded.notes > 490_000, "500,000 notes, a few on skipped contacts");
+    assert!(
+        seeded.notes > 490_000,
+        "500,000 notes, a few on skipped contacts"
+    );
     eprintln!(
         "generated in {generated:?}, seeded in {:?}: {seeded:?}",
         started.elapsed() - generated
@@ -744,7 +766,11 @@ async fn field_metadata_lists_standard_system_and_seeded_custom_fields() {
     assert_eq!(status, 200);
     let region = field(&accounts, "Region");
     assert_eq!(
-        (&region["data_type"], &region["custom_field"], &region["field_label"]),
+        (
+            &region["data_type"],
+            &region["custom_field"],
+            &region["field_label"]
+        ),
         (&json!("text"), &json!(true), &json!("Region"))
     );
     let seats = field(&accounts, "Seats");
@@ -768,10 +794,16 @@ async fn field_metadata_lists_standard_system_and_seeded_custom_fields() {
     assert_eq!(industries[0].1, "-None-");
     assert!(industries.iter().any(|(_, d)| d == "Large Enterprise"));
     // Other kinds have an empty option list; system fields are read-only.
-    assert_eq!(field(&accounts, "Account_Name")["pick_list_values"], json!([]));
+    assert_eq!(
+        field(&accounts, "Account_Name")["pick_list_values"],
+        json!([])
+    );
     let modified = field(&accounts, "Modified_Time");
     assert_eq!(
-        (&modified["read_only"], &modified["operation_type"]["api_update"]),
+        (
+            &modified["read_only"],
+            &modified["operation_type"]["api_update"]
+        ),
         (&json!(true), &json!(false))
     );
 
@@ -807,7 +839,9 @@ async fn seeded_records_carry_custom_values_returned_only_when_asked_for() {
     }
     assert!(rows.iter().any(|r| r["Seats"].is_number()));
     assert!(rows.iter().any(|r| r["Tier"].is_string()));
-    let (_, body) = org.get("/crm/v8/Contacts?fields=Favourite_Colour,Loyalty_Points").await;
+    let (_, body) = org
+        .get("/crm/v8/Contacts?fields=Favourite_Colour,Loyalty_Points")
+        .await;
     let rows = body["data"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["Favourite_Colour"].is_string()));
     assert!(rows.iter().any(|r| r["Loyalty_Points"].is_number()));
@@ -908,17 +942,47 @@ async fn created_fields_are_listed_and_hold_values() {
         .await;
     let row = &body["data"][0];
     assert_eq!(
-        (&row["Shoe_Size"], &row["Plan"], &row["Renewal"], &row["Nickname"]),
-        (&json!(42.5), &json!("Pro"), &json!("2026-01-31"), &json!("Al"))
+        (
+            &row["Shoe_Size"],
+            &row["Plan"],
+            &row["Renewal"],
+            &row["Nickname"]
+        ),
+        (
+            &json!(42.5),
+            &json!("Pro"),
+            &json!("2026-01-31"),
+            &json!("Al")
+        )
     );
 
     // Refusals: nothing of a refused request is created.
     for (fields, code, api_name) in [
-        (json!([{"field_label": "Plan", "data_type": "text"}]), "ALREADY_USED", "field_label"),
-        (json!([{"field_label": "Colour Two"}]), "MANDATORY_NOT_FOUND", "data_type"),
-        (json!([{"data_type": "text"}]), "MANDATORY_NOT_FOUND", "field_label"),
-        (json!([{"field_label": "X", "data_type": "rich"}]), "INVALID_DATA", "data_type"),
-        (json!([{"field_label": "Y", "data_type": "picklist"}]), "MANDATORY_NOT_FOUND", "pick_list_values"),
+        (
+            json!([{"field_label": "Plan", "data_type": "text"}]),
+            "ALREADY_USED",
+            "field_label",
+        ),
+        (
+            json!([{"field_label": "Colour Two"}]),
+            "MANDATORY_NOT_FOUND",
+            "data_type",
+        ),
+        (
+            json!([{"data_type": "text"}]),
+            "MANDATORY_NOT_FOUND",
+            "field_label",
+        ),
+        (
+            json!([{"field_label": "X", "data_type": "rich"}]),
+            "INVALID_DATA",
+            "data_type",
+        ),
+        (
+            json!([{"field_label": "Y", "data_type": "picklist"}]),
+            "MANDATORY_NOT_FOUND",
+            "pick_list_values",
+        ),
     ] {
         let (status, body) = org.post(path, json!({ "fields": fields })).await;
         assert_eq!(status, 400, "{body}");
@@ -926,11 +990,20 @@ async fn created_fields_are_listed_and_hold_values() {
         assert_eq!(body["fields"][0]["details"]["api_name"], api_name, "{body}");
     }
     let (_, after) = org.get(path).await;
-    assert_eq!(after["fields"].as_array().unwrap().len(), fields["fields"].as_array().unwrap().len());
+    assert_eq!(
+        after["fields"].as_array().unwrap().len(),
+        fields["fields"].as_array().unwrap().len()
+    );
     let (status, body) = org
-        .post("/crm/v8/settings/fields", json!({"fields": [{"field_label": "Z", "data_type": "text"}]}))
+        .post(
+            "/crm/v8/settings/fields",
+            json!({"fields": [{"field_label": "Z", "data_type": "text"}]}),
+        )
         .await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("REQUIRED_PARAM_MISSING")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("REQUIRED_PARAM_MISSING"))
+    );
 }
 
 // ---- users, layouts, pipelines, owners, deals, contact roles, notes ------------------------
@@ -1019,19 +1092,31 @@ async fn users_list_by_type_and_page_with_deactivated_users_disabled() {
 
     let (status, _) = org.get("/crm/v8/users?type=DeactiveUsers").await;
     assert_eq!(status, 204, "nobody is deactivated yet");
-    assert!(org.emulator.deactivate_user("HANA.NOVAK@ferry-demo.example"));
+    assert!(
+        org.emulator
+            .deactivate_user("HANA.NOVAK@ferry-demo.example")
+    );
     let (_, body) = org.get("/crm/v8/users?type=DeactiveUsers").await;
     let off = body["users"].as_array().expect("users");
     assert_eq!(off.len(), 1);
-    assert_eq!((off[0]["email"].as_str(), off[0]["status"].as_str()), (Some(HANA), Some("disabled")));
+    assert_eq!(
+        (off[0]["email"].as_str(), off[0]["status"].as_str()),
+        (Some(HANA), Some("disabled"))
+    );
     let (_, body) = org.get("/crm/v8/users?type=ActiveUsers").await;
-    assert_eq!(body["users"].as_array().map(Vec::len), Some(expected.len() - 1));
+    assert_eq!(
+        body["users"].as_array().map(Vec::len),
+        Some(expected.len() - 1)
+    );
     let (_, body) = org.get("/crm/v8/users?type=CurrentUser").await;
     assert_eq!(body["users"][0]["email"], ANA);
 
     let ben = org.user_id(BEN).await;
     let (status, body) = org.get(&format!("/crm/v8/users/{ben}")).await;
-    assert_eq!((status, body["users"][0]["email"].as_str()), (200, Some(BEN)));
+    assert_eq!(
+        (status, body["users"][0]["email"].as_str()),
+        (200, Some(BEN))
+    );
     let (status, _) = org.get("/crm/v8/users/1").await;
     assert_eq!(status, 400);
 }
@@ -1041,9 +1126,15 @@ async fn pipelines_belong_to_the_deals_layout_and_share_stage_ids() {
     let org = org(Options::default()).await;
     let (status, body) = org.get("/crm/v8/settings/layouts?module=Deals").await;
     assert_eq!(status, 200, "{body}");
-    let layout = body["layouts"][0]["id"].as_str().expect("layout id").to_owned();
+    let layout = body["layouts"][0]["id"]
+        .as_str()
+        .expect("layout id")
+        .to_owned();
     let (status, body) = org.get("/crm/v8/settings/layouts").await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("REQUIRED_PARAM_MISSING")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("REQUIRED_PARAM_MISSING"))
+    );
 
     let (status, body) = org.get("/crm/v8/settings/pipeline").await;
     assert_eq!(status, 400);
@@ -1072,8 +1163,15 @@ async fn pipelines_belong_to_the_deals_layout_and_share_stage_ids() {
     assert_eq!(stage(0, "Closed Won")["forecast_type"], "Closed Won");
     assert_eq!(stage(1, "Closed Lost")["forecast_type"], "Closed Lost");
     assert_eq!(stage(0, "Qualification")["forecast_type"], "Open");
-    assert_eq!(stage(0, "Qualification")["id"], stage(1, "Qualification")["id"]);
-    assert!(pipelines[1]["maps"].as_array().is_some_and(|m| m.len() == 4));
+    assert_eq!(
+        stage(0, "Qualification")["id"],
+        stage(1, "Qualification")["id"]
+    );
+    assert!(
+        pipelines[1]["maps"]
+            .as_array()
+            .is_some_and(|m| m.len() == 4)
+    );
     for p in pipelines {
         assert_ne!(p["id"], p["display_value"], "ids are not labels");
     }
@@ -1084,7 +1182,9 @@ async fn pipelines_belong_to_the_deals_layout_and_share_stage_ids() {
     let other_layout = body["layouts"][0]["id"].as_str().expect("id").to_owned();
     assert_ne!(layout, other_layout);
     let (_, body) = other
-        .get(&format!("/crm/v8/settings/pipeline?layout_id={other_layout}"))
+        .get(&format!(
+            "/crm/v8/settings/pipeline?layout_id={other_layout}"
+        ))
         .await;
     assert_eq!(body["pipeline"][0]["display_value"], "Standard");
     assert_ne!(body["pipeline"][0]["id"], pipelines[0]["id"]);
@@ -1096,7 +1196,10 @@ async fn owners_on_accounts_and_contacts_default_to_the_caller_and_must_be_activ
     let ben = org.user_id(BEN).await;
     let hana = org.user_id(HANA).await;
     let account = org
-        .upsert_one("Accounts", json!({"Account_Name": "Owned Co", "Ferry_Source_Id": "o-1"}))
+        .upsert_one(
+            "Accounts",
+            json!({"Account_Name": "Owned Co", "Ferry_Source_Id": "o-1"}),
+        )
         .await;
     let contact = org
         .upsert_one(
@@ -1105,18 +1208,30 @@ async fn owners_on_accounts_and_contacts_default_to_the_caller_and_must_be_activ
         )
         .await;
     let (_, body) = org.get(&format!("/crm/v8/Accounts/{account}")).await;
-    assert_eq!(body["data"][0]["Owner"]["email"], ANA, "the caller by default");
+    assert_eq!(
+        body["data"][0]["Owner"]["email"], ANA,
+        "the caller by default"
+    );
     let (_, body) = org.get("/crm/v8/Contacts?fields=Owner,Last_Name").await;
     assert_eq!(body["data"][0]["id"], contact.as_str());
     assert_eq!(body["data"][0]["Owner"]["id"], ben.as_str());
     assert_eq!(body["data"][0]["Owner"]["email"], BEN);
     // An update without Owner keeps it.
-    org.upsert_one("Contacts", json!({"Last_Name": "Owned 2", "Ferry_Source_Id": "o-2"}))
-        .await;
-    let record = org.emulator.record_by_source_id("Contacts", "o-2").expect("contact");
+    org.upsert_one(
+        "Contacts",
+        json!({"Last_Name": "Owned 2", "Ferry_Source_Id": "o-2"}),
+    )
+    .await;
+    let record = org
+        .emulator
+        .record_by_source_id("Contacts", "o-2")
+        .expect("contact");
     assert_eq!(record["Owner"]["email"], BEN);
 
-    for (owner, why) in [(json!({"id": "123"}), "unknown"), (json!({"id": hana}), "deactivated")] {
+    for (owner, why) in [
+        (json!({"id": "123"}), "unknown"),
+        (json!({"id": hana}), "deactivated"),
+    ] {
         if why == "deactivated" {
             org.emulator.deactivate_user(HANA);
         }
@@ -1140,10 +1255,16 @@ async fn owners_on_accounts_and_contacts_default_to_the_caller_and_must_be_activ
 async fn deals_are_written_read_listed_and_deleted_with_stage_rules() {
     let org = org(Options::default()).await;
     let account = org
-        .upsert_one("Accounts", json!({"Account_Name": "Deal Co", "Ferry_Source_Id": "d-a"}))
+        .upsert_one(
+            "Accounts",
+            json!({"Account_Name": "Deal Co", "Ferry_Source_Id": "d-a"}),
+        )
         .await;
     let contact = org
-        .upsert_one("Contacts", json!({"Last_Name": "Buyer", "Ferry_Source_Id": "d-c"}))
+        .upsert_one(
+            "Contacts",
+            json!({"Last_Name": "Buyer", "Ferry_Source_Id": "d-c"}),
+        )
         .await;
     let ben = org.user_id(BEN).await;
     let (status, items) = org
@@ -1206,24 +1327,42 @@ async fn deals_are_written_read_listed_and_deleted_with_stage_rules() {
 
     // Updates: by id in the body, and by the URL; closing it won.
     let (status, body) = org
-        .put("/crm/v8/Deals", json!({"data": [{"id": deal, "Stage": "Closed Won"}, {"Stage": "Closed Won"}]}))
+        .put(
+            "/crm/v8/Deals",
+            json!({"data": [{"id": deal, "Stage": "Closed Won"}, {"Stage": "Closed Won"}]}),
+        )
         .await;
     assert_eq!(status, 207, "{body}");
     assert_eq!(body["data"][0]["message"], "record updated");
     assert_eq!(body["data"][1]["code"], "MANDATORY_NOT_FOUND");
     assert_eq!(body["data"][1]["details"]["api_name"], "id");
     let (status, body) = org
-        .put(&format!("/crm/v8/Deals/{deal}"), json!({"data": [{"Pipeline": "Renewals"}]}))
+        .put(
+            &format!("/crm/v8/Deals/{deal}"),
+            json!({"data": [{"Pipeline": "Renewals"}]}),
+        )
         .await;
     assert_eq!(status, 200, "Closed Won is a Renewals stage too: {body}");
     let (status, body) = org
-        .put(&format!("/crm/v8/Deals/{deal}"), json!({"data": [{"Stage": "Proposal/Price Quote"}]}))
+        .put(
+            &format!("/crm/v8/Deals/{deal}"),
+            json!({"data": [{"Stage": "Proposal/Price Quote"}]}),
+        )
         .await;
-    assert_eq!((status, body["data"][0]["details"]["api_name"].as_str()), (400, Some("Stage")));
+    assert_eq!(
+        (status, body["data"][0]["details"]["api_name"].as_str()),
+        (400, Some("Stage"))
+    );
     let (status, body) = org
-        .put("/crm/v8/Deals", json!({"data": [{"id": "4876876010000999999", "Stage": "Closed Won"}]}))
+        .put(
+            "/crm/v8/Deals",
+            json!({"data": [{"id": "4876876010000999999", "Stage": "Closed Won"}]}),
+        )
         .await;
-    assert_eq!((status, body["data"][0]["code"].as_str()), (400, Some("INVALID_DATA")));
+    assert_eq!(
+        (status, body["data"][0]["code"].as_str()),
+        (400, Some("INVALID_DATA"))
+    );
 
     // Upsert: by the source id, then by Deal_Name (the system duplicate check) ignoring case.
     let (status, body) = org
@@ -1243,7 +1382,10 @@ async fn deals_are_written_read_listed_and_deleted_with_stage_rules() {
             json!({"data": [{"Deal_Name": "RENAMED", "Pipeline": "Renewals", "Stage": "Due"}]}),
         )
         .await;
-    assert_eq!(body["data"][0]["code"], "INVALID_DATA", "no stage Due: {body}");
+    assert_eq!(
+        body["data"][0]["code"], "INVALID_DATA",
+        "no stage Due: {body}"
+    );
     let (_, body) = org
         .post(
             "/crm/v8/Deals/upsert",
@@ -1265,7 +1407,10 @@ async fn deals_are_written_read_listed_and_deleted_with_stage_rules() {
             json!([{"Deal_Name": "Dup", "Pipeline": "Standard", "Stage": "Qualification", "Ferry_Source_Id": "DEAL-1"}]),
         )
         .await;
-    assert_eq!(body[0]["code"], "DUPLICATE_DATA", "source ids compare ignoring case");
+    assert_eq!(
+        body[0]["code"], "DUPLICATE_DATA",
+        "source ids compare ignoring case"
+    );
     assert_eq!(body[0]["details"]["duplicate_record"]["id"], deal.as_str());
 
     // Caps.
@@ -1273,7 +1418,10 @@ async fn deals_are_written_read_listed_and_deleted_with_stage_rules() {
         .map(|i| json!({"Deal_Name": format!("d{i}"), "Pipeline": "Standard", "Stage": "Qualification"}))
         .collect();
     let (status, body) = org.post("/crm/v8/Deals", json!({ "data": many })).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("LIMIT_EXCEEDED")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("LIMIT_EXCEEDED"))
+    );
 
     // Listing: fields are mandatory, pages by number and by token, in either order.
     let batch: Vec<Json> = (0..100)
@@ -1283,10 +1431,14 @@ async fn deals_are_written_read_listed_and_deleted_with_stage_rules() {
     assert_eq!(status, 201);
     assert_eq!(org.emulator.count("Deals"), 101);
     let (status, body) = org.get("/crm/v8/Deals").await;
-    assert_eq!((status, body["details"]["param_name"].as_str()), (400, Some("fields")));
+    assert_eq!(
+        (status, body["details"]["param_name"].as_str()),
+        (400, Some("fields"))
+    );
     for order in ["asc", "desc"] {
         let mut seen = std::collections::HashSet::new();
-        let mut path = format!("/crm/v8/Deals?fields=Deal_Name,Stage&per_page=30&sort_order={order}");
+        let mut path =
+            format!("/crm/v8/Deals?fields=Deal_Name,Stage&per_page=30&sort_order={order}");
         let mut last: Option<u64> = None;
         loop {
             let (status, body) = org.get(&path).await;
@@ -1318,9 +1470,7 @@ async fn deals_are_written_read_listed_and_deleted_with_stage_rules() {
     assert_eq!(body["count"], 101);
 
     // Delete.
-    let (status, body) = org
-        .delete(&format!("/crm/v8/Deals?ids={deal},123"))
-        .await;
+    let (status, body) = org.delete(&format!("/crm/v8/Deals?ids={deal},123")).await;
     assert_eq!(status, 207, "{body}");
     assert_eq!(body["data"][0]["code"], "SUCCESS");
     assert_eq!(body["data"][1]["code"], "INVALID_DATA");
@@ -1337,9 +1487,18 @@ async fn deals_are_written_read_listed_and_deleted_with_stage_rules() {
     assert_eq!(field(&body, "Pipeline")["system_mandatory"], true);
     assert_eq!(field(&body, "Owner")["data_type"], "ownerlookup");
     assert_eq!(field(&body, "Amount")["data_type"], "currency");
-    assert_eq!(field(&body, "Account_Name")["lookup"]["module"]["api_name"], "Accounts");
-    assert_eq!(field(&body, "Ferry_Source_Id")["unique"]["case_sensitive"], false);
-    let stages: Vec<String> = options(field(&body, "Stage")).into_iter().map(|(d, _)| d).collect();
+    assert_eq!(
+        field(&body, "Account_Name")["lookup"]["module"]["api_name"],
+        "Accounts"
+    );
+    assert_eq!(
+        field(&body, "Ferry_Source_Id")["unique"]["case_sensitive"],
+        false
+    );
+    let stages: Vec<String> = options(field(&body, "Stage"))
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect();
     assert!(stages.contains(&"Closed Lost".to_owned()));
 }
 
@@ -1357,10 +1516,15 @@ async fn contact_roles_link_many_contacts_to_a_deal() {
         );
     }
     let (_, items) = org
-        .insert("Deals", json!([{"Deal_Name": "Roles", "Pipeline": "Standard", "Stage": "Qualification"}]))
+        .insert(
+            "Deals",
+            json!([{"Deal_Name": "Roles", "Pipeline": "Standard", "Stage": "Qualification"}]),
+        )
         .await;
     let deal = items[0]["details"]["id"].as_str().expect("id").to_owned();
-    let (status, _) = org.get(&format!("/crm/v8/Deals/{deal}/Contact_Roles")).await;
+    let (status, _) = org
+        .get(&format!("/crm/v8/Deals/{deal}/Contact_Roles"))
+        .await;
     assert_eq!(status, 204);
 
     let (status, body) = org.get("/crm/v8/Contacts/roles").await;
@@ -1391,7 +1555,9 @@ async fn contact_roles_link_many_contacts_to_a_deal() {
         .await;
     assert_eq!(status, 200);
     let (status, body) = org
-        .get(&format!("/crm/v8/Deals/{deal}/Contact_Roles?fields=Email,Last_Name"))
+        .get(&format!(
+            "/crm/v8/Deals/{deal}/Contact_Roles?fields=Email,Last_Name"
+        ))
         .await;
     assert_eq!(status, 200, "{body}");
     let data = body["data"].as_array().expect("data");
@@ -1402,7 +1568,9 @@ async fn contact_roles_link_many_contacts_to_a_deal() {
     assert_eq!(data[2]["Contact_Role"]["name"], "Influencer");
     assert_eq!(data[2]["Email"], "c2@example.com");
     let (_, body) = org
-        .get(&format!("/crm/v8/Deals/{deal}/Contact_Roles?per_page=2&page=2"))
+        .get(&format!(
+            "/crm/v8/Deals/{deal}/Contact_Roles?per_page=2&page=2"
+        ))
         .await;
     assert_eq!(body["data"].as_array().map(Vec::len), Some(1));
 
@@ -1421,7 +1589,10 @@ async fn contact_roles_link_many_contacts_to_a_deal() {
             json!({"data": [{}]}),
         )
         .await;
-    assert_eq!((status, body["data"][0]["code"].as_str()), (400, Some("MANDATORY_NOT_FOUND")));
+    assert_eq!(
+        (status, body["data"][0]["code"].as_str()),
+        (400, Some("MANDATORY_NOT_FOUND"))
+    );
     let (status, _) = org
         .put(
             &format!("/crm/v8/Deals/{deal}/Contact_Roles/4876876000000000009"),
@@ -1431,41 +1602,75 @@ async fn contact_roles_link_many_contacts_to_a_deal() {
     assert_eq!(status, 400, "no such contact");
     let (status, _) = org
         .put(
-            &format!("/crm/v8/Deals/4876876010000999999/Contact_Roles/{}", contacts[0]),
+            &format!(
+                "/crm/v8/Deals/4876876010000999999/Contact_Roles/{}",
+                contacts[0]
+            ),
             json!({"data": [{"Contact_Role": "Purchasing"}]}),
         )
         .await;
     assert_eq!(status, 400, "no such deal");
 
     let (status, body) = org
-        .delete(&format!("/crm/v8/Deals/{deal}/Contact_Roles/{}", contacts[1]))
+        .delete(&format!(
+            "/crm/v8/Deals/{deal}/Contact_Roles/{}",
+            contacts[1]
+        ))
         .await;
-    assert_eq!((status, body["data"][0]["code"].as_str()), (200, Some("SUCCESS")));
+    assert_eq!(
+        (status, body["data"][0]["code"].as_str()),
+        (200, Some("SUCCESS"))
+    );
     assert_eq!(
         org.emulator.deal_contact_roles(&deal),
         vec![contacts[0].clone(), contacts[2].clone()]
     );
     let (status, _) = org
-        .delete(&format!("/crm/v8/Deals/{deal}/Contact_Roles/{}", contacts[1]))
+        .delete(&format!(
+            "/crm/v8/Deals/{deal}/Contact_Roles/{}",
+            contacts[1]
+        ))
         .await;
     assert_eq!(status, 400, "already removed");
 
     // Deleting a contact takes its roles with it; its id is then invalid for a role write,
     // and the other contacts are still found by their unique fields.
-    let (status, body) = org.delete(&format!("/crm/v8/Contacts/{}", contacts[2])).await;
-    assert_eq!((status, body["data"][0]["code"].as_str()), (200, Some("SUCCESS")));
-    assert_eq!(org.emulator.deal_contact_roles(&deal), vec![contacts[0].clone()]);
+    let (status, body) = org
+        .delete(&format!("/crm/v8/Contacts/{}", contacts[2]))
+        .await;
+    assert_eq!(
+        (status, body["data"][0]["code"].as_str()),
+        (200, Some("SUCCESS"))
+    );
+    assert_eq!(
+        org.emulator.deal_contact_roles(&deal),
+        vec![contacts[0].clone()]
+    );
     assert_eq!(org.emulator.count("Contacts"), 2);
-    assert!(org.emulator.record_by_source_id("Contacts", "c-2").is_none());
-    assert!(org.emulator.record_by_source_id("Contacts", "c-1").is_some());
+    assert!(
+        org.emulator
+            .record_by_source_id("Contacts", "c-2")
+            .is_none()
+    );
+    assert!(
+        org.emulator
+            .record_by_source_id("Contacts", "c-1")
+            .is_some()
+    );
     let (status, body) = org
         .put(
             &format!("/crm/v8/Deals/{deal}/Contact_Roles/{}", contacts[2]),
             json!({"data": [{"Contact_Role": "Purchasing"}]}),
         )
         .await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_DATA")), "{body}");
-    let (status, _) = org.delete(&format!("/crm/v8/Contacts/{}", contacts[2])).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("INVALID_DATA")),
+        "{body}"
+    );
+    let (status, _) = org
+        .delete(&format!("/crm/v8/Contacts/{}", contacts[2]))
+        .await;
     assert_eq!(status, 400, "already deleted");
 
     org.delete(&format!("/crm/v8/Deals?ids={deal}")).await;
@@ -1476,10 +1681,16 @@ async fn contact_roles_link_many_contacts_to_a_deal() {
 async fn notes_hang_on_one_parent_in_either_form_and_refuse_overlong_content() {
     let org = org(Options::default()).await;
     let contact = org
-        .upsert_one("Contacts", json!({"Last_Name": "Noted", "Ferry_Source_Id": "n-c"}))
+        .upsert_one(
+            "Contacts",
+            json!({"Last_Name": "Noted", "Ferry_Source_Id": "n-c"}),
+        )
         .await;
     let (_, items) = org
-        .insert("Deals", json!([{"Deal_Name": "Noted deal", "Pipeline": "Standard", "Stage": "Qualification"}]))
+        .insert(
+            "Deals",
+            json!([{"Deal_Name": "Noted deal", "Pipeline": "Standard", "Stage": "Qualification"}]),
+        )
         .await;
     let deal = items[0]["details"]["id"].as_str().expect("id").to_owned();
     let ben = org.user_id(BEN).await;
@@ -1500,13 +1711,20 @@ async fn notes_hang_on_one_parent_in_either_form_and_refuse_overlong_content() {
         .await;
     assert_eq!(status, 207);
     assert_eq!(items[0]["code"], "SUCCESS", "{}", items[0]);
-    assert_eq!(items[1]["code"], "SUCCESS", "65,535 characters fit: {}", items[1]["code"]);
+    assert_eq!(
+        items[1]["code"], "SUCCESS",
+        "65,535 characters fit: {}",
+        items[1]["code"]
+    );
     assert_eq!(items[2]["code"], "EXPECTED_FIELD_MISSING");
     assert_eq!(items[3]["code"], "INVALID_DATA");
     assert_eq!(items[3]["details"]["api_name"], "Note_Content");
     assert_eq!(items[3]["details"]["maximum_length"], NOTE_CONTENT_MAX);
     assert_eq!(
-        (items[4]["code"].as_str(), items[4]["details"]["api_name"].as_str()),
+        (
+            items[4]["code"].as_str(),
+            items[4]["details"]["api_name"].as_str()
+        ),
         (Some("MANDATORY_NOT_FOUND"), Some("Parent_Id"))
     );
     assert_eq!(items[5]["details"]["api_name"], "Parent_Id");
@@ -1515,7 +1733,10 @@ async fn notes_hang_on_one_parent_in_either_form_and_refuse_overlong_content() {
     let on_contact = items[1]["details"]["id"].as_str().expect("id").to_owned();
 
     let (status, body) = org.get("/crm/v8/Notes").await;
-    assert_eq!((status, body["details"]["param_name"].as_str()), (400, Some("fields")));
+    assert_eq!(
+        (status, body["details"]["param_name"].as_str()),
+        (400, Some("fields"))
+    );
     let (status, body) = org
         .get("/crm/v8/Notes?fields=Note_Content,Parent_Id,Owner&sort_order=asc")
         .await;
@@ -1533,27 +1754,49 @@ async fn notes_hang_on_one_parent_in_either_form_and_refuse_overlong_content() {
     assert_eq!(data[1]["Owner"]["email"], ANA, "the caller by default");
 
     let (status, body) = org
-        .put(&format!("/crm/v8/Notes/{on_contact}"), json!({"data": [{"Note_Title": "Renamed"}]}))
+        .put(
+            &format!("/crm/v8/Notes/{on_contact}"),
+            json!({"data": [{"Note_Title": "Renamed"}]}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let (_, body) = org.get(&format!("/crm/v8/Notes/{on_contact}")).await;
     assert_eq!(body["data"][0]["Note_Title"], "Renamed");
-    assert_eq!(body["data"][0]["Parent_Id"]["id"], contact.as_str(), "parent kept");
+    assert_eq!(
+        body["data"][0]["Parent_Id"]["id"],
+        contact.as_str(),
+        "parent kept"
+    );
     let (status, body) = org
-        .put("/crm/v8/Notes", json!({"data": [{"id": on_contact, "Note_Content": null}]}))
+        .put(
+            "/crm/v8/Notes",
+            json!({"data": [{"id": on_contact, "Note_Content": null}]}),
+        )
         .await;
     assert_eq!(status, 200, "its title remains: {body}");
     let (status, body) = org
-        .put("/crm/v8/Notes", json!({"data": [{"id": on_deal, "Note_Content": null}]}))
+        .put(
+            "/crm/v8/Notes",
+            json!({"data": [{"id": on_deal, "Note_Content": null}]}),
+        )
         .await;
-    assert_eq!((status, body["data"][0]["code"].as_str()), (400, Some("EXPECTED_FIELD_MISSING")));
+    assert_eq!(
+        (status, body["data"][0]["code"].as_str()),
+        (400, Some("EXPECTED_FIELD_MISSING"))
+    );
     let (status, _) = org
-        .post("/crm/v8/Notes/upsert", json!({"data": [{"Note_Content": "x"}]}))
+        .post(
+            "/crm/v8/Notes/upsert",
+            json!({"data": [{"Note_Content": "x"}]}),
+        )
         .await;
     assert_eq!(status, 404, "Notes have no upsert");
 
     let (status, body) = org.delete(&format!("/crm/v8/Notes?ids={on_deal}")).await;
-    assert_eq!((status, body["data"][0]["code"].as_str()), (200, Some("SUCCESS")));
+    assert_eq!(
+        (status, body["data"][0]["code"].as_str()),
+        (200, Some("SUCCESS"))
+    );
     assert_eq!(org.emulator.count("Notes"), 1);
 }
 
@@ -1566,7 +1809,11 @@ fn seeded_deals_and_notes_cover_every_stage_roles_and_plain_bodies() {
     assert_eq!(summary.companies, 400);
     assert_eq!(summary.contacts, 2_000);
     assert_eq!(summary.deals, data.deals.len());
-    assert_eq!(summary.notes, data.notes.len(), "every note has a seeded parent");
+    assert_eq!(
+        summary.notes,
+        data.notes.len(),
+        "every note has a seeded parent"
+    );
     assert_eq!(VendorEmulator::count(&emulator, "deals"), summary.deals);
     assert_eq!(VendorEmulator::count(&emulator, "notes"), summary.notes);
 
@@ -1576,12 +1823,21 @@ fn seeded_deals_and_notes_cover_every_stage_roles_and_plain_bodies() {
     let pipeline = deals.column("Pipeline").expect("Pipeline");
     let mut placed = std::collections::HashSet::new();
     for row in deals.iter(crate::table::Show::Live) {
-        let p = row.get(pipeline).and_then(crate::table::Cell::as_str).expect("pipeline");
-        let s = row.get(stage).and_then(crate::table::Cell::as_str).expect("stage");
+        let p = row
+            .get(pipeline)
+            .and_then(crate::table::Cell::as_str)
+            .expect("pipeline");
+        let s = row
+            .get(stage)
+            .and_then(crate::table::Cell::as_str)
+            .expect("stage");
         placed.insert((p.to_owned(), s.to_owned()));
     }
     for label in DEAL_STAGES {
-        assert!(placed.contains(&(label.pipeline.to_owned(), label.stage.to_owned())), "{label:?}");
+        assert!(
+            placed.contains(&(label.pipeline.to_owned(), label.stage.to_owned())),
+            "{label:?}"
+        );
     }
     // The first seeded deal has five contacts: five contact roles, the first its Contact_Name.
     let first = deals.iter(crate::table::Show::Live).next().expect("a deal");
@@ -1596,15 +1852,26 @@ fn seeded_deals_and_notes_cover_every_stage_roles_and_plain_bodies() {
     let se = notes.column("$se_module").expect("se");
     let mut modules = std::collections::HashSet::new();
     for (row, seed) in notes.iter(crate::table::Show::Live).zip(&data.notes) {
-        let body = row.get(content).and_then(crate::table::Cell::as_str).expect("body");
+        let body = row
+            .get(content)
+            .and_then(crate::table::Cell::as_str)
+            .expect("body");
         assert!(!body.contains("<p>"), "HTML is seeded as plain text");
         assert_eq!(row.created_ms, seed.timestamp_ms, "the note's own time");
-        modules.insert(row.get(se).and_then(crate::table::Cell::as_str).expect("module").to_owned());
+        modules.insert(
+            row.get(se)
+                .and_then(crate::table::Cell::as_str)
+                .expect("module")
+                .to_owned(),
+        );
     }
     assert_eq!(modules.len(), 3, "notes on deals, contacts and accounts");
     // The note with three parents hangs on its deal.
     let first_note = notes.iter(crate::table::Show::Live).next().expect("note");
-    assert_eq!(first_note.get(se).and_then(crate::table::Cell::as_str), Some("Deals"));
+    assert_eq!(
+        first_note.get(se).and_then(crate::table::Cell::as_str),
+        Some("Deals")
+    );
 }
 
 #[tokio::test]
@@ -1612,7 +1879,10 @@ async fn coql_reads_deals_by_source_id_and_by_id_with_lookups_and_owner() {
     let org = org(Options::default()).await;
     org.emulator.seed(&generate(1_000, 4, &Mess::none()));
     let account = org
-        .upsert_one("Accounts", json!({"Account_Name": "Coql Co", "Ferry_Source_Id": "q-a"}))
+        .upsert_one(
+            "Accounts",
+            json!({"Account_Name": "Coql Co", "Ferry_Source_Id": "q-a"}),
+        )
         .await;
     let ben = org.user_id(BEN).await;
     let (status, items) = org
@@ -1662,7 +1932,12 @@ async fn coql_reads_deals_by_source_id_and_by_id_with_lookups_and_owner() {
         assert_eq!(status, 200, "{body}");
         let rows = body["data"].as_array().expect("rows");
         seen += rows.len();
-        last = rows.last().and_then(|r| r["id"].as_str()).expect("id").parse().expect("id");
+        last = rows
+            .last()
+            .and_then(|r| r["id"].as_str())
+            .expect("id")
+            .parse()
+            .expect("id");
         if body["info"]["more_records"] != true {
             break;
         }
@@ -1674,9 +1949,16 @@ async fn coql_reads_deals_by_source_id_and_by_id_with_lookups_and_owner() {
     .await;
     assert_eq!(body["data"].as_array().map(Vec::len), Some(1));
     let (status, body) = coql("select id from Deals where Nope = 1".into()).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_QUERY")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("INVALID_QUERY"))
+    );
     let (status, body) = coql("select id from Notes limit 1".into()).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_QUERY")), "COQL has no Notes");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("INVALID_QUERY")),
+        "COQL has no Notes"
+    );
 }
 
 #[tokio::test]
@@ -1694,14 +1976,20 @@ async fn custom_fields_created_on_deals_and_notes_hold_typed_values() {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let region_id = body["fields"][0]["details"]["id"].as_str().expect("id").to_owned();
+    let region_id = body["fields"][0]["details"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let (status, body) = org
         .post(
             "/crm/v8/settings/fields?module=Deals",
             json!({"fields": [{"field_label": "deal region", "data_type": "text"}]}),
         )
         .await;
-    assert_eq!((status, body["fields"][0]["code"].as_str()), (400, Some("ALREADY_USED")));
+    assert_eq!(
+        (status, body["fields"][0]["code"].as_str()),
+        (400, Some("ALREADY_USED"))
+    );
     let (_, body) = org.get("/crm/v8/settings/fields?module=Deals").await;
     assert_eq!(field(&body, "Deal_Region")["id"], region_id.as_str());
     assert_eq!(field(&body, "Deal_Region")["custom_field"], true);
@@ -1709,7 +1997,10 @@ async fn custom_fields_created_on_deals_and_notes_hold_typed_values() {
     assert_eq!(field(&body, "Stage")["custom_field"], false);
     assert_eq!(
         options(field(&body, "Deal_Tier")),
-        vec![("Gold".to_owned(), "Gold".to_owned()), ("Silver".to_owned(), "Silver".to_owned())]
+        vec![
+            ("Gold".to_owned(), "Gold".to_owned()),
+            ("Silver".to_owned(), "Silver".to_owned())
+        ]
     );
 
     let base = json!({"Deal_Name": "Custom", "Pipeline": "Standard", "Stage": "Qualification"});
@@ -1738,7 +2029,9 @@ async fn custom_fields_created_on_deals_and_notes_hold_typed_values() {
     assert_eq!(items[3]["details"]["api_name"], "Deal_Tier");
     let id = items[0]["details"]["id"].as_str().expect("id");
     let (_, body) = org
-        .get(&format!("/crm/v8/Deals/{id}?fields=Deal_Region,Deal_Score,Deal_Tier"))
+        .get(&format!(
+            "/crm/v8/Deals/{id}?fields=Deal_Region,Deal_Score,Deal_Tier"
+        ))
         .await;
     assert_eq!(body["data"][0]["Deal_Region"], "Nordics");
     assert_eq!(body["data"][0]["Deal_Score"], 7);
@@ -1838,7 +2131,9 @@ async fn writes_stamp_modified_time_from_the_org_clock_that_dates_answers() {
     let date = headers["date"].to_str().expect("ascii").to_owned();
     let clock = org.emulator.now_ms();
     assert!(
-        [clock - 1000, clock].iter().any(|ms| crate::timestamp::http_date(*ms) == date),
+        [clock - 1000, clock]
+            .iter()
+            .any(|ms| crate::timestamp::http_date(*ms) == date),
         "the Date header follows the org's clock: {date}"
     );
     let ids = two_of_each(&org).await;
@@ -1849,7 +2144,11 @@ async fn writes_stamp_modified_time_from_the_org_clock_that_dates_answers() {
 
     // Nothing changed since: 304 on every module.
     for module in ["Accounts", "Contacts", "Deals", "Notes"] {
-        assert_eq!(modified_since(&org, module, &since, "").await, (304, vec![]), "{module}");
+        assert_eq!(
+            modified_since(&org, module, &since, "").await,
+            (304, vec![]),
+            "{module}"
+        );
     }
     // A deal's contact role changes: Zoho does not document that this modifies the deal.
     let (status, body) = org
@@ -1862,16 +2161,28 @@ async fn writes_stamp_modified_time_from_the_org_clock_that_dates_answers() {
     assert_eq!(modified_since(&org, "Deals", &since, "").await.0, 304);
 
     // One edit of each module: each is the one record modified since.
-    org.upsert_one("Accounts", json!({"Ferry_Source_Id": "a-1", "Phone": "+1 555 0100"}))
-        .await;
-    org.upsert_one("Contacts", json!({"Ferry_Source_Id": "c-0", "Title": "CTO"}))
-        .await;
+    org.upsert_one(
+        "Accounts",
+        json!({"Ferry_Source_Id": "a-1", "Phone": "+1 555 0100"}),
+    )
+    .await;
+    org.upsert_one(
+        "Contacts",
+        json!({"Ferry_Source_Id": "c-0", "Title": "CTO"}),
+    )
+    .await;
     let (status, body) = org
-        .put(&format!("/crm/v8/Deals/{}", ids[2][1]), json!({"data": [{"Amount": 12.5}]}))
+        .put(
+            &format!("/crm/v8/Deals/{}", ids[2][1]),
+            json!({"data": [{"Amount": 12.5}]}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = org
-        .put(&format!("/crm/v8/Notes/{}", ids[3][0]), json!({"data": [{"Note_Content": "edited"}]}))
+        .put(
+            &format!("/crm/v8/Notes/{}", ids[3][0]),
+            json!({"data": [{"Note_Content": "edited"}]}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     for (module, id) in [
@@ -1891,7 +2202,9 @@ async fn writes_stamp_modified_time_from_the_org_clock_that_dates_answers() {
         assert_eq!(status, 200, "{body}");
         let stamped = body["data"][0]["Modified_Time"].as_str().expect("time");
         assert!(
-            [edited_at, edited_at + 1000].iter().any(|ms| store::zoho_time(*ms) == stamped),
+            [edited_at, edited_at + 1000]
+                .iter()
+                .any(|ms| store::zoho_time(*ms) == stamped),
             "{module}: stamped by the org's clock, {stamped}"
         );
         // COQL filters on the same time, whatever the literal's offset (not Notes: COQL does
@@ -1906,7 +2219,11 @@ async fn writes_stamp_modified_time_from_the_org_clock_that_dates_answers() {
                 )
                 .await;
             assert_eq!(status, 200, "{module}: {body}");
-            assert_eq!(body["data"].as_array().map(Vec::len), Some(1), "{module}: {body}");
+            assert_eq!(
+                body["data"].as_array().map(Vec::len),
+                Some(1),
+                "{module}: {body}"
+            );
             assert_eq!(body["data"][0]["id"], id.as_str());
         }
     }
@@ -1926,7 +2243,10 @@ async fn modified_lists_page_by_token_bound_to_their_filter_and_refuse_bad_dates
     })
     .await;
     let contact = org
-        .upsert_one("Contacts", json!({"Last_Name": "N", "Ferry_Source_Id": "n"}))
+        .upsert_one(
+            "Contacts",
+            json!({"Last_Name": "N", "Ferry_Source_Id": "n"}),
+        )
         .await;
     let since = in_india(org.emulator.now_ms() - 60_000);
     let mut notes = Vec::new();
@@ -1938,8 +2258,11 @@ async fn modified_lists_page_by_token_bound_to_their_filter_and_refuse_bad_dates
         org.emulator.advance_clock(Duration::from_secs(1));
     }
     // Edited last, the first note sorts last by Modified_Time.
-    org.put(&format!("/crm/v8/Notes/{}", notes[0]), json!({"data": [{"Note_Content": "again"}]}))
-        .await;
+    org.put(
+        &format!("/crm/v8/Notes/{}", notes[0]),
+        json!({"data": [{"Note_Content": "again"}]}),
+    )
+    .await;
     let want: Vec<String> = notes[1..].iter().chain(&notes[..1]).cloned().collect();
     let fetch = |extra: String| {
         let org = &org;
@@ -1962,14 +2285,20 @@ async fn modified_lists_page_by_token_bound_to_their_filter_and_refuse_bad_dates
     };
     let first = fetch(String::new()).await;
     assert_eq!(first["info"]["sort_by"], "Modified_Time");
-    let token = first["info"]["next_page_token"].as_str().expect("token").to_owned();
+    let token = first["info"]["next_page_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     let second = fetch(format!("&page_token={token}")).await;
     let mut got: Vec<String> = [&first, &second]
         .iter()
         .flat_map(|b| b["data"].as_array().expect("data").iter())
         .map(|r| r["id"].as_str().expect("id").to_owned())
         .collect();
-    let token2 = second["info"]["next_page_token"].as_str().expect("token").to_owned();
+    let token2 = second["info"]["next_page_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     // Past the token's reach (4 here, 100,000 at Zoho): PAGINATION_LIMIT_EXCEEDED.
     let third = fetch(format!("&page_token={token2}")).await;
     assert_eq!(third["code"], "PAGINATION_LIMIT_EXCEEDED", "{third}");
@@ -1978,12 +2307,19 @@ async fn modified_lists_page_by_token_bound_to_their_filter_and_refuse_bad_dates
 
     // The token belongs to its filter and order.
     let (status, body) = org
-        .get(&format!("/crm/v8/Notes?fields=Note_Content&per_page=2&sort_order=asc&page_token={token}"))
+        .get(&format!(
+            "/crm/v8/Notes?fields=Note_Content&per_page=2&sort_order=asc&page_token={token}"
+        ))
         .await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("TOKEN_BOUND_DATA_MISMATCH")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("TOKEN_BOUND_DATA_MISMATCH"))
+    );
     // A date Zoho cannot read is refused, not taken as "no filter".
     let (status, _) = modified_since(&org, "Notes", "yesterday", "").await;
     assert_eq!(status, 400);
-    let (status, body) = org.get("/crm/v8/Notes?fields=Note_Content&sort_by=Last_Name").await;
+    let (status, body) = org
+        .get("/crm/v8/Notes?fields=Note_Content&sort_by=Last_Name")
+        .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_DATA")));
 }

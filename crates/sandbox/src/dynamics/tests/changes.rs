@@ -49,7 +49,9 @@ async fn writes_move_modifiedon_by_the_clock_that_date_tells() {
     env.emulator.seed(&generate(12, 3, &Mess::none()));
     let account = ids(&env, "accounts", "accountid", 2).await;
     let contact = ids(&env, "contacts", "contactid", 1).await.remove(0);
-    let deal = ids(&env, "opportunities", "opportunityid", 1).await.remove(0);
+    let deal = ids(&env, "opportunities", "opportunityid", 1)
+        .await
+        .remove(0);
     let note = ids(&env, "annotations", "annotationid", 1).await.remove(0);
     let before = [
         modified(&env, &format!("accounts({})", account[0])).await,
@@ -69,7 +71,10 @@ async fn writes_move_modifiedon_by_the_clock_that_date_tells() {
     // A column edit, a lookup set (a contact's account, a deal's contact) and a note's edit
     // each move their own row's modifiedon to the environment's clock; nothing else moves.
     let writes = [
-        (format!("accounts({})", account[0]), json!({"telephone1": "+1 555 0100"})),
+        (
+            format!("accounts({})", account[0]),
+            json!({"telephone1": "+1 555 0100"}),
+        ),
         (
             format!("contacts({contact})"),
             json!({"parentcustomerid_account@odata.bind": format!("/accounts({})", account[1])}),
@@ -78,7 +83,10 @@ async fn writes_move_modifiedon_by_the_clock_that_date_tells() {
             format!("opportunities({deal})"),
             json!({"parentcontactid@odata.bind": format!("/contacts({contact})")}),
         ),
-        (format!("annotations({note})"), json!({"notetext": "Edited"})),
+        (
+            format!("annotations({note})"),
+            json!({"notetext": "Edited"}),
+        ),
     ];
     for ((rest, body), was) in writes.iter().zip(before) {
         let (status, _, answer) = env.patch(rest, &[], body.clone()).await;
@@ -105,7 +113,13 @@ async fn modifiedon_filters_and_orders_ties_by_key_across_pages() {
     // Five contacts changed in one `$batch` share one modifiedon (ties); then two alone.
     let tied: Vec<(&str, String, Option<Json>)> = contacts[10..15]
         .iter()
-        .map(|id| ("PATCH", format!("contacts({id})"), Some(json!({"jobtitle": "Tied"}))))
+        .map(|id| {
+            (
+                "PATCH",
+                format!("contacts({id})"),
+                Some(json!({"jobtitle": "Tied"})),
+            )
+        })
         .collect();
     let parts: Vec<(&str, &str, Option<Json>)> = tied
         .iter()
@@ -116,7 +130,11 @@ async fn modifiedon_filters_and_orders_ties_by_key_across_pages() {
     for id in [&contacts[3], &contacts[30]] {
         env.emulator.advance_clock(Duration::from_millis(1_500));
         let (status, _, body) = env
-            .patch(&format!("contacts({id})"), &[], json!({"jobtitle": "Alone"}))
+            .patch(
+                &format!("contacts({id})"),
+                &[],
+                json!({"jobtitle": "Alone"}),
+            )
             .await;
         assert_eq!(status, 204, "{body}");
     }
@@ -126,13 +144,22 @@ async fn modifiedon_filters_and_orders_ties_by_key_across_pages() {
     );
     let (rows, pages) = all_pages(&env, &query, 2).await;
     assert_eq!(pages, 4, "seven changes, two a page");
-    let got: Vec<&str> = rows.iter().map(|r| r["contactid"].as_str().expect("id")).collect();
+    let got: Vec<&str> = rows
+        .iter()
+        .map(|r| r["contactid"].as_str().expect("id"))
+        .collect();
     let mut tied_ids: Vec<&str> = contacts[10..15].iter().map(String::as_str).collect();
     tied_ids.sort_by_key(|id| store::parse_guid(id));
     let mut want = tied_ids.clone();
     want.extend([contacts[3].as_str(), contacts[30].as_str()]);
-    assert_eq!(got, want, "exactly the changes, by modifiedon then key, each once");
-    let stamps: Vec<&str> = rows.iter().map(|r| r["modifiedon"].as_str().expect("t")).collect();
+    assert_eq!(
+        got, want,
+        "exactly the changes, by modifiedon then key, each once"
+    );
+    let stamps: Vec<&str> = rows
+        .iter()
+        .map(|r| r["modifiedon"].as_str().expect("t"))
+        .collect();
     assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
 
     // gt and lt bound the window as SQL does (the stored instant has milliseconds, the rendered
@@ -141,18 +168,37 @@ async fn modifiedon_filters_and_orders_ties_by_key_across_pages() {
     let count = |filter: String| {
         let env = &env;
         async move {
-            let (rows, _) = all_pages(env, &format!("contacts?$select=contactid&$filter={filter}"), 5_000).await;
+            let (rows, _) = all_pages(
+                env,
+                &format!("contacts?$select=contactid&$filter={filter}"),
+                5_000,
+            )
+            .await;
             rows.len()
         }
     };
-    assert_eq!(count(format!("modifiedon gt {}", odata::iso(last + 1_000))).await, 0);
+    assert_eq!(
+        count(format!("modifiedon gt {}", odata::iso(last + 1_000))).await,
+        0
+    );
     assert_eq!(count(format!("modifiedon lt {since_text}")).await, 33);
     assert_eq!(
-        count(format!("modifiedon ge {since_text} and modifiedon lt {}", odata::iso(last + 1_000))).await,
+        count(format!(
+            "modifiedon ge {since_text} and modifiedon lt {}",
+            odata::iso(last + 1_000)
+        ))
+        .await,
         7
     );
     // Fractions of a second and offsets are read too.
-    assert_eq!(count(format!("modifiedon ge {}", odata::iso(since).replace('Z', ".000%2B00:00"))).await, 7);
+    assert_eq!(
+        count(format!(
+            "modifiedon ge {}",
+            odata::iso(since).replace('Z', ".000%2B00:00")
+        ))
+        .await,
+        7
+    );
 }
 
 #[tokio::test]
@@ -196,10 +242,16 @@ async fn malformed_date_filters_and_orders_are_refused_as_dataverse_does() {
     }
     // A key-ordered cookie does not resume a modifiedon-ordered read.
     let (_, _, page) = env
-        .get("contacts?$select=contactid", &[("Prefer", "odata.maxpagesize=1")])
+        .get(
+            "contacts?$select=contactid",
+            &[("Prefer", "odata.maxpagesize=1")],
+        )
         .await;
     let link = page["@odata.nextLink"].as_str().expect("a next link");
-    let swapped = link.replace("$select=contactid", "$select=contactid&$orderby=modifiedon%20asc");
+    let swapped = link.replace(
+        "$select=contactid",
+        "$select=contactid&$orderby=modifiedon%20asc",
+    );
     let (status, _, body) = env.send(reqwest::Method::GET, &swapped, &[], None).await;
     assert_eq!(status, 400, "{body}");
 }

@@ -20,7 +20,9 @@ impl Env {
     async fn user(&self, email: &str) -> String {
         let (status, _, page) = self
             .get(
-                &format!("systemusers?$select=systemuserid&$filter=internalemailaddress eq '{email}'"),
+                &format!(
+                    "systemusers?$select=systemuserid&$filter=internalemailaddress eq '{email}'"
+                ),
                 &[],
             )
             .await;
@@ -106,12 +108,12 @@ async fn systemusers_list_the_account_users_with_disabled_ones_and_the_app_user(
             .any(|u| u["internalemailaddress"] == "CHLOE.MARTIN@FERRY-DEMO.EXAMPLE")
     );
     // $filter ignores case, as Dataverse's collation does; paging follows nextLink.
-    assert_eq!(
-        env.user("chloe.martin@ferry-demo.example").await.len(),
-        36
-    );
+    assert_eq!(env.user("chloe.martin@ferry-demo.example").await.len(), 36);
     let (_, _, enabled) = env
-        .get("systemusers?$select=fullname&$filter=isdisabled eq false", &[])
+        .get(
+            "systemusers?$select=fullname&$filter=isdisabled eq false",
+            &[],
+        )
         .await;
     assert_eq!(
         enabled["value"].as_array().map(Vec::len),
@@ -149,7 +151,11 @@ async fn owners_of_accounts_and_contacts_are_bound_validated_and_default_to_the_
     let (_, _, account) = env
         .get(&format!("accounts({id})?$select=_ownerid_value"), &[])
         .await;
-    assert_eq!(account["_ownerid_value"], me.as_str(), "the caller by default");
+    assert_eq!(
+        account["_ownerid_value"],
+        me.as_str(),
+        "the caller by default"
+    );
 
     let ana = env.user("ana.garcia@ferry-demo.example").await;
     let (status, _, body) = env
@@ -227,8 +233,14 @@ async fn seeded_accounts_contacts_deals_and_notes_carry_owners_stages_and_times(
     let summary = crate::VendorEmulator::seed(&Emulator::new(Options::default()), &data);
     assert_eq!(summary.deals, data.deals.len());
     assert_eq!(summary.notes, seeded.annotations);
-    assert_eq!(crate::VendorEmulator::count(&env.emulator, "deals"), data.deals.len());
-    assert_eq!(crate::VendorEmulator::count(&env.emulator, "notes"), seeded.annotations);
+    assert_eq!(
+        crate::VendorEmulator::count(&env.emulator, "deals"),
+        data.deals.len()
+    );
+    assert_eq!(
+        crate::VendorEmulator::count(&env.emulator, "notes"),
+        seeded.annotations
+    );
 
     let me = env.me().await;
     let (_, _, accounts) = env.get("accounts?$select=_ownerid_value", &[]).await;
@@ -249,10 +261,16 @@ async fn seeded_accounts_contacts_deals_and_notes_carry_owners_stages_and_times(
     let deals = deals["value"].as_array().expect("value");
     assert_eq!(deals.len(), data.deals.len());
     for state in [0, 1, 2] {
-        assert!(deals.iter().any(|d| d["statecode"] == state), "state {state}");
+        assert!(
+            deals.iter().any(|d| d["statecode"] == state),
+            "state {state}"
+        );
     }
     for stage in 0..4 {
-        assert!(deals.iter().any(|d| d["salesstage"] == stage), "stage {stage}");
+        assert!(
+            deals.iter().any(|d| d["salesstage"] == stage),
+            "stage {stage}"
+        );
     }
     for (row, deal) in deals.iter().zip(&data.deals) {
         assert_eq!(row["name"], deal.name.as_str());
@@ -263,16 +281,28 @@ async fn seeded_accounts_contacts_deals_and_notes_carry_owners_stages_and_times(
         assert!(row["_stageid_value"].is_string());
         assert!(row["_transactioncurrencyid_value"].is_string());
         assert!(row["_ownerid_value"].is_string());
-        assert_eq!(row["_parentcontactid_value"].is_string(), !deal.contacts.is_empty());
-        assert_eq!(row["customeridtype"].is_string(), row["_customerid_value"].is_string());
+        assert_eq!(
+            row["_parentcontactid_value"].is_string(),
+            !deal.contacts.is_empty()
+        );
+        assert_eq!(
+            row["customeridtype"].is_string(),
+            row["_customerid_value"].is_string()
+        );
     }
     // The stage GUIDs are the process's stages.
     let (_, _, stages) = env
-        .get("processstages?$select=stagename,stagecategory,_processid_value", &[])
+        .get(
+            "processstages?$select=stagename,stagecategory,_processid_value",
+            &[],
+        )
         .await;
     let stages = stages["value"].as_array().expect("stages");
     assert_eq!(
-        stages.iter().map(|s| s["stagename"].as_str().unwrap_or("")).collect::<Vec<_>>(),
+        stages
+            .iter()
+            .map(|s| s["stagename"].as_str().unwrap_or(""))
+            .collect::<Vec<_>>(),
         ["Qualify", "Develop", "Propose", "Close"]
     );
     for row in deals {
@@ -283,13 +313,13 @@ async fn seeded_accounts_contacts_deals_and_notes_carry_owners_stages_and_times(
         assert_eq!(stage["stagecategory"], row["salesstage"]);
     }
     let (_, _, process) = env
-        .get(
-            "workflows?$select=name,category&$filter=category eq 4",
-            &[],
-        )
+        .get("workflows?$select=name,category&$filter=category eq 4", &[])
         .await;
     assert_eq!(process["value"][0]["name"], "Opportunity Sales Process");
-    assert_eq!(process["value"][0]["workflowid"], stages[0]["_processid_value"]);
+    assert_eq!(
+        process["value"][0]["workflowid"],
+        stages[0]["_processid_value"]
+    );
 
     // Notes: createdon is the note's own time, the parent one of its parents.
     let (_, _, notes) = env
@@ -371,7 +401,9 @@ async fn opportunities_upsert_by_key_with_binds_and_read_back_lookups() {
     assert_eq!(status, 204, "the key ignores case");
     let (status, _, read) = env
         .get(
-            &format!("opportunities({id})?$select=salesstage,stepname,_customerid_value,customeridtype"),
+            &format!(
+                "opportunities({id})?$select=salesstage,stepname,_customerid_value,customeridtype"
+            ),
             &[],
         )
         .await;
@@ -400,7 +432,10 @@ async fn opportunities_upsert_by_key_with_binds_and_read_back_lookups() {
     let row = &expanded["value"][0];
     assert_eq!(row["transactioncurrencyid"]["isocurrencycode"], "EUR");
     assert_eq!(row["parentaccountid"]["ferry_sourceid"], "acc-1");
-    assert!(row["customerid_account"].is_null(), "the customer is now the contact");
+    assert!(
+        row["customerid_account"].is_null(),
+        "the customer is now the contact"
+    );
     assert_eq!(row["customerid_contact"]["lastname"], "con-1");
     let (status, _, single) = env
         .get(
@@ -417,9 +452,7 @@ async fn opportunities_upsert_by_key_with_binds_and_read_back_lookups() {
         "parentaccountid($select=nosuch)",
         "parentaccountid($top=1)",
     ] {
-        let (status, _, body) = env
-            .get(&format!("opportunities?$expand={bad}"), &[])
-            .await;
+        let (status, _, body) = env.get(&format!("opportunities?$expand={bad}"), &[]).await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
 
@@ -429,7 +462,10 @@ async fn opportunities_upsert_by_key_with_binds_and_read_back_lookups() {
         .await;
     assert_eq!(status, 201, "{plain}");
     let (_, _, usd) = env
-        .get("transactioncurrencies?$filter=isocurrencycode eq 'USD'", &[])
+        .get(
+            "transactioncurrencies?$filter=isocurrencycode eq 'USD'",
+            &[],
+        )
         .await;
     assert_eq!(
         plain["_transactioncurrencyid_value"],
@@ -463,28 +499,52 @@ async fn opportunities_upsert_by_key_with_binds_and_read_back_lookups() {
         .await;
     assert_eq!((status, code(&body)), (400, "0x80048d19"), "{body}");
     let (status, body) = env
-        .post("opportunities", &[], json!({"name": "n", "parentaccountid": account}))
+        .post(
+            "opportunities",
+            &[],
+            json!({"name": "n", "parentaccountid": account}),
+        )
         .await;
     assert_eq!((status, code(&body)), (400, "0x80048d19"), "{body}");
     let (status, body) = env
-        .post("opportunities", &[], json!({"name": "n", "ferry_sourceid": "Deal-1"}))
+        .post(
+            "opportunities",
+            &[],
+            json!({"name": "n", "ferry_sourceid": "Deal-1"}),
+        )
         .await;
     assert_eq!((status, code(&body)), (412, "0x80060892"), "{body}");
     let (status, _, body) = env
-        .patch(&format!("opportunities({id})"), &[], json!({"statecode": 1}))
+        .patch(
+            &format!("opportunities({id})"),
+            &[],
+            json!({"statecode": 1}),
+        )
         .await;
     assert_eq!((status, code(&body)), (400, "0x80040203"), "{body}");
     assert!(message(&body).contains("WinOpportunity"));
     let (status, _, body) = env
-        .patch(&format!("opportunities({id})"), &[], json!({"statuscode": 3}))
+        .patch(
+            &format!("opportunities({id})"),
+            &[],
+            json!({"statuscode": 3}),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     let (status, _, body) = env
-        .patch(&format!("opportunities({id})"), &[], json!({"salesstage": 9}))
+        .patch(
+            &format!("opportunities({id})"),
+            &[],
+            json!({"salesstage": 9}),
+        )
         .await;
     assert_eq!((status, code(&body)), (400, "0x8004431a"), "{body}");
     let (status, _, body) = env
-        .patch(&format!("opportunities({id})"), &[], json!({"estimatedclosedate": "2027-02-30"}))
+        .patch(
+            &format!("opportunities({id})"),
+            &[],
+            json!({"estimatedclosedate": "2027-02-30"}),
+        )
         .await;
     assert_eq!((status, code(&body)), (400, "0x80048d19"), "{body}");
     // PATCH by an unknown id answers 404 (creating with a chosen GUID is not emulated).
@@ -550,18 +610,27 @@ async fn win_and_lose_close_opportunities_which_are_then_read_only_until_reopene
     assert_eq!(status, 204, "{body}");
     let (_, _, won) = env
         .get(
-            &format!("opportunities({id})?$select=statecode,statuscode,actualvalue,actualclosedate"),
+            &format!(
+                "opportunities({id})?$select=statecode,statuscode,actualvalue,actualclosedate"
+            ),
             &[],
         )
         .await;
     assert_eq!(won["statecode"], 1);
     assert_eq!(won["statuscode"], 3);
-    assert_eq!(won["actualvalue"], 500.0, "the estimate when no actual revenue is given");
+    assert_eq!(
+        won["actualvalue"], 500.0,
+        "the estimate when no actual revenue is given"
+    );
     assert_eq!(won["actualclosedate"], "2027-01-15");
 
     // Closed: read-only, and not closed twice.
     let (status, _, body) = env
-        .patch(&format!("opportunities({id})"), &[], json!({"name": "changed"}))
+        .patch(
+            &format!("opportunities({id})"),
+            &[],
+            json!({"name": "changed"}),
+        )
         .await;
     assert_eq!((status, code(&body)), (400, "0x80040203"), "{body}");
     assert!(message(&body).contains("closed"));
@@ -600,9 +669,15 @@ async fn win_and_lose_close_opportunities_which_are_then_read_only_until_reopene
         .await;
     assert_eq!(status, 204, "{body}");
     let (_, _, lost) = env
-        .get(&format!("opportunities({id})?$select=statecode,statuscode"), &[])
+        .get(
+            &format!("opportunities({id})?$select=statecode,statuscode"),
+            &[],
+        )
         .await;
-    assert_eq!((lost["statecode"].as_i64(), lost["statuscode"].as_i64()), (Some(2), Some(5)));
+    assert_eq!(
+        (lost["statecode"].as_i64(), lost["statuscode"].as_i64()),
+        (Some(2), Some(5))
+    );
 
     // In a $batch change set, a failed action rolls the change set back.
     let (_, _, other) = env
@@ -623,7 +698,11 @@ POST {API_PREFIX}opportunities HTTP/1.1\r\nContent-Type: application/json\r\n\r\
     let (status, text) = super::post_batch(&env, body, true).await;
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("0x80048d19"), "{text}");
-    assert_eq!(env.emulator.count("opportunity"), before, "the create rolled back");
+    assert_eq!(
+        env.emulator.count("opportunity"),
+        before,
+        "the create rolled back"
+    );
     let (_, _, still) = env
         .get(&format!("opportunities({other})?$select=statecode"), &[])
         .await;
@@ -647,7 +726,10 @@ async fn notes_hang_on_one_parent_keep_their_time_and_refuse_overlong_text() {
         )
         .await;
     assert_eq!(status, 201, "{note}");
-    assert_eq!(note["createdon"], "2021-05-04T03:02:01Z", "the original time");
+    assert_eq!(
+        note["createdon"], "2021-05-04T03:02:01Z",
+        "the original time"
+    );
     assert_ne!(note["overriddencreatedon"], "2021-05-04T03:02:01Z");
     assert_eq!(note["_objectid_value"], contact.as_str());
     assert_eq!(note["objecttypecode"], "contact");
@@ -680,13 +762,19 @@ async fn notes_hang_on_one_parent_keep_their_time_and_refuse_overlong_text() {
     assert_eq!((status, code(&body)), (400, "0x80048d19"), "{body}");
     // Metadata: notetext is rich text of 100,000; the regarding lookup's targets.
     let (status, _, attrs) = env
-        .get("EntityDefinitions(LogicalName='annotation')/Attributes", &[])
+        .get(
+            "EntityDefinitions(LogicalName='annotation')/Attributes",
+            &[],
+        )
         .await;
     assert_eq!(status, 200, "{attrs}");
     let attrs = attrs["value"].as_array().expect("value");
     let find = |n: &str| attrs.iter().find(|a| a["LogicalName"] == n).expect(n);
     assert_eq!(find("notetext")["MaxLength"], 100_000);
-    assert_eq!(find("objectid")["Targets"], json!(["account", "contact", "opportunity"]));
+    assert_eq!(
+        find("objectid")["Targets"],
+        json!(["account", "contact", "opportunity"])
+    );
     let (_, _, keys) = env
         .get("EntityDefinitions(LogicalName='annotation')/Keys", &[])
         .await;
@@ -744,10 +832,18 @@ async fn deleting_an_account_cascades_to_its_contacts_deals_and_notes_and_unlink
     }
     assert_eq!(env.emulator.count("annotation"), 4);
     assert_eq!(env.delete(&format!("accounts({account})")).await, 204);
-    assert_eq!(env.emulator.count("contact"), contacts - 1, "its contact went");
+    assert_eq!(
+        env.emulator.count("contact"),
+        contacts - 1,
+        "its contact went"
+    );
     let (status, _, _) = env.get(&format!("contacts({child})"), &[]).await;
     assert_eq!(status, 404);
-    assert_eq!(env.emulator.count("opportunity"), 1, "the customer's deal went");
+    assert_eq!(
+        env.emulator.count("opportunity"),
+        1,
+        "the customer's deal went"
+    );
     assert_eq!(
         env.emulator.count("annotation"),
         1,
@@ -756,9 +852,15 @@ async fn deleting_an_account_cascades_to_its_contacts_deals_and_notes_and_unlink
     let (status, _, body) = env.get(&format!("opportunities({owned})"), &[]).await;
     assert_eq!((status, code(&body)), (404, "0x80040217"));
     let (_, _, kept) = env
-        .get(&format!("opportunities({linked})?$select=_parentaccountid_value,_customerid_value"), &[])
+        .get(
+            &format!("opportunities({linked})?$select=_parentaccountid_value,_customerid_value"),
+            &[],
+        )
         .await;
-    assert!(kept["_parentaccountid_value"].is_null(), "RemoveLink: {kept}");
+    assert!(
+        kept["_parentaccountid_value"].is_null(),
+        "RemoveLink: {kept}"
+    );
     assert_eq!(kept["_customerid_value"], contact.as_str());
     // Deleting the deal deletes its note.
     assert_eq!(env.delete(&format!("opportunities({linked})")).await, 204);
@@ -798,13 +900,14 @@ async fn opportunities_page_with_next_links_filters_and_metadata() {
     assert_eq!(top["value"].as_array().map(Vec::len), Some(3));
     assert!(top.get("@odata.nextLink").is_none());
     let (_, _, won) = env
-        .get("opportunities?$select=name&$filter=statecode eq 1&$count=true", &[])
+        .get(
+            "opportunities?$select=name&$filter=statecode eq 1&$count=true",
+            &[],
+        )
         .await;
     let n = won["@odata.count"].as_u64().expect("count");
     assert!(n > 0 && (n as usize) < total);
-    let (status, _, body) = env
-        .get("opportunities?$filter=nosuch eq 1", &[])
-        .await;
+    let (status, _, body) = env.get("opportunities?$filter=nosuch eq 1", &[]).await;
     assert_eq!(status, 400, "{body}");
     assert!(message(&body).contains("nosuch"));
     let (status, _, _) = env.get("opportunities?$skip=5", &[]).await;
@@ -864,7 +967,11 @@ async fn every_refusal_of_the_new_tables_has_its_dataverse_error() {
 
     // Owners: null, a team, a bind to the wrong table.
     let (status, _, body) = env
-        .patch(&format!("opportunities({id})"), &[], json!({"ownerid@odata.bind": null}))
+        .patch(
+            &format!("opportunities({id})"),
+            &[],
+            json!({"ownerid@odata.bind": null}),
+        )
         .await;
     assert_eq!((status, code(&body)), (400, "0x80048d19"), "{body}");
     let (status, _, body) = env
@@ -911,11 +1018,19 @@ async fn every_refusal_of_the_new_tables_has_its_dataverse_error() {
         .await;
     assert_eq!(status, 412, "{body}");
     let (status, _, _) = env
-        .patch(&format!("opportunities({id})"), &[("If-Match", &etag)], json!({"name": "v2"}))
+        .patch(
+            &format!("opportunities({id})"),
+            &[("If-Match", &etag)],
+            json!({"name": "v2"}),
+        )
         .await;
     assert_eq!(status, 204, "the current version");
     let (status, _, body) = env
-        .patch(&format!("opportunities({id})"), &[("If-Match", &etag)], json!({"name": "v3"}))
+        .patch(
+            &format!("opportunities({id})"),
+            &[("If-Match", &etag)],
+            json!({"name": "v3"}),
+        )
         .await;
     assert_eq!((status, code(&body)), (412, "0x80060882"), "{body}");
     let (status, _, body) = env
@@ -926,9 +1041,13 @@ async fn every_refusal_of_the_new_tables_has_its_dataverse_error() {
         )
         .await;
     assert_eq!((status, code(&body)), (404, "0x80040217"), "{body}");
-    let (status, body) = env.post("opportunities", &[], json!({"description": "no name"})).await;
+    let (status, body) = env
+        .post("opportunities", &[], json!({"description": "no name"}))
+        .await;
     assert_eq!((status, code(&body)), (400, "0x80040200"), "{body}");
-    let (status, body) = env.post("opportunities", &[], json!(["not", "an", "object"])).await;
+    let (status, body) = env
+        .post("opportunities", &[], json!(["not", "an", "object"]))
+        .await;
     assert_eq!((status, code(&body)), (400, "0x80048d19"), "{body}");
 
     // Query options the emulator does not serve on these tables.
@@ -945,7 +1064,11 @@ async fn every_refusal_of_the_new_tables_has_its_dataverse_error() {
     }
     let (status, _, _) = env.get("systemusers(ferry_sourceid='x')", &[]).await;
     assert_eq!(status, 400, "systemuser has no alternate key");
-    assert_eq!(env.delete("systemusers(00000000-0000-0000-0000-000000000001)").await, 405);
+    assert_eq!(
+        env.delete("systemusers(00000000-0000-0000-0000-000000000001)")
+            .await,
+        405
+    );
 
     // Actions: bad actualend / actualrevenue, an unbound Status, -1 for the default.
     let bind = format!("/opportunities({id})");
@@ -984,9 +1107,15 @@ async fn every_refusal_of_the_new_tables_has_its_dataverse_error() {
         .await;
     assert_eq!(status, 204, "{body}");
     let (_, _, lost) = env
-        .get(&format!("opportunities({id})?$select=statecode,statuscode,actualvalue"), &[])
+        .get(
+            &format!("opportunities({id})?$select=statecode,statuscode,actualvalue"),
+            &[],
+        )
         .await;
-    assert_eq!((lost["statecode"].as_i64(), lost["statuscode"].as_i64()), (Some(2), Some(4)));
+    assert_eq!(
+        (lost["statecode"].as_i64(), lost["statuscode"].as_i64()),
+        (Some(2), Some(4))
+    );
     assert!(lost["actualvalue"].is_null(), "a lost deal earns nothing");
 }
 
@@ -998,7 +1127,11 @@ async fn without_alternate_keys_the_new_tables_refuse_key_addressing() {
     })
     .await;
     let (status, _, body) = env
-        .patch("opportunities(ferry_sourceid='k')", &[], json!({"name": "n"}))
+        .patch(
+            "opportunities(ferry_sourceid='k')",
+            &[],
+            json!({"name": "n"}),
+        )
         .await;
     assert_eq!((status, code(&body)), (400, "0x80060888"), "{body}");
     let (_, _, keys) = env

@@ -6,7 +6,7 @@ use super::*;
 
 #[tokio::test]
 async fn environment_variables_are_created_read_by_schema_name_and_replaced_only_at_their_version()
- {
+{
     let env = env(Options::default()).await;
     let representation = [("Prefer", "return=representation")];
     let definition = json!({
@@ -53,9 +53,15 @@ async fn environment_variables_are_created_read_by_schema_name_and_replaced_only
         )
         .await;
     assert_eq!(status, 201, "{value}");
-    let value_id = value["environmentvariablevalueid"].as_str().expect("id").to_owned();
+    let value_id = value["environmentvariablevalueid"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let first_etag = value["@odata.etag"].as_str().expect("etag").to_owned();
-    assert_eq!(value["_environmentvariabledefinitionid_value"], definition_id.as_str());
+    assert_eq!(
+        value["_environmentvariabledefinitionid_value"],
+        definition_id.as_str()
+    );
 
     let (status, _, page) = env
         .get(
@@ -76,7 +82,10 @@ async fn environment_variables_are_created_read_by_schema_name_and_replaced_only
         .await;
     assert_eq!(status, 200, "{page}");
     let definition = &page["value"][0]["EnvironmentVariableDefinitionId"];
-    assert_eq!(definition["schemaname"], "ferry_state_0123456789abcdef", "{page}");
+    assert_eq!(
+        definition["schemaname"], "ferry_state_0123456789abcdef",
+        "{page}"
+    );
     assert_eq!(definition["type"], 100_000_003, "{page}");
 
     // Replaced at its version: a new ETag. Replaced again at the old one: 412, unchanged.
@@ -92,7 +101,11 @@ async fn environment_variables_are_created_read_by_schema_name_and_replaced_only
     let second_etag = replaced["@odata.etag"].as_str().expect("etag").to_owned();
     assert_ne!(second_etag, first_etag);
     let (status, _, body) = env
-        .patch(&record, &[("If-Match", &first_etag)], json!({"value": "{\"v\":3}"}))
+        .patch(
+            &record,
+            &[("If-Match", &first_etag)],
+            json!({"value": "{\"v\":3}"}),
+        )
         .await;
     assert_eq!(status, 412, "{body}");
     assert_eq!(body["error"]["code"], "0x80060882");
@@ -111,15 +124,28 @@ async fn environment_variables_are_created_read_by_schema_name_and_replaced_only
 
     // A delete under a stale ETag is refused; under the current one it goes.
     let (status, _, _) = env
-        .send(reqwest::Method::DELETE, &env.url(&record), &[("If-Match", &first_etag)], None)
+        .send(
+            reqwest::Method::DELETE,
+            &env.url(&record),
+            &[("If-Match", &first_etag)],
+            None,
+        )
         .await;
     assert_eq!(status, 412);
     let (status, _, _) = env
-        .send(reqwest::Method::DELETE, &env.url(&record), &[("If-Match", &second_etag)], None)
+        .send(
+            reqwest::Method::DELETE,
+            &env.url(&record),
+            &[("If-Match", &second_etag)],
+            None,
+        )
         .await;
     assert_eq!(status, 204);
     let (_, _, page) = env
-        .get("environmentvariablevalues?$filter=schemaname eq 'ferry_state_0123456789abcdef'", &[])
+        .get(
+            "environmentvariablevalues?$filter=schemaname eq 'ferry_state_0123456789abcdef'",
+            &[],
+        )
         .await;
     assert_eq!(page["value"].as_array().map(Vec::len), Some(0), "{page}");
 }
