@@ -256,25 +256,26 @@ impl Limits {
     }
 }
 
-// Each vendor's emulator is a module (`src/<vendor>/`, exporting `SPEC`) listed in
-// [`emulators`]. Declared plainly, not by a macro: `cargo fmt` does not reach modules a macro
-// declares.
+// Each vendor's emulator is a module (`src/<vendor>/`, exporting `SPEC`), declared plainly:
+// `cargo fmt` does not reach modules a macro declares.
 pub mod dynamics;
 pub mod hubspot;
 pub mod pipedrive;
 pub mod salesforce;
 pub mod zoho;
 
-/// Every vendor's emulator.
-pub fn emulators() -> Vec<EmulatorSpec> {
-    vec![
-        hubspot::SPEC,
-        salesforce::SPEC,
-        dynamics::SPEC,
-        pipedrive::SPEC,
-        zoho::SPEC,
-    ]
+/// Lists each vendor's emulator module in [`emulators`], so that registering a vendor's
+/// emulator is one word in the list below (beside its `pub mod` line above).
+macro_rules! emulators {
+    ($($vendor:ident),* $(,)?) => {
+        /// Every vendor's emulator.
+        pub fn emulators() -> Vec<EmulatorSpec> {
+            vec![$($vendor::SPEC),*]
+        }
+    };
 }
+
+emulators![hubspot, salesforce, dynamics, pipedrive, zoho];
 
 /// The emulator of `vendor`, if there is one.
 pub fn emulator(vendor: &str) -> Option<EmulatorSpec> {
