@@ -434,3 +434,76 @@ async fn sync_settings_are_checked_naming_their_keys() {
     }
     assert_eq!(pair.sink_counts(), vec![0, 0]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_killed_at_random_points_of_its_changes_then_run_again_ends_exact() {
+    // Every sink request takes 40 ms and one batch is in flight, so that a sync of the changes
+    // takes over a second and the kills land anywhere in it: reading, writing, verifying,
+    // saving the state.
+    let slow = Faults {
+        latency: Some(Duration::from_millis(40)),
+        ..Faults::default()
+    };
+    let pair = pair(600, slow).await;
+    let config = pair.config_with(
+        &format!("state = {:?}", pair.state().display().to_string()),
+        "batches_in_flight = 1",
+    );
+    let (code, first, stderr) = run("sync", &config).await;
+    assert_eq!(code, 0, "{first:#}\n{stderr}");
+    let totals = pair.source_counts();
+
+    // An hour on, a third of the accounts and of the contacts change.
+    pair.org.advance_clock(Duration::from_secs(3600));
+    let accounts = pair.ids("Account", totals[0] / 3).await;
+    let contacts = pair.ids("Contact", totals[1] / 3).await;
+    pair.change("Account", &accounts, "Phone", "+48 12 345 67 89")
+        .await;
+    pair.change("Contact", &contacts, "Title", "Head of Sync")
+        .await;
+    pair.org.advance_clock(Duration::from_secs(3600));
+
+    // A fixed pseudo-random series of kill delays (xorshift): reproducible.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut kills = 0;
+    for _ in 0..4 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let delay = Duration::from_millis(150 + x % 1_200);
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+        cmd.args(["sync", "--config", &config, "--report", "json", "-q"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in all_credentials() {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn ferry");
+        tokio::time::sleep(delay).await;
+        if child.try_wait().expect("poll ferry").is_none() {
+            child.start_kill().expect("SIGKILL");
+            kills += 1;
+        }
+        child.wait().await.expect("wait for ferry");
+        // Whatever the kill left, the state is whole JSON with both objects' watermarks (a
+        // killed run never writes half a state, nor moves a watermark past unsettled work).
+        for name in OBJECTS {
+            assert!(
+                watermark(&pair.state(), name).is_some(),
+                "{name} after a kill"
+            );
+        }
+        assert_eq!(pair.sink_counts(), totals, "nothing duplicated");
+    }
+    assert!(kills > 0, "no sync was killed: the delays are too long");
+
+    // The next sync finishes: every change is in the sink, nothing duplicated, all verified.
+    let (code, last, stderr) = run("sync", &config).await;
+    assert_eq!(code, 0, "{last:#}\n{stderr}");
+    assert_eq!(pair.sink_counts(), totals, "nothing duplicated");
+    let (code, verified, stderr) = run("verify", &config).await;
+    assert_eq!(code, 0, "every change arrived: {verified:#}\n{stderr}");
+    eprintln!("{kills} of 4 syncs killed");
+}
