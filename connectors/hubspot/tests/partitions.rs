@@ -6,12 +6,10 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Once;
-use std::time::{Duration, Instant};
 
 use ferry_core::connector::RecordRejection;
 use ferry_core::{ObjectType, Record, SecretRef, Source};
 use ferry_hubspot::{HubspotConfig, HubspotSource};
-use ferry_sandbox::faults::Faults;
 use ferry_sandbox::hubspot::{Emulator, Options};
 use ferry_sandbox::seed::{Mess, generate};
 
@@ -276,59 +274,6 @@ async fn a_malformed_split_cursor_is_refused_without_echoing_it() {
         );
         assert!(!e.to_string().contains(cursor), "{e}");
     }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn at_150_ms_a_request_the_split_read_passes_the_lists_667_records_a_second() {
-    init();
-    let options = Options {
-        faults: Faults {
-            latency: Some(Duration::from_millis(150)),
-            ..Faults::default()
-        },
-        burst_limit: Some(190),
-        ..Options::default()
-    };
-    let (hs, emulator) = emulator(options, 15_000, false).await;
-    let source = source(&hs.base_url, true, 190);
-    let started = Instant::now();
-    let mut split = Read::default();
-    let mut cursor = None;
-    loop {
-        let t = Instant::now();
-        let (round, next) = read(&source, ObjectType::CONTACTS, cursor, 1).await;
-        eprintln!(
-            "round {:?}: {} records, {:?}",
-            t.elapsed(),
-            round.records.len(),
-            next
-        );
-        split.records.extend(round.records);
-        split.unreadable.extend(round.unreadable);
-        match next {
-            Some(n) => cursor = Some(n),
-            None => break,
-        }
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let rate = (split.records.len() + split.unreadable.len()) as f64 / elapsed;
-    eprintln!(
-        "{} contacts in {elapsed:.2} s: {rate:.0} records/s",
-        split.records.len()
-    );
-    by_id(&split.records);
-    assert_eq!(
-        split.records.len() + split.unreadable.len(),
-        emulator.count("contacts").expect("contacts")
-    );
-    // The list alone reads at most 100 records per 150 ms, 667 a second; search adds up to
-    // 800 (four a second). 800 leaves room for a loaded machine.
-    assert!(rate > 800.0, "{rate:.0} records/s");
-    assert_eq!(
-        emulator.request_counts().1,
-        0,
-        "no request refused with 429"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
