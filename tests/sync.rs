@@ -168,6 +168,20 @@ fn requests(object: &str) -> u64 {
     if object == "companies" { 3 } else { 2 }
 }
 
+/// Starts `ferry sync --config <config>` in the background, output discarded, to be killed.
+fn spawn_sync(config: &str) -> tokio::process::Child {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.args(["sync", "--config", config, "--report", "json", "-q"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in all_credentials() {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn ferry")
+}
+
 /// The watermark the state file holds for `object`, if any.
 fn watermark(state: &Path, object: &str) -> Option<String> {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(state).ok()?).ok()?;
@@ -358,16 +372,7 @@ async fn a_sync_killed_mid_way_is_finished_by_the_next_exactly() {
         "batches_in_flight = 1",
     );
     let totals = pair.source_counts();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.args(["sync", "--config", &config, "--report", "json", "-q"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    for (k, v) in all_credentials() {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn ferry");
+    let mut child = spawn_sync(&config);
     let mut killed = false;
     for _ in 0..6_000 {
         let contacts = pair.sink_state.count("contacts");
@@ -471,16 +476,7 @@ async fn a_sync_killed_at_random_points_of_its_changes_then_run_again_ends_exact
         x ^= x >> 7;
         x ^= x << 17;
         let delay = Duration::from_millis(150 + x % 1_200);
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
-        cmd.args(["sync", "--config", &config, "--report", "json", "-q"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true);
-        for (k, v) in all_credentials() {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn ferry");
+        let mut child = spawn_sync(&config);
         tokio::time::sleep(delay).await;
         if child.try_wait().expect("poll ferry").is_none() {
             child.start_kill().expect("SIGKILL");
