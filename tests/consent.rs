@@ -42,9 +42,12 @@ fn held(vendor: &str) -> &'static [(&'static str, &'static str)] {
         ],
         // SMS opt-outs are the communication-preferences API's, by mobile number: the
         // connector shows them as a read-only field named `sms_opt_out`.
+        // Per-type email opt-outs are read-only flags per subscription type: the connector
+        // shows them as one read-only field named `email_unsubscribed_types`.
         "hubspot" => &[
             ("email_opt_out", "hs_email_optout"),
             ("sms_opt_out", "sms_opt_out"),
+            ("email_unsubscribed_types", "email_unsubscribed_types"),
         ],
         "pipedrive" => &[("email_opt_out", "marketing_status")],
         "zoho" => &[("email_opt_out", "Email_Opt_Out")],
@@ -59,6 +62,7 @@ fn new_field(canonical: &str) -> &'static str {
         "fax_opt_out" => "Ferry_Fax_Opt_Out",
         "postal_opt_out" => "Ferry_Postal_Opt_Out",
         "sms_opt_out" => "Ferry_Sms_Opt_Out",
+        "email_unsubscribed_types" => "Ferry_Unsubscribed_Types",
         other => panic!("no new field for {other}"),
     }
 }
@@ -78,6 +82,7 @@ fn seeded_out(c: &SeedContact, canonical: &str) -> bool {
         "sms_opt_out" => c.sms_opt_out,
         "fax_opt_out" => c.fax_opt_out,
         "postal_opt_out" => c.postal_opt_out,
+        "email_unsubscribed_types" => !c.email_unsubscribed_types.is_empty(),
         other => panic!("no opt-out {other}"),
     }
 }
@@ -381,11 +386,47 @@ async fn hubspot_sms_opted_out(base: &str, contacts: &[Json]) -> BTreeSet<String
     out
 }
 
+/// HubSpot's email subscription types, by the id in their per-type flag property
+/// (`hs_email_optout_<id>`), as the emulator's account has them.
+const HUBSPOT_TYPES: [(&str, &str); 3] = [
+    ("1", "Marketing Information"),
+    ("2", "One to One"),
+    ("3", "Customer Service Communication"),
+];
+
+/// The subscription types a contact of `vendor`'s account is unsubscribed from, `; `-joined
+/// in name order: HubSpot's per-type flags, else the text of the sink field `field` holding
+/// them (empty: none).
+fn types(vendor: &str, record: &Json, field: &str) -> String {
+    let mut names: Vec<&str> = match vendor {
+        "hubspot" => HUBSPOT_TYPES
+            .iter()
+            .filter(|(id, _)| record["properties"][format!("hs_email_optout_{id}")] == "true")
+            .map(|(_, name)| *name)
+            .collect(),
+        "pipedrive" => record["custom_fields"][field]
+            .as_str()
+            .map(|t| t.split("; ").collect())
+            .unwrap_or_default(),
+        _ => record[field]
+            .as_str()
+            .map(|t| t.split("; ").collect())
+            .unwrap_or_default(),
+    };
+    names.retain(|n| !n.is_empty());
+    names.sort();
+    names.join("; ")
+}
+
 /// Whether a contact of `vendor`'s account is opted out in `field`: HubSpot's SMS opt-outs are
-/// looked up in `sms` (the ids [`hubspot_sms_opted_out`] found), every other in the record.
+/// looked up in `sms` (the ids [`hubspot_sms_opted_out`] found), per-type ones in its flags,
+/// every other in the record.
 fn opted(vendor: &str, record: &Json, field: &str, sms: &BTreeSet<String>) -> bool {
     if vendor == "hubspot" && field == "sms_opt_out" {
         return sms.contains(&record_id(vendor, record));
+    }
+    if vendor == "hubspot" && field == "email_unsubscribed_types" {
+        return !types(vendor, record, field).is_empty();
     }
     flag(vendor, record, field)
 }
@@ -431,6 +472,16 @@ async fn opted_out_in_the_sink(
                 return Err(format!("{from} -> {to}: contact {id} is not in the sink"));
             };
             let into = sink_field(to, canonical, created);
+            if *canonical == "email_unsubscribed_types" {
+                let (want, got) = (types(from, &r, field), types(to, written, &into));
+                if want != got {
+                    return Err(format!(
+                        "{from} -> {to}: contact {id} is unsubscribed from [{want}] in the \
+                         source, from [{got}] in the sink's `{into}`"
+                    ));
+                }
+                continue;
+            }
             if !opted(to, written, &into, &sink_sms) {
                 return Err(format!(
                     "{from} -> {to}: contact {id} is opted out of {} in the source, not in the \
@@ -551,7 +602,11 @@ async fn every_pair_keeps_every_opt_out_mapping_what_the_sink_lacks_to_a_new_fie
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sink_lacking_an_opt_out_refuses_the_run_before_writing_anything() {
-    for (from, to) in [("salesforce", "pipedrive"), ("dynamics", "hubspot")] {
+    for (from, to) in [
+        ("salesforce", "pipedrive"),
+        ("dynamics", "hubspot"),
+        ("hubspot", "zoho"),
+    ] {
         let pair = pair(from, to).await;
         let config = pair.config(&[], "");
         let (code, report, stderr) = run("migrate", &config).await;
@@ -579,7 +634,7 @@ async fn a_sink_lacking_an_opt_out_refuses_the_run_before_writing_anything() {
             );
         }
         assert!(
-            !error.contains("email"),
+            !error.contains("`email_opt_out`"),
             "{from} -> {to}: the email opt-out is held: {error}"
         );
         assert_eq!(
@@ -979,4 +1034,115 @@ async fn a_sync_never_turns_a_sink_opt_out_back_on() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// HubSpot to HubSpot: each contact's email subscription types arrive unsubscribed in the sink
+/// (by name, through the status calls), verified and counted per channel; a contact that
+/// subscribes again to a type in the source stays unsubscribed in the sink on the next sync,
+/// and a type the sink's contact unsubscribed from on its own stays so too.
+#[tokio::test(flavor = "multi_thread")]
+async fn hubspot_keeps_each_subscription_type_and_a_sync_never_resubscribes() {
+    every_opt_out_kept("hubspot", "hubspot")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let pair = pair("hubspot", "hubspot").await;
+    let state = pair.dir.join("state.json");
+    let config = pair.config(
+        &[],
+        &format!("\n[sync]\nstate = {:?}\n", state.display().to_string()),
+    );
+    let (code, first, stderr) = run("sync", &config).await;
+    assert_eq!(
+        (code, first["outcome"].as_str()),
+        (0, Some("verified")),
+        "{stderr}\n{}",
+        brief(&first)
+    );
+    let types_seeded = seeded(&pair.seeded, "email_unsubscribed_types");
+    let counts = consent(&first, "email_types");
+    assert_eq!(
+        (c(counts, "opted_out"), c(counts, "kept")),
+        (types_seeded, types_seeded),
+        "{}",
+        brief(&first)
+    );
+
+    // X: unsubscribed from One to One only. It subscribes again in the source; in the sink it
+    // unsubscribes from Customer Service Communication too.
+    let x = pair
+        .source_state
+        .records("contacts")
+        .into_iter()
+        .find(|r| types("hubspot", r, "") == "One to One")
+        .expect("a contact unsubscribed from One to One only");
+    let (x_id, address) = (
+        record_id("hubspot", &x),
+        email("hubspot", &x).expect("an address"),
+    );
+    let status = |base: String, address: String, state: &'static str, id: u64| async move {
+        let path = format!(
+            "/communication-preferences/v4/statuses/{}",
+            address.replace('@', "%40")
+        );
+        let body = json!({"channel": "EMAIL", "statusState": state, "subscriptionId": id,
+                          "legalBasis": "CONSENT_WITH_NOTICE"});
+        api("hubspot", &base, reqwest::Method::POST, &path, Some(body)).await
+    };
+    pair.source_state
+        .advance_clock(std::time::Duration::from_secs(3600));
+    status(
+        pair.source.base_url.clone(),
+        address.clone(),
+        "SUBSCRIBED",
+        2,
+    )
+    .await;
+    status(
+        pair.sink.base_url.clone(),
+        address.clone(),
+        "NOT_SUBSCRIBED",
+        3,
+    )
+    .await;
+    pair.source_state
+        .advance_clock(std::time::Duration::from_secs(3600));
+    let in_source = pair
+        .source_state
+        .records("contacts")
+        .into_iter()
+        .find(|r| record_id("hubspot", r) == x_id)
+        .expect("X in the source");
+    assert_eq!(types("hubspot", &in_source, ""), "", "X subscribed again");
+
+    let (code, second, stderr) = run("sync", &config).await;
+    assert_eq!(
+        (code, second["outcome"].as_str()),
+        (0, Some("verified")),
+        "{stderr}\n{}",
+        brief(&second)
+    );
+    assert_eq!(
+        n(object(&second, "contacts"), "read"),
+        1,
+        "only X changed: {}",
+        brief(&second)
+    );
+    assert_eq!(
+        c(consent(&second, "email_types"), "kept_in_sink"),
+        1,
+        "{}",
+        brief(&second)
+    );
+    let in_sink = pair
+        .sink_state
+        .records("contacts")
+        .into_iter()
+        .find(|r| source_ids_held("hubspot", r).contains(&x_id))
+        .expect("X in the sink");
+    assert_eq!(
+        types("hubspot", &in_sink, ""),
+        "Customer Service Communication; One to One",
+        "the sink's unsubscriptions stand"
+    );
 }

@@ -660,9 +660,7 @@ pub fn to_dataverse(
 ) -> Result<Map<String, Json>, RecordRejection> {
     let mut out = Map::new();
     for b in map.iter() {
-        if ferry_core::model::opt_out(&b.canonical).is_some()
-            && record.get(&b.canonical) != Some(&Value::Bool(true))
-        {
+        if ferry_core::consent::leave_out(record, &b.canonical) {
             // A mapped opt-out column too: only `true` is written, an opt-out is never cleared.
             continue;
         }

@@ -149,6 +149,7 @@ pub(crate) async fn describe(
         .map(|p| p.into_field(row))
         .collect();
     fields.extend(row.read_through_preferences().map(preference_field));
+    fields.extend(row.email_types.map(email_types_field));
     tracing::debug!(vendor = VENDOR, %object, fields = fields.len(), "described");
     Ok(fields)
 }
@@ -169,6 +170,23 @@ fn preference_field(subscription: &crate::objects::Subscription) -> VendorField 
         writable: false,
         options: Vec::new(),
         canonical: Some(subscription.opt_out.to_owned()),
+    }
+}
+
+/// The email opt-outs per subscription type, kept by HubSpot on a read-only flag per type, as
+/// one read-only text field named by its canonical name (the type names, `; `-joined): the
+/// source reads it, a field map can name it (`"email_unsubscribed_types" = "<sink field>"`), a
+/// HubSpot sink records it through the status calls.
+fn email_types_field(canonical: &'static str) -> VendorField {
+    VendorField {
+        name: canonical.to_owned(),
+        label: "Unsubscribed from email subscription types (communication preferences)".into(),
+        kind: FieldKind::Text,
+        vendor_type: "communication-preferences/EMAIL types".into(),
+        custom: false,
+        writable: false,
+        options: Vec::new(),
+        canonical: Some(canonical.to_owned()),
     }
 }
 

@@ -125,9 +125,14 @@ pub fn stored_fields(row: &HubspotBinding, map: &FieldMap) -> Vec<String> {
     let mut fields: Vec<String> = written_properties(map)
         .map(|b| b.canonical.to_string())
         .collect();
-    for subscription in row.subscriptions {
-        if !fields.iter().any(|f| f == subscription.opt_out) {
-            fields.push(subscription.opt_out.to_owned());
+    for opt_out in row
+        .subscriptions
+        .iter()
+        .map(|s| s.opt_out)
+        .chain(row.email_types)
+    {
+        if !fields.iter().any(|f| f == opt_out) {
+            fields.push(opt_out.to_owned());
         }
     }
     for reference in row.references {
@@ -165,9 +170,7 @@ pub fn to_properties(
 ) -> Result<serde_json::Map<String, serde_json::Value>, RecordRejection> {
     let mut properties = serde_json::Map::new();
     for binding in written_properties(map) {
-        if ferry_core::model::opt_out(&binding.canonical).is_some()
-            && record.get(&binding.canonical) != Some(&Value::Bool(true))
-        {
+        if ferry_core::consent::leave_out(record, &binding.canonical) {
             // Only an opt-out is ever written: `""` or `false` would clear one HubSpot holds.
             continue;
         }

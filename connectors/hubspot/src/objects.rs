@@ -37,6 +37,10 @@ pub struct HubspotBinding {
     /// How its records' opt-outs kept by HubSpot's communication preferences are read and
     /// recorded, one per channel (empty: the object has none).
     pub subscriptions: &'static [Subscription],
+    /// The canonical field of its records' email opt-outs per subscription type (a
+    /// `FieldType::Names`), shown on a read-only flag property per type and written through
+    /// the status calls (`None`: the object has none).
+    pub email_types: Option<&'static str>,
     /// The property every change of a record's properties moves, what incremental reads
     /// filter on: `lastmodifieddate` on contacts, `hs_lastmodifieddate` on the others.
     pub modified_property: &'static str,
@@ -120,6 +124,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         required: &[],
         max_chars: &[],
         subscriptions: &[],
+        email_types: None,
         modified_property: "hs_lastmodifieddate",
     },
     HubspotBinding {
@@ -141,6 +146,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         required: &[],
         max_chars: &[],
         subscriptions: CONTACT_SUBSCRIPTIONS,
+        email_types: Some(field::EMAIL_UNSUBSCRIBED_TYPES),
         modified_property: "lastmodifieddate",
     },
     HubspotBinding {
@@ -174,6 +180,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         required: &[field::NAME, field::STAGE],
         max_chars: &[],
         subscriptions: &[],
+        email_types: None,
         modified_property: "hs_lastmodifieddate",
     },
     HubspotBinding {
@@ -218,6 +225,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         // "hs_note_body … ≤65,536 chars" (HubSpot's notes guide), HTML as written.
         max_chars: &[(field::BODY, 65_536)],
         subscriptions: &[],
+        email_types: None,
         modified_property: "hs_lastmodifieddate",
     },
 ];

@@ -170,43 +170,6 @@ pub async fn unsubscribed_of(
     Ok(out)
 }
 
-/// The channels the account has subscription types on (`communicationMethod` of `GET
-/// /communication-preferences/v4/definitions`, upper-cased), or `None` when the account does
-/// not say (the endpoint refused: every channel is then read). An account without the SMS
-/// add-on has no SMS type, so nobody in it can be unsubscribed from SMS, and its SMS statuses
-/// need no reading. [UNCONFIRMED: the values of `communicationMethod`.]
-pub async fn channels(client: &HubspotClient) -> ConnectorResult<Option<HashSet<String>>> {
-    #[derive(serde::Deserialize)]
-    struct Definitions {
-        #[serde(default)]
-        results: Vec<Definition>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Definition {
-        #[serde(default, rename = "communicationMethod")]
-        communication_method: Option<String>,
-    }
-    let path = "/communication-preferences/v4/definitions";
-    let (endpoint, response) = client.send(Method::GET, path, &[], None).await?;
-    if !response.is_success() {
-        tracing::debug!(
-            vendor = VENDOR,
-            status = response.status.as_u16(),
-            "subscription definitions not readable: every channel is read"
-        );
-        return Ok(None);
-    }
-    let answer: Definitions = response.json(VENDOR, &endpoint)?;
-    Ok(Some(
-        answer
-            .results
-            .into_iter()
-            .filter_map(|d| d.communication_method)
-            .map(|m| m.to_ascii_uppercase())
-            .collect(),
-    ))
-}
-
 /// Sets each record's opt-out of every subscription of `row` that HubSpot shows on no
 /// property ([`HubspotBinding::read_through_preferences`]): `true` where its subscriber is
 /// unsubscribed from all of the channel; otherwise the field stays absent (nothing to carry).
@@ -252,6 +215,136 @@ pub async fn read_opt_outs(
         tracing::debug!(vendor = VENDOR, object = %row.object, channel = subscription.channel, subscribers = subscribers.len(), opted_out = n, "read opt-outs");
     }
     Ok(())
+}
+
+/// One email subscription type of the account: HubSpot shows a contact's opt-out of it on a
+/// read-only flag property of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailType {
+    /// The type's id (`subscriptionId` of status calls).
+    pub id: String,
+    /// Its name, which the account's users gave it: what travels (`email_unsubscribed_types`).
+    pub name: String,
+    /// The flag property, `hs_email_optout_<id>`: `"true"` while the contact is unsubscribed.
+    pub property: String,
+}
+
+impl EmailType {
+    fn new(id: String, name: String) -> EmailType {
+        let property = format!("{TYPE_FLAG_PREFIX}{id}");
+        EmailType { id, name, property }
+    }
+}
+
+/// The prefix of the per-type opt-out flags; the type's id follows. [secondary: integrations'
+/// property lists and search filters name them so; HubSpot's reference does not list them.]
+const TYPE_FLAG_PREFIX: &str = "hs_email_optout_";
+/// The label HubSpot gives a per-type flag, before the type's name.
+const TYPE_FLAG_LABEL: &str = "Opted out of email: ";
+
+/// What the account's subscription types say, read once a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubscriptionTypes {
+    /// The channels the account has types on (`communicationMethod`, upper-cased), or `None`
+    /// when the account does not say (every channel is then read). An account without the SMS
+    /// add-on has no SMS type, so nobody in it can be unsubscribed from SMS. [UNCONFIRMED: the
+    /// values of `communicationMethod`.]
+    pub channels: Option<HashSet<String>>,
+    /// Its email types, whose opt-outs show on per-type flags.
+    pub email: Vec<EmailType>,
+}
+
+/// The account's subscription types, from `GET /communication-preferences/v4/definitions` or,
+/// where that is refused, its email types from the contact properties' per-type flags (their
+/// labels name the types). No email type found: no per-type opt-out can be read or written.
+pub async fn subscription_types(client: &HubspotClient) -> ConnectorResult<SubscriptionTypes> {
+    #[derive(Deserialize)]
+    struct Definitions {
+        #[serde(default)]
+        results: Vec<Definition>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Definition {
+        #[serde(default)]
+        id: serde_json::Value,
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        communication_method: Option<String>,
+    }
+    let path = "/communication-preferences/v4/definitions";
+    let (endpoint, response) = client.send(Method::GET, path, &[], None).await?;
+    if response.is_success() {
+        let answer: Definitions = response.json(VENDOR, &endpoint)?;
+        let channels = answer
+            .results
+            .iter()
+            .filter_map(|d| d.communication_method.as_deref())
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let email = answer
+            .results
+            .into_iter()
+            .filter(|d| {
+                d.communication_method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case("EMAIL"))
+            })
+            .filter_map(|d| {
+                let id = match d.id {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Number(n) => n.to_string(),
+                    _ => return None,
+                };
+                Some(EmailType::new(id, d.name))
+            })
+            .filter(|t| !t.name.trim().is_empty())
+            .collect();
+        return Ok(SubscriptionTypes {
+            channels: Some(channels),
+            email,
+        });
+    }
+    tracing::debug!(
+        vendor = VENDOR,
+        status = response.status.as_u16(),
+        "subscription definitions not readable: every channel is read, email types named by their flag properties"
+    );
+    let fields = crate::fields::describe(client, ferry_core::ObjectType::CONTACTS).await?;
+    let email = fields
+        .into_iter()
+        .filter_map(|f| {
+            let id = f.name.strip_prefix(TYPE_FLAG_PREFIX)?;
+            let type_name = f.label.strip_prefix(TYPE_FLAG_LABEL)?;
+            (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| EmailType::new(id.to_owned(), type_name.trim().to_owned()))
+        })
+        .collect();
+    Ok(SubscriptionTypes {
+        channels: None,
+        email,
+    })
+}
+
+/// Sets `record`'s per-type email opt-out (`field`) from `raw`'s flag properties: the names of
+/// the types flagged `"true"`, as one canonical set; absent when none is.
+pub fn read_types(
+    record: &mut Record,
+    field: &'static str,
+    raw: &crate::mapping::HubspotObject<'_>,
+    types: &[EmailType],
+) {
+    let names = types
+        .iter()
+        .filter(|t| raw.property_text(&t.property).as_deref() == Some("true"))
+        .map(|t| t.name.as_str());
+    match ferry_core::model::names_value(names) {
+        Some(value) => record.set(field, value),
+        None => {
+            record.fields.remove(field);
+        }
+    }
 }
 
 #[cfg(test)]

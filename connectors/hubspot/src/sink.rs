@@ -30,6 +30,7 @@ use crate::client::HubspotClient;
 use crate::config::HubspotConfig;
 use crate::mapping::{self, HubspotObject, string_or_number};
 use crate::objects::{self, HubspotBinding, HubspotReference, Subscription, binding};
+use crate::preferences::{EmailType, SubscriptionTypes};
 
 /// HubSpot's batch limit for the CRM objects API (create, update, upsert, read).
 pub const MAX_BATCH: usize = 100;
@@ -80,10 +81,12 @@ pub struct HubspotSink {
     fields: FieldMaps,
     /// How read-backs are shared between search and batch read.
     read_back: ReadBackBalance,
-    /// The channels the account has subscription types on, read once by [`Sink::survey`]
-    /// ([`crate::preferences::channels`]); `None` inside when the account does not say (every
-    /// channel is then written and read). Unset (no survey): likewise.
-    channels: tokio::sync::OnceCell<Option<HashSet<String>>>,
+    /// The account's subscription types, read once by [`Sink::survey`] (or the first write or
+    /// read-back that needs them; [`crate::preferences::subscription_types`]): the channels it
+    /// has types on (`None` inside when the account does not say: every channel is then
+    /// written and read; likewise unset), and its email types, to which per-type opt-outs are
+    /// matched by name.
+    types: tokio::sync::OnceCell<SubscriptionTypes>,
 }
 
 /// Source ids per `IN` filter of a read-back search. The search guide names no limit on an
@@ -478,7 +481,7 @@ impl HubspotSink {
             single_status_read: AtomicBool::new(false),
             fields: mapping::field_maps(),
             read_back: ReadBackBalance::default(),
-            channels: tokio::sync::OnceCell::new(),
+            types: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -490,9 +493,9 @@ impl HubspotSink {
     /// Whether the account can hold opt-outs of `subscription`'s channel: it has a
     /// subscription type on it, or does not say (or was not surveyed).
     fn holds_channel(&self, subscription: &Subscription) -> bool {
-        match self.channels.get() {
-            Some(Some(channels)) => channels.contains(subscription.channel),
-            _ => true,
+        match self.types.get().and_then(|t| t.channels.as_ref()) {
+            Some(channels) => channels.contains(subscription.channel),
+            None => true,
         }
     }
 
@@ -501,6 +504,24 @@ impl HubspotSink {
     fn in_property(&self, row: &HubspotBinding, subscription: &Subscription) -> bool {
         mapping::written_properties(&self.fields.get(row.object))
             .any(|b| b.canonical == subscription.opt_out)
+    }
+
+    /// The account's email subscription types for `row`'s records (none for an object without
+    /// per-type opt-outs), asked once.
+    async fn email_types(&self, row: &HubspotBinding) -> ConnectorResult<&[EmailType]> {
+        if row.email_types.is_none() {
+            return Ok(&[]);
+        }
+        let types = self
+            .types
+            .get_or_try_init(|| crate::preferences::subscription_types(&self.client))
+            .await?;
+        Ok(&types.email)
+    }
+
+    /// The email subscription types asked so far ([`Self::email_types`]); none before.
+    fn known_email_types(&self) -> &[EmailType] {
+        self.types.get().map_or(&[], |t| t.email.as_slice())
     }
 
     /// The ids remembered of `object`, if some reference targets it.
@@ -758,6 +779,9 @@ impl HubspotSink {
                 .record_opt_outs(row, subscription, records, inputs, &mut outcomes)
                 .await?;
         }
+        inputs = self
+            .record_email_types(row, records, inputs, &mut outcomes)
+            .await?;
         // Inputs HubSpot refused with a transient per-input error (a lock) are sent again
         // after the documented wait; the rest of their batch is already saved.
         let locked = Resend {
@@ -1329,6 +1353,174 @@ impl HubspotSink {
             .collect())
     }
 
+    /// Records the per-type email opt-outs of the records of `inputs`: `NOT_SUBSCRIBED` on each
+    /// subscription type a record names, matched by name to the account's types, through the
+    /// batch status write (100 statuses a call), or one request per status where the account
+    /// lacks the batch scopes. A record naming a type the account lacks, without a valid
+    /// address, or with a status HubSpot refuses is not written (`OPT_OUT_NOT_RECORDED`), and
+    /// is left out of the returned inputs: it would have arrived subscribed. Nothing else is
+    /// ever written: ferry never subscribes anyone.
+    async fn record_email_types(
+        &self,
+        row: &HubspotBinding,
+        records: &[Record],
+        inputs: Vec<(usize, Json)>,
+        outcomes: &mut [Option<Result<Written, RecordRejection>>],
+    ) -> ConnectorResult<Vec<(usize, Json)>> {
+        let Some(field) = row.email_types else {
+            return Ok(inputs);
+        };
+        let holding: Vec<usize> = inputs
+            .iter()
+            .map(|(i, _)| *i)
+            .filter(|i| {
+                records[*i]
+                    .text(field)
+                    .is_some_and(|t| ferry_core::model::names(t).next().is_some())
+            })
+            .collect();
+        if holding.is_empty() {
+            return Ok(inputs);
+        }
+        let types = self.email_types(row).await?;
+        let mut not_recorded: HashSet<usize> = HashSet::new();
+        // (record index, subscriber, type id) for every status to write.
+        let mut statuses: Vec<(usize, String, &str)> = Vec::new();
+        for i in holding {
+            let record = &records[i];
+            let names: Vec<&str> = record
+                .text(field)
+                .map(|t| ferry_core::model::names(t).collect())
+                .unwrap_or_default();
+            let address = record
+                .text(ferry_core::field::EMAIL)
+                .map(str::trim)
+                .filter(|e| ferry_core::email::is_valid(e));
+            let refusal = match address {
+                None => Some(format!(
+                    "field `{field}` names subscription types but field `{}` holds no valid                      address, and HubSpot records an email opt-out only against an address",
+                    ferry_core::field::EMAIL
+                )),
+                Some(_) => {
+                    let missing = names
+                        .iter()
+                        .filter(|n| !types.iter().any(|t| t.name == **n))
+                        .count();
+                    (missing > 0).then(|| {
+                        let known: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+                        format!(
+                            "field `{field}` names {missing} email subscription type(s) the                              HubSpot account does not have (its types: {}); create them in                              HubSpot (Settings → Marketing → Email → Subscription Types) or map                              the field to a property",
+                            if known.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                known.join(", ")
+                            }
+                        )
+                    })
+                }
+            };
+            if let Some(why) = refusal {
+                outcomes[i] = Some(Err(rejection(
+                    record,
+                    "OPT_OUT_NOT_RECORDED",
+                    format!("{why}; the contact was not written: it would have arrived subscribed"),
+                )));
+                not_recorded.insert(i);
+                continue;
+            }
+            let address = address.unwrap_or_default();
+            for name in names {
+                if let Some(t) = types.iter().find(|t| t.name == name) {
+                    statuses.push((i, address.to_owned(), t.id.as_str()));
+                }
+            }
+        }
+        let mut refused: HashMap<String, String> = HashMap::new();
+        if !self.single_unsubscribe.load(Ordering::Relaxed) {
+            for chunk in statuses.chunks(crate::preferences::MAX_SUBSCRIBERS) {
+                let inputs: Vec<Json> = chunk
+                    .iter()
+                    .map(|(_, subscriber, id)| {
+                        json!({"subscriberIdString": subscriber, "channel": "EMAIL",
+                               "statusState": "NOT_SUBSCRIBED", "subscriptionId": id})
+                    })
+                    .collect();
+                let body = json!({ "inputs": inputs });
+                let (endpoint, response) = self
+                    .client
+                    .send(
+                        Method::POST,
+                        "/communication-preferences/v4/statuses/batch/write",
+                        &[],
+                        Some(&body),
+                    )
+                    .await?;
+                if response.status.as_u16() == 403 {
+                    tracing::warn!(
+                        vendor = VENDOR,
+                        "the batch status write is refused (it needs Marketing Hub Enterprise); recording per-type opt-outs one status per request"
+                    );
+                    self.single_unsubscribe.store(true, Ordering::Relaxed);
+                    break;
+                } else if !response.is_success() {
+                    return Err(self.client.error_for(&endpoint, &response));
+                }
+                let answer: BatchResponse<Json> = response.json(VENDOR, &endpoint)?;
+                for error in &answer.errors {
+                    for subscriber in error.context("subscriberIdString") {
+                        refused.insert(subscriber.to_lowercase(), error.summary(row));
+                    }
+                }
+            }
+        }
+        if self.single_unsubscribe.load(Ordering::Relaxed) {
+            for (_, subscriber, id) in &statuses {
+                // The subscriber is personal data: the endpoint is named without it.
+                let endpoint =
+                    "POST /communication-preferences/v4/statuses/{subscriber}".to_owned();
+                let path = format!(
+                    "/communication-preferences/v4/statuses/{}",
+                    urlencoding::encode(subscriber)
+                );
+                let body = json!({"channel": "EMAIL", "statusState": "NOT_SUBSCRIBED",
+                                  "subscriptionId": id});
+                let (endpoint, response) = self
+                    .client
+                    .send_as(endpoint, Method::POST, &path, &[], Some(&body))
+                    .await?;
+                match response.status.as_u16() {
+                    200..=299 => {}
+                    400 | 404 | 409 | 422 => {
+                        let code = serde_json::from_slice::<Json>(&response.body)
+                            .ok()
+                            .and_then(|b| b.get("category").and_then(Json::as_str).map(clean_code))
+                            .unwrap_or_else(|| format!("HTTP {}", response.status.as_u16()));
+                        refused.insert(subscriber.to_lowercase(), code);
+                    }
+                    _ => return Err(self.client.error_for(&endpoint, &response)),
+                }
+            }
+        }
+        for (i, subscriber, _) in &statuses {
+            let Some(why) = refused.get(&subscriber.to_lowercase()) else {
+                continue;
+            };
+            if not_recorded.insert(*i) {
+                outcomes[*i] = Some(Err(rejection(
+                    &records[*i],
+                    "OPT_OUT_NOT_RECORDED",
+                    format!(
+                        "HubSpot refused to unsubscribe the contact's address from an email                          subscription type ({why}), so the contact was not written: it would                          have arrived subscribed"
+                    ),
+                )));
+            }
+        }
+        Ok(inputs
+            .into_iter()
+            .filter(|(i, _)| !not_recorded.contains(i))
+            .collect())
+    }
+
     /// The subscribers (lower-cased) among `emails` (record index, subscriber) that HubSpot
     /// shows unsubscribed from all of the channel: on the contacts ferry wrote for those
     /// records before, where a property shows it; else none (each is unsubscribed again,
@@ -1380,7 +1572,7 @@ impl HubspotSink {
         row: &HubspotBinding,
         found: &mut [(Record, String)],
     ) -> ConnectorResult<()> {
-        let channels = self.channels.get().and_then(Option::as_ref);
+        let channels = self.types.get().and_then(|t| t.channels.as_ref());
         // An opt-out of a channel the account lacks, held in a mapped property, is read back
         // from it: kept across the read of the others.
         let in_property: Vec<&Subscription> = row
@@ -1428,6 +1620,14 @@ impl HubspotSink {
         match mapping::to_record(row, map, raw) {
             Ok(mut record) => {
                 record.source_id = source_id;
+                if let Some(field) = row.email_types {
+                    crate::preferences::read_types(
+                        &mut record,
+                        field,
+                        raw,
+                        self.known_email_types(),
+                    );
+                }
                 Some((record, raw.id.clone()))
             }
             Err(_) => {
@@ -1666,6 +1866,12 @@ impl Sink for HubspotSink {
                 stored.retain(|f| f != subscription.opt_out);
             }
         }
+        // Per-type opt-outs need the account's types: none (once surveyed), none held.
+        if let Some(field) = row.email_types
+            && self.types.get().is_some_and(|t| t.email.is_empty())
+        {
+            stored.retain(|f| f != field);
+        }
         Ok(Capability {
             batch_size: batch_size(row),
             read_back_size: SEARCH_PAGE,
@@ -1685,9 +1891,10 @@ impl Sink for HubspotSink {
     /// account without the SMS add-on has no SMS type: it holds no SMS opt-out, and its SMS
     /// statuses are not read back.
     async fn survey(&self, object: ObjectType) -> ConnectorResult<()> {
-        if !binding(object)?.subscriptions.is_empty() {
-            self.channels
-                .get_or_try_init(|| crate::preferences::channels(&self.client))
+        let row = binding(object)?;
+        if !row.subscriptions.is_empty() || row.email_types.is_some() {
+            self.types
+                .get_or_try_init(|| crate::preferences::subscription_types(&self.client))
                 .await?;
         }
         Ok(())
@@ -1743,8 +1950,10 @@ impl Sink for HubspotSink {
     ) -> ConnectorResult<Vec<Record>> {
         let row = binding(object)?;
         let map = self.fields.get(object);
+        let types = self.email_types(row).await?;
         let mut properties: Vec<&str> = mapping::read_properties(&map);
         properties.push(&self.source_id_property);
+        properties.extend(types.iter().map(|t| t.property.as_str()));
         let mut found: Vec<(Record, String)> = Vec::with_capacity(source_ids.len());
         // Only records this sink wrote have a known version to hold search's answer to.
         let written = self.read_back.take_written(source_ids);

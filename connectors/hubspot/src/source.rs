@@ -39,6 +39,7 @@ use crate::client::HubspotClient;
 use crate::config::HubspotConfig;
 use crate::mapping::{self, ListPaging, ListResponse};
 use crate::objects::{HubspotBinding, binding};
+use crate::preferences::{EmailType, SubscriptionTypes};
 
 /// How far before HubSpot's clock at the start of a read the next incremental read starts:
 /// search shows "new or updated records … after a few moments" (its index lags the writes),
@@ -49,6 +50,9 @@ pub const SYNC_OVERLAP: Duration = Duration::from_secs(300);
 /// Records per search request: HubSpot's most ("The maximum number of supported objects per
 /// page is 200").
 const SEARCH_PAGE: usize = 200;
+
+/// Filter groups (ORed) one search takes at most.
+const MAX_FILTER_GROUPS: usize = 5;
 
 /// A HubSpot account as a [`Source`]: pages through `GET /crm/v3/objects/{type}` in id order,
 /// beside CRM search on full reads when `read_partitions` is on.
@@ -67,9 +71,9 @@ pub struct HubspotSource {
     /// Set once HubSpot refuses the batch read of subscription statuses (it needs Marketing
     /// Hub Enterprise): SMS opt-outs are then read one subscriber per request.
     single_status_read: AtomicBool,
-    /// The channels the account has subscription types on, once asked (`None` inside: the
-    /// account does not say, so every channel is read).
-    channels: tokio::sync::OnceCell<Option<HashSet<String>>>,
+    /// The account's subscription types, once asked: the channels it has types on (none on
+    /// SMS: no SMS status is read) and its email types, whose flags are read with contacts.
+    types: tokio::sync::OnceCell<SubscriptionTypes>,
     /// Whether full reads are split between the list and search (`read_partitions`).
     read_partitions: bool,
 }
@@ -86,7 +90,7 @@ impl HubspotSource {
             fields: mapping::field_maps(),
             read_starts: Mutex::new(HashMap::new()),
             single_status_read: AtomicBool::new(false),
-            channels: tokio::sync::OnceCell::new(),
+            types: tokio::sync::OnceCell::new(),
             read_partitions: role.read_partitions,
         })
     }
@@ -112,7 +116,24 @@ impl HubspotSource {
         if let Some(property) = &copies_of {
             properties.push(property.clone());
         }
+        if binding(object).is_ok_and(|row| row.email_types.is_some()) {
+            properties.extend(self.known_email_types().iter().map(|t| t.property.clone()));
+        }
         (map, properties, copies_of)
+    }
+
+    /// The account's email subscription types for `row`'s records (none for an object without
+    /// per-type opt-outs), asked once.
+    async fn email_types(&self, row: &HubspotBinding) -> ConnectorResult<&[EmailType]> {
+        if row.email_types.is_none() {
+            return Ok(&[]);
+        }
+        Ok(&self.types().await?.email)
+    }
+
+    /// The email subscription types asked so far ([`Self::email_types`]); none before.
+    fn known_email_types(&self) -> &[EmailType] {
+        self.types.get().map_or(&[], |t| t.email.as_slice())
     }
 
     /// Where an incremental read of `object` begun now stops: HubSpot's clock when its sync
@@ -150,13 +171,16 @@ impl HubspotSource {
         .await
     }
 
-    /// The channels the account has subscription types on, asked once.
+    /// The account's subscription types, asked once.
+    async fn types(&self) -> ConnectorResult<&SubscriptionTypes> {
+        self.types
+            .get_or_try_init(|| crate::preferences::subscription_types(&self.client))
+            .await
+    }
+
+    /// The channels the account has subscription types on (`None`: it does not say).
     async fn channels(&self) -> ConnectorResult<Option<&HashSet<String>>> {
-        let channels = self
-            .channels
-            .get_or_try_init(|| crate::preferences::channels(&self.client))
-            .await?;
-        Ok(channels.as_ref())
+        Ok(self.types().await?.channels.as_ref())
     }
 }
 
@@ -246,6 +270,27 @@ impl Source for HubspotSource {
     /// reading every page (no search filter can find an SMS status).
     async fn count_opted_out(&self, object: ObjectType, field: &str) -> ConnectorResult<u64> {
         let row = binding(object)?;
+        // Per-type opt-outs: one search for contacts with any type's flag set, where the
+        // types fit in one search's filter groups (an OR of up to five).
+        if row.email_types == Some(field) {
+            let types = self.email_types(row).await?;
+            if types.is_empty() {
+                return Ok(0);
+            }
+            if types.len() <= MAX_FILTER_GROUPS {
+                let path = format!("/crm/v3/objects/{}/search", row.path);
+                let groups: Vec<Json> = types
+                    .iter()
+                    .map(|t| json!({"filters": [{"propertyName": t.property, "operator": "EQ", "value": "true"}]}))
+                    .collect();
+                let body =
+                    json!({"filterGroups": groups, "properties": ["hs_object_id"], "limit": 1});
+                let response: Json = self.client.search_json(&path, &body).await?;
+                if let Some(total) = response.get("total").and_then(Json::as_u64) {
+                    return Ok(total);
+                }
+            }
+        }
         if let Some(subscription) = row.read_through_preferences().find(|s| s.opt_out == field)
             && self
                 .channels()
@@ -300,6 +345,7 @@ impl Source for HubspotSource {
                 (until, Some(last))
             }
         };
+        let types = self.email_types(row).await?;
         let (map, properties, copies_of) = self.read_properties(object);
         let mut filters = vec![
             json!({"propertyName": row.modified_property, "operator": "GTE",
@@ -343,7 +389,7 @@ impl Source for HubspotSource {
             Some(last) if more && !answer.results.is_empty() => Some(format!("{until}:{last}")),
             _ => None,
         };
-        let mut page = page_of(row, &map, &answer, copies_of.as_deref());
+        let mut page = page_of(row, &map, &answer, copies_of.as_deref(), types);
         drop(answer);
         page.next = next;
         if !row.references.is_empty() {
@@ -426,8 +472,10 @@ impl Source for HubspotSource {
         if let Some(split) = split {
             return Ok(FetchedPage::ready(self.read_split(row, split).await?));
         }
+        let types = self.email_types(row).await?;
         let map = self.fields.get(object);
         let mut properties: Vec<&str> = mapping::read_properties(&map);
+        properties.extend(types.iter().map(|t| t.property.as_str()));
         let copies_of = self
             .leave_out_copies
             .load(Ordering::Relaxed)
@@ -454,7 +502,8 @@ impl Source for HubspotSource {
         // Opt-outs shown on no property (SMS) are read after the page, like links in batches.
         let preferences = row.read_through_preferences().next().is_some();
         if batches || preferences {
-            let mut page = read_records(row, &map, &endpoint, response, copies_of.as_deref())?;
+            let mut page =
+                read_records(row, &map, &endpoint, response, copies_of.as_deref(), types)?;
             check_progress(&path, cursor, page.next.as_deref())?;
             if batches {
                 read_links(&self.client, row, &mut page).await?;
@@ -468,7 +517,8 @@ impl Source for HubspotSource {
         let next = match serde_json::from_slice::<ListPaging>(&response.body) {
             Ok(skimmed) => skimmed.next(),
             Err(_) => {
-                let page = read_records(row, &map, &endpoint, response, copies_of.as_deref())?;
+                let page =
+                    read_records(row, &map, &endpoint, response, copies_of.as_deref(), types)?;
                 check_progress(&path, cursor, page.next.as_deref())?;
                 return Ok(FetchedPage::ready(page));
             }
@@ -477,8 +527,10 @@ impl Source for HubspotSource {
         Ok(FetchedPage {
             next: next.clone(),
             // The cursor skimmed is the page's: the one the pager follows.
+            // Only objects without per-type opt-outs get here (contacts read SMS opt-outs after
+            // the page): no type flags to read.
             records: Box::new(move || {
-                let page = read_records(row, &map, &endpoint, response, copies_of.as_deref())?;
+                let page = read_records(row, &map, &endpoint, response, copies_of.as_deref(), &[])?;
                 Ok(Page { next, ..page })
             }),
         })
@@ -583,18 +635,21 @@ fn read_records(
     endpoint: &str,
     mut response: HttpResponse,
     copies_of: Option<&str>,
+    types: &[EmailType],
 ) -> ConnectorResult<Page> {
     let response: ListResponse<'_> = response.json_borrowed(VENDOR, endpoint)?;
-    Ok(page_of(row, map, &response, copies_of))
+    Ok(page_of(row, map, &response, copies_of, types))
 }
 
 /// The records of a list or search answer as a page, with the answer's cursor, leaving out
-/// those with a value in the property `copies_of` names.
+/// those with a value in the property `copies_of` names; each record's per-type email opt-outs
+/// from the flags of `types`.
 fn page_of(
     row: &HubspotBinding,
     map: &FieldMap,
     response: &ListResponse<'_>,
     copies_of: Option<&str>,
+    types: &[EmailType],
 ) -> Page {
     let mut page = Page {
         records: Vec::with_capacity(response.results.len()),
@@ -611,7 +666,13 @@ fn page_of(
             copies += 1;
             continue;
         }
-        page.push(VENDOR, row.object, mapping::to_record(row, map, raw));
+        let record = mapping::to_record(row, map, raw).map(|mut record| {
+            if let Some(field) = row.email_types {
+                crate::preferences::read_types(&mut record, field, raw, types);
+            }
+            record
+        });
+        page.push(VENDOR, row.object, record);
     }
     if copies > 0 {
         tracing::debug!(vendor = VENDOR, object = %row.object, copies, "left out ferry's copies");
@@ -839,6 +900,7 @@ impl HubspotSource {
         row: &'static HubspotBinding,
         mut split: Split,
     ) -> ConnectorResult<Page> {
+        self.email_types(row).await?;
         let (map, properties, copies_of) = self.read_properties(row.object);
         split.widen();
         // Until the highest id is known, a round is one search: the next splits the range.
@@ -1002,7 +1064,7 @@ impl HubspotSource {
                 }
                 side.last = id;
             }
-            let mut page = page_of(row, map, &answer, copies_of);
+            let mut page = page_of(row, map, &answer, copies_of, self.known_email_types());
             drop(answer);
             check_progress(&path, side.after.as_deref(), page.next.as_deref())?;
             round.list_last.store(side.last, Ordering::Relaxed);
@@ -1159,7 +1221,7 @@ impl HubspotSource {
         }
         let full = answer.results.len() >= SEARCH_PAGE
             && answer.paging.as_ref().is_some_and(|p| p.next.is_some());
-        let mut page = page_of(row, map, &answer, copies_of);
+        let mut page = page_of(row, map, &answer, copies_of, self.known_email_types());
         page.next = None;
         Ok(SearchPage { page, lowest, full })
     }

@@ -439,9 +439,14 @@ pub fn to_body(
     let mut custom = Map::new();
     for binding in map.iter() {
         if ferry_core::model::opt_out(&binding.canonical).is_some() {
-            // Only an opt-out is ever written: `null` would clear one Pipedrive holds.
-            if record.get(&binding.canonical).and_then(Value::as_bool) == Some(true) {
-                custom.insert(binding.vendor.to_string(), json!("true"));
+            // Only an opt-out is ever written: `null` would clear one Pipedrive holds. A flag
+            // goes into its text field as `"true"`, names as they are.
+            if !ferry_core::consent::leave_out(record, &binding.canonical) {
+                let value = match record.get(&binding.canonical) {
+                    Some(Value::Text(names)) => json!(names),
+                    _ => json!("true"),
+                };
+                custom.insert(binding.vendor.to_string(), value);
             }
         } else if is_custom_key(&binding.vendor) {
             custom.insert(binding.vendor.to_string(), bound_json(binding, record)?);

@@ -527,8 +527,7 @@ impl Serialize for SalesforceBody<'_> {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("attributes", &Attributes(self.row.sobject))?;
         for (binding, value) in self.map.iter().zip(&self.values) {
-            let opted_out = matches!(value, Some(JsonValue::Bool(true)));
-            if ferry_core::model::opt_out(&binding.canonical).is_some() && !opted_out {
+            if ferry_core::consent::leave_out(record, &binding.canonical) {
                 // Only a true opt-out is written: `false` or `null` would clear one Salesforce
                 // holds, and a new record is created not opted out anyway.
                 continue;

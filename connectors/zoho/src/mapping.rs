@@ -529,13 +529,17 @@ pub fn to_zoho(
         };
         let opt_out = row.opt_out == Some(b.canonical.as_ref())
             || ferry_core::model::opt_out(&b.canonical).is_some();
-        if opt_out && value != Json::Bool(true) {
+        let held = match ferry_core::model::opt_out(&b.canonical) {
+            Some(o) => o.holds(record.get(&b.canonical)),
+            None => value == Json::Bool(true),
+        };
+        if opt_out && !held {
             // Only a true opt-out is a fact to carry. Anything else leaves the field out: Zoho
             // keeps what it holds on an update (an opt-out is never cleared) and creates the
             // record not opted out.
             continue;
         }
-        if opt_out && text_flags.contains(b.vendor.as_ref()) {
+        if opt_out && value == Json::Bool(true) && text_flags.contains(b.vendor.as_ref()) {
             // An opt-out mapped into a text field: Zoho refuses a JSON `true` there.
             out.insert(b.vendor.to_string(), Json::String("true".into()));
             continue;

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::checksum::Projection;
-use crate::model::{ObjectType, OptOut, Record, Value};
+use crate::model::{ObjectType, OptOut, OptOutKind, Record, Value};
 use crate::quality::{Action, Finding};
 
 /// A record refused because it holds an opt-out the sink cannot hold.
@@ -63,17 +63,25 @@ pub fn opted_out(record: &Record) -> impl Iterator<Item = &'static OptOut> + '_ 
     record
         .object
         .opt_outs()
-        .filter(|o| record.get(o.field) == Some(&Value::Bool(true)))
+        .filter(|o| o.holds(record.get(o.field)))
 }
 
-/// Drops every opt-out that is not `true`: only an opt-out is a fact to write. A sink then
-/// never receives "opted in" from ferry, so it keeps whatever opt-out it holds.
+/// Drops every opt-out that is not one (`false`, no names): only an opt-out is a fact to
+/// write. A sink then never receives "opted in" from ferry, so it keeps whatever opt-out it
+/// holds.
 pub fn strip_opt_ins(record: &mut Record) {
     for o in record.object.opt_outs() {
-        if record.get(o.field).is_some() && record.get(o.field) != Some(&Value::Bool(true)) {
+        if record.get(o.field).is_some() && !o.holds(record.get(o.field)) {
             record.fields.remove(o.field);
         }
     }
+}
+
+/// Whether a sink leaves `field` of `record` out of its write: an opt-out field whose value
+/// holds no opt-out (`false`, no names, absent). Only an opt-out is ever written, so ferry
+/// never clears one the sink holds.
+pub fn leave_out(record: &Record, field: &str) -> bool {
+    crate::model::opt_out(field).is_some_and(|o| !o.holds(record.get(field)))
 }
 
 /// The opt-outs of `object` that a sink storing `stored` cannot hold and the operator has not
@@ -141,7 +149,8 @@ pub fn count_refused(record: &Record, counts: &mut ConsentCounts) {
 /// Compares a record read back with the one sent, channel by channel: an opt-out the sink
 /// holds and the source does not is the sink's and stands, so the record to hash is returned
 /// with the sent value in its place (`None`: hash `stored` as it is); an opt-out sent and read
-/// back is counted kept.
+/// back is counted kept. For an opt-out kept per type, the sink's types beyond those sent are
+/// its own and stand the same way; a type sent and not read back is a difference.
 pub fn keep_sink_opt_outs(
     sent: &Record,
     stored: &Record,
@@ -154,10 +163,19 @@ pub fn keep_sink_opt_outs(
         .opt_outs()
         .filter(|o| projection.contains(o.field))
     {
-        let sent_out = sent.get(o.field) == Some(&Value::Bool(true));
-        let stored_out = stored.get(o.field) == Some(&Value::Bool(true));
+        let sent_out = o.holds(sent.get(o.field));
+        let stored_out = o.holds(stored.get(o.field));
         match (sent_out, stored_out) {
-            (true, true) => counts.entry(o.channel).or_default().kept += 1,
+            (true, true) => {
+                counts.entry(o.channel).or_default().kept += 1;
+                if o.kind == OptOutKind::Names
+                    && sent.get(o.field) != stored.get(o.field)
+                    && names_within(sent.get(o.field), stored.get(o.field))
+                {
+                    counts.entry(o.channel).or_default().kept_in_sink += 1;
+                    standing.push(o);
+                }
+            }
             (false, true) => {
                 counts.entry(o.channel).or_default().kept_in_sink += 1;
                 standing.push(o);
@@ -178,6 +196,16 @@ pub fn keep_sink_opt_outs(
         }
     }
     Some(hashed)
+}
+
+/// Whether every name of `sent` is among those of `stored`.
+fn names_within(sent: Option<&Value>, stored: Option<&Value>) -> bool {
+    let stored: Vec<&str> = stored
+        .and_then(Value::as_text)
+        .map(|t| crate::model::names(t).collect())
+        .unwrap_or_default();
+    sent.and_then(Value::as_text)
+        .is_none_or(|t| crate::model::names(t).all(|n| stored.contains(&n)))
 }
 
 /// Adds `more` into `into`, channel by channel.
@@ -245,7 +273,10 @@ mod tests {
     #[test]
     fn every_channel_is_a_contact_field_and_only_contacts_have_them() {
         let contact: Vec<_> = ObjectType::CONTACTS.opt_outs().map(|o| o.channel).collect();
-        assert_eq!(contact, ["email", "phone", "sms", "fax", "postal"]);
+        assert_eq!(
+            contact,
+            ["email", "phone", "sms", "fax", "postal", "email_types"]
+        );
         assert_eq!(ObjectType::COMPANIES.opt_outs().count(), 0);
     }
 
@@ -345,5 +376,63 @@ mod tests {
             message.contains("accept_loss = [\"do_not_call\"]"),
             "{message}"
         );
+    }
+
+    fn types(names: &str) -> Value {
+        crate::model::names_value(crate::model::names(names)).unwrap()
+    }
+
+    #[test]
+    fn an_opt_out_per_type_is_held_by_any_name_and_an_empty_set_is_no_fact() {
+        let mut r = contact(&[]);
+        r.set(field::EMAIL_UNSUBSCRIBED_TYPES, Value::Text(" ; ".into()));
+        assert_eq!(opted_out(&r).count(), 0);
+        strip_opt_ins(&mut r);
+        assert_eq!(r.get(field::EMAIL_UNSUBSCRIBED_TYPES), None);
+        r.set(field::EMAIL_UNSUBSCRIBED_TYPES, types("One to One"));
+        let out: Vec<_> = opted_out(&r).map(|o| o.channel).collect();
+        assert_eq!(out, ["email_types"]);
+    }
+
+    #[test]
+    fn names_are_one_canonical_set_whatever_their_order_and_a_merge_joins_them() {
+        assert_eq!(
+            types("Sales ;Marketing Information; Sales"),
+            Value::Text("Marketing Information; Sales".into())
+        );
+        assert_eq!(
+            Value::parse(crate::FieldType::Names, " ; ").unwrap(),
+            None,
+            "no names is no value"
+        );
+        let o = crate::model::opt_out(field::EMAIL_UNSUBSCRIBED_TYPES).unwrap();
+        let (a, b) = (types("B; A"), types("C"));
+        assert_eq!(o.join([Some(&a), None, Some(&b)]), Some(types("A; B; C")));
+        assert_eq!(o.join([None, None]), None);
+    }
+
+    #[test]
+    fn the_sinks_own_types_stand_and_a_type_sent_but_not_read_back_is_a_difference() {
+        let projection = Projection::new([field::EMAIL, field::EMAIL_UNSUBSCRIBED_TYPES]);
+        let mut sent = contact(&[]);
+        sent.set(field::EMAIL_UNSUBSCRIBED_TYPES, types("One to One"));
+        let mut stored = contact(&[]);
+        stored.set(field::EMAIL_UNSUBSCRIBED_TYPES, types("One to One; Sales"));
+        let mut counts = ConsentCounts::new();
+        let hashed = keep_sink_opt_outs(&sent, &stored, &projection, &mut counts).unwrap();
+        let digest = |r: &Record| crate::record_digest(r, &projection);
+        assert_eq!(digest(&sent), digest(&hashed));
+        assert_eq!(
+            (
+                counts["email_types"].kept,
+                counts["email_types"].kept_in_sink
+            ),
+            (1, 1)
+        );
+
+        stored.set(field::EMAIL_UNSUBSCRIBED_TYPES, types("Sales"));
+        let mut counts = ConsentCounts::new();
+        assert!(keep_sink_opt_outs(&sent, &stored, &projection, &mut counts).is_none());
+        assert_ne!(digest(&sent), digest(&stored));
     }
 }

@@ -466,16 +466,18 @@ pub fn fill(survivor: &mut Record, others: &[Record]) {
     join_opt_outs(survivor, others);
 }
 
-/// Sets each opt-out of the object ([`crate::model::OPT_OUTS`], the flags whose `true`
-/// withholds consent) on `survivor` when any record of the cluster has it: a merge never
-/// weakens an opt-out, whichever record survives.
+/// Sets each opt-out of the object ([`crate::model::OPT_OUTS`]) on `survivor` when any record
+/// of the cluster has it (every type any of them unsubscribed from, for an opt-out kept per
+/// type): a merge never weakens an opt-out, whichever record survives.
 pub fn join_opt_outs(survivor: &mut Record, others: &[Record]) {
-    for name in survivor.object.opt_outs().map(|o| o.field) {
-        let opted_out = std::iter::once(&*survivor)
-            .chain(others)
-            .any(|r| r.get(name) == Some(&Value::Bool(true)));
-        if opted_out {
-            survivor.set(name, Value::Bool(true));
+    for o in survivor.object.opt_outs() {
+        let joined = o.join(
+            std::iter::once(&*survivor)
+                .chain(others)
+                .map(|r| r.get(o.field)),
+        );
+        if let Some(value) = joined {
+            survivor.set(o.field, value);
         }
     }
 }
@@ -1084,16 +1086,24 @@ mod tests {
 
     #[test]
     fn opt_outs_are_joined_for_every_listed_flag_of_the_schema() {
-        for name in ObjectType::CONTACTS.opt_outs().map(|o| o.field) {
-            let Some(spec) = ObjectType::CONTACTS.field(name) else {
-                continue;
+        for o in ObjectType::CONTACTS.opt_outs() {
+            let name = o.field;
+            let spec = ObjectType::CONTACTS.field(name).expect("a contact field");
+            assert_eq!(spec.ty, o.field_type(), "{name}");
+            let (held, more) = match o.kind {
+                crate::model::OptOutKind::Flag => (Value::Bool(true), Value::Bool(true)),
+                crate::model::OptOutKind::Names => {
+                    (Value::Text("Sales".into()), Value::Text("News".into()))
+                }
             };
-            assert_eq!(spec.ty, crate::model::FieldType::Bool, "{name}");
             let mut survivor = person("1", "Jane", "Doe", "", "", "");
+            survivor.set_named(name, more.clone());
             let mut other = person("2", "Jane", "Doe", "", "", "");
-            other.set_named(name, Value::Bool(true));
+            other.set_named(name, held.clone());
             join_opt_outs(&mut survivor, &[other]);
-            assert_eq!(survivor.get(name), Some(&Value::Bool(true)), "{name}");
+            let joined = o.join([Some(&more), Some(&held)]);
+            assert_eq!(survivor.get(name), joined.as_ref(), "{name}");
+            assert!(o.holds(survivor.get(name)), "{name}");
         }
     }
 

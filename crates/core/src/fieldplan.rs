@@ -496,9 +496,9 @@ fn push_pair(
     configured: bool,
 ) {
     // The sink's type: what is written and read back, so both digests agree. An opt-out
-    // stays a flag whatever field holds it: the consent guard reads it as one.
+    // stays a flag (or a set of names) whatever field holds it: the consent guard reads it so.
     let ty = match crate::model::opt_out(&canonical) {
-        Some(_) => FieldType::Bool,
+        Some(o) => o.field_type(),
         None => dst.kind.canonical_type().unwrap_or(FieldType::Text),
     };
     let binding = |f: &VendorField| FieldBinding {
@@ -531,11 +531,12 @@ fn push_pair(
     });
 }
 
-/// Whether `src` is an opt-out flag going into a text field: a vendor without a checkbox
-/// field (Pipedrive) holds it so. The opt-out travels as a flag; the sink writes it as
-/// `"true"` (only ever when true) and reads `"true"` back as the flag.
+/// Whether `src` is an opt-out going into a text field: a vendor without a checkbox field
+/// (Pipedrive) holds a flag so, and every vendor but HubSpot holds subscription types so. The
+/// opt-out travels as a flag or names; the sink writes a flag as `"true"` (only ever when
+/// true), names in their canonical form, and reads them back as such.
 fn opt_out_into_text(src: &VendorField, dst: &VendorField) -> bool {
-    src.kind == FieldKind::Bool
+    matches!(src.kind, FieldKind::Bool | FieldKind::Text)
         && dst.kind == FieldKind::Text
         && src
             .canonical

@@ -304,6 +304,10 @@ pub enum FieldType {
     /// text; its checksum covers the plain form ([`crate::richtext::to_plain`]), so the same
     /// note from an HTML vendor and a plain-text one verifies.
     RichText,
+    /// A set of names (the subscription types a person unsubscribed from), carried as one
+    /// [`Value::Text`] in canonical form: sorted, without repeats, joined by `"; "`
+    /// ([`names_value`]), so the same set verifies whatever order a vendor lists it in.
+    Names,
 }
 
 /// One canonical field: its name and type.
@@ -338,6 +342,9 @@ pub mod field {
     pub const FAX_OPT_OUT: &str = "fax_opt_out";
     /// Opted out of postal mail.
     pub const POSTAL_OPT_OUT: &str = "postal_opt_out";
+    /// The email subscription types (by name) a person is unsubscribed from, where the vendor
+    /// keeps email consent per type (HubSpot): a [`super::FieldType::Names`] opt-out.
+    pub const EMAIL_UNSUBSCRIBED_TYPES: &str = "email_unsubscribed_types";
     pub const CREATED_AT: &str = "created_at";
     pub const UPDATED_AT: &str = "updated_at";
     /// On a contact: the source id of its primary company.
@@ -391,6 +398,7 @@ pub static CONTACT_FIELDS: &[FieldSpec] = &[
     spec(field::SMS_OPT_OUT, FieldType::Bool),
     spec(field::FAX_OPT_OUT, FieldType::Bool),
     spec(field::POSTAL_OPT_OUT, FieldType::Bool),
+    spec(field::EMAIL_UNSUBSCRIBED_TYPES, FieldType::Names),
     spec(field::CREATED_AT, FieldType::Timestamp),
     spec(field::UPDATED_AT, FieldType::Timestamp),
     spec(
@@ -407,10 +415,81 @@ pub static CONTACT_FIELDS: &[FieldSpec] = &[
 /// guarded everywhere.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OptOut {
-    /// The canonical field, a [`FieldType::Bool`]; `true` means opted out.
+    /// The canonical field: a [`FieldType::Bool`] (`true` means opted out) or, for an opt-out
+    /// kept per subscription type, a [`FieldType::Names`] (the types opted out of).
     pub field: &'static str,
-    /// The channel as reports name it: `email`, `phone`, `sms`, `fax`, `postal`.
+    /// The channel as reports name it: `email`, `phone`, `sms`, `fax`, `postal`,
+    /// `email_types`.
     pub channel: &'static str,
+    /// How the field holds the opt-out.
+    pub kind: OptOutKind,
+}
+
+/// How an opt-out field holds its fact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptOutKind {
+    /// A flag: `true` is opted out; `false` or absent is no fact.
+    Flag,
+    /// A set of names ([`FieldType::Names`]): each name is one type opted out of; an empty set
+    /// or none is no fact.
+    Names,
+}
+
+impl OptOut {
+    /// The canonical type of its field.
+    pub fn field_type(&self) -> FieldType {
+        match self.kind {
+            OptOutKind::Flag => FieldType::Bool,
+            OptOutKind::Names => FieldType::Names,
+        }
+    }
+
+    /// Whether `value` (the field's value, if any) says opted out: `true`, or at least one name.
+    pub fn holds(&self, value: Option<&Value>) -> bool {
+        match (self.kind, value) {
+            (OptOutKind::Flag, Some(Value::Bool(true))) => true,
+            (OptOutKind::Names, Some(Value::Text(text))) => names(text).next().is_some(),
+            _ => false,
+        }
+    }
+
+    /// The value holding every opt-out of `values` (a merge never weakens one): `true` if any
+    /// says so, or the union of their names. `None` when none holds one.
+    pub fn join<'a>(&self, values: impl IntoIterator<Item = Option<&'a Value>>) -> Option<Value> {
+        let held: Vec<&Value> = values
+            .into_iter()
+            .filter(|v| self.holds(*v))
+            .flatten()
+            .collect();
+        if held.is_empty() {
+            return None;
+        }
+        match self.kind {
+            OptOutKind::Flag => Some(Value::Bool(true)),
+            OptOutKind::Names => {
+                names_value(held.iter().filter_map(|v| v.as_text()).flat_map(names))
+            }
+        }
+    }
+}
+
+/// The names of a [`FieldType::Names`] value's text: split at `;`, trimmed, empty ones dropped.
+pub fn names(text: &str) -> impl Iterator<Item = &str> {
+    text.split(';').map(str::trim).filter(|n| !n.is_empty())
+}
+
+/// The canonical [`FieldType::Names`] value of `names`: sorted, without repeats, joined by
+/// `"; "`; `None` for no names. A `;` inside a name would read back as two names, so it is
+/// replaced by `,`.
+pub fn names_value<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Option<Value> {
+    let mut set: Vec<String> = names
+        .into_iter()
+        .map(|n| n.as_ref().trim().replace(';', ","))
+        .filter(|n| !n.is_empty())
+        .collect();
+    set.sort();
+    set.dedup();
+    (!set.is_empty()).then(|| Value::Text(set.join("; ")))
 }
 
 /// Every opt-out the model carries, in report order.
@@ -418,22 +497,32 @@ pub static OPT_OUTS: &[OptOut] = &[
     OptOut {
         field: field::EMAIL_OPT_OUT,
         channel: "email",
+        kind: OptOutKind::Flag,
     },
     OptOut {
         field: field::DO_NOT_CALL,
         channel: "phone",
+        kind: OptOutKind::Flag,
     },
     OptOut {
         field: field::SMS_OPT_OUT,
         channel: "sms",
+        kind: OptOutKind::Flag,
     },
     OptOut {
         field: field::FAX_OPT_OUT,
         channel: "fax",
+        kind: OptOutKind::Flag,
     },
     OptOut {
         field: field::POSTAL_OPT_OUT,
         channel: "postal",
+        kind: OptOutKind::Flag,
+    },
+    OptOut {
+        field: field::EMAIL_UNSUBSCRIBED_TYPES,
+        channel: "email_types",
+        kind: OptOutKind::Names,
     },
 ];
 
@@ -575,6 +664,10 @@ impl Value {
             | FieldType::Phone
             | FieldType::Owner
             | FieldType::RichText => Value::Text(raw.to_owned()),
+            FieldType::Names => match names_value(names(raw)) {
+                Some(v) => v,
+                None => return Ok(None),
+            },
             // A stage needs its pipeline too: a connector builds it.
             FieldType::Stage => return Err(bad("a pipeline and a stage")),
             FieldType::Date => Value::Date(parse_date(raw).ok_or_else(|| bad("a date"))?),
@@ -633,6 +726,7 @@ impl Value {
                 FieldType::Text | FieldType::Email | FieldType::Phone | FieldType::Owner,
                 Value::Text(_),
             ) => self.clone(),
+            // Anything else is parsed into the field's type first: names into canonical form.
             _ => match Value::parse(ty, &self.to_vendor_string()) {
                 Ok(Some(v)) => v,
                 Ok(None) => return Ok(Json::Null),

@@ -64,6 +64,10 @@ pub struct SeedContact {
     pub fax_opt_out: bool,
     /// Opted out of postal mail.
     pub postal_opt_out: bool,
+    /// The email subscription types (by name, as [`SUBSCRIPTION_TYPES`] lists them) the
+    /// contact unsubscribed from, where a vendor keeps email consent per type (HubSpot);
+    /// drawn only with [`Mess::opt_out_channels`] and an address.
+    pub email_unsubscribed_types: Vec<&'static str>,
     /// The contact's primary company, as a key into [`SeedData::companies`].
     pub company: Option<usize>,
     /// Milliseconds since the Unix epoch.
@@ -263,6 +267,11 @@ impl Mess {
 
 /// Whether contact `key` is opted out of channel `channel` at `rate`: drawn from the key, not
 /// the generator, so that turning the channels on leaves every other seeded value as it was.
+/// The email subscription types a seeded contact may be unsubscribed from (HubSpot's default
+/// types beside its portal-wide "Marketing Information"): a vendor keeping email consent per
+/// type has them by these names.
+pub const SUBSCRIPTION_TYPES: &[&str] = &["One to One", "Customer Service Communication"];
+
 fn channel_opt_out(key: usize, channel: u64, rate: f64) -> bool {
     if rate <= 0.0 {
         return false;
@@ -494,6 +503,7 @@ pub fn shifted(company: bool, k: u64, now_ms: i64) -> SeedData {
             sms_opt_out: false,
             fax_opt_out: false,
             postal_opt_out: false,
+            email_unsubscribed_types: Vec::new(),
             company: None,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
@@ -617,6 +627,14 @@ pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {
             sms_opt_out: channel_opt_out(key, 2, mess.opt_out_channels),
             fax_opt_out: channel_opt_out(key, 3, mess.opt_out_channels),
             postal_opt_out: channel_opt_out(key, 4, mess.opt_out_channels),
+            email_unsubscribed_types: SUBSCRIPTION_TYPES
+                .iter()
+                .zip(5..)
+                .filter(|&(_, channel)| {
+                    has_email && channel_opt_out(key, channel, mess.opt_out_channels)
+                })
+                .map(|(name, _)| *name)
+                .collect(),
             company: (!rng.random_bool(mess.no_company))
                 .then(|| rng.random_range(0..company_count)),
             created_at_ms: created,

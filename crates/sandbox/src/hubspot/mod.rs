@@ -196,11 +196,30 @@ impl Data {
         let Some(rec) = contacts.get(id) else {
             return;
         };
-        let opted_out = rec
-            .get(email)
+        let address = rec.get(email).map(str::to_owned);
+        let opted_out = address
+            .as_deref()
             .is_some_and(|e| self.opted_out.contains(e.to_lowercase().as_str()));
+        let mut changes: Vec<(u16, &str)> = Vec::new();
         if opted_out && rec.get(flag) != Some("true") {
-            contacts.update(id, now, &[(flag, "true")], None);
+            changes.push((flag, "true"));
+        }
+        // The per-type flags follow the address's statuses, both ways (v4 may subscribe again).
+        let types = address
+            .as_deref()
+            .map(|e| preferences::type_opt_out_values(self, e))
+            .unwrap_or_default();
+        let contacts = &mut self.contacts;
+        for ((name, _), value) in preferences::type_opt_out_properties().zip(types) {
+            if let Some(p) = contacts.prop_id(&name) {
+                let was = contacts.get(id).and_then(|r| r.get(p)).unwrap_or("false");
+                if was != value {
+                    changes.push((p, value));
+                }
+            }
+        }
+        if !changes.is_empty() {
+            contacts.update(id, now, &changes, None);
         }
     }
 }
@@ -506,13 +525,31 @@ impl Emulator {
         data.sms_addon |= !data.sms_opted_out.is_empty();
         for c in &seed.contacts {
             if let Some(email) = c.email.as_deref() {
-                preferences::seeded_statuses(
-                    c.key,
-                    email,
-                    c.updated_at_ms,
-                    &mut data.type_statuses,
-                );
+                preferences::seeded_statuses(c, email, c.updated_at_ms, &mut data.type_statuses);
             }
+        }
+        // The per-type flags of the contacts seeded unsubscribed from a type.
+        let type_flags: Vec<(u16, &str)> = preferences::type_opt_out_properties()
+            .filter_map(|(name, _)| data.contacts.prop_id(&name))
+            .map(|p| (p, "true"))
+            .collect();
+        for c in seed
+            .contacts
+            .iter()
+            .filter(|c| !c.email_unsubscribed_types.is_empty())
+        {
+            let id = first_contact + c.key as u64;
+            let values = c
+                .email
+                .as_deref()
+                .map(|e| preferences::type_opt_out_values(&data, e));
+            let changes: Vec<(u16, &str)> = type_flags
+                .iter()
+                .zip(values.unwrap_or_default())
+                .filter(|(_, v)| *v == "true")
+                .map(|(f, _)| *f)
+                .collect();
+            data.contacts.set_seeded(id, &changes);
         }
         let (deals, notes) = records::seed(
             self,

@@ -204,16 +204,20 @@ fn unsubscribe(data: &mut Data, channel: Channel, subscriber: &str, now: i64) ->
     if channel != Channel::Email {
         return changed;
     }
-    let contacts = data.store_mut(Kind::Contacts);
-    let holder = contacts.prop_id("email").and_then(|p| {
-        contacts
-            .find_unique(p, subscriber)
-            .or_else(|| contacts.find_unique(p, &subscriber.to_lowercase()))
-    });
-    if let Some(id) = holder {
+    if let Some(id) = holder(data, subscriber) {
         data.sync_opt_out(id, now);
     }
     changed
+}
+
+/// The contact holding email address `subscriber`, if one does.
+fn holder(data: &mut Data, subscriber: &str) -> Option<u64> {
+    let contacts = data.store_mut(Kind::Contacts);
+    contacts.prop_id("email").and_then(|p| {
+        contacts
+            .find_unique(p, subscriber)
+            .or_else(|| contacts.find_unique(p, &subscriber.to_lowercase()))
+    })
 }
 
 /// The status of one subscriber after an unsubscribe, in HubSpot's `PublicStatus` shape.
@@ -610,6 +614,11 @@ fn set_status(data: &mut Data, subscriber: &str, input: &Value, now: i64) -> Res
             },
         );
     }
+    if channel == Channel::Email
+        && let Some(id) = holder(data, subscriber)
+    {
+        data.sync_opt_out(id, now);
+    }
     Ok(type_status(data, definition, subscriber))
 }
 
@@ -672,29 +681,39 @@ pub(crate) async fn batch_write_statuses(
     batch_response(StatusCode::OK, results, errors, started)
 }
 
-/// The seeded statuses of contact `key` with address `email`: every seventh contact
-/// unsubscribed from "One to One" on legitimate interest, every eleventh subscribed to
-/// "Marketing Information" with consent and an explanation. Drawn from the key, so a seed
-/// gives the same statuses whatever else it holds.
-pub(crate) fn seeded_statuses(key: usize, email: &str, at: i64, out: &mut TypeStatuses) {
+/// The seeded statuses of contact `c`: `NOT_SUBSCRIBED` on legitimate interest to each type
+/// the seed unsubscribed it from ([`crate::seed::SeedContact::email_unsubscribed_types`]), and
+/// every eleventh contact subscribed to "Marketing Information" with consent and an
+/// explanation (a status that is no opt-out, drawn from the key).
+pub(crate) fn seeded_statuses(
+    c: &crate::seed::SeedContact,
+    email: &str,
+    at: i64,
+    out: &mut TypeStatuses,
+) {
     let mut set = |id: u64, status: TypeStatus| {
         out.entry((Channel::Email, Channel::Email.key(email)))
             .or_default()
             .insert(id, status);
     };
-    if key % 7 == 3 {
-        set(
-            2,
-            TypeStatus {
-                status: "NOT_SUBSCRIBED",
-                legal_basis: Some("LEGITIMATE_INTEREST_CLIENT"),
-                explanation: Some("Asked not to be contacted by sales.".into()),
-                timestamp: at,
-                source: "Self Service Resubscription",
-            },
-        );
+    for name in &c.email_unsubscribed_types {
+        if let Some(d) = DEFINITIONS
+            .iter()
+            .find(|d| d.channel == Channel::Email && d.name == *name)
+        {
+            set(
+                d.id,
+                TypeStatus {
+                    status: "NOT_SUBSCRIBED",
+                    legal_basis: Some("LEGITIMATE_INTEREST_CLIENT"),
+                    explanation: Some("Asked not to be contacted so.".into()),
+                    timestamp: at,
+                    source: "Self Service Resubscription",
+                },
+            );
+        }
     }
-    if key % 11 == 5 {
+    if c.key % 11 == 5 {
         set(
             SUBSCRIPTION_ID,
             TypeStatus {
@@ -706,4 +725,36 @@ pub(crate) fn seeded_statuses(key: usize, email: &str, at: i64, out: &mut TypeSt
             },
         );
     }
+}
+
+/// The per-type opt-out property of each email subscription type: its name
+/// (`hs_email_optout_<type id>`) and label.
+pub(crate) fn type_opt_out_properties() -> impl Iterator<Item = (String, String)> {
+    DEFINITIONS
+        .iter()
+        .filter(|d| d.channel == Channel::Email)
+        .map(|d| {
+            (
+                format!("hs_email_optout_{}", d.id),
+                format!("Opted out of email: {}", d.name),
+            )
+        })
+}
+
+/// The values of the per-type opt-out properties for address `email`, in
+/// [`type_opt_out_properties`] order: `"true"` where it is `NOT_SUBSCRIBED`, else `"false"`.
+pub(crate) fn type_opt_out_values(data: &Data, email: &str) -> Vec<&'static str> {
+    let kept = data
+        .type_statuses
+        .get(&(Channel::Email, Channel::Email.key(email)));
+    DEFINITIONS
+        .iter()
+        .filter(|d| d.channel == Channel::Email)
+        .map(|d| {
+            let out = kept
+                .and_then(|types| types.get(&d.id))
+                .is_some_and(|t| t.status == "NOT_SUBSCRIBED");
+            if out { "true" } else { "false" }
+        })
+        .collect()
 }

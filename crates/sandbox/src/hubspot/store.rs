@@ -354,6 +354,23 @@ fn standard_properties(kind: Kind) -> Vec<PropDef> {
     if kind == Kind::Contacts {
         // A contact's email is unique in HubSpot and usable as an `idProperty`.
         props[0].unique = true;
+        // One read-only flag per email subscription type, `hs_email_optout_<type id>`,
+        // labelled "Opted out of email: <type name>": `true` while the contact's address is
+        // `NOT_SUBSCRIBED` to the type [secondary: integrations' property lists and search
+        // filters; HubSpot's reference does not list them].
+        props.extend(
+            super::preferences::type_opt_out_properties().map(|(name, label)| PropDef {
+                options: bool_options(),
+                read_only: true,
+                ..s(
+                    &name,
+                    &label,
+                    "enumeration",
+                    "booleancheckbox",
+                    "emailinformation",
+                )
+            }),
+        );
     }
     let group = match kind {
         Kind::Contacts => "contactinformation",
@@ -732,6 +749,14 @@ impl ObjectStore {
             }
         }
         true
+    }
+
+    /// Sets properties of seeded record `id` that no unique index covers, leaving its
+    /// last-modified time as seeded.
+    pub(crate) fn set_seeded(&mut self, id: u64, changes: &[(u16, &str)]) {
+        if let Some(pos) = self.position(id) {
+            self.records[pos].set(changes);
+        }
     }
 
     /// Sets the primary company of contact `id` (association changes leave the record's

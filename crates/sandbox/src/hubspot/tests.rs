@@ -1248,15 +1248,36 @@ async fn statuses_per_subscription_type_keep_legal_basis_and_hubspots_timestamp(
         "an account seeded with SMS opt-outs has the add-on"
     );
 
-    // Seeded: every seventh contact unsubscribed from One to One, on a legal basis.
-    let seeded = data
+    // Seeded (only where the seed draws opt-outs per channel): contacts unsubscribed from One
+    // to One on a legal basis, shown on the record by the type's read-only flag.
+    let typed = Emulator::new(unlimited());
+    let mess = Mess {
+        opt_out_channels: 0.3,
+        ..Mess::default()
+    };
+    let typed_data = generate(40, 7, &mess);
+    typed.seed(&typed_data);
+    let typed_hs = crate::serve(
+        "hubspot",
+        typed.router(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("serve on loopback");
+    assert!(
+        data.contacts
+            .iter()
+            .all(|c| c.email_unsubscribed_types.is_empty()),
+        "the default seed holds no per-type opt-out"
+    );
+    let seeded = typed_data
         .contacts
         .iter()
-        .find(|c| c.key % 7 == 3 && c.email.is_some())
+        .find(|c| c.email_unsubscribed_types == ["One to One"] && c.email.is_some())
         .expect("a seeded per-type unsubscription");
     let email = seeded.email.clone().expect("an address");
     let read = "/communication-preferences/v4/statuses/batch/read?channel=EMAIL";
-    let (status, body) = post(&hs.base_url, read, json!({"inputs": [email]})).await;
+    let (status, body) = post(&typed_hs.base_url, read, json!({"inputs": [email]})).await;
     assert_eq!(status, 200, "{body}");
     let statuses = body["results"][0]["statuses"].as_array().expect("statuses");
     assert_eq!(statuses.len(), 3, "one per email type");
@@ -1266,6 +1287,30 @@ async fn statuses_per_subscription_type_keep_legal_basis_and_hubspots_timestamp(
         .expect("One to One");
     assert_eq!(one["status"], json!("NOT_SUBSCRIBED"));
     assert_eq!(one["legalBasis"], json!("LEGITIMATE_INTEREST_CLIENT"));
+    let flags = |base: String, email: String| async move {
+        let path = format!(
+            "/crm/v3/objects/contacts/{}?idProperty=email&properties=hs_email_optout_1,hs_email_optout_2,hs_email_optout_3",
+            urlencoding::encode(&email)
+        );
+        let (status, _, body) = get(&base, &path, crate::HUBSPOT_TOKEN).await;
+        assert_eq!(status, 200, "{body}");
+        ["1", "2", "3"].map(|n| body["properties"][format!("hs_email_optout_{n}")].clone())
+    };
+    assert_eq!(
+        flags(typed_hs.base_url.clone(), email.clone()).await,
+        [Value::Null, json!("true"), Value::Null],
+        "a type never opted out of shows no value"
+    );
+    let unsubscribe = json!({"inputs": [{"subscriberIdString": email.clone(), "channel": "EMAIL",
+        "statusState": "NOT_SUBSCRIBED", "subscriptionId": 3, "legalBasis": "NON_GDPR"}]});
+    let write = "/communication-preferences/v4/statuses/batch/write";
+    let (status, body) = post(&typed_hs.base_url, write, unsubscribe).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        flags(typed_hs.base_url.clone(), email.clone()).await,
+        [Value::Null, json!("true"), json!("true")],
+        "a status written shows on the contact's flag"
+    );
 
     // A write sets status and legal basis; the timestamp is HubSpot's, whatever is sent.
     let write = json!({"channel": "EMAIL", "statusState": "SUBSCRIBED", "subscriptionId": 3,
