@@ -30,7 +30,7 @@ use crate::client::HubspotClient;
 use crate::config::HubspotConfig;
 use crate::mapping::{self, HubspotObject, string_or_number};
 use crate::objects::{self, HubspotBinding, HubspotReference, Subscription, binding};
-use crate::preferences::{EmailType, SubscriptionTypes};
+use crate::preferences::EmailType;
 
 /// HubSpot's batch limit for the CRM objects API (create, update, upsert, read).
 pub const MAX_BATCH: usize = 100;
@@ -81,12 +81,14 @@ pub struct HubspotSink {
     fields: FieldMaps,
     /// How read-backs are shared between search and batch read.
     read_back: ReadBackBalance,
-    /// The account's subscription types, read once by [`Sink::survey`] (or the first write or
-    /// read-back that needs them; [`crate::preferences::subscription_types`]): the channels it
-    /// has types on (`None` inside when the account does not say: every channel is then
-    /// written and read; likewise unset), and its email types, to which per-type opt-outs are
-    /// matched by name.
-    types: tokio::sync::OnceCell<SubscriptionTypes>,
+    /// The channels the account has subscription types on, read once by [`Sink::survey`]
+    /// ([`crate::preferences::subscription_types`]); `None` inside when the account does not
+    /// say (every channel is then written and read). Unset (no survey): likewise.
+    channels: tokio::sync::OnceCell<Option<HashSet<String>>>,
+    /// The account's email subscription types, to which per-type opt-outs are matched by name:
+    /// read by [`Sink::survey`] with the channels, or by the first write or read-back that
+    /// needs them.
+    email_types: tokio::sync::OnceCell<Vec<EmailType>>,
 }
 
 /// Source ids per `IN` filter of a read-back search. The search guide names no limit on an
@@ -481,7 +483,8 @@ impl HubspotSink {
             single_status_read: AtomicBool::new(false),
             fields: mapping::field_maps(),
             read_back: ReadBackBalance::default(),
-            types: tokio::sync::OnceCell::new(),
+            channels: tokio::sync::OnceCell::new(),
+            email_types: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -493,9 +496,9 @@ impl HubspotSink {
     /// Whether the account can hold opt-outs of `subscription`'s channel: it has a
     /// subscription type on it, or does not say (or was not surveyed).
     fn holds_channel(&self, subscription: &Subscription) -> bool {
-        match self.types.get().and_then(|t| t.channels.as_ref()) {
-            Some(channels) => channels.contains(subscription.channel),
-            None => true,
+        match self.channels.get() {
+            Some(Some(channels)) => channels.contains(subscription.channel),
+            _ => true,
         }
     }
 
@@ -513,15 +516,21 @@ impl HubspotSink {
             return Ok(&[]);
         }
         let types = self
-            .types
-            .get_or_try_init(|| crate::preferences::subscription_types(&self.client))
+            .email_types
+            .get_or_try_init(|| async {
+                Ok::<_, ferry_core::ConnectorError>(
+                    crate::preferences::subscription_types(&self.client)
+                        .await?
+                        .email,
+                )
+            })
             .await?;
-        Ok(&types.email)
+        Ok(types)
     }
 
     /// The email subscription types asked so far ([`Self::email_types`]); none before.
     fn known_email_types(&self) -> &[EmailType] {
-        self.types.get().map_or(&[], |t| t.email.as_slice())
+        self.email_types.get().map_or(&[], Vec::as_slice)
     }
 
     /// The ids remembered of `object`, if some reference targets it.
@@ -1252,25 +1261,12 @@ impl HubspotSink {
         if !self.single_unsubscribe.load(Ordering::Relaxed) {
             for chunk in unique.chunks(crate::preferences::MAX_SUBSCRIBERS) {
                 let body = json!({ "inputs": chunk });
-                let (endpoint, response) = self
-                    .client
-                    .send(
-                        Method::POST,
-                        "/communication-preferences/v4/statuses/batch/unsubscribe-all",
-                        &channel,
-                        Some(&body),
-                    )
-                    .await?;
-                if response.status.as_u16() == 403 {
-                    tracing::warn!(
-                        vendor = VENDOR,
-                        "the batch unsubscribe endpoint is refused (it needs Marketing Hub Enterprise); recording opt-outs one subscriber per request"
-                    );
-                    self.single_unsubscribe.store(true, Ordering::Relaxed);
+                let path = "/communication-preferences/v4/statuses/batch/unsubscribe-all";
+                let Some((endpoint, response)) =
+                    self.preferences_batch(path, &channel, &body).await?
+                else {
                     break;
-                } else if !response.is_success() {
-                    return Err(self.client.error_for(&endpoint, &response));
-                }
+                };
                 let answer: BatchResponse<Unsubscribed> = response.json(VENDOR, &endpoint)?;
                 done.extend(
                     answer
@@ -1311,18 +1307,13 @@ impl HubspotSink {
                     .client
                     .send_as(endpoint, Method::POST, &path, &channel, None)
                     .await?;
-                match response.status.as_u16() {
-                    200..=299 => {
+                match self.single_refusal(&endpoint, &response)? {
+                    None => {
                         done.insert(email.to_lowercase());
                     }
-                    400 | 404 | 409 | 422 => {
-                        let code = serde_json::from_slice::<Json>(&response.body)
-                            .ok()
-                            .and_then(|b| b.get("category").and_then(Json::as_str).map(clean_code))
-                            .unwrap_or_else(|| format!("HTTP {}", response.status.as_u16()));
+                    Some(code) => {
                         refused.insert(email.to_lowercase(), code);
                     }
-                    _ => return Err(self.client.error_for(&endpoint, &response)),
                 }
             }
         }
@@ -1351,6 +1342,54 @@ impl HubspotSink {
             .into_iter()
             .filter(|(i, _)| !not_recorded.contains(i))
             .collect())
+    }
+
+    /// Sends one batch call of the communication-preferences API (`POST path`). `None` when
+    /// HubSpot refuses it with 403 (the batch scopes need Marketing Hub Enterprise): from then
+    /// on opt-outs are recorded one subscriber per request.
+    async fn preferences_batch(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &Json,
+    ) -> ConnectorResult<Option<(String, ferry_core::http::HttpResponse)>> {
+        let (endpoint, response) = self
+            .client
+            .send(Method::POST, path, query, Some(body))
+            .await?;
+        if response.status.as_u16() == 403 {
+            tracing::warn!(
+                vendor = VENDOR,
+                %endpoint,
+                "the batch call is refused (it needs Marketing Hub Enterprise); recording opt-outs one subscriber per request"
+            );
+            self.single_unsubscribe.store(true, Ordering::Relaxed);
+            return Ok(None);
+        }
+        if !response.is_success() {
+            return Err(self.client.error_for(&endpoint, &response));
+        }
+        Ok(Some((endpoint, response)))
+    }
+
+    /// How HubSpot answered one single-subscriber preferences call: `None` when it took it, the
+    /// refusal's category when it refused that subscriber (400, 404, 409, 422), an error for
+    /// anything else.
+    fn single_refusal(
+        &self,
+        endpoint: &str,
+        response: &ferry_core::http::HttpResponse,
+    ) -> ConnectorResult<Option<String>> {
+        match response.status.as_u16() {
+            200..=299 => Ok(None),
+            400 | 404 | 409 | 422 => Ok(Some(
+                serde_json::from_slice::<Json>(&response.body)
+                    .ok()
+                    .and_then(|b| b.get("category").and_then(Json::as_str).map(clean_code))
+                    .unwrap_or_else(|| format!("HTTP {}", response.status.as_u16())),
+            )),
+            _ => Err(self.client.error_for(endpoint, response)),
+        }
     }
 
     /// Records the per-type email opt-outs of the records of `inputs`: `NOT_SUBSCRIBED` on each
@@ -1446,25 +1485,11 @@ impl HubspotSink {
                     })
                     .collect();
                 let body = json!({ "inputs": inputs });
-                let (endpoint, response) = self
-                    .client
-                    .send(
-                        Method::POST,
-                        "/communication-preferences/v4/statuses/batch/write",
-                        &[],
-                        Some(&body),
-                    )
-                    .await?;
-                if response.status.as_u16() == 403 {
-                    tracing::warn!(
-                        vendor = VENDOR,
-                        "the batch status write is refused (it needs Marketing Hub Enterprise); recording per-type opt-outs one status per request"
-                    );
-                    self.single_unsubscribe.store(true, Ordering::Relaxed);
+                let path = "/communication-preferences/v4/statuses/batch/write";
+                let Some((endpoint, response)) = self.preferences_batch(path, &[], &body).await?
+                else {
                     break;
-                } else if !response.is_success() {
-                    return Err(self.client.error_for(&endpoint, &response));
-                }
+                };
                 let answer: BatchResponse<Json> = response.json(VENDOR, &endpoint)?;
                 for error in &answer.errors {
                     for subscriber in error.context("subscriberIdString") {
@@ -1488,16 +1513,8 @@ impl HubspotSink {
                     .client
                     .send_as(endpoint, Method::POST, &path, &[], Some(&body))
                     .await?;
-                match response.status.as_u16() {
-                    200..=299 => {}
-                    400 | 404 | 409 | 422 => {
-                        let code = serde_json::from_slice::<Json>(&response.body)
-                            .ok()
-                            .and_then(|b| b.get("category").and_then(Json::as_str).map(clean_code))
-                            .unwrap_or_else(|| format!("HTTP {}", response.status.as_u16()));
-                        refused.insert(subscriber.to_lowercase(), code);
-                    }
-                    _ => return Err(self.client.error_for(&endpoint, &response)),
+                if let Some(code) = self.single_refusal(&endpoint, &response)? {
+                    refused.insert(subscriber.to_lowercase(), code);
                 }
             }
         }
@@ -1572,7 +1589,7 @@ impl HubspotSink {
         row: &HubspotBinding,
         found: &mut [(Record, String)],
     ) -> ConnectorResult<()> {
-        let channels = self.types.get().and_then(|t| t.channels.as_ref());
+        let channels = self.channels.get().and_then(Option::as_ref);
         // An opt-out of a channel the account lacks, held in a mapped property, is read back
         // from it: kept across the read of the others.
         let in_property: Vec<&Subscription> = row
@@ -1868,7 +1885,7 @@ impl Sink for HubspotSink {
         }
         // Per-type opt-outs need the account's types: none (once surveyed), none held.
         if let Some(field) = row.email_types
-            && self.types.get().is_some_and(|t| t.email.is_empty())
+            && self.email_types.get().is_some_and(Vec::is_empty)
         {
             stored.retain(|f| f != field);
         }
@@ -1892,10 +1909,14 @@ impl Sink for HubspotSink {
     /// statuses are not read back.
     async fn survey(&self, object: ObjectType) -> ConnectorResult<()> {
         let row = binding(object)?;
-        if !row.subscriptions.is_empty() || row.email_types.is_some() {
-            self.types
-                .get_or_try_init(|| crate::preferences::subscription_types(&self.client))
-                .await?;
+        if (!row.subscriptions.is_empty() || row.email_types.is_some())
+            && self.channels.get().is_none()
+        {
+            let types = crate::preferences::subscription_types(&self.client).await?;
+            // Set once: a survey of another object, or a write that needed the email types
+            // first, may have set one already (from the same answer).
+            let _ = self.channels.set(types.channels);
+            let _ = self.email_types.set(types.email);
         }
         Ok(())
     }

@@ -342,14 +342,15 @@ async fn garbled_json_is_malformed_naming_vendor_and_endpoint() {
     });
     let source =
         HubspotSource::new(config(&format!("http://{addr}"), TOKEN_VAR), "source").expect("source");
+    // Companies: a contacts read asks for the account's subscription types first.
     let err = source
-        .read_page(ObjectType::CONTACTS, None)
+        .read_page(ObjectType::COMPANIES, None)
         .await
         .expect_err("malformed");
     assert!(matches!(err, ConnectorError::Malformed { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
-        text.contains("hubspot") && text.contains("GET /crm/v3/objects/contacts"),
+        text.contains("hubspot") && text.contains("GET /crm/v3/objects/companies"),
         "{text}"
     );
 }

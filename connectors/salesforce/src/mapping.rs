@@ -795,8 +795,14 @@ mod tests {
                 let system = spec.name == field::CREATED_AT || spec.name == field::UPDATED_AT;
                 // Won and lost are stages on Salesforce: a deal has no status of its own.
                 let stage_based = object == ObjectType::DEALS && spec.name == field::STATUS;
-                // Salesforce keeps no text-message or postal opt-out on a contact.
-                let no_column = [field::SMS_OPT_OUT, field::POSTAL_OPT_OUT].contains(&spec.name);
+                // Salesforce keeps no text-message or postal opt-out, nor consent per
+                // subscription type, on a contact.
+                let no_column = [
+                    field::SMS_OPT_OUT,
+                    field::POSTAL_OPT_OUT,
+                    field::EMAIL_UNSUBSCRIBED_TYPES,
+                ]
+                .contains(&spec.name);
                 assert_eq!(
                     stored.contains(&spec.name.to_owned()),
                     !system && !stage_based && !no_column,

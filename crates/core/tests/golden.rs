@@ -160,6 +160,7 @@ fn digests_of_the_fixed_records_are_pinned() {
         field::SMS_OPT_OUT,
         field::FAX_OPT_OUT,
         field::POSTAL_OPT_OUT,
+        field::EMAIL_UNSUBSCRIBED_TYPES,
     ];
     for (object, record) in [
         (ObjectType::CONTACTS, &contact),
