@@ -905,14 +905,22 @@ async fn a_lowered_search_cap_stops_paging_there_as_10000_does() {
         ..unlimited_search()
     };
     let (hs, _, data) = start(options, 400).await;
-    let (status, _, body) = search(&hs.base_url, "contacts", json!({"limit": 200, "after": "200"}))
-        .await;
+    let (status, _, body) = search(
+        &hs.base_url,
+        "contacts",
+        json!({"limit": 200, "after": "200"}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["total"], json!(data.contacts.len()));
     assert_eq!(ids(&body).len(), 100, "nothing past the 300th result");
     assert_eq!(body["paging"]["next"]["after"], json!("300"));
-    let (status, _, body) =
-        search(&hs.base_url, "contacts", json!({"limit": 10, "after": "300"})).await;
+    let (status, _, body) = search(
+        &hs.base_url,
+        "contacts",
+        json!({"limit": 10, "after": "300"}),
+    )
+    .await;
     assert_eq!(
         (status, body["category"].as_str()),
         (400, Some("VALIDATION_ERROR"))
