@@ -30,9 +30,10 @@ fn init() {
 }
 
 /// An emulator with HubSpot's search limit (five per second) and no ten-second limit (the
-/// sources pace themselves; the reference reads by the list alone need not wait), seeded with `contacts` contacts
-/// (a fifth as many companies, and deals and notes), a tenth opted out of SMS and the other
-/// channels if `sms` (the account then has an SMS subscription type, and statuses are read).
+/// sources pace themselves; the reference reads by the list alone need not wait), seeded with
+/// `contacts` contacts (a fifth as many companies, and deals and notes), a tenth opted out of
+/// SMS and the other channels if `sms` (the account then has an SMS subscription type, and
+/// statuses are read).
 async fn emulator(
     options: Options,
     contacts: usize,
