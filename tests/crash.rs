@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use ferry_sandbox::hubspot;
+use futures::StreamExt;
 
 fn checkpointed(sandbox: &Sandbox) -> std::path::PathBuf {
     let path = sandbox.config.with_file_name("checkpoint.json");
@@ -50,68 +51,40 @@ fn spawn_migrate(config: &str) -> tokio::process::Child {
 const CYCLES: usize = 6;
 const KILLS_PER_CYCLE: usize = 5;
 
+/// Cycles run at once: each has its own emulators and ferry processes, and most of a cycle is
+/// spent waiting (kill delays, the source's pacing), so two overlap without slowing each other
+/// much.
+const CONCURRENT_CYCLES: usize = 2;
+
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_at_random_points_then_resumed_the_sink_matches_the_source_every_time() {
     // A fixed pseudo-random series of kill delays (xorshift): reproducible.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut landed = 0; // kills that hit a running ferry (a later one may find it finished)
-    let mut resumed_points = 0;
-    for cycle in 0..CYCLES {
-        let sandbox = start(Setup::clean(1_500)).await;
-        let checkpoint = checkpointed(&sandbox);
-        let config = sandbox.config.to_string_lossy().into_owned();
-        let mut last = None;
-        for kill in 0..KILLS_PER_CYCLE {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let delay = Duration::from_millis(60 + x % 1_200);
-            let mut child = spawn_migrate(&config);
-            tokio::time::sleep(delay).await;
-            let _ = child.start_kill(); // SIGKILL: no chance to clean up
-            let status = child.wait().await.expect("wait for ferry");
-            if status.code().is_none() {
-                landed += 1;
-            }
-            let now = settled(&checkpoint);
-            if let (Some((before, false)), Some((after, _))) = (last, now) {
-                assert!(
-                    after >= before,
-                    "cycle {cycle}, kill {kill}: progress went backwards ({before} -> {after})"
-                );
-                if before > 0 {
-                    resumed_points += 1;
-                }
-            }
-            eprintln!("cycle {cycle}, kill {kill} after {delay:?}: {status:?}, checkpoint {now:?}");
-            last = now;
-        }
-
-        // The run that is allowed to finish, then the sink against the source, exactly.
-        let (code, report, stderr) = run_json("migrate", &sandbox, &sandbox_env()).await;
-        assert_eq!(code, 0, "cycle {cycle}: stderr:\n{stderr}\n{report:#}");
-        assert_eq!(report["outcome"], "verified", "cycle {cycle}");
-        assert_sink_matches_source(&sandbox, cycle);
-
-        // And the independent check: re-read both sides, and count the sink's records.
-        let (code, verified, stderr) = run_json("verify", &sandbox, &sandbox_env()).await;
-        assert_eq!(code, 0, "cycle {cycle}: {stderr}\n{verified:#}");
-        for (name, n) in [
-            ("companies", sandbox.seeded.companies.len()),
-            ("contacts", sandbox.seeded.contacts.len()),
-        ] {
-            let o = object(&verified, name);
-            assert_eq!(
-                (
-                    count(o, "verified"),
-                    count(o, "in_sink"),
-                    count(o, "extra_in_sink")
-                ),
-                (n as u64, n as u64, 0),
-                "cycle {cycle}: {name}"
-            );
-        }
-    }
+    let delays: Vec<Vec<Duration>> = (0..CYCLES)
+        .map(|_| {
+            (0..KILLS_PER_CYCLE)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    Duration::from_millis(60 + x % 1_200)
+                })
+                .collect()
+        })
+        .collect();
+    let cycles: Vec<(usize, usize)> = futures::stream::iter(
+        delays
+            .into_iter()
+            .enumerate()
+            .map(|(cycle, delays)| kill_cycle(cycle, delays)),
+    )
+    .buffer_unordered(CONCURRENT_CYCLES)
+    .collect()
+    .await;
+    // Kills that hit a running ferry (a later one may find it finished), and runs that resumed
+    // from a saved checkpoint.
+    let landed: usize = cycles.iter().map(|c| c.0).sum();
+    let resumed_points: usize = cycles.iter().map(|c| c.1).sum();
     assert!(
         landed >= 20,
         "only {landed} kills hit a running ferry; at least 20 are wanted"
@@ -120,6 +93,66 @@ async fn killed_at_random_points_then_resumed_the_sink_matches_the_source_every_
         resumed_points >= 3,
         "too few runs resumed from a saved checkpoint: {resumed_points}"
     );
+}
+
+/// One cycle: a new sandbox, ferry killed after each of `delays` (each run resuming from the
+/// last one's checkpoint), then a run to the end, the sink checked against the source exactly,
+/// and `ferry verify`. Returns the kills that hit a running ferry and the runs that resumed
+/// from a saved checkpoint.
+async fn kill_cycle(cycle: usize, delays: Vec<Duration>) -> (usize, usize) {
+    let mut landed = 0;
+    let mut resumed_points = 0;
+    let sandbox = start(Setup::clean(1_500)).await;
+    let checkpoint = checkpointed(&sandbox);
+    let config = sandbox.config.to_string_lossy().into_owned();
+    let mut last = None;
+    for (kill, delay) in delays.into_iter().enumerate() {
+        let mut child = spawn_migrate(&config);
+        tokio::time::sleep(delay).await;
+        let _ = child.start_kill(); // SIGKILL: no chance to clean up
+        let status = child.wait().await.expect("wait for ferry");
+        if status.code().is_none() {
+            landed += 1;
+        }
+        let now = settled(&checkpoint);
+        if let (Some((before, false)), Some((after, _))) = (last, now) {
+            assert!(
+                after >= before,
+                "cycle {cycle}, kill {kill}: progress went backwards ({before} -> {after})"
+            );
+            if before > 0 {
+                resumed_points += 1;
+            }
+        }
+        eprintln!("cycle {cycle}, kill {kill} after {delay:?}: {status:?}, checkpoint {now:?}");
+        last = now;
+    }
+
+    // The run that is allowed to finish, then the sink against the source, exactly.
+    let (code, report, stderr) = run_json("migrate", &sandbox, &sandbox_env()).await;
+    assert_eq!(code, 0, "cycle {cycle}: stderr:\n{stderr}\n{report:#}");
+    assert_eq!(report["outcome"], "verified", "cycle {cycle}");
+    assert_sink_matches_source(&sandbox, cycle);
+
+    // And the independent check: re-read both sides, and count the sink's records.
+    let (code, verified, stderr) = run_json("verify", &sandbox, &sandbox_env()).await;
+    assert_eq!(code, 0, "cycle {cycle}: {stderr}\n{verified:#}");
+    for (name, n) in [
+        ("companies", sandbox.seeded.companies.len()),
+        ("contacts", sandbox.seeded.contacts.len()),
+    ] {
+        let o = object(&verified, name);
+        assert_eq!(
+            (
+                count(o, "verified"),
+                count(o, "in_sink"),
+                count(o, "extra_in_sink")
+            ),
+            (n as u64, n as u64, 0),
+            "cycle {cycle}: {name}"
+        );
+    }
+    (landed, resumed_points)
 }
 
 /// HubSpot's partitioned full reads (`read_partitions = true`): the list beside search lanes,

@@ -1,7 +1,8 @@
 //! End-to-end: `ferry migrate` HubSpot → Salesforce with a low `bulk_threshold`, so companies
 //! and contacts go through Bulk API 2.0 ingest and query jobs: verified exactly, in a few
-//! calls per 10,000 records; then killed (SIGKILL) in the middle of the jobs and run again,
-//! ending exact with no duplicates.
+//! calls a job; then killed (SIGKILL) in the middle of the jobs and run again, ending exact
+//! with no duplicates. Jobs of 1,000 (`bulk_job_size`, 10,000 by default) make several jobs an
+//! object out of 5,000 contacts.
 
 mod common;
 
@@ -10,7 +11,10 @@ use std::time::Duration;
 use common::*;
 use ferry_sandbox::hubspot;
 
-/// The sandbox's config with `bulk_threshold` (and `extra` in `[migration]`).
+/// Records per ingest job (`bulk_job_size`): 5,000 contacts make five jobs.
+const JOB: u64 = 1_000;
+
+/// The sandbox's config with `bulk_threshold`, jobs of [`JOB`] (and `extra` in `[migration]`).
 fn bulk_config(sandbox: &Sandbox, threshold: u64, extra: &str) -> String {
     write_config(
         &sandbox.config,
@@ -23,11 +27,31 @@ fn bulk_config(sandbox: &Sandbox, threshold: u64, extra: &str) -> String {
     assert!(text.contains(secret));
     let text = text.replacen(
         secret,
-        &format!("{secret}bulk_threshold = {threshold}\n"),
+        &format!("{secret}bulk_threshold = {threshold}\nbulk_job_size = {JOB}\n"),
         1,
     );
     std::fs::write(&sandbox.config, text).expect("write config");
     sandbox.config.to_string_lossy().into_owned()
+}
+
+/// The Bulk jobs of `kind` (`"ingest"` or `"query"`) the Salesforce emulator holds on
+/// `sobject`, oldest first.
+async fn jobs(sandbox: &Sandbox, kind: &str, sobject: &str) -> Vec<serde_json::Value> {
+    let list = salesforce_call(
+        &sandbox.salesforce.base_url,
+        reqwest::Method::GET,
+        &format!("/services/data/v62.0/jobs/{kind}"),
+        &[],
+        None,
+    )
+    .await;
+    list["records"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter(|j| j["object"] == sobject)
+        .cloned()
+        .collect()
 }
 
 /// Every seeded company and contact is in the Salesforce emulator exactly once.
@@ -58,27 +82,47 @@ fn assert_sink_matches_source(sandbox: &Sandbox) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn twenty_five_thousand_contacts_go_through_bulk_jobs_verified() {
-    let sandbox = start(Setup::clean(25_000)).await;
+async fn five_thousand_contacts_go_through_several_bulk_jobs_verified() {
+    let sandbox = start(Setup::clean(5_000)).await;
     let config = bulk_config(&sandbox, 1_000, "");
     let (code, report, stderr) = run_config("migrate", &config, &sandbox_env()).await;
     assert_eq!(code, 0, "stderr:\n{stderr}\n{report:#}");
     assert_eq!(report["outcome"], "verified");
-    for (name, n) in [("companies", 5_000u64), ("contacts", 25_000)] {
+    for (name, sobject, n) in [
+        ("companies", "Account", 1_000u64),
+        ("contacts", "Contact", 5_000),
+    ] {
         let o = object(&report, name);
         assert_eq!(
             (count(o, "written"), count(o, "verified")),
             (n, n),
             "{name}"
         );
-        // sObject Collections would take n / 200 upserts and n / 500 read-back queries (143
-        // records a request); a job of 10,000 takes six calls, its read-back four or eight.
-        let requests = count(&o["sink_http"], "requests");
-        let per_call = n as f64 / requests as f64;
-        eprintln!("{name}: {n} records, {requests} sink requests, {per_call:.0} a request");
+        // One upsert job a batch of `JOB`, every row processed; read back by query jobs.
+        let ingest = jobs(&sandbox, "ingest", sobject).await;
+        let sizes: Vec<u64> = ingest
+            .iter()
+            .map(|j| j["numberRecordsProcessed"].as_u64().expect("processed"))
+            .collect();
+        assert_eq!(sizes, vec![JOB; (n / JOB) as usize], "{name}: ingest jobs");
         assert!(
-            per_call > 300.0,
-            "{name}: {requests} sink requests for {n} records"
+            ingest
+                .iter()
+                .all(|j| j["operation"] == "upsert" && j["state"] == "JobComplete")
+        );
+        let queries = jobs(&sandbox, "query", sobject).await.len() as u64;
+        assert!(queries >= n / JOB, "{name}: {queries} query jobs");
+        // A job takes six calls (create, upload, close, two polls, the saved rows) and a query
+        // job four (create, two polls, a page): a few calls a job, not one a record.
+        let requests = count(&o["sink_http"], "requests");
+        let calls = 6 * ingest.len() as u64 + 4 * queries;
+        eprintln!(
+            "{name}: {n} records, {} jobs, {queries} query jobs, {requests} sink requests",
+            ingest.len()
+        );
+        assert!(
+            (calls..=calls + 4).contains(&requests),
+            "{name}: {requests} sink requests for {calls} job calls"
         );
     }
     assert_sink_matches_source(&sandbox);
@@ -87,13 +131,14 @@ async fn twenty_five_thousand_contacts_go_through_bulk_jobs_verified() {
     let (code, report, stderr) = run_config("migrate", &config, &sandbox_env()).await;
     assert_eq!(code, 0, "stderr:\n{stderr}\n{report:#}");
     assert_eq!(report["outcome"], "verified");
-    assert_eq!(count(object(&report, "contacts"), "updated"), 25_000);
+    assert_eq!(count(object(&report, "contacts"), "updated"), 5_000);
+    assert_eq!(jobs(&sandbox, "ingest", "Contact").await.len(), 10);
     assert_sink_matches_source(&sandbox);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_in_the_middle_of_bulk_jobs_then_resumed_exact_without_duplicates() {
-    let sandbox = start(Setup::clean(15_000)).await;
+    let sandbox = start(Setup::clean(5_000)).await;
     let checkpoint = sandbox.config.with_file_name("checkpoint.json");
     let config = bulk_config(
         &sandbox,
@@ -121,7 +166,7 @@ async fn killed_in_the_middle_of_bulk_jobs_then_resumed_exact_without_duplicates
     let status = child.wait().await.expect("wait for ferry");
     assert!(status.code().is_none(), "killed, not finished: {status:?}");
     let written_before = sandbox.salesforce_state.count("Contact");
-    assert!(written_before < 15_000, "{written_before}");
+    assert!(written_before < 5_000, "{written_before}");
     let text = std::fs::read_to_string(&checkpoint).expect("a checkpoint");
     let saved: serde_json::Value = serde_json::from_str(&text).expect("checkpoint JSON");
     assert_eq!(saved["complete"], false);
@@ -133,7 +178,7 @@ async fn killed_in_the_middle_of_bulk_jobs_then_resumed_exact_without_duplicates
 
     let (code, verified, stderr) = run_config("verify", &config, &sandbox_env()).await;
     assert_eq!(code, 0, "{stderr}\n{verified:#}");
-    for (name, n) in [("companies", 3_000u64), ("contacts", 15_000)] {
+    for (name, n) in [("companies", 1_000u64), ("contacts", 5_000)] {
         let o = object(&verified, name);
         assert_eq!(
             (

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::VENDOR;
+use crate::sink::{BULK_BATCH_SIZE, BULK_MIN_RECORDS};
 
 /// Where client credentials are exchanged for a token unless `login_url` says otherwise.
 pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
@@ -59,6 +60,10 @@ pub struct SalesforceConfig {
     /// Collections of 200 and SOQL pages. At least 1. Default: never (Bulk is opt-in). Sink only.
     #[serde(default, deserialize_with = "ferry_core::kit::lenient_number")]
     pub bulk_threshold: Option<u64>,
+    /// Records per Bulk API 2.0 ingest job (and per read-back through query jobs) of an object
+    /// written through Bulk, 1,000 to 10,000. Default 10,000. Smaller jobs hold less in memory
+    /// and cost more calls. Sink only.
+    pub bulk_job_size: Option<usize>,
     /// Records per SOQL page when reading, 200 to 2,000, sent as `Sforce-Query-Options:
     /// batchSize=N` (Salesforce treats it as a hint and may return fewer). Default 2,000.
     /// Source only.
@@ -84,6 +89,7 @@ impl SalesforceConfig {
             batch_size: None,
             read_back_size: None,
             bulk_threshold: None,
+            bulk_job_size: None,
             query_batch_size: None,
             timeout_secs: None,
             max_retries: None,
@@ -102,6 +108,7 @@ pub(crate) struct Settings {
     pub batch_size: usize,
     pub read_back_size: usize,
     pub bulk_threshold: u64,
+    pub bulk_job_size: usize,
     pub query_batch_size: usize,
     pub retry: RetrySettings,
     pub rate_limit: Option<RateLimit>,
@@ -187,6 +194,15 @@ impl SalesforceConfig {
                     .into(),
             ));
         }
+        let bulk_job_size = self.bulk_job_size.unwrap_or(BULK_BATCH_SIZE);
+        if !(BULK_MIN_RECORDS..=BULK_BATCH_SIZE).contains(&bulk_job_size) {
+            // Below 1,000 a job costs more calls than sObject Collections; Salesforce processes
+            // a job's data in batches of 10,000, and larger jobs only hold more in memory.
+            return Err(bad(
+                "bulk_job_size",
+                format!("{bulk_job_size} is out of range: 1000 to 10000"),
+            ));
+        }
         let query_batch_size = self.query_batch_size.unwrap_or(*QUERY_BATCH_SIZES.end());
         if !QUERY_BATCH_SIZES.contains(&query_batch_size) {
             return Err(bad(
@@ -214,6 +230,7 @@ impl SalesforceConfig {
             batch_size,
             read_back_size,
             bulk_threshold,
+            bulk_job_size,
             query_batch_size,
             retry,
             rate_limit,
@@ -263,6 +280,8 @@ mod tests {
         assert!(with("external_id_field", "Ext' OR 1=1".into()).contains("sink.external_id_field"));
         assert!(with("batch_size", 201.into()).contains("sink.batch_size"));
         assert!(with("bulk_threshold", 0.into()).contains("sink.bulk_threshold"));
+        assert!(with("bulk_job_size", 999.into()).contains("sink.bulk_job_size"));
+        assert!(with("bulk_job_size", 10_001.into()).contains("sink.bulk_job_size"));
         assert!(with("requests_per_second", 0.into()).contains("sink.requests_per_second"));
         assert!(with("query_batch_size", 199.into()).contains("sink.query_batch_size"));
         assert!(with("query_batch_size", 2001.into()).contains("sink.query_batch_size"));

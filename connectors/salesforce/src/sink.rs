@@ -442,8 +442,9 @@ impl SalesforceSink {
     }
 }
 
-/// Records per batch of an object written through Bulk API 2.0: one ingest job each, the
-/// size of the batches Salesforce processes a job's data in.
+/// Records per batch of an object written through Bulk API 2.0 (one ingest job each) unless
+/// `bulk_job_size` is lower, and at most: the size of the batches Salesforce processes a
+/// job's data in.
 pub const BULK_BATCH_SIZE: usize = 10_000;
 /// The fewest records sent as one Bulk job (the last batch of an object can be small), unless
 /// `bulk_threshold` is lower: a job takes about six calls, what 1,000 records take through
@@ -737,10 +738,10 @@ impl Sink for SalesforceSink {
             Some(SalesforceLinks::ContactRoles { .. })
         ));
         if self.is_bulk(object) {
-            // Per job of 10,000: create, upload, close, two polls, the saved rows; read back
+            // Per job (10,000 by default): create, upload, close, two polls, the saved rows; read back
             // by two query jobs (10,000 ids of about 15 characters fill 100,000 of SOQL
             // twice), each a create, two polls and a page.
-            return Some((6 + 2 * 4 + roles) as f64 / BULK_BATCH_SIZE as f64);
+            return Some((6 + 2 * 4 + roles) as f64 / self.settings.bulk_job_size as f64);
         }
         let batch = crate::config::MAX_BATCH_SIZE
             .min(self.settings.batch_size)
@@ -770,7 +771,7 @@ impl Sink for SalesforceSink {
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
         let row = mapping::binding(object)?;
         let (batch_size, read_back_size) = if self.is_bulk(object) {
-            (BULK_BATCH_SIZE, BULK_BATCH_SIZE)
+            (self.settings.bulk_job_size, self.settings.bulk_job_size)
         } else {
             (self.settings.batch_size, self.settings.read_back_size)
         };

@@ -47,6 +47,10 @@ pub const FIRST_COMPANY_ID: u64 = 1_000_001;
 /// The id of the first contact seeded into an empty emulator (then 2000002, …, in seed order).
 pub const FIRST_CONTACT_ID: u64 = 2_000_001;
 
+/// "The search endpoints are limited to 10,000 total results for any given query": the
+/// default of [`Options::search_max_results`].
+pub const SEARCH_MAX_RESULTS: usize = 10_000;
+
 /// Emulator options.
 #[derive(Clone)]
 pub struct Options {
@@ -63,6 +67,10 @@ pub struct Options {
     /// Search requests allowed per second (HubSpot: five per second, separate from the burst
     /// window, which search is exempt from). `None`: unlimited.
     pub search_limit: Option<u32>,
+    /// Results one search query can be paged through (HubSpot: 10,000, [`SEARCH_MAX_RESULTS`];
+    /// an `after` at or past it is refused). A test knob: lowered, a test reads past the cap
+    /// with a few thousand records rather than tens of thousands.
+    pub search_max_results: usize,
     /// Whether the account may use the batch subscription endpoints (HubSpot requires Marketing
     /// Hub Enterprise for them). `false`: they answer 403 `MISSING_SCOPES`.
     pub batch_subscriptions: bool,
@@ -86,6 +94,7 @@ impl Default for Options {
             burst_limit: Some(100),
             daily_limit: Some(250_000),
             search_limit: Some(5),
+            search_max_results: SEARCH_MAX_RESULTS,
             batch_subscriptions: true,
             portal_id: None,
             search_lag: None,
@@ -102,6 +111,7 @@ impl fmt::Debug for Options {
             .field("burst_limit", &self.burst_limit)
             .field("daily_limit", &self.daily_limit)
             .field("search_limit", &self.search_limit)
+            .field("search_max_results", &self.search_max_results)
             .field("batch_subscriptions", &self.batch_subscriptions)
             .field("portal_id", &self.portal_id)
             .field("search_lag", &self.search_lag)
@@ -321,6 +331,11 @@ impl Emulator {
             .options
             .search_lag
             .map(|lag| i64::try_from(lag.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Results one search query can be paged through ([`Options::search_max_results`]).
+    pub(crate) fn search_max_results(&self) -> usize {
+        self.inner.options.search_max_results
     }
 
     /// Moves the account's clock `by` ahead, as time passing would: later writes are stamped

@@ -82,8 +82,6 @@ impl Source for ObjectStore {
 const DEFAULT_LIMIT: usize = 10;
 /// "The maximum number of supported objects per page is 200."
 const MAX_LIMIT: usize = 200;
-/// "The search endpoints are limited to 10,000 total results for any given query."
-pub(crate) const MAX_RESULTS: usize = 10_000;
 /// Filter groups per request (the search guide: five groups, six filters each, 18 in all).
 const MAX_GROUPS: usize = 5;
 /// Filters per group.
@@ -398,21 +396,28 @@ pub(crate) async fn search(
     let indexed_by = emulator
         .search_lag_ms()
         .map_or(i64::MAX, |lag| emulator.now_ms().saturating_sub(lag));
+    let cap = emulator.search_max_results();
     let data = emulator.read();
     let answer = match obj {
         Some(obj) => match super::records::searchable(&emulator, &data, obj) {
-            Some(source) => run(&source, &body, indexed_by),
+            Some(source) => run(&source, &body, indexed_by, cap),
             None => Err(unknown_object(&object)),
         },
-        None => run(data.store(kind), &body, indexed_by),
+        None => run(data.store(kind), &body, indexed_by, cap),
     };
     match answer {
         Ok(r) | Err(r) => r,
     }
 }
 
-/// Answers the search `body` over the records of `store` written at or before `indexed_by`.
-fn run<S: Source>(store: &S, body: &Value, indexed_by: i64) -> Result<Response, Response> {
+/// Answers the search `body` over the records of `store` written at or before `indexed_by`,
+/// paging through the first `cap` results at most.
+fn run<S: Source>(
+    store: &S,
+    body: &Value,
+    indexed_by: i64,
+    cap: usize,
+) -> Result<Response, Response> {
     let limit = match body.get("limit") {
         None | Some(Value::Null) => DEFAULT_LIMIT,
         Some(raw) => match integer(raw) {
@@ -434,9 +439,9 @@ fn run<S: Source>(store: &S, body: &Value, indexed_by: i64) -> Result<Response, 
             ))
         })? as usize,
     };
-    if offset >= MAX_RESULTS {
+    if offset >= cap {
         return Err(validation(format!(
-            "Paging is limited to {MAX_RESULTS} results for a search, but after was {offset}"
+            "Paging is limited to {cap} results for a search, but after was {offset}"
         )));
     }
     match body.get("query") {
@@ -462,8 +467,8 @@ fn run<S: Source>(store: &S, body: &Value, indexed_by: i64) -> Result<Response, 
                     .iter()
                     .any(|g| g.iter().all(|f| f.matches(store, *rec))))
     };
-    // Results past the 10,000th can never be paged to, so a page never holds any.
-    let end = (offset + limit).min(MAX_RESULTS);
+    // Results past the cap (10,000th) can never be paged to, so a page never holds any.
+    let end = (offset + limit).min(cap);
     let (total, page): (usize, Vec<&S::Row>) = match sort {
         None => {
             // Id order; only the page's records are kept, so a count over a million is cheap.

@@ -899,6 +899,42 @@ async fn search_paging_stops_at_10000_results() {
 }
 
 #[tokio::test]
+async fn a_lowered_search_cap_stops_paging_there_as_10000_does() {
+    let options = Options {
+        search_max_results: 300,
+        ..unlimited_search()
+    };
+    let (hs, _, data) = start(options, 400).await;
+    let (status, _, body) = search(
+        &hs.base_url,
+        "contacts",
+        json!({"limit": 200, "after": "200"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], json!(data.contacts.len()));
+    assert_eq!(ids(&body).len(), 100, "nothing past the 300th result");
+    assert_eq!(body["paging"]["next"]["after"], json!("300"));
+    let (status, _, body) = search(
+        &hs.base_url,
+        "contacts",
+        json!({"limit": 10, "after": "300"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
+    // A new query (a keyset below the lowest id read) starts from the top again.
+    let below = json!({"filterGroups": [{"filters": [
+        {"propertyName": "hs_object_id", "operator": "LT", "value": "2000101"}
+    ]}], "limit": 200});
+    let (status, _, body) = search(&hs.base_url, "contacts", below).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body).len(), 100);
+}
+
+#[tokio::test]
 async fn search_has_its_own_five_per_second_limit_without_headers() {
     let options = Options {
         burst_limit: Some(3),
