@@ -8,6 +8,13 @@
 //! `k:{last id}`; `p:{page}` and `t:{last id}:{page token}` from checkpoints of earlier
 //! versions are still read (a `t:` cursor goes on by id).
 //!
+//! A full read after the first page goes in rounds: Zoho allows an org several calls at once
+//! (`max_concurrent_requests`, 10 on Standard), and one page at a time would leave all but one
+//! idle for each round trip. A round asks for that many COQL pages after the last id at once,
+//! by `OFFSET`, each overlapping the one before by a record so that a shift (records created
+//! or deleted meanwhile) is seen and the round ends before it. The cursor stays `k:{last id}`,
+//! so a checkpoint resumes exactly as before.
+//!
 //! Notes are the exception: COQL does not serve them, so their later pages go on by Zoho's page
 //! token (`t:{last id}:{token}`), valid 24 hours and up to 100,000 records. A deal's contacts
 //! are its contact roles, read per deal of the page (Zoho has no read across deals).
@@ -45,6 +52,11 @@ use crate::config::{Settings, ZohoConfig};
 use crate::fields;
 use crate::mapping::{self, Links, ZohoObject};
 use crate::roles;
+
+/// Most COQL pages a full read's round asks for at once (it asks for as many as
+/// `max_concurrent_requests` allows, up to this): a round of 10 pages of 200 holds about 2,000
+/// records, and more would hold a round's records in memory for little gain.
+const MAX_ROUND_LANES: usize = 10;
 
 /// A Zoho CRM org as a [`Source`].
 pub struct ZohoSource {
@@ -115,6 +127,50 @@ fn parse_cursor(cursor: Option<&str>) -> Option<Cursor<'_>> {
 /// Whether `s` is a Zoho record id (digits only), so it may go into a COQL query.
 pub(crate) fn is_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 25 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The records of a round's pages (`size` records asked a page, each page after the first
+/// starting on the last record of the one before), in id order, and whether Zoho announced
+/// more after them. A page is used only while the one before it was full and announced more;
+/// a page that does not start on that record ends the round before it, as does an error on
+/// it (an error on the first page is the round's).
+fn join_round(
+    pages: Vec<ConnectorResult<ListBody>>,
+    size: usize,
+) -> ConnectorResult<(Vec<Map<String, Json>>, bool)> {
+    let mut data: Vec<Map<String, Json>> = Vec::new();
+    let mut more = false;
+    let mut previous = 0;
+    for (lane, body) in pages.into_iter().enumerate() {
+        if lane == 0 {
+            let body = body?;
+            previous = body.data.len();
+            more = body.info.more_records;
+            data = body.data;
+            continue;
+        }
+        if !(more && previous == size) {
+            break;
+        }
+        let Ok(body) = body else {
+            break;
+        };
+        let anchor = data.last().and_then(|r| r.get("id"));
+        let mut page = body.data.into_iter();
+        let first = page.next();
+        if anchor.is_none() || first.as_ref().and_then(|r| r.get("id")) != anchor {
+            tracing::debug!(
+                vendor = VENDOR,
+                lane,
+                "records moved during the round; it ends before this page"
+            );
+            break;
+        }
+        previous = page.len() + 1;
+        more = body.info.more_records;
+        data.extend(page);
+    }
+    Ok((data, more))
 }
 
 impl ZohoSource {
@@ -193,7 +249,6 @@ impl ZohoSource {
         since: Option<&str>,
         last: Option<&str>,
     ) -> ConnectorResult<Page> {
-        let path = "/crm/v8/coql";
         let criteria: Vec<String> = since
             .map(|t| format!("Modified_Time >= {}", crate::coql::quote(t)))
             .into_iter()
@@ -205,8 +260,50 @@ impl ZohoSource {
         } else {
             criteria.join(" and ")
         };
+        let body = self.coql(row, &criteria, 0).await?;
+        let next = self.next_keyset(&body.data, body.info.more_records, last)?;
+        self.page(row, &body.data, next).await
+    }
+
+    /// One round of a full read after id `last`: as many COQL pages as the org may have calls
+    /// in flight, read at once by `OFFSET`. Each page after the first starts one record early,
+    /// on the last record of the page before it; a page whose first record is not that one
+    /// (records created or deleted in between shifted the offsets) ends the round there, so
+    /// the round holds exactly the records after `last` in id order, none skipped or read
+    /// twice, and the cursor is the plain keyset one (`k:{last id}`).
+    async fn keyset_round(&self, row: &ZohoObject, last: &str) -> ConnectorResult<Page> {
+        let size = self.settings.page_size;
+        let lanes = self.settings.max_concurrent.min(MAX_ROUND_LANES);
+        if lanes < 2 || size < 2 {
+            return self.keyset(row, None, Some(last)).await;
+        }
+        let criteria = format!("id > {last}");
+        let bodies = crate::sink::join_all(
+            (0..lanes)
+                .map(|lane| self.coql(row, &criteria, lane * (size - 1)))
+                .collect(),
+        )
+        .await;
+        let (data, more) = join_round(bodies, size)?;
+        tracing::debug!(vendor = VENDOR, object = %row.object, records = data.len(), lanes, "read a COQL round");
+        let next = self.next_keyset(&data, more, Some(last))?;
+        self.page(row, &data, next).await
+    }
+
+    /// `select … where {criteria} order by id asc limit {page_size} [offset {offset}]`.
+    async fn coql(
+        &self,
+        row: &ZohoObject,
+        criteria: &str,
+        offset: usize,
+    ) -> ConnectorResult<ListBody> {
+        let path = "/crm/v8/coql";
+        let offset = match offset {
+            0 => String::new(),
+            n => format!(" offset {n}"),
+        };
         let query = format!(
-            "select {} from {} where {criteria} order by id asc limit {}",
+            "select {} from {} where {criteria} order by id asc limit {}{offset}",
             mapping::read_fields(&self.maps.get(row.object), row).join(", "),
             row.module,
             self.settings.page_size
@@ -220,24 +317,27 @@ impl ZohoSource {
                 Some(&json!({"select_query": query})),
             )
             .await?;
-        let body = self.body(path, &response)?;
-        let new_last = body
-            .data
-            .last()
-            .and_then(|r| r.get("id"))
-            .and_then(Json::as_str);
-        let next = match (body.info.more_records, new_last) {
-            (true, Some(id)) if Some(id) != last && is_id(id) => Some(format!("k:{id}")),
-            (true, _) => {
-                return Err(ConnectorError::Malformed {
-                    vendor: VENDOR,
-                    endpoint: format!("POST {path}"),
-                    detail: "more records announced, but the page did not advance".into(),
-                });
-            }
-            (false, _) => None,
-        };
-        self.page(row, &body.data, next).await
+        self.body(path, &response)
+    }
+
+    /// The keyset cursor after `data`, read after `last`: `None` at the end, an error when
+    /// more records are announced but the read did not move past `last`.
+    fn next_keyset(
+        &self,
+        data: &[Map<String, Json>],
+        more: bool,
+        last: Option<&str>,
+    ) -> ConnectorResult<Option<String>> {
+        let new_last = data.last().and_then(|r| r.get("id")).and_then(Json::as_str);
+        match (more, new_last) {
+            (true, Some(id)) if Some(id) != last && is_id(id) => Ok(Some(format!("k:{id}"))),
+            (true, _) => Err(ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint: "POST /crm/v8/coql".to_owned(),
+                detail: "more records announced, but the page did not advance".into(),
+            }),
+            (false, _) => Ok(None),
+        }
     }
 
     async fn page(
@@ -318,7 +418,7 @@ impl ZohoSource {
             // COQL does not serve Notes: they go on by page token.
             Cursor::Token { token, .. } if !row.upsert => ("page_token", token.to_owned()),
             Cursor::Keyset { last } | Cursor::Token { last, .. } if is_id(last) => {
-                return self.keyset(row, None, Some(last)).await;
+                return self.keyset_round(row, last).await;
             }
             Cursor::Keyset { .. } | Cursor::Token { .. } => return Err(bad_cursor()),
             Cursor::Page(n) => ("page", n.to_string()),
@@ -660,6 +760,97 @@ mod tests {
         assert_eq!(parse_cursor(Some("p:0")), None);
         assert_eq!(parse_cursor(Some("zzz")), None);
         assert!(!is_id("1 or 1=1"));
+    }
+
+    /// A COQL page of the records with these ids.
+    fn body(ids: &[u64], more: bool) -> ConnectorResult<ListBody> {
+        Ok(ListBody {
+            data: ids
+                .iter()
+                .map(|id| {
+                    let mut m = Map::new();
+                    m.insert("id".into(), Json::String(id.to_string()));
+                    m
+                })
+                .collect(),
+            info: Info {
+                more_records: more,
+                next_page_token: None,
+            },
+        })
+    }
+
+    fn failed_lane() -> ConnectorResult<ListBody> {
+        Err(ConnectorError::Unsupported {
+            vendor: VENDOR,
+            detail: "a lane failed".into(),
+        })
+    }
+
+    fn ids(data: &[Map<String, Json>]) -> Vec<u64> {
+        data.iter()
+            .map(|r| r["id"].as_str().unwrap().parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_round_joins_pages_that_overlap_by_one_record() {
+        let (data, more) = join_round(
+            vec![
+                body(&[1, 2, 3], true),
+                body(&[3, 4, 5], true),
+                body(&[5, 6, 7], true),
+            ],
+            3,
+        )
+        .unwrap();
+        assert_eq!(ids(&data), [1, 2, 3, 4, 5, 6, 7]);
+        assert!(more);
+        // The end inside the round: a short page, then pages past the end, even failed ones.
+        let gone = failed_lane();
+        let (data, more) = join_round(
+            vec![
+                body(&[1, 2, 3], true),
+                body(&[3, 4], false),
+                body(&[], false),
+                gone,
+            ],
+            3,
+        )
+        .unwrap();
+        assert_eq!(ids(&data), [1, 2, 3, 4]);
+        assert!(!more);
+    }
+
+    #[test]
+    fn a_round_ends_where_records_created_or_deleted_shifted_the_offsets() {
+        // Record 3 deleted after the first page was read: the second page starts on 4 (its
+        // offset now one further), and would have skipped 4 had it been taken without 3.
+        let (data, more) = join_round(
+            vec![
+                body(&[1, 2, 3], true),
+                body(&[4, 5, 6], true),
+                body(&[6, 7, 8], true),
+            ],
+            3,
+        )
+        .unwrap();
+        assert_eq!(ids(&data), [1, 2, 3]);
+        assert!(more, "the next round starts after 3");
+        // A record created before the anchor: the page starts one record early.
+        let (data, _) =
+            join_round(vec![body(&[1, 2, 3], true), body(&[2, 3, 4], true)], 3).unwrap();
+        assert_eq!(ids(&data), [1, 2, 3]);
+        // A failed page ends the round before it; the first page's error is the round's.
+        let failed = failed_lane();
+        let (data, more) = join_round(
+            vec![body(&[1, 2, 3], true), failed, body(&[5, 6, 7], true)],
+            3,
+        )
+        .unwrap();
+        assert_eq!((ids(&data), more), (vec![1, 2, 3], true));
+        let failed = failed_lane();
+        assert!(join_round(vec![failed, body(&[3, 4, 5], true)], 3).is_err());
     }
 
     #[test]

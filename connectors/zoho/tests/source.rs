@@ -57,6 +57,70 @@ async fn pages_past_2000_records_by_id_after_the_first_page() {
     assert_eq!(source.token_fetches(), 1);
 }
 
+/// A full read in rounds of `max_concurrent_requests` COQL pages read at once: every record
+/// once, in id order, and a read resumed from any round's cursor by a new source (a restart
+/// from the checkpoint) reads exactly the records after it.
+#[tokio::test]
+async fn a_full_read_in_rounds_reads_each_record_once_and_resumes_from_any_cursor() {
+    let (emulator, running) = start(Options::default()).await;
+    let seeded = emulator.seed(&generate(1_500, 8, &Mess::none()));
+    let settings = json!({"page_size": 50, "max_concurrent_requests": 4});
+    let source =
+        ZohoSource::new(config(&running.base_url, settings.clone()), "source").expect("source");
+    let mut pages: Vec<(Vec<String>, Option<String>)> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = source
+            .read_page(ObjectType::CONTACTS, cursor.as_deref())
+            .await
+            .expect("page");
+        let ids = page.records.iter().map(|r| r.source_id.clone()).collect();
+        pages.push((ids, page.next.clone()));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let all: Vec<String> = pages.iter().flat_map(|(ids, _)| ids.clone()).collect();
+    assert_eq!(all.len(), seeded.contacts, "every record");
+    assert_eq!(
+        all.iter().collect::<HashSet<_>>().len(),
+        all.len(),
+        "each once"
+    );
+    let numbers: Vec<u64> = all.iter().map(|id| id.parse().expect("id")).collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "in id order");
+    // The first page is the list's 50; each round after it 4 pages of 50 overlapping by one.
+    assert_eq!(pages[0].0.len(), 50);
+    assert_eq!(pages[1].0.len(), 50 + 3 * 49, "a full round");
+    assert_eq!(pages.len(), 1 + (seeded.contacts - 50).div_ceil(197));
+
+    for (i, (_, next)) in pages.iter().enumerate() {
+        let Some(next) = next else { continue };
+        let resumed =
+            ZohoSource::new(config(&running.base_url, settings.clone()), "source").expect("source");
+        let mut rest = Vec::new();
+        let mut cursor = Some(next.clone());
+        while let Some(c) = cursor {
+            let page = resumed
+                .read_page(ObjectType::CONTACTS, Some(&c))
+                .await
+                .expect("resumed page");
+            rest.extend(page.records.into_iter().map(|r| r.source_id));
+            cursor = page.next;
+        }
+        let before: Vec<String> = pages[..=i]
+            .iter()
+            .flat_map(|(ids, _)| ids.clone())
+            .collect();
+        assert_eq!(
+            [before, rest].concat(),
+            all,
+            "resumed after round {i}: the same records, once each"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_page_token_cursor_of_an_earlier_version_resumes_by_id() {
     let (emulator, running) = start(Options::default()).await;

@@ -26,9 +26,9 @@ const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|laten
   crm       companies, contacts, deals and notes into each sink at its limit: records per request
             and request-budget use for deals and notes (not part of `all`)
   latency   the ceiling run with 150 ms added to every request (8x the ceiling records)
-  source    HubSpot as the source with 150 ms added to its answers: the contacts' read rate
-            through the list alone and partitioned (read_partitions), against 1,900 records/s
-            (not part of `all`)
+  source    each vendor as the source at its documented limits, with and without 150 ms added
+            to its answers (HubSpot through the list alone and partitioned): records read per
+            second per object, against the read ceiling of the vendor's limits (not part of `all`)
   sync      each vendor as the source of `ferry sync` (into Salesforce; Salesforce into HubSpot),
             no limits: requests of the first (full) sync, of one with nothing changed and of one
             with 1 % of the companies and contacts changed (not part of `all`)
@@ -38,7 +38,7 @@ const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|laten
   all       every one of them but crm, sync and budget (the default)
 
   --records N          contacts of the overhead run (companies: a fifth as many)
-  --source-records N   contacts of the source run (default 50,000)
+  --source-records N   contacts of each source run (default 30,000; companies: a fifth)
   --ceiling-records N  contacts seeded for the ceiling runs, which move the companies (a fifth);
                        of `sinks`, Pipedrive seeds a fifteenth as many (it moves 40 records/s)
                        and Dynamics twice as many (up to 1,818 records/s)
@@ -49,8 +49,8 @@ const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|laten
   --repeat N           overhead runs to take the median of (default 3)
   --sink VENDOR        `sinks` and `crm` run only this sink (repeatable): pipedrive, dynamics, zoho,
                        salesforce (and hubspot for `crm` and `budget`)
-  --source VENDOR      `sync` runs only this source (repeatable): hubspot, salesforce, pipedrive,
-                       zoho, dynamics
+  --source VENDOR      `sync` and `source` run only this source (repeatable): hubspot, salesforce,
+                       pipedrive, zoho, dynamics
   --migration LINE     a line added to `[migration]` of the overhead and memory runs (repeatable),
                        e.g. --migration 'duplicate_matching = \"full\"' for the duplicate finder's memory
   --no-build           use target/release/ferry as it is
@@ -72,7 +72,7 @@ fn run() -> Result<()> {
     let mut which: Vec<String> = Vec::new();
     let mut overhead_records = 1_000_000usize;
     let mut ceiling_records = 75_000usize;
-    let mut source_records = 50_000usize;
+    let mut source_records = 30_000usize;
     let mut crm_records = 10_000usize;
     let mut sync_records = 10_000usize;
     let mut budget_records = 20_000usize;
@@ -137,7 +137,7 @@ fn run() -> Result<()> {
             // run, 0.6 % of this one. A real migration runs for hours.
             "latency" => bench.latency(ceiling_records * 8, &mut figures)?,
             "sinks" => bench.sinks(ceiling_records, &sinks, &mut figures)?,
-            "source" => bench.source_latency(source_records, &mut figures)?,
+            "source" => bench.source_latency(source_records, &sources, &mut figures)?,
             "crm" => bench.crm(crm_records, &sinks, &mut figures)?,
             "sync" => bench.sync(sync_records, &sources, &mut figures)?,
             "budget" => bench.budget(budget_records, &sinks, &mut figures)?,
