@@ -873,7 +873,12 @@ async fn run_object(
     counters: &ObjectProgress,
 ) -> StageResult<()> {
     let object = shared.object;
-    let in_flight = options.batches_in_flight.max(1);
+    let in_flight = sink
+        .batches_in_flight(object)
+        .map_or(options.batches_in_flight, |n| {
+            n.min(options.batches_in_flight)
+        })
+        .max(1);
     let batch_size = shared.capability.batch_size.max(1);
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(in_flight);
     let (verify_tx, verify_rx) = mpsc::channel::<Batch>(in_flight);
