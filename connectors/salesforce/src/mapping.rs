@@ -610,7 +610,7 @@ impl std::fmt::Display for CsvColumn<'_> {
 /// booleans as JSON writes them.
 fn csv_text<'v>(value: &'v JsonValue<'_>) -> Option<Cow<'v, str>> {
     match value {
-        JsonValue::Text(t) if t.is_empty() => None,
+        JsonValue::Text("") => None,
         JsonValue::Text(t) => Some(Cow::Borrowed(t)),
         JsonValue::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
         JsonValue::Integer(n) => Some(Cow::Owned(n.to_string())),

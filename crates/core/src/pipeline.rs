@@ -1023,6 +1023,10 @@ async fn read_stage(
     let mut listed_duplicates: HashMap<&'static str, usize> = HashMap::new();
     let mut cursor: Option<String> = start;
     let mut batch = Batch::default();
+    // A batch is begun only once the writer's queue has room for it: while the queue is full
+    // the reader holds no half-built batch (one batch fewer in memory, which counts when a
+    // batch is a Bulk job of tens of thousands of records).
+    let mut slot: Option<mpsc::Permit<'_, Batch>> = None;
     // Pages come one after another (each needs the cursor of the one before), so a task of
     // their own fetches them, a few ahead: the vendor serves and the connector parses the next
     // pages while this one is checked and batched.
@@ -1207,12 +1211,20 @@ async fn read_stage(
                     seq
                 }
             };
+            if batch.is_empty() && slot.is_none() {
+                match tx.reserve().await {
+                    Ok(permit) => slot = Some(permit),
+                    Err(_) => return Ok(()), // the writer stopped; its error tells why
+                }
+            }
             batch.records.push(record);
             batch.pages.push(page_of);
             if batch.len() >= batch_size {
                 let full = std::mem::take(&mut batch);
-                if tx.send(full).await.is_err() {
-                    return Ok(()); // the writer stopped; its error tells why
+                match slot.take() {
+                    Some(permit) => permit.send(full),
+                    None if tx.send(full).await.is_err() => return Ok(()),
+                    None => {}
                 }
             }
         }
@@ -1287,7 +1299,12 @@ async fn read_stage(
         *ids.lock().unwrap_or_else(PoisonError::into_inner) = quality.into_seen_ids();
     }
     if !batch.is_empty() {
-        let _ = tx.send(batch).await;
+        match slot.take() {
+            Some(permit) => permit.send(batch),
+            None => {
+                let _ = tx.send(batch).await;
+            }
+        }
     }
     Ok(())
 }
