@@ -752,7 +752,8 @@ impl Sink for SalesforceSink {
 
     /// One sObject Collections upsert per batch of `batch_size`, and one read-back query per
     /// `read_back_size` records (plus one query of contact roles for an object that has them);
-    /// through Bulk, a job and two query jobs per 10,000. Notes (two writes per note): unknown.
+    /// through Bulk, a job and its query job per `bulk_job_records`. Notes (two writes per note):
+    /// unknown.
     fn requests_per_record(&self, object: ObjectType) -> Option<f64> {
         if object == ObjectType::NOTES {
             return None;

@@ -779,7 +779,7 @@ impl Bench {
                     "pipedrive" => (records / 100).max(100),
                     _ => (records / 10).max(500),
                 };
-                // Bulk API 2.0 for an object of 10,000 records or more (the default, named).
+                // Bulk API 2.0 (opt-in) for an object of 10,000 records or more.
                 if c.sink == "salesforce" {
                     c.sink_extra.push("bulk_threshold = 10000".to_owned());
                 }
