@@ -246,6 +246,45 @@ async fn the_read_back_asks_for_the_range_of_saved_ids_and_keeps_only_those_aske
 }
 
 #[tokio::test]
+async fn a_range_holding_far_more_rows_than_asked_is_not_read() {
+    let (emulator, running, sink) = start(Faults::default()).await;
+    let other = sink_for(&running.base_url);
+    for s in [&sink, &other] {
+        s.expect(ObjectType::CONTACTS, 5_000);
+        s.prepare(ObjectType::CONTACTS).await.expect("prepare");
+    }
+    // 3,500 of another writer's between two jobs of 1,000: 5,500 rows in the range, more than
+    // twice the 2,000 asked plus 1,000.
+    let named = |prefix: &str, n: usize| {
+        (0..n)
+            .map(|i| contact(&format!("{prefix}-{i}"), Some("Last")))
+            .collect::<Vec<_>>()
+    };
+    let (first, between, second) = (named("a", 1_000), named("b", 3_500), named("c", 1_000));
+    for (s, records) in [(&sink, &first), (&other, &between), (&sink, &second)] {
+        let outcomes = s
+            .upsert(ObjectType::CONTACTS, records)
+            .await
+            .expect("upsert");
+        assert!(outcomes.iter().all(|o| o.result.is_ok()));
+    }
+    let mut asked = first.clone();
+    asked.extend(second.iter().cloned());
+    let before = emulator.api_usage();
+    let back = sink
+        .read_back(ObjectType::CONTACTS, &source_ids(&asked))
+        .await
+        .expect("read back");
+    let mut got = source_ids(&back);
+    got.sort();
+    let mut want = source_ids(&asked);
+    want.sort();
+    assert_eq!(got, want);
+    // The range job's create and two polls, no page; then one `IN` statement's four.
+    assert_eq!(emulator.api_usage() - before, 3 + 4);
+}
+
+#[tokio::test]
 async fn bulk_refusals_are_booked_as_the_rest_path_books_them() {
     let (emulator, _running, sink) = start(Faults::default()).await;
     sink.expect(ObjectType::CONTACTS, 5_000);

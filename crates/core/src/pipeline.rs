@@ -1772,6 +1772,8 @@ mod tests {
         stored: Mutex<HashMap<String, Record>>,
         upserts_in_flight: AtomicUsize,
         max_in_flight: AtomicUsize,
+        /// Takes one batch in flight (`Sink::batches_in_flight`), as a Bulk object does.
+        one_at_a_time: bool,
     }
 
     #[async_trait]
@@ -1797,6 +1799,9 @@ mod tests {
         }
         async fn check(&self) -> ConnectorResult<()> {
             Ok(())
+        }
+        fn batches_in_flight(&self, _: ObjectType) -> Option<usize> {
+            self.one_at_a_time.then_some(1)
         }
         async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
             Ok(())
@@ -2054,6 +2059,27 @@ mod tests {
                 assert_eq!(stored["1"].get(field::COMPANY), None, "written without it");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_sink_that_takes_one_batch_in_flight_gets_one_and_every_record_verified() {
+        let sink = Arc::new(MemorySink {
+            one_at_a_time: true,
+            ..MemorySink::default()
+        });
+        let report = migrate(
+            (0..100).map(|i| contact(i, "Ng")).collect(),
+            Arc::clone(&sink),
+        )
+        .await;
+        let o = &report.objects[0];
+        assert_eq!((o.written, o.verified, o.mismatched), (100, 100, 0));
+        assert_eq!(report.outcome, Outcome::Verified);
+        assert_eq!(
+            sink.max_in_flight.load(Ordering::SeqCst),
+            1,
+            "the sink's one batch, not the run's four"
+        );
     }
 
     #[tokio::test]
