@@ -986,6 +986,8 @@ impl Sink for SalesforceSink {
                     .await?;
             }
         } else {
+            // A Bulk object's small last chunk: the ids its jobs saved are not needed any more.
+            let _ = self.saved_range(object, source_ids);
             for q in soql::in_queries(&prefix, source_ids) {
                 self.client.query_each(&q, &mut each).await?;
             }
