@@ -29,7 +29,6 @@ use crate::mapping::{self, OBJECTS, SalesforceBody, SalesforceLinks, SalesforceO
 use crate::notes;
 use crate::policy::clean_code;
 use crate::soql;
-use crate::soql::literal;
 
 /// A Salesforce org as a sink.
 pub struct SalesforceSink {
@@ -957,8 +956,8 @@ impl Sink for SalesforceSink {
                 let mut found: HashSet<String> = HashSet::with_capacity(source_ids.len());
                 let q = format!(
                     "{from} WHERE {id} >= {} AND {id} <= {}",
-                    literal(&low),
-                    literal(&high),
+                    soql::literal(&low),
+                    soql::literal(&high),
                     id = mapping::ID_FIELD
                 );
                 let most = (2 * saved + RANGE_SLACK) as u64;
