@@ -1,7 +1,7 @@
 //! End-to-end: `ferry migrate` HubSpot → Salesforce with a low `bulk_threshold`, so companies
 //! and contacts go through Bulk API 2.0 ingest and query jobs: verified exactly, in a few
 //! calls a job; then killed (SIGKILL) in the middle of the jobs and run again, ending exact
-//! with no duplicates. Jobs of 1,000 (`bulk_job_size`, 10,000 by default) make several jobs an
+//! with no duplicates. Jobs of 1,000 (`bulk_job_records`, 25,000 by default) make several jobs an
 //! object out of 5,000 contacts.
 
 mod common;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use ferry_sandbox::hubspot;
 
-/// Records per ingest job (`bulk_job_size`): 5,000 contacts make five jobs.
+/// Records per ingest job (`bulk_job_records`): 5,000 contacts make five jobs.
 const JOB: u64 = 1_000;
 
 /// The sandbox's config with `bulk_threshold`, jobs of [`JOB`] (and `extra` in `[migration]`).
@@ -27,7 +27,7 @@ fn bulk_config(sandbox: &Sandbox, threshold: u64, extra: &str) -> String {
     assert!(text.contains(secret));
     let text = text.replacen(
         secret,
-        &format!("{secret}bulk_threshold = {threshold}\nbulk_job_size = {JOB}\n"),
+        &format!("{secret}bulk_threshold = {threshold}\nbulk_job_records = {JOB}\n"),
         1,
     );
     std::fs::write(&sandbox.config, text).expect("write config");

@@ -76,8 +76,8 @@ impl Operation<'_> {
 /// An ingest job's input: rows of cells under `columns`. A cell `None` clears its field
 /// (written as `#N/A`); `Some("")` leaves it unchanged. `key_column` is the column whose
 /// value tells rows apart (the external id, or `Id`), by which results are booked back to rows.
-#[derive(Clone, Copy, Debug)]
-pub struct Ingest<'a> {
+#[derive(Debug)]
+pub struct Ingest<'a, R: Rows + ?Sized = [Vec<Option<String>>]> {
     /// The sObject.
     pub object: &'a str,
     /// What to do.
@@ -85,9 +85,55 @@ pub struct Ingest<'a> {
     /// The header: field API names, or `Relationship.ExternalIdField` for a parent.
     pub columns: &'a [&'a str],
     /// The rows, each as long as `columns`.
-    pub rows: &'a [Vec<Option<String>>],
+    pub rows: &'a R,
     /// The index in `columns` of the value each row is known by.
     pub key_column: usize,
+}
+
+impl<R: Rows + ?Sized> Clone for Ingest<'_, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R: Rows + ?Sized> Copy for Ingest<'_, R> {}
+
+/// An ingest job's rows, written into the upload's CSV one at a time (no copy of them all
+/// is made first).
+pub trait Rows: Sync {
+    /// How many rows there are.
+    fn len(&self) -> usize;
+
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `i`'s value in the key column (`None` when it has none).
+    fn key(&self, i: usize, key_column: usize) -> Option<&str>;
+
+    /// Row `i`'s cells, one per column; `None` clears the field.
+    fn cells(&self, i: usize) -> Vec<Option<std::borrow::Cow<'_, str>>>;
+}
+
+impl Rows for [Vec<Option<String>>] {
+    fn len(&self) -> usize {
+        <[Vec<Option<String>>]>::len(self)
+    }
+
+    fn key(&self, i: usize, key_column: usize) -> Option<&str> {
+        self.get(i)?.get(key_column)?.as_deref()
+    }
+
+    fn cells(&self, i: usize) -> Vec<Option<std::borrow::Cow<'_, str>>> {
+        self.get(i)
+            .map(|row| {
+                row.iter()
+                    .map(|c| c.as_deref().map(std::borrow::Cow::Borrowed))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// What became of one input row.
@@ -155,6 +201,9 @@ struct JobInfo {
     /// Rows that failed, once the job is finished.
     #[serde(rename = "numberRecordsFailed", default)]
     number_records_failed: Option<u64>,
+    /// Rows processed (a query job: rows its results hold), once the job is finished.
+    #[serde(rename = "numberRecordsProcessed", default)]
+    number_records_processed: Option<u64>,
 }
 
 /// Rows of a query job read.
@@ -234,19 +283,20 @@ impl BulkClient {
 
     /// Runs ingest jobs to their end and books every row: saved, failed or unprocessed. The
     /// rows go in one job, or in several, one after the other, when their CSV is larger than
-    /// one upload takes.
-    pub async fn ingest(&self, job: &Ingest<'_>) -> ConnectorResult<IngestOutcome> {
-        let parts = to_csv(job, self.max_upload)?;
+    /// one upload takes; each job's CSV is built just before it is uploaded.
+    pub async fn ingest<R: Rows + ?Sized>(
+        &self,
+        job: &Ingest<'_, R>,
+    ) -> ConnectorResult<IngestOutcome> {
         let mut outcome = IngestOutcome {
-            jobs: Vec::with_capacity(parts.len()),
+            jobs: Vec::new(),
             rows: Vec::with_capacity(job.rows.len()),
         };
-        for (range, csv) in parts {
-            let part = Ingest {
-                rows: &job.rows[range.clone()],
-                ..*job
-            };
-            let (id, error, rows) = self.ingest_one(&part, csv).await?;
+        let mut from = 0;
+        while from < job.rows.len() || outcome.jobs.is_empty() {
+            let (range, csv) = csv_part(job, from, self.max_upload)?;
+            from = range.end;
+            let (id, error, rows) = self.ingest_one(job, range.clone(), csv).await?;
             outcome.jobs.push(JobRun {
                 id,
                 rows: range,
@@ -257,10 +307,12 @@ impl BulkClient {
         Ok(outcome)
     }
 
-    /// One job of `job`'s rows, whose CSV is `csv`: its id, its error, and each row's outcome.
-    async fn ingest_one(
+    /// One job of `job`'s rows `range`, whose CSV is `csv`: its id, its error, and each row's
+    /// outcome.
+    async fn ingest_one<R: Rows + ?Sized>(
         &self,
-        job: &Ingest<'_>,
+        job: &Ingest<'_, R>,
+        range: Range<usize>,
         csv: Vec<u8>,
     ) -> ConnectorResult<(String, Option<String>, Vec<RowOutcome>)> {
         let mut create = serde_json::json!({
@@ -296,30 +348,37 @@ impl BulkClient {
         self.json_call(Method::PATCH, &job_path, Some(close))
             .await?;
         let info = self.poll(&job_path).await?;
-        tracing::debug!(vendor = VENDOR, job = %id, state = %info.state, rows = job.rows.len(), "bulk ingest job finished");
-        let mut rows = vec![RowOutcome::Unprocessed; job.rows.len()];
-        let mut pending = positions(job);
+        tracing::debug!(vendor = VENDOR, job = %id, state = %info.state, rows = range.len(), "bulk ingest job finished");
+        let mut rows = vec![RowOutcome::Unprocessed; range.len()];
+        let mut pending = positions(job, range);
         let mut book = |key: &str, outcome: RowOutcome| {
             if let Some(at) = pending.get_mut(key).and_then(VecDeque::pop_front) {
                 rows[at] = outcome;
             }
         };
+        let key_name = job.columns.get(job.key_column).copied().unwrap_or_default();
         let successful = self.results(&job_path, "successfulResults").await?;
-        successful.each("successfulResults", &job_path, job, |id, extra, key| {
-            let created = extra.eq_ignore_ascii_case("true");
-            book(
-                key,
-                RowOutcome::Saved {
-                    id: id.to_owned(),
-                    created,
-                },
-            );
-        })?;
+        successful.each(
+            "successfulResults",
+            &job_path,
+            key_name,
+            |id, extra, key| {
+                let created = extra.eq_ignore_ascii_case("true");
+                book(
+                    key,
+                    RowOutcome::Saved {
+                        id: id.to_owned(),
+                        created,
+                    },
+                );
+            },
+        )?;
+        drop(successful);
         // A complete job that says none failed has an empty failed set: not fetched.
         let none_failed = info.state == "JobComplete" && info.number_records_failed == Some(0);
         if !none_failed {
             let failed = self.results(&job_path, "failedResults").await?;
-            failed.each("failedResults", &job_path, job, |id, error, key| {
+            failed.each("failedResults", &job_path, key_name, |id, error, key| {
                 let (code, fields) = parse_error(error);
                 let id = (!id.is_empty()).then(|| id.to_owned());
                 book(key, RowOutcome::Failed { id, code, fields });
@@ -398,8 +457,24 @@ impl BulkClient {
         &self,
         soql: &str,
         max_records: Option<usize>,
-        mut each: impl FnMut(&[String], &[&str]),
+        each: impl FnMut(&[String], &[&str]),
     ) -> ConnectorResult<QueryRead> {
+        let read = self
+            .query_each_within(soql, max_records, None, each)
+            .await?;
+        // Without a bound the pages are always read.
+        Ok(read.unwrap_or_default())
+    }
+
+    /// [`BulkClient::query_each`], unless the finished job holds more than `max_rows` rows:
+    /// then `None`, and no page is read (its create and polls are spent).
+    pub async fn query_each_within(
+        &self,
+        soql: &str,
+        max_records: Option<usize>,
+        max_rows: Option<u64>,
+        mut each: impl FnMut(&[String], &[&str]),
+    ) -> ConnectorResult<Option<QueryRead>> {
         let path = self.client.data_path("jobs/query");
         let create = serde_json::json!({
             "operation": "query",
@@ -420,6 +495,12 @@ impl BulkClient {
                 endpoint: format!("GET {job_path}"),
                 detail: format!("the query job ended {}", clean(&info.state)),
             });
+        }
+        if let (Some(max), Some(rows)) = (max_rows, info.number_records_processed)
+            && rows > max
+        {
+            tracing::debug!(vendor = VENDOR, job = %id, rows, max, "bulk query job holds more rows than wanted: not read");
+            return Ok(None);
         }
         let results = format!("{job_path}/results");
         let max = max_records.map(|n| n.to_string());
@@ -465,7 +546,7 @@ impl BulkClient {
             }
         }
         tracing::debug!(vendor = VENDOR, job = %id, rows = read.rows, pages = read.pages, "bulk query job read");
-        Ok(read)
+        Ok(Some(read))
     }
 }
 
@@ -481,7 +562,7 @@ impl Results {
         &self,
         set: &str,
         job_path: &str,
-        job: &Ingest<'_>,
+        key_name: &str,
         mut each: impl FnMut(&str, &str, &str),
     ) -> ConnectorResult<()> {
         let endpoint = format!("GET {job_path}/{set}");
@@ -494,7 +575,6 @@ impl Results {
             .headers()
             .map_err(|e| malformed(&endpoint, &e))?
             .clone();
-        let key_name = job.columns.get(job.key_column).copied().unwrap_or_default();
         let find = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
         let (Some(id_at), Some(key_at)) = (find("sf__Id"), find(key_name)) else {
             return Err(ConnectorError::Malformed {
@@ -504,8 +584,12 @@ impl Results {
             });
         };
         let extra_at = find("sf__Created").or_else(|| find("sf__Error"));
-        for record in reader.records() {
-            let record = record.map_err(|e| malformed(&endpoint, &e))?;
+        // One row at a time, into one reused record.
+        let mut record = csv::StringRecord::new();
+        while reader
+            .read_record(&mut record)
+            .map_err(|e| malformed(&endpoint, &e))?
+        {
             let cell = |at: usize| record.get(at).unwrap_or_default();
             each(cell(id_at), extra_at.map_or("", cell), cell(key_at));
         }
@@ -529,9 +613,14 @@ fn malformed(endpoint: &str, e: &csv::Error) -> ConnectorError {
     }
 }
 
-/// The job's CSV, in memory, in parts of at most `max` bytes: each the header, then rows
-/// (`None` as [`CLEAR`]), with the input rows it holds.
-fn to_csv(job: &Ingest<'_>, max: usize) -> ConnectorResult<Vec<(Range<usize>, Vec<u8>)>> {
+/// The next job's CSV, in memory: the header, then the rows from `from` (`None` as
+/// [`CLEAR`]) for as long as the part stays within `max` bytes, written straight from the
+/// rows; with the input rows it holds.
+fn csv_part<R: Rows + ?Sized>(
+    job: &Ingest<'_, R>,
+    from: usize,
+    max: usize,
+) -> ConnectorResult<(Range<usize>, Vec<u8>)> {
     let bad = |detail: String| ConnectorError::Malformed {
         vendor: VENDOR,
         endpoint: "PUT jobs/ingest/{id}/batches".into(),
@@ -540,55 +629,61 @@ fn to_csv(job: &Ingest<'_>, max: usize) -> ConnectorResult<Vec<(Range<usize>, Ve
     if job.key_column >= job.columns.len() {
         return Err(bad("the key column is not one of the columns".into()));
     }
-    // Each line is encoded on its own, so that a part never grows past `max`.
-    let encode = |cells: &mut dyn Iterator<Item = &str>| -> ConnectorResult<Vec<u8>> {
+    // A line at a time, each encoded on its own first, so that a part never grows past `max`.
+    let encode = |cells: &mut dyn Iterator<Item = &str>, out: &mut Vec<u8>| {
         let mut line = csv::WriterBuilder::new()
             .terminator(csv::Terminator::Any(b'\n'))
             .buffer_capacity(512)
-            .from_writer(Vec::new());
+            .from_writer(out);
         line.write_record(cells)
-            .map_err(|e| bad(format!("the CSV cannot be written: {e}")))?;
-        line.into_inner()
+            .and_then(|()| line.flush().map_err(csv::Error::from))
             .map_err(|e| bad(format!("the CSV cannot be written: {e}")))
     };
-    let header = encode(&mut job.columns.iter().copied())?;
-    let mut parts: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
-    let mut current = (0..0, header.clone());
-    for (i, row) in job.rows.iter().enumerate() {
-        if row.len() != job.columns.len() {
+    let mut csv = Vec::new();
+    encode(&mut job.columns.iter().copied(), &mut csv)?;
+    let header_len = csv.len();
+    let mut bytes = Vec::new();
+    let mut end = from;
+    while end < job.rows.len() {
+        let cells = job.rows.cells(end);
+        if cells.len() != job.columns.len() {
             return Err(bad(format!(
-                "row {i} has {} cells for {} columns",
-                row.len(),
+                "row {end} has {} cells for {} columns",
+                cells.len(),
                 job.columns.len()
             )));
         }
-        let bytes = encode(&mut row.iter().map(|c| c.as_deref().unwrap_or(CLEAR)))?;
-        if header.len() + bytes.len() > max {
+        bytes.clear();
+        encode(
+            &mut cells.iter().map(|c| c.as_deref().unwrap_or(CLEAR)),
+            &mut bytes,
+        )?;
+        if header_len + bytes.len() > max {
             return Err(bad(format!(
-                "row {i} takes {} bytes of CSV, more than the {max} one job takes",
+                "row {end} takes {} bytes of CSV, more than the {max} one job takes",
                 bytes.len()
             )));
         }
-        if current.1.len() + bytes.len() > max {
-            let next = (i..i, header.clone());
-            parts.push(std::mem::replace(&mut current, next));
+        if csv.len() + bytes.len() > max {
+            break;
         }
-        current.0.end = i + 1;
-        current.1.extend_from_slice(&bytes);
+        csv.extend_from_slice(&bytes);
+        end += 1;
     }
-    parts.push(current);
-    Ok(parts)
+    Ok((from..end, csv))
 }
 
-/// Each key value's input rows, in order (a key given twice is booked to its rows in turn).
-fn positions(job: &Ingest<'_>) -> HashMap<String, VecDeque<usize>> {
-    let mut by_key: HashMap<String, VecDeque<usize>> = HashMap::with_capacity(job.rows.len());
-    for (i, row) in job.rows.iter().enumerate() {
-        let key = row
-            .get(job.key_column)
-            .and_then(|c| c.as_deref())
-            .unwrap_or(CLEAR);
-        by_key.entry(key.to_owned()).or_default().push_back(i);
+/// Each key value's rows of `range` (by their index in it), in order (a key given twice is
+/// booked to its rows in turn).
+fn positions<'r, R: Rows + ?Sized>(
+    job: &Ingest<'r, R>,
+    range: Range<usize>,
+) -> HashMap<&'r str, VecDeque<usize>> {
+    let mut by_key: HashMap<&str, VecDeque<usize>> = HashMap::with_capacity(range.len());
+    let rows: &'r R = job.rows;
+    for (at, i) in range.enumerate() {
+        let key = rows.key(i, job.key_column).unwrap_or(CLEAR);
+        by_key.entry(key).or_default().push_back(at);
     }
     by_key
 }
@@ -702,30 +797,30 @@ mod tests {
             object: "Account",
             operation: Operation::Insert,
             columns: &["Ext__c", "Name", "Phone"],
-            rows: &rows,
+            rows: rows.as_slice(),
             key_column: 0,
         };
-        let parts = to_csv(&job, MAX_UPLOAD_BYTES).expect("csv");
-        assert_eq!(parts.len(), 1);
-        assert_eq!(parts[0].0, 0..2);
-        let csv = String::from_utf8(parts[0].1.clone()).expect("utf-8");
+        let (rows_in, csv) = csv_part(&job, 0, MAX_UPLOAD_BYTES).expect("csv");
+        assert_eq!(rows_in, 0..2);
+        let csv = String::from_utf8(csv).expect("utf-8");
         assert_eq!(
             csv,
             "Ext__c,Name,Phone\ns1,\"Doose's, \"\"Market\"\"\",#N/A\ns2,\"two\nlines\",\n"
         );
         // 18 bytes of header and 30 and 16 of rows: a part of 50 bytes holds one row.
-        let parts = to_csv(&job, 50).expect("csv");
-        let split: Vec<_> = parts
-            .iter()
-            .map(|(r, csv)| (r.clone(), csv.len()))
-            .collect();
-        assert_eq!(split, [(0..1, 18 + 30), (1..2, 18 + 16)]);
-        assert!(parts[1].1.starts_with(b"Ext__c,Name,Phone\n"));
-        assert!(to_csv(&job, 40).is_err(), "a row larger than a job takes");
+        let (first, csv) = csv_part(&job, 0, 50).expect("csv");
+        assert_eq!((first.clone(), csv.len()), (0..1, 18 + 30));
+        let (second, csv) = csv_part(&job, first.end, 50).expect("csv");
+        assert_eq!((second, csv.len()), (1..2, 18 + 16));
+        assert!(csv.starts_with(b"Ext__c,Name,Phone\n"));
+        assert!(
+            csv_part(&job, 0, 40).is_err(),
+            "a row larger than a job takes"
+        );
         let bad = Ingest {
             key_column: 3,
             ..job
         };
-        assert!(to_csv(&bad, MAX_UPLOAD_BYTES).is_err());
+        assert!(csv_part(&bad, 0, MAX_UPLOAD_BYTES).is_err());
     }
 }

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::VENDOR;
-use crate::sink::{BULK_BATCH_SIZE, BULK_MIN_RECORDS};
 
 /// Where client credentials are exchanged for a token unless `login_url` says otherwise.
 pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
@@ -22,11 +21,19 @@ pub const MAX_BATCH_SIZE: usize = 200;
 /// Source ids per read-back call by default (one SOQL page holds up to 2,000 records).
 pub const DEFAULT_READ_BACK_SIZE: usize = 500;
 /// Records of one object from which a migration writes it through Bulk API 2.0 when the
-/// config names none: never. Bulk is opt-in (`bulk_threshold = 10000` is the advised value)
-/// until its memory is bounded: jobs of 10,000 records with 4 batches in flight peaked at
-/// 221.6 MiB for 100,000 contacts, where sObject Collections move 1,000,000 in 38.8 MiB
-/// (docs/performance.md).
+/// config names no `bulk_threshold`: never, Bulk is opt-in. A Bulk object holds a few jobs of
+/// records in memory (about 137 MiB at jobs of 10,000, 260 to 300 MiB at 25,000, where sObject
+/// Collections move 1,000,000 records in 38.8 MiB) and writes one job at a time, far slower
+/// than Collections against an org without limits (docs/performance.md).
 pub const DEFAULT_BULK_THRESHOLD: u64 = u64::MAX;
+/// Records per Bulk API 2.0 ingest job (and per read-back query job) unless `bulk_job_records`
+/// says otherwise: about 2,300 records per API call at 100,000 records, with one job written
+/// and one read back at a time (docs/performance.md).
+pub const DEFAULT_BULK_JOB_RECORDS: usize = 25_000;
+/// The accepted `bulk_job_records`: a job of fewer than 1,000 saves little over sObject
+/// Collections; Salesforce takes up to 150,000,000 records a job, but the sink holds a job's
+/// records (and the run one more batch each side) in memory.
+pub const BULK_JOB_RECORDS: std::ops::RangeInclusive<usize> = 1_000..=1_000_000;
 /// The SOQL page sizes Salesforce accepts in `Sforce-Query-Options: batchSize=N` (default 2,000).
 pub const QUERY_BATCH_SIZES: std::ops::RangeInclusive<usize> = 200..=2000;
 
@@ -55,15 +62,16 @@ pub struct SalesforceConfig {
     /// Source ids per read-back call, 1 to 2,000 (queries are split further to keep URLs
     /// short). Default 500. Sink only.
     pub read_back_size: Option<usize>,
-    /// Records of one object from which `ferry migrate` writes it through Bulk API 2.0 ingest
-    /// jobs of 10,000 records and reads it back through Bulk query jobs, instead of sObject
-    /// Collections of 200 and SOQL pages. At least 1. Default: never (Bulk is opt-in). Sink only.
-    #[serde(default, deserialize_with = "ferry_core::kit::lenient_number")]
+    /// Records of one object (the source's count) from which `ferry migrate` writes it
+    /// through Bulk API 2.0 ingest jobs and reads it back through Bulk query jobs, instead of
+    /// sObject Collections of 200 and SOQL pages. Default: never (Bulk is opt-in; `10000` is
+    /// the advised value); `0` or `false` says off explicitly. Sink only.
+    #[serde(default, deserialize_with = "threshold_or_off")]
     pub bulk_threshold: Option<u64>,
-    /// Records per Bulk API 2.0 ingest job (and per read-back through query jobs) of an object
-    /// written through Bulk, 1,000 to 10,000. Default 10,000. Smaller jobs hold less in memory
-    /// and cost more calls. Sink only.
-    pub bulk_job_size: Option<usize>,
+    /// Records per Bulk API 2.0 ingest job (and read-back query job), 1,000 to 1,000,000.
+    /// Default 25,000. Sink only.
+    #[serde(default, deserialize_with = "ferry_core::kit::lenient_number")]
+    pub bulk_job_records: Option<usize>,
     /// Records per SOQL page when reading, 200 to 2,000, sent as `Sforce-Query-Options:
     /// batchSize=N` (Salesforce treats it as a hint and may return fewer). Default 2,000.
     /// Source only.
@@ -89,7 +97,7 @@ impl SalesforceConfig {
             batch_size: None,
             read_back_size: None,
             bulk_threshold: None,
-            bulk_job_size: None,
+            bulk_job_records: None,
             query_batch_size: None,
             timeout_secs: None,
             max_retries: None,
@@ -107,8 +115,9 @@ pub(crate) struct Settings {
     pub external_id_field: String,
     pub batch_size: usize,
     pub read_back_size: usize,
+    /// `u64::MAX` when Bulk is off.
     pub bulk_threshold: u64,
-    pub bulk_job_size: usize,
+    pub bulk_job_records: usize,
     pub query_batch_size: usize,
     pub retry: RetrySettings,
     pub rate_limit: Option<RateLimit>,
@@ -119,6 +128,30 @@ fn is_api_name(name: &str) -> bool {
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.contains("___")
+}
+
+/// `bulk_threshold`: a number of records (as a number or digits), or `false` (or `0`) for
+/// Bulk off, which reads as `Some(0)`.
+fn threshold_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Threshold {
+        Number(u64),
+        Switch(bool),
+        Text(String),
+    }
+    match Option::<Threshold>::deserialize(d)? {
+        None => Ok(None),
+        Some(Threshold::Number(n)) => Ok(Some(n)),
+        Some(Threshold::Switch(false)) => Ok(Some(0)),
+        Some(Threshold::Text(t)) if t.trim().eq_ignore_ascii_case("false") => Ok(Some(0)),
+        Some(Threshold::Text(t)) => t.trim().parse().map(Some).map_err(|_| {
+            serde::de::Error::custom("expected a whole number of records, or false for Bulk off")
+        }),
+        Some(Threshold::Switch(true)) => Err(serde::de::Error::custom(
+            "expected a whole number of records, or false for Bulk off",
+        )),
+    }
 }
 
 impl SalesforceConfig {
@@ -186,21 +219,15 @@ impl SalesforceConfig {
                 format!("{read_back_size} is out of range: 1 to 2000"),
             ));
         }
-        let bulk_threshold = self.bulk_threshold.unwrap_or(DEFAULT_BULK_THRESHOLD);
-        if bulk_threshold == 0 {
+        let bulk_threshold = match self.bulk_threshold.unwrap_or(DEFAULT_BULK_THRESHOLD) {
+            0 => u64::MAX,
+            n => n,
+        };
+        let bulk_job_records = self.bulk_job_records.unwrap_or(DEFAULT_BULK_JOB_RECORDS);
+        if !BULK_JOB_RECORDS.contains(&bulk_job_records) {
             return Err(bad(
-                "bulk_threshold",
-                "must be at least 1 (set it above your largest object to keep sObject Collections)"
-                    .into(),
-            ));
-        }
-        let bulk_job_size = self.bulk_job_size.unwrap_or(BULK_BATCH_SIZE);
-        if !(BULK_MIN_RECORDS..=BULK_BATCH_SIZE).contains(&bulk_job_size) {
-            // Below 1,000 a job costs more calls than sObject Collections; Salesforce processes
-            // a job's data in batches of 10,000, and larger jobs only hold more in memory.
-            return Err(bad(
-                "bulk_job_size",
-                format!("{bulk_job_size} is out of range: 1000 to 10000"),
+                "bulk_job_records",
+                format!("{bulk_job_records} is out of range: 1000 to 1000000"),
             ));
         }
         let query_batch_size = self.query_batch_size.unwrap_or(*QUERY_BATCH_SIZES.end());
@@ -230,7 +257,7 @@ impl SalesforceConfig {
             batch_size,
             read_back_size,
             bulk_threshold,
-            bulk_job_size,
+            bulk_job_records,
             query_batch_size,
             retry,
             rate_limit,
@@ -264,6 +291,26 @@ mod tests {
             ),
             (200, 500, 2000, None)
         );
+        assert_eq!((s.bulk_threshold, s.bulk_job_records), (u64::MAX, 25_000));
+        // Bulk off: `0`, `false`, or either as text.
+        for off in [
+            serde_json::json!(0),
+            serde_json::json!(false),
+            serde_json::json!("false"),
+            serde_json::json!("0"),
+        ] {
+            let c = parse(serde_json::json!({
+                "client_id": "${SF_ID}", "client_secret": "${SF_SECRET}", "bulk_threshold": off
+            }))
+            .unwrap();
+            assert_eq!(c.settings("sink").unwrap().bulk_threshold, u64::MAX);
+        }
+        assert!(
+            parse(serde_json::json!({
+                "client_id": "${SF_ID}", "client_secret": "${SF_SECRET}", "bulk_threshold": true
+            }))
+            .is_err()
+        );
     }
 
     #[test]
@@ -279,9 +326,7 @@ mod tests {
         assert!(with("api_version", "latest".into()).contains("sink.api_version"));
         assert!(with("external_id_field", "Ext' OR 1=1".into()).contains("sink.external_id_field"));
         assert!(with("batch_size", 201.into()).contains("sink.batch_size"));
-        assert!(with("bulk_threshold", 0.into()).contains("sink.bulk_threshold"));
-        assert!(with("bulk_job_size", 999.into()).contains("sink.bulk_job_size"));
-        assert!(with("bulk_job_size", 10_001.into()).contains("sink.bulk_job_size"));
+        assert!(with("bulk_job_records", 999.into()).contains("sink.bulk_job_records"));
         assert!(with("requests_per_second", 0.into()).contains("sink.requests_per_second"));
         assert!(with("query_batch_size", 199.into()).contains("sink.query_batch_size"));
         assert!(with("query_batch_size", 2001.into()).contains("sink.query_batch_size"));

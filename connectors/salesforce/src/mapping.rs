@@ -521,11 +521,27 @@ impl Serialize for ByExternalId<'_> {
     }
 }
 
-impl Serialize for SalesforceBody<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+/// One member of a body: a field and its value (`None`: `null`, which clears it), or a
+/// parent found by its external id.
+enum Entry<'b> {
+    /// A field of the record.
+    Field(&'b str, Option<&'b JsonValue<'b>>),
+    /// The record's own key: the external-id field and the source id.
+    Key(&'b str, &'b str),
+    /// `relationship: {ext: target}`.
+    Parent(&'static str, &'b str, &'b str),
+}
+
+impl<'a> SalesforceBody<'a> {
+    /// The source id of the record the body is of.
+    pub fn source_id(&self) -> &'a str {
+        &self.record.source_id
+    }
+
+    /// The members a body carries, in order: the mapped fields it writes, the references,
+    /// the external id. What the JSON of sObject Collections and the CSV of Bulk both hold.
+    fn entries<'s>(&'s self, mut each: impl FnMut(Entry<'s>)) {
         let record = self.record;
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("attributes", &Attributes(self.row.sobject))?;
         for (binding, value) in self.map.iter().zip(&self.values) {
             if ferry_core::consent::leave_out(record, &binding.canonical) {
                 // Only a true opt-out is written: `false` or `null` would clear one Salesforce
@@ -538,21 +554,94 @@ impl Serialize for SalesforceBody<'_> {
                 // the record's.
                 continue;
             }
-            match value {
-                None => map.serialize_entry(binding.vendor.as_ref(), &())?,
-                Some(value) => map.serialize_entry(binding.vendor.as_ref(), value)?,
-            }
+            each(Entry::Field(binding.vendor.as_ref(), value.as_ref()));
         }
         for reference in self.row.references {
             match record.text(reference.canonical).filter(|s| !s.is_empty()) {
-                Some(target) => map.serialize_entry(
+                Some(target) => each(Entry::Parent(
                     reference.relationship,
-                    &ByExternalId(self.external_id_field, target),
-                )?,
-                None => map.serialize_entry(reference.id_field, &())?,
+                    self.external_id_field,
+                    target,
+                )),
+                None => each(Entry::Field(reference.id_field, None)),
             }
         }
-        map.serialize_entry(self.external_id_field, &record.source_id)?;
+        each(Entry::Key(self.external_id_field, &record.source_id));
+    }
+
+    /// The body as Bulk API 2.0 CSV cells: each member's column (`Account.<ext>` for a parent
+    /// found by external id) and text, `None` for `null` (and for an empty text, which
+    /// Salesforce stores as null), which clears the field.
+    pub fn csv_cells<'s>(&'s self, mut each: impl FnMut(CsvColumn<'s>, Option<Cow<'s, str>>)) {
+        self.entries(|entry| match entry {
+            Entry::Field(name, value) => each(CsvColumn::Field(name), value.and_then(csv_text)),
+            Entry::Key(name, id) => each(
+                CsvColumn::Field(name),
+                (!id.is_empty()).then_some(Cow::Borrowed(id)),
+            ),
+            Entry::Parent(relationship, ext, target) => each(
+                CsvColumn::Parent(relationship, ext),
+                Some(Cow::Borrowed(target)),
+            ),
+        });
+    }
+}
+
+/// A Bulk CSV column of a body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CsvColumn<'c> {
+    /// A field of the record, by API name.
+    Field(&'c str),
+    /// A parent found by external id: `relationship.field`.
+    Parent(&'c str, &'c str),
+}
+
+impl std::fmt::Display for CsvColumn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CsvColumn::Field(name) => f.write_str(name),
+            CsvColumn::Parent(relationship, field) => write!(f, "{relationship}.{field}"),
+        }
+    }
+}
+
+/// A value as a Bulk CSV cell: `None` (null, or an empty text) clears the field; numbers and
+/// booleans as JSON writes them.
+fn csv_text<'v>(value: &'v JsonValue<'_>) -> Option<Cow<'v, str>> {
+    match value {
+        JsonValue::Text("") => None,
+        JsonValue::Text(t) => Some(Cow::Borrowed(t)),
+        JsonValue::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        JsonValue::Integer(n) => Some(Cow::Owned(n.to_string())),
+        JsonValue::Decimal(n) => Some(Cow::Owned(serde_json::Value::from(*n).to_string())),
+        JsonValue::Converted(json) => match json {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) if s.is_empty() => None,
+            serde_json::Value::String(s) => Some(Cow::Borrowed(s)),
+            other => Some(Cow::Owned(other.to_string())),
+        },
+    }
+}
+
+impl Serialize for SalesforceBody<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("attributes", &Attributes(self.row.sobject))?;
+        let mut result = Ok(());
+        self.entries(|entry| {
+            if result.is_err() {
+                return;
+            }
+            result = match entry {
+                Entry::Field(name, None) => map.serialize_entry(name, &()),
+                Entry::Field(name, Some(value)) => map.serialize_entry(name, value),
+                Entry::Key(name, id) => map.serialize_entry(name, id),
+                Entry::Parent(relationship, ext, target) => {
+                    map.serialize_entry(relationship, &ByExternalId(ext, target))
+                }
+            };
+        });
+        result?;
         map.end()
     }
 }

@@ -20,7 +20,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use crate::VENDOR;
-use crate::bulk::{BulkClient, Ingest, Operation, Polling, RowOutcome};
+use crate::bulk::{BulkClient, Ingest, Operation, Polling, RowOutcome, Rows};
 use crate::client::{Call, Client};
 use crate::config::{SalesforceConfig, Settings};
 use crate::fields::{self, Describe};
@@ -39,6 +39,9 @@ pub struct SalesforceSink {
     /// The objects this run writes through Bulk API 2.0: those the source counted at least
     /// `bulk_threshold` records of.
     bulk_objects: Mutex<HashSet<ObjectType>>,
+    /// Per object, the Salesforce id of each record a Bulk job saved (by source id) until it is
+    /// read back: the read-back then asks for a range of ids, not a list.
+    saved: Mutex<HashMap<ObjectType, HashMap<String, String>>>,
     /// The standard field maps, plus the fields the engine mapped.
     fields: FieldMaps,
     /// Whether the org keeps every amount in one currency.
@@ -83,6 +86,7 @@ impl SalesforceSink {
             settings,
             bulk: BulkClient::over(Arc::clone(&client)),
             bulk_objects: Mutex::new(HashSet::new()),
+            saved: Mutex::new(HashMap::new()),
             client,
             fields: mapping::standard_maps(),
             currency: OrgCurrency::default(),
@@ -107,6 +111,40 @@ impl SalesforceSink {
     fn in_bulk(&self, object: ObjectType, records: usize) -> bool {
         let least = BULK_MIN_RECORDS.min(self.settings.bulk_threshold as usize);
         records >= least && self.is_bulk(object)
+    }
+
+    /// Keeps the Salesforce id a Bulk job saved `source_id` of `object` under, for its read-back.
+    fn remember(&self, object: ObjectType, source_id: &str, id: &str) {
+        if let Ok(mut saved) = self.saved.lock() {
+            saved
+                .entry(object)
+                .or_default()
+                .insert(source_id.to_owned(), id.to_owned());
+        }
+    }
+
+    /// The lowest and highest Salesforce ids saved for `source_ids` of `object` (forgotten
+    /// now: each is read back once), and how many there were.
+    fn saved_range(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+    ) -> Option<(String, String, usize)> {
+        let mut saved = self.saved.lock().ok()?;
+        let ids = saved.get_mut(&object)?;
+        let mut range: Option<(String, String)> = None;
+        let mut n = 0;
+        for source_id in source_ids {
+            let Some(id) = ids.remove(source_id) else {
+                continue;
+            };
+            n += 1;
+            range = Some(match range {
+                None => (id.clone(), id),
+                Some((low, high)) => (low.min(id.clone()), high.max(id)),
+            });
+        }
+        range.map(|(low, high)| (low, high, n))
     }
 
     /// How many access tokens this sink has fetched (1 unless sessions expired).
@@ -244,12 +282,8 @@ impl SalesforceSink {
         map: &FieldMap,
     ) -> ConnectorResult<Vec<((usize, SalesforceBody<'r>), Attempt<RecordOutcome>)>> {
         let ext = self.ext();
-        let (columns, rows) = csv_rows(&items, ext).map_err(|e| ConnectorError::Malformed {
-            vendor: VENDOR,
-            endpoint: format!("PUT jobs/ingest ({})", row.sobject),
-            detail: format!("cannot encode the rows: {e}"),
-        })?;
-        let column_names: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let rows = BodyRows::new(&items, ext);
+        let column_names: Vec<&str> = rows.columns.iter().map(String::as_str).collect();
         let outcome = self
             .bulk
             .ingest(&Ingest {
@@ -259,10 +293,11 @@ impl SalesforceSink {
                 },
                 columns: &column_names,
                 rows: &rows,
-                // `csv_rows` puts the external id first.
+                // `BodyRows` puts the external id first.
                 key_column: 0,
             })
             .await?;
+        drop(rows);
         let failed_jobs = outcome.job_errors().len();
         if failed_jobs > 0 {
             // The job's message can quote values: only the count is logged.
@@ -277,13 +312,16 @@ impl SalesforceSink {
         for (item, result) in items.into_iter().zip(outcome.rows) {
             let record = &records[item.0];
             let attempt = match result {
-                RowOutcome::Saved { id, created } => Attempt::Done(RecordOutcome {
-                    source_id: record.source_id.clone(),
-                    result: Ok(Written {
-                        sink_id: id,
-                        created,
-                    }),
-                }),
+                RowOutcome::Saved { id, created } => {
+                    self.remember(row.object, &record.source_id, &id);
+                    Attempt::Done(RecordOutcome {
+                        source_id: record.source_id.clone(),
+                        result: Ok(Written {
+                            sink_id: id,
+                            created,
+                        }),
+                    })
+                }
                 RowOutcome::Failed { code, fields, .. } => {
                     let errors = [SaveError {
                         status_code: code,
@@ -442,14 +480,12 @@ impl SalesforceSink {
     }
 }
 
-/// Records per batch of an object written through Bulk API 2.0 (one ingest job each) unless
-/// `bulk_job_size` is lower, and at most: the size of the batches Salesforce processes a
-/// job's data in.
-pub const BULK_BATCH_SIZE: usize = 10_000;
 /// The fewest records sent as one Bulk job (the last batch of an object can be small), unless
 /// `bulk_threshold` is lower: a job takes about six calls, what 1,000 records take through
 /// sObject Collections.
 pub const BULK_MIN_RECORDS: usize = 1_000;
+/// Rows beyond twice those asked that a read-back's id range may hold and still be read.
+const RANGE_SLACK: usize = 1_000;
 /// Jobs a row the Bulk API did not process (or refused with a transient code) is sent again in.
 const BULK_ROUNDS: usize = 3;
 
@@ -465,71 +501,59 @@ fn is_transient(errors: &[SaveError]) -> bool {
             .all(|e| TRANSIENT_CODES.contains(&e.status_code.as_str()))
 }
 
-/// A Bulk upsert's rows of cells (`None` clears the field).
-type CsvRows = Vec<Vec<Option<String>>>;
 /// The (name, value) pairs of a record read from CSV.
 type Fields<'a> = Vec<(Cow<'a, str>, Field<'a>)>;
 
 /// The rows of a Bulk upsert: the very bodies sObject Collections would carry, flattened to
-/// CSV columns. A parent found by external id (`Account: {ext: …}`) becomes the column
-/// `Account.<ext>`; `null` (or an empty text, which Salesforce stores as null) clears the field
-/// ([`crate::bulk::CLEAR`]); a field a body leaves out (an opt-out not set, no owner) is an
-/// empty cell, which leaves it as it is, as leaving it out of the JSON does.
-fn csv_rows(
-    items: &[(usize, SalesforceBody<'_>)],
-    ext: &str,
-) -> serde_json::Result<(Vec<String>, CsvRows)> {
-    let mut columns: Vec<String> = vec![ext.to_owned()];
-    let mut at: HashMap<String, usize> = HashMap::from([(ext.to_owned(), 0)]);
-    let mut rows: Vec<Vec<(usize, Option<String>)>> = Vec::with_capacity(items.len());
-    for (_, body) in items {
-        let serde_json::Value::Object(fields) = serde_json::to_value(body)? else {
-            // A body is always a map; a row left out would book results to the wrong records.
-            return Err(serde::ser::Error::custom("a body is not a JSON object"));
-        };
-        let mut cells = Vec::with_capacity(fields.len());
-        let mut cell = |name: String, value: &serde_json::Value| {
-            let next = columns.len();
-            let i = *at.entry(name.clone()).or_insert(next);
-            if i == next {
-                columns.push(name);
-            }
-            cells.push((i, cell_text(value)));
-        };
-        for (name, value) in &fields {
-            match value {
-                _ if name == "attributes" => {}
-                serde_json::Value::Object(parent) => {
-                    for (key, value) in parent {
-                        cell(format!("{name}.{key}"), value);
-                    }
-                }
-                value => cell(name.clone(), value),
-            }
-        }
-        rows.push(cells);
-    }
-    let width = columns.len();
-    let rows = rows
-        .into_iter()
-        .map(|cells| {
-            let mut row = vec![Some(String::new()); width];
-            for (i, value) in cells {
-                row[i] = value;
-            }
-            row
-        })
-        .collect();
-    Ok((columns, rows))
+/// CSV columns as each row is written into the upload (no copy of the rows is made). A parent
+/// found by external id (`Account: {ext: …}`) is the column `Account.<ext>`; `null` (or an
+/// empty text, which Salesforce stores as null) clears the field ([`crate::bulk::CLEAR`]); a
+/// field a body leaves out (an opt-out not set, no owner) is an empty cell, which leaves it as
+/// it is, as leaving it out of the JSON does.
+struct BodyRows<'b, 'r> {
+    items: &'b [(usize, SalesforceBody<'r>)],
+    /// The header: the external id first, then every column a body has, in order of first use.
+    columns: Vec<String>,
+    /// Each column's index in `columns`.
+    at: HashMap<String, usize>,
 }
 
-/// A JSON value as a Bulk CSV cell: `None` clears the field.
-fn cell_text(value: &serde_json::Value) -> Option<String> {
-    match value {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(s) if s.is_empty() => None,
-        serde_json::Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
+impl<'b, 'r> BodyRows<'b, 'r> {
+    fn new(items: &'b [(usize, SalesforceBody<'r>)], ext: &str) -> BodyRows<'b, 'r> {
+        let mut columns = vec![ext.to_owned()];
+        let mut at = HashMap::from([(ext.to_owned(), 0)]);
+        for (_, body) in items {
+            body.csv_cells(|column, _| {
+                let name = column.to_string();
+                if !at.contains_key(&name) {
+                    at.insert(name.clone(), columns.len());
+                    columns.push(name);
+                }
+            });
+        }
+        BodyRows { items, columns, at }
+    }
+}
+
+impl Rows for BodyRows<'_, '_> {
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn key(&self, i: usize, _key_column: usize) -> Option<&str> {
+        self.items.get(i).map(|(_, body)| body.source_id())
+    }
+
+    fn cells(&self, i: usize) -> Vec<Option<Cow<'_, str>>> {
+        let mut cells = vec![Some(Cow::Borrowed("")); self.columns.len()];
+        if let Some((_, body)) = self.items.get(i) {
+            body.csv_cells(|column, value| {
+                if let Some(&at) = self.at.get(column.to_string().as_str()) {
+                    cells[at] = value;
+                }
+            });
+        }
+        cells
     }
 }
 
@@ -727,7 +751,8 @@ impl Sink for SalesforceSink {
 
     /// One sObject Collections upsert per batch of `batch_size`, and one read-back query per
     /// `read_back_size` records (plus one query of contact roles for an object that has them);
-    /// through Bulk, a job and two query jobs per 10,000. Notes (two writes per note): unknown.
+    /// through Bulk, a job and its query job per `bulk_job_records`. Notes (two writes per note):
+    /// unknown.
     fn requests_per_record(&self, object: ObjectType) -> Option<f64> {
         if object == ObjectType::NOTES {
             return None;
@@ -738,16 +763,21 @@ impl Sink for SalesforceSink {
             Some(SalesforceLinks::ContactRoles { .. })
         ));
         if self.is_bulk(object) {
-            // Per job (10,000 by default): create, upload, close, two polls, the saved rows; read back
-            // by two query jobs (10,000 ids of about 15 characters fill 100,000 of SOQL
-            // twice), each a create, two polls and a page.
-            return Some((6 + 2 * 4 + roles) as f64 / self.settings.bulk_job_size as f64);
+            // Per job: create, upload, close, two polls, the saved rows; read back by one
+            // query job over the range of the saved ids: a create, two polls and a page.
+            return Some((6 + 4 + roles) as f64 / self.settings.bulk_job_records as f64);
         }
         let batch = crate::config::MAX_BATCH_SIZE
             .min(self.settings.batch_size)
             .max(1);
         let read_back = self.settings.read_back_size.max(1);
         Some(1.0 / batch as f64 + (1 + roles) as f64 / read_back as f64)
+    }
+
+    /// A Bulk object's batches are whole jobs: one written and one read back at a time keeps
+    /// the records held to a few jobs' worth.
+    fn batches_in_flight(&self, object: ObjectType) -> Option<usize> {
+        self.is_bulk(object).then_some(1)
     }
 
     /// Every object but notes (written two calls a note, keyed by title) can go through Bulk.
@@ -771,7 +801,8 @@ impl Sink for SalesforceSink {
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
         let row = mapping::binding(object)?;
         let (batch_size, read_back_size) = if self.is_bulk(object) {
-            (self.settings.bulk_job_size, self.settings.bulk_job_size)
+            let job = self.settings.bulk_job_records;
+            (job, job)
         } else {
             (self.settings.batch_size, self.settings.read_back_size)
         };
@@ -902,11 +933,8 @@ impl Sink for SalesforceSink {
         let mut extra = vec![ext, mapping::ID_FIELD];
         extra.extend(references.iter().map(String::as_str));
         let select = mapping::read_back_fields(&map, &extra);
-        let prefix = format!(
-            "SELECT {} FROM {} WHERE {ext}",
-            select.join(", "),
-            row.sobject
-        );
+        let from = format!("SELECT {} FROM {}", select.join(", "), row.sobject);
+        let prefix = format!("{from} WHERE {ext}");
         let mut out = Vec::with_capacity(source_ids.len());
         // The sink id of each record of `out`, for its links.
         let mut ids = Vec::with_capacity(source_ids.len());
@@ -918,13 +946,47 @@ impl Sink for SalesforceSink {
             }
         };
         if self.in_bulk(object, source_ids.len()) {
+            let mut missing: Vec<String> = source_ids.to_vec();
+            if let Some((low, high, saved)) = self.saved_range(object, source_ids) {
+                // The range of the ids the jobs saved: one statement however many ids, each
+                // row kept only when it is one of those asked (exact: any asked record not in
+                // the range is looked for by its source id below). A range holding far more
+                // rows than asked (ids interleaved with other records) is not read.
+                let asked: HashSet<&str> = source_ids.iter().map(String::as_str).collect();
+                let mut found: HashSet<String> = HashSet::with_capacity(source_ids.len());
+                let q = format!(
+                    "{from} WHERE {id} >= {} AND {id} <= {}",
+                    soql::literal(&low),
+                    soql::literal(&high),
+                    id = mapping::ID_FIELD
+                );
+                let most = (2 * saved + RANGE_SLACK) as u64;
+                let read = self
+                    .bulk
+                    .query_each_within(&q, None, Some(most), |header, cells| {
+                        let sf = csv_object(header, cells);
+                        let key = sf.get(ext).and_then(|v| v.as_str());
+                        if let Some(key) = key.filter(|k| asked.contains(k))
+                            && found.insert(key.to_owned())
+                        {
+                            each(&sf);
+                        }
+                    })
+                    .await?;
+                if read.is_some() {
+                    missing.retain(|id| !found.contains(id));
+                }
+                tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), saved, in_range = found.len(), read = read.is_some(), "read back by id range");
+            }
             // Query jobs, each statement up to SOQL's 100,000 characters, the same mapping.
-            for q in soql::in_statements(&prefix, source_ids) {
+            for q in soql::in_statements(&prefix, &missing) {
                 self.bulk
                     .query_each(&q, None, |header, cells| each(&csv_object(header, cells)))
                     .await?;
             }
         } else {
+            // A Bulk object's small last chunk: the ids its jobs saved are not needed any more.
+            let _ = self.saved_range(object, source_ids);
             for q in soql::in_queries(&prefix, source_ids) {
                 self.client.query_each(&q, &mut each).await?;
             }

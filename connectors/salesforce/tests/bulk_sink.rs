@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ferry_core::{ObjectType, Projection, Record, SecretRef, Sink, Value, field, record_digest};
 use ferry_salesforce::bulk::Polling;
-use ferry_salesforce::sink::BULK_BATCH_SIZE;
+use ferry_salesforce::config::DEFAULT_BULK_JOB_RECORDS;
 use ferry_salesforce::{SalesforceConfig, SalesforceSink};
 use ferry_sandbox::faults::Faults;
 use ferry_sandbox::salesforce::{Emulator, Options};
@@ -29,8 +29,14 @@ async fn start(faults: Faults) -> (Emulator, ferry_sandbox::Running, SalesforceS
     )
     .await
     .expect("serve");
+    let sink = sink_for(&running.base_url);
+    (emulator, running, sink)
+}
+
+/// A sink on the emulator at `base_url`, Bulk from 1,000 records, polling fast.
+fn sink_for(base_url: &str) -> SalesforceSink {
     let mut config: SalesforceConfig = serde_json::from_value(json!({
-        "login_url": running.base_url,
+        "login_url": base_url,
         "client_id": "${UNUSED}",
         "client_secret": "${UNUSED}",
         "max_retries": 10,
@@ -40,14 +46,13 @@ async fn start(faults: Faults) -> (Emulator, ferry_sandbox::Running, SalesforceS
     let secret = |s: &str| SecretRef::in_memory(SecretString::from(s.to_owned()));
     config.client_id = secret(ferry_sandbox::SALESFORCE_CLIENT_ID);
     config.client_secret = secret(ferry_sandbox::SALESFORCE_CLIENT_SECRET);
-    let sink = SalesforceSink::new(config, "sink")
+    SalesforceSink::new(config, "sink")
         .expect("sink")
         .with_bulk_polling(Polling {
             first: Duration::from_millis(1),
             max: Duration::from_millis(20),
             timeout: Duration::from_secs(60),
-        });
-    (emulator, running, sink)
+        })
 }
 
 fn contact(id: &str, last: Option<&str>) -> Record {
@@ -112,7 +117,7 @@ async fn a_large_object_is_written_and_read_back_exactly_in_a_few_bulk_calls() {
         let capability = sink.capability(object).expect("capability");
         assert_eq!(
             (capability.batch_size, capability.read_back_size),
-            (BULK_BATCH_SIZE, BULK_BATCH_SIZE)
+            (DEFAULT_BULK_JOB_RECORDS, DEFAULT_BULK_JOB_RECORDS)
         );
         sink.prepare(object).await.expect("prepare");
     }
@@ -177,6 +182,106 @@ async fn a_large_object_is_written_and_read_back_exactly_in_a_few_bulk_calls() {
     assert_eq!(emulator.count("Contact"), contacts.len(), "no duplicates");
     assert_read_back_equal(&sink, ObjectType::CONTACTS, &again).await;
     assert_eq!(sink.token_fetches(), 1);
+}
+
+/// `n` contacts with source ids of about 64 characters starting with `prefix`: 1,600 of
+/// them fill SOQL's 100,000 characters.
+fn long_id_contacts(prefix: &str, n: usize) -> Vec<Record> {
+    (0..n)
+        .map(|i| contact(&format!("{prefix}-{i:0>60}"), Some(&format!("Last{i}"))))
+        .collect()
+}
+
+fn source_ids(records: &[Record]) -> Vec<String> {
+    records.iter().map(|r| r.source_id.clone()).collect()
+}
+
+#[tokio::test]
+async fn the_read_back_asks_for_the_range_of_saved_ids_and_keeps_only_those_asked() {
+    let (emulator, running, sink) = start(Faults::default()).await;
+    let other = sink_for(&running.base_url);
+    for s in [&sink, &other] {
+        s.expect(ObjectType::CONTACTS, 5_000);
+        s.prepare(ObjectType::CONTACTS).await.expect("prepare");
+    }
+    // Another writer's records land between this sink's two jobs, inside their id range.
+    let first = long_id_contacts("a", 1_500);
+    let between = long_id_contacts("b", 1_000);
+    let second = long_id_contacts("c", 1_500);
+    for (s, records) in [(&sink, &first), (&other, &between), (&sink, &second)] {
+        let outcomes = s
+            .upsert(ObjectType::CONTACTS, records)
+            .await
+            .expect("upsert");
+        assert!(outcomes.iter().all(|o| o.result.is_ok()));
+    }
+    let mut asked = first.clone();
+    asked.extend(second.iter().cloned());
+    let before = emulator.api_usage();
+    let back = sink
+        .read_back(ObjectType::CONTACTS, &source_ids(&asked))
+        .await
+        .expect("read back");
+    // By their 3,000 source ids it would take two statements (two query jobs, 8 calls).
+    assert_eq!(emulator.api_usage() - before, 4, "one query job");
+    let mut got = source_ids(&back);
+    got.sort();
+    let mut want = source_ids(&asked);
+    want.sort();
+    assert_eq!(got, want, "exactly those asked, none of the other writer's");
+    assert_read_back_equal(&sink, ObjectType::CONTACTS, &second).await;
+
+    // Records this sink did not save are found by their source ids.
+    let before = emulator.api_usage();
+    let back = sink
+        .read_back(ObjectType::CONTACTS, &source_ids(&between))
+        .await
+        .expect("read back");
+    assert_eq!(back.len(), between.len());
+    assert_eq!(
+        emulator.api_usage() - before,
+        4,
+        "one statement of 1,000 ids"
+    );
+}
+
+#[tokio::test]
+async fn a_range_holding_far_more_rows_than_asked_is_not_read() {
+    let (emulator, running, sink) = start(Faults::default()).await;
+    let other = sink_for(&running.base_url);
+    for s in [&sink, &other] {
+        s.expect(ObjectType::CONTACTS, 5_000);
+        s.prepare(ObjectType::CONTACTS).await.expect("prepare");
+    }
+    // 3,500 of another writer's between two jobs of 1,000: 5,500 rows in the range, more than
+    // twice the 2,000 asked plus 1,000.
+    let named = |prefix: &str, n: usize| {
+        (0..n)
+            .map(|i| contact(&format!("{prefix}-{i}"), Some("Last")))
+            .collect::<Vec<_>>()
+    };
+    let (first, between, second) = (named("a", 1_000), named("b", 3_500), named("c", 1_000));
+    for (s, records) in [(&sink, &first), (&other, &between), (&sink, &second)] {
+        let outcomes = s
+            .upsert(ObjectType::CONTACTS, records)
+            .await
+            .expect("upsert");
+        assert!(outcomes.iter().all(|o| o.result.is_ok()));
+    }
+    let mut asked = first.clone();
+    asked.extend(second.iter().cloned());
+    let before = emulator.api_usage();
+    let back = sink
+        .read_back(ObjectType::CONTACTS, &source_ids(&asked))
+        .await
+        .expect("read back");
+    let mut got = source_ids(&back);
+    got.sort();
+    let mut want = source_ids(&asked);
+    want.sort();
+    assert_eq!(got, want);
+    // The range job's create and two polls, no page; then one `IN` statement's four.
+    assert_eq!(emulator.api_usage() - before, 3 + 4);
 }
 
 #[tokio::test]

@@ -737,6 +737,13 @@ pub trait Sink: Send + Sync {
         None
     }
 
+    /// The most batches of `object` the sink takes in flight at once, when it takes fewer than
+    /// the run's `batches_in_flight` (each stage, writes and read-backs): Salesforce's Bulk
+    /// jobs, whose batches hold tens of thousands of records. `None` (the default): the run's.
+    fn batches_in_flight(&self, _object: ObjectType) -> Option<usize> {
+        None
+    }
+
     /// Requests writing `object` costs per record, from the connector's batch size (a batch's
     /// write, read-back and link calls, over the records a batch holds): `ferry plan`'s
     /// estimate of a run's requests. `None` (the default): unknown.

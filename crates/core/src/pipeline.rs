@@ -873,7 +873,12 @@ async fn run_object(
     counters: &ObjectProgress,
 ) -> StageResult<()> {
     let object = shared.object;
-    let in_flight = options.batches_in_flight.max(1);
+    let in_flight = sink
+        .batches_in_flight(object)
+        .map_or(options.batches_in_flight, |n| {
+            n.min(options.batches_in_flight)
+        })
+        .max(1);
     let batch_size = shared.capability.batch_size.max(1);
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(in_flight);
     let (verify_tx, verify_rx) = mpsc::channel::<Batch>(in_flight);
@@ -1018,6 +1023,10 @@ async fn read_stage(
     let mut listed_duplicates: HashMap<&'static str, usize> = HashMap::new();
     let mut cursor: Option<String> = start;
     let mut batch = Batch::default();
+    // A batch is begun only once the writer's queue has room for it: while the queue is full
+    // the reader holds no half-built batch (one batch fewer in memory, which counts when a
+    // batch is a Bulk job of tens of thousands of records).
+    let mut slot: Option<mpsc::Permit<'_, Batch>> = None;
     // Pages come one after another (each needs the cursor of the one before), so a task of
     // their own fetches them, a few ahead: the vendor serves and the connector parses the next
     // pages while this one is checked and batched.
@@ -1202,12 +1211,20 @@ async fn read_stage(
                     seq
                 }
             };
+            if batch.is_empty() && slot.is_none() {
+                match tx.reserve().await {
+                    Ok(permit) => slot = Some(permit),
+                    Err(_) => return Ok(()), // the writer stopped; its error tells why
+                }
+            }
             batch.records.push(record);
             batch.pages.push(page_of);
             if batch.len() >= batch_size {
                 let full = std::mem::take(&mut batch);
-                if tx.send(full).await.is_err() {
-                    return Ok(()); // the writer stopped; its error tells why
+                match slot.take() {
+                    Some(permit) => permit.send(full),
+                    None if tx.send(full).await.is_err() => return Ok(()),
+                    None => {}
                 }
             }
         }
@@ -1282,7 +1299,12 @@ async fn read_stage(
         *ids.lock().unwrap_or_else(PoisonError::into_inner) = quality.into_seen_ids();
     }
     if !batch.is_empty() {
-        let _ = tx.send(batch).await;
+        match slot.take() {
+            Some(permit) => permit.send(batch),
+            None => {
+                let _ = tx.send(batch).await;
+            }
+        }
     }
     Ok(())
 }
@@ -1750,6 +1772,8 @@ mod tests {
         stored: Mutex<HashMap<String, Record>>,
         upserts_in_flight: AtomicUsize,
         max_in_flight: AtomicUsize,
+        /// Takes one batch in flight (`Sink::batches_in_flight`), as a Bulk object does.
+        one_at_a_time: bool,
     }
 
     #[async_trait]
@@ -1775,6 +1799,9 @@ mod tests {
         }
         async fn check(&self) -> ConnectorResult<()> {
             Ok(())
+        }
+        fn batches_in_flight(&self, _: ObjectType) -> Option<usize> {
+            self.one_at_a_time.then_some(1)
         }
         async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
             Ok(())
@@ -2032,6 +2059,27 @@ mod tests {
                 assert_eq!(stored["1"].get(field::COMPANY), None, "written without it");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_sink_that_takes_one_batch_in_flight_gets_one_and_every_record_verified() {
+        let sink = Arc::new(MemorySink {
+            one_at_a_time: true,
+            ..MemorySink::default()
+        });
+        let report = migrate(
+            (0..100).map(|i| contact(i, "Ng")).collect(),
+            Arc::clone(&sink),
+        )
+        .await;
+        let o = &report.objects[0];
+        assert_eq!((o.written, o.verified, o.mismatched), (100, 100, 0));
+        assert_eq!(report.outcome, Outcome::Verified);
+        assert_eq!(
+            sink.max_in_flight.load(Ordering::SeqCst),
+            1,
+            "the sink's one batch, not the run's four"
+        );
     }
 
     #[tokio::test]

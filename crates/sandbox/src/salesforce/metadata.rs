@@ -435,7 +435,7 @@ pub(crate) fn setup_query(query: &Query) -> Option<Response> {
                 Op::Eq(l) => equal(l),
                 Op::Ne(l) => !equal(l),
                 Op::In(ls) => ls.iter().any(equal),
-                Op::Gt(_) | Op::Ge(_) => false,
+                Op::Gt(_) | Op::Ge(_) | Op::Between(..) => false,
             };
             if !keep {
                 continue;

@@ -6,7 +6,8 @@
 //! SELECT COUNT() | field [, field]...      fields may be relationship paths: Account.Name
 //! FROM Account | Contact
 //! [WHERE field IN (literal, ...) | field = literal | field != literal | field <> literal
-//!        | Id > 'id' | datetime-field > datetime | datetime-field >= datetime]
+//!        | Id > 'id' | Id >= 'id' AND Id <= 'id'
+//!        | datetime-field > datetime | datetime-field >= datetime]
 //! [ORDER BY field [ASC | DESC] [NULLS FIRST | NULLS LAST] [, field ...]]
 //! [LIMIT n]
 //! ```
@@ -16,7 +17,8 @@
 //! (`2026-12-06T16:47:33Z`, with optional fraction). Keywords are case-insensitive. `>` compares
 //! `Id` (keyset paging: `WHERE Id > '…' ORDER BY Id`) or a date-time field with a date-time
 //! literal; `>=` only the latter (incremental reads: `WHERE SystemModstamp >= … ORDER BY
-//! SystemModstamp, Id`). Anything else (AND/OR, LIKE, <, > on other fields, GROUP BY, OFFSET,
+//! SystemModstamp, Id`); `>= … AND <= …` only `Id` between two id literals (a range of ids,
+//! as PK chunking reads). Anything else (other AND, OR, LIKE, <, > on other fields, GROUP BY, OFFSET,
 //! subqueries, date literals such as `TODAY`, bind variables) is answered with
 //! `MALFORMED_QUERY`, as Salesforce answers syntax it does not know, so nobody mistakes the
 //! sandbox for the full language.
@@ -65,6 +67,8 @@ pub(crate) enum Op {
     Gt(Literal),
     /// `>=`: the store accepts it on date-time fields with a date-time literal only.
     Ge(Literal),
+    /// `>= low AND <= high` on one field: the store accepts it on `Id` with id literals.
+    Between(Literal, Literal),
 }
 
 /// A literal value.
@@ -98,6 +102,7 @@ enum Token {
     Ne,
     Gt,
     Ge,
+    Le,
     DateTime(i64),
     Other(char),
 }
@@ -115,6 +120,7 @@ impl Token {
             Token::Ne => "!=".into(),
             Token::Gt => ">".into(),
             Token::Ge => ">=".into(),
+            Token::Le => "<=".into(),
             Token::DateTime(_) => "date-time literal".into(),
             Token::Other(c) => c.to_string(),
         }
@@ -154,6 +160,10 @@ fn tokenize(q: &str) -> Result<Vec<Token>, String> {
                     ('!', Some('=')) | ('<', Some('>')) => {
                         chars.next();
                         out.push(Token::Ne);
+                    }
+                    ('<', Some('=')) => {
+                        chars.next();
+                        out.push(Token::Le);
                     }
                     _ => out.push(Token::Other(c)),
                 }
@@ -429,7 +439,20 @@ pub(crate) fn parse(q: &str) -> Result<Query, String> {
             Some(Token::Eq) => Op::Eq(p.literal()?),
             Some(Token::Ne) => Op::Ne(p.literal()?),
             Some(Token::Gt) => Op::Gt(p.literal()?),
-            Some(Token::Ge) => Op::Ge(p.literal()?),
+            Some(Token::Ge) => {
+                let low = p.literal()?;
+                if p.keyword("AND") {
+                    // Only the upper bound of the same field may follow.
+                    if p.path()? != path {
+                        p.pos -= 1;
+                        return Err(p.unexpected());
+                    }
+                    p.expect(Token::Le)?;
+                    Op::Between(low, p.literal()?)
+                } else {
+                    Op::Ge(low)
+                }
+            }
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("IN") => {
                 p.expect(Token::LParen)?;
                 let mut values = vec![p.literal()?];
@@ -548,6 +571,13 @@ mod tests {
             Op::Gt(Literal::Str("003xx0000000001".into()))
         );
         assert!(parse("SELECT Id FROM Contact WHERE Id >> 'a'").is_err());
+        let q = parse("SELECT Id FROM Contact WHERE Id >= '003a' AND Id <= '003b'").unwrap();
+        assert_eq!(
+            q.filter.unwrap().op,
+            Op::Between(Literal::Str("003a".into()), Literal::Str("003b".into()))
+        );
+        assert!(parse("SELECT Id FROM Contact WHERE Id >= '003a' AND Name <= 'b'").is_err());
+        assert!(parse("SELECT Id FROM Contact WHERE Id >= '003a' AND Id >= '003b'").is_err());
     }
 
     #[test]

@@ -1881,6 +1881,30 @@ impl Store {
             }
             Some(soql::Filter {
                 path,
+                op: Op::Between(low, high),
+            }) => {
+                let col = self.column(object, path)?;
+                let is_id =
+                    col.relationship.is_none() && table.schema.fields[col.field].kind == Kind::Id;
+                let bound = |l: &Literal| match l {
+                    Literal::Str(s) if is_id => parse_record_id(object, s).map_err(|_| {
+                        RequestError::bad_request(
+                            "INVALID_QUERY_FILTER_OPERATOR",
+                            format!("invalid ID field: {s}"),
+                        )
+                    }),
+                    _ => Err(RequestError::bad_request(
+                        "MALFORMED_QUERY",
+                        "the sandbox compares with >= … AND <= … only Id, with id literals"
+                            .to_owned(),
+                    )),
+                };
+                let (low, high) = (bound(low)?, bound(high)?);
+                let end = high.saturating_add(1).min(table.len() as u32);
+                (low.min(end)..end).collect()
+            }
+            Some(soql::Filter {
+                path,
                 op: Op::Gt(after),
             }) => {
                 let col = self.column(object, path)?;
@@ -1907,7 +1931,7 @@ impl Store {
                 let literals: &[Literal] = match &filter.op {
                     Op::In(v) => v,
                     Op::Eq(v) => std::slice::from_ref(v),
-                    Op::Ne(_) | Op::Gt(_) | Op::Ge(_) => &[],
+                    Op::Ne(_) | Op::Gt(_) | Op::Ge(_) | Op::Between(..) => &[],
                 };
                 let indexed = col.relationship.is_none()
                     && !matches!(filter.op, Op::Ne(_))
@@ -1969,7 +1993,7 @@ impl Store {
                                 }
                                 Op::Eq(l) => cell.matches(l, case_sensitive),
                                 Op::Ne(l) => !cell.matches(l, case_sensitive),
-                                Op::Gt(_) | Op::Ge(_) => false, // answered above
+                                Op::Gt(_) | Op::Ge(_) | Op::Between(..) => false, // answered above
                             }
                         })
                         .collect()
