@@ -127,11 +127,34 @@ pub async fn resolve(
             })
         };
         let mut plan = input(&to);
-        let only_missing = !plan.errors.is_empty()
+        let mut only_missing = !plan.errors.is_empty()
             && plan
                 .errors
                 .iter()
                 .all(|e| matches!(e, FieldPlanError::UnknownSinkField { .. }));
+        if only_missing && creating != Creating::Never {
+            // Before anything is created in the customer's account: the plan as it would be
+            // with the fields as the sink creates them (Pipedrive makes a text field for a
+            // flag). A field that could not carry what is mapped into it is not created, nor
+            // any other: the run is refused naming it.
+            let mut preview = to.clone();
+            preview.extend(plan.to_create.iter().map(|new| VendorField {
+                name: new.name.clone(),
+                label: new.label.clone(),
+                // A kind the sink cannot create: its create call says so, as before.
+                kind: sink.created_kind(new.kind).unwrap_or(new.kind),
+                vendor_type: "to be created".into(),
+                custom: true,
+                writable: true,
+                options: new.options.clone(),
+                canonical: None,
+            }));
+            let previewed = input(&preview);
+            if !previewed.errors.is_empty() {
+                plan.errors = previewed.errors;
+                only_missing = false;
+            }
+        }
         if only_missing && creating == Creating::Allowed {
             for new in &plan.to_create {
                 let made = sink.create_field(object, new).await.map_err(|e| match e {

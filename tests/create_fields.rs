@@ -172,3 +172,79 @@ async fn every_sink_creates_a_missing_field_once_and_carries_it_verified() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// A field the sink would create unable to hold what is mapped into it (Pipedrive makes a text
+/// field for a checkbox, and a deal's "Won" flag is no consent flag that travels as text) is
+/// refused before anything is created or written: the customer's account is left as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_field_the_sink_would_create_wrongly_is_refused_before_anything_is_created() {
+    let spec = |v: &str| ferry_sandbox::emulator(v).expect("an emulator");
+    let sandbox = ferry_sandbox::start(SandboxConfig {
+        records: CONTACTS,
+        seed: SEED,
+        mess: Mess::none(),
+        vendors: vec![
+            VendorSetup::ephemeral(spec("salesforce"), true),
+            VendorSetup::ephemeral(spec("pipedrive"), false),
+        ],
+    })
+    .await
+    .expect("start emulators");
+    let (source, sink) = (&sandbox.emulators[0], &sandbox.emulators[1]);
+    let dir = std::env::temp_dir().join(format!("ferry-create-wrong-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("test dir");
+    let base = format!(
+        "version = 1\n{}{}create_missing_fields = true\n[migration]\nobjects = [\"companies\", \"contacts\", \"deals\"]\n",
+        common::connector_table("source", "salesforce", &source.connector_settings()),
+        common::connector_table("sink", "pipedrive", &sink.connector_settings()),
+    );
+    let base_path = dir.join("base.toml");
+    std::fs::write(&base_path, &base).expect("write config");
+    let config = dir.join("wrong.toml");
+    std::fs::write(
+        &config,
+        format!("{base}[fields.deals]\n\"IsWon\" = \"Won Flag\"\n"),
+    )
+    .expect("write config");
+    let env = common::all_credentials();
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let fields = || async {
+        let out = common::ferry(
+            &["fields", "--config", &path(&base_path), "--report", "json"],
+            &env,
+        )
+        .await;
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("ferry fields JSON")
+    };
+    let before = fields().await;
+
+    let out = common::ferry(&["migrate", "--config", &path(&config)], &env).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("IsWon") && stderr.contains("Won Flag"),
+        "the refusal names both fields: {stderr}"
+    );
+    assert_eq!(
+        common::field_name_by_label(&fields().await, "deals", "sink", "Won Flag"),
+        None,
+        "no field was created"
+    );
+    let sink_side = |f: &serde_json::Value| -> Vec<serde_json::Value> {
+        f["objects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| o["sink"].clone())
+            .collect()
+    };
+    let after = fields().await;
+    assert!(!sink_side(&before).is_empty(), "{before}");
+    assert_eq!(
+        sink_side(&after),
+        sink_side(&before),
+        "the sink's fields are as they were"
+    );
+    assert_eq!(sink.emulator.count("companies"), 0, "nothing was written");
+    let _ = std::fs::remove_dir_all(&dir);
+}

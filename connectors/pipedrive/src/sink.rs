@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use ferry_core::batch::{self, Answer};
-use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorField};
+use ferry_core::fields::{FieldBinding, FieldKind, FieldMap, FieldMaps, NewField, VendorField};
 use ferry_core::http::{HttpResponse, HttpStats, Sent};
 use ferry_core::quality::{
     OPT_OUT_NOT_REPRESENTABLE, opt_out_not_representable_reason, opt_out_without_address,
@@ -1158,6 +1158,11 @@ impl Sink for PipedriveSink {
         let row = objects::binding(object)?;
         self.fields.map(object, &row.standard_map(), bindings);
         Ok(())
+    }
+
+    /// The kind of the field [`Self::create_field`] makes for `kind`: a checkbox becomes text.
+    fn created_kind(&self, kind: FieldKind) -> Option<FieldKind> {
+        mapping::field_type_for(kind).map(|t| mapping::kind_of("", t))
     }
 
     /// Creates a custom field (`POST /api/v2/{personFields|organizationFields}`; admins only):

@@ -794,6 +794,14 @@ pub trait Sink: Send + Sync {
         not_mappable(self.vendor(), bindings)
     }
 
+    /// The kind `describe` will list a field [`Sink::create_field`] creates for `kind` with
+    /// (a vendor without checkbox fields makes a text field for a flag); `None` for a kind it
+    /// cannot create. Lets a run see, before it creates anything in the customer's account,
+    /// whether the created fields could carry what is mapped into them.
+    fn created_kind(&self, kind: crate::fields::FieldKind) -> Option<crate::fields::FieldKind> {
+        Some(kind)
+    }
+
     /// Creates a custom field on `object` through the vendor's metadata API
     /// (`create_missing_fields = true`), returning it as `describe` will list it.
     async fn create_field(
