@@ -32,6 +32,7 @@
 //! `Modified_Time` read, less a second: a new time window, its first records read twice and
 //! absorbed by the upsert.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -66,6 +67,9 @@ pub struct ZohoSource {
     maps: FieldMaps,
     /// Whether the org keeps every amount in one currency.
     currency: OrgCurrency,
+    /// Per object: its count when asked ([`Source::count`]) and the records read since, so
+    /// that a round asks for no more pages than are left (each empty page costs a credit).
+    left: std::sync::Mutex<HashMap<ObjectType, (u64, u64)>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -184,6 +188,7 @@ impl ZohoSource {
             client,
             maps: mapping::standard_maps(),
             currency: OrgCurrency::default(),
+            left: std::sync::Mutex::default(),
         })
     }
 
@@ -273,7 +278,7 @@ impl ZohoSource {
     /// twice, and the cursor is the plain keyset one (`k:{last id}`).
     async fn keyset_round(&self, row: &ZohoObject, last: &str) -> ConnectorResult<Page> {
         let size = self.settings.page_size;
-        let lanes = self.settings.max_concurrent.min(MAX_ROUND_LANES);
+        let lanes = self.round_lanes(row.object, size);
         if lanes < 2 || size < 2 {
             return self.keyset(row, None, Some(last)).await;
         }
@@ -288,6 +293,27 @@ impl ZohoSource {
         tracing::debug!(vendor = VENDOR, object = %row.object, records = data.len(), lanes, "read a COQL round");
         let next = self.next_keyset(&data, more, Some(last))?;
         self.page(row, &data, next).await
+    }
+
+    /// The pages a round of `object` asks for: as many as the org may have calls in flight (up
+    /// to [`MAX_ROUND_LANES`]), but no more than the records left by its count need (pages
+    /// overlap by one record), so the last round asks for no empty pages. Records created
+    /// since the count are read by the rounds after, one page at a time or more.
+    fn round_lanes(&self, object: ObjectType, size: usize) -> usize {
+        let most = self.settings.max_concurrent.min(MAX_ROUND_LANES);
+        let known = self
+            .left
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&object)
+            .copied();
+        match known {
+            Some((total, read)) if size >= 2 => {
+                let left = usize::try_from(total.saturating_sub(read)).unwrap_or(usize::MAX);
+                left.saturating_sub(1).div_ceil(size - 1).clamp(1, most)
+            }
+            _ => most,
+        }
     }
 
     /// `select … where {criteria} order by id asc limit {page_size} [offset {offset}]`.
@@ -614,14 +640,21 @@ impl Source for ZohoSource {
     async fn count(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
         let path = format!("/crm/v8/{}/actions/count", mapping::binding(object)?.module);
         let response = self.client.send_ok(Method::GET, &path, &[], None).await?;
-        if response.status.as_u16() == 204 {
-            return Ok(Some(0));
+        let count = if response.status.as_u16() == 204 {
+            Some(0)
+        } else {
+            let body: Json = response.json(VENDOR, &format!("GET {path}"))?;
+            // Documented as a number; some answers quote it.
+            body.get("count")
+                .and_then(|c| c.as_u64().or_else(|| c.as_str()?.trim().parse().ok()))
+        };
+        if let Some(n) = count {
+            self.left
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(object, (n, 0));
         }
-        let body: Json = response.json(VENDOR, &format!("GET {path}"))?;
-        // Documented as a number; some answers quote it.
-        Ok(body
-            .get("count")
-            .and_then(|c| c.as_u64().or_else(|| c.as_str()?.trim().parse().ok())))
+        Ok(count)
     }
 
     /// `GET /crm/v8/settings/fields?module=…` (scope `ZohoCRM.settings.fields.READ`).
@@ -733,6 +766,14 @@ impl Source for ZohoSource {
             .await?;
         let mut page = self.read_records(object, cursor).await?;
         self.currency.stamp(object, &mut page.records);
+        if let Some((_, read)) = self
+            .left
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(&object)
+        {
+            *read += page.records.len() as u64;
+        }
         Ok(page)
     }
 }

@@ -60,6 +60,60 @@ async fn pages_past_2000_records_by_id_after_the_first_page() {
 /// A full read in rounds of `max_concurrent_requests` COQL pages read at once: every record
 /// once, in id order, and a read resumed from any round's cursor by a new source (a restart
 /// from the checkpoint) reads exactly the records after it.
+/// With the object's count known, a full read's rounds ask for no more pages than the records
+/// left need: the last round asks for no empty page (each costs a credit); without it, a round
+/// asks for as many pages as the org may have calls in flight.
+#[tokio::test]
+async fn a_counted_read_asks_for_no_empty_page() {
+    let (emulator, running) = start(Options::default()).await;
+    let seeded = emulator.seed(&generate(850, 8, &Mess::none()));
+    assert_eq!(seeded.contacts, 850);
+    let settings = json!({"page_size": 50, "max_concurrent_requests": 4});
+    let read = |count_first: bool| {
+        let (base, settings, emulator) = (running.base_url.clone(), settings.clone(), &emulator);
+        async move {
+            let source = ZohoSource::new(config(&base, settings), "source").expect("source");
+            if count_first {
+                let n = source.count(ObjectType::CONTACTS).await.expect("count");
+                assert_eq!(n, Some(seeded.contacts as u64));
+            }
+            // The token and the org's currency are fetched by the first call: not counted.
+            source
+                .read_page(ObjectType::CONTACTS, None)
+                .await
+                .expect("first page");
+            let before = emulator.requests();
+            let mut cursor = source
+                .read_page(ObjectType::CONTACTS, None)
+                .await
+                .expect("first page")
+                .next;
+            let mut records = 50;
+            while let Some(c) = cursor {
+                let page = source
+                    .read_page(ObjectType::CONTACTS, Some(&c))
+                    .await
+                    .expect("page");
+                records += page.records.len();
+                cursor = page.next;
+            }
+            assert_eq!(records, seeded.contacts);
+            emulator.requests() - before
+        }
+    };
+    // 850 contacts: the first page of 50, then rounds of 4 pages of 50 overlapping by one (197
+    // records): four full rounds (788), and 12 left, one page. Without the count the last
+    // round asks for 4 pages, 3 of them past the end.
+    let counted = read(true).await;
+    let blind = read(false).await;
+    assert_eq!(counted, 1 + 4 * 4 + 1, "no empty page after a count");
+    assert_eq!(
+        blind,
+        1 + 5 * 4,
+        "without a count the last round asks for 4 pages"
+    );
+}
+
 #[tokio::test]
 async fn a_full_read_in_rounds_reads_each_record_once_and_resumes_from_any_cursor() {
     let (emulator, running) = start(Options::default()).await;
