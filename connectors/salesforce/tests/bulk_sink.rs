@@ -196,27 +196,48 @@ fn source_ids(records: &[Record]) -> Vec<String> {
     records.iter().map(|r| r.source_id.clone()).collect()
 }
 
-#[tokio::test]
-async fn the_read_back_asks_for_the_range_of_saved_ids_and_keeps_only_those_asked() {
+/// Source ids of `records`, sorted.
+fn sorted_ids(records: &[Record]) -> Vec<String> {
+    let mut ids = source_ids(records);
+    ids.sort();
+    ids
+}
+
+/// An org where a Bulk sink writes `first` and `second` and another writer `between` them,
+/// inside their id range; the sink and the records it wrote (`first` then `second`).
+async fn around_another_writer(
+    first: &[Record],
+    between: &[Record],
+    second: &[Record],
+) -> (
+    Emulator,
+    ferry_sandbox::Running,
+    SalesforceSink,
+    Vec<Record>,
+) {
     let (emulator, running, sink) = start(Faults::default()).await;
     let other = sink_for(&running.base_url);
     for s in [&sink, &other] {
         s.expect(ObjectType::CONTACTS, 5_000);
         s.prepare(ObjectType::CONTACTS).await.expect("prepare");
     }
-    // Another writer's records land between this sink's two jobs, inside their id range.
-    let first = long_id_contacts("a", 1_500);
-    let between = long_id_contacts("b", 1_000);
-    let second = long_id_contacts("c", 1_500);
-    for (s, records) in [(&sink, &first), (&other, &between), (&sink, &second)] {
+    for (s, records) in [(&sink, first), (&other, between), (&sink, second)] {
         let outcomes = s
             .upsert(ObjectType::CONTACTS, records)
             .await
             .expect("upsert");
         assert!(outcomes.iter().all(|o| o.result.is_ok()));
     }
-    let mut asked = first.clone();
-    asked.extend(second.iter().cloned());
+    (emulator, running, sink, [first, second].concat())
+}
+
+#[tokio::test]
+async fn the_read_back_asks_for_the_range_of_saved_ids_and_keeps_only_those_asked() {
+    // Another writer's records land between this sink's two jobs, inside their id range.
+    let first = long_id_contacts("a", 1_500);
+    let between = long_id_contacts("b", 1_000);
+    let second = long_id_contacts("c", 1_500);
+    let (emulator, _running, sink, asked) = around_another_writer(&first, &between, &second).await;
     let before = emulator.api_usage();
     let back = sink
         .read_back(ObjectType::CONTACTS, &source_ids(&asked))
@@ -224,11 +245,11 @@ async fn the_read_back_asks_for_the_range_of_saved_ids_and_keeps_only_those_aske
         .expect("read back");
     // By their 3,000 source ids it would take two statements (two query jobs, 8 calls).
     assert_eq!(emulator.api_usage() - before, 4, "one query job");
-    let mut got = source_ids(&back);
-    got.sort();
-    let mut want = source_ids(&asked);
-    want.sort();
-    assert_eq!(got, want, "exactly those asked, none of the other writer's");
+    assert_eq!(
+        sorted_ids(&back),
+        sorted_ids(&asked),
+        "exactly those asked, none of the other writer's"
+    );
     assert_read_back_equal(&sink, ObjectType::CONTACTS, &second).await;
 
     // Records this sink did not save are found by their source ids.
@@ -247,12 +268,6 @@ async fn the_read_back_asks_for_the_range_of_saved_ids_and_keeps_only_those_aske
 
 #[tokio::test]
 async fn a_range_holding_far_more_rows_than_asked_is_not_read() {
-    let (emulator, running, sink) = start(Faults::default()).await;
-    let other = sink_for(&running.base_url);
-    for s in [&sink, &other] {
-        s.expect(ObjectType::CONTACTS, 5_000);
-        s.prepare(ObjectType::CONTACTS).await.expect("prepare");
-    }
     // 3,500 of another writer's between two jobs of 1,000: 5,500 rows in the range, more than
     // twice the 2,000 asked plus 1,000.
     let named = |prefix: &str, n: usize| {
@@ -261,25 +276,13 @@ async fn a_range_holding_far_more_rows_than_asked_is_not_read() {
             .collect::<Vec<_>>()
     };
     let (first, between, second) = (named("a", 1_000), named("b", 3_500), named("c", 1_000));
-    for (s, records) in [(&sink, &first), (&other, &between), (&sink, &second)] {
-        let outcomes = s
-            .upsert(ObjectType::CONTACTS, records)
-            .await
-            .expect("upsert");
-        assert!(outcomes.iter().all(|o| o.result.is_ok()));
-    }
-    let mut asked = first.clone();
-    asked.extend(second.iter().cloned());
+    let (emulator, _running, sink, asked) = around_another_writer(&first, &between, &second).await;
     let before = emulator.api_usage();
     let back = sink
         .read_back(ObjectType::CONTACTS, &source_ids(&asked))
         .await
         .expect("read back");
-    let mut got = source_ids(&back);
-    got.sort();
-    let mut want = source_ids(&asked);
-    want.sort();
-    assert_eq!(got, want);
+    assert_eq!(sorted_ids(&back), sorted_ids(&asked));
     // The range job's create and two polls, no page; then one `IN` statement's four.
     assert_eq!(emulator.api_usage() - before, 3 + 4);
 }
