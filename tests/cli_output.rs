@@ -186,6 +186,7 @@ async fn verify_after_refusals_reports_records_not_in_the_sink_not_a_mismatch() 
         overlong_title: 0.05,
         opt_out_without_email: false,
         opt_out_channels: 0.0,
+        legal_bases: 0.0,
     };
     let sandbox = start(Setup {
         contacts: 300,

@@ -63,6 +63,7 @@ fn new_field(canonical: &str) -> &'static str {
         "postal_opt_out" => "Ferry_Postal_Opt_Out",
         "sms_opt_out" => "Ferry_Sms_Opt_Out",
         "email_unsubscribed_types" => "Ferry_Unsubscribed_Types",
+        "legal_basis" => "Ferry_Legal_Basis",
         other => panic!("no new field for {other}"),
     }
 }
@@ -152,12 +153,16 @@ async fn serve(emulator: &dyn VendorEmulator) -> Running {
 }
 
 async fn pair(from: &'static str, to: &'static str) -> Pair {
+    pair_seeded(from, to, opted_out_seed()).await
+}
+
+/// Two emulators, the source seeded with `seeded`, the sink empty.
+async fn pair_seeded(from: &'static str, to: &'static str, seeded: SeedData) -> Pair {
     let build = |v: &str| {
         ferry_sandbox::emulator(v)
             .expect("an emulator of every vendor")
             .build
     };
-    let seeded = opted_out_seed();
     let source_state = build(from)(Faults::default(), Limits::Unlimited);
     source_state.seed(&seeded);
     let sink_state = common::opt_out_sink(to);
@@ -1145,4 +1150,132 @@ async fn hubspot_keeps_each_subscription_type_and_a_sync_never_resubscribes() {
         "Customer Service Communication; One to One",
         "the sink's unsubscriptions stand"
     );
+}
+
+/// A contact's legal bases in HubSpot's account, by the model's names, `; `-joined in name
+/// order (as the canonical value reads).
+fn hubspot_legal_basis(record: &Json) -> String {
+    const NAMES: [(&str, &str); 5] = [
+        (
+            "Legitimate interest \u{2013} prospect/lead",
+            "legitimate_interests_prospect",
+        ),
+        (
+            "Legitimate interest \u{2013} existing customer",
+            "legitimate_interests_customer",
+        ),
+        ("Performance of a contract", "contract"),
+        ("Freely given consent from contact", "consent"),
+        ("Not applicable", "not_applicable"),
+    ];
+    let mut names: Vec<&str> = record["properties"]["hs_legal_basis"]
+        .as_str()
+        .unwrap_or_default()
+        .split(';')
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            NAMES
+                .iter()
+                .find(|(option, _)| *option == v)
+                .map(|(_, name)| *name)
+                .unwrap_or_else(|| panic!("not an option of hs_legal_basis: {v}"))
+        })
+        .collect();
+    names.sort();
+    names.join("; ")
+}
+
+/// The legal bases of the seeded contacts, by their ids in `pair`'s source, as
+/// [`hubspot_legal_basis`] reads them.
+fn seeded_legal_bases(pair: &Pair) -> BTreeMap<String, String> {
+    pair.source_state
+        .records("contacts")
+        .iter()
+        .map(|r| (record_id("hubspot", r), hubspot_legal_basis(r)))
+        .filter(|(_, names)| !names.is_empty())
+        .collect()
+}
+
+/// Legal bases are consent records, not opt-outs: carried option by option where the sink
+/// keeps them (HubSpot → HubSpot, verified), listed as not carried where the sink has no field
+/// for them, the run going on (HubSpot → Salesforce), and carried by the model's names into a
+/// field the operator maps them to.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legal_basis_is_carried_verified_or_listed_as_not_carried_never_refused() {
+    let seed = || {
+        generate(
+            CONTACTS,
+            16,
+            &Mess {
+                legal_bases: 0.5,
+                ..Mess::none()
+            },
+        )
+    };
+    let pair = pair_seeded("hubspot", "hubspot", seed()).await;
+    let bases = seeded_legal_bases(&pair);
+    assert!(
+        bases.len() >= 60 && bases.values().any(|b| b.contains("; ")),
+        "too few legal bases seeded to prove anything: {bases:?}"
+    );
+    let (code, report, stderr) = run("migrate", &pair.config(&[], "")).await;
+    assert_eq!(
+        (code, report["outcome"].as_str()),
+        (0, Some("verified")),
+        "{stderr}\n{}",
+        brief(&report)
+    );
+    let mut in_sink = BTreeMap::new();
+    for r in pair.sink_state.records("contacts") {
+        for id in source_ids_held("hubspot", &r) {
+            let names = hubspot_legal_basis(&r);
+            if !names.is_empty() {
+                in_sink.insert(id, names);
+            }
+        }
+    }
+    assert_eq!(
+        in_sink, bases,
+        "every contact's legal bases, option by option"
+    );
+
+    // A sink without a field for it: the run is not refused, the field is listed.
+    let pair = pair_seeded("hubspot", "salesforce", seed()).await;
+    let (code, report, stderr) = run("migrate", &pair.config(&[], "")).await;
+    assert_eq!(
+        (code, report["outcome"].as_str()),
+        (0, Some("verified")),
+        "{stderr}\n{}",
+        brief(&report)
+    );
+    let not_carried = &object(&report, "contacts")["fields_not_carried"];
+    assert!(
+        not_carried
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "legal_basis")),
+        "legal_basis listed as not carried: {not_carried}"
+    );
+
+    // Mapped by the operator into a field ferry creates: carried by the model's names.
+    let mapped = [("legal_basis", "hs_legal_basis")];
+    let config = pair.config(&mapped, "");
+    let (code, report, stderr) = run("migrate", &config).await;
+    assert_eq!(
+        (code, report["outcome"].as_str()),
+        (0, Some("verified")),
+        "{stderr}\n{}",
+        brief(&report)
+    );
+    let created = created_fields(&config, &mapped).await;
+    let field = &created["legal_basis"];
+    let mut in_sink = BTreeMap::new();
+    for r in pair.sink_state.records("contacts") {
+        if let (Some(id), Some(names)) = (
+            source_ids_held("salesforce", &r).into_iter().next(),
+            r[field.as_str()].as_str().filter(|t| !t.is_empty()),
+        ) {
+            in_sink.insert(id, names.to_owned());
+        }
+    }
+    assert_eq!(in_sink, seeded_legal_bases(&pair), "into {field}");
 }

@@ -150,6 +150,7 @@ async fn refused_records_are_listed_by_source_id_and_the_run_goes_on() {
         no_company: 0.1,
         overlong_title: 0.01,
         opt_out_channels: 0.0,
+        legal_bases: 0.0,
     };
     let sandbox = start(Setup {
         mess,

@@ -10,7 +10,8 @@ use std::marker::PhantomData;
 
 use ferry_core::json::{Object, Text};
 use ferry_core::{
-    FieldBinding, FieldMap, FieldMaps, FieldType, Record, RecordRejection, Value, field,
+    FieldBinding, FieldMap, FieldMaps, FieldType, PicklistOption, Record, RecordRejection, Value,
+    field,
 };
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -32,9 +33,30 @@ pub const CONTACT_PROPERTIES: &[(&str, &str)] = &[
     (field::POSTAL_CODE, "zip"),
     (field::COUNTRY, "country"),
     (field::EMAIL_OPT_OUT, "hs_email_optout"),
+    (field::LEGAL_BASIS, "hs_legal_basis"),
     (field::CREATED_AT, "createdate"),
     (field::UPDATED_AT, "lastmodifieddate"),
     (field::OWNER, "hubspot_owner_id"),
+];
+
+/// The options of the contact property `hs_legal_basis` ("Legal basis for processing
+/// contact's data", a multiple checkbox whose internal values are its labels) under the
+/// model's names ([`ferry_core::model::LEGAL_BASES`]). HubSpot keeps no option for a legal
+/// obligation, vital or public interest, nor for a legitimate interest other than a
+/// prospect's or a customer's. [secondary: the options as integrations write them; HubSpot's
+/// reference does not list them.]
+pub const LEGAL_BASIS_OPTIONS: &[(&str, &str)] = &[
+    (
+        "legitimate_interests_prospect",
+        "Legitimate interest \u{2013} prospect/lead",
+    ),
+    (
+        "legitimate_interests_customer",
+        "Legitimate interest \u{2013} existing customer",
+    ),
+    ("contract", "Performance of a contract"),
+    ("consent", "Freely given consent from contact"),
+    ("not_applicable", "Not applicable"),
 ];
 
 /// Canonical company field ↔ HubSpot company property.
@@ -90,9 +112,44 @@ pub const DEFAULT_PIPELINE: &str = "default";
 /// of the time they hold.
 pub const DATE_TIME_PROPERTIES: &[&str] = &["closedate"];
 
-/// The standard field map of `row`'s object: its table, typed by the canonical schema.
+/// The standard field map of `row`'s object: its table, typed by the canonical schema, its
+/// multiple-checkbox properties with their options under the model's names.
 pub fn standard_map(row: &HubspotBinding) -> FieldMap {
-    FieldMap::standard(row.object, row.properties)
+    let map = FieldMap::standard(row.object, row.properties);
+    let named: Vec<FieldBinding> = row
+        .named_options
+        .iter()
+        .filter_map(|named| {
+            let binding = map.by_canonical(named.canonical)?;
+            Some(FieldBinding {
+                options: named
+                    .options
+                    .iter()
+                    .map(|&(name, value)| PicklistOption {
+                        value: value.to_owned(),
+                        label: name.to_owned(),
+                    })
+                    .collect(),
+                ..binding.clone()
+            })
+        })
+        .collect();
+    map.with(&named)
+}
+
+/// The names a HubSpot sink holds in each of `row`'s multiple-checkbox properties: the engine
+/// leaves out any other before writing.
+pub fn named_limits(row: &HubspotBinding) -> impl Iterator<Item = ferry_core::FieldLimit> {
+    row.named_options.iter().map(|named| {
+        ferry_core::FieldLimit::only_values(
+            named.canonical,
+            named
+                .options
+                .iter()
+                .map(|(name, _)| (*name).to_owned())
+                .collect(),
+        )
+    })
 }
 
 /// The standard field maps of every object the connector moves, to which `map_fields` adds
@@ -185,6 +242,9 @@ pub fn to_properties(
                 properties.insert(PIPELINE_PROPERTY.to_owned(), pipeline.into());
                 stage
             }
+            Some(value) if binding.is_picklist() && binding.ty == FieldType::Names => binding
+                .write_names(VENDOR, &record.source_id, &value.to_vendor_string())?
+                .join(";"),
             Some(value) if binding.is_picklist() => {
                 let label = value.to_vendor_string();
                 binding
@@ -493,6 +553,45 @@ mod tests {
             r.get(field::CREATED_AT),
             Some(Value::Timestamp(_))
         ));
+    }
+
+    #[test]
+    fn a_legal_basis_travels_under_the_models_names_both_ways() {
+        let map = standard_map(contacts());
+        let raw = object(serde_json::json!({
+            "id": "7",
+            "properties": {"lastname": "Ode",
+                           "hs_legal_basis": "Legitimate interest \u{2013} existing customer;Freely given consent from contact"}
+        }));
+        let r = to_record(contacts(), &map, &raw).expect("maps");
+        assert_eq!(
+            r.text(field::LEGAL_BASIS),
+            Some("consent; legitimate_interests_customer")
+        );
+        // Written back as HubSpot's internal values, in its options' order.
+        let props = to_properties(&r, &map).expect("writes");
+        assert_eq!(
+            props["hs_legal_basis"],
+            "Legitimate interest \u{2013} existing customer;Freely given consent from contact"
+        );
+        // An option HubSpot added that the model does not name is carried under its own
+        // name, and a HubSpot sink writes it back as it is not: refused, naming the field.
+        let own = object(serde_json::json!({
+            "id": "8", "properties": {"hs_legal_basis": "Not applicable;Soft opt-in"}
+        }));
+        let r = to_record(contacts(), &map, &own).expect("maps");
+        assert_eq!(
+            r.text(field::LEGAL_BASIS),
+            Some("Soft opt-in; not_applicable")
+        );
+        let refused = to_properties(&r, &map).expect_err("no such option");
+        assert_eq!(refused.code, ferry_core::fields::NO_SUCH_OPTION);
+        assert!(!refused.reason.contains("Soft"), "{}", refused.reason);
+        // Every name a sink holds is declared, so the engine leaves out the others.
+        let limits: Vec<_> = named_limits(contacts()).collect();
+        assert_eq!(limits.len(), 1);
+        assert_eq!(limits[0].field, field::LEGAL_BASIS);
+        assert_eq!(limits[0].only_values.as_ref().map(Vec::len), Some(5));
     }
 
     #[test]

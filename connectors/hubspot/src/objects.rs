@@ -44,6 +44,20 @@ pub struct HubspotBinding {
     /// The property every change of a record's properties moves, what incremental reads
     /// filter on: `lastmodifieddate` on contacts, `hs_lastmodifieddate` on the others.
     pub modified_property: &'static str,
+    /// Its multiple-checkbox properties whose options the model names (a contact's
+    /// `hs_legal_basis`): each option travels under the model's name, and a name without an
+    /// option is left out before writing (`NAMES_NOT_HELD`).
+    pub named_options: &'static [NamedOptions],
+}
+
+/// A multiple-checkbox property of a standard field of type `FieldType::Names`, with the
+/// model's name of each of its options.
+#[derive(Debug)]
+pub struct NamedOptions {
+    /// The canonical field (`legal_basis`).
+    pub canonical: &'static str,
+    /// `(the model's name, HubSpot's internal value)` of each option, in HubSpot's order.
+    pub options: &'static [(&'static str, &'static str)],
 }
 
 /// One reference as a HubSpot association, from the record of its row to its `target`. A link
@@ -126,6 +140,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         subscriptions: &[],
         email_types: None,
         modified_property: "hs_lastmodifieddate",
+        named_options: &[],
     },
     HubspotBinding {
         object: ObjectType::CONTACTS,
@@ -148,6 +163,10 @@ pub static OBJECTS: &[HubspotBinding] = &[
         subscriptions: CONTACT_SUBSCRIPTIONS,
         email_types: Some(field::EMAIL_UNSUBSCRIBED_TYPES),
         modified_property: "lastmodifieddate",
+        named_options: &[NamedOptions {
+            canonical: field::LEGAL_BASIS,
+            options: crate::mapping::LEGAL_BASIS_OPTIONS,
+        }],
     },
     HubspotBinding {
         object: ObjectType::DEALS,
@@ -182,6 +201,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         subscriptions: &[],
         email_types: None,
         modified_property: "hs_lastmodifieddate",
+        named_options: &[],
     },
     HubspotBinding {
         object: ObjectType::NOTES,
@@ -227,6 +247,7 @@ pub static OBJECTS: &[HubspotBinding] = &[
         subscriptions: &[],
         email_types: None,
         modified_property: "hs_lastmodifieddate",
+        named_options: &[],
     },
 ];
 

@@ -1899,6 +1899,7 @@ impl Sink for HubspotSink {
                 .max_chars
                 .iter()
                 .map(|&(field, max)| FieldLimit::max_chars(field, max))
+                .chain(crate::mapping::named_limits(row))
                 .collect(),
         })
     }

@@ -294,7 +294,7 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
             });
             continue;
         };
-        if src.kind.canonical_type().is_none() {
+        if src.kind.canonical_type().is_none() && !standard_names(object, src) {
             errors.push(FieldPlanError::NotCarried {
                 object,
                 key: from.clone(),
@@ -304,11 +304,17 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
             continue;
         }
         let Some(dst) = find(sink, to) else {
+            // A set of names is held as text by the model's names, not as the source's list.
+            let names = standard_names(object, src);
             out.to_create.push(NewField {
                 name: to.clone(),
                 label: label_for(to).unwrap_or_else(|| src.label.clone()),
-                kind: src.kind,
-                options: src.options.clone(),
+                kind: if names { FieldKind::Text } else { src.kind },
+                options: if names {
+                    Vec::new()
+                } else {
+                    src.options.clone()
+                },
             });
             errors.push(FieldPlanError::UnknownSinkField {
                 object,
@@ -338,7 +344,8 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
             });
             continue;
         }
-        if !src.kind.fits(dst.kind) && !opt_out_into_text(src, dst) {
+        let names_into_text = standard_names(object, src) && dst.kind == FieldKind::Text;
+        if !(src.kind.fits(dst.kind) || opt_out_into_text(src, dst) || names_into_text) {
             errors.push(FieldPlanError::TypeMismatch {
                 object,
                 key: from.clone(),
@@ -377,7 +384,7 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
         source_taken.push(src.name.clone());
         // The names the operator wrote (a label, for Pipedrive's keys) name the pair too.
         written_as.push((from.clone(), to.clone(), canonical.clone()));
-        push_pair(&mut out, canonical, src, dst, true);
+        push_pair(&mut out, object, canonical, src, dst, true);
     }
 
     // Standard picklists: the same canonical field on both sides, a list on either.
@@ -402,7 +409,7 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
         let picklist = |f: &VendorField| f.kind == FieldKind::Picklist && !f.options.is_empty();
         if picklist(src) || picklist(dst) || settings.values.contains_key(canonical) {
             source_taken.push(src.name.clone());
-            push_pair(&mut out, canonical.clone(), src, dst, false);
+            push_pair(&mut out, object, canonical.clone(), src, dst, false);
         }
     }
 
@@ -490,6 +497,7 @@ pub fn plan(input: &PlanInput<'_>) -> FieldPlan {
 /// source's labels must be translated anyway).
 fn push_pair(
     out: &mut FieldPlan,
+    object: ObjectType,
     canonical: String,
     src: &VendorField,
     dst: &VendorField,
@@ -497,8 +505,10 @@ fn push_pair(
 ) {
     // The sink's type: what is written and read back, so both digests agree. An opt-out
     // stays a flag (or a set of names) whatever field holds it: the consent guard reads it so.
+    let names = standard_names(object, src);
     let ty = match crate::model::opt_out(&canonical) {
         Some(o) => o.field_type(),
+        None if names => FieldType::Names,
         None => dst.kind.canonical_type().unwrap_or(FieldType::Text),
     };
     let binding = |f: &VendorField| FieldBinding {
@@ -509,7 +519,11 @@ fn push_pair(
         },
         ..FieldBinding::new(canonical.clone(), f.name.clone(), ty)
     };
-    out.source_bindings.push(binding(src));
+    // A standard set of names is read by its connector's own binding, which names its
+    // options as the model does; the source's list would read the vendor's labels instead.
+    if !names {
+        out.source_bindings.push(binding(src));
+    }
     out.sink_bindings.push(binding(dst));
     if dst.kind == FieldKind::Picklist || src.kind == FieldKind::Picklist {
         out.value_maps.push(ValueMap {
@@ -543,6 +557,18 @@ fn opt_out_into_text(src: &VendorField, dst: &VendorField) -> bool {
             .as_deref()
             .and_then(crate::model::opt_out)
             .is_some()
+}
+
+/// Whether `src` is the vendor's multiple-choice list of a standard set of names (a contact's
+/// legal basis, [`FieldType::Names`]): its connector reads it by the model's names, which a
+/// text field then holds.
+fn standard_names(object: ObjectType, src: &VendorField) -> bool {
+    src.kind == FieldKind::MultiPicklist
+        && src
+            .canonical
+            .as_deref()
+            .and_then(|c| object.field(c))
+            .is_some_and(|f| f.ty == FieldType::Names)
 }
 
 /// The field a config names: by its name, else by its label when one field has it (Pipedrive's

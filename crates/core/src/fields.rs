@@ -207,8 +207,14 @@ impl FieldBinding {
     fn read_via<'s>(
         &'s self,
         raw: &str,
-        label_of: impl FnOnce(&str) -> Option<&'s str>,
+        label_of: impl Fn(&str) -> Option<&'s str>,
     ) -> Result<Option<Value>, ValueError> {
+        if self.is_picklist() && self.ty == FieldType::Names {
+            // A multiple-choice list: each of the `;`-separated values by its label.
+            return Ok(crate::model::names_value(
+                crate::model::names(raw).map(|value| label_of(value).unwrap_or(value)),
+            ));
+        }
         if self.is_picklist() && !raw.is_empty() {
             let label = label_of(raw).unwrap_or(raw);
             return Ok(Some(Value::Text(label.to_owned())));
@@ -235,6 +241,27 @@ impl FieldBinding {
     ) -> Result<&str, RecordRejection> {
         self.option_value(label)
             .ok_or_else(|| self.no_such_option(vendor, source_id))
+    }
+
+    /// The internal values a sink writes for the names of a multiple-choice list's value
+    /// ([`FieldType::Names`]), in the list's order, or the record's refusal
+    /// ([`NO_SUCH_OPTION`]) when one has no option (the engine leaves out, before the digest,
+    /// the names a sink declared it cannot hold: see [`crate::FieldLimit::only_values`]).
+    pub fn write_names(
+        &self,
+        vendor: &str,
+        source_id: &str,
+        names: &str,
+    ) -> Result<Vec<&str>, RecordRejection> {
+        let mut values = Vec::new();
+        for name in crate::model::names(names) {
+            values.push(
+                self.option_value(name)
+                    .ok_or_else(|| self.no_such_option(vendor, source_id))?,
+            );
+        }
+        values.sort_by_key(|v| self.options.iter().position(|o| o.value == *v));
+        Ok(values)
     }
 
     /// The refusal of a record whose label the picklist lacks.

@@ -345,6 +345,10 @@ pub mod field {
     /// The email subscription types (by name) a person is unsubscribed from, where the vendor
     /// keeps email consent per type (HubSpot): a [`super::FieldType::Names`] opt-out.
     pub const EMAIL_UNSUBSCRIBED_TYPES: &str = "email_unsubscribed_types";
+    /// The legal bases the company processes a person's data on (GDPR Art. 6), as names of
+    /// [`super::LEGAL_BASES`] in a [`super::FieldType::Names`]: a record of the controller's,
+    /// not an opt-out.
+    pub const LEGAL_BASIS: &str = "legal_basis";
     pub const CREATED_AT: &str = "created_at";
     pub const UPDATED_AT: &str = "updated_at";
     /// On a contact: the source id of its primary company.
@@ -399,6 +403,7 @@ pub static CONTACT_FIELDS: &[FieldSpec] = &[
     spec(field::FAX_OPT_OUT, FieldType::Bool),
     spec(field::POSTAL_OPT_OUT, FieldType::Bool),
     spec(field::EMAIL_UNSUBSCRIBED_TYPES, FieldType::Names),
+    spec(field::LEGAL_BASIS, FieldType::Names),
     spec(field::CREATED_AT, FieldType::Timestamp),
     spec(field::UPDATED_AT, FieldType::Timestamp),
     spec(
@@ -525,6 +530,48 @@ pub static OPT_OUTS: &[OptOut] = &[
         kind: OptOutKind::Names,
     },
 ];
+
+/// One legal basis for processing a person's data, as the model names it (GDPR Art. 6(1)
+/// (a)–(f), and the refinements vendors keep).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LegalBasis {
+    /// The canonical name, e.g. `"consent"`.
+    pub name: &'static str,
+    /// The basis this one refines, if it is a refinement: a sink that keeps only the broader
+    /// basis is written that (HubSpot's "legitimate interest, existing customer" is a
+    /// legitimate interest). Never the other way: a broader basis is not made more specific.
+    pub broader: Option<&'static str>,
+}
+
+const fn basis(name: &'static str, broader: Option<&'static str>) -> LegalBasis {
+    LegalBasis { name, broader }
+}
+
+/// Every legal basis the model names ([`field::LEGAL_BASIS`] holds a set of these). A
+/// connector translates its vendor's options into these names and back; an option outside
+/// them is carried under the vendor's own name.
+pub static LEGAL_BASES: &[LegalBasis] = &[
+    basis("consent", None),
+    basis("contract", None),
+    basis("legal_obligation", None),
+    basis("vital_interests", None),
+    basis("public_interest", None),
+    basis("legitimate_interests", None),
+    basis(
+        "legitimate_interests_prospect",
+        Some("legitimate_interests"),
+    ),
+    basis(
+        "legitimate_interests_customer",
+        Some("legitimate_interests"),
+    ),
+    basis("not_applicable", None),
+];
+
+/// The legal basis named `name`, if the model names it.
+pub fn legal_basis(name: &str) -> Option<&'static LegalBasis> {
+    LEGAL_BASES.iter().find(|b| b.name == name)
+}
 
 /// The opt-out `field` holds, if it is a consent field.
 pub fn opt_out(field: &str) -> Option<&'static OptOut> {

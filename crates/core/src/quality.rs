@@ -466,6 +466,25 @@ pub const TOO_LONG: &str = "TOO_LONG";
 /// org's).
 pub const VALUE_NOT_HELD: &str = "VALUE_NOT_HELD";
 
+/// The code of the warning for a record written without some names of a set (a legal basis)
+/// that the sink holds no option for ([`crate::FieldLimit::only_values`] of a
+/// [`crate::FieldType::Names`] field).
+pub const NAMES_NOT_HELD: &str = "NAMES_NOT_HELD";
+
+/// Whether `field` of `record`'s object is a set of names.
+fn is_names(record: &Record, field: &str) -> bool {
+    names_field(record, field).is_some()
+}
+
+/// The canonical name of `field` of `record`'s object, if it is a set of names.
+fn names_field(record: &Record, field: &str) -> Option<&'static str> {
+    record
+        .object
+        .field(field)
+        .filter(|f| f.ty == crate::FieldType::Names)
+        .map(|f| f.name)
+}
+
 /// The code of the warning for a record whose timestamp had a fraction of a second the sink
 /// does not keep ([`crate::FieldLimit::to_the_second`]): written and verified to the second.
 pub const TIME_ROUNDED: &str = "TIME_ROUNDED";
@@ -790,6 +809,7 @@ impl QualityChecker {
             if !findings.iter().any(|f| f.action == Action::Reject) {
                 self.fit_links(record, &mut findings);
                 self.round_times(record, &mut findings);
+                self.narrow_names(record, &mut findings);
                 self.fill_defaults(record, &mut findings);
             }
         }
@@ -984,6 +1004,9 @@ impl QualityChecker {
             else {
                 continue;
             };
+            if is_names(record, &limit.field) {
+                continue; // each name on its own: `narrow_names`
+            }
             if !only.iter().any(|v| v.eq_ignore_ascii_case(text.trim())) {
                 findings.push(Finding {
                     code: VALUE_NOT_HELD,
@@ -1179,6 +1202,71 @@ impl QualityChecker {
                 action: Action::Write,
             });
             *self.times_rounded.entry(limit.field.clone()).or_default() += 1;
+        }
+    }
+
+    /// Leaves out of a set of names ([`crate::FieldType::Names`], a legal basis) each name the
+    /// sink holds no option for, writing the broader basis where the sink keeps that
+    /// ([`crate::model::LegalBasis::broader`]), so that the digest covers the set as the sink
+    /// will hold it; says so for each record that lost a name ([`NAMES_NOT_HELD`]). Opt-outs
+    /// never come here: a type opted out of that the sink lacks refuses the record.
+    fn narrow_names(&mut self, record: &mut Record, findings: &mut Vec<Finding>) {
+        for limit in &self.limits {
+            let Some(only) = &limit.only_values else {
+                continue;
+            };
+            let Some(field) = names_field(record, &limit.field) else {
+                continue;
+            };
+            if crate::model::opt_out(field).is_some() {
+                continue;
+            }
+            let Some(Value::Text(text)) = record.fields.get(limit.field.as_str()) else {
+                continue;
+            };
+            let held = |name: &str| only.iter().any(|v| v == name);
+            let mut kept = Vec::new();
+            let mut left_out = Vec::new();
+            let mut own = 0;
+            for name in crate::model::names(text) {
+                if held(name) {
+                    kept.push(name.to_owned());
+                } else if let Some(broader) = crate::model::legal_basis(name)
+                    .and_then(|b| b.broader)
+                    .filter(|b| held(b))
+                {
+                    kept.push(broader.to_owned());
+                    left_out.push(format!("`{name}` (written as `{broader}`)"));
+                } else if crate::model::legal_basis(name).is_some() {
+                    left_out.push(format!("`{name}`"));
+                } else {
+                    own += 1; // a vendor's own option, outside the model's names: not shown
+                }
+            }
+            match own {
+                0 => {}
+                1 => left_out.push("an option of the source's own".to_owned()),
+                n => left_out.push(format!("{n} options of the source's own")),
+            }
+            if left_out.is_empty() {
+                continue;
+            }
+            findings.push(Finding {
+                code: NAMES_NOT_HELD,
+                reason: format!(
+                    "field `{}`: {} has no option for {}; written with the rest",
+                    limit.field,
+                    self.sink,
+                    left_out.join(", ")
+                ),
+                action: Action::Write,
+            });
+            match crate::model::names_value(kept) {
+                Some(value) => record.set(field, value),
+                None => {
+                    record.fields.remove(field);
+                }
+            }
         }
     }
 
@@ -2302,6 +2390,59 @@ mod tests {
         // Its own currency in any case passes, and so does a deal that states none.
         assert!(q.check(&mut deal("d-2", Some("eur"))).is_empty());
         assert!(q.check(&mut deal("d-3", None)).is_empty());
+    }
+
+    #[test]
+    fn a_legal_basis_keeps_the_names_the_sink_holds_the_broader_one_for_a_refinement() {
+        let held = ["consent", "contract", "legitimate_interests"];
+        let mut q = limited(vec![FieldLimit::only_values(
+            field::LEGAL_BASIS,
+            held.iter().map(|h| (*h).to_owned()).collect(),
+        )]);
+        let contact = |id: &str, names: &[&str]| {
+            let mut r = Record::new(ObjectType::CONTACTS, id);
+            r.set(field::LAST_NAME, Value::Text("Ode".into()));
+            if let Some(v) = crate::model::names_value(names) {
+                r.set(field::LEGAL_BASIS, v);
+            }
+            r
+        };
+        // Every name held: written as read, nothing said.
+        let mut all_held = contact("c-1", &["contract", "consent"]);
+        assert!(q.check(&mut all_held).is_empty());
+        assert_eq!(all_held.text(field::LEGAL_BASIS), Some("consent; contract"));
+
+        // A refinement becomes its broader basis; a basis the sink lacks is left out; a
+        // vendor's own option is left out without being shown.
+        let mut narrowed = contact(
+            "c-2",
+            &[
+                "consent",
+                "legitimate_interests_customer",
+                "vital_interests",
+                "Soft opt-in (ACME)",
+            ],
+        );
+        let f = q.check(&mut narrowed);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].code, f[0].action), (NAMES_NOT_HELD, Action::Write));
+        assert_eq!(
+            f[0].reason,
+            "field `legal_basis`: onesink has no option for `legitimate_interests_customer` \
+             (written as `legitimate_interests`), `vital_interests`, an option of the source's \
+             own; written with the rest"
+        );
+        assert!(!f[0].reason.contains("ACME"));
+        assert_eq!(
+            narrowed.text(field::LEGAL_BASIS),
+            Some("consent; legitimate_interests")
+        );
+
+        // Nothing held: the field is written empty (absent), not refused.
+        let mut none_held = contact("c-3", &["public_interest"]);
+        let f = q.check(&mut none_held);
+        assert_eq!((f.len(), f[0].code), (1, NAMES_NOT_HELD));
+        assert_eq!(none_held.get(field::LEGAL_BASIS), None);
     }
 
     #[test]

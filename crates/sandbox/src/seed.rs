@@ -68,6 +68,10 @@ pub struct SeedContact {
     /// contact unsubscribed from, where a vendor keeps email consent per type (HubSpot);
     /// drawn only with [`Mess::opt_out_channels`] and an address.
     pub email_unsubscribed_types: Vec<&'static str>,
+    /// The legal bases its data is processed on, by the model's names (`consent`,
+    /// `contract`, ...: those HubSpot has options for, [`LEGAL_BASES`]); drawn only with
+    /// [`Mess::legal_bases`].
+    pub legal_basis: Vec<&'static str>,
     /// The contact's primary company, as a key into [`SeedData::companies`].
     pub company: Option<usize>,
     /// Milliseconds since the Unix epoch.
@@ -234,6 +238,9 @@ pub struct Mess {
     /// drawn on its own. Off by default: a sink without a field for such an opt-out refuses
     /// the run (the consent guard), so only the runs that test it seed them.
     pub opt_out_channels: f64,
+    /// Share of contacts with a legal basis recorded (one or two of [`LEGAL_BASES`]),
+    /// drawn from each contact's key so that every other seeded value stays as it was.
+    pub legal_bases: f64,
 }
 
 impl Default for Mess {
@@ -246,6 +253,7 @@ impl Default for Mess {
             overlong_title: 0.001,
             opt_out_without_email: true,
             opt_out_channels: 0.0,
+            legal_bases: 0.0,
         }
     }
 }
@@ -261,6 +269,7 @@ impl Mess {
             overlong_title: 0.0,
             opt_out_without_email: false,
             opt_out_channels: 0.0,
+            legal_bases: 0.0,
         }
     }
 }
@@ -280,6 +289,29 @@ fn channel_opt_out(key: usize, channel: u64, rate: f64) -> bool {
         .wrapping_mul(0xBF58_476D_1CE4_E5B9);
     h ^= h >> 31;
     (h % 10_000) < (rate * 10_000.0) as u64
+}
+
+/// The legal bases the seed draws from, by the model's names: those HubSpot has options for.
+pub const LEGAL_BASES: &[&str] = &[
+    "legitimate_interests_prospect",
+    "legitimate_interests_customer",
+    "contract",
+    "consent",
+    "not_applicable",
+];
+
+/// The legal bases of the contact with `key` at `rate`: one, or now and then two, drawn
+/// from the key alone (so no other seeded value moves).
+fn legal_basis(key: usize, rate: f64) -> Vec<&'static str> {
+    if !channel_opt_out(key, 40, rate) {
+        return Vec::new();
+    }
+    let first = key % LEGAL_BASES.len();
+    let mut names = vec![LEGAL_BASES[first]];
+    if channel_opt_out(key, 41, 0.3) {
+        names.push(LEGAL_BASES[(first + 2) % LEGAL_BASES.len()]);
+    }
+    names
 }
 
 const FIRST: &[&str] = &[
@@ -504,6 +536,7 @@ pub fn shifted(company: bool, k: u64, now_ms: i64) -> SeedData {
             fax_opt_out: false,
             postal_opt_out: false,
             email_unsubscribed_types: Vec::new(),
+            legal_basis: Vec::new(),
             company: None,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
@@ -635,6 +668,7 @@ pub fn generate(contacts: usize, seed: u64, mess: &Mess) -> SeedData {
                 })
                 .map(|(name, _)| *name)
                 .collect(),
+            legal_basis: legal_basis(key, mess.legal_bases),
             company: (!rng.random_bool(mess.no_company))
                 .then(|| rng.random_range(0..company_count)),
             created_at_ms: created,

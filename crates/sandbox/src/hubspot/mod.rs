@@ -488,11 +488,13 @@ impl Emulator {
             "favourite_colour",
             "loyalty_points",
             "hubspot_owner_id",
+            "hs_legal_basis",
         ];
         let p = names.map(|n| contacts.prop_id(n));
         let first_contact = contacts.seed_with(seed.contacts.len(), |id, i| {
             let c = &seed.contacts[i];
             let points = c.loyalty_points.map(|n| n.to_string());
+            let legal_basis = store::legal_basis_value(&c.legal_basis);
             let values = [
                 c.email.as_deref(),
                 c.first_name.as_deref(),
@@ -509,6 +511,7 @@ impl Emulator {
                 c.favourite_colour.as_deref(),
                 points.as_deref(),
                 owner(c.owner),
+                legal_basis.as_deref(),
             ];
             let pairs: Vec<_> = p.iter().copied().zip(values).collect();
             let company = c.company.map(|key| first_company + key as u64);

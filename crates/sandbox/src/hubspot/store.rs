@@ -195,6 +195,42 @@ fn bool_options() -> Vec<Value> {
     ]
 }
 
+/// The options of the contact property `hs_legal_basis`, whose internal values are their
+/// labels [secondary: as integrations write them; HubSpot's reference does not list them],
+/// each with the seed's name for it ([`crate::seed::SeedContact::legal_basis`]).
+pub(crate) const LEGAL_BASES: [(&str, &str); 5] = [
+    (
+        "legitimate_interests_prospect",
+        "Legitimate interest \u{2013} prospect/lead",
+    ),
+    (
+        "legitimate_interests_customer",
+        "Legitimate interest \u{2013} existing customer",
+    ),
+    ("contract", "Performance of a contract"),
+    ("consent", "Freely given consent from contact"),
+    ("not_applicable", "Not applicable"),
+];
+
+fn legal_basis_options() -> Vec<Value> {
+    LEGAL_BASES
+        .iter()
+        .enumerate()
+        .map(|(i, (_, l))| json!({"label": l, "value": l, "displayOrder": i, "hidden": false}))
+        .collect()
+}
+
+/// The `hs_legal_basis` value of a seeded contact's legal bases (those HubSpot has options
+/// for), in the options' order; `None` for none.
+pub(crate) fn legal_basis_value(names: &[&str]) -> Option<String> {
+    let values: Vec<&str> = LEGAL_BASES
+        .iter()
+        .filter(|(name, _)| names.contains(name))
+        .map(|(_, value)| *value)
+        .collect();
+    (!values.is_empty()).then(|| values.join(";"))
+}
+
 fn standard_properties(kind: Kind) -> Vec<PropDef> {
     let s = PropDef::standard;
     let mut props = match kind {
@@ -277,6 +313,17 @@ fn standard_properties(kind: Kind) -> Vec<PropDef> {
                     "enumeration",
                     "booleancheckbox",
                     "emailinformation",
+                )
+            },
+            // A multiple checkbox: a value is its options' internal values joined by `;`.
+            PropDef {
+                options: legal_basis_options(),
+                ..s(
+                    "hs_legal_basis",
+                    "Legal basis for processing contact's data",
+                    "enumeration",
+                    "checkbox",
+                    "contactinformation",
                 )
             },
         ],
