@@ -1239,6 +1239,41 @@ async fn a_legal_basis_is_carried_verified_or_listed_as_not_carried_never_refuse
         "every contact's legal bases, option by option"
     );
 
+    // A legal basis the sink's contact holds where the source's has none is the sink's own
+    // record: a rerun leaves it and verifies.
+    let own = pair
+        .sink_state
+        .records("contacts")
+        .into_iter()
+        .find(|r| hubspot_legal_basis(r).is_empty())
+        .expect("a sink contact without a legal basis");
+    let own_id = record_id("hubspot", &own);
+    edit(
+        "hubspot",
+        &pair.sink.base_url,
+        &own_id,
+        json!({"hs_legal_basis": "Not applicable"}),
+    )
+    .await;
+    let (code, report, stderr) = run("migrate", &pair.config(&[], "")).await;
+    assert_eq!(
+        (code, report["outcome"].as_str()),
+        (0, Some("verified")),
+        "{stderr}\n{}",
+        brief(&report)
+    );
+    let kept = pair
+        .sink_state
+        .records("contacts")
+        .into_iter()
+        .find(|r| record_id("hubspot", r) == own_id)
+        .expect("the contact");
+    assert_eq!(
+        hubspot_legal_basis(&kept),
+        "not_applicable",
+        "the sink's own stands"
+    );
+
     // A sink without a field for it: the run is not refused, the field is listed.
     let pair = pair_seeded("hubspot", "salesforce", seed()).await;
     let (code, report, stderr) = run("migrate", &pair.config(&[], "")).await;

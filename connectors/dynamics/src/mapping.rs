@@ -987,13 +987,15 @@ mod tests {
             let stored = stored_fields(table(object), &standard(object));
             for spec in object.fields() {
                 // A note's timestamp is stored, to the second (see `limits`). Dataverse has no
-                // text-message consent column, nor consent per subscription type.
+                // text-message consent column, nor consent per subscription type, nor a
+                // legal-basis column.
                 let left_out = [
                     field::CREATED_AT,
                     field::UPDATED_AT,
                     field::INDUSTRY,
                     field::SMS_OPT_OUT,
                     field::EMAIL_UNSUBSCRIBED_TYPES,
+                    field::LEGAL_BASIS,
                 ];
                 assert_eq!(
                     stored.contains(&spec.name.to_owned()),

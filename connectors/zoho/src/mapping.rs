@@ -512,6 +512,9 @@ pub fn to_zoho(
 ) -> Result<Map<String, Json>, RecordRejection> {
     let mut out = Map::new();
     for b in map.iter() {
+        if ferry_core::consent::leave_out(record, &b.canonical) {
+            continue; // an opt-out not held, a legal basis not kept: never cleared
+        }
         let value = match record.get(&b.canonical) {
             None => Json::Null,
             Some(v) if b.is_picklist() => match v.as_text() {
@@ -791,9 +794,11 @@ mod tests {
                     || spec.name == field::STATUS
                     || spec.name == field::TIMESTAMP;
                 // Zoho keeps only the email opt-out as a field of the record (its phone and
-                // other consents live in the GDPR consent record, which ferry does not carry).
+                // other consents, and the legal basis, live in the GDPR consent record, which
+                // ferry does not carry yet).
                 let consent = ferry_core::model::opt_out(spec.name)
-                    .is_some_and(|o| o.field != field::EMAIL_OPT_OUT);
+                    .is_some_and(|o| o.field != field::EMAIL_OPT_OUT)
+                    || spec.name == field::LEGAL_BASIS;
                 assert_eq!(
                     stored.contains(&spec.name.to_owned()),
                     !system && !consent,

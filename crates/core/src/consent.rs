@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::checksum::Projection;
-use crate::model::{ObjectType, OptOut, OptOutKind, Record, Value};
+use crate::model::{CONSENT_RECORDS, ObjectType, OptOut, OptOutKind, Record, Value};
 use crate::quality::{Action, Finding};
 
 /// A record refused because it holds an opt-out the sink cannot hold.
@@ -78,10 +78,17 @@ pub fn strip_opt_ins(record: &mut Record) {
 }
 
 /// Whether a sink leaves `field` of `record` out of its write: an opt-out field whose value
-/// holds no opt-out (`false`, no names, absent). Only an opt-out is ever written, so ferry
-/// never clears one the sink holds.
+/// holds no opt-out (`false`, no names, absent), or a consent record the record lacks. Only an
+/// opt-out is ever written, so ferry never clears one the sink holds; and a source without a
+/// legal basis has not withdrawn the one the sink keeps.
 pub fn leave_out(record: &Record, field: &str) -> bool {
-    crate::model::opt_out(field).is_some_and(|o| !o.holds(record.get(field)))
+    match crate::model::opt_out(field) {
+        Some(o) => !o.holds(record.get(field)),
+        None => {
+            CONSENT_RECORDS.contains(&field)
+                && record.get(field).is_none_or(crate::checksum::is_blank)
+        }
+    }
 }
 
 /// The opt-outs of `object` that a sink storing `stored` cannot hold and the operator has not
@@ -150,14 +157,20 @@ pub fn count_refused(record: &Record, counts: &mut ConsentCounts) {
 /// holds and the source does not is the sink's and stands, so the record to hash is returned
 /// with the sent value in its place (`None`: hash `stored` as it is); an opt-out sent and read
 /// back is counted kept. For an opt-out kept per type, the sink's types beyond those sent are
-/// its own and stand the same way; a type sent and not read back is a difference.
+/// its own and stand the same way; a type sent and not read back is a difference. A consent
+/// record (a legal basis) the sink holds where none was sent stands too (it was not written).
 pub fn keep_sink_opt_outs(
     sent: &Record,
     stored: &Record,
     projection: &Projection,
     counts: &mut ConsentCounts,
 ) -> Option<Record> {
-    let mut standing = Vec::new();
+    let mut standing: Vec<&'static str> = CONSENT_RECORDS
+        .iter()
+        .copied()
+        .filter(|f| projection.contains(f))
+        .filter(|f| leave_out(sent, f) && stored.get(f).is_some())
+        .collect();
     for o in sent
         .object
         .opt_outs()
@@ -173,12 +186,12 @@ pub fn keep_sink_opt_outs(
                     && names_within(sent.get(o.field), stored.get(o.field))
                 {
                     counts.entry(o.channel).or_default().kept_in_sink += 1;
-                    standing.push(o);
+                    standing.push(o.field);
                 }
             }
             (false, true) => {
                 counts.entry(o.channel).or_default().kept_in_sink += 1;
-                standing.push(o);
+                standing.push(o.field);
             }
             _ => {}
         }
@@ -187,11 +200,11 @@ pub fn keep_sink_opt_outs(
         return None;
     }
     let mut hashed = stored.clone();
-    for o in standing {
-        match sent.get(o.field) {
-            Some(v) => hashed.set(o.field, v.clone()),
+    for field in standing {
+        match sent.get(field) {
+            Some(v) => hashed.set(field, v.clone()),
             None => {
-                hashed.fields.remove(o.field);
+                hashed.fields.remove(field);
             }
         }
     }
@@ -434,5 +447,32 @@ mod tests {
         let mut counts = ConsentCounts::new();
         assert!(keep_sink_opt_outs(&sent, &stored, &projection, &mut counts).is_none());
         assert_ne!(digest(&sent), digest(&stored));
+    }
+
+    #[test]
+    fn a_legal_basis_is_never_cleared_and_a_sinks_own_stands() {
+        use crate::model::field;
+        let mut sent = Record::new(ObjectType::CONTACTS, "c-1");
+        sent.set(field::LAST_NAME, Value::Text("Ode".into()));
+        assert!(
+            leave_out(&sent, field::LEGAL_BASIS),
+            "none to write: the sink's stays"
+        );
+        assert!(
+            !leave_out(&sent, field::LAST_NAME),
+            "any other field is written, empty too"
+        );
+        let mut stored = sent.clone();
+        stored.set(field::LEGAL_BASIS, Value::Text("not_applicable".into()));
+        let projection = Projection::new([field::LAST_NAME, field::LEGAL_BASIS]);
+        let mut counts = ConsentCounts::new();
+        let hashed = keep_sink_opt_outs(&sent, &stored, &projection, &mut counts)
+            .expect("the sink's own legal basis stands");
+        assert_eq!(hashed.get(field::LEGAL_BASIS), None);
+        assert!(counts.is_empty(), "not an opt-out: no channel counted");
+        // One sent is written, and compared like any field.
+        sent.set(field::LEGAL_BASIS, Value::Text("consent".into()));
+        assert!(!leave_out(&sent, field::LEGAL_BASIS));
+        assert!(keep_sink_opt_outs(&sent, &stored, &projection, &mut counts).is_none());
     }
 }

@@ -568,6 +568,12 @@ pub static LEGAL_BASES: &[LegalBasis] = &[
     basis("not_applicable", None),
 ];
 
+/// The consent records: fields that record a fact about consent but are not opt-outs (a legal
+/// basis). A source record without one says nothing: ferry never clears a sink's, and
+/// verification reads a sink's own as standing ([`crate::consent::leave_out`],
+/// [`crate::consent::keep_sink_opt_outs`]).
+pub static CONSENT_RECORDS: &[&str] = &[field::LEGAL_BASIS];
+
 /// The legal basis named `name`, if the model names it.
 pub fn legal_basis(name: &str) -> Option<&'static LegalBasis> {
     LEGAL_BASES.iter().find(|b| b.name == name)
