@@ -1152,6 +1152,18 @@ async fn hubspot_keeps_each_subscription_type_and_a_sync_never_resubscribes() {
     );
 }
 
+/// Runs `ferry migrate` with `config`, which must end verified; its report.
+async fn migrated(config: &str) -> Json {
+    let (code, report, stderr) = run("migrate", config).await;
+    assert_eq!(
+        (code, report["outcome"].as_str()),
+        (0, Some("verified")),
+        "{stderr}\n{}",
+        brief(&report)
+    );
+    report
+}
+
 /// A contact's legal bases in HubSpot's account, by the model's names, `; `-joined in name
 /// order (as the canonical value reads).
 fn hubspot_legal_basis(record: &Json) -> String {
@@ -1218,13 +1230,7 @@ async fn a_legal_basis_is_carried_verified_or_listed_as_not_carried_never_refuse
         bases.len() >= 60 && bases.values().any(|b| b.contains("; ")),
         "too few legal bases seeded to prove anything: {bases:?}"
     );
-    let (code, report, stderr) = run("migrate", &pair.config(&[], "")).await;
-    assert_eq!(
-        (code, report["outcome"].as_str()),
-        (0, Some("verified")),
-        "{stderr}\n{}",
-        brief(&report)
-    );
+    migrated(&pair.config(&[], "")).await;
     let mut in_sink = BTreeMap::new();
     for r in pair.sink_state.records("contacts") {
         for id in source_ids_held("hubspot", &r) {
@@ -1255,13 +1261,7 @@ async fn a_legal_basis_is_carried_verified_or_listed_as_not_carried_never_refuse
         json!({"hs_legal_basis": "Not applicable"}),
     )
     .await;
-    let (code, report, stderr) = run("migrate", &pair.config(&[], "")).await;
-    assert_eq!(
-        (code, report["outcome"].as_str()),
-        (0, Some("verified")),
-        "{stderr}\n{}",
-        brief(&report)
-    );
+    migrated(&pair.config(&[], "")).await;
     let kept = pair
         .sink_state
         .records("contacts")
@@ -1276,13 +1276,7 @@ async fn a_legal_basis_is_carried_verified_or_listed_as_not_carried_never_refuse
 
     // A sink without a field for it: the run is not refused, the field is listed.
     let pair = pair_seeded("hubspot", "salesforce", seed()).await;
-    let (code, report, stderr) = run("migrate", &pair.config(&[], "")).await;
-    assert_eq!(
-        (code, report["outcome"].as_str()),
-        (0, Some("verified")),
-        "{stderr}\n{}",
-        brief(&report)
-    );
+    let report = migrated(&pair.config(&[], "")).await;
     let not_carried = &object(&report, "contacts")["fields_not_carried"];
     assert!(
         not_carried
@@ -1294,13 +1288,7 @@ async fn a_legal_basis_is_carried_verified_or_listed_as_not_carried_never_refuse
     // Mapped by the operator into a field ferry creates: carried by the model's names.
     let mapped = [("legal_basis", "hs_legal_basis")];
     let config = pair.config(&mapped, "");
-    let (code, report, stderr) = run("migrate", &config).await;
-    assert_eq!(
-        (code, report["outcome"].as_str()),
-        (0, Some("verified")),
-        "{stderr}\n{}",
-        brief(&report)
-    );
+    migrated(&config).await;
     let created = created_fields(&config, &mapped).await;
     let field = &created["legal_basis"];
     let mut in_sink = BTreeMap::new();
