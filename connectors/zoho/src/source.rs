@@ -291,8 +291,12 @@ impl ZohoSource {
         let mut window = kept.unwrap_or_else(|| Window {
             last: last.to_owned(),
             lanes: std::collections::VecDeque::new(),
-            left: self.left_after_read(row.object),
+            left: None,
         });
+        // The engine asks for the count beside the read: it may come after the read began.
+        if window.left.is_none() {
+            window.left = self.left_after_read(row.object);
+        }
         loop {
             self.fill(row, &mut window, most);
             let Some(mut head) = window.lanes.pop_front() else {
