@@ -66,18 +66,14 @@ const MAX_WINDOW: usize = 10;
 const COQL: &str = "/crm/v8/coql";
 
 /// A COQL page asked ahead of the reader, its request in a task of its own so that it goes
-/// on between calls; the task is aborted when the page is dropped unread.
+/// on between calls. A page dropped unread is not aborted: Zoho counts a call against the
+/// org's concurrent calls until it has answered it, so the request keeps its call slot (the
+/// client's permit) until the answer, which is then dropped.
 struct Lane {
     task: tokio::task::JoinHandle<ConnectorResult<ListBody>>,
     /// Whether the page starts on the last record of the page before it (the overlap that
     /// shows a shift), or right after the last id handed out.
     anchored: bool,
-}
-
-impl Drop for Lane {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// A full read's COQL pages in flight after the last record handed out, in id order.
@@ -97,9 +93,10 @@ pub struct ZohoSource {
     maps: FieldMaps,
     /// Whether the org keeps every amount in one currency.
     currency: OrgCurrency,
-    /// Per object: its count when asked ([`Source::count`]) and the records read since, so
-    /// that a round asks for no more pages than are left (each empty page costs a credit).
-    left: std::sync::Mutex<HashMap<ObjectType, (u64, u64)>>,
+    /// Per object: its count when asked ([`Source::count`]) and the records
+    /// read since the read began, so that a read asks for no more pages than are left (each
+    /// empty page costs a credit).
+    left: std::sync::Mutex<HashMap<ObjectType, (Option<u64>, u64)>>,
     /// Per object: the full read's pages in flight, for the cursor the last call handed out.
     windows: std::sync::Mutex<HashMap<ObjectType, Window>>,
 }
@@ -381,7 +378,7 @@ impl ZohoSource {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&object)
-            .map(|(total, read)| total.saturating_sub(*read))
+            .and_then(|(total, read)| Some(total.as_ref()?.saturating_sub(*read)))
     }
 
     /// `select … where {criteria} order by id asc limit {page_size} [offset {offset}]`.
@@ -714,7 +711,9 @@ impl Source for ZohoSource {
             self.left
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(object, (n, 0));
+                .entry(object)
+                .or_default()
+                .0 = Some(n);
         }
         Ok(count)
     }
@@ -828,14 +827,17 @@ impl Source for ZohoSource {
             .await?;
         let mut page = self.read_records(object, cursor).await?;
         self.currency.stamp(object, &mut page.records);
-        if let Some((_, read)) = self
+        let mut left = self
             .left
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get_mut(&object)
-        {
-            *read += page.records.len() as u64;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A count asked beside the read (after its first pages) must not forget them; a read
+        // from the start (a second read of the object) counts afresh.
+        let (_, read) = left.entry(object).or_default();
+        if cursor.is_none() {
+            *read = 0;
         }
+        *read += page.records.len() as u64;
         Ok(page)
     }
 }
