@@ -274,7 +274,7 @@ impl ZohoSource {
     /// the records after `last` in id order, none skipped or read twice. As each page is
     /// handed out, the next is asked.
     async fn window_page(&self, row: &ZohoObject, last: &str) -> ConnectorResult<Page> {
-        let size = self.settings.page_size;
+        let size = self.settings.coql_page_size;
         let most = self.settings.max_concurrent.min(MAX_WINDOW);
         if most < 2 || size < 2 {
             return self.keyset(row, None, Some(last)).await;
@@ -346,7 +346,7 @@ impl ZohoSource {
     /// of a counted read asks for no empty page; and always for one when none is in flight
     /// (records created since the count).
     fn fill(&self, row: &ZohoObject, window: &mut Window, most: usize) {
-        let size = self.settings.page_size;
+        let size = self.settings.coql_page_size;
         while window.lanes.len() < most {
             // The records after `last` the pages in flight bring.
             let coming: usize = window
@@ -362,7 +362,7 @@ impl ZohoSource {
                 n => (n - 1, true),
             };
             let client = Arc::clone(&self.client);
-            let query = self.coql_query(row, &format!("id > {}", window.last), offset);
+            let query = self.coql_query(row, &format!("id > {}", window.last), size, offset);
             let task = tokio::spawn(async move {
                 let body = json!({"select_query": query});
                 let response = client.send_ok(Method::POST, COQL, &[], Some(&body)).await?;
@@ -381,23 +381,23 @@ impl ZohoSource {
             .and_then(|(total, read)| Some(total.as_ref()?.saturating_sub(*read)))
     }
 
-    /// `select … where {criteria} order by id asc limit {page_size} [offset {offset}]`.
-    fn coql_query(&self, row: &ZohoObject, criteria: &str, offset: usize) -> String {
+    /// `select … where {criteria} order by id asc limit {limit} [offset {offset}]`.
+    fn coql_query(&self, row: &ZohoObject, criteria: &str, limit: usize, offset: usize) -> String {
         let offset = match offset {
             0 => String::new(),
             n => format!(" offset {n}"),
         };
         format!(
-            "select {} from {} where {criteria} order by id asc limit {}{offset}",
+            "select {} from {} where {criteria} order by id asc limit {limit}{offset}",
             mapping::read_fields(&self.maps.get(row.object), row).join(", "),
             row.module,
-            self.settings.page_size
         )
     }
 
     /// The COQL page of `row`'s records matching `criteria`, in id order.
     async fn coql(&self, row: &ZohoObject, criteria: &str) -> ConnectorResult<ListBody> {
-        let query = json!({"select_query": self.coql_query(row, criteria, 0)});
+        let limit = self.settings.page_size;
+        let query = json!({"select_query": self.coql_query(row, criteria, limit, 0)});
         let response = self
             .client
             .send_ok(Method::POST, COQL, &[], Some(&query))

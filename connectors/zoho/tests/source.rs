@@ -149,6 +149,23 @@ async fn a_full_read_in_rounds_reads_each_record_once_and_resumes_from_any_curso
     assert_eq!(pages[2].0.len(), 49);
     assert_eq!(pages.len(), 2 + (seeded.contacts - 100).div_ceil(49));
 
+    // COQL pages larger than the list's (`coql_page_size`): the same records, fewer pages.
+    let larger = ZohoSource::new(
+        config(
+            &running.base_url,
+            json!({"page_size": 50, "coql_page_size": 120, "max_concurrent_requests": 4}),
+        ),
+        "source",
+    )
+    .expect("source");
+    let (records, cursors) = read_all(&larger, ObjectType::CONTACTS).await;
+    let ids: Vec<String> = records.into_iter().map(|r| r.source_id).collect();
+    assert_eq!(ids, all, "the same records with pages of 120");
+    assert_eq!(
+        cursors.len(),
+        1 + (seeded.contacts - 50 - 120).div_ceil(119)
+    );
+
     // The same source, its pages ahead in flight for the cursor it handed out last, asked
     // for an earlier cursor (a resume by the engine): the pages ahead are dropped.
     let mut cursor = None;
