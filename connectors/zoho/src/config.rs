@@ -14,6 +14,8 @@ pub const DEFAULT_SOURCE_ID_FIELD: &str = "Ferry_Source_Id";
 pub const MAX_BATCH_SIZE: usize = 100;
 /// Zoho returns at most 200 records per list page.
 pub const MAX_PAGE_SIZE: usize = 200;
+/// COQL's largest `LIMIT`.
+pub const MAX_COQL_PAGE_SIZE: usize = 2000;
 /// Source ids per read-back call by default; queries are split into COQL `in` lists of 50.
 pub const DEFAULT_READ_BACK_SIZE: usize = 200;
 /// Largest read-back size allowed.
@@ -121,6 +123,9 @@ pub struct ZohoConfig {
     pub batch_size: Option<usize>,
     /// Records per list page, 1 to 200. Default 200.
     pub page_size: Option<usize>,
+    /// Records per COQL page of a full read (source), 1 to 2,000 (a query of `LIMIT` up to
+    /// 200 costs one credit, up to 1,000 two, up to 2,000 three). Default `page_size`.
+    pub coql_page_size: Option<usize>,
     /// Source ids per read-back call, 1 to 2,000 (sent as COQL `in` lists of 50). Default 200.
     pub read_back_size: Option<usize>,
     /// Simultaneous API calls ferry allows itself, below the edition's concurrency limit.
@@ -149,6 +154,7 @@ impl ZohoConfig {
             source_id_field: None,
             batch_size: None,
             page_size: None,
+            coql_page_size: None,
             read_back_size: None,
             max_concurrent_requests: None,
             timeout_secs: None,
@@ -172,6 +178,7 @@ pub(crate) struct Settings {
     pub source_id_field: String,
     pub batch_size: usize,
     pub page_size: usize,
+    pub coql_page_size: usize,
     pub read_back_size: usize,
     pub max_concurrent: usize,
     pub retry: RetrySettings,
@@ -247,6 +254,12 @@ impl ZohoConfig {
             MAX_BATCH_SIZE,
         )?;
         let page_size = ranged("page_size", self.page_size, MAX_PAGE_SIZE, MAX_PAGE_SIZE)?;
+        let coql_page_size = ranged(
+            "coql_page_size",
+            self.coql_page_size,
+            page_size,
+            MAX_COQL_PAGE_SIZE,
+        )?;
         let read_back_size = ranged(
             "read_back_size",
             self.read_back_size,
@@ -266,6 +279,7 @@ impl ZohoConfig {
             source_id_field,
             batch_size,
             page_size,
+            coql_page_size,
             read_back_size,
             max_concurrent,
             retry,
@@ -333,6 +347,7 @@ mod tests {
         assert!(with("api_url", "http://crm.example.com".into()).contains("sink.api_url"));
         assert!(with("batch_size", 101.into()).contains("sink.batch_size"));
         assert!(with("page_size", 201.into()).contains("sink.page_size"));
+        assert!(with("coql_page_size", 2001.into()).contains("sink.coql_page_size"));
         assert!(with("source_id_field", "x' or 1=1".into()).contains("sink.source_id_field"));
         let unset = ZohoConfig::new(
             SecretRef::env("FERRY_ZOHO_SURELY_UNSET_1"),

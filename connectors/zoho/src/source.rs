@@ -8,12 +8,15 @@
 //! `k:{last id}`; `p:{page}` and `t:{last id}:{page token}` from checkpoints of earlier
 //! versions are still read (a `t:` cursor goes on by id).
 //!
-//! A full read after the first page goes in rounds: Zoho allows an org several calls at once
-//! (`max_concurrent_requests`, 10 on Standard), and one page at a time would leave all but one
-//! idle for each round trip. A round asks for that many COQL pages after the last id at once,
-//! by `OFFSET`, each overlapping the one before by a record so that a shift (records created
-//! or deleted meanwhile) is seen and the round ends before it. The cursor stays `k:{last id}`,
-//! so a checkpoint resumes exactly as before.
+//! A full read after the first page keeps up to `max_concurrent_requests` COQL pages in
+//! flight (10 on Standard; `coql_page_size` records a page, 200 by default): one page at a
+//! time would leave all but one of the org's calls idle for each round trip. The pages ahead are asked by `OFFSET` after the last id handed out,
+//! each overlapping the one before by a record so that a shift (records created or deleted
+//! meanwhile) is seen when that page comes to be read: the pages ahead are then dropped and
+//! asked again after the last id. As each page is handed out, the next one is asked, so the
+//! window slides instead of going in rounds. The pages in flight are kept between calls only
+//! for the cursor the last call handed out (`k:{last id}`, as before), so a checkpoint resumes
+//! exactly as before and any other cursor starts afresh.
 //!
 //! Notes are the exception: COQL does not serve them, so their later pages go on by Zoho's page
 //! token (`t:{last id}:{token}`), valid 24 hours and up to 100,000 records. A deal's contacts
@@ -54,22 +57,48 @@ use crate::fields;
 use crate::mapping::{self, Links, ZohoObject};
 use crate::roles;
 
-/// Most COQL pages a full read's round asks for at once (it asks for as many as
-/// `max_concurrent_requests` allows, up to this): a round of 10 pages of 200 holds about 2,000
-/// records, and more would hold a round's records in memory for little gain.
-const MAX_ROUND_LANES: usize = 10;
+/// Most COQL pages a full read keeps in flight (as many as `max_concurrent_requests` allows,
+/// up to this): 10 pages of 200 hold about 2,000 records, and more would hold records in
+/// memory for little gain.
+const MAX_WINDOW: usize = 10;
+
+/// The COQL endpoint.
+const COQL: &str = "/crm/v8/coql";
+
+/// A COQL page asked ahead of the reader, its request in a task of its own so that it goes
+/// on between calls. A page dropped unread is not aborted: Zoho counts a call against the
+/// org's concurrent calls until it has answered it, so the request keeps its call slot (the
+/// client's permit) until the answer, which is then dropped.
+struct Lane {
+    task: tokio::task::JoinHandle<ConnectorResult<ListBody>>,
+    /// Whether the page starts on the last record of the page before it (the overlap that
+    /// shows a shift), or right after the last id handed out.
+    anchored: bool,
+}
+
+/// A full read's COQL pages in flight after the last record handed out, in id order.
+struct Window {
+    /// The id of the last record handed out: the next call comes with `k:{last}`.
+    last: String,
+    lanes: std::collections::VecDeque<Lane>,
+    /// The records the object's count leaves after `last` (`None` without a count).
+    left: Option<u64>,
+}
 
 /// A Zoho CRM org as a [`Source`].
 pub struct ZohoSource {
     settings: Settings,
-    client: Client,
+    client: Arc<Client>,
     /// The fields read per object: the standard tables and the operator's mapped fields.
     maps: FieldMaps,
     /// Whether the org keeps every amount in one currency.
     currency: OrgCurrency,
-    /// Per object: its count when asked ([`Source::count`]) and the records read since, so
-    /// that a round asks for no more pages than are left (each empty page costs a credit).
-    left: std::sync::Mutex<HashMap<ObjectType, (u64, u64)>>,
+    /// Per object: its count when asked ([`Source::count`]) and the records
+    /// read since the read began, so that a read asks for no more pages than are left (each
+    /// empty page costs a credit).
+    left: std::sync::Mutex<HashMap<ObjectType, (Option<u64>, u64)>>,
+    /// Per object: the full read's pages in flight, for the cursor the last call handed out.
+    windows: std::sync::Mutex<HashMap<ObjectType, Window>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -133,48 +162,21 @@ pub(crate) fn is_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 25 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The records of a round's pages (`size` records asked a page, each page after the first
-/// starting on the last record of the one before), in id order, and whether Zoho announced
-/// more after them. A page is used only while the one before it was full and announced more;
-/// a page that does not start on that record ends the round before it, as does an error on
-/// it (an error on the first page is the round's).
-fn join_round(
-    pages: Vec<ConnectorResult<ListBody>>,
-    size: usize,
-) -> ConnectorResult<(Vec<Map<String, Json>>, bool)> {
-    let mut data: Vec<Map<String, Json>> = Vec::new();
-    let mut more = false;
-    let mut previous = 0;
-    for (lane, body) in pages.into_iter().enumerate() {
-        if lane == 0 {
-            let body = body?;
-            previous = body.data.len();
-            more = body.info.more_records;
-            data = body.data;
-            continue;
-        }
-        if !(more && previous == size) {
-            break;
-        }
-        let Ok(body) = body else {
-            break;
-        };
-        let anchor = data.last().and_then(|r| r.get("id"));
-        let mut page = body.data.into_iter();
-        let first = page.next();
-        if anchor.is_none() || first.as_ref().and_then(|r| r.get("id")) != anchor {
-            tracing::debug!(
-                vendor = VENDOR,
-                lane,
-                "records moved during the round; it ends before this page"
-            );
-            break;
-        }
-        previous = page.len() + 1;
-        more = body.info.more_records;
-        data.extend(page);
+/// A page ahead whose task ended without an answer (it panicked).
+fn lost_page() -> ConnectorError {
+    ConnectorError::Malformed {
+        vendor: VENDOR,
+        endpoint: format!("POST {COQL}"),
+        detail: "the request for a page ahead stopped without an answer".into(),
     }
-    Ok((data, more))
+}
+
+/// A COQL or list answer's body (204: no records).
+fn list_body(path: &str, response: &HttpResponse) -> ConnectorResult<ListBody> {
+    if response.status.as_u16() == 204 {
+        return Ok(ListBody::default());
+    }
+    response.json(VENDOR, &format!("GET {path}"))
 }
 
 impl ZohoSource {
@@ -185,23 +187,17 @@ impl ZohoSource {
         let client = Client::new(&settings, config.credentials(key_prefix)?)?;
         Ok(ZohoSource {
             settings,
-            client,
+            client: Arc::new(client),
             maps: mapping::standard_maps(),
             currency: OrgCurrency::default(),
             left: std::sync::Mutex::default(),
+            windows: std::sync::Mutex::default(),
         })
     }
 
     /// How many access tokens this source has fetched (1 unless they expired).
     pub fn token_fetches(&self) -> u64 {
         self.client.token_fetches()
-    }
-
-    fn body(&self, path: &str, response: &HttpResponse) -> ConnectorResult<ListBody> {
-        if response.status.as_u16() == 204 {
-            return Ok(ListBody::default());
-        }
-        response.json(VENDOR, &format!("GET {path}"))
     }
 
     /// A list page of `row` at `position`: in id order, or (`since` given) the records
@@ -240,7 +236,7 @@ impl ZohoSource {
             return Ok(Ok(ListBody::default()));
         }
         if response.is_success() {
-            Ok(Ok(self.body(&path, &response)?))
+            Ok(Ok(list_body(&path, &response)?))
         } else {
             Ok(Err(response))
         }
@@ -265,85 +261,148 @@ impl ZohoSource {
         } else {
             criteria.join(" and ")
         };
-        let body = self.coql(row, &criteria, 0).await?;
+        let body = self.coql(row, &criteria).await?;
         let next = self.next_keyset(&body.data, body.info.more_records, last)?;
         self.page(row, &body.data, next).await
     }
 
-    /// One round of a full read after id `last`: as many COQL pages as the org may have calls
-    /// in flight, read at once by `OFFSET`. Each page after the first starts one record early,
-    /// on the last record of the page before it; a page whose first record is not that one
-    /// (records created or deleted in between shifted the offsets) ends the round there, so
-    /// the round holds exactly the records after `last` in id order, none skipped or read
-    /// twice, and the cursor is the plain keyset one (`k:{last id}`).
-    async fn keyset_round(&self, row: &ZohoObject, last: &str) -> ConnectorResult<Page> {
-        let size = self.settings.page_size;
-        let lanes = self.round_lanes(row.object, size);
-        if lanes < 2 || size < 2 {
+    /// The next page of a full read after id `last`, from the pages kept in flight when
+    /// `k:{last}` is the cursor the last call handed out (else from a new window). A page
+    /// ahead that does not start on the last record of the page before it (records created
+    /// or deleted in between shifted the offsets), or that failed, is dropped with the pages
+    /// after it, and they are asked again after `last`; so the pages handed out hold exactly
+    /// the records after `last` in id order, none skipped or read twice. As each page is
+    /// handed out, the next is asked.
+    async fn window_page(&self, row: &ZohoObject, last: &str) -> ConnectorResult<Page> {
+        let size = self.settings.coql_page_size;
+        let most = self.settings.max_concurrent.min(MAX_WINDOW);
+        if most < 2 || size < 2 {
             return self.keyset(row, None, Some(last)).await;
         }
-        let criteria = format!("id > {last}");
-        let bodies = crate::sink::join_all(
-            (0..lanes)
-                .map(|lane| self.coql(row, &criteria, lane * (size - 1)))
-                .collect(),
-        )
-        .await;
-        let (data, more) = join_round(bodies, size)?;
-        tracing::debug!(vendor = VENDOR, object = %row.object, records = data.len(), lanes, "read a COQL round");
-        let next = self.next_keyset(&data, more, Some(last))?;
-        self.page(row, &data, next).await
+        let kept = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&row.object)
+            .filter(|w| w.last == last);
+        let mut window = kept.unwrap_or_else(|| Window {
+            last: last.to_owned(),
+            lanes: std::collections::VecDeque::new(),
+            left: None,
+        });
+        // The engine asks for the count beside the read: it may come after the read began.
+        if window.left.is_none() {
+            window.left = self.left_after_read(row.object);
+        }
+        loop {
+            self.fill(row, &mut window, most);
+            let Some(mut head) = window.lanes.pop_front() else {
+                continue; // `fill` asks for a page whenever none is in flight
+            };
+            let body = (&mut head.task).await.unwrap_or_else(|_| Err(lost_page()));
+            let mut body = match body {
+                Ok(body) => body,
+                Err(e) if !head.anchored => return Err(e),
+                Err(_) => {
+                    tracing::debug!(vendor = VENDOR, object = %row.object, "a page ahead failed; asked again after the last id");
+                    window.lanes.clear();
+                    continue;
+                }
+            };
+            let full = body.data.len() == size;
+            if head.anchored {
+                let first = body.data.first().and_then(|r| r.get("id"));
+                if first.and_then(Json::as_str) != Some(window.last.as_str()) {
+                    tracing::debug!(vendor = VENDOR, object = %row.object, "records moved during the read; the pages ahead are asked again after the last id");
+                    window.lanes.clear();
+                    continue;
+                }
+                body.data.remove(0);
+            }
+            let next = self.next_keyset(&body.data, body.info.more_records, Some(last))?;
+            if let (Some(_), Some(id)) =
+                (&next, body.data.last().and_then(|r| roles::text(r, "id")))
+            {
+                window.last = id;
+                window.left = window
+                    .left
+                    .map(|l| l.saturating_sub(body.data.len() as u64));
+                if !full {
+                    // The offsets ahead counted on a full page.
+                    window.lanes.clear();
+                }
+                self.fill(row, &mut window, most);
+                self.windows
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(row.object, window);
+            }
+            return self.page(row, &body.data, next).await;
+        }
     }
 
-    /// The pages a round of `object` asks for: as many as the org may have calls in flight (up
-    /// to [`MAX_ROUND_LANES`]), but no more than the records left by its count need (pages
-    /// overlap by one record), so the last round asks for no empty pages. Records created
-    /// since the count are read by the rounds after, one page at a time or more.
-    fn round_lanes(&self, object: ObjectType, size: usize) -> usize {
-        let most = self.settings.max_concurrent.min(MAX_ROUND_LANES);
-        let known = self
-            .left
+    /// Asks for pages after the window's last until `most` are in flight, but for no more than
+    /// the records left by the object's count need (pages overlap by one record), so the end
+    /// of a counted read asks for no empty page; and always for one when none is in flight
+    /// (records created since the count).
+    fn fill(&self, row: &ZohoObject, window: &mut Window, most: usize) {
+        let size = self.settings.coql_page_size;
+        while window.lanes.len() < most {
+            // The records after `last` the pages in flight bring.
+            let coming: usize = window
+                .lanes
+                .iter()
+                .map(|lane| if lane.anchored { size - 1 } else { size })
+                .sum();
+            if !window.lanes.is_empty() && window.left.is_some_and(|left| left <= coming as u64) {
+                break;
+            }
+            let (offset, anchored) = match coming {
+                0 => (0, false),
+                n => (n - 1, true),
+            };
+            let client = Arc::clone(&self.client);
+            let query = self.coql_query(row, &format!("id > {}", window.last), size, offset);
+            let task = tokio::spawn(async move {
+                let body = json!({"select_query": query});
+                let response = client.send_ok(Method::POST, COQL, &[], Some(&body)).await?;
+                list_body(COQL, &response)
+            });
+            window.lanes.push_back(Lane { task, anchored });
+        }
+    }
+
+    /// The records of `object` its count leaves after those read since ([`Source::count`]).
+    fn left_after_read(&self, object: ObjectType) -> Option<u64> {
+        self.left
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&object)
-            .copied();
-        match known {
-            Some((total, read)) if size >= 2 => {
-                let left = usize::try_from(total.saturating_sub(read)).unwrap_or(usize::MAX);
-                left.saturating_sub(1).div_ceil(size - 1).clamp(1, most)
-            }
-            _ => most,
-        }
+            .and_then(|(total, read)| Some(total.as_ref()?.saturating_sub(*read)))
     }
 
-    /// `select … where {criteria} order by id asc limit {page_size} [offset {offset}]`.
-    async fn coql(
-        &self,
-        row: &ZohoObject,
-        criteria: &str,
-        offset: usize,
-    ) -> ConnectorResult<ListBody> {
-        let path = "/crm/v8/coql";
+    /// `select … where {criteria} order by id asc limit {limit} [offset {offset}]`.
+    fn coql_query(&self, row: &ZohoObject, criteria: &str, limit: usize, offset: usize) -> String {
         let offset = match offset {
             0 => String::new(),
             n => format!(" offset {n}"),
         };
-        let query = format!(
-            "select {} from {} where {criteria} order by id asc limit {}{offset}",
+        format!(
+            "select {} from {} where {criteria} order by id asc limit {limit}{offset}",
             mapping::read_fields(&self.maps.get(row.object), row).join(", "),
             row.module,
-            self.settings.page_size
-        );
+        )
+    }
+
+    /// The COQL page of `row`'s records matching `criteria`, in id order.
+    async fn coql(&self, row: &ZohoObject, criteria: &str) -> ConnectorResult<ListBody> {
+        let limit = self.settings.page_size;
+        let query = json!({"select_query": self.coql_query(row, criteria, limit, 0)});
         let response = self
             .client
-            .send_ok(
-                Method::POST,
-                path,
-                &[],
-                Some(&json!({"select_query": query})),
-            )
+            .send_ok(Method::POST, COQL, &[], Some(&query))
             .await?;
-        self.body(path, &response)
+        list_body(COQL, &response)
     }
 
     /// The keyset cursor after `data`, read after `last`: `None` at the end, an error when
@@ -444,7 +503,7 @@ impl ZohoSource {
             // COQL does not serve Notes: they go on by page token.
             Cursor::Token { token, .. } if !row.upsert => ("page_token", token.to_owned()),
             Cursor::Keyset { last } | Cursor::Token { last, .. } if is_id(last) => {
-                return self.keyset_round(row, last).await;
+                return self.window_page(row, last).await;
             }
             Cursor::Keyset { .. } | Cursor::Token { .. } => return Err(bad_cursor()),
             Cursor::Page(n) => ("page", n.to_string()),
@@ -652,7 +711,9 @@ impl Source for ZohoSource {
             self.left
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(object, (n, 0));
+                .entry(object)
+                .or_default()
+                .0 = Some(n);
         }
         Ok(count)
     }
@@ -766,14 +827,17 @@ impl Source for ZohoSource {
             .await?;
         let mut page = self.read_records(object, cursor).await?;
         self.currency.stamp(object, &mut page.records);
-        if let Some((_, read)) = self
+        let mut left = self
             .left
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get_mut(&object)
-        {
-            *read += page.records.len() as u64;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A count asked beside the read (after its first pages) must not forget them; a read
+        // from the start (a second read of the object) counts afresh.
+        let (_, read) = left.entry(object).or_default();
+        if cursor.is_none() {
+            *read = 0;
         }
+        *read += page.records.len() as u64;
         Ok(page)
     }
 }
@@ -801,97 +865,6 @@ mod tests {
         assert_eq!(parse_cursor(Some("p:0")), None);
         assert_eq!(parse_cursor(Some("zzz")), None);
         assert!(!is_id("1 or 1=1"));
-    }
-
-    /// A COQL page of the records with these ids.
-    fn body(ids: &[u64], more: bool) -> ConnectorResult<ListBody> {
-        Ok(ListBody {
-            data: ids
-                .iter()
-                .map(|id| {
-                    let mut m = Map::new();
-                    m.insert("id".into(), Json::String(id.to_string()));
-                    m
-                })
-                .collect(),
-            info: Info {
-                more_records: more,
-                next_page_token: None,
-            },
-        })
-    }
-
-    fn failed_lane() -> ConnectorResult<ListBody> {
-        Err(ConnectorError::Unsupported {
-            vendor: VENDOR,
-            detail: "a lane failed".into(),
-        })
-    }
-
-    fn ids(data: &[Map<String, Json>]) -> Vec<u64> {
-        data.iter()
-            .map(|r| r["id"].as_str().unwrap().parse().unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn a_round_joins_pages_that_overlap_by_one_record() {
-        let (data, more) = join_round(
-            vec![
-                body(&[1, 2, 3], true),
-                body(&[3, 4, 5], true),
-                body(&[5, 6, 7], true),
-            ],
-            3,
-        )
-        .unwrap();
-        assert_eq!(ids(&data), [1, 2, 3, 4, 5, 6, 7]);
-        assert!(more);
-        // The end inside the round: a short page, then pages past the end, even failed ones.
-        let gone = failed_lane();
-        let (data, more) = join_round(
-            vec![
-                body(&[1, 2, 3], true),
-                body(&[3, 4], false),
-                body(&[], false),
-                gone,
-            ],
-            3,
-        )
-        .unwrap();
-        assert_eq!(ids(&data), [1, 2, 3, 4]);
-        assert!(!more);
-    }
-
-    #[test]
-    fn a_round_ends_where_records_created_or_deleted_shifted_the_offsets() {
-        // Record 3 deleted after the first page was read: the second page starts on 4 (its
-        // offset now one further), and would have skipped 4 had it been taken without 3.
-        let (data, more) = join_round(
-            vec![
-                body(&[1, 2, 3], true),
-                body(&[4, 5, 6], true),
-                body(&[6, 7, 8], true),
-            ],
-            3,
-        )
-        .unwrap();
-        assert_eq!(ids(&data), [1, 2, 3]);
-        assert!(more, "the next round starts after 3");
-        // A record created before the anchor: the page starts one record early.
-        let (data, _) =
-            join_round(vec![body(&[1, 2, 3], true), body(&[2, 3, 4], true)], 3).unwrap();
-        assert_eq!(ids(&data), [1, 2, 3]);
-        // A failed page ends the round before it; the first page's error is the round's.
-        let failed = failed_lane();
-        let (data, more) = join_round(
-            vec![body(&[1, 2, 3], true), failed, body(&[5, 6, 7], true)],
-            3,
-        )
-        .unwrap();
-        assert_eq!((ids(&data), more), (vec![1, 2, 3], true));
-        let failed = failed_lane();
-        assert!(join_round(vec![failed, body(&[3, 4, 5], true)], 3).is_err());
     }
 
     #[test]

@@ -57,12 +57,10 @@ async fn pages_past_2000_records_by_id_after_the_first_page() {
     assert_eq!(source.token_fetches(), 1);
 }
 
-/// A full read in rounds of `max_concurrent_requests` COQL pages read at once: every record
-/// once, in id order, and a read resumed from any round's cursor by a new source (a restart
-/// from the checkpoint) reads exactly the records after it.
-/// With the object's count known, a full read's rounds ask for no more pages than the records
-/// left need: the last round asks for no empty page (each costs a credit); without it, a round
-/// asks for as many pages as the org may have calls in flight.
+/// With the object's count known, a full read asks for no more COQL pages ahead than the
+/// records left need: the end of the read asks for no empty page (each costs a credit);
+/// without it, the read keeps as many pages in flight as the org may have calls, and those
+/// past the end are dropped.
 #[tokio::test]
 async fn a_counted_read_asks_for_no_empty_page() {
     let (emulator, running) = start(Options::default()).await;
@@ -101,16 +99,16 @@ async fn a_counted_read_asks_for_no_empty_page() {
             emulator.requests() - before
         }
     };
-    // 850 contacts: the first page of 50, then rounds of 4 pages of 50 overlapping by one (197
-    // records): four full rounds (788), and 12 left, one page. Without the count the last
-    // round asks for 4 pages, 3 of them past the end.
+    // 850 contacts: the first page of 50, then COQL pages of 50 overlapping by one (49 new
+    // records each after the first): 800 = 50 + 15 * 49 + 15, 17 pages.
     let counted = read(true).await;
     let blind = read(false).await;
-    assert_eq!(counted, 1 + 4 * 4 + 1, "no empty page after a count");
-    assert_eq!(
-        blind,
-        1 + 5 * 4,
-        "without a count the last round asks for 4 pages"
+    assert_eq!(counted, 1 + 17, "no empty page after a count");
+    // Without the count, 3 pages past the end were in flight when the read ended (dropped
+    // unread, their requests finish; allow for some not yet arrived).
+    assert!(
+        (counted..=counted + 3).contains(&blind),
+        "without a count: {blind} requests"
     );
 }
 
@@ -144,10 +142,56 @@ async fn a_full_read_in_rounds_reads_each_record_once_and_resumes_from_any_curso
     );
     let numbers: Vec<u64> = all.iter().map(|id| id.parse().expect("id")).collect();
     assert!(numbers.windows(2).all(|w| w[0] < w[1]), "in id order");
-    // The first page is the list's 50; each round after it 4 pages of 50 overlapping by one.
+    // The first page is the list's 50, the next the 50 after it, then pages of 50 overlapping
+    // by one: 49 new records each.
     assert_eq!(pages[0].0.len(), 50);
-    assert_eq!(pages[1].0.len(), 50 + 3 * 49, "a full round");
-    assert_eq!(pages.len(), 1 + (seeded.contacts - 50).div_ceil(197));
+    assert_eq!(pages[1].0.len(), 50);
+    assert_eq!(pages[2].0.len(), 49);
+    assert_eq!(pages.len(), 2 + (seeded.contacts - 100).div_ceil(49));
+
+    // COQL pages larger than the list's (`coql_page_size`): the same records, fewer pages.
+    let larger = ZohoSource::new(
+        config(
+            &running.base_url,
+            json!({"page_size": 50, "coql_page_size": 120, "max_concurrent_requests": 4}),
+        ),
+        "source",
+    )
+    .expect("source");
+    let (records, cursors) = read_all(&larger, ObjectType::CONTACTS).await;
+    let ids: Vec<String> = records.into_iter().map(|r| r.source_id).collect();
+    assert_eq!(ids, all, "the same records with pages of 120");
+    assert_eq!(
+        cursors.len(),
+        1 + (seeded.contacts - 50 - 120).div_ceil(119)
+    );
+
+    // The same source, its pages ahead in flight for the cursor it handed out last, asked
+    // for an earlier cursor (a resume by the engine): the pages ahead are dropped.
+    let mut cursor = None;
+    for _ in 0..6 {
+        cursor = source
+            .read_page(ObjectType::CONTACTS, cursor.as_deref())
+            .await
+            .expect("page")
+            .next;
+    }
+    assert_eq!(cursor, pages[5].1);
+    let mut rest = Vec::new();
+    let mut cursor = pages[2].1.clone();
+    while let Some(c) = cursor {
+        let page = source
+            .read_page(ObjectType::CONTACTS, Some(&c))
+            .await
+            .expect("page after an earlier cursor");
+        rest.extend(page.records.into_iter().map(|r| r.source_id));
+        cursor = page.next;
+    }
+    assert_eq!(
+        rest,
+        all[50 + 50 + 49..],
+        "resumed after page 2 by the same source"
+    );
 
     for (i, (_, next)) in pages.iter().enumerate() {
         let Some(next) = next else { continue };
@@ -170,9 +214,101 @@ async fn a_full_read_in_rounds_reads_each_record_once_and_resumes_from_any_curso
         assert_eq!(
             [before, rest].concat(),
             all,
-            "resumed after round {i}: the same records, once each"
+            "resumed after page {i}: the same records, once each"
         );
     }
+}
+
+/// Records deleted while pages ahead are in flight shift the offsets of the pages asked after:
+/// each is seen not to start on the last record of the page before it, and asked again after
+/// the last id, so no record is skipped or read twice.
+#[tokio::test]
+async fn records_deleted_during_a_full_read_shift_no_record_out() {
+    let (emulator, running) = start(Options::default()).await;
+    let seeded = emulator.seed(&generate(1_000, 8, &Mess::none()));
+    let ids =
+        |all: &[String]| -> Vec<u64> { all.iter().map(|id| id.parse().expect("id")).collect() };
+    let source = ZohoSource::new(
+        config(
+            &running.base_url,
+            json!({"page_size": 50, "max_concurrent_requests": 4}),
+        ),
+        "source",
+    )
+    .expect("source");
+    let before = {
+        let (records, _) = read_all(&source, ObjectType::CONTACTS).await;
+        ids(&records.into_iter().map(|r| r.source_id).collect::<Vec<_>>())
+    };
+    assert_eq!(before.len(), seeded.contacts);
+    let token = token(&running.base_url).await;
+    let http = reqwest::Client::new();
+    let mut read: Vec<String> = Vec::new();
+    let mut deleted = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut page_no = 0;
+    loop {
+        let page = source
+            .read_page(ObjectType::CONTACTS, cursor.as_deref())
+            .await
+            .expect("page");
+        read.extend(page.records.into_iter().map(|r| r.source_id));
+        page_no += 1;
+        // Every third page, a record a few pages ahead goes.
+        if page_no % 3 == 0 {
+            let at = read.len() + 120;
+            if let Some(id) = before.get(at) {
+                let answer = http
+                    .delete(format!("{}/crm/v8/Contacts/{id}", running.base_url))
+                    .header("Authorization", format!("Zoho-oauthtoken {token}"))
+                    .send()
+                    .await
+                    .expect("delete");
+                assert!(answer.status().is_success(), "{}", answer.status());
+                deleted.push(*id);
+            }
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert!(deleted.len() >= 5, "{} deleted", deleted.len());
+    let read = ids(&read);
+    assert!(
+        read.windows(2).all(|w| w[0] < w[1]),
+        "in id order, each once"
+    );
+    let kept: Vec<u64> = before
+        .iter()
+        .copied()
+        .filter(|id| !deleted.contains(id))
+        .collect();
+    let missing: Vec<&u64> = kept.iter().filter(|id| !read.contains(id)).collect();
+    assert!(missing.is_empty(), "records skipped: {missing:?}");
+}
+
+/// An access token of the emulator's app.
+async fn token(base_url: &str) -> String {
+    use ferry_sandbox::zoho::{ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET, ZOHO_REFRESH_TOKEN};
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base_url}/oauth/v2/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", ZOHO_CLIENT_ID),
+            ("client_secret", ZOHO_CLIENT_SECRET),
+            ("refresh_token", ZOHO_REFRESH_TOKEN),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token json");
+    answer["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
 }
 
 #[tokio::test]

@@ -1326,14 +1326,17 @@ fn source_cases() -> Vec<SourceCase> {
         ceiling: Some(f64::from(HUBSPOT_LIMIT) / HUBSPOT_WINDOW_SECS * HUBSPOT_BATCH),
         derivation: "190 requests per 10 s (Professional) × 100 a list page",
     };
-    // With one call at a time, the source reads one page a round trip (as before rounds);
-    // with Standard's 10, a full read asks for 10 pages at once.
-    let zoho = |label, calls: u32| SourceCase {
+    // With one call at a time, the source reads one page a round trip; with Standard's 10, a
+    // full read keeps 10 COQL pages (of `coql` records) in flight.
+    let zoho = |label, calls: u32, coql: u32| SourceCase {
         label,
         source: "zoho",
         sink: "salesforce",
         limits: vec![("zoho", ZOHO_CONCURRENCY.to_string())],
-        source_extra: vec![format!("max_concurrent_requests = {calls}")],
+        source_extra: vec![
+            format!("max_concurrent_requests = {calls}"),
+            format!("coql_page_size = {coql}"),
+        ],
         sink_extra: Vec::new(),
         page: 200.0,
         ceiling: Some(f64::from(ZOHO_CONCURRENCY) / call_secs * 2_000.0),
@@ -1370,8 +1373,13 @@ fn source_cases() -> Vec<SourceCase> {
                          the emulator's daily 900,000 tokens at 10 a v2 list page carry 521 \
                          records/s over 24 h",
         },
-        zoho("Zoho CRM, one page at a time", 1),
-        zoho("Zoho CRM, in rounds", ZOHO_CONCURRENCY),
+        zoho("Zoho CRM, one page at a time", 1, 200),
+        zoho("Zoho CRM, 10 pages in flight", ZOHO_CONCURRENCY, 200),
+        zoho(
+            "Zoho CRM, 10 COQL pages of 1,000 in flight",
+            ZOHO_CONCURRENCY,
+            1_000,
+        ),
         SourceCase {
             label: "Dataverse",
             source: "dynamics",
