@@ -15,6 +15,7 @@
 //! repeat, which the upsert absorbs.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -42,6 +43,13 @@ use crate::windows::{IdSet, Window, Windows};
 /// as HubSpot's search lag: changes inside the overlap are read twice, and the second read of
 /// one that did not change is skipped (`unchanged_skipped`).
 pub const SYNC_OVERLAP: Duration = Duration::from_secs(300);
+
+/// Pages a windowed read's round reads per window slot (`read_windows`): a round holds at
+/// most `read_windows` × this × 500 records (16,000 at the defaults). More than one, so that
+/// a slot's next request is queued while the others' answers are on their way, and the
+/// answers a round waits for at its end, with nothing else in flight, are a smaller share of
+/// it (`docs/performance.md`).
+pub const PAGES_PER_SLOT: usize = 4;
 
 /// How long Pipedrive keeps a deleted deal (and lists it with `status=deleted`) before it
 /// purges it: 30 days.
@@ -537,39 +545,77 @@ impl PipedriveSource {
             })
     }
 
-    /// One round of a windowed read: a page of each active window ([`Windows::active`]),
-    /// fetched side by side (the rate limiter paces them), less the records the read returned
-    /// already; each window moved on, dropped when read to its end. Holds at most
-    /// `read_windows` pages of records.
+    /// One round of a windowed read: `read_windows` slots side by side (the rate limiter
+    /// paces their requests), each reading pages of a window in turn and, when its window
+    /// ends, going on with the next window not started, until the round has read
+    /// `read_windows` × [`PAGES_PER_SLOT`] pages; less the records the read returned already.
+    /// A slot asks for its window's next page as soon as the last one is in, so requests keep
+    /// flowing while other slots wait for their answers. Each window read moves on, and is
+    /// dropped when read to its end.
     async fn read_round(
         &self,
         row: &objects::PipedriveObject,
         mut windows: Windows,
     ) -> ConnectorResult<Page> {
-        let active = windows.active(self.read_windows);
-        let pages = futures::future::try_join_all(
-            windows.0[active.clone()]
-                .iter()
-                .map(|w| self.list_page(row, w.cursor.as_deref(), w.clone())),
-        )
-        .await?;
+        let queue = Mutex::new(windows.readable());
+        let pages_left = AtomicUsize::new(self.read_windows * PAGES_PER_SLOT);
+        let take_page = || {
+            pages_left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+        };
+        let plan = &windows;
+        let slot = || async {
+            // Per window read: its index, its records, where it stands, and whether it ended.
+            let mut read = Vec::new();
+            loop {
+                let Some(at) = queue.lock().unwrap_or_else(PoisonError::into_inner).next() else {
+                    return Ok::<_, ConnectorError>(read);
+                };
+                let window = &plan.0[at];
+                let mut cursor = window.cursor.clone();
+                let mut records = Vec::new();
+                let mut ended = false;
+                while take_page() {
+                    let listed = self
+                        .list_page(row, cursor.as_deref(), window.clone())
+                        .await?;
+                    records.extend(listed.records);
+                    match listed.next {
+                        Some(next) => cursor = Some(next),
+                        None => {
+                            ended = true;
+                            break;
+                        }
+                    }
+                }
+                read.push((at, records, cursor, ended));
+                if !ended {
+                    return Ok(read);
+                }
+            }
+        };
+        let slots = futures::future::try_join_all((0..self.read_windows).map(|_| slot())).await?;
+        let mut read: Vec<_> = slots.into_iter().flatten().collect();
+        read.sort_by_key(|(at, ..)| *at);
         let mut records = Vec::new();
         let mut skipped = 0usize;
         let mut ended = Vec::new();
         self.ids_returned(row.object, |ids| {
-            for (at, listed) in active.clone().zip(pages) {
-                for record in listed.records {
+            for (at, listed, cursor, end) in read {
+                for record in listed {
                     match listed_id(&record) {
                         Some(id) if !ids.insert(id) => skipped += 1,
                         _ => records.push(record),
                     }
                 }
-                match listed.next {
-                    Some(next) => windows.0[at].cursor = Some(next),
-                    None => ended.push(at),
+                if end {
+                    ended.push(at);
+                } else {
+                    windows.0[at].cursor = cursor;
                 }
             }
-            tracing::debug!(vendor = VENDOR, object = %row.object, windows = active.len(), records = records.len(), skipped, ended = ended.len(), id_set_bytes = ids.bytes(), "read a round of update-time windows");
+            tracing::debug!(vendor = VENDOR, object = %row.object, records = records.len(), skipped, ended = ended.len(), id_set_bytes = ids.bytes(), "read a round of update-time windows");
         });
         for at in ended.into_iter().rev() {
             windows.0.remove(at);
