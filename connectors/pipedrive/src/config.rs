@@ -28,6 +28,10 @@ pub const DEFAULT_BATCH_SIZE: usize = 25;
 pub const MAX_BATCH_SIZE: usize = 100;
 /// Requests in flight per `upsert` / `read_back` call by default.
 pub const DEFAULT_CONCURRENCY: usize = 4;
+/// `update_time` windows a full read reads side by side by default (`read_windows`).
+pub const DEFAULT_READ_WINDOWS: usize = 8;
+/// Most windows read side by side.
+pub const MAX_READ_WINDOWS: usize = 16;
 /// Most ids one `GET …?ids=` list may carry, and so the read-back chunk.
 pub const MAX_IDS_PER_LIST: usize = 100;
 
@@ -57,6 +61,9 @@ pub struct PipedriveConfig {
     pub batch_size: Option<usize>,
     /// Requests in flight within one `upsert` or `read_back` call, 1 to 16; default 4.
     pub concurrency: Option<usize>,
+    /// As a source: `update_time` windows a full read of persons, organizations and deals
+    /// reads side by side, each its own list cursor, 1 to 16; default 8. 1 reads one cursor.
+    pub read_windows: Option<usize>,
     /// Seconds allowed for one request; default 60.
     pub timeout_secs: Option<u64>,
     /// How many times a transient failure (429 burst, 5xx, network) is retried; default 8.
@@ -74,6 +81,7 @@ pub(crate) struct Settings {
     pub page_size: u32,
     pub batch_size: usize,
     pub concurrency: usize,
+    pub read_windows: usize,
     pub retry: RetrySettings,
 }
 
@@ -97,6 +105,7 @@ impl PipedriveConfig {
             page_size: None,
             batch_size: None,
             concurrency: None,
+            read_windows: None,
             timeout_secs: None,
             max_retries: None,
         }
@@ -167,6 +176,11 @@ impl PipedriveConfig {
             self.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
             16,
         )?;
+        let read_windows = in_range(
+            "read_windows",
+            self.read_windows.unwrap_or(DEFAULT_READ_WINDOWS),
+            MAX_READ_WINDOWS,
+        )?;
         let retry = checked_retry(VENDOR, key_prefix, self.timeout_secs, self.max_retries)?;
         Ok(Settings {
             base_url,
@@ -178,6 +192,7 @@ impl PipedriveConfig {
             page_size,
             batch_size,
             concurrency,
+            read_windows,
             retry,
         })
     }
@@ -219,6 +234,7 @@ mod tests {
         assert_eq!(with(|c| c.page_size = Some(501)), "source.page_size");
         assert_eq!(with(|c| c.batch_size = Some(0)), "source.batch_size");
         assert_eq!(with(|c| c.concurrency = Some(64)), "source.concurrency");
+        assert_eq!(with(|c| c.read_windows = Some(0)), "source.read_windows");
         assert_eq!(
             with(|c| c.base_url = Some("http://crm.example.com".into())),
             "source.base_url"

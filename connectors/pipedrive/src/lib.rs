@@ -22,6 +22,7 @@ mod participants;
 pub mod policy;
 pub mod sink;
 pub mod source;
+mod windows;
 
 pub use client::PipedriveClient;
 pub use config::PipedriveConfig;

@@ -1343,6 +1343,23 @@ fn source_cases() -> Vec<SourceCase> {
         derivation: "10 calls in flight (Standard) / 0.15 s a call × 2,000 a COQL page \
                      (ferry reads 200 a page: the list's `per_page` maximum)",
     };
+    // One cursor reads one page a round trip; windows read `windows` cursors side by side.
+    let pipedrive = |label, windows: u32| SourceCase {
+        label,
+        source: "pipedrive",
+        sink: "salesforce",
+        limits: vec![("pipedrive", PIPEDRIVE_LIMIT.to_string())],
+        source_extra: vec![
+            format!("rate_limit_per_2s = {PIPEDRIVE_LIMIT}"),
+            format!("read_windows = {windows}"),
+        ],
+        sink_extra: Vec::new(),
+        page: 500.0,
+        ceiling: Some(f64::from(PIPEDRIVE_LIMIT) / 2.0 * 500.0),
+        derivation: "80 requests per 2 s (API token, Professional) × 500 a v2 list page; \
+                     the emulator's daily 900,000 tokens at 10 a v2 list page carry 521 \
+                     records/s over 24 h",
+    };
     vec![
         SourceCase {
             label: "Salesforce",
@@ -1360,19 +1377,8 @@ fn source_cases() -> Vec<SourceCase> {
                          more, at once); query pages of up to 2,000 (`batchSize`); the daily \
                          100,000 calls carry 2,315 records/s over 24 h",
         },
-        SourceCase {
-            label: "Pipedrive",
-            source: "pipedrive",
-            sink: "salesforce",
-            limits: vec![("pipedrive", PIPEDRIVE_LIMIT.to_string())],
-            source_extra: vec![format!("rate_limit_per_2s = {PIPEDRIVE_LIMIT}")],
-            sink_extra: Vec::new(),
-            page: 500.0,
-            ceiling: Some(f64::from(PIPEDRIVE_LIMIT) / 2.0 * 500.0),
-            derivation: "80 requests per 2 s (API token, Professional) × 500 a v2 list page; \
-                         the emulator's daily 900,000 tokens at 10 a v2 list page carry 521 \
-                         records/s over 24 h",
-        },
+        pipedrive("Pipedrive, one cursor (`read_windows = 1`)", 1),
+        pipedrive("Pipedrive, in update-time windows (`read_windows = 8`)", 8),
         zoho("Zoho CRM, one page at a time", 1, 200),
         zoho("Zoho CRM, 10 pages in flight", ZOHO_CONCURRENCY, 200),
         zoho(

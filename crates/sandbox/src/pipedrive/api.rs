@@ -93,6 +93,80 @@ pub(super) fn limit(params: &HashMap<String, String>) -> Result<usize, Response>
     }
 }
 
+/// What a v2 list is sorted by (`sort_by`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SortKey {
+    Id,
+    UpdateTime,
+    AddTime,
+}
+
+/// A v2 list's order: `sort_by` (`id`, `update_time` or `add_time`; default `id`) and
+/// `sort_direction` (`asc`, the default, or `desc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Order {
+    pub key: SortKey,
+    pub desc: bool,
+}
+
+impl Order {
+    /// Parses `sort_by` and `sort_direction`.
+    pub(super) fn parse(params: &HashMap<String, String>) -> Result<Order, Response> {
+        let key = match params.get("sort_by").map(String::as_str) {
+            None | Some("id") => SortKey::Id,
+            Some("update_time") => SortKey::UpdateTime,
+            Some("add_time") => SortKey::AddTime,
+            Some(_) => return Err(invalid("Validation failed: sort_by: Invalid enum value")),
+        };
+        let desc = match params.get("sort_direction").map(String::as_str) {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(_) => {
+                return Err(invalid(
+                    "Validation failed: sort_direction: Invalid enum value",
+                ));
+            }
+        };
+        Ok(Order { key, desc })
+    }
+
+    /// Whether this is the lists' own order, id ascending, which pages by id.
+    pub(super) fn by_id(&self) -> bool {
+        self.key == SortKey::Id && !self.desc
+    }
+}
+
+/// The page at `offset` of `rows` (each with its add and update times and its id) in
+/// `order`, ties broken by id; and the next page's offset. Other orders than id ascending
+/// page by position: the emulator's cursor then is an offset (Pipedrive does not document
+/// what its cursor holds), which a write between pages can shift.
+pub(super) fn sorted_page<T>(
+    mut rows: Vec<((i64, i64, u64), T)>,
+    order: Order,
+    offset: u64,
+    limit: usize,
+) -> (Vec<T>, Option<u64>) {
+    let key = |k: &(i64, i64, u64)| match order.key {
+        SortKey::Id => (0, k.2),
+        SortKey::UpdateTime => (k.1, k.2),
+        SortKey::AddTime => (k.0, k.2),
+    };
+    rows.sort_by_key(|(k, _)| key(k));
+    if order.desc {
+        rows.reverse();
+    }
+    let total = rows.len() as u64;
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    let page: Vec<T> = rows
+        .into_iter()
+        .skip(start)
+        .take(limit)
+        .map(|(_, t)| t)
+        .collect();
+    let next = offset.saturating_add(limit as u64);
+    (page, (next < total).then_some(next))
+}
+
 pub(super) fn cursor(params: &HashMap<String, String>) -> Result<Option<u64>, Response> {
     match params.get("cursor").filter(|c| !c.is_empty()) {
         None => Ok(None),
@@ -158,11 +232,10 @@ pub(crate) async fn list(
         (Ok(l), Ok(c), Ok(s)) => (l, c, s),
         (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
     };
-    if params.get("sort_by").is_some_and(|s| s != "id")
-        || params.get("sort_direction").is_some_and(|s| s != "asc")
-    {
-        return invalid("Validation failed: sort_by: the emulator sorts by id ascending only");
-    }
+    let order = match Order::parse(&params) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
     if params.contains_key("filter_id") {
         return invalid("Validation failed: filter_id: the emulator has no saved filters");
     }
@@ -209,13 +282,31 @@ pub(crate) async fn list(
         Some(Ok(id)) if kind == Kind::Persons => Some(id),
         Some(_) => return invalid("Validation failed: org_id: Expected number"),
     };
+    let shown = |r: &Record| org_filter.is_none_or(|o| r.org_id == Some(o)) && changed(r);
+    if !order.by_id() {
+        let (all, _) = store.page(1, usize::MAX);
+        let rows = all
+            .into_iter()
+            .filter(|r| shown(r))
+            .map(|r| ((r.add_time_ms, r.update_time_ms, r.id), r))
+            .collect();
+        let (page, next) = sorted_page(rows, order, from.unwrap_or(0), limit);
+        let items: Vec<Value> = page
+            .into_iter()
+            .map(|r| store.render(r, custom, shape.marketing))
+            .collect();
+        return ok(
+            json!(items),
+            json!({"next_cursor": next.map(encode_cursor)}),
+        );
+    }
     let mut position = from.unwrap_or(1);
     let mut items = Vec::with_capacity(limit.min(1024));
     let next = loop {
         let (page, next) = store.page(position, limit - items.len());
         items.extend(
             page.into_iter()
-                .filter(|r| org_filter.is_none_or(|o| r.org_id == Some(o)) && changed(r))
+                .filter(|r| shown(r))
                 .map(|r| store.render(r, custom, shape.marketing)),
         );
         match next {

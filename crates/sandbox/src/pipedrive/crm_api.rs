@@ -385,9 +385,10 @@ pub(crate) async fn list_deals(
         (Ok(l), Ok(c), Ok(f), Ok(o)) => (l, c, f, o),
         (Err(r), ..) | (_, Err(r), ..) | (_, _, Err(r), _) | (.., Err(r)) => return r,
     };
-    if let Err(r) = sorted_by_id_only(&params, &["update_time", "add_time"]) {
-        return r;
-    }
+    let order = match super::api::Order::parse(&params) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
     if params.contains_key("filter_id") {
         return invalid("Validation failed: filter_id: the emulator has no saved filters");
     }
@@ -419,6 +420,23 @@ pub(crate) async fn list_deals(
         return ok(json!(items), json!({"next_cursor": null}));
     }
     let show = filter.show();
+    if !order.by_id() {
+        let rows = crm
+            .deals
+            .iter(show)
+            .filter(|r| filter.matches(crm, r))
+            .map(|r| ((r.created_ms, r.modified_ms, r.id), r))
+            .collect();
+        let (page, next) = super::api::sorted_page(rows, order, after.unwrap_or(0), limit);
+        let items: Vec<Value> = page
+            .into_iter()
+            .map(|r| render_deal(crm, r, custom))
+            .collect();
+        return ok(
+            json!(items),
+            json!({"next_cursor": next.map(encode_cursor)}),
+        );
+    }
     let mut after = after;
     let mut items = Vec::with_capacity(limit.min(1024));
     let next = loop {

@@ -839,12 +839,14 @@ impl crate::VendorEmulator for Emulator {
     }
 }
 
-/// The kind a request lists a later page of (it carries a cursor), for `shift`.
+/// The kind a request lists a later page of, for `shift`: it carries a cursor, or it reads an
+/// `update_time` window (`updated_until`), which a read only does after its first page.
 fn later_page(request: &axum::extract::Request, _body: &[u8]) -> Option<Kind> {
     let segment = request.uri().path().strip_prefix("/api/v2/")?;
     let kind = Kind::parse(segment)?;
     (request.method() == axum::http::Method::GET
-        && crate::faults::has_param(request, "cursor")
+        && (crate::faults::has_param(request, "cursor")
+            || crate::faults::has_param(request, "updated_until"))
         && !crate::faults::has_param(request, "ids"))
     .then_some(kind)
 }
