@@ -9,7 +9,7 @@
 //! versions are still read (a `t:` cursor goes on by id).
 //!
 //! A full read after the first page keeps up to `max_concurrent_requests` COQL pages in
-//! flight (10 on Standard; `coql_page_size` records a page, 200 by default): one page at a
+//! flight (10 on Standard; `coql_page_size` records a page, 1,000 by default): one page at a
 //! time would leave all but one of the org's calls idle for each round trip. The pages ahead are asked by `OFFSET` after the last id handed out,
 //! each overlapping the one before by a record so that a shift (records created or deleted
 //! meanwhile) is seen when that page comes to be read: the pages ahead are then dropped and

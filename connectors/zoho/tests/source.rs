@@ -66,7 +66,7 @@ async fn a_counted_read_asks_for_no_empty_page() {
     let (emulator, running) = start(Options::default()).await;
     let seeded = emulator.seed(&generate(850, 8, &Mess::none()));
     assert_eq!(seeded.contacts, 850);
-    let settings = json!({"page_size": 50, "max_concurrent_requests": 4});
+    let settings = json!({"page_size": 50, "coql_page_size": 50, "max_concurrent_requests": 4});
     let read = |count_first: bool| {
         let (base, settings, emulator) = (running.base_url.clone(), settings.clone(), &emulator);
         async move {
@@ -116,7 +116,7 @@ async fn a_counted_read_asks_for_no_empty_page() {
 async fn a_full_read_in_rounds_reads_each_record_once_and_resumes_from_any_cursor() {
     let (emulator, running) = start(Options::default()).await;
     let seeded = emulator.seed(&generate(1_500, 8, &Mess::none()));
-    let settings = json!({"page_size": 50, "max_concurrent_requests": 4});
+    let settings = json!({"page_size": 50, "coql_page_size": 50, "max_concurrent_requests": 4});
     let source =
         ZohoSource::new(config(&running.base_url, settings.clone()), "source").expect("source");
     let mut pages: Vec<(Vec<String>, Option<String>)> = Vec::new();
@@ -231,7 +231,7 @@ async fn records_deleted_during_a_full_read_shift_no_record_out() {
     let source = ZohoSource::new(
         config(
             &running.base_url,
-            json!({"page_size": 50, "max_concurrent_requests": 4}),
+            json!({"page_size": 50, "coql_page_size": 50, "max_concurrent_requests": 4}),
         ),
         "source",
     )
