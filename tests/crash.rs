@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ferry_sandbox::hubspot;
+use ferry_sandbox::seed::{Mess, generate};
+use ferry_sandbox::{hubspot, pipedrive};
 use futures::StreamExt;
 
 fn checkpointed(sandbox: &Sandbox) -> std::path::PathBuf {
@@ -39,10 +40,47 @@ fn spawn_migrate(config: &str) -> tokio::process::Child {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    for (k, v) in sandbox_env() {
+    for (k, v) in all_credentials() {
         cmd.env(k, v);
     }
     cmd.spawn().expect("spawn ferry")
+}
+
+/// Runs `ferry migrate` with `config` and kills it (SIGKILL) as soon as the checkpoint file's
+/// text satisfies `mid_way`; that text. Fails if ferry ended first or never got there.
+async fn killed_mid_way(
+    config: &str,
+    checkpoint: &std::path::Path,
+    mid_way: impl Fn(&str) -> bool,
+) -> String {
+    let mut child = spawn_migrate(config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut seen = None;
+    while std::time::Instant::now() < deadline {
+        let text = std::fs::read_to_string(checkpoint).unwrap_or_default();
+        if mid_way(&text) {
+            seen = Some(text);
+            break;
+        }
+        if child.try_wait().expect("poll ferry").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = child.start_kill(); // SIGKILL
+    let out = child.wait_with_output().await.expect("wait for ferry");
+    let seen = seen.unwrap_or_else(|| {
+        panic!(
+            "no checkpoint mid-way; ferry said:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        out.status.code().is_none(),
+        "ferry finished before the kill: {:?}",
+        out.status
+    );
+    seen
 }
 
 /// Kill points per cycle, and cycles: each cycle starts from an empty sink, is killed up to
@@ -169,27 +207,7 @@ async fn killed_mid_way_through_a_partitioned_hubspot_read_the_rerun_resumes_it_
     let text = text.replacen(token, &format!("{token}read_partitions = true\n"), 1);
     std::fs::write(&sandbox.config, text).expect("config");
     let config = sandbox.config.to_string_lossy().into_owned();
-    let mut child = spawn_migrate(&config);
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let mut split = None;
-    while std::time::Instant::now() < deadline {
-        let text = std::fs::read_to_string(&checkpoint).unwrap_or_default();
-        if text.contains("\"split:") {
-            split = Some(text);
-            break;
-        }
-        if child.try_wait().expect("poll ferry").is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let _ = child.start_kill(); // SIGKILL
-    let status = child.wait().await.expect("wait for ferry");
-    let split = split.expect("a checkpoint mid-way through a partitioned read");
-    assert!(
-        status.code().is_none(),
-        "ferry finished before the kill: {status:?}"
-    );
+    let split = killed_mid_way(&config, &checkpoint, |text| text.contains("\"split:")).await;
     let (settled_before, complete) = settled(&checkpoint).expect("checkpoint");
     assert!(settled_before > 0 && !complete, "{split}");
 
@@ -309,5 +327,65 @@ async fn sigterm_stops_cleanly_with_exit_4_and_the_rerun_resumes() {
     assert_eq!(
         sandbox.salesforce_state.count("Contact"),
         sandbox.seeded.contacts.len()
+    );
+}
+
+/// A `ferry migrate` from Pipedrive (its full reads in `update_time` windows read side by side,
+/// `read_windows`) into Salesforce, killed mid-way through a windowed read: the rerun resumes
+/// every window from the checkpoint and the sink ends with exactly the source's records.
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_mid_way_through_a_windowed_pipedrive_read_the_rerun_resumes_it_exactly() {
+    // Pipedrive's documented 80 requests per 2 s: a read of pages of 100 takes long enough to
+    // be killed mid-way.
+    let account = pipedrive::Emulator::new(pipedrive::Options::default());
+    account.seed(&generate(6_000, 5, &Mess::none()));
+    let pair = SyncPair::start("pipedrive", account, "salesforce").await;
+    let config = pair.config(&["companies", "contacts"]);
+    let checkpoint = pair.dir.join("checkpoint.json");
+    let text = std::fs::read_to_string(&config).expect("config");
+    // No deals: the stage table the config ends with would do nothing, which is refused.
+    let stages = text.find("[mapping.deal_stages]").expect("a stage table");
+    let text = text[..stages]
+        .replacen(
+            "[migration]\n",
+            &format!(
+                "[migration]\ncheckpoint = {:?}\n",
+                checkpoint.display().to_string()
+            ),
+            1,
+        )
+        .replacen(
+            "connector = \"pipedrive\"\n",
+            "connector = \"pipedrive\"\npage_size = 100\nrate_limit_per_2s = 80\nread_windows = 4\n",
+            1,
+        );
+    std::fs::write(&config, text).expect("config");
+
+    // Contacts mid-way: a windowed cursor, its windows started (a Pipedrive cursor in it).
+    let windowed = killed_mid_way(&config, &checkpoint, |text| {
+        let json: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        json["objects"]["contacts"]["resume_cursor"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("windows:") && c.contains("\"c\":\""))
+    })
+    .await;
+    assert!(!windowed.contains("\"complete\":true"), "{windowed}");
+
+    let (code, report, stderr) = run_config("migrate", &config, &all_credentials()).await;
+    assert_eq!(code, 0, "stderr:\n{stderr}\n{report:#}");
+    assert_eq!(report["outcome"], "verified", "{report:#}");
+    for name in ["companies", "contacts"] {
+        assert_eq!(
+            pair.sink_state.count(name),
+            pair.account.count(name).expect("a Pipedrive object"),
+            "{name}: every record once in Salesforce (its external id is unique)"
+        );
+    }
+    // The rerun read only what the checkpoint had not settled (and, at most, the first page's
+    // records again, met in windows not yet past them).
+    let contacts = object(&report, "contacts");
+    assert!(
+        count(contacts, "read") < pair.account.count("contacts").expect("contacts") as u64,
+        "{report:#}"
     );
 }
