@@ -116,7 +116,7 @@ impl HubspotClient {
             RoleSettings {
                 page_size,
                 source_id_property,
-                read_partitions: config.read_partitions.unwrap_or(false),
+                read_partitions: config.read_partitions.unwrap_or(true),
             },
         ))
     }
