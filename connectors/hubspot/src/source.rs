@@ -1,11 +1,11 @@
 //! Reading companies, contacts, deals and notes from HubSpot's v3 list endpoints, with the
 //! links of deals and notes from v4 association batch reads.
 //!
-//! Full reads can be partitioned (`read_partitions`, off by default): the list reads up from the lowest
-//! id while up to three search lanes read down from the highest, each search a keyset query
-//! below the lowest id its lane read, side by side, until they meet (see `Split`). The list
-//! is one chain of requests, so with a vendor's latency it alone cannot reach HubSpot's read
-//! limit; search has a limit of its own, exempt from the ten-second bucket.
+//! Full reads are partitioned (`read_partitions`, on by default): the list reads up from the
+//! lowest id while up to three search lanes read down from the highest, each search a keyset
+//! query below the lowest id its lane read, side by side, until they meet (see `Reader`). The
+//! list is one chain of requests, so with a vendor's latency it alone cannot reach HubSpot's
+//! read limit; search has a limit of its own, exempt from the ten-second bucket.
 //!
 //! Incremental reads (`ferry sync`) go through CRM search (`POST
 //! /crm/v3/objects/{type}/search`), 200 records a request, filtered on the last-modified
@@ -1232,11 +1232,12 @@ impl Reader {
                 };
                 run.searching = false;
                 let found = answer?;
-                if found.full {
-                    run.asked = found.lowest;
-                } else {
-                    run.spent = true;
-                }
+                // Not full: the lane's range is read down to the bottom it asked for.
+                run.asked = match found.full {
+                    true => found.lowest,
+                    false => Some(above.saturating_add(1)),
+                };
+                run.spent |= !found.full;
                 let seq = run.queue.send();
                 let reads = Arc::clone(&self.reads);
                 let covered = Covered::Lane {
