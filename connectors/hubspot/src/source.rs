@@ -26,15 +26,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
 use ferry_core::http::{BodyCap, HttpResponse, HttpStats, RateLimit};
 use ferry_core::model::Link;
 use ferry_core::{
     ConnectorError, ConnectorResult, DeletedPage, FetchedPage, FieldBinding, FieldMap, FieldMaps,
     ObjectType, Page, Source, Value, VendorField, Watermark,
 };
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use serde_json::{Value as Json, json};
 
 use crate::VENDOR;
@@ -1099,9 +1099,8 @@ impl Reader {
                     list.asked_after.clone(),
                     list.asked_last,
                 );
-                self.in_flight.push(
-                    async move { Event::Listed(reads.list_page(after, last).await) }.boxed(),
-                );
+                self.in_flight
+                    .push(async move { Event::Listed(reads.list_page(after, last).await) }.boxed());
             }
         }
         self.widen();
@@ -1155,7 +1154,11 @@ impl Reader {
                 .filter_map(|(i, l)| {
                     let lo = l.lo.unwrap_or(list_at.saturating_add(1));
                     let span = l.asked?.saturating_sub(lo);
-                    let readers = if l.lo.is_none() { 1.0 + list_lanes } else { 1.0 };
+                    let readers = if l.lo.is_none() {
+                        1.0 + list_lanes
+                    } else {
+                        1.0
+                    };
                     Some((i, span, span as f64 / readers))
                 })
                 .filter(|&(_, span, _)| span >= MIN_SPLIT_SPAN)
@@ -1226,7 +1229,11 @@ impl Reader {
                     .boxed(),
                 );
             }
-            Event::Searched { lane, above, answer } => {
+            Event::Searched {
+                lane,
+                above,
+                answer,
+            } => {
                 let Some(run) = self.lanes.iter_mut().find(|l| l.id == lane) else {
                     return Ok(());
                 };
@@ -1289,7 +1296,11 @@ impl Reader {
                     .find(|l| l.id == id)
                     .and_then(|l| l.queue.pop()),
             };
-            let Some(Part { page: part, covered }) = part else {
+            let Some(Part {
+                page: part,
+                covered,
+            }) = part
+            else {
                 return;
             };
             match covered {
@@ -1298,7 +1309,8 @@ impl Reader {
                     let open = self.lanes.first().filter(|l| l.lo.is_none());
                     let (has_open, ceiling) = (open.is_some(), open.and_then(|l| l.floor));
                     self.listed += take(page, part, |id| ceiling.is_none_or(|c| id < c));
-                    let met = after.is_none() || ceiling.is_some_and(|c| last.saturating_add(1) >= c);
+                    let met =
+                        after.is_none() || ceiling.is_some_and(|c| last.saturating_add(1) >= c);
                     if met {
                         self.list = None;
                         if has_open {
@@ -1311,7 +1323,11 @@ impl Reader {
                         list.after = after;
                     }
                 }
-                Covered::Lane { above, lowest, full } => {
+                Covered::Lane {
+                    above,
+                    lowest,
+                    full,
+                } => {
                     let Some(i) = self.lanes.iter().position(|l| Some(l.id) == lane) else {
                         return;
                     };

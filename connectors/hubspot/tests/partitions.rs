@@ -328,7 +328,7 @@ async fn a_bad_token_fails_a_partitioned_read_as_an_auth_error_without_the_token
 async fn a_read_left_at_its_default_is_partitioned_in_small_pages_and_resumes_exactly_after_any_page()
  {
     init();
-    let (hs, _emulator) = emulator(Options::default(), 2_500, true).await;
+    let (hs, _emulator) = emulator(Options::default(), 1_500, true).await;
     let whole = read_all(&source(&hs.base_url, false, 5_000), ObjectType::CONTACTS).await;
     let config = HubspotConfig {
         base_url: Some(hs.base_url.clone()),
@@ -358,7 +358,10 @@ async fn a_read_left_at_its_default_is_partitioned_in_small_pages_and_resumes_ex
             None => break,
         }
     }
-    assert!(cursors.iter().all(|c| c.starts_with("split:")), "{cursors:?}");
+    assert!(
+        cursors.iter().all(|c| c.starts_with("split:")),
+        "{cursors:?}"
+    );
     assert!(
         sizes.iter().all(|&n| n <= 700),
         "pages of at most a few hundred records: {sizes:?}"
@@ -374,16 +377,24 @@ async fn a_read_left_at_its_default_is_partitioned_in_small_pages_and_resumes_ex
         assert!(end.is_none());
         let mut both = begun.records;
         both.extend(rest.records);
-        assert_eq!(by_id(&both), by_id(&whole.records), "stopped after page {k}");
+        assert_eq!(
+            by_id(&both),
+            by_id(&whole.records),
+            "stopped after page {k}"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_requests_a_partitioned_read_declares_per_record_are_about_what_it_spends() {
     init();
-    let (hs, emulator) = emulator(Options::default(), 4_000, false).await;
+    let (hs, emulator) = emulator(Options::default(), 2_000, false).await;
     use ferry_core::Source as _;
-    for object in [ObjectType::COMPANIES, ObjectType::CONTACTS, ObjectType::DEALS] {
+    for object in [
+        ObjectType::COMPANIES,
+        ObjectType::CONTACTS,
+        ObjectType::DEALS,
+    ] {
         let source = source(&hs.base_url, true, 190);
         let (before, _) = emulator.request_counts();
         let read = read_all(&source, object).await;
