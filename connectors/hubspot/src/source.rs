@@ -718,9 +718,9 @@ const LIST_LANES: f64 = 2.0;
 /// Records a partitioned page holds at most (a few more if one delivery brings them): the
 /// engine stops between pages, so a stop lands within about as many records as the list's.
 const MAX_PAGE_RECORDS: usize = 500;
-/// The narrowest id range split in two for another lane: narrower ones end within a few
-/// requests anyway.
-const MIN_SPLIT_SPAN: u64 = 5 * SEARCH_PAGE as u64;
+/// The fewest records (estimated) a range must have left to be split for another lane: fewer
+/// end within a few requests anyway.
+const MIN_SPLIT_RECORDS: f64 = 3.0 * SEARCH_PAGE as f64;
 
 /// A search lane of a partitioned read: the ids from `lo` up to `floor` (exclusive) that it
 /// has still to read, highest first. Above `floor`, up to the lane above, it has read
@@ -980,6 +980,10 @@ struct Reader {
     /// reads.
     listed: u64,
     searched: u64,
+    /// Records per id where search pages came back full (HubSpot's ids need not be dense):
+    /// the records they held and the ids they spanned.
+    dense_records: u64,
+    dense_ids: u64,
 }
 
 impl Reader {
@@ -1018,6 +1022,8 @@ impl Reader {
             in_flight: FuturesUnordered::new(),
             listed: 0,
             searched: 0,
+            dense_records: 0,
+            dense_ids: 0,
         }
     }
 
@@ -1143,6 +1149,10 @@ impl Reader {
         };
         let list_at = self.list.as_ref().map_or(0, |l| l.asked_last);
         let list_known = self.list.as_ref().is_none_or(|l| l.queue.sent > 0);
+        let density = match self.dense_ids {
+            0 => 1.0,
+            ids => self.dense_records as f64 / ids as f64,
+        };
         while self.lanes.iter().filter(|l| !l.spent).count() < SEARCH_LANES {
             let widest = self
                 .lanes
@@ -1161,7 +1171,7 @@ impl Reader {
                     };
                     Some((i, span, span as f64 / readers))
                 })
-                .filter(|&(_, span, _)| span >= MIN_SPLIT_SPAN)
+                .filter(|&(_, span, _)| span as f64 * density >= MIN_SPLIT_RECORDS)
                 .max_by(|a, b| a.2.total_cmp(&b.2));
             let Some((i, span, _)) = widest else { return };
             // The lane split keeps the top, where its search in flight reads: a half of a
@@ -1239,6 +1249,10 @@ impl Reader {
                 };
                 run.searching = false;
                 let found = answer?;
+                if let (true, Some(below), Some(lowest)) = (found.full, run.asked, found.lowest) {
+                    self.dense_records += SEARCH_PAGE as u64;
+                    self.dense_ids += below.saturating_sub(lowest);
+                }
                 // Not full: the lane's range is read down to the bottom it asked for.
                 run.asked = match found.full {
                     true => found.lowest,
