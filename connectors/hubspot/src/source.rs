@@ -956,6 +956,11 @@ struct LaneRun {
     searching: bool,
     /// No more searches: its answers reached the bottom of its range.
     spent: bool,
+    /// Searched only once every other side is done: the ids above the first search's highest,
+    /// which hold the records created during the read (the list alone reads those it reaches).
+    waits: bool,
+    /// Whether its first page, the read's first search, sets a waiting lane above it.
+    tops: bool,
     queue: Queue,
 }
 
@@ -1009,6 +1014,10 @@ impl Reader {
                 asked: lane.floor,
                 searching: false,
                 spent: false,
+                // Unread and unbounded above: the read's first search (no `lo`), or the ids
+                // above it.
+                waits: lane.lo.is_some() && lane.floor.is_none(),
+                tops: lane.lo.is_none() && lane.floor.is_none(),
                 queue: Queue::default(),
             })
             .collect();
@@ -1111,8 +1120,10 @@ impl Reader {
         }
         self.widen();
         let list_at = self.list.as_ref().map_or(0, |l| l.asked_last);
+        let last_left = self.list.is_none() && self.lanes.iter().all(|l| l.waits);
         for lane in &mut self.lanes {
-            if lane.searching || lane.spent {
+            lane.waits &= !last_left;
+            if lane.searching || lane.spent || lane.waits {
                 continue;
             }
             let above = lane.lo.map_or(list_at, |lo| lo.saturating_sub(1));
@@ -1153,14 +1164,14 @@ impl Reader {
             0 => 1.0,
             ids => self.dense_records as f64 / ids as f64,
         };
-        while self.lanes.iter().filter(|l| !l.spent).count() < SEARCH_LANES {
+        while self.lanes.iter().filter(|l| !l.spent && !l.waits).count() < SEARCH_LANES {
             let widest = self
                 .lanes
                 .iter()
                 .enumerate()
                 // The open lane's range starts where the list stands: unknown (ids need not start
                 // near 0) until the list's first answer.
-                .filter(|(_, l)| !l.spent && (l.lo.is_some() || list_known))
+                .filter(|(_, l)| !l.spent && !l.waits && (l.lo.is_some() || list_known))
                 .filter_map(|(i, l)| {
                     let lo = l.lo.unwrap_or(list_at.saturating_add(1));
                     let span = l.asked?.saturating_sub(lo);
@@ -1193,6 +1204,8 @@ impl Reader {
                 asked: Some(at),
                 searching: false,
                 spent: false,
+                waits: false,
+                tops: false,
                 queue: Queue::default(),
             };
             self.next_lane += 1;
@@ -1351,6 +1364,26 @@ impl Reader {
                         Some(lo) => lo,
                         None => self.list.as_ref().map_or(0, |l| l.last).saturating_add(1),
                     };
+                    if self.lanes[i].tops {
+                        // Records created from now on get ids above the highest there is.
+                        self.lanes[i].tops = false;
+                        let ids = part.records.iter().map(|r| r.source_id.as_str());
+                        let ids = ids.chain(part.unreadable.iter().map(|r| r.source_id.as_str()));
+                        if let Some(top) = ids.filter_map(|id| id.parse::<u64>().ok()).max() {
+                            self.lanes.push(LaneRun {
+                                id: self.next_lane,
+                                lo: Some(top.saturating_add(1)),
+                                floor: None,
+                                asked: None,
+                                searching: false,
+                                spent: false,
+                                waits: true,
+                                tops: false,
+                                queue: Queue::default(),
+                            });
+                            self.next_lane += 1;
+                        }
+                    }
                     self.searched += take(page, part, |id| id >= lower);
                     let covered = if full {
                         lowest.unwrap_or(lower)

@@ -409,3 +409,29 @@ async fn the_requests_a_partitioned_read_declares_per_record_are_about_what_it_s
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_created_during_a_partitioned_read_are_read_once_as_the_list_reads_them() {
+    init();
+    // Two contacts created (and two updated) before each list page after the first, as other
+    // users do during a long read: their ids are above the read's first search, whose range
+    // is read last.
+    let options = Options {
+        faults: ferry_sandbox::faults::Faults {
+            shift: Some(2),
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    let (hs, emulator) = emulator(options, 1_000, false).await;
+    let seeded = emulator.count("contacts").expect("contacts");
+    let read = read_all(&source(&hs.base_url, true, 50), ObjectType::CONTACTS).await;
+    let ids = by_id(&read.records);
+    let created = emulator.count("contacts").expect("contacts") - seeded;
+    assert!(created > 0, "records were created during the read");
+    assert_eq!(
+        ids.len() + read.unreadable.len(),
+        emulator.count("contacts").expect("contacts"),
+        "every record, those created mid-read ({created}) included, once"
+    );
+}
