@@ -235,7 +235,8 @@ impl Source for HubspotSource {
         if !self.read_partitions {
             return Some(listed);
         }
-        let searched = (1 + row.references.len()) as f64 / SEARCH_PAGE as f64;
+        let searched =
+            (1 + row.references.len()) as f64 / partition_search_page(self.page_size) as f64;
         Some(LIST_SHARE * listed + (1.0 - LIST_SHARE) * searched)
     }
 
@@ -715,12 +716,18 @@ const LIST_SHARE: f64 = 0.5;
 /// it by: at 150 ms a request, a list page of 100 every 150 ms against a lane's share of
 /// search's five pages of 200 a second among three lanes.
 const LIST_LANES: f64 = 2.0;
-/// Records a partitioned page holds at most (a few more if one delivery brings them): the
-/// engine stops between pages, so a stop lands within about as many records as the list's.
-const MAX_PAGE_RECORDS: usize = 500;
-/// The fewest records (estimated) a range must have left to be split for another lane: fewer
-/// end within a few requests anyway.
-const MIN_SPLIT_RECORDS: f64 = 3.0 * SEARCH_PAGE as f64;
+/// List pages' worth of records a partitioned page holds at most (a few more if one delivery
+/// brings them): the engine stops between pages, so a stop lands within a few list pages.
+const MAX_PAGE_LISTS: usize = 5;
+/// Searches' worth of records (estimated) a range must have left to be split for another
+/// lane: fewer end within a few requests anyway.
+const MIN_SPLIT_SEARCHES: f64 = 3.0;
+
+/// Records per search of a partitioned read: twice a list page (`page_size`), so that a
+/// smaller page size keeps pages and checkpoints as fine; at most search's 200.
+fn partition_search_page(page_size: u32) -> usize {
+    SEARCH_PAGE.min(2 * page_size.max(1) as usize)
+}
 
 /// A search lane of a partitioned read: the ids from `lo` up to `floor` (exclusive) that it
 /// has still to read, highest first. Above `floor`, up to the lane above, it has read
@@ -852,6 +859,8 @@ struct Reads {
     channels: Option<HashSet<String>>,
     single_status_read: Arc<AtomicBool>,
     page_size: u32,
+    /// Records per search ([`partition_search_page`]).
+    search_page: usize,
 }
 
 /// A list page, its links and opt-outs not yet read: the highest id it held and the cursor
@@ -1064,7 +1073,8 @@ impl Reader {
         loop {
             let next = self.split();
             let Some(next) = next else { break };
-            let full = page.records.len() + page.unreadable.len() >= MAX_PAGE_RECORDS;
+            let full = page.records.len() + page.unreadable.len()
+                >= MAX_PAGE_LISTS * self.reads.page_size as usize;
             if full && next != self.cursor {
                 break;
             }
@@ -1182,7 +1192,9 @@ impl Reader {
                     };
                     Some((i, span, span as f64 / readers))
                 })
-                .filter(|&(_, span, _)| span as f64 * density >= MIN_SPLIT_RECORDS)
+                .filter(|&(_, span, _)| {
+                    span as f64 * density >= MIN_SPLIT_SEARCHES * self.reads.search_page as f64
+                })
                 .max_by(|a, b| a.2.total_cmp(&b.2));
             let Some((i, span, _)) = widest else { return };
             // The lane split keeps the top, where its search in flight reads: a half of a
@@ -1263,7 +1275,7 @@ impl Reader {
                 run.searching = false;
                 let found = answer?;
                 if let (true, Some(below), Some(lowest)) = (found.full, run.asked, found.lowest) {
-                    self.dense_records += SEARCH_PAGE as u64;
+                    self.dense_records += self.reads.search_page as u64;
                     self.dense_ids += below.saturating_sub(lowest);
                 }
                 // Not full: the lane's range is read down to the bottom it asked for.
@@ -1491,7 +1503,7 @@ impl Reads {
             "filterGroups": groups,
             "sorts": [{"propertyName": "hs_object_id", "direction": "DESCENDING"}],
             "properties": self.properties,
-            "limit": SEARCH_PAGE,
+            "limit": self.search_page,
         });
         let (endpoint, mut response) = self.client.search_read(&path, &body).await?;
         let answer: ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
@@ -1511,7 +1523,7 @@ impl Reads {
             }
             lowest = Some(id);
         }
-        let full = answer.results.len() >= SEARCH_PAGE
+        let full = answer.results.len() >= self.search_page
             && answer.paging.as_ref().is_some_and(|p| p.next.is_some());
         let mut page = page_of(
             self.row,
@@ -1594,6 +1606,7 @@ impl HubspotSource {
             channels,
             single_status_read: Arc::clone(&self.single_status_read),
             page_size: self.page_size,
+            search_page: partition_search_page(self.page_size),
         })
     }
 }
