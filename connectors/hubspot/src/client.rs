@@ -45,10 +45,8 @@ pub struct HubspotClient {
     /// retried like any other.
     search: HttpClient,
     /// Search for a source's reads, where it is the read itself, not an estimate: incremental
-    /// reads (`ferry sync`) and the search side of a partitioned full read. The same five per
-    /// second (which the limiter's rounding to whole requests makes four), with the run's own
-    /// patience (timeouts and retries). Only the count (one search per object, beside a full
-    /// read) runs through `search` at the same time.
+    /// reads (`ferry sync`), the search side of a partitioned full read and the count beside
+    /// it. The same five per 1.1 s, with the run's own patience (timeouts and retries).
     reads: HttpClient,
     /// The v4 association batch endpoints, which HubSpot's spec also exempts from the
     /// ten-second bucket (`x-hubspot-rate-limit-exemptions: ten-secondly`): paced by the burst
@@ -116,7 +114,7 @@ impl HubspotClient {
             RoleSettings {
                 page_size,
                 source_id_property,
-                read_partitions: config.read_partitions.unwrap_or(false),
+                read_partitions: config.read_partitions.unwrap_or(true),
             },
         ))
     }

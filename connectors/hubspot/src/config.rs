@@ -50,7 +50,7 @@ pub struct HubspotConfig {
     pub source_id_property: Option<String>,
     /// Source only: whether a full read splits each object between the list endpoint, reading
     /// up from the lowest id, and CRM search lanes reading down from the highest, side by side
-    /// (see `docs/connectors/hubspot.md`); default `false`, the list alone.
+    /// (see `docs/connectors/hubspot.md`); default `true` (`false`: the list alone).
     pub read_partitions: Option<bool>,
 }
 

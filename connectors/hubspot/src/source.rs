@@ -1,11 +1,11 @@
 //! Reading companies, contacts, deals and notes from HubSpot's v3 list endpoints, with the
 //! links of deals and notes from v4 association batch reads.
 //!
-//! Full reads can be partitioned (`read_partitions`, off by default): the list reads up from the lowest
-//! id while up to three search lanes read down from the highest, each search a keyset query
-//! below the lowest id its lane read, side by side, until they meet (see `Split`). The list
-//! is one chain of requests, so with a vendor's latency it alone cannot reach HubSpot's read
-//! limit; search has a limit of its own, exempt from the ten-second bucket.
+//! Full reads are partitioned (`read_partitions`, on by default): the list reads up from the
+//! lowest id while up to three search lanes read down from the highest, each search a keyset
+//! query below the lowest id its lane read, side by side, until they meet (see `Reader`). The
+//! list is one chain of requests, so with a vendor's latency it alone cannot reach HubSpot's
+//! read limit; search has a limit of its own, exempt from the ten-second bucket.
 //!
 //! Incremental reads (`ferry sync`) go through CRM search (`POST
 //! /crm/v3/objects/{type}/search`), 200 records a request, filtered on the last-modified
@@ -20,8 +20,8 @@
 //! made during the read are left to the next sync, whose watermark is earlier. Search answers
 //! carry no associations: every object's links come from v4 association batch reads.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -32,6 +32,9 @@ use ferry_core::{
     ConnectorError, ConnectorResult, DeletedPage, FetchedPage, FieldBinding, FieldMap, FieldMaps,
     ObjectType, Page, Source, Value, VendorField, Watermark,
 };
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use serde_json::{Value as Json, json};
 
 use crate::VENDOR;
@@ -57,7 +60,7 @@ const MAX_FILTER_GROUPS: usize = 5;
 /// A HubSpot account as a [`Source`]: pages through `GET /crm/v3/objects/{type}` in id order,
 /// beside CRM search on full reads when `read_partitions` is on.
 pub struct HubspotSource {
-    client: HubspotClient,
+    client: Arc<HubspotClient>,
     page_size: u32,
     /// The source-id property a HubSpot sink writes (`source_id_property`).
     source_id_property: String,
@@ -70,12 +73,15 @@ pub struct HubspotSource {
     read_starts: Mutex<HashMap<ObjectType, i64>>,
     /// Set once HubSpot refuses the batch read of subscription statuses (it needs Marketing
     /// Hub Enterprise): SMS opt-outs are then read one subscriber per request.
-    single_status_read: AtomicBool,
+    single_status_read: Arc<AtomicBool>,
     /// The account's subscription types, once asked: the channels it has types on (none on
     /// SMS: no SMS status is read) and its email types, whose flags are read with contacts.
     types: tokio::sync::OnceCell<SubscriptionTypes>,
     /// Whether full reads are split between the list and search (`read_partitions`).
     read_partitions: bool,
+    /// Per object, the partitioned read in progress, kept between pages with its requests in
+    /// flight.
+    readers: Mutex<HashMap<ObjectType, Reader>>,
 }
 
 impl HubspotSource {
@@ -83,15 +89,16 @@ impl HubspotSource {
     pub fn new(config: HubspotConfig, key_prefix: &str) -> ConnectorResult<HubspotSource> {
         let (client, role) = HubspotClient::new(&config, key_prefix)?;
         Ok(HubspotSource {
-            client,
+            client: Arc::new(client),
             page_size: role.page_size,
             source_id_property: role.source_id_property,
             leave_out_copies: AtomicBool::new(false),
             fields: mapping::field_maps(),
             read_starts: Mutex::new(HashMap::new()),
-            single_status_read: AtomicBool::new(false),
+            single_status_read: Arc::new(AtomicBool::new(false)),
             types: tokio::sync::OnceCell::new(),
             read_partitions: role.read_partitions,
+            readers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -214,7 +221,9 @@ impl Source for HubspotSource {
     }
 
     /// A list call per page of `page_size`, and one v4 association batch read per reference
-    /// of an object whose links are read in batches.
+    /// of an object whose links are read in batches. A partitioned read reads about half
+    /// through search (see [`LIST_SHARE`]): a search per 200 records, and an association batch
+    /// read per reference and search page (search answers carry no associations).
     fn requests_per_record(&self, object: ObjectType) -> Option<f64> {
         let row = binding(object).ok()?;
         let links = if row.reads_links_in_batches() {
@@ -222,7 +231,13 @@ impl Source for HubspotSource {
         } else {
             0
         };
-        Some((1 + links) as f64 / f64::from(self.page_size.max(1)))
+        let listed = (1 + links) as f64 / f64::from(self.page_size.max(1));
+        if !self.read_partitions {
+            return Some(listed);
+        }
+        let searched =
+            (1 + row.references.len()) as f64 / partition_search_page(self.page_size) as f64;
+        Some(LIST_SHARE * listed + (1.0 - LIST_SHARE) * searched)
     }
 
     /// The owners, active and archived (`GET /crm/v3/owners`; scope `crm.objects.owners.read`).
@@ -256,10 +271,14 @@ impl Source for HubspotSource {
     async fn count(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
         let path = format!("/crm/v3/objects/{}/search", binding(object)?.path);
         let body = json!({"filterGroups": [], "properties": ["hs_object_id"], "limit": 1});
-        // With the short patience of estimates: a partitioned read's searches beside it go
-        // through another limiter, so at most one second holds one search too many (a 429,
-        // retried), at the start of each object's read.
-        let response: Json = self.client.search_json(&path, &body).await?;
+        // Beside a partitioned read, through the limiter its searches take turns at, so that
+        // no second holds one search too many; else with the short patience of estimates.
+        let response: Json = if self.read_partitions {
+            let (endpoint, response) = self.client.search_read(&path, &body).await?;
+            response.json(VENDOR, &endpoint)?
+        } else {
+            self.client.search_json(&path, &body).await?
+        };
         let total = response.get("total").and_then(Json::as_u64);
         tracing::debug!(vendor = VENDOR, %object, total, "counted records");
         Ok(total)
@@ -470,7 +489,9 @@ impl Source for HubspotSource {
             Some(cursor) => Split::parse(&path, cursor)?,
         };
         if let Some(split) = split {
-            return Ok(FetchedPage::ready(self.read_split(row, split).await?));
+            return Ok(FetchedPage::ready(
+                self.read_partitioned(row, cursor, split).await?,
+            ));
         }
         let types = self.email_types(row).await?;
         let map = self.fields.get(object);
@@ -683,25 +704,30 @@ fn page_of(
 
 /// The prefix of a partitioned full read's cursor; a list cursor never starts with it.
 const SPLIT_PREFIX: &str = "split:";
-/// Search requests per round of a partitioned read: five seconds at the search client's four a
-/// second, long enough that the requests a round cannot overlap (each lane's last page's
-/// links) cost little, short enough that a checkpoint is never far behind.
-const SEARCH_PAGES_PER_ROUND: usize = 20;
-/// List pages per round at most: where lists are fast (no latency, a high limit), a round
-/// still holds about as many records as its searches.
-const LIST_PAGES_PER_ROUND: usize = 40;
-/// Search lanes at most: each is a chain of requests (a request's range depends on the one
-/// before), so one lane searches at most once per round trip; three keep search at its four a
-/// second with round trips of up to 750 ms.
+/// Search lanes at most: each is a chain of requests (a query starts below the lowest id its
+/// lane's last answer held), so one lane searches at most once a round trip; three keep
+/// search at its five a second with round trips of up to 600 ms.
 const SEARCH_LANES: usize = 3;
-/// How many search lanes the list reads as fast as, for sharing out ranges: at 150 ms a
-/// request, a list page of 100 every 150 ms against a lane's 200 every 750 ms (three lanes at
-/// four searches a second), about two and a half. Only a guess at the balance: a lane that ends first is refilled
-/// by splitting the widest range left.
-const LIST_LANES: u64 = 2;
-/// The narrowest id range split in two for another lane: narrower ones end within a few
-/// requests anyway.
-const MIN_SPLIT_SPAN: u64 = 5 * SEARCH_PAGE as u64;
+/// The share of a partitioned read the list reads, for `ferry plan`'s estimate of requests:
+/// measured, 0.4 at 150 ms a request and 0.6 without added latency (HubSpot at 190 requests
+/// per 10 s; `docs/performance.md`).
+const LIST_SHARE: f64 = 0.5;
+/// How many lanes the list reads as fast as, until both sides have read something to measure
+/// it by: at 150 ms a request, a list page of 100 every 150 ms against a lane's share of
+/// search's five pages of 200 a second among three lanes.
+const LIST_LANES: f64 = 2.0;
+/// List pages' worth of records a partitioned page holds at most (a few more if one delivery
+/// brings them): the engine stops between pages, so a stop lands within a few list pages.
+const MAX_PAGE_LISTS: usize = 5;
+/// Searches' worth of records (estimated) a range must have left to be split for another
+/// lane: fewer end within a few requests anyway.
+const MIN_SPLIT_SEARCHES: f64 = 3.0;
+
+/// Records per search of a partitioned read: twice a list page (`page_size`), so that a
+/// smaller page size keeps pages and checkpoints as fine; at most search's 200.
+fn partition_search_page(page_size: u32) -> usize {
+    SEARCH_PAGE.min(2 * page_size.max(1) as usize)
+}
 
 /// A search lane of a partitioned read: the ids from `lo` up to `floor` (exclusive) that it
 /// has still to read, highest first. Above `floor`, up to the lane above, it has read
@@ -807,70 +833,6 @@ impl Split {
         let after = self.after.as_deref().unwrap_or_default();
         format!("{SPLIT_PREFIX}{last}:{}:{after}", lanes.join(","))
     }
-
-    /// Splits the widest lane in two while there are fewer than [`SEARCH_LANES`]: the lower
-    /// part becomes a lane of its own, read down from the split. The list reads beside the
-    /// lowest lane about as fast as [`LIST_LANES`] lanes, so that lane's range counts for a
-    /// share of its width and keeps most of it when split: the list then stays busy to the
-    /// end, rather than meeting its lane early and leaving search to read the rest alone.
-    fn widen(&mut self) {
-        while self.lanes.len() < SEARCH_LANES {
-            let list = self.last.unwrap_or(0).saturating_add(1);
-            let widest = self
-                .lanes
-                .iter()
-                .enumerate()
-                .filter_map(|(i, l)| {
-                    let lo = l.lo.unwrap_or(list);
-                    let span = l.floor?.saturating_sub(lo);
-                    let readers = if l.lo.is_none() { 1 + LIST_LANES } else { 1 };
-                    Some((i, lo, span, span / readers))
-                })
-                .max_by_key(|&(.., share)| share);
-            let Some((i, lo, span, _)) = widest.filter(|&(_, _, span, _)| span >= MIN_SPLIT_SPAN)
-            else {
-                return;
-            };
-            // The new lane above takes one reader's share of the range: a half of a fixed
-            // lane's, less of the list's lane's.
-            let readers = if self.lanes[i].lo.is_none() {
-                2 + LIST_LANES
-            } else {
-                2
-            };
-            let at = lo + span - span / readers;
-            let lower = Lane {
-                lo: self.lanes[i].lo,
-                floor: Some(at),
-            };
-            self.lanes[i].lo = Some(at);
-            self.lanes.insert(i, lower);
-        }
-    }
-}
-
-/// What a round's list side read: its records, where it stands, and whether it ran out.
-struct ListSide {
-    page: Page,
-    last: u64,
-    after: Option<String>,
-    ended: bool,
-}
-
-/// What a round's search lane read: its pages, the lowest id read, and whether it read every
-/// record left in its range.
-struct LaneSide {
-    pages: Vec<Page>,
-    floor: Option<u64>,
-    exhausted: bool,
-}
-
-/// What one search request returned: its page (links and opt-outs not yet read), its lowest
-/// id, and whether it was full.
-struct SearchPage {
-    page: Page,
-    lowest: Option<u64>,
-    full: bool,
 }
 
 /// The id of a record HubSpot returned, as a number.
@@ -882,303 +844,645 @@ fn numeric_id(endpoint: &str, id: &str) -> ConnectorResult<u64> {
     })
 }
 
-/// What the list and the search lanes of a round share: the list's position, the lowest
-/// lane's floor (where the list stops), the search requests left in the round, and whether
-/// the round is ending.
-struct Round {
-    list_last: AtomicU64,
-    floor: AtomicU64,
-    searches: AtomicUsize,
-    stop: AtomicBool,
+/// What every request of a partitioned read needs, shared by the requests in flight: those
+/// outlive the `fetch_page` call that sent them, and are kept for the next.
+struct Reads {
+    client: Arc<HubspotClient>,
+    row: &'static HubspotBinding,
+    map: Arc<FieldMap>,
+    properties: Vec<String>,
+    /// The list's associations (`associations=`), empty when links are read in batches.
+    associations: String,
+    copies_of: Option<String>,
+    email_types: Vec<EmailType>,
+    /// The channels the account has subscription types on (`None`: it does not say).
+    channels: Option<HashSet<String>>,
+    single_status_read: Arc<AtomicBool>,
+    page_size: u32,
+    /// Records per search ([`partition_search_page`]).
+    search_page: usize,
 }
 
-impl HubspotSource {
-    /// One round of a partitioned full read: list pages and search lanes side by side, each
-    /// stopping when they meet, run out, or have read the round's share.
-    async fn read_split(
-        &self,
-        row: &'static HubspotBinding,
-        mut split: Split,
-    ) -> ConnectorResult<Page> {
-        self.email_types(row).await?;
-        let (map, properties, copies_of) = self.read_properties(row.object);
-        split.widen();
-        // Until the highest id is known, a round is one search: the next splits the range.
-        let searches = if split.lanes.iter().any(|l| l.floor.is_none()) {
-            1
-        } else {
-            SEARCH_PAGES_PER_ROUND
+/// A list page, its links and opt-outs not yet read: the highest id it held and the cursor
+/// after it.
+struct Listed {
+    page: Page,
+    last: u64,
+    after: Option<String>,
+}
+
+/// What one search request returned: its page (links and opt-outs not yet read), its lowest
+/// id, and whether it was full.
+struct SearchPage {
+    page: Page,
+    lowest: Option<u64>,
+    full: bool,
+}
+
+/// A page whose links and opt-outs are read, and what it tells of where its side stands.
+struct Part {
+    page: Page,
+    covered: Covered,
+}
+
+/// The ids a completed page answers for.
+enum Covered {
+    /// A list page: every id up to `last`, and the list's cursor after it.
+    List { last: u64, after: Option<String> },
+    /// A search page asked for ids above `above`: down to `lowest` if `full`, else all of them.
+    Lane {
+        above: u64,
+        lowest: Option<u64>,
+        full: bool,
+    },
+}
+
+/// What a request in flight of a partitioned read came back with.
+enum Event {
+    /// A list page, links not read.
+    Listed(ConnectorResult<Listed>),
+    /// A search page of lane `lane` (links not read), for the ids above `above` it asked for.
+    Searched {
+        lane: u64,
+        above: u64,
+        answer: ConnectorResult<SearchPage>,
+    },
+    /// Page `seq` of the list (`lane` `None`) or a lane, links and opt-outs read: delivered in
+    /// its side's order.
+    Completed {
+        lane: Option<u64>,
+        seq: u64,
+        part: ConnectorResult<Part>,
+    },
+}
+
+/// Pages of one side (the list or a lane) read and completed, delivered in the order sent:
+/// where a side stands is where its last delivered page left it.
+#[derive(Default)]
+struct Queue {
+    sent: u64,
+    next: u64,
+    ready: BTreeMap<u64, Part>,
+}
+
+impl Queue {
+    /// The number of the next page sent.
+    fn send(&mut self) -> u64 {
+        self.sent += 1;
+        self.sent - 1
+    }
+
+    /// The next page in order, once completed.
+    fn pop(&mut self) -> Option<Part> {
+        let part = self.ready.remove(&self.next)?;
+        self.next += 1;
+        Some(part)
+    }
+}
+
+/// The list side of a partitioned read. `last` and `after` are where its delivered pages
+/// leave it (the cursor's); `asked_last` and `asked_after` where its answers do (the next
+/// request's).
+struct ListRun {
+    last: u64,
+    after: Option<String>,
+    asked_last: u64,
+    asked_after: Option<String>,
+    fetching: bool,
+    /// No more pages are asked for: the list ran out or reached the lowest lane.
+    spent: bool,
+    queue: Queue,
+}
+
+/// A search lane: the ids from `lo` (the list's position for the lowest lane, `lo` `None`,
+/// while the list reads) up to `floor` (exclusive) are left for it to deliver; `asked` is
+/// the lowest id its answers held, where its next search starts.
+struct LaneRun {
+    id: u64,
+    lo: Option<u64>,
+    floor: Option<u64>,
+    asked: Option<u64>,
+    searching: bool,
+    /// No more searches: its answers reached the bottom of its range.
+    spent: bool,
+    /// Searched only once every other side is done: the ids above the first search's highest,
+    /// which hold the records created during the read (the list alone reads those it reaches).
+    waits: bool,
+    /// Whether its first page, the read's first search, sets a waiting lane above it.
+    tops: bool,
+    queue: Queue,
+}
+
+type InFlight = FuturesUnordered<BoxFuture<'static, Event>>;
+
+/// A partitioned full read in progress: the list and the search lanes, each with its next
+/// request in flight as soon as its last answered (links and opt-outs read beside), pages
+/// delivered as they complete. It lives across `fetch_page` calls: the page returned carries
+/// the cursor of everything delivered, and the next call with that cursor goes on with the
+/// requests already in flight (a call with another cursor starts afresh from it).
+struct Reader {
+    object: ObjectType,
+    /// The cursor of the page last returned.
+    cursor: String,
+    reads: Arc<Reads>,
+    list: Option<ListRun>,
+    /// Lowest first; the lowest is the open one (`lo` `None`) while the list reads.
+    lanes: Vec<LaneRun>,
+    next_lane: u64,
+    in_flight: InFlight,
+    /// Records delivered by the list and by search, to share ranges out by how fast each
+    /// reads.
+    listed: u64,
+    searched: u64,
+    /// Records per id where search pages came back full (HubSpot's ids need not be dense):
+    /// the records they held and the ids they spanned.
+    dense_records: u64,
+    dense_ids: u64,
+}
+
+impl Reader {
+    /// A read resumed where `split` stands.
+    fn new(object: ObjectType, reads: Arc<Reads>, split: Split) -> Reader {
+        let list = split.last.map(|last| ListRun {
+            last,
+            after: split.after.clone(),
+            asked_last: last,
+            asked_after: split.after.clone(),
+            fetching: false,
+            spent: false,
+            queue: Queue::default(),
+        });
+        let lanes: Vec<LaneRun> = split
+            .lanes
+            .iter()
+            .zip(0..)
+            .map(|(lane, id)| LaneRun {
+                id,
+                lo: lane.lo,
+                floor: lane.floor,
+                asked: lane.floor,
+                searching: false,
+                spent: false,
+                // Unread and unbounded above: the read's first search (no `lo`), or the ids
+                // above it.
+                waits: lane.lo.is_some() && lane.floor.is_none(),
+                tops: lane.lo.is_none() && lane.floor.is_none(),
+                queue: Queue::default(),
+            })
+            .collect();
+        Reader {
+            object,
+            cursor: split.cursor(),
+            reads,
+            list,
+            next_lane: lanes.len() as u64,
+            lanes,
+            in_flight: FuturesUnordered::new(),
+            listed: 0,
+            searched: 0,
+            dense_records: 0,
+            dense_ids: 0,
+        }
+    }
+
+    /// Where the read stands: `None` once every side is done.
+    fn split(&self) -> Option<String> {
+        if self.list.is_none() && self.lanes.is_empty() {
+            return None;
+        }
+        let split = Split {
+            last: self.list.as_ref().map(|l| l.last),
+            after: self.list.as_ref().and_then(|l| l.after.clone()),
+            lanes: self
+                .lanes
+                .iter()
+                .map(|l| Lane {
+                    lo: l.lo,
+                    floor: l.floor,
+                })
+                .collect(),
         };
-        let open = split.lanes.iter().find(|l| l.lo.is_none());
-        let round = Round {
-            list_last: AtomicU64::new(split.last.unwrap_or(0)),
-            floor: AtomicU64::new(open.and_then(|l| l.floor).unwrap_or(u64::MAX)),
-            searches: AtomicUsize::new(searches),
-            stop: AtomicBool::new(split.lanes.is_empty()),
-        };
-        let list = async {
-            match split.last {
-                Some(last) => {
-                    let side = self
-                        .list_side(
-                            row,
-                            &map,
-                            &properties,
-                            copies_of.as_deref(),
-                            last,
-                            split.after.clone(),
-                            &round,
-                        )
-                        .await?;
-                    Ok(Some(side))
-                }
-                None => Ok(None),
-            }
-        };
-        let lanes = futures::future::try_join_all(split.lanes.iter().map(|lane| {
-            self.lane_side(
-                row,
-                &map,
-                &properties,
-                copies_of.as_deref(),
-                split.last.unwrap_or(0),
-                *lane,
-                &round,
-            )
-        }));
-        let (list, lanes) = tokio::try_join!(list, lanes)?;
+        Some(split.cursor())
+    }
+
+    /// The next page: whatever is delivered once at least one page has moved the read on
+    /// (more if more have completed by then), with the cursor of all that was delivered.
+    async fn next_page(&mut self) -> ConnectorResult<Page> {
         let mut page = Page::default();
-        let mut next = Split {
-            last: None,
-            after: None,
-            lanes: Vec::new(),
-        };
-        for (lane, side) in split.lanes.iter().zip(lanes) {
-            for part in side.pages {
-                page.records.extend(part.records);
-                page.unreadable.extend(part.unreadable);
+        self.ask();
+        loop {
+            let next = self.split();
+            let Some(next) = next else { break };
+            let full = page.records.len() + page.unreadable.len()
+                >= MAX_PAGE_LISTS * self.reads.page_size as usize;
+            if full && next != self.cursor {
+                break;
             }
-            if lane.lo.is_none() {
-                // The lane that meets the list: the list's records from where it read are
-                // read twice, and only its copy is kept.
-                let (Some(list), Some(start)) = (&list, split.last) else {
-                    continue;
-                };
-                let cut = if side.exhausted {
-                    start.saturating_add(1)
-                } else {
-                    side.floor.unwrap_or(u64::MAX)
-                };
-                let below = |id: &str| id.parse::<u64>().is_ok_and(|id| id < cut);
-                page.records.extend(
-                    list.page
-                        .records
-                        .iter()
-                        .filter(|r| below(&r.source_id))
-                        .cloned(),
-                );
-                page.unreadable.extend(
-                    list.page
-                        .unreadable
-                        .iter()
-                        .filter(|r| below(&r.source_id))
-                        .cloned(),
-                );
-                let met = side.exhausted || list.ended || list.last.saturating_add(1) >= cut;
-                if !met {
-                    next.last = Some(list.last);
-                    next.after = list.after.clone();
-                    next.lanes.push(Lane {
-                        lo: None,
-                        floor: side.floor,
-                    });
+            let event = if next != self.cursor {
+                match self.in_flight.next().now_or_never() {
+                    Some(Some(event)) => event,
+                    _ => break,
                 }
-            } else if !side.exhausted {
-                next.lanes.push(Lane {
-                    lo: lane.lo,
-                    floor: side.floor,
-                });
-            }
+            } else {
+                self.in_flight
+                    .next()
+                    .await
+                    .ok_or_else(|| ConnectorError::Malformed {
+                        vendor: VENDOR,
+                        endpoint: format!("GET /crm/v3/objects/{}", self.reads.row.path),
+                        detail: "a partitioned read has nothing left to ask yet has not ended"
+                            .into(),
+                    })?
+            };
+            self.handle(event, &mut page)?;
+            self.ask();
         }
         page.records
             .sort_by_key(|r| r.source_id.parse::<u64>().unwrap_or(u64::MAX));
-        let done = next.last.is_none() && next.lanes.is_empty();
-        tracing::debug!(vendor = VENDOR, object = %row.object, records = page.records.len(), lanes = next.lanes.len(), list = next.last.is_some(), done, "read a partitioned round");
-        page.next = (!done).then(|| next.cursor());
+        page.next = self.split();
+        if let Some(next) = &page.next {
+            self.cursor.clone_from(next);
+        }
+        tracing::debug!(vendor = VENDOR, object = %self.object, records = page.records.len(), lanes = self.lanes.len(), list = self.list.is_some(), "read a partitioned page");
         Ok(page)
     }
 
-    /// The list side of a round: pages in id order from `after`, with the links and opt-outs
-    /// the list path reads, until the list meets the lowest lane, runs out, or has read its
-    /// share.
-    #[allow(clippy::too_many_arguments)]
-    async fn list_side(
-        &self,
-        row: &'static HubspotBinding,
-        map: &FieldMap,
-        properties: &[String],
-        copies_of: Option<&str>,
-        last: u64,
-        after: Option<String>,
-        round: &Round,
-    ) -> ConnectorResult<ListSide> {
-        let path = format!("/crm/v3/objects/{}", row.path);
-        let properties = properties.join(",");
-        let limit = self.page_size.to_string();
-        let associations = listed_associations(row)?;
-        let mut side = ListSide {
-            page: Page::default(),
-            last,
-            after,
-            ended: false,
-        };
-        for _ in 0..LIST_PAGES_PER_ROUND {
-            if round.stop.load(Ordering::Relaxed) {
-                return Ok(side);
-            }
-            let mut query = vec![
-                ("limit", limit.as_str()),
-                ("archived", "false"),
-                ("properties", properties.as_str()),
-            ];
-            if !associations.is_empty() {
-                query.push(("associations", associations.as_str()));
-            }
-            if let Some(after) = &side.after {
-                query.push(("after", after.as_str()));
-            }
-            let (endpoint, mut response) = self.client.get_ok(&path, &query).await?;
-            let answer: ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
-            // Meeting search relies on the list's id order: an answer out of it is refused
-            // rather than read past (`read_partitions = false` reads without relying on it).
-            for raw in &answer.results {
-                let id = numeric_id(&endpoint, &raw.id)?;
-                if id <= side.last {
-                    return Err(ConnectorError::Malformed {
-                        vendor: VENDOR,
-                        endpoint,
-                        detail: "the list answered out of id order, which a partitioned read \
-                                 relies on (set read_partitions = false)"
-                            .into(),
-                    });
-                }
-                side.last = id;
-            }
-            let mut page = page_of(row, map, &answer, copies_of, self.known_email_types());
-            drop(answer);
-            check_progress(&path, side.after.as_deref(), page.next.as_deref())?;
-            round.list_last.store(side.last, Ordering::Relaxed);
-            if row.reads_links_in_batches() {
-                read_links(&self.client, row, &mut page).await?;
-            }
-            self.read_opt_outs(row, &mut page).await?;
-            side.after = page.next.take();
-            side.page.records.append(&mut page.records);
-            side.page.unreadable.append(&mut page.unreadable);
-            if side.after.is_none() {
-                side.ended = true;
-                break;
-            }
-            if side.last >= round.floor.load(Ordering::Relaxed) {
-                break;
+    /// Sends each side's next request where it has none in flight and has more to read.
+    fn ask(&mut self) {
+        let open = self.lanes.first().filter(|l| l.lo.is_none());
+        let ceiling = open.and_then(|l| l.asked);
+        if let Some(list) = &mut self.list
+            && !list.fetching
+            && !list.spent
+        {
+            if ceiling.is_some_and(|c| list.asked_last.saturating_add(1) >= c) {
+                list.spent = true;
+            } else {
+                list.fetching = true;
+                let (reads, after, last) = (
+                    Arc::clone(&self.reads),
+                    list.asked_after.clone(),
+                    list.asked_last,
+                );
+                self.in_flight
+                    .push(async move { Event::Listed(reads.list_page(after, last).await) }.boxed());
             }
         }
-        round.stop.store(true, Ordering::Relaxed);
-        Ok(side)
+        self.widen();
+        let list_at = self.list.as_ref().map_or(0, |l| l.asked_last);
+        let last_left = self.list.is_none() && self.lanes.iter().all(|l| l.waits);
+        for lane in &mut self.lanes {
+            lane.waits &= !last_left;
+            if lane.searching || lane.spent || lane.waits {
+                continue;
+            }
+            let above = lane.lo.map_or(list_at, |lo| lo.saturating_sub(1));
+            if lane.asked.is_some_and(|a| a <= above.saturating_add(1)) {
+                lane.spent = true;
+                continue;
+            }
+            lane.searching = true;
+            let (reads, id, below) = (Arc::clone(&self.reads), lane.id, lane.asked);
+            self.in_flight.push(
+                async move {
+                    let answer = reads.search(above, below).await;
+                    Event::Searched {
+                        lane: id,
+                        above,
+                        answer,
+                    }
+                }
+                .boxed(),
+            );
+        }
     }
 
-    /// One search lane of a round: requests down from its floor, each a new query below the
-    /// lowest id read, while the round has searches left. Each page's links and opt-outs are
-    /// read while the next page is searched for. The lane that meets the list searches above
-    /// `list_start` (the list's position when the round began) and stops where the list is.
-    #[allow(clippy::too_many_arguments)]
-    async fn lane_side(
-        &self,
-        row: &'static HubspotBinding,
-        map: &FieldMap,
-        properties: &[String],
-        copies_of: Option<&str>,
-        list_start: u64,
-        lane: Lane,
-        round: &Round,
-    ) -> ConnectorResult<LaneSide> {
-        let mut side = LaneSide {
-            pages: Vec::new(),
-            floor: lane.floor,
-            exhausted: false,
+    /// Splits the range with the most left to read per reader while fewer than
+    /// [`SEARCH_LANES`] lanes search: a lane that ends takes over part of another's range, so
+    /// that no lane idles while another has much left. The list reads the lowest lane's range
+    /// too, as fast as it has read so far against a lane, so that range counts for less and
+    /// keeps most of its width.
+    fn widen(&mut self) {
+        let list_lanes = if self.listed > 0 && self.searched > 0 {
+            (self.listed as f64 * SEARCH_LANES as f64 / self.searched as f64).clamp(0.25, 8.0)
+        } else {
+            LIST_LANES
         };
-        // The ids above `above` (exclusive) are the lane's.
-        let above = match lane.lo {
-            Some(lo) => lo.saturating_sub(1),
-            None => list_start,
+        let list_at = self.list.as_ref().map_or(0, |l| l.asked_last);
+        let list_known = self.list.as_ref().is_none_or(|l| l.queue.sent > 0);
+        let density = match self.dense_ids {
+            0 => 1.0,
+            ids => self.dense_records as f64 / ids as f64,
         };
-        let mut pending: Option<Page> = None;
+        while self.lanes.iter().filter(|l| !l.spent && !l.waits).count() < SEARCH_LANES {
+            let widest = self
+                .lanes
+                .iter()
+                .enumerate()
+                // The open lane's range starts where the list stands: unknown (ids need not start
+                // near 0) until the list's first answer.
+                .filter(|(_, l)| !l.spent && !l.waits && (l.lo.is_some() || list_known))
+                .filter_map(|(i, l)| {
+                    let lo = l.lo.unwrap_or(list_at.saturating_add(1));
+                    let span = l.asked?.saturating_sub(lo);
+                    let readers = if l.lo.is_none() {
+                        1.0 + list_lanes
+                    } else {
+                        1.0
+                    };
+                    Some((i, span, span as f64 / readers))
+                })
+                .filter(|&(_, span, _)| {
+                    span as f64 * density >= MIN_SPLIT_SEARCHES * self.reads.search_page as f64
+                })
+                .max_by(|a, b| a.2.total_cmp(&b.2));
+            let Some((i, span, _)) = widest else { return };
+            // The lane split keeps the top, where its search in flight reads: a half of a
+            // fixed lane's range, a share of the open one's that leaves the list and the new
+            // open lane as long a read below.
+            let readers = if self.lanes[i].lo.is_none() {
+                2.0 + list_lanes
+            } else {
+                2.0
+            };
+            let Some(asked) = self.lanes[i].asked else {
+                return;
+            };
+            let at = asked - ((span as f64 / readers) as u64).max(1);
+            let lower = LaneRun {
+                id: self.next_lane,
+                lo: self.lanes[i].lo,
+                floor: Some(at),
+                asked: Some(at),
+                searching: false,
+                spent: false,
+                waits: false,
+                tops: false,
+                queue: Queue::default(),
+            };
+            self.next_lane += 1;
+            self.lanes[i].lo = Some(at);
+            self.lanes.insert(i, lower);
+        }
+    }
+
+    /// Takes in one answer: sends a page on for its links and opt-outs, or delivers the
+    /// completed pages now in order into `page`.
+    fn handle(&mut self, event: Event, page: &mut Page) -> ConnectorResult<()> {
+        match event {
+            Event::Listed(answer) => {
+                let Some(list) = &mut self.list else {
+                    return Ok(());
+                };
+                list.fetching = false;
+                let listed = answer?;
+                list.asked_last = listed.last;
+                list.asked_after.clone_from(&listed.after);
+                if listed.after.is_none() {
+                    // Nothing above the list's last id: the lowest lane has nothing to search.
+                    list.spent = true;
+                    if let Some(open) = self.lanes.first_mut().filter(|l| l.lo.is_none()) {
+                        open.spent = true;
+                    }
+                }
+                let seq = list.queue.send();
+                let reads = Arc::clone(&self.reads);
+                let covered = Covered::List {
+                    last: listed.last,
+                    after: listed.after,
+                };
+                let links = self.reads.row.reads_links_in_batches();
+                self.in_flight.push(
+                    async move {
+                        let part = reads.complete(listed.page, links).await;
+                        Event::Completed {
+                            lane: None,
+                            seq,
+                            part: part.map(|page| Part { page, covered }),
+                        }
+                    }
+                    .boxed(),
+                );
+            }
+            Event::Searched {
+                lane,
+                above,
+                answer,
+            } => {
+                let Some(run) = self.lanes.iter_mut().find(|l| l.id == lane) else {
+                    return Ok(());
+                };
+                run.searching = false;
+                let found = answer?;
+                if let (true, Some(below), Some(lowest)) = (found.full, run.asked, found.lowest) {
+                    self.dense_records += self.reads.search_page as u64;
+                    self.dense_ids += below.saturating_sub(lowest);
+                }
+                // Not full: the lane's range is read down to the bottom it asked for.
+                run.asked = match found.full {
+                    true => found.lowest,
+                    false => Some(above.saturating_add(1)),
+                };
+                run.spent |= !found.full;
+                let seq = run.queue.send();
+                let reads = Arc::clone(&self.reads);
+                let covered = Covered::Lane {
+                    above,
+                    lowest: found.lowest,
+                    full: found.full,
+                };
+                let links = !self.reads.row.references.is_empty();
+                self.in_flight.push(
+                    async move {
+                        let part = reads.complete(found.page, links).await;
+                        Event::Completed {
+                            lane: Some(lane),
+                            seq,
+                            part: part.map(|page| Part { page, covered }),
+                        }
+                    }
+                    .boxed(),
+                );
+            }
+            Event::Completed { lane, seq, part } => {
+                let queue = match lane {
+                    None => self.list.as_mut().map(|l| &mut l.queue),
+                    Some(id) => self
+                        .lanes
+                        .iter_mut()
+                        .find(|l| l.id == id)
+                        .map(|l| &mut l.queue),
+                };
+                let Some(queue) = queue else {
+                    return Ok(());
+                };
+                queue.ready.insert(seq, part?);
+                self.deliver(lane, page);
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers the side's completed pages in order: the records nobody delivered yet go into
+    /// `page`, and the side moves on (or ends, with the side it met).
+    fn deliver(&mut self, lane: Option<u64>, page: &mut Page) {
         loop {
-            let taken = round
-                .searches
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-            if round.stop.load(Ordering::Relaxed) || taken.is_err() {
-                break;
-            }
-            let search = self.search_below(row, map, properties, copies_of, above, side.floor);
-            let (searched, completed) = tokio::join!(search, self.complete(row, pending.take()));
-            side.pages.extend(completed?);
-            let searched = searched?;
-            pending = Some(searched.page);
-            if let Some(lowest) = searched.lowest {
-                side.floor = Some(lowest);
-                if lane.lo.is_none() {
-                    round.floor.store(lowest, Ordering::Relaxed);
+            let part = match lane {
+                None => self.list.as_mut().and_then(|l| l.queue.pop()),
+                Some(id) => self
+                    .lanes
+                    .iter_mut()
+                    .find(|l| l.id == id)
+                    .and_then(|l| l.queue.pop()),
+            };
+            let Some(Part {
+                page: part,
+                covered,
+            }) = part
+            else {
+                return;
+            };
+            match covered {
+                Covered::List { last, after } => {
+                    // The lowest lane delivered every id from its floor up.
+                    let open = self.lanes.first().filter(|l| l.lo.is_none());
+                    let (has_open, ceiling) = (open.is_some(), open.and_then(|l| l.floor));
+                    self.listed += take(page, part, |id| ceiling.is_none_or(|c| id < c));
+                    let met =
+                        after.is_none() || ceiling.is_some_and(|c| last.saturating_add(1) >= c);
+                    if met {
+                        self.list = None;
+                        if has_open {
+                            self.lanes.remove(0);
+                        }
+                        return;
+                    }
+                    if let Some(list) = &mut self.list {
+                        list.last = last;
+                        list.after = after;
+                    }
+                }
+                Covered::Lane {
+                    above,
+                    lowest,
+                    full,
+                } => {
+                    let Some(i) = self.lanes.iter().position(|l| Some(l.id) == lane) else {
+                        return;
+                    };
+                    let open = self.lanes[i].lo.is_none();
+                    // The list delivered every id up to its last.
+                    let lower = match self.lanes[i].lo {
+                        Some(lo) => lo,
+                        None => self.list.as_ref().map_or(0, |l| l.last).saturating_add(1),
+                    };
+                    if self.lanes[i].tops {
+                        // Records created from now on get ids above the highest there is.
+                        self.lanes[i].tops = false;
+                        let ids = part.records.iter().map(|r| r.source_id.as_str());
+                        let ids = ids.chain(part.unreadable.iter().map(|r| r.source_id.as_str()));
+                        if let Some(top) = ids.filter_map(|id| id.parse::<u64>().ok()).max() {
+                            self.lanes.push(LaneRun {
+                                id: self.next_lane,
+                                lo: Some(top.saturating_add(1)),
+                                floor: None,
+                                asked: None,
+                                searching: false,
+                                spent: false,
+                                waits: true,
+                                tops: false,
+                                queue: Queue::default(),
+                            });
+                            self.next_lane += 1;
+                        }
+                    }
+                    self.searched += take(page, part, |id| id >= lower);
+                    let covered = if full {
+                        lowest.unwrap_or(lower)
+                    } else {
+                        above.saturating_add(1)
+                    };
+                    let floor = covered.max(lower);
+                    self.lanes[i].floor = Some(floor);
+                    if floor <= lower {
+                        self.lanes.remove(i);
+                        if open {
+                            self.list = None;
+                        }
+                        return;
+                    }
                 }
             }
-            if !searched.full {
-                side.exhausted = true;
-                break;
-            }
-            if lane.lo.is_none()
-                && side
-                    .floor
-                    .is_some_and(|f| f <= round.list_last.load(Ordering::Relaxed))
-            {
-                break;
-            }
         }
-        side.pages.extend(self.complete(row, pending).await?);
-        // The round ends with its searches: the list stops too. (With no list, nothing waits.)
-        if round.searches.load(Ordering::Relaxed) == 0 || lane.lo.is_none() {
-            round.stop.store(true, Ordering::Relaxed);
-        }
-        Ok(side)
     }
+}
 
-    /// Reads a search page's links (search answers carry no associations) and opt-outs.
-    async fn complete(
-        &self,
-        row: &HubspotBinding,
-        page: Option<Page>,
-    ) -> ConnectorResult<Option<Page>> {
-        let Some(mut page) = page else {
-            return Ok(None);
-        };
-        if !row.references.is_empty() {
-            read_links(&self.client, row, &mut page).await?;
+/// Moves the records of `part` whose ids `keep` into `page`; how many.
+fn take(page: &mut Page, part: Page, keep: impl Fn(u64) -> bool) -> u64 {
+    let kept = |id: &str| id.parse::<u64>().is_ok_and(&keep);
+    let before = page.records.len() + page.unreadable.len();
+    page.records
+        .extend(part.records.into_iter().filter(|r| kept(&r.source_id)));
+    page.unreadable
+        .extend(part.unreadable.into_iter().filter(|r| kept(&r.source_id)));
+    (page.records.len() + page.unreadable.len() - before) as u64
+}
+
+impl Reads {
+    /// One list page from `after`, whose ids must rise above `last` (a partitioned read
+    /// relies on the list's id order).
+    async fn list_page(&self, after: Option<String>, last: u64) -> ConnectorResult<Listed> {
+        let path = format!("/crm/v3/objects/{}", self.row.path);
+        let properties = self.properties.join(",");
+        let limit = self.page_size.to_string();
+        let mut query = vec![
+            ("limit", limit.as_str()),
+            ("archived", "false"),
+            ("properties", properties.as_str()),
+        ];
+        if !self.associations.is_empty() {
+            query.push(("associations", self.associations.as_str()));
         }
-        self.read_opt_outs(row, &mut page).await?;
-        Ok(Some(page))
+        if let Some(after) = &after {
+            query.push(("after", after.as_str()));
+        }
+        let (endpoint, mut response) = self.client.get_ok(&path, &query).await?;
+        let answer: ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
+        let mut highest = last;
+        for raw in &answer.results {
+            let id = numeric_id(&endpoint, &raw.id)?;
+            if id <= highest {
+                return Err(ConnectorError::Malformed {
+                    vendor: VENDOR,
+                    endpoint,
+                    detail: "the list answered out of id order, which a partitioned read \
+                             relies on (set read_partitions = false)"
+                        .into(),
+                });
+            }
+            highest = id;
+        }
+        let mut page = page_of(
+            self.row,
+            &self.map,
+            &answer,
+            self.copies_of.as_deref(),
+            &self.email_types,
+        );
+        drop(answer);
+        check_progress(&path, after.as_deref(), page.next.as_deref())?;
+        let after = page.next.take();
+        Ok(Listed {
+            page,
+            last: highest,
+            after,
+        })
     }
 
     /// One search of the records with ids above `above` and below `below`, highest first, 200
     /// at most.
-    async fn search_below(
-        &self,
-        row: &HubspotBinding,
-        map: &FieldMap,
-        properties: &[String],
-        copies_of: Option<&str>,
-        above: u64,
-        below: Option<u64>,
-    ) -> ConnectorResult<SearchPage> {
-        let path = format!("/crm/v3/objects/{}/search", row.path);
+    async fn search(&self, above: u64, below: Option<u64>) -> ConnectorResult<SearchPage> {
+        let path = format!("/crm/v3/objects/{}/search", self.row.path);
         let mut filters = Vec::new();
         if above > 0 {
             filters.push(
@@ -1198,8 +1502,8 @@ impl HubspotSource {
         let body = json!({
             "filterGroups": groups,
             "sorts": [{"propertyName": "hs_object_id", "direction": "DESCENDING"}],
-            "properties": properties,
-            "limit": SEARCH_PAGE,
+            "properties": self.properties,
+            "limit": self.search_page,
         });
         let (endpoint, mut response) = self.client.search_read(&path, &body).await?;
         let answer: ListResponse<'_> = response.json_borrowed(VENDOR, &endpoint)?;
@@ -1219,10 +1523,90 @@ impl HubspotSource {
             }
             lowest = Some(id);
         }
-        let full = answer.results.len() >= SEARCH_PAGE
+        let full = answer.results.len() >= self.search_page
             && answer.paging.as_ref().is_some_and(|p| p.next.is_some());
-        let mut page = page_of(row, map, &answer, copies_of, self.known_email_types());
+        let mut page = page_of(
+            self.row,
+            &self.map,
+            &answer,
+            self.copies_of.as_deref(),
+            &self.email_types,
+        );
         page.next = None;
         Ok(SearchPage { page, lowest, full })
+    }
+
+    /// Reads a page's links (`links`: search answers carry no associations, and deals' and
+    /// notes' are read in batches) and its opt-outs shown on no property.
+    async fn complete(&self, mut page: Page, links: bool) -> ConnectorResult<Page> {
+        if links {
+            read_links(&self.client, self.row, &mut page).await?;
+        }
+        if !page.records.is_empty() && self.row.read_through_preferences().next().is_some() {
+            let records = page.records.iter_mut().collect();
+            crate::preferences::read_opt_outs(
+                &self.client,
+                self.row,
+                records,
+                &self.single_status_read,
+                self.channels.as_ref(),
+            )
+            .await?;
+        }
+        Ok(page)
+    }
+}
+
+impl HubspotSource {
+    /// The next page of a partitioned full read of `row`'s object from `split` (`cursor`, as
+    /// the engine passed it): the read in progress goes on if it returned that cursor last.
+    async fn read_partitioned(
+        &self,
+        row: &'static HubspotBinding,
+        cursor: Option<&str>,
+        split: Split,
+    ) -> ConnectorResult<Page> {
+        let kept = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&row.object)
+            .filter(|r| cursor.is_some_and(|c| c == r.cursor));
+        let mut reader = match kept {
+            Some(reader) => reader,
+            None => Reader::new(row.object, Arc::new(self.reads(row).await?), split),
+        };
+        let page = reader.next_page().await?;
+        if page.next.is_some() {
+            self.readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(row.object, reader);
+        }
+        Ok(page)
+    }
+
+    /// What the requests of a partitioned read of `row`'s object need.
+    async fn reads(&self, row: &'static HubspotBinding) -> ConnectorResult<Reads> {
+        let email_types = self.email_types(row).await?.to_vec();
+        let channels = if row.read_through_preferences().next().is_some() {
+            self.channels().await?.cloned()
+        } else {
+            None
+        };
+        let (map, properties, copies_of) = self.read_properties(row.object);
+        Ok(Reads {
+            client: Arc::clone(&self.client),
+            row,
+            map,
+            properties,
+            associations: listed_associations(row)?,
+            copies_of,
+            email_types,
+            channels,
+            single_status_read: Arc::clone(&self.single_status_read),
+            page_size: self.page_size,
+            search_page: partition_search_page(self.page_size),
+        })
     }
 }

@@ -287,6 +287,8 @@ async fn a_storm_of_429s_on_search_is_outlasted_by_a_read_of_changes_not_by_a_co
         ..Options::default()
     };
     // The count's search (request 2) gives up after two retries: it only feeds an estimate.
+    // (Beside a partitioned full read it shares the read's searches' limiter and patience:
+    // search is the read itself then. Here the source reads through the list alone.)
     let counted = Emulator::new(storm());
     counted.seed(&generate(30, 13, &Mess::default()));
     let running = ferry_sandbox::serve(
@@ -296,7 +298,16 @@ async fn a_storm_of_429s_on_search_is_outlasted_by_a_read_of_changes_not_by_a_co
     )
     .await
     .expect("serve");
-    let counting = source(&running.base_url);
+    let counting = HubspotSource::new(
+        HubspotConfig {
+            base_url: Some(running.base_url.clone()),
+            timeout_secs: Some(10),
+            read_partitions: Some(false),
+            ..HubspotConfig::new(SecretRef::env(TOKEN_VAR))
+        },
+        "source",
+    )
+    .expect("source");
     counting
         .sync_point(ObjectType::CONTACTS)
         .await
