@@ -193,8 +193,9 @@ async fn kill_cycle(cycle: usize, delays: Vec<Duration>) -> (usize, usize) {
     (landed, resumed_points)
 }
 
-/// HubSpot's partitioned full reads (`read_partitions = true`): the list beside search lanes,
-/// one round a page. Killed as soon as the checkpoint holds such a read's cursor (the list's
+/// HubSpot's partitioned full reads (`read_partitions`, the default; set here all the same):
+/// the list beside search lanes, each side's next request asked as soon as its last answered.
+/// Killed as soon as the checkpoint holds such a read's cursor (the list's
 /// position and every lane's), the rerun resumes each side where it stood and the sink ends
 /// exact.
 #[tokio::test(flavor = "multi_thread")]
