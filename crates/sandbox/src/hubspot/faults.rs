@@ -1,8 +1,9 @@
 //! HubSpot's own faults, on top of the vendor-neutral ones of [`crate::faults::inject`]:
 //!
-//! - `shift`: records created and updated while a client pages through a listing. HubSpot's
-//!   list pages in id order with an id cursor, and new records get higher ids, so they show up
-//!   in later pages; updated records keep their place.
+//! - `shift`: records created and updated while a client pages through a listing (a list
+//!   page with `after`, or a search). HubSpot's list pages in id order with an id cursor, and
+//!   new records get higher ids, so they show up in later pages; updated records keep their
+//!   place.
 //! - `partial`: a batch write (with `objectWriteTraceId`s, so HubSpot answers per input) where
 //!   some inputs fail with category `LOCKED`, the per-input form of HubSpot's 423 ("Locks will
 //!   last for 2 seconds"), while the rest are saved: 207 Multi-Status.
@@ -30,16 +31,23 @@ pub(crate) struct FaultState {
 /// The state the fault layers share with the emulator.
 pub(crate) type Faulty = (Emulator, std::sync::Arc<FaultState>);
 
-/// The object type a request lists a later page of (it carries `after`), for `shift`.
+/// The object type a request reads a later page of, for `shift`: a list page that carries
+/// `after`, or any search of the object (a partitioned read's lanes search ranges of ids
+/// beside the list, so records must appear while those are read too).
 pub(crate) fn later_page(request: &Request, _body: &[u8]) -> Option<Kind> {
-    let kind = request
-        .uri()
-        .path()
-        .strip_prefix("/crm/v3/objects/")
-        .filter(|rest| !rest.contains('/'))
-        .and_then(Kind::parse)
-        .filter(|k| matches!(k, Kind::Contacts | Kind::Companies))?;
-    (request.method() == Method::GET && crate::faults::has_param(request, "after")).then_some(kind)
+    let rest = request.uri().path().strip_prefix("/crm/v3/objects/")?;
+    let (kind, search) = match rest.split_once('/') {
+        None => (rest, false),
+        Some((kind, "search")) => (kind, true),
+        Some(_) => return None,
+    };
+    let kind = Kind::parse(kind).filter(|k| matches!(k, Kind::Contacts | Kind::Companies))?;
+    let later = match *request.method() {
+        Method::GET => !search && crate::faults::has_param(request, "after"),
+        Method::POST => search,
+        _ => false,
+    };
+    later.then_some(kind)
 }
 
 /// Creates record number `k` of the shift, and updates an existing record.
