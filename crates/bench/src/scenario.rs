@@ -1338,10 +1338,11 @@ fn source_cases() -> Vec<SourceCase> {
             format!("coql_page_size = {coql}"),
         ],
         sink_extra: Vec::new(),
-        page: 200.0,
+        page: f64::from(coql),
         ceiling: Some(f64::from(ZOHO_CONCURRENCY) / call_secs * 2_000.0),
         derivation: "10 calls in flight (Standard) / 0.15 s a call × 2,000 a COQL page \
-                     (ferry reads 200 a page: the list's `per_page` maximum)",
+                     (ferry's COQL pages hold `coql_page_size` records, after the list's \
+                     first page of up to 200)",
     };
     // One cursor reads one page a round trip; windows read `windows` cursors side by side.
     let pipedrive = |label, windows: u32| SourceCase {
