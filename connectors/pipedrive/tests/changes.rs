@@ -3,15 +3,17 @@
 //! with `updated_since`, in id order with the full read's cursors, records identical to a full
 //! read's.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::aged_account;
 use ferry_core::{ObjectType, Record, SecretRef, Source, Value, Watermark, field};
 use ferry_pipedrive::source::SYNC_OVERLAP;
 use ferry_pipedrive::{PipedriveConfig, PipedriveSource};
-use ferry_sandbox::pipedrive::{Emulator, Options, TOKEN};
-use ferry_sandbox::seed::{Mess, generate};
+use ferry_sandbox::pipedrive::TOKEN;
+use ferry_sandbox::seed::Mess;
 use secrecy::SecretString;
 use serde_json::{Value as Json, json};
 
@@ -21,27 +23,6 @@ const OBJECTS: [ObjectType; 4] = [
     ObjectType::DEALS,
     ObjectType::NOTES,
 ];
-
-/// A seeded account whose clock is a year on, so that every seeded record is older than
-/// anything a test writes.
-async fn emulator(contacts: usize) -> (ferry_sandbox::Running, Emulator) {
-    let emulator = Emulator::new(Options {
-        burst_limit: None,
-        search_limit: None,
-        daily_token_budget: None,
-        ..Options::default()
-    });
-    emulator.seed(&generate(contacts, 7, &Mess::none()));
-    emulator.advance_clock(Duration::from_secs(365 * 86_400));
-    let running = ferry_sandbox::serve(
-        "pipedrive",
-        emulator.router(),
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    )
-    .await
-    .expect("serve the emulator");
-    (running, emulator)
-}
 
 fn source(base_url: &str, page_size: u32) -> PipedriveSource {
     let config = PipedriveConfig {
@@ -193,7 +174,7 @@ async fn edit(base_url: &str, object: ObjectType, id: u64, n: u64) {
 /// since, every object costs one request and reads nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn exactly_the_changed_records_are_read_as_a_full_read_gives_them() {
-    let (pd, emulator) = emulator(60).await;
+    let (pd, emulator) = aged_account(60, &Mess::none()).await;
     let source = source(&pd.base_url, 500);
     let mut points = Vec::new();
     for object in OBJECTS {
@@ -283,7 +264,7 @@ async fn exactly_the_changed_records_are_read_as_a_full_read_gives_them() {
 /// The sync point is Pipedrive's clock (its `Date` header) less the overlap, not this host's.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sync_point_is_pipedrives_clock_less_the_overlap() {
-    let (pd, emulator) = emulator(5).await;
+    let (pd, emulator) = aged_account(5, &Mess::none()).await;
     let source = source(&pd.base_url, 500);
     emulator.advance_clock(Duration::from_secs(10 * 365 * 86_400));
     let host = std::time::SystemTime::now()
@@ -310,7 +291,7 @@ async fn the_sync_point_is_pipedrives_clock_less_the_overlap() {
 /// a watermark a second later leaves them out.
 #[tokio::test(flavor = "multi_thread")]
 async fn records_at_exactly_the_watermark_are_read() {
-    let (pd, emulator) = emulator(20).await;
+    let (pd, emulator) = aged_account(20, &Mess::none()).await;
     let source = source(&pd.base_url, 500);
     emulator.advance_clock(Duration::from_secs(3600));
     let persons = first_ids(&pd.base_url, list_path(ObjectType::CONTACTS), 6).await;
@@ -362,7 +343,7 @@ async fn records_at_exactly_the_watermark_are_read() {
 /// exactly the rest.
 #[tokio::test(flavor = "multi_thread")]
 async fn many_changes_page_and_a_read_resumes_from_its_cursor() {
-    let (pd, emulator) = emulator(400).await;
+    let (pd, emulator) = aged_account(400, &Mess::none()).await;
     let source_of = || source(&pd.base_url, 7);
     let source = source_of();
     let mut points = Vec::new();

@@ -3,38 +3,18 @@
 //! same records as one cursor, each once; a resume continues every window; records changed or
 //! created during the read are read once each.
 
-use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
-use std::time::Duration;
+mod common;
 
+use std::collections::{BTreeMap, HashSet};
+
+use common::aged_account;
 use ferry_core::fields::{FieldBinding, VendorField};
 use ferry_core::{ObjectType, Record, SecretRef, Source, Value, field};
 use ferry_pipedrive::{PipedriveConfig, PipedriveSource};
-use ferry_sandbox::pipedrive::{Emulator, Options, TOKEN};
-use ferry_sandbox::seed::{Mess, generate};
+use ferry_sandbox::pipedrive::TOKEN;
+use ferry_sandbox::seed::Mess;
 use secrecy::SecretString;
 use serde_json::{Value as Json, json};
-
-/// A seeded account whose clock is a year on, so that every seeded record is older than
-/// anything a test writes (and than the read's open window).
-async fn emulator(contacts: usize) -> (ferry_sandbox::Running, Emulator) {
-    let emulator = Emulator::new(Options {
-        burst_limit: None,
-        search_limit: None,
-        daily_token_budget: None,
-        ..Options::default()
-    });
-    emulator.seed(&generate(contacts, 7, &Mess::default()));
-    emulator.advance_clock(Duration::from_secs(365 * 86_400));
-    let running = ferry_sandbox::serve(
-        "pipedrive",
-        emulator.router(),
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    )
-    .await
-    .expect("serve the emulator");
-    (running, emulator)
-}
 
 /// A source reading `read_windows` windows side by side, in pages of `page_size`, with the
 /// seeded custom fields of persons mapped.
@@ -133,7 +113,7 @@ async fn patch_person(base_url: &str, id: u64, body: Json) {
 
 #[tokio::test]
 async fn a_windowed_read_returns_what_one_cursor_does_each_record_once() {
-    let (running, emulator) = emulator(5_000).await;
+    let (running, emulator) = aged_account(5_000, &Mess::default()).await;
     let one = source(&running.base_url, 1, 500).await;
     let windowed = source(&running.base_url, 8, 500).await;
     for object in [
@@ -169,7 +149,7 @@ async fn a_windowed_read_returns_what_one_cursor_does_each_record_once() {
 
 #[tokio::test]
 async fn a_resumed_windowed_read_continues_every_window() {
-    let (running, _emulator) = emulator(5_000).await;
+    let (running, _emulator) = aged_account(5_000, &Mess::default()).await;
     let first = source(&running.base_url, 4, 100).await;
     let (all, _, _) = read(
         &source(&running.base_url, 1, 500).await,
@@ -210,7 +190,7 @@ async fn a_resumed_windowed_read_continues_every_window() {
 
 #[tokio::test]
 async fn records_changed_during_a_windowed_read_are_read_once() {
-    let (running, _emulator) = emulator(5_000).await;
+    let (running, _emulator) = aged_account(5_000, &Mess::default()).await;
     let reader = source(&running.base_url, 4, 100).await;
     let (before, _, cursor) = read(&reader, ObjectType::CONTACTS, None, 2).await;
     let read_already: Vec<u64> = by_id(before.clone()).keys().copied().collect();

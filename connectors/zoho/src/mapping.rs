@@ -513,7 +513,10 @@ pub fn to_zoho(
     let mut out = Map::new();
     for b in map.iter() {
         if ferry_core::consent::leave_out(record, &b.canonical) {
-            continue; // an opt-out not held, a legal basis not kept: never cleared
+            // Only a true opt-out is a fact to carry, and a source without a legal basis has
+            // withdrawn none: the field is left out, so Zoho keeps what it holds on an update
+            // (never cleared) and creates the record without it.
+            continue;
         }
         let value = match record.get(&b.canonical) {
             None => Json::Null,
@@ -530,18 +533,7 @@ pub fn to_zoho(
             }
             Some(v) => zoho_json(b.ty, v).map_err(|expected| invalid(record, b, expected))?,
         };
-        let opt_out = row.opt_out == Some(b.canonical.as_ref())
-            || ferry_core::model::opt_out(&b.canonical).is_some();
-        let held = match ferry_core::model::opt_out(&b.canonical) {
-            Some(o) => o.holds(record.get(&b.canonical)),
-            None => value == Json::Bool(true),
-        };
-        if opt_out && !held {
-            // Only a true opt-out is a fact to carry. Anything else leaves the field out: Zoho
-            // keeps what it holds on an update (an opt-out is never cleared) and creates the
-            // record not opted out.
-            continue;
-        }
+        let opt_out = ferry_core::model::opt_out(&b.canonical).is_some();
         if opt_out && value == Json::Bool(true) && text_flags.contains(b.vendor.as_ref()) {
             // An opt-out mapped into a text field: Zoho refuses a JSON `true` there.
             out.insert(b.vendor.to_string(), Json::String("true".into()));

@@ -11,9 +11,7 @@ use std::time::Duration;
 use common::{config, read_all, start};
 use ferry_core::{ObjectType, Record, Source, Watermark};
 use ferry_sandbox::seed::{Mess, generate};
-use ferry_sandbox::zoho::{
-    Emulator, Options, ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET, ZOHO_REFRESH_TOKEN,
-};
+use ferry_sandbox::zoho::{Emulator, Options};
 use ferry_zoho::ZohoSource;
 use serde_json::{Value as Json, json};
 
@@ -33,29 +31,10 @@ struct Api {
 
 impl Api {
     async fn new(base_url: &str) -> Api {
-        let http = reqwest::Client::new();
-        let answer: Json = http
-            .post(format!("{base_url}/oauth/v2/token"))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("client_id", ZOHO_CLIENT_ID),
-                ("client_secret", ZOHO_CLIENT_SECRET),
-                ("refresh_token", ZOHO_REFRESH_TOKEN),
-            ])
-            .send()
-            .await
-            .expect("token")
-            .json()
-            .await
-            .expect("token json");
-        let token = answer["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned();
         Api {
             base_url: base_url.to_owned(),
-            http,
-            token,
+            http: reqwest::Client::new(),
+            token: common::token(base_url).await,
         }
     }
 

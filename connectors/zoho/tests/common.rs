@@ -113,3 +113,25 @@ pub async fn assert_read_back_equal(sink: &dyn Sink, object: ObjectType, records
         }
     }
 }
+
+/// An access token of the emulator's app, as another app of the org would get one.
+pub async fn token(base_url: &str) -> String {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base_url}/oauth/v2/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", ZOHO_CLIENT_ID),
+            ("client_secret", ZOHO_CLIENT_SECRET),
+            ("refresh_token", ZOHO_REFRESH_TOKEN),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token json");
+    answer["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
+}

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{config, read_all, start};
+use common::{config, read_all, start, token};
 use ferry_core::{ConnectorError, ObjectType, Source, Value, field};
 use ferry_sandbox::faults::Faults;
 use ferry_sandbox::seed::{Mess, generate};
@@ -286,29 +286,6 @@ async fn records_deleted_during_a_full_read_shift_no_record_out() {
         .collect();
     let missing: Vec<&u64> = kept.iter().filter(|id| !read.contains(id)).collect();
     assert!(missing.is_empty(), "records skipped: {missing:?}");
-}
-
-/// An access token of the emulator's app.
-async fn token(base_url: &str) -> String {
-    use ferry_sandbox::zoho::{ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET, ZOHO_REFRESH_TOKEN};
-    let answer: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base_url}/oauth/v2/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", ZOHO_CLIENT_ID),
-            ("client_secret", ZOHO_CLIENT_SECRET),
-            ("refresh_token", ZOHO_REFRESH_TOKEN),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("token json");
-    answer["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned()
 }
 
 #[tokio::test]
