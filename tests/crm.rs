@@ -488,16 +488,12 @@ async fn killed_during_the_deals_and_during_the_notes_then_resumed_ends_exact() 
         &[("batch_size", 5), ("read_back_size", 5)],
     );
     for object in ["deals", "notes"] {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
-        cmd.args(["migrate", "--config", &config, "--report", "json", "-q"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true);
-        for (k, v) in all_credentials() {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn ferry");
+        let mut child = common::spawn_ferry(
+            "migrate",
+            &config,
+            &all_credentials(),
+            common::Streams::Discarded,
+        );
         let mut killed = false;
         for _ in 0..6_000 {
             if let Some((done, false)) = settled(&checkpoint, object)

@@ -245,16 +245,7 @@ async fn the_vendors_own_refusal_is_reported_as_the_daily_quota() {
     let sandbox = start(Setup::clean(CONTACTS)).await;
     configure(&sandbox, Some(1.0));
     let config = sandbox.config.to_string_lossy().into_owned();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.args(["migrate", "--config", &config, "--report", "json", "-q"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    for (k, v) in sandbox_env() {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("spawn ferry");
+    let child = common::spawn_ferry("migrate", &config, &sandbox_env(), common::Streams::Piped);
     // Once the run is writing, other integrations spend the rest of the day's allocation: the
     // next call is refused (403 REQUEST_LIMIT_EXCEEDED) before any answer said none was left.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

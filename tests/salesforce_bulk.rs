@@ -145,16 +145,12 @@ async fn killed_in_the_middle_of_bulk_jobs_then_resumed_exact_without_duplicates
         1_000,
         &format!("checkpoint = {:?}", checkpoint.display().to_string()),
     );
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.args(["migrate", "--config", &config, "--report", "json", "-q"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    for (k, v) in sandbox_env() {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn ferry");
+    let mut child = common::spawn_ferry(
+        "migrate",
+        &config,
+        &sandbox_env(),
+        common::Streams::Discarded,
+    );
     // Killed once the first contacts job has written its rows, while others are in flight.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     while sandbox.salesforce_state.count("Contact") == 0 {

@@ -170,16 +170,12 @@ fn requests(object: &str) -> u64 {
 
 /// Starts `ferry sync --config <config>` in the background, output discarded, to be killed.
 fn spawn_sync(config: &str) -> tokio::process::Child {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.args(["sync", "--config", config, "--report", "json", "-q"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    for (k, v) in all_credentials() {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("spawn ferry")
+    common::spawn_ferry(
+        "sync",
+        config,
+        &all_credentials(),
+        common::Streams::Discarded,
+    )
 }
 
 /// The watermark the state file holds for `object`, if any.

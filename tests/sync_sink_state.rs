@@ -294,16 +294,12 @@ async fn a_concurrent_sync_is_refused_and_a_killed_runs_lease_expires() {
     std::fs::write(&config, text).unwrap();
     let totals = pair.source_counts();
 
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.args(["sync", "--config", &config, "--report", "json", "-q"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    for (k, v) in all_credentials() {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn ferry");
+    let mut child = common::spawn_ferry(
+        "sync",
+        &config,
+        &all_credentials(),
+        common::Streams::Discarded,
+    );
     let mut killed = false;
     let mut refused = false;
     for _ in 0..3_000 {

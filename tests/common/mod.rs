@@ -254,6 +254,40 @@ pub async fn ferry(args: &[&str], env: &[(&str, String)]) -> Output {
     cmd.output().await.expect("run ferry")
 }
 
+/// What a background ferry does with its output: kept for the test to read, or discarded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Streams {
+    /// stdout and stderr piped, for `wait_with_output`.
+    Piped,
+    /// stdout and stderr discarded.
+    Discarded,
+}
+
+/// Starts `ferry <command> --config <config> --report json -q` in the background with `env`,
+/// no stdin, killed when dropped: for tests that kill a run mid-way or act while it runs.
+pub fn spawn_ferry(
+    command: &str,
+    config: &str,
+    env: &[(&str, String)],
+    streams: Streams,
+) -> tokio::process::Child {
+    let io = || match streams {
+        Streams::Piped => std::process::Stdio::piped(),
+        Streams::Discarded => std::process::Stdio::null(),
+    };
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.args([command, "--config", config, "--report", "json", "-q"])
+        .stdin(std::process::Stdio::null())
+        .stdout(io())
+        .stderr(io())
+        .env_remove("FERRY_LOG")
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn ferry")
+}
+
 /// Runs `ferry <command> --config <sandbox config> --report json -q` and parses the report.
 pub async fn run_json(
     command: &str,
