@@ -2472,7 +2472,12 @@ mod tests {
 
     #[test]
     fn a_sink_holding_one_legal_basis_keeps_the_first_by_its_precedence_and_says_which_went() {
-        let held = ["consent", "contract", "legitimate_interests", "not_applicable"];
+        let held = [
+            "consent",
+            "contract",
+            "legitimate_interests",
+            "not_applicable",
+        ];
         let mut q = limited(vec![FieldLimit::one_of(
             field::LEGAL_BASIS,
             held.iter().map(|h| (*h).to_owned()).collect(),
@@ -2493,7 +2498,11 @@ mod tests {
         // as its broader basis, and the names left out are named.
         let mut several = contact(
             "c-2",
-            &["not_applicable", "legitimate_interests_customer", "contract"],
+            &[
+                "not_applicable",
+                "legitimate_interests_customer",
+                "contract",
+            ],
         );
         let f = q.check(&mut several);
         assert_eq!(f.len(), 1, "{f:?}");
