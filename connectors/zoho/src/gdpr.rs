@@ -59,14 +59,11 @@ pub fn held_names() -> Vec<String> {
 }
 
 /// Whether the org keeps the consent record on Contacts: `privacy_settings` of `GET
-/// /crm/v8/org`, and the field listed by `GET /crm/v8/settings/fields?module=Contacts` (GDPR is
-/// switched on per module). Two calls, once per run.
+/// /crm/v8/org` (no call when the run asked it already, for the org id or the clock), and the
+/// field listed by `GET /crm/v8/settings/fields?module=Contacts` (GDPR is switched on per
+/// module). At most two calls, once per run.
 pub(crate) async fn enabled(client: &Client) -> ConnectorResult<bool> {
-    const ORG: &str = "/crm/v8/org";
-    let answer: Json = client
-        .send_ok(Method::GET, ORG, &[], None)
-        .await?
-        .json(VENDOR, &format!("GET {ORG}"))?;
+    let answer = client.org().await?;
     if answer["org"][0]["privacy_settings"].as_bool() != Some(true) {
         return Ok(false);
     }
