@@ -1358,7 +1358,8 @@ fn warned(report: &Json, code: &str) -> BTreeMap<String, String> {
 /// first by Zoho's precedence (a refinement as its broader basis), naming the ones left out,
 /// and verifies; a contact without one keeps Zoho's default. Zoho → HubSpot carries a basis
 /// HubSpot has an option for; a broader legitimate interest and a consent stage short of
-/// consent are left out, by source id, never by value; verified both ways.
+/// consent are left out, by source id, never by value; Zoho → Zoho carries every basis, stage
+/// and consent date as it was; all verified.
 #[tokio::test(flavor = "multi_thread")]
 async fn zohos_one_legal_basis_is_carried_both_ways_verified() {
     let seed = || {
@@ -1478,4 +1479,32 @@ async fn zohos_one_legal_basis_is_carried_both_ways_verified() {
             }
         }
     }
+
+    // Zoho → Zoho: every basis, consent stage and consent date as it was, verified.
+    let pair = pair_of("zoho", "zoho", gdpr_zoho(), gdpr_zoho(), seed()).await;
+    let record = |r: &Json| {
+        let details = &r["Data_Processing_Basis_Details"];
+        (
+            details["Data_Processing_Basis"].as_str().map(str::to_owned),
+            details["Consent_Date"].as_str().map(str::to_owned),
+        )
+    };
+    let in_source: BTreeMap<String, _> = pair
+        .source_state
+        .records("contacts")
+        .iter()
+        .map(|r| (record_id("zoho", r), record(r)))
+        .collect();
+    assert!(
+        in_source.values().any(|(_, date)| date.is_some()),
+        "some consent dated"
+    );
+    migrated(&pair.config(&[], "")).await;
+    let in_sink: BTreeMap<String, _> = pair
+        .sink_state
+        .records("contacts")
+        .iter()
+        .filter_map(|r| Some((source_ids_held("zoho", r).into_iter().next()?, record(r))))
+        .collect();
+    assert_eq!(in_sink, in_source);
 }
