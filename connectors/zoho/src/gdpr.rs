@@ -49,6 +49,16 @@ pub const BASES: &[(&str, &str)] = &[
 /// basis, carried under Zoho's own name (see the module's documentation).
 pub const STAGES: &[&str] = &["Pending", "Awaiting", "Not Responded", "Denied"];
 
+/// The canonical field a key of the consent record carries, for messages (Zoho names the key,
+/// not the record, when it refuses one).
+pub(crate) fn canonical_of(key: &str) -> Option<&'static str> {
+    match key {
+        "Data_Processing_Basis" => Some(field::LEGAL_BASIS),
+        "Consent_Date" => Some(field::CONSENT_DATE),
+        _ => None,
+    }
+}
+
 /// The names a Zoho sink holds in `legal_basis`, in its precedence.
 pub fn held_names() -> Vec<String> {
     BASES

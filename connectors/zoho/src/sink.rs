@@ -178,7 +178,10 @@ fn error_parts(item: &Json) -> Vec<(String, Option<String>)> {
 /// A rejection's code and reason from Zoho's error item: codes and field API names (with
 /// canonical names beside them), never Zoho's message.
 fn rejection_reason(map: &FieldMap, row: &ZohoObject, item: &Json) -> (String, String) {
-    let canonical = |api: &str| mapping::canonical_of(map, row, api);
+    let canonical = |api: &str| {
+        mapping::canonical_of(map, row, api)
+            .or_else(|| crate::gdpr::canonical_of(api).map(str::to_owned))
+    };
     let parts = error_parts(item);
     let top = clean_code(item.get("code").and_then(Json::as_str).unwrap_or_default());
     let described: Vec<String> = parts
@@ -1643,6 +1646,14 @@ mod tests {
         assert!(
             reason.contains("DUPLICATE_DATA on Email (email)")
                 && reason.contains("MANDATORY_NOT_FOUND on Last_Name (last_name)")
+        );
+        // A key of the GDPR consent record, as Zoho names it (its JSON path runs through it).
+        let consent = json!({"code": "INVALID_DATA", "details": {"api_name": "Consent_Date",
+            "json_path": "$.data[0].Data_Processing_Basis_Details.Consent_Date"}, "status": "error"});
+        let (_, reason) = rejection_reason(&map, row, &consent);
+        assert_eq!(
+            reason,
+            "Zoho refused INVALID_DATA on Consent_Date (consent_date)"
         );
     }
 
