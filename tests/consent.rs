@@ -164,8 +164,30 @@ async fn pair_seeded(from: &'static str, to: &'static str, seeded: SeedData) -> 
             .build
     };
     let source_state = build(from)(Faults::default(), Limits::Unlimited);
+    pair_of(from, to, source_state, common::opt_out_sink(to), seeded).await
+}
+
+/// A Zoho org with GDPR compliance on for Contacts (their consent record), unthrottled.
+fn gdpr_zoho() -> Arc<dyn VendorEmulator> {
+    Arc::new(ferry_sandbox::zoho::Emulator::new(
+        ferry_sandbox::zoho::Options {
+            gdpr: true,
+            concurrency_limit: None,
+            credits: None,
+            ..ferry_sandbox::zoho::Options::default()
+        },
+    ))
+}
+
+/// The two emulators given, the source seeded with `seeded`, the sink empty.
+async fn pair_of(
+    from: &'static str,
+    to: &'static str,
+    source_state: Arc<dyn VendorEmulator>,
+    sink_state: Arc<dyn VendorEmulator>,
+    seeded: SeedData,
+) -> Pair {
     source_state.seed(&seeded);
-    let sink_state = common::opt_out_sink(to);
     let (source, sink) = (
         serve(source_state.as_ref()).await,
         serve(sink_state.as_ref()).await,
@@ -1301,4 +1323,188 @@ async fn a_legal_basis_is_carried_verified_or_listed_as_not_carried_never_refuse
         }
     }
     assert_eq!(in_sink, seeded_legal_bases(&pair), "into {field}");
+}
+
+/// Zoho's `Data_Processing_Basis` of a contact in a Zoho account, as the model names it: a
+/// basis by its name, a consent stage by Zoho's.
+fn zoho_legal_basis(record: &Json) -> String {
+    let basis = record["Data_Processing_Basis_Details"]["Data_Processing_Basis"]
+        .as_str()
+        .expect("a GDPR org's contact has a basis");
+    ferry_zoho::gdpr::BASES
+        .iter()
+        .find(|(zoho, _)| *zoho == basis)
+        .map_or(basis, |(_, name)| *name)
+        .to_owned()
+}
+
+/// The warnings of `code` on contacts in `report`, by source id.
+fn warned(report: &Json, code: &str) -> BTreeMap<String, String> {
+    report["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|w| w["code"] == code && w["object"] == "contacts")
+        .map(|w| {
+            (
+                w["source_id"].as_str().unwrap_or_default().to_owned(),
+                w["reason"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Zoho's GDPR consent record holds one legal basis: HubSpot → Zoho writes each contact's
+/// first by Zoho's precedence (a refinement as its broader basis), naming the ones left out,
+/// and verifies; a contact without one keeps Zoho's default. Zoho → HubSpot carries a basis
+/// HubSpot has an option for; a broader legitimate interest and a consent stage short of
+/// consent are left out, by source id, never by value; Zoho → Zoho carries every basis, stage
+/// and consent date as it was; all verified.
+#[tokio::test(flavor = "multi_thread")]
+async fn zohos_one_legal_basis_is_carried_both_ways_verified() {
+    let seed = || {
+        generate(
+            CONTACTS,
+            16,
+            &Mess {
+                legal_bases: 0.5,
+                ..Mess::none()
+            },
+        )
+    };
+    let hubspot = ferry_sandbox::emulator("hubspot").expect("hubspot").build;
+    let pair = pair_of(
+        "hubspot",
+        "zoho",
+        hubspot(Faults::default(), Limits::Unlimited),
+        gdpr_zoho(),
+        seed(),
+    )
+    .await;
+    let bases = seeded_legal_bases(&pair);
+    let report = migrated(&pair.config(&[], "")).await;
+    let not_carried = &object(&report, "contacts")["fields_not_carried"];
+    assert!(
+        !not_carried
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "legal_basis")),
+        "carried: {not_carried}"
+    );
+    // Zoho's precedence, the refinements as their broader basis.
+    let first = |names: &str| -> String {
+        let names: Vec<&str> = names
+            .split("; ")
+            .map(|n| {
+                n.strip_prefix("legitimate_interests_")
+                    .map_or(n, |_| "legitimate_interests")
+            })
+            .collect();
+        ferry_zoho::gdpr::BASES
+            .iter()
+            .map(|(_, name)| *name)
+            .find(|name| names.contains(name))
+            .expect("a basis Zoho holds")
+            .to_owned()
+    };
+    let mut in_zoho = BTreeMap::new();
+    for r in pair.sink_state.records("contacts") {
+        let id = source_ids_held("zoho", &r)
+            .into_iter()
+            .next()
+            .expect("a source id");
+        let want = bases
+            .get(&id)
+            .map_or("not_applicable".to_owned(), |b| first(b));
+        assert_eq!(zoho_legal_basis(&r), want, "{id}: {:?}", bases.get(&id));
+        in_zoho.insert(id, ());
+    }
+    assert_eq!(in_zoho.len(), pair.seeded.contacts.len());
+    let several: Vec<&String> = bases
+        .iter()
+        .filter(|(_, b)| b.contains("; "))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!several.is_empty(), "some contacts hold two bases");
+    let left_out = warned(&report, "NAMES_NOT_HELD");
+    for id in &several {
+        assert!(
+            left_out
+                .get(*id)
+                .is_some_and(|r| r.contains("by its precedence")),
+            "{id}: {left_out:?}"
+        );
+    }
+
+    // Zoho → HubSpot: carried where HubSpot has an option, left out by source id otherwise.
+    let pair = pair_of(
+        "zoho",
+        "hubspot",
+        gdpr_zoho(),
+        common::opt_out_sink("hubspot"),
+        seed(),
+    )
+    .await;
+    let in_source: BTreeMap<String, String> = pair
+        .source_state
+        .records("contacts")
+        .iter()
+        .map(|r| (record_id("zoho", r), zoho_legal_basis(r)))
+        .collect();
+    let stages: Vec<&String> = in_source
+        .iter()
+        .filter(|(_, b)| ferry_zoho::gdpr::STAGES.contains(&b.as_str()))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!stages.is_empty(), "some contacts at a consent stage");
+    let report = migrated(&pair.config(&[], "")).await;
+    let left_out = warned(&report, "NAMES_NOT_HELD");
+    let mut in_hubspot = BTreeMap::new();
+    for r in pair.sink_state.records("contacts") {
+        if let Some(id) = source_ids_held("hubspot", &r).into_iter().next() {
+            in_hubspot.insert(id, hubspot_legal_basis(&r));
+        }
+    }
+    for (id, basis) in &in_source {
+        let held = ["consent", "contract", "not_applicable"].contains(&basis.as_str());
+        let want = if held { basis.as_str() } else { "" };
+        assert_eq!(
+            in_hubspot.get(id).map(String::as_str),
+            Some(want),
+            "{id}: {basis}"
+        );
+        assert_eq!(left_out.contains_key(id), !held, "{id}: {basis}");
+        if let Some(reason) = left_out.get(id) {
+            for stage in ferry_zoho::gdpr::STAGES {
+                assert!(!reason.contains(stage), "a stage shown: {reason}");
+            }
+        }
+    }
+
+    // Zoho → Zoho: every basis, consent stage and consent date as it was, verified.
+    let pair = pair_of("zoho", "zoho", gdpr_zoho(), gdpr_zoho(), seed()).await;
+    let record = |r: &Json| {
+        let details = &r["Data_Processing_Basis_Details"];
+        (
+            details["Data_Processing_Basis"].as_str().map(str::to_owned),
+            details["Consent_Date"].as_str().map(str::to_owned),
+        )
+    };
+    let in_source: BTreeMap<String, _> = pair
+        .source_state
+        .records("contacts")
+        .iter()
+        .map(|r| (record_id("zoho", r), record(r)))
+        .collect();
+    assert!(
+        in_source.values().any(|(_, date)| date.is_some()),
+        "some consent dated"
+    );
+    migrated(&pair.config(&[], "")).await;
+    let in_sink: BTreeMap<String, _> = pair
+        .sink_state
+        .records("contacts")
+        .iter()
+        .filter_map(|r| Some((source_ids_held("zoho", r).into_iter().next()?, record(r))))
+        .collect();
+    assert_eq!(in_sink, in_source);
 }

@@ -988,7 +988,7 @@ mod tests {
             for spec in object.fields() {
                 // A note's timestamp is stored, to the second (see `limits`). Dataverse has no
                 // text-message consent column, nor consent per subscription type, nor a
-                // legal-basis column.
+                // legal-basis column or consent date.
                 let left_out = [
                     field::CREATED_AT,
                     field::UPDATED_AT,
@@ -996,6 +996,7 @@ mod tests {
                     field::SMS_OPT_OUT,
                     field::EMAIL_UNSUBSCRIBED_TYPES,
                     field::LEGAL_BASIS,
+                    field::CONSENT_DATE,
                 ];
                 assert_eq!(
                     stored.contains(&spec.name.to_owned()),

@@ -885,12 +885,13 @@ mod tests {
                 // Won and lost are stages on Salesforce: a deal has no status of its own.
                 let stage_based = object == ObjectType::DEALS && spec.name == field::STATUS;
                 // Salesforce keeps no text-message or postal opt-out, nor consent per
-                // subscription type, nor a legal basis, on a contact.
+                // subscription type, nor a legal basis or consent date, on a contact.
                 let no_column = [
                     field::SMS_OPT_OUT,
                     field::POSTAL_OPT_OUT,
                     field::EMAIL_UNSUBSCRIBED_TYPES,
                     field::LEGAL_BASIS,
+                    field::CONSENT_DATE,
                 ]
                 .contains(&spec.name);
                 assert_eq!(

@@ -24,6 +24,9 @@ pub(crate) struct Client {
     auth: Auth,
     api_url: Url,
     permits: Semaphore,
+    /// The last `GET /crm/v8/org` answer (the org's settings, which do not change within a
+    /// run): asked for the clock or the org id anyway, it answers the settings without a call.
+    org: std::sync::Mutex<Option<serde_json::Value>>,
 }
 
 impl Client {
@@ -35,6 +38,7 @@ impl Client {
             auth: Auth::new(Refresh::new(&settings.accounts_url, credentials)?),
             api_url: settings.api_url.clone(),
             permits: Semaphore::new(settings.max_concurrent),
+            org: std::sync::Mutex::new(None),
         })
     }
 
@@ -171,7 +175,33 @@ impl Client {
         let response = self.send_ok(Method::GET, PATH, &[], None).await?;
         let endpoint = format!("GET {PATH}");
         let answer: serde_json::Value = response.json(VENDOR, &endpoint)?;
+        self.remember_org(&answer);
         ferry_core::AccountId::from_json(VENDOR, &endpoint, "org id", &answer, "/org/0/id")
+    }
+
+    /// The org's details (`GET /crm/v8/org`, scope `ZohoCRM.org.READ`): the answer of an
+    /// earlier call of this run, else one call.
+    pub(crate) async fn org(&self) -> ConnectorResult<serde_json::Value> {
+        const PATH: &str = "/crm/v8/org";
+        let known = self
+            .org
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(answer) = known {
+            return Ok(answer);
+        }
+        let response = self.send_ok(Method::GET, PATH, &[], None).await?;
+        let answer: serde_json::Value = response.json(VENDOR, &format!("GET {PATH}"))?;
+        self.remember_org(&answer);
+        Ok(answer)
+    }
+
+    fn remember_org(&self, answer: &serde_json::Value) {
+        *self
+            .org
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answer.clone());
     }
 
     /// Zoho's clock now: the `Date` header of `GET /crm/v8/org` (one credit), in ms since the
@@ -179,6 +209,9 @@ impl Client {
     pub(crate) async fn server_time_ms(&self) -> ConnectorResult<i64> {
         const PATH: &str = "/crm/v8/org";
         let response = self.send_ok(Method::GET, PATH, &[], None).await?;
+        if let Ok(answer) = response.json::<serde_json::Value>(VENDOR, PATH) {
+            self.remember_org(&answer);
+        }
         response.date_ms().ok_or_else(|| ConnectorError::Malformed {
             vendor: VENDOR,
             endpoint: format!("GET {PATH}"),

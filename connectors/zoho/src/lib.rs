@@ -7,9 +7,11 @@
 //! grant), `client` (authenticated calls, the concurrency limit, token renewal on 401),
 //! [`policy`] (retries, error bodies), [`mapping`] (canonical ↔ Zoho fields), `fields`
 //! (field metadata: describe, mapped fields, creating fields), `coql` (safe query building),
-//! `currency` (single-currency orgs), [`source`], [`sink`].
+//! `currency` (single-currency orgs), [`gdpr`] (the GDPR consent record of contacts),
+//! [`source`], [`sink`].
 
 pub mod config;
+pub mod gdpr;
 pub mod mapping;
 pub mod policy;
 pub mod sink;

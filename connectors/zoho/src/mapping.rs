@@ -785,12 +785,13 @@ mod tests {
                     || spec.name == field::UPDATED_AT
                     || spec.name == field::STATUS
                     || spec.name == field::TIMESTAMP;
-                // Zoho keeps only the email opt-out as a field of the record (its phone and
-                // other consents, and the legal basis, live in the GDPR consent record, which
-                // ferry does not carry yet).
+                // Zoho keeps only the email opt-out as a field of the record; the legal basis
+                // and the consent date live in the GDPR consent record, stored only where the
+                // org has GDPR on (`crate::gdpr`, the sink's `capability`).
                 let consent = ferry_core::model::opt_out(spec.name)
                     .is_some_and(|o| o.field != field::EMAIL_OPT_OUT)
-                    || spec.name == field::LEGAL_BASIS;
+                    || spec.name == field::LEGAL_BASIS
+                    || spec.name == field::CONSENT_DATE;
                 assert_eq!(
                     stored.contains(&spec.name.to_owned()),
                     !system && !consent,

@@ -64,6 +64,9 @@ pub struct ZohoSink {
     /// Per object, the mapped opt-outs whose Zoho field is text rather than a checkbox
     /// (learnt by `prepare`): the flag goes there as `"true"`, which Zoho takes for text.
     text_flags: std::sync::Mutex<HashMap<ObjectType, HashSet<String>>>,
+    /// Whether contacts hold the GDPR consent record ([`crate::gdpr::enabled`]), learnt by
+    /// `survey`: only then are `legal_basis` and `consent_date` stored.
+    gdpr: tokio::sync::OnceCell<bool>,
 }
 
 /// A record's links resolved to Zoho ids: a deal's contacts (in the record's order), or a
@@ -175,7 +178,10 @@ fn error_parts(item: &Json) -> Vec<(String, Option<String>)> {
 /// A rejection's code and reason from Zoho's error item: codes and field API names (with
 /// canonical names beside them), never Zoho's message.
 fn rejection_reason(map: &FieldMap, row: &ZohoObject, item: &Json) -> (String, String) {
-    let canonical = |api: &str| mapping::canonical_of(map, row, api);
+    let canonical = |api: &str| {
+        mapping::canonical_of(map, row, api)
+            .or_else(|| crate::gdpr::canonical_of(api).map(str::to_owned))
+    };
     let parts = error_parts(item);
     let top = clean_code(item.get("code").and_then(Json::as_str).unwrap_or_default());
     let described: Vec<String> = parts
@@ -298,6 +304,7 @@ impl ZohoSink {
             currency: OrgCurrency::default(),
             role: std::sync::Mutex::new(None),
             text_flags: std::sync::Mutex::default(),
+            gdpr: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -308,6 +315,12 @@ impl ZohoSink {
 
     fn src(&self) -> &str {
         &self.settings.source_id_field
+    }
+
+    /// Whether `object`'s records hold the GDPR consent record (contacts of a GDPR org), as
+    /// `survey` learnt it.
+    fn consent_held(&self, object: ObjectType) -> bool {
+        object == ObjectType::CONTACTS && self.gdpr.get().copied().unwrap_or(false)
     }
 
     async fn coql(&self, query: String) -> ConnectorResult<Vec<Map<String, Json>>> {
@@ -943,7 +956,17 @@ impl ZohoSink {
                     continue 'records;
                 }
             };
-            match mapping::to_zoho(map, row, record, &src, &targets, &text_flags) {
+            let written = mapping::to_zoho(map, row, record, &src, &targets, &text_flags).and_then(
+                |mut body| {
+                    if self.consent_held(object)
+                        && let Some(consent) = crate::gdpr::to_write(record)?
+                    {
+                        body.insert(crate::gdpr::FIELD.into(), consent);
+                    }
+                    Ok(body)
+                },
+            );
+            match written {
                 Ok(mut body) => {
                     put_links(row, &resolved, &mut body);
                     written_links.insert(i, resolved);
@@ -1145,23 +1168,33 @@ impl Sink for ZohoSink {
 
     fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
         let row = mapping::binding(object)?;
+        let mut stored = mapping::stored_fields(&self.maps.get(object), row);
+        let mut limits = match row.links {
+            // `Note_Content` is plain text of at most 65,535 characters, and a note hangs
+            // on one parent.
+            Some(Links::NoteParent) => vec![
+                FieldLimit::max_chars(ferry_core::field::BODY, NOTE_CONTENT_MAX).of_plain_text(),
+                FieldLimit::max_links(ferry_core::field::PARENTS, 1),
+            ],
+            _ => self.currency.limits(object),
+        };
+        if self.consent_held(object) {
+            // One basis (`Data_Processing_Basis`), by `gdpr::BASES`' precedence.
+            stored.push(ferry_core::field::LEGAL_BASIS.to_owned());
+            stored.push(ferry_core::field::CONSENT_DATE.to_owned());
+            limits.push(FieldLimit::one_of(
+                ferry_core::field::LEGAL_BASIS,
+                crate::gdpr::held_names(),
+            ));
+        }
         Ok(Capability {
             batch_size: self.settings.batch_size,
             read_back_size: self.settings.read_back_size,
-            stored: mapping::stored_fields(&self.maps.get(object), row),
+            stored,
             required: row.required.iter().map(|f| (*f).to_owned()).collect(),
             // Zoho's opt-out is a checkbox on the person (`opt_out`), not per address.
             opt_out_needs_email: false,
-            limits: match row.links {
-                // `Note_Content` is plain text of at most 65,535 characters, and a note hangs
-                // on one parent.
-                Some(Links::NoteParent) => vec![
-                    FieldLimit::max_chars(ferry_core::field::BODY, NOTE_CONTENT_MAX)
-                        .of_plain_text(),
-                    FieldLimit::max_links(ferry_core::field::PARENTS, 1),
-                ],
-                _ => self.currency.limits(object),
-            },
+            limits,
         })
     }
 
@@ -1177,8 +1210,14 @@ impl Sink for ZohoSink {
         Ok(())
     }
 
-    /// Deals: whether the org keeps one currency (see [`crate::currency`]).
+    /// Deals: whether the org keeps one currency (see [`crate::currency`]); contacts: whether
+    /// they hold the GDPR consent record (see [`crate::gdpr`]).
     async fn survey(&self, object: ObjectType) -> ConnectorResult<()> {
+        if object == ObjectType::CONTACTS {
+            self.gdpr
+                .get_or_try_init(|| crate::gdpr::enabled(&self.client))
+                .await?;
+        }
         self.currency
             .learn(object, &self.maps, || crate::currency::single(&self.client))
             .await
@@ -1285,6 +1324,20 @@ impl Sink for ZohoSink {
         }
         if row.links == Some(Links::ContactRoles) {
             self.read_back_contacts(&rows_read, &mut out).await?;
+        }
+        if self.consent_held(object) && !rows_read.is_empty() {
+            // COQL is not known to serve the consent record: read by id, 100 a call.
+            let ids: Vec<String> = rows_read
+                .iter()
+                .map(|z| roles::text(z, "id").unwrap_or_default())
+                .collect();
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let consents = crate::gdpr::fetch(&self.client, &ids).await?;
+            for (id, record) in ids.iter().zip(out.iter_mut()) {
+                if let Some(consent) = consents.get(*id) {
+                    crate::gdpr::apply(record, consent);
+                }
+            }
         }
         tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
         Ok(out)
@@ -1593,6 +1646,14 @@ mod tests {
         assert!(
             reason.contains("DUPLICATE_DATA on Email (email)")
                 && reason.contains("MANDATORY_NOT_FOUND on Last_Name (last_name)")
+        );
+        // A key of the GDPR consent record, as Zoho names it (its JSON path runs through it).
+        let consent = json!({"code": "INVALID_DATA", "details": {"api_name": "Consent_Date",
+            "json_path": "$.data[0].Data_Processing_Basis_Details.Consent_Date"}, "status": "error"});
+        let (_, reason) = rejection_reason(&map, row, &consent);
+        assert_eq!(
+            reason,
+            "Zoho refused INVALID_DATA on Consent_Date (consent_date)"
         );
     }
 

@@ -510,6 +510,11 @@ pub struct FieldLimit {
     /// The only values the sink holds in it, if it holds only some: an org that keeps every
     /// amount in one currency holds that currency and no other. Compared ignoring case.
     pub only_values: Option<Vec<String>>,
+    /// The most names of a set of names ([`crate::FieldType::Names`]) the sink holds in it,
+    /// if it holds fewer than `only_values` lists: 1 for Zoho, whose GDPR record keeps one
+    /// legal basis. The names kept are the first of `only_values`, in its order (the sink's
+    /// precedence); the others are left out with a warning.
+    pub max_names: Option<usize>,
     /// The finest time the sink keeps in a timestamp field, in milliseconds, if coarser than
     /// one: 1,000 for a vendor that keeps whole seconds.
     pub precision_ms: Option<i64>,
@@ -531,6 +536,7 @@ impl FieldLimit {
             max_links: None,
             max_per_target: None,
             only_values: None,
+            max_names: None,
             precision_ms: None,
             unset_reads_as: None,
         }
@@ -575,6 +581,17 @@ impl FieldLimit {
     pub fn only_values(field: impl Into<String>, values: Vec<String>) -> FieldLimit {
         FieldLimit {
             only_values: Some(values),
+            ..FieldLimit::on(field)
+        }
+    }
+
+    /// A set of names of which the sink holds one only, out of `values` listed in its order of
+    /// precedence (Zoho's legal basis): the engine keeps the first held name of a record and
+    /// leaves out the rest, saying so ([`crate::quality::NAMES_NOT_HELD`]).
+    pub fn one_of(field: impl Into<String>, values: Vec<String>) -> FieldLimit {
+        FieldLimit {
+            only_values: Some(values),
+            max_names: Some(1),
             ..FieldLimit::on(field)
         }
     }

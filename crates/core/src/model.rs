@@ -349,6 +349,9 @@ pub mod field {
     /// [`super::LEGAL_BASES`] in a [`super::FieldType::Names`]: a record of the controller's,
     /// not an opt-out.
     pub const LEGAL_BASIS: &str = "legal_basis";
+    /// The day a person gave the consent on record (Zoho's `Consent_Date`): a consent record
+    /// beside [`LEGAL_BASIS`], never an opt-out.
+    pub const CONSENT_DATE: &str = "consent_date";
     pub const CREATED_AT: &str = "created_at";
     pub const UPDATED_AT: &str = "updated_at";
     /// On a contact: the source id of its primary company.
@@ -404,6 +407,7 @@ pub static CONTACT_FIELDS: &[FieldSpec] = &[
     spec(field::POSTAL_OPT_OUT, FieldType::Bool),
     spec(field::EMAIL_UNSUBSCRIBED_TYPES, FieldType::Names),
     spec(field::LEGAL_BASIS, FieldType::Names),
+    spec(field::CONSENT_DATE, FieldType::Date),
     spec(field::CREATED_AT, FieldType::Timestamp),
     spec(field::UPDATED_AT, FieldType::Timestamp),
     spec(
@@ -569,10 +573,10 @@ pub static LEGAL_BASES: &[LegalBasis] = &[
 ];
 
 /// The consent records: fields that record a fact about consent but are not opt-outs (a legal
-/// basis). A source record without one says nothing: ferry never clears a sink's, and
+/// basis, the day consent was given). A source record without one says nothing: ferry never clears a sink's, and
 /// verification reads a sink's own as standing ([`crate::consent::leave_out`],
 /// [`crate::consent::keep_sink_opt_outs`]).
-pub static CONSENT_RECORDS: &[&str] = &[field::LEGAL_BASIS];
+pub static CONSENT_RECORDS: &[&str] = &[field::LEGAL_BASIS, field::CONSENT_DATE];
 
 /// The legal basis named `name`, if the model names it.
 pub fn legal_basis(name: &str) -> Option<&'static LegalBasis> {

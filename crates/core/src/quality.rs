@@ -1248,16 +1248,41 @@ impl QualityChecker {
                 1 => left_out.push("an option of the source's own".to_owned()),
                 n => left_out.push(format!("{n} options of the source's own")),
             }
-            if left_out.is_empty() {
+            // A sink that holds fewer names keeps the first by its precedence (the order of
+            // `only`), so what it is written, and the digest, are one stated choice.
+            kept.sort_by_key(|name| only.iter().position(|v| v == name));
+            kept.dedup();
+            let beyond = limit
+                .max_names
+                .filter(|most| kept.len() > *most)
+                .map(|most| kept.split_off(most));
+            if left_out.is_empty() && beyond.is_none() {
                 continue;
+            }
+            let mut said = Vec::new();
+            if !left_out.is_empty() {
+                said.push(format!(
+                    "{} has no option for {}",
+                    self.sink,
+                    left_out.join(", ")
+                ));
+            }
+            if let Some(beyond) = beyond {
+                let names: Vec<String> = beyond.iter().map(|n| format!("`{n}`")).collect();
+                said.push(format!(
+                    "{} holds {} at most, `{}` by its precedence: {} left out",
+                    self.sink,
+                    kept.len(),
+                    kept.join("`, `"),
+                    names.join(", ")
+                ));
             }
             findings.push(Finding {
                 code: NAMES_NOT_HELD,
                 reason: format!(
-                    "field `{}`: {} has no option for {}; written with the rest",
+                    "field `{}`: {}; written with the rest",
                     limit.field,
-                    self.sink,
-                    left_out.join(", ")
+                    said.join("; ")
                 ),
                 action: Action::Write,
             });
@@ -2443,6 +2468,62 @@ mod tests {
         let f = q.check(&mut none_held);
         assert_eq!((f.len(), f[0].code), (1, NAMES_NOT_HELD));
         assert_eq!(none_held.get(field::LEGAL_BASIS), None);
+    }
+
+    #[test]
+    fn a_sink_holding_one_legal_basis_keeps_the_first_by_its_precedence_and_says_which_went() {
+        let held = [
+            "consent",
+            "contract",
+            "legitimate_interests",
+            "not_applicable",
+        ];
+        let mut q = limited(vec![FieldLimit::one_of(
+            field::LEGAL_BASIS,
+            held.iter().map(|h| (*h).to_owned()).collect(),
+        )]);
+        let contact = |id: &str, names: &[&str]| {
+            let mut r = Record::new(ObjectType::CONTACTS, id);
+            if let Some(v) = crate::model::names_value(names) {
+                r.set(field::LEGAL_BASIS, v);
+            }
+            r
+        };
+        // One name: written as read, nothing said.
+        let mut one = contact("c-1", &["contract"]);
+        assert!(q.check(&mut one).is_empty());
+        assert_eq!(one.text(field::LEGAL_BASIS), Some("contract"));
+
+        // Several: the first by the sink's order, not the names' order; a refinement counts
+        // as its broader basis, and the names left out are named.
+        let mut several = contact(
+            "c-2",
+            &[
+                "not_applicable",
+                "legitimate_interests_customer",
+                "contract",
+            ],
+        );
+        let f = q.check(&mut several);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].code, f[0].action), (NAMES_NOT_HELD, Action::Write));
+        assert_eq!(
+            f[0].reason,
+            "field `legal_basis`: onesink has no option for `legitimate_interests_customer` \
+             (written as `legitimate_interests`); onesink holds 1 at most, `contract` by its \
+             precedence: `legitimate_interests`, `not_applicable` left out; written with the rest"
+        );
+        assert_eq!(several.text(field::LEGAL_BASIS), Some("contract"));
+
+        // Two names that narrow to one are one name.
+        let mut same = contact(
+            "c-3",
+            &["legitimate_interests", "legitimate_interests_prospect"],
+        );
+        let f = q.check(&mut same);
+        assert_eq!(f.len(), 1, "the refinement is said: {f:?}");
+        assert!(!f[0].reason.contains("at most"), "{}", f[0].reason);
+        assert_eq!(same.text(field::LEGAL_BASIS), Some("legitimate_interests"));
     }
 
     #[test]

@@ -543,6 +543,9 @@ fn resolve(store: &Store, module: Module, col: &str) -> Result<Col, RequestError
     };
     let field = schema.field(head).ok_or_else(bad)?;
     match (schema.fields[field].kind, sub) {
+        // Whether COQL serves the GDPR consent record is not documented: the emulator refuses
+        // it as it refuses a column it does not know (an assumption).
+        (Kind::Consent, _) => Err(bad()),
         (Kind::Lookup(parent), None) => Ok(Col::Lookup {
             field,
             parent,

@@ -89,6 +89,10 @@ pub struct Options {
     /// Whether COQL serves `COUNT(id)`; `false` refuses it as a syntax error, as an API
     /// version before aggregates would, so a client's fallback can be tested.
     pub coql_count: bool,
+    /// Whether the org has GDPR compliance on for Contacts (`privacy_settings` of `GET
+    /// /crm/v8/org`): Contacts then hold `Data_Processing_Basis_Details`, their GDPR consent
+    /// record, and the field metadata lists it. Off by default, as a new org has it.
+    pub gdpr: bool,
 }
 
 /// The emulated org's home currency (`iso_code` of `GET /crm/v8/org`).
@@ -114,6 +118,7 @@ impl Default for Options {
             org_id: None,
             multi_currency: true,
             coql_count: true,
+            gdpr: false,
         }
     }
 }
@@ -290,6 +295,7 @@ impl Emulator {
             options.source_id_field.as_ref(),
             zgid,
             options.multi_currency,
+            options.gdpr,
         );
         Emulator {
             shared: Arc::new(Shared {
@@ -401,6 +407,7 @@ impl Emulator {
                         .map(|id| Val::Ref(*id)),
                 ),
                 ("Owner", Some(Val::Ref(store.user_id_of_seed(c.owner)))),
+                (store::CONSENT_FIELD, seed_consent(c, contact_ids.len())),
             ];
             contact_ids.push(Some(store.insert_seeded(
                 Module::Contacts,
@@ -1145,6 +1152,8 @@ async fn create_fields(
 #[derive(serde::Deserialize)]
 struct ListParams {
     fields: Option<String>,
+    /// Up to 100 record ids: those records only, in id order, in one page.
+    ids: Option<String>,
     page: Option<String>,
     per_page: Option<String>,
     page_token: Option<String>,
@@ -1299,6 +1308,9 @@ async fn list(
             "limit exceeded",
             json!({"limit": MAX_FIELDS, "param_name": "fields"}),
         );
+    }
+    if let Some(ids) = &params.ids {
+        return list_ids(&s, module, &names, ids);
     }
     let per_page = match params.per_page.as_deref().map(str::parse::<usize>) {
         None => MAX_PER_PAGE,
@@ -1536,6 +1548,64 @@ async fn list(
     .into_response()
 }
 
+/// `GET /crm/v8/{module}?ids=…&fields=…`: the records of those ids (at most 100; ids the module
+/// lacks are left out), in id order, one page for one credit; 204 when none is found.
+fn list_ids(s: &Shared, module: Target, names: &[&str], ids: &str) -> Response {
+    let ids: Vec<&str> = ids
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .collect();
+    if ids.len() > WRITE_LIMIT {
+        return zoho_error(
+            StatusCode::BAD_REQUEST,
+            "LIMIT_EXCEEDED",
+            "limit exceeded",
+            json!({"limit": WRITE_LIMIT, "param_name": "ids"}),
+        );
+    }
+    let Some(mut ids) = ids
+        .iter()
+        .map(|i| i.parse::<u64>().ok())
+        .collect::<Option<Vec<u64>>>()
+        .filter(|ids| !ids.is_empty())
+    else {
+        return invalid_param("ids");
+    };
+    ids.sort_unstable();
+    ids.dedup();
+    if !s.charge(1) {
+        return credits_exhausted();
+    }
+    let Ok(store) = s.store.read() else {
+        return internal();
+    };
+    let data: Vec<Json> = ids
+        .iter()
+        .filter_map(|&id| match module {
+            Target::Store(m) => {
+                let table = store.table(m);
+                let cols: Vec<usize> = names.iter().filter_map(|n| table.schema.field(n)).collect();
+                let row = &table.rows[table.position(id)?];
+                Some(store_item(&store, m, row, &cols))
+            }
+            Target::Crm(m) => {
+                let row = store.crm.records(m).table.get(id)?;
+                Some(crm::render_row(&store, m, row, Some(names)))
+            }
+        })
+        .collect();
+    drop(store);
+    if data.is_empty() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    axum::Json(json!({
+        "data": data,
+        "info": {"per_page": data.len(), "count": data.len(), "page": 1, "more_records": false}
+    }))
+    .into_response()
+}
+
 // ---- record count ------------------------------------------------------------------------
 
 /// `GET /crm/v8/{module}/actions/count`: `{"count": n}` for one credit.
@@ -1572,6 +1642,7 @@ async fn org(State(s): State<Arc<Shared>>) -> Response {
         "currency": "US Dollar",
         "iso_code": HOME_CURRENCY,
         "mc_status": s.options.multi_currency,
+        "privacy_settings": s.options.gdpr,
         "currency_locale": "en_US",
         "time_zone": "America/Los_Angeles",
         "type": "production",
@@ -2064,6 +2135,33 @@ impl crate::VendorEmulator for Emulator {
             })
             .collect()
     }
+}
+
+/// A seeded contact's GDPR consent record (kept only where the org has GDPR on): the first of
+/// its legal bases by the precedence Zoho's one basis is written in (consent, contract,
+/// legitimate interests, not applicable; a refinement is its broader basis), with the day it
+/// was created as `Consent_Date` when that is consent. Every third contact (by position) whose
+/// bases hold consent is seeded at the consent stage `Awaiting` instead (asked, not yet
+/// given), without a date.
+fn seed_consent(c: &crate::seed::SeedContact, position: usize) -> Option<Val> {
+    const ORDER: [(&str, &str); 5] = [
+        ("consent", "Obtained"),
+        ("contract", "Contract"),
+        ("legitimate_interests_prospect", "Legitimate Interests"),
+        ("legitimate_interests_customer", "Legitimate Interests"),
+        ("not_applicable", "Not Applicable"),
+    ];
+    let (name, basis) = ORDER.iter().find(|(n, _)| c.legal_basis.contains(n))?;
+    let record = match (*name, position % 3) {
+        ("consent", 0) => json!({"Data_Processing_Basis": "Awaiting"}),
+        ("consent", _) => json!({
+            "Data_Processing_Basis": basis,
+            "Consent_Date": store::zoho_time(c.created_at_ms).get(..10),
+            "Consent_Through": "Email",
+        }),
+        _ => json!({ "Data_Processing_Basis": basis }),
+    };
+    Some(Val::Str(record.to_string().into()))
 }
 
 /// The module a request lists a later page of, for `shift`: a list with `page` above 1 or a

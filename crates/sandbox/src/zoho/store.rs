@@ -73,6 +73,9 @@ pub(crate) enum Kind {
     DateTime,
     /// A user of the org (`ownerlookup`): written `{"id"}`, read `{"name", "id", "email"}`.
     Owner,
+    /// The GDPR consent record `Data_Processing_Basis_Details` (a nested object, see
+    /// [`CONSENT_KEYS`]), stored as its JSON text.
+    Consent,
 }
 
 impl Kind {
@@ -91,6 +94,8 @@ impl Kind {
             Kind::Lookup(_) => "lookup",
             Kind::DateTime => "datetime",
             Kind::Owner => "ownerlookup",
+            // Zoho does not document the field's metadata; the name is the emulator's.
+            Kind::Consent => "consent_lookup",
         }
     }
 
@@ -117,7 +122,7 @@ impl Kind {
             Kind::Integer => "integer",
             Kind::Currency | Kind::Double => "double",
             Kind::Boolean => "boolean",
-            Kind::Lookup(_) | Kind::Owner => "jsonobject",
+            Kind::Lookup(_) | Kind::Owner | Kind::Consent => "jsonobject",
             _ => "string",
         }
     }
@@ -174,6 +179,42 @@ pub(crate) const INDUSTRIES: &[&str] = &[
     "Storage Service Provider",
     "Systems Integrator",
     "Wireless Industry",
+];
+
+/// The GDPR consent record of a Contacts record where the org has GDPR compliance on
+/// ([`crate::zoho::Options::gdpr`]).
+pub(crate) const CONSENT_FIELD: &str = "Data_Processing_Basis_Details";
+
+/// `Data_Processing_Basis` values ("GDPR Compliance", Zoho's API docs): the lawful bases, then
+/// the consent stages (only `Obtained` says consent was given). A new record's is `Not
+/// Applicable`.
+pub(crate) const DATA_PROCESSING_BASES: &[&str] = &[
+    "Not Applicable",
+    "Legitimate Interests",
+    "Contract",
+    "Legal Obligation",
+    "Vital Interests",
+    "Public Interest",
+    "Pending",
+    "Awaiting",
+    "Obtained",
+    "Not Responded",
+    "Denied",
+];
+
+/// The keys of [`CONSENT_FIELD`] the emulator keeps (the `Consent` schema's own, beside its id
+/// and audit fields), with their kinds: text, a boolean, a date, a date-time.
+const CONSENT_KEYS: &[(&str, Kind)] = &[
+    ("Data_Processing_Basis", Kind::Picklist),
+    ("Consent_Date", Kind::Date),
+    ("Consent_Through", Kind::Text),
+    ("Consent_Remarks", Kind::Text),
+    ("Lawful_Reason", Kind::Text),
+    ("Mail_Sent_Time", Kind::DateTime),
+    ("Contact_Through_Email", Kind::Boolean),
+    ("Contact_Through_Phone", Kind::Boolean),
+    ("Contact_Through_Survey", Kind::Boolean),
+    ("Contact_Through_Social", Kind::Boolean),
 ];
 
 /// The API name Zoho derives from a field label: spaces become underscores, characters other
@@ -238,7 +279,7 @@ pub(crate) struct Schema {
 }
 
 impl Schema {
-    fn new(module: Module, source_id: Option<&SourceIdField>) -> Schema {
+    fn new(module: Module, source_id: Option<&SourceIdField>, gdpr: bool) -> Schema {
         let mut fields = match module {
             Module::Contacts => vec![
                 std_field("First_Name", "First Name", Kind::Text, 40),
@@ -285,6 +326,14 @@ impl Schema {
                 std_field("Owner", "Account Owner", Kind::Owner, 120),
             ],
         };
+        if gdpr && module == Module::Contacts {
+            fields.push(std_field(
+                CONSENT_FIELD,
+                "Data Processing Basis Details",
+                Kind::Consent,
+                0,
+            ));
+        }
         fields.extend(custom_fields(module));
         if let Some(f) = source_id {
             fields.push(FieldDef {
@@ -428,8 +477,8 @@ fn unique_key(value: &str, case_sensitive: bool) -> Box<str> {
 }
 
 impl Table {
-    fn new(module: Module, source_id: Option<&SourceIdField>) -> Table {
-        let schema = Arc::new(Schema::new(module, source_id));
+    fn new(module: Module, source_id: Option<&SourceIdField>, gdpr: bool) -> Table {
+        let schema = Arc::new(Schema::new(module, source_id, gdpr));
         let unique = schema
             .fields
             .iter()
@@ -670,6 +719,77 @@ fn valid_date_time(s: &str) -> bool {
     valid_date(date) && time.get(..8).is_some_and(clock) && time.get(8..).is_some_and(offset)
 }
 
+/// The consent record as read: its kept keys, `Data_Processing_Basis` `Not Applicable` where
+/// none was set (Zoho's default for a record of a GDPR module).
+fn consent_json(stored: Option<&Val>) -> Json {
+    let mut out = match stored {
+        Some(Val::Str(text)) => serde_json::from_str::<Map<String, Json>>(text).unwrap_or_default(),
+        _ => Map::new(),
+    };
+    out.entry("Data_Processing_Basis")
+        .or_insert_with(|| Json::String(DATA_PROCESSING_BASES[0].to_owned()));
+    Json::Object(out)
+}
+
+/// The stored consent record `old` with the keys of `new` set over it.
+fn merge_consent(old: &str, new: &str) -> String {
+    let mut out = serde_json::from_str::<Map<String, Json>>(old).unwrap_or_default();
+    out.extend(serde_json::from_str::<Map<String, Json>>(new).unwrap_or_default());
+    Json::Object(out).to_string()
+}
+
+/// The keys of a written consent record the emulator keeps, each checked: a basis out of
+/// [`DATA_PROCESSING_BASES`], a `YYYY-MM-DD` date, a date-time, booleans, texts. A bad key is
+/// `INVALID_DATA` naming it (`api_name` and its JSON path), as Zoho names a bad field; unknown
+/// keys are ignored, and `null` leaves a key out.
+fn consent_of(value: &Json, path: &str) -> Result<Map<String, Json>, FieldError> {
+    let invalid = |key: &str, extra: Json| {
+        let mut details = json!({"api_name": key, "json_path": format!("{path}.{key}")});
+        if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
+            d.extend(e.clone());
+        }
+        FieldError {
+            code: "INVALID_DATA",
+            message: "invalid data",
+            details,
+        }
+    };
+    let Some(given) = value.as_object() else {
+        return Err(FieldError {
+            code: "INVALID_DATA",
+            message: "invalid data",
+            details: json!({"api_name": CONSENT_FIELD, "json_path": path, "expected_data_type": "jsonobject"}),
+        });
+    };
+    let mut kept = Map::new();
+    for (key, kind) in CONSENT_KEYS {
+        let Some(v) = given.get(*key).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let expected = || invalid(key, json!({"expected_data_type": kind.data_type()}));
+        let fits = match kind {
+            Kind::Boolean => v.is_boolean(),
+            Kind::Date => v.as_str().is_some_and(valid_date),
+            Kind::DateTime => v.as_str().is_some_and(valid_date_time),
+            Kind::Picklist => {
+                if !v
+                    .as_str()
+                    .is_some_and(|b| DATA_PROCESSING_BASES.contains(&b))
+                {
+                    return Err(invalid(key, json!({})));
+                }
+                true
+            }
+            _ => v.as_str().is_some_and(|t| t.chars().count() <= 255),
+        };
+        if !fits {
+            return Err(expected());
+        }
+        kept.insert((*key).to_owned(), v.clone());
+    }
+    Ok(kept)
+}
+
 /// The id of a lookup value `{"id": "…"}` (a string or a number).
 pub(crate) fn lookup_id(value: &Json) -> Option<u64> {
     match value.get("id")? {
@@ -701,7 +821,12 @@ pub(crate) struct ItemResult {
 impl Store {
     /// An empty org whose metadata ids (users, pipelines, layouts) start with `zgid` (eight
     /// digits, from the org id), so that two orgs' ids differ.
-    pub(crate) fn new(source_id: Option<&SourceIdField>, zgid: u64, multi_currency: bool) -> Store {
+    pub(crate) fn new(
+        source_id: Option<&SourceIdField>,
+        zgid: u64,
+        multi_currency: bool,
+        gdpr: bool,
+    ) -> Store {
         let users = crate::accounts::account_users("zoho")
             .into_iter()
             .map(|u| User {
@@ -714,8 +839,8 @@ impl Store {
             })
             .collect();
         Store {
-            accounts: Table::new(Module::Accounts, source_id),
-            contacts: Table::new(Module::Contacts, source_id),
+            accounts: Table::new(Module::Accounts, source_id, false),
+            contacts: Table::new(Module::Contacts, source_id, gdpr),
             next_id: FIRST_ID,
             users,
             crm: super::crm::Crm::new(source_id, zgid, multi_currency),
@@ -812,6 +937,9 @@ impl Store {
             "Created_Time" => return Json::String(zoho_time(row.created_ms)),
             "Modified_Time" => return Json::String(zoho_time(row.modified_ms)),
             _ => {}
+        }
+        if def.kind == Kind::Consent {
+            return consent_json(row.values[field].as_ref());
         }
         match &row.values[field] {
             None => Json::Null,
@@ -941,6 +1069,10 @@ impl Store {
                 }
                 Val::Ref(id)
             }
+            Kind::Consent => {
+                let kept = consent_of(value, path)?;
+                Val::Str(Json::Object(kept).to_string().into())
+            }
         };
         Ok(Some(val))
     }
@@ -1014,7 +1146,14 @@ impl Store {
             None => vec![None; schema.fields.len()],
         };
         for (f, v) in &given {
-            values[*f] = v.clone();
+            values[*f] = match (schema.fields[*f].kind, &values[*f], v) {
+                // The consent record takes the keys given and keeps the others (whether Zoho
+                // replaces or merges it is not documented: merging never loses a date).
+                (Kind::Consent, Some(Val::Str(old)), Some(Val::Str(new))) => {
+                    Some(Val::Str(merge_consent(old, new).into()))
+                }
+                _ => v.clone(),
+            };
         }
         // No owner given (or cleared): the calling user owns the record.
         if let Some(f) = schema.field("Owner")

@@ -2323,3 +2323,139 @@ async fn modified_lists_page_by_token_bound_to_their_filter_and_refuse_bad_dates
         .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_DATA")));
 }
+
+#[tokio::test]
+async fn a_gdpr_org_holds_a_consent_record_on_contacts_checked_listed_by_ids_and_kept_from_coql() {
+    // Off (a new org): no consent record, and the org says so.
+    let plain = org(Options::default()).await;
+    let (_, body) = plain.get("/crm/v8/org").await;
+    assert_eq!(body["org"][0]["privacy_settings"], false);
+    let listed = |meta: &Json| {
+        meta["fields"].as_array().is_some_and(|f| {
+            f.iter()
+                .any(|f| f["api_name"] == "Data_Processing_Basis_Details")
+        })
+    };
+    let (_, meta) = plain.get("/crm/v8/settings/fields?module=Contacts").await;
+    assert!(!listed(&meta));
+
+    let org = org(Options {
+        gdpr: true,
+        ..Options::default()
+    })
+    .await;
+    let (_, body) = org.get("/crm/v8/org").await;
+    assert_eq!(body["org"][0]["privacy_settings"], true);
+    let (_, meta) = org.get("/crm/v8/settings/fields?module=Contacts").await;
+    assert_eq!(
+        field(&meta, "Data_Processing_Basis_Details")["json_type"],
+        "jsonobject"
+    );
+    let (_, meta) = org.get("/crm/v8/settings/fields?module=Accounts").await;
+    assert!(!listed(&meta));
+
+    let consent = json!({"Data_Processing_Basis": "Obtained", "Consent_Date": "2024-02-29"});
+    let with = org
+        .upsert_one(
+            "Contacts",
+            json!({"Last_Name": "Gilmore", "Ferry_Source_Id": "s-1",
+                   "Data_Processing_Basis_Details": consent}),
+        )
+        .await;
+    let without = org
+        .upsert_one(
+            "Contacts",
+            json!({"Last_Name": "Hayden", "Ferry_Source_Id": "s-2"}),
+        )
+        .await;
+
+    // A basis Zoho has no value for, or a date that is not one: INVALID_DATA naming the key.
+    for (bad, key) in [
+        (
+            json!({"Data_Processing_Basis": "Consent"}),
+            "Data_Processing_Basis",
+        ),
+        (json!({"Consent_Date": "29/02/2024"}), "Consent_Date"),
+        (
+            json!({"Contact_Through_Email": "yes"}),
+            "Contact_Through_Email",
+        ),
+    ] {
+        let (status, body) = org
+            .post(
+                "/crm/v8/Contacts/upsert",
+                json!({"data": [{"Last_Name": "X", "Data_Processing_Basis_Details": bad}]}),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        let item = &body["data"][0];
+        assert_eq!(item["code"], "INVALID_DATA", "{item}");
+        assert_eq!(item["details"]["api_name"], key, "{item}");
+        assert_eq!(
+            item["details"]["json_path"],
+            format!("$.data[0].Data_Processing_Basis_Details.{key}")
+        );
+    }
+
+    // Read by ids: the record's, and `Not Applicable` where none was set (Zoho's default).
+    let (status, body) = org
+        .get(&format!(
+            "/crm/v8/Contacts?ids={with},{without}&fields=Data_Processing_Basis_Details"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let read: Vec<(&str, &Json)> = body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().expect("id"),
+                &r["Data_Processing_Basis_Details"],
+            )
+        })
+        .collect();
+    assert_eq!(read.len(), 2);
+    assert_eq!(read[0], (with.as_str(), &consent));
+    assert_eq!(
+        read[1].1["Data_Processing_Basis"], "Not Applicable",
+        "{body}"
+    );
+
+    // An update giving the basis alone keeps the date.
+    org.upsert_one(
+        "Contacts",
+        json!({"Ferry_Source_Id": "s-1", "Last_Name": "Gilmore",
+               "Data_Processing_Basis_Details": {"Data_Processing_Basis": "Contract"}}),
+    )
+    .await;
+    let (_, body) = org
+        .get(&format!(
+            "/crm/v8/Contacts/{with}?fields=Data_Processing_Basis_Details"
+        ))
+        .await;
+    assert_eq!(
+        body["data"][0]["Data_Processing_Basis_Details"],
+        json!({"Data_Processing_Basis": "Contract", "Consent_Date": "2024-02-29"})
+    );
+
+    // More than 100 ids are refused.
+    let many = vec![with.as_str(); 101].join(",");
+    let (status, body) = org
+        .get(&format!("/crm/v8/Contacts?ids={many}&fields=Last_Name"))
+        .await;
+    assert_eq!((status, &body["code"]), (400, &json!("LIMIT_EXCEEDED")));
+
+    // COQL does not serve it (an assumption: undocumented).
+    let (status, body) = org
+        .post(
+            "/crm/v8/coql",
+            json!({"select_query": "select Last_Name, Data_Processing_Basis_Details from Contacts where id > 0"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["details"]["column_name"],
+        "Data_Processing_Basis_Details"
+    );
+}
