@@ -1230,22 +1230,25 @@ fn seeded_legal_bases(pair: &Pair) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Contacts of which half hold a legal basis (or, in Zoho, a consent stage and date).
+fn legal_basis_seed() -> SeedData {
+    generate(
+        CONTACTS,
+        16,
+        &Mess {
+            legal_bases: 0.5,
+            ..Mess::none()
+        },
+    )
+}
+
 /// Legal bases are consent records, not opt-outs: carried option by option where the sink
 /// keeps them (HubSpot → HubSpot, verified), listed as not carried where the sink has no field
 /// for them, the run going on (HubSpot → Salesforce), and carried by the model's names into a
 /// field the operator maps them to.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_legal_basis_is_carried_verified_or_listed_as_not_carried_never_refused() {
-    let seed = || {
-        generate(
-            CONTACTS,
-            16,
-            &Mess {
-                legal_bases: 0.5,
-                ..Mess::none()
-            },
-        )
-    };
+    let seed = legal_basis_seed;
     let pair = pair_seeded("hubspot", "hubspot", seed()).await;
     let bases = seeded_legal_bases(&pair);
     assert!(
@@ -1362,16 +1365,7 @@ fn warned(report: &Json, code: &str) -> BTreeMap<String, String> {
 /// and consent date as it was; all verified.
 #[tokio::test(flavor = "multi_thread")]
 async fn zohos_one_legal_basis_is_carried_both_ways_verified() {
-    let seed = || {
-        generate(
-            CONTACTS,
-            16,
-            &Mess {
-                legal_bases: 0.5,
-                ..Mess::none()
-            },
-        )
-    };
+    let seed = legal_basis_seed;
     let hubspot = ferry_sandbox::emulator("hubspot").expect("hubspot").build;
     let pair = pair_of(
         "hubspot",

@@ -738,22 +738,26 @@ fn merge_consent(old: &str, new: &str) -> String {
     Json::Object(out).to_string()
 }
 
+/// Zoho's `INVALID_DATA` for the field `api_name` at `json_path`, with `extra` details (the
+/// expected type or length).
+fn invalid_data(api_name: &str, json_path: &str, extra: Json) -> FieldError {
+    let mut details = json!({"api_name": api_name, "json_path": json_path});
+    if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
+        d.extend(e.clone());
+    }
+    FieldError {
+        code: "INVALID_DATA",
+        message: "invalid data",
+        details,
+    }
+}
+
 /// The keys of a written consent record the emulator keeps, each checked: a basis out of
 /// [`DATA_PROCESSING_BASES`], a `YYYY-MM-DD` date, a date-time, booleans, texts. A bad key is
 /// `INVALID_DATA` naming it (`api_name` and its JSON path), as Zoho names a bad field; unknown
 /// keys are ignored, and `null` leaves a key out.
 fn consent_of(value: &Json, path: &str) -> Result<Map<String, Json>, FieldError> {
-    let invalid = |key: &str, extra: Json| {
-        let mut details = json!({"api_name": key, "json_path": format!("{path}.{key}")});
-        if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
-            d.extend(e.clone());
-        }
-        FieldError {
-            code: "INVALID_DATA",
-            message: "invalid data",
-            details,
-        }
-    };
+    let invalid = |key: &str, extra: Json| invalid_data(key, &format!("{path}.{key}"), extra);
     let Some(given) = value.as_object() else {
         return Err(FieldError {
             code: "INVALID_DATA",
@@ -991,17 +995,7 @@ impl Store {
 
     /// Converts one JSON value for field `def`, or says why it cannot be stored.
     fn convert(&self, def: &FieldDef, value: &Json, path: &str) -> Result<Option<Val>, FieldError> {
-        let invalid = |extra: Json| {
-            let mut details = json!({"api_name": def.api_name, "json_path": path});
-            if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
-                d.extend(e.clone());
-            }
-            FieldError {
-                code: "INVALID_DATA",
-                message: "invalid data",
-                details,
-            }
-        };
+        let invalid = |extra: Json| invalid_data(&def.api_name, path, extra);
         let expected = || invalid(json!({"expected_data_type": def.kind.data_type()}));
         if value.is_null() {
             return Ok(None);
