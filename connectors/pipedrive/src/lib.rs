@@ -22,6 +22,7 @@ mod participants;
 pub mod policy;
 pub mod sink;
 pub mod source;
+mod ahead;
 mod windows;
 
 pub use client::PipedriveClient;

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferry_core::fields::{FieldBinding, FieldMaps, VendorField};
+use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, VendorField};
 use ferry_core::http::{HttpStats, RateLimit};
 use ferry_core::{
     ConnectorError, ConnectorResult, DeletedPage, FetchedPage, ObjectType, Page, Source, Watermark,
@@ -29,6 +29,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::VENDOR;
+use crate::ahead::{Ahead, Pending};
 use crate::client::PipedriveClient;
 use crate::config::PipedriveConfig;
 use crate::mapping;
@@ -73,7 +74,7 @@ fn rfc3339_second(ms: i64) -> String {
 /// `person_id`, then its other participants). Lists carry every custom field, so mapped custom fields
 /// need no extra request.
 pub struct PipedriveSource {
-    client: PipedriveClient,
+    client: Arc<PipedriveClient>,
     page_size: u32,
     /// Requests in flight when reading per-record lists (a deal's participants).
     concurrency: usize,
@@ -84,6 +85,8 @@ pub struct PipedriveSource {
     /// The ids each object's full read in this process has returned, so that a record met
     /// again in a later window (changed during the read) is skipped.
     returned: Mutex<HashMap<ObjectType, IdSet>>,
+    /// Per object: each window's next page in flight, for the cursor the last call handed out.
+    ahead: Ahead<Window, ConnectorResult<Listed>>,
 }
 
 impl PipedriveSource {
@@ -91,7 +94,8 @@ impl PipedriveSource {
     pub fn new(config: PipedriveConfig, key_prefix: &str) -> ConnectorResult<PipedriveSource> {
         let (client, settings) = PipedriveClient::new(&config, key_prefix)?;
         Ok(PipedriveSource {
-            client,
+            client: Arc::new(client),
+            ahead: Ahead::new(),
             page_size: settings.page_size,
             concurrency: settings.concurrency,
             read_windows: settings.read_windows,
@@ -279,7 +283,7 @@ impl Source for PipedriveSource {
                         detail: "the cursor of a windowed read is not `windows:` and its windows"
                             .into(),
                     })?;
-                    self.read_round(row, windows).await
+                    self.read_round(row, windows, c).await
                 }
                 // A read begun with one cursor goes on with it.
                 None => {
@@ -380,18 +384,273 @@ impl Source for PipedriveSource {
 }
 
 impl PipedriveSource {
-    /// One page of `row`'s list (`GET /api/v2/{path}`), those updated within `window`
-    /// (`updated_since`, `updated_until`; its cursor is not used), mapped to records, without
-    /// the participants (see [`PipedriveSource::complete_page`]).
+    /// One page of `row`'s list (see [`Lister::page`]).
     async fn list_page(
         &self,
-        row: &objects::PipedriveObject,
+        row: &'static objects::PipedriveObject,
         cursor: Option<&str>,
         window: Window,
     ) -> ConnectorResult<Listed> {
+        self.lister(row).page(cursor, &window).await
+    }
+
+    /// What reads `row`'s list pages with the fields mapped now.
+    fn lister(&self, row: &'static objects::PipedriveObject) -> Lister {
+        Lister {
+            client: Arc::clone(&self.client),
+            row,
+            map: self.fields.get(row.object),
+            page_size: self.page_size,
+        }
+    }
+
+    /// The page of a [`PipedriveSource::list_page`]: each record with its participants, less
+    /// the records deleted in between.
+    async fn complete_page(
+        &self,
+        row: &objects::PipedriveObject,
+        listed: Listed,
+    ) -> ConnectorResult<Page> {
+        let Listed { mut records, next } = listed;
+        let listed = records.len();
+        for links in row.links.iter().filter(|l| l.participants) {
+            self.add_participants(row, links, &mut records).await?;
+        }
+        let gone = listed - records.len();
+        if gone > 0 {
+            tracing::info!(
+                vendor = VENDOR,
+                object = %row.object,
+                gone,
+                "records deleted between the list and their participants read were left out"
+            );
+        }
+        let mut page = Page {
+            records: Vec::with_capacity(records.len()),
+            next,
+            unreadable: Vec::new(),
+        };
+        for record in records {
+            page.push(VENDOR, row.object, record);
+        }
+        page.log_read(VENDOR, row.object);
+        Ok(page)
+    }
+}
+
+impl PipedriveSource {
+    /// The first page of a full read, in id order as one cursor reads it, asked beside
+    /// Pipedrive's clock and the first and last `update_time`. If there is more, the read goes
+    /// on in windows ([`Windows::plan`]) from those; the records of this page are met again
+    /// there and skipped. A read of one page costs three requests more than one cursor's; a
+    /// longer read saves the round trip the windows would otherwise wait for.
+    async fn read_first_page(&self, row: &'static objects::PipedriveObject) -> ConnectorResult<Page> {
+        self.ids_returned(row.object, |ids| *ids = IdSet::default());
+        self.ahead.forget(row.object);
+        let lister = self.lister(row);
+        let whole = Window::default();
+        let (mut listed, now, first, last) = tokio::try_join!(
+            lister.page(None, &whole),
+            self.client.server_time_ms(),
+            self.update_time_bound(row, "asc"),
+            self.update_time_bound(row, "desc"),
+        )?;
+        if listed.next.is_some() {
+            // A write may become visible to the lists after the time it is stamped with (and
+            // API hosts' clocks drift): the open window starts the sync overlap earlier.
+            let open_from = now - SYNC_OVERLAP.as_millis() as i64;
+            let windows = match first.zip(last) {
+                Some((first, last)) => Windows::plan(first, last, open_from, self.read_windows),
+                None => Windows(vec![Window::default()]),
+            };
+            tracing::debug!(vendor = VENDOR, object = %row.object, windows = windows.0.len(), "a full read goes on in update-time windows");
+            listed.next = self.keep_ahead(&lister, &windows, Pending::new());
+        }
+        self.ids_returned(row.object, |ids| {
+            for record in &listed.records {
+                if let Some(id) = listed_id(record) {
+                    ids.insert(id);
+                }
+            }
+        });
+        self.complete_page(row, listed).await
+    }
+
+    /// The cursor of `windows`, with `pending` kept for the call that comes with it: the next
+    /// page of every window the next round's slots start with asked now if not in flight
+    /// already (the windows not started yet, and the open one once it is readable).
+    fn keep_ahead(
+        &self,
+        lister: &Lister,
+        windows: &Windows,
+        mut pending: Pending<Window, ConnectorResult<Listed>>,
+    ) -> Option<String> {
+        let cursor = windows.cursor()?;
+        // A page no window stands at any more (none expected) is not kept for ever.
+        pending.retain(|window| windows.0.contains(window));
+        for window in windows.0[windows.readable()].iter().take(self.read_windows) {
+            if !pending.holds(window) {
+                pending.push(window.clone(), lister.ask(window.clone()));
+            }
+        }
+        self.ahead.keep(lister.row.object, cursor.clone(), pending);
+        Some(cursor)
+    }
+
+    /// The `update_time` of the record changed first (`direction` `asc`) or last (`desc`):
+    /// one record of the list sorted by it. `None`: no records.
+    async fn update_time_bound(
+        &self,
+        row: &objects::PipedriveObject,
+        direction: &str,
+    ) -> ConnectorResult<Option<i64>> {
+        let path = format!("/api/v2/{}", row.path);
+        let query = [
+            ("limit", "1"),
+            ("sort_by", "update_time"),
+            ("sort_direction", direction),
+        ];
+        let body = self.client.get_small(&path, &query).await?;
+        let Some(first) = body
+            .get("data")
+            .and_then(Value::as_array)
+            .and_then(|d| d.first())
+        else {
+            return Ok(None);
+        };
+        first
+            .get("update_time")
+            .and_then(Value::as_str)
+            .and_then(ferry_core::model::parse_timestamp)
+            .map(Some)
+            .ok_or_else(|| ConnectorError::Malformed {
+                vendor: VENDOR,
+                endpoint: format!("GET {path}"),
+                detail: "a record sorted by `update_time` has no readable `update_time`".into(),
+            })
+    }
+
+    /// One round of a windowed read, the call with `cursor`: `read_windows` slots side by
+    /// side (the rate limiter paces their requests), each reading pages of a window in turn
+    /// and, when its window ends, going on with the next window not started, until the round
+    /// has read `read_windows` × [`PAGES_PER_SLOT`] pages; less the records the read returned
+    /// already. Each window's next page is asked for as soon as its last is in, and when the
+    /// round is full it stays in flight, held for the next round (kept for the cursor this
+    /// round hands out): requests keep flowing while a round waits for its last answers, and
+    /// between rounds. Each window read moves on, and is dropped when read to its end.
+    async fn read_round(
+        &self,
+        row: &'static objects::PipedriveObject,
+        mut windows: Windows,
+        cursor: &str,
+    ) -> ConnectorResult<Page> {
+        let lister = self.lister(row);
+        let pending = Mutex::new(self.ahead.take(row.object, cursor));
+        let queue = Mutex::new(windows.readable());
+        let pages_left = AtomicUsize::new(self.read_windows * PAGES_PER_SLOT);
+        let take_page = || {
+            pages_left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+        };
+        let plan = &windows;
+        let slot = || async {
+            // Per window read: its index, its records, where it stands, and whether it ended.
+            let mut read = Vec::new();
+            loop {
+                let Some(at) = queue.lock().unwrap_or_else(PoisonError::into_inner).next() else {
+                    return Ok::<_, ConnectorError>(read);
+                };
+                let mut window = plan.0[at].clone();
+                let held = pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take(&window);
+                let mut asked = held.unwrap_or_else(|| lister.ask(window.clone()));
+                let mut records = Vec::new();
+                let ended = loop {
+                    if !take_page() {
+                        // The round is full: the page stays in flight for the next one.
+                        pending
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(window.clone(), asked);
+                        break false;
+                    }
+                    let listed = asked.await.unwrap_or_else(|_| Err(lost_page(row)))?;
+                    records.extend(listed.records);
+                    match listed.next {
+                        Some(next) => {
+                            window.cursor = Some(next);
+                            asked = lister.ask(window.clone());
+                        }
+                        None => break true,
+                    }
+                };
+                read.push((at, records, window.cursor, ended));
+                if !ended {
+                    return Ok(read);
+                }
+            }
+        };
+        let slots = futures::future::try_join_all((0..self.read_windows).map(|_| slot())).await?;
+        let mut read: Vec<_> = slots.into_iter().flatten().collect();
+        read.sort_by_key(|(at, ..)| *at);
+        let mut records = Vec::new();
+        let mut skipped = 0usize;
+        let mut ended = Vec::new();
+        self.ids_returned(row.object, |ids| {
+            for (at, listed, cursor, end) in read {
+                for record in listed {
+                    match listed_id(&record) {
+                        Some(id) if !ids.insert(id) => skipped += 1,
+                        _ => records.push(record),
+                    }
+                }
+                if end {
+                    ended.push(at);
+                } else {
+                    windows.0[at].cursor = cursor;
+                }
+            }
+            tracing::debug!(vendor = VENDOR, object = %row.object, records = records.len(), skipped, ended = ended.len(), id_set_bytes = ids.bytes(), "read a round of update-time windows");
+        });
+        for at in ended.into_iter().rev() {
+            windows.0.remove(at);
+        }
+        let pending = pending.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let listed = Listed {
+            records,
+            next: self.keep_ahead(&lister, &windows, pending),
+        };
+        self.complete_page(row, listed).await
+    }
+
+    /// Runs `f` on the set of ids `object`'s full read has returned.
+    fn ids_returned<T>(&self, object: ObjectType, f: impl FnOnce(&mut IdSet) -> T) -> T {
+        let mut sets = self.returned.lock().unwrap_or_else(PoisonError::into_inner);
+        f(sets.entry(object).or_default())
+    }
+}
+
+/// What reads one object's list pages, cheap to clone into a task of its own.
+#[derive(Clone)]
+struct Lister {
+    client: Arc<PipedriveClient>,
+    row: &'static objects::PipedriveObject,
+    /// The plain fields read: the standard table and the mapped fields.
+    map: Arc<FieldMap>,
+    page_size: u32,
+}
+
+impl Lister {
+    /// One page of the list (`GET /api/v2/{path}`) at `cursor`, those updated within `window`
+    /// (`updated_since`, `updated_until`; its cursor is not used), mapped to records, without
+    /// the participants (see [`PipedriveSource::complete_page`]).
+    async fn page(&self, cursor: Option<&str>, window: &Window) -> ConnectorResult<Listed> {
+        let row = self.row;
         let since = window.since.map(rfc3339_second);
         let until = window.until.map(rfc3339_second);
-        let map = self.fields.get(row.object);
         let path = format!("/api/v2/{}", row.path);
         let limit = self.page_size.to_string();
         let include = row.include_fields.join(",");
@@ -438,199 +697,26 @@ impl PipedriveSource {
                 raw,
                 id.to_string(),
                 |_, id| id.to_string(),
-                &map,
+                &self.map,
             ));
         }
         Ok(Listed { records, next })
     }
 
-    /// The page of a [`PipedriveSource::list_page`]: each record with its participants, less
-    /// the records deleted in between.
-    async fn complete_page(
-        &self,
-        row: &objects::PipedriveObject,
-        listed: Listed,
-    ) -> ConnectorResult<Page> {
-        let Listed { mut records, next } = listed;
-        let listed = records.len();
-        for links in row.links.iter().filter(|l| l.participants) {
-            self.add_participants(row, links, &mut records).await?;
-        }
-        let gone = listed - records.len();
-        if gone > 0 {
-            tracing::info!(
-                vendor = VENDOR,
-                object = %row.object,
-                gone,
-                "records deleted between the list and their participants read were left out"
-            );
-        }
-        let mut page = Page {
-            records: Vec::with_capacity(records.len()),
-            next,
-            unreadable: Vec::new(),
-        };
-        for record in records {
-            page.push(VENDOR, row.object, record);
-        }
-        page.log_read(VENDOR, row.object);
-        Ok(page)
+    /// Asks for the page at `window`'s cursor in a task of its own, so that it goes on while
+    /// the caller does something else (a round ends, the engine takes it, the next begins).
+    fn ask(&self, window: Window) -> tokio::task::JoinHandle<ConnectorResult<Listed>> {
+        let lister = self.clone();
+        tokio::spawn(async move { lister.page(window.cursor.as_deref(), &window).await })
     }
 }
 
-impl PipedriveSource {
-    /// The first page of a full read, in id order as one cursor reads it. If there is more,
-    /// the read goes on in windows ([`Windows::plan`]) from Pipedrive's clock now and the
-    /// first and last `update_time`; the records of this page are met again there and
-    /// skipped. A read of one page costs no more than one cursor's.
-    async fn read_first_page(&self, row: &objects::PipedriveObject) -> ConnectorResult<Page> {
-        self.ids_returned(row.object, |ids| *ids = IdSet::default());
-        let mut listed = self.list_page(row, None, Window::default()).await?;
-        if listed.next.is_some() {
-            let (now, first, last) = tokio::try_join!(
-                self.client.server_time_ms(),
-                self.update_time_bound(row, "asc"),
-                self.update_time_bound(row, "desc"),
-            )?;
-            // A write may become visible to the lists after the time it is stamped with (and
-            // API hosts' clocks drift): the open window starts the sync overlap earlier.
-            let open_from = now - SYNC_OVERLAP.as_millis() as i64;
-            let windows = match first.zip(last) {
-                Some((first, last)) => Windows::plan(first, last, open_from, self.read_windows),
-                None => Windows(vec![Window::default()]),
-            };
-            tracing::debug!(vendor = VENDOR, object = %row.object, windows = windows.0.len(), "a full read goes on in update-time windows");
-            listed.next = windows.cursor();
-        }
-        self.ids_returned(row.object, |ids| {
-            for record in &listed.records {
-                if let Some(id) = listed_id(record) {
-                    ids.insert(id);
-                }
-            }
-        });
-        self.complete_page(row, listed).await
-    }
-
-    /// The `update_time` of the record changed first (`direction` `asc`) or last (`desc`):
-    /// one record of the list sorted by it. `None`: no records.
-    async fn update_time_bound(
-        &self,
-        row: &objects::PipedriveObject,
-        direction: &str,
-    ) -> ConnectorResult<Option<i64>> {
-        let path = format!("/api/v2/{}", row.path);
-        let query = [
-            ("limit", "1"),
-            ("sort_by", "update_time"),
-            ("sort_direction", direction),
-        ];
-        let body = self.client.get_small(&path, &query).await?;
-        let Some(first) = body
-            .get("data")
-            .and_then(Value::as_array)
-            .and_then(|d| d.first())
-        else {
-            return Ok(None);
-        };
-        first
-            .get("update_time")
-            .and_then(Value::as_str)
-            .and_then(ferry_core::model::parse_timestamp)
-            .map(Some)
-            .ok_or_else(|| ConnectorError::Malformed {
-                vendor: VENDOR,
-                endpoint: format!("GET {path}"),
-                detail: "a record sorted by `update_time` has no readable `update_time`".into(),
-            })
-    }
-
-    /// One round of a windowed read: `read_windows` slots side by side (the rate limiter
-    /// paces their requests), each reading pages of a window in turn and, when its window
-    /// ends, going on with the next window not started, until the round has read
-    /// `read_windows` × [`PAGES_PER_SLOT`] pages; less the records the read returned already.
-    /// A slot asks for its window's next page as soon as the last one is in, so requests keep
-    /// flowing while other slots wait for their answers. Each window read moves on, and is
-    /// dropped when read to its end.
-    async fn read_round(
-        &self,
-        row: &objects::PipedriveObject,
-        mut windows: Windows,
-    ) -> ConnectorResult<Page> {
-        let queue = Mutex::new(windows.readable());
-        let pages_left = AtomicUsize::new(self.read_windows * PAGES_PER_SLOT);
-        let take_page = || {
-            pages_left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok()
-        };
-        let plan = &windows;
-        let slot = || async {
-            // Per window read: its index, its records, where it stands, and whether it ended.
-            let mut read = Vec::new();
-            loop {
-                let Some(at) = queue.lock().unwrap_or_else(PoisonError::into_inner).next() else {
-                    return Ok::<_, ConnectorError>(read);
-                };
-                let window = &plan.0[at];
-                let mut cursor = window.cursor.clone();
-                let mut records = Vec::new();
-                let mut ended = false;
-                while take_page() {
-                    let listed = self
-                        .list_page(row, cursor.as_deref(), window.clone())
-                        .await?;
-                    records.extend(listed.records);
-                    match listed.next {
-                        Some(next) => cursor = Some(next),
-                        None => {
-                            ended = true;
-                            break;
-                        }
-                    }
-                }
-                read.push((at, records, cursor, ended));
-                if !ended {
-                    return Ok(read);
-                }
-            }
-        };
-        let slots = futures::future::try_join_all((0..self.read_windows).map(|_| slot())).await?;
-        let mut read: Vec<_> = slots.into_iter().flatten().collect();
-        read.sort_by_key(|(at, ..)| *at);
-        let mut records = Vec::new();
-        let mut skipped = 0usize;
-        let mut ended = Vec::new();
-        self.ids_returned(row.object, |ids| {
-            for (at, listed, cursor, end) in read {
-                for record in listed {
-                    match listed_id(&record) {
-                        Some(id) if !ids.insert(id) => skipped += 1,
-                        _ => records.push(record),
-                    }
-                }
-                if end {
-                    ended.push(at);
-                } else {
-                    windows.0[at].cursor = cursor;
-                }
-            }
-            tracing::debug!(vendor = VENDOR, object = %row.object, records = records.len(), skipped, ended = ended.len(), id_set_bytes = ids.bytes(), "read a round of update-time windows");
-        });
-        for at in ended.into_iter().rev() {
-            windows.0.remove(at);
-        }
-        let listed = Listed {
-            records,
-            next: windows.cursor(),
-        };
-        self.complete_page(row, listed).await
-    }
-
-    /// Runs `f` on the set of ids `object`'s full read has returned.
-    fn ids_returned<T>(&self, object: ObjectType, f: impl FnOnce(&mut IdSet) -> T) -> T {
-        let mut sets = self.returned.lock().unwrap_or_else(PoisonError::into_inner);
-        f(sets.entry(object).or_default())
+/// A page asked ahead whose task ended without an answer (it panicked).
+fn lost_page(row: &objects::PipedriveObject) -> ConnectorError {
+    ConnectorError::Malformed {
+        vendor: VENDOR,
+        endpoint: format!("GET /api/v2/{}", row.path),
+        detail: "the request for a page ahead stopped without an answer".into(),
     }
 }
 
