@@ -86,7 +86,7 @@ pub struct PipedriveSource {
     /// again in a later window (changed during the read) is skipped.
     returned: Mutex<HashMap<ObjectType, IdSet>>,
     /// Per object: each window's next page in flight, for the cursor the last call handed out.
-    ahead: Ahead<Window, ConnectorResult<Listed>>,
+    ahead: Ahead<Window, ConnectorResult<Answer>>,
 }
 
 impl PipedriveSource {
@@ -449,9 +449,8 @@ impl PipedriveSource {
         self.ahead.forget(row.object);
         let lister = self.lister(row);
         let whole = Window::default();
-        let (mut listed, now, first, last) = tokio::try_join!(
+        let (mut listed, (first, _), (last, now)) = tokio::try_join!(
             lister.page(None, &whole),
-            self.client.server_time_ms(),
             self.update_time_bound(row, "asc"),
             self.update_time_bound(row, "desc"),
         )?;
@@ -483,7 +482,7 @@ impl PipedriveSource {
         &self,
         lister: &Lister,
         windows: &Windows,
-        mut pending: Pending<Window, ConnectorResult<Listed>>,
+        mut pending: Pending<Window, ConnectorResult<Answer>>,
     ) -> Option<String> {
         let cursor = windows.cursor()?;
         // A page no window stands at any more (none expected) is not kept for ever.
@@ -498,46 +497,49 @@ impl PipedriveSource {
     }
 
     /// The `update_time` of the record changed first (`direction` `asc`) or last (`desc`):
-    /// one record of the list sorted by it. `None`: no records.
+    /// one record of the list sorted by it (`None`: no records); and Pipedrive's clock when it
+    /// answered (the `Date` header, as [`Source::sync_point`] reads it).
     async fn update_time_bound(
         &self,
         row: &objects::PipedriveObject,
         direction: &str,
-    ) -> ConnectorResult<Option<i64>> {
+    ) -> ConnectorResult<(Option<i64>, i64)> {
         let path = format!("/api/v2/{}", row.path);
         let query = [
             ("limit", "1"),
             ("sort_by", "update_time"),
             ("sort_direction", direction),
         ];
-        let body = self.client.get_small(&path, &query).await?;
+        let (body, now) = self.client.get_small_dated(&path, &query).await?;
+        let now = now.ok_or_else(|| crate::client::no_date(format!("GET {path}")))?;
         let Some(first) = body
             .get("data")
             .and_then(Value::as_array)
             .and_then(|d| d.first())
         else {
-            return Ok(None);
+            return Ok((None, now));
         };
-        first
+        let time = first
             .get("update_time")
             .and_then(Value::as_str)
             .and_then(ferry_core::model::parse_timestamp)
-            .map(Some)
             .ok_or_else(|| ConnectorError::Malformed {
                 vendor: VENDOR,
                 endpoint: format!("GET {path}"),
                 detail: "a record sorted by `update_time` has no readable `update_time`".into(),
-            })
+            })?;
+        Ok((Some(time), now))
     }
 
     /// One round of a windowed read, the call with `cursor`: `read_windows` slots side by
     /// side (the rate limiter paces their requests), each reading pages of a window in turn
     /// and, when its window ends, going on with the next window not started, until the round
-    /// has read `read_windows` × [`PAGES_PER_SLOT`] pages; less the records the read returned
-    /// already. Each window's next page is asked for as soon as its last is in, and when the
-    /// round is full it stays in flight, held for the next round (kept for the cursor this
-    /// round hands out): requests keep flowing while a round waits for its last answers, and
-    /// between rounds. Each window read moves on, and is dropped when read to its end.
+    /// has taken `read_windows` × [`PAGES_PER_SLOT`] pages, the first answered; less the
+    /// records the read returned already. Each window's next page is asked for as soon as its
+    /// last is in; the pages still on their way when the round is full are held for the next
+    /// round (kept for the cursor this round hands out), so the round waits for no answer
+    /// beyond its own and requests keep flowing between rounds. Each window read moves on,
+    /// and is dropped when read to its end.
     async fn read_round(
         &self,
         row: &'static objects::PipedriveObject,
@@ -548,13 +550,27 @@ impl PipedriveSource {
         let pending = Mutex::new(self.ahead.take(row.object, cursor));
         let queue = Mutex::new(windows.readable());
         let pages_left = AtomicUsize::new(self.read_windows * PAGES_PER_SLOT);
-        let take_page = || {
-            pages_left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok()
+        // Set once the round has taken its last page: the slots stop waiting and hold theirs.
+        let (full, full_now) = tokio::sync::watch::channel(false);
+        let take_page = || match pages_left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        {
+            Ok(1) => {
+                full.send_replace(true);
+                true
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        let hold = |window: &Window, task| {
+            pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(window.clone(), task);
         };
         let plan = &windows;
         let slot = || async {
+            let mut full = full_now.clone();
             // Per window read: its index, its records, where it stands, and whether it ended.
             let mut read = Vec::new();
             loop {
@@ -566,26 +582,36 @@ impl PipedriveSource {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .take(&window);
-                let mut asked = held.unwrap_or_else(|| lister.ask(window.clone()));
+                let mut asked = Some(held.unwrap_or_else(|| lister.ask(window.clone())));
                 let mut records = Vec::new();
                 let ended = loop {
+                    let Some(mut task) = asked.take() else {
+                        break true;
+                    };
+                    // The round takes the first pages answered; once it has all of them, the
+                    // pages still on their way are held for the next round.
+                    let answered = tokio::select! {
+                        biased;
+                        answer = &mut task => Some(answer),
+                        _ = full.wait_for(|full| *full) => None,
+                    };
+                    let Some(answer) = answered else {
+                        hold(&window, task);
+                        break false;
+                    };
+                    let answer = answer.unwrap_or_else(|_| Err(lost_page(row)))?;
                     if !take_page() {
-                        // The round is full: the page stays in flight for the next one.
-                        pending
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push(window.clone(), asked);
+                        // Answered as the round filled up: held as it is.
+                        hold(&window, tokio::spawn(std::future::ready(Ok(answer))));
                         break false;
                     }
-                    let listed = asked.await.unwrap_or_else(|_| Err(lost_page(row)))?;
-                    records.extend(listed.records);
-                    match listed.next {
-                        Some(next) => {
-                            window.cursor = Some(next);
-                            asked = lister.ask(window.clone());
-                        }
-                        None => break true,
+                    if let Some(next) = &answer.next {
+                        // Asked before this page's records are mapped: the mapping is not
+                        // part of the window's round trip.
+                        window.cursor = Some(next.clone());
+                        asked = Some(lister.ask(window.clone()));
                     }
+                    records.extend(lister.records(answer)?.records);
                 };
                 read.push((at, records, window.cursor, ended));
                 if !ended {
@@ -633,6 +659,12 @@ impl PipedriveSource {
     }
 }
 
+/// A list page as answered: its records' raw JSON and the next page's cursor.
+struct Answer {
+    items: Vec<Value>,
+    next: Option<String>,
+}
+
 /// What reads one object's list pages, cheap to clone into a task of its own.
 #[derive(Clone)]
 struct Lister {
@@ -648,6 +680,13 @@ impl Lister {
     /// (`updated_since`, `updated_until`; its cursor is not used), mapped to records, without
     /// the participants (see [`PipedriveSource::complete_page`]).
     async fn page(&self, cursor: Option<&str>, window: &Window) -> ConnectorResult<Listed> {
+        let answer = self.fetch(cursor, window).await?;
+        self.records(answer)
+    }
+
+    /// The answer of [`Lister::page`], its records not mapped yet: a windowed read asks for
+    /// the next page before it maps them.
+    async fn fetch(&self, cursor: Option<&str>, window: &Window) -> ConnectorResult<Answer> {
         let row = self.row;
         let since = window.since.map(rfc3339_second);
         let until = window.until.map(rfc3339_second);
@@ -667,33 +706,33 @@ impl Lister {
         if let Some(c) = cursor {
             query.push(("cursor", c));
         }
-        let body = self.client.get(&path, &query).await?;
-        let malformed = |detail: &str| ConnectorError::Malformed {
-            vendor: VENDOR,
-            endpoint: format!("GET {path}"),
-            detail: detail.to_owned(),
-        };
-        let items = body
-            .get("data")
-            .and_then(Value::as_array)
-            .ok_or_else(|| malformed("`data` is not a list"))?;
+        let mut body = self.client.get(&path, &query).await?;
         let next = body
             .pointer("/additional_data/next_cursor")
             .and_then(Value::as_str)
             .filter(|c| !c.is_empty())
             .map(str::to_owned);
         if next.is_some() && next.as_deref() == cursor {
-            return Err(malformed(
+            return Err(self.malformed(
                 "the next-page cursor equals the current one; paging would never end",
             ));
         }
+        match body.get_mut("data").map(Value::take) {
+            Some(Value::Array(items)) => Ok(Answer { items, next }),
+            _ => Err(self.malformed("`data` is not a list")),
+        }
+    }
+
+    /// The records of `answer`'s page.
+    fn records(&self, answer: Answer) -> ConnectorResult<Listed> {
+        let Answer { items, next } = answer;
         let mut records = Vec::with_capacity(items.len());
-        for raw in items {
-            let id =
-                mapping::id_of(raw).ok_or_else(|| malformed("a record without a numeric id"))?;
+        for raw in &items {
+            let id = mapping::id_of(raw)
+                .ok_or_else(|| self.malformed("a record without a numeric id"))?;
             // A reference holds the target's Pipedrive id, which is its source id.
             records.push(mapping::to_record(
-                row,
+                self.row,
                 raw,
                 id.to_string(),
                 |_, id| id.to_string(),
@@ -703,11 +742,20 @@ impl Lister {
         Ok(Listed { records, next })
     }
 
+    /// The list's answer is not what Pipedrive documents.
+    fn malformed(&self, detail: &str) -> ConnectorError {
+        ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: format!("GET /api/v2/{}", self.row.path),
+            detail: detail.to_owned(),
+        }
+    }
+
     /// Asks for the page at `window`'s cursor in a task of its own, so that it goes on while
     /// the caller does something else (a round ends, the engine takes it, the next begins).
-    fn ask(&self, window: Window) -> tokio::task::JoinHandle<ConnectorResult<Listed>> {
+    fn ask(&self, window: Window) -> tokio::task::JoinHandle<ConnectorResult<Answer>> {
         let lister = self.clone();
-        tokio::spawn(async move { lister.page(window.cursor.as_deref(), &window).await })
+        tokio::spawn(async move { lister.fetch(window.cursor.as_deref(), &window).await })
     }
 }
 
