@@ -45,12 +45,13 @@ use crate::windows::{IdSet, Window, Windows};
 /// one that did not change is skipped (`unchanged_skipped`).
 pub const SYNC_OVERLAP: Duration = Duration::from_secs(300);
 
-/// Pages a windowed read's round reads per window slot (`read_windows`): a round holds at
-/// most `read_windows` × this × 500 records (16,000 at the defaults). More than one, so that
-/// a slot's next request is queued while the others' answers are on their way, and the
-/// answers a round waits for at its end, with nothing else in flight, are a smaller share of
-/// it (`docs/performance.md`).
-pub const PAGES_PER_SLOT: usize = 4;
+/// Pages a windowed read's round takes per window slot (`read_windows`): a round holds at
+/// most `read_windows` × this × 500 records (4,000 at the defaults). One: the pages still on
+/// their way when a round is full are held for the next, so bigger rounds read no faster, but
+/// hold more records, and the last of them is written and verified after the read ends (4
+/// pages a slot: 45 to 54 MiB peak RSS for 30,000 persons; one: 33 to 36 MiB;
+/// `docs/performance.md`).
+pub const PAGES_PER_SLOT: usize = 1;
 
 /// How long Pipedrive keeps a deleted deal (and lists it with `status=deleted`) before it
 /// purges it: 30 days.
