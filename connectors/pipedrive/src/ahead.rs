@@ -47,8 +47,11 @@ impl<K: PartialEq, T> Pending<K, T> {
 /// Per object, the requests kept for the cursor the last call handed out. A request dropped
 /// unread is not aborted: it was paced by the rate limiter already, and its answer is dropped.
 pub(crate) struct Ahead<K, T> {
-    kept: Mutex<HashMap<ObjectType, (String, Pending<K, T>)>>,
+    kept: Mutex<HashMap<ObjectType, Kept<K, T>>>,
 }
+
+/// The cursor a call handed out and the requests kept for the call that comes with it.
+type Kept<K, T> = (String, Pending<K, T>);
 
 impl<K: PartialEq, T> Ahead<K, T> {
     /// Nothing kept.

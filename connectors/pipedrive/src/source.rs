@@ -445,7 +445,10 @@ impl PipedriveSource {
     /// on in windows ([`Windows::plan`]) from those; the records of this page are met again
     /// there and skipped. A read of one page costs three requests more than one cursor's; a
     /// longer read saves the round trip the windows would otherwise wait for.
-    async fn read_first_page(&self, row: &'static objects::PipedriveObject) -> ConnectorResult<Page> {
+    async fn read_first_page(
+        &self,
+        row: &'static objects::PipedriveObject,
+    ) -> ConnectorResult<Page> {
         self.ids_returned(row.object, |ids| *ids = IdSet::default());
         self.ahead.forget(row.object);
         let lister = self.lister(row);
@@ -553,16 +556,17 @@ impl PipedriveSource {
         let pages_left = AtomicUsize::new(self.read_windows * PAGES_PER_SLOT);
         // Set once the round has taken its last page: the slots stop waiting and hold theirs.
         let (full, full_now) = tokio::sync::watch::channel(false);
-        let take_page = || match pages_left
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-        {
-            Ok(1) => {
-                full.send_replace(true);
-                true
-            }
-            Ok(_) => true,
-            Err(_) => false,
-        };
+        let take_page =
+            || match pages_left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            {
+                Ok(1) => {
+                    full.send_replace(true);
+                    true
+                }
+                Ok(_) => true,
+                Err(_) => false,
+            };
         let hold = |window: &Window, task| {
             pending
                 .lock()
@@ -714,9 +718,8 @@ impl Lister {
             .filter(|c| !c.is_empty())
             .map(str::to_owned);
         if next.is_some() && next.as_deref() == cursor {
-            return Err(self.malformed(
-                "the next-page cursor equals the current one; paging would never end",
-            ));
+            return Err(self
+                .malformed("the next-page cursor equals the current one; paging would never end"));
         }
         match body.get_mut("data").map(Value::take) {
             Some(Value::Array(items)) => Ok(Answer { items, next }),

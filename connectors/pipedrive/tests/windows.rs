@@ -103,7 +103,11 @@ fn windows(cursor: &str) -> Vec<(Json, Json, Json)> {
 /// emulator: the page at the cursor of each of the first `slots` readable windows.
 async fn held_page_ids(base_url: &str, cursor: &str, slots: usize, page_size: u32) -> HashSet<u64> {
     let all = windows(cursor);
-    let closed: Vec<_> = all.iter().filter(|(_, u, _)| !u.is_null()).cloned().collect();
+    let closed: Vec<_> = all
+        .iter()
+        .filter(|(_, u, _)| !u.is_null())
+        .cloned()
+        .collect();
     let readable = if closed.is_empty() { all } else { closed };
     let time = |ms: &Json| ms.as_i64().map(ferry_core::model::format_timestamp);
     let mut ids = HashSet::new();
@@ -260,7 +264,11 @@ async fn records_changed_during_a_windowed_read_are_read_once() {
         .copied()
         .collect();
     assert!(!changed_held.is_empty() && !changed_unread.is_empty());
-    for id in changed_read.iter().chain(&changed_held).chain(&changed_unread) {
+    for id in changed_read
+        .iter()
+        .chain(&changed_held)
+        .chain(&changed_unread)
+    {
         patch_person(&running.base_url, *id, json!({"first_name": "Changed"})).await;
     }
     let created = reqwest::Client::new()
@@ -291,7 +299,11 @@ async fn records_changed_during_a_windowed_read_are_read_once() {
     }
     for id in &changed_held {
         // Answered before the change (handed out after it), then met again and skipped.
-        assert_ne!(first_name(&after[id]), "Changed", "{id}: the version its page held");
+        assert_ne!(
+            first_name(&after[id]),
+            "Changed",
+            "{id}: the version its page held"
+        );
     }
     for id in &changed_unread {
         assert_eq!(first_name(&after[id]), "Changed", "{id}: its later version");
@@ -336,19 +348,31 @@ async fn each_windows_next_page_is_asked_between_calls_and_taken_by_the_next_rou
     let between = settled_requests(&emulator).await;
     // The first page and both bounds (the clock from the last's `Date`); and, with no call in
     // progress, the first page of each of the 4 closed windows.
-    assert_eq!(between - start, 3 + 4, "one page per window asked for the next call");
+    assert_eq!(
+        between - start,
+        3 + 4,
+        "one page per window asked for the next call"
+    );
 
     let (round, _, cursor) = read(&reader, ObjectType::CONTACTS, cursor, 1).await;
     records.extend(round);
     let after_round = settled_requests(&emulator).await;
     // The round takes the 4 pages asked before it, and each window's next page is asked as
     // its page is in: 4 requests, where asking the held pages again would take 8.
-    assert_eq!(after_round - between, 4, "the held pages were taken, not asked again");
+    assert_eq!(
+        after_round - between,
+        4,
+        "the held pages were taken, not asked again"
+    );
 
     let (rest, _, left) = read(&reader, ObjectType::CONTACTS, cursor, 100).await;
     assert!(left.is_none());
     records.extend(rest);
-    assert_eq!(by_id(records), by_id(all), "every record once, as one cursor reads them");
+    assert_eq!(
+        by_id(records),
+        by_id(all),
+        "every record once, as one cursor reads them"
+    );
     let windowed = settled_requests(&emulator).await - start;
     // One cursor's pages, the first page's 100 records read again in their window, each of
     // the 5 windows' last page partial, and the bounds: nothing asked twice.
