@@ -440,11 +440,13 @@ impl PipedriveSource {
 }
 
 impl PipedriveSource {
-    /// The first page of a full read, in id order as one cursor reads it, asked beside
-    /// Pipedrive's clock and the first and last `update_time`. If there is more, the read goes
-    /// on in windows ([`Windows::plan`]) from those; the records of this page are met again
-    /// there and skipped. A read of one page costs three requests more than one cursor's; a
-    /// longer read saves the round trip the windows would otherwise wait for.
+    /// The first page of a full read, in id order as one cursor reads it, asked beside the
+    /// first and last `update_time` (the last one's answer also gives Pipedrive's clock). If
+    /// there is more, the read goes on in windows ([`Windows::plan`]) from those, the first
+    /// page of each window the first round starts with asked before this call returns; the
+    /// records of this page are met again there and skipped. A read of one page costs two
+    /// requests more than one cursor's; a longer read saves the round trip the windows would
+    /// otherwise wait for.
     async fn read_first_page(
         &self,
         row: &'static objects::PipedriveObject,
