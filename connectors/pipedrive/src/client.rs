@@ -139,6 +139,17 @@ impl PipedriveClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> ConnectorResult<Value> {
+        Ok(self.get_small_dated(path, query).await?.0)
+    }
+
+    /// [`PipedriveClient::get_small`] and Pipedrive's clock when it answered (its `Date`
+    /// header, whole seconds; `None` if unreadable), so that a read needing both spends one
+    /// request.
+    pub(crate) async fn get_small_dated(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> ConnectorResult<(Value, Option<i64>)> {
         let endpoint = format!("GET {}", endpoint_path(path));
         let url = self.url(path, query);
         let response = self
@@ -149,7 +160,9 @@ impl PipedriveClient {
                 self.request(Method::GET, url, None),
             )
             .await?;
-        self.envelope(&self.http, &Method::GET, path, response)
+        let date = response.date_ms();
+        let body = self.envelope(&self.http, &Method::GET, path, response)?;
+        Ok((body, date))
     }
 
     /// The company id of the account, from `GET /v1/users/me` (`data.company_id`).
@@ -182,13 +195,7 @@ impl PipedriveClient {
         if !response.is_success() {
             return Err(self.http.error_for(&endpoint, &response));
         }
-        response.date_ms().ok_or_else(|| ConnectorError::Malformed {
-            vendor: VENDOR,
-            endpoint,
-            detail: "the answer has no readable Date header, so Pipedrive's clock, where the \
-                     next sync starts, is unknown"
-                .into(),
-        })
+        response.date_ms().ok_or_else(|| no_date(endpoint))
     }
 
     /// `GET path?query` through the search limiter.
@@ -289,4 +296,15 @@ pub(crate) fn endpoint_path(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// An answer without a readable `Date` header: Pipedrive's clock is unknown.
+pub(crate) fn no_date(endpoint: String) -> ConnectorError {
+    ConnectorError::Malformed {
+        vendor: VENDOR,
+        endpoint,
+        detail: "the answer has no readable Date header, so Pipedrive's clock, where the next \
+                 sync or the open window of a full read starts, is unknown"
+            .into(),
+    }
 }

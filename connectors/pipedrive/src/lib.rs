@@ -11,6 +11,7 @@
 //! `directory` (users, pipelines and stages), [`source`]
 //! (cursor paging; `updated_since` for `ferry sync`'s incremental reads), [`sink`] (find by source id, then `PATCH` or `POST`). The sandbox's Pipedrive emulator backs the tests.
 
+mod ahead;
 pub mod client;
 pub mod config;
 mod directory;

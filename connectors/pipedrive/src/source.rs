@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferry_core::fields::{FieldBinding, FieldMaps, VendorField};
+use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, VendorField};
 use ferry_core::http::{HttpStats, RateLimit};
 use ferry_core::{
     ConnectorError, ConnectorResult, DeletedPage, FetchedPage, ObjectType, Page, Source, Watermark,
@@ -29,6 +29,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::VENDOR;
+use crate::ahead::{Ahead, Pending};
 use crate::client::PipedriveClient;
 use crate::config::PipedriveConfig;
 use crate::mapping;
@@ -44,12 +45,13 @@ use crate::windows::{IdSet, Window, Windows};
 /// one that did not change is skipped (`unchanged_skipped`).
 pub const SYNC_OVERLAP: Duration = Duration::from_secs(300);
 
-/// Pages a windowed read's round reads per window slot (`read_windows`): a round holds at
-/// most `read_windows` × this × 500 records (16,000 at the defaults). More than one, so that
-/// a slot's next request is queued while the others' answers are on their way, and the
-/// answers a round waits for at its end, with nothing else in flight, are a smaller share of
-/// it (`docs/performance.md`).
-pub const PAGES_PER_SLOT: usize = 4;
+/// Pages a windowed read's round takes per window slot (`read_windows`): a round holds at
+/// most `read_windows` × this × 500 records (4,000 at the defaults). One: the pages still on
+/// their way when a round is full are held for the next, so bigger rounds read no faster, but
+/// hold more records, and the last of them is written and verified after the read ends (4
+/// pages a slot: 45 to 54 MiB peak RSS for 30,000 persons; one: 33 to 36 MiB;
+/// `docs/performance.md`).
+pub const PAGES_PER_SLOT: usize = 1;
 
 /// How long Pipedrive keeps a deleted deal (and lists it with `status=deleted`) before it
 /// purges it: 30 days.
@@ -73,7 +75,7 @@ fn rfc3339_second(ms: i64) -> String {
 /// `person_id`, then its other participants). Lists carry every custom field, so mapped custom fields
 /// need no extra request.
 pub struct PipedriveSource {
-    client: PipedriveClient,
+    client: Arc<PipedriveClient>,
     page_size: u32,
     /// Requests in flight when reading per-record lists (a deal's participants).
     concurrency: usize,
@@ -84,6 +86,8 @@ pub struct PipedriveSource {
     /// The ids each object's full read in this process has returned, so that a record met
     /// again in a later window (changed during the read) is skipped.
     returned: Mutex<HashMap<ObjectType, IdSet>>,
+    /// Per object: each window's next page in flight, for the cursor the last call handed out.
+    ahead: Ahead<Window, ConnectorResult<Answer>>,
 }
 
 impl PipedriveSource {
@@ -91,7 +95,8 @@ impl PipedriveSource {
     pub fn new(config: PipedriveConfig, key_prefix: &str) -> ConnectorResult<PipedriveSource> {
         let (client, settings) = PipedriveClient::new(&config, key_prefix)?;
         Ok(PipedriveSource {
-            client,
+            client: Arc::new(client),
+            ahead: Ahead::new(),
             page_size: settings.page_size,
             concurrency: settings.concurrency,
             read_windows: settings.read_windows,
@@ -279,7 +284,7 @@ impl Source for PipedriveSource {
                         detail: "the cursor of a windowed read is not `windows:` and its windows"
                             .into(),
                     })?;
-                    self.read_round(row, windows).await
+                    self.read_round(row, windows, c).await
                 }
                 // A read begun with one cursor goes on with it.
                 None => {
@@ -380,68 +385,24 @@ impl Source for PipedriveSource {
 }
 
 impl PipedriveSource {
-    /// One page of `row`'s list (`GET /api/v2/{path}`), those updated within `window`
-    /// (`updated_since`, `updated_until`; its cursor is not used), mapped to records, without
-    /// the participants (see [`PipedriveSource::complete_page`]).
+    /// One page of `row`'s list (see [`Lister::page`]).
     async fn list_page(
         &self,
-        row: &objects::PipedriveObject,
+        row: &'static objects::PipedriveObject,
         cursor: Option<&str>,
         window: Window,
     ) -> ConnectorResult<Listed> {
-        let since = window.since.map(rfc3339_second);
-        let until = window.until.map(rfc3339_second);
-        let map = self.fields.get(row.object);
-        let path = format!("/api/v2/{}", row.path);
-        let limit = self.page_size.to_string();
-        let include = row.include_fields.join(",");
-        let mut query = vec![("limit", limit.as_str())];
-        if !include.is_empty() {
-            query.push(("include_fields", include.as_str()));
+        self.lister(row).page(cursor, &window).await
+    }
+
+    /// What reads `row`'s list pages with the fields mapped now.
+    fn lister(&self, row: &'static objects::PipedriveObject) -> Lister {
+        Lister {
+            client: Arc::clone(&self.client),
+            row,
+            map: self.fields.get(row.object),
+            page_size: self.page_size,
         }
-        if let Some(t) = &since {
-            query.push(("updated_since", t));
-        }
-        if let Some(t) = &until {
-            query.push(("updated_until", t));
-        }
-        if let Some(c) = cursor {
-            query.push(("cursor", c));
-        }
-        let body = self.client.get(&path, &query).await?;
-        let malformed = |detail: &str| ConnectorError::Malformed {
-            vendor: VENDOR,
-            endpoint: format!("GET {path}"),
-            detail: detail.to_owned(),
-        };
-        let items = body
-            .get("data")
-            .and_then(Value::as_array)
-            .ok_or_else(|| malformed("`data` is not a list"))?;
-        let next = body
-            .pointer("/additional_data/next_cursor")
-            .and_then(Value::as_str)
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned);
-        if next.is_some() && next.as_deref() == cursor {
-            return Err(malformed(
-                "the next-page cursor equals the current one; paging would never end",
-            ));
-        }
-        let mut records = Vec::with_capacity(items.len());
-        for raw in items {
-            let id =
-                mapping::id_of(raw).ok_or_else(|| malformed("a record without a numeric id"))?;
-            // A reference holds the target's Pipedrive id, which is its source id.
-            records.push(mapping::to_record(
-                row,
-                raw,
-                id.to_string(),
-                |_, id| id.to_string(),
-                &map,
-            ));
-        }
-        Ok(Listed { records, next })
     }
 
     /// The page of a [`PipedriveSource::list_page`]: each record with its participants, less
@@ -479,19 +440,27 @@ impl PipedriveSource {
 }
 
 impl PipedriveSource {
-    /// The first page of a full read, in id order as one cursor reads it. If there is more,
-    /// the read goes on in windows ([`Windows::plan`]) from Pipedrive's clock now and the
-    /// first and last `update_time`; the records of this page are met again there and
-    /// skipped. A read of one page costs no more than one cursor's.
-    async fn read_first_page(&self, row: &objects::PipedriveObject) -> ConnectorResult<Page> {
+    /// The first page of a full read, in id order as one cursor reads it, asked beside the
+    /// first and last `update_time` (the last one's answer also gives Pipedrive's clock). If
+    /// there is more, the read goes on in windows ([`Windows::plan`]) from those, the first
+    /// page of each window the first round starts with asked before this call returns; the
+    /// records of this page are met again there and skipped. A read of one page costs two
+    /// requests more than one cursor's; a longer read saves the round trip the windows would
+    /// otherwise wait for.
+    async fn read_first_page(
+        &self,
+        row: &'static objects::PipedriveObject,
+    ) -> ConnectorResult<Page> {
         self.ids_returned(row.object, |ids| *ids = IdSet::default());
-        let mut listed = self.list_page(row, None, Window::default()).await?;
+        self.ahead.forget(row.object);
+        let lister = self.lister(row);
+        let whole = Window::default();
+        let (mut listed, (first, _), (last, now)) = tokio::try_join!(
+            lister.page(None, &whole),
+            self.update_time_bound(row, "asc"),
+            self.update_time_bound(row, "desc"),
+        )?;
         if listed.next.is_some() {
-            let (now, first, last) = tokio::try_join!(
-                self.client.server_time_ms(),
-                self.update_time_bound(row, "asc"),
-                self.update_time_bound(row, "desc"),
-            )?;
             // A write may become visible to the lists after the time it is stamped with (and
             // API hosts' clocks drift): the open window starts the sync overlap earlier.
             let open_from = now - SYNC_OVERLAP.as_millis() as i64;
@@ -500,7 +469,7 @@ impl PipedriveSource {
                 None => Windows(vec![Window::default()]),
             };
             tracing::debug!(vendor = VENDOR, object = %row.object, windows = windows.0.len(), "a full read goes on in update-time windows");
-            listed.next = windows.cursor();
+            listed.next = self.keep_ahead(&lister, &windows, Pending::new());
         }
         self.ids_returned(row.object, |ids| {
             for record in &listed.records {
@@ -512,84 +481,146 @@ impl PipedriveSource {
         self.complete_page(row, listed).await
     }
 
+    /// The cursor of `windows`, with `pending` kept for the call that comes with it: the next
+    /// page of every window the next round's slots start with asked now if not in flight
+    /// already (the windows not started yet, and the open one once it is readable).
+    fn keep_ahead(
+        &self,
+        lister: &Lister,
+        windows: &Windows,
+        mut pending: Pending<Window, ConnectorResult<Answer>>,
+    ) -> Option<String> {
+        let cursor = windows.cursor()?;
+        // A page no window stands at any more (none expected) is not kept for ever.
+        pending.retain(|window| windows.0.contains(window));
+        for window in windows.0[windows.readable()].iter().take(self.read_windows) {
+            if !pending.holds(window) {
+                pending.push(window.clone(), lister.ask(window.clone()));
+            }
+        }
+        self.ahead.keep(lister.row.object, cursor.clone(), pending);
+        Some(cursor)
+    }
+
     /// The `update_time` of the record changed first (`direction` `asc`) or last (`desc`):
-    /// one record of the list sorted by it. `None`: no records.
+    /// one record of the list sorted by it (`None`: no records); and Pipedrive's clock when it
+    /// answered (the `Date` header, as [`Source::sync_point`] reads it).
     async fn update_time_bound(
         &self,
         row: &objects::PipedriveObject,
         direction: &str,
-    ) -> ConnectorResult<Option<i64>> {
+    ) -> ConnectorResult<(Option<i64>, i64)> {
         let path = format!("/api/v2/{}", row.path);
         let query = [
             ("limit", "1"),
             ("sort_by", "update_time"),
             ("sort_direction", direction),
         ];
-        let body = self.client.get_small(&path, &query).await?;
+        let (body, now) = self.client.get_small_dated(&path, &query).await?;
+        let now = now.ok_or_else(|| crate::client::no_date(format!("GET {path}")))?;
         let Some(first) = body
             .get("data")
             .and_then(Value::as_array)
             .and_then(|d| d.first())
         else {
-            return Ok(None);
+            return Ok((None, now));
         };
-        first
+        let time = first
             .get("update_time")
             .and_then(Value::as_str)
             .and_then(ferry_core::model::parse_timestamp)
-            .map(Some)
             .ok_or_else(|| ConnectorError::Malformed {
                 vendor: VENDOR,
                 endpoint: format!("GET {path}"),
                 detail: "a record sorted by `update_time` has no readable `update_time`".into(),
-            })
+            })?;
+        Ok((Some(time), now))
     }
 
-    /// One round of a windowed read: `read_windows` slots side by side (the rate limiter
-    /// paces their requests), each reading pages of a window in turn and, when its window
-    /// ends, going on with the next window not started, until the round has read
-    /// `read_windows` × [`PAGES_PER_SLOT`] pages; less the records the read returned already.
-    /// A slot asks for its window's next page as soon as the last one is in, so requests keep
-    /// flowing while other slots wait for their answers. Each window read moves on, and is
-    /// dropped when read to its end.
+    /// One round of a windowed read, the call with `cursor`: `read_windows` slots side by
+    /// side (the rate limiter paces their requests), each reading pages of a window in turn
+    /// and, when its window ends, going on with the next window not started, until the round
+    /// has taken `read_windows` × [`PAGES_PER_SLOT`] pages, the first answered; less the
+    /// records the read returned already. Each window's next page is asked for as soon as its
+    /// last is in; the pages still on their way when the round is full are held for the next
+    /// round (kept for the cursor this round hands out), so the round waits for no answer
+    /// beyond its own and requests keep flowing between rounds. Each window read moves on,
+    /// and is dropped when read to its end.
     async fn read_round(
         &self,
-        row: &objects::PipedriveObject,
+        row: &'static objects::PipedriveObject,
         mut windows: Windows,
+        cursor: &str,
     ) -> ConnectorResult<Page> {
+        let lister = self.lister(row);
+        let pending = Mutex::new(self.ahead.take(row.object, cursor));
         let queue = Mutex::new(windows.readable());
         let pages_left = AtomicUsize::new(self.read_windows * PAGES_PER_SLOT);
-        let take_page = || {
-            pages_left
+        // Set once the round has taken its last page: the slots stop waiting and hold theirs.
+        let (full, full_now) = tokio::sync::watch::channel(false);
+        let take_page =
+            || match pages_left
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok()
+            {
+                Ok(1) => {
+                    full.send_replace(true);
+                    true
+                }
+                Ok(_) => true,
+                Err(_) => false,
+            };
+        let hold = |window: &Window, task| {
+            pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(window.clone(), task);
         };
         let plan = &windows;
         let slot = || async {
+            let mut full = full_now.clone();
             // Per window read: its index, its records, where it stands, and whether it ended.
             let mut read = Vec::new();
             loop {
                 let Some(at) = queue.lock().unwrap_or_else(PoisonError::into_inner).next() else {
                     return Ok::<_, ConnectorError>(read);
                 };
-                let window = &plan.0[at];
-                let mut cursor = window.cursor.clone();
+                let mut window = plan.0[at].clone();
+                let held = pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take(&window);
+                let mut asked = Some(held.unwrap_or_else(|| lister.ask(window.clone())));
                 let mut records = Vec::new();
-                let mut ended = false;
-                while take_page() {
-                    let listed = self
-                        .list_page(row, cursor.as_deref(), window.clone())
-                        .await?;
-                    records.extend(listed.records);
-                    match listed.next {
-                        Some(next) => cursor = Some(next),
-                        None => {
-                            ended = true;
-                            break;
-                        }
+                let ended = loop {
+                    let Some(mut task) = asked.take() else {
+                        break true;
+                    };
+                    // The round takes the first pages answered; once it has all of them, the
+                    // pages still on their way are held for the next round.
+                    let answered = tokio::select! {
+                        biased;
+                        answer = &mut task => Some(answer),
+                        _ = full.wait_for(|full| *full) => None,
+                    };
+                    let Some(answer) = answered else {
+                        hold(&window, task);
+                        break false;
+                    };
+                    let answer = answer.unwrap_or_else(|_| Err(lost_page(row)))?;
+                    if !take_page() {
+                        // Answered as the round filled up: held as it is.
+                        hold(&window, tokio::spawn(std::future::ready(Ok(answer))));
+                        break false;
                     }
-                }
-                read.push((at, records, cursor, ended));
+                    if let Some(next) = &answer.next {
+                        // Asked before this page's records are mapped: the mapping is not
+                        // part of the window's round trip.
+                        window.cursor = Some(next.clone());
+                        asked = Some(lister.ask(window.clone()));
+                    }
+                    records.extend(lister.records(answer)?.records);
+                };
+                read.push((at, records, window.cursor, ended));
                 if !ended {
                     return Ok(read);
                 }
@@ -620,9 +651,10 @@ impl PipedriveSource {
         for at in ended.into_iter().rev() {
             windows.0.remove(at);
         }
+        let pending = pending.into_inner().unwrap_or_else(PoisonError::into_inner);
         let listed = Listed {
             records,
-            next: windows.cursor(),
+            next: self.keep_ahead(&lister, &windows, pending),
         };
         self.complete_page(row, listed).await
     }
@@ -631,6 +663,114 @@ impl PipedriveSource {
     fn ids_returned<T>(&self, object: ObjectType, f: impl FnOnce(&mut IdSet) -> T) -> T {
         let mut sets = self.returned.lock().unwrap_or_else(PoisonError::into_inner);
         f(sets.entry(object).or_default())
+    }
+}
+
+/// A list page as answered: its records' raw JSON and the next page's cursor.
+struct Answer {
+    items: Vec<Value>,
+    next: Option<String>,
+}
+
+/// What reads one object's list pages, cheap to clone into a task of its own.
+#[derive(Clone)]
+struct Lister {
+    client: Arc<PipedriveClient>,
+    row: &'static objects::PipedriveObject,
+    /// The plain fields read: the standard table and the mapped fields.
+    map: Arc<FieldMap>,
+    page_size: u32,
+}
+
+impl Lister {
+    /// One page of the list (`GET /api/v2/{path}`) at `cursor`, those updated within `window`
+    /// (`updated_since`, `updated_until`; its cursor is not used), mapped to records, without
+    /// the participants (see [`PipedriveSource::complete_page`]).
+    async fn page(&self, cursor: Option<&str>, window: &Window) -> ConnectorResult<Listed> {
+        let answer = self.fetch(cursor, window).await?;
+        self.records(answer)
+    }
+
+    /// The answer of [`Lister::page`], its records not mapped yet: a windowed read asks for
+    /// the next page before it maps them.
+    async fn fetch(&self, cursor: Option<&str>, window: &Window) -> ConnectorResult<Answer> {
+        let row = self.row;
+        let since = window.since.map(rfc3339_second);
+        let until = window.until.map(rfc3339_second);
+        let path = format!("/api/v2/{}", row.path);
+        let limit = self.page_size.to_string();
+        let include = row.include_fields.join(",");
+        let mut query = vec![("limit", limit.as_str())];
+        if !include.is_empty() {
+            query.push(("include_fields", include.as_str()));
+        }
+        if let Some(t) = &since {
+            query.push(("updated_since", t));
+        }
+        if let Some(t) = &until {
+            query.push(("updated_until", t));
+        }
+        if let Some(c) = cursor {
+            query.push(("cursor", c));
+        }
+        let mut body = self.client.get(&path, &query).await?;
+        let next = body
+            .pointer("/additional_data/next_cursor")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned);
+        if next.is_some() && next.as_deref() == cursor {
+            return Err(self
+                .malformed("the next-page cursor equals the current one; paging would never end"));
+        }
+        match body.get_mut("data").map(Value::take) {
+            Some(Value::Array(items)) => Ok(Answer { items, next }),
+            _ => Err(self.malformed("`data` is not a list")),
+        }
+    }
+
+    /// The records of `answer`'s page.
+    fn records(&self, answer: Answer) -> ConnectorResult<Listed> {
+        let Answer { items, next } = answer;
+        let mut records = Vec::with_capacity(items.len());
+        for raw in &items {
+            let id = mapping::id_of(raw)
+                .ok_or_else(|| self.malformed("a record without a numeric id"))?;
+            // A reference holds the target's Pipedrive id, which is its source id.
+            records.push(mapping::to_record(
+                self.row,
+                raw,
+                id.to_string(),
+                |_, id| id.to_string(),
+                &self.map,
+            ));
+        }
+        Ok(Listed { records, next })
+    }
+
+    /// The list's answer is not what Pipedrive documents.
+    fn malformed(&self, detail: &str) -> ConnectorError {
+        ConnectorError::Malformed {
+            vendor: VENDOR,
+            endpoint: format!("GET /api/v2/{}", self.row.path),
+            detail: detail.to_owned(),
+        }
+    }
+
+    /// Asks for the page at `window`'s cursor in a task of its own, so that it goes on while
+    /// the caller does something else (a round ends, the engine takes it, the next begins).
+    fn ask(&self, window: Window) -> tokio::task::JoinHandle<ConnectorResult<Answer>> {
+        let lister = self.clone();
+        tokio::spawn(async move { lister.fetch(window.cursor.as_deref(), &window).await })
+    }
+}
+
+/// A page asked ahead whose task ended without an answer (it panicked).
+fn lost_page(row: &objects::PipedriveObject) -> ConnectorError {
+    ConnectorError::Malformed {
+        vendor: VENDOR,
+        endpoint: format!("GET /api/v2/{}", row.path),
+        detail: "the request for a page ahead stopped without an answer".into(),
     }
 }
 

@@ -99,6 +99,40 @@ fn windows(cursor: &str) -> Vec<(Json, Json, Json)> {
         .collect()
 }
 
+/// The ids of the pages a windowed read at `cursor` holds in flight, asked again of the
+/// emulator: the page at the cursor of each of the first `slots` readable windows.
+async fn held_page_ids(base_url: &str, cursor: &str, slots: usize, page_size: u32) -> HashSet<u64> {
+    let all = windows(cursor);
+    let closed: Vec<_> = all
+        .iter()
+        .filter(|(_, u, _)| !u.is_null())
+        .cloned()
+        .collect();
+    let readable = if closed.is_empty() { all } else { closed };
+    let time = |ms: &Json| ms.as_i64().map(ferry_core::model::format_timestamp);
+    let mut ids = HashSet::new();
+    for (since, until, at) in readable.into_iter().take(slots) {
+        let mut query = vec![("limit", page_size.to_string())];
+        query.extend(time(&since).map(|t| ("updated_since", t)));
+        query.extend(time(&until).map(|t| ("updated_until", t)));
+        query.extend(at.as_str().map(|c| ("cursor", c.to_owned())));
+        let answer: Json = reqwest::Client::new()
+            .get(format!("{base_url}/api/v2/persons"))
+            .header("x-api-token", TOKEN)
+            .query(&query)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON");
+        for person in answer["data"].as_array().expect("a list") {
+            ids.insert(person["id"].as_u64().expect("an id"));
+        }
+    }
+    ids
+}
+
 /// `PATCH /api/v2/persons/{id}` with `body`, as another app's edit.
 async fn patch_person(base_url: &str, id: u64, body: Json) {
     let answer = reqwest::Client::new()
@@ -131,9 +165,10 @@ async fn a_windowed_read_returns_what_one_cursor_does_each_record_once() {
             "{object}: the same canonical records"
         );
         if object == ObjectType::CONTACTS {
-            // 10 pages one after another; windowed: the first page, then rounds of up to 24.
+            // 10 pages one after another; windowed: the first page, then rounds of up to 8
+            // (each of the 8 windows about 625 records: two pages), and the open window.
             assert_eq!(plain_pages, 10);
-            assert!(pages <= 4, "{pages} pages");
+            assert!(pages <= 5, "{pages} pages");
         }
     }
     let (contacts, _, _) = read(&windowed, ObjectType::CONTACTS, None, 1_000).await;
@@ -159,8 +194,8 @@ async fn a_resumed_windowed_read_continues_every_window() {
     )
     .await;
     let all = by_id(all);
-    // The first page and a round (4 slots × 3 pages of 100), then a new process resumes.
-    let (before, _, cursor) = read(&first, ObjectType::CONTACTS, None, 2).await;
+    // The first page and two rounds (4 slots × a page of 100), then a new process resumes.
+    let (before, _, cursor) = read(&first, ObjectType::CONTACTS, None, 3).await;
     let cursor = cursor.expect("not done");
     let started: Vec<_> = windows(&cursor)
         .into_iter()
@@ -190,9 +225,9 @@ async fn a_resumed_windowed_read_continues_every_window() {
 
 #[tokio::test]
 async fn records_changed_during_a_windowed_read_are_read_once() {
-    let (running, _emulator) = aged_account(5_000, &Mess::default()).await;
+    let (running, emulator) = aged_account(5_000, &Mess::default()).await;
     let reader = source(&running.base_url, 4, 100).await;
-    let (before, _, cursor) = read(&reader, ObjectType::CONTACTS, None, 2).await;
+    let (before, _, cursor) = read(&reader, ObjectType::CONTACTS, None, 4).await;
     let read_already: Vec<u64> = by_id(before.clone()).keys().copied().collect();
     let seen: HashSet<u64> = read_already.iter().copied().collect();
     let (all, _, _) = read(
@@ -208,10 +243,32 @@ async fn records_changed_during_a_windowed_read_are_read_once() {
         .filter(|id| !seen.contains(id))
         .collect();
     assert!(read_already.len() > 500 && not_yet.len() > 1_000);
+    // Each window's next page was asked after the call and answered before these changes:
+    // its records are read as they were then, as if handed out already.
+    settled_requests(&emulator).await;
+    let cursor_now = cursor.as_deref().expect("not done");
+    let held = held_page_ids(&running.base_url, cursor_now, 4, 100).await;
+    assert!(held.len() > 100, "{} held", held.len());
     // Changed while the read runs: some read already, some not; and a person created.
     let changed_read: Vec<u64> = read_already.iter().step_by(97).copied().collect();
-    let changed_unread: Vec<u64> = not_yet.iter().step_by(89).copied().collect();
-    for id in changed_read.iter().chain(&changed_unread) {
+    let changed_held: Vec<u64> = not_yet
+        .iter()
+        .filter(|id| held.contains(id))
+        .step_by(17)
+        .copied()
+        .collect();
+    let changed_unread: Vec<u64> = not_yet
+        .iter()
+        .filter(|id| !held.contains(id))
+        .step_by(89)
+        .copied()
+        .collect();
+    assert!(!changed_held.is_empty() && !changed_unread.is_empty());
+    for id in changed_read
+        .iter()
+        .chain(&changed_held)
+        .chain(&changed_unread)
+    {
         patch_person(&running.base_url, *id, json!({"first_name": "Changed"})).await;
     }
     let created = reqwest::Client::new()
@@ -240,6 +297,14 @@ async fn records_changed_during_a_windowed_read_are_read_once() {
         // Read before the change, as one cursor would have; the next sync reads the change.
         assert_ne!(first_name(&before[id]), "Changed", "{id}");
     }
+    for id in &changed_held {
+        // Answered before the change (handed out after it), then met again and skipped.
+        assert_ne!(
+            first_name(&after[id]),
+            "Changed",
+            "{id}: the version its page held"
+        );
+    }
     for id in &changed_unread {
         assert_eq!(first_name(&after[id]), "Changed", "{id}: its later version");
     }
@@ -250,5 +315,69 @@ async fn records_changed_during_a_windowed_read_are_read_once() {
     assert_eq!(
         before.len() + after.len(),
         not_yet.len() + read_already.len() + 1
+    );
+}
+
+/// The emulator's request count once it has stopped moving (the requests in flight answered).
+async fn settled_requests(emulator: &ferry_sandbox::pipedrive::Emulator) -> u64 {
+    let mut last = emulator.request_counts().0;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let now = emulator.request_counts().0;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+#[tokio::test]
+async fn each_windows_next_page_is_asked_between_calls_and_taken_by_the_next_round() {
+    let (running, emulator) = aged_account(5_000, &Mess::default()).await;
+    let reader = source(&running.base_url, 4, 100).await;
+    let (all, plain_pages, _) = read(
+        &source(&running.base_url, 1, 100).await,
+        ObjectType::CONTACTS,
+        None,
+        100,
+    )
+    .await;
+
+    let start = settled_requests(&emulator).await;
+    let (mut records, _, cursor) = read(&reader, ObjectType::CONTACTS, None, 1).await;
+    let between = settled_requests(&emulator).await;
+    // The first page and both bounds (the clock from the last's `Date`); and, with no call in
+    // progress, the first page of each of the 4 closed windows.
+    assert_eq!(
+        between - start,
+        3 + 4,
+        "one page per window asked for the next call"
+    );
+
+    let (round, _, cursor) = read(&reader, ObjectType::CONTACTS, cursor, 1).await;
+    records.extend(round);
+    let after_round = settled_requests(&emulator).await;
+    // The round takes the 4 pages asked before it, and each window's next page is asked as
+    // its page is in: 4 requests, where asking the held pages again would take 8.
+    assert_eq!(
+        after_round - between,
+        4,
+        "the held pages were taken, not asked again"
+    );
+
+    let (rest, _, left) = read(&reader, ObjectType::CONTACTS, cursor, 100).await;
+    assert!(left.is_none());
+    records.extend(rest);
+    assert_eq!(
+        by_id(records),
+        by_id(all),
+        "every record once, as one cursor reads them"
+    );
+    let windowed = settled_requests(&emulator).await - start;
+    // One cursor's pages, the first page's 100 records read again in their window, each of
+    // the 5 windows' last page partial, and the bounds: nothing asked twice.
+    assert!(
+        windowed <= plain_pages as u64 + 1 + 5 + 2,
+        "{windowed} requests, one cursor {plain_pages}"
     );
 }
