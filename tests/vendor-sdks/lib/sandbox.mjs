@@ -15,7 +15,7 @@ export function ferryBin() {
     : join(repo, "target");
   const bin = join(target, "debug", "ferry");
   if (!existsSync(bin)) {
-    throw new Error(`${bin} is missing: run \`cargo build --bin ferry\` (./scripts/test does) first`);
+    throw new Error(`${bin} is missing: run \`cargo build --bin ferry\` (or ./scripts/test) first`);
   }
   return bin;
 }
