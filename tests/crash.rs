@@ -34,16 +34,7 @@ fn settled(path: &std::path::Path) -> Option<(u64, bool)> {
 }
 
 fn spawn_migrate(config: &str) -> tokio::process::Child {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.args(["migrate", "--config", config, "--report", "json", "-q"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    for (k, v) in all_credentials() {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("spawn ferry")
+    spawn_ferry("migrate", config, &all_credentials(), Streams::Piped)
 }
 
 /// Runs `ferry migrate` with `config` and kills it (SIGKILL) as soon as the checkpoint file's
