@@ -135,10 +135,15 @@ pub(crate) async fn fetch(
     Ok(out)
 }
 
-/// Sets `record`'s `legal_basis` and `consent_date` from its consent record. A date that is
-/// not one is left out (named in the log, never shown); a consent stage short of consent is
-/// carried under its own name and logged by source id.
-pub(crate) fn apply(record: &mut Record, consent: &Map<String, Json>) {
+/// Sets `record`'s `legal_basis` and `consent_date` from its consent record. A consent stage
+/// short of consent is carried under its own name and logged by source id. A date that is not
+/// one makes the record unreadable, as any value that does not fit its field does
+/// (`UNREADABLE_VALUE`, naming the field, never the value): a consent record is not dropped
+/// quietly.
+pub(crate) fn apply(
+    record: &mut Record,
+    consent: &Map<String, Json>,
+) -> Result<(), RecordRejection> {
     if let Some(basis) = consent
         .get("Data_Processing_Basis")
         .and_then(Json::as_str)
@@ -164,14 +169,20 @@ pub(crate) fn apply(record: &mut Record, consent: &Map<String, Json>) {
         match Value::parse(FieldType::Date, date) {
             Ok(Some(value)) => record.set(field::CONSENT_DATE, value),
             Ok(None) => {}
-            Err(_) => tracing::debug!(
-                vendor = VENDOR,
-                source_id = record.source_id.as_str(),
-                field = field::CONSENT_DATE,
-                "unreadable value"
-            ),
+            Err(e) => {
+                return Err(RecordRejection {
+                    source_id: record.source_id.clone(),
+                    code: "UNREADABLE_VALUE".into(),
+                    reason: format!(
+                        "{} ({FIELD}.Consent_Date) is not {}",
+                        field::CONSENT_DATE,
+                        e.expected
+                    ),
+                });
+            }
         }
     }
+    Ok(())
 }
 
 /// The consent record to write for `record`, or `None` when it holds neither a legal basis nor
@@ -223,7 +234,8 @@ mod tests {
         apply(
             &mut r,
             &consent(json!({"Data_Processing_Basis": "Obtained", "Consent_Date": "2024-02-29"})),
-        );
+        )
+        .unwrap();
         assert_eq!(r.text(field::LEGAL_BASIS), Some("consent"));
         assert_eq!(r.get(field::CONSENT_DATE), Some(&Value::Date(19_782)));
         assert_eq!(
@@ -235,7 +247,8 @@ mod tests {
         apply(
             &mut stage,
             &consent(json!({"Data_Processing_Basis": "Awaiting"})),
-        );
+        )
+        .unwrap();
         assert_eq!(stage.text(field::LEGAL_BASIS), Some("Awaiting"));
         assert_eq!(stage.get(field::CONSENT_DATE), None);
         assert_eq!(
@@ -244,8 +257,14 @@ mod tests {
         );
 
         let mut bad = Record::new(ObjectType::CONTACTS, "7");
-        apply(&mut bad, &consent(json!({"Consent_Date": "someday"})));
-        assert_eq!(bad.get(field::CONSENT_DATE), None);
+        let unreadable = apply(&mut bad, &consent(json!({"Consent_Date": "someday"}))).unwrap_err();
+        assert_eq!(unreadable.code, "UNREADABLE_VALUE");
+        assert!(
+            unreadable.reason.contains(field::CONSENT_DATE)
+                && !unreadable.reason.contains("someday"),
+            "{}",
+            unreadable.reason
+        );
     }
 
     #[test]

@@ -1334,8 +1334,12 @@ impl Sink for ZohoSink {
             let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
             let consents = crate::gdpr::fetch(&self.client, &ids).await?;
             for (id, record) in ids.iter().zip(out.iter_mut()) {
-                if let Some(consent) = consents.get(*id) {
-                    crate::gdpr::apply(record, consent);
+                // A consent date Zoho answers unreadable leaves the record read back without
+                // it: verification then reports the difference by source id.
+                if let Some(consent) = consents.get(*id)
+                    && let Err(unreadable) = crate::gdpr::apply(record, consent)
+                {
+                    tracing::warn!(vendor = VENDOR, id = %unreadable.source_id, reason = %unreadable.reason, "read back an unreadable consent record");
                 }
             }
         }

@@ -467,10 +467,12 @@ impl ZohoSource {
     async fn add_consent(&self, page: &mut Page) -> ConnectorResult<()> {
         let ids: Vec<&str> = page.records.iter().map(|r| r.source_id.as_str()).collect();
         let consents = crate::gdpr::fetch(&self.client, &ids).await?;
-        for record in &mut page.records {
-            if let Some(consent) = consents.get(&record.source_id) {
-                crate::gdpr::apply(record, consent);
-            }
+        for mut record in std::mem::take(&mut page.records) {
+            let read = match consents.get(&record.source_id) {
+                Some(consent) => crate::gdpr::apply(&mut record, consent).map(|()| record),
+                None => Ok(record),
+            };
+            page.push(VENDOR, ObjectType::CONTACTS, read);
         }
         Ok(())
     }

@@ -485,6 +485,26 @@ fn names_field(record: &Record, field: &str) -> Option<&'static str> {
         .map(|f| f.name)
 }
 
+/// `names` as a message shows them: the model's names quoted, a vendor's own options (a
+/// consent stage) only counted, since they are the record's values, not the model's words.
+fn shown_names(names: &[String]) -> String {
+    let own = names
+        .iter()
+        .filter(|n| crate::model::legal_basis(n).is_none())
+        .count();
+    let mut shown: Vec<String> = names
+        .iter()
+        .filter(|n| crate::model::legal_basis(n).is_some())
+        .map(|n| format!("`{n}`"))
+        .collect();
+    match own {
+        0 => {}
+        1 => shown.push("an option of the source's own".to_owned()),
+        n => shown.push(format!("{n} options of the source's own")),
+    }
+    shown.join(", ")
+}
+
 /// The code of the warning for a record whose timestamp had a fraction of a second the sink
 /// does not keep ([`crate::FieldLimit::to_the_second`]): written and verified to the second.
 pub const TIME_ROUNDED: &str = "TIME_ROUNDED";
@@ -1268,13 +1288,12 @@ impl QualityChecker {
                 ));
             }
             if let Some(beyond) = beyond {
-                let names: Vec<String> = beyond.iter().map(|n| format!("`{n}`")).collect();
                 said.push(format!(
-                    "{} holds {} at most, `{}` by its precedence: {} left out",
+                    "{} holds {} at most, {} by its precedence: {} left out",
                     self.sink,
                     kept.len(),
-                    kept.join("`, `"),
-                    names.join(", ")
+                    shown_names(&kept),
+                    shown_names(&beyond)
                 ));
             }
             findings.push(Finding {
