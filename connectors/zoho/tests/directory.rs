@@ -7,37 +7,18 @@ use common::{config, start};
 use ferry_core::{ConnectorError, ObjectType, Pipeline, Sink, Source, StageOutcome, User};
 use ferry_sandbox::accounts::{self, Outcome};
 use ferry_sandbox::seed::{Mess, generate};
-use ferry_sandbox::zoho::{Options, ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET, ZOHO_REFRESH_TOKEN};
+use ferry_sandbox::zoho::Options;
 use ferry_zoho::{ZohoSink, ZohoSource};
 use serde_json::json;
 
 /// The `Owner`, `Pipeline` and `Stage` of every seeded Deal, straight from the emulator's API.
 async fn deals(base_url: &str) -> Vec<serde_json::Value> {
     let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{base_url}/oauth/v2/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", ZOHO_CLIENT_ID),
-            ("client_secret", ZOHO_CLIENT_SECRET),
-            ("refresh_token", ZOHO_REFRESH_TOKEN),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("token json");
+    let token = common::token(base_url).await;
     let answer: serde_json::Value = http
         .get(format!("{base_url}/crm/v8/Deals"))
         .query(&[("fields", "Owner,Pipeline,Stage")])
-        .header(
-            "Authorization",
-            format!(
-                "Zoho-oauthtoken {}",
-                token["access_token"].as_str().expect("access_token")
-            ),
-        )
+        .header("Authorization", format!("Zoho-oauthtoken {token}"))
         .send()
         .await
         .expect("deals")
