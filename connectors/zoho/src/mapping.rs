@@ -227,28 +227,6 @@ pub fn standard_maps() -> FieldMaps {
     FieldMaps::new(OBJECTS.iter().map(|row| (row.object, row.standard())))
 }
 
-/// Whether some row's reference or links point at `object`, so the sink remembers the Zoho ids
-/// it writes for it (companies, contacts and deals: a note may hang on any of them).
-pub fn is_reference_target(object: ObjectType) -> bool {
-    OBJECTS
-        .iter()
-        .flat_map(|row| row.references)
-        .any(|reference| reference.target == object)
-        || OBJECTS.iter().any(|row| match row.links {
-            Some(Links::ContactRoles) => object == ObjectType::CONTACTS,
-            Some(Links::NoteParent) => object_of_module_of(object).is_some(),
-            None => false,
-        })
-}
-
-/// `object`'s module, when a note may hang on it.
-fn object_of_module_of(object: ObjectType) -> Option<&'static str> {
-    OBJECTS
-        .iter()
-        .find(|row| row.object == object && row.object != ObjectType::NOTES)
-        .map(|row| row.module)
-}
-
 impl ZohoObject {
     /// The standard field table as a field map (written, read back and read as a source).
     pub fn standard(&self) -> FieldMap {
@@ -390,7 +368,12 @@ pub fn parent_of(z: &Map<String, Json>) -> Option<(ObjectType, String)> {
 
 /// The Zoho id of a deal's `Contact_Name` lookup, if set.
 pub fn contact_name_of(z: &Map<String, Json>) -> Option<String> {
-    z.get(CONTACT_NAME)
+    lookup_id(z, CONTACT_NAME)
+}
+
+/// The Zoho id of lookup `name` of `z` (`{"name", "id"}` as a read answers it), if set.
+pub fn lookup_id(z: &Map<String, Json>, name: &str) -> Option<String> {
+    z.get(name)
         .and_then(|c| c.get("id"))
         .and_then(json_text)
         .filter(|s| !s.is_empty())
@@ -1086,15 +1069,5 @@ mod tests {
                 assert!(row.fields.iter().any(|(c, _)| c == required), "{required}");
             }
         }
-        assert!(is_reference_target(ObjectType::COMPANIES));
-        assert!(
-            is_reference_target(ObjectType::CONTACTS),
-            "deals link contacts"
-        );
-        assert!(
-            is_reference_target(ObjectType::DEALS),
-            "notes hang on deals"
-        );
-        assert!(!is_reference_target(ObjectType::NOTES));
     }
 }

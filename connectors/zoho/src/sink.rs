@@ -47,6 +47,13 @@ const TRANSIENT_CODES: &[&str] = &["INTERNAL_ERROR"];
 /// cache starts over (a miss costs one COQL query per 50 targets, never a wrong answer).
 const MAX_CACHED_TARGETS: usize = 500_000;
 
+/// The most ids one `GET /crm/v8/{module}?ids=` names: Zoho answers more with
+/// `LIMIT_EXCEEDED` (as for writes, 100 a call).
+const GET_IDS_LIMIT: usize = 100;
+
+/// The most field API names the `fields` parameter of `GET /crm/v8/{module}` takes.
+const GET_FIELDS_LIMIT: usize = 50;
+
 /// A Zoho CRM org as a sink.
 pub struct ZohoSink {
     settings: Settings,
@@ -838,33 +845,8 @@ impl ZohoSink {
             notes.extend(read?);
         }
         // Parents: Zoho ids back to source ids, from the cache or by COQL per module.
-        let mut missing: HashMap<ObjectType, Vec<String>> = HashMap::new();
-        for z in &notes {
-            if let Some((object, id)) = mapping::parent_of(z)
-                && self.targets.source_id(object, &id).is_none()
-                && crate::source::is_id(&id)
-            {
-                missing.entry(object).or_default().push(id);
-            }
-        }
-        for (object, ids) in missing {
-            let module = mapping::binding(object)?.module;
-            let columns = vec!["id".to_owned(), src.to_owned()];
-            for rows in join_all(
-                id_queries(&columns, module, &ids)
-                    .into_iter()
-                    .map(|q| self.coql(q))
-                    .collect(),
-            )
-            .await
-            {
-                for z in rows? {
-                    if let (Some(id), Some(sid)) = (roles::text(&z, "id"), roles::text(&z, src)) {
-                        self.targets.remember(object, &sid, id);
-                    }
-                }
-            }
-        }
+        self.learn_source_ids(notes.iter().filter_map(mapping::parent_of).collect())
+            .await?;
         let mut out = Vec::with_capacity(notes.len());
         for z in &notes {
             let Some(mut record) = mapping::from_read_back(&map, row, z, src) else {
@@ -907,6 +889,196 @@ impl ZohoSink {
         let body: QueryBody =
             response.json(VENDOR, &format!("GET /crm/v8/{}/{{id}}", row.module))?;
         Ok(body.data.into_iter().next())
+    }
+
+    /// The source ids of the Zoho records `targets` (object, Zoho id), from the cache, the
+    /// others learnt by `select id, <src> from <module> where id in (…)` (50 a query, in flight
+    /// together) and remembered. A record without a source id (not written by ferry) or gone is
+    /// absent from the answer: never guessed.
+    async fn learn_source_ids(
+        &self,
+        targets: Vec<(ObjectType, String)>,
+    ) -> ConnectorResult<HashMap<(ObjectType, String), String>> {
+        let src = self.src();
+        let mut known = HashMap::new();
+        let mut missing: HashMap<ObjectType, Vec<String>> = HashMap::new();
+        for (object, id) in targets {
+            if known.contains_key(&(object, id.clone())) {
+                continue;
+            }
+            match self.targets.source_id(object, &id) {
+                Some(sid) => {
+                    known.insert((object, id), sid);
+                }
+                None if crate::source::is_id(&id) => missing.entry(object).or_default().push(id),
+                None => {}
+            }
+        }
+        for (object, mut ids) in missing {
+            ids.sort_unstable();
+            ids.dedup();
+            let module = mapping::binding(object)?.module;
+            let columns = vec!["id".to_owned(), src.to_owned()];
+            let queries = id_queries(&columns, module, &ids);
+            for rows in join_all(queries.into_iter().map(|q| self.coql(q)).collect()).await {
+                for z in rows? {
+                    if let (Some(id), Some(sid)) = (roles::text(&z, "id"), roles::text(&z, src)) {
+                        self.targets.remember(object, &sid, id.clone());
+                        known.insert((object, id), sid);
+                    }
+                }
+            }
+        }
+        Ok(known)
+    }
+
+    /// The fields a read-back by Zoho id names: the source id, the mapped fields, the lookups,
+    /// the owner, pipeline and stage, and the consent record where contacts hold it. `None`
+    /// past Zoho's 50 (the read-back then goes by COQL, which has no such limit).
+    fn fields_by_id(&self, row: &ZohoObject, map: &FieldMap) -> Option<Vec<String>> {
+        let mut fields: Vec<String> = vec![self.src().to_owned()];
+        fields.extend(map.vendor_names().into_iter().map(str::to_owned));
+        fields.extend(row.references.iter().map(|r| r.lookup.to_owned()));
+        fields.push(mapping::OWNER.into());
+        if row.staged {
+            fields.push(mapping::PIPELINE.into());
+            fields.push(mapping::STAGE.into());
+        }
+        if row.links == Some(Links::ContactRoles) {
+            fields.push(mapping::CONTACT_NAME.into());
+        }
+        if self.consent_held(row.object) {
+            fields.push(crate::gdpr::FIELD.into());
+        }
+        let mut seen = HashSet::new();
+        fields.retain(|f| seen.insert(f.clone()));
+        (fields.len() <= GET_FIELDS_LIMIT).then_some(fields)
+    }
+
+    /// The lookups of `row`'s records a read-back maps to their targets' source ids, with the
+    /// object each points at: the references, and a deal's `Contact_Name`.
+    fn lookups(row: &ZohoObject) -> Vec<(&'static str, ObjectType)> {
+        let mut out: Vec<(&'static str, ObjectType)> =
+            row.references.iter().map(|r| (r.lookup, r.target)).collect();
+        if row.links == Some(Links::ContactRoles) {
+            out.push((mapping::CONTACT_NAME, ObjectType::CONTACTS));
+        }
+        out
+    }
+
+    /// Reads back by Zoho id the records of `source_ids` whose id this run learnt (written or
+    /// found): `GET /crm/v8/{module}?ids=…&fields=…`, 100 a call, in flight together. A lookup
+    /// answers its target's Zoho id, mapped back to the target's source id (cache, then COQL by
+    /// id) and set as `<lookup>.<src>`, as a COQL read-back names it; a target with no source id
+    /// is named `zoho:{id}`, so it never matches one sent. Answers the rows read and the source
+    /// ids left to read by source id: those of unknown id, and those the call did not find
+    /// (deleted, or the record no longer holds that source id).
+    async fn read_by_zoho_id(
+        &self,
+        row: &ZohoObject,
+        map: &FieldMap,
+        source_ids: &[String],
+    ) -> ConnectorResult<(Vec<Map<String, Json>>, Vec<String>)> {
+        let src = self.src();
+        let mut wanted: HashMap<String, &str> = HashMap::new();
+        let fields = self.fields_by_id(row, map);
+        if fields.is_some() {
+            for sid in source_ids {
+                if let Some(id) = self.targets.sink_id(row.object, sid)
+                    && crate::source::is_id(&id)
+                {
+                    wanted.insert(id, sid.as_str());
+                }
+            }
+        }
+        let mut rows = Vec::new();
+        if let (Some(fields), false) = (fields, wanted.is_empty()) {
+            let fields = fields.join(",");
+            let path = format!("/crm/v8/{}", row.module);
+            let mut ids: Vec<&str> = wanted.keys().map(String::as_str).collect();
+            ids.sort_unstable();
+            let lists: Vec<String> = ids.chunks(GET_IDS_LIMIT).map(|c| c.join(",")).collect();
+            let calls = lists.iter().map(|ids| {
+                let query = [("ids", ids.as_str()), ("fields", fields.as_str())];
+                let path = path.as_str();
+                async move { self.client.send_ok(Method::GET, path, &query, None).await }
+            });
+            for answer in join_all(calls.collect()).await {
+                let response = answer?;
+                if response.status.as_u16() == 204 {
+                    continue;
+                }
+                let body: QueryBody = response.json(VENDOR, &format!("GET {path}"))?;
+                // Only a record still holding the source id paired with its id is taken.
+                rows.extend(body.data.into_iter().filter(|z| {
+                    let paired = roles::text(z, "id").and_then(|id| wanted.get(&id).copied());
+                    paired.is_some() && paired == z.get(src).and_then(Json::as_str)
+                }));
+            }
+        }
+        let lookups = Self::lookups(row);
+        let targets = rows
+            .iter()
+            .flat_map(|z| {
+                lookups
+                    .iter()
+                    .filter_map(|(lookup, target)| Some((*target, mapping::lookup_id(z, lookup)?)))
+            })
+            .collect();
+        let known = self.learn_source_ids(targets).await?;
+        for z in &mut rows {
+            for (lookup, target) in &lookups {
+                let Some(id) = mapping::lookup_id(z, lookup) else {
+                    continue;
+                };
+                let sid = match known.get(&(*target, id.clone())) {
+                    Some(sid) => sid.clone(),
+                    None => format!("zoho:{id}"),
+                };
+                z.insert(format!("{lookup}.{src}"), Json::String(sid));
+            }
+        }
+        let found: HashSet<&str> = rows
+            .iter()
+            .filter_map(|z| z.get(src).and_then(Json::as_str))
+            .collect();
+        let mut seen = HashSet::new();
+        let rest = source_ids
+            .iter()
+            .filter(|sid| !found.contains(sid.as_str()) && seen.insert(sid.as_str()))
+            .cloned()
+            .collect();
+        Ok((rows, rest))
+    }
+
+    /// Reads back by source id: COQL, 50 source ids a query, in flight together (the client's
+    /// permits bound them); each lookup's target named by its source id (`<lookup>.<src>`).
+    async fn read_by_source_id(
+        &self,
+        row: &ZohoObject,
+        map: &FieldMap,
+        source_ids: &[String],
+    ) -> ConnectorResult<Vec<Map<String, Json>>> {
+        if source_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let src = self.src();
+        let mut columns: Vec<String> = vec!["id".into(), src.to_owned()];
+        columns.extend(map.vendor_names().into_iter().map(str::to_owned));
+        for (lookup, _) in Self::lookups(row) {
+            columns.push(format!("{lookup}.{src}"));
+        }
+        columns.push(mapping::OWNER.into());
+        if row.staged {
+            columns.push(mapping::PIPELINE.into());
+            columns.push(mapping::STAGE.into());
+        }
+        let queries = coql::in_queries(&columns, row.module, src, source_ids);
+        let mut rows = Vec::new();
+        for answer in join_all(queries.into_iter().map(|q| self.coql(q)).collect()).await {
+            rows.extend(answer?);
+        }
+        Ok(rows)
     }
 
     /// Writes one chunk of [`batch::upsert_in_batches`] (at most 100 records, each with its
@@ -987,16 +1159,13 @@ impl ZohoSink {
             })
             .await?
         };
-        // What some reference points at (and every note, to find it again) is remembered as it
-        // is written.
-        let remembered = mapping::is_reference_target(object) || !row.upsert;
+        // Every record written is remembered by its Zoho id: references and links find their
+        // targets by it, notes are found again by it, and the read-back reads by it.
         let mut roles = Vec::new();
         for ((i, record, _), result) in settled {
             if let Ok(written) = &result {
-                if remembered {
-                    self.targets
-                        .remember(object, &record.source_id, written.sink_id.clone());
-                }
+                self.targets
+                    .remember(object, &record.source_id, written.sink_id.clone());
                 if row.links == Some(Links::ContactRoles) {
                     let contacts = written_links.remove(&i).unwrap_or_default().contacts;
                     roles.push((
@@ -1294,50 +1463,52 @@ impl Sink for ZohoSink {
         }
         let src = self.src();
         let map = self.maps.get(object);
-        let mut columns: Vec<String> = vec!["id".into(), src.to_owned()];
-        columns.extend(map.vendor_names().into_iter().map(str::to_owned));
-        for reference in row.references {
-            columns.push(format!("{}.{src}", reference.lookup));
-        }
-        columns.push(mapping::OWNER.into());
-        if row.staged {
-            columns.push(mapping::PIPELINE.into());
-            columns.push(mapping::STAGE.into());
-        }
-        if row.links == Some(Links::ContactRoles) {
-            columns.push(format!("{}.{src}", mapping::CONTACT_NAME));
-        }
-        // The queries (50 source ids each) go out together: one after another, a read-back of
-        // 200 ids kept one call in flight where the org allows `max_concurrent_requests`, and
-        // verification ran at half the speed of writing. The client's permits bound them.
-        let queries = coql::in_queries(&columns, row.module, src, source_ids);
-        let answers = join_all(queries.into_iter().map(|q| self.coql(q)).collect()).await;
-        let mut out = Vec::with_capacity(source_ids.len());
-        let mut rows_read = Vec::new();
-        for rows in answers {
-            for z in rows? {
-                if let Some(record) = mapping::from_read_back(&map, row, &z, src) {
-                    out.push(record);
-                    rows_read.push(z);
-                }
+        // By Zoho id what this run wrote or found (one call per 100), by source id the rest.
+        let (mut rows, rest) = self.read_by_zoho_id(row, &map, source_ids).await?;
+        let by_id = rows.len();
+        rows.extend(self.read_by_source_id(row, &map, &rest).await?);
+        let mut out = Vec::with_capacity(rows.len());
+        let mut rows_read = Vec::with_capacity(rows.len());
+        // Per record read back: whether it was read by Zoho id (its row holds the consent record).
+        let mut via_id = Vec::with_capacity(rows.len());
+        for (at, z) in rows.into_iter().enumerate() {
+            if let Some(record) = mapping::from_read_back(&map, row, &z, src) {
+                out.push(record);
+                rows_read.push(z);
+                via_id.push(at < by_id);
             }
         }
         if row.links == Some(Links::ContactRoles) {
             self.read_back_contacts(&rows_read, &mut out).await?;
         }
-        if self.consent_held(object) && !rows_read.is_empty() {
-            // COQL is not known to serve the consent record: read by id, 100 a call.
+        if self.consent_held(object) {
+            // Rows read by id hold the consent record; COQL is not known to serve it, so the
+            // rows it read are read again by id for it, 100 a call.
+            let zoho_id = |z: &Map<String, Json>| roles::text(z, "id").unwrap_or_default();
             let ids: Vec<String> = rows_read
                 .iter()
-                .map(|z| roles::text(z, "id").unwrap_or_default())
+                .zip(&via_id)
+                .filter(|(_, by_id)| !**by_id)
+                .map(|(z, _)| zoho_id(z))
                 .collect();
             let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let consents = crate::gdpr::fetch(&self.client, &ids).await?;
-            for (id, record) in ids.iter().zip(out.iter_mut()) {
+            let mut consents = if ids.is_empty() {
+                HashMap::new()
+            } else {
+                crate::gdpr::fetch(&self.client, &ids).await?
+            };
+            for ((z, record), by_id) in rows_read.iter().zip(out.iter_mut()).zip(&via_id) {
+                let consent = if *by_id {
+                    z.get(crate::gdpr::FIELD)
+                        .and_then(Json::as_object)
+                        .cloned()
+                } else {
+                    consents.remove(&zoho_id(z))
+                };
                 // A consent date Zoho answers unreadable leaves the record read back without
                 // it: verification then reports the difference by source id.
-                if let Some(consent) = consents.get(*id)
-                    && let Err(unreadable) = crate::gdpr::apply(record, consent)
+                if let Some(consent) = consent
+                    && let Err(unreadable) = crate::gdpr::apply(record, &consent)
                 {
                     tracing::warn!(vendor = VENDOR, id = %unreadable.source_id, reason = %unreadable.reason, "read back an unreadable consent record");
                 }

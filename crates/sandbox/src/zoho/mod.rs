@@ -530,6 +530,18 @@ impl Emulator {
         Some(Json::Object(out))
     }
 
+    /// Copies the record of `module` (Accounts, Contacts or Deals) whose source-id field holds
+    /// `source_id` into a new record with the same source id, as if it was saved while the field
+    /// did not refuse duplicates: a duplicate for verification to find. The new record's id.
+    pub fn duplicate(&self, module: &str, source_id: &str) -> Option<String> {
+        let module = Module::parse(module)?;
+        let src = &self.shared.options.source_id_field.as_ref()?.api_name;
+        let mut store = self.shared.store.write().ok()?;
+        let table = store.table(module);
+        let pos = table.by_unique(table.schema.field(src)?, source_id)?;
+        store.duplicate_row(module, pos).map(|id| id.to_string())
+    }
+
     /// API credits used so far.
     pub fn credits_used(&self) -> u64 {
         self.shared.credits_used.load(Ordering::Relaxed)

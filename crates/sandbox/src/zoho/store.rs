@@ -904,6 +904,18 @@ impl Store {
         true
     }
 
+    /// Inserts a copy of the record at `pos` of `module` under a new id, as a record saved while
+    /// its unique fields did not refuse duplicates: the unique indexes keep the original.
+    pub(crate) fn duplicate_row(&mut self, module: Module, pos: usize) -> Option<u64> {
+        let id = self.next_id;
+        let table = self.table_mut(module);
+        let mut row = table.rows.get(pos)?.clone();
+        row.id = id;
+        table.rows.push(row);
+        self.next_id += 1;
+        Some(id)
+    }
+
     /// Appends a record without validation (seeding); returns its id.
     pub(crate) fn insert_seeded(
         &mut self,

@@ -2459,3 +2459,71 @@ async fn a_gdpr_org_holds_a_consent_record_on_contacts_checked_listed_by_ids_and
         "Data_Processing_Basis_Details"
     );
 }
+
+#[tokio::test]
+async fn records_by_ids_answer_lookups_by_zoho_id_within_zohos_limits() {
+    let org = org(Options::default()).await;
+    let account = org
+        .upsert_one(
+            "Accounts",
+            json!({"Ferry_Source_Id": "a-1", "Account_Name": "Acme"}),
+        )
+        .await;
+    let contact = org
+        .upsert_one(
+            "Contacts",
+            json!({"Ferry_Source_Id": "c-1", "Last_Name": "Gilmore", "Account_Name": {"id": account}}),
+        )
+        .await;
+    let before = org.emulator.credits_used();
+    let (status, body) = org
+        .get(&format!(
+            "/crm/v8/Contacts?ids={contact},999&fields=Ferry_Source_Id,Last_Name,Account_Name,Owner"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(org.emulator.credits_used() - before, 1, "one credit a call");
+    let data = body["data"].as_array().expect("data");
+    assert_eq!(data.len(), 1, "an id the module lacks is left out: {body}");
+    let z = &data[0];
+    assert_eq!((&z["id"], &z["Ferry_Source_Id"]), (&json!(contact), &json!("c-1")));
+    // A lookup names its target by Zoho id and display name, never by the target's fields.
+    assert_eq!(z["Account_Name"], json!({"name": "Acme", "id": account}));
+    for key in ["id", "name", "email"] {
+        assert!(z["Owner"][key].is_string(), "Owner.{key}: {z}");
+    }
+    assert_eq!(body["info"]["more_records"], false);
+
+    // None of the ids found: 204, no body.
+    let (status, _) = org.get("/crm/v8/Contacts?ids=999&fields=Last_Name").await;
+    assert_eq!(status, 204);
+    // `fields` is required, at most 50 names; `ids` at most 100.
+    let (status, body) = org.get(&format!("/crm/v8/Contacts?ids={contact}")).await;
+    assert_eq!(
+        (status, &body["code"], &body["details"]["param_name"]),
+        (400, &json!("REQUIRED_PARAM_MISSING"), &json!("fields"))
+    );
+    let fifty_one: Vec<String> = (0..51).map(|i| format!("Field_{i}")).collect();
+    let (status, body) = org
+        .get(&format!(
+            "/crm/v8/Contacts?ids={contact}&fields={}",
+            fifty_one.join(",")
+        ))
+        .await;
+    assert_eq!(
+        (status, &body["code"], &body["details"]["limit"]),
+        (400, &json!("LIMIT_EXCEEDED"), &json!(50))
+    );
+    let hundred = vec![contact.as_str(); 100].join(",");
+    let (status, body) = org
+        .get(&format!("/crm/v8/Contacts?ids={hundred}&fields=Last_Name"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = org
+        .get(&format!("/crm/v8/Contacts?ids={hundred},{contact}&fields=Last_Name"))
+        .await;
+    assert_eq!(
+        (status, &body["code"], &body["details"]["param_name"]),
+        (400, &json!("LIMIT_EXCEEDED"), &json!("ids"))
+    );
+}
