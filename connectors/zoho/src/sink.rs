@@ -1,8 +1,9 @@
 //! The Zoho sink: upserts keyed by the source-id field (`duplicate_check_fields`), resolves
 //! each reference and link of a row of [`mapping::OBJECTS`] (a contact's company, a deal's
 //! contacts, a note's parent) to its target's Zoho id with COQL (cached per run), keeps a
-//! deal's contact roles in step with its contacts, reads back with COQL. Notes, which Zoho can
-//! neither upsert nor query with COQL, are inserted or updated by id and read back by id.
+//! deal's contact roles in step with its contacts, reads back by Zoho id (`GET ?ids=`, what
+//! the run wrote or found) or by COQL (the rest). Notes, which Zoho can neither upsert nor
+//! query with COQL, are inserted or updated by id and read back by id.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -958,8 +959,11 @@ impl ZohoSink {
     /// The lookups of `row`'s records a read-back maps to their targets' source ids, with the
     /// object each points at: the references, and a deal's `Contact_Name`.
     fn lookups(row: &ZohoObject) -> Vec<(&'static str, ObjectType)> {
-        let mut out: Vec<(&'static str, ObjectType)> =
-            row.references.iter().map(|r| (r.lookup, r.target)).collect();
+        let mut out: Vec<(&'static str, ObjectType)> = row
+            .references
+            .iter()
+            .map(|r| (r.lookup, r.target))
+            .collect();
         if row.links == Some(Links::ContactRoles) {
             out.push((mapping::CONTACT_NAME, ObjectType::CONTACTS));
         }
@@ -1499,9 +1503,7 @@ impl Sink for ZohoSink {
             };
             for ((z, record), by_id) in rows_read.iter().zip(out.iter_mut()).zip(&via_id) {
                 let consent = if *by_id {
-                    z.get(crate::gdpr::FIELD)
-                        .and_then(Json::as_object)
-                        .cloned()
+                    z.get(crate::gdpr::FIELD).and_then(Json::as_object).cloned()
                 } else {
                     consents.remove(&zoho_id(z))
                 };

@@ -61,7 +61,12 @@ async fn records_written_in_the_run_are_read_back_by_id_their_references_mapped_
     let (emulator, running) = start(Options::default()).await;
     // Companies 0–9 were written before this run (by another run); 10–19 are written by it.
     let before_run: Vec<Record> = (0..10).map(company).collect();
-    write(&sink(&running.base_url).await, ObjectType::COMPANIES, &before_run).await;
+    write(
+        &sink(&running.base_url).await,
+        ObjectType::COMPANIES,
+        &before_run,
+    )
+    .await;
     let sink = sink(&running.base_url).await;
     let in_run: Vec<Record> = (10..20).map(company).collect();
     write(&sink, ObjectType::COMPANIES, &in_run).await;
@@ -83,7 +88,9 @@ async fn records_written_in_the_run_are_read_back_by_id_their_references_mapped_
 
     // Another app links p-1 to co-1, written before the run (its Zoho id unknown to this run):
     // one COQL query by id maps it back to its source id.
-    let co1 = emulator.record_by_source_id("Accounts", "co-1").expect("co-1");
+    let co1 = emulator
+        .record_by_source_id("Accounts", "co-1")
+        .expect("co-1");
     upsert(
         &running.base_url,
         "Contacts",
@@ -97,7 +104,11 @@ async fn records_written_in_the_run_are_read_back_by_id_their_references_mapped_
         .await
         .expect("read back");
     assert_eq!(back.len(), 100);
-    assert_eq!(spent(&emulator, before), (2, 2), "one read by id, one COQL query");
+    assert_eq!(
+        spent(&emulator, before),
+        (2, 2),
+        "one read by id, one COQL query"
+    );
     let linked = back.iter().find(|r| r.source_id == "p-1").expect("p-1");
     assert_eq!(
         linked.get(field::COMPANY),
@@ -250,8 +261,16 @@ async fn a_gdpr_contacts_consent_record_comes_in_the_same_call() {
         .read_back(ObjectType::CONTACTS, &ids)
         .await
         .expect("read back");
-    assert_eq!(spent(&emulator, before).0, 3, "two COQL queries and one read by id");
-    assert!(again.iter().all(|r| r.text(field::LEGAL_BASIS) == Some("consent")));
+    assert_eq!(
+        spent(&emulator, before).0,
+        3,
+        "two COQL queries and one read by id"
+    );
+    assert!(
+        again
+            .iter()
+            .all(|r| r.text(field::LEGAL_BASIS) == Some("consent"))
+    );
 }
 
 #[tokio::test]
@@ -260,7 +279,9 @@ async fn a_duplicate_by_source_id_is_not_read_back_by_id_and_the_count_shows_it(
     let sink = sink(&running.base_url).await;
     let companies: Vec<Record> = (0..3).map(company).collect();
     write(&sink, ObjectType::COMPANIES, &companies).await;
-    emulator.duplicate("Accounts", "co-1").expect("a copy of co-1");
+    emulator
+        .duplicate("Accounts", "co-1")
+        .expect("a copy of co-1");
     let ids: Vec<String> = companies.iter().map(|r| r.source_id.clone()).collect();
     let before = counters(&emulator);
     let back = sink

@@ -1186,10 +1186,10 @@ fn sink_cases(records: usize) -> Vec<SinkCase> {
             slots: f64::from(ZOHO_CONCURRENCY),
             call_secs: ZOHO_CALL_MS as f64 / 1000.0,
         },
-        // One upsert of 100 records and two COQL queries (50 source ids each) per 100.
-        records_per_request: 100.0 / 3.0,
+        // One upsert of 100 records and one read-back by Zoho id (`GET ?ids=`, 100 ids) per 100.
+        records_per_request: 100.0 / 2.0,
         limit_text: "10 concurrent calls, 200 ms a call",
-        derivation: "10 calls in flight / 0.2 s × 100 records / (1 upsert + 2 COQL reads) = 1,667 records/s",
+        derivation: "10 calls in flight / 0.2 s × 100 records / (1 upsert + 1 read-back GET by ids) = 2,500 records/s",
     };
     vec![
         pipedrive(

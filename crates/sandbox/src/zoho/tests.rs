@@ -2486,7 +2486,10 @@ async fn records_by_ids_answer_lookups_by_zoho_id_within_zohos_limits() {
     let data = body["data"].as_array().expect("data");
     assert_eq!(data.len(), 1, "an id the module lacks is left out: {body}");
     let z = &data[0];
-    assert_eq!((&z["id"], &z["Ferry_Source_Id"]), (&json!(contact), &json!("c-1")));
+    assert_eq!(
+        (&z["id"], &z["Ferry_Source_Id"]),
+        (&json!(contact), &json!("c-1"))
+    );
     // A lookup names its target by Zoho id and display name, never by the target's fields.
     assert_eq!(z["Account_Name"], json!({"name": "Acme", "id": account}));
     for key in ["id", "name", "email"] {
@@ -2520,7 +2523,9 @@ async fn records_by_ids_answer_lookups_by_zoho_id_within_zohos_limits() {
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = org
-        .get(&format!("/crm/v8/Contacts?ids={hundred},{contact}&fields=Last_Name"))
+        .get(&format!(
+            "/crm/v8/Contacts?ids={hundred},{contact}&fields=Last_Name"
+        ))
         .await;
     assert_eq!(
         (status, &body["code"], &body["details"]["param_name"]),
