@@ -44,6 +44,11 @@ async fn write(sink: &ZohoSink, object: ObjectType, records: &[Record]) {
     }
 }
 
+/// `ids` of `object` read back by `sink`.
+async fn read(sink: &ZohoSink, object: ObjectType, ids: &[String]) -> Vec<Record> {
+    sink.read_back(object, ids).await.expect("read back")
+}
+
 /// The calls and credits `emulator` answered since `before` (calls, credits).
 fn spent(emulator: &Emulator, before: (u64, u64)) -> (u64, u64) {
     (
@@ -78,10 +83,7 @@ async fn records_written_in_the_run_are_read_back_by_id_their_references_mapped_
 
     // Two calls of 100 by id: 2 credits for 200 records, references from the run's cache.
     let before = counters(&emulator);
-    let back = sink
-        .read_back(ObjectType::CONTACTS, &ids)
-        .await
-        .expect("read back");
+    let back = read(&sink, ObjectType::CONTACTS, &ids).await;
     assert_eq!(back.len(), 200);
     assert_eq!(spent(&emulator, before), (2, 2));
     assert_read_back_equal(&sink, ObjectType::CONTACTS, &contacts).await;
@@ -99,10 +101,7 @@ async fn records_written_in_the_run_are_read_back_by_id_their_references_mapped_
     )
     .await;
     let before = counters(&emulator);
-    let back = sink
-        .read_back(ObjectType::CONTACTS, &ids[..100])
-        .await
-        .expect("read back");
+    let back = read(&sink, ObjectType::CONTACTS, &ids[..100]).await;
     assert_eq!(back.len(), 100);
     assert_eq!(
         spent(&emulator, before),
@@ -117,24 +116,16 @@ async fn records_written_in_the_run_are_read_back_by_id_their_references_mapped_
     );
     // Now known: one call.
     let before = counters(&emulator);
-    sink.read_back(ObjectType::CONTACTS, &ids[..100])
-        .await
-        .expect("read back");
+    read(&sink, ObjectType::CONTACTS, &ids[..100]).await;
     assert_eq!(spent(&emulator, before), (1, 1));
 
     // A run that wrote nothing (a verify, a resume) knows no ids: COQL by source id, 50 a
     // query, and the same records.
     let fresh = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
     let before = counters(&emulator);
-    let again = fresh
-        .read_back(ObjectType::CONTACTS, &ids)
-        .await
-        .expect("read back");
+    let again = read(&fresh, ObjectType::CONTACTS, &ids).await;
     assert_eq!(spent(&emulator, before).0, 4, "four COQL queries of 50");
-    let by_id = sink
-        .read_back(ObjectType::CONTACTS, &ids)
-        .await
-        .expect("read back");
+    let by_id = read(&sink, ObjectType::CONTACTS, &ids).await;
     let projection = Projection::new(sink.capability(ObjectType::CONTACTS).unwrap().stored);
     let digests = |records: &[Record]| {
         let mut d: Vec<_> = records
@@ -204,10 +195,7 @@ async fn a_target_without_a_source_id_or_a_record_changed_since_is_never_guessed
     .await;
 
     let ids: Vec<String> = contacts.iter().map(|r| r.source_id.clone()).collect();
-    let back = sink
-        .read_back(ObjectType::CONTACTS, &ids)
-        .await
-        .expect("read back");
+    let back = read(&sink, ObjectType::CONTACTS, &ids).await;
     let p1 = back.iter().find(|r| r.source_id == "p-1").expect("p-1");
     assert_eq!(
         p1.get(field::COMPANY),
@@ -241,10 +229,7 @@ async fn a_gdpr_contacts_consent_record_comes_in_the_same_call() {
     write(&sink, ObjectType::CONTACTS, &contacts).await;
     let ids: Vec<String> = contacts.iter().map(|r| r.source_id.clone()).collect();
     let before = counters(&emulator);
-    let back = sink
-        .read_back(ObjectType::CONTACTS, &ids)
-        .await
-        .expect("read back");
+    let back = read(&sink, ObjectType::CONTACTS, &ids).await;
     assert_eq!(spent(&emulator, before), (1, 1), "one call for 100");
     assert_eq!(back.len(), 100);
     for r in &back {
@@ -257,10 +242,7 @@ async fn a_gdpr_contacts_consent_record_comes_in_the_same_call() {
     let fresh = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
     fresh.survey(ObjectType::CONTACTS).await.expect("survey");
     let before = counters(&emulator);
-    let again = fresh
-        .read_back(ObjectType::CONTACTS, &ids)
-        .await
-        .expect("read back");
+    let again = read(&fresh, ObjectType::CONTACTS, &ids).await;
     assert_eq!(
         spent(&emulator, before).0,
         3,
@@ -284,10 +266,7 @@ async fn a_duplicate_by_source_id_is_not_read_back_by_id_and_the_count_shows_it(
         .expect("a copy of co-1");
     let ids: Vec<String> = companies.iter().map(|r| r.source_id.clone()).collect();
     let before = counters(&emulator);
-    let back = sink
-        .read_back(ObjectType::COMPANIES, &ids)
-        .await
-        .expect("read back");
+    let back = read(&sink, ObjectType::COMPANIES, &ids).await;
     assert_eq!(spent(&emulator, before).0, 1, "one read by id");
     assert_eq!(back.len(), 3, "the copy is not read back by id");
     // The engine compares this count with the records read back: one beyond them.
