@@ -1469,7 +1469,7 @@ impl Sink for ZohoSink {
         let map = self.maps.get(object);
         // By Zoho id what this run wrote or found (one call per 100), by source id the rest.
         let (mut rows, rest) = self.read_by_zoho_id(row, &map, source_ids).await?;
-        let by_id = rows.len();
+        let (by_id, rest_len) = (rows.len(), rest.len());
         rows.extend(self.read_by_source_id(row, &map, &rest).await?);
         let mut out = Vec::with_capacity(rows.len());
         let mut rows_read = Vec::with_capacity(rows.len());
@@ -1516,7 +1516,7 @@ impl Sink for ZohoSink {
                 }
             }
         }
-        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
+        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), by_id, by_coql = rest_len, found = out.len(), "read back");
         Ok(out)
     }
 
