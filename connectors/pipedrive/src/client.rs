@@ -127,10 +127,22 @@ impl PipedriveClient {
 
     /// `GET path?query`: the whole envelope of a successful answer.
     pub(crate) async fn get(&self, path: &str, query: &[(&str, &str)]) -> ConnectorResult<Value> {
+        Ok(self.get_dated(path, query).await?.0)
+    }
+
+    /// [`PipedriveClient::get`] and Pipedrive's clock when it answered (its `Date` header,
+    /// whole seconds; `None` if unreadable).
+    pub(crate) async fn get_dated(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> ConnectorResult<(Value, Option<i64>)> {
         let response = self
             .send(&self.http, Method::GET, path, query, None)
             .await?;
-        self.envelope(&self.http, &Method::GET, path, response)
+        let date = response.date_ms();
+        let body = self.envelope(&self.http, &Method::GET, path, response)?;
+        Ok((body, date))
     }
 
     /// [`PipedriveClient::get`] with the body capped at [`BodyCap::Small`], for the check.
