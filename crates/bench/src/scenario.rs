@@ -540,11 +540,12 @@ impl Bench {
     /// to each of its answers (the sink answers at once). Per object: records read per second
     /// of the object's run, against the read ceiling the documented limits give and the bound
     /// one cursor has at 150 ms (a page per round trip).
-    /// `only`: the sources to run (all when empty).
+    /// `only`: the sources to run (all when empty); `case`: only the cases whose label holds it.
     pub fn source_latency(
         &self,
         records: usize,
         only: &[String],
+        case: Option<&str>,
         figures: &mut Figures,
     ) -> Result<()> {
         for wanted in only {
@@ -562,6 +563,7 @@ impl Bench {
         for case in source_cases()
             .iter()
             .filter(|c| only.is_empty() || only.iter().any(|o| o == c.source))
+            .filter(|c| case.is_none_or(|text| c.label.contains(text)))
         {
             let runs = [None, Some(LATENCY_MS)]
                 .map(|latency| self.source_run(case, records, latency))
