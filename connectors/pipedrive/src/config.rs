@@ -29,7 +29,7 @@ pub const MAX_BATCH_SIZE: usize = 100;
 /// Requests in flight per `upsert` / `read_back` call by default.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// `update_time` windows a full read reads side by side by default (`read_windows`).
-pub const DEFAULT_READ_WINDOWS: usize = 8;
+pub const DEFAULT_READ_WINDOWS: usize = 12;
 /// Most windows read side by side.
 pub const MAX_READ_WINDOWS: usize = 16;
 /// Most ids one `GET …?ids=` list may carry, and so the read-back chunk.
