@@ -46,7 +46,7 @@ use crate::windows::{IdSet, Window, Windows};
 pub const SYNC_OVERLAP: Duration = Duration::from_secs(300);
 
 /// Pages a windowed read's round takes per window slot (`read_windows`): a round holds at
-/// most `read_windows` × this × 500 records (4,000 at the defaults). One: the pages still on
+/// most `read_windows` × this × 500 records (6,000 at the defaults). One: the pages still on
 /// their way when a round is full are held for the next, so bigger rounds read no faster, but
 /// hold more records, and the last of them is written and verified after the read ends (4
 /// pages a slot: 45 to 54 MiB peak RSS for 30,000 persons; one: 33 to 36 MiB;
@@ -525,12 +525,14 @@ impl PipedriveSource {
     /// One round of a windowed read, the call with `cursor`: `read_windows` slots side by
     /// side (the rate limiter paces their requests), each reading pages of a window in turn
     /// and, when its window ends, going on with the next window not started, until the round
-    /// has taken `read_windows` × [`PAGES_PER_SLOT`] pages, the first answered; less the
-    /// records the read returned already. Each window's next page is asked for as soon as its
-    /// last is in; the pages still on their way when the round is full are held for the next
-    /// round (kept for the cursor this round hands out), so the round waits for no answer
-    /// beyond its own and requests keep flowing between rounds. Each window read moves on,
-    /// and is dropped when read to its end.
+    /// has taken [`PAGES_PER_SLOT`] pages a slot, the first answered, for as many slots as
+    /// there are windows to read (at the end of a read, fewer windows than `read_windows`: a
+    /// round of `read_windows` pages would take several round trips of each, and the sink
+    /// would wait for them); less the records the read returned already. Each window's next
+    /// page is asked for as soon as its last is in; the pages still on their way when the
+    /// round is full are held for the next round (kept for the cursor this round hands out),
+    /// so the round waits for no answer beyond its own and requests keep flowing between
+    /// rounds. Each window read moves on, and is dropped when read to its end.
     async fn read_round(
         &self,
         row: &'static objects::PipedriveObject,
@@ -539,8 +541,10 @@ impl PipedriveSource {
     ) -> ConnectorResult<Page> {
         let lister = self.lister(row);
         let pending = Mutex::new(self.ahead.take(row.object, cursor));
-        let queue = Mutex::new(windows.readable());
-        let pages_left = AtomicUsize::new(self.read_windows * PAGES_PER_SLOT);
+        let readable = windows.readable();
+        let slots = self.read_windows.min(readable.len());
+        let queue = Mutex::new(readable);
+        let pages_left = AtomicUsize::new(slots * PAGES_PER_SLOT);
         // Set once the round has taken its last page: the slots stop waiting and hold theirs.
         let (full, full_now) = tokio::sync::watch::channel(false);
         let take_page =
@@ -611,7 +615,7 @@ impl PipedriveSource {
                 }
             }
         };
-        let slots = futures::future::try_join_all((0..self.read_windows).map(|_| slot())).await?;
+        let slots = futures::future::try_join_all((0..slots).map(|_| slot())).await?;
         let mut read: Vec<_> = slots.into_iter().flatten().collect();
         read.sort_by_key(|(at, ..)| *at);
         let mut records = Vec::new();

@@ -425,3 +425,37 @@ async fn the_first_call_reads_the_oldest_and_newest_pages_a_one_page_object_in_i
     assert_eq!(settled_requests(&emulator).await - start, 3);
     assert_eq!(by_id(first.into_iter().chain(rest).collect()), by_id(plain));
 }
+
+#[tokio::test]
+async fn a_round_takes_a_page_a_window_left_when_fewer_windows_than_slots_are_left() {
+    let (running, _emulator) = aged_account(5_000, &Mess::default()).await;
+    let reader = source(&running.base_url, 4, 50).await;
+    let (mut records, _, mut cursor) = read(&reader, ObjectType::CONTACTS, None, 1).await;
+    let mut fewer = 0;
+    while let Some(at) = cursor {
+        let all = windows(&at);
+        let closed = all.iter().filter(|(_, u, _)| !u.is_null()).count();
+        let readable = if closed == 0 { all.len() } else { closed };
+        let (round, _, next) = read(&reader, ObjectType::CONTACTS, Some(at), 1).await;
+        // A round takes one page a window it may read, up to one a slot.
+        assert!(
+            round.len() <= readable.min(4) * 50,
+            "{} records from {readable} windows",
+            round.len()
+        );
+        if readable < 4 && !round.is_empty() {
+            fewer += 1;
+        }
+        records.extend(round);
+        cursor = next;
+    }
+    assert!(fewer >= 2, "the read's end was read with fewer windows");
+    let (all, _, _) = read(
+        &source(&running.base_url, 1, 500).await,
+        ObjectType::CONTACTS,
+        None,
+        100,
+    )
+    .await;
+    assert_eq!(by_id(records), by_id(all), "every record once");
+}
