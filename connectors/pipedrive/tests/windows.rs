@@ -78,6 +78,17 @@ async fn read(
     (records, max_pages, cursor)
 }
 
+/// Every person, read by one cursor in pages of 500: what a windowed read must match.
+async fn read_by_one_cursor(base_url: &str) -> (Vec<Record>, usize, Option<String>) {
+    read(
+        &source(base_url, 1, 500).await,
+        ObjectType::CONTACTS,
+        None,
+        100,
+    )
+    .await
+}
+
 /// The records by id, refusing a repeat.
 fn by_id(records: Vec<Record>) -> BTreeMap<u64, Record> {
     let mut out = BTreeMap::new();
@@ -187,13 +198,7 @@ async fn a_windowed_read_returns_what_one_cursor_does_each_record_once() {
 async fn a_resumed_windowed_read_continues_every_window() {
     let (running, _emulator) = aged_account(5_000, &Mess::default()).await;
     let first = source(&running.base_url, 4, 100).await;
-    let (all, _, _) = read(
-        &source(&running.base_url, 1, 500).await,
-        ObjectType::CONTACTS,
-        None,
-        100,
-    )
-    .await;
+    let (all, _, _) = read_by_one_cursor(&running.base_url).await;
     let all = by_id(all);
     // The first call and two rounds (4 slots × a page of 100), then a new process resumes.
     let (first_call, _, cursor) = read(&first, ObjectType::CONTACTS, None, 1).await;
@@ -236,13 +241,7 @@ async fn records_changed_during_a_windowed_read_are_read_once() {
     let (before, _, cursor) = read(&reader, ObjectType::CONTACTS, None, 4).await;
     let read_already: Vec<u64> = by_id(before.clone()).keys().copied().collect();
     let seen: HashSet<u64> = read_already.iter().copied().collect();
-    let (all, _, _) = read(
-        &source(&running.base_url, 1, 500).await,
-        ObjectType::CONTACTS,
-        None,
-        100,
-    )
-    .await;
+    let (all, _, _) = read_by_one_cursor(&running.base_url).await;
     let not_yet: Vec<u64> = by_id(all)
         .keys()
         .copied()
@@ -450,12 +449,6 @@ async fn a_round_takes_a_page_a_window_left_when_fewer_windows_than_slots_are_le
         cursor = next;
     }
     assert!(fewer >= 2, "the read's end was read with fewer windows");
-    let (all, _, _) = read(
-        &source(&running.base_url, 1, 500).await,
-        ObjectType::CONTACTS,
-        None,
-        100,
-    )
-    .await;
+    let (all, _, _) = read_by_one_cursor(&running.base_url).await;
     assert_eq!(by_id(records), by_id(all), "every record once");
 }
