@@ -30,9 +30,9 @@ pub const MAX_BATCH_SIZE: usize = 100;
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// `update_time` windows a full read reads side by side by default (`read_windows`). At 150 ms
 /// a round trip, 8 windows' pages in flight kept Pipedrive's 80 requests per 2 s only while
-/// all 8 were being read: 12 keep it after the first windows end (300,000 persons: 15,648 to
-/// 17,910 records/s in four runs, against 16,050 with 8 in one run at the same load; 16 read
-/// 16,576/s with more memory; `docs/performance.md`).
+/// all 8 were being read: 12 keep it after the first windows end (300,000 persons on a loaded
+/// machine: 13,630 to 17,910 records/s in twelve runs, 16,050 with 8 in one; 16 read 16,576/s
+/// with more memory; `docs/performance.md`).
 pub const DEFAULT_READ_WINDOWS: usize = 12;
 /// Most windows read side by side.
 pub const MAX_READ_WINDOWS: usize = 16;
