@@ -127,10 +127,22 @@ impl PipedriveClient {
 
     /// `GET path?query`: the whole envelope of a successful answer.
     pub(crate) async fn get(&self, path: &str, query: &[(&str, &str)]) -> ConnectorResult<Value> {
+        Ok(self.get_dated(path, query).await?.0)
+    }
+
+    /// [`PipedriveClient::get`] and Pipedrive's clock when it answered (its `Date` header,
+    /// whole seconds; `None` if unreadable).
+    pub(crate) async fn get_dated(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> ConnectorResult<(Value, Option<i64>)> {
         let response = self
             .send(&self.http, Method::GET, path, query, None)
             .await?;
-        self.envelope(&self.http, &Method::GET, path, response)
+        let date = response.date_ms();
+        let body = self.envelope(&self.http, &Method::GET, path, response)?;
+        Ok((body, date))
     }
 
     /// [`PipedriveClient::get`] with the body capped at [`BodyCap::Small`], for the check.
@@ -139,17 +151,6 @@ impl PipedriveClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> ConnectorResult<Value> {
-        Ok(self.get_small_dated(path, query).await?.0)
-    }
-
-    /// [`PipedriveClient::get_small`] and Pipedrive's clock when it answered (its `Date`
-    /// header, whole seconds; `None` if unreadable), so that a read needing both spends one
-    /// request.
-    pub(crate) async fn get_small_dated(
-        &self,
-        path: &str,
-        query: &[(&str, &str)],
-    ) -> ConnectorResult<(Value, Option<i64>)> {
         let endpoint = format!("GET {}", endpoint_path(path));
         let url = self.url(path, query);
         let response = self
@@ -160,9 +161,7 @@ impl PipedriveClient {
                 self.request(Method::GET, url, None),
             )
             .await?;
-        let date = response.date_ms();
-        let body = self.envelope(&self.http, &Method::GET, path, response)?;
-        Ok((body, date))
+        self.envelope(&self.http, &Method::GET, path, response)
     }
 
     /// The company id of the account, from `GET /v1/users/me` (`data.company_id`).

@@ -46,7 +46,7 @@ use crate::windows::{IdSet, Window, Windows};
 pub const SYNC_OVERLAP: Duration = Duration::from_secs(300);
 
 /// Pages a windowed read's round takes per window slot (`read_windows`): a round holds at
-/// most `read_windows` × this × 500 records (4,000 at the defaults). One: the pages still on
+/// most `read_windows` × this × 500 records (6,000 at the defaults). One: the pages still on
 /// their way when a round is full are held for the next, so bigger rounds read no faster, but
 /// hold more records, and the last of them is written and verified after the read ends (4
 /// pages a slot: 45 to 54 MiB peak RSS for 30,000 persons; one: 33 to 36 MiB;
@@ -440,13 +440,14 @@ impl PipedriveSource {
 }
 
 impl PipedriveSource {
-    /// The first page of a full read, in id order as one cursor reads it, asked beside the
-    /// first and last `update_time` (the last one's answer also gives Pipedrive's clock). If
-    /// there is more, the read goes on in windows ([`Windows::plan`]) from those, the first
-    /// page of each window the first round starts with asked before this call returns; the
-    /// records of this page are met again there and skipped. A read of one page costs two
-    /// requests more than one cursor's; a longer read saves the round trip the windows would
-    /// otherwise wait for.
+    /// The first call of a full read: the 500 records changed first and the 500 changed last
+    /// (the list sorted by `update_time` either way, side by side; the second's `Date` header
+    /// is Pipedrive's clock). An object of one page is the first list whole, handed out in id
+    /// order as one cursor reads it. A longer one goes on in windows ([`Windows::plan`])
+    /// over the time between the two pages, whose records are all there is outside it, the
+    /// first page of each window the first round starts with asked before this call returns.
+    /// So the first round trip reads two pages that the windows do not read again, and gives
+    /// the bounds the windows are planned from.
     async fn read_first_page(
         &self,
         row: &'static objects::PipedriveObject,
@@ -454,30 +455,49 @@ impl PipedriveSource {
         self.ids_returned(row.object, |ids| *ids = IdSet::default());
         self.ahead.forget(row.object);
         let lister = self.lister(row);
-        let whole = Window::default();
-        let (mut listed, (first, _), (last, now)) = tokio::try_join!(
-            lister.page(None, &whole),
-            self.update_time_bound(row, "asc"),
-            self.update_time_bound(row, "desc"),
+        let ((oldest, _), (newest, now)) = tokio::try_join!(
+            lister.fetch_by_update_time("asc"),
+            lister.fetch_by_update_time("desc"),
         )?;
-        if listed.next.is_some() {
-            // A write may become visible to the lists after the time it is stamped with (and
-            // API hosts' clocks drift): the open window starts the sync overlap earlier.
-            let open_from = now - SYNC_OVERLAP.as_millis() as i64;
-            let windows = match first.zip(last) {
-                Some((first, last)) => Windows::plan(first, last, open_from, self.read_windows),
-                None => Windows(vec![Window::default()]),
-            };
-            tracing::debug!(vendor = VENDOR, object = %row.object, windows = windows.0.len(), "a full read goes on in update-time windows");
-            listed.next = self.keep_ahead(&lister, &windows, Pending::new());
+        if oldest.next.is_none() {
+            let mut listed = lister.records(oldest)?;
+            listed.records.sort_by_key(listed_id);
+            self.ids_returned(row.object, |ids| {
+                for record in &listed.records {
+                    if let Some(id) = listed_id(record) {
+                        ids.insert(id);
+                    }
+                }
+            });
+            return self.complete_page(row, listed).await;
         }
+        let endpoint = || format!("GET /api/v2/{}", row.path);
+        let now = now.ok_or_else(|| crate::client::no_date(endpoint()))?;
+        let (from, to) = (
+            lister.last_update_time(&oldest)?,
+            lister.last_update_time(&newest)?,
+        );
+        // A write may become visible to the lists after the time it is stamped with (and API
+        // hosts' clocks drift): the open window starts the sync overlap earlier.
+        let open_from = now - SYNC_OVERLAP.as_millis() as i64;
+        let windows = Windows::plan(from, to, open_from, self.read_windows);
+        tracing::debug!(vendor = VENDOR, object = %row.object, windows = windows.0.len(), "a full read goes on in update-time windows");
+        let mut listed = lister.records(oldest)?;
+        let newest = lister.records(newest)?;
         self.ids_returned(row.object, |ids| {
             for record in &listed.records {
                 if let Some(id) = listed_id(record) {
                     ids.insert(id);
                 }
             }
+            // The two pages meet when the object is little more than a page.
+            for record in newest.records {
+                if listed_id(&record).is_none_or(|id| ids.insert(id)) {
+                    listed.records.push(record);
+                }
+            }
         });
+        listed.next = self.keep_ahead(&lister, &windows, Pending::new());
         self.complete_page(row, listed).await
     }
 
@@ -502,50 +522,17 @@ impl PipedriveSource {
         Some(cursor)
     }
 
-    /// The `update_time` of the record changed first (`direction` `asc`) or last (`desc`):
-    /// one record of the list sorted by it (`None`: no records); and Pipedrive's clock when it
-    /// answered (the `Date` header, as [`Source::sync_point`] reads it).
-    async fn update_time_bound(
-        &self,
-        row: &objects::PipedriveObject,
-        direction: &str,
-    ) -> ConnectorResult<(Option<i64>, i64)> {
-        let path = format!("/api/v2/{}", row.path);
-        let query = [
-            ("limit", "1"),
-            ("sort_by", "update_time"),
-            ("sort_direction", direction),
-        ];
-        let (body, now) = self.client.get_small_dated(&path, &query).await?;
-        let now = now.ok_or_else(|| crate::client::no_date(format!("GET {path}")))?;
-        let Some(first) = body
-            .get("data")
-            .and_then(Value::as_array)
-            .and_then(|d| d.first())
-        else {
-            return Ok((None, now));
-        };
-        let time = first
-            .get("update_time")
-            .and_then(Value::as_str)
-            .and_then(ferry_core::model::parse_timestamp)
-            .ok_or_else(|| ConnectorError::Malformed {
-                vendor: VENDOR,
-                endpoint: format!("GET {path}"),
-                detail: "a record sorted by `update_time` has no readable `update_time`".into(),
-            })?;
-        Ok((Some(time), now))
-    }
-
     /// One round of a windowed read, the call with `cursor`: `read_windows` slots side by
     /// side (the rate limiter paces their requests), each reading pages of a window in turn
     /// and, when its window ends, going on with the next window not started, until the round
-    /// has taken `read_windows` × [`PAGES_PER_SLOT`] pages, the first answered; less the
-    /// records the read returned already. Each window's next page is asked for as soon as its
-    /// last is in; the pages still on their way when the round is full are held for the next
-    /// round (kept for the cursor this round hands out), so the round waits for no answer
-    /// beyond its own and requests keep flowing between rounds. Each window read moves on,
-    /// and is dropped when read to its end.
+    /// has taken [`PAGES_PER_SLOT`] pages a slot, the first answered, for as many slots as
+    /// there are windows to read (at the end of a read, fewer windows than `read_windows`: a
+    /// round of `read_windows` pages would take several round trips of each, and the sink
+    /// would wait for them); less the records the read returned already. Each window's next
+    /// page is asked for as soon as its last is in; the pages still on their way when the
+    /// round is full are held for the next round (kept for the cursor this round hands out),
+    /// so the round waits for no answer beyond its own and requests keep flowing between
+    /// rounds. Each window read moves on, and is dropped when read to its end.
     async fn read_round(
         &self,
         row: &'static objects::PipedriveObject,
@@ -554,8 +541,10 @@ impl PipedriveSource {
     ) -> ConnectorResult<Page> {
         let lister = self.lister(row);
         let pending = Mutex::new(self.ahead.take(row.object, cursor));
-        let queue = Mutex::new(windows.readable());
-        let pages_left = AtomicUsize::new(self.read_windows * PAGES_PER_SLOT);
+        let readable = windows.readable();
+        let slots = self.read_windows.min(readable.len());
+        let queue = Mutex::new(readable);
+        let pages_left = AtomicUsize::new(slots * PAGES_PER_SLOT);
         // Set once the round has taken its last page: the slots stop waiting and hold theirs.
         let (full, full_now) = tokio::sync::watch::channel(false);
         let take_page =
@@ -626,7 +615,7 @@ impl PipedriveSource {
                 }
             }
         };
-        let slots = futures::future::try_join_all((0..self.read_windows).map(|_| slot())).await?;
+        let slots = futures::future::try_join_all((0..slots).map(|_| slot())).await?;
         let mut read: Vec<_> = slots.into_iter().flatten().collect();
         read.sort_by_key(|(at, ..)| *at);
         let mut records = Vec::new();
@@ -694,6 +683,40 @@ impl Lister {
     /// The answer of [`Lister::page`], its records not mapped yet: a windowed read asks for
     /// the next page before it maps them.
     async fn fetch(&self, cursor: Option<&str>, window: &Window) -> ConnectorResult<Answer> {
+        Ok(self.fetch_sorted(cursor, window, &[]).await?.0)
+    }
+
+    /// The first page of the whole list sorted by `update_time` (`direction` `asc` or
+    /// `desc`), and Pipedrive's clock when it answered.
+    async fn fetch_by_update_time(
+        &self,
+        direction: &str,
+    ) -> ConnectorResult<(Answer, Option<i64>)> {
+        let order = [("sort_by", "update_time"), ("sort_direction", direction)];
+        self.fetch_sorted(None, &Window::default(), &order).await
+    }
+
+    /// The `update_time` of the last record of `answer`, a page sorted by it.
+    fn last_update_time(&self, answer: &Answer) -> ConnectorResult<i64> {
+        answer
+            .items
+            .last()
+            .and_then(|r| r.get("update_time"))
+            .and_then(Value::as_str)
+            .and_then(ferry_core::model::parse_timestamp)
+            .ok_or_else(|| {
+                self.malformed("a record sorted by `update_time` has no readable `update_time`")
+            })
+    }
+
+    /// [`Lister::fetch`] in the order `order` gives (none: id order), and Pipedrive's clock
+    /// when it answered.
+    async fn fetch_sorted(
+        &self,
+        cursor: Option<&str>,
+        window: &Window,
+        order: &[(&str, &str)],
+    ) -> ConnectorResult<(Answer, Option<i64>)> {
         let row = self.row;
         let since = window.since.map(rfc3339_second);
         let until = window.until.map(rfc3339_second);
@@ -713,7 +736,8 @@ impl Lister {
         if let Some(c) = cursor {
             query.push(("cursor", c));
         }
-        let mut body = self.client.get(&path, &query).await?;
+        query.extend_from_slice(order);
+        let (mut body, date) = self.client.get_dated(&path, &query).await?;
         let next = body
             .pointer("/additional_data/next_cursor")
             .and_then(Value::as_str)
@@ -724,7 +748,7 @@ impl Lister {
                 .malformed("the next-page cursor equals the current one; paging would never end"));
         }
         match body.get_mut("data").map(Value::take) {
-            Some(Value::Array(items)) => Ok(Answer { items, next }),
+            Some(Value::Array(items)) => Ok((Answer { items, next }, date)),
             _ => Err(self.malformed("`data` is not a list")),
         }
     }

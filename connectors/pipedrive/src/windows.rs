@@ -2,9 +2,11 @@
 //! each window stands, carried in the read's cursor, and the set of ids a read has returned.
 //!
 //! Pipedrive's v2 lists page by an opaque cursor and have no id range, but filter on
-//! `update_time`: `updated_since` (at or after) and `updated_until` (before). The closed
-//! windows split the time before the read's start into ranges, each read by its own cursor in
-//! id order; the open window, from the read's start on, is read after all of them. A record
+//! `update_time`: `updated_since` (at or after) and `updated_until` (before), and sort by it.
+//! The read's first call reads the 500 records changed first and the 500 changed last; the
+//! closed windows split the time between them (up to the read's start) into ranges, each read
+//! by its own cursor in id order; the open window, from the read's start on, is read after all
+//! of them. A record
 //! changed while the read runs leaves its closed window (its `update_time` is now past the
 //! read's start) for the open one, which is read last, so none is missed; one its closed
 //! window had returned already is met again there and skipped by id ([`IdSet`]).
@@ -43,41 +45,42 @@ pub(crate) struct Window {
 pub(crate) struct Windows(pub Vec<Window>);
 
 impl Windows {
-    /// The windows of a read whose records' `update_time`s run from `first` to `last`,
-    /// begun when Pipedrive's clock read `open_from` (less an overlap): `slots` ×
-    /// [`PLANNED_PER_SLOT`] closed windows of equal span over `[first, last]` (at most one a
-    /// second), the last of
-    /// them reaching `open_from`, and the open window from `open_from` on. The first window
-    /// has no lower bound, so nothing older than `first` (a write that became visible late)
-    /// is left out either.
-    pub(crate) fn plan(first: i64, last: i64, open_from: i64, slots: usize) -> Windows {
+    /// The windows of a read whose first call read every record changed before `from` and
+    /// every record changed after `to` (the last `update_time`s of the list's first page
+    /// sorted by it either way), begun when Pipedrive's clock read `open_from` (less an
+    /// overlap): `slots` × [`PLANNED_PER_SLOT`] closed windows of equal span (at most one a
+    /// second) from `from`'s second up to the second after `to`'s (the records of those two
+    /// seconds may be on either side), none past `open_from`, and the open window from
+    /// `open_from` on. A record changed since that call is in the open window, which is read
+    /// after the closed ones.
+    pub(crate) fn plan(from: i64, to: i64, open_from: i64, slots: usize) -> Windows {
         let second = |ms: i64| ms - ms.rem_euclid(1000);
-        let (first, open_from) = (second(first), second(open_from));
-        let end = (second(last) + 1000).min(open_from);
+        let open_from = second(open_from);
+        let first = second(from).min(open_from);
+        let end = (second(to) + 1000).min(open_from);
         let mut windows = Vec::new();
         if end > first {
             let seconds = (end - first) / 1000;
             let count = (slots.max(1) * PLANNED_PER_SLOT)
                 .min(seconds as usize)
                 .max(1) as i64;
-            let mut since = None;
-            for k in 1..count {
-                let until = first + seconds * k / count * 1000;
+            let mut since = first;
+            for k in 1..=count {
+                let until = if k == count {
+                    end
+                } else {
+                    first + seconds * k / count * 1000
+                };
                 windows.push(Window {
-                    since,
+                    since: Some(since),
                     until: Some(until),
                     cursor: None,
                 });
-                since = Some(until);
+                since = until;
             }
-            windows.push(Window {
-                since,
-                until: Some(open_from),
-                cursor: None,
-            });
         }
         windows.push(Window {
-            since: (end > first).then_some(open_from),
+            since: Some(open_from),
             until: None,
             cursor: None,
         });
@@ -157,12 +160,21 @@ mod tests {
     fn windows_cover_every_time_once_and_round_trip() {
         let w = Windows::plan(100 * S + 300, 200 * S + 10, 1_000 * S + 999, 4);
         assert_eq!(w.0.len(), 5, "{w:?}");
-        assert_eq!(w.0[0].since, None);
-        for pair in w.0.windows(2) {
+        assert_eq!(
+            w.0[0].since,
+            Some(100 * S),
+            "from the second of the oldest page's last"
+        );
+        for pair in w.0[..4].windows(2) {
             assert_eq!(pair[0].until, pair[1].since, "{w:?}");
         }
         assert_eq!(w.0[1].since, Some(125 * S), "equal spans over [100, 201)");
-        assert_eq!(w.0[3].until, Some(1_000 * S));
+        assert_eq!(
+            w.0[3].until,
+            Some(201 * S),
+            "to the second after the newest page's last"
+        );
+        assert_eq!(w.0[4].since, Some(1_000 * S));
         assert_eq!(w.0[4].until, None);
         assert_eq!(w.readable(), 0..4);
         let cursor = w.cursor().expect("cursor");
@@ -174,16 +186,16 @@ mod tests {
     #[test]
     fn recent_records_only_make_one_open_window() {
         let w = Windows::plan(500 * S, 600 * S, 400 * S, 8);
-        assert_eq!(
-            w.0,
-            vec![Window {
-                since: None,
-                until: None,
-                cursor: None
-            }]
-        );
+        let open = Window {
+            since: Some(400 * S),
+            until: None,
+            cursor: None,
+        };
+        assert_eq!(w.0, vec![open.clone()]);
         assert_eq!(w.readable(), 0..1);
         assert_eq!(Windows(Vec::new()).cursor(), None);
+        // The two pages met: nothing between them.
+        assert_eq!(Windows::plan(300 * S, 200 * S, 400 * S, 8).0, vec![open]);
     }
 
     #[test]
@@ -193,9 +205,9 @@ mod tests {
         assert_eq!(
             closed,
             vec![
-                (None, Some(11 * S)),
+                (Some(10 * S), Some(11 * S)),
                 (Some(11 * S), Some(12 * S)),
-                (Some(12 * S), Some(100 * S)),
+                (Some(12 * S), Some(13 * S)),
                 (Some(100 * S), None)
             ]
         );

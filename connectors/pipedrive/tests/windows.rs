@@ -78,6 +78,17 @@ async fn read(
     (records, max_pages, cursor)
 }
 
+/// Every person, read by one cursor in pages of 500: what a windowed read must match.
+async fn read_by_one_cursor(base_url: &str) -> (Vec<Record>, usize, Option<String>) {
+    read(
+        &source(base_url, 1, 500).await,
+        ObjectType::CONTACTS,
+        None,
+        100,
+    )
+    .await
+}
+
 /// The records by id, refusing a repeat.
 fn by_id(records: Vec<Record>) -> BTreeMap<u64, Record> {
     let mut out = BTreeMap::new();
@@ -165,8 +176,9 @@ async fn a_windowed_read_returns_what_one_cursor_does_each_record_once() {
             "{object}: the same canonical records"
         );
         if object == ObjectType::CONTACTS {
-            // 10 pages one after another; windowed: the first page, then rounds of up to 8
-            // (each of the 8 windows about 625 records: two pages), and the open window.
+            // 10 pages one after another; windowed: the first call (1,000 records), then
+            // rounds of up to 8 (each of the 8 windows about 500 records: one or two pages),
+            // and the open window.
             assert_eq!(plain_pages, 10);
             assert!(pages <= 5, "{pages} pages");
         }
@@ -186,16 +198,15 @@ async fn a_windowed_read_returns_what_one_cursor_does_each_record_once() {
 async fn a_resumed_windowed_read_continues_every_window() {
     let (running, _emulator) = aged_account(5_000, &Mess::default()).await;
     let first = source(&running.base_url, 4, 100).await;
-    let (all, _, _) = read(
-        &source(&running.base_url, 1, 500).await,
-        ObjectType::CONTACTS,
-        None,
-        100,
-    )
-    .await;
+    let (all, _, _) = read_by_one_cursor(&running.base_url).await;
     let all = by_id(all);
-    // The first page and two rounds (4 slots × a page of 100), then a new process resumes.
-    let (before, _, cursor) = read(&first, ObjectType::CONTACTS, None, 3).await;
+    // The first call and two rounds (4 slots × a page of 100), then a new process resumes.
+    let (first_call, _, cursor) = read(&first, ObjectType::CONTACTS, None, 1).await;
+    // The 100 records changed first and the 100 changed last.
+    assert_eq!(first_call.len(), 200);
+    let first_page: HashSet<u64> = by_id(first_call.clone()).keys().copied().collect();
+    let (rounds, _, cursor) = read(&first, ObjectType::CONTACTS, cursor, 2).await;
+    let before: Vec<Record> = first_call.into_iter().chain(rounds).collect();
     let cursor = cursor.expect("not done");
     let started: Vec<_> = windows(&cursor)
         .into_iter()
@@ -206,14 +217,14 @@ async fn a_resumed_windowed_read_continues_every_window() {
         started.len() >= 3,
         "the windows read side by side stand at their own cursors: {started:?}"
     );
-    let first_page: HashSet<u64> = by_id(before.clone()).keys().copied().take(100).collect();
     let before = by_id(before);
     let resumed = source(&running.base_url, 4, 100).await;
     let (after, _, _) = read(&resumed, ObjectType::CONTACTS, Some(cursor), 100).await;
     let after = by_id(after);
     for id in after.keys() {
-        // The resumed read forgot which ids were returned: the first page's records are
-        // met again in windows not yet past them (written again, harmless); nothing else is.
+        // The resumed read forgot which ids were returned: the first call's records of the
+        // seconds where its pages end are met again in the windows that start or end there
+        // (written again, harmless); nothing else is.
         assert!(
             !before.contains_key(id) || first_page.contains(id),
             "{id} read again"
@@ -230,13 +241,7 @@ async fn records_changed_during_a_windowed_read_are_read_once() {
     let (before, _, cursor) = read(&reader, ObjectType::CONTACTS, None, 4).await;
     let read_already: Vec<u64> = by_id(before.clone()).keys().copied().collect();
     let seen: HashSet<u64> = read_already.iter().copied().collect();
-    let (all, _, _) = read(
-        &source(&running.base_url, 1, 500).await,
-        ObjectType::CONTACTS,
-        None,
-        100,
-    )
-    .await;
+    let (all, _, _) = read_by_one_cursor(&running.base_url).await;
     let not_yet: Vec<u64> = by_id(all)
         .keys()
         .copied()
@@ -346,11 +351,11 @@ async fn each_windows_next_page_is_asked_between_calls_and_taken_by_the_next_rou
     let start = settled_requests(&emulator).await;
     let (mut records, _, cursor) = read(&reader, ObjectType::CONTACTS, None, 1).await;
     let between = settled_requests(&emulator).await;
-    // The first page and both bounds (the clock from the last's `Date`); and, with no call in
-    // progress, the first page of each of the 4 closed windows.
+    // The first pages sorted by `update_time` either way (the clock from the second's
+    // `Date`); and, with no call in progress, the first page of each of the 4 closed windows.
     assert_eq!(
         between - start,
-        3 + 4,
+        2 + 4,
         "one page per window asked for the next call"
     );
 
@@ -374,10 +379,76 @@ async fn each_windows_next_page_is_asked_between_calls_and_taken_by_the_next_rou
         "every record once, as one cursor reads them"
     );
     let windowed = settled_requests(&emulator).await - start;
-    // One cursor's pages, the first page's 100 records read again in their window, each of
-    // the 5 windows' last page partial, and the bounds: nothing asked twice.
+    // One cursor's pages, each of the 5 windows' last page partial (the open one empty), and
+    // the first call's pages' records of the seconds they end in read again: nothing asked
+    // twice.
     assert!(
-        windowed <= plain_pages as u64 + 1 + 5 + 2,
+        windowed <= plain_pages as u64 + 5 + 1,
         "{windowed} requests, one cursor {plain_pages}"
     );
+}
+
+#[tokio::test]
+async fn the_first_call_reads_the_oldest_and_newest_pages_a_one_page_object_in_id_order() {
+    let (running, emulator) = aged_account(600, &Mess::default()).await;
+    let windowed = source(&running.base_url, 8, 500).await;
+    let one = source(&running.base_url, 1, 500).await;
+
+    // Organizations fit one page: the list sorted by `update_time` either way, and its first
+    // page handed out in id order, as one cursor reads it.
+    let start = settled_requests(&emulator).await;
+    let (companies, pages, _) = read(&windowed, ObjectType::COMPANIES, None, 10).await;
+    assert_eq!(pages, 1);
+    assert_eq!(settled_requests(&emulator).await - start, 2);
+    let (plain, _, _) = read(&one, ObjectType::COMPANIES, None, 10).await;
+    let ids = |records: &[Record]| -> Vec<String> {
+        records.iter().map(|r| r.source_id.clone()).collect()
+    };
+    assert_eq!(
+        ids(&companies),
+        ids(&plain),
+        "the same records in the same order"
+    );
+
+    // Persons are a little more than a page: the oldest 500 and the newest 500 overlap, and
+    // each record is handed out once.
+    let (plain, _, _) = read(&one, ObjectType::CONTACTS, None, 10).await;
+    assert!(plain.len() > 500 && plain.len() < 1_000, "{}", plain.len());
+    let start = settled_requests(&emulator).await;
+    let (first, _, cursor) = read(&windowed, ObjectType::CONTACTS, None, 1).await;
+    assert_eq!(first.len(), plain.len(), "both pages hold every person");
+    let (rest, _, left) = read(&windowed, ObjectType::CONTACTS, cursor, 10).await;
+    assert!(left.is_none());
+    assert!(rest.is_empty(), "nothing is read again");
+    // The two pages, and the open window's one (empty) page, asked before the call returned.
+    assert_eq!(settled_requests(&emulator).await - start, 3);
+    assert_eq!(by_id(first.into_iter().chain(rest).collect()), by_id(plain));
+}
+
+#[tokio::test]
+async fn a_round_takes_a_page_a_window_left_when_fewer_windows_than_slots_are_left() {
+    let (running, _emulator) = aged_account(5_000, &Mess::default()).await;
+    let reader = source(&running.base_url, 4, 50).await;
+    let (mut records, _, mut cursor) = read(&reader, ObjectType::CONTACTS, None, 1).await;
+    let mut fewer = 0;
+    while let Some(at) = cursor {
+        let all = windows(&at);
+        let closed = all.iter().filter(|(_, u, _)| !u.is_null()).count();
+        let readable = if closed == 0 { all.len() } else { closed };
+        let (round, _, next) = read(&reader, ObjectType::CONTACTS, Some(at), 1).await;
+        // A round takes one page a window it may read, up to one a slot.
+        assert!(
+            round.len() <= readable.min(4) * 50,
+            "{} records from {readable} windows",
+            round.len()
+        );
+        if readable < 4 && !round.is_empty() {
+            fewer += 1;
+        }
+        records.extend(round);
+        cursor = next;
+    }
+    assert!(fewer >= 2, "the read's end was read with fewer windows");
+    let (all, _, _) = read_by_one_cursor(&running.base_url).await;
+    assert_eq!(by_id(records), by_id(all), "every record once");
 }

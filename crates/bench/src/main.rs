@@ -17,7 +17,7 @@ use scenario::{Bench, Figures};
 
 const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|latency|source|crm|sync|budget]... \
 [--records N] [--ceiling-records N] [--source-records N] [--crm-records N] [--sync-records N] [--budget-records N] [--repeat N] [--sink VENDOR]... \
-[--source VENDOR]... [--migration LINE]... [--no-build] [--ferry PATH] [--wrap CMD]
+[--source VENDOR]... [--source-case TEXT] [--migration LINE]... [--no-build] [--ferry PATH] [--wrap CMD]
 
   ceiling   HubSpot sink limited to 190 requests/10 s: ceiling use with the limit configured, and learned
   sinks     ceiling use of Pipedrive, Dynamics, Zoho and Salesforce as the sink, at their documented limits
@@ -51,6 +51,8 @@ const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|laten
                        salesforce (and hubspot for `crm` and `budget`)
   --source VENDOR      `sync` and `source` run only this source (repeatable): hubspot, salesforce,
                        pipedrive, zoho, dynamics
+  --source-case TEXT   `source` runs only the cases whose label holds TEXT, e.g. --source pipedrive
+                       --source-case windows for the windowed read alone
   --migration LINE     a line added to `[migration]` of the overhead and memory runs (repeatable),
                        e.g. --migration 'duplicate_matching = \"full\"' for the duplicate finder's memory
   --no-build           use target/release/ferry as it is
@@ -79,6 +81,7 @@ fn run() -> Result<()> {
     let mut repeat = 3usize;
     let mut sinks: Vec<String> = Vec::new();
     let mut sources: Vec<String> = Vec::new();
+    let mut source_case: Option<String> = None;
     let mut build = true;
     let mut ferry: Option<PathBuf> = None;
     let mut wrap: Vec<String> = Vec::new();
@@ -100,6 +103,9 @@ fn run() -> Result<()> {
             "--repeat" => repeat = number("--repeat")?,
             "--sink" => sinks.push(args.next().context("--sink needs a vendor")?),
             "--source" => sources.push(args.next().context("--source needs a vendor")?),
+            "--source-case" => {
+                source_case = Some(args.next().context("--source-case needs a text")?)
+            }
             "--migration" => migration.push(args.next().context("--migration needs a line")?),
             "--no-build" => build = false,
             "--ferry" => ferry = Some(args.next().context("--ferry needs a path")?.into()),
@@ -137,7 +143,12 @@ fn run() -> Result<()> {
             // run, 0.6 % of this one. A real migration runs for hours.
             "latency" => bench.latency(ceiling_records * 8, &mut figures)?,
             "sinks" => bench.sinks(ceiling_records, &sinks, &mut figures)?,
-            "source" => bench.source_latency(source_records, &sources, &mut figures)?,
+            "source" => bench.source_latency(
+                source_records,
+                &sources,
+                source_case.as_deref(),
+                &mut figures,
+            )?,
             "crm" => bench.crm(crm_records, &sinks, &mut figures)?,
             "sync" => bench.sync(sync_records, &sources, &mut figures)?,
             "budget" => bench.budget(budget_records, &sinks, &mut figures)?,

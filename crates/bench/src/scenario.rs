@@ -540,11 +540,12 @@ impl Bench {
     /// to each of its answers (the sink answers at once). Per object: records read per second
     /// of the object's run, against the read ceiling the documented limits give and the bound
     /// one cursor has at 150 ms (a page per round trip).
-    /// `only`: the sources to run (all when empty).
+    /// `only`: the sources to run (all when empty); `case`: only the cases whose label holds it.
     pub fn source_latency(
         &self,
         records: usize,
         only: &[String],
+        case: Option<&str>,
         figures: &mut Figures,
     ) -> Result<()> {
         for wanted in only {
@@ -562,6 +563,7 @@ impl Bench {
         for case in source_cases()
             .iter()
             .filter(|c| only.is_empty() || only.iter().any(|o| o == c.source))
+            .filter(|c| case.is_none_or(|text| c.label.contains(text)))
         {
             let runs = [None, Some(LATENCY_MS)]
                 .map(|latency| self.source_run(case, records, latency))
@@ -1344,16 +1346,16 @@ fn source_cases() -> Vec<SourceCase> {
                      (ferry's COQL pages hold `coql_page_size` records, after the list's \
                      first page of up to 200)",
     };
-    // One cursor reads one page a round trip; windows read `windows` cursors side by side.
-    let pipedrive = |label, windows: u32| SourceCase {
+    // One cursor reads one page a round trip; windows read `windows` cursors side by side
+    // (`None`: as many as the connector reads by default).
+    let pipedrive = |label, windows: Option<u32>| SourceCase {
         label,
         source: "pipedrive",
         sink: "salesforce",
         limits: vec![("pipedrive", PIPEDRIVE_LIMIT.to_string())],
-        source_extra: vec![
-            format!("rate_limit_per_2s = {PIPEDRIVE_LIMIT}"),
-            format!("read_windows = {windows}"),
-        ],
+        source_extra: std::iter::once(format!("rate_limit_per_2s = {PIPEDRIVE_LIMIT}"))
+            .chain(windows.map(|w| format!("read_windows = {w}")))
+            .collect(),
         sink_extra: Vec::new(),
         page: 500.0,
         ceiling: Some(f64::from(PIPEDRIVE_LIMIT) / 2.0 * 500.0),
@@ -1378,8 +1380,11 @@ fn source_cases() -> Vec<SourceCase> {
                          more, at once); query pages of up to 2,000 (`batchSize`); the daily \
                          100,000 calls carry 2,315 records/s over 24 h",
         },
-        pipedrive("Pipedrive, one cursor (`read_windows = 1`)", 1),
-        pipedrive("Pipedrive, in update-time windows (`read_windows = 8`)", 8),
+        pipedrive("Pipedrive, one cursor (`read_windows = 1`)", Some(1)),
+        pipedrive(
+            "Pipedrive, in update-time windows (the default `read_windows`)",
+            None,
+        ),
         zoho("Zoho CRM, one page at a time", 1, 200),
         zoho("Zoho CRM, 10 pages in flight", ZOHO_CONCURRENCY, 200),
         zoho(
