@@ -1217,6 +1217,8 @@ async fn read_stage(
                     Err(_) => return Ok(()), // the writer stopped; its error tells why
                 }
             }
+            // Held until read back: a batch of a Bulk job holds tens of thousands.
+            record.fields.shrink_to_fit();
             batch.records.push(record);
             batch.pages.push(page_of);
             if batch.len() >= batch_size {
