@@ -1555,8 +1555,12 @@ async fn verify_stage(
             });
             continue;
         }
+        // Nothing is gathered while every read-back is in flight: what waits stays in the
+        // channel, which holds `in_flight` batches. Gathering a chunk ahead as well held one
+        // more of a Bulk job's 25,000 records, and no read-back could start any sooner.
+        let gather = input_open && pending.len() < chunk_size && tasks.len() < in_flight;
         tokio::select! {
-            batch = rx.recv(), if input_open && pending.len() < chunk_size => match batch {
+            batch = rx.recv(), if gather => match batch {
                 Some(batch) => {
                     pending.records.extend(batch.records);
                     pending.pages.extend(batch.pages);
