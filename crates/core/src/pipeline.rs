@@ -1217,6 +1217,8 @@ async fn read_stage(
                     Err(_) => return Ok(()), // the writer stopped; its error tells why
                 }
             }
+            // Held until read back: a batch of a Bulk job holds tens of thousands.
+            record.fields.shrink_to_fit();
             batch.records.push(record);
             batch.pages.push(page_of);
             if batch.len() >= batch_size {
@@ -1553,8 +1555,12 @@ async fn verify_stage(
             });
             continue;
         }
+        // Nothing is gathered while every read-back is in flight: what waits stays in the
+        // channel, which holds `in_flight` batches. Gathering a chunk ahead as well held one
+        // more of a Bulk job's 25,000 records, and no read-back could start any sooner.
+        let gather = input_open && pending.len() < chunk_size && tasks.len() < in_flight;
         tokio::select! {
-            batch = rx.recv(), if input_open && pending.len() < chunk_size => match batch {
+            batch = rx.recv(), if gather => match batch {
                 Some(batch) => {
                     pending.records.extend(batch.records);
                     pending.pages.extend(batch.pages);
