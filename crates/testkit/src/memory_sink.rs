@@ -150,7 +150,7 @@ impl Sink for MemorySink {
                 } else {
                     let mut kept = r.clone();
                     for name in &self.not_held {
-                        kept.fields.remove(*name);
+                        kept.fields.remove(name);
                     }
                     Ok(Written {
                         sink_id: format!("s-{}", r.source_id),
