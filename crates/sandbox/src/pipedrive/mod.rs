@@ -840,13 +840,16 @@ impl crate::VendorEmulator for Emulator {
 }
 
 /// The kind a request lists a later page of, for `shift`: it carries a cursor, or it reads an
-/// `update_time` window (`updated_until`), which a read only does after its first page.
+/// `update_time` window (`updated_until`, or `updated_since` in list order), which a full read
+/// only does after its first call (the list sorted by `update_time` both ways); the open
+/// window, from the read's start on, is `updated_since` alone, and a read of an object the
+/// first call covered has no other request in which to meet records created meanwhile.
 fn later_page(request: &axum::extract::Request, _body: &[u8]) -> Option<Kind> {
     let segment = request.uri().path().strip_prefix("/api/v2/")?;
     let kind = Kind::parse(segment)?;
+    let has = |name| crate::faults::has_param(request, name);
     (request.method() == axum::http::Method::GET
-        && (crate::faults::has_param(request, "cursor")
-            || crate::faults::has_param(request, "updated_until"))
-        && !crate::faults::has_param(request, "ids"))
+        && (has("cursor") || has("updated_until") || (has("updated_since") && !has("sort_by")))
+        && !has("ids"))
     .then_some(kind)
 }
