@@ -716,9 +716,6 @@ const LIST_SHARE: f64 = 0.5;
 /// it by: at 150 ms a request, a list page of 100 every 150 ms against a lane's share of
 /// search's five pages of 200 a second among three lanes.
 const LIST_LANES: f64 = 2.0;
-/// How many lanes the list may count for: a list that reads a thousand times as fast as a lane
-/// (an account without a ten-second limit) leaves search next to nothing.
-const MAX_LIST_LANES: f64 = 1000.0;
 /// List pages' worth of records a partitioned page holds at most (a few more if one delivery
 /// brings them): the engine stops between pages, so a stop lands within a few list pages.
 const MAX_PAGE_LISTS: usize = 5;
@@ -1166,16 +1163,8 @@ impl Reader {
     /// too, as fast as it has read so far against a lane, so that range counts for less and
     /// keeps most of its width.
     fn widen(&mut self) {
-        // A split is for good: a fixed lane's range is read by search alone. So the first waits
-        // until search has brought two pages, by when the list has shown its pace: against an
-        // account whose ten-second window lets the list read hundreds of pages a second, an
-        // early split left half the object to search's five a second.
-        if self.searched < 2 * self.reads.search_page as u64 {
-            return;
-        }
-        let list_lanes = if self.listed > 0 {
-            (self.listed as f64 * SEARCH_LANES as f64 / self.searched as f64)
-                .clamp(0.25, MAX_LIST_LANES)
+        let list_lanes = if self.listed > 0 && self.searched > 0 {
+            (self.listed as f64 * SEARCH_LANES as f64 / self.searched as f64).clamp(0.25, 8.0)
         } else {
             LIST_LANES
         };
