@@ -716,8 +716,11 @@ const LIST_SHARE: f64 = 0.5;
 /// it by: at 150 ms a request, a list page of 100 every 150 ms against a lane's share of
 /// search's five pages of 200 a second among three lanes.
 const LIST_LANES: f64 = 2.0;
-/// List pages' worth of records a partitioned page holds at most (a few more if one delivery
-/// brings them): the engine stops between pages, so a stop lands within a few list pages.
+/// How many lanes the list may count for: a list that reads a thousand times as fast as a lane
+/// (an account without a ten-second limit) leaves search next to nothing.
+const MAX_LIST_LANES: f64 = 1000.0;
+/// List pages' worth of records a partitioned page holds at most (one side's page more at
+/// worst): the engine stops between pages, so a stop lands within a few list pages.
 const MAX_PAGE_LISTS: usize = 5;
 /// Searches' worth of records (estimated) a range must have left to be split for another
 /// lane: fewer end within a few requests anyway.
@@ -1069,13 +1072,18 @@ impl Reader {
     /// (more if more have completed by then), with the cursor of all that was delivered.
     async fn next_page(&mut self) -> ConnectorResult<Page> {
         let mut page = Page::default();
+        // What the last page left queued once it was full goes first.
+        let sides: Vec<Option<u64>> = std::iter::once(None)
+            .chain(self.lanes.iter().map(|l| Some(l.id)))
+            .collect();
+        for side in sides {
+            self.deliver(side, &mut page);
+        }
         self.ask();
         loop {
             let next = self.split();
             let Some(next) = next else { break };
-            let full = page.records.len() + page.unreadable.len()
-                >= MAX_PAGE_LISTS * self.reads.page_size as usize;
-            if full && next != self.cursor {
+            if self.full(&page) && next != self.cursor {
                 break;
             }
             let event = if next != self.cursor {
@@ -1105,6 +1113,11 @@ impl Reader {
         }
         tracing::debug!(vendor = VENDOR, object = %self.object, records = page.records.len(), lanes = self.lanes.len(), list = self.list.is_some(), "read a partitioned page");
         Ok(page)
+    }
+
+    /// Whether `page` holds all a page may: pages beyond it stay queued for the next.
+    fn full(&self, page: &Page) -> bool {
+        page.records.len() + page.unreadable.len() >= MAX_PAGE_LISTS * self.reads.page_size as usize
     }
 
     /// Sends each side's next request where it has none in flight and has more to read.
@@ -1163,8 +1176,16 @@ impl Reader {
     /// too, as fast as it has read so far against a lane, so that range counts for less and
     /// keeps most of its width.
     fn widen(&mut self) {
-        let list_lanes = if self.listed > 0 && self.searched > 0 {
-            (self.listed as f64 * SEARCH_LANES as f64 / self.searched as f64).clamp(0.25, 8.0)
+        // A split is for good: a fixed lane's range is read by search alone. So the first waits
+        // until search has brought two pages, by when the list has shown its pace: against an
+        // account whose ten-second window lets the list read hundreds of pages a second, an
+        // early split left half the object to search's five a second.
+        if self.searched < 2 * self.reads.search_page as u64 {
+            return;
+        }
+        let list_lanes = if self.listed > 0 {
+            (self.listed as f64 * SEARCH_LANES as f64 / self.searched as f64)
+                .clamp(0.25, MAX_LIST_LANES)
         } else {
             LIST_LANES
         };
@@ -1323,10 +1344,14 @@ impl Reader {
         Ok(())
     }
 
-    /// Delivers the side's completed pages in order: the records nobody delivered yet go into
-    /// `page`, and the side moves on (or ends, with the side it met).
+    /// Delivers the side's completed pages in order until `page` is full: the records nobody
+    /// delivered yet go into `page`, and the side moves on (or ends, with the side it met).
+    /// What is left waits in the side's queue for the next page.
     fn deliver(&mut self, lane: Option<u64>, page: &mut Page) {
         loop {
+            if self.full(page) {
+                return;
+            }
             let part = match lane {
                 None => self.list.as_mut().and_then(|l| l.queue.pop()),
                 Some(id) => self
