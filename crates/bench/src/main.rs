@@ -17,7 +17,7 @@ use scenario::{Bench, Figures};
 
 const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|latency|source|crm|sync|budget]... \
 [--records N] [--ceiling-records N] [--source-records N] [--crm-records N] [--sync-records N] [--budget-records N] [--repeat N] [--sink VENDOR]... \
-[--source VENDOR]... [--source-case TEXT] [--migration LINE]... [--no-build] [--ferry PATH] [--wrap CMD]
+[--source VENDOR]... [--source-case TEXT] [--migration LINE]... [--partitioned] [--no-build] [--ferry PATH] [--wrap CMD]
 
   ceiling   HubSpot sink limited to 190 requests/10 s: ceiling use with the limit configured, and learned
   sinks     ceiling use of Pipedrive, Dynamics, Zoho and Salesforce as the sink, at their documented limits
@@ -55,6 +55,8 @@ const USAGE: &str = "usage: ferry-bench [all|ceiling|sinks|overhead|memory|laten
                        --source-case windows for the windowed read alone
   --migration LINE     a line added to `[migration]` of the overhead and memory runs (repeatable),
                        e.g. --migration 'duplicate_matching = \"full\"' for the duplicate finder's memory
+  --partitioned        the overhead and memory runs read HubSpot partitioned (its default), not
+                       through the list alone (which they do to measure ferry's own cost)
   --no-build           use target/release/ferry as it is
   --ferry PATH         the ferry binary to run
   --wrap \"CMD ARGS\"     run `ferry migrate` under CMD, e.g. --wrap \"valgrind --tool=callgrind\"
@@ -86,6 +88,7 @@ fn run() -> Result<()> {
     let mut ferry: Option<PathBuf> = None;
     let mut wrap: Vec<String> = Vec::new();
     let mut migration: Vec<String> = Vec::new();
+    let mut partitioned = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut number = |name: &str| -> Result<usize> {
@@ -107,6 +110,7 @@ fn run() -> Result<()> {
                 source_case = Some(args.next().context("--source-case needs a text")?)
             }
             "--migration" => migration.push(args.next().context("--migration needs a line")?),
+            "--partitioned" => partitioned = true,
             "--no-build" => build = false,
             "--ferry" => ferry = Some(args.next().context("--ferry needs a path")?.into()),
             "--wrap" => {
@@ -131,7 +135,9 @@ fn run() -> Result<()> {
         Some(path) => path,
         None => locate_ferry(build)?,
     };
-    let bench = Bench::new(ferry, wrap)?.with_migration(migration);
+    let bench = Bench::new(ferry, wrap)?
+        .with_migration(migration)
+        .with_partitioned(partitioned);
     println!("{}", bench.machine());
     let mut figures = Figures::default();
     for w in &which {

@@ -32,6 +32,9 @@ pub struct Bench {
     overhead_runs: std::cell::RefCell<HashMap<usize, Run>>,
     /// Lines added to `[migration]` of the overhead and memory runs (`--migration`).
     migration: Vec<String>,
+    /// Whether the overhead and memory runs read HubSpot partitioned, its default
+    /// (`--partitioned`), instead of through the list alone.
+    partitioned: bool,
 }
 
 /// What the sandbox serves in one run.
@@ -179,6 +182,7 @@ impl Bench {
             dir,
             overhead_runs: Default::default(),
             migration: Vec::new(),
+            partitioned: false,
         })
     }
 
@@ -186,6 +190,13 @@ impl Bench {
     /// (`duplicate_matching = "full"`, the duplicate finder's memory).
     pub fn with_migration(mut self, lines: Vec<String>) -> Bench {
         self.migration = lines;
+        self
+    }
+
+    /// Reads HubSpot partitioned (its default) in the overhead and memory runs, to measure
+    /// that read without limits rather than ferry's own cost.
+    pub fn with_partitioned(mut self, partitioned: bool) -> Bench {
+        self.partitioned = partitioned;
         self
     }
 
@@ -961,11 +972,12 @@ impl Bench {
             latency_ms: None,
             // The connector paces itself at HubSpot's default 100/10 s until told otherwise,
             // and an emulator without limits announces none: tell it there are none. The list
-            // alone: a partitioned read would leave part of each object to search, which the
-            // connector paces at HubSpot's five a second, and measure that pace, not ferry.
+            // alone unless `--partitioned`: a partitioned read gives part of each object to
+            // search, which the connector paces at HubSpot's five a second, and this run is
+            // for ferry's own cost.
             source_extra: vec![
                 format!("rate_limit_per_10s = {}", u32::MAX),
-                "read_partitions = false".to_owned(),
+                format!("read_partitions = {}", self.partitioned),
             ],
             latency_source_only: false,
         };
