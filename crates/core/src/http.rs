@@ -557,6 +557,7 @@ impl Pacing {
     /// The time between requests: the window over 98% of its requests, unrounded (98% of
     /// HubSpot search's 5 a second is 4.9 a second, one request per 204 ms, where whole
     /// requests would give 4).
+    #[cfg(test)]
     fn interval(&self) -> Duration {
         self.cell * self.cells.get()
     }
