@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
-use crate::model::{FieldType, ObjectType, Record, Value};
+use crate::model::{FieldName, FieldType, Fields, ObjectType, Record, Value};
 
 /// Version tag hashed first, so a change of encoding can never compare equal to an old digest.
 const ENCODING_TAG: &[u8] = b"ferry.record.v1\0";
@@ -63,6 +63,20 @@ impl Projection {
         self.fields
             .binary_search_by(|f| f.as_str().cmp(field))
             .is_ok()
+    }
+
+    /// The fields of `fields` the projection does not cover, in name order: one pass over
+    /// both, sorted alike (a binary search per field cost a few percent of a run).
+    pub fn uncovered<'a>(
+        &'a self,
+        fields: &'a Fields,
+    ) -> impl Iterator<Item = (&'a FieldName, &'a Value)> {
+        let mut covered = self.fields.iter().map(String::as_str).peekable();
+        fields.iter().filter(move |(name, _)| {
+            let name: &str = name;
+            while covered.next_if(|f| *f < name).is_some() {}
+            covered.peek() != Some(&name)
+        })
     }
 
     /// The covered field names, sorted.
@@ -538,6 +552,26 @@ mod tests {
         assert_eq!(
             record_digest(&r, &all()).to_string(),
             "339f214f86d8e7384c5e65506008ea83d62f94632ee12cd187bc4e5c6b998fc1"
+        );
+    }
+
+    #[test]
+    fn uncovered_fields_are_those_the_projection_leaves_out_in_name_order() {
+        let mut fields = Fields::new();
+        for name in ["a", "b.custom", "city", "email", "zip"] {
+            fields.insert(name.into(), Value::Text("x".into()));
+        }
+        let projection = Projection::new(["b", "city", "country", "zip"]);
+        let left: Vec<&str> = projection
+            .uncovered(&fields)
+            .map(|(name, _)| name.as_ref())
+            .collect();
+        assert_eq!(left, ["a", "b.custom", "email"]);
+        assert_eq!(
+            Projection::new(Vec::<&str>::new())
+                .uncovered(&fields)
+                .count(),
+            5
         );
     }
 }

@@ -296,14 +296,24 @@ impl Directory {
     }
 
     fn canonical(&self, mut record: Record) -> Record {
+        let owners = self.owner_objects.contains(&record.object);
+        let stages = self.stages.contains_key(&record.object);
         for spec in record.object.fields() {
+            // Only owners and stages change: the other fields are not looked up at all (a
+            // record's fields are searched by name, twice for every record verified).
+            let changes = match spec.ty {
+                FieldType::Owner => owners,
+                FieldType::Stage => stages,
+                _ => false,
+            };
+            if !changes {
+                continue;
+            }
             let Some(value) = record.fields.get_mut(spec.name) else {
                 continue;
             };
             match (spec.ty, value) {
-                (FieldType::Owner, Value::Text(id))
-                    if self.owner_objects.contains(&record.object) =>
-                {
+                (FieldType::Owner, Value::Text(id)) => {
                     let owners = self.owners.as_ref();
                     *id = match owners.and_then(|o| o.canonical_email(id)) {
                         Some(email) => email.to_owned(),

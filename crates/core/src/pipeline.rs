@@ -1123,11 +1123,8 @@ async fn read_stage(
             }
         }
         for (mut record, held_on) in ready {
-            for (name, value) in &record.fields {
-                if !crate::checksum::is_blank(value)
-                    && !shared.projection.contains(name)
-                    && !not_carried.contains(name.as_ref())
-                {
+            for (name, value) in shared.projection.uncovered(&record.fields) {
+                if !crate::checksum::is_blank(value) && !not_carried.contains(name.as_ref()) {
                     not_carried.insert(name.to_string());
                 }
             }
