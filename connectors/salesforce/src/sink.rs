@@ -447,6 +447,112 @@ impl SalesforceSink {
 }
 
 impl SalesforceSink {
+    /// Reads back `source_ids` of `object` (not notes), handing each record found to `each`:
+    /// a Bulk object's chunk a row at a time as its query job's results are parsed; an object
+    /// with links (deals' contact roles) once its links are attached.
+    async fn read_back_into(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+        each: &mut (dyn FnMut(Record) + Send),
+    ) -> ConnectorResult<()> {
+        if source_ids.is_empty() {
+            return Ok(());
+        }
+        let row = mapping::binding(object)?;
+        let ext = self.ext();
+        let map = self.fields.get(object);
+        // References are read back through the target's external id: `Account.<ext>`.
+        let references: Vec<String> = row
+            .references
+            .iter()
+            .map(|r| format!("{}.{ext}", r.relationship))
+            .collect();
+        let mut extra = vec![ext, mapping::ID_FIELD];
+        extra.extend(references.iter().map(String::as_str));
+        let select = mapping::read_back_fields(&map, &extra);
+        let from = format!("SELECT {} FROM {}", select.join(", "), row.sobject);
+        let prefix = format!("{from} WHERE {ext}");
+        // Records with links wait here for them, with the sink id of each; the others go on.
+        let linked = row.links.is_some();
+        let mut held = Vec::new();
+        let mut ids = Vec::new();
+        let mut found_n = 0usize;
+        let mut one = |sf: &Object<'_>| {
+            if let Some(record) = mapping::from_salesforce(row, sf, ext, &map) {
+                found_n += 1;
+                if linked {
+                    held.push(record);
+                    let id = sf.get(mapping::ID_FIELD).and_then(|v| v.as_str());
+                    ids.push(id.unwrap_or_default().to_owned());
+                } else {
+                    each(record);
+                }
+            }
+        };
+        if self.in_bulk(object, source_ids.len()) {
+            // The source ids read, among those asked (borrowed from `source_ids`).
+            let asked: HashSet<&str> = source_ids.iter().map(String::as_str).collect();
+            let mut found: HashSet<&str> = HashSet::new();
+            let mut in_range = false;
+            if let Some((low, high, saved)) = self.saved_range(object, source_ids) {
+                // The range of the ids the jobs saved: one statement however many ids, each
+                // row kept only when it is one of those asked (exact: any asked record not in
+                // the range is looked for by its source id below). A range holding far more
+                // rows than asked (ids interleaved with other records) is not read.
+                found.reserve(source_ids.len());
+                let q = format!(
+                    "{from} WHERE {id} >= {} AND {id} <= {}",
+                    soql::literal(&low),
+                    soql::literal(&high),
+                    id = mapping::ID_FIELD
+                );
+                let most = (2 * saved + RANGE_SLACK) as u64;
+                let read = self
+                    .bulk
+                    .query_each_within(&q, None, Some(most), |header, cells| {
+                        let sf = csv_object(header, cells);
+                        let key = sf.get(ext).and_then(|v| v.as_str());
+                        if let Some(&key) = key.and_then(|k| asked.get(k))
+                            && found.insert(key)
+                        {
+                            one(&sf);
+                        }
+                    })
+                    .await?;
+                in_range = read.is_some();
+                tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), saved, in_range = found.len(), read = in_range, "read back by id range");
+            }
+            let missing: Vec<String> = source_ids
+                .iter()
+                .filter(|id| !(in_range && found.contains(id.as_str())))
+                .cloned()
+                .collect();
+            drop(found);
+            // Query jobs, each statement up to SOQL's 100,000 characters, the same mapping.
+            for q in soql::in_statements(&prefix, &missing) {
+                self.bulk
+                    .query_each(&q, None, |header, cells| one(&csv_object(header, cells)))
+                    .await?;
+            }
+        } else {
+            // A Bulk object's small last chunk: the ids its jobs saved are not needed any more.
+            let _ = self.saved_range(object, source_ids);
+            for q in soql::in_queries(&prefix, source_ids) {
+                self.client.query_each(&q, &mut one).await?;
+            }
+        }
+        if let Some(SalesforceLinks::ContactRoles { canonical }) = &row.links {
+            let roles = links::roles(&self.client, &ids, &format!("Contact.{ext}")).await?;
+            links::attach(&mut held, canonical, roles, |i, _| ids.get(i).cloned());
+            held.into_iter().for_each(&mut *each);
+        }
+        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = found_n, "read back");
+        Ok(())
+    }
+}
+
+impl SalesforceSink {
     /// Notes: `Note` takes the fields ferry writes, and every parent object has the
     /// external-id field parents are found by.
     async fn prepare_notes(&self, row: &SalesforceObject) -> ConnectorResult<()> {
@@ -921,82 +1027,29 @@ impl Sink for SalesforceSink {
         if object == ObjectType::NOTES {
             return notes::read_back(&self.client, self.ext(), source_ids).await;
         }
-        let row = mapping::binding(object)?;
-        let ext = self.ext();
-        let map = self.fields.get(object);
-        // References are read back through the target's external id: `Account.<ext>`.
-        let references: Vec<String> = row
-            .references
-            .iter()
-            .map(|r| format!("{}.{ext}", r.relationship))
-            .collect();
-        let mut extra = vec![ext, mapping::ID_FIELD];
-        extra.extend(references.iter().map(String::as_str));
-        let select = mapping::read_back_fields(&map, &extra);
-        let from = format!("SELECT {} FROM {}", select.join(", "), row.sobject);
-        let prefix = format!("{from} WHERE {ext}");
         let mut out = Vec::with_capacity(source_ids.len());
-        // The sink id of each record of `out`, for its links.
-        let mut ids = Vec::with_capacity(source_ids.len());
-        let mut each = |sf: &Object<'_>| {
-            if let Some(record) = mapping::from_salesforce(row, sf, ext, &map) {
-                out.push(record);
-                let id = sf.get(mapping::ID_FIELD).and_then(|v| v.as_str());
-                ids.push(id.unwrap_or_default().to_owned());
-            }
-        };
-        if self.in_bulk(object, source_ids.len()) {
-            let mut missing: Vec<String> = source_ids.to_vec();
-            if let Some((low, high, saved)) = self.saved_range(object, source_ids) {
-                // The range of the ids the jobs saved: one statement however many ids, each
-                // row kept only when it is one of those asked (exact: any asked record not in
-                // the range is looked for by its source id below). A range holding far more
-                // rows than asked (ids interleaved with other records) is not read.
-                let asked: HashSet<&str> = source_ids.iter().map(String::as_str).collect();
-                let mut found: HashSet<String> = HashSet::with_capacity(source_ids.len());
-                let q = format!(
-                    "{from} WHERE {id} >= {} AND {id} <= {}",
-                    soql::literal(&low),
-                    soql::literal(&high),
-                    id = mapping::ID_FIELD
-                );
-                let most = (2 * saved + RANGE_SLACK) as u64;
-                let read = self
-                    .bulk
-                    .query_each_within(&q, None, Some(most), |header, cells| {
-                        let sf = csv_object(header, cells);
-                        let key = sf.get(ext).and_then(|v| v.as_str());
-                        if let Some(key) = key.filter(|k| asked.contains(k))
-                            && found.insert(key.to_owned())
-                        {
-                            each(&sf);
-                        }
-                    })
-                    .await?;
-                if read.is_some() {
-                    missing.retain(|id| !found.contains(id));
-                }
-                tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), saved, in_range = found.len(), read = read.is_some(), "read back by id range");
-            }
-            // Query jobs, each statement up to SOQL's 100,000 characters, the same mapping.
-            for q in soql::in_statements(&prefix, &missing) {
-                self.bulk
-                    .query_each(&q, None, |header, cells| each(&csv_object(header, cells)))
-                    .await?;
-            }
-        } else {
-            // A Bulk object's small last chunk: the ids its jobs saved are not needed any more.
-            let _ = self.saved_range(object, source_ids);
-            for q in soql::in_queries(&prefix, source_ids) {
-                self.client.query_each(&q, &mut each).await?;
-            }
-        }
-        if let Some(SalesforceLinks::ContactRoles { canonical }) = &row.links {
-            let roles = links::roles(&self.client, &ids, &format!("Contact.{ext}")).await?;
-            links::attach(&mut out, canonical, roles, |i, _| ids.get(i).cloned());
-        }
-        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
+        self.read_back_into(object, source_ids, &mut |record| out.push(record))
+            .await?;
         Ok(out)
+    }
+
+    /// A Bulk object's chunk is handed on a row at a time as its query job's results are
+    /// parsed, never held as records all at once.
+    async fn read_back_each(
+        &self,
+        object: ObjectType,
+        sent: &[Record],
+        each: &mut (dyn FnMut(Record) + Send),
+    ) -> ConnectorResult<()> {
+        let ids: Vec<String> = sent.iter().map(|r| r.source_id.clone()).collect();
+        if object == ObjectType::NOTES {
+            notes::read_back(&self.client, self.ext(), &ids)
+                .await?
+                .into_iter()
+                .for_each(each);
+            return Ok(());
+        }
+        self.read_back_into(object, &ids, each).await
     }
 
     /// `SELECT <ext> FROM <sObject> WHERE <ext> != null ORDER BY Id` (notes: `Title`, kept when
