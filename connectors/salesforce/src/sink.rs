@@ -274,15 +274,15 @@ impl SalesforceSink {
     /// Sends one Bulk API 2.0 upsert job of `items` (record index, body) and answers each:
     /// saved, refused, or to be sent again in a new job (a transient refusal, or a row the job
     /// did not process because it failed or was aborted part-way).
-    async fn send_job<'r>(
+    async fn send_job(
         &self,
-        row: &SalesforceObject,
+        row: &'static SalesforceObject,
         records: &[Record],
-        items: Vec<(usize, SalesforceBody<'r>)>,
+        items: Vec<usize>,
         map: &FieldMap,
-    ) -> ConnectorResult<Vec<((usize, SalesforceBody<'r>), Attempt<RecordOutcome>)>> {
+    ) -> ConnectorResult<Vec<(usize, Attempt<RecordOutcome>)>> {
         let ext = self.ext();
-        let rows = BodyRows::new(&items, ext);
+        let rows = BodyRows::new(records, &items, row, ext, map);
         let column_names: Vec<&str> = rows.columns.iter().map(String::as_str).collect();
         let outcome = self
             .bulk
@@ -310,7 +310,7 @@ impl SalesforceSink {
         }
         let mut out = Vec::with_capacity(items.len());
         for (item, result) in items.into_iter().zip(outcome.rows) {
-            let record = &records[item.0];
+            let record = &records[item];
             let attempt = match result {
                 RowOutcome::Saved { id, created } => {
                     self.remember(row.object, &record.source_id, &id);
@@ -362,7 +362,9 @@ impl SalesforceSink {
         let map = self.fields.get(object);
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
         let mut sent: Vec<usize> = Vec::with_capacity(records.len());
-        let mut bodies: Vec<SalesforceBody<'_>> = Vec::with_capacity(records.len());
+        // A body weighs about 500 bytes: a Bulk job's are made again a row at a time as its
+        // CSV is written, not kept for the whole job (25,000 of them) while it runs.
+        let mut bodies: Vec<SalesforceBody<'_>> = Vec::new();
         for (i, record) in records.iter().enumerate() {
             if record.source_id.is_empty() {
                 outcomes[i] = Some(reject(
@@ -375,7 +377,9 @@ impl SalesforceSink {
             match mapping::to_salesforce(record, row, ext, &map) {
                 Ok(body) => {
                     sent.push(i);
-                    bodies.push(body);
+                    if !bulk {
+                        bodies.push(body);
+                    }
                 }
                 Err(e) => {
                     outcomes[i] = Some(RecordOutcome {
@@ -387,25 +391,28 @@ impl SalesforceSink {
         }
         // Records refused with a transient per-record code (a row lock) are sent again, in a
         // smaller collection, after a backoff; the rest of their collection is already saved.
-        let items: Vec<(usize, SalesforceBody<'_>)> = sent.into_iter().zip(bodies).collect();
         let resend = Resend::from_retry(&self.settings.retry);
-        let settled = if bulk {
+        let settled: Vec<(usize, RecordOutcome)> = if bulk {
             // Each round is a new job: a few, not `max_retries`.
             let rounds = Resend {
                 rounds: resend.rounds.min(BULK_ROUNDS),
                 ..resend
             };
-            settle(VENDOR, items, rounds, |items| {
+            settle(VENDOR, sent, rounds, |items| {
                 self.send_job(row, records, items, &map)
             })
             .await?
         } else {
+            let items: Vec<(usize, SalesforceBody<'_>)> = sent.into_iter().zip(bodies).collect();
             settle(VENDOR, items, resend, |items| {
                 self.send_collection(row, records, items, &map)
             })
             .await?
+            .into_iter()
+            .map(|((i, _), outcome)| (i, outcome))
+            .collect()
         };
-        for ((i, _), outcome) in settled {
+        for (i, outcome) in settled {
             outcomes[i] = Some(outcome);
         }
         let written = outcomes
@@ -611,51 +618,79 @@ fn is_transient(errors: &[SaveError]) -> bool {
 type Fields<'a> = Vec<(Cow<'a, str>, Field<'a>)>;
 
 /// The rows of a Bulk upsert: the very bodies sObject Collections would carry, flattened to
-/// CSV columns as each row is written into the upload (no copy of the rows is made). A parent
-/// found by external id (`Account: {ext: …}`) is the column `Account.<ext>`; `null` (or an
-/// empty text, which Salesforce stores as null) clears the field ([`crate::bulk::CLEAR`]); a
-/// field a body leaves out (an opt-out not set, no owner) is an empty cell, which leaves it as
-/// it is, as leaving it out of the JSON does.
-struct BodyRows<'b, 'r> {
-    items: &'b [(usize, SalesforceBody<'r>)],
+/// CSV columns, each made from its record as its row is written into the upload (no body nor
+/// copy of the rows is kept). A parent found by external id (`Account: {ext: …}`) is the
+/// column `Account.<ext>`; `null` (or an empty text, which Salesforce stores as null) clears
+/// the field ([`crate::bulk::CLEAR`]); a field a body leaves out (an opt-out not set, no owner)
+/// is an empty cell, which leaves it as it is, as leaving it out of the JSON does.
+struct BodyRows<'b> {
+    records: &'b [Record],
+    /// The index in `records` of each row.
+    items: &'b [usize],
+    row: &'static SalesforceObject,
+    ext: &'b str,
+    map: &'b FieldMap,
     /// The header: the external id first, then every column a body has, in order of first use.
     columns: Vec<String>,
     /// Each column's index in `columns`.
     at: HashMap<String, usize>,
 }
 
-impl<'b, 'r> BodyRows<'b, 'r> {
-    fn new(items: &'b [(usize, SalesforceBody<'r>)], ext: &str) -> BodyRows<'b, 'r> {
-        let mut columns = vec![ext.to_owned()];
-        let mut at = HashMap::from([(ext.to_owned(), 0)]);
-        for (_, body) in items {
-            body.csv_cells(|column, _| {
-                let name = column.to_string();
-                if !at.contains_key(&name) {
-                    at.insert(name.clone(), columns.len());
-                    columns.push(name);
-                }
-            });
+impl<'b> BodyRows<'b> {
+    fn new(
+        records: &'b [Record],
+        items: &'b [usize],
+        row: &'static SalesforceObject,
+        ext: &'b str,
+        map: &'b FieldMap,
+    ) -> BodyRows<'b> {
+        let mut rows = BodyRows {
+            records,
+            items,
+            row,
+            ext,
+            map,
+            columns: vec![ext.to_owned()],
+            at: HashMap::from([(ext.to_owned(), 0)]),
+        };
+        for i in 0..items.len() {
+            if let Some(body) = rows.body(i) {
+                body.csv_cells(|column, _| {
+                    let name = column.to_string();
+                    if !rows.at.contains_key(&name) {
+                        rows.at.insert(name.clone(), rows.columns.len());
+                        rows.columns.push(name);
+                    }
+                });
+            }
         }
-        BodyRows { items, columns, at }
+        rows
+    }
+
+    /// Row `i`'s body, made again from its record (it was made once before the job, so it can
+    /// be: `None` only for a row out of range).
+    fn body(&self, i: usize) -> Option<SalesforceBody<'b>> {
+        let record = self.records.get(*self.items.get(i)?)?;
+        mapping::to_salesforce(record, self.row, self.ext, self.map).ok()
     }
 }
 
-impl Rows for BodyRows<'_, '_> {
+impl Rows for BodyRows<'_> {
     fn len(&self) -> usize {
         self.items.len()
     }
 
     fn key(&self, i: usize, _key_column: usize) -> Option<&str> {
-        self.items.get(i).map(|(_, body)| body.source_id())
+        let record = self.records.get(*self.items.get(i)?)?;
+        Some(record.source_id.as_str())
     }
 
     fn cells(&self, i: usize) -> Vec<Option<Cow<'_, str>>> {
         let mut cells = vec![Some(Cow::Borrowed("")); self.columns.len()];
-        if let Some((_, body)) = self.items.get(i) {
+        if let Some(body) = self.body(i) {
             body.csv_cells(|column, value| {
                 if let Some(&at) = self.at.get(column.to_string().as_str()) {
-                    cells[at] = value;
+                    cells[at] = value.map(|v| Cow::Owned(v.into_owned()));
                 }
             });
         }
