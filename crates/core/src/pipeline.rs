@@ -1226,6 +1226,11 @@ async fn read_stage(
                     Err(_) => return Ok(()), // the writer stopped; its error tells why
                 }
             }
+            if batch.is_empty() {
+                // Room for a whole batch at once, not grown by doubling (a Bulk job's 25,000).
+                batch.records.reserve_exact(batch_size);
+                batch.pages.reserve_exact(batch_size);
+            }
             // Held until read back: a batch of a Bulk job holds tens of thousands.
             record.fields.shrink_to_fit();
             batch.records.push(record);
@@ -1506,7 +1511,10 @@ fn settle_writes(
         }
         .into());
     }
-    let mut accepted = Batch::default();
+    let mut accepted = Batch {
+        records: Vec::with_capacity(batch.len()),
+        pages: Vec::with_capacity(batch.len()),
+    };
     let mut rejected_pages = Vec::new();
     let mut tally = shared.tally();
     for ((record, page), outcome) in batch.records.into_iter().zip(batch.pages).zip(outcomes) {
@@ -1593,8 +1601,12 @@ async fn verify_stage(
         tokio::select! {
             batch = rx.recv(), if gather => match batch {
                 Some(batch) => {
-                    pending.records.extend(batch.records);
-                    pending.pages.extend(batch.pages);
+                    if pending.is_empty() {
+                        pending = batch; // taken as it is, not copied
+                    } else {
+                        pending.records.extend(batch.records);
+                        pending.pages.extend(batch.pages);
+                    }
                 }
                 None => input_open = false,
             },
