@@ -41,7 +41,7 @@ pub struct SalesforceSink {
     bulk_objects: Mutex<HashSet<ObjectType>>,
     /// Per object, the Salesforce id of each record a Bulk job saved (by source id) until it is
     /// read back: the read-back then asks for a range of ids, not a list.
-    saved: Mutex<HashMap<ObjectType, HashMap<String, String>>>,
+    saved: Mutex<HashMap<ObjectType, HashMap<u64, SavedId>>>,
     /// The standard field maps, plus the fields the engine mapped.
     fields: FieldMaps,
     /// Whether the org keeps every amount in one currency.
@@ -113,13 +113,18 @@ impl SalesforceSink {
         records >= least && self.is_bulk(object)
     }
 
-    /// Keeps the Salesforce id a Bulk job saved `source_id` of `object` under, for its read-back.
+    /// Keeps the Salesforce id a Bulk job saved `source_id` of `object` under, for its read-back
+    /// (by a hash of the source id: 32 bytes a record, where two strings took over 100; a
+    /// collision only widens or narrows a range, and a record outside it is read by source id).
     fn remember(&self, object: ObjectType, source_id: &str, id: &str) {
+        let Some(id) = SavedId::new(id) else {
+            return; // not an id: its record is read back by source id
+        };
         if let Ok(mut saved) = self.saved.lock() {
             saved
                 .entry(object)
                 .or_default()
-                .insert(source_id.to_owned(), id.to_owned());
+                .insert(id_hash(source_id), id);
         }
     }
 
@@ -132,19 +137,19 @@ impl SalesforceSink {
     ) -> Option<(String, String, usize)> {
         let mut saved = self.saved.lock().ok()?;
         let ids = saved.get_mut(&object)?;
-        let mut range: Option<(String, String)> = None;
+        let mut range: Option<(SavedId, SavedId)> = None;
         let mut n = 0;
         for source_id in source_ids {
-            let Some(id) = ids.remove(source_id) else {
+            let Some(id) = ids.remove(&id_hash(source_id)) else {
                 continue;
             };
             n += 1;
             range = Some(match range {
-                None => (id.clone(), id),
-                Some((low, high)) => (low.min(id.clone()), high.max(id)),
+                None => (id, id),
+                Some((low, high)) => (low.min(id), high.max(id)),
             });
         }
-        range.map(|(low, high)| (low, high, n))
+        range.map(|(low, high)| (low.as_str().to_owned(), high.as_str().to_owned(), n))
     }
 
     /// How many access tokens this sink has fetched (1 unless sessions expired).
@@ -591,6 +596,40 @@ impl SalesforceSink {
         }
         Ok(())
     }
+}
+
+/// A Salesforce id a Bulk job saved: up to 18 ASCII letters and digits, zero-padded, so that
+/// ids compare as their text does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct SavedId([u8; 18]);
+
+impl SavedId {
+    /// `id`, unless it is not up to 18 ASCII letters and digits.
+    fn new(id: &str) -> Option<SavedId> {
+        let mut bytes = [0u8; 18];
+        let fits = !id.is_empty()
+            && id.len() <= bytes.len()
+            && id.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !fits {
+            return None;
+        }
+        bytes[..id.len()].copy_from_slice(id.as_bytes());
+        Some(SavedId(bytes))
+    }
+
+    fn as_str(&self) -> &str {
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        // Letters and digits only (checked in `new`): always UTF-8.
+        std::str::from_utf8(&self.0[..len]).unwrap_or_default()
+    }
+}
+
+/// The key a saved id is kept under: a hash of the record's source id.
+fn id_hash(source_id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    source_id.hash(&mut h);
+    h.finish()
 }
 
 /// The fewest records sent as one Bulk job (the last batch of an object can be small), unless
@@ -1289,6 +1328,28 @@ impl SalesforceSink {
 mod tests {
     use super::*;
     use ferry_core::{Value, field};
+
+    /// Saved ids compare as their text does, whatever their length, and read back the same.
+    #[test]
+    fn saved_ids_keep_their_text_and_order() {
+        let ids = [
+            "003000000000001AAA",
+            "003000000000002",
+            "00300000000000Z",
+            "003",
+        ];
+        let saved: Vec<SavedId> = ids.iter().filter_map(|id| SavedId::new(id)).collect();
+        assert_eq!(saved.len(), ids.len());
+        for (a, sa) in ids.iter().zip(&saved) {
+            assert_eq!(sa.as_str(), *a);
+            for (b, sb) in ids.iter().zip(&saved) {
+                assert_eq!(sa.cmp(sb), a.cmp(b), "{a} against {b}");
+            }
+        }
+        for not_an_id in ["", "003000000000001AAAX", "003'00", "003 00"] {
+            assert!(SavedId::new(not_an_id).is_none(), "{not_an_id:?}");
+        }
+    }
 
     /// A Bulk query row reads as a SOQL page's record: empty cells null, `Parent.Field`
     /// columns a nested parent, a parent with no value null.
