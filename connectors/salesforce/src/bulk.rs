@@ -613,6 +613,9 @@ fn malformed(endpoint: &str, e: &csv::Error) -> ConnectorError {
     }
 }
 
+/// The rows whose CSV sizes a job's upload before the rest is written.
+const SAMPLE_ROWS: usize = 64;
+
 /// The next job's CSV, in memory: the header, then the rows from `from` (`None` as
 /// [`CLEAR`]) for as long as the part stays within `max` bytes, written straight from the
 /// rows; with the input rows it holds.
@@ -669,6 +672,14 @@ fn csv_part<R: Rows + ?Sized>(
         }
         csv.extend_from_slice(&bytes);
         end += 1;
+        if end - from == SAMPLE_ROWS {
+            // Room for the rest at the sample's size and an eighth more, at once: grown by
+            // doubling, a job's CSV of megabytes held up to twice its length.
+            let per_row = (csv.len() - header_len).div_ceil(SAMPLE_ROWS);
+            let rest = job.rows.len() - end;
+            let want = (per_row + per_row / 8).saturating_mul(rest);
+            csv.reserve(want.min(max.saturating_sub(csv.len())));
+        }
     }
     Ok((from..end, csv))
 }

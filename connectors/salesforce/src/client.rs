@@ -329,6 +329,8 @@ impl Client {
                 detail: "refusing a path outside /services/data/ and the userinfo endpoint".into(),
             });
         }
+        // Shared by every attempt, not copied for each (a Bulk job's CSV is megabytes).
+        let body = call.body.map(bytes::Bytes::from);
         let mut session = self.auth.token(&self.http).await?;
         let mut renewals = 0;
         loop {
@@ -360,7 +362,7 @@ impl Client {
                     for (name, value) in call.headers {
                         request = request.header(*name, *value);
                     }
-                    if let Some(body) = &call.body {
+                    if let Some(body) = &body {
                         if content_type {
                             request = request.header(CONTENT_TYPE, "application/json");
                         }

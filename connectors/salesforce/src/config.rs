@@ -21,10 +21,10 @@ pub const MAX_BATCH_SIZE: usize = 200;
 /// Source ids per read-back call by default (one SOQL page holds up to 2,000 records).
 pub const DEFAULT_READ_BACK_SIZE: usize = 500;
 /// Records of one object from which a migration writes it through Bulk API 2.0 when the
-/// config names no `bulk_threshold`: never, Bulk is opt-in. A Bulk object holds a few jobs of
-/// records in memory (about 137 MiB at jobs of 10,000, 260 to 300 MiB at 25,000, where sObject
-/// Collections move 1,000,000 records in 38.8 MiB) and writes one job at a time, far slower
-/// than Collections against an org without limits (docs/performance.md).
+/// config names no `bulk_threshold`: never, Bulk is opt-in. A Bulk object holds up to three
+/// jobs of records in memory (135 to 150 MiB at jobs of 25,000, where sObject Collections move
+/// 1,000,000 records in under 50 MiB) and writes one job at a time, far slower than
+/// Collections against an org without limits (docs/performance.md).
 pub const DEFAULT_BULK_THRESHOLD: u64 = u64::MAX;
 /// Records per Bulk API 2.0 ingest job (and per read-back query job) unless `bulk_job_records`
 /// says otherwise: about 2,300 records per API call at 100,000 records, with one job written

@@ -41,7 +41,7 @@ pub struct SalesforceSink {
     bulk_objects: Mutex<HashSet<ObjectType>>,
     /// Per object, the Salesforce id of each record a Bulk job saved (by source id) until it is
     /// read back: the read-back then asks for a range of ids, not a list.
-    saved: Mutex<HashMap<ObjectType, HashMap<String, String>>>,
+    saved: Mutex<HashMap<ObjectType, HashMap<u64, SavedId>>>,
     /// The standard field maps, plus the fields the engine mapped.
     fields: FieldMaps,
     /// Whether the org keeps every amount in one currency.
@@ -113,13 +113,18 @@ impl SalesforceSink {
         records >= least && self.is_bulk(object)
     }
 
-    /// Keeps the Salesforce id a Bulk job saved `source_id` of `object` under, for its read-back.
+    /// Keeps the Salesforce id a Bulk job saved `source_id` of `object` under, for its read-back
+    /// (by a hash of the source id: 32 bytes a record, where two strings took over 100; a
+    /// collision only widens or narrows a range, and a record outside it is read by source id).
     fn remember(&self, object: ObjectType, source_id: &str, id: &str) {
+        let Some(id) = SavedId::new(id) else {
+            return; // not an id: its record is read back by source id
+        };
         if let Ok(mut saved) = self.saved.lock() {
             saved
                 .entry(object)
                 .or_default()
-                .insert(source_id.to_owned(), id.to_owned());
+                .insert(id_hash(source_id), id);
         }
     }
 
@@ -132,19 +137,19 @@ impl SalesforceSink {
     ) -> Option<(String, String, usize)> {
         let mut saved = self.saved.lock().ok()?;
         let ids = saved.get_mut(&object)?;
-        let mut range: Option<(String, String)> = None;
+        let mut range: Option<(SavedId, SavedId)> = None;
         let mut n = 0;
         for source_id in source_ids {
-            let Some(id) = ids.remove(source_id) else {
+            let Some(id) = ids.remove(&id_hash(source_id)) else {
                 continue;
             };
             n += 1;
             range = Some(match range {
-                None => (id.clone(), id),
-                Some((low, high)) => (low.min(id.clone()), high.max(id)),
+                None => (id, id),
+                Some((low, high)) => (low.min(id), high.max(id)),
             });
         }
-        range.map(|(low, high)| (low, high, n))
+        range.map(|(low, high)| (low.as_str().to_owned(), high.as_str().to_owned(), n))
     }
 
     /// How many access tokens this sink has fetched (1 unless sessions expired).
@@ -274,15 +279,15 @@ impl SalesforceSink {
     /// Sends one Bulk API 2.0 upsert job of `items` (record index, body) and answers each:
     /// saved, refused, or to be sent again in a new job (a transient refusal, or a row the job
     /// did not process because it failed or was aborted part-way).
-    async fn send_job<'r>(
+    async fn send_job(
         &self,
-        row: &SalesforceObject,
+        row: &'static SalesforceObject,
         records: &[Record],
-        items: Vec<(usize, SalesforceBody<'r>)>,
+        items: Vec<usize>,
         map: &FieldMap,
-    ) -> ConnectorResult<Vec<((usize, SalesforceBody<'r>), Attempt<RecordOutcome>)>> {
+    ) -> ConnectorResult<Vec<(usize, Attempt<RecordOutcome>)>> {
         let ext = self.ext();
-        let rows = BodyRows::new(&items, ext);
+        let rows = BodyRows::new(records, &items, row, ext, map);
         let column_names: Vec<&str> = rows.columns.iter().map(String::as_str).collect();
         let outcome = self
             .bulk
@@ -310,7 +315,7 @@ impl SalesforceSink {
         }
         let mut out = Vec::with_capacity(items.len());
         for (item, result) in items.into_iter().zip(outcome.rows) {
-            let record = &records[item.0];
+            let record = &records[item];
             let attempt = match result {
                 RowOutcome::Saved { id, created } => {
                     self.remember(row.object, &record.source_id, &id);
@@ -362,7 +367,9 @@ impl SalesforceSink {
         let map = self.fields.get(object);
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
         let mut sent: Vec<usize> = Vec::with_capacity(records.len());
-        let mut bodies: Vec<SalesforceBody<'_>> = Vec::with_capacity(records.len());
+        // A body weighs about 500 bytes: a Bulk job's are made again a row at a time as its
+        // CSV is written, not kept for the whole job (25,000 of them) while it runs.
+        let mut bodies: Vec<SalesforceBody<'_>> = Vec::new();
         for (i, record) in records.iter().enumerate() {
             if record.source_id.is_empty() {
                 outcomes[i] = Some(reject(
@@ -375,7 +382,9 @@ impl SalesforceSink {
             match mapping::to_salesforce(record, row, ext, &map) {
                 Ok(body) => {
                     sent.push(i);
-                    bodies.push(body);
+                    if !bulk {
+                        bodies.push(body);
+                    }
                 }
                 Err(e) => {
                     outcomes[i] = Some(RecordOutcome {
@@ -387,25 +396,28 @@ impl SalesforceSink {
         }
         // Records refused with a transient per-record code (a row lock) are sent again, in a
         // smaller collection, after a backoff; the rest of their collection is already saved.
-        let items: Vec<(usize, SalesforceBody<'_>)> = sent.into_iter().zip(bodies).collect();
         let resend = Resend::from_retry(&self.settings.retry);
-        let settled = if bulk {
+        let settled: Vec<(usize, RecordOutcome)> = if bulk {
             // Each round is a new job: a few, not `max_retries`.
             let rounds = Resend {
                 rounds: resend.rounds.min(BULK_ROUNDS),
                 ..resend
             };
-            settle(VENDOR, items, rounds, |items| {
+            settle(VENDOR, sent, rounds, |items| {
                 self.send_job(row, records, items, &map)
             })
             .await?
         } else {
+            let items: Vec<(usize, SalesforceBody<'_>)> = sent.into_iter().zip(bodies).collect();
             settle(VENDOR, items, resend, |items| {
                 self.send_collection(row, records, items, &map)
             })
             .await?
+            .into_iter()
+            .map(|((i, _), outcome)| (i, outcome))
+            .collect()
         };
-        for ((i, _), outcome) in settled {
+        for (i, outcome) in settled {
             outcomes[i] = Some(outcome);
         }
         let written = outcomes
@@ -447,6 +459,112 @@ impl SalesforceSink {
 }
 
 impl SalesforceSink {
+    /// Reads back `source_ids` of `object` (not notes), handing each record found to `each`:
+    /// a Bulk object's chunk a row at a time as its query job's results are parsed; an object
+    /// with links (deals' contact roles) once its links are attached.
+    async fn read_back_into(
+        &self,
+        object: ObjectType,
+        source_ids: &[String],
+        each: &mut (dyn FnMut(Record) + Send),
+    ) -> ConnectorResult<()> {
+        if source_ids.is_empty() {
+            return Ok(());
+        }
+        let row = mapping::binding(object)?;
+        let ext = self.ext();
+        let map = self.fields.get(object);
+        // References are read back through the target's external id: `Account.<ext>`.
+        let references: Vec<String> = row
+            .references
+            .iter()
+            .map(|r| format!("{}.{ext}", r.relationship))
+            .collect();
+        let mut extra = vec![ext, mapping::ID_FIELD];
+        extra.extend(references.iter().map(String::as_str));
+        let select = mapping::read_back_fields(&map, &extra);
+        let from = format!("SELECT {} FROM {}", select.join(", "), row.sobject);
+        let prefix = format!("{from} WHERE {ext}");
+        // Records with links wait here for them, with the sink id of each; the others go on.
+        let linked = row.links.is_some();
+        let mut held = Vec::new();
+        let mut ids = Vec::new();
+        let mut found_n = 0usize;
+        let mut one = |sf: &Object<'_>| {
+            if let Some(record) = mapping::from_salesforce(row, sf, ext, &map) {
+                found_n += 1;
+                if linked {
+                    held.push(record);
+                    let id = sf.get(mapping::ID_FIELD).and_then(|v| v.as_str());
+                    ids.push(id.unwrap_or_default().to_owned());
+                } else {
+                    each(record);
+                }
+            }
+        };
+        if self.in_bulk(object, source_ids.len()) {
+            // The source ids read, among those asked (borrowed from `source_ids`).
+            let asked: HashSet<&str> = source_ids.iter().map(String::as_str).collect();
+            let mut found: HashSet<&str> = HashSet::new();
+            let mut in_range = false;
+            if let Some((low, high, saved)) = self.saved_range(object, source_ids) {
+                // The range of the ids the jobs saved: one statement however many ids, each
+                // row kept only when it is one of those asked (exact: any asked record not in
+                // the range is looked for by its source id below). A range holding far more
+                // rows than asked (ids interleaved with other records) is not read.
+                found.reserve(source_ids.len());
+                let q = format!(
+                    "{from} WHERE {id} >= {} AND {id} <= {}",
+                    soql::literal(&low),
+                    soql::literal(&high),
+                    id = mapping::ID_FIELD
+                );
+                let most = (2 * saved + RANGE_SLACK) as u64;
+                let read = self
+                    .bulk
+                    .query_each_within(&q, None, Some(most), |header, cells| {
+                        let sf = csv_object(header, cells);
+                        let key = sf.get(ext).and_then(|v| v.as_str());
+                        if let Some(&key) = key.and_then(|k| asked.get(k))
+                            && found.insert(key)
+                        {
+                            one(&sf);
+                        }
+                    })
+                    .await?;
+                in_range = read.is_some();
+                tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), saved, in_range = found.len(), read = in_range, "read back by id range");
+            }
+            let missing: Vec<String> = source_ids
+                .iter()
+                .filter(|id| !(in_range && found.contains(id.as_str())))
+                .cloned()
+                .collect();
+            drop(found);
+            // Query jobs, each statement up to SOQL's 100,000 characters, the same mapping.
+            for q in soql::in_statements(&prefix, &missing) {
+                self.bulk
+                    .query_each(&q, None, |header, cells| one(&csv_object(header, cells)))
+                    .await?;
+            }
+        } else {
+            // A Bulk object's small last chunk: the ids its jobs saved are not needed any more.
+            let _ = self.saved_range(object, source_ids);
+            for q in soql::in_queries(&prefix, source_ids) {
+                self.client.query_each(&q, &mut one).await?;
+            }
+        }
+        if let Some(SalesforceLinks::ContactRoles { canonical }) = &row.links {
+            let roles = links::roles(&self.client, &ids, &format!("Contact.{ext}")).await?;
+            links::attach(&mut held, canonical, roles, |i, _| ids.get(i).cloned());
+            held.into_iter().for_each(&mut *each);
+        }
+        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = found_n, "read back");
+        Ok(())
+    }
+}
+
+impl SalesforceSink {
     /// Notes: `Note` takes the fields ferry writes, and every parent object has the
     /// external-id field parents are found by.
     async fn prepare_notes(&self, row: &SalesforceObject) -> ConnectorResult<()> {
@@ -480,6 +598,40 @@ impl SalesforceSink {
     }
 }
 
+/// A Salesforce id a Bulk job saved: up to 18 ASCII letters and digits, zero-padded, so that
+/// ids compare as their text does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct SavedId([u8; 18]);
+
+impl SavedId {
+    /// `id`, unless it is not up to 18 ASCII letters and digits.
+    fn new(id: &str) -> Option<SavedId> {
+        let mut bytes = [0u8; 18];
+        let fits = !id.is_empty()
+            && id.len() <= bytes.len()
+            && id.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !fits {
+            return None;
+        }
+        bytes[..id.len()].copy_from_slice(id.as_bytes());
+        Some(SavedId(bytes))
+    }
+
+    fn as_str(&self) -> &str {
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        // Letters and digits only (checked in `new`): always UTF-8.
+        std::str::from_utf8(&self.0[..len]).unwrap_or_default()
+    }
+}
+
+/// The key a saved id is kept under: a hash of the record's source id.
+fn id_hash(source_id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    source_id.hash(&mut h);
+    h.finish()
+}
+
 /// The fewest records sent as one Bulk job (the last batch of an object can be small), unless
 /// `bulk_threshold` is lower: a job takes about six calls, what 1,000 records take through
 /// sObject Collections.
@@ -505,51 +657,79 @@ fn is_transient(errors: &[SaveError]) -> bool {
 type Fields<'a> = Vec<(Cow<'a, str>, Field<'a>)>;
 
 /// The rows of a Bulk upsert: the very bodies sObject Collections would carry, flattened to
-/// CSV columns as each row is written into the upload (no copy of the rows is made). A parent
-/// found by external id (`Account: {ext: …}`) is the column `Account.<ext>`; `null` (or an
-/// empty text, which Salesforce stores as null) clears the field ([`crate::bulk::CLEAR`]); a
-/// field a body leaves out (an opt-out not set, no owner) is an empty cell, which leaves it as
-/// it is, as leaving it out of the JSON does.
-struct BodyRows<'b, 'r> {
-    items: &'b [(usize, SalesforceBody<'r>)],
+/// CSV columns, each made from its record as its row is written into the upload (no body nor
+/// copy of the rows is kept). A parent found by external id (`Account: {ext: …}`) is the
+/// column `Account.<ext>`; `null` (or an empty text, which Salesforce stores as null) clears
+/// the field ([`crate::bulk::CLEAR`]); a field a body leaves out (an opt-out not set, no owner)
+/// is an empty cell, which leaves it as it is, as leaving it out of the JSON does.
+struct BodyRows<'b> {
+    records: &'b [Record],
+    /// The index in `records` of each row.
+    items: &'b [usize],
+    row: &'static SalesforceObject,
+    ext: &'b str,
+    map: &'b FieldMap,
     /// The header: the external id first, then every column a body has, in order of first use.
     columns: Vec<String>,
     /// Each column's index in `columns`.
     at: HashMap<String, usize>,
 }
 
-impl<'b, 'r> BodyRows<'b, 'r> {
-    fn new(items: &'b [(usize, SalesforceBody<'r>)], ext: &str) -> BodyRows<'b, 'r> {
-        let mut columns = vec![ext.to_owned()];
-        let mut at = HashMap::from([(ext.to_owned(), 0)]);
-        for (_, body) in items {
-            body.csv_cells(|column, _| {
-                let name = column.to_string();
-                if !at.contains_key(&name) {
-                    at.insert(name.clone(), columns.len());
-                    columns.push(name);
-                }
-            });
+impl<'b> BodyRows<'b> {
+    fn new(
+        records: &'b [Record],
+        items: &'b [usize],
+        row: &'static SalesforceObject,
+        ext: &'b str,
+        map: &'b FieldMap,
+    ) -> BodyRows<'b> {
+        let mut rows = BodyRows {
+            records,
+            items,
+            row,
+            ext,
+            map,
+            columns: vec![ext.to_owned()],
+            at: HashMap::from([(ext.to_owned(), 0)]),
+        };
+        for i in 0..items.len() {
+            if let Some(body) = rows.body(i) {
+                body.csv_cells(|column, _| {
+                    let name = column.to_string();
+                    if !rows.at.contains_key(&name) {
+                        rows.at.insert(name.clone(), rows.columns.len());
+                        rows.columns.push(name);
+                    }
+                });
+            }
         }
-        BodyRows { items, columns, at }
+        rows
+    }
+
+    /// Row `i`'s body, made again from its record (it was made once before the job, so it can
+    /// be: `None` only for a row out of range).
+    fn body(&self, i: usize) -> Option<SalesforceBody<'b>> {
+        let record = self.records.get(*self.items.get(i)?)?;
+        mapping::to_salesforce(record, self.row, self.ext, self.map).ok()
     }
 }
 
-impl Rows for BodyRows<'_, '_> {
+impl Rows for BodyRows<'_> {
     fn len(&self) -> usize {
         self.items.len()
     }
 
     fn key(&self, i: usize, _key_column: usize) -> Option<&str> {
-        self.items.get(i).map(|(_, body)| body.source_id())
+        let record = self.records.get(*self.items.get(i)?)?;
+        Some(record.source_id.as_str())
     }
 
     fn cells(&self, i: usize) -> Vec<Option<Cow<'_, str>>> {
         let mut cells = vec![Some(Cow::Borrowed("")); self.columns.len()];
-        if let Some((_, body)) = self.items.get(i) {
+        if let Some(body) = self.body(i) {
             body.csv_cells(|column, value| {
                 if let Some(&at) = self.at.get(column.to_string().as_str()) {
-                    cells[at] = value;
+                    cells[at] = value.map(|v| Cow::Owned(v.into_owned()));
                 }
             });
         }
@@ -921,82 +1101,29 @@ impl Sink for SalesforceSink {
         if object == ObjectType::NOTES {
             return notes::read_back(&self.client, self.ext(), source_ids).await;
         }
-        let row = mapping::binding(object)?;
-        let ext = self.ext();
-        let map = self.fields.get(object);
-        // References are read back through the target's external id: `Account.<ext>`.
-        let references: Vec<String> = row
-            .references
-            .iter()
-            .map(|r| format!("{}.{ext}", r.relationship))
-            .collect();
-        let mut extra = vec![ext, mapping::ID_FIELD];
-        extra.extend(references.iter().map(String::as_str));
-        let select = mapping::read_back_fields(&map, &extra);
-        let from = format!("SELECT {} FROM {}", select.join(", "), row.sobject);
-        let prefix = format!("{from} WHERE {ext}");
         let mut out = Vec::with_capacity(source_ids.len());
-        // The sink id of each record of `out`, for its links.
-        let mut ids = Vec::with_capacity(source_ids.len());
-        let mut each = |sf: &Object<'_>| {
-            if let Some(record) = mapping::from_salesforce(row, sf, ext, &map) {
-                out.push(record);
-                let id = sf.get(mapping::ID_FIELD).and_then(|v| v.as_str());
-                ids.push(id.unwrap_or_default().to_owned());
-            }
-        };
-        if self.in_bulk(object, source_ids.len()) {
-            let mut missing: Vec<String> = source_ids.to_vec();
-            if let Some((low, high, saved)) = self.saved_range(object, source_ids) {
-                // The range of the ids the jobs saved: one statement however many ids, each
-                // row kept only when it is one of those asked (exact: any asked record not in
-                // the range is looked for by its source id below). A range holding far more
-                // rows than asked (ids interleaved with other records) is not read.
-                let asked: HashSet<&str> = source_ids.iter().map(String::as_str).collect();
-                let mut found: HashSet<String> = HashSet::with_capacity(source_ids.len());
-                let q = format!(
-                    "{from} WHERE {id} >= {} AND {id} <= {}",
-                    soql::literal(&low),
-                    soql::literal(&high),
-                    id = mapping::ID_FIELD
-                );
-                let most = (2 * saved + RANGE_SLACK) as u64;
-                let read = self
-                    .bulk
-                    .query_each_within(&q, None, Some(most), |header, cells| {
-                        let sf = csv_object(header, cells);
-                        let key = sf.get(ext).and_then(|v| v.as_str());
-                        if let Some(key) = key.filter(|k| asked.contains(k))
-                            && found.insert(key.to_owned())
-                        {
-                            each(&sf);
-                        }
-                    })
-                    .await?;
-                if read.is_some() {
-                    missing.retain(|id| !found.contains(id));
-                }
-                tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), saved, in_range = found.len(), read = read.is_some(), "read back by id range");
-            }
-            // Query jobs, each statement up to SOQL's 100,000 characters, the same mapping.
-            for q in soql::in_statements(&prefix, &missing) {
-                self.bulk
-                    .query_each(&q, None, |header, cells| each(&csv_object(header, cells)))
-                    .await?;
-            }
-        } else {
-            // A Bulk object's small last chunk: the ids its jobs saved are not needed any more.
-            let _ = self.saved_range(object, source_ids);
-            for q in soql::in_queries(&prefix, source_ids) {
-                self.client.query_each(&q, &mut each).await?;
-            }
-        }
-        if let Some(SalesforceLinks::ContactRoles { canonical }) = &row.links {
-            let roles = links::roles(&self.client, &ids, &format!("Contact.{ext}")).await?;
-            links::attach(&mut out, canonical, roles, |i, _| ids.get(i).cloned());
-        }
-        tracing::debug!(vendor = VENDOR, %object, asked = source_ids.len(), found = out.len(), "read back");
+        self.read_back_into(object, source_ids, &mut |record| out.push(record))
+            .await?;
         Ok(out)
+    }
+
+    /// A Bulk object's chunk is handed on a row at a time as its query job's results are
+    /// parsed, never held as records all at once.
+    async fn read_back_each(
+        &self,
+        object: ObjectType,
+        sent: &[Record],
+        each: &mut (dyn FnMut(Record) + Send),
+    ) -> ConnectorResult<()> {
+        let ids: Vec<String> = sent.iter().map(|r| r.source_id.clone()).collect();
+        if object == ObjectType::NOTES {
+            notes::read_back(&self.client, self.ext(), &ids)
+                .await?
+                .into_iter()
+                .for_each(each);
+            return Ok(());
+        }
+        self.read_back_into(object, &ids, each).await
     }
 
     /// `SELECT <ext> FROM <sObject> WHERE <ext> != null ORDER BY Id` (notes: `Title`, kept when
@@ -1201,6 +1328,28 @@ impl SalesforceSink {
 mod tests {
     use super::*;
     use ferry_core::{Value, field};
+
+    /// Saved ids compare as their text does, whatever their length, and read back the same.
+    #[test]
+    fn saved_ids_keep_their_text_and_order() {
+        let ids = [
+            "003000000000001AAA",
+            "003000000000002",
+            "00300000000000Z",
+            "003",
+        ];
+        let saved: Vec<SavedId> = ids.iter().filter_map(|id| SavedId::new(id)).collect();
+        assert_eq!(saved.len(), ids.len());
+        for (a, sa) in ids.iter().zip(&saved) {
+            assert_eq!(sa.as_str(), *a);
+            for (b, sb) in ids.iter().zip(&saved) {
+                assert_eq!(sa.cmp(sb), a.cmp(b), "{a} against {b}");
+            }
+        }
+        for not_an_id in ["", "003000000000001AAAX", "003'00", "003 00"] {
+            assert!(SavedId::new(not_an_id).is_none(), "{not_an_id:?}");
+        }
+    }
 
     /// A Bulk query row reads as a SOQL page's record: empty cells null, `Parent.Field`
     /// columns a nested parent, a parent with no value null.

@@ -714,6 +714,22 @@ pub trait Sink: Send + Sync {
         self.read_back(object, &ids).await
     }
 
+    /// [`Sink::read_back_sent`], handing each record found to `each` as it is read: what
+    /// verification calls, comparing each as it comes. By default the records of
+    /// `read_back_sent` one by one; a sink reading a large chunk in one answer (a Salesforce
+    /// Bulk query job) overrides it so that the chunk's records are never all held at once.
+    async fn read_back_each(
+        &self,
+        object: ObjectType,
+        sent: &[Record],
+        each: &mut (dyn FnMut(Record) + Send),
+    ) -> ConnectorResult<()> {
+        for record in self.read_back_sent(object, sent).await? {
+            each(record);
+        }
+        Ok(())
+    }
+
     /// How many records of `object` in the sink carry a source id (any source id, not only
     /// this run's). Verification compares it with the records it read back, which finds
     /// duplicates and records whose source record is gone. `None` when the vendor cannot say

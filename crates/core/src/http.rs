@@ -1059,7 +1059,10 @@ impl HttpClient {
                 "announces {length} bytes (Content-Length)"
             )));
         }
-        // One chunk (the usual case for a small answer) is kept as it is; more are gathered.
+        // One chunk (the usual case for a small answer) is kept as it is; more are gathered,
+        // into room for the announced length at once (growing by doubling held up to twice a
+        // large answer, a Bulk job's result set of megabytes).
+        let announced = response.content_length().map_or(0, |n| n as usize);
         let mut single: Option<Bytes> = None;
         let mut gathered = BytesMut::new();
         let mut total = 0usize;
@@ -1069,6 +1072,7 @@ impl HttpClient {
                 return Err(too_big(format!("holds more than {limit} bytes")));
             }
             if let Some(first) = single.take() {
+                gathered.reserve(announced.max(total));
                 gathered.extend_from_slice(&first);
                 gathered.extend_from_slice(&chunk);
             } else if gathered.is_empty() {

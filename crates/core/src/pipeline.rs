@@ -873,15 +873,24 @@ async fn run_object(
     counters: &ObjectProgress,
 ) -> StageResult<()> {
     let object = shared.object;
-    let in_flight = sink
-        .batches_in_flight(object)
+    let few = sink.batches_in_flight(object);
+    let in_flight = few
         .map_or(options.batches_in_flight, |n| {
             n.min(options.batches_in_flight)
         })
         .max(1);
     let batch_size = shared.capability.batch_size.max(1);
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(in_flight);
-    let (verify_tx, verify_rx) = mpsc::channel::<Batch>(in_flight);
+    // Every upsert holds a place in the verifier's queue from its start (`write_stage`). A sink
+    // that takes few, large batches (a Bulk job's 25,000 records) gets no place beyond those:
+    // one job read back, one written, one read, and none waiting between. The others keep a
+    // queue as deep again as their writes, so a slow read-back does not hold the writes at once.
+    let queue = if few.is_some() {
+        in_flight
+    } else {
+        2 * in_flight
+    };
+    let (verify_tx, verify_rx) = mpsc::channel::<Batch>(queue);
     let incremental = since.is_some();
 
     let reader = read_stage(
@@ -1214,6 +1223,11 @@ async fn read_stage(
                     Err(_) => return Ok(()), // the writer stopped; its error tells why
                 }
             }
+            if batch.is_empty() {
+                // Room for a whole batch at once, not grown by doubling (a Bulk job's 25,000).
+                batch.records.reserve_exact(batch_size);
+                batch.pages.reserve_exact(batch_size);
+            }
             // Held until read back: a batch of a Bulk job holds tens of thousands.
             record.fields.shrink_to_fit();
             batch.records.push(record);
@@ -1428,25 +1442,40 @@ async fn write_stage(
     counters: &ObjectProgress,
 ) -> StageResult<()> {
     let object = shared.object;
-    let mut tasks: JoinSet<(Batch, ConnectorResult<Vec<crate::RecordOutcome>>)> = JoinSet::new();
+    type Written = (
+        Batch,
+        ConnectorResult<Vec<crate::RecordOutcome>>,
+        mpsc::OwnedPermit<Batch>,
+    );
+    let mut tasks: JoinSet<Written> = JoinSet::new();
+    // A place in the verifier's queue, taken before the next batch: a batch written goes
+    // there at once, and no more batches are written ahead of the read-back than it holds.
+    let mut place: Option<mpsc::OwnedPermit<Batch>> = None;
     let mut input_open = true;
     while input_open || !tasks.is_empty() {
         tokio::select! {
-            batch = rx.recv(), if input_open && tasks.len() < in_flight => match batch {
-                Some(batch) => {
+            permit = tx.clone().reserve_owned(), if input_open && place.is_none() && tasks.len() < in_flight => {
+                match permit {
+                    Ok(permit) => place = Some(permit),
+                    Err(_) => return Ok(()), // the verifier stopped; its error tells why
+                }
+            },
+            batch = rx.recv(), if input_open && place.is_some() => match (batch, place.take()) {
+                (Some(batch), Some(permit)) => {
                     let sink = Arc::clone(sink);
                     tasks.spawn(async move {
                         let outcomes = sink.upsert(object, &batch.records).await;
-                        (batch, outcomes)
+                        (batch, outcomes, permit)
                     });
                 }
-                None => input_open = false,
+                _ => input_open = false,
             },
             Some(joined) = tasks.join_next() => {
-                let (batch, outcomes) = joined.map_err(|e| internal(sink.vendor(), "write", e))?;
+                let (batch, outcomes, permit) =
+                    joined.map_err(|e| internal(sink.vendor(), "write", e))?;
                 let accepted = settle_writes(sink.vendor(), batch, outcomes?, shared, counters)?;
-                if !accepted.is_empty() && tx.send(accepted).await.is_err() {
-                    return Ok(()); // the verifier stopped; its error tells why
+                if !accepted.is_empty() {
+                    permit.send(accepted);
                 }
             }
         }
@@ -1479,7 +1508,10 @@ fn settle_writes(
         }
         .into());
     }
-    let mut accepted = Batch::default();
+    let mut accepted = Batch {
+        records: Vec::with_capacity(batch.len()),
+        pages: Vec::with_capacity(batch.len()),
+    };
     let mut rejected_pages = Vec::new();
     let mut tally = shared.tally();
     for ((record, page), outcome) in batch.records.into_iter().zip(batch.pages).zip(outcomes) {
@@ -1532,7 +1564,7 @@ async fn verify_stage(
     let object = shared.object;
     let chunk_size = shared.capability.read_back_size.max(1);
     let mut pending = Batch::default();
-    let mut tasks: JoinSet<(Batch, ConnectorResult<Vec<Record>>)> = JoinSet::new();
+    let mut tasks: JoinSet<(Batch, ConnectorResult<Vec<Option<Checked>>>)> = JoinSet::new();
     let mut input_open = true;
     while input_open || !tasks.is_empty() || !pending.is_empty() {
         // Send a chunk when it is full, or whatever is left once the input has ended.
@@ -1546,9 +1578,16 @@ async fn verify_stage(
             };
             let chunk = std::mem::replace(&mut pending, rest);
             let sink = Arc::clone(sink);
+            let shared = Arc::clone(shared);
             tasks.spawn(async move {
-                let back = sink.read_back_sent(object, &chunk.records).await;
-                (chunk, back)
+                // Each record is compared as it is read back, and let go: a chunk's read-back
+                // (a Bulk job's 25,000 records) is never held whole.
+                let mut checks = Checks::new(&chunk.records, &shared);
+                let back = sink
+                    .read_back_each(object, &chunk.records, &mut |record| checks.check(record))
+                    .await;
+                let checked = back.map(|()| checks.into_checked());
+                (chunk, checked)
             });
             continue;
         }
@@ -1559,14 +1598,18 @@ async fn verify_stage(
         tokio::select! {
             batch = rx.recv(), if gather => match batch {
                 Some(batch) => {
-                    pending.records.extend(batch.records);
-                    pending.pages.extend(batch.pages);
+                    if pending.is_empty() {
+                        pending = batch; // taken as it is, not copied
+                    } else {
+                        pending.records.extend(batch.records);
+                        pending.pages.extend(batch.pages);
+                    }
                 }
                 None => input_open = false,
             },
             Some(joined) = tasks.join_next() => {
-                let (sent, back) = joined.map_err(|e| internal(sink.vendor(), "read-back", e))?;
-                let pages = compare(mode, sent, back?, shared, counters);
+                let (sent, checked) = joined.map_err(|e| internal(sink.vendor(), "read-back", e))?;
+                let pages = compare(mode, sent, checked?, shared, counters);
                 for page in pages {
                     shared.settle(page, 1)?;
                 }
@@ -1576,8 +1619,86 @@ async fn verify_stage(
     Ok(())
 }
 
-/// Compares what was sent with what came back, record by record; returns the pages of the
-/// records it settled.
+/// A sent record compared with its read-back.
+struct Checked {
+    /// The digest of what was sent.
+    expected: crate::checksum::Digest,
+    /// The digest of what was read back (as the sink's opt-outs and owner leave it).
+    actual: crate::checksum::Digest,
+    /// The projected fields that differ, when the digests do.
+    differing: Option<String>,
+    /// Opt-outs sent and read back, or the sink's own that stand.
+    consent: crate::consent::ConsentCounts,
+}
+
+/// One chunk's records compared as the sink reads them back, one at a time.
+struct Checks<'a> {
+    sent: &'a [Record],
+    shared: &'a Shared,
+    /// Each sent record's index by its source id.
+    at: HashMap<&'a str, usize>,
+    checked: Vec<Option<Checked>>,
+}
+
+impl<'a> Checks<'a> {
+    fn new(sent: &'a [Record], shared: &'a Shared) -> Checks<'a> {
+        let at = sent
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.source_id.as_str(), i))
+            .collect();
+        Checks {
+            sent,
+            shared,
+            at,
+            checked: std::iter::repeat_with(|| None).take(sent.len()).collect(),
+        }
+    }
+
+    /// Compares `back` with the record sent under its source id; a record not asked for, or
+    /// read back twice, is left out (the sink's count finds a record it holds twice).
+    fn check(&mut self, back: Record) {
+        let Some(&i) = self.at.get(back.source_id.as_str()) else {
+            return;
+        };
+        if self.checked[i].is_some() {
+            return;
+        }
+        let shared = self.shared;
+        let record = &self.sent[i];
+        let expected = record_digest(&shared.directory.canonical_sent(record), &shared.projection);
+        let stored = shared.directory.canonical_back(record, &back);
+        let mut consent = crate::consent::ConsentCounts::new();
+        let stored = match crate::consent::keep_sink_opt_outs(
+            record,
+            &stored,
+            &shared.projection,
+            &mut consent,
+        ) {
+            Some(standing) => std::borrow::Cow::Owned(standing),
+            None => stored,
+        };
+        let actual = record_digest(&stored, &shared.projection);
+        let differing = (actual != expected).then(|| {
+            let sent = shared.directory.canonical_sent(record);
+            differing_fields(&sent, &stored, &shared.projection).join(", ")
+        });
+        self.checked[i] = Some(Checked {
+            expected,
+            actual,
+            differing,
+            consent,
+        });
+    }
+
+    fn into_checked(self) -> Vec<Option<Checked>> {
+        self.checked
+    }
+}
+
+/// Books what was sent against what came back (`checked`, one per sent record, `None` when
+/// not found), record by record in the order sent; returns the pages of the records it
+/// settled.
 ///
 /// A record absent from the sink is a mismatch in `migrate` (the sink accepted it moments
 /// ago), but in `verify` it was simply never written (refused during the migration, or not
@@ -1585,19 +1706,19 @@ async fn verify_stage(
 fn compare(
     mode: Mode,
     sent: Batch,
-    back: Vec<Record>,
+    checked: Vec<Option<Checked>>,
     shared: &Shared,
     counters: &ObjectProgress,
 ) -> Vec<u64> {
-    let back: HashMap<&str, &Record> = back.iter().map(|r| (r.source_id.as_str(), r)).collect();
     let mut verified = 0u64;
     let mut tally = shared.tally();
-    for record in &sent.records {
-        let expected = record_digest(&shared.directory.canonical_sent(record), &shared.projection);
-        let Some(stored) = back.get(record.source_id.as_str()) else {
+    for (record, checked) in sent.records.iter().zip(checked) {
+        let Some(checked) = checked else {
             let failure = match mode {
                 // A check reads nothing back: `compare` never sees its records.
                 Mode::Migrate | Mode::Check => {
+                    let expected =
+                        record_digest(&shared.directory.canonical_sent(record), &shared.projection);
                     tally.report.sent_digest.add(&expected);
                     tally.report.mismatched += 1;
                     let reason =
@@ -1620,37 +1741,28 @@ fn compare(
             continue;
         };
         tally.found_in_sink += 1;
-        tally.report.sent_digest.add(&expected);
-        let stored = shared.directory.canonical_back(record, stored);
-        let stored = match crate::consent::keep_sink_opt_outs(
-            record,
-            &stored,
-            &shared.projection,
-            &mut tally.report.consent,
-        ) {
-            Some(standing) => std::borrow::Cow::Owned(standing),
-            None => stored,
-        };
-        let actual = record_digest(&stored, &shared.projection);
-        tally.report.read_back_digest.add(&actual);
-        if actual == expected {
-            verified += 1;
-            if let Some(unchanged) = &shared.unchanged {
-                unchanged.keep(record, &expected);
+        tally.report.sent_digest.add(&checked.expected);
+        crate::consent::merge(&mut tally.report.consent, &checked.consent);
+        tally.report.read_back_digest.add(&checked.actual);
+        match checked.differing {
+            None => {
+                verified += 1;
+                if let Some(unchanged) = &shared.unchanged {
+                    unchanged.keep(record, &checked.expected);
+                }
             }
-        } else {
-            tally.report.mismatched += 1;
-            let sent = shared.directory.canonical_sent(record);
-            let fields = differing_fields(&sent, &stored, &shared.projection).join(", ");
-            let reason =
-                format!("read back with a different checksum; fields that differ: {fields}");
-            let failure = shared.failure(
-                &record.source_id,
-                Stage::Verify,
-                "CHECKSUM_MISMATCH",
-                reason,
-            );
-            tally.failures.push(failure);
+            Some(fields) => {
+                tally.report.mismatched += 1;
+                let reason =
+                    format!("read back with a different checksum; fields that differ: {fields}");
+                let failure = shared.failure(
+                    &record.source_id,
+                    Stage::Verify,
+                    "CHECKSUM_MISMATCH",
+                    reason,
+                );
+                tally.failures.push(failure);
+            }
         }
     }
     tally.report.verified += verified;
@@ -1775,8 +1887,12 @@ mod tests {
         stored: Mutex<HashMap<String, Record>>,
         upserts_in_flight: AtomicUsize,
         max_in_flight: AtomicUsize,
-        /// Takes one batch in flight (`Sink::batches_in_flight`), as a Bulk object does.
+        /// Takes one batch in flight (`Sink::batches_in_flight`) and reads back a batch at
+        /// once, slower than it writes, as a Bulk object does.
         one_at_a_time: bool,
+        /// Records accepted and not yet read back, and the most there were at once.
+        unread: AtomicUsize,
+        max_unread: AtomicUsize,
     }
 
     #[async_trait]
@@ -1787,7 +1903,7 @@ mod tests {
         fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
             Ok(Capability {
                 batch_size: 7,
-                read_back_size: 11,
+                read_back_size: if self.one_at_a_time { 7 } else { 11 },
                 // Like today's connectors: no owner (nor stage), which would need users.
                 stored: object
                     .fields()
@@ -1844,17 +1960,26 @@ mod tests {
                         result,
                     }
                 })
-                .collect();
+                .collect::<Vec<RecordOutcome>>();
+            let accepted = outcomes.iter().filter(|o| o.result.is_ok()).count();
+            let unread = self.unread.fetch_add(accepted, Ordering::SeqCst) + accepted;
+            self.max_unread.fetch_max(unread, Ordering::SeqCst);
             self.upserts_in_flight.fetch_sub(1, Ordering::SeqCst);
             Ok(outcomes)
         }
         async fn read_back(&self, _: ObjectType, ids: &[String]) -> ConnectorResult<Vec<Record>> {
             assert!(ids.len() <= 11);
-            let stored = self.stored.lock().unwrap();
-            Ok(ids
-                .iter()
-                .filter_map(|id| stored.get(id).cloned())
-                .collect())
+            if self.one_at_a_time {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            let back = {
+                let stored = self.stored.lock().unwrap();
+                ids.iter()
+                    .filter_map(|id| stored.get(id).cloned())
+                    .collect()
+            };
+            self.unread.fetch_sub(ids.len(), Ordering::SeqCst);
+            Ok(back)
         }
         async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
             let stored = self.stored.lock().unwrap();
@@ -2083,6 +2208,9 @@ mod tests {
             1,
             "the sink's one batch, not the run's four"
         );
+        // One batch read back and the next one written at most: a batch is written only once
+        // the one before it has left the writer for the verifier, never behind it.
+        assert_eq!(sink.max_unread.load(Ordering::SeqCst), 14);
     }
 
     #[tokio::test]
