@@ -1918,7 +1918,7 @@ mod tests {
         r
     }
 
-    async fn migrate(records: Vec<Record>, sink: Arc<MemorySink>) -> Report {
+    async fn migrate<S: Sink + 'static>(records: Vec<Record>, sink: Arc<S>) -> Report {
         let source = Arc::new(MemorySource { records, page: 5 });
         let options = RunOptions {
             objects: vec![ObjectType::CONTACTS],
@@ -2186,21 +2186,9 @@ mod tests {
             counted: watch::channel(false).0,
             count_before_last_read_back: Default::default(),
         });
-        let source = Arc::new(MemorySource {
-            records: (0..records).map(|i| contact(i, "Ng")).collect(),
-            page: 5,
-        });
-        let options = RunOptions {
-            objects: vec![ObjectType::CONTACTS],
-            ..RunOptions::default()
-        };
-        let progress = Arc::new(Progress::new(&options.objects));
-        let report = run(
-            Mode::Migrate,
-            source,
-            Arc::clone(&sink) as Arc<dyn Sink>,
-            &options,
-            progress,
+        let report = migrate(
+            (0..records).map(|i| contact(i, "Ng")).collect(),
+            Arc::clone(&sink),
         )
         .await;
         assert_eq!(report.outcome, Outcome::Verified);
