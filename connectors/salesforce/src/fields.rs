@@ -183,13 +183,18 @@ pub(crate) async fn vendor_fields(
     object: ObjectType,
 ) -> ConnectorResult<Vec<VendorField>> {
     let described = describe(client, mapping::binding(object)?.sobject).await?;
+    Ok(listed(object, &described))
+}
+
+/// Every field of `described`, `object`'s sObject, as ferry lists them.
+pub(crate) fn listed(object: ObjectType, described: &Describe) -> Vec<VendorField> {
     let fields: Vec<VendorField> = described
         .fields
         .iter()
         .map(|f| vendor_field(object, f))
         .collect();
     tracing::debug!(vendor = VENDOR, %object, fields = fields.len(), "described");
-    Ok(fields)
+    fields
 }
 
 /// The API name Salesforce would give a custom field asked for as `name`: letters, digits and

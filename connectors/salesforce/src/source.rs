@@ -25,7 +25,8 @@
 //! later than the watermark, or the watermark is older than 15 days, deletions were lost and
 //! the engine compares id sets instead.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use ferry_core::currency::OrgCurrency;
@@ -94,6 +95,9 @@ pub struct SalesforceSource {
     fields: FieldMaps,
     /// Whether the org keeps every amount in one currency.
     currency: OrgCurrency,
+    /// Each sObject's describe, read once: the run's field plan (`Source::describe`) reads
+    /// it before the run, and the first page's respelling takes it from here.
+    described: Mutex<HashMap<&'static str, Arc<crate::fields::Describe>>>,
 }
 
 impl SalesforceSource {
@@ -106,7 +110,29 @@ impl SalesforceSource {
             client,
             fields: mapping::standard_maps(),
             currency: OrgCurrency::default(),
+            described: Mutex::default(),
         })
+    }
+
+    /// `sobject`'s describe, asked of Salesforce the first time only (fields do not change
+    /// within a run, and a second describe would cost a call and a round trip).
+    async fn described(
+        &self,
+        sobject: &'static str,
+    ) -> ConnectorResult<Arc<crate::fields::Describe>> {
+        let kept = |s: &Self| {
+            let described = s.described.lock().unwrap_or_else(PoisonError::into_inner);
+            described.get(sobject).map(Arc::clone)
+        };
+        if let Some(described) = kept(self) {
+            return Ok(described);
+        }
+        let described = Arc::new(crate::fields::describe(&self.client, sobject).await?);
+        self.described
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(sobject, Arc::clone(&described));
+        Ok(described)
     }
 
     /// How many access tokens this source has fetched (1 unless sessions expired).
@@ -155,7 +181,7 @@ impl SalesforceSource {
         if *map == *row.standard() {
             return Ok(());
         }
-        let described = crate::fields::describe(&self.client, row.sobject).await?;
+        let described = self.described(row.sobject).await?;
         if let Some(bindings) = crate::fields::respelled(&map, &described) {
             self.fields.map(object, &FieldMap::default(), &bindings);
         }
@@ -555,7 +581,8 @@ impl Source for SalesforceSource {
 
     /// `GET …/sobjects/{Account|Contact}/describe`.
     async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
-        crate::fields::vendor_fields(&self.client, object).await
+        let described = self.described(mapping::binding(object)?.sobject).await?;
+        Ok(crate::fields::listed(object, &described))
     }
 
     fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {

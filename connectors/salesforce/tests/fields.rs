@@ -186,6 +186,32 @@ async fn read_all(source: &SalesforceSource, object: ObjectType) -> Vec<Record> 
 }
 
 #[tokio::test]
+async fn the_first_page_takes_the_describe_the_field_plan_read() {
+    let (emulator, running) = start().await;
+    emulator.seed(&generate(50, 5, &Mess::none()));
+    let source = source(&running);
+    let companies = source
+        .describe(ObjectType::COMPANIES)
+        .await
+        .expect("describe");
+    source
+        .map_fields(ObjectType::COMPANIES, &company_bindings(&companies).await)
+        .expect("map");
+    let before = emulator.api_usage();
+    let page = source
+        .read_page(ObjectType::COMPANIES, None)
+        .await
+        .expect("page");
+    assert!(!page.records.is_empty());
+    assert!(page.records.iter().any(|r| r.get("tier").is_some()));
+    assert_eq!(
+        emulator.api_usage(),
+        before + 1,
+        "the query alone: the mapped fields are spelled by the describe already read"
+    );
+}
+
+#[tokio::test]
 async fn a_source_with_mapped_fields_reads_the_seeded_values() {
     let (emulator, running) = start().await;
     let data: SeedData = generate(200, 5, &Mess::none());

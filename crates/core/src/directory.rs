@@ -110,8 +110,9 @@ impl Directory {
             .map(|(o, _)| *o)
             .collect();
         if !owner_objects.is_empty() {
-            let source_users = source.users().await?;
-            let sink_users = sink.users().await?;
+            // The two sides' lists do not depend on each other: asked together, one round trip.
+            let (source_users, sink_users) = tokio::join!(source.users(), sink.users());
+            let (source_users, sink_users) = (source_users?, sink_users?);
             let map = OwnerMap::build(&rules.owners, &source_users, &sink_users)?;
             tracing::info!(
                 source_users = source_users.len(),
@@ -127,8 +128,9 @@ impl Directory {
             if stored_of(*object, capability, FieldType::Stage).is_empty() {
                 continue;
             }
-            let source_pipelines = source.pipelines(*object).await?;
-            let sink_pipelines = sink.pipelines(*object).await?;
+            let (source_pipelines, sink_pipelines) =
+                tokio::join!(source.pipelines(*object), sink.pipelines(*object));
+            let (source_pipelines, sink_pipelines) = (source_pipelines?, sink_pipelines?);
             // `[mapping.deal_stages]` is the only stage table; another object matches by labels.
             let none = StageRules::default();
             let stage_rules = if *object == ObjectType::DEALS {
@@ -403,5 +405,122 @@ fn status_word(outcome: StageOutcome) -> &'static str {
         StageOutcome::Open => "open",
         StageOutcome::Won => "won",
         StageOutcome::Lost => "lost",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use tokio::sync::Barrier;
+
+    use super::*;
+    use crate::connector::{Page, Pipeline, RecordOutcome, User};
+    use crate::error::ConnectorResult;
+
+    /// One side of a run whose users and pipelines each answer only once the other side was
+    /// asked for its own: asked one side after the other, the first never answers.
+    struct Side {
+        vendor: &'static str,
+        both_asked: Arc<Barrier>,
+    }
+
+    impl Side {
+        async fn meet(&self, what: &str) -> ConnectorResult<()> {
+            tokio::time::timeout(Duration::from_secs(5), self.both_asked.wait())
+                .await
+                .map(|_| ())
+                .map_err(|_| ConnectorError::Malformed {
+                    vendor: self.vendor,
+                    endpoint: what.to_owned(),
+                    detail: "asked while the other side was not".into(),
+                })
+        }
+    }
+
+    #[async_trait]
+    impl Source for Side {
+        fn vendor(&self) -> &'static str {
+            self.vendor
+        }
+        async fn check(&self) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn read_page(&self, _: ObjectType, _: Option<&str>) -> ConnectorResult<Page> {
+            Ok(Page {
+                records: Vec::new(),
+                next: None,
+                unreadable: Vec::new(),
+            })
+        }
+        async fn users(&self) -> ConnectorResult<Vec<User>> {
+            self.meet("users").await?;
+            Ok(Vec::new())
+        }
+        async fn pipelines(&self, _: ObjectType) -> ConnectorResult<Vec<Pipeline>> {
+            self.meet("pipelines").await?;
+            Ok(Vec::new())
+        }
+    }
+
+    #[async_trait]
+    impl Sink for Side {
+        fn vendor(&self) -> &'static str {
+            self.vendor
+        }
+        fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+            Ok(Capability {
+                batch_size: 10,
+                read_back_size: 10,
+                stored: object.fields().iter().map(|f| f.name.to_owned()).collect(),
+                required: Vec::new(),
+                opt_out_needs_email: false,
+                limits: Vec::new(),
+            })
+        }
+        async fn check(&self) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn upsert(&self, _: ObjectType, _: &[Record]) -> ConnectorResult<Vec<RecordOutcome>> {
+            Ok(Vec::new())
+        }
+        async fn read_back(&self, _: ObjectType, _: &[String]) -> ConnectorResult<Vec<Record>> {
+            Ok(Vec::new())
+        }
+        async fn users(&self) -> ConnectorResult<Vec<User>> {
+            self.meet("users").await?;
+            Ok(Vec::new())
+        }
+        async fn pipelines(&self, _: ObjectType) -> ConnectorResult<Vec<Pipeline>> {
+            self.meet("pipelines").await?;
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn both_sides_users_and_pipelines_are_asked_together() {
+        let both_asked = Arc::new(Barrier::new(2));
+        let source = Side {
+            vendor: "source",
+            both_asked: Arc::clone(&both_asked),
+        };
+        let sink = Side {
+            vendor: "sink",
+            both_asked,
+        };
+        let deals = Sink::capability(&sink, ObjectType::DEALS).expect("a capability");
+        let directory = Directory::read(
+            &source,
+            &sink,
+            &[(ObjectType::DEALS, &deals)],
+            &DirectoryRules::default(),
+        )
+        .await;
+        assert!(directory.is_ok(), "{:?}", directory.err());
     }
 }

@@ -1022,6 +1022,7 @@ impl HttpClient {
         );
         self.stats.budget_cost.fetch_add(cost, Ordering::Relaxed);
         let origin = request.url().origin().ascii_serialization();
+        let sent = Instant::now();
         let mut response = match self.client.execute(request).await {
             Ok(response) => response,
             Err(e) if e.is_connect() && !has_answered(&origin) => {
@@ -1082,6 +1083,14 @@ impl HttpClient {
             }
         }
         let body = single.unwrap_or_else(|| gathered.freeze());
+        // Each call's time, to draw a run's calls in flight (`-vvv`): the endpoint, no values.
+        tracing::trace!(
+            vendor,
+            endpoint,
+            status = status.as_u16(),
+            ms = sent.elapsed().as_secs_f64() * 1000.0,
+            "answered"
+        );
         let response = HttpResponse {
             status,
             headers,

@@ -666,16 +666,15 @@ pub async fn run(
             &sink,
             options,
             (resume, since.clone(), parents, refused, merges.clone()),
+            read_whole && mode != Mode::Check,
             &shared,
             counters,
         )
         .await;
         let finished = result.is_ok() && !shared.interrupted.load(Ordering::Relaxed);
         let result = match result {
-            Ok(()) if finished && read_whole && mode != Mode::Check => {
-                count_extras(&sink, &shared).await
-            }
-            other => other,
+            Ok(Some(in_sink)) if finished => count_extras(in_sink, &shared),
+            other => other.map(|_| ()),
         };
         // Only an object read whole names every parent: after a resume or an incremental
         // read, children's references are not checked against the few ids read (the sink
@@ -830,12 +829,13 @@ pub async fn run(
     report
 }
 
-/// Compares the sink's count of records carrying a source id with the records this run read
-/// back, and books any surplus: duplicates (a lost create answer that was retried, say) or
-/// records whose source record is gone. Only meaningful after a whole read of the source.
-async fn count_extras(sink: &Arc<dyn Sink>, shared: &Shared) -> StageResult<()> {
+/// Compares the sink's count of records carrying a source id (`in_sink`, taken once every
+/// write was answered) with the records this run read back, and books any surplus: duplicates
+/// (a lost create answer that was retried, say) or records whose source record is gone. Only
+/// meaningful after a whole read of the source.
+fn count_extras(in_sink: Option<u64>, shared: &Shared) -> StageResult<()> {
     let object = shared.object;
-    let Some(in_sink) = sink.count_with_source_id(object).await? else {
+    let Some(in_sink) = in_sink else {
         tracing::debug!(%object, "the sink cannot count its records with a source id");
         return Ok(());
     };
@@ -857,6 +857,11 @@ fn http_report(stats: Option<Arc<crate::http::HttpStats>>) -> HttpReport {
     stats.map(|s| s.report()).unwrap_or_default()
 }
 
+/// Runs one object's stages. With `count`, the sink's count of records with a source id
+/// (`Sink::count_with_source_id`) is taken once the whole read was written and handed to
+/// verification, beside the last read-backs; it is returned for [`count_extras`], `None` when
+/// it was not taken (no `count`, or the read or the write stopped).
+#[allow(clippy::too_many_arguments)]
 async fn run_object(
     mode: Mode,
     source: &Arc<dyn Source>,
@@ -869,9 +874,10 @@ async fn run_object(
         KnownIds,
         MergePlans,
     ),
+    count: bool,
     shared: &Arc<Shared>,
     counters: &ObjectProgress,
-) -> StageResult<()> {
+) -> StageResult<Option<Option<u64>>> {
     let object = shared.object;
     let few = sink.batches_in_flight(object);
     let in_flight = few
@@ -921,8 +927,23 @@ async fn run_object(
         counters,
     );
     let verifier = verify_stage(sink, mode, in_flight, verify_rx, shared, counters);
+    // The sink's count needs every write answered, not every read-back (which writes nothing):
+    // it is asked as soon as the writer (in `verify`, the forwarder) has handed on the last
+    // batch, while the last chunks are read back. It is not asked when the read or the write
+    // stopped, since the run compares it with nothing then.
+    let count_in_sink = |upstream: Result<bool, ()>| async move {
+        let whole = upstream == Ok(true) && !shared.interrupted.load(Ordering::Relaxed);
+        if !(count && whole) {
+            return Ok(None);
+        }
+        Ok(Some(sink.count_with_source_id(object).await?))
+    };
+    let upstream = |read: &StageResult<()>, handed: &StageResult<bool>| match (read, handed) {
+        (Ok(()), Ok(all)) => Ok(*all),
+        _ => Err(()),
+    };
     // The count only feeds progress bars: it runs beside the read and may fail quietly.
-    let count = async {
+    let progress_count = async {
         // The count is of every record: no ETA for an incremental read.
         if incremental {
             return;
@@ -933,7 +954,7 @@ async fn run_object(
                 .store(n, std::sync::atomic::Ordering::Relaxed);
         }
     };
-    let ((read, written, verified), ()) = match mode {
+    let (((read, written, in_sink), verified), ()) = match mode {
         Mode::Migrate => {
             // The sink is prepared while the first pages are read: only the writer needs it.
             // If it fails, the writer stops before its first write and the reader with it.
@@ -941,20 +962,34 @@ async fn run_object(
                 sink.prepare(object).await?;
                 write_stage(sink, in_flight, batch_rx, verify_tx, shared, counters).await
             };
-            tokio::join!(async { tokio::join!(reader, writer, verifier) }, count)
+            let writes = async {
+                let (read, written) = tokio::join!(reader, writer);
+                let in_sink = count_in_sink(upstream(&read, &written)).await;
+                (read, written.map(|_| ()), in_sink)
+            };
+            tokio::join!(async { tokio::join!(writes, verifier) }, progress_count)
         }
         Mode::Verify => {
             let forward = forward_stage(batch_rx, verify_tx);
-            tokio::join!(async { tokio::join!(reader, forward, verifier) }, count)
+            let writes = async {
+                let (read, forwarded) = tokio::join!(reader, forward);
+                let in_sink = count_in_sink(upstream(&read, &forwarded)).await;
+                (read, forwarded.map(|_| ()), in_sink)
+            };
+            tokio::join!(async { tokio::join!(writes, verifier) }, progress_count)
         }
         Mode::Check => {
             drop(verify_tx);
             let passed = pass_stage(batch_rx, shared);
-            tokio::join!(async { tokio::join!(reader, passed, verifier) }, count)
+            let ((read, passed, verified), ()) = tokio::join!(
+                async { tokio::join!(reader, passed, verifier) },
+                progress_count
+            );
+            (((read, passed, Ok(None)), verified), ())
         }
     };
     // The first error in pipeline order is the cause; later ones are its consequences.
-    read.and(written).and(verified)
+    read.and(written).and(verified).and(in_sink)
 }
 
 /// What the sink does with `object` in this account: surveyed first, since some of it (a
@@ -1423,16 +1458,21 @@ async fn pass_stage(mut rx: mpsc::Receiver<Batch>, shared: &Shared) -> StageResu
     Ok(())
 }
 
-async fn forward_stage(mut rx: mpsc::Receiver<Batch>, tx: mpsc::Sender<Batch>) -> StageResult<()> {
+/// Passes every batch read on to verification; `false` when the verifier stopped first.
+async fn forward_stage(
+    mut rx: mpsc::Receiver<Batch>,
+    tx: mpsc::Sender<Batch>,
+) -> StageResult<bool> {
     while let Some(batch) = rx.recv().await {
         if tx.send(batch).await.is_err() {
-            break;
+            return Ok(false);
         }
     }
-    Ok(())
+    Ok(true)
 }
 
-/// Upserts batches, several in flight, and passes what the sink accepted on to verification.
+/// Upserts batches, several in flight, and passes what the sink accepted on to verification;
+/// `false` when the verifier stopped first (its error tells why).
 async fn write_stage(
     sink: &Arc<dyn Sink>,
     in_flight: usize,
@@ -1440,7 +1480,7 @@ async fn write_stage(
     tx: mpsc::Sender<Batch>,
     shared: &Shared,
     counters: &ObjectProgress,
-) -> StageResult<()> {
+) -> StageResult<bool> {
     let object = shared.object;
     type Written = (
         Batch,
@@ -1457,7 +1497,7 @@ async fn write_stage(
             permit = tx.clone().reserve_owned(), if input_open && place.is_none() && tasks.len() < in_flight => {
                 match permit {
                     Ok(permit) => place = Some(permit),
-                    Err(_) => return Ok(()), // the verifier stopped; its error tells why
+                    Err(_) => return Ok(false), // the verifier stopped; its error tells why
                 }
             },
             batch = rx.recv(), if input_open && place.is_some() => match (batch, place.take()) {
@@ -1480,7 +1520,7 @@ async fn write_stage(
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Books one batch's outcomes and returns the records the sink accepted.
@@ -2000,7 +2040,7 @@ mod tests {
         r
     }
 
-    async fn migrate(records: Vec<Record>, sink: Arc<MemorySink>) -> Report {
+    async fn migrate<S: Sink + 'static>(records: Vec<Record>, sink: Arc<S>) -> Report {
         let source = Arc::new(MemorySource { records, page: 5 });
         let options = RunOptions {
             objects: vec![ObjectType::CONTACTS],
@@ -2211,6 +2251,79 @@ mod tests {
         // One batch read back and the next one written at most: a batch is written only once
         // the one before it has left the writer for the verifier, never behind it.
         assert_eq!(sink.max_unread.load(Ordering::SeqCst), 14);
+    }
+
+    /// A [`MemorySink`] whose last read-back answers only once the sink's count was asked
+    /// (or after five seconds): the count needs every write answered, not every read-back.
+    struct CountBesideReadBack {
+        inner: MemorySink,
+        records: usize,
+        read_back: AtomicUsize,
+        counted: watch::Sender<bool>,
+        count_before_last_read_back: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl Sink for CountBesideReadBack {
+        fn vendor(&self) -> &'static str {
+            self.inner.vendor()
+        }
+        fn capability(&self, object: ObjectType) -> ConnectorResult<Capability> {
+            self.inner.capability(object)
+        }
+        async fn check(&self) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn prepare(&self, _: ObjectType) -> ConnectorResult<()> {
+            Ok(())
+        }
+        async fn upsert(
+            &self,
+            object: ObjectType,
+            records: &[Record],
+        ) -> ConnectorResult<Vec<RecordOutcome>> {
+            self.inner.upsert(object, records).await
+        }
+        async fn read_back(&self, o: ObjectType, ids: &[String]) -> ConnectorResult<Vec<Record>> {
+            let before = self.read_back.fetch_add(ids.len(), Ordering::SeqCst);
+            if before + ids.len() == self.records {
+                let mut counted = self.counted.subscribe();
+                let waited = std::time::Duration::from_secs(5);
+                let seen = tokio::time::timeout(waited, counted.wait_for(|c| *c)).await;
+                self.count_before_last_read_back
+                    .store(seen.is_ok(), Ordering::SeqCst);
+            }
+            self.inner.read_back(o, ids).await
+        }
+        async fn count_with_source_id(&self, object: ObjectType) -> ConnectorResult<Option<u64>> {
+            self.counted.send_replace(true);
+            self.inner.count_with_source_id(object).await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sink_is_counted_beside_the_last_read_backs_once_every_write_answered() {
+        let records = 60;
+        let sink = Arc::new(CountBesideReadBack {
+            inner: MemorySink::default(),
+            records,
+            read_back: AtomicUsize::new(0),
+            counted: watch::channel(false).0,
+            count_before_last_read_back: Default::default(),
+        });
+        let report = migrate(
+            (0..records).map(|i| contact(i, "Ng")).collect(),
+            Arc::clone(&sink),
+        )
+        .await;
+        assert_eq!(report.outcome, Outcome::Verified);
+        let o = &report.objects[0];
+        assert_eq!((o.written, o.verified), (60, 60));
+        assert_eq!((o.in_sink, o.extra_in_sink), (Some(60), 0));
+        assert!(
+            sink.count_before_last_read_back.load(Ordering::SeqCst),
+            "the count waited for the last read-back"
+        );
     }
 
     #[tokio::test]
