@@ -1032,11 +1032,6 @@ impl Fields {
         self.position(field).ok().map(|at| self.0.remove(at).1)
     }
 
-    /// Whether `field` has a value.
-    pub fn contains_key(&self, field: &str) -> bool {
-        self.position(field).is_ok()
-    }
-
     /// How many fields have a value.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -1204,7 +1199,7 @@ mod tests {
         let names: Vec<&str> = fields.keys().map(|k| k.as_ref()).collect();
         assert_eq!(names, ["custom.z", "email", "phone"]);
         assert_eq!(fields.get("phone"), Some(&Value::Text("2".into())));
-        assert!(fields.contains_key("email") && !fields.contains_key("city"));
+        assert!(fields.get("email").is_some() && fields.get("city").is_none());
         if let Some(v) = fields.get_mut("custom.z") {
             *v = Value::Integer(4);
         }
