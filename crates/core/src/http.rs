@@ -474,29 +474,7 @@ impl HttpStats {
 
 /// A rate limiter whose quota can be replaced when the vendor announces a different one.
 struct Limiter {
-    current: Mutex<Option<(RateLimit, Arc<Paced>)>>,
-}
-
-/// A limiter and the cells one request takes of it ([`Pacing`]).
-struct Paced {
-    rate: DefaultDirectRateLimiter,
-    cells: NonZeroU32,
-}
-
-impl Paced {
-    /// Waits for this request's permit.
-    async fn ready(&self) {
-        // The capacity holds a request's cells by construction ([`pacing`]); were it not
-        // so, a permit of one cell still paces.
-        if self.rate.until_n_ready(self.cells).await.is_err() {
-            self.rate.until_ready().await;
-        }
-    }
-
-    /// Takes this request's permit if it is free now.
-    fn try_now(&self) -> bool {
-        matches!(self.rate.check_n(self.cells), Ok(Ok(())))
-    }
+    current: Mutex<Option<(RateLimit, Arc<DefaultDirectRateLimiter>)>>,
 }
 
 impl Limiter {
@@ -506,7 +484,7 @@ impl Limiter {
         }
     }
 
-    fn get(&self) -> Option<Arc<Paced>> {
+    fn get(&self) -> Option<Arc<DefaultDirectRateLimiter>> {
         self.current
             .lock()
             .ok()?
@@ -529,74 +507,33 @@ impl Limiter {
 
 /// Paces requests evenly at 98% of the budget: a vendor counting a rolling window then never
 /// sees more than its limit, whatever the window's phase.
-fn build_limiter(limit: RateLimit) -> Paced {
-    let pacing = pacing(limit);
-    Paced {
-        rate: RateLimiter::direct(pacing.quota()),
-        cells: pacing.cells,
-    }
-}
-
-/// How [`build_limiter`] paces a limit: a request takes `cells` cells of `cell` each (so
-/// requests are `cells × cell` apart), from a bucket `capacity` cells deep.
 ///
-/// A permit taken late (a timer waking late, no request ready at that instant) is lost unless
-/// the bucket lets the next ones make it up: those losses cost 1 to 2% of the budget. Where
-/// the budget has room for it (above 100 requests a window), a burst of two requests does
-/// that: any window then holds at most 98% of the budget plus two, still under it. Where it
-/// has not, a request may go one cell (about a 500th of the window) before its turn, so a timer
-/// waking up to that late keeps the pace: any window then holds at most 98% of the budget
-/// stretched by 0.2%, plus one, still under it.
-struct Pacing {
-    cell: Duration,
-    cells: NonZeroU32,
-    capacity: NonZeroU32,
+/// A burst of two is allowed where the budget has room for it (any window then holds at most
+/// 98% of the budget plus two, still under it), so that a permit taken a little late (a timer
+/// waking late, no request ready at that instant) is made up instead of lost: with no burst
+/// those losses cost 1 to 2% of the budget.
+fn build_limiter(limit: RateLimit) -> DefaultDirectRateLimiter {
+    let (interval, burst) = pacing(limit);
+    let quota = Quota::with_period(interval)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst);
+    RateLimiter::direct(quota)
 }
 
-impl Pacing {
-    /// The time between requests: the window over 98% of its requests, unrounded (98% of
-    /// HubSpot search's 5 a second is 4.9 a second, one request per 204 ms, where whole
-    /// requests would give 4).
-    #[cfg(test)]
-    fn interval(&self) -> Duration {
-        self.cell * self.cells.get()
-    }
-
-    /// The governor quota: a cell per `cell`, `capacity` deep.
-    fn quota(&self) -> Quota {
-        Quota::with_period(self.cell)
-            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-            .allow_burst(self.capacity)
-    }
-}
-
-/// The share of a window a request may go before its turn, where no burst is allowed.
-const EARLY_SHARE_OF_WINDOW: u128 = 500;
-
-/// The [`Pacing`] of `limit`.
-fn pacing(limit: RateLimit) -> Pacing {
+/// The interval between permits and the burst of [`build_limiter`]. The interval is the
+/// window over 98% of its requests, unrounded: 98% of HubSpot search's 5 a second is 4.9 a
+/// second (one permit per 204 ms), where whole requests would give 4.
+fn pacing(limit: RateLimit) -> (Duration, NonZeroU32) {
     let requests = u128::from(limit.requests.max(1));
-    let window = limit.per.as_nanos().max(1);
-    let interval = (window * 100 / (requests * 98)).max(1);
-    let nanos = |n: u128| Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX));
-    let count =
-        |n: u128| NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+    let interval = (limit.per.as_nanos() * 100 / (requests * 98)).max(1);
+    let interval = Duration::from_nanos(u64::try_from(interval).unwrap_or(u64::MAX));
     // 98% of the budget plus two stays under it only above 100 requests a window.
-    if requests * 98 + 200 < requests * 100 {
-        return Pacing {
-            cell: nanos(interval),
-            cells: NonZeroU32::MIN,
-            capacity: count(2),
-        };
-    }
-    let cells = (interval * EARLY_SHARE_OF_WINDOW / window).clamp(1, 10_000);
-    // Rounded up: never faster than the interval.
-    let cell = interval.div_ceil(cells);
-    Pacing {
-        cell: nanos(cell),
-        cells: count(cells),
-        capacity: count(if cells > 1 { cells + 1 } else { 1 }),
-    }
+    let burst = if requests * 98 + 200 < requests * 100 {
+        NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN)
+    } else {
+        NonZeroU32::MIN
+    };
+    (interval, burst)
 }
 
 /// The hosts (scheme, host and port) that have answered at least one request in this process.
@@ -993,10 +930,10 @@ impl HttpClient {
     {
         let vendor = self.policy.vendor();
         if let Some(limiter) = self.limiter.get()
-            && !limiter.try_now()
+            && limiter.check().is_err()
         {
             let waiting = Instant::now();
-            limiter.ready().await;
+            limiter.until_ready().await;
             HttpStats::add_wait(&self.stats.paced_us, waiting);
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -1528,22 +1465,25 @@ mod tests {
 
     #[test]
     fn the_limiter_paces_fractional_rates_exactly() {
-        // Within a microsecond above the exact interval: cells are rounded up.
-        let near = |pacing: Pacing, nanos: u64| {
-            let interval = pacing.interval();
-            interval >= Duration::from_nanos(nanos)
-                && interval < Duration::from_nanos(nanos + 1_000)
-        };
-        let search = RateLimit::new(5, Duration::from_secs(1));
-        assert!(near(pacing(search), 204_081_632), "4.9 a second, not 4");
-        let window = RateLimit::new(190, Duration::from_secs(10));
-        assert!(near(pacing(window), 53_705_692), "186.2 per 10 s");
-        let free = RateLimit::new(100, Duration::from_secs(10));
-        assert!(near(pacing(free), 102_040_816), "98 per 10 s, as before");
+        let search = pacing(RateLimit::new(5, Duration::from_secs(1)));
+        assert_eq!(
+            search.0,
+            Duration::from_nanos(204_081_632),
+            "4.9 a second, not 4"
+        );
+        assert_eq!(search.1.get(), 1);
+        let window = pacing(RateLimit::new(190, Duration::from_secs(10)));
+        assert_eq!(window.0, Duration::from_nanos(53_705_692), "186.2 per 10 s");
+        let free = pacing(RateLimit::new(100, Duration::from_secs(10)));
+        assert_eq!(
+            free.0,
+            Duration::from_nanos(102_040_816),
+            "98 per 10 s, as before"
+        );
         // Never faster than 98% of the budget, for any budget.
         for requests in 1..=1000 {
             let per = Duration::from_secs(10);
-            let interval = pacing(RateLimit::new(requests, per)).interval();
+            let (interval, _) = pacing(RateLimit::new(requests, per));
             let in_window = per.as_nanos() / interval.as_nanos();
             assert!(
                 in_window * 100 <= u128::from(requests) * 98 + 99,
@@ -1555,70 +1495,14 @@ mod tests {
     #[test]
     fn the_limiter_bursts_two_only_where_the_budget_has_room() {
         let roomy = build_limiter(RateLimit::new(190, Duration::from_secs(10)));
-        assert!(roomy.try_now() && roomy.try_now());
-        assert!(!roomy.try_now(), "186 per 10 s plus 2 stays under 190");
+        assert!(roomy.check().is_ok() && roomy.check().is_ok());
+        assert!(
+            roomy.check().is_err(),
+            "186 per 10 s plus 2 stays under 190"
+        );
         let tight = build_limiter(RateLimit::new(100, Duration::from_secs(10)));
-        assert!(tight.try_now());
-        assert!(!tight.try_now(), "98 per 10 s plus 2 would reach 100");
-    }
-
-    /// Requests taken as soon as the limiter allows, each by a timer that wakes `late` after
-    /// the permit's time, for `run` of simulated time: when each went.
-    fn paced_by_a_late_timer(limit: RateLimit, late: Duration, run: Duration) -> Vec<Duration> {
-        use governor::clock::{Clock as _, Reference as _};
-        let pacing = pacing(limit);
-        let clock = governor::clock::FakeRelativeClock::default();
-        let limiter = RateLimiter::direct_with_clock(pacing.quota(), clock.clone());
-        let start = clock.now();
-        let mut sent = Vec::new();
-        loop {
-            let now = Duration::from(clock.now().duration_since(start));
-            if now >= run {
-                return sent;
-            }
-            match limiter.check_n(pacing.cells) {
-                Ok(Ok(())) => sent.push(now),
-                Ok(Err(not_until)) => clock.advance(not_until.wait_time_from(clock.now()) + late),
-                Err(capacity) => panic!("a request's cells exceed the bucket: {capacity}"),
-            }
-        }
-    }
-
-    #[test]
-    fn a_limiter_without_burst_keeps_its_pace_when_its_timer_wakes_late() {
-        // Pipedrive's 80 per 2 s, HubSpot search's 5 a second, HubSpot Starter's 100 per 10 s:
-        // budgets too small for a burst of two.
-        for (requests, per) in [(80, 2), (5, 1), (100, 10), (10, 1)] {
-            let limit = RateLimit::new(requests, Duration::from_secs(per));
-            let window = limit.per;
-            let run = window * 30;
-            for late in [
-                Duration::ZERO,
-                Duration::from_micros(700),
-                Duration::from_millis(2),
-            ] {
-                let sent = paced_by_a_late_timer(limit, late, run);
-                // No rolling window ever holds more than the limit.
-                let mut first = 0;
-                for (i, at) in sent.iter().enumerate() {
-                    while *at >= sent[first] + window {
-                        first += 1;
-                    }
-                    assert!(
-                        i - first < requests as usize,
-                        "{requests} per {per} s, {late:?} late: {} in the window ending {at:?}",
-                        i - first + 1
-                    );
-                }
-                // And a timer waking late loses nothing: 98% of the budget, less one request.
-                let budget = f64::from(requests) * 30.0;
-                assert!(
-                    sent.len() as f64 >= budget * 0.98 - 1.0,
-                    "{requests} per {per} s, {late:?} late: {} of {budget}",
-                    sent.len()
-                );
-            }
-        }
+        assert!(tight.check().is_ok());
+        assert!(tight.check().is_err(), "98 per 10 s plus 2 would reach 100");
     }
 
     #[test]
