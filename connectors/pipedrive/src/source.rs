@@ -34,7 +34,7 @@ use crate::client::PipedriveClient;
 use crate::config::PipedriveConfig;
 use crate::mapping;
 use crate::objects;
-use crate::windows::{IdSet, Window, Windows};
+use crate::windows::{IdSet, Span, Window, Windows};
 
 /// How far before Pipedrive's clock at the start of a read the next incremental read starts.
 /// Pipedrive documents neither how precise `update_time` is (it shows whole seconds, as does
@@ -473,14 +473,17 @@ impl PipedriveSource {
         }
         let endpoint = || format!("GET /api/v2/{}", row.path);
         let now = now.ok_or_else(|| crate::client::no_date(endpoint()))?;
-        let (from, to) = (
-            lister.last_update_time(&oldest)?,
-            lister.last_update_time(&newest)?,
-        );
+        let (first_pages, last_pages) = (lister.span(&oldest)?, lister.span(&newest)?);
         // A write may become visible to the lists after the time it is stamped with (and API
         // hosts' clocks drift): the open window starts the sync overlap earlier.
         let open_from = now - SYNC_OVERLAP.as_millis() as i64;
-        let windows = Windows::plan(from, to, open_from, self.read_windows);
+        let pages = Windows::pages_between(first_pages, last_pages, lister.page_size);
+        let windows = Windows::plan(
+            first_pages.latest,
+            last_pages.earliest,
+            open_from,
+            self.read_windows.min(pages.max(1)),
+        );
         tracing::debug!(vendor = VENDOR, object = %row.object, windows = windows.0.len(), "a full read goes on in update-time windows");
         let mut listed = lister.records(oldest)?;
         let newest = lister.records(newest)?;
@@ -696,11 +699,20 @@ impl Lister {
         self.fetch_sorted(None, &Window::default(), &order).await
     }
 
-    /// The `update_time` of the last record of `answer`, a page sorted by it.
-    fn last_update_time(&self, answer: &Answer) -> ConnectorResult<i64> {
-        answer
-            .items
-            .last()
+    /// The `update_time`s `answer`, a page sorted by it, spans, and its records.
+    fn span(&self, answer: &Answer) -> ConnectorResult<Span> {
+        let (first, last) = (answer.items.first(), answer.items.last());
+        let (first, last) = (self.update_time(first)?, self.update_time(last)?);
+        Ok(Span {
+            earliest: first.min(last),
+            latest: first.max(last),
+            records: answer.items.len(),
+        })
+    }
+
+    /// The `update_time` of `record`, a record of a page sorted by it.
+    fn update_time(&self, record: Option<&Value>) -> ConnectorResult<i64> {
+        record
             .and_then(|r| r.get("update_time"))
             .and_then(Value::as_str)
             .and_then(ferry_core::model::parse_timestamp)

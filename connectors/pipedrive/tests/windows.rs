@@ -426,6 +426,27 @@ async fn the_first_call_reads_the_oldest_and_newest_pages_a_one_page_object_in_i
 }
 
 #[tokio::test]
+async fn windows_are_planned_for_the_records_left_between_the_first_two_pages() {
+    let (running, emulator) = aged_account(250, &Mess::default()).await;
+    let windowed = source(&running.base_url, 8, 100).await;
+    let one = source(&running.base_url, 1, 100).await;
+    let (plain, plain_pages, _) = read(&one, ObjectType::CONTACTS, None, 10).await;
+    assert!(plain.len() > 200 && plain.len() < 300, "{}", plain.len());
+
+    // The oldest 100 and the newest 100 leave about 50 between them, a page: one closed
+    // window and the open one, not a window for each of the eight slots.
+    let start = settled_requests(&emulator).await;
+    let (records, _, left) = read(&windowed, ObjectType::CONTACTS, None, 20).await;
+    assert!(left.is_none());
+    let requests = settled_requests(&emulator).await - start;
+    assert!(
+        requests <= plain_pages as u64 + 2,
+        "{requests} requests, one cursor {plain_pages}"
+    );
+    assert_eq!(by_id(records), by_id(plain));
+}
+
+#[tokio::test]
 async fn a_round_takes_a_page_a_window_left_when_fewer_windows_than_slots_are_left() {
     let (running, _emulator) = aged_account(5_000, &Mess::default()).await;
     let reader = source(&running.base_url, 4, 50).await;
