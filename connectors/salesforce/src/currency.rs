@@ -15,6 +15,15 @@ const ORG_CURRENCY_SOQL: &str = "SELECT DefaultCurrencyIsoCode FROM Organization
 /// Opportunity and, in a single-currency org, one query of Organization.
 pub(crate) async fn single(client: &Client) -> ConnectorResult<Option<String>> {
     let described = crate::fields::describe(client, "Opportunity").await?;
+    single_by(client, &described).await
+}
+
+/// [`single`] with Opportunity's describe read already: in a single-currency org, one query
+/// of Organization.
+pub(crate) async fn single_by(
+    client: &Client,
+    described: &crate::fields::Describe,
+) -> ConnectorResult<Option<String>> {
     if described.field("CurrencyIsoCode").is_some() {
         return Ok(None);
     }

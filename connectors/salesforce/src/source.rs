@@ -135,6 +135,13 @@ impl SalesforceSource {
         Ok(described)
     }
 
+    /// The org's one currency (`None`: multiple), from the Opportunity describe the run's
+    /// field plan read.
+    async fn single_currency(&self) -> ConnectorResult<Option<String>> {
+        let opportunity = self.described("Opportunity").await?;
+        crate::currency::single_by(&self.client, &opportunity).await
+    }
+
     /// How many access tokens this source has fetched (1 unless sessions expired).
     pub fn token_fetches(&self) -> u64 {
         self.client.token_fetches()
@@ -420,9 +427,7 @@ impl Source for SalesforceSource {
 
     async fn read_page(&self, object: ObjectType, cursor: Option<&str>) -> ConnectorResult<Page> {
         self.currency
-            .learn(object, &self.fields, || {
-                crate::currency::single(&self.client)
-            })
+            .learn(object, &self.fields, || self.single_currency())
             .await?;
         let mut page = self.read_fields(object, cursor).await?;
         self.currency.stamp(object, &mut page.records);
@@ -439,9 +444,7 @@ impl Source for SalesforceSource {
         cursor: Option<&str>,
     ) -> ConnectorResult<FetchedPage> {
         self.currency
-            .learn(object, &self.fields, || {
-                crate::currency::single(&self.client)
-            })
+            .learn(object, &self.fields, || self.single_currency())
             .await?;
         if let Some(next) = cursor.and_then(|c| c.strip_prefix(ROLES_CURSOR)) {
             return self
