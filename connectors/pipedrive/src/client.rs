@@ -145,6 +145,25 @@ impl PipedriveClient {
         Ok((body, date))
     }
 
+    /// `GET path?query`: a successful answer as it came (its envelope not read, for a caller
+    /// that parses it borrowed), and Pipedrive's clock when it answered (see
+    /// [`PipedriveClient::get_dated`]); any other status is an error.
+    pub(crate) async fn get_response(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> ConnectorResult<(HttpResponse, Option<i64>)> {
+        let response = self
+            .send(&self.http, Method::GET, path, query, None)
+            .await?;
+        if !response.is_success() {
+            let endpoint = format!("GET {}", endpoint_path(path));
+            return Err(self.http.error_for(&endpoint, &response));
+        }
+        let date = response.date_ms();
+        Ok((response, date))
+    }
+
     /// [`PipedriveClient::get`] with the body capped at [`BodyCap::Small`], for the check.
     pub(crate) async fn get_small(
         &self,

@@ -21,11 +21,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, VendorField};
-use ferry_core::http::{HttpStats, RateLimit};
+use ferry_core::http::{HttpResponse, HttpStats, RateLimit};
+use ferry_core::json::{Text, Tree};
 use ferry_core::{
     ConnectorError, ConnectorResult, DeletedPage, FetchedPage, ObjectType, Page, Source, Watermark,
 };
 use futures::StreamExt;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use crate::VENDOR;
@@ -455,7 +458,7 @@ impl PipedriveSource {
         self.ids_returned(row.object, |ids| *ids = IdSet::default());
         self.ahead.forget(row.object);
         let lister = self.lister(row);
-        let ((oldest, _), (newest, now)) = tokio::try_join!(
+        let ((mut oldest, _), (mut newest, now)) = tokio::try_join!(
             lister.fetch_by_update_time("asc"),
             lister.fetch_by_update_time("desc"),
         )?;
@@ -474,8 +477,8 @@ impl PipedriveSource {
         let endpoint = || format!("GET /api/v2/{}", row.path);
         let now = now.ok_or_else(|| crate::client::no_date(endpoint()))?;
         let (from, to) = (
-            lister.last_update_time(&oldest)?,
-            lister.last_update_time(&newest)?,
+            lister.last_update_time(&mut oldest)?,
+            lister.last_update_time(&mut newest)?,
         );
         // A write may become visible to the lists after the time it is stamped with (and API
         // hosts' clocks drift): the open window starts the sync overlap earlier.
@@ -655,10 +658,35 @@ impl PipedriveSource {
     }
 }
 
-/// A list page as answered: its records' raw JSON and the next page's cursor.
+/// A list page as answered: the response, whose records are parsed (borrowed from its body)
+/// only when they are mapped, and the next page's cursor.
 struct Answer {
-    items: Vec<Value>,
+    response: HttpResponse,
     next: Option<String>,
+}
+
+/// A list page's envelope, skimmed for the next cursor without reading the records.
+#[derive(Deserialize)]
+struct Skim<'a> {
+    success: Option<bool>,
+    /// Zero-sized elements: checks `data` is a list, allocates nothing.
+    data: Option<Vec<IgnoredAny>>,
+    #[serde(borrow)]
+    additional_data: Option<Additional<'a>>,
+}
+
+/// A list page's `additional_data`.
+#[derive(Deserialize)]
+struct Additional<'a> {
+    #[serde(borrow)]
+    next_cursor: Option<Text<'a>>,
+}
+
+/// A list page's records, borrowed from its body.
+#[derive(Deserialize)]
+struct Listing<'a> {
+    #[serde(borrow)]
+    data: Vec<Tree<'a>>,
 }
 
 /// What reads one object's list pages, cheap to clone into a task of its own.
@@ -697,12 +725,13 @@ impl Lister {
     }
 
     /// The `update_time` of the last record of `answer`, a page sorted by it.
-    fn last_update_time(&self, answer: &Answer) -> ConnectorResult<i64> {
-        answer
-            .items
+    fn last_update_time(&self, answer: &mut Answer) -> ConnectorResult<i64> {
+        let listing = self.listing(answer)?;
+        listing
+            .data
             .last()
             .and_then(|r| r.get("update_time"))
-            .and_then(Value::as_str)
+            .and_then(Tree::as_str)
             .and_then(ferry_core::model::parse_timestamp)
             .ok_or_else(|| {
                 self.malformed("a record sorted by `update_time` has no readable `update_time`")
@@ -737,27 +766,39 @@ impl Lister {
             query.push(("cursor", c));
         }
         query.extend_from_slice(order);
-        let (mut body, date) = self.client.get_dated(&path, &query).await?;
-        let next = body
-            .pointer("/additional_data/next_cursor")
-            .and_then(Value::as_str)
+        let (mut response, date) = self.client.get_response(&path, &query).await?;
+        let endpoint = self.endpoint();
+        let skim: Skim<'_> = response.json_borrowed(VENDOR, &endpoint)?;
+        if skim.success != Some(true) {
+            return Err(self.malformed("a 2xx response without `success: true`"));
+        }
+        if skim.data.is_none() {
+            return Err(self.malformed("`data` is not a list"));
+        }
+        let next = skim
+            .additional_data
+            .and_then(|a| a.next_cursor)
             .filter(|c| !c.is_empty())
-            .map(str::to_owned);
+            .map(|c| c.0.into_owned());
         if next.is_some() && next.as_deref() == cursor {
             return Err(self
                 .malformed("the next-page cursor equals the current one; paging would never end"));
         }
-        match body.get_mut("data").map(Value::take) {
-            Some(Value::Array(items)) => Ok((Answer { items, next }, date)),
-            _ => Err(self.malformed("`data` is not a list")),
-        }
+        Ok((Answer { response, next }, date))
+    }
+
+    /// The records of `answer`'s page, parsed borrowed from its body (checked by the skim in
+    /// [`Lister::fetch_sorted`], its bytes made UTF-8 then).
+    fn listing<'a>(&self, answer: &'a mut Answer) -> ConnectorResult<Listing<'a>> {
+        answer.response.json_borrowed(VENDOR, &self.endpoint())
     }
 
     /// The records of `answer`'s page.
-    fn records(&self, answer: Answer) -> ConnectorResult<Listed> {
-        let Answer { items, next } = answer;
-        let mut records = Vec::with_capacity(items.len());
-        for raw in &items {
+    fn records(&self, mut answer: Answer) -> ConnectorResult<Listed> {
+        let next = answer.next.take();
+        let listing = self.listing(&mut answer)?;
+        let mut records = Vec::with_capacity(listing.data.len());
+        for raw in &listing.data {
             let id = mapping::id_of(raw)
                 .ok_or_else(|| self.malformed("a record without a numeric id"))?;
             // A reference holds the target's Pipedrive id, which is its source id.
@@ -776,9 +817,14 @@ impl Lister {
     fn malformed(&self, detail: &str) -> ConnectorError {
         ConnectorError::Malformed {
             vendor: VENDOR,
-            endpoint: format!("GET /api/v2/{}", self.row.path),
+            endpoint: self.endpoint(),
             detail: detail.to_owned(),
         }
+    }
+
+    /// The list's endpoint as errors name it.
+    fn endpoint(&self) -> String {
+        format!("GET /api/v2/{}", self.row.path)
     }
 
     /// Asks for the page at `window`'s cursor in a task of its own, so that it goes on while
