@@ -21,14 +21,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, VendorField};
-use ferry_core::http::{HttpResponse, HttpStats, RateLimit};
+use ferry_core::http::{HttpStats, RateLimit};
 use ferry_core::json::{Text, Tree};
 use ferry_core::{
     ConnectorError, ConnectorResult, DeletedPage, FetchedPage, ObjectType, Page, Source, Watermark,
 };
 use futures::StreamExt;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use crate::VENDOR;
@@ -458,12 +457,12 @@ impl PipedriveSource {
         self.ids_returned(row.object, |ids| *ids = IdSet::default());
         self.ahead.forget(row.object);
         let lister = self.lister(row);
-        let ((mut oldest, _), (mut newest, now)) = tokio::try_join!(
+        let ((oldest, _), (newest, now)) = tokio::try_join!(
             lister.fetch_by_update_time("asc"),
             lister.fetch_by_update_time("desc"),
         )?;
-        if oldest.next.is_none() {
-            let mut listed = lister.records(oldest)?;
+        if oldest.listed.next.is_none() {
+            let mut listed = oldest.listed;
             listed.records.sort_by_key(listed_id);
             self.ids_returned(row.object, |ids| {
                 for record in &listed.records {
@@ -477,16 +476,16 @@ impl PipedriveSource {
         let endpoint = || format!("GET /api/v2/{}", row.path);
         let now = now.ok_or_else(|| crate::client::no_date(endpoint()))?;
         let (from, to) = (
-            lister.last_update_time(&mut oldest)?,
-            lister.last_update_time(&mut newest)?,
+            lister.last_update_time(&oldest)?,
+            lister.last_update_time(&newest)?,
         );
         // A write may become visible to the lists after the time it is stamped with (and API
         // hosts' clocks drift): the open window starts the sync overlap earlier.
         let open_from = now - SYNC_OVERLAP.as_millis() as i64;
         let windows = Windows::plan(from, to, open_from, self.read_windows);
         tracing::debug!(vendor = VENDOR, object = %row.object, windows = windows.0.len(), "a full read goes on in update-time windows");
-        let mut listed = lister.records(oldest)?;
-        let newest = lister.records(newest)?;
+        let mut listed = oldest.listed;
+        let newest = newest.listed;
         self.ids_returned(row.object, |ids| {
             for record in &listed.records {
                 if let Some(id) = listed_id(record) {
@@ -604,13 +603,13 @@ impl PipedriveSource {
                         hold(&window, tokio::spawn(std::future::ready(Ok(answer))));
                         break false;
                     }
-                    if let Some(next) = &answer.next {
-                        // Asked before this page's records are mapped: the mapping is not
-                        // part of the window's round trip.
+                    if let Some(next) = &answer.listed.next {
+                        // The page's records were mapped in the task that asked for it, so
+                        // the slot goes on with the next page at once.
                         window.cursor = Some(next.clone());
                         asked = Some(lister.ask(window.clone()));
                     }
-                    records.extend(lister.records(answer)?.records);
+                    records.extend(answer.listed.records);
                 };
                 read.push((at, records, window.cursor, ended));
                 if !ended {
@@ -658,19 +657,20 @@ impl PipedriveSource {
     }
 }
 
-/// A list page as answered: the response, whose records are parsed (borrowed from its body)
-/// only when they are mapped, and the next page's cursor.
+/// A list page as answered: its records mapped (in the task that asked for it, see
+/// [`Lister::ask`]) and the next page's cursor, and the `update_time` of its last record.
 struct Answer {
-    response: HttpResponse,
-    next: Option<String>,
+    listed: Listed,
+    /// The last record's `update_time` (what a page sorted by it is planned from).
+    last_update: Option<i64>,
 }
 
-/// A list page's envelope, skimmed for the next cursor without reading the records.
+/// A list page's envelope, its records borrowed from the body.
 #[derive(Deserialize)]
-struct Skim<'a> {
+struct Listing<'a> {
     success: Option<bool>,
-    /// Zero-sized elements: checks `data` is a list, allocates nothing.
-    data: Option<Vec<IgnoredAny>>,
+    #[serde(borrow)]
+    data: Option<Vec<Tree<'a>>>,
     #[serde(borrow)]
     additional_data: Option<Additional<'a>>,
 }
@@ -680,13 +680,6 @@ struct Skim<'a> {
 struct Additional<'a> {
     #[serde(borrow)]
     next_cursor: Option<Text<'a>>,
-}
-
-/// A list page's records, borrowed from its body.
-#[derive(Deserialize)]
-struct Listing<'a> {
-    #[serde(borrow)]
-    data: Vec<Tree<'a>>,
 }
 
 /// What reads one object's list pages, cheap to clone into a task of its own.
@@ -704,12 +697,10 @@ impl Lister {
     /// (`updated_since`, `updated_until`; its cursor is not used), mapped to records, without
     /// the participants (see [`PipedriveSource::complete_page`]).
     async fn page(&self, cursor: Option<&str>, window: &Window) -> ConnectorResult<Listed> {
-        let answer = self.fetch(cursor, window).await?;
-        self.records(answer)
+        Ok(self.fetch(cursor, window).await?.listed)
     }
 
-    /// The answer of [`Lister::page`], its records not mapped yet: a windowed read asks for
-    /// the next page before it maps them.
+    /// The answer of [`Lister::page`].
     async fn fetch(&self, cursor: Option<&str>, window: &Window) -> ConnectorResult<Answer> {
         Ok(self.fetch_sorted(cursor, window, &[]).await?.0)
     }
@@ -725,17 +716,10 @@ impl Lister {
     }
 
     /// The `update_time` of the last record of `answer`, a page sorted by it.
-    fn last_update_time(&self, answer: &mut Answer) -> ConnectorResult<i64> {
-        let listing = self.listing(answer)?;
-        listing
-            .data
-            .last()
-            .and_then(|r| r.get("update_time"))
-            .and_then(Tree::as_str)
-            .and_then(ferry_core::model::parse_timestamp)
-            .ok_or_else(|| {
-                self.malformed("a record sorted by `update_time` has no readable `update_time`")
-            })
+    fn last_update_time(&self, answer: &Answer) -> ConnectorResult<i64> {
+        answer.last_update.ok_or_else(|| {
+            self.malformed("a record sorted by `update_time` has no readable `update_time`")
+        })
     }
 
     /// [`Lister::fetch`] in the order `order` gives (none: id order), and Pipedrive's clock
@@ -767,15 +751,16 @@ impl Lister {
         }
         query.extend_from_slice(order);
         let (mut response, date) = self.client.get_response(&path, &query).await?;
-        let endpoint = self.endpoint();
-        let skim: Skim<'_> = response.json_borrowed(VENDOR, &endpoint)?;
-        if skim.success != Some(true) {
+        // Parsed borrowed from the body: a page of 500 records costs no allocation per name
+        // and value, and is read once, here, cursor and records together.
+        let listing: Listing<'_> = response.json_borrowed(VENDOR, &self.endpoint())?;
+        if listing.success != Some(true) {
             return Err(self.malformed("a 2xx response without `success: true`"));
         }
-        if skim.data.is_none() {
-            return Err(self.malformed("`data` is not a list"));
-        }
-        let next = skim
+        let data = listing
+            .data
+            .ok_or_else(|| self.malformed("`data` is not a list"))?;
+        let next = listing
             .additional_data
             .and_then(|a| a.next_cursor)
             .filter(|c| !c.is_empty())
@@ -784,21 +769,25 @@ impl Lister {
             return Err(self
                 .malformed("the next-page cursor equals the current one; paging would never end"));
         }
-        Ok((Answer { response, next }, date))
+        let last_update = data
+            .last()
+            .and_then(|r| r.get("update_time"))
+            .and_then(Tree::as_str)
+            .and_then(ferry_core::model::parse_timestamp);
+        let listed = self.records(&data, next)?;
+        Ok((
+            Answer {
+                listed,
+                last_update,
+            },
+            date,
+        ))
     }
 
-    /// The records of `answer`'s page, parsed borrowed from its body (checked by the skim in
-    /// [`Lister::fetch_sorted`], its bytes made UTF-8 then).
-    fn listing<'a>(&self, answer: &'a mut Answer) -> ConnectorResult<Listing<'a>> {
-        answer.response.json_borrowed(VENDOR, &self.endpoint())
-    }
-
-    /// The records of `answer`'s page.
-    fn records(&self, mut answer: Answer) -> ConnectorResult<Listed> {
-        let next = answer.next.take();
-        let listing = self.listing(&mut answer)?;
-        let mut records = Vec::with_capacity(listing.data.len());
-        for raw in &listing.data {
+    /// The records of a page, mapped, with the next page's cursor.
+    fn records(&self, data: &[Tree<'_>], next: Option<String>) -> ConnectorResult<Listed> {
+        let mut records = Vec::with_capacity(data.len());
+        for raw in data {
             let id = mapping::id_of(raw)
                 .ok_or_else(|| self.malformed("a record without a numeric id"))?;
             // A reference holds the target's Pipedrive id, which is its source id.
@@ -829,6 +818,8 @@ impl Lister {
 
     /// Asks for the page at `window`'s cursor in a task of its own, so that it goes on while
     /// the caller does something else (a round ends, the engine takes it, the next begins).
+    /// The task maps the page's records too: the body is parsed once, borrowed, and the
+    /// mapping of one window's page runs beside the other windows' requests.
     fn ask(&self, window: Window) -> tokio::task::JoinHandle<ConnectorResult<Answer>> {
         let lister = self.clone();
         tokio::spawn(async move { lister.fetch(window.cursor.as_deref(), &window).await })

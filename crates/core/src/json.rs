@@ -330,11 +330,23 @@ mod tests {
         let t: Tree<'_> = serde_json::from_str(text).unwrap();
         assert_eq!(t.get("id").and_then(Tree::as_u64), Some(7));
         let emails = t.get("emails").and_then(Tree::as_list).unwrap();
-        assert_eq!(emails[0].get("value").and_then(Tree::as_str), Some("a@example.org"));
-        assert!(matches!(emails[0].get("value"), Some(Tree::Text(Cow::Borrowed(_)))));
+        assert_eq!(
+            emails[0].get("value").and_then(Tree::as_str),
+            Some("a@example.org")
+        );
+        assert!(matches!(
+            emails[0].get("value"),
+            Some(Tree::Text(Cow::Borrowed(_)))
+        ));
         assert_eq!(emails[0].get("primary").and_then(Tree::as_bool), Some(true));
-        assert_eq!(t.get("ids").and_then(Tree::as_list).map(<[_]>::len), Some(2));
-        assert_eq!(t.get("o").and_then(|o| o.get("k")).and_then(Tree::as_str), Some("v\"w"));
+        assert_eq!(
+            t.get("ids").and_then(Tree::as_list).map(<[_]>::len),
+            Some(2)
+        );
+        assert_eq!(
+            t.get("o").and_then(|o| o.get("k")).and_then(Tree::as_str),
+            Some("v\"w")
+        );
         assert!(t.get("o").is_some_and(Tree::is_object));
         assert_eq!(t.get("f").and_then(Tree::as_u64), None);
         assert!(matches!(t.get("z"), Some(Tree::Null)));
