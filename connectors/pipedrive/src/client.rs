@@ -127,27 +127,13 @@ impl PipedriveClient {
 
     /// `GET path?query`: the whole envelope of a successful answer.
     pub(crate) async fn get(&self, path: &str, query: &[(&str, &str)]) -> ConnectorResult<Value> {
-        Ok(self.get_dated(path, query).await?.0)
-    }
-
-    /// [`PipedriveClient::get`] and Pipedrive's clock when it answered (its `Date` header,
-    /// whole seconds; `None` if unreadable).
-    pub(crate) async fn get_dated(
-        &self,
-        path: &str,
-        query: &[(&str, &str)],
-    ) -> ConnectorResult<(Value, Option<i64>)> {
-        let response = self
-            .send(&self.http, Method::GET, path, query, None)
-            .await?;
-        let date = response.date_ms();
-        let body = self.envelope(&self.http, &Method::GET, path, response)?;
-        Ok((body, date))
+        let (response, _) = self.get_response(path, query).await?;
+        self.envelope(&self.http, &Method::GET, path, response)
     }
 
     /// `GET path?query`: a successful answer as it came (its envelope not read, for a caller
-    /// that parses it borrowed), and Pipedrive's clock when it answered (see
-    /// [`PipedriveClient::get_dated`]); any other status is an error.
+    /// that parses it borrowed), and Pipedrive's clock when it answered (its `Date` header,
+    /// whole seconds; `None` if unreadable); any other status is an error.
     pub(crate) async fn get_response(
         &self,
         path: &str,
