@@ -127,22 +127,27 @@ impl PipedriveClient {
 
     /// `GET path?query`: the whole envelope of a successful answer.
     pub(crate) async fn get(&self, path: &str, query: &[(&str, &str)]) -> ConnectorResult<Value> {
-        Ok(self.get_dated(path, query).await?.0)
+        let (response, _) = self.get_response(path, query).await?;
+        self.envelope(&self.http, &Method::GET, path, response)
     }
 
-    /// [`PipedriveClient::get`] and Pipedrive's clock when it answered (its `Date` header,
-    /// whole seconds; `None` if unreadable).
-    pub(crate) async fn get_dated(
+    /// `GET path?query`: a successful answer as it came (its envelope not read, for a caller
+    /// that parses it borrowed), and Pipedrive's clock when it answered (its `Date` header,
+    /// whole seconds; `None` if unreadable); any other status is an error.
+    pub(crate) async fn get_response(
         &self,
         path: &str,
         query: &[(&str, &str)],
-    ) -> ConnectorResult<(Value, Option<i64>)> {
+    ) -> ConnectorResult<(HttpResponse, Option<i64>)> {
         let response = self
             .send(&self.http, Method::GET, path, query, None)
             .await?;
+        if !response.is_success() {
+            let endpoint = format!("GET {}", endpoint_path(path));
+            return Err(self.http.error_for(&endpoint, &response));
+        }
         let date = response.date_ms();
-        let body = self.envelope(&self.http, &Method::GET, path, response)?;
-        Ok((body, date))
+        Ok((response, date))
     }
 
     /// [`PipedriveClient::get`] with the body capped at [`BodyCap::Small`], for the check.

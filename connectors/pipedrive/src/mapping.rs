@@ -24,6 +24,9 @@
 use ferry_core::fields::{FieldBinding, FieldKind, FieldMap, PicklistOption, VendorField};
 use ferry_core::model::Link;
 use ferry_core::{FieldType, ObjectType, Record, RecordRejection, Value, field};
+use std::borrow::Cow;
+
+use ferry_core::json::Tree;
 use serde_json::{Map, Value as Json, json};
 
 use crate::VENDOR;
@@ -161,9 +164,88 @@ pub fn custom_keys(map: &FieldMap) -> Vec<&str> {
         .collect()
 }
 
+/// A record as parsed JSON, for reading: serde_json's owned tree (answers to writes, the
+/// sink's read-back) or a [`Tree`] borrowed from the body (the source's list pages, where a
+/// page of 500 records would otherwise cost an allocation per name and value).
+pub trait Raw: Sized {
+    /// The value of field `key` of an object.
+    fn get(&self, key: &str) -> Option<&Self>;
+    /// The text of a string.
+    fn as_str(&self) -> Option<&str>;
+    /// A non-negative integer.
+    fn as_u64(&self) -> Option<u64>;
+    /// A flag.
+    fn as_bool(&self) -> Option<bool>;
+    /// The elements of an array.
+    fn items(&self) -> Option<&[Self]>;
+    /// Whether this is an object.
+    fn is_object(&self) -> bool;
+    /// A scalar as the text [`FieldBinding::read`] parses: a string trimmed (`None` when
+    /// empty), a number or flag in its JSON spelling; `None` for null, objects and arrays.
+    fn scalar_text(&self) -> Option<Cow<'_, str>>;
+}
+
+impl Raw for Json {
+    fn get(&self, key: &str) -> Option<&Self> {
+        Json::get(self, key)
+    }
+    fn as_str(&self) -> Option<&str> {
+        Json::as_str(self)
+    }
+    fn as_u64(&self) -> Option<u64> {
+        Json::as_u64(self)
+    }
+    fn as_bool(&self) -> Option<bool> {
+        Json::as_bool(self)
+    }
+    fn items(&self) -> Option<&[Self]> {
+        Json::as_array(self).map(Vec::as_slice)
+    }
+    fn is_object(&self) -> bool {
+        Json::is_object(self)
+    }
+    fn scalar_text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Json::String(s) => Some(Cow::Borrowed(s.trim())).filter(|s| !s.is_empty()),
+            Json::Number(n) => Some(Cow::Owned(n.to_string())),
+            Json::Bool(b) => Some(Cow::Owned(b.to_string())),
+            _ => None,
+        }
+    }
+}
+
+impl Raw for Tree<'_> {
+    fn get(&self, key: &str) -> Option<&Self> {
+        Tree::get(self, key)
+    }
+    fn as_str(&self) -> Option<&str> {
+        Tree::as_str(self)
+    }
+    fn as_u64(&self) -> Option<u64> {
+        Tree::as_u64(self)
+    }
+    fn as_bool(&self) -> Option<bool> {
+        Tree::as_bool(self)
+    }
+    fn items(&self) -> Option<&[Self]> {
+        Tree::as_list(self)
+    }
+    fn is_object(&self) -> bool {
+        Tree::is_object(self)
+    }
+    fn scalar_text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Tree::Text(s) => Some(Cow::Borrowed(s.trim())).filter(|s| !s.is_empty()),
+            Tree::Number(n) => Some(Cow::Owned(n.to_string())),
+            Tree::Bool(b) => Some(Cow::Owned(b.to_string())),
+            _ => None,
+        }
+    }
+}
+
 /// Where a binding's value sits in a v2 record: under `custom_fields` for a custom field's
 /// key, else a top-level field (the row's standard table).
-fn bound_value<'a>(raw: &'a Json, vendor: &str) -> Option<&'a Json> {
+fn bound_value<'a, R: Raw>(raw: &'a R, vendor: &str) -> Option<&'a R> {
     if is_custom_key(vendor) {
         raw.get("custom_fields")?.get(vendor)
     } else {
@@ -171,27 +253,16 @@ fn bound_value<'a>(raw: &'a Json, vendor: &str) -> Option<&'a Json> {
     }
 }
 
-/// A raw JSON value as the text [`FieldBinding::read`] parses (`None` for null or a shape no
-/// plain field has).
-fn raw_text(value: &Json) -> Option<String> {
-    match value {
-        Json::String(s) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
-        Json::Number(n) => Some(n.to_string()),
-        Json::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn text<'a>(raw: &'a Json, key: &str) -> Option<&'a str> {
+fn text<'a, R: Raw>(raw: &'a R, key: &str) -> Option<&'a str> {
     raw.get(key)
-        .and_then(Json::as_str)
+        .and_then(R::as_str)
         .map(str::trim)
         .filter(|s| !s.is_empty())
 }
 
 /// A Pipedrive record's id, as text.
-pub fn id_of(raw: &Json) -> Option<u64> {
-    raw.get("id").and_then(Json::as_u64)
+pub fn id_of<R: Raw>(raw: &R) -> Option<u64> {
+    raw.get("id").and_then(R::as_u64)
 }
 
 /// The value of custom field `key` as text (`None` when unset or not text/number).
@@ -204,15 +275,15 @@ pub fn custom_text(raw: &Json, key: &str) -> Option<String> {
 }
 
 /// The (value, label, primary) entries of a person's `emails`/`phones`.
-fn channels<'a>(raw: &'a Json, key: &str) -> Vec<(&'a str, &'a str, bool)> {
+fn channels<'a, R: Raw>(raw: &'a R, key: &str) -> Vec<(&'a str, &'a str, bool)> {
     raw.get(key)
-        .and_then(Json::as_array)
+        .and_then(R::items)
         .map(|list| {
             list.iter()
                 .filter_map(|c| {
                     let value = c.get("value")?.as_str()?.trim();
-                    let label = c.get("label").and_then(Json::as_str).unwrap_or("");
-                    let primary = c.get("primary").and_then(Json::as_bool).unwrap_or(false);
+                    let label = c.get("label").and_then(R::as_str).unwrap_or("");
+                    let primary = c.get("primary").and_then(R::as_bool).unwrap_or(false);
                     (!value.is_empty()).then_some((value, label, primary))
                 })
                 .collect()
@@ -232,9 +303,9 @@ fn primary<'a>(list: &[(&'a str, &'a str, bool)]) -> Option<&'a str> {
 /// `reference` gives the source id of a target record (its object and the Pipedrive id the
 /// record holds), for the row's references and links. A value that does not parse is a
 /// rejection naming the field, never the value.
-pub fn to_record(
+pub fn to_record<R: Raw>(
     row: &PipedriveObject,
-    raw: &Json,
+    raw: &R,
     source_id: String,
     reference: impl Fn(ObjectType, u64) -> String,
     map: &FieldMap,
@@ -242,7 +313,7 @@ pub fn to_record(
     let mut record = Record::new(row.object, source_id);
     let mut problems = Vec::new();
     for binding in map.iter() {
-        let Some(text) = bound_value(raw, &binding.vendor).and_then(raw_text) else {
+        let Some(text) = bound_value(raw, &binding.vendor).and_then(R::scalar_text) else {
             continue;
         };
         match binding.read(&text) {
@@ -293,7 +364,7 @@ pub fn to_record(
         record.set(opt_out.canonical, Value::Bool(status == opt_out.opted_out));
     }
     for r in row.references {
-        if let Some(id) = raw.get(r.vendor).and_then(Json::as_u64) {
+        if let Some(id) = raw.get(r.vendor).and_then(R::as_u64) {
             record.set(r.canonical, Value::Reference(reference(r.target, id)));
         }
     }
@@ -302,7 +373,7 @@ pub fn to_record(
             .targets
             .iter()
             .filter_map(|&(object, vendor)| {
-                let id = raw.get(vendor).and_then(Json::as_u64)?;
+                let id = raw.get(vendor).and_then(R::as_u64)?;
                 Some(Link {
                     object,
                     id: reference(object, id),
@@ -336,7 +407,7 @@ pub fn to_record(
         set(&mut record, canonical, vendor, text(raw, vendor));
     }
     if let Some(stage) = &row.stage {
-        let id = |k: &str| raw.get(k).and_then(Json::as_u64);
+        let id = |k: &str| raw.get(k).and_then(R::as_u64);
         match (id(stage.pipeline), id(stage.stage)) {
             (Some(pipeline), Some(stage_id)) => record.set(
                 stage.canonical,

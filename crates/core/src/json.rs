@@ -168,6 +168,126 @@ impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
     }
 }
 
+/// A whole JSON value whose text is borrowed from the input, arrays included: for vendors whose
+/// records hold lists that are read (Pipedrive's emails and phones), where [`Field`] skips
+/// them. Objects keep their (name, value) pairs in the order sent, looked up by a scan.
+#[derive(Debug)]
+pub enum Tree<'a> {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number, as serde_json read it.
+    Number(serde_json::Number),
+    /// A string.
+    Text(Cow<'a, str>),
+    /// An array.
+    List(Vec<Tree<'a>>),
+    /// An object.
+    Object(Vec<(Cow<'a, str>, Tree<'a>)>),
+}
+
+impl<'a> Tree<'a> {
+    /// The value of field `name` of an object (`None` for other values).
+    pub fn get(&self, name: &str) -> Option<&Tree<'a>> {
+        match self {
+            Tree::Object(pairs) => pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The text of a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Tree::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A number that is a non-negative integer.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Tree::Number(n) => n.as_u64(),
+            _ => None,
+        }
+    }
+
+    /// A flag.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Tree::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The elements of an array.
+    pub fn as_list(&self) -> Option<&[Tree<'a>]> {
+        match self {
+            Tree::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// Whether this is an object.
+    pub fn is_object(&self) -> bool {
+        matches!(self, Tree::Object(_))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Tree<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Visit<'a> {
+            type Value = Tree<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Tree::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Tree::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Tree::Text(Cow::Owned(v)))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Tree::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Tree::Number(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Tree::Number(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(serde_json::Number::from_f64(v).map_or(Tree::Null, Tree::Number))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Tree::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Tree::Null)
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(name) = map.next_key::<Text<'a>>()? {
+                    out.push((name.0, map.next_value::<Tree<'a>>()?));
+                }
+                Ok(Tree::Object(out))
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+                while let Some(item) = seq.next_element::<Tree<'a>>()? {
+                    out.push(item);
+                }
+                Ok(Tree::List(out))
+            }
+        }
+        d.deserialize_any(Visit(PhantomData))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +321,35 @@ mod tests {
         assert!(matches!(o.get("l"), Some(Field::Array)));
         assert!(o.get("missing").is_none());
         assert!(serde_json::from_str::<Object<'_>>("[]").is_err());
+    }
+
+    #[test]
+    fn trees_keep_lists_and_borrow_their_text() {
+        let text = r#"{"id": 7, "emails": [{"value": "a@example.org", "primary": true}],
+                       "ids": [1, 2], "o": {"k": "v\"w"}, "f": 1.5, "z": null}"#;
+        let t: Tree<'_> = serde_json::from_str(text).unwrap();
+        assert_eq!(t.get("id").and_then(Tree::as_u64), Some(7));
+        let emails = t.get("emails").and_then(Tree::as_list).unwrap();
+        assert_eq!(
+            emails[0].get("value").and_then(Tree::as_str),
+            Some("a@example.org")
+        );
+        assert!(matches!(
+            emails[0].get("value"),
+            Some(Tree::Text(Cow::Borrowed(_)))
+        ));
+        assert_eq!(emails[0].get("primary").and_then(Tree::as_bool), Some(true));
+        assert_eq!(
+            t.get("ids").and_then(Tree::as_list).map(<[_]>::len),
+            Some(2)
+        );
+        assert_eq!(
+            t.get("o").and_then(|o| o.get("k")).and_then(Tree::as_str),
+            Some("v\"w")
+        );
+        assert!(t.get("o").is_some_and(Tree::is_object));
+        assert_eq!(t.get("f").and_then(Tree::as_u64), None);
+        assert!(matches!(t.get("z"), Some(Tree::Null)));
+        assert!(t.get("missing").is_none() && t.get("id").and_then(|i| i.get("x")).is_none());
     }
 }
