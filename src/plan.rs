@@ -809,7 +809,7 @@ pub fn mask(value: &Value) -> String {
         Value::Timestamp(_) => "<timestamp>".into(),
         Value::Date(_) => "<date>".into(),
         // Stage ids are the vendor's metadata, not customer data.
-        Value::Stage { pipeline, stage } => format!("{pipeline}/{stage}"),
+        Value::Stage(id) => format!("{}/{}", id.pipeline, id.stage),
     }
 }
 
