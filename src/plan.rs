@@ -156,6 +156,14 @@ pub async fn run(
                 let _ = writeln!(out, "\n{}:", object.as_str());
                 let counted = source.count(object).await;
                 counts.push((object, counted.as_ref().ok().copied().flatten()));
+                // Told the count, as a migration tells it, a sink that writes a large object
+                // differently (Salesforce's Bulk API 2.0) estimates the requests it would spend
+                // that way.
+                if let Ok(Some(n)) = counted.as_ref()
+                    && sink.wants_size(object)
+                {
+                    sink.expect(object, *n);
+                }
                 let _ = match counted {
                     Ok(Some(n)) => writeln!(
                         out,
@@ -809,7 +817,7 @@ pub fn mask(value: &Value) -> String {
         Value::Timestamp(_) => "<timestamp>".into(),
         Value::Date(_) => "<date>".into(),
         // Stage ids are the vendor's metadata, not customer data.
-        Value::Stage { pipeline, stage } => format!("{pipeline}/{stage}"),
+        Value::Stage(id) => format!("{}/{}", id.pipeline, id.stage),
     }
 }
 

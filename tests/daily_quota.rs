@@ -82,20 +82,6 @@ async fn plan(sandbox: &Sandbox) -> (i32, String) {
     (out.status.code().unwrap_or(-1), stdout)
 }
 
-/// The plan's estimate of the requests a migration needs from `role`'s vendor.
-fn estimate(plan: &str, role: &str) -> u64 {
-    let line = plan
-        .lines()
-        .find(|l| l.trim_start().starts_with(&format!("{role} ")) && l.contains("needs about"))
-        .unwrap_or_else(|| panic!("no {role} estimate in the plan:\n{plan}"));
-    let after = line.split("needs about ").nth(1).unwrap_or_default();
-    after
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number in {line:?}"))
-}
-
 /// Every seeded record verified in the sink, and the sink holding exactly those.
 async fn assert_sink_exact(sandbox: &Sandbox) {
     let (code, verified, stderr) = run_json("verify", sandbox, &sandbox_env()).await;

@@ -136,6 +136,41 @@ async fn five_thousand_contacts_go_through_several_bulk_jobs_verified() {
     assert_sink_matches_source(&sandbox);
 }
 
+/// `ferry plan` estimates the calls of the Bulk jobs an object above the threshold will go
+/// through, close to what the migration then spends: not those of sObject Collections, which
+/// at the batches of 10 set here would be ten times as many.
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_estimates_the_bulk_calls_a_migration_spends() {
+    let sandbox = start(Setup::clean(5_000)).await;
+    let config = bulk_config(&sandbox, 1_000, "");
+    let text = std::fs::read_to_string(&config).expect("read config");
+    let text = text.replacen("bulk_threshold", "batch_size = 10\nbulk_threshold", 1);
+    std::fs::write(&config, text).expect("write config");
+    let out = ferry(
+        &["plan", "--config", &config, "--first-page-only", "-q"],
+        &sandbox_env(),
+    )
+    .await;
+    let plan = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{plan}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let estimated = estimate(&plan, "sink") as f64;
+
+    let (code, report, stderr) = run_config("migrate", &config, &sandbox_env()).await;
+    assert_eq!(code, 0, "stderr:\n{stderr}\n{report:#}");
+    let spent = count(&report["sink_http"], "requests") as f64;
+    eprintln!("sink requests: {spent}, estimated {estimated}");
+    // As `daily_quota.rs` allows: under by up to 20% plus the setup's 15 calls, over by 10%.
+    assert!(
+        estimated >= spent * 0.8 - 15.0 && estimated <= spent * 1.1,
+        "estimated {estimated} sink requests, the migration made {spent}:\n{plan}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_in_the_middle_of_bulk_jobs_then_resumed_exact_without_duplicates() {
     let sandbox = start(Setup::clean(5_000)).await;

@@ -333,6 +333,21 @@ pub fn emulator_table(role: &str, vendor: &str, base_url: &str) -> String {
     out
 }
 
+/// `ferry plan`'s estimate of the requests a migration needs from `role`'s vendor (`source`
+/// or `sink`), from its daily-quota lines.
+pub fn estimate(plan: &str, role: &str) -> u64 {
+    let line = plan
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{role} ")) && l.contains("needs about"))
+        .unwrap_or_else(|| panic!("no {role} estimate in the plan:\n{plan}"));
+    let after = line.split("needs about ").nth(1).unwrap_or_default();
+    after
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number in {line:?}"))
+}
+
 /// The report's per-object entry for `object`.
 pub fn object<'a>(report: &'a serde_json::Value, object: &str) -> &'a serde_json::Value {
     report["objects"]

@@ -764,8 +764,8 @@ pub fn to_dataverse(
     }
     if let Some(stage) = &table.stage {
         match record.get(stage.canonical) {
-            Some(Value::Stage { stage: id, .. }) => {
-                let Ok(value) = id.trim().parse::<i64>() else {
+            Some(Value::Stage(id)) => {
+                let Ok(value) = id.stage.trim().parse::<i64>() else {
                     return Err(unwritable(record, stage.canonical, "a sales stage number"));
                 };
                 out.insert(stage.column.into(), Json::from(value));
@@ -927,13 +927,7 @@ pub fn from_dataverse(
         let process = row.get(stage.process).and_then(json_text);
         let value = row.get(stage.column).and_then(json_text);
         if let (Some(pipeline), Some(stage_id)) = (process, value) {
-            record.set(
-                stage.canonical,
-                Value::Stage {
-                    pipeline,
-                    stage: stage_id,
-                },
-            );
+            record.set(stage.canonical, Value::stage(pipeline, stage_id));
         }
     }
     if let Some(status) = &table.status {
@@ -1137,13 +1131,7 @@ mod tests {
         r.set(field::AMOUNT, Value::Decimal(1250.5));
         r.set(field::CURRENCY, Value::Text("eur".into()));
         r.set(field::CLOSE_DATE, Value::Date(19_782));
-        r.set(
-            field::STAGE,
-            Value::Stage {
-                pipeline: "f1".into(),
-                stage: "2".into(),
-            },
-        );
+        r.set(field::STAGE, Value::stage("f1", "2"));
         r.set(field::STATUS, Value::Text("won".into()));
         r.set(
             field::OWNER,
@@ -1245,13 +1233,7 @@ mod tests {
         r.set(field::OWNER, Value::Text("jane@example.com".into()));
         assert!(refused(&r).reason.starts_with("owner is not"));
         let mut r = deal();
-        r.set(
-            field::STAGE,
-            Value::Stage {
-                pipeline: "f1".into(),
-                stage: "Closed Won".into(),
-            },
-        );
+        r.set(field::STAGE, Value::stage("f1", "Closed Won"));
         assert!(refused(&r).reason.starts_with("stage is not"));
     }
 
@@ -1279,13 +1261,7 @@ mod tests {
             .unwrap();
         assert_eq!(back.source_id, "d-1");
         assert_eq!(back.get(field::CLOSE_DATE), Some(&Value::Date(19_782)));
-        assert_eq!(
-            back.get(field::STAGE),
-            Some(&Value::Stage {
-                pipeline: "f1".into(),
-                stage: "2".into()
-            })
-        );
+        assert_eq!(back.get(field::STAGE), Some(&Value::stage("f1", "2")));
         assert_eq!(back.text(field::STATUS), Some("lost"));
         assert_eq!(back.text(field::OWNER), Some("u-1"));
         assert_eq!(back.text(field::CURRENCY), Some("EUR"));

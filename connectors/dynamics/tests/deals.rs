@@ -142,13 +142,13 @@ async fn dynamics_to_dynamics_moves_deals_notes_and_owners_verified_and_reruns_c
         assert_eq!(held.get(field::CURRENCY), deal.get(field::CURRENCY));
         assert_eq!(held.get(field::CLOSE_DATE), deal.get(field::CLOSE_DATE));
         // The same stage, by label (ids are the environment's own).
-        let Some(Value::Stage { stage, .. }) = held.get(field::STAGE) else {
+        let Some(Value::Stage(stage)) = held.get(field::STAGE) else {
             panic!("{}: no stage", deal.source_id);
         };
-        let Some(Value::Stage { stage: was, .. }) = deal.get(field::STAGE) else {
+        let Some(Value::Stage(was)) = deal.get(field::STAGE) else {
             panic!("{}: no source stage", deal.source_id);
         };
-        assert_eq!(stage, was);
+        assert_eq!(stage.stage, was.stage);
         // The owner: the sink user with the source owner's address.
         let (from, to) = (
             owner_email(&source_users, deal),
@@ -279,10 +279,7 @@ async fn the_sink_holds_one_contact_per_deal_one_parent_per_note_and_closes_won_
         r.set(field::CLOSE_DATE, Value::Date(19_782));
         r.set(
             field::STAGE,
-            Value::Stage {
-                pipeline: pipeline.id.clone(),
-                stage: stage.to_owned(),
-            },
+            Value::stage(pipeline.id.clone(), stage.to_owned()),
         );
         text(&mut r, field::STATUS, status);
         r.set(field::COMPANY, Value::Reference("co-1".into()));

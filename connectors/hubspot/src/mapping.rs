@@ -236,7 +236,7 @@ pub fn to_properties(
             Some(value) if binding.ty == FieldType::Stage => {
                 // The stage's id with its pipeline's: an id is unique within its pipeline only.
                 let (pipeline, stage) = match value {
-                    Value::Stage { pipeline, stage } => (pipeline.clone(), stage.clone()),
+                    Value::Stage(id) => (id.pipeline.clone(), id.stage.clone()),
                     other => (String::new(), other.to_vendor_string()),
                 };
                 properties.insert(PIPELINE_PROPERTY.to_owned(), pipeline.into());
@@ -461,10 +461,7 @@ pub fn to_record(
             let pipeline = raw
                 .property_text(PIPELINE_PROPERTY)
                 .unwrap_or(Cow::Borrowed(DEFAULT_PIPELINE));
-            let stage = Value::Stage {
-                pipeline: pipeline.into_owned(),
-                stage: value.into_owned(),
-            };
+            let stage = Value::stage(pipeline.into_owned(), value.into_owned());
             record.fields.insert(binding.canonical.clone(), stage);
             continue;
         }
@@ -711,13 +708,7 @@ mod tests {
         assert_eq!(r.text(field::NAME), Some("Renewal"));
         assert_eq!(r.get(field::AMOUNT), Some(&Value::Decimal(1500.5)));
         assert_eq!(r.text(field::CURRENCY), Some("EUR"));
-        assert_eq!(
-            r.get(field::STAGE),
-            Some(&Value::Stage {
-                pipeline: "7001".into(),
-                stage: "7003".into()
-            })
-        );
+        assert_eq!(r.get(field::STAGE), Some(&Value::stage("7001", "7003")));
         // 2025-03-01 is day 20148 since 1970-01-01.
         assert_eq!(r.get(field::CLOSE_DATE), Some(&Value::Date(20_148)));
         assert_eq!(r.text(field::OWNER), Some("81234567"));
@@ -738,10 +729,7 @@ mod tests {
         assert_eq!(r.get(field::CLOSE_DATE), Some(&Value::Date(20_148)));
         assert_eq!(
             r.get(field::STAGE),
-            Some(&Value::Stage {
-                pipeline: DEFAULT_PIPELINE.into(),
-                stage: "closedwon".into()
-            })
+            Some(&Value::stage(DEFAULT_PIPELINE, "closedwon"))
         );
         let raw = object(serde_json::json!({"id": "3000003", "properties": {"closedate": "soon"}}));
         let refused = to_record(deals(), &standard_map(deals()), &raw).expect_err("unreadable");
@@ -752,13 +740,7 @@ mod tests {
     fn a_deal_is_written_with_its_stage_pipeline_and_close_date_at_midnight_utc() {
         let mut d = Record::new(ObjectType::DEALS, "opp-1");
         d.set(field::NAME, Value::Text("Renewal".into()));
-        d.set(
-            field::STAGE,
-            Value::Stage {
-                pipeline: "7001".into(),
-                stage: "7003".into(),
-            },
-        );
+        d.set(field::STAGE, Value::stage("7001", "7003"));
         d.set(field::CLOSE_DATE, Value::Date(20_148));
         d.set(field::STATUS, Value::Text("won".into()));
         d.set(field::CREATED_AT, Value::Timestamp(0));

@@ -304,7 +304,9 @@ impl Source for HubspotSource {
                     .collect();
                 let body =
                     json!({"filterGroups": groups, "properties": ["hs_object_id"], "limit": 1});
-                let response: Json = self.client.search_json(&path, &body).await?;
+                // With the run's patience, not an estimate's: a failed count refuses the run.
+                let (endpoint, response) = self.client.search_read(&path, &body).await?;
+                let response: Json = response.json(VENDOR, &endpoint)?;
                 if let Some(total) = response.get("total").and_then(Json::as_u64) {
                     return Ok(total);
                 }

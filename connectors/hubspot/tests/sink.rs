@@ -889,10 +889,7 @@ async fn deal_and_note_links_follow_the_source_set_on_every_upsert() {
     let written = upsert_all(&sink, ObjectType::CONTACTS, &people).await;
     assert!(written.iter().all(|o| o.result.is_ok()), "{written:?}");
 
-    let stage = Value::Stage {
-        pipeline: "default".into(),
-        stage: "appointmentscheduled".into(),
-    };
+    let stage = Value::stage("default", "appointmentscheduled");
     let mut deal = Record::new(ObjectType::DEALS, "d-1");
     deal.set(field::NAME, Value::Text("Big deal".into()));
     deal.set(field::STAGE, stage);

@@ -411,10 +411,7 @@ pub fn to_record<R: Raw>(
         match (id(stage.pipeline), id(stage.stage)) {
             (Some(pipeline), Some(stage_id)) => record.set(
                 stage.canonical,
-                Value::Stage {
-                    pipeline: pipeline.to_string(),
-                    stage: stage_id.to_string(),
-                },
+                Value::stage(pipeline.to_string(), stage_id.to_string()),
             ),
             (None, None) => {}
             _ => problems.push(format!(
@@ -533,10 +530,10 @@ pub fn to_body(
     }
     if let Some(stage) = &row.stage {
         // The stage id sets the pipeline too.
-        if let Some(Value::Stage { stage: id, .. }) = record.get(stage.canonical) {
+        if let Some(Value::Stage(id)) = record.get(stage.canonical) {
             body.insert(
                 stage.stage.into(),
-                id_json(record, stage.canonical, stage.stage, id)?,
+                id_json(record, stage.canonical, stage.stage, &id.stage)?,
             );
         }
     }
@@ -715,13 +712,7 @@ mod tests {
         r.set(field::AMOUNT, Value::Decimal(1200.5));
         r.set(field::CURRENCY, Value::Text("EUR".into()));
         r.set(field::CLOSE_DATE, Value::Date(19_800));
-        r.set(
-            field::STAGE,
-            Value::Stage {
-                pipeline: "11".into(),
-                stage: "105".into(),
-            },
-        );
+        r.set(field::STAGE, Value::stage("11", "105"));
         r.set(field::STATUS, Value::Text("won".into()));
         r.set(field::OWNER, Value::Text("1234501".into()));
         r.set(field::COMPANY, Value::Reference("co-1".into()));
@@ -790,13 +781,7 @@ mod tests {
         assert!(body.get("owner_id").is_none() && body.get("stage_id").is_none());
         for (field, value) in [
             (field::OWNER, Value::Text("jane@example.org".into())),
-            (
-                field::STAGE,
-                Value::Stage {
-                    pipeline: "Sales".into(),
-                    stage: "Won".into(),
-                },
-            ),
+            (field::STAGE, Value::stage("Sales", "Won")),
         ] {
             let mut bad = deal();
             bad.set(field, value);

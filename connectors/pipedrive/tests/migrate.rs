@@ -464,13 +464,7 @@ async fn a_deal_whose_owner_or_stage_pipedrive_refuses_is_refused_alone() {
         r.set(field::CURRENCY, Value::Text("EUR".into()));
         r.set(field::OWNER, Value::Text(owner.into()));
         r.set(field::STATUS, Value::Text("lost".into()));
-        r.set(
-            field::STAGE,
-            Value::Stage {
-                pipeline: pipeline.clone(),
-                stage: stage.into(),
-            },
-        );
+        r.set(field::STAGE, Value::stage(pipeline.clone(), stage));
         r
     };
     let records = [
@@ -609,10 +603,7 @@ async fn pipedrives_defaults_for_an_unset_amount_and_currency_verify() {
     let capability = sink.capability(ObjectType::DEALS).expect("capability");
     sink.prepare(ObjectType::DEALS).await.expect("prepare");
     let pipelines = sink.pipelines(ObjectType::DEALS).await.expect("pipelines");
-    let stage = Value::Stage {
-        pipeline: pipelines[0].id.clone(),
-        stage: pipelines[0].stages[0].id.clone(),
-    };
+    let stage = Value::stage(pipelines[0].id.clone(), pipelines[0].stages[0].id.clone());
     let deal = |sid: &str, amount: Option<f64>, currency: Option<&str>| {
         let mut r = Record::new(ObjectType::DEALS, sid);
         r.set(field::NAME, Value::Text(format!("Deal {sid}")));

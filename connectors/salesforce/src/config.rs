@@ -21,11 +21,12 @@ pub const MAX_BATCH_SIZE: usize = 200;
 /// Source ids per read-back call by default (one SOQL page holds up to 2,000 records).
 pub const DEFAULT_READ_BACK_SIZE: usize = 500;
 /// Records of one object from which a migration writes it through Bulk API 2.0 when the
-/// config names no `bulk_threshold`: never, Bulk is opt-in. A Bulk object holds up to three
-/// jobs of records in memory (135 to 150 MiB at jobs of 25,000, where sObject Collections move
-/// 1,000,000 records in under 50 MiB) and writes one job at a time, far slower than
-/// Collections against an org without limits (docs/performance.md).
-pub const DEFAULT_BULK_THRESHOLD: u64 = u64::MAX;
+/// config names no `bulk_threshold`. Below it sObject Collections cost at most 50 calls and
+/// answer at once, where a Bulk job waits in Salesforce's queue; above it Bulk spends about
+/// 2,000 records per API call against Collections' 143, the org's daily allocation being what
+/// a large migration runs out of. A Bulk object holds up to three jobs of records in memory
+/// (docs/performance.md) and writes one job at a time.
+pub const DEFAULT_BULK_THRESHOLD: u64 = 10_000;
 /// Records per Bulk API 2.0 ingest job (and per read-back query job) unless `bulk_job_records`
 /// says otherwise: about 2,300 records per API call at 100,000 records, with one job written
 /// and one read back at a time (docs/performance.md).
@@ -64,8 +65,8 @@ pub struct SalesforceConfig {
     pub read_back_size: Option<usize>,
     /// Records of one object (the source's count) from which `ferry migrate` writes it
     /// through Bulk API 2.0 ingest jobs and reads it back through Bulk query jobs, instead of
-    /// sObject Collections of 200 and SOQL pages. Default: never (Bulk is opt-in; `10000` is
-    /// the advised value); `0` or `false` says off explicitly. Sink only.
+    /// sObject Collections of 200 and SOQL pages. Default 10,000; `0` or `false`: off (always
+    /// sObject Collections). Sink only.
     #[serde(default, deserialize_with = "threshold_or_off")]
     pub bulk_threshold: Option<u64>,
     /// Records per Bulk API 2.0 ingest job (and read-back query job), 1,000 to 1,000,000.
@@ -291,7 +292,7 @@ mod tests {
             ),
             (200, 500, 2000, None)
         );
-        assert_eq!((s.bulk_threshold, s.bulk_job_records), (u64::MAX, 25_000));
+        assert_eq!((s.bulk_threshold, s.bulk_job_records), (10_000, 25_000));
         // Bulk off: `0`, `false`, or either as text.
         for off in [
             serde_json::json!(0),

@@ -665,10 +665,7 @@ fn read_bound(
         // Salesforce's one "pipeline" of stages: the value is the stage's id (its `ApiName`).
         record.fields.insert(
             binding.canonical.clone(),
-            Value::Stage {
-                pipeline: crate::PIPELINE_ID.to_owned(),
-                stage: raw.into_owned(),
-            },
+            Value::stage(crate::PIPELINE_ID.to_owned(), raw.into_owned()),
         );
         return Ok(true);
     }
@@ -957,10 +954,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             r.get(field::STAGE),
-            Some(&Value::Stage {
-                pipeline: crate::PIPELINE_ID.into(),
-                stage: "Closed Won".into()
-            })
+            Some(&Value::stage(crate::PIPELINE_ID, "Closed Won"))
         );
         assert_eq!(r.get(field::CLOSE_DATE), Some(&Value::Date(19_783)));
         assert_eq!(r.get(field::AMOUNT), Some(&Value::Decimal(1250.5)));

@@ -57,10 +57,7 @@ fn deal(id: &str, stage: &Value, currency: Option<&str>) -> Record {
 /// The first stage of the org's one pipeline.
 async fn open_stage(sink: &SalesforceSink) -> Value {
     let pipelines = sink.pipelines(ObjectType::DEALS).await.expect("stages");
-    Value::Stage {
-        pipeline: pipelines[0].id.clone(),
-        stage: pipelines[0].stages[0].id.clone(),
-    }
+    Value::stage(pipelines[0].id.clone(), pipelines[0].stages[0].id.clone())
 }
 
 #[tokio::test]

@@ -81,10 +81,7 @@ async fn parents(sink: &SalesforceSink) -> Value {
         .expect("contacts");
     assert!(written.iter().all(|o| o.result.is_ok()), "{written:?}");
     let pipelines = sink.pipelines(ObjectType::DEALS).await.expect("pipelines");
-    Value::Stage {
-        pipeline: pipelines[0].id.clone(),
-        stage: pipelines[0].stages[0].id.clone(),
-    }
+    Value::stage(pipelines[0].id.clone(), pipelines[0].stages[0].id.clone())
 }
 
 fn deal(stage: &Value, contacts: &[&str]) -> Record {

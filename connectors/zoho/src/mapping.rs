@@ -343,10 +343,10 @@ fn picklist_of(z: &Map<String, Json>, name: &str) -> Option<String> {
 
 /// A deal's stage: its pipeline's and stage's display values (the ids `pipelines()` reports).
 fn stage_of(z: &Map<String, Json>) -> Option<Value> {
-    Some(Value::Stage {
-        pipeline: picklist_of(z, PIPELINE)?,
-        stage: picklist_of(z, STAGE)?,
-    })
+    Some(Value::stage(
+        picklist_of(z, PIPELINE)?,
+        picklist_of(z, STAGE)?,
+    ))
 }
 
 /// A note's parent as a link to its Zoho record: `Parent_Id {module {api_name}, id}`, or the
@@ -537,10 +537,10 @@ pub fn to_zoho(
         out.insert(OWNER.into(), serde_json::json!({ "id": owner }));
     }
     if row.staged
-        && let Some(Value::Stage { pipeline, stage }) = record.get(field::STAGE)
+        && let Some(Value::Stage(id)) = record.get(field::STAGE)
     {
-        out.insert(PIPELINE.into(), Json::String(pipeline.clone()));
-        out.insert(STAGE.into(), Json::String(stage.clone()));
+        out.insert(PIPELINE.into(), Json::String(id.pipeline.clone()));
+        out.insert(STAGE.into(), Json::String(id.stage.clone()));
     }
     out.insert(
         source_id_field.to_owned(),
@@ -940,10 +940,7 @@ mod tests {
         assert_eq!(r.get(field::CLOSE_DATE), Some(&Value::Date(19_782)));
         assert_eq!(
             r.get(field::STAGE),
-            Some(&Value::Stage {
-                pipeline: "Renewals".into(),
-                stage: "Closed Won".into()
-            })
+            Some(&Value::stage("Renewals", "Closed Won"))
         );
         assert_eq!(r.get(field::OWNER), Some(&Value::Text("555".into())));
         assert_eq!(r.get(field::COMPANY), Some(&Value::Reference("77".into())));

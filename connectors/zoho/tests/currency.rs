@@ -53,10 +53,7 @@ async fn a_single_currency_org_carries_and_holds_its_home_currency_only() {
     deal.set(field::CURRENCY, Value::Text(HOME_CURRENCY.into()));
     deal.set(
         field::STAGE,
-        Value::Stage {
-            pipeline: pipelines[0].id.clone(),
-            stage: pipelines[0].stages[0].id.clone(),
-        },
+        Value::stage(pipelines[0].id.clone(), pipelines[0].stages[0].id.clone()),
     );
     let written = sink
         .upsert(ObjectType::DEALS, &[deal])

@@ -162,9 +162,10 @@ async fn zoho_to_zoho_moves_deals_and_notes_with_owners_stages_and_links() {
         let back = to
             .record_by_source_id("Deals", &deal.source_id)
             .expect("the deal is in the sink");
-        let Some(ferry_core::Value::Stage { pipeline, stage }) = deal.get(field::STAGE) else {
+        let Some(ferry_core::Value::Stage(id)) = deal.get(field::STAGE) else {
             panic!("a seeded deal without a stage");
         };
+        let (pipeline, stage) = (&id.pipeline, &id.stage);
         assert_eq!(back["Pipeline"], json!(pipeline));
         assert_eq!(back["Stage"], json!(stage));
         won += usize::from(stage == "Closed Won");

@@ -363,13 +363,7 @@ async fn deals_keep_their_contacts_as_roles_and_notes_their_parent_across_reruns
     deal.set(field::AMOUNT, Value::Decimal(1250.5));
     deal.set(field::CURRENCY, Value::Text("EUR".into()));
     deal.set(field::CLOSE_DATE, Value::Date(19_782));
-    deal.set(
-        field::STAGE,
-        Value::Stage {
-            pipeline: "Renewals".into(),
-            stage: "Closed Won".into(),
-        },
-    );
+    deal.set(field::STAGE, Value::stage("Renewals", "Closed Won"));
     deal.set(field::OWNER, Value::Text(owner.clone()));
     deal.set(field::COMPANY, Value::Reference("co-1".into()));
     deal.set(
@@ -507,13 +501,7 @@ async fn a_role_zoho_refuses_refuses_only_that_deal_and_the_run_goes_on() {
     let deal = |id: &str, contacts: &[&str]| {
         let mut d = Record::new(ObjectType::DEALS, id);
         d.set(field::NAME, Value::Text(format!("Deal {id}")));
-        d.set(
-            field::STAGE,
-            Value::Stage {
-                pipeline: "Renewals".into(),
-                stage: "Closed Won".into(),
-            },
-        );
+        d.set(field::STAGE, Value::stage("Renewals", "Closed Won"));
         d.set(field::CONTACTS, links(ObjectType::CONTACTS, contacts));
         d
     };

@@ -159,7 +159,7 @@ pub fn is_blank(value: &Value) -> bool {
         Value::Text(s) | Value::Reference(s) => s.is_empty(),
         Value::Bool(b) => !b,
         Value::Links(links) => links.is_empty(),
-        Value::Stage { pipeline, stage } => pipeline.is_empty() && stage.is_empty(),
+        Value::Stage(id) => id.pipeline.is_empty() && id.stage.is_empty(),
         _ => false,
     }
 }
@@ -209,10 +209,10 @@ fn put_value(h: &mut Sha256, value: &Value) {
             h.update([b'Y']);
             h.update(days.to_be_bytes());
         }
-        Value::Stage { pipeline, stage } => {
+        Value::Stage(id) => {
             h.update([b'G']);
-            put_str(h, pipeline);
-            put_str(h, stage);
+            put_str(h, &id.pipeline);
+            put_str(h, &id.stage);
         }
     }
 }
@@ -351,12 +351,7 @@ mod tests {
         assert_ne!(day, deal(Value::Integer(19_782)));
         assert_ne!(day, deal(Value::Timestamp(19_782)));
         assert_ne!(day, deal(Value::Text("2024-02-29".into())));
-        let stage = |pipeline: &str, stage: &str| {
-            deal(Value::Stage {
-                pipeline: pipeline.into(),
-                stage: stage.into(),
-            })
-        };
+        let stage = |pipeline: &str, stage: &str| deal(Value::stage(pipeline, stage));
         assert_ne!(stage("ab", "c"), stage("a", "bc"));
         assert_ne!(stage("p", "won"), stage("p", "lost"));
         assert_ne!(stage("p", "won"), deal(Value::Text("won".into())));

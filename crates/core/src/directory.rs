@@ -323,11 +323,11 @@ impl Directory {
                         None => format!("sink user id {id}"),
                     };
                 }
-                (FieldType::Stage, Value::Stage { pipeline, stage }) => {
+                (FieldType::Stage, Value::Stage(id)) => {
                     if let Some(map) = self.stages.get(&record.object)
-                        && let Some((p, s)) = map.sink_labels(pipeline, stage)
+                        && let Some((p, s)) = map.sink_labels(&id.pipeline, &id.stage)
                     {
-                        (*pipeline, *stage) = (p.clone(), s.clone());
+                        (id.pipeline, id.stage) = (p.clone(), s.clone());
                     }
                 }
                 _ => {}
@@ -350,7 +350,7 @@ fn translate_stage(
         return;
     }
     let source = match value {
-        Value::Stage { pipeline, stage } => Some((pipeline.clone(), stage.clone())),
+        Value::Stage(id) => Some((id.pipeline.clone(), id.stage.clone())),
         _ => None,
     };
     let mapped = source
@@ -379,11 +379,7 @@ fn translate_stage(
         .filter(|s| *s != StageOutcome::Open)
         .unwrap_or(stage_outcome);
     let (pipeline, stage) = map.closing_stage(pipeline, stage, outcome);
-    let value = Value::Stage {
-        pipeline: pipeline.to_owned(),
-        stage: stage.to_owned(),
-    };
-    record.set(field, value);
+    record.set(field, Value::stage(pipeline, stage));
     if has_status {
         record.set(field::STATUS, Value::Text(status_word(outcome).to_owned()));
     }

@@ -448,7 +448,7 @@ fn has_value(value: &Value) -> bool {
     match value {
         Value::Text(s) | Value::Reference(s) => !s.trim().is_empty(),
         Value::Links(links) => !links.is_empty(),
-        Value::Stage { pipeline, stage } => !pipeline.is_empty() || !stage.is_empty(),
+        Value::Stage(id) => !id.pipeline.is_empty() || !id.stage.is_empty(),
         _ => true,
     }
 }

@@ -48,7 +48,8 @@ pub use fields::{
 };
 pub use kit::{AccountSettings, ConnectorSpec, Permissions, Role};
 pub use model::{
-    Edge, FieldSpec, FieldType, ObjectType, OptOut, OrderError, Record, Value, field, write_order,
+    Edge, FieldSpec, FieldType, ObjectType, OptOut, OrderError, Record, StageId, Value, field,
+    write_order,
 };
 pub use pipeline::{Mode, RunOptions, run};
 pub use report::{ErrorKind, Failure, Outcome, Progress, Report, Stage, UnmatchedOwner};

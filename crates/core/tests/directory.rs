@@ -112,13 +112,7 @@ fn deals(n: usize) -> Vec<Record> {
             d.set(field::NAME, Value::Text(format!("Deal {i}")));
             d.set(field::AMOUNT, Value::Decimal(1000.0 + i as f64));
             d.set(field::CLOSE_DATE, Value::Date(19_800 + i as i64));
-            d.set(
-                field::STAGE,
-                Value::Stage {
-                    pipeline: "default".into(),
-                    stage: stages[i % 3].into(),
-                },
-            );
+            d.set(field::STAGE, Value::stage("default", stages[i % 3]));
             if let Some(owner) = owner_of(i) {
                 d.set(field::OWNER, Value::Text(owner.into()));
             }
@@ -193,9 +187,10 @@ impl MemorySink {
             }
         }
         if let Some(stage) = record.get(field::STAGE) {
-            let Value::Stage { pipeline, stage } = stage else {
+            let Value::Stage(id) = stage else {
                 return Some("INVALID_STAGE");
             };
+            let (pipeline, stage) = (&id.pipeline, &id.stage);
             let known = self
                 .pipelines()
                 .iter()
@@ -260,13 +255,7 @@ impl Sink for MemorySink {
                             copy.set(field::OWNER, Value::Text("k-ops".into()));
                         }
                         if id == self.wrong_stage_for {
-                            copy.set(
-                                field::STAGE,
-                                Value::Stage {
-                                    pipeline: "Opportunity".into(),
-                                    stage: "Closed Lost".into(),
-                                },
-                            );
+                            copy.set(field::STAGE, Value::stage("Opportunity", "Closed Lost"));
                         }
                         let key = (object, record.source_id.clone());
                         let created = stored.insert(key, copy).is_none();
@@ -356,10 +345,7 @@ fn stored(sink: &MemorySink, object: ObjectType, id: &str) -> Record {
 }
 
 fn stage(stage: &str) -> Value {
-    Value::Stage {
-        pipeline: "Opportunity".into(),
-        stage: stage.into(),
-    }
+    Value::stage("Opportunity", stage)
 }
 
 #[tokio::test]
@@ -611,13 +597,7 @@ async fn a_stage_key_naming_no_source_stage_refuses_the_run() {
 async fn a_stage_the_source_does_not_define_refuses_the_record() {
     let mut records = all_records();
     let odd = records.iter_mut().find(|r| r.source_id == "d-7").unwrap();
-    odd.set(
-        field::STAGE,
-        Value::Stage {
-            pipeline: "default".into(),
-            stage: "deleted-stage".into(),
-        },
-    );
+    odd.set(field::STAGE, Value::stage("default", "deleted-stage"));
     let report = go(
         Mode::Migrate,
         Arc::new(memory_source(records)),

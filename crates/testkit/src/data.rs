@@ -155,10 +155,7 @@ impl Account<'_> {
                 p.stages
                     .iter()
                     .find(|s| same_label(&s.label, label.stage))
-                    .map(|s| Value::Stage {
-                        pipeline: p.id.clone(),
-                        stage: s.id.clone(),
-                    })
+                    .map(|s| Value::stage(p.id.clone(), s.id.clone()))
             })
             .ok_or_else(|| {
                 format!(
