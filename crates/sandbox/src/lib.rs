@@ -70,6 +70,40 @@ pub(crate) fn new_account_number() -> u64 {
     base + NEXT.fetch_add(1, Ordering::Relaxed) % 9_000_000
 }
 
+/// A vendor's names for the objects [`VendorEmulator`]'s hooks are asked about by their
+/// canonical names (`"companies"`, `"contacts"`, `"deals"`, `"notes"`).
+pub(crate) struct ObjectNames {
+    /// The vendor's name for companies.
+    pub companies: &'static str,
+    /// For contacts.
+    pub contacts: &'static str,
+    /// For deals.
+    pub deals: &'static str,
+    /// For notes.
+    pub notes: &'static str,
+}
+
+impl ObjectNames {
+    /// The vendor's name for `object`; `None` for a name that is not one of the four.
+    pub(crate) fn of(&self, object: &str) -> Option<&'static str> {
+        match object {
+            "companies" => Some(self.companies),
+            "contacts" => Some(self.contacts),
+            "deals" => Some(self.deals),
+            "notes" => Some(self.notes),
+            _ => None,
+        }
+    }
+
+    /// The vendor's name for `object` if [`VendorEmulator::records`] renders it: companies and
+    /// contacts only.
+    pub(crate) fn rendered(&self, object: &str) -> Option<&'static str> {
+        matches!(object, "companies" | "contacts")
+            .then(|| self.of(object))
+            .flatten()
+    }
+}
+
 /// One vendor's emulator, as `ferry sandbox`, `ferry demo` and the conformance kit see it.
 pub trait VendorEmulator: Send + Sync {
     /// Loads generated data, returning what was actually seeded (a vendor may refuse records

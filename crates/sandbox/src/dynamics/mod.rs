@@ -1144,6 +1144,14 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
     deal_stages: DEAL_STAGES,
 };
 
+/// The canonical objects' Dataverse tables, by logical name.
+const TABLES: crate::ObjectNames = crate::ObjectNames {
+    companies: "account",
+    contacts: "contact",
+    deals: "opportunity",
+    notes: "annotation",
+};
+
 impl crate::VendorEmulator for Emulator {
     fn seed(&self, data: &SeedData) -> crate::SeedSummary {
         let seeded = Emulator::seed(self, data);
@@ -1160,22 +1168,14 @@ impl crate::VendorEmulator for Emulator {
     }
 
     fn count(&self, object: &str) -> usize {
-        match object {
-            "companies" => Emulator::count(self, "account"),
-            "contacts" => Emulator::count(self, "contact"),
-            "deals" => Emulator::count(self, "opportunity"),
-            "notes" => Emulator::count(self, "annotation"),
-            _ => 0,
-        }
+        TABLES
+            .of(object)
+            .map_or(0, |name| Emulator::count(self, name))
     }
 
     fn touch(&self, object: &str, every_nth: usize) -> usize {
-        let table = match object {
-            "companies" => "account",
-            "contacts" => "contact",
-            "deals" => "opportunity",
-            "notes" => "annotation",
-            _ => return 0,
+        let Some(table) = TABLES.of(object) else {
+            return 0;
         };
         self.stamp_every(table, every_nth)
     }
@@ -1185,10 +1185,8 @@ impl crate::VendorEmulator for Emulator {
     }
 
     fn records(&self, object: &str) -> Vec<Json> {
-        let table = match object {
-            "companies" => "account",
-            "contacts" => "contact",
-            _ => return Vec::new(),
+        let Some(table) = TABLES.rendered(object) else {
+            return Vec::new();
         };
         let (Some(table), Ok(store)) = (Table::from_logical(table), self.shared.store.read())
         else {

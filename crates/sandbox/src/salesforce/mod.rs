@@ -1529,6 +1529,14 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
     deal_stages: DEAL_STAGES,
 };
 
+/// The canonical objects' Salesforce sObjects.
+const SOBJECTS: crate::ObjectNames = crate::ObjectNames {
+    companies: "Account",
+    contacts: "Contact",
+    deals: "Opportunity",
+    notes: "Note",
+};
+
 impl crate::VendorEmulator for Emulator {
     fn seed(&self, data: &SeedData) -> crate::SeedSummary {
         let seeded = Emulator::seed(self, data);
@@ -1545,22 +1553,14 @@ impl crate::VendorEmulator for Emulator {
     }
 
     fn count(&self, object: &str) -> usize {
-        match object {
-            "companies" => Emulator::count(self, "Account"),
-            "contacts" => Emulator::count(self, "Contact"),
-            "deals" => Emulator::count(self, "Opportunity"),
-            "notes" => Emulator::count(self, "Note"),
-            _ => 0,
-        }
+        SOBJECTS
+            .of(object)
+            .map_or(0, |name| Emulator::count(self, name))
     }
 
     fn touch(&self, object: &str, every_nth: usize) -> usize {
-        let sobject = match object {
-            "companies" => "Account",
-            "contacts" => "Contact",
-            "deals" => "Opportunity",
-            "notes" => "Note",
-            _ => return 0,
+        let Some(sobject) = SOBJECTS.of(object) else {
+            return 0;
         };
         let Some(kind) = ObjectKind::parse(sobject) else {
             return 0;
@@ -1578,10 +1578,8 @@ impl crate::VendorEmulator for Emulator {
     }
 
     fn records(&self, object: &str) -> Vec<Json> {
-        let sobject = match object {
-            "companies" => "Account",
-            "contacts" => "Contact",
-            _ => return Vec::new(),
+        let Some(sobject) = SOBJECTS.rendered(object) else {
+            return Vec::new();
         };
         let (Some(kind), Ok(store)) = (ObjectKind::parse(sobject), self.shared.store.read()) else {
             return Vec::new();

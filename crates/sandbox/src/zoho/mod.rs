@@ -2084,6 +2084,14 @@ pub const SPEC: crate::EmulatorSpec = crate::EmulatorSpec {
     deal_stages: DEAL_STAGES,
 };
 
+/// The canonical objects' Zoho CRM modules.
+const MODULES: crate::ObjectNames = crate::ObjectNames {
+    companies: "Accounts",
+    contacts: "Contacts",
+    deals: "Deals",
+    notes: "Notes",
+};
+
 impl crate::VendorEmulator for Emulator {
     fn seed(&self, data: &SeedData) -> crate::SeedSummary {
         let seeded = Emulator::seed(self, data);
@@ -2100,22 +2108,14 @@ impl crate::VendorEmulator for Emulator {
     }
 
     fn count(&self, object: &str) -> usize {
-        match object {
-            "companies" => Emulator::count(self, "Accounts"),
-            "contacts" => Emulator::count(self, "Contacts"),
-            "deals" => Emulator::count(self, "Deals"),
-            "notes" => Emulator::count(self, "Notes"),
-            _ => 0,
-        }
+        MODULES
+            .of(object)
+            .map_or(0, |name| Emulator::count(self, name))
     }
 
     fn touch(&self, object: &str, every_nth: usize) -> usize {
-        let module = match object {
-            "companies" => "Accounts",
-            "contacts" => "Contacts",
-            "deals" => "Deals",
-            "notes" => "Notes",
-            _ => return 0,
+        let Some(module) = MODULES.of(object) else {
+            return 0;
         };
         self.stamp_every(module, every_nth)
     }
@@ -2125,10 +2125,8 @@ impl crate::VendorEmulator for Emulator {
     }
 
     fn records(&self, object: &str) -> Vec<Json> {
-        let module = match object {
-            "companies" => "Accounts",
-            "contacts" => "Contacts",
-            _ => return Vec::new(),
+        let Some(module) = MODULES.rendered(object) else {
+            return Vec::new();
         };
         let (Some(module), Ok(store)) = (Module::parse(module), self.shared.store.read()) else {
             return Vec::new();
