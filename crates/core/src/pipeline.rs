@@ -81,7 +81,8 @@ pub struct RunOptions {
     pub quality: QualityRules,
     /// Where progress is saved, and resumed from (migrations only).
     pub checkpoint: Option<Arc<CheckpointFile>>,
-    /// Becomes `true` when the run must stop: no new page is read, batches in flight finish.
+    /// Becomes `true` when the run must stop: no new page is read, no new batch is written,
+    /// and the batches the sink was already sent are answered and verified.
     pub stop: Option<watch::Receiver<bool>>,
     /// Per object, the picklist labels carried from the source's list into the sink's
     /// (`fieldplan`): applied to each record before it is checked and hashed.
@@ -960,7 +961,8 @@ async fn run_object(
             // If it fails, the writer stops before its first write and the reader with it.
             let writer = async {
                 sink.prepare(object).await?;
-                write_stage(sink, in_flight, batch_rx, verify_tx, shared, counters).await
+                let stop = options.stop.clone();
+                write_stage(sink, in_flight, batch_rx, verify_tx, stop, shared, counters).await
             };
             let writes = async {
                 let (read, written) = tokio::join!(reader, writer);
@@ -1473,11 +1475,18 @@ async fn forward_stage(
 
 /// Upserts batches, several in flight, and passes what the sink accepted on to verification;
 /// `false` when the verifier stopped first (its error tells why).
+///
+/// Once `stop` turns `true` no further batch is sent: the ones the vendor has already been
+/// sent are answered and verified, and the ones still queued are left unwritten. Their pages
+/// are not settled, so the checkpoint stays before them and a rerun reads them again. Writing
+/// them all would spend what the stop is for: a page read just before a daily-quota stop is
+/// many batches of the sink's calls.
 async fn write_stage(
     sink: &Arc<dyn Sink>,
     in_flight: usize,
     mut rx: mpsc::Receiver<Batch>,
     tx: mpsc::Sender<Batch>,
+    mut stop: Option<watch::Receiver<bool>>,
     shared: &Shared,
     counters: &ObjectProgress,
 ) -> StageResult<bool> {
@@ -1493,7 +1502,25 @@ async fn write_stage(
     let mut place: Option<mpsc::OwnedPermit<Batch>> = None;
     let mut input_open = true;
     while input_open || !tasks.is_empty() {
+        if input_open && stop.as_ref().is_some_and(|s| *s.borrow()) {
+            shared.interrupted.store(true, Ordering::Relaxed);
+            input_open = false;
+            // The reader, waiting for room in the queue, sees it closed and stops too.
+            rx.close();
+            continue;
+        }
         tokio::select! {
+            // Wakes the loop for the check above; a signal whose senders are gone never fires.
+            told = async {
+                match stop.as_mut() {
+                    Some(signal) => signal.wait_for(|stop| *stop).await.is_ok(),
+                    None => false,
+                }
+            }, if input_open && stop.is_some() => {
+                if !told {
+                    stop = None;
+                }
+            },
             permit = tx.clone().reserve_owned(), if input_open && place.is_none() && tasks.len() < in_flight => {
                 match permit {
                     Ok(permit) => place = Some(permit),
@@ -2947,6 +2974,70 @@ mod tests {
                 .is_empty(),
             "a finished migration starts afresh"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_stop_leaves_the_batches_not_yet_sent_unwritten_and_the_rerun_writes_them() {
+        let dir = std::env::temp_dir().join(format!("ferry-stop-queued-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("checkpoint.json");
+        let _ = std::fs::remove_file(&path);
+        // One page of 210 records is 30 batches of 7: read before the stop, it would all be
+        // written after it if queued batches were "in flight".
+        let records: Vec<Record> = (0..210).map(|i| contact(i, "Ng")).collect();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let sink = Arc::new(StoppingSink::new(stop_tx, StopOn::Upsert, 3));
+        let options = RunOptions {
+            objects: vec![ObjectType::CONTACTS],
+            checkpoint: Some(Arc::new(CheckpointFile::open(&path, "fp", false).unwrap())),
+            stop: Some(stop_rx),
+            ..RunOptions::default()
+        };
+        let source = Arc::new(MemorySource {
+            records: records.clone(),
+            page: 210,
+        });
+        let first = run(
+            Mode::Migrate,
+            source,
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            &options,
+            Arc::new(Progress::new(&options.objects)),
+        )
+        .await;
+        assert_eq!(first.outcome, Outcome::Interrupted, "{first:?}");
+        let upserts = sink.calls.load(Ordering::SeqCst);
+        assert!(
+            upserts <= 3 + options.batches_in_flight,
+            "no batch is sent after the stop beyond those already on their way: {upserts} upserts"
+        );
+        let o = &first.objects[0];
+        assert_eq!(o.written, o.verified, "what was sent is verified: {o:?}");
+        assert!(o.written < 210, "{o:?}");
+        assert!(first.failures.is_empty(), "{:?}", first.failures);
+        let saved = CheckpointFile::open(&path, "fp", false)
+            .unwrap()
+            .object(ObjectType::CONTACTS);
+        assert_eq!(saved.settled, 0, "the page is not settled: {saved:?}");
+
+        let options = RunOptions {
+            objects: vec![ObjectType::CONTACTS],
+            checkpoint: Some(Arc::new(CheckpointFile::open(&path, "fp", false).unwrap())),
+            ..RunOptions::default()
+        };
+        let source = Arc::new(MemorySource { records, page: 210 });
+        let second = run(
+            Mode::Migrate,
+            source,
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            &options,
+            Arc::new(Progress::new(&options.objects)),
+        )
+        .await;
+        assert_eq!(second.outcome, Outcome::Verified, "{second:?}");
+        assert_eq!(second.objects[0].verified, 210);
+        assert_eq!(sink.inner.stored.lock().unwrap().len(), 210);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
