@@ -113,8 +113,9 @@ async fn bars(progress: Arc<Progress>, mut stopped: watch::Receiver<bool>) {
             } else {
                 String::new()
             };
+            let (writing, reading_back) = in_flight(p);
             bar.set_message(format!(
-                "written {written:>8}  verified {verified:>8}  failed {failed:>5}  {rate:>7.0} records/s{eta}"
+                "written {written:>8}{writing}  verified {verified:>8}{reading_back}  failed {failed:>5}  {rate:>7.0} records/s{eta}"
             ));
             if p.done.load(Ordering::Relaxed) && !bar.is_finished() {
                 bar.finish();
@@ -186,9 +187,26 @@ fn line(object: &str, p: &ObjectProgress, elapsed: Duration) -> String {
     } else {
         String::new()
     };
+    let (writing, reading_back) = in_flight(p);
     format!(
-        "{object}: read {read}{of}{resumed}, written {written}, verified {verified}, failed {failed} \
-         ({rate:.0} records/s read{eta})"
+        "{object}: read {read}{of}{resumed}, written {written}{writing}, verified \
+         {verified}{reading_back}, failed {failed} ({rate:.0} records/s read{eta})"
+    )
+}
+
+/// What the sink holds unanswered, as text to follow the written and verified counts (empty
+/// when nothing is): a Bulk job keeps a whole batch for seconds before any of it counts.
+fn in_flight(p: &ObjectProgress) -> (String, String) {
+    let shown = |n: u64, what: &str| {
+        if n == 0 {
+            String::new()
+        } else {
+            format!(" (+{n} {what})")
+        }
+    };
+    (
+        shown(p.writing.load(Ordering::Relaxed), "in flight"),
+        shown(p.reading_back.load(Ordering::Relaxed), "being read back"),
     )
 }
 
@@ -213,6 +231,28 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("10 records/s read, ETA 30 seconds"), "{text}");
+    }
+
+    #[test]
+    fn records_the_sink_has_not_answered_yet_are_shown_beside_the_counts() {
+        let p = ObjectProgress::default();
+        p.read.store(10_000, Ordering::Relaxed);
+        p.writing.store(10_000, Ordering::Relaxed);
+        let text = line("contacts", &p, Duration::from_secs(2));
+        assert!(
+            text.starts_with("contacts: read 10000, written 0 (+10000 in flight), verified 0,"),
+            "{text}"
+        );
+        p.writing.store(0, Ordering::Relaxed);
+        p.written.store(10_000, Ordering::Relaxed);
+        p.reading_back.store(10_000, Ordering::Relaxed);
+        let text = line("contacts", &p, Duration::from_secs(4));
+        assert!(
+            text.starts_with(
+                "contacts: read 10000, written 10000, verified 0 (+10000 being read back),"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

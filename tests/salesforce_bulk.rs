@@ -127,9 +127,31 @@ async fn five_thousand_contacts_go_through_several_bulk_jobs_verified() {
     }
     assert_sink_matches_source(&sandbox);
 
-    // A rerun writes every record again by its external id: updates, no duplicates.
-    let (code, report, stderr) = run_config("migrate", &config, &sandbox_env()).await;
-    assert_eq!(code, 0, "stderr:\n{stderr}\n{report:#}");
+    // A rerun writes every record again by its external id: updates, no duplicates. Its
+    // progress lines, one a second, show the records a job holds unanswered: a job takes
+    // seconds, and "written" alone would seem stuck through it.
+    let args = [
+        "migrate",
+        "--config",
+        &config,
+        "--report",
+        "json",
+        "--progress-interval",
+        "1",
+    ];
+    let out = ferry(&args, &sandbox_env()).await;
+    let (code, stderr) = (out.status.code(), String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(code, Some(0), "stderr:\n{stderr}\n{report:#}");
+    let held: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("progress: contacts: read"))
+        .filter(|l| l.contains(" in flight),") || l.contains(" being read back),"))
+        .collect();
+    assert!(
+        !held.is_empty(),
+        "a progress line shows a job's records in flight:\n{stderr}"
+    );
     assert_eq!(report["outcome"], "verified");
     assert_eq!(count(object(&report, "contacts"), "updated"), 5_000);
     assert_eq!(jobs(&sandbox, "ingest", "Contact").await.len(), 10);

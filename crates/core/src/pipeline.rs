@@ -1529,6 +1529,7 @@ async fn write_stage(
             },
             batch = rx.recv(), if input_open && place.is_some() => match (batch, place.take()) {
                 (Some(batch), Some(permit)) => {
+                    ObjectProgress::add(&counters.writing, batch.len() as u64);
                     let sink = Arc::clone(sink);
                     tasks.spawn(async move {
                         let outcomes = sink.upsert(object, &batch.records).await;
@@ -1540,6 +1541,7 @@ async fn write_stage(
             Some(joined) = tasks.join_next() => {
                 let (batch, outcomes, permit) =
                     joined.map_err(|e| internal(sink.vendor(), "write", e))?;
+                ObjectProgress::sub(&counters.writing, batch.len() as u64);
                 let accepted = settle_writes(sink.vendor(), batch, outcomes?, shared, counters)?;
                 if !accepted.is_empty() {
                     permit.send(accepted);
@@ -1644,6 +1646,7 @@ async fn verify_stage(
                 pages: pending.pages.split_off(cut),
             };
             let chunk = std::mem::replace(&mut pending, rest);
+            ObjectProgress::add(&counters.reading_back, chunk.len() as u64);
             let sink = Arc::clone(sink);
             let shared = Arc::clone(shared);
             tasks.spawn(async move {
@@ -1676,6 +1679,7 @@ async fn verify_stage(
             },
             Some(joined) = tasks.join_next() => {
                 let (sent, checked) = joined.map_err(|e| internal(sink.vendor(), "read-back", e))?;
+                ObjectProgress::sub(&counters.reading_back, sent.len() as u64);
                 let pages = compare(mode, sent, checked?, shared, counters);
                 for page in pages {
                     shared.settle(page, 1)?;

@@ -414,6 +414,11 @@ pub struct ObjectProgress {
     pub failed: AtomicU64,
     /// Records verified so far.
     pub verified: AtomicU64,
+    /// Records sent to the sink and not answered yet: a Bulk job holds a whole batch for
+    /// seconds, which the display shows rather than a count that seems stuck.
+    pub writing: AtomicU64,
+    /// Records being read back and not answered yet (a Bulk query job's, likewise).
+    pub reading_back: AtomicU64,
     /// Records settled by earlier, interrupted runs (per the checkpoint), which this run does
     /// not read again: progress and ETA count from there, not from zero.
     pub already_done: AtomicU64,
@@ -427,6 +432,13 @@ impl ObjectProgress {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Takes `n` from a counter of records in flight (never below zero).
+    pub fn sub(counter: &AtomicU64, n: u64) {
+        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_sub(n))
+        });
     }
 }
 
