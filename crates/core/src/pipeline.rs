@@ -2743,6 +2743,34 @@ mod tests {
         assert_eq!(report.exit_code(), 1);
     }
 
+    /// A checkpoint path, not there yet, in a directory of its own for the test `name`.
+    fn fresh_checkpoint(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ferry-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("checkpoint.json");
+        let _ = std::fs::remove_file(&path);
+        (dir, path)
+    }
+
+    /// Migrates `records`, read in pages of `page`, into `sink`.
+    async fn migrate_pages(
+        records: Vec<Record>,
+        page: usize,
+        sink: &Arc<StoppingSink>,
+        options: &RunOptions,
+    ) -> Report {
+        let source = Arc::new(MemorySource { records, page });
+        let progress = Arc::new(Progress::new(&options.objects));
+        run(
+            Mode::Migrate,
+            source,
+            Arc::clone(sink) as Arc<dyn Sink>,
+            options,
+            progress,
+        )
+        .await
+    }
+
     /// Which call of a [`StoppingSink`] flips the stop signal.
     #[derive(PartialEq)]
     enum StopOn {
@@ -2809,10 +2837,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_merge_never_checkpoints_past_a_held_record_and_resumes_from_the_start() {
-        let dir = std::env::temp_dir().join(format!("ferry-merge-resume-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("checkpoint.json");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = fresh_checkpoint("merge-resume");
         // One person on page 8 and on the last page: the first is held all the way.
         let mut records: Vec<Record> = (0..200).map(|i| contact(i, "Ng")).collect();
         for i in [40, 195] {
@@ -2832,18 +2857,7 @@ mod tests {
             quality: quality.clone(),
             ..RunOptions::default()
         };
-        let source = Arc::new(MemorySource {
-            records: records.clone(),
-            page: 5,
-        });
-        let first = run(
-            Mode::Migrate,
-            source,
-            Arc::clone(&sink) as Arc<dyn Sink>,
-            &options,
-            Arc::new(Progress::new(&options.objects)),
-        )
-        .await;
+        let first = migrate_pages(records.clone(), 5, &sink, &options).await;
         assert_eq!(first.outcome, Outcome::Interrupted);
         assert!(first.objects[0].written > 0 && first.objects[0].read < 195);
         let saved = CheckpointFile::open(&path, "fp", false)
@@ -2860,15 +2874,7 @@ mod tests {
             quality,
             ..RunOptions::default()
         };
-        let source = Arc::new(MemorySource { records, page: 5 });
-        let second = run(
-            Mode::Migrate,
-            source,
-            Arc::clone(&sink) as Arc<dyn Sink>,
-            &options,
-            Arc::new(Progress::new(&options.objects)),
-        )
-        .await;
+        let second = migrate_pages(records, 5, &sink, &options).await;
         assert_eq!(second.outcome, Outcome::Verified, "{second:?}");
         let o = &second.objects[0];
         assert_eq!(
@@ -2889,10 +2895,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_interrupted_run_resumes_from_its_checkpoint() {
-        let dir = std::env::temp_dir().join(format!("ferry-resume-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("checkpoint.json");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = fresh_checkpoint("resume");
         let records: Vec<Record> = (0..200).map(|i| contact(i, "Ng")).collect();
         let (stop_tx, stop_rx) = watch::channel(false);
         let sink = Arc::new(StoppingSink::new(stop_tx, StopOn::Upsert, 5));
@@ -2904,18 +2907,7 @@ mod tests {
             stop: Some(stop_rx),
             ..RunOptions::default()
         };
-        let source = Arc::new(MemorySource {
-            records: records.clone(),
-            page: 5,
-        });
-        let first = run(
-            Mode::Migrate,
-            source,
-            Arc::clone(&sink) as Arc<dyn Sink>,
-            &options,
-            Arc::new(Progress::new(&options.objects)),
-        )
-        .await;
+        let first = migrate_pages(records.clone(), 5, &sink, &options).await;
         assert_eq!(first.outcome, Outcome::Interrupted);
         assert_eq!(first.outcome.exit_code(), 4);
         let o = &first.objects[0];
@@ -2983,10 +2975,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stop_leaves_the_batches_not_yet_sent_unwritten_and_the_rerun_writes_them() {
-        let dir = std::env::temp_dir().join(format!("ferry-stop-queued-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("checkpoint.json");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = fresh_checkpoint("stop-queued");
         // One page of 210 records is 30 batches of 7: read before the stop, it would all be
         // written after it if queued batches were "in flight".
         let records: Vec<Record> = (0..210).map(|i| contact(i, "Ng")).collect();
@@ -2998,18 +2987,7 @@ mod tests {
             stop: Some(stop_rx),
             ..RunOptions::default()
         };
-        let source = Arc::new(MemorySource {
-            records: records.clone(),
-            page: 210,
-        });
-        let first = run(
-            Mode::Migrate,
-            source,
-            Arc::clone(&sink) as Arc<dyn Sink>,
-            &options,
-            Arc::new(Progress::new(&options.objects)),
-        )
-        .await;
+        let first = migrate_pages(records.clone(), 210, &sink, &options).await;
         assert_eq!(first.outcome, Outcome::Interrupted, "{first:?}");
         let upserts = sink.calls.load(Ordering::SeqCst);
         assert!(
@@ -3030,15 +3008,7 @@ mod tests {
             checkpoint: Some(Arc::new(CheckpointFile::open(&path, "fp", false).unwrap())),
             ..RunOptions::default()
         };
-        let source = Arc::new(MemorySource { records, page: 210 });
-        let second = run(
-            Mode::Migrate,
-            source,
-            Arc::clone(&sink) as Arc<dyn Sink>,
-            &options,
-            Arc::new(Progress::new(&options.objects)),
-        )
-        .await;
+        let second = migrate_pages(records, 210, &sink, &options).await;
         assert_eq!(second.outcome, Outcome::Verified, "{second:?}");
         assert_eq!(second.objects[0].verified, 210);
         assert_eq!(sink.inner.stored.lock().unwrap().len(), 210);
