@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ferry_core::batch::{self, Answer};
@@ -34,12 +35,20 @@ const SEARCH_LIMIT: &str = "10";
 /// Most keys one `custom_fields` parameter may carry (Pipedrive: "A maximum of 15 keys").
 const MAX_CUSTOM_FIELD_KEYS: usize = 15;
 
+/// How long the field plan's listing of an object's fields stands in for listing them again
+/// to find the source-id field: the object's `prepare` follows its describe within a second
+/// or two in a run's first object, and a later object's (minutes later) lists them afresh.
+const DESCRIBED_FRESH: Duration = Duration::from_secs(30);
+
 /// A Pipedrive company account as a sink.
 pub struct PipedriveSink {
     client: PipedriveClient,
     settings: Settings,
     /// The source-id custom field's key per object type, once resolved.
     keys: Mutex<HashMap<ObjectType, String>>,
+    /// Per object, the fields [`Sink::describe`] listed last and when: the source-id field is
+    /// looked up there once instead of listing the fields again (a request of the 80 per 2 s).
+    described: Mutex<HashMap<ObjectType, (Instant, Vec<VendorField>)>>,
     /// Source id ↔ Pipedrive id, for records this run wrote or found: spares a search per
     /// reference (a contact's company) and per read-back. An object whose source-id field
     /// this sink created is marked complete: no record carried a source id before this run,
@@ -70,6 +79,7 @@ impl PipedriveSink {
             client,
             settings,
             keys: Mutex::default(),
+            described: Mutex::default(),
             ids: Resolver::default(),
             fields: FieldMaps::new(
                 objects::OBJECTS
@@ -211,43 +221,25 @@ impl PipedriveSink {
     }
 
     /// The custom fields of `object` named `source_id_field` (ignoring case): key and type.
+    /// From the field plan's listing when it is fresh (taken once: a create's check for a
+    /// field that landed lists again), otherwise from a new one.
     async fn source_fields(&self, object: ObjectType) -> ConnectorResult<Vec<(String, String)>> {
-        let name = &self.settings.source_id_field;
-        let path = format!("/api/v2/{}", objects::binding(object)?.fields_path);
-        let mut found: Vec<(String, String)> = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut query = vec![("limit", "500")];
-            if let Some(c) = &cursor {
-                query.push(("cursor", c.as_str()));
-            }
-            let body = self.client.get(&path, &query).await?;
-            for f in body
-                .get("data")
-                .and_then(Json::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let is_match = f.get("is_custom_field").and_then(Json::as_bool) == Some(true)
-                    && f.get("field_name")
-                        .and_then(Json::as_str)
-                        .is_some_and(|n| n.trim().eq_ignore_ascii_case(name));
-                if let (true, Some(code), Some(ty)) = (
-                    is_match,
-                    f.get("field_code").and_then(Json::as_str),
-                    f.get("field_type").and_then(Json::as_str),
-                ) {
-                    found.push((code.to_owned(), ty.to_owned()));
-                }
-            }
-            match body
-                .pointer("/additional_data/next_cursor")
-                .and_then(Json::as_str)
-            {
-                Some(next) if cursor.as_deref() != Some(next) => cursor = Some(next.to_owned()),
-                _ => return Ok(found),
-            }
-        }
+        let listed = self
+            .described
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&object)
+            .filter(|(at, _)| at.elapsed() < DESCRIBED_FRESH);
+        let fields = match listed {
+            Some((_, fields)) => fields,
+            None => crate::fields::describe(&self.client, object).await?,
+        };
+        let name = self.settings.source_id_field.as_str();
+        Ok(fields
+            .into_iter()
+            .filter(|f| f.custom && f.label.trim().eq_ignore_ascii_case(name))
+            .map(|f| (f.name, f.vendor_type))
+            .collect())
     }
 
     /// Reads records by Pipedrive id (≤ 100 per request), with only the source-id custom field
@@ -1150,7 +1142,12 @@ impl Sink for PipedriveSink {
     /// The fields of `object` from Pipedrive's fields API (`GET /api/v2/{personFields|
     /// organizationFields}`), custom ones by their 40-character keys.
     async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
-        crate::fields::describe(&self.client, object).await
+        let fields = crate::fields::describe(&self.client, object).await?;
+        self.described
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(object, (Instant::now(), fields.clone()));
+        Ok(fields)
     }
 
     fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
@@ -1173,6 +1170,10 @@ impl Sink for PipedriveSink {
         object: ObjectType,
         field: &NewField,
     ) -> ConnectorResult<VendorField> {
+        self.described
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&object);
         crate::fields::create(&self.client, object, field).await
     }
 
