@@ -70,6 +70,10 @@ pub struct HubspotSink {
     source_id_key: String,
     /// The ids of the records written or found of each object some row's reference targets.
     ids: HashMap<ObjectType, Mutex<TargetIds>>,
+    /// The objects whose source-id property this sink has checked (or created): a later
+    /// object's `prepare` that needs it too (contacts need the companies') asks HubSpot no
+    /// more, a request of the ten-second window saved per referring object.
+    ensured: Mutex<HashSet<ObjectType>>,
     /// Set once the batch unsubscribe endpoint answered 403 (it needs Marketing Hub
     /// Enterprise): from then on opt-outs go one address per request.
     single_unsubscribe: AtomicBool,
@@ -479,6 +483,7 @@ impl HubspotSink {
                 .filter(|&object| objects::is_target(object))
                 .map(|object| (object, Mutex::new(TargetIds::default())))
                 .collect(),
+            ensured: Mutex::default(),
             single_unsubscribe: AtomicBool::new(false),
             single_status_read: AtomicBool::new(false),
             fields: mapping::field_maps(),
@@ -546,6 +551,9 @@ impl HubspotSink {
     /// Makes sure `row`'s object has the unique source-id property, creating it when missing.
     async fn ensure_property(&self, row: &HubspotBinding) -> ConnectorResult<()> {
         let object = row.object;
+        if self.is_ensured(object) {
+            return Ok(());
+        }
         let name = &self.source_id_property;
         let type_path = format!("/crm/v3/properties/{}", row.path);
         let path = format!("{type_path}/{name}");
@@ -590,7 +598,20 @@ impl HubspotSink {
             }
             _ => return Err(self.client.error_for(&endpoint, &response)),
         };
-        self.check_property(row, &existing)
+        self.check_property(row, &existing)?;
+        self.ensured
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(object);
+        Ok(())
+    }
+
+    /// Whether `object`'s source-id property was checked (or created) by this sink already.
+    fn is_ensured(&self, object: ObjectType) -> bool {
+        self.ensured
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&object)
     }
 
     fn check_property(&self, row: &HubspotBinding, def: &PropertyDef) -> ConnectorResult<()> {

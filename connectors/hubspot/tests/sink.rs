@@ -132,17 +132,33 @@ async fn assert_read_back_equal(sink: &HubspotSink, object: ObjectType, records:
 #[tokio::test]
 async fn prepare_creates_the_unique_property_once() {
     init();
-    let (hs, _) = start(unlimited()).await;
+    let (hs, emulator) = start(unlimited()).await;
     let sink = sink(&hs);
     sink.check().await.expect("check");
+    let requests = || emulator.request_counts().0;
+    // Each property is looked up (404) and created once; contacts' prepare, which needs the
+    // companies' property too for its references, and the second round ask nothing again.
+    let mut spent = Vec::new();
     for _ in 0..2 {
+        let before = requests();
         sink.prepare(ObjectType::COMPANIES)
             .await
             .expect("prepare companies");
         sink.prepare(ObjectType::CONTACTS)
             .await
             .expect("prepare contacts");
+        spent.push(requests() - before);
     }
+    assert_eq!(spent, [4, 0], "requests per round of prepares");
+    // Another run (a new sink) checks each property it needs once: no create.
+    let again = HubspotSink::new(config(&hs.base_url), "sink").expect("sink");
+    let before = requests();
+    again.prepare(ObjectType::CONTACTS).await.expect("prepare");
+    assert_eq!(
+        requests() - before,
+        2,
+        "contacts' and companies' properties"
+    );
     for object in ["contacts", "companies"] {
         let (status, property) = get(
             &hs.base_url,
