@@ -4,11 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ferry_core::batch::{self, Answer};
-use ferry_core::fields::{FieldBinding, FieldKind, FieldMap, FieldMaps, NewField, VendorField};
+use ferry_core::fields::{
+    FieldBinding, FieldKind, FieldMap, FieldMaps, NewField, RecentListings, VendorField,
+};
 use ferry_core::http::{HttpResponse, HttpStats, Sent};
 use ferry_core::quality::{
     OPT_OUT_NOT_REPRESENTABLE, opt_out_not_representable_reason, opt_out_without_address,
@@ -35,20 +36,15 @@ const SEARCH_LIMIT: &str = "10";
 /// Most keys one `custom_fields` parameter may carry (Pipedrive: "A maximum of 15 keys").
 const MAX_CUSTOM_FIELD_KEYS: usize = 15;
 
-/// How long the field plan's listing of an object's fields stands in for listing them again
-/// to find the source-id field: the object's `prepare` follows its describe within a second
-/// or two in a run's first object, and a later object's (minutes later) lists them afresh.
-const DESCRIBED_FRESH: Duration = Duration::from_secs(30);
-
 /// A Pipedrive company account as a sink.
 pub struct PipedriveSink {
     client: PipedriveClient,
     settings: Settings,
     /// The source-id custom field's key per object type, once resolved.
     keys: Mutex<HashMap<ObjectType, String>>,
-    /// Per object, the fields [`Sink::describe`] listed last and when: the source-id field is
-    /// looked up there once instead of listing the fields again (a request of the 80 per 2 s).
-    described: Mutex<HashMap<ObjectType, (Instant, Vec<VendorField>)>>,
+    /// Per object, the fields [`Sink::describe`] listed last: the source-id field is looked
+    /// up there instead of listing the fields again (a request of the 80 per 2 s).
+    described: RecentListings<Vec<VendorField>>,
     /// Source id ↔ Pipedrive id, for records this run wrote or found: spares a search per
     /// reference (a contact's company) and per read-back. An object whose source-id field
     /// this sink created is marked complete: no record carried a source id before this run,
@@ -79,7 +75,7 @@ impl PipedriveSink {
             client,
             settings,
             keys: Mutex::default(),
-            described: Mutex::default(),
+            described: RecentListings::default(),
             ids: Resolver::default(),
             fields: FieldMaps::new(
                 objects::OBJECTS
@@ -224,14 +220,8 @@ impl PipedriveSink {
     /// From the field plan's listing when it is fresh (taken once: a create's check for a
     /// field that landed lists again), otherwise from a new one.
     async fn source_fields(&self, object: ObjectType) -> ConnectorResult<Vec<(String, String)>> {
-        let listed = self
-            .described
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&object)
-            .filter(|(at, _)| at.elapsed() < DESCRIBED_FRESH);
-        let fields = match listed {
-            Some((_, fields)) => fields,
+        let fields = match self.described.take(object) {
+            Some(fields) => fields,
             None => crate::fields::describe(&self.client, object).await?,
         };
         let name = self.settings.source_id_field.as_str();
@@ -1143,10 +1133,7 @@ impl Sink for PipedriveSink {
     /// organizationFields}`), custom ones by their 40-character keys.
     async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
         let fields = crate::fields::describe(&self.client, object).await?;
-        self.described
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(object, (Instant::now(), fields.clone()));
+        self.described.keep(object, fields.clone());
         Ok(fields)
     }
 
@@ -1170,10 +1157,7 @@ impl Sink for PipedriveSink {
         object: ObjectType,
         field: &NewField,
     ) -> ConnectorResult<VendorField> {
-        self.described
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&object);
+        self.described.forget(object);
         crate::fields::create(&self.client, object, field).await
     }
 

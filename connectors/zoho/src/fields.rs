@@ -38,13 +38,18 @@ pub(crate) async fn describe(
 ) -> ConnectorResult<Vec<VendorField>> {
     let row = mapping::binding(object)?;
     let body = fetch(client, row.module).await?;
+    Ok(vendor_fields(row, &body))
+}
+
+/// The fields of `row`'s module's `settings/fields` answer in ferry's terms.
+pub(crate) fn vendor_fields(row: &mapping::ZohoObject, body: &FieldsBody) -> Vec<VendorField> {
     let fields: Vec<VendorField> = body
         .fields
         .iter()
         .map(|f| mapping::vendor_field(row, f))
         .collect();
-    tracing::debug!(vendor = VENDOR, %object, fields = fields.len(), "described fields");
-    Ok(fields)
+    tracing::debug!(vendor = VENDOR, object = %row.object, fields = fields.len(), "described fields");
+    fields
 }
 
 /// Refuses bindings ferry cannot read or write through: a vendor name that is not an API

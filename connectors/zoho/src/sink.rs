@@ -14,7 +14,9 @@ use std::task::Poll;
 use async_trait::async_trait;
 use ferry_core::batch::{self, Answer};
 use ferry_core::currency::OrgCurrency;
-use ferry_core::fields::{FieldBinding, FieldMap, FieldMaps, NewField, VendorField};
+use ferry_core::fields::{
+    FieldBinding, FieldMap, FieldMaps, NewField, RecentListings, VendorField,
+};
 use ferry_core::http::{HttpResponse, HttpStats};
 use ferry_core::model::Link;
 use ferry_core::resend::{Attempt, Resend, settle};
@@ -72,6 +74,9 @@ pub struct ZohoSink {
     /// Per object, the mapped opt-outs whose Zoho field is text rather than a checkbox
     /// (learnt by `prepare`): the flag goes there as `"true"`, which Zoho takes for text.
     text_flags: std::sync::Mutex<HashMap<ObjectType, HashSet<String>>>,
+    /// Per object, the `settings/fields` answer [`Sink::describe`] read last: `prepare` checks
+    /// the source-id field there instead of asking again (a call and a credit).
+    listed: RecentListings<Arc<mapping::FieldsBody>>,
     /// Whether contacts hold the GDPR consent record ([`crate::gdpr::enabled`]), learnt by
     /// `survey`: only then are `legal_basis` and `consent_date` stored.
     gdpr: tokio::sync::OnceCell<bool>,
@@ -312,6 +317,7 @@ impl ZohoSink {
             currency: OrgCurrency::default(),
             role: std::sync::Mutex::new(None),
             text_flags: std::sync::Mutex::default(),
+            listed: RecentListings::default(),
             gdpr: tokio::sync::OnceCell::new(),
         })
     }
@@ -384,10 +390,14 @@ impl ZohoSink {
     /// Checks `module`'s source-id field and `mapped` fields; returns its fields as described.
     async fn check_module(
         &self,
-        module: &str,
+        object: ObjectType,
         mapped: &[String],
-    ) -> ConnectorResult<mapping::FieldsBody> {
-        let body = fields::fetch(&self.client, module).await?;
+    ) -> ConnectorResult<Arc<mapping::FieldsBody>> {
+        let module = mapping::binding(object)?.module;
+        let body = match self.listed.take(object) {
+            Some(body) => body,
+            None => Arc::new(fields::fetch(&self.client, module).await?),
+        };
         let find = |name: &str| body.fields.iter().find(|f| f.api_name == name);
         let src = self.src();
         let modules = |keep: &dyn Fn(&str) -> bool| {
@@ -1405,7 +1415,7 @@ impl Sink for ZohoSink {
             .into_iter()
             .filter(|n| !mapping::SYSTEM_FIELDS.iter().any(|(_, z)| z == n))
             .collect();
-        let described = self.check_module(row.module, &mapped).await?;
+        let described = self.check_module(object, &mapped).await?;
         let text_flags: HashSet<String> = self
             .maps
             .get(object)
@@ -1427,10 +1437,10 @@ impl Sink for ZohoSink {
         // Account, deals their contacts, notes their parent).
         let mut checked = vec![row.module];
         for target in row.link_targets() {
-            let target = mapping::binding(target)?;
-            if !checked.contains(&target.module) {
-                self.check_module(target.module, &[]).await?;
-                checked.push(target.module);
+            let module = mapping::binding(target)?.module;
+            if !checked.contains(&module) {
+                self.check_module(target, &[]).await?;
+                checked.push(module);
             }
         }
         if row.links == Some(Links::ContactRoles) {
@@ -1662,7 +1672,10 @@ impl Sink for ZohoSink {
     /// of records with a source id, 2,000 (COQL's largest page) per request, in id order.
     /// `GET /crm/v8/settings/fields?module=…` (scope `ZohoCRM.settings.fields.READ`).
     async fn describe(&self, object: ObjectType) -> ConnectorResult<Vec<VendorField>> {
-        fields::describe(&self.client, object).await
+        let row = mapping::binding(object)?;
+        let body = Arc::new(fields::fetch(&self.client, row.module).await?);
+        self.listed.keep(object, Arc::clone(&body));
+        Ok(fields::vendor_fields(row, &body))
     }
 
     fn map_fields(&self, object: ObjectType, bindings: &[FieldBinding]) -> ConnectorResult<()> {
@@ -1680,6 +1693,7 @@ impl Sink for ZohoSink {
         object: ObjectType,
         field: &NewField,
     ) -> ConnectorResult<VendorField> {
+        self.listed.forget(object);
         fields::create(&self.client, object, field).await
     }
 

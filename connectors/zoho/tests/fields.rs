@@ -415,3 +415,51 @@ async fn a_created_field_is_described_and_holds_values() {
         "{reference}"
     );
 }
+
+/// `prepare` checks the source-id field in the `settings/fields` answer the field plan's
+/// describe has just read, not in a new one: one call (and credit) fewer per object and run.
+/// A field created since makes that answer stale, and the fields are asked again.
+#[tokio::test]
+async fn prepare_checks_the_source_id_field_in_the_fields_describe_just_read() {
+    let (emulator, running) = start(Options::default()).await;
+    let new_sink = || async {
+        let sink = ZohoSink::new(config(&running.base_url, json!({})), "sink").expect("sink");
+        sink.check().await.expect("check"); // the token, fetched before counting
+        sink
+    };
+    let prepare_calls = |sink: ZohoSink| {
+        let emulator = &emulator;
+        async move {
+            let before = emulator.requests();
+            sink.prepare(ObjectType::COMPANIES).await.expect("prepare");
+            emulator.requests() - before
+        }
+    };
+
+    let unlisted = prepare_calls(new_sink().await).await;
+    let sink = new_sink().await;
+    sink.describe(ObjectType::COMPANIES)
+        .await
+        .expect("describe");
+    let listed = prepare_calls(sink).await;
+    assert_eq!(listed + 1, unlisted, "the describe's answer spares a call");
+
+    let sink = new_sink().await;
+    sink.describe(ObjectType::COMPANIES)
+        .await
+        .expect("describe");
+    let field = NewField {
+        name: "Fleet_Size".into(),
+        label: "Fleet Size".into(),
+        kind: FieldKind::Integer,
+        options: Vec::new(),
+    };
+    sink.create_field(ObjectType::COMPANIES, &field)
+        .await
+        .expect("create");
+    assert_eq!(
+        prepare_calls(sink).await,
+        unlisted,
+        "a field created since: asked again"
+    );
+}

@@ -544,6 +544,58 @@ impl FieldMaps {
     }
 }
 
+/// How long a listing of an object's fields, kept by [`RecentListings`], stands in for
+/// listing them again: a run's first object is prepared a second or two after the field plan
+/// described it; a later object's (minutes later) lists its fields afresh.
+pub const LISTING_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A sink's latest listing of each object's fields (as the field plan's `describe` read it),
+/// taken once by the `prepare` that would otherwise list them again to find the source-id
+/// field: one request of the vendor's budget fewer per object and run. A listing older than
+/// [`LISTING_FRESH`], or one made stale by a field created since, is not taken.
+pub struct RecentListings<V> {
+    listed: std::sync::Mutex<std::collections::HashMap<ObjectType, (std::time::Instant, V)>>,
+}
+
+impl<V> Default for RecentListings<V> {
+    fn default() -> Self {
+        RecentListings {
+            listed: std::sync::Mutex::default(),
+        }
+    }
+}
+
+impl<V> RecentListings<V> {
+    /// Keeps `listing` of `object`'s fields, read just now.
+    pub fn keep(&self, object: ObjectType, listing: V) {
+        self.lock()
+            .insert(object, (std::time::Instant::now(), listing));
+    }
+
+    /// Takes `object`'s listing if it is fresh; it is not kept after (a check that a create
+    /// landed must list again).
+    pub fn take(&self, object: ObjectType) -> Option<V> {
+        self.lock()
+            .remove(&object)
+            .filter(|(at, _)| at.elapsed() < LISTING_FRESH)
+            .map(|(_, listing)| listing)
+    }
+
+    /// Drops `object`'s listing: a field was created since.
+    pub fn forget(&self, object: ObjectType) {
+        self.lock().remove(&object);
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<ObjectType, (std::time::Instant, V)>>
+    {
+        self.listed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// A field to create in the sink (`create_missing_fields = true`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewField {
@@ -695,5 +747,17 @@ mod tests {
         assert!(!Bool.fits(Integer));
         assert!(!Other.fits(Other));
         assert!(!Email.fits(Phone));
+    }
+
+    #[test]
+    fn a_recent_listing_is_taken_once_and_not_after_a_field_was_created() {
+        let listings = RecentListings::default();
+        assert_eq!(listings.take(ObjectType::COMPANIES), None);
+        listings.keep(ObjectType::COMPANIES, 7);
+        listings.keep(ObjectType::CONTACTS, 8);
+        assert_eq!(listings.take(ObjectType::COMPANIES), Some(7));
+        assert_eq!(listings.take(ObjectType::COMPANIES), None, "taken once");
+        listings.forget(ObjectType::CONTACTS);
+        assert_eq!(listings.take(ObjectType::CONTACTS), None, "stale");
     }
 }
