@@ -24,10 +24,15 @@ fn checkpointed(sandbox: &Sandbox) -> std::path::PathBuf {
     path
 }
 
-/// Settled records per object in the checkpoint file, if there is one.
+/// Settled records in the checkpoint file (all objects), and whether it is complete; `None`
+/// when there is none.
 fn settled(path: &std::path::Path) -> Option<(u64, bool)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    settled_in(&std::fs::read_to_string(path).ok()?)
+}
+
+/// [`settled`] of a checkpoint's text.
+fn settled_in(text: &str) -> Option<(u64, bool)> {
+    let json: serde_json::Value = serde_json::from_str(text).ok()?;
     let objects = json["objects"].as_object()?;
     let total = objects.values().filter_map(|o| o["settled"].as_u64()).sum();
     Some((total, json["complete"].as_bool().unwrap_or(false)))
@@ -124,8 +129,8 @@ async fn killed_at_random_points_then_resumed_the_sink_matches_the_source_every_
     );
 }
 
-/// One cycle: a new sandbox, ferry killed after each of `delays` (each run resuming from the
-/// last one's checkpoint), then a run to the end, the sink checked against the source exactly,
+/// One cycle: a new sandbox, ferry killed once its first progress is saved, then after each
+/// of `delays` (each run resuming from the last one's checkpoint), then a run to the end, the sink checked against the source exactly,
 /// and `ferry verify`. Returns the kills that hit a running ferry and the runs that resumed
 /// from a saved checkpoint.
 async fn kill_cycle(cycle: usize, delays: Vec<Duration>) -> (usize, usize) {
@@ -134,7 +139,15 @@ async fn kill_cycle(cycle: usize, delays: Vec<Duration>) -> (usize, usize) {
     let sandbox = start(Setup::clean(1_500)).await;
     let checkpoint = checkpointed(&sandbox);
     let config = sandbox.config.to_string_lossy().into_owned();
-    let mut last = None;
+    // First a kill as soon as progress is saved, so that the random kills after it resume from
+    // a checkpoint: the first save comes about a second into a debug run, and the random
+    // delays (60 ms to 1.26 s) alone fell before it in every cycle of some runs.
+    killed_mid_way(&config, &checkpoint, |text| {
+        settled_in(text).is_some_and(|(n, complete)| n > 0 && !complete)
+    })
+    .await;
+    landed += 1;
+    let mut last = settled(&checkpoint);
     for (kill, delay) in delays.into_iter().enumerate() {
         let mut child = spawn_migrate(&config);
         tokio::time::sleep(delay).await;

@@ -127,7 +127,9 @@ impl PipedriveClient {
 
     /// `GET path?query`: the whole envelope of a successful answer.
     pub(crate) async fn get(&self, path: &str, query: &[(&str, &str)]) -> ConnectorResult<Value> {
-        let (response, _) = self.get_response(path, query).await?;
+        let response = self
+            .send(&self.http, Method::GET, path, query, None)
+            .await?;
         self.envelope(&self.http, &Method::GET, path, response)
     }
 

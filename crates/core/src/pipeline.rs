@@ -1486,7 +1486,7 @@ async fn write_stage(
     in_flight: usize,
     mut rx: mpsc::Receiver<Batch>,
     tx: mpsc::Sender<Batch>,
-    mut stop: Option<watch::Receiver<bool>>,
+    stop: Option<watch::Receiver<bool>>,
     shared: &Shared,
     counters: &ObjectProgress,
 ) -> StageResult<bool> {
@@ -1501,8 +1501,11 @@ async fn write_stage(
     // there at once, and no more batches are written ahead of the read-back than it holds.
     let mut place: Option<mpsc::OwnedPermit<Batch>> = None;
     let mut input_open = true;
+    // Checked before each batch is sent: every wait below ends in a batch to send or an answer,
+    // so a stop is seen before anything more goes out.
+    let stopping = || stop.as_ref().is_some_and(|s| *s.borrow());
     while input_open || !tasks.is_empty() {
-        if input_open && stop.as_ref().is_some_and(|s| *s.borrow()) {
+        if input_open && stopping() {
             shared.interrupted.store(true, Ordering::Relaxed);
             input_open = false;
             // The reader, waiting for room in the queue, sees it closed and stops too.
@@ -1510,17 +1513,6 @@ async fn write_stage(
             continue;
         }
         tokio::select! {
-            // Wakes the loop for the check above; a signal whose senders are gone never fires.
-            told = async {
-                match stop.as_mut() {
-                    Some(signal) => signal.wait_for(|stop| *stop).await.is_ok(),
-                    None => false,
-                }
-            }, if input_open && stop.is_some() => {
-                if !told {
-                    stop = None;
-                }
-            },
             permit = tx.clone().reserve_owned(), if input_open && place.is_none() && tasks.len() < in_flight => {
                 match permit {
                     Ok(permit) => place = Some(permit),
@@ -1528,6 +1520,8 @@ async fn write_stage(
                 }
             },
             batch = rx.recv(), if input_open && place.is_some() => match (batch, place.take()) {
+                // Told to stop meanwhile: left unwritten; the next turn closes the queue.
+                (Some(_), _) if stopping() => {}
                 (Some(batch), Some(permit)) => {
                     ObjectProgress::add(&counters.writing, batch.len() as u64);
                     let sink = Arc::clone(sink);
